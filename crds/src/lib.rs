@@ -1,0 +1,1 @@
+//! The ValkeyCluster API (placeholder until the crds module lands).

@@ -1,0 +1,1 @@
+//! The journal engine (placeholder until the journal module lands).

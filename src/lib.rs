@@ -1,0 +1,1 @@
+//! Logbook, the operator library.
