@@ -1,1 +1,23 @@
-//! The ValkeyCluster API (placeholder until the crds module lands).
+//! The `ValkeyCluster` API of Logbook: types, defaults, validation, and the
+//! generated CRD YAML.
+//!
+//! This crate owns the contract between users and the operator: what a
+//! `ValkeyCluster` may say ([`v1alpha1`]), what it means when it says nothing
+//! (defaults and `effective_*` helpers), what is refused and why
+//! ([`validate`]), and the CRD a cluster admin installs ([`render_crds_yaml`]).
+//! It depends on no Kubernetes client and performs no I/O.
+//!
+//! The most used items of the served version are re-exported here.
+
+pub mod crdgen;
+pub mod quantity;
+pub mod v1alpha1;
+
+pub use crdgen::{CrdGenError, crds, render_crds_yaml};
+pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
+pub use v1alpha1::{
+    AuthSpec, ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
+    JournalSpec, MetricsSpec, NetworkPolicySpec, Persistence, PodDisruptionBudgetSpec,
+    SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology, ValkeyCluster, ValkeyClusterSpec,
+    ValkeyClusterStatus, connection_secret_name, validate,
+};

@@ -1,0 +1,50 @@
+# Logbook — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else here is a building block of those two.
+
+CARGO ?= cargo
+# Tests are run with the dev profile; the bench and the demo use release.
+CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
+
+.PHONY: all build setup test fmt-check clippy unit doctest crds bench demo clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --locked
+
+## setup: install everything the tests need on a fresh Debian machine (idempotent).
+setup:
+	bash scripts/setup.sh
+
+## test: setup, then fmt check, clippy with -D warnings, and every test.
+test: setup fmt-check clippy unit doctest
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy $(CARGO_TEST_FLAGS) -- -D warnings
+
+unit:
+	$(CARGO) test $(CARGO_TEST_FLAGS)
+
+doctest:
+	$(CARGO) test --workspace --doc --locked
+
+## crds: regenerate crds/valkeycluster.yaml from the Rust types.
+crds:
+	LOGBOOK_UPDATE_CRDS=1 $(CARGO) test -p logbook-crds --test crd_drift --locked
+
+## bench: the journal benchmark (figures go in docs/benchmarks.md).
+bench:
+	$(CARGO) run --release --locked -p logbook-journal --bin journal-bench -- --events 1000000
+
+## demo: runs Logbook on one machine. Not available yet: the operator and
+## localkube are still being built (see README).
+demo:
+	@echo "make demo: not available yet — Logbook's operator and its local Kubernetes (localkube) are not built yet."
+	@echo "What exists today: the ValkeyCluster API (\`cargo run -- crds\`) and the journal engine (\`make bench\`)."
+	@exit 1
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,89 @@
+//! Failure detection and failover settings: [`FailoverSpec`] (the operator's
+//! own probes) and [`SentinelSpec`] (topology Sentinel).
+//!
+//! This module owns those settings, their defaults, bounds and CEL rules. It
+//! must not decide anything; `decide` reads the effective values from here.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::defaults::{self, serde_fns};
+
+/// How the operator probes Valkey and whether it fails over by itself.
+///
+/// Probes run for every topology (they feed the journal); `automatic`
+/// failover applies to topology Replication, since Sentinel and Cluster elect
+/// their own primaries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FailoverSpec {
+    /// Milliseconds between health probes of each pod (default 500, 100..=60000).
+    #[schemars(range(min = defaults::PROBE_INTERVAL_MS_MIN, max = defaults::PROBE_INTERVAL_MS_MAX))]
+    pub probe_interval_milliseconds: i32,
+    /// Consecutive failed probes, corroborated by the replicas' view of their
+    /// link, before a primary counts as failed (default 3, 1..=100). A refused
+    /// connection or a deleted pod counts at once.
+    #[schemars(range(min = defaults::FAILURE_THRESHOLD_MIN, max = defaults::FAILURE_THRESHOLD_MAX))]
+    pub failure_threshold: i32,
+    /// Promote a replica when the primary fails (default `true`). When
+    /// `false` the operator journals the failure and waits for a person.
+    pub automatic: bool,
+}
+
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        Self {
+            probe_interval_milliseconds: defaults::PROBE_INTERVAL_MS,
+            failure_threshold: defaults::FAILURE_THRESHOLD,
+            automatic: true,
+        }
+    }
+}
+
+/// The Sentinel StatefulSet of topology Sentinel. Setting it for any other
+/// topology is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.quorum) || self.quorum <= (has(self.replicas) ? self.replicas : 3)").message("sentinel.quorum must not exceed sentinel.replicas").field_path(".quorum"))]
+pub struct SentinelSpec {
+    /// Sentinel processes (default 3; odd, 3..=9) so that a majority survives
+    /// the loss of any minority.
+    #[serde(default = "serde_fns::sentinel_replicas")]
+    #[schemars(range(min = defaults::SENTINEL_REPLICAS_MIN, max = defaults::SENTINEL_REPLICAS_MAX))]
+    #[x_kube(validation = Rule::new("self % 2 == 1").message("sentinel.replicas must be odd"))]
+    pub replicas: i32,
+    /// Sentinels that must agree a primary is down (default: a majority,
+    /// `replicas / 2 + 1`; 1..=replicas). Electing the failover leader
+    /// always needs a majority regardless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = defaults::SENTINEL_REPLICAS_MAX))]
+    pub quorum: Option<i32>,
+    /// Sentinel `down-after-milliseconds` (default 5000, 1000..=600000).
+    #[serde(default = "serde_fns::sentinel_down_after_ms")]
+    #[schemars(range(min = defaults::SENTINEL_DOWN_AFTER_MS_MIN, max = defaults::SENTINEL_DOWN_AFTER_MS_MAX))]
+    pub down_after_milliseconds: i32,
+}
+
+impl Default for SentinelSpec {
+    fn default() -> Self {
+        Self {
+            replicas: defaults::SENTINEL_REPLICAS,
+            quorum: None,
+            down_after_milliseconds: defaults::SENTINEL_DOWN_AFTER_MS,
+        }
+    }
+}
+
+impl SentinelSpec {
+    /// The quorum in force: `quorum` when set, otherwise a majority of
+    /// `replicas`.
+    pub fn effective_quorum(&self) -> i32 {
+        self.quorum.unwrap_or_else(|| majority(self.replicas))
+    }
+}
+
+/// The smallest majority of `n` voters.
+pub fn majority(n: i32) -> i32 {
+    (n / 2).saturating_add(1)
+}

@@ -1,0 +1,44 @@
+//! Version `v1alpha1` of the `valkey.logbook.dev` API: the [`ValkeyCluster`]
+//! resource, its defaults and its validation.
+//!
+//! Files, one concern each: `spec.rs` (the resource and `effective_*`
+//! helpers), `topology.rs`, `storage.rs`, `security.rs` (auth, TLS),
+//! `failover.rs` (probes, Sentinel), `policy.rs` (PDB, NetworkPolicy),
+//! `observability.rs` (metrics, journal), `status.rs`, `defaults.rs` (every
+//! default and bound), `schema.rs` (hand-written schema fragments) and
+//! `validation/`.
+//!
+//! Rules enforced twice, on purpose: the CRD schema (ranges, enums and
+//! `x-kubernetes-validations` CEL rules) lets a real API server refuse a bad
+//! object at `kubectl apply`; [`validate`] states the same rules and more
+//! (owned config directives, reserved labels, Secret name clashes, request
+//! vs limit) for every path the schema does not cover. Note that CEL
+//! transition rules (those reading `oldSelf`) run only on update, and on an
+//! optional field only when both the old and the new object set it.
+
+pub mod defaults;
+mod failover;
+mod observability;
+mod policy;
+mod schema;
+mod security;
+mod spec;
+mod status;
+mod storage;
+mod topology;
+pub mod validation;
+
+pub use failover::{FailoverSpec, SentinelSpec, majority};
+pub use observability::{JournalSpec, MetricsSpec};
+pub use policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
+pub use schema::{DNS_SUBDOMAIN_PATTERN, QUANTITY_PATTERN, SECRET_KEY_PATTERN};
+pub use security::{AuthSpec, IssuerRef, SecretKeyRef, TlsSpec, generated_password_secret};
+pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
+pub use status::{
+    CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
+    CONDITION_SPEC_VALID, CONDITION_TYPES, ClusterPhase, EndpointsStatus, FailoverRecord,
+    JournalStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
+};
+pub use storage::{Persistence, StorageSpec};
+pub use topology::Topology;
+pub use validation::{FieldError, FieldErrorKind, validate};

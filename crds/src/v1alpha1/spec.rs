@@ -1,0 +1,359 @@
+//! The `ValkeyCluster` custom resource: [`ValkeyClusterSpec`], the derived
+//! [`ValkeyCluster`] object, and the `effective_*` helpers that resolve every
+//! topology-dependent default.
+//!
+//! This module owns the top-level shape of the API and the CEL rules that
+//! relate its fields to the topology. It must not validate beyond what the
+//! schema says (that is `validation/`) and it must not render Kubernetes
+//! objects. Later code calls the helpers here instead of re-deriving a
+//! default, so a default lives in exactly one place (`defaults.rs`).
+//!
+//! The spec is written into the journal as canonical JSON, so serialization
+//! must be deterministic: every map is a `BTreeMap`, and unset optional
+//! fields are omitted rather than written as `null`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
+    Toleration, TopologySpreadConstraint,
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::defaults::{self, serde_fns};
+use super::failover::{FailoverSpec, SentinelSpec};
+use super::observability::{JournalSpec, MetricsSpec};
+use super::policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
+use super::schema::DNS_SUBDOMAIN_PATTERN;
+use super::security::{AuthSpec, TlsSpec};
+use super::status::ValkeyClusterStatus;
+use super::storage::StorageSpec;
+use super::topology::Topology;
+
+/// When the kubelet pulls the Valkey image.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ImagePullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The name Kubernetes uses (`"IfNotPresent"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Desired state of a Valkey deployment managed by Logbook.
+///
+/// Every field is optional; `{}` is a three-pod Replication cluster with
+/// authentication, RDB persistence and a PodDisruptionBudget.
+// The printer columns repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "valkey.logbook.dev",
+    version = "v1alpha1",
+    kind = "ValkeyCluster",
+    plural = "valkeyclusters",
+    singular = "valkeycluster",
+    namespaced,
+    shortname = "vkc",
+    category = "valkey",
+    status = "ValkeyClusterStatus",
+    derive = "PartialEq",
+    doc = "A Valkey deployment (Standalone, Replication, Sentinel or Cluster) managed by the Logbook operator, which journals every observation and decision it makes about it.",
+    printcolumn(json_path = ".spec.topology", name = "Topology", type_ = "string"),
+    printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),
+    printcolumn(json_path = ".status.readyReplicas", name = "Ready", type_ = "integer"),
+    printcolumn(json_path = ".status.primary", name = "Primary", type_ = "string"),
+    printcolumn(
+        json_path = ".metadata.creationTimestamp",
+        name = "Age",
+        type_ = "date"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "self.topology == 'Cluster' || (!has(self.shards) && !has(self.replicasPerShard) && !has(self.clusterNodeTimeoutMilliseconds))"
+).message("shards, replicasPerShard and clusterNodeTimeoutMilliseconds apply only to topology Cluster"))]
+#[x_kube(validation = Rule::new("self.topology != 'Cluster' || !has(self.replicas)")
+    .message("replicas does not apply to topology Cluster; set shards and replicasPerShard")
+    .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("self.topology != 'Standalone' || !has(self.replicas) || self.replicas == 1")
+    .message("topology Standalone runs exactly one pod: replicas must be 1")
+    .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
+    .message("sentinel applies only to topology Sentinel")
+    .field_path(".sentinel"))]
+pub struct ValkeyClusterSpec {
+    /// Standalone, Replication (default), Sentinel or Cluster. Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("topology is immutable"))]
+    pub topology: Topology,
+
+    /// Valkey server image (default `valkey/valkey:9.1`).
+    #[serde(default = "serde_fns::image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// Image pull policy; Kubernetes' default for the tag when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Secrets for pulling the image from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Data pods, primary included: Standalone must be 1 (default 1);
+    /// Replication and Sentinel 1..=100 (default 3). Not used by Cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = defaults::REPLICAS_MIN, max = defaults::REPLICAS_MAX))]
+    pub replicas: Option<i32>,
+
+    /// Cluster only: number of shards (primaries), 1..=500 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = defaults::SHARDS_MIN, max = defaults::SHARDS_MAX))]
+    pub shards: Option<i32>,
+
+    /// Cluster only: replicas of each shard's primary, 0..=5 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = defaults::REPLICAS_PER_SHARD_MIN, max = defaults::REPLICAS_PER_SHARD_MAX))]
+    pub replicas_per_shard: Option<i32>,
+
+    /// Cluster only: Valkey `cluster-node-timeout` in milliseconds,
+    /// 1000..=600000 (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = defaults::CLUSTER_NODE_TIMEOUT_MS_MIN, max = defaults::CLUSTER_NODE_TIMEOUT_MS_MAX))]
+    pub cluster_node_timeout_milliseconds: Option<i32>,
+
+    /// Sentinel only: the Sentinel processes. Defaults apply when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelSpec>,
+
+    /// Health probing and operator-driven failover.
+    #[serde(default)]
+    pub failover: FailoverSpec,
+
+    /// CPU and memory of the Valkey container. Set a memory limit: the
+    /// operator derives `maxmemory` from it unless `config` sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the data pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the data pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity of the data pods. When unset the operator prefers spreading
+    /// pods of one shard across nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Topology spread constraints of the data pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Pod-level security context of every pod the operator creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+
+    /// Container-level security context of the Valkey container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+
+    /// PriorityClass of the data pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub priority_class_name: Option<String>,
+
+    /// Extra labels on every object the operator creates. Keys under
+    /// `valkey.logbook.dev/` and the `app.kubernetes.io/` keys the operator
+    /// selects on are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Extra annotations on every object the operator creates. Keys under
+    /// `valkey.logbook.dev/` are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Persistent volume and persistence mode of the data pods.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Password authentication.
+    #[serde(default)]
+    pub auth: AuthSpec,
+
+    /// TLS for all Valkey traffic.
+    #[serde(default)]
+    pub tls: TlsSpec,
+
+    /// Extra `valkey.conf` directives, e.g. `maxmemory-policy: allkeys-lru`.
+    /// Directives the operator owns (ports, replication, cluster, TLS,
+    /// passwords, files, `save`/`appendonly`) are refused by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+
+    /// The PodDisruptionBudget over the data pods.
+    #[serde(default)]
+    pub pod_disruption_budget: PodDisruptionBudgetSpec,
+
+    /// The NetworkPolicy admitting clients.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+
+    /// Name of the Secret the operator keeps with `REDIS_URL`, `host`,
+    /// `port` and `password` for applications (default `<name>-connection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub connection_secret: Option<String>,
+
+    /// The operator's journal of this cluster.
+    #[serde(default)]
+    pub journal: JournalSpec,
+
+    /// Observe and journal, but take no action (default `false`).
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl Default for ValkeyClusterSpec {
+    fn default() -> Self {
+        Self {
+            topology: Topology::default(),
+            image: serde_fns::image(),
+            image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
+            replicas: None,
+            shards: None,
+            replicas_per_shard: None,
+            cluster_node_timeout_milliseconds: None,
+            sentinel: None,
+            failover: FailoverSpec::default(),
+            resources: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            topology_spread_constraints: Vec::new(),
+            pod_security_context: None,
+            security_context: None,
+            priority_class_name: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            storage: StorageSpec::default(),
+            auth: AuthSpec::default(),
+            tls: TlsSpec::default(),
+            config: BTreeMap::new(),
+            metrics: MetricsSpec::default(),
+            pod_disruption_budget: PodDisruptionBudgetSpec::default(),
+            network_policy: NetworkPolicySpec::default(),
+            connection_secret: None,
+            journal: JournalSpec::default(),
+            paused: false,
+        }
+    }
+}
+
+impl ValkeyClusterSpec {
+    /// A default spec of the given topology.
+    pub fn with_topology(topology: Topology) -> Self {
+        Self {
+            topology,
+            ..Self::default()
+        }
+    }
+
+    /// Total Valkey data pods: 1 for Standalone, `replicas` (default 3) for
+    /// Replication and Sentinel, `shards × (1 + replicasPerShard)` for Cluster.
+    /// Sentinel pods are not counted.
+    ///
+    /// On a spec that failed validation the result is still defined (the
+    /// given values, saturating) but meaningless.
+    pub fn effective_replicas(&self) -> i32 {
+        match self.topology {
+            Topology::Standalone => defaults::STANDALONE_REPLICAS,
+            Topology::Replication | Topology::Sentinel => {
+                self.replicas.unwrap_or(defaults::REPLICAS)
+            }
+            Topology::Cluster => self
+                .effective_shards()
+                .saturating_mul(self.effective_replicas_per_shard().saturating_add(1)),
+        }
+    }
+
+    /// Shards (replication groups with one primary each): `shards`
+    /// (default 3) for Cluster, 1 for every other topology.
+    pub fn effective_shards(&self) -> i32 {
+        match self.topology {
+            Topology::Cluster => self.shards.unwrap_or(defaults::SHARDS),
+            Topology::Standalone | Topology::Replication | Topology::Sentinel => 1,
+        }
+    }
+
+    /// Replicas behind each primary: `replicasPerShard` (default 1) for
+    /// Cluster, 0 for Standalone, `replicas - 1` for Replication and Sentinel.
+    pub fn effective_replicas_per_shard(&self) -> i32 {
+        match self.topology {
+            Topology::Cluster => self
+                .replicas_per_shard
+                .unwrap_or(defaults::REPLICAS_PER_SHARD),
+            Topology::Standalone => 0,
+            Topology::Replication | Topology::Sentinel => {
+                self.effective_replicas().saturating_sub(1).max(0)
+            }
+        }
+    }
+
+    /// Valkey `cluster-node-timeout` in milliseconds for Cluster (default
+    /// 5000); `None` for other topologies.
+    pub fn effective_cluster_node_timeout_milliseconds(&self) -> Option<i32> {
+        self.topology.is_cluster().then(|| {
+            self.cluster_node_timeout_milliseconds
+                .unwrap_or(defaults::CLUSTER_NODE_TIMEOUT_MS)
+        })
+    }
+
+    /// The Sentinel settings in force for topology Sentinel (the given ones or
+    /// the defaults); `None` for other topologies.
+    pub fn effective_sentinel(&self) -> Option<SentinelSpec> {
+        self.topology
+            .uses_sentinel()
+            .then(|| self.sentinel.clone().unwrap_or_default())
+    }
+
+    /// Name of the connection Secret of the cluster named `cluster_name`:
+    /// `connectionSecret` when set, otherwise `<cluster_name>-connection`.
+    pub fn connection_secret_name(&self, cluster_name: &str) -> String {
+        self.connection_secret
+            .clone()
+            .unwrap_or_else(|| connection_secret_name(cluster_name))
+    }
+}
+
+/// The default connection Secret name of the cluster named `cluster_name`:
+/// `<cluster_name>-connection`.
+pub fn connection_secret_name(cluster_name: &str) -> String {
+    format!("{cluster_name}{}", defaults::CONNECTION_SECRET_SUFFIX)
+}

@@ -1,0 +1,184 @@
+//! The published view of a ValkeyCluster: [`ValkeyClusterStatus`].
+//!
+//! Status is rebuilt from the journal's projection and written by the
+//! operator; it is never read back as a source of truth. This module owns its
+//! shape and the condition type names. Every field is optional so that an
+//! older or newer operator can read what another wrote.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition type: the cluster serves reads and writes as specified.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type: the operator is changing the cluster (create, roll, scale,
+/// reshard, failover).
+pub const CONDITION_PROGRESSING: &str = "Progressing";
+/// Condition type: the cluster serves, with less redundancy than specified.
+pub const CONDITION_DEGRADED: &str = "Degraded";
+/// Condition type: the spec passed validation; `False` carries the reasons.
+pub const CONDITION_SPEC_VALID: &str = "SpecValid";
+/// Condition type: the journal accepts appends and its hash chain verifies.
+pub const CONDITION_JOURNAL_HEALTHY: &str = "JournalHealthy";
+
+/// Every condition type the operator sets, in a stable order.
+pub const CONDITION_TYPES: [&str; 5] = [
+    CONDITION_READY,
+    CONDITION_PROGRESSING,
+    CONDITION_DEGRADED,
+    CONDITION_SPEC_VALID,
+    CONDITION_JOURNAL_HEALTHY,
+];
+
+/// Lifecycle stage shown in `kubectl get vkc`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ClusterPhase {
+    /// Accepted, nothing created yet.
+    Pending,
+    /// First creation in progress: pods starting, replication or slots being set up.
+    Creating,
+    /// Serving with the specified redundancy.
+    Ready,
+    /// Serving with less redundancy than specified (a replica or node is down).
+    Degraded,
+    /// A roll, scale, reshard or failover is in progress.
+    Updating,
+    /// Not serving, or the spec is invalid; see the conditions.
+    Failed,
+    /// `spec.paused` is set: observing and journaling only.
+    Paused,
+}
+
+/// Observed state of a ValkeyCluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ValkeyClusterStatus {
+    /// Lifecycle stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ClusterPhase>,
+    /// Standard conditions; types are `Ready`, `Progressing`, `Degraded`,
+    /// `SpecValid` and `JournalHealthy`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// `metadata.generation` of the spec this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Data pods that are running and in sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Pod name of the current primary (Standalone, Replication, Sentinel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Shards and their slots (Cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardStatus>,
+    /// Service names clients connect to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<EndpointsStatus>,
+    /// Head of the cluster's journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalStatus>,
+    /// The most recent change of primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<FailoverRecord>,
+}
+
+impl ValkeyClusterStatus {
+    /// The condition of the given type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// One shard of a Cluster as last observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ShardStatus {
+    /// Shard index, from 0; stable for the life of the shard.
+    pub index: i32,
+    /// Shard name (the StatefulSet of its pods).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Pod name of the shard's primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Pod names of the shard's replicas.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
+    /// Hash slots the shard serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<SlotRange>,
+}
+
+/// An inclusive range of hash slots, `start..=end`, within 0..=16383.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub struct SlotRange {
+    /// First slot.
+    #[schemars(range(min = 0, max = 16383))]
+    pub start: i32,
+    /// Last slot, inclusive.
+    #[schemars(range(min = 0, max = 16383))]
+    pub end: i32,
+}
+
+/// Where clients connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointsStatus {
+    /// Service (`host:port`) that always points at the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Service (`host:port`) spreading reads over all data pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<String>,
+}
+
+/// Head of the cluster's journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JournalStatus {
+    /// Sequence number of the last appended event.
+    pub seq: i64,
+    /// First hex digits of the last event's chain hash.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hash_prefix: String,
+    /// Store holding the journal (`configmap`, `sled`, `memory`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub backend: String,
+}
+
+/// A completed change of primary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FailoverRecord {
+    /// When the new primary took over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// Pod name of the old primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Pod name of the new primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Machine-readable reason (`PrimaryUnreachable`, `Switchover`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Journal sequence number of the event recording the failover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}

@@ -1,0 +1,224 @@
+//! The CRD's `x-kubernetes-validations` rules, evaluated client-side by
+//! kube's CEL validator the way an API server would (schema defaults are
+//! applied first): every sample passes, and each rule refuses what it
+//! promises to refuse, with its message.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use kube::core::cel::Validator;
+use serde_json::{Value, json};
+
+fn schema() -> Value {
+    let crd = serde_json::to_value(&logbook_crds::crds()[0]).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+fn object(spec: Value) -> Value {
+    json!({
+        "apiVersion": "valkey.logbook.dev/v1alpha1",
+        "kind": "ValkeyCluster",
+        "metadata": {"name": "demo", "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+/// The messages of every failed rule (empty when all pass).
+fn failures(spec: Value, old: Option<Value>) -> Vec<String> {
+    let old = old.map(object);
+    match Validator::new().validate(&schema(), &object(spec), old.as_ref()) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+#[track_caller]
+fn passes(spec: Value, old: Option<Value>) {
+    let failed = failures(spec, old);
+    assert!(failed.is_empty(), "unexpected CEL failures: {failed:?}");
+}
+
+#[track_caller]
+fn fails_with(spec: Value, old: Option<Value>, message: &str) {
+    let failed = failures(spec, old);
+    assert!(
+        failed.iter().any(|m| m.contains(message)),
+        "expected a failure containing {message:?}, got {failed:?}"
+    );
+}
+
+#[test]
+fn samples_and_defaults_pass() {
+    for name in [
+        "standalone.yaml",
+        "replication.yaml",
+        "sentinel.yaml",
+        "cluster.yaml",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name);
+        let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        passes(sample["spec"].clone(), None);
+        passes(sample["spec"].clone(), Some(sample["spec"].clone()));
+    }
+    passes(json!({}), None);
+    passes(json!({}), Some(json!({})));
+}
+
+#[test]
+fn topology_is_immutable() {
+    fails_with(
+        json!({"topology": "Sentinel"}),
+        Some(json!({"topology": "Replication"})),
+        "topology is immutable",
+    );
+    passes(
+        json!({"topology": "Sentinel"}),
+        Some(json!({"topology": "Sentinel"})),
+    );
+}
+
+#[test]
+fn cluster_fields_only_with_cluster() {
+    let message = "apply only to topology Cluster";
+    fails_with(
+        json!({"topology": "Replication", "shards": 3}),
+        None,
+        message,
+    );
+    fails_with(
+        json!({"topology": "Sentinel", "replicasPerShard": 1}),
+        None,
+        message,
+    );
+    fails_with(
+        json!({"topology": "Standalone", "clusterNodeTimeoutMilliseconds": 5000}),
+        None,
+        message,
+    );
+    passes(
+        json!({"topology": "Cluster", "shards": 3, "replicasPerShard": 1, "clusterNodeTimeoutMilliseconds": 5000}),
+        None,
+    );
+}
+
+#[test]
+fn replicas_by_topology() {
+    fails_with(
+        json!({"topology": "Cluster", "replicas": 3}),
+        None,
+        "replicas does not apply to topology Cluster",
+    );
+    fails_with(
+        json!({"topology": "Standalone", "replicas": 2}),
+        None,
+        "replicas must be 1",
+    );
+    passes(json!({"topology": "Standalone", "replicas": 1}), None);
+    passes(json!({"topology": "Replication", "replicas": 5}), None);
+}
+
+#[test]
+fn sentinel_rules() {
+    fails_with(
+        json!({"topology": "Replication", "sentinel": {}}),
+        None,
+        "sentinel applies only to topology Sentinel",
+    );
+    fails_with(
+        json!({"topology": "Sentinel", "sentinel": {"replicas": 5, "quorum": 6}}),
+        None,
+        "must not exceed",
+    );
+    fails_with(
+        json!({"topology": "Sentinel", "sentinel": {"quorum": 4}}),
+        None,
+        "must not exceed",
+    );
+    fails_with(
+        json!({"topology": "Sentinel", "sentinel": {"replicas": 4}}),
+        None,
+        "must be odd",
+    );
+    passes(
+        json!({"topology": "Sentinel", "sentinel": {"replicas": 5, "quorum": 3}}),
+        None,
+    );
+}
+
+#[test]
+fn storage_size_only_grows() {
+    let old = json!({"storage": {"size": "1Gi"}});
+    fails_with(
+        json!({"storage": {"size": "1000Mi"}}),
+        Some(old.clone()),
+        "storage.size may only grow",
+    );
+    passes(json!({"storage": {"size": "1024Mi"}}), Some(old.clone()));
+    passes(json!({"storage": {"size": "2Gi"}}), Some(old));
+    fails_with(json!({"storage": {"size": "0"}}), None, "greater than zero");
+}
+
+#[test]
+fn storage_class_is_immutable() {
+    let old = json!({"storage": {"storageClassName": "fast"}});
+    let message = "storageClassName is immutable";
+    fails_with(
+        json!({"storage": {"storageClassName": "slow"}}),
+        Some(old.clone()),
+        message,
+    );
+    fails_with(json!({"storage": {}}), Some(old.clone()), message);
+    fails_with(
+        json!({"storage": {"storageClassName": "fast"}}),
+        Some(json!({})),
+        message,
+    );
+    passes(
+        json!({"storage": {"storageClassName": "fast", "size": "2Gi"}}),
+        Some(old),
+    );
+}
+
+#[test]
+fn tls_needs_exactly_one_source() {
+    let issuer = json!({"name": "ca", "kind": "ClusterIssuer"});
+    fails_with(
+        json!({"tls": {"enabled": true}}),
+        None,
+        "tls.enabled requires issuerRef or secretName",
+    );
+    fails_with(
+        json!({"tls": {"enabled": true, "issuerRef": issuer, "secretName": "s"}}),
+        None,
+        "not both",
+    );
+    fails_with(
+        json!({"tls": {"issuerRef": issuer, "secretName": "s"}}),
+        None,
+        "not both",
+    );
+    passes(json!({"tls": {"enabled": true, "issuerRef": issuer}}), None);
+    passes(
+        json!({"tls": {"enabled": true, "secretName": "valkey-tls"}}),
+        None,
+    );
+}
+
+#[test]
+fn service_monitor_requires_metrics() {
+    fails_with(
+        json!({"metrics": {"serviceMonitor": true}}),
+        None,
+        "requires metrics.enabled",
+    );
+    passes(
+        json!({"metrics": {"enabled": true, "serviceMonitor": true}}),
+        None,
+    );
+}
