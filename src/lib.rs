@@ -1,1 +1,8 @@
-//! Logbook, the operator library.
+//! Logbook, the operator library: the command line today; the controller,
+//! observers, `decide`, actuators and object builders as they land.
+//!
+//! The binary in `main.rs` is a thin wrapper over [`cli::run`], so every
+//! command can be exercised from tests without spawning a process.
+
+pub mod cli;
+mod journal_cli;

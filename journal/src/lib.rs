@@ -1,1 +1,44 @@
-//! The journal engine (placeholder until the journal module lands).
+//! Logbook's journal: the append-only memory of the operator.
+//!
+//! - [`event`], [`intent`], [`policy`]: the persisted catalog (facts in the
+//!   past tense, orders in the imperative).
+//! - [`envelope`], [`chain`], [`codec`]: how one event becomes a checksummed,
+//!   hash-chained frame (the only bincode user is `codec`).
+//! - [`store`]: the `JournalStore` trait and its sled and memory backends.
+//! - [`writer`], [`reader`], [`snapshot`], [`verify`]: appending with a
+//!   tracked head, folding streams into projections, snapshots, integrity
+//!   checks and torn-tail repair.
+//! - [`projection`]: `ClusterState` and its total `apply`.
+//!
+//! Nothing here decides anything, and nothing here talks to Kubernetes.
+
+pub mod chain;
+pub mod codec;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod envelope;
+pub mod event;
+pub mod ids;
+pub mod intent;
+pub mod policy;
+pub mod projection;
+pub mod reader;
+pub mod ready;
+pub mod snapshot;
+pub mod store;
+pub mod time;
+pub mod verify;
+pub mod writer;
+
+pub use envelope::Envelope;
+pub use event::{Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
+pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
+pub use intent::{Intent, PlannedIntent, Reason, ReasonCode, SlotRange};
+pub use policy::Policy;
+pub use projection::ClusterState;
+pub use store::memory::MemoryStore;
+pub use store::sled::{Durability, SledStore};
+pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};
+pub use time::Timestamp;
+pub use verify::{ProblemKind, VerifyProblem, VerifyReport};
+pub use writer::{NewEvent, StreamWriter};

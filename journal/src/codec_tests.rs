@@ -1,0 +1,357 @@
+//! Codec tests: every variant round-trips, a golden frame pins the format,
+//! frame damage is classified, and nothing panics on garbage.
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+use crate::event::{LinkStatus, PodPhase, Reachability, Role, SpecProblem};
+use crate::ids::{ReplId, SpecFingerprint};
+use crate::intent::{Intent, PlannedIntent, Reason, ReasonCode, SlotRange};
+use crate::policy::Policy;
+
+/// One instance of every event variant, in catalog order.
+pub(crate) fn every_variant() -> Vec<Event> {
+    let id = Uuid::from_u128(0x0190_1234_5678_7abc_8def_0123_4567_89ab);
+    let planned = |intent| PlannedIntent {
+        intent_id: id,
+        intent,
+        reason: Reason {
+            code: ReasonCode::PrimaryUnreachable {
+                consecutive_failures: 3,
+            },
+            detail: "3 timeouts".into(),
+        },
+    };
+    vec![
+        Event::SpecChanged {
+            generation: 7,
+            spec_json: r#"{"replicas":3}"#.into(),
+            fingerprint: SpecFingerprint([9; 32]),
+        },
+        Event::SpecRejected {
+            generation: 8,
+            errors: vec![SpecProblem {
+                path: "spec.replicas".into(),
+                message: "must be >= 1".into(),
+            }],
+        },
+        Event::ClusterDeleted,
+        Event::PodObserved {
+            pod: "demo-0".into(),
+            uid: "6f1c".into(),
+            ip: Some("10.0.0.4".into()),
+            phase: PodPhase::Running,
+            ready: true,
+            node: Some("node-a".into()),
+            revision: Some("demo-7d9f".into()),
+        },
+        Event::PodDeleted {
+            pod: "demo-1".into(),
+        },
+        Event::KubeNodeObserved {
+            node: "node-a".into(),
+            ready: false,
+        },
+        Event::PodReachabilityObserved {
+            pod: "demo-2".into(),
+            reachability: Reachability::TimedOut,
+        },
+        Event::NodeRoleObserved {
+            pod: "demo-1".into(),
+            role: Role::Replica,
+            primary: Some("demo-0".into()),
+        },
+        Event::ReplicationObserved {
+            pod: "demo-1".into(),
+            link: LinkStatus::Up,
+            offset: 123_456_789,
+            replid: ReplId([0xab; 20]),
+        },
+        Event::PrimaryUnreachable {
+            pod: "demo-0".into(),
+            consecutive_failures: 3,
+        },
+        Event::ReplicaPromoted {
+            pod: "demo-1".into(),
+            from: Some("demo-0".into()),
+            offset: 123_456_789,
+        },
+        Event::Decided {
+            intents: vec![
+                planned(Intent::ApplyResources { generation: 7 }),
+                planned(Intent::PromoteReplica {
+                    pod: "demo-1".into(),
+                    from: Some("demo-0".into()),
+                }),
+                planned(Intent::RepointReplica {
+                    pod: "demo-2".into(),
+                    to: "demo-1".into(),
+                }),
+                planned(Intent::RollPod {
+                    pod: "demo-2".into(),
+                    revision: "demo-7d9f".into(),
+                }),
+                planned(Intent::FenceNode {
+                    pod: "demo-0".into(),
+                }),
+                planned(Intent::AddNode {
+                    pod: "demo-3".into(),
+                }),
+                planned(Intent::ForgetNode {
+                    pod: "demo-3".into(),
+                    node_id: "e7d1".into(),
+                }),
+                planned(Intent::MigrateSlots {
+                    from: "demo-0".into(),
+                    to: "demo-3".into(),
+                    slots: vec![SlotRange {
+                        start: 0,
+                        end: 5460,
+                    }],
+                }),
+                planned(Intent::UpdateStatus),
+            ],
+        },
+        Event::IntentSucceeded {
+            intent_id: id,
+            detail: "promoted".into(),
+        },
+        Event::IntentFailed {
+            intent_id: id,
+            error: "connection refused".into(),
+            retryable: true,
+        },
+        Event::IntentAbandoned {
+            intent_id: id,
+            reason: "superseded".into(),
+        },
+        Event::PolicyRecorded {
+            policy: Policy::default(),
+        },
+        Event::OperatorStarted {
+            version: "0.1.0".into(),
+            instance: "logbook-0".into(),
+        },
+        Event::OperatorStopped {
+            instance: "logbook-0".into(),
+        },
+        Event::LeadershipAcquired {
+            epoch: 4,
+            holder: "logbook-0".into(),
+        },
+        Event::LeadershipLost {
+            epoch: 4,
+            reason: "lease expired".into(),
+        },
+        Event::SnapshotTaken {
+            seq: 1000,
+            hash: ChainHash([7; 32]),
+        },
+    ]
+}
+
+fn envelope(seq: u64, body: Event) -> Envelope {
+    Envelope {
+        seq,
+        id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+        at: Timestamp(1_750_000_000_000_000),
+        cause: None,
+        epoch: 1,
+        body,
+        prev: ChainHash::GENESIS,
+        hash: ChainHash::GENESIS,
+    }
+}
+
+#[test]
+fn every_variant_round_trips_with_its_catalog_index() {
+    let variants = every_variant();
+    assert_eq!(
+        variants.len(),
+        21,
+        "a variant was added: extend this test and docs/journal-format.md"
+    );
+    for (index, body) in variants.into_iter().enumerate() {
+        let env = envelope(1, body);
+        let encoded = encode_event(&env).unwrap();
+        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+        assert_eq!(decoded.body, env.body);
+        assert_eq!(decoded.hash, encoded.hash);
+        // seq(1) id(17) at(9) cause(1) epoch(1) then the variant tag: the
+        // tag byte is the catalog index documented in journal-format.md.
+        assert_eq!(
+            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
+            u8::try_from(index).ok(),
+            "{}",
+            env.body.kind()
+        );
+    }
+}
+
+/// The exact bytes of one typical observation. If this fails, the on-disk
+/// format changed: that needs a new format version and an upcast, not a
+/// new golden value.
+#[test]
+fn golden_frame() {
+    let mut env = envelope(
+        300,
+        Event::ReplicationObserved {
+            pod: "demo-2".into(),
+            link: LinkStatus::Up,
+            offset: 5_000_000,
+            replid: ReplId([0x11; 20]),
+        },
+    );
+    env.prev = ChainHash([0x22; 32]);
+    let encoded = encode_event(&env).unwrap();
+    let hex: String = encoded.frame.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, GOLDEN_HEX);
+    assert_eq!(
+        encoded.frame.len(),
+        106,
+        "bytes per typical observation (budget: 120)"
+    );
+}
+
+const GOLDEN_HEX: &str = concat!(
+    "61000000", // len = 97 bytes of payload, u32 LE
+    "273895e7", // crc32c(version ‖ payload), u32 LE
+    "01",       // format version 1
+    "fb2c01",   // seq 300: varint u16 marker 251 + LE
+    "10",
+    "01900000000070008000000000000001", // id: bytes, varint len 16 + 16 bytes
+    "fd00c0b6403b6f0c00",               // at: i64 zig-zag 3.5e15 → marker 253 + u64 LE
+    "00",                               // cause: None
+    "01",                               // epoch 1
+    "08",                               // body: variant 8 = ReplicationObserved
+    "06",
+    "64656d6f2d32",                                                     // pod "demo-2"
+    "01",                                       // link: LinkStatus::Up (variant 1)
+    "fc404b4c00",                               // offset 5,000,000: marker 252 + u32 LE
+    "1111111111111111111111111111111111111111", // replid: 20 raw bytes
+    "0a2954b58d525bd82661488b747bd37db76043b62eb19fcc06082b33621e81c5", // chain hash
+);
+
+#[test]
+fn damage_is_classified() {
+    let env = envelope(1, Event::ClusterDeleted);
+    let frame = encode_event(&env).unwrap().frame;
+    let g = ChainHash::GENESIS;
+    let short = frame.get(..frame.len() - 1).unwrap();
+    assert!(matches!(
+        decode_event(short, 1, &g),
+        Err(CodecError::Truncated { .. })
+    ));
+    assert!(matches!(
+        decode_event(&frame[..4], 1, &g),
+        Err(CodecError::Truncated { needed: 9, .. })
+    ));
+    let mut long = frame.clone();
+    long.push(0);
+    assert!(matches!(
+        decode_event(&long, 1, &g),
+        Err(CodecError::TrailingBytes { extra: 1 })
+    ));
+    let mut flipped = frame.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        decode_event(&flipped, 1, &g),
+        Err(CodecError::BadCrc { .. })
+    ));
+    assert!(matches!(
+        decode_event(&frame, 2, &g),
+        Err(CodecError::SeqMismatch {
+            expected: 2,
+            found: 1
+        })
+    ));
+    assert!(matches!(
+        decode_event(&frame, 1, &ChainHash([1; 32])),
+        Err(CodecError::HashMismatch { .. })
+    ));
+    let mut huge = frame.clone();
+    huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_event(&huge, 1, &g),
+        Err(CodecError::TooLong { .. })
+    ));
+}
+
+#[test]
+fn unknown_version_is_refused_not_misread() {
+    let mut frame = encode_event(&envelope(1, Event::ClusterDeleted))
+        .unwrap()
+        .frame;
+    frame[8] = 2;
+    let crc = crc32c::crc32c(&frame[8..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(
+        decode_event(&frame, 1, &ChainHash::GENESIS).unwrap_err(),
+        CodecError::UnsupportedVersion(2)
+    );
+}
+
+#[test]
+fn a_huge_declared_string_is_an_error_not_an_allocation() {
+    // A CRC-valid frame whose payload claims a 2^60-byte string.
+    let mut payload = vec![1u8, 16];
+    payload.extend_from_slice(&[0; 16]);
+    payload.extend_from_slice(&[0, 0, 1, 4, 253]);
+    payload.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    payload.extend_from_slice(&[0; 32]);
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+    frame.extend_from_slice(&crc32c::crc32c_append(crc32c::crc32c(&[1]), &payload).to_le_bytes());
+    frame.push(1);
+    frame.extend_from_slice(&payload);
+    assert!(matches!(
+        decode_event(&frame, 1, &ChainHash::GENESIS),
+        Err(CodecError::Undecodable(_))
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), seq in 0u64..5) {
+        let _ = decode_event(&bytes, seq, &ChainHash::GENESIS);
+        let _ = decode_snapshot::<crate::ClusterState>(&bytes);
+        let _ = stored_hash(&bytes);
+    }
+
+    #[test]
+    fn any_single_corruption_of_a_frame_is_detected(
+        index in 0usize..21,
+        pos in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+    ) {
+        let body = every_variant().into_iter().nth(index).unwrap();
+        let frame = encode_event(&envelope(1, body)).unwrap().frame;
+        let mut damaged = frame.clone();
+        let at = pos.index(damaged.len());
+        damaged[at] ^= xor;
+        prop_assert!(decode_event(&damaged, 1, &ChainHash::GENESIS).is_err());
+    }
+
+    #[test]
+    fn random_multi_byte_corruption_and_truncation_is_detected(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..8),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+    ) {
+        let body = every_variant().into_iter().nth(11).unwrap();
+        let frame = encode_event(&envelope(1, body)).unwrap().frame;
+        let mut damaged = frame.clone();
+        for (pos, xor) in flips {
+            let at = pos.index(damaged.len());
+            damaged[at] ^= xor;
+        }
+        if let Some(cut) = cut {
+            damaged.truncate(cut.index(damaged.len()));
+        }
+        if damaged != frame {
+            prop_assert!(decode_event(&damaged, 1, &ChainHash::GENESIS).is_err());
+        }
+    }
+}

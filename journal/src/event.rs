@@ -1,0 +1,288 @@
+//! The event catalog: every fact the journal can hold, in the past tense.
+//!
+//! Variant indexes are the on-disk tags (bincode encodes a variant as its
+//! zero-based position), so the order below IS the format. See
+//! `docs/journal-format.md` for the table of indexes. Later issues (failover,
+//! Sentinel, Cluster slots) add variants at the end.
+//!
+//! No secret ever appears here: Secrets are referred to by name and a short
+//! fingerprint only.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{ChainHash, ReplId, SpecFingerprint};
+use crate::intent::PlannedIntent;
+use crate::policy::Policy;
+
+/// The replication role a Valkey process reports (`ROLE`, `INFO replication`).
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// `role:master`.
+    Primary,
+    /// `role:slave`.
+    Replica,
+    /// A Sentinel process.
+    Sentinel,
+}
+
+/// State of a replica's link to its primary (`master_link_status`, plus the
+/// sync in progress flag).
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkStatus {
+    /// The pod is not a replica, so it has no link.
+    NotReplica,
+    /// `master_link_status:up`.
+    Up,
+    /// `master_link_status:down`.
+    Down,
+    /// A full or partial resynchronisation is in progress.
+    Syncing,
+}
+
+/// Outcome of the last probe of a pod. Death (refused, no address) is told
+/// apart from slowness (timed out), because only death is acted on at once.
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reachability {
+    /// The probe got a valid answer.
+    Reachable,
+    /// The connection was refused: nothing listens (process dead).
+    Refused,
+    /// The probe timed out: dead or merely busy.
+    TimedOut,
+    /// The pod has no IP to probe.
+    NoAddress,
+    /// Something answered but not as Valkey should (auth, protocol).
+    ProtocolError,
+}
+
+/// A Pod's `status.phase`.
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodPhase {
+    /// Accepted, containers not all running yet.
+    Pending,
+    /// Bound to a node, at least one container running.
+    Running,
+    /// All containers terminated successfully.
+    Succeeded,
+    /// All containers terminated, at least one in failure.
+    Failed,
+    /// The phase could not be obtained.
+    Unknown,
+}
+
+/// One validation problem of a rejected spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecProblem {
+    /// JSON path of the offending field, e.g. `spec.replicas`.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A fact recorded in the journal.
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// [0] A valid new desired spec was accepted at `generation`.
+    SpecChanged {
+        /// `metadata.generation` of the ValkeyCluster.
+        generation: i64,
+        /// The spec as canonical JSON text (self-describing, so it survives
+        /// the spec gaining fields).
+        spec_json: String,
+        /// SHA-256 of `spec_json`.
+        fingerprint: SpecFingerprint,
+    },
+    /// [1] The spec at `generation` failed validation; the previous valid
+    /// spec stays in force.
+    SpecRejected {
+        /// `metadata.generation` of the rejected spec.
+        generation: i64,
+        /// Every problem found.
+        errors: Vec<SpecProblem>,
+    },
+    /// [2] The ValkeyCluster object was deleted; the stream ends here.
+    ClusterDeleted,
+    /// [3] A data Pod of the cluster was observed with these properties.
+    PodObserved {
+        /// Pod name, e.g. `demo-2`.
+        pod: String,
+        /// `metadata.uid` of the Pod (changes when the pod is recreated).
+        uid: String,
+        /// `status.podIP`, if assigned.
+        ip: Option<String>,
+        /// `status.phase`.
+        phase: PodPhase,
+        /// Whether the Ready condition is true.
+        ready: bool,
+        /// The Kubernetes node it is scheduled on, if any.
+        node: Option<String>,
+        /// The `controller-revision-hash` label, if any.
+        revision: Option<String>,
+    },
+    /// [4] A data Pod disappeared from the API.
+    PodDeleted {
+        /// Pod name.
+        pod: String,
+    },
+    /// [5] A Kubernetes node hosting cluster pods changed readiness.
+    KubeNodeObserved {
+        /// Node name.
+        node: String,
+        /// Whether the node's Ready condition is true.
+        ready: bool,
+    },
+    /// [6] A probe of a pod's Valkey port had this outcome.
+    PodReachabilityObserved {
+        /// Pod name.
+        pod: String,
+        /// Probe outcome.
+        reachability: Reachability,
+    },
+    /// [7] A pod's Valkey process reported this role.
+    NodeRoleObserved {
+        /// Pod name.
+        pod: String,
+        /// Reported role.
+        role: Role,
+        /// For a replica: the pod it replicates from (resolved from the
+        /// reported primary IP), `None` when unknown or not a replica.
+        primary: Option<String>,
+    },
+    /// [8] A pod's replication state was observed (`INFO replication`).
+    ReplicationObserved {
+        /// Pod name.
+        pod: String,
+        /// Link to its primary.
+        link: LinkStatus,
+        /// `master_repl_offset`.
+        offset: u64,
+        /// `master_replid`.
+        replid: ReplId,
+    },
+    /// [9] The believed primary failed `consecutive_failures` probes in a row.
+    PrimaryUnreachable {
+        /// The primary's pod.
+        pod: String,
+        /// Number of consecutive failed probes.
+        consecutive_failures: u32,
+    },
+    /// [10] A replica became the primary (observed after a promotion).
+    ReplicaPromoted {
+        /// The new primary.
+        pod: String,
+        /// The primary it replaced, if known.
+        from: Option<String>,
+        /// Its replication offset at promotion.
+        offset: u64,
+    },
+    /// [11] The decider ordered these intents (write-ahead: before acting).
+    Decided {
+        /// The intents, in execution order.
+        intents: Vec<PlannedIntent>,
+    },
+    /// [12] An intent was carried out.
+    IntentSucceeded {
+        /// The intent's id from `Decided`.
+        intent_id: Uuid,
+        /// What was done, for humans.
+        detail: String,
+    },
+    /// [13] An intent failed.
+    IntentFailed {
+        /// The intent's id from `Decided`.
+        intent_id: Uuid,
+        /// The error, for humans (no secrets).
+        error: String,
+        /// Whether deciding it again may succeed (API or Valkey unreachable)
+        /// rather than being refused.
+        retryable: bool,
+    },
+    /// [14] An intent was dropped without being completed (superseded, or
+    /// found in flight after a restart and no longer wanted).
+    IntentAbandoned {
+        /// The intent's id from `Decided`.
+        intent_id: Uuid,
+        /// Why it was dropped.
+        reason: String,
+    },
+    /// [15] This operator policy is in force from here on.
+    PolicyRecorded {
+        /// The policy.
+        policy: Policy,
+    },
+    /// [16] An operator process started (operator stream).
+    OperatorStarted {
+        /// Operator build version.
+        version: String,
+        /// Instance identity (pod name or host).
+        instance: String,
+    },
+    /// [17] An operator process shut down cleanly (operator stream).
+    OperatorStopped {
+        /// Instance identity, as in `OperatorStarted`.
+        instance: String,
+    },
+    /// [18] An instance became leader at `epoch` (operator stream).
+    LeadershipAcquired {
+        /// Leadership epoch (the Lease's transition count).
+        epoch: u64,
+        /// Instance identity of the new leader.
+        holder: String,
+    },
+    /// [19] The leader lost the Lease (operator stream).
+    LeadershipLost {
+        /// Epoch that ended.
+        epoch: u64,
+        /// Why (expired, released, renew failed).
+        reason: String,
+    },
+    /// [20] A snapshot of the projection at `seq` (whose chain hash is
+    /// `hash`) was stored.
+    SnapshotTaken {
+        /// Last seq folded into the snapshot.
+        seq: u64,
+        /// Chain hash of that event.
+        hash: ChainHash,
+    },
+}
+
+impl Event {
+    /// The stable catalog name of the variant (for logs, metrics, timelines).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::SpecChanged { .. } => "SpecChanged",
+            Self::SpecRejected { .. } => "SpecRejected",
+            Self::ClusterDeleted => "ClusterDeleted",
+            Self::PodObserved { .. } => "PodObserved",
+            Self::PodDeleted { .. } => "PodDeleted",
+            Self::KubeNodeObserved { .. } => "KubeNodeObserved",
+            Self::PodReachabilityObserved { .. } => "PodReachabilityObserved",
+            Self::NodeRoleObserved { .. } => "NodeRoleObserved",
+            Self::ReplicationObserved { .. } => "ReplicationObserved",
+            Self::PrimaryUnreachable { .. } => "PrimaryUnreachable",
+            Self::ReplicaPromoted { .. } => "ReplicaPromoted",
+            Self::Decided { .. } => "Decided",
+            Self::IntentSucceeded { .. } => "IntentSucceeded",
+            Self::IntentFailed { .. } => "IntentFailed",
+            Self::IntentAbandoned { .. } => "IntentAbandoned",
+            Self::PolicyRecorded { .. } => "PolicyRecorded",
+            Self::OperatorStarted { .. } => "OperatorStarted",
+            Self::OperatorStopped { .. } => "OperatorStopped",
+            Self::LeadershipAcquired { .. } => "LeadershipAcquired",
+            Self::LeadershipLost { .. } => "LeadershipLost",
+            Self::SnapshotTaken { .. } => "SnapshotTaken",
+        }
+    }
+}

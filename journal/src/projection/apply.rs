@@ -1,0 +1,425 @@
+//! `ClusterState::apply`: folding one envelope into the projection.
+//!
+//! Total by construction: only saturating arithmetic, map lookups that
+//! tolerate absence, no indexing. Contradictions become anomalies; the fold
+//! keeps going so one odd event never hides everything after it.
+
+use uuid::Uuid;
+
+use super::{
+    ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, HISTORY_LIMIT, HistoryEntry, InFlightIntent,
+    PodView, SpecStatus,
+};
+use crate::envelope::Envelope;
+use crate::event::{Event, Role};
+use crate::time::Timestamp;
+
+/// Pushes onto a bounded ring, dropping the oldest entry.
+fn push_bounded<T>(ring: &mut std::collections::VecDeque<T>, item: T, limit: usize) {
+    ring.push_back(item);
+    while ring.len() > limit {
+        ring.pop_front();
+    }
+}
+
+impl ClusterState {
+    /// Folds one envelope into the state.
+    ///
+    /// # Guarantees
+    /// Never panics and never fails. An envelope whose seq repeats one
+    /// already folded is recorded as an anomaly and otherwise ignored (so a
+    /// duplicate delivery cannot double-count); a gap is recorded and the
+    /// event is applied.
+    pub fn apply(&mut self, envelope: &Envelope) {
+        self.counters.events = self.counters.events.saturating_add(1);
+        let seq = envelope.seq;
+        if seq <= self.last_seq {
+            self.anomaly(
+                seq,
+                format!(
+                    "seq {seq} repeats or precedes last folded seq {}; ignored",
+                    self.last_seq
+                ),
+            );
+            return;
+        }
+        if seq != self.next_seq() {
+            self.anomaly(
+                seq,
+                format!("seq gap: expected {}, got {seq}", self.next_seq()),
+            );
+        } else if envelope.prev != self.last_hash {
+            self.anomaly(
+                seq,
+                format!(
+                    "chain link: prev {} differs from last hash {}",
+                    envelope.prev, self.last_hash
+                ),
+            );
+        }
+        if envelope.epoch < self.epoch {
+            self.anomaly(
+                seq,
+                format!(
+                    "stale writer: epoch {} after epoch {}",
+                    envelope.epoch, self.epoch
+                ),
+            );
+        }
+        self.epoch = self.epoch.max(envelope.epoch);
+        self.last_seq = seq;
+        self.last_hash = envelope.hash;
+        self.last_at = envelope.at;
+        self.apply_body(seq, envelope.at, &envelope.body);
+    }
+
+    fn apply_body(&mut self, seq: u64, at: Timestamp, body: &Event) {
+        match body {
+            Event::SpecChanged {
+                generation,
+                spec_json,
+                fingerprint,
+            } => {
+                let current = self.desired.as_ref().map(|d| d.generation);
+                if current.is_some_and(|g| *generation < g) {
+                    self.anomaly(
+                        seq,
+                        format!(
+                            "spec generation {generation} older than {}; ignored",
+                            current.unwrap_or(0)
+                        ),
+                    );
+                    return;
+                }
+                self.desired = Some(DesiredSpec {
+                    generation: *generation,
+                    spec_json: spec_json.clone(),
+                    fingerprint: *fingerprint,
+                    seq,
+                });
+                self.spec_status = SpecStatus::Accepted {
+                    generation: *generation,
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("spec generation {generation} accepted"),
+                );
+            }
+            Event::SpecRejected { generation, errors } => {
+                self.counters.rejections = self.counters.rejections.saturating_add(1);
+                self.spec_status = SpecStatus::Rejected {
+                    generation: *generation,
+                    errors: errors.clone(),
+                };
+                let first = errors
+                    .first()
+                    .map(|e| format!(": {}: {}", e.path, e.message))
+                    .unwrap_or_default();
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "spec generation {generation} rejected ({} errors){first}",
+                        errors.len()
+                    ),
+                );
+            }
+            Event::ClusterDeleted => {
+                if self.deleted {
+                    self.anomaly(seq, "cluster deleted twice".into());
+                }
+                self.deleted = true;
+                self.history(seq, at, body, "cluster deleted".into());
+            }
+            Event::PodObserved {
+                pod,
+                uid,
+                ip,
+                phase,
+                ready,
+                node,
+                revision,
+            } => {
+                self.observed();
+                let view = self.pods.entry(pod.clone()).or_default();
+                if view.uid.as_ref().is_some_and(|old| old != uid) {
+                    // A recreated pod: its Valkey process is new, so forget what
+                    // the old one reported.
+                    *view = PodView::default();
+                }
+                view.uid = Some(uid.clone());
+                view.ip.clone_from(ip);
+                view.phase = Some(*phase);
+                view.ready = *ready;
+                view.node.clone_from(node);
+                view.revision.clone_from(revision);
+                view.last_seen = at;
+            }
+            Event::PodDeleted { pod } => {
+                self.observed();
+                if self.pods.remove(pod).is_none() {
+                    self.anomaly(seq, format!("pod {pod} deleted but never observed"));
+                }
+                if self.primary.as_deref() == Some(pod.as_str()) {
+                    self.history(seq, at, body, format!("primary pod {pod} deleted"));
+                }
+            }
+            Event::KubeNodeObserved { node, ready } => {
+                self.observed();
+                self.kube_nodes.insert(node.clone(), *ready);
+            }
+            Event::PodReachabilityObserved { pod, reachability } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.reachability = Some(*reachability);
+                view.consecutive_failures = match reachability {
+                    crate::event::Reachability::Reachable => 0,
+                    _ => view.consecutive_failures.saturating_add(1),
+                };
+            }
+            Event::NodeRoleObserved { pod, role, primary } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.role = Some(*role);
+                view.replicates = match role {
+                    Role::Replica => primary.clone(),
+                    Role::Primary | Role::Sentinel => None,
+                };
+                self.track_primary(seq, at, body, pod, *role);
+            }
+            Event::ReplicationObserved {
+                pod,
+                link,
+                offset,
+                replid,
+            } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.link = Some(*link);
+                view.offset = Some(*offset);
+                view.replid = Some(*replid);
+            }
+            Event::PrimaryUnreachable {
+                pod,
+                consecutive_failures,
+            } => {
+                if self.primary.as_deref() != Some(pod.as_str()) {
+                    self.anomaly(seq, format!("pod {pod} reported as unreachable primary but the believed primary is {:?}", self.primary));
+                }
+                let view = self.pod_for_observation(seq, pod, at);
+                view.consecutive_failures = *consecutive_failures;
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("primary {pod} unreachable after {consecutive_failures} failures"),
+                );
+            }
+            Event::ReplicaPromoted { pod, from, offset } => {
+                self.counters.failovers = self.counters.failovers.saturating_add(1);
+                if from.as_deref() != self.primary.as_deref() {
+                    self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.primary));
+                }
+                let view = self.pod_for_observation(seq, pod, at);
+                view.role = Some(Role::Primary);
+                view.replicates = None;
+                view.offset = Some(*offset);
+                if let Some(old) = from.as_ref().and_then(|f| self.pods.get_mut(f)) {
+                    // Its role is unknown until observed again: it may still
+                    // believe it is primary.
+                    old.role = None;
+                }
+                self.primary = Some(pod.clone());
+                let from = from.as_deref().unwrap_or("none");
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("{pod} promoted (replacing {from}) at offset {offset}"),
+                );
+            }
+            Event::Decided { intents } => {
+                self.counters.decisions = self.counters.decisions.saturating_add(1);
+                for planned in intents {
+                    self.counters.intents_decided = self.counters.intents_decided.saturating_add(1);
+                    let entry = InFlightIntent {
+                        decided_seq: seq,
+                        decided_at: at,
+                        planned: planned.clone(),
+                    };
+                    if self.in_flight.insert(planned.intent_id, entry).is_some() {
+                        self.anomaly(seq, format!("intent {} decided twice", planned.intent_id));
+                    }
+                }
+            }
+            Event::IntentSucceeded { intent_id, .. } => {
+                self.counters.intents_succeeded = self.counters.intents_succeeded.saturating_add(1);
+                self.settle(seq, intent_id, "succeeded");
+            }
+            Event::IntentFailed {
+                intent_id,
+                error,
+                retryable,
+            } => {
+                self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
+                self.settle(seq, intent_id, "failed");
+                let kind = if *retryable { "retryable" } else { "permanent" };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("intent {intent_id} failed ({kind}): {error}"),
+                );
+            }
+            Event::IntentAbandoned { intent_id, reason } => {
+                self.counters.intents_abandoned = self.counters.intents_abandoned.saturating_add(1);
+                self.settle(seq, intent_id, "abandoned");
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("intent {intent_id} abandoned: {reason}"),
+                );
+            }
+            Event::PolicyRecorded { policy } => {
+                self.policy = Some(policy.clone());
+            }
+            Event::OperatorStarted { version, instance } => {
+                self.operator.last_started = Some((version.clone(), instance.clone()));
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("operator {version} started as {instance}"),
+                );
+            }
+            Event::OperatorStopped { instance } => {
+                if self
+                    .operator
+                    .leader
+                    .as_ref()
+                    .is_some_and(|(_, holder)| holder == instance)
+                {
+                    self.operator.leader = None;
+                }
+                self.history(seq, at, body, format!("operator {instance} stopped"));
+            }
+            Event::LeadershipAcquired { epoch, holder } => {
+                if *epoch <= self.operator.highest_epoch && self.operator.highest_epoch > 0 {
+                    self.anomaly(
+                        seq,
+                        format!(
+                            "leadership epoch {epoch} not above {}",
+                            self.operator.highest_epoch
+                        ),
+                    );
+                }
+                self.operator.highest_epoch = self.operator.highest_epoch.max(*epoch);
+                self.operator.leader = Some((*epoch, holder.clone()));
+                self.history(seq, at, body, format!("{holder} leads at epoch {epoch}"));
+            }
+            Event::LeadershipLost { epoch, reason } => {
+                match &self.operator.leader {
+                    Some((current, _)) if current == epoch => self.operator.leader = None,
+                    other => {
+                        let other = other.clone();
+                        self.anomaly(
+                            seq,
+                            format!("leadership of epoch {epoch} lost but the leader is {other:?}"),
+                        );
+                    }
+                }
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("leadership of epoch {epoch} lost: {reason}"),
+                );
+            }
+            Event::SnapshotTaken { seq: covered, hash } => {
+                if *covered >= seq {
+                    self.anomaly(
+                        seq,
+                        format!("snapshot at seq {covered} recorded at seq {seq}"),
+                    );
+                }
+                self.last_snapshot = Some((*covered, *hash));
+            }
+        }
+    }
+
+    fn observed(&mut self) {
+        self.counters.observations = self.counters.observations.saturating_add(1);
+    }
+
+    /// The view of `pod`, created (with an anomaly) if no `PodObserved`
+    /// introduced it: a probe result for a pod the API never showed us.
+    fn pod_for_observation(&mut self, seq: u64, pod: &str, at: Timestamp) -> &mut PodView {
+        if !self.pods.contains_key(pod) {
+            self.anomaly(seq, format!("observation of unknown pod {pod}"));
+        }
+        let view = self.pods.entry(pod.to_owned()).or_default();
+        view.last_seen = at;
+        view
+    }
+
+    /// Follows the believed primary from role observations; two primaries
+    /// at once is recorded, never resolved here (that is a decision).
+    fn track_primary(&mut self, seq: u64, at: Timestamp, body: &Event, pod: &str, role: Role) {
+        match (role, self.primary.as_deref()) {
+            (Role::Primary, None) => {
+                self.primary = Some(pod.to_owned());
+                self.history(seq, at, body, format!("{pod} observed as primary"));
+            }
+            (Role::Primary, Some(current)) if current != pod => {
+                let current = current.to_owned();
+                self.anomaly(
+                    seq,
+                    format!("{pod} reports primary while {current} is the believed primary"),
+                );
+            }
+            (Role::Replica | Role::Sentinel, Some(current)) if current == pod => {
+                self.primary = None;
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("believed primary {pod} now reports {role:?}"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn settle(&mut self, seq: u64, intent_id: &Uuid, outcome: &str) {
+        if self.in_flight.remove(intent_id).is_none() {
+            self.anomaly(
+                seq,
+                format!("intent {intent_id} {outcome} but it is not in flight"),
+            );
+        }
+    }
+
+    fn history(&mut self, seq: u64, at: Timestamp, body: &Event, summary: String) {
+        let entry = HistoryEntry {
+            seq,
+            at,
+            kind: body.kind().to_owned(),
+            summary,
+        };
+        push_bounded(&mut self.history, entry, HISTORY_LIMIT);
+    }
+
+    fn anomaly(&mut self, seq: u64, description: String) {
+        tracing::debug!(seq, %description, "journal anomaly");
+        self.counters.anomalies = self.counters.anomalies.saturating_add(1);
+        push_bounded(
+            &mut self.anomalies,
+            Anomaly { seq, description },
+            ANOMALY_LIMIT,
+        );
+    }
+}

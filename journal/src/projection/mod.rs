@@ -1,0 +1,250 @@
+//! `ClusterState`: the projection of one stream, folded event by event.
+//!
+//! `apply` is total: it never fails and never panics, whatever sequence of
+//! envelopes it is given. Anything unexpected (a seq gap, an outcome for an
+//! unknown intent, two primaries) is recorded as an [`Anomaly`] and folding
+//! goes on. The projection holds facts only — no decisions, no policy
+//! logic; `decide` reads it.
+//!
+//! The state is also the snapshot payload, so it is serde-encoded through
+//! `codec`: changing a field here changes the snapshot format (bump
+//! `SNAPSHOT_FORMAT_VERSION`; old snapshots can always be rebuilt from the
+//! journal).
+
+mod apply;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{LinkStatus, PodPhase, Reachability, Role, SpecProblem};
+use crate::ids::{ChainHash, ReplId, SpecFingerprint};
+use crate::intent::PlannedIntent;
+use crate::policy::Policy;
+use crate::time::Timestamp;
+
+/// How many notable events `history` keeps.
+pub const HISTORY_LIMIT: usize = 64;
+/// How many anomalies `anomalies` keeps (the total is counted separately).
+pub const ANOMALY_LIMIT: usize = 64;
+
+/// The projection of one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Last seq folded (0 before any event).
+    pub last_seq: u64,
+    /// Chain hash of that event: where the next event's chain continues.
+    pub last_hash: ChainHash,
+    /// Time of the last event folded.
+    pub last_at: Timestamp,
+    /// Highest writer epoch seen in any envelope.
+    pub epoch: u64,
+    /// The last accepted desired spec.
+    pub desired: Option<DesiredSpec>,
+    /// Whether the latest generation was accepted or rejected.
+    pub spec_status: SpecStatus,
+    /// Whether the ValkeyCluster was deleted.
+    pub deleted: bool,
+    /// Data pods by name.
+    pub pods: BTreeMap<String, PodView>,
+    /// Kubernetes nodes hosting pods, by name → Ready.
+    pub kube_nodes: BTreeMap<String, bool>,
+    /// The pod believed to be the primary.
+    pub primary: Option<String>,
+    /// Decided intents without an outcome yet, by intent id.
+    pub in_flight: BTreeMap<Uuid, InFlightIntent>,
+    /// The policy in force (last `PolicyRecorded`).
+    pub policy: Option<Policy>,
+    /// Operator lifecycle and leadership (operator stream).
+    pub operator: OperatorView,
+    /// Last snapshot recorded by a `SnapshotTaken` event.
+    pub last_snapshot: Option<(u64, ChainHash)>,
+    /// The most recent notable events, oldest first, at most [`HISTORY_LIMIT`].
+    pub history: VecDeque<HistoryEntry>,
+    /// The most recent anomalies, oldest first, at most [`ANOMALY_LIMIT`].
+    pub anomalies: VecDeque<Anomaly>,
+    /// Counters over the whole stream.
+    pub counters: Counters,
+}
+
+/// The desired spec in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredSpec {
+    /// `metadata.generation` it came from.
+    pub generation: i64,
+    /// Canonical JSON of the spec.
+    pub spec_json: String,
+    /// SHA-256 of `spec_json`.
+    pub fingerprint: SpecFingerprint,
+    /// Seq of the `SpecChanged` event.
+    pub seq: u64,
+}
+
+/// Validity of the latest spec generation seen.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SpecStatus {
+    /// No spec seen yet.
+    #[default]
+    Unknown,
+    /// The latest generation was accepted (it is `desired`).
+    Accepted {
+        /// That generation.
+        generation: i64,
+    },
+    /// The latest generation was rejected; `desired` still holds the last valid one.
+    Rejected {
+        /// The rejected generation.
+        generation: i64,
+        /// Its problems.
+        errors: Vec<SpecProblem>,
+    },
+}
+
+/// What is known about one data pod.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PodView {
+    /// `metadata.uid`, once observed.
+    pub uid: Option<String>,
+    /// Pod IP, once assigned.
+    pub ip: Option<String>,
+    /// Pod phase, once observed.
+    pub phase: Option<PodPhase>,
+    /// Ready condition.
+    pub ready: bool,
+    /// Kubernetes node.
+    pub node: Option<String>,
+    /// Controller revision.
+    pub revision: Option<String>,
+    /// Observed Valkey role.
+    pub role: Option<Role>,
+    /// For a replica: the pod it replicates from.
+    pub replicates: Option<String>,
+    /// Replication link state.
+    pub link: Option<LinkStatus>,
+    /// Last observed replication offset.
+    pub offset: Option<u64>,
+    /// Last observed replication id.
+    pub replid: Option<ReplId>,
+    /// Last probe outcome.
+    pub reachability: Option<Reachability>,
+    /// Consecutive failed probes.
+    pub consecutive_failures: u32,
+    /// Time of the last event about this pod.
+    pub last_seen: Timestamp,
+}
+
+/// A decided intent awaiting its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightIntent {
+    /// Seq of the `Decided` event.
+    pub decided_seq: u64,
+    /// When it was decided.
+    pub decided_at: Timestamp,
+    /// The intent and its reason.
+    pub planned: PlannedIntent,
+}
+
+/// Operator process and leadership, as seen on the operator stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OperatorView {
+    /// `(version, instance)` of the last started operator.
+    pub last_started: Option<(String, String)>,
+    /// `(epoch, holder)` of the current leader, `None` after it lost the lease.
+    pub leader: Option<(u64, String)>,
+    /// Highest leadership epoch acquired.
+    pub highest_epoch: u64,
+}
+
+/// A notable event kept in the bounded history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Its seq.
+    pub seq: u64,
+    /// Its time.
+    pub at: Timestamp,
+    /// Catalog name of the event (`Event::kind`).
+    pub kind: String,
+    /// One-line summary.
+    pub summary: String,
+}
+
+/// Something in the stream that contradicts the state it was folded into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// Seq of the offending event.
+    pub seq: u64,
+    /// What was unexpected.
+    pub description: String,
+}
+
+/// Counters over the whole stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Events folded (including repeats that were skipped).
+    pub events: u64,
+    /// Observations (pod, node, role, replication, reachability).
+    pub observations: u64,
+    /// `Decided` events.
+    pub decisions: u64,
+    /// Intents decided.
+    pub intents_decided: u64,
+    /// Intents succeeded.
+    pub intents_succeeded: u64,
+    /// Intents failed.
+    pub intents_failed: u64,
+    /// Intents abandoned.
+    pub intents_abandoned: u64,
+    /// Promotions (`ReplicaPromoted`).
+    pub failovers: u64,
+    /// Rejected specs.
+    pub rejections: u64,
+    /// Anomalies ever recorded.
+    pub anomalies: u64,
+}
+
+impl DesiredSpec {
+    /// Parses the stored JSON into the current `ValkeyClusterSpec` type.
+    /// Fields added to the spec since the event was written take their
+    /// serde defaults, which is why the journal stores JSON, not bincode.
+    ///
+    /// # Errors
+    /// The JSON error when the stored text does not fit the current type.
+    pub fn spec(&self) -> Result<logbook_crds::ValkeyClusterSpec, serde_json::Error> {
+        serde_json::from_str(&self.spec_json)
+    }
+}
+
+impl ClusterState {
+    /// The desired spec parsed into `ValkeyClusterSpec`, `None` before any
+    /// accepted spec.
+    ///
+    /// # Errors
+    /// The JSON error when the stored text does not fit the current type.
+    pub fn desired_spec(
+        &self,
+    ) -> Option<Result<logbook_crds::ValkeyClusterSpec, serde_json::Error>> {
+        self.desired.as_ref().map(DesiredSpec::spec)
+    }
+
+    /// The state before any event.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The seq the next event must carry to continue this state without a gap.
+    #[must_use]
+    pub const fn next_seq(&self) -> u64 {
+        self.last_seq.saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;
