@@ -642,7 +642,8 @@ async fn tampering<H: Harness>(h: &mut H) -> Check {
     }
     ensure!(
         verify::verify(&store, &s).await.ctx("verify")?.is_ok(),
-        "restored stream fails verify"
+        "restored stream fails verify: {:?}",
+        verify::verify(&store, &s).await.ctx("verify")?.problem
     );
 
     // A forged event with a valid CRC and a correct link to its predecessor
@@ -720,7 +721,8 @@ async fn tampering<H: Harness>(h: &mut H) -> Check {
     h.overwrite_snapshot_frame(&store, &s, saved.frame).await?;
     ensure!(
         verify::verify(&store, &s).await.ctx("verify")?.is_ok(),
-        "restored stream fails verify"
+        "restored stream fails verify: {:?}",
+        verify::verify(&store, &s).await.ctx("verify")?.problem
     );
     Ok(())
 }

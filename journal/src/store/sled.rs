@@ -1,8 +1,9 @@
 //! `SledStore`: the local file `JournalStore` on sled.
 //!
 //! Layout (see `docs/journal-format.md`):
-//! - one tree per stream, named `stream/<id>`, key = seq as u64 big-endian
-//!   (so byte order is seq order), value = one frame;
+//! - one tree per stream, named `stream/<id>`, key = seq of the first event
+//!   of a record as u64 big-endian (so byte order is seq order), value = the
+//!   record: the frames of one append, concatenated (frame i is seq key + i);
 //! - a `meta` tree with `head/<id>` → `seq u64 BE ‖ hash[32]` and
 //!   `snapshot/<id>` → `seq u64 BE ‖ hash[32] ‖ snapshot frame`.
 //!
@@ -22,6 +23,7 @@ use super::{
     EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, Result, StoreError,
     check_contiguous,
 };
+use crate::codec::FRAME_HEADER_LEN;
 use crate::ids::{ChainHash, StreamId};
 
 const META_TREE: &str = "meta";
@@ -110,6 +112,56 @@ fn seq_of_key(stream: &StreamId, key: &[u8]) -> Result<u64> {
         what: format!("event key of {} bytes", key.len()),
     })?;
     Ok(u64::from_be_bytes(raw))
+}
+
+/// Splits a stored record — the frames of one append, concatenated — into
+/// `(seq, frame)` pairs, the first frame carrying `first_seq`.
+///
+/// Only the length field of each frame header is read. When a length runs
+/// past the end of the record (a torn write, or a damaged length), the rest
+/// of the record is returned as one frame so the codec reports the problem
+/// at that seq; nothing is ever skipped silently. `limit` is the key of the
+/// next record: a record can only hold seqs below it, so when damage makes
+/// the bytes look like more frames than that, the frame at `limit - 1` takes
+/// the rest — the seq labels never collide with the next record's.
+fn split_record(first_seq: u64, record: &[u8], limit: Option<u64>) -> Vec<(u64, &[u8])> {
+    let mut frames = Vec::with_capacity(record.len() / 100 + 1);
+    let mut rest = record;
+    let mut seq = first_seq;
+    while !rest.is_empty() {
+        let last_allowed = limit.is_some_and(|limit| seq.saturating_add(1) >= limit);
+        let declared = rest
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(|b| u32::from_le_bytes(b) as usize);
+        let end = declared
+            .map(|len| FRAME_HEADER_LEN.saturating_add(len))
+            .filter(|end| *end <= rest.len() && !last_allowed)
+            .unwrap_or(rest.len());
+        let Some((frame, tail)) = rest.split_at_checked(end) else {
+            break;
+        };
+        frames.push((seq, frame));
+        rest = tail;
+        seq = seq.saturating_add(1);
+    }
+    frames
+}
+
+/// The seq bound of a record starting at `first` whose successor starts at
+/// `next`: the last record below the head ends at the head. A record wholly
+/// beyond the head (which verify reports) is left unbounded.
+fn bounded_by_head(first: u64, next: Option<u64>, head: Head) -> Option<u64> {
+    next.or_else(|| (first < head.next_seq()).then_some(head.next_seq()))
+}
+
+/// Concatenates frames into one record.
+fn join_frames<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut record = Vec::new();
+    for frame in frames {
+        record.extend_from_slice(frame);
+    }
+    record
 }
 
 /// Unwraps a transaction result, keeping our own abort errors as they are.
@@ -206,14 +258,7 @@ impl SledStore {
     /// Backend errors.
     #[doc(hidden)]
     pub fn raw_overwrite(&self, stream: &StreamId, seq: u64, bytes: Option<Vec<u8>>) -> Result<()> {
-        let tree = self.tree(stream)?;
-        let key = seq.to_be_bytes();
-        let done = match bytes {
-            Some(bytes) => tree.insert(key, bytes),
-            None => tree.remove(key),
-        };
-        done.map(drop)
-            .map_err(backend(|| format!("raw overwrite on {stream}")))
+        self.isolate_and_replace(stream, seq, bytes)
     }
 
     /// The stored bytes of `seq`, unchecked (tests).
@@ -223,10 +268,14 @@ impl SledStore {
     #[doc(hidden)]
     pub fn raw_get(&self, stream: &StreamId, seq: u64) -> Result<Option<Vec<u8>>> {
         let tree = self.tree(stream)?;
-        let value = tree
-            .get(seq.to_be_bytes())
-            .map_err(backend(|| format!("raw read on {stream}")))?;
-        Ok(value.map(|v| v.to_vec()))
+        let Some((first, record)) = self.record_containing(&tree, stream, seq)? else {
+            return Ok(None);
+        };
+        let limit = self.record_limit(&tree, stream, first)?;
+        Ok(split_record(first, &record, limit)
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, frame)| frame.to_vec()))
     }
 
     /// Replaces the stored snapshot frame without checks (tests).
@@ -260,6 +309,7 @@ impl SledStore {
         check_contiguous(stream, expected_next, events)?;
         let tree = self.tree(stream)?;
         let key = head_key(stream);
+        let record = join_frames(events.iter().map(|e| e.frame.as_slice()));
         let result = (&tree, &self.meta).transaction(|(tree, meta)| {
             let head = tx_head(meta, stream)?;
             if head.next_seq() != expected_next {
@@ -272,9 +322,9 @@ impl SledStore {
             let Some(last) = events.last() else {
                 return Ok((head, false));
             };
-            for event in events {
-                tree.insert(&event.seq.to_be_bytes(), event.frame.as_slice())?;
-            }
+            // One record per append, keyed by its first seq: a batch of 256
+            // events is one tree insert instead of 256.
+            tree.insert(&expected_next.to_be_bytes(), record.as_slice())?;
             meta.insert(key.as_bytes(), &encode_position(last.seq, &last.hash)[..])?;
             Ok((
                 Head {
@@ -294,13 +344,103 @@ impl SledStore {
     fn read_now(&self, stream: &StreamId, from: u64, max: usize) -> Result<FrameBatch> {
         let tree = self.tree(stream)?;
         let mut batch = FrameBatch::with_capacity(max.min(4096));
-        for item in tree.range(from.to_be_bytes()..).take(max) {
-            let (key, value) = item.map_err(backend(|| {
-                format!("reading stream {stream} from seq {from}")
-            }))?;
-            batch.push(seq_of_key(stream, &key)?, &value);
+        if max == 0 {
+            return Ok(batch);
+        }
+        let head = self.head_now(stream)?;
+        let start = self
+            .record_containing(&tree, stream, from)?
+            .map_or(from, |(first, _)| first);
+        let mut records = tree.range(start.to_be_bytes()..).peekable();
+        while let Some(item) = records.next() {
+            let context = || format!("reading stream {stream} from seq {from}");
+            let (key, record) = item.map_err(backend(context))?;
+            let first = seq_of_key(stream, &key)?;
+            let next = match records.peek() {
+                Some(Ok((next, _))) => Some(seq_of_key(stream, next)?),
+                _ => None,
+            };
+            let limit = bounded_by_head(first, next, head);
+            for (seq, frame) in split_record(first, &record, limit) {
+                if seq >= from {
+                    batch.push(seq, frame);
+                    if batch.len() >= max {
+                        return Ok(batch);
+                    }
+                }
+            }
         }
         Ok(batch)
+    }
+
+    /// The record whose seq range starts at or before `seq` (the one that
+    /// holds `seq`, if any does), as `(first seq, bytes)`.
+    fn record_containing(
+        &self,
+        tree: &Tree,
+        stream: &StreamId,
+        seq: u64,
+    ) -> Result<Option<(u64, sled::IVec)>> {
+        match tree.range(..=seq.to_be_bytes()).next_back() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, record) =
+                    item.map_err(backend(|| format!("locating seq {seq} of stream {stream}")))?;
+                Ok(Some((seq_of_key(stream, &key)?, record)))
+            }
+        }
+    }
+
+    /// The exclusive upper seq bound of the record starting at `first`: the
+    /// key of the next record, or for the last record the head's next seq.
+    fn record_limit(&self, tree: &Tree, stream: &StreamId, first: u64) -> Result<Option<u64>> {
+        let after = (
+            std::ops::Bound::Excluded(first.to_be_bytes()),
+            std::ops::Bound::Unbounded,
+        );
+        let next = match tree.range(after).next() {
+            None => None,
+            Some(item) => {
+                let (key, _) = item.map_err(backend(|| format!("scanning stream {stream}")))?;
+                Some(seq_of_key(stream, &key)?)
+            }
+        };
+        Ok(bounded_by_head(first, next, self.head_now(stream)?))
+    }
+
+    /// Replaces the record holding `seq` by up to three records — the frames
+    /// before it, `replacement` (if any) on its own, and the frames after
+    /// it — so each keeps its seq whatever the replacement's length.
+    fn isolate_and_replace(
+        &self,
+        stream: &StreamId,
+        seq: u64,
+        replacement: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let tree = self.tree(stream)?;
+        let Some((first, record)) = self.record_containing(&tree, stream, seq)? else {
+            return Ok(());
+        };
+        let limit = self.record_limit(&tree, stream, first)?;
+        let frames = split_record(first, &record, limit);
+        if !frames.iter().any(|(s, _)| *s == seq) {
+            return Ok(());
+        }
+        let before = join_frames(frames.iter().filter(|(s, _)| *s < seq).map(|(_, f)| *f));
+        let after = join_frames(frames.iter().filter(|(s, _)| *s > seq).map(|(_, f)| *f));
+        let mut batch = sled::Batch::default();
+        batch.remove(&first.to_be_bytes());
+        if !before.is_empty() {
+            batch.insert(&first.to_be_bytes(), before);
+        }
+        if let Some(bytes) = replacement {
+            batch.insert(&seq.to_be_bytes(), bytes);
+        }
+        if !after.is_empty() {
+            batch.insert(&seq.saturating_add(1).to_be_bytes(), after);
+        }
+        tree.apply_batch(batch)
+            .map_err(backend(|| format!("raw overwrite on {stream}")))
     }
 
     fn head_now(&self, stream: &StreamId) -> Result<Head> {
@@ -370,9 +510,25 @@ impl SledStore {
         let tree = self.tree(stream)?;
         let mut batch = sled::Batch::default();
         let mut removed = 0u64;
-        for key in tree.range(..before.to_be_bytes()).keys() {
-            batch.remove(key.map_err(backend(|| format!("compacting stream {stream}")))?);
-            removed = removed.saturating_add(1);
+        for item in tree.range(..before.to_be_bytes()) {
+            let (key, record) = item.map_err(backend(|| format!("compacting stream {stream}")))?;
+            let first = seq_of_key(stream, &key)?;
+            let limit = self.record_limit(&tree, stream, first)?;
+            let frames = split_record(first, &record, limit);
+            let gone = frames.iter().filter(|(seq, _)| *seq < before).count();
+            removed = removed.saturating_add(gone as u64);
+            batch.remove(key);
+            // A record straddling `before` keeps its newer frames, re-keyed
+            // at `before`, so compaction removes exactly the events asked.
+            let kept = join_frames(
+                frames
+                    .iter()
+                    .filter(|(seq, _)| *seq >= before)
+                    .map(|(_, f)| *f),
+            );
+            if !kept.is_empty() {
+                batch.insert(&before.to_be_bytes(), kept);
+            }
         }
         tree.apply_batch(batch)
             .map_err(backend(|| format!("compacting stream {stream}")))?;
@@ -399,6 +555,12 @@ impl SledStore {
 
     fn remove_last_now(&self, stream: &StreamId, seq: u64, new_head: Head) -> Result<()> {
         let tree = self.tree(stream)?;
+        // The record holding the head; rewritten without its last frame
+        // inside the transaction, which re-checks the head.
+        let located = match self.record_containing(&tree, stream, seq)? {
+            Some((first, _)) => Some((first, self.record_limit(&tree, stream, first)?)),
+            None => None,
+        };
         let hkey = head_key(stream);
         let skey = snapshot_key(stream);
         let result = (&tree, &self.meta).transaction(|(tree, meta)| {
@@ -423,7 +585,21 @@ impl SledStore {
                     ));
                 }
             }
-            tree.remove(&seq.to_be_bytes())?;
+            if let Some((first, limit)) = located {
+                let key = first.to_be_bytes();
+                let record = tree.get(key)?.unwrap_or_default();
+                let kept = join_frames(
+                    split_record(first, &record, limit)
+                        .iter()
+                        .filter(|(s, _)| *s < seq)
+                        .map(|(_, f)| *f),
+                );
+                if kept.is_empty() {
+                    tree.remove(&key)?;
+                } else {
+                    tree.insert(&key, kept)?;
+                }
+            }
             meta.insert(
                 hkey.as_bytes(),
                 &encode_position(new_head.seq, &new_head.hash)[..],
@@ -488,5 +664,147 @@ impl JournalStore for SledStore {
         new_head: Head,
     ) -> impl Future<Output = Result<()>> + Send {
         ready(self.remove_last_now(stream, seq, new_head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The record layout: one record per append. The conformance suite
+    //! covers the trait; these cover damage *inside* a multi-frame record,
+    //! which only this layout has.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::event::Event;
+    use crate::ready::now_or_never;
+    use crate::verify::{self, ProblemKind, RepairOutcome};
+    use crate::writer::{NewEvent, StreamWriter};
+
+    fn store_with_one_batch(events: usize) -> (tempfile::TempDir, SledStore, StreamId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), Durability::Background).unwrap();
+        let stream = StreamId::new("records").unwrap();
+        let mut writer = now_or_never(StreamWriter::open(store.clone(), stream.clone(), 1))
+            .unwrap()
+            .unwrap();
+        let batch = (0..events)
+            .map(|_| NewEvent::now(Event::ClusterDeleted))
+            .collect();
+        now_or_never(writer.append(batch)).unwrap().unwrap();
+        (dir, store, stream)
+    }
+
+    fn record_at(store: &SledStore, stream: &StreamId, key: u64) -> Vec<u8> {
+        store
+            .tree(stream)
+            .unwrap()
+            .get(key.to_be_bytes())
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    }
+
+    fn put_record(store: &SledStore, stream: &StreamId, key: u64, bytes: Vec<u8>) {
+        store
+            .tree(stream)
+            .unwrap()
+            .insert(key.to_be_bytes(), bytes)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_batch_is_one_record_and_reads_back_frame_by_frame() {
+        let (_dir, store, stream) = store_with_one_batch(5);
+        assert_eq!(store.tree(&stream).unwrap().len(), 1);
+        let all = now_or_never(store.read(&stream, 1, 100)).unwrap().unwrap();
+        assert_eq!(
+            all.iter().map(|(seq, _)| seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        let middle = now_or_never(store.read(&stream, 3, 2)).unwrap().unwrap();
+        assert_eq!(
+            middle.iter().map(|(seq, _)| seq).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        let joined: Vec<u8> = all.iter().flat_map(|(_, f)| f.to_vec()).collect();
+        assert_eq!(joined, record_at(&store, &stream, 1));
+    }
+
+    #[test]
+    fn a_torn_write_inside_a_record_is_reported_at_its_seq_and_repaired_alone() {
+        let (_dir, store, stream) = store_with_one_batch(5);
+        let mut record = record_at(&store, &stream, 1);
+        record.truncate(record.len() - 10);
+        put_record(&store, &stream, 1, record);
+
+        let report = now_or_never(verify::verify(&store, &stream))
+            .unwrap()
+            .unwrap();
+        let problem = report.problem.expect("torn tail detected");
+        assert_eq!((problem.seq, problem.kind), (5, ProblemKind::TornTail));
+
+        let outcome = now_or_never(verify::repair_torn_tail(&store, &stream))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            outcome,
+            RepairOutcome::Removed {
+                seq: 5,
+                kind: ProblemKind::TornTail
+            }
+        );
+        let report = now_or_never(verify::verify(&store, &stream))
+            .unwrap()
+            .unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.events_checked, 4);
+    }
+
+    #[test]
+    fn a_damaged_length_inside_a_record_is_reported_at_that_seq() {
+        let (_dir, store, stream) = store_with_one_batch(5);
+        let mut record = record_at(&store, &stream, 1);
+        let first_len = u32::from_le_bytes(record[..4].try_into().unwrap()) as usize;
+        // Frame 2's length field, made shorter than the frame.
+        let second = FRAME_HEADER_LEN + first_len;
+        record[second] = record[second].wrapping_sub(3);
+        put_record(&store, &stream, 1, record);
+
+        let report = now_or_never(verify::verify(&store, &stream))
+            .unwrap()
+            .unwrap();
+        let problem = report.problem.expect("damage detected");
+        assert_eq!(problem.seq, 2, "{problem:?}");
+        assert_eq!(report.events_checked, 1);
+    }
+
+    #[test]
+    fn compaction_inside_a_record_keeps_exactly_the_newer_events() {
+        let (_dir, store, stream) = store_with_one_batch(6);
+        let envelopes = now_or_never(crate::reader::read_envelopes(
+            &store,
+            &stream,
+            1,
+            ChainHash::GENESIS,
+            6,
+        ))
+        .unwrap()
+        .unwrap();
+        let third = &envelopes[2];
+        let snapshot = EncodedSnapshot {
+            seq: 3,
+            hash: third.hash,
+            frame: vec![1, 2, 3],
+        };
+        now_or_never(store.put_snapshot(&stream, &snapshot))
+            .unwrap()
+            .unwrap();
+        let removed = now_or_never(store.compact(&stream, 4)).unwrap().unwrap();
+        assert_eq!(removed, 3);
+        let rest = now_or_never(store.read(&stream, 1, 100)).unwrap().unwrap();
+        assert_eq!(
+            rest.iter().map(|(seq, _)| seq).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
     }
 }
