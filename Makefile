@@ -4,6 +4,9 @@
 CARGO ?= cargo
 # Tests are run with the dev profile; the bench and the demo use release.
 CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
+# Property tests are seeded so a CI run is reproducible; explore other cases
+# with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
+export PROPTEST_RNG_SEED ?= 20261122
 
 .PHONY: all build setup test fmt-check clippy unit doctest crds bench demo clean
 

@@ -18,7 +18,14 @@ fn main() -> ExitCode {
     match run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("logbook: {err}");
+            // The whole chain: the command's context, then each cause.
+            let mut message = format!("logbook: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
             ExitCode::FAILURE
         }
     }

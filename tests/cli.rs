@@ -44,3 +44,54 @@ fn journal_commands_refuse_a_missing_directory_without_creating_it() {
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!missing.exists(), "a read must not create a journal");
 }
+
+/// `logbook journal verify` passes an intact journal and names the stream
+/// and seq of a damaged frame, failing the command.
+#[test]
+fn journal_verify_reports_the_stream_and_seq_of_damage() {
+    use logbook_journal::event::Event;
+    use logbook_journal::ready::now_or_never;
+    use logbook_journal::{Durability, NewEvent, SledStore, StreamId, StreamWriter};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let stream = StreamId::new("cluster-a").unwrap();
+    {
+        let store = SledStore::open(tmp.path(), Durability::Flush).unwrap();
+        let mut writer = now_or_never(StreamWriter::open(store.clone(), stream.clone(), 1))
+            .unwrap()
+            .unwrap();
+        let events = (0..5)
+            .map(|_| NewEvent::now(Event::ClusterDeleted))
+            .collect();
+        now_or_never(writer.append(events)).unwrap().unwrap();
+    }
+    let dir = tmp.path().to_str().unwrap();
+    let (result, printed) = run_args(&["journal", "verify", "--dir", dir]);
+    result.unwrap();
+    assert!(
+        printed.contains("ok      cluster-a  events=5 head=5"),
+        "{printed}"
+    );
+
+    {
+        let store = SledStore::open(tmp.path(), Durability::Flush).unwrap();
+        let mut frame = store.raw_get(&stream, 3).unwrap().unwrap();
+        let last = frame.len() - 1;
+        frame[last] ^= 0x01;
+        store.raw_overwrite(&stream, 3, Some(frame)).unwrap();
+        store.flush().unwrap();
+    }
+    let (result, printed) = run_args(&["journal", "verify", "--dir", dir]);
+    assert!(
+        matches!(
+            result,
+            Err(logbook::cli::Error::VerifyFailed { problems: 1, .. })
+        ),
+        "{result:?}"
+    );
+    assert!(printed.contains("BROKEN  cluster-a  seq=3"), "{printed}");
+
+    let (result, printed) = run_args(&["journal", "streams", "--dir", dir]);
+    result.unwrap();
+    assert!(printed.starts_with("cluster-a  seq=5 hash="), "{printed}");
+}

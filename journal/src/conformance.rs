@@ -899,7 +899,10 @@ mod tests {
         impl Harness for Durable {
             type Store = SledStore;
             async fn open(&mut self) -> Result<SledStore, String> {
-                SledStore::open(self.0.path(), Durability::Flush).map_err(|e| e.to_string())
+                SledStore::open(self.0.path(), Durability::Flush).map_err(|e| {
+                    let source = std::error::Error::source(&e).map(ToString::to_string);
+                    format!("{e}: {source:?}")
+                })
             }
             async fn raw_frame(
                 &mut self,

@@ -417,6 +417,56 @@ mod tests {
         (store, stream)
     }
 
+    /// One damage step: `(seq, position, xor mask, mode)`; mode 0 truncates
+    /// at the position, 1 appends a byte, anything else flips the byte.
+    type Damage = (u64, prop::sample::Index, u8, u8);
+
+    fn damage_strategy() -> impl Strategy<Value = Vec<Damage>> {
+        proptest::collection::vec(
+            (1u64..=12, any::<prop::sample::Index>(), 1u8..=255, 0u8..10),
+            1..4,
+        )
+    }
+
+    /// Applies `damage` through the store's raw accessors, then checks that
+    /// verify reports the first damaged seq and nothing panics.
+    fn check_corruption_is_detected<S: JournalStore>(
+        store: &S,
+        stream: &StreamId,
+        damage: Vec<Damage>,
+        raw_get: impl Fn(u64) -> Vec<u8>,
+        raw_put: impl Fn(u64, Vec<u8>),
+    ) -> Result<(), TestCaseError> {
+        let mut damaged_seqs = Vec::new();
+        for (seq, pos, xor, mode) in damage {
+            let mut frame = raw_get(seq);
+            // A frame already truncated to nothing can only grow.
+            let mode = if frame.is_empty() { 1 } else { mode };
+            match mode {
+                0 => frame.truncate(pos.index(frame.len())),
+                1 => frame.push(xor),
+                _ => {
+                    let at = pos.index(frame.len());
+                    frame[at] ^= xor;
+                }
+            }
+            raw_put(seq, frame);
+            damaged_seqs.push(seq);
+        }
+        let first = damaged_seqs.iter().copied().min().unwrap();
+        let report = now_or_never(verify(store, stream)).unwrap().unwrap();
+        let problem = report.problem.expect("corruption not detected");
+        prop_assert_eq!(problem.seq, first);
+        prop_assert_eq!(report.events_checked, first - 1);
+        prop_assert!(
+            now_or_never(crate::reader::load_state(store, stream))
+                .unwrap()
+                .is_err()
+        );
+        let _ = now_or_never(repair_torn_tail(store, stream)).unwrap();
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
@@ -424,31 +474,46 @@ mod tests {
         /// garbage) is always reported, at the first damaged seq, and
         /// neither verify, the reader nor repair panics.
         #[test]
-        fn stored_frame_corruption_is_always_detected(
-            damage in proptest::collection::vec(
-                (1u64..=12, any::<prop::sample::Index>(), 1u8..=255, 0u8..10),
-                1..4,
-            ),
-        ) {
+        fn stored_frame_corruption_is_always_detected(damage in damage_strategy()) {
             let (store, stream) = stream_of(12);
-            let mut damaged_seqs = Vec::new();
-            for (seq, pos, xor, mode) in damage {
-                let mut frame = store.raw_get(&stream, seq).unwrap();
-                match mode {
-                    0 => frame.truncate(pos.index(frame.len())),
-                    1 => frame.push(xor),
-                    _ => { let at = pos.index(frame.len()); frame[at] ^= xor; }
-                }
-                store.raw_overwrite(&stream, seq, Some(frame));
-                damaged_seqs.push(seq);
+            check_corruption_is_detected(
+                &store,
+                &stream,
+                damage,
+                |seq| store.raw_get(&stream, seq).unwrap_or_default(),
+                |seq, frame| store.raw_overwrite(&stream, seq, Some(frame)),
+            )?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+        /// The same in sled, where frames share records (12 events appended
+        /// in batches of 5, so damage lands inside multi-frame records).
+        #[test]
+        fn stored_frame_corruption_is_always_detected_in_sled(damage in damage_strategy()) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::sled::SledStore::open(
+                dir.path(),
+                crate::store::sled::Durability::Background,
+            )
+            .unwrap();
+            let stream = StreamId::new("p").unwrap();
+            let mut writer =
+                now_or_never(StreamWriter::open(store.clone(), stream.clone(), 1)).unwrap().unwrap();
+            for chunk in (1..=12u64).collect::<Vec<_>>().chunks(5) {
+                now_or_never(writer.append(chunk.iter().copied().map(sample_new_event).collect()))
+                    .unwrap()
+                    .unwrap();
             }
-            let first = damaged_seqs.iter().copied().min().unwrap();
-            let report = now_or_never(verify(&store, &stream)).unwrap().unwrap();
-            let problem = report.problem.expect("corruption not detected");
-            prop_assert_eq!(problem.seq, first);
-            prop_assert_eq!(report.events_checked, first - 1);
-            prop_assert!(now_or_never(crate::reader::load_state(&store, &stream)).unwrap().is_err());
-            let _ = now_or_never(repair_torn_tail(&store, &stream)).unwrap();
+            check_corruption_is_detected(
+                &store,
+                &stream,
+                damage,
+                |seq| store.raw_get(&stream, seq).unwrap().unwrap_or_default(),
+                |seq, frame| store.raw_overwrite(&stream, seq, Some(frame)).unwrap(),
+            )?;
         }
     }
 

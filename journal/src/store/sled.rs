@@ -114,6 +114,29 @@ fn seq_of_key(stream: &StreamId, key: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(raw))
 }
 
+/// How long `open` waits for a directory lock still held by a handle being
+/// dropped in this process (sled's background threads release it shortly
+/// after the last `Db` goes away).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens `config`, retrying while sled reports the directory lock as taken,
+/// up to [`LOCK_WAIT`]. A lock held by another live process is reported
+/// after that wait, with sled's message naming the directory.
+fn open_waiting_for_lock(config: &sled::Config) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(err))
+                if err.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Splits a stored record — the frames of one append, concatenated — into
 /// `(seq, frame)` pairs, the first frame carrying `first_seq`.
 ///
@@ -196,13 +219,18 @@ impl SledStore {
     /// by another process, permissions, corrupt files).
     pub fn open(dir: impl AsRef<Path>, durability: Durability) -> Result<Self> {
         let dir = dir.as_ref();
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(backend(|| {
-                format!("opening sled journal at {}", dir.display())
-            }))?;
+            // With `Flush` every append flushes itself: sled's periodic
+            // flusher thread would only add a holder of the directory lock.
+            .flush_every_ms(match durability {
+                Durability::Flush => None,
+                Durability::Background => Some(500),
+            });
+        let db = open_waiting_for_lock(&config).map_err(backend(|| {
+            format!("opening sled journal at {}", dir.display())
+        }))?;
         let meta = db
             .open_tree(META_TREE)
             .map_err(backend(|| "opening the meta tree".to_owned()))?;
