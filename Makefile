@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy unit doctest crds bench demo clean
+.PHONY: all build setup test fmt-check clippy unit crds bench demo clean
 
 all: build
 
@@ -19,8 +19,9 @@ build:
 setup:
 	bash scripts/setup.sh
 
-## test: setup, then fmt check, clippy with -D warnings, and every test.
-test: setup fmt-check clippy unit doctest
+## test: setup, then fmt check, clippy with -D warnings, and every test
+## (unit, integration and doc tests), closing with a one-line total.
+test: setup fmt-check clippy unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,10 +30,7 @@ clippy:
 	$(CARGO) clippy $(CARGO_TEST_FLAGS) -- -D warnings
 
 unit:
-	$(CARGO) test $(CARGO_TEST_FLAGS)
-
-doctest:
-	$(CARGO) test --workspace --doc --locked
+	bash scripts/cargo-test.sh
 
 ## crds: regenerate crds/valkeycluster.yaml from the Rust types.
 crds:
