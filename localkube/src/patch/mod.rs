@@ -2,13 +2,22 @@
 //! (RFC 6902), strategic merge patch for built-in kinds, and server-side
 //! apply with per-manager field ownership in `metadata.managedFields`.
 //!
-//! INTERFACE PLACEHOLDER: the signatures below are the contract the server
-//! is written against; the implementation is being written separately and
-//! replaces this file (and adds siblings) wholesale.
+//! Each engine lives in its own file: `jsonpatch` (RFC 6902),
+//! `smp`/`smp_list` (strategic merge), `builtin` (the built-in kinds' list
+//! types) and [`managed`] (server-side apply and `managedFields`).
 
 use serde_json::Value;
 
 use crate::listtype::ListTypes;
+
+mod builtin;
+mod jsonpatch;
+mod smp;
+mod smp_list;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_fuzz;
 
 /// A patch that cannot be applied.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +34,7 @@ pub enum PatchError {
 /// RFC 7386 JSON merge patch.
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     let mut out = target.clone();
-    json_patch::merge(&mut out, patch);
+    ::json_patch::merge(&mut out, patch);
     out
 }
 
@@ -34,10 +43,7 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 /// # Errors
 /// [`PatchError`] when malformed or when an operation fails.
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
-    let _ = (target, patch);
-    Err(PatchError::Unprocessable(
-        "json patch: not yet implemented".to_owned(),
-    ))
+    jsonpatch::apply(target, patch)
 }
 
 /// Strategic merge patch with the list semantics of `lists` (including the
@@ -51,90 +57,14 @@ pub fn strategic_merge_patch(
     patch: &Value,
     lists: &dyn ListTypes,
 ) -> Result<Value, PatchError> {
-    let _ = (target, patch, lists);
-    Err(PatchError::Unprocessable(
-        "strategic merge patch: not yet implemented".to_owned(),
-    ))
+    smp::apply(target, patch, lists)
 }
 
 /// The list types of a built-in kind's fields (strategic merge keys), by
 /// API group and kind; `None` for kinds without a table (every list atomic).
 pub fn builtin_list_types(group: &str, kind: &str) -> Option<&'static dyn ListTypes> {
-    let _ = (group, kind);
-    None
+    builtin::for_kind(group, kind)
 }
 
 /// Server-side apply and the field ownership of ordinary writes.
-pub mod managed {
-    use serde_json::Value;
-
-    use crate::listtype::ListTypes;
-
-    /// Who is writing, and how (one `managedFields` entry's identity).
-    #[derive(Debug, Clone)]
-    pub struct Writer<'a> {
-        /// The field manager (`fieldManager` query parameter, or derived
-        /// from the user agent as the real server does).
-        pub manager: &'a str,
-        /// `apiVersion` of the object as written.
-        pub api_version: &'a str,
-        /// RFC 3339 time of the write.
-        pub now: &'a str,
-        /// `Some("status")` / `Some("scale")` for subresource writes.
-        pub subresource: Option<&'a str>,
-    }
-
-    /// One field another manager owns that an apply would change.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct FieldConflict {
-        /// The manager owning it.
-        pub manager: String,
-        /// The field, as the real server prints it (e.g. `.spec.replicas`).
-        pub field: String,
-    }
-
-    /// Why an apply was refused.
-    #[derive(Debug, thiserror::Error)]
-    pub enum ApplyError {
-        /// Fields owned by other managers would change (409 Conflict; the
-        /// message lists them as the real server does). Retry with force.
-        #[error("Apply failed with {} conflict(s)", .0.len())]
-        Conflict(Vec<FieldConflict>),
-        /// The applied configuration is malformed (400/422).
-        #[error("{0}")]
-        Invalid(String),
-    }
-
-    /// Server-side apply of `config` by `writer` onto `live` (None: create).
-    /// Returns the merged object with `metadata.managedFields` updated:
-    /// fields this manager applied before and no longer applies are removed
-    /// when no other manager owns them.
-    ///
-    /// # Errors
-    /// [`ApplyError::Conflict`] unless `force`; [`ApplyError::Invalid`].
-    pub fn apply(
-        live: Option<&Value>,
-        config: &Value,
-        writer: &Writer<'_>,
-        force: bool,
-        lists: &dyn ListTypes,
-    ) -> Result<Value, ApplyError> {
-        let _ = (live, config, writer, force, lists);
-        Err(ApplyError::Invalid(
-            "server-side apply: not yet implemented".to_owned(),
-        ))
-    }
-
-    /// Records in `new.metadata.managedFields` the fields that an ordinary
-    /// write (create, update, non-apply patch: operation `Update`) by
-    /// `writer` set or changed relative to `old`, taking them from other
-    /// managers.
-    pub fn record_update(
-        old: Option<&Value>,
-        new: &mut Value,
-        writer: &Writer<'_>,
-        lists: &dyn ListTypes,
-    ) {
-        let _ = (old, new, writer, lists);
-    }
-}
+pub mod managed;
