@@ -28,6 +28,13 @@ pub enum Error {
         #[source]
         source: logbook_journal::StoreError,
     },
+    /// `logbook local` failed: the server could not start or its
+    /// kubeconfig could not be written.
+    #[error("{0}")]
+    Local(String),
+    /// The command needs a part of Logbook that is not built yet.
+    #[error("not available yet: {0}")]
+    NotYet(&'static str),
     /// The async runtime for store access could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -61,6 +68,8 @@ pub enum Command {
     /// Inspect a local (sled) journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Run Logbook's local Kubernetes (localkube) on this machine.
+    Local(crate::local::LocalArgs),
 }
 
 /// `logbook journal ...`
@@ -88,6 +97,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Crds => print_crds(out),
         Command::Journal(cmd) => crate::journal_cli::run(cmd, out),
+        Command::Local(args) => crate::local::run(args, out),
     }
 }
 

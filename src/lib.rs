@@ -6,3 +6,4 @@
 
 pub mod cli;
 mod journal_cli;
+mod local;

@@ -1,7 +1,28 @@
 //! localkube: an embedded Kubernetes API server for local runs and tests of
 //! Logbook. A test and local-run harness only: the operator never depends on
 //! it and must behave the same against a real cluster.
+//!
+//! [`LocalKube::start`] serves the API over HTTP on 127.0.0.1 to kube-rs and
+//! kubectl; [`RunningServer::store`] gives in-process code (part 2's
+//! controllers) the same store with the same semantics.
 
+pub mod config;
+pub mod error;
+pub mod http;
+mod jsonpath;
+mod kubeconfig;
 pub mod listtype;
+pub mod names;
+mod obj;
 pub mod patch;
+pub mod registry;
 pub mod schema;
+pub mod selector;
+pub mod store;
+pub mod watch;
+
+pub use config::{Config, PodLogs};
+pub use error::ApiError;
+pub use http::{Error, LocalKube, RunningServer};
+pub use store::{DeleteOptions, FieldValidation, PatchKind, Propagation, Store, WriteCtx};
+pub use watch::WatchEvent;

@@ -24,7 +24,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use openapi::openapi_v3_document;
+pub use openapi::{BuiltinKindDoc, openapi_v3_builtin_document, openapi_v3_document};
 
 use serde_json::Value;
 

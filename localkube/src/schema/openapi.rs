@@ -14,6 +14,14 @@ const KIND_DOC: &str = "Kind is a string value representing the REST resource th
 const METADATA_DOC: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 const LIST_METADATA_DOC: &str = "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
 
+/// PATCH content types of custom resources (no strategic merge patch).
+const CUSTOM_PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/apply-patch+cbor",
+];
+
 /// `valkey.logbook.dev` → `dev.logbook.valkey`, the server's component prefix.
 fn reversed_group(group: &str) -> String {
     group.split('.').rev().collect::<Vec<_>>().join(".")
@@ -98,13 +106,45 @@ fn camel(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Adds the collection and item paths of one kind.
+/// What the paths of one kind need: names and scope, not the schema.
+struct PathKind<'a> {
+    kind: &'a str,
+    list_kind: &'a str,
+    plural: &'a str,
+    namespaced: bool,
+}
+
+impl<'a> From<&CrdKindSchema<'a>> for PathKind<'a> {
+    fn from(k: &CrdKindSchema<'a>) -> Self {
+        Self {
+            kind: k.kind,
+            list_kind: k.list_kind,
+            plural: k.plural,
+            namespaced: k.namespaced,
+        }
+    }
+}
+
+/// The URL prefix of a group-version: `/api/v1` for the core group.
+fn api_root(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    }
+}
+
+/// Adds the collection and item paths of one kind. `patch_types` are the
+/// PATCH content types advertised: kubectl computes a client-side apply
+/// as a strategic merge patch from this document only when it lists
+/// `application/strategic-merge-patch+json`.
 fn add_paths(
     paths: &mut Map<String, Value>,
     group: &str,
     version: &str,
-    k: &CrdKindSchema<'_>,
+    k: &PathKind<'_>,
     prefix: &str,
+    patch_types: &[&str],
 ) {
     let name = format!("{prefix}.{}", k.kind);
     let gvk = json!({"group": group, "version": version, "kind": k.kind});
@@ -116,7 +156,8 @@ fn add_paths(
     let (base, mut path_params) = if k.namespaced {
         (
             format!(
-                "/apis/{group}/{version}/namespaces/{{namespace}}/{}",
+                "{}/namespaces/{{namespace}}/{}",
+                api_root(group, version),
                 k.plural
             ),
             vec![path_param(
@@ -125,16 +166,13 @@ fn add_paths(
             )],
         )
     } else {
-        (format!("/apis/{group}/{version}/{}", k.plural), Vec::new())
+        (
+            format!("{}/{}", api_root(group, version), k.plural),
+            Vec::new(),
+        )
     };
     path_params.push(query("pretty", "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget)."));
     let write = write_params;
-    let apply_types = [
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-        "application/apply-patch+cbor",
-    ];
     let collection = json!({
         "get": operation(Op { gvk: &gvk, action: "list", id: format!("list{suffix}"), description: format!("list objects of kind {}", k.kind), params: vec![query("labelSelector", "A selector to restrict the list of returned objects by their labels. Defaults to everything."), query("fieldSelector", "A selector to restrict the list of returned objects by their fields. Defaults to everything."), query("watch", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.")], body: None, ok: list.clone() }),
         "post": operation(Op { gvk: &gvk, action: "post", id: format!("create{suffix}"), description: format!("create a {}", k.kind), params: write(), body: Some(body(&["application/json", "application/yaml"], &obj)), ok: obj.clone() }),
@@ -146,7 +184,7 @@ fn add_paths(
     let item = json!({
         "get": operation(Op { gvk: &gvk, action: "get", id: format!("read{suffix}"), description: format!("read the specified {}", k.kind), params: Vec::new(), body: None, ok: obj.clone() }),
         "put": operation(Op { gvk: &gvk, action: "put", id: format!("replace{suffix}"), description: format!("replace the specified {}", k.kind), params: write(), body: Some(body(&["application/json", "application/yaml"], &obj)), ok: obj.clone() }),
-        "patch": operation(Op { gvk: &gvk, action: "patch", id: format!("patch{suffix}"), description: format!("partially update the specified {}", k.kind), params: { let mut p = write(); p.push(query("force", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests.")); p }, body: Some(body(&apply_types, &json!({"$ref": format!("#/components/schemas/{META}.Patch")}))), ok: obj.clone() }),
+        "patch": operation(Op { gvk: &gvk, action: "patch", id: format!("patch{suffix}"), description: format!("partially update the specified {}", k.kind), params: { let mut p = write(); p.push(query("force", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests.")); p }, body: Some(body(patch_types, &json!({"$ref": format!("#/components/schemas/{META}.Patch")}))), ok: obj.clone() }),
         "delete": operation(Op { gvk: &gvk, action: "delete", id: format!("delete{suffix}"), description: format!("delete a {}", k.kind), params: vec![query("dryRun", "When present, indicates that modifications should not be persisted.")], body: None, ok: status }),
         "parameters": item_params,
     });
@@ -203,7 +241,14 @@ pub fn openapi_v3_document(group: &str, version: &str, kinds: &[CrdKindSchema<'_
     let mut schemas = components();
     for k in kinds {
         let name = format!("{prefix}.{}", k.kind);
-        add_paths(&mut paths, group, version, k, &prefix);
+        add_paths(
+            &mut paths,
+            group,
+            version,
+            &k.into(),
+            &prefix,
+            &CUSTOM_PATCH_TYPES,
+        );
         schemas.insert(
             format!("{prefix}.{}", k.list_kind),
             list_schema(group, version, k, &name),
@@ -216,4 +261,124 @@ pub fn openapi_v3_document(group: &str, version: &str, kinds: &[CrdKindSchema<'_
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// What `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}` needs
+/// to know of one built-in kind.
+#[derive(Debug, Clone)]
+pub struct BuiltinKindDoc<'a> {
+    /// Kind, e.g. `ConfigMap`.
+    pub kind: &'a str,
+    /// Plural resource name, e.g. `configmaps`.
+    pub plural: &'a str,
+    /// Whether namespaced.
+    pub namespaced: bool,
+}
+
+/// The OpenAPI v3 document of one built-in group-version: the paths and
+/// operations of each kind (what kubectl inspects to learn that the server
+/// validates fields and supports server-side dry run) with open object
+/// schemas — localkube does not carry the built-in types' schemas.
+///
+/// The PATCH operations deliberately do not advertise strategic merge
+/// patch: kubectl then computes its client-side apply patches from its
+/// compiled-in types, exactly as it would from the full schemas, instead of
+/// from schemas that lack the merge keys.
+pub fn openapi_v3_builtin_document(
+    group: &str,
+    version: &str,
+    kinds: &[BuiltinKindDoc<'_>],
+) -> Value {
+    let prefix = if group.is_empty() {
+        format!("io.k8s.api.core.{version}")
+    } else {
+        let short = group.split('.').next().unwrap_or(group);
+        format!("io.k8s.api.{short}.{version}")
+    };
+    let mut paths = Map::new();
+    let mut schemas = components();
+    for k in kinds {
+        let list_kind = format!("{}List", k.kind);
+        let path_kind = PathKind {
+            kind: k.kind,
+            list_kind: &list_kind,
+            plural: k.plural,
+            namespaced: k.namespaced,
+        };
+        add_paths(
+            &mut paths,
+            group,
+            version,
+            &path_kind,
+            &prefix,
+            &CUSTOM_PATCH_TYPES,
+        );
+        let gvk = json!([{"group": group, "kind": k.kind, "version": version}]);
+        schemas.insert(
+            format!("{prefix}.{}", k.kind),
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "x-kubernetes-group-version-kind": gvk}),
+        );
+        schemas.insert(
+            format!("{prefix}.{list_kind}"),
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                   "x-kubernetes-group-version-kind": [{"group": group, "kind": list_kind, "version": version}]}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.35.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+#[cfg(test)]
+mod builtin_tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn builtin_documents_expose_field_validation_on_patch_but_not_strategic_merge() {
+        let doc = openapi_v3_builtin_document(
+            "",
+            "v1",
+            &[BuiltinKindDoc {
+                kind: "ConfigMap",
+                plural: "configmaps",
+                namespaced: true,
+            }],
+        );
+        let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+        );
+        let params: Vec<&str> = patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            params.contains(&"fieldValidation") && params.contains(&"dryRun"),
+            "{params:?}"
+        );
+        let content = patch["requestBody"]["content"].as_object().unwrap();
+        assert!(!content.contains_key("application/strategic-merge-patch+json"));
+        assert!(content.contains_key("application/apply-patch+yaml"));
+        let apps = openapi_v3_builtin_document(
+            "apps",
+            "v1",
+            &[BuiltinKindDoc {
+                kind: "StatefulSet",
+                plural: "statefulsets",
+                namespaced: true,
+            }],
+        );
+        assert!(
+            apps["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets"]["post"].is_object()
+        );
+        assert!(apps["components"]["schemas"]["io.k8s.api.apps.v1.StatefulSet"].is_object());
+    }
 }

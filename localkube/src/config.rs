@@ -1,0 +1,77 @@
+//! How a localkube is started: the options of [`crate::LocalKube::start`]
+//! and the hook through which part 2's kubelet serves pod logs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves `GET .../pods/{name}/log`; part 2's kubelet implements it.
+pub trait PodLogs: Send + Sync {
+    /// The log text of `container` (the pod's only or first when `None`),
+    /// the last `tail_lines` when given.
+    ///
+    /// # Errors
+    /// A message answered as 400 BadRequest (e.g. the container is not
+    /// running), as the real server does.
+    fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        tail_lines: Option<i64>,
+    ) -> Result<String, String>;
+}
+
+/// Options of a localkube server.
+#[derive(Clone)]
+pub struct Config {
+    /// Where to listen; `127.0.0.1:0` picks a free port.
+    pub bind: SocketAddr,
+    /// A bearer token every request but health and version must carry.
+    pub token: Option<String>,
+    /// Keep the objects in sled here so a restart comes back with them.
+    pub state_dir: Option<PathBuf>,
+    /// How many changes a watch can resume from (older: 410 Gone).
+    pub watch_history: usize,
+    /// The largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// The source of pod logs; without it a log request is a 400.
+    pub pod_logs: Option<Arc<dyn PodLogs>>,
+    /// Deleting a scheduled pod only marks it (a kubelet finishes it).
+    pub graceful_pod_deletion: bool,
+    /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK
+    /// (the real server: about a minute).
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            state_dir: None,
+            watch_history: 10_000,
+            max_body_bytes: 3 * 1024 * 1024,
+            pod_logs: None,
+            graceful_pod_deletion: false,
+            bookmark_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("state_dir", &self.state_dir)
+            .field("watch_history", &self.watch_history)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("pod_logs", &self.pod_logs.is_some())
+            .field("graceful_pod_deletion", &self.graceful_pod_deletion)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .finish()
+    }
+}

@@ -1,0 +1,224 @@
+//! The HTTP server: one fallback handler that authenticates, reads the
+//! body within the size limit, parses the path into a [`path::Route`] and
+//! hands it to discovery, OpenAPI or the resource handlers. Every failure
+//! is answered with a `Status`; nothing a client sends can crash it.
+
+mod discovery;
+mod openapi;
+pub mod path;
+pub mod request;
+mod resources;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, Response, header};
+use http_body_util::BodyExt;
+
+use crate::config::{Config, PodLogs};
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+use path::Route;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The address could not be bound.
+    #[error("localkube: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("localkube: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct App {
+    pub store: Store,
+    pub token: Option<String>,
+    pub max_body: usize,
+    pub pod_logs: Option<Arc<dyn PodLogs>>,
+    pub addr: SocketAddr,
+}
+
+/// The entry point.
+pub struct LocalKube;
+
+/// A running server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    token: Option<String>,
+    store: Store,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    gc: tokio::task::JoinHandle<()>,
+}
+
+impl LocalKube {
+    /// Opens the store, creates the namespaces and `kubernetes` Service a
+    /// cluster starts with, and serves until [`RunningServer::shutdown`].
+    ///
+    /// # Errors
+    /// [`Error`] when the address cannot be bound or the state directory
+    /// cannot be loaded.
+    pub async fn start(config: Config) -> Result<RunningServer, Error> {
+        let store = Store::open(&config)?;
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let app = Arc::new(App {
+            store: store.clone(),
+            token: config.token.clone(),
+            max_body: config.max_body_bytes,
+            pod_logs: config.pod_logs.clone(),
+            addr,
+        });
+        let router = Router::new().fallback(handle).with_state(app);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "localkube: server stopped with an error");
+            }
+        });
+        let gc = store.spawn_gc();
+        tracing::info!(%addr, "localkube: serving");
+        Ok(RunningServer {
+            addr,
+            token: config.token,
+            store,
+            shutdown: tx,
+            task,
+            gc,
+        })
+    }
+}
+
+impl RunningServer {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kubeconfig for this server (cluster, user and context
+    /// `localkube`, namespace `default`).
+    pub fn kubeconfig_yaml(&self) -> String {
+        crate::kubeconfig::render(&self.url(), self.token.as_deref())
+    }
+
+    /// Writes [`Self::kubeconfig_yaml`] to `path` (mode 0600 on Unix: it
+    /// may hold the token).
+    ///
+    /// # Errors
+    /// The I/O error.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        crate::kubeconfig::write(path, &self.kubeconfig_yaml())
+    }
+
+    /// The in-process store handle.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Stops serving: open watches end, persistence is flushed.
+    pub async fn shutdown(self) {
+        self.store.close();
+        let _ = self.shutdown.send(());
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+        self.gc.abort();
+    }
+}
+
+fn authorized(app: &App, req: &Request) -> bool {
+    let Some(token) = &app.token else { return true };
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == token)
+}
+
+async fn read_body(app: &App, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, app.max_body);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::TooLarge(app.max_body))
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
+    let route = path::parse(req.uri().path());
+    let open = matches!(route, Route::Health | Route::Version);
+    if !open && !authorized(&app, &req) {
+        return request::error(&ApiError::Unauthorized);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.max_body) {
+        return request::error(&ApiError::TooLarge(app.max_body));
+    }
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(e) => return request::error(&e),
+    };
+    let query = request::Query::parse(parts.uri.query());
+    let get = parts.method == Method::GET || parts.method == Method::HEAD;
+    let accept = request::accept(&parts.headers);
+    match route {
+        Route::Health if get => request::text(200, "ok".into()),
+        Route::Version if get => request::json(200, &discovery::version()),
+        Route::Api if get => discovery::api(&app, accept),
+        Route::Apis if get => discovery::apis(&app, accept),
+        Route::Group(g) if get => discovery::group(&app, &g),
+        Route::ResourceList(g, v) if get => discovery::resource_list(&app, &g, &v),
+        Route::OpenApiV3 if get => openapi::index(&app),
+        Route::OpenApiV3Gv(g, v) if get => openapi::document(&app, &g, &v),
+        Route::Resource(t) => {
+            resources::handle(&app, &parts.method, &t, &query, &parts.headers, &body).await
+        }
+        Route::OpenApiV2 | Route::NotFound => request::error(&ApiError::UnknownResource),
+        _ => request::error(&ApiError::MethodNotAllowed),
+    }
+}

@@ -1,0 +1,539 @@
+//! The store's verbs, as both the HTTP layer and in-process callers
+//! (part 2's controllers) use them: resolve a resource, then get, list,
+//! create, update, patch (merge, JSON, strategic, apply), delete, and the
+//! scale subresource. Each takes the lock once, so a patch is atomic.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::delete::Deleted;
+pub use super::delete::{DeleteOptions, Propagation};
+use super::list::ListOptions;
+use super::write::{Outcome, Sub, WriteCtx};
+use super::{ListResult, Store};
+use crate::error::{ApiError, Subject, cause};
+use crate::jsonpath;
+use crate::obj;
+use crate::patch::{self, PatchError, managed};
+use crate::registry::ResourceInfo;
+use crate::selector::LabelSelector;
+
+/// A PATCH's content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/strategic-merge-patch+json` (built-in kinds only).
+    Strategic,
+    /// `application/apply-patch+yaml`.
+    Apply {
+        /// `force=true`.
+        force: bool,
+    },
+}
+
+/// Splits `apps/v1` into (`apps`, `v1`) and `v1` into (``, `v1`).
+pub fn split_api_version(av: &str) -> (&str, &str) {
+    match av.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", av),
+    }
+}
+
+/// The object as served in `version` (no conversion: only `apiVersion`).
+pub(crate) fn render(o: &Value, res: &ResourceInfo, version: &str) -> Value {
+    let mut v = o.clone();
+    if let Value::Object(m) = &mut v {
+        m.insert("apiVersion".into(), json!(res.api_version(version)));
+    }
+    v
+}
+
+fn patch_error(res: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
+    match e {
+        PatchError::Malformed(m) => ApiError::BadRequest(m),
+        PatchError::Unprocessable(m) => ApiError::invalid_one(
+            &res.kind,
+            &res.group,
+            name,
+            cause("FieldValueInvalid", m, ""),
+        ),
+    }
+}
+
+/// The 409 of an apply that would take other managers' fields, worded as
+/// the real server words it.
+fn apply_conflict(
+    res: &ResourceInfo,
+    name: &str,
+    conflicts: &[managed::FieldConflict],
+) -> ApiError {
+    let n = conflicts.len();
+    let message = match conflicts {
+        [one] => format!(
+            "Apply failed with 1 conflict: conflict with \"{}\": {}",
+            one.manager, one.field
+        ),
+        _ => {
+            let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+            managers.dedup();
+            let mut s = format!("Apply failed with {n} conflicts:");
+            for m in managers {
+                s.push_str(&format!(" conflicts with \"{m}\":"));
+                for c in conflicts.iter().filter(|c| c.manager == m) {
+                    s.push_str(&format!("\n- {}", c.field));
+                }
+            }
+            s
+        }
+    };
+    ApiError::Conflict {
+        subject: Subject::new(&res.group, &res.plural, name),
+        detail: message,
+        raw: true,
+        causes: conflicts
+            .iter()
+            .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
+            .collect(),
+    }
+}
+
+fn ns_of<'a>(res: &ResourceInfo, ns: Option<&'a str>) -> &'a str {
+    if res.namespaced { ns.unwrap_or("") } else { "" }
+}
+
+impl Store {
+    /// The resource `resource` of `api_version`, and the version asked for.
+    ///
+    /// # Errors
+    /// 404 when not served.
+    pub fn resolve(
+        &self,
+        api_version: &str,
+        resource: &str,
+    ) -> Result<(Arc<ResourceInfo>, String), ApiError> {
+        let (group, version) = split_api_version(api_version);
+        let res = self
+            .resource_info(group, resource)
+            .ok_or(ApiError::UnknownResource)?;
+        if res.version(version).is_none() {
+            return Err(ApiError::UnknownResource);
+        }
+        Ok((res, version.to_owned()))
+    }
+
+    pub(crate) fn create_in(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        ctx: &WriteCtx,
+    ) -> Result<Outcome, ApiError> {
+        let cfg = &self.shared.config;
+        self.shared
+            .inner
+            .lock()
+            .create(cfg, ctx, res, ns, body, false)
+    }
+
+    pub(crate) fn replace_in(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Sub,
+        ctx: &WriteCtx,
+    ) -> Result<Outcome, ApiError> {
+        let cfg = &self.shared.config;
+        let out = self
+            .shared
+            .inner
+            .lock()
+            .replace(cfg, ctx, res, ns, name, body, sub, false);
+        self.shared.gc.notify_one();
+        out
+    }
+
+    /// Applies a patch of `kind` to `name` (apply creates it when absent).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn patch_in(
+        &self,
+        res: &ResourceInfo,
+        version: &str,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        sub: Sub,
+        ctx: &WriteCtx,
+    ) -> Result<Outcome, ApiError> {
+        let cfg = &self.shared.config;
+        let av = res.api_version(version);
+        let writer = managed::Writer {
+            manager: &ctx.manager,
+            api_version: &av,
+            now: &ctx.now,
+            subresource: match sub {
+                Sub::Main => None,
+                Sub::Status => Some("status"),
+                Sub::Scale => Some("scale"),
+            },
+        };
+        let mut inner = self.shared.inner.lock();
+        let key = super::key(res, ns, name);
+        let Some(old) = inner.get(&key) else {
+            if let PatchKind::Apply { force } = kind {
+                if sub != Sub::Main {
+                    return Err(ApiError::NotFound(Subject::new(
+                        &res.group,
+                        &res.plural,
+                        name,
+                    )));
+                }
+                let mut created = managed::apply(None, patch, &writer, force, res.list_types())
+                    .map_err(|e| match e {
+                        managed::ApplyError::Conflict(c) => apply_conflict(res, name, &c),
+                        managed::ApplyError::Invalid(m) => ApiError::BadRequest(m),
+                    })?;
+                obj::meta_mut(&mut created).insert("name".into(), json!(name));
+                return inner.create(cfg, ctx, res, ns, created, true);
+            }
+            return Err(ApiError::NotFound(Subject::new(
+                &res.group,
+                &res.plural,
+                name,
+            )));
+        };
+        let current = render(&old, res, version);
+        let (patched, managed_done) = match kind {
+            PatchKind::Merge => (patch::merge_patch(&current, patch), false),
+            PatchKind::Json => (
+                patch::json_patch(&current, patch).map_err(|e| patch_error(res, name, e))?,
+                false,
+            ),
+            PatchKind::Strategic => {
+                if res.custom {
+                    return Err(ApiError::UnsupportedMediaType(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+                    ));
+                }
+                (
+                    patch::strategic_merge_patch(&current, patch, res.list_types())
+                        .map_err(|e| patch_error(res, name, e))?,
+                    false,
+                )
+            }
+            PatchKind::Apply { force } => (
+                managed::apply(Some(&current), patch, &writer, force, res.list_types()).map_err(
+                    |e| match e {
+                        managed::ApplyError::Conflict(c) => apply_conflict(res, name, &c),
+                        managed::ApplyError::Invalid(m) => ApiError::BadRequest(m),
+                    },
+                )?,
+                true,
+            ),
+        };
+        let out = inner.replace(cfg, ctx, res, ns, name, patched, sub, managed_done);
+        drop(inner);
+        self.shared.gc.notify_one();
+        out
+    }
+
+    pub(crate) fn delete_in(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+        ctx: &WriteCtx,
+    ) -> Result<Deleted, ApiError> {
+        let cfg = &self.shared.config;
+        let out = self
+            .shared
+            .inner
+            .lock()
+            .delete(cfg, ctx, res, ns, name, opts);
+        self.shared.gc.notify_one();
+        out
+    }
+
+    pub(crate) fn delete_collection_in(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+        ctx: &WriteCtx,
+    ) -> Result<Vec<Value>, ApiError> {
+        let cfg = &self.shared.config;
+        let mut inner = self.shared.inner.lock();
+        let items = inner.list(res, ns, list)?.items;
+        let mut out = Vec::new();
+        for o in items {
+            match inner.delete(cfg, ctx, res, obj::namespace(&o), obj::name(&o), opts) {
+                Ok(d) => out.push(d.object),
+                Err(ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(inner);
+        self.shared.gc.notify_one();
+        Ok(out)
+    }
+
+    pub(crate) fn get_in(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.shared
+            .inner
+            .lock()
+            .get(&super::key(res, ns, name))
+            .ok_or_else(|| ApiError::NotFound(Subject::new(&res.group, &res.plural, name)))
+    }
+
+    pub(crate) fn list_in(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListResult, ApiError> {
+        self.shared.inner.lock().list(res, ns, opts)
+    }
+
+    /// The autoscaling/v1 Scale of `name`.
+    pub(crate) fn scale_get(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let o = self.get_in(res, ns, name)?;
+        scale_of(res, &o)
+    }
+
+    /// Writes a Scale (`body` from PUT, or a patch of the current Scale).
+    pub(crate) fn scale_write(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        body: Option<Value>,
+        patch: Option<(PatchKind, &Value)>,
+        ctx: &WriteCtx,
+    ) -> Result<Value, ApiError> {
+        let paths = res
+            .storage()
+            .and_then(|v| v.scale.clone())
+            .ok_or(ApiError::UnknownResource)?;
+        let old = self.get_in(res, ns, name)?;
+        let current = scale_of(res, &old)?;
+        let new_scale = match (body, patch) {
+            (Some(b), _) => b,
+            (None, Some((PatchKind::Json, p))) => {
+                patch::json_patch(&current, p).map_err(|e| patch_error(res, name, e))?
+            }
+            (None, Some((_, p))) => patch::merge_patch(&current, p),
+            (None, None) => current,
+        };
+        let replicas = new_scale
+            .get("spec")
+            .and_then(|s| s.get("replicas"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if replicas < 0 {
+            return Err(ApiError::invalid_one(
+                "Scale",
+                "autoscaling",
+                name,
+                cause(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    "spec.replicas",
+                ),
+            ));
+        }
+        let mut o = (*old).clone();
+        jsonpath::set(&mut o, &paths.spec_replicas, json!(replicas));
+        let want_rv = obj::resource_version(&new_scale);
+        let rv = if want_rv.is_empty() {
+            obj::resource_version(&old).to_owned()
+        } else {
+            want_rv.to_owned()
+        };
+        obj::meta_mut(&mut o).insert("resourceVersion".into(), json!(rv));
+        let out = self.replace_in(res, ns, name, o, Sub::Scale, ctx)?;
+        scale_of(res, &out.object)
+    }
+
+    /// Gets `name` of `resource` in `api_version`.
+    ///
+    /// # Errors
+    /// 404 when the resource or the object does not exist.
+    pub fn get(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let o = self.get_in(&res, ns_of(&res, namespace), name)?;
+        Ok(render(&o, &res, &version))
+    }
+
+    /// Lists `resource` (every namespace when `namespace` is None).
+    ///
+    /// # Errors
+    /// 404 for an unknown resource, 400 for a malformed selector.
+    pub fn list(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let opts = ListOptions {
+            label_selector: LabelSelector::parse(label_selector.unwrap_or(""))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            ..ListOptions::default()
+        };
+        Ok(self
+            .list_in(&res, namespace, &opts)?
+            .items
+            .iter()
+            .map(|o| render(o, &res, &version))
+            .collect())
+    }
+
+    /// Creates `body`.
+    ///
+    /// # Errors
+    /// As the HTTP API (409 AlreadyExists, 422 Invalid, ...).
+    pub fn create(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        body: Value,
+        ctx: &WriteCtx,
+    ) -> Result<Value, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let out = self.create_in(&res, ns_of(&res, namespace), body, ctx)?;
+        Ok(render(&out.object, &res, &version))
+    }
+
+    /// Replaces the object named in `body` (`status`: the status
+    /// subresource). A resourceVersion in `body` is a precondition.
+    ///
+    /// # Errors
+    /// As the HTTP API (404, 409 Conflict, 422 Invalid, ...).
+    pub fn update(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        body: Value,
+        status: bool,
+        ctx: &WriteCtx,
+    ) -> Result<Value, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let name = obj::name(&body).to_owned();
+        let sub = if status { Sub::Status } else { Sub::Main };
+        let out = self.replace_in(&res, ns_of(&res, namespace), &name, body, sub, ctx)?;
+        Ok(render(&out.object, &res, &version))
+    }
+
+    /// Patches `name` (`status`: the status subresource).
+    ///
+    /// # Errors
+    /// As the HTTP API.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        status: bool,
+        ctx: &WriteCtx,
+    ) -> Result<Value, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let sub = if status { Sub::Status } else { Sub::Main };
+        let out = self.patch_in(
+            &res,
+            &version,
+            ns_of(&res, namespace),
+            name,
+            kind,
+            patch,
+            sub,
+            ctx,
+        )?;
+        Ok(render(&out.object, &res, &version))
+    }
+
+    /// Deletes `name`; returns its last state (still there when finalizers
+    /// or graceful deletion keep it).
+    ///
+    /// # Errors
+    /// 404, 409 on a failed precondition.
+    pub fn delete(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        let ctx = WriteCtx::internal("localkube");
+        let out = self.delete_in(&res, ns_of(&res, namespace), name, opts, &ctx)?;
+        Ok(render(&out.object, &res, &version))
+    }
+}
+
+/// The Scale of `o`.
+fn scale_of(res: &ResourceInfo, o: &Value) -> Result<Value, ApiError> {
+    let paths = res
+        .storage()
+        .and_then(|v| v.scale.clone())
+        .ok_or(ApiError::UnknownResource)?;
+    let int = |p: &str| jsonpath::get(o, p).and_then(Value::as_i64).unwrap_or(0);
+    let selector = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| jsonpath::get(o, p))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => LabelSelector::from_object(Some(other)).to_query(),
+        });
+    let m = o.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    let mut status = json!({"replicas": int(&paths.status_replicas)});
+    if let (Some(s), Some(map)) = (selector, status.as_object_mut()) {
+        map.insert("selector".into(), json!(s));
+    }
+    let mut meta = json!({"name": pick("name"), "uid": pick("uid"), "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp")});
+    if res.namespaced
+        && let Some(mm) = meta.as_object_mut()
+    {
+        mm.insert("namespace".into(), pick("namespace"));
+    }
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": int(&paths.spec_replicas)},
+        "status": status,
+    }))
+}
