@@ -444,13 +444,12 @@ async fn dry_run_stores_nothing() {
     .unwrap();
     assert_eq!(server.store().resource_version(), mid);
     assert!(
-        api.get("wet")
+        !api.get("wet")
             .await
             .unwrap()
             .data
             .unwrap()
-            .get("z")
-            .is_none()
+            .contains_key("z")
     );
     assert!(mid > before);
     server.shutdown().await;

@@ -469,7 +469,13 @@ fn describe_shows_the_object_and_its_events() {
     c.ok_stdin(&["apply", "-f", "-"], CONFIGMAP);
     // An event as a recorder writes it: naming the object by uid too, which
     // `kubectl describe` selects on.
-    let uid = c.ok(&["get", "configmap", "settings", "-o", "jsonpath={.metadata.uid}"]);
+    let uid = c.ok(&[
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
     let event = r#"
 apiVersion: v1
 kind: Event

@@ -3,6 +3,12 @@
 //! foreground-deleting owner go once its dependents are gone, and empties
 //! then removes terminating namespaces. Runs on every notification and on
 //! a short tick, under the store lock, until nothing changes.
+//!
+//! It never sweeps every object: the store keeps an owner → dependents
+//! index and queues the keys that need a look (an object written with
+//! owners, the dependents of an owner that went away or started deleting,
+//! a foreground-deleting owner whose dependents changed), so a write costs
+//! the collector work proportional to what it touched, not to the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,14 +49,15 @@ fn foreground_deleting(o: &Value) -> bool {
 fn pass(inner: &mut Inner, cfg: &StoreConfig) -> bool {
     let ctx = WriteCtx::internal("generic-garbage-collector");
     let mut changed = false;
-    let dependents: Vec<(Key, Arc<Value>)> = inner
-        .objects
-        .iter()
-        .filter(|(_, o)| !obj::owner_uids(o).is_empty() && !obj::is_deleting(o))
-        .map(|(k, o)| (k.clone(), o.clone()))
+    let due: Vec<(Key, Arc<Value>)> = std::mem::take(&mut inner.gc_queue)
+        .into_iter()
+        .filter_map(|k| inner.objects.get(&k).cloned().map(|o| (k, o)))
         .collect();
-    for (key, o) in dependents {
-        let owners = obj::owner_uids(&o);
+    for (key, o) in &due {
+        if obj::owner_uids(o).is_empty() || obj::is_deleting(o) {
+            continue;
+        }
+        let owners = obj::owner_uids(o);
         let mut gone = Vec::new();
         for u in &owners {
             let owner = inner.uids.get(u).and_then(|k| inner.objects.get(k));
@@ -68,27 +75,21 @@ fn pass(inner: &mut Inner, cfg: &StoreConfig) -> bool {
             let _ = inner.delete(cfg, &ctx, &res, &key.2, &key.3, &DeleteOptions::default());
         } else {
             // Some owners live on: only the dangling references go.
-            let mut n = (*o).clone();
+            let mut n = (**o).clone();
             for u in &gone {
                 obj::remove_owner(&mut n, u);
             }
-            let _ = inner.put(key, n);
+            let _ = inner.put(key.clone(), n);
         }
         changed = true;
     }
-    let waiting: Vec<(Key, Arc<Value>)> = inner
-        .objects
-        .iter()
-        .filter(|(_, o)| foreground_deleting(o))
-        .map(|(k, o)| (k.clone(), o.clone()))
+    let waiting: Vec<(Key, Arc<Value>)> = due
+        .into_iter()
+        .filter(|(k, o)| foreground_deleting(o) && inner.objects.contains_key(k))
         .collect();
     for (key, o) in waiting {
         let uid = obj::uid(&o).to_owned();
-        if inner
-            .objects
-            .values()
-            .any(|d| obj::owner_uids(d).contains(&uid))
-        {
+        if inner.dependents.get(&uid).is_some_and(|d| !d.is_empty()) {
             continue;
         }
         let Some(res) = inner.resource(&key.0, &key.1) else {
@@ -107,10 +108,17 @@ fn pass(inner: &mut Inner, cfg: &StoreConfig) -> bool {
         }
         changed = true;
     }
+    let first_ns: Key = (
+        String::new(),
+        "namespaces".into(),
+        String::new(),
+        String::new(),
+    );
     let terminating: Vec<(Key, String)> = inner
         .objects
-        .iter()
-        .filter(|(k, o)| k.0.is_empty() && k.1 == "namespaces" && obj::is_deleting(o))
+        .range(first_ns..)
+        .take_while(|(k, _)| k.0.is_empty() && k.1 == "namespaces")
+        .filter(|(_, o)| obj::is_deleting(o))
         .map(|(k, _)| (k.clone(), k.3.clone()))
         .collect();
     for (nskey, ns) in terminating {

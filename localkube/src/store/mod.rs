@@ -11,9 +11,10 @@ mod gc;
 mod kinds;
 mod list;
 mod persist;
+mod scale;
 mod write;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,13 @@ pub(crate) struct Inner {
     pub feed: broadcast::Sender<Arc<Event>>,
     pub persist: Option<persist::Persist>,
     pub next_ip: u32,
+    /// Owner uid → the keys of the objects naming it in ownerReferences,
+    /// so the collector looks at a deleted owner's dependents instead of
+    /// sweeping every object.
+    pub dependents: HashMap<String, BTreeSet<Key>>,
+    /// Objects the collector must look at: written with owners, or whose
+    /// owner went away or started deleting in the foreground.
+    pub gc_queue: BTreeSet<Key>,
 }
 
 /// Settings the store's semantics depend on.
@@ -140,6 +148,8 @@ impl Inner {
             feed,
             persist: None,
             next_ip: 1,
+            dependents: HashMap::new(),
+            gc_queue: BTreeSet::new(),
         }
     }
 
@@ -163,6 +173,7 @@ impl Inner {
             self.uids.insert(uid, key.clone());
         }
         let old = self.objects.insert(key.clone(), object.clone());
+        self.index_owners(&key, old.as_deref(), Some(&object));
         let etype = if old.is_some() {
             EventType::Modified
         } else {
@@ -185,11 +196,54 @@ impl Inner {
         self.rv = rv;
         self.objects.remove(key);
         self.uids.remove(obj::uid(&current));
+        self.index_owners(key, Some(&current), None);
         let mut last = (*current).clone();
         obj::meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
         let last = Arc::new(last);
         self.record(key.clone(), EventType::Deleted, last.clone(), Some(current));
         Ok(Some(last))
+    }
+
+    /// Keeps the owner index and the collector's queue in step with a
+    /// change of `key` from `old` to `new` (`None`: absent).
+    fn index_owners(&mut self, key: &Key, old: Option<&Value>, new: Option<&Value>) {
+        let old_owners = old.map(obj::owner_uids).unwrap_or_default();
+        let new_owners = new.map(obj::owner_uids).unwrap_or_default();
+        for uid in old_owners.iter().filter(|u| !new_owners.contains(u)) {
+            if let Some(set) = self.dependents.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+            // A foreground-deleting owner may be waiting for this one.
+            if let Some(owner) = self.uids.get(uid) {
+                self.gc_queue.insert(owner.clone());
+            }
+        }
+        for uid in &new_owners {
+            self.dependents
+                .entry(uid.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if !new_owners.is_empty() {
+            self.gc_queue.insert(key.clone());
+        }
+        // An owner that went away or started deleting: its dependents are due.
+        let went = match (old, new) {
+            (Some(o), None) => Some(obj::uid(o)),
+            (_, Some(n)) if obj::is_deleting(n) => Some(obj::uid(n)),
+            _ => None,
+        };
+        if let Some(uid) = went.filter(|u| !u.is_empty()) {
+            if let Some(set) = self.dependents.get(uid) {
+                self.gc_queue.extend(set.iter().cloned());
+            }
+            if new.is_some() {
+                self.gc_queue.insert(key.clone());
+            }
+        }
     }
 
     fn record(&mut self, key: Key, etype: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
@@ -254,6 +308,14 @@ impl Store {
                 }
             }
             inner.objects = objects;
+            let loaded: Vec<(Key, Arc<Value>)> = inner
+                .objects
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in loaded {
+                inner.index_owners(&k, None, Some(&v));
+            }
             let max_rv = inner
                 .objects
                 .values()
