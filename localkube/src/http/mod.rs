@@ -19,6 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, Response, header};
+use axum::serve::ListenerExt;
 use http_body_util::BodyExt;
 
 use crate::config::{Config, PodLogs};
@@ -92,6 +93,14 @@ impl LocalKube {
         });
         let router = Router::new().fallback(handle).with_state(app);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // Watch events are small writes on a long-lived stream: without
+        // TCP_NODELAY, Nagle's algorithm holds each one back until the
+        // client's delayed ACK (~40 ms on Linux), as a real server avoids.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "localkube: cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = rx.await;
