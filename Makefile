@@ -36,15 +36,16 @@ unit:
 crds:
 	LOGBOOK_UPDATE_CRDS=1 $(CARGO) test -p logbook-crds --test crd_drift --locked
 
-## bench: the journal benchmark (figures go in docs/benchmarks.md).
+## bench: the journal and localkube benchmarks (figures go in docs/benchmarks.md).
 bench:
 	$(CARGO) run --release --locked -p logbook-journal --bin journal-bench -- --events 1000000
+	$(CARGO) run --release --locked -p logbook-localkube --example api-bench -- --objects 5000
 
 ## demo: runs Logbook on one machine. Not available yet: the operator and
 ## localkube are still being built (see README).
 demo:
-	@echo "make demo: not available yet — Logbook's operator and its local Kubernetes (localkube) are not built yet."
-	@echo "What exists today: the ValkeyCluster API (\`cargo run -- crds\`) and the journal engine (\`make bench\`)."
+	@echo "make demo: not available yet — Logbook's operator and localkube's kubelet are not built yet."
+	@echo "What exists today: a local Kubernetes API server (\`cargo run -- local --api-only\`), the ValkeyCluster API (\`cargo run -- crds\`) and the journal engine (\`make bench\`)."
 	@exit 1
 
 clean:

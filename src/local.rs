@@ -65,14 +65,17 @@ async fn serve_api_only(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     let server = logbook_localkube::LocalKube::start(config)
         .await
         .map_err(|e| Error::Local(format!("cannot start the API server: {e}")))?;
-    if let Some(parent) = args.kubeconfig.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            Error::Local(format!("cannot create {}: {e}", parent.display()))
-        })?;
+    if let Some(parent) = args
+        .kubeconfig
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
     }
-    server.write_kubeconfig(&args.kubeconfig).map_err(|e| {
-        Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display()))
-    })?;
+    server
+        .write_kubeconfig(&args.kubeconfig)
+        .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
     writeln!(out, "localkube API server listening on {}", server.url())?;
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;

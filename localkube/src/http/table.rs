@@ -47,10 +47,16 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 fn age(o: &Value) -> Value {
-    let ts = o
-        .get("metadata")
-        .and_then(|m| m.get("creationTimestamp"))
-        .and_then(Value::as_str);
+    since(
+        o.get("metadata")
+            .and_then(|m| m.get("creationTimestamp"))
+            .and_then(Value::as_str),
+    )
+}
+
+/// A timestamp as the time since it (`5m`), as the server renders `date`
+/// columns; `<unknown>` when absent or unparsable.
+fn since(ts: Option<&str>) -> Value {
     match ts.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
         Some(t) => json!(human_duration(
             (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
@@ -94,7 +100,7 @@ fn columns(res: &ResourceInfo) -> Vec<Value> {
     if res.custom {
         let cols = res.storage().map(|v| v.columns.clone()).unwrap_or_default();
         if cols.is_empty() {
-            return vec![name, col("Created At", "date", "", "", 0)];
+            return vec![name, col("Age", "date", "", "", 0)];
         }
         let mut out = vec![name];
         out.extend(
@@ -175,13 +181,16 @@ fn cells(res: &ResourceInfo, o: &Value) -> Vec<Value> {
     if res.custom {
         let cols = res.storage().map(|v| v.columns.clone()).unwrap_or_default();
         if cols.is_empty() {
-            return vec![name, json!(s(o, ".metadata.creationTimestamp"))];
+            return vec![name, age(o)];
         }
         let mut out = vec![name];
         out.extend(cols.iter().map(|c| {
-            jsonpath::get(o, &c.json_path)
-                .cloned()
-                .unwrap_or(Value::Null)
+            let value = jsonpath::get(o, &c.json_path);
+            // The CRD table convertor renders `date` columns as an age.
+            match (c.type_.as_str(), value) {
+                ("date", Some(v)) => since(v.as_str()),
+                (_, v) => v.cloned().unwrap_or(Value::Null),
+            }
         }));
         return out;
     }
