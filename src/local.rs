@@ -34,6 +34,10 @@ pub struct LocalArgs {
     /// kubeconfig; never logged).
     #[arg(long)]
     pub token: Option<String>,
+    /// How many changes a watch can resume across; a watch from an older
+    /// resourceVersion gets 410 Gone and relists.
+    #[arg(long, default_value_t = 10_000)]
+    pub watch_history: usize,
 }
 
 /// Runs `logbook local` until Ctrl-C.
@@ -60,6 +64,7 @@ async fn serve_api_only(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         token: args.token.clone(),
         state_dir: args.state_dir.clone(),
+        watch_history: args.watch_history,
         ..logbook_localkube::Config::default()
     };
     let server = logbook_localkube::LocalKube::start(config)
