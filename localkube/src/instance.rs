@@ -1,0 +1,175 @@
+//! A localkube instance's share of the machine, so that several instances
+//! (parallel tests, a demo beside a test run) never collide.
+//!
+//! An instance holds an exclusive `flock` on `<lock dir>/instance-<n>.lock`
+//! for a number `n` in [`FIRST`]..=[`LAST`] for as long as it lives; the lock
+//! is released by the kernel when the process exits, even on a crash, so a
+//! stale file never blocks a later run. Instance `n` owns the loopback
+//! block `127.n.0.0/16`: pod addresses `127.n.1.1`–`127.n.199.254` and
+//! ClusterIPs `127.n.200.1`–`127.n.255.254`. The first numbers are skipped
+//! because `127.0.0.1`, `127.0.1.1` (Debian's hostname entry) and
+//! `127.0.0.53` (a stub resolver) are in use on ordinary machines.
+
+use std::fs::{File, OpenOptions};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// The lowest instance number handed out.
+pub const FIRST: u8 = 16;
+/// The highest instance number handed out.
+pub const LAST: u8 = 250;
+
+/// How many pod addresses an instance has.
+pub const POD_ADDRESSES: u32 = 199 * 254;
+/// How many ClusterIPs an instance has.
+pub const SERVICE_ADDRESSES: u32 = 56 * 254;
+
+/// Why no instance number could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// The lock directory cannot be created or a lock file opened.
+    #[error("cannot use the lock directory {dir}: {source}")]
+    LockDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every instance number is held by a running localkube.
+    #[error("all {} localkube instance numbers are in use (locks in {dir})", LAST - FIRST + 1)]
+    Exhausted {
+        /// The directory holding the locks.
+        dir: PathBuf,
+    },
+}
+
+/// A held instance number; dropping it releases the number.
+#[derive(Debug)]
+pub struct Instance {
+    number: u8,
+    _lock: Flock<File>,
+}
+
+impl Instance {
+    /// The default lock directory: `$LOCALKUBE_LOCK_DIR`, else
+    /// `/run/localkube` when writable, else the temp dir.
+    pub fn default_lock_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("LOCALKUBE_LOCK_DIR") {
+            return PathBuf::from(dir);
+        }
+        let run = Path::new("/run/localkube");
+        if std::fs::create_dir_all(run).is_ok() {
+            return run.to_path_buf();
+        }
+        std::env::temp_dir().join("localkube-locks")
+    }
+
+    /// Takes the first free instance number.
+    ///
+    /// # Errors
+    /// [`InstanceError`] when the lock directory is unusable or every
+    /// number is taken.
+    pub fn acquire(lock_dir: &Path) -> Result<Self, InstanceError> {
+        std::fs::create_dir_all(lock_dir).map_err(|source| InstanceError::LockDir {
+            dir: lock_dir.to_path_buf(),
+            source,
+        })?;
+        for number in FIRST..=LAST {
+            let path = lock_dir.join(format!("instance-{number}.lock"));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| InstanceError::LockDir {
+                    dir: lock_dir.to_path_buf(),
+                    source,
+                })?;
+            if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                return Ok(Self {
+                    number,
+                    _lock: lock,
+                });
+            }
+        }
+        Err(InstanceError::Exhausted {
+            dir: lock_dir.to_path_buf(),
+        })
+    }
+
+    /// The instance number (the second octet of every address it owns).
+    pub fn number(&self) -> u8 {
+        self.number
+    }
+
+    /// Pod address number `index` (0-based), or `None` past the block.
+    pub fn pod_ip(&self, index: u32) -> Option<Ipv4Addr> {
+        (index < POD_ADDRESSES).then(|| {
+            let third = 1 + index / 254;
+            let fourth = 1 + index % 254;
+            Ipv4Addr::new(127, self.number, octet(third), octet(fourth))
+        })
+    }
+
+    /// ClusterIP number `index` (0-based), or `None` past the block.
+    pub fn service_ip(&self, index: u32) -> Option<Ipv4Addr> {
+        (index < SERVICE_ADDRESSES).then(|| {
+            let third = 200 + index / 254;
+            let fourth = 1 + index % 254;
+            Ipv4Addr::new(127, self.number, octet(third), octet(fourth))
+        })
+    }
+
+    /// Whether `ip` is a pod address of this instance.
+    pub fn owns_pod_ip(&self, ip: Ipv4Addr) -> bool {
+        let [a, b, c, d] = ip.octets();
+        a == 127 && b == self.number && (1..200).contains(&c) && (1..255).contains(&d)
+    }
+}
+
+fn octet(v: u32) -> u8 {
+    u8::try_from(v).unwrap_or(u8::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn two_instances_never_share_a_number_and_a_dropped_one_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Instance::acquire(dir.path()).unwrap();
+        let b = Instance::acquire(dir.path()).unwrap();
+        assert_ne!(a.number(), b.number());
+        let freed = a.number();
+        drop(a);
+        let c = Instance::acquire(dir.path()).unwrap();
+        assert_eq!(c.number(), freed);
+    }
+
+    #[test]
+    fn addresses_stay_in_the_instance_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let i = Instance::acquire(dir.path()).unwrap();
+        let n = i.number();
+        assert_eq!(i.pod_ip(0), Some(Ipv4Addr::new(127, n, 1, 1)));
+        assert_eq!(i.pod_ip(254), Some(Ipv4Addr::new(127, n, 2, 1)));
+        assert_eq!(
+            i.pod_ip(POD_ADDRESSES - 1),
+            Some(Ipv4Addr::new(127, n, 199, 254))
+        );
+        assert_eq!(i.pod_ip(POD_ADDRESSES), None);
+        assert_eq!(i.service_ip(0), Some(Ipv4Addr::new(127, n, 200, 1)));
+        assert_eq!(
+            i.service_ip(SERVICE_ADDRESSES - 1),
+            Some(Ipv4Addr::new(127, n, 255, 254))
+        );
+        assert!(i.owns_pod_ip(Ipv4Addr::new(127, n, 3, 9)));
+        assert!(!i.owns_pod_ip(Ipv4Addr::new(127, n, 200, 9)));
+    }
+}
