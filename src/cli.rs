@@ -32,9 +32,6 @@ pub enum Error {
     /// kubeconfig could not be written.
     #[error("{0}")]
     Local(String),
-    /// The command needs a part of Logbook that is not built yet.
-    #[error("not available yet: {0}")]
-    NotYet(&'static str),
     /// The async runtime for store access could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -5,5 +5,6 @@
 //! command can be exercised from tests without spawning a process.
 
 pub mod cli;
+mod fault_cli;
 mod journal_cli;
 mod local;

@@ -1,10 +1,11 @@
 //! `logbook local`: runs Logbook's local Kubernetes (localkube) on this
-//! machine and writes a kubeconfig for it.
+//! machine — the API server, the workload controllers, the Service proxy
+//! and the process kubelet running real `valkey-server` pods — installs
+//! the project's CRDs and writes a kubeconfig for it. `--api-only` runs the
+//! API server alone.
 //!
-//! Today only the API server exists (`--api-only`); the process kubelet,
-//! StatefulSet controller and the operator join it in later parts. This is
-//! the one place the binary touches localkube: the operator's own code never
-//! depends on it.
+//! This is the one place the binary touches localkube: the operator's own
+//! code never depends on it.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,12 +17,17 @@ use crate::cli::{Error, Result};
 
 /// `logbook local` options.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LocalArgs {
+    /// Act on a running `logbook local` instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<LocalCommand>,
     /// Run only the API server (no kubelet, no controllers, no operator).
     #[arg(long)]
     pub api_only: bool,
-    /// Keep the API objects here, so a restart comes back with them
-    /// (default: in memory only).
+    /// Keep the API objects and PVC data here, so a restart comes back with
+    /// them (default: objects in memory, pod data under a temporary
+    /// directory removed on exit).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Where to write the kubeconfig.
@@ -40,36 +46,69 @@ pub struct LocalArgs {
     pub watch_history: usize,
 }
 
+/// What `logbook local` can do besides running.
+#[derive(Debug, clap::Subcommand)]
+pub enum LocalCommand {
+    /// Inject a fault into a pod of a running `logbook local`.
+    Fault(crate::fault_cli::FaultArgs),
+}
+
 /// Runs `logbook local` until Ctrl-C.
 ///
 /// # Errors
-/// [`Error::Local`] when the server cannot start or the kubeconfig cannot be
-/// written; [`Error::NotYet`] without `--api-only`.
-pub fn run(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
-    if !args.api_only {
-        return Err(Error::NotYet(
-            "`logbook local` without --api-only needs the process kubelet and the operator, \
-             which are not built yet; run `logbook local --api-only` for the API server alone",
-        ));
+/// [`Error::Local`] when the server cannot start, the CRDs cannot be
+/// installed or the kubeconfig cannot be written.
+pub fn run(mut args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(LocalCommand::Fault(fault)) = args.command.take() {
+        return crate::fault_cli::run(fault, out);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    runtime.block_on(serve_api_only(args, out))
+    runtime.block_on(serve(args, out))
 }
 
-async fn serve_api_only(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    // Pod data lives under the state dir when there is one; otherwise in a
+    // temporary directory that goes away with this process.
+    let scratch = match (&args.state_dir, args.api_only) {
+        (None, false) => Some(
+            tempfile::Builder::new()
+                .prefix("logbook-local-")
+                .tempdir()
+                .map_err(|e| Error::Local(format!("cannot create a work directory: {e}")))?,
+        ),
+        _ => None,
+    };
+    let workloads = if args.api_only {
+        None
+    } else {
+        let state_dir = match (&args.state_dir, &scratch) {
+            (Some(dir), _) => dir.join("workloads"),
+            (None, Some(tmp)) => tmp.path().to_path_buf(),
+            (None, None) => return Err(Error::Local("no directory for pod data".to_owned())),
+        };
+        Some(logbook_localkube::WorkloadsConfig {
+            state_dir,
+            kubelet: true,
+            proxy: true,
+        })
+    };
     let config = logbook_localkube::Config {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         token: args.token.clone(),
-        state_dir: args.state_dir.clone(),
+        state_dir: args.state_dir.as_ref().map(|d| d.join("api")),
         watch_history: args.watch_history,
+        workloads,
         ..logbook_localkube::Config::default()
     };
     let server = logbook_localkube::LocalKube::start(config)
         .await
-        .map_err(|e| Error::Local(format!("cannot start the API server: {e}")))?;
+        .map_err(|e| Error::Local(format!("cannot start localkube: {e}")))?;
+    if !args.api_only {
+        install_crds(&server)?;
+    }
     if let Some(parent) = args
         .kubeconfig
         .parent()
@@ -82,7 +121,12 @@ async fn serve_api_only(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         .write_kubeconfig(&args.kubeconfig)
         .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
-    writeln!(out, "localkube API server listening on {}", server.url())?;
+    let what = if args.api_only {
+        "API server"
+    } else {
+        "cluster (API, controllers, kubelet, proxy)"
+    };
+    writeln!(out, "localkube {what} listening on {}", server.url())?;
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
     writeln!(out, "Ctrl-C stops it.")?;
     out.flush()?;
@@ -91,5 +135,30 @@ async fn serve_api_only(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         .map_err(|e| Error::Local(format!("cannot wait for Ctrl-C: {e}")))?;
     server.shutdown().await;
     writeln!(out, "stopped")?;
+    Ok(())
+}
+
+/// Installs (or updates) every CRD of `logbook crds` with server-side apply,
+/// so a restart with `--state-dir` picks up a newer API.
+fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
+    let ctx = logbook_localkube::WriteCtx::internal("logbook-local");
+    for crd in logbook_crds::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let body = serde_json::to_value(&crd)
+            .map_err(|e| Error::Local(format!("cannot encode CRD {name}: {e}")))?;
+        server
+            .store()
+            .patch(
+                "apiextensions.k8s.io/v1",
+                "customresourcedefinitions",
+                None,
+                &name,
+                logbook_localkube::PatchKind::Apply { force: true },
+                &body,
+                false,
+                &ctx,
+            )
+            .map_err(|e| Error::Local(format!("cannot install CRD {name}: {e}")))?;
+    }
     Ok(())
 }

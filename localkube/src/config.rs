@@ -1,5 +1,6 @@
 //! How a localkube is started: the options of [`crate::LocalKube::start`]
-//! and the hook through which part 2's kubelet serves pod logs.
+//! the hook through which part 2's kubelet serves pod logs, and the
+//! workloads (controllers, proxy, kubelet) to run beside the API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,33 @@ pub struct Config {
     /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK
     /// (the real server: about a minute).
     pub bookmark_interval: Duration,
+    /// Run workloads (controllers, Service proxy, optionally the process
+    /// kubelet); None serves the API only.
+    pub workloads: Option<WorkloadsConfig>,
+}
+
+/// What runs beside the API server when workloads are on. Starting them
+/// takes a localkube instance number (see [`crate::instance`]), whose
+/// loopback block the ClusterIPs and pod addresses come from.
+#[derive(Debug, Clone)]
+pub struct WorkloadsConfig {
+    /// Where the kubelet keeps pod state (PVC data, logs).
+    pub state_dir: PathBuf,
+    /// Run the process kubelet (needs root).
+    pub kubelet: bool,
+    /// Run the Service ClusterIP proxy.
+    pub proxy: bool,
+}
+
+impl WorkloadsConfig {
+    /// Controllers and proxy, no kubelet: pods stay as tests write them.
+    pub fn without_kubelet(state_dir: PathBuf) -> Self {
+        Self {
+            state_dir,
+            kubelet: false,
+            proxy: true,
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,6 +84,7 @@ impl Default for Config {
             pod_logs: None,
             graceful_pod_deletion: false,
             bookmark_interval: Duration::from_secs(10),
+            workloads: None,
         }
     }
 }
@@ -72,6 +101,7 @@ impl std::fmt::Debug for Config {
             .field("pod_logs", &self.pod_logs.is_some())
             .field("graceful_pod_deletion", &self.graceful_pod_deletion)
             .field("bookmark_interval", &self.bookmark_interval)
+            .field("workloads", &self.workloads)
             .finish()
     }
 }

@@ -7,22 +7,25 @@
 //! controllers) the same store with the same semantics.
 
 pub mod config;
+pub mod controllers;
 pub mod error;
 pub mod http;
 pub mod instance;
 mod jsonpath;
 mod kubeconfig;
+pub mod kubelet;
 pub mod listtype;
 pub mod names;
 mod obj;
 pub mod patch;
+pub mod proxy;
 pub mod registry;
 pub mod schema;
 pub mod selector;
 pub mod store;
 pub mod watch;
 
-pub use config::{Config, PodLogs};
+pub use config::{Config, PodLogs, WorkloadsConfig};
 pub use error::ApiError;
 pub use http::{Error, LocalKube, RunningServer};
 pub use store::{DeleteOptions, FieldValidation, PatchKind, Propagation, Store, WriteCtx};

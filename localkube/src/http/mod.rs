@@ -4,11 +4,13 @@
 //! is answered with a `Status`; nothing a client sends can crash it.
 
 mod discovery;
+mod kubelet_slot;
 mod openapi;
 pub mod path;
 pub mod request;
 mod resources;
 mod table;
+mod workloads;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,6 +44,12 @@ pub enum Error {
     /// The store could not be opened.
     #[error("localkube: {0}")]
     Store(#[from] StoreError),
+    /// Workloads need an instance number and none could be had.
+    #[error("localkube: cannot run workloads: {0}")]
+    Instance(#[source] crate::instance::InstanceError),
+    /// The process kubelet could not start.
+    #[error("localkube: cannot start the kubelet: {0}")]
+    Kubelet(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub(crate) struct App {
@@ -63,17 +71,30 @@ pub struct RunningServer {
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
     gc: tokio::task::JoinHandle<()>,
+    workloads: Option<workloads::Workloads>,
 }
 
 impl LocalKube {
     /// Opens the store, creates the namespaces and `kubernetes` Service a
     /// cluster starts with, and serves until [`RunningServer::shutdown`].
+    /// With [`Config::workloads`], it also takes an instance number (whose
+    /// block Services get their ClusterIPs from) and runs the controllers,
+    /// the Service proxy and the kubelet as asked.
     ///
     /// # Errors
-    /// [`Error`] when the address cannot be bound or the state directory
-    /// cannot be loaded.
-    pub async fn start(config: Config) -> Result<RunningServer, Error> {
-        let store = Store::open(&config)?;
+    /// [`Error`] when the address cannot be bound, the state directory
+    /// cannot be loaded, no instance number is free or the kubelet cannot
+    /// start.
+    pub async fn start(mut config: Config) -> Result<RunningServer, Error> {
+        let instance = match &config.workloads {
+            Some(_) => Some(workloads::acquire_instance()?),
+            None => None,
+        };
+        if config.workloads.as_ref().is_some_and(|w| w.kubelet) {
+            // A kubelet finishes deletions after its processes stop.
+            config.graceful_pod_deletion = true;
+        }
+        let store = Store::open(&config, instance.as_ref().map(|i| i.number()))?;
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| Error::Bind {
@@ -84,11 +105,21 @@ impl LocalKube {
             addr: config.bind,
             source,
         })?;
+        let mut pod_logs = config.pod_logs.clone();
+        let workloads = match (&config.workloads, instance) {
+            (Some(w), Some(instance)) => {
+                let started = workloads::Workloads::start(&store, instance, w).await;
+                let (running, logs) = started.inspect_err(|_| store.close())?;
+                pod_logs = logs.or(pod_logs);
+                Some(running)
+            }
+            _ => None,
+        };
         let app = Arc::new(App {
             store: store.clone(),
             token: config.token.clone(),
             max_body: config.max_body_bytes,
-            pod_logs: config.pod_logs.clone(),
+            pod_logs,
             addr,
         });
         let router = Router::new().fallback(handle).with_state(app);
@@ -118,6 +149,7 @@ impl LocalKube {
             shutdown: tx,
             task,
             gc,
+            workloads,
         })
     }
 }
@@ -153,8 +185,25 @@ impl RunningServer {
         self.store.clone()
     }
 
-    /// Stops serving: open watches end, persistence is flushed.
+    /// The instance number held while workloads run.
+    pub fn instance(&self) -> Option<Arc<crate::instance::Instance>> {
+        self.workloads.as_ref().map(|w| w.instance.clone())
+    }
+
+    /// Fault injection into pods, when the kubelet runs.
+    pub fn faults(&self) -> Option<crate::kubelet::Faults> {
+        self.workloads
+            .as_ref()
+            .and_then(workloads::Workloads::faults)
+    }
+
+    /// Stops serving: the kubelet (and every process it started), the
+    /// proxy and the controllers stop first, then open watches end and
+    /// persistence is flushed.
     pub async fn shutdown(self) {
+        if let Some(w) = self.workloads {
+            w.shutdown().await;
+        }
         self.store.close();
         let _ = self.shutdown.send(());
         let abort = self.task.abort_handle();

@@ -135,6 +135,15 @@ fn rows() -> Vec<Row> {
             NONE,
             false,
         ),
+        row(
+            "discovery.k8s.io",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            NONE,
+            NONE,
+            false,
+        ),
         row("batch", "Job", "jobs", true, NONE, ALL, true),
         row("batch", "CronJob", "cronjobs", true, &["cj"], ALL, true),
         row(

@@ -110,6 +110,9 @@ fn allocate_cluster_ip(inner: &mut Inner) -> String {
         .filter(|(k, _)| k.0.is_empty() && k.1 == "services")
         .filter_map(|(_, s)| s.get("spec")?.get("clusterIP")?.as_str().map(str::to_owned))
         .collect();
+    if let Some(instance) = inner.instance {
+        return allocate_instance_ip(instance, &used);
+    }
     // 10.96.0.0/12: 2^20 addresses; .0.1 is the kubernetes Service.
     loop {
         let n = inner.next_ip.clamp(10, (1 << 20) - 2);
@@ -119,6 +122,22 @@ fn allocate_cluster_ip(inner: &mut Inner) -> String {
             return ip;
         }
     }
+}
+
+/// The first free ClusterIP of instance `number`'s block (127.n.200.1 on),
+/// so the Service proxy can listen on it without colliding with another
+/// localkube on the machine. A full block hands out its last address again
+/// rather than failing, as the 10.96/12 allocator does.
+fn allocate_instance_ip(number: u8, used: &HashSet<String>) -> String {
+    let ip = |i: u32| {
+        let third = 200 + i / 254;
+        let fourth = 1 + i % 254;
+        format!("127.{number}.{third}.{fourth}")
+    };
+    (0..crate::instance::SERVICE_ADDRESSES)
+        .map(ip)
+        .find(|a| !used.contains(a))
+        .unwrap_or_else(|| ip(crate::instance::SERVICE_ADDRESSES.saturating_sub(1)))
 }
 
 /// Kind-specific work before a create is stored.

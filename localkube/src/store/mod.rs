@@ -91,6 +91,9 @@ pub(crate) struct Inner {
     pub feed: broadcast::Sender<Arc<Event>>,
     pub persist: Option<persist::Persist>,
     pub next_ip: u32,
+    /// The localkube instance number whose block ClusterIPs come from
+    /// (None: an API-only server, 10.96.0.0/12).
+    pub instance: Option<u8>,
     /// Owner uid → the keys of the objects naming it in ownerReferences,
     /// so the collector looks at a deleted owner's dependents instead of
     /// sweeping every object.
@@ -148,6 +151,7 @@ impl Inner {
             feed,
             persist: None,
             next_ip: 1,
+            instance: None,
             dependents: HashMap::new(),
             gc_queue: BTreeSet::new(),
         }
@@ -286,12 +290,14 @@ pub enum StoreError {
 
 impl Store {
     /// Opens a store (loading `state_dir` if given) with the namespaces and
-    /// the `kubernetes` Service every cluster has.
+    /// the `kubernetes` Service every cluster has; Services get ClusterIPs
+    /// from instance `instance`'s block when given.
     ///
     /// # Errors
     /// [`StoreError`] when the state directory cannot be loaded.
-    pub(crate) fn open(config: &crate::Config) -> Result<Self, StoreError> {
+    pub(crate) fn open(config: &crate::Config, instance: Option<u8>) -> Result<Self, StoreError> {
         let mut inner = Inner::new(config.watch_history);
+        inner.instance = instance;
         if let Some(dir) = &config.state_dir {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Bootstrap(Box::new(ApiError::Internal(format!(

@@ -1,0 +1,124 @@
+//! Runs the controllers: one task per controller that waits for a change
+//! of what it watches (or its requeue time), then reconciles everything.
+//! Watches that end (410 Gone, a slow reader cut off) are reopened at the
+//! store's current version followed by a full pass, which is what a relist
+//! gives a real controller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::Reconciler;
+use crate::store::Store;
+
+/// A failed pass is retried after this long even without a change.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// The running controllers; [`Controllers::shutdown`] stops them.
+pub struct Controllers {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Controllers {
+    /// Starts the StatefulSet, endpoints and PodDisruptionBudget
+    /// controllers on `store` (needs a tokio runtime).
+    pub fn spawn(store: &Store) -> Self {
+        let (stop, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let all: Vec<Arc<dyn Reconciler>> = vec![
+            Arc::new(super::statefulset::StatefulSetController),
+            Arc::new(super::endpoints::EndpointsController),
+            Arc::new(super::pdb::DisruptionController),
+        ];
+        for r in all {
+            let changed = Arc::new(Notify::new());
+            for (av, plural) in r.watches() {
+                tasks.spawn(forward(
+                    store.clone(),
+                    av,
+                    plural,
+                    changed.clone(),
+                    stop.subscribe(),
+                ));
+            }
+            tasks.spawn(run(store.clone(), r, changed, stop.subscribe()));
+        }
+        Self { stop, tasks }
+    }
+
+    /// Stops every controller and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Turns every event of one watch into a wake-up of the controller.
+async fn forward(
+    store: Store,
+    api_version: &'static str,
+    plural: &'static str,
+    changed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let rv = store.resource_version().to_string();
+        let mut rx = match store.watch(api_version, plural, None, Some(&rv), None) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(error = %e, plural, "localkube controllers: cannot watch");
+                return;
+            }
+        };
+        // Whatever happened while no watch was open is seen by this pass.
+        changed.notify_one();
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(e) if e.etype == "ERROR" => break,
+                    Some(_) => changed.notify_one(),
+                    None => break,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        // A store being closed ends watches too; do not spin on it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run(
+    store: Store,
+    r: Arc<dyn Reconciler>,
+    changed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next: Option<Duration> = None;
+    loop {
+        let wait = async {
+            match next {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = changed.notified() => {}
+            () = wait => {}
+            _ = stop.changed() => return,
+        }
+        next = match r.reconcile_all(&store) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, controller = r.name(), "localkube: reconcile failed; retrying");
+                Some(RETRY)
+            }
+        };
+    }
+}

@@ -1,0 +1,223 @@
+//! A pod's volumes on the host: PVCs as persistent directories under
+//! `<state>/pvc/<ns>/<claim>`, emptyDirs under the pod's directory, and
+//! configMap / secret volumes materialized as files the way the real
+//! kubelet's atomic writer does it (a `..data` symlink swapped to a new
+//! timestamped directory, each key a symlink through `..data`), so a
+//! refresh is seen whole or not at all by the container.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::env::object_data;
+use crate::Store;
+
+/// The directory of a PVC's data.
+pub(crate) fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
+    state.join("pvc").join(ns).join(claim)
+}
+
+/// The directory of a pod.
+pub(crate) fn pod_dir(state: &Path, uid: &str) -> PathBuf {
+    state.join("pods").join(uid)
+}
+
+/// Files a configMap/secret volume should hold: path → (bytes, mode).
+type Files = BTreeMap<String, (Vec<u8>, u32)>;
+
+/// What a configMap or secret volume should contain now; Err when a
+/// required object or key is missing.
+fn desired(store: &Store, ns: &str, vol: &Value) -> Result<Option<Files>, String> {
+    let (src, secret, name_field) = match (vol.get("configMap"), vol.get("secret")) {
+        (Some(c), _) => (c, false, "name"),
+        (None, Some(s)) => (s, true, "secretName"),
+        (None, None) => return Ok(None),
+    };
+    let name = src
+        .get(name_field)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let optional = src
+        .get("optional")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let default_mode = src
+        .get("defaultMode")
+        .and_then(Value::as_u64)
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(0o644);
+    let kind = if secret { "secret" } else { "configmap" };
+    let data = match object_data(store, ns, secret, name) {
+        Some(d) => d,
+        None if optional => BTreeMap::new(),
+        None => return Err(format!("{kind} \"{name}\" not found")),
+    };
+    let mut files = Files::new();
+    match src.get("items").and_then(Value::as_array) {
+        Some(items) => {
+            for it in items {
+                let key = it.get("key").and_then(Value::as_str).unwrap_or_default();
+                let path = it.get("path").and_then(Value::as_str).unwrap_or(key);
+                let mode = it
+                    .get("mode")
+                    .and_then(Value::as_u64)
+                    .and_then(|m| u32::try_from(m).ok())
+                    .unwrap_or(default_mode);
+                match data.get(key) {
+                    Some(v) => {
+                        files.insert(path.to_owned(), (v.clone(), mode));
+                    }
+                    None if optional => {}
+                    None => {
+                        return Err(format!(
+                            "configmap references non-existent config key: {key}"
+                        ));
+                    }
+                }
+            }
+        }
+        None => {
+            for (k, v) in data {
+                files.insert(k, (v, default_mode));
+            }
+        }
+    }
+    Ok(Some(files))
+}
+
+/// The files currently under `dir/..data`.
+fn current(dir: &Path) -> Files {
+    fn walk(base: &Path, rel: &str, out: &mut Files) {
+        let Ok(rd) = std::fs::read_dir(base.join(rel)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let p = base.join(&r);
+            if p.is_dir() {
+                walk(base, &r, out);
+            } else if let (Ok(b), Ok(m)) = (std::fs::read(&p), std::fs::metadata(&p)) {
+                out.insert(r, (b, m.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    let mut out = Files::new();
+    walk(&dir.join("..data"), "", &mut out);
+    out
+}
+
+/// Writes `files` into `dir` atomically (see the module docs).
+fn swap(dir: &Path, files: &Files) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = format!("..{}", chrono::Utc::now().format("%Y_%m_%d_%H_%M_%S.%f"));
+    let new = dir.join(&stamp);
+    std::fs::create_dir_all(&new)?;
+    for (path, (bytes, mode)) in files {
+        let p = new.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, bytes)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))?;
+    }
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp)?;
+    std::fs::rename(&tmp, dir.join("..data"))?;
+    // Top-level entries point through ..data; stale ones go.
+    let tops: std::collections::BTreeSet<String> = files
+        .keys()
+        .filter_map(|k| k.split('/').next().map(str::to_owned))
+        .collect();
+    for t in &tops {
+        let link = dir.join(t);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{t}"), &link)?;
+        }
+    }
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && !tops.contains(&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(dir.join(old));
+    }
+    Ok(())
+}
+
+/// Makes a configMap/secret volume match its object; Ok(true) when it
+/// changed.
+pub(crate) fn refresh(store: &Store, ns: &str, vol: &Value, dir: &Path) -> Result<bool, String> {
+    let Some(files) = desired(store, ns, vol)? else {
+        return Ok(false);
+    };
+    if dir.join("..data").exists() && current(dir) == files {
+        return Ok(false);
+    }
+    swap(dir, &files).map_err(|e| format!("cannot write volume {}: {e}", dir.display()))?;
+    Ok(true)
+}
+
+/// Prepares every volume of `pod`: name → host path.
+///
+/// # Errors
+/// A message for the pod's status (missing PVC, ConfigMap, Secret).
+pub(crate) fn prepare(
+    store: &Store,
+    state: &Path,
+    pod: &Value,
+) -> Result<BTreeMap<String, PathBuf>, String> {
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for vol in pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = vol.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let local = pod_dir(state, uid).join("volumes").join(name);
+        let path = if let Some(claim) = vol
+            .pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+        {
+            if store
+                .get("v1", "persistentvolumeclaims", Some(ns), claim)
+                .is_err()
+            {
+                return Err(format!("persistentvolumeclaim \"{claim}\" not found"));
+            }
+            pvc_dir(state, ns, claim)
+        } else if let Some(p) = vol.pointer("/hostPath/path").and_then(Value::as_str) {
+            PathBuf::from(p)
+        } else if vol.get("configMap").is_some() || vol.get("secret").is_some() {
+            refresh(store, ns, vol, &local)?;
+            local
+        } else {
+            // emptyDir, and kinds without a local meaning, as empty dirs.
+            local
+        };
+        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create volume {name}: {e}"))?;
+        out.insert(name.to_owned(), path);
+    }
+    Ok(out)
+}

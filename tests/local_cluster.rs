@@ -1,0 +1,294 @@
+//! `logbook local` end to end, as a newcomer uses it: start it, `kubectl
+//! apply` a 3-replica StatefulSet running `valkey/valkey:9.1`, get three
+//! reachable Valkey servers, inject a fault, stop it with Ctrl-C, and find
+//! no process left behind.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const STATEFULSET: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: cache
+spec:
+  clusterIP: None
+  selector: {app: cache}
+  ports: [{name: valkey, port: 6379}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: cache
+spec:
+  serviceName: cache
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels: {app: cache}
+  template:
+    metadata:
+      labels: {app: cache}
+    spec:
+      containers:
+      - name: valkey
+        image: valkey/valkey:9.1
+        args: ["--save", "", "--appendonly", "no"]
+        ports: [{containerPort: 6379, name: valkey}]
+        readinessProbe:
+          tcpSocket: {port: 6379}
+          periodSeconds: 1
+"#;
+
+fn kubectl() -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    assert!(local.exists(), "kubectl not found: run `make setup`");
+    local
+}
+
+struct Local {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Local {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
+            .args(["local", "--kubeconfig", kubeconfig.to_str().unwrap()])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let started = Instant::now();
+        loop {
+            let line = lines.next().expect("logbook local exited early").unwrap();
+            if line.starts_with("export KUBECONFIG=") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "logbook local did not start"
+            );
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(kubectl());
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn logbook(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_logbook"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Ctrl-C, as a person stops it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let started = Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    panic!("logbook local did not stop within 30 s of Ctrl-C");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = entry.path().join("cmdline");
+        let environ = entry.path().join("environ");
+        let text = std::fs::read(&cmdline).unwrap_or_default();
+        let env = std::fs::read(&environ).unwrap_or_default();
+        let hay = String::from_utf8_lossy(&text).replace('\0', " ")
+            + &String::from_utf8_lossy(&env).replace('\0', " ");
+        if hay.contains(needle) {
+            found.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                String::from_utf8_lossy(&text).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+fn ping(ip: &str) -> bool {
+    let out = Command::new("redis-cli")
+        .args(["-h", ip, "-p", "6379", "PING"])
+        .output();
+    matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+}
+
+#[test]
+fn logbook_local_runs_three_reachable_valkeys_and_leaves_nothing_behind() {
+    let mut local = Local::start();
+    let state = local
+        .dir
+        .path()
+        .join("state")
+        .to_string_lossy()
+        .into_owned();
+
+    // The CRDs are installed by `logbook local` itself.
+    local.ok(&["get", "crd", "valkeyclusters.valkey.logbook.dev"], None);
+
+    local.ok(&["apply", "-f", "-"], Some(STATEFULSET));
+    local.ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-l",
+            "app=cache",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    let ips = local.ok(
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=cache",
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ],
+        None,
+    );
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 3, "{ips:?}");
+    let mut unique = ips.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "every pod has its own address: {ips:?}");
+    for ip in &ips {
+        assert!(
+            ip.starts_with("127."),
+            "pod IPs are loopback addresses: {ip}"
+        );
+        assert!(ping(ip), "valkey at {ip} answers PING");
+    }
+
+    // A fault through the CLI: the killed container is restarted.
+    let out = local.logbook(&[
+        "local",
+        "fault",
+        "--kubeconfig",
+        local.kubeconfig().to_str().unwrap(),
+        "kill",
+        "cache-0",
+    ]);
+    assert!(
+        out.status.success(),
+        "fault kill: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    loop {
+        let restarts = local.ok(
+            &[
+                "get",
+                "pod",
+                "cache-0",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].restartCount}",
+            ],
+            None,
+        );
+        if restarts.trim().parse::<u32>().unwrap_or(0) >= 1 && ping(ips[0]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cache-0 was not restarted: restartCount {restarts}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    local.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut left = processes_mentioning(&state);
+    for ip in &ips {
+        left.extend(processes_mentioning(&format!("LOCALKUBE_POD_IP={ip}")));
+    }
+    assert!(
+        left.is_empty(),
+        "processes left behind after Ctrl-C: {left:?}"
+    );
+}
