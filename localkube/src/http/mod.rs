@@ -4,6 +4,7 @@
 //! is answered with a `Status`; nothing a client sends can crash it.
 
 mod discovery;
+mod faults;
 mod kubelet_slot;
 mod openapi;
 pub mod path;
@@ -58,6 +59,8 @@ pub(crate) struct App {
     pub max_body: usize,
     pub pod_logs: Option<Arc<dyn PodLogs>>,
     pub addr: SocketAddr,
+    /// The kubelet's fault injection, when a kubelet runs.
+    pub faults: Option<crate::kubelet::Faults>,
 }
 
 /// The entry point.
@@ -121,6 +124,7 @@ impl LocalKube {
             max_body: config.max_body_bytes,
             pod_logs,
             addr,
+            faults: workloads.as_ref().and_then(|w| w.faults()),
         });
         let router = Router::new().fallback(handle).with_state(app);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -275,6 +279,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Route::OpenApiV3Gv(g, v) if get => openapi::document(&app, &g, &v),
         Route::Resource(t) => {
             resources::handle(&app, &parts.method, &t, &query, &parts.headers, &body).await
+        }
+        Route::Fault(action) if parts.method == Method::POST => {
+            faults::handle(&app, &action, &body).await
         }
         Route::OpenApiV2 | Route::NotFound => request::error(&ApiError::UnknownResource),
         _ => request::error(&ApiError::MethodNotAllowed),

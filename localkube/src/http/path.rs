@@ -26,6 +26,8 @@ pub struct Target {
 pub enum Route {
     /// `/healthz`, `/readyz`, `/livez`.
     Health,
+    /// `POST /localkube/v1/faults/{action}` (not a Kubernetes path).
+    Fault(String),
     /// `/version`.
     Version,
     /// `/api`.
@@ -118,6 +120,7 @@ pub fn parse(path: &str) -> Route {
         ["apis", g] => Route::Group((*g).to_owned()),
         ["apis", g, v] => Route::ResourceList((*g).to_owned(), (*v).to_owned()),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
+        ["localkube", "v1", "faults", action] => Route::Fault((*action).to_owned()),
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3,
         ["openapi", "v3", "api", "v1"] => Route::OpenApiV3Gv(String::new(), "v1".into()),
