@@ -245,6 +245,17 @@ fn logbook_local_runs_three_reachable_valkeys_and_leaves_nothing_behind() {
         assert!(ping(ip), "valkey at {ip} answers PING");
     }
 
+    // kubectl logs reads the container's output; exec is refused plainly.
+    let logs = local.ok(&["logs", "cache-0"], None);
+    assert!(logs.contains("Ready to accept connections"), "{logs}");
+    let exec = local.kubectl(&["exec", "cache-0", "--", "valkey-cli", "ping"], None);
+    assert!(!exec.status.success());
+    let err = String::from_utf8_lossy(&exec.stderr);
+    assert!(
+        err.contains("localkube does not support pods/exec"),
+        "{err}"
+    );
+
     // A fault through the CLI: the killed container is restarted.
     let out = local.logbook(&[
         "local",
@@ -280,6 +291,60 @@ fn logbook_local_runs_three_reachable_valkeys_and_leaves_nothing_behind() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // Through a ClusterIP Service: writes keep working after the endpoint
+    // pod is deleted and replaced by the StatefulSet controller.
+    let service = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: cache-rw
+spec:
+  selector: {statefulset.kubernetes.io/pod-name: cache-1}
+  ports: [{name: valkey, port: 6379, targetPort: valkey}]
+"#;
+    local.ok(&["apply", "-f", "-"], Some(service));
+    let cluster_ip = local.ok(
+        &["get", "svc", "cache-rw", "-o", "jsonpath={.spec.clusterIP}"],
+        None,
+    );
+    let cluster_ip = cluster_ip.trim().to_owned();
+    assert!(
+        cluster_ip.starts_with("127."),
+        "ClusterIP from the loopback block: {cluster_ip}"
+    );
+    let set = |value: &str| {
+        let out = Command::new("redis-cli")
+            .args(["-h", &cluster_ip, "-p", "6379", "SET", "k", value])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "OK"
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !f() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("a write through the Service", &|| set("before"));
+    local.ok(&["delete", "pod", "cache-1", "--wait=true"], None);
+    local.ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/cache-1",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    until(
+        "a write through the Service after the pod was replaced",
+        &|| set("after"),
+    );
 
     local.stop();
     std::thread::sleep(Duration::from_millis(500));

@@ -46,6 +46,16 @@ fn resolve(app: &App, t: &Target) -> Result<Arc<ResourceInfo>, ApiError> {
     if t.namespace.is_some() && !res.namespaced {
         return Err(ApiError::UnknownResource);
     }
+    // Streaming subresources need a container runtime's exec/attach/port
+    // forwarding, which the process kubelet does not offer: refuse them
+    // plainly rather than with a bare 404.
+    if res.log && matches!(t.sub.as_deref(), Some("exec" | "attach" | "portforward")) {
+        return Err(ApiError::BadRequest(format!(
+            "localkube does not support pods/{}: its pods are local processes; connect to the pod IP directly, \
+             read `kubectl logs`, or inject faults with `logbook local fault`",
+            t.sub.as_deref().unwrap_or_default()
+        )));
+    }
     let sub_ok = match t.sub.as_deref() {
         None => true,
         Some("status") => version.status,
