@@ -40,6 +40,7 @@ crds:
 bench:
 	$(CARGO) run --release --locked -p logbook-journal --bin journal-bench -- --events 1000000
 	$(CARGO) run --release --locked -p logbook-localkube --example api-bench -- --objects 5000
+	$(CARGO) run --release --locked -p logbook-localkube --example workload-bench
 
 ## demo: runs Logbook on one machine. Not available yet: the operator and
 ## localkube are still being built (see README).
