@@ -245,6 +245,53 @@ fn logbook_local_runs_three_reachable_valkeys_and_leaves_nothing_behind() {
         assert!(ping(ip), "valkey at {ip} answers PING");
     }
 
+    // Scale to 5 real pods and back to 2 (the highest ordinals go).
+    local.ok(&["scale", "statefulset", "cache", "--replicas=5"], None);
+    let started = Instant::now();
+    loop {
+        let ready = local.ok(
+            &["get", "pods", "-l", "app=cache", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\" \"}{end}"],
+            None,
+        );
+        if ready.split_whitespace().filter(|s| *s == "True").count() == 5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "5 pods not Ready: {ready}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let five = local.ok(
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=cache",
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ],
+        None,
+    );
+    for ip in five.split_whitespace() {
+        assert!(ping(ip), "valkey at {ip} answers PING");
+    }
+    local.ok(&["scale", "statefulset", "cache", "--replicas=2"], None);
+    let started = Instant::now();
+    loop {
+        let names = local.ok(&["get", "pods", "-l", "app=cache", "-o", "name"], None);
+        let mut names: Vec<&str> = names.lines().collect();
+        names.sort_unstable();
+        if names == ["pod/cache-0", "pod/cache-1"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not scaled down to cache-0, cache-1: {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // kubectl logs reads the container's output; exec is refused plainly.
     let logs = local.ok(&["logs", "cache-0"], None);
     assert!(logs.contains("Ready to accept connections"), "{logs}");
