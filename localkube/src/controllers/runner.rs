@@ -57,8 +57,10 @@ impl Controllers {
     }
 }
 
-/// Turns every event of one watch into a wake-up of the controller.
-async fn forward(
+/// Turns every event of one watch into a wake-up of `changed` (reopening
+/// the watch at the current version when it ends, e.g. on 410), until
+/// `stop` says so. Shared by the controllers and the Service proxy.
+pub(crate) async fn forward(
     store: Store,
     api_version: &'static str,
     plural: &'static str,

@@ -12,7 +12,6 @@ mod listener;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -21,20 +20,6 @@ use crate::instance::Instance;
 use crate::store::Store;
 use backends::Backends;
 use listener::Listener;
-
-/// Why the proxy could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    /// The store cannot be watched.
-    #[error("service proxy: cannot watch {resource}: {source}")]
-    Watch {
-        /// The resource.
-        resource: &'static str,
-        /// The store's answer.
-        #[source]
-        source: crate::error::ApiError,
-    },
-}
 
 /// The running proxy; [`Proxy::shutdown`] closes every listener.
 pub struct Proxy {
@@ -50,8 +35,9 @@ impl Proxy {
         let mut tasks = JoinSet::new();
         let changed = Arc::new(Notify::new());
         for plural in ["services", "endpoints"] {
-            tasks.spawn(forward(
+            tasks.spawn(crate::controllers::forward_changes(
                 store.clone(),
+                "v1",
                 plural,
                 changed.clone(),
                 stop.subscribe(),
@@ -66,43 +52,6 @@ impl Proxy {
         let _ = self.stop.send(true);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn forward(
-    store: Store,
-    plural: &'static str,
-    changed: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let rv = store.resource_version().to_string();
-        let mut rx = match store.watch("v1", plural, None, Some(&rv), None) {
-            Ok(rx) => rx,
-            Err(source) => {
-                let e = ProxyError::Watch {
-                    resource: plural,
-                    source,
-                };
-                tracing::warn!(error = %e, "localkube proxy");
-                return;
-            }
-        };
-        changed.notify_one();
-        loop {
-            tokio::select! {
-                ev = rx.recv() => match ev {
-                    Some(e) if e.etype == "ERROR" => break,
-                    Some(_) => changed.notify_one(),
-                    None => break,
-                },
-                _ = stop.changed() => return,
-            }
-        }
-        if *stop.borrow() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
