@@ -245,8 +245,42 @@ fn logbook_local_runs_three_reachable_valkeys_and_leaves_nothing_behind() {
         assert!(ping(ip), "valkey at {ip} answers PING");
     }
 
+    // `kubectl get pods -w` streams the pods the scale-up creates.
+    let mut watch = Command::new(kubectl())
+        .args(["get", "pods", "-l", "app=cache", "-w", "-o", "name"])
+        .env("KUBECONFIG", local.kubeconfig())
+        .env("HOME", local.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watch_out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(watch_out).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+
     // Scale to 5 real pods and back to 2 (the highest ordinals go).
     local.ok(&["scale", "statefulset", "cache", "--replicas=5"], None);
+    let started = Instant::now();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("kubectl get pods -w streams");
+        if line.contains("cache-4") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no cache-4 in the watch"
+        );
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
     let started = Instant::now();
     loop {
         let ready = local.ok(
