@@ -8,3 +8,4 @@ pub mod cli;
 mod fault_cli;
 mod journal_cli;
 mod local;
+pub mod valkey;

@@ -427,8 +427,29 @@ spec:
         &|| set("after"),
     );
 
+    // A pod with Valkey's default config saves an RDB into its working
+    // directory when stopped: that must be the pod's own directory, never
+    // the directory `logbook local` was started from.
+    let plain = "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers:\n  - {name: valkey, image: valkey/valkey:9.1}\n";
+    local.ok(&["apply", "-f", "-"], Some(plain));
+    local.ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/plain",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    let stray = Path::new(env!("CARGO_MANIFEST_DIR")).join("dump.rdb");
+    let stray_before = stray.exists();
+
     local.stop();
     std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        stray_before || !stray.exists(),
+        "a pod wrote dump.rdb into the caller's directory"
+    );
     let mut left = processes_mentioning(&state);
     for ip in &ips {
         left.extend(processes_mentioning(&format!("LOCALKUBE_POD_IP={ip}")));

@@ -284,10 +284,7 @@ impl PodRun {
                 launch: Launch {
                     argv,
                     env: envs,
-                    working_dir: c
-                        .get("workingDir")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    working_dir: Some(working_dir(c, &mounts, &logs, &name)),
                     mounts,
                     log: logs.join(format!("{name}.log")),
                 },
@@ -498,4 +495,30 @@ async fn finish(shared: &Arc<Shared>, run: &mut PodRun, end: End) {
         }
     }
     super::worker::forget(shared, &uid);
+}
+
+/// The directory a container starts in. A real container starts in its
+/// `workingDir`, else its image's WORKDIR inside its own root filesystem —
+/// never in the kubelet's directory. The Valkey images' WORKDIR is `/data`,
+/// which is where data volumes are mounted; when nothing is mounted there,
+/// the container gets a directory of its own under the pod's state, so
+/// files it writes relative to its cwd (an RDB dump, say) stay with the pod
+/// instead of landing in the host's `/data` or the caller's directory.
+fn working_dir(c: &Value, mounts: &[Mount], logs: &std::path::Path, name: &str) -> String {
+    if let Some(w) = c
+        .get("workingDir")
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty())
+    {
+        return w.to_owned();
+    }
+    if mounts.iter().any(|m| m.target == "/data") {
+        return "/data".to_owned();
+    }
+    let own = logs
+        .parent()
+        .map_or_else(|| logs.to_path_buf(), std::path::Path::to_path_buf)
+        .join("containers")
+        .join(name);
+    own.to_string_lossy().into_owned()
 }

@@ -1,0 +1,504 @@
+//! `ValkeyClient`: one multiplexed connection per server, reused across
+//! calls, with a timeout on every step and failures classified as death,
+//! slowness or refusal.
+//!
+//! Connections are opened lazily and dropped on any connection-level error,
+//! so the next call reconnects. The redis crate's own timeouts are disabled
+//! and every await is wrapped in `tokio::time::timeout` instead, so the
+//! classification does not depend on how the crate reports them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, RedisError, Value};
+use tokio::sync::Mutex;
+use tokio::time::timeout;
+
+use super::error::{Phase, ProbeError};
+use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
+use super::password::Password;
+
+/// How long each step may take before it counts as [`ProbeError::TimedOut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a connection, including `AUTH`. Default 1 s.
+    pub connect: Duration,
+    /// One command's round trip. Default 2 s. Blocking commands (`WAIT`) get
+    /// their own timeout on top of it.
+    pub command: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(1),
+            command: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One probe of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `INFO replication`.
+    pub info: ReplicationInfo,
+    /// `ROLE`, taken just before `INFO`.
+    pub role: RoleReply,
+    /// Round trip of `ROLE` alone (connection set-up excluded).
+    pub latency: Duration,
+}
+
+/// The data-plane client shared by observers and executors. Cloning is
+/// cheap and clones share connections.
+#[derive(Clone)]
+pub struct ValkeyClient {
+    timeouts: Timeouts,
+    state: Arc<Mutex<State>>,
+}
+
+/// The pool. The lock is held only to look up or swap entries, never across
+/// network I/O, so one slow server does not stall probes of the others.
+struct State {
+    password: Option<Password>,
+    next_id: u64,
+    connections: HashMap<SocketAddr, Pooled>,
+}
+
+/// A pooled connection, tagged so a failed caller removes only the
+/// connection it used, not a fresh one another task opened meanwhile.
+struct Pooled {
+    id: u64,
+    connection: MultiplexedConnection,
+}
+
+/// A connection handed to one call.
+struct Lease {
+    id: u64,
+    connection: MultiplexedConnection,
+    reused: bool,
+}
+
+/// Whether a command may be sent again after its connection dropped with
+/// the outcome unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    Safe,
+    Never,
+}
+
+impl std::fmt::Debug for ValkeyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValkeyClient")
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValkeyClient {
+    /// A client with no connection yet; `password` is sent with `AUTH` on
+    /// every new connection.
+    pub fn new(timeouts: Timeouts, password: Option<Password>) -> Self {
+        ValkeyClient {
+            timeouts,
+            state: Arc::new(Mutex::new(State {
+                password,
+                next_id: 0,
+                connections: HashMap::new(),
+            })),
+        }
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Replaces the password (the Secret changed). Open connections are
+    /// dropped so every server is re-authenticated with the new one.
+    pub async fn set_password(&self, password: Option<Password>) {
+        let mut state = self.state.lock().await;
+        if state.password != password {
+            state.password = password;
+            state.connections.clear();
+        }
+    }
+
+    /// Drops the connection to `addr`, if any (its pod went away).
+    pub async fn forget(&self, addr: SocketAddr) {
+        self.state.lock().await.connections.remove(&addr);
+    }
+
+    /// `ROLE` then `INFO replication`, with the latency of `ROLE`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; [`ProbeError::is_death`] and
+    /// [`ProbeError::is_slowness`] tell a gone process from a busy one.
+    pub async fn probe(&self, addr: SocketAddr) -> Result<Probe, ProbeError> {
+        let (reply, latency) = self
+            .run(
+                addr,
+                &redis::cmd("ROLE"),
+                "ROLE",
+                Duration::ZERO,
+                Resend::Safe,
+            )
+            .await?;
+        let role = parse_role(&reply).map_err(|source| ProbeError::Malformed { addr, source })?;
+        let mut info_cmd = redis::cmd("INFO");
+        info_cmd.arg("replication");
+        let (reply, _) = self
+            .run(addr, &info_cmd, "INFO", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = text_reply(addr, reply)?;
+        let info = parse_info_replication(&text)
+            .map_err(|source| ProbeError::Malformed { addr, source })?;
+        Ok(Probe {
+            info,
+            role,
+            latency,
+        })
+    }
+
+    /// `PING`, returning its round trip.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn ping(&self, addr: SocketAddr) -> Result<Duration, ProbeError> {
+        let (reply, latency) = self
+            .run(
+                addr,
+                &redis::cmd("PING"),
+                "PING",
+                Duration::ZERO,
+                Resend::Safe,
+            )
+            .await?;
+        match reply {
+            Value::SimpleString(s) if s == "PONG" => Ok(latency),
+            other => Err(unexpected(addr, "PONG", &other)),
+        }
+    }
+
+    /// `REPLICAOF host port`, or `REPLICAOF NO ONE` when `primary` is
+    /// `None`. Idempotent: repeating it against the same primary is a no-op
+    /// on the server.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn replicaof(
+        &self,
+        addr: SocketAddr,
+        primary: Option<SocketAddr>,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("REPLICAOF");
+        match primary {
+            Some(primary) => cmd.arg(primary.ip().to_string()).arg(primary.port()),
+            None => cmd.arg("NO").arg("ONE"),
+        };
+        let (reply, _) = self
+            .run(addr, &cmd, "REPLICAOF", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
+    /// `FAILOVER TO host port TIMEOUT ms` on the primary at `addr`.
+    ///
+    /// The server answers as soon as the failover has started; the roles
+    /// swap later (after the target caught up, at most `timeout_ms`), so the
+    /// caller confirms the outcome with probes. Never resent after a dropped
+    /// connection: a second `FAILOVER` could act on a changed topology.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when the server refuses (target not its
+    /// replica, failover already running); any other [`ProbeError`].
+    pub async fn failover_to(
+        &self,
+        addr: SocketAddr,
+        target: SocketAddr,
+        timeout_ms: u64,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("FAILOVER");
+        cmd.arg("TO")
+            .arg(target.ip().to_string())
+            .arg(target.port())
+            .arg("TIMEOUT")
+            .arg(timeout_ms);
+        let (reply, _) = self
+            .run(addr, &cmd, "FAILOVER", Duration::ZERO, Resend::Never)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
+    /// `WAIT numreplicas timeout_ms`: how many replicas acknowledged every
+    /// write sent on this connection so far. The command timeout is extended
+    /// by `timeout_ms` since the server blocks that long by design; a
+    /// `timeout_ms` of 0 (block forever) is therefore cut at the command
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn wait(
+        &self,
+        addr: SocketAddr,
+        numreplicas: u64,
+        timeout_ms: u64,
+    ) -> Result<u64, ProbeError> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(numreplicas).arg(timeout_ms);
+        let extra = Duration::from_millis(timeout_ms);
+        let (reply, _) = self.run(addr, &cmd, "WAIT", extra, Resend::Safe).await?;
+        match reply {
+            Value::Int(n) => u64::try_from(n).map_err(|_| unexpected(addr, "a count", &reply)),
+            other => Err(unexpected(addr, "an integer", &other)),
+        }
+    }
+
+    /// `CONFIG SET key value`. Not for secrets: a server error may echo its
+    /// arguments.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] for an unknown key or invalid value; any
+    /// other [`ProbeError`].
+    pub async fn config_set(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg(key).arg(value);
+        let (reply, _) = self
+            .run(addr, &cmd, "CONFIG SET", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
+    /// Sends one command and returns its reply and round trip.
+    ///
+    /// A reused connection may have died since its last use (the server
+    /// restarted or was killed). Then one fresh connection is tried: if that
+    /// is refused the process is gone; if it works, the command is resent
+    /// when `resend` allows, otherwise the outcome is reported as unknown.
+    async fn run(
+        &self,
+        addr: SocketAddr,
+        cmd: &Cmd,
+        name: &'static str,
+        extra: Duration,
+        resend: Resend,
+    ) -> Result<(Value, Duration), ProbeError> {
+        let mut lease = self.lease(addr).await?;
+        let mut reconnected = false;
+        loop {
+            let limit = self.timeouts.command.saturating_add(extra);
+            let started = Instant::now();
+            let outcome = timeout(limit, cmd.query_async::<Value>(&mut lease.connection)).await;
+            let err = match outcome {
+                Ok(Ok(value)) => return Ok((value, started.elapsed())),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    // The reply may still arrive and would be taken for the
+                    // answer to a later command: never reuse this connection.
+                    self.discard(addr, lease.id).await;
+                    return Err(ProbeError::TimedOut {
+                        addr,
+                        phase: Phase::Command,
+                        after_ms: limit.as_millis(),
+                    });
+                }
+            };
+            if err.code().is_some() {
+                // The server answered: the connection is fine.
+                return Err(classify(addr, name, &err));
+            }
+            self.discard(addr, lease.id).await;
+            if reconnected || !(lease.reused && err.is_connection_dropped()) {
+                return Err(classify(addr, name, &err));
+            }
+            reconnected = true;
+            lease = self.lease(addr).await?;
+            if resend == Resend::Never {
+                return Err(ProbeError::Io {
+                    addr,
+                    detail: format!("connection dropped during {name}; outcome unknown"),
+                });
+            }
+        }
+    }
+
+    /// The pooled connection to `addr`, opening one if there is none.
+    async fn lease(&self, addr: SocketAddr) -> Result<Lease, ProbeError> {
+        let password = {
+            let state = self.state.lock().await;
+            if let Some(pooled) = state.connections.get(&addr) {
+                return Ok(Lease {
+                    id: pooled.id,
+                    connection: pooled.connection.clone(),
+                    reused: true,
+                });
+            }
+            state.password.clone()
+        };
+        let connection = self.connect(addr, password.as_ref()).await?;
+        let mut state = self.state.lock().await;
+        if let Some(pooled) = state.connections.get(&addr) {
+            // Another task connected meanwhile: share its connection so each
+            // server sees one client from us.
+            return Ok(Lease {
+                id: pooled.id,
+                connection: pooled.connection.clone(),
+                reused: false,
+            });
+        }
+        let id = state.next_id;
+        state.next_id = state.next_id.wrapping_add(1);
+        if state.password == password {
+            state.connections.insert(
+                addr,
+                Pooled {
+                    id,
+                    connection: connection.clone(),
+                },
+            );
+        }
+        Ok(Lease {
+            id,
+            connection,
+            reused: false,
+        })
+    }
+
+    async fn discard(&self, addr: SocketAddr, id: u64) {
+        let mut state = self.state.lock().await;
+        if state.connections.get(&addr).is_some_and(|p| p.id == id) {
+            state.connections.remove(&addr);
+        }
+    }
+
+    /// Opens and authenticates a connection within the connect timeout.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        password: Option<&Password>,
+    ) -> Result<MultiplexedConnection, ProbeError> {
+        let limit = self.timeouts.connect;
+        let timed_out = || ProbeError::TimedOut {
+            addr,
+            phase: Phase::Connect,
+            after_ms: limit.as_millis(),
+        };
+        let client = Client::open(ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()))
+            .map_err(|err| classify_connect(addr, &err))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
+        let mut connection = timeout(
+            limit,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|err| classify_connect(addr, &err))?;
+        if let Some(password) = password {
+            let mut auth = redis::cmd("AUTH");
+            auth.arg(password.expose());
+            let reply = timeout(limit, auth.query_async::<Value>(&mut connection))
+                .await
+                .map_err(|_| timed_out())?;
+            if let Err(err) = reply {
+                // Only the code: nothing of the AUTH exchange is formatted.
+                return Err(match err.code() {
+                    Some(code) => ProbeError::AuthFailed {
+                        addr,
+                        code: code.to_owned(),
+                    },
+                    None => classify_connect(addr, &err),
+                });
+            }
+        }
+        Ok(connection)
+    }
+}
+
+/// A failure while connecting: a reset there is as final as a refusal.
+fn classify_connect(addr: SocketAddr, err: &RedisError) -> ProbeError {
+    if err.is_connection_refusal() || err.is_connection_dropped() {
+        ProbeError::Refused { addr }
+    } else {
+        classify(addr, "connect", err)
+    }
+}
+
+fn classify(addr: SocketAddr, command: &'static str, err: &RedisError) -> ProbeError {
+    if err.is_connection_refusal() {
+        return ProbeError::Refused { addr };
+    }
+    if let Some(code) = err.code()
+        && matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
+    {
+        return ProbeError::AuthFailed {
+            addr,
+            code: code.to_owned(),
+        };
+    }
+    if err.code().is_some() {
+        return ProbeError::Rejected {
+            addr,
+            command,
+            message: err.to_string(),
+        };
+    }
+    match err.kind() {
+        ErrorKind::AuthenticationFailed => ProbeError::AuthFailed {
+            addr,
+            code: "AUTH".to_owned(),
+        },
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType | ErrorKind::RESP3NotSupported => {
+            ProbeError::Protocol {
+                addr,
+                detail: format!("{command}: {err}"),
+            }
+        }
+        _ => ProbeError::Io {
+            addr,
+            detail: format!("{command}: {err}"),
+        },
+    }
+}
+
+fn expect_ok(addr: SocketAddr, reply: Value) -> Result<(), ProbeError> {
+    match reply {
+        // `REPLICAOF` to the current primary answers
+        // `+OK Already connected to specified master`.
+        Value::Okay => Ok(()),
+        Value::SimpleString(s) if s.starts_with("OK") => Ok(()),
+        other => Err(unexpected(addr, "OK", &other)),
+    }
+}
+
+fn text_reply(addr: SocketAddr, reply: Value) -> Result<String, ProbeError> {
+    match reply {
+        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| ProbeError::Protocol {
+            addr,
+            detail: "INFO reply is not UTF-8".to_owned(),
+        }),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => Ok(text),
+        other => Err(unexpected(addr, "a text reply", &other)),
+    }
+}
+
+fn unexpected(addr: SocketAddr, expected: &str, got: &Value) -> ProbeError {
+    ProbeError::Protocol {
+        addr,
+        detail: format!("expected {expected}, got {got:?}"),
+    }
+}

@@ -1,0 +1,21 @@
+//! The Valkey data-plane client: probes (`ROLE`, `INFO replication`) for the
+//! observers and admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`,
+//! `CONFIG SET`) for the executors.
+//!
+//! It owns connections, timeouts, authentication and the classification of
+//! failures into death, slowness and refusals. It must not decide anything,
+//! journal anything or log the password: callers turn its results into
+//! observations and outcomes.
+
+mod client;
+mod error;
+mod parse;
+mod password;
+
+pub use client::{Probe, Timeouts, ValkeyClient};
+pub use error::{Phase, ProbeError};
+pub use parse::{
+    ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
+    parse_info_replication, parse_role,
+};
+pub use password::Password;

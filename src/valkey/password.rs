@@ -1,0 +1,49 @@
+//! The Valkey password as a type that cannot be printed by accident.
+//!
+//! It comes from the cluster's Secret and must never reach a log line, an
+//! error message or the journal: `Debug` and `Display` print `***`, there is
+//! no serde impl, and only the client reads the secret, to send `AUTH`.
+
+use std::fmt;
+
+/// A Valkey password. Formatting it prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a secret read from the Secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Password(secret.into())
+    }
+
+    /// The secret, for the `AUTH` command only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_never_shows_the_secret() {
+        let p = Password::new("hunter2");
+        assert_eq!(format!("{p}"), "***");
+        assert!(!format!("{p:?}").contains("hunter2"));
+        assert!(!format!("{:#?}", Some(p.clone())).contains("hunter2"));
+        assert_eq!(p.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,315 @@
+//! The data-plane client against real valkey-server processes on 127.0.0.1.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logbook::valkey::{Password, Phase, ProbeError, Role, RoleReply, Timeouts, ValkeyClient};
+
+/// A valkey-server child process, killed when dropped.
+struct Server {
+    addr: SocketAddr,
+    child: Child,
+    /// The server's working directory: replication writes RDB files even
+    /// with `--save ""`, and they must not land in the source tree.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/valkey-server");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `make setup`",
+            binary.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(binary)
+            .current_dir(dir.path())
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "valkey-server on {addr} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client() -> ValkeyClient {
+    ValkeyClient::new(Timeouts::default(), None)
+}
+
+/// A separate raw connection, for setting up and checking from outside;
+/// without a response timeout, so `DEBUG SLEEP` returns only when it ends.
+async fn raw(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    redis::Client::open(format!("redis://{addr}"))
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 50 ms for up to 15 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn probe_of_a_primary() {
+    let server = Server::start(&[]);
+    let mut conn = raw(server.addr).await;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let probe = client().probe(server.addr).await.unwrap();
+    assert_eq!(probe.info.role, Role::Primary);
+    assert_eq!(probe.role.role(), Role::Primary);
+    assert_eq!(probe.info.replid.len(), 40);
+    assert!(probe.info.primary.is_none());
+    assert!(probe.info.replicas.is_empty());
+    assert!(probe.latency < Duration::from_secs(1));
+    assert!(client().ping(server.addr).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_replica_follows_its_primary() {
+    let primary = Server::start(&[]);
+    let replica = Server::start(&[]);
+    let c = client();
+    c.replicaof(replica.addr, Some(primary.addr)).await.unwrap();
+    // Idempotent: the server answers "OK Already connected".
+    c.replicaof(replica.addr, Some(primary.addr)).await.unwrap();
+
+    eventually("the link to come up", || async {
+        c.probe(replica.addr)
+            .await
+            .ok()
+            .and_then(|p| p.info.primary)
+            .is_some_and(|link| link.link_up)
+    })
+    .await;
+    let p = c.probe(primary.addr).await.unwrap();
+    let r = c.probe(replica.addr).await.unwrap();
+    assert_eq!(r.info.role, Role::Replica);
+    assert_eq!(r.info.replid, p.info.replid);
+    let link = r.info.primary.unwrap();
+    assert_eq!(link.port, primary.addr.port());
+    assert!(matches!(r.role, RoleReply::Replica { port, .. } if port == primary.addr.port()));
+
+    eventually("the primary to list its replica online", || async {
+        c.probe(primary.addr)
+            .await
+            .unwrap()
+            .info
+            .replicas
+            .iter()
+            .any(|listed| listed.port == replica.addr.port() && listed.state == "online")
+    })
+    .await;
+    assert_eq!(c.wait(primary.addr, 1, 1000).await.unwrap(), 1);
+
+    c.replicaof(replica.addr, None).await.unwrap();
+    assert_eq!(
+        c.probe(replica.addr).await.unwrap().info.role,
+        Role::Primary
+    );
+}
+
+#[tokio::test]
+async fn a_busy_server_is_slow_and_a_killed_one_is_dead() {
+    let mut server = Server::start(&["--enable-debug-command", "yes"]);
+    let c = ValkeyClient::new(
+        Timeouts {
+            connect: Duration::from_secs(1),
+            command: Duration::from_millis(500),
+        },
+        None,
+    );
+    c.probe(server.addr).await.unwrap();
+
+    let mut sleeper = raw(server.addr).await;
+    let sleep = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut sleeper)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = c.probe(server.addr).await.unwrap_err();
+    assert!(err.is_slowness(), "{err:?}");
+    assert!(!err.is_death());
+    assert!(matches!(
+        err,
+        ProbeError::TimedOut {
+            phase: Phase::Command,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains(&server.addr.to_string()));
+    // A new connection is not even accepted while the server sleeps: that
+    // is slowness too, not death.
+    let err = c.ping(server.addr).await.unwrap_err();
+    assert!(err.is_slowness(), "{err:?}");
+    sleep.await.unwrap();
+
+    // Once the command finished, a fresh connection works again.
+    c.probe(server.addr).await.unwrap();
+
+    server.kill();
+    let err = c.probe(server.addr).await.unwrap_err();
+    assert!(err.is_death(), "{err:?}");
+    assert!(!err.is_slowness());
+    let err = c.ping(server.addr).await.unwrap_err();
+    assert!(err.is_death(), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_password_is_used_and_never_shown() {
+    let secret = "s3cret-hunter2";
+    let server = Server::start(&["--requirepass", secret]);
+
+    let right = ValkeyClient::new(Timeouts::default(), Some(Password::new(secret)));
+    assert_eq!(
+        right.probe(server.addr).await.unwrap().info.role,
+        Role::Primary
+    );
+    assert!(!format!("{right:?}").contains(secret));
+
+    let wrong = ValkeyClient::new(Timeouts::default(), Some(Password::new("not-it-xyz")));
+    let err = wrong.probe(server.addr).await.unwrap_err();
+    assert!(matches!(err, ProbeError::AuthFailed { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("not-it-xyz"), "{text}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains(&server.addr.to_string()), "{text}");
+    }
+
+    let none = client();
+    let err = none.probe(server.addr).await.unwrap_err();
+    assert!(matches!(err, ProbeError::AuthFailed { .. }), "{err:?}");
+
+    // The Secret changed: the new password takes effect on reconnect.
+    wrong.set_password(Some(Password::new(secret))).await;
+    wrong.probe(server.addr).await.unwrap();
+}
+
+#[tokio::test]
+async fn failover_swaps_primary_and_replica() {
+    let primary = Server::start(&[]);
+    let replica = Server::start(&[]);
+    let c = client();
+    c.replicaof(replica.addr, Some(primary.addr)).await.unwrap();
+    eventually("the replica to be online", || async {
+        c.probe(primary.addr)
+            .await
+            .unwrap()
+            .info
+            .replicas
+            .iter()
+            .any(|r| r.state == "online")
+    })
+    .await;
+
+    c.failover_to(primary.addr, replica.addr, 5000)
+        .await
+        .unwrap();
+    eventually("the roles to swap", || async {
+        let p = c.probe(primary.addr).await;
+        let r = c.probe(replica.addr).await;
+        matches!((p, r), (Ok(p), Ok(r))
+            if p.info.role == Role::Replica && r.info.role == Role::Primary)
+    })
+    .await;
+
+    // The old primary now follows the new one.
+    let old = c.probe(primary.addr).await.unwrap();
+    assert_eq!(old.info.primary.unwrap().port, replica.addr.port());
+
+    // FAILOVER on a server with no such replica is a refusal.
+    let err = c
+        .failover_to(replica.addr, replica.addr, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProbeError::Rejected { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn connections_are_reused() {
+    let server = Server::start(&[]);
+    let c = client();
+    c.probe(server.addr).await.unwrap();
+    c.probe(server.addr).await.unwrap();
+    c.ping(server.addr).await.unwrap();
+    c.config_set(server.addr, "maxmemory", "100mb")
+        .await
+        .unwrap();
+    let err = c
+        .config_set(server.addr, "no-such-directive", "1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProbeError::Rejected { .. }), "{err:?}");
+
+    // Ours plus this checking connection.
+    let mut check = raw(server.addr).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut check)
+        .await
+        .unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
