@@ -346,7 +346,7 @@ async fn deletion_runs_pre_stop_then_sigterm_within_the_grace_period() {
     let mut p = pod(
         "graceful",
         json!([{"name": "c", "image": "busybox:1",
-                "command": ["sh", "-c", "trap 'echo term > /out/term; exit 0' TERM; while :; do sleep 0.1; done"],
+                "command": ["sh", "-c", "trap 'echo term > /out/term; exit 0' TERM; : > /out/trapped; while :; do sleep 0.1; done"],
                 "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo hook > /out/hook"]}}},
                 "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]),
     );
@@ -355,12 +355,26 @@ async fn deletion_runs_pre_stop_then_sigterm_within_the_grace_period() {
     h.create_pod(p);
     let mut stubborn = pod(
         "stubborn",
-        json!([{"name": "c", "image": "busybox:1", "command": ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]}]),
+        json!([{"name": "c", "image": "busybox:1", "command": ["sh", "-c", "trap '' TERM; : > /out/stubborn-trapped; while :; do sleep 0.1; done"],
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]),
     );
+    stubborn["spec"]["volumes"] =
+        json!([{"name": "out", "hostPath": {"path": out.path().to_str().unwrap()}}]);
     stubborn["spec"]["terminationGracePeriodSeconds"] = json!(2);
     h.create_pod(stubborn);
     h.wait_pod("graceful", 10, "Ready", ready).await;
     h.wait_pod("stubborn", 10, "Ready", ready).await;
+    // Ready means started, not that the shell has installed its TERM trap
+    // yet (on a loaded machine it may not have): wait for each to say so,
+    // or a SIGTERM would find the default action.
+    let started = Instant::now();
+    while !(out.path().join("trapped").exists() && out.path().join("stubborn-trapped").exists()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the containers never set their traps"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.delete_pod("graceful");
     let t = Instant::now();
     h.delete_pod("stubborn");

@@ -188,10 +188,25 @@ pub fn leftover_processes(state_dir: &Path) -> Vec<i32> {
 /// SIGKILLs every process (and its group) carrying the marker of
 /// `state_dir`: the guard against processes outliving their kubelet.
 pub fn kill_leftovers(state_dir: &Path) {
-    for pid in leftover_processes(state_dir) {
-        let p = Pid::from_raw(pid);
-        let _ = kill(p, Signal::SIGCONT);
-        let _ = killpg(p, Signal::SIGKILL);
-        let _ = kill(p, Signal::SIGKILL);
+    // SIGKILL is asynchronous: a killed process lingers until the kernel has
+    // torn it down, longer on a loaded machine. Keep killing and looking
+    // until none is left, so "stopped" means gone (bounded: a process stuck
+    // in uninterruptible sleep must not hang a shutdown forever).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = leftover_processes(state_dir);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            if !left.is_empty() {
+                tracing::warn!(pids = ?left, "localkube kubelet: processes survived SIGKILL");
+            }
+            return;
+        }
+        for pid in left {
+            let p = Pid::from_raw(pid);
+            let _ = kill(p, Signal::SIGCONT);
+            let _ = killpg(p, Signal::SIGKILL);
+            let _ = kill(p, Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
