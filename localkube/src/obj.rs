@@ -28,6 +28,12 @@ fn unreachable_map() -> ! {
     unreachable!("value was just made an object")
 }
 
+/// The JSON object `v` holds, cloned; empty when `v` is absent or not an
+/// object (e.g. `object_or_empty(pod.get("status"))`).
+pub fn object_or_empty(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
 /// A metadata string field.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()

@@ -135,11 +135,7 @@ fn reconcile(store: &Store, pdb: &Value) -> Result<()> {
         .and_then(|m| m.get("generation"))
         .cloned()
         .unwrap_or_else(|| json!(1));
-    let mut status = pdb
-        .get("status")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut status = obj::object_or_empty(pdb.get("status"));
     let cond_status = if b.allowed > 0 { "True" } else { "False" };
     let reason = if b.allowed > 0 {
         "SufficientPods"

@@ -44,16 +44,8 @@ pub fn ordinal_of(sts_name: &str, pod_name: &str) -> Option<i64> {
 pub fn build_pod(sts: &Value, rev: &Value, ordinal: i64) -> Value {
     let name = format!("{}-{ordinal}", obj::name(sts));
     let template = revision::template_of(rev);
-    let mut meta = template
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut labels = meta
-        .get("labels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut meta = obj::object_or_empty(template.get("metadata"));
+    let mut labels = obj::object_or_empty(meta.get("labels"));
     labels.insert(REVISION_LABEL.into(), json!(obj::name(rev)));
     labels.insert(POD_NAME_LABEL.into(), json!(name));
     labels.insert(POD_INDEX_LABEL.into(), json!(ordinal.to_string()));
@@ -65,11 +57,7 @@ pub fn build_pod(sts: &Value, rev: &Value, ordinal: i64) -> Value {
         "ownerReferences".into(),
         json!([owner_ref(sts, "apps/v1", "StatefulSet", true)]),
     );
-    let mut spec = template
-        .get("spec")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut spec = obj::object_or_empty(template.get("spec"));
     spec.insert("hostname".into(), json!(name));
     if let Some(svc) = sts
         .get("spec")
@@ -117,17 +105,9 @@ pub fn retention_deletes(sts: &Value, field: &str) -> bool {
 /// provisioner: the kubelet backs it with a directory) with the requested
 /// capacity.
 pub fn build_claim(sts: &Value, template: &Value, ordinal: i64, owners: &[Value]) -> Value {
-    let mut meta = template
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut meta = obj::object_or_empty(template.get("metadata"));
     // The selector's labels go on the claim, as upstream does.
-    let mut labels = meta
-        .get("labels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut labels = obj::object_or_empty(meta.get("labels"));
     if let Some(sel) = sts
         .get("spec")
         .and_then(|s| s.get("selector"))

@@ -60,11 +60,7 @@ pub fn compute(
         current = updated;
         current_revision = update_name.to_owned();
     }
-    let mut status = sts
-        .get("status")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut status = obj::object_or_empty(sts.get("status"));
     let generation = obj::meta_str(sts, "generation")
         .and_then(|g| g.parse::<i64>().ok())
         .or_else(|| {

@@ -315,11 +315,7 @@ impl Inner {
         };
         set_type(res, &mut new);
         {
-            let old_meta = old
-                .get("metadata")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let old_meta = obj::object_or_empty(old.get("metadata"));
             let m = obj::meta_mut(&mut new);
             for f in [
                 "uid",
