@@ -4,8 +4,10 @@
 //! The binary in `main.rs` is a thin wrapper over [`cli::run`], so every
 //! command can be exercised from tests without spawning a process.
 
+pub mod bench;
 pub mod cli;
 mod fault_cli;
 mod journal_cli;
 mod local;
+pub mod resources;
 pub mod valkey;

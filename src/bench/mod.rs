@@ -1,0 +1,1 @@
+//! `logbook bench`: failover and switchover measurements with references.
