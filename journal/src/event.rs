@@ -42,6 +42,11 @@ pub enum LinkStatus {
     Down,
     /// A full or partial resynchronisation is in progress.
     Syncing,
+    /// `master_link_status:up`, but nothing heard from the primary for at
+    /// least two replication ping periods (`master_last_io_seconds_ago`): the
+    /// replica's corroboration that a primary which stopped answering probes
+    /// is not merely busy with one client.
+    Silent,
 }
 
 /// Outcome of the last probe of a pod. Death (refused, no address) is told
@@ -255,6 +260,27 @@ pub enum Event {
         /// Chain hash of that event.
         hash: ChainHash,
     },
+    /// [21] A data Pod's `valkey.logbook.dev/role` label (which the client
+    /// and read Services select on) was observed.
+    RoleLabelObserved {
+        /// Pod name.
+        pod: String,
+        /// The label's value as a role; `None` when absent or unrecognised.
+        label: Option<Role>,
+    },
+    /// [22] The cluster's data StatefulSet was observed.
+    StatefulSetObserved {
+        /// `spec.replicas`.
+        replicas: u32,
+        /// `status.updateRevision`: the revision pods must run.
+        update_revision: Option<String>,
+    },
+    /// [23] The switchover request annotation
+    /// (`valkey.logbook.dev/switchover-to`) was observed.
+    SwitchoverRequestObserved {
+        /// The requested target pod, `auto`, or `None` when no request stands.
+        target: Option<String>,
+    },
 }
 
 impl Event {
@@ -283,6 +309,9 @@ impl Event {
             Self::LeadershipAcquired { .. } => "LeadershipAcquired",
             Self::LeadershipLost { .. } => "LeadershipLost",
             Self::SnapshotTaken { .. } => "SnapshotTaken",
+            Self::RoleLabelObserved { .. } => "RoleLabelObserved",
+            Self::StatefulSetObserved { .. } => "StatefulSetObserved",
+            Self::SwitchoverRequestObserved { .. } => "SwitchoverRequestObserved",
         }
     }
 }

@@ -93,6 +93,33 @@ pub enum Intent {
     },
     /// Publish the projection as the ValkeyCluster's status.
     UpdateStatus,
+    /// Set the `valkey.logbook.dev/role` label: `primary` on `primary`,
+    /// `replica` on every other data pod (all of them when `None`), so the
+    /// client Service sends writes only to the decided primary.
+    SetRoleLabels {
+        /// The pod that must carry `role=primary`, if any.
+        primary: Option<String>,
+    },
+    /// Publish the primary the pods must boot as replicas of (the boot
+    /// ConfigMap read by each pod's start script). `None` makes every pod
+    /// boot fenced.
+    PublishBootConfig {
+        /// The decided primary.
+        primary: Option<String>,
+        /// Its pod IP at the time of the decision.
+        ip: Option<String>,
+    },
+    /// Planned hand-over of the primary role from `from` to its in-sync
+    /// replica `to` without losing an acknowledged write.
+    Switchover {
+        /// The current primary.
+        from: String,
+        /// The replica taking over.
+        to: String,
+    },
+    /// Remove the switchover request annotation once it has been served
+    /// (or cannot be).
+    ClearSwitchoverRequest,
 }
 
 /// Machine-readable reason code for a decision.
@@ -124,6 +151,50 @@ pub enum ReasonCode {
     StatusStale,
     /// A human asked for it (annotation or CLI).
     Requested,
+    /// The primary was judged failed; `candidates` is every data pod
+    /// considered for promotion, as the decider saw it.
+    PrimaryFailed {
+        /// Death (refused, terminated, deleted) rather than slowness.
+        death: bool,
+        /// Consecutive failed probes of the primary.
+        consecutive_failures: u32,
+        /// Every pod considered.
+        candidates: Vec<Candidate>,
+    },
+    /// No primary existed yet: the first one is chosen among `candidates`.
+    Bootstrap {
+        /// Every pod considered.
+        candidates: Vec<Candidate>,
+    },
+    /// Pod role labels differ from the decided roles.
+    RoleLabelsStale,
+    /// The published boot primary differs from the decided primary.
+    BootConfigStale,
+    /// `replicas` went down from `from` to `to`; the primary must not be
+    /// among the pods removed.
+    ScaleIn {
+        /// Pods before.
+        from: u32,
+        /// Pods after.
+        to: u32,
+    },
+    /// The primary runs an outdated revision: it hands over before it rolls.
+    PrimaryOutdated,
+}
+
+/// A pod considered for promotion, with the facts that ranked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Pod name.
+    pub pod: String,
+    /// Its last observed replication offset.
+    pub offset: Option<u64>,
+    /// Whether its last probe answered.
+    pub reachable: bool,
+    /// Whether it holds the failed primary's history (same replication id).
+    pub same_history: bool,
+    /// Whether it was eligible at all.
+    pub eligible: bool,
 }
 
 /// Why an intent was decided: a code for machines, a sentence for humans.

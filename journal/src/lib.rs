@@ -33,7 +33,7 @@ pub mod writer;
 pub use envelope::Envelope;
 pub use event::{Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
-pub use intent::{Intent, PlannedIntent, Reason, ReasonCode, SlotRange};
+pub use intent::{Candidate, Intent, PlannedIntent, Reason, ReasonCode, SlotRange};
 pub use policy::Policy;
 pub use projection::ClusterState;
 pub use store::memory::MemoryStore;

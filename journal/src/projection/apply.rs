@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::{
     ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, HISTORY_LIMIT, HistoryEntry, InFlightIntent,
-    PodView, SpecStatus,
+    FailoverView, PodView, SpecStatus, StatefulSetView,
 };
+use crate::intent::Intent;
 use crate::envelope::Envelope;
 use crate::event::{Event, Role};
 use crate::time::Timestamp;
@@ -201,6 +202,9 @@ impl ClusterState {
                 view.link = Some(*link);
                 view.offset = Some(*offset);
                 view.replid = Some(*replid);
+                if self.primary.as_deref() == Some(pod.as_str()) {
+                    self.primary_replid = Some(*replid);
+                }
             }
             Event::PrimaryUnreachable {
                 pod,
@@ -233,6 +237,15 @@ impl ClusterState {
                     old.role = None;
                 }
                 self.primary = Some(pod.clone());
+                // A promotion starts a new replication id; it is learnt at
+                // the next observation of the new primary.
+                self.primary_replid = None;
+                self.last_failover = Some(FailoverView {
+                    seq,
+                    at,
+                    from: from.clone(),
+                    to: pod.clone(),
+                });
                 let from = from.as_deref().unwrap_or("none");
                 self.history(
                     seq,
@@ -257,7 +270,9 @@ impl ClusterState {
             }
             Event::IntentSucceeded { intent_id, .. } => {
                 self.counters.intents_succeeded = self.counters.intents_succeeded.saturating_add(1);
-                self.settle(seq, intent_id, "succeeded");
+                if let Some(done) = self.settle(seq, intent_id, "succeeded") {
+                    self.record_effect(&done.planned.intent);
+                }
             }
             Event::IntentFailed {
                 intent_id,
@@ -265,7 +280,7 @@ impl ClusterState {
                 retryable,
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
-                self.settle(seq, intent_id, "failed");
+                let _ = self.settle(seq, intent_id, "failed");
                 let kind = if *retryable { "retryable" } else { "permanent" };
                 self.history(
                     seq,
@@ -276,7 +291,7 @@ impl ClusterState {
             }
             Event::IntentAbandoned { intent_id, reason } => {
                 self.counters.intents_abandoned = self.counters.intents_abandoned.saturating_add(1);
-                self.settle(seq, intent_id, "abandoned");
+                let _ = self.settle(seq, intent_id, "abandoned");
                 self.history(
                     seq,
                     at,
@@ -348,6 +363,49 @@ impl ClusterState {
                 }
                 self.last_snapshot = Some((*covered, *hash));
             }
+            Event::RoleLabelObserved { pod, label } => {
+                self.observed();
+                self.pod_for_observation(seq, pod, at).role_label = *label;
+            }
+            Event::StatefulSetObserved {
+                replicas,
+                update_revision,
+            } => {
+                self.observed();
+                self.statefulset = Some(StatefulSetView {
+                    replicas: *replicas,
+                    update_revision: update_revision.clone(),
+                });
+            }
+            Event::SwitchoverRequestObserved { target } => {
+                self.observed();
+                self.switchover_request.clone_from(target);
+                if let Some(target) = target {
+                    self.history(seq, at, body, format!("switchover to {target} requested"));
+                }
+            }
+        }
+    }
+
+    /// What a succeeded intent changed that no observation reports back:
+    /// objects applied, the boot primary published.
+    fn record_effect(&mut self, intent: &Intent) {
+        match intent {
+            Intent::ApplyResources { generation } => self.applied_generation = Some(*generation),
+            Intent::PublishBootConfig { primary, ip } => {
+                self.boot_primary = Some((primary.clone(), ip.clone()));
+            }
+            Intent::PromoteReplica { .. }
+            | Intent::RepointReplica { .. }
+            | Intent::RollPod { .. }
+            | Intent::FenceNode { .. }
+            | Intent::AddNode { .. }
+            | Intent::ForgetNode { .. }
+            | Intent::MigrateSlots { .. }
+            | Intent::UpdateStatus
+            | Intent::SetRoleLabels { .. }
+            | Intent::Switchover { .. }
+            | Intent::ClearSwitchoverRequest => {}
         }
     }
 
@@ -394,13 +452,15 @@ impl ClusterState {
         }
     }
 
-    fn settle(&mut self, seq: u64, intent_id: &Uuid, outcome: &str) {
-        if self.in_flight.remove(intent_id).is_none() {
+    fn settle(&mut self, seq: u64, intent_id: &Uuid, outcome: &str) -> Option<InFlightIntent> {
+        let settled = self.in_flight.remove(intent_id);
+        if settled.is_none() {
             self.anomaly(
                 seq,
                 format!("intent {intent_id} {outcome} but it is not in flight"),
             );
         }
+        settled
     }
 
     fn history(&mut self, seq: u64, at: Timestamp, body: &Event, summary: String) {

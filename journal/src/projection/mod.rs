@@ -66,6 +66,41 @@ pub struct ClusterState {
     pub anomalies: VecDeque<Anomaly>,
     /// Counters over the whole stream.
     pub counters: Counters,
+    /// The data StatefulSet as last observed.
+    pub statefulset: Option<StatefulSetView>,
+    /// The standing switchover request (`auto` or a pod), if any.
+    pub switchover_request: Option<String>,
+    /// Spec generation whose objects were last applied successfully.
+    pub applied_generation: Option<i64>,
+    /// The boot primary last published successfully: `(pod, ip)`; a pod
+    /// of `None` means every pod boots fenced.
+    pub boot_primary: Option<(Option<String>, Option<String>)>,
+    /// Replication id of the believed primary's history, last observed.
+    pub primary_replid: Option<ReplId>,
+    /// The most recent promotion.
+    pub last_failover: Option<FailoverView>,
+}
+
+/// The data StatefulSet as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatefulSetView {
+    /// `spec.replicas`.
+    pub replicas: u32,
+    /// `status.updateRevision`.
+    pub update_revision: Option<String>,
+}
+
+/// One promotion, for the status and the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverView {
+    /// Seq of the `ReplicaPromoted` event.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// The primary replaced, if known.
+    pub from: Option<String>,
+    /// The new primary.
+    pub to: String,
 }
 
 /// The desired spec in force.
@@ -130,6 +165,8 @@ pub struct PodView {
     pub reachability: Option<Reachability>,
     /// Consecutive failed probes.
     pub consecutive_failures: u32,
+    /// The observed `valkey.logbook.dev/role` label.
+    pub role_label: Option<Role>,
     /// Time of the last event about this pod.
     pub last_seen: Timestamp,
 }
