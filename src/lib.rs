@@ -6,6 +6,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod decide;
+pub mod observe;
 mod fault_cli;
 mod journal_cli;
 mod local;

@@ -1,0 +1,78 @@
+//! Replication bootstrap: with no primary, one is chosen by a decision —
+//! the pod with the most data (highest offset), ties to the lowest ordinal,
+//! so an empty cluster starts on pod 0. Every data pod boots fenced (a
+//! read-only replica of nowhere), so nothing is primary until this says so.
+
+use logbook_crds::Topology;
+use logbook_journal::{Intent, PodPhase, ReasonCode};
+
+use super::Decision;
+use super::roles::after_new_primary;
+use super::view::{ClusterView, best, describe};
+
+/// Chooses the first primary, or a new one after the believed primary
+/// came back as a fenced replica (it restarted in place).
+pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
+    if view.primary().is_some() || view.topology() == Topology::Standalone {
+        // Standalone boots as a primary: it has no replica to mislead.
+        return Vec::new();
+    }
+    let pods = view.pods();
+    if pods.is_empty() {
+        return Vec::new();
+    }
+    // Wait for every running pod to answer so the choice sees all the data;
+    // pods that are not running yet do not hold it up.
+    let waiting = pods.iter().any(|p| {
+        p.view.phase == Some(PodPhase::Running) && (!p.usable() || p.view.role.is_none())
+    });
+    if waiting {
+        return Vec::new();
+    }
+    let candidates = view.rank_candidates(None, false);
+    let Some(chosen) = best(&candidates) else {
+        return Vec::new();
+    };
+    let chosen = chosen.pod.clone();
+    let previous = view
+        .state
+        .boot_primary
+        .as_ref()
+        .and_then(|(pod, _)| pod.clone());
+    if previous.is_some() && !view.spec.failover.automatic {
+        // Replacing a lost primary is a failover, which the spec turned off.
+        return Vec::new();
+    }
+    let (code, detail) = match &previous {
+        Some(old) => (
+            ReasonCode::PrimaryFailed {
+                death: true,
+                consecutive_failures: 0,
+                candidates: candidates.clone(),
+            },
+            format!(
+                "primary {old} is gone or came back fenced; promoting {chosen}; candidates: {}",
+                describe(&candidates)
+            ),
+        ),
+        None => (
+            ReasonCode::Bootstrap {
+                candidates: candidates.clone(),
+            },
+            format!(
+                "no primary yet; choosing {chosen}; candidates: {}",
+                describe(&candidates)
+            ),
+        ),
+    };
+    let mut out = vec![Decision::new(
+        Intent::PromoteReplica {
+            pod: chosen.clone(),
+            from: None,
+        },
+        code.clone(),
+        detail.clone(),
+    )];
+    out.extend(after_new_primary(view, &chosen, &code, &detail));
+    out
+}

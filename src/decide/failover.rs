@@ -1,0 +1,119 @@
+//! Automatic failover: tell death from slowness, then fence the old
+//! primary and promote the replica holding the most of its history.
+//!
+//! Death (pod gone, not running, connection refused or no address, after
+//! one confirming probe) is acted on at once. A timeout may be a busy
+//! server (`DEBUG SLEEP`, a long `KEYS`): it is acted on only after
+//! `failure_threshold` consecutive failures AND with every reachable
+//! replica of the primary reporting its link down or silent.
+
+use logbook_journal::{Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp};
+
+use super::Decision;
+use super::roles::after_new_primary;
+use super::view::{ClusterView, best, describe};
+
+/// Consecutive refusals that prove a process dead: the failed probe and
+/// one confirming probe.
+pub const DEATH_CONFIRMATIONS: u32 = 2;
+
+/// How the believed primary is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Healthy, or not failed enough to act.
+    Alive,
+    /// The process or pod is gone.
+    Dead { failures: u32 },
+    /// Unreachable past the threshold and corroborated by its replicas.
+    Unreachable { failures: u32 },
+}
+
+fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
+    let Some(pod) = view.pod(primary) else {
+        return Verdict::Dead { failures: 0 };
+    };
+    let failures = pod.view.consecutive_failures;
+    match pod.view.phase {
+        Some(PodPhase::Failed | PodPhase::Succeeded) => return Verdict::Dead { failures },
+        Some(PodPhase::Pending | PodPhase::Running | PodPhase::Unknown) | None => {}
+    }
+    match pod.view.reachability {
+        Some(Reachability::Refused | Reachability::NoAddress) if failures >= DEATH_CONFIRMATIONS => {
+            Verdict::Dead { failures }
+        }
+        Some(Reachability::TimedOut | Reachability::ProtocolError)
+            if failures >= policy.failure_threshold.max(1) && corroborated(view, primary) =>
+        {
+            Verdict::Unreachable { failures }
+        }
+        _ => Verdict::Alive,
+    }
+}
+
+/// Every reachable replica of `primary` has lost contact with it, and
+/// there is at least one.
+fn corroborated(view: &ClusterView<'_>, primary: &str) -> bool {
+    let replicas: Vec<_> = view
+        .pods()
+        .into_iter()
+        .filter(|p| p.usable_as(Role::Replica) && p.view.replicates.as_deref() == Some(primary))
+        .collect();
+    !replicas.is_empty()
+        && replicas
+            .iter()
+            .all(|p| matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
+}
+
+/// Fails over from a dead or corroborated-unreachable primary.
+pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, policy: &Policy) -> Vec<Decision> {
+    let Some(primary) = view.primary() else {
+        return Vec::new();
+    };
+    if !view.spec.failover.automatic || !view.topology().uses_replicas() {
+        return Vec::new();
+    }
+    let (death, failures) = match judge(view, primary, policy) {
+        Verdict::Alive => return Vec::new(),
+        Verdict::Dead { failures } => (true, failures),
+        Verdict::Unreachable { failures } => (false, failures),
+    };
+    let candidates = view.rank_candidates(Some(primary), false);
+    let Some(chosen) = best(&candidates) else {
+        return Vec::new();
+    };
+    let chosen = chosen.pod.clone();
+    let code = ReasonCode::PrimaryFailed {
+        death,
+        consecutive_failures: failures,
+        candidates: candidates.clone(),
+    };
+    let how = if death {
+        format!("primary {primary} is dead")
+    } else {
+        format!("primary {primary} unreachable for {failures} probes and its replicas lost it")
+    };
+    let detail = format!(
+        "{how}; promoting {chosen} (highest offset on its history); candidates: {}",
+        describe(&candidates)
+    );
+    let mut out = Vec::new();
+    if view.pod(primary).is_some() {
+        out.push(Decision::new(
+            Intent::FenceNode {
+                pod: primary.to_owned(),
+            },
+            code.clone(),
+            detail.clone(),
+        ));
+    }
+    out.push(Decision::new(
+        Intent::PromoteReplica {
+            pod: chosen.clone(),
+            from: Some(primary.to_owned()),
+        },
+        code.clone(),
+        detail.clone(),
+    ));
+    out.extend(after_new_primary(view, &chosen, &code, &detail));
+    out
+}

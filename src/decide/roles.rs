@@ -1,0 +1,120 @@
+//! Roles follow decisions: the `role` label the Services select on, the
+//! boot primary the pods start as replicas of, and every replica following
+//! the decided primary. Also the tail shared by every change of primary.
+
+use logbook_crds::Topology;
+use logbook_journal::{Intent, ReasonCode, Role};
+
+use super::Decision;
+use super::view::ClusterView;
+
+/// The follow-up of a change of primary to `primary`: labels, boot config,
+/// and every other usable pod repointed, all under one reason.
+pub fn after_new_primary(
+    view: &ClusterView<'_>,
+    primary: &str,
+    code: &ReasonCode,
+    detail: &str,
+) -> Vec<Decision> {
+    let mut out = vec![Decision::new(
+        Intent::SetRoleLabels {
+            primary: Some(primary.to_owned()),
+        },
+        code.clone(),
+        detail,
+    )];
+    if view.topology() != Topology::Standalone {
+        out.push(Decision::new(
+            Intent::PublishBootConfig {
+                primary: Some(primary.to_owned()),
+                ip: view.pod(primary).and_then(|p| p.view.ip.clone()),
+            },
+            code.clone(),
+            detail,
+        ));
+    }
+    for pod in view.pods() {
+        if pod.name != primary && pod.usable() {
+            out.push(Decision::new(
+                Intent::RepointReplica {
+                    pod: pod.name.to_owned(),
+                    to: primary.to_owned(),
+                },
+                code.clone(),
+                detail,
+            ));
+        }
+    }
+    out
+}
+
+/// Keeps labels, boot config and replicas in line with a healthy primary.
+pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let stale_labels: Vec<&str> = view
+        .pods()
+        .into_iter()
+        .filter(|p| {
+            let want = if p.name == primary.name {
+                Role::Primary
+            } else {
+                Role::Replica
+            };
+            p.view.role_label != Some(want)
+        })
+        .map(|p| p.name)
+        .collect();
+    if !stale_labels.is_empty() {
+        out.push(Decision::new(
+            Intent::SetRoleLabels {
+                primary: Some(primary.name.to_owned()),
+            },
+            ReasonCode::RoleLabelsStale,
+            format!(
+                "role labels of {} differ from primary {}",
+                stale_labels.join(", "),
+                primary.name
+            ),
+        ));
+    }
+    if view.topology() != Topology::Standalone {
+        let want = (Some(primary.name.to_owned()), primary.view.ip.clone());
+        if view.state.boot_primary.as_ref() != Some(&want) {
+            out.push(Decision::new(
+                Intent::PublishBootConfig {
+                    primary: want.0,
+                    ip: want.1,
+                },
+                ReasonCode::BootConfigStale,
+                format!("pods must boot as replicas of {}", primary.name),
+            ));
+        }
+        for pod in view.pods() {
+            if pod.name == primary.name || !pod.usable() {
+                continue;
+            }
+            let follows = pod.view.role == Some(Role::Replica)
+                && pod.view.replicates.as_deref() == Some(primary.name);
+            if !follows {
+                let now = match (pod.view.role, pod.view.replicates.as_deref()) {
+                    (Some(Role::Primary), _) => "reports itself primary".to_owned(),
+                    (Some(Role::Replica), Some(other)) => format!("follows {other}"),
+                    (Some(Role::Replica), None) => "follows no pod (fenced)".to_owned(),
+                    (Some(Role::Sentinel) | None, _) => "has no known role".to_owned(),
+                };
+                out.push(Decision::new(
+                    Intent::RepointReplica {
+                        pod: pod.name.to_owned(),
+                        to: primary.name.to_owned(),
+                    },
+                    ReasonCode::ReplicaMisdirected,
+                    format!("{} {now}; primary is {}", pod.name, primary.name),
+                ));
+            }
+        }
+    }
+    out
+}

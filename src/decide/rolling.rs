@@ -1,0 +1,98 @@
+//! Rolling change: pods whose revision differs from the StatefulSet's
+//! update revision are deleted one at a time (the StatefulSet uses
+//! `OnDelete`), replicas first (highest ordinal first), each only when
+//! every pod is back, ready and in sync; the primary hands over to an
+//! updated in-sync replica before it is rolled. Never two pods down at
+//! once, never the primary without a completed switchover.
+
+use logbook_crds::Topology;
+use logbook_journal::{Intent, ReasonCode};
+
+use super::Decision;
+use super::roles::after_new_primary;
+use super::view::{ClusterView, best, describe};
+
+/// Rolls the next outdated pod, if the cluster is whole and in sync.
+pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(sts) = view.state.statefulset.as_ref() else {
+        return Vec::new();
+    };
+    let Some(revision) = sts.update_revision.clone() else {
+        return Vec::new();
+    };
+    let pods = view.pods();
+    let outdated: Vec<_> = pods
+        .iter()
+        .filter(|p| p.view.revision.as_deref() != Some(revision.as_str()))
+        .collect();
+    if outdated.is_empty() {
+        return Vec::new();
+    }
+    let whole = u32::try_from(pods.len()).unwrap_or(u32::MAX) == sts.replicas
+        && pods.iter().all(|p| p.view.ready && p.usable());
+    if !whole {
+        return Vec::new();
+    }
+    let roll = |pod: &str, detail: String| {
+        vec![Decision::new(
+            Intent::RollPod {
+                pod: pod.to_owned(),
+                revision: revision.clone(),
+            },
+            ReasonCode::RevisionOutdated,
+            detail,
+        )]
+    };
+    if view.topology() == Topology::Standalone {
+        return outdated.first().map_or_else(Vec::new, |p| {
+            roll(p.name, format!("{} runs an outdated revision", p.name))
+        });
+    }
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    let in_sync = pods
+        .iter()
+        .filter(|p| p.name != primary.name)
+        .all(|p| p.in_sync_with(primary.name));
+    if !in_sync {
+        return Vec::new();
+    }
+    if let Some(replica) = outdated.iter().rev().find(|p| p.name != primary.name) {
+        return roll(
+            replica.name,
+            format!(
+                "{} runs an outdated revision ({} of {} pods outdated)",
+                replica.name,
+                outdated.len(),
+                pods.len()
+            ),
+        );
+    }
+    // Only the primary is outdated: hand over to an updated replica.
+    let candidates = view.rank_candidates(Some(primary.name), true);
+    let Some(target) = best(&candidates) else {
+        return Vec::new();
+    };
+    let detail = format!(
+        "primary {} runs an outdated revision; handing over to {} before rolling it; candidates: {}",
+        primary.name,
+        target.pod,
+        describe(&candidates)
+    );
+    let mut out = vec![Decision::new(
+        Intent::Switchover {
+            from: primary.name.to_owned(),
+            to: target.pod.clone(),
+        },
+        ReasonCode::PrimaryOutdated,
+        detail.clone(),
+    )];
+    out.extend(after_new_primary(
+        view,
+        &target.pod,
+        &ReasonCode::PrimaryOutdated,
+        &detail,
+    ));
+    out
+}

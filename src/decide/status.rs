@@ -1,0 +1,199 @@
+//! The published status, rendered from the projection (never read back as
+//! state). Pure: the shell compares it with what the object already shows
+//! and writes only a difference, keeping each condition's
+//! `lastTransitionTime` while its status stays the same.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff;
+use logbook_crds::Topology;
+use logbook_crds::v1alpha1::{
+    CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
+    CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus,
+    ValkeyClusterStatus,
+};
+use logbook_journal::projection::SpecStatus;
+use logbook_journal::{ClusterState, Timestamp};
+
+use super::view::ClusterView;
+
+/// Where the status is published, for the endpoint names.
+#[derive(Debug, Clone)]
+pub struct StatusContext<'a> {
+    /// The ValkeyCluster's name.
+    pub name: &'a str,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Journal backend name (`sled`, `configmap`).
+    pub backend: &'a str,
+}
+
+/// A Kubernetes time from a journal timestamp.
+pub fn kube_time(at: Timestamp) -> Time {
+    Time(jiff::Timestamp::from_microsecond(at.as_micros()).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
+}
+
+fn condition(type_: &str, ok: bool, reason: &str, message: String, at: Timestamp, generation: Option<i64>) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        last_transition_time: kube_time(at),
+        observed_generation: generation,
+    }
+}
+
+/// The status of the cluster whose projection is `state`.
+pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClusterStatus {
+    let at = state.last_at;
+    let view = ClusterView::new(state);
+    let observed_generation = match &state.spec_status {
+        SpecStatus::Unknown => None,
+        SpecStatus::Accepted { generation } | SpecStatus::Rejected { generation, .. } => {
+            Some(*generation)
+        }
+    };
+    let ready_pods = state.pods.values().filter(|p| p.ready).count();
+    let ready_replicas = i32::try_from(ready_pods).unwrap_or(i32::MAX);
+    let mut status = ValkeyClusterStatus {
+        observed_generation,
+        ready_replicas: Some(ready_replicas),
+        primary: state.primary.clone(),
+        journal: Some(JournalStatus {
+            seq: i64::try_from(state.last_seq).unwrap_or(i64::MAX),
+            hash_prefix: state.last_hash.to_hex().chars().take(12).collect(),
+            backend: ctx.backend.to_owned(),
+        }),
+        last_failover: state.last_failover.as_ref().map(|f| FailoverRecord {
+            at: Some(kube_time(f.at)),
+            from: f.from.clone(),
+            to: Some(f.to.clone()),
+            reason: None,
+            seq: i64::try_from(f.seq).ok(),
+        }),
+        ..ValkeyClusterStatus::default()
+    };
+    let spec_valid = match &state.spec_status {
+        SpecStatus::Rejected { errors, .. } => condition(
+            CONDITION_SPEC_VALID,
+            false,
+            "SpecRejected",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            at,
+            observed_generation,
+        ),
+        SpecStatus::Accepted { .. } | SpecStatus::Unknown => condition(
+            CONDITION_SPEC_VALID,
+            true,
+            "SpecAccepted",
+            "the spec passed validation".to_owned(),
+            at,
+            observed_generation,
+        ),
+    };
+    let journal = condition(
+        CONDITION_JOURNAL_HEALTHY,
+        true,
+        "Appending",
+        format!("journal at seq {}", state.last_seq),
+        at,
+        observed_generation,
+    );
+    let Some(view) = view else {
+        status.phase = Some(if matches!(state.spec_status, SpecStatus::Rejected { .. }) {
+            ClusterPhase::Failed
+        } else {
+            ClusterPhase::Pending
+        });
+        status.conditions = vec![spec_valid, journal];
+        return status;
+    };
+    let wanted = view.desired_pods();
+    let wanted_i32 = i32::try_from(wanted).unwrap_or(i32::MAX);
+    if view.topology() != Topology::Cluster {
+        let host = format!("{}.{}.svc", ctx.name, ctx.namespace);
+        status.endpoints = Some(EndpointsStatus {
+            primary: Some(format!("{host}:6379")),
+            read: (view.topology() != Topology::Standalone)
+                .then(|| format!("{}-read.{}.svc:6379", ctx.name, ctx.namespace)),
+        });
+    }
+    let healthy_primary = view.healthy_primary().is_some();
+    let replicas_in_sync = view.primary().map_or(0, |p| {
+        view.pods().iter().filter(|r| r.in_sync_with(p)).count()
+    });
+    let outdated = state.statefulset.as_ref().and_then(|s| s.update_revision.as_deref()).map_or(0, |rev| {
+        state.pods.values().filter(|p| p.revision.as_deref() != Some(rev)).count()
+    });
+    let full = ready_replicas >= wanted_i32
+        && healthy_primary
+        && (view.topology() == Topology::Standalone
+            || replicas_in_sync.saturating_add(1) >= usize::try_from(wanted).unwrap_or(usize::MAX));
+    let progressing = state.applied_generation != Some(view.generation)
+        || outdated > 0
+        || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
+        || state.switchover_request.is_some();
+    let ever_ready = state.boot_primary.as_ref().is_some_and(|(p, _)| p.is_some())
+        || (view.topology() == Topology::Standalone && state.primary.is_some());
+    let phase = if view.spec.paused {
+        ClusterPhase::Paused
+    } else if full && !progressing {
+        ClusterPhase::Ready
+    } else if !ever_ready {
+        ClusterPhase::Creating
+    } else if progressing && healthy_primary {
+        ClusterPhase::Updating
+    } else {
+        ClusterPhase::Degraded
+    };
+    status.phase = Some(phase);
+    let primary_msg = state.primary.clone().unwrap_or_else(|| "none".to_owned());
+    let summary = format!(
+        "{ready_replicas}/{wanted} pods ready, primary {primary_msg}, {replicas_in_sync} replicas in sync"
+    );
+    status.conditions = vec![
+        condition(
+            CONDITION_READY,
+            full && !view.spec.paused,
+            match phase {
+                ClusterPhase::Ready => "Ready",
+                ClusterPhase::Paused => "Paused",
+                ClusterPhase::Pending
+                | ClusterPhase::Creating
+                | ClusterPhase::Degraded
+                | ClusterPhase::Updating
+                | ClusterPhase::Failed => "NotReady",
+            },
+            summary.clone(),
+            at,
+            observed_generation,
+        ),
+        condition(
+            CONDITION_PROGRESSING,
+            progressing,
+            if progressing { "Reconciling" } else { "Converged" },
+            if outdated > 0 {
+                format!("{outdated} pods on an outdated revision")
+            } else {
+                summary.clone()
+            },
+            at,
+            observed_generation,
+        ),
+        condition(
+            CONDITION_DEGRADED,
+            ever_ready && !full,
+            if ever_ready && !full { "ReducedRedundancy" } else { "FullRedundancy" },
+            summary,
+            at,
+            observed_generation,
+        ),
+        spec_valid,
+        journal,
+    ];
+    status
+}

@@ -1,0 +1,534 @@
+//! Given events, when `decide` runs, then exactly these intents.
+
+use logbook_crds::{Topology, ValkeyClusterSpec};
+use logbook_journal::writer::{NewEvent, encode_batch};
+use logbook_journal::{
+    ClusterState, Event, Head, Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode,
+    ReplId, Role, SpecFingerprint, StreamId, Timestamp,
+};
+use uuid::Uuid;
+
+use super::{Decision, decide};
+
+/// A projection built by folding real envelopes, as the operator does.
+struct Given {
+    state: ClusterState,
+    head: Head,
+    n: u128,
+}
+
+impl Given {
+    fn new() -> Self {
+        Given {
+            state: ClusterState::new(),
+            head: Head::EMPTY,
+            n: 0,
+        }
+    }
+
+    fn event(&mut self, body: Event) -> &mut Self {
+        self.n += 1;
+        let stream = StreamId::new("test").unwrap();
+        let (envelopes, _) = encode_batch(
+            &stream,
+            self.head,
+            1,
+            vec![NewEvent {
+                id: Uuid::from_u128(self.n),
+                at: Timestamp(i64::try_from(self.n).unwrap() * 1_000_000),
+                cause: None,
+                body,
+            }],
+        )
+        .unwrap();
+        for e in &envelopes {
+            self.state.apply(e);
+            self.head = Head {
+                seq: e.seq,
+                hash: e.hash,
+            };
+        }
+        self
+    }
+
+    fn spec(&mut self, spec: &ValkeyClusterSpec) -> &mut Self {
+        let spec_json = serde_json::to_string(spec).unwrap();
+        self.event(Event::SpecChanged {
+            generation: 1,
+            spec_json,
+            fingerprint: SpecFingerprint([0; 32]),
+        })
+    }
+
+    /// A replication cluster of `n` pods, objects applied, StatefulSet at
+    /// revision r1.
+    fn replication(n: u32) -> Self {
+        let mut g = Given::new();
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.replicas = Some(i32::try_from(n).unwrap());
+        g.spec(&spec);
+        g.applied(1);
+        g.event(Event::StatefulSetObserved {
+            replicas: n,
+            update_revision: Some("r1".into()),
+        });
+        for i in 0..n {
+            g.pod(i, "r1");
+        }
+        g
+    }
+
+    fn applied(&mut self, generation: i64) -> &mut Self {
+        self.succeed(Intent::ApplyResources { generation })
+    }
+
+    /// Decides and succeeds `intent`, as an executor would report it.
+    fn succeed(&mut self, intent: Intent) -> &mut Self {
+        self.n += 1;
+        let id = Uuid::from_u128(1_000_000 + self.n);
+        self.event(Event::Decided {
+            intents: vec![logbook_journal::PlannedIntent {
+                intent_id: id,
+                intent,
+                reason: logbook_journal::Reason {
+                    code: ReasonCode::Requested,
+                    detail: String::new(),
+                },
+            }],
+        });
+        self.event(Event::IntentSucceeded {
+            intent_id: id,
+            detail: String::new(),
+        })
+    }
+
+    fn pod(&mut self, i: u32, revision: &str) -> &mut Self {
+        self.event(Event::PodObserved {
+            pod: format!("demo-{i}"),
+            uid: format!("uid-{i}-{revision}"),
+            ip: Some(format!("10.0.0.{i}")),
+            phase: PodPhase::Running,
+            ready: true,
+            node: None,
+            revision: Some(revision.into()),
+        })
+    }
+
+    fn reach(&mut self, i: u32, r: Reachability) -> &mut Self {
+        self.event(Event::PodReachabilityObserved {
+            pod: format!("demo-{i}"),
+            reachability: r,
+        })
+    }
+
+    fn role(&mut self, i: u32, role: Role, primary: Option<u32>) -> &mut Self {
+        self.event(Event::NodeRoleObserved {
+            pod: format!("demo-{i}"),
+            role,
+            primary: primary.map(|p| format!("demo-{p}")),
+        })
+    }
+
+    fn repl(&mut self, i: u32, link: LinkStatus, offset: u64, replid: u8) -> &mut Self {
+        self.event(Event::ReplicationObserved {
+            pod: format!("demo-{i}"),
+            link,
+            offset,
+            replid: ReplId([replid; 20]),
+        })
+    }
+
+    fn label(&mut self, i: u32, label: Role) -> &mut Self {
+        self.event(Event::RoleLabelObserved {
+            pod: format!("demo-{i}"),
+            label: Some(label),
+        })
+    }
+
+    /// Every pod reachable and fenced (a replica of nowhere), as they boot.
+    fn all_fenced(&mut self, n: u32) -> &mut Self {
+        for i in 0..n {
+            self.reach(i, Reachability::Reachable);
+            self.role(i, Role::Replica, None);
+        }
+        self
+    }
+
+    /// A converged cluster: demo-0 primary, the rest in sync.
+    fn converged(n: u32) -> Self {
+        let mut g = Given::replication(n);
+        g.reach(0, Reachability::Reachable)
+            .role(0, Role::Primary, None)
+            .repl(0, LinkStatus::NotReplica, 100, 7)
+            .label(0, Role::Primary);
+        for i in 1..n {
+            g.reach(i, Reachability::Reachable)
+                .role(i, Role::Replica, Some(0))
+                .repl(i, LinkStatus::Up, 100, 7)
+                .label(i, Role::Replica);
+        }
+        g.succeed(Intent::PublishBootConfig {
+            primary: Some("demo-0".into()),
+            ip: Some("10.0.0.0".into()),
+        });
+        g
+    }
+
+    fn decide(&self) -> Vec<Decision> {
+        decide(&self.state, Timestamp(0), &Policy::default())
+    }
+
+    fn intents(&self) -> Vec<Intent> {
+        self.decide().into_iter().map(|d| d.intent).collect()
+    }
+}
+
+fn pod(i: u32) -> String {
+    format!("demo-{i}")
+}
+
+#[test]
+fn a_new_spec_is_applied_once() {
+    let mut g = Given::new();
+    g.spec(&ValkeyClusterSpec::default());
+    assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 1 }]);
+    g.applied(1);
+    assert!(g.intents().is_empty());
+}
+
+#[test]
+fn bootstrap_waits_for_every_running_pod_then_picks_the_lowest_ordinal() {
+    let mut g = Given::replication(3);
+    g.reach(1, Reachability::Reachable)
+        .role(1, Role::Replica, None)
+        .reach(2, Reachability::Reachable)
+        .role(2, Role::Replica, None);
+    assert!(g.intents().is_empty(), "demo-0 runs but has not answered");
+    g.reach(0, Reachability::Reachable).role(0, Role::Replica, None);
+    assert_eq!(
+        g.intents(),
+        vec![
+            Intent::PromoteReplica {
+                pod: pod(0),
+                from: None
+            },
+            Intent::SetRoleLabels {
+                primary: Some(pod(0))
+            },
+            Intent::PublishBootConfig {
+                primary: Some(pod(0)),
+                ip: Some("10.0.0.0".into())
+            },
+            Intent::RepointReplica {
+                pod: pod(1),
+                to: pod(0)
+            },
+            Intent::RepointReplica {
+                pod: pod(2),
+                to: pod(0)
+            },
+        ]
+    );
+    assert!(matches!(
+        g.decide()[0].reason.code,
+        ReasonCode::Bootstrap { .. }
+    ));
+}
+
+#[test]
+fn bootstrap_prefers_the_pod_with_data() {
+    let mut g = Given::replication(3);
+    g.all_fenced(3).repl(2, LinkStatus::Down, 5000, 3);
+    assert_eq!(
+        g.intents()[0],
+        Intent::PromoteReplica {
+            pod: pod(2),
+            from: None
+        }
+    );
+}
+
+#[test]
+fn a_converged_cluster_decides_nothing() {
+    assert!(Given::converged(3).intents().is_empty());
+}
+
+#[test]
+fn one_refusal_is_confirmed_before_acting_then_the_highest_offset_wins() {
+    let mut g = Given::converged(3);
+    g.repl(1, LinkStatus::Down, 900, 7).repl(2, LinkStatus::Down, 950, 7);
+    g.reach(0, Reachability::Refused);
+    assert!(g.intents().is_empty(), "one refusal is not yet proof");
+    g.reach(0, Reachability::Refused);
+    let decisions = g.decide();
+    let intents: Vec<_> = decisions.iter().map(|d| d.intent.clone()).collect();
+    assert_eq!(
+        intents,
+        vec![
+            Intent::FenceNode { pod: pod(0) },
+            Intent::PromoteReplica {
+                pod: pod(2),
+                from: Some(pod(0))
+            },
+            Intent::SetRoleLabels {
+                primary: Some(pod(2))
+            },
+            Intent::PublishBootConfig {
+                primary: Some(pod(2)),
+                ip: Some("10.0.0.2".into())
+            },
+            Intent::RepointReplica {
+                pod: pod(1),
+                to: pod(2)
+            },
+        ]
+    );
+    let ReasonCode::PrimaryFailed {
+        death, candidates, ..
+    } = &decisions[1].reason.code
+    else {
+        panic!("{:?}", decisions[1].reason)
+    };
+    assert!(death);
+    let offsets: Vec<_> = candidates.iter().map(|c| (c.pod.as_str(), c.offset)).collect();
+    assert_eq!(offsets, vec![("demo-2", Some(950)), ("demo-1", Some(900))]);
+    assert!(decisions[1].reason.detail.contains("demo-2 offset 950"));
+}
+
+#[test]
+fn a_replica_on_another_history_loses_to_one_on_the_primarys() {
+    let mut g = Given::converged(3);
+    g.repl(1, LinkStatus::Down, 90, 7).repl(2, LinkStatus::Down, 5000, 9);
+    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    assert_eq!(
+        g.intents()[1],
+        Intent::PromoteReplica {
+            pod: pod(1),
+            from: Some(pod(0))
+        }
+    );
+}
+
+#[test]
+fn a_deleted_primary_pod_is_death_at_once() {
+    let mut g = Given::converged(3);
+    g.event(Event::PodDeleted { pod: pod(0) });
+    let intents = g.intents();
+    assert_eq!(
+        intents[0],
+        Intent::PromoteReplica {
+            pod: pod(1),
+            from: Some(pod(0))
+        },
+        "no fence for a pod that is gone: {intents:?}"
+    );
+}
+
+#[test]
+fn a_slow_primary_is_never_failed_over_without_the_threshold_and_its_replicas() {
+    let mut g = Given::converged(3);
+    // Two timeouts (a one-second DEBUG SLEEP at most causes this): nothing.
+    g.reach(0, Reachability::TimedOut).reach(0, Reachability::TimedOut);
+    assert!(g.intents().is_empty());
+    // Three timeouts but the replicas still hear from it: nothing.
+    g.reach(0, Reachability::TimedOut);
+    assert!(g.intents().is_empty());
+    // One replica silent, the other still up: nothing.
+    g.repl(1, LinkStatus::Silent, 100, 7);
+    assert!(g.intents().is_empty());
+    // Both lost it: fail over.
+    g.repl(2, LinkStatus::Down, 100, 7);
+    let decisions = g.decide();
+    assert_eq!(decisions[0].intent, Intent::FenceNode { pod: pod(0) });
+    assert!(matches!(
+        decisions[0].reason.code,
+        ReasonCode::PrimaryFailed {
+            death: false,
+            consecutive_failures: 3,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn nothing_is_decided_while_intents_are_in_flight_or_when_paused() {
+    let mut g = Given::converged(3);
+    g.event(Event::Decided {
+        intents: vec![logbook_journal::PlannedIntent {
+            intent_id: Uuid::from_u128(42),
+            intent: Intent::UpdateStatus,
+            reason: logbook_journal::Reason {
+                code: ReasonCode::StatusStale,
+                detail: String::new(),
+            },
+        }],
+    });
+    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    assert!(g.intents().is_empty());
+
+    let mut p = Given::converged(3);
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    spec.paused = true;
+    p.event(Event::SpecChanged {
+        generation: 2,
+        spec_json: serde_json::to_string(&spec).unwrap(),
+        fingerprint: SpecFingerprint([1; 32]),
+    });
+    p.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    assert!(p.intents().is_empty());
+}
+
+#[test]
+fn automatic_false_means_no_failover() {
+    let mut g = Given::converged(3);
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    spec.failover.automatic = false;
+    g.spec(&spec);
+    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    assert!(!g.intents().iter().any(|i| matches!(i, Intent::PromoteReplica { .. })));
+}
+
+#[test]
+fn a_restarted_primary_that_came_back_fenced_is_replaced_not_trusted() {
+    let mut g = Given::converged(3);
+    g.repl(1, LinkStatus::Down, 500, 7).repl(2, LinkStatus::Down, 400, 7);
+    // Its container restarted in place: it booted fenced, empty.
+    g.role(0, Role::Replica, None).repl(0, LinkStatus::Down, 0, 8);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions[0].intent,
+        Intent::PromoteReplica {
+            pod: pod(1),
+            from: None
+        }
+    );
+    assert!(matches!(
+        decisions[0].reason.code,
+        ReasonCode::PrimaryFailed { death: true, .. }
+    ));
+    // The old primary is repointed at the new one.
+    assert!(decisions.iter().any(|d| d.intent
+        == Intent::RepointReplica {
+            pod: pod(0),
+            to: pod(1)
+        }));
+}
+
+#[test]
+fn roles_follow_the_primary() {
+    let mut g = Given::converged(3);
+    g.label(2, Role::Primary).role(1, Role::Replica, None);
+    assert_eq!(
+        g.intents(),
+        vec![
+            Intent::SetRoleLabels {
+                primary: Some(pod(0))
+            },
+            Intent::RepointReplica {
+                pod: pod(1),
+                to: pod(0)
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_switchover_request_is_served_then_cleared() {
+    let mut g = Given::converged(3);
+    g.event(Event::SwitchoverRequestObserved {
+        target: Some("demo-2".into()),
+    });
+    let intents = g.intents();
+    assert_eq!(
+        intents[0],
+        Intent::Switchover {
+            from: pod(0),
+            to: pod(2)
+        }
+    );
+    assert_eq!(intents.last(), Some(&Intent::ClearSwitchoverRequest));
+
+    let mut bad = Given::converged(3);
+    bad.event(Event::SwitchoverRequestObserved {
+        target: Some("demo-9".into()),
+    });
+    assert_eq!(bad.intents(), vec![Intent::ClearSwitchoverRequest]);
+}
+
+#[test]
+fn scaling_in_hands_the_primary_over_before_removing_its_pod() {
+    let mut g = Given::converged(5);
+    // The primary is demo-4.
+    let mut g2 = Given::replication(5);
+    g2.reach(4, Reachability::Reachable)
+        .role(4, Role::Primary, None)
+        .repl(4, LinkStatus::NotReplica, 100, 7);
+    for i in 0..4 {
+        g2.reach(i, Reachability::Reachable)
+            .role(i, Role::Replica, Some(4))
+            .repl(i, LinkStatus::Up, 100, 7);
+    }
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    spec.replicas = Some(2);
+    g2.event(Event::SpecChanged {
+        generation: 2,
+        spec_json: serde_json::to_string(&spec).unwrap(),
+        fingerprint: SpecFingerprint([2; 32]),
+    });
+    assert_eq!(
+        g2.intents()[0],
+        Intent::Switchover {
+            from: pod(4),
+            to: pod(0)
+        }
+    );
+    // With the primary kept, scale-in is plain provisioning.
+    g.event(Event::SpecChanged {
+        generation: 2,
+        spec_json: serde_json::to_string(&spec).unwrap(),
+        fingerprint: SpecFingerprint([2; 32]),
+    });
+    assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
+}
+
+#[test]
+fn rolling_goes_replica_by_replica_then_hands_over_then_rolls_the_old_primary() {
+    let mut g = Given::converged(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::RollPod {
+            pod: pod(2),
+            revision: "r2".into()
+        }]
+    );
+    // demo-2 comes back updated but not yet in sync: wait.
+    g.pod(2, "r2")
+        .reach(2, Reachability::Reachable)
+        .role(2, Role::Replica, Some(0))
+        .repl(2, LinkStatus::Syncing, 0, 7);
+    assert!(g.intents().is_empty());
+    g.repl(2, LinkStatus::Up, 100, 7);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::RollPod {
+            pod: pod(1),
+            revision: "r2".into()
+        }]
+    );
+    g.pod(1, "r2")
+        .reach(1, Reachability::Reachable)
+        .role(1, Role::Replica, Some(0))
+        .repl(1, LinkStatus::Up, 100, 7);
+    let intents = g.intents();
+    assert_eq!(
+        intents[0],
+        Intent::Switchover {
+            from: pod(0),
+            to: pod(1)
+        }
+    );
+}

@@ -1,0 +1,15 @@
+//! Observers: turn what Kubernetes and Valkey show into journal events,
+//! **only where it differs from what the projection already believes**
+//! (edge-triggered), so a converged, idle cluster appends nothing.
+//!
+//! Every function here is pure: it takes the projection and a snapshot of
+//! the world (API objects, probe results) and returns the events to
+//! append. Fetching the world is the shell's job (`operator/`).
+
+mod pods;
+mod probe;
+mod spec;
+
+pub use pods::{observe_pods, observe_statefulset, pod_phase};
+pub use probe::{ProbeObservation, link_status, observe_probe};
+pub use spec::{fingerprint, observe_spec, observe_switchover_request};

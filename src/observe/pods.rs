@@ -1,0 +1,124 @@
+//! Pods and the StatefulSet, as the API shows them.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use logbook_journal::projection::PodView;
+use logbook_journal::{ClusterState, Event, PodPhase, Role};
+
+use crate::resources::labels::{ROLE, ROLE_PRIMARY, ROLE_REPLICA};
+
+/// The journal's phase of a Pod.
+pub fn pod_phase(pod: &Pod) -> PodPhase {
+    match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => PodPhase::Pending,
+        Some("Running") => PodPhase::Running,
+        Some("Succeeded") => PodPhase::Succeeded,
+        Some("Failed") => PodPhase::Failed,
+        _ => PodPhase::Unknown,
+    }
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn role_label(pod: &Pod) -> Option<Role> {
+    match pod.metadata.labels.as_ref().and_then(|l| l.get(ROLE)).map(String::as_str) {
+        Some(ROLE_PRIMARY) => Some(Role::Primary),
+        Some(ROLE_REPLICA) => Some(Role::Replica),
+        _ => None,
+    }
+}
+
+/// Events for the cluster's pods (`pods` is every pod the label selector
+/// lists): observed where they differ, deleted where they are gone. A pod
+/// being deleted (`deletionTimestamp` set) is reported as not ready.
+pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for pod in pods {
+        let Some(name) = pod.metadata.name.clone() else {
+            continue;
+        };
+        seen.insert(name.clone());
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
+        let phase = pod_phase(pod);
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let ready = ready(pod) && !terminating;
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        let revision = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("controller-revision-hash"))
+            .cloned();
+        let known = state.pods.get(&name);
+        let same = known.is_some_and(|v: &PodView| {
+            v.uid.as_deref() == Some(uid.as_str())
+                && v.ip == ip
+                && v.phase == Some(phase)
+                && v.ready == ready
+                && v.node == node
+                && v.revision == revision
+        });
+        let recreated = known.is_some_and(|v| v.uid.as_deref() != Some(uid.as_str()));
+        if !same {
+            out.push(Event::PodObserved {
+                pod: name.clone(),
+                uid,
+                ip,
+                phase,
+                ready,
+                node,
+                revision,
+            });
+        }
+        let label = role_label(pod);
+        // A new or recreated pod's view starts without a label.
+        let current = if recreated {
+            None
+        } else {
+            known.and_then(|v| v.role_label)
+        };
+        if current != label {
+            out.push(Event::RoleLabelObserved { pod: name, label });
+        }
+    }
+    for name in state.pods.keys() {
+        if !seen.contains(name) {
+            out.push(Event::PodDeleted { pod: name.clone() });
+        }
+    }
+    out
+}
+
+/// `StatefulSetObserved` when its replicas or update revision changed.
+pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> Vec<Event> {
+    let Some(sts) = sts else {
+        return Vec::new();
+    };
+    let replicas = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .and_then(|r| u32::try_from(r).ok())
+        .unwrap_or(1);
+    let update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+    let same = state
+        .statefulset
+        .as_ref()
+        .is_some_and(|v| v.replicas == replicas && v.update_revision == update_revision);
+    if same {
+        return Vec::new();
+    }
+    vec![Event::StatefulSetObserved {
+        replicas,
+        update_revision,
+    }]
+}

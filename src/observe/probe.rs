@@ -1,0 +1,120 @@
+//! Valkey probes (`ROLE`, `INFO replication`) to events.
+//!
+//! Reachability: a success is recorded when the pod was not already
+//! reachable; failures are recorded one by one (each moves the
+//! consecutive-failure count a decision reads) until the count reaches
+//! `cap`, after which more of the same failure changes no decision and is
+//! not recorded. Role and link state are recorded when they change;
+//! offsets when a decision needs them (`want_offsets`) and otherwise only
+//! with a change of link or history.
+
+use std::collections::BTreeMap;
+
+use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, ReplId, Role};
+
+use crate::valkey::{Probe, ProbeError, ReplicationInfo};
+
+/// `master_last_io_seconds_ago` from which an `up` link counts as silent:
+/// two replication pings (the rendered config pings every second).
+pub const SILENT_AFTER_SECONDS: u64 = 2;
+
+/// One probe of one pod, as the prober saw it.
+#[derive(Debug)]
+pub enum ProbeObservation<'a> {
+    /// The pod has no IP.
+    NoAddress,
+    /// The probe answered.
+    Answered(&'a Probe),
+    /// The probe failed.
+    Failed(&'a ProbeError),
+}
+
+fn reachability(obs: &ProbeObservation<'_>) -> Reachability {
+    match obs {
+        ProbeObservation::NoAddress => Reachability::NoAddress,
+        ProbeObservation::Answered(_) => Reachability::Reachable,
+        ProbeObservation::Failed(err) if err.is_death() => Reachability::Refused,
+        ProbeObservation::Failed(err) if err.is_slowness() => Reachability::TimedOut,
+        ProbeObservation::Failed(_) => Reachability::ProtocolError,
+    }
+}
+
+/// The journal's link state from `INFO replication`.
+pub fn link_status(info: &ReplicationInfo) -> LinkStatus {
+    match &info.primary {
+        None => LinkStatus::NotReplica,
+        Some(link) if link.sync_in_progress => LinkStatus::Syncing,
+        Some(link) if !link.link_up => LinkStatus::Down,
+        Some(link) if link.last_io_seconds_ago.unwrap_or(0) >= SILENT_AFTER_SECONDS => {
+            LinkStatus::Silent
+        }
+        Some(_) => LinkStatus::Up,
+    }
+}
+
+/// Events for one probe of `pod`. `ip_to_pod` resolves a replica's
+/// primary address to a pod name; `cap` bounds how many consecutive
+/// failures are recorded.
+pub fn observe_probe(
+    state: &ClusterState,
+    pod: &str,
+    obs: &ProbeObservation<'_>,
+    ip_to_pod: &BTreeMap<String, String>,
+    cap: u32,
+    want_offsets: bool,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    let known = state.pods.get(pod);
+    let reach = reachability(obs);
+    let prev = known.and_then(|v| v.reachability);
+    let failures = known.map_or(0, |v| v.consecutive_failures);
+    let record = match reach {
+        Reachability::Reachable => prev != Some(Reachability::Reachable),
+        _ => prev != Some(reach) || failures < cap,
+    };
+    if record {
+        out.push(Event::PodReachabilityObserved {
+            pod: pod.to_owned(),
+            reachability: reach,
+        });
+    }
+    let ProbeObservation::Answered(probe) = obs else {
+        return out;
+    };
+    let info = &probe.info;
+    let role = match info.role {
+        crate::valkey::Role::Primary => Role::Primary,
+        crate::valkey::Role::Replica => Role::Replica,
+    };
+    let primary = info
+        .primary
+        .as_ref()
+        .and_then(|link| ip_to_pod.get(&link.host).cloned());
+    let role_same = known.is_some_and(|v| v.role == Some(role) && v.replicates == primary);
+    if !role_same {
+        out.push(Event::NodeRoleObserved {
+            pod: pod.to_owned(),
+            role,
+            primary: match role {
+                Role::Replica => primary,
+                Role::Primary | Role::Sentinel => None,
+            },
+        });
+    }
+    let link = link_status(info);
+    let Ok(replid) = ReplId::from_hex(&info.replid) else {
+        return out;
+    };
+    let offset = info.master_repl_offset;
+    let changed = known.is_none_or(|v| v.link != Some(link) || v.replid != Some(replid));
+    let offset_moved = known.is_none_or(|v| v.offset != Some(offset));
+    if changed || (want_offsets && offset_moved) {
+        out.push(Event::ReplicationObserved {
+            pod: pod.to_owned(),
+            link,
+            offset,
+            replid,
+        });
+    }
+    out
+}
