@@ -4,6 +4,7 @@
 //! The binary in `main.rs` is a thin wrapper over [`cli::run`], so every
 //! command can be exercised from tests without spawning a process.
 
+pub mod actuate;
 pub mod bench;
 pub mod cli;
 pub mod decide;

@@ -510,7 +510,15 @@ fn rolling_goes_replica_by_replica_then_hands_over_then_rolls_the_old_primary() 
         .reach(2, Reachability::Reachable)
         .role(2, Role::Replica, Some(0))
         .repl(2, LinkStatus::Syncing, 0, 7);
-    assert!(g.intents().is_empty());
+    // The new pod has no role label yet: that comes first.
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SetRoleLabels {
+            primary: Some(pod(0))
+        }]
+    );
+    g.label(2, Role::Replica);
+    assert!(g.intents().is_empty(), "waits for demo-2 to be in sync");
     g.repl(2, LinkStatus::Up, 100, 7);
     assert_eq!(
         g.intents(),
@@ -522,7 +530,8 @@ fn rolling_goes_replica_by_replica_then_hands_over_then_rolls_the_old_primary() 
     g.pod(1, "r2")
         .reach(1, Reachability::Reachable)
         .role(1, Role::Replica, Some(0))
-        .repl(1, LinkStatus::Up, 100, 7);
+        .repl(1, LinkStatus::Up, 100, 7)
+        .label(1, Role::Replica);
     let intents = g.intents();
     assert_eq!(
         intents[0],

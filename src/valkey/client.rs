@@ -163,6 +163,51 @@ impl ValkeyClient {
         })
     }
 
+    /// `INFO replication` alone (one round trip), for polling offsets.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn info_replication(&self, addr: SocketAddr) -> Result<ReplicationInfo, ProbeError> {
+        let mut info_cmd = redis::cmd("INFO");
+        info_cmd.arg("replication");
+        let (reply, _) = self
+            .run(addr, &info_cmd, "INFO", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = text_reply(addr, reply)?;
+        parse_info_replication(&text).map_err(|source| ProbeError::Malformed { addr, source })
+    }
+
+    /// `CLIENT PAUSE timeout_ms WRITE`: the server holds every write (and
+    /// answers reads) until `CLIENT UNPAUSE` or the timeout, which bounds
+    /// the pause if the caller dies half-way.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn client_pause_writes(&self, addr: SocketAddr, timeout_ms: u64) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("PAUSE").arg(timeout_ms).arg("WRITE");
+        let (reply, _) = self
+            .run(addr, &cmd, "CLIENT PAUSE", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
+    /// `CLIENT UNPAUSE`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn client_unpause(&self, addr: SocketAddr) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("UNPAUSE");
+        let (reply, _) = self
+            .run(addr, &cmd, "CLIENT UNPAUSE", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
     /// `PING`, returning its round trip.
     ///
     /// # Errors

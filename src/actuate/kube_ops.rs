@@ -1,0 +1,267 @@
+//! Kubernetes actions: server-side apply of the owned objects under the
+//! `logbook` field manager, role labels, the boot ConfigMap, pod deletion
+//! for a roll, and the switchover annotation. Every write is skipped when
+//! the object already says what it must (no pointless writes).
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::{Client, Resource};
+use logbook_crds::{Topology, ValkeyCluster};
+use logbook_journal::Role;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{ActError, Done, Target};
+use crate::resources::{
+    self, ClusterMeta, FIELD_MANAGER, build_boot_config_map, build_client_service,
+    build_config_map, build_connection_secret, build_headless_service, build_password_secret,
+    build_pdb, build_read_service, build_statefulset, generate_password, labels,
+};
+use crate::valkey::Password;
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
+    let what = what.into();
+    move |source| ActError::Kube { what, source }
+}
+
+/// Server-side applies `obj` (forcing ownership of the fields it sets).
+async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ActError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
+        .await
+        .map_err(kube_err(format!("applying {kind} {ns}/{name}")))?;
+    Ok(())
+}
+
+/// The data-plane password of the cluster, from its Secret; `None` when
+/// authentication is off.
+///
+/// # Errors
+/// [`ActError::NotYet`] when the Secret or key does not exist (yet);
+/// API errors.
+pub async fn read_password(client: &Client, target: Target<'_>) -> Result<Option<Password>, ActError> {
+    let Some(secret_ref) = target.spec.auth.effective_password_secret(&target.meta.name) else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &target.meta.namespace);
+    let what = format!("reading Secret {}/{}", target.meta.namespace, secret_ref.name);
+    let secret = api.get_opt(&secret_ref.name).await.map_err(kube_err(what))?;
+    let value = secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(&secret_ref.key).cloned())
+        .ok_or_else(|| {
+            ActError::NotYet(format!(
+                "Secret {}/{} has no key {} (yet)",
+                target.meta.namespace, secret_ref.name, secret_ref.key
+            ))
+        })?;
+    let text = String::from_utf8(value.0).map_err(|_| {
+        ActError::Refused(format!(
+            "Secret {}/{} key {} is not UTF-8 text",
+            target.meta.namespace, secret_ref.name, secret_ref.key
+        ))
+    })?;
+    Ok(Some(Password::new(text)))
+}
+
+/// Applies every object of the spec: password Secret (generated once),
+/// connection Secret, ConfigMap, Services, StatefulSet, PDB.
+pub async fn apply_resources(client: &Client, target: Target<'_>, generation: i64) -> Result<Done, ActError> {
+    let meta = target.meta;
+    let spec = target.spec;
+    let ns = meta.namespace.as_str();
+    let password = match read_password(client, target).await {
+        Ok(pw) => pw,
+        Err(ActError::NotYet(why)) if spec.auth.password_secret.is_none() => {
+            tracing::debug!(cluster = %meta.name, %why, "generating the password Secret");
+            let generated = generate_password().map_err(|e| {
+                ActError::NotYet(format!("cannot generate a password: {e}"))
+            })?;
+            if let Some(secret) = build_password_secret(meta, spec, &generated) {
+                apply(client, ns, &secret).await?;
+            }
+            Some(Password::new(generated))
+        }
+        Err(err) => return Err(err),
+    };
+    let connection = build_connection_secret(meta, spec, password.as_ref().map(Password::expose));
+    apply(client, ns, &connection).await?;
+    let (config, hash) = build_config_map(meta, spec);
+    apply(client, ns, &config).await?;
+    apply(client, ns, &build_headless_service(meta, spec)).await?;
+    apply(client, ns, &build_client_service(meta, spec)).await?;
+    if spec.topology != Topology::Standalone {
+        apply(client, ns, &build_read_service(meta, spec)).await?;
+    }
+    apply(client, ns, &build_statefulset(meta, spec, &hash)).await?;
+    if let Some(pdb) = build_pdb(meta, spec) {
+        apply(client, ns, &pdb).await?;
+    }
+    Ok(Done {
+        detail: format!(
+            "applied the objects of generation {generation} (config hash {hash}, {} pods)",
+            spec.effective_replicas()
+        ),
+        events: Vec::new(),
+        password,
+    })
+}
+
+/// Sets `pod`'s role label to primary or replica, when it differs.
+pub async fn label_pod(client: &Client, target: Target<'_>, pod: &str, primary: bool) -> Result<Done, ActError> {
+    let want = if primary { Role::Primary } else { Role::Replica };
+    let current = target.state.pods.get(pod).and_then(|p| p.role_label);
+    if current == Some(want) {
+        return Ok(Done::said(format!("{pod} already labelled {want:?}")));
+    }
+    let value = if primary { labels::ROLE_PRIMARY } else { labels::ROLE_REPLICA };
+    let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
+    let patch = json!({ "metadata": { "labels": { labels::ROLE: value } } });
+    match api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(Done::said(format!("{pod} labelled {value}"))),
+        // The pod is gone: nothing left to label.
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            Ok(Done::said(format!("{pod} is gone, no label to set")))
+        }
+        Err(source) => Err(ActError::Kube {
+            what: format!("labelling pod {}/{pod}", target.meta.namespace),
+            source,
+        }),
+    }
+}
+
+/// Labels `primary` as the primary and every other pod as a replica,
+/// demoting first so two pods never both carry `role=primary`.
+pub async fn set_role_labels(client: &Client, target: Target<'_>, primary: Option<&str>) -> Result<Done, ActError> {
+    let mut said = Vec::new();
+    for pod in target.state.pods.keys() {
+        if Some(pod.as_str()) != primary {
+            let done = label_pod(client, target, pod, false).await?;
+            said.push(done.detail);
+        }
+    }
+    if let Some(primary) = primary {
+        said.push(label_pod(client, target, primary, true).await?.detail);
+    }
+    Ok(Done::said(said.join("; ")))
+}
+
+/// Writes the boot ConfigMap naming the primary pods boot as replicas of.
+pub async fn publish_boot(
+    client: &Client,
+    target: Target<'_>,
+    primary: Option<&str>,
+    ip: Option<&str>,
+) -> Result<Done, ActError> {
+    let cm: ConfigMap = build_boot_config_map(target.meta, target.spec, ip);
+    apply(client, &target.meta.namespace, &cm).await?;
+    Ok(Done::said(match (primary, ip) {
+        (Some(p), Some(ip)) => format!("pods boot as replicas of {p} ({ip})"),
+        _ => "pods boot fenced (no primary)".to_owned(),
+    }))
+}
+
+/// Deletes `pod` so its StatefulSet recreates it at `revision`; the
+/// deletion is conditional on the uid the decision saw.
+pub async fn delete_pod(client: &Client, target: Target<'_>, pod: &str, revision: &str) -> Result<Done, ActError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
+    let uid = target.state.pods.get(pod).and_then(|p| p.uid.clone());
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(pod, &params).await {
+        Ok(_) => Ok(Done::said(format!("deleted {pod} to recreate it at revision {revision}"))),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            Ok(Done::said(format!("{pod} was already gone")))
+        }
+        Err(source) => Err(ActError::Kube {
+            what: format!("deleting pod {}/{pod}", target.meta.namespace),
+            source,
+        }),
+    }
+}
+
+/// Removes the switchover request annotation.
+pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
+    let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
+    let patch = json!({ "metadata": { "annotations": { labels::SWITCHOVER_TO: null } } });
+    api.patch(&target.meta.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(format!(
+            "clearing the switchover request of {}/{}",
+            target.meta.namespace, target.meta.name
+        )))?;
+    Ok(Done::said("switchover request cleared"))
+}
+
+/// Deletes what the operator created for `meta` (the garbage collector
+/// would too, through owner references; doing it here does not depend on
+/// one running). PVCs only when `delete_pvcs`. Missing objects are fine.
+///
+/// # Errors
+/// API errors other than 404.
+pub async fn delete_owned(client: &Client, meta: &ClusterMeta, delete_pvcs: bool) -> Result<Vec<String>, ActError> {
+    let ns = meta.namespace.as_str();
+    let name = meta.name.as_str();
+    let mut deleted = Vec::new();
+    async fn one<K>(client: &Client, ns: &str, name: &str, deleted: &mut Vec<String>) -> Result<(), ActError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {
+                deleted.push(format!("{kind} {name}"));
+                Ok(())
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(ActError::Kube {
+                what: format!("deleting {kind} {ns}/{name}"),
+                source,
+            }),
+        }
+    }
+    one::<StatefulSet>(client, ns, &resources::statefulset_name(name), &mut deleted).await?;
+    one::<Service>(client, ns, &resources::client_service_name(name), &mut deleted).await?;
+    one::<Service>(client, ns, &resources::read_service_name(name), &mut deleted).await?;
+    one::<Service>(client, ns, &resources::headless_service_name(name), &mut deleted).await?;
+    one::<ConfigMap>(client, ns, &resources::config_map_name(name), &mut deleted).await?;
+    one::<ConfigMap>(client, ns, &resources::boot_config_map_name(name), &mut deleted).await?;
+    one::<PodDisruptionBudget>(client, ns, &resources::pdb_name(name), &mut deleted).await?;
+    one::<Secret>(client, ns, &logbook_crds::connection_secret_name(name), &mut deleted).await?;
+    one::<Secret>(
+        client,
+        ns,
+        &logbook_crds::v1alpha1::generated_password_secret(name).name,
+        &mut deleted,
+    )
+    .await?;
+    if delete_pvcs {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default().labels(&labels::selector_string(name));
+        let pvcs = api.list(&lp).await.map_err(kube_err(format!("listing PVCs of {ns}/{name}")))?;
+        for pvc in pvcs {
+            let pvc_name = pvc.metadata.name.unwrap_or_default();
+            one::<PersistentVolumeClaim>(client, ns, &pvc_name, &mut deleted).await?;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,183 @@
+//! Executors: carry out one decided intent against Kubernetes (server-side
+//! apply, label patches, pod deletion) or Valkey (`REPLICAOF`, pauses),
+//! and report what they did as an outcome plus the facts they established
+//! (a promotion, a replica's new primary), which the runtime journals.
+//!
+//! Every action is idempotent: applying the same objects, setting a label
+//! it already has, `REPLICAOF` to the primary it follows. Nothing here
+//! decides: an intent that no longer makes sense fails with the reason and
+//! `decide` looks again.
+
+mod kube_ops;
+mod valkey_ops;
+
+use std::net::SocketAddr;
+
+use logbook_crds::ValkeyClusterSpec;
+use logbook_journal::{ClusterState, Event, Intent};
+
+use crate::resources::{ClusterMeta, VALKEY_PORT};
+use crate::valkey::{Password, ProbeError, ValkeyClient};
+
+pub use kube_ops::{delete_owned, read_password};
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    /// A Kubernetes API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done, with the object's name.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A Valkey command failed.
+    #[error("{what}: {source}")]
+    Valkey {
+        /// What was being done, with the pod's name.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: ProbeError,
+    },
+    /// The intent cannot be carried out as decided (pod gone, no address).
+    #[error("{0}")]
+    Refused(String),
+    /// The intent can be retried later (waiting for a Secret, a catch-up).
+    #[error("{0}")]
+    NotYet(String),
+}
+
+impl ActError {
+    /// Whether deciding again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Kube { source, .. } => match source {
+                kube::Error::Api(status) => status.code >= 500 || status.code == 409 || status.code == 429,
+                _ => true,
+            },
+            Self::Valkey { source, .. } => source.is_retryable(),
+            Self::Refused(_) => false,
+            Self::NotYet(_) => true,
+        }
+    }
+}
+
+/// What an action did.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// For humans (no secrets).
+    pub detail: String,
+    /// Facts the action established, journaled before its outcome.
+    pub events: Vec<Event>,
+    /// The data-plane password, when the action read or created it.
+    pub password: Option<Password>,
+}
+
+impl Done {
+    fn said(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One cluster as an action sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Its identity.
+    pub meta: &'a ClusterMeta,
+    /// The spec in force.
+    pub spec: &'a ValkeyClusterSpec,
+    /// The projection (pod addresses, labels).
+    pub state: &'a ClusterState,
+}
+
+impl Target<'_> {
+    /// The Valkey address of `pod`.
+    fn addr(&self, pod: &str) -> Result<SocketAddr, ActError> {
+        let ip = self
+            .state
+            .pods
+            .get(pod)
+            .and_then(|p| p.ip.as_deref())
+            .ok_or_else(|| ActError::Refused(format!("pod {pod} has no known address")))?;
+        let ip = ip
+            .parse()
+            .map_err(|_| ActError::Refused(format!("pod {pod} has an invalid address {ip}")))?;
+        Ok(SocketAddr::new(ip, VALKEY_PORT))
+    }
+}
+
+/// Carries out intents.
+#[derive(Clone)]
+pub struct Executor {
+    client: kube::Client,
+    valkey: ValkeyClient,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// An executor using `client` for the API and `valkey` for admin
+    /// commands.
+    pub fn new(client: kube::Client, valkey: ValkeyClient) -> Self {
+        Self { client, valkey }
+    }
+
+    /// The data-plane client.
+    pub fn valkey(&self) -> &ValkeyClient {
+        &self.valkey
+    }
+
+    /// Carries out `intent`.
+    ///
+    /// # Errors
+    /// [`ActError`]; [`ActError::is_retryable`] says whether to try again.
+    pub async fn execute(&self, intent: &Intent, target: Target<'_>) -> Result<Done, ActError> {
+        match intent {
+            Intent::ApplyResources { generation } => {
+                kube_ops::apply_resources(&self.client, target, *generation).await
+            }
+            Intent::PromoteReplica { pod, from } => {
+                valkey_ops::promote(&self.valkey, target, pod, from.as_deref()).await
+            }
+            Intent::RepointReplica { pod, to } => {
+                valkey_ops::repoint(&self.valkey, target, pod, to).await
+            }
+            Intent::FenceNode { pod } => {
+                let mut done = kube_ops::label_pod(&self.client, target, pod, false).await?;
+                let fenced = valkey_ops::fence(&self.valkey, target, pod).await;
+                done.detail = format!("{}; {fenced}", done.detail);
+                Ok(done)
+            }
+            Intent::RollPod { pod, revision } => {
+                kube_ops::delete_pod(&self.client, target, pod, revision).await
+            }
+            Intent::SetRoleLabels { primary } => {
+                kube_ops::set_role_labels(&self.client, target, primary.as_deref()).await
+            }
+            Intent::PublishBootConfig { primary, ip } => {
+                kube_ops::publish_boot(&self.client, target, primary.as_deref(), ip.as_deref())
+                    .await
+            }
+            Intent::Switchover { from, to } => {
+                valkey_ops::switchover(&self.valkey, &self.client, target, from, to).await
+            }
+            Intent::ClearSwitchoverRequest => kube_ops::clear_switchover(&self.client, target).await,
+            Intent::UpdateStatus
+            | Intent::AddNode { .. }
+            | Intent::ForgetNode { .. }
+            | Intent::MigrateSlots { .. } => Err(ActError::Refused(format!(
+                "{intent:?} is not carried out by this operator version"
+            ))),
+        }
+    }
+}

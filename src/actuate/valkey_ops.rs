@@ -1,0 +1,179 @@
+//! Valkey actions: promote, repoint, fence, and the planned switchover.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use logbook_journal::{Event, Role};
+use tokio::time::Instant;
+
+use super::{ActError, Done, Target};
+use crate::resources::{FENCE_HOST, VALKEY_PORT};
+use crate::valkey::ValkeyClient;
+
+/// How long a switchover may hold writes before giving up: the pause is
+/// set with this timeout, so the server lifts it by itself if the operator
+/// dies half-way.
+pub const SWITCHOVER_PAUSE_MS: u64 = 5_000;
+/// How often the target's offset is polled while it catches up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(2);
+
+fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
+    move |source| ActError::Valkey { what, source }
+}
+
+/// `REPLICAOF NO ONE` on `pod`, then its offset as the new primary.
+pub async fn promote(valkey: &ValkeyClient, target: Target<'_>, pod: &str, from: Option<&str>) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    valkey
+        .replicaof(addr, None)
+        .await
+        .map_err(valkey_err(format!("promoting {pod}")))?;
+    let offset = valkey
+        .info_replication(addr)
+        .await
+        .map(|i| i.master_repl_offset)
+        .unwrap_or(0);
+    Ok(Done {
+        detail: format!(
+            "{pod} promoted at offset {offset}{}",
+            from.map(|f| format!(", replacing {f}")).unwrap_or_default()
+        ),
+        events: vec![Event::ReplicaPromoted {
+            pod: pod.to_owned(),
+            from: from.map(str::to_owned),
+            offset,
+        }],
+        password: None,
+    })
+}
+
+/// `REPLICAOF <primary ip> 6379` on `pod`.
+pub async fn repoint(valkey: &ValkeyClient, target: Target<'_>, pod: &str, to: &str) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    let primary = target.addr(to)?;
+    valkey
+        .replicaof(addr, Some(primary))
+        .await
+        .map_err(valkey_err(format!("pointing {pod} at {to}")))?;
+    Ok(Done {
+        detail: format!("{pod} follows {to} ({})", primary.ip()),
+        events: vec![Event::NodeRoleObserved {
+            pod: pod.to_owned(),
+            role: Role::Replica,
+            primary: Some(to.to_owned()),
+        }],
+        password: None,
+    })
+}
+
+/// Makes a still-running old primary a replica of nowhere (read-only, and
+/// refusing to feed other replicas). A dead one needs nothing more than the
+/// label its caller already removed, so failure here is reported, not
+/// raised.
+pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> String {
+    let Ok(addr) = target.addr(pod) else {
+        return format!("{pod} has no address to fence");
+    };
+    let fence = match FENCE_HOST.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, VALKEY_PORT),
+        Err(_) => return "fence address invalid".to_owned(),
+    };
+    match valkey.replicaof(addr, Some(fence)).await {
+        Ok(()) => format!("{pod} fenced (replica of {FENCE_HOST})"),
+        Err(err) => format!("{pod} not reachable to fence ({err})"),
+    }
+}
+
+/// Planned hand-over from `from` to `to` with no acknowledged write lost:
+/// hold writes on `from`, wait until `to` has applied everything `from`
+/// has, promote `to`, move the labels, make `from` a replica of `to`, then
+/// release the held writes (they fail with READONLY and clients retry on
+/// the new primary).
+///
+/// Unlike a bare `FAILOVER TO`, which waits for the replica's
+/// once-a-second acknowledgement, the catch-up is read from the target
+/// itself every few milliseconds, so the pause lasts as long as the
+/// replication lag plus a few round trips.
+pub async fn switchover(
+    valkey: &ValkeyClient,
+    client: &kube::Client,
+    target: Target<'_>,
+    from: &str,
+    to: &str,
+) -> Result<Done, ActError> {
+    let from_addr = target.addr(from)?;
+    let to_addr = target.addr(to)?;
+    valkey
+        .client_pause_writes(from_addr, SWITCHOVER_PAUSE_MS)
+        .await
+        .map_err(valkey_err(format!("pausing writes on {from}")))?;
+    let started = Instant::now();
+    let result = hand_over(valkey, client, target, from, to, from_addr, to_addr).await;
+    // Whatever happened, release the held writes.
+    let unpaused = valkey.client_unpause(from_addr).await;
+    let mut done = result?;
+    if let Err(err) = unpaused {
+        done.detail.push_str(&format!("; unpause of {from} failed ({err}), the pause expires by itself"));
+    }
+    done.detail.push_str(&format!("; writes held {} ms", started.elapsed().as_millis()));
+    Ok(done)
+}
+
+async fn hand_over(
+    valkey: &ValkeyClient,
+    client: &kube::Client,
+    target: Target<'_>,
+    from: &str,
+    to: &str,
+    from_addr: SocketAddr,
+    to_addr: SocketAddr,
+) -> Result<Done, ActError> {
+    let goal = valkey
+        .info_replication(from_addr)
+        .await
+        .map_err(valkey_err(format!("reading the offset of {from}")))?
+        .master_repl_offset;
+    let deadline = Instant::now() + Duration::from_millis(SWITCHOVER_PAUSE_MS / 2);
+    loop {
+        let info = valkey
+            .info_replication(to_addr)
+            .await
+            .map_err(valkey_err(format!("reading the offset of {to}")))?;
+        let applied = info.primary.as_ref().map_or(info.master_repl_offset, |l| l.replica_offset);
+        if applied >= goal {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(ActError::NotYet(format!(
+                "{to} did not catch up with {from} (offset {applied} of {goal}); switchover abandoned, writes released"
+            )));
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
+    valkey
+        .replicaof(to_addr, None)
+        .await
+        .map_err(valkey_err(format!("promoting {to}")))?;
+    super::kube_ops::label_pod(client, target, from, false).await?;
+    super::kube_ops::label_pod(client, target, to, true).await?;
+    valkey
+        .replicaof(from_addr, Some(to_addr))
+        .await
+        .map_err(valkey_err(format!("pointing {from} at {to}")))?;
+    Ok(Done {
+        detail: format!("{to} took over from {from} at offset {goal}"),
+        events: vec![
+            Event::ReplicaPromoted {
+                pod: to.to_owned(),
+                from: Some(from.to_owned()),
+                offset: goal,
+            },
+            Event::NodeRoleObserved {
+                pod: from.to_owned(),
+                role: Role::Replica,
+                primary: Some(to.to_owned()),
+            },
+        ],
+        password: None,
+    })
+}
