@@ -1,2 +1,217 @@
 //! Object builders: the Kubernetes objects of one ValkeyCluster, rendered
-//! from its spec. Pure: no client, no I/O.
+//! from its spec. Pure: no client, no I/O (except [`generate_password`],
+//! which reads `/dev/urandom`), no logging.
+//!
+//! Every builder returns a complete object for server-side apply under
+//! [`FIELD_MANAGER`]: name, namespace, the [`labels::common`] labels, the
+//! spec's annotations and a controller owner reference to the cluster.
+//! Builders never decide roles: the `role` label is moved on pods by the
+//! operator, and which pod a booting replica follows comes from the boot
+//! ConfigMap the operator renders from its projection.
+//!
+//! Files, one concern each: `labels.rs` (label keys and sets), `config.rs`
+//! (`valkey.conf`, the config hash, both ConfigMaps), `start_script.rs`
+//! (the container's `start.sh`), `statefulset.rs`, `services.rs`,
+//! `secrets.rs` (password and connection Secrets) and `pdb.rs`.
+//!
+//! Secrets: passwords reach builders as plain `&str` arguments and go only
+//! into Secret `data`; no builder formats, logs or returns them anywhere
+//! else, and no ConfigMap or pod template ever contains one.
+
+mod config;
+pub mod labels;
+mod pdb;
+mod secrets;
+mod services;
+mod start_script;
+mod statefulset;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use logbook_crds::{ValkeyCluster, ValkeyClusterSpec};
+
+pub use config::{
+    CONF_KEY, PRIMARY_HOST_KEY, START_SCRIPT_KEY, build_boot_config_map, build_config_map,
+    config_hash, maxmemory_bytes, render_valkey_conf,
+};
+pub use pdb::build_pdb;
+pub use secrets::{
+    CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY, CONNECTION_URL_KEY,
+    build_connection_secret, build_password_secret, client_host, connection_url, generate_password,
+};
+pub use services::{build_client_service, build_headless_service, build_read_service};
+pub use start_script::{FENCE_HOST, render_start_script};
+pub use statefulset::{
+    CONTAINER_NAME, DATA_VOLUME, PASSWORD_ENV, POD_IP_ENV, PORT_NAME, build_statefulset,
+};
+
+/// The server-side apply field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "logbook";
+
+/// The port Valkey serves clients and replication on, in every pod.
+pub const VALKEY_PORT: u16 = 6379;
+
+/// API version of the owner (`ValkeyCluster`) in owner references.
+const OWNER_API_VERSION: &str = "valkey.logbook.dev/v1alpha1";
+/// Kind of the owner in owner references.
+const OWNER_KIND: &str = "ValkeyCluster";
+
+/// Name of the StatefulSet of the data pods: the cluster's name.
+pub fn statefulset_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
+/// Name of data pod `ordinal` (the StatefulSet's naming).
+pub fn pod_name(cluster: &str, ordinal: i32) -> String {
+    format!("{}-{ordinal}", statefulset_name(cluster))
+}
+
+/// Name of the ConfigMap holding `valkey.conf` and `start.sh`.
+pub fn config_map_name(cluster: &str) -> String {
+    format!("{cluster}-config")
+}
+
+/// Name of the ConfigMap telling a booting pod which primary to follow.
+pub fn boot_config_map_name(cluster: &str) -> String {
+    format!("{cluster}-boot")
+}
+
+/// Name of the headless Service governing the StatefulSet.
+pub fn headless_service_name(cluster: &str) -> String {
+    format!("{cluster}-headless")
+}
+
+/// Name of the client Service, which selects the primary.
+pub fn client_service_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
+/// Name of the read Service, which selects the replicas.
+pub fn read_service_name(cluster: &str) -> String {
+    format!("{cluster}-read")
+}
+
+/// Name of the PodDisruptionBudget over the data pods.
+pub fn pdb_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
+/// Identity of the ValkeyCluster that owns the built objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterMeta {
+    /// `metadata.name` of the ValkeyCluster.
+    pub name: String,
+    /// `metadata.namespace`, where every owned object lives.
+    pub namespace: String,
+    /// `metadata.uid`, for the owner reference.
+    pub uid: String,
+}
+
+impl ClusterMeta {
+    /// The identity of `cluster`; `None` when its name, namespace or uid is
+    /// missing (an object not yet stored by the API server).
+    pub fn from_cluster(cluster: &ValkeyCluster) -> Option<ClusterMeta> {
+        Some(ClusterMeta {
+            name: cluster.metadata.name.clone()?,
+            namespace: cluster.metadata.namespace.clone()?,
+            uid: cluster.metadata.uid.clone()?,
+        })
+    }
+
+    /// A controller owner reference to the cluster: deleting the cluster
+    /// garbage-collects every object built here (PVCs excepted, which the
+    /// StatefulSet's retention policy keeps).
+    pub fn owner_reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: OWNER_API_VERSION.to_owned(),
+            kind: OWNER_KIND.to_owned(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    /// Metadata of an owned object named `name`: namespace, common labels,
+    /// the spec's annotations and the owner reference.
+    pub(crate) fn object_meta(&self, name: String, spec: &ValkeyClusterSpec) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels::common(&self.name, spec)),
+            annotations: non_empty(spec.annotations.clone()),
+            owner_references: Some(vec![self.owner_reference()]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// `None` for an empty map, so applied objects do not claim an empty field.
+fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Fixtures shared by the builders' tests.
+    use super::ClusterMeta;
+
+    pub(crate) fn meta() -> ClusterMeta {
+        ClusterMeta {
+            name: "cache".to_owned(),
+            namespace: "prod".to_owned(),
+            uid: "0b6a2f4e-uid".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn owner_reference_is_a_blocking_controller_reference() {
+        let r = test_support::meta().owner_reference();
+        assert_eq!(r.api_version, "valkey.logbook.dev/v1alpha1");
+        assert_eq!(r.kind, "ValkeyCluster");
+        assert_eq!(r.name, "cache");
+        assert_eq!(r.uid, "0b6a2f4e-uid");
+        assert_eq!(r.controller, Some(true));
+        assert_eq!(r.block_owner_deletion, Some(true));
+    }
+
+    #[test]
+    fn object_meta_carries_labels_annotations_and_owner() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.annotations.insert("team".into(), "cache".into());
+        let m = test_support::meta().object_meta("x".into(), &spec);
+        assert_eq!(m.name.as_deref(), Some("x"));
+        assert_eq!(m.namespace.as_deref(), Some("prod"));
+        assert_eq!(m.labels.unwrap()[labels::CLUSTER], "cache");
+        assert_eq!(m.annotations.unwrap()["team"], "cache");
+        assert_eq!(m.owner_references.unwrap().len(), 1);
+        let bare = test_support::meta().object_meta("x".into(), &ValkeyClusterSpec::default());
+        assert_eq!(bare.annotations, None);
+    }
+
+    #[test]
+    fn from_cluster_needs_name_namespace_and_uid() {
+        let mut c = ValkeyCluster::new("cache", ValkeyClusterSpec::default());
+        assert_eq!(ClusterMeta::from_cluster(&c), None);
+        c.metadata.namespace = Some("prod".into());
+        c.metadata.uid = Some("0b6a2f4e-uid".into());
+        assert_eq!(ClusterMeta::from_cluster(&c), Some(test_support::meta()));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(pod_name("cache", 2), "cache-2");
+        assert_eq!(config_map_name("cache"), "cache-config");
+        assert_eq!(boot_config_map_name("cache"), "cache-boot");
+        assert_eq!(headless_service_name("cache"), "cache-headless");
+        assert_eq!(client_service_name("cache"), "cache");
+        assert_eq!(read_service_name("cache"), "cache-read");
+    }
+}

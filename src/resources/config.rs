@@ -1,0 +1,266 @@
+//! The Valkey configuration of a cluster: `valkey.conf` rendered from the
+//! spec, the config hash, and the two ConfigMaps (`<name>-config` with
+//! `valkey.conf` and `start.sh`; `<name>-boot` with the primary a booting
+//! pod follows).
+//!
+//! No password is ever rendered here: `start.sh` appends it at container
+//! start from the environment. The boot ConfigMap is deliberately outside
+//! the config hash: the operator rewrites it on every failover, and that
+//! must not make every pod look out of date.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use logbook_crds::{ValkeyClusterSpec, parse_quantity};
+use sha2::{Digest, Sha256};
+
+use super::start_script::render_start_script;
+use super::{ClusterMeta, VALKEY_PORT, boot_config_map_name, config_map_name};
+
+/// Key of `valkey.conf` in the config ConfigMap.
+pub const CONF_KEY: &str = "valkey.conf";
+/// Key of `start.sh` in the config ConfigMap.
+pub const START_SCRIPT_KEY: &str = "start.sh";
+/// Key of the decided primary's address in the boot ConfigMap.
+pub const PRIMARY_HOST_KEY: &str = "primary-host";
+
+/// Hex digits of the config hash: 64 bits, plenty to tell configs apart.
+const HASH_HEX_DIGITS: usize = 16;
+
+/// The `save` schedule when RDB persistence is on (Valkey's default).
+const SAVE_SCHEDULE: &str = "3600 1 300 100 60 10000";
+
+/// `maxmemory` derived from the container's memory limit: 75% of it, in
+/// bytes, leaving room for replication buffers, fork copy-on-write and
+/// fragmentation. `None` without a (parsable) memory limit.
+pub fn maxmemory_bytes(spec: &ValkeyClusterSpec) -> Option<u64> {
+    let limit = spec.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+    let bytes = u64::try_from(parse_quantity(&limit.0).ok()?.ceil_units()).ok()?;
+    Some(bytes / 4 * 3 + bytes % 4 * 3 / 4)
+}
+
+/// `valkey.conf` of the cluster, in a fixed order: the operator's
+/// directives, then `maxmemory` (unless `spec.config` sets it), then every
+/// `spec.config` directive sorted by key. Holds no password, ever.
+pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
+    let persistence = spec.storage.persistence;
+    let mut lines: Vec<String> = vec![
+        "bind * -::*".to_owned(),
+        format!("port {VALKEY_PORT}"),
+        "protected-mode no".to_owned(),
+        "dir /data".to_owned(),
+        if persistence.rdb() {
+            format!("save {SAVE_SCHEDULE}")
+        } else {
+            "save \"\"".to_owned()
+        },
+        format!(
+            "appendonly {}",
+            if persistence.aof() { "yes" } else { "no" }
+        ),
+        "repl-diskless-sync yes".to_owned(),
+        "repl-diskless-sync-delay 0".to_owned(),
+        // The operator corroborates a frozen primary with its replicas'
+        // last-contact age, so primaries must ping them every second.
+        "repl-ping-replica-period 1".to_owned(),
+        "repl-timeout 10".to_owned(),
+        "replica-read-only yes".to_owned(),
+        "replica-serve-stale-data yes".to_owned(),
+    ];
+    let user_sets_maxmemory = spec
+        .config
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("maxmemory"));
+    if !user_sets_maxmemory && let Some(bytes) = maxmemory_bytes(spec) {
+        lines.push(format!("maxmemory {bytes}"));
+    }
+    for (key, value) in &spec.config {
+        // Validation refuses these; a builder must still never let a value
+        // smuggle in a second directive (an owned one, say `replicaof`).
+        let one_line = |s: &str| !s.contains(['\n', '\r']);
+        if one_line(key) && one_line(value) && !key.trim().is_empty() {
+            lines.push(format!("{key} {value}"));
+        }
+    }
+    let mut conf = lines.join("\n");
+    conf.push('\n');
+    conf
+}
+
+/// A short hex digest of `valkey.conf` and `start.sh` together, stamped on
+/// the pod template so that a pod started with another configuration is
+/// told apart. Each part is length-prefixed, so moving text from one part
+/// to the other changes the hash.
+pub fn config_hash(conf: &str, start_script: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [conf, start_script] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let mut hex = String::with_capacity(HASH_HEX_DIGITS);
+    for byte in h.finalize().iter().take(HASH_HEX_DIGITS / 2) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// The ConfigMap `<name>-config` (`valkey.conf` and `start.sh`) and its
+/// config hash.
+pub fn build_config_map(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> (ConfigMap, String) {
+    let conf = render_valkey_conf(spec);
+    let script = render_start_script(spec.topology);
+    let hash = config_hash(&conf, &script);
+    let cm = ConfigMap {
+        metadata: meta.object_meta(config_map_name(&meta.name), spec),
+        data: Some(BTreeMap::from([
+            (CONF_KEY.to_owned(), conf),
+            (START_SCRIPT_KEY.to_owned(), script),
+        ])),
+        ..ConfigMap::default()
+    };
+    (cm, hash)
+}
+
+/// The ConfigMap `<name>-boot`: `primary-host` is the address of the
+/// primary the operator last decided, or empty when none is (a booting
+/// pod then fences itself). Not part of the config hash.
+pub fn build_boot_config_map(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    primary_ip: Option<&str>,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: meta.object_meta(boot_config_map_name(&meta.name), spec),
+        data: Some(BTreeMap::from([(
+            PRIMARY_HOST_KEY.to_owned(),
+            primary_ip.unwrap_or_default().to_owned(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use logbook_crds::{Persistence, Topology};
+
+    use super::super::test_support::meta;
+    use super::*;
+
+    fn with_memory_limit(limit: &str) -> ValkeyClusterSpec {
+        ValkeyClusterSpec {
+            resources: Some(ResourceRequirements {
+                limits: Some(BTreeMap::from([(
+                    "memory".to_owned(),
+                    Quantity(limit.to_owned()),
+                )])),
+                ..ResourceRequirements::default()
+            }),
+            ..ValkeyClusterSpec::default()
+        }
+    }
+
+    #[test]
+    fn maxmemory_is_three_quarters_of_the_limit() {
+        assert_eq!(maxmemory_bytes(&ValkeyClusterSpec::default()), None);
+        assert_eq!(
+            maxmemory_bytes(&with_memory_limit("1Gi")),
+            Some(805_306_368)
+        );
+        assert_eq!(maxmemory_bytes(&with_memory_limit("1000")), Some(750));
+        assert_eq!(maxmemory_bytes(&with_memory_limit("3")), Some(2));
+        assert_eq!(maxmemory_bytes(&with_memory_limit("bogus")), None);
+        let conf = render_valkey_conf(&with_memory_limit("1Gi"));
+        assert!(conf.contains("\nmaxmemory 805306368\n"), "{conf}");
+    }
+
+    #[test]
+    fn user_maxmemory_replaces_the_derived_one() {
+        let mut spec = with_memory_limit("1Gi");
+        spec.config.insert("maxmemory".into(), "100mb".into());
+        let conf = render_valkey_conf(&spec);
+        assert_eq!(conf.matches("maxmemory ").count(), 1, "{conf}");
+        assert!(conf.contains("\nmaxmemory 100mb\n"));
+    }
+
+    #[test]
+    fn conf_has_the_owned_directives_then_sorted_user_config() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.config
+            .insert("maxmemory-policy".into(), "allkeys-lru".into());
+        spec.config.insert("hz".into(), "20".into());
+        spec.config
+            .insert("evil".into(), "1\nreplicaof 10.0.0.1 6379".into());
+        let conf = render_valkey_conf(&spec);
+        let lines: Vec<&str> = conf.lines().collect();
+        assert_eq!(lines[0], "bind * -::*");
+        assert_eq!(lines[1], "port 6379");
+        assert!(lines.contains(&"protected-mode no"));
+        assert!(lines.contains(&"dir /data"));
+        assert!(lines.contains(&"repl-ping-replica-period 1"));
+        assert!(lines.contains(&"repl-diskless-sync yes"));
+        assert!(lines.contains(&"replica-read-only yes"));
+        assert_eq!(
+            &lines[lines.len() - 2..],
+            ["hz 20", "maxmemory-policy allkeys-lru"]
+        );
+        assert!(!conf.contains("replicaof"), "{conf}");
+        assert!(!conf.contains("requirepass") && !conf.contains("masterauth"));
+    }
+
+    #[test]
+    fn persistence_sets_save_and_appendonly() {
+        let conf = |p| {
+            let mut s = ValkeyClusterSpec::default();
+            s.storage.persistence = p;
+            render_valkey_conf(&s)
+        };
+        let rdb = conf(Persistence::Rdb);
+        assert!(
+            rdb.contains("\nsave 3600 1 300 100 60 10000\n") && rdb.contains("\nappendonly no\n")
+        );
+        let none = conf(Persistence::None);
+        assert!(none.contains("\nsave \"\"\n") && none.contains("\nappendonly no\n"));
+        let aof = conf(Persistence::Aof);
+        assert!(aof.contains("\nsave \"\"\n") && aof.contains("\nappendonly yes\n"));
+        let both = conf(Persistence::RdbAndAof);
+        assert!(both.contains("\nsave 3600") && both.contains("\nappendonly yes\n"));
+    }
+
+    #[test]
+    fn config_map_holds_conf_and_script_and_its_hash_follows_them() {
+        let spec = ValkeyClusterSpec::default();
+        let (cm, hash) = build_config_map(&meta(), &spec);
+        assert_eq!(cm.metadata.name.as_deref(), Some("cache-config"));
+        assert_eq!(cm.metadata.namespace.as_deref(), Some("prod"));
+        assert_eq!(cm.metadata.owner_references.as_ref().unwrap().len(), 1);
+        let data = cm.data.as_ref().unwrap();
+        assert_eq!(data[CONF_KEY], render_valkey_conf(&spec));
+        assert_eq!(data[START_SCRIPT_KEY], render_start_script(spec.topology));
+        assert_eq!(hash.len(), 16);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(build_config_map(&meta(), &spec).1, hash, "deterministic");
+
+        let mut changed = spec.clone();
+        changed.config.insert("hz".into(), "20".into());
+        assert_ne!(build_config_map(&meta(), &changed).1, hash);
+        let standalone = ValkeyClusterSpec::with_topology(Topology::Standalone);
+        assert_ne!(build_config_map(&meta(), &standalone).1, hash);
+        assert_ne!(config_hash("ab", "c"), config_hash("a", "bc"));
+    }
+
+    #[test]
+    fn boot_config_map_names_the_primary_and_is_outside_the_hash() {
+        let spec = ValkeyClusterSpec::default();
+        let hash = build_config_map(&meta(), &spec).1;
+        let boot = build_boot_config_map(&meta(), &spec, Some("10.0.0.7"));
+        assert_eq!(boot.metadata.name.as_deref(), Some("cache-boot"));
+        assert_eq!(boot.data.as_ref().unwrap()[PRIMARY_HOST_KEY], "10.0.0.7");
+        let none = build_boot_config_map(&meta(), &spec, None);
+        assert_eq!(none.data.as_ref().unwrap()[PRIMARY_HOST_KEY], "");
+        assert_eq!(build_config_map(&meta(), &spec).1, hash);
+    }
+}

@@ -1,0 +1,236 @@
+//! The cluster's Secrets: the generated password Secret and the connection
+//! Secret applications read (`REDIS_URL`, `host`, `port`, `password`), and
+//! the password generator.
+//!
+//! Secrets are written as `data` (bytes), not `stringData`: the API server
+//! folds `stringData` into `data`, so an applied `stringData` never matches
+//! what is read back and server-side apply would rewrite it forever.
+//! Nothing here formats a password anywhere but into Secret data.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use logbook_crds::ValkeyClusterSpec;
+use logbook_crds::v1alpha1::generated_password_secret;
+
+use super::{ClusterMeta, VALKEY_PORT, client_service_name};
+
+/// Key of the Valkey URL in the connection Secret.
+pub const CONNECTION_URL_KEY: &str = "REDIS_URL";
+/// Key of the client Service's DNS name in the connection Secret.
+pub const CONNECTION_HOST_KEY: &str = "host";
+/// Key of the port in the connection Secret.
+pub const CONNECTION_PORT_KEY: &str = "port";
+/// Key of the password in the connection Secret (present only with auth).
+pub const CONNECTION_PASSWORD_KEY: &str = "password";
+
+/// Length of a generated password.
+const PASSWORD_LEN: usize = 32;
+/// The generated password's alphabet: 62 characters, safe in a URL, a
+/// shell and `valkey.conf` without quoting.
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Random bytes at or above this are discarded, so that `byte % 62` is
+/// uniform (248 = 4 × 62).
+const UNBIASED_BELOW: u8 = 248;
+
+/// A fresh random password: 32 characters of `[A-Za-z0-9]` (about 190
+/// bits) from `/dev/urandom`.
+///
+/// # Errors
+///
+/// When `/dev/urandom` cannot be read.
+pub fn generate_password() -> Result<String, std::io::Error> {
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    let mut password = String::with_capacity(PASSWORD_LEN);
+    let mut buf = [0u8; 64];
+    while password.len() < PASSWORD_LEN {
+        urandom.read_exact(&mut buf)?;
+        for b in buf.iter().filter(|b| **b < UNBIASED_BELOW) {
+            if password.len() == PASSWORD_LEN {
+                break;
+            }
+            if let Some(c) = ALPHABET.get(usize::from(b % 62)) {
+                password.push(char::from(*c));
+            }
+        }
+    }
+    Ok(password)
+}
+
+/// The Secret the operator generates the password into: only when auth is
+/// on and `spec.auth.passwordSecret` is unset (a user-named Secret is the
+/// user's to create). Its name and key come from
+/// [`generated_password_secret`].
+pub fn build_password_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    password: &str,
+) -> Option<Secret> {
+    if !spec.auth.enabled || spec.auth.password_secret.is_some() {
+        return None;
+    }
+    let target = generated_password_secret(&meta.name);
+    Some(opaque_secret(
+        meta,
+        spec,
+        target.name,
+        BTreeMap::from([(target.key, bytes(password))]),
+    ))
+}
+
+/// The DNS name of the client Service: `<name>.<namespace>.svc.cluster.local`.
+pub fn client_host(meta: &ClusterMeta) -> String {
+    format!(
+        "{}.{}.svc.cluster.local",
+        client_service_name(&meta.name),
+        meta.namespace
+    )
+}
+
+/// `redis://:<password>@<host>:6379` with the password percent-encoded, or
+/// `redis://<host>:6379` without one.
+pub fn connection_url(host: &str, password: Option<&str>) -> String {
+    match password {
+        Some(pw) => format!("redis://:{}@{host}:{VALKEY_PORT}", percent_encode(pw)),
+        None => format!("redis://{host}:{VALKEY_PORT}"),
+    }
+}
+
+/// The connection Secret (`spec.connectionSecret`, default
+/// `<name>-connection`) for applications: `REDIS_URL`, `host`, `port`, and
+/// `password` when auth is on and `password` is given. With auth off the
+/// password is ignored.
+pub fn build_connection_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    password: Option<&str>,
+) -> Secret {
+    let password = password.filter(|_| spec.auth.enabled);
+    let host = client_host(meta);
+    let mut data = BTreeMap::from([
+        (
+            CONNECTION_URL_KEY.to_owned(),
+            bytes(&connection_url(&host, password)),
+        ),
+        (
+            CONNECTION_PORT_KEY.to_owned(),
+            bytes(&VALKEY_PORT.to_string()),
+        ),
+    ]);
+    if let Some(pw) = password {
+        data.insert(CONNECTION_PASSWORD_KEY.to_owned(), bytes(pw));
+    }
+    data.insert(CONNECTION_HOST_KEY.to_owned(), bytes(&host));
+    opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
+}
+
+/// An `Opaque` Secret owned by the cluster.
+fn opaque_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    name: String,
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    Secret {
+        metadata: meta.object_meta(name, spec),
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+fn bytes(s: &str) -> ByteString {
+    ByteString(s.as_bytes().to_vec())
+}
+
+/// Percent-encodes every byte but RFC 3986's unreserved characters, so any
+/// password is a valid URL userinfo.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use logbook_crds::SecretKeyRef;
+
+    use super::super::test_support::meta;
+    use super::*;
+
+    fn text(s: &Secret, key: &str) -> String {
+        String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+    }
+
+    #[test]
+    fn generated_passwords_are_32_alphanumerics_and_differ() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn password_secret_only_when_generated() {
+        let spec = ValkeyClusterSpec::default();
+        let s = build_password_secret(&meta(), &spec, "pw").unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("cache-password"));
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        assert_eq!(text(&s, "password"), "pw");
+        assert!(s.string_data.is_none());
+        assert_eq!(s.metadata.owner_references.unwrap().len(), 1);
+
+        let mut user = spec.clone();
+        user.auth.password_secret = Some(SecretKeyRef {
+            name: "mine".into(),
+            key: "pw".into(),
+        });
+        assert!(build_password_secret(&meta(), &user, "pw").is_none());
+        let mut off = spec;
+        off.auth.enabled = false;
+        assert!(build_password_secret(&meta(), &off, "pw").is_none());
+    }
+
+    #[test]
+    fn connection_secret_encodes_the_password_in_the_url() {
+        let spec = ValkeyClusterSpec::default();
+        let s = build_connection_secret(&meta(), &spec, Some("p@ss:w/rd %"));
+        assert_eq!(s.metadata.name.as_deref(), Some("cache-connection"));
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "redis://:p%40ss%3Aw%2Frd%20%25@cache.prod.svc.cluster.local:6379"
+        );
+        assert_eq!(text(&s, "host"), "cache.prod.svc.cluster.local");
+        assert_eq!(text(&s, "port"), "6379");
+        assert_eq!(text(&s, "password"), "p@ss:w/rd %");
+    }
+
+    #[test]
+    fn connection_secret_without_auth_has_no_password() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.auth.enabled = false;
+        spec.connection_secret = Some("app-valkey".into());
+        let s = build_connection_secret(&meta(), &spec, Some("ignored"));
+        assert_eq!(s.metadata.name.as_deref(), Some("app-valkey"));
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "redis://cache.prod.svc.cluster.local:6379"
+        );
+        assert!(!s.data.as_ref().unwrap().contains_key("password"));
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            !json.contains("aWdub3JlZA"),
+            "base64 of the password leaked"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! `start.sh`, the Valkey container's entrypoint: it writes the runtime
+//! `valkey.conf` (the ConfigMap's, plus the password and the boot role) and
+//! execs `valkey-server` on it.
+//!
+//! Why a script: the password must reach `valkey.conf` without ever being on
+//! a command line or in a ConfigMap, and the role a pod boots with must be
+//! the one the operator last decided (DESIGN §5, "a role is a decision,
+//! never a boot default"), read from the boot ConfigMap at start.
+//!
+//! The script is POSIX `sh` using builtins only (`printf`, `read`, `case`,
+//! redirections), so it runs the same in the image, under localkube's
+//! process kubelet and in tests. Its paths and port default to the pod's
+//! and may be overridden by environment variables for tests:
+//! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR`
+//! (`$VALKEY_CONF_DIR/boot`), `VALKEY_RUN_DIR` (`/run/valkey`),
+//! `VALKEY_DATA_DIR` (replaces the `dir` line when set) and `VALKEY_PORT`
+//! (replaces the `port` line when set).
+
+use logbook_crds::Topology;
+
+use super::VALKEY_PORT;
+
+/// Where a pod with no decided primary replicates from: an address of
+/// TEST-NET-1 (RFC 5737), which nothing answers. This is the fence: a
+/// replica of an unreachable primary is read-only and, having no link to
+/// its primary, refuses to be a sync source for other replicas
+/// (`NOMASTERLINK`), so a primary whose process restarted in place can
+/// never feed stale data to replicas that hold newer data. Only the
+/// operator lifts the fence, by promoting or repointing the pod.
+pub const FENCE_HOST: &str = "192.0.2.1";
+
+/// The script's fixed prelude: settings, the quoting function and the copy
+/// of the ConfigMap's `valkey.conf` with the test overrides and password.
+const PRELUDE: &str = r#"#!/bin/sh
+# Rendered by the Logbook operator (src/resources/start_script.rs).
+# Writes the runtime valkey.conf, then execs valkey-server on it.
+set -eu
+
+conf_dir=${VALKEY_CONF_DIR:-/etc/valkey}
+boot_dir=${VALKEY_BOOT_DIR:-$conf_dir/boot}
+run_dir=${VALKEY_RUN_DIR:-/run/valkey}
+run_conf=$run_dir/valkey.conf
+
+nl='
+'
+cr=$(printf '\r')
+
+# quote VALUE: VALUE as a double-quoted valkey.conf argument. Builtins
+# only, so a password never appears in any process's arguments.
+quote() {
+    rest=$1
+    out=
+    while [ -n "$rest" ]; do
+        c=${rest%"${rest#?}"}
+        rest=${rest#?}
+        case $c in
+        '\' | '"') out="$out\\$c" ;;
+        "$nl") out="$out\\n" ;;
+        "$cr") out="$out\\r" ;;
+        *) out="$out$c" ;;
+        esac
+    done
+    printf '"%s"' "$out"
+}
+
+# The runtime config may hold the password: readable by this user only.
+# (The emptyDir outlives container restarts; the file keeps the mode it
+# was created with.)
+umask 077
+{
+    # The overrides replace the ConfigMap's lines rather than follow them:
+    # valkey applies `dir` as it reads it, and /data may not exist.
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+        'port '*) [ -z "${VALKEY_PORT:-}" ] || line="port $VALKEY_PORT" ;;
+        'dir '*) [ -z "${VALKEY_DATA_DIR:-}" ] || line="dir $(quote "$VALKEY_DATA_DIR")" ;;
+        esac
+        printf '%s\n' "$line"
+    done <"$conf_dir/valkey.conf"
+    if [ -n "${VALKEY_PASSWORD:-}" ]; then
+        password=$(quote "$VALKEY_PASSWORD")
+        printf 'requirepass %s\n' "$password"
+        printf 'masterauth %s\n' "$password"
+        password=
+    fi
+} >"$run_conf"
+"#;
+
+/// Standalone boots as a primary: there is no one else to follow.
+const BOOT_PRIMARY: &str = r#"
+# Standalone: the only pod is the primary.
+"#;
+
+/// The closing line: replace the shell with the server.
+const EXEC: &str = r#"
+exec valkey-server "$run_conf"
+"#;
+
+/// The `start.sh` of a cluster of `topology`.
+///
+/// Standalone boots as a primary. Every other topology boots as a replica
+/// of the primary named in the boot ConfigMap (`primary-host`), or fenced
+/// (a replica of [`FENCE_HOST`]) when it names none, names this pod, or
+/// names something that is not a host.
+pub fn render_start_script(topology: Topology) -> String {
+    let role = match topology {
+        Topology::Standalone => BOOT_PRIMARY.to_owned(),
+        Topology::Replication | Topology::Sentinel | Topology::Cluster => boot_replica(),
+    };
+    format!("{PRELUDE}{role}{EXEC}")
+}
+
+/// The role section of every topology but Standalone.
+fn boot_replica() -> String {
+    format!(
+        r#"
+# A role is a decision, never a boot default: follow the primary the
+# operator last decided, else stay fenced until it decides.
+primary=
+if [ -r "$boot_dir/primary-host" ]; then
+    IFS= read -r primary <"$boot_dir/primary-host" || true
+fi
+case $primary in
+*[!0-9A-Za-z.:-]*) primary= ;;
+esac
+if [ -n "$primary" ] && [ "$primary" != "${{POD_IP:-}}" ]; then
+    printf 'replicaof %s {VALKEY_PORT}\n' "$primary" >>"$run_conf"
+else
+    # The fence (see FENCE_HOST): read-only and never a sync source.
+    printf 'replicaof {FENCE_HOST} {VALKEY_PORT}\n' >>"$run_conf"
+fi
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_boots_without_replicaof() {
+        let s = render_start_script(Topology::Standalone);
+        assert!(!s.contains("replicaof"), "{s}");
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains("set -eu"));
+        assert!(s.trim_end().ends_with(r#"exec valkey-server "$run_conf""#));
+    }
+
+    #[test]
+    fn other_topologies_follow_the_boot_file_or_fence() {
+        for t in [Topology::Replication, Topology::Sentinel, Topology::Cluster] {
+            let s = render_start_script(t);
+            assert!(s.contains("replicaof 192.0.2.1 6379"), "{s}");
+            assert!(s.contains(r#"printf 'replicaof %s 6379\n' "$primary""#));
+            assert!(s.contains("$boot_dir/primary-host"));
+            assert!(s.contains(r#""${POD_IP:-}""#));
+        }
+    }
+
+    #[test]
+    fn the_password_comes_from_the_environment_only() {
+        let s = render_start_script(Topology::Replication);
+        assert!(s.contains("${VALKEY_PASSWORD:-}"));
+        assert!(s.contains("requirepass"));
+        assert!(s.contains("masterauth"));
+        assert!(s.contains("umask 077"));
+        // The server's argv is the config file only.
+        assert!(!s.contains("--requirepass"));
+    }
+
+    #[test]
+    fn the_script_uses_no_external_command_but_the_server() {
+        let s = render_start_script(Topology::Replication);
+        for cmd in ["cat ", "cp ", "sed ", "mv ", "chmod ", "echo "] {
+            assert!(!s.contains(cmd), "uses {cmd:?}");
+        }
+    }
+}

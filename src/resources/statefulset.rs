@@ -1,0 +1,306 @@
+//! The StatefulSet of the data pods.
+//!
+//! The StatefulSet only keeps pods and their volumes in existence; it never
+//! rolls them (`OnDelete`: the operator replaces pods itself, replicas
+//! first, the primary after a switchover) and never decides roles (the
+//! template carries no role label; `start.sh` reads the boot ConfigMap).
+//!
+//! Immutable after creation, so a spec change there cannot be applied here:
+//! `selector`, `serviceName`, `podManagementPolicy` (constant per cluster)
+//! and `volumeClaimTemplates` (storage size, class and whether persistence
+//! is `None`). The claim template's labels are the selector labels only,
+//! so changing `spec.labels` does not touch it; a size change must be made
+//! on the claims themselves.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
+    TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use logbook_crds::{Persistence, ValkeyClusterSpec};
+
+use super::{
+    ClusterMeta, VALKEY_PORT, boot_config_map_name, config_map_name, headless_service_name, labels,
+    non_empty, statefulset_name,
+};
+
+/// Name of the Valkey container.
+pub const CONTAINER_NAME: &str = "valkey";
+/// Name of the Valkey port on the container and the Services.
+pub const PORT_NAME: &str = "valkey";
+/// Name of the data volume (and claim template).
+pub const DATA_VOLUME: &str = "data";
+/// Environment variable holding the pod's IP, which `start.sh` compares
+/// with the boot primary.
+pub const POD_IP_ENV: &str = "POD_IP";
+/// Environment variable holding the password, from the password Secret;
+/// `start.sh` writes it into the runtime config.
+pub const PASSWORD_ENV: &str = "VALKEY_PASSWORD";
+
+const CONFIG_VOLUME: &str = "config";
+const BOOT_VOLUME: &str = "boot";
+const RUN_VOLUME: &str = "run";
+const CONFIG_DIR: &str = "/etc/valkey";
+const BOOT_DIR: &str = "/etc/valkey/boot";
+const RUN_DIR: &str = "/run/valkey";
+const DATA_DIR: &str = "/data";
+const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+const ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
+const TERMINATION_GRACE_SECONDS: i64 = 30;
+
+/// The StatefulSet `<name>` of the data pods; `config_hash` (from
+/// [`build_config_map`](super::build_config_map)) is stamped on the pod
+/// template.
+pub fn build_statefulset(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    config_hash: &str,
+) -> StatefulSet {
+    let selector = labels::selector(&meta.name);
+    let mut template_annotations = spec.annotations.clone();
+    template_annotations.insert(labels::CONFIG_HASH.to_owned(), config_hash.to_owned());
+    let persistent = spec.storage.persistence != Persistence::None;
+    let mut volumes = vec![
+        config_map_volume(CONFIG_VOLUME, config_map_name(&meta.name), false),
+        // Optional: a pod may start before the operator has written it,
+        // and then fences itself.
+        config_map_volume(BOOT_VOLUME, boot_config_map_name(&meta.name), true),
+        empty_dir(RUN_VOLUME),
+    ];
+    if !persistent {
+        volumes.push(empty_dir(DATA_VOLUME));
+    }
+    let pod = PodSpec {
+        containers: vec![container(meta, spec)],
+        volumes: Some(volumes),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        affinity: Some(
+            spec.affinity
+                .clone()
+                .unwrap_or_else(|| default_affinity(&selector)),
+        ),
+        topology_spread_constraints: Some(if spec.topology_spread_constraints.is_empty() {
+            default_spread(&selector)
+        } else {
+            spec.topology_spread_constraints.clone()
+        }),
+        node_selector: non_empty(spec.node_selector.clone()),
+        tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+        priority_class_name: spec.priority_class_name.clone(),
+        security_context: spec.pod_security_context.clone(),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+            .then(|| spec.image_pull_secrets.clone()),
+        ..PodSpec::default()
+    };
+    StatefulSet {
+        metadata: meta.object_meta(statefulset_name(&meta.name), spec),
+        spec: Some(StatefulSetSpec {
+            service_name: Some(headless_service_name(&meta.name)),
+            replicas: Some(spec.effective_replicas()),
+            pod_management_policy: Some("Parallel".to_owned()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_owned()),
+                rolling_update: None,
+            }),
+            selector: match_labels(&selector),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Retain".to_owned()),
+                    when_scaled: Some("Retain".to_owned()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels::common(&meta.name, spec)),
+                    annotations: Some(template_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            volume_claim_templates: persistent.then(|| vec![claim_template(&selector, spec)]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+/// The Valkey container: `sh /etc/valkey/start.sh`, the password from its
+/// Secret through the environment, TCP probes on the Valkey port.
+fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
+    let mut env = vec![EnvVar {
+        name: POD_IP_ENV.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "status.podIP".to_owned(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    }];
+    if let Some(secret) = spec.auth.effective_password_secret(&meta.name) {
+        env.push(EnvVar {
+            name: PASSWORD_ENV.to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name,
+                    key: secret.key,
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            value: None,
+        });
+    }
+    let tcp = || TCPSocketAction {
+        port: IntOrString::Int(i32::from(VALKEY_PORT)),
+        host: None,
+    };
+    Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
+        command: Some(vec!["sh".to_owned(), format!("{CONFIG_DIR}/start.sh")]),
+        env: Some(env),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_owned()),
+            container_port: i32::from(VALKEY_PORT),
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        // Readiness flips within two seconds: the Services and the operator
+        // read it, and a stale Ready hides a dead primary.
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(tcp()),
+            period_seconds: Some(1),
+            failure_threshold: Some(2),
+            ..Probe::default()
+        }),
+        // Liveness is lenient: a primary busy loading a large RDB must not
+        // be killed; the operator, not the kubelet, handles a hung server.
+        liveness_probe: Some(Probe {
+            tcp_socket: Some(tcp()),
+            initial_delay_seconds: Some(10),
+            period_seconds: Some(10),
+            failure_threshold: Some(6),
+            ..Probe::default()
+        }),
+        resources: spec.resources.clone(),
+        security_context: spec.security_context.clone(),
+        volume_mounts: Some(vec![
+            mount(CONFIG_VOLUME, CONFIG_DIR),
+            mount(BOOT_VOLUME, BOOT_DIR),
+            mount(RUN_VOLUME, RUN_DIR),
+            mount(DATA_VOLUME, DATA_DIR),
+        ]),
+        ..Container::default()
+    }
+}
+
+/// The claim template `data`: ReadWriteOnce, `spec.storage.size`, the
+/// storage class. Labelled with the selector labels only (immutable).
+fn claim_template(
+    selector: &BTreeMap<String, String>,
+    spec: &ValkeyClusterSpec,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_owned()),
+            labels: Some(selector.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    spec.storage.size.clone(),
+                )])),
+                limits: None,
+            }),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// Prefer one data pod per node: losing a node then costs one pod.
+fn default_affinity(selector: &BTreeMap<String, String>) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: HOSTNAME_TOPOLOGY_KEY.to_owned(),
+                        label_selector: Some(match_labels(selector)),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// Spread data pods across zones when the nodes have zones.
+fn default_spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
+    vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: ZONE_TOPOLOGY_KEY.to_owned(),
+        when_unsatisfiable: "ScheduleAnyway".to_owned(),
+        label_selector: Some(match_labels(selector)),
+        ..TopologySpreadConstraint::default()
+    }]
+}
+
+fn match_labels(selector: &BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector.clone()),
+        match_expressions: None,
+    }
+}
+
+fn config_map_volume(name: &str, config_map: String, optional: bool) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map,
+            optional: optional.then_some(true),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "statefulset_tests.rs"]
+mod tests;

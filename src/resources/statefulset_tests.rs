@@ -1,0 +1,305 @@
+//! Tests of the StatefulSet builder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, PodSpec, Toleration};
+use logbook_crds::{SecretKeyRef, Topology};
+
+use super::super::test_support::meta;
+use super::super::{build_config_map, build_password_secret, render_start_script};
+use super::*;
+
+fn build(spec: &ValkeyClusterSpec) -> StatefulSet {
+    build_statefulset(&meta(), spec, "abc123")
+}
+
+fn sts_spec(sts: &StatefulSet) -> &StatefulSetSpec {
+    sts.spec.as_ref().unwrap()
+}
+
+fn pod(sts: &StatefulSet) -> &PodSpec {
+    sts_spec(sts).template.spec.as_ref().unwrap()
+}
+
+fn valkey(sts: &StatefulSet) -> &Container {
+    &pod(sts).containers[0]
+}
+
+#[test]
+fn names_selector_and_owner() {
+    let sts = build(&ValkeyClusterSpec::default());
+    assert_eq!(sts.metadata.name.as_deref(), Some("cache"));
+    assert_eq!(sts.metadata.namespace.as_deref(), Some("prod"));
+    let owners = sts.metadata.owner_references.as_ref().unwrap();
+    assert_eq!(owners[0].uid, "0b6a2f4e-uid");
+    let s = sts_spec(&sts);
+    assert_eq!(s.service_name.as_deref(), Some("cache-headless"));
+    assert_eq!(
+        s.selector.match_labels.as_ref().unwrap(),
+        &labels::selector("cache")
+    );
+    let template_labels = s
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
+    for (k, v) in labels::selector("cache") {
+        assert_eq!(template_labels[&k], v, "template must match the selector");
+    }
+    assert!(!template_labels.contains_key(labels::ROLE));
+}
+
+#[test]
+fn the_operator_rolls_pods_and_keeps_claims() {
+    let sts = build(&ValkeyClusterSpec::default());
+    let s = sts_spec(&sts);
+    assert_eq!(s.replicas, Some(3));
+    assert_eq!(s.pod_management_policy.as_deref(), Some("Parallel"));
+    assert_eq!(
+        s.update_strategy.as_ref().unwrap().type_.as_deref(),
+        Some("OnDelete")
+    );
+    let retention = s.persistent_volume_claim_retention_policy.as_ref().unwrap();
+    assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+    assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+    let standalone = build(&ValkeyClusterSpec::with_topology(Topology::Standalone));
+    assert_eq!(sts_spec(&standalone).replicas, Some(1));
+}
+
+#[test]
+fn template_carries_the_config_hash_and_spec_annotations() {
+    let mut spec = ValkeyClusterSpec::default();
+    spec.annotations.insert("team".into(), "cache".into());
+    let sts = build(&spec);
+    let ann = sts_spec(&sts)
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
+    assert_eq!(ann[labels::CONFIG_HASH], "abc123");
+    assert_eq!(ann["team"], "cache");
+    assert_eq!(sts.metadata.annotations.as_ref().unwrap()["team"], "cache");
+}
+
+#[test]
+fn container_runs_the_start_script_with_the_password_from_the_secret() {
+    let sts = build(&ValkeyClusterSpec::default());
+    let c = valkey(&sts);
+    assert_eq!(c.name, "valkey");
+    assert_eq!(c.image.as_deref(), Some("valkey/valkey:9.1"));
+    assert_eq!(
+        c.command.as_ref().unwrap(),
+        &["sh".to_owned(), "/etc/valkey/start.sh".to_owned()]
+    );
+    assert_eq!(c.args, None);
+    let env = c.env.as_ref().unwrap();
+    let pod_ip = env.iter().find(|e| e.name == "POD_IP").unwrap();
+    assert_eq!(
+        pod_ip
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "status.podIP"
+    );
+    let pw = env.iter().find(|e| e.name == "VALKEY_PASSWORD").unwrap();
+    assert_eq!(pw.value, None);
+    let key = pw
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("cache-password", "password")
+    );
+
+    let mut user = ValkeyClusterSpec::default();
+    user.auth.password_secret = Some(SecretKeyRef {
+        name: "mine".into(),
+        key: "pw".into(),
+    });
+    let sts = build(&user);
+    let env = valkey(&sts).env.as_ref().unwrap();
+    let key = env[1]
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!((key.name.as_str(), key.key.as_str()), ("mine", "pw"));
+
+    let mut off = ValkeyClusterSpec::default();
+    off.auth.enabled = false;
+    let sts = build(&off);
+    assert!(
+        !valkey(&sts)
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "VALKEY_PASSWORD")
+    );
+}
+
+#[test]
+fn port_and_probes() {
+    let sts = build(&ValkeyClusterSpec::default());
+    let c = valkey(&sts);
+    let port = &c.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (port.container_port, port.name.as_deref()),
+        (6379, Some("valkey"))
+    );
+    let r = c.readiness_probe.as_ref().unwrap();
+    assert_eq!(r.tcp_socket.as_ref().unwrap().port, IntOrString::Int(6379));
+    assert_eq!((r.period_seconds, r.failure_threshold), (Some(1), Some(2)));
+    let l = c.liveness_probe.as_ref().unwrap();
+    assert_eq!(
+        (
+            l.initial_delay_seconds,
+            l.period_seconds,
+            l.failure_threshold
+        ),
+        (Some(10), Some(10), Some(6))
+    );
+    assert_eq!(pod(&sts).termination_grace_period_seconds, Some(30));
+}
+
+#[test]
+fn volumes_and_mounts() {
+    let sts = build(&ValkeyClusterSpec::default());
+    let mounts: Vec<(&str, &str)> = valkey(&sts)
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("config", "/etc/valkey"),
+            ("boot", "/etc/valkey/boot"),
+            ("run", "/run/valkey"),
+            ("data", "/data")
+        ]
+    );
+    let vols = pod(&sts).volumes.as_ref().unwrap();
+    let cm = |n: &str| {
+        vols.iter()
+            .find(|v| v.name == n)
+            .and_then(|v| v.config_map.clone())
+            .unwrap()
+    };
+    assert_eq!(cm("config").name, "cache-config");
+    assert_eq!(cm("config").optional, None);
+    assert_eq!(cm("boot").name, "cache-boot");
+    assert_eq!(cm("boot").optional, Some(true));
+    assert!(!vols.iter().any(|v| v.name == "data"), "data is a claim");
+    let claims = sts_spec(&sts).volume_claim_templates.as_ref().unwrap();
+    let claim = claims[0].spec.as_ref().unwrap();
+    assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+    assert_eq!(claim.access_modes.as_ref().unwrap(), &["ReadWriteOnce"]);
+    assert_eq!(
+        claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "1Gi"
+    );
+
+    let mut ephemeral = ValkeyClusterSpec::default();
+    ephemeral.storage.persistence = Persistence::None;
+    let sts = build(&ephemeral);
+    assert_eq!(sts_spec(&sts).volume_claim_templates, None);
+    let data = pod(&sts)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "data");
+    assert!(data.unwrap().empty_dir.is_some());
+}
+
+#[test]
+fn scheduling_defaults_and_overrides() {
+    let sts = build(&ValkeyClusterSpec::default());
+    let p = pod(&sts);
+    let anti = p
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    let term = &anti
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(term.weight, 100);
+    assert_eq!(
+        term.pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    let spread = &p.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!(spread.topology_key, "topology.kubernetes.io/zone");
+    assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
+    assert_eq!(p.node_selector, None);
+    assert_eq!(p.tolerations, None);
+
+    let mut spec = ValkeyClusterSpec::default();
+    let affinity = Affinity {
+        node_affinity: Some(NodeAffinity::default()),
+        ..Affinity::default()
+    };
+    spec.affinity = Some(affinity.clone());
+    spec.node_selector.insert("disk".into(), "ssd".into());
+    spec.tolerations.push(Toleration {
+        key: Some("dedicated".into()),
+        ..Toleration::default()
+    });
+    spec.priority_class_name = Some("critical".into());
+    let sts = build(&spec);
+    let p = pod(&sts);
+    assert_eq!(p.affinity.as_ref(), Some(&affinity));
+    assert_eq!(p.node_selector.as_ref().unwrap()["disk"], "ssd");
+    assert_eq!(p.tolerations.as_ref().unwrap().len(), 1);
+    assert_eq!(p.priority_class_name.as_deref(), Some("critical"));
+}
+
+#[test]
+fn no_password_in_any_config_map_or_statefulset() {
+    let password = "Sup3rSecretPassw0rdThatMustNotLeak";
+    let mut spec = ValkeyClusterSpec::default();
+    spec.config.insert("hz".into(), "20".into());
+    let (cm, hash) = build_config_map(&meta(), &spec);
+    let sts = build_statefulset(&meta(), &spec, &hash);
+    // The only object holding the password is its Secret.
+    assert!(build_password_secret(&meta(), &spec, password).is_some());
+    for json in [
+        serde_json::to_string(&cm).unwrap(),
+        serde_json::to_string(&sts).unwrap(),
+    ] {
+        assert!(!json.contains(password));
+        assert!(!json.contains("requirepass \""), "{json}");
+    }
+    let script = render_start_script(spec.topology);
+    assert!(!script.contains(password));
+}
+
+#[test]
+fn serializes_as_an_apps_v1_statefulset() {
+    let v = serde_json::to_value(build(&ValkeyClusterSpec::default())).unwrap();
+    assert_eq!(v["apiVersion"], "apps/v1");
+    assert_eq!(v["kind"], "StatefulSet");
+    assert_eq!(v["spec"]["updateStrategy"]["type"], "OnDelete");
+}

@@ -1,0 +1,287 @@
+//! The rendered `start.sh` run with `sh` against the real `valkey-server`,
+//! with temporary directories standing in for `/etc/valkey`, `/run/valkey`
+//! and `/data`: a pod with no decided primary boots fenced (a read-only
+//! replica of the TEST-NET fence address), a decided primary is followed,
+//! and the password reaches the server without ever being on a command
+//! line.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logbook::resources::{CONF_KEY, ClusterMeta, FENCE_HOST, START_SCRIPT_KEY, build_config_map};
+use logbook_crds::{Topology, ValkeyClusterSpec};
+
+const POD_IP: &str = "127.0.0.1";
+
+/// The pod's directories, laid out as the StatefulSet mounts them.
+struct Pod {
+    dir: tempfile::TempDir,
+}
+
+impl Pod {
+    /// Writes the ConfigMap's files of `spec`, and the boot file when given.
+    fn new(spec: &ValkeyClusterSpec, primary_host: Option<&str>) -> Pod {
+        let meta = ClusterMeta {
+            name: "cache".into(),
+            namespace: "test".into(),
+            uid: "uid".into(),
+        };
+        let (cm, _hash) = build_config_map(&meta, spec);
+        let data = cm.data.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pod = Pod { dir };
+        for d in ["etc/boot", "run", "data"] {
+            std::fs::create_dir_all(pod.path(d)).unwrap();
+        }
+        std::fs::write(pod.path("etc/valkey.conf"), &data[CONF_KEY]).unwrap();
+        std::fs::write(pod.path("etc/start.sh"), &data[START_SCRIPT_KEY]).unwrap();
+        if let Some(host) = primary_host {
+            std::fs::write(pod.path("etc/boot/primary-host"), host).unwrap();
+        }
+        pod
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `sh start.sh` with the overrides, `bin` heading `PATH`.
+    fn command(&self, bin: &Path, port: u16, password: Option<&str>) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg(self.path("etc/start.sh"))
+            .current_dir(self.path("data"))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("POD_IP", POD_IP)
+            .env("VALKEY_CONF_DIR", self.path("etc"))
+            .env("VALKEY_RUN_DIR", self.path("run"))
+            .env("VALKEY_DATA_DIR", self.path("data"))
+            .env("VALKEY_PORT", port.to_string())
+            .env_remove("VALKEY_BOOT_DIR")
+            .env_remove("VALKEY_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(pw) = password {
+            cmd.env("VALKEY_PASSWORD", pw);
+        }
+        cmd
+    }
+
+    /// The runtime config the script wrote.
+    fn runtime_conf(&self) -> String {
+        std::fs::read_to_string(self.path("run/valkey.conf")).unwrap()
+    }
+}
+
+/// A started server, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(pod: &Pod, password: Option<&str>) -> Server {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin");
+        assert!(
+            bin.join("valkey-server").exists(),
+            "{}/valkey-server is missing: run `make setup`",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = pod.command(&bin, port, password).spawn().unwrap();
+        let mut server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("start.sh exited with {status}:\n{}", pod.runtime_conf());
+            }
+            assert!(Instant::now() < deadline, "valkey on {port} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn connect(&self) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        Conn {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A RESP reply, just enough of it for these checks.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<String>),
+    Array(Vec<Reply>),
+}
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    fn cmd(&mut self, args: &[&str]) -> Reply {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        self.writer.write_all(out.as_bytes()).unwrap();
+        self.read()
+    }
+
+    fn read(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let line = line.trim_end_matches("\r\n");
+        let (kind, rest) = line.split_at(1);
+        match kind {
+            "+" => Reply::Status(rest.to_owned()),
+            "-" => Reply::Error(rest.to_owned()),
+            ":" => Reply::Int(rest.parse().unwrap()),
+            "$" => {
+                let len: i64 = rest.parse().unwrap();
+                if len < 0 {
+                    return Reply::Bulk(None);
+                }
+                let mut buf = vec![0; usize::try_from(len).unwrap() + 2];
+                self.reader.read_exact(&mut buf).unwrap();
+                buf.truncate(buf.len() - 2);
+                Reply::Bulk(Some(String::from_utf8(buf).unwrap()))
+            }
+            "*" => {
+                let n: usize = rest.parse().unwrap();
+                Reply::Array((0..n).map(|_| self.read()).collect())
+            }
+            other => panic!("unexpected RESP type {other:?} in {line:?}"),
+        }
+    }
+}
+
+fn error_code(reply: &Reply) -> &str {
+    match reply {
+        Reply::Error(e) => e.split(' ').next().unwrap(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Runs the script with a stand-in `valkey-server` that exits at once, and
+/// returns the runtime config it wrote.
+fn rendered_role(primary_host: Option<&str>) -> String {
+    let pod = Pod::new(&ValkeyClusterSpec::default(), primary_host);
+    let stub = pod.path("stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(stub.join("valkey-server"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        stub.join("valkey-server"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let status = pod.command(&stub, 1, None).status().unwrap();
+    assert!(status.success(), "start.sh failed: {status}");
+    let conf = pod.runtime_conf();
+    let replicaof: Vec<&str> = conf
+        .lines()
+        .filter(|l| l.starts_with("replicaof"))
+        .collect();
+    assert_eq!(replicaof.len(), 1, "{conf}");
+    replicaof[0].to_owned()
+}
+
+#[test]
+fn start_script_fences_follows_and_hides_the_password() {
+    // The boot role: fenced unless the boot file names another pod.
+    let fence = format!("replicaof {FENCE_HOST} 6379");
+    assert_eq!(rendered_role(None), fence, "no boot file");
+    assert_eq!(rendered_role(Some("")), fence, "empty boot file");
+    assert_eq!(
+        rendered_role(Some(POD_IP)),
+        fence,
+        "boot file names this pod"
+    );
+    assert_eq!(rendered_role(Some("1.2.3.4 6380")), fence, "not a host");
+    assert_eq!(
+        rendered_role(Some("198.51.100.7\n")),
+        "replicaof 198.51.100.7 6379"
+    );
+
+    // A Replication pod with an empty boot file comes up fenced: a
+    // replica of the fence address, refusing writes.
+    let mut open = ValkeyClusterSpec::default();
+    open.auth.enabled = false;
+    let pod = Pod::new(&open, Some(""));
+    let server = Server::start(&pod, None);
+    let mut c = server.connect();
+    match c.cmd(&["ROLE"]) {
+        Reply::Array(items) => {
+            assert_eq!(items[0], Reply::Bulk(Some("slave".into())));
+            assert_eq!(items[1], Reply::Bulk(Some(FENCE_HOST.into())));
+            assert_eq!(items[2], Reply::Int(6379));
+        }
+        other => panic!("ROLE: {other:?}"),
+    }
+    assert_eq!(error_code(&c.cmd(&["SET", "k", "v"])), "READONLY");
+    drop(server);
+
+    // A Standalone pod with a password that needs quoting: a primary that
+    // requires AUTH, and the password is on no command line.
+    let password = r#"pa ss"w\rd$(id)'x"#;
+    let pod = Pod::new(
+        &ValkeyClusterSpec::with_topology(Topology::Standalone),
+        None,
+    );
+    let server = Server::start(&pod, Some(password));
+    let mut c = server.connect();
+    assert_eq!(error_code(&c.cmd(&["SET", "k", "v"])), "NOAUTH");
+    assert!(matches!(c.cmd(&["AUTH", "wrong"]), Reply::Error(_)));
+    assert_eq!(c.cmd(&["AUTH", password]), Reply::Status("OK".into()));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Reply::Status("OK".into()));
+    match c.cmd(&["ROLE"]) {
+        Reply::Array(items) => assert_eq!(items[0], Reply::Bulk(Some("master".into()))),
+        other => panic!("ROLE: {other:?}"),
+    }
+    // `sh` exec'd the server, so the child's pid is the server's.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(cmdline.contains("valkey-server"), "{cmdline}");
+    assert!(!cmdline.contains("pa ss"), "password on the command line");
+    let mode = std::fs::metadata(pod.path("run/valkey.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "runtime config readable by others");
+    assert!(!pod.runtime_conf().contains("replicaof"));
+    // The ConfigMap's copy never holds it.
+    let conf = std::fs::read_to_string(pod.path("etc/valkey.conf")).unwrap();
+    assert!(!conf.contains("requirepass"));
+}
