@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod decide;
 pub mod observe;
+pub mod operator;
 mod fault_cli;
 mod journal_cli;
 mod local;

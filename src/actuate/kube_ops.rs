@@ -12,7 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
 use logbook_crds::{Topology, ValkeyCluster};
-use logbook_journal::Role;
+use logbook_journal::{Event, Role};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -130,7 +130,14 @@ pub async fn label_pod(client: &Client, target: Target<'_>, pod: &str, primary: 
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
     let patch = json!({ "metadata": { "labels": { labels::ROLE: value } } });
     match api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(Done::said(format!("{pod} labelled {value}"))),
+        Ok(_) => Ok(Done {
+            detail: format!("{pod} labelled {value}"),
+            events: vec![Event::RoleLabelObserved {
+                pod: pod.to_owned(),
+                label: Some(want),
+            }],
+            password: None,
+        }),
         // The pod is gone: nothing left to label.
         Err(kube::Error::Api(status)) if status.code == 404 => {
             Ok(Done::said(format!("{pod} is gone, no label to set")))
@@ -146,16 +153,24 @@ pub async fn label_pod(client: &Client, target: Target<'_>, pod: &str, primary: 
 /// demoting first so two pods never both carry `role=primary`.
 pub async fn set_role_labels(client: &Client, target: Target<'_>, primary: Option<&str>) -> Result<Done, ActError> {
     let mut said = Vec::new();
+    let mut events = Vec::new();
     for pod in target.state.pods.keys() {
         if Some(pod.as_str()) != primary {
             let done = label_pod(client, target, pod, false).await?;
             said.push(done.detail);
+            events.extend(done.events);
         }
     }
     if let Some(primary) = primary {
-        said.push(label_pod(client, target, primary, true).await?.detail);
+        let done = label_pod(client, target, primary, true).await?;
+        said.push(done.detail);
+        events.extend(done.events);
     }
-    Ok(Done::said(said.join("; ")))
+    Ok(Done {
+        detail: said.join("; "),
+        events,
+        password: None,
+    })
 }
 
 /// Writes the boot ConfigMap naming the primary pods boot as replicas of.
@@ -186,7 +201,13 @@ pub async fn delete_pod(client: &Client, target: Target<'_>, pod: &str, revision
         ..DeleteParams::default()
     };
     match api.delete(pod, &params).await {
-        Ok(_) => Ok(Done::said(format!("deleted {pod} to recreate it at revision {revision}"))),
+        // The pod is on its way out: forget it until it is observed again,
+        // so no decision counts it as ready meanwhile.
+        Ok(_) => Ok(Done {
+            detail: format!("deleted {pod} to recreate it at revision {revision}"),
+            events: vec![Event::PodDeleted { pod: pod.to_owned() }],
+            password: None,
+        }),
         Err(kube::Error::Api(status)) if status.code == 404 => {
             Ok(Done::said(format!("{pod} was already gone")))
         }
@@ -207,7 +228,11 @@ pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Don
             "clearing the switchover request of {}/{}",
             target.meta.namespace, target.meta.name
         )))?;
-    Ok(Done::said("switchover request cleared"))
+    Ok(Done {
+        detail: "switchover request cleared".to_owned(),
+        events: vec![Event::SwitchoverRequestObserved { target: None }],
+        password: None,
+    })
 }
 
 /// Deletes what the operator created for `meta` (the garbage collector

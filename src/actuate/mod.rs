@@ -154,6 +154,7 @@ impl Executor {
             }
             Intent::FenceNode { pod } => {
                 let mut done = kube_ops::label_pod(&self.client, target, pod, false).await?;
+                // Remove it from the Service before touching the process.
                 let fenced = valkey_ops::fence(&self.valkey, target, pod).await;
                 done.detail = format!("{}; {fenced}", done.detail);
                 Ok(done)

@@ -154,15 +154,15 @@ async fn hand_over(
         .replicaof(to_addr, None)
         .await
         .map_err(valkey_err(format!("promoting {to}")))?;
-    super::kube_ops::label_pod(client, target, from, false).await?;
-    super::kube_ops::label_pod(client, target, to, true).await?;
+    let demoted = super::kube_ops::label_pod(client, target, from, false).await?;
+    let promoted = super::kube_ops::label_pod(client, target, to, true).await?;
     valkey
         .replicaof(from_addr, Some(to_addr))
         .await
         .map_err(valkey_err(format!("pointing {from} at {to}")))?;
-    Ok(Done {
-        detail: format!("{to} took over from {from} at offset {goal}"),
-        events: vec![
+    let mut events = demoted.events;
+    events.extend(promoted.events);
+    events.extend([
             Event::ReplicaPromoted {
                 pod: to.to_owned(),
                 from: Some(from.to_owned()),
@@ -173,7 +173,10 @@ async fn hand_over(
                 role: Role::Replica,
                 primary: Some(to.to_owned()),
             },
-        ],
+        ]);
+    Ok(Done {
+        detail: format!("{to} took over from {from} at offset {goal}"),
+        events,
         password: None,
     })
 }

@@ -43,6 +43,7 @@ mod tests;
 
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
+pub use failover::DEATH_CONFIRMATIONS;
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id
@@ -69,6 +70,9 @@ impl Decision {
     }
 }
 
+/// One concern: the decisions it wants for a view (empty: nothing to do).
+type Step<'p> = dyn Fn(&ClusterView<'_>) -> Vec<Decision> + 'p;
+
 /// What should be done next for the cluster whose projection is `state`.
 ///
 /// # Guarantees
@@ -86,7 +90,7 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
-    let steps: [&dyn Fn(&ClusterView<'_>) -> Vec<Decision>; 6] = [
+    let steps: [&Step<'_>; 6] = [
         &|v| failover::decide_failover(v, now, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| provisioning::decide_provisioning(v)),
         &bootstrap::decide_bootstrap,

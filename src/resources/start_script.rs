@@ -11,8 +11,8 @@
 //! redirections), so it runs the same in the image, under localkube's
 //! process kubelet and in tests. Its paths and port default to the pod's
 //! and may be overridden by environment variables for tests:
-//! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR`
-//! (`$VALKEY_CONF_DIR/boot`), `VALKEY_RUN_DIR` (`/run/valkey`),
+//! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR` (`/etc/valkey-boot`)
+//! `VALKEY_RUN_DIR` (`/run/valkey`),
 //! `VALKEY_DATA_DIR` (replaces the `dir` line when set) and `VALKEY_PORT`
 //! (replaces the `port` line when set).
 
@@ -37,7 +37,7 @@ const PRELUDE: &str = r#"#!/bin/sh
 set -eu
 
 conf_dir=${VALKEY_CONF_DIR:-/etc/valkey}
-boot_dir=${VALKEY_BOOT_DIR:-$conf_dir/boot}
+boot_dir=${VALKEY_BOOT_DIR:-/etc/valkey-boot}
 run_dir=${VALKEY_RUN_DIR:-/run/valkey}
 run_conf=$run_dir/valkey.conf
 

@@ -191,7 +191,7 @@ fn volumes_and_mounts() {
         mounts,
         [
             ("config", "/etc/valkey"),
-            ("boot", "/etc/valkey/boot"),
+            ("boot", "/etc/valkey-boot"),
             ("run", "/run/valkey"),
             ("data", "/data")
         ]

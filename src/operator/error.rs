@@ -1,0 +1,77 @@
+//! The operator's error type.
+
+use logbook_journal::reader::ReadError;
+use logbook_journal::writer::WriterError;
+
+use crate::actuate::ActError;
+
+/// Why a reconcile, a probe round or the operator itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The journal could not be appended to (retryable or fatal per the
+    /// store's classification).
+    #[error("cluster {cluster}: journal append failed: {source}")]
+    Append {
+        /// `namespace/name`.
+        cluster: String,
+        /// The writer's error.
+        #[source]
+        source: WriterError,
+    },
+    /// The journal could not be read back (corrupt or unreadable): fatal
+    /// for this cluster until repaired with `logbook journal verify`.
+    #[error("cluster {cluster}: journal unreadable: {source}")]
+    Load {
+        /// `namespace/name`.
+        cluster: String,
+        /// The reader's error.
+        #[source]
+        source: ReadError,
+    },
+    /// The journal directory could not be opened.
+    #[error("cannot open the journal at {path}: {source}")]
+    Store {
+        /// The directory.
+        path: String,
+        /// The store's error.
+        #[source]
+        source: logbook_journal::StoreError,
+    },
+    /// A Kubernetes API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An action failed outside an intent (reading the password).
+    #[error(transparent)]
+    Act(#[from] ActError),
+    /// The object lacks a name, namespace or uid.
+    #[error("ValkeyCluster without name, namespace or uid")]
+    MissingMeta,
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The client could not be configured.
+    #[error("kubeconfig: {0}")]
+    Config(String),
+}
+
+impl OperatorError {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Append { .. } => "journal_append",
+            Self::Load { .. } => "journal_load",
+            Self::Store { .. } => "journal_store",
+            Self::Kube { .. } => "kube",
+            Self::Act(_) => "act",
+            Self::MissingMeta => "missing_meta",
+            Self::Finalizer(_) => "finalizer",
+            Self::Config(_) => "config",
+        }
+    }
+}

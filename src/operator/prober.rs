@@ -1,0 +1,172 @@
+//! The prober: one task per cluster that probes every data pod each
+//! `probeIntervalMilliseconds`, records what changed, and lets the
+//! runtime decide and act on it.
+//!
+//! A probe's timeout is the probe interval (at most the client's 1 s
+//! connect / 2 s command defaults), so a frozen primary is noticed within
+//! one interval and `failureThreshold` timeouts take about
+//! `failureThreshold` intervals. When the believed primary refuses, it is
+//! probed once more at once: death is acted on after that one
+//! confirmation, not after a threshold.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use logbook_journal::{Event, Reachability};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::runtime::ClusterRuntime;
+use crate::decide::ordinal;
+use crate::observe::{ProbeObservation, observe_probe};
+use crate::resources::VALKEY_PORT;
+use crate::valkey::{Probe, ProbeError, Timeouts, ValkeyClient};
+
+/// How often offsets are recorded when no decision needs them.
+const COARSE_OFFSETS: Duration = Duration::from_secs(300);
+/// The shortest probe interval honoured.
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+type Outcome = Result<Probe, ProbeError>;
+
+/// Probes `rt`'s pods until the cluster is deleted or the task aborted.
+pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
+    let mut last_offsets = Instant::now();
+    loop {
+        let interval = {
+            let guard = rt.lock().await;
+            if guard.state.deleted {
+                return;
+            }
+            guard
+                .state
+                .policy
+                .as_ref()
+                .map_or(Duration::from_millis(500), |p| Duration::from_millis(p.probe_interval_ms))
+                .max(MIN_INTERVAL)
+        };
+        tokio::time::sleep(interval).await;
+        let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
+        match round(&rt, interval, coarse, backend).await {
+            Ok(()) => {
+                if coarse {
+                    last_offsets = Instant::now();
+                }
+            }
+            Err(err) => tracing::warn!(%err, "probe round failed"),
+        }
+    }
+}
+
+/// Probe timeouts for an interval: the interval itself, capped by the
+/// client defaults.
+pub fn probe_timeouts(interval: Duration) -> Timeouts {
+    let defaults = Timeouts::default();
+    Timeouts {
+        connect: interval.min(defaults.connect),
+        command: interval.min(defaults.command),
+    }
+}
+
+async fn probe_all(client: &ValkeyClient, pods: &[(String, Option<SocketAddr>)]) -> Vec<(String, Option<Outcome>)> {
+    join_all(pods.iter().map(|(name, addr)| async move {
+        match addr {
+            Some(addr) => (name.clone(), Some(client.probe(*addr).await)),
+            None => (name.clone(), None),
+        }
+    }))
+    .await
+}
+
+fn observation(outcome: &Option<Outcome>) -> ProbeObservation<'_> {
+    match outcome {
+        None => ProbeObservation::NoAddress,
+        Some(Ok(probe)) => ProbeObservation::Answered(probe),
+        Some(Err(err)) => ProbeObservation::Failed(err),
+    }
+}
+
+async fn round(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    interval: Duration,
+    coarse: bool,
+    backend: &'static str,
+) -> Result<(), super::OperatorError> {
+    // Snapshot the targets, then probe without holding the lock.
+    let (client, pods) = {
+        let mut guard = rt.lock().await;
+        guard.set_probe_timeouts(probe_timeouts(interval));
+        if !guard.password_known() {
+            return Ok(());
+        }
+        let mut pods: Vec<(String, Option<SocketAddr>)> = guard
+            .state
+            .pods
+            .iter()
+            .map(|(name, view)| {
+                let addr = view
+                    .ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, VALKEY_PORT));
+                (name.clone(), addr)
+            })
+            .collect();
+        pods.sort_by_key(|(name, _)| ordinal(name));
+        (guard.probe_client().clone(), pods)
+    };
+    if pods.is_empty() {
+        return Ok(());
+    }
+    let results = probe_all(&client, &pods).await;
+    let mut guard = rt.lock().await;
+    let ip_to_pod: BTreeMap<String, String> = guard
+        .state
+        .pods
+        .iter()
+        .filter_map(|(name, v)| v.ip.clone().map(|ip| (ip, name.clone())))
+        .collect();
+    let primary = guard.state.primary.clone();
+    let primary_failed = results
+        .iter()
+        .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));
+    let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
+    let cap = failure_cap(&guard);
+    let mut events: Vec<Event> = Vec::new();
+    for (name, outcome) in &results {
+        // Only pods still known (one may have been deleted meanwhile).
+        if guard.state.pods.contains_key(name) {
+            events.extend(observe_probe(&guard.state, name, &observation(outcome), &ip_to_pod, cap, want_offsets));
+        }
+    }
+    guard.record(events, None).await?;
+    // Confirm a refusal of the primary at once: one more probe.
+    if let Some(primary) = primary {
+        let refused = guard.state.pods.get(&primary).is_some_and(|v| {
+            matches!(v.reachability, Some(Reachability::Refused | Reachability::NoAddress))
+                && v.consecutive_failures < crate::decide::DEATH_CONFIRMATIONS
+        });
+        if refused {
+            let addr = pods.iter().find(|(n, _)| *n == primary).and_then(|(_, a)| *a);
+            let outcome = match addr {
+                Some(addr) => Some(client.probe(addr).await),
+                None => None,
+            };
+            let events = observe_probe(&guard.state, &primary, &observation(&outcome), &ip_to_pod, cap, true);
+            guard.record(events, None).await?;
+        }
+    }
+    guard.act().await?;
+    guard.publish_status(None, backend).await?;
+    Ok(())
+}
+
+/// Consecutive failures worth recording: enough for every decision that
+/// counts them (death confirmation, the failure threshold).
+fn failure_cap(rt: &ClusterRuntime) -> u32 {
+    let threshold = rt.state.policy.as_ref().map_or(3, |p| p.failure_threshold);
+    threshold.max(crate::decide::DEATH_CONFIRMATIONS)
+}
