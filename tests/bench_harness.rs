@@ -1,0 +1,251 @@
+//! The bench harness against real valkey-server processes on 127.0.0.1.
+//!
+//! No assertion is about how long anything took: these machines are noisy.
+//! The tests check that windows exist, are positive, and that no
+//! acknowledged write is lost.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logbook::bench::{
+    Fault, Target, WriteProbe, WriteProbeConfig, missing_keys, run_failover_to_reference,
+    run_sentinel_reference, valkey_server_binary,
+};
+
+/// A valkey-server child process, killed when dropped.
+struct Server {
+    addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(valkey_server_binary())
+            .current_dir(dir.path())
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "valkey-server on {addr} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn port(&self) -> String {
+        self.addr.rsplit_once(':').unwrap().1.to_owned()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn raw(addr: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{addr}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 20 ms for up to 15 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_records_acknowledged_writes_that_read_back() {
+    let server = Server::start(&[]);
+    let probe = WriteProbe::start(WriteProbeConfig::fixed(&server.addr, "probe"));
+    eventually("50 acknowledged writes", || probe.acked_count() >= 50).await;
+    let log = probe.stop().await;
+
+    let acked = log.acked_keys();
+    assert!(acked.len() >= 50);
+    assert_eq!(log.prefix, "probe");
+    assert_eq!(log.successful_writes(), acked.len(), "no WAIT: ok is acked");
+    assert!(
+        log.attempts
+            .iter()
+            .all(|a| a.server.as_deref() == Some(server.addr.as_str()))
+    );
+    let missing = missing_keys(&server.addr, None, "probe", &acked)
+        .await
+        .unwrap();
+    assert_eq!(missing, Vec::<u64>::new());
+
+    // A key that is gone, or holds another value, is reported.
+    let mut conn = raw(&server.addr).await;
+    let gone = acked[3];
+    let changed = acked[7];
+    let _: () = redis::cmd("DEL")
+        .arg(format!("probe:{gone}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("probe:{changed}"))
+        .arg("other")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let missing = missing_keys(&server.addr, None, "probe", &acked)
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![gone, changed]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_writer_acknowledges_only_replicated_writes() {
+    let alone = Server::start(&[]);
+    let mut config = WriteProbeConfig::fixed(&alone.addr, "lonely");
+    config.wait_replicas = true;
+    let probe = WriteProbe::start(config);
+    eventually("3 attempts", || probe.snapshot().attempts.len() >= 3).await;
+    let log = probe.stop().await;
+    assert!(log.successful_writes() >= 1, "SET works without replicas");
+    assert_eq!(log.acked_keys(), Vec::<u64>::new(), "WAIT 1 returns 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
+    let mut primary = Server::start(&[]);
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
+    let mut config = WriteProbeConfig::new(
+        Target::Role(vec![primary.addr.clone(), replica.addr.clone()]),
+        "killed",
+    );
+    config.wait_replicas = true;
+    let probe = WriteProbe::start(config);
+    eventually("20 acknowledged writes", || probe.acked_count() >= 20).await;
+
+    let fault = Instant::now();
+    primary.kill();
+    let mut conn = raw(&replica.addr).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    eventually("a write on the promoted replica", || {
+        probe
+            .first_success_after(fault, Some(&primary.addr))
+            .is_some()
+    })
+    .await;
+    let log = probe.stop().await;
+
+    let window = log.window_around(fault).expect("a window");
+    assert!(window > Duration::ZERO);
+    assert_eq!(log.pause_around(fault, &replica.addr), Some(window));
+    assert!(log.failed_writes() >= 1, "writes failed while no primary");
+    let missing = missing_keys(&replica.addr, None, "killed", &log.acked_keys())
+        .await
+        .unwrap();
+    assert_eq!(missing, Vec::<u64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_failover_after_a_kill_loses_no_acknowledged_write() {
+    let results = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_sentinel_reference(Fault::Kill, 1000, 1),
+    )
+    .await
+    .expect("the run to finish within 60 s")
+    .unwrap();
+    assert_eq!(results.len(), 1);
+    let run = results[0];
+    eprintln!("sentinel kill D=1000: {run:?}");
+    assert!(run.window > Duration::ZERO);
+    assert!(run.acked >= 50);
+    assert_eq!(run.lost_acked, 0);
+    assert!(run.failovers >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_to_switchover_loses_no_acknowledged_write() {
+    let results = tokio::time::timeout(Duration::from_secs(60), run_failover_to_reference(2))
+        .await
+        .expect("the runs to finish within 60 s")
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    for run in results {
+        eprintln!("FAILOVER TO: {run:?}");
+        assert!(run.window > Duration::ZERO);
+        assert!(run.acked >= 50);
+        assert_eq!(run.lost_acked, 0);
+        assert_eq!(run.failovers, 1);
+    }
+}
+
+/// The quick table: `cargo test -p logbook --test bench_harness -- --ignored
+/// --nocapture`. Ignored because it takes about a minute, not because it
+/// asserts anything about time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn quick_numbers() {
+    use logbook::bench::{Row, render_table};
+    let mut rows = Vec::new();
+    for (fault, down_after, runs) in [
+        (Fault::Kill, 1000, 3),
+        (Fault::Kill, 5000, 1),
+        (Fault::Freeze, 1000, 1),
+    ] {
+        let results = run_sentinel_reference(fault, down_after, runs)
+            .await
+            .unwrap();
+        eprintln!("sentinel {} D={down_after}: {results:?}", fault.name());
+        rows.push(Row::from_results(
+            format!("sentinel {} D={down_after}", fault.name()),
+            &results,
+        ));
+    }
+    let results = run_failover_to_reference(5).await.unwrap();
+    eprintln!("FAILOVER TO: {results:?}");
+    rows.push(Row::from_results("FAILOVER TO", &results));
+    eprintln!("{}", render_table(&rows));
+}
