@@ -65,8 +65,11 @@ pub enum Command {
     /// Inspect a local (sled) journal.
     #[command(subcommand)]
     Journal(JournalCommand),
-    /// Run Logbook's local Kubernetes (localkube) on this machine.
+    /// Run Logbook's local Kubernetes (localkube) on this machine, with
+    /// the operator inside unless `--no-operator`.
     Local(crate::local::LocalArgs),
+    /// Run the operator against a Kubernetes cluster.
+    Operator(crate::operator_cli::OperatorArgs),
 }
 
 /// `logbook journal ...`
@@ -95,6 +98,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Crds => print_crds(out),
         Command::Journal(cmd) => crate::journal_cli::run(cmd, out),
         Command::Local(args) => crate::local::run(args, out),
+        Command::Operator(args) => crate::operator_cli::run(args, out),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod decide;
 pub mod observe;
 pub mod operator;
+mod operator_cli;
 mod fault_cli;
 mod journal_cli;
 mod local;

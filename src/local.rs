@@ -25,6 +25,13 @@ pub struct LocalArgs {
     /// Run only the API server (no kubelet, no controllers, no operator).
     #[arg(long)]
     pub api_only: bool,
+    /// Run the local cluster without the operator (start `logbook
+    /// operator --kubeconfig .logbook/kubeconfig` beside it).
+    #[arg(long)]
+    pub no_operator: bool,
+    /// The operator's journal directory.
+    #[arg(long, default_value = ".logbook/journal")]
+    pub journal_dir: PathBuf,
     /// Keep the API objects and PVC data here, so a restart comes back with
     /// them (default: objects in memory, pod data under a temporary
     /// directory removed on exit).
@@ -127,15 +134,49 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         "cluster (API, controllers, kubelet, proxy)"
     };
     writeln!(out, "localkube {what} listening on {}", server.url())?;
+    let operator = if args.api_only || args.no_operator {
+        None
+    } else {
+        Some(start_operator(&kubeconfig, &args.journal_dir).await?)
+    };
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
     writeln!(out, "Ctrl-C stops it.")?;
     out.flush()?;
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Error::Local(format!("cannot wait for Ctrl-C: {e}")))?;
+    crate::operator_cli::stop_signal().await;
+    if let Some((stop, task)) = operator {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
+            Err(err) => writeln!(out, "operator task: {err}")?,
+        }
+    }
     server.shutdown().await;
     writeln!(out, "stopped")?;
     Ok(())
+}
+
+/// The operator's task and the sender that stops it.
+type OperatorTask = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::result::Result<(), crate::operator::OperatorError>>,
+);
+
+/// Starts the operator against the local cluster, through its kubeconfig
+/// (real HTTP, as against any cluster).
+async fn start_operator(kubeconfig: &std::path::Path, journal_dir: &std::path::Path) -> Result<OperatorTask> {
+    let client = crate::operator_cli::client(Some(&kubeconfig.to_path_buf())).await?;
+    let config = crate::operator::OperatorConfig {
+        namespace: None,
+        journal_dir: journal_dir.to_path_buf(),
+        instance: crate::operator_cli::instance_name(Some("logbook-local".to_owned())),
+        features: Default::default(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(crate::operator::run(client, config, async move {
+        let _ = stopped.await;
+    }));
+    Ok((stop, task))
 }
 
 /// Installs (or updates) every CRD of `logbook crds` with server-side apply,

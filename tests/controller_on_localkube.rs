@@ -150,7 +150,7 @@ async fn the_operators_controller_setup_runs_on_localkube() {
     let demo: ValkeyCluster = serde_yaml::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/crds/samples/replication.yaml"
+            "/config/samples/replication.yaml"
         ))
         .unwrap(),
     )

@@ -1,4 +1,4 @@
-//! The samples under `crds/samples/` are what users `kubectl apply` first:
+//! The samples under `config/samples/` are what users `kubectl apply` first:
 //! each must parse, validate, keep its meaning through YAML and JSON round
 //! trips, and name the cluster `demo`.
 
@@ -22,7 +22,7 @@ const SAMPLES: [(&str, Topology); 4] = [
 
 fn read(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
+        .join("../config/samples")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -527,7 +527,7 @@ fn the_projects_crd_applies_explains_waits_and_validates() {
         "{explain}"
     );
 
-    let sample = repo_file("crds/samples/replication.yaml");
+    let sample = repo_file("config/samples/replication.yaml");
     c.ok(&["apply", "-f", sample.to_str().unwrap()]);
     c.ok(&[
         "apply",

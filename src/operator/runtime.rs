@@ -52,7 +52,8 @@ pub struct ClusterRuntime {
     client: kube::Client,
     backoff: Option<(Instant, Duration)>,
     last_status: Option<ValkeyClusterStatus>,
-    password_known: bool,
+    /// The data-plane password once read (`Some(None)`: auth is off).
+    password: Option<Option<Password>>,
 }
 
 impl std::fmt::Debug for ClusterRuntime {
@@ -114,7 +115,7 @@ impl ClusterRuntime {
             client: deps.client.clone(),
             backoff: None,
             last_status: None,
-            password_known: false,
+            password: None,
         };
         let abandoned: Vec<Event> = runtime
             .state
@@ -144,21 +145,23 @@ impl ClusterRuntime {
 
     /// Replaces the clients' password when it changed.
     pub async fn set_password(&mut self, password: Option<Password>) {
+        if self.password.as_ref() == Some(&password) {
+            return;
+        }
         self.executor.valkey().set_password(password.clone()).await;
-        self.probe_client.set_password(password).await;
-        self.password_known = true;
+        self.probe_client.set_password(password.clone()).await;
+        self.password = Some(password);
     }
 
     /// Whether the password was loaded at least once.
     pub fn password_known(&self) -> bool {
-        self.password_known
+        self.password.is_some()
     }
 
     /// Uses `timeouts` for probes (derived from the probe interval).
     pub fn set_probe_timeouts(&mut self, timeouts: crate::valkey::Timeouts) {
         if self.probe_client.timeouts() != timeouts {
-            self.probe_client = ValkeyClient::new(timeouts, None);
-            self.password_known = false;
+            self.probe_client = ValkeyClient::new(timeouts, self.password.clone().flatten());
         }
     }
 

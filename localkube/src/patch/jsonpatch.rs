@@ -72,7 +72,10 @@ pub(super) fn apply(target: &Value, patch: &Value) -> Result<Value, PatchError> 
             "test" => {
                 let p = path()?;
                 let expected = value_field(op, kind)?;
-                if pointer(&doc, p) != Some(&expected) {
+                // As evanphx/json-patch: a missing value equals `null`
+                // (kube-rs's finalizer helper tests an absent list so).
+                let found = pointer(&doc, p).unwrap_or(&Value::Null);
+                if found != &expected {
                     return Err(PatchError::Unprocessable(format!(
                         "testing value {p} failed: test failed"
                     )));

@@ -76,6 +76,21 @@ fn json_patch_ops() {
 }
 
 #[test]
+fn json_patch_test_of_a_missing_value_against_null_succeeds() {
+    let cm = json!({"metadata": {"name": "a"}});
+    let out = json_patch(
+        &cm,
+        &json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}
+        ]),
+    )
+    .unwrap();
+    assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
+    assert!(json_patch(&cm, &json!([{"op": "test", "path": "/metadata/nope", "value": 1}])).is_err());
+}
+
+#[test]
 fn json_patch_test_failure_is_unprocessable() {
     let sts = json!({"spec": {"replicas": 3}});
     let err = json_patch(
