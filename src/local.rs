@@ -29,9 +29,10 @@ pub struct LocalArgs {
     /// operator --kubeconfig .logbook/kubeconfig` beside it).
     #[arg(long)]
     pub no_operator: bool,
-    /// The operator's journal directory.
-    #[arg(long, default_value = ".logbook/journal")]
-    pub journal_dir: PathBuf,
+    /// The operator's journal directory (default: `<state-dir>/journal`
+    /// with `--state-dir`, else `.logbook/journal`).
+    #[arg(long)]
+    pub journal_dir: Option<PathBuf>,
     /// Keep the API objects and PVC data here, so a restart comes back with
     /// them (default: objects in memory, pod data under a temporary
     /// directory removed on exit).
@@ -137,7 +138,13 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     let operator = if args.api_only || args.no_operator {
         None
     } else {
-        Some(start_operator(&kubeconfig, &args.journal_dir).await?)
+        let journal_dir = match (&args.journal_dir, &args.state_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(state)) => state.join("journal"),
+            (None, None) => PathBuf::from(".logbook/journal"),
+        };
+        writeln!(out, "operator journal at {}", journal_dir.display())?;
+        Some(start_operator(&kubeconfig, &journal_dir).await?)
     };
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
     writeln!(out, "Ctrl-C stops it.")?;
