@@ -70,6 +70,9 @@ pub enum Command {
     Local(crate::local::LocalArgs),
     /// Run the operator against a Kubernetes cluster.
     Operator(crate::operator_cli::OperatorArgs),
+    /// Measure failovers and switchovers against references.
+    #[command(subcommand)]
+    Bench(crate::bench_cli::BenchCommand),
 }
 
 /// `logbook journal ...`
@@ -99,6 +102,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Journal(cmd) => crate::journal_cli::run(cmd, out),
         Command::Local(args) => crate::local::run(args, out),
         Command::Operator(args) => crate::operator_cli::run(args, out),
+        Command::Bench(cmd) => crate::bench_cli::run(cmd, out),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod actuate;
 pub mod bench;
+mod bench_cli;
 pub mod cli;
 pub mod decide;
 pub mod observe;

@@ -164,14 +164,14 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// The operator's task and the sender that stops it.
-type OperatorTask = (
+pub(crate) type OperatorTask = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::result::Result<(), crate::operator::OperatorError>>,
 );
 
 /// Starts the operator against the local cluster, through its kubeconfig
 /// (real HTTP, as against any cluster).
-async fn start_operator(kubeconfig: &std::path::Path, journal_dir: &std::path::Path) -> Result<OperatorTask> {
+pub(crate) async fn start_operator(kubeconfig: &std::path::Path, journal_dir: &std::path::Path) -> Result<OperatorTask> {
     let client = crate::operator_cli::client(Some(&kubeconfig.to_path_buf())).await?;
     let config = crate::operator::OperatorConfig {
         namespace: None,
@@ -188,7 +188,7 @@ async fn start_operator(kubeconfig: &std::path::Path, journal_dir: &std::path::P
 
 /// Installs (or updates) every CRD of `logbook crds` with server-side apply,
 /// so a restart with `--state-dir` picks up a newer API.
-fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
+pub(crate) fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
     let ctx = logbook_localkube::WriteCtx::internal("logbook-local");
     for crd in logbook_crds::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();

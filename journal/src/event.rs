@@ -281,6 +281,12 @@ pub enum Event {
         /// The requested target pod, `auto`, or `None` when no request stands.
         target: Option<String>,
     },
+    /// [24] A data Pod is being deleted (`deletionTimestamp` set): its
+    /// process is leaving, though it may still answer for a moment.
+    PodTerminating {
+        /// Pod name.
+        pod: String,
+    },
 }
 
 impl Event {
@@ -312,6 +318,7 @@ impl Event {
             Self::RoleLabelObserved { .. } => "RoleLabelObserved",
             Self::StatefulSetObserved { .. } => "StatefulSetObserved",
             Self::SwitchoverRequestObserved { .. } => "SwitchoverRequestObserved",
+            Self::PodTerminating { .. } => "PodTerminating",
         }
     }
 }

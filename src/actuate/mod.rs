@@ -153,10 +153,13 @@ impl Executor {
                 valkey_ops::repoint(&self.valkey, target, pod, to).await
             }
             Intent::FenceNode { pod } => {
+                // Out of the Service first, then the process, then fresh
+                // offsets of everyone else for the promotion that follows.
                 let mut done = kube_ops::label_pod(&self.client, target, pod, false).await?;
-                // Remove it from the Service before touching the process.
                 let fenced = valkey_ops::fence(&self.valkey, target, pod).await;
-                done.detail = format!("{}; {fenced}", done.detail);
+                done.detail = format!("{}; {}", done.detail, fenced.detail);
+                done.events.extend(fenced.events);
+                done.events.extend(valkey_ops::offsets_of_others(&self.valkey, target, pod).await);
                 Ok(done)
             }
             Intent::RollPod { pod, revision } => {

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use logbook_journal::{Event, Role};
+use logbook_journal::{Event, Reachability, Role};
 use tokio::time::Instant;
 
 use super::{ActError, Done, Target};
@@ -67,21 +67,71 @@ pub async fn repoint(valkey: &ValkeyClient, target: Target<'_>, pod: &str, to: &
 }
 
 /// Makes a still-running old primary a replica of nowhere (read-only, and
-/// refusing to feed other replicas). A dead one needs nothing more than the
-/// label its caller already removed, so failure here is reported, not
-/// raised.
-pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> String {
+/// refusing to feed other replicas). A dead or frozen one needs nothing
+/// more than the label its caller already removed, so failure here is
+/// reported as what it observed (its reachability), not raised.
+pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Done {
     let Ok(addr) = target.addr(pod) else {
-        return format!("{pod} has no address to fence");
+        return Done::said(format!("{pod} has no address to fence"));
     };
+    // Waiting out a command timeout on a frozen or dead server would only
+    // delay the promotion; such a server is fenced by its label now and
+    // repointed when it answers again.
+    let reachable = target.state.pods.get(pod).and_then(|p| p.reachability)
+        == Some(Reachability::Reachable);
+    if !reachable {
+        return Done::said(format!("{pod} not answering probes: fenced by its label only"));
+    }
     let fence = match FENCE_HOST.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, VALKEY_PORT),
-        Err(_) => return "fence address invalid".to_owned(),
+        Err(_) => return Done::said("fence address invalid"),
     };
     match valkey.replicaof(addr, Some(fence)).await {
-        Ok(()) => format!("{pod} fenced (replica of {FENCE_HOST})"),
-        Err(err) => format!("{pod} not reachable to fence ({err})"),
+        Ok(()) => Done {
+            detail: format!("{pod} fenced (replica of {FENCE_HOST})"),
+            events: vec![Event::NodeRoleObserved {
+                pod: pod.to_owned(),
+                role: Role::Replica,
+                primary: None,
+            }],
+            password: None,
+        },
+        Err(err) => {
+            let reachability = if err.is_death() {
+                Reachability::Refused
+            } else if err.is_slowness() {
+                Reachability::TimedOut
+            } else {
+                Reachability::ProtocolError
+            };
+            Done {
+                detail: format!("{pod} could not be fenced ({err}): fenced by its label only"),
+                events: vec![Event::PodReachabilityObserved {
+                    pod: pod.to_owned(),
+                    reachability,
+                }],
+                password: None,
+            }
+        }
     }
+}
+
+/// The replication state of every pod but `except`, read now: the offsets
+/// a promotion right after a fence must rank.
+pub async fn offsets_of_others(valkey: &ValkeyClient, target: Target<'_>, except: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    for name in target.state.pods.keys().filter(|p| p.as_str() != except) {
+        let Ok(addr) = target.addr(name) else { continue };
+        let Ok(info) = valkey.info_replication(addr).await else { continue };
+        let Ok(replid) = logbook_journal::ReplId::from_hex(&info.replid) else { continue };
+        events.push(Event::ReplicationObserved {
+            pod: name.clone(),
+            link: crate::observe::link_status(&info),
+            offset: info.master_repl_offset,
+            replid,
+        });
+    }
+    events
 }
 
 /// Planned hand-over from `from` to `to` with no acknowledged write lost:

@@ -29,6 +29,7 @@
 
 mod conn;
 mod failover_to;
+mod operator;
 mod process;
 mod readback;
 mod readiness;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 pub use conn::split_addr;
 pub use failover_to::run_failover_to_reference;
+pub use operator::{OperatorBench, Scenario};
 pub use process::valkey_server_binary;
 pub use readback::missing_keys;
 pub use resolve::Target;

@@ -162,6 +162,33 @@ impl WriteLog {
         self.window(command, |a| a.server.as_deref() == Some(new_primary))
     }
 
+    /// The longest time without a successful write from the last success
+    /// at or before `at` to the end of the log: the unavailability a fault
+    /// caused even when the old primary still accepted a few writes after
+    /// it (a deleted pod shutting down).
+    pub fn longest_gap_from(&self, at: Instant) -> Option<Duration> {
+        let start = self
+            .attempts
+            .iter()
+            .filter(|a| a.succeeded() && a.started <= at)
+            .map(|a| a.started)
+            .max()?;
+        let mut successes: Vec<Instant> = self
+            .attempts
+            .iter()
+            .filter(|a| a.succeeded() && a.started >= start)
+            .map(|a| a.started)
+            .collect();
+        successes.sort();
+        successes
+            .windows(2)
+            .filter_map(|w| match w {
+                [a, b] => Some(b.saturating_duration_since(*a)),
+                _ => None,
+            })
+            .max()
+    }
+
     fn window(&self, at: Instant, ends_it: impl Fn(&Attempt) -> bool) -> Option<Duration> {
         let before = self
             .attempts

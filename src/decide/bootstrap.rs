@@ -22,23 +22,34 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
         return Vec::new();
     }
     // Wait for every running pod to answer so the choice sees all the data;
-    // pods that are not running yet do not hold it up.
+    // pods not running yet, or being deleted, do not hold it up.
     let waiting = pods.iter().any(|p| {
-        p.view.phase == Some(PodPhase::Running) && (!p.usable() || p.view.role.is_none())
+        !p.view.terminating
+            && p.view.phase == Some(PodPhase::Running)
+            && (!p.usable() || p.view.role.is_none())
     });
     if waiting {
         return Vec::new();
     }
     let candidates = view.rank_candidates(None, false);
-    let Some(chosen) = best(&candidates) else {
-        return Vec::new();
-    };
-    let chosen = chosen.pod.clone();
     let previous = view
         .state
         .boot_primary
         .as_ref()
         .and_then(|(pod, _)| pod.clone());
+    // The primary that was lost (restarted in place, or its pod recreated)
+    // comes back as a replica whatever data it has: it is chosen again only
+    // when no other pod can be. Without this, a recreated primary pod that
+    // reloaded a snapshot as recent as its replicas' data would win the tie
+    // on its lower ordinal and be "failed over" to itself.
+    let Some(chosen) = candidates
+        .iter()
+        .find(|c| c.eligible && Some(&c.pod) != previous.as_ref())
+        .or_else(|| best(&candidates))
+    else {
+        return Vec::new();
+    };
+    let chosen = chosen.pod.clone();
     if previous.is_some() && !view.spec.failover.automatic {
         // Replacing a lost primary is a failover, which the spec turned off.
         return Vec::new();

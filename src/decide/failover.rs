@@ -26,6 +26,10 @@ enum Verdict {
     Dead { failures: u32 },
     /// Unreachable past the threshold and corroborated by its replicas.
     Unreachable { failures: u32 },
+    /// Being deleted but still answering: fence it first, so it takes no
+    /// write the new primary will not have; promote once the replicas'
+    /// offsets after the fence are known.
+    Leaving,
 }
 
 fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
@@ -33,6 +37,15 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
         return Verdict::Dead { failures: 0 };
     };
     let failures = pod.view.consecutive_failures;
+    if pod.view.terminating {
+        let answering = pod.view.reachability == Some(Reachability::Reachable)
+            && pod.view.role == Some(Role::Primary);
+        return if answering {
+            Verdict::Leaving
+        } else {
+            Verdict::Dead { failures }
+        };
+    }
     match pod.view.phase {
         Some(PodPhase::Failed | PodPhase::Succeeded) => return Verdict::Dead { failures },
         Some(PodPhase::Pending | PodPhase::Running | PodPhase::Unknown) | None => {}
@@ -74,6 +87,23 @@ pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, policy: &Policy)
     }
     let (death, failures) = match judge(view, primary, policy) {
         Verdict::Alive => return Vec::new(),
+        Verdict::Leaving => {
+            let candidates = view.rank_candidates(Some(primary), false);
+            return vec![Decision::new(
+                Intent::FenceNode {
+                    pod: primary.to_owned(),
+                },
+                ReasonCode::PrimaryFailed {
+                    death: true,
+                    consecutive_failures: 0,
+                    candidates: candidates.clone(),
+                },
+                format!(
+                    "primary {primary} is being deleted; fencing it before choosing a successor; candidates so far: {}",
+                    describe(&candidates)
+                ),
+            )];
+        }
         Verdict::Dead { failures } => (true, failures),
         Verdict::Unreachable { failures } => (false, failures),
     };

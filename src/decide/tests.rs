@@ -415,6 +415,31 @@ fn a_restarted_primary_that_came_back_fenced_is_replaced_not_trusted() {
 }
 
 #[test]
+fn a_recreated_primary_pod_with_as_much_data_still_comes_back_as_a_replica() {
+    let mut g = Given::converged(3);
+    g.repl(1, LinkStatus::Down, 500, 7).repl(2, LinkStatus::Down, 500, 7);
+    // Its pod was deleted and recreated before two refusals were seen; it
+    // reloaded a snapshot holding everything its replicas have.
+    g.pod(0, "r1-new")
+        .reach(0, Reachability::Reachable)
+        .role(0, Role::Replica, None)
+        .repl(0, LinkStatus::Down, 500, 7);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions[0].intent,
+        Intent::PromoteReplica {
+            pod: pod(1),
+            from: None
+        }
+    );
+    assert!(decisions.iter().any(|d| d.intent
+        == Intent::RepointReplica {
+            pod: pod(0),
+            to: pod(1)
+        }));
+}
+
+#[test]
 fn roles_follow_the_primary() {
     let mut g = Given::converged(3);
     g.label(2, Role::Primary).role(1, Role::Replica, None);
@@ -539,5 +564,28 @@ fn rolling_goes_replica_by_replica_then_hands_over_then_rolls_the_old_primary() 
             from: pod(0),
             to: pod(1)
         }
+    );
+}
+
+#[test]
+fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
+    let mut g = Given::converged(3);
+    g.event(Event::PodTerminating { pod: pod(0) });
+    assert_eq!(g.intents(), vec![Intent::FenceNode { pod: pod(0) }]);
+    // The fence's facts: it follows nobody now; the replicas' offsets after it.
+    g.role(0, Role::Replica, None)
+        .repl(1, LinkStatus::Down, 120, 7)
+        .repl(2, LinkStatus::Down, 130, 7);
+    let intents = g.intents();
+    assert_eq!(
+        intents[0],
+        Intent::PromoteReplica {
+            pod: pod(2),
+            from: None
+        }
+    );
+    assert!(
+        !intents.iter().any(|i| matches!(i, Intent::RepointReplica { pod: p, .. } if *p == pod(0))),
+        "a pod being deleted is not repointed: {intents:?}"
     );
 }

@@ -26,9 +26,11 @@ pub struct PodState<'a> {
 }
 
 impl PodState<'_> {
-    /// Running, with an address, and its last probe answered.
+    /// Running and not being deleted, with an address, and its last probe
+    /// answered.
     pub fn usable(&self) -> bool {
-        self.view.phase == Some(PodPhase::Running)
+        !self.view.terminating
+            && self.view.phase == Some(PodPhase::Running)
             && self.view.ip.is_some()
             && self.view.reachability == Some(Reachability::Reachable)
     }

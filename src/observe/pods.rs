@@ -36,8 +36,8 @@ fn role_label(pod: &Pod) -> Option<Role> {
 }
 
 /// Events for the cluster's pods (`pods` is every pod the label selector
-/// lists): observed where they differ, deleted where they are gone. A pod
-/// being deleted (`deletionTimestamp` set) is reported as not ready.
+/// lists): observed where they differ, terminating once they carry a
+/// `deletionTimestamp`, deleted where they are gone.
 pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -49,8 +49,7 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
         let phase = pod_phase(pod);
-        let terminating = pod.metadata.deletion_timestamp.is_some();
-        let ready = ready(pod) && !terminating;
+        let ready = ready(pod);
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         let revision = pod
             .metadata
@@ -78,6 +77,13 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
                 node,
                 revision,
             });
+        }
+        // Being deleted: its process is on its way out and the pod will not
+        // come back (a replacement has a new uid). Recorded once, so a
+        // deleted primary is failed over at once, not after its shutdown.
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        if terminating && !known.is_some_and(|v| v.terminating && !recreated) {
+            out.push(Event::PodTerminating { pod: name.clone() });
         }
         let label = role_label(pod);
         // A new or recreated pod's view starts without a label.

@@ -35,6 +35,7 @@ type Outcome = Result<Probe, ProbeError>;
 /// Probes `rt`'s pods until the cluster is deleted or the task aborted.
 pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
     let mut last_offsets = Instant::now();
+    let mut next = Instant::now();
     loop {
         let interval = {
             let guard = rt.lock().await;
@@ -48,7 +49,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
                 .map_or(Duration::from_millis(500), |p| Duration::from_millis(p.probe_interval_ms))
                 .max(MIN_INTERVAL)
         };
-        tokio::time::sleep(interval).await;
+        // Rounds start every interval: a round slowed by a timeout (a
+        // frozen primary) is not followed by a full interval of silence.
+        tokio::time::sleep_until(next).await;
+        next = Instant::now() + interval;
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
         match round(&rt, interval, coarse, backend).await {
             Ok(()) => {
@@ -96,7 +100,7 @@ async fn round(
     backend: &'static str,
 ) -> Result<(), super::OperatorError> {
     // Snapshot the targets, then probe without holding the lock.
-    let (client, pods) = {
+    let (client, pods, actions) = {
         let mut guard = rt.lock().await;
         guard.set_probe_timeouts(probe_timeouts(interval));
         if !guard.password_known() {
@@ -116,13 +120,21 @@ async fn round(
             })
             .collect();
         pods.sort_by_key(|(name, _)| ordinal(name));
-        (guard.probe_client().clone(), pods)
+        (guard.probe_client().clone(), pods, guard.actions())
     };
     if pods.is_empty() {
         return Ok(());
     }
     let results = probe_all(&client, &pods).await;
     let mut guard = rt.lock().await;
+    if guard.actions() != actions {
+        // An action ran while these probes were in flight: their answers
+        // may predate it (a switchover's old primary still reporting
+        // itself primary, its target still a replica). Recording them
+        // would undo what the action established; the next round probes
+        // afresh.
+        return Ok(());
+    }
     let ip_to_pod: BTreeMap<String, String> = guard
         .state
         .pods

@@ -54,6 +54,9 @@ pub struct ClusterRuntime {
     last_status: Option<ValkeyClusterStatus>,
     /// The data-plane password once read (`Some(None)`: auth is off).
     password: Option<Option<Password>>,
+    /// Intents carried out so far: the prober discards probe results that
+    /// raced with an action (see [`ClusterRuntime::actions`]).
+    actions: u64,
 }
 
 impl std::fmt::Debug for ClusterRuntime {
@@ -116,6 +119,7 @@ impl ClusterRuntime {
             backoff: None,
             last_status: None,
             password: None,
+            actions: 0,
         };
         let abandoned: Vec<Event> = runtime
             .state
@@ -151,6 +155,15 @@ impl ClusterRuntime {
         self.executor.valkey().set_password(password.clone()).await;
         self.probe_client.set_password(password.clone()).await;
         self.password = Some(password);
+    }
+
+    /// How many intents this runtime has carried out. A probe round that
+    /// started before an action and ends after it reports what the servers
+    /// said before the action (a demoted primary still "primary", a
+    /// promoted replica still "replica"); the prober compares this count
+    /// across its round and drops such stale results.
+    pub fn actions(&self) -> u64 {
+        self.actions
     }
 
     /// Whether the password was loaded at least once.
@@ -285,6 +298,7 @@ impl ClusterRuntime {
                 state: &self.state,
             };
             let result = self.executor.execute(&p.intent, target).await;
+            self.actions = self.actions.wrapping_add(1);
             match result {
                 Ok(done) => self.succeeded(p, done, cause).await?,
                 Err(err) => {

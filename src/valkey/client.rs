@@ -208,6 +208,20 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
+    /// `DEBUG SLEEP seconds`: blocks the server (benchmarks and tests of
+    /// slowness; never sent by the operator).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn debug_sleep(&self, addr: SocketAddr, seconds: u64) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("DEBUG");
+        cmd.arg("SLEEP").arg(seconds);
+        let extra = Duration::from_secs(seconds);
+        let (reply, _) = self.run(addr, &cmd, "DEBUG SLEEP", extra, Resend::Never).await?;
+        expect_ok(addr, reply)
+    }
+
     /// `PING`, returning its round trip.
     ///
     /// # Errors

@@ -377,6 +377,13 @@ impl ClusterState {
                     update_revision: update_revision.clone(),
                 });
             }
+            Event::PodTerminating { pod } => {
+                self.observed();
+                self.pod_for_observation(seq, pod, at).terminating = true;
+                if self.primary.as_deref() == Some(pod.as_str()) {
+                    self.history(seq, at, body, format!("primary pod {pod} is being deleted"));
+                }
+            }
             Event::SwitchoverRequestObserved { target } => {
                 self.observed();
                 self.switchover_request.clone_from(target);

@@ -167,6 +167,8 @@ pub struct PodView {
     pub consecutive_failures: u32,
     /// The observed `valkey.logbook.dev/role` label.
     pub role_label: Option<Role>,
+    /// Being deleted (`PodTerminating`).
+    pub terminating: bool,
     /// Time of the last event about this pod.
     pub last_seen: Timestamp,
 }

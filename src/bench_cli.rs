@@ -1,0 +1,124 @@
+//! `logbook bench failover`: the write-unavailability windows of the
+//! operator's failovers and switchovers, beside Valkey Sentinel
+//! (`down-after-milliseconds` 1000 and 5000) and a bare `FAILOVER TO`
+//! measured in the same run on identical servers. Prints a markdown table
+//! (the one in `docs/benchmarks.md`).
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+
+use crate::bench::{
+    Fault, OperatorBench, Row, RunResult, Scenario, render_table, run_failover_to_reference,
+    run_sentinel_reference,
+};
+use crate::cli::{Error, Result};
+
+/// `logbook bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Failover and switchover windows, with Sentinel references.
+    Failover(FailoverArgs),
+}
+
+/// `logbook bench failover` options.
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// Runs of each operator scenario that fails over (kill, delete).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Runs of the frozen-primary and `DEBUG SLEEP` scenarios.
+    #[arg(long, default_value_t = 10)]
+    pub slow_runs: usize,
+    /// Runs of each reference (Sentinel kill at 1000 and 5000 ms, Sentinel
+    /// freeze at 1000 ms, bare FAILOVER TO).
+    #[arg(long, default_value_t = 10)]
+    pub reference_runs: usize,
+    /// Skip the references.
+    #[arg(long)]
+    pub no_references: bool,
+}
+
+fn bench_err(e: impl std::fmt::Display) -> Error {
+    Error::Local(format!("bench: {e}"))
+}
+
+/// Runs `logbook bench`.
+///
+/// # Errors
+/// When the harness fails (not when the system under test is slow: that is
+/// the result).
+pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
+    let BenchCommand::Failover(args) = cmd;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(failover(args, out))
+}
+
+async fn scenario(bench: &OperatorBench, scenario: Scenario, runs: usize, out: &mut dyn Write) -> Result<Row> {
+    let mut results: Vec<RunResult> = Vec::new();
+    for run in 0..runs {
+        let result = bench.run(scenario, run).await.map_err(bench_err)?;
+        writeln!(
+            out,
+            "  {} run {}: window {} ms, failover {}, lost {} of {} acked",
+            scenario.name(),
+            run + 1,
+            result.window.as_millis(),
+            result.failovers,
+            result.lost_acked,
+            result.acked
+        )?;
+        out.flush()?;
+        results.push(result);
+    }
+    Ok(Row::from_results(scenario.name(), &results))
+}
+
+async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
+    let mut rows = Vec::new();
+    writeln!(out, "starting localkube, the operator and a 3-pod Replication cluster ...")?;
+    let bench = OperatorBench::start().await.map_err(bench_err)?;
+    let plan = [
+        (Scenario::Kill, args.runs),
+        (Scenario::DeletePod, args.runs),
+        (Scenario::Freeze, args.slow_runs),
+        (Scenario::DebugSleep, args.slow_runs),
+        (Scenario::Switchover, args.runs),
+    ];
+    let mut failed = None;
+    for (which, runs) in plan {
+        match scenario(&bench, which, runs, out).await {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    bench.stop().await;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    if !args.no_references {
+        let n = args.reference_runs;
+        for (fault, down_after) in [(Fault::Kill, 1000), (Fault::Kill, 5000), (Fault::Freeze, 1000)] {
+            writeln!(out, "reference: sentinel {} down-after {down_after} ms x{n} ...", fault.name())?;
+            out.flush()?;
+            let results = run_sentinel_reference(fault, down_after, n).await.map_err(bench_err)?;
+            rows.push(Row::from_results(
+                format!("sentinel: primary {} (down-after {down_after} ms)", fault.name()),
+                &results,
+            ));
+        }
+        writeln!(out, "reference: bare FAILOVER TO x{n} ...")?;
+        let results = run_failover_to_reference(n).await.map_err(bench_err)?;
+        rows.push(Row::from_results("reference: bare FAILOVER TO (planned)", &results));
+    }
+    writeln!(out)?;
+    write!(out, "{}", render_table(&rows))?;
+    out.flush()?;
+    Ok(())
+}
