@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy unit crds bench demo clean
+.PHONY: all build setup test fmt-check clippy unit crds bench bench-failover demo clean
 
 all: build
 
@@ -42,12 +42,15 @@ bench:
 	$(CARGO) run --release --locked -p logbook-localkube --example api-bench -- --objects 5000
 	$(CARGO) run --release --locked -p logbook-localkube --example workload-bench
 
-## demo: runs Logbook on one machine. Not available yet: the operator and
-## localkube are still being built (see README).
+## demo: runs Logbook on one machine: localkube with the operator inside, a
+## 3-pod Replication cluster from config/samples/replication.yaml; Ctrl-C stops it.
 demo:
-	@echo "make demo: not available yet — Logbook's operator and localkube's kubelet are not built yet."
-	@echo "What exists today: a local Kubernetes API server (\`cargo run -- local --api-only\`), the ValkeyCluster API (\`cargo run -- crds\`) and the journal engine (\`make bench\`)."
-	@exit 1
+	bash scripts/demo.sh
+
+## bench-failover: the operator's failover and switchover windows beside
+## Valkey Sentinel and a bare FAILOVER TO (docs/benchmarks.md).
+bench-failover:
+	$(CARGO) run --release --locked -p logbook -- bench failover
 
 clean:
 	$(CARGO) clean
