@@ -36,6 +36,9 @@ const MAX_STEPS: usize = 16;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait after failed intents.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Events between snapshots of the projection: a restart folds at most
+/// this many events after the snapshot.
+const SNAPSHOT_EVERY: u64 = 1_000;
 
 /// One cluster's runtime.
 pub struct ClusterRuntime {
@@ -205,7 +208,36 @@ impl ClusterRuntime {
         for envelope in &envelopes {
             self.state.apply(envelope);
         }
+        self.maybe_snapshot().await;
         Ok(envelopes)
+    }
+
+    /// Stores a snapshot every [`SNAPSHOT_EVERY`] events and journals that
+    /// it did. A failed snapshot costs only a longer fold at the next
+    /// start, so it is logged, not raised.
+    async fn maybe_snapshot(&mut self) {
+        let covered = self.state.last_snapshot.map_or(0, |(seq, _)| seq);
+        if self.state.last_seq.saturating_sub(covered) < SNAPSHOT_EVERY {
+            return;
+        }
+        let (seq, hash) = (self.state.last_seq, self.state.last_hash);
+        let saved = logbook_journal::snapshot::save(self.writer.store(), self.writer.stream(), &self.state).await;
+        if let Err(err) = saved {
+            tracing::warn!(cluster = %self.cluster(), %err, "cannot store a snapshot");
+            return;
+        }
+        let appended = self
+            .writer
+            .append(vec![NewEvent::now(Event::SnapshotTaken { seq, hash })])
+            .await;
+        match appended {
+            Ok(envelopes) => {
+                for envelope in &envelopes {
+                    self.state.apply(envelope);
+                }
+            }
+            Err(err) => tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot"),
+        }
     }
 
     /// The policy this cluster runs under: the operator's flags with the
