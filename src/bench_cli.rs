@@ -57,7 +57,12 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
     runtime.block_on(failover(args, out))
 }
 
-async fn scenario(bench: &OperatorBench, scenario: Scenario, runs: usize, out: &mut dyn Write) -> Result<Row> {
+async fn scenario(
+    bench: &OperatorBench,
+    scenario: Scenario,
+    runs: usize,
+    out: &mut dyn Write,
+) -> Result<Row> {
     let mut results: Vec<RunResult> = Vec::new();
     for run in 0..runs {
         let result = bench.run(scenario, run).await.map_err(bench_err)?;
@@ -79,7 +84,10 @@ async fn scenario(bench: &OperatorBench, scenario: Scenario, runs: usize, out: &
 
 async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
     let mut rows = Vec::new();
-    writeln!(out, "starting localkube, the operator and a 3-pod Replication cluster ...")?;
+    writeln!(
+        out,
+        "starting localkube, the operator and a 3-pod Replication cluster ..."
+    )?;
     let bench = OperatorBench::start().await.map_err(bench_err)?;
     let plan = [
         (Scenario::Kill, args.runs),
@@ -104,18 +112,34 @@ async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
     }
     if !args.no_references {
         let n = args.reference_runs;
-        for (fault, down_after) in [(Fault::Kill, 1000), (Fault::Kill, 5000), (Fault::Freeze, 1000)] {
-            writeln!(out, "reference: sentinel {} down-after {down_after} ms x{n} ...", fault.name())?;
+        for (fault, down_after) in [
+            (Fault::Kill, 1000),
+            (Fault::Kill, 5000),
+            (Fault::Freeze, 1000),
+        ] {
+            writeln!(
+                out,
+                "reference: sentinel {} down-after {down_after} ms x{n} ...",
+                fault.name()
+            )?;
             out.flush()?;
-            let results = run_sentinel_reference(fault, down_after, n).await.map_err(bench_err)?;
+            let results = run_sentinel_reference(fault, down_after, n)
+                .await
+                .map_err(bench_err)?;
             rows.push(Row::from_results(
-                format!("sentinel: primary {} (down-after {down_after} ms)", fault.name()),
+                format!(
+                    "sentinel: primary {} (down-after {down_after} ms)",
+                    fault.name()
+                ),
                 &results,
             ));
         }
         writeln!(out, "reference: bare FAILOVER TO x{n} ...")?;
         let results = run_failover_to_reference(n).await.map_err(bench_err)?;
-        rows.push(Row::from_results("reference: bare FAILOVER TO (planned)", &results));
+        rows.push(Row::from_results(
+            "reference: bare FAILOVER TO (planned)",
+            &results,
+        ));
     }
     writeln!(out)?;
     write!(out, "{}", render_table(&rows))?;

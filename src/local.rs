@@ -171,7 +171,10 @@ pub(crate) type OperatorTask = (
 
 /// Starts the operator against the local cluster, through its kubeconfig
 /// (real HTTP, as against any cluster).
-pub(crate) async fn start_operator(kubeconfig: &std::path::Path, journal_dir: &std::path::Path) -> Result<OperatorTask> {
+pub(crate) async fn start_operator(
+    kubeconfig: &std::path::Path,
+    journal_dir: &std::path::Path,
+) -> Result<OperatorTask> {
     let client = crate::operator_cli::client(Some(&kubeconfig.to_path_buf())).await?;
     let config = crate::operator::OperatorConfig {
         namespace: None,

@@ -35,8 +35,9 @@ pub struct OperatorArgs {
 pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Local(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                Error::Local(format!("cannot read kubeconfig {}: {e}", path.display()))
+            })?;
             kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::Local(format!("kubeconfig {}: {e}", path.display())))?
@@ -52,7 +53,11 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
 pub fn instance_name(given: Option<String>) -> String {
     given
         .or_else(|| std::env::var("POD_NAME").ok())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "logbook".to_owned())
 }

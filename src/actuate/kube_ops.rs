@@ -39,9 +39,13 @@ where
     let name = obj.meta().name.clone().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
-        .await
-        .map_err(kube_err(format!("applying {kind} {ns}/{name}")))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(kube_err(format!("applying {kind} {ns}/{name}")))?;
     Ok(())
 }
 
@@ -51,13 +55,26 @@ where
 /// # Errors
 /// [`ActError::NotYet`] when the Secret or key does not exist (yet);
 /// API errors.
-pub async fn read_password(client: &Client, target: Target<'_>) -> Result<Option<Password>, ActError> {
-    let Some(secret_ref) = target.spec.auth.effective_password_secret(&target.meta.name) else {
+pub async fn read_password(
+    client: &Client,
+    target: Target<'_>,
+) -> Result<Option<Password>, ActError> {
+    let Some(secret_ref) = target
+        .spec
+        .auth
+        .effective_password_secret(&target.meta.name)
+    else {
         return Ok(None);
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), &target.meta.namespace);
-    let what = format!("reading Secret {}/{}", target.meta.namespace, secret_ref.name);
-    let secret = api.get_opt(&secret_ref.name).await.map_err(kube_err(what))?;
+    let what = format!(
+        "reading Secret {}/{}",
+        target.meta.namespace, secret_ref.name
+    );
+    let secret = api
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(kube_err(what))?;
     let value = secret
         .and_then(|s| s.data)
         .and_then(|d| d.get(&secret_ref.key).cloned())
@@ -78,7 +95,11 @@ pub async fn read_password(client: &Client, target: Target<'_>) -> Result<Option
 
 /// Applies every object of the spec: password Secret (generated once),
 /// connection Secret, ConfigMap, Services, StatefulSet, PDB.
-pub async fn apply_resources(client: &Client, target: Target<'_>, generation: i64) -> Result<Done, ActError> {
+pub async fn apply_resources(
+    client: &Client,
+    target: Target<'_>,
+    generation: i64,
+) -> Result<Done, ActError> {
     let meta = target.meta;
     let spec = target.spec;
     let ns = meta.namespace.as_str();
@@ -86,9 +107,8 @@ pub async fn apply_resources(client: &Client, target: Target<'_>, generation: i6
         Ok(pw) => pw,
         Err(ActError::NotYet(why)) if spec.auth.password_secret.is_none() => {
             tracing::debug!(cluster = %meta.name, %why, "generating the password Secret");
-            let generated = generate_password().map_err(|e| {
-                ActError::NotYet(format!("cannot generate a password: {e}"))
-            })?;
+            let generated = generate_password()
+                .map_err(|e| ActError::NotYet(format!("cannot generate a password: {e}")))?;
             if let Some(secret) = build_password_secret(meta, spec, &generated) {
                 apply(client, ns, &secret).await?;
             }
@@ -120,16 +140,32 @@ pub async fn apply_resources(client: &Client, target: Target<'_>, generation: i6
 }
 
 /// Sets `pod`'s role label to primary or replica, when it differs.
-pub async fn label_pod(client: &Client, target: Target<'_>, pod: &str, primary: bool) -> Result<Done, ActError> {
-    let want = if primary { Role::Primary } else { Role::Replica };
+pub async fn label_pod(
+    client: &Client,
+    target: Target<'_>,
+    pod: &str,
+    primary: bool,
+) -> Result<Done, ActError> {
+    let want = if primary {
+        Role::Primary
+    } else {
+        Role::Replica
+    };
     let current = target.state.pods.get(pod).and_then(|p| p.role_label);
     if current == Some(want) {
         return Ok(Done::said(format!("{pod} already labelled {want:?}")));
     }
-    let value = if primary { labels::ROLE_PRIMARY } else { labels::ROLE_REPLICA };
+    let value = if primary {
+        labels::ROLE_PRIMARY
+    } else {
+        labels::ROLE_REPLICA
+    };
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
     let patch = json!({ "metadata": { "labels": { labels::ROLE: value } } });
-    match api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => Ok(Done {
             detail: format!("{pod} labelled {value}"),
             events: vec![Event::RoleLabelObserved {
@@ -151,7 +187,11 @@ pub async fn label_pod(client: &Client, target: Target<'_>, pod: &str, primary: 
 
 /// Labels `primary` as the primary and every other pod as a replica,
 /// demoting first so two pods never both carry `role=primary`.
-pub async fn set_role_labels(client: &Client, target: Target<'_>, primary: Option<&str>) -> Result<Done, ActError> {
+pub async fn set_role_labels(
+    client: &Client,
+    target: Target<'_>,
+    primary: Option<&str>,
+) -> Result<Done, ActError> {
     let mut said = Vec::new();
     let mut events = Vec::new();
     for pod in target.state.pods.keys() {
@@ -190,7 +230,12 @@ pub async fn publish_boot(
 
 /// Deletes `pod` so its StatefulSet recreates it at `revision`; the
 /// deletion is conditional on the uid the decision saw.
-pub async fn delete_pod(client: &Client, target: Target<'_>, pod: &str, revision: &str) -> Result<Done, ActError> {
+pub async fn delete_pod(
+    client: &Client,
+    target: Target<'_>,
+    pod: &str,
+    revision: &str,
+) -> Result<Done, ActError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
     let uid = target.state.pods.get(pod).and_then(|p| p.uid.clone());
     let params = DeleteParams {
@@ -205,7 +250,9 @@ pub async fn delete_pod(client: &Client, target: Target<'_>, pod: &str, revision
         // so no decision counts it as ready meanwhile.
         Ok(_) => Ok(Done {
             detail: format!("deleted {pod} to recreate it at revision {revision}"),
-            events: vec![Event::PodDeleted { pod: pod.to_owned() }],
+            events: vec![Event::PodDeleted {
+                pod: pod.to_owned(),
+            }],
             password: None,
         }),
         Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -222,12 +269,16 @@ pub async fn delete_pod(client: &Client, target: Target<'_>, pod: &str, revision
 pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
     let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
     let patch = json!({ "metadata": { "annotations": { labels::SWITCHOVER_TO: null } } });
-    api.patch(&target.meta.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(kube_err(format!(
-            "clearing the switchover request of {}/{}",
-            target.meta.namespace, target.meta.name
-        )))?;
+    api.patch(
+        &target.meta.name,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "clearing the switchover request of {}/{}",
+        target.meta.namespace, target.meta.name
+    )))?;
     Ok(Done {
         detail: "switchover request cleared".to_owned(),
         events: vec![Event::SwitchoverRequestObserved { target: None }],
@@ -241,11 +292,20 @@ pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Don
 ///
 /// # Errors
 /// API errors other than 404.
-pub async fn delete_owned(client: &Client, meta: &ClusterMeta, delete_pvcs: bool) -> Result<Vec<String>, ActError> {
+pub async fn delete_owned(
+    client: &Client,
+    meta: &ClusterMeta,
+    delete_pvcs: bool,
+) -> Result<Vec<String>, ActError> {
     let ns = meta.namespace.as_str();
     let name = meta.name.as_str();
     let mut deleted = Vec::new();
-    async fn one<K>(client: &Client, ns: &str, name: &str, deleted: &mut Vec<String>) -> Result<(), ActError>
+    async fn one<K>(
+        client: &Client,
+        ns: &str,
+        name: &str,
+        deleted: &mut Vec<String>,
+    ) -> Result<(), ActError>
     where
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         <K as Resource>::DynamicType: Default,
@@ -265,13 +325,43 @@ pub async fn delete_owned(client: &Client, meta: &ClusterMeta, delete_pvcs: bool
         }
     }
     one::<StatefulSet>(client, ns, &resources::statefulset_name(name), &mut deleted).await?;
-    one::<Service>(client, ns, &resources::client_service_name(name), &mut deleted).await?;
-    one::<Service>(client, ns, &resources::read_service_name(name), &mut deleted).await?;
-    one::<Service>(client, ns, &resources::headless_service_name(name), &mut deleted).await?;
+    one::<Service>(
+        client,
+        ns,
+        &resources::client_service_name(name),
+        &mut deleted,
+    )
+    .await?;
+    one::<Service>(
+        client,
+        ns,
+        &resources::read_service_name(name),
+        &mut deleted,
+    )
+    .await?;
+    one::<Service>(
+        client,
+        ns,
+        &resources::headless_service_name(name),
+        &mut deleted,
+    )
+    .await?;
     one::<ConfigMap>(client, ns, &resources::config_map_name(name), &mut deleted).await?;
-    one::<ConfigMap>(client, ns, &resources::boot_config_map_name(name), &mut deleted).await?;
+    one::<ConfigMap>(
+        client,
+        ns,
+        &resources::boot_config_map_name(name),
+        &mut deleted,
+    )
+    .await?;
     one::<PodDisruptionBudget>(client, ns, &resources::pdb_name(name), &mut deleted).await?;
-    one::<Secret>(client, ns, &logbook_crds::connection_secret_name(name), &mut deleted).await?;
+    one::<Secret>(
+        client,
+        ns,
+        &logbook_crds::connection_secret_name(name),
+        &mut deleted,
+    )
+    .await?;
     one::<Secret>(
         client,
         ns,
@@ -282,7 +372,10 @@ pub async fn delete_owned(client: &Client, meta: &ClusterMeta, delete_pvcs: bool
     if delete_pvcs {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
         let lp = ListParams::default().labels(&labels::selector_string(name));
-        let pvcs = api.list(&lp).await.map_err(kube_err(format!("listing PVCs of {ns}/{name}")))?;
+        let pvcs = api
+            .list(&lp)
+            .await
+            .map_err(kube_err(format!("listing PVCs of {ns}/{name}")))?;
         for pvc in pvcs {
             let pvc_name = pvc.metadata.name.unwrap_or_default();
             one::<PersistentVolumeClaim>(client, ns, &pvc_name, &mut deleted).await?;

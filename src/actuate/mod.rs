@@ -55,7 +55,9 @@ impl ActError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Kube { source, .. } => match source {
-                kube::Error::Api(status) => status.code >= 500 || status.code == 409 || status.code == 429,
+                kube::Error::Api(status) => {
+                    status.code >= 500 || status.code == 409 || status.code == 429
+                }
                 _ => true,
             },
             Self::Valkey { source, .. } => source.is_retryable(),
@@ -159,7 +161,8 @@ impl Executor {
                 let fenced = valkey_ops::fence(&self.valkey, target, pod).await;
                 done.detail = format!("{}; {}", done.detail, fenced.detail);
                 done.events.extend(fenced.events);
-                done.events.extend(valkey_ops::offsets_of_others(&self.valkey, target, pod).await);
+                done.events
+                    .extend(valkey_ops::offsets_of_others(&self.valkey, target, pod).await);
                 Ok(done)
             }
             Intent::RollPod { pod, revision } => {
@@ -175,7 +178,9 @@ impl Executor {
             Intent::Switchover { from, to } => {
                 valkey_ops::switchover(&self.valkey, &self.client, target, from, to).await
             }
-            Intent::ClearSwitchoverRequest => kube_ops::clear_switchover(&self.client, target).await,
+            Intent::ClearSwitchoverRequest => {
+                kube_ops::clear_switchover(&self.client, target).await
+            }
             Intent::UpdateStatus
             | Intent::AddNode { .. }
             | Intent::ForgetNode { .. }

@@ -22,7 +22,12 @@ fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActErro
 }
 
 /// `REPLICAOF NO ONE` on `pod`, then its offset as the new primary.
-pub async fn promote(valkey: &ValkeyClient, target: Target<'_>, pod: &str, from: Option<&str>) -> Result<Done, ActError> {
+pub async fn promote(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    from: Option<&str>,
+) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
     valkey
         .replicaof(addr, None)
@@ -48,7 +53,12 @@ pub async fn promote(valkey: &ValkeyClient, target: Target<'_>, pod: &str, from:
 }
 
 /// `REPLICAOF <primary ip> 6379` on `pod`.
-pub async fn repoint(valkey: &ValkeyClient, target: Target<'_>, pod: &str, to: &str) -> Result<Done, ActError> {
+pub async fn repoint(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    to: &str,
+) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
     let primary = target.addr(to)?;
     valkey
@@ -77,10 +87,12 @@ pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Done
     // Waiting out a command timeout on a frozen or dead server would only
     // delay the promotion; such a server is fenced by its label now and
     // repointed when it answers again.
-    let reachable = target.state.pods.get(pod).and_then(|p| p.reachability)
-        == Some(Reachability::Reachable);
+    let reachable =
+        target.state.pods.get(pod).and_then(|p| p.reachability) == Some(Reachability::Reachable);
     if !reachable {
-        return Done::said(format!("{pod} not answering probes: fenced by its label only"));
+        return Done::said(format!(
+            "{pod} not answering probes: fenced by its label only"
+        ));
     }
     let fence = match FENCE_HOST.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, VALKEY_PORT),
@@ -118,12 +130,22 @@ pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Done
 
 /// The replication state of every pod but `except`, read now: the offsets
 /// a promotion right after a fence must rank.
-pub async fn offsets_of_others(valkey: &ValkeyClient, target: Target<'_>, except: &str) -> Vec<Event> {
+pub async fn offsets_of_others(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    except: &str,
+) -> Vec<Event> {
     let mut events = Vec::new();
     for name in target.state.pods.keys().filter(|p| p.as_str() != except) {
-        let Ok(addr) = target.addr(name) else { continue };
-        let Ok(info) = valkey.info_replication(addr).await else { continue };
-        let Ok(replid) = logbook_journal::ReplId::from_hex(&info.replid) else { continue };
+        let Ok(addr) = target.addr(name) else {
+            continue;
+        };
+        let Ok(info) = valkey.info_replication(addr).await else {
+            continue;
+        };
+        let Ok(replid) = logbook_journal::ReplId::from_hex(&info.replid) else {
+            continue;
+        };
         events.push(Event::ReplicationObserved {
             pod: name.clone(),
             link: crate::observe::link_status(&info),
@@ -163,9 +185,14 @@ pub async fn switchover(
     let unpaused = valkey.client_unpause(from_addr).await;
     let mut done = result?;
     if let Err(err) = unpaused {
-        done.detail.push_str(&format!("; unpause of {from} failed ({err}), the pause expires by itself"));
+        done.detail.push_str(&format!(
+            "; unpause of {from} failed ({err}), the pause expires by itself"
+        ));
     }
-    done.detail.push_str(&format!("; writes held {} ms", started.elapsed().as_millis()));
+    done.detail.push_str(&format!(
+        "; writes held {} ms",
+        started.elapsed().as_millis()
+    ));
     Ok(done)
 }
 
@@ -189,7 +216,10 @@ async fn hand_over(
             .info_replication(to_addr)
             .await
             .map_err(valkey_err(format!("reading the offset of {to}")))?;
-        let applied = info.primary.as_ref().map_or(info.master_repl_offset, |l| l.replica_offset);
+        let applied = info
+            .primary
+            .as_ref()
+            .map_or(info.master_repl_offset, |l| l.replica_offset);
         if applied >= goal {
             break;
         }
@@ -213,17 +243,17 @@ async fn hand_over(
     let mut events = demoted.events;
     events.extend(promoted.events);
     events.extend([
-            Event::ReplicaPromoted {
-                pod: to.to_owned(),
-                from: Some(from.to_owned()),
-                offset: goal,
-            },
-            Event::NodeRoleObserved {
-                pod: from.to_owned(),
-                role: Role::Replica,
-                primary: Some(to.to_owned()),
-            },
-        ]);
+        Event::ReplicaPromoted {
+            pod: to.to_owned(),
+            from: Some(from.to_owned()),
+            offset: goal,
+        },
+        Event::NodeRoleObserved {
+            pod: from.to_owned(),
+            role: Role::Replica,
+            primary: Some(to.to_owned()),
+        },
+    ]);
     Ok(Done {
         detail: format!("{to} took over from {from} at offset {goal}"),
         events,

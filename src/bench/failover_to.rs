@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::conn::{connect, query};
 use super::process::{Mode, ValkeyProcess};
-use super::readback::missing_keys;
 use super::readiness::{probe_acked, replicas_online, success_after};
 use super::resolve::Target;
 use super::writer::{WriteProbe, WriteProbeConfig};
@@ -108,21 +107,7 @@ async fn switchover(
     tokio::time::sleep(TAIL).await;
     let log = probe.stop().await;
 
-    let window =
-        log.pause_around(command_at, &new_primary)
-            .ok_or_else(|| BenchError::Protocol {
-                addr: old_primary.clone(),
-                command: "SET",
-                detail: "no successful write before FAILOVER".to_owned(),
-            })?;
-    let acked = log.acked_keys();
-    let missing = missing_keys(&new_primary, None, &log.prefix, &acked).await?;
-    Ok(RunResult {
-        window,
-        lost_acked: missing.len(),
-        acked: acked.len(),
-        // The command switches roles once; a run where it did not complete
-        // ends above with an error.
-        failovers: 1,
-    })
+    // The command switches roles once; a run where it did not complete
+    // ended above with an error.
+    super::measure(&log, command_at, &new_primary, 1).await
 }

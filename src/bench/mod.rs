@@ -170,3 +170,33 @@ pub struct RunResult {
     /// events for Sentinel; 1 for a completed `FAILOVER TO`).
     pub failovers: usize,
 }
+
+/// The result of a run whose writes are in `log`: the pause from `at` until
+/// the first success on `new_primary`, and the acknowledged writes missing
+/// there.
+///
+/// # Errors
+/// [`BenchError::Protocol`] when no write succeeded before `at`; read-back
+/// errors.
+pub(crate) async fn measure(
+    log: &WriteLog,
+    at: std::time::Instant,
+    new_primary: &str,
+    failovers: usize,
+) -> Result<RunResult, BenchError> {
+    let window = log
+        .pause_around(at, new_primary)
+        .ok_or_else(|| BenchError::Protocol {
+            addr: new_primary.to_owned(),
+            command: "SET",
+            detail: "no successful write before the fault or command".to_owned(),
+        })?;
+    let acked = log.acked_keys();
+    let missing = missing_keys(new_primary, None, &log.prefix, &acked).await?;
+    Ok(RunResult {
+        window,
+        lost_acked: missing.len(),
+        acked: acked.len(),
+        failovers,
+    })
+}

@@ -73,7 +73,10 @@ impl OperatorBench {
         let dir = tempfile::Builder::new()
             .prefix("logbook-bench-")
             .tempdir()
-            .map_err(|source| BenchError::Io { what: "a work directory".into(), source })?;
+            .map_err(|source| BenchError::Io {
+                what: "a work directory".into(),
+                source,
+            })?;
         let config = logbook_localkube::Config {
             workloads: Some(logbook_localkube::WorkloadsConfig {
                 state_dir: dir.path().join("workloads"),
@@ -157,7 +160,10 @@ impl OperatorBench {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(harness("waiting for Ready")(format!("status: {:?}", vkc.status)));
+                return Err(harness("waiting for Ready")(format!(
+                    "status: {:?}",
+                    vkc.status
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -181,7 +187,12 @@ impl OperatorBench {
     }
 
     async fn failovers(&self) -> Result<Option<i64>, BenchError> {
-        Ok(self.cluster().await?.status.and_then(|s| s.last_failover).and_then(|f| f.seq))
+        Ok(self
+            .cluster()
+            .await?
+            .status
+            .and_then(|s| s.last_failover)
+            .and_then(|f| f.seq))
     }
 
     async fn service_addr(&self) -> Result<String, BenchError> {
@@ -203,12 +214,16 @@ impl OperatorBench {
     pub async fn run(&self, scenario: Scenario, run: usize) -> Result<RunResult, BenchError> {
         let (primary, primary_ip) = self.primary().await?;
         let before = self.failovers().await?;
-        let mut config = WriteProbeConfig::fixed(self.service_addr().await?, format!("{scenario:?}-{run}"));
+        let mut config =
+            WriteProbeConfig::fixed(self.service_addr().await?, format!("{scenario:?}-{run}"));
         config.password = self.password.clone();
         config.wait_replicas = true;
         let probe = WriteProbe::start(config);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let faults = self.server.faults().ok_or_else(|| harness("faults")("no kubelet".into()))?;
+        let faults = self
+            .server
+            .faults()
+            .ok_or_else(|| harness("faults")("no kubelet".into()))?;
         let fault_at = std::time::Instant::now();
         match scenario {
             Scenario::Kill => faults
@@ -260,19 +275,26 @@ impl OperatorBench {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(harness("waiting for a new primary")(format!("{scenario:?} run {run}")));
+                    return Err(harness("waiting for a new primary")(format!(
+                        "{scenario:?} run {run}"
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         while probe.first_success_after(moved_at, None).is_none() {
             if Instant::now() > deadline {
-                return Err(harness("waiting for writes to resume")(format!("{scenario:?} run {run}")));
+                return Err(harness("waiting for writes to resume")(format!(
+                    "{scenario:?} run {run}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if scenario == Scenario::Freeze {
-            faults.thaw(NS, &primary).await.map_err(|e| harness("thaw")(e.to_string()))?;
+            faults
+                .thaw(NS, &primary)
+                .await
+                .map_err(|e| harness("thaw")(e.to_string()))?;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = probe.stop().await;
@@ -280,7 +302,13 @@ impl OperatorBench {
         self.wait_ready(Duration::from_secs(60)).await?;
         let (_, new_ip) = self.primary().await?;
         let acked = log.acked_keys();
-        let missing = missing_keys(&format!("{new_ip}:6379"), self.password.as_ref(), &log.prefix, &acked).await?;
+        let missing = missing_keys(
+            &format!("{new_ip}:6379"),
+            self.password.as_ref(),
+            &log.prefix,
+            &acked,
+        )
+        .await?;
         let after = self.failovers().await?;
         Ok(RunResult {
             window: log.longest_gap_from(fault_at).unwrap_or_default(),

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::conn::query_once;
 use super::process::{Mode, ValkeyProcess};
-use super::readback::missing_keys;
 use super::readiness::{probe_acked, replicas_online, success_after};
 use super::resolve::Target;
 use super::resolve::ask_sentinel;
@@ -245,21 +244,7 @@ async fn sentinel_run(
     tokio::time::sleep(TAIL).await;
     let log = probe.stop().await;
 
-    let window = log
-        .pause_around(fault_at, &new_primary)
-        .ok_or_else(|| BenchError::Protocol {
-            addr: new_primary.clone(),
-            command: "SET",
-            detail: "no successful write before the fault".to_owned(),
-        })?;
-    let acked = log.acked_keys();
-    let missing = missing_keys(&new_primary, None, &log.prefix, &acked).await?;
-    Ok(RunResult {
-        window,
-        lost_acked: missing.len(),
-        acked: acked.len(),
-        failovers: setup.failovers(),
-    })
+    super::measure(&log, fault_at, &new_primary, setup.failovers()).await
 }
 
 #[cfg(test)]

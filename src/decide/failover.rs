@@ -7,7 +7,9 @@
 //! `failure_threshold` consecutive failures AND with every reachable
 //! replica of the primary reporting its link down or silent.
 
-use logbook_journal::{Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp};
+use logbook_journal::{
+    Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp,
+};
 
 use super::Decision;
 use super::roles::after_new_primary;
@@ -51,7 +53,9 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
         Some(PodPhase::Pending | PodPhase::Running | PodPhase::Unknown) | None => {}
     }
     match pod.view.reachability {
-        Some(Reachability::Refused | Reachability::NoAddress) if failures >= DEATH_CONFIRMATIONS => {
+        Some(Reachability::Refused | Reachability::NoAddress)
+            if failures >= DEATH_CONFIRMATIONS =>
+        {
             Verdict::Dead { failures }
         }
         Some(Reachability::TimedOut | Reachability::ProtocolError)

@@ -32,7 +32,14 @@ pub fn kube_time(at: Timestamp) -> Time {
     Time(jiff::Timestamp::from_microsecond(at.as_micros()).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
 }
 
-fn condition(type_: &str, ok: bool, reason: &str, message: String, at: Timestamp, generation: Option<i64>) -> Condition {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    at: Timestamp,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.to_owned(),
         status: if ok { "True" } else { "False" }.to_owned(),
@@ -104,11 +111,13 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         observed_generation,
     );
     let Some(view) = view else {
-        status.phase = Some(if matches!(state.spec_status, SpecStatus::Rejected { .. }) {
-            ClusterPhase::Failed
-        } else {
-            ClusterPhase::Pending
-        });
+        status.phase = Some(
+            if matches!(state.spec_status, SpecStatus::Rejected { .. }) {
+                ClusterPhase::Failed
+            } else {
+                ClusterPhase::Pending
+            },
+        );
         status.conditions = vec![spec_valid, journal];
         return status;
     };
@@ -126,9 +135,17 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     let replicas_in_sync = view.primary().map_or(0, |p| {
         view.pods().iter().filter(|r| r.in_sync_with(p)).count()
     });
-    let outdated = state.statefulset.as_ref().and_then(|s| s.update_revision.as_deref()).map_or(0, |rev| {
-        state.pods.values().filter(|p| p.revision.as_deref() != Some(rev)).count()
-    });
+    let outdated = state
+        .statefulset
+        .as_ref()
+        .and_then(|s| s.update_revision.as_deref())
+        .map_or(0, |rev| {
+            state
+                .pods
+                .values()
+                .filter(|p| p.revision.as_deref() != Some(rev))
+                .count()
+        });
     let full = ready_replicas >= wanted_i32
         && healthy_primary
         && (view.topology() == Topology::Standalone
@@ -137,7 +154,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         || outdated > 0
         || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
         || state.switchover_request.is_some();
-    let ever_ready = state.boot_primary.as_ref().is_some_and(|(p, _)| p.is_some())
+    let ever_ready = state
+        .boot_primary
+        .as_ref()
+        .is_some_and(|(p, _)| p.is_some())
         || (view.topology() == Topology::Standalone && state.primary.is_some());
     let phase = if view.spec.paused {
         ClusterPhase::Paused
@@ -175,7 +195,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         condition(
             CONDITION_PROGRESSING,
             progressing,
-            if progressing { "Reconciling" } else { "Converged" },
+            if progressing {
+                "Reconciling"
+            } else {
+                "Converged"
+            },
             if outdated > 0 {
                 format!("{outdated} pods on an outdated revision")
             } else {
@@ -187,7 +211,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         condition(
             CONDITION_DEGRADED,
             ever_ready && !full,
-            if ever_ready && !full { "ReducedRedundancy" } else { "FullRedundancy" },
+            if ever_ready && !full {
+                "ReducedRedundancy"
+            } else {
+                "FullRedundancy"
+            },
             summary,
             at,
             observed_generation,

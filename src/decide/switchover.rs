@@ -57,7 +57,12 @@ pub fn decide_switchover(view: &ClusterView<'_>) -> Vec<Decision> {
         ReasonCode::Requested,
         detail.clone(),
     )];
-    out.extend(after_new_primary(view, &target, &ReasonCode::Requested, &detail));
+    out.extend(after_new_primary(
+        view,
+        &target,
+        &ReasonCode::Requested,
+        &detail,
+    ));
     out.push(Decision::new(
         Intent::ClearSwitchoverRequest,
         ReasonCode::Requested,

@@ -204,7 +204,8 @@ fn bootstrap_waits_for_every_running_pod_then_picks_the_lowest_ordinal() {
         .reach(2, Reachability::Reachable)
         .role(2, Role::Replica, None);
     assert!(g.intents().is_empty(), "demo-0 runs but has not answered");
-    g.reach(0, Reachability::Reachable).role(0, Role::Replica, None);
+    g.reach(0, Reachability::Reachable)
+        .role(0, Role::Replica, None);
     assert_eq!(
         g.intents(),
         vec![
@@ -256,7 +257,8 @@ fn a_converged_cluster_decides_nothing() {
 #[test]
 fn one_refusal_is_confirmed_before_acting_then_the_highest_offset_wins() {
     let mut g = Given::converged(3);
-    g.repl(1, LinkStatus::Down, 900, 7).repl(2, LinkStatus::Down, 950, 7);
+    g.repl(1, LinkStatus::Down, 900, 7)
+        .repl(2, LinkStatus::Down, 950, 7);
     g.reach(0, Reachability::Refused);
     assert!(g.intents().is_empty(), "one refusal is not yet proof");
     g.reach(0, Reachability::Refused);
@@ -290,7 +292,10 @@ fn one_refusal_is_confirmed_before_acting_then_the_highest_offset_wins() {
         panic!("{:?}", decisions[1].reason)
     };
     assert!(death);
-    let offsets: Vec<_> = candidates.iter().map(|c| (c.pod.as_str(), c.offset)).collect();
+    let offsets: Vec<_> = candidates
+        .iter()
+        .map(|c| (c.pod.as_str(), c.offset))
+        .collect();
     assert_eq!(offsets, vec![("demo-2", Some(950)), ("demo-1", Some(900))]);
     assert!(decisions[1].reason.detail.contains("demo-2 offset 950"));
 }
@@ -298,8 +303,10 @@ fn one_refusal_is_confirmed_before_acting_then_the_highest_offset_wins() {
 #[test]
 fn a_replica_on_another_history_loses_to_one_on_the_primarys() {
     let mut g = Given::converged(3);
-    g.repl(1, LinkStatus::Down, 90, 7).repl(2, LinkStatus::Down, 5000, 9);
-    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    g.repl(1, LinkStatus::Down, 90, 7)
+        .repl(2, LinkStatus::Down, 5000, 9);
+    g.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
     assert_eq!(
         g.intents()[1],
         Intent::PromoteReplica {
@@ -328,7 +335,8 @@ fn a_deleted_primary_pod_is_death_at_once() {
 fn a_slow_primary_is_never_failed_over_without_the_threshold_and_its_replicas() {
     let mut g = Given::converged(3);
     // Two timeouts (a one-second DEBUG SLEEP at most causes this): nothing.
-    g.reach(0, Reachability::TimedOut).reach(0, Reachability::TimedOut);
+    g.reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::TimedOut);
     assert!(g.intents().is_empty());
     // Three timeouts but the replicas still hear from it: nothing.
     g.reach(0, Reachability::TimedOut);
@@ -363,7 +371,8 @@ fn nothing_is_decided_while_intents_are_in_flight_or_when_paused() {
             },
         }],
     });
-    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    g.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
     assert!(g.intents().is_empty());
 
     let mut p = Given::converged(3);
@@ -374,7 +383,8 @@ fn nothing_is_decided_while_intents_are_in_flight_or_when_paused() {
         spec_json: serde_json::to_string(&spec).unwrap(),
         fingerprint: SpecFingerprint([1; 32]),
     });
-    p.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
+    p.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
     assert!(p.intents().is_empty());
 }
 
@@ -384,16 +394,23 @@ fn automatic_false_means_no_failover() {
     let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
     spec.failover.automatic = false;
     g.spec(&spec);
-    g.reach(0, Reachability::Refused).reach(0, Reachability::Refused);
-    assert!(!g.intents().iter().any(|i| matches!(i, Intent::PromoteReplica { .. })));
+    g.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
+    assert!(
+        !g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::PromoteReplica { .. }))
+    );
 }
 
 #[test]
 fn a_restarted_primary_that_came_back_fenced_is_replaced_not_trusted() {
     let mut g = Given::converged(3);
-    g.repl(1, LinkStatus::Down, 500, 7).repl(2, LinkStatus::Down, 400, 7);
+    g.repl(1, LinkStatus::Down, 500, 7)
+        .repl(2, LinkStatus::Down, 400, 7);
     // Its container restarted in place: it booted fenced, empty.
-    g.role(0, Role::Replica, None).repl(0, LinkStatus::Down, 0, 8);
+    g.role(0, Role::Replica, None)
+        .repl(0, LinkStatus::Down, 0, 8);
     let decisions = g.decide();
     assert_eq!(
         decisions[0].intent,
@@ -417,7 +434,8 @@ fn a_restarted_primary_that_came_back_fenced_is_replaced_not_trusted() {
 #[test]
 fn a_recreated_primary_pod_with_as_much_data_still_comes_back_as_a_replica() {
     let mut g = Given::converged(3);
-    g.repl(1, LinkStatus::Down, 500, 7).repl(2, LinkStatus::Down, 500, 7);
+    g.repl(1, LinkStatus::Down, 500, 7)
+        .repl(2, LinkStatus::Down, 500, 7);
     // Its pod was deleted and recreated before two refusals were seen; it
     // reloaded a snapshot holding everything its replicas have.
     g.pod(0, "r1-new")
@@ -585,7 +603,9 @@ fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
         }
     );
     assert!(
-        !intents.iter().any(|i| matches!(i, Intent::RepointReplica { pod: p, .. } if *p == pod(0))),
+        !intents
+            .iter()
+            .any(|i| matches!(i, Intent::RepointReplica { pod: p, .. } if *p == pod(0))),
         "a pod being deleted is not repointed: {intents:?}"
     );
 }

@@ -28,7 +28,13 @@ fn ready(pod: &Pod) -> bool {
 }
 
 fn role_label(pod: &Pod) -> Option<Role> {
-    match pod.metadata.labels.as_ref().and_then(|l| l.get(ROLE)).map(String::as_str) {
+    match pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ROLE))
+        .map(String::as_str)
+    {
         Some(ROLE_PRIMARY) => Some(Role::Primary),
         Some(ROLE_REPLICA) => Some(Role::Replica),
         _ => None,
@@ -47,7 +53,11 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
         };
         seen.insert(name.clone());
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty());
         let phase = pod_phase(pod);
         let ready = ready(pod);
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());

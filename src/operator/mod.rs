@@ -68,7 +68,11 @@ pub struct Context {
 impl Context {
     /// The runtime of `meta`'s cluster, opened (and its prober started) on
     /// first use.
-    async fn handle(&self, meta: &crate::resources::ClusterMeta, reference: ObjectReference) -> Result<Arc<Mutex<ClusterRuntime>>, OperatorError> {
+    async fn handle(
+        &self,
+        meta: &crate::resources::ClusterMeta,
+        reference: ObjectReference,
+    ) -> Result<Arc<Mutex<ClusterRuntime>>, OperatorError> {
         let mut clusters = self.clusters.lock().await;
         if let Some(handle) = clusters.get(&meta.uid) {
             return Ok(handle.runtime.clone());
@@ -100,8 +104,19 @@ impl Context {
     }
 }
 
-fn journal_stream_error(err: logbook_journal::ids::IdError) -> OperatorError {
-    OperatorError::Finalizer(format!("operator stream id: {err}"))
+/// Appends one lifecycle event to the operator stream.
+async fn append_operator_event(
+    stream: &mut StreamWriter<SledStore>,
+    event: Event,
+) -> Result<(), OperatorError> {
+    stream
+        .append(vec![NewEvent::now(event)])
+        .await
+        .map(drop)
+        .map_err(|source| OperatorError::Append {
+            cluster: "operator".to_owned(),
+            source,
+        })
 }
 
 /// Runs the operator until `shutdown` completes.
@@ -113,33 +128,32 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), OperatorError> {
-    std::fs::create_dir_all(&config.journal_dir).map_err(|e| OperatorError::Config(format!(
-        "cannot create the journal directory {}: {e}",
-        config.journal_dir.display()
-    )))?;
-    let store = SledStore::open(&config.journal_dir, logbook_journal::Durability::Flush).map_err(|source| {
-        OperatorError::Store {
+    std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
+        OperatorError::Config(format!(
+            "cannot create the journal directory {}: {e}",
+            config.journal_dir.display()
+        ))
+    })?;
+    let store = SledStore::open(&config.journal_dir, logbook_journal::Durability::Flush).map_err(
+        |source| OperatorError::Store {
             path: config.journal_dir.display().to_string(),
             source,
-        }
-    })?;
-    let _ = journal_stream_error;
+        },
+    )?;
     let mut operator_stream = StreamWriter::open(store.clone(), StreamId::operator(), 0)
         .await
         .map_err(|source| OperatorError::Append {
             cluster: "operator".to_owned(),
             source,
         })?;
-    operator_stream
-        .append(vec![NewEvent::now(Event::OperatorStarted {
+    append_operator_event(
+        &mut operator_stream,
+        Event::OperatorStarted {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             instance: config.instance.clone(),
-        })])
-        .await
-        .map_err(|source| OperatorError::Append {
-            cluster: "operator".to_owned(),
-            source,
-        })?;
+        },
+    )
+    .await?;
     let reporter = Reporter {
         controller: "logbook".to_owned(),
         instance: Some(config.instance.clone()),
@@ -174,8 +188,13 @@ pub async fn run(
             Api::all(client.clone()),
         ),
     };
-    let managed = watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE));
-    let pod_watch = watcher::Config::default().labels(&format!("{}={}", labels::NAME, labels::NAME_VALUE));
+    let managed = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let pod_watch =
+        watcher::Config::default().labels(&format!("{}={}", labels::NAME, labels::NAME_VALUE));
     tracing::info!(instance = %config.instance, journal = %config.journal_dir.display(), "operator started");
     Controller::new(clusters, watcher::Config::default())
         .owns(sets, managed.clone())
@@ -197,15 +216,13 @@ pub async fn run(
         })
         .await;
     ctx.stop_all().await;
-    operator_stream
-        .append(vec![NewEvent::now(Event::OperatorStopped {
+    append_operator_event(
+        &mut operator_stream,
+        Event::OperatorStopped {
             instance: config.instance.clone(),
-        })])
-        .await
-        .map_err(|source| OperatorError::Append {
-            cluster: "operator".to_owned(),
-            source,
-        })?;
+        },
+    )
+    .await?;
     store.flush().map_err(|source| OperatorError::Store {
         path: config.journal_dir.display().to_string(),
         source,

@@ -46,7 +46,9 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
                 .state
                 .policy
                 .as_ref()
-                .map_or(Duration::from_millis(500), |p| Duration::from_millis(p.probe_interval_ms))
+                .map_or(Duration::from_millis(500), |p| {
+                    Duration::from_millis(p.probe_interval_ms)
+                })
                 .max(MIN_INTERVAL)
         };
         // Rounds start every interval: a round slowed by a timeout (a
@@ -75,7 +77,10 @@ pub fn probe_timeouts(interval: Duration) -> Timeouts {
     }
 }
 
-async fn probe_all(client: &ValkeyClient, pods: &[(String, Option<SocketAddr>)]) -> Vec<(String, Option<Outcome>)> {
+async fn probe_all(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+) -> Vec<(String, Option<Outcome>)> {
     join_all(pods.iter().map(|(name, addr)| async move {
         match addr {
             Some(addr) => (name.clone(), Some(client.probe(*addr).await)),
@@ -151,23 +156,42 @@ async fn round(
     for (name, outcome) in &results {
         // Only pods still known (one may have been deleted meanwhile).
         if guard.state.pods.contains_key(name) {
-            events.extend(observe_probe(&guard.state, name, &observation(outcome), &ip_to_pod, cap, want_offsets));
+            events.extend(observe_probe(
+                &guard.state,
+                name,
+                &observation(outcome),
+                &ip_to_pod,
+                cap,
+                want_offsets,
+            ));
         }
     }
     guard.record(events, None).await?;
     // Confirm a refusal of the primary at once: one more probe.
     if let Some(primary) = primary {
         let refused = guard.state.pods.get(&primary).is_some_and(|v| {
-            matches!(v.reachability, Some(Reachability::Refused | Reachability::NoAddress))
-                && v.consecutive_failures < crate::decide::DEATH_CONFIRMATIONS
+            matches!(
+                v.reachability,
+                Some(Reachability::Refused | Reachability::NoAddress)
+            ) && v.consecutive_failures < crate::decide::DEATH_CONFIRMATIONS
         });
         if refused {
-            let addr = pods.iter().find(|(n, _)| *n == primary).and_then(|(_, a)| *a);
+            let addr = pods
+                .iter()
+                .find(|(n, _)| *n == primary)
+                .and_then(|(_, a)| *a);
             let outcome = match addr {
                 Some(addr) => Some(client.probe(addr).await),
                 None => None,
             };
-            let events = observe_probe(&guard.state, &primary, &observation(&outcome), &ip_to_pod, cap, true);
+            let events = observe_probe(
+                &guard.state,
+                &primary,
+                &observation(&outcome),
+                &ip_to_pod,
+                cap,
+                true,
+            );
             guard.record(events, None).await?;
         }
     }

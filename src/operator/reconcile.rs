@@ -30,7 +30,10 @@ const RESYNC: Duration = Duration::from_secs(300);
 ///
 /// # Errors
 /// [`OperatorError`]; the controller retries after [`error_policy`].
-pub async fn reconcile(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
+pub async fn reconcile(
+    obj: Arc<ValkeyCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, OperatorError> {
     let ns = obj.namespace().ok_or(OperatorError::MissingMeta)?;
     let api: Api<ValkeyCluster> = Api::namespaced(ctx.deps.client.clone(), &ns);
     finalizer(&api, FINALIZER, obj, |event| async {
@@ -93,7 +96,9 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         };
         match read_password(&client, target).await {
             Ok(password) => rt.set_password(password).await,
-            Err(err) => tracing::debug!(cluster = %rt.cluster(), %err, "password not available yet"),
+            Err(err) => {
+                tracing::debug!(cluster = %rt.cluster(), %err, "password not available yet")
+            }
         }
     }
     rt.act().await?;

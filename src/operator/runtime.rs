@@ -92,22 +92,33 @@ impl ClusterRuntime {
     ///
     /// # Errors
     /// Journal read or append errors.
-    pub async fn open(deps: &RuntimeDeps, meta: ClusterMeta, reference: ObjectReference) -> Result<Self, OperatorError> {
+    pub async fn open(
+        deps: &RuntimeDeps,
+        meta: ClusterMeta,
+        reference: ObjectReference,
+    ) -> Result<Self, OperatorError> {
         let cluster = format!("{}/{}", meta.namespace, meta.name);
-        let stream = StreamId::new(meta.uid.clone()).map_err(|e| OperatorError::Finalizer(format!("stream id of {cluster}: {e}")))?;
+        let stream = StreamId::new(meta.uid.clone())
+            .map_err(|e| OperatorError::Finalizer(format!("stream id of {cluster}: {e}")))?;
         let state = match load_state(&deps.store, &stream).await {
             Ok(loaded) => loaded.state,
             Err(ReadError::Snapshot(err)) => {
                 tracing::warn!(%cluster, %err, "snapshot unreadable; folding the journal from the start");
                 load_state_from_start(&deps.store, &stream)
                     .await
-                    .map_err(|source| OperatorError::Load { cluster: cluster.clone(), source })?
+                    .map_err(|source| OperatorError::Load {
+                        cluster: cluster.clone(),
+                        source,
+                    })?
             }
             Err(source) => return Err(OperatorError::Load { cluster, source }),
         };
         let writer = StreamWriter::open(deps.store.clone(), stream, state.epoch)
             .await
-            .map_err(|source| OperatorError::Append { cluster: cluster.clone(), source })?;
+            .map_err(|source| OperatorError::Append {
+                cluster: cluster.clone(),
+                source,
+            })?;
         let timeouts = crate::valkey::Timeouts::default();
         let mut runtime = Self {
             meta,
@@ -185,7 +196,11 @@ impl ClusterRuntime {
     ///
     /// # Errors
     /// The append failed; the projection is unchanged.
-    pub async fn record(&mut self, events: Vec<Event>, cause: Option<Uuid>) -> Result<Vec<Envelope>, OperatorError> {
+    pub async fn record(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+    ) -> Result<Vec<Envelope>, OperatorError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -221,7 +236,9 @@ impl ClusterRuntime {
             return;
         }
         let (seq, hash) = (self.state.last_seq, self.state.last_hash);
-        let saved = logbook_journal::snapshot::save(self.writer.store(), self.writer.stream(), &self.state).await;
+        let saved =
+            logbook_journal::snapshot::save(self.writer.store(), self.writer.stream(), &self.state)
+                .await;
         if let Err(err) = saved {
             tracing::warn!(cluster = %self.cluster(), %err, "cannot store a snapshot");
             return;
@@ -236,7 +253,9 @@ impl ClusterRuntime {
                     self.state.apply(envelope);
                 }
             }
-            Err(err) => tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot"),
+            Err(err) => {
+                tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot")
+            }
         }
     }
 
@@ -244,7 +263,8 @@ impl ClusterRuntime {
     /// spec's probe settings.
     fn policy_for(&self, spec: &ValkeyClusterSpec) -> Policy {
         Policy {
-            probe_interval_ms: u64::try_from(spec.failover.probe_interval_milliseconds).unwrap_or(500),
+            probe_interval_ms: u64::try_from(spec.failover.probe_interval_milliseconds)
+                .unwrap_or(500),
             failure_threshold: u32::try_from(spec.failover.failure_threshold).unwrap_or(3),
             features: self.features.clone(),
         }
@@ -260,7 +280,8 @@ impl ClusterRuntime {
         };
         let policy = self.policy_for(&spec);
         if self.state.policy.as_ref() != Some(&policy) {
-            self.record(vec![Event::PolicyRecorded { policy }], None).await?;
+            self.record(vec![Event::PolicyRecorded { policy }], None)
+                .await?;
         }
         Ok(())
     }
@@ -272,7 +293,10 @@ impl ClusterRuntime {
     /// # Errors
     /// Journal append errors (the intents' own failures are outcomes).
     pub async fn act(&mut self) -> Result<(), OperatorError> {
-        if self.backoff.is_some_and(|(until, _)| Instant::now() < until) {
+        if self
+            .backoff
+            .is_some_and(|(until, _)| Instant::now() < until)
+        {
             return Ok(());
         }
         for _ in 0..MAX_STEPS {
@@ -290,12 +314,19 @@ impl ClusterRuntime {
                 })
                 .collect();
             let decided = self
-                .record(vec![Event::Decided { intents: planned.clone() }], None)
+                .record(
+                    vec![Event::Decided {
+                        intents: planned.clone(),
+                    }],
+                    None,
+                )
                 .await?;
             let cause = decided.first().map(|e| e.id);
             self.announce_decision(&planned).await;
             if !self.execute_all(&planned, cause).await? {
-                let wait = self.backoff.map_or(FIRST_BACKOFF, |(_, d)| (d * 2).min(MAX_BACKOFF));
+                let wait = self
+                    .backoff
+                    .map_or(FIRST_BACKOFF, |(_, d)| (d * 2).min(MAX_BACKOFF));
                 self.backoff = Some((Instant::now() + wait, wait));
                 return Ok(());
             }
@@ -307,7 +338,11 @@ impl ClusterRuntime {
 
     /// Runs `planned` in order; after a failure the rest are abandoned.
     /// Returns whether all succeeded.
-    async fn execute_all(&mut self, planned: &[PlannedIntent], cause: Option<Uuid>) -> Result<bool, OperatorError> {
+    async fn execute_all(
+        &mut self,
+        planned: &[PlannedIntent],
+        cause: Option<Uuid>,
+    ) -> Result<bool, OperatorError> {
         let Some(Ok(spec)) = self.state.desired_spec() else {
             return Ok(false);
         };
@@ -343,7 +378,12 @@ impl ClusterRuntime {
         Ok(failed.is_none())
     }
 
-    async fn succeeded(&mut self, p: &PlannedIntent, done: Done, cause: Option<Uuid>) -> Result<(), OperatorError> {
+    async fn succeeded(
+        &mut self,
+        p: &PlannedIntent,
+        done: Done,
+        cause: Option<Uuid>,
+    ) -> Result<(), OperatorError> {
         if let Some(password) = done.password {
             self.set_password(Some(password)).await;
         }
@@ -354,13 +394,27 @@ impl ClusterRuntime {
             detail: done.detail.clone(),
         });
         self.record(events, cause).await?;
-        if matches!(p.intent, Intent::PromoteReplica { .. } | Intent::Switchover { .. } | Intent::RollPod { .. }) {
-            self.publish_event(EventType::Normal, intent_name(&p.intent), "Succeeded", done.detail).await;
+        if matches!(
+            p.intent,
+            Intent::PromoteReplica { .. } | Intent::Switchover { .. } | Intent::RollPod { .. }
+        ) {
+            self.publish_event(
+                EventType::Normal,
+                intent_name(&p.intent),
+                "Succeeded",
+                done.detail,
+            )
+            .await;
         }
         Ok(())
     }
 
-    async fn failed(&mut self, p: &PlannedIntent, err: &ActError, cause: Option<Uuid>) -> Result<(), OperatorError> {
+    async fn failed(
+        &mut self,
+        p: &PlannedIntent,
+        err: &ActError,
+        cause: Option<Uuid>,
+    ) -> Result<(), OperatorError> {
         tracing::warn!(cluster = %self.cluster(), intent = ?p.intent, error = %err, "intent failed");
         self.record(
             vec![Event::IntentFailed {
@@ -371,7 +425,13 @@ impl ClusterRuntime {
             cause,
         )
         .await?;
-        self.publish_event(EventType::Warning, intent_name(&p.intent), "Failed", err.to_string()).await;
+        self.publish_event(
+            EventType::Warning,
+            intent_name(&p.intent),
+            "Failed",
+            err.to_string(),
+        )
+        .await;
         Ok(())
     }
 
@@ -381,7 +441,13 @@ impl ClusterRuntime {
         };
         let what: Vec<String> = planned.iter().map(|p| describe_intent(&p.intent)).collect();
         let note = format!("{}: {}", what.join(", "), first.reason.detail);
-        self.publish_event(EventType::Normal, intent_name(&first.intent), "Decided", note).await;
+        self.publish_event(
+            EventType::Normal,
+            intent_name(&first.intent),
+            "Decided",
+            note,
+        )
+        .await;
     }
 
     /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
@@ -412,7 +478,11 @@ impl ClusterRuntime {
     ///
     /// # Errors
     /// API errors.
-    pub async fn publish_status(&mut self, current: Option<&ValkeyClusterStatus>, backend: &str) -> Result<(), OperatorError> {
+    pub async fn publish_status(
+        &mut self,
+        current: Option<&ValkeyClusterStatus>,
+        backend: &str,
+    ) -> Result<(), OperatorError> {
         if self.state.deleted {
             return Ok(());
         }
@@ -434,14 +504,20 @@ impl ClusterRuntime {
                 }
             }
         }
-        if self.last_status.as_ref() == Some(&status) || (self.last_status.is_none() && current == Some(&status)) {
+        if self.last_status.as_ref() == Some(&status)
+            || (self.last_status.is_none() && current == Some(&status))
+        {
             self.last_status = Some(status);
             return Ok(());
         }
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), &self.meta.namespace);
         let patch = serde_json::json!({ "status": status });
         match api
-            .patch_status(&self.meta.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &self.meta.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => {
@@ -488,7 +564,10 @@ pub fn describe_intent(intent: &Intent) -> String {
             format!("label {} primary", primary.as_deref().unwrap_or("no pod"))
         }
         Intent::PublishBootConfig { primary, .. } => {
-            format!("boot replicas of {}", primary.as_deref().unwrap_or("nobody"))
+            format!(
+                "boot replicas of {}",
+                primary.as_deref().unwrap_or("nobody")
+            )
         }
         Intent::Switchover { from, to } => format!("switch over {from} -> {to}"),
         Intent::ClearSwitchoverRequest => "clear the switchover request".to_owned(),

@@ -148,14 +148,7 @@ impl ValkeyClient {
             )
             .await?;
         let role = parse_role(&reply).map_err(|source| ProbeError::Malformed { addr, source })?;
-        let mut info_cmd = redis::cmd("INFO");
-        info_cmd.arg("replication");
-        let (reply, _) = self
-            .run(addr, &info_cmd, "INFO", Duration::ZERO, Resend::Safe)
-            .await?;
-        let text = text_reply(addr, reply)?;
-        let info = parse_info_replication(&text)
-            .map_err(|source| ProbeError::Malformed { addr, source })?;
+        let info = self.info_replication(addr).await?;
         Ok(Probe {
             info,
             role,
@@ -185,7 +178,11 @@ impl ValkeyClient {
     /// # Errors
     ///
     /// Any [`ProbeError`].
-    pub async fn client_pause_writes(&self, addr: SocketAddr, timeout_ms: u64) -> Result<(), ProbeError> {
+    pub async fn client_pause_writes(
+        &self,
+        addr: SocketAddr,
+        timeout_ms: u64,
+    ) -> Result<(), ProbeError> {
         let mut cmd = redis::cmd("CLIENT");
         cmd.arg("PAUSE").arg(timeout_ms).arg("WRITE");
         let (reply, _) = self
@@ -218,7 +215,9 @@ impl ValkeyClient {
         let mut cmd = redis::cmd("DEBUG");
         cmd.arg("SLEEP").arg(seconds);
         let extra = Duration::from_secs(seconds);
-        let (reply, _) = self.run(addr, &cmd, "DEBUG SLEEP", extra, Resend::Never).await?;
+        let (reply, _) = self
+            .run(addr, &cmd, "DEBUG SLEEP", extra, Resend::Never)
+            .await?;
         expect_ok(addr, reply)
     }
 

@@ -7,12 +7,12 @@
 use uuid::Uuid;
 
 use super::{
-    ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, HISTORY_LIMIT, HistoryEntry, InFlightIntent,
-    FailoverView, PodView, SpecStatus, StatefulSetView,
+    ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, FailoverView, HISTORY_LIMIT, HistoryEntry,
+    InFlightIntent, PodView, SpecStatus, StatefulSetView,
 };
-use crate::intent::Intent;
 use crate::envelope::Envelope;
 use crate::event::{Event, Role};
+use crate::intent::Intent;
 use crate::time::Timestamp;
 
 /// Pushes onto a bounded ring, dropping the oldest entry.

@@ -87,7 +87,13 @@ fn json_patch_test_of_a_missing_value_against_null_succeeds() {
     )
     .unwrap();
     assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
-    assert!(json_patch(&cm, &json!([{"op": "test", "path": "/metadata/nope", "value": 1}])).is_err());
+    assert!(
+        json_patch(
+            &cm,
+            &json!([{"op": "test", "path": "/metadata/nope", "value": 1}])
+        )
+        .is_err()
+    );
 }
 
 #[test]
