@@ -1,0 +1,292 @@
+//! Planned changes end to end on localkube with real `valkey-server` pods,
+//! each with a client writing throughout: scaling 3 → 5 → 2 (the primary
+//! is never removed: it hands over first), a configuration change rolled
+//! one pod at a time, and switchovers on request (`auto` and to a named
+//! pod). No acknowledged write is lost.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt;
+use operator_common::*;
+
+async fn statefulset_replicas(env: &Env, name: &str) -> Option<i32> {
+    env.api::<StatefulSet>()
+        .get(name)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.replicas)
+}
+
+async fn switch_to(env: &Env, name: &str, to: &str) -> String {
+    let before = primary(&env.vkc(name).await);
+    request_switchover(env, name, to).await;
+    let vkc = env
+        .wait_status(
+            name,
+            Duration::from_secs(20),
+            &format!("a switchover to {to}"),
+            |v| {
+                switchover_cleared(v)
+                    && v.status
+                        .as_ref()
+                        .and_then(|s| s.primary.as_deref())
+                        .is_some_and(|p| p != before && (to == "auto" || p == to))
+            },
+        )
+        .await;
+    primary(&vkc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_on_request_auto_and_named_loses_no_acknowledged_write() {
+    let env = Env::start("switchover").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let first = primary(&vkc);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    let asked = Instant::now();
+    let second = switch_to(&env, "demo", "auto").await;
+    eprintln!("auto: {first} -> {second} in {:?}", asked.elapsed());
+    env.wait_ready("demo", 3, Duration::from_secs(20)).await;
+    // Then to the pod that has not been primary yet.
+    let named = env
+        .pods("demo")
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .find(|p| *p != first && *p != second)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked_named = Instant::now();
+    let third = switch_to(&env, "demo", &named).await;
+    assert_eq!(third, named);
+    eprintln!("named: {second} -> {third} in {:?}", asked_named.elapsed());
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(20)).await;
+    assert_eq!(primary(&vkc), third);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = probe.stop().await;
+
+    let addr = env.pod_addr(&third).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &addr, &password).await;
+    eprintln!(
+        "{acked} acknowledged writes kept, {failed} failed; pauses {:?} and {:?}",
+        log.window_around(asked),
+        log.window_around(asked_named)
+    );
+    // Both old primaries follow the new one.
+    let ip = addr.rsplit_once(':').unwrap().0.to_owned();
+    for old in [&first, &second] {
+        let (kind, follows) = role(&env.pod_addr(old).await, &password).await;
+        assert_eq!(
+            (kind.as_str(), follows.as_deref()),
+            ("slave", Some(ip.as_str())),
+            "{old}"
+        );
+    }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_3_to_5_to_2_never_removes_the_primary_and_keeps_the_data() {
+    let env = Env::start("scale").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", 2000).await;
+
+    // Up to 5.
+    env.patch("demo", serde_json::json!({"spec": {"replicas": 5}}))
+        .await;
+    let vkc = env.wait_ready("demo", 5, Duration::from_secs(30)).await;
+    assert_eq!(statefulset_replicas(&env, "demo").await, Some(5));
+    assert_eq!(env.pods("demo").await.len(), 5);
+    for pod in ["demo-3", "demo-4"] {
+        let addr = env.pod_addr(pod).await;
+        env.eventually(Duration::from_secs(10), &format!("{pod} in sync"), || {
+            let (addr, password) = (addr.clone(), password.clone());
+            async move {
+                info_field(&addr, &password, "master_link_status")
+                    .await
+                    .as_deref()
+                    == Some("up")
+            }
+        })
+        .await;
+        assert_eq!(
+            count_missing(&addr, &password, "bulk", 2000).await,
+            0,
+            "{pod}"
+        );
+    }
+    // Make a pod that scaling in removes the primary, so it must hand over.
+    let before = primary(&vkc);
+    let removed_primary = switch_to(&env, "demo", "demo-4").await;
+    assert_eq!(removed_primary, "demo-4", "was {before}");
+    env.wait_ready("demo", 5, Duration::from_secs(20)).await;
+
+    // Down to 2, with a client writing throughout.
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let monitor = PodMonitor::start(&env, "demo", 2);
+    let asked = Instant::now();
+    env.patch("demo", serde_json::json!({"spec": {"replicas": 2}}))
+        .await;
+    let vkc = env.wait_ready("demo", 2, Duration::from_secs(30)).await;
+    env.eventually(Duration::from_secs(20), "the removed pods gone", || async {
+        env.pods("demo").await.len() == 2
+    })
+    .await;
+    eprintln!("scaled in to 2 in {:?}", asked.elapsed());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = monitor.stop();
+    let log = probe.stop().await;
+    let now_primary = primary(&vkc);
+    assert!(
+        now_primary == "demo-0" || now_primary == "demo-1",
+        "primary {now_primary}"
+    );
+    assert!(
+        seen.deleted_while_primary.is_empty(),
+        "pods removed while primary: {:?}",
+        seen.deleted_while_primary
+    );
+    assert_eq!(statefulset_replicas(&env, "demo").await, Some(2));
+    let addr = env.pod_addr(&now_primary).await;
+    assert_eq!(count_missing(&addr, &password, "bulk", 2000).await, 0);
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &addr, &password).await;
+    eprintln!("scale-in: {acked} acknowledged writes kept, {failed} failed");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_rolls_one_pod_at_a_time_without_a_failed_write() {
+    let env = Env::start("roll").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let old_revision = env
+        .api::<StatefulSet>()
+        .get("demo")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap();
+    let writer = RetryingWriter::start(&service, &password, "roll", Duration::from_secs(10));
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = writer.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let monitor = PodMonitor::start(&env, "demo", 3);
+    let asked = Instant::now();
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"config": {"maxmemory-policy": "allkeys-lru"}}}),
+    )
+    .await;
+    // Every pod on the new revision, Ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let new_revision = loop {
+        let sts = env.api::<StatefulSet>().get("demo").await.unwrap();
+        let revision = sts.status.and_then(|s| s.update_revision).unwrap();
+        let pods = env.pods("demo").await;
+        let vkc = env.vkc("demo").await;
+        if revision != old_revision
+            && pods.len() == 3
+            && pods.iter().all(|p| {
+                p.labels().get("controller-revision-hash") == Some(&revision)
+                    && p.metadata.deletion_timestamp.is_none()
+            })
+            && is_ready(&vkc, 3)
+        {
+            break revision;
+        }
+        if Instant::now() > deadline {
+            panic!("the roll did not finish\n{}", env.dump("demo").await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(20)).await;
+    eprintln!("rolled to {new_revision} in {:?}", asked.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = monitor.stop();
+    let log = writer.stop().await;
+
+    // Never two pods down at once (a pod replaced between two polls may
+    // not be seen down at all).
+    assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+    let mut replaced = seen.replaced.clone();
+    replaced.sort();
+    assert_eq!(replaced, ["demo-0", "demo-1", "demo-2"], "{seen:?}");
+    assert!(
+        seen.deleted_while_primary.is_empty(),
+        "pods rolled while primary: {:?}",
+        seen.deleted_while_primary
+    );
+    assert!(
+        log.given_up.is_empty(),
+        "writes failed for good: {:?}; errors: {:?}",
+        log.given_up,
+        log.errors
+    );
+    let new_primary = primary(&vkc);
+    let addr = env.pod_addr(&new_primary).await;
+    let missing = logbook::bench::missing_keys(
+        &addr,
+        Some(&logbook::valkey::Password::new(password.clone())),
+        "roll",
+        &log.acked,
+    )
+    .await
+    .unwrap();
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    for pod in env.pods("demo").await {
+        let mut con = connect(&env.pod_addr(&pod.name_any()).await, &password).await;
+        let got: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            ["maxmemory-policy", "allkeys-lru"],
+            "{}",
+            pod.name_any()
+        );
+    }
+    eprintln!(
+        "roll: {} writes acknowledged, {} retries, longest {:?}, order {:?}",
+        log.acked.len(),
+        log.retries,
+        log.longest,
+        seen.replaced
+    );
+    env.finish().await;
+}
