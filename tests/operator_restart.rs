@@ -65,8 +65,8 @@ async fn restart_case(how: Stop) {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 let list = events.list(&ListParams::default()).await.unwrap();
-                // The recorder folds a repeated (reason, action) into the
-                // first Event's series: look at the series' last time.
+                // One Event per decision; a series (should a publisher fold
+                // repeats) counts by its last time.
                 let decided = list.items.iter().any(|e| {
                     let last = e
                         .series

@@ -29,7 +29,7 @@ use crate::time::Timestamp;
 /// Format version written in every event frame.
 pub const EVENT_FORMAT_VERSION: u8 = 1;
 /// Format version written in every snapshot frame.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// Size of the chain hash that ends an event payload.

@@ -298,6 +298,14 @@ impl OperatorBench {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = probe.stop().await;
+        if scenario == Scenario::Kill {
+            // Harness reset, outside the measured window: a pod whose process
+            // was killed several times is in the kubelet's crash-loop backoff
+            // (10 s doubling, as on a real node); a fresh pod starts at once.
+            let _ = Api::<Pod>::namespaced(self.client.clone(), NS)
+                .delete(&primary, &DeleteParams::default())
+                .await;
+        }
         // ... and the cluster converges again before anything is read back.
         self.wait_ready(Duration::from_secs(60)).await?;
         let (_, new_ip) = self.primary().await?;

@@ -79,7 +79,9 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
     let mut out = vec![Decision::new(
         Intent::PromoteReplica {
             pod: chosen.clone(),
-            from: None,
+            // The primary it replaces, when there was one: the status and
+            // the timeline count this as a failover, not a bootstrap.
+            from: previous.filter(|p| *p != chosen),
         },
         code.clone(),
         detail.clone(),

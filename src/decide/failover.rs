@@ -19,6 +19,14 @@ use super::view::{ClusterView, best, describe};
 /// one confirming probe.
 pub const DEATH_CONFIRMATIONS: u32 = 2;
 
+/// The shortest run of timeouts that may count as an unreachable primary,
+/// whatever the probe settings: a server blocked by one command for a
+/// second (`DEBUG SLEEP 1`, a big `KEYS`) times out for at most about that
+/// long, and with fast probes several timeouts fit in it — as does a
+/// replica's whole-second "nothing heard for 2 s". The threshold is
+/// `max(this, failureThreshold × probeInterval)`.
+pub const MIN_UNREACHABLE_MS: i64 = 1_500;
+
 /// How the believed primary is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -34,7 +42,7 @@ enum Verdict {
     Leaving,
 }
 
-fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
+fn judge(view: &ClusterView<'_>, primary: &str, now: Timestamp, policy: &Policy) -> Verdict {
     let Some(pod) = view.pod(primary) else {
         return Verdict::Dead { failures: 0 };
     };
@@ -59,12 +67,23 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
             Verdict::Dead { failures }
         }
         Some(Reachability::TimedOut | Reachability::ProtocolError)
-            if failures >= policy.failure_threshold.max(1) && corroborated(view, primary) =>
+            if failures >= policy.failure_threshold.max(1)
+                && failing_long_enough(pod.view.failing_since, now, policy)
+                && corroborated(view, primary) =>
         {
             Verdict::Unreachable { failures }
         }
         _ => Verdict::Alive,
     }
+}
+
+/// Whether the primary has been failing for the whole minimum span.
+fn failing_long_enough(since: Option<Timestamp>, now: Timestamp, policy: &Policy) -> bool {
+    let floor = i64::try_from(policy.probe_interval_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(i64::from(policy.failure_threshold))
+        .max(MIN_UNREACHABLE_MS);
+    since.is_some_and(|since| now.millis_since(since) >= floor)
 }
 
 /// Every reachable replica of `primary` has lost contact with it, and
@@ -82,14 +101,14 @@ fn corroborated(view: &ClusterView<'_>, primary: &str) -> bool {
 }
 
 /// Fails over from a dead or corroborated-unreachable primary.
-pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, policy: &Policy) -> Vec<Decision> {
+pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
     let Some(primary) = view.primary() else {
         return Vec::new();
     };
     if !view.spec.failover.automatic || !view.topology().uses_replicas() {
         return Vec::new();
     }
-    let (death, failures) = match judge(view, primary, policy) {
+    let (death, failures) = match judge(view, primary, now, policy) {
         Verdict::Alive => return Vec::new(),
         Verdict::Leaving => {
             let candidates = view.rank_candidates(Some(primary), false);

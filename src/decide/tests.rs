@@ -15,6 +15,10 @@ struct Given {
     state: ClusterState,
     head: Head,
     n: u128,
+    /// Time of the next event, and the step between events (1 s unless set).
+    clock_us: i64,
+    step_us: i64,
+    policy: Policy,
 }
 
 impl Given {
@@ -23,6 +27,9 @@ impl Given {
             state: ClusterState::new(),
             head: Head::EMPTY,
             n: 0,
+            clock_us: 0,
+            step_us: 1_000_000,
+            policy: Policy::default(),
         }
     }
 
@@ -35,7 +42,10 @@ impl Given {
             1,
             vec![NewEvent {
                 id: Uuid::from_u128(self.n),
-                at: Timestamp(i64::try_from(self.n).unwrap() * 1_000_000),
+                at: {
+                    self.clock_us += self.step_us;
+                    Timestamp(self.clock_us)
+                },
                 cause: None,
                 body,
             }],
@@ -174,8 +184,15 @@ impl Given {
         g
     }
 
+    /// Events from now on come `ms` apart.
+    fn every_ms(&mut self, ms: i64) -> &mut Self {
+        self.step_us = ms * 1000;
+        self
+    }
+
+    /// Decides at the time of the last event, as the runtime does.
     fn decide(&self) -> Vec<Decision> {
-        decide(&self.state, Timestamp(0), &Policy::default())
+        decide(&self.state, self.state.last_at, &self.policy)
     }
 
     fn intents(&self) -> Vec<Intent> {
@@ -416,7 +433,7 @@ fn a_restarted_primary_that_came_back_fenced_is_replaced_not_trusted() {
         decisions[0].intent,
         Intent::PromoteReplica {
             pod: pod(1),
-            from: None
+            from: Some(pod(0))
         }
     );
     assert!(matches!(
@@ -447,7 +464,7 @@ fn a_recreated_primary_pod_with_as_much_data_still_comes_back_as_a_replica() {
         decisions[0].intent,
         Intent::PromoteReplica {
             pod: pod(1),
-            from: None
+            from: Some(pod(0))
         }
     );
     assert!(decisions.iter().any(|d| d.intent
@@ -599,7 +616,7 @@ fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
         intents[0],
         Intent::PromoteReplica {
             pod: pod(2),
-            from: None
+            from: Some(pod(0))
         }
     );
     assert!(
@@ -608,4 +625,21 @@ fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
             .any(|i| matches!(i, Intent::RepointReplica { pod: p, .. } if *p == pod(0))),
         "a pod being deleted is not repointed: {intents:?}"
     );
+}
+
+#[test]
+fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_them() {
+    // Fast probes: four timeouts and both replicas "silent" within 1.2 s —
+    // what one `DEBUG SLEEP 1` can look like.
+    let mut g = Given::converged(3);
+    g.policy.probe_interval_ms = 200;
+    g.every_ms(200);
+    for _ in 0..4 {
+        g.reach(0, Reachability::TimedOut);
+    }
+    g.repl(1, LinkStatus::Silent, 100, 7).repl(2, LinkStatus::Silent, 100, 7);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // Still failing 1.5 s after the first timeout: now it is unreachable.
+    g.every_ms(600).reach(0, Reachability::TimedOut);
+    assert_eq!(g.intents()[0], Intent::FenceNode { pod: pod(0) });
 }

@@ -8,6 +8,7 @@
 //! `error.rs`.
 
 mod error;
+mod events;
 mod prober;
 mod reconcile;
 mod runtime;
@@ -22,7 +23,6 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use logbook_crds::ValkeyCluster;
@@ -154,15 +154,11 @@ pub async fn run(
         },
     )
     .await?;
-    let reporter = Reporter {
-        controller: "logbook".to_owned(),
-        instance: Some(config.instance.clone()),
-    };
     let ctx = Arc::new(Context {
         deps: RuntimeDeps {
             client: client.clone(),
             store: store.clone(),
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Publisher::new(client.clone(), config.instance.clone()),
             features: config.features.clone(),
         },
         clusters: Mutex::new(HashMap::new()),

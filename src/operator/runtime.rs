@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use logbook_crds::{ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus};
 use logbook_journal::reader::{ReadError, load_state, load_state_from_start};
 use logbook_journal::{
@@ -22,6 +21,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::OperatorError;
+use super::events::{Kind, Publisher};
 use crate::actuate::{ActError, Done, Executor, Target};
 use crate::decide::decide;
 use crate::decide::status::{StatusContext, render_status};
@@ -50,7 +50,7 @@ pub struct ClusterRuntime {
     executor: Executor,
     probe_client: ValkeyClient,
     features: BTreeMap<String, bool>,
-    recorder: Recorder,
+    events: Publisher,
     reference: ObjectReference,
     client: kube::Client,
     backoff: Option<(Instant, Duration)>,
@@ -79,7 +79,7 @@ pub struct RuntimeDeps {
     /// The journal.
     pub store: SledStore,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub events: Publisher,
     /// Operator feature flags, journaled in each cluster's policy.
     pub features: BTreeMap<String, bool>,
 }
@@ -127,7 +127,7 @@ impl ClusterRuntime {
             executor: Executor::new(deps.client.clone(), ValkeyClient::new(timeouts, None)),
             probe_client: ValkeyClient::new(timeouts, None),
             features: deps.features.clone(),
-            recorder: deps.recorder.clone(),
+            events: deps.events.clone(),
             reference,
             client: deps.client.clone(),
             backoff: None,
@@ -399,7 +399,7 @@ impl ClusterRuntime {
             Intent::PromoteReplica { .. } | Intent::Switchover { .. } | Intent::RollPod { .. }
         ) {
             self.publish_event(
-                EventType::Normal,
+                Kind::Normal,
                 intent_name(&p.intent),
                 "Succeeded",
                 done.detail,
@@ -426,7 +426,7 @@ impl ClusterRuntime {
         )
         .await?;
         self.publish_event(
-            EventType::Warning,
+            Kind::Warning,
             intent_name(&p.intent),
             "Failed",
             err.to_string(),
@@ -442,7 +442,7 @@ impl ClusterRuntime {
         let what: Vec<String> = planned.iter().map(|p| describe_intent(&p.intent)).collect();
         let note = format!("{}: {}", what.join(", "), first.reason.detail);
         self.publish_event(
-            EventType::Normal,
+            Kind::Normal,
             intent_name(&first.intent),
             "Decided",
             note,
@@ -451,25 +451,8 @@ impl ClusterRuntime {
     }
 
     /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
-    async fn publish_event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        let mut note = note;
-        if note.len() > 1000 {
-            let mut cut = 1000;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-        }
-        let event = KubeEvent {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(err) = self.recorder.publish(&event, &self.reference).await {
-            tracing::debug!(cluster = %self.cluster(), %err, "cannot publish a Kubernetes Event");
-        }
+    async fn publish_event(&self, kind: Kind, reason: &str, action: &str, note: String) {
+        self.events.publish(&self.reference, kind, reason, action, note).await;
     }
 
     /// Writes the status rendered from the projection when it differs from

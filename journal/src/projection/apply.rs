@@ -176,10 +176,16 @@ impl ClusterState {
                 self.observed();
                 let view = self.pod_for_observation(seq, pod, at);
                 view.reachability = Some(*reachability);
-                view.consecutive_failures = match reachability {
-                    crate::event::Reachability::Reachable => 0,
-                    _ => view.consecutive_failures.saturating_add(1),
-                };
+                match reachability {
+                    crate::event::Reachability::Reachable => {
+                        view.consecutive_failures = 0;
+                        view.failing_since = None;
+                    }
+                    _ => {
+                        view.consecutive_failures = view.consecutive_failures.saturating_add(1);
+                        view.failing_since = view.failing_since.or(Some(at));
+                    }
+                }
             }
             Event::NodeRoleObserved { pod, role, primary } => {
                 self.observed();
@@ -223,8 +229,12 @@ impl ClusterState {
                 );
             }
             Event::ReplicaPromoted { pod, from, offset } => {
-                self.counters.failovers = self.counters.failovers.saturating_add(1);
-                if from.as_deref() != self.primary.as_deref() {
+                if from.is_some() {
+                    self.counters.failovers = self.counters.failovers.saturating_add(1);
+                }
+                // `from` names the primary replaced; the believed primary may
+                // already be gone from the projection (it came back fenced).
+                if self.primary.is_some() && from.as_deref() != self.primary.as_deref() {
                     self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.primary));
                 }
                 let view = self.pod_for_observation(seq, pod, at);
@@ -240,12 +250,14 @@ impl ClusterState {
                 // A promotion starts a new replication id; it is learnt at
                 // the next observation of the new primary.
                 self.primary_replid = None;
-                self.last_failover = Some(FailoverView {
-                    seq,
-                    at,
-                    from: from.clone(),
-                    to: pod.clone(),
-                });
+                if from.is_some() {
+                    self.last_failover = Some(FailoverView {
+                        seq,
+                        at,
+                        from: from.clone(),
+                        to: pod.clone(),
+                    });
+                }
                 let from = from.as_deref().unwrap_or("none");
                 self.history(
                     seq,

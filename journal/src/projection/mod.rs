@@ -165,6 +165,8 @@ pub struct PodView {
     pub reachability: Option<Reachability>,
     /// Consecutive failed probes.
     pub consecutive_failures: u32,
+    /// Time of the first failed probe of the current run of failures.
+    pub failing_since: Option<Timestamp>,
     /// The observed `valkey.logbook.dev/role` label.
     pub role_label: Option<Role>,
     /// Being deleted (`PodTerminating`).
