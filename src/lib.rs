@@ -11,7 +11,7 @@ pub mod cli;
 pub mod decide;
 mod fault_cli;
 mod journal_cli;
-mod local;
+pub mod local;
 pub mod observe;
 pub mod operator;
 mod operator_cli;

@@ -191,7 +191,10 @@ pub(crate) async fn start_operator(
 
 /// Installs (or updates) every CRD of `logbook crds` with server-side apply,
 /// so a restart with `--state-dir` picks up a newer API.
-pub(crate) fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Local`] naming the CRD that could not be encoded or stored.
+pub fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
     let ctx = logbook_localkube::WriteCtx::internal("logbook-local");
     for crd in logbook_crds::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();

@@ -109,19 +109,8 @@ async fn restart_case(how: Stop) {
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(30)).await;
     assert_eq!(primary(&vkc), new);
     let after = Instant::now();
-    env.eventually(
-        Duration::from_secs(10),
-        "a write on the new primary",
-        || {
-            let ok = probe
-                .snapshot()
-                .attempts
-                .iter()
-                .any(|a| a.acked && a.started > after);
-            async move { ok }
-        },
-    )
-    .await;
+    env.wait_acked_after(&probe, after, "a write on the new primary")
+        .await;
     let log = probe.stop().await;
     let new_addr = env.pod_addr(&new).await;
     let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;

@@ -637,7 +637,8 @@ fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_th
     for _ in 0..4 {
         g.reach(0, Reachability::TimedOut);
     }
-    g.repl(1, LinkStatus::Silent, 100, 7).repl(2, LinkStatus::Silent, 100, 7);
+    g.repl(1, LinkStatus::Silent, 100, 7)
+        .repl(2, LinkStatus::Silent, 100, 7);
     assert!(g.intents().is_empty(), "{:?}", g.intents());
     // Still failing 1.5 s after the first timeout: now it is unreachable.
     g.every_ms(600).reach(0, Reachability::TimedOut);

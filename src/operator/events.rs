@@ -34,7 +34,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("instance", &self.instance).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,8 +59,18 @@ impl Publisher {
     }
 
     /// Creates one Event about `regarding` (best effort).
-    pub async fn publish(&self, regarding: &ObjectReference, kind: Kind, reason: &str, action: &str, note: String) {
-        let ns = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        kind: Kind,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ns = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         let name = format!(
             "{}.{}",
             regarding.name.as_deref().unwrap_or("valkeycluster"),
@@ -71,11 +83,13 @@ impl Publisher {
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(jiff::Timestamp::now())),
-            type_: Some(match kind {
-                Kind::Normal => "Normal",
-                Kind::Warning => "Warning",
-            }
-            .to_owned()),
+            type_: Some(
+                match kind {
+                    Kind::Normal => "Normal",
+                    Kind::Warning => "Warning",
+                }
+                .to_owned(),
+            ),
             reason: Some(reason.to_owned()),
             action: Some(action.to_owned()),
             note: Some(clip(note)),

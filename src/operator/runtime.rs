@@ -441,18 +441,15 @@ impl ClusterRuntime {
         };
         let what: Vec<String> = planned.iter().map(|p| describe_intent(&p.intent)).collect();
         let note = format!("{}: {}", what.join(", "), first.reason.detail);
-        self.publish_event(
-            Kind::Normal,
-            intent_name(&first.intent),
-            "Decided",
-            note,
-        )
-        .await;
+        self.publish_event(Kind::Normal, intent_name(&first.intent), "Decided", note)
+            .await;
     }
 
     /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
     async fn publish_event(&self, kind: Kind, reason: &str, action: &str, note: String) {
-        self.events.publish(&self.reference, kind, reason, action, note).await;
+        self.events
+            .publish(&self.reference, kind, reason, action, note)
+            .await;
     }
 
     /// Writes the status rendered from the projection when it differs from

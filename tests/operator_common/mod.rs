@@ -403,6 +403,25 @@ impl Env {
         }
     }
 
+    /// Waits until `probe` has an acknowledged write that started after
+    /// `after` (writes resumed on the new primary).
+    pub async fn wait_acked_after(
+        &self,
+        probe: &logbook::bench::WriteProbe,
+        after: std::time::Instant,
+        what: &str,
+    ) {
+        self.eventually(Duration::from_secs(10), what, || {
+            let ok = probe
+                .snapshot()
+                .attempts
+                .iter()
+                .any(|a| a.acked && a.started > after);
+            async move { ok }
+        })
+        .await;
+    }
+
     /// Waits until the cluster's status satisfies `pred`; on timeout panics
     /// with `what` and [`Env::dump`].
     pub async fn wait_status(
@@ -646,27 +665,9 @@ impl Env {
     }
 }
 
-/// Installs every CRD of the project through the in-process store, as
-/// `logbook local` does.
+/// Installs every CRD of the project, as `logbook local` does.
 fn install_crds(server: &RunningServer) {
-    let ctx = logbook_localkube::WriteCtx::internal("logbook-e2e");
-    for crd in logbook_crds::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        let body = serde_json::to_value(&crd).unwrap();
-        server
-            .store()
-            .patch(
-                "apiextensions.k8s.io/v1",
-                "customresourcedefinitions",
-                None,
-                &name,
-                logbook_localkube::PatchKind::Apply { force: true },
-                &body,
-                false,
-                &ctx,
-            )
-            .unwrap();
-    }
+    logbook::local::install_crds(server).unwrap();
 }
 
 /// The ordinal of `demo-2`.
