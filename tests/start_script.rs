@@ -67,7 +67,7 @@ impl Pod {
             .env("VALKEY_RUN_DIR", self.path("run"))
             .env("VALKEY_DATA_DIR", self.path("data"))
             .env("VALKEY_PORT", port.to_string())
-            .env_remove("VALKEY_BOOT_DIR")
+            .env("VALKEY_BOOT_DIR", self.path("etc/boot"))
             .env_remove("VALKEY_PASSWORD")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

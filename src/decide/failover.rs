@@ -4,8 +4,10 @@
 //! Death (pod gone, not running, connection refused or no address, after
 //! one confirming probe) is acted on at once. A timeout may be a busy
 //! server (`DEBUG SLEEP`, a long `KEYS`): it is acted on only after
-//! `failure_threshold` consecutive failures AND with every reachable
-//! replica of the primary reporting its link down or silent.
+//! `failure_threshold` consecutive failures spanning at least
+//! [`MIN_UNREACHABLE_MS`], AND with no reachable replica of the primary
+//! still hearing from it (at least one down or silent, the others down,
+//! silent or stuck in a sync).
 
 use logbook_journal::{
     Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp,
@@ -86,18 +88,19 @@ fn failing_long_enough(since: Option<Timestamp>, now: Timestamp, policy: &Policy
     since.is_some_and(|since| now.millis_since(since) >= floor)
 }
 
-/// Every reachable replica of `primary` has lost contact with it, and
-/// there is at least one.
+/// The replicas of `primary` back the probes' verdict: none of the
+/// reachable ones has a live link to it (down, silent, or stuck in a
+/// sync), and at least one reports it down or silent.
 fn corroborated(view: &ClusterView<'_>, primary: &str) -> bool {
     let replicas: Vec<_> = view
         .pods()
         .into_iter()
         .filter(|p| p.usable_as(Role::Replica) && p.view.replicates.as_deref() == Some(primary))
         .collect();
-    !replicas.is_empty()
-        && replicas
-            .iter()
-            .all(|p| matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
+    replicas
+        .iter()
+        .any(|p| matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
+        && replicas.iter().all(|p| p.view.link != Some(LinkStatus::Up))
 }
 
 /// Fails over from a dead or corroborated-unreachable primary.

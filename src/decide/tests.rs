@@ -644,3 +644,21 @@ fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_th
     g.every_ms(600).reach(0, Reachability::TimedOut);
     assert_eq!(g.intents()[0], Intent::FenceNode { pod: pod(0) });
 }
+
+#[test]
+fn a_replica_stuck_in_a_sync_does_not_vouch_for_a_frozen_primary() {
+    let mut g = Given::converged(3);
+    g.repl(2, LinkStatus::Syncing, 50, 7);
+    for _ in 0..3 {
+        g.reach(0, Reachability::TimedOut);
+    }
+    g.repl(1, LinkStatus::Silent, 100, 7);
+    assert_eq!(g.intents()[0], Intent::FenceNode { pod: pod(0) });
+    // But one replica still hearing from it is enough to wait.
+    let mut h = Given::converged(3);
+    for _ in 0..3 {
+        h.reach(0, Reachability::TimedOut);
+    }
+    h.repl(1, LinkStatus::Silent, 100, 7);
+    assert!(h.intents().is_empty());
+}
