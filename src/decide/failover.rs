@@ -79,13 +79,20 @@ fn judge(view: &ClusterView<'_>, primary: &str, now: Timestamp, policy: &Policy)
     }
 }
 
-/// Whether the primary has been failing for the whole minimum span.
-fn failing_long_enough(since: Option<Timestamp>, now: Timestamp, policy: &Policy) -> bool {
-    let floor = i64::try_from(policy.probe_interval_ms)
+/// How long, in milliseconds, a primary must keep timing out before it may
+/// count as unreachable: `max(MIN_UNREACHABLE_MS, threshold × interval)`.
+pub fn unreachable_after_ms(policy: &Policy) -> i64 {
+    i64::try_from(policy.probe_interval_ms)
         .unwrap_or(i64::MAX)
         .saturating_mul(i64::from(policy.failure_threshold))
-        .max(MIN_UNREACHABLE_MS);
-    since.is_some_and(|since| now.millis_since(since) >= floor)
+        .max(MIN_UNREACHABLE_MS)
+}
+
+/// Whether the primary has been failing for the whole minimum span. `now`
+/// is the time of the last event, so the prober keeps recording failures
+/// until one lands past the span (see `operator/prober.rs`).
+fn failing_long_enough(since: Option<Timestamp>, now: Timestamp, policy: &Policy) -> bool {
+    since.is_some_and(|since| now.millis_since(since) >= unreachable_after_ms(policy))
 }
 
 /// The replicas of `primary` back the probes' verdict: none of the

@@ -43,7 +43,7 @@ mod tests;
 
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
-pub use failover::DEATH_CONFIRMATIONS;
+pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id

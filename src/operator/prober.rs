@@ -201,8 +201,18 @@ async fn round(
 }
 
 /// Consecutive failures worth recording: enough for every decision that
-/// counts them (death confirmation, the failure threshold).
+/// counts them — death confirmation, the failure threshold — and enough to
+/// span the time a slow primary must keep failing
+/// ([`crate::decide::unreachable_after_ms`]): `decide` measures that span
+/// up to the last event, so a failure must be recorded past it. More of the
+/// same failure changes no decision and is not recorded.
 fn failure_cap(rt: &ClusterRuntime) -> u32 {
-    let threshold = rt.state.policy.as_ref().map_or(3, |p| p.failure_threshold);
-    threshold.max(crate::decide::DEATH_CONFIRMATIONS)
+    let policy = rt.state.policy.clone().unwrap_or_default();
+    let interval = i64::try_from(policy.probe_interval_ms.max(1)).unwrap_or(i64::MAX);
+    let span = crate::decide::unreachable_after_ms(&policy) / interval;
+    let span = u32::try_from(span).unwrap_or(u32::MAX).saturating_add(2);
+    policy
+        .failure_threshold
+        .max(crate::decide::DEATH_CONFIRMATIONS)
+        .max(span)
 }
