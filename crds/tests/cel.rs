@@ -60,7 +60,7 @@ fn samples_and_defaults_pass() {
         "cluster.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("samples")
+            .join("../config/samples")
             .join(name);
         let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         passes(sample["spec"].clone(), None);
