@@ -1,0 +1,212 @@
+//! Talking to the pods' Valkey servers: connections, bulk writes, `ROLE`,
+//! write probes and the no-lost-write check.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[allow(unused_imports)]
+use super::*;
+
+/// A connection to `addr` authenticated with `password` (5 s deadlines).
+pub async fn connect(addr: &str, password: &str) -> MultiplexedConnection {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let client = redis::Client::open(redis::ConnectionAddr::Tcp(
+        host.to_owned(),
+        port.parse().unwrap(),
+    ))
+    .unwrap();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    let () = redis::cmd("AUTH")
+        .arg(password)
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("AUTH on {addr}: {e}"));
+    con
+}
+
+/// Writes `<prefix>:<n> = n` for n in 0..count through `addr`, pipelined
+/// in batches of 1000, then `WAIT 1` so a replica has them all.
+pub async fn write_keys(addr: &str, password: &str, prefix: &str, count: u64) {
+    let mut con = connect(addr, password).await;
+    let mut n = 0;
+    while n < count {
+        let end = (n + 1000).min(count);
+        let mut pipe = redis::pipe();
+        for k in n..end {
+            pipe.cmd("SET").arg(format!("{prefix}:{k}")).arg(k).ignore();
+        }
+        let () = pipe.query_async(&mut con).await.unwrap();
+        n = end;
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(acked >= 1, "no replica acknowledged the {count} keys");
+}
+
+/// How many of `<prefix>:0..count` `addr` is missing.
+pub async fn count_missing(addr: &str, password: &str, prefix: &str, count: u64) -> usize {
+    let keys: Vec<u64> = (0..count).collect();
+    logbook::bench::missing_keys(addr, Some(&Password::new(password)), prefix, &keys)
+        .await
+        .unwrap_or_else(|e| panic!("reading back {prefix} from {addr}: {e}"))
+        .len()
+}
+
+/// `ROLE` of `addr`: ("master", None) or ("slave", Some(primary ip)).
+pub async fn role(addr: &str, password: &str) -> (String, Option<String>) {
+    let mut con = connect(addr, password).await;
+    let reply: redis::Value = redis::cmd("ROLE").query_async(&mut con).await.unwrap();
+    let redis::Value::Array(items) = reply else {
+        panic!("ROLE of {addr}: {reply:?}");
+    };
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    let kind = text(&items[0]);
+    let primary = (kind == "slave").then(|| text(&items[1]));
+    (kind, primary)
+}
+
+/// `ROLE` of `addr`, or `None` when it does not answer within a second
+/// (down, restarting, loading).
+pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<String>)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let client = redis::Client::open(redis::ConnectionAddr::Tcp(
+        host.to_owned(),
+        port.parse().ok()?,
+    ))
+    .ok()?;
+    let limit = Duration::from_secs(1);
+    let mut con = tokio::time::timeout(limit, client.get_multiplexed_async_connection())
+        .await
+        .ok()?
+        .ok()?;
+    tokio::time::timeout(
+        limit,
+        redis::cmd("AUTH").arg(password).query_async::<()>(&mut con),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let reply = tokio::time::timeout(
+        limit,
+        redis::cmd("ROLE").query_async::<redis::Value>(&mut con),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let redis::Value::Array(items) = reply else {
+        return None;
+    };
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    let kind = text(items.first()?);
+    let primary = if kind == "slave" {
+        items.get(1).map(text)
+    } else {
+        None
+    };
+    Some((kind, primary))
+}
+
+/// `INFO replication` field `field` of `addr`.
+pub async fn info_field(addr: &str, password: &str, field: &str) -> Option<String> {
+    let mut con = connect(addr, password).await;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// A write probe through `addr` (SET then `WAIT 1 1000` every 10 ms).
+pub fn write_probe(addr: &str, password: &str, prefix: &str) -> logbook::bench::WriteProbe {
+    let mut config = logbook::bench::WriteProbeConfig::fixed(addr, prefix);
+    config.password = Some(Password::new(password));
+    config.wait_replicas = true;
+    logbook::bench::WriteProbe::start(config)
+}
+
+/// Checks a probe's log after a fault at `fault`: it wrote before and
+/// after, and every acknowledged key is on `addr`. Returns (acked, failed).
+pub async fn check_no_acked_write_lost(
+    log: &logbook::bench::WriteLog,
+    fault: Instant,
+    addr: &str,
+    password: &str,
+) -> (usize, usize) {
+    let acked = log.acked_keys();
+    assert!(
+        log.attempts.iter().any(|a| a.acked && a.started < fault),
+        "no acknowledged write before the fault"
+    );
+    assert!(
+        log.attempts
+            .iter()
+            .any(|a| a.succeeded() && a.started > fault),
+        "no successful write after the fault ({} attempts, {} failed)",
+        log.attempts.len(),
+        log.failed_writes()
+    );
+    let missing =
+        logbook::bench::missing_keys(addr, Some(&Password::new(password)), &log.prefix, &acked)
+            .await
+            .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost on {addr}: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(20)]
+    );
+    (acked.len(), log.failed_writes())
+}
+
+/// A Replication cluster of `replicas` pods with fast probes and no PVC
+/// size worth mentioning.
+pub fn replication_yaml(name: &str, replicas: i32) -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Replication
+  replicas: {replicas}
+  failover:
+    probeIntervalMilliseconds: 200
+    failureThreshold: 3
+  storage:
+    size: 1Gi
+"#
+    )
+}
+
+/// The path of the test binary's target dir `logbook` binary.
+pub fn logbook_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_logbook"))
+}
