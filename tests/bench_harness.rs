@@ -11,72 +11,15 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use logbook::bench::{
     Fault, Target, WriteProbe, WriteProbeConfig, missing_keys, run_failover_to_reference,
-    run_sentinel_reference, valkey_server_binary,
+    run_sentinel_reference,
 };
 
-/// A valkey-server child process, killed when dropped.
-struct Server {
-    addr: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(valkey_server_binary())
-            .current_dir(dir.path())
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "valkey-server on {addr} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            addr,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn port(&self) -> String {
-        self.addr.rsplit_once(':').unwrap().1.to_owned()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod valkey_server;
+use valkey_server::Server;
 
 async fn raw(addr: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{addr}"))
@@ -98,7 +41,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_records_acknowledged_writes_that_read_back() {
     let server = Server::start(&[]);
-    let probe = WriteProbe::start(WriteProbeConfig::fixed(&server.addr, "probe"));
+    let probe = WriteProbe::start(WriteProbeConfig::fixed(server.address(), "probe"));
     eventually("50 acknowledged writes", || probe.acked_count() >= 50).await;
     let log = probe.stop().await;
 
@@ -109,15 +52,15 @@ async fn the_writer_records_acknowledged_writes_that_read_back() {
     assert!(
         log.attempts
             .iter()
-            .all(|a| a.server.as_deref() == Some(server.addr.as_str()))
+            .all(|a| a.server.as_deref() == Some(server.address().as_str()))
     );
-    let missing = missing_keys(&server.addr, None, "probe", &acked)
+    let missing = missing_keys(&server.address(), None, "probe", &acked)
         .await
         .unwrap();
     assert_eq!(missing, Vec::<u64>::new());
 
     // A key that is gone, or holds another value, is reported.
-    let mut conn = raw(&server.addr).await;
+    let mut conn = raw(&server.address()).await;
     let gone = acked[3];
     let changed = acked[7];
     let _: () = redis::cmd("DEL")
@@ -131,7 +74,7 @@ async fn the_writer_records_acknowledged_writes_that_read_back() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let missing = missing_keys(&server.addr, None, "probe", &acked)
+    let missing = missing_keys(&server.address(), None, "probe", &acked)
         .await
         .unwrap();
     assert_eq!(missing, vec![gone, changed]);
@@ -140,7 +83,7 @@ async fn the_writer_records_acknowledged_writes_that_read_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_writer_acknowledges_only_replicated_writes() {
     let alone = Server::start(&[]);
-    let mut config = WriteProbeConfig::fixed(&alone.addr, "lonely");
+    let mut config = WriteProbeConfig::fixed(alone.address(), "lonely");
     config.wait_replicas = true;
     let probe = WriteProbe::start(config);
     eventually("3 attempts", || probe.snapshot().attempts.len() >= 3).await;
@@ -154,7 +97,7 @@ async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
     let mut primary = Server::start(&[]);
     let replica = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
     let mut config = WriteProbeConfig::new(
-        Target::Role(vec![primary.addr.clone(), replica.addr.clone()]),
+        Target::Role(vec![primary.address(), replica.address()]),
         "killed",
     );
     config.wait_replicas = true;
@@ -163,7 +106,7 @@ async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
 
     let fault = Instant::now();
     primary.kill();
-    let mut conn = raw(&replica.addr).await;
+    let mut conn = raw(&replica.address()).await;
     let _: () = redis::cmd("REPLICAOF")
         .arg("NO")
         .arg("ONE")
@@ -172,7 +115,7 @@ async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
         .unwrap();
     eventually("a write on the promoted replica", || {
         probe
-            .first_success_after(fault, Some(&primary.addr))
+            .first_success_after(fault, Some(&primary.address()))
             .is_some()
     })
     .await;
@@ -180,9 +123,9 @@ async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
 
     let window = log.window_around(fault).expect("a window");
     assert!(window > Duration::ZERO);
-    assert_eq!(log.pause_around(fault, &replica.addr), Some(window));
+    assert_eq!(log.pause_around(fault, &replica.address()), Some(window));
     assert!(log.failed_writes() >= 1, "writes failed while no primary");
-    let missing = missing_keys(&replica.addr, None, "killed", &log.acked_keys())
+    let missing = missing_keys(&replica.address(), None, "killed", &log.acked_keys())
         .await
         .unwrap();
     assert_eq!(missing, Vec::<u64>::new());

@@ -7,74 +7,13 @@
     clippy::indexing_slicing
 )]
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use logbook::valkey::{Password, Phase, ProbeError, Role, RoleReply, Timeouts, ValkeyClient};
 
-/// A valkey-server child process, killed when dropped.
-struct Server {
-    addr: SocketAddr,
-    child: Child,
-    /// The server's working directory: replication writes RDB files even
-    /// with `--save ""`, and they must not land in the source tree.
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/valkey-server");
-        assert!(
-            binary.exists(),
-            "{} is missing: run `make setup`",
-            binary.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(binary)
-            .current_dir(dir.path())
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "valkey-server on {addr} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            addr,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod valkey_server;
+use valkey_server::Server;
 
 fn client() -> ValkeyClient {
     ValkeyClient::new(Timeouts::default(), None)

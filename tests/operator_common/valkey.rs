@@ -1,13 +1,5 @@
 //! Talking to the pods' Valkey servers: connections, bulk writes, `ROLE`,
 //! write probes and the no-lost-write check.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 #[allow(unused_imports)]
 use super::*;
 
