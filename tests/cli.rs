@@ -95,3 +95,26 @@ fn journal_verify_reports_the_stream_and_seq_of_damage() {
     result.unwrap();
     assert!(printed.starts_with("cluster-a  seq=5 hash="), "{printed}");
 }
+
+#[test]
+fn operator_refuses_a_missing_kubeconfig_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let journal = dir.path().join("journal");
+    let (result, _) = run_args(&[
+        "operator",
+        "--kubeconfig",
+        missing.to_str().unwrap(),
+        "--journal-dir",
+        journal.to_str().unwrap(),
+    ]);
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("no-such-kubeconfig"),
+        "the error names the file: {err}"
+    );
+    assert!(
+        !journal.exists(),
+        "nothing is created before the client works"
+    );
+}
