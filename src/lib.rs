@@ -9,6 +9,7 @@ pub mod bench;
 mod bench_cli;
 pub mod cli;
 pub mod decide;
+pub mod journal_store;
 mod fault_cli;
 mod journal_cli;
 pub mod local;
