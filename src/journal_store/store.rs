@@ -22,6 +22,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use logbook_journal::store::{check_contiguous, check_next};
 use logbook_journal::{
     ChainHash, EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError, StreamId,
 };
@@ -182,7 +183,6 @@ impl ConfigMapStore {
         let name = layout::head_name(stream);
         let (data, binary) = record.to_fields();
         let mut metadata = self.metadata(name.clone(), stream, KIND_HEAD);
-        let creating = version.is_none();
         metadata.resource_version = version;
         let cm = ConfigMap {
             metadata,
@@ -190,13 +190,7 @@ impl ConfigMapStore {
             binary_data: Some(binary),
             ..ConfigMap::default()
         };
-        let pp = PostParams::default();
-        let written = if creating {
-            self.api.create(&pp, &cm).await
-        } else {
-            self.api.replace(&name, &pp, &cm).await
-        };
-        match written {
+        match self.put_versioned(&name, &cm).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
             Err(e) => Err(self.backend("compare-and-swap", stream, &name, e)),
@@ -341,13 +335,7 @@ impl ConfigMapStore {
             }
         }
         let head = record.head();
-        if head.next_seq() != expected_next {
-            return Err(StoreError::Conflict {
-                stream: stream.clone(),
-                expected: expected_next,
-                actual: head.next_seq(),
-            });
-        }
+        check_next(stream, head, expected_next)?;
         let Some(last) = events.last() else {
             return Ok(head);
         };
@@ -443,9 +431,7 @@ impl ConfigMapStore {
             });
         }
         let mut metadata = self.metadata(name.clone(), stream, KIND_SNAPSHOT);
-        let version = existing.and_then(|cm| cm.metadata.resource_version);
-        let creating = version.is_none();
-        metadata.resource_version = version;
+        metadata.resource_version = existing.and_then(|cm| cm.metadata.resource_version);
         let cm = ConfigMap {
             metadata,
             data: Some(BTreeMap::from([
@@ -458,17 +444,23 @@ impl ConfigMapStore {
             )])),
             ..ConfigMap::default()
         };
-        let pp = PostParams::default();
         // The precondition keeps a concurrent, newer snapshot from being
         // replaced by this one; the 409 surfaces as a retryable error.
-        let written = if creating {
-            self.api.create(&pp, &cm).await
-        } else {
-            self.api.replace(&name, &pp, &cm).await
-        };
-        written
+        self.put_versioned(&name, &cm)
+            .await
             .map(|_| ())
             .map_err(|e| self.backend("write snapshot", stream, &name, e))
+    }
+
+    /// Creates `cm` when it carries no `resourceVersion`, otherwise replaces
+    /// it with that version as the precondition (a 409 when it moved).
+    async fn put_versioned(&self, name: &str, cm: &ConfigMap) -> kube::Result<ConfigMap> {
+        let pp = PostParams::default();
+        if cm.metadata.resource_version.is_none() {
+            self.api.create(&pp, cm).await
+        } else {
+            self.api.replace(name, &pp, cm).await
+        }
     }
 
     async fn compact_now(&self, stream: &StreamId, before: u64) -> Result<u64> {
@@ -591,23 +583,6 @@ fn parse_snapshot(cm: &ConfigMap) -> Result<EncodedSnapshot, String> {
         .0
         .clone();
     Ok(EncodedSnapshot { seq, hash, frame })
-}
-
-/// Checks that `events` are consecutive from `expected_next` (the journal
-/// crate's own check is private to it).
-fn check_contiguous(stream: &StreamId, expected_next: u64, events: &[EncodedEvent]) -> Result<()> {
-    let mut want = expected_next;
-    for event in events {
-        if event.seq != want {
-            return Err(StoreError::NonContiguousBatch {
-                stream: stream.clone(),
-                expected: want,
-                found: event.seq,
-            });
-        }
-        want = want.saturating_add(1);
-    }
-    Ok(())
 }
 
 impl JournalStore for ConfigMapStore {

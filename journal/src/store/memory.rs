@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
     EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, Result, StoreError,
-    check_contiguous,
+    check_contiguous, check_next,
 };
 use crate::ids::StreamId;
 
@@ -83,13 +83,7 @@ impl MemoryStore {
         let mut streams = self.lock();
         let data = streams.entry(stream.clone()).or_default();
         let head = data.head.unwrap_or(Head::EMPTY);
-        if head.next_seq() != expected_next {
-            return Err(StoreError::Conflict {
-                stream: stream.clone(),
-                expected: expected_next,
-                actual: head.next_seq(),
-            });
-        }
+        check_next(stream, head, expected_next)?;
         let Some(last) = events.last() else {
             return Ok(head);
         };

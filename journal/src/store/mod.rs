@@ -215,8 +215,28 @@ pub trait JournalStore: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Checks that `events` are consecutive from `expected_next`.
-pub(crate) fn check_contiguous(
+/// Checks that a batch starting at `expected_next` continues `head`: the
+/// compare half of every backend's compare-and-append.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when another writer moved the stream.
+pub fn check_next(stream: &StreamId, head: Head, expected_next: u64) -> Result<()> {
+    if head.next_seq() == expected_next {
+        return Ok(());
+    }
+    Err(StoreError::Conflict {
+        stream: stream.clone(),
+        expected: expected_next,
+        actual: head.next_seq(),
+    })
+}
+
+/// Checks that `events` are consecutive from `expected_next`: every
+/// backend's first step of `append` (public for backends in other crates).
+///
+/// # Errors
+/// [`StoreError::NonContiguousBatch`] naming the first seq out of place.
+pub fn check_contiguous(
     stream: &StreamId,
     expected_next: u64,
     events: &[EncodedEvent],

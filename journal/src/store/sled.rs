@@ -21,7 +21,7 @@ use sled::{Transactional, Tree};
 
 use super::{
     EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, Result, StoreError,
-    check_contiguous,
+    check_contiguous, check_next,
 };
 use crate::codec::FRAME_HEADER_LEN;
 use crate::ids::{ChainHash, StreamId};
@@ -340,13 +340,7 @@ impl SledStore {
         let record = join_frames(events.iter().map(|e| e.frame.as_slice()));
         let result = (&tree, &self.meta).transaction(|(tree, meta)| {
             let head = tx_head(meta, stream)?;
-            if head.next_seq() != expected_next {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
-                    stream: stream.clone(),
-                    expected: expected_next,
-                    actual: head.next_seq(),
-                }));
-            }
+            check_next(stream, head, expected_next).map_err(ConflictableTransactionError::Abort)?;
             let Some(last) = events.last() else {
                 return Ok((head, false));
             };
