@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use logbook_crds::ValkeyClusterSpec;
 use logbook_journal::{ClusterState, Event, Intent};
 
-use crate::resources::{ClusterMeta, VALKEY_PORT};
+use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{delete_owned, read_password};
@@ -107,10 +107,8 @@ impl Target<'_> {
             .get(pod)
             .and_then(|p| p.ip.as_deref())
             .ok_or_else(|| ActError::Refused(format!("pod {pod} has no known address")))?;
-        let ip = ip
-            .parse()
-            .map_err(|_| ActError::Refused(format!("pod {pod} has an invalid address {ip}")))?;
-        Ok(SocketAddr::new(ip, VALKEY_PORT))
+        valkey_addr(ip)
+            .ok_or_else(|| ActError::Refused(format!("pod {pod} has an invalid address {ip}")))
     }
 }
 

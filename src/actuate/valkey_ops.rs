@@ -1,13 +1,13 @@
 //! Valkey actions: promote, repoint, fence, and the planned switchover.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use logbook_journal::{Event, Reachability, Role};
 use tokio::time::Instant;
 
 use super::{ActError, Done, Target};
-use crate::resources::{FENCE_HOST, VALKEY_PORT};
+use crate::resources::{FENCE_HOST, valkey_addr};
 use crate::valkey::ValkeyClient;
 
 /// How long a switchover may hold writes before giving up: the pause is
@@ -94,9 +94,8 @@ pub async fn fence(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Done
             "{pod} not answering probes: fenced by its label only"
         ));
     }
-    let fence = match FENCE_HOST.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, VALKEY_PORT),
-        Err(_) => return Done::said("fence address invalid"),
+    let Some(fence) = valkey_addr(FENCE_HOST) else {
+        return Done::said("fence address invalid");
     };
     match valkey.replicaof(addr, Some(fence)).await {
         Ok(()) => Done {

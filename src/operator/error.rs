@@ -49,6 +49,14 @@ pub enum OperatorError {
     /// An action failed outside an intent (reading the password).
     #[error(transparent)]
     Act(#[from] ActError),
+    /// The cluster's uid is not a valid journal stream id.
+    #[error("cluster {cluster}: no journal stream for uid: {reason}")]
+    StreamId {
+        /// `namespace/name`.
+        cluster: String,
+        /// Why the id was refused.
+        reason: String,
+    },
     /// The object lacks a name, namespace or uid.
     #[error("ValkeyCluster without name, namespace or uid")]
     MissingMeta,
@@ -69,6 +77,7 @@ impl OperatorError {
             Self::Store { .. } => "journal_store",
             Self::Kube { .. } => "kube",
             Self::Act(_) => "act",
+            Self::StreamId { .. } => "stream_id",
             Self::MissingMeta => "missing_meta",
             Self::Finalizer(_) => "finalizer",
             Self::Config(_) => "config",

@@ -10,7 +10,7 @@
 //! confirmation, not after a threshold.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +20,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::runtime::ClusterRuntime;
-use crate::decide::ordinal;
 use crate::observe::{ProbeObservation, observe_probe};
-use crate::resources::VALKEY_PORT;
+use crate::resources::valkey_addr;
 use crate::valkey::{Probe, ProbeError, Timeouts, ValkeyClient};
 
 /// How often offsets are recorded when no decision needs them.
@@ -111,20 +110,12 @@ async fn round(
         if !guard.password_known() {
             return Ok(());
         }
-        let mut pods: Vec<(String, Option<SocketAddr>)> = guard
+        let pods: Vec<(String, Option<SocketAddr>)> = guard
             .state
             .pods
             .iter()
-            .map(|(name, view)| {
-                let addr = view
-                    .ip
-                    .as_deref()
-                    .and_then(|ip| ip.parse::<IpAddr>().ok())
-                    .map(|ip| SocketAddr::new(ip, VALKEY_PORT));
-                (name.clone(), addr)
-            })
+            .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
             .collect();
-        pods.sort_by_key(|(name, _)| ordinal(name));
         (guard.probe_client().clone(), pods, guard.actions())
     };
     if pods.is_empty() {

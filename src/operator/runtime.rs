@@ -98,8 +98,10 @@ impl ClusterRuntime {
         reference: ObjectReference,
     ) -> Result<Self, OperatorError> {
         let cluster = format!("{}/{}", meta.namespace, meta.name);
-        let stream = StreamId::new(meta.uid.clone())
-            .map_err(|e| OperatorError::Finalizer(format!("stream id of {cluster}: {e}")))?;
+        let stream = StreamId::new(meta.uid.clone()).map_err(|e| OperatorError::StreamId {
+            cluster: cluster.clone(),
+            reason: e.to_string(),
+        })?;
         let state = match load_state(&deps.store, &stream).await {
             Ok(loaded) => loaded.state,
             Err(ReadError::Snapshot(err)) => {
@@ -484,9 +486,7 @@ impl ClusterRuntime {
                 }
             }
         }
-        if self.last_status.as_ref() == Some(&status)
-            || (self.last_status.is_none() && current == Some(&status))
-        {
+        if previous == Some(&status) {
             self.last_status = Some(status);
             return Ok(());
         }

@@ -52,6 +52,14 @@ pub const FIELD_MANAGER: &str = "logbook";
 /// The port Valkey serves clients and replication on, in every pod.
 pub const VALKEY_PORT: u16 = 6379;
 
+/// The Valkey address of a pod (or of the fence host) at `ip`; `None` when
+/// `ip` is not an IP address.
+pub fn valkey_addr(ip: &str) -> Option<std::net::SocketAddr> {
+    ip.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, VALKEY_PORT))
+}
+
 /// API version of the owner (`ValkeyCluster`) in owner references.
 const OWNER_API_VERSION: &str = "valkey.logbook.dev/v1alpha1";
 /// Kind of the owner in owner references.
