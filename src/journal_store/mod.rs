@@ -5,7 +5,9 @@
 //! frames the journal crate encoded. The layout is documented in
 //! `docs/journal-format.md` ("ConfigMap layout").
 
+mod any;
 pub mod layout;
 mod store;
 
+pub use any::{AnyStore, JournalBackend};
 pub use store::ConfigMapStore;

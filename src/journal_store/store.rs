@@ -50,6 +50,7 @@ pub struct ConfigMapStore {
     api: Api<ConfigMap>,
     namespace: String,
     owner: Option<OwnerReference>,
+    extra_labels: BTreeMap<String, String>,
     seal_bytes: usize,
 }
 
@@ -77,6 +78,7 @@ impl ConfigMapStore {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             owner: None,
+            extra_labels: BTreeMap::new(),
             seal_bytes: layout::DEFAULT_SEAL_BYTES,
         }
     }
@@ -86,6 +88,14 @@ impl ConfigMapStore {
     #[must_use]
     pub fn with_owner(mut self, owner: OwnerReference) -> Self {
         self.owner = Some(owner);
+        self
+    }
+
+    /// Adds `labels` to every object this store creates (the operator
+    /// names the cluster, so a retained journal can be found by name).
+    #[must_use]
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.extra_labels = labels;
         self
     }
 
@@ -145,7 +155,11 @@ impl ConfigMapStore {
         ObjectMeta {
             name: Some(name),
             namespace: Some(self.namespace.clone()),
-            labels: Some(layout::labels(stream, kind)),
+            labels: Some({
+                let mut labels = self.extra_labels.clone();
+                labels.extend(layout::labels(stream, kind));
+                labels
+            }),
             owner_references: self.owner.clone().map(|o| vec![o]),
             ..ObjectMeta::default()
         }
