@@ -26,8 +26,14 @@ use crate::ids::ChainHash;
 use crate::store::{EncodedEvent, EncodedSnapshot};
 use crate::time::Timestamp;
 
-/// Format version written in every event frame.
-pub const EVENT_FORMAT_VERSION: u8 = 1;
+/// Format version written in every event frame. Version 2 added `epoch`
+/// and `gap_ms` to `OperatorStarted`; version-1 frames are upcast on read.
+pub const EVENT_FORMAT_VERSION: u8 = 2;
+/// The oldest event format version this build still reads.
+pub const OLDEST_EVENT_FORMAT_VERSION: u8 = 1;
+/// Variant index of `Event::OperatorStarted`, the one event whose shape
+/// changed between versions 1 and 2.
+const OPERATOR_STARTED_VARIANT: u32 = 16;
 /// Format version written in every snapshot frame.
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
@@ -268,11 +274,42 @@ struct DecodedParts<'a> {
     stored: ChainHash,
 }
 
+/// Decodes a version-1 core: identical to version 2 except that
+/// `OperatorStarted` had only `version` and `instance`; it is upcast with
+/// the envelope's epoch and no gap.
+fn decode_core_v1(core_bytes: &[u8]) -> Result<(CoreOwned, usize), CodecError> {
+    let undecodable = |e: bincode::error::DecodeError| CodecError::Undecodable(e.to_string());
+    type Prefix = (u64, Uuid, Timestamp, Option<Uuid>, u64);
+    let ((seq, id, at, cause, epoch), prefix): (Prefix, usize) =
+        bincode::serde::decode_from_slice(core_bytes, EVENT_CONFIG).map_err(undecodable)?;
+    let body_bytes = core_bytes.get(prefix..).unwrap_or_default();
+    let (variant, _): (u32, usize) =
+        bincode::serde::decode_from_slice(body_bytes, EVENT_CONFIG).map_err(undecodable)?;
+    if variant != OPERATOR_STARTED_VARIANT {
+        return bincode::serde::decode_from_slice(core_bytes, EVENT_CONFIG).map_err(undecodable);
+    }
+    let ((_, version, instance), body_len): ((u32, String, String), usize) =
+        bincode::serde::decode_from_slice(body_bytes, EVENT_CONFIG).map_err(undecodable)?;
+    let core = CoreOwned {
+        seq,
+        id,
+        at,
+        cause,
+        epoch,
+        body: Event::OperatorStarted {
+            version,
+            instance,
+            epoch,
+            gap_ms: None,
+        },
+    };
+    Ok((core, prefix.saturating_add(body_len)))
+}
+
 /// Length, CRC, version, decoding and seq checks: everything but the link.
 fn decode_parts(frame: &[u8], seq: u64) -> Result<DecodedParts<'_>, CodecError> {
     let view = parse_exact(frame, MAX_EVENT_PAYLOAD)?;
-    // Version 1 is the only one so far; older versions get upcast here.
-    if view.version != EVENT_FORMAT_VERSION {
+    if !(OLDEST_EVENT_FORMAT_VERSION..=EVENT_FORMAT_VERSION).contains(&view.version) {
         return Err(CodecError::UnsupportedVersion(view.version));
     }
     let core_len = view.payload.len().checked_sub(HASH_LEN).ok_or_else(|| {
@@ -282,9 +319,12 @@ fn decode_parts(frame: &[u8], seq: u64) -> Result<DecodedParts<'_>, CodecError> 
         ))
     })?;
     let (core_bytes, hash_bytes) = view.payload.split_at_checked(core_len).unwrap_or_default();
-    let (core, used): (CoreOwned, usize) =
+    let (core, used): (CoreOwned, usize) = if view.version == 1 {
+        decode_core_v1(core_bytes)?
+    } else {
         bincode::serde::decode_from_slice(core_bytes, EVENT_CONFIG)
-            .map_err(|e| CodecError::Undecodable(e.to_string()))?;
+            .map_err(|e| CodecError::Undecodable(e.to_string()))?
+    };
     if used != core_bytes.len() {
         return Err(CodecError::Undecodable(format!(
             "{} bytes between the envelope and the hash",

@@ -132,6 +132,8 @@ pub(crate) fn every_variant() -> Vec<Event> {
         Event::OperatorStarted {
             version: "0.1.0".into(),
             instance: "logbook-0".into(),
+            epoch: 3,
+            gap_ms: Some(86_400_000),
         },
         Event::OperatorStopped {
             instance: "logbook-0".into(),
@@ -189,11 +191,7 @@ fn every_variant_round_trips_with_its_catalog_index() {
     }
 }
 
-/// The exact bytes of one typical observation. If this fails, the on-disk
-/// format changed: that needs a new format version and an upcast, not a
-/// new golden value.
-#[test]
-fn golden_frame() {
+fn golden_envelope() -> Envelope {
     let mut env = envelope(
         300,
         Event::ReplicationObserved {
@@ -204,9 +202,27 @@ fn golden_frame() {
         },
     );
     env.prev = ChainHash([0x22; 32]);
-    let encoded = encode_event(&env).unwrap();
-    let hex: String = encoded.frame.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, GOLDEN_HEX);
+    env
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The exact bytes of one typical observation. If this fails, the on-disk
+/// format changed: that needs a new format version and an upcast, not a
+/// new golden value.
+#[test]
+fn golden_frame() {
+    let encoded = encode_event(&golden_envelope()).unwrap();
+    assert_eq!(hex(&encoded.frame), GOLDEN_HEX_V2);
     assert_eq!(
         encoded.frame.len(),
         106,
@@ -214,7 +230,53 @@ fn golden_frame() {
     );
 }
 
-const GOLDEN_HEX: &str = concat!(
+/// A frame written by format version 1 still reads, to the same envelope.
+#[test]
+fn golden_version_1_frame_still_reads() {
+    let env = golden_envelope();
+    let decoded = decode_event(&unhex(GOLDEN_HEX_V1), 300, &env.prev).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(decoded.hash, encode_event(&env).unwrap().hash);
+}
+
+/// Version 1's `OperatorStarted` (version and instance only) is upcast with
+/// the envelope's epoch and no gap; its chain hash still verifies.
+#[test]
+fn version_1_operator_started_is_upcast() {
+    let id = Uuid::from_u128(7);
+    let at = Timestamp(1_700_000_000_000_000);
+    let core = (
+        5u64,
+        id,
+        at,
+        Option::<Uuid>::None,
+        4u64,
+        (16u32, "0.1.0".to_owned(), "logbook-0".to_owned()),
+    );
+    let mut frame = vec![0u8; FRAME_HEADER_LEN];
+    bincode::serde::encode_into_std_write(&core, &mut frame, EVENT_CONFIG).unwrap();
+    let prev = ChainHash([3; 32]);
+    let hash = chain::link(&prev, 5, &frame[FRAME_HEADER_LEN..]);
+    frame.extend_from_slice(&hash.0);
+    seal_frame(&mut frame, 1, MAX_EVENT_PAYLOAD).unwrap();
+    let decoded = decode_event(&frame, 5, &prev).unwrap();
+    assert_eq!(decoded.epoch, 4);
+    assert_eq!(decoded.hash, hash);
+    assert_eq!(
+        decoded.body,
+        Event::OperatorStarted {
+            version: "0.1.0".into(),
+            instance: "logbook-0".into(),
+            epoch: 4,
+            gap_ms: None,
+        }
+    );
+    // The same bytes claiming version 2 are not misread as the new shape.
+    seal_frame(&mut frame, 2, MAX_EVENT_PAYLOAD).unwrap();
+    assert!(decode_event(&frame, 5, &prev).is_err());
+}
+
+const GOLDEN_HEX_V1: &str = concat!(
     "61000000", // len = 97 bytes of payload, u32 LE
     "273895e7", // crc32c(version ‖ payload), u32 LE
     "01",       // format version 1
@@ -231,6 +293,26 @@ const GOLDEN_HEX: &str = concat!(
     "fc404b4c00",                               // offset 5,000,000: marker 252 + u32 LE
     "1111111111111111111111111111111111111111", // replid: 20 raw bytes
     "0a2954b58d525bd82661488b747bd37db76043b62eb19fcc06082b33621e81c5", // chain hash
+);
+
+/// Version 2: the same payload; only the version byte and the CRC differ.
+const GOLDEN_HEX_V2: &str = concat!(
+    "61000000",
+    "1a55d2cc", // crc32c over version 2 ‖ the same payload
+    "02",
+    "fb2c01",
+    "10",
+    "01900000000070008000000000000001",
+    "fd00c0b6403b6f0c00",
+    "00",
+    "01",
+    "08",
+    "06",
+    "64656d6f2d32",
+    "01",
+    "fc404b4c00",
+    "1111111111111111111111111111111111111111",
+    "0a2954b58d525bd82661488b747bd37db76043b62eb19fcc06082b33621e81c5",
 );
 
 #[test]
@@ -283,12 +365,12 @@ fn unknown_version_is_refused_not_misread() {
     let mut frame = encode_event(&envelope(1, Event::ClusterDeleted))
         .unwrap()
         .frame;
-    frame[8] = 2;
+    frame[8] = 3;
     let crc = crc32c::crc32c(&frame[8..]);
     frame[4..8].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
         decode_event(&frame, 1, &ChainHash::GENESIS).unwrap_err(),
-        CodecError::UnsupportedVersion(2)
+        CodecError::UnsupportedVersion(3)
     );
 }
 

@@ -226,12 +226,21 @@ pub enum Event {
         /// The policy.
         policy: Policy,
     },
-    /// [16] An operator process started (operator stream).
+    /// [16] An operator process started: in the operator stream when the
+    /// process starts, and as the first event a new leader appends to each
+    /// cluster's stream (the takeover record). Format version 2 added
+    /// `epoch` and `gap_ms` (version-1 frames are upcast with the
+    /// envelope's epoch and no gap).
     OperatorStarted {
         /// Operator build version.
         version: String,
         /// Instance identity (pod name or host).
         instance: String,
+        /// The leadership epoch it acts under.
+        epoch: u64,
+        /// Milliseconds since the stream's previous event, when it had one:
+        /// how long nobody was watching.
+        gap_ms: Option<u64>,
     },
     /// [17] An operator process shut down cleanly (operator stream).
     OperatorStopped {

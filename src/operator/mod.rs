@@ -151,6 +151,8 @@ pub async fn run(
         Event::OperatorStarted {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             instance: config.instance.clone(),
+            epoch: 0,
+            gap_ms: None,
         },
     )
     .await?;

@@ -314,13 +314,21 @@ impl ClusterState {
             Event::PolicyRecorded { policy } => {
                 self.policy = Some(policy.clone());
             }
-            Event::OperatorStarted { version, instance } => {
+            Event::OperatorStarted {
+                version,
+                instance,
+                epoch,
+                gap_ms,
+            } => {
                 self.operator.last_started = Some((version.clone(), instance.clone()));
+                let gap = gap_ms.map_or_else(String::new, |ms| {
+                    format!(", {} s after the previous event", ms / 1000)
+                });
                 self.history(
                     seq,
                     at,
                     body,
-                    format!("operator {version} started as {instance}"),
+                    format!("operator {version} started as {instance} at epoch {epoch}{gap}"),
                 );
             }
             Event::OperatorStopped { instance } => {
