@@ -12,6 +12,7 @@ pub mod decide;
 mod fault_cli;
 mod journal_cli;
 pub mod journal_store;
+pub mod leader;
 pub mod local;
 pub mod observe;
 pub mod operator;

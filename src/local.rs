@@ -29,6 +29,11 @@ pub struct LocalArgs {
     /// operator --kubeconfig .logbook/kubeconfig` beside it).
     #[arg(long)]
     pub no_operator: bool,
+    /// Where the operator journals: `sled` (a local directory, the
+    /// default here), `configmap` (in the local cluster, as in-cluster) or
+    /// `both`.
+    #[arg(long, default_value = "sled")]
+    pub journal: crate::journal_store::JournalBackend,
     /// The operator's journal directory (default: `<state-dir>/journal`
     /// with `--state-dir`, else `.logbook/journal`).
     #[arg(long)]
@@ -143,8 +148,18 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
             (None, Some(state)) => state.join("journal"),
             (None, None) => PathBuf::from(".logbook/journal"),
         };
-        writeln!(out, "operator journal at {}", journal_dir.display())?;
-        Some(start_operator(&kubeconfig, &journal_dir).await?)
+        match args.journal {
+            crate::journal_store::JournalBackend::ConfigMap => {
+                writeln!(out, "operator journal in ConfigMaps")?
+            }
+            _ => writeln!(
+                out,
+                "operator journal ({}) at {}",
+                args.journal,
+                journal_dir.display()
+            )?,
+        }
+        Some(start_operator(&kubeconfig, args.journal, &journal_dir).await?)
     };
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
     writeln!(out, "Ctrl-C stops it.")?;
@@ -173,15 +188,16 @@ pub(crate) type OperatorTask = (
 /// (real HTTP, as against any cluster).
 pub(crate) async fn start_operator(
     kubeconfig: &std::path::Path,
+    journal: crate::journal_store::JournalBackend,
     journal_dir: &std::path::Path,
 ) -> Result<OperatorTask> {
     let client = crate::operator_cli::client(Some(&kubeconfig.to_path_buf())).await?;
-    let config = crate::operator::OperatorConfig {
-        namespace: None,
-        journal_dir: journal_dir.to_path_buf(),
-        instance: crate::operator_cli::instance_name(Some("logbook-local".to_owned())),
-        features: Default::default(),
-    };
+    let config = crate::operator::OperatorConfig::new(
+        journal,
+        journal_dir.to_path_buf(),
+        "logbook-local".to_owned(),
+        "default",
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(crate::operator::run(client, config, async move {
         let _ = stopped.await;

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use std::time::Duration;
+
 use crate::cli::{Error, Result};
+use crate::journal_store::JournalBackend;
 use crate::operator::{self, OperatorConfig};
 
 /// `logbook operator` options.
@@ -19,9 +22,32 @@ pub struct OperatorArgs {
     /// Watch only this namespace (default: every namespace).
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Where the sled journal lives.
+    /// Where journals live: `configmap` (in each cluster's namespace; they
+    /// survive the operator's pod), `sled` (a local directory) or `both`
+    /// (ConfigMaps, plus a full local history in sled).
+    #[arg(long, default_value = "configmap")]
+    pub journal: JournalBackend,
+    /// The local journal directory (`sled` and `both`).
     #[arg(long, default_value = ".logbook/journal")]
     pub journal_dir: PathBuf,
+    /// The namespace of the leader-election Lease and of the operator's
+    /// own journal (default: `$POD_NAMESPACE`, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// The leader-election Lease's name.
+    #[arg(long, default_value = crate::leader::DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
+    /// Seconds the Lease is valid without renewal.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_seconds: u64,
+    /// Milliseconds between renewals (and acquisition attempts).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub renew_milliseconds: u64,
+    /// Shortest interval between two journal writes of observations per
+    /// cluster, in milliseconds (default: 1000 for ConfigMaps, 0 for sled).
+    /// Decisions are always written at once.
+    #[arg(long)]
+    pub group_commit_milliseconds: Option<u64>,
     /// This instance's name in the journal (default: `$POD_NAME`, else the
     /// host name).
     #[arg(long)]
@@ -96,17 +122,33 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let client = client(args.kubeconfig.as_ref()).await?;
-        let config = OperatorConfig {
-            namespace: args.namespace.clone(),
-            journal_dir: args.journal_dir.clone(),
-            instance: instance_name(args.instance.clone()),
-            features: Default::default(),
+        let lease_namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
+        let mut config = OperatorConfig::new(
+            args.journal,
+            args.journal_dir.clone(),
+            instance_name(args.instance.clone()),
+            &lease_namespace,
+        );
+        config.namespace = args.namespace.clone();
+        config.lease.name = args.lease_name.clone();
+        config.lease.lease_duration = Duration::from_secs(args.lease_seconds);
+        config.lease.renew_every = Duration::from_millis(args.renew_milliseconds);
+        config.group_commit = args.group_commit_milliseconds.map(Duration::from_millis);
+        let journal = match args.journal {
+            JournalBackend::ConfigMap => "ConfigMaps".to_owned(),
+            other => format!("{other} at {}", args.journal_dir.display()),
         };
         writeln!(
             out,
-            "logbook operator: watching {}, journal at {}",
+            "logbook operator {}: watching {}, journal in {journal}, Lease {lease_namespace}/{}",
+            config.instance,
             args.namespace.as_deref().unwrap_or("every namespace"),
-            args.journal_dir.display()
+            args.lease_name,
         )?;
         out.flush()?;
         operator::run(client, config, stop_signal())

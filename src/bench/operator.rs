@@ -93,9 +93,13 @@ impl OperatorBench {
         server
             .write_kubeconfig(&kubeconfig)
             .map_err(|e| harness("kubeconfig")(e.to_string()))?;
-        let operator = crate::local::start_operator(&kubeconfig, &dir.path().join("journal"))
-            .await
-            .map_err(|e| harness("operator")(e.to_string()))?;
+        let operator = crate::local::start_operator(
+            &kubeconfig,
+            crate::journal_store::JournalBackend::Sled,
+            &dir.path().join("journal"),
+        )
+        .await
+        .map_err(|e| harness("operator")(e.to_string()))?;
         let client = crate::operator_cli::client(Some(&kubeconfig))
             .await
             .map_err(|e| harness("client")(e.to_string()))?;

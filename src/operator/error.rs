@@ -18,6 +18,22 @@ pub enum OperatorError {
         #[source]
         source: WriterError,
     },
+    /// The cluster's journal refused a batch: back-pressure, a conflict
+    /// with another writer (this instance is fenced), or a store failure.
+    #[error("cluster {cluster}: journal: {source}")]
+    Journal {
+        /// `namespace/name`.
+        cluster: String,
+        /// What went wrong.
+        #[source]
+        source: super::journal::JournalError,
+    },
+    /// This instance does not lead (or was fenced): it does not write.
+    #[error("cluster {cluster}: not written: this instance does not lead")]
+    NotLeading {
+        /// `namespace/name`.
+        cluster: String,
+    },
     /// The journal could not be read back (corrupt or unreadable): fatal
     /// for this cluster until repaired with `logbook journal verify`.
     #[error("cluster {cluster}: journal unreadable: {source}")]
@@ -73,6 +89,8 @@ impl OperatorError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Append { .. } => "journal_append",
+            Self::Journal { .. } => "journal",
+            Self::NotLeading { .. } => "not_leading",
             Self::Load { .. } => "journal_load",
             Self::Store { .. } => "journal_store",
             Self::Kube { .. } => "kube",

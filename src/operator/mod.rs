@@ -7,8 +7,10 @@
 //! (Valkey observations), `runtime.rs` (journal, decide, act, status),
 //! `error.rs`.
 
+mod crash;
 mod error;
 mod events;
+mod journal;
 mod prober;
 mod reconcile;
 mod runtime;
@@ -17,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -27,29 +30,66 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use logbook_crds::ValkeyCluster;
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
+pub use crash::CRASH_AT_COMMIT;
 pub use error::OperatorError;
+pub use journal::{JournalError, MAX_STAGED_BYTES, MAX_STAGED_EVENTS};
 pub use prober::probe_timeouts;
-pub use runtime::{ClusterRuntime, RuntimeDeps, describe_intent, intent_name};
+pub use runtime::{ClusterRuntime, JournalFactory, RuntimeDeps, describe_intent, intent_name};
 
+use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
+use crate::leader::{self, Leadership, LeaseConfig};
 use crate::resources::labels;
 
 /// The finalizer the operator puts on every ValkeyCluster.
 pub const FINALIZER: &str = "valkey.logbook.dev/finalizer";
+
+/// Group-commit interval of ConfigMap journals: at most one write per
+/// cluster per interval for observations.
+pub const GROUP_COMMIT: Duration = Duration::from_secs(1);
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
     /// Watch one namespace, or all when `None`.
     pub namespace: Option<String>,
-    /// Where the sled journal lives.
+    /// Where journals live.
+    pub journal: JournalBackend,
+    /// The local journal directory (`sled` and `both`).
     pub journal_dir: PathBuf,
     /// This process's identity (pod name or host), journaled.
     pub instance: String,
     /// Operator feature flags, journaled in each cluster's policy.
     pub features: BTreeMap<String, bool>,
+    /// The leader-election Lease (its namespace also holds the operator's
+    /// own journal stream when journals live in ConfigMaps).
+    pub lease: LeaseConfig,
+    /// Shortest interval between two commits of observations; `None`: the
+    /// backend's default (1 s for ConfigMaps, write-through for sled).
+    pub group_commit: Option<Duration>,
+}
+
+impl OperatorConfig {
+    /// A configuration with the defaults: every namespace, the given
+    /// backend and directory, the Lease in `lease_namespace`.
+    pub fn new(
+        journal: JournalBackend,
+        journal_dir: PathBuf,
+        instance: String,
+        lease_namespace: &str,
+    ) -> Self {
+        Self {
+            namespace: None,
+            journal,
+            journal_dir,
+            lease: LeaseConfig::new(lease_namespace, instance.clone()),
+            instance,
+            features: BTreeMap::new(),
+            group_commit: None,
+        }
+    }
 }
 
 /// One cluster: its runtime and its prober.
@@ -62,7 +102,9 @@ struct ClusterHandle {
 pub struct Context {
     deps: RuntimeDeps,
     clusters: Mutex<HashMap<String, ClusterHandle>>,
-    backend: &'static str,
+    /// Clusters whose journal cannot be trusted, with the condition message
+    /// last published for them (uid → message).
+    unhealthy: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -72,14 +114,15 @@ impl Context {
         &self,
         meta: &crate::resources::ClusterMeta,
         reference: ObjectReference,
+        retain: bool,
     ) -> Result<Arc<Mutex<ClusterRuntime>>, OperatorError> {
         let mut clusters = self.clusters.lock().await;
         if let Some(handle) = clusters.get(&meta.uid) {
             return Ok(handle.runtime.clone());
         }
-        let runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference).await?;
+        let runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference, retain).await?;
         let runtime = Arc::new(Mutex::new(runtime));
-        let prober = tokio::spawn(prober::run(runtime.clone(), self.backend));
+        let prober = tokio::spawn(prober::run(runtime.clone()));
         clusters.insert(
             meta.uid.clone(),
             ClusterHandle {
@@ -97,74 +140,175 @@ impl Context {
         }
     }
 
+    /// Stops every prober, then commits what each runtime still holds.
     async fn stop_all(&self) {
-        for (_, handle) in self.clusters.lock().await.drain() {
+        let handles: Vec<ClusterHandle> =
+            self.clusters.lock().await.drain().map(|(_, h)| h).collect();
+        for handle in &handles {
             handle.prober.abort();
+        }
+        for handle in handles {
+            let mut rt = handle.runtime.lock().await;
+            if let Err(err) = rt.commit().await {
+                tracing::warn!(cluster = %rt.cluster(), %err, "events not committed at shutdown");
+            }
         }
     }
 }
 
-/// Appends one lifecycle event to the operator stream.
-async fn append_operator_event(
-    stream: &mut StreamWriter<SledStore>,
-    event: Event,
-) -> Result<(), OperatorError> {
-    stream
-        .append(vec![NewEvent::now(event)])
-        .await
-        .map(drop)
-        .map_err(|source| OperatorError::Append {
+/// The operator's own stream (lifecycle and leadership), written only by
+/// the leader.
+struct OperatorStream {
+    writer: StreamWriter<AnyStore>,
+}
+
+impl OperatorStream {
+    async fn open(store: AnyStore) -> Result<Self, OperatorError> {
+        let writer = StreamWriter::open(store, StreamId::operator(), 0)
+            .await
+            .map_err(|source| OperatorError::Append {
+                cluster: "operator".to_owned(),
+                source,
+            })?;
+        Ok(Self { writer })
+    }
+
+    /// Appends `events` at `epoch`, reloading the head once if a previous
+    /// leader wrote last.
+    async fn append(&mut self, epoch: u64, events: Vec<Event>) -> Result<(), OperatorError> {
+        self.writer.set_epoch(epoch);
+        let batch = || events.iter().cloned().map(NewEvent::now).collect();
+        let mut result = self.writer.append(batch()).await;
+        if result.as_ref().is_err_and(|e| e.is_retryable()) {
+            let _ = self.writer.reload().await;
+            result = self.writer.append(batch()).await;
+        }
+        result.map(drop).map_err(|source| OperatorError::Append {
             cluster: "operator".to_owned(),
             source,
         })
+    }
+}
+
+/// Journals leadership changes in the operator stream while this instance
+/// runs.
+async fn follow_leadership(
+    mut leadership: watch::Receiver<Leadership>,
+    operator: Arc<Mutex<OperatorStream>>,
+    instance: String,
+) {
+    let mut led: Option<u64> = None;
+    loop {
+        let now = *leadership.borrow_and_update();
+        match (led, now.epoch()) {
+            (None, Some(epoch)) => {
+                tracing::info!(%instance, epoch, "leading");
+                let events = vec![
+                    Event::LeadershipAcquired {
+                        epoch,
+                        holder: instance.clone(),
+                    },
+                    Event::OperatorStarted {
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                        instance: instance.clone(),
+                        epoch,
+                        gap_ms: None,
+                    },
+                ];
+                if let Err(err) = operator.lock().await.append(epoch, events).await {
+                    tracing::warn!(%err, "cannot journal the leadership");
+                }
+            }
+            (Some(old), None) => {
+                tracing::warn!(%instance, epoch = old, "no longer leading: acting stops");
+            }
+            (Some(old), Some(epoch)) if old != epoch => {
+                tracing::info!(%instance, epoch, "leading in a new term");
+            }
+            _ => {}
+        }
+        led = now.epoch();
+        if leadership.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs the operator until `shutdown` completes.
 ///
 /// # Errors
-/// The journal cannot be opened or written.
+/// The journal cannot be opened.
 pub async fn run(
     client: kube::Client,
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), OperatorError> {
-    std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
-        OperatorError::Config(format!(
-            "cannot create the journal directory {}: {e}",
-            config.journal_dir.display()
-        ))
-    })?;
-    let store = SledStore::open(&config.journal_dir, logbook_journal::Durability::Flush).map_err(
-        |source| OperatorError::Store {
-            path: config.journal_dir.display().to_string(),
-            source,
-        },
-    )?;
-    let mut operator_stream = StreamWriter::open(store.clone(), StreamId::operator(), 0)
-        .await
-        .map_err(|source| OperatorError::Append {
-            cluster: "operator".to_owned(),
-            source,
+    let sled = if config.journal.uses_sled() {
+        std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
+            OperatorError::Config(format!(
+                "cannot create the journal directory {}: {e}",
+                config.journal_dir.display()
+            ))
         })?;
-    append_operator_event(
-        &mut operator_stream,
-        Event::OperatorStarted {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            instance: config.instance.clone(),
-            epoch: 0,
-            gap_ms: None,
+        Some(
+            SledStore::open(&config.journal_dir, logbook_journal::Durability::Flush).map_err(
+                |source| OperatorError::Store {
+                    path: config.journal_dir.display().to_string(),
+                    source,
+                },
+            )?,
+        )
+    } else {
+        None
+    };
+    let operator_store = match (config.journal, &sled) {
+        (JournalBackend::Sled, Some(local)) => AnyStore::Sled(local.clone()),
+        (JournalBackend::Both, Some(local)) => AnyStore::Both {
+            cluster: ConfigMapStore::new(client.clone(), &config.lease.namespace),
+            local: local.clone(),
         },
-    )
-    .await?;
+        _ => AnyStore::ConfigMap(ConfigMapStore::new(client.clone(), &config.lease.namespace)),
+    };
+    let operator_stream = Arc::new(Mutex::new(OperatorStream::open(operator_store).await?));
+    let group_commit = config.group_commit.unwrap_or(match config.journal {
+        JournalBackend::Sled => Duration::ZERO,
+        JournalBackend::ConfigMap | JournalBackend::Both => GROUP_COMMIT,
+    });
+
+    // Leadership: the elector runs until the operator has committed what
+    // it holds, then releases the Lease.
+    let (leader_tx, leadership) = watch::channel(Leadership::Follower);
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let elector = tokio::spawn(leader::run(
+        client.clone(),
+        config.lease.clone(),
+        leader_tx,
+        async move {
+            let _ = release_rx.await;
+        },
+    ));
+    let follower = tokio::spawn(follow_leadership(
+        leadership.clone(),
+        operator_stream.clone(),
+        config.instance.clone(),
+    ));
+
     let ctx = Arc::new(Context {
         deps: RuntimeDeps {
             client: client.clone(),
-            store: store.clone(),
+            journals: JournalFactory {
+                backend: config.journal,
+                client: client.clone(),
+                sled: sled.clone(),
+                group_commit,
+            },
             events: events::Publisher::new(client.clone(), config.instance.clone()),
             features: config.features.clone(),
+            leadership: leadership.clone(),
+            instance: config.instance.clone(),
         },
         clusters: Mutex::new(HashMap::new()),
-        backend: "sled",
+        unhealthy: Mutex::new(HashMap::new()),
     });
     let (clusters, pods, sets, services, maps, secrets, pdbs) = match &config.namespace {
         Some(ns) => (
@@ -193,8 +337,15 @@ pub async fn run(
     ));
     let pod_watch =
         watcher::Config::default().labels(&format!("{}={}", labels::NAME, labels::NAME_VALUE));
-    tracing::info!(instance = %config.instance, journal = %config.journal_dir.display(), "operator started");
+    tracing::info!(instance = %config.instance, journal = %config.journal, lease = %format!("{}/{}", config.lease.namespace, config.lease.name), "operator started");
+    // Every change of leadership reconciles every cluster: a new leader
+    // takes each journal over, a follower stops.
+    let leadership_changes = futures::stream::unfold(leadership.clone(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
     Controller::new(clusters, watcher::Config::default())
+        .reconcile_all_on(leadership_changes)
         .owns(sets, managed.clone())
         .owns(services, managed.clone())
         .owns(maps, managed.clone())
@@ -214,17 +365,31 @@ pub async fn run(
         })
         .await;
     ctx.stop_all().await;
-    append_operator_event(
-        &mut operator_stream,
-        Event::OperatorStopped {
+    let epoch = leadership.borrow().epoch();
+    if let Some(epoch) = epoch {
+        let stopped = Event::OperatorStopped {
             instance: config.instance.clone(),
-        },
-    )
-    .await?;
-    store.flush().map_err(|source| OperatorError::Store {
-        path: config.journal_dir.display().to_string(),
-        source,
-    })?;
+        };
+        if let Err(err) = operator_stream
+            .lock()
+            .await
+            .append(epoch, vec![stopped])
+            .await
+        {
+            tracing::warn!(%err, "cannot journal the shutdown");
+        }
+    }
+    follower.abort();
+    let _ = release_tx.send(());
+    if let Err(err) = elector.await {
+        tracing::warn!(%err, "leader election task failed");
+    }
+    if let Some(sled) = &sled {
+        sled.flush().map_err(|source| OperatorError::Store {
+            path: config.journal_dir.display().to_string(),
+            source,
+        })?;
+    }
     tracing::info!("operator stopped");
     Ok(())
 }

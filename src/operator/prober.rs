@@ -32,7 +32,7 @@ const MIN_INTERVAL: Duration = Duration::from_millis(50);
 type Outcome = Result<Probe, ProbeError>;
 
 /// Probes `rt`'s pods until the cluster is deleted or the task aborted.
-pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
+pub async fn run(rt: Arc<Mutex<ClusterRuntime>>) {
     let mut last_offsets = Instant::now();
     let mut next = Instant::now();
     loop {
@@ -55,7 +55,7 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, backend: &'static str) {
         tokio::time::sleep_until(next).await;
         next = Instant::now() + interval;
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
-        match round(&rt, interval, coarse, backend).await {
+        match round(&rt, interval, coarse).await {
             Ok(()) => {
                 if coarse {
                     last_offsets = Instant::now();
@@ -101,12 +101,17 @@ async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
     interval: Duration,
     coarse: bool,
-    backend: &'static str,
 ) -> Result<(), super::OperatorError> {
     // Snapshot the targets, then probe without holding the lock.
     let (client, pods, actions) = {
         let mut guard = rt.lock().await;
+        // Only a leader probes (observations are journal writes); it
+        // takes the journal over first if this is a new term.
+        if !guard.sync_leadership().await? {
+            return Ok(());
+        }
         guard.set_probe_timeouts(probe_timeouts(interval));
+        guard.flush_due().await?;
         if !guard.password_known() {
             return Ok(());
         }
@@ -186,8 +191,10 @@ async fn round(
             guard.record(events, None).await?;
         }
     }
+    guard.mark_probed();
     guard.act().await?;
-    guard.publish_status(None, backend).await?;
+    guard.flush_due().await?;
+    guard.publish_status(None).await?;
     Ok(())
 }
 

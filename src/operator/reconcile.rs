@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use logbook_crds::ValkeyCluster;
-use logbook_journal::Event;
+use logbook_journal::reader::ReadError;
+use logbook_journal::{Event, StreamId};
 
 use super::error::OperatorError;
 use super::{Context, FINALIZER};
@@ -25,6 +26,9 @@ use crate::resources::{ClusterMeta, labels, statefulset_name};
 /// How often a quiet cluster is reconciled anyway (reads only; a
 /// converged cluster writes nothing).
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often a follower catches its projections up with the journals, and
+/// a cluster with an untrusted journal is looked at again (a repair).
+const FOLLOWER_REFRESH: Duration = Duration::from_secs(30);
 
 /// Reconciles one ValkeyCluster.
 ///
@@ -35,6 +39,9 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, OperatorError> {
     let ns = obj.namespace().ok_or(OperatorError::MissingMeta)?;
+    if !ctx.deps.leadership.borrow().is_leader() {
+        return follow(&obj, &ctx).await;
+    }
     let api: Api<ValkeyCluster> = Api::namespaced(ctx.deps.client.clone(), &ns);
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -56,10 +63,114 @@ pub fn error_policy(obj: Arc<ValkeyCluster>, err: &OperatorError, _ctx: Arc<Cont
     Action::requeue(Duration::from_secs(2))
 }
 
+/// A follower writes nothing: it keeps the cluster's projection warm by
+/// reading its journal, so that taking over costs only the tail.
+async fn follow(obj: &ValkeyCluster, ctx: &Context) -> Result<Action, OperatorError> {
+    let meta = ClusterMeta::from_cluster(obj).ok_or(OperatorError::MissingMeta)?;
+    let retain = obj.spec.journal.retain_on_delete;
+    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+        Ok(handle) => {
+            let mut rt = handle.lock().await;
+            if !rt.leading()
+                && let Err(err) = rt.refresh().await
+            {
+                tracing::debug!(cluster = %rt.cluster(), %err, "follower cannot refresh the projection");
+            }
+        }
+        Err(err) => tracing::debug!(%err, "follower cannot load the journal"),
+    }
+    Ok(Action::requeue(FOLLOWER_REFRESH))
+}
+
+/// The journal of `meta`'s cluster cannot be trusted (`err`): publish
+/// `JournalHealthy=False` naming the seq and the ConfigMap, once per
+/// distinct problem, and leave the cluster alone until it is repaired.
+async fn journal_untrusted(
+    obj: &ValkeyCluster,
+    meta: &ClusterMeta,
+    ctx: &Context,
+    err: &OperatorError,
+) -> Result<Action, OperatorError> {
+    let message = untrusted_message(meta, ctx, err).await;
+    let mut unhealthy = ctx.unhealthy.lock().await;
+    if unhealthy.get(&meta.uid) == Some(&message) {
+        return Ok(Action::requeue(FOLLOWER_REFRESH));
+    }
+    tracing::error!(cluster = %format!("{}/{}", meta.namespace, meta.name), %message, "journal untrusted: not acting on this cluster");
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let condition = |type_: &str, reason: &str| {
+        serde_json::json!({
+            "type": type_, "status": "False", "reason": reason, "message": message,
+            "lastTransitionTime": now, "observedGeneration": obj.metadata.generation,
+        })
+    };
+    let patch = serde_json::json!({ "status": { "conditions": [
+        condition(logbook_crds::v1alpha1::CONDITION_JOURNAL_HEALTHY, "JournalCorrupt"),
+        condition(logbook_crds::v1alpha1::CONDITION_READY, "JournalUntrusted"),
+    ]}});
+    let api: Api<ValkeyCluster> = Api::namespaced(ctx.deps.client.clone(), &meta.namespace);
+    api.patch_status(&meta.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("writing the status of {}/{}", meta.namespace, meta.name),
+            source,
+        })?;
+    unhealthy.insert(meta.uid.clone(), message);
+    Ok(Action::requeue(FOLLOWER_REFRESH))
+}
+
+/// Whether `err` says the journal is damaged (rather than unreachable).
+fn untrusted(err: &OperatorError) -> bool {
+    matches!(err, OperatorError::Load { source, .. } if !source.is_retryable())
+}
+
+/// What is wrong with the journal, where, and what to do about it.
+async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorError) -> String {
+    let seq = match err {
+        OperatorError::Load {
+            source: ReadError::Corrupt { seq, .. },
+            ..
+        } => Some(*seq),
+        OperatorError::Load {
+            source: ReadError::Missing { expected, .. },
+            ..
+        } => Some(*expected),
+        _ => None,
+    };
+    let mut place = String::new();
+    if let (Some(seq), Ok(store)) = (seq, ctx.deps.journals.store_for(meta, true))
+        && let (Some(config_maps), Ok(stream)) =
+            (store.config_maps(), StreamId::new(meta.uid.clone()))
+    {
+        place = match config_maps.locate(&stream, seq).await {
+            Ok(Some((name, key))) => format!(" (ConfigMap {}/{name}, key {key})", meta.namespace),
+            _ => format!(" (journal stream {stream})"),
+        };
+    }
+    let at = seq.map_or_else(String::new, |seq| format!(" at seq {seq}"));
+    format!(
+        "journal untrusted{at}{place}: {err}; the operator does not act on this cluster until it is repaired: logbook journal repair --cluster {} --namespace {}",
+        meta.name, meta.namespace
+    )
+}
+
 async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
-    let handle = ctx.handle(&meta, obj.object_ref(&())).await?;
+    let retain = obj.spec.journal.retain_on_delete;
+    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+        Ok(handle) => handle,
+        Err(err) if untrusted(&err) => {
+            return journal_untrusted(&obj, &meta, &ctx, &err).await;
+        }
+        Err(err) => return Err(err),
+    };
+    ctx.unhealthy.lock().await.remove(&meta.uid);
     let mut rt = handle.lock().await;
+    rt.set_journal_spec(&ctx.deps.journals, retain, obj.spec.journal.max_events)?;
+    if !rt.sync_leadership().await? {
+        return Ok(Action::requeue(FOLLOWER_REFRESH));
+    }
     let client = ctx.deps.client.clone();
     let ns = meta.namespace.as_str();
     // The spec and the switchover request.
@@ -102,18 +213,26 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         }
     }
     rt.act().await?;
-    rt.publish_status(obj.status.as_ref(), ctx.backend).await?;
+    rt.flush_due().await?;
+    rt.publish_status(obj.status.as_ref()).await?;
     Ok(Action::requeue(RESYNC))
 }
 
 async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
-    let handle = ctx.handle(&meta, obj.object_ref(&())).await?;
-    {
-        let mut rt = handle.lock().await;
-        if !rt.state.deleted {
-            rt.record(vec![Event::ClusterDeleted], None).await?;
+    let retain = obj.spec.journal.retain_on_delete;
+    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+        Ok(handle) => {
+            let mut rt = handle.lock().await;
+            if rt.sync_leadership().await? && !rt.state.deleted {
+                rt.record_now(vec![Event::ClusterDeleted], None).await?;
+            }
         }
+        // A cluster whose journal cannot be read can still be deleted.
+        Err(OperatorError::Load { source, .. }) if !source.is_retryable() => {
+            tracing::warn!(cluster = %meta.name, %source, "deleting a cluster whose journal is untrusted");
+        }
+        Err(err) => return Err(err),
     }
     ctx.forget(&meta.uid).await;
     let delete_pvcs = obj

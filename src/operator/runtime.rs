@@ -10,22 +10,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use logbook_crds::{ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus};
-use logbook_journal::reader::{ReadError, load_state, load_state_from_start};
+use logbook_journal::reader::{ReadError, load_state, load_state_from_start, read_envelopes};
 use logbook_journal::{
-    ClusterState, Envelope, Event, Intent, NewEvent, PlannedIntent, Policy, SledStore, StreamId,
-    StreamWriter,
+    ClusterState, Envelope, Event, Head, Intent, JournalStore, NewEvent, PlannedIntent, Policy,
+    SledStore, StreamId, Timestamp,
 };
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::error::OperatorError;
 use super::events::{Kind, Publisher};
+use super::journal::ClusterJournal;
 use crate::actuate::{ActError, Done, Executor, Target};
-use crate::decide::decide;
 use crate::decide::status::{StatusContext, render_status};
-use crate::resources::ClusterMeta;
+use crate::decide::{already_done, decide};
+use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
+use crate::leader::Leadership;
+use crate::resources::{ClusterMeta, labels};
 use crate::valkey::{Password, ValkeyClient};
 
 /// Decide-and-act rounds per trigger, a guard against a decision that
@@ -39,13 +44,71 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Events between snapshots of the projection: a restart folds at most
 /// this many events after the snapshot.
 const SNAPSHOT_EVERY: u64 = 1_000;
+/// How long a runtime fenced by another writer stays quiet before it may
+/// take the stream over again (one default renew period).
+const FENCED_PAUSE: Duration = Duration::from_secs(5);
+
+/// Where each cluster's journal lives, and how often it is written.
+#[derive(Clone)]
+pub struct JournalFactory {
+    /// The backend chosen with `--journal`.
+    pub backend: JournalBackend,
+    /// The API client (ConfigMap journals).
+    pub client: kube::Client,
+    /// The local store (`sled` and `both`).
+    pub sled: Option<SledStore>,
+    /// Shortest interval between two commits of observations (group
+    /// commit); decisions are written through.
+    pub group_commit: Duration,
+}
+
+impl JournalFactory {
+    /// The store of `meta`'s journal: ConfigMaps in its namespace labelled
+    /// with its name, owned by it unless the journal is retained on delete.
+    ///
+    /// # Errors
+    /// [`OperatorError::Config`] when the backend needs a sled store that
+    /// was not opened.
+    pub fn store_for(&self, meta: &ClusterMeta, retain: bool) -> Result<AnyStore, OperatorError> {
+        let config_maps = || {
+            let store = ConfigMapStore::new(self.client.clone(), &meta.namespace).with_labels(
+                BTreeMap::from([(labels::CLUSTER.to_owned(), meta.name.clone())]),
+            );
+            if retain {
+                store
+            } else {
+                store.with_owner(OwnerReference {
+                    controller: None,
+                    block_owner_deletion: None,
+                    ..meta.owner_reference()
+                })
+            }
+        };
+        let sled = || {
+            self.sled.clone().ok_or_else(|| {
+                OperatorError::Config(format!(
+                    "the {} journal needs a local directory",
+                    self.backend
+                ))
+            })
+        };
+        Ok(match self.backend {
+            JournalBackend::Sled => AnyStore::Sled(sled()?),
+            JournalBackend::ConfigMap => AnyStore::ConfigMap(config_maps()),
+            JournalBackend::Both => AnyStore::Both {
+                cluster: config_maps(),
+                local: sled()?,
+            },
+        })
+    }
+}
 
 /// One cluster's runtime.
 pub struct ClusterRuntime {
     /// Its identity.
     pub meta: ClusterMeta,
-    writer: StreamWriter<SledStore>,
-    /// The projection of its stream.
+    journal: ClusterJournal,
+    /// The projection of its stream: committed events, then staged ones.
     pub state: ClusterState,
     executor: Executor,
     probe_client: ValkeyClient,
@@ -60,6 +123,21 @@ pub struct ClusterRuntime {
     /// Intents carried out so far: the prober discards probe results that
     /// raced with an action (see [`ClusterRuntime::actions`]).
     actions: u64,
+    leadership: watch::Receiver<Leadership>,
+    /// The epoch this runtime took the stream over at (recorded with
+    /// `OperatorStarted`); it writes only while that epoch leads.
+    taken_over: Option<u64>,
+    /// Why and when this runtime stopped writing (another writer extended
+    /// the stream): it must be reloaded before it writes again, and waits
+    /// [`FENCED_PAUSE`] first, the time the Lease needs to say who leads.
+    fenced: Option<(String, Instant)>,
+    /// Intents found without an outcome at the takeover wait for a first
+    /// full probe round, then are completed or abandoned.
+    resolve_pending: bool,
+    probed: bool,
+    instance: String,
+    retain: bool,
+    max_events: u64,
 }
 
 impl std::fmt::Debug for ClusterRuntime {
@@ -67,6 +145,7 @@ impl std::fmt::Debug for ClusterRuntime {
         f.debug_struct("ClusterRuntime")
             .field("meta", &self.meta)
             .field("last_seq", &self.state.last_seq)
+            .field("taken_over", &self.taken_over)
             .finish_non_exhaustive()
     }
 }
@@ -76,55 +155,81 @@ impl std::fmt::Debug for ClusterRuntime {
 pub struct RuntimeDeps {
     /// The API client.
     pub client: kube::Client,
-    /// The journal.
-    pub store: SledStore,
+    /// Where journals live.
+    pub journals: JournalFactory,
     /// Kubernetes Events.
     pub events: Publisher,
     /// Operator feature flags, journaled in each cluster's policy.
     pub features: BTreeMap<String, bool>,
+    /// Whether this instance leads, and at which epoch.
+    pub leadership: watch::Receiver<Leadership>,
+    /// This instance's name, journaled in `OperatorStarted`.
+    pub instance: String,
+}
+
+/// Loads a stream's projection: snapshot plus tail, or from the start when
+/// the snapshot is unreadable (an older format, or damaged).
+async fn load(
+    store: &AnyStore,
+    stream: &StreamId,
+    cluster: &str,
+) -> Result<ClusterState, OperatorError> {
+    match load_state(store, stream).await {
+        Ok(loaded) => Ok(loaded.state),
+        Err(ReadError::Snapshot(err)) => {
+            tracing::warn!(%cluster, %err, "snapshot unreadable; folding the journal from the start");
+            load_state_from_start(store, stream)
+                .await
+                .map_err(|source| OperatorError::Load {
+                    cluster: cluster.to_owned(),
+                    source,
+                })
+        }
+        Err(source) => Err(OperatorError::Load {
+            cluster: cluster.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn head_of(state: &ClusterState) -> Head {
+    Head {
+        seq: state.last_seq,
+        hash: state.last_hash,
+    }
 }
 
 impl ClusterRuntime {
-    /// Loads the cluster's stream (snapshot plus tail, or from the start if
-    /// the snapshot is of an older format) and records every intent found
-    /// in flight as abandoned: after a restart nothing is resumed blindly;
-    /// `decide` looks again at fresh observations.
+    /// Loads the cluster's stream (snapshot plus tail). Nothing is written:
+    /// a follower keeps it warm with [`ClusterRuntime::refresh`]; a leader
+    /// takes it over with [`ClusterRuntime::sync_leadership`].
     ///
     /// # Errors
-    /// Journal read or append errors.
+    /// Journal read errors ([`OperatorError::Load`] when it is damaged).
     pub async fn open(
         deps: &RuntimeDeps,
         meta: ClusterMeta,
         reference: ObjectReference,
+        retain: bool,
     ) -> Result<Self, OperatorError> {
         let cluster = format!("{}/{}", meta.namespace, meta.name);
         let stream = StreamId::new(meta.uid.clone()).map_err(|e| OperatorError::StreamId {
             cluster: cluster.clone(),
             reason: e.to_string(),
         })?;
-        let state = match load_state(&deps.store, &stream).await {
-            Ok(loaded) => loaded.state,
-            Err(ReadError::Snapshot(err)) => {
-                tracing::warn!(%cluster, %err, "snapshot unreadable; folding the journal from the start");
-                load_state_from_start(&deps.store, &stream)
-                    .await
-                    .map_err(|source| OperatorError::Load {
-                        cluster: cluster.clone(),
-                        source,
-                    })?
-            }
-            Err(source) => return Err(OperatorError::Load { cluster, source }),
-        };
-        let writer = StreamWriter::open(deps.store.clone(), stream, state.epoch)
-            .await
-            .map_err(|source| OperatorError::Append {
-                cluster: cluster.clone(),
-                source,
-            })?;
+        let store = deps.journals.store_for(&meta, retain)?;
+        let state = load(&store, &stream, &cluster).await?;
+        let journal = ClusterJournal::new(
+            store,
+            stream,
+            head_of(&state),
+            state.epoch,
+            deps.journals.group_commit,
+        );
         let timeouts = crate::valkey::Timeouts::default();
-        let mut runtime = Self {
+        Ok(Self {
             meta,
-            writer,
+            journal,
             state,
             executor: Executor::new(deps.client.clone(), ValkeyClient::new(timeouts, None)),
             probe_client: ValkeyClient::new(timeouts, None),
@@ -136,26 +241,158 @@ impl ClusterRuntime {
             last_status: None,
             password: None,
             actions: 0,
-        };
-        let abandoned: Vec<Event> = runtime
-            .state
-            .in_flight
-            .keys()
-            .map(|id| Event::IntentAbandoned {
-                intent_id: *id,
-                reason: "found in flight after an operator restart; deciding again from fresh observations".to_owned(),
-            })
-            .collect();
-        if !abandoned.is_empty() {
-            tracing::info!(cluster = %runtime.cluster(), count = abandoned.len(), "abandoning intents left in flight");
-            runtime.record(abandoned, None).await?;
-        }
-        Ok(runtime)
+            leadership: deps.leadership.clone(),
+            taken_over: None,
+            fenced: None,
+            resolve_pending: false,
+            probed: false,
+            instance: deps.instance.clone(),
+            retain,
+            max_events: u64::try_from(logbook_crds::v1alpha1::defaults::JOURNAL_MAX_EVENTS)
+                .unwrap_or(u64::MAX),
+        })
     }
 
     /// `namespace/name`.
     pub fn cluster(&self) -> String {
         format!("{}/{}", self.meta.namespace, self.meta.name)
+    }
+
+    /// The journal backend's name (for `status.journal.backend`).
+    pub fn backend(&self) -> &'static str {
+        self.journal.store().backend().as_str()
+    }
+
+    /// Store appends this runtime made.
+    pub const fn commits(&self) -> u64 {
+        self.journal.commits()
+    }
+
+    /// Follows the spec's journal settings: the owner reference (unless
+    /// retained on delete) and the compaction bound.
+    ///
+    /// # Errors
+    /// [`OperatorError::Config`] (a backend without its store).
+    pub fn set_journal_spec(
+        &mut self,
+        factory: &JournalFactory,
+        retain: bool,
+        max_events: i64,
+    ) -> Result<(), OperatorError> {
+        self.max_events = u64::try_from(max_events).unwrap_or(u64::MAX).max(1);
+        if retain != self.retain {
+            self.journal
+                .set_store(factory.store_for(&self.meta, retain)?);
+            self.retain = retain;
+        }
+        Ok(())
+    }
+
+    /// Whether this runtime may write and act now: its instance leads at
+    /// the epoch it took the stream over at, and no other writer fenced it.
+    pub fn leading(&self) -> bool {
+        self.fenced.is_none()
+            && self.taken_over.is_some()
+            && self.leadership.borrow().epoch() == self.taken_over
+    }
+
+    /// Why this runtime stopped writing, if it did.
+    pub fn fenced(&self) -> Option<&str> {
+        self.fenced.as_ref().map(|(why, _)| why.as_str())
+    }
+
+    /// Catches the projection up with the store (a follower keeping warm,
+    /// or a leader before it takes over): folds the events appended since,
+    /// or reloads when its own uncommitted events or a compaction stand in
+    /// the way.
+    ///
+    /// # Errors
+    /// Journal read errors.
+    pub async fn refresh(&mut self) -> Result<(), OperatorError> {
+        let cluster = self.cluster();
+        let store = self.journal.store().clone();
+        let stream = self.journal.stream().clone();
+        if !self.journal.has_staged() {
+            let durable = head_of(&self.state);
+            let tail =
+                read_envelopes(&store, &stream, durable.next_seq(), durable.hash, u64::MAX).await;
+            match tail {
+                Ok(envelopes) => {
+                    for envelope in &envelopes {
+                        self.state.apply(envelope);
+                    }
+                    self.journal.reset(head_of(&self.state));
+                    return Ok(());
+                }
+                Err(ReadError::Store(source)) => {
+                    return Err(OperatorError::Load {
+                        cluster,
+                        source: ReadError::Store(source),
+                    });
+                }
+                Err(err) => {
+                    tracing::info!(%cluster, %err, "cannot continue the projection from the store; reloading it");
+                }
+            }
+        }
+        self.state = load(&store, &stream, &cluster).await?;
+        self.journal.reset(head_of(&self.state));
+        Ok(())
+    }
+
+    /// Follows this instance's leadership: when it leads at an epoch this
+    /// runtime has not taken over at, catches up with the store, records
+    /// `OperatorStarted` (with the gap since the stream's last event) and
+    /// marks the intents found without an outcome for resolution. Returns
+    /// whether this runtime may write and act.
+    ///
+    /// # Errors
+    /// Journal read or append errors.
+    pub async fn sync_leadership(&mut self) -> Result<bool, OperatorError> {
+        let Some(epoch) = self.leadership.borrow().epoch() else {
+            return Ok(false);
+        };
+        if self.fenced.is_none() && self.taken_over == Some(epoch) {
+            return Ok(true);
+        }
+        if self
+            .fenced
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < FENCED_PAUSE)
+        {
+            return Ok(false);
+        }
+        if self.taken_over.is_some() {
+            // A different term: what this runtime staged was never
+            // committed and may be stale; start from the store.
+            self.journal.discard_staged();
+        }
+        self.refresh().await?;
+        self.journal.set_epoch(epoch);
+        self.fenced = None;
+        self.taken_over = Some(epoch);
+        self.backoff = None;
+        let gap_ms = (self.state.last_seq > 0)
+            .then(|| u64::try_from(Timestamp::now().millis_since(self.state.last_at)).unwrap_or(0));
+        if self.state.last_seq > 0 {
+            tracing::info!(cluster = %self.cluster(), epoch, gap_ms, in_flight = self.state.in_flight.len(), "taking the journal over");
+            let started = Event::OperatorStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                instance: self.instance.clone(),
+                epoch,
+                gap_ms,
+            };
+            self.record_now(vec![started], None).await?;
+        }
+        self.resolve_pending = !self.state.in_flight.is_empty();
+        self.probed = false;
+        Ok(self.leading())
+    }
+
+    /// Tells the runtime a full probe round was recorded (intents found in
+    /// flight at the takeover are resolved only after one).
+    pub fn mark_probed(&mut self) {
+        self.probed = true;
     }
 
     /// The client used for probes (shorter timeouts than admin commands).
@@ -194,19 +431,8 @@ impl ClusterRuntime {
         }
     }
 
-    /// Appends `events` (caused by `cause`) and folds them.
-    ///
-    /// # Errors
-    /// The append failed; the projection is unchanged.
-    pub async fn record(
-        &mut self,
-        events: Vec<Event>,
-        cause: Option<Uuid>,
-    ) -> Result<Vec<Envelope>, OperatorError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let batch = events
+    fn new_events(events: Vec<Event>, cause: Option<Uuid>) -> Vec<NewEvent> {
+        events
             .into_iter()
             .map(|e| {
                 let event = NewEvent::now(e);
@@ -215,48 +441,166 @@ impl ClusterRuntime {
                     None => event,
                 }
             })
-            .collect();
-        let cluster = self.cluster();
-        let envelopes = self
-            .writer
-            .append(batch)
-            .await
-            .map_err(|source| OperatorError::Append { cluster, source })?;
-        for envelope in &envelopes {
-            self.state.apply(envelope);
-        }
-        self.maybe_snapshot().await;
+            .collect()
+    }
+
+    /// Stages `events` (caused by `cause`), folds them, and commits when
+    /// the group-commit interval has passed. Only a leading runtime
+    /// records; otherwise nothing is recorded (a follower does not write).
+    ///
+    /// # Errors
+    /// Back-pressure (too much uncommitted), a conflict (this runtime is
+    /// now fenced), encode errors. A backend failure is not an error here:
+    /// the events stay staged for the next commit.
+    pub async fn record(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        let envelopes = self.stage(events, cause, false)?;
+        self.flush_due().await?;
         Ok(envelopes)
     }
 
-    /// Stores a snapshot every [`SNAPSHOT_EVERY`] events and journals that
-    /// it did. A failed snapshot costs only a longer fold at the next
-    /// start, so it is logged, not raised.
+    /// Stages `events` and commits at once, with everything staged before
+    /// them (write-ahead: used for decisions and takeovers).
+    ///
+    /// # Errors
+    /// As [`ClusterRuntime::commit`]; also when the store is unavailable,
+    /// since the caller must not act on what is not durable.
+    pub async fn record_now(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        let decision = events.iter().any(|e| matches!(e, Event::Decided { .. }));
+        let envelopes = self.stage(events, cause, decision)?;
+        self.commit().await?;
+        Ok(envelopes)
+    }
+
+    fn stage(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+        decision: bool,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        if events.is_empty() || !self.leading() {
+            return Ok(Vec::new());
+        }
+        let cluster = self.cluster();
+        let envelopes = self
+            .journal
+            .stage(Self::new_events(events, cause), decision)
+            .map_err(|source| OperatorError::Journal { cluster, source })?;
+        for envelope in &envelopes {
+            self.state.apply(envelope);
+        }
+        Ok(envelopes)
+    }
+
+    /// Commits what is staged when the group-commit interval has passed.
+    /// A backend failure is logged and retried at the next call.
+    ///
+    /// # Errors
+    /// A conflict (this runtime is now fenced).
+    pub async fn flush_due(&mut self) -> Result<(), OperatorError> {
+        if !self.journal.due() {
+            return Ok(());
+        }
+        match self.commit().await {
+            Ok(()) => Ok(()),
+            Err(OperatorError::Journal { source, .. }) if !source.is_conflict() => {
+                tracing::warn!(cluster = %self.cluster(), err = %source, "journal commit failed; the events stay staged");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// How long until staged events are due for a commit.
+    pub fn flush_due_in(&self) -> Option<Duration> {
+        self.journal.due_in()
+    }
+
+    /// Commits everything staged now (while leading), then snapshots and
+    /// compacts when due.
+    ///
+    /// # Errors
+    /// Store errors; a conflict fences this runtime.
+    pub async fn commit(&mut self) -> Result<(), OperatorError> {
+        if !self.journal.has_staged() {
+            return Ok(());
+        }
+        if !self.leading() {
+            return Err(OperatorError::NotLeading {
+                cluster: self.cluster(),
+            });
+        }
+        let cluster = self.cluster();
+        match self.journal.commit().await {
+            Ok(()) => {
+                self.maybe_snapshot().await;
+                Ok(())
+            }
+            Err(source) => {
+                if source.is_conflict() {
+                    let reason = format!("another writer extended the journal: {source}");
+                    tracing::error!(%cluster, %reason, "fenced: this instance stops writing to the cluster's journal");
+                    self.fenced = Some((reason, Instant::now()));
+                }
+                Err(OperatorError::Journal { cluster, source })
+            }
+        }
+    }
+
+    /// Stores a snapshot every [`SNAPSHOT_EVERY`] committed events and
+    /// journals that it did, then compacts what `journal.maxEvents` no
+    /// longer keeps — only ever below a durable snapshot. A failed
+    /// snapshot costs only a longer fold at the next start, so it is
+    /// logged, not raised.
     async fn maybe_snapshot(&mut self) {
         let covered = self.state.last_snapshot.map_or(0, |(seq, _)| seq);
-        if self.state.last_seq.saturating_sub(covered) < SNAPSHOT_EVERY {
+        if self.journal.has_staged() || self.state.last_seq.saturating_sub(covered) < SNAPSHOT_EVERY
+        {
             return;
         }
         let (seq, hash) = (self.state.last_seq, self.state.last_hash);
-        let saved =
-            logbook_journal::snapshot::save(self.writer.store(), self.writer.stream(), &self.state)
-                .await;
+        let saved = logbook_journal::snapshot::save(
+            self.journal.store(),
+            self.journal.stream(),
+            &self.state,
+        )
+        .await;
         if let Err(err) = saved {
             tracing::warn!(cluster = %self.cluster(), %err, "cannot store a snapshot");
             return;
         }
-        let appended = self
-            .writer
-            .append(vec![NewEvent::now(Event::SnapshotTaken { seq, hash })])
-            .await;
-        match appended {
-            Ok(envelopes) => {
-                for envelope in &envelopes {
-                    self.state.apply(envelope);
+        if let Err(err) = self.stage(vec![Event::SnapshotTaken { seq, hash }], None, false) {
+            tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot");
+        }
+        // Keep `max_events` events; everything older is covered by the
+        // snapshot just stored.
+        let before = seq.saturating_add(1).min(
+            self.state
+                .last_seq
+                .saturating_sub(self.max_events)
+                .saturating_add(1),
+        );
+        if before > 1 {
+            match self
+                .journal
+                .store()
+                .compact(self.journal.stream(), before)
+                .await
+            {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(cluster = %self.cluster(), removed, before, "journal compacted")
                 }
-            }
-            Err(err) => {
-                tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot")
+                Err(err) => {
+                    tracing::warn!(cluster = %self.cluster(), %err, "cannot compact the journal")
+                }
             }
         }
     }
@@ -288,6 +632,62 @@ impl ClusterRuntime {
         Ok(())
     }
 
+    /// Resolves the intents found without an outcome at the takeover, now
+    /// that the world was observed again: an intent `decide` still asks for
+    /// (its preconditions hold; every intent is safe to repeat then) is
+    /// completed under its own id; any other is recorded abandoned, and
+    /// `decide` looks afresh.
+    async fn resolve_in_flight(&mut self) -> Result<(), OperatorError> {
+        let found: Vec<PlannedIntent> = self
+            .state
+            .in_flight
+            .values()
+            .map(|f| f.planned.clone())
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        let policy = self.state.policy.clone().unwrap_or_default();
+        let mut fresh = self.state.clone();
+        fresh.in_flight.clear();
+        let wanted = decide(&fresh, fresh.last_at, &policy);
+        let mut outcomes: Vec<Event> = Vec::new();
+        let mut resume: Vec<PlannedIntent> = Vec::new();
+        for p in found {
+            if let Some(evidence) = already_done(&self.state, &p.intent) {
+                outcomes.push(Event::IntentSucceeded {
+                    intent_id: p.intent_id,
+                    detail: format!("found done after the operator restarted: {evidence}"),
+                });
+            } else if wanted.iter().any(|d| d.intent == p.intent) {
+                resume.push(p);
+            } else {
+                outcomes.push(Event::IntentAbandoned {
+                    intent_id: p.intent_id,
+                    reason: format!(
+                        "found without an outcome after the operator restarted; {} is no longer what the observed cluster needs",
+                        describe_intent(&p.intent)
+                    ),
+                });
+            }
+        }
+        tracing::info!(cluster = %self.cluster(), resolved = outcomes.len(), resumed = resume.len(), "resolving intents left in flight");
+        self.record_now(outcomes, None).await?;
+        // Still needed and safe to repeat (decide asks for it again on
+        // what was observed since): carried out under its own id.
+        if !resume.is_empty() && !self.execute_all(&resume, None).await? {
+            self.back_off();
+        }
+        Ok(())
+    }
+
+    fn back_off(&mut self) {
+        let wait = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |(_, d)| (d * 2).min(MAX_BACKOFF));
+        self.backoff = Some((Instant::now() + wait, wait));
+    }
+
     /// Decides and acts until `decide` asks for nothing (or a failure
     /// backs off). Each decision is journaled before any of its intents
     /// runs; each intent's facts and outcome are journaled as it ends.
@@ -295,11 +695,19 @@ impl ClusterRuntime {
     /// # Errors
     /// Journal append errors (the intents' own failures are outcomes).
     pub async fn act(&mut self) -> Result<(), OperatorError> {
-        if self
-            .backoff
-            .is_some_and(|(until, _)| Instant::now() < until)
+        if !self.leading()
+            || self
+                .backoff
+                .is_some_and(|(until, _)| Instant::now() < until)
         {
             return Ok(());
+        }
+        if self.resolve_pending {
+            if !self.probed {
+                return Ok(());
+            }
+            self.resolve_pending = false;
+            self.resolve_in_flight().await?;
         }
         for _ in 0..MAX_STEPS {
             let policy = self.state.policy.clone().unwrap_or_default();
@@ -315,26 +723,52 @@ impl ClusterRuntime {
                     reason: d.reason,
                 })
                 .collect();
-            let decided = self
-                .record(
+            let decided = match self
+                .record_now(
                     vec![Event::Decided {
                         intents: planned.clone(),
                     }],
                     None,
                 )
-                .await?;
+                .await
+            {
+                Ok(decided) => decided,
+                Err(err) => return self.undurable_decision(&planned, err).await,
+            };
             let cause = decided.first().map(|e| e.id);
             self.announce_decision(&planned).await;
             if !self.execute_all(&planned, cause).await? {
-                let wait = self
-                    .backoff
-                    .map_or(FIRST_BACKOFF, |(_, d)| (d * 2).min(MAX_BACKOFF));
-                self.backoff = Some((Instant::now() + wait, wait));
+                self.back_off();
                 return Ok(());
             }
             self.backoff = None;
         }
         tracing::warn!(cluster = %self.cluster(), "still deciding after {MAX_STEPS} steps; continuing at the next trigger");
+        Ok(())
+    }
+
+    /// A decision that could not be made durable is not acted on: unless
+    /// this runtime was fenced (then nothing more is written), its intents
+    /// are staged as abandoned beside it, so that whenever the batch is
+    /// committed the journal shows why nothing followed.
+    async fn undurable_decision(
+        &mut self,
+        planned: &[PlannedIntent],
+        err: OperatorError,
+    ) -> Result<(), OperatorError> {
+        if self.fenced.is_some() {
+            return Err(err);
+        }
+        tracing::warn!(cluster = %self.cluster(), %err, "decision not durable; not acting on it");
+        let abandoned = planned
+            .iter()
+            .map(|p| Event::IntentAbandoned {
+                intent_id: p.intent_id,
+                reason: format!("the decision could not be written to the journal: {err}"),
+            })
+            .collect();
+        self.stage(abandoned, None, false)?;
+        self.back_off();
         Ok(())
     }
 
@@ -351,7 +785,7 @@ impl ClusterRuntime {
         let mut failed: Option<String> = None;
         for p in planned {
             if let Some(why) = &failed {
-                self.record(
+                self.record_now(
                     vec![Event::IntentAbandoned {
                         intent_id: p.intent_id,
                         reason: format!("an earlier intent of the same decision failed: {why}"),
@@ -360,6 +794,11 @@ impl ClusterRuntime {
                 )
                 .await?;
                 continue;
+            }
+            if !self.leading() {
+                // Lost the lease (or fenced) mid-decision: act no further;
+                // the next leader resolves what is left in flight.
+                return Ok(false);
             }
             let target = Target {
                 meta: &self.meta,
@@ -395,7 +834,9 @@ impl ClusterRuntime {
             intent_id: p.intent_id,
             detail: done.detail.clone(),
         });
-        self.record(events, cause).await?;
+        // Outcomes are written through: after a crash the journal says
+        // what was done, rather than leaving it to be guessed.
+        self.record_now(events, cause).await?;
         if matches!(
             p.intent,
             Intent::PromoteReplica { .. } | Intent::Switchover { .. } | Intent::RollPod { .. }
@@ -418,7 +859,7 @@ impl ClusterRuntime {
         cause: Option<Uuid>,
     ) -> Result<(), OperatorError> {
         tracing::warn!(cluster = %self.cluster(), intent = ?p.intent, error = %err, "intent failed");
-        self.record(
+        self.record_now(
             vec![Event::IntentFailed {
                 intent_id: p.intent_id,
                 error: err.to_string(),
@@ -463,9 +904,9 @@ impl ClusterRuntime {
     pub async fn publish_status(
         &mut self,
         current: Option<&ValkeyClusterStatus>,
-        backend: &str,
     ) -> Result<(), OperatorError> {
-        if self.state.deleted {
+        let backend = self.backend();
+        if self.state.deleted || !self.leading() {
             return Ok(());
         }
         let ctx = StatusContext {

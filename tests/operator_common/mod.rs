@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use logbook::journal_store::JournalBackend;
 use logbook::valkey::Password;
 use logbook_crds::ValkeyCluster;
 use logbook_journal::{JournalStore, SledStore, StreamId};
@@ -46,6 +47,10 @@ pub use valkey::*;
 
 /// Every test works in this namespace.
 pub const NS: &str = "default";
+/// The Lease term of the tests' operators.
+pub const LEASE: Duration = Duration::from_secs(3);
+/// Their renew period.
+pub const RENEW: Duration = Duration::from_secs(1);
 /// Lines of operator log kept for failure messages.
 const LOG_LINES: usize = 4000;
 /// The Valkey port of every pod and Service.
@@ -135,7 +140,13 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(url: String, journal_dir: PathBuf, instance: String, logs: Logs) -> Self {
+    fn start(
+        url: String,
+        journal: JournalBackend,
+        journal_dir: PathBuf,
+        instance: String,
+        logs: Logs,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<Stop>();
         let thread = std::thread::Builder::new()
             .name(format!("operator-{instance}"))
@@ -169,12 +180,12 @@ impl Operator {
                 runtime.block_on(async move {
                     let client =
                         kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-                    let config = logbook::operator::OperatorConfig {
-                        namespace: None,
-                        journal_dir,
-                        instance,
-                        features: BTreeMap::new(),
-                    };
+                    let mut config =
+                        logbook::operator::OperatorConfig::new(journal, journal_dir, instance, NS);
+                    // Short terms, so that a successor of a crashed
+                    // instance takes over in seconds.
+                    config.lease.lease_duration = LEASE;
+                    config.lease.renew_every = RENEW;
                     let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
                     let run = logbook::operator::run(client, config, async move {
                         let _ = graceful_rx.await;
@@ -234,6 +245,8 @@ pub struct Env {
     state_dir: PathBuf,
     operator: Option<Operator>,
     starts: usize,
+    /// Where the next operator start journals (sled unless a test says).
+    pub journal: JournalBackend,
     /// The operator's log lines, across restarts.
     pub logs: Logs,
     name: String,
@@ -292,6 +305,7 @@ impl Env {
             state_dir,
             operator: None,
             starts: 0,
+            journal: JournalBackend::Sled,
             logs: Logs::default(),
             name: name.to_owned(),
             _dir: dir,
@@ -314,6 +328,7 @@ impl Env {
             .push(&format!("==== operator start #{} ====", self.starts));
         self.operator = Some(Operator::start(
             url,
+            self.journal,
             self.journal_dir.clone(),
             format!("{}-{}", self.name, self.starts),
             self.logs.clone(),
