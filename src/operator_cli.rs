@@ -48,6 +48,11 @@ pub struct OperatorArgs {
     /// Decisions are always written at once.
     #[arg(long)]
     pub group_commit_milliseconds: Option<u64>,
+    /// Serve `/healthz` (liveness, never waits on the API server) and
+    /// `/readyz` (leading, and every journal trusted) here, e.g.
+    /// `0.0.0.0:8081` (default: not served).
+    #[arg(long)]
+    pub health_addr: Option<std::net::SocketAddr>,
     /// This instance's name in the journal (default: `$POD_NAME`, else the
     /// host name).
     #[arg(long)]
@@ -139,6 +144,7 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
         config.lease.lease_duration = Duration::from_secs(args.lease_seconds);
         config.lease.renew_every = Duration::from_millis(args.renew_milliseconds);
         config.group_commit = args.group_commit_milliseconds.map(Duration::from_millis);
+        config.health_addr = args.health_addr;
         let journal = match args.journal {
             JournalBackend::ConfigMap => "ConfigMaps".to_owned(),
             other => format!("{other} at {}", args.journal_dir.display()),

@@ -10,6 +10,7 @@
 mod crash;
 mod error;
 mod events;
+mod health;
 mod journal;
 mod prober;
 mod reconcile;
@@ -69,6 +70,8 @@ pub struct OperatorConfig {
     /// Shortest interval between two commits of observations; `None`: the
     /// backend's default (1 s for ConfigMaps, write-through for sled).
     pub group_commit: Option<Duration>,
+    /// Where to serve `/healthz` and `/readyz`, if anywhere.
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 impl OperatorConfig {
@@ -88,6 +91,7 @@ impl OperatorConfig {
             instance,
             features: BTreeMap::new(),
             group_commit: None,
+            health_addr: None,
         }
     }
 }
@@ -243,6 +247,12 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), OperatorError> {
+    let health = match config.health_addr {
+        Some(addr) => Some(health::bind(addr).await.map_err(|e| {
+            OperatorError::Config(format!("cannot serve health endpoints on {addr}: {e}"))
+        })?),
+        None => None,
+    };
     let sled = if config.journal.uses_sled() {
         std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
             OperatorError::Config(format!(
@@ -310,6 +320,7 @@ pub async fn run(
         clusters: Mutex::new(HashMap::new()),
         unhealthy: Mutex::new(HashMap::new()),
     });
+    let health = health.map(|listener| tokio::spawn(health::serve(listener, ctx.clone())));
     let (clusters, pods, sets, services, maps, secrets, pdbs) = match &config.namespace {
         Some(ns) => (
             Api::<ValkeyCluster>::namespaced(client.clone(), ns),
@@ -380,6 +391,9 @@ pub async fn run(
         }
     }
     follower.abort();
+    if let Some(health) = health {
+        health.abort();
+    }
     let _ = release_tx.send(());
     if let Err(err) = elector.await {
         tracing::warn!(%err, "leader election task failed");

@@ -314,15 +314,35 @@ impl ClusterRuntime {
         let stream = self.journal.stream().clone();
         if !self.journal.has_staged() {
             let durable = head_of(&self.state);
-            let tail =
-                read_envelopes(&store, &stream, durable.next_seq(), durable.hash, u64::MAX).await;
+            let head = store
+                .head(&stream)
+                .await
+                .map_err(|source| OperatorError::Load {
+                    cluster: cluster.clone(),
+                    source: ReadError::Store(source),
+                })?;
+            if head == durable {
+                self.journal.reset(durable);
+                return Ok(());
+            }
+            let tail = if head.seq > durable.seq {
+                read_envelopes(&store, &stream, durable.next_seq(), durable.hash, head.seq).await
+            } else {
+                Ok(Vec::new())
+            };
             match tail {
-                Ok(envelopes) => {
+                Ok(envelopes) if !envelopes.is_empty() && self.state.last_seq < head.seq => {
                     for envelope in &envelopes {
                         self.state.apply(envelope);
                     }
-                    self.journal.reset(head_of(&self.state));
-                    return Ok(());
+                    if head_of(&self.state) == head {
+                        self.journal.reset(head);
+                        return Ok(());
+                    }
+                    tracing::info!(%cluster, "the journal's tail does not end at its head; reloading it");
+                }
+                Ok(_) => {
+                    tracing::info!(%cluster, "the journal's head is behind this projection; reloading it");
                 }
                 Err(ReadError::Store(source)) => {
                     return Err(OperatorError::Load {
