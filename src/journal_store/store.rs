@@ -17,6 +17,7 @@
 //! and `compact` deletes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -113,6 +114,32 @@ impl ConfigMapStore {
         &self.namespace
     }
 
+    /// Reads the head of `stream` once and returns a read-only view of the
+    /// stream at that commit point, for loading a projection: through it,
+    /// `reader::load_state` costs one head GET, one snapshot GET and the
+    /// sealed segments past the snapshot, where the store itself reads the
+    /// head again for `head` and for every `read` (the head is the largest
+    /// object a load fetches: it holds the open segment's frames).
+    ///
+    /// # Guarantees
+    /// Every `head` and `read` of `stream` through the view answers from
+    /// that one head: a consistent cut of the journal, never a mix of two
+    /// commits, and nothing appended later. A segment compacted away since
+    /// is absent, as the trait allows. The snapshot is read when asked for.
+    /// Other streams are read through the store as usual; writes are
+    /// refused.
+    ///
+    /// # Errors
+    /// As `head`.
+    pub async fn pin(&self, stream: &StreamId) -> Result<PinnedStream> {
+        let record = self.load_head(stream).await?.map(|l| Arc::new(l.record));
+        Ok(PinnedStream {
+            store: self.clone(),
+            stream: stream.clone(),
+            record,
+        })
+    }
+
     /// The ConfigMap and `binaryData` key holding the frame of `seq`, if the
     /// journal holds it. For tools and tests that inspect objects directly.
     ///
@@ -173,13 +200,22 @@ impl ConfigMapStore {
     }
 
     async fn load_head(&self, stream: &StreamId) -> Result<Option<Loaded>> {
-        let Some(cm) = self.get(stream, &layout::head_name(stream)).await? else {
+        let Some(mut cm) = self.get(stream, &layout::head_name(stream)).await? else {
             return Ok(None);
         };
-        let record = HeadRecord::from_config_map(&cm).map_err(|what| StoreError::CorruptMeta {
+        let corrupt = |what: String| StoreError::CorruptMeta {
             stream: stream.clone(),
             what: format!("ConfigMap {}: {what}", layout::head_name(stream)),
-        })?;
+        };
+        // The open frames (up to the seal size) move into the record rather
+        // than being copied by `from_config_map`, with the same key check.
+        let frames = cm.binary_data.take().unwrap_or_default();
+        let mut record = HeadRecord::from_config_map(&cm).map_err(corrupt)?;
+        for (key, frame) in frames {
+            let seq = layout::parse_frame_key(&key)
+                .ok_or_else(|| corrupt(format!("head key {key:?}")))?;
+            record.open.insert(seq, frame.0);
+        }
         Ok(Some(Loaded {
             record,
             version: cm.metadata.resource_version,
@@ -374,6 +410,18 @@ impl ConfigMapStore {
         let Some(Loaded { record, .. }) = self.load_head(stream).await? else {
             return Ok(FrameBatch::default());
         };
+        self.read_at(stream, &record, from, max).await
+    }
+
+    /// Up to `max` frames from `from` on, of the journal as `record` (a head
+    /// already read) names it: only the sealed segments needed are fetched.
+    async fn read_at(
+        &self,
+        stream: &StreamId,
+        record: &HeadRecord,
+        from: u64,
+        max: usize,
+    ) -> Result<FrameBatch> {
         let from = from.max(record.floor).max(1);
         let mut batch = FrameBatch::with_capacity(max.min(1024));
         for segment in record.segments.iter().filter(|s| s.last >= from) {
@@ -638,5 +686,75 @@ impl JournalStore for ConfigMapStore {
 
     async fn remove_last(&self, stream: &StreamId, seq: u64, new_head: Head) -> Result<()> {
         self.remove_last_now(stream, seq, new_head).await
+    }
+}
+
+/// A read-only view of one stream at one read of its head (see
+/// [`ConfigMapStore::pin`]).
+#[derive(Debug, Clone)]
+pub struct PinnedStream {
+    store: ConfigMapStore,
+    stream: StreamId,
+    /// `None`: the stream had no head object.
+    record: Option<Arc<HeadRecord>>,
+}
+
+impl PinnedStream {
+    fn refuse(&self, op: &str, stream: &StreamId) -> StoreError {
+        StoreError::Backend {
+            context: format!(
+                "{op} of journal stream {stream} through a view pinned at the head of {}",
+                self.stream
+            ),
+            source: "a pinned view only reads; write through the ConfigMapStore".into(),
+        }
+    }
+}
+
+impl JournalStore for PinnedStream {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        _expected_next: u64,
+        _events: &[EncodedEvent],
+    ) -> Result<Head> {
+        Err(self.refuse("append", stream))
+    }
+
+    async fn read(&self, stream: &StreamId, from: u64, max: usize) -> Result<FrameBatch> {
+        if *stream != self.stream {
+            return self.store.read_now(stream, from, max).await;
+        }
+        match &self.record {
+            Some(record) => self.store.read_at(stream, record, from, max).await,
+            None => Ok(FrameBatch::default()),
+        }
+    }
+
+    async fn head(&self, stream: &StreamId) -> Result<Head> {
+        if *stream != self.stream {
+            return self.store.head(stream).await;
+        }
+        Ok(self.record.as_ref().map_or(Head::EMPTY, |r| r.head()))
+    }
+
+    async fn put_snapshot(&self, stream: &StreamId, _snapshot: &EncodedSnapshot) -> Result<()> {
+        Err(self.refuse("snapshot write", stream))
+    }
+
+    async fn get_snapshot(&self, stream: &StreamId) -> Result<Option<EncodedSnapshot>> {
+        self.store.get_snapshot_now(stream).await
+    }
+
+    async fn compact(&self, stream: &StreamId, _before: u64) -> Result<u64> {
+        Err(self.refuse("compaction", stream))
+    }
+
+    async fn list_streams(&self) -> Result<Vec<StreamId>> {
+        self.store.list_streams_now().await
+    }
+
+    async fn remove_last(&self, stream: &StreamId, _seq: u64, _new_head: Head) -> Result<()> {
+        Err(self.refuse("removal of the last event", stream))
     }
 }
