@@ -167,6 +167,26 @@ pub struct RuntimeDeps {
     pub instance: String,
 }
 
+impl RuntimeDeps {
+    /// The dependencies of runtimes run outside the operator's controller
+    /// (benchmarks, tools): Events are published as `instance`.
+    pub fn new(
+        client: kube::Client,
+        journals: JournalFactory,
+        leadership: watch::Receiver<Leadership>,
+        instance: String,
+    ) -> Self {
+        Self {
+            events: Publisher::new(client.clone(), instance.clone()),
+            client,
+            journals,
+            features: BTreeMap::new(),
+            leadership,
+            instance,
+        }
+    }
+}
+
 /// Loads a stream's projection: snapshot plus tail, or from the start when
 /// the snapshot is unreadable (an older format, or damaged).
 async fn load(
