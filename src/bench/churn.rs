@@ -1,0 +1,235 @@
+//! `logbook bench churn`: journal writes under a churn of observations.
+//!
+//! Real cluster runtimes (the operator's `ClusterRuntime`, leading at epoch
+//! 1) journal into real ConfigMaps of an in-process localkube over HTTP,
+//! while each is fed `rate` observations per second (a replica's offset
+//! moving, as the prober records it). The API writes are counted twice:
+//! by the runtimes (store appends) and by the API server (every ADDED or
+//! MODIFIED journal ConfigMap seen on a watch). The same churn with group
+//! commit off (write-through) is the reference measured in the same run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use kube::Api;
+use kube::runtime::watcher;
+use logbook_journal::{Event, LinkStatus, ReplId};
+use tokio::sync::watch;
+
+use super::BenchError;
+use crate::journal_store::{JournalBackend, layout::JOURNAL_LABEL};
+use crate::leader::Leadership;
+use crate::operator::{ClusterRuntime, JournalFactory, RuntimeDeps};
+use crate::resources::ClusterMeta;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ChurnConfig {
+    /// Clusters churned at once.
+    pub clusters: usize,
+    /// Observations per second per cluster.
+    pub rate: u32,
+    /// How long each run lasts.
+    pub duration: Duration,
+    /// The group-commit interval under test.
+    pub group_commit: Duration,
+}
+
+/// One run's numbers.
+#[derive(Debug, Clone)]
+pub struct ChurnRun {
+    /// The group-commit interval.
+    pub group_commit: Duration,
+    /// Observations recorded per cluster.
+    pub observations: u64,
+    /// Store appends per cluster per minute (mean over the clusters).
+    pub appends_per_minute: f64,
+    /// Journal ConfigMap writes per cluster per minute, as the API server
+    /// saw them (heads, segments and snapshots).
+    pub api_writes_per_minute: f64,
+    /// The most any cluster wrote in one minute-equivalent.
+    pub max_appends_per_minute: f64,
+}
+
+/// The group-commit run and the write-through reference.
+#[derive(Debug, Clone)]
+pub struct ChurnReport {
+    /// What ran.
+    pub config: ChurnConfig,
+    /// With group commit.
+    pub grouped: ChurnRun,
+    /// Write-through (group commit off).
+    pub write_through: ChurnRun,
+}
+
+fn io(what: &str) -> impl FnOnce(String) -> BenchError + '_ {
+    move |detail| BenchError::Io {
+        what: what.to_owned(),
+        source: std::io::Error::other(detail),
+    }
+}
+
+/// Runs the churn with group commit, then write-through, and reports both.
+///
+/// # Errors
+/// The local API server or a runtime failed.
+pub async fn run_churn(config: ChurnConfig) -> Result<ChurnReport, BenchError> {
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config::default())
+        .await
+        .map_err(|e| io("localkube")(e.to_string()))?;
+    let client = kube::Client::try_from(kube::Config::new(
+        server
+            .url()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| io("server url")(e.to_string()))?,
+    ))
+    .map_err(|e| io("client")(e.to_string()))?;
+    let grouped = run_once(&client, &config, config.group_commit, "grouped").await;
+    let write_through = run_once(&client, &config, Duration::ZERO, "through").await;
+    server.shutdown().await;
+    Ok(ChurnReport {
+        grouped: grouped?,
+        write_through: write_through?,
+        config,
+    })
+}
+
+async fn run_once(
+    client: &kube::Client,
+    config: &ChurnConfig,
+    group_commit: Duration,
+    tag: &str,
+) -> Result<ChurnRun, BenchError> {
+    let namespace = "default";
+    // Count what the API server stores, from a watch on journal objects.
+    let writes = Arc::new(AtomicU64::new(0));
+    let counted = writes.clone();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let watch_config = watcher::Config::default().labels(JOURNAL_LABEL);
+    let mine = format!("logbook-journal-bench-{tag}-");
+    let counter = tokio::spawn(async move {
+        let events = watcher::watcher(maps, watch_config);
+        futures::pin_mut!(events);
+        while let Ok(Some(event)) = events.try_next().await {
+            if let watcher::Event::Apply(cm) = event
+                && cm
+                    .metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&mine))
+            {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settled = writes.load(Ordering::Relaxed);
+
+    let (_leader, leadership) = watch::channel(Leadership::Leader { epoch: 1 });
+    let deps = RuntimeDeps::new(
+        client.clone(),
+        JournalFactory {
+            backend: JournalBackend::ConfigMap,
+            client: client.clone(),
+            sled: None,
+            group_commit,
+        },
+        leadership,
+        "bench-churn".to_owned(),
+    );
+    let mut runtimes = Vec::with_capacity(config.clusters);
+    for i in 0..config.clusters {
+        let meta = ClusterMeta {
+            name: format!("churn-{tag}-{i}"),
+            namespace: namespace.to_owned(),
+            uid: format!("bench-{tag}-{i}"),
+        };
+        let mut rt = ClusterRuntime::open(&deps, meta, ObjectReference::default(), true)
+            .await
+            .map_err(|e| io("runtime")(e.to_string()))?;
+        rt.sync_leadership()
+            .await
+            .map_err(|e| io("takeover")(e.to_string()))?;
+        runtimes.push(rt);
+    }
+    let period = Duration::from_secs(1) / config.rate.max(1);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut observations = 0u64;
+    while started.elapsed() < config.duration {
+        tick.tick().await;
+        observations += 1;
+        let offset = observations.saturating_mul(1_000);
+        let all = runtimes.iter_mut().map(|rt| async move {
+            rt.record(
+                vec![Event::ReplicationObserved {
+                    pod: format!("{}-1", rt.meta.name),
+                    link: LinkStatus::Up,
+                    offset,
+                    replid: ReplId([7; 20]),
+                }],
+                None,
+            )
+            .await
+        });
+        for result in futures::future::join_all(all).await {
+            result.map_err(|e| io("record")(e.to_string()))?;
+        }
+    }
+    let elapsed = started.elapsed();
+    for rt in &mut runtimes {
+        rt.commit()
+            .await
+            .map_err(|e| io("final commit")(e.to_string()))?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    counter.abort();
+    let minutes = elapsed.as_secs_f64() / 60.0;
+    let clusters = config.clusters.max(1) as f64;
+    let appends: Vec<f64> = runtimes.iter().map(|rt| rt.commits() as f64).collect();
+    let api = writes.load(Ordering::Relaxed).saturating_sub(settled) as f64;
+    Ok(ChurnRun {
+        group_commit,
+        observations,
+        appends_per_minute: appends.iter().sum::<f64>() / clusters / minutes,
+        api_writes_per_minute: api / clusters / minutes,
+        max_appends_per_minute: appends.iter().copied().fold(0.0, f64::max) / minutes,
+    })
+}
+
+/// The report as a markdown table.
+pub fn render(report: &ChurnReport) -> String {
+    let mut out = format!(
+        "{} clusters, {} observations/s each, {:?} per run\n\n| group commit | observations/cluster | store appends/cluster/min | ConfigMap writes/cluster/min (API server) | worst cluster appends/min |\n|---|---|---|---|---|\n",
+        report.config.clusters, report.config.rate, report.config.duration
+    );
+    for run in [&report.grouped, &report.write_through] {
+        out.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} |\n",
+            if run.group_commit.is_zero() {
+                "off (reference)".to_owned()
+            } else {
+                format!("{} ms", run.group_commit.as_millis())
+            },
+            run.observations,
+            run.appends_per_minute,
+            run.api_writes_per_minute,
+            run.max_appends_per_minute,
+        ));
+    }
+    let ratio = report.write_through.api_writes_per_minute
+        / report.grouped.api_writes_per_minute.max(f64::MIN_POSITIVE);
+    out.push_str(&format!(
+        "\nGroup commit writes {ratio:.1}x less than write-through.\n"
+    ));
+    out
+}
+
+/// Prints progress-free results of a short run (used by the smoke test).
+pub fn within_budget(run: &ChurnRun, per_minute: f64) -> bool {
+    run.appends_per_minute <= per_minute && run.api_writes_per_minute <= per_minute
+}
