@@ -43,6 +43,116 @@ pub enum Error {
         /// How many streams have a problem.
         problems: usize,
     },
+    /// A journal in ConfigMaps could not be read or written.
+    #[error("journal in namespace {namespace}: {source}")]
+    ConfigMapJournal {
+        /// The namespace given on the command line.
+        namespace: String,
+        /// What the store reported.
+        #[source]
+        source: logbook_journal::StoreError,
+    },
+    /// A read the journal commands need failed at the Kubernetes API.
+    #[error("namespace {namespace}: {what}: {source}")]
+    JournalApi {
+        /// The namespace given on the command line.
+        namespace: String,
+        /// What was being read.
+        what: String,
+        /// The API's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Verification of the ConfigMap journals of a namespace found problems.
+    #[error("journals in namespace {namespace}: {problems} stream(s) failed verification")]
+    VerifyFailedInNamespace {
+        /// The namespace given on the command line.
+        namespace: String,
+        /// How many streams have a problem.
+        problems: usize,
+    },
+    /// No journal matches the cluster or stream asked for.
+    #[error("{journal}: {what}")]
+    NoSuchStream {
+        /// Where the journal was looked for.
+        journal: String,
+        /// What was asked and not found.
+        what: String,
+    },
+    /// More than one retained journal carries the cluster's name.
+    #[error(
+        "{journal}: more than one journal belongs to a cluster named {cluster}: {candidates}; choose one with --stream"
+    )]
+    AmbiguousCluster {
+        /// Where the journals are.
+        journal: String,
+        /// The cluster name given.
+        cluster: String,
+        /// The candidate streams, described.
+        candidates: String,
+    },
+    /// `journal repair` needs to know which stream to repair.
+    #[error(
+        "{journal}: name the stream with --stream <id> (or, for ConfigMaps, --cluster <name>); streams: {candidates}"
+    )]
+    StreamRequired {
+        /// Where the journal is.
+        journal: String,
+        /// The streams there, described.
+        candidates: String,
+    },
+    /// No safe repair applies; the output says what a person can do.
+    #[error(
+        "{journal}: stream {stream}: no safe repair applies (restore from a backup or start a fresh journal, as printed)"
+    )]
+    NoSafeRepair {
+        /// Where the journal is.
+        journal: String,
+        /// The stream.
+        stream: String,
+    },
+    /// `--apply` named a repair that does not apply to the stream now.
+    #[error(
+        "{journal}: stream {stream}: repair {asked} does not apply now (applicable: {applicable})"
+    )]
+    RepairNotApplicable {
+        /// Where the journal is.
+        journal: String,
+        /// The stream.
+        stream: String,
+        /// The repair asked for.
+        asked: String,
+        /// The repairs that do apply.
+        applicable: String,
+    },
+    /// A repair failed; `progress` says how far it got.
+    #[error("{journal}: stream {stream}: {repair} failed ({progress}): {source}")]
+    RepairFailed {
+        /// Where the journal is.
+        journal: String,
+        /// The stream.
+        stream: String,
+        /// The repair.
+        repair: String,
+        /// What had been changed when it failed.
+        progress: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// After a repair the stream still fails verification (or its
+    /// projection does not load); the output lists the next repair.
+    #[error("{journal}: stream {stream} is still damaged after {repair}: {problem}")]
+    StillBroken {
+        /// Where the journal is.
+        journal: String,
+        /// The stream.
+        stream: String,
+        /// The repair performed.
+        repair: String,
+        /// The problem left.
+        problem: String,
+    },
 }
 
 /// `pub type Result` in the kube-runtime style.
@@ -62,7 +172,7 @@ pub struct Cli {
 pub enum Command {
     /// Print every CustomResourceDefinition Logbook serves, as YAML.
     Crds,
-    /// Inspect a local (sled) journal.
+    /// Inspect and repair journals (a sled directory or ConfigMaps).
     #[command(subcommand)]
     Journal(JournalCommand),
     /// Run Logbook's local Kubernetes (localkube) on this machine, with
@@ -75,21 +185,19 @@ pub enum Command {
     Bench(crate::bench_cli::BenchCommand),
 }
 
-/// `logbook journal ...`
+/// `logbook journal ...`: a journal in a sled directory (`--dir`) or in
+/// the ConfigMaps of a namespace (`--namespace`, `--kubeconfig`).
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
-    /// Check every frame's CRC and every hash link of every stream.
-    Verify {
-        /// The sled journal directory.
-        #[arg(long)]
-        dir: PathBuf,
-    },
+    /// Check every frame's CRC and every hash link of every stream; name
+    /// the stream, cluster, seq, kind and (for ConfigMaps) the object and
+    /// key of each problem.
+    Verify(crate::journal_cli::SourceArgs),
     /// List the streams with their head (last seq and hash prefix).
-    Streams {
-        /// The sled journal directory.
-        #[arg(long)]
-        dir: PathBuf,
-    },
+    Streams(crate::journal_cli::SourceArgs),
+    /// Verify one stream and list the safe repairs with what each loses;
+    /// `--apply <repair>` performs one and verifies again.
+    Repair(crate::journal_cli::RepairArgs),
 }
 
 /// Runs one parsed command, writing its output to `out`.
