@@ -1,7 +1,7 @@
 //! `logbook bench churn`: journal writes under a churn of observations.
 //!
-//! Real cluster runtimes (the operator's `ClusterRuntime`, leading at epoch
-//! 1) journal into real ConfigMaps of an in-process localkube over HTTP,
+//! Real cluster runtimes (the operator's `ClusterRuntime`, leading at the
+//! first epoch) journal into real ConfigMaps of an in-process localkube over HTTP,
 //! while each is fed `rate` observations per second (a replica's offset
 //! moving, as the prober records it). The API writes are counted twice:
 //! by the runtimes (store appends) and by the API server (every ADDED or

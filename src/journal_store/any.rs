@@ -116,8 +116,8 @@ impl AnyStore {
     }
 }
 
-/// Copies what `local` lacks of `stream` from `cluster` up to `expected_next
-/// - 1`, so the next mirrored batch continues it. Returns whether the mirror
+/// Copies what `local` lacks of `stream` from `cluster`, up to the seq
+/// before `expected_next`, so the next mirrored batch continues it. Returns whether the mirror
 /// is now contiguous.
 async fn catch_up(
     cluster: &ConfigMapStore,

@@ -16,7 +16,7 @@ pub enum OperatorError {
         cluster: String,
         /// The writer's error.
         #[source]
-        source: WriterError,
+        source: Box<WriterError>,
     },
     /// The cluster's journal refused a batch: back-pressure, a conflict
     /// with another writer (this instance is fenced), or a store failure.
@@ -26,7 +26,7 @@ pub enum OperatorError {
         cluster: String,
         /// What went wrong.
         #[source]
-        source: super::journal::JournalError,
+        source: Box<super::journal::JournalError>,
     },
     /// This instance does not lead (or was fenced): it does not write.
     #[error("cluster {cluster}: not written: this instance does not lead")]
@@ -42,7 +42,7 @@ pub enum OperatorError {
         cluster: String,
         /// The reader's error.
         #[source]
-        source: ReadError,
+        source: Box<ReadError>,
     },
     /// The journal directory could not be opened.
     #[error("cannot open the journal at {path}: {source}")]

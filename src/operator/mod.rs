@@ -172,7 +172,7 @@ impl OperatorStream {
             .await
             .map_err(|source| OperatorError::Append {
                 cluster: "operator".to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Self { writer })
     }
@@ -189,7 +189,7 @@ impl OperatorStream {
         }
         result.map(drop).map_err(|source| OperatorError::Append {
             cluster: "operator".to_owned(),
-            source,
+            source: Box::new(source),
         })
     }
 }

@@ -128,14 +128,11 @@ fn untrusted(err: &OperatorError) -> bool {
 /// What is wrong with the journal, where, and what to do about it.
 async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorError) -> String {
     let seq = match err {
-        OperatorError::Load {
-            source: ReadError::Corrupt { seq, .. },
-            ..
-        } => Some(*seq),
-        OperatorError::Load {
-            source: ReadError::Missing { expected, .. },
-            ..
-        } => Some(*expected),
+        OperatorError::Load { source, .. } => match source.as_ref() {
+            ReadError::Corrupt { seq, .. } => Some(*seq),
+            ReadError::Missing { expected, .. } => Some(*expected),
+            _ => None,
+        },
         _ => None,
     };
     let mut place = String::new();

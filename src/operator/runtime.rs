@@ -202,12 +202,12 @@ async fn load(
                 .await
                 .map_err(|source| OperatorError::Load {
                     cluster: cluster.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })
         }
         Err(source) => Err(OperatorError::Load {
             cluster: cluster.to_owned(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -339,7 +339,7 @@ impl ClusterRuntime {
                 .await
                 .map_err(|source| OperatorError::Load {
                     cluster: cluster.clone(),
-                    source: ReadError::Store(source),
+                    source: Box::new(ReadError::Store(source)),
                 })?;
             if head == durable {
                 self.journal.reset(durable);
@@ -367,7 +367,7 @@ impl ClusterRuntime {
                 Err(ReadError::Store(source)) => {
                     return Err(OperatorError::Load {
                         cluster,
-                        source: ReadError::Store(source),
+                        source: Box::new(ReadError::Store(source)),
                     });
                 }
                 Err(err) => {
@@ -532,7 +532,10 @@ impl ClusterRuntime {
         let envelopes = self
             .journal
             .stage(Self::new_events(events, cause), decision)
-            .map_err(|source| OperatorError::Journal { cluster, source })?;
+            .map_err(|source| OperatorError::Journal {
+                cluster,
+                source: Box::new(source),
+            })?;
         for envelope in &envelopes {
             self.state.apply(envelope);
         }
@@ -589,7 +592,10 @@ impl ClusterRuntime {
                     tracing::error!(%cluster, %reason, "fenced: this instance stops writing to the cluster's journal");
                     self.fenced = Some((reason, Instant::now()));
                 }
-                Err(OperatorError::Journal { cluster, source })
+                Err(OperatorError::Journal {
+                    cluster,
+                    source: Box::new(source),
+                })
             }
         }
     }
