@@ -22,7 +22,7 @@ use std::sync::Arc;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, GetParams, ListParams, PostParams};
 use logbook_journal::store::{check_contiguous, check_next};
 use logbook_journal::{
     ChainHash, EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError, StreamId,
@@ -192,11 +192,18 @@ impl ConfigMapStore {
         }
     }
 
+    /// GETs `name` but builds only what the store reads of it (see
+    /// [`StoredObject`]).
     async fn get(&self, stream: &StreamId, name: &str) -> Result<Option<ConfigMap>> {
-        self.api
-            .get_opt(name)
-            .await
-            .map_err(|e| self.backend("get", stream, name, e))
+        let request = kube::core::Request::new(self.api.resource_url())
+            .get(name, &GetParams::default())
+            .map_err(|e| self.backend("get", stream, name, kube::Error::BuildRequest(e)))?;
+        let client = self.api.clone().into_client();
+        match client.request::<StoredObject>(request).await {
+            Ok(object) => Ok(Some(object.into_config_map())),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+            Err(e) => Err(self.backend("get", stream, name, e)),
+        }
     }
 
     async fn load_head(&self, stream: &StreamId) -> Result<Option<Loaded>> {
@@ -625,6 +632,39 @@ impl ConfigMapStore {
             return Err(self.conflict(stream, seq.saturating_add(1)).await);
         }
         Ok(())
+    }
+}
+
+/// The fields of a journal ConfigMap the store reads, deserialized in place
+/// of a whole `ConfigMap`: the rest is skipped rather than built, above all
+/// `metadata.managedFields`, in which the API server names every frame key
+/// of the object once more.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredObject {
+    metadata: StoredMeta,
+    data: Option<BTreeMap<String, String>>,
+    binary_data: Option<BTreeMap<String, ByteString>>,
+}
+
+/// See [`StoredObject`].
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredMeta {
+    resource_version: Option<String>,
+}
+
+impl StoredObject {
+    fn into_config_map(self) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                resource_version: self.metadata.resource_version,
+                ..ObjectMeta::default()
+            },
+            data: self.data,
+            binary_data: self.binary_data,
+            ..ConfigMap::default()
+        }
     }
 }
 
