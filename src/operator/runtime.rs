@@ -749,7 +749,11 @@ impl ClusterRuntime {
             return Ok(());
         }
         if self.resolve_pending {
-            if !self.probed {
+            // Wait for fresh observations of every pod, unless there is no
+            // pod to observe (a new cluster whose first decision was in
+            // flight: no pods and no password yet, so the prober never
+            // completes a round and the cluster would wait forever).
+            if !self.probed && !self.state.pods.is_empty() {
                 return Ok(());
             }
             self.resolve_pending = false;
