@@ -43,7 +43,8 @@ pub struct ChurnConfig {
 pub struct ChurnRun {
     /// The group-commit interval.
     pub group_commit: Duration,
-    /// Observations recorded per cluster.
+    /// Observations recorded per cluster (mean): below `rate × duration`
+    /// when recording waited on writes (write-through).
     pub observations: u64,
     /// Store appends per cluster per minute (mean over the clusters).
     pub appends_per_minute: f64,
@@ -155,42 +156,50 @@ async fn run_once(
             .map_err(|e| io("takeover")(e.to_string()))?;
         runtimes.push(rt);
     }
+    // Each cluster churns on its own task, as each has its own prober.
     let period = Duration::from_secs(1) / config.rate.max(1);
+    let duration = config.duration;
     let started = Instant::now();
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut observations = 0u64;
-    while started.elapsed() < config.duration {
-        tick.tick().await;
-        observations += 1;
-        let offset = observations.saturating_mul(1_000);
-        let all = runtimes.iter_mut().map(|rt| async move {
-            rt.record(
-                vec![Event::ReplicationObserved {
-                    pod: format!("{}-1", rt.meta.name),
-                    link: LinkStatus::Up,
-                    offset,
-                    replid: ReplId([7; 20]),
-                }],
-                None,
-            )
-            .await
-        });
-        for result in futures::future::join_all(all).await {
-            result.map_err(|e| io("record")(e.to_string()))?;
-        }
+    let tasks: Vec<_> = runtimes
+        .into_iter()
+        .map(|mut rt| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                // Burst: observations missed while a commit was in flight are made
+                // up at once, so the offered load is `rate` per second.
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut observations = 0u64;
+                while started.elapsed() < duration {
+                    tick.tick().await;
+                    observations += 1;
+                    let event = Event::ReplicationObserved {
+                        pod: format!("{}-1", rt.meta.name),
+                        link: LinkStatus::Up,
+                        offset: observations.saturating_mul(1_000),
+                        replid: ReplId([7; 20]),
+                    };
+                    rt.record(vec![event], None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                rt.commit().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((observations, rt.commits()))
+            })
+        })
+        .collect();
+    let mut per_cluster = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let done = task.await.map_err(|e| io("a churn task")(e.to_string()))?;
+        per_cluster.push(done.map_err(io("record"))?);
     }
     let elapsed = started.elapsed();
-    for rt in &mut runtimes {
-        rt.commit()
-            .await
-            .map_err(|e| io("final commit")(e.to_string()))?;
-    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     counter.abort();
     let minutes = elapsed.as_secs_f64() / 60.0;
     let clusters = config.clusters.max(1) as f64;
-    let appends: Vec<f64> = runtimes.iter().map(|rt| rt.commits() as f64).collect();
+    let appends: Vec<f64> = per_cluster.iter().map(|(_, c)| *c as f64).collect();
+    let observations =
+        per_cluster.iter().map(|(o, _)| *o).sum::<u64>() / per_cluster.len().max(1) as u64;
     let api = writes.load(Ordering::Relaxed).saturating_sub(settled) as f64;
     Ok(ChurnRun {
         group_commit,
