@@ -54,3 +54,9 @@ bench-failover:
 
 clean:
 	$(CARGO) clean
+
+## bench-restart: an operator restart from ConfigMap journals, 100 clusters x
+## 10,000 events with snapshots, loaded and decided (docs/benchmarks.md).
+.PHONY: bench-restart
+bench-restart:
+	$(CARGO) run --release --locked -p logbook -- bench restart --clusters 100 --events 10000 --snapshot-every 1000

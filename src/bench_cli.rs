@@ -3,11 +3,16 @@
 //! (`down-after-milliseconds` 1000 and 5000) and a bare `FAILOVER TO`
 //! measured in the same run on identical servers. Prints a markdown table
 //! (the one in `docs/benchmarks.md`).
+//!
+//! `logbook bench restart`: the time to rebuild every cluster's projection
+//! from ConfigMap journals and decide once on each, as an operator does
+//! after taking the Lease (`crate::bench::restart`).
 
 use std::io::Write;
 
 use clap::{Args, Subcommand};
 
+use crate::bench::restart::{RestartConfig, run_restart};
 use crate::bench::{
     Fault, OperatorBench, Row, RunResult, Scenario, render_table, run_failover_to_reference,
     run_sentinel_reference,
@@ -19,6 +24,32 @@ use crate::cli::{Error, Result};
 pub enum BenchCommand {
     /// Failover and switchover windows, with Sentinel references.
     Failover(FailoverArgs),
+    /// Operator restart: every projection loaded from ConfigMap journals
+    /// and decided once, with snapshots and (the reference) from seq 1.
+    Restart(RestartArgs),
+}
+
+/// `logbook bench restart` options.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// ValkeyClusters, one journal stream each.
+    #[arg(long, default_value_t = 100)]
+    pub clusters: usize,
+    /// Events per stream.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Events between snapshots (the operator takes one every 1,000).
+    #[arg(long, default_value_t = 1_000)]
+    pub snapshot_every: u64,
+    /// Timed passes of each load (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repetitions: usize,
+    /// Clusters loaded at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Frame bytes at which a journal segment is sealed while seeding.
+    #[arg(long, default_value_t = crate::journal_store::layout::DEFAULT_SEAL_BYTES)]
+    pub seal_bytes: usize,
 }
 
 /// `logbook bench failover` options.
@@ -49,12 +80,32 @@ fn bench_err(e: impl std::fmt::Display) -> Error {
 /// When the harness fails (not when the system under test is slow: that is
 /// the result).
 pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
-    let BenchCommand::Failover(args) = cmd;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    runtime.block_on(failover(args, out))
+    match cmd {
+        BenchCommand::Failover(args) => runtime.block_on(failover(args, out)),
+        BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
+    }
+}
+
+async fn restart(args: RestartArgs, out: &mut dyn Write) -> Result<()> {
+    let config = RestartConfig {
+        clusters: args.clusters,
+        events: args.events,
+        snapshot_every: args.snapshot_every.max(1),
+        repetitions: args.repetitions.max(1),
+        concurrency: args.concurrency.max(1),
+        seal_bytes: args.seal_bytes,
+    };
+    // Progress goes to stderr as it happens; the report to `out`.
+    let report = run_restart(config, &mut |line| eprintln!("{line}"))
+        .await
+        .map_err(bench_err)?;
+    write!(out, "{}", report.render())?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn scenario(

@@ -1,8 +1,10 @@
-//! The bench harness against real valkey-server processes on 127.0.0.1.
+//! The bench harness against real valkey-server processes on 127.0.0.1,
+//! and a tiny run of the restart bench (localkube only).
 //!
 //! No assertion is about how long anything took: these machines are noisy.
 //! The tests check that windows exist, are positive, and that no
-//! acknowledged write is lost.
+//! acknowledged write is lost; the restart run, that every load gives the
+//! seeded projection with the requests each load path should send.
 
 #![allow(
     clippy::unwrap_used,
@@ -191,4 +193,53 @@ async fn quick_numbers() {
     eprintln!("FAILOVER TO: {results:?}");
     rows.push(Row::from_results("FAILOVER TO", &results));
     eprintln!("{}", render_table(&rows));
+}
+
+/// `logbook bench restart` at a tiny size (3 clusters x 300 events, a
+/// snapshot every 100, segments sealed at 2 KiB so loads read sealed
+/// segments too). The run itself fails when a load differs from the
+/// seeded projection; here, the requests of each load path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_bench_loads_every_seeded_projection() {
+    use logbook::bench::restart::{LoadMode, RestartConfig, run_restart};
+    let config = RestartConfig {
+        clusters: 3,
+        events: 300,
+        snapshot_every: 100,
+        repetitions: 1,
+        concurrency: 2,
+        seal_bytes: 2048,
+    };
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_restart(config, &mut |line| eprintln!("{line}")),
+    )
+    .await
+    .expect("the run to finish within 60 s")
+    .unwrap();
+    eprintln!("{}", report.render());
+    assert!(report.seed.snapshots >= 3, "{:?}", report.seed);
+    assert!(report.seed.segments >= 3, "{:?}", report.seed);
+    let runs = |mode| report.modes.iter().find(|r| r.mode == mode).unwrap();
+    for mode in LoadMode::ALL {
+        let runs = runs(mode);
+        assert_eq!(runs.passes.len(), 1);
+        assert_eq!(runs.passes[0].clusters.len(), 3);
+        assert_eq!(runs.requests.other, 0, "{mode:?}: {:?}", runs.requests);
+    }
+    // Every stream has a snapshot. The store reads the head for `head` and
+    // again for the `read` of the tail; a pinned view reads it once.
+    let plain = &runs(LoadMode::Snapshot).requests;
+    let pinned = &runs(LoadMode::Pinned).requests;
+    assert_eq!((plain.head_gets, plain.snapshot_gets), (6, 3));
+    assert_eq!((pinned.head_gets, pinned.snapshot_gets), (3, 3));
+    assert_eq!(pinned.segment_gets, plain.segment_gets);
+    let from_start = runs(LoadMode::FromStart);
+    assert!(from_start.requests.segment_gets >= 3);
+    assert!(
+        from_start.passes[0]
+            .clusters
+            .iter()
+            .all(|c| c.folded == 300)
+    );
 }

@@ -27,6 +27,8 @@
 //!   run. Both references write with `WAIT`, so an acknowledged write is on
 //!   at least two servers.
 
+pub mod churn;
+pub mod idle;
 mod conn;
 mod failover_to;
 mod operator;
@@ -34,6 +36,7 @@ mod process;
 mod readback;
 mod readiness;
 mod resolve;
+pub mod restart;
 mod sentinel;
 pub mod stats;
 mod writer;
