@@ -34,10 +34,13 @@ use logbook_localkube::kubelet::{Faults, kill_leftovers, leftover_processes};
 use logbook_localkube::{Config, LocalKube, RunningServer, WorkloadsConfig};
 use redis::aio::MultiplexedConnection;
 
+mod configmaps;
 mod monitor;
 mod retry;
 mod valkey;
 
+#[allow(unused_imports)]
+pub use configmaps::*;
 #[allow(unused_imports)]
 pub use monitor::*;
 #[allow(unused_imports)]

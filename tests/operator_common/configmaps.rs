@@ -1,0 +1,128 @@
+//! ConfigMap journals (`logbook operator --journal configmap`) read from
+//! the tests, and what a test needs to run the operator as a process of
+//! its own on them: a kubeconfig for the local API server, and its log
+//! lines kept with the harness's (so failure dumps show them).
+//!
+//! Readers here never write: the operator under test is the only writer,
+//! and a ConfigMap journal may be read while it runs (the head is the
+//! commit point; a reader sees whole batches or nothing).
+#[allow(unused_imports)]
+use super::*;
+
+use logbook::journal_store::ConfigMapStore;
+use logbook_journal::verify::VerifyReport;
+use logbook_journal::{ChainHash, ClusterState, Envelope};
+
+impl Env {
+    /// Writes a kubeconfig for the local API server to `path` (for an
+    /// operator subprocess).
+    pub fn write_kubeconfig_to(&self, path: &Path) {
+        self.server
+            .as_ref()
+            .expect("the local cluster runs")
+            .write_kubeconfig(path)
+            .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
+    }
+
+    /// The ConfigMap journal store of [`NS`], as an operator started with
+    /// `--journal configmap` writes it.
+    pub fn config_map_journal(&self) -> ConfigMapStore {
+        ConfigMapStore::new(self.client.clone(), NS)
+    }
+
+    /// The projection folded from `stream`'s ConfigMap journal (snapshot
+    /// plus tail, as an operator loads it).
+    pub async fn cm_journal_state(&self, stream: &StreamId) -> ClusterState {
+        logbook_journal::reader::load_state(&self.config_map_journal(), stream)
+            .await
+            .unwrap_or_else(|e| panic!("loading journal stream {stream} from ConfigMaps: {e}"))
+            .state
+    }
+
+    /// Verifies `stream`'s ConfigMap journal (frames, chain, head,
+    /// snapshot) and panics naming the problem if it is broken.
+    pub async fn cm_verify_journal(&self, stream: &StreamId) -> VerifyReport {
+        let report = logbook_journal::verify::verify(&self.config_map_journal(), stream)
+            .await
+            .unwrap_or_else(|e| panic!("reading journal stream {stream} from ConfigMaps: {e}"));
+        assert!(
+            report.is_ok(),
+            "journal stream {stream} is broken: {:?}",
+            report.problem
+        );
+        report
+    }
+
+    /// A reader of `stream`'s ConfigMap journal that has read nothing yet.
+    pub fn cm_journal_tail(&self, stream: &StreamId) -> JournalTail {
+        JournalTail {
+            store: self.config_map_journal(),
+            stream: stream.clone(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Every event of one ConfigMap journal stream read so far, read on
+/// incrementally (each catch-up reads only what was committed since,
+/// checking the chain from the last event read).
+pub struct JournalTail {
+    store: ConfigMapStore,
+    stream: StreamId,
+    /// Every event read, from seq 1.
+    pub events: Vec<Envelope>,
+}
+
+impl JournalTail {
+    /// Reads what was committed since the last call; returns how many
+    /// events were new.
+    pub async fn catch_up(&mut self) -> usize {
+        let head =
+            self.store.head(&self.stream).await.unwrap_or_else(|e| {
+                panic!("reading the head of journal stream {}: {e}", self.stream)
+            });
+        let (from, prev) = self
+            .events
+            .last()
+            .map_or((1, ChainHash::GENESIS), |e| (e.seq + 1, e.hash));
+        if head.seq < from {
+            return 0;
+        }
+        let new = logbook_journal::reader::read_envelopes(
+            &self.store,
+            &self.stream,
+            from,
+            prev,
+            head.seq,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading journal stream {}: {e}", self.stream));
+        let count = new.len();
+        self.events.extend(new);
+        count
+    }
+
+    /// The stream read.
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    /// The seq of the last event read (0 before any).
+    pub fn seq(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+
+    /// The events read after `seq`.
+    pub fn after(&self, seq: u64) -> &[Envelope] {
+        let start = self.events.partition_point(|e| e.seq <= seq);
+        &self.events[start..]
+    }
+}
+
+impl Logs {
+    /// Adds lines from outside the in-process operator (an operator
+    /// subprocess's stderr), so that failure dumps show them.
+    pub fn append(&self, text: &str) {
+        self.push(text);
+    }
+}

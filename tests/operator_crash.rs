@@ -1,0 +1,927 @@
+//! Crash injection at every journal commit point of a new cluster's
+//! creation, of a Replication failover (the primary's process killed, or
+//! its pod deleted) and of a rolling change, the operator running as a
+//! real process on ConfigMap journals.
+//!
+//! For each point `n` an instance armed with `LOGBOOK_CRASH_AT_COMMIT=n`
+//! takes the cluster over, the scenario is triggered, and the instance
+//! aborts at its n-th commit counted from its first decision (`0`: just
+//! before that decision's commit). A fresh instance (another name, no env
+//! var, no local files: everything it knows is in the ConfigMaps) then
+//! takes over and must converge: Ready with exactly one primary (asked of
+//! every pod with `ROLE`), every acknowledged write on it, every intent
+//! found in flight resolved (found done, re-executed or abandoned) by it,
+//! the journal intact, and the takeover journaled as `OperatorStarted`
+//! with the gap. The sweep over `n` ends at the first armed instance that
+//! carries the whole scenario out without reaching its crash point: that
+//! run is the dry run, and `n - 1` was the last commit point.
+//!
+//! One localkube serves every point of a scenario, and one cluster every
+//! point of a failover or roll: each point starts from the converged
+//! cluster the previous one left, with one client writing throughout.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams};
+use logbook::bench::WriteProbe;
+use logbook::operator::{CRASH_AT_COMMIT, describe_intent};
+use logbook::valkey::Password;
+use logbook_journal::{Envelope, Event, StreamId};
+use operator_common::*;
+use uuid::Uuid;
+
+/// The cluster of the failover and roll sweeps.
+const NAME: &str = "demo";
+/// More points than any scenario has: a sweep that gets here is stuck.
+const MAX_POINTS: u64 = 40;
+/// How long the journal must stay still (with the scenario carried out)
+/// before a run that did not abort counts as done.
+const QUIET: Duration = Duration::from_secs(3);
+/// Values of `maxmemory-policy` the roll cycles through (each point's
+/// differs from the one before, so each point rolls every pod).
+const POLICIES: [&str; 8] = [
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "noeviction",
+];
+
+/// `logbook operator` as a child process on ConfigMap journals, with the
+/// tests' Lease timing (valid 3 s, renewed every second).
+struct OperatorProcess {
+    instance: String,
+    child: Child,
+    stderr: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OperatorProcess {
+    /// Starts instance `instance`, armed to crash at commit `crash_at`
+    /// when given. Its log lines go to [`Env::logs`], prefixed with its
+    /// name (so failure dumps show them).
+    fn start(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        crash_at: Option<u64>,
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--journal", "configmap", "--instance", instance])
+            .args(["--lease-namespace", NS, "--lease-seconds", "3"])
+            .args(["--renew-milliseconds", "1000"])
+            // Nothing local is read or written with ConfigMap journals;
+            // an abort's core file, if any, lands here too.
+            .current_dir(workdir)
+            .env("RUST_LOG", "info,logbook=debug,kube=warn")
+            .env("NO_COLOR", "1")
+            .env_remove(CRASH_AT_COMMIT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(n) = crash_at {
+            command.env(CRASH_AT_COMMIT, n.to_string());
+        }
+        let mut child = command.spawn().expect("spawning logbook operator");
+        let stderr = child.stderr.take().unwrap();
+        let (logs, prefix) = (env.logs.clone(), format!("[{instance}] "));
+        let echo = std::env::var_os("LOGBOOK_TEST_LOG").is_some();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{prefix}{line}");
+                }
+                logs.append(&format!("{prefix}{line}"));
+            }
+        });
+        env.logs.append(&format!(
+            "==== {instance} started (crash at {crash_at:?}) ===="
+        ));
+        Self {
+            instance: instance.to_owned(),
+            child,
+            stderr: Some(reader),
+        }
+    }
+
+    /// Its exit status once it exited (its log lines are then all read).
+    fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().unwrap()?;
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
+        }
+        Some(status)
+    }
+
+    /// SIGTERM, and a clean exit (it releases the Lease on the way out),
+    /// or with `armed`, the crash injection's abort too (the commit of
+    /// what it holds at shutdown may be its crash point). Failures dump
+    /// `cluster`.
+    async fn stop(mut self, env: &Env, cluster: &str, armed: bool) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within 20 s of SIGTERM\n{}",
+                self.instance,
+                env.dump(cluster).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let aborted = status.signal() == Some(nix::sys::signal::Signal::SIGABRT as i32);
+        assert!(
+            status.success() || (armed && aborted),
+            "{} stopped with {status}\n{}",
+            self.instance,
+            env.dump(cluster).await
+        );
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a sweep does at each point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// A new 3-pod cluster created (one per point, deleted after it).
+    Create,
+    /// SIGKILL of the primary's process (the kubelet restarts it in place,
+    /// fenced).
+    KillPrimary,
+    /// The primary's pod deleted (the StatefulSet recreates it).
+    DeletePrimary,
+    /// A `valkey.conf` change: every pod rolled, the primary after a
+    /// switchover.
+    Roll,
+}
+
+impl Scenario {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::KillPrimary => "kill",
+            Self::DeletePrimary => "delete",
+            Self::Roll => "roll",
+        }
+    }
+}
+
+/// One point of a sweep, for the report.
+struct Point {
+    n: u64,
+    /// Where the armed instance aborted (`None`: it did not).
+    crashed: Option<String>,
+    /// The intents in flight at the crash, each with its resolution.
+    resolved: Vec<(String, String)>,
+    /// The fresh instance's takeover gap.
+    gap_ms: Option<u64>,
+    /// From the crash (without one: from the trigger) to the cluster
+    /// converged and checked.
+    converged: Duration,
+    /// The whole point, the hand-over to the armed instance included.
+    total: Duration,
+}
+
+/// How an armed instance's run ended.
+enum Run {
+    /// It aborted.
+    Aborted(ExitStatus),
+    /// It carried the scenario out, this long after the trigger, then
+    /// committed nothing for [`QUIET`]: it will not reach its crash point.
+    CarriedOut(Duration),
+}
+
+/// Asks every pod `ROLE` every 100 ms and keeps every moment two of them
+/// answered "master". For the failovers only: a switchover promotes its
+/// target a few milliseconds before it demotes the paused old primary, so
+/// there two masters are briefly expected.
+struct RoleMonitor {
+    two_masters: Arc<Mutex<Vec<String>>>,
+    polls: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RoleMonitor {
+    fn start(env: &Env, cluster: &str, password: &str) -> Self {
+        let pods: kube::Api<Pod> = env.api();
+        let selector = format!("valkey.logbook.dev/cluster={cluster}");
+        let password = password.to_owned();
+        let two_masters = Arc::new(Mutex::new(Vec::new()));
+        let polls = Arc::new(AtomicUsize::new(0));
+        let (seen, count) = (two_masters.clone(), polls.clone());
+        let began = Instant::now();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
+                    let asks =
+                        list.items.iter().filter_map(|p| {
+                            let ip = p.status.as_ref()?.pod_ip.clone()?;
+                            let (name, password) = (p.name_any(), password.clone());
+                            Some(async move {
+                                (name, try_role(&format!("{ip}:{PORT}"), &password).await)
+                            })
+                        });
+                    let masters: Vec<String> = futures::future::join_all(asks)
+                        .await
+                        .into_iter()
+                        .filter(|(_, r)| r.as_ref().is_some_and(|(kind, _)| kind == "master"))
+                        .map(|(name, _)| name)
+                        .collect();
+                    count.fetch_add(1, Ordering::Relaxed);
+                    if masters.len() > 1 {
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{:?}: {masters:?}", began.elapsed()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self {
+            two_masters,
+            polls,
+            task,
+        }
+    }
+
+    /// Stops; returns the polls made and the moments with two masters.
+    fn stop(self) -> (usize, Vec<String>) {
+        self.task.abort();
+        let two = self.two_masters.lock().unwrap().clone();
+        (self.polls.load(Ordering::Relaxed), two)
+    }
+}
+
+/// Everything one sweep shares across its points.
+struct Sweep {
+    env: Env,
+    scenario: Scenario,
+    kubeconfig: PathBuf,
+    workdir: tempfile::TempDir,
+    /// The cluster in play (for `Create`, each point's new one).
+    name: String,
+    /// Where the next takeover shows: the cluster's stream (for `Create`,
+    /// the operator's own until the point's cluster exists).
+    journal: JournalTail,
+    /// A client writing through the client Service with `WAIT 1` since the
+    /// start (none for `Create`: there each point's cluster is new).
+    probe: Option<WriteProbe>,
+    /// The pod the last trigger killed (`KillPrimary`).
+    killed: Option<String>,
+    /// The revision the last trigger rolls the pods away from (`Roll`).
+    old_revision: Option<String>,
+}
+
+impl Sweep {
+    /// Localkube, a first (unarmed) operator and, but for `Create`, the
+    /// cluster Ready with a client writing.
+    async fn start(scenario: Scenario) -> (Sweep, OperatorProcess) {
+        let env = Env::start_without_operator(&format!("crash-{}", scenario.prefix())).await;
+        let workdir = tempfile::Builder::new()
+            .prefix("logbook-crash-")
+            .tempdir()
+            .unwrap();
+        let kubeconfig = workdir.path().join("kubeconfig");
+        env.write_kubeconfig_to(&kubeconfig);
+        let setup = format!("{}-setup", scenario.prefix());
+        let first = OperatorProcess::start(&env, &kubeconfig, workdir.path(), &setup, None);
+        let (journal, probe) = if scenario == Scenario::Create {
+            (env.cm_journal_tail(&StreamId::operator()), None)
+        } else {
+            env.apply_yaml(&replication_yaml(NAME, 3)).await;
+            env.wait_ready(NAME, 3, Duration::from_secs(60)).await;
+            let password = env.password(NAME).await;
+            let service = env.service_addr(NAME).await;
+            let probe = write_probe(&service, &password, "probe");
+            env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+                let n = probe.acked_count();
+                async move { n >= 20 }
+            })
+            .await;
+            (env.cm_journal_tail(&env.stream(NAME).await), Some(probe))
+        };
+        let mut sweep = Sweep {
+            env,
+            scenario,
+            kubeconfig,
+            workdir,
+            name: NAME.to_owned(),
+            journal,
+            probe,
+            killed: None,
+            old_revision: None,
+        };
+        if scenario == Scenario::Create {
+            // Leading (so that it stops cleanly at the first point: its
+            // SIGTERM handler is in place).
+            sweep.wait_takeover(&setup, 0).await;
+        }
+        (sweep, first)
+    }
+
+    fn operator(&self, instance: &str, crash_at: Option<u64>) -> OperatorProcess {
+        OperatorProcess::start(
+            &self.env,
+            &self.kubeconfig,
+            self.workdir.path(),
+            instance,
+            crash_at,
+        )
+    }
+
+    /// Waits for `instance`'s `OperatorStarted` after `after` in
+    /// [`Sweep::journal`]; returns that event's seq, its epoch and gap.
+    async fn wait_takeover(&mut self, instance: &str, after: u64) -> (u64, u64, Option<u64>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.journal.catch_up().await;
+            let found = self
+                .journal
+                .after(after)
+                .iter()
+                .find_map(|e| match &e.body {
+                    Event::OperatorStarted {
+                        instance: who,
+                        epoch,
+                        gap_ms,
+                        ..
+                    } if who == instance => Some((e.seq, *epoch, *gap_ms)),
+                    _ => None,
+                });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{instance} did not take the journal over\n{}",
+                self.env.dump(&self.name).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Triggers the scenario; returns the journal seq its events follow.
+    async fn trigger(&mut self, n: u64) -> u64 {
+        self.journal.catch_up().await;
+        let env = &self.env;
+        match self.scenario {
+            Scenario::Create => {
+                self.name = format!("new-{n}");
+                env.apply_yaml(&replication_yaml(&self.name, 3)).await;
+                self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
+                return 0;
+            }
+            Scenario::KillPrimary => {
+                let old = primary(&env.vkc(NAME).await);
+                env.kill(&old).await;
+                self.killed = Some(old);
+            }
+            Scenario::DeletePrimary => env.delete_pod(&primary(&env.vkc(NAME).await)).await,
+            Scenario::Roll => {
+                self.old_revision = Some(update_revision(env, NAME).await);
+                let policy = POLICIES[usize::try_from(n).unwrap() % POLICIES.len()];
+                let config = serde_json::json!({"spec": {"config": {"maxmemory-policy": policy}}});
+                env.patch(NAME, config).await;
+            }
+        }
+        self.journal.seq()
+    }
+
+    /// Whether the scenario is carried out: Ready on the current
+    /// generation in a status published at journal seq `min_seq` or later
+    /// (not one from before the trigger or the crash) and, for a roll,
+    /// every pod on the new revision.
+    async fn done(&self, min_seq: u64) -> bool {
+        let Ok(Some(vkc)) = self.env.vkcs().get_opt(&self.name).await else {
+            return false;
+        };
+        if !is_ready(&vkc, 3) || journal_seq(&vkc) < i64::try_from(min_seq).unwrap() {
+            return false;
+        }
+        if self.scenario != Scenario::Roll {
+            return true;
+        }
+        let revision = update_revision(&self.env, &self.name).await;
+        let pods = self.env.pods(&self.name).await;
+        Some(&revision) != self.old_revision.as_ref()
+            && pods.len() == 3
+            && pods.iter().all(|p| {
+                p.labels().get("controller-revision-hash") == Some(&revision)
+                    && p.metadata.deletion_timestamp.is_none()
+            })
+    }
+
+    /// Waits until the armed instance aborts, or carries the scenario out
+    /// (in a status at journal seq `min_seq` or later) and then commits
+    /// nothing for [`QUIET`].
+    async fn wait_abort(&mut self, armed: &mut OperatorProcess, min_seq: u64) -> Run {
+        let triggered = Instant::now();
+        let deadline = triggered + Duration::from_secs(60);
+        // Since when the journal has stood at which seq, the scenario done.
+        let mut still: Option<(u64, Instant)> = None;
+        loop {
+            if let Some(status) = armed.exited() {
+                return Run::Aborted(status);
+            }
+            self.journal.catch_up().await;
+            let seq = self.journal.seq();
+            if !self.done(min_seq).await {
+                still = None;
+            } else if let Some((at, since)) = still
+                && at == seq
+            {
+                if since.elapsed() >= QUIET {
+                    return Run::CarriedOut(since.duration_since(triggered));
+                }
+            } else {
+                still = Some((seq, Instant::now()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} neither aborted nor carried the scenario out\n{}",
+                armed.instance,
+                self.env.dump(&self.name).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The primary, when the status, the role labels and every pod's own
+    /// `ROLE` agree on it: it answers "master" and every other pod is a
+    /// replica following it. Otherwise, what disagrees.
+    async fn roles_agree(&self) -> Result<String, String> {
+        let env = &self.env;
+        let vkc = env.vkc(&self.name).await;
+        let primary = vkc
+            .status
+            .as_ref()
+            .and_then(|s| s.primary.clone())
+            .ok_or("no primary in the status")?;
+        let labels = env.role_labels(&self.name).await;
+        let labelled: Vec<&String> = labels
+            .iter()
+            .filter(|(_, role)| role.as_deref() == Some("primary"))
+            .map(|(pod, _)| pod)
+            .collect();
+        if labelled != [&primary] {
+            return Err(format!("status primary {primary}, role labels {labels:?}"));
+        }
+        let password = env.password(&self.name).await;
+        let mut roles = BTreeMap::new();
+        for pod in env.pods(&self.name).await {
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+            let role = match &ip {
+                Some(ip) => try_role(&format!("{ip}:{PORT}"), &password).await,
+                None => None,
+            };
+            roles.insert(pod.name_any(), (ip, role));
+        }
+        let primary_ip = roles.get(&primary).and_then(|(ip, _)| ip.clone());
+        let agree = roles.iter().all(|(pod, (_, role))| match role {
+            Some((kind, _)) if *pod == primary => kind == "master",
+            Some((kind, follows)) => kind == "slave" && follows.is_some() && *follows == primary_ip,
+            None => false,
+        });
+        if agree {
+            Ok(primary)
+        } else {
+            Err(format!(
+                "status primary {primary}, pods (ip, ROLE) {roles:?}"
+            ))
+        }
+    }
+
+    /// Waits for the scenario to be carried out by the instance now
+    /// leading (in a status published at journal seq `min_seq` or later)
+    /// and checks the cluster: exactly one primary by `ROLE`, every
+    /// replica following it, every acknowledged write on it, nothing in
+    /// flight, the journal intact. Returns the primary.
+    async fn check_converged(&self, min_seq: u64) -> String {
+        let env = &self.env;
+        // A new leader publishes what its journal says before its first
+        // probe round: after a crash that lost the observations of a dead
+        // primary, that is "Ready" with the dead one for a round. What
+        // counts is a status the pods' own answers bear out.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let primary = loop {
+            let why = if self.done(min_seq).await {
+                match self.roles_agree().await {
+                    Ok(primary) => break primary,
+                    Err(why) => why,
+                }
+            } else {
+                format!("the {:?} scenario is not carried out", self.scenario)
+            };
+            assert!(
+                Instant::now() < deadline,
+                "not converged: {why}\n{}",
+                env.dump(&self.name).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if let Some(probe) = &self.probe {
+            // Writes go on on the primary; none acknowledged is missing.
+            let now = Instant::now();
+            env.wait_acked_after(probe, now, "an acknowledged write after converging")
+                .await;
+            let log = probe.snapshot();
+            let acked = log.acked_keys();
+            let password = Password::new(env.password(&self.name).await);
+            let addr = env.pod_addr(&primary).await;
+            let missing = logbook::bench::missing_keys(&addr, Some(&password), &log.prefix, &acked)
+                .await
+                .unwrap();
+            assert!(
+                missing.is_empty(),
+                "{} of {} acknowledged writes lost on {primary}: {:?}\n{}",
+                missing.len(),
+                acked.len(),
+                &missing[..missing.len().min(20)],
+                env.dump(&self.name).await
+            );
+        }
+        // Nothing left in flight; the journal verifies.
+        let stream = self.journal.stream().clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = env.cm_journal_state(&stream).await;
+            if state.in_flight.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "intents left in flight: {:?}\n{}",
+                state.in_flight,
+                env.dump(&self.name).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        env.cm_verify_journal(&stream).await;
+        primary
+    }
+
+    /// Leaves the cluster ready for the next point. A pod killed and
+    /// restarted in place is in the kubelet's crash-loop backoff (10 s at
+    /// its next crash, as on a real node), so a failover point killing it
+    /// again would measure that: deleting it gives a fresh pod. A created
+    /// cluster is deleted (its pods would load the next points).
+    async fn after_point(&mut self, primary: &str) {
+        let env = &self.env;
+        match self.scenario {
+            Scenario::KillPrimary => {
+                let Some(killed) = self.killed.clone().filter(|k| k != primary) else {
+                    return;
+                };
+                env.delete_pod(&killed).await;
+                env.eventually(Duration::from_secs(20), "the killed pod replaced", || {
+                    let killed = killed.clone();
+                    async move {
+                        env.pods(NAME).await.iter().any(|p| {
+                            p.name_any() == killed
+                                && p.metadata.deletion_timestamp.is_none()
+                                && restarts(p) == 0
+                        })
+                    }
+                })
+                .await;
+                env.wait_ready(NAME, 3, Duration::from_secs(30)).await;
+            }
+            Scenario::Create => {
+                let name = self.name.clone();
+                env.vkcs()
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .unwrap();
+                env.eventually(Duration::from_secs(30), "the created cluster gone", || {
+                    let name = name.clone();
+                    async move {
+                        env.vkcs().get_opt(&name).await.unwrap().is_none()
+                            && env.pods(&name).await.is_empty()
+                    }
+                })
+                .await;
+            }
+            Scenario::DeletePrimary | Scenario::Roll => {}
+        }
+    }
+
+    /// Point `n`: hands the cluster from `leader` to an instance armed to
+    /// crash at commit `n`, triggers the scenario, and once it aborted,
+    /// has a fresh instance converge the cluster. Returns the point and
+    /// the instance now leading (none after the dry run: the sweep ends).
+    async fn point(&mut self, n: u64, leader: OperatorProcess) -> (Point, Option<OperatorProcess>) {
+        let started = Instant::now();
+        let prefix = self.scenario.prefix();
+        // The leader releases the Lease on SIGTERM: the armed instance
+        // takes over at its first try.
+        leader.stop(&self.env, &self.name, false).await;
+        if self.scenario == Scenario::Create {
+            self.journal = self.env.cm_journal_tail(&StreamId::operator());
+        }
+        self.journal.catch_up().await;
+        let armed_name = format!("{prefix}-armed-{n}");
+        let mut armed = self.operator(&armed_name, Some(n));
+        let (_, armed_epoch, _) = self.wait_takeover(&armed_name, self.journal.seq()).await;
+        let trigger_seq = self.trigger(n).await;
+        let status = match self.wait_abort(&mut armed, trigger_seq + 1).await {
+            Run::Aborted(status) => status,
+            Run::CarriedOut(took) => {
+                // Fewer than n commits: this run is the dry run, and the
+                // sweep is over. It must leave the cluster as checked too.
+                let primary = self.check_converged(trigger_seq + 1).await;
+                eprintln!(
+                    "{:?} n={n}: no abort: {armed_name} carried the scenario out in {took:?}; primary {primary}",
+                    self.scenario
+                );
+                // No `after_point`: nothing follows.
+                armed.stop(&self.env, &self.name, true).await;
+                let point = Point {
+                    n,
+                    crashed: None,
+                    resolved: Vec::new(),
+                    gap_ms: None,
+                    converged: took,
+                    total: started.elapsed(),
+                };
+                return (point, None);
+            }
+        };
+        let crashed_at = Instant::now();
+        assert_eq!(
+            status.signal(),
+            Some(nix::sys::signal::Signal::SIGABRT as i32),
+            "{armed_name} exited with {status}, not by the crash injection's abort\n{}",
+            self.env.dump(&self.name).await
+        );
+        let said = format!("[{armed_name}] {CRASH_AT_COMMIT}: aborting ");
+        let crashed = self
+            .env
+            .logs
+            .grep(&said)
+            .pop()
+            .and_then(|line| line.strip_prefix(&said).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{armed_name} aborted without saying where"));
+        drop(armed);
+
+        // What the journal holds at the crash.
+        self.journal.catch_up().await;
+        let crash_seq = self.journal.seq();
+        let at_crash = self.env.cm_journal_state(self.journal.stream()).await;
+        // A fresh instance with nothing but the ConfigMaps.
+        let fresh_name = format!("{prefix}-fresh-{n}");
+        let fresh = self.operator(&fresh_name, None);
+        let (takeover_seq, epoch, gap_ms) = self.wait_takeover(&fresh_name, crash_seq).await;
+        assert!(epoch > armed_epoch, "epoch {epoch} after {armed_epoch}");
+        assert!(
+            gap_ms.is_some(),
+            "{fresh_name}'s OperatorStarted has no gap"
+        );
+        let primary = self.check_converged(takeover_seq).await;
+        let converged = crashed_at.elapsed();
+
+        // Each intent found in flight resolved by the fresh instance.
+        self.journal.catch_up().await;
+        let after = self.journal.after(crash_seq);
+        let mut resolved = Vec::new();
+        for (id, found) in &at_crash.in_flight {
+            let what = describe_intent(&found.planned.intent);
+            let Some((by, how)) = resolution(after, *id) else {
+                panic!(
+                    "n={n}: {what} ({id}) was in flight at the crash and is not resolved\n{}",
+                    self.env.dump(&self.name).await
+                );
+            };
+            assert_eq!(
+                by, epoch,
+                "{what} resolved at epoch {by}, not by {fresh_name}"
+            );
+            resolved.push((what, how));
+        }
+        let in_flight: Vec<String> = resolved
+            .iter()
+            .map(|(what, how)| format!("[{what} -> {how}]"))
+            .collect();
+        eprintln!(
+            "{:?} n={n}: aborted {crashed}; in flight: {}; {fresh_name} took over {gap_ms:?} ms after the last event and converged {converged:?} after the crash (primary {primary})",
+            self.scenario,
+            if in_flight.is_empty() {
+                "nothing".to_owned()
+            } else {
+                in_flight.join(" ")
+            }
+        );
+        self.after_point(&primary).await;
+        let point = Point {
+            n,
+            crashed: Some(crashed),
+            resolved,
+            gap_ms,
+            converged,
+            total: started.elapsed(),
+        };
+        (point, Some(fresh))
+    }
+}
+
+fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |c| c.iter().map(|c| c.restart_count).sum())
+}
+
+async fn update_revision(env: &Env, name: &str) -> String {
+    env.api::<StatefulSet>()
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default()
+}
+
+/// The epoch and description of intent `id`'s outcome in `events`.
+fn resolution(events: &[Envelope], id: Uuid) -> Option<(u64, String)> {
+    events.iter().find_map(|e| {
+        let how = match &e.body {
+            Event::IntentSucceeded { intent_id, detail } if *intent_id == id => {
+                if detail.starts_with("found done") {
+                    detail.clone()
+                } else {
+                    format!("re-executed: {detail}")
+                }
+            }
+            Event::IntentFailed {
+                intent_id, error, ..
+            } if *intent_id == id => format!("re-executed, failed: {error}"),
+            Event::IntentAbandoned { intent_id, reason } if *intent_id == id => {
+                format!("abandoned: {reason}")
+            }
+            _ => return None,
+        };
+        Some((e.epoch, how))
+    })
+}
+
+/// The short name of a resolution, for the summary.
+fn resolution_kind(how: &str) -> &'static str {
+    if how.starts_with("found done") {
+        "found done"
+    } else if how.starts_with("re-executed, failed") {
+        "re-executed (failed)"
+    } else if how.starts_with("re-executed") {
+        "re-executed"
+    } else {
+        "abandoned"
+    }
+}
+
+async fn sweep(scenario: Scenario) {
+    let began = Instant::now();
+    let (mut sweep, mut leader) = Sweep::start(scenario).await;
+    let one_cluster = scenario != Scenario::Create;
+    let password = if one_cluster {
+        sweep.env.password(NAME).await
+    } else {
+        String::new()
+    };
+    let roles = matches!(scenario, Scenario::KillPrimary | Scenario::DeletePrimary)
+        .then(|| RoleMonitor::start(&sweep.env, NAME, &password));
+    let pods = one_cluster.then(|| PodMonitor::start(&sweep.env, NAME, 3));
+    let first_trigger = Instant::now();
+    eprintln!("{scenario:?}: set up in {:?}", began.elapsed());
+    let mut points: Vec<Point> = Vec::new();
+    for n in 0..MAX_POINTS {
+        let (point, next) = sweep.point(n, leader).await;
+        points.push(point);
+        match next {
+            Some(next) => leader = next,
+            None => break,
+        }
+    }
+    assert!(
+        points.last().is_some_and(|p| p.crashed.is_none()),
+        "{scenario:?}: still aborting at n={MAX_POINTS}"
+    );
+    assert!(
+        points.len() >= 2,
+        "{scenario:?}: the first armed run did not abort"
+    );
+
+    // Over the whole sweep: never two primaries, never two pods down,
+    // never a primary deleted (but by the fault itself); no acknowledged
+    // write lost; the journal intact. (No operator runs any more.)
+    let mut checked = String::new();
+    if let Some(roles) = roles {
+        let (polls, two) = roles.stop();
+        assert!(
+            two.is_empty(),
+            "two pods answered ROLE master at once ({polls} polls): {two:?}"
+        );
+        checked = format!("; every pod asked ROLE {polls} times, never two masters");
+    }
+    if let Some(pods) = pods {
+        let seen = pods.stop();
+        assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+        assert!(
+            scenario == Scenario::DeletePrimary || seen.deleted_while_primary.is_empty(),
+            "pods deleted while primary: {seen:?}"
+        );
+    }
+    let mut writes = String::new();
+    if let Some(probe) = sweep.probe.take() {
+        let primary = primary(&sweep.env.vkc(NAME).await);
+        let addr = sweep.env.pod_addr(&primary).await;
+        let log = probe.stop().await;
+        let (acked, failed) =
+            check_no_acked_write_lost(&log, first_trigger, &addr, &password).await;
+        let report = sweep.env.cm_verify_journal(sweep.journal.stream()).await;
+        writes = format!(
+            "; {acked} writes acknowledged, all on {primary}, {failed} failed; journal {} events verified",
+            report.events_checked
+        );
+    }
+    eprintln!(
+        "{scenario:?}: {} commit points (n = 0..={}) in {:?}{writes}{checked}",
+        points.len() - 1,
+        points.len() - 2,
+        began.elapsed(),
+    );
+    for p in &points {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, how) in &p.resolved {
+            *kinds.entry(resolution_kind(how)).or_default() += 1;
+        }
+        eprintln!(
+            "  n={:>2} {:<45} in flight {} {kinds:?}, gap {:?} ms, converged in {:.1?}, point {:.1?}",
+            p.n,
+            p.crashed.as_deref().unwrap_or("no abort (dry run)"),
+            p.resolved.len(),
+            p.gap_ms,
+            p.converged,
+            p.total
+        );
+    }
+    sweep.env.finish().await;
+}
+
+// The roll has the most points (about 22, against about 10 for each of
+// the others). Tests start in name order: with two test threads it starts
+// first and runs beside the others, one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_point_of_a_config_roll() {
+    sweep(Scenario::Roll).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_point_of_a_failover_by_kill() {
+    sweep(Scenario::KillPrimary).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_point_of_a_failover_by_pod_deletion() {
+    sweep(Scenario::DeletePrimary).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_point_of_a_new_cluster() {
+    sweep(Scenario::Create).await;
+}
