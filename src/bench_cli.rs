@@ -27,6 +27,43 @@ pub enum BenchCommand {
     /// Operator restart: every projection loaded from ConfigMap journals
     /// and decided once, with snapshots and (the reference) from seq 1.
     Restart(RestartArgs),
+    /// Journal writes per cluster under a churn of observations, with
+    /// group commit and (the reference) write-through.
+    Churn(ChurnArgs),
+    /// A real operator process's memory with many idle clusters, and the
+    /// API writes it makes while they are idle.
+    Idle(IdleArgs),
+}
+
+/// `logbook bench churn` options.
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    /// Clusters churned at once.
+    #[arg(long, default_value_t = 10)]
+    pub clusters: usize,
+    /// Observations per second per cluster.
+    #[arg(long, default_value_t = 10)]
+    pub rate: u32,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// The group-commit interval under test, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub group_commit_milliseconds: u64,
+}
+
+/// `logbook bench idle` options.
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// Standalone clusters (one real valkey-server each).
+    #[arg(long, default_value_t = 100)]
+    pub clusters: usize,
+    /// Seconds idle before sampling.
+    #[arg(long, default_value_t = 30)]
+    pub settle_seconds: u64,
+    /// Seconds of sampling.
+    #[arg(long, default_value_t = 30)]
+    pub sample_seconds: u64,
 }
 
 /// `logbook bench restart` options.
@@ -87,7 +124,39 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         BenchCommand::Failover(args) => runtime.block_on(failover(args, out)),
         BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
+        BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
+        BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
     }
+}
+
+async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {
+    let report = crate::bench::churn::run_churn(crate::bench::churn::ChurnConfig {
+        clusters: args.clusters.max(1),
+        rate: args.rate.max(1),
+        duration: std::time::Duration::from_secs(args.seconds.max(1)),
+        group_commit: std::time::Duration::from_millis(args.group_commit_milliseconds),
+    })
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", crate::bench::churn::render(&report))?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
+    let binary = std::env::current_exe()
+        .map_err(|e| Error::Local(format!("cannot find the logbook binary: {e}")))?;
+    let report = crate::bench::idle::run_idle(crate::bench::idle::IdleConfig {
+        binary,
+        clusters: args.clusters.max(1),
+        settle: std::time::Duration::from_secs(args.settle_seconds),
+        sample: std::time::Duration::from_secs(args.sample_seconds.max(1)),
+    })
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", crate::bench::idle::render(&report))?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn restart(args: RestartArgs, out: &mut dyn Write) -> Result<()> {
