@@ -18,6 +18,7 @@ use logbook_journal::reader::ReadError;
 use logbook_journal::{Event, StreamId};
 
 use super::error::OperatorError;
+use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, delete_owned, read_password};
 use crate::observe::{observe_pods, observe_spec, observe_statefulset, observe_switchover_request};
@@ -166,7 +167,16 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     let mut rt = handle.lock().await;
     rt.set_journal_spec(&ctx.deps.journals, retain, obj.spec.journal.max_events)?;
     if !rt.sync_leadership().await? {
-        return Ok(Action::requeue(FOLLOWER_REFRESH));
+        // Fenced by another writer while this instance leads: look again
+        // when the pause is over, not at a follower's pace; until a
+        // reconcile gets past here the password is not read, so the
+        // prober cannot probe, act or publish the status.
+        let again = if rt.fenced().is_some() {
+            FENCED_PAUSE
+        } else {
+            FOLLOWER_REFRESH
+        };
+        return Ok(Action::requeue(again));
     }
     let client = ctx.deps.client.clone();
     let ns = meta.namespace.as_str();

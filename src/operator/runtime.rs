@@ -46,7 +46,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const SNAPSHOT_EVERY: u64 = 1_000;
 /// How long a runtime fenced by another writer stays quiet before it may
 /// take the stream over again (one default renew period).
-const FENCED_PAUSE: Duration = Duration::from_secs(5);
+pub(super) const FENCED_PAUSE: Duration = Duration::from_secs(5);
 
 /// Where each cluster's journal lives, and how often it is written.
 #[derive(Clone)]
@@ -402,11 +402,13 @@ impl ClusterRuntime {
         {
             return Ok(false);
         }
-        if self.taken_over.is_some() {
-            // A different term: what this runtime staged was never
-            // committed and may be stale; start from the store.
-            self.journal.discard_staged();
-        }
+        // A different term, or a conflict: what this runtime staged was
+        // never committed and may be stale, yet the projection folded it.
+        // `refresh` rebuilds the projection from the store when events are
+        // staged, then drops them. (Dropping them first would leave the
+        // projection's head on an event the store never took: when the
+        // other writer had appended as many events, the next append would
+        // chain onto that phantom hash and break the stored chain.)
         self.refresh().await?;
         self.journal.set_epoch(epoch);
         self.fenced = None;
