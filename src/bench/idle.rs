@@ -40,8 +40,10 @@ pub struct IdleConfig {
 /// What was measured.
 #[derive(Debug, Clone)]
 pub struct IdleReport {
-    /// Clusters Ready.
+    /// Clusters created.
     pub clusters: usize,
+    /// Clusters Ready when sampling started.
+    pub ready: usize,
     /// Time until every cluster was Ready.
     pub ready_after: Duration,
     /// Largest `VmRSS` sampled while idle, in KiB.
@@ -164,6 +166,7 @@ async fn measure(
 
     let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
     let started = Instant::now();
+    let mut ready_count = 0;
     for i in 0..config.clusters {
         vkcs.create(&PostParams::default(), &standalone(&format!("idle-{i}"))?)
             .await
@@ -176,14 +179,26 @@ async fn measure(
             .await
             .map_err(|e| io("listing ValkeyClusters")(e.to_string()))?;
         let n = list.items.iter().filter(|v| ready(v)).count();
+        ready_count = n;
         if n >= config.clusters {
             break;
         }
         if started.elapsed() > deadline {
-            return Err(io("waiting for Ready")(format!(
-                "{n} of {} clusters Ready after {deadline:?}",
-                config.clusters
-            )));
+            // Measure anyway, and say which were not Ready and why.
+            for v in list.items.iter().filter(|v| !ready(v)) {
+                let why = v.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == "Ready")
+                        .map(|c| format!("{}: {}", c.reason, c.message))
+                });
+                eprintln!(
+                    "not Ready after {deadline:?}: {} ({})",
+                    v.metadata.name.as_deref().unwrap_or("?"),
+                    why.as_deref().unwrap_or("no status")
+                );
+            }
+            break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -244,6 +259,7 @@ async fn measure(
         .unwrap_or(0);
     Ok(IdleReport {
         clusters: config.clusters,
+        ready: ready_count,
         ready_after,
         rss_max_kib,
         rss_mean_kib,
@@ -255,7 +271,8 @@ async fn measure(
 /// The report as markdown.
 pub fn render(report: &IdleReport) -> String {
     format!(
-        "| idle clusters | all Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle |\n|---|---|---|---|---|\n| {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} |\n",
+        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle |\n|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} |\n",
+        report.ready,
         report.clusters,
         report.ready_after.as_secs_f64(),
         report.rss_max_kib as f64 / 1024.0,
