@@ -166,7 +166,7 @@ async fn measure(
 
     let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
     let started = Instant::now();
-    let mut ready_count = 0;
+    let mut ready_count;
     for i in 0..config.clusters {
         vkcs.create(&PostParams::default(), &standalone(&format!("idle-{i}"))?)
             .await
