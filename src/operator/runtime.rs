@@ -681,10 +681,12 @@ impl ClusterRuntime {
     }
 
     /// Resolves the intents found without an outcome at the takeover, now
-    /// that the world was observed again: an intent `decide` still asks for
-    /// (its preconditions hold; every intent is safe to repeat then) is
-    /// completed under its own id; any other is recorded abandoned, and
-    /// `decide` looks afresh.
+    /// that the world was observed again. First what the observations show
+    /// done, journaled with the fact a promotion found done established
+    /// (see [`promotion_found_done`]); then, on that, an intent `decide`
+    /// still asks for (its preconditions hold; every intent is safe to
+    /// repeat then) is completed under its own id, and any other is
+    /// recorded abandoned, and `decide` looks afresh.
     async fn resolve_in_flight(&mut self) -> Result<(), OperatorError> {
         let found: Vec<PlannedIntent> = self
             .state
@@ -695,19 +697,30 @@ impl ClusterRuntime {
         if found.is_empty() {
             return Ok(());
         }
+        let mut done: Vec<Event> = Vec::new();
+        let mut rest: Vec<PlannedIntent> = Vec::new();
+        for p in found {
+            match already_done(&self.state, &p.intent) {
+                Some(evidence) => {
+                    done.extend(promotion_found_done(&self.state, &p.intent));
+                    done.push(Event::IntentSucceeded {
+                        intent_id: p.intent_id,
+                        detail: format!("found done after the operator restarted: {evidence}"),
+                    });
+                }
+                None => rest.push(p),
+            }
+        }
+        let found_done = done.len();
+        self.record_now(done, None).await?;
         let policy = self.state.policy.clone().unwrap_or_default();
         let mut fresh = self.state.clone();
         fresh.in_flight.clear();
         let wanted = decide(&fresh, fresh.last_at, &policy);
         let mut outcomes: Vec<Event> = Vec::new();
         let mut resume: Vec<PlannedIntent> = Vec::new();
-        for p in found {
-            if let Some(evidence) = already_done(&self.state, &p.intent) {
-                outcomes.push(Event::IntentSucceeded {
-                    intent_id: p.intent_id,
-                    detail: format!("found done after the operator restarted: {evidence}"),
-                });
-            } else if wanted.iter().any(|d| d.intent == p.intent) {
+        for p in rest {
+            if wanted.iter().any(|d| d.intent == p.intent) {
                 resume.push(p);
             } else {
                 outcomes.push(Event::IntentAbandoned {
@@ -719,7 +732,7 @@ impl ClusterRuntime {
                 });
             }
         }
-        tracing::info!(cluster = %self.cluster(), resolved = outcomes.len(), resumed = resume.len(), "resolving intents left in flight");
+        tracing::info!(cluster = %self.cluster(), found_done, abandoned = outcomes.len(), resumed = resume.len(), "resolving intents left in flight");
         self.record_now(outcomes, None).await?;
         // Still needed and safe to repeat (decide asks for it again on
         // what was observed since): carried out under its own id.
@@ -1006,6 +1019,30 @@ impl ClusterRuntime {
     }
 }
 
+/// The `ReplicaPromoted` that a promotion or switchover found done stands
+/// for, unless the projection already believes in its pod. An executed
+/// promotion journals it with its outcome; one whose outcome was lost (the
+/// operator crashed, or lost the Lease mid-intent) must journal it when
+/// found done, or the projection keeps the old primary, or none when the
+/// old one was seen demoted before the new one was seen promoted, and
+/// `decide` promotes another pod beside the live one.
+fn promotion_found_done(state: &ClusterState, intent: &Intent) -> Option<Event> {
+    let (pod, from) = match intent {
+        Intent::PromoteReplica { pod, from } => (pod, from.clone()),
+        Intent::Switchover { from, to } => (to, Some(from.clone())),
+        _ => return None,
+    };
+    if state.primary.as_deref() == Some(pod.as_str()) {
+        return None;
+    }
+    let offset = state.pods.get(pod).and_then(|v| v.offset).unwrap_or(0);
+    Some(Event::ReplicaPromoted {
+        pod: pod.clone(),
+        from,
+        offset,
+    })
+}
+
 /// The intent's catalog name, as an Event reason.
 pub fn intent_name(intent: &Intent) -> &'static str {
     match intent {
@@ -1045,5 +1082,84 @@ pub fn describe_intent(intent: &Intent) -> String {
         Intent::Switchover { from, to } => format!("switch over {from} -> {to}"),
         Intent::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
         other => intent_name(other).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use logbook_journal::projection::PodView;
+    use logbook_journal::{ChainHash, Role};
+
+    use super::*;
+
+    /// demo-1 was primary; a switchover to demo-0 ran, but its outcome
+    /// was lost with the Lease. The next probe round saw demo-0 primary,
+    /// then demo-1 a replica: the projection believes in no primary.
+    fn after_a_lost_switchover() -> ClusterState {
+        let mut state = ClusterState::default();
+        for (pod, role) in [("demo-0", Role::Primary), ("demo-1", Role::Replica)] {
+            let view = PodView {
+                role: Some(role),
+                offset: Some(500),
+                ..PodView::default()
+            };
+            state.pods.insert(pod.to_owned(), view);
+        }
+        state
+    }
+
+    fn fold(state: &mut ClusterState, body: Event) {
+        state.apply(&Envelope {
+            seq: state.last_seq + 1,
+            id: Uuid::now_v7(),
+            at: Timestamp::now(),
+            cause: None,
+            epoch: 1,
+            body,
+            prev: state.last_hash,
+            hash: ChainHash::GENESIS,
+        });
+    }
+
+    #[test]
+    fn a_switchover_found_done_journals_the_promotion_it_made() {
+        let mut state = after_a_lost_switchover();
+        let switchover = Intent::Switchover {
+            from: "demo-1".to_owned(),
+            to: "demo-0".to_owned(),
+        };
+        assert!(already_done(&state, &switchover).is_some());
+        let promoted = promotion_found_done(&state, &switchover);
+        assert_eq!(
+            promoted,
+            Some(Event::ReplicaPromoted {
+                pod: "demo-0".to_owned(),
+                from: Some("demo-1".to_owned()),
+                offset: 500,
+            })
+        );
+        fold(&mut state, promoted.unwrap());
+        assert_eq!(state.primary.as_deref(), Some("demo-0"));
+        // Believed now: nothing more to journal.
+        assert_eq!(promotion_found_done(&state, &switchover), None);
+    }
+
+    #[test]
+    fn only_promotions_stand_for_a_promotion() {
+        let state = after_a_lost_switchover();
+        let promote = Intent::PromoteReplica {
+            pod: "demo-0".to_owned(),
+            from: None,
+        };
+        assert!(matches!(
+            promotion_found_done(&state, &promote),
+            Some(Event::ReplicaPromoted { from: None, .. })
+        ));
+        let repoint = Intent::RepointReplica {
+            pod: "demo-1".to_owned(),
+            to: "demo-0".to_owned(),
+        };
+        assert_eq!(promotion_found_done(&state, &repoint), None);
     }
 }
