@@ -121,6 +121,13 @@ pub async fn run_idle(config: IdleConfig) -> Result<IdleReport, BenchError> {
     .await
     .map_err(|e| io("localkube")(e.to_string()))?;
     let result = measure(&server, dir.path(), &config).await;
+    if std::env::var_os("LOGBOOK_BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        eprintln!("kept {} (operator.log)", kept.display());
+        server.shutdown().await;
+        logbook_localkube::kubelet::kill_leftovers(&state_dir);
+        return result;
+    }
     server.shutdown().await;
     logbook_localkube::kubelet::kill_leftovers(&state_dir);
     result

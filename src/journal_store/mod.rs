@@ -10,4 +10,4 @@ pub mod layout;
 mod store;
 
 pub use any::{AnyStore, JournalBackend};
-pub use store::ConfigMapStore;
+pub use store::{ConfigMapStore, PinnedStream};

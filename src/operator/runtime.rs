@@ -194,6 +194,28 @@ async fn load(
     stream: &StreamId,
     cluster: &str,
 ) -> Result<ClusterState, OperatorError> {
+    // ConfigMap journals are read at one commit point: the head is fetched
+    // once for the whole load instead of once per read.
+    match store.config_maps() {
+        Some(config_maps) => {
+            let pinned = config_maps
+                .pin(stream)
+                .await
+                .map_err(|source| OperatorError::Load {
+                    cluster: cluster.to_owned(),
+                    source: Box::new(ReadError::Store(source)),
+                })?;
+            load_from(&pinned, stream, cluster).await
+        }
+        None => load_from(store, stream, cluster).await,
+    }
+}
+
+async fn load_from<S: JournalStore>(
+    store: &S,
+    stream: &StreamId,
+    cluster: &str,
+) -> Result<ClusterState, OperatorError> {
     match load_state(store, stream).await {
         Ok(loaded) => Ok(loaded.state),
         Err(ReadError::Snapshot(err)) => {
@@ -971,7 +993,10 @@ impl ClusterRuntime {
         current: Option<&ValkeyClusterStatus>,
     ) -> Result<(), OperatorError> {
         let backend = self.backend();
-        if self.state.deleted || !self.leading() {
+        // After a takeover, the projection may predate what moved while
+        // nobody watched (a primary that died): publish only once a probe
+        // round has been recorded (or there is no pod to probe).
+        if self.state.deleted || !self.leading() || (!self.probed && !self.state.pods.is_empty()) {
             return Ok(());
         }
         let ctx = StatusContext {
