@@ -1,14 +1,17 @@
 //! The harness of the operator's end-to-end tests: an in-process localkube
 //! with workloads (API, controllers, Service proxy, process kubelet running
 //! real `valkey-server` pods), the project's CRDs installed, and the
-//! operator running in-process on a sled journal in a temporary directory.
+//! operator running in-process on a sled journal in a temporary directory
+//! (or on ConfigMap journals, when a test sets [`Env::journal`]).
 //!
-//! The operator runs on its own thread with its own tokio runtime and its
+//! Each operator runs on its own thread with its own tokio runtime and its
 //! own tracing subscriber, so its logs are captured per test (and dumped
 //! when a wait fails) and it can be stopped (gracefully, or abruptly like a
 //! crash) and started again on the same journal while the local cluster
-//! keeps running. Every process the kubelet started is killed when the
-//! harness is dropped, even when a test fails.
+//! keeps running. Several operators may run at once under different
+//! instance names ([`Env::start_operator_as`]), as replicas of one
+//! Deployment would, competing for the Lease. Every process the kubelet
+//! started is killed when the harness is dropped, even when a test fails.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use logbook::journal_store::JournalBackend;
+use logbook::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use logbook::valkey::Password;
 use logbook_crds::ValkeyCluster;
 use logbook_journal::{JournalStore, SledStore, StreamId};
@@ -95,17 +98,28 @@ impl Logs {
     }
 }
 
-/// A `MakeWriter` appending to [`Logs`] (and echoing to stderr when
-/// `LOGBOOK_TEST_LOG` is set).
+/// A `MakeWriter` appending to the test's [`Logs`] and to the instance's
+/// own (and echoing to stderr when `LOGBOOK_TEST_LOG` is set). With
+/// several operators at once, the test's lines carry the instance name.
 #[derive(Clone)]
 struct LogWriter {
     logs: Logs,
+    own: Logs,
+    prefix: Option<String>,
     echo: bool,
 }
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
+        self.own.push(&text);
+        let text = match &self.prefix {
+            Some(prefix) => text
+                .lines()
+                .map(|l| format!("[{prefix}] {l}\n"))
+                .collect::<String>(),
+            None => text.into_owned(),
+        };
         self.logs.push(&text);
         if self.echo {
             eprint!("{text}");
@@ -136,10 +150,12 @@ pub enum Stop {
     Crash,
 }
 
-/// The operator running on its own thread and runtime.
+/// An operator running on its own thread and runtime.
 struct Operator {
     stop: Option<tokio::sync::oneshot::Sender<Stop>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// This instance's log lines alone.
+    logs: Logs,
 }
 
 impl Operator {
@@ -149,7 +165,15 @@ impl Operator {
         journal_dir: PathBuf,
         instance: String,
         logs: Logs,
+        prefixed: bool,
     ) -> Self {
+        let own = Logs::default();
+        let writer = LogWriter {
+            logs,
+            own: own.clone(),
+            prefix: prefixed.then(|| instance.clone()),
+            echo: std::env::var_os("LOGBOOK_TEST_LOG").is_some(),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<Stop>();
         let thread = std::thread::Builder::new()
             .name(format!("operator-{instance}"))
@@ -162,10 +186,7 @@ impl Operator {
                     .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                     .with_ansi(false)
                     .with_target(false)
-                    .with_writer(LogWriter {
-                        logs,
-                        echo: std::env::var_os("LOGBOOK_TEST_LOG").is_some(),
-                    })
+                    .with_writer(writer)
                     .finish();
                 let dispatch = tracing::Dispatch::new(subscriber);
                 let for_workers = dispatch.clone();
@@ -212,6 +233,7 @@ impl Operator {
         Self {
             stop: Some(stop),
             thread: Some(thread),
+            logs: own,
         }
     }
 
@@ -237,7 +259,7 @@ impl Drop for Operator {
     }
 }
 
-/// A local cluster with the operator.
+/// A local cluster with the operator (or several).
 pub struct Env {
     server: Option<RunningServer>,
     /// A client of the local API server.
@@ -246,11 +268,12 @@ pub struct Env {
     /// The operator's sled journal.
     pub journal_dir: PathBuf,
     state_dir: PathBuf,
-    operator: Option<Operator>,
+    /// The running operators by instance name.
+    operators: BTreeMap<String, Operator>,
     starts: usize,
     /// Where the next operator start journals (sled unless a test says).
     pub journal: JournalBackend,
-    /// The operator's log lines, across restarts.
+    /// Every operator's log lines, across restarts.
     pub logs: Logs,
     name: String,
     _dir: tempfile::TempDir,
@@ -261,7 +284,7 @@ impl Drop for Env {
         // Reached with the server still set only when a test failed: no
         // valkey-server may outlive the test.
         if self.server.is_some() {
-            drop(self.operator.take());
+            self.operators.clear();
             kill_leftovers(&self.state_dir);
         }
     }
@@ -306,7 +329,7 @@ impl Env {
             faults,
             journal_dir: root.join("journal"),
             state_dir,
-            operator: None,
+            operators: BTreeMap::new(),
             starts: 0,
             journal: JournalBackend::Sled,
             logs: Logs::default(),
@@ -322,31 +345,93 @@ impl Env {
         env
     }
 
-    /// Starts the operator on the journal directory (again, after a stop).
-    pub fn start_operator(&mut self) {
-        assert!(self.operator.is_none(), "the operator already runs");
+    /// Starts the operator on the journal directory (again, after a stop)
+    /// as a new instance `<test name>-<n>`, and returns that name. No
+    /// other operator may be running.
+    pub fn start_operator(&mut self) -> String {
+        assert!(
+            self.operators.is_empty(),
+            "an operator already runs: {:?}",
+            self.operators.keys().collect::<Vec<_>>()
+        );
+        let instance = format!("{}-{}", self.name, self.starts + 1);
+        self.launch(&instance, false);
+        instance
+    }
+
+    /// Starts one more operator as `instance`, beside those running (they
+    /// compete for the Lease; only its holder acts). Its log lines carry
+    /// the instance name in [`Env::logs`]. Two operators cannot share a
+    /// sled directory: this needs [`Env::journal`] without sled.
+    pub fn start_operator_as(&mut self, instance: &str) {
+        assert!(
+            !self.operators.contains_key(instance),
+            "operator {instance} already runs"
+        );
+        assert!(
+            self.operators.is_empty() || !self.journal.uses_sled(),
+            "two operators cannot share the sled journal in {}",
+            self.journal_dir.display()
+        );
+        self.launch(instance, true);
+    }
+
+    fn launch(&mut self, instance: &str, prefixed: bool) {
         self.starts += 1;
         let url = self.server.as_ref().unwrap().url();
-        self.logs
-            .push(&format!("==== operator start #{} ====", self.starts));
-        self.operator = Some(Operator::start(
+        self.logs.push(&format!(
+            "==== operator start #{} ({instance}) ====",
+            self.starts
+        ));
+        let operator = Operator::start(
             url,
             self.journal,
             self.journal_dir.clone(),
-            format!("{}-{}", self.name, self.starts),
+            instance.to_owned(),
             self.logs.clone(),
-        ));
+            prefixed,
+        );
+        self.operators.insert(instance.to_owned(), operator);
     }
 
-    /// Stops the operator; the local cluster keeps running.
+    /// The instance names of the running operators.
+    pub fn operators(&self) -> Vec<String> {
+        self.operators.keys().cloned().collect()
+    }
+
+    /// The log lines of one running operator alone.
+    pub fn operator_logs(&self, instance: &str) -> Logs {
+        self.operators
+            .get(instance)
+            .unwrap_or_else(|| panic!("operator {instance} does not run"))
+            .logs
+            .clone()
+    }
+
+    /// Stops the operator (the only one running); the local cluster keeps
+    /// running.
     pub async fn stop_operator(&mut self, how: Stop) {
-        let operator = self.operator.take().expect("the operator runs");
+        let running = self.operators();
+        assert!(
+            running.len() == 1,
+            "stop_operator needs exactly one operator running: {running:?}"
+        );
+        self.stop_operator_as(&running[0], how).await;
+    }
+
+    /// Stops operator `instance`; the local cluster and the other
+    /// operators keep running.
+    pub async fn stop_operator_as(&mut self, instance: &str, how: Stop) {
+        let operator = self
+            .operators
+            .remove(instance)
+            .unwrap_or_else(|| panic!("operator {instance} does not run"));
         let result = operator.stop(how).await;
         self.logs
-            .push(&format!("==== operator stopped ({how:?}) ===="));
+            .push(&format!("==== operator {instance} stopped ({how:?}) ===="));
         if let Err(err) = result {
             panic!(
-                "the operator stopped with an error: {err}\n{}",
+                "operator {instance} stopped with an error: {err}\n{}",
                 self.logs.tail(60).join("\n")
             );
         }
@@ -355,7 +440,8 @@ impl Env {
     /// Stops the operator and the local cluster, and checks that no
     /// process is left behind.
     pub async fn finish(mut self) {
-        if let Some(op) = self.operator.take() {
+        let operators = std::mem::take(&mut self.operators);
+        for (_, op) in operators {
             let _ = op.stop(Stop::Graceful).await;
         }
         if let Some(server) = self.server.take() {
@@ -581,18 +667,43 @@ impl Env {
         StreamId::new(self.vkc(name).await.uid().unwrap()).unwrap()
     }
 
-    /// The head seq of `stream` in the journal; the operator must be
-    /// stopped (sled locks its directory).
-    pub async fn journal_head(&self, stream: &StreamId) -> u64 {
-        let store = SledStore::open(&self.journal_dir, logbook_journal::Durability::Flush).unwrap();
-        store.head(stream).await.unwrap().seq
+    /// The journal store the operators write to: the sled directory (the
+    /// operator must be stopped: sled locks it), or the ConfigMaps of
+    /// [`NS`], which can be read while operators run (with `both`, the
+    /// ConfigMaps are authoritative).
+    pub fn journal_store(&self) -> AnyStore {
+        match self.journal {
+            JournalBackend::Sled => AnyStore::Sled(
+                SledStore::open(&self.journal_dir, logbook_journal::Durability::Flush).unwrap(),
+            ),
+            JournalBackend::ConfigMap | JournalBackend::Both => {
+                AnyStore::ConfigMap(ConfigMapStore::new(self.client.clone(), NS))
+            }
+        }
     }
 
-    /// Verifies every stream of the journal (the operator must be stopped)
-    /// and returns the number of events checked per stream.
+    /// The head seq of `stream` in the journal (see [`Env::journal_store`]).
+    pub async fn journal_head(&self, stream: &StreamId) -> u64 {
+        self.journal_store().head(stream).await.unwrap().seq
+    }
+
+    /// Verifies every stream of the journal (see [`Env::journal_store`];
+    /// each ConfigMap stream as of one read of its head, so an operator
+    /// appending meanwhile is not taken for damage) and returns the number
+    /// of events checked per stream.
     pub async fn verify_journal(&self) -> Vec<(String, u64)> {
-        let store = SledStore::open(&self.journal_dir, logbook_journal::Durability::Flush).unwrap();
-        let reports = logbook_journal::verify::verify_all(&store).await.unwrap();
+        let store = self.journal_store();
+        let mut reports = Vec::new();
+        for stream in store.list_streams().await.unwrap() {
+            let report = match &store {
+                AnyStore::ConfigMap(maps) => {
+                    let pinned = maps.pin(&stream).await.unwrap();
+                    logbook_journal::verify::verify(&pinned, &stream).await
+                }
+                other => logbook_journal::verify::verify(other, &stream).await,
+            };
+            reports.push(report.unwrap());
+        }
         assert!(!reports.is_empty(), "the journal has no stream");
         for report in &reports {
             assert!(
@@ -608,28 +719,39 @@ impl Env {
             .collect()
     }
 
-    /// The projection folded from the journal (the operator must be stopped).
+    /// The projection folded from the journal (see [`Env::journal_store`]).
     pub async fn journal_state(&self, stream: &StreamId) -> logbook_journal::ClusterState {
-        let store = SledStore::open(&self.journal_dir, logbook_journal::Durability::Flush).unwrap();
-        logbook_journal::reader::load_state(&store, stream)
-            .await
-            .unwrap()
-            .state
+        let loaded = match self.journal_store() {
+            AnyStore::ConfigMap(maps) => {
+                let pinned = maps.pin(stream).await.unwrap();
+                logbook_journal::reader::load_state(&pinned, stream).await
+            }
+            other => logbook_journal::reader::load_state(&other, stream).await,
+        };
+        loaded.unwrap().state
     }
 
-    /// Every event of `stream` (the operator must be stopped).
+    /// Every event of `stream`, each checked against its CRC and the hash
+    /// chain from the first (see [`Env::journal_store`]).
     pub async fn journal_events(&self, stream: &StreamId) -> Vec<logbook_journal::Envelope> {
-        let store = SledStore::open(&self.journal_dir, logbook_journal::Durability::Flush).unwrap();
-        let head = store.head(stream).await.unwrap().seq;
-        logbook_journal::reader::read_envelopes(
-            &store,
-            stream,
-            1,
-            logbook_journal::ChainHash::GENESIS,
-            head,
-        )
-        .await
-        .unwrap()
+        match self.journal_store() {
+            AnyStore::ConfigMap(maps) => {
+                read_all_events(&maps.pin(stream).await.unwrap(), stream).await
+            }
+            other => read_all_events(&other, stream).await,
+        }
+    }
+
+    /// Writes a kubeconfig for the local API server (for the `logbook`
+    /// binary) and returns its path.
+    pub fn write_kubeconfig(&self) -> PathBuf {
+        let path = self.state_dir.with_file_name("kubeconfig");
+        self.server
+            .as_ref()
+            .unwrap()
+            .write_kubeconfig(&path)
+            .unwrap();
+        path
     }
 
     /// For failure messages: the cluster's status, its pods with their
@@ -692,6 +814,23 @@ impl Env {
         out.push_str(&self.logs.tail(80).join("\n"));
         out
     }
+}
+
+/// Every event of `stream` in `store`, from seq 1 to its head.
+async fn read_all_events<S: JournalStore>(
+    store: &S,
+    stream: &StreamId,
+) -> Vec<logbook_journal::Envelope> {
+    let head = store.head(stream).await.unwrap().seq;
+    logbook_journal::reader::read_envelopes(
+        store,
+        stream,
+        1,
+        logbook_journal::ChainHash::GENESIS,
+        head,
+    )
+    .await
+    .unwrap()
 }
 
 /// Installs every CRD of the project, as `logbook local` does.
