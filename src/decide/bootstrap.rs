@@ -4,7 +4,7 @@
 //! read-only replica of nowhere), so nothing is primary until this says so.
 
 use logbook_crds::Topology;
-use logbook_journal::{Intent, PodPhase, ReasonCode};
+use logbook_journal::{Intent, PodPhase, ReasonCode, Role};
 
 use super::Decision;
 use super::roles::after_new_primary;
@@ -32,6 +32,40 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
         return Vec::new();
     }
     let candidates = view.rank_candidates(None, false);
+    // A pod observed serving as primary (the projection lost track of it:
+    // a promotion whose record was lost with an operator, probes that saw
+    // the old primary demoted before the new one promoted) is adopted, never
+    // joined by a second primary. Promoting it again is a no-op on the
+    // server that journals what it is; with several, the one with the most
+    // data is kept and the others are repointed to it.
+    let serving: Vec<&str> = pods
+        .iter()
+        .filter(|p| !p.view.terminating && p.usable() && p.view.role == Some(Role::Primary))
+        .map(|p| p.name)
+        .collect();
+    if let Some(adopted) = candidates
+        .iter()
+        .find(|c| serving.contains(&c.pod.as_str()))
+        .map(|c| c.pod.clone())
+    {
+        let code = ReasonCode::Bootstrap {
+            candidates: candidates.clone(),
+        };
+        let detail = format!(
+            "no primary believed, but {adopted} is observed serving as primary; adopting it; candidates: {}",
+            describe(&candidates)
+        );
+        let mut out = vec![Decision::new(
+            Intent::PromoteReplica {
+                pod: adopted.clone(),
+                from: None,
+            },
+            code.clone(),
+            detail.clone(),
+        )];
+        out.extend(after_new_primary(view, &adopted, &code, &detail));
+        return out;
+    }
     let previous = view
         .state
         .boot_primary

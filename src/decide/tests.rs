@@ -662,3 +662,37 @@ fn a_replica_stuck_in_a_sync_does_not_vouch_for_a_frozen_primary() {
     h.repl(1, LinkStatus::Silent, 100, 7);
     assert!(h.intents().is_empty());
 }
+
+#[test]
+fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
+    // The projection lost track of a promotion (its record went with the
+    // operator that made it): demo-2 is seen serving while demo-0 is still
+    // believed primary, then demo-0 is seen demoted — the projection now
+    // believes in no primary.
+    let mut g = Given::converged(3);
+    g.role(2, Role::Primary, None)
+        .role(0, Role::Replica, Some(2))
+        .repl(1, LinkStatus::Up, 900, 7)
+        .repl(0, LinkStatus::Up, 900, 7);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions[0].intent,
+        Intent::PromoteReplica {
+            pod: pod(2),
+            from: None
+        },
+        "{decisions:?}"
+    );
+    assert!(matches!(
+        decisions[0].reason.code,
+        ReasonCode::Bootstrap { .. }
+    ));
+    // No other pod is promoted.
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| matches!(d.intent, Intent::PromoteReplica { .. }))
+            .count(),
+        1
+    );
+}
