@@ -19,7 +19,7 @@ use kube::runtime::watcher;
 use logbook_journal::{Event, LinkStatus, ReplId};
 use tokio::sync::watch;
 
-use super::BenchError;
+use super::{BenchError, harness};
 use crate::journal_store::{JournalBackend, layout::JOURNAL_LABEL};
 use crate::leader::Leadership;
 use crate::operator::{ClusterRuntime, JournalFactory, RuntimeDeps};
@@ -66,13 +66,6 @@ pub struct ChurnReport {
     pub write_through: ChurnRun,
 }
 
-fn io(what: &str) -> impl FnOnce(String) -> BenchError + '_ {
-    move |detail| BenchError::Io {
-        what: what.to_owned(),
-        source: std::io::Error::other(detail),
-    }
-}
-
 /// Runs the churn with group commit, then write-through, and reports both.
 ///
 /// # Errors
@@ -80,14 +73,14 @@ fn io(what: &str) -> impl FnOnce(String) -> BenchError + '_ {
 pub async fn run_churn(config: ChurnConfig) -> Result<ChurnReport, BenchError> {
     let server = logbook_localkube::LocalKube::start(logbook_localkube::Config::default())
         .await
-        .map_err(|e| io("localkube")(e.to_string()))?;
+        .map_err(|e| harness("localkube")(e.to_string()))?;
     let client = kube::Client::try_from(kube::Config::new(
         server
             .url()
             .parse()
-            .map_err(|e: http::uri::InvalidUri| io("server url")(e.to_string()))?,
+            .map_err(|e: http::uri::InvalidUri| harness("server url")(e.to_string()))?,
     ))
-    .map_err(|e| io("client")(e.to_string()))?;
+    .map_err(|e| harness("client")(e.to_string()))?;
     let grouped = run_once(&client, &config, config.group_commit, "grouped").await;
     let write_through = run_once(&client, &config, Duration::ZERO, "through").await;
     server.shutdown().await;
@@ -150,10 +143,10 @@ async fn run_once(
         };
         let mut rt = ClusterRuntime::open(&deps, meta, ObjectReference::default(), true)
             .await
-            .map_err(|e| io("runtime")(e.to_string()))?;
+            .map_err(|e| harness("runtime")(e.to_string()))?;
         rt.sync_leadership()
             .await
-            .map_err(|e| io("takeover")(e.to_string()))?;
+            .map_err(|e| harness("takeover")(e.to_string()))?;
         runtimes.push(rt);
     }
     // Each cluster churns on its own task, as each has its own prober.
@@ -189,8 +182,10 @@ async fn run_once(
         .collect();
     let mut per_cluster = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let done = task.await.map_err(|e| io("a churn task")(e.to_string()))?;
-        per_cluster.push(done.map_err(io("record"))?);
+        let done = task
+            .await
+            .map_err(|e| harness("a churn task")(e.to_string()))?;
+        per_cluster.push(done.map_err(harness("record"))?);
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -22,7 +22,7 @@ use kube::api::{ListParams, PostParams};
 use kube::runtime::watcher;
 use logbook_crds::ValkeyCluster;
 
-use super::BenchError;
+use super::{BenchError, harness};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -56,13 +56,6 @@ pub struct IdleReport {
     pub idle_writes: u64,
 }
 
-fn io(what: &str) -> impl FnOnce(String) -> BenchError + '_ {
-    move |detail| BenchError::Io {
-        what: what.to_owned(),
-        source: std::io::Error::other(detail),
-    }
-}
-
 /// A `/proc/<pid>/status` field in KiB.
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -86,7 +79,7 @@ fn standalone(name: &str) -> Result<ValkeyCluster, BenchError> {
     let yaml = format!(
         "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n    persistence: None\n"
     );
-    serde_yaml::from_str(&yaml).map_err(|e| io("a ValkeyCluster")(e.to_string()))
+    serde_yaml::from_str(&yaml).map_err(|e| harness("a ValkeyCluster")(e.to_string()))
 }
 
 fn ready(vkc: &ValkeyCluster) -> bool {
@@ -119,7 +112,7 @@ pub async fn run_idle(config: IdleConfig) -> Result<IdleReport, BenchError> {
         ..logbook_localkube::Config::default()
     })
     .await
-    .map_err(|e| io("localkube")(e.to_string()))?;
+    .map_err(|e| harness("localkube")(e.to_string()))?;
     let result = measure(&server, dir.path(), &config).await;
     if std::env::var_os("LOGBOOK_BENCH_KEEP").is_some() {
         let kept = dir.keep();
@@ -138,14 +131,14 @@ async fn measure(
     dir: &Path,
     config: &IdleConfig,
 ) -> Result<IdleReport, BenchError> {
-    crate::local::install_crds(server).map_err(|e| io("CRDs")(e.to_string()))?;
+    crate::local::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
     let kubeconfig = dir.join("kubeconfig");
     server
         .write_kubeconfig(&kubeconfig)
-        .map_err(|e| io("kubeconfig")(e.to_string()))?;
+        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
     let client = crate::operator_cli::client(Some(&kubeconfig))
         .await
-        .map_err(|e| io("client")(e.to_string()))?;
+        .map_err(|e| harness("client")(e.to_string()))?;
     let log = std::fs::File::create(dir.join("operator.log")).map_err(|source| BenchError::Io {
         what: "the operator log".into(),
         source,
@@ -177,14 +170,14 @@ async fn measure(
     for i in 0..config.clusters {
         vkcs.create(&PostParams::default(), &standalone(&format!("idle-{i}"))?)
             .await
-            .map_err(|e| io("creating a ValkeyCluster")(e.to_string()))?;
+            .map_err(|e| harness("creating a ValkeyCluster")(e.to_string()))?;
     }
     let deadline = Duration::from_secs(60) + Duration::from_secs(3) * config.clusters as u32;
     loop {
         let list = vkcs
             .list(&ListParams::default())
             .await
-            .map_err(|e| io("listing ValkeyClusters")(e.to_string()))?;
+            .map_err(|e| harness("listing ValkeyClusters")(e.to_string()))?;
         let n = list.items.iter().filter(|v| ready(v)).count();
         ready_count = n;
         if n >= config.clusters {

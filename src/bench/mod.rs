@@ -28,9 +28,9 @@
 //!   at least two servers.
 
 pub mod churn;
-pub mod idle;
 mod conn;
 mod failover_to;
+pub mod idle;
 mod operator;
 mod process;
 mod readback;
@@ -202,4 +202,13 @@ pub(crate) async fn measure(
         acked: acked.len(),
         failovers,
     })
+}
+
+/// A harness failure described by `what` (the closure takes the detail).
+pub(crate) fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchError {
+    let what = what.into();
+    move |detail| BenchError::Io {
+        what,
+        source: std::io::Error::other(detail),
+    }
 }

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use logbook_crds::{ClusterPhase, ValkeyCluster};
 use tokio::time::Instant;
 
-use super::{BenchError, RunResult, WriteProbe, WriteProbeConfig, missing_keys};
+use super::{BenchError, RunResult, WriteProbe, WriteProbeConfig, harness, missing_keys};
 use crate::valkey::{Password, Timeouts, ValkeyClient};
 
 /// The namespace and name of the benchmarked cluster.
@@ -43,14 +43,6 @@ impl Scenario {
             Scenario::DebugSleep => "operator: DEBUG SLEEP 1 on primary",
             Scenario::Switchover => "operator: planned switchover",
         }
-    }
-}
-
-fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchError {
-    let what = what.into();
-    move |detail| BenchError::Io {
-        what,
-        source: std::io::Error::other(detail),
     }
 }
 
