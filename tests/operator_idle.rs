@@ -106,10 +106,12 @@ async fn objects(env: &Env) -> (u64, BTreeMap<String, (u64, Vec<String>)>) {
     (global, all)
 }
 
-/// The node's heartbeat: the kubelet renews its Lease every few seconds,
-/// as a real kubelet does. It is the only writer allowed while idle.
+/// The heartbeats of processes, not of clusters — the only writes allowed
+/// while idle: the kubelet renews its node Lease every few seconds, as a
+/// real kubelet does, and the operator renews its leader-election Lease
+/// every renew period whether it runs one cluster or none.
 fn is_node_heartbeat(key: &str) -> bool {
-    key.starts_with("Lease kube-node-lease/")
+    key.starts_with("Lease kube-node-lease/") || key == "Lease default/logbook-operator"
 }
 
 /// Objects created, changed or deleted between two [`objects`] snapshots,
