@@ -45,7 +45,7 @@ mod tests;
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
 pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
-pub use recovery::already_done;
+pub use recovery::{already_done, promotion_found_done};
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id

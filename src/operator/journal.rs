@@ -165,18 +165,6 @@ impl ClusterJournal {
         self.has_staged() && self.last_commit.is_none_or(|at| at.elapsed() >= self.group)
     }
 
-    /// How long until staged observations are due (zero when due, `None`
-    /// when nothing is staged).
-    pub fn due_in(&self) -> Option<Duration> {
-        if !self.has_staged() {
-            return None;
-        }
-        Some(
-            self.last_commit
-                .map_or(Duration::ZERO, |at| self.group.saturating_sub(at.elapsed())),
-        )
-    }
-
     /// Commits everything staged in one append. On a conflict the staged
     /// events stay (the caller reloads and discards them); on a backend
     /// error they stay for the next attempt.

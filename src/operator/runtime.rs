@@ -27,7 +27,7 @@ use super::events::{Kind, Publisher};
 use super::journal::ClusterJournal;
 use crate::actuate::{ActError, Done, Executor, Target};
 use crate::decide::status::{StatusContext, render_status};
-use crate::decide::{already_done, decide};
+use crate::decide::{already_done, decide, promotion_found_done};
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use crate::leader::Leadership;
 use crate::resources::{ClusterMeta, labels};
@@ -585,11 +585,6 @@ impl ClusterRuntime {
         }
     }
 
-    /// How long until staged events are due for a commit.
-    pub fn flush_due_in(&self) -> Option<Duration> {
-        self.journal.due_in()
-    }
-
     /// Commits everything staged now (while leading), then snapshots and
     /// compacts when due.
     ///
@@ -1044,30 +1039,6 @@ impl ClusterRuntime {
     }
 }
 
-/// The `ReplicaPromoted` that a promotion or switchover found done stands
-/// for, unless the projection already believes in its pod. An executed
-/// promotion journals it with its outcome; one whose outcome was lost (the
-/// operator crashed, or lost the Lease mid-intent) must journal it when
-/// found done, or the projection keeps the old primary, or none when the
-/// old one was seen demoted before the new one was seen promoted, and
-/// `decide` promotes another pod beside the live one.
-fn promotion_found_done(state: &ClusterState, intent: &Intent) -> Option<Event> {
-    let (pod, from) = match intent {
-        Intent::PromoteReplica { pod, from } => (pod, from.clone()),
-        Intent::Switchover { from, to } => (to, Some(from.clone())),
-        _ => return None,
-    };
-    if state.primary.as_deref() == Some(pod.as_str()) {
-        return None;
-    }
-    let offset = state.pods.get(pod).and_then(|v| v.offset).unwrap_or(0);
-    Some(Event::ReplicaPromoted {
-        pod: pod.clone(),
-        from,
-        offset,
-    })
-}
-
 /// The intent's catalog name, as an Event reason.
 pub fn intent_name(intent: &Intent) -> &'static str {
     match intent {
@@ -1107,84 +1078,5 @@ pub fn describe_intent(intent: &Intent) -> String {
         Intent::Switchover { from, to } => format!("switch over {from} -> {to}"),
         Intent::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
         other => intent_name(other).to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use logbook_journal::projection::PodView;
-    use logbook_journal::{ChainHash, Role};
-
-    use super::*;
-
-    /// demo-1 was primary; a switchover to demo-0 ran, but its outcome
-    /// was lost with the Lease. The next probe round saw demo-0 primary,
-    /// then demo-1 a replica: the projection believes in no primary.
-    fn after_a_lost_switchover() -> ClusterState {
-        let mut state = ClusterState::default();
-        for (pod, role) in [("demo-0", Role::Primary), ("demo-1", Role::Replica)] {
-            let view = PodView {
-                role: Some(role),
-                offset: Some(500),
-                ..PodView::default()
-            };
-            state.pods.insert(pod.to_owned(), view);
-        }
-        state
-    }
-
-    fn fold(state: &mut ClusterState, body: Event) {
-        state.apply(&Envelope {
-            seq: state.last_seq + 1,
-            id: Uuid::now_v7(),
-            at: Timestamp::now(),
-            cause: None,
-            epoch: 1,
-            body,
-            prev: state.last_hash,
-            hash: ChainHash::GENESIS,
-        });
-    }
-
-    #[test]
-    fn a_switchover_found_done_journals_the_promotion_it_made() {
-        let mut state = after_a_lost_switchover();
-        let switchover = Intent::Switchover {
-            from: "demo-1".to_owned(),
-            to: "demo-0".to_owned(),
-        };
-        assert!(already_done(&state, &switchover).is_some());
-        let promoted = promotion_found_done(&state, &switchover);
-        assert_eq!(
-            promoted,
-            Some(Event::ReplicaPromoted {
-                pod: "demo-0".to_owned(),
-                from: Some("demo-1".to_owned()),
-                offset: 500,
-            })
-        );
-        fold(&mut state, promoted.unwrap());
-        assert_eq!(state.primary.as_deref(), Some("demo-0"));
-        // Believed now: nothing more to journal.
-        assert_eq!(promotion_found_done(&state, &switchover), None);
-    }
-
-    #[test]
-    fn only_promotions_stand_for_a_promotion() {
-        let state = after_a_lost_switchover();
-        let promote = Intent::PromoteReplica {
-            pod: "demo-0".to_owned(),
-            from: None,
-        };
-        assert!(matches!(
-            promotion_found_done(&state, &promote),
-            Some(Event::ReplicaPromoted { from: None, .. })
-        ));
-        let repoint = Intent::RepointReplica {
-            pod: "demo-1".to_owned(),
-            to: "demo-0".to_owned(),
-        };
-        assert_eq!(promotion_found_done(&state, &repoint), None);
     }
 }
