@@ -153,6 +153,35 @@ pub enum Error {
         /// The problem left.
         problem: String,
     },
+    /// A replay verb could not read its journal, or was given a bad value.
+    #[error(transparent)]
+    Replay(#[from] logbook_replay::ReplayError),
+    /// `replay audit` found problems (after printing them).
+    #[error("audit: {findings} finding(s)")]
+    AuditFindings {
+        /// How many.
+        findings: usize,
+    },
+    /// `replay verify` found a broken link (after printing it).
+    #[error("stream {stream}: the journal does not verify from seq {seq}")]
+    ReplayBroken {
+        /// The stream.
+        stream: String,
+        /// The first broken seq.
+        seq: u64,
+    },
+}
+
+impl Error {
+    /// The process exit code: 2 when a replay verb could not read its
+    /// input as a journal, 1 for every other failure.
+    #[must_use]
+    pub const fn exit_code(&self) -> u8 {
+        match self {
+            Self::Replay(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 /// `pub type Result` in the kube-runtime style.
@@ -183,6 +212,10 @@ pub enum Command {
     /// Measure failovers and switchovers against references.
     #[command(subcommand)]
     Bench(crate::bench_cli::BenchCommand),
+    /// Replay a cluster's journal: verify, timeline, failovers, reshards,
+    /// state at a point, the determinism audit, exports.
+    #[command(subcommand)]
+    Replay(crate::replay_cli::ReplayCommand),
 }
 
 /// `logbook journal ...`: a journal in a sled directory (`--dir`) or in
@@ -211,6 +244,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Local(args) => crate::local::run(args, out),
         Command::Operator(args) => crate::operator_cli::run(args, out),
         Command::Bench(cmd) => crate::bench_cli::run(cmd, out),
+        Command::Replay(cmd) => crate::replay_cli::run(cmd, out),
     }
 }
 

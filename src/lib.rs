@@ -17,5 +17,6 @@ pub mod local;
 pub mod observe;
 pub mod operator;
 mod operator_cli;
+pub mod replay_cli;
 pub mod resources;
 pub mod valkey;

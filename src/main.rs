@@ -26,7 +26,7 @@ fn main() -> ExitCode {
                 source = cause.source();
             }
             eprintln!("{message}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -131,8 +131,33 @@ fn parse_hex<const N: usize>(what: &'static str, text: &str) -> Result<[u8; N], 
 macro_rules! hex_digest {
     ($(#[$doc:meta])* $name:ident, $len:expr, $what:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
         pub struct $name(pub [u8; $len]);
+
+        // Raw bytes in binary formats (the journal's bincode: unchanged
+        // since format version 1), lowercase hex in human-readable ones
+        // (JSON exports, YAML state dumps), so a reader sees the same
+        // text as `Display` and the JSON reads back.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.collect_str(self)
+                } else {
+                    self.0.serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = String::deserialize(deserializer)?;
+                    Self::from_hex(&text).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; $len]>::deserialize(deserializer).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// Number of bytes in the digest.
@@ -237,6 +262,19 @@ mod tests {
         // Multi-byte UTF-8 of the right byte length must not split a char badly.
         let utf = "é".repeat(20);
         assert!(ReplId::from_hex(&utf).is_err());
+    }
+
+    #[test]
+    fn digests_are_hex_in_json_and_raw_bytes_in_the_journal() {
+        let hash = ChainHash([0xab; 32]);
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<ChainHash>(&json).unwrap(), hash);
+        assert!(serde_json::from_str::<ChainHash>("\"abc\"").is_err());
+        // The binary encoding is the 32 bytes, no length prefix: the frame
+        // format of every journal ever written.
+        let bytes = bincode::serde::encode_to_vec(hash, bincode::config::standard()).unwrap();
+        assert_eq!(bytes, vec![0xab; 32]);
     }
 
     #[test]

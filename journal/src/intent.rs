@@ -122,6 +122,107 @@ pub enum Intent {
     ClearSwitchoverRequest,
 }
 
+impl Intent {
+    /// The stable catalog name of the variant (for logs, metrics, timelines).
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::ApplyResources { .. } => "ApplyResources",
+            Self::PromoteReplica { .. } => "PromoteReplica",
+            Self::RepointReplica { .. } => "RepointReplica",
+            Self::RollPod { .. } => "RollPod",
+            Self::FenceNode { .. } => "FenceNode",
+            Self::AddNode { .. } => "AddNode",
+            Self::ForgetNode { .. } => "ForgetNode",
+            Self::MigrateSlots { .. } => "MigrateSlots",
+            Self::UpdateStatus => "UpdateStatus",
+            Self::SetRoleLabels { .. } => "SetRoleLabels",
+            Self::PublishBootConfig { .. } => "PublishBootConfig",
+            Self::Switchover { .. } => "Switchover",
+            Self::ClearSwitchoverRequest => "ClearSwitchoverRequest",
+        }
+    }
+
+    /// One line for people: Kubernetes Events, logs, replay timelines.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::ApplyResources { generation } => format!("apply generation {generation}"),
+            Self::PromoteReplica { pod, from } => match from {
+                Some(from) => format!("promote {pod} (replacing {from})"),
+                None => format!("promote {pod}"),
+            },
+            Self::RepointReplica { pod, to } => format!("repoint {pod} to {to}"),
+            Self::RollPod { pod, revision } => format!("roll {pod} to revision {revision}"),
+            Self::FenceNode { pod } => format!("fence {pod}"),
+            Self::AddNode { pod } => format!("add {pod} to the cluster"),
+            Self::ForgetNode { pod, node_id } => format!("forget node {node_id} ({pod})"),
+            Self::MigrateSlots { from, to, slots } => {
+                let count: u32 = slots
+                    .iter()
+                    .map(|r| u32::from(r.end.saturating_sub(r.start)).saturating_add(1))
+                    .sum();
+                format!("migrate {count} slots from {from} to {to}")
+            }
+            Self::UpdateStatus => "publish the status".to_owned(),
+            Self::SetRoleLabels { primary } => {
+                format!("label {} primary", primary.as_deref().unwrap_or("no pod"))
+            }
+            Self::PublishBootConfig { primary, .. } => format!(
+                "boot replicas of {}",
+                primary.as_deref().unwrap_or("nobody")
+            ),
+            Self::Switchover { from, to } => format!("switch over {from} -> {to}"),
+            Self::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
+        }
+    }
+}
+
+impl ReasonCode {
+    /// The stable catalog name of the variant.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::SpecChanged { .. } => "SpecChanged",
+            Self::PrimaryUnreachable { .. } => "PrimaryUnreachable",
+            Self::PrimaryDead => "PrimaryDead",
+            Self::NoPrimary => "NoPrimary",
+            Self::ReplicaMisdirected => "ReplicaMisdirected",
+            Self::RevisionOutdated => "RevisionOutdated",
+            Self::ResumeAfterRestart => "ResumeAfterRestart",
+            Self::StatusStale => "StatusStale",
+            Self::Requested => "Requested",
+            Self::PrimaryFailed { .. } => "PrimaryFailed",
+            Self::Bootstrap { .. } => "Bootstrap",
+            Self::RoleLabelsStale => "RoleLabelsStale",
+            Self::BootConfigStale => "BootConfigStale",
+            Self::ScaleIn { .. } => "ScaleIn",
+            Self::PrimaryOutdated => "PrimaryOutdated",
+        }
+    }
+
+    /// The pods considered for a promotion, when the code carries them.
+    #[must_use]
+    pub fn candidates(&self) -> &[Candidate] {
+        match self {
+            Self::PrimaryFailed { candidates, .. } | Self::Bootstrap { candidates } => candidates,
+            Self::SpecChanged { .. }
+            | Self::PrimaryUnreachable { .. }
+            | Self::PrimaryDead
+            | Self::NoPrimary
+            | Self::ReplicaMisdirected
+            | Self::RevisionOutdated
+            | Self::ResumeAfterRestart
+            | Self::StatusStale
+            | Self::Requested
+            | Self::RoleLabelsStale
+            | Self::BootConfigStale
+            | Self::ScaleIn { .. }
+            | Self::PrimaryOutdated => &[],
+        }
+    }
+}
+
 /// Machine-readable reason code for a decision.
 // PERSISTED ENUM — append-only: never reorder, rename or remove variants,
 // never change a variant's fields; add new variants at the end only.

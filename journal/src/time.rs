@@ -13,10 +13,39 @@ use serde::{Deserialize, Serialize};
 /// A UTC instant, microseconds since 1970-01-01T00:00:00Z.
 ///
 /// Persisted as a bare `i64`; never change the unit.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
+
+// A bare i64 in binary formats (the journal, snapshots); RFC 3339 text in
+// human-readable ones (JSON exports, YAML state dumps), read back from
+// either the text or a number of microseconds.
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Rfc3339(String),
+            Micros(i64),
+        }
+        if !deserializer.is_human_readable() {
+            return i64::deserialize(deserializer).map(Self);
+        }
+        match Text::deserialize(deserializer)? {
+            Text::Micros(us) => Ok(Self(us)),
+            Text::Rfc3339(text) => Self::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 impl Timestamp {
     /// The Unix epoch, used as a neutral default in projections.
@@ -41,6 +70,23 @@ impl Timestamp {
     #[must_use]
     pub fn to_datetime(self) -> Option<DateTime<Utc>> {
         Utc.timestamp_micros(self.0).single()
+    }
+
+    /// Parses RFC 3339 text (`2026-11-22T12:00:00Z`, any offset), or the
+    /// `@<micros>us` form `Display` uses for instants chrono cannot show.
+    ///
+    /// # Errors
+    /// A message naming the text when it is neither.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(us) = text.strip_prefix('@').and_then(|t| t.strip_suffix("us")) {
+            return us
+                .parse::<i64>()
+                .map(Self)
+                .map_err(|e| format!("invalid timestamp {text:?}: {e}"));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|at| Self::from_datetime(at.with_timezone(&Utc)))
+            .map_err(|e| format!("invalid RFC 3339 time {text:?}: {e}"))
     }
 
     /// Microseconds since the Unix epoch.
@@ -95,6 +141,25 @@ mod tests {
         let ts = Timestamp::from(at);
         assert_eq!(ts.to_datetime(), Some(at));
         assert_eq!(ts.to_string(), "2025-06-01T12:30:00.000000Z");
+    }
+
+    #[test]
+    fn text_in_json_and_an_integer_in_the_journal() {
+        let ts = Timestamp(1_764_000_000_123_456);
+        let json = serde_json::to_string(&ts).unwrap();
+        assert_eq!(json, "\"2025-11-24T16:00:00.123456Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), ts);
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1764000000123456").unwrap(),
+            ts
+        );
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+        let bytes = bincode::serde::encode_to_vec(ts, bincode::config::standard()).unwrap();
+        let (back, _): (i64, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back, ts.0);
+        assert_eq!(Timestamp::parse("@-5us"), Ok(Timestamp(-5)));
+        assert_eq!(Timestamp::parse("2025-11-24T17:00:00.123456+01:00"), Ok(ts));
     }
 
     #[test]

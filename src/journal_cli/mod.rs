@@ -29,7 +29,7 @@ use clap::Args;
 pub use plan::RepairKind;
 
 use crate::cli::{Error, JournalCommand, Result};
-use source::Journal;
+pub(crate) use source::Journal;
 
 /// Which journal a command reads: `--dir` or `--namespace`.
 #[derive(Debug, Clone, Args)]

@@ -1041,42 +1041,10 @@ impl ClusterRuntime {
 
 /// The intent's catalog name, as an Event reason.
 pub fn intent_name(intent: &Intent) -> &'static str {
-    match intent {
-        Intent::ApplyResources { .. } => "ApplyResources",
-        Intent::PromoteReplica { .. } => "PromoteReplica",
-        Intent::RepointReplica { .. } => "RepointReplica",
-        Intent::RollPod { .. } => "RollPod",
-        Intent::FenceNode { .. } => "FenceNode",
-        Intent::AddNode { .. } => "AddNode",
-        Intent::ForgetNode { .. } => "ForgetNode",
-        Intent::MigrateSlots { .. } => "MigrateSlots",
-        Intent::UpdateStatus => "UpdateStatus",
-        Intent::SetRoleLabels { .. } => "SetRoleLabels",
-        Intent::PublishBootConfig { .. } => "PublishBootConfig",
-        Intent::Switchover { .. } => "Switchover",
-        Intent::ClearSwitchoverRequest => "ClearSwitchoverRequest",
-    }
+    intent.name()
 }
 
 /// One line per intent, for Events and logs.
 pub fn describe_intent(intent: &Intent) -> String {
-    match intent {
-        Intent::ApplyResources { generation } => format!("apply generation {generation}"),
-        Intent::PromoteReplica { pod, .. } => format!("promote {pod}"),
-        Intent::RepointReplica { pod, to } => format!("repoint {pod} to {to}"),
-        Intent::RollPod { pod, .. } => format!("roll {pod}"),
-        Intent::FenceNode { pod } => format!("fence {pod}"),
-        Intent::SetRoleLabels { primary } => {
-            format!("label {} primary", primary.as_deref().unwrap_or("no pod"))
-        }
-        Intent::PublishBootConfig { primary, .. } => {
-            format!(
-                "boot replicas of {}",
-                primary.as_deref().unwrap_or("nobody")
-            )
-        }
-        Intent::Switchover { from, to } => format!("switch over {from} -> {to}"),
-        Intent::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
-        other => intent_name(other).to_owned(),
-    }
+    intent.describe()
 }

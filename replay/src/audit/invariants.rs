@@ -1,0 +1,254 @@
+//! The invariants checked at every step of the fold:
+//!
+//! - never two primaries of one shard at once: two pods whose last
+//!   observed role is primary and that are not known dead (refused, no
+//!   address, terminating); reported once per episode, where it begins;
+//! - every intent gets an outcome, or is abandoned after a restart: an
+//!   intent found in flight at a takeover must be settled before the new
+//!   leader's next decision (the operator resolves those first) and
+//!   before the takeover after; an outcome must name an intent in flight;
+//! - no decision or outcome from a writer whose epoch was superseded;
+//! - no decision while the cluster is paused;
+//! - after a completed reshard every slot owned exactly once: the journal
+//!   holds no slot ownership until Cluster mode journals it, so this
+//!   reports "nothing to examine" rather than a pass.
+
+use std::collections::BTreeMap;
+
+use logbook_journal::{ClusterState, Envelope, Event, Reachability, Role};
+use uuid::Uuid;
+
+use super::{Check, Finding, OpenIntent};
+
+/// An intent found in flight at a takeover.
+#[derive(Debug, Clone)]
+struct Found {
+    decided_seq: u64,
+    takeover_seq: u64,
+    intent: String,
+}
+
+/// State of the invariant checks across a scan.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    findings: Vec<Finding>,
+    steps: u64,
+    in_two_primaries: bool,
+    max_epoch: u64,
+    epoch_checked: u64,
+    outcomes: u64,
+    decisions: u64,
+    found: BTreeMap<Uuid, Found>,
+    takeovers: Vec<u64>,
+}
+
+/// What the checks found and examined.
+pub struct Summary {
+    /// Findings, in seq order within each check.
+    pub findings: Vec<Finding>,
+    /// Per check: points examined and a note when there were none.
+    pub examined: Vec<(Check, u64, Option<String>)>,
+    /// Intents in flight at the head that no takeover left behind.
+    pub open: Vec<OpenIntent>,
+}
+
+fn finding(check: Check, e: &Envelope, detail: String) -> Finding {
+    Finding {
+        check,
+        seq: e.seq,
+        at: Some(e.at),
+        detail,
+        recorded: Vec::new(),
+        recomputed: Vec::new(),
+    }
+}
+
+/// Pods serving as primary: last observed role primary, not known dead.
+fn serving_primaries(state: &ClusterState) -> Vec<&str> {
+    state
+        .pods
+        .iter()
+        .filter(|(_, p)| {
+            p.role == Some(Role::Primary)
+                && !p.terminating
+                && !matches!(
+                    p.reachability,
+                    Some(Reachability::Refused | Reachability::NoAddress)
+                )
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+impl Invariants {
+    /// Called with the state the scan starts from.
+    pub fn start(&mut self, state: &ClusterState) {
+        self.max_epoch = state.epoch;
+        self.in_two_primaries = serving_primaries(state).len() > 1;
+    }
+
+    /// Called with the state before `e` is folded.
+    pub fn before(&mut self, state: &ClusterState, e: &Envelope) {
+        let acting = matches!(
+            e.body,
+            Event::Decided { .. }
+                | Event::IntentSucceeded { .. }
+                | Event::IntentFailed { .. }
+                | Event::IntentAbandoned { .. }
+        );
+        if acting {
+            self.epoch_checked = self.epoch_checked.saturating_add(1);
+            if e.epoch < self.max_epoch {
+                self.findings.push(finding(
+                    Check::StaleEpoch,
+                    e,
+                    format!(
+                        "{} written at epoch {} after epoch {} had taken over",
+                        e.body.kind(),
+                        e.epoch,
+                        self.max_epoch
+                    ),
+                ));
+            }
+        }
+        self.max_epoch = self.max_epoch.max(e.epoch);
+        match &e.body {
+            Event::OperatorStarted { epoch, .. } => {
+                self.max_epoch = self.max_epoch.max(*epoch);
+                // What a previous takeover left unresolved is now overdue.
+                self.overdue(state, e, "the next takeover");
+                for (id, f) in &state.in_flight {
+                    self.found.insert(
+                        *id,
+                        Found {
+                            decided_seq: f.decided_seq,
+                            takeover_seq: e.seq,
+                            intent: f.planned.intent.describe(),
+                        },
+                    );
+                }
+                self.takeovers.push(e.seq);
+            }
+            Event::Decided { .. } => {
+                self.decisions = self.decisions.saturating_add(1);
+                self.overdue(state, e, "the new leader's next decision");
+                if let Some(Ok(spec)) = state.desired_spec() {
+                    if spec.paused {
+                        self.findings.push(finding(
+                            Check::ActionWhilePaused,
+                            e,
+                            format!(
+                                "a decision was recorded while spec generation {} pauses the cluster",
+                                state.desired.as_ref().map_or(0, |d| d.generation)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Event::IntentSucceeded { intent_id, .. }
+            | Event::IntentFailed { intent_id, .. }
+            | Event::IntentAbandoned { intent_id, .. } => {
+                self.outcomes = self.outcomes.saturating_add(1);
+                self.found.remove(intent_id);
+                if !state.in_flight.contains_key(intent_id) {
+                    self.findings.push(finding(
+                        Check::OutcomeWithoutIntent,
+                        e,
+                        format!(
+                            "{} for intent {intent_id}, which is not in flight (never decided, or settled before)",
+                            e.body.kind()
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Intents found in flight at a takeover and still unresolved at `e`.
+    fn overdue(&mut self, state: &ClusterState, e: &Envelope, what: &str) {
+        let late: Vec<(Uuid, Found)> = self
+            .found
+            .iter()
+            .filter(|(id, f)| f.takeover_seq < e.seq && state.in_flight.contains_key(id))
+            .map(|(id, f)| (*id, f.clone()))
+            .collect();
+        for (id, f) in late {
+            self.found.remove(&id);
+            self.findings.push(finding(
+                Check::IntentWithoutOutcome,
+                e,
+                format!(
+                    "intent {id} ({}, decided at seq {}) was found in flight at the takeover at seq {} and was neither completed nor abandoned before {what}",
+                    f.intent, f.decided_seq, f.takeover_seq
+                ),
+            ));
+        }
+    }
+
+    /// Called with the state after `e` was folded.
+    pub fn after(&mut self, state: &ClusterState, e: &Envelope) {
+        self.steps = self.steps.saturating_add(1);
+        let serving = serving_primaries(state);
+        let two = serving.len() > 1;
+        if two && !self.in_two_primaries {
+            self.findings.push(finding(
+                Check::TwoPrimaries,
+                e,
+                format!(
+                    "{} served as primary at once ({})",
+                    serving.join(" and "),
+                    crate::describe::summary(&e.body)
+                ),
+            ));
+        }
+        self.in_two_primaries = two;
+    }
+
+    /// The findings, what was examined, and the intents open at the head.
+    pub fn finish(self, state: &ClusterState) -> Summary {
+        let mut open = Vec::new();
+        for (id, f) in &state.in_flight {
+            let intent = f.planned.intent.describe();
+            match self.found.get(id) {
+                Some(found) => open.push(OpenIntent {
+                    decided_seq: f.decided_seq,
+                    intent: format!(
+                        "{intent} (found in flight at the takeover at seq {}, not resolved yet)",
+                        found.takeover_seq
+                    ),
+                }),
+                None => open.push(OpenIntent {
+                    decided_seq: f.decided_seq,
+                    intent,
+                }),
+            }
+        }
+        let examined = vec![
+            (Check::TwoPrimaries, self.steps, None),
+            (
+                Check::IntentWithoutOutcome,
+                u64::try_from(self.takeovers.len()).unwrap_or(u64::MAX),
+                self.takeovers
+                    .is_empty()
+                    .then(|| "no takeover in the journal".to_owned()),
+            ),
+            (Check::OutcomeWithoutIntent, self.outcomes, None),
+            (Check::StaleEpoch, self.epoch_checked, None),
+            (Check::ActionWhilePaused, self.decisions, None),
+            (
+                Check::SlotOwnership,
+                0,
+                Some(
+                    "no reshard in the journal (Cluster mode does not journal slots yet)"
+                        .to_owned(),
+                ),
+            ),
+        ];
+        Summary {
+            findings: self.findings,
+            examined,
+            open,
+        }
+    }
+}

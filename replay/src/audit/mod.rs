@@ -1,0 +1,434 @@
+//! `audit`: is the journal consistent with the operator's rules?
+//!
+//! 1. Determinism ([`determinism`]): the journal is folded again and, at
+//!    every recorded decision, the [`Decider`] is run on the projection as
+//!    it was, at the recorded time, under the recorded policy; any
+//!    difference from the recorded intents is a finding with both sides.
+//!    With the decider of a newer build this answers "would this version
+//!    have decided the same?".
+//! 2. Invariants ([`invariants`]), checked at every step of the fold.
+//! 3. The chain: the scan checks every CRC and link and the head.
+//!
+//! Exit status: 0 clean, 1 findings, 2 unreadable input (the caller maps
+//! [`AuditReport::is_clean`] and [`crate::ReplayError::exit_code`]).
+
+pub mod determinism;
+pub mod invariants;
+
+use std::io::Write;
+
+use logbook_journal::{ClusterState, Envelope, Intent, Policy, Reason, Timestamp};
+use serde::Serialize;
+
+use crate::error::{ReplayError, Result};
+use crate::source::{Flow, Input, Raw, Start, Visit};
+
+/// The decision function under audit: the operator passes its `decide`.
+pub trait Decider {
+    /// What should be done for `state` at `now` under `policy` (intents
+    /// and reasons, in order).
+    fn decide(
+        &self,
+        state: &ClusterState,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Vec<(Intent, Reason)>;
+
+    /// The build this decider comes from, for the report.
+    fn build(&self) -> String;
+}
+
+/// Which rule a finding breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// The recomputed decision differs from the recorded one.
+    Determinism,
+    /// Two pods served as primary of one shard at once.
+    TwoPrimaries,
+    /// An intent has no outcome although a later operator took over.
+    IntentWithoutOutcome,
+    /// An outcome names an intent that was never decided (or settled twice).
+    OutcomeWithoutIntent,
+    /// A writer whose epoch was superseded decided or acted.
+    StaleEpoch,
+    /// A decision was taken while the cluster was paused.
+    ActionWhilePaused,
+    /// After a completed reshard a slot was owned by no shard or by two.
+    SlotOwnership,
+    /// The journal does not verify (CRC, link, seq, head).
+    Chain,
+}
+
+impl Check {
+    /// Every check, in report order.
+    pub const ALL: [Self; 8] = [
+        Self::Determinism,
+        Self::TwoPrimaries,
+        Self::IntentWithoutOutcome,
+        Self::OutcomeWithoutIntent,
+        Self::StaleEpoch,
+        Self::ActionWhilePaused,
+        Self::SlotOwnership,
+        Self::Chain,
+    ];
+
+    /// The check's name in reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Determinism => "determinism",
+            Self::TwoPrimaries => "two-primaries",
+            Self::IntentWithoutOutcome => "intent-without-outcome",
+            Self::OutcomeWithoutIntent => "outcome-without-intent",
+            Self::StaleEpoch => "stale-epoch",
+            Self::ActionWhilePaused => "action-while-paused",
+            Self::SlotOwnership => "slot-ownership",
+            Self::Chain => "chain",
+        }
+    }
+}
+
+/// One intent and its reason, as compared by the determinism check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compared {
+    /// The intent.
+    pub intent: Intent,
+    /// The reason's code name.
+    pub reason: String,
+    /// The reason, for people.
+    pub detail: String,
+}
+
+/// Something the journal shows that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule.
+    pub check: Check,
+    /// The seq where it shows.
+    pub seq: u64,
+    /// The time of that event, when there is one.
+    pub at: Option<Timestamp>,
+    /// What is wrong, for people.
+    pub detail: String,
+    /// For a determinism finding: what the journal recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recorded: Vec<Compared>,
+    /// For a determinism finding: what the decider computes now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recomputed: Vec<Compared>,
+}
+
+/// How much one check looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckSummary {
+    /// The check's name.
+    pub check: &'static str,
+    /// Points it examined (decisions, steps, intents, events).
+    pub examined: u64,
+    /// Findings it made.
+    pub findings: usize,
+    /// When it had nothing to examine, why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An intent decided and not settled at the head, with no takeover since:
+/// the operator may still be carrying it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenIntent {
+    /// Seq of its decision.
+    pub decided_seq: u64,
+    /// The intent.
+    pub intent: String,
+}
+
+/// The audit's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    /// The stream.
+    pub stream: String,
+    /// `namespace/name`, when known.
+    pub cluster: Option<String>,
+    /// The decider's build.
+    pub decider: String,
+    /// First seq audited (after a snapshot when the start was compacted).
+    pub first_seq: u64,
+    /// Last seq audited.
+    pub last_seq: u64,
+    /// Events audited.
+    pub events: u64,
+    /// Per check: how much it examined and found.
+    pub checks: Vec<CheckSummary>,
+    /// Every finding, in seq order.
+    pub findings: Vec<Finding>,
+    /// Intents still in flight at the head (not findings).
+    pub open_intents: Vec<OpenIntent>,
+}
+
+impl AuditReport {
+    /// Whether nothing was found.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// The audit visitor: folds the journal, recomputes each decision and
+/// checks the invariants at every step.
+pub struct Audit<'d> {
+    state: ClusterState,
+    determinism: determinism::Determinism<'d>,
+    invariants: invariants::Invariants,
+    first_seq: u64,
+    last_seq: u64,
+    events: u64,
+    head: Option<logbook_journal::Head>,
+}
+
+impl<'d> Audit<'d> {
+    /// An audit with `decider`.
+    pub fn new(decider: &'d dyn Decider) -> Self {
+        Self {
+            state: ClusterState::new(),
+            determinism: determinism::Determinism::new(decider),
+            invariants: invariants::Invariants::default(),
+            first_seq: 1,
+            last_seq: 0,
+            events: 0,
+            head: None,
+        }
+    }
+}
+
+impl Visit for Audit<'_> {
+    fn start(&mut self, start: &Start) -> Result<()> {
+        self.state = start.base.clone();
+        self.first_seq = start.first_seq();
+        self.last_seq = start.base.last_seq;
+        self.head = Some(start.head);
+        self.invariants.start(&self.state);
+        Ok(())
+    }
+
+    fn event(&mut self, envelope: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
+        self.determinism.before(&self.state, envelope);
+        self.invariants.before(&self.state, envelope);
+        self.state.apply(envelope);
+        self.invariants.after(&self.state, envelope);
+        self.last_seq = envelope.seq;
+        self.events = self.events.saturating_add(1);
+        Ok(Flow::Continue)
+    }
+}
+
+/// Audits `input` with `decider`.
+///
+/// # Errors
+/// [`ReplayError::Unreadable`] / [`ReplayError::Store`] when the input
+/// cannot be read at all; a damaged journal is a finding, not an error
+/// (the events before the damage are audited).
+pub async fn audit<S: logbook_journal::JournalStore>(
+    input: &Input<S>,
+    decider: &dyn Decider,
+) -> Result<AuditReport> {
+    let mut run = Audit::new(decider);
+    let mut chain: Vec<Finding> = Vec::new();
+    let mut about: Option<(String, Option<String>)> = None;
+    struct Named<'a, 'd> {
+        audit: &'a mut Audit<'d>,
+        about: &'a mut Option<(String, Option<String>)>,
+    }
+    impl Visit for Named<'_, '_> {
+        fn start(&mut self, start: &Start) -> Result<()> {
+            *self.about = Some((start.stream.to_string(), start.cluster.clone()));
+            self.audit.start(start)
+        }
+        fn event(&mut self, envelope: &Envelope, raw: Raw<'_>) -> Result<Flow> {
+            self.audit.event(envelope, raw)
+        }
+    }
+    let scanned = input
+        .scan(
+            None,
+            &mut Named {
+                audit: &mut run,
+                about: &mut about,
+            },
+        )
+        .await;
+    match scanned {
+        Ok(position) => {
+            if let Some(head) = run.head {
+                if position.seq == head.seq && position.hash != head.hash {
+                    chain.push(Finding {
+                        check: Check::Chain,
+                        seq: head.seq,
+                        at: None,
+                        detail: format!(
+                            "the head names hash {} but the event at seq {} hashes to {}",
+                            head.hash, head.seq, position.hash
+                        ),
+                        recorded: Vec::new(),
+                        recomputed: Vec::new(),
+                    });
+                }
+            }
+        }
+        Err(ReplayError::Corrupt { seq, source, .. }) => chain.push(Finding {
+            check: Check::Chain,
+            seq,
+            at: None,
+            detail: format!(
+                "the journal does not verify at seq {seq}: {source}; audited up to seq {}",
+                seq.saturating_sub(1)
+            ),
+            recorded: Vec::new(),
+            recomputed: Vec::new(),
+        }),
+        Err(ReplayError::BadLine {
+            seq, what, line, ..
+        }) if about.is_some() => {
+            chain.push(Finding {
+                check: Check::Chain,
+                seq,
+                at: None,
+                detail: format!(
+                    "line {line}: {what}; audited up to seq {}",
+                    seq.saturating_sub(1)
+                ),
+                recorded: Vec::new(),
+                recomputed: Vec::new(),
+            });
+        }
+        Err(other) => return Err(other),
+    }
+    let (stream, cluster) = about.unwrap_or_default();
+    let state = run.state;
+    let (det_findings, decisions) = run.determinism.finish();
+    let inv = run.invariants.finish(&state);
+    let mut findings: Vec<Finding> = det_findings;
+    findings.extend(inv.findings);
+    findings.extend(chain);
+    findings.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.check.cmp(&b.check)));
+    let count = |check: Check| findings.iter().filter(|f| f.check == check).count();
+    let mut checks = vec![CheckSummary {
+        check: Check::Determinism.name(),
+        examined: decisions,
+        findings: count(Check::Determinism),
+        note: (decisions == 0).then(|| "no decision in the journal".to_owned()),
+    }];
+    for (check, examined, note) in inv.examined {
+        checks.push(CheckSummary {
+            check: check.name(),
+            examined,
+            findings: count(check),
+            note,
+        });
+    }
+    checks.push(CheckSummary {
+        check: Check::Chain.name(),
+        examined: run.events,
+        findings: count(Check::Chain),
+        note: None,
+    });
+    Ok(AuditReport {
+        stream,
+        cluster,
+        decider: decider.build(),
+        first_seq: run.first_seq,
+        last_seq: run.last_seq,
+        events: run.events,
+        checks,
+        findings,
+        open_intents: inv.open,
+    })
+}
+
+/// Writes the report for people.
+///
+/// # Errors
+/// Output errors.
+pub fn write_text(out: &mut dyn Write, report: &AuditReport) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "audit of stream {}{}: seq {}..={} ({} events), decisions recomputed with {}",
+        report.stream,
+        report
+            .cluster
+            .as_ref()
+            .map(|c| format!(" (cluster {c})"))
+            .unwrap_or_default(),
+        report.first_seq,
+        report.last_seq,
+        report.events,
+        report.decider
+    )?;
+    for c in &report.checks {
+        writeln!(
+            out,
+            "  {:<24} {:>9} examined  {}{}",
+            c.check,
+            c.examined,
+            if c.findings == 0 {
+                "ok".to_owned()
+            } else {
+                format!("{} FINDINGS", c.findings)
+            },
+            c.note
+                .as_ref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
+        )?;
+    }
+    for f in &report.findings {
+        writeln!(
+            out,
+            "FINDING {} at seq {}{}: {}",
+            f.check.name(),
+            f.seq,
+            f.at.map(|t| format!(" ({t})")).unwrap_or_default(),
+            f.detail
+        )?;
+        for r in &f.recorded {
+            writeln!(
+                out,
+                "    recorded:   {} [{}: {}]",
+                r.intent.describe(),
+                r.reason,
+                r.detail
+            )?;
+        }
+        if f.check == Check::Determinism && f.recorded.is_empty() {
+            writeln!(out, "    recorded:   (nothing)")?;
+        }
+        for r in &f.recomputed {
+            writeln!(
+                out,
+                "    recomputed: {} [{}: {}]",
+                r.intent.describe(),
+                r.reason,
+                r.detail
+            )?;
+        }
+        if f.check == Check::Determinism && f.recomputed.is_empty() {
+            writeln!(out, "    recomputed: (nothing)")?;
+        }
+    }
+    for o in &report.open_intents {
+        writeln!(
+            out,
+            "  open at the head: {} (decided at seq {})",
+            o.intent, o.decided_seq
+        )?;
+    }
+    writeln!(
+        out,
+        "{}",
+        if report.is_clean() {
+            "audit: clean".to_owned()
+        } else {
+            format!("audit: {} finding(s)", report.findings.len())
+        }
+    )
+}

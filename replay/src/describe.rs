@@ -1,0 +1,233 @@
+//! One line for people per event and per intent, shared by the timeline,
+//! the CSV and the HTML report. Never a secret: the journal holds none, and
+//! a spec is summarised, not printed.
+
+use logbook_journal::intent::PlannedIntent;
+use logbook_journal::{Event, LinkStatus, Reachability, Role};
+
+/// The pod an event is about, if any.
+#[must_use]
+pub fn pod_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::PodObserved { pod, .. }
+        | Event::PodDeleted { pod }
+        | Event::PodReachabilityObserved { pod, .. }
+        | Event::NodeRoleObserved { pod, .. }
+        | Event::ReplicationObserved { pod, .. }
+        | Event::PrimaryUnreachable { pod, .. }
+        | Event::ReplicaPromoted { pod, .. }
+        | Event::RoleLabelObserved { pod, .. }
+        | Event::PodTerminating { pod } => Some(pod),
+        Event::SpecChanged { .. }
+        | Event::SpecRejected { .. }
+        | Event::ClusterDeleted
+        | Event::KubeNodeObserved { .. }
+        | Event::Decided { .. }
+        | Event::IntentSucceeded { .. }
+        | Event::IntentFailed { .. }
+        | Event::IntentAbandoned { .. }
+        | Event::PolicyRecorded { .. }
+        | Event::OperatorStarted { .. }
+        | Event::OperatorStopped { .. }
+        | Event::LeadershipAcquired { .. }
+        | Event::LeadershipLost { .. }
+        | Event::SnapshotTaken { .. }
+        | Event::StatefulSetObserved { .. }
+        | Event::SwitchoverRequestObserved { .. } => None,
+    }
+}
+
+/// Whether the event is an observation (of Kubernetes or of Valkey).
+#[must_use]
+pub const fn is_observation(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::SpecChanged { .. }
+            | Event::SpecRejected { .. }
+            | Event::ClusterDeleted
+            | Event::PodObserved { .. }
+            | Event::PodDeleted { .. }
+            | Event::KubeNodeObserved { .. }
+            | Event::PodReachabilityObserved { .. }
+            | Event::NodeRoleObserved { .. }
+            | Event::ReplicationObserved { .. }
+            | Event::PrimaryUnreachable { .. }
+            | Event::RoleLabelObserved { .. }
+            | Event::StatefulSetObserved { .. }
+            | Event::SwitchoverRequestObserved { .. }
+            | Event::PodTerminating { .. }
+    )
+}
+
+/// The role's name as Valkey's `ROLE` says it.
+#[must_use]
+pub const fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Primary => "primary",
+        Role::Replica => "replica",
+        Role::Sentinel => "sentinel",
+    }
+}
+
+const fn reachability_name(r: Reachability) -> &'static str {
+    match r {
+        Reachability::Reachable => "reachable",
+        Reachability::Refused => "refused (dead)",
+        Reachability::TimedOut => "timed out",
+        Reachability::NoAddress => "no address",
+        Reachability::ProtocolError => "protocol error",
+    }
+}
+
+const fn link_name(l: LinkStatus) -> &'static str {
+    match l {
+        LinkStatus::NotReplica => "no link",
+        LinkStatus::Up => "link up",
+        LinkStatus::Down => "link down",
+        LinkStatus::Syncing => "syncing",
+        LinkStatus::Silent => "link silent",
+    }
+}
+
+/// One intent with its reason, for people.
+#[must_use]
+pub fn planned(p: &PlannedIntent) -> String {
+    format!(
+        "{} [{}: {}]",
+        p.intent.describe(),
+        p.reason.code.name(),
+        p.reason.detail
+    )
+}
+
+/// One line describing the event (without its seq and time).
+#[must_use]
+pub fn summary(event: &Event) -> String {
+    match event {
+        Event::SpecChanged {
+            generation,
+            fingerprint,
+            ..
+        } => {
+            let short = fingerprint.to_hex();
+            format!(
+                "spec generation {generation} accepted (fingerprint {})",
+                short.get(..12).unwrap_or(&short)
+            )
+        }
+        Event::SpecRejected { generation, errors } => {
+            let first = errors
+                .first()
+                .map(|e| format!(": {}: {}", e.path, e.message))
+                .unwrap_or_default();
+            format!(
+                "spec generation {generation} rejected ({} problems){first}",
+                errors.len()
+            )
+        }
+        Event::ClusterDeleted => "the ValkeyCluster was deleted".to_owned(),
+        Event::PodObserved {
+            pod,
+            ip,
+            phase,
+            ready,
+            revision,
+            ..
+        } => format!(
+            "pod {pod} {phase:?}{} ip {} revision {}",
+            if *ready { " ready" } else { " not ready" },
+            ip.as_deref().unwrap_or("-"),
+            revision.as_deref().unwrap_or("-")
+        ),
+        Event::PodDeleted { pod } => format!("pod {pod} deleted"),
+        Event::KubeNodeObserved { node, ready } => {
+            format!("node {node} {}", if *ready { "ready" } else { "not ready" })
+        }
+        Event::PodReachabilityObserved { pod, reachability } => {
+            format!("{pod} {}", reachability_name(*reachability))
+        }
+        Event::NodeRoleObserved { pod, role, primary } => match (role, primary) {
+            (Role::Replica, Some(primary)) => format!("{pod} is a replica of {primary}"),
+            (role, _) => format!("{pod} is {}", role_name(*role)),
+        },
+        Event::ReplicationObserved {
+            pod, link, offset, ..
+        } => format!("{pod} offset {offset}, {}", link_name(*link)),
+        Event::PrimaryUnreachable {
+            pod,
+            consecutive_failures,
+        } => format!("primary {pod} unreachable after {consecutive_failures} failed probes"),
+        Event::ReplicaPromoted { pod, from, offset } => format!(
+            "{pod} promoted{} at offset {offset}",
+            from.as_ref()
+                .map(|f| format!(" replacing {f}"))
+                .unwrap_or_default()
+        ),
+        Event::Decided { intents } => {
+            let all: Vec<String> = intents.iter().map(planned).collect();
+            format!("decided: {}", all.join("; "))
+        }
+        Event::IntentSucceeded { intent_id, detail } => {
+            format!("intent {} succeeded: {detail}", short_id(intent_id))
+        }
+        Event::IntentFailed {
+            intent_id,
+            error,
+            retryable,
+        } => format!(
+            "intent {} failed ({}): {error}",
+            short_id(intent_id),
+            if *retryable { "retryable" } else { "permanent" }
+        ),
+        Event::IntentAbandoned { intent_id, reason } => {
+            format!("intent {} abandoned: {reason}", short_id(intent_id))
+        }
+        Event::PolicyRecorded { policy } => format!(
+            "policy: probe every {} ms, failure threshold {}",
+            policy.probe_interval_ms, policy.failure_threshold
+        ),
+        Event::OperatorStarted {
+            version,
+            instance,
+            epoch,
+            gap_ms,
+        } => format!(
+            "operator {version} took over as {instance} at epoch {epoch}{}",
+            gap_ms
+                .map(|ms| format!(", {ms} ms after the previous event"))
+                .unwrap_or_default()
+        ),
+        Event::OperatorStopped { instance } => format!("operator {instance} stopped"),
+        Event::LeadershipAcquired { epoch, holder } => {
+            format!("{holder} leads at epoch {epoch}")
+        }
+        Event::LeadershipLost { epoch, reason } => {
+            format!("leadership of epoch {epoch} lost: {reason}")
+        }
+        Event::SnapshotTaken { seq, .. } => format!("snapshot stored at seq {seq}"),
+        Event::RoleLabelObserved { pod, label } => {
+            format!("{pod} labelled {}", label.map_or("(no role)", role_name))
+        }
+        Event::StatefulSetObserved {
+            replicas,
+            update_revision,
+        } => format!(
+            "statefulset: {replicas} replicas, revision {}",
+            update_revision.as_deref().unwrap_or("-")
+        ),
+        Event::SwitchoverRequestObserved { target } => match target {
+            Some(target) => format!("switchover to {target} requested"),
+            None => "no switchover requested".to_owned(),
+        },
+        Event::PodTerminating { pod } => format!("pod {pod} is being deleted"),
+    }
+}
+
+/// The first 8 hex digits of an id: enough to follow a chain by eye.
+#[must_use]
+pub fn short_id(id: &uuid::Uuid) -> String {
+    let text = id.simple().to_string();
+    text.get(text.len().saturating_sub(8)..)
+        .unwrap_or(&text)
+        .to_owned()
+}

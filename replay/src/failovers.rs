@@ -1,0 +1,505 @@
+//! `failovers`: one record per change of primary — automatic (the operator
+//! judged the primary failed), planned (a switchover), or observed (Valkey
+//! itself, or someone else, made another pod primary) — with what the
+//! journal says about each step and the bound on lost writes.
+//!
+//! The journal is edge-triggered: an observation is recorded when it
+//! changes. "Last seen healthy" is therefore the last journaled fact that
+//! showed the old primary healthy (reachable, answering as primary, its
+//! offset moving) before the failure was first recorded: the primary was
+//! healthy at least until then, and at most until the failure.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use logbook_journal::{
+    Candidate, ClusterState, Envelope, Event, Intent, PodPhase, Reachability, Role, Timestamp,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::source::{Flow, Raw, Start, Visit};
+
+/// How a failover came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The operator judged the primary failed and promoted a replica.
+    Automatic,
+    /// A switchover the operator carried out (requested, or for a roll or
+    /// a scale-in).
+    Planned,
+    /// A new primary the operator did not decide (Valkey's own failover,
+    /// Sentinel, or a person), seen in the pods' roles.
+    Observed,
+}
+
+/// A point in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mark {
+    /// The event's seq.
+    pub seq: u64,
+    /// Its time.
+    pub at: Timestamp,
+    /// What it says.
+    pub what: String,
+}
+
+/// The decision behind an automatic or planned failover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionInfo {
+    /// Seq of the `Decided` event.
+    pub seq: u64,
+    /// Its time.
+    pub at: Timestamp,
+    /// The promotion's intent id.
+    pub intent_id: Uuid,
+    /// The reason code's name.
+    pub reason: String,
+    /// The reason, for people.
+    pub detail: String,
+    /// Death (refused, terminated, deleted) rather than slowness, when the
+    /// reason says.
+    pub death: Option<bool>,
+    /// Consecutive failed probes, when the reason says.
+    pub consecutive_failures: Option<u32>,
+}
+
+/// How it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "detail")]
+pub enum Outcome {
+    /// The promotion was carried out.
+    Completed,
+    /// The promotion failed.
+    Failed(String),
+    /// The promotion was dropped.
+    Abandoned(String),
+    /// No outcome in the journal (yet).
+    Pending,
+}
+
+/// One failover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failover {
+    /// Automatic, planned or observed.
+    pub kind: Kind,
+    /// The primary replaced, when known.
+    pub old_primary: Option<String>,
+    /// The pod promoted.
+    pub new_primary: String,
+    /// The last journaled fact showing the old primary healthy.
+    pub last_healthy: Option<Mark>,
+    /// The first journaled sign of its failure (for an automatic failover).
+    pub failure_observed: Option<Mark>,
+    /// The decision (absent for an observed failover).
+    pub decided: Option<DecisionInfo>,
+    /// Every pod considered, as the decider saw it.
+    pub candidates: Vec<Candidate>,
+    /// `ReplicaPromoted`: the promotion as carried out.
+    pub promoted: Option<Mark>,
+    /// The outcome's event, or the first observation of the new primary
+    /// serving as primary, whichever came first after the promotion.
+    pub confirmed: Option<Mark>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When the old primary was next observed, and as what.
+    pub old_returned: Option<Mark>,
+    /// The old primary's last observed replication offset before the
+    /// decision.
+    pub old_offset: Option<u64>,
+    /// The promoted pod's offset at the promotion.
+    pub promoted_offset: Option<u64>,
+    /// Bytes of replication stream the old primary had and the new one did
+    /// not: an upper bound on acknowledged writes lost, as far as the
+    /// journaled offsets show (`None` when either is unknown).
+    pub lost_bytes_bound: Option<u64>,
+}
+
+/// What is known of a pod's health, updated as events are folded.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    last_healthy: Option<Mark>,
+    failing: Option<Mark>,
+}
+
+/// The `failovers` visitor.
+#[derive(Debug, Default)]
+pub struct Failovers {
+    state: ClusterState,
+    health: BTreeMap<String, Health>,
+    /// The last pod known to be primary (the projection forgets it between
+    /// a primary's loss and its successor).
+    last_primary: Option<String>,
+    /// Records, in order.
+    pub records: Vec<Failover>,
+    /// Index of the record each open promotion intent belongs to.
+    open: BTreeMap<Uuid, usize>,
+    /// Records waiting for their old primary to be seen again.
+    awaiting_return: Vec<usize>,
+}
+
+impl Failovers {
+    /// An empty collector.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn healthy(&mut self, pod: &str, e: &Envelope, what: String) {
+        let h = self.health.entry(pod.to_owned()).or_default();
+        h.last_healthy = Some(mark(e, what));
+        h.failing = None;
+    }
+
+    fn failing(&mut self, pod: &str, e: &Envelope, what: String) {
+        let h = self.health.entry(pod.to_owned()).or_default();
+        if h.failing.is_none() {
+            h.failing = Some(mark(e, what));
+        }
+    }
+
+    fn track_health(&mut self, e: &Envelope) {
+        match &e.body {
+            Event::PodReachabilityObserved { pod, reachability } => match reachability {
+                Reachability::Reachable => self.healthy(pod, e, format!("{pod} answered a probe")),
+                other => self.failing(pod, e, format!("{pod} probe: {other:?}")),
+            },
+            Event::NodeRoleObserved { pod, role, .. } => {
+                self.healthy(pod, e, format!("{pod} answered as {role:?}"));
+            }
+            Event::ReplicationObserved { pod, offset, .. } => {
+                self.healthy(pod, e, format!("{pod} at offset {offset}"));
+            }
+            Event::PrimaryUnreachable {
+                pod,
+                consecutive_failures,
+            } => self.failing(
+                pod,
+                e,
+                format!("{pod} unreachable after {consecutive_failures} probes"),
+            ),
+            Event::PodTerminating { pod } => self.failing(pod, e, format!("pod {pod} terminating")),
+            Event::PodDeleted { pod } => self.failing(pod, e, format!("pod {pod} deleted")),
+            Event::PodObserved {
+                pod, phase, ready, ..
+            } if !*ready || matches!(phase, PodPhase::Failed | PodPhase::Unknown) => {
+                self.failing(pod, e, format!("pod {pod} {phase:?}, not ready"));
+            }
+            _ => {}
+        }
+    }
+
+    fn start_record(
+        &mut self,
+        e: &Envelope,
+        kind: Kind,
+        old: Option<String>,
+        new: &str,
+        decision: Option<(&logbook_journal::PlannedIntent, &Envelope)>,
+    ) -> usize {
+        let health = old.as_ref().and_then(|o| self.health.get(o)).cloned();
+        let old_offset = old
+            .as_ref()
+            .and_then(|o| self.state.pods.get(o))
+            .and_then(|p| p.offset);
+        let (decided, candidates) = match decision {
+            Some((p, d)) => {
+                let (death, failures) = match &p.reason.code {
+                    logbook_journal::ReasonCode::PrimaryFailed {
+                        death,
+                        consecutive_failures,
+                        ..
+                    } => (Some(*death), Some(*consecutive_failures)),
+                    logbook_journal::ReasonCode::PrimaryUnreachable {
+                        consecutive_failures,
+                    } => (Some(false), Some(*consecutive_failures)),
+                    logbook_journal::ReasonCode::PrimaryDead => (Some(true), None),
+                    _ => (None, None),
+                };
+                (
+                    Some(DecisionInfo {
+                        seq: d.seq,
+                        at: d.at,
+                        intent_id: p.intent_id,
+                        reason: p.reason.code.name().to_owned(),
+                        detail: p.reason.detail.clone(),
+                        death,
+                        consecutive_failures: failures,
+                    }),
+                    p.reason.code.candidates().to_vec(),
+                )
+            }
+            None => (None, Vec::new()),
+        };
+        let failure_observed = match kind {
+            Kind::Automatic | Kind::Observed => health.as_ref().and_then(|h| h.failing.clone()),
+            Kind::Planned => None,
+        };
+        self.records.push(Failover {
+            kind,
+            old_primary: old,
+            new_primary: new.to_owned(),
+            last_healthy: health.and_then(|h| h.last_healthy),
+            failure_observed,
+            decided,
+            candidates,
+            promoted: None,
+            confirmed: None,
+            outcome: Outcome::Pending,
+            old_returned: None,
+            old_offset,
+            promoted_offset: None,
+            lost_bytes_bound: None,
+        });
+        let _ = e;
+        self.records.len().saturating_sub(1)
+    }
+
+    fn record_for(&self, pod: &str) -> Option<usize> {
+        self.open
+            .values()
+            .copied()
+            .filter(|&i| self.records.get(i).is_some_and(|r| r.new_primary == pod))
+            .max()
+    }
+
+    fn on_decided(&mut self, e: &Envelope, intents: &[logbook_journal::PlannedIntent]) {
+        for p in intents {
+            let (kind, old, new) = match &p.intent {
+                Intent::PromoteReplica { pod, from } => {
+                    // The first primary of a new cluster is no failover.
+                    let old = from.clone().or_else(|| self.last_primary.clone());
+                    if old.is_none() || old.as_deref() == Some(pod.as_str()) {
+                        continue;
+                    }
+                    (Kind::Automatic, old, pod.clone())
+                }
+                Intent::Switchover { from, to } => (Kind::Planned, Some(from.clone()), to.clone()),
+                _ => continue,
+            };
+            let index = self.start_record(e, kind, old, &new, Some((p, e)));
+            self.open.insert(p.intent_id, index);
+        }
+    }
+
+    fn on_promoted(&mut self, e: &Envelope, pod: &str, from: Option<&String>, offset: u64) {
+        let index = match self.record_for(pod) {
+            Some(i) => i,
+            None => {
+                let old = from.cloned().or_else(|| self.last_primary.clone());
+                if old.is_none() || old.as_deref() == Some(pod) {
+                    // A first primary, or a promotion journaled again
+                    // (adopted): nothing changed hands.
+                    return;
+                }
+                let i = self.start_record(e, Kind::Observed, old, pod, None);
+                self.awaiting_return.push(i);
+                i
+            }
+        };
+        if let Some(r) = self.records.get_mut(index) {
+            if r.promoted.is_none() {
+                r.promoted = Some(mark(e, format!("{pod} promoted at offset {offset}")));
+                r.promoted_offset = Some(offset);
+                r.lost_bytes_bound = r.old_offset.map(|o| o.saturating_sub(offset));
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, e: &Envelope, intent_id: &Uuid, outcome: Outcome) {
+        let Some(index) = self.open.remove(intent_id) else {
+            return;
+        };
+        if let Some(r) = self.records.get_mut(index) {
+            if r.confirmed.is_none() && outcome == Outcome::Completed {
+                r.confirmed = Some(mark(e, "promotion intent succeeded".to_owned()));
+            }
+            r.outcome = outcome;
+        }
+        self.awaiting_return.push(index);
+    }
+
+    fn on_role(&mut self, e: &Envelope, pod: &str, role: Role, primary: Option<&String>) {
+        // The old primary seen again, after its successor was promoted.
+        let mut returned = Vec::new();
+        for &i in &self.awaiting_return {
+            if let Some(r) = self.records.get_mut(i) {
+                if r.old_primary.as_deref() == Some(pod) && r.old_returned.is_none() {
+                    let what = match (role, primary) {
+                        (Role::Replica, Some(p)) => format!("{pod} returned as a replica of {p}"),
+                        (role, _) => format!("{pod} returned as {role:?}"),
+                    };
+                    r.old_returned = Some(mark(e, what));
+                    returned.push(i);
+                }
+            }
+        }
+        self.awaiting_return.retain(|i| !returned.contains(i));
+        if role != Role::Primary {
+            return;
+        }
+        if let Some(i) = self.record_for(pod) {
+            if let Some(r) = self.records.get_mut(i) {
+                if r.confirmed.is_none() && r.promoted.is_some() {
+                    r.confirmed = Some(mark(e, format!("{pod} answered as primary")));
+                }
+            }
+            return;
+        }
+        // A pod serving as primary that nobody here decided: Valkey's own
+        // failover (or a person's REPLICAOF NO ONE).
+        let decided_here = self
+            .records
+            .last()
+            .is_some_and(|r| r.new_primary == pod && r.kind != Kind::Observed);
+        let old = self.last_primary.clone();
+        if !decided_here && old.is_some() && old.as_deref() != Some(pod) {
+            let i = self.start_record(e, Kind::Observed, old, pod, None);
+            if let Some(r) = self.records.get_mut(i) {
+                r.promoted_offset = self.state.pods.get(pod).and_then(|p| p.offset);
+                r.lost_bytes_bound = r
+                    .old_offset
+                    .zip(r.promoted_offset)
+                    .map(|(o, n)| o.saturating_sub(n));
+                r.confirmed = Some(mark(e, format!("{pod} answered as primary")));
+                r.outcome = Outcome::Completed;
+            }
+            self.awaiting_return.push(i);
+        }
+    }
+}
+
+fn mark(e: &Envelope, what: String) -> Mark {
+    Mark {
+        seq: e.seq,
+        at: e.at,
+        what,
+    }
+}
+
+impl Visit for Failovers {
+    fn start(&mut self, start: &Start) -> Result<()> {
+        self.state = start.base.clone();
+        self.last_primary = self.state.primary.clone();
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
+        match &e.body {
+            Event::Decided { intents } => self.on_decided(e, intents),
+            Event::ReplicaPromoted { pod, from, offset } => {
+                self.on_promoted(e, pod, from.as_ref(), *offset);
+            }
+            Event::IntentSucceeded { intent_id, .. } => {
+                self.on_outcome(e, intent_id, Outcome::Completed);
+            }
+            Event::IntentFailed {
+                intent_id, error, ..
+            } => self.on_outcome(e, intent_id, Outcome::Failed(error.clone())),
+            Event::IntentAbandoned { intent_id, reason } => {
+                self.on_outcome(e, intent_id, Outcome::Abandoned(reason.clone()));
+            }
+            Event::NodeRoleObserved { pod, role, primary } => {
+                self.on_role(e, pod, *role, primary.as_ref());
+            }
+            _ => {}
+        }
+        self.track_health(e);
+        self.state.apply(e);
+        if let Some(primary) = &self.state.primary {
+            self.last_primary = Some(primary.clone());
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+fn at(mark: Option<&Mark>) -> String {
+    mark.map_or_else(
+        || "-".to_owned(),
+        |m| format!("{} (#{}) {}", m.at, m.seq, m.what),
+    )
+}
+
+/// Writes the records for people.
+///
+/// # Errors
+/// Output errors.
+pub fn write_text(out: &mut dyn Write, records: &[Failover]) -> std::io::Result<()> {
+    if records.is_empty() {
+        return writeln!(out, "no failovers");
+    }
+    for (n, r) in records.iter().enumerate() {
+        writeln!(
+            out,
+            "failover {}: {:?} {} -> {} ({})",
+            n.saturating_add(1),
+            r.kind,
+            r.old_primary.as_deref().unwrap_or("?"),
+            r.new_primary,
+            match &r.outcome {
+                Outcome::Completed => "completed".to_owned(),
+                Outcome::Failed(e) => format!("failed: {e}"),
+                Outcome::Abandoned(e) => format!("abandoned: {e}"),
+                Outcome::Pending => "no outcome yet".to_owned(),
+            }
+        )?;
+        writeln!(out, "  last seen healthy:  {}", at(r.last_healthy.as_ref()))?;
+        writeln!(
+            out,
+            "  failure observed:   {}",
+            at(r.failure_observed.as_ref())
+        )?;
+        match &r.decided {
+            Some(d) => writeln!(
+                out,
+                "  decided:            {} (#{}) {}: {}",
+                d.at, d.seq, d.reason, d.detail
+            )?,
+            None => writeln!(out, "  decided:            - (not decided by the operator)")?,
+        }
+        for c in &r.candidates {
+            writeln!(
+                out,
+                "    candidate {:<12} offset {:<12} {}{}{}",
+                c.pod,
+                c.offset.map_or_else(|| "-".to_owned(), |o| o.to_string()),
+                if c.reachable {
+                    "reachable"
+                } else {
+                    "unreachable"
+                },
+                if c.same_history {
+                    ", same history"
+                } else {
+                    ", other history"
+                },
+                if c.eligible {
+                    ", eligible"
+                } else {
+                    ", not eligible"
+                },
+            )?;
+        }
+        writeln!(out, "  promoted:           {}", at(r.promoted.as_ref()))?;
+        writeln!(out, "  confirmed:          {}", at(r.confirmed.as_ref()))?;
+        writeln!(out, "  old primary back:   {}", at(r.old_returned.as_ref()))?;
+        writeln!(
+            out,
+            "  lost writes bound:  {}",
+            match (r.lost_bytes_bound, r.old_offset, r.promoted_offset) {
+                (Some(b), Some(o), Some(p)) =>
+                    format!("{b} bytes (old primary last at offset {o}, promoted at {p})"),
+                _ => format!(
+                    "unknown (old primary offset {}, promoted offset {})",
+                    r.old_offset
+                        .map_or_else(|| "-".to_owned(), |o| o.to_string()),
+                    r.promoted_offset
+                        .map_or_else(|| "-".to_owned(), |o| o.to_string())
+                ),
+            }
+        )?;
+    }
+    Ok(())
+}
