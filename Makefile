@@ -60,3 +60,9 @@ clean:
 .PHONY: bench-restart
 bench-restart:
 	$(CARGO) run --release --locked -p logbook -- bench restart --clusters 100 --events 10000 --snapshot-every 1000
+
+## golden: record the replay tool's golden journals from real end-to-end runs
+## (replay/tests/golden/<scenario>.frames and .json); run on purpose, not in CI.
+.PHONY: golden
+golden:
+	$(CARGO) test --locked --test replay_golden_record -- --ignored --nocapture
