@@ -106,8 +106,8 @@ pub struct Failover {
     pub outcome: Outcome,
     /// When the old primary was next observed, and as what.
     pub old_returned: Option<Mark>,
-    /// The old primary's last observed replication offset before the
-    /// decision.
+    /// The old primary's last replication offset observed while it was
+    /// the primary.
     pub old_offset: Option<u64>,
     /// The promoted pod's offset at the promotion.
     pub promoted_offset: Option<u64>,
@@ -129,6 +129,8 @@ struct Health {
 pub struct Failovers {
     state: ClusterState,
     health: BTreeMap<String, Health>,
+    /// Each pod's last offset observed while it was the primary.
+    primary_offset: BTreeMap<String, u64>,
     /// The last pod known to be primary (the projection forgets it between
     /// a primary's loss and its successor).
     last_primary: Option<String>,
@@ -160,17 +162,39 @@ impl Failovers {
         }
     }
 
+    /// Updates what is known of the pods' health from `e`, judged against
+    /// the pod last known as primary: an answer as a replica is
+    /// health for a replica but, from the believed primary, a sign that it
+    /// restarted (it boots fenced, as a replica of nobody).
     fn track_health(&mut self, e: &Envelope) {
+        // The pod last known as primary: the projection forgets it as soon
+        // as it answers as a replica, but what follows is still its failure.
+        let is_primary = |pod: &str| self.last_primary.as_deref() == Some(pod);
         match &e.body {
             Event::PodReachabilityObserved { pod, reachability } => match reachability {
                 Reachability::Reachable => self.healthy(pod, e, format!("{pod} answered a probe")),
                 other => self.failing(pod, e, format!("{pod} probe: {other:?}")),
             },
             Event::NodeRoleObserved { pod, role, .. } => {
-                self.healthy(pod, e, format!("{pod} answered as {role:?}"));
+                if *role != Role::Primary && is_primary(pod) {
+                    self.failing(pod, e, format!("primary {pod} answered as {role:?}"));
+                } else {
+                    self.healthy(pod, e, format!("{pod} answered as {role:?}"));
+                }
             }
-            Event::ReplicationObserved { pod, offset, .. } => {
-                self.healthy(pod, e, format!("{pod} at offset {offset}"));
+            Event::ReplicationObserved {
+                pod, offset, link, ..
+            } => {
+                if is_primary(pod) {
+                    if *link == logbook_journal::LinkStatus::NotReplica {
+                        self.primary_offset.insert(pod.clone(), *offset);
+                        self.healthy(pod, e, format!("primary {pod} at offset {offset}"));
+                    } else {
+                        self.failing(pod, e, format!("primary {pod} reports a replica link"));
+                    }
+                } else {
+                    self.healthy(pod, e, format!("{pod} at offset {offset}"));
+                }
             }
             Event::PrimaryUnreachable {
                 pod,
@@ -202,8 +226,8 @@ impl Failovers {
         let health = old.as_ref().and_then(|o| self.health.get(o)).cloned();
         let old_offset = old
             .as_ref()
-            .and_then(|o| self.state.pods.get(o))
-            .and_then(|p| p.offset);
+            .and_then(|o| self.primary_offset.get(o))
+            .copied();
         let (decided, candidates) = match decision {
             Some((p, d)) => {
                 let (death, failures) = match &p.reason.code {

@@ -638,6 +638,11 @@ impl Env {
         format!("{ip}:{PORT}")
     }
 
+    /// The log of the requests the local API server answered.
+    pub fn api_requests(&self) -> logbook_localkube::http::requests::RequestLog {
+        self.server.as_ref().unwrap().requests()
+    }
+
     /// The data-plane password, from the `<name>-password` Secret.
     pub async fn password(&self, name: &str) -> String {
         let secret = self

@@ -9,6 +9,7 @@ mod kubelet_slot;
 mod openapi;
 pub mod path;
 pub mod request;
+pub mod requests;
 mod resources;
 mod table;
 mod workloads;
@@ -55,6 +56,7 @@ pub enum Error {
 
 pub(crate) struct App {
     pub store: Store,
+    pub requests: requests::RequestLog,
     pub token: Option<String>,
     pub max_body: usize,
     pub pod_logs: Option<Arc<dyn PodLogs>>,
@@ -69,6 +71,7 @@ pub struct LocalKube;
 /// A running server.
 pub struct RunningServer {
     addr: SocketAddr,
+    requests: requests::RequestLog,
     token: Option<String>,
     store: Store,
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -118,8 +121,10 @@ impl LocalKube {
             }
             _ => None,
         };
+        let requests = requests::RequestLog::default();
         let app = Arc::new(App {
             store: store.clone(),
+            requests: requests.clone(),
             token: config.token.clone(),
             max_body: config.max_body_bytes,
             pod_logs,
@@ -147,6 +152,7 @@ impl LocalKube {
         let gc = store.spawn_gc();
         tracing::info!(%addr, "localkube: serving");
         Ok(RunningServer {
+            requests,
             addr,
             token: config.token,
             store,
@@ -159,6 +165,12 @@ impl LocalKube {
 }
 
 impl RunningServer {
+    /// The log of the requests this server answered.
+    #[must_use]
+    pub fn requests(&self) -> requests::RequestLog {
+        self.requests.clone()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -247,6 +259,10 @@ async fn read_body(app: &App, body: Body) -> Result<bytes::Bytes, ApiError> {
 }
 
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
+    app.requests.push(
+        req.method().as_str(),
+        req.uri().path_and_query().map_or("", |p| p.as_str()),
+    );
     let route = path::parse(req.uri().path());
     let open = matches!(route, Route::Health | Route::Version);
     if !open && !authorized(&app, &req) {
