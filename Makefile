@@ -66,3 +66,9 @@ bench-restart:
 .PHONY: golden
 golden:
 	$(CARGO) test --locked --test replay_golden_record -- --ignored --nocapture
+
+## bench-replay: the replay tool on a 1,000,000-event journal: audit, verify
+## beside sha256sum of the same bytes, export to JSONL (docs/benchmarks.md).
+.PHONY: bench-replay
+bench-replay:
+	$(CARGO) run --release --locked -p logbook -- bench replay --events 1000000

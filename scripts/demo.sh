@@ -78,8 +78,13 @@ Logbook is running a 3-pod Replication cluster (primary: $PRIMARY). In another s
   kubectl patch vkc demo --type merge -p '{"spec":{"replicas":5}}'  # scale out
   kubectl patch vkc demo --type merge -p '{"spec":{"config":{"maxmemory-policy":"allkeys-lru"}}}'  # roll
 
-The journal of every observation and decision is in .logbook/journal
-(after stopping: target/release/logbook journal verify --dir .logbook/journal).
+The journal of every observation and decision is in .logbook/journal. After
+stopping (sled admits one process at a time), replay it:
+
+  target/release/logbook replay timeline --dir .logbook/journal    # what was seen and decided, with causes
+  target/release/logbook replay failovers --dir .logbook/journal   # each failover: why, candidates, lost-writes bound
+  target/release/logbook replay audit --dir .logbook/journal       # would this build decide the same?
+  target/release/logbook replay export --format html --dir .logbook/journal -o report.html
 Ctrl-C stops everything.
 TRY
 wait "$LOCAL"

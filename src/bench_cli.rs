@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Operator restart: every projection loaded from ConfigMap journals
     /// and decided once, with snapshots and (the reference) from seq 1.
     Restart(RestartArgs),
+    /// The replay tool on a long journal: audit, verify beside sha256sum,
+    /// export to JSONL (docs/benchmarks.md).
+    Replay(ReplayBenchArgs),
     /// Journal writes per cluster under a churn of observations, with
     /// group commit and (the reference) write-through.
     Churn(ChurnArgs),
@@ -64,6 +67,17 @@ pub struct IdleArgs {
     /// Seconds of sampling.
     #[arg(long, default_value_t = 30)]
     pub sample_seconds: u64,
+}
+
+/// `logbook bench replay` options.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayBenchArgs {
+    /// Events in the seeded journal.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Timed runs of each verb (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// `logbook bench restart` options.
@@ -126,7 +140,26 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
         BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
         BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
         BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
+        BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
     }
+}
+
+async fn replay(args: ReplayBenchArgs, out: &mut dyn Write) -> Result<()> {
+    let work = tempfile::Builder::new()
+        .prefix("logbook-bench-replay-")
+        .tempdir()
+        .map_err(bench_err)?;
+    let report = crate::bench::replay::run_replay_bench(
+        work.path(),
+        args.events.max(1),
+        args.runs.max(1),
+        &mut |line| eprintln!("{line}"),
+    )
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", report.render())?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {

@@ -717,3 +717,67 @@ fn the_jsonl_export_format_stays_readable() {
     let audit_dir = json(&dir_args(dir.path(), &["audit", "--json"]));
     assert_eq!(audit_kept, audit_dir);
 }
+
+#[test]
+fn timeline_follow_prints_events_as_they_are_appended() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let golden = Golden::load("switchover");
+    let dir = golden.sled();
+    let tmp = tempfile::tempdir().unwrap();
+    let full = std::fs::read_to_string(export_jsonl(dir.path(), tmp.path())).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    // The header and the first 30 events now; the rest later, the last
+    // line in two writes (a line being written is not read half).
+    let live = tmp.path().join("live.jsonl");
+    std::fs::write(&live, lines[..31].join("\n") + "\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(["replay", "timeline", "--follow", "--poll-ms", "50", "--file"])
+        .arg(&live)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |n: usize, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("only {} of {n} lines followed: {seen:#?}", seen.len()),
+            }
+        }
+    };
+    wait_for(30, &mut seen);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&live).unwrap();
+    let last = lines.len() - 1;
+    file.write_all((lines[31..last].join("\n") + "\n").as_bytes()).unwrap();
+    let (half, rest) = lines[last].split_at(40);
+    file.write_all(half.as_bytes()).unwrap();
+    file.flush().unwrap();
+    wait_for(last - 1, &mut seen);
+    std::thread::sleep(Duration::from_millis(300));
+    file.write_all(format!("{rest}\n").as_bytes()).unwrap();
+    file.flush().unwrap();
+    wait_for(last, &mut seen);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let seqs: Vec<u64> = seen
+        .iter()
+        .map(|l| {
+            l.split("  #").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=last as u64).collect::<Vec<_>>());
+}

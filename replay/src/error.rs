@@ -25,7 +25,7 @@ pub enum ReplayError {
         place: String,
         /// What the store reported.
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// An event frame failed a check: the journal is damaged from `seq`.
     #[error(
@@ -40,7 +40,7 @@ pub enum ReplayError {
         seq: u64,
         /// The failed check.
         #[source]
-        source: CodecError,
+        source: Box<CodecError>,
     },
     /// A line of an export file is not what the format says.
     #[error("{place}: line {line}: {what}")]

@@ -323,12 +323,12 @@ impl Failovers {
                 i
             }
         };
-        if let Some(r) = self.records.get_mut(index) {
-            if r.promoted.is_none() {
-                r.promoted = Some(mark(e, format!("{pod} promoted at offset {offset}")));
-                r.promoted_offset = Some(offset);
-                r.lost_bytes_bound = r.old_offset.map(|o| o.saturating_sub(offset));
-            }
+        if let Some(r) = self.records.get_mut(index)
+            && r.promoted.is_none()
+        {
+            r.promoted = Some(mark(e, format!("{pod} promoted at offset {offset}")));
+            r.promoted_offset = Some(offset);
+            r.lost_bytes_bound = r.old_offset.map(|o| o.saturating_sub(offset));
         }
     }
 
@@ -349,15 +349,16 @@ impl Failovers {
         // The old primary seen again, after its successor was promoted.
         let mut returned = Vec::new();
         for &i in &self.awaiting_return {
-            if let Some(r) = self.records.get_mut(i) {
-                if r.old_primary.as_deref() == Some(pod) && r.old_returned.is_none() {
-                    let what = match (role, primary) {
-                        (Role::Replica, Some(p)) => format!("{pod} returned as a replica of {p}"),
-                        (role, _) => format!("{pod} returned as {role:?}"),
-                    };
-                    r.old_returned = Some(mark(e, what));
-                    returned.push(i);
-                }
+            if let Some(r) = self.records.get_mut(i)
+                && r.old_primary.as_deref() == Some(pod)
+                && r.old_returned.is_none()
+            {
+                let what = match (role, primary) {
+                    (Role::Replica, Some(p)) => format!("{pod} returned as a replica of {p}"),
+                    (role, _) => format!("{pod} returned as {role:?}"),
+                };
+                r.old_returned = Some(mark(e, what));
+                returned.push(i);
             }
         }
         self.awaiting_return.retain(|i| !returned.contains(i));
@@ -365,10 +366,11 @@ impl Failovers {
             return;
         }
         if let Some(i) = self.record_for(pod) {
-            if let Some(r) = self.records.get_mut(i) {
-                if r.confirmed.is_none() && r.promoted.is_some() {
-                    r.confirmed = Some(mark(e, format!("{pod} answered as primary")));
-                }
+            if let Some(r) = self.records.get_mut(i)
+                && r.confirmed.is_none()
+                && r.promoted.is_some()
+            {
+                r.confirmed = Some(mark(e, format!("{pod} answered as primary")));
             }
             return;
         }

@@ -104,7 +104,7 @@ struct EventLineRef<'a> {
 #[derive(Debug, Clone)]
 pub enum Line {
     /// The snapshot the events continue.
-    Snapshot(SnapshotLine),
+    Snapshot(Box<SnapshotLine>),
     /// One event.
     Event(Box<EventLine>),
 }
@@ -134,7 +134,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     match serde_json::from_str::<EventLine>(text) {
         Ok(line) => Ok(Line::Event(Box::new(line))),
         Err(event_err) => match serde_json::from_str::<SnapshotWrapper<SnapshotLine>>(text) {
-            Ok(wrapper) => Ok(Line::Snapshot(wrapper.snapshot)),
+            Ok(wrapper) => Ok(Line::Snapshot(Box::new(wrapper.snapshot))),
             Err(_) => Err(event_err.to_string()),
         },
     }

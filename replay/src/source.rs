@@ -186,13 +186,7 @@ impl<S: JournalStore> Input<S> {
                     place,
                     ..
                 } => {
-                    let head = store
-                        .head(stream)
-                        .await
-                        .map_err(|source| ReplayError::Store {
-                            place: place.clone(),
-                            source,
-                        })?;
+                    let head = store.head(stream).await.map_err(store_error(place))?;
                     store_events(store, stream, place, position, head.seq, &mut stop).await?
                 }
                 Self::File(path) => file_tail(path, position, &mut stop)?,
@@ -226,7 +220,7 @@ impl Visit for StopAtDeletion<'_> {
 fn store_error(place: &str) -> impl Fn(logbook_journal::StoreError) -> ReplayError + '_ {
     move |source| ReplayError::Store {
         place: place.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -309,10 +303,10 @@ async fn store_events<S: JournalStore>(
                 place: place.to_owned(),
                 stream: stream.to_string(),
                 seq: next,
-                source: codec::CodecError::SeqMismatch {
+                source: Box::new(codec::CodecError::SeqMismatch {
                     expected: next,
                     found: 0,
-                },
+                }),
             });
         }
         for (seq, frame) in batch.iter() {
@@ -325,10 +319,10 @@ async fn store_events<S: JournalStore>(
                     place: place.to_owned(),
                     stream: stream.to_string(),
                     seq: expected,
-                    source: codec::CodecError::SeqMismatch {
+                    source: Box::new(codec::CodecError::SeqMismatch {
                         expected,
                         found: seq,
-                    },
+                    }),
                 });
             }
             let envelope = codec::decode_event(frame, seq, &at.hash).map_err(|source| {
@@ -336,7 +330,7 @@ async fn store_events<S: JournalStore>(
                     place: place.to_owned(),
                     stream: stream.to_string(),
                     seq,
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             let raw = Raw {
@@ -405,6 +399,7 @@ fn file_scan(path: &PathBuf, until: Option<u64>, visit: &mut dyn Visit) -> Resul
     if n > 0 {
         match jsonl::parse_line(&text) {
             Ok(Line::Snapshot(snapshot)) => {
+                let snapshot = *snapshot;
                 line_no = line_no.saturating_add(1);
                 offset = offset.saturating_add(n as u64);
                 start.from_snapshot = Some(snapshot.seq);
@@ -523,7 +518,7 @@ fn file_event(
     };
     let (envelope, version, frame) = line
         .into_checked(expected, &position.hash)
-        .map_err(|what| bad(what))?;
+        .map_err(bad)?;
     position.seq = envelope.seq;
     position.hash = envelope.hash;
     let raw = Raw {

@@ -76,7 +76,7 @@ pub async fn verify<S: JournalStore>(input: &Input<S>) -> Result<Verified> {
                 .await
                 .map_err(|source| ReplayError::Store {
                     place: place.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             if report.head.seq == 0 && report.problem.is_none() {
                 return Err(ReplayError::Unreadable {

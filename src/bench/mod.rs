@@ -35,6 +35,7 @@ mod operator;
 mod process;
 mod readback;
 mod readiness;
+pub mod replay;
 mod resolve;
 pub mod restart;
 mod sentinel;

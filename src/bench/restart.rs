@@ -41,7 +41,7 @@ use crate::journal_store::ConfigMapStore;
 use crate::journal_store::layout::{self, HeadRecord};
 
 mod count;
-mod life;
+pub(crate) mod life;
 mod report;
 
 use count::count_requests;

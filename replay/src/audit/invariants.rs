@@ -132,8 +132,10 @@ impl Invariants {
             Event::Decided { .. } => {
                 self.decisions = self.decisions.saturating_add(1);
                 self.overdue(state, e, "the new leader's next decision");
-                if let Some(Ok(spec)) = state.desired_spec() {
-                    if spec.paused {
+                if let Some(Ok(spec)) = state.desired_spec()
+                    && spec.paused
+                {
+                    {
                         self.findings.push(finding(
                             Check::ActionWhilePaused,
                             e,

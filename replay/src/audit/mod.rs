@@ -259,8 +259,11 @@ pub async fn audit<S: logbook_journal::JournalStore>(
         .await;
     match scanned {
         Ok(position) => {
-            if let Some(head) = run.head {
-                if position.seq == head.seq && position.hash != head.hash {
+            if let Some(head) = run.head
+                && position.seq == head.seq
+                && position.hash != head.hash
+            {
+                {
                     chain.push(Finding {
                         check: Check::Chain,
                         seq: head.seq,

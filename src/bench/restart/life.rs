@@ -33,7 +33,7 @@ impl Rng {
 /// applied and rolled pod by pod. Decisions are journaled with their
 /// outcomes, as the operator does, so a projection ends with nothing in
 /// flight unless the stream stops mid-episode.
-pub(super) struct Life {
+pub(crate) struct Life {
     rng: Rng,
     name: String,
     subnet: usize,
@@ -49,7 +49,7 @@ pub(super) struct Life {
 }
 
 impl Life {
-    pub(super) fn new(index: usize, start_us: i64) -> Self {
+    pub(crate) fn new(index: usize, start_us: i64) -> Self {
         let mut life = Life {
             rng: Rng(0x9e37_79b9_7f4a_7c15 ^ (index as u64).wrapping_mul(0x1000_0001)),
             name: format!("cache-{index:03}"),
@@ -74,7 +74,7 @@ impl Life {
     }
 
     /// The next event, stamped.
-    pub(super) fn next(&mut self) -> NewEvent {
+    pub(crate) fn next(&mut self) -> NewEvent {
         while self.pending.is_empty() {
             self.episode();
         }
