@@ -158,6 +158,8 @@ fn build() -> String {
 }
 
 /// An opened source: a store and the one stream, or a file.
+// One per command: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Opened {
     Store {
         journal: Journal,

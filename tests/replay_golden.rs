@@ -734,7 +734,14 @@ fn timeline_follow_prints_events_as_they_are_appended() {
     let live = tmp.path().join("live.jsonl");
     std::fs::write(&live, lines[..31].join("\n") + "\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
-        .args(["replay", "timeline", "--follow", "--poll-ms", "50", "--file"])
+        .args([
+            "replay",
+            "timeline",
+            "--follow",
+            "--poll-ms",
+            "50",
+            "--file",
+        ])
         .arg(&live)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -749,7 +756,7 @@ fn timeline_follow_prints_events_as_they_are_appended() {
         }
     });
     let mut seen: Vec<String> = Vec::new();
-    let mut wait_for = |n: usize, seen: &mut Vec<String>| {
+    let wait_for = |n: usize, seen: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while seen.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -760,9 +767,13 @@ fn timeline_follow_prints_events_as_they_are_appended() {
         }
     };
     wait_for(30, &mut seen);
-    let mut file = std::fs::OpenOptions::new().append(true).open(&live).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
     let last = lines.len() - 1;
-    file.write_all((lines[31..last].join("\n") + "\n").as_bytes()).unwrap();
+    file.write_all((lines[31..last].join("\n") + "\n").as_bytes())
+        .unwrap();
     let (half, rest) = lines[last].split_at(40);
     file.write_all(half.as_bytes()).unwrap();
     file.flush().unwrap();
@@ -776,7 +787,14 @@ fn timeline_follow_prints_events_as_they_are_appended() {
     let seqs: Vec<u64> = seen
         .iter()
         .map(|l| {
-            l.split("  #").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+            l.split("  #")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     assert_eq!(seqs, (1..=last as u64).collect::<Vec<_>>());

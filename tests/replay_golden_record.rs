@@ -43,14 +43,11 @@
 mod operator_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use logbook::journal_store::JournalBackend;
-use logbook::operator::CRASH_AT_COMMIT;
 use logbook_journal::codec::{FRAME_HEADER_LEN, decode_event};
 use logbook_journal::{
     ChainHash, ClusterState, Envelope, Event, Head, Intent, JournalStore, PlannedIntent,
@@ -277,74 +274,6 @@ fn decode_frames(bytes: &[u8]) -> Vec<Envelope> {
         at = end;
     }
     events
-}
-
-/// `logbook operator` as a child process on ConfigMap journals with the
-/// tests' Lease timing, armed to abort at journal commit `crash_at`
-/// counted from its first decision (see `src/operator/crash.rs`).
-struct ArmedOperator {
-    instance: String,
-    child: Child,
-    stderr: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ArmedOperator {
-    fn start(env: &Env, kubeconfig: &Path, workdir: &Path, instance: &str, crash_at: u64) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
-            .arg("operator")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--journal", "configmap", "--instance", instance])
-            .args(["--lease-namespace", NS, "--lease-seconds", "3"])
-            .args(["--renew-milliseconds", "1000"])
-            // An abort's core file, if any, lands here.
-            .current_dir(workdir)
-            .env("RUST_LOG", "info,logbook=debug,kube=warn")
-            .env("NO_COLOR", "1")
-            .env(CRASH_AT_COMMIT, crash_at.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning logbook operator");
-        let stderr = child.stderr.take().unwrap();
-        let (logs, prefix) = (env.logs.clone(), format!("[{instance}] "));
-        let echo = std::env::var_os("LOGBOOK_TEST_LOG").is_some();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if echo {
-                    eprintln!("{prefix}{line}");
-                }
-                logs.append(&format!("{prefix}{line}"));
-            }
-        });
-        env.logs.append(&format!(
-            "==== {instance} started (crash at commit {crash_at}) ===="
-        ));
-        Self {
-            instance: instance.to_owned(),
-            child,
-            stderr: Some(reader),
-        }
-    }
-
-    /// Its exit status once it exited (its log lines are then all read).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.try_wait().unwrap()?;
-        if let Some(reader) = self.stderr.take() {
-            let _ = reader.join();
-        }
-        Some(status)
-    }
-}
-
-impl Drop for ArmedOperator {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------
@@ -918,7 +847,7 @@ async fn restart_mid_failover() -> Recording {
     // Commit 1 counted from the first decision is that decision's own:
     // the converged cluster gives the armed instance nothing to decide
     // before the kill, so it dies with the whole failover in flight.
-    let mut armed = ArmedOperator::start(&env, &kubeconfig, workdir.path(), ARMED, 1);
+    let mut armed = OperatorProcess::start(&env, &kubeconfig, workdir.path(), ARMED, Some(1));
     let deadline = Instant::now() + Duration::from_secs(30);
     let takeover = loop {
         tail.catch_up().await;

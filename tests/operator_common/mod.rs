@@ -39,6 +39,7 @@ use redis::aio::MultiplexedConnection;
 
 mod configmaps;
 mod monitor;
+mod process;
 mod retry;
 mod valkey;
 
@@ -46,6 +47,8 @@ mod valkey;
 pub use configmaps::*;
 #[allow(unused_imports)]
 pub use monitor::*;
+#[allow(unused_imports)]
+pub use process::*;
 #[allow(unused_imports)]
 pub use retry::*;
 #[allow(unused_imports)]

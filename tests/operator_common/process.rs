@@ -1,0 +1,123 @@
+//! `logbook operator` as a real child process of a test, on ConfigMap
+//! journals, with its log lines in the test's [`Env::logs`]: for tests that
+//! crash it (`LOGBOOK_CRASH_AT_COMMIT`) or run several at once.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use logbook::operator::CRASH_AT_COMMIT;
+
+use super::{Env, NS};
+
+/// `logbook operator` as a child process on ConfigMap journals, with the
+/// tests' Lease timing (valid 3 s, renewed every second).
+pub struct OperatorProcess {
+    /// Its instance name.
+    pub instance: String,
+    child: Child,
+    stderr: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OperatorProcess {
+    /// Starts instance `instance`, armed to crash at commit `crash_at`
+    /// when given. Its log lines go to [`Env::logs`], prefixed with its
+    /// name (so failure dumps show them).
+    pub fn start(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        crash_at: Option<u64>,
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--journal", "configmap", "--instance", instance])
+            .args(["--lease-namespace", NS, "--lease-seconds", "3"])
+            .args(["--renew-milliseconds", "1000"])
+            // Nothing local is read or written with ConfigMap journals;
+            // an abort's core file, if any, lands here too.
+            .current_dir(workdir)
+            .env("RUST_LOG", "info,logbook=debug,kube=warn")
+            .env("NO_COLOR", "1")
+            .env_remove(CRASH_AT_COMMIT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(n) = crash_at {
+            command.env(CRASH_AT_COMMIT, n.to_string());
+        }
+        let mut child = command.spawn().expect("spawning logbook operator");
+        let stderr = child.stderr.take().unwrap();
+        let (logs, prefix) = (env.logs.clone(), format!("[{instance}] "));
+        let echo = std::env::var_os("LOGBOOK_TEST_LOG").is_some();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{prefix}{line}");
+                }
+                logs.append(&format!("{prefix}{line}"));
+            }
+        });
+        env.logs.append(&format!(
+            "==== {instance} started (crash at {crash_at:?}) ===="
+        ));
+        Self {
+            instance: instance.to_owned(),
+            child,
+            stderr: Some(reader),
+        }
+    }
+
+    /// Its exit status once it exited (its log lines are then all read).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().unwrap()?;
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
+        }
+        Some(status)
+    }
+
+    /// SIGTERM, and a clean exit (it releases the Lease on the way out),
+    /// or with `armed`, the crash injection's abort too (the commit of
+    /// what it holds at shutdown may be its crash point). Failures dump
+    /// `cluster`.
+    pub async fn stop(mut self, env: &Env, cluster: &str, armed: bool) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within 20 s of SIGTERM\n{}",
+                self.instance,
+                env.dump(cluster).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let aborted = status.signal() == Some(nix::sys::signal::Signal::SIGABRT as i32);
+        assert!(
+            status.success() || (armed && aborted),
+            "{} stopped with {status}\n{}",
+            self.instance,
+            env.dump(cluster).await
+        );
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
