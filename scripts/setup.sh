@@ -67,12 +67,14 @@ say "$("$TOOLS/bin/valkey-server" --version)"
 
 # Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
 # redis-benchmark) for TLS tests and client tooling; iptables for the
-# kubelet's "unreachable pod" fault. The Debian redis-server service is not
-# used: the kubelet runs its own processes.
+# kubelet's "unreachable pod" fault; chromium (headless) for the replay HTML
+# report's test, which renders the page and checks the screenshot. The Debian
+# redis-server service is not used: the kubelet runs its own processes.
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
 	say "installing Debian packages: ${missing[*]}"
