@@ -133,8 +133,14 @@ async fn replay_reads_a_live_configmap_journal_with_gets_only_and_never_prints_t
         .iter()
         .filter(|r| r.method != "GET" && !r.uri.contains("/namespaces/kube-node-lease/leases/"))
         .collect();
-    assert!(not_reads.is_empty(), "not reads while replaying: {not_reads:#?}");
-    let watches: Vec<_> = requests.iter().filter(|r| r.uri.contains("watch=")).collect();
+    assert!(
+        not_reads.is_empty(),
+        "not reads while replaying: {not_reads:#?}"
+    );
+    let watches: Vec<_> = requests
+        .iter()
+        .filter(|r| r.uri.contains("watch="))
+        .collect();
     assert!(watches.is_empty(), "watches while replaying: {watches:#?}");
     let reads = requests
         .iter()

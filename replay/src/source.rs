@@ -516,9 +516,7 @@ fn file_event(
             )));
         }
     };
-    let (envelope, version, frame) = line
-        .into_checked(expected, &position.hash)
-        .map_err(bad)?;
+    let (envelope, version, frame) = line.into_checked(expected, &position.hash).map_err(bad)?;
     position.seq = envelope.seq;
     position.hash = envelope.hash;
     let raw = Raw {

@@ -222,7 +222,8 @@ pub async fn run_replay_bench(
     let dir = work.join("journal");
     let store = SledStore::open(&dir, Durability::Background)
         .map_err(|e| ReplayBenchError::Seed(e.to_string()))?;
-    let stream = StreamId::new("bench-replay").map_err(|e| ReplayBenchError::Seed(e.to_string()))?;
+    let stream =
+        StreamId::new("bench-replay").map_err(|e| ReplayBenchError::Seed(e.to_string()))?;
     let mut frames = Vec::new();
     let started = Instant::now();
     let decisions = seed(&store, &stream, events, &mut frames).await?;
@@ -262,7 +263,9 @@ pub async fn run_replay_bench(
         let verified = logbook_replay::verify::verify(&input).await?;
         report.verify.push(t.elapsed());
         if let Some(p) = verified.problem {
-            return Err(ReplayBenchError::Seed(format!("the seeded journal does not verify: {p:?}")));
+            return Err(ReplayBenchError::Seed(format!(
+                "the seeded journal does not verify: {p:?}"
+            )));
         }
 
         let t = Instant::now();
