@@ -78,6 +78,10 @@ pub struct ReplayBenchArgs {
     /// Timed runs of each verb (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Work in this (new or empty) directory and keep the journal there,
+    /// instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 /// `logbook bench restart` options.
@@ -145,12 +149,19 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
 }
 
 async fn replay(args: ReplayBenchArgs, out: &mut dyn Write) -> Result<()> {
-    let work = tempfile::Builder::new()
+    let temp = tempfile::Builder::new()
         .prefix("logbook-bench-replay-")
         .tempdir()
         .map_err(bench_err)?;
+    let work = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(bench_err)?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
     let report = crate::bench::replay::run_replay_bench(
-        work.path(),
+        &work,
         args.events.max(1),
         args.runs.max(1),
         &mut |line| eprintln!("{line}"),

@@ -5,12 +5,14 @@
 //!
 //! The journal is one Replication cluster's life (the restart bench's
 //! [`Life`]: probe rounds, restarts, failovers, spec changes) whose
-//! decisions are the real `decide`'s: every so many events the generator
-//! asks `decide` about the projection so far and journals what it says
-//! with its outcomes, as the operator does. The audit therefore finds
-//! nothing and does all its work; a decision every [`DECIDE_EVERY`] events
-//! is a heavier mix than a converged cluster's (the goldens have about one
-//! in twenty).
+//! decisions are the real `decide`'s: every [`DECIDE_EVERY`] events the
+//! generator asks `decide` about the projection so far and journals what
+//! it says with its outcomes, as the operator does (a pod the life makes
+//! primary on its own is observed as a replica of decide's primary). The
+//! audit therefore finds nothing and does all its work. `decide` asks for
+//! something about once in 400 events of such a life (restarts, failovers,
+//! spec changes between long stretches of probe rounds); the goldens, all
+//! incident, have one decision in twenty.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -98,6 +100,7 @@ pub async fn seed(
         ) {
             continue;
         }
+        let next = follow_decided_primary(&state, next);
         let at = next.at;
         stage(stream, &mut head, &mut state, &mut pending, vec![next])?;
         since_question = since_question.saturating_add(1);
@@ -122,6 +125,21 @@ pub async fn seed(
         .flush()
         .map_err(|e| ReplayBenchError::Seed(e.to_string()))?;
     Ok(decisions)
+}
+
+/// The life picks its own primaries; the journal's are decide's. A pod
+/// the life reports as primary while decide's primary is another is
+/// reported as that primary's replica, as it would be once repointed.
+fn follow_decided_primary(state: &ClusterState, mut event: NewEvent) -> NewEvent {
+    if let Event::NodeRoleObserved { pod, role, primary } = &mut event.body
+        && *role == logbook_journal::Role::Primary
+        && let Some(decided) = state.primary.as_ref()
+        && decided != pod
+    {
+        *role = logbook_journal::Role::Replica;
+        *primary = Some(decided.clone());
+    }
+    event
 }
 
 /// Encodes `batch` after `head`, folds it into `state`, queues its frames.
