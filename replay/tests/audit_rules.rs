@@ -1,0 +1,332 @@
+//! The audit's invariants and the `failovers` kinds on small journals
+//! written for the purpose: each rule broken once gives exactly its
+//! finding at its seq, and a journal that keeps them gives none.
+//!
+//! The decider here is a stand-in that asks for nothing (the operator's
+//! `decide` lives in the crate that depends on this one; the golden tests
+//! in `tests/replay_golden.rs` audit with it): journals without `Decided`
+//! events check the invariants alone; where a decision is needed, its
+//! determinism finding is expected and told apart by its check.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use logbook_journal::writer::encode_batch;
+use logbook_journal::{
+    ClusterState, Event, Head, Intent, JournalStore, MemoryStore, NewEvent, PlannedIntent,
+    PodPhase, Policy, Reachability, Reason, ReasonCode, Role, SpecFingerprint, StreamId, Timestamp,
+};
+use logbook_replay::audit::{AuditReport, Check, audit};
+use logbook_replay::failovers::{Failovers, Kind};
+use logbook_replay::{Decider, Input};
+use uuid::Uuid;
+
+struct Nothing;
+
+impl Decider for Nothing {
+    fn decide(&self, _: &ClusterState, _: Timestamp, _: &Policy) -> Vec<(Intent, Reason)> {
+        Vec::new()
+    }
+    fn build(&self) -> String {
+        "nothing".to_owned()
+    }
+}
+
+/// A journal under construction: events with their writer epochs.
+struct Journal {
+    events: Vec<(u64, Event)>,
+}
+
+impl Journal {
+    fn new() -> Self {
+        let mut j = Self { events: Vec::new() };
+        j.push(Event::SpecChanged {
+            generation: 1,
+            spec_json: r#"{"topology":"Replication","replicas":3}"#.to_owned(),
+            fingerprint: SpecFingerprint([1; 32]),
+        });
+        for pod in ["p-0", "p-1", "p-2"] {
+            j.push(Event::PodObserved {
+                pod: pod.to_owned(),
+                uid: format!("uid-{pod}"),
+                ip: Some("10.0.0.1".to_owned()),
+                phase: PodPhase::Running,
+                ready: true,
+                node: None,
+                revision: None,
+            });
+        }
+        j.role("p-0", Role::Primary, None);
+        j.role("p-1", Role::Replica, Some("p-0"));
+        j.role("p-2", Role::Replica, Some("p-0"));
+        j
+    }
+
+    fn push(&mut self, body: Event) -> u64 {
+        self.push_at(1, body)
+    }
+
+    fn push_at(&mut self, epoch: u64, body: Event) -> u64 {
+        self.events.push((epoch, body));
+        self.events.len() as u64
+    }
+
+    fn role(&mut self, pod: &str, role: Role, primary: Option<&str>) -> u64 {
+        self.push(Event::NodeRoleObserved {
+            pod: pod.to_owned(),
+            role,
+            primary: primary.map(str::to_owned),
+        })
+    }
+
+    fn decide(&mut self, epoch: u64, intent: Intent, code: ReasonCode) -> (u64, Uuid) {
+        let id = Uuid::now_v7();
+        let seq = self.push_at(
+            epoch,
+            Event::Decided {
+                intents: vec![PlannedIntent {
+                    intent_id: id,
+                    intent,
+                    reason: Reason {
+                        code,
+                        detail: "test".to_owned(),
+                    },
+                }],
+            },
+        );
+        (seq, id)
+    }
+
+    async fn input(&self) -> Input<MemoryStore> {
+        let store = MemoryStore::new();
+        let stream = StreamId::new("s").unwrap();
+        let mut head = Head::EMPTY;
+        for (i, (epoch, body)) in self.events.iter().enumerate() {
+            let event = NewEvent {
+                id: Uuid::now_v7(),
+                at: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
+                cause: None,
+                body: body.clone(),
+            };
+            let (envs, encoded) = encode_batch(&stream, head, *epoch, vec![event]).unwrap();
+            head = store
+                .append(&stream, head.next_seq(), &encoded)
+                .await
+                .unwrap();
+            assert_eq!(head.seq, envs[0].seq);
+        }
+        Input::Store {
+            store,
+            stream,
+            cluster: None,
+            place: "test".to_owned(),
+        }
+    }
+
+    async fn audit(&self) -> AuditReport {
+        audit(&self.input().await, &Nothing).await.unwrap()
+    }
+}
+
+fn only(report: &AuditReport, check: Check) -> Vec<(u64, String)> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.check == check)
+        .map(|f| (f.seq, f.detail.clone()))
+        .collect()
+}
+
+#[test]
+fn a_journal_that_keeps_the_rules_is_clean() {
+    futures::executor::block_on(async {
+        let j = Journal::new();
+        let report = j.audit().await;
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(report.events, 7);
+    });
+}
+
+#[test]
+fn two_pods_serving_as_primary_is_one_finding_per_episode() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        let second = j.role("p-1", Role::Primary, None);
+        j.role("p-2", Role::Primary, None); // still the same episode
+        j.role("p-1", Role::Replica, Some("p-0"));
+        j.role("p-2", Role::Replica, Some("p-0"));
+        // A primary known dead does not count: p-0 refused, p-2 promoted.
+        j.push(Event::PodReachabilityObserved {
+            pod: "p-0".to_owned(),
+            reachability: Reachability::Refused,
+        });
+        j.role("p-2", Role::Primary, None);
+        let report = j.audit().await;
+        let found = only(&report, Check::TwoPrimaries);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert_eq!(found[0].0, second);
+        assert!(found[0].1.contains("p-0 and p-1"), "{}", found[0].1);
+    });
+}
+
+#[test]
+fn a_decision_from_a_superseded_epoch_is_a_finding() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        j.push_at(
+            2,
+            Event::OperatorStarted {
+                version: "t".into(),
+                instance: "b".into(),
+                epoch: 2,
+                gap_ms: Some(10),
+            },
+        );
+        let (stale, _) = j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        let report = j.audit().await;
+        let found = only(&report, Check::StaleEpoch);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert_eq!(found[0].0, stale);
+        assert!(
+            found[0].1.contains("epoch 1 after epoch 2"),
+            "{}",
+            found[0].1
+        );
+    });
+}
+
+#[test]
+fn a_decision_while_paused_is_a_finding() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        j.push(Event::SpecChanged {
+            generation: 2,
+            spec_json: r#"{"topology":"Replication","replicas":3,"paused":true}"#.to_owned(),
+            fingerprint: SpecFingerprint([2; 32]),
+        });
+        let (paused, id) = j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.push(Event::IntentSucceeded {
+            intent_id: id,
+            detail: "done".into(),
+        });
+        let report = j.audit().await;
+        assert_eq!(
+            only(&report, Check::ActionWhilePaused)[0].0,
+            paused,
+            "{report:#?}"
+        );
+        // The stand-in decider asks for nothing, so the decision is also
+        // one determinism finding — and nothing else is.
+        assert_eq!(report.findings.len(), 2, "{report:#?}");
+        assert_eq!(only(&report, Check::Determinism)[0].0, paused);
+    });
+}
+
+#[test]
+fn intents_left_at_a_takeover_must_settle_before_the_next_decision() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        let (_, left) = j.decide(
+            1,
+            Intent::RollPod {
+                pod: "p-1".into(),
+                revision: "r2".into(),
+            },
+            ReasonCode::RevisionOutdated,
+        );
+        j.push_at(
+            2,
+            Event::OperatorStarted {
+                version: "t".into(),
+                instance: "b".into(),
+                epoch: 2,
+                gap_ms: Some(3000),
+            },
+        );
+        let (next, _) = j.decide(2, Intent::UpdateStatus, ReasonCode::StatusStale);
+        // And an outcome for an intent never decided.
+        let stray = j.push_at(
+            2,
+            Event::IntentSucceeded {
+                intent_id: Uuid::now_v7(),
+                detail: "?".into(),
+            },
+        );
+        let report = j.audit().await;
+        let unresolved = only(&report, Check::IntentWithoutOutcome);
+        assert_eq!(unresolved.len(), 1, "{report:#?}");
+        assert_eq!(unresolved[0].0, next);
+        assert!(
+            unresolved[0].1.contains(&left.to_string()),
+            "{}",
+            unresolved[0].1
+        );
+        assert_eq!(only(&report, Check::OutcomeWithoutIntent)[0].0, stray);
+        // The second decision is still open at the head: listed, not a finding.
+        assert_eq!(report.open_intents.len(), 2, "{report:#?}");
+    });
+}
+
+#[test]
+fn a_damaged_event_is_a_chain_finding_and_what_precedes_it_is_audited() {
+    futures::executor::block_on(async {
+        let j = Journal::new();
+        let input = j.input().await;
+        let Input::Store { store, stream, .. } = &input else {
+            unreachable!()
+        };
+        let mut frame = store.raw_get(stream, 5).unwrap();
+        let last = frame.len() - 1;
+        frame[last] ^= 0xff;
+        store.raw_overwrite(stream, 5, Some(frame));
+        let report = audit(&input, &Nothing).await.unwrap();
+        let chain = only(&report, Check::Chain);
+        assert_eq!(chain.len(), 1, "{report:#?}");
+        assert_eq!(chain[0].0, 5);
+        assert_eq!(report.last_seq, 4);
+    });
+}
+
+#[test]
+fn a_primary_nobody_here_decided_is_an_observed_failover() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        j.push(Event::ReplicationObserved {
+            pod: "p-0".into(),
+            link: logbook_journal::LinkStatus::NotReplica,
+            offset: 500,
+            replid: logbook_journal::ReplId([3; 20]),
+        });
+        j.push(Event::PodReachabilityObserved {
+            pod: "p-0".into(),
+            reachability: Reachability::TimedOut,
+        });
+        j.push(Event::ReplicationObserved {
+            pod: "p-2".into(),
+            link: logbook_journal::LinkStatus::Down,
+            offset: 480,
+            replid: logbook_journal::ReplId([3; 20]),
+        });
+        // Sentinel (or a person) promoted p-2; the operator only saw it.
+        let seen = j.role("p-2", Role::Primary, None);
+        j.role("p-0", Role::Replica, Some("p-2"));
+        let input = j.input().await;
+        let mut failovers = Failovers::new();
+        input.scan(None, &mut failovers).await.unwrap();
+        let [r] = failovers.records.as_slice() else {
+            panic!("{:#?}", failovers.records);
+        };
+        assert_eq!(r.kind, Kind::Observed);
+        assert_eq!(r.old_primary.as_deref(), Some("p-0"));
+        assert_eq!(r.new_primary, "p-2");
+        assert!(r.decided.is_none());
+        assert_eq!(r.confirmed.as_ref().unwrap().seq, seen);
+        assert_eq!(r.failure_observed.as_ref().unwrap().seq, seen - 2);
+        assert_eq!(r.lost_bytes_bound, Some(20));
+        assert_eq!(r.old_returned.as_ref().unwrap().seq, seen + 1);
+    });
+}
