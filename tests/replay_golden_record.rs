@@ -1083,31 +1083,16 @@ fn selected(scenario: &str) -> bool {
 async fn record_golden_journals() {
     let began = Instant::now();
     let mut kept = Vec::new();
-    if selected("failover") {
+    for name in ["failover", "switchover", "restart_mid_failover"] {
+        if !selected(name) {
+            continue;
+        }
         let started = Instant::now();
-        let rec = failover().await;
-        keep(&rec);
-        kept.push((
-            rec.scenario,
-            rec.events.len(),
-            rec.frames.len(),
-            started.elapsed(),
-        ));
-    }
-    if selected("switchover") {
-        let started = Instant::now();
-        let rec = switchover().await;
-        keep(&rec);
-        kept.push((
-            rec.scenario,
-            rec.events.len(),
-            rec.frames.len(),
-            started.elapsed(),
-        ));
-    }
-    if selected("restart_mid_failover") {
-        let started = Instant::now();
-        let rec = restart_mid_failover().await;
+        let rec = match name {
+            "failover" => failover().await,
+            "switchover" => switchover().await,
+            _ => restart_mid_failover().await,
+        };
         keep(&rec);
         kept.push((
             rec.scenario,
