@@ -61,6 +61,13 @@ impl Golden {
         &self.facts["facts"][key]
     }
 
+    /// A fact that is a number (a seq, an offset).
+    fn number(&self, key: &str) -> u64 {
+        self.fact(key)
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}: fact {key} is not a number", self.name))
+    }
+
     /// The golden in a fresh sled directory.
     fn sled(&self) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -116,19 +123,6 @@ fn export_jsonl(from: &Path, to: &Path) -> PathBuf {
         file.to_str().unwrap(),
     ]);
     file
-}
-
-/// The envelopes of a golden, decoded.
-fn envelopes(events: &[EncodedEvent]) -> Vec<Envelope> {
-    let mut prev = ChainHash::GENESIS;
-    events
-        .iter()
-        .map(|e| {
-            let env = codec::decode_event(&e.frame, e.seq, &prev).unwrap();
-            prev = env.hash;
-            env
-        })
-        .collect()
 }
 
 /// Re-encodes `envelopes` from seq 1 with a fresh, valid chain.
@@ -222,21 +216,18 @@ fn failovers_of_the_automatic_failover_field_by_field() {
         *golden.fact("consecutive_failures")
     );
     assert_eq!(r["candidates"], *golden.fact("candidates"));
-    assert_eq!(
-        seq_of(&r["promoted"]),
-        golden.fact("promoted_seq").as_u64().unwrap()
-    );
+    assert_eq!(seq_of(&r["promoted"]), golden.number("promoted_seq"));
     assert_eq!(r["promoted_offset"], *golden.fact("promoted_offset"));
     // Confirmed by the promotion's outcome, right after it.
     assert_eq!(
         seq_of(&r["confirmed"]),
-        golden.fact("promote_succeeded_seq").as_u64().unwrap()
+        golden.number("promote_succeeded_seq")
     );
     assert_eq!(r["outcome"]["state"], "completed");
     // The old primary was healthy before the fault and failing after it,
     // before the decision.
-    let fault = golden.fact("fault_after_seq").as_u64().unwrap();
-    let decided_seq = golden.fact("decided_seq").as_u64().unwrap();
+    let fault = golden.number("fault_after_seq");
+    let decided_seq = golden.number("decided_seq");
     assert!(seq_of(&r["last_healthy"]) <= decided_seq, "{r:#}");
     let failure = seq_of(&r["failure_observed"]);
     assert!(fault < failure && failure <= decided_seq, "{r:#}");
@@ -254,7 +245,7 @@ fn failovers_of_the_automatic_failover_field_by_field() {
     // The bound on lost writes: the old primary's last offset minus the
     // promoted replica's.
     let old = r["old_offset"].as_u64().unwrap();
-    let new = golden.fact("promoted_offset").as_u64().unwrap();
+    let new = golden.number("promoted_offset");
     assert_eq!(
         r["lost_bytes_bound"].as_u64().unwrap(),
         old.saturating_sub(new)
@@ -275,14 +266,11 @@ fn failovers_of_the_switchover_field_by_field() {
     );
     assert_eq!(r["decided"]["reason"], "Requested");
     assert_eq!(r["decided"]["detail"], *golden.fact("reason_detail"));
-    assert_eq!(
-        seq_of(&r["promoted"]),
-        golden.fact("promoted_seq").as_u64().unwrap()
-    );
+    assert_eq!(seq_of(&r["promoted"]), golden.number("promoted_seq"));
     assert_eq!(r["promoted_offset"], *golden.fact("promoted_offset"));
     assert_eq!(
         seq_of(&r["confirmed"]),
-        golden.fact("switchover_succeeded_seq").as_u64().unwrap()
+        golden.number("switchover_succeeded_seq")
     );
     assert_eq!(r["outcome"]["state"], "completed");
     assert_eq!(
@@ -305,10 +293,7 @@ fn failovers_of_the_restart_mid_failover_field_by_field() {
     // Promoted by the instance that took over, after the crash.
     let takeover = golden.fact("takeover")["seq"].as_u64().unwrap();
     assert!(seq_of(&r["promoted"]) > takeover, "{r:#}");
-    assert_eq!(
-        seq_of(&r["promoted"]),
-        golden.fact("promoted_seq").as_u64().unwrap()
-    );
+    assert_eq!(seq_of(&r["promoted"]), golden.number("promoted_seq"));
     assert_eq!(r["outcome"]["state"], "completed");
 }
 
@@ -469,8 +454,9 @@ fn tampered_exports_fail_verify_at_the_exact_seq() {
 #[test]
 fn a_rewritten_decision_is_exactly_one_determinism_finding() {
     let golden = Golden::load("failover");
-    let decided_seq = golden.fact("decided_seq").as_u64().unwrap();
-    let mut envs = envelopes(&golden.events);
+    let decided_seq = golden.number("decided_seq");
+    let mut envs =
+        logbook_replay::frames::envelopes(&logbook_replay::frames::join(&golden.events)).unwrap();
     // The decision promoted gold-failover-1; make the record say -2 was
     // promoted (an equally good candidate, which this build's tie-break
     // does not choose), and re-hash the chain so nothing else differs.
@@ -573,8 +559,8 @@ fn timeline_shows_the_cause_chain_and_filters() {
         all.lines().count() as u64,
         golden.facts["events"].as_u64().unwrap()
     );
-    let decided = golden.fact("decided_seq").as_u64().unwrap();
-    let promoted = golden.fact("promoted_seq").as_u64().unwrap();
+    let decided = golden.number("decided_seq");
+    let promoted = golden.number("promoted_seq");
     let line = |seq: u64| {
         all.lines()
             .find(|l| l.contains(&format!("  #{seq}  ")))
@@ -592,7 +578,7 @@ fn timeline_shows_the_cause_chain_and_filters() {
         "{}",
         line(promoted)
     );
-    let succeeded = golden.fact("promote_succeeded_seq").as_u64().unwrap();
+    let succeeded = golden.number("promote_succeeded_seq");
     assert!(
         line(succeeded).contains(&format!("<- #{decided} Decided: promote gold-failover-1")),
         "{}",
@@ -623,8 +609,8 @@ fn timeline_shows_the_cause_chain_and_filters() {
 fn state_at_a_seq_and_a_time() {
     let golden = Golden::load("failover");
     let dir = golden.sled();
-    let decided = golden.fact("decided_seq").as_u64().unwrap();
-    let promoted = golden.fact("promoted_seq").as_u64().unwrap();
+    let decided = golden.number("decided_seq");
+    let promoted = golden.number("promoted_seq");
     let before = ok(&dir_args(
         dir.path(),
         &["state", "--at", &decided.to_string()],

@@ -48,10 +48,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use logbook::journal_store::JournalBackend;
-use logbook_journal::codec::{FRAME_HEADER_LEN, decode_event};
 use logbook_journal::{
-    ChainHash, ClusterState, Envelope, Event, Head, Intent, JournalStore, PlannedIntent,
-    Reachability, ReasonCode, Role, StreamId, Timestamp,
+    ClusterState, Envelope, Event, Head, Intent, JournalStore, PlannedIntent, Reachability,
+    ReasonCode, Role, StreamId, Timestamp,
 };
 use operator_common::*;
 use serde_json::{Value, json};
@@ -250,45 +249,15 @@ async fn dump_stream(env: &Env, stream: &StreamId) -> (Vec<u8>, Vec<Envelope>, H
         .iter()
         .flat_map(|(_, frame)| frame.iter().copied())
         .collect();
-    let events = decode_frames(&frames);
+    let events = logbook_replay::frames::envelopes(&frames).unwrap();
     assert_eq!(u64::try_from(events.len()).unwrap(), head.seq);
     assert_eq!(events.last().map(|e| e.hash), Some(head.hash));
     (frames, events, head)
 }
 
-/// Decodes a `.frames` buffer: frames one after another from seq 1, each
-/// checked (CRC, version, seq, chain link).
-fn decode_frames(bytes: &[u8]) -> Vec<Envelope> {
-    let mut events = Vec::new();
-    let mut prev = ChainHash::GENESIS;
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let header = &bytes[at..at + FRAME_HEADER_LEN];
-        let len = usize::try_from(u32::from_le_bytes(header[..4].try_into().unwrap())).unwrap();
-        let end = at + FRAME_HEADER_LEN + len;
-        let seq = u64::try_from(events.len()).unwrap() + 1;
-        let envelope = decode_event(&bytes[at..end], seq, &prev)
-            .unwrap_or_else(|e| panic!("frame of seq {seq} at byte {at}: {e}"));
-        prev = envelope.hash;
-        events.push(envelope);
-        at = end;
-    }
-    events
-}
-
 // ---------------------------------------------------------------------
 // Reading facts out of the recorded events.
 // ---------------------------------------------------------------------
-
-/// The variant name of a reason code.
-fn reason_name(code: &ReasonCode) -> String {
-    let debug = format!("{code:?}");
-    debug
-        .split([' ', '{', '('])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// The first decided intent after `after` matching `pred`, with the seq,
 /// epoch and id of its `Decided`.
@@ -351,7 +320,7 @@ fn intent_json(decided_seq: u64, p: &PlannedIntent) -> Value {
         "intent_id": p.intent_id.to_string(),
         "decided_seq": decided_seq,
         "intent": p.intent.describe(),
-        "reason": reason_name(&p.reason.code),
+        "reason": p.reason.code.name(),
         "reason_detail": p.reason.detail,
     })
 }
@@ -570,7 +539,7 @@ fn keep(rec: &Recording) {
     write_atomically(&frames_path, &rec.frames);
     write_atomically(&json_path, text.as_bytes());
     // Read back: the file decodes to the same events.
-    let again = decode_frames(&std::fs::read(&frames_path).unwrap());
+    let again = logbook_replay::frames::envelopes(&std::fs::read(&frames_path).unwrap()).unwrap();
     assert_eq!(again, rec.events);
     eprintln!(
         "{}: {} events, head {} {}, {} bytes -> {}",
@@ -678,7 +647,7 @@ async fn failover() -> Recording {
                     _ => Vec::new(),
                 },
                 "promote_intent_id": promote.intent_id.to_string(),
-                "reason": reason_name(&promote.reason.code),
+                "reason": promote.reason.code.name(),
                 "reason_detail": promote.reason.detail,
                 "death": death,
                 "consecutive_failures": consecutive_failures,
@@ -803,7 +772,7 @@ async fn switchover() -> Recording {
                     _ => Vec::new(),
                 },
                 "switchover_intent_id": switch.intent_id.to_string(),
-                "reason": reason_name(&switch.reason.code),
+                "reason": switch.reason.code.name(),
                 "reason_detail": switch.reason.detail,
                 "switchover_succeeded_seq": done.seq,
                 "switchover_detail": detail,
@@ -1043,7 +1012,7 @@ async fn restart_mid_failover() -> Recording {
                 "promote_intent_id": promote.intent_id.to_string(),
                 "promote_decided_pod": decided_pod,
                 "promote_decided_from": decided_from,
-                "reason": reason_name(&promote.reason.code),
+                "reason": promote.reason.code.name(),
                 "reason_detail": promote.reason.detail,
                 "death": death,
                 "consecutive_failures": consecutive_failures,

@@ -217,7 +217,6 @@ impl Failovers {
 
     fn start_record(
         &mut self,
-        e: &Envelope,
         kind: Kind,
         old: Option<String>,
         new: &str,
@@ -277,7 +276,6 @@ impl Failovers {
             promoted_offset: None,
             lost_bytes_bound: None,
         });
-        let _ = e;
         self.records.len().saturating_sub(1)
     }
 
@@ -303,7 +301,7 @@ impl Failovers {
                 Intent::Switchover { from, to } => (Kind::Planned, Some(from.clone()), to.clone()),
                 _ => continue,
             };
-            let index = self.start_record(e, kind, old, &new, Some((p, e)));
+            let index = self.start_record(kind, old, &new, Some((p, e)));
             self.open.insert(p.intent_id, index);
         }
     }
@@ -318,7 +316,7 @@ impl Failovers {
                     // (adopted): nothing changed hands.
                     return;
                 }
-                let i = self.start_record(e, Kind::Observed, old, pod, None);
+                let i = self.start_record(Kind::Observed, old, pod, None);
                 self.awaiting_return.push(i);
                 i
             }
@@ -382,7 +380,7 @@ impl Failovers {
             .is_some_and(|r| r.new_primary == pod && r.kind != Kind::Observed);
         let old = self.last_primary.clone();
         if !decided_here && old.is_some() && old.as_deref() != Some(pod) {
-            let i = self.start_record(e, Kind::Observed, old, pod, None);
+            let i = self.start_record(Kind::Observed, old, pod, None);
             if let Some(r) = self.records.get_mut(i) {
                 r.promoted_offset = self.state.pods.get(pod).and_then(|p| p.offset);
                 r.lost_bytes_bound = r

@@ -363,22 +363,13 @@ fn open(path: &PathBuf) -> Result<BufReader<File>> {
 fn file_scan(path: &PathBuf, until: Option<u64>, visit: &mut dyn Visit) -> Result<Position> {
     let place = format!("export file {}", path.display());
     let mut reader = open(path)?;
-    let mut text = String::new();
-    let mut offset = 0u64;
-    let mut line_no = 0u64;
-    let read_line = |reader: &mut BufReader<File>, text: &mut String| -> Result<usize> {
-        text.clear();
-        let n = reader
-            .read_line(text)
-            .map_err(|e| ReplayError::Unreadable {
-                place: place.clone(),
-                what: format!("cannot read it: {e}"),
-            })?;
-        Ok(n)
+    let unreadable = |e: std::io::Error| ReplayError::Unreadable {
+        place: place.clone(),
+        what: format!("cannot read it: {e}"),
     };
-    let n = read_line(&mut reader, &mut text)?;
-    line_no = line_no.saturating_add(1);
-    offset = offset.saturating_add(n as u64);
+    let mut text = String::new();
+    let mut offset = reader.read_line(&mut text).map_err(unreadable)? as u64;
+    let mut line = 1u64;
     let header = jsonl::parse_header(&text).map_err(|what| ReplayError::Unreadable {
         place: place.clone(),
         what: format!("line 1 is not a Logbook export header: {what}"),
@@ -394,20 +385,17 @@ fn file_scan(path: &PathBuf, until: Option<u64>, visit: &mut dyn Visit) -> Resul
             hash: header.head_hash,
         },
     };
-    let mut pending: Option<String> = None;
-    let n = read_line(&mut reader, &mut text)?;
-    if n > 0 {
-        match jsonl::parse_line(&text) {
-            Ok(Line::Snapshot(snapshot)) => {
-                let snapshot = *snapshot;
-                line_no = line_no.saturating_add(1);
-                offset = offset.saturating_add(n as u64);
-                start.from_snapshot = Some(snapshot.seq);
-                start.base = snapshot.state;
-            }
-            _ => pending = Some(std::mem::take(&mut text)),
-        }
+    // A snapshot line, if any, comes second; anything else there is the
+    // first event, read again below with the rest.
+    text.clear();
+    let n = reader.read_line(&mut text).map_err(unreadable)?;
+    if let Ok(Line::Snapshot(snapshot)) = jsonl::parse_line(&text) {
+        offset = offset.saturating_add(n as u64);
+        line = line.saturating_add(1);
+        start.from_snapshot = Some(snapshot.seq);
+        start.base = snapshot.state;
     }
+    reader.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     if start.from_snapshot.is_none() && header.first_seq > 1 {
         return Err(ReplayError::Unreadable {
             place,
@@ -422,21 +410,15 @@ fn file_scan(path: &PathBuf, until: Option<u64>, visit: &mut dyn Visit) -> Resul
         seq: start.base.last_seq,
         hash: start.base.last_hash,
         offset,
-        line: line_no,
+        line,
     };
-    let last = until.unwrap_or(u64::MAX);
-    if let Some(first) = pending {
-        let len = first.len() as u64;
-        if position.seq >= last {
-            return Ok(position);
-        }
-        if file_event(&place, &first, &mut position, visit)? == Flow::Stop {
-            position.offset = position.offset.saturating_add(len);
-            return Ok(position);
-        }
-        position.offset = position.offset.saturating_add(len);
-    }
-    file_lines(&place, &mut reader, &mut position, last, visit)?;
+    file_lines(
+        &place,
+        &mut reader,
+        &mut position,
+        until.unwrap_or(u64::MAX),
+        visit,
+    )?;
     Ok(position)
 }
 

@@ -37,11 +37,21 @@ pub struct Verified {
     pub problem: Option<Problem>,
 }
 
-struct Count(u64);
+/// Counts the events of a file that verify, keeping its header's start.
+#[derive(Default)]
+struct Counted {
+    events: u64,
+    start: Option<Start>,
+}
 
-impl Visit for Count {
+impl Visit for Counted {
+    fn start(&mut self, start: &Start) -> Result<()> {
+        self.start = Some(start.clone());
+        Ok(())
+    }
+
     fn event(&mut self, _: &logbook_journal::Envelope, _: Raw<'_>) -> Result<Flow> {
-        self.0 = self.0.saturating_add(1);
+        self.events = self.events.saturating_add(1);
         Ok(Flow::Continue)
     }
 }
@@ -98,26 +108,9 @@ pub async fn verify<S: JournalStore>(input: &Input<S>) -> Result<Verified> {
             })
         }
         Input::File(_) => {
-            let mut start: Option<Start> = None;
-            struct Named<'a> {
-                count: Count,
-                start: &'a mut Option<Start>,
-            }
-            impl Visit for Named<'_> {
-                fn start(&mut self, start: &Start) -> Result<()> {
-                    *self.start = Some(start.clone());
-                    Ok(())
-                }
-                fn event(&mut self, e: &logbook_journal::Envelope, raw: Raw<'_>) -> Result<Flow> {
-                    self.count.event(e, raw)
-                }
-            }
-            let mut named = Named {
-                count: Count(0),
-                start: &mut start,
-            };
-            let scanned = input.scan(None, &mut named).await;
-            let events = named.count.0;
+            let mut counted = Counted::default();
+            let scanned = input.scan(None, &mut counted).await;
+            let Counted { events, start } = counted;
             let problem = match scanned {
                 Ok(position) => start.as_ref().and_then(|s| {
                     if position.seq != s.head.seq {

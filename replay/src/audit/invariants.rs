@@ -135,16 +135,14 @@ impl Invariants {
                 if let Some(Ok(spec)) = state.desired_spec()
                     && spec.paused
                 {
-                    {
-                        self.findings.push(finding(
-                            Check::ActionWhilePaused,
-                            e,
-                            format!(
-                                "a decision was recorded while spec generation {} pauses the cluster",
-                                state.desired.as_ref().map_or(0, |d| d.generation)
-                            ),
-                        ));
-                    }
+                    self.findings.push(finding(
+                        Check::ActionWhilePaused,
+                        e,
+                        format!(
+                            "a decision was recorded while spec generation {} pauses the cluster",
+                            state.desired.as_ref().map_or(0, |d| d.generation)
+                        ),
+                    ));
                 }
             }
             Event::IntentSucceeded { intent_id, .. }

@@ -21,7 +21,7 @@ use logbook_journal::{ClusterState, Envelope, Intent, Policy, Reason, Timestamp}
 use serde::Serialize;
 
 use crate::error::{ReplayError, Result};
-use crate::source::{Flow, Input, Raw, Start, Visit};
+use crate::source::{Flow, Input, Position, Raw, Start, Visit};
 
 /// The decision function under audit: the operator passes its `decide`.
 pub trait Decider {
@@ -177,6 +177,7 @@ impl AuditReport {
 /// The audit visitor: folds the journal, recomputes each decision and
 /// checks the invariants at every step.
 pub struct Audit<'d> {
+    decider: &'d dyn Decider,
     state: ClusterState,
     determinism: determinism::Determinism<'d>,
     invariants: invariants::Invariants,
@@ -184,12 +185,15 @@ pub struct Audit<'d> {
     last_seq: u64,
     events: u64,
     head: Option<logbook_journal::Head>,
+    /// The stream and its cluster, once the scan started.
+    about: Option<(String, Option<String>)>,
 }
 
 impl<'d> Audit<'d> {
     /// An audit with `decider`.
     pub fn new(decider: &'d dyn Decider) -> Self {
         Self {
+            decider,
             state: ClusterState::new(),
             determinism: determinism::Determinism::new(decider),
             invariants: invariants::Invariants::default(),
@@ -197,6 +201,7 @@ impl<'d> Audit<'d> {
             last_seq: 0,
             events: 0,
             head: None,
+            about: None,
         }
     }
 }
@@ -207,6 +212,7 @@ impl Visit for Audit<'_> {
         self.first_seq = start.first_seq();
         self.last_seq = start.base.last_seq;
         self.head = Some(start.head);
+        self.about = Some((start.stream.to_string(), start.cluster.clone()));
         self.invariants.start(&self.state);
         Ok(())
     }
@@ -233,36 +239,23 @@ pub async fn audit<S: logbook_journal::JournalStore>(
     decider: &dyn Decider,
 ) -> Result<AuditReport> {
     let mut run = Audit::new(decider);
-    let mut chain: Vec<Finding> = Vec::new();
-    let mut about: Option<(String, Option<String>)> = None;
-    struct Named<'a, 'd> {
-        audit: &'a mut Audit<'d>,
-        about: &'a mut Option<(String, Option<String>)>,
-    }
-    impl Visit for Named<'_, '_> {
-        fn start(&mut self, start: &Start) -> Result<()> {
-            *self.about = Some((start.stream.to_string(), start.cluster.clone()));
-            self.audit.start(start)
-        }
-        fn event(&mut self, envelope: &Envelope, raw: Raw<'_>) -> Result<Flow> {
-            self.audit.event(envelope, raw)
-        }
-    }
-    let scanned = input
-        .scan(
-            None,
-            &mut Named {
-                audit: &mut run,
-                about: &mut about,
-            },
-        )
-        .await;
-    match scanned {
-        Ok(position) => {
-            if let Some(head) = run.head
-                && position.seq == head.seq
-                && position.hash != head.hash
-            {
+    let scanned = input.scan(None, &mut run).await;
+    run.report(scanned)
+}
+
+impl Audit<'_> {
+    /// The report, once the scan this audit visited ended with `scanned`.
+    ///
+    /// # Errors
+    /// The scan's error when the input could not be read at all; damage
+    /// after the start is a chain finding.
+    pub fn report(mut self, scanned: Result<Position>) -> Result<AuditReport> {
+        let mut chain: Vec<Finding> = Vec::new();
+        match scanned {
+            Ok(position) => {
+                if let Some(head) = self.head
+                    && position.seq == head.seq
+                    && position.hash != head.hash
                 {
                     chain.push(Finding {
                         check: Check::Chain,
@@ -277,22 +270,20 @@ pub async fn audit<S: logbook_journal::JournalStore>(
                     });
                 }
             }
-        }
-        Err(ReplayError::Corrupt { seq, source, .. }) => chain.push(Finding {
-            check: Check::Chain,
-            seq,
-            at: None,
-            detail: format!(
-                "the journal does not verify at seq {seq}: {source}; audited up to seq {}",
-                seq.saturating_sub(1)
-            ),
-            recorded: Vec::new(),
-            recomputed: Vec::new(),
-        }),
-        Err(ReplayError::BadLine {
-            seq, what, line, ..
-        }) if about.is_some() => {
-            chain.push(Finding {
+            Err(ReplayError::Corrupt { seq, source, .. }) => chain.push(Finding {
+                check: Check::Chain,
+                seq,
+                at: None,
+                detail: format!(
+                    "the journal does not verify at seq {seq}: {source}; audited up to seq {}",
+                    seq.saturating_sub(1)
+                ),
+                recorded: Vec::new(),
+                recomputed: Vec::new(),
+            }),
+            Err(ReplayError::BadLine {
+                seq, what, line, ..
+            }) if self.about.is_some() => chain.push(Finding {
                 check: Check::Chain,
                 seq,
                 at: None,
@@ -302,50 +293,49 @@ pub async fn audit<S: logbook_journal::JournalStore>(
                 ),
                 recorded: Vec::new(),
                 recomputed: Vec::new(),
+            }),
+            Err(other) => return Err(other),
+        }
+        let (stream, cluster) = self.about.take().unwrap_or_default();
+        let (det_findings, decisions) = self.determinism.finish();
+        let inv = self.invariants.finish(&self.state);
+        let mut findings: Vec<Finding> = det_findings;
+        findings.extend(inv.findings);
+        findings.extend(chain);
+        findings.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.check.cmp(&b.check)));
+        let count = |check: Check| findings.iter().filter(|f| f.check == check).count();
+        let mut checks = vec![CheckSummary {
+            check: Check::Determinism.name(),
+            examined: decisions,
+            findings: count(Check::Determinism),
+            note: (decisions == 0).then(|| "no decision in the journal".to_owned()),
+        }];
+        for (check, examined, note) in inv.examined {
+            checks.push(CheckSummary {
+                check: check.name(),
+                examined,
+                findings: count(check),
+                note,
             });
         }
-        Err(other) => return Err(other),
-    }
-    let (stream, cluster) = about.unwrap_or_default();
-    let state = run.state;
-    let (det_findings, decisions) = run.determinism.finish();
-    let inv = run.invariants.finish(&state);
-    let mut findings: Vec<Finding> = det_findings;
-    findings.extend(inv.findings);
-    findings.extend(chain);
-    findings.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.check.cmp(&b.check)));
-    let count = |check: Check| findings.iter().filter(|f| f.check == check).count();
-    let mut checks = vec![CheckSummary {
-        check: Check::Determinism.name(),
-        examined: decisions,
-        findings: count(Check::Determinism),
-        note: (decisions == 0).then(|| "no decision in the journal".to_owned()),
-    }];
-    for (check, examined, note) in inv.examined {
         checks.push(CheckSummary {
-            check: check.name(),
-            examined,
-            findings: count(check),
-            note,
+            check: Check::Chain.name(),
+            examined: self.events,
+            findings: count(Check::Chain),
+            note: None,
         });
+        Ok(AuditReport {
+            stream,
+            cluster,
+            decider: self.decider.build(),
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            events: self.events,
+            checks,
+            findings,
+            open_intents: inv.open,
+        })
     }
-    checks.push(CheckSummary {
-        check: Check::Chain.name(),
-        examined: run.events,
-        findings: count(Check::Chain),
-        note: None,
-    });
-    Ok(AuditReport {
-        stream,
-        cluster,
-        decider: decider.build(),
-        first_seq: run.first_seq,
-        last_seq: run.last_seq,
-        events: run.events,
-        checks,
-        findings,
-        open_intents: inv.open,
-    })
 }
 
 /// Writes the report for people.

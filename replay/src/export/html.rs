@@ -33,17 +33,16 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
 
-use logbook_journal::{JournalStore, Timestamp};
+use logbook_journal::{Envelope, JournalStore, Timestamp};
 
-use crate::audit::{AuditReport, Decider};
+use crate::audit::{Audit, AuditReport, Decider};
 use crate::error::{ReplayError, Result};
-use crate::source::Input;
+use crate::source::{Flow, Input, Raw, Start, Visit};
 
 use collect::Collect;
 
-/// Writes the report of `input` to `out`: one scan to collect the
-/// timeline, decisions, failovers and events, and the audit's own scan
-/// with `decider`.
+/// Writes the report of `input` to `out`: one scan collects the timeline,
+/// decisions, failovers and events, and audits with `decider`.
 ///
 /// # Guarantees
 /// The page loads nothing from anywhere (no URL at all); every journal
@@ -59,23 +58,53 @@ pub async fn export<S: JournalStore>(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut collect = Collect::new();
-    match input.scan(None, &mut collect).await {
-        Ok(_) => {}
+    let mut audit = Audit::new(decider);
+    let scanned = input
+        .scan(
+            None,
+            &mut Both {
+                collect: &mut collect,
+                audit: &mut audit,
+            },
+        )
+        .await;
+    match &scanned {
         Err(ReplayError::Corrupt { seq, source, .. }) if collect.start.is_some() => {
-            collect.damaged = Some((seq, source.to_string()));
+            collect.damaged = Some((*seq, source.to_string()));
         }
         Err(ReplayError::BadLine {
             seq, what, line, ..
         }) if collect.start.is_some() => {
-            collect.damaged = Some((seq, format!("line {line}: {what}")));
+            collect.damaged = Some((*seq, format!("line {line}: {what}")));
         }
-        Err(other) => return Err(other),
+        Ok(_) | Err(_) => {}
     }
-    let audit = crate::audit::audit(input, decider).await?;
+    // The audit reports damage after the start as a finding, and returns
+    // the error only when the input could not be read at all.
+    let audit = audit.report(scanned)?;
     let page = Page::new(&collect, &audit, decider.build());
     sections::write_page(out, &page)?;
     out.flush()?;
     Ok(())
+}
+
+/// One scan for both: the page's collector and the audit.
+struct Both<'a, 'd> {
+    collect: &'a mut Collect,
+    audit: &'a mut Audit<'d>,
+}
+
+impl Visit for Both<'_, '_> {
+    fn start(&mut self, start: &Start) -> Result<()> {
+        self.collect.start(start)?;
+        self.audit.start(start)
+    }
+
+    fn event(&mut self, envelope: &Envelope, raw: Raw<'_>) -> Result<Flow> {
+        // The collector reads every event, as the audit does.
+        self.collect.event(envelope, raw)?;
+        self.audit.event(envelope, raw)
+    }
 }
 
 /// What every section is drawn from.
