@@ -108,6 +108,12 @@ async fn the_window_around_a_killed_primary_ends_on_the_promoted_replica() {
 
     let fault = Instant::now();
     primary.kill();
+    // Promote only once a write has failed: with no primary, writes must
+    // fail, and promoting at once could race the probe's next attempt.
+    eventually("a failed write while no primary", || {
+        probe.snapshot().failed_writes() >= 1
+    })
+    .await;
     let mut conn = raw(&replica.address()).await;
     let _: () = redis::cmd("REPLICAOF")
         .arg("NO")
