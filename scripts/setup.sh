@@ -68,13 +68,15 @@ say "$("$TOOLS/bin/valkey-server" --version)"
 # Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
 # redis-benchmark) for TLS tests and client tooling; iptables for the
 # kubelet's "unreachable pod" fault; chromium (headless) for the replay HTML
-# report's test, which renders the page and checks the screenshot. The Debian
-# redis-server service is not used: the kubelet runs its own processes.
+# report's test, which renders the page and checks the screenshot; prometheus
+# for promtool (checks a scrape of /metrics and the chart's alert rules). The
+# Debian redis-server and prometheus services are not used.
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
 	say "installing Debian packages: ${missing[*]}"
@@ -84,6 +86,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# never use that address, but nothing here needs it running either.
 	if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
 	if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+	for svc in prometheus prometheus-node-exporter; do
+		if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+		if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+	done
 fi
 
 # Fetch every crate once, so the test steps below never race on the network.

@@ -1,0 +1,20 @@
+# The operator's image: built in one stage, run from a distroless, non-root
+# base. Not built by `make test` (no container engine runs where it is
+# developed); see the README.
+#
+#   docker build -t ghcr.io/logbook-dev/logbook:0.1.0 .
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin logbook --bin kubectl-valkey \
+ && install -D -m 0755 target/release/logbook /out/logbook \
+ && install -D -m 0755 target/release/kubectl-valkey /out/kubectl-valkey
+
+# glibc, CA certificates, /tmp, and user 65532 (nonroot); no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/logbook /usr/local/bin/logbook
+COPY --from=build /out/kubectl-valkey /usr/local/bin/kubectl-valkey
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/logbook"]
+CMD ["operator"]

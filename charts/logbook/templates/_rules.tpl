@@ -1,0 +1,59 @@
+{{- /*
+  The rules on the managed namespaces: exactly the calls the operator makes,
+  each with what it is for. The end-to-end tests run the operator against an
+  API server that enforces these rules (rendered from this chart), and fail
+  on any request they deny: a missing rule fails a test, and a rule here that
+  no test needs must say why it is kept.
+*/}}
+{{- define "logbook.managedRules" -}}
+# ValkeyClusters: the controller's list and watch; get re-reads one before
+# its status is published; patch adds and removes the finalizer and clears
+# the switchover and failover request annotations once served.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyclusters"]
+  verbs: ["get", "list", "watch", "patch"]
+# The status subresource: phase, conditions, primary, journal head.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyclusters/status"]
+  verbs: ["patch"]
+# Not called by the operator: owner references with blockOwnerDeletion on
+# the objects it creates need update on the owner's finalizers where the
+# OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift).
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyclusters/finalizers"]
+  verbs: ["update"]
+# Pods: watched for phase, readiness and addresses; patch moves the role
+# label after a failover; delete rolls a pod onto a new revision.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# Objects the operator owns, server-side applied (apply authorizes as create
+# when the object is new, as patch after) and watched so a change made by
+# someone else is put back; delete on cluster deletion (Services, the
+# generated password Secret) before the finalizer is released.
+- apiGroups: [""]
+  resources: ["services", "secrets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# ConfigMaps: each cluster's configuration (applied) and its journal
+# (created, replaced with optimistic concurrency, read, and old segments
+# deleted after a snapshot).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Data PVCs, deleted with the cluster only when it carries the
+# valkey.logbook.dev/delete-pvcs-on-delete annotation.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "delete"]
+# Kubernetes Events for people (decisions, failovers); the journal is the
+# record.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
