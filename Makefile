@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy unit crds bench bench-failover demo clean
+.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean
 
 all: build
 
@@ -21,7 +21,7 @@ setup:
 
 ## test: setup, then fmt check, clippy with -D warnings, and every test
 ## (unit, integration and doc tests), closing with a one-line total.
-test: setup fmt-check clippy unit
+test: setup fmt-check clippy chart unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,10 +29,18 @@ fmt-check:
 clippy:
 	$(CARGO) clippy $(CARGO_TEST_FLAGS) -- -D warnings
 
+## chart: helm lint (strict) and render the chart with each scope; the
+## deeper checks (schema, RBAC, dry-run apply, promtool) are in tests/helm_chart.rs.
+HELM ?= .tools/bin/helm
+chart:
+	$(HELM) lint --strict charts/logbook
+	$(HELM) lint --strict charts/logbook --set watchNamespace=shop --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true
+	$(HELM) template logbook charts/logbook --namespace logbook-system >/dev/null
+
 unit:
 	bash scripts/cargo-test.sh
 
-## crds: regenerate crds/valkeycluster.yaml from the Rust types.
+## crds: regenerate crds/valkeycluster.yaml and the Helm chart's copy from the Rust types.
 crds:
 	LOGBOOK_UPDATE_CRDS=1 $(CARGO) test -p logbook-crds --test crd_drift --locked
 

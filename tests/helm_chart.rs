@@ -1,0 +1,561 @@
+//! The Helm chart (`charts/logbook`), checked with the real tools:
+//!
+//! - `helm lint --strict`, and `helm template` over the value sets a user
+//!   picks between (cluster-wide, one namespace, monitoring on, no RBAC);
+//! - `values.schema.json` refusing wrong values with a message naming them;
+//! - the chart's CRD is exactly what `logbook crds` prints;
+//! - the rendered Deployment is hardened as promised, and the RBAC holds no
+//!   wildcard and, with `watchNamespace`, nothing cluster-wide;
+//! - every rendered object is accepted by localkube through `kubectl apply
+//!   --server-side --dry-run=server`, and nothing is stored;
+//! - the Deployment's arguments are accepted by the real `logbook operator`;
+//! - the PrometheusRule passes `promtool check rules` and the unit tests of
+//!   `tests/alerts/` (`promtool test rules`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+
+const RELEASE: &str = "ops";
+const RELEASE_NS: &str = "logbook-system";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart() -> PathBuf {
+    root().join("charts/logbook")
+}
+
+fn tool(name: &str) -> PathBuf {
+    let local = root().join(".tools/bin").join(name);
+    assert!(local.exists(), "{name} not found: run `make setup`");
+    local
+}
+
+fn promtool() -> PathBuf {
+    let found = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    found.expect("promtool not found: run `make setup` (Debian package prometheus)")
+}
+
+fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("logbook-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("logbook-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("logbook-helm-data"),
+        )
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn ok(program: &Path, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{} {} failed:\n{}{}",
+        program.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `helm template` with `sets`, as YAML text.
+fn template(sets: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--namespace",
+        RELEASE_NS,
+    ];
+    for set in sets {
+        args.push("--set");
+        args.push(set);
+    }
+    ok(&tool("helm"), &args)
+}
+
+/// The rendered objects, parsed.
+fn objects(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+use serde::Deserialize;
+
+fn kinds(objs: &[Value]) -> Vec<String> {
+    let mut kinds: Vec<String> = objs
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+#[test]
+fn the_chart_lints_strictly_with_each_scope() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    ok(&tool("helm"), &["lint", "--strict", chart]);
+    ok(
+        &tool("helm"),
+        &["lint", "--strict", chart, "--set", "watchNamespace=shop"],
+    );
+    ok(
+        &tool("helm"),
+        &[
+            "lint",
+            "--strict",
+            chart,
+            "--set",
+            "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true",
+        ],
+    );
+}
+
+#[test]
+fn the_default_rendering_is_the_promised_set_of_objects() {
+    let objs = objects(&template(&[]));
+    assert_eq!(
+        kinds(&objs),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+    );
+    let monitored = objects(&template(&[
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+    ]));
+    assert!(kinds(&monitored).contains(&"ServiceMonitor".to_owned()));
+    assert!(kinds(&monitored).contains(&"PrometheusRule".to_owned()));
+    let monitor = find(&monitored, "ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+
+    let bare = objects(&template(&["rbac.create=false"]));
+    assert!(
+        !kinds(&bare).iter().any(|k| k.contains("Role")),
+        "rbac.create=false renders no RBAC: {:?}",
+        kinds(&bare)
+    );
+}
+
+#[test]
+fn the_deployment_is_hardened_and_highly_available() {
+    let objs = objects(&template(&[]));
+    let deploy = find(&objs, "Deployment");
+    let spec = &deploy["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    let sc = &container["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["requests"]["cpu"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    let anti =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(
+        anti[0]["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        spec["selector"]["matchLabels"]
+    );
+    let pdb = find(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["selector"], spec["selector"]);
+    let service = find(&objs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    // One replica: a PDB would block every drain.
+    let single = objects(&template(&["replicaCount=1"]));
+    assert!(!kinds(&single).contains(&"PodDisruptionBudget".to_owned()));
+}
+
+/// Every RBAC rule of `objs`.
+fn rules(objs: &[Value]) -> Vec<(String, &Value)> {
+    objs.iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
+        .flat_map(|o| {
+            let name = format!(
+                "{} {}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            );
+            o["rules"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(move |r| (name.clone(), r))
+        })
+        .collect()
+}
+
+#[test]
+fn rbac_has_no_wildcard_and_a_namespace_scope_has_nothing_cluster_wide() {
+    for sets in [&[][..], &["watchNamespace=shop"][..]] {
+        let objs = objects(&template(sets));
+        for (role, rule) in rules(&objs) {
+            for field in ["apiGroups", "resources", "verbs"] {
+                for item in rule[field].as_sequence().unwrap() {
+                    assert_ne!(item, "*", "{role} has a wildcard in {field}: {rule:?}");
+                }
+            }
+            assert!(
+                rule["resourceNames"].is_null() || rule["resourceNames"].is_sequence(),
+                "{role}: {rule:?}"
+            );
+        }
+    }
+    let scoped = objects(&template(&["watchNamespace=shop"]));
+    assert!(
+        !kinds(&scoped).iter().any(|k| k.starts_with("Cluster")),
+        "watchNamespace renders no cluster-wide RBAC: {:?}",
+        kinds(&scoped)
+    );
+    let role = scoped
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["namespace"] == "shop")
+        .expect("a Role in the watched namespace");
+    assert!(!role["rules"].as_sequence().unwrap().is_empty());
+    let deploy = find(&scoped, "Deployment");
+    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap();
+    assert!(args.contains(&Value::from("--namespace=shop")), "{args:?}");
+}
+
+#[test]
+fn wrong_values_fail_with_a_message_naming_them() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    for (set, expected) in [
+        ("replicaCount=0", "/replicaCount"),
+        ("logs.format=xml", "/logs/format"),
+        ("replicaCont=2", "replicaCont"),
+        ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
+        ("image.digest=latest", "/image/digest"),
+        (
+            "metrics.prometheusRule.notReadyFor=ten",
+            "/metrics/prometheusRule/notReadyFor",
+        ),
+        (
+            "leaderElection.leaseSeconds=0",
+            "/leaderElection/leaseSeconds",
+        ),
+    ] {
+        let out = run(&tool("helm"), &["template", RELEASE, chart, "--set", set]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--set {set} was accepted");
+        assert!(
+            stderr.contains(expected),
+            "--set {set}: the error does not name {expected}: {stderr}"
+        );
+    }
+    let out = run(
+        &tool("helm"),
+        &[
+            "template",
+            RELEASE,
+            chart,
+            "--set",
+            "metrics.serviceMonitor.enabled=true,metrics.service.enabled=false",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs metrics.service.enabled"));
+}
+
+#[test]
+fn the_charts_crd_is_what_logbook_crds_prints() {
+    let printed = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .arg("crds")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let path = chart().join("crds/valkeycluster.yaml");
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        shipped == String::from_utf8(printed.stdout).unwrap(),
+        "{} differs from `logbook crds`: run `make crds`",
+        path.display()
+    );
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    let objs = objects(&template(&["metrics.prometheusRule.enabled=true"]));
+    let rule = find(&objs, "PrometheusRule");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&rule["spec"]).unwrap(),
+    )
+    .unwrap();
+    let tests = root().join("tests/alerts/logbook_alerts_test.yaml");
+    std::fs::copy(&tests, dir.path().join("logbook_alerts_test.yaml")).unwrap();
+    let promtool = promtool();
+    let checked = ok(
+        &promtool,
+        &[
+            "check",
+            "rules",
+            dir.path().join("rules.yaml").to_str().unwrap(),
+        ],
+    );
+    assert!(checked.contains("SUCCESS: 6 rules found"), "{checked}");
+    let tested = ok(
+        &promtool,
+        &[
+            "test",
+            "rules",
+            dir.path()
+                .join("logbook_alerts_test.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(tested.contains("SUCCESS"), "{tested}");
+
+    // The unit tests can fail: a broken threshold is caught.
+    let broken = serde_yaml::to_string(&rule["spec"]).unwrap().replace(
+        "logbook_primary_unhealthy_seconds) > 30",
+        "logbook_primary_unhealthy_seconds) > 300",
+    );
+    std::fs::write(dir.path().join("rules.yaml"), broken).unwrap();
+    let out = run(
+        &promtool,
+        &[
+            "test",
+            "rules",
+            dir.path()
+                .join("logbook_alerts_test.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "a broken rule passed its unit tests");
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() {
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let kubectl = |args: &[&str]| -> Output {
+        Command::new(tool("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let must = |args: &[&str]| -> String {
+        let out = kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    must(&["create", "namespace", RELEASE_NS]);
+    // The Prometheus Operator's kinds exist once their CRDs are applied.
+    let monitoring = root().join("localkube/tests/fixtures/monitoring.coreos.com-crds.yaml");
+    must(&["apply", "--server-side", "-f", monitoring.to_str().unwrap()]);
+    must(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "--timeout=30s",
+    ]);
+
+    let chart = chart();
+    let rendered = ok(
+        &tool("helm"),
+        &[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            RELEASE_NS,
+            "--include-crds",
+            "--set",
+            "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true",
+        ],
+    );
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    let applied = must(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    let count = objects(&rendered).len();
+    assert_eq!(
+        applied
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count(),
+        count,
+        "every rendered object is accepted: {applied}"
+    );
+    // A dry run stores nothing.
+    let out = kubectl(&["get", "deployment", "-n", RELEASE_NS, "ops-logbook"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+
+    // The one namespace rendering too, into its namespace.
+    must(&["create", "namespace", "shop"]);
+    let scoped = ok(
+        &tool("helm"),
+        &[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            RELEASE_NS,
+            "--set",
+            "watchNamespace=shop",
+        ],
+    );
+    std::fs::write(&file, &scoped).unwrap();
+    must(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+
+    // The real operator accepts the Deployment's arguments: it starts with
+    // them (ports moved to free ones) and serves its health endpoint.
+    let health = free_port();
+    let metrics = free_port();
+    let objs = objects(&template(&[
+        &format!("health.port={health}"),
+        &format!("metrics.port={metrics}"),
+    ]));
+    let deploy = find(&objs, "Deployment");
+    let args: Vec<String> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    must(&["create", "namespace", "logbook-probe"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(&args)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .env("POD_NAME", "ops-logbook-0")
+        .env("POD_NAMESPACE", RELEASE_NS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let started = Instant::now();
+    let healthy = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "logbook {} exited ({status}):\n{}",
+                args.join(" "),
+                lines.lock().unwrap().join("\n")
+            );
+        }
+        let answered = std::net::TcpStream::connect(("127.0.0.1", health)).is_ok();
+        if answered || started.elapsed() > Duration::from_secs(30) {
+            break answered;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        healthy,
+        "logbook {} never served /healthz:\n{}",
+        args.join(" "),
+        lines.lock().unwrap().join("\n")
+    );
+    // JSON logs, as the chart asks.
+    let first = lines.lock().unwrap().first().cloned().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&first).is_ok(),
+        "not a JSON log line: {first}"
+    );
+    server.shutdown().await;
+}
