@@ -76,7 +76,7 @@ pub enum ReplayCommand {
         #[arg(long, default_value_t = 500, requires = "follow")]
         poll_ms: u64,
     },
-    /// One record per failover: automatic, planned or observed.
+    /// One record per failover: automatic, planned, requested or observed.
     Failovers {
         /// The journal.
         #[command(flatten)]

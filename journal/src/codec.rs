@@ -34,8 +34,10 @@ pub const OLDEST_EVENT_FORMAT_VERSION: u8 = 1;
 /// Variant index of `Event::OperatorStarted`, the one event whose shape
 /// changed between versions 1 and 2.
 const OPERATOR_STARTED_VARIANT: u32 = 16;
-/// Format version written in every snapshot frame.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// Format version written in every snapshot frame. Version 4 added the
+/// projection's `failover_request`; older snapshots are rebuilt from the
+/// journal.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// Size of the chain hash that ends an event payload.

@@ -296,6 +296,16 @@ pub enum Event {
         /// Pod name.
         pod: String,
     },
+    /// [25] The failover request annotation
+    /// (`valkey.logbook.dev/failover-requested`) was observed: a person
+    /// asked for an operator-driven failover even though the primary may
+    /// be healthy.
+    FailoverRequestObserved {
+        /// The annotation's value (an RFC 3339 time or any nonce, which
+        /// tells one request from the next; possibly empty), or `None`
+        /// when no request stands.
+        request: Option<String>,
+    },
 }
 
 impl Event {
@@ -328,6 +338,7 @@ impl Event {
             Self::StatefulSetObserved { .. } => "StatefulSetObserved",
             Self::SwitchoverRequestObserved { .. } => "SwitchoverRequestObserved",
             Self::PodTerminating { .. } => "PodTerminating",
+            Self::FailoverRequestObserved { .. } => "FailoverRequestObserved",
         }
     }
 }

@@ -120,6 +120,9 @@ pub enum Intent {
     /// Remove the switchover request annotation once it has been served
     /// (or cannot be).
     ClearSwitchoverRequest,
+    /// Remove the failover request annotation once it has been served (or
+    /// refused, the reason saying why).
+    ClearFailoverRequest,
 }
 
 impl Intent {
@@ -140,6 +143,7 @@ impl Intent {
             Self::PublishBootConfig { .. } => "PublishBootConfig",
             Self::Switchover { .. } => "Switchover",
             Self::ClearSwitchoverRequest => "ClearSwitchoverRequest",
+            Self::ClearFailoverRequest => "ClearFailoverRequest",
         }
     }
 
@@ -174,6 +178,7 @@ impl Intent {
             ),
             Self::Switchover { from, to } => format!("switch over {from} -> {to}"),
             Self::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
+            Self::ClearFailoverRequest => "clear the failover request".to_owned(),
         }
     }
 }

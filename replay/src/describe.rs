@@ -33,7 +33,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::LeadershipLost { .. }
         | Event::SnapshotTaken { .. }
         | Event::StatefulSetObserved { .. }
-        | Event::SwitchoverRequestObserved { .. } => None,
+        | Event::SwitchoverRequestObserved { .. }
+        | Event::FailoverRequestObserved { .. } => None,
     }
 }
 
@@ -56,6 +57,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::StatefulSetObserved { .. }
             | Event::SwitchoverRequestObserved { .. }
             | Event::PodTerminating { .. }
+            | Event::FailoverRequestObserved { .. }
     )
 }
 
@@ -220,6 +222,10 @@ pub fn summary(event: &Event) -> String {
             None => "no switchover requested".to_owned(),
         },
         Event::PodTerminating { pod } => format!("pod {pod} is being deleted"),
+        Event::FailoverRequestObserved { request } => match request {
+            Some(request) => format!("failover requested ({request})"),
+            None => "no failover requested".to_owned(),
+        },
     }
 }
 

@@ -1,7 +1,8 @@
 //! `failovers`: one record per change of primary — automatic (the operator
-//! judged the primary failed), planned (a switchover), or observed (Valkey
-//! itself, or someone else, made another pod primary) — with what the
-//! journal says about each step and the bound on lost writes.
+//! judged the primary failed), planned (a switchover), requested (a person
+//! asked the operator to fail over, `valkey.logbook.dev/failover-requested`),
+//! or observed (Valkey itself, or someone else, made another pod primary) —
+//! with what the journal says about each step and the bound on lost writes.
 //!
 //! The journal is edge-triggered: an observation is recorded when it
 //! changes. "Last seen healthy" is therefore the last journaled fact that
@@ -33,6 +34,11 @@ pub enum Kind {
     /// A new primary the operator did not decide (Valkey's own failover,
     /// Sentinel, or a person), seen in the pods' roles.
     Observed,
+    /// A failover a person asked the operator for (the failover request
+    /// annotation): a promotion like an automatic one, of a primary that
+    /// may have been healthy, without a switchover's wait for an in-sync
+    /// replica — so, unlike `planned`, writes may be lost (see the bound).
+    Requested,
 }
 
 /// A point in the journal.
@@ -83,7 +89,7 @@ pub enum Outcome {
 /// One failover.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failover {
-    /// Automatic, planned or observed.
+    /// Automatic, planned, requested or observed.
     pub kind: Kind,
     /// The primary replaced, when known.
     pub old_primary: Option<String>,
@@ -258,7 +264,8 @@ impl Failovers {
         };
         let failure_observed = match kind {
             Kind::Automatic | Kind::Observed => health.as_ref().and_then(|h| h.failing.clone()),
-            Kind::Planned => None,
+            // Asked for, not failed: the fence that began it is no failure.
+            Kind::Planned | Kind::Requested => None,
         };
         self.records.push(Failover {
             kind,
@@ -296,7 +303,13 @@ impl Failovers {
                     if old.is_none() || old.as_deref() == Some(pod.as_str()) {
                         continue;
                     }
-                    (Kind::Automatic, old, pod.clone())
+                    // Only a requested failover promotes for `Requested`
+                    // (a switchover is its own intent).
+                    let kind = match p.reason.code {
+                        logbook_journal::ReasonCode::Requested => Kind::Requested,
+                        _ => Kind::Automatic,
+                    };
+                    (kind, old, pod.clone())
                 }
                 Intent::Switchover { from, to } => (Kind::Planned, Some(from.clone()), to.clone()),
                 _ => continue,

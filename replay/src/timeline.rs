@@ -22,7 +22,7 @@ use crate::error::{ReplayError, Result};
 use crate::source::{Flow, Raw, Start, Visit};
 
 /// Every event kind of the catalog, for `--kinds` checks.
-pub const KINDS: [&str; 25] = [
+pub const KINDS: [&str; 26] = [
     "SpecChanged",
     "SpecRejected",
     "ClusterDeleted",
@@ -48,6 +48,7 @@ pub const KINDS: [&str; 25] = [
     "StatefulSetObserved",
     "SwitchoverRequestObserved",
     "PodTerminating",
+    "FailoverRequestObserved",
 ];
 
 /// Which events a timeline shows.

@@ -286,6 +286,27 @@ pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Don
     })
 }
 
+/// Removes the failover request annotation.
+pub async fn clear_failover_request(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
+    let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
+    let patch = json!({ "metadata": { "annotations": { labels::FAILOVER_REQUESTED: null } } });
+    api.patch(
+        &target.meta.name,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "clearing the failover request of {}/{}",
+        target.meta.namespace, target.meta.name
+    )))?;
+    Ok(Done {
+        detail: "failover request cleared".to_owned(),
+        events: vec![Event::FailoverRequestObserved { request: None }],
+        password: None,
+    })
+}
+
 /// Deletes what the operator created for `meta` (the garbage collector
 /// would too, through owner references; doing it here does not depend on
 /// one running). PVCs only when `delete_pvcs`. Missing objects are fine.

@@ -179,6 +179,9 @@ impl Executor {
             Intent::ClearSwitchoverRequest => {
                 kube_ops::clear_switchover(&self.client, target).await
             }
+            Intent::ClearFailoverRequest => {
+                kube_ops::clear_failover_request(&self.client, target).await
+            }
             Intent::UpdateStatus
             | Intent::AddNode { .. }
             | Intent::ForgetNode { .. }

@@ -15,10 +15,13 @@
 //!    corroborated: fence it and promote the best replica.
 //! 2. [`provisioning`] and [`scaling`]: the objects of a new spec
 //!    generation, scale-in only once the primary is not among the removed.
-//! 3. [`bootstrap`]: no primary yet: choose one.
-//! 4. [`roles`]: labels, boot config and replicas following the primary.
-//! 5. [`switchover`]: a requested planned hand-over.
-//! 6. [`rolling`]: pods on an outdated revision, one at a time.
+//! 3. [`requested_failover`]: a person asked for a failover: fence the
+//!    primary, then promote the best replica (before bootstrap, which
+//!    would otherwise take the fenced primary for a lost one).
+//! 4. [`bootstrap`]: no primary yet: choose one.
+//! 5. [`roles`]: labels, boot config and replicas following the primary.
+//! 6. [`switchover`]: a requested planned hand-over.
+//! 7. [`rolling`]: pods on an outdated revision, one at a time.
 //!
 //! [`status`] renders the published status from the same projection.
 
@@ -26,6 +29,7 @@ mod bootstrap;
 mod failover;
 mod provisioning;
 mod recovery;
+mod requested_failover;
 mod roles;
 mod rolling;
 mod scaling;
@@ -92,9 +96,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
-    let steps: [&Step<'_>; 6] = [
+    let steps: [&Step<'_>; 7] = [
         &|v| failover::decide_failover(v, now, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| provisioning::decide_provisioning(v)),
+        &requested_failover::decide_requested_failover,
         &bootstrap::decide_bootstrap,
         &roles::decide_roles,
         &switchover::decide_switchover,

@@ -48,6 +48,9 @@ pub fn already_done(state: &ClusterState, intent: &Intent) -> Option<String> {
         Intent::ClearSwitchoverRequest if state.switchover_request.is_none() => {
             Some("no switchover is requested any more".to_owned())
         }
+        Intent::ClearFailoverRequest if state.failover_request.is_none() => {
+            Some("no failover is requested any more".to_owned())
+        }
         _ => None,
     }
 }

@@ -153,7 +153,8 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     let progressing = state.applied_generation != Some(view.generation)
         || outdated > 0
         || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
-        || state.switchover_request.is_some();
+        || state.switchover_request.is_some()
+        || state.failover_request.is_some();
     let ever_ready = state
         .boot_primary
         .as_ref()

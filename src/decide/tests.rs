@@ -696,3 +696,5 @@ fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
         1
     );
 }
+
+mod requested_failover;

@@ -12,4 +12,4 @@ mod spec;
 
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use probe::{ProbeObservation, link_status, observe_probe};
-pub use spec::{fingerprint, observe_spec, observe_switchover_request};
+pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

@@ -1,12 +1,12 @@
 //! The ValkeyCluster object: its spec (accepted or rejected, once per
-//! generation) and the switchover request annotation.
+//! generation) and the switchover and failover request annotations.
 
 use logbook_crds::{ValkeyCluster, validate};
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
 
-use crate::resources::labels::SWITCHOVER_TO;
+use crate::resources::labels::{FAILOVER_REQUESTED, SWITCHOVER_TO};
 
 /// SHA-256 of a spec's canonical JSON.
 pub fn fingerprint(spec_json: &str) -> SpecFingerprint {
@@ -79,4 +79,21 @@ pub fn observe_switchover_request(state: &ClusterState, cluster: &ValkeyCluster)
         return Vec::new();
     }
     vec![Event::SwitchoverRequestObserved { target }]
+}
+
+/// `FailoverRequestObserved` when the annotation differs from the standing
+/// request. Its presence is the request, whatever its value (an empty
+/// value is a request too); the value tells one request from the next.
+pub fn observe_failover_request(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event> {
+    let request = cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FAILOVER_REQUESTED))
+        .map(|v| v.trim().to_owned());
+    let standing = state.failover_request.as_ref().map(|r| &r.request);
+    if request.as_ref() == standing {
+        return Vec::new();
+    }
+    vec![Event::FailoverRequestObserved { request }]
 }

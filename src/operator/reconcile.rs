@@ -21,7 +21,10 @@ use super::error::OperatorError;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, delete_owned, read_password};
-use crate::observe::{observe_pods, observe_spec, observe_statefulset, observe_switchover_request};
+use crate::observe::{
+    observe_failover_request, observe_pods, observe_spec, observe_statefulset,
+    observe_switchover_request,
+};
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
 /// How often a quiet cluster is reconciled anyway (reads only; a
@@ -180,9 +183,10 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     let client = ctx.deps.client.clone();
     let ns = meta.namespace.as_str();
-    // The spec and the switchover request.
+    // The spec and the switchover and failover requests.
     let mut events = observe_spec(&rt.state, &obj);
     events.extend(observe_switchover_request(&rt.state, &obj));
+    events.extend(observe_failover_request(&rt.state, &obj));
     rt.record(events, None).await?;
     rt.sync_policy().await?;
     // The pods and the StatefulSet.

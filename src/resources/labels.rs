@@ -35,6 +35,10 @@ pub const ROLE_REPLICA: &str = "replica";
 pub const CONFIG_HASH: &str = "valkey.logbook.dev/config-hash";
 /// Annotation on the ValkeyCluster asking for a switchover to the named pod.
 pub const SWITCHOVER_TO: &str = "valkey.logbook.dev/switchover-to";
+/// Annotation on the ValkeyCluster asking for an operator-driven failover
+/// now, healthy primary or not; its value (an RFC 3339 time, or any nonce)
+/// tells one request from the next. The operator removes it once served.
+pub const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
 /// Annotation on the ValkeyCluster: `"true"` asks the finalizer to delete the
 /// data PVCs when the cluster is deleted (they are kept otherwise).
 pub const DELETE_PVCS: &str = "valkey.logbook.dev/delete-pvcs-on-delete";

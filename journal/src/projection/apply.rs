@@ -7,8 +7,8 @@
 use uuid::Uuid;
 
 use super::{
-    ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, FailoverView, HISTORY_LIMIT, HistoryEntry,
-    InFlightIntent, PodView, SpecStatus, StatefulSetView,
+    ANOMALY_LIMIT, Anomaly, ClusterState, DesiredSpec, FailoverRequestView, FailoverView,
+    HISTORY_LIMIT, HistoryEntry, InFlightIntent, PodView, SpecStatus, StatefulSetView,
 };
 use crate::envelope::Envelope;
 use crate::event::{Event, Role};
@@ -411,6 +411,20 @@ impl ClusterState {
                     self.history(seq, at, body, format!("switchover to {target} requested"));
                 }
             }
+            Event::FailoverRequestObserved { request } => {
+                self.observed();
+                self.failover_request = request.as_ref().map(|request| FailoverRequestView {
+                    request: request.clone(),
+                    seq,
+                    at,
+                });
+                match request {
+                    Some(request) => {
+                        self.history(seq, at, body, format!("failover requested ({request})"));
+                    }
+                    None => self.history(seq, at, body, "failover request cleared".into()),
+                }
+            }
         }
     }
 
@@ -432,7 +446,8 @@ impl ClusterState {
             | Intent::UpdateStatus
             | Intent::SetRoleLabels { .. }
             | Intent::Switchover { .. }
-            | Intent::ClearSwitchoverRequest => {}
+            | Intent::ClearSwitchoverRequest
+            | Intent::ClearFailoverRequest => {}
         }
     }
 

@@ -79,6 +79,20 @@ pub struct ClusterState {
     pub primary_replid: Option<ReplId>,
     /// The most recent promotion.
     pub last_failover: Option<FailoverView>,
+    /// The standing failover request, if any.
+    pub failover_request: Option<FailoverRequestView>,
+}
+
+/// A standing request for an operator-driven failover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRequestView {
+    /// The annotation's value (a time or nonce; may be empty).
+    pub request: String,
+    /// Seq of the `FailoverRequestObserved` that made it: a promotion
+    /// after this seq has served it.
+    pub seq: u64,
+    /// When it was observed.
+    pub at: Timestamp,
 }
 
 /// The data StatefulSet as observed.

@@ -45,12 +45,13 @@ const fn failover_label(kind: Kind) -> &'static str {
         Kind::Automatic => "failover",
         Kind::Planned => "switchover",
         Kind::Observed => "failover (observed)",
+        Kind::Requested => "failover (requested)",
     }
 }
 
 const fn failover_class(kind: Kind) -> &'static str {
     match kind {
-        Kind::Automatic => "kind-automatic",
+        Kind::Automatic | Kind::Requested => "kind-automatic",
         Kind::Planned => "kind-planned",
         Kind::Observed => "kind-observed",
     }

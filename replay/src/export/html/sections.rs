@@ -99,7 +99,9 @@ fn write_header(out: &mut dyn Write, page: &Page<'_>, name: &str) -> io::Result<
     let (mut failovers, mut switchovers) = (0usize, 0usize);
     for f in c.failovers() {
         match f.kind {
-            Kind::Automatic | Kind::Observed => failovers = failovers.saturating_add(1),
+            Kind::Automatic | Kind::Observed | Kind::Requested => {
+                failovers = failovers.saturating_add(1);
+            }
             Kind::Planned => switchovers = switchovers.saturating_add(1),
         }
     }
@@ -200,6 +202,7 @@ fn write_failover_row(
         Kind::Automatic => "automatic",
         Kind::Planned => "planned (switchover)",
         Kind::Observed => "observed (not decided here)",
+        Kind::Requested => "requested (operator-driven on request)",
     };
     let decided = f.decided.as_ref().map_or_else(
         || "<span class=\"none\">not decided by the operator</span>".to_owned(),
@@ -263,7 +266,9 @@ fn write_failover_row(
         out,
         "<tr id=\"failover-{number}\" class=\"{}\"><td>{number}</td><td>{kind}</td><td class=\"pair\"><b>{}</b> →<br><b>{}</b></td><td>{}</td><td>{}</td><td class=\"decided\">{decided}</td><td class=\"candidates\">{candidates}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{lost}</td></tr>",
         match f.kind {
-            Kind::Automatic => "kind-automatic",
+            // A requested failover is drawn like an automatic one: the
+            // same promotion, asked for by a person.
+            Kind::Automatic | Kind::Requested => "kind-automatic",
             Kind::Planned => "kind-planned",
             Kind::Observed => "kind-observed",
         },
