@@ -29,8 +29,15 @@ pub trait PodLogs: Send + Sync {
 pub struct Config {
     /// Where to listen; `127.0.0.1:0` picks a free port.
     pub bind: SocketAddr,
-    /// A bearer token every request but health and version must carry.
+    /// The cluster admin's bearer token: every request but health and
+    /// version must carry it or a live ServiceAccount token. `None`: a
+    /// request without credentials is the cluster admin.
     pub token: Option<String>,
+    /// Authorize ServiceAccount requests against the stored Roles,
+    /// ClusterRoles and their bindings, as a real server's RBAC does
+    /// (the admin is never checked). Off: a ServiceAccount may do
+    /// everything.
+    pub rbac: bool,
     /// Keep the objects in sled here so a restart comes back with them.
     pub state_dir: Option<PathBuf>,
     /// How many changes a watch can resume from (older: 410 Gone).
@@ -78,6 +85,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            rbac: false,
             state_dir: None,
             watch_history: 10_000,
             max_body_bytes: 3 * 1024 * 1024,
@@ -95,6 +103,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("rbac", &self.rbac)
             .field("state_dir", &self.state_dir)
             .field("watch_history", &self.watch_history)
             .field("max_body_bytes", &self.max_body_bytes)

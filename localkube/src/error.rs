@@ -38,14 +38,20 @@ impl Subject {
         }
     }
 
+    /// `details` as the real server serializes them: empty fields are
+    /// left out (`omitempty`), so a refused list has no `name`.
     fn details(&self) -> Value {
-        let mut d = json!({"name": self.name, "kind": self.resource});
-        if !self.group.is_empty()
-            && let Some(m) = d.as_object_mut()
-        {
-            m.insert("group".into(), json!(self.group));
+        let mut d = serde_json::Map::new();
+        for (k, v) in [
+            ("name", &self.name),
+            ("group", &self.group),
+            ("kind", &self.resource),
+        ] {
+            if !v.is_empty() {
+                d.insert(k.into(), json!(v));
+            }
         }
-        d
+        Value::Object(d)
     }
 }
 

@@ -6,6 +6,7 @@
 //! kubectl; [`RunningServer::store`] gives in-process code (part 2's
 //! controllers) the same store with the same semantics.
 
+pub mod auth;
 pub mod config;
 pub mod controllers;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod selector;
 pub mod store;
 pub mod watch;
 
+pub use auth::{Access, Denial};
 pub use config::{Config, PodLogs, WorkloadsConfig};
 pub use error::ApiError;
 pub use http::{Error, LocalKube, RunningServer};

@@ -5,13 +5,16 @@
 
 mod discovery;
 mod faults;
+mod guard;
 mod kubelet_slot;
 mod openapi;
 pub mod path;
 pub mod request;
 pub mod requests;
 mod resources;
+mod reviews;
 mod table;
+mod token;
 mod workloads;
 
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use axum::http::{Method, Response, header};
 use axum::serve::ListenerExt;
 use http_body_util::BodyExt;
 
+use crate::auth::{self, Attributes, AuthzLog, PolicyCache, TokenStore, UserInfo};
 use crate::config::{Config, PodLogs};
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
@@ -58,6 +62,12 @@ pub(crate) struct App {
     pub store: Store,
     pub requests: requests::RequestLog,
     pub token: Option<String>,
+    /// The live ServiceAccount tokens.
+    pub tokens: TokenStore,
+    /// Whether ServiceAccount requests are authorized by RBAC.
+    pub rbac: bool,
+    pub policy: PolicyCache,
+    pub authz_log: AuthzLog,
     pub max_body: usize,
     pub pod_logs: Option<Arc<dyn PodLogs>>,
     pub addr: SocketAddr,
@@ -73,6 +83,8 @@ pub struct RunningServer {
     addr: SocketAddr,
     requests: requests::RequestLog,
     token: Option<String>,
+    tokens: TokenStore,
+    authz_log: AuthzLog,
     store: Store,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -122,10 +134,16 @@ impl LocalKube {
             _ => None,
         };
         let requests = requests::RequestLog::default();
+        let tokens = TokenStore::default();
+        let authz_log = AuthzLog::default();
         let app = Arc::new(App {
             store: store.clone(),
             requests: requests.clone(),
             token: config.token.clone(),
+            tokens: tokens.clone(),
+            rbac: config.rbac,
+            policy: PolicyCache::default(),
+            authz_log: authz_log.clone(),
             max_body: config.max_body_bytes,
             pod_logs,
             addr,
@@ -155,6 +173,8 @@ impl LocalKube {
             requests,
             addr,
             token: config.token,
+            tokens,
+            authz_log,
             store,
             shutdown: tx,
             task,
@@ -196,6 +216,61 @@ impl RunningServer {
         crate::kubeconfig::write(path, &self.kubeconfig_yaml())
     }
 
+    /// A bearer token for the ServiceAccount `name` of `namespace`, valid
+    /// for `ttl` (the TokenRequest API's 10-minute minimum does not apply,
+    /// so a test can watch one expire). Pair it with
+    /// [`Self::kubeconfig_with_token`] or a client's bearer token.
+    ///
+    /// # Errors
+    /// 404 when the ServiceAccount does not exist.
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<String, ApiError> {
+        let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.tokens
+            .issue(&self.store, namespace, name, seconds, chrono::Utc::now())
+            .map(|t| t.token)
+    }
+
+    /// A kubeconfig for this server that authenticates with `token` (e.g.
+    /// a ServiceAccount's), otherwise as [`Self::kubeconfig_yaml`].
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        crate::kubeconfig::render(&self.url(), Some(token))
+    }
+
+    /// Writes [`Self::kubeconfig_with_token`] to `path` (mode 0600).
+    ///
+    /// # Errors
+    /// The I/O error.
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        crate::kubeconfig::write(path, &self.kubeconfig_with_token(token))
+    }
+
+    /// Every distinct access RBAC allowed a ServiceAccount so far (with
+    /// [`Config::rbac`]; sorted, object names left out): the permissions a
+    /// client really used.
+    #[must_use]
+    pub fn authorizations(&self) -> Vec<auth::Access> {
+        self.authz_log.allowed_accesses()
+    }
+
+    /// Every request RBAC refused so far, oldest first, with the 403's
+    /// message (which names the missing permission).
+    #[must_use]
+    pub fn denials(&self) -> Vec<auth::Denial> {
+        self.authz_log.denials()
+    }
+
+    /// The authorization log itself (e.g. to [`AuthzLog::clear`] it
+    /// between phases of a test).
+    #[must_use]
+    pub fn authz_log(&self) -> AuthzLog {
+        self.authz_log.clone()
+    }
+
     /// The in-process store handle.
     pub fn store(&self) -> Store {
         self.store.clone()
@@ -233,15 +308,6 @@ impl RunningServer {
     }
 }
 
-fn authorized(app: &App, req: &Request) -> bool {
-    let Some(token) = &app.token else { return true };
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == token)
-}
-
 async fn read_body(app: &App, body: Body) -> Result<bytes::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, app.max_body);
     match limited.collect().await {
@@ -264,9 +330,29 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         req.uri().path_and_query().map_or("", |p| p.as_str()),
     );
     let route = path::parse(req.uri().path());
+    let query = request::Query::parse(req.uri().query());
     let open = matches!(route, Route::Health | Route::Version);
-    if !open && !authorized(&app, &req) {
-        return request::error(&ApiError::Unauthorized);
+    let user = if open {
+        UserInfo::anonymous()
+    } else {
+        match guard::authenticate(&app, req.headers()) {
+            Ok(u) => u,
+            Err(e) => return request::error(&e),
+        }
+    };
+    if !open {
+        let attrs = Attributes::of_request(
+            user.clone(),
+            req.method().as_str(),
+            req.uri().path(),
+            &route,
+            &query,
+        );
+        // Before the body is read and before a watch starts, as the
+        // apiserver's authorization filter runs.
+        if let Err(e) = guard::authorize(&app, &attrs) {
+            return request::error(&e);
+        }
     }
     let declared = req
         .headers()
@@ -281,7 +367,6 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Ok(b) => b,
         Err(e) => return request::error(&e),
     };
-    let query = request::Query::parse(parts.uri.query());
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let accept = request::accept(&parts.headers);
     match route {
@@ -293,8 +378,22 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Route::ResourceList(g, v) if get => discovery::resource_list(&app, &g, &v),
         Route::OpenApiV3 if get => openapi::index(&app),
         Route::OpenApiV3Gv(g, v) if get => openapi::document(&app, &g, &v),
+        Route::Resource(t) if token::serves(&t) => {
+            token::handle(&app, &parts.method, &t, &query, &parts.headers, &body)
+        }
+        Route::Resource(t) if reviews::serves(&t) => {
+            reviews::handle(&app, &user, &parts.method, &t, &parts.headers, &body)
+        }
         Route::Resource(t) => {
-            resources::handle(&app, &parts.method, &t, &query, &parts.headers, &body).await
+            let req = resources::Req {
+                method: &parts.method,
+                target: &t,
+                query: &query,
+                headers: &parts.headers,
+                body: &body,
+                user: &user,
+            };
+            resources::handle(&app, &req).await
         }
         Route::Fault(action) if parts.method == Method::POST => {
             faults::handle(&app, &action, &body).await

@@ -164,21 +164,66 @@ pub fn object_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
     Ok(v)
 }
 
+/// The options kind a verb's query parameters decode into, as named in
+/// the 422 refusing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Options {
+    /// POST (create, eviction).
+    Create,
+    /// PUT.
+    Update,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+}
+
+impl Options {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Create => "CreateOptions",
+            Self::Update => "UpdateOptions",
+            Self::Patch => "PatchOptions",
+            Self::Delete => "DeleteOptions",
+        }
+    }
+}
+
+/// Whether `values` (the `dryRun` parameter) ask for a dry run.
+///
+/// # Errors
+/// 422 for a value other than `All`, worded as the real server's options
+/// validation (`CreateOptions.meta.k8s.io "" is invalid: dryRun:
+/// Unsupported value: []string{"x"}: supported values: "All"`).
+pub fn dry_run(values: &[&str], options: Options) -> Result<bool, ApiError> {
+    let values: Vec<&str> = values.iter().copied().filter(|v| !v.is_empty()).collect();
+    if values.iter().all(|v| *v == "All") {
+        return Ok(!values.is_empty());
+    }
+    // Go's %#v of a []string.
+    let listed: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    Err(ApiError::invalid_one(
+        options.kind(),
+        "meta.k8s.io",
+        "",
+        crate::error::cause(
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                listed.join(", ")
+            ),
+            "dryRun",
+        ),
+    ))
+}
+
 /// The write context of a request: `dryRun`, `fieldManager` (or the user
 /// agent's first segment, as the real server), `fieldValidation`.
 ///
 /// # Errors
-/// 400 for unsupported values.
-pub fn write_ctx(q: &Query, headers: &HeaderMap) -> Result<WriteCtx, ApiError> {
-    let dry_run = match q.get("dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
-            )));
-        }
-    };
+/// 422 for an unsupported `dryRun`, 400 for other unsupported values.
+pub fn write_ctx(q: &Query, headers: &HeaderMap, options: Options) -> Result<WriteCtx, ApiError> {
+    let dry_run = dry_run(q.get("dryRun").as_slice(), options)?;
     let manager = match q.get("fieldManager").filter(|s| !s.is_empty()) {
         Some(m) => m.to_owned(),
         None => {

@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::path::Target;
-use super::request::{self, As, Query};
+use super::request::{self, As, Options, Query};
 use super::table;
+use crate::auth::attributes::ResourceAttributes;
+use crate::auth::{Attributes, UserInfo};
 use crate::error::{ApiError, success_status};
 use crate::registry::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -22,16 +24,20 @@ use crate::watch::WatchRequest;
 
 type Reply = Result<Response<Body>, ApiError>;
 
+/// One resource request, as the handlers take it.
+pub(crate) struct Req<'a> {
+    pub method: &'a Method,
+    pub target: &'a Target,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// Who asks (for the checks a handler runs itself).
+    pub user: &'a UserInfo,
+}
+
 /// Handles a resource request.
-pub(crate) async fn handle(
-    app: &App,
-    method: &Method,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response<Body> {
-    match dispatch(app, method, t, q, headers, body) {
+pub(crate) async fn handle(app: &App, r: &Req<'_>) -> Response<Body> {
+    match dispatch(app, r) {
         Ok(r) => r,
         Err(e) => request::error(&e),
     }
@@ -71,14 +77,8 @@ fn resolve(app: &App, t: &Target) -> Result<Arc<ResourceInfo>, ApiError> {
     Ok(res)
 }
 
-fn dispatch(
-    app: &App,
-    method: &Method,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
+fn dispatch(app: &App, r: &Req<'_>) -> Reply {
+    let (method, t, q, headers, body) = (r.method, r.target, r.query, r.headers, r.body);
     let res = resolve(app, t)?;
     let ns = t.namespace.clone().unwrap_or_default();
     let watching = t.watch_prefix || q.flag("watch");
@@ -103,7 +103,7 @@ fn dispatch(
             }
             let obj = request::object_body(headers, body)?;
             check_type(&res, &t.version, &obj)?;
-            let ctx = request::write_ctx(q, headers)?;
+            let ctx = request::write_ctx(q, headers, Options::Create)?;
             let out = app.store.create_in(&res, &ns, obj, &ctx)?;
             let r = one(&res, &t.version, &out.object, headers, q, 201)?;
             Ok(request::with_warnings(r, &out.warnings))
@@ -115,14 +115,17 @@ fn dispatch(
                 return Err(ApiError::BadRequest(format!("{kind} is not an Eviction")));
             }
             let opts = delete_options(ev.get("deleteOptions"), &Query::default())?;
-            let ctx = request::write_ctx(q, headers)?;
+            let mut ctx = request::write_ctx(q, headers, Options::Create)?;
+            if let Some(d) = ev.get("deleteOptions") {
+                ctx.dry_run = ctx.dry_run || dry_run_in_body(d.to_string().as_bytes())?;
+            }
             app.store.evict(&ns, name, &opts, &ctx)?;
             Ok(request::json(201, &success_status(201)))
         }
         ("PUT", Some(name), None | Some("status") | Some("finalize")) => {
             let obj = request::object_body(headers, body)?;
             check_type(&res, &t.version, &obj)?;
-            let ctx = request::write_ctx(q, headers)?;
+            let ctx = request::write_ctx(q, headers, Options::Update)?;
             let s = if sub == Some("status") {
                 Sub::Status
             } else {
@@ -134,7 +137,7 @@ fn dispatch(
         }
         ("PUT", Some(name), Some("scale")) => {
             let obj = request::object_body(headers, body)?;
-            let ctx = request::write_ctx(q, headers)?;
+            let ctx = request::write_ctx(q, headers, Options::Update)?;
             Ok(request::json(
                 200,
                 &app.store
@@ -142,12 +145,12 @@ fn dispatch(
             ))
         }
         ("PATCH", Some(name), None | Some("status") | Some("scale")) => {
-            patch(app, &res, t, &ns, name, q, headers, body)
+            patch(app, r, &res, &ns, name)
         }
         ("DELETE", Some(name), None) => {
             let opts = delete_options(delete_body(headers, body)?.as_ref(), q)?;
-            let mut ctx = request::write_ctx(q, headers)?;
-            ctx.dry_run = ctx.dry_run || dry_run_in_body(body);
+            let mut ctx = request::write_ctx(q, headers, Options::Delete)?;
+            ctx.dry_run = ctx.dry_run || dry_run_in_body(body)?;
             let out = app.store.delete_in(&res, &ns, name, &opts, &ctx)?;
             let code = if out.pending && opts.propagation == Some(Propagation::Foreground) {
                 202
@@ -172,8 +175,8 @@ fn dispatch(
         }
         ("DELETE", None, None) => {
             let opts = delete_options(delete_body(headers, body)?.as_ref(), q)?;
-            let mut ctx = request::write_ctx(q, headers)?;
-            ctx.dry_run = ctx.dry_run || dry_run_in_body(body);
+            let mut ctx = request::write_ctx(q, headers, Options::Delete)?;
+            ctx.dry_run = ctx.dry_run || dry_run_in_body(body)?;
             let lo = list_options(&res, q)?;
             let items =
                 app.store
@@ -371,17 +374,8 @@ fn watch(
     Ok(r)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn patch(
-    app: &App,
-    res: &ResourceInfo,
-    t: &Target,
-    ns: &str,
-    name: &str,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
+fn patch(app: &App, r: &Req<'_>, res: &ResourceInfo, ns: &str, name: &str) -> Reply {
+    let (t, q, headers, body) = (r.target, r.query, r.headers, r.body);
     let ct = request::content_type(headers);
     let kind = match ct.as_str() {
         "application/merge-patch+json" => PatchKind::Merge,
@@ -407,7 +401,7 @@ fn patch(
         PatchKind::Apply { .. } => request::yaml_body(body)?,
         _ => request::json_body(body)?,
     };
-    let ctx = request::write_ctx(q, headers)?;
+    let ctx = request::write_ctx(q, headers, Options::Patch)?;
     if let PatchKind::Apply { .. } = kind {
         if q.get("fieldManager").is_none_or(str::is_empty) {
             return Err(ApiError::BadRequest(
@@ -421,6 +415,22 @@ fn patch(
         }
         if t.sub.as_deref() != Some("scale") {
             check_type(res, &t.version, &patch)?;
+        }
+        if t.sub.is_none() && app.store.get_in(res, ns, name).is_err() {
+            // An apply that creates needs `create` too, checked inside the
+            // handler as the apiserver checks a create-on-update.
+            let a = Attributes::resource(
+                r.user.clone(),
+                "create",
+                ResourceAttributes {
+                    group: res.group.clone(),
+                    resource: res.plural.clone(),
+                    subresource: String::new(),
+                    namespace: t.namespace.clone().unwrap_or_default(),
+                    name: name.to_owned(),
+                },
+            );
+            super::guard::authorize_create_on_write(app, &a)?;
         }
     } else if q.get("force").is_some() {
         return Err(ApiError::BadRequest(
@@ -454,11 +464,16 @@ fn delete_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiErr
     request::object_body(headers, body).map(Some)
 }
 
-fn dry_run_in_body(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
+/// A DeleteOptions body's `dryRun`, validated as the query parameter is.
+fn dry_run_in_body(body: &[u8]) -> Result<bool, ApiError> {
+    let Some(values) = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("dryRun").and_then(Value::as_array).cloned())
-        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("All")))
+    else {
+        return Ok(false);
+    };
+    let values: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+    request::dry_run(&values, Options::Delete)
 }
 
 fn delete_options(body: Option<&Value>, q: &Query) -> Result<DeleteOptions, ApiError> {

@@ -36,6 +36,9 @@ pub use write::{FieldValidation, Outcome, Sub, WriteCtx};
 /// (group, resource, namespace or "", name).
 pub type Key = (String, String, String, String);
 
+/// The API group of Roles, ClusterRoles and their bindings.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -101,6 +104,9 @@ pub(crate) struct Inner {
     /// Objects the collector must look at: written with owners, or whose
     /// owner went away or started deleting in the foreground.
     pub gc_queue: BTreeSet<Key>,
+    /// Counts the stored changes to RBAC objects, so the authorizer
+    /// recompiles its policy only after one.
+    pub rbac_generation: u64,
 }
 
 /// Settings the store's semantics depend on.
@@ -154,6 +160,7 @@ impl Inner {
             instance: None,
             dependents: HashMap::new(),
             gc_queue: BTreeSet::new(),
+            rbac_generation: 0,
         }
     }
 
@@ -251,6 +258,9 @@ impl Inner {
     }
 
     fn record(&mut self, key: Key, etype: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
+        if key.0 == RBAC_GROUP {
+            self.rbac_generation = self.rbac_generation.wrapping_add(1);
+        }
         let (group, resource, namespace, _) = key;
         let ev = Arc::new(Event {
             rv: self.rv,
@@ -398,5 +408,29 @@ impl Store {
     /// Every served resource (built-in and custom).
     pub fn resources(&self) -> Vec<Arc<ResourceInfo>> {
         registry::all(&self.shared.inner.lock().custom)
+    }
+
+    /// How many stored changes RBAC objects have seen (a cache key).
+    pub(crate) fn rbac_generation(&self) -> u64 {
+        self.shared.inner.lock().rbac_generation
+    }
+
+    /// Every stored RBAC object as (resource plural, object), with the
+    /// generation they are current at, read under one lock.
+    pub(crate) fn rbac_objects(&self) -> (u64, Vec<(String, Arc<Value>)>) {
+        let inner = self.shared.inner.lock();
+        let from = (
+            RBAC_GROUP.to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        );
+        let objects = inner
+            .objects
+            .range(from..)
+            .take_while(|(k, _)| k.0 == RBAC_GROUP)
+            .map(|(k, v)| (k.1.clone(), v.clone()))
+            .collect();
+        (inner.rbac_generation, objects)
     }
 }

@@ -1,0 +1,160 @@
+//! `authorization.k8s.io/v1` self reviews, which `kubectl auth can-i`
+//! sends: a SelfSubjectAccessReview asks whether the caller may do one
+//! thing (answered by the same authorizer that guards requests, without
+//! logging it as a use), a SelfSubjectRulesReview lists what the caller
+//! may do in a namespace.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Response};
+use serde_json::{Value, json};
+
+use super::App;
+use super::guard;
+use super::path::Target;
+use super::request;
+use crate::auth::attributes::ResourceAttributes;
+use crate::auth::{Attributes, UserInfo, rbac};
+use crate::error::{ApiError, cause};
+
+const GROUP: &str = "authorization.k8s.io";
+const ACCESS: &str = "selfsubjectaccessreviews";
+const RULES: &str = "selfsubjectrulesreviews";
+
+/// Whether `t` is in the group this module serves.
+pub(crate) fn serves(t: &Target) -> bool {
+    t.group == GROUP
+}
+
+/// Answers a review.
+pub(crate) fn handle(
+    app: &App,
+    user: &UserInfo,
+    method: &Method,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response<Body> {
+    let known = t.version == "v1"
+        && t.namespace.is_none()
+        && t.name.is_none()
+        && t.sub.is_none()
+        && (t.resource == ACCESS || t.resource == RULES);
+    let out = if !known {
+        Err(ApiError::UnknownResource)
+    } else if method != Method::POST {
+        Err(ApiError::MethodNotAllowed)
+    } else {
+        request::object_body(headers, body).and_then(|review| {
+            if t.resource == ACCESS {
+                access_review(app, user, review)
+            } else {
+                Ok(rules_review(app, user, review))
+            }
+        })
+    };
+    match out {
+        Ok(v) => request::json(201, &v),
+        Err(e) => request::error(&e),
+    }
+}
+
+fn s(v: Option<&Value>, k: &str) -> String {
+    v.and_then(|v| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn with_status(mut review: Value, kind: &str, status: Value) -> Value {
+    if let Some(m) = review.as_object_mut() {
+        m.insert("kind".into(), json!(kind));
+        m.insert("apiVersion".into(), json!("authorization.k8s.io/v1"));
+        m.insert("status".into(), status);
+    }
+    crate::obj::meta_mut(&mut review)
+        .entry("creationTimestamp")
+        .or_insert(Value::Null);
+    review
+}
+
+fn access_review(app: &App, user: &UserInfo, review: Value) -> Result<Value, ApiError> {
+    let spec = review.get("spec");
+    let res = spec
+        .and_then(|s| s.get("resourceAttributes"))
+        .filter(|v| !v.is_null());
+    let non = spec
+        .and_then(|s| s.get("nonResourceAttributes"))
+        .filter(|v| !v.is_null());
+    let invalid = |field: &str, message: &str| {
+        ApiError::invalid_one(
+            "SelfSubjectAccessReview",
+            GROUP,
+            "",
+            cause("FieldValueInvalid", message, field),
+        )
+    };
+    let attrs = match (res, non) {
+        (Some(r), None) => Attributes::resource(
+            user.clone(),
+            &s(Some(r), "verb"),
+            ResourceAttributes {
+                group: s(Some(r), "group"),
+                resource: s(Some(r), "resource"),
+                subresource: s(Some(r), "subresource"),
+                namespace: s(Some(r), "namespace"),
+                name: s(Some(r), "name"),
+            },
+        ),
+        (None, Some(n)) => {
+            Attributes::non_resource(user.clone(), &s(Some(n), "verb"), &s(Some(n), "path"))
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "spec.nonResourceAttributes",
+                "Invalid value: \"null\": cannot be specified in combination with resourceAttributes",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "spec.resourceAttributes",
+                "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            ));
+        }
+    };
+    let decision = guard::decide(app, &attrs);
+    let mut status = json!({"allowed": decision.allowed()});
+    if !decision.reason().is_empty()
+        && let Some(m) = status.as_object_mut()
+    {
+        m.insert("reason".into(), json!(decision.reason()));
+    }
+    Ok(with_status(review, "SelfSubjectAccessReview", status))
+}
+
+fn rules_review(app: &App, user: &UserInfo, review: Value) -> Value {
+    let namespace = s(review.get("spec"), "namespace");
+    let (mut resource, mut non_resource) = (Vec::new(), Vec::new());
+    // The admin (and everyone, with RBAC off) is allowed everything by an
+    // authorizer ahead of RBAC, which lists itself as these two rules.
+    if user.is_admin() || !app.rbac {
+        resource.push(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
+        non_resource.push(json!({"verbs": ["*"], "nonResourceURLs": ["*"]}));
+    }
+    let mut errors = Vec::new();
+    if app.rbac {
+        let (rules, errs) = app.policy.current(&app.store).rules_for(user, &namespace);
+        let (r, n) = rbac::review_rules(&rules);
+        resource.extend(r);
+        non_resource.extend(n);
+        errors = errs;
+    }
+    let mut status = json!({"resourceRules": resource, "nonResourceRules": non_resource,
+        "incomplete": !errors.is_empty()});
+    let reason = rbac::errors_reason(&errors);
+    if !reason.is_empty()
+        && let Some(m) = status.as_object_mut()
+    {
+        m.insert("evaluationError".into(), json!(reason));
+    }
+    with_status(review, "SelfSubjectRulesReview", status)
+}
