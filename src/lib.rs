@@ -17,6 +17,7 @@ pub mod local;
 pub mod observe;
 pub mod operator;
 mod operator_cli;
+pub mod plugin;
 pub mod replay_cli;
 pub mod resources;
 pub mod valkey;

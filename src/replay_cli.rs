@@ -16,7 +16,7 @@ use logbook_replay::{Decider, Input, ReplayError};
 
 use crate::cli::{Error, Result};
 use crate::journal_cli::{Journal, SourceArgs};
-use crate::journal_store::AnyStore;
+use crate::journal_store::{AnyStore, ConfigMapStore};
 
 /// Which journal a replay verb reads.
 #[derive(Debug, Clone, Args)]
@@ -179,7 +179,10 @@ impl ReplaySource {
         }
     }
 
-    async fn open(&self) -> Result<Opened> {
+    /// Opens the source; a ConfigMap journal through `client` when one is
+    /// given (`kubectl valkey replay`: the user's kubeconfig, context and
+    /// flags), else through `--kubeconfig` or the inferred configuration.
+    async fn open(&self, client: Option<&kube::Client>) -> Result<Opened> {
         if let Some(file) = &self.file {
             if !file.is_file() {
                 return Err(ReplayError::Unreadable {
@@ -197,9 +200,17 @@ impl ReplaySource {
             )
             .into());
         }
-        let journal = Journal::open(&self.journal_args())
-            .await
-            .map_err(unreadable)?;
+        let journal = match (client, &self.namespace) {
+            (Some(client), Some(namespace)) => Journal::ConfigMaps {
+                namespace: namespace.clone(),
+                kubeconfig: None,
+                client: client.clone(),
+                store: ConfigMapStore::new(client.clone(), namespace),
+            },
+            _ => Journal::open(&self.journal_args())
+                .await
+                .map_err(unreadable)?,
+        };
         let (stream, cluster) = match (&journal, &self.stream) {
             (Journal::Sled { .. }, Some(stream)) => (parse_stream(stream)?, None),
             (Journal::Sled { .. }, None) => (only_cluster_stream(&journal).await?, None),
@@ -276,65 +287,77 @@ pub fn run(cmd: ReplayCommand, out: &mut dyn Write) -> Result<()> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    rt.block_on(async move {
-        let source = match &cmd {
-            ReplayCommand::Verify { source }
-            | ReplayCommand::Timeline { source, .. }
-            | ReplayCommand::Failovers { source, .. }
-            | ReplayCommand::Reshards { source, .. }
-            | ReplayCommand::State { source, .. }
-            | ReplayCommand::Audit { source, .. }
-            | ReplayCommand::Export { source, .. } => source.clone(),
-        };
-        match source.open().await? {
-            Opened::File(path) => {
-                run_on(
-                    &cmd,
-                    &Input::<AnyStore>::File(path),
-                    None::<&Input<AnyStore>>,
-                    out,
-                )
-                .await
-            }
-            Opened::Store {
-                journal,
-                stream,
-                cluster,
-            } => {
-                let place = journal.place();
-                let store = journal.store();
-                // One-shot verbs read a ConfigMap journal at one commit
-                // point; `--follow` reads the head again at every look.
-                let pinned = match store.config_maps() {
-                    Some(config_maps) => Some(
-                        config_maps
-                            .pin(&stream)
-                            .await
-                            .map_err(|e| unreadable(journal.store_error(e)))?,
-                    ),
-                    None => None,
-                };
-                let live = Input::Store {
-                    store,
-                    stream: stream.clone(),
-                    cluster: cluster.clone(),
-                    place: place.clone(),
-                };
-                match pinned {
-                    Some(pinned) => {
-                        let input = Input::Store {
-                            store: pinned,
-                            stream,
-                            cluster,
-                            place,
-                        };
-                        run_on(&cmd, &input, Some(&live), out).await
-                    }
-                    None => run_on(&cmd, &live, Some(&live), out).await,
+    rt.block_on(run_with_client(cmd, None, out))
+}
+
+/// [`run`] inside a runtime, reading a ConfigMap journal through `client`
+/// when one is given (`kubectl valkey replay` builds it from kubectl's
+/// flags); exit codes as [`run`]'s.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_client(
+    cmd: ReplayCommand,
+    client: Option<kube::Client>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let source = match &cmd {
+        ReplayCommand::Verify { source }
+        | ReplayCommand::Timeline { source, .. }
+        | ReplayCommand::Failovers { source, .. }
+        | ReplayCommand::Reshards { source, .. }
+        | ReplayCommand::State { source, .. }
+        | ReplayCommand::Audit { source, .. }
+        | ReplayCommand::Export { source, .. } => source.clone(),
+    };
+    match source.open(client.as_ref()).await? {
+        Opened::File(path) => {
+            run_on(
+                &cmd,
+                &Input::<AnyStore>::File(path),
+                None::<&Input<AnyStore>>,
+                out,
+            )
+            .await
+        }
+        Opened::Store {
+            journal,
+            stream,
+            cluster,
+        } => {
+            let place = journal.place();
+            let store = journal.store();
+            // One-shot verbs read a ConfigMap journal at one commit
+            // point; `--follow` reads the head again at every look.
+            let pinned = match store.config_maps() {
+                Some(config_maps) => Some(
+                    config_maps
+                        .pin(&stream)
+                        .await
+                        .map_err(|e| unreadable(journal.store_error(e)))?,
+                ),
+                None => None,
+            };
+            let live = Input::Store {
+                store,
+                stream: stream.clone(),
+                cluster: cluster.clone(),
+                place: place.clone(),
+            };
+            match pinned {
+                Some(pinned) => {
+                    let input = Input::Store {
+                        store: pinned,
+                        stream,
+                        cluster,
+                        place,
+                    };
+                    run_on(&cmd, &input, Some(&live), out).await
                 }
+                None => run_on(&cmd, &live, Some(&live), out).await,
             }
         }
-    })
+    }
 }
 
 async fn run_on<S: JournalStore, L: JournalStore>(

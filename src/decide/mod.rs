@@ -50,6 +50,7 @@ use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestam
 
 pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
 pub use recovery::{already_done, promotion_found_done};
+pub use switchover::AUTO as SWITCHOVER_AUTO;
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id

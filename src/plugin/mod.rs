@@ -1,0 +1,382 @@
+//! `kubectl valkey`: the kubectl plugin (binary `kubectl-valkey`, found by
+//! kubectl on `PATH`) for Logbook's ValkeyClusters — status from the
+//! published status and the journal, switchover, failover, pause and
+//! resume as requests the operator serves and journals, the replay tool on
+//! a cluster's journal, recent decisions, and a support bundle.
+//!
+//! kubectl hands a plugin every argument after its name, so kubectl's
+//! connection flags (`--kubeconfig`, `--context`, `-n/--namespace`) are
+//! parsed here, anywhere on the line, with kubectl's defaults.
+//!
+//! - `connect`: the client and its calls; `error`: failures and exit
+//!   codes; `journal`: the journal read with the replay crate;
+//! - one file per command family: `status`, `requests`, `events`,
+//!   `replay`, `report` (with `tar` for its archive); `format` for tables.
+//!
+//! It never prints a secret: it reads no Secret data, and the journal and
+//! the published status hold none.
+
+mod connect;
+mod error;
+mod events;
+mod format;
+mod journal;
+mod replay;
+mod report;
+mod requests;
+mod status;
+mod tar;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use connect::{Flags, Kube};
+pub use error::{
+    EXIT_FAILED, EXIT_FORBIDDEN, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, PluginError, Result,
+};
+pub use requests::failover_prompt;
+
+/// What the exit codes mean, for `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0  done
+  1  failed: unknown cluster, refused request, --wait timed out, aborted at the prompt, API or journal error
+  2  invalid arguments; also `failover` without --yes when standard input is not a terminal
+  3  the Kubernetes API cannot be reached, or no usable kubeconfig
+  4  forbidden (RBAC, 403) or unauthorized (401)
+  replay: replay's own codes (0 clean, 1 findings, 2 unreadable journal)";
+
+/// Operate Logbook's ValkeyClusters: status, switchover, failover, pause,
+/// resume, the journal's decisions, replay, and support bundles.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-valkey",
+    bin_name = "kubectl valkey",
+    version,
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// The kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then
+    /// the in-cluster service account).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The namespace (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--wait` and `--timeout`.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Wait until status.primary changes (or the operator refuses).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits: `90s`, `2m`, `500ms`, or seconds.
+    #[arg(long, default_value = "120s", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Duration,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Without a name: every ValkeyCluster of the namespace. With one: its
+    /// topology, phase, conditions, each pod's role, replication offset and
+    /// lag as last observed by the operator (from the journal), the last
+    /// failover and the journal head.
+    Status {
+        /// The ValkeyCluster.
+        name: Option<String>,
+    },
+    /// Ask for a planned switchover: the primary role moves to an in-sync
+    /// replica with no acknowledged write lost (annotation
+    /// valkey.logbook.dev/switchover-to).
+    Switchover {
+        /// The ValkeyCluster.
+        name: String,
+        /// The pod to promote (default: `auto`, the operator chooses).
+        #[arg(long, value_name = "POD")]
+        to: Option<String>,
+        /// Waiting.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Ask the operator to fail over now, even from a healthy primary:
+    /// fence it, promote the replica with the most of its data, repoint the
+    /// others (annotation valkey.logbook.dev/failover-requested). Writes not
+    /// yet replicated can be lost: asks for confirmation unless --yes.
+    Failover {
+        /// The ValkeyCluster.
+        name: String,
+        /// Do not ask for confirmation (needed when standard input is not
+        /// a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Waiting.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Set spec.paused: the operator observes and journals, and changes
+    /// nothing (not even a failover) until resumed.
+    Pause {
+        /// The ValkeyCluster.
+        name: String,
+    },
+    /// Clear spec.paused: the operator acts on the cluster again.
+    Resume {
+        /// The ValkeyCluster.
+        name: String,
+    },
+    /// Run a replay verb (verify, timeline, failovers, reshards, state,
+    /// audit, export) on the cluster's ConfigMap journal, e.g.
+    /// `kubectl valkey replay cache audit`.
+    Replay {
+        /// The ValkeyCluster (or a deleted one whose journal was kept).
+        name: String,
+        /// The verb.
+        verb: String,
+        /// The verb's arguments (`--json`, `--at 120`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The operator's recent decisions from the journal: each intent, its
+    /// reason and its outcome (Kubernetes Events expire; the journal
+    /// keeps them).
+    Events {
+        /// The ValkeyCluster.
+        name: String,
+        /// How many decisions.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Write a support bundle: the cluster, its objects, pod states,
+    /// status, decisions, the journal (JSONL) and the operator's last log
+    /// lines. Never Secret data.
+    Report {
+        /// The ValkeyCluster.
+        name: String,
+        /// A `.tar.gz`/`.tgz` file, or a directory to create (default:
+        /// `valkey-report-<name>-<time>.tar.gz`).
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// The namespace the operator runs in (its pods' logs).
+        #[arg(long, default_value = "logbook-system", value_name = "NAMESPACE")]
+        operator_namespace: String,
+        /// Lines of each operator pod's log.
+        #[arg(long, default_value_t = 500)]
+        log_lines: i64,
+    },
+}
+
+/// `90s`, `2m`, `500ms`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (text.get(..i).unwrap_or(""), text.get(i..).unwrap_or("")),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 90s, 2m, 500ms)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        other => Err(format!("{text:?}: unknown unit {other:?} (ms, s, m, h)")),
+    }
+}
+
+/// Pulls kubectl's connection flags out of a replay verb's arguments
+/// (after the verb everything is the verb's, so clap does not see them).
+fn take_flags(args: Vec<String>, cli: &mut Cli) -> Result<Vec<String>> {
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let slot = match key.as_str() {
+            "-n" | "--namespace" => 0,
+            "--context" => 1,
+            "--kubeconfig" => 2,
+            _ => {
+                rest.push(arg);
+                continue;
+            }
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .ok_or_else(|| PluginError::Usage(format!("{key} needs a value")))?,
+        };
+        match slot {
+            0 => cli.namespace = Some(value),
+            1 => cli.context = Some(value),
+            _ => cli.kubeconfig = Some(PathBuf::from(value)),
+        }
+    }
+    Ok(rest)
+}
+
+/// Runs a parsed command line, writing its output to `out`.
+///
+/// # Errors
+/// [`PluginError`]; [`PluginError::exit_code`] is the process's exit code.
+pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
+    // A replay verb's arguments may carry kubectl's flags too.
+    let replay = match &mut cli.command {
+        Command::Replay { args, .. } => Some(std::mem::take(args)),
+        _ => None,
+    };
+    let replay_args = match replay {
+        Some(args) => Some(take_flags(args, &mut cli)?),
+        None => None,
+    };
+    let flags = Flags {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+        namespace: cli.namespace.clone(),
+    };
+    let kube = Kube::connect(&flags).await?;
+    match cli.command {
+        Command::Status { name } => status::run(&kube, name.as_deref(), out).await,
+        Command::Switchover { name, to, wait } => {
+            let wait = requests::Wait {
+                wait: wait.wait,
+                timeout: wait.timeout,
+            };
+            requests::switchover(&kube, &name, to.as_deref(), wait, out).await
+        }
+        Command::Failover { name, yes, wait } => {
+            let wait = requests::Wait {
+                wait: wait.wait,
+                timeout: wait.timeout,
+            };
+            requests::failover(&kube, &name, yes, wait, out).await
+        }
+        Command::Pause { name } => requests::set_paused(&kube, &name, true, out).await,
+        Command::Resume { name } => requests::set_paused(&kube, &name, false, out).await,
+        Command::Replay { name, verb, .. } => {
+            let args = replay_args.unwrap_or_default();
+            let parsed = replay::parse(&name, &kube.namespace, &verb, &args)?;
+            replay::run(&kube, parsed, out).await
+        }
+        Command::Events { name, limit } => events::run(&kube, &name, limit, out).await,
+        Command::Report {
+            name,
+            output,
+            operator_namespace,
+            log_lines,
+        } => {
+            let args = report::ReportArgs {
+                output,
+                operator_namespace,
+                log_lines,
+            };
+            report::run(&kube, &name, &args, out).await
+        }
+    }
+}
+
+/// The `kubectl-valkey` process: parses `std::env::args`, runs, prints
+/// the error (with its causes) on standard error and exits with its code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version exit 0; invalid usage exits 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(run(cli, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = stdout.flush();
+            eprintln!("error: {}", error::chain(&err));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubectls() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn kubectls_flags_are_read_anywhere_even_after_a_replay_verb() {
+        let mut cli = Cli::try_parse_from([
+            "kubectl-valkey",
+            "replay",
+            "cache",
+            "audit",
+            "--json",
+            "-n",
+            "prod",
+            "--context=east",
+        ])
+        .unwrap();
+        let Command::Replay { args, .. } = &mut cli.command else {
+            panic!("not replay")
+        };
+        let args = std::mem::take(args);
+        let rest = take_flags(args, &mut cli).unwrap();
+        assert_eq!(rest, vec!["--json".to_owned()]);
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        assert_eq!(cli.context.as_deref(), Some("east"));
+
+        let cli = Cli::try_parse_from(["kubectl-valkey", "status", "--namespace", "prod", "cache"])
+            .unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        assert!(matches!(cli.command, Command::Status { name: Some(n) } if n == "cache"));
+    }
+
+    #[test]
+    fn the_prompt_says_what_is_lost_and_the_safer_way() {
+        let prompt = failover_prompt("cache", Some("cache-0"));
+        assert!(prompt.contains("LOST"), "{prompt}");
+        assert!(
+            prompt.contains("kubectl valkey switchover cache"),
+            "{prompt}"
+        );
+        assert!(prompt.ends_with("[y/N] "), "{prompt}");
+    }
+}
