@@ -191,6 +191,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Parser)]
 #[command(name = "logbook", version, about, long_about = None)]
 pub struct Cli {
+    /// Log format and filter (global: given before or after the command).
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,

@@ -14,6 +14,8 @@ mod journal_cli;
 pub mod journal_store;
 pub mod leader;
 pub mod local;
+pub mod logging;
+pub mod metrics;
 pub mod observe;
 pub mod operator;
 mod operator_cli;

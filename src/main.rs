@@ -1,4 +1,5 @@
-//! The `logbook` binary: parses the command line and hands it to the library.
+//! The `logbook` binary: parses the command line, sets up logging (see
+//! `logging.rs`) and hands the command to the library.
 
 use std::process::ExitCode;
 
@@ -6,14 +7,11 @@ use clap::Parser;
 use logbook::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(err) = logbook::logging::init(&cli.log) {
+        eprintln!("logbook: {err}");
+        return ExitCode::from(2);
+    }
     let mut stdout = std::io::stdout().lock();
     match run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,

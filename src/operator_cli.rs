@@ -53,6 +53,11 @@ pub struct OperatorArgs {
     /// `0.0.0.0:8081` (default: not served).
     #[arg(long)]
     pub health_addr: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at `/metrics` here, e.g. `0.0.0.0:8080`
+    /// (default: not served; the same address as `--health-addr` serves
+    /// both). See docs/metrics.md.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// This instance's name in the journal (default: `$POD_NAME`, else the
     /// host name).
     #[arg(long)]
@@ -145,6 +150,7 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
         config.lease.renew_every = Duration::from_millis(args.renew_milliseconds);
         config.group_commit = args.group_commit_milliseconds.map(Duration::from_millis);
         config.health_addr = args.health_addr;
+        config.metrics_addr = args.metrics_addr;
         let journal = match args.journal {
             JournalBackend::ConfigMap => "ConfigMaps".to_owned(),
             other => format!("{other} at {}", args.journal_dir.display()),

@@ -16,6 +16,7 @@ use logbook_journal::{
 };
 
 use super::ConfigMapStore;
+use crate::metrics::ConfigMapWrites;
 
 /// Result of store operations.
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -103,6 +104,19 @@ impl AnyStore {
             Self::Sled(_) => JournalBackend::Sled,
             Self::ConfigMap(_) => JournalBackend::ConfigMap,
             Self::Both { .. } => JournalBackend::Both,
+        }
+    }
+
+    /// Counts the writes of its ConfigMaps, if it has any, in `writes`.
+    #[must_use]
+    pub fn with_writes(self, writes: ConfigMapWrites) -> Self {
+        match self {
+            Self::Sled(local) => Self::Sled(local),
+            Self::ConfigMap(store) => Self::ConfigMap(store.with_writes(writes)),
+            Self::Both { cluster, local } => Self::Both {
+                cluster: cluster.with_writes(writes),
+                local,
+            },
         }
     }
 

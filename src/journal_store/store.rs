@@ -28,6 +28,8 @@ use logbook_journal::{
     ChainHash, EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError, StreamId,
 };
 
+use crate::metrics::{ConfigMapWrites, WriteResult};
+
 use super::layout::{
     self, HeadRecord, KIND_HEAD, KIND_SEGMENT, KIND_SNAPSHOT, OBJECT_LABEL, SNAPSHOT_FRAME_KEY,
     SegmentRange,
@@ -53,6 +55,8 @@ pub struct ConfigMapStore {
     owner: Option<OwnerReference>,
     extra_labels: BTreeMap<String, String>,
     seal_bytes: usize,
+    /// Counts every write (the operator's stores; tools' go uncounted).
+    writes: Option<ConfigMapWrites>,
 }
 
 impl std::fmt::Debug for ConfigMapStore {
@@ -81,7 +85,29 @@ impl ConfigMapStore {
             owner: None,
             extra_labels: BTreeMap::new(),
             seal_bytes: layout::DEFAULT_SEAL_BYTES,
+            writes: None,
         }
+    }
+
+    /// Counts every write of this store's ConfigMaps in `writes`
+    /// (`logbook_configmap_writes_total`).
+    #[must_use]
+    pub fn with_writes(mut self, writes: ConfigMapWrites) -> Self {
+        self.writes = Some(writes);
+        self
+    }
+
+    /// Counts one write that ended with `result`: a 409 is a conflict
+    /// (the precondition failed, or a create found the name taken).
+    fn count<T>(&self, result: &kube::Result<T>) {
+        let Some(writes) = &self.writes else {
+            return;
+        };
+        writes.record(match result {
+            Ok(_) => WriteResult::Ok,
+            Err(kube::Error::Api(status)) if status.code == 409 => WriteResult::Conflict,
+            Err(_) => WriteResult::Error,
+        });
     }
 
     /// Sets an owner reference on every object this store creates (the
@@ -311,7 +337,9 @@ impl ConfigMapStore {
             };
             // Never overwrite: a segment of that name may be one another
             // writer is about to commit.
-            match self.api.create(&PostParams::default(), &cm).await {
+            let created = self.api.create(&PostParams::default(), &cm).await;
+            self.count(&created);
+            match created {
                 Ok(_) => break,
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     index = index.saturating_add(1);
@@ -360,7 +388,9 @@ impl ConfigMapStore {
             };
             let named = record.segments.iter().any(|s| s.index == index);
             if !named && index < record.next_segment {
-                match self.api.delete(&name, &DeleteParams::default()).await {
+                let deleted = self.api.delete(&name, &DeleteParams::default()).await;
+                self.count(&deleted);
+                match deleted {
                     Ok(_) => {}
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
                     Err(e) => return Err(self.backend("delete", stream, &name, e)),
@@ -525,11 +555,13 @@ impl ConfigMapStore {
     /// it with that version as the precondition (a 409 when it moved).
     async fn put_versioned(&self, name: &str, cm: &ConfigMap) -> kube::Result<ConfigMap> {
         let pp = PostParams::default();
-        if cm.metadata.resource_version.is_none() {
+        let written = if cm.metadata.resource_version.is_none() {
             self.api.create(&pp, cm).await
         } else {
             self.api.replace(name, &pp, cm).await
-        }
+        };
+        self.count(&written);
+        written
     }
 
     async fn compact_now(&self, stream: &StreamId, before: u64) -> Result<u64> {

@@ -117,6 +117,11 @@ impl ClusterJournal {
         !self.staged.is_empty()
     }
 
+    /// Frame bytes staged and not committed yet.
+    pub const fn staged_bytes(&self) -> usize {
+        self.staged_bytes
+    }
+
     /// Store appends made.
     pub const fn commits(&self) -> u64 {
         self.commits

@@ -5,12 +5,17 @@
 //!
 //! Layout: `reconcile.rs` (API observations, finalizer), `prober.rs`
 //! (Valkey observations), `runtime.rs` (journal, decide, act, status),
-//! `error.rs`.
+//! `http.rs` (the health and metrics endpoints), `health.rs`, `error.rs`.
+//!
+//! Every task working on a cluster (its reconciles, its prober) runs in the
+//! cluster's span (`namespace`, `name`, `seq`), so every log line about the
+//! cluster names it and the journal seq it concerns.
 
 mod crash;
 mod error;
 mod events;
 mod health;
+mod http;
 mod journal;
 mod prober;
 mod reconcile;
@@ -33,15 +38,19 @@ use logbook_crds::ValkeyCluster;
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 pub use crash::CRASH_AT_COMMIT;
 pub use error::OperatorError;
 pub use journal::{JournalError, MAX_STAGED_BYTES, MAX_STAGED_EVENTS};
 pub use prober::probe_timeouts;
-pub use runtime::{ClusterRuntime, JournalFactory, RuntimeDeps, describe_intent, intent_name};
+pub use runtime::{
+    ClusterRuntime, JournalFactory, RuntimeDeps, cluster_span, describe_intent, intent_name,
+};
 
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use crate::leader::{self, Leadership, LeaseConfig};
+use crate::metrics::{ClusterLabels, Metrics};
 use crate::resources::labels;
 
 /// The finalizer the operator puts on every ValkeyCluster.
@@ -72,6 +81,9 @@ pub struct OperatorConfig {
     pub group_commit: Option<Duration>,
     /// Where to serve `/healthz` and `/readyz`, if anywhere.
     pub health_addr: Option<std::net::SocketAddr>,
+    /// Where to serve `/metrics`, if anywhere (the same address as
+    /// `health_addr` serves both).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl OperatorConfig {
@@ -92,14 +104,16 @@ impl OperatorConfig {
             features: BTreeMap::new(),
             group_commit: None,
             health_addr: None,
+            metrics_addr: None,
         }
     }
 }
 
-/// One cluster: its runtime and its prober.
+/// One cluster: its runtime, its prober, and the span they log in.
 struct ClusterHandle {
     runtime: Arc<Mutex<ClusterRuntime>>,
     prober: JoinHandle<()>,
+    span: tracing::Span,
 }
 
 /// What every reconcile shares.
@@ -112,36 +126,51 @@ pub struct Context {
 }
 
 impl Context {
-    /// The runtime of `meta`'s cluster, opened (and its prober started) on
-    /// first use.
+    /// The span of `meta`'s cluster: its runtime's once open (with the
+    /// seq of its projection), else a new one.
+    async fn span(&self, meta: &crate::resources::ClusterMeta) -> tracing::Span {
+        match self.clusters.lock().await.get(&meta.uid) {
+            Some(handle) => handle.span.clone(),
+            None => cluster_span(&meta.namespace, &meta.name),
+        }
+    }
+
+    /// The runtime of `meta`'s cluster, opened (and its prober started, in
+    /// `span`) on first use.
     async fn handle(
         &self,
         meta: &crate::resources::ClusterMeta,
         reference: ObjectReference,
         retain: bool,
+        span: &tracing::Span,
     ) -> Result<Arc<Mutex<ClusterRuntime>>, OperatorError> {
         let mut clusters = self.clusters.lock().await;
         if let Some(handle) = clusters.get(&meta.uid) {
             return Ok(handle.runtime.clone());
         }
-        let runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference, retain).await?;
+        let mut runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference, retain).await?;
+        runtime.set_span(span.clone());
         let runtime = Arc::new(Mutex::new(runtime));
-        let prober = tokio::spawn(prober::run(runtime.clone()));
+        let prober = tokio::spawn(prober::run(runtime.clone()).instrument(span.clone()));
         clusters.insert(
             meta.uid.clone(),
             ClusterHandle {
                 runtime: runtime.clone(),
                 prober,
+                span: span.clone(),
             },
         );
         Ok(runtime)
     }
 
-    /// Stops probing a deleted cluster and drops its runtime.
-    async fn forget(&self, uid: &str) {
-        if let Some(handle) = self.clusters.lock().await.remove(uid) {
+    /// Stops probing a deleted cluster, drops its runtime and its metrics.
+    async fn forget(&self, meta: &crate::resources::ClusterMeta) {
+        if let Some(handle) = self.clusters.lock().await.remove(&meta.uid) {
             handle.prober.abort();
         }
+        self.deps
+            .metrics
+            .forget_cluster(&ClusterLabels::new(&meta.namespace, &meta.name));
     }
 
     /// Stops every prober, then commits what each runtime still holds.
@@ -154,7 +183,7 @@ impl Context {
         for handle in handles {
             let mut rt = handle.runtime.lock().await;
             if let Err(err) = rt.commit().await {
-                tracing::warn!(cluster = %rt.cluster(), %err, "events not committed at shutdown");
+                tracing::warn!(parent: &handle.span, %err, "events not committed at shutdown");
             }
         }
     }
@@ -195,15 +224,23 @@ impl OperatorStream {
 }
 
 /// Journals leadership changes in the operator stream while this instance
-/// runs.
+/// runs, and follows them in the metrics: `logbook_leader`, its
+/// transitions, and no cluster series once this instance stops leading
+/// (the watch channel keeps the latest value only: a loss and a new term
+/// between two looks count as one transition).
 async fn follow_leadership(
     mut leadership: watch::Receiver<Leadership>,
     operator: Arc<Mutex<OperatorStream>>,
     instance: String,
+    metrics: Metrics,
 ) {
     let mut led: Option<u64> = None;
     loop {
         let now = *leadership.borrow_and_update();
+        metrics.observe_leadership(now.is_leader(), led != now.epoch());
+        if led.is_some() && !now.is_leader() {
+            metrics.forget_all_clusters();
+        }
         match (led, now.epoch()) {
             (None, Some(epoch)) => {
                 tracing::info!(%instance, epoch, "leading");
@@ -238,6 +275,41 @@ async fn follow_leadership(
     }
 }
 
+/// Binds the health and metrics addresses (one listener when they are the
+/// same), before anything else starts: a taken port fails the start.
+async fn bind_endpoints(
+    config: &OperatorConfig,
+) -> Result<Vec<(tokio::net::TcpListener, http::Endpoints)>, OperatorError> {
+    let mut wanted: Vec<(std::net::SocketAddr, http::Endpoints)> = Vec::new();
+    for (addr, health) in [(config.health_addr, true), (config.metrics_addr, false)] {
+        let Some(addr) = addr else { continue };
+        let index = match wanted.iter().position(|(a, _)| *a == addr) {
+            Some(index) => index,
+            None => {
+                wanted.push((addr, http::Endpoints::default()));
+                wanted.len().saturating_sub(1)
+            }
+        };
+        if let Some((_, endpoints)) = wanted.get_mut(index) {
+            endpoints.health |= health;
+            endpoints.metrics |= !health;
+        }
+    }
+    let mut listeners = Vec::with_capacity(wanted.len());
+    for (addr, endpoints) in wanted {
+        let listener = http::bind(addr).await.map_err(|e| {
+            let what = match (endpoints.health, endpoints.metrics) {
+                (true, true) => "health and metrics endpoints",
+                (true, false) => "health endpoints",
+                _ => "metrics endpoint",
+            };
+            OperatorError::Config(format!("cannot serve the {what} on {addr}: {e}"))
+        })?;
+        listeners.push((listener, endpoints));
+    }
+    Ok(listeners)
+}
+
 /// Runs the operator until `shutdown` completes.
 ///
 /// # Errors
@@ -247,12 +319,7 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), OperatorError> {
-    let health = match config.health_addr {
-        Some(addr) => Some(health::bind(addr).await.map_err(|e| {
-            OperatorError::Config(format!("cannot serve health endpoints on {addr}: {e}"))
-        })?),
-        None => None,
-    };
+    let listeners = bind_endpoints(&config).await?;
     let sled = if config.journal.uses_sled() {
         std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
             OperatorError::Config(format!(
@@ -297,10 +364,12 @@ pub async fn run(
             let _ = release_rx.await;
         },
     ));
+    let metrics = Metrics::new();
     let follower = tokio::spawn(follow_leadership(
         leadership.clone(),
         operator_stream.clone(),
         config.instance.clone(),
+        metrics.clone(),
     ));
 
     let ctx = Arc::new(Context {
@@ -316,11 +385,15 @@ pub async fn run(
             features: config.features.clone(),
             leadership: leadership.clone(),
             instance: config.instance.clone(),
+            metrics,
         },
         clusters: Mutex::new(HashMap::new()),
         unhealthy: Mutex::new(HashMap::new()),
     });
-    let health = health.map(|listener| tokio::spawn(health::serve(listener, ctx.clone())));
+    let servers: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .map(|(listener, endpoints)| tokio::spawn(http::serve(listener, ctx.clone(), endpoints)))
+        .collect();
     let (clusters, pods, sets, services, maps, secrets, pdbs) = match &config.namespace {
         Some(ns) => (
             Api::<ValkeyCluster>::namespaced(client.clone(), ns),
@@ -391,8 +464,8 @@ pub async fn run(
         }
     }
     follower.abort();
-    if let Some(health) = health {
-        health.abort();
+    for server in servers {
+        server.abort();
     }
     let _ = release_tx.send(());
     if let Err(err) = elector.await {

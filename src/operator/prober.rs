@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use logbook_journal::{Event, Reachability};
+use logbook_journal::{Event, Reachability, Role};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::runtime::ClusterRuntime;
+use crate::metrics::Answer;
 use crate::observe::{ProbeObservation, observe_probe};
 use crate::resources::valkey_addr;
 use crate::valkey::{Probe, ProbeError, Timeouts, ValkeyClient};
@@ -89,6 +90,26 @@ async fn probe_all(
     .await
 }
 
+/// Each pod's role and offset, for the metrics.
+fn answers(results: &[(String, Option<Outcome>)]) -> Vec<Answer<'_>> {
+    results
+        .iter()
+        .map(|(pod, outcome)| {
+            let answer = match outcome {
+                Some(Ok(probe)) => Some((
+                    match probe.info.role {
+                        crate::valkey::Role::Primary => Role::Primary,
+                        crate::valkey::Role::Replica => Role::Replica,
+                    },
+                    probe.info.master_repl_offset,
+                )),
+                Some(Err(_)) | None => None,
+            };
+            (pod.as_str(), answer)
+        })
+        .collect()
+}
+
 fn observation(outcome: &Option<Outcome>) -> ProbeObservation<'_> {
     match outcome {
         None => ProbeObservation::NoAddress,
@@ -136,6 +157,7 @@ async fn round(
         // afresh.
         return Ok(());
     }
+    guard.observe_probes(&answers(&results));
     let ip_to_pod: BTreeMap<String, String> = guard
         .state
         .pods

@@ -5,7 +5,7 @@
 //! "true"`), the journal stays.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -16,11 +16,13 @@ use kube::{Resource, ResourceExt};
 use logbook_crds::ValkeyCluster;
 use logbook_journal::reader::ReadError;
 use logbook_journal::{Event, StreamId};
+use tracing::Instrument;
 
 use super::error::OperatorError;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, delete_owned, read_password};
+use crate::metrics::ClusterLabels;
 use crate::observe::{
     observe_failover_request, observe_pods, observe_spec, observe_statefulset,
     observe_switchover_request,
@@ -34,7 +36,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// a cluster with an untrusted journal is looked at again (a repair).
 const FOLLOWER_REFRESH: Duration = Duration::from_secs(30);
 
-/// Reconciles one ValkeyCluster.
+/// Reconciles one ValkeyCluster, in the cluster's span; counts and times
+/// it, and logs a failure there (with the seq the cluster's journal is at).
 ///
 /// # Errors
 /// [`OperatorError`]; the controller retries after [`error_policy`].
@@ -42,15 +45,37 @@ pub async fn reconcile(
     obj: Arc<ValkeyCluster>,
     ctx: Arc<Context>,
 ) -> Result<Action, OperatorError> {
+    let started = Instant::now();
+    let span = match ClusterMeta::from_cluster(&obj) {
+        Some(meta) => ctx.span(&meta).await,
+        None => tracing::Span::none(),
+    };
+    let result = reconcile_in(obj, ctx.clone(), span.clone())
+        .instrument(span.clone())
+        .await;
+    ctx.deps
+        .metrics
+        .observe_reconcile(started.elapsed(), result.is_ok());
+    if let Err(err) = &result {
+        tracing::warn!(parent: &span, error = %err, label = err.metric_label(), "reconcile failed");
+    }
+    result
+}
+
+async fn reconcile_in(
+    obj: Arc<ValkeyCluster>,
+    ctx: Arc<Context>,
+    span: tracing::Span,
+) -> Result<Action, OperatorError> {
     let ns = obj.namespace().ok_or(OperatorError::MissingMeta)?;
     if !ctx.deps.leadership.borrow().is_leader() {
-        return follow(&obj, &ctx).await;
+        return follow(&obj, &ctx, &span).await;
     }
     let api: Api<ValkeyCluster> = Api::namespaced(ctx.deps.client.clone(), &ns);
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone()).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
+            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone(), &span).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone(), &span).await,
         }
     })
     .await
@@ -61,24 +86,32 @@ pub async fn reconcile(
     })
 }
 
-/// Retries a failed reconcile after a short pause.
-pub fn error_policy(obj: Arc<ValkeyCluster>, err: &OperatorError, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(cluster = %obj.name_any(), error = %err, label = err.metric_label(), "reconcile failed");
+/// Retries a failed reconcile after a short pause ([`reconcile`] logged
+/// the failure).
+pub fn error_policy(_obj: Arc<ValkeyCluster>, _err: &OperatorError, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
 /// A follower writes nothing: it keeps the cluster's projection warm by
-/// reading its journal, so that taking over costs only the tail.
-async fn follow(obj: &ValkeyCluster, ctx: &Context) -> Result<Action, OperatorError> {
+/// reading its journal, so that taking over costs only the tail. It
+/// exports none of the cluster's series (the leader does).
+async fn follow(
+    obj: &ValkeyCluster,
+    ctx: &Context,
+    span: &tracing::Span,
+) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+    ctx.deps
+        .metrics
+        .forget_cluster(&ClusterLabels::new(&meta.namespace, &meta.name));
+    match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
         Ok(handle) => {
             let mut rt = handle.lock().await;
             if !rt.leading()
                 && let Err(err) = rt.refresh().await
             {
-                tracing::debug!(cluster = %rt.cluster(), %err, "follower cannot refresh the projection");
+                tracing::debug!(%err, "follower cannot refresh the projection");
             }
         }
         Err(err) => tracing::debug!(%err, "follower cannot load the journal"),
@@ -95,12 +128,15 @@ async fn journal_untrusted(
     ctx: &Context,
     err: &OperatorError,
 ) -> Result<Action, OperatorError> {
+    let labels = ClusterLabels::new(&meta.namespace, &meta.name);
+    ctx.deps.metrics.set_journal_healthy(&labels, false);
+    ctx.deps.metrics.set_ready(&labels, false);
     let message = untrusted_message(meta, ctx, err).await;
     let mut unhealthy = ctx.unhealthy.lock().await;
     if unhealthy.get(&meta.uid) == Some(&message) {
         return Ok(Action::requeue(FOLLOWER_REFRESH));
     }
-    tracing::error!(cluster = %format!("{}/{}", meta.namespace, meta.name), %message, "journal untrusted: not acting on this cluster");
+    tracing::error!(%message, "journal untrusted: not acting on this cluster");
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let condition = |type_: &str, reason: &str| {
@@ -139,6 +175,11 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
         },
         _ => None,
     };
+    if let Some(seq) = seq {
+        // No projection was loaded: the seq these lines concern is the
+        // damaged one.
+        tracing::Span::current().record("seq", seq);
+    }
     let mut place = String::new();
     if let (Some(seq), Ok(store)) = (seq, ctx.deps.journals.store_for(meta, true))
         && let (Some(config_maps), Ok(stream)) =
@@ -156,10 +197,14 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
-async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
+async fn apply(
+    obj: Arc<ValkeyCluster>,
+    ctx: Arc<Context>,
+    span: &tracing::Span,
+) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
         Ok(handle) => handle,
         Err(err) if untrusted(&err) => {
             return journal_untrusted(&obj, &meta, &ctx, &err).await;
@@ -167,6 +212,9 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         Err(err) => return Err(err),
     };
     ctx.unhealthy.lock().await.remove(&meta.uid);
+    ctx.deps
+        .metrics
+        .set_journal_healthy(&ClusterLabels::new(&meta.namespace, &meta.name), true);
     let mut rt = handle.lock().await;
     rt.set_journal_spec(&ctx.deps.journals, retain, obj.spec.journal.max_events)?;
     if !rt.sync_leadership().await? {
@@ -218,9 +266,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         };
         match read_password(&client, target).await {
             Ok(password) => rt.set_password(password).await,
-            Err(err) => {
-                tracing::debug!(cluster = %rt.cluster(), %err, "password not available yet")
-            }
+            Err(err) => tracing::debug!(%err, "password not available yet"),
         }
     }
     rt.act().await?;
@@ -229,10 +275,14 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     Ok(Action::requeue(RESYNC))
 }
 
-async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
+async fn cleanup(
+    obj: Arc<ValkeyCluster>,
+    ctx: Arc<Context>,
+    span: &tracing::Span,
+) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+    match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
         Ok(handle) => {
             let mut rt = handle.lock().await;
             if rt.sync_leadership().await? && !rt.state.deleted {
@@ -241,16 +291,16 @@ async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, O
         }
         // A cluster whose journal cannot be read can still be deleted.
         Err(OperatorError::Load { source, .. }) if !source.is_retryable() => {
-            tracing::warn!(cluster = %meta.name, %source, "deleting a cluster whose journal is untrusted");
+            tracing::warn!(%source, "deleting a cluster whose journal is untrusted");
         }
         Err(err) => return Err(err),
     }
-    ctx.forget(&meta.uid).await;
+    ctx.forget(&meta).await;
     let delete_pvcs = obj
         .annotations()
         .get(labels::DELETE_PVCS)
         .is_some_and(|v| v == "true");
     let deleted = delete_owned(&ctx.deps.client, &meta, delete_pvcs).await?;
-    tracing::info!(cluster = %format!("{}/{}", meta.namespace, meta.name), deleted = ?deleted, "cluster deleted; journal kept");
+    tracing::info!(deleted = ?deleted, "cluster deleted; journal kept");
     Ok(Action::await_change())
 }

@@ -30,6 +30,7 @@ use crate::decide::status::{StatusContext, render_status};
 use crate::decide::{already_done, decide, promotion_found_done};
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use crate::leader::Leadership;
+use crate::metrics::{Answer, ClusterMetrics, Metrics};
 use crate::resources::{ClusterMeta, labels};
 use crate::valkey::{Password, ValkeyClient};
 
@@ -138,6 +139,11 @@ pub struct ClusterRuntime {
     instance: String,
     retain: bool,
     max_events: u64,
+    /// This cluster's metrics (published as events are committed).
+    metrics: ClusterMetrics,
+    /// The span every log line about this cluster is emitted in: its
+    /// namespace, name and the seq of the last event folded.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for ClusterRuntime {
@@ -165,6 +171,8 @@ pub struct RuntimeDeps {
     pub leadership: watch::Receiver<Leadership>,
     /// This instance's name, journaled in `OperatorStarted`.
     pub instance: String,
+    /// The operator's metrics.
+    pub metrics: Metrics,
 }
 
 impl RuntimeDeps {
@@ -183,8 +191,20 @@ impl RuntimeDeps {
             features: BTreeMap::new(),
             leadership,
             instance,
+            metrics: Metrics::new(),
         }
     }
+}
+
+/// The span of cluster `namespace/name`; `seq` is recorded as the
+/// cluster's projection moves (see [`ClusterRuntime::span`]).
+pub fn cluster_span(namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!(
+        "cluster",
+        namespace = %namespace,
+        name = %name,
+        seq = tracing::field::Empty
+    )
 }
 
 /// Loads a stream's projection: snapshot plus tail, or from the start when
@@ -259,8 +279,14 @@ impl ClusterRuntime {
             cluster: cluster.clone(),
             reason: e.to_string(),
         })?;
-        let store = deps.journals.store_for(&meta, retain)?;
+        let metrics = ClusterMetrics::new(deps.metrics.clone(), &meta.namespace, &meta.name);
+        let store = deps
+            .journals
+            .store_for(&meta, retain)?
+            .with_writes(metrics.configmap_writes());
         let state = load(&store, &stream, &cluster).await?;
+        let span = cluster_span(&meta.namespace, &meta.name);
+        span.record("seq", state.last_seq);
         let journal = ClusterJournal::new(
             store,
             stream,
@@ -292,7 +318,30 @@ impl ClusterRuntime {
             retain,
             max_events: u64::try_from(logbook_crds::v1alpha1::defaults::JOURNAL_MAX_EVENTS)
                 .unwrap_or(u64::MAX),
-        })
+            metrics,
+            span,
+        }
+        .resumed())
+    }
+
+    /// Follows failovers from the loaded projection on.
+    fn resumed(mut self) -> Self {
+        self.metrics.discard(&self.state);
+        self
+    }
+
+    /// The span of this cluster's log lines: `namespace`, `name`, and the
+    /// `seq` of the last event of its projection. Every task working on the
+    /// cluster runs in it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Uses `span` for this cluster's log lines (the one its reconciles
+    /// already run in), with the projection's seq.
+    pub fn set_span(&mut self, span: tracing::Span) {
+        span.record("seq", self.state.last_seq);
+        self.span = span;
     }
 
     /// `namespace/name`.
@@ -323,8 +372,10 @@ impl ClusterRuntime {
     ) -> Result<(), OperatorError> {
         self.max_events = u64::try_from(max_events).unwrap_or(u64::MAX).max(1);
         if retain != self.retain {
-            self.journal
-                .set_store(factory.store_for(&self.meta, retain)?);
+            let store = factory
+                .store_for(&self.meta, retain)?
+                .with_writes(self.metrics.configmap_writes());
+            self.journal.set_store(store);
             self.retain = retain;
         }
         Ok(())
@@ -365,6 +416,7 @@ impl ClusterRuntime {
                 })?;
             if head == durable {
                 self.journal.reset(durable);
+                self.followed();
                 return Ok(());
             }
             let tail = if head.seq > durable.seq {
@@ -379,6 +431,7 @@ impl ClusterRuntime {
                     }
                     if head_of(&self.state) == head {
                         self.journal.reset(head);
+                        self.followed();
                         return Ok(());
                     }
                     tracing::info!(%cluster, "the journal's tail does not end at its head; reloading it");
@@ -399,7 +452,15 @@ impl ClusterRuntime {
         }
         self.state = load(&store, &stream, &cluster).await?;
         self.journal.reset(head_of(&self.state));
+        self.followed();
         Ok(())
+    }
+
+    /// The projection was caught up with the store (or reloaded): what was
+    /// staged is gone, and log lines name the new seq.
+    fn followed(&mut self) {
+        self.metrics.discard(&self.state);
+        self.span.record("seq", self.state.last_seq);
     }
 
     /// Follows this instance's leadership: when it leads at an epoch this
@@ -457,6 +518,16 @@ impl ClusterRuntime {
     /// flight at the takeover are resolved only after one).
     pub fn mark_probed(&mut self) {
         self.probed = true;
+    }
+
+    /// Records what a probe round's `answers` show in the metrics (the
+    /// primary's health, each replica's lag), while this runtime leads: a
+    /// follower exports no cluster series.
+    pub fn observe_probes(&mut self, answers: &[Answer<'_>]) {
+        if self.leading() {
+            self.metrics
+                .probed(&self.state, answers, std::time::Instant::now());
+        }
     }
 
     /// The client used for probes (shorter timeouts than admin commands).
@@ -560,9 +631,8 @@ impl ClusterRuntime {
                 cluster,
                 source: Box::new(source),
             })?;
-        for envelope in &envelopes {
-            self.state.apply(envelope);
-        }
+        self.metrics.fold(&mut self.state, &envelopes);
+        self.span.record("seq", self.state.last_seq);
         Ok(envelopes)
     }
 
@@ -600,8 +670,10 @@ impl ClusterRuntime {
             });
         }
         let cluster = self.cluster();
+        let bytes = self.journal.staged_bytes();
         match self.journal.commit().await {
             Ok(()) => {
+                self.metrics.committed(bytes, self.state.last_seq);
                 self.maybe_snapshot().await;
                 Ok(())
             }
@@ -1000,6 +1072,7 @@ impl ClusterRuntime {
             backend,
         };
         let mut status = render_status(&self.state, &ctx);
+        self.metrics.status(&status);
         let previous = self.last_status.as_ref().or(current);
         if let Some(previous) = previous {
             for condition in &mut status.conditions {

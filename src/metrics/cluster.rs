@@ -1,0 +1,144 @@
+//! One cluster's recording: what its runtime, prober and journal store
+//! report, turned into updates of the shared [`Metrics`].
+//!
+//! Journal metrics follow the commit point: notes are taken as events are
+//! staged (when the projection before each event is at hand, to name an
+//! outcome's intent) and published when their batch is committed;
+//! staged events that are dropped (this writer was fenced) are dropped
+//! from the notes too.
+
+use std::time::Instant;
+
+use logbook_crds::ValkeyClusterStatus;
+use logbook_crds::v1alpha1::CONDITION_READY;
+use logbook_journal::{ClusterState, Envelope};
+
+use super::Metrics;
+use super::labels::{ClusterLabels, WriteResult};
+use super::probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
+use super::tally::{Note, Tracker};
+
+/// Records the writes of one cluster's journal ConfigMaps.
+#[derive(Clone)]
+pub struct ConfigMapWrites {
+    metrics: Metrics,
+    cluster: ClusterLabels,
+}
+
+impl std::fmt::Debug for ConfigMapWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigMapWrites")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigMapWrites {
+    /// Counts one write of `cluster`'s journal ConfigMaps into `metrics`.
+    pub fn new(metrics: Metrics, cluster: ClusterLabels) -> Self {
+        Self { metrics, cluster }
+    }
+
+    /// One write ended with `result`.
+    pub fn record(&self, result: WriteResult) {
+        self.metrics.observe_configmap_write(&self.cluster, result);
+    }
+}
+
+/// One cluster's recording, held by its runtime.
+#[derive(Debug)]
+pub struct ClusterMetrics {
+    metrics: Metrics,
+    cluster: ClusterLabels,
+    tracker: Tracker,
+    /// Notes of the events staged and not committed yet.
+    pending: Vec<Note>,
+    /// How many events are staged and not committed yet.
+    pending_events: u64,
+    health: PrimaryHealth,
+}
+
+impl ClusterMetrics {
+    /// The recording of cluster `namespace/name`; [`ClusterMetrics::discard`]
+    /// starts it on the cluster's loaded projection.
+    pub fn new(metrics: Metrics, namespace: &str, name: &str) -> Self {
+        Self {
+            metrics,
+            cluster: ClusterLabels::new(namespace, name),
+            tracker: Tracker::default(),
+            pending: Vec::new(),
+            pending_events: 0,
+            health: PrimaryHealth::default(),
+        }
+    }
+
+    /// The shared metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The cluster's labels.
+    pub fn labels(&self) -> &ClusterLabels {
+        &self.cluster
+    }
+
+    /// A recorder of the cluster's journal ConfigMap writes.
+    pub fn configmap_writes(&self) -> ConfigMapWrites {
+        ConfigMapWrites::new(self.metrics.clone(), self.cluster.clone())
+    }
+
+    /// Folds staged `envelopes` into `state` (as `ClusterState::apply`
+    /// does) and keeps what they note until they are committed.
+    pub fn fold(&mut self, state: &mut ClusterState, envelopes: &[Envelope]) {
+        for envelope in envelopes {
+            let notes = self.tracker.fold(state, envelope);
+            self.pending.extend(notes);
+            self.pending_events = self.pending_events.saturating_add(1);
+        }
+    }
+
+    /// The staged events were committed in `bytes` of frames, the head is
+    /// now `head_seq`: publishes what they noted.
+    pub fn committed(&mut self, bytes: usize, head_seq: u64) {
+        let notes = std::mem::take(&mut self.pending);
+        let events = std::mem::take(&mut self.pending_events);
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.metrics
+            .observe_appended(&self.cluster, events, bytes, head_seq, &notes);
+    }
+
+    /// The staged events were dropped and the projection reloaded as
+    /// `state`: their notes go too, and failovers are followed from there.
+    pub fn discard(&mut self, state: &ClusterState) {
+        self.pending.clear();
+        self.pending_events = 0;
+        self.tracker.resume(state);
+    }
+
+    /// What a probe round at `now` found: the believed primary (of
+    /// `state`) and every pod's answer.
+    pub fn probed(&mut self, state: &ClusterState, answers: &[Answer<'_>], now: Instant) {
+        let primary = state.primary.as_deref();
+        // A primary is expected once one was ever decided or seen; before
+        // that the cluster is still being created.
+        let expected = primary.is_some()
+            || state.last_failover.is_some()
+            || state
+                .boot_primary
+                .as_ref()
+                .is_some_and(|(pod, _)| pod.is_some());
+        let seconds = self
+            .health
+            .update(now, primary_answered(primary, answers), expected);
+        let lag = replication_lag(primary, answers);
+        self.metrics.set_probed(&self.cluster, seconds, &lag);
+    }
+
+    /// The status the operator publishes (or would: it is unchanged).
+    pub fn status(&self, status: &ValkeyClusterStatus) {
+        let ready = status
+            .condition(CONDITION_READY)
+            .is_some_and(|c| c.status == "True");
+        self.metrics.set_status(&self.cluster, ready, status.phase);
+    }
+}

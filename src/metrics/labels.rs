@@ -1,0 +1,249 @@
+//! The label sets of Logbook's metrics, and the bounded values some of
+//! their labels take.
+//!
+//! Every label value is either a Kubernetes name (namespace, cluster, pod:
+//! bounded by what exists), or one of a closed set of catalog names (an
+//! intent, a reason code, an outcome, a failover kind, a phase, a write
+//! result). Nothing free-form, no address and no sequence number is ever
+//! a label: each would make a new series per value.
+
+use logbook_crds::v1alpha1::ClusterPhase;
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// One cluster: `{namespace, cluster}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// The ValkeyCluster's namespace.
+    pub namespace: String,
+    /// The ValkeyCluster's name.
+    pub cluster: String,
+}
+
+impl ClusterLabels {
+    /// The labels of cluster `namespace/cluster`.
+    pub fn new(namespace: &str, cluster: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            cluster: cluster.to_owned(),
+        }
+    }
+}
+
+/// `{namespace, cluster, intent, reason}` of `logbook_decisions_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// `Intent::name()`.
+    pub intent: &'static str,
+    /// `ReasonCode::name()`.
+    pub reason: &'static str,
+}
+
+/// `{namespace, cluster, intent, outcome}` of
+/// `logbook_intent_outcomes_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// `Intent::name()`.
+    pub intent: &'static str,
+    /// [`Outcome::as_str`].
+    pub outcome: &'static str,
+}
+
+/// `{namespace, cluster, kind}` of the failover counter and histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FailoverLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// [`FailoverKind::as_str`].
+    pub kind: &'static str,
+}
+
+/// `{namespace, cluster, pod}` of `logbook_replication_lag_bytes`: the pod
+/// by name, never by address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PodLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The replica's pod name.
+    pub pod: String,
+}
+
+/// `{namespace, cluster, result}` of `logbook_configmap_writes_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// [`WriteResult::as_str`].
+    pub result: &'static str,
+}
+
+/// `{namespace, cluster, phase}` of the one-hot `logbook_cluster_phase`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// [`phase_name`].
+    pub phase: &'static str,
+}
+
+/// `{result}` of `logbook_reconciles_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// `{version}` of `logbook_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The operator's version.
+    pub version: &'static str,
+}
+
+/// How an intent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// `IntentSucceeded`.
+    Succeeded,
+    /// `IntentFailed`.
+    Failed,
+    /// `IntentAbandoned`.
+    Abandoned,
+}
+
+impl Outcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// How a failover came about (the kinds of `logbook replay failovers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailoverKind {
+    /// The operator judged the primary failed and promoted a replica.
+    Automatic,
+    /// A switchover the operator carried out (requested, or for a roll or
+    /// a scale-in).
+    Planned,
+    /// A new primary the operator did not decide (Sentinel, Valkey, a
+    /// person), seen in the pods' roles.
+    Observed,
+    /// A failover a person asked for (the failover request annotation):
+    /// a promotion like an automatic one, of a primary that may have been
+    /// healthy.
+    Requested,
+}
+
+impl FailoverKind {
+    /// Every kind, for removing a cluster's series.
+    pub const ALL: [Self; 4] = [
+        Self::Automatic,
+        Self::Planned,
+        Self::Observed,
+        Self::Requested,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Planned => "planned",
+            Self::Observed => "observed",
+            Self::Requested => "requested",
+        }
+    }
+}
+
+/// How a write of a journal ConfigMap ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteResult {
+    /// Written.
+    Ok,
+    /// `409 Conflict`: the object moved since it was read (the
+    /// `resourceVersion` precondition failed), or a create found it taken.
+    Conflict,
+    /// Any other failure.
+    Error,
+}
+
+impl WriteResult {
+    /// Every result, for removing a cluster's series.
+    pub const ALL: [Self; 3] = [Self::Ok, Self::Conflict, Self::Error];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Conflict => "conflict",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Every phase, for the one-hot gauge: each is exported, 1 for the current.
+pub const PHASES: [ClusterPhase; 7] = [
+    ClusterPhase::Pending,
+    ClusterPhase::Creating,
+    ClusterPhase::Ready,
+    ClusterPhase::Degraded,
+    ClusterPhase::Updating,
+    ClusterPhase::Failed,
+    ClusterPhase::Paused,
+];
+
+/// The label value of a phase: its name as `status.phase` shows it.
+pub const fn phase_name(phase: ClusterPhase) -> &'static str {
+    match phase {
+        ClusterPhase::Pending => "Pending",
+        ClusterPhase::Creating => "Creating",
+        ClusterPhase::Ready => "Ready",
+        ClusterPhase::Degraded => "Degraded",
+        ClusterPhase::Updating => "Updating",
+        ClusterPhase::Failed => "Failed",
+        ClusterPhase::Paused => "Paused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_is_listed_once() {
+        // `phase_name` is exhaustive, so a new phase fails to compile there;
+        // this catches one added there but not to `PHASES`.
+        let names: std::collections::BTreeSet<&str> =
+            PHASES.iter().map(|p| phase_name(*p)).collect();
+        assert_eq!(names.len(), PHASES.len());
+        let json: Vec<String> = PHASES
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let mine: Vec<&str> = PHASES.iter().map(|p| phase_name(*p)).collect();
+        assert_eq!(
+            json, mine,
+            "the label is the phase as status.phase shows it"
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! The operator's Prometheus metrics: one [`Metrics`] (a registry and its
+//! families) per operator run, shared by every task through the
+//! operator's `Context` and each cluster's [`ClusterMetrics`].
+//!
+//! Metrics are in memory only: recording one never writes to the API
+//! server or the journal, so a converged cluster still costs nothing.
+//! Labels stay bounded (see `labels.rs`). A cluster's series are removed
+//! when it is deleted or this instance stops leading
+//! ([`Metrics::forget_cluster`], [`Metrics::forget_all_clusters`]), so a
+//! follower exports no stale gauges. `docs/metrics.md` lists every metric.
+//!
+//! Layout: `labels.rs` (label sets and values), `tally.rs` (events → notes,
+//! pure), `probe.rs` (probe answers → lag and primary health, pure),
+//! `cluster.rs` (one cluster's recording), `exposition.rs` (the scrape
+//! body). This module must not decide anything nor do any I/O.
+
+mod cluster;
+mod exposition;
+mod labels;
+mod probe;
+mod tally;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use logbook_crds::v1alpha1::ClusterPhase;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub use cluster::{ClusterMetrics, ConfigMapWrites};
+pub use exposition::{Format, to_prometheus_text};
+pub use labels::{ClusterLabels, FailoverKind, Outcome, PHASES, WriteResult, phase_name};
+pub use probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
+pub use tally::{Note, Tracker};
+
+use labels::{
+    DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels, ResultLabels,
+    VersionLabels, WriteLabels,
+};
+
+/// Buckets of `logbook_reconcile_duration_seconds`: a reconcile reads a
+/// few objects (milliseconds) and may carry out intents (seconds).
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets of `logbook_failover_duration_seconds`: from a promotion
+/// decided a tenth of a second after the failure to one that waited out
+/// a slow primary for two minutes.
+const FAILOVER_BUCKETS: [f64; 16] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+];
+
+fn failover_histogram() -> Histogram {
+    Histogram::new(FAILOVER_BUCKETS)
+}
+
+/// A gauge of seconds.
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// A series of a cluster whose label values are not a closed set known
+/// here, remembered so that it can be removed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Series {
+    Decision {
+        intent: &'static str,
+        reason: &'static str,
+    },
+    Outcome {
+        intent: &'static str,
+        outcome: &'static str,
+    },
+    Lag(String),
+}
+
+/// The families.
+struct Families {
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    decisions: Family<DecisionLabels, Counter>,
+    intent_outcomes: Family<OutcomeLabels, Counter>,
+    failovers: Family<FailoverLabels, Counter>,
+    failover_duration: Family<FailoverLabels, Histogram, fn() -> Histogram>,
+    primary_unhealthy: Family<ClusterLabels, Seconds>,
+    replication_lag: Family<PodLabels, Gauge>,
+    journal_appends: Family<ClusterLabels, Counter>,
+    journal_bytes: Family<ClusterLabels, Counter>,
+    journal_head_seq: Family<ClusterLabels, Gauge>,
+    configmap_writes: Family<WriteLabels, Counter>,
+    journal_healthy: Family<ClusterLabels, Gauge>,
+    cluster_ready: Family<ClusterLabels, Gauge>,
+    cluster_phase: Family<PhaseLabels, Gauge>,
+    leader: Gauge,
+    leader_transitions: Counter,
+    build_info: Family<VersionLabels, Gauge>,
+}
+
+struct Inner {
+    registry: Registry,
+    families: Families,
+    /// Every cluster with series, and those of its series to remove by
+    /// name.
+    clusters: Mutex<HashMap<ClusterLabels, HashSet<Series>>>,
+}
+
+/// The registry and families of one operator run. Cloning is cheap;
+/// clones share everything.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every family registered, `logbook_build_info` set, nothing else
+    /// recorded yet.
+    pub fn new() -> Self {
+        let f = Families {
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
+            decisions: Family::default(),
+            intent_outcomes: Family::default(),
+            failovers: Family::default(),
+            failover_duration: Family::new_with_constructor(failover_histogram),
+            primary_unhealthy: Family::default(),
+            replication_lag: Family::default(),
+            journal_appends: Family::default(),
+            journal_bytes: Family::default(),
+            journal_head_seq: Family::default(),
+            configmap_writes: Family::default(),
+            journal_healthy: Family::default(),
+            cluster_ready: Family::default(),
+            cluster_phase: Family::default(),
+            leader: Gauge::default(),
+            leader_transitions: Counter::default(),
+            build_info: Family::default(),
+        };
+        let mut r = Registry::default();
+        // Counters are registered without `_total`: the encoder adds it.
+        r.register(
+            "logbook_reconciles",
+            "ValkeyCluster reconciles, by result (ok or error)",
+            f.reconciles.clone(),
+        );
+        r.register(
+            "logbook_reconcile_duration_seconds",
+            "Time one reconcile of a ValkeyCluster took",
+            f.reconcile_duration.clone(),
+        );
+        r.register(
+            "logbook_decisions",
+            "Intents decided (journaled in Decided events), by intent and reason code",
+            f.decisions.clone(),
+        );
+        r.register(
+            "logbook_intent_outcomes",
+            "Intents settled, by intent and outcome (succeeded, failed, abandoned)",
+            f.intent_outcomes.clone(),
+        );
+        r.register(
+            "logbook_failovers",
+            "Changes of primary, by kind (automatic, planned, observed)",
+            f.failovers.clone(),
+        );
+        r.register(
+            "logbook_failover_duration_seconds",
+            "Failover time: decision to promotion confirmed (automatic, planned), first failure journaled to new primary observed (observed)",
+            f.failover_duration.clone(),
+        );
+        r.register(
+            "logbook_primary_unhealthy_seconds",
+            "Seconds since the primary last answered a probe as primary (0 while it does)",
+            f.primary_unhealthy.clone(),
+        );
+        r.register(
+            "logbook_replication_lag_bytes",
+            "Primary replication offset minus the replica's, per replica pod, as of the last probe round",
+            f.replication_lag.clone(),
+        );
+        r.register(
+            "logbook_journal_appends",
+            "Events committed to the cluster's journal",
+            f.journal_appends.clone(),
+        );
+        r.register(
+            "logbook_journal_appended_bytes",
+            "Frame bytes committed to the cluster's journal",
+            f.journal_bytes.clone(),
+        );
+        r.register(
+            "logbook_journal_head_seq",
+            "Seq of the last event committed to the cluster's journal",
+            f.journal_head_seq.clone(),
+        );
+        r.register(
+            "logbook_configmap_writes",
+            "Writes of journal ConfigMaps, by result (ok, conflict: a 409 on the resourceVersion precondition, error)",
+            f.configmap_writes.clone(),
+        );
+        r.register(
+            "logbook_journal_healthy",
+            "1 while the cluster's journal can be trusted, 0 when it is damaged and the operator does not act",
+            f.journal_healthy.clone(),
+        );
+        r.register(
+            "logbook_cluster_ready",
+            "1 while the cluster's Ready condition is True",
+            f.cluster_ready.clone(),
+        );
+        r.register(
+            "logbook_cluster_phase",
+            "1 for the cluster's current phase, 0 for every other",
+            f.cluster_phase.clone(),
+        );
+        r.register(
+            "logbook_leader",
+            "1 while this instance holds the leader-election Lease",
+            f.leader.clone(),
+        );
+        r.register(
+            "logbook_leader_transitions",
+            "Changes of this instance's leadership (acquired, lost, or a new term)",
+            f.leader_transitions.clone(),
+        );
+        r.register(
+            "logbook_build_info",
+            "The operator's version (always 1)",
+            f.build_info.clone(),
+        );
+        f.build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        Self {
+            inner: Arc::new(Inner {
+                registry: r,
+                families: f,
+                clusters: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn families(&self) -> &Families {
+        &self.inner.families
+    }
+
+    fn clusters(&self) -> MutexGuard<'_, HashMap<ClusterLabels, HashSet<Series>>> {
+        // A panic elsewhere while holding the lock leaves a usable map.
+        self.inner
+            .clusters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that `cluster` has series, and `series` among them.
+    fn remember(&self, cluster: &ClusterLabels, series: Option<Series>) {
+        let mut clusters = self.clusters();
+        let known = clusters.entry(cluster.clone()).or_default();
+        if let Some(series) = series {
+            known.insert(series);
+        }
+    }
+
+    /// The scrape body in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let mut body = String::new();
+        // Writing to a String cannot fail; a metric that failed to encode
+        // would leave a partial body, which the scraper reports.
+        if prometheus_client::encoding::text::encode(&mut body, &self.inner.registry).is_err() {
+            tracing::warn!("cannot encode the metrics");
+        }
+        match format {
+            Format::OpenMetrics => body,
+            Format::Prometheus => to_prometheus_text(&body),
+        }
+    }
+
+    /// One reconcile ended after `elapsed`, `ok` or not.
+    pub fn observe_reconcile(&self, elapsed: Duration, ok: bool) {
+        let f = self.families();
+        let result = if ok { "ok" } else { "error" };
+        f.reconciles.get_or_create(&ResultLabels { result }).inc();
+        f.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// This instance now leads (`true`) or follows; `changed` counts a
+    /// transition (a new term while leading is one too).
+    pub fn observe_leadership(&self, leading: bool, changed: bool) {
+        let f = self.families();
+        f.leader.set(i64::from(leading));
+        if changed {
+            f.leader_transitions.inc();
+        }
+    }
+
+    /// Events committed to `cluster`'s journal: `events` of them in
+    /// `bytes` of frames, the head now at `head_seq`, with what they
+    /// noted (see [`Tracker::fold`]).
+    pub fn observe_appended(
+        &self,
+        cluster: &ClusterLabels,
+        events: u64,
+        bytes: u64,
+        head_seq: u64,
+        notes: &[Note],
+    ) {
+        let f = self.families();
+        self.remember(cluster, None);
+        f.journal_appends.get_or_create(cluster).inc_by(events);
+        f.journal_bytes.get_or_create(cluster).inc_by(bytes);
+        f.journal_head_seq
+            .get_or_create(cluster)
+            .set(i64::try_from(head_seq).unwrap_or(i64::MAX));
+        for note in notes {
+            self.observe_note(cluster, note);
+        }
+    }
+
+    fn observe_note(&self, cluster: &ClusterLabels, note: &Note) {
+        let f = self.families();
+        let (namespace, name) = (cluster.namespace.clone(), cluster.cluster.clone());
+        match *note {
+            Note::Decision { intent, reason } => {
+                self.remember(cluster, Some(Series::Decision { intent, reason }));
+                let labels = DecisionLabels {
+                    namespace,
+                    cluster: name,
+                    intent,
+                    reason,
+                };
+                f.decisions.get_or_create(&labels).inc();
+            }
+            Note::Outcome { intent, outcome } => {
+                let outcome = outcome.as_str();
+                self.remember(cluster, Some(Series::Outcome { intent, outcome }));
+                let labels = OutcomeLabels {
+                    namespace,
+                    cluster: name,
+                    intent,
+                    outcome,
+                };
+                f.intent_outcomes.get_or_create(&labels).inc();
+            }
+            Note::Failover { kind, seconds } => {
+                let labels = FailoverLabels {
+                    namespace,
+                    cluster: name,
+                    kind: kind.as_str(),
+                };
+                f.failovers.get_or_create(&labels).inc();
+                if let Some(seconds) = seconds {
+                    f.failover_duration.get_or_create(&labels).observe(seconds);
+                }
+            }
+        }
+    }
+
+    /// One write of a journal ConfigMap of `cluster` ended with `result`.
+    pub fn observe_configmap_write(&self, cluster: &ClusterLabels, result: WriteResult) {
+        self.remember(cluster, None);
+        let labels = WriteLabels {
+            namespace: cluster.namespace.clone(),
+            cluster: cluster.cluster.clone(),
+            result: result.as_str(),
+        };
+        self.families()
+            .configmap_writes
+            .get_or_create(&labels)
+            .inc();
+    }
+
+    /// Whether `cluster`'s journal can be trusted.
+    pub fn set_journal_healthy(&self, cluster: &ClusterLabels, healthy: bool) {
+        self.remember(cluster, None);
+        self.families()
+            .journal_healthy
+            .get_or_create(cluster)
+            .set(i64::from(healthy));
+    }
+
+    /// Whether `cluster`'s Ready condition is True.
+    pub fn set_ready(&self, cluster: &ClusterLabels, ready: bool) {
+        self.remember(cluster, None);
+        self.families()
+            .cluster_ready
+            .get_or_create(cluster)
+            .set(i64::from(ready));
+    }
+
+    /// The Ready condition and phase the operator publishes for `cluster`.
+    pub fn set_status(&self, cluster: &ClusterLabels, ready: bool, phase: Option<ClusterPhase>) {
+        let f = self.families();
+        self.set_ready(cluster, ready);
+        for p in PHASES {
+            let labels = PhaseLabels {
+                namespace: cluster.namespace.clone(),
+                cluster: cluster.cluster.clone(),
+                phase: phase_name(p),
+            };
+            f.cluster_phase
+                .get_or_create(&labels)
+                .set(i64::from(phase == Some(p)));
+        }
+    }
+
+    /// What a probe round of `cluster` found: how long the primary has
+    /// been unhealthy, and each replica's lag (replicas absent from `lag`
+    /// lose their series).
+    pub fn set_probed(
+        &self,
+        cluster: &ClusterLabels,
+        unhealthy_seconds: f64,
+        lag: &BTreeMap<String, u64>,
+    ) {
+        let f = self.families();
+        f.primary_unhealthy
+            .get_or_create(cluster)
+            .set(unhealthy_seconds);
+        let pod_labels = |pod: &str| PodLabels {
+            namespace: cluster.namespace.clone(),
+            cluster: cluster.cluster.clone(),
+            pod: pod.to_owned(),
+        };
+        let mut clusters = self.clusters();
+        let known = clusters.entry(cluster.clone()).or_default();
+        known.retain(|series| match series {
+            Series::Lag(pod) if !lag.contains_key(pod) => {
+                f.replication_lag.remove(&pod_labels(pod));
+                false
+            }
+            _ => true,
+        });
+        for (pod, bytes) in lag {
+            known.insert(Series::Lag(pod.clone()));
+            f.replication_lag
+                .get_or_create(&pod_labels(pod))
+                .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Removes every series of `cluster` (deleted, or no longer led here).
+    pub fn forget_cluster(&self, cluster: &ClusterLabels) {
+        let known = self.clusters().remove(cluster).unwrap_or_default();
+        let f = self.families();
+        let (namespace, name) = (&cluster.namespace, &cluster.cluster);
+        for series in known {
+            match series {
+                Series::Decision { intent, reason } => {
+                    f.decisions.remove(&DecisionLabels {
+                        namespace: namespace.clone(),
+                        cluster: name.clone(),
+                        intent,
+                        reason,
+                    });
+                }
+                Series::Outcome { intent, outcome } => {
+                    f.intent_outcomes.remove(&OutcomeLabels {
+                        namespace: namespace.clone(),
+                        cluster: name.clone(),
+                        intent,
+                        outcome,
+                    });
+                }
+                Series::Lag(pod) => {
+                    f.replication_lag.remove(&PodLabels {
+                        namespace: namespace.clone(),
+                        cluster: name.clone(),
+                        pod,
+                    });
+                }
+            }
+        }
+        for family in [
+            &f.primary_unhealthy as &dyn Remove<ClusterLabels>,
+            &f.journal_appends,
+            &f.journal_bytes,
+            &f.journal_head_seq,
+            &f.journal_healthy,
+            &f.cluster_ready,
+        ] {
+            family.remove_series(cluster);
+        }
+        for kind in FailoverKind::ALL {
+            let labels = FailoverLabels {
+                namespace: namespace.clone(),
+                cluster: name.clone(),
+                kind: kind.as_str(),
+            };
+            f.failovers.remove(&labels);
+            f.failover_duration.remove(&labels);
+        }
+        for result in WriteResult::ALL {
+            f.configmap_writes.remove(&WriteLabels {
+                namespace: namespace.clone(),
+                cluster: name.clone(),
+                result: result.as_str(),
+            });
+        }
+        for phase in PHASES {
+            f.cluster_phase.remove(&PhaseLabels {
+                namespace: namespace.clone(),
+                cluster: name.clone(),
+                phase: phase_name(phase),
+            });
+        }
+    }
+
+    /// Removes the series of every cluster (this instance stopped leading).
+    pub fn forget_all_clusters(&self) {
+        let clusters: Vec<ClusterLabels> = self.clusters().keys().cloned().collect();
+        for cluster in clusters {
+            self.forget_cluster(&cluster);
+        }
+    }
+}
+
+/// Families of per-cluster series, removed alike.
+trait Remove<S> {
+    fn remove_series(&self, labels: &S);
+}
+
+impl<M, C: MetricConstructor<M>> Remove<ClusterLabels> for Family<ClusterLabels, M, C> {
+    fn remove_series(&self, labels: &ClusterLabels) {
+        self.remove(labels);
+    }
+}
+
+#[cfg(test)]
+mod tests;

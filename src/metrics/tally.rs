@@ -1,0 +1,702 @@
+//! What appended events add to the metrics: a pure fold beside the
+//! projection's, with no clock and no I/O.
+//!
+//! [`Tracker::fold`] folds each envelope into the projection (exactly as
+//! `ClusterState::apply` does) and returns the [`Note`]s it adds:
+//! a decision per planned intent, an outcome per settled intent, and a
+//! failover when a promotion or switchover succeeds, or when a pod the
+//! operator did not promote becomes the primary. Failover kinds and their
+//! starts follow `logbook replay failovers`, so the metrics and the replay
+//! of the same journal agree:
+//!
+//! - **automatic**: a `PromoteReplica` that replaces a known primary (the
+//!   first primary of a new cluster is no failover), timed from its
+//!   `Decided` event to its `IntentSucceeded`;
+//! - **planned**: a `Switchover`, timed the same way;
+//! - **requested**: a `PromoteReplica` decided for `Requested` (a person's
+//!   failover request), timed the same way;
+//! - **observed**: a new primary nobody here decided, timed from the first
+//!   journaled sign of the old primary's failure to the event that showed
+//!   the new primary (untimed when no failure was journaled).
+//!
+//! Notes are taken when events are staged and published only once their
+//! batch is committed (see `ClusterMetrics`), so a batch lost to a fenced
+//! writer counts nothing.
+
+use std::collections::BTreeMap;
+
+use logbook_journal::{
+    ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability, ReasonCode, Role, Timestamp,
+};
+use uuid::Uuid;
+
+use super::labels::{FailoverKind, Outcome};
+
+/// What one event adds to the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// An intent was decided (`logbook_decisions_total`).
+    Decision {
+        /// `Intent::name()`.
+        intent: &'static str,
+        /// `ReasonCode::name()`.
+        reason: &'static str,
+    },
+    /// An intent ended (`logbook_intent_outcomes_total`).
+    Outcome {
+        /// `Intent::name()`, or `Unknown` for an outcome of an intent the
+        /// projection does not hold (an anomaly).
+        intent: &'static str,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// The primary changed hands (`logbook_failovers_total`, and the
+    /// duration histogram when `seconds` is known).
+    Failover {
+        /// How.
+        kind: FailoverKind,
+        /// From its start to its confirmation, when the journal shows both.
+        seconds: Option<f64>,
+    },
+}
+
+/// A promotion or switchover decided and not settled yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Open {
+    kind: FailoverKind,
+    decided_at: Timestamp,
+}
+
+/// The little the metrics remember across events, beyond the projection:
+/// the last primary (the projection forgets it between a primary's loss
+/// and its successor) and the first sign of its failure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tracker {
+    last_primary: Option<String>,
+    failing_since: Option<Timestamp>,
+    open: BTreeMap<Uuid, Open>,
+}
+
+/// Seconds from `from` to `to`, never negative (clocks of two writers).
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    let micros = to.as_micros().saturating_sub(from.as_micros()).max(0);
+    // Exact below 2^53 µs (285 years).
+    #[allow(clippy::cast_precision_loss)]
+    let micros = micros as f64;
+    micros / 1_000_000.0
+}
+
+impl Tracker {
+    /// A tracker resuming at `state` (a loaded or refreshed projection).
+    pub fn new(state: &ClusterState) -> Self {
+        let mut tracker = Self::default();
+        tracker.resume(state);
+        tracker
+    }
+
+    /// Starts again from `state` after the projection was reloaded (a
+    /// takeover): the intents in flight there are the open ones; the last
+    /// primary is kept when the projection has none.
+    pub fn resume(&mut self, state: &ClusterState) {
+        if let Some(primary) = &state.primary {
+            if self.last_primary.as_ref() != Some(primary) {
+                self.failing_since = None;
+            }
+            self.last_primary = Some(primary.clone());
+        }
+        self.open = state
+            .in_flight
+            .iter()
+            .filter_map(|(id, f)| {
+                let kind = self.classify(&f.planned)?;
+                Some((
+                    *id,
+                    Open {
+                        kind,
+                        decided_at: f.decided_at,
+                    },
+                ))
+            })
+            .collect();
+    }
+
+    /// The failover `p` would be, if any.
+    fn classify(&self, p: &PlannedIntent) -> Option<FailoverKind> {
+        match &p.intent {
+            Intent::PromoteReplica { pod, from } => {
+                let old = from.as_ref().or(self.last_primary.as_ref())?;
+                // Only a requested failover promotes for `Requested` (a
+                // switchover is its own intent).
+                let kind = match p.reason.code {
+                    ReasonCode::Requested => FailoverKind::Requested,
+                    _ => FailoverKind::Automatic,
+                };
+                (old != pod).then_some(kind)
+            }
+            Intent::Switchover { .. } => Some(FailoverKind::Planned),
+            Intent::ApplyResources { .. }
+            | Intent::RepointReplica { .. }
+            | Intent::RollPod { .. }
+            | Intent::FenceNode { .. }
+            | Intent::AddNode { .. }
+            | Intent::ForgetNode { .. }
+            | Intent::MigrateSlots { .. }
+            | Intent::UpdateStatus
+            | Intent::SetRoleLabels { .. }
+            | Intent::PublishBootConfig { .. }
+            | Intent::ClearSwitchoverRequest
+            | Intent::ClearFailoverRequest => None,
+        }
+    }
+
+    /// Folds `e` into `state` and returns what it adds to the metrics.
+    pub fn fold(&mut self, state: &mut ClusterState, e: &Envelope) -> Vec<Note> {
+        let mut notes = Vec::new();
+        match &e.body {
+            Event::Decided { intents } => {
+                for p in intents {
+                    notes.push(Note::Decision {
+                        intent: p.intent.name(),
+                        reason: p.reason.code.name(),
+                    });
+                    if let Some(kind) = self.classify(p) {
+                        let decided_at = e.at;
+                        self.open.insert(p.intent_id, Open { kind, decided_at });
+                    }
+                }
+            }
+            Event::IntentSucceeded { intent_id, .. } => {
+                notes.push(outcome(state, intent_id, Outcome::Succeeded));
+                if let Some(open) = self.open.remove(intent_id) {
+                    notes.push(Note::Failover {
+                        kind: open.kind,
+                        seconds: Some(seconds_between(open.decided_at, e.at)),
+                    });
+                }
+            }
+            Event::IntentFailed { intent_id, .. } => {
+                notes.push(outcome(state, intent_id, Outcome::Failed));
+                self.open.remove(intent_id);
+            }
+            Event::IntentAbandoned { intent_id, .. } => {
+                notes.push(outcome(state, intent_id, Outcome::Abandoned));
+                self.open.remove(intent_id);
+            }
+            _ => {}
+        }
+        self.track_failure(e);
+        // A promotion the operator carries out is counted at its outcome;
+        // only a new primary nobody here decided is an observed failover.
+        let decided_here = match &e.body {
+            Event::ReplicaPromoted { pod, .. } => state
+                .in_flight
+                .values()
+                .any(|f| promotes(&f.planned.intent) == Some(pod.as_str())),
+            _ => false,
+        };
+        state.apply(e);
+        if let Some(new) = &state.primary
+            && self.last_primary.as_ref() != Some(new)
+        {
+            if self.last_primary.is_some() && !decided_here {
+                notes.push(Note::Failover {
+                    kind: FailoverKind::Observed,
+                    seconds: self.failing_since.map(|since| seconds_between(since, e.at)),
+                });
+            }
+            self.last_primary = Some(new.clone());
+            self.failing_since = None;
+        }
+        notes
+    }
+
+    /// Keeps the first journaled sign of the last primary's failure, and
+    /// forgets it when the primary is seen healthy again.
+    fn track_failure(&mut self, e: &Envelope) {
+        let Some(primary) = self.last_primary.as_deref() else {
+            return;
+        };
+        let failing = match &e.body {
+            Event::PodReachabilityObserved { pod, reachability } if pod == primary => {
+                Some(*reachability != Reachability::Reachable)
+            }
+            Event::NodeRoleObserved { pod, role, .. } if pod == primary => {
+                Some(*role != Role::Primary)
+            }
+            Event::PrimaryUnreachable { pod, .. }
+            | Event::PodTerminating { pod }
+            | Event::PodDeleted { pod }
+                if pod == primary =>
+            {
+                Some(true)
+            }
+            _ => None,
+        };
+        match failing {
+            Some(true) => {
+                self.failing_since.get_or_insert(e.at);
+            }
+            Some(false) => self.failing_since = None,
+            None => {}
+        }
+    }
+}
+
+/// The pod `intent` makes primary, if it promotes one.
+fn promotes(intent: &Intent) -> Option<&str> {
+    match intent {
+        Intent::PromoteReplica { pod, .. } => Some(pod),
+        Intent::Switchover { to, .. } => Some(to),
+        _ => None,
+    }
+}
+
+/// The outcome note of `intent_id`, named after the intent in flight.
+fn outcome(state: &ClusterState, intent_id: &Uuid, outcome: Outcome) -> Note {
+    Note::Outcome {
+        intent: state
+            .in_flight
+            .get(intent_id)
+            .map_or("Unknown", |f| f.planned.intent.name()),
+        outcome,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use logbook_journal::{ChainHash, Reason};
+
+    use super::*;
+
+    /// Folds `events`, one second apart from t=100 s, and returns the notes.
+    fn fold_all(tracker: &mut Tracker, state: &mut ClusterState, events: Vec<Event>) -> Vec<Note> {
+        let mut notes = Vec::new();
+        for body in events {
+            let seq = state.last_seq + 1;
+            let e = Envelope {
+                seq,
+                id: Uuid::now_v7(),
+                at: Timestamp(i64::try_from(seq).unwrap() * 1_000_000 + 99_000_000),
+                cause: None,
+                epoch: 1,
+                body,
+                prev: state.last_hash,
+                hash: ChainHash::GENESIS,
+            };
+            notes.extend(tracker.fold(state, &e));
+        }
+        notes
+    }
+
+    fn planned(id: Uuid, intent: Intent, code: ReasonCode) -> PlannedIntent {
+        PlannedIntent {
+            intent_id: id,
+            intent,
+            reason: Reason {
+                code,
+                detail: String::new(),
+            },
+        }
+    }
+
+    fn pod(name: &str) -> Event {
+        Event::PodObserved {
+            pod: name.to_owned(),
+            uid: format!("uid-{name}"),
+            ip: None,
+            phase: logbook_journal::PodPhase::Running,
+            ready: true,
+            node: None,
+            revision: None,
+        }
+    }
+
+    fn role(name: &str, role: Role) -> Event {
+        Event::NodeRoleObserved {
+            pod: name.to_owned(),
+            role,
+            primary: None,
+        }
+    }
+
+    /// Three pods, `demo-0` primary.
+    fn running() -> (Tracker, ClusterState) {
+        let mut state = ClusterState::default();
+        let mut tracker = Tracker::new(&state);
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                pod("demo-0"),
+                pod("demo-1"),
+                pod("demo-2"),
+                role("demo-0", Role::Primary),
+            ],
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        (tracker, state)
+    }
+
+    #[test]
+    fn decisions_and_outcomes_are_named_after_intent_and_reason() {
+        let mut state = ClusterState::default();
+        let mut tracker = Tracker::new(&state);
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                Event::Decided {
+                    intents: vec![
+                        planned(
+                            a,
+                            Intent::ApplyResources { generation: 1 },
+                            ReasonCode::SpecChanged { generation: 1 },
+                        ),
+                        planned(b, Intent::UpdateStatus, ReasonCode::StatusStale),
+                    ],
+                },
+                Event::IntentSucceeded {
+                    intent_id: a,
+                    detail: String::new(),
+                },
+                Event::IntentAbandoned {
+                    intent_id: b,
+                    reason: String::new(),
+                },
+                Event::IntentFailed {
+                    intent_id: Uuid::now_v7(),
+                    error: String::new(),
+                    retryable: true,
+                },
+            ],
+        );
+        assert_eq!(
+            notes,
+            vec![
+                Note::Decision {
+                    intent: "ApplyResources",
+                    reason: "SpecChanged"
+                },
+                Note::Decision {
+                    intent: "UpdateStatus",
+                    reason: "StatusStale"
+                },
+                Note::Outcome {
+                    intent: "ApplyResources",
+                    outcome: Outcome::Succeeded
+                },
+                Note::Outcome {
+                    intent: "UpdateStatus",
+                    outcome: Outcome::Abandoned
+                },
+                Note::Outcome {
+                    intent: "Unknown",
+                    outcome: Outcome::Failed
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_primary_of_a_new_cluster_is_no_failover() {
+        let mut state = ClusterState::default();
+        let mut tracker = Tracker::new(&state);
+        let id = Uuid::now_v7();
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                pod("demo-0"),
+                Event::Decided {
+                    intents: vec![planned(
+                        id,
+                        Intent::PromoteReplica {
+                            pod: "demo-0".to_owned(),
+                            from: None,
+                        },
+                        ReasonCode::Bootstrap { candidates: vec![] },
+                    )],
+                },
+                Event::ReplicaPromoted {
+                    pod: "demo-0".to_owned(),
+                    from: None,
+                    offset: 0,
+                },
+                Event::IntentSucceeded {
+                    intent_id: id,
+                    detail: String::new(),
+                },
+            ],
+        );
+        assert!(
+            !notes.iter().any(|n| matches!(n, Note::Failover { .. })),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn an_automatic_failover_is_timed_from_its_decision_to_its_success() {
+        let (mut tracker, mut state) = running();
+        let id = Uuid::now_v7();
+        // The old primary died and came back fenced (the projection forgot
+        // it: `from` is none), then the operator decided and promoted.
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                Event::PodReachabilityObserved {
+                    pod: "demo-0".to_owned(),
+                    reachability: Reachability::Refused,
+                },
+                role("demo-0", Role::Replica),
+                Event::Decided {
+                    intents: vec![planned(
+                        id,
+                        Intent::PromoteReplica {
+                            pod: "demo-1".to_owned(),
+                            from: None,
+                        },
+                        ReasonCode::NoPrimary,
+                    )],
+                },
+                Event::ReplicaPromoted {
+                    pod: "demo-1".to_owned(),
+                    from: None,
+                    offset: 10,
+                },
+                role("demo-1", Role::Primary),
+                Event::IntentSucceeded {
+                    intent_id: id,
+                    detail: String::new(),
+                },
+            ],
+        );
+        let failovers: Vec<&Note> = notes
+            .iter()
+            .filter(|n| matches!(n, Note::Failover { .. }))
+            .collect();
+        // Decided at event 7, succeeded at event 10: three seconds.
+        assert_eq!(
+            failovers,
+            vec![&Note::Failover {
+                kind: FailoverKind::Automatic,
+                seconds: Some(3.0)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failed_promotion_is_no_failover_and_a_switchover_is_planned() {
+        let (mut tracker, mut state) = running();
+        let (failed, switch) = (Uuid::now_v7(), Uuid::now_v7());
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                Event::Decided {
+                    intents: vec![planned(
+                        failed,
+                        Intent::PromoteReplica {
+                            pod: "demo-1".to_owned(),
+                            from: Some("demo-0".to_owned()),
+                        },
+                        ReasonCode::PrimaryDead,
+                    )],
+                },
+                Event::IntentFailed {
+                    intent_id: failed,
+                    error: "refused".to_owned(),
+                    retryable: true,
+                },
+                Event::Decided {
+                    intents: vec![planned(
+                        switch,
+                        Intent::Switchover {
+                            from: "demo-0".to_owned(),
+                            to: "demo-2".to_owned(),
+                        },
+                        ReasonCode::Requested,
+                    )],
+                },
+                Event::ReplicaPromoted {
+                    pod: "demo-2".to_owned(),
+                    from: Some("demo-0".to_owned()),
+                    offset: 5,
+                },
+                Event::IntentSucceeded {
+                    intent_id: switch,
+                    detail: String::new(),
+                },
+            ],
+        );
+        let failovers: Vec<&Note> = notes
+            .iter()
+            .filter(|n| matches!(n, Note::Failover { .. }))
+            .collect();
+        assert_eq!(
+            failovers,
+            vec![&Note::Failover {
+                kind: FailoverKind::Planned,
+                seconds: Some(2.0)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_promotion_a_person_requested_is_a_requested_failover() {
+        let (mut tracker, mut state) = running();
+        let id = Uuid::now_v7();
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                Event::Decided {
+                    intents: vec![planned(
+                        id,
+                        Intent::PromoteReplica {
+                            pod: "demo-2".to_owned(),
+                            from: Some("demo-0".to_owned()),
+                        },
+                        ReasonCode::Requested,
+                    )],
+                },
+                Event::ReplicaPromoted {
+                    pod: "demo-2".to_owned(),
+                    from: Some("demo-0".to_owned()),
+                    offset: 5,
+                },
+                Event::IntentSucceeded {
+                    intent_id: id,
+                    detail: String::new(),
+                },
+            ],
+        );
+        assert!(
+            notes.contains(&Note::Failover {
+                kind: FailoverKind::Requested,
+                seconds: Some(2.0)
+            }),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_primary_nobody_decided_is_an_observed_failover_timed_from_the_failure() {
+        let (mut tracker, mut state) = running();
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![
+                // First sign of failure at event 5; healthy answers before
+                // it do not count, later failures do not move it.
+                Event::PodReachabilityObserved {
+                    pod: "demo-0".to_owned(),
+                    reachability: Reachability::TimedOut,
+                },
+                Event::PrimaryUnreachable {
+                    pod: "demo-0".to_owned(),
+                    consecutive_failures: 3,
+                },
+                role("demo-0", Role::Replica),
+                role("demo-2", Role::Primary),
+            ],
+        );
+        assert_eq!(
+            notes,
+            vec![Note::Failover {
+                kind: FailoverKind::Observed,
+                seconds: Some(3.0)
+            }]
+        );
+        // A promotion nobody here decided, without any journaled failure
+        // of the primary it replaced: counted, untimed.
+        let notes = fold_all(
+            &mut tracker,
+            &mut state,
+            vec![Event::ReplicaPromoted {
+                pod: "demo-1".to_owned(),
+                from: Some("demo-2".to_owned()),
+                offset: 9,
+            }],
+        );
+        assert_eq!(
+            notes,
+            vec![Note::Failover {
+                kind: FailoverKind::Observed,
+                seconds: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_takeover_resumes_the_promotions_in_flight() {
+        let (mut tracker, mut state) = running();
+        let id = Uuid::now_v7();
+        fold_all(
+            &mut tracker,
+            &mut state,
+            vec![Event::Decided {
+                intents: vec![planned(
+                    id,
+                    Intent::PromoteReplica {
+                        pod: "demo-1".to_owned(),
+                        from: Some("demo-0".to_owned()),
+                    },
+                    ReasonCode::PrimaryDead,
+                )],
+            }],
+        );
+        // A new leader: a fresh tracker on the loaded projection.
+        let mut fresh = Tracker::new(&state);
+        let notes = fold_all(
+            &mut fresh,
+            &mut state,
+            vec![
+                Event::ReplicaPromoted {
+                    pod: "demo-1".to_owned(),
+                    from: Some("demo-0".to_owned()),
+                    offset: 1,
+                },
+                Event::IntentSucceeded {
+                    intent_id: id,
+                    detail: String::new(),
+                },
+            ],
+        );
+        assert!(notes.contains(&Note::Failover {
+            kind: FailoverKind::Automatic,
+            seconds: Some(2.0)
+        }));
+        assert!(
+            !notes.iter().any(|n| matches!(
+                n,
+                Note::Failover {
+                    kind: FailoverKind::Observed,
+                    ..
+                }
+            )),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn folding_changes_the_projection_as_apply_does() {
+        let (mut tracker, mut state) = running();
+        let mut plain = state.clone();
+        let e = Envelope {
+            seq: state.last_seq + 1,
+            id: Uuid::now_v7(),
+            at: Timestamp(1),
+            cause: None,
+            epoch: 1,
+            body: role("demo-1", Role::Replica),
+            prev: state.last_hash,
+            hash: ChainHash::GENESIS,
+        };
+        tracker.fold(&mut state, &e);
+        plain.apply(&e);
+        assert_eq!(state, plain);
+    }
+}
