@@ -1,0 +1,513 @@
+//! `kubectl valkey` through the real kubectl: the built `kubectl-valkey`
+//! on `PATH` in a temporary directory, a kubeconfig for localkube, the
+//! operator and a real Replication cluster from the e2e harness (one
+//! cluster for the whole file).
+//!
+//! Covered: `--help`; `status` (table, and one cluster with roles and
+//! offsets from the journal); `switchover --to` (with `--wait`) and its
+//! refusals; `pause`/`resume`; `events`; `replay <name> verify|audit`;
+//! `report` (tarball, no Secret data, the operator's log lines found by
+//! label); `failover --yes --wait`; `failover` refused on a non-terminal
+//! stdin; an unknown cluster; an unreachable API server; a 403 (from a
+//! stand-in API server answering Forbidden to everything, since localkube
+//! does not enforce RBAC yet) with `--kubeconfig`, `--context` and `-n`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, PostParams};
+use logbook::journal_store::JournalBackend;
+use operator_common::*;
+
+fn kubectl() -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    assert!(local.exists(), "kubectl not found: run `make setup`");
+    local
+}
+
+/// `kubectl valkey ...` with the plugin on `PATH`.
+struct Plugin {
+    bin: tempfile::TempDir,
+    path: OsString,
+}
+
+/// What one run printed and how it ended.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Plugin {
+    fn new() -> Self {
+        let bin = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_kubectl-valkey"),
+            bin.path().join("kubectl-valkey"),
+        )
+        .unwrap();
+        let mut path = OsString::from(bin.path());
+        if let Some(rest) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(rest);
+        }
+        Self { bin, path }
+    }
+
+    /// `kubectl valkey <args>` with `KUBECONFIG` set, standard input not a
+    /// terminal.
+    fn run(&self, kubeconfig: &Path, args: &[&str]) -> Ran {
+        let out: Output = Command::new(kubectl())
+            .arg("valkey")
+            .args(args)
+            .env("PATH", &self.path)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", self.bin.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let ran = Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "$ kubectl valkey {}\n{}{}=> {}\n",
+            args.join(" "),
+            ran.stdout.chars().take(4000).collect::<String>(),
+            ran.stderr,
+            ran.code
+        );
+        ran
+    }
+}
+
+/// Runs the plugin on a blocking thread (the API server and the cluster
+/// run on this test's runtime).
+async fn kv(plugin: &Arc<Plugin>, kubeconfig: &Path, args: &[&str]) -> Ran {
+    let (plugin, kubeconfig) = (plugin.clone(), kubeconfig.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        plugin.run(&kubeconfig, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn ok(ran: &Ran) -> &str {
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    &ran.stdout
+}
+
+/// An API server that answers every request `403 Forbidden`, as a real
+/// one does for a user without RBAC permission.
+fn forbidding_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"valkeyclusters.valkey.logbook.dev \"demo\" is forbidden: User \"bob\" cannot get resource \"valkeyclusters\" in API group \"valkey.logbook.dev\" in the namespace \"team-a\"","reason":"Forbidden","details":{"name":"demo","group":"valkey.logbook.dev","kind":"valkeyclusters"},"code":403}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// A kubeconfig with two contexts: `local` (the default) and `elsewhere`
+/// pointing at `other` with namespace `team-a`.
+fn two_contexts(dir: &Path, local: &str, other: &str) -> PathBuf {
+    let path = dir.join("two-contexts");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster: {{server: \"{local}\"}}\n- name: other\n  cluster: {{server: \"{other}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: local\n  context: {{cluster: local, user: u, namespace: default}}\n- name: elsewhere\n  context: {{cluster: other, user: u, namespace: team-a}}\ncurrent-context: local\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A stand-in operator pod in `logbook-system`, for `report`'s logs.
+async fn operator_pod(env: &Env) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "logbook-system"}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "logbook-system");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "logbook-operator-0", "labels": {"app.kubernetes.io/name": "logbook"}},
+        "spec": {"containers": [{
+            "name": "operator",
+            "image": "valkey/valkey:9.1",
+            "command": ["sh", "-c", "echo operator says hello; sleep 3600"]
+        }]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    env.eventually(
+        Duration::from_secs(20),
+        "the stand-in operator's log",
+        || {
+            let pods = pods.clone();
+            async move {
+                pods.logs("logbook-operator-0", &Default::default())
+                    .await
+                    .is_ok_and(|l| l.contains("operator says hello"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_valkey_against_a_live_replication_cluster() {
+    let mut env = Env::start_without_operator("kubectl-plugin").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let kubeconfig = env.write_kubeconfig();
+    let plugin = Arc::new(Plugin::new());
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Help needs no cluster.
+    let help = kv(&plugin, &kubeconfig, &["--help"]).await;
+    for word in [
+        "status",
+        "switchover",
+        "failover",
+        "pause",
+        "resume",
+        "replay",
+        "events",
+        "report",
+        "Exit codes",
+        "--context",
+    ] {
+        assert!(ok(&help).contains(word), "--help lacks {word}");
+    }
+    let help = kv(&plugin, &kubeconfig, &["failover", "--help"]).await;
+    assert!(ok(&help).contains("--yes"));
+
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let first = primary(&vkc);
+    let password = env.password("demo").await;
+    write_keys(&env.service_addr("demo").await, &password, "k", 100).await;
+
+    // status: the table, then one cluster from its journal.
+    let table = kv(&plugin, &kubeconfig, &["status"]).await;
+    let line = ok(&table)
+        .lines()
+        .find(|l| l.starts_with("demo "))
+        .unwrap()
+        .to_owned();
+    for cell in ["Replication", "Ready", "3/3", first.as_str()] {
+        assert!(line.contains(cell), "{line:?} lacks {cell}");
+    }
+    let detail = kv(&plugin, &kubeconfig, &["status", "demo", "-n", NS]).await;
+    let text = ok(&detail);
+    assert!(
+        text.contains("as last observed by the operator at"),
+        "{text}"
+    );
+    assert!(text.contains("Journal head:  seq "), "{text}");
+    let row = |pod: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{pod} ")))
+            .unwrap_or_else(|| panic!("no row for {pod}"))
+    };
+    assert!(row(&first).contains("primary"), "{}", row(&first));
+    let replicas: Vec<String> = (0..3)
+        .map(|i| format!("demo-{i}"))
+        .filter(|p| *p != first)
+        .collect();
+    // Columns: pod, role, follows, link, offset, lag: every pod's offset
+    // is known (its value is whatever the last coarse probe recorded).
+    let offset = |line: &str| line.split_whitespace().nth(4).map(str::to_owned);
+    assert!(
+        offset(row(&first)).is_some_and(|o| o.parse::<u64>().is_ok()),
+        "{}",
+        row(&first)
+    );
+    for r in &replicas {
+        let line = row(r);
+        assert!(line.contains("replica") && line.contains(&first), "{line}");
+        assert!(
+            offset(line).is_some_and(|o| o.parse::<u64>().is_ok()),
+            "no offset in {line}"
+        );
+    }
+
+    // switchover: refusals first, then a real one, waited for.
+    let bad = kv(
+        &plugin,
+        &kubeconfig,
+        &["switchover", "demo", "--to", "demo-9"],
+    )
+    .await;
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr
+            .contains("\"demo-9\" is not a data pod of valkeycluster \"demo\""),
+        "{}",
+        bad.stderr
+    );
+    let bad = kv(
+        &plugin,
+        &kubeconfig,
+        &["switchover", "demo", "--to", &first],
+    )
+    .await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("already the primary"), "{}", bad.stderr);
+    let target = replicas[0].clone();
+    let switched = kv(
+        &plugin,
+        &kubeconfig,
+        &[
+            "switchover",
+            "demo",
+            "--to",
+            &target,
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert!(ok(&switched).contains(&format!("primary is now {target}")));
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    assert_eq!(primary(&vkc), target);
+    assert!(switchover_cleared(&vkc));
+
+    // pause / resume: spec.paused, said plainly.
+    let paused = kv(&plugin, &kubeconfig, &["pause", "demo"]).await;
+    assert!(ok(&paused).contains("changes nothing"));
+    assert!(env.vkc("demo").await.spec.paused);
+    let resumed = kv(&plugin, &kubeconfig, &["resume", "demo"]).await;
+    assert!(ok(&resumed).contains("resumed"));
+    assert!(!env.vkc("demo").await.spec.paused);
+    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+
+    // events: the switchover's decision, reason and outcome.
+    let events = kv(&plugin, &kubeconfig, &["events", "demo", "--limit", "50"]).await;
+    let text = ok(&events);
+    assert!(
+        text.contains(&format!("switch over {first} -> {target}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("[Requested]") && text.contains("-> succeeded"),
+        "{text}"
+    );
+
+    // replay: verify and audit on the ConfigMap journal, replay's exit codes.
+    let verify = kv(&plugin, &kubeconfig, &["replay", "demo", "verify"]).await;
+    ok(&verify);
+    let audit = kv(
+        &plugin,
+        &kubeconfig,
+        &["replay", "demo", "audit", "--json", "-n", NS],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_str(ok(&audit)).unwrap();
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    let bad = kv(
+        &plugin,
+        &kubeconfig,
+        &["replay", "demo", "audit", "--file", "x.jsonl"],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+
+    // failover: refused without a terminal, then confirmed with --yes.
+    let refused = kv(&plugin, &kubeconfig, &["failover", "demo"]).await;
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("not a terminal") && refused.stderr.contains("--yes"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !env.vkc("demo")
+            .await
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("valkey.logbook.dev/failover-requested")
+    );
+    let failed_over = kv(
+        &plugin,
+        &kubeconfig,
+        &["failover", "demo", "--yes", "--wait", "--timeout", "60s"],
+    )
+    .await;
+    assert!(ok(&failed_over).contains("primary is now"));
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    assert_ne!(primary(&vkc), target);
+    let failovers = kv(&plugin, &kubeconfig, &["replay", "demo", "failovers"]).await;
+    assert!(
+        ok(&failovers).contains(&format!("Requested {target} -> ")),
+        "{}",
+        failovers.stdout
+    );
+
+    // report: a tarball with every part, the operator's logs, no secret.
+    operator_pod(&env).await;
+    let bundle = tmp.path().join("bundle.tar.gz");
+    let made = kv(
+        &plugin,
+        &kubeconfig,
+        &["report", "demo", "-o", bundle.to_str().unwrap()],
+    )
+    .await;
+    ok(&made);
+    let unpacked = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = Command::new("tar")
+        .arg("xzf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let top = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for part in [
+        "README.txt",
+        "cluster.yaml",
+        "status.txt",
+        "events.txt",
+        "pods.yaml",
+        "statefulsets.yaml",
+        "services.yaml",
+        "configmaps.yaml",
+        "secrets.txt",
+        "journal.jsonl",
+        "operator-logs/logbook-operator-0.log",
+    ] {
+        assert!(
+            top.join(part).is_file(),
+            "the bundle lacks {part}: {}",
+            made.stdout
+        );
+    }
+    let read = |p: &str| std::fs::read_to_string(top.join(p)).unwrap();
+    assert!(read("operator-logs/logbook-operator-0.log").contains("operator says hello"));
+    assert!(read("secrets.txt").contains("demo-password"));
+    assert!(read("journal.jsonl").lines().count() > 10);
+    let mut files = vec![top.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&password),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
+    let dir_bundle = tmp.path().join("bundle-dir");
+    ok(&kv(
+        &plugin,
+        &kubeconfig,
+        &["report", "demo", "-o", dir_bundle.to_str().unwrap()],
+    )
+    .await);
+    assert!(dir_bundle.join("journal.jsonl").is_file());
+
+    // Errors: an unknown cluster, an unreachable API, a forbidden verb.
+    let missing = kv(&plugin, &kubeconfig, &["status", "nope"]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing
+            .stderr
+            .contains("valkeycluster \"nope\" not found in namespace \"default\""),
+        "{}",
+        missing.stderr
+    );
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dead = two_contexts(
+        tmp.path(),
+        &format!("https://127.0.0.1:{closed}"),
+        &forbidding_server(),
+    );
+    let unreachable = kv(&plugin, &dead, &["status"]).await;
+    assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
+    assert!(
+        unreachable.stderr.contains(&format!(
+            "cannot reach the Kubernetes API at https://127.0.0.1:{closed}"
+        )),
+        "{}",
+        unreachable.stderr
+    );
+    let forbidden = kv(
+        &plugin,
+        Path::new("/nonexistent"),
+        &[
+            "pause",
+            "demo",
+            "--kubeconfig",
+            dead.to_str().unwrap(),
+            "--context",
+            "elsewhere",
+        ],
+    )
+    .await;
+    assert_eq!(forbidden.code, 4, "{}", forbidden.stderr);
+    for needed in [
+        "cannot get valkeyclusters.valkey.logbook.dev in namespace \"team-a\"",
+        "RBAC",
+        "User \"bob\" cannot get resource",
+    ] {
+        assert!(
+            forbidden.stderr.contains(needed),
+            "{} lacks {needed}",
+            forbidden.stderr
+        );
+    }
+    let bad_context = kv(&plugin, &dead, &["status", "--context", "nowhere"]).await;
+    assert_eq!(bad_context.code, 3, "{}", bad_context.stderr);
+    env.finish().await;
+}
