@@ -726,3 +726,57 @@ async fn admin_token_bypasses_rbac() {
     assert_eq!(code, 401);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn impersonation_is_authorized_then_acts_as_the_impersonated() {
+    let server = start_rbac().await;
+    setup(&server).await;
+    // The admin may impersonate the ServiceAccount, whose grants then apply.
+    let (code, _, body) = common::raw(
+        server.addr(),
+        "GET",
+        "/api/v1/namespaces/app/pods",
+        &[("Impersonate-User", SA_USER)],
+        b"",
+    )
+    .await;
+    assert_eq!(code, 403);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["message"],
+        format!(
+            "pods is forbidden: User \"{SA_USER}\" cannot list resource \"pods\" in API group \"\" in the namespace \"app\""
+        )
+    );
+    // The ServiceAccount may not impersonate anyone.
+    let token = server
+        .service_account_token("app", "op", Duration::from_secs(600))
+        .unwrap();
+    let auth = bearer(&token);
+    let (code, _, body) = common::raw(
+        server.addr(),
+        "GET",
+        "/api",
+        &[("Authorization", &auth), ("Impersonate-User", "jane")],
+        b"",
+    )
+    .await;
+    assert_eq!(code, 403);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["message"],
+        format!(
+            "users \"jane\" is forbidden: User \"{SA_USER}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        )
+    );
+    let (code, _, _) = common::raw(
+        server.addr(),
+        "GET",
+        "/api",
+        &[("Impersonate-Group", "devs")],
+        b"",
+    )
+    .await;
+    assert_eq!(code, 400);
+    server.shutdown().await;
+}

@@ -13,6 +13,7 @@ pub mod attributes;
 mod cache;
 pub mod defaults;
 mod forbidden;
+pub mod impersonation;
 pub mod log;
 pub mod rbac;
 pub mod tokens;

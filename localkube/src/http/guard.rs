@@ -7,6 +7,7 @@
 use axum::http::{HeaderMap, header};
 
 use super::App;
+use crate::auth::impersonation::{self, Impersonation};
 use crate::auth::{self, Attributes, Decision, UserInfo};
 use crate::error::ApiError;
 
@@ -31,6 +32,43 @@ pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, A
         (None, None) => Ok(UserInfo::admin()),
         (None, Some(_)) => Err(ApiError::Unauthorized),
     }
+}
+
+/// The user a request runs as: `requester`, or whom its `Impersonate-*`
+/// headers name once `requester` is allowed to impersonate them.
+///
+/// # Errors
+/// 403 when `requester` may not impersonate them; 400 for groups without
+/// a user.
+pub(crate) fn impersonate(
+    app: &App,
+    requester: UserInfo,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    let asked = Impersonation {
+        user: values("impersonate-user").into_iter().next(),
+        groups: values("impersonate-group"),
+    };
+    if asked.is_empty() {
+        return Ok(requester);
+    }
+    let Some((checks, user)) = impersonation::plan(&requester, &asked) else {
+        return Err(ApiError::BadRequest(
+            "impersonating groups requires impersonating a user (Impersonate-User)".into(),
+        ));
+    };
+    for check in &checks {
+        authorize(app, check)?;
+    }
+    Ok(user)
 }
 
 /// What the authorizer says about `a`, without logging: the admin and,

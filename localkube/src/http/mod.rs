@@ -9,6 +9,7 @@ mod guard;
 mod kubelet_slot;
 mod openapi;
 pub mod path;
+pub mod protobuf;
 pub mod request;
 pub mod requests;
 mod resources;
@@ -335,7 +336,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
     let user = if open {
         UserInfo::anonymous()
     } else {
-        match guard::authenticate(&app, req.headers()) {
+        let user = guard::authenticate(&app, req.headers())
+            .and_then(|u| guard::impersonate(&app, u, req.headers()));
+        match user {
             Ok(u) => u,
             Err(e) => return request::error(&e),
         }

@@ -139,21 +139,25 @@ pub fn yaml_body(body: &[u8]) -> Result<Value, ApiError> {
 /// Decodes the body of a create or update by its content type.
 ///
 /// # Errors
-/// 400 when malformed, 415 for other media types.
+/// 400 when malformed, 415 for other media types (and for protobuf of a
+/// kind [`super::protobuf`] has no table for).
 pub fn object_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type(headers);
     let v = match ct.as_str() {
         "" | "application/json" => json_body(body)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => yaml_body(body)?,
-        other => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml{}",
-                if other == "application/vnd.kubernetes.protobuf" {
-                    ""
-                } else {
-                    ", application/vnd.kubernetes.protobuf"
+        "application/vnd.kubernetes.protobuf" => {
+            super::protobuf::decode(body).map_err(|e| match e {
+                super::protobuf::ProtobufError::UnknownKind { .. } => {
+                    ApiError::UnsupportedMediaType(e.to_string())
                 }
-            )));
+                other => ApiError::BadRequest(other.to_string()),
+            })?
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
+            ));
         }
     };
     if !v.is_object() {
