@@ -128,6 +128,15 @@ fn subresources(
             vec!["create"],
         ));
     }
+    if r.group.is_empty() && r.plural == "serviceaccounts" {
+        out.push((
+            "token",
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+            vec!["create"],
+        ));
+    }
     if r.group.is_empty() && r.plural == "namespaces" {
         out.push((
             "finalize",

@@ -157,6 +157,36 @@ fn columns(res: &ResourceInfo) -> Vec<Value> {
             ),
             age.clone(),
         ],
+        ("apps", "deployments") => vec![
+            col(
+                "Ready",
+                "string",
+                "",
+                "Number of the pod with ready state",
+                0,
+            ),
+            col(
+                "Up-to-date",
+                "string",
+                "",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                0,
+            ),
+            col(
+                "Available",
+                "string",
+                "",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                0,
+            ),
+            age.clone(),
+        ],
+        ("apps", "replicasets") => vec![
+            col("Desired", "integer", "", "Number of desired pods.", 0),
+            col("Current", "integer", "", "Number of actual pods.", 0),
+            col("Ready", "integer", "", "Number of ready pods.", 0),
+            age.clone(),
+        ],
         ("", "configmaps") => vec![col("Data", "string", "", "", 0), age.clone()],
         ("", "secrets") => vec![
             col("Type", "string", "", "", 0),
@@ -251,6 +281,28 @@ fn cells(res: &ResourceInfo, o: &Value) -> Vec<Value> {
                     r(".status.readyReplicas"),
                     r(".spec.replicas")
                 )),
+                age(o),
+            ]);
+        }
+        ("apps", "deployments") => {
+            let r = |p: &str| jsonpath::get(o, p).and_then(Value::as_i64).unwrap_or(0);
+            out.extend([
+                json!(format!(
+                    "{}/{}",
+                    r(".status.readyReplicas"),
+                    r(".spec.replicas")
+                )),
+                json!(r(".status.updatedReplicas").to_string()),
+                json!(r(".status.availableReplicas").to_string()),
+                age(o),
+            ]);
+        }
+        ("apps", "replicasets") => {
+            let r = |p: &str| jsonpath::get(o, p).and_then(Value::as_i64).unwrap_or(0);
+            out.extend([
+                json!(r(".spec.replicas")),
+                json!(r(".status.replicas")),
+                json!(r(".status.readyReplicas")),
                 age(o),
             ]);
         }

@@ -90,6 +90,30 @@ fn rows() -> Vec<Row> {
                 true,
             )
         },
+        Row {
+            scale: true,
+            ..row(
+                "apps",
+                "Deployment",
+                "deployments",
+                true,
+                &["deploy"],
+                ALL,
+                true,
+            )
+        },
+        Row {
+            scale: true,
+            ..row(
+                "apps",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                &["rs"],
+                ALL,
+                true,
+            )
+        },
         row(
             "apps",
             "ControllerRevision",

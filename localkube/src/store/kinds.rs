@@ -1,5 +1,6 @@
 //! What particular kinds do on write, as the real server's strategies and
-//! admission do: defaults (Services' cluster IPs, Pods', StatefulSets'),
+//! admission do: defaults (Services' cluster IPs, Pods', StatefulSets';
+//! Deployments' and ReplicaSets' with their validation in [`super::apps`]),
 //! Secrets' `stringData`, Namespaces' finalizer and phase, CRDs' checks,
 //! status and registration, and custom resources' schema admission.
 
@@ -64,6 +65,7 @@ fn defaults(res: &ResourceInfo, o: &mut Value) {
                 default(m, "type", json!("Opaque"));
             }
         }
+        ("apps", "deployments" | "replicasets") => super::apps::defaults(res, o),
         ("apps", "statefulsets") => {
             if let Some(spec) = map_of(o, "spec") {
                 default(spec, "replicas", json!(1));
@@ -188,6 +190,7 @@ pub(crate) fn on_create(
             obj::set_field(o, "status", Some(json!({"phase": "Active"})));
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crd_admit(o, &ctx.now)?,
+        _ if super::apps::handles(res) => super::apps::validate(res, o, None)?,
         _ => {}
     }
     Ok(())
@@ -265,6 +268,7 @@ pub(crate) fn on_update(
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crd_admit(new, &ctx.now)?,
+        _ if super::apps::handles(res) => super::apps::validate(res, new, Some(old))?,
         _ => {}
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! the next resourceVersion and reaches the feed in that order.
 
 mod api;
+mod apps;
 mod delete;
 mod evict;
 mod gc;
