@@ -8,9 +8,9 @@
 //! refusals; `pause`/`resume`; `events`; `replay <name> verify|audit`;
 //! `report` (tarball, no Secret data, the operator's log lines found by
 //! label); `failover --yes --wait`; `failover` refused on a non-terminal
-//! stdin; an unknown cluster; an unreachable API server; a 403 (from a
-//! stand-in API server answering Forbidden to everything, since localkube
-//! does not enforce RBAC yet) with `--kubeconfig`, `--context` and `-n`.
+//! stdin; an unknown cluster; an unreachable API server; a 403 from a
+//! localkube enforcing RBAC, for a ServiceAccount that may read but not
+//! patch ValkeyClusters, reached with `--kubeconfig` and `--context`.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,16 +22,17 @@
 mod operator_common;
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use logbook::journal_store::JournalBackend;
 use operator_common::*;
+use serde_json::json;
 
 fn kubectl() -> PathBuf {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
@@ -115,35 +116,80 @@ fn ok(ran: &Ran) -> &str {
     &ran.stdout
 }
 
-/// An API server that answers every request `403 Forbidden`, as a real
-/// one does for a user without RBAC permission.
-fn forbidding_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 8192];
-            let _ = stream.read(&mut buf);
-            let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"valkeyclusters.valkey.logbook.dev \"demo\" is forbidden: User \"bob\" cannot get resource \"valkeyclusters\" in API group \"valkey.logbook.dev\" in the namespace \"team-a\"","reason":"Forbidden","details":{"name":"demo","group":"valkey.logbook.dev","kind":"valkeyclusters"},"code":403}"#;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
+/// An API-only localkube enforcing RBAC, with the CRDs, a ValkeyCluster
+/// `demo` in namespace `team-a`, and a ServiceAccount `team-a/viewer` that
+/// may get and list ValkeyClusters there but not patch them. Returns the
+/// server (keep it running) and a token of the ServiceAccount.
+async fn rbac_server() -> (logbook_localkube::RunningServer, String) {
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
+        rbac: true,
+        ..logbook_localkube::Config::default()
+    })
+    .await
+    .unwrap();
+    logbook::local::install_crds(&server).unwrap();
+    let admin = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    let objects = [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "viewer", "namespace": "team-a"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "valkey-viewer", "namespace": "team-a"},
+            "rules": [{"apiGroups": ["valkey.logbook.dev"], "resources": ["valkeyclusters"], "verbs": ["get", "list"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "valkey-viewer", "namespace": "team-a"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "valkey-viewer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "team-a"}]}),
+    ];
+    for obj in objects {
+        let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (
+                String::new(),
+                obj["apiVersion"].as_str().unwrap().to_owned(),
+            ),
+        };
+        let kind = obj["kind"].as_str().unwrap();
+        let plural = match kind {
+            "Namespace" => "namespaces".to_owned(),
+            "ServiceAccount" => "serviceaccounts".to_owned(),
+            other => format!("{}s", other.to_lowercase()),
+        };
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(&group, &version, kind),
+            &plural,
+        );
+        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
+            None => Api::all_with(admin.clone(), &ar),
+        };
+        let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+    let vkcs: Api<logbook_crds::ValkeyCluster> = Api::namespaced(admin, "team-a");
+    let vkc: logbook_crds::ValkeyCluster =
+        serde_yaml::from_str(&replication_yaml("demo", 3)).unwrap();
+    vkcs.create(&PostParams::default(), &vkc).await.unwrap();
+    let token = server
+        .service_account_token("team-a", "viewer", Duration::from_secs(600))
+        .unwrap();
+    (server, token)
 }
 
-/// A kubeconfig with two contexts: `local` (the default) and `elsewhere`
-/// pointing at `other` with namespace `team-a`.
-fn two_contexts(dir: &Path, local: &str, other: &str) -> PathBuf {
+/// A kubeconfig with two contexts: `local` (the current one) at `dead`,
+/// and `elsewhere` at `rbac` as the ServiceAccount whose `token` is given,
+/// namespace `team-a`.
+fn two_contexts(dir: &Path, dead: &str, rbac: &str, token: &str) -> PathBuf {
     let path = dir.join("two-contexts");
     std::fs::write(
         &path,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster: {{server: \"{local}\"}}\n- name: other\n  cluster: {{server: \"{other}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: local\n  context: {{cluster: local, user: u, namespace: default}}\n- name: elsewhere\n  context: {{cluster: other, user: u, namespace: team-a}}\ncurrent-context: local\n"
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster: {{server: \"{dead}\"}}\n- name: other\n  cluster: {{server: \"{rbac}\"}}\nusers:\n- name: nobody\n  user: {{}}\n- name: viewer\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: local\n  context: {{cluster: local, user: nobody, namespace: default}}\n- name: elsewhere\n  context: {{cluster: other, user: viewer, namespace: team-a}}\ncurrent-context: local\n"
         ),
     )
     .unwrap();
@@ -468,10 +514,12 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
+    let (rbac, token) = rbac_server().await;
     let dead = two_contexts(
         tmp.path(),
         &format!("https://127.0.0.1:{closed}"),
-        &forbidding_server(),
+        &rbac.url(),
+        &token,
     );
     let unreachable = kv(&plugin, &dead, &["status"]).await;
     assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
@@ -482,6 +530,21 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         "{}",
         unreachable.stderr
     );
+    // The ServiceAccount may read (its namespace comes from the context)...
+    let allowed = kv(
+        &plugin,
+        Path::new("/nonexistent"),
+        &[
+            "status",
+            "--kubeconfig",
+            dead.to_str().unwrap(),
+            "--context",
+            "elsewhere",
+        ],
+    )
+    .await;
+    assert!(ok(&allowed).contains("demo"));
+    // ...but not patch: the verb and resource, RBAC, and the server's words.
     let forbidden = kv(
         &plugin,
         Path::new("/nonexistent"),
@@ -497,9 +560,9 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
     .await;
     assert_eq!(forbidden.code, 4, "{}", forbidden.stderr);
     for needed in [
-        "cannot get valkeyclusters.valkey.logbook.dev in namespace \"team-a\"",
+        "cannot patch valkeyclusters.valkey.logbook.dev in namespace \"team-a\"",
         "RBAC",
-        "User \"bob\" cannot get resource",
+        "system:serviceaccount:team-a:viewer",
     ] {
         assert!(
             forbidden.stderr.contains(needed),
@@ -507,6 +570,7 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
             forbidden.stderr
         );
     }
+    rbac.shutdown().await;
     let bad_context = kv(&plugin, &dead, &["status", "--context", "nowhere"]).await;
     assert_eq!(bad_context.code, 3, "{}", bad_context.stderr);
     env.finish().await;
