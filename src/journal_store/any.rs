@@ -198,10 +198,12 @@ async fn mirror(
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             %stream,
-            from = expected_next,
+            seq = expected_next,
             "the local journal mirror misses events the cluster copy already compacted; it keeps what it has"
         ),
-        Err(err) => tracing::warn!(%stream, %err, "cannot mirror the journal locally"),
+        Err(err) => {
+            tracing::warn!(%stream, seq = expected_next, %err, "cannot mirror the journal locally")
+        }
     }
 }
 
@@ -246,7 +248,7 @@ impl JournalStore for AnyStore {
             Self::Both { cluster, local } => {
                 cluster.put_snapshot(stream, snapshot).await?;
                 if let Err(err) = local.put_snapshot(stream, snapshot).await {
-                    tracing::warn!(%stream, %err, "cannot store the snapshot in the local mirror");
+                    tracing::warn!(%stream, seq = snapshot.seq, %err, "cannot store the snapshot in the local mirror");
                 }
                 Ok(())
             }
@@ -289,7 +291,7 @@ impl JournalStore for AnyStore {
             Self::Both { cluster, local } => {
                 cluster.remove_last(stream, seq, new_head).await?;
                 if let Err(err) = local.remove_last(stream, seq, new_head).await {
-                    tracing::warn!(%stream, %err, "cannot truncate the local mirror");
+                    tracing::warn!(%stream, seq, %err, "cannot truncate the local mirror");
                 }
                 Ok(())
             }

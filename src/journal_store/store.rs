@@ -415,7 +415,7 @@ impl ConfigMapStore {
         // head grows further towards the object size limit.
         if !events.is_empty() && record.open_bytes() >= self.seal_bytes {
             if let Err(e) = self.seal_if_full(stream).await {
-                tracing::warn!(%stream, error = %e, "sealing the journal segment failed");
+                tracing::warn!(%stream, seq = record.seq, error = %e, "sealing the journal segment failed");
             }
             if let Some(loaded) = self.load_head(stream).await? {
                 (record, version) = (loaded.record, loaded.version);
@@ -438,7 +438,7 @@ impl ConfigMapStore {
         if next.open_bytes() >= self.seal_bytes
             && let Err(e) = self.seal_if_full(stream).await
         {
-            tracing::warn!(%stream, error = %e, "sealing the journal segment failed; retried on the next append");
+            tracing::warn!(%stream, seq = next.seq, error = %e, "sealing the journal segment failed; retried on the next append");
         }
         Ok(next.head())
     }

@@ -20,6 +20,7 @@ mod journal;
 mod prober;
 mod reconcile;
 mod runtime;
+mod span;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -38,15 +39,13 @@ use logbook_crds::ValkeyCluster;
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 pub use crash::CRASH_AT_COMMIT;
 pub use error::OperatorError;
 pub use journal::{JournalError, MAX_STAGED_BYTES, MAX_STAGED_EVENTS};
 pub use prober::probe_timeouts;
-pub use runtime::{
-    ClusterRuntime, JournalFactory, RuntimeDeps, cluster_span, describe_intent, intent_name,
-};
+pub use runtime::{ClusterRuntime, JournalFactory, RuntimeDeps, describe_intent, intent_name};
+pub use span::{ClusterSpan, cluster_span};
 
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use crate::leader::{self, Leadership, LeaseConfig};
@@ -109,11 +108,11 @@ impl OperatorConfig {
     }
 }
 
-/// One cluster: its runtime, its prober, and the span they log in.
+/// One cluster: its runtime, its prober, and the maker of its spans.
 struct ClusterHandle {
     runtime: Arc<Mutex<ClusterRuntime>>,
     prober: JoinHandle<()>,
-    span: tracing::Span,
+    log: ClusterSpan,
 }
 
 /// What every reconcile shares.
@@ -126,38 +125,40 @@ pub struct Context {
 }
 
 impl Context {
-    /// The span of `meta`'s cluster: its runtime's once open (with the
-    /// seq of its projection), else a new one.
+    /// A span for work on `meta`'s cluster, at the seq of its projection
+    /// (none before its journal was read).
     async fn span(&self, meta: &crate::resources::ClusterMeta) -> tracing::Span {
         match self.clusters.lock().await.get(&meta.uid) {
-            Some(handle) => handle.span.clone(),
-            None => cluster_span(&meta.namespace, &meta.name),
+            Some(handle) => handle.log.span(),
+            None => cluster_span(&meta.namespace, &meta.name, None),
         }
     }
 
-    /// The runtime of `meta`'s cluster, opened (and its prober started, in
-    /// `span`) on first use.
+    /// The runtime of `meta`'s cluster, opened (and its prober started) on
+    /// first use.
     async fn handle(
         &self,
         meta: &crate::resources::ClusterMeta,
         reference: ObjectReference,
         retain: bool,
-        span: &tracing::Span,
     ) -> Result<Arc<Mutex<ClusterRuntime>>, OperatorError> {
         let mut clusters = self.clusters.lock().await;
         if let Some(handle) = clusters.get(&meta.uid) {
             return Ok(handle.runtime.clone());
         }
-        let mut runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference, retain).await?;
-        runtime.set_span(span.clone());
+        let runtime = ClusterRuntime::open(&self.deps, meta.clone(), reference, retain).await?;
+        let log = runtime.log().clone();
+        // The first reconcile's span was made before the journal was read:
+        // from here on its lines name the seq (recorded once, it was empty).
+        tracing::Span::current().record("seq", log.seq());
         let runtime = Arc::new(Mutex::new(runtime));
-        let prober = tokio::spawn(prober::run(runtime.clone()).instrument(span.clone()));
+        let prober = tokio::spawn(prober::run(runtime.clone(), log.clone()));
         clusters.insert(
             meta.uid.clone(),
             ClusterHandle {
                 runtime: runtime.clone(),
                 prober,
-                span: span.clone(),
+                log,
             },
         );
         Ok(runtime)
@@ -183,7 +184,7 @@ impl Context {
         for handle in handles {
             let mut rt = handle.runtime.lock().await;
             if let Err(err) = rt.commit().await {
-                tracing::warn!(parent: &handle.span, %err, "events not committed at shutdown");
+                tracing::warn!(parent: &handle.log.span(), %err, "events not committed at shutdown");
             }
         }
     }
@@ -443,8 +444,18 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(%err, "controller");
+            match result {
+                // `reconcile` logged it, in the cluster's span.
+                Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    let span = cluster_span(
+                        object.namespace.as_deref().unwrap_or_default(),
+                        &object.name,
+                        None,
+                    );
+                    tracing::debug!(parent: &span, "a reconcile found the object deleted");
+                }
+                Err(err) => tracing::debug!(%err, "controller"),
             }
         })
         .await;

@@ -18,8 +18,10 @@ use futures::future::join_all;
 use logbook_journal::{Event, Reachability, Role};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::runtime::ClusterRuntime;
+use super::span::ClusterSpan;
 use crate::metrics::Answer;
 use crate::observe::{ProbeObservation, observe_probe};
 use crate::resources::valkey_addr;
@@ -32,8 +34,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
 type Outcome = Result<Probe, ProbeError>;
 
-/// Probes `rt`'s pods until the cluster is deleted or the task aborted.
-pub async fn run(rt: Arc<Mutex<ClusterRuntime>>) {
+/// Probes `rt`'s pods until the cluster is deleted or the task aborted,
+/// each round in a span of `log`.
+pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     let mut last_offsets = Instant::now();
     let mut next = Instant::now();
     loop {
@@ -56,13 +59,14 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>) {
         tokio::time::sleep_until(next).await;
         next = Instant::now() + interval;
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
-        match round(&rt, interval, coarse).await {
+        let span = log.span();
+        match round(&rt, interval, coarse).instrument(span.clone()).await {
             Ok(()) => {
                 if coarse {
                     last_offsets = Instant::now();
                 }
             }
-            Err(err) => tracing::warn!(%err, "probe round failed"),
+            Err(err) => tracing::warn!(parent: &span, seq = log.seq(), %err, "probe round failed"),
         }
     }
 }

@@ -50,7 +50,7 @@ pub async fn reconcile(
         Some(meta) => ctx.span(&meta).await,
         None => tracing::Span::none(),
     };
-    let result = reconcile_in(obj, ctx.clone(), span.clone())
+    let result = reconcile_in(obj, ctx.clone())
         .instrument(span.clone())
         .await;
     ctx.deps
@@ -62,20 +62,16 @@ pub async fn reconcile(
     result
 }
 
-async fn reconcile_in(
-    obj: Arc<ValkeyCluster>,
-    ctx: Arc<Context>,
-    span: tracing::Span,
-) -> Result<Action, OperatorError> {
+async fn reconcile_in(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let ns = obj.namespace().ok_or(OperatorError::MissingMeta)?;
     if !ctx.deps.leadership.borrow().is_leader() {
-        return follow(&obj, &ctx, &span).await;
+        return follow(&obj, &ctx).await;
     }
     let api: Api<ValkeyCluster> = Api::namespaced(ctx.deps.client.clone(), &ns);
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone(), &span).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone(), &span).await,
+            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone()).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
     .await
@@ -95,17 +91,13 @@ pub fn error_policy(_obj: Arc<ValkeyCluster>, _err: &OperatorError, _ctx: Arc<Co
 /// A follower writes nothing: it keeps the cluster's projection warm by
 /// reading its journal, so that taking over costs only the tail. It
 /// exports none of the cluster's series (the leader does).
-async fn follow(
-    obj: &ValkeyCluster,
-    ctx: &Context,
-    span: &tracing::Span,
-) -> Result<Action, OperatorError> {
+async fn follow(obj: &ValkeyCluster, ctx: &Context) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
     ctx.deps
         .metrics
         .forget_cluster(&ClusterLabels::new(&meta.namespace, &meta.name));
-    match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
+    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
         Ok(handle) => {
             let mut rt = handle.lock().await;
             if !rt.leading()
@@ -197,14 +189,10 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
-async fn apply(
-    obj: Arc<ValkeyCluster>,
-    ctx: Arc<Context>,
-    span: &tracing::Span,
-) -> Result<Action, OperatorError> {
+async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
+    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain).await {
         Ok(handle) => handle,
         Err(err) if untrusted(&err) => {
             return journal_untrusted(&obj, &meta, &ctx, &err).await;
@@ -266,7 +254,9 @@ async fn apply(
         };
         match read_password(&client, target).await {
             Ok(password) => rt.set_password(password).await,
-            Err(err) => tracing::debug!(%err, "password not available yet"),
+            Err(err) => {
+                tracing::debug!(seq = rt.state.last_seq, %err, "password not available yet")
+            }
         }
     }
     rt.act().await?;
@@ -275,14 +265,10 @@ async fn apply(
     Ok(Action::requeue(RESYNC))
 }
 
-async fn cleanup(
-    obj: Arc<ValkeyCluster>,
-    ctx: Arc<Context>,
-    span: &tracing::Span,
-) -> Result<Action, OperatorError> {
+async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    match ctx.handle(&meta, obj.object_ref(&()), retain, span).await {
+    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
         Ok(handle) => {
             let mut rt = handle.lock().await;
             if rt.sync_leadership().await? && !rt.state.deleted {

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use super::error::OperatorError;
 use super::events::{Kind, Publisher};
 use super::journal::ClusterJournal;
+use super::span::ClusterSpan;
 use crate::actuate::{ActError, Done, Executor, Target};
 use crate::decide::status::{StatusContext, render_status};
 use crate::decide::{already_done, decide, promotion_found_done};
@@ -141,9 +142,9 @@ pub struct ClusterRuntime {
     max_events: u64,
     /// This cluster's metrics (published as events are committed).
     metrics: ClusterMetrics,
-    /// The span every log line about this cluster is emitted in: its
-    /// namespace, name and the seq of the last event folded.
-    span: tracing::Span,
+    /// Makes the spans its work logs in, at the seq of the last event
+    /// folded.
+    log: ClusterSpan,
 }
 
 impl std::fmt::Debug for ClusterRuntime {
@@ -196,17 +197,6 @@ impl RuntimeDeps {
     }
 }
 
-/// The span of cluster `namespace/name`; `seq` is recorded as the
-/// cluster's projection moves (see [`ClusterRuntime::span`]).
-pub fn cluster_span(namespace: &str, name: &str) -> tracing::Span {
-    tracing::info_span!(
-        "cluster",
-        namespace = %namespace,
-        name = %name,
-        seq = tracing::field::Empty
-    )
-}
-
 /// Loads a stream's projection: snapshot plus tail, or from the start when
 /// the snapshot is unreadable (an older format, or damaged).
 async fn load(
@@ -239,7 +229,7 @@ async fn load_from<S: JournalStore>(
     match load_state(store, stream).await {
         Ok(loaded) => Ok(loaded.state),
         Err(ReadError::Snapshot(err)) => {
-            tracing::warn!(%cluster, %err, "snapshot unreadable; folding the journal from the start");
+            tracing::warn!(%err, "snapshot unreadable; folding the journal from the start");
             load_state_from_start(store, stream)
                 .await
                 .map_err(|source| OperatorError::Load {
@@ -285,8 +275,7 @@ impl ClusterRuntime {
             .store_for(&meta, retain)?
             .with_writes(metrics.configmap_writes());
         let state = load(&store, &stream, &cluster).await?;
-        let span = cluster_span(&meta.namespace, &meta.name);
-        span.record("seq", state.last_seq);
+        let log = ClusterSpan::new(&meta.namespace, &meta.name, state.last_seq);
         let journal = ClusterJournal::new(
             store,
             stream,
@@ -319,7 +308,7 @@ impl ClusterRuntime {
             max_events: u64::try_from(logbook_crds::v1alpha1::defaults::JOURNAL_MAX_EVENTS)
                 .unwrap_or(u64::MAX),
             metrics,
-            span,
+            log,
         }
         .resumed())
     }
@@ -330,18 +319,10 @@ impl ClusterRuntime {
         self
     }
 
-    /// The span of this cluster's log lines: `namespace`, `name`, and the
-    /// `seq` of the last event of its projection. Every task working on the
-    /// cluster runs in it.
-    pub fn span(&self) -> &tracing::Span {
-        &self.span
-    }
-
-    /// Uses `span` for this cluster's log lines (the one its reconciles
-    /// already run in), with the projection's seq.
-    pub fn set_span(&mut self, span: tracing::Span) {
-        span.record("seq", self.state.last_seq);
-        self.span = span;
+    /// Makes the spans of this cluster's work (`namespace`, `name`, and the
+    /// `seq` of the last event of its projection), without its lock.
+    pub fn log(&self) -> &ClusterSpan {
+        &self.log
     }
 
     /// `namespace/name`.
@@ -434,10 +415,18 @@ impl ClusterRuntime {
                         self.followed();
                         return Ok(());
                     }
-                    tracing::info!(%cluster, "the journal's tail does not end at its head; reloading it");
+                    tracing::info!(
+                        seq = self.state.last_seq,
+                        head = head.seq,
+                        "the journal's tail does not end at its head; reloading it"
+                    );
                 }
                 Ok(_) => {
-                    tracing::info!(%cluster, "the journal's head is behind this projection; reloading it");
+                    tracing::info!(
+                        seq = self.state.last_seq,
+                        head = head.seq,
+                        "the journal's head is behind this projection; reloading it"
+                    );
                 }
                 Err(ReadError::Store(source)) => {
                     return Err(OperatorError::Load {
@@ -446,7 +435,7 @@ impl ClusterRuntime {
                     });
                 }
                 Err(err) => {
-                    tracing::info!(%cluster, %err, "cannot continue the projection from the store; reloading it");
+                    tracing::info!(seq = self.state.last_seq, %err, "cannot continue the projection from the store; reloading it");
                 }
             }
         }
@@ -457,10 +446,10 @@ impl ClusterRuntime {
     }
 
     /// The projection was caught up with the store (or reloaded): what was
-    /// staged is gone, and log lines name the new seq.
+    /// staged is gone, and new spans name the new seq.
     fn followed(&mut self) {
         self.metrics.discard(&self.state);
-        self.span.record("seq", self.state.last_seq);
+        self.log.set_seq(self.state.last_seq);
     }
 
     /// Follows this instance's leadership: when it leads at an epoch this
@@ -500,7 +489,13 @@ impl ClusterRuntime {
         let gap_ms = (self.state.last_seq > 0)
             .then(|| u64::try_from(Timestamp::now().millis_since(self.state.last_at)).unwrap_or(0));
         if self.state.last_seq > 0 {
-            tracing::info!(cluster = %self.cluster(), epoch, gap_ms, in_flight = self.state.in_flight.len(), "taking the journal over");
+            tracing::info!(
+                seq = self.state.last_seq,
+                epoch,
+                gap_ms,
+                in_flight = self.state.in_flight.len(),
+                "taking the journal over"
+            );
             let started = Event::OperatorStarted {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 instance: self.instance.clone(),
@@ -632,7 +627,7 @@ impl ClusterRuntime {
                 source: Box::new(source),
             })?;
         self.metrics.fold(&mut self.state, &envelopes);
-        self.span.record("seq", self.state.last_seq);
+        self.log.set_seq(self.state.last_seq);
         Ok(envelopes)
     }
 
@@ -648,7 +643,7 @@ impl ClusterRuntime {
         match self.commit().await {
             Ok(()) => Ok(()),
             Err(OperatorError::Journal { source, .. }) if !source.is_conflict() => {
-                tracing::warn!(cluster = %self.cluster(), err = %source, "journal commit failed; the events stay staged");
+                tracing::warn!(seq = self.state.last_seq, err = %source, "journal commit failed; the events stay staged");
                 Ok(())
             }
             Err(err) => Err(err),
@@ -680,7 +675,7 @@ impl ClusterRuntime {
             Err(source) => {
                 if source.is_conflict() {
                     let reason = format!("another writer extended the journal: {source}");
-                    tracing::error!(%cluster, %reason, "fenced: this instance stops writing to the cluster's journal");
+                    tracing::error!(seq = self.state.last_seq, %reason, "fenced: this instance stops writing to the cluster's journal");
                     self.fenced = Some((reason, Instant::now()));
                 }
                 Err(OperatorError::Journal {
@@ -710,11 +705,11 @@ impl ClusterRuntime {
         )
         .await;
         if let Err(err) = saved {
-            tracing::warn!(cluster = %self.cluster(), %err, "cannot store a snapshot");
+            tracing::warn!(seq = self.state.last_seq, %err, "cannot store a snapshot");
             return;
         }
         if let Err(err) = self.stage(vec![Event::SnapshotTaken { seq, hash }], None, false) {
-            tracing::warn!(cluster = %self.cluster(), %err, "cannot journal a snapshot");
+            tracing::warn!(seq = self.state.last_seq, %err, "cannot journal a snapshot");
         }
         // Keep `max_events` events; everything older is covered by the
         // snapshot just stored.
@@ -733,10 +728,15 @@ impl ClusterRuntime {
             {
                 Ok(0) => {}
                 Ok(removed) => {
-                    tracing::info!(cluster = %self.cluster(), removed, before, "journal compacted")
+                    tracing::info!(
+                        seq = self.state.last_seq,
+                        removed,
+                        before,
+                        "journal compacted"
+                    )
                 }
                 Err(err) => {
-                    tracing::warn!(cluster = %self.cluster(), %err, "cannot compact the journal")
+                    tracing::warn!(seq = self.state.last_seq, %err, "cannot compact the journal")
                 }
             }
         }
@@ -821,7 +821,13 @@ impl ClusterRuntime {
                 });
             }
         }
-        tracing::info!(cluster = %self.cluster(), found_done, abandoned = outcomes.len(), resumed = resume.len(), "resolving intents left in flight");
+        tracing::info!(
+            seq = self.state.last_seq,
+            found_done,
+            abandoned = outcomes.len(),
+            resumed = resume.len(),
+            "resolving intents left in flight"
+        );
         self.record_now(outcomes, None).await?;
         // Still needed and safe to repeat (decide asks for it again on
         // what was observed since): carried out under its own id.
@@ -897,7 +903,10 @@ impl ClusterRuntime {
             }
             self.backoff = None;
         }
-        tracing::warn!(cluster = %self.cluster(), "still deciding after {MAX_STEPS} steps; continuing at the next trigger");
+        tracing::warn!(
+            seq = self.state.last_seq,
+            "still deciding after {MAX_STEPS} steps; continuing at the next trigger"
+        );
         Ok(())
     }
 
@@ -913,7 +922,7 @@ impl ClusterRuntime {
         if self.fenced.is_some() {
             return Err(err);
         }
-        tracing::warn!(cluster = %self.cluster(), %err, "decision not durable; not acting on it");
+        tracing::warn!(seq = self.state.last_seq, %err, "decision not durable; not acting on it");
         let abandoned = planned
             .iter()
             .map(|p| Event::IntentAbandoned {
@@ -983,7 +992,7 @@ impl ClusterRuntime {
             self.set_password(Some(password)).await;
         }
         let mut events = done.events;
-        tracing::info!(cluster = %self.cluster(), intent = ?p.intent, detail = %done.detail, "intent succeeded");
+        tracing::info!(seq = self.state.last_seq, intent = ?p.intent, detail = %done.detail, "intent succeeded");
         events.push(Event::IntentSucceeded {
             intent_id: p.intent_id,
             detail: done.detail.clone(),
@@ -1012,7 +1021,7 @@ impl ClusterRuntime {
         err: &ActError,
         cause: Option<Uuid>,
     ) -> Result<(), OperatorError> {
-        tracing::warn!(cluster = %self.cluster(), intent = ?p.intent, error = %err, "intent failed");
+        tracing::warn!(seq = self.state.last_seq, intent = ?p.intent, error = %err, "intent failed");
         self.record_now(
             vec![Event::IntentFailed {
                 intent_id: p.intent_id,
@@ -1037,6 +1046,12 @@ impl ClusterRuntime {
             return;
         };
         let what: Vec<String> = planned.iter().map(|p| describe_intent(&p.intent)).collect();
+        tracing::info!(
+            seq = self.state.last_seq,
+            intents = %what.join(", "),
+            reason = first.reason.code.name(),
+            "decided"
+        );
         let note = format!("{}: {}", what.join(", "), first.reason.detail);
         self.publish_event(Kind::Normal, intent_name(&first.intent), "Decided", note)
             .await;

@@ -32,6 +32,19 @@ impl OperatorProcess {
         instance: &str,
         crash_at: Option<u64>,
     ) -> Self {
+        Self::start_with(env, kubeconfig, workdir, instance, crash_at, &[])
+    }
+
+    /// [`OperatorProcess::start`], with `extra` arguments after the
+    /// others (`--metrics-addr`, `--log-format`, ...).
+    pub fn start_with(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        crash_at: Option<u64>,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
         command
             .arg("operator")
@@ -40,6 +53,7 @@ impl OperatorProcess {
             .args(["--journal", "configmap", "--instance", instance])
             .args(["--lease-namespace", NS, "--lease-seconds", "3"])
             .args(["--renew-milliseconds", "1000"])
+            .args(extra)
             // Nothing local is read or written with ConfigMap journals;
             // an abort's core file, if any, lands here too.
             .current_dir(workdir)
