@@ -462,3 +462,51 @@ fn the_projects_crd_applies_explains_waits_and_validates() {
         "{err}"
     );
 }
+
+#[test]
+fn deployments_and_monitoring_kinds() {
+    let c = Cluster::start();
+    let deploy = DEPLOYMENT_LIKE_STS
+        .replace("kind: StatefulSet", "kind: Deployment")
+        .replace("  serviceName: web\n", "");
+    let out = c.ok_stdin(&["apply", "-f", "-"], &deploy);
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let table = c.ok(&["get", "deploy", "web"]);
+    assert!(
+        table.contains("READY") && table.contains("UP-TO-DATE") && table.contains("0/2"),
+        "{table}"
+    );
+    let out = c.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    let moved = deploy.replace("matchLabels: {app: web}", "matchLabels: {app: web2}");
+    let err = c.run_with_stdin(&["apply", "-f", "-"], Some(&moved));
+    let err = String::from_utf8_lossy(&err.stderr);
+    assert!(err.contains("field is immutable"), "{err}");
+
+    let crds = repo_file("localkube/tests/fixtures/monitoring.coreos.com-crds.yaml");
+    c.ok(&["apply", "-f", crds.to_str().unwrap()]);
+    let monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: logbook}\nspec:\n  selector: {matchLabels: {app: logbook}}\n  endpoints: [{port: metrics}]\n";
+    let out = c.ok_stdin(&["apply", "--server-side", "-f", "-"], monitor);
+    assert!(
+        out.contains("servicemonitor.monitoring.coreos.com/logbook serverside-applied"),
+        "{out}"
+    );
+    let names = c.ok(&["get", "smon", "-o", "name"]);
+    assert_eq!(names.trim(), "servicemonitor.monitoring.coreos.com/logbook");
+    let rule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: logbook}\nspec:\n  groups: [{name: logbook, rules: [{alert: Down, expr: up == 0}]}]\n";
+    c.ok_stdin(&["apply", "-f", "-"], rule);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "promrule",
+            "logbook",
+            "-o",
+            "jsonpath={.spec.groups[0].rules[0].alert}"
+        ]),
+        "Down"
+    );
+}
