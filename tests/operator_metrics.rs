@@ -79,10 +79,10 @@ fn matching<'a>(
         .collect()
 }
 
-/// `{namespace="default",cluster="demo"` (the labels every cluster series
-/// starts with), followed by `rest`.
+/// `{namespace="default",valkeycluster="demo"` (the labels every cluster
+/// series starts with), followed by `rest`.
 fn cluster(rest: &str) -> String {
-    format!("{{namespace=\"{NS}\",cluster=\"{NAME}\"{rest}}}")
+    format!("{{namespace=\"{NS}\",valkeycluster=\"{NAME}\"{rest}}}")
 }
 
 /// Runs `promtool check metrics` on `scrape`; panics with its complaints.
@@ -194,7 +194,13 @@ async fn metrics_show_a_failover_and_pass_promtool() {
                 s,
                 &format!("logbook_cluster_phase{}", cluster(",phase=\"Ready\"")),
             ) == Some(1.0)
-            && matching(s, "logbook_replication_lag_bytes", &["cluster=\"demo\""]).len() == 2
+            && matching(
+                s,
+                "logbook_replication_lag_bytes",
+                &["valkeycluster=\"demo\""],
+            )
+            .len()
+                == 2
     })
     .await;
     let s = samples(&ready);
@@ -210,11 +216,15 @@ async fn metrics_show_a_failover_and_pass_promtool() {
         Some(0.0)
     );
     // Exactly one phase is set.
-    let phases = matching(&s, "logbook_cluster_phase", &["cluster=\"demo\""]);
+    let phases = matching(&s, "logbook_cluster_phase", &["valkeycluster=\"demo\""]);
     assert_eq!(phases.len(), 7, "{phases:?}");
     assert_eq!(phases.iter().filter(|(_, v)| *v == 1.0).count(), 1);
     // The lag series name the replica pods, never the primary nor an IP.
-    for (series, _) in matching(&s, "logbook_replication_lag_bytes", &["cluster=\"demo\""]) {
+    for (series, _) in matching(
+        &s,
+        "logbook_replication_lag_bytes",
+        &["valkeycluster=\"demo\""],
+    ) {
         assert!(!series.contains(&format!("pod=\"{old}\"")), "{series}");
         assert!(series.contains("pod=\"demo-"), "{series}");
     }
@@ -244,10 +254,14 @@ async fn metrics_show_a_failover_and_pass_promtool() {
             &format!("logbook_failovers_total{}", cluster(",kind=\"automatic\"")),
         ) >= Some(1.0)
             && value(s, &format!("logbook_cluster_ready{}", cluster(""))) == Some(1.0)
-            && matching(s, "logbook_replication_lag_bytes", &["cluster=\"demo\""])
-                .iter()
-                .filter(|(series, _)| !series.contains(&format!("pod=\"{new}\"")))
-                .count()
+            && matching(
+                s,
+                "logbook_replication_lag_bytes",
+                &["valkeycluster=\"demo\""],
+            )
+            .iter()
+            .filter(|(series, _)| !series.contains(&format!("pod=\"{new}\"")))
+            .count()
                 == 2
     })
     .await;
@@ -255,7 +269,7 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     let promotions = matching(
         &s,
         "logbook_decisions_total",
-        &["cluster=\"demo\"", "intent=\"PromoteReplica\""],
+        &["valkeycluster=\"demo\"", "intent=\"PromoteReplica\""],
     );
     assert!(
         !promotions.is_empty(),
@@ -287,11 +301,15 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     let inf = value(
         &s,
         &format!(
-            "logbook_failover_duration_seconds_bucket{{le=\"+Inf\",namespace=\"{NS}\",cluster=\"{NAME}\",kind=\"automatic\"}}"
+            "logbook_failover_duration_seconds_bucket{{le=\"+Inf\",namespace=\"{NS}\",valkeycluster=\"{NAME}\",kind=\"automatic\"}}"
         ),
     );
     assert_eq!(inf, Some(count), "{after}");
-    for (series, lag) in matching(&s, "logbook_replication_lag_bytes", &["cluster=\"demo\""]) {
+    for (series, lag) in matching(
+        &s,
+        "logbook_replication_lag_bytes",
+        &["valkeycluster=\"demo\""],
+    ) {
         assert!(!series.contains(&format!("pod=\"{new}\"")), "{series}");
         assert!(lag >= 0.0);
     }
@@ -343,7 +361,38 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     assert_eq!(om.lines().last(), Some("# EOF"));
     assert!(om.contains("# TYPE logbook_failovers counter"));
 
+    // A second instance follows: it exports no cluster series until the
+    // first stops and it takes over.
+    let standby = free_addr();
+    let standby_arg = standby.to_string();
+    let second = OperatorProcess::start_with(
+        &env,
+        &kubeconfig,
+        workdir.path(),
+        "metrics-2",
+        None,
+        &["--metrics-addr", &standby_arg],
+    );
+    let following = scrape_until(&env, standby, "a follower's scrape", |s| {
+        value(s, "logbook_leader") == Some(0.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, following_later) = get(standby, "/metrics", None).unwrap();
+    for body in [&following, &following_later] {
+        assert!(
+            !body.contains("valkeycluster=\"demo\""),
+            "a follower exports the cluster's series:\n{body}"
+        );
+    }
     operator.stop(&env, NAME, false).await;
+    scrape_until(&env, standby, "the new leader's cluster series", |s| {
+        value(s, "logbook_leader") == Some(1.0)
+            && value(s, &format!("logbook_cluster_ready{}", cluster(""))) == Some(1.0)
+            && value(s, &format!("logbook_journal_head_seq{}", cluster(""))) > Some(0.0)
+    })
+    .await;
+    second.stop(&env, NAME, false).await;
     env.finish().await;
 }
 

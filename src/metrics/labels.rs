@@ -1,6 +1,12 @@
 //! The label sets of Logbook's metrics, and the bounded values some of
 //! their labels take.
 //!
+//! A cluster is labelled `valkeycluster`, not `cluster`: in multi-cluster
+//! monitoring `cluster` conventionally names the Kubernetes cluster (an
+//! external label, or one added by relabeling), which a target's own
+//! `cluster` label would silently replace (the chart's ServiceMonitor
+//! honours the target's labels).
+//!
 //! Every label value is either a Kubernetes name (namespace, cluster, pod:
 //! bounded by what exists), or one of a closed set of catalog names (an
 //! intent, a reason code, an outcome, a failover kind, a phase, a write
@@ -10,13 +16,13 @@
 use logbook_crds::v1alpha1::ClusterPhase;
 use prometheus_client::encoding::EncodeLabelSet;
 
-/// One cluster: `{namespace, cluster}`.
+/// One cluster: `{namespace, valkeycluster}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ClusterLabels {
     /// The ValkeyCluster's namespace.
     pub namespace: String,
     /// The ValkeyCluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
 }
 
 impl ClusterLabels {
@@ -24,79 +30,79 @@ impl ClusterLabels {
     pub fn new(namespace: &str, cluster: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
-            cluster: cluster.to_owned(),
+            valkeycluster: cluster.to_owned(),
         }
     }
 }
 
-/// `{namespace, cluster, intent, reason}` of `logbook_decisions_total`.
+/// `{namespace, valkeycluster, intent, reason}` of `logbook_decisions_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// `Intent::name()`.
     pub intent: &'static str,
     /// `ReasonCode::name()`.
     pub reason: &'static str,
 }
 
-/// `{namespace, cluster, intent, outcome}` of
+/// `{namespace, valkeycluster, intent, outcome}` of
 /// `logbook_intent_outcomes_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// `Intent::name()`.
     pub intent: &'static str,
     /// [`Outcome::as_str`].
     pub outcome: &'static str,
 }
 
-/// `{namespace, cluster, kind}` of the failover counter and histogram.
+/// `{namespace, valkeycluster, kind}` of the failover counter and histogram.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FailoverLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// [`FailoverKind::as_str`].
     pub kind: &'static str,
 }
 
-/// `{namespace, cluster, pod}` of `logbook_replication_lag_bytes`: the pod
+/// `{namespace, valkeycluster, pod}` of `logbook_replication_lag_bytes`: the pod
 /// by name, never by address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PodLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// The replica's pod name.
     pub pod: String,
 }
 
-/// `{namespace, cluster, result}` of `logbook_configmap_writes_total`.
+/// `{namespace, valkeycluster, result}` of `logbook_configmap_writes_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct WriteLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// [`WriteResult::as_str`].
     pub result: &'static str,
 }
 
-/// `{namespace, cluster, phase}` of the one-hot `logbook_cluster_phase`.
+/// `{namespace, valkeycluster, phase}` of the one-hot `logbook_cluster_phase`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PhaseLabels {
     /// The cluster's namespace.
     pub namespace: String,
     /// The cluster's name.
-    pub cluster: String,
+    pub valkeycluster: String,
     /// [`phase_name`].
     pub phase: &'static str,
 }

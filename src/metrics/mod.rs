@@ -334,13 +334,13 @@ impl Metrics {
 
     fn observe_note(&self, cluster: &ClusterLabels, note: &Note) {
         let f = self.families();
-        let (namespace, name) = (cluster.namespace.clone(), cluster.cluster.clone());
+        let (namespace, name) = (cluster.namespace.clone(), cluster.valkeycluster.clone());
         match *note {
             Note::Decision { intent, reason } => {
                 self.remember(cluster, Some(Series::Decision { intent, reason }));
                 let labels = DecisionLabels {
                     namespace,
-                    cluster: name,
+                    valkeycluster: name,
                     intent,
                     reason,
                 };
@@ -351,7 +351,7 @@ impl Metrics {
                 self.remember(cluster, Some(Series::Outcome { intent, outcome }));
                 let labels = OutcomeLabels {
                     namespace,
-                    cluster: name,
+                    valkeycluster: name,
                     intent,
                     outcome,
                 };
@@ -360,7 +360,7 @@ impl Metrics {
             Note::Failover { kind, seconds } => {
                 let labels = FailoverLabels {
                     namespace,
-                    cluster: name,
+                    valkeycluster: name,
                     kind: kind.as_str(),
                 };
                 f.failovers.get_or_create(&labels).inc();
@@ -376,7 +376,7 @@ impl Metrics {
         self.remember(cluster, None);
         let labels = WriteLabels {
             namespace: cluster.namespace.clone(),
-            cluster: cluster.cluster.clone(),
+            valkeycluster: cluster.valkeycluster.clone(),
             result: result.as_str(),
         };
         self.families()
@@ -410,7 +410,7 @@ impl Metrics {
         for p in PHASES {
             let labels = PhaseLabels {
                 namespace: cluster.namespace.clone(),
-                cluster: cluster.cluster.clone(),
+                valkeycluster: cluster.valkeycluster.clone(),
                 phase: phase_name(p),
             };
             f.cluster_phase
@@ -434,7 +434,7 @@ impl Metrics {
             .set(unhealthy_seconds);
         let pod_labels = |pod: &str| PodLabels {
             namespace: cluster.namespace.clone(),
-            cluster: cluster.cluster.clone(),
+            valkeycluster: cluster.valkeycluster.clone(),
             pod: pod.to_owned(),
         };
         let mut clusters = self.clusters();
@@ -458,13 +458,13 @@ impl Metrics {
     pub fn forget_cluster(&self, cluster: &ClusterLabels) {
         let known = self.clusters().remove(cluster).unwrap_or_default();
         let f = self.families();
-        let (namespace, name) = (&cluster.namespace, &cluster.cluster);
+        let (namespace, name) = (&cluster.namespace, &cluster.valkeycluster);
         for series in known {
             match series {
                 Series::Decision { intent, reason } => {
                     f.decisions.remove(&DecisionLabels {
                         namespace: namespace.clone(),
-                        cluster: name.clone(),
+                        valkeycluster: name.clone(),
                         intent,
                         reason,
                     });
@@ -472,7 +472,7 @@ impl Metrics {
                 Series::Outcome { intent, outcome } => {
                     f.intent_outcomes.remove(&OutcomeLabels {
                         namespace: namespace.clone(),
-                        cluster: name.clone(),
+                        valkeycluster: name.clone(),
                         intent,
                         outcome,
                     });
@@ -480,7 +480,7 @@ impl Metrics {
                 Series::Lag(pod) => {
                     f.replication_lag.remove(&PodLabels {
                         namespace: namespace.clone(),
-                        cluster: name.clone(),
+                        valkeycluster: name.clone(),
                         pod,
                     });
                 }
@@ -499,7 +499,7 @@ impl Metrics {
         for kind in FailoverKind::ALL {
             let labels = FailoverLabels {
                 namespace: namespace.clone(),
-                cluster: name.clone(),
+                valkeycluster: name.clone(),
                 kind: kind.as_str(),
             };
             f.failovers.remove(&labels);
@@ -508,14 +508,14 @@ impl Metrics {
         for result in WriteResult::ALL {
             f.configmap_writes.remove(&WriteLabels {
                 namespace: namespace.clone(),
-                cluster: name.clone(),
+                valkeycluster: name.clone(),
                 result: result.as_str(),
             });
         }
         for phase in PHASES {
             f.cluster_phase.remove(&PhaseLabels {
                 namespace: namespace.clone(),
-                cluster: name.clone(),
+                valkeycluster: name.clone(),
                 phase: phase_name(phase),
             });
         }

@@ -87,7 +87,7 @@ fn appended_events_show_as_journal_decision_outcome_and_failover_series() {
     metrics.observe_appended(&demo(), 4, 900, 42, &notes);
     metrics.observe_appended(&demo(), 1, 100, 43, &[]);
     let body = metrics.encode(Format::Prometheus);
-    let l = "namespace=\"default\",cluster=\"demo\"";
+    let l = "namespace=\"default\",valkeycluster=\"demo\"";
     for line in [
         format!("logbook_journal_appends_total{{{l}}} 5"),
         format!("logbook_journal_appended_bytes_total{{{l}}} 1000"),
@@ -111,7 +111,7 @@ fn appended_events_show_as_journal_decision_outcome_and_failover_series() {
         assert!(has(&body, &line), "missing {line}\n{body}");
     }
     // An untimed failover is counted, not observed in the histogram.
-    assert!(!body.contains("logbook_failover_duration_seconds_count{namespace=\"default\",cluster=\"demo\",kind=\"observed\"}"));
+    assert!(!body.contains("logbook_failover_duration_seconds_count{namespace=\"default\",valkeycluster=\"demo\",kind=\"observed\"}"));
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn status_probe_and_health_gauges() {
     metrics.set_probed(&demo(), 0.0, &lag);
     metrics.observe_leadership(true, true);
     let body = metrics.encode(Format::Prometheus);
-    let l = "namespace=\"default\",cluster=\"demo\"";
+    let l = "namespace=\"default\",valkeycluster=\"demo\"";
     for line in [
         format!("logbook_cluster_ready{{{l}}} 1"),
         format!("logbook_cluster_phase{{{l},phase=\"Ready\"}} 1"),
@@ -192,8 +192,8 @@ fn a_forgotten_cluster_has_no_series_left_and_others_keep_theirs() {
     }
     metrics.forget_cluster(&demo());
     let body = metrics.encode(Format::Prometheus);
-    assert!(!body.contains("cluster=\"demo\""), "{body}");
-    assert!(body.contains("cluster=\"cache\""));
+    assert!(!body.contains("valkeycluster=\"demo\""), "{body}");
+    assert!(body.contains("valkeycluster=\"cache\""));
     metrics.forget_all_clusters();
     let body = metrics.encode(Format::Prometheus);
     assert!(!body.contains("namespace="), "{body}");
@@ -231,17 +231,17 @@ fn cluster_metrics_publish_notes_only_once_committed() {
     let body = metrics.encode(Format::Prometheus);
     assert!(has(
         &body,
-        "logbook_journal_appends_total{namespace=\"default\",cluster=\"demo\"} 0"
+        "logbook_journal_appends_total{namespace=\"default\",valkeycluster=\"demo\"} 0"
     ));
     cluster.fold(&mut state, std::slice::from_ref(&envelope));
     cluster.committed(64, 1);
     let body = metrics.encode(Format::Prometheus);
     assert!(has(
         &body,
-        "logbook_journal_appends_total{namespace=\"default\",cluster=\"demo\"} 1"
+        "logbook_journal_appends_total{namespace=\"default\",valkeycluster=\"demo\"} 1"
     ));
     assert!(has(
         &body,
-        "logbook_journal_appended_bytes_total{namespace=\"default\",cluster=\"demo\"} 64"
+        "logbook_journal_appended_bytes_total{namespace=\"default\",valkeycluster=\"demo\"} 64"
     ));
 }
