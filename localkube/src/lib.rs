@@ -5,6 +5,15 @@
 //! [`LocalKube::start`] serves the API over HTTP on 127.0.0.1 to kube-rs and
 //! kubectl; [`RunningServer::store`] gives in-process code (part 2's
 //! controllers) the same store with the same semantics.
+//!
+//! Requests without credentials (or with [`Config::token`]) are the cluster
+//! admin. ServiceAccount tokens come from the TokenRequest API (`kubectl
+//! create token`) or [`RunningServer::service_account_token`]; with
+//! [`Config::rbac`] their requests are authorized against the stored RBAC
+//! objects ([`auth`]), and [`RunningServer::authorizations`] /
+//! [`RunningServer::denials`] tell a test which permissions were used or
+//! missing. kubectl sends tokens only over TLS, so it acts as a
+//! ServiceAccount here with `--as=system:serviceaccount:NS:NAME`.
 
 pub mod auth;
 pub mod config;

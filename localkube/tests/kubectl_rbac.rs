@@ -56,6 +56,12 @@ fn create_token_then_act_as_the_service_account() {
     assert_eq!(code, 403);
     assert!(body.contains(SA_USER), "{body}");
 
+    let who = c.ok(&[AS_SA, "auth", "whoami"]);
+    assert!(
+        who.contains(SA_USER) && who.contains("system:serviceaccounts:default"),
+        "{who}"
+    );
+
     // Nothing granted: kubectl prints the real server's refusal.
     let err = c.fails(&[AS_SA, "get", "pods"]);
     assert!(

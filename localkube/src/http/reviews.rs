@@ -1,8 +1,9 @@
-//! `authorization.k8s.io/v1` self reviews, which `kubectl auth can-i`
-//! sends: a SelfSubjectAccessReview asks whether the caller may do one
+//! Self reviews, which `kubectl auth can-i` and `kubectl auth whoami`
+//! send: a SelfSubjectAccessReview asks whether the caller may do one
 //! thing (answered by the same authorizer that guards requests, without
 //! logging it as a use), a SelfSubjectRulesReview lists what the caller
-//! may do in a namespace.
+//! may do in a namespace, a SelfSubjectReview (`authentication.k8s.io`)
+//! says who the caller is.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response};
@@ -19,10 +20,12 @@ use crate::error::{ApiError, cause};
 const GROUP: &str = "authorization.k8s.io";
 const ACCESS: &str = "selfsubjectaccessreviews";
 const RULES: &str = "selfsubjectrulesreviews";
+const AUTHENTICATION: &str = "authentication.k8s.io";
+const WHOAMI: &str = "selfsubjectreviews";
 
-/// Whether `t` is in the group this module serves.
+/// Whether `t` is a review this module serves.
 pub(crate) fn serves(t: &Target) -> bool {
-    t.group == GROUP
+    t.group == GROUP || (t.group == AUTHENTICATION && t.resource == WHOAMI)
 }
 
 /// Answers a review.
@@ -38,11 +41,14 @@ pub(crate) fn handle(
         && t.namespace.is_none()
         && t.name.is_none()
         && t.sub.is_none()
-        && (t.resource == ACCESS || t.resource == RULES);
+        && (t.resource == ACCESS || t.resource == RULES || t.resource == WHOAMI);
     let out = if !known {
         Err(ApiError::UnknownResource)
     } else if method != Method::POST {
         Err(ApiError::MethodNotAllowed)
+    } else if t.resource == WHOAMI {
+        // The body holds nothing the answer depends on.
+        Ok(whoami(user))
     } else {
         request::object_body(headers, body).and_then(|review| {
             if t.resource == ACCESS {
@@ -129,6 +135,12 @@ fn access_review(app: &App, user: &UserInfo, review: Value) -> Result<Value, Api
         m.insert("reason".into(), json!(decision.reason()));
     }
     Ok(with_status(review, "SelfSubjectAccessReview", status))
+}
+
+fn whoami(user: &UserInfo) -> Value {
+    json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": user.groups}}})
 }
 
 fn rules_review(app: &App, user: &UserInfo, review: Value) -> Value {

@@ -3,7 +3,7 @@
 //! `kubectl create serviceaccount|configmap|secret|namespace|role|
 //! rolebinding|clusterrole|clusterrolebinding`): the `k8s\0` envelope
 //! holding a `runtime.Unknown`, whose raw message is decoded into the JSON
-//! the rest of the server handles, by the field tables of [`schemas`].
+//! the rest of the server handles, by the field tables of `schemas`.
 //! Decoding only: answers stay JSON, which clients accept. Kinds without a
 //! table are refused with 415, as a real server refuses protobuf for
 //! custom resources.
