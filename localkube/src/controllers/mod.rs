@@ -1,8 +1,9 @@
 //! The workload controllers of localkube, each a level-triggered loop over
 //! the in-process [`Store`] as kube-controller-manager's are over the API:
-//! the StatefulSet controller ([`statefulset`]), the endpoints and
-//! EndpointSlice controller ([`endpoints`]) and the disruption controller's
-//! PodDisruptionBudget status ([`pdb`]).
+//! the StatefulSet controller ([`statefulset`]), the Deployment and
+//! ReplicaSet controllers ([`deployment`], [`replicaset`]), the endpoints
+//! and EndpointSlice controller ([`endpoints`]) and the disruption
+//! controller's PodDisruptionBudget status ([`pdb`]).
 //!
 //! Every controller recomputes what every object of its kind should be
 //! whenever a watched resource changes, and writes only what differs, so a
@@ -10,9 +11,12 @@
 //! pods: that is the kubelet's job, and tests may play it by writing pod
 //! status themselves.
 
+mod deploy_status;
+pub mod deployment;
 pub mod endpoints;
 pub mod pdb;
 mod pods;
+pub mod replicaset;
 mod revision;
 mod runner;
 pub mod statefulset;

@@ -65,7 +65,7 @@ pub fn number(revision: &Value) -> i64 {
 /// FNV-32a of the data and the collision count, spelled with the
 /// consonant-and-digit alphabet the real controller uses (no vowels, so a
 /// hash never spells a word).
-fn hash(data: &Value, collision: i64) -> String {
+pub(super) fn hash(data: &Value, collision: i64) -> String {
     let mut h: u32 = 2_166_136_261;
     let text = data.to_string();
     let salt = collision.to_le_bytes();

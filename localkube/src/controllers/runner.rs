@@ -23,13 +23,15 @@ pub struct Controllers {
 }
 
 impl Controllers {
-    /// Starts the StatefulSet, endpoints and PodDisruptionBudget
-    /// controllers on `store` (needs a tokio runtime).
+    /// Starts the StatefulSet, Deployment, ReplicaSet, endpoints and
+    /// PodDisruptionBudget controllers on `store` (needs a tokio runtime).
     pub fn spawn(store: &Store) -> Self {
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let all: Vec<Arc<dyn Reconciler>> = vec![
             Arc::new(super::statefulset::StatefulSetController),
+            Arc::new(super::deployment::DeploymentController),
+            Arc::new(super::replicaset::ReplicaSetController),
             Arc::new(super::endpoints::EndpointsController),
             Arc::new(super::pdb::DisruptionController),
         ];
