@@ -1,0 +1,180 @@
+//! The families of [`Metrics`](super::Metrics): their names, types, help
+//! texts and buckets, registered once per operator run.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::labels::{
+    ClusterLabels, DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels,
+    ResultLabels, VersionLabels, WriteLabels,
+};
+
+/// Buckets of `logbook_reconcile_duration_seconds`: a reconcile reads a
+/// few objects (milliseconds) and may carry out intents (seconds).
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets of `logbook_failover_duration_seconds`: from a promotion
+/// decided a tenth of a second after the failure to one that waited out
+/// a slow primary for two minutes.
+const FAILOVER_BUCKETS: [f64; 16] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+];
+
+fn failover_histogram() -> Histogram {
+    Histogram::new(FAILOVER_BUCKETS)
+}
+
+/// A gauge of seconds.
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The families.
+pub(super) struct Families {
+    pub(super) reconciles: Family<ResultLabels, Counter>,
+    pub(super) reconcile_duration: Histogram,
+    pub(super) decisions: Family<DecisionLabels, Counter>,
+    pub(super) intent_outcomes: Family<OutcomeLabels, Counter>,
+    pub(super) failovers: Family<FailoverLabels, Counter>,
+    pub(super) failover_duration: Family<FailoverLabels, Histogram, fn() -> Histogram>,
+    pub(super) primary_unhealthy: Family<ClusterLabels, Seconds>,
+    pub(super) replication_lag: Family<PodLabels, Gauge>,
+    pub(super) journal_appends: Family<ClusterLabels, Counter>,
+    pub(super) journal_bytes: Family<ClusterLabels, Counter>,
+    pub(super) journal_head_seq: Family<ClusterLabels, Gauge>,
+    pub(super) configmap_writes: Family<WriteLabels, Counter>,
+    pub(super) journal_healthy: Family<ClusterLabels, Gauge>,
+    pub(super) cluster_ready: Family<ClusterLabels, Gauge>,
+    pub(super) cluster_phase: Family<PhaseLabels, Gauge>,
+    pub(super) leader: Gauge,
+    pub(super) leader_transitions: Counter,
+    pub(super) build_info: Family<VersionLabels, Gauge>,
+}
+
+impl Families {
+    /// Every family, registered in a new registry; `logbook_build_info`
+    /// set, nothing else recorded.
+    pub(super) fn registered() -> (Self, Registry) {
+        let f = Families {
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
+            decisions: Family::default(),
+            intent_outcomes: Family::default(),
+            failovers: Family::default(),
+            failover_duration: Family::new_with_constructor(failover_histogram),
+            primary_unhealthy: Family::default(),
+            replication_lag: Family::default(),
+            journal_appends: Family::default(),
+            journal_bytes: Family::default(),
+            journal_head_seq: Family::default(),
+            configmap_writes: Family::default(),
+            journal_healthy: Family::default(),
+            cluster_ready: Family::default(),
+            cluster_phase: Family::default(),
+            leader: Gauge::default(),
+            leader_transitions: Counter::default(),
+            build_info: Family::default(),
+        };
+        let mut r = Registry::default();
+        // Counters are registered without `_total`: the encoder adds it.
+        r.register(
+            "logbook_reconciles",
+            "ValkeyCluster reconciles, by result (ok or error)",
+            f.reconciles.clone(),
+        );
+        r.register(
+            "logbook_reconcile_duration_seconds",
+            "Time one reconcile of a ValkeyCluster took",
+            f.reconcile_duration.clone(),
+        );
+        r.register(
+            "logbook_decisions",
+            "Intents decided (journaled in Decided events), by intent and reason code",
+            f.decisions.clone(),
+        );
+        r.register(
+            "logbook_intent_outcomes",
+            "Intents settled, by intent and outcome (succeeded, failed, abandoned)",
+            f.intent_outcomes.clone(),
+        );
+        r.register(
+            "logbook_failovers",
+            "Changes of primary, by kind (automatic, planned, observed)",
+            f.failovers.clone(),
+        );
+        r.register(
+            "logbook_failover_duration_seconds",
+            "Failover time: decision to promotion confirmed (automatic, planned), first failure journaled to new primary observed (observed)",
+            f.failover_duration.clone(),
+        );
+        r.register(
+            "logbook_primary_unhealthy_seconds",
+            "Seconds since the primary last answered a probe as primary (0 while it does)",
+            f.primary_unhealthy.clone(),
+        );
+        r.register(
+            "logbook_replication_lag_bytes",
+            "Primary replication offset minus the replica's, per replica pod, as of the last probe round",
+            f.replication_lag.clone(),
+        );
+        r.register(
+            "logbook_journal_appends",
+            "Events committed to the cluster's journal",
+            f.journal_appends.clone(),
+        );
+        r.register(
+            "logbook_journal_appended_bytes",
+            "Frame bytes committed to the cluster's journal",
+            f.journal_bytes.clone(),
+        );
+        r.register(
+            "logbook_journal_head_seq",
+            "Seq of the last event committed to the cluster's journal",
+            f.journal_head_seq.clone(),
+        );
+        r.register(
+            "logbook_configmap_writes",
+            "Writes of journal ConfigMaps, by result (ok, conflict: a 409 on the resourceVersion precondition, error)",
+            f.configmap_writes.clone(),
+        );
+        r.register(
+            "logbook_journal_healthy",
+            "1 while the cluster's journal can be trusted, 0 when it is damaged and the operator does not act",
+            f.journal_healthy.clone(),
+        );
+        r.register(
+            "logbook_cluster_ready",
+            "1 while the cluster's Ready condition is True",
+            f.cluster_ready.clone(),
+        );
+        r.register(
+            "logbook_cluster_phase",
+            "1 for the cluster's current phase, 0 for every other",
+            f.cluster_phase.clone(),
+        );
+        r.register(
+            "logbook_leader",
+            "1 while this instance holds the leader-election Lease",
+            f.leader.clone(),
+        );
+        r.register(
+            "logbook_leader_transitions",
+            "Changes of this instance's leadership (acquired, lost, or a new term)",
+            f.leader_transitions.clone(),
+        );
+        r.register(
+            "logbook_build_info",
+            "The operator's version (always 1)",
+            f.build_info.clone(),
+        );
+        f.build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        (f, r)
+    }
+}
