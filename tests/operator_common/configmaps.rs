@@ -14,13 +14,14 @@ use logbook_journal::verify::VerifyReport;
 use logbook_journal::{ChainHash, ClusterState, Envelope};
 
 impl Env {
-    /// Writes a kubeconfig for the local API server to `path` (for an
-    /// operator subprocess).
+    /// Writes a kubeconfig for the local API server to `path` for an
+    /// operator subprocess: it authenticates as the chart's ServiceAccount,
+    /// under the chart's RBAC, as the in-process operators do.
     pub fn write_kubeconfig_to(&self, path: &Path) {
         self.server
             .as_ref()
             .expect("the local cluster runs")
-            .write_kubeconfig(path)
+            .write_kubeconfig_with_token(path, &self.operator_token)
             .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
     }
 

@@ -40,6 +40,7 @@ use redis::aio::MultiplexedConnection;
 mod configmaps;
 mod monitor;
 mod process;
+mod rbac;
 mod retry;
 mod valkey;
 
@@ -49,6 +50,8 @@ pub use configmaps::*;
 pub use monitor::*;
 #[allow(unused_imports)]
 pub use process::*;
+#[allow(unused_imports)]
+pub use rbac::*;
 #[allow(unused_imports)]
 pub use retry::*;
 #[allow(unused_imports)]
@@ -164,6 +167,7 @@ struct Operator {
 impl Operator {
     fn start(
         url: String,
+        token: String,
         journal: JournalBackend,
         journal_dir: PathBuf,
         instance: String,
@@ -205,8 +209,10 @@ impl Operator {
                     .map_err(|e| e.to_string())?;
                 let _guard = tracing::dispatcher::set_default(&dispatch);
                 runtime.block_on(async move {
-                    let client =
-                        kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+                    // As the chart's ServiceAccount, under the chart's RBAC.
+                    let mut kube_config = kube::Config::new(url.parse().unwrap());
+                    kube_config.auth_info.token = Some(token.into());
+                    let client = kube::Client::try_from(kube_config).unwrap();
                     let mut config =
                         logbook::operator::OperatorConfig::new(journal, journal_dir, instance, NS);
                     // Short terms, so that a successor of a crashed
@@ -278,6 +284,8 @@ pub struct Env {
     pub journal: JournalBackend,
     /// Every operator's log lines, across restarts.
     pub logs: Logs,
+    /// The chart's ServiceAccount's token, which every operator uses.
+    pub(crate) operator_token: String,
     name: String,
     _dir: tempfile::TempDir,
 }
@@ -318,6 +326,7 @@ impl Env {
                 kubelet: true,
                 proxy: true,
             }),
+            rbac: true,
             ..Config::default()
         })
         .await
@@ -325,6 +334,7 @@ impl Env {
         install_crds(&server);
         let client =
             kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+        let operator_token = rbac::install(&server, &client, NS).await;
         let faults = server.faults().expect("the kubelet runs");
         let env = Env {
             server: Some(server),
@@ -336,6 +346,7 @@ impl Env {
             starts: 0,
             journal: JournalBackend::Sled,
             logs: Logs::default(),
+            operator_token,
             name: name.to_owned(),
             _dir: dir,
         };
@@ -388,6 +399,7 @@ impl Env {
         ));
         let operator = Operator::start(
             url,
+            self.operator_token.clone(),
             self.journal,
             self.journal_dir.clone(),
             instance.to_owned(),
@@ -446,6 +458,9 @@ impl Env {
         let operators = std::mem::take(&mut self.operators);
         for (_, op) in operators {
             let _ = op.stop(Stop::Graceful).await;
+        }
+        if let Some(server) = self.server.as_ref() {
+            rbac::check(server, NS, &self.name);
         }
         if let Some(server) = self.server.take() {
             server.shutdown().await;

@@ -1,0 +1,152 @@
+//! The operator under the Helm chart's own RBAC: every end-to-end test's
+//! local API server enforces RBAC, the chart's ServiceAccount, Roles,
+//! ClusterRoles and bindings are rendered by the real `helm template` and
+//! applied, and every operator (in-process or a child process) calls the
+//! API with that ServiceAccount's token. The tests themselves act as the
+//! cluster admin.
+//!
+//! A permission the chart lacks is a 403 the operator gets, and
+//! [`Env::finish`](super::Env::finish) fails the test on any 403 the
+//! operator got, naming each. With `LOGBOOK_RBAC_USAGE=<dir>`, the
+//! permissions the operator used are written there, one file per test, for
+//! `scripts/rbac-usage.sh` to compare with the chart's rules.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, PostParams};
+use logbook_localkube::RunningServer;
+use serde::Deserialize;
+
+/// The chart's release name in the tests, which is also its ServiceAccount's.
+pub const RELEASE: &str = "logbook";
+
+/// The operator's identity as the API server sees it.
+pub fn operator_user(namespace: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{RELEASE}")
+}
+
+fn helm() -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/helm");
+    assert!(local.exists(), "helm not found: run `make setup`");
+    local
+}
+
+/// The chart's ServiceAccount and RBAC objects for a release in
+/// `namespace`, as `helm template` renders them (every namespace watched).
+pub fn render(namespace: &str) -> String {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/logbook");
+    let out = Command::new(helm())
+        .args(["template", RELEASE])
+        .arg(&chart)
+        .args(["--namespace", namespace])
+        .args(["--show-only", "templates/serviceaccount.yaml"])
+        .args(["--show-only", "templates/rbac.yaml"])
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("logbook-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("logbook-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("logbook-helm-data"),
+        )
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Applies the chart's ServiceAccount and RBAC for `namespace` as the
+/// admin, and returns a token of that ServiceAccount.
+pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &str) -> String {
+    let pp = PostParams::default();
+    for doc in serde_yaml::Deserializer::from_str(&render(namespace)) {
+        let value = serde_yaml::Value::deserialize(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let kind = value["kind"].as_str().unwrap().to_owned();
+        let ns = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(namespace)
+            .to_owned();
+        let json = serde_json::to_value(&value).unwrap();
+        match kind.as_str() {
+            "ServiceAccount" => {
+                let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+                api.create(&pp, &serde_json::from_value(json).unwrap())
+                    .await
+                    .unwrap();
+            }
+            "Role" => {
+                let api: Api<Role> = Api::namespaced(client.clone(), &ns);
+                api.create(&pp, &serde_json::from_value(json).unwrap())
+                    .await
+                    .unwrap();
+            }
+            "RoleBinding" => {
+                let api: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+                api.create(&pp, &serde_json::from_value(json).unwrap())
+                    .await
+                    .unwrap();
+            }
+            "ClusterRole" => {
+                let api: Api<ClusterRole> = Api::all(client.clone());
+                api.create(&pp, &serde_json::from_value(json).unwrap())
+                    .await
+                    .unwrap();
+            }
+            "ClusterRoleBinding" => {
+                let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+                api.create(&pp, &serde_json::from_value(json).unwrap())
+                    .await
+                    .unwrap();
+            }
+            other => panic!("the chart's RBAC templates rendered a {other}"),
+        }
+    }
+    server
+        .service_account_token(namespace, RELEASE, Duration::from_secs(24 * 3600))
+        .unwrap()
+}
+
+/// Fails when the operator was refused anything, naming each refusal; and
+/// records what it was allowed when `LOGBOOK_RBAC_USAGE` names a directory.
+pub fn check(server: &RunningServer, namespace: &str, test: &str) {
+    let user = operator_user(namespace);
+    if let Some(dir) = std::env::var_os("LOGBOOK_RBAC_USAGE") {
+        let lines: Vec<String> = server
+            .authorizations()
+            .iter()
+            .filter(|a| a.user == user)
+            .map(|a| format!("{}\t{}\t{}", a.verb, a.group, a.resource))
+            .collect();
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{test}.tsv")), lines.join("\n") + "\n").unwrap();
+    }
+    let denied: Vec<String> = server
+        .denials()
+        .into_iter()
+        .filter(|d| d.access.user == user)
+        .map(|d| d.message)
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the operator was refused {} request(s) under the chart's RBAC \
+         (charts/logbook/templates/_rules.tpl lacks a rule):\n{}",
+        denied.len(),
+        denied.join("\n")
+    );
+}
