@@ -368,3 +368,58 @@ async fn paused_is_respected_then_unpausing_converges() {
     eprintln!("paused: {old} stayed primary (fenced) while paused; {new} after unpausing");
     env.finish().await;
 }
+
+/// The names of the PVCs of `cluster`.
+async fn pvcs(env: &Env, cluster: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let lp = ListParams::default().labels(&logbook::resources::labels::selector_string(cluster));
+    env.api::<PersistentVolumeClaim>()
+        .list(&lp)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name_any())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_pvcs_are_kept_on_delete_unless_the_cluster_asks() {
+    let env = Env::start("pvcs").await;
+    for (name, wipe) in [("keep", false), ("wipe", true)] {
+        let annotations = if wipe {
+            "\n  annotations:\n    valkey.logbook.dev/delete-pvcs-on-delete: \"true\""
+        } else {
+            ""
+        };
+        env.apply_yaml(&format!(
+            "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}{annotations}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n"
+        ))
+        .await;
+    }
+    for name in ["keep", "wipe"] {
+        env.wait_ready(name, 1, Duration::from_secs(30)).await;
+        assert_eq!(pvcs(&env, name).await.len(), 1, "{name} has its data PVC");
+        env.vkcs()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in ["keep", "wipe"] {
+        env.eventually(
+            Duration::from_secs(20),
+            "the ValkeyCluster is gone",
+            || async { env.vkcs().get_opt(name).await.unwrap().is_none() },
+        )
+        .await;
+    }
+    assert!(
+        pvcs(&env, "wipe").await.is_empty(),
+        "the PVC of a cluster that asked is deleted with it"
+    );
+    assert_eq!(
+        pvcs(&env, "keep").await.len(),
+        1,
+        "data outlives a cluster that did not ask"
+    );
+    env.finish().await;
+}

@@ -6,18 +6,19 @@
   no test needs must say why it is kept.
 */}}
 {{- define "logbook.managedRules" -}}
-# ValkeyClusters: the controller's list and watch; get re-reads one before
-# its status is published; patch adds and removes the finalizer and clears
+# ValkeyClusters: the controller's list and watch (it reads them from its
+# cache, never with get); patch adds and removes the finalizer and clears
 # the switchover and failover request annotations once served.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # The status subresource: phase, conditions, primary, journal head.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters/status"]
   verbs: ["patch"]
-# Not called by the operator: owner references with blockOwnerDeletion on
-# the objects it creates need update on the owner's finalizers where the
+# The one rule no test exercises: the operator never calls it, but the
+# owner references it puts on its objects set blockOwnerDeletion, which
+# needs update on the owner's finalizers wherever the
 # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift).
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters/finalizers"]
@@ -26,20 +27,25 @@
 # label after a failover; delete rolls a pod onto a new revision.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 # Objects the operator owns, server-side applied (apply authorizes as create
 # when the object is new, as patch after) and watched so a change made by
-# someone else is put back; delete on cluster deletion (Services, the
-# generated password Secret) before the finalizer is released.
+# someone else is put back; deleted with the cluster before the finalizer is
+# released. Secrets: get reads the password Secret a spec names (never
+# logged); the generated one is applied. StatefulSets: get reads the
+# current revision when a cluster's pods are observed.
 - apiGroups: [""]
-  resources: ["services", "secrets"]
+  resources: ["services"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # ConfigMaps: each cluster's configuration (applied) and its journal
 # (created, replaced with optimistic concurrency, read, and old segments
 # deleted after a snapshot).
