@@ -34,6 +34,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -300,6 +301,29 @@ enum Outcome {
     Exhausted,
 }
 
+/// When this candidate last read the Lease successfully. A follower that
+/// keeps reading it is a healthy standby, ready to take over; one that
+/// cannot has lost the API server. Shared with the health endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseContact(Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl LeaseContact {
+    fn touch(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// How long ago the Lease was last read, `None` before the first read.
+    pub fn since(&self) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|at| at.elapsed())
+    }
+}
+
 /// One candidate's memory between attempts.
 struct Candidate {
     api: Api<Lease>,
@@ -309,6 +333,7 @@ struct Candidate {
     /// The largest transition count ever read: recreating a deleted Lease
     /// starts above it so this candidate never reuses an epoch.
     highest_seen: i32,
+    contact: LeaseContact,
 }
 
 impl Candidate {
@@ -344,6 +369,7 @@ impl Candidate {
             .bounded("get", self.api.get_opt(&name))
             .await?
             .map_err(|e| self.api_error("get", e))?;
+        self.contact.touch();
         let now = Instant::now();
         self.observed = read.as_ref().map(|lease| {
             let record = lease.spec.clone().unwrap_or_default();
@@ -479,6 +505,17 @@ pub async fn run(
     tx: watch::Sender<Leadership>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    run_with_contact(client, config, tx, LeaseContact::default(), shutdown).await;
+}
+
+/// [`run`], recording each successful read of the Lease in `contact`.
+pub async fn run_with_contact(
+    client: kube::Client,
+    config: LeaseConfig,
+    tx: watch::Sender<Leadership>,
+    contact: LeaseContact,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let timing = Timing::of(&config);
     if timing.renew != config.renew_every {
         tracing::warn!(
@@ -494,6 +531,7 @@ pub async fn run(
         timing,
         observed: None,
         highest_seen: 0,
+        contact,
     };
     let mut shutdown = pin!(shutdown);
     let mut state = State::Following;

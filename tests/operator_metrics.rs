@@ -363,6 +363,8 @@ async fn metrics_show_a_failover_and_pass_promtool() {
 
     // A second instance follows: it exports no cluster series until the
     // first stops and it takes over.
+    // Its one address serves its health too: a standby is ready (a
+    // Deployment's rollout and PDB count it), while not leading.
     let standby = free_addr();
     let standby_arg = standby.to_string();
     let second = OperatorProcess::start_with(
@@ -371,12 +373,34 @@ async fn metrics_show_a_failover_and_pass_promtool() {
         workdir.path(),
         "metrics-2",
         None,
-        &["--metrics-addr", &standby_arg],
+        &[
+            "--metrics-addr",
+            &standby_arg,
+            "--health-addr",
+            &standby_arg,
+        ],
     );
     let following = scrape_until(&env, standby, "a follower's scrape", |s| {
         value(s, "logbook_leader") == Some(0.0)
     })
     .await;
+    let mut ready = None;
+    for _ in 0..50 {
+        ready = get(standby, "/readyz", None);
+        if ready
+            .as_ref()
+            .is_some_and(|(status, _)| status.contains(" 200 "))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = ready.expect("the standby answers /readyz");
+    assert!(
+        status.contains(" 200 "),
+        "a standby is ready: {status}: {body}"
+    );
+    assert!(body.contains("standing by"), "{body}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, following_later) = get(standby, "/metrics", None).unwrap();
     for body in [&following, &following_later] {

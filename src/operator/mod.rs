@@ -122,6 +122,11 @@ pub struct Context {
     /// Clusters whose journal cannot be trusted, with the condition message
     /// last published for them (uid → message).
     unhealthy: Mutex<HashMap<String, String>>,
+    /// When the Lease was last read: a follower reading it is a standby.
+    lease_contact: leader::LeaseContact,
+    /// How long a Lease is valid: a standby that has not read it for that
+    /// long has lost the API server.
+    lease_duration: Duration,
 }
 
 impl Context {
@@ -357,10 +362,12 @@ pub async fn run(
     // it holds, then releases the Lease.
     let (leader_tx, leadership) = watch::channel(Leadership::Follower);
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let elector = tokio::spawn(leader::run(
+    let lease_contact = leader::LeaseContact::default();
+    let elector = tokio::spawn(leader::run_with_contact(
         client.clone(),
         config.lease.clone(),
         leader_tx,
+        lease_contact.clone(),
         async move {
             let _ = release_rx.await;
         },
@@ -390,6 +397,8 @@ pub async fn run(
         },
         clusters: Mutex::new(HashMap::new()),
         unhealthy: Mutex::new(HashMap::new()),
+        lease_contact,
+        lease_duration: config.lease.lease_duration,
     });
     let servers: Vec<JoinHandle<()>> = listeners
         .into_iter()
