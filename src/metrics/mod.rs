@@ -259,6 +259,17 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(phase == Some(p)));
         }
+        // Every failover counter exists from 0, so the first failover is
+        // an increase a rule sees (`increase()` over a series that appears
+        // at 1 is 0).
+        for kind in FailoverKind::ALL {
+            let labels = FailoverLabels {
+                namespace: cluster.namespace.clone(),
+                valkeycluster: cluster.valkeycluster.clone(),
+                kind: kind.as_str(),
+            };
+            drop(f.failovers.get_or_create(&labels));
+        }
     }
 
     /// What a probe round of `cluster` found: how long the primary has

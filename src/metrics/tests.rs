@@ -245,3 +245,19 @@ fn cluster_metrics_publish_notes_only_once_committed() {
         "logbook_journal_appended_bytes_total{namespace=\"default\",valkeycluster=\"demo\"} 64"
     ));
 }
+
+#[test]
+fn a_clusters_failover_counters_start_at_zero_once_its_status_is_known() {
+    let metrics = Metrics::new();
+    metrics.set_status(&demo(), true, Some(ClusterPhase::Ready));
+    let body = metrics.encode(Format::Prometheus);
+    for kind in ["automatic", "planned", "observed", "requested"] {
+        let line = format!(
+            "logbook_failovers_total{{namespace=\"default\",valkeycluster=\"demo\",kind=\"{kind}\"}} 0"
+        );
+        assert!(has(&body, &line), "{line} missing:\n{body}");
+    }
+    metrics.forget_cluster(&demo());
+    let body = metrics.encode(Format::Prometheus);
+    assert!(!body.contains("valkeycluster=\"demo\""), "{body}");
+}
