@@ -267,29 +267,40 @@ pub async fn delete_pod(
 
 /// Removes the switchover request annotation.
 pub async fn clear_switchover(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
-    let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
-    let patch = json!({ "metadata": { "annotations": { labels::SWITCHOVER_TO: null } } });
-    api.patch(
-        &target.meta.name,
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+    clear_request(
+        client,
+        target,
+        labels::SWITCHOVER_TO,
+        "switchover",
+        Event::SwitchoverRequestObserved { target: None },
     )
     .await
-    .map_err(kube_err(format!(
-        "clearing the switchover request of {}/{}",
-        target.meta.namespace, target.meta.name
-    )))?;
-    Ok(Done {
-        detail: "switchover request cleared".to_owned(),
-        events: vec![Event::SwitchoverRequestObserved { target: None }],
-        password: None,
-    })
 }
 
 /// Removes the failover request annotation.
 pub async fn clear_failover_request(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
+    clear_request(
+        client,
+        target,
+        labels::FAILOVER_REQUESTED,
+        "failover",
+        Event::FailoverRequestObserved { request: None },
+    )
+    .await
+}
+
+/// Removes the request annotation `key` (a served or refused `what`
+/// request) with a merge patch, and journals `cleared`: the request as
+/// observed from now on.
+async fn clear_request(
+    client: &Client,
+    target: Target<'_>,
+    key: &str,
+    what: &str,
+    cleared: Event,
+) -> Result<Done, ActError> {
     let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
-    let patch = json!({ "metadata": { "annotations": { labels::FAILOVER_REQUESTED: null } } });
+    let patch = json!({ "metadata": { "annotations": { key: null } } });
     api.patch(
         &target.meta.name,
         &PatchParams::default(),
@@ -297,12 +308,12 @@ pub async fn clear_failover_request(client: &Client, target: Target<'_>) -> Resu
     )
     .await
     .map_err(kube_err(format!(
-        "clearing the failover request of {}/{}",
+        "clearing the {what} request of {}/{}",
         target.meta.namespace, target.meta.name
     )))?;
     Ok(Done {
-        detail: "failover request cleared".to_owned(),
-        events: vec![Event::FailoverRequestObserved { request: None }],
+        detail: format!("{what} request cleared"),
+        events: vec![cleared],
         password: None,
     })
 }
