@@ -106,6 +106,7 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
             state_dir,
             kubelet: true,
             proxy: true,
+            local_images: Vec::new(),
         })
     };
     let config = logbook_localkube::Config {

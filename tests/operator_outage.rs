@@ -141,6 +141,7 @@ async fn an_api_outage_of_30_s_loses_nothing_and_the_operator_carries_on() {
             state_dir: state_dir.clone(),
             kubelet: true,
             proxy: true,
+            local_images: Vec::new(),
         }),
         ..Config::default()
     })

@@ -100,6 +100,7 @@ async fn main() -> Result<()> {
             state_dir: dir.path().to_path_buf(),
             kubelet: true,
             proxy: true,
+            local_images: Vec::new(),
         }),
         ..Config::default()
     };

@@ -67,6 +67,20 @@ pub struct WorkloadsConfig {
     pub kubelet: bool,
     /// Run the Service ClusterIP proxy.
     pub proxy: bool,
+    /// Images the kubelet runs as a given local executable, besides its
+    /// own table (Valkey, Redis, busybox): e.g. an operator's image as the
+    /// binary just built, so a chart's Deployment runs here unchanged.
+    pub local_images: Vec<LocalImage>,
+}
+
+/// An image the kubelet runs as a local executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// The image reference; a trailing `*` matches any suffix (any tag).
+    pub pattern: String,
+    /// The executable its containers run: the entrypoint when a container
+    /// names no command, and what a command of the same file name runs.
+    pub binary: PathBuf,
 }
 
 impl WorkloadsConfig {
@@ -76,6 +90,7 @@ impl WorkloadsConfig {
             state_dir,
             kubelet: false,
             proxy: true,
+            local_images: Vec::new(),
         }
     }
 }

@@ -36,7 +36,7 @@ pub mod store;
 pub mod watch;
 
 pub use auth::{Access, Denial};
-pub use config::{Config, PodLogs, WorkloadsConfig};
+pub use config::{Config, LocalImage, PodLogs, WorkloadsConfig};
 pub use error::ApiError;
 pub use http::{Error, LocalKube, RunningServer};
 pub use store::{DeleteOptions, FieldValidation, PatchKind, Propagation, Store, WriteCtx};

@@ -26,6 +26,7 @@ async fn start() -> (RunningServer, tempfile::TempDir) {
             state_dir: dir.path().to_path_buf(),
             kubelet: false,
             proxy: false,
+            local_images: Vec::new(),
         }),
         ..Config::default()
     })

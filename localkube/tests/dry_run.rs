@@ -287,6 +287,7 @@ fn watches_and_controllers_never_hear_of_a_dry_run() {
             state_dir: dir.path().to_path_buf(),
             kubelet: false,
             proxy: false,
+            local_images: Vec::new(),
         }),
         ..Config::default()
     });

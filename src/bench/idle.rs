@@ -108,6 +108,7 @@ pub async fn run_idle(config: IdleConfig) -> Result<IdleReport, BenchError> {
             state_dir: state_dir.clone(),
             kubelet: true,
             proxy: true,
+            local_images: Vec::new(),
         }),
         ..logbook_localkube::Config::default()
     })

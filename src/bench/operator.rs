@@ -74,6 +74,7 @@ impl OperatorBench {
                 state_dir: dir.path().join("workloads"),
                 kubelet: true,
                 proxy: true,
+                local_images: Vec::new(),
             }),
             ..logbook_localkube::Config::default()
         };

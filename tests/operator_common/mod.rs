@@ -325,6 +325,7 @@ impl Env {
                 state_dir: state_dir.clone(),
                 kubelet: true,
                 proxy: true,
+                local_images: Vec::new(),
             }),
             rbac: true,
             ..Config::default()

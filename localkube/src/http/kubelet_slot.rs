@@ -17,7 +17,8 @@ impl KubeletSlot {
         instance: Arc<Instance>,
         cfg: &WorkloadsConfig,
     ) -> Result<Self, Error> {
-        let config = crate::kubelet::KubeletConfig::new(cfg.state_dir.clone());
+        let mut config = crate::kubelet::KubeletConfig::new(cfg.state_dir.clone());
+        config.add_local_images(&cfg.local_images);
         crate::kubelet::Kubelet::spawn(store.clone(), instance, config)
             .await
             .map(Self)

@@ -110,6 +110,30 @@ pub struct KubeletConfig {
 }
 
 impl KubeletConfig {
+    /// Runs each of `images` as its local executable, ahead of the
+    /// default table: its file name becomes a command mapped to itself,
+    /// found first in its own directory.
+    pub fn add_local_images(&mut self, images: &[crate::config::LocalImage]) {
+        for image in images.iter().rev() {
+            let Some(name) = image.binary.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            self.images.images.insert(
+                0,
+                images::ImageRule {
+                    pattern: image.pattern.clone(),
+                    entrypoint: vec![name.to_owned()],
+                },
+            );
+            self.images
+                .commands
+                .insert(name.to_owned(), name.to_owned());
+            if let Some(dir) = image.binary.parent() {
+                self.bin_path.insert(0, dir.to_path_buf());
+            }
+        }
+    }
+
     /// The defaults around `state_dir`: `$LOCALKUBE_BIN_PATH`, then the
     /// project's `.tools/bin` when present, as the executable path.
     pub fn new(state_dir: PathBuf) -> Self {

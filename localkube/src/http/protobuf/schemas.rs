@@ -197,6 +197,18 @@ static ROLE_BINDING: &Message = &[
 
 const RBAC: &str = "rbac.authorization.k8s.io/v1";
 
+static PRECONDITIONS: &Message = &[(1, "uid", Str), (2, "resourceVersion", Str)];
+
+/// The body of a DELETE from a typed client (helm's release storage).
+static DELETE_OPTIONS: &Message = &[
+    (1, "gracePeriodSeconds", Int),
+    (2, "preconditions", Msg(PRECONDITIONS)),
+    (3, "orphanDependents", Bool),
+    (4, "propagationPolicy", Str),
+    (5, "dryRun", Strs),
+    (6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
+];
+
 /// (apiVersion, kind, table) of every decodable kind.
 static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
@@ -218,6 +230,8 @@ static KINDS: &[(&str, &str, &Message)] = &[
     (RBAC, "ClusterRole", CLUSTER_ROLE),
     (RBAC, "RoleBinding", ROLE_BINDING),
     (RBAC, "ClusterRoleBinding", ROLE_BINDING),
+    ("v1", "DeleteOptions", DELETE_OPTIONS),
+    ("meta.k8s.io/v1", "DeleteOptions", DELETE_OPTIONS),
 ];
 
 /// The table of `kind` in `api_version`.
@@ -230,9 +244,7 @@ pub(super) fn lookup(api_version: &str, kind: &str) -> Option<&'static Message> 
 
 /// `ConfigMap, Namespace, ...` for the 415's message.
 pub(super) fn supported() -> String {
-    KINDS
-        .iter()
-        .map(|(_, k, _)| *k)
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut kinds: Vec<&str> = KINDS.iter().map(|(_, k, _)| *k).collect();
+    kinds.dedup();
+    kinds.join(", ")
 }

@@ -121,3 +121,19 @@ fn malformed_bodies_are_errors_not_panics() {
         "{e}"
     );
 }
+
+#[test]
+fn delete_options_from_a_typed_client() {
+    // What helm's release storage sends with a DELETE: a grace period of
+    // 0 (a varint field), a propagation policy and a precondition.
+    let mut raw = vec![1 << 3];
+    varint(0, &mut raw);
+    raw.extend(field(2, &field(1, b"u-1")));
+    raw.extend(field(4, b"Background"));
+    let v = decode(&envelope("v1", "DeleteOptions", &raw)).unwrap();
+    assert_eq!(
+        v,
+        json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "u-1"}, "propagationPolicy": "Background"})
+    );
+}

@@ -1,0 +1,372 @@
+//! The chart installed for real, with the real `helm`, on a local cluster
+//! that enforces RBAC: the Deployment's two operator pods run (the
+//! kubelet runs the chart's image as the `logbook` binary just built), one
+//! leads and one stands by, both Ready; a ValkeyCluster comes up under the
+//! chart's rules; the leader's pod is deleted and the standby takes over
+//! and carries on; `helm uninstall` leaves the cluster's data and journal.
+//!
+//! What stands in for a real node: the kubelet runs pods as local
+//! processes, and the operator reads its ServiceAccount's token from a
+//! kubeconfig named by `KUBECONFIG` (set through the chart's `extraEnv`),
+//! as localkube serves plain HTTP where in-cluster credentials need HTTPS.
+//! The token is a real one of the chart's ServiceAccount, under its RBAC.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use logbook_crds::ValkeyCluster;
+use logbook_localkube::{Config, LocalImage, LocalKube, WorkloadsConfig};
+
+const NS: &str = "logbook-system";
+const RELEASE: &str = "logbook";
+const SELECTOR: &str = "app.kubernetes.io/name=logbook,app.kubernetes.io/instance=logbook";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm(kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new(root().join(".tools/bin/helm"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap()
+}
+
+async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Lease's holder, when there is one.
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("logbook-operator")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+/// Kills every process the kubelet started, even when the test fails.
+struct Leftovers(PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        logbook_localkube::kubelet::kill_leftovers(&self.0);
+    }
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
+    // Outside /tmp: the chart mounts an emptyDir over the pods' /tmp.
+    let dir = tempfile::Builder::new()
+        .prefix("helm-install-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let state = dir.path().join("workloads");
+    std::fs::create_dir_all(&state).unwrap();
+    let _leftovers = Leftovers(state.clone());
+    let server = LocalKube::start(Config {
+        // Pods reach the API server here: their own 127.0.0.1 is
+        // themselves.
+        bind: SocketAddr::from(([127, 0, 0, 2], 0)),
+        rbac: true,
+        workloads: Some(WorkloadsConfig {
+            state_dir: state.clone(),
+            kubelet: true,
+            proxy: true,
+            local_images: vec![LocalImage {
+                pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
+                binary: PathBuf::from(env!("CARGO_BIN_EXE_logbook")),
+            }],
+        }),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let admin = dir.path().join("admin-kubeconfig");
+    server.write_kubeconfig(&admin).unwrap();
+    let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    let home = dir.path().join("helm");
+
+    // The namespace, and the chart's ServiceAccount made ahead so its
+    // token can be handed to the pods (helm adopts it: it carries the
+    // release's ownership marks).
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {
+                "name": RELEASE,
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {
+                    "meta.helm.sh/release-name": RELEASE,
+                    "meta.helm.sh/release-namespace": NS,
+                },
+            }}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = server
+        .service_account_token(NS, RELEASE, Duration::from_secs(3600))
+        .unwrap();
+    let operator_kubeconfig = dir.path().join("operator-kubeconfig");
+    server
+        .write_kubeconfig_with_token(&operator_kubeconfig, &token)
+        .unwrap();
+
+    let chart = root().join("charts/logbook");
+    let env_set = format!(
+        "extraEnv[0].name=KUBECONFIG,extraEnv[0].value={}",
+        operator_kubeconfig.display()
+    );
+    let installed = helm(
+        &admin,
+        &home,
+        &[
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NS,
+            "--set",
+            &env_set,
+            "--set",
+            "leaderElection.leaseSeconds=3,leaderElection.renewMilliseconds=1000",
+            "--set",
+            "logs.level=info\\,logbook=debug",
+            "--wait",
+            "--timeout",
+            "120s",
+        ],
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let describe = || async {
+        let mut out = String::new();
+        for pod in pods
+            .list(&ListParams::default().labels(SELECTOR))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            out.push_str(&format!(
+                "{}: ready={} {:?}\n",
+                pod.metadata.name.clone().unwrap_or_default(),
+                ready(&pod),
+                pod.status.as_ref().map(|s| &s.container_statuses)
+            ));
+            if let Ok(log) = pods
+                .logs(
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    &kube::api::LogParams {
+                        tail_lines: Some(30),
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                out.push_str(&log);
+            }
+        }
+        let denied: Vec<String> = server.denials().into_iter().map(|d| d.message).collect();
+        out.push_str(&format!("denials: {denied:#?}\n"));
+        out
+    };
+    assert!(
+        installed.status.success(),
+        "helm install: {}{}\n{}",
+        String::from_utf8_lossy(&installed.stdout),
+        String::from_utf8_lossy(&installed.stderr),
+        describe().await
+    );
+
+    // Two operator pods, both Ready: one leads, one stands by.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployment = deployments.get(RELEASE).await.unwrap();
+    assert_eq!(
+        deployment.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(2),
+        "{}",
+        describe().await
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    eventually(Duration::from_secs(30), "a leader", || async {
+        holder(&leases).await.is_some()
+    })
+    .await;
+    let leader = holder(&leases).await.unwrap();
+    let running: Vec<String> = pods
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(
+        running.contains(&leader),
+        "{leader} is not one of {running:?}"
+    );
+    eprintln!("installed: pods {running:?}, {leader} leads");
+
+    // A cluster, served by the pods under the chart's RBAC.
+    let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
+    let sample: ValkeyCluster = serde_yaml::from_str(
+        "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: shop\nspec:\n  topology: Replication\n  replicas: 2\n  storage:\n    size: 1Gi\n",
+    )
+    .unwrap();
+    vkcs.create(&PostParams::default(), &sample).await.unwrap();
+    let is_ready = |v: &ValkeyCluster| {
+        v.status.as_ref().is_some_and(|s| {
+            s.phase == Some(logbook_crds::v1alpha1::ClusterPhase::Ready)
+                && s.observed_generation == v.metadata.generation
+                && s.ready_replicas == Some(2)
+        })
+    };
+    eventually(Duration::from_secs(90), "the cluster Ready", || async {
+        vkcs.get("shop").await.is_ok_and(|v| is_ready(&v))
+    })
+    .await;
+
+    // The leader's pod goes: the standby takes over and acts (a scale to
+    // three), and the Deployment replaces the pod.
+    pods.delete(&leader, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "a new leader", || async {
+        holder(&leases).await.is_some_and(|h| h != leader)
+    })
+    .await;
+    eprintln!(
+        "{leader} deleted; {} leads",
+        holder(&leases).await.unwrap_or_default()
+    );
+    vkcs.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(90),
+        "the cluster scaled by the new leader",
+        || async {
+            vkcs.get("shop").await.is_ok_and(|v| {
+                v.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(logbook_crds::v1alpha1::ClusterPhase::Ready)
+                        && s.observed_generation == v.metadata.generation
+                        && s.ready_replicas == Some(3)
+                })
+            })
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "two Ready operator pods again",
+        || async {
+            deployments
+                .get(RELEASE)
+                .await
+                .ok()
+                .and_then(|d| d.status)
+                .and_then(|s| s.ready_replicas)
+                == Some(2)
+        },
+    )
+    .await;
+    let denied: Vec<String> = server
+        .denials()
+        .into_iter()
+        .filter(|d| d.access.user == format!("system:serviceaccount:{NS}:{RELEASE}"))
+        .map(|d| d.message)
+        .collect();
+    assert!(denied.is_empty(), "the operator was refused: {denied:#?}");
+
+    // Uninstall: the operator goes; the cluster, its data and its journal
+    // stay.
+    let uninstalled = helm(
+        &admin,
+        &home,
+        &["uninstall", RELEASE, "--namespace", NS, "--wait"],
+    );
+    assert!(
+        uninstalled.status.success(),
+        "helm uninstall: {}",
+        String::from_utf8_lossy(&uninstalled.stderr)
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the operator's pods gone",
+        || async {
+            pods.list(&ListParams::default().labels(SELECTOR))
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+        },
+    )
+    .await;
+    assert!(deployments.get_opt(RELEASE).await.unwrap().is_none());
+    assert!(vkcs.get_opt("shop").await.unwrap().is_some());
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let journal = maps
+        .list(&ListParams::default().labels("valkey.logbook.dev/journal"))
+        .await
+        .unwrap();
+    assert!(!journal.items.is_empty(), "the cluster's journal is kept");
+
+    // The finalizer is the operator's: with it gone, deleting the cluster
+    // waits; the test removes it, as the README tells a person to avoid.
+    vkcs.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    vkcs.delete("shop", &DeleteParams::default()).await.unwrap();
+    server.shutdown().await;
+}
