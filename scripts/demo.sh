@@ -65,7 +65,7 @@ SVC=$(kubectl get svc demo -o jsonpath='{.spec.clusterIP}')
 cat <<TRY
 Logbook is running a 3-pod Replication cluster (primary: $PRIMARY). In another shell:
 
-  export KUBECONFIG=$KUBECONFIG PATH=$ROOT/.tools/bin:\$PATH
+  export KUBECONFIG=$KUBECONFIG PATH=$ROOT/.tools/bin:$ROOT/target/release:\$PATH
   kubectl get vkc,pods -L valkey.logbook.dev/role -w          # watch roles move
   kubectl describe vkc demo                                     # conditions
   kubectl get events.events.k8s.io -o custom-columns=REASON:.reason,ACTION:.action,NOTE:.note   # decisions
@@ -75,6 +75,8 @@ Logbook is running a 3-pod Replication cluster (primary: $PRIMARY). In another s
   $ROOT/target/release/logbook local fault kill $PRIMARY        # kill the primary: a replica takes over
   kubectl delete pod $PRIMARY                                   # or delete its pod
   kubectl annotate vkc demo valkey.logbook.dev/switchover-to=auto   # a planned switchover
+  kubectl valkey status demo                                    # the kubectl plugin: roles, last failover
+  kubectl valkey switchover demo --wait                         # a switchover through it
   kubectl patch vkc demo --type merge -p '{"spec":{"replicas":5}}'  # scale out
   kubectl patch vkc demo --type merge -p '{"spec":{"config":{"maxmemory-policy":"allkeys-lru"}}}'  # roll
 

@@ -158,6 +158,24 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
         .unwrap();
 
     let chart = root().join("charts/logbook");
+    // A wrong value fails the install with a message naming it, before
+    // anything is created.
+    let refused = helm(
+        &admin,
+        &home,
+        &[
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NS,
+            "--set",
+            "logs.format=xml",
+        ],
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("/logs/format"), "{message}");
     let env_set = format!(
         "extraEnv[0].name=KUBECONFIG,extraEnv[0].value={}",
         operator_kubeconfig.display()
