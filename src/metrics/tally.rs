@@ -64,7 +64,10 @@ pub enum Note {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Open {
     kind: FailoverKind,
-    decided_at: Timestamp,
+    /// Where its duration starts: for an automatic failover the first
+    /// journaled sign of the primary's failure (what the clients lived
+    /// through), else the decision.
+    since: Timestamp,
 }
 
 /// The little the metrics remember across events, beyond the projection:
@@ -113,11 +116,20 @@ impl Tracker {
                     *id,
                     Open {
                         kind,
-                        decided_at: f.decided_at,
+                        since: self.start_of(kind, f.decided_at),
                     },
                 ))
             })
             .collect();
+    }
+
+    /// Where the duration of a `kind` failover decided at `decided_at`
+    /// starts.
+    fn start_of(&self, kind: FailoverKind, decided_at: Timestamp) -> Timestamp {
+        match kind {
+            FailoverKind::Automatic => self.failing_since.unwrap_or(decided_at),
+            FailoverKind::Planned | FailoverKind::Requested | FailoverKind::Observed => decided_at,
+        }
     }
 
     /// The failover `p` would be, if any.
@@ -160,8 +172,8 @@ impl Tracker {
                         reason: p.reason.code.name(),
                     });
                     if let Some(kind) = self.classify(p) {
-                        let decided_at = e.at;
-                        self.open.insert(p.intent_id, Open { kind, decided_at });
+                        let since = self.start_of(kind, e.at);
+                        self.open.insert(p.intent_id, Open { kind, since });
                     }
                 }
             }
@@ -170,7 +182,7 @@ impl Tracker {
                 if let Some(open) = self.open.remove(intent_id) {
                     notes.push(Note::Failover {
                         kind: open.kind,
-                        seconds: Some(seconds_between(open.decided_at, e.at)),
+                        seconds: Some(seconds_between(open.since, e.at)),
                     });
                 }
             }
@@ -437,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn an_automatic_failover_is_timed_from_its_decision_to_its_success() {
+    fn an_automatic_failover_is_timed_from_the_first_sign_of_failure_to_its_success() {
         let (mut tracker, mut state) = running();
         let id = Uuid::now_v7();
         // The old primary died and came back fenced (the projection forgot
@@ -477,12 +489,13 @@ mod tests {
             .iter()
             .filter(|n| matches!(n, Note::Failover { .. }))
             .collect();
-        // Decided at event 7, succeeded at event 10: three seconds.
+        // Refused at event 5, decided at event 7, succeeded at event 10:
+        // five seconds, the clients' window (not the decision's three).
         assert_eq!(
             failovers,
             vec![&Note::Failover {
                 kind: FailoverKind::Automatic,
-                seconds: Some(3.0)
+                seconds: Some(5.0)
             }]
         );
     }
