@@ -14,7 +14,7 @@ use logbook_journal::{
 };
 
 use super::Decision;
-use super::roles::after_new_primary;
+use super::roles::replace_primary;
 use super::view::{ClusterView, best, describe};
 
 /// Consecutive refusals that prove a process dead: the failed probe and
@@ -159,24 +159,5 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) 
         "{how}; promoting {chosen} (highest offset on its history); candidates: {}",
         describe(&candidates)
     );
-    let mut out = Vec::new();
-    if view.pod(primary).is_some() {
-        out.push(Decision::new(
-            Intent::FenceNode {
-                pod: primary.to_owned(),
-            },
-            code.clone(),
-            detail.clone(),
-        ));
-    }
-    out.push(Decision::new(
-        Intent::PromoteReplica {
-            pod: chosen.clone(),
-            from: Some(primary.to_owned()),
-        },
-        code.clone(),
-        detail.clone(),
-    ));
-    out.extend(after_new_primary(view, &chosen, &code, &detail));
-    out
+    replace_primary(view, primary, &chosen, &code, &detail)
 }

@@ -23,7 +23,7 @@ use logbook_journal::projection::FailoverRequestView;
 use logbook_journal::{Intent, ReasonCode, Role};
 
 use super::Decision;
-use super::roles::after_new_primary;
+use super::roles::{after_new_primary, replace_primary};
 use super::view::{ClusterView, best, describe};
 
 /// Serves a standing failover request.
@@ -110,17 +110,12 @@ fn replace(view: &ClusterView<'_>, primary: &str, asked: &str) -> Vec<Decision> 
         "{asked}: primary {primary} does not answer; promoting {chosen} (highest offset on its history); candidates: {}",
         describe(&candidates)
     );
-    let mut out = Vec::new();
-    if view.pod(primary).is_some() {
-        out.push(Decision::new(
-            Intent::FenceNode {
-                pod: primary.to_owned(),
-            },
-            ReasonCode::Requested,
-            detail.clone(),
-        ));
-    }
-    out.extend(promote(view, &chosen, Some(primary), &detail));
+    let mut out = replace_primary(view, primary, &chosen, &ReasonCode::Requested, &detail);
+    out.push(Decision::new(
+        Intent::ClearFailoverRequest,
+        ReasonCode::Requested,
+        detail,
+    ));
     out
 }
 

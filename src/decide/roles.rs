@@ -8,6 +8,39 @@ use logbook_journal::{Intent, ReasonCode, Role};
 use super::Decision;
 use super::view::ClusterView;
 
+/// An unplanned change of primary from `old` to `chosen`, all under one
+/// reason: `old` fenced first while its pod exists (it may still take
+/// writes the promoted replica will never have), `chosen` promoted, then
+/// [`after_new_primary`].
+pub fn replace_primary(
+    view: &ClusterView<'_>,
+    old: &str,
+    chosen: &str,
+    code: &ReasonCode,
+    detail: &str,
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    if view.pod(old).is_some() {
+        out.push(Decision::new(
+            Intent::FenceNode {
+                pod: old.to_owned(),
+            },
+            code.clone(),
+            detail,
+        ));
+    }
+    out.push(Decision::new(
+        Intent::PromoteReplica {
+            pod: chosen.to_owned(),
+            from: Some(old.to_owned()),
+        },
+        code.clone(),
+        detail,
+    ));
+    out.extend(after_new_primary(view, chosen, code, detail));
+    out
+}
+
 /// The follow-up of a change of primary to `primary`: labels, boot config,
 /// and every other usable pod repointed, all under one reason.
 pub fn after_new_primary(
