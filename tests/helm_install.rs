@@ -91,11 +91,17 @@ fn ready(pod: &Pod) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
-    // Outside /tmp: the chart mounts an emptyDir over the pods' /tmp.
+    // Everything a pod reads lives outside /tmp, which the chart covers
+    // with an emptyDir in the pods: the kubelet's state (its shim), the
+    // kubeconfig, and a copy of the binary (the target directory may be
+    // under /tmp, as in a CI checkout there).
     let dir = tempfile::Builder::new()
-        .prefix("helm-install-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .prefix("logbook-helm-install-")
+        .tempdir_in("/var/tmp")
         .unwrap();
+    let binary = dir.path().join("bin/logbook");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &binary).unwrap();
     let state = dir.path().join("workloads");
     std::fs::create_dir_all(&state).unwrap();
     let _leftovers = Leftovers(state.clone());
@@ -110,7 +116,7 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
             proxy: true,
             local_images: vec![LocalImage {
                 pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
-                binary: PathBuf::from(env!("CARGO_BIN_EXE_logbook")),
+                binary: binary.clone(),
             }],
         }),
         ..Config::default()
