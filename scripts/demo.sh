@@ -24,7 +24,9 @@ rm -f "$KUBECONFIG"
 LOG="$ROOT/.logbook/local.log"
 
 say "starting logbook local (log: .logbook/local.log, journal: .logbook/journal)"
-"$ROOT/target/release/logbook" local --kubeconfig "$KUBECONFIG" --journal-dir "$ROOT/.logbook/journal" >"$LOG" 2>&1 &
+# Journal in both: ConfigMaps, as on a real cluster (the kubectl plugin and
+# `logbook replay --namespace` read them live), and the whole history in sled.
+"$ROOT/target/release/logbook" local --kubeconfig "$KUBECONFIG" --journal both --journal-dir "$ROOT/.logbook/journal" >"$LOG" 2>&1 &
 LOCAL=$!
 stop() {
 	trap - INT TERM EXIT
@@ -75,8 +77,10 @@ Logbook is running a 3-pod Replication cluster (primary: $PRIMARY). In another s
   $ROOT/target/release/logbook local fault kill $PRIMARY        # kill the primary: a replica takes over
   kubectl delete pod $PRIMARY                                   # or delete its pod
   kubectl annotate vkc demo valkey.logbook.dev/switchover-to=auto   # a planned switchover
-  kubectl valkey status demo                                    # the kubectl plugin: roles, last failover
+  kubectl valkey status demo                                    # the kubectl plugin: roles, offsets, lag
+  kubectl valkey events demo                                    # its decisions, with reasons and outcomes
   kubectl valkey switchover demo --wait                         # a switchover through it
+  kubectl valkey replay demo failovers                          # replay the live journal (ConfigMaps)
   kubectl patch vkc demo --type merge -p '{"spec":{"replicas":5}}'  # scale out
   kubectl patch vkc demo --type merge -p '{"spec":{"config":{"maxmemory-policy":"allkeys-lru"}}}'  # roll
 
