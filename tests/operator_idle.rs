@@ -179,12 +179,23 @@ async fn an_idle_healthy_cluster_writes_nothing_for_a_minute() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (now_rv, now) = objects(&env).await;
         let changed = changes(&before, &now);
-        assert!(
-            changed.is_empty(),
-            "API writes while idle after {:?}: {changed:#?}\n{}",
-            start.elapsed(),
-            env.dump("demo").await
-        );
+        if !changed.is_empty() {
+            // What the operator saw that made it write: the events
+            // appended since it settled (readable once it has stopped).
+            env.stop_operator(Stop::Graceful).await;
+            let appended: Vec<String> = env
+                .journal_events(&stream)
+                .await
+                .into_iter()
+                .filter(|e| i64::try_from(e.seq).unwrap_or(i64::MAX) > seq)
+                .map(|e| format!("#{} {:?}", e.seq, e.body))
+                .collect();
+            panic!(
+                "API writes while idle after {:?}: {changed:#?}\nevents appended meanwhile: {appended:#?}\n{}",
+                start.elapsed(),
+                env.dump("demo").await
+            );
+        }
         global = now_rv;
         let vkc = env.vkc("demo").await;
         assert_eq!(

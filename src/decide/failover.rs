@@ -24,8 +24,9 @@ pub const DEATH_CONFIRMATIONS: u32 = 2;
 /// The shortest run of timeouts that may count as an unreachable primary,
 /// whatever the probe settings: a server blocked by one command for a
 /// second (`DEBUG SLEEP 1`, a big `KEYS`) times out for at most about that
-/// long, and with fast probes several timeouts fit in it — as does a
-/// replica's whole-second "nothing heard for 2 s". The threshold is
+/// long, and with fast probes several timeouts fit in it (its replicas do
+/// not call it silent: that takes more than two seconds without a byte,
+/// see `SILENT_AFTER_SECONDS` in `observe/probe.rs`). The threshold is
 /// `max(this, failureThreshold × probeInterval)`.
 pub const MIN_UNREACHABLE_MS: i64 = 1_500;
 

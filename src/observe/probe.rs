@@ -15,8 +15,12 @@ use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, ReplId, Rol
 use crate::valkey::{Probe, ProbeError, ReplicationInfo};
 
 /// `master_last_io_seconds_ago` from which an `up` link counts as silent:
-/// two replication pings (the rendered config pings every second).
-pub const SILENT_AFTER_SECONDS: u64 = 2;
+/// two replication pings missed (the rendered config pings every second).
+/// Valkey computes it from whole-second clocks, so a reading of 2 comes
+/// from a gap of just over one second — one ping a few milliseconds late
+/// across two second boundaries, which an idle healthy cluster shows now
+/// and then; only 3 proves more than two seconds without a byte.
+pub const SILENT_AFTER_SECONDS: u64 = 3;
 
 /// One probe of one pod, as the prober saw it.
 #[derive(Debug)]
@@ -117,4 +121,39 @@ pub fn observe_probe(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod link_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::valkey::{PrimaryLink, Role as ServerRole};
+
+    fn replica(last_io_seconds_ago: Option<u64>) -> ReplicationInfo {
+        ReplicationInfo {
+            role: ServerRole::Replica,
+            replid: "0".repeat(40),
+            replid2: "0".repeat(40),
+            master_repl_offset: 10,
+            primary: Some(PrimaryLink {
+                host: "10.0.0.1".to_owned(),
+                port: 6379,
+                link_up: true,
+                last_io_seconds_ago,
+                sync_in_progress: false,
+                replica_offset: 10,
+            }),
+            replicas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_late_ping_is_no_silence_two_missed_are() {
+        assert_eq!(link_status(&replica(Some(0))), LinkStatus::Up);
+        assert_eq!(link_status(&replica(None)), LinkStatus::Up);
+        // A gap of just over a second across two second boundaries.
+        assert_eq!(link_status(&replica(Some(2))), LinkStatus::Up);
+        assert_eq!(link_status(&replica(Some(3))), LinkStatus::Silent);
+    }
 }
