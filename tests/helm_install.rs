@@ -4,6 +4,8 @@
 //! leads and one stands by, both Ready; a ValkeyCluster comes up under the
 //! chart's rules; the leader's pod is deleted and the standby takes over
 //! and carries on; `helm uninstall` leaves the cluster's data and journal.
+//! With `watchNamespace`, the operator serves that namespace alone under a
+//! Role, and leaves a cluster elsewhere untouched.
 //!
 //! What stands in for a real node: the kubelet runs pods as local
 //! processes, and the operator reads its ServiceAccount's token from a
@@ -89,107 +91,114 @@ fn ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
-    // Everything a pod reads lives outside /tmp, which the chart covers
-    // with an emptyDir in the pods: the kubelet's state (its shim), the
-    // kubeconfig, and a copy of the binary (the target directory may be
-    // under /tmp, as in a CI checkout there).
-    let dir = tempfile::Builder::new()
-        .prefix("logbook-helm-install-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let binary = dir.path().join("bin/logbook");
-    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &binary).unwrap();
-    let state = dir.path().join("workloads");
-    std::fs::create_dir_all(&state).unwrap();
-    let _leftovers = Leftovers(state.clone());
-    let server = LocalKube::start(Config {
-        // Pods reach the API server here: their own 127.0.0.1 is
-        // themselves.
-        bind: SocketAddr::from(([127, 0, 0, 2], 0)),
-        rbac: true,
-        workloads: Some(WorkloadsConfig {
-            state_dir: state.clone(),
-            kubelet: true,
-            proxy: true,
-            local_images: vec![LocalImage {
-                pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
-                binary: binary.clone(),
-            }],
-        }),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let admin = dir.path().join("admin-kubeconfig");
-    server.write_kubeconfig(&admin).unwrap();
-    let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-    let home = dir.path().join("helm");
+/// A local cluster enforcing RBAC, whose kubelet runs the chart's image as
+/// the binary just built, with the release namespace and the chart's
+/// ServiceAccount made ahead so its token can be handed to the pods (helm
+/// adopts it: it carries the release's ownership marks).
+struct Local {
+    server: logbook_localkube::RunningServer,
+    client: kube::Client,
+    admin: PathBuf,
+    home: PathBuf,
+    operator_kubeconfig: PathBuf,
+    // Dropped last: the processes go before their directory.
+    _leftovers: Leftovers,
+    _dir: tempfile::TempDir,
+}
 
-    // The namespace, and the chart's ServiceAccount made ahead so its
-    // token can be handed to the pods (helm adopts it: it carries the
-    // release's ownership marks).
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
-        )
+impl Local {
+    async fn start() -> Self {
+        // Everything a pod reads lives outside /tmp, which the chart covers
+        // with an emptyDir in the pods: the kubelet's state (its shim), the
+        // kubeconfig, and a copy of the binary (the target directory may be
+        // under /tmp, as in a CI checkout there).
+        let dir = tempfile::Builder::new()
+            .prefix("logbook-helm-install-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let binary = dir.path().join("bin/logbook");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &binary).unwrap();
+        let state = dir.path().join("workloads");
+        std::fs::create_dir_all(&state).unwrap();
+        let _leftovers = Leftovers(state.clone());
+        let server = LocalKube::start(Config {
+            // Pods reach the API server here: their own 127.0.0.1 is
+            // themselves.
+            bind: SocketAddr::from(([127, 0, 0, 2], 0)),
+            rbac: true,
+            workloads: Some(WorkloadsConfig {
+                state_dir: state.clone(),
+                kubelet: true,
+                proxy: true,
+                local_images: vec![LocalImage {
+                    pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
+                    binary: binary.clone(),
+                }],
+            }),
+            ..Config::default()
+        })
         .await
         .unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {
-                "name": RELEASE,
-                "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                "annotations": {
-                    "meta.helm.sh/release-name": RELEASE,
-                    "meta.helm.sh/release-namespace": NS,
-                },
-            }}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let token = server
-        .service_account_token(NS, RELEASE, Duration::from_secs(3600))
-        .unwrap();
-    let operator_kubeconfig = dir.path().join("operator-kubeconfig");
-    server
-        .write_kubeconfig_with_token(&operator_kubeconfig, &token)
-        .unwrap();
+        let admin = dir.path().join("admin-kubeconfig");
+        server.write_kubeconfig(&admin).unwrap();
+        let client =
+            kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+        let home = dir.path().join("helm");
 
-    let chart = root().join("charts/logbook");
-    // A wrong value fails the install with a message naming it, before
-    // anything is created.
-    let refused = helm(
-        &admin,
-        &home,
-        &[
-            "install",
-            RELEASE,
-            chart.to_str().unwrap(),
-            "--namespace",
-            NS,
-            "--set",
-            "logs.format=xml",
-        ],
-    );
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(message.contains("/logs/format"), "{message}");
-    let env_set = format!(
-        "extraEnv[0].name=KUBECONFIG,extraEnv[0].value={}",
-        operator_kubeconfig.display()
-    );
-    let installed = helm(
-        &admin,
-        &home,
-        &[
+        // The namespace, and the chart's ServiceAccount made ahead so its
+        // token can be handed to the pods (helm adopts it: it carries the
+        // release's ownership marks).
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+        accounts
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {
+                    "name": RELEASE,
+                    "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                    "annotations": {
+                        "meta.helm.sh/release-name": RELEASE,
+                        "meta.helm.sh/release-namespace": NS,
+                    },
+                }}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let token = server
+            .service_account_token(NS, RELEASE, Duration::from_secs(3600))
+            .unwrap();
+        let operator_kubeconfig = dir.path().join("operator-kubeconfig");
+        server
+            .write_kubeconfig_with_token(&operator_kubeconfig, &token)
+            .unwrap();
+        Self {
+            server,
+            client,
+            admin,
+            home,
+            operator_kubeconfig,
+            _leftovers,
+            _dir: dir,
+        }
+    }
+
+    /// `helm install` of the chart with `sets`, waiting for the Deployment.
+    fn install(&self, sets: &[&str]) -> Output {
+        let chart = root().join("charts/logbook");
+        let env_set = format!(
+            "extraEnv[0].name=KUBECONFIG,extraEnv[0].value={}",
+            self.operator_kubeconfig.display()
+        );
+        let mut args = vec![
             "install",
             RELEASE,
             chart.to_str().unwrap(),
@@ -199,13 +208,39 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
             &env_set,
             "--set",
             "leaderElection.leaseSeconds=3,leaderElection.renewMilliseconds=1000",
-            "--set",
-            "logs.level=info\\,logbook=debug",
             "--wait",
             "--timeout",
             "120s",
-        ],
-    );
+        ];
+        for set in sets {
+            args.push("--set");
+            args.push(set);
+        }
+        helm(&self.admin, &self.home, &args)
+    }
+
+    /// The operator's refusals.
+    fn denials(&self) -> Vec<String> {
+        self.server
+            .denials()
+            .into_iter()
+            .filter(|d| d.access.user == format!("system:serviceaccount:{NS}:{RELEASE}"))
+            .map(|d| d.message)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
+    let local = Local::start().await;
+    let client = local.client.clone();
+    // A wrong value fails the install with a message naming it, before
+    // anything is created.
+    let refused = local.install(&["logs.format=xml"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("/logs/format"), "{message}");
+    let installed = local.install(&["logs.level=info\\,logbook=debug"]);
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let describe = || async {
         let mut out = String::new();
@@ -234,8 +269,7 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
                 out.push_str(&log);
             }
         }
-        let denied: Vec<String> = server.denials().into_iter().map(|d| d.message).collect();
-        out.push_str(&format!("denials: {denied:#?}\n"));
+        out.push_str(&format!("denials: {:#?}\n", local.denials()));
         out
     };
     assert!(
@@ -343,19 +377,14 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
         },
     )
     .await;
-    let denied: Vec<String> = server
-        .denials()
-        .into_iter()
-        .filter(|d| d.access.user == format!("system:serviceaccount:{NS}:{RELEASE}"))
-        .map(|d| d.message)
-        .collect();
+    let denied = local.denials();
     assert!(denied.is_empty(), "the operator was refused: {denied:#?}");
 
     // Uninstall: the operator goes; the cluster, its data and its journal
     // stay.
     let uninstalled = helm(
-        &admin,
-        &home,
+        &local.admin,
+        &local.home,
         &["uninstall", RELEASE, "--namespace", NS, "--wait"],
     );
     assert!(
@@ -392,5 +421,57 @@ async fn the_chart_installs_runs_fails_over_its_leader_and_uninstalls() {
     .await
     .unwrap();
     vkcs.delete("shop", &DeleteParams::default()).await.unwrap();
-    server.shutdown().await;
+    local.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_watch_namespace_it_serves_that_namespace_alone_under_a_role() {
+    let local = Local::start().await;
+    let client = local.client.clone();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "shop"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let installed = local.install(&["watchNamespace=shop", "replicaCount=1"]);
+    assert!(
+        installed.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let standalone = |name: &str| -> ValkeyCluster {
+        serde_yaml::from_str(&format!(
+            "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n"
+        ))
+        .unwrap()
+    };
+    let served: Api<ValkeyCluster> = Api::namespaced(client.clone(), "shop");
+    let elsewhere: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
+    served
+        .create(&PostParams::default(), &standalone("cart"))
+        .await
+        .unwrap();
+    elsewhere
+        .create(&PostParams::default(), &standalone("other"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "shop/cart Ready", || async {
+        served.get("cart").await.is_ok_and(|v| {
+            v.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Some(logbook_crds::v1alpha1::ClusterPhase::Ready))
+        })
+    })
+    .await;
+    // The other namespace is none of its business: untouched, and never
+    // asked for (a Role grants nothing there, so a try would be a 403).
+    let other = elsewhere.get("other").await.unwrap();
+    assert!(other.status.is_none(), "{:?}", other.status);
+    assert!(other.metadata.finalizers.is_none());
+    let denied = local.denials();
+    assert!(denied.is_empty(), "the operator was refused: {denied:#?}");
+    local.server.shutdown().await;
 }
