@@ -94,12 +94,7 @@ async fn a_requested_failover_moves_a_healthy_primary_and_clears_the_request() {
     )
     .await;
     let moved = env
-        .wait_status("demo", Duration::from_secs(30), "another primary", |v| {
-            v.status
-                .as_ref()
-                .and_then(|s| s.primary.as_deref())
-                .is_some_and(|p| p != old)
-        })
+        .wait_primary_moved("demo", &old, Duration::from_secs(30))
         .await;
     let new = primary(&moved);
     env.wait_status(

@@ -354,12 +354,7 @@ async fn scaled_to_zero_while_the_primary_dies_a_fresh_instance_takes_the_journa
     assert_ne!(first, second);
     let restarted = Instant::now();
     let moved = env
-        .wait_status("demo", Duration::from_secs(20), "a new primary", |v| {
-            v.status
-                .as_ref()
-                .and_then(|s| s.primary.as_deref())
-                .is_some_and(|p| p != old)
-        })
+        .wait_primary_moved("demo", &old, Duration::from_secs(20))
         .await;
     let new = primary(&moved);
     let failed_over_in = restarted.elapsed();
@@ -560,12 +555,7 @@ async fn two_operators_only_the_lease_holder_acts_and_a_stolen_lease_forks_nothi
     )
     .await;
     let vkc = env
-        .wait_status("demo", Duration::from_secs(20), "a new primary", |v| {
-            v.status
-                .as_ref()
-                .and_then(|s| s.primary.as_deref())
-                .is_some_and(|p| p != old)
-        })
+        .wait_primary_moved("demo", &old, Duration::from_secs(20))
         .await;
     let new = primary(&vkc);
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(30)).await;

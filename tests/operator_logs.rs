@@ -115,13 +115,8 @@ async fn json_lines_name_the_cluster_and_its_seq_and_never_the_password() {
     let (kind, _) = role(&env.pod_addr(&old).await, PASSWORD).await;
     assert_eq!(kind, "master");
     env.kill(&old).await;
-    env.wait_status(NAME, Duration::from_secs(30), "a new primary", |v| {
-        v.status
-            .as_ref()
-            .and_then(|s| s.primary.as_deref())
-            .is_some_and(|p| p != old)
-    })
-    .await;
+    env.wait_primary_moved(NAME, &old, Duration::from_secs(30))
+        .await;
     env.wait_ready(NAME, 3, Duration::from_secs(60)).await;
     operator.stop(&env, NAME, false).await;
 

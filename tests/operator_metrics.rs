@@ -239,12 +239,7 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     // Kill the primary's process: the operator fails over.
     env.kill(&old).await;
     let moved = env
-        .wait_status(NAME, Duration::from_secs(30), "a new primary", |v| {
-            v.status
-                .as_ref()
-                .and_then(|s| s.primary.as_deref())
-                .is_some_and(|p| p != old)
-        })
+        .wait_primary_moved(NAME, &old, Duration::from_secs(30))
         .await;
     let new = primary(&moved);
     env.wait_ready(NAME, 3, Duration::from_secs(60)).await;

@@ -88,12 +88,7 @@ async fn restart_case(how: Stop) {
     let restarted = Instant::now();
     env.start_operator();
     let moved = env
-        .wait_status("demo", Duration::from_secs(20), "a new primary", |v| {
-            v.status
-                .as_ref()
-                .and_then(|s| s.primary.as_deref())
-                .is_some_and(|p| p != old)
-        })
+        .wait_primary_moved("demo", &old, Duration::from_secs(20))
         .await;
     let new = primary(&moved);
     eprintln!(

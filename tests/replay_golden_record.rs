@@ -193,17 +193,7 @@ async fn wait_quiet(env: &Env, tail: &mut JournalTail, name: &str, primary: &str
 /// Waits until the status names a primary other than `old`; returns it.
 async fn wait_new_primary(env: &Env, name: &str, old: &str) -> String {
     let vkc = env
-        .wait_status(
-            name,
-            Duration::from_secs(30),
-            &format!("a primary other than {old}"),
-            |v| {
-                v.status
-                    .as_ref()
-                    .and_then(|s| s.primary.as_deref())
-                    .is_some_and(|p| p != old)
-            },
-        )
+        .wait_primary_moved(name, old, Duration::from_secs(30))
         .await;
     primary(&vkc)
 }

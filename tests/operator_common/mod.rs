@@ -582,6 +582,23 @@ impl Env {
         }
     }
 
+    /// Waits until `status.primary` names a pod other than `old` (a
+    /// failover or switchover has completed) and returns the cluster.
+    pub async fn wait_primary_moved(
+        &self,
+        name: &str,
+        old: &str,
+        timeout: Duration,
+    ) -> ValkeyCluster {
+        self.wait_status(name, timeout, &format!("a primary other than {old}"), |v| {
+            v.status
+                .as_ref()
+                .and_then(|s| s.primary.as_deref())
+                .is_some_and(|p| p != old)
+        })
+        .await
+    }
+
     /// Waits for phase Ready on the current generation with `pods` pods
     /// ready, whose role labels match `status.primary`.
     pub async fn wait_ready(&self, name: &str, pods: usize, timeout: Duration) -> ValkeyCluster {
