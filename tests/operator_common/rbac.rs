@@ -70,7 +70,6 @@ pub fn render(namespace: &str) -> String {
 /// Applies the chart's ServiceAccount and RBAC for `namespace` as the
 /// admin, and returns a token of that ServiceAccount.
 pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &str) -> String {
-    let pp = PostParams::default();
     for doc in serde_yaml::Deserializer::from_str(&render(namespace)) {
         let value = serde_yaml::Value::deserialize(doc).unwrap();
         if value.is_null() {
@@ -84,34 +83,15 @@ pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &
         let json = serde_json::to_value(&value).unwrap();
         match kind.as_str() {
             "ServiceAccount" => {
-                let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-                api.create(&pp, &serde_json::from_value(json).unwrap())
-                    .await
-                    .unwrap();
+                create::<ServiceAccount>(Api::namespaced(client.clone(), &ns), json).await;
             }
-            "Role" => {
-                let api: Api<Role> = Api::namespaced(client.clone(), &ns);
-                api.create(&pp, &serde_json::from_value(json).unwrap())
-                    .await
-                    .unwrap();
-            }
+            "Role" => create::<Role>(Api::namespaced(client.clone(), &ns), json).await,
             "RoleBinding" => {
-                let api: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
-                api.create(&pp, &serde_json::from_value(json).unwrap())
-                    .await
-                    .unwrap();
+                create::<RoleBinding>(Api::namespaced(client.clone(), &ns), json).await
             }
-            "ClusterRole" => {
-                let api: Api<ClusterRole> = Api::all(client.clone());
-                api.create(&pp, &serde_json::from_value(json).unwrap())
-                    .await
-                    .unwrap();
-            }
+            "ClusterRole" => create::<ClusterRole>(Api::all(client.clone()), json).await,
             "ClusterRoleBinding" => {
-                let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-                api.create(&pp, &serde_json::from_value(json).unwrap())
-                    .await
-                    .unwrap();
+                create::<ClusterRoleBinding>(Api::all(client.clone()), json).await;
             }
             other => panic!("the chart's RBAC templates rendered a {other}"),
         }
@@ -119,6 +99,19 @@ pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &
     server
         .service_account_token(namespace, RELEASE, Duration::from_secs(24 * 3600))
         .unwrap()
+}
+
+/// Creates the object `json` describes through `api`.
+async fn create<K>(api: Api<K>, json: serde_json::Value)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+{
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json).unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Fails when the operator was refused anything, naming each refusal; and
