@@ -11,5 +11,5 @@ mod probe;
 mod spec;
 
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
-pub use probe::{ProbeObservation, link_status, observe_probe};
+pub use probe::{ProbeObservation, journal_role, link_status, observe_probe};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

@@ -43,6 +43,14 @@ fn reachability(obs: &ProbeObservation<'_>) -> Reachability {
     }
 }
 
+/// The journal's name for a server's role.
+pub const fn journal_role(role: crate::valkey::Role) -> Role {
+    match role {
+        crate::valkey::Role::Primary => Role::Primary,
+        crate::valkey::Role::Replica => Role::Replica,
+    }
+}
+
 /// The journal's link state from `INFO replication`.
 pub fn link_status(info: &ReplicationInfo) -> LinkStatus {
     match &info.primary {
@@ -86,10 +94,7 @@ pub fn observe_probe(
         return out;
     };
     let info = &probe.info;
-    let role = match info.role {
-        crate::valkey::Role::Primary => Role::Primary,
-        crate::valkey::Role::Replica => Role::Replica,
-    };
+    let role = journal_role(info.role);
     let primary = info
         .primary
         .as_ref()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use logbook_journal::{Event, Reachability, Role};
+use logbook_journal::{Event, Reachability};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -101,10 +101,7 @@ fn answers(results: &[(String, Option<Outcome>)]) -> Vec<Answer<'_>> {
         .map(|(pod, outcome)| {
             let answer = match outcome {
                 Some(Ok(probe)) => Some((
-                    match probe.info.role {
-                        crate::valkey::Role::Primary => Role::Primary,
-                        crate::valkey::Role::Replica => Role::Replica,
-                    },
+                    crate::observe::journal_role(probe.info.role),
                     probe.info.master_repl_offset,
                 )),
                 Some(Err(_)) | None => None,
