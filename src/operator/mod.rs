@@ -289,16 +289,18 @@ async fn bind_endpoints(
     let mut wanted: Vec<(std::net::SocketAddr, http::Endpoints)> = Vec::new();
     for (addr, health) in [(config.health_addr, true), (config.metrics_addr, false)] {
         let Some(addr) = addr else { continue };
-        let index = match wanted.iter().position(|(a, _)| *a == addr) {
-            Some(index) => index,
-            None => {
-                wanted.push((addr, http::Endpoints::default()));
-                wanted.len().saturating_sub(1)
+        match wanted.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, endpoints)) => {
+                endpoints.health |= health;
+                endpoints.metrics |= !health;
             }
-        };
-        if let Some((_, endpoints)) = wanted.get_mut(index) {
-            endpoints.health |= health;
-            endpoints.metrics |= !health;
+            None => wanted.push((
+                addr,
+                http::Endpoints {
+                    health,
+                    metrics: !health,
+                },
+            )),
         }
     }
     let mut listeners = Vec::with_capacity(wanted.len());
