@@ -9,7 +9,7 @@
 //! `decide` looks again.
 
 mod kube_ops;
-mod valkey_ops;
+mod replication;
 
 use std::net::SocketAddr;
 
@@ -147,20 +147,20 @@ impl Executor {
                 kube_ops::apply_resources(&self.client, target, *generation).await
             }
             Intent::PromoteReplica { pod, from } => {
-                valkey_ops::promote(&self.valkey, target, pod, from.as_deref()).await
+                replication::promote(&self.valkey, target, pod, from.as_deref()).await
             }
             Intent::RepointReplica { pod, to } => {
-                valkey_ops::repoint(&self.valkey, target, pod, to).await
+                replication::repoint(&self.valkey, target, pod, to).await
             }
             Intent::FenceNode { pod } => {
                 // Out of the Service first, then the process, then fresh
                 // offsets of everyone else for the promotion that follows.
                 let mut done = kube_ops::label_pod(&self.client, target, pod, false).await?;
-                let fenced = valkey_ops::fence(&self.valkey, target, pod).await;
+                let fenced = replication::fence(&self.valkey, target, pod).await;
                 done.detail = format!("{}; {}", done.detail, fenced.detail);
                 done.events.extend(fenced.events);
                 done.events
-                    .extend(valkey_ops::offsets_of_others(&self.valkey, target, pod).await);
+                    .extend(replication::offsets_of_others(&self.valkey, target, pod).await);
                 Ok(done)
             }
             Intent::RollPod { pod, revision } => {
@@ -174,7 +174,7 @@ impl Executor {
                     .await
             }
             Intent::Switchover { from, to } => {
-                valkey_ops::switchover(&self.valkey, &self.client, target, from, to).await
+                replication::switchover(&self.valkey, &self.client, target, from, to).await
             }
             Intent::ClearSwitchoverRequest => {
                 kube_ops::clear_switchover(&self.client, target).await

@@ -6,51 +6,27 @@
 //! decided. Nothing here reads a clock, the network, Kubernetes or the
 //! environment; there is no tokio and no kube client in this module tree.
 //!
-//! One file per concern, consulted in order; the first concern that wants
-//! something done wins the step, because every step changes what the next
-//! one sees (the executor's outcomes and fresh observations are folded
-//! before `decide` runs again):
+//! The tree shows the topology: the concerns every topology shares sit at
+//! the root ([`view`], [`provisioning`], [`recovery`], [`status`]); each
+//! topology's own concerns sit in its directory, one file each, consulted
+//! in the order its `mod.rs` lists:
 //!
-//! 1. [`failover`]: the believed primary is dead or unreachable and
-//!    corroborated: fence it and promote the best replica.
-//! 2. [`provisioning`] and [`scaling`]: the objects of a new spec
-//!    generation, scale-in only once the primary is not among the removed.
-//! 3. [`requested_failover`]: a person asked for a failover: fence the
-//!    primary, then promote the best replica (before bootstrap, which
-//!    would otherwise take the fenced primary for a lost one).
-//! 4. [`bootstrap`]: no primary yet: choose one.
-//! 5. [`roles`]: labels, boot config and replicas following the primary.
-//! 6. [`switchover`]: a requested planned hand-over.
-//! 7. [`rolling`]: pods on an outdated revision, one at a time.
-//!
-//! [`status`] renders the published status from the same projection.
+//! - [`replication`]: Standalone and Replication, whose one primary the
+//!   operator decides.
 
-mod bootstrap;
-mod failover;
 mod provisioning;
 mod recovery;
-mod requested_failover;
-mod roles;
-mod rolling;
-mod scaling;
+mod replication;
 pub mod status;
-mod switchover;
 mod view;
 
-#[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-mod tests;
-
+use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
-pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
 pub use recovery::{already_done, promotion_found_done};
-pub use switchover::AUTO as SWITCHOVER_AUTO;
+pub use replication::{
+    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,
+};
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id
@@ -80,6 +56,15 @@ impl Decision {
 /// One concern: the decisions it wants for a view (empty: nothing to do).
 type Step<'p> = dyn Fn(&ClusterView<'_>) -> Vec<Decision> + 'p;
 
+/// The decisions of the first step, in order, that wants something.
+fn first_wanted(view: &ClusterView<'_>, steps: &[&Step<'_>]) -> Vec<Decision> {
+    steps
+        .iter()
+        .map(|step| step(view))
+        .find(|decisions| !decisions.is_empty())
+        .unwrap_or_default()
+}
+
 /// What should be done next for the cluster whose projection is `state`.
 ///
 /// # Guarantees
@@ -97,20 +82,12 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
-    let steps: [&Step<'_>; 7] = [
-        &|v| failover::decide_failover(v, now, policy),
-        &|v| scaling::decide_scaling(v).unwrap_or_else(|| provisioning::decide_provisioning(v)),
-        &requested_failover::decide_requested_failover,
-        &bootstrap::decide_bootstrap,
-        &roles::decide_roles,
-        &switchover::decide_switchover,
-        &rolling::decide_rolling,
-    ];
-    for step in steps {
-        let decisions = step(&view);
-        if !decisions.is_empty() {
-            return decisions;
+    match view.topology() {
+        Topology::Standalone | Topology::Replication => {
+            replication::decide_replication(&view, now, policy)
         }
+        // Refused when the spec is observed (`observe::unsupported`), so
+        // never accepted; nothing is decided for it either way.
+        Topology::Sentinel | Topology::Cluster => Vec::new(),
     }
-    Vec::new()
 }

@@ -7,9 +7,9 @@
 //! append. Fetching the world is the shell's job (`operator/`).
 
 mod pods;
-mod probe;
+mod replication;
 mod spec;
 
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
-pub use probe::{ProbeObservation, journal_role, link_status, observe_probe};
+pub use replication::{ProbeObservation, journal_role, link_status, observe_probe};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

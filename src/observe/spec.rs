@@ -1,7 +1,7 @@
 //! The ValkeyCluster object: its spec (accepted or rejected, once per
 //! generation) and the switchover and failover request annotations.
 
-use logbook_crds::{ValkeyCluster, validate};
+use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate};
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
@@ -31,7 +31,18 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
         return Vec::new();
     }
     let old = state.desired_spec().and_then(Result::ok);
-    match validate(&cluster.spec, old.as_ref()) {
+    let checked = validate(&cluster.spec, old.as_ref())
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| SpecProblem {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect()
+        })
+        .and_then(|()| unsupported(&cluster.spec).map_or(Ok(()), |p| Err(vec![p])));
+    match checked {
         Ok(()) => {
             let spec_json = match serde_json::to_string(&cluster.spec) {
                 Ok(json) => json,
@@ -52,17 +63,32 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
                 fingerprint,
             }]
         }
-        Err(errors) => vec![Event::SpecRejected {
-            generation,
-            errors: errors
-                .into_iter()
-                .map(|e| SpecProblem {
-                    path: e.path,
-                    message: e.message,
-                })
-                .collect(),
-        }],
+        Err(errors) => vec![Event::SpecRejected { generation, errors }],
     }
+}
+
+/// The topologies this operator version runs. A spec asking for another
+/// one is refused (`SpecRejected`, so `SpecValid=False` with this message)
+/// and nothing is created for it: running a Sentinel spec as plain
+/// Replication, or a Cluster spec as one primary with replicas, would tell
+/// a user they have what they do not have.
+pub const SUPPORTED_TOPOLOGIES: [Topology; 2] = [Topology::Standalone, Topology::Replication];
+
+/// Why `spec` cannot be run by this operator version, if it cannot.
+pub fn unsupported(spec: &ValkeyClusterSpec) -> Option<SpecProblem> {
+    (!SUPPORTED_TOPOLOGIES.contains(&spec.topology)).then(|| SpecProblem {
+        path: "spec.topology".to_owned(),
+        message: format!(
+            "topology {} is not supported yet by this operator version ({}); it runs {}",
+            spec.topology,
+            env!("CARGO_PKG_VERSION"),
+            SUPPORTED_TOPOLOGIES
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    })
 }
 
 /// `SwitchoverRequestObserved` when the annotation differs from the
@@ -96,4 +122,49 @@ pub fn observe_failover_request(state: &ClusterState, cluster: &ValkeyCluster) -
         return Vec::new();
     }
     vec![Event::FailoverRequestObserved { request }]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+
+    fn cluster(spec: ValkeyClusterSpec) -> ValkeyCluster {
+        let mut obj = ValkeyCluster::new("demo", spec);
+        obj.metadata.generation = Some(1);
+        obj
+    }
+
+    #[test]
+    fn a_topology_this_version_does_not_run_is_refused_not_run_as_another() {
+        for topology in Topology::ALL {
+            let events = observe_spec(
+                &ClusterState::default(),
+                &cluster(ValkeyClusterSpec::with_topology(topology)),
+            );
+            let supported = SUPPORTED_TOPOLOGIES.contains(&topology);
+            match &events[..] {
+                [Event::SpecChanged { .. }] => assert!(supported, "{topology} was accepted"),
+                [
+                    Event::SpecRejected {
+                        generation: 1,
+                        errors,
+                    },
+                ] => {
+                    assert!(!supported, "{topology} was refused: {errors:?}");
+                    assert_eq!(errors.len(), 1);
+                    assert_eq!(errors[0].path, "spec.topology");
+                    assert!(
+                        errors[0]
+                            .message
+                            .contains(&format!("topology {topology} is not supported yet")),
+                        "{}",
+                        errors[0].message
+                    );
+                }
+                other => panic!("{topology}: {other:?}"),
+            }
+        }
+    }
 }

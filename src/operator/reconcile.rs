@@ -19,6 +19,7 @@ use logbook_journal::{Event, StreamId};
 use tracing::Instrument;
 
 use super::error::OperatorError;
+use super::events::Kind;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, delete_owned, read_password};
@@ -223,7 +224,29 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     let mut events = observe_spec(&rt.state, &obj);
     events.extend(observe_switchover_request(&rt.state, &obj));
     events.extend(observe_failover_request(&rt.state, &obj));
-    rt.record(events, None).await?;
+    let rejected: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpecRejected { generation, errors } => Some(format!(
+                "spec generation {generation} refused: {}",
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            _ => None,
+        })
+        .collect();
+    let recorded = rt.record(events, None).await?;
+    if !recorded.is_empty() {
+        // A refused spec is the user's to fix: said where they look, not
+        // only in the status.
+        for note in rejected {
+            rt.publish_event(Kind::Warning, "SpecRejected", "Validate", note)
+                .await;
+        }
+    }
     rt.sync_policy().await?;
     // The pods and the StatefulSet.
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);

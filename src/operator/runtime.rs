@@ -1058,7 +1058,7 @@ impl ClusterRuntime {
     }
 
     /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
-    async fn publish_event(&self, kind: Kind, reason: &str, action: &str, note: String) {
+    pub(super) async fn publish_event(&self, kind: Kind, reason: &str, action: &str, note: String) {
         self.events
             .publish(&self.reference, kind, reason, action, note)
             .await;

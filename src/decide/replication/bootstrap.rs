@@ -6,9 +6,9 @@
 use logbook_crds::Topology;
 use logbook_journal::{Intent, PodPhase, ReasonCode, Role};
 
-use super::Decision;
 use super::roles::after_new_primary;
-use super::view::{ClusterView, best, describe};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe};
 
 /// Chooses the first primary, or a new one after the believed primary
 /// came back as a fenced replica (it restarted in place).

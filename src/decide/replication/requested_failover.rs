@@ -22,9 +22,9 @@ use logbook_crds::Topology;
 use logbook_journal::projection::FailoverRequestView;
 use logbook_journal::{Intent, ReasonCode, Role};
 
-use super::Decision;
 use super::roles::{after_new_primary, replace_primary};
-use super::view::{ClusterView, best, describe};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe};
 
 /// Serves a standing failover request.
 pub fn decide_requested_failover(view: &ClusterView<'_>) -> Vec<Decision> {

@@ -6,9 +6,9 @@
 
 use logbook_journal::{Intent, ReasonCode};
 
-use super::Decision;
 use super::roles::after_new_primary;
-use super::view::{ClusterView, best, describe};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe};
 
 /// The word that lets the operator choose the target.
 pub const AUTO: &str = "auto";

@@ -8,7 +8,7 @@ use logbook_journal::{
 };
 use uuid::Uuid;
 
-use super::{Decision, decide};
+use crate::decide::{Decision, decide};
 
 /// A projection built by folding real envelopes, as the operator does.
 struct Given {

@@ -5,8 +5,8 @@
 use logbook_crds::Topology;
 use logbook_journal::{Intent, ReasonCode, Role};
 
-use super::Decision;
-use super::view::ClusterView;
+use crate::decide::Decision;
+use crate::decide::view::ClusterView;
 
 /// An unplanned change of primary from `old` to `chosen`, all under one
 /// reason: `old` fenced first while its pod exists (it may still take

@@ -13,9 +13,9 @@ use logbook_journal::{
     Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp,
 };
 
-use super::Decision;
 use super::roles::replace_primary;
-use super::view::{ClusterView, best, describe};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe};
 
 /// Consecutive refusals that prove a process dead: the failed probe and
 /// one confirming probe.

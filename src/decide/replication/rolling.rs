@@ -8,9 +8,9 @@
 use logbook_crds::Topology;
 use logbook_journal::{Intent, ReasonCode};
 
-use super::Decision;
 use super::roles::after_new_primary;
-use super::view::{ClusterView, best, describe};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe};
 
 /// Rolls the next outdated pod, if the cluster is whole and in sync.
 pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {

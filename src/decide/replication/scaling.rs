@@ -5,9 +5,9 @@
 
 use logbook_journal::{Intent, ReasonCode};
 
-use super::Decision;
 use super::roles::after_new_primary;
-use super::view::{ClusterView, best, describe, ordinal};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, best, describe, ordinal};
 
 /// `Some(decisions)` when a scale-in must hand the primary over first
 /// (possibly empty: waiting for a replica to be in sync); `None` when

@@ -1,0 +1,63 @@
+//! Standalone and Replication: one primary, decided by the operator.
+//!
+//! One file per concern, consulted in order; the first concern that wants
+//! something done wins the step, because every step changes what the next
+//! one sees (the executor's outcomes and fresh observations are folded
+//! before `decide` runs again):
+//!
+//! 1. [`failover`]: the believed primary is dead or unreachable and
+//!    corroborated: fence it and promote the best replica.
+//! 2. [`scaling`], then the shared provisioning: the objects of a new
+//!    spec generation, scale-in only once the primary is not among the
+//!    removed.
+//! 3. [`requested_failover`]: a person asked for a failover: fence the
+//!    primary, then promote the best replica (before bootstrap, which
+//!    would otherwise take the fenced primary for a lost one).
+//! 4. [`bootstrap`]: no primary yet: choose one.
+//! 5. [`roles`]: labels, boot config and replicas following the primary.
+//! 6. [`switchover`]: a requested planned hand-over.
+//! 7. [`rolling`]: pods on an outdated revision, one at a time.
+
+mod bootstrap;
+mod failover;
+mod requested_failover;
+mod roles;
+mod rolling;
+mod scaling;
+mod switchover;
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;
+
+use logbook_journal::{Policy, Timestamp};
+
+use super::provisioning::decide_provisioning;
+use super::view::ClusterView;
+use super::{Decision, Step, first_wanted};
+
+pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
+pub use switchover::AUTO as SWITCHOVER_AUTO;
+
+/// What a Standalone or Replication cluster needs next.
+pub fn decide_replication(
+    view: &ClusterView<'_>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Vec<Decision> {
+    let steps: [&Step<'_>; 7] = [
+        &|v| failover::decide_failover(v, now, policy),
+        &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
+        &requested_failover::decide_requested_failover,
+        &bootstrap::decide_bootstrap,
+        &roles::decide_roles,
+        &switchover::decide_switchover,
+        &rolling::decide_rolling,
+    ];
+    first_wanted(view, &steps)
+}
