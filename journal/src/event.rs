@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cluster::ClusterNodeReport;
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
 use crate::policy::Policy;
@@ -306,6 +307,16 @@ pub enum Event {
         /// when no request stands.
         request: Option<String>,
     },
+    /// [26] Cluster: the Valkey node in `pod` reported this (its node id,
+    /// role, slots, epochs, `cluster_state` and its table of peers),
+    /// differing from its last report. A new node id for a pod means a new
+    /// node (its data was lost); the old id is retired.
+    ClusterNodeObserved {
+        /// Pod name.
+        pod: String,
+        /// What the node reported.
+        report: ClusterNodeReport,
+    },
 }
 
 impl Event {
@@ -339,6 +350,7 @@ impl Event {
             Self::SwitchoverRequestObserved { .. } => "SwitchoverRequestObserved",
             Self::PodTerminating { .. } => "PodTerminating",
             Self::FailoverRequestObserved { .. } => "FailoverRequestObserved",
+            Self::ClusterNodeObserved { .. } => "ClusterNodeObserved",
         }
     }
 }

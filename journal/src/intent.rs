@@ -20,7 +20,7 @@ pub struct PlannedIntent {
 }
 
 /// An inclusive range of Valkey Cluster hash slots (0..=16383).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SlotRange {
     /// First slot of the range.
     pub start: u16,
@@ -123,6 +123,69 @@ pub enum Intent {
     /// Remove the failover request annotation once it has been served (or
     /// refused, the reason saying why).
     ClearFailoverRequest,
+    /// Cluster: give the slots `slots` to the node in `pod`
+    /// (`CLUSTER ADDSLOTSRANGE`); only slots nobody owns.
+    AssignSlots {
+        /// The pod whose node takes the slots.
+        pod: String,
+        /// The slot ranges.
+        slots: Vec<SlotRange>,
+    },
+    /// Cluster: make the node in `pod` a replica of the node `node_id`
+    /// running in `primary` (`CLUSTER REPLICATE`).
+    ReplicateShard {
+        /// The pod to attach.
+        pod: String,
+        /// The shard's primary pod.
+        primary: String,
+        /// The shard's primary node id.
+        node_id: String,
+    },
+    /// Cluster: fail the shard of `from` over to its replica in `pod`
+    /// (`CLUSTER FAILOVER` with `mode`).
+    ClusterFailover {
+        /// The replica taking over.
+        pod: String,
+        /// The primary it replaces, if known.
+        from: Option<String>,
+        /// Coordinated, forced or takeover.
+        mode: ClusterFailoverMode,
+    },
+    /// Cluster: set `valkey.logbook.dev/role` to `primary` on each pod of
+    /// `primaries` and `replica` on every other data pod.
+    SetShardRoleLabels {
+        /// The pods serving as shard primaries.
+        primaries: Vec<String>,
+    },
+}
+
+/// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterFailoverMode {
+    /// No option: the primary stops writes until the replica has caught
+    /// up, then the replica is elected. Loses no acknowledged write; needs
+    /// the primary to answer.
+    Coordinated,
+    /// `FORCE`: no hand-shake with the primary (it is dead); the replica
+    /// is still elected by a majority of primaries.
+    Force,
+    /// `TAKEOVER`: no election either; the replica takes a new epoch on
+    /// its own. Only when a majority of primaries is gone.
+    Takeover,
+}
+
+impl ClusterFailoverMode {
+    /// The option word (`""`, `FORCE`, `TAKEOVER`).
+    #[must_use]
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Coordinated => "",
+            Self::Force => "FORCE",
+            Self::Takeover => "TAKEOVER",
+        }
+    }
 }
 
 impl Intent {
@@ -144,6 +207,10 @@ impl Intent {
             Self::Switchover { .. } => "Switchover",
             Self::ClearSwitchoverRequest => "ClearSwitchoverRequest",
             Self::ClearFailoverRequest => "ClearFailoverRequest",
+            Self::AssignSlots { .. } => "AssignSlots",
+            Self::ReplicateShard { .. } => "ReplicateShard",
+            Self::ClusterFailover { .. } => "ClusterFailover",
+            Self::SetShardRoleLabels { .. } => "SetShardRoleLabels",
         }
     }
 
@@ -179,6 +246,28 @@ impl Intent {
             Self::Switchover { from, to } => format!("switch over {from} -> {to}"),
             Self::ClearSwitchoverRequest => "clear the switchover request".to_owned(),
             Self::ClearFailoverRequest => "clear the failover request".to_owned(),
+            Self::AssignSlots { pod, slots } => format!(
+                "assign {} slots ({}) to {pod}",
+                crate::cluster::slot_count(slots),
+                crate::cluster::describe_slots(slots)
+            ),
+            Self::ReplicateShard { pod, primary, .. } => {
+                format!("make {pod} a replica of {primary}")
+            }
+            Self::ClusterFailover { pod, from, mode } => {
+                let how = match mode {
+                    ClusterFailoverMode::Coordinated => "coordinated failover",
+                    ClusterFailoverMode::Force => "forced failover",
+                    ClusterFailoverMode::Takeover => "takeover",
+                };
+                match from {
+                    Some(from) => format!("{how} of {from}'s shard to {pod}"),
+                    None => format!("{how} to {pod}"),
+                }
+            }
+            Self::SetShardRoleLabels { primaries } => {
+                format!("label {} primary", primaries.join(", "))
+            }
         }
     }
 }
@@ -203,6 +292,11 @@ impl ReasonCode {
             Self::BootConfigStale => "BootConfigStale",
             Self::ScaleIn { .. } => "ScaleIn",
             Self::PrimaryOutdated => "PrimaryOutdated",
+            Self::NodeNotJoined => "NodeNotJoined",
+            Self::SlotsUnassigned { .. } => "SlotsUnassigned",
+            Self::ShardNeedsReplica => "ShardNeedsReplica",
+            Self::NodeRetired { .. } => "NodeRetired",
+            Self::QuorumLost { .. } => "QuorumLost",
         }
     }
 
@@ -210,7 +304,9 @@ impl ReasonCode {
     #[must_use]
     pub fn candidates(&self) -> &[Candidate] {
         match self {
-            Self::PrimaryFailed { candidates, .. } | Self::Bootstrap { candidates } => candidates,
+            Self::PrimaryFailed { candidates, .. }
+            | Self::Bootstrap { candidates }
+            | Self::QuorumLost { candidates, .. } => candidates,
             Self::SpecChanged { .. }
             | Self::PrimaryUnreachable { .. }
             | Self::PrimaryDead
@@ -223,7 +319,11 @@ impl ReasonCode {
             | Self::RoleLabelsStale
             | Self::BootConfigStale
             | Self::ScaleIn { .. }
-            | Self::PrimaryOutdated => &[],
+            | Self::PrimaryOutdated
+            | Self::NodeNotJoined
+            | Self::SlotsUnassigned { .. }
+            | Self::ShardNeedsReplica
+            | Self::NodeRetired { .. } => &[],
         }
     }
 }
@@ -286,6 +386,36 @@ pub enum ReasonCode {
     },
     /// The primary runs an outdated revision: it hands over before it rolls.
     PrimaryOutdated,
+    /// Cluster: a pod's node is not in the cluster, or some member has a
+    /// stale address for it.
+    NodeNotJoined,
+    /// Cluster: `unassigned` slots have no owner and the cluster was never
+    /// formed.
+    SlotsUnassigned {
+        /// Slots with no owner.
+        unassigned: u32,
+    },
+    /// Cluster: a node holds no slot and follows nobody; a shard lacks a
+    /// replica.
+    ShardNeedsReplica,
+    /// Cluster: a node id no pod of this cluster runs any more (its data
+    /// was lost, its pod removed) or that never belonged to it is still in
+    /// some member's table.
+    NodeRetired {
+        /// The node id.
+        node_id: String,
+    },
+    /// Cluster: a majority of shard primaries is gone, so no election can
+    /// win; the spec allows a takeover, trading possible loss of the
+    /// writes the dead primaries took last for availability.
+    QuorumLost {
+        /// Shards whose primary is gone.
+        primaries_lost: u32,
+        /// Shards in all.
+        shards: u32,
+        /// Every replica considered for this shard.
+        candidates: Vec<Candidate>,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

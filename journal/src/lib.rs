@@ -13,6 +13,7 @@
 //! Nothing here decides anything, and nothing here talks to Kubernetes.
 
 pub mod chain;
+pub mod cluster;
 pub mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -30,10 +31,13 @@ pub mod time;
 pub mod verify;
 pub mod writer;
 
+pub use cluster::{ClusterNodeReport, ClusterPeer, PeerHealth};
 pub use envelope::Envelope;
 pub use event::{Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
-pub use intent::{Candidate, Intent, PlannedIntent, Reason, ReasonCode, SlotRange};
+pub use intent::{
+    Candidate, ClusterFailoverMode, Intent, PlannedIntent, Reason, ReasonCode, SlotRange,
+};
 pub use policy::Policy;
 pub use projection::ClusterState;
 pub use store::memory::MemoryStore;

@@ -17,7 +17,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::PrimaryUnreachable { pod, .. }
         | Event::ReplicaPromoted { pod, .. }
         | Event::RoleLabelObserved { pod, .. }
-        | Event::PodTerminating { pod } => Some(pod),
+        | Event::PodTerminating { pod }
+        | Event::ClusterNodeObserved { pod, .. } => Some(pod),
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -58,6 +59,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SwitchoverRequestObserved { .. }
             | Event::PodTerminating { .. }
             | Event::FailoverRequestObserved { .. }
+            | Event::ClusterNodeObserved { .. }
     )
 }
 
@@ -226,7 +228,42 @@ pub fn summary(event: &Event) -> String {
             Some(request) => format!("failover requested ({request})"),
             None => "no failover requested".to_owned(),
         },
+        Event::ClusterNodeObserved { pod, report } => cluster_report(pod, report),
     }
+}
+
+/// A cluster node's report, for people: identity, role, slots, epochs,
+/// state and the peers it flags.
+fn cluster_report(pod: &str, report: &logbook_journal::ClusterNodeReport) -> String {
+    let short = |id: &str| id.get(..8).unwrap_or(id).to_owned();
+    let role = match &report.primary_id {
+        Some(primary) => format!("replica of {}", short(primary)),
+        None if report.slots.is_empty() => "primary without slots".to_owned(),
+        None => format!(
+            "primary of {} slots ({})",
+            logbook_journal::cluster::slot_count(&report.slots),
+            logbook_journal::cluster::describe_slots(&report.slots)
+        ),
+    };
+    let flagged: Vec<String> = report
+        .peers
+        .iter()
+        .filter(|p| p.health != logbook_journal::PeerHealth::Ok)
+        .map(|p| format!("{} {:?}", short(&p.node_id), p.health))
+        .collect();
+    format!(
+        "{pod} is node {}, {role}, config epoch {}, current epoch {}, cluster {}, knows {} peers{}",
+        short(&report.node_id),
+        report.config_epoch,
+        report.current_epoch,
+        if report.state_ok { "ok" } else { "fail" },
+        report.peers.len(),
+        if flagged.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", flagged.join(", "))
+        }
+    )
 }
 
 /// The first 8 hex digits of an id: enough to follow a chain by eye.

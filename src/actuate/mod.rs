@@ -185,7 +185,11 @@ impl Executor {
             Intent::UpdateStatus
             | Intent::AddNode { .. }
             | Intent::ForgetNode { .. }
-            | Intent::MigrateSlots { .. } => Err(ActError::Refused(format!(
+            | Intent::MigrateSlots { .. }
+            | Intent::AssignSlots { .. }
+            | Intent::ReplicateShard { .. }
+            | Intent::ClusterFailover { .. }
+            | Intent::SetShardRoleLabels { .. } => Err(ActError::Refused(format!(
                 "{intent:?} is not carried out by this operator version"
             ))),
         }

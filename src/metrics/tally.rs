@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use logbook_journal::{
+    ClusterFailoverMode,
     ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability, ReasonCode, Role, Timestamp,
 };
 use uuid::Uuid;
@@ -146,6 +147,13 @@ impl Tracker {
                 (old != pod).then_some(kind)
             }
             Intent::Switchover { .. } => Some(FailoverKind::Planned),
+            Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
+                (_, ReasonCode::Requested) => FailoverKind::Requested,
+                (ClusterFailoverMode::Coordinated, ReasonCode::PrimaryOutdated) => {
+                    FailoverKind::Planned
+                }
+                _ => FailoverKind::Automatic,
+            }),
             Intent::ApplyResources { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
@@ -157,7 +165,10 @@ impl Tracker {
             | Intent::SetRoleLabels { .. }
             | Intent::PublishBootConfig { .. }
             | Intent::ClearSwitchoverRequest
-            | Intent::ClearFailoverRequest => None,
+            | Intent::ClearFailoverRequest
+            | Intent::AssignSlots { .. }
+            | Intent::ReplicateShard { .. }
+            | Intent::SetShardRoleLabels { .. } => None,
         }
     }
 

@@ -15,6 +15,11 @@ use crate::event::{Event, Role};
 use crate::intent::Intent;
 use crate::time::Timestamp;
 
+/// The first 8 characters of a node id, for people.
+fn short(node_id: &str) -> &str {
+    node_id.get(..8).unwrap_or(node_id)
+}
+
 /// Pushes onto a bounded ring, dropping the oldest entry.
 fn push_bounded<T>(ring: &mut std::collections::VecDeque<T>, item: T, limit: usize) {
     ring.push_back(item);
@@ -425,6 +430,10 @@ impl ClusterState {
                     None => self.history(seq, at, body, "failover request cleared".into()),
                 }
             }
+            Event::ClusterNodeObserved { pod, report } => {
+                self.observed();
+                self.fold_cluster_report(seq, at, body, pod, report);
+            }
         }
     }
 
@@ -436,18 +445,137 @@ impl ClusterState {
             Intent::PublishBootConfig { primary, ip } => {
                 self.boot_primary = Some((primary.clone(), ip.clone()));
             }
+            Intent::ForgetNode { pod, node_id } => {
+                // Forgotten by every member that answered: no pod runs it.
+                if self.cluster.node_id(pod) == Some(node_id.as_str()) {
+                    self.cluster.reports.remove(pod);
+                }
+                self.cluster.retired.insert(node_id.clone(), pod.clone());
+            }
             Intent::PromoteReplica { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
             | Intent::FenceNode { .. }
             | Intent::AddNode { .. }
-            | Intent::ForgetNode { .. }
             | Intent::MigrateSlots { .. }
             | Intent::UpdateStatus
             | Intent::SetRoleLabels { .. }
             | Intent::Switchover { .. }
             | Intent::ClearSwitchoverRequest
-            | Intent::ClearFailoverRequest => {}
+            | Intent::ClearFailoverRequest
+            | Intent::AssignSlots { .. }
+            | Intent::ReplicateShard { .. }
+            | Intent::ClusterFailover { .. }
+            | Intent::SetShardRoleLabels { .. } => {}
+        }
+    }
+
+    /// Folds a cluster node's report: a new node id for a pod retires the
+    /// old one; slot ownership that changed hands, and the cluster's
+    /// formation, go into the history.
+    fn fold_cluster_report(
+        &mut self,
+        seq: u64,
+        at: Timestamp,
+        body: &Event,
+        pod: &str,
+        report: &crate::cluster::ClusterNodeReport,
+    ) {
+        if let Some(other) = self
+            .cluster
+            .pod_of(&report.node_id)
+            .filter(|other| *other != pod)
+        {
+            let other = other.to_owned();
+            self.anomaly(
+                seq,
+                format!(
+                    "{pod} reports node id {} which {other} reported before",
+                    report.node_id
+                ),
+            );
+        }
+        let before: Vec<Option<String>> = self
+            .cluster
+            .slot_owners()
+            .into_iter()
+            .map(|o| o.map(str::to_owned))
+            .collect();
+        let previous = self.cluster.reports.insert(pod.to_owned(), report.clone());
+        self.cluster.retired.remove(&report.node_id);
+        if let Some(previous) = previous
+            && previous.node_id != report.node_id
+        {
+            self.cluster
+                .retired
+                .insert(previous.node_id.clone(), pod.to_owned());
+            self.history(
+                seq,
+                at,
+                body,
+                format!(
+                    "{pod} came back as a new node {} (was {}): it lost its data",
+                    short(&report.node_id),
+                    short(&previous.node_id)
+                ),
+            );
+        }
+        let after: Vec<Option<String>> = self
+            .cluster
+            .slot_owners()
+            .into_iter()
+            .map(|o| o.map(str::to_owned))
+            .collect();
+        let mut moves: Vec<(crate::intent::SlotRange, &Option<String>, &Option<String>)> =
+            Vec::new();
+        for (slot, (old, new)) in (0_u16..).zip(before.iter().zip(after.iter())) {
+            if old == new {
+                continue;
+            }
+            match moves.last_mut() {
+                Some((range, o, n))
+                    if range.end.checked_add(1) == Some(slot) && *o == old && *n == new =>
+                {
+                    range.end = slot;
+                }
+                _ => moves.push((
+                    crate::intent::SlotRange {
+                        start: slot,
+                        end: slot,
+                    },
+                    old,
+                    new,
+                )),
+            }
+        }
+        let summaries: Vec<String> = moves
+            .iter()
+            .map(|(range, old, new)| {
+                let slots = crate::cluster::describe_slots(std::slice::from_ref(range));
+                match (*old, *new) {
+                    (Some(old), Some(new)) => format!("slots {slots} moved from {old} to {new}"),
+                    (None, Some(new)) => format!("slots {slots} now owned by {new}"),
+                    (Some(old), None) => format!("slots {slots} no longer owned by {old}"),
+                    (None, None) => String::new(),
+                }
+            })
+            .collect();
+        if !summaries.is_empty() {
+            self.history(
+                seq,
+                at,
+                body,
+                format!("{} (epoch {})", summaries.join("; "), report.config_epoch),
+            );
+        }
+        if self.cluster.formed_at.is_none() && after.iter().all(Option::is_some) {
+            self.cluster.formed_at = Some(seq);
+            self.history(
+                seq,
+                at,
+                body,
+                "cluster formed: every one of the 16384 slots has an owner".to_owned(),
+            );
         }
     }
 

@@ -12,6 +12,7 @@
 //! journal).
 
 mod apply;
+pub mod cluster;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -81,6 +82,8 @@ pub struct ClusterState {
     pub last_failover: Option<FailoverView>,
     /// The standing failover request, if any.
     pub failover_request: Option<FailoverRequestView>,
+    /// Valkey Cluster: node reports, retired node ids, formation.
+    pub cluster: cluster::ClusterPart,
 }
 
 /// A standing request for an operator-driven failover.

@@ -31,6 +31,13 @@ fn reason_fields(code: &ReasonCode) -> String {
             }
         ),
         ReasonCode::ScaleIn { from, to } => format!("replicas {from} → {to}"),
+        ReasonCode::SlotsUnassigned { unassigned } => format!("{unassigned} slots without owner"),
+        ReasonCode::NodeRetired { node_id } => format!("node {node_id}"),
+        ReasonCode::QuorumLost {
+            primaries_lost,
+            shards,
+            ..
+        } => format!("{primaries_lost} of {shards} shard primaries lost"),
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
@@ -41,7 +48,9 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::Requested
         | ReasonCode::RoleLabelsStale
         | ReasonCode::BootConfigStale
-        | ReasonCode::PrimaryOutdated => String::new(),
+        | ReasonCode::PrimaryOutdated
+        | ReasonCode::NodeNotJoined
+        | ReasonCode::ShardNeedsReplica => String::new(),
     }
 }
 
@@ -49,7 +58,7 @@ fn reason_fields(code: &ReasonCode) -> String {
 fn promotes(intent: &Intent) -> Option<&str> {
     match intent {
         Intent::PromoteReplica { pod, .. } => Some(pod),
-        Intent::Switchover { to, .. } => Some(to),
+        Intent::Switchover { to, .. } | Intent::ClusterFailover { pod: to, .. } => Some(to),
         _ => None,
     }
 }
