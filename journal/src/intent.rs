@@ -157,6 +157,14 @@ pub enum Intent {
         /// The pods serving as shard primaries.
         primaries: Vec<String>,
     },
+    /// Cluster: `CLUSTER MEET` the node in `pod` (at its pod address, once
+    /// its node id there is checked) from the node of each pod of `from`.
+    MeetNode {
+        /// The pod to meet.
+        pod: String,
+        /// The members that meet it.
+        from: Vec<String>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -211,6 +219,7 @@ impl Intent {
             Self::ReplicateShard { .. } => "ReplicateShard",
             Self::ClusterFailover { .. } => "ClusterFailover",
             Self::SetShardRoleLabels { .. } => "SetShardRoleLabels",
+            Self::MeetNode { .. } => "MeetNode",
         }
     }
 
@@ -268,6 +277,7 @@ impl Intent {
             Self::SetShardRoleLabels { primaries } => {
                 format!("label {} primary", primaries.join(", "))
             }
+            Self::MeetNode { pod, from } => format!("meet {pod} from {}", from.join(", ")),
         }
     }
 }

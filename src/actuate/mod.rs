@@ -189,7 +189,8 @@ impl Executor {
             | Intent::AssignSlots { .. }
             | Intent::ReplicateShard { .. }
             | Intent::ClusterFailover { .. }
-            | Intent::SetShardRoleLabels { .. } => Err(ActError::Refused(format!(
+            | Intent::SetShardRoleLabels { .. }
+            | Intent::MeetNode { .. } => Err(ActError::Refused(format!(
                 "{intent:?} is not carried out by this operator version"
             ))),
         }

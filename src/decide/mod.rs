@@ -13,7 +13,9 @@
 //!
 //! - [`replication`]: Standalone and Replication, whose one primary the
 //!   operator decides.
+//! - [`cluster`]: Valkey Cluster, whose primaries Valkey elects.
 
+mod cluster;
 mod provisioning;
 mod recovery;
 mod replication;
@@ -86,8 +88,9 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
         Topology::Standalone | Topology::Replication => {
             replication::decide_replication(&view, now, policy)
         }
+        Topology::Cluster => cluster::decide_cluster(&view, now, policy),
         // Refused when the spec is observed (`observe::unsupported`), so
         // never accepted; nothing is decided for it either way.
-        Topology::Sentinel | Topology::Cluster => Vec::new(),
+        Topology::Sentinel => Vec::new(),
     }
 }

@@ -168,7 +168,8 @@ impl Tracker {
             | Intent::ClearFailoverRequest
             | Intent::AssignSlots { .. }
             | Intent::ReplicateShard { .. }
-            | Intent::SetShardRoleLabels { .. } => None,
+            | Intent::SetShardRoleLabels { .. }
+            | Intent::MeetNode { .. } => None,
         }
     }
 

@@ -68,6 +68,18 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
         "replica-read-only yes".to_owned(),
         "replica-serve-stale-data yes".to_owned(),
     ];
+    if let Some(timeout) = spec.effective_cluster_node_timeout_milliseconds() {
+        lines.extend([
+            "cluster-enabled yes".to_owned(),
+            // Relative to `dir`: on the pod's volume, so a node restarted
+            // with its volume keeps its node id, role and slots.
+            "cluster-config-file nodes.conf".to_owned(),
+            format!("cluster-node-timeout {timeout}"),
+            // Shard membership is the operator's, journaled: Valkey must
+            // not move replicas between shards behind its back.
+            "cluster-allow-replica-migration no".to_owned(),
+        ]);
+    }
     let user_sets_maxmemory = spec
         .config
         .keys()

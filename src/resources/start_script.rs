@@ -91,6 +91,20 @@ const BOOT_PRIMARY: &str = r#"
 # Standalone: the only pod is the primary.
 "#;
 
+/// Cluster: the node's identity, role and slots live in `nodes.conf` on
+/// its volume (Valkey keeps it); `replicaof` does not exist in cluster
+/// mode, and who is primary of a shard is Valkey's election's to say.
+const BOOT_CLUSTER: &str = r#"
+# Cluster: announce the pod's own address to the other nodes. The node id,
+# role and slots are in nodes.conf on the volume; the operator joins new
+# nodes and Valkey's election decides primaries.
+case ${POD_IP:-} in
+'' | *[!0-9A-Fa-f.:]*) ;;
+*) printf 'cluster-announce-ip %s
+' "$POD_IP" >>"$run_conf" ;;
+esac
+"#;
+
 /// The closing line: replace the shell with the server.
 const EXEC: &str = r#"
 exec valkey-server "$run_conf"
@@ -98,14 +112,16 @@ exec valkey-server "$run_conf"
 
 /// The `start.sh` of a cluster of `topology`.
 ///
-/// Standalone boots as a primary. Every other topology boots as a replica
-/// of the primary named in the boot ConfigMap (`primary-host`), or fenced
-/// (a replica of [`FENCE_HOST`]) when it names none, names this pod, or
-/// names something that is not a host.
+/// Standalone boots as a primary. Replication and Sentinel boot as a
+/// replica of the primary named in the boot ConfigMap (`primary-host`), or
+/// fenced (a replica of [`FENCE_HOST`]) when it names none, names this pod,
+/// or names something that is not a host. A Cluster node boots as what its
+/// `nodes.conf` says, announcing its pod address.
 pub fn render_start_script(topology: Topology) -> String {
     let role = match topology {
         Topology::Standalone => BOOT_PRIMARY.to_owned(),
-        Topology::Replication | Topology::Sentinel | Topology::Cluster => boot_replica(),
+        Topology::Cluster => BOOT_CLUSTER.to_owned(),
+        Topology::Replication | Topology::Sentinel => boot_replica(),
     };
     format!("{PRELUDE}{role}{EXEC}")
 }
@@ -148,13 +164,21 @@ mod tests {
 
     #[test]
     fn other_topologies_follow_the_boot_file_or_fence() {
-        for t in [Topology::Replication, Topology::Sentinel, Topology::Cluster] {
+        for t in [Topology::Replication, Topology::Sentinel] {
             let s = render_start_script(t);
             assert!(s.contains("replicaof 192.0.2.1 6379"), "{s}");
             assert!(s.contains(r#"printf 'replicaof %s 6379\n' "$primary""#));
             assert!(s.contains("$boot_dir/primary-host"));
             assert!(s.contains(r#""${POD_IP:-}""#));
         }
+    }
+
+    #[test]
+    fn a_cluster_node_announces_its_pod_address_and_never_replicaof() {
+        let s = render_start_script(Topology::Cluster);
+        assert!(!s.contains("replicaof"), "{s}");
+        assert!(s.contains("cluster-announce-ip %s"), "{s}");
+        assert!(s.contains("masterauth"), "{s}");
     }
 
     #[test]

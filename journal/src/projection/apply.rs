@@ -446,11 +446,11 @@ impl ClusterState {
                 self.boot_primary = Some((primary.clone(), ip.clone()));
             }
             Intent::ForgetNode { pod, node_id } => {
-                // Forgotten by every member that answered: no pod runs it.
+                // Forgotten by every member: its claims no longer count.
+                self.cluster.nodes.remove(node_id);
                 if self.cluster.node_id(pod) == Some(node_id.as_str()) {
-                    self.cluster.reports.remove(pod);
+                    self.cluster.pods.remove(pod);
                 }
-                self.cluster.retired.insert(node_id.clone(), pod.clone());
             }
             Intent::PromoteReplica { .. }
             | Intent::RepointReplica { .. }
@@ -466,13 +466,15 @@ impl ClusterState {
             | Intent::AssignSlots { .. }
             | Intent::ReplicateShard { .. }
             | Intent::ClusterFailover { .. }
-            | Intent::SetShardRoleLabels { .. } => {}
+            | Intent::SetShardRoleLabels { .. }
+            | Intent::MeetNode { .. } => {}
         }
     }
 
     /// Folds a cluster node's report: a new node id for a pod retires the
-    /// old one; slot ownership that changed hands, and the cluster's
-    /// formation, go into the history.
+    /// old node (kept, with its last claims, until forgotten); slot
+    /// ownership that changed hands, and the cluster's formation, go into
+    /// the history.
     fn fold_cluster_report(
         &mut self,
         seq: u64,
@@ -495,20 +497,19 @@ impl ClusterState {
                 ),
             );
         }
-        let before: Vec<Option<String>> = self
+        let before: Vec<Option<String>> = self.owner_pods();
+        let previous = self
             .cluster
-            .slot_owners()
-            .into_iter()
-            .map(|o| o.map(str::to_owned))
-            .collect();
-        let previous = self.cluster.reports.insert(pod.to_owned(), report.clone());
-        self.cluster.retired.remove(&report.node_id);
-        if let Some(previous) = previous
-            && previous.node_id != report.node_id
-        {
-            self.cluster
-                .retired
-                .insert(previous.node_id.clone(), pod.to_owned());
+            .pods
+            .insert(pod.to_owned(), report.node_id.clone());
+        self.cluster.nodes.insert(
+            report.node_id.clone(),
+            super::cluster::ClusterNode {
+                pod: pod.to_owned(),
+                report: report.clone(),
+            },
+        );
+        if let Some(previous) = previous.filter(|p| *p != report.node_id) {
             self.history(
                 seq,
                 at,
@@ -516,16 +517,11 @@ impl ClusterState {
                 format!(
                     "{pod} came back as a new node {} (was {}): it lost its data",
                     short(&report.node_id),
-                    short(&previous.node_id)
+                    short(&previous)
                 ),
             );
         }
-        let after: Vec<Option<String>> = self
-            .cluster
-            .slot_owners()
-            .into_iter()
-            .map(|o| o.map(str::to_owned))
-            .collect();
+        let after: Vec<Option<String>> = self.owner_pods();
         let mut moves: Vec<(crate::intent::SlotRange, &Option<String>, &Option<String>)> =
             Vec::new();
         for (slot, (old, new)) in (0_u16..).zip(before.iter().zip(after.iter())) {
@@ -577,6 +573,16 @@ impl ClusterState {
                 "cluster formed: every one of the 16384 slots has an owner".to_owned(),
             );
         }
+    }
+
+    /// The pod owning each slot, as `node@pod` would be ambiguous for
+    /// people: the pod name, or the node id when no pod is known.
+    fn owner_pods(&self) -> Vec<Option<String>> {
+        self.cluster
+            .slot_owners()
+            .into_iter()
+            .map(|o| o.map(|id| self.cluster.pod_of(id).unwrap_or(id).to_owned()))
+            .collect()
     }
 
     fn observed(&mut self) {

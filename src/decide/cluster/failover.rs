@@ -1,0 +1,187 @@
+//! Cluster failover on confirmed death. Valkey's election stays the
+//! authority; the operator only starts it early, on its best replica,
+//! when the primary is known dead rather than slow:
+//!
+//! - its pod is gone, failed, or came back as another node (its volume
+//!   was lost), or its process refused two probes in a row: `CLUSTER
+//!   FAILOVER FORCE` (no hand-shake with a dead primary; still elected by
+//!   a majority of primaries);
+//! - its pod is being deleted but still answers: a coordinated `CLUSTER
+//!   FAILOVER` (the primary holds writes until the replica caught up, so
+//!   no acknowledged write is lost).
+//!
+//! A timeout alone is never death: Valkey's own detection
+//! (`cluster-node-timeout`) decides then, and the operator observes. Once
+//! a replica of the shard flags the primary `fail`, Valkey's election is
+//! under way and the operator does not race it; and nothing is decided
+//! while an intent is in flight, so a shard never gets two failovers at
+//! once.
+
+use std::cmp::Reverse;
+
+use logbook_journal::projection::cluster::Shard;
+use logbook_journal::{
+    Candidate, ClusterFailoverMode, Intent, PeerHealth, PodPhase, Policy, Reachability, ReasonCode,
+    Role, Timestamp,
+};
+
+use super::short;
+use crate::decide::view::{ClusterView, best, describe};
+use crate::decide::{DEATH_CONFIRMATIONS, Decision};
+
+/// How a shard's primary is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Answering, or only slow: nothing for the operator to do.
+    Alive,
+    /// Known dead: force the failover.
+    Dead { failures: u32 },
+    /// Being deleted but still answering: hand over, coordinated.
+    Leaving,
+}
+
+fn judge(view: &ClusterView<'_>, shard: &Shard<'_>) -> (Verdict, String) {
+    let name = shard.primary;
+    if shard.retired {
+        return (
+            Verdict::Dead { failures: 0 },
+            format!(
+                "{name} came back as another node: primary node {} lost its data",
+                short(shard.node_id)
+            ),
+        );
+    }
+    let Some(pod) = view.pod(name) else {
+        return (Verdict::Dead { failures: 0 }, format!("pod {name} is gone"));
+    };
+    let failures = pod.view.consecutive_failures;
+    let answering = pod.view.reachability == Some(Reachability::Reachable)
+        && pod.view.role == Some(Role::Primary);
+    if pod.view.terminating {
+        return if answering {
+            (
+                Verdict::Leaving,
+                format!("pod {name} is being deleted and still answers"),
+            )
+        } else {
+            (
+                Verdict::Dead { failures },
+                format!("pod {name} is being deleted and no longer answers"),
+            )
+        };
+    }
+    if matches!(pod.view.phase, Some(PodPhase::Failed | PodPhase::Succeeded)) {
+        return (
+            Verdict::Dead { failures },
+            format!("pod {name} has terminated"),
+        );
+    }
+    match pod.view.reachability {
+        Some(Reachability::Refused | Reachability::NoAddress)
+            if failures >= DEATH_CONFIRMATIONS =>
+        {
+            (
+                Verdict::Dead { failures },
+                format!("{name} refused {failures} probes in a row: its process is dead"),
+            )
+        }
+        _ => (Verdict::Alive, String::new()),
+    }
+}
+
+/// The shard's replicas ranked for taking over: eligible (answering, not
+/// being deleted, still following the primary) first, then the highest
+/// replication offset, then the lowest ordinal.
+fn rank(view: &ClusterView<'_>, shard: &Shard<'_>) -> Vec<Candidate> {
+    let mut ranked: Vec<(Candidate, u32)> = shard
+        .replicas
+        .iter()
+        .filter_map(|pod| view.pod(pod))
+        .map(|p| {
+            let follows = view
+                .state
+                .cluster
+                .report(p.name)
+                .is_some_and(|r| r.primary_id.as_deref() == Some(shard.node_id));
+            (
+                Candidate {
+                    pod: p.name.to_owned(),
+                    offset: p.view.offset,
+                    reachable: p.view.reachability == Some(Reachability::Reachable),
+                    same_history: true,
+                    eligible: p.usable() && follows,
+                },
+                p.ordinal(),
+            )
+        })
+        .collect();
+    ranked.sort_by_key(|(c, ordinal)| {
+        (
+            Reverse(c.eligible),
+            Reverse(c.offset.unwrap_or(0)),
+            *ordinal,
+        )
+    });
+    ranked.into_iter().map(|(c, _)| c).collect()
+}
+
+/// Whether a replica of the shard already flags its primary `fail`:
+/// Valkey's own election is then under way.
+fn valkey_electing(view: &ClusterView<'_>, shard: &Shard<'_>) -> bool {
+    shard.replicas.iter().any(|pod| {
+        view.state
+            .cluster
+            .report(pod)
+            .and_then(|r| r.peer(shard.node_id))
+            .is_some_and(|p| p.health == PeerHealth::Failed)
+    })
+}
+
+/// `ClusterFailover` for every shard whose primary is known dead or
+/// leaving, on its best replica.
+pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
+    if !view.spec.failover.automatic {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for shard in view.state.cluster.shards() {
+        let (verdict, why) = judge(view, &shard);
+        let (mode, failures) = match verdict {
+            Verdict::Alive => continue,
+            Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures),
+            Verdict::Leaving => (ClusterFailoverMode::Coordinated, 0),
+        };
+        if mode == ClusterFailoverMode::Force && valkey_electing(view, &shard) {
+            continue;
+        }
+        let candidates = rank(view, &shard);
+        let Some(chosen) = best(&candidates) else {
+            continue;
+        };
+        let how = match mode {
+            ClusterFailoverMode::Coordinated => {
+                "a coordinated CLUSTER FAILOVER (no acknowledged write lost)"
+            }
+            ClusterFailoverMode::Force | ClusterFailoverMode::Takeover => "CLUSTER FAILOVER FORCE",
+        };
+        out.push(Decision::new(
+            Intent::ClusterFailover {
+                pod: chosen.pod.clone(),
+                from: Some(shard.primary.to_owned()),
+                mode,
+            },
+            ReasonCode::PrimaryFailed {
+                death: true,
+                consecutive_failures: failures,
+                candidates: candidates.clone(),
+            },
+            format!(
+                "{why}; {} takes over its {} slots by {how}; candidates: {}",
+                chosen.pod,
+                logbook_journal::cluster::slot_count(&shard.slots),
+                describe(&candidates)
+            ),
+        ));
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! Membership: who is in the cluster. Node ids no pod runs any more (the
+//! pod lost its volume and came back as a new node; the pod was removed)
+//! or that never belonged to this cluster are forgotten on every member;
+//! a pod not in the cluster, or known at an address it no longer has, is
+//! met — only ever at a current pod address of this cluster, by node id,
+//! so a node of another cluster that inherited an old address is never
+//! merged in.
+
+use std::collections::BTreeSet;
+
+use logbook_journal::{Intent, PeerHealth, ReasonCode};
+
+use super::{Member, members, short};
+use crate::decide::Decision;
+use crate::decide::view::ClusterView;
+
+/// Forgets what must go, else meets what must come.
+pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
+    let members = members(view);
+    let forget = decide_forget(view, &members);
+    if !forget.is_empty() {
+        return forget;
+    }
+    decide_meet(&members)
+}
+
+/// `ForgetNode` for every node id some member still lists that must go:
+/// retired nodes and nodes of removed pods (once they own no slot: a
+/// shard primary is failed over first), and ids that belong to no pod of
+/// this cluster (only once every pod's node is known, so a node the
+/// journal has not met yet is never taken for a stranger).
+fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision> {
+    let cluster = &view.state.cluster;
+    let owners: BTreeSet<&str> = cluster.slot_owners().into_iter().flatten().collect();
+    let listed = |id: &str| members.iter().any(|m| m.report.peer(id).is_some());
+    let keep = view.desired_pods();
+    let mut out = Vec::new();
+    let mut gone: Vec<(&str, &str, String)> = cluster
+        .retired()
+        .map(|(id, pod)| {
+            (
+                id,
+                pod,
+                format!(
+                    "{pod} runs node {} now; its old node {} lost its data and is gone",
+                    cluster.node_id(pod).map_or("?", short),
+                    short(id)
+                ),
+            )
+        })
+        .collect();
+    for (pod, id) in &cluster.pods {
+        let removed = view.pod(pod).is_none() && crate::decide::ordinal(pod) >= keep;
+        if removed {
+            gone.push((
+                id,
+                pod,
+                format!("{pod} was removed (the spec keeps {keep} pods)"),
+            ));
+        }
+    }
+    for (id, pod, why) in gone {
+        if owners.contains(id) || !listed(id) {
+            continue;
+        }
+        out.push(Decision::new(
+            Intent::ForgetNode {
+                pod: pod.to_owned(),
+                node_id: id.to_owned(),
+            },
+            ReasonCode::NodeRetired {
+                node_id: id.to_owned(),
+            },
+            format!("{why}; every member forgets {id}"),
+        ));
+    }
+    let all_known = view
+        .pods()
+        .iter()
+        .all(|p| cluster.node_id(p.name).is_some());
+    if !all_known {
+        return out;
+    }
+    let ours: BTreeSet<&str> = view
+        .pods()
+        .iter()
+        .filter_map(|p| p.view.ip.as_deref())
+        .collect();
+    let mut strangers: BTreeSet<(&str, Option<&str>)> = BTreeSet::new();
+    for m in members {
+        for peer in &m.report.peers {
+            let stranger = peer.health != PeerHealth::Handshake
+                && !cluster.nodes.contains_key(&peer.node_id)
+                && peer.ip.as_deref().is_none_or(|ip| !ours.contains(ip));
+            if stranger {
+                strangers.insert((peer.node_id.as_str(), peer.ip.as_deref()));
+            }
+        }
+    }
+    for (id, ip) in strangers {
+        out.push(Decision::new(
+            Intent::ForgetNode {
+                pod: String::new(),
+                node_id: id.to_owned(),
+            },
+            ReasonCode::NodeRetired {
+                node_id: id.to_owned(),
+            },
+            format!(
+                "node {id} (at {}) belongs to no pod of this cluster; every member forgets it",
+                ip.unwrap_or("no address")
+            ),
+        ));
+    }
+    out
+}
+
+/// `MeetNode` for each member the cluster does not know at its address:
+/// met from every member holding a stale address for it, and from the
+/// anchor (the first member owning slots, else the first member) when no
+/// member knows it at all.
+fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
+    let anchor = members
+        .iter()
+        .find(|m| m.report.is_primary() && !m.report.slots.is_empty())
+        .or_else(|| members.first());
+    let Some(anchor) = anchor else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for m in members {
+        let Some(ip) = m.ip() else {
+            continue;
+        };
+        let others = members.iter().filter(|o| o.node_id() != m.node_id());
+        let mut stale: Vec<&str> = Vec::new();
+        let mut known = false;
+        for o in others {
+            match o.report.peer(m.node_id()) {
+                Some(peer)
+                    if peer.ip.as_deref() != Some(ip) || peer.health == PeerHealth::NoAddress =>
+                {
+                    stale.push(o.name());
+                }
+                Some(_) => known = true,
+                None => {}
+            }
+        }
+        let mut from = stale.clone();
+        if !known && m.node_id() != anchor.node_id() && !from.contains(&anchor.name()) {
+            from.push(anchor.name());
+        }
+        if from.is_empty() {
+            continue;
+        }
+        let why = if stale.is_empty() {
+            format!(
+                "{} (node {}) is not in the cluster",
+                m.name(),
+                short(m.node_id())
+            )
+        } else {
+            format!(
+                "{} (node {}) is at {ip}, but {} know it at another address or none",
+                m.name(),
+                short(m.node_id()),
+                stale.join(", ")
+            )
+        };
+        out.push(Decision::new(
+            Intent::MeetNode {
+                pod: m.name().to_owned(),
+                from: from.into_iter().map(str::to_owned).collect(),
+            },
+            ReasonCode::NodeNotJoined,
+            why,
+        ));
+    }
+    out
+}

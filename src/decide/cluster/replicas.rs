@@ -1,0 +1,68 @@
+//! Replicas: a member that holds no slot and follows nobody (a new pod, a
+//! pod that came back as a new node after losing its volume, a pod added
+//! by raising `replicasPerShard`) becomes a replica of the shard that
+//! needs one most — the fewest replicas, then the fewest members on its
+//! Kubernetes node. A node with empty data is never made a primary here.
+
+use logbook_journal::{Intent, ReasonCode};
+
+use super::layout::{ShardSeat, node_of, seat_replica};
+use super::{desired_replicas, members, short};
+use crate::decide::Decision;
+use crate::decide::view::ClusterView;
+
+/// `ReplicateShard` for every empty primary, once every slot has an owner.
+pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
+    let cluster = &view.state.cluster;
+    if cluster.unassigned() > 0 {
+        // Slots first (forming), or a shard is lost: attaching now could
+        // take a node the layout still needs as a primary.
+        return Vec::new();
+    }
+    let members = members(view);
+    let shards = cluster.shards();
+    let mut seats: Vec<ShardSeat<'_>> = shards
+        .iter()
+        .filter(|s| !s.retired)
+        .map(|s| {
+            let mut kube_nodes: Vec<&str> = Vec::new();
+            for pod in std::iter::once(s.primary).chain(s.replicas.iter().copied()) {
+                if let Some(p) = view.pod(pod) {
+                    kube_nodes.push(node_of(&p));
+                }
+            }
+            ShardSeat {
+                primary: s.primary,
+                node_id: s.node_id,
+                kube_nodes,
+                replicas: u32::try_from(s.replicas.len()).unwrap_or(u32::MAX),
+            }
+        })
+        .collect();
+    let want = desired_replicas(view);
+    let mut out = Vec::new();
+    for m in &members {
+        let empty = m.report.is_primary() && m.report.slots.is_empty();
+        if !empty {
+            continue;
+        }
+        let Some((primary, node_id)) = seat_replica(&mut seats, &m.pod) else {
+            continue;
+        };
+        out.push(Decision::new(
+            Intent::ReplicateShard {
+                pod: m.name().to_owned(),
+                primary: primary.to_owned(),
+                node_id: node_id.to_owned(),
+            },
+            ReasonCode::ShardNeedsReplica,
+            format!(
+                "{} (node {}) holds no slot and follows nobody; it replicates {primary} (node {}), the shard with the fewest replicas (the spec asks for {want} each)",
+                m.name(),
+                short(m.node_id()),
+                short(node_id)
+            ),
+        ));
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! Forming the cluster: once, when no slot has an owner yet and every pod
+//! the spec asks for is a member that knows every other, the 16384 slots
+//! are split evenly over `shards` primaries spread across Kubernetes
+//! nodes. A cluster that was ever formed (all slots owned once, as
+//! journaled) is never assigned slots again: a formed cluster found on
+//! the pods is adopted, not re-created.
+
+use logbook_journal::cluster::{SLOTS, even_split, slot_count};
+use logbook_journal::{Intent, ReasonCode};
+
+use super::layout::plan_primaries;
+use super::{desired_shards, members, short};
+use crate::decide::Decision;
+use crate::decide::view::ClusterView;
+
+/// `AssignSlots` for every planned primary whose share no node owns yet.
+pub fn decide_slots(view: &ClusterView<'_>) -> Vec<Decision> {
+    let cluster = &view.state.cluster;
+    if cluster.formed_at.is_some() {
+        return Vec::new();
+    }
+    let members = members(view);
+    let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
+    if members.len() < wanted || view.pods().len() != members.len() {
+        // Every pod first, so the layout can spread them.
+        return Vec::new();
+    }
+    let meshed = members.iter().all(|m| {
+        members
+            .iter()
+            .filter(|o| o.node_id() != m.node_id())
+            .all(|o| m.report.peer(o.node_id()).is_some())
+    });
+    if !meshed {
+        return Vec::new();
+    }
+    let owners = cluster.slot_owners();
+    let unassigned = u32::try_from(owners.iter().filter(|o| o.is_none()).count()).unwrap_or(SLOTS);
+    if unassigned == 0 {
+        return Vec::new();
+    }
+    let shards = desired_shards(view);
+    let pods: Vec<_> = members.iter().map(|m| m.pod).collect();
+    let primaries = plan_primaries(&pods, shards);
+    let plan: Vec<String> = primaries
+        .iter()
+        .zip(even_split(shards))
+        .map(|(pod, range)| {
+            format!(
+                "{pod}: {}",
+                logbook_journal::cluster::describe_slots(std::slice::from_ref(&range))
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (pod, range) in primaries.iter().zip(even_split(shards)) {
+        let free = (range.start..=range.end)
+            .all(|slot| owners.get(usize::from(slot)).is_some_and(Option::is_none));
+        let node = cluster.node_id(pod).unwrap_or("?");
+        // A primary holding a replica role (a half-formed cluster) or a
+        // share someone else took is left as it is; the rest proceeds.
+        let empty_primary = cluster
+            .report(pod)
+            .is_some_and(|r| r.is_primary() && r.slots.is_empty());
+        if !free || !empty_primary {
+            continue;
+        }
+        out.push(Decision::new(
+            Intent::AssignSlots {
+                pod: (*pod).to_owned(),
+                slots: vec![range],
+            },
+            ReasonCode::SlotsUnassigned { unassigned },
+            format!(
+                "forming the cluster: {unassigned} of {SLOTS} slots have no owner; {} slots to {pod} (node {}); plan: {}",
+                slot_count(std::slice::from_ref(&range)),
+                short(node),
+                plan.join("; ")
+            ),
+        ));
+    }
+    out
+}
