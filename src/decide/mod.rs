@@ -16,6 +16,14 @@
 //! - [`cluster`]: Valkey Cluster, whose primaries Valkey elects.
 
 mod cluster;
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod given;
 mod provisioning;
 mod recovery;
 mod replication;

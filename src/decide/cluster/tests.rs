@@ -1,1 +1,597 @@
+//! Given node reports, when `decide` runs, then exactly these intents.
 
+use logbook_crds::{Topology, ValkeyClusterSpec};
+use logbook_journal::cluster::even_split;
+use logbook_journal::{
+    ClusterFailoverMode, ClusterNodeReport, ClusterPeer, Event, Intent, LinkStatus, PeerHealth,
+    PodPhase, Reachability, ReasonCode, Role, SlotRange,
+};
+
+use crate::decide::given::Given;
+
+/// The node id of pod `i`'s node, generation `g` (a new one after its
+/// volume is lost).
+fn node(i: u32, g: u32) -> String {
+    format!("{:08x}{:032x}", g, i)
+}
+
+fn pod(i: u32) -> String {
+    format!("demo-{i}")
+}
+
+/// What a node reports: `primary_of` for a replica, `slots` for a
+/// primary, and the peers it knows (pod index, generation, address
+/// suffix, health).
+struct Node {
+    i: u32,
+    g: u32,
+    primary_of: Option<(u32, u32)>,
+    slots: Vec<SlotRange>,
+    epoch: u64,
+}
+
+impl Given {
+    /// A Cluster of `shards` × (1 + `replicas`) pods, objects applied,
+    /// every pod running and answering, no report yet.
+    fn cluster(shards: i32, replicas: i32) -> Self {
+        let mut g = Given::new();
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+        spec.shards = Some(shards);
+        spec.replicas_per_shard = Some(replicas);
+        g.spec(&spec);
+        g.applied(1);
+        let n = u32::try_from(shards * (1 + replicas)).unwrap();
+        g.event(Event::StatefulSetObserved {
+            replicas: n,
+            update_revision: Some("r1".into()),
+        });
+        for i in 0..n {
+            g.pod(i, "r1");
+            g.reach(i, Reachability::Reachable);
+        }
+        g
+    }
+
+    /// `node` reports itself with `peers` (pod, generation, health),
+    /// each at its pod's address unless `stale` names it.
+    fn report(&mut self, n: &Node, peers: &[(u32, u32, PeerHealth)], stale: &[u32]) -> &mut Self {
+        let peers = peers
+            .iter()
+            .filter(|(p, g, _)| (*p, *g) != (n.i, n.g))
+            .map(|(p, g, health)| ClusterPeer {
+                node_id: node(*p, *g),
+                ip: Some(if stale.contains(p) {
+                    format!("10.9.9.{p}")
+                } else {
+                    format!("10.0.0.{p}")
+                }),
+                primary: true,
+                primary_id: None,
+                health: *health,
+            })
+            .collect();
+        self.event(Event::ClusterNodeObserved {
+            pod: pod(n.i),
+            report: ClusterNodeReport {
+                node_id: node(n.i, n.g),
+                primary_id: n.primary_of.map(|(p, g)| node(p, g)),
+                slots: n.slots.clone(),
+                config_epoch: n.epoch,
+                current_epoch: 6,
+                state_ok: true,
+                peers,
+            },
+        });
+        self.role(
+            n.i,
+            if n.primary_of.is_some() {
+                Role::Replica
+            } else {
+                Role::Primary
+            },
+            n.primary_of.map(|(p, _)| p),
+        )
+    }
+
+    /// A formed 3 × 1 cluster: demo-0..2 primaries of the even split,
+    /// demo-3..5 their replicas, all in sync and labelled.
+    fn formed() -> Self {
+        let mut g = Given::cluster(3, 1);
+        let everyone: Vec<(u32, u32, PeerHealth)> =
+            (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+        let split = even_split(3);
+        for i in 0..6 {
+            let n = if i < 3 {
+                Node {
+                    i,
+                    g: 0,
+                    primary_of: None,
+                    slots: vec![split[i as usize]],
+                    epoch: u64::from(i) + 1,
+                }
+            } else {
+                Node {
+                    i,
+                    g: 0,
+                    primary_of: Some((i - 3, 0)),
+                    slots: Vec::new(),
+                    epoch: u64::from(i) + 1,
+                }
+            };
+            g.report(&n, &everyone, &[]);
+            g.repl(
+                i,
+                if i < 3 {
+                    LinkStatus::NotReplica
+                } else {
+                    LinkStatus::Up
+                },
+                100,
+                7,
+            );
+            g.label(i, if i < 3 { Role::Primary } else { Role::Replica });
+        }
+        g
+    }
+}
+
+fn lone(i: u32) -> Node {
+    Node {
+        i,
+        g: 0,
+        primary_of: None,
+        slots: Vec::new(),
+        epoch: 0,
+    }
+}
+
+#[test]
+fn a_new_cluster_meets_every_pod_from_the_first() {
+    let mut g = Given::cluster(3, 1);
+    for i in 0..6 {
+        g.report(&lone(i), &[], &[]);
+    }
+    let intents = g.intents();
+    let want: Vec<Intent> = (1..6)
+        .map(|i| Intent::MeetNode {
+            pod: pod(i),
+            from: vec![pod(0)],
+        })
+        .collect();
+    assert_eq!(intents, want);
+}
+
+#[test]
+fn once_meshed_the_slots_are_split_evenly_over_the_first_pods() {
+    let mut g = Given::cluster(3, 1);
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    for i in 0..6 {
+        g.report(&lone(i), &everyone, &[]);
+    }
+    let decisions = g.decide();
+    let split = even_split(3);
+    let intents: Vec<Intent> = decisions.iter().map(|d| d.intent.clone()).collect();
+    assert_eq!(
+        intents,
+        (0..3)
+            .map(|i| Intent::AssignSlots {
+                pod: pod(i),
+                slots: vec![split[i as usize]]
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        decisions[0].reason.code,
+        ReasonCode::SlotsUnassigned { unassigned: 16_384 }
+    );
+}
+
+#[test]
+fn slots_wait_for_every_pod_to_know_every_other() {
+    let mut g = Given::cluster(3, 1);
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    for i in 0..5 {
+        g.report(&lone(i), &everyone, &[]);
+    }
+    g.report(&lone(5), &[(0, 0, PeerHealth::Ok)], &[]);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn empty_nodes_become_replicas_of_the_shards_with_fewest() {
+    let mut g = Given::cluster(3, 1);
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let split = even_split(3);
+    for i in 0..6 {
+        let mut n = lone(i);
+        if i < 3 {
+            n.slots = vec![split[i as usize]];
+        }
+        g.report(&n, &everyone, &[]);
+    }
+    assert_eq!(
+        g.intents(),
+        (3..6)
+            .map(|i| Intent::ReplicateShard {
+                pod: pod(i),
+                primary: pod(i - 3),
+                node_id: node(i - 3, 0)
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_formed_cluster_decides_nothing() {
+    let g = Given::formed();
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    assert!(g.state.cluster.formed_at.is_some());
+    assert_eq!(g.state.cluster.shards().len(), 3);
+}
+
+#[test]
+fn a_primary_whose_process_refuses_twice_is_failed_over_by_force() {
+    let mut g = Given::formed();
+    g.reach(1, Reachability::Refused);
+    assert_eq!(
+        g.intents(),
+        Vec::<Intent>::new(),
+        "one refusal is not yet death"
+    );
+    g.reach(1, Reachability::Refused);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+    match &decisions[0].reason.code {
+        ReasonCode::PrimaryFailed {
+            death: true,
+            consecutive_failures: 2,
+            candidates,
+        } => {
+            assert_eq!(candidates.len(), 1);
+            assert_eq!(candidates[0].pod, pod(4));
+            assert_eq!(candidates[0].offset, Some(100));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_primary_that_only_times_out_is_left_to_valkey() {
+    let mut g = Given::formed();
+    for _ in 0..20 {
+        g.reach(1, Reachability::TimedOut);
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn a_deleted_primary_that_still_answers_hands_over_coordinated() {
+    let mut g = Given::formed();
+    g.event(Event::PodTerminating { pod: pod(2) });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(5),
+            from: Some(pod(2)),
+            mode: ClusterFailoverMode::Coordinated
+        }]
+    );
+}
+
+#[test]
+fn a_deleted_primary_pod_is_death_at_once() {
+    let mut g = Given::formed();
+    g.event(Event::PodDeleted { pod: pod(0) });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(3),
+            from: Some(pod(0)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+}
+
+#[test]
+fn the_operator_never_races_an_election_valkey_started() {
+    let mut g = Given::formed();
+    g.reach(1, Reachability::Refused)
+        .reach(1, Reachability::Refused);
+    let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    peers[1].2 = PeerHealth::Failed;
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: Some((1, 0)),
+            slots: Vec::new(),
+            epoch: 5,
+        },
+        &peers,
+        &[],
+    );
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn without_automatic_failover_the_operator_only_observes() {
+    let mut g = Given::formed();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(3);
+    spec.replicas_per_shard = Some(1);
+    spec.failover.automatic = false;
+    g.spec(&spec);
+    g.applied(1);
+    g.event(Event::PodDeleted { pod: pod(0) });
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn a_replica_that_lost_its_volume_is_forgotten_met_and_attached_again() {
+    let mut g = Given::formed();
+    // demo-3 comes back as a new node that knows nobody.
+    g.report(
+        &Node {
+            i: 3,
+            g: 1,
+            primary_of: None,
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &[],
+        &[],
+    );
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::ForgetNode {
+            pod: pod(3),
+            node_id: node(3, 0)
+        }]
+    );
+    g.succeed(Intent::ForgetNode {
+        pod: pod(3),
+        node_id: node(3, 0),
+    });
+    // The others no longer list the old node.
+    let others: Vec<_> = [0, 1, 2, 4, 5]
+        .iter()
+        .map(|i| (*i, 0, PeerHealth::Ok))
+        .collect();
+    let split = even_split(3);
+    for i in [0_u32, 1, 2] {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: None,
+                slots: vec![split[i as usize]],
+                epoch: u64::from(i) + 1,
+            },
+            &others,
+            &[],
+        );
+    }
+    for i in [4_u32, 5] {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: Some((i - 3, 0)),
+                slots: Vec::new(),
+                epoch: 9,
+            },
+            &others,
+            &[],
+        );
+    }
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MeetNode {
+            pod: pod(3),
+            from: vec![pod(0)]
+        }]
+    );
+    let mut with_new = others.clone();
+    with_new.push((3, 1, PeerHealth::Ok));
+    g.report(
+        &Node {
+            i: 0,
+            g: 0,
+            primary_of: None,
+            slots: vec![split[0]],
+            epoch: 1,
+        },
+        &with_new,
+        &[],
+    );
+    g.report(
+        &Node {
+            i: 3,
+            g: 1,
+            primary_of: None,
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &with_new,
+        &[],
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ReplicateShard {
+            pod: pod(3),
+            primary: pod(0),
+            node_id: node(0, 0)
+        }]
+    );
+}
+
+#[test]
+fn a_primary_that_lost_its_volume_is_failed_over_before_anything_else() {
+    let mut g = Given::formed();
+    g.report(
+        &Node {
+            i: 1,
+            g: 1,
+            primary_of: None,
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &[],
+        &[],
+    );
+    let shards = g.state.cluster.shards();
+    let lost = shards.iter().find(|s| s.node_id == node(1, 0)).unwrap();
+    assert!(
+        lost.retired,
+        "the old node still owns its slots until a replica takes them"
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+}
+
+#[test]
+fn pods_at_new_addresses_are_met_again_by_those_that_knew_the_old() {
+    let mut g = Given::formed();
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    // Every other node still has demo-2 at its old address.
+    let split = even_split(3);
+    for i in [0_u32, 1] {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: None,
+                slots: vec![split[i as usize]],
+                epoch: u64::from(i) + 1,
+            },
+            &everyone,
+            &[2],
+        );
+    }
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MeetNode {
+            pod: pod(2),
+            from: vec![pod(0), pod(1)]
+        }]
+    );
+}
+
+#[test]
+fn a_node_of_no_pod_of_this_cluster_is_forgotten() {
+    let mut g = Given::formed();
+    let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    peers.push((77, 0, PeerHealth::Ok));
+    g.report(
+        &Node {
+            i: 0,
+            g: 0,
+            primary_of: None,
+            slots: vec![even_split(3)[0]],
+            epoch: 1,
+        },
+        &peers,
+        &[],
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ForgetNode {
+            pod: String::new(),
+            node_id: node(77, 0)
+        }]
+    );
+}
+
+#[test]
+fn labels_follow_a_failover_valkey_made() {
+    let mut g = Given::formed();
+    // demo-3 took over demo-0's slots at a higher epoch.
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.report(
+        &Node {
+            i: 3,
+            g: 0,
+            primary_of: None,
+            slots: vec![even_split(3)[0]],
+            epoch: 7,
+        },
+        &everyone,
+        &[],
+    );
+    g.report(
+        &Node {
+            i: 0,
+            g: 0,
+            primary_of: Some((3, 0)),
+            slots: Vec::new(),
+            epoch: 7,
+        },
+        &everyone,
+        &[],
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SetShardRoleLabels {
+            primaries: vec![pod(1), pod(2), pod(3)]
+        }]
+    );
+}
+
+#[test]
+fn a_roll_takes_replicas_first_then_hands_each_primary_over() {
+    let mut g = Given::formed();
+    g.event(Event::StatefulSetObserved {
+        replicas: 6,
+        update_revision: Some("r2".into()),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::RollPod {
+            pod: pod(5),
+            revision: "r2".into()
+        }]
+    );
+    for i in 3..6 {
+        g.event(Event::PodObserved {
+            pod: pod(i),
+            uid: format!("uid-{i}-r2"),
+            ip: Some(format!("10.0.0.{i}")),
+            phase: PodPhase::Running,
+            ready: true,
+            node: None,
+            revision: Some("r2".into()),
+        });
+        g.label(i, Role::Replica)
+            .reach(i, Reachability::Reachable)
+            .role(i, Role::Replica, Some(i - 3))
+            .repl(i, LinkStatus::Up, 100, 7);
+    }
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(3),
+            from: Some(pod(0)),
+            mode: ClusterFailoverMode::Coordinated
+        }]
+    );
+}

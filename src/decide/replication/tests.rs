@@ -1,75 +1,13 @@
 //! Given events, when `decide` runs, then exactly these intents.
 
 use logbook_crds::{Topology, ValkeyClusterSpec};
-use logbook_journal::writer::{NewEvent, encode_batch};
-use logbook_journal::{
-    ClusterState, Event, Head, Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode,
-    ReplId, Role, SpecFingerprint, StreamId, Timestamp,
-};
+use logbook_journal::{Event, Intent, LinkStatus, Reachability, ReasonCode, Role, SpecFingerprint};
 use uuid::Uuid;
 
-use crate::decide::{Decision, decide};
-
-/// A projection built by folding real envelopes, as the operator does.
-struct Given {
-    state: ClusterState,
-    head: Head,
-    n: u128,
-    /// Time of the next event, and the step between events (1 s unless set).
-    clock_us: i64,
-    step_us: i64,
-    policy: Policy,
-}
+use crate::decide::Decision;
+use crate::decide::given::Given;
 
 impl Given {
-    fn new() -> Self {
-        Given {
-            state: ClusterState::new(),
-            head: Head::EMPTY,
-            n: 0,
-            clock_us: 0,
-            step_us: 1_000_000,
-            policy: Policy::default(),
-        }
-    }
-
-    fn event(&mut self, body: Event) -> &mut Self {
-        self.n += 1;
-        let stream = StreamId::new("test").unwrap();
-        let (envelopes, _) = encode_batch(
-            &stream,
-            self.head,
-            1,
-            vec![NewEvent {
-                id: Uuid::from_u128(self.n),
-                at: {
-                    self.clock_us += self.step_us;
-                    Timestamp(self.clock_us)
-                },
-                cause: None,
-                body,
-            }],
-        )
-        .unwrap();
-        for e in &envelopes {
-            self.state.apply(e);
-            self.head = Head {
-                seq: e.seq,
-                hash: e.hash,
-            };
-        }
-        self
-    }
-
-    fn spec(&mut self, spec: &ValkeyClusterSpec) -> &mut Self {
-        let spec_json = serde_json::to_string(spec).unwrap();
-        self.event(Event::SpecChanged {
-            generation: 1,
-            spec_json,
-            fingerprint: SpecFingerprint([0; 32]),
-        })
-    }
-
     /// A replication cluster of `n` pods, objects applied, StatefulSet at
     /// revision r1.
     fn replication(n: u32) -> Self {
@@ -86,73 +24,6 @@ impl Given {
             g.pod(i, "r1");
         }
         g
-    }
-
-    fn applied(&mut self, generation: i64) -> &mut Self {
-        self.succeed(Intent::ApplyResources { generation })
-    }
-
-    /// Decides and succeeds `intent`, as an executor would report it.
-    fn succeed(&mut self, intent: Intent) -> &mut Self {
-        self.n += 1;
-        let id = Uuid::from_u128(1_000_000 + self.n);
-        self.event(Event::Decided {
-            intents: vec![logbook_journal::PlannedIntent {
-                intent_id: id,
-                intent,
-                reason: logbook_journal::Reason {
-                    code: ReasonCode::Requested,
-                    detail: String::new(),
-                },
-            }],
-        });
-        self.event(Event::IntentSucceeded {
-            intent_id: id,
-            detail: String::new(),
-        })
-    }
-
-    fn pod(&mut self, i: u32, revision: &str) -> &mut Self {
-        self.event(Event::PodObserved {
-            pod: format!("demo-{i}"),
-            uid: format!("uid-{i}-{revision}"),
-            ip: Some(format!("10.0.0.{i}")),
-            phase: PodPhase::Running,
-            ready: true,
-            node: None,
-            revision: Some(revision.into()),
-        })
-    }
-
-    fn reach(&mut self, i: u32, r: Reachability) -> &mut Self {
-        self.event(Event::PodReachabilityObserved {
-            pod: format!("demo-{i}"),
-            reachability: r,
-        })
-    }
-
-    fn role(&mut self, i: u32, role: Role, primary: Option<u32>) -> &mut Self {
-        self.event(Event::NodeRoleObserved {
-            pod: format!("demo-{i}"),
-            role,
-            primary: primary.map(|p| format!("demo-{p}")),
-        })
-    }
-
-    fn repl(&mut self, i: u32, link: LinkStatus, offset: u64, replid: u8) -> &mut Self {
-        self.event(Event::ReplicationObserved {
-            pod: format!("demo-{i}"),
-            link,
-            offset,
-            replid: ReplId([replid; 20]),
-        })
-    }
-
-    fn label(&mut self, i: u32, label: Role) -> &mut Self {
-        self.event(Event::RoleLabelObserved {
-            pod: format!("demo-{i}"),
-            label: Some(label),
-        })
     }
 
     /// Every pod reachable and fenced (a replica of nowhere), as they boot.
@@ -182,21 +53,6 @@ impl Given {
             ip: Some("10.0.0.0".into()),
         });
         g
-    }
-
-    /// Events from now on come `ms` apart.
-    fn every_ms(&mut self, ms: i64) -> &mut Self {
-        self.step_us = ms * 1000;
-        self
-    }
-
-    /// Decides at the time of the last event, as the runtime does.
-    fn decide(&self) -> Vec<Decision> {
-        decide(&self.state, self.state.last_at, &self.policy)
-    }
-
-    fn intents(&self) -> Vec<Intent> {
-        self.decide().into_iter().map(|d| d.intent).collect()
     }
 }
 
