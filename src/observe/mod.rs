@@ -6,10 +6,12 @@
 //! the world (API objects, probe results) and returns the events to
 //! append. Fetching the world is the shell's job (`operator/`).
 
+mod cluster;
 mod pods;
 mod replication;
 mod spec;
 
+pub use cluster::{ClusterAnswer, ClusterObservation, observe_cluster_probe, observe_report};
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{ProbeObservation, journal_role, link_status, observe_probe};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

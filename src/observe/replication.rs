@@ -75,57 +75,91 @@ pub fn observe_probe(
     cap: u32,
     want_offsets: bool,
 ) -> Vec<Event> {
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = observe_reachability(state, pod, reachability(obs), cap)
+        .into_iter()
+        .collect();
+    let ProbeObservation::Answered(probe) = obs else {
+        return out;
+    };
+    let info = &probe.info;
+    let primary = info
+        .primary
+        .as_ref()
+        .and_then(|link| ip_to_pod.get(&link.host).cloned());
+    out.extend(observe_role(state, pod, journal_role(info.role), primary));
+    out.extend(observe_replication(state, pod, info, want_offsets));
+    out
+}
+
+/// `PodReachabilityObserved` when it moves what a decision reads: a
+/// success when the pod was not already reachable; failures one by one
+/// until `cap` in a row (more of the same change nothing).
+pub fn observe_reachability(
+    state: &ClusterState,
+    pod: &str,
+    reach: Reachability,
+    cap: u32,
+) -> Option<Event> {
     let known = state.pods.get(pod);
-    let reach = reachability(obs);
     let prev = known.and_then(|v| v.reachability);
     let failures = known.map_or(0, |v| v.consecutive_failures);
     let record = match reach {
         Reachability::Reachable => prev != Some(Reachability::Reachable),
         _ => prev != Some(reach) || failures < cap,
     };
-    if record {
-        out.push(Event::PodReachabilityObserved {
-            pod: pod.to_owned(),
-            reachability: reach,
-        });
-    }
-    let ProbeObservation::Answered(probe) = obs else {
-        return out;
+    record.then(|| Event::PodReachabilityObserved {
+        pod: pod.to_owned(),
+        reachability: reach,
+    })
+}
+
+/// The journal's reachability of a failed probe.
+pub fn failure_reachability(err: &ProbeError) -> Reachability {
+    reachability(&ProbeObservation::Failed(err))
+}
+
+/// `NodeRoleObserved` when the role or the primary followed changed.
+pub fn observe_role(
+    state: &ClusterState,
+    pod: &str,
+    role: Role,
+    primary: Option<String>,
+) -> Option<Event> {
+    let primary = match role {
+        Role::Replica => primary,
+        Role::Primary | Role::Sentinel => None,
     };
-    let info = &probe.info;
-    let role = journal_role(info.role);
-    let primary = info
-        .primary
-        .as_ref()
-        .and_then(|link| ip_to_pod.get(&link.host).cloned());
-    let role_same = known.is_some_and(|v| v.role == Some(role) && v.replicates == primary);
-    if !role_same {
-        out.push(Event::NodeRoleObserved {
-            pod: pod.to_owned(),
-            role,
-            primary: match role {
-                Role::Replica => primary,
-                Role::Primary | Role::Sentinel => None,
-            },
-        });
-    }
+    let same = state
+        .pods
+        .get(pod)
+        .is_some_and(|v| v.role == Some(role) && v.replicates == primary);
+    (!same).then(|| Event::NodeRoleObserved {
+        pod: pod.to_owned(),
+        role,
+        primary,
+    })
+}
+
+/// `ReplicationObserved` when the link or the history changed, or the
+/// offset moved while a decision needs offsets (`want_offsets`).
+pub fn observe_replication(
+    state: &ClusterState,
+    pod: &str,
+    info: &ReplicationInfo,
+    want_offsets: bool,
+) -> Option<Event> {
+    let known = state.pods.get(pod);
     let link = link_status(info);
-    let Ok(replid) = ReplId::from_hex(&info.replid) else {
-        return out;
-    };
+    let replid = ReplId::from_hex(&info.replid).ok()?;
     let offset = info.master_repl_offset;
     let changed = known.is_none_or(|v| v.link != Some(link) || v.replid != Some(replid));
     let offset_moved = known.is_none_or(|v| v.offset != Some(offset));
-    if changed || (want_offsets && offset_moved) {
-        out.push(Event::ReplicationObserved {
-            pod: pod.to_owned(),
-            link,
-            offset,
-            replid,
-        });
-    }
-    out
+    (changed || (want_offsets && offset_moved)).then(|| Event::ReplicationObserved {
+        pod: pod.to_owned(),
+        link,
+        offset,
+        replid,
+    })
 }
 
 #[cfg(test)]

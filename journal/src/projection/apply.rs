@@ -200,7 +200,11 @@ impl ClusterState {
                     Role::Replica => primary.clone(),
                     Role::Primary | Role::Sentinel => None,
                 };
-                self.track_primary(seq, at, body, pod, *role);
+                // A Valkey Cluster has a primary per shard: the one
+                // believed primary is a replication cluster's.
+                if !self.is_valkey_cluster() {
+                    self.track_primary(seq, at, body, pod, *role);
+                }
             }
             Event::ReplicationObserved {
                 pod,
@@ -237,9 +241,10 @@ impl ClusterState {
                 if from.is_some() {
                     self.counters.failovers = self.counters.failovers.saturating_add(1);
                 }
+                let cluster = self.is_valkey_cluster();
                 // `from` names the primary replaced; the believed primary may
                 // already be gone from the projection (it came back fenced).
-                if self.primary.is_some() && from.as_deref() != self.primary.as_deref() {
+                if !cluster && self.primary.is_some() && from.as_deref() != self.primary.as_deref() {
                     self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.primary));
                 }
                 let view = self.pod_for_observation(seq, pod, at);
@@ -251,10 +256,12 @@ impl ClusterState {
                     // believe it is primary.
                     old.role = None;
                 }
-                self.primary = Some(pod.clone());
-                // A promotion starts a new replication id; it is learnt at
-                // the next observation of the new primary.
-                self.primary_replid = None;
+                if !cluster {
+                    self.primary = Some(pod.clone());
+                    // A promotion starts a new replication id; it is learnt
+                    // at the next observation of the new primary.
+                    self.primary_replid = None;
+                }
                 if from.is_some() {
                     self.last_failover = Some(FailoverView {
                         seq,
@@ -583,6 +590,12 @@ impl ClusterState {
             .into_iter()
             .map(|o| o.map(|id| self.cluster.pod_of(id).unwrap_or(id).to_owned()))
             .collect()
+    }
+
+    /// Whether the stream is a Valkey Cluster's: its nodes reported
+    /// cluster identities.
+    fn is_valkey_cluster(&self) -> bool {
+        !self.cluster.pods.is_empty()
     }
 
     fn observed(&mut self) {

@@ -1,0 +1,89 @@
+//! Valkey Cluster probes (`CLUSTER NODES`, `CLUSTER INFO`, `INFO
+//! replication` of each pod) to events: the node's report when it
+//! changed (`ClusterNodeObserved`), its role with the pod of the primary
+//! it replicates (resolved by node id, never by address), and its
+//! replication link and offset as for Replication. Reachability is
+//! recorded as for every topology.
+
+use logbook_journal::{ClusterNodeReport, ClusterState, Event, Reachability, Role};
+
+use super::replication::{
+    failure_reachability, observe_reachability, observe_replication, observe_role,
+};
+use crate::valkey::{ProbeError, ReplicationInfo};
+
+/// What one probe of a cluster node got.
+#[derive(Debug, Clone)]
+pub struct ClusterAnswer {
+    /// The node's report, volatile fields left out.
+    pub report: ClusterNodeReport,
+    /// Its `INFO replication`.
+    pub replication: ReplicationInfo,
+}
+
+/// One probe of one cluster pod, as the prober saw it.
+#[derive(Debug)]
+pub enum ClusterObservation<'a> {
+    /// The pod has no IP.
+    NoAddress,
+    /// The probe answered.
+    Answered(&'a ClusterAnswer),
+    /// The probe failed.
+    Failed(&'a ProbeError),
+}
+
+/// Events for one probe of the cluster node in `pod`; `cap` bounds how
+/// many consecutive failures are recorded, `want_offsets` asks for the
+/// offset even when only it moved (a shard primary is failing).
+pub fn observe_cluster_probe(
+    state: &ClusterState,
+    pod: &str,
+    obs: &ClusterObservation<'_>,
+    cap: u32,
+    want_offsets: bool,
+) -> Vec<Event> {
+    let reach = match obs {
+        ClusterObservation::NoAddress => Reachability::NoAddress,
+        ClusterObservation::Answered(_) => Reachability::Reachable,
+        ClusterObservation::Failed(err) => failure_reachability(err),
+    };
+    let mut out: Vec<Event> = observe_reachability(state, pod, reach, cap)
+        .into_iter()
+        .collect();
+    let ClusterObservation::Answered(answer) = obs else {
+        return out;
+    };
+    out.extend(observe_report(state, pod, &answer.report));
+    let role = if answer.report.is_primary() {
+        Role::Primary
+    } else {
+        Role::Replica
+    };
+    let primary = answer
+        .report
+        .primary_id
+        .as_deref()
+        .and_then(|id| state.cluster.pod_of(id))
+        .map(str::to_owned);
+    out.extend(observe_role(state, pod, role, primary));
+    out.extend(observe_replication(
+        state,
+        pod,
+        &answer.replication,
+        want_offsets,
+    ));
+    out
+}
+
+/// `ClusterNodeObserved` when `pod`'s node reports anything other than
+/// its last report (or is another node than the pod last ran).
+pub fn observe_report(
+    state: &ClusterState,
+    pod: &str,
+    report: &ClusterNodeReport,
+) -> Option<Event> {
+    (state.cluster.report(pod) != Some(report)).then(|| Event::ClusterNodeObserved {
+        pod: pod.to_owned(),
+        report: report.clone(),
+    })
+}
