@@ -185,23 +185,26 @@ pub async fn label_pod(
     }
 }
 
-/// Labels `primary` as the primary and every other pod as a replica,
-/// demoting first so two pods never both carry `role=primary`.
+/// Labels each of `primaries` primary and every other pod replica,
+/// demoting first so a pod no longer primary is never selected beside the
+/// one that is.
 pub async fn set_role_labels(
     client: &Client,
     target: Target<'_>,
-    primary: Option<&str>,
+    primaries: &[String],
 ) -> Result<Done, ActError> {
     let mut said = Vec::new();
     let mut events = Vec::new();
+    // Demotions first: the client Service never selects a pod that is no
+    // longer primary beside the one that is.
     for pod in target.state.pods.keys() {
-        if Some(pod.as_str()) != primary {
+        if !primaries.contains(pod) {
             let done = label_pod(client, target, pod, false).await?;
             said.push(done.detail);
             events.extend(done.events);
         }
     }
-    if let Some(primary) = primary {
+    for primary in primaries {
         let done = label_pod(client, target, primary, true).await?;
         said.push(done.detail);
         events.extend(done.events);

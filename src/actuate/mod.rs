@@ -8,6 +8,7 @@
 //! decides: an intent that no longer makes sense fails with the reason and
 //! `decide` looks again.
 
+mod cluster;
 mod kube_ops;
 mod replication;
 
@@ -167,7 +168,26 @@ impl Executor {
                 kube_ops::delete_pod(&self.client, target, pod, revision).await
             }
             Intent::SetRoleLabels { primary } => {
-                kube_ops::set_role_labels(&self.client, target, primary.as_deref()).await
+                let primaries: Vec<String> = primary.iter().cloned().collect();
+                kube_ops::set_role_labels(&self.client, target, &primaries).await
+            }
+            Intent::SetShardRoleLabels { primaries } => {
+                kube_ops::set_role_labels(&self.client, target, primaries).await
+            }
+            Intent::MeetNode { pod, from } => cluster::meet(&self.valkey, target, pod, from).await,
+            Intent::AssignSlots { pod, slots } => {
+                cluster::assign_slots(&self.valkey, target, pod, slots).await
+            }
+            Intent::ReplicateShard {
+                pod,
+                primary,
+                node_id,
+            } => cluster::replicate(&self.valkey, target, pod, primary, node_id).await,
+            Intent::ClusterFailover { pod, from, mode } => {
+                cluster::failover(&self.valkey, target, pod, from.as_deref(), *mode).await
+            }
+            Intent::ForgetNode { node_id, .. } => {
+                cluster::forget(&self.valkey, target, node_id).await
             }
             Intent::PublishBootConfig { primary, ip } => {
                 kube_ops::publish_boot(&self.client, target, primary.as_deref(), ip.as_deref())
@@ -182,17 +202,11 @@ impl Executor {
             Intent::ClearFailoverRequest => {
                 kube_ops::clear_failover_request(&self.client, target).await
             }
-            Intent::UpdateStatus
-            | Intent::AddNode { .. }
-            | Intent::ForgetNode { .. }
-            | Intent::MigrateSlots { .. }
-            | Intent::AssignSlots { .. }
-            | Intent::ReplicateShard { .. }
-            | Intent::ClusterFailover { .. }
-            | Intent::SetShardRoleLabels { .. }
-            | Intent::MeetNode { .. } => Err(ActError::Refused(format!(
-                "{intent:?} is not carried out by this operator version"
-            ))),
+            Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
+                Err(ActError::Refused(format!(
+                    "{intent:?} is not carried out by this operator version"
+                )))
+            }
         }
     }
 }

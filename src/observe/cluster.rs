@@ -5,12 +5,15 @@
 //! replication link and offset as for Replication. Reachability is
 //! recorded as for every topology.
 
-use logbook_journal::{ClusterNodeReport, ClusterState, Event, Reachability, Role};
+use logbook_journal::cluster::merge_slots;
+use logbook_journal::{
+    ClusterNodeReport, ClusterPeer, ClusterState, Event, PeerHealth, Reachability, Role,
+};
 
 use super::replication::{
     failure_reachability, observe_reachability, observe_replication, observe_role,
 };
-use crate::valkey::{ProbeError, ReplicationInfo};
+use crate::valkey::{ClusterProbe, ProbeError, ReplicationInfo};
 
 /// What one probe of a cluster node got.
 #[derive(Debug, Clone)]
@@ -85,5 +88,53 @@ pub fn observe_report(
     (state.cluster.report(pod) != Some(report)).then(|| Event::ClusterNodeObserved {
         pod: pod.to_owned(),
         report: report.clone(),
+    })
+}
+
+/// The report and replication state a probe of a cluster node shows:
+/// `myself` is the node, every other line a peer (sorted by node id so
+/// that an unchanged table gives an equal report). `None` when the reply
+/// has no `myself` line.
+pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
+    let me = probe.nodes.iter().find(|n| n.myself)?;
+    let mut peers: Vec<ClusterPeer> = probe
+        .nodes
+        .iter()
+        .filter(|n| !n.myself)
+        .map(|n| ClusterPeer {
+            node_id: n.id.clone(),
+            ip: n.ip.clone(),
+            primary: n.primary,
+            primary_id: n.primary_id.clone(),
+            health: if n.handshake {
+                PeerHealth::Handshake
+            } else if n.failed {
+                PeerHealth::Failed
+            } else if n.noaddr {
+                PeerHealth::NoAddress
+            } else if n.suspected {
+                PeerHealth::Suspected
+            } else {
+                PeerHealth::Ok
+            },
+        })
+        .collect();
+    peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let owned: Vec<u16> = me.slots.iter().flat_map(|r| r.start..=r.end).collect();
+    Some(ClusterAnswer {
+        report: ClusterNodeReport {
+            node_id: me.id.clone(),
+            primary_id: if me.primary {
+                None
+            } else {
+                me.primary_id.clone()
+            },
+            slots: merge_slots(owned),
+            config_epoch: me.config_epoch,
+            current_epoch: probe.info.current_epoch,
+            state_ok: probe.info.state_ok,
+            peers,
+        },
+        replication: probe.replication.clone(),
     })
 }

@@ -84,7 +84,7 @@ struct Lease {
 /// Whether a command may be sent again after its connection dropped with
 /// the outcome unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resend {
+pub(super) enum Resend {
     Safe,
     Never,
 }
@@ -346,7 +346,7 @@ impl ValkeyClient {
     /// restarted or was killed). Then one fresh connection is tried: if that
     /// is refused the process is gone; if it works, the command is resent
     /// when `resend` allows, otherwise the outcome is reported as unknown.
-    async fn run(
+    pub(super) async fn run(
         &self,
         addr: SocketAddr,
         cmd: &Cmd,
@@ -533,7 +533,7 @@ fn classify(addr: SocketAddr, command: &'static str, err: &RedisError) -> ProbeE
     }
 }
 
-fn expect_ok(addr: SocketAddr, reply: Value) -> Result<(), ProbeError> {
+pub(super) fn expect_ok(addr: SocketAddr, reply: Value) -> Result<(), ProbeError> {
     match reply {
         // `REPLICAOF` to the current primary answers
         // `+OK Already connected to specified master`.
@@ -543,7 +543,7 @@ fn expect_ok(addr: SocketAddr, reply: Value) -> Result<(), ProbeError> {
     }
 }
 
-fn text_reply(addr: SocketAddr, reply: Value) -> Result<String, ProbeError> {
+pub(super) fn text_reply(addr: SocketAddr, reply: Value) -> Result<String, ProbeError> {
     match reply {
         Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| ProbeError::Protocol {
             addr,
@@ -554,7 +554,7 @@ fn text_reply(addr: SocketAddr, reply: Value) -> Result<String, ProbeError> {
     }
 }
 
-fn unexpected(addr: SocketAddr, expected: &str, got: &Value) -> ProbeError {
+pub(super) fn unexpected(addr: SocketAddr, expected: &str, got: &Value) -> ProbeError {
     ProbeError::Protocol {
         addr,
         detail: format!("expected {expected}, got {got:?}"),

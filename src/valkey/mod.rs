@@ -8,11 +8,15 @@
 //! observations and outcomes.
 
 mod client;
+mod cluster_client;
+mod cluster_parse;
 mod error;
 mod parse;
 mod password;
 
 pub use client::{Probe, Timeouts, ValkeyClient};
+pub use cluster_client::ClusterProbe;
+pub use cluster_parse::{ClusterInfo, ClusterNodeLine, parse_cluster_info, parse_cluster_nodes};
 pub use error::{Phase, ProbeError};
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,

@@ -1,0 +1,323 @@
+//! Valkey Cluster actions: meet, assign slots, attach a replica, fail a
+//! shard over, forget a node. Each checks first what the node says (a
+//! node id where one is expected, the effect already there) and, after
+//! acting, reads the nodes again and returns their reports as the facts
+//! it established, so the next decision sees the effect and never repeats
+//! the action. Nothing here decides.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use logbook_journal::{ClusterFailoverMode, Event, PeerHealth, Role, SlotRange};
+use tokio::time::Instant;
+
+use super::{ActError, Done, Target};
+use crate::observe::{ClusterAnswer, cluster_answer, observe_report};
+use crate::resources::VALKEY_PORT;
+use crate::valkey::ValkeyClient;
+
+/// How often an action polls for its effect.
+const POLL: Duration = Duration::from_millis(50);
+/// How long a meet may take to be seen by the nodes that met.
+const MEET_WAIT: Duration = Duration::from_secs(5);
+
+fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
+    move |source| ActError::Valkey { what, source }
+}
+
+/// Probes `pod`'s node now.
+async fn answer(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+) -> Result<ClusterAnswer, ActError> {
+    let addr = target.addr(pod)?;
+    let probe = valkey
+        .cluster_probe(addr)
+        .await
+        .map_err(valkey_err(format!("reading the cluster state of {pod}")))?;
+    cluster_answer(&probe).ok_or_else(|| {
+        ActError::Refused(format!(
+            "{pod} answered CLUSTER NODES without a line for itself"
+        ))
+    })
+}
+
+/// The report of `pod` as an event, when it differs from the projection.
+fn reported(target: Target<'_>, pod: &str, answer: &ClusterAnswer) -> Option<Event> {
+    observe_report(target.state, pod, &answer.report)
+}
+
+/// Checks that `pod` runs the node the projection says it does: an action
+/// aimed at a node id is never carried out on another node that took the
+/// pod's place (its volume lost) or its address.
+async fn expect_node(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    addr: SocketAddr,
+) -> Result<String, ActError> {
+    let expected = target
+        .state
+        .cluster
+        .node_id(pod)
+        .ok_or_else(|| ActError::Refused(format!("{pod} has no known cluster node")))?
+        .to_owned();
+    let actual = valkey
+        .cluster_myid(addr)
+        .await
+        .map_err(valkey_err(format!("reading the node id of {pod}")))?;
+    if actual != expected {
+        return Err(ActError::Refused(format!(
+            "{pod} runs node {actual}, not node {expected} the decision was made for; nothing done until it is observed"
+        )));
+    }
+    Ok(expected)
+}
+
+/// `CLUSTER MEET` `pod` (at its pod address, its node id checked) from
+/// each node of `from`, then waits until each of them lists it there.
+pub async fn meet(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    from: &[String],
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    let node_id = expect_node(valkey, target, pod, addr).await?;
+    let ip = addr.ip().to_string();
+    for f in from {
+        let f_addr = target.addr(f)?;
+        valkey
+            .cluster_meet(f_addr, &ip, VALKEY_PORT)
+            .await
+            .map_err(valkey_err(format!("{f} meeting {pod} at {ip}")))?;
+    }
+    let deadline = Instant::now() + MEET_WAIT;
+    let mut events = Vec::new();
+    for f in from {
+        loop {
+            let seen = answer(valkey, target, f).await?;
+            let known = seen.report.peer(&node_id).is_some_and(|p| {
+                p.ip.as_deref() == Some(ip.as_str())
+                    && !matches!(p.health, PeerHealth::Handshake | PeerHealth::NoAddress)
+            });
+            if known {
+                events.extend(reported(target, f, &seen));
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ActError::NotYet(format!(
+                    "{f} met {pod} at {ip} but does not list node {node_id} there after {} s",
+                    MEET_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(Done {
+        detail: format!("{pod} (node {node_id}) met at {ip} by {}", from.join(", ")),
+        events,
+        password: None,
+    })
+}
+
+/// `CLUSTER ADDSLOTSRANGE` on `pod` for the slots of `slots` it does not
+/// serve yet; refused when its table shows another owner for any.
+pub async fn assign_slots(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    slots: &[SlotRange],
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    expect_node(valkey, target, pod, addr).await?;
+    let before = answer(valkey, target, pod).await?;
+    let owns = |r: &SlotRange| {
+        before
+            .report
+            .slots
+            .iter()
+            .any(|o| o.start <= r.start && r.end <= o.end)
+    };
+    let missing: Vec<SlotRange> = slots.iter().copied().filter(|r| !owns(r)).collect();
+    if !missing.is_empty() {
+        valkey
+            .cluster_addslotsrange(addr, &missing)
+            .await
+            .map_err(valkey_err(format!(
+                "assigning slots {} to {pod}",
+                logbook_journal::cluster::describe_slots(&missing)
+            )))?;
+    }
+    let after = answer(valkey, target, pod).await?;
+    Ok(Done {
+        detail: format!(
+            "{pod} serves slots {}",
+            logbook_journal::cluster::describe_slots(&after.report.slots)
+        ),
+        events: reported(target, pod, &after).into_iter().collect(),
+        password: None,
+    })
+}
+
+/// `CLUSTER REPLICATE` on `pod`, once `primary` is checked to run
+/// `node_id`.
+pub async fn replicate(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    primary: &str,
+    node_id: &str,
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    expect_node(valkey, target, pod, addr).await?;
+    let primary_addr = target.addr(primary)?;
+    let running = expect_node(valkey, target, primary, primary_addr).await?;
+    if running != node_id {
+        return Err(ActError::Refused(format!(
+            "{primary} runs node {running}, not {node_id}"
+        )));
+    }
+    valkey
+        .cluster_replicate(addr, node_id)
+        .await
+        .map_err(valkey_err(format!("making {pod} a replica of {primary}")))?;
+    let after = answer(valkey, target, pod).await?;
+    let mut events: Vec<Event> = reported(target, pod, &after).into_iter().collect();
+    events.push(Event::NodeRoleObserved {
+        pod: pod.to_owned(),
+        role: Role::Replica,
+        primary: Some(primary.to_owned()),
+    });
+    Ok(Done {
+        detail: format!("{pod} replicates {primary} (node {node_id})"),
+        events,
+        password: None,
+    })
+}
+
+/// How long a failover of `mode` may take: Valkey's manual failover gives
+/// up after 5 s; an election needs at most twice the node timeout.
+fn failover_wait(target: Target<'_>, mode: ClusterFailoverMode) -> Duration {
+    let timeout = u64::try_from(
+        target
+            .spec
+            .effective_cluster_node_timeout_milliseconds()
+            .unwrap_or(5_000),
+    )
+    .unwrap_or(5_000);
+    let ms = match mode {
+        ClusterFailoverMode::Coordinated => timeout.saturating_mul(2).max(5_000),
+        ClusterFailoverMode::Force | ClusterFailoverMode::Takeover => {
+            timeout.saturating_mul(2).max(2_000)
+        }
+    };
+    Duration::from_millis(ms.saturating_add(1_000))
+}
+
+/// `CLUSTER FAILOVER [FORCE|TAKEOVER]` on the replica in `pod`, then waits
+/// until it serves its shard's slots as primary.
+pub async fn failover(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    from: Option<&str>,
+    mode: ClusterFailoverMode,
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    expect_node(valkey, target, pod, addr).await?;
+    let before = answer(valkey, target, pod).await?;
+    let started = Instant::now();
+    if !(before.report.is_primary() && !before.report.slots.is_empty()) {
+        valkey
+            .cluster_failover(addr, mode)
+            .await
+            .map_err(valkey_err(format!("starting a failover on {pod}")))?;
+    }
+    let deadline = started + failover_wait(target, mode);
+    loop {
+        let now = answer(valkey, target, pod).await?;
+        if now.report.is_primary() && !now.report.slots.is_empty() {
+            let offset = now.replication.master_repl_offset;
+            let mut events: Vec<Event> = reported(target, pod, &now).into_iter().collect();
+            events.push(Event::NodeRoleObserved {
+                pod: pod.to_owned(),
+                role: Role::Primary,
+                primary: None,
+            });
+            events.push(Event::ReplicaPromoted {
+                pod: pod.to_owned(),
+                from: from.map(str::to_owned),
+                offset,
+            });
+            return Ok(Done {
+                detail: format!(
+                    "{pod} took over {} slots at config epoch {} (offset {offset}) in {} ms",
+                    logbook_journal::cluster::slot_count(&now.report.slots),
+                    now.report.config_epoch,
+                    started.elapsed().as_millis()
+                ),
+                events,
+                password: None,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(ActError::NotYet(format!(
+                "{pod} did not take its shard over within {} ms ({} failover); Valkey's own detection carries on",
+                started.elapsed().as_millis(),
+                match mode {
+                    ClusterFailoverMode::Coordinated => "coordinated",
+                    ClusterFailoverMode::Force => "forced",
+                    ClusterFailoverMode::Takeover => "takeover",
+                }
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `CLUSTER FORGET node_id` on every node of the cluster that lists it
+/// (all within Valkey's one-minute ban, so none re-learns it from another).
+pub async fn forget(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    node_id: &str,
+) -> Result<Done, ActError> {
+    let mut forgot = Vec::new();
+    let mut skipped = Vec::new();
+    let mut events = Vec::new();
+    for pod in target.state.pods.keys() {
+        let Ok(seen) = answer(valkey, target, pod).await else {
+            skipped.push(format!("{pod} (not answering)"));
+            continue;
+        };
+        if seen.report.node_id == node_id || seen.report.peer(node_id).is_none() {
+            continue;
+        }
+        let addr = target.addr(pod)?;
+        valkey
+            .cluster_forget(addr, node_id)
+            .await
+            .map_err(valkey_err(format!("{pod} forgetting node {node_id}")))?;
+        forgot.push(pod.clone());
+        let after = answer(valkey, target, pod).await?;
+        events.extend(reported(target, pod, &after));
+    }
+    let mut detail = format!(
+        "node {node_id} forgotten by {}",
+        if forgot.is_empty() {
+            "nobody (no member listed it)".to_owned()
+        } else {
+            forgot.join(", ")
+        }
+    );
+    if !skipped.is_empty() {
+        detail.push_str(&format!("; not asked: {}", skipped.join(", ")));
+    }
+    Ok(Done {
+        detail,
+        events,
+        password: None,
+    })
+}
