@@ -72,7 +72,11 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
 /// and nothing is created for it: running a Sentinel spec as plain
 /// Replication, or a Cluster spec as one primary with replicas, would tell
 /// a user they have what they do not have.
-pub const SUPPORTED_TOPOLOGIES: [Topology; 2] = [Topology::Standalone, Topology::Replication];
+pub const SUPPORTED_TOPOLOGIES: [Topology; 3] = [
+    Topology::Standalone,
+    Topology::Replication,
+    Topology::Cluster,
+];
 
 /// Why `spec` cannot be run by this operator version, if it cannot.
 pub fn unsupported(spec: &ValkeyClusterSpec) -> Option<SpecProblem> {
@@ -86,7 +90,7 @@ pub fn unsupported(spec: &ValkeyClusterSpec) -> Option<SpecProblem> {
                 .iter()
                 .map(|t| t.as_str())
                 .collect::<Vec<_>>()
-                .join(" and ")
+                .join(", ")
         ),
     })
 }

@@ -124,6 +124,17 @@ async fn round(
     interval: Duration,
     coarse: bool,
 ) -> Result<(), super::OperatorError> {
+    let cluster = {
+        let guard = rt.lock().await;
+        guard
+            .state
+            .desired_spec()
+            .and_then(Result::ok)
+            .is_some_and(|spec| spec.topology.is_cluster())
+    };
+    if cluster {
+        return super::cluster_prober::round(rt, interval, coarse).await;
+    }
     // Snapshot the targets, then probe without holding the lock.
     let (client, pods, actions) = {
         let mut guard = rt.lock().await;
@@ -227,7 +238,7 @@ async fn round(
 /// ([`crate::decide::unreachable_after_ms`]): `decide` measures that span
 /// up to the last event, so a failure must be recorded past it. More of the
 /// same failure changes no decision and is not recorded.
-fn failure_cap(rt: &ClusterRuntime) -> u32 {
+pub(super) fn failure_cap(rt: &ClusterRuntime) -> u32 {
     let policy = rt.state.policy.clone().unwrap_or_default();
     let interval = i64::try_from(policy.probe_interval_ms.max(1)).unwrap_or(i64::MAX);
     let span = crate::decide::unreachable_after_ms(&policy) / interval;

@@ -23,6 +23,10 @@ pub const CONNECTION_URL_KEY: &str = "REDIS_URL";
 pub const CONNECTION_HOST_KEY: &str = "host";
 /// Key of the port in the connection Secret.
 pub const CONNECTION_PORT_KEY: &str = "port";
+/// Key of a Cluster's seed nodes in the connection Secret: every pod's
+/// stable DNS name and port, comma-separated, for cluster-aware clients
+/// (they discover the rest with `CLUSTER SHARDS`).
+pub const CONNECTION_CLUSTER_NODES_KEY: &str = "clusterNodes";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
 
@@ -123,6 +127,22 @@ pub fn build_connection_secret(
         data.insert(CONNECTION_PASSWORD_KEY.to_owned(), bytes(pw));
     }
     data.insert(CONNECTION_HOST_KEY.to_owned(), bytes(&host));
+    if spec.topology.is_cluster() {
+        let headless = super::headless_service_name(&meta.name);
+        let sts = super::statefulset_name(&meta.name);
+        let seeds: Vec<String> = (0..spec.effective_replicas().max(0))
+            .map(|i| {
+                format!(
+                    "{sts}-{i}.{headless}.{}.svc.cluster.local:{VALKEY_PORT}",
+                    meta.namespace
+                )
+            })
+            .collect();
+        data.insert(
+            CONNECTION_CLUSTER_NODES_KEY.to_owned(),
+            bytes(&seeds.join(",")),
+        );
+    }
     opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
 }
 
