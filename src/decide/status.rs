@@ -50,6 +50,102 @@ fn condition(
     }
 }
 
+/// What the status says of a Valkey Cluster.
+struct ClusterHealth {
+    /// Every slot owned by a primary that answers.
+    served: bool,
+    /// Every shard the spec asks for, each with its replicas in sync.
+    redundant: bool,
+    /// Replicas in sync with their shard's primary.
+    in_sync: usize,
+    /// The shards, for `status.shards`.
+    shards: Vec<logbook_crds::v1alpha1::ShardStatus>,
+    /// One line for the conditions.
+    summary: String,
+}
+
+fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
+    let cluster = &view.state.cluster;
+    let shards = cluster.shards();
+    let unassigned = cluster.unassigned();
+    let answering = |pod: &str| view.pod(pod).is_some_and(|p| p.usable());
+    let serving = shards
+        .iter()
+        .filter(|s| !s.retired && answering(s.primary))
+        .count();
+    let in_sync_of = |s: &logbook_journal::projection::cluster::Shard<'_>| {
+        s.replicas
+            .iter()
+            .filter(|r| {
+                view.pod(r).is_some_and(|p| {
+                    p.usable() && p.view.link == Some(logbook_journal::LinkStatus::Up)
+                })
+            })
+            .count()
+    };
+    let in_sync: usize = shards.iter().map(in_sync_of).sum();
+    let want_shards = usize::try_from(view.spec.effective_shards()).unwrap_or(0);
+    let want_replicas = usize::try_from(view.spec.effective_replicas_per_shard()).unwrap_or(0);
+    // Every member sees every other as it sees itself (role, primary, no
+    // failure flag): gossip has converged.
+    let members: Vec<_> = view
+        .pods()
+        .into_iter()
+        .filter(|p| p.usable())
+        .filter_map(|p| cluster.report(p.name))
+        .collect();
+    let agreed = members.iter().all(|m| {
+        m.state_ok
+            && members.iter().filter(|o| o.node_id != m.node_id).all(|o| {
+                m.peer(&o.node_id).is_some_and(|p| {
+                    p.health == logbook_journal::PeerHealth::Ok
+                        && p.primary == o.is_primary()
+                        && p.primary_id == o.primary_id
+                })
+            })
+    });
+    let served = cluster.formed_at.is_some() && unassigned == 0 && serving == shards.len();
+    let redundant = served
+        && agreed
+        && shards.len() == want_shards
+        && shards.iter().all(|s| in_sync_of(s) >= want_replicas);
+    let to_i32 = |v: u16| i32::from(v);
+    let statuses = shards
+        .iter()
+        .zip(0_i32..)
+        .map(|(s, index)| logbook_crds::v1alpha1::ShardStatus {
+            index,
+            name: format!("shard-{index}"),
+            primary: Some(s.primary.to_owned()),
+            replicas: s.replicas.iter().map(|r| (*r).to_owned()).collect(),
+            slots: s
+                .slots
+                .iter()
+                .map(|r| logbook_crds::v1alpha1::SlotRange {
+                    start: to_i32(r.start),
+                    end: to_i32(r.end),
+                })
+                .collect(),
+        })
+        .collect();
+    let summary = if cluster.formed_at.is_none() {
+        format!("forming: {unassigned} of 16384 slots without owner")
+    } else {
+        format!(
+            "{serving}/{want_shards} shards served, {in_sync} replicas in sync, {} of 16384 slots owned{}",
+            16_384_u32.saturating_sub(unassigned),
+            if agreed { "" } else { ", nodes not yet agreeing" }
+        )
+    };
+    ClusterHealth {
+        served,
+        redundant,
+        in_sync,
+        shards: statuses,
+        summary,
+    }
+}
+
 /// The status of the cluster whose projection is `state`.
 pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClusterStatus {
     let at = state.last_at;
@@ -131,10 +227,25 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
                 .then(|| format!("{}-read.{}.svc:6379", ctx.name, ctx.namespace)),
         });
     }
-    let healthy_primary = view.healthy_primary().is_some();
-    let replicas_in_sync = view.primary().map_or(0, |p| {
-        view.pods().iter().filter(|r| r.in_sync_with(p)).count()
-    });
+    let cluster = (view.topology() == Topology::Cluster).then(|| cluster_health(&view));
+    if let Some(health) = &cluster {
+        status.shards.clone_from(&health.shards);
+        status.endpoints = Some(EndpointsStatus {
+            primary: Some(format!("{}.{}.svc:6379", ctx.name, ctx.namespace)),
+            read: None,
+        });
+    }
+    let healthy_primary = cluster
+        .as_ref()
+        .map_or_else(|| view.healthy_primary().is_some(), |h| h.served);
+    let replicas_in_sync = cluster.as_ref().map_or_else(
+        || {
+            view.primary().map_or(0, |p| {
+                view.pods().iter().filter(|r| r.in_sync_with(p)).count()
+            })
+        },
+        |h| h.in_sync,
+    );
     let outdated = state
         .statefulset
         .as_ref()
@@ -148,8 +259,14 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         });
     let full = ready_replicas >= wanted_i32
         && healthy_primary
-        && (view.topology() == Topology::Standalone
-            || replicas_in_sync.saturating_add(1) >= usize::try_from(wanted).unwrap_or(usize::MAX));
+        && match &cluster {
+            Some(h) => h.redundant,
+            None => {
+                view.topology() == Topology::Standalone
+                    || replicas_in_sync.saturating_add(1)
+                        >= usize::try_from(wanted).unwrap_or(usize::MAX)
+            }
+        };
     let progressing = state.applied_generation != Some(view.generation)
         || outdated > 0
         || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
@@ -159,7 +276,8 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         .boot_primary
         .as_ref()
         .is_some_and(|(p, _)| p.is_some())
-        || (view.topology() == Topology::Standalone && state.primary.is_some());
+        || (view.topology() == Topology::Standalone && state.primary.is_some())
+        || state.cluster.formed_at.is_some();
     let phase = if view.spec.paused {
         ClusterPhase::Paused
     } else if full && !progressing {
@@ -172,10 +290,15 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ClusterPhase::Degraded
     };
     status.phase = Some(phase);
-    let primary_msg = state.primary.clone().unwrap_or_else(|| "none".to_owned());
-    let summary = format!(
-        "{ready_replicas}/{wanted} pods ready, primary {primary_msg}, {replicas_in_sync} replicas in sync"
-    );
+    let summary = match &cluster {
+        Some(h) => format!("{ready_replicas}/{wanted} pods ready, {}", h.summary),
+        None => {
+            let primary_msg = state.primary.clone().unwrap_or_else(|| "none".to_owned());
+            format!(
+                "{ready_replicas}/{wanted} pods ready, primary {primary_msg}, {replicas_in_sync} replicas in sync"
+            )
+        }
+    };
     status.conditions = vec![
         condition(
             CONDITION_READY,
