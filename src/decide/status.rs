@@ -134,7 +134,11 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
         format!(
             "{serving}/{want_shards} shards served, {in_sync} replicas in sync, {} of 16384 slots owned{}",
             16_384_u32.saturating_sub(unassigned),
-            if agreed { "" } else { ", nodes not yet agreeing" }
+            if agreed {
+                ""
+            } else {
+                ", nodes not yet agreeing"
+            }
         )
     };
     ClusterHealth {

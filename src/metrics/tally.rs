@@ -26,8 +26,8 @@
 use std::collections::BTreeMap;
 
 use logbook_journal::{
-    ClusterFailoverMode,
-    ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability, ReasonCode, Role, Timestamp,
+    ClusterFailoverMode, ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability,
+    ReasonCode, Role, Timestamp,
 };
 use uuid::Uuid;
 

@@ -244,7 +244,8 @@ impl ClusterState {
                 let cluster = self.is_valkey_cluster();
                 // `from` names the primary replaced; the believed primary may
                 // already be gone from the projection (it came back fenced).
-                if !cluster && self.primary.is_some() && from.as_deref() != self.primary.as_deref() {
+                if !cluster && self.primary.is_some() && from.as_deref() != self.primary.as_deref()
+                {
                     self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.primary));
                 }
                 let view = self.pod_for_observation(seq, pod, at);
