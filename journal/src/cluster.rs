@@ -76,6 +76,12 @@ impl ClusterNodeReport {
         self.primary_id.is_none()
     }
 
+    /// Whether it is a primary serving at least one slot.
+    #[must_use]
+    pub fn serves_slots(&self) -> bool {
+        self.is_primary() && !self.slots.is_empty()
+    }
+
     /// How many slots it claims.
     #[must_use]
     pub fn slot_count(&self) -> u32 {

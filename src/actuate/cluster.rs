@@ -229,7 +229,7 @@ pub async fn failover(
     expect_node(valkey, target, pod, addr).await?;
     let before = answer(valkey, target, pod).await?;
     let started = Instant::now();
-    if !(before.report.is_primary() && !before.report.slots.is_empty()) {
+    if !before.report.serves_slots() {
         valkey
             .cluster_failover(addr, mode)
             .await
@@ -238,7 +238,7 @@ pub async fn failover(
     let deadline = started + failover_wait(target, mode);
     loop {
         let now = answer(valkey, target, pod).await?;
-        if now.report.is_primary() && !now.report.slots.is_empty() {
+        if now.report.serves_slots() {
             let offset = now.replication.master_repl_offset;
             let mut events: Vec<Event> = reported(target, pod, &now).into_iter().collect();
             events.push(Event::NodeRoleObserved {

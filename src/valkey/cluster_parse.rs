@@ -203,7 +203,7 @@ pub fn parse_cluster_info(text: &str) -> Result<ClusterInfo, ParseError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
 
     const A: &str = "07c37dfeb235213a872192d90877d0cd55635b91";

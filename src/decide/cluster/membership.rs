@@ -122,7 +122,7 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
 fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
     let anchor = members
         .iter()
-        .find(|m| m.report.is_primary() && !m.report.slots.is_empty())
+        .find(|m| m.report.serves_slots())
         .or_else(|| members.first());
     let Some(anchor) = anchor else {
         return Vec::new();
