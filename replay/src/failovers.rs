@@ -115,6 +115,10 @@ pub struct Failover {
     /// The old primary's last replication offset observed while it was
     /// the primary.
     pub old_offset: Option<u64>,
+    /// When that offset was journaled (`None` when it came from a
+    /// snapshot, whose events are gone): writes the old primary took after
+    /// it are not in the journal.
+    pub old_offset_at: Option<Timestamp>,
     /// The promoted pod's offset at the promotion.
     pub promoted_offset: Option<u64>,
     /// Bytes of replication stream the old primary had and the new one did
@@ -135,8 +139,8 @@ struct Health {
 pub struct Failovers {
     state: ClusterState,
     health: BTreeMap<String, Health>,
-    /// Each pod's last offset observed while it was the primary.
-    primary_offset: BTreeMap<String, u64>,
+    /// Each pod's last offset observed while it was the primary, and when.
+    primary_offset: BTreeMap<String, (u64, Timestamp)>,
     /// The last pod known to be primary (the projection forgets it between
     /// a primary's loss and its successor).
     last_primary: Option<String>,
@@ -193,7 +197,7 @@ impl Failovers {
             } => {
                 if is_primary(pod) {
                     if *link == logbook_journal::LinkStatus::NotReplica {
-                        self.primary_offset.insert(pod.clone(), *offset);
+                        self.primary_offset.insert(pod.clone(), (*offset, e.at));
                         self.healthy(pod, e, format!("primary {pod} at offset {offset}"));
                     } else {
                         self.failing(pod, e, format!("primary {pod} reports a replica link"));
@@ -229,10 +233,12 @@ impl Failovers {
         decision: Option<(&logbook_journal::PlannedIntent, &Envelope)>,
     ) -> usize {
         let health = old.as_ref().and_then(|o| self.health.get(o)).cloned();
-        let old_offset = old
+        let last = old
             .as_ref()
             .and_then(|o| self.primary_offset.get(o))
             .copied();
+        let old_offset = last.map(|(offset, _)| offset);
+        let old_offset_at = last.map(|(_, at)| at);
         let (decided, candidates) = match decision {
             Some((p, d)) => {
                 let (death, failures) = match &p.reason.code {
@@ -280,6 +286,7 @@ impl Failovers {
             outcome: Outcome::Pending,
             old_returned: None,
             old_offset,
+            old_offset_at,
             promoted_offset: None,
             lost_bytes_bound: None,
         });
@@ -452,6 +459,29 @@ impl Visit for Failovers {
     }
 }
 
+/// How long before the failure the old primary's offset was journaled,
+/// for people: the bound says nothing of what it took after that.
+#[must_use]
+pub fn offset_age(r: &Failover) -> String {
+    let failure = r
+        .failure_observed
+        .as_ref()
+        .map(|m| m.at)
+        .or(r.decided.as_ref().map(|d| d.at))
+        .or(r.promoted.as_ref().map(|m| m.at));
+    match (r.old_offset_at, failure) {
+        (Some(seen), Some(failed)) => {
+            let us = failed.millis_since(seen).max(0).saturating_mul(1000);
+            format!(
+                "as journaled {} before its failure",
+                crate::export::html::duration(us)
+            )
+        }
+        (Some(_), None) => "as last journaled".to_owned(),
+        (None, _) => "from a snapshot, when journaled not known".to_owned(),
+    }
+}
+
 fn at(mark: Option<&Mark>) -> String {
     mark.map_or_else(
         || "-".to_owned(),
@@ -526,8 +556,10 @@ pub fn write_text(out: &mut dyn Write, records: &[Failover]) -> std::io::Result<
             out,
             "  lost writes bound:  {}",
             match (r.lost_bytes_bound, r.old_offset, r.promoted_offset) {
-                (Some(b), Some(o), Some(p)) =>
-                    format!("{b} bytes (old primary last at offset {o}, promoted at {p})"),
+                (Some(b), Some(o), Some(p)) => format!(
+                    "{b} bytes the old primary had are missing on the new one (old primary at offset {o} {}, promoted at {p}); writes it took after that offset are not in the journal",
+                    offset_age(r)
+                ),
                 _ => format!(
                     "unknown (old primary offset {}, promoted offset {})",
                     r.old_offset

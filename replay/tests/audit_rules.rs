@@ -328,5 +328,16 @@ fn a_primary_nobody_here_decided_is_an_observed_failover() {
         assert_eq!(r.failure_observed.as_ref().unwrap().seq, seen - 2);
         assert_eq!(r.lost_bytes_bound, Some(20));
         assert_eq!(r.old_returned.as_ref().unwrap().seq, seen + 1);
+        // The bound says when the old primary's offset was journaled: it
+        // knows nothing of what that primary took afterwards.
+        assert!(r.old_offset_at.is_some());
+        let mut text = Vec::new();
+        logbook_replay::failovers::write_text(&mut text, &failovers.records).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("20 bytes the old primary had are missing on the new one (old primary at offset 500 as journaled ")
+                && text.contains(" before its failure, promoted at 480); writes it took after that offset are not in the journal"),
+            "{text}"
+        );
     });
 }

@@ -168,7 +168,7 @@ impl Clock {
 }
 
 /// A duration for people: `2.498 s`, `3 min 12 s`, `2 h 5 min`, `3 d 4 h`.
-fn duration(us: i64) -> String {
+pub(crate) fn duration(us: i64) -> String {
     let us = us.max(0);
     let s = us / SECOND_US;
     if s < 60 {

@@ -254,7 +254,8 @@ fn write_failover_row(
     };
     let lost = match (f.lost_bytes_bound, f.old_offset, f.promoted_offset) {
         (Some(b), Some(o), Some(p)) => format!(
-            "<b>{b} bytes</b><div class=\"what\">old primary last at offset {o}, promoted at {p}</div>"
+            "<b>{b} bytes</b><div class=\"what\">missing on the new primary: old primary at offset {o} {}, promoted at {p}; writes it took after that offset are not in the journal</div>",
+            Esc(&crate::failovers::offset_age(f))
         ),
         _ => format!(
             "unknown<div class=\"what\">old primary offset {}, promoted offset {}</div>",
