@@ -53,6 +53,20 @@ impl PodState<'_> {
     }
 }
 
+/// A change to roll: the revision every pod must run and the pods that
+/// do not.
+#[derive(Debug)]
+pub struct Roll<'a> {
+    /// The StatefulSet's update revision.
+    pub revision: String,
+    /// Its `spec.replicas`.
+    pub replicas: u32,
+    /// Every pod, in ordinal order.
+    pub pods: Vec<PodState<'a>>,
+    /// The pods on another revision, in ordinal order.
+    pub outdated: Vec<PodState<'a>>,
+}
+
 /// The projection with its accepted spec parsed.
 #[derive(Debug)]
 pub struct ClusterView<'a> {
@@ -100,6 +114,25 @@ impl<'a> ClusterView<'a> {
             .pods
             .get_key_value(name)
             .map(|(name, view)| PodState { name, view })
+    }
+
+    /// The roll to do, if some pod runs another revision than the
+    /// StatefulSet's update revision.
+    pub fn roll(&self) -> Option<Roll<'a>> {
+        let sts = self.state.statefulset.as_ref()?;
+        let revision = sts.update_revision.clone()?;
+        let pods = self.pods();
+        let outdated: Vec<PodState<'a>> = pods
+            .iter()
+            .copied()
+            .filter(|p| p.view.revision.as_deref() != Some(revision.as_str()))
+            .collect();
+        (!outdated.is_empty()).then_some(Roll {
+            revision,
+            replicas: sts.replicas,
+            pods,
+            outdated,
+        })
     }
 
     /// The believed primary's name.

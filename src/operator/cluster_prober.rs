@@ -12,11 +12,10 @@ use futures::future::join_all;
 use logbook_journal::{Event, Reachability, Role};
 use tokio::sync::Mutex;
 
-use super::prober::{failure_cap, probe_timeouts};
+use super::prober::{Targets, failure_cap, targets};
 use super::runtime::ClusterRuntime;
 use crate::metrics::Answer;
 use crate::observe::{ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe};
-use crate::resources::valkey_addr;
 use crate::valkey::{ProbeError, ValkeyClient};
 
 /// One pod's probe: no address, an answer, or a failure.
@@ -46,23 +45,13 @@ pub async fn round(
     interval: Duration,
     coarse: bool,
 ) -> Result<(), super::OperatorError> {
-    let (client, pods, actions) = {
-        let mut guard = rt.lock().await;
-        if !guard.sync_leadership().await? {
-            return Ok(());
-        }
-        guard.set_probe_timeouts(probe_timeouts(interval));
-        guard.flush_due().await?;
-        if !guard.password_known() {
-            return Ok(());
-        }
-        let pods: Vec<(String, Option<SocketAddr>)> = guard
-            .state
-            .pods
-            .iter()
-            .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
-            .collect();
-        (guard.probe_client().clone(), pods, guard.actions())
+    let Some(Targets {
+        client,
+        pods,
+        actions,
+    }) = targets(rt, interval).await?
+    else {
+        return Ok(());
     };
     if pods.is_empty() {
         return Ok(());

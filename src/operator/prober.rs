@@ -119,6 +119,48 @@ fn observation(outcome: &Option<Outcome>) -> ProbeObservation<'_> {
     }
 }
 
+/// What one probe round probes, taken under the lock and probed without
+/// it.
+pub(super) struct Targets {
+    /// The probe client.
+    pub client: ValkeyClient,
+    /// Every pod with its Valkey address, if it has one.
+    pub pods: Vec<(String, Option<SocketAddr>)>,
+    /// The runtime's action count when taken (see
+    /// [`ClusterRuntime::actions`]).
+    pub actions: u64,
+}
+
+/// The pods to probe this round, unless this instance does not lead (a
+/// leader takes the journal over first if this is a new term; only a
+/// leader probes, since observations are journal writes) or no password
+/// was read yet.
+pub(super) async fn targets(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    interval: Duration,
+) -> Result<Option<Targets>, super::OperatorError> {
+    let mut guard = rt.lock().await;
+    if !guard.sync_leadership().await? {
+        return Ok(None);
+    }
+    guard.set_probe_timeouts(probe_timeouts(interval));
+    guard.flush_due().await?;
+    if !guard.password_known() {
+        return Ok(None);
+    }
+    let pods: Vec<(String, Option<SocketAddr>)> = guard
+        .state
+        .pods
+        .iter()
+        .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
+        .collect();
+    Ok(Some(Targets {
+        client: guard.probe_client().clone(),
+        pods,
+        actions: guard.actions(),
+    }))
+}
+
 async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
     interval: Duration,
@@ -135,26 +177,13 @@ async fn round(
     if cluster {
         return super::cluster_prober::round(rt, interval, coarse).await;
     }
-    // Snapshot the targets, then probe without holding the lock.
-    let (client, pods, actions) = {
-        let mut guard = rt.lock().await;
-        // Only a leader probes (observations are journal writes); it
-        // takes the journal over first if this is a new term.
-        if !guard.sync_leadership().await? {
-            return Ok(());
-        }
-        guard.set_probe_timeouts(probe_timeouts(interval));
-        guard.flush_due().await?;
-        if !guard.password_known() {
-            return Ok(());
-        }
-        let pods: Vec<(String, Option<SocketAddr>)> = guard
-            .state
-            .pods
-            .iter()
-            .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
-            .collect();
-        (guard.probe_client().clone(), pods, guard.actions())
+    let Some(Targets {
+        client,
+        pods,
+        actions,
+    }) = targets(rt, interval).await?
+    else {
+        return Ok(());
     };
     if pods.is_empty() {
         return Ok(());

@@ -10,25 +10,20 @@ use logbook_journal::{Intent, ReasonCode};
 
 use super::roles::after_new_primary;
 use crate::decide::Decision;
-use crate::decide::view::{ClusterView, best, describe};
+use crate::decide::view::{ClusterView, Roll, best, describe};
 
 /// Rolls the next outdated pod, if the cluster is whole and in sync.
 pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
-    let Some(sts) = view.state.statefulset.as_ref() else {
+    let Some(Roll {
+        revision,
+        replicas,
+        pods,
+        outdated,
+    }) = view.roll()
+    else {
         return Vec::new();
     };
-    let Some(revision) = sts.update_revision.clone() else {
-        return Vec::new();
-    };
-    let pods = view.pods();
-    let outdated: Vec<_> = pods
-        .iter()
-        .filter(|p| p.view.revision.as_deref() != Some(revision.as_str()))
-        .collect();
-    if outdated.is_empty() {
-        return Vec::new();
-    }
-    let whole = u32::try_from(pods.len()).unwrap_or(u32::MAX) == sts.replicas
+    let whole = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas
         && pods.iter().all(|p| p.view.ready && p.usable());
     if !whole {
         return Vec::new();
