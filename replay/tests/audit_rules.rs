@@ -173,6 +173,41 @@ fn two_pods_serving_as_primary_is_one_finding_per_episode() {
     });
 }
 
+/// A cluster node's report: primary of `slots`, knowing nobody.
+fn shard_primary(j: &mut Journal, pod: &str, id: char, start: u16, end: u16, epoch: u64) {
+    j.push(Event::ClusterNodeObserved {
+        pod: pod.to_owned(),
+        report: logbook_journal::ClusterNodeReport {
+            node_id: id.to_string().repeat(40),
+            primary_id: None,
+            slots: vec![logbook_journal::SlotRange { start, end }],
+            config_epoch: epoch,
+            current_epoch: epoch,
+            state_ok: true,
+            peers: Vec::new(),
+        },
+    });
+    j.role(pod, Role::Primary, None);
+}
+
+#[test]
+fn in_a_valkey_cluster_two_primaries_means_two_claims_on_one_slot() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        // One primary per shard is how a Valkey Cluster serves.
+        shard_primary(&mut j, "c-0", 'a', 0, 8191, 1);
+        shard_primary(&mut j, "c-1", 'b', 8192, 16_383, 2);
+        let report = j.audit().await;
+        assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
+        // A third node claiming c-0's slots while c-0 still serves them.
+        shard_primary(&mut j, "c-2", 'c', 0, 100, 3);
+        let report = j.audit().await;
+        let found = only(&report, Check::TwoPrimaries);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert!(found[0].1.contains("c-0 and c-2"), "{}", found[0].1);
+    });
+}
+
 #[test]
 fn a_decision_from_a_superseded_epoch_is_a_finding() {
     futures::executor::block_on(async {

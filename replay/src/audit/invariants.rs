@@ -65,7 +65,7 @@ fn finding(check: Check, e: &Envelope, detail: String) -> Finding {
 
 /// Pods serving as primary: last observed role primary, not known dead.
 fn serving_primaries(state: &ClusterState) -> Vec<&str> {
-    state
+    let serving: Vec<&str> = state
         .pods
         .iter()
         .filter(|(_, p)| {
@@ -77,7 +77,32 @@ fn serving_primaries(state: &ClusterState) -> Vec<&str> {
                 )
         })
         .map(|(name, _)| name.as_str())
-        .collect()
+        .collect();
+    if state.cluster.pods.is_empty() {
+        return serving;
+    }
+    // A Valkey Cluster has a primary per shard: two primaries at once are
+    // two serving nodes that both claim one slot.
+    let claims: Vec<(&str, &[logbook_journal::SlotRange])> = serving
+        .iter()
+        .filter_map(|pod| {
+            let report = state.cluster.report(pod)?;
+            report
+                .is_primary()
+                .then_some((*pod, report.slots.as_slice()))
+        })
+        .collect();
+    for (i, (a, mine)) in claims.iter().enumerate() {
+        for (b, theirs) in claims.iter().skip(i.saturating_add(1)) {
+            let overlap = mine
+                .iter()
+                .any(|x| theirs.iter().any(|y| x.start <= y.end && y.start <= x.end));
+            if overlap {
+                return vec![*a, *b];
+            }
+        }
+    }
+    Vec::new()
 }
 
 impl Invariants {
