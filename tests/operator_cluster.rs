@@ -18,6 +18,7 @@ mod operator_common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use logbook_crds::ValkeyCluster;
 use logbook_journal::Event;
 use operator_common::*;
@@ -213,5 +214,20 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
             .any(|e| matches!(e.body, Event::ClusterNodeObserved { .. }))
     );
     env.verify_journal().await;
+    // The replay tool's audit is clean: this build decides the same at
+    // every decision point, and no invariant is broken (one primary per
+    // slot, not one per cluster).
+    let dir = env.journal_dir.to_str().unwrap().to_owned();
+    let (audit, printed) = tokio::task::spawn_blocking(move || {
+        let cli = logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
+            .unwrap();
+        let mut out = Vec::new();
+        let result = logbook::cli::run(cli, &mut out);
+        (result, String::from_utf8(out).unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
+    assert!(printed.contains("audit: clean"), "{printed}");
     env.finish().await;
 }
