@@ -58,7 +58,7 @@ demo:
 ## bench-failover: the operator's failover and switchover windows beside
 ## Valkey Sentinel and a bare FAILOVER TO (docs/benchmarks.md).
 bench-failover:
-	$(CARGO) run --release --locked -p logbook -- bench failover
+	$(CARGO) run --release --locked -p logbook-bench -- failover
 
 clean:
 	$(CARGO) clean
@@ -67,7 +67,7 @@ clean:
 ## 10,000 events with snapshots, loaded and decided (docs/benchmarks.md).
 .PHONY: bench-restart
 bench-restart:
-	$(CARGO) run --release --locked -p logbook -- bench restart --clusters 100 --events 10000 --snapshot-every 1000
+	$(CARGO) run --release --locked -p logbook-bench -- restart --clusters 100 --events 10000 --snapshot-every 1000
 
 ## golden: record the replay tool's golden journals from real end-to-end runs
 ## (replay/tests/golden/<scenario>.frames and .json); run on purpose, not in CI.
@@ -79,4 +79,4 @@ golden:
 ## beside sha256sum of the same bytes, export to JSONL (docs/benchmarks.md).
 .PHONY: bench-replay
 bench-replay:
-	$(CARGO) run --release --locked -p logbook -- bench replay --events 1000000
+	$(CARGO) run --release --locked -p logbook-bench -- replay --events 1000000

@@ -3,14 +3,15 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use std::time::Duration;
-
-use crate::cli::{Error, Result};
+use crate::cli_error::{Error, Result};
 use crate::journal_store::JournalBackend;
+use crate::kube_client::client;
 use crate::operator::{self, OperatorConfig};
+use crate::signals::stop_signal;
 
 /// `logbook operator` options.
 #[derive(Debug, Args)]
@@ -64,27 +65,6 @@ pub struct OperatorArgs {
     pub instance: Option<String>,
 }
 
-/// Builds a client from `kubeconfig`, or from the environment.
-///
-/// # Errors
-/// [`Error::Local`] when no configuration can be read.
-pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                Error::Local(format!("cannot read kubeconfig {}: {e}", path.display()))
-            })?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Local(format!("kubeconfig {}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Local(format!("no Kubernetes configuration found: {e}")))?,
-    };
-    kube::Client::try_from(config).map_err(|e| Error::Local(format!("cannot build a client: {e}")))
-}
-
 /// This process's identity.
 pub fn instance_name(given: Option<String>) -> String {
     given
@@ -96,29 +76,6 @@ pub fn instance_name(given: Option<String>) -> String {
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "logbook".to_owned())
-}
-
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 /// Runs `logbook operator` until stopped.

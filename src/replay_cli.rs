@@ -8,15 +8,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use logbook_journal::{ClusterState, Intent, JournalStore, Policy, Reason, StreamId, Timestamp};
+use logbook_journal::{JournalStore, StreamId, Timestamp};
 use logbook_replay::export::Format;
 use logbook_replay::state_at::Point;
 use logbook_replay::timeline::{Filter, Timeline};
-use logbook_replay::{Decider, Input, ReplayError};
+use logbook_replay::{Input, ReplayError};
 
-use crate::cli::{Error, Result};
-use crate::journal_cli::{Journal, SourceArgs};
+use crate::cli_error::{Error, Result};
+use crate::journal_source::{Journal, SourceArgs};
 use crate::journal_store::{AnyStore, ConfigMapStore};
+use crate::replay_decider::{OperatorDecider, build};
 
 /// Which journal a replay verb reads.
 #[derive(Debug, Clone, Args)]
@@ -129,32 +130,6 @@ pub enum ReplayCommand {
 
 fn parse_time(text: &str) -> std::result::Result<Timestamp, String> {
     Timestamp::parse(text)
-}
-
-/// `decide` of this build, for the audit.
-pub struct OperatorDecider;
-
-impl Decider for OperatorDecider {
-    fn decide(
-        &self,
-        state: &ClusterState,
-        now: Timestamp,
-        policy: &Policy,
-    ) -> Vec<(Intent, Reason)> {
-        crate::decide::decide(state, now, policy)
-            .into_iter()
-            .map(|d| (d.intent, d.reason))
-            .collect()
-    }
-
-    fn build(&self) -> String {
-        build()
-    }
-}
-
-/// This build, as exports and audits name it.
-fn build() -> String {
-    format!("logbook {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// An opened source: a store and the one stream, or a file.

@@ -80,7 +80,7 @@ struct Env {
 impl Env {
     async fn start() -> Self {
         let server = LocalKube::start(Config::default()).await.unwrap();
-        logbook::local::install_crds(&server).unwrap();
+        logbook::local_cluster::install_crds(&server).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).unwrap();

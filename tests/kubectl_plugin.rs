@@ -127,7 +127,7 @@ async fn rbac_server() -> (logbook_localkube::RunningServer, String) {
     })
     .await
     .unwrap();
-    logbook::local::install_crds(&server).unwrap();
+    logbook::local_cluster::install_crds(&server).unwrap();
     let admin = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
     let objects = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),

@@ -257,7 +257,7 @@ async fn a_config_change_rolls_one_pod_at_a_time_without_a_failed_write() {
     );
     let new_primary = primary(&vkc);
     let addr = env.pod_addr(&new_primary).await;
-    let missing = logbook::bench::missing_keys(
+    let missing = logbook_bench::missing_keys(
         &addr,
         Some(&logbook::valkey::Password::new(password.clone())),
         "roll",

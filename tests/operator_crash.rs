@@ -41,9 +41,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
-use logbook::bench::WriteProbe;
 use logbook::operator::{CRASH_AT_COMMIT, describe_intent};
 use logbook::valkey::Password;
+use logbook_bench::WriteProbe;
 use logbook_journal::{Envelope, Event, StreamId};
 use operator_common::*;
 use uuid::Uuid;
@@ -456,7 +456,7 @@ impl Sweep {
             let acked = log.acked_keys();
             let password = Password::new(env.password(&self.name).await);
             let addr = env.pod_addr(&primary).await;
-            let missing = logbook::bench::missing_keys(&addr, Some(&password), &log.prefix, &acked)
+            let missing = logbook_bench::missing_keys(&addr, Some(&password), &log.prefix, &acked)
                 .await
                 .unwrap();
             assert!(

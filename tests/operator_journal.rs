@@ -726,7 +726,7 @@ async fn two_operators_only_the_lease_holder_acts_and_a_stolen_lease_forks_nothi
         log.errors
     );
     let last = primary(&vkc);
-    let missing = logbook::bench::missing_keys(
+    let missing = logbook_bench::missing_keys(
         &env.pod_addr(&last).await,
         Some(&logbook::valkey::Password::new(password.clone())),
         "roll",

@@ -147,7 +147,7 @@ async fn an_api_outage_of_30_s_loses_nothing_and_the_operator_carries_on() {
     })
     .await
     .unwrap();
-    logbook::local::install_crds(&server).unwrap();
+    logbook::local_cluster::install_crds(&server).unwrap();
     let upstream: SocketAddr = server
         .url()
         .trim_start_matches("http://")

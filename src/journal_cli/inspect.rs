@@ -9,10 +9,9 @@ use std::io::Write;
 use logbook_journal::verify;
 use logbook_journal::{JournalStore, StoreError, StreamId};
 
-use super::clusters::StreamInfo;
 use super::diagnose::head_record_at_fault;
-use super::source::Journal;
-use crate::cli::{Error, Result};
+use crate::cli_error::{Error, Result};
+use crate::journal_source::{Journal, StreamInfo};
 use crate::journal_store::AnyStore;
 
 /// `cluster=<name>  ` when the cluster is known, else nothing.

@@ -8,52 +8,40 @@
 //! invariant the store keeps. A sled directory that does not exist is
 //! refused rather than created (sled would silently make an empty journal).
 //!
-//! - `source`: where the journal is; `clusters`: which stream is which
-//!   cluster's;
+//! Where the journal is and which stream is which cluster's is the
+//! library's `journal_source`, shared with `logbook replay`. Here:
+//!
 //! - `inspect`: `verify` and `streams`;
 //! - `diagnose` (reads) and `plan` (pure): what is wrong and what applies;
 //! - `repair`: printing the plan and applying one repair.
 
-mod clusters;
 mod diagnose;
 mod inspect;
 mod plan;
 mod repair;
-mod source;
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 pub use plan::RepairKind;
 
-use crate::cli::{Error, JournalCommand, Result};
-pub(crate) use source::Journal;
+use crate::cli_error::{Error, Result};
+use crate::journal_source::{Journal, SourceArgs};
 
-/// Which journal a command reads: `--dir` or `--namespace`.
-#[derive(Debug, Clone, Args)]
-pub struct SourceArgs {
-    /// A local sled journal directory.
-    #[arg(
-        long,
-        required_unless_present = "namespace",
-        conflicts_with_all = ["namespace", "kubeconfig", "cluster"]
-    )]
-    pub dir: Option<PathBuf>,
-    /// The namespace whose ConfigMaps hold the journals (the clusters'
-    /// namespace).
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// The kubeconfig to use with `--namespace` (default: `KUBECONFIG`,
-    /// `~/.kube/config`, or the in-cluster service account).
-    #[arg(long, requires = "namespace")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Only the journals of this ValkeyCluster: found by its uid, or, once
-    /// the cluster is deleted, by the `valkey.logbook.dev/cluster` label of
-    /// a retained journal.
-    #[arg(long, requires = "namespace")]
-    pub cluster: Option<String>,
+/// `logbook journal ...`: a journal in a sled directory (`--dir`) or in
+/// the ConfigMaps of a namespace (`--namespace`, `--kubeconfig`).
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Check every frame's CRC and every hash link of every stream; name
+    /// the stream, cluster, seq, kind and (for ConfigMaps) the object and
+    /// key of each problem.
+    Verify(SourceArgs),
+    /// List the streams with their head (last seq and hash prefix).
+    Streams(SourceArgs),
+    /// Verify one stream and list the safe repairs with what each loses;
+    /// `--apply <repair>` performs one and verifies again.
+    Repair(RepairArgs),
 }
 
 /// `logbook journal repair` options.

@@ -15,11 +15,10 @@ use logbook_journal::verify::{self, RepairOutcome};
 use logbook_journal::{ChainHash, Head, JournalStore, StreamId, Timestamp};
 
 use super::RepairArgs;
-use super::clusters::StreamInfo;
 use super::diagnose::{Diagnosis, Span, diagnose, head_record_at_fault, measure};
 use super::plan::{Facts, Plan, Problem, Repair, RepairKind, plan};
-use super::source::Journal;
-use crate::cli::{Error, Result};
+use crate::cli_error::{Error, Result};
+use crate::journal_source::{Journal, StreamInfo};
 use crate::journal_store::AnyStore;
 
 /// A diagnosed stream with its plan and the spans its repairs remove.

@@ -133,7 +133,7 @@ pub enum PluginError {
     /// A `replay` verb failed; its exit code is replay's (1 findings, 2
     /// unreadable input).
     #[error(transparent)]
-    Replay(#[from] crate::cli::Error),
+    Replay(#[from] crate::cli_error::Error),
 }
 
 /// `pub type Result` in the kube-runtime style.

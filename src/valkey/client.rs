@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, RedisError, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError,
+    RedisResult, Value,
+};
 use tokio::sync::Mutex;
 use tokio::time::timeout;
 
@@ -87,6 +90,33 @@ struct Lease {
 pub(super) enum Resend {
     Safe,
     Never,
+}
+
+/// What [`ValkeyClient::run`] sends in one round trip: one command, or a
+/// pipeline (its replies come back as one array).
+pub(super) trait Request: Sync {
+    fn send(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> impl Future<Output = RedisResult<Value>> + Send;
+}
+
+impl Request for Cmd {
+    fn send(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> impl Future<Output = RedisResult<Value>> + Send {
+        self.query_async::<Value>(connection)
+    }
+}
+
+impl Request for Pipeline {
+    fn send(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> impl Future<Output = RedisResult<Value>> + Send {
+        self.query_async::<Value>(connection)
+    }
 }
 
 impl std::fmt::Debug for ValkeyClient {
@@ -349,7 +379,7 @@ impl ValkeyClient {
     pub(super) async fn run(
         &self,
         addr: SocketAddr,
-        cmd: &Cmd,
+        cmd: &impl Request,
         name: &'static str,
         extra: Duration,
         resend: Resend,
@@ -359,7 +389,7 @@ impl ValkeyClient {
         loop {
             let limit = self.timeouts.command.saturating_add(extra);
             let started = Instant::now();
-            let outcome = timeout(limit, cmd.query_async::<Value>(&mut lease.connection)).await;
+            let outcome = timeout(limit, cmd.send(&mut lease.connection)).await;
             let err = match outcome {
                 Ok(Ok(value)) => return Ok((value, started.elapsed())),
                 Ok(Err(err)) => err,
@@ -496,7 +526,7 @@ fn classify_connect(addr: SocketAddr, err: &RedisError) -> ProbeError {
     }
 }
 
-fn classify(addr: SocketAddr, command: &'static str, err: &RedisError) -> ProbeError {
+pub(super) fn classify(addr: SocketAddr, command: &'static str, err: &RedisError) -> ProbeError {
     if err.is_connection_refusal() {
         return ProbeError::Refused { addr };
     }

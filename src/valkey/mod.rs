@@ -8,18 +8,21 @@
 //! observations and outcomes.
 
 mod client;
-mod cluster_client;
-mod cluster_parse;
+mod cluster;
 mod error;
 mod parse;
+mod parse_cluster;
 mod password;
 
 pub use client::{Probe, Timeouts, ValkeyClient};
-pub use cluster_client::ClusterProbe;
-pub use cluster_parse::{ClusterInfo, ClusterNodeLine, parse_cluster_info, parse_cluster_nodes};
+pub use cluster::ClusterProbe;
 pub use error::{Phase, ProbeError};
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
     parse_info_replication, parse_role,
+};
+pub use parse_cluster::{
+    ClusterInfo, ClusterNodeLine, ClusterShard, ShardNode, ShardNodeHealth, SlotMigration,
+    parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
 };
 pub use password::Password;

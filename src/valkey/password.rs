@@ -16,8 +16,10 @@ impl Password {
         Password(secret.into())
     }
 
-    /// The secret, for the `AUTH` command only.
-    pub(crate) fn expose(&self) -> &str {
+    /// The secret, for the `AUTH` command only: this module's client's, and
+    /// the benches' write probe (the `logbook-bench` crate), which sends its
+    /// own.
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

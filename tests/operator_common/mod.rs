@@ -541,7 +541,7 @@ impl Env {
     /// `after` (writes resumed on the new primary).
     pub async fn wait_acked_after(
         &self,
-        probe: &logbook::bench::WriteProbe,
+        probe: &logbook_bench::WriteProbe,
         after: std::time::Instant,
         what: &str,
     ) {
@@ -876,7 +876,7 @@ async fn read_all_events<S: JournalStore>(
 
 /// Installs every CRD of the project, as `logbook local` does.
 fn install_crds(server: &RunningServer) {
-    logbook::local::install_crds(server).unwrap();
+    logbook::local_cluster::install_crds(server).unwrap();
 }
 
 /// The ordinal of `demo-2`.

@@ -52,7 +52,7 @@ pub async fn write_keys(addr: &str, password: &str, prefix: &str, count: u64) {
 /// How many of `<prefix>:0..count` `addr` is missing.
 pub async fn count_missing(addr: &str, password: &str, prefix: &str, count: u64) -> usize {
     let keys: Vec<u64> = (0..count).collect();
-    logbook::bench::missing_keys(addr, Some(&Password::new(password)), prefix, &keys)
+    logbook_bench::missing_keys(addr, Some(&Password::new(password)), prefix, &keys)
         .await
         .unwrap_or_else(|e| panic!("reading back {prefix} from {addr}: {e}"))
         .len()
@@ -135,17 +135,17 @@ pub async fn info_field(addr: &str, password: &str, field: &str) -> Option<Strin
 }
 
 /// A write probe through `addr` (SET then `WAIT 1 1000` every 10 ms).
-pub fn write_probe(addr: &str, password: &str, prefix: &str) -> logbook::bench::WriteProbe {
-    let mut config = logbook::bench::WriteProbeConfig::fixed(addr, prefix);
+pub fn write_probe(addr: &str, password: &str, prefix: &str) -> logbook_bench::WriteProbe {
+    let mut config = logbook_bench::WriteProbeConfig::fixed(addr, prefix);
     config.password = Some(Password::new(password));
     config.wait_replicas = true;
-    logbook::bench::WriteProbe::start(config)
+    logbook_bench::WriteProbe::start(config)
 }
 
 /// Checks a probe's log after a fault at `fault`: it wrote before and
 /// after, and every acknowledged key is on `addr`. Returns (acked, failed).
 pub async fn check_no_acked_write_lost(
-    log: &logbook::bench::WriteLog,
+    log: &logbook_bench::WriteLog,
     fault: Instant,
     addr: &str,
     password: &str,
@@ -164,7 +164,7 @@ pub async fn check_no_acked_write_lost(
         log.failed_writes()
     );
     let missing =
-        logbook::bench::missing_keys(addr, Some(&Password::new(password)), &log.prefix, &acked)
+        logbook_bench::missing_keys(addr, Some(&Password::new(password)), &log.prefix, &acked)
             .await
             .unwrap();
     assert!(

@@ -1,7 +1,8 @@
 //! A `valkey-server` child process on a free 127.0.0.1 port, in a
 //! temporary working directory (replication writes RDB files even with
 //! `--save ""`, and they must not land in the source tree), killed when
-//! dropped. Shared by the data-plane client and bench harness tests.
+//! dropped. Shared by the data-plane client tests (`tests/valkey_client.rs`)
+//! and the bench harness tests (`bench/tests/bench_harness.rs`, by path).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, TcpListener};
@@ -20,17 +21,37 @@ impl Server {
     /// Starts one with `extra` arguments and waits until it accepts
     /// connections.
     pub fn start(extra: &[&str]) -> Server {
-        let binary = logbook::bench::valkey_server_binary();
+        Server::start_on(free_port(|_| true), extra)
+    }
+
+    /// Starts a Valkey Cluster node (`cluster-enabled yes`, its
+    /// `nodes.conf` in its own temporary directory, node timeout 2 s) with
+    /// `extra` arguments. Its bus port is the default `port + 10000`, which
+    /// `CLUSTER MEET ip port` assumes, so both ports are checked free.
+    pub fn start_cluster_node(extra: &[&str]) -> Server {
+        let port = free_port(|port| {
+            port.checked_add(10_000)
+                .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
+        });
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        args.extend_from_slice(extra);
+        Server::start_on(port, &args)
+    }
+
+    fn start_on(port: u16, extra: &[&str]) -> Server {
+        let binary = logbook_bench::valkey_server_binary();
         assert!(
             binary.exists(),
             "{} is missing: run `make setup`",
             binary.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(binary)
             .current_dir(dir.path())
@@ -74,6 +95,21 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on now, among those `accept` takes.
+fn free_port(accept: impl Fn(u16) -> bool) -> u16 {
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if accept(port) {
+            return port;
+        }
+    }
+    panic!("no free port found");
 }
 
 impl Drop for Server {

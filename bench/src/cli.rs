@@ -1,0 +1,364 @@
+//! The `logbook-bench` command line: one subcommand per bench, each
+//! printing its report (the tables of `docs/benchmarks.md`) to the writer it
+//! is given and its progress to stderr.
+//!
+//! `logbook-bench failover`: the write-unavailability windows of the
+//! operator's failovers and switchovers, beside Valkey Sentinel
+//! (`down-after-milliseconds` 1000 and 5000) and a bare `FAILOVER TO`
+//! measured in the same run on identical servers. Prints a markdown table.
+//!
+//! `logbook-bench restart`: the time to rebuild every cluster's projection
+//! from ConfigMap journals and decide once on each, as an operator does
+//! after taking the Lease (`crate::restart`).
+//!
+//! `logbook-bench replay`, `churn` and `idle`: the replay tool on a long
+//! journal, journal writes under churn, and a real operator process's
+//! memory with idle clusters.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::restart::{RestartConfig, run_restart};
+use crate::{
+    Fault, OperatorBench, Row, RunResult, Scenario, render_table, run_failover_to_reference,
+    run_sentinel_reference,
+};
+
+/// Errors of the bench command line: the harness failed, not the system
+/// under test (a slow failover is the result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Writing the report failed (a closed pipe, a full disk).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The operator binary `idle` runs is not there.
+    #[error(
+        "no logbook binary at {0}: build it (cargo build --release --locked -p logbook) or pass --operator-binary"
+    )]
+    NoOperatorBinary(PathBuf),
+    /// The harness failed: which bench, and why.
+    #[error("bench: {0}")]
+    Harness(String),
+}
+
+/// `pub type Result` in the kube-runtime style.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Logbook's benchmarks: failovers beside Sentinel, operator restart,
+/// replay, journal churn and idle memory (docs/benchmarks.md).
+#[derive(Debug, Parser)]
+#[command(name = "logbook-bench", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format and filter of the operator run in-process (global).
+    #[command(flatten)]
+    pub log: logbook::logging::LogArgs,
+    /// The bench to run.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// `logbook-bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Failover and switchover windows, with Sentinel references.
+    Failover(FailoverArgs),
+    /// Operator restart: every projection loaded from ConfigMap journals
+    /// and decided once, with snapshots and (the reference) from seq 1.
+    Restart(RestartArgs),
+    /// The replay tool on a long journal: audit, verify beside sha256sum,
+    /// export to JSONL (docs/benchmarks.md).
+    Replay(ReplayBenchArgs),
+    /// Journal writes per cluster under a churn of observations, with
+    /// group commit and (the reference) write-through.
+    Churn(ChurnArgs),
+    /// A real operator process's memory with many idle clusters, and the
+    /// API writes it makes while they are idle.
+    Idle(IdleArgs),
+}
+
+/// `logbook-bench churn` options.
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    /// Clusters churned at once.
+    #[arg(long, default_value_t = 10)]
+    pub clusters: usize,
+    /// Observations per second per cluster.
+    #[arg(long, default_value_t = 10)]
+    pub rate: u32,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// The group-commit interval under test, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub group_commit_milliseconds: u64,
+}
+
+/// `logbook-bench idle` options.
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// Standalone clusters (one real valkey-server each).
+    #[arg(long, default_value_t = 100)]
+    pub clusters: usize,
+    /// Seconds idle before sampling.
+    #[arg(long, default_value_t = 30)]
+    pub settle_seconds: u64,
+    /// Seconds of sampling.
+    #[arg(long, default_value_t = 30)]
+    pub sample_seconds: u64,
+    /// The `logbook` binary to run as the operator (default: `logbook`
+    /// beside this binary, as `cargo build --release -p logbook` puts it).
+    #[arg(long)]
+    pub operator_binary: Option<PathBuf>,
+}
+
+/// `logbook-bench replay` options.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayBenchArgs {
+    /// Events in the seeded journal.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Timed runs of each verb (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Work in this (new or empty) directory and keep the journal there,
+    /// instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<std::path::PathBuf>,
+}
+
+/// `logbook-bench restart` options.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// ValkeyClusters, one journal stream each.
+    #[arg(long, default_value_t = 100)]
+    pub clusters: usize,
+    /// Events per stream.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Events between snapshots (the operator takes one every 1,000).
+    #[arg(long, default_value_t = 1_000)]
+    pub snapshot_every: u64,
+    /// Timed passes of each load (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repetitions: usize,
+    /// Clusters loaded at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Frame bytes at which a journal segment is sealed while seeding.
+    #[arg(long, default_value_t = logbook::journal_store::layout::DEFAULT_SEAL_BYTES)]
+    pub seal_bytes: usize,
+}
+
+/// `logbook-bench failover` options.
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// Runs of each operator scenario that fails over (kill, delete).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Runs of the frozen-primary and `DEBUG SLEEP` scenarios.
+    #[arg(long, default_value_t = 10)]
+    pub slow_runs: usize,
+    /// Runs of each reference (Sentinel kill at 1000 and 5000 ms, Sentinel
+    /// freeze at 1000 ms, bare FAILOVER TO).
+    #[arg(long, default_value_t = 10)]
+    pub reference_runs: usize,
+    /// Skip the references.
+    #[arg(long)]
+    pub no_references: bool,
+}
+
+fn bench_err(e: impl std::fmt::Display) -> Error {
+    Error::Harness(e.to_string())
+}
+
+/// Runs one bench.
+///
+/// # Errors
+/// When the harness fails (not when the system under test is slow: that is
+/// the result).
+pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    match cmd {
+        BenchCommand::Failover(args) => runtime.block_on(failover(args, out)),
+        BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
+        BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
+        BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
+        BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
+    }
+}
+
+async fn replay(args: ReplayBenchArgs, out: &mut dyn Write) -> Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("logbook-bench-replay-")
+        .tempdir()
+        .map_err(bench_err)?;
+    let work = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(bench_err)?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let report =
+        crate::replay::run_replay_bench(&work, args.events.max(1), args.runs.max(1), &mut |line| {
+            eprintln!("{line}")
+        })
+        .await
+        .map_err(bench_err)?;
+    write!(out, "{}", report.render())?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {
+    let report = crate::churn::run_churn(crate::churn::ChurnConfig {
+        clusters: args.clusters.max(1),
+        rate: args.rate.max(1),
+        duration: std::time::Duration::from_secs(args.seconds.max(1)),
+        group_commit: std::time::Duration::from_millis(args.group_commit_milliseconds),
+    })
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", crate::churn::render(&report))?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
+    let binary = match args.operator_binary {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| Error::Harness(format!("cannot find this binary's directory: {e}")))?
+            .with_file_name("logbook"),
+    };
+    if !binary.is_file() {
+        return Err(Error::NoOperatorBinary(binary));
+    }
+    let report = crate::idle::run_idle(crate::idle::IdleConfig {
+        binary,
+        clusters: args.clusters.max(1),
+        settle: std::time::Duration::from_secs(args.settle_seconds),
+        sample: std::time::Duration::from_secs(args.sample_seconds.max(1)),
+    })
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", crate::idle::render(&report))?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn restart(args: RestartArgs, out: &mut dyn Write) -> Result<()> {
+    let config = RestartConfig {
+        clusters: args.clusters,
+        events: args.events,
+        snapshot_every: args.snapshot_every.max(1),
+        repetitions: args.repetitions.max(1),
+        concurrency: args.concurrency.max(1),
+        seal_bytes: args.seal_bytes,
+    };
+    // Progress goes to stderr as it happens; the report to `out`.
+    let report = run_restart(config, &mut |line| eprintln!("{line}"))
+        .await
+        .map_err(bench_err)?;
+    write!(out, "{}", report.render())?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn scenario(
+    bench: &OperatorBench,
+    scenario: Scenario,
+    runs: usize,
+    out: &mut dyn Write,
+) -> Result<Row> {
+    let mut results: Vec<RunResult> = Vec::new();
+    for run in 0..runs {
+        let result = bench.run(scenario, run).await.map_err(bench_err)?;
+        writeln!(
+            out,
+            "  {} run {}: window {} ms, failover {}, lost {} of {} acked",
+            scenario.name(),
+            run + 1,
+            result.window.as_millis(),
+            result.failovers,
+            result.lost_acked,
+            result.acked
+        )?;
+        out.flush()?;
+        results.push(result);
+    }
+    Ok(Row::from_results(scenario.name(), &results))
+}
+
+async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
+    let mut rows = Vec::new();
+    writeln!(
+        out,
+        "starting localkube, the operator and a 3-pod Replication cluster ..."
+    )?;
+    let bench = OperatorBench::start().await.map_err(bench_err)?;
+    let plan = [
+        (Scenario::Kill, args.runs),
+        (Scenario::DeletePod, args.runs),
+        (Scenario::Freeze, args.slow_runs),
+        (Scenario::DebugSleep, args.slow_runs),
+        (Scenario::Switchover, args.runs),
+    ];
+    let mut failed = None;
+    for (which, runs) in plan {
+        match scenario(&bench, which, runs, out).await {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    bench.stop().await;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    if !args.no_references {
+        let n = args.reference_runs;
+        for (fault, down_after) in [
+            (Fault::Kill, 1000),
+            (Fault::Kill, 5000),
+            (Fault::Freeze, 1000),
+        ] {
+            writeln!(
+                out,
+                "reference: sentinel {} down-after {down_after} ms x{n} ...",
+                fault.name()
+            )?;
+            out.flush()?;
+            let results = run_sentinel_reference(fault, down_after, n)
+                .await
+                .map_err(bench_err)?;
+            rows.push(Row::from_results(
+                format!(
+                    "sentinel: primary {} (down-after {down_after} ms)",
+                    fault.name()
+                ),
+                &results,
+            ));
+        }
+        writeln!(out, "reference: bare FAILOVER TO x{n} ...")?;
+        let results = run_failover_to_reference(n).await.map_err(bench_err)?;
+        rows.push(Row::from_results(
+            "reference: bare FAILOVER TO (planned)",
+            &results,
+        ));
+    }
+    writeln!(out)?;
+    write!(out, "{}", render_table(&rows))?;
+    out.flush()?;
+    Ok(())
+}

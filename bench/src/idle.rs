@@ -1,0 +1,284 @@
+//! `logbook-bench idle`: the operator's resident memory with many idle
+//! clusters, and what it writes while nothing changes.
+//!
+//! A real `logbook operator` process (journals in ConfigMaps) runs against
+//! an in-process localkube with a process kubelet; `clusters` Standalone
+//! ValkeyClusters are created (one real `valkey-server` each) and, once
+//! every one is Ready and the operator has been idle for `settle`, its
+//! `VmRSS` is sampled once a second for `sample` and its `VmHWM` read, and
+//! every API write in that window is counted (a converged operator writes
+//! nothing).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
+use logbook_crds::ValkeyCluster;
+
+use super::{BenchError, harness};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct IdleConfig {
+    /// The `logbook` binary to run as the operator.
+    pub binary: PathBuf,
+    /// Standalone clusters to create.
+    pub clusters: usize,
+    /// Idle time before sampling.
+    pub settle: Duration,
+    /// Sampling window.
+    pub sample: Duration,
+}
+
+/// What was measured.
+#[derive(Debug, Clone)]
+pub struct IdleReport {
+    /// Clusters created.
+    pub clusters: usize,
+    /// Clusters Ready when sampling started.
+    pub ready: usize,
+    /// Time until every cluster was Ready.
+    pub ready_after: Duration,
+    /// Largest `VmRSS` sampled while idle, in KiB.
+    pub rss_max_kib: u64,
+    /// Mean `VmRSS` sampled while idle, in KiB.
+    pub rss_mean_kib: u64,
+    /// `VmHWM` (peak resident, including start-up) at the end, in KiB.
+    pub hwm_kib: u64,
+    /// ValkeyCluster and journal ConfigMap writes seen while idle.
+    pub idle_writes: u64,
+}
+
+/// A `/proc/<pid>/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Kills the operator process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn standalone(name: &str) -> Result<ValkeyCluster, BenchError> {
+    let yaml = format!(
+        "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n    persistence: None\n"
+    );
+    serde_yaml::from_str(&yaml).map_err(|e| harness("a ValkeyCluster")(e.to_string()))
+}
+
+fn ready(vkc: &ValkeyCluster) -> bool {
+    vkc.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Runs the measurement.
+///
+/// # Errors
+/// Something failed to start, or the clusters were not Ready in time.
+pub async fn run_idle(config: IdleConfig) -> Result<IdleReport, BenchError> {
+    let dir = tempfile::Builder::new()
+        .prefix("logbook-bench-idle-")
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })?;
+    let state_dir = dir.path().join("workloads");
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
+        workloads: Some(logbook_localkube::WorkloadsConfig {
+            state_dir: state_dir.clone(),
+            kubelet: true,
+            proxy: true,
+            local_images: Vec::new(),
+        }),
+        ..logbook_localkube::Config::default()
+    })
+    .await
+    .map_err(|e| harness("localkube")(e.to_string()))?;
+    let result = measure(&server, dir.path(), &config).await;
+    if std::env::var_os("LOGBOOK_BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        eprintln!("kept {} (operator.log)", kept.display());
+        server.shutdown().await;
+        logbook_localkube::kubelet::kill_leftovers(&state_dir);
+        return result;
+    }
+    server.shutdown().await;
+    logbook_localkube::kubelet::kill_leftovers(&state_dir);
+    result
+}
+
+async fn measure(
+    server: &logbook_localkube::RunningServer,
+    dir: &Path,
+    config: &IdleConfig,
+) -> Result<IdleReport, BenchError> {
+    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
+    let client = logbook::kube_client::client(Some(&kubeconfig))
+        .await
+        .map_err(|e| harness("client")(e.to_string()))?;
+    let log = std::fs::File::create(dir.join("operator.log")).map_err(|source| BenchError::Io {
+        what: "the operator log".into(),
+        source,
+    })?;
+    let child = std::process::Command::new(&config.binary)
+        .args([
+            "operator",
+            "--journal",
+            "configmap",
+            "--instance",
+            "bench-idle",
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|source| BenchError::Io {
+            what: format!("starting {}", config.binary.display()),
+            source,
+        })?;
+    let child = Child(child);
+    let pid = child.0.id();
+
+    let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
+    let started = Instant::now();
+    let mut ready_count;
+    for i in 0..config.clusters {
+        vkcs.create(&PostParams::default(), &standalone(&format!("idle-{i}"))?)
+            .await
+            .map_err(|e| harness("creating a ValkeyCluster")(e.to_string()))?;
+    }
+    let deadline = Duration::from_secs(60) + Duration::from_secs(3) * config.clusters as u32;
+    loop {
+        let list = vkcs
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| harness("listing ValkeyClusters")(e.to_string()))?;
+        let n = list.items.iter().filter(|v| ready(v)).count();
+        ready_count = n;
+        if n >= config.clusters {
+            break;
+        }
+        if started.elapsed() > deadline {
+            // Measure anyway, and say which were not Ready and why.
+            for v in list.items.iter().filter(|v| !ready(v)) {
+                let why = v.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == "Ready")
+                        .map(|c| format!("{}: {}", c.reason, c.message))
+                });
+                eprintln!(
+                    "not Ready after {deadline:?}: {} ({})",
+                    v.metadata.name.as_deref().unwrap_or("?"),
+                    why.as_deref().unwrap_or("no status")
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ready_after = started.elapsed();
+    tokio::time::sleep(config.settle).await;
+
+    // Count writes while idle: ValkeyClusters (status) and journal objects.
+    let writes = Arc::new(AtomicU64::new(0));
+    let mut watchers = Vec::new();
+    {
+        let counted = writes.clone();
+        let api = vkcs.clone();
+        watchers.push(tokio::spawn(async move {
+            let events = watcher::watcher(api, watcher::Config::default());
+            futures::pin_mut!(events);
+            while let Ok(Some(event)) = events.try_next().await {
+                if matches!(event, watcher::Event::Apply(_)) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+        let counted = writes.clone();
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        watchers.push(tokio::spawn(async move {
+            let events = watcher::watcher(
+                maps,
+                watcher::Config::default().labels(logbook::journal_store::layout::JOURNAL_LABEL),
+            );
+            futures::pin_mut!(events);
+            while let Ok(Some(event)) = events.try_next().await {
+                if matches!(event, watcher::Event::Apply(_)) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = writes.load(Ordering::Relaxed);
+    let mut samples = Vec::new();
+    let sampling = Instant::now();
+    while sampling.elapsed() < config.sample {
+        if let Some(rss) = status_kib(pid, "VmRSS:") {
+            samples.push(rss);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let idle_writes = writes.load(Ordering::Relaxed).saturating_sub(baseline);
+    for w in watchers {
+        w.abort();
+    }
+    let hwm_kib = status_kib(pid, "VmHWM:").unwrap_or(0);
+    drop(child);
+    let rss_max_kib = samples.iter().copied().max().unwrap_or(0);
+    let rss_mean_kib = samples
+        .iter()
+        .sum::<u64>()
+        .checked_div(samples.len() as u64)
+        .unwrap_or(0);
+    Ok(IdleReport {
+        clusters: config.clusters,
+        ready: ready_count,
+        ready_after,
+        rss_max_kib,
+        rss_mean_kib,
+        hwm_kib,
+        idle_writes,
+    })
+}
+
+/// The report as markdown.
+pub fn render(report: &IdleReport) -> String {
+    format!(
+        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle |\n|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} |\n",
+        report.ready,
+        report.clusters,
+        report.ready_after.as_secs_f64(),
+        report.rss_max_kib as f64 / 1024.0,
+        report.rss_mean_kib as f64 / 1024.0,
+        report.hwm_kib as f64 / 1024.0,
+        report.idle_writes,
+    )
+}

@@ -1,0 +1,223 @@
+//! `logbook-bench`: Logbook's benchmarks, a tool beside the operator and
+//! not part of it. This crate depends on the operator library (`logbook`)
+//! for what it measures; the operator never imports it (only the
+//! operator's end-to-end tests do, as a dev-dependency, for the write
+//! probe below). The binary's subcommands are in [`cli`]: `failover`,
+//! `restart` ([`restart`]), `replay` ([`replay`]), `churn` ([`churn`]) and
+//! `idle` ([`idle`]); the figures are in `docs/benchmarks.md`.
+//!
+//! The failover bench: failover and switchover measurements with
+//! references. It owns the measurement harness: a write probe that records every write
+//! attempt ([`WriteProbe`]), the windows and losses derived from its log
+//! ([`WriteLog`], [`missing_keys`]), statistics and the markdown table
+//! ([`stats`]), and two references the operator is compared with, run
+//! against real `valkey-server` processes on 127.0.0.1:
+//!
+//! * Sentinel ([`run_sentinel_reference`]): three servers, three Sentinels,
+//!   a fault injected into the primary (SIGKILL or SIGSTOP);
+//! * bare `FAILOVER TO` ([`run_failover_to_reference`]): a planned
+//!   switchover between a primary and its replica.
+//!
+//! It must not decide or journal anything, and it never touches servers it
+//! did not start except through a [`WriteProbe`] the caller points at them.
+//! Every process it starts is owned by a guard that kills it when dropped,
+//! so a failed or cancelled run leaves nothing behind.
+//!
+//! # What is measured
+//!
+//! * **Window**: the time from the start of the last successful write before
+//!   the fault (or the switchover command) to the start of the first
+//!   successful write after it on the new primary. A write is *successful*
+//!   when `SET` returned `OK`.
+//! * **Lost writes**: *acknowledged* writes (`SET` returned `OK` and
+//!   `WAIT 1 1000` returned at least 1) missing on the new primary after the
+//!   run. Both references write with `WAIT`, so an acknowledged write is on
+//!   at least two servers.
+
+pub mod churn;
+pub mod cli;
+mod conn;
+mod failover_to;
+pub mod idle;
+mod operator;
+mod process;
+mod readback;
+mod readiness;
+pub mod replay;
+mod resolve;
+pub mod restart;
+mod sentinel;
+pub mod stats;
+mod writer;
+
+use std::time::Duration;
+
+pub use conn::split_addr;
+pub use failover_to::run_failover_to_reference;
+pub use operator::{OperatorBench, Scenario};
+pub use process::valkey_server_binary;
+pub use readback::missing_keys;
+pub use resolve::Target;
+pub use sentinel::run_sentinel_reference;
+pub use stats::{Percentiles, Row, render_table};
+pub use writer::{Attempt, Failure, Outcome, WriteLog, WriteProbe, WriteProbeConfig};
+
+/// A failure of the harness itself (not of the system under test: failed
+/// writes are data, recorded in the [`WriteLog`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// An address is not `host:port`.
+    #[error("invalid address {addr:?}: expected host:port")]
+    BadAddress {
+        /// The address as given.
+        addr: String,
+    },
+    /// A process could not be spawned (binary missing or not executable).
+    #[error("cannot start {what} with {binary}: {source}")]
+    Spawn {
+        /// Which process (`primary`, `sentinel-1`, ...).
+        what: String,
+        /// The binary tried.
+        binary: String,
+        /// The spawn error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A working directory or configuration file could not be prepared.
+    #[error("cannot prepare {what}: {source}")]
+    Io {
+        /// What was being prepared.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A process exited while starting (port taken, bad configuration).
+    #[error("{what} exited during start-up ({status}); last log lines:\n{log}")]
+    Exited {
+        /// Which process.
+        what: String,
+        /// Its exit status.
+        status: String,
+        /// The tail of its log.
+        log: String,
+    },
+    /// A command the harness itself sent failed (setting up, reading back).
+    #[error("{command} on {addr} failed: {source}")]
+    Valkey {
+        /// The server.
+        addr: String,
+        /// The command name.
+        command: &'static str,
+        /// The client error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A reply the harness could not interpret.
+    #[error("unexpected reply to {command} from {addr}: {detail}")]
+    Protocol {
+        /// The server.
+        addr: String,
+        /// The command name.
+        command: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// Something the run waits for did not happen in time (no failover, a
+    /// replica never synchronised, a server never answered).
+    #[error("timed out after {after_ms} ms waiting for {what}{detail}")]
+    TimedOut {
+        /// What was awaited, with the servers involved.
+        what: String,
+        /// How long the harness waited.
+        after_ms: u128,
+        /// Extra context (log tails), empty or starting with a newline.
+        detail: String,
+    },
+    /// A signal could not be delivered to a process the harness started.
+    #[error("cannot send SIG{signal} to {what} (pid {pid}): {detail}")]
+    Signal {
+        /// Which process.
+        what: String,
+        /// Its pid.
+        pid: u32,
+        /// The signal name without `SIG`.
+        signal: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The fault injected into the primary in an unplanned failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// SIGKILL: the process is gone and is not restarted.
+    Kill,
+    /// SIGSTOP: the process is frozen (sockets stay open, nothing answers);
+    /// it gets SIGCONT once the writer succeeded on the new primary.
+    Freeze,
+}
+
+impl Fault {
+    /// A short name for tables and logs: `kill` or `freeze`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Freeze => "freeze",
+        }
+    }
+}
+
+/// The measurements of one run of a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunResult {
+    /// The write window (unplanned) or write pause (planned); see the
+    /// module documentation.
+    pub window: Duration,
+    /// Acknowledged writes missing on the new primary after the run.
+    pub lost_acked: usize,
+    /// How many acknowledged writes were read back.
+    pub acked: usize,
+    /// How many primary changes happened during the run (`+switch-master`
+    /// events for Sentinel; 1 for a completed `FAILOVER TO`).
+    pub failovers: usize,
+}
+
+/// The result of a run whose writes are in `log`: the pause from `at` until
+/// the first success on `new_primary`, and the acknowledged writes missing
+/// there.
+///
+/// # Errors
+/// [`BenchError::Protocol`] when no write succeeded before `at`; read-back
+/// errors.
+pub(crate) async fn measure(
+    log: &WriteLog,
+    at: std::time::Instant,
+    new_primary: &str,
+    failovers: usize,
+) -> Result<RunResult, BenchError> {
+    let window = log
+        .pause_around(at, new_primary)
+        .ok_or_else(|| BenchError::Protocol {
+            addr: new_primary.to_owned(),
+            command: "SET",
+            detail: "no successful write before the fault or command".to_owned(),
+        })?;
+    let acked = log.acked_keys();
+    let missing = missing_keys(new_primary, None, &log.prefix, &acked).await?;
+    Ok(RunResult {
+        window,
+        lost_acked: missing.len(),
+        acked: acked.len(),
+        failovers,
+    })
+}
+
+/// A harness failure described by `what` (the closure takes the detail).
+pub(crate) fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchError {
+    let what = what.into();
+    move |detail| BenchError::Io {
+        what,
+        source: std::io::Error::other(detail),
+    }
+}

@@ -1,0 +1,335 @@
+//! The operator's side of `logbook-bench failover`: a 3-pod Replication
+//! cluster in an in-process localkube (real `valkey-server` pods, the real
+//! kube-rs client over HTTP), the operator running beside it, and a writer
+//! through the client Service every 10 ms while faults are injected.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use logbook::valkey::{Password, Timeouts, ValkeyClient};
+use logbook_crds::{ClusterPhase, ValkeyCluster};
+use tokio::time::Instant;
+
+use super::{BenchError, RunResult, WriteProbe, WriteProbeConfig, harness, missing_keys};
+
+/// The namespace and name of the benchmarked cluster.
+const NS: &str = "default";
+const NAME: &str = "bench";
+
+/// An unplanned or planned event the operator must handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// SIGKILL to the primary's process (the kubelet restarts it at once).
+    Kill,
+    /// The primary's pod deleted.
+    DeletePod,
+    /// SIGSTOP to the primary (SIGCONT once writes resumed elsewhere).
+    Freeze,
+    /// `DEBUG SLEEP 1` on the primary: must not fail over.
+    DebugSleep,
+    /// `valkey.logbook.dev/switchover-to: auto`.
+    Switchover,
+}
+
+impl Scenario {
+    /// Name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Kill => "operator: primary process killed",
+            Scenario::DeletePod => "operator: primary pod deleted",
+            Scenario::Freeze => "operator: primary frozen (SIGSTOP)",
+            Scenario::DebugSleep => "operator: DEBUG SLEEP 1 on primary",
+            Scenario::Switchover => "operator: planned switchover",
+        }
+    }
+}
+
+/// A local cluster with the operator, torn down on drop of its parts.
+pub struct OperatorBench {
+    server: logbook_localkube::RunningServer,
+    operator: Option<logbook::local_cluster::OperatorTask>,
+    client: kube::Client,
+    password: Option<Password>,
+    _dir: tempfile::TempDir,
+}
+
+impl OperatorBench {
+    /// Starts localkube, the operator and a 3-pod Replication cluster with
+    /// persistence off (like the references' servers), and waits for Ready.
+    ///
+    /// # Errors
+    /// When anything fails to start or the cluster is not Ready in 120 s.
+    pub async fn start() -> Result<Self, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("logbook-bench-")
+            .tempdir()
+            .map_err(|source| BenchError::Io {
+                what: "a work directory".into(),
+                source,
+            })?;
+        let config = logbook_localkube::Config {
+            workloads: Some(logbook_localkube::WorkloadsConfig {
+                state_dir: dir.path().join("workloads"),
+                kubelet: true,
+                proxy: true,
+                local_images: Vec::new(),
+            }),
+            ..logbook_localkube::Config::default()
+        };
+        let server = logbook_localkube::LocalKube::start(config)
+            .await
+            .map_err(|e| harness("localkube")(e.to_string()))?;
+        logbook::local_cluster::install_crds(&server)
+            .map_err(|e| harness("CRDs")(e.to_string()))?;
+        let kubeconfig: PathBuf = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig)
+            .map_err(|e| harness("kubeconfig")(e.to_string()))?;
+        let operator = logbook::local_cluster::start_operator(
+            &kubeconfig,
+            logbook::journal_store::JournalBackend::Sled,
+            &dir.path().join("journal"),
+        )
+        .await
+        .map_err(|e| harness("operator")(e.to_string()))?;
+        let client = logbook::kube_client::client(Some(&kubeconfig))
+            .await
+            .map_err(|e| harness("client")(e.to_string()))?;
+        let mut bench = OperatorBench {
+            server,
+            operator: Some(operator),
+            client,
+            password: None,
+            _dir: dir,
+        };
+        bench.create().await?;
+        Ok(bench)
+    }
+
+    async fn create(&mut self) -> Result<(), BenchError> {
+        let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "valkey.logbook.dev/v1alpha1",
+            "kind": "ValkeyCluster",
+            "metadata": {"name": NAME, "namespace": NS},
+            "spec": {
+                "topology": "Replication",
+                "replicas": 3,
+                "storage": {"persistence": "None"},
+                // DEBUG SLEEP from the host (a local connection here).
+                "config": {"enable-debug-command": "local"}
+            }
+        }))
+        .map_err(|e| harness("the ValkeyCluster")(e.to_string()))?;
+        let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), NS);
+        api.create(&PostParams::default(), &vkc)
+            .await
+            .map_err(|e| harness("creating the ValkeyCluster")(e.to_string()))?;
+        self.wait_ready(Duration::from_secs(120)).await?;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let secret = secrets
+            .get(&format!("{NAME}-password"))
+            .await
+            .map_err(|e| harness("the password Secret")(e.to_string()))?;
+        let password = secret
+            .data
+            .and_then(|d| d.get("password").cloned())
+            .and_then(|b| String::from_utf8(b.0).ok())
+            .ok_or_else(|| harness("the password")("missing".into()))?;
+        self.password = Some(Password::new(password));
+        Ok(())
+    }
+
+    async fn cluster(&self) -> Result<ValkeyCluster, BenchError> {
+        Api::<ValkeyCluster>::namespaced(self.client.clone(), NS)
+            .get(NAME)
+            .await
+            .map_err(|e| harness("reading the ValkeyCluster")(e.to_string()))
+    }
+
+    /// Waits until the status says Ready (primary, every pod ready and in
+    /// sync, nothing in progress).
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let vkc = self.cluster().await?;
+            if vkc.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Ready) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(harness("waiting for Ready")(format!(
+                    "status: {:?}",
+                    vkc.status
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn primary(&self) -> Result<(String, String), BenchError> {
+        let vkc = self.cluster().await?;
+        let primary = vkc
+            .status
+            .and_then(|s| s.primary)
+            .ok_or_else(|| harness("the primary")("status has none".into()))?;
+        let pod = Api::<Pod>::namespaced(self.client.clone(), NS)
+            .get(&primary)
+            .await
+            .map_err(|e| harness("the primary pod")(e.to_string()))?;
+        let ip = pod
+            .status
+            .and_then(|s| s.pod_ip)
+            .ok_or_else(|| harness("the primary's IP")("none".into()))?;
+        Ok((primary, ip))
+    }
+
+    async fn failovers(&self) -> Result<Option<i64>, BenchError> {
+        Ok(self
+            .cluster()
+            .await?
+            .status
+            .and_then(|s| s.last_failover)
+            .and_then(|f| f.seq))
+    }
+
+    async fn service_addr(&self) -> Result<String, BenchError> {
+        let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(self.client.clone(), NS)
+            .get(NAME)
+            .await
+            .map_err(|e| harness("the client Service")(e.to_string()))?;
+        let ip = svc
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .ok_or_else(|| harness("the client Service IP")("none".into()))?;
+        Ok(format!("{ip}:6379"))
+    }
+
+    /// One run of `scenario`.
+    ///
+    /// # Errors
+    /// Harness failures (the cluster not recovering in 60 s included).
+    pub async fn run(&self, scenario: Scenario, run: usize) -> Result<RunResult, BenchError> {
+        let (primary, primary_ip) = self.primary().await?;
+        let before = self.failovers().await?;
+        let mut config =
+            WriteProbeConfig::fixed(self.service_addr().await?, format!("{scenario:?}-{run}"));
+        config.password = self.password.clone();
+        config.wait_replicas = true;
+        let probe = WriteProbe::start(config);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let faults = self
+            .server
+            .faults()
+            .ok_or_else(|| harness("faults")("no kubelet".into()))?;
+        let fault_at = std::time::Instant::now();
+        match scenario {
+            Scenario::Kill => faults
+                .kill(NS, &primary, None)
+                .await
+                .map_err(|e| harness("kill")(e.to_string()))?,
+            Scenario::DeletePod => {
+                Api::<Pod>::namespaced(self.client.clone(), NS)
+                    .delete(&primary, &DeleteParams::default())
+                    .await
+                    .map_err(|e| harness("deleting the primary pod")(e.to_string()))?;
+            }
+            Scenario::Freeze => faults
+                .freeze(NS, &primary)
+                .await
+                .map_err(|e| harness("freeze")(e.to_string()))?,
+            Scenario::DebugSleep => {
+                let addr = format!("{primary_ip}:6379")
+                    .parse()
+                    .map_err(|_| harness("the primary address")(primary_ip.clone()))?;
+                let admin = ValkeyClient::new(
+                    Timeouts {
+                        connect: Duration::from_secs(1),
+                        command: Duration::from_secs(3),
+                    },
+                    self.password.clone(),
+                );
+                admin
+                    .debug_sleep(addr, 1)
+                    .await
+                    .map_err(|e| harness("DEBUG SLEEP")(e.to_string()))?;
+            }
+            Scenario::Switchover => {
+                let patch = serde_json::json!({"metadata": {"annotations": {"valkey.logbook.dev/switchover-to": "auto"}}});
+                Api::<ValkeyCluster>::namespaced(self.client.clone(), NS)
+                    .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| harness("requesting a switchover")(e.to_string()))?;
+            }
+        }
+        // The primary moves (except under DEBUG SLEEP) and writes resume on
+        // the new one: only then is the log complete.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut moved_at = fault_at;
+        if scenario != Scenario::DebugSleep {
+            loop {
+                if self.primary().await.is_ok_and(|(p, _)| p != primary) {
+                    moved_at = std::time::Instant::now();
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(harness("waiting for a new primary")(format!(
+                        "{scenario:?} run {run}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        while probe.first_success_after(moved_at, None).is_none() {
+            if Instant::now() > deadline {
+                return Err(harness("waiting for writes to resume")(format!(
+                    "{scenario:?} run {run}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if scenario == Scenario::Freeze {
+            faults
+                .thaw(NS, &primary)
+                .await
+                .map_err(|e| harness("thaw")(e.to_string()))?;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = probe.stop().await;
+        if scenario == Scenario::Kill {
+            // Harness reset, outside the measured window: a pod whose process
+            // was killed several times is in the kubelet's crash-loop backoff
+            // (10 s doubling, as on a real node); a fresh pod starts at once.
+            let _ = Api::<Pod>::namespaced(self.client.clone(), NS)
+                .delete(&primary, &DeleteParams::default())
+                .await;
+        }
+        // ... and the cluster converges again before anything is read back.
+        self.wait_ready(Duration::from_secs(60)).await?;
+        let (_, new_ip) = self.primary().await?;
+        let acked = log.acked_keys();
+        let missing = missing_keys(
+            &format!("{new_ip}:6379"),
+            self.password.as_ref(),
+            &log.prefix,
+            &acked,
+        )
+        .await?;
+        let after = self.failovers().await?;
+        Ok(RunResult {
+            window: log.longest_gap_from(fault_at).unwrap_or_default(),
+            lost_acked: missing.len(),
+            acked: acked.len(),
+            failovers: usize::from(after != before),
+        })
+    }
+
+    /// Stops the operator and localkube.
+    pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.operator.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        self.server.shutdown().await;
+    }
+}

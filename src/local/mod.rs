@@ -1,0 +1,186 @@
+//! `logbook local`: runs Logbook's local Kubernetes (localkube) on this
+//! machine — the API server, the workload controllers, the Service proxy
+//! and the process kubelet running real `valkey-server` pods — installs
+//! the project's CRDs and writes a kubeconfig for it. `--api-only` runs the
+//! API server alone.
+//!
+//! `fault` is its child: `logbook local fault` acts on a running one.
+//!
+//! With `local_cluster` (what it shares with the benches), this is where
+//! the binary touches localkube: the operator's own code never depends on
+//! it.
+
+mod fault;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli_error::{Error, Result};
+use crate::local_cluster::{install_crds, start_operator};
+
+/// `logbook local` options.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LocalArgs {
+    /// Act on a running `logbook local` instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<LocalCommand>,
+    /// Run only the API server (no kubelet, no controllers, no operator).
+    #[arg(long)]
+    pub api_only: bool,
+    /// Run the local cluster without the operator (start `logbook
+    /// operator --kubeconfig .logbook/kubeconfig` beside it).
+    #[arg(long)]
+    pub no_operator: bool,
+    /// Where the operator journals: `sled` (a local directory, the
+    /// default here), `configmap` (in the local cluster, as in-cluster) or
+    /// `both`.
+    #[arg(long, default_value = "sled")]
+    pub journal: crate::journal_store::JournalBackend,
+    /// The operator's journal directory (default: `<state-dir>/journal`
+    /// with `--state-dir`, else `.logbook/journal`).
+    #[arg(long)]
+    pub journal_dir: Option<PathBuf>,
+    /// Keep the API objects and PVC data here, so a restart comes back with
+    /// them (default: objects in memory, pod data under a temporary
+    /// directory removed on exit).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Where to write the kubeconfig.
+    #[arg(long, default_value = ".logbook/kubeconfig")]
+    pub kubeconfig: PathBuf,
+    /// Port on 127.0.0.1 (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Require this bearer token from clients (it is written into the
+    /// kubeconfig; never logged).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// How many changes a watch can resume across; a watch from an older
+    /// resourceVersion gets 410 Gone and relists.
+    #[arg(long, default_value_t = 10_000)]
+    pub watch_history: usize,
+}
+
+/// What `logbook local` can do besides running.
+#[derive(Debug, clap::Subcommand)]
+pub enum LocalCommand {
+    /// Inject a fault into a pod of a running `logbook local`.
+    Fault(fault::FaultArgs),
+}
+
+/// Runs `logbook local` until Ctrl-C.
+///
+/// # Errors
+/// [`Error::Local`] when the server cannot start, the CRDs cannot be
+/// installed or the kubeconfig cannot be written.
+pub fn run(mut args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(LocalCommand::Fault(fault)) = args.command.take() {
+        return fault::run(fault, out);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(serve(args, out))
+}
+
+async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    // Pod data lives under the state dir when there is one; otherwise in a
+    // temporary directory that goes away with this process.
+    let scratch = match (&args.state_dir, args.api_only) {
+        (None, false) => Some(
+            tempfile::Builder::new()
+                .prefix("logbook-local-")
+                .tempdir()
+                .map_err(|e| Error::Local(format!("cannot create a work directory: {e}")))?,
+        ),
+        _ => None,
+    };
+    let workloads = if args.api_only {
+        None
+    } else {
+        let state_dir = match (&args.state_dir, &scratch) {
+            (Some(dir), _) => dir.join("workloads"),
+            (None, Some(tmp)) => tmp.path().to_path_buf(),
+            (None, None) => return Err(Error::Local("no directory for pod data".to_owned())),
+        };
+        Some(logbook_localkube::WorkloadsConfig {
+            state_dir,
+            kubelet: true,
+            proxy: true,
+            local_images: Vec::new(),
+        })
+    };
+    let config = logbook_localkube::Config {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
+        token: args.token.clone(),
+        state_dir: args.state_dir.as_ref().map(|d| d.join("api")),
+        watch_history: args.watch_history,
+        workloads,
+        ..logbook_localkube::Config::default()
+    };
+    let server = logbook_localkube::LocalKube::start(config)
+        .await
+        .map_err(|e| Error::Local(format!("cannot start localkube: {e}")))?;
+    if !args.api_only {
+        install_crds(&server)?;
+    }
+    if let Some(parent) = args
+        .kubeconfig
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    server
+        .write_kubeconfig(&args.kubeconfig)
+        .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;
+    let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
+    let what = if args.api_only {
+        "API server"
+    } else {
+        "cluster (API, controllers, kubelet, proxy)"
+    };
+    writeln!(out, "localkube {what} listening on {}", server.url())?;
+    let operator = if args.api_only || args.no_operator {
+        None
+    } else {
+        let journal_dir = match (&args.journal_dir, &args.state_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(state)) => state.join("journal"),
+            (None, None) => PathBuf::from(".logbook/journal"),
+        };
+        match args.journal {
+            crate::journal_store::JournalBackend::ConfigMap => {
+                writeln!(out, "operator journal in ConfigMaps")?
+            }
+            _ => writeln!(
+                out,
+                "operator journal ({}) at {}",
+                args.journal,
+                journal_dir.display()
+            )?,
+        }
+        Some(start_operator(&kubeconfig, args.journal, &journal_dir).await?)
+    };
+    writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    crate::signals::stop_signal().await;
+    if let Some((stop, task)) = operator {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
+            Err(err) => writeln!(out, "operator task: {err}")?,
+        }
+    }
+    server.shutdown().await;
+    writeln!(out, "stopped")?;
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The Valkey Cluster commands of [`ValkeyClient`]: the per-interval probe
+//! of a cluster node, the reads behind it, and the admin commands the
+//! operator forms and repairs a cluster with (no `valkey-cli --cluster`).
+//!
+//! Same connections, timeouts, authentication and failure classification
+//! as every other command. Nothing here decides or waits for an effect:
+//! the server answers when a command is accepted, and callers confirm what
+//! happened by probing again.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use logbook_journal::{ClusterFailoverMode, SlotRange};
+use redis::Value;
+
+use super::client::{Request, Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
+use super::error::ProbeError;
+use super::parse::{ParseError, ReplicationInfo, parse_info_replication};
+use super::parse_cluster::{
+    ClusterInfo, ClusterNodeLine, ClusterShard, parse_cluster_info, parse_cluster_nodes,
+    parse_cluster_shards,
+};
+
+/// One probe of a cluster node, all taken in the same round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterProbe {
+    /// `CLUSTER NODES`.
+    pub nodes: Vec<ClusterNodeLine>,
+    /// `CLUSTER INFO`.
+    pub info: ClusterInfo,
+    /// `INFO replication`.
+    pub replication: ReplicationInfo,
+}
+
+fn cluster(sub: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg(sub);
+    cmd
+}
+
+impl ValkeyClient {
+    async fn reply(
+        &self,
+        addr: SocketAddr,
+        request: &impl Request,
+        name: &'static str,
+        resend: Resend,
+    ) -> Result<Value, ProbeError> {
+        Ok(self
+            .run(addr, request, name, Duration::ZERO, resend)
+            .await?
+            .0)
+    }
+
+    async fn ok(
+        &self,
+        addr: SocketAddr,
+        cmd: &redis::Cmd,
+        name: &'static str,
+        resend: Resend,
+    ) -> Result<(), ProbeError> {
+        expect_ok(addr, self.reply(addr, cmd, name, resend).await?)
+    }
+
+    /// `CLUSTER NODES`, `CLUSTER INFO` and `INFO replication` pipelined on
+    /// one connection: one round trip, the probe each cluster pod gets every
+    /// interval.
+    ///
+    /// # Guarantees
+    ///
+    /// The three replies were produced one after the other by the server's
+    /// single command thread, with nothing of ours in between; nothing is
+    /// written.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; [`ProbeError::Rejected`] when the server is not
+    /// cluster-enabled; [`ProbeError::Malformed`] for a reply that does not
+    /// parse.
+    pub async fn cluster_probe(&self, addr: SocketAddr) -> Result<ClusterProbe, ProbeError> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cluster("NODES"))
+            .add_command(cluster("INFO"))
+            .cmd("INFO")
+            .arg("replication")
+            // A refusal stays in its place in the reply, to be classified
+            // as that command's, not taken for a broken connection.
+            .ignore_errors();
+        let reply = self
+            .reply(addr, &pipe, "CLUSTER probe", Resend::Safe)
+            .await?;
+        let Value::Array(replies) = reply else {
+            return Err(unexpected(addr, "an array of 3 replies", &reply));
+        };
+        let [nodes, info, replication] = <[Value; 3]>::try_from(replies)
+            .map_err(|got| unexpected(addr, "3 replies", &Value::Array(got)))?;
+        let text = |reply: Value, name: &'static str| {
+            reply
+                .extract_error()
+                .map_err(|err| classify(addr, name, &err))
+                .and_then(|reply| text_reply(addr, reply))
+        };
+        let nodes = text(nodes, "CLUSTER NODES")?;
+        let info = text(info, "CLUSTER INFO")?;
+        let replication = text(replication, "INFO")?;
+        let malformed = |source| ProbeError::Malformed { addr, source };
+        Ok(ClusterProbe {
+            nodes: parse_cluster_nodes(&nodes).map_err(malformed)?,
+            info: parse_cluster_info(&info).map_err(malformed)?,
+            replication: parse_info_replication(&replication).map_err(malformed)?,
+        })
+    }
+
+    /// `CLUSTER NODES` alone: every node the server at `addr` knows, itself
+    /// included (the `myself` line).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn cluster_nodes(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<Vec<ClusterNodeLine>, ProbeError> {
+        let reply = self
+            .reply(addr, &cluster("NODES"), "CLUSTER NODES", Resend::Safe)
+            .await?;
+        parse_cluster_nodes(&text_reply(addr, reply)?)
+            .map_err(|source| ProbeError::Malformed { addr, source })
+    }
+
+    /// `CLUSTER INFO` alone.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn cluster_info(&self, addr: SocketAddr) -> Result<ClusterInfo, ProbeError> {
+        let reply = self
+            .reply(addr, &cluster("INFO"), "CLUSTER INFO", Resend::Safe)
+            .await?;
+        parse_cluster_info(&text_reply(addr, reply)?)
+            .map_err(|source| ProbeError::Malformed { addr, source })
+    }
+
+    /// `CLUSTER SHARDS`: the shards the server at `addr` knows, each with
+    /// its slots and its nodes (health as that server sees it).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn cluster_shards(&self, addr: SocketAddr) -> Result<Vec<ClusterShard>, ProbeError> {
+        let reply = self
+            .reply(addr, &cluster("SHARDS"), "CLUSTER SHARDS", Resend::Safe)
+            .await?;
+        parse_cluster_shards(&reply).map_err(|source| ProbeError::Malformed { addr, source })
+    }
+
+    /// `CLUSTER MYID`: the node id of the server at `addr` (40 lowercase
+    /// hex digits).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; [`ProbeError::Malformed`] when the reply is not a
+    /// node id.
+    pub async fn cluster_myid(&self, addr: SocketAddr) -> Result<String, ProbeError> {
+        let reply = self
+            .reply(addr, &cluster("MYID"), "CLUSTER MYID", Resend::Safe)
+            .await?;
+        let id = text_reply(addr, reply)?.trim().to_ascii_lowercase();
+        if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(id)
+        } else {
+            Err(ProbeError::Malformed {
+                addr,
+                source: ParseError::Malformed {
+                    field: "CLUSTER MYID".to_owned(),
+                    value: id,
+                },
+            })
+        }
+    }
+
+    /// `CLUSTER MEET ip port`: the server at `addr` starts a hand-shake with
+    /// the node at `ip:port` (bus port `port + 10000`).
+    ///
+    /// # Guarantees
+    ///
+    /// Idempotent: a hand-shake already running with that address is
+    /// answered OK. The reply only means the hand-shake started; the node
+    /// is a member once it appears without `handshake` (under its real id —
+    /// a hand-shaking line carries a random one).
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when `ip` is not an IP literal (a hostname
+    /// is refused) or the port is invalid; any other [`ProbeError`].
+    pub async fn cluster_meet(
+        &self,
+        addr: SocketAddr,
+        ip: &str,
+        port: u16,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = cluster("MEET");
+        cmd.arg(ip).arg(port);
+        self.ok(addr, &cmd, "CLUSTER MEET", Resend::Safe).await
+    }
+
+    /// `CLUSTER ADDSLOTSRANGE start end ...`: the server at `addr` takes
+    /// these unowned slots. An empty `ranges` sends nothing.
+    ///
+    /// # Guarantees
+    ///
+    /// All or nothing: the server checks every range before it assigns any.
+    /// Never resent after a dropped connection (a resend of an applied
+    /// command would be refused as "already busy").
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when a slot is already owned (by it or,
+    /// as far as it knows, another node) or a range is invalid; any other
+    /// [`ProbeError`].
+    pub async fn cluster_addslotsrange(
+        &self,
+        addr: SocketAddr,
+        ranges: &[SlotRange],
+    ) -> Result<(), ProbeError> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = cluster("ADDSLOTSRANGE");
+        for r in ranges {
+            cmd.arg(r.start).arg(r.end);
+        }
+        self.ok(addr, &cmd, "CLUSTER ADDSLOTSRANGE", Resend::Never)
+            .await
+    }
+
+    /// `CLUSTER REPLICATE node_id`: the server at `addr` becomes a replica
+    /// of that primary and starts a full synchronisation.
+    ///
+    /// # Guarantees
+    ///
+    /// Idempotent: repeating it for its current primary is answered OK
+    /// without resynchronising.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when the node is unknown there, is itself or
+    /// a replica, or when the server is a primary owning slots or keys; any
+    /// other [`ProbeError`].
+    pub async fn cluster_replicate(
+        &self,
+        addr: SocketAddr,
+        node_id: &str,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = cluster("REPLICATE");
+        cmd.arg(node_id);
+        self.ok(addr, &cmd, "CLUSTER REPLICATE", Resend::Safe).await
+    }
+
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]` on the replica at `addr`:
+    /// `Coordinated` (no option) has the primary stop writes until the
+    /// replica caught up, `Force` skips the primary, `Takeover` also skips
+    /// the election and bumps the epoch on its own authority.
+    ///
+    /// # Guarantees
+    ///
+    /// The reply means the failover started, not that it happened: a
+    /// coordinated one is abandoned by the server if not done within 5 s.
+    /// The caller confirms the roles by probing. Never resent after a
+    /// dropped connection.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when the server is a primary, does not know
+    /// its primary, or (coordinated only) its primary is failed or
+    /// unlinked; any other [`ProbeError`].
+    pub async fn cluster_failover(
+        &self,
+        addr: SocketAddr,
+        mode: ClusterFailoverMode,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = cluster("FAILOVER");
+        if !mode.word().is_empty() {
+            cmd.arg(mode.word());
+        }
+        self.ok(addr, &cmd, "CLUSTER FAILOVER", Resend::Never).await
+    }
+
+    /// `CLUSTER FORGET node_id` on the server at `addr`: the node leaves its
+    /// table, and its id is banned there for `cluster-blacklist-ttl` (60 s
+    /// by default) so gossip from nodes that still know it does not bring
+    /// it back. The server also gossips the ban, so peers drop the node
+    /// too; forget it on every member within the ban regardless.
+    ///
+    /// # Guarantees
+    ///
+    /// Idempotent: a node already forgotten (banned, or unknown there) is
+    /// answered as success.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] for the server's own id or, on a replica,
+    /// its own primary; any other [`ProbeError`].
+    pub async fn cluster_forget(&self, addr: SocketAddr, node_id: &str) -> Result<(), ProbeError> {
+        let mut cmd = cluster("FORGET");
+        cmd.arg(node_id);
+        match self.ok(addr, &cmd, "CLUSTER FORGET", Resend::Safe).await {
+            Err(ProbeError::Rejected { message, .. }) if message.contains("Unknown node") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `CLUSTER RESET SOFT|HARD` on the server at `addr`: it forgets every
+    /// other node and its slots; a replica becomes an empty primary. `hard`
+    /// also zeroes its epochs and gives it a new node id.
+    ///
+    /// # Guarantees
+    ///
+    /// Never resent after a dropped connection (a second hard reset would
+    /// change the id again).
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when the server is a primary holding keys;
+    /// any other [`ProbeError`].
+    pub async fn cluster_reset(&self, addr: SocketAddr, hard: bool) -> Result<(), ProbeError> {
+        let mut cmd = cluster("RESET");
+        cmd.arg(if hard { "HARD" } else { "SOFT" });
+        self.ok(addr, &cmd, "CLUSTER RESET", Resend::Never).await
+    }
+
+    /// `CLUSTER COUNTKEYSINSLOT slot`: how many keys the server at `addr`
+    /// holds in `slot` (whether or not it owns the slot).
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] for a slot above 16383; any other
+    /// [`ProbeError`].
+    pub async fn cluster_countkeysinslot(
+        &self,
+        addr: SocketAddr,
+        slot: u16,
+    ) -> Result<u64, ProbeError> {
+        let mut cmd = cluster("COUNTKEYSINSLOT");
+        cmd.arg(slot);
+        match self
+            .reply(addr, &cmd, "CLUSTER COUNTKEYSINSLOT", Resend::Safe)
+            .await?
+        {
+            Value::Int(n) => {
+                u64::try_from(n).map_err(|_| unexpected(addr, "a count", &Value::Int(n)))
+            }
+            other => Err(unexpected(addr, "an integer", &other)),
+        }
+    }
+
+    /// `CLUSTER SET-CONFIG-EPOCH epoch` on a fresh node: gives each new
+    /// primary a distinct config epoch before the nodes meet, instead of
+    /// waiting for the servers' own collision resolution.
+    ///
+    /// # Guarantees
+    ///
+    /// Applied only while the node knows no other node and its config
+    /// epoch is 0; never resent after a dropped connection.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when the node already knows another node or
+    /// has a non-zero config epoch; any other [`ProbeError`].
+    pub async fn cluster_set_config_epoch(
+        &self,
+        addr: SocketAddr,
+        epoch: u64,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = cluster("SET-CONFIG-EPOCH");
+        cmd.arg(epoch);
+        self.ok(addr, &cmd, "CLUSTER SET-CONFIG-EPOCH", Resend::Never)
+            .await
+    }
+}
