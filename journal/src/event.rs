@@ -317,6 +317,26 @@ pub enum Event {
         /// What the node reported.
         report: ClusterNodeReport,
     },
+    /// [27] Cluster: a node that was a primary and still is answered with
+    /// another replication history than the one it had (a new
+    /// replication id): its process restarted in place, empty or from an
+    /// append-only file, faster than a probe could see it die. Its
+    /// replicas may still hold the writes it lost, until they resync
+    /// from it.
+    PrimaryHistoryReset {
+        /// Pod name.
+        pod: String,
+        /// The node id (unchanged: the node kept its `nodes.conf`).
+        node_id: String,
+        /// The replication id it had (its replicas' history).
+        previous_replid: ReplId,
+        /// Its last journaled offset on that history, if any.
+        previous_offset: Option<u64>,
+        /// The replication id it answers with now.
+        replid: ReplId,
+        /// Its offset on the new history.
+        offset: u64,
+    },
 }
 
 impl Event {
@@ -351,6 +371,7 @@ impl Event {
             Self::PodTerminating { .. } => "PodTerminating",
             Self::FailoverRequestObserved { .. } => "FailoverRequestObserved",
             Self::ClusterNodeObserved { .. } => "ClusterNodeObserved",
+            Self::PrimaryHistoryReset { .. } => "PrimaryHistoryReset",
         }
     }
 }

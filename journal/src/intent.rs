@@ -307,6 +307,7 @@ impl ReasonCode {
             Self::ShardNeedsReplica => "ShardNeedsReplica",
             Self::NodeRetired { .. } => "NodeRetired",
             Self::QuorumLost { .. } => "QuorumLost",
+            Self::PrimaryBehindReplica { .. } => "PrimaryBehindReplica",
         }
     }
 
@@ -316,7 +317,8 @@ impl ReasonCode {
         match self {
             Self::PrimaryFailed { candidates, .. }
             | Self::Bootstrap { candidates }
-            | Self::QuorumLost { candidates, .. } => candidates,
+            | Self::QuorumLost { candidates, .. }
+            | Self::PrimaryBehindReplica { candidates, .. } => candidates,
             Self::SpecChanged { .. }
             | Self::PrimaryUnreachable { .. }
             | Self::PrimaryDead
@@ -423,6 +425,19 @@ pub enum ReasonCode {
         primaries_lost: u32,
         /// Shards in all.
         shards: u32,
+        /// Every replica considered for this shard.
+        candidates: Vec<Candidate>,
+    },
+    /// Cluster: the shard's primary answers, but with less of the shard's
+    /// history than a replica holds (its process restarted in place from
+    /// what it had persisted, or empty): before the replica resyncs from
+    /// it and loses those writes, the replica with the most of them takes
+    /// over (`FORCE`: the restarted primary must not hand over what it no
+    /// longer has).
+    PrimaryBehindReplica {
+        /// The primary's offset now (on its new history, or on the old one
+        /// when it restored it from a snapshot).
+        primary_offset: u64,
         /// Every replica considered for this shard.
         candidates: Vec<Candidate>,
     },

@@ -18,7 +18,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ReplicaPromoted { pod, .. }
         | Event::RoleLabelObserved { pod, .. }
         | Event::PodTerminating { pod }
-        | Event::ClusterNodeObserved { pod, .. } => Some(pod),
+        | Event::ClusterNodeObserved { pod, .. }
+        | Event::PrimaryHistoryReset { pod, .. } => Some(pod),
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -60,6 +61,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::PodTerminating { .. }
             | Event::FailoverRequestObserved { .. }
             | Event::ClusterNodeObserved { .. }
+            | Event::PrimaryHistoryReset { .. }
     )
 }
 
@@ -229,6 +231,19 @@ pub fn summary(event: &Event) -> String {
             None => "no failover requested".to_owned(),
         },
         Event::ClusterNodeObserved { pod, report } => cluster_report(pod, report),
+        Event::PrimaryHistoryReset {
+            pod,
+            previous_replid,
+            previous_offset,
+            replid,
+            offset,
+            ..
+        } => format!(
+            "primary {pod} restarted in place with another history: was {}{}, now {} at offset {offset}; its replicas may hold writes it lost",
+            &previous_replid.to_hex().get(..8).unwrap_or_default(),
+            previous_offset.map_or_else(String::new, |o| format!(" at offset {o}")),
+            &replid.to_hex().get(..8).unwrap_or_default(),
+        ),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use logbook_journal::cluster::merge_slots;
 use logbook_journal::{
-    ClusterNodeReport, ClusterPeer, ClusterState, Event, PeerHealth, Reachability, Role,
+    ClusterNodeReport, ClusterPeer, ClusterState, Event, PeerHealth, Reachability, ReplId, Role,
 };
 
 use super::replication::{
@@ -68,6 +68,7 @@ pub fn observe_cluster_probe(
         .as_deref()
         .and_then(|id| state.cluster.pod_of(id))
         .map(str::to_owned);
+    out.extend(observe_history_reset(state, pod, answer));
     out.extend(observe_role(state, pod, role, primary));
     out.extend(observe_replication(
         state,
@@ -76,6 +77,38 @@ pub fn observe_cluster_probe(
         want_offsets,
     ));
     out
+}
+
+/// `PrimaryHistoryReset` when `pod` was a primary, still is the same node
+/// and a primary, and answers with another replication id than the one
+/// journaled: its process restarted in place faster than a probe could
+/// see it die (a failover or a role change would have been observed).
+/// Compared with the state before this probe's events, so the role this
+/// probe reports cannot hide the change.
+pub fn observe_history_reset(
+    state: &ClusterState,
+    pod: &str,
+    answer: &ClusterAnswer,
+) -> Option<Event> {
+    let known = state.pods.get(pod)?;
+    let was_primary = known.role == Some(Role::Primary)
+        && state
+            .cluster
+            .report(pod)
+            .is_some_and(|r| r.is_primary() && r.node_id == answer.report.node_id);
+    if !was_primary || !answer.report.is_primary() {
+        return None;
+    }
+    let previous = known.replid?;
+    let replid = ReplId::from_hex(&answer.replication.replid).ok()?;
+    (replid != previous).then(|| Event::PrimaryHistoryReset {
+        pod: pod.to_owned(),
+        node_id: answer.report.node_id.clone(),
+        previous_replid: previous,
+        previous_offset: known.offset,
+        replid,
+        offset: answer.replication.master_repl_offset,
+    })
 }
 
 /// `ClusterNodeObserved` when `pod`'s node reports anything other than

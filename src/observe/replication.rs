@@ -154,7 +154,9 @@ pub fn observe_replication(
     let offset = info.master_repl_offset;
     let changed = known.is_none_or(|v| v.link != Some(link) || v.replid != Some(replid));
     let offset_moved = known.is_none_or(|v| v.offset != Some(offset));
-    (changed || (want_offsets && offset_moved)).then(|| Event::ReplicationObserved {
+    // An offset going back on one history is a restart, never noise.
+    let went_back = known.is_some_and(|v| v.offset.is_some_and(|o| offset < o));
+    (changed || went_back || (want_offsets && offset_moved)).then(|| Event::ReplicationObserved {
         pod: pod.to_owned(),
         link,
         offset,

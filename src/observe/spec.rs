@@ -41,7 +41,14 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
                 })
                 .collect()
         })
-        .and_then(|()| unsupported(&cluster.spec).map_or(Ok(()), |p| Err(vec![p])));
+        .and_then(|()| {
+            let problems = unsupported(&cluster.spec, old.as_ref());
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems)
+            }
+        });
     match checked {
         Ok(()) => {
             let spec_json = match serde_json::to_string(&cluster.spec) {
@@ -78,21 +85,60 @@ pub const SUPPORTED_TOPOLOGIES: [Topology; 3] = [
     Topology::Cluster,
 ];
 
-/// Why `spec` cannot be run by this operator version, if it cannot.
-pub fn unsupported(spec: &ValkeyClusterSpec) -> Option<SpecProblem> {
-    (!SUPPORTED_TOPOLOGIES.contains(&spec.topology)).then(|| SpecProblem {
-        path: "spec.topology".to_owned(),
-        message: format!(
-            "topology {} is not supported yet by this operator version ({}); it runs {}",
-            spec.topology,
-            env!("CARGO_PKG_VERSION"),
-            SUPPORTED_TOPOLOGIES
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    })
+/// Why `spec` cannot be run by this operator version, replacing `old`
+/// (the spec in force, if any): empty when it can.
+///
+/// Besides a topology it does not run, a running Valkey Cluster cannot
+/// yet change its number of shards (that moves slots between shards:
+/// resharding is not built yet) nor lose replicas per shard (the pods a
+/// smaller StatefulSet drops are the highest ordinals, which may serve
+/// slots by then: they would have to hand over and be forgotten first).
+/// Running either would drop slots or leave nodes failing under the
+/// spec's name, so each is refused and the spec in force stays.
+pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) -> Vec<SpecProblem> {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut problems = Vec::new();
+    if !SUPPORTED_TOPOLOGIES.contains(&spec.topology) {
+        problems.push(SpecProblem {
+            path: "spec.topology".to_owned(),
+            message: format!(
+                "topology {} is not supported yet by this operator version ({version}); it runs {}",
+                spec.topology,
+                SUPPORTED_TOPOLOGIES
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let Some(old) =
+        old.filter(|o| o.topology == Topology::Cluster && spec.topology == Topology::Cluster)
+    else {
+        return problems;
+    };
+    let (was, now) = (old.effective_shards(), spec.effective_shards());
+    if was != now {
+        problems.push(SpecProblem {
+            path: "spec.shards".to_owned(),
+            message: format!(
+                "changing the shards of a running Cluster ({was} → {now}) is not supported yet by this operator version ({version}): it needs resharding; keep shards at {was}"
+            ),
+        });
+    }
+    let (was, now) = (
+        old.effective_replicas_per_shard(),
+        spec.effective_replicas_per_shard(),
+    );
+    if now < was {
+        problems.push(SpecProblem {
+            path: "spec.replicasPerShard".to_owned(),
+            message: format!(
+                "lowering replicasPerShard of a running Cluster ({was} → {now}) is not supported yet by this operator version ({version}): the pods removed could be serving slots; keep it at {was} or more"
+            ),
+        });
+    }
+    problems
 }
 
 /// `SwitchoverRequestObserved` when the annotation differs from the
@@ -170,5 +216,37 @@ mod tests {
                 other => panic!("{topology}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_running_cluster_keeps_its_shards_and_never_loses_replicas_yet() {
+        let mut old = ValkeyClusterSpec::with_topology(Topology::Cluster);
+        old.shards = Some(3);
+        old.replicas_per_shard = Some(1);
+        let mut more = old.clone();
+        more.replicas_per_shard = Some(2);
+        assert_eq!(unsupported(&more, Some(&old)), Vec::new());
+        let mut fewer = old.clone();
+        fewer.replicas_per_shard = Some(0);
+        let problems = unsupported(&fewer, Some(&old));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "spec.replicasPerShard");
+        assert!(
+            problems[0].message.contains("(1 → 0)"),
+            "{}",
+            problems[0].message
+        );
+        let mut wider = old.clone();
+        wider.shards = Some(4);
+        let problems = unsupported(&wider, Some(&old));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "spec.shards");
+        assert!(
+            problems[0].message.contains("(3 → 4)"),
+            "{}",
+            problems[0].message
+        );
+        // A new cluster may have any shape.
+        assert_eq!(unsupported(&wider, None), Vec::new());
     }
 }

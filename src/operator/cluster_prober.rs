@@ -95,7 +95,18 @@ pub async fn round(
         .iter()
         .any(|(name, r)| shard_primaries.contains(name) && !matches!(r, Some(Ok(_))))
         || guard.state.pods.values().any(|v| v.terminating);
-    let want_offsets = coarse || primary_failing;
+    // A replica whose link is down or resyncing may hold writes its
+    // primary no longer has (a primary restarted in place): offsets are
+    // then journaled every round, the primary's and the replica's from
+    // the same round, so the decider compares like with like.
+    let link_broken = results.iter().any(|(_, r)| {
+        matches!(r, Some(Ok(a)) if a
+            .replication
+            .primary
+            .as_ref()
+            .is_some_and(|link| !link.link_up || link.sync_in_progress))
+    });
+    let want_offsets = coarse || primary_failing || link_broken;
     let cap = failure_cap(&guard);
     let mut events: Vec<Event> = Vec::new();
     for (name, outcome) in &results {

@@ -40,6 +40,17 @@ pub fn maxmemory_bytes(spec: &ValkeyClusterSpec) -> Option<u64> {
     Some(bytes / 4 * 3 + bytes % 4 * 3 / 4)
 }
 
+/// Seconds a Valkey Cluster primary waits before it starts a full resync.
+/// A cluster node cannot boot fenced (its role is in `nodes.conf`), so a
+/// primary whose process restarts in place faster than a probe sees it
+/// die serves again at once, with what it had persisted or nothing; a
+/// replica that still holds the writes it lost would resync from it and
+/// drop them. The delay leaves the operator time to see that (a replica
+/// ahead of its primary, `PrimaryHistoryReset`) and fail the shard over
+/// to that replica first. Valkey's own default; Replication needs none,
+/// since its pods boot fenced.
+pub const CLUSTER_FULL_SYNC_DELAY_SECONDS: u32 = 5;
+
 /// `valkey.conf` of the cluster, in a fixed order: the operator's
 /// directives, then `maxmemory` (unless `spec.config` sets it), then every
 /// `spec.config` directive sorted by key. Holds no password, ever.
@@ -60,7 +71,14 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
             if persistence.aof() { "yes" } else { "no" }
         ),
         "repl-diskless-sync yes".to_owned(),
-        "repl-diskless-sync-delay 0".to_owned(),
+        format!(
+            "repl-diskless-sync-delay {}",
+            if spec.effective_cluster_node_timeout_milliseconds().is_some() {
+                CLUSTER_FULL_SYNC_DELAY_SECONDS
+            } else {
+                0
+            }
+        ),
         // The operator corroborates a frozen primary with its replicas'
         // last-contact age, so primaries must ping them every second.
         "repl-ping-replica-period 1".to_owned(),

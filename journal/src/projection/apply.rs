@@ -166,6 +166,7 @@ impl ClusterState {
             }
             Event::PodDeleted { pod } => {
                 self.observed();
+                self.cluster.history_resets.remove(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -442,6 +443,39 @@ impl ClusterState {
                 self.observed();
                 self.fold_cluster_report(seq, at, body, pod, report);
             }
+            Event::PrimaryHistoryReset {
+                pod,
+                node_id,
+                previous_replid,
+                previous_offset,
+                replid,
+                offset,
+            } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.replid = Some(*replid);
+                view.offset = Some(*offset);
+                self.cluster.history_resets.insert(
+                    pod.clone(),
+                    super::cluster::HistoryReset {
+                        seq,
+                        node_id: node_id.clone(),
+                        previous_replid: *previous_replid,
+                        offset: *offset,
+                    },
+                );
+                let was = previous_offset.map_or_else(String::new, |o| format!(" at offset {o}"));
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "primary {pod} restarted in place with another history (was {}{was}, now {} at offset {offset})",
+                        short(&previous_replid.to_hex()),
+                        short(&replid.to_hex())
+                    ),
+                );
+            }
         }
     }
 
@@ -504,6 +538,17 @@ impl ClusterState {
                     report.node_id
                 ),
             );
+        }
+        if !report.is_primary()
+            || self
+                .cluster
+                .history_resets
+                .get(pod)
+                .is_some_and(|r| r.node_id != report.node_id)
+        {
+            // No longer a primary (the failover served it), or another
+            // node: the restart no longer bears on who should serve.
+            self.cluster.history_resets.remove(pod);
         }
         let before: Vec<Option<String>> = self.owner_pods();
         let previous = self

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterNodeReport, SLOTS, merge_slots};
+use crate::ids::ReplId;
 use crate::intent::SlotRange;
 
 /// What the journal says of a Valkey Cluster's nodes.
@@ -29,6 +30,23 @@ pub struct ClusterPart {
     /// from then on the cluster is formed, and slots are never assigned
     /// again, only moved (failovers, migrations).
     pub formed_at: Option<u64>,
+    /// Primaries that came back from an in-place restart with another
+    /// replication history (`PrimaryHistoryReset`), by pod, until the pod
+    /// reports itself a replica or another node, or is deleted.
+    pub history_resets: BTreeMap<String, HistoryReset>,
+}
+
+/// A primary's replication history replaced by an in-place restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryReset {
+    /// Seq of the `PrimaryHistoryReset` event.
+    pub seq: u64,
+    /// The node (its id survives the restart).
+    pub node_id: String,
+    /// The history it had, which its replicas still hold.
+    pub previous_replid: ReplId,
+    /// Its offset on the history it restarted with.
+    pub offset: u64,
 }
 
 /// One node as last reported.

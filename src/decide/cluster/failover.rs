@@ -21,8 +21,8 @@ use std::cmp::Reverse;
 
 use logbook_journal::projection::cluster::Shard;
 use logbook_journal::{
-    Candidate, ClusterFailoverMode, Intent, PeerHealth, PodPhase, Policy, Reachability, ReasonCode,
-    Role, Timestamp,
+    Candidate, ClusterFailoverMode, Intent, LinkStatus, PeerHealth, PodPhase, Policy, Reachability,
+    ReasonCode, Role, Timestamp,
 };
 
 use super::short;
@@ -137,6 +137,69 @@ fn valkey_electing(view: &ClusterView<'_>, shard: &Shard<'_>) -> bool {
     })
 }
 
+/// The shard's primary answers but a replica holds more of the shard's
+/// history than it does: the primary restarted in place (from what it
+/// had persisted, or empty) and the replica, its link down or waiting
+/// for a full resync, still has the writes the primary lost. Both offsets
+/// come from the same probe round (the prober journals offsets every
+/// round while a replica's link is broken). `(primary offset, ranked
+/// candidates)` when so: only replicas on the history the primary had
+/// are eligible, the highest offset first.
+fn behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<(u64, Vec<Candidate>)> {
+    let primary = view.pod(shard.primary)?;
+    if primary.view.reachability != Some(Reachability::Reachable)
+        || primary.view.role != Some(Role::Primary)
+    {
+        return None;
+    }
+    let primary_offset = primary.view.offset?;
+    let reset = view
+        .state
+        .cluster
+        .history_resets
+        .get(shard.primary)
+        .filter(|r| r.node_id == shard.node_id);
+    // The history the replicas should hold: the one the primary had
+    // before its restart, or (restored from a snapshot) the one it has.
+    let history = reset.map(|r| r.previous_replid).or(primary.view.replid)?;
+    let mut ranked: Vec<(Candidate, u32)> = shard
+        .replicas
+        .iter()
+        .filter_map(|pod| view.pod(pod))
+        .map(|p| {
+            let waiting = matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Syncing));
+            let same_history = p.view.replid == Some(history);
+            let ahead = p.view.offset.is_some_and(|o| o > primary_offset);
+            let follows = view
+                .state
+                .cluster
+                .report(p.name)
+                .is_some_and(|r| r.primary_id.as_deref() == Some(shard.node_id));
+            (
+                Candidate {
+                    pod: p.name.to_owned(),
+                    offset: p.view.offset,
+                    reachable: p.view.reachability == Some(Reachability::Reachable),
+                    same_history,
+                    eligible: p.usable() && follows && waiting && same_history && ahead,
+                },
+                p.ordinal(),
+            )
+        })
+        .collect();
+    if !ranked.iter().any(|(c, _)| c.eligible) {
+        return None;
+    }
+    ranked.sort_by_key(|(c, ordinal)| {
+        (
+            Reverse(c.eligible),
+            Reverse(c.offset.unwrap_or(0)),
+            *ordinal,
+        )
+    });
+    Some((primary_offset, ranked.into_iter().map(|(c, _)| c).collect()))
+}
+
 /// `ClusterFailover` for every shard whose primary is known dead or
 /// leaving, on its best replica.
 pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
@@ -147,7 +210,12 @@ pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
     for shard in view.state.cluster.shards() {
         let (verdict, why) = judge(view, &shard);
         let (mode, failures) = match verdict {
-            Verdict::Alive => continue,
+            Verdict::Alive => {
+                if !valkey_electing(view, &shard) {
+                    out.extend(decide_behind(view, &shard));
+                }
+                continue;
+            }
             Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures),
             Verdict::Leaving => (ClusterFailoverMode::Coordinated, 0),
         };
@@ -184,4 +252,32 @@ pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
         ));
     }
     out
+}
+
+/// `ClusterFailover FORCE` to the replica holding the most of the history
+/// a restarted primary lost, if [`behind`] finds one.
+fn decide_behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<Decision> {
+    let (primary_offset, candidates) = behind(view, shard)?;
+    let chosen = best(&candidates)?;
+    Some(Decision::new(
+        Intent::ClusterFailover {
+            pod: chosen.pod.clone(),
+            from: Some(shard.primary.to_owned()),
+            mode: ClusterFailoverMode::Force,
+        },
+        ReasonCode::PrimaryBehindReplica {
+            primary_offset,
+            candidates: candidates.clone(),
+        },
+        format!(
+            "{} restarted in place and answers at offset {primary_offset}, behind its replica {} at {}: \
+             {} takes over its {} slots by CLUSTER FAILOVER FORCE before it resyncs from a primary that lost those writes; candidates: {}",
+            shard.primary,
+            chosen.pod,
+            chosen.offset.unwrap_or(0),
+            chosen.pod,
+            logbook_journal::cluster::slot_count(&shard.slots),
+            describe(&candidates)
+        ),
+    ))
 }

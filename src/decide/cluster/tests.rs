@@ -595,3 +595,136 @@ fn a_roll_takes_replicas_first_then_hands_each_primary_over() {
         }]
     );
 }
+
+/// The formed cluster after demo-1's process restarted in place faster
+/// than a probe saw it die: it answers as the same primary node, on a new
+/// history (`replid` 9) at offset 12, while its replica demo-4 still
+/// holds the old one (`replid` 7) up to 5000, its link in `link`.
+fn restarted_in_place(link: LinkStatus) -> Given {
+    let mut g = Given::formed();
+    g.repl(4, LinkStatus::Up, 5_000, 7);
+    g.repl(1, LinkStatus::NotReplica, 5_000, 7);
+    g.event(Event::PrimaryHistoryReset {
+        pod: pod(1),
+        node_id: node(1, 0),
+        previous_replid: logbook_journal::ReplId([7; 20]),
+        previous_offset: Some(5_000),
+        replid: logbook_journal::ReplId([9; 20]),
+        offset: 12,
+    });
+    g.repl(1, LinkStatus::NotReplica, 12, 9);
+    g.repl(4, link, 5_000, 7);
+    g
+}
+
+#[test]
+fn a_primary_restarted_in_place_behind_its_replica_hands_the_shard_to_it_by_force() {
+    for link in [LinkStatus::Down, LinkStatus::Syncing] {
+        let g = restarted_in_place(link);
+        let decisions = g.decide();
+        assert_eq!(
+            decisions
+                .iter()
+                .map(|d| d.intent.clone())
+                .collect::<Vec<_>>(),
+            vec![Intent::ClusterFailover {
+                pod: pod(4),
+                from: Some(pod(1)),
+                mode: ClusterFailoverMode::Force
+            }],
+            "{link:?}"
+        );
+        match &decisions[0].reason.code {
+            ReasonCode::PrimaryBehindReplica {
+                primary_offset: 12,
+                candidates,
+            } => {
+                assert_eq!(candidates.len(), 1);
+                assert!(candidates[0].eligible && candidates[0].same_history);
+                assert_eq!(candidates[0].offset, Some(5_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            decisions[0].reason.detail.contains("restarted in place"),
+            "{}",
+            decisions[0].reason.detail
+        );
+    }
+}
+
+#[test]
+fn a_primary_restored_from_a_snapshot_behind_its_replica_is_failed_over_too() {
+    // Same history id (restored from an RDB), a lower offset than the
+    // replica waiting on its broken link: the writes between are only on
+    // the replica.
+    let mut g = Given::formed();
+    g.repl(1, LinkStatus::NotReplica, 3_000, 7);
+    g.repl(4, LinkStatus::Syncing, 5_000, 7);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+}
+
+#[test]
+fn a_replica_that_already_resynced_or_never_was_ahead_changes_nothing() {
+    // Too late: the replica took the primary's new history.
+    let mut g = restarted_in_place(LinkStatus::Syncing);
+    g.repl(4, LinkStatus::Up, 12, 9);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    // A replica in sync ahead of a stale primary offset is no sign: its
+    // link is up, so the primary has what it has.
+    let mut g = Given::formed();
+    g.repl(4, LinkStatus::Up, 9_000, 7);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    // A broken link on the primary's own history, behind it: nothing lost.
+    let mut g = Given::formed();
+    g.repl(1, LinkStatus::NotReplica, 9_000, 7);
+    g.repl(4, LinkStatus::Down, 5_000, 7);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn an_old_primary_back_as_a_replica_of_its_successor_is_never_handed_back_the_shard() {
+    // demo-4 took demo-1's shard over (history 8 at 4000); demo-1 comes
+    // back following it, still on the history it had (7, at 5000): it is
+    // ahead on *another* history, which was abandoned, not lost.
+    let mut g = Given::formed();
+    let split = even_split(3);
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: None,
+            slots: vec![split[1]],
+            epoch: 9,
+        },
+        &(0..6).map(|i| (i, 0, PeerHealth::Ok)).collect::<Vec<_>>(),
+        &[],
+    );
+    g.repl(4, LinkStatus::NotReplica, 4_000, 8);
+    g.report(
+        &Node {
+            i: 1,
+            g: 0,
+            primary_of: Some((4, 0)),
+            slots: Vec::new(),
+            epoch: 2,
+        },
+        &(0..6).map(|i| (i, 0, PeerHealth::Ok)).collect::<Vec<_>>(),
+        &[],
+    );
+    g.repl(1, LinkStatus::Syncing, 5_000, 7);
+    // Only the labels follow the failover Valkey made.
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SetShardRoleLabels {
+            primaries: vec![pod(0), pod(2), pod(4)]
+        }]
+    );
+}

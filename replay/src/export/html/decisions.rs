@@ -38,6 +38,9 @@ fn reason_fields(code: &ReasonCode) -> String {
             shards,
             ..
         } => format!("{primaries_lost} of {shards} shard primaries lost"),
+        ReasonCode::PrimaryBehindReplica { primary_offset, .. } => {
+            format!("the primary restarted behind its replicas, at offset {primary_offset}")
+        }
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
