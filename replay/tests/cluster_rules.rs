@@ -540,3 +540,48 @@ fn the_real_cluster_journal_shows_its_coordinated_failover() {
         assert!(examined(&report, Check::SlotOwnership) >= 1, "{report:#?}");
     });
 }
+
+#[test]
+fn state_at_shows_roles_and_the_slot_map() {
+    futures::executor::block_on(async {
+        let mut j = Journal::formed();
+        let before = j.events.len() as u64;
+        valkey_election(&mut j);
+        let input = j.input().await;
+        let (state, start) = logbook_replay::state_at::state_at(
+            &input,
+            logbook_replay::state_at::Point::Seq(before),
+        )
+        .await
+        .unwrap();
+        let view = logbook_replay::state_at::cluster_view(&state);
+        assert!(view.formed);
+        assert_eq!(view.unowned_slots, 0);
+        let owners: Vec<_> = view
+            .slots
+            .iter()
+            .map(|s| (s.slots.as_str(), s.pod.as_deref()))
+            .collect();
+        assert_eq!(
+            owners,
+            vec![("0-8191", Some("c-0")), ("8192-16383", Some("c-1"))]
+        );
+        let c2 = view.pods.iter().find(|p| p.pod == "c-2").unwrap();
+        assert_eq!((c2.role, c2.of.as_deref()), ("replica", Some("c-0")));
+        // After the election c-2 owns c-0's slots.
+        let (state, _) = logbook_replay::state_at::state_at(
+            &input,
+            logbook_replay::state_at::Point::Seq(j.events.len() as u64),
+        )
+        .await
+        .unwrap();
+        let view = logbook_replay::state_at::cluster_view(&state);
+        assert_eq!(view.slots[0].pod.as_deref(), Some("c-2"));
+        let mut yaml = Vec::new();
+        logbook_replay::state_at::write_yaml(&mut yaml, &state, &start).unwrap();
+        let yaml = String::from_utf8(yaml).unwrap();
+        assert!(yaml.contains("valkey_cluster:\n  formed: true"), "{yaml}");
+        // Still one YAML document.
+        let _: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    });
+}
