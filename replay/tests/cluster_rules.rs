@@ -585,3 +585,35 @@ fn state_at_shows_roles_and_the_slot_map() {
         let _: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
     });
 }
+
+#[test]
+fn the_html_report_names_the_cluster_from_its_pods_and_lists_shard_failovers() {
+    futures::executor::block_on(async {
+        // A JSONL export of a sled journal names no cluster, as the sled
+        // directory does not.
+        let input = Input::<MemoryStore>::File(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/cluster_failover.jsonl"
+            )
+            .into(),
+        );
+        let mut html = Vec::new();
+        logbook_replay::export::html::export(&input, &Nothing, &mut html)
+            .await
+            .unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(
+            html.contains("<title>Logbook report: shop</title>"),
+            "title"
+        );
+        assert!(
+            html.contains("<dt>Cluster</dt><dd>shop <span class=\"what\">(from its pods' names"),
+            "cluster fact"
+        );
+        assert!(!html.contains("<dd>unknown</dd>"));
+        assert!(html.contains("Shard failovers <span class=\"count\">1</span>"));
+        assert!(html.contains("operator, coordinated: <a href=\"#decision-109\">"));
+        assert!(html.contains("<b>shop-1</b> <code>d5890238</code>"));
+    });
+}
