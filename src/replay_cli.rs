@@ -400,9 +400,9 @@ async fn run_on<S: JournalStore, L: JournalStore>(
             let mut failovers = logbook_replay::failovers::Failovers::new();
             input.scan(None, &mut failovers).await?;
             if *json {
-                write_json(out, &failovers.records)
+                write_json(out, &failovers.rows())
             } else {
-                logbook_replay::failovers::write_text(out, &failovers.records)?;
+                logbook_replay::failovers::write_report(out, &failovers)?;
                 Ok(())
             }
         }

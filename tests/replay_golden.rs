@@ -785,3 +785,46 @@ fn timeline_follow_prints_events_as_they_are_appended() {
         .collect();
     assert_eq!(seqs, (1..=last as u64).collect::<Vec<_>>());
 }
+
+/// A real 3x1 Valkey Cluster's journal (`tests/operator_cluster.rs`, a
+/// primary's pod deleted), exported to JSONL: this build's `decide`
+/// reproduces every decision, the Cluster invariants hold, and its one
+/// shard failover is a `--json` row of kind `shard`.
+#[test]
+fn the_cluster_journal_audits_clean_and_shows_its_shard_failover() {
+    let file = format!("{GOLDEN}/cluster_failover.jsonl");
+    let report = json(&["replay", "audit", "--json", "--file", &file]);
+    assert_eq!(report["findings"], Value::Array(vec![]), "{report:#}");
+    let examined = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap()["examined"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(examined("slot-ownership") >= 1, "{report:#}");
+    assert_eq!(examined("determinism"), 7);
+    let rows = json(&["replay", "failovers", "--json", "--file", &file]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = &rows[0];
+    assert_eq!(r["kind"], "shard");
+    assert_eq!(r["decided_by"], "operator");
+    assert_eq!(r["mode"], "coordinated");
+    assert_eq!(r["old_primary"]["pod"], "shop-1");
+    assert_eq!(r["new_primary"]["pod"], "shop-4");
+    assert_eq!(r["detected"]["kind"], "pod-terminating");
+    assert_eq!(r["serving"]["seq"], 110);
+    assert_eq!(r["config_epoch"], 6);
+    let text = ok(&["replay", "failovers", "--file", &file]);
+    assert!(
+        text.starts_with("shard failover 1: slots 5462-10922"),
+        "{text}"
+    );
+    let state = ok(&["replay", "state", "--at", "131", "--file", &file]);
+    assert!(state.contains("valkey_cluster:\n  formed: true"), "{state}");
+    assert!(state.contains("unowned_slots: 0"), "{state}");
+}

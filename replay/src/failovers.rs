@@ -20,6 +20,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::shard_failovers::ShardFailovers;
 use crate::source::{Flow, Raw, Start, Visit};
 
 /// How a failover came about.
@@ -150,6 +151,9 @@ pub struct Failovers {
     open: BTreeMap<Uuid, usize>,
     /// Records waiting for their old primary to be seen again.
     awaiting_return: Vec<usize>,
+    /// A Valkey Cluster's shard failovers (its streams have no Replication
+    /// records: roles there are per shard).
+    pub shards: ShardFailovers,
 }
 
 impl Failovers {
@@ -427,10 +431,21 @@ impl Visit for Failovers {
     fn start(&mut self, start: &Start) -> Result<()> {
         self.state = start.base.clone();
         self.last_primary = self.state.primary.clone();
+        self.shards.start(&self.state);
         Ok(())
     }
 
     fn event(&mut self, e: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
+        let cluster = !self.state.cluster.pods.is_empty()
+            || matches!(e.body, Event::ClusterNodeObserved { .. });
+        if cluster {
+            // A Valkey Cluster: promotions and roles are per shard, which
+            // only the shard records can tell.
+            self.shards.before(&self.state, e);
+            self.state.apply(e);
+            self.shards.after(&self.state, e);
+            return Ok(Flow::Continue);
+        }
         match &e.body {
             Event::Decided { intents } => self.on_decided(e, intents),
             Event::ReplicaPromoted { pod, from, offset } => {
@@ -487,6 +502,41 @@ fn at(mark: Option<&Mark>) -> String {
         || "-".to_owned(),
         |m| format!("{} (#{}) {}", m.at, m.seq, m.what),
     )
+}
+
+/// One `--json` row: a Replication record, or a shard failover (which
+/// carries `"kind": "shard"`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum Row<'a> {
+    /// A change of the one primary of a Replication cluster.
+    Replication(&'a Failover),
+    /// A failover of one shard of a Valkey Cluster.
+    Shard(&'a crate::shard_failovers::ShardFailover),
+}
+
+impl Failovers {
+    /// Every record as one list: the Replication ones, then the shards'.
+    #[must_use]
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        self.records
+            .iter()
+            .map(Row::Replication)
+            .chain(self.shards.records.iter().map(Row::Shard))
+            .collect()
+    }
+}
+
+/// Writes every record for people: the Replication ones, then the
+/// shards'.
+///
+/// # Errors
+/// Output errors.
+pub fn write_report(out: &mut dyn Write, failovers: &Failovers) -> std::io::Result<()> {
+    if failovers.shards.records.is_empty() || !failovers.records.is_empty() {
+        write_text(out, &failovers.records)?;
+    }
+    crate::shard_failovers::write_text(out, &failovers.shards.records)
 }
 
 /// Writes the records for people.

@@ -16,6 +16,7 @@
 //! and passes `decide` in as a [`Decider`].
 
 pub mod audit;
+pub mod cluster_facts;
 pub mod describe;
 mod error;
 pub mod export;
@@ -23,6 +24,7 @@ pub mod failovers;
 pub mod frames;
 pub mod jsonl;
 pub mod reshards;
+pub mod shard_failovers;
 pub mod source;
 pub mod state_at;
 pub mod timeline;

@@ -9,9 +9,10 @@
 //!   before the takeover after; an outcome must name an intent in flight;
 //! - no decision or outcome from a writer whose epoch was superseded;
 //! - no decision while the cluster is paused;
-//! - after a completed reshard every slot owned exactly once: the journal
-//!   holds no slot ownership until Cluster mode journals it, so this
-//!   reports "nothing to examine" rather than a pass.
+//! - the Valkey Cluster invariants ([`super::cluster`]): every slot owned
+//!   once at quiet points, forced failovers justified, no wiped node
+//!   promoted. A Replication journal has nothing for them to examine,
+//!   which they report rather than a pass.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,7 @@ pub struct Invariants {
     decisions: u64,
     found: BTreeMap<Uuid, Found>,
     takeovers: Vec<u64>,
+    cluster: super::cluster::ClusterInvariants,
 }
 
 /// What the checks found and examined.
@@ -52,7 +54,7 @@ pub struct Summary {
     pub open: Vec<OpenIntent>,
 }
 
-fn finding(check: Check, e: &Envelope, detail: String) -> Finding {
+pub(super) fn finding(check: Check, e: &Envelope, detail: String) -> Finding {
     Finding {
         check,
         seq: e.seq,
@@ -114,6 +116,7 @@ impl Invariants {
 
     /// Called with the state before `e` is folded.
     pub fn before(&mut self, state: &ClusterState, e: &Envelope) {
+        self.cluster.before(state, e);
         let acting = matches!(
             e.body,
             Event::Decided { .. }
@@ -213,6 +216,7 @@ impl Invariants {
 
     /// Called with the state after `e` was folded.
     pub fn after(&mut self, state: &ClusterState, e: &Envelope) {
+        self.cluster.after(state, e);
         self.steps = self.steps.saturating_add(1);
         let serving = serving_primaries(state);
         let two = serving.len() > 1;
@@ -263,15 +267,27 @@ impl Invariants {
             (Check::ActionWhilePaused, self.decisions, None),
             (
                 Check::SlotOwnership,
-                0,
-                Some(
-                    "no reshard in the journal (Cluster mode does not journal slots yet)"
-                        .to_owned(),
-                ),
+                self.cluster.quiet,
+                (self.cluster.quiet == 0)
+                    .then(|| "no quiet point of a formed Valkey Cluster in the journal".to_owned()),
+            ),
+            (
+                Check::UnjustifiedFailover,
+                self.cluster.forced,
+                (self.cluster.forced == 0)
+                    .then(|| "no forced or takeover Cluster failover in the journal".to_owned()),
+            ),
+            (
+                Check::WipedNodePromoted,
+                self.cluster.forced,
+                (self.cluster.forced == 0)
+                    .then(|| "no forced or takeover Cluster failover in the journal".to_owned()),
             ),
         ];
+        let mut findings = self.findings;
+        findings.extend(self.cluster.findings);
         Summary {
-            findings: self.findings,
+            findings,
             examined,
             open,
         }

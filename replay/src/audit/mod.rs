@@ -12,6 +12,7 @@
 //! Exit status: 0 clean, 1 findings, 2 unreadable input (the caller maps
 //! [`AuditReport::is_clean`] and [`crate::ReplayError::exit_code`]).
 
+mod cluster;
 pub mod determinism;
 pub mod invariants;
 
@@ -54,15 +55,22 @@ pub enum Check {
     StaleEpoch,
     /// A decision was taken while the cluster was paused.
     ActionWhilePaused,
-    /// After a completed reshard a slot was owned by no shard or by two.
+    /// At a quiet point of a formed Valkey Cluster a slot was served by
+    /// no primary, or by two at one config epoch.
     SlotOwnership,
+    /// A forced or takeover Cluster failover without the reason and the
+    /// journaled death that justify it.
+    UnjustifiedFailover,
+    /// A forced or takeover Cluster failover to a node that never
+    /// replicated the shard (its data wiped, or an empty node).
+    WipedNodePromoted,
     /// The journal does not verify (CRC, link, seq, head).
     Chain,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Determinism,
         Self::TwoPrimaries,
         Self::IntentWithoutOutcome,
@@ -70,6 +78,8 @@ impl Check {
         Self::StaleEpoch,
         Self::ActionWhilePaused,
         Self::SlotOwnership,
+        Self::UnjustifiedFailover,
+        Self::WipedNodePromoted,
         Self::Chain,
     ];
 
@@ -84,6 +94,8 @@ impl Check {
             Self::StaleEpoch => "stale-epoch",
             Self::ActionWhilePaused => "action-while-paused",
             Self::SlotOwnership => "slot-ownership",
+            Self::UnjustifiedFailover => "unjustified-failover",
+            Self::WipedNodePromoted => "wiped-node-promoted",
             Self::Chain => "chain",
         }
     }

@@ -28,6 +28,7 @@ mod decisions;
 mod grid;
 mod lanes;
 mod sections;
+mod shards;
 
 use std::collections::BTreeSet;
 use std::fmt;

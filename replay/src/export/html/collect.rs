@@ -198,6 +198,8 @@ pub struct Collect {
     pub observations: u64,
     /// Observations kept because a decision was taken on them.
     kept_observations: u64,
+    /// Every data pod name observed.
+    pod_names: std::collections::BTreeSet<String>,
     previous: Option<Previous>,
     /// Where the journal stopped verifying, and why.
     pub damaged: Option<(u64, String)>,
@@ -212,6 +214,19 @@ impl Collect {
     /// The failovers, as the `failovers` verb reports them.
     pub fn failovers(&self) -> &[Failover] {
         &self.failovers.records
+    }
+
+    /// A Valkey Cluster's shard failovers, as the `failovers` verb
+    /// reports them.
+    pub fn shard_failovers(&self) -> &[crate::shard_failovers::ShardFailover] {
+        &self.failovers.shards.records
+    }
+
+    /// The cluster's name as its data pods' names give it (a sled journal
+    /// names no cluster: its pods are the StatefulSet's, named after the
+    /// ValkeyCluster, `<name>-<ordinal>`); `None` unless every pod agrees.
+    pub fn name_from_pods(&self) -> Option<String> {
+        name_from_pods(self.pod_names.iter().map(String::as_str))
     }
 
     /// The reshards, as the `reshards` verb reports them.
@@ -442,6 +457,9 @@ impl Visit for Collect {
         self.failovers.event(e, raw)?;
         self.reshards.event(e, raw)?;
         self.row(e);
+        if let Event::PodObserved { pod, .. } = &e.body {
+            self.pod_names.insert(pod.clone());
+        }
         self.state.apply(e);
         self.lanes.track(&self.state, e);
         if self.first.is_none() {
@@ -450,5 +468,41 @@ impl Visit for Collect {
         self.last = Some((e.seq, e.at));
         self.events = self.events.saturating_add(1);
         Ok(Flow::Continue)
+    }
+}
+
+/// The one `<name>` every `<name>-<ordinal>` of `pods` shares.
+fn name_from_pods<'a>(pods: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut name: Option<&str> = None;
+    for pod in pods {
+        let (prefix, ordinal) = pod.rsplit_once('-')?;
+        if prefix.is_empty() || ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        match name {
+            Some(n) if n != prefix => return None,
+            _ => name = Some(prefix),
+        }
+    }
+    name.map(str::to_owned)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_from_pods;
+
+    #[test]
+    fn a_cluster_is_named_by_its_pods_only_when_they_agree() {
+        assert_eq!(
+            name_from_pods(["shop-0", "shop-1", "shop-10"]).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            name_from_pods(["my-db-0", "my-db-2"]).as_deref(),
+            Some("my-db")
+        );
+        assert_eq!(name_from_pods(["shop-0", "cart-1"]), None);
+        assert_eq!(name_from_pods(["shop-a"]), None);
+        assert_eq!(name_from_pods([]), None);
     }
 }

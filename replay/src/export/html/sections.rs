@@ -13,6 +13,7 @@ pub fn write_page(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
     let start = c.start.as_ref();
     let name = start
         .and_then(|s| s.cluster.clone())
+        .or_else(|| c.name_from_pods())
         .or_else(|| start.map(|s| format!("stream {}", s.stream)))
         .unwrap_or_else(|| "journal".to_owned());
     writeln!(out, "<!DOCTYPE html>")?;
@@ -60,9 +61,15 @@ fn write_header(out: &mut dyn Write, page: &Page<'_>, name: &str) -> io::Result<
     fact(
         out,
         "Cluster",
-        &start
-            .and_then(|s| s.cluster.as_deref())
-            .map_or_else(|| "unknown".to_owned(), |c| Esc(c).to_string()),
+        &match (start.and_then(|s| s.cluster.as_deref()), c.name_from_pods()) {
+            (Some(known), _) => Esc(known).to_string(),
+            // A sled journal records no name; the pods' do.
+            (None, Some(name)) => format!(
+                "{} <span class=\"what\">(from its pods' names; the namespace is not journaled)</span>",
+                Esc(&name)
+            ),
+            (None, None) => "unknown".to_owned(),
+        },
     )?;
     fact(
         out,
@@ -96,7 +103,7 @@ fn write_header(out: &mut dyn Write, page: &Page<'_>, name: &str) -> io::Result<
             format!("<a class=\"badge bad\" href=\"#audit\">{findings} finding(s)</a>")
         },
     )?;
-    let (mut failovers, mut switchovers) = (0usize, 0usize);
+    let (mut failovers, mut switchovers) = (c.shard_failovers().len(), 0usize);
     for f in c.failovers() {
         match f.kind {
             Kind::Automatic | Kind::Observed | Kind::Requested => {
@@ -142,7 +149,7 @@ fn write_header(out: &mut dyn Write, page: &Page<'_>, name: &str) -> io::Result<
 }
 
 /// A journal point in a cell: seq (linked), time, and what it says.
-fn mark(page: &Page<'_>, m: Option<&Mark>) -> String {
+pub(super) fn mark(page: &Page<'_>, m: Option<&Mark>) -> String {
     m.map_or_else(
         || "<span class=\"none\">–</span>".to_owned(),
         |m| {
@@ -156,11 +163,11 @@ fn mark(page: &Page<'_>, m: Option<&Mark>) -> String {
     )
 }
 
-fn offset(o: Option<u64>) -> String {
+pub(super) fn offset(o: Option<u64>) -> String {
     o.map_or_else(|| "–".to_owned(), |o| o.to_string())
 }
 
-fn outcome(o: &Outcome) -> String {
+pub(super) fn outcome(o: &Outcome) -> String {
     match o {
         Outcome::Completed => "<span class=\"ok\">completed</span>".to_owned(),
         Outcome::Failed(e) => format!("<span class=\"bad\">failed</span>: {}", Esc(e)),
@@ -171,6 +178,10 @@ fn outcome(o: &Outcome) -> String {
 
 fn write_failovers(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
     let records = page.collect.failovers();
+    let shards = page.collect.shard_failovers();
+    if !shards.is_empty() && records.is_empty() {
+        return super::shards::write_shard_failovers(out, page, shards);
+    }
     writeln!(
         out,
         "<section id=\"failovers\"><h2>Failovers <span class=\"count\">{}</span></h2>",
