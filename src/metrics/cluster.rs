@@ -7,6 +7,7 @@
 //! staged events that are dropped (this writer was fenced) are dropped
 //! from the notes too.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use logbook_crds::ValkeyClusterStatus;
@@ -16,6 +17,7 @@ use logbook_journal::{ClusterState, Envelope};
 use super::Metrics;
 use super::labels::{ClusterLabels, WriteResult};
 use super::probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
+use super::shards::summarize_cluster;
 use super::tally::{Note, Tracker};
 
 /// Records the writes of one cluster's journal ConfigMaps.
@@ -116,29 +118,65 @@ impl ClusterMetrics {
     }
 
     /// What a probe round at `now` found: the believed primary (of
-    /// `state`) and every pod's answer.
+    /// `state`) and every pod's answer. A Valkey Cluster has a primary per
+    /// shard: its primary is healthy while every slot is owned and every
+    /// shard's primary answers as one, and each replica's lag is measured
+    /// against its own shard's primary.
     pub fn probed(&mut self, state: &ClusterState, answers: &[Answer<'_>], now: Instant) {
-        let primary = state.primary.as_deref();
-        // A primary is expected once one was ever decided or seen; before
-        // that the cluster is still being created.
-        let expected = primary.is_some()
-            || state.last_failover.is_some()
-            || state
-                .boot_primary
-                .as_ref()
-                .is_some_and(|(pod, _)| pod.is_some());
-        let seconds = self
-            .health
-            .update(now, primary_answered(primary, answers), expected);
-        let lag = replication_lag(primary, answers);
+        let (healthy, expected, lag) = if is_valkey_cluster(state) {
+            let cluster = &state.cluster;
+            let shards = cluster.shards();
+            let healthy = !shards.is_empty()
+                && cluster.unassigned() == 0
+                && shards
+                    .iter()
+                    .all(|s| !s.retired && primary_answered(Some(s.primary), answers));
+            let mut lag = BTreeMap::new();
+            for shard in &shards {
+                let members: Vec<Answer<'_>> = answers
+                    .iter()
+                    .filter(|(pod, _)| *pod == shard.primary || shard.replicas.contains(pod))
+                    .copied()
+                    .collect();
+                lag.extend(replication_lag(Some(shard.primary), &members));
+            }
+            // Slots are served only once the cluster formed.
+            (healthy, cluster.formed_at.is_some(), lag)
+        } else {
+            let primary = state.primary.as_deref();
+            // A primary is expected once one was ever decided or seen;
+            // before that the cluster is still being created.
+            let expected = primary.is_some()
+                || state.last_failover.is_some()
+                || state
+                    .boot_primary
+                    .as_ref()
+                    .is_some_and(|(pod, _)| pod.is_some());
+            (
+                primary_answered(primary, answers),
+                expected,
+                replication_lag(primary, answers),
+            )
+        };
+        let seconds = self.health.update(now, healthy, expected);
         self.metrics.set_probed(&self.cluster, seconds, &lag);
     }
 
-    /// The status the operator publishes (or would: it is unchanged).
-    pub fn status(&self, status: &ValkeyClusterStatus) {
+    /// The status the operator publishes (or would: it is unchanged),
+    /// rendered from `state`, and for a Valkey Cluster its shards as
+    /// `state` shows them.
+    pub fn status(&self, state: &ClusterState, status: &ValkeyClusterStatus) {
         let ready = status
             .condition(CONDITION_READY)
             .is_some_and(|c| c.status == "True");
         self.metrics.set_status(&self.cluster, ready, status.phase);
+        self.metrics
+            .set_cluster_shards(&self.cluster, summarize_cluster(state).as_ref());
     }
+}
+
+/// Whether `state` is a Valkey Cluster's (the projection holds node
+/// reports only for one).
+fn is_valkey_cluster(state: &ClusterState) -> bool {
+    !state.cluster.pods.is_empty()
 }

@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use super::labels::{
     ClusterLabels, DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels,
-    ResultLabels, VersionLabels, WriteLabels,
+    ResultLabels, ShardLabels, VersionLabels, WriteLabels,
 };
 
 /// Buckets of `logbook_reconcile_duration_seconds`: a reconcile reads a
@@ -49,6 +49,14 @@ pub(super) struct Families {
     pub(super) journal_healthy: Family<ClusterLabels, Gauge>,
     pub(super) cluster_ready: Family<ClusterLabels, Gauge>,
     pub(super) cluster_phase: Family<PhaseLabels, Gauge>,
+    pub(super) cluster_formed: Family<ClusterLabels, Gauge>,
+    pub(super) cluster_slots_owned: Family<ClusterLabels, Gauge>,
+    pub(super) cluster_state_ok: Family<ClusterLabels, Gauge>,
+    pub(super) cluster_shards_desired: Family<ClusterLabels, Gauge>,
+    pub(super) shard_slots: Family<ShardLabels, Gauge>,
+    pub(super) shard_served: Family<ShardLabels, Gauge>,
+    pub(super) shard_replicas: Family<ShardLabels, Gauge>,
+    pub(super) shard_replicas_in_sync: Family<ShardLabels, Gauge>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -74,6 +82,14 @@ impl Families {
             journal_healthy: Family::default(),
             cluster_ready: Family::default(),
             cluster_phase: Family::default(),
+            cluster_formed: Family::default(),
+            cluster_slots_owned: Family::default(),
+            cluster_state_ok: Family::default(),
+            cluster_shards_desired: Family::default(),
+            shard_slots: Family::default(),
+            shard_served: Family::default(),
+            shard_replicas: Family::default(),
+            shard_replicas_in_sync: Family::default(),
             leader: Gauge::default(),
             leader_transitions: Counter::default(),
             build_info: Family::default(),
@@ -112,12 +128,12 @@ impl Families {
         );
         r.register(
             "logbook_primary_unhealthy_seconds",
-            "Seconds since the primary last answered a probe as primary (0 while it does)",
+            "Seconds since the primary last answered a probe as primary (0 while it does); in a Valkey Cluster, since every slot was owned and every shard's primary answered",
             f.primary_unhealthy.clone(),
         );
         r.register(
             "logbook_replication_lag_bytes",
-            "Primary replication offset minus the replica's, per replica pod, as of the last probe round",
+            "Primary replication offset (in a Valkey Cluster, its shard's primary's) minus the replica's, per replica pod, as of the last probe round",
             f.replication_lag.clone(),
         );
         r.register(
@@ -154,6 +170,47 @@ impl Families {
             "logbook_cluster_phase",
             "1 for the cluster's current phase, 0 for every other",
             f.cluster_phase.clone(),
+        );
+        // Valkey Cluster only: a Replication cluster has none of these.
+        r.register(
+            "logbook_cluster_formed",
+            "Valkey Cluster: 1 once all 16384 slots have had an owner (formed), 0 while forming",
+            f.cluster_formed.clone(),
+        );
+        r.register(
+            "logbook_cluster_slots_owned",
+            "Valkey Cluster: slots (of 16384) owned by a primary, as last observed",
+            f.cluster_slots_owned.clone(),
+        );
+        r.register(
+            "logbook_cluster_state_ok",
+            "Valkey Cluster: 1 while every answering node last reported cluster_state:ok",
+            f.cluster_state_ok.clone(),
+        );
+        r.register(
+            "logbook_cluster_shards_desired",
+            "Valkey Cluster: shards the spec asks for (spec.shards)",
+            f.cluster_shards_desired.clone(),
+        );
+        r.register(
+            "logbook_shard_slots",
+            "Valkey Cluster: slots the shard owns; a shard is named by its first slot",
+            f.shard_slots.clone(),
+        );
+        r.register(
+            "logbook_shard_served",
+            "Valkey Cluster: 1 while the shard's primary answers probes, 0 when it does not or its node is gone",
+            f.shard_served.clone(),
+        );
+        r.register(
+            "logbook_shard_replicas",
+            "Valkey Cluster: replicas attached to the shard's primary",
+            f.shard_replicas.clone(),
+        );
+        r.register(
+            "logbook_shard_replicas_in_sync",
+            "Valkey Cluster: replicas of the shard answering probes with their replication link up",
+            f.shard_replicas_in_sync.clone(),
         );
         r.register(
             "logbook_leader",

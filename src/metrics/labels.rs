@@ -8,7 +8,8 @@
 //! honours the target's labels).
 //!
 //! Every label value is either a Kubernetes name (namespace, cluster, pod:
-//! bounded by what exists), or one of a closed set of catalog names (an
+//! bounded by what exists), a Valkey Cluster shard's first slot (at most
+//! one per shard, changed only by a reshard), or one of a closed set of catalog names (an
 //! intent, a reason code, an outcome, a failover kind, a phase, a write
 //! result). Nothing free-form, no address and no sequence number is ever
 //! a label: each would make a new series per value.
@@ -83,6 +84,20 @@ pub struct PodLabels {
     pub valkeycluster: String,
     /// The replica's pod name.
     pub pod: String,
+}
+
+/// `{namespace, valkeycluster, shard}` of the `logbook_shard_*` gauges: a
+/// Valkey Cluster shard by its first slot (`"0"`, `"5462"`, `"10923"`),
+/// which a failover leaves alone and only a reshard changes. Never a node
+/// id (a new one per lost volume) nor a pod (the primary moves).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ShardLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub valkeycluster: String,
+    /// The shard's first slot.
+    pub shard: String,
 }
 
 /// `{namespace, valkeycluster, result}` of `logbook_configmap_writes_total`.

@@ -11,15 +11,20 @@
 //!
 //! Layout: `families.rs` (names, types, help, buckets), `labels.rs` (label
 //! sets and values), `tally.rs` (events → notes, pure), `probe.rs` (probe
-//! answers → lag and primary health, pure), `cluster.rs` (one cluster's
-//! recording), `exposition.rs` (the scrape body). This module must not
+//! answers → lag and primary health, pure), `shards.rs` (a Valkey
+//! Cluster's shards from the projection, pure; `kubectl valkey status`
+//! reads it too), `cluster.rs` (one cluster's recording), `exposition.rs`
+//! (the scrape body). This module must not
 //! decide anything nor do any I/O.
 
 mod cluster;
 mod exposition;
 mod families;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod labels;
 mod probe;
+mod shards;
 mod tally;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,12 +39,13 @@ pub use cluster::{ClusterMetrics, ConfigMapWrites};
 pub use exposition::{Format, to_prometheus_text};
 pub use labels::{ClusterLabels, FailoverKind, Outcome, PHASES, WriteResult, phase_name};
 pub use probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
+pub use shards::{ClusterSummary, ReplicaSummary, ShardSummary, summarize_cluster};
 pub use tally::{Note, Tracker};
 
 use families::Families;
 use labels::{
     DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels, ResultLabels,
-    WriteLabels,
+    ShardLabels, WriteLabels,
 };
 
 /// A series of a cluster whose label values are not a closed set known
@@ -55,6 +61,8 @@ enum Series {
         outcome: &'static str,
     },
     Lag(String),
+    /// A Valkey Cluster shard's gauges, by its first slot.
+    Shard(String),
 }
 
 struct Inner {
@@ -307,6 +315,88 @@ impl Metrics {
         }
     }
 
+    /// What the projection shows of a Valkey Cluster's shards; `None` for
+    /// another topology (which exports none of these series). A shard no
+    /// longer in `summary` (resharded away) loses its series.
+    pub fn set_cluster_shards(&self, cluster: &ClusterLabels, summary: Option<&ClusterSummary>) {
+        let f = self.families();
+        let Some(summary) = summary else {
+            self.forget_cluster_shards(cluster);
+            return;
+        };
+        let gauge = |v: u32| i64::from(v);
+        let count = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        f.cluster_formed
+            .get_or_create(cluster)
+            .set(i64::from(summary.formed));
+        f.cluster_slots_owned
+            .get_or_create(cluster)
+            .set(gauge(summary.slots_owned));
+        f.cluster_state_ok
+            .get_or_create(cluster)
+            .set(i64::from(summary.state_ok));
+        f.cluster_shards_desired
+            .get_or_create(cluster)
+            .set(gauge(summary.shards_wanted));
+        let shard_labels = |shard: &str| ShardLabels {
+            namespace: cluster.namespace.clone(),
+            valkeycluster: cluster.valkeycluster.clone(),
+            shard: shard.to_owned(),
+        };
+        let mut clusters = self.clusters();
+        let known = clusters.entry(cluster.clone()).or_default();
+        known.retain(|series| match series {
+            Series::Shard(shard) if !summary.shards.iter().any(|s| s.label() == *shard) => {
+                remove_shard(f, &shard_labels(shard));
+                false
+            }
+            _ => true,
+        });
+        for shard in &summary.shards {
+            let label = shard.label();
+            let labels = shard_labels(&label);
+            known.insert(Series::Shard(label));
+            f.shard_slots
+                .get_or_create(&labels)
+                .set(gauge(shard.slot_count));
+            f.shard_served
+                .get_or_create(&labels)
+                .set(i64::from(shard.served));
+            f.shard_replicas
+                .get_or_create(&labels)
+                .set(count(shard.replicas.len()));
+            f.shard_replicas_in_sync
+                .get_or_create(&labels)
+                .set(count(shard.in_sync()));
+        }
+    }
+
+    /// Removes `cluster`'s Valkey Cluster series (its topology changed).
+    fn forget_cluster_shards(&self, cluster: &ClusterLabels) {
+        let f = self.families();
+        let mut clusters = self.clusters();
+        let Some(known) = clusters.get_mut(cluster) else {
+            return;
+        };
+        known.retain(|series| match series {
+            Series::Shard(shard) => {
+                remove_shard(
+                    f,
+                    &ShardLabels {
+                        namespace: cluster.namespace.clone(),
+                        valkeycluster: cluster.valkeycluster.clone(),
+                        shard: shard.clone(),
+                    },
+                );
+                false
+            }
+            _ => true,
+        });
+        for family in cluster_shard_families(f) {
+            family.remove_series(cluster);
+        }
+    }
+
     /// Removes every series of `cluster` (deleted, or no longer led here).
     pub fn forget_cluster(&self, cluster: &ClusterLabels) {
         let known = self.clusters().remove(cluster).unwrap_or_default();
@@ -337,7 +427,18 @@ impl Metrics {
                         pod,
                     });
                 }
+                Series::Shard(shard) => remove_shard(
+                    f,
+                    &ShardLabels {
+                        namespace: namespace.clone(),
+                        valkeycluster: name.clone(),
+                        shard,
+                    },
+                ),
             }
+        }
+        for family in cluster_shard_families(f) {
+            family.remove_series(cluster);
         }
         for family in [
             &f.primary_unhealthy as &dyn Remove<ClusterLabels>,
@@ -383,6 +484,28 @@ impl Metrics {
     }
 }
 
+/// The Valkey Cluster families of per-cluster series.
+fn cluster_shard_families(f: &Families) -> [&dyn Remove<ClusterLabels>; 4] {
+    [
+        &f.cluster_formed,
+        &f.cluster_slots_owned,
+        &f.cluster_state_ok,
+        &f.cluster_shards_desired,
+    ]
+}
+
+/// Removes one shard's series.
+fn remove_shard(f: &Families, labels: &ShardLabels) {
+    for family in [
+        &f.shard_slots,
+        &f.shard_served,
+        &f.shard_replicas,
+        &f.shard_replicas_in_sync,
+    ] {
+        family.remove(labels);
+    }
+}
+
 /// Families of per-cluster series, removed alike.
 trait Remove<S> {
     fn remove_series(&self, labels: &S);
@@ -394,5 +517,7 @@ impl<M, C: MetricConstructor<M>> Remove<ClusterLabels> for Family<ClusterLabels,
     }
 }
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,14 @@
 //!   journaled sign of the old primary's failure to the event that showed
 //!   the new primary (untimed when no failure was journaled).
 //!
+//! A Valkey Cluster has a primary per shard and no believed primary in
+//! the projection: a `ClusterFailover` the operator carried out counts as
+//! above (automatic when forced on a dead primary, timed from the first
+//! journaled failure of the primary it replaces); a shard whose primary
+//! changed with no `ClusterFailover` of that pod decided here (Valkey's own
+//! election, a person's `CLUSTER FAILOVER`) is an observed failover. A
+//! shard is followed by its first slot, so a reshard is no failover.
+//!
 //! Notes are taken when events are staged and published only once their
 //! batch is committed (see `ClusterMetrics`), so a batch lost to a fenced
 //! writer counts nothing.
@@ -79,6 +87,12 @@ pub struct Tracker {
     last_primary: Option<String>,
     failing_since: Option<Timestamp>,
     open: BTreeMap<Uuid, Open>,
+    /// Valkey Cluster: each shard's primary pod, by the shard's first slot.
+    shard_primaries: BTreeMap<u16, String>,
+    /// Valkey Cluster: the pods `ClusterFailover` intents decided here
+    /// promote, until their outcome: their taking a shard over is counted
+    /// at that outcome, not as observed.
+    promoting: BTreeMap<Uuid, String>,
 }
 
 /// Seconds from `from` to `to`, never negative (clocks of two writers).
@@ -117,18 +131,41 @@ impl Tracker {
                     *id,
                     Open {
                         kind,
-                        since: self.start_of(kind, f.decided_at),
+                        since: self.start_of(state, &f.planned.intent, kind, f.decided_at),
                     },
                 ))
             })
             .collect();
+        self.promoting = state
+            .in_flight
+            .iter()
+            .filter_map(|(id, f)| cluster_promotes(&f.planned.intent).map(|pod| (*id, pod)))
+            .collect();
+        self.shard_primaries = shard_primaries(state);
     }
 
-    /// Where the duration of a `kind` failover decided at `decided_at`
-    /// starts.
-    fn start_of(&self, kind: FailoverKind, decided_at: Timestamp) -> Timestamp {
+    /// Where the duration of a `kind` failover by `intent` decided at
+    /// `decided_at` starts: for an automatic one, the first journaled
+    /// failure of the primary it replaces (in a Valkey Cluster, that
+    /// shard's primary pod).
+    fn start_of(
+        &self,
+        state: &ClusterState,
+        intent: &Intent,
+        kind: FailoverKind,
+        decided_at: Timestamp,
+    ) -> Timestamp {
         match kind {
-            FailoverKind::Automatic => self.failing_since.unwrap_or(decided_at),
+            FailoverKind::Automatic => match intent {
+                Intent::ClusterFailover {
+                    from: Some(from), ..
+                } => state
+                    .pods
+                    .get(from)
+                    .and_then(|p| p.failing_since)
+                    .unwrap_or(decided_at),
+                _ => self.failing_since.unwrap_or(decided_at),
+            },
             FailoverKind::Planned | FailoverKind::Requested | FailoverKind::Observed => decided_at,
         }
     }
@@ -184,8 +221,11 @@ impl Tracker {
                         reason: p.reason.code.name(),
                     });
                     if let Some(kind) = self.classify(p) {
-                        let since = self.start_of(kind, e.at);
+                        let since = self.start_of(state, &p.intent, kind, e.at);
                         self.open.insert(p.intent_id, Open { kind, since });
+                    }
+                    if let Some(pod) = cluster_promotes(&p.intent) {
+                        self.promoting.insert(p.intent_id, pod);
                     }
                 }
             }
@@ -219,6 +259,17 @@ impl Tracker {
             _ => false,
         };
         state.apply(e);
+        if matches!(
+            e.body,
+            Event::ClusterNodeObserved { .. } | Event::IntentSucceeded { .. }
+        ) {
+            notes.extend(self.follow_shards(state, e.at));
+        }
+        if let Some(intent_id) = settled(&e.body) {
+            // After the shards were followed: the outcome's own reports
+            // come before it in the journal.
+            self.promoting.remove(intent_id);
+        }
         if let Some(new) = &state.primary
             && self.last_primary.as_ref() != Some(new)
         {
@@ -231,6 +282,46 @@ impl Tracker {
             self.last_primary = Some(new.clone());
             self.failing_since = None;
         }
+        notes
+    }
+
+    /// Valkey Cluster: compares each shard's primary with the last one
+    /// seen; a new primary that no `ClusterFailover` decided here promotes
+    /// is an observed failover, timed from the old primary pod's first
+    /// journaled failure when there was one.
+    fn follow_shards(&mut self, state: &ClusterState, at: Timestamp) -> Vec<Note> {
+        if state.cluster.pods.is_empty() && self.shard_primaries.is_empty() {
+            return Vec::new();
+        }
+        let now = shard_primaries(state);
+        let mut notes = Vec::new();
+        for (first, pod) in &now {
+            let Some(old) = self.shard_primaries.get(first) else {
+                continue;
+            };
+            if old == pod {
+                continue;
+            }
+            let decided = self
+                .promoting
+                .iter()
+                .find(|(_, p)| *p == pod)
+                .map(|(id, _)| *id);
+            match decided {
+                Some(id) => {
+                    self.promoting.remove(&id);
+                }
+                None => notes.push(Note::Failover {
+                    kind: FailoverKind::Observed,
+                    seconds: state
+                        .pods
+                        .get(old)
+                        .and_then(|p| p.failing_since)
+                        .map(|since| seconds_between(since, at)),
+                }),
+            }
+        }
+        self.shard_primaries = now;
         notes
     }
 
@@ -273,6 +364,37 @@ fn promotes(intent: &Intent) -> Option<&str> {
         Intent::Switchover { to, .. } => Some(to),
         _ => None,
     }
+}
+
+/// The pod a `ClusterFailover` makes a shard primary.
+fn cluster_promotes(intent: &Intent) -> Option<String> {
+    match intent {
+        Intent::ClusterFailover { pod, .. } => Some(pod.clone()),
+        _ => None,
+    }
+}
+
+/// The intent an outcome event settles.
+fn settled(body: &Event) -> Option<&Uuid> {
+    match body {
+        Event::IntentSucceeded { intent_id, .. }
+        | Event::IntentFailed { intent_id, .. }
+        | Event::IntentAbandoned { intent_id, .. } => Some(intent_id),
+        _ => None,
+    }
+}
+
+/// Each Valkey Cluster shard's primary pod, by the shard's first slot.
+fn shard_primaries(state: &ClusterState) -> BTreeMap<u16, String> {
+    if state.cluster.pods.is_empty() {
+        return BTreeMap::new();
+    }
+    state
+        .cluster
+        .shards()
+        .iter()
+        .filter_map(|s| Some((s.slots.first()?.start, s.primary.to_owned())))
+        .collect()
 }
 
 /// The outcome note of `intent_id`, named after the intent in flight.

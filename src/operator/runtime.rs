@@ -1087,7 +1087,7 @@ impl ClusterRuntime {
             backend,
         };
         let mut status = render_status(&self.state, &ctx);
-        self.metrics.status(&status);
+        self.metrics.status(&self.state, &status);
         let previous = self.last_status.as_ref().or(current);
         if let Some(previous) = previous {
             for condition in &mut status.conditions {

@@ -10,8 +10,9 @@
 //!
 //! - `connect`: the client and its calls; `error`: failures and exit
 //!   codes; `journal`: the journal read with the replay crate;
-//! - one file per command family: `status`, `requests`, `events`,
-//!   `replay`, `report` (with `tar` for its archive); `format` for tables.
+//! - one file per command family: `status` (with `shards` for a Valkey
+//!   Cluster), `requests`, `events`, `replay`, `report` (with `tar` for
+//!   its archive); `format` for tables.
 //!
 //! It never prints a secret: it reads no Secret data, and the journal and
 //! the published status hold none.
@@ -24,6 +25,7 @@ mod journal;
 mod replay;
 mod report;
 mod requests;
+mod shards;
 mod status;
 mod tar;
 
@@ -91,7 +93,8 @@ pub enum Command {
     /// Without a name: every ValkeyCluster of the namespace. With one: its
     /// topology, phase, conditions, each pod's role, replication offset and
     /// lag as last observed by the operator (from the journal), the last
-    /// failover and the journal head.
+    /// failover and the journal head; for a Valkey Cluster, its shards
+    /// (primary, replicas in sync or not, slots) and slots owned of 16384.
     Status {
         /// The ValkeyCluster.
         name: Option<String>,

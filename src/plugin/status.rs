@@ -1,12 +1,14 @@
 //! `kubectl valkey status [name]`: a table of the namespace's clusters
 //! (from their published status), or one cluster in detail — the roles,
 //! replication offsets and lag of its pods come from its journal, i.e.
-//! what the operator last observed, and say when that was.
+//! what the operator last observed, and say when that was. A Valkey
+//! Cluster has a primary per shard: its shards stand where a Replication
+//! cluster's primary does (`shards.rs`).
 
 use std::io::Write;
 
 use k8s_openapi::api::core::v1::Pod;
-use logbook_crds::ValkeyCluster;
+use logbook_crds::{Topology, ValkeyCluster};
 use logbook_journal::projection::PodView;
 use logbook_journal::{ClusterState, LinkStatus, Reachability, Role, Timestamp};
 
@@ -14,6 +16,7 @@ use super::connect::Kube;
 use super::error::Result;
 use super::format::{age, from_kube, or_dash, table};
 use super::journal::{self, JournalView};
+use super::shards;
 use crate::resources::labels;
 
 /// Runs `status`.
@@ -58,7 +61,11 @@ pub fn write_list(out: &mut dyn Write, clusters: &[ValkeyCluster], now: Timestam
                     status.ready_replicas.unwrap_or(0),
                     c.spec.effective_replicas()
                 ),
-                or_dash(status.primary),
+                if c.spec.topology == Topology::Cluster {
+                    shards::primaries_cell(c)
+                } else {
+                    or_dash(status.primary)
+                },
                 status
                     .last_failover
                     .as_ref()
@@ -130,10 +137,15 @@ pub async fn write_detail(
     let pods = kube.data_pods(name).await?;
     let journal = journal::read(kube, &cluster).await;
     write_header(out, kube, &cluster, now)?;
+    let cluster_topology = cluster.spec.topology == Topology::Cluster;
     match &journal {
         Ok(view) => write_journal_part(out, view, &pods, now)?,
         Err(err) => {
             writeln!(out, "\nJournal:       not readable: {err}")?;
+            if cluster_topology {
+                let status = cluster.status.clone().unwrap_or_default();
+                shards::write_published(out, &status.shards)?;
+            }
             write_kube_pods(out, &pods)?;
         }
     }
@@ -164,7 +176,11 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
             "no"
         }
     )?;
-    writeln!(out, "Primary:       {}", or_dash(status.primary.clone()))?;
+    if c.spec.topology == Topology::Cluster {
+        writeln!(out, "Shards:        {}", shards::header_line(c))?;
+    } else {
+        writeln!(out, "Primary:       {}", or_dash(status.primary.clone()))?;
+    }
     writeln!(
         out,
         "Last failover: {}",
@@ -221,26 +237,31 @@ fn write_journal_part(
         state.last_seq,
         short(&state.last_hash.to_hex())
     )?;
+    let summary = crate::metrics::summarize_cluster(state);
+    if let Some(summary) = &summary {
+        shards::write_summary(out, summary)?;
+    }
+    // The primaries a replica's lag is measured against: the believed
+    // primary, or each shard's.
+    let primaries: Vec<&str> = match &summary {
+        Some(s) => s.shards.iter().map(|s| s.primary.as_str()).collect(),
+        None => state.primary.iter().map(String::as_str).collect(),
+    };
     writeln!(
         out,
         "\nPods, as last observed by the operator at {} ({} ago; the journal records a change when it happens, so an idle pod's line can be older):",
         state.last_at,
         age(state.last_at, now)
     )?;
-    let primary_offset = state
-        .primary
-        .as_ref()
-        .and_then(|p| state.pods.get(p))
-        .and_then(|p| p.offset);
     let mut rows = Vec::new();
     for (name, pod) in ordered(state) {
         rows.push(vec![
             format!("  {name}"),
-            role(state, name, pod),
+            role(state, name, pod, summary.is_some()),
             or_dash(pod.replicates.clone()),
             link(pod.link),
             or_dash(pod.offset),
-            lag(state, pod, primary_offset),
+            lag(state, pod, &primaries),
             reach(pod.reachability),
             kube_state(pods, name),
             format!("{} ago", age(pod.last_seen, now)),
@@ -271,10 +292,12 @@ fn ordered(state: &ClusterState) -> Vec<(&String, &PodView)> {
     pods
 }
 
-fn role(state: &ClusterState, name: &str, pod: &PodView) -> String {
+/// `pod`'s role; in a Valkey Cluster (`cluster`) a replica whose primary
+/// is not known here is still a replica (the operator fences no node).
+fn role(state: &ClusterState, name: &str, pod: &PodView, cluster: bool) -> String {
     let role = match pod.role {
         Some(Role::Primary) => "primary",
-        Some(Role::Replica) if pod.replicates.is_none() => "fenced",
+        Some(Role::Replica) if pod.replicates.is_none() && !cluster => "fenced",
         Some(Role::Replica) => "replica",
         Some(Role::Sentinel) => "sentinel",
         None => "unknown",
@@ -300,12 +323,16 @@ fn link(link: Option<LinkStatus>) -> String {
 }
 
 /// Bytes of the primary's replication stream a replica of it had not
-/// applied when last observed.
-fn lag(state: &ClusterState, pod: &PodView, primary_offset: Option<u64>) -> String {
-    match (pod.replicates.as_ref(), pod.offset, primary_offset) {
-        (Some(of), Some(mine), Some(theirs)) if state.primary.as_ref() == Some(of) => {
-            format!("{} B", theirs.saturating_sub(mine))
-        }
+/// applied when last observed, for a replica of one of `primaries`.
+fn lag(state: &ClusterState, pod: &PodView, primaries: &[&str]) -> String {
+    let theirs = pod
+        .replicates
+        .as_deref()
+        .filter(|of| primaries.contains(of))
+        .and_then(|of| state.pods.get(of))
+        .and_then(|p| p.offset);
+    match (pod.offset, theirs) {
+        (Some(mine), Some(theirs)) => format!("{} B", theirs.saturating_sub(mine)),
         _ => "-".to_owned(),
     }
 }
