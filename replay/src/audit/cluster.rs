@@ -12,7 +12,10 @@
 //!   `PrimaryFailed` reason with `death: true` and an earlier journaled
 //!   sign of the primary's death (its pod deleted or terminated, a
 //!   refused probe, no address, a failing probe while terminating, or its
-//!   pod back as another node); a TAKEOVER needs `QuorumLost`.
+//!   pod back as another node), or a `PrimaryBehindReplica` reason with
+//!   the target journaled ahead of the primary's offset, its link down or
+//!   resyncing (a primary restarted in place); a TAKEOVER needs
+//!   `QuorumLost`.
 //! - a wiped node promoted: the target of a FORCE or TAKEOVER failover
 //!   must have reported following the shard's primary; a node that never
 //!   did (an empty node, or a pod back with a new node id after its data
@@ -111,6 +114,34 @@ impl ClusterInvariants {
             .and_then(|r| r.primary_id.as_deref());
         match (mode, &p.reason.code) {
             (ClusterFailoverMode::Takeover, ReasonCode::QuorumLost { .. }) => {}
+            (
+                ClusterFailoverMode::Force,
+                ReasonCode::PrimaryBehindReplica { primary_offset, .. },
+            ) => {
+                // Justified by the journal alone: the target, its link
+                // broken, held more of the shard's history than the
+                // primary answered with.
+                let target = before.pods.get(pod.as_str());
+                let waiting = target.is_some_and(|v| {
+                    matches!(
+                        v.link,
+                        Some(logbook_journal::LinkStatus::Down | logbook_journal::LinkStatus::Syncing)
+                    )
+                });
+                let ahead = target
+                    .and_then(|v| v.offset)
+                    .is_some_and(|o| o > *primary_offset);
+                if !(waiting && ahead) {
+                    self.findings.push(finding(
+                        Check::UnjustifiedFailover,
+                        e,
+                        format!(
+                            "CLUSTER FAILOVER {word} of {from_text}'s shard to {pod} (intent {}) for PrimaryBehindReplica, but the journal does not show {pod} ahead of offset {primary_offset} with its link down or resyncing",
+                            p.intent_id
+                        ),
+                    ));
+                }
+            }
             (ClusterFailoverMode::Force, ReasonCode::PrimaryFailed { death: true, .. }) => {
                 let death = from
                     .as_deref()
