@@ -5,7 +5,9 @@
 //! `logbook-bench failover`: the write-unavailability windows of the
 //! operator's failovers and switchovers, beside Valkey Sentinel
 //! (`down-after-milliseconds` 1000 and 5000) and a bare `FAILOVER TO`
-//! measured in the same run on identical servers. Prints a markdown table.
+//! measured in the same run on identical servers; then the Cluster rows (a
+//! shard primary killed or its pod deleted, through a cluster-aware
+//! client) beside Valkey Cluster's own failover. Prints markdown tables.
 //!
 //! `logbook-bench restart`: the time to rebuild every cluster's projection
 //! from ConfigMap journals and decide once on each, as an operator does
@@ -20,10 +22,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cluster_reference::run_cluster_reference;
+use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, REPLICAS_PER_SHARD, SHARDS};
 use crate::restart::{RestartConfig, run_restart};
 use crate::{
-    Fault, OperatorBench, Row, RunResult, Scenario, render_table, run_failover_to_reference,
-    run_sentinel_reference,
+    ClusterRun, Fault, OperatorBench, Row, RunResult, Scenario, render_cluster_table, render_table,
+    run_failover_to_reference, run_sentinel_reference,
 };
 
 /// Errors of the bench command line: the harness failed, not the system
@@ -170,6 +174,27 @@ pub struct FailoverArgs {
     /// Skip the references.
     #[arg(long)]
     pub no_references: bool,
+    /// Which topologies' rows to run.
+    #[arg(long, value_enum, default_value_t = Topologies::All)]
+    pub topology: Topologies,
+    /// Runs of each Cluster row (operator kill, operator pod deletion, and
+    /// Valkey's own failover as the reference).
+    #[arg(long, default_value_t = 5)]
+    pub cluster_runs: usize,
+    /// `cluster-node-timeout` of the Cluster rows, operator and reference.
+    #[arg(long, default_value_t = 5000)]
+    pub cluster_node_timeout_milliseconds: u64,
+}
+
+/// The rows `logbook-bench failover` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Topologies {
+    /// Replication and Cluster.
+    All,
+    /// The Replication rows with their Sentinel and FAILOVER TO references.
+    Replication,
+    /// The Cluster rows with Valkey Cluster's own failover as reference.
+    Cluster,
 }
 
 fn bench_err(e: impl std::fmt::Display) -> Error {
@@ -299,6 +324,107 @@ async fn scenario(
 }
 
 async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
+    if args.topology != Topologies::Cluster {
+        failover_replication(&args, out).await?;
+    }
+    if args.topology != Topologies::Replication {
+        failover_cluster(&args, out).await?;
+    }
+    Ok(())
+}
+
+/// One Cluster row's progress line.
+fn cluster_line(out: &mut dyn Write, name: &str, run: usize, r: &ClusterRun) -> Result<()> {
+    writeln!(
+        out,
+        "  {name} run {}: window {} ms (other shards {} ms), failover {}, lost {} of {} acked",
+        run + 1,
+        r.result.window.as_millis(),
+        r.others_gap.map(|g| g.as_millis()).unwrap_or_default(),
+        r.result.failovers,
+        r.result.lost_acked,
+        r.result.acked
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A Cluster row: the windows, failovers and losses of `runs`, and the
+/// worst gap the other shards saw.
+fn cluster_row(name: &str, runs: &[ClusterRun]) -> Row {
+    let results: Vec<RunResult> = runs.iter().map(|r| r.result).collect();
+    let mut row = Row::from_results(name, &results);
+    let others = runs.iter().filter_map(|r| r.others_gap).max();
+    if let Some(gap) = others {
+        row.note = format!(
+            "{}; other shards' worst gap {}",
+            row.note,
+            crate::stats::format_duration(gap)
+        );
+    }
+    row
+}
+
+async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()> {
+    let timeout_ms = args.cluster_node_timeout_milliseconds;
+    let n = args.cluster_runs.max(1);
+    let mut rows = Vec::new();
+    writeln!(
+        out,
+        "starting localkube, the operator and a {SHARDS} x (1 + {REPLICAS_PER_SHARD}) Cluster (node timeout {timeout_ms} ms) ..."
+    )?;
+    out.flush()?;
+    let bench = OperatorClusterBench::start(timeout_ms)
+        .await
+        .map_err(bench_err)?;
+    let mut failed = None;
+    for which in [ClusterScenario::Kill, ClusterScenario::DeletePod] {
+        let mut runs = Vec::with_capacity(n);
+        for run in 0..n {
+            match bench.run(which, run).await {
+                Ok(result) => {
+                    cluster_line(out, which.name(), run, &result)?;
+                    runs.push(result);
+                }
+                Err(err) => {
+                    writeln!(out, "  {} run {}: failed: {err}", which.name(), run + 1)?;
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        rows.push(cluster_row(which.name(), &runs));
+        if failed.is_some() {
+            break;
+        }
+    }
+    bench.stop().await;
+    if !args.no_references {
+        let name = format!("cluster, Valkey alone: primary killed (node timeout {timeout_ms} ms)");
+        writeln!(out, "reference: {name} x{n} ...")?;
+        out.flush()?;
+        let mut lines = Vec::new();
+        let runs =
+            run_cluster_reference(SHARDS, REPLICAS_PER_SHARD, timeout_ms, n, &mut |run, r| {
+                lines.push((run, *r));
+            })
+            .await
+            .map_err(bench_err)?;
+        for (run, r) in lines {
+            cluster_line(out, &name, run, &r)?;
+        }
+        rows.push(cluster_row(&name, &runs));
+    }
+    writeln!(out)?;
+    write!(out, "{}", render_cluster_table(&rows))?;
+    out.flush()?;
+    match failed {
+        Some(err) => Err(bench_err(err)),
+        None => Ok(()),
+    }
+}
+
+async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Result<()> {
     let mut rows = Vec::new();
     writeln!(
         out,

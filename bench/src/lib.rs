@@ -16,7 +16,13 @@
 //! * Sentinel ([`run_sentinel_reference`]): three servers, three Sentinels,
 //!   a fault injected into the primary (SIGKILL or SIGSTOP);
 //! * bare `FAILOVER TO` ([`run_failover_to_reference`]): a planned
-//!   switchover between a primary and its replica.
+//!   switchover between a primary and its replica;
+//! * Valkey Cluster's own failover ([`cluster_reference`]): S primaries and
+//!   R replicas each, formed with CLUSTER commands, a primary killed.
+//!
+//! The Cluster rows ([`operator_cluster`]) write through a cluster-aware
+//! probe ([`cluster_writer`] over [`cluster_client`], routing by
+//! [`slots`]) and read one shard's window from the writes to its slots.
 //!
 //! It must not decide or journal anything, and it never touches servers it
 //! did not start except through a [`WriteProbe`] the caller points at them.
@@ -36,10 +42,14 @@
 
 pub mod churn;
 pub mod cli;
+pub mod cluster_client;
+pub mod cluster_reference;
+pub mod cluster_writer;
 mod conn;
 mod failover_to;
 pub mod idle;
 mod operator;
+pub mod operator_cluster;
 mod process;
 mod readback;
 mod readiness;
@@ -47,6 +57,7 @@ pub mod replay;
 mod resolve;
 pub mod restart;
 mod sentinel;
+pub mod slots;
 pub mod stats;
 mod writer;
 
@@ -59,7 +70,7 @@ pub use process::valkey_server_binary;
 pub use readback::missing_keys;
 pub use resolve::Target;
 pub use sentinel::run_sentinel_reference;
-pub use stats::{Percentiles, Row, render_table};
+pub use stats::{Percentiles, Row, render_cluster_table, render_table};
 pub use writer::{Attempt, Failure, Outcome, WriteLog, WriteProbe, WriteProbeConfig};
 
 /// A failure of the harness itself (not of the system under test: failed
@@ -181,6 +192,19 @@ pub struct RunResult {
     /// How many primary changes happened during the run (`+switch-master`
     /// events for Sentinel; 1 for a completed `FAILOVER TO`).
     pub failovers: usize,
+}
+
+/// The measurements of one Cluster run: the victim shard's window and
+/// losses (lost counts every acknowledged write of the run, all shards),
+/// and the longest gap the other shards' writes saw meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterRun {
+    /// The victim shard's window, lost acknowledged writes (every shard)
+    /// and whether its primary changed.
+    pub result: RunResult,
+    /// The longest gap between successful writes to the other shards'
+    /// slots from the fault to the end of the run.
+    pub others_gap: Option<Duration>,
 }
 
 /// The result of a run whose writes are in `log`: the pause from `at` until

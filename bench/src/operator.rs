@@ -46,6 +46,55 @@ impl Scenario {
     }
 }
 
+/// localkube (API, kubelet, proxy) in-process in a new work directory, its
+/// kubeconfig and CRDs, the operator (sled journal) and a client: what
+/// every operator bench runs on.
+pub(crate) async fn start_local() -> Result<
+    (
+        logbook_localkube::RunningServer,
+        logbook::local_cluster::OperatorTask,
+        kube::Client,
+        tempfile::TempDir,
+    ),
+    BenchError,
+> {
+    let dir = tempfile::Builder::new()
+        .prefix("logbook-bench-")
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })?;
+    let config = logbook_localkube::Config {
+        workloads: Some(logbook_localkube::WorkloadsConfig {
+            state_dir: dir.path().join("workloads"),
+            kubelet: true,
+            proxy: true,
+            local_images: Vec::new(),
+        }),
+        ..logbook_localkube::Config::default()
+    };
+    let server = logbook_localkube::LocalKube::start(config)
+        .await
+        .map_err(|e| harness("localkube")(e.to_string()))?;
+    logbook::local_cluster::install_crds(&server).map_err(|e| harness("CRDs")(e.to_string()))?;
+    let kubeconfig: PathBuf = dir.path().join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
+    let operator = logbook::local_cluster::start_operator(
+        &kubeconfig,
+        logbook::journal_store::JournalBackend::Sled,
+        &dir.path().join("journal"),
+    )
+    .await
+    .map_err(|e| harness("operator")(e.to_string()))?;
+    let client = logbook::kube_client::client(Some(&kubeconfig))
+        .await
+        .map_err(|e| harness("client")(e.to_string()))?;
+    Ok((server, operator, client, dir))
+}
+
 /// A local cluster with the operator, torn down on drop of its parts.
 pub struct OperatorBench {
     server: logbook_localkube::RunningServer,
@@ -62,41 +111,7 @@ impl OperatorBench {
     /// # Errors
     /// When anything fails to start or the cluster is not Ready in 120 s.
     pub async fn start() -> Result<Self, BenchError> {
-        let dir = tempfile::Builder::new()
-            .prefix("logbook-bench-")
-            .tempdir()
-            .map_err(|source| BenchError::Io {
-                what: "a work directory".into(),
-                source,
-            })?;
-        let config = logbook_localkube::Config {
-            workloads: Some(logbook_localkube::WorkloadsConfig {
-                state_dir: dir.path().join("workloads"),
-                kubelet: true,
-                proxy: true,
-                local_images: Vec::new(),
-            }),
-            ..logbook_localkube::Config::default()
-        };
-        let server = logbook_localkube::LocalKube::start(config)
-            .await
-            .map_err(|e| harness("localkube")(e.to_string()))?;
-        logbook::local_cluster::install_crds(&server)
-            .map_err(|e| harness("CRDs")(e.to_string()))?;
-        let kubeconfig: PathBuf = dir.path().join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig)
-            .map_err(|e| harness("kubeconfig")(e.to_string()))?;
-        let operator = logbook::local_cluster::start_operator(
-            &kubeconfig,
-            logbook::journal_store::JournalBackend::Sled,
-            &dir.path().join("journal"),
-        )
-        .await
-        .map_err(|e| harness("operator")(e.to_string()))?;
-        let client = logbook::kube_client::client(Some(&kubeconfig))
-            .await
-            .map_err(|e| harness("client")(e.to_string()))?;
+        let (server, operator, client, dir) = start_local().await?;
         let mut bench = OperatorBench {
             server,
             operator: Some(operator),

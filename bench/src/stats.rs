@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use super::RunResult;
 
-/// p50, p99 and maximum of a sample.
+/// p50, p90, p99 and maximum of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
     /// The median (nearest rank).
     pub p50: Duration,
+    /// The 90th percentile (nearest rank).
+    pub p90: Duration,
     /// The 99th percentile (nearest rank).
     pub p99: Duration,
     /// The largest sample.
@@ -29,6 +31,7 @@ impl Percentiles {
         sorted.sort_unstable();
         Some(Percentiles {
             p50: nearest_rank(&sorted, 50)?,
+            p90: nearest_rank(&sorted, 90)?,
             p99: nearest_rank(&sorted, 99)?,
             max: sorted.last().copied()?,
         })
@@ -111,6 +114,29 @@ pub fn render_table(rows: &[Row]) -> String {
     out
 }
 
+/// The Cluster rows as a markdown table: p50, p90 and maximum (with the
+/// few runs a cluster row gets, p99 would be the maximum again).
+pub fn render_cluster_table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | runs | p50 | p90 | max | failovers / note | lost acked writes |\n\
+         |---|---:|---:|---:|---:|---|---:|\n",
+    );
+    for row in rows {
+        let [p50, p90, max] = match row.windows {
+            Some(w) => [w.p50, w.p90, w.max].map(format_duration),
+            None => ["–".to_owned(), "–".to_owned(), "–".to_owned()],
+        };
+        let scenario = row.scenario.replace('|', "/");
+        let note = row.note.replace('|', "/");
+        let _ = writeln!(
+            out,
+            "| {scenario} | {} | {p50} | {p90} | {max} | {note} | {} |",
+            row.runs, row.lost_writes
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +166,7 @@ mod tests {
             p,
             Some(Percentiles {
                 p50: ms(20),
+                p90: ms(30),
                 p99: ms(30),
                 max: ms(30)
             })
@@ -167,6 +194,35 @@ mod tests {
         assert_eq!(row.windows.map(|w| w.p50), Some(ms(2000)));
         assert_eq!(Row::from_results("x", &[run(1, 0)]).note, "1 failover");
         assert_eq!(Row::from_results("x", &[]).windows, None);
+    }
+
+    #[test]
+    fn p90_is_the_ninth_of_ten_and_the_fifth_of_five() {
+        let ten: Vec<Duration> = (1..=10).rev().map(ms).collect();
+        assert_eq!(Percentiles::of(&ten).map(|p| p.p90), Some(ms(9)));
+        let five = [ms(50), ms(10), ms(40), ms(20), ms(30)];
+        let p = Percentiles::of(&five);
+        assert_eq!(
+            p.map(|p| (p.p50, p.p90, p.max)),
+            Some((ms(30), ms(50), ms(50)))
+        );
+    }
+
+    #[test]
+    fn the_cluster_table_shows_p90() {
+        let row = Row {
+            scenario: "cluster".to_owned(),
+            runs: 10,
+            windows: Percentiles::of(&(1..=10).map(|v| ms(v * 100)).collect::<Vec<_>>()),
+            note: "10 failovers".to_owned(),
+            lost_writes: 0,
+        };
+        let table = render_cluster_table(&[row]);
+        assert_eq!(
+            table.lines().nth(2),
+            Some("| cluster | 10 | 500 ms | 900 ms | 1000 ms | 10 failovers | 0 |")
+        );
+        assert!(table.starts_with("| scenario | runs | p50 | p90 | max |"));
     }
 
     #[test]

@@ -133,6 +133,15 @@ impl WriteLog {
             .collect()
     }
 
+    /// The attempts `keep` selects (the writes to one shard's slots), in
+    /// order, under the same prefix.
+    pub fn only(&self, keep: impl Fn(&Attempt) -> bool) -> WriteLog {
+        WriteLog {
+            prefix: self.prefix.clone(),
+            attempts: self.attempts.iter().filter(|a| keep(a)).cloned().collect(),
+        }
+    }
+
     /// How many attempts' `SET` returned `OK`.
     pub fn successful_writes(&self) -> usize {
         self.attempts.iter().filter(|a| a.succeeded()).count()
@@ -217,12 +226,24 @@ pub struct WriteProbe {
 impl WriteProbe {
     /// Starts writing at once. Must be called inside a tokio runtime.
     pub fn start(config: WriteProbeConfig) -> WriteProbe {
+        let prefix = config.prefix.clone();
+        WriteProbe::spawn(prefix, |log, stopped| run(config, log, stopped))
+    }
+
+    /// Starts `body` on its own task with an empty log of `prefix` and the
+    /// stop signal: the writing loop of another kind of client (the
+    /// cluster probe) with the same log and the same stop.
+    pub(crate) fn spawn<F, Fut>(prefix: String, body: F) -> WriteProbe
+    where
+        F: FnOnce(Arc<Mutex<WriteLog>>, watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let log = Arc::new(Mutex::new(WriteLog {
-            prefix: config.prefix.clone(),
+            prefix,
             attempts: Vec::new(),
         }));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(config, Arc::clone(&log), stopped));
+        let task = tokio::spawn(body(Arc::clone(&log), stopped));
         WriteProbe {
             log,
             stop,
@@ -273,7 +294,7 @@ impl Drop for WriteProbe {
     }
 }
 
-fn lock(log: &Mutex<WriteLog>) -> MutexGuard<'_, WriteLog> {
+pub(crate) fn lock(log: &Mutex<WriteLog>) -> MutexGuard<'_, WriteLog> {
     log.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

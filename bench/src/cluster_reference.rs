@@ -1,0 +1,341 @@
+//! The Valkey Cluster reference: how long one shard's writes stop, and how
+//! many acknowledged writes are lost, when Valkey's own failure detection
+//! and election replace a killed primary, with no operator.
+//!
+//! Each run forms a fresh cluster of `valkey-server` processes started by
+//! the bench (S primaries, R replicas each, with the directives the
+//! operator renders for a cluster node: `cluster-node-timeout`,
+//! `cluster-allow-replica-migration no`, `repl-ping-replica-period 1`),
+//! with the CLUSTER commands only (`ADDSLOTSRANGE`, `MEET`, `REPLICATE`),
+//! so no run inherits an epoch or a failure report from the one before.
+//! The killed primary is not restarted: nobody here would restart it.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::cluster_client::{missing_in_cluster, slot_map};
+use super::cluster_writer::{
+    ClusterProbeConfig, shard_acked, shard_log, shard_success_after, start_cluster_probe,
+};
+use super::conn::query_once;
+use super::process::{Mode, ValkeyProcess};
+use super::readiness::replicas_online;
+use super::slots::SLOTS;
+use super::{BenchError, ClusterRun, RunResult};
+
+/// Acknowledged writes to the victim shard before the fault, so the window
+/// has a start.
+pub(crate) const WARM_UP_SHARD_ACKED: usize = 20;
+
+/// How long the probe keeps writing once the shard is served again, so
+/// writes accepted after the failover are read back too.
+const TAIL: Duration = Duration::from_millis(300);
+
+/// A cluster of `valkey-server` processes on 127.0.0.1, formed by the
+/// bench; every process is killed when it is dropped.
+pub struct ReferenceCluster {
+    /// Primaries first (shard order), then each shard's replicas.
+    nodes: Vec<Option<ValkeyProcess>>,
+    shards: usize,
+}
+
+/// A short timeout for the harness's own commands.
+const ADMIN: Duration = Duration::from_secs(2);
+
+async fn admin<T: redis::FromRedisValue>(
+    addr: &str,
+    args: &[&str],
+    command: &'static str,
+) -> Result<T, BenchError> {
+    let mut cmd = redis::cmd(args.first().copied().unwrap_or("PING"));
+    for arg in args.iter().skip(1) {
+        cmd.arg(*arg);
+    }
+    query_once(addr, None, &cmd, command, ADMIN).await
+}
+
+impl ReferenceCluster {
+    /// Starts `shards` × (1 + `replicas`) cluster-enabled servers, splits
+    /// the slots evenly over the primaries, meets them, attaches the
+    /// replicas, and waits until every node says `cluster_state:ok`, knows
+    /// every replica as one, and each primary has its replicas online.
+    ///
+    /// # Errors
+    /// [`BenchError`] when a process does not start or the cluster does not
+    /// form in 30 s.
+    pub async fn start(
+        shards: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+    ) -> Result<ReferenceCluster, BenchError> {
+        let args = vec![
+            "--cluster-enabled".to_owned(),
+            "yes".to_owned(),
+            "--cluster-config-file".to_owned(),
+            "nodes.conf".to_owned(),
+            "--cluster-node-timeout".to_owned(),
+            node_timeout_ms.to_string(),
+            "--cluster-allow-replica-migration".to_owned(),
+            "no".to_owned(),
+            "--repl-ping-replica-period".to_owned(),
+            "1".to_owned(),
+            "--repl-timeout".to_owned(),
+            "10".to_owned(),
+        ];
+        let total = shards.saturating_mul(replicas.saturating_add(1));
+        let mut nodes = Vec::with_capacity(total);
+        for i in 0..total {
+            let name = format!("cluster-node-{i}");
+            nodes.push(Some(
+                ValkeyProcess::start(&name, &Mode::Server(args.clone())).await?,
+            ));
+        }
+        let cluster = ReferenceCluster { nodes, shards };
+        cluster.form(replicas).await?;
+        Ok(cluster)
+    }
+
+    async fn form(&self, replicas: usize) -> Result<(), BenchError> {
+        let addrs = self.seeds();
+        let mut ids = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            ids.push(admin::<String>(addr, &["CLUSTER", "MYID"], "CLUSTER MYID").await?);
+        }
+        let shards = u32::try_from(self.shards.max(1)).unwrap_or(1);
+        for (shard, addr) in (0..shards).zip(&addrs) {
+            let (start, end) = even_range(shard, shards);
+            let (start, end) = (start.to_string(), end.to_string());
+            let _: Value = admin(
+                addr,
+                &["CLUSTER", "ADDSLOTSRANGE", &start, &end],
+                "CLUSTER ADDSLOTSRANGE",
+            )
+            .await?;
+        }
+        let first = addrs.first().cloned().unwrap_or_default();
+        for node in self.nodes.iter().flatten().skip(1) {
+            let port = node.port().to_string();
+            let _: Value = admin(
+                &first,
+                &["CLUSTER", "MEET", "127.0.0.1", &port],
+                "CLUSTER MEET",
+            )
+            .await?;
+        }
+        let everyone = addrs.len();
+        self.wait_nodes("every node to know every other", |nodes| {
+            nodes.lines().count() == everyone && !nodes.contains("handshake")
+        })
+        .await?;
+        for (index, addr) in addrs.iter().enumerate().skip(self.shards) {
+            let shard = index.saturating_sub(self.shards) / replicas.max(1);
+            let Some(primary_id) = ids.get(shard) else {
+                continue;
+            };
+            let _: Value = admin(
+                addr,
+                &["CLUSTER", "REPLICATE", primary_id],
+                "CLUSTER REPLICATE",
+            )
+            .await?;
+        }
+        let want_replicas = self.shards.saturating_mul(replicas);
+        self.wait_nodes("every node to know every replica", |nodes| {
+            nodes.lines().filter(|l| l.contains("slave")).count() == want_replicas
+                && !nodes.contains("fail")
+        })
+        .await?;
+        for addr in addrs.iter().take(self.shards) {
+            replicas_online(addr, replicas, Duration::from_secs(30)).await?;
+        }
+        let started = Instant::now();
+        for addr in &addrs {
+            loop {
+                let info: String = admin(addr, &["CLUSTER", "INFO"], "CLUSTER INFO").await?;
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    return Err(BenchError::TimedOut {
+                        what: format!("cluster_state:ok on {addr}"),
+                        after_ms: 30_000,
+                        detail: format!("\n{info}"),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls `CLUSTER NODES` of every live node until `ok` holds for each.
+    async fn wait_nodes(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<(), BenchError> {
+        let limit = Duration::from_secs(30);
+        let started = Instant::now();
+        for addr in self.seeds() {
+            loop {
+                let nodes: String = admin(&addr, &["CLUSTER", "NODES"], "CLUSTER NODES").await?;
+                if ok(&nodes) {
+                    break;
+                }
+                if started.elapsed() > limit {
+                    return Err(BenchError::TimedOut {
+                        what: format!("{what} ({addr})"),
+                        after_ms: limit.as_millis(),
+                        detail: format!("\n{nodes}"),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every live node's `host:port`.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(ValkeyProcess::addr)
+            .collect()
+    }
+
+    /// The primary of `shard` as formed (before any failover).
+    pub fn primary(&self, shard: usize) -> Option<String> {
+        self.nodes
+            .get(shard)
+            .and_then(Option::as_ref)
+            .map(ValkeyProcess::addr)
+    }
+
+    /// SIGKILLs node `index` (primaries are `0..shards`) and forgets it.
+    ///
+    /// # Errors
+    /// [`BenchError::Signal`] when the process cannot be killed.
+    pub fn kill(&mut self, index: usize) -> Result<(), BenchError> {
+        if let Some(mut node) = self.nodes.get_mut(index).and_then(Option::take) {
+            node.kill()?;
+        }
+        Ok(())
+    }
+
+    fn log_tails(&self) -> String {
+        self.nodes.iter().flatten().map(|n| n.log_tail(6)).collect()
+    }
+}
+
+/// The `shard`-th of `shards` even slot ranges, inclusive.
+pub fn even_range(shard: u32, shards: u32) -> (u32, u32) {
+    let slots = u32::from(SLOTS);
+    let shards = shards.max(1);
+    let start = slots.saturating_mul(shard) / shards;
+    let end = (slots.saturating_mul(shard.saturating_add(1)) / shards).saturating_sub(1);
+    (start, end)
+}
+
+/// Runs the reference `runs` times: a fresh `shards` × (1 + `replicas`)
+/// cluster each time, the primary of shard `run % shards` killed.
+///
+/// # Guarantees
+/// Every process a run starts is killed when the run ends.
+///
+/// # Errors
+/// [`BenchError`] when a cluster does not form, no replica takes the shard
+/// over within the node timeout + 30 s, or the keys cannot be read back.
+pub async fn run_cluster_reference(
+    shards: usize,
+    replicas: usize,
+    node_timeout_ms: u64,
+    runs: usize,
+    progress: &mut dyn FnMut(usize, &ClusterRun),
+) -> Result<Vec<ClusterRun>, BenchError> {
+    let mut results = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let result = reference_run(shards, replicas, node_timeout_ms, run).await?;
+        progress(run, &result);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+async fn reference_run(
+    shards: usize,
+    replicas: usize,
+    node_timeout_ms: u64,
+    run: usize,
+) -> Result<ClusterRun, BenchError> {
+    let mut cluster = ReferenceCluster::start(shards, replicas, node_timeout_ms).await?;
+    let victim_index = run % shards.max(1);
+    let victim = cluster
+        .primary(victim_index)
+        .ok_or_else(|| super::harness("the victim")(format!("no shard {victim_index}")))?;
+    let seeds = cluster.seeds();
+    let ranges = slot_map(&seeds, None).await?.ranges_of(&victim);
+    let prefix = format!("bench:cluster:valkey:{run}");
+    let probe = start_cluster_probe(ClusterProbeConfig::new(seeds, prefix));
+    shard_acked(&probe, &ranges, WARM_UP_SHARD_ACKED).await?;
+
+    let fault_at = Instant::now();
+    cluster.kill(victim_index)?;
+    let live = cluster.seeds();
+    let limit = Duration::from_millis(node_timeout_ms).saturating_add(Duration::from_secs(30));
+    let started = Instant::now();
+    // Served again: a live node names another primary for the shard, and
+    // a write to its slots succeeded after the fault.
+    loop {
+        let moved = match slot_map(&live, None).await {
+            Ok(map) => ranges
+                .first()
+                .and_then(|(slot, _)| map.owner(*slot))
+                .is_some_and(|owner| **owner != *victim),
+            Err(_) => false,
+        };
+        if moved && shard_success_after(&probe, &ranges, fault_at).is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            return Err(BenchError::TimedOut {
+                what: format!("a replica to take over {victim}'s slots"),
+                after_ms: limit.as_millis(),
+                detail: cluster.log_tails(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(TAIL).await;
+    let log = probe.stop().await;
+    let acked = log.acked_keys();
+    let missing = missing_in_cluster(&live, None, &log.prefix, &acked).await?;
+    let shard = shard_log(&log, &ranges, true);
+    let others = shard_log(&log, &ranges, false);
+    Ok(ClusterRun {
+        result: RunResult {
+            window: shard.longest_gap_from(fault_at).unwrap_or_default(),
+            lost_acked: missing.len(),
+            acked: acked.len(),
+            failovers: 1,
+        },
+        others_gap: others.longest_gap_from(fault_at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_ranges_cover_every_slot_once() {
+        assert_eq!(even_range(0, 3), (0, 5460));
+        assert_eq!(even_range(1, 3), (5461, 10921));
+        assert_eq!(even_range(2, 3), (10922, 16383));
+        assert_eq!(even_range(0, 1), (0, 16383));
+        let mut next = 0;
+        for shard in 0..7 {
+            let (start, end) = even_range(shard, 7);
+            assert_eq!(start, next);
+            next = end + 1;
+        }
+        assert_eq!(next, 16384);
+    }
+}
