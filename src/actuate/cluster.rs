@@ -293,6 +293,12 @@ pub async fn forget(
             continue;
         };
         if seen.report.node_id == node_id || seen.report.peer(node_id).is_none() {
+            // Nothing to forget here; but what the projection believes of
+            // this member may be older than what it says now (it may
+            // have dropped the node already), and the decision to forget
+            // was read from that: record it, or the same node is decided
+            // again at once.
+            events.extend(reported(target, pod, &seen));
             continue;
         }
         let addr = target.addr(pod)?;

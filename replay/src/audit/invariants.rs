@@ -84,18 +84,26 @@ fn serving_primaries(state: &ClusterState) -> Vec<&str> {
         return serving;
     }
     // A Valkey Cluster has a primary per shard: two primaries at once are
-    // two serving nodes that both claim one slot.
-    let claims: Vec<(&str, &[logbook_journal::SlotRange])> = serving
+    // two serving nodes that both claim one slot at one config epoch,
+    // which Valkey cannot settle. Claims at different epochs are a
+    // handover Valkey settles by the epoch: the stale claimant (say a
+    // primary restarted in place while its replica took over by FORCE)
+    // steps down at its next gossip; the clients' window is what `replay
+    // failovers` reports.
+    let claims: Vec<(&str, &[logbook_journal::SlotRange], u64)> = serving
         .iter()
         .filter_map(|pod| {
             let report = state.cluster.report(pod)?;
             report
                 .is_primary()
-                .then_some((*pod, report.slots.as_slice()))
+                .then_some((*pod, report.slots.as_slice(), report.config_epoch))
         })
         .collect();
-    for (i, (a, mine)) in claims.iter().enumerate() {
-        for (b, theirs) in claims.iter().skip(i.saturating_add(1)) {
+    for (i, (a, mine, mine_epoch)) in claims.iter().enumerate() {
+        for (b, theirs, their_epoch) in claims.iter().skip(i.saturating_add(1)) {
+            if mine_epoch != their_epoch {
+                continue;
+            }
             let overlap = mine
                 .iter()
                 .any(|x| theirs.iter().any(|y| x.start <= y.end && y.start <= x.end));

@@ -33,6 +33,14 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
     let cluster = &view.state.cluster;
     let owners: BTreeSet<&str> = cluster.slot_owners().into_iter().flatten().collect();
     let listed = |id: &str| members.iter().any(|m| m.report.peer(id).is_some());
+    // Valkey refuses to forget a node's own primary ("Can't forget my
+    // master"): such a node is forgotten once its replicas follow
+    // another, never asked again and again meanwhile.
+    let followed = |id: &str| {
+        members
+            .iter()
+            .any(|m| m.report.primary_id.as_deref() == Some(id))
+    };
     let keep = view.desired_pods();
     let mut out = Vec::new();
     let mut gone: Vec<(&str, &str, String)> = cluster
@@ -60,7 +68,7 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
         }
     }
     for (id, pod, why) in gone {
-        if owners.contains(id) || !listed(id) {
+        if owners.contains(id) || !listed(id) || followed(id) {
             continue;
         }
         out.push(Decision::new(
@@ -92,7 +100,7 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
             let stranger = peer.health != PeerHealth::Handshake
                 && !cluster.nodes.contains_key(&peer.node_id)
                 && peer.ip.as_deref().is_none_or(|ip| !ours.contains(ip));
-            if stranger {
+            if stranger && !followed(&peer.node_id) {
                 strangers.insert((peer.node_id.as_str(), peer.ip.as_deref()));
             }
         }

@@ -21,6 +21,18 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     }
     let members = members(view);
     let shards = cluster.shards();
+    // A shard whose primary is gone but which has a replica is about to
+    // be failed over (by the failover concern, or by Valkey's election):
+    // its replica becomes its primary and leaves it with none. Counting
+    // seats now would give the new node to a shard that keeps its
+    // replica and leave that one without: wait until it has settled.
+    let settling = shards.iter().any(|s| {
+        let gone = s.retired || view.pod(s.primary).is_none_or(|p| !p.usable());
+        gone && !s.replicas.is_empty()
+    });
+    if settling {
+        return Vec::new();
+    }
     let mut seats: Vec<ShardSeat<'_>> = shards
         .iter()
         .filter(|s| !s.retired)

@@ -728,3 +728,31 @@ fn an_old_primary_back_as_a_replica_of_its_successor_is_never_handed_back_the_sh
         }]
     );
 }
+
+#[test]
+fn a_node_some_member_follows_is_not_asked_to_be_forgotten() {
+    // demo-3 replicates a node of no pod of this cluster: Valkey would
+    // refuse "Can't forget my master", so nobody is asked until demo-3
+    // follows another primary.
+    let mut g = Given::formed();
+    let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    peers.push((77, 0, PeerHealth::Ok));
+    g.report(
+        &Node {
+            i: 3,
+            g: 0,
+            primary_of: Some((77, 0)),
+            slots: Vec::new(),
+            epoch: 4,
+        },
+        &peers,
+        &[],
+    );
+    assert!(
+        !g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::ForgetNode { .. })),
+        "{:?}",
+        g.intents()
+    );
+}
