@@ -217,18 +217,7 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     // The replay tool's audit is clean: this build decides the same at
     // every decision point, and no invariant is broken (one primary per
     // slot, not one per cluster).
-    let dir = env.journal_dir.to_str().unwrap().to_owned();
-    let (audit, printed) = tokio::task::spawn_blocking(move || {
-        let cli = logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
-            .unwrap();
-        let mut out = Vec::new();
-        let result = logbook::cli::run(cli, &mut out);
-        (result, String::from_utf8(out).unwrap())
-    })
-    .await
-    .unwrap();
-    assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
-    assert!(printed.contains("audit: clean"), "{printed}");
+    assert_audit_clean(&env).await;
     env.finish().await;
 }
 
@@ -436,6 +425,22 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
         assert!(intents.iter().any(|i| i == want), "{want}: {intents:?}");
     }
     env.verify_journal().await;
+    assert_audit_clean(&env).await;
+    env.finish().await;
+}
+
+/// Every pod's current address.
+async fn seeds_now(env: &Env) -> Vec<String> {
+    let mut seeds = Vec::new();
+    for i in 0..6 {
+        seeds.push(env.pod_addr(&format!("shop-{i}")).await);
+    }
+    seeds
+}
+
+/// `logbook replay audit` of the test's journal: this build decides the
+/// same at every decision point, and no invariant is broken.
+async fn assert_audit_clean(env: &Env) {
     let dir = env.journal_dir.to_str().unwrap().to_owned();
     let (audit, printed) = tokio::task::spawn_blocking(move || {
         let cli = logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
@@ -448,14 +453,4 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     .unwrap();
     assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
     assert!(printed.contains("audit: clean"), "{printed}");
-    env.finish().await;
-}
-
-/// Every pod's current address.
-async fn seeds_now(env: &Env) -> Vec<String> {
-    let mut seeds = Vec::new();
-    for i in 0..6 {
-        seeds.push(env.pod_addr(&format!("shop-{i}")).await);
-    }
-    seeds
 }

@@ -26,7 +26,7 @@ use logbook_journal::{
 };
 
 use super::short;
-use crate::decide::view::{ClusterView, best, describe};
+use crate::decide::view::{ClusterView, PodState, best, describe};
 use crate::decide::{DEATH_CONFIRMATIONS, Decision};
 
 /// How a shard's primary is judged.
@@ -93,6 +93,18 @@ fn judge(view: &ClusterView<'_>, shard: &Shard<'_>) -> (Verdict, String) {
 /// being deleted, still following the primary) first, then the highest
 /// replication offset, then the lowest ordinal.
 fn rank(view: &ClusterView<'_>, shard: &Shard<'_>) -> Vec<Candidate> {
+    rank_by(view, shard, |_| (true, true))
+}
+
+/// The shard's replicas ranked: eligible first, then the highest
+/// offset, then the lowest ordinal. A replica is eligible when it is
+/// usable, follows the shard's primary node and passes `check`, which
+/// also says whether it holds the history wanted: `(same_history, ok)`.
+fn rank_by(
+    view: &ClusterView<'_>,
+    shard: &Shard<'_>,
+    check: impl Fn(&PodState<'_>) -> (bool, bool),
+) -> Vec<Candidate> {
     let mut ranked: Vec<(Candidate, u32)> = shard
         .replicas
         .iter()
@@ -103,13 +115,14 @@ fn rank(view: &ClusterView<'_>, shard: &Shard<'_>) -> Vec<Candidate> {
                 .cluster
                 .report(p.name)
                 .is_some_and(|r| r.primary_id.as_deref() == Some(shard.node_id));
+            let (same_history, ok) = check(&p);
             (
                 Candidate {
                     pod: p.name.to_owned(),
                     offset: p.view.offset,
                     reachable: p.view.reachability == Some(Reachability::Reachable),
-                    same_history: true,
-                    eligible: p.usable() && follows,
+                    same_history,
+                    eligible: p.usable() && follows && ok,
                 },
                 p.ordinal(),
             )
@@ -162,42 +175,16 @@ fn behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<(u64, Vec<Candida
     // The history the replicas should hold: the one the primary had
     // before its restart, or (restored from a snapshot) the one it has.
     let history = reset.map(|r| r.previous_replid).or(primary.view.replid)?;
-    let mut ranked: Vec<(Candidate, u32)> = shard
-        .replicas
-        .iter()
-        .filter_map(|pod| view.pod(pod))
-        .map(|p| {
-            let waiting = matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Syncing));
-            let same_history = p.view.replid == Some(history);
-            let ahead = p.view.offset.is_some_and(|o| o > primary_offset);
-            let follows = view
-                .state
-                .cluster
-                .report(p.name)
-                .is_some_and(|r| r.primary_id.as_deref() == Some(shard.node_id));
-            (
-                Candidate {
-                    pod: p.name.to_owned(),
-                    offset: p.view.offset,
-                    reachable: p.view.reachability == Some(Reachability::Reachable),
-                    same_history,
-                    eligible: p.usable() && follows && waiting && same_history && ahead,
-                },
-                p.ordinal(),
-            )
-        })
-        .collect();
-    if !ranked.iter().any(|(c, _)| c.eligible) {
+    let ranked = rank_by(view, shard, |p| {
+        let waiting = matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Syncing));
+        let same_history = p.view.replid == Some(history);
+        let ahead = p.view.offset.is_some_and(|o| o > primary_offset);
+        (same_history, waiting && same_history && ahead)
+    });
+    if !ranked.iter().any(|c| c.eligible) {
         return None;
     }
-    ranked.sort_by_key(|(c, ordinal)| {
-        (
-            Reverse(c.eligible),
-            Reverse(c.offset.unwrap_or(0)),
-            *ordinal,
-        )
-    });
-    Some((primary_offset, ranked.into_iter().map(|(c, _)| c).collect()))
+    Some((primary_offset, ranked))
 }
 
 /// `ClusterFailover` for every shard whose primary is known dead or
