@@ -1104,6 +1104,19 @@ impl ClusterRuntime {
             self.last_status = Some(status);
             return Ok(());
         }
+        // The status is rendered from the projection, which has folded the
+        // observations staged for the next group commit: it must not name
+        // a journal seq, or report a fact, that a crash now would lose and
+        // that a reader of the journal cannot find yet. Commit first. A
+        // store that fails (not a fencing conflict) leaves them staged; the
+        // status is published anyway, since it is how people learn of it.
+        match self.commit().await {
+            Ok(()) => {}
+            Err(OperatorError::Journal { source, .. }) if !source.is_conflict() => {
+                tracing::warn!(seq = self.state.last_seq, err = %source, "journal commit before the status failed; the events stay staged");
+            }
+            Err(err) => return Err(err),
+        }
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), &self.meta.namespace);
         let patch = serde_json::json!({ "status": status });
         match api
