@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use logbook_journal::{Event, Reachability, Role};
+use logbook_journal::{Event, LinkStatus, Reachability, Role};
 use tokio::sync::Mutex;
 
 use super::prober::{Targets, failure_cap, targets};
 use super::runtime::ClusterRuntime;
 use crate::metrics::Answer;
-use crate::observe::{ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe};
+use crate::observe::{
+    ClusterAnswer, ClusterObservation, cluster_answer, link_status, observe_cluster_probe,
+};
 use crate::valkey::{ProbeError, ValkeyClient};
 
 /// One pod's probe: no address, an answer, or a failure.
@@ -100,11 +102,10 @@ pub async fn round(
     // then journaled every round, the primary's and the replica's from
     // the same round, so the decider compares like with like.
     let link_broken = results.iter().any(|(_, r)| {
-        matches!(r, Some(Ok(a)) if a
-            .replication
-            .primary
-            .as_ref()
-            .is_some_and(|link| !link.link_up || link.sync_in_progress))
+        matches!(r, Some(Ok(a)) if matches!(
+            link_status(&a.replication),
+            LinkStatus::Down | LinkStatus::Syncing
+        ))
     });
     let want_offsets = coarse || primary_failing || link_broken;
     let cap = failure_cap(&guard);

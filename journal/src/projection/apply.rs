@@ -452,16 +452,14 @@ impl ClusterState {
                 offset,
             } => {
                 self.observed();
-                let view = self.pod_for_observation(seq, pod, at);
-                view.replid = Some(*replid);
-                view.offset = Some(*offset);
+                // The pod's new id and offset come with the same probe's
+                // `ReplicationObserved`; only what it no longer shows is kept.
+                self.pod_for_observation(seq, pod, at);
                 self.cluster.history_resets.insert(
                     pod.clone(),
                     super::cluster::HistoryReset {
-                        seq,
                         node_id: node_id.clone(),
                         previous_replid: *previous_replid,
-                        offset: *offset,
                     },
                 );
                 let was = previous_offset.map_or_else(String::new, |o| format!(" at offset {o}"));

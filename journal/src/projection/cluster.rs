@@ -39,14 +39,12 @@ pub struct ClusterPart {
 /// A primary's replication history replaced by an in-place restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryReset {
-    /// Seq of the `PrimaryHistoryReset` event.
-    pub seq: u64,
     /// The node (its id survives the restart).
     pub node_id: String,
-    /// The history it had, which its replicas still hold.
+    /// The history it had, which its replicas still hold. (Its new id
+    /// and offset are the pod's, from the `ReplicationObserved` of the
+    /// same probe.)
     pub previous_replid: ReplId,
-    /// Its offset on the history it restarted with.
-    pub offset: u64,
 }
 
 /// One node as last reported.
