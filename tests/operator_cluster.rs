@@ -454,3 +454,165 @@ async fn assert_audit_clean(env: &Env) {
     assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
     assert!(printed.contains("audit: clean"), "{printed}");
 }
+
+/// The `Degraded` condition's reason and message.
+fn degraded(vkc: &ValkeyCluster) -> Option<(String, String)> {
+    vkc.status.as_ref()?.conditions.iter().find_map(|c| {
+        (c.type_ == "Degraded" && c.status == "True").then(|| (c.reason.clone(), c.message.clone()))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it() {
+    let env = Env::start("cluster-quorum").await;
+    env.apply_yaml(YAML).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "formed", cluster_ready)
+        .await;
+    let password = env.password("shop").await;
+    let seed = env.pod_addr(&primaries(&vkc)[0]).await;
+    for i in 0..100 {
+        let key = format!("q:{i}");
+        let reply = redis_cli(&seed, &password, &["-c", "set", &key, &i.to_string()]);
+        assert!(reply.contains("OK"), "{key}: {reply}");
+    }
+    for p in primaries(&vkc) {
+        let addr = env.pod_addr(&p).await;
+        let acked = redis_cli(&addr, &password, &["wait", "1", "2000"]);
+        assert_eq!(acked.trim(), "1", "{p}: {acked}");
+    }
+
+    // Two of three primaries frozen: no election can win (one vote of
+    // two needed). The operator tries no FORCE, says so in the status and
+    // a Warning Event, and takes nothing over: the spec does not allow it.
+    let (before, _) = roles(&vkc);
+    let frozen = [before[0].clone(), before[1].clone()];
+    for pod in &frozen {
+        env.faults().freeze(NS, pod).await.unwrap();
+    }
+    let lost = env
+        .wait_status(
+            "shop",
+            Duration::from_secs(30),
+            "Degraded for QuorumLost",
+            |v| degraded(v).is_some_and(|(reason, _)| reason == "QuorumLost"),
+        )
+        .await;
+    let (_, message) = degraded(&lost).unwrap();
+    assert!(
+        message.contains("2 of 3 shard primaries silent")
+            && message.contains("takeoverOnQuorumLoss: true"),
+        "{message}"
+    );
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    env.eventually(
+        Duration::from_secs(10),
+        "a Warning Event QuorumLost",
+        || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&Default::default())
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("QuorumLost")
+                            && e.type_.as_deref() == Some("Warning")
+                    })
+            }
+        },
+    )
+    .await;
+    // Twice the node timeout: still nothing decided for the shards (each
+    // decision is announced as an Event named for its intent; the journal
+    // is read once the operator has stopped, below).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let decided_failover = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ClusterFailover"))
+        .map(|e| e.note.unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        decided_failover,
+        Vec::<String>::new(),
+        "a failover was decided without a quorum"
+    );
+
+    // The user allows the trade: each frozen primary's replica takes its
+    // shard over by TAKEOVER, without a vote.
+    let allowed = Instant::now();
+    env.patch(
+        "shop",
+        serde_json::json!({"spec": {"failover": {"takeoverOnQuorumLoss": true}}}),
+    )
+    .await;
+    env.wait_status(
+        "shop",
+        Duration::from_secs(30),
+        "the frozen primaries' shards served by their replicas",
+        |v| {
+            let p = primaries(v);
+            p.len() == 3 && !frozen.iter().any(|f| p.contains(f))
+        },
+    )
+    .await;
+    eprintln!(
+        "taken over {:?} after the spec allowed it",
+        allowed.elapsed()
+    );
+    // The old primaries thawed: they learn the newer epochs and follow.
+    for pod in &frozen {
+        env.faults().thaw(NS, pod).await.unwrap();
+    }
+    env.wait_status(
+        "shop",
+        Duration::from_secs(90),
+        "Ready with the thawed pods as replicas",
+        cluster_ready,
+    )
+    .await;
+    eventually_check_clean(&env, "shop", &password, Duration::from_secs(60)).await;
+    let vkc = env.vkc("shop").await;
+    let seed = env.pod_addr(&primaries(&vkc)[0]).await;
+    for i in 0..100 {
+        let key = format!("q:{i}");
+        let got = redis_cli(&seed, &password, &["-c", "get", &key]);
+        assert_eq!(got.trim(), i.to_string(), "{key} after the takeovers");
+    }
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let decided: Vec<logbook_journal::PlannedIntent> = env
+        .journal_events(&stream)
+        .await
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| matches!(p.intent, logbook_journal::Intent::ClusterFailover { .. }))
+        .collect();
+    assert_eq!(decided.len(), 2, "{decided:#?}");
+    for p in &decided {
+        assert!(
+            matches!(
+                p.intent,
+                logbook_journal::Intent::ClusterFailover {
+                    mode: logbook_journal::ClusterFailoverMode::Takeover,
+                    ..
+                }
+            ) && p.reason.code.name() == "QuorumLost",
+            "{p:#?}"
+        );
+    }
+    env.verify_journal().await;
+    assert_audit_clean(&env).await;
+    env.finish().await;
+}

@@ -101,6 +101,15 @@ impl Journal {
         j
     }
 
+    /// A new spec generation that allows a takeover on quorum loss.
+    fn allow_takeover(&mut self) -> u64 {
+        self.push(Event::SpecChanged {
+            generation: 2,
+            spec_json: r#"{"topology":"Cluster","shards":2,"replicasPerShard":1,"failover":{"takeoverOnQuorumLoss":true}}"#.to_owned(),
+            fingerprint: SpecFingerprint([2; 32]),
+        })
+    }
+
     fn set(
         &mut self,
         pod: &str,
@@ -419,19 +428,63 @@ fn a_forced_failover_for_slowness_or_a_takeover_without_quorum_lost_is_a_finding
             "{}",
             found[1].1
         );
-        // A takeover for a lost quorum is justified.
+        // A takeover for a lost quorum is justified: the spec allowed it
+        // and one of two primaries is silent (an election needs both).
+        let quorum_lost = || ReasonCode::QuorumLost {
+            primaries_lost: 1,
+            shards: 2,
+            candidates: Vec::new(),
+        };
         let mut j = Journal::formed();
-        j.failover(
-            "c-2",
-            "c-0",
-            ClusterFailoverMode::Takeover,
-            ReasonCode::QuorumLost {
-                primaries_lost: 2,
-                shards: 2,
-                candidates: Vec::new(),
-            },
-        );
+        j.allow_takeover();
+        j.probe("c-0", Reachability::Refused);
+        j.failover("c-2", "c-0", ClusterFailoverMode::Takeover, quorum_lost());
         clean_but_determinism(&j.audit().await);
+    });
+}
+
+#[test]
+fn a_takeover_the_spec_did_not_allow_or_with_a_quorum_left_is_a_finding() {
+    futures::executor::block_on(async {
+        let quorum_lost = || ReasonCode::QuorumLost {
+            primaries_lost: 1,
+            shards: 2,
+            candidates: Vec::new(),
+        };
+        // Not allowed by the spec in force.
+        let mut j = Journal::formed();
+        j.probe("c-0", Reachability::Refused);
+        let (decided, _) = j.failover("c-2", "c-0", ClusterFailoverMode::Takeover, quorum_lost());
+        let report = j.audit().await;
+        let found = only(&report, Check::UnjustifiedFailover);
+        assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![decided]);
+        assert!(
+            found[0]
+                .1
+                .contains("did not set failover.takeoverOnQuorumLoss"),
+            "{}",
+            found[0].1
+        );
+        // Allowed, but both primaries answer: an election could win.
+        let mut j = Journal::formed();
+        j.allow_takeover();
+        for pod in ["c-0", "c-1"] {
+            j.probe(pod, Reachability::Reachable);
+            j.push(Event::NodeRoleObserved {
+                pod: pod.to_owned(),
+                role: logbook_journal::Role::Primary,
+                primary: None,
+            });
+        }
+        let (decided, _) = j.failover("c-2", "c-0", ClusterFailoverMode::Takeover, quorum_lost());
+        let report = j.audit().await;
+        let found = only(&report, Check::UnjustifiedFailover);
+        assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![decided]);
+        assert!(
+            found[0].1.contains("2 of 2 shard primaries answering"),
+            "{}",
+            found[0].1
+        );
     });
 }
 

@@ -33,6 +33,7 @@ mod view;
 use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
+pub use cluster::quorum::takeover_span_ms;
 pub use recovery::{already_done, promotion_found_done};
 pub use replication::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,

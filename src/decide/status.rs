@@ -62,7 +62,14 @@ struct ClusterHealth {
     shards: Vec<logbook_crds::v1alpha1::ShardStatus>,
     /// One line for the conditions.
     summary: String,
+    /// A majority of shard primaries silent: what it means and what a
+    /// person can do.
+    quorum_lost: Option<String>,
 }
+
+/// The Degraded reason of a Cluster whose quorum is lost: a failure a
+/// person must act on (the shell also raises it as a Warning Event).
+pub const REASON_QUORUM_LOST: &str = "QuorumLost";
 
 fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
     let cluster = &view.state.cluster;
@@ -84,6 +91,20 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
             .count()
     };
     let in_sync: usize = shards.iter().map(in_sync_of).sum();
+    let votes = super::cluster::quorum::quorum(view, &shards);
+    let quorum_lost = (cluster.formed_at.is_some() && votes.lost()).then(|| {
+        if view.spec.failover.takeover_on_quorum_loss {
+            format!(
+                "quorum lost: {}; spec.failover.takeoverOnQuorumLoss is on: the best replica of each shard whose primary stays silent for the node timeout takes it over without a vote",
+                votes.describe()
+            )
+        } else {
+            format!(
+                "quorum lost: {}: no replica can be elected and the operator does not take over; bring the primaries back, or set spec.failover.takeoverOnQuorumLoss: true to let their replicas take over without a vote (losing what they had not received)",
+                votes.describe()
+            )
+        }
+    });
     let want_shards = usize::try_from(view.spec.effective_shards()).unwrap_or(0);
     let want_replicas = usize::try_from(view.spec.effective_replicas_per_shard()).unwrap_or(0);
     // Every member sees every other as it sees itself (role, primary, no
@@ -132,13 +153,17 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
         format!("forming: {unassigned} of 16384 slots without owner")
     } else {
         format!(
-            "{serving}/{want_shards} shards served, {in_sync} replicas in sync, {} of 16384 slots owned{}",
+            "{serving}/{want_shards} shards served, {in_sync} replicas in sync, {} of 16384 slots owned{}{}",
             16_384_u32.saturating_sub(unassigned),
             if agreed {
                 ""
             } else {
                 ", nodes not yet agreeing"
-            }
+            },
+            quorum_lost
+                .as_deref()
+                .map(|q| format!("; {q}"))
+                .unwrap_or_default()
         )
     };
     ClusterHealth {
@@ -147,6 +172,7 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
         in_sync,
         shards: statuses,
         summary,
+        quorum_lost,
     }
 }
 
@@ -339,7 +365,9 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         condition(
             CONDITION_DEGRADED,
             ever_ready && !full,
-            if ever_ready && !full {
+            if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
+                REASON_QUORUM_LOST
+            } else if ever_ready && !full {
                 "ReducedRedundancy"
             } else {
                 "FullRedundancy"

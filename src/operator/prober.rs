@@ -264,13 +264,18 @@ async fn round(
 /// Consecutive failures worth recording: enough for every decision that
 /// counts them — death confirmation, the failure threshold — and enough to
 /// span the time a slow primary must keep failing
-/// ([`crate::decide::unreachable_after_ms`]): `decide` measures that span
+/// ([`crate::decide::unreachable_after_ms`]), and the node timeout a
+/// Cluster's takeover on quorum loss waits: `decide` measures that span
 /// up to the last event, so a failure must be recorded past it. More of the
 /// same failure changes no decision and is not recorded.
 pub(super) fn failure_cap(rt: &ClusterRuntime) -> u32 {
     let policy = rt.state.policy.clone().unwrap_or_default();
     let interval = i64::try_from(policy.probe_interval_ms.max(1)).unwrap_or(i64::MAX);
-    let span = crate::decide::unreachable_after_ms(&policy) / interval;
+    // A Cluster allowed to take over on quorum loss waits the node
+    // timeout out on journaled failures too.
+    let takeover = crate::decide::ClusterView::new(&rt.state)
+        .map_or(0, |view| crate::decide::takeover_span_ms(&view));
+    let span = crate::decide::unreachable_after_ms(&policy).max(takeover) / interval;
     let span = u32::try_from(span).unwrap_or(u32::MAX).saturating_add(2);
     policy
         .failure_threshold

@@ -12,6 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
+use logbook_crds::v1alpha1::CONDITION_DEGRADED;
 use logbook_crds::{ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus};
 use logbook_journal::reader::{ReadError, load_state, load_state_from_start, read_envelopes};
 use logbook_journal::{
@@ -27,7 +28,7 @@ use super::events::{Kind, Publisher};
 use super::journal::ClusterJournal;
 use super::span::ClusterSpan;
 use crate::actuate::{ActError, Done, Executor, Target};
-use crate::decide::status::{StatusContext, render_status};
+use crate::decide::status::{REASON_QUORUM_LOST, StatusContext, render_status};
 use crate::decide::{already_done, decide, promotion_found_done};
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};
 use crate::leader::Leadership;
@@ -1104,6 +1105,8 @@ impl ClusterRuntime {
             self.last_status = Some(status);
             return Ok(());
         }
+        let previous_degraded_by_quorum =
+            previous.is_some_and(|p| degraded_by(p, REASON_QUORUM_LOST).is_some());
         // The status is rendered from the projection, which has folded the
         // observations staged for the next group commit: it must not name
         // a journal seq, or report a fact, that a crash now would lose and
@@ -1128,6 +1131,14 @@ impl ClusterRuntime {
             .await
         {
             Ok(_) => {
+                let raised = degraded_by(&status, REASON_QUORUM_LOST)
+                    .filter(|_| !previous_degraded_by_quorum);
+                if let Some(note) = raised {
+                    // A failure a person must act on: an Event too, once
+                    // per time it arises, not only a condition.
+                    self.publish_event(Kind::Warning, REASON_QUORUM_LOST, "Failover", note)
+                        .await;
+                }
                 self.last_status = Some(status);
                 Ok(())
             }
@@ -1138,6 +1149,16 @@ impl ClusterRuntime {
             }),
         }
     }
+}
+
+/// The message of the status' Degraded condition when it holds for
+/// `reason`.
+fn degraded_by(status: &ValkeyClusterStatus, reason: &str) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_DEGRADED && c.status == "True" && c.reason == reason)
+        .map(|c| c.message.clone())
 }
 
 /// The intent's catalog name, as an Event reason.

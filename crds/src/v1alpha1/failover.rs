@@ -29,6 +29,15 @@ pub struct FailoverSpec {
     /// Promote a replica when the primary fails (default `true`). When
     /// `false` the operator journals the failure and waits for a person.
     pub automatic: bool,
+    /// Cluster only: when a majority of shard primaries is gone, so that no
+    /// election can win, let the best replica of each primary-less shard
+    /// take it over by `CLUSTER FAILOVER TAKEOVER` once the node timeout
+    /// has passed (default `false`). A takeover needs no vote: it trades
+    /// the writes the lost primaries took last (those their replicas had
+    /// not received) for availability. Off, the shards stay unserved, the
+    /// status says so, and a person decides.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub takeover_on_quorum_loss: bool,
 }
 
 impl Default for FailoverSpec {
@@ -37,6 +46,7 @@ impl Default for FailoverSpec {
             probe_interval_milliseconds: defaults::PROBE_INTERVAL_MS,
             failure_threshold: defaults::FAILURE_THRESHOLD,
             automatic: true,
+            takeover_on_quorum_loss: false,
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   pod back as another node), or a `PrimaryBehindReplica` reason with
 //!   the target journaled ahead of the primary's offset, its link down or
 //!   resyncing (a primary restarted in place); a TAKEOVER needs
-//!   `QuorumLost`.
+//!   `QuorumLost`, a spec in force that allows it
+//!   (`failover.takeoverOnQuorumLoss`) and a majority of the shard
+//!   primaries journaled silent.
 //! - a wiped node promoted: the target of a FORCE or TAKEOVER failover
 //!   must have reported following the shard's primary; a node that never
 //!   did (an empty node, or a pod back with a new node id after its data
@@ -113,7 +115,18 @@ impl ClusterInvariants {
             .report(pod)
             .and_then(|r| r.primary_id.as_deref());
         match (mode, &p.reason.code) {
-            (ClusterFailoverMode::Takeover, ReasonCode::QuorumLost { .. }) => {}
+            (ClusterFailoverMode::Takeover, ReasonCode::QuorumLost { .. }) => {
+                if let Some(why) = takeover_unsupported(before) {
+                    self.findings.push(finding(
+                        Check::UnjustifiedFailover,
+                        e,
+                        format!(
+                            "CLUSTER FAILOVER TAKEOVER of {from_text}'s shard to {pod} (intent {}) for QuorumLost, but {why}",
+                            p.intent_id
+                        ),
+                    ));
+                }
+            }
             (
                 ClusterFailoverMode::Force,
                 ReasonCode::PrimaryBehindReplica { primary_offset, .. },
@@ -246,4 +259,38 @@ fn slot_problem(state: &ClusterState) -> Option<String> {
         }
     }
     None
+}
+
+/// Why the journal does not support a takeover for quorum loss, if it
+/// does not: the spec in force did not allow one, or fewer than a
+/// majority of the shard primaries were silent (not answering as
+/// primaries when it was decided).
+fn takeover_unsupported(before: &ClusterState) -> Option<String> {
+    let allowed = before
+        .desired
+        .as_ref()
+        .and_then(|d| d.spec().ok())
+        .is_some_and(|s| s.failover.takeover_on_quorum_loss);
+    if !allowed {
+        return Some("the spec in force did not set failover.takeoverOnQuorumLoss".to_owned());
+    }
+    let shards = before.cluster.shards();
+    let silent = shards
+        .iter()
+        .filter(|s| {
+            s.retired
+                || !before.pods.get(s.primary).is_some_and(|v| {
+                    v.reachability == Some(logbook_journal::Reachability::Reachable)
+                        && v.role == Some(logbook_journal::Role::Primary)
+                })
+        })
+        .count();
+    let needed = shards.len() / 2 + 1;
+    let answering = shards.len().saturating_sub(silent);
+    (answering >= needed).then(|| {
+        format!(
+            "the journal shows {answering} of {} shard primaries answering, enough for an election ({needed} votes)",
+            shards.len()
+        )
+    })
 }

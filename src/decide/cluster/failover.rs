@@ -25,6 +25,7 @@ use logbook_journal::{
     ReasonCode, Role, Timestamp,
 };
 
+use super::quorum::{decide_takeover, quorum};
 use super::short;
 use crate::decide::view::{ClusterView, PodState, best, describe};
 use crate::decide::{DEATH_CONFIRMATIONS, Decision};
@@ -92,7 +93,7 @@ fn judge(view: &ClusterView<'_>, shard: &Shard<'_>) -> (Verdict, String) {
 /// The shard's replicas ranked for taking over: eligible (answering, not
 /// being deleted, still following the primary) first, then the highest
 /// replication offset, then the lowest ordinal.
-fn rank(view: &ClusterView<'_>, shard: &Shard<'_>) -> Vec<Candidate> {
+pub(super) fn rank(view: &ClusterView<'_>, shard: &Shard<'_>) -> Vec<Candidate> {
     rank_by(view, shard, |_| (true, true))
 }
 
@@ -188,13 +189,21 @@ fn behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<(u64, Vec<Candida
 }
 
 /// `ClusterFailover` for every shard whose primary is known dead or
-/// leaving, on its best replica.
-pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
+/// leaving, on its best replica. With the quorum lost no election can
+/// win: then only a takeover, if the spec allows one ([`quorum`]).
+///
+/// [`quorum`]: super::quorum
+pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, _policy: &Policy) -> Vec<Decision> {
     if !view.spec.failover.automatic {
         return Vec::new();
     }
+    let shards = view.state.cluster.shards();
+    let votes = quorum(view, &shards);
+    if votes.lost() {
+        return decide_takeover(view, &shards, &votes, now);
+    }
     let mut out = Vec::new();
-    for shard in view.state.cluster.shards() {
+    for shard in shards {
         let (verdict, why) = judge(view, &shard);
         let (mode, failures) = match verdict {
             Verdict::Alive => {
@@ -217,7 +226,8 @@ pub fn decide_failover(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
             ClusterFailoverMode::Coordinated => {
                 "a coordinated CLUSTER FAILOVER (no acknowledged write lost)"
             }
-            ClusterFailoverMode::Force | ClusterFailoverMode::Takeover => "CLUSTER FAILOVER FORCE",
+            ClusterFailoverMode::Force => "CLUSTER FAILOVER FORCE",
+            ClusterFailoverMode::Takeover => "CLUSTER FAILOVER TAKEOVER",
         };
         out.push(Decision::new(
             Intent::ClusterFailover {

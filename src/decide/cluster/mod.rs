@@ -12,6 +12,9 @@
 //!    over at once, coordinated while the primary still answers, forced
 //!    otherwise; never on a timeout alone, never beside Valkey's own
 //!    election.
+//!    With a majority of shard primaries silent no election can win:
+//!    [`quorum`] then takes over the shards gone for the node timeout,
+//!    only when the spec allows it, and nothing else is tried.
 //! 2. provisioning (shared): the objects of a new spec generation.
 //! 3. [`membership`]: node ids no pod runs any more, or that never
 //!    belonged here, are forgotten on every member; pods not in the
@@ -28,6 +31,7 @@ mod failover;
 mod labels;
 mod layout;
 mod membership;
+pub mod quorum;
 mod replicas;
 mod rolling;
 mod slots;

@@ -756,3 +756,188 @@ fn a_node_some_member_follows_is_not_asked_to_be_forgotten() {
         g.intents()
     );
 }
+
+/// A formed 3 × 1 cluster whose spec allows (or not) a takeover on
+/// quorum loss, node timeout 5 s.
+fn formed_with_takeover(allowed: bool) -> Given {
+    let mut g = Given::formed();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(3);
+    spec.replicas_per_shard = Some(1);
+    spec.cluster_node_timeout_milliseconds = Some(5_000);
+    spec.failover.takeover_on_quorum_loss = allowed;
+    g.spec(&spec);
+    g.applied(1);
+    g
+}
+
+#[test]
+fn one_dead_primary_of_three_leaves_a_quorum_and_is_forced_over() {
+    let mut g = formed_with_takeover(true);
+    g.reach(1, Reachability::Refused)
+        .reach(1, Reachability::Refused);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+}
+
+#[test]
+fn without_a_quorum_no_force_is_tried_and_nothing_is_taken_over_unless_allowed() {
+    let mut g = formed_with_takeover(false);
+    g.every_ms(500);
+    for _ in 0..30 {
+        g.reach(0, Reachability::Refused)
+            .reach(1, Reachability::Refused);
+    }
+    // 15 s of refusals from two of three primaries: a FORCE cannot win
+    // (one vote of two needed) and the spec does not allow a takeover.
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    let status = crate::decide::status::render_status(
+        &g.state,
+        &crate::decide::status::StatusContext {
+            name: "demo",
+            namespace: "default",
+            backend: "memory",
+        },
+    );
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    assert_eq!(degraded.reason, "QuorumLost");
+    assert!(
+        degraded
+            .message
+            .contains("2 of 3 shard primaries silent (demo-0, demo-1)")
+            && degraded.message.contains("takeoverOnQuorumLoss: true"),
+        "{}",
+        degraded.message
+    );
+}
+
+#[test]
+fn without_a_quorum_an_allowed_takeover_waits_out_the_node_timeout() {
+    let mut g = formed_with_takeover(true);
+    g.every_ms(500);
+    // Both silent from the same probe round on.
+    g.reach(0, Reachability::Refused)
+        .reach(1, Reachability::Refused);
+    // A round is two events, 1 s; demo-1's first refusal came 0.5 s
+    // after demo-0's: five rounds are 4.5 s of demo-0's silence.
+    for _ in 0..4 {
+        g.reach(0, Reachability::Refused)
+            .reach(1, Reachability::Refused);
+        assert_eq!(
+            g.intents(),
+            Vec::<Intent>::new(),
+            "before the node timeout: a restart in place comes back sooner"
+        );
+    }
+    g.reach(0, Reachability::Refused)
+        .reach(1, Reachability::Refused);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            Intent::ClusterFailover {
+                pod: pod(3),
+                from: Some(pod(0)),
+                mode: ClusterFailoverMode::Takeover
+            },
+            Intent::ClusterFailover {
+                pod: pod(4),
+                from: Some(pod(1)),
+                mode: ClusterFailoverMode::Takeover
+            }
+        ]
+    );
+    match &decisions[0].reason.code {
+        ReasonCode::QuorumLost {
+            primaries_lost: 2,
+            shards: 3,
+            candidates,
+        } => assert_eq!(candidates[0].pod, pod(3)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        decisions[1]
+            .reason
+            .detail
+            .contains("demo-1 has not answered for 5000 ms (node timeout 5000 ms)"),
+        "{}",
+        decisions[1].reason.detail
+    );
+}
+
+#[test]
+fn a_primary_back_before_the_node_timeout_ends_the_quorum_loss() {
+    let mut g = formed_with_takeover(true);
+    g.every_ms(500);
+    for _ in 0..4 {
+        g.reach(0, Reachability::Refused)
+            .reach(1, Reachability::Refused);
+    }
+    g.reach(0, Reachability::Reachable);
+    for _ in 0..12 {
+        g.reach(1, Reachability::Refused);
+    }
+    // Two of three answer again: the quorum is back, and demo-1 is dead
+    // by two refusals: a FORCE, elected by demo-0 and demo-2.
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        }]
+    );
+}
+
+#[test]
+fn a_one_shard_cluster_has_no_quorum_without_its_primary() {
+    let mut g = Given::cluster(1, 1);
+    let everyone = [(0, 0, PeerHealth::Ok), (1, 0, PeerHealth::Ok)];
+    g.report(
+        &Node {
+            i: 0,
+            g: 0,
+            primary_of: None,
+            slots: vec![SlotRange {
+                start: 0,
+                end: 16_383,
+            }],
+            epoch: 1,
+        },
+        &everyone,
+        &[],
+    );
+    g.report(
+        &Node {
+            i: 1,
+            g: 0,
+            primary_of: Some((0, 0)),
+            slots: Vec::new(),
+            epoch: 1,
+        },
+        &everyone,
+        &[],
+    );
+    g.repl(0, LinkStatus::NotReplica, 100, 7)
+        .repl(1, LinkStatus::Up, 100, 7)
+        .label(0, Role::Primary)
+        .label(1, Role::Replica);
+    g.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
+    // Its own vote is the only one: a FORCE would wait for nothing.
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}

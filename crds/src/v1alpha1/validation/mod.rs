@@ -238,6 +238,16 @@ fn check_failover(spec: &ValkeyClusterSpec, errors: &mut Errors) {
         d::FAILURE_THRESHOLD_MAX,
         "failover.failureThreshold",
     );
+    if spec.failover.takeover_on_quorum_loss && !spec.topology.is_cluster() {
+        errors.push(
+            "spec.failover.takeoverOnQuorumLoss",
+            FieldErrorKind::Forbidden,
+            format!(
+                "takeoverOnQuorumLoss applies only to topology Cluster, not {}",
+                spec.topology
+            ),
+        );
+    }
 }
 
 fn check_optional_subdomain(path: &str, value: Option<&str>, errors: &mut Errors) {

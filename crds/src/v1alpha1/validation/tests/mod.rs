@@ -186,7 +186,17 @@ fn cluster_fields_forbidden_outside_cluster() {
             "spec.clusterNodeTimeoutMilliseconds",
             FieldErrorKind::Forbidden,
         );
+        s.cluster_node_timeout_milliseconds = None;
+        s.failover.takeover_on_quorum_loss = true;
+        assert_only(
+            &s,
+            "spec.failover.takeoverOnQuorumLoss",
+            FieldErrorKind::Forbidden,
+        );
     }
+    let mut s = spec(Topology::Cluster);
+    s.failover.takeover_on_quorum_loss = true;
+    assert_valid(&s);
 }
 
 #[test]
