@@ -208,6 +208,35 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
             |e| matches!(&e.body, Event::ReplicaPromoted { from: Some(f), .. } if *f == victim)
         )
     );
+    // The deleted primary held its shutdown (preStop) while it served:
+    // its shard was handed over coordinated, and that succeeded, rather
+    // than racing a primary already shutting down.
+    let handover = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.clone()),
+            _ => None,
+        })
+        .flatten()
+        .find(|p| {
+            matches!(&p.intent, logbook_journal::Intent::ClusterFailover { from: Some(f), .. } if *f == victim)
+        })
+        .expect("a ClusterFailover of the deleted primary's shard");
+    assert!(
+        matches!(
+            handover.intent,
+            logbook_journal::Intent::ClusterFailover {
+                mode: logbook_journal::ClusterFailoverMode::Coordinated,
+                ..
+            }
+        ),
+        "{handover:#?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(&e.body,
+            Event::IntentSucceeded { intent_id, .. } if *intent_id == handover.intent_id)),
+        "the coordinated handover of {victim}'s shard did not succeed"
+    );
     assert!(
         events
             .iter()

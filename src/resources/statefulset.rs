@@ -20,10 +20,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
-    TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    EnvVarSource, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    PodTemplateSpec, Probe, SecretKeySelector, TCPSocketAction, TopologySpreadConstraint, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -57,6 +57,27 @@ const DATA_DIR: &str = "/data";
 const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 const ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
 const TERMINATION_GRACE_SECONDS: i64 = 30;
+
+/// The preStop hook of a Cluster node. The kubelet runs it before it
+/// sends SIGTERM: while the node is a shard primary with a replica
+/// attached, it holds the shutdown (at most 10 s, well inside the 30 s
+/// grace with Valkey's own 10 s `shutdown-timeout`) so the operator can
+/// hand the slots over by a coordinated `CLUSTER FAILOVER` while the
+/// primary still serves, not race a primary already shutting down (that
+/// race made a handover time out and the pod come back as the primary).
+/// Once the node is a replica, has no replica, or does not answer, it
+/// lets the shutdown go on at once; without an operator it only delays
+/// it. The password goes by `REDISCLI_AUTH`, never on a command line.
+pub const CLUSTER_PRE_STOP: &str = r#"[ -n "${VALKEY_PASSWORD:-}" ] && export REDISCLI_AUTH="$VALKEY_PASSWORD"
+i=0
+while [ "$i" -lt 100 ]; do
+  info=$(valkey-cli --no-auth-warning -h "${POD_IP:-127.0.0.1}" -p 6379 info replication 2>/dev/null) || exit 0
+  case "$info" in *role:master*) ;; *) exit 0 ;; esac
+  case "$info" in *connected_slaves:0*) exit 0 ;; esac
+  sleep 0.1
+  i=$((i + 1))
+done
+"#;
 
 /// The StatefulSet `<name>` of the data pods; `config_hash` (from
 /// [`build_config_map`](super::build_config_map)) is stamped on the pod
@@ -194,6 +215,19 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
             period_seconds: Some(10),
             failure_threshold: Some(6),
             ..Probe::default()
+        }),
+        lifecycle: spec.topology.is_cluster().then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "sh".to_owned(),
+                        "-c".to_owned(),
+                        CLUSTER_PRE_STOP.to_owned(),
+                    ]),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
         }),
         resources: spec.resources.clone(),
         security_context: spec.security_context.clone(),

@@ -303,3 +303,31 @@ fn serializes_as_an_apps_v1_statefulset() {
     assert_eq!(v["kind"], "StatefulSet");
     assert_eq!(v["spec"]["updateStrategy"]["type"], "OnDelete");
 }
+
+#[test]
+fn only_cluster_nodes_hold_their_shutdown_for_a_handover_on_the_valkey_port() {
+    let meta = meta();
+    for topology in Topology::ALL {
+        let spec = ValkeyClusterSpec::with_topology(topology);
+        let sts = build_statefulset(&meta, &spec, "h");
+        let pod = sts.spec.unwrap().template.spec.unwrap();
+        let hook = pod.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.exec.as_ref())
+            .and_then(|e| e.command.clone());
+        if topology == Topology::Cluster {
+            let hook = hook.expect("a Cluster node has a preStop hook");
+            assert_eq!(hook[..2], ["sh".to_owned(), "-c".to_owned()]);
+            assert!(
+                hook[2].contains(&format!("-p {VALKEY_PORT} ")),
+                "{}",
+                hook[2]
+            );
+            assert!(!hook[2].contains(" -a "), "no password on a command line");
+        } else {
+            assert_eq!(hook, None, "{topology}");
+        }
+    }
+}
