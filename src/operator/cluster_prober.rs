@@ -12,7 +12,7 @@ use futures::future::join_all;
 use logbook_journal::{Event, LinkStatus, Reachability, Role};
 use tokio::sync::Mutex;
 
-use super::prober::{Targets, failure_cap, targets};
+use super::prober::{Targets, failure_cap, settled, targets};
 use super::runtime::ClusterRuntime;
 use crate::metrics::Answer;
 use crate::observe::{
@@ -25,12 +25,16 @@ type Outcome = Option<Result<ClusterAnswer, ProbeError>>;
 
 async fn probe(client: &ValkeyClient, addr: Option<SocketAddr>) -> Outcome {
     let addr = addr?;
-    Some(client.cluster_probe(addr).await.and_then(|probe| {
-        cluster_answer(&probe).ok_or(ProbeError::Protocol {
-            addr,
-            detail: "CLUSTER NODES has no line for the node itself".to_owned(),
-        })
-    }))
+    Some(
+        settled(|| client.cluster_probe(addr))
+            .await
+            .and_then(|probe| {
+                cluster_answer(&probe).ok_or(ProbeError::Protocol {
+                    addr,
+                    detail: "CLUSTER NODES has no line for the node itself".to_owned(),
+                })
+            }),
+    )
 }
 
 fn observation(outcome: &Outcome) -> ClusterObservation<'_> {

@@ -87,11 +87,27 @@ async fn probe_all(
 ) -> Vec<(String, Option<Outcome>)> {
     join_all(pods.iter().map(|(name, addr)| async move {
         match addr {
-            Some(addr) => (name.clone(), Some(client.probe(*addr).await)),
+            Some(addr) => (name.clone(), Some(settled(|| client.probe(*addr)).await)),
             None => (name.clone(), None),
         }
     }))
     .await
+}
+
+/// Runs `probe`, and once more at once when it failed with an I/O error
+/// that is neither a refusal (death) nor a timeout (slowness): a
+/// connection dropped mid-reply on a server that then answers is not a
+/// fact about the server worth journaling. An idle cluster's probe once
+/// failed so, appending four events and changing its status for nothing.
+pub(super) async fn settled<T, F, Fut>(mut probe: F) -> Result<T, ProbeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProbeError>>,
+{
+    match probe().await {
+        Err(ProbeError::Io { .. }) => probe().await,
+        other => other,
+    }
 }
 
 /// Each pod's role and offset, for the metrics.
@@ -240,7 +256,7 @@ async fn round(
                 .find(|(n, _)| *n == primary)
                 .and_then(|(_, a)| *a);
             let outcome = match addr {
-                Some(addr) => Some(client.probe(addr).await),
+                Some(addr) => Some(settled(|| client.probe(addr)).await),
                 None => None,
             };
             let events = observe_probe(
@@ -281,4 +297,71 @@ pub(super) fn failure_cap(rt: &ClusterRuntime) -> u32 {
         .failure_threshold
         .max(crate::decide::DEATH_CONFIRMATIONS)
         .max(span)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::cell::Cell;
+    use std::net::SocketAddr;
+
+    use super::settled;
+    use crate::valkey::ProbeError;
+
+    fn addr() -> SocketAddr {
+        "10.0.0.1:6379".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_io_error_is_probed_once_more_and_the_answer_kept() {
+        let calls = Cell::new(0);
+        let got = settled(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 1 {
+                    Err(ProbeError::Io {
+                        addr: addr(),
+                        detail: "connection reset".into(),
+                    })
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!((got.ok(), calls.get()), (Some(2), 2));
+    }
+
+    #[tokio::test]
+    async fn death_and_slowness_are_reported_from_the_first_probe() {
+        for err in [
+            ProbeError::Refused { addr: addr() },
+            ProbeError::TimedOut {
+                addr: addr(),
+                phase: crate::valkey::Phase::Command,
+                after_ms: 500,
+            },
+        ] {
+            let calls = Cell::new(0);
+            let first = err.to_string();
+            let got: Result<(), ProbeError> = settled(|| {
+                calls.set(calls.get() + 1);
+                let err = ProbeError::Refused { addr: addr() };
+                let out = if first.contains("refused") {
+                    err
+                } else {
+                    ProbeError::TimedOut {
+                        addr: addr(),
+                        phase: crate::valkey::Phase::Command,
+                        after_ms: 500,
+                    }
+                };
+                async move { Err(out) }
+            })
+            .await;
+            assert_eq!(calls.get(), 1, "{first}");
+            assert_eq!(got.unwrap_err().to_string(), first);
+        }
+    }
 }
