@@ -645,3 +645,129 @@ async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it()
     assert_audit_clean(&env).await;
     env.finish().await;
 }
+
+/// A Ready cluster of `shards` × (1 + `replicas`) pods, by its status.
+fn shaped(vkc: &ValkeyCluster, replicas: usize) -> bool {
+    is_ready(vkc, 3 * (1 + replicas))
+        && vkc.status.as_ref().is_some_and(|s| {
+            s.shards.len() == 3 && s.shards.iter().all(|sh| sh.replicas.len() == replicas)
+        })
+}
+
+/// `--cluster check` clean from a primary with exactly `nodes` nodes and
+/// none failing, within `timeout`.
+async fn eventually_clean_with(env: &Env, password: &str, nodes: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let vkc = env.vkc("shop").await;
+        let seed = env.pod_addr(&primaries(&vkc)[0]).await;
+        let check = redis_cli(&seed, password, &["--cluster", "check", &seed]);
+        let listed = redis_cli(&seed, password, &["cluster", "nodes"]);
+        let clean = check.contains("[OK] All 16384 slots covered.")
+            && check.contains("[OK] All nodes agree about slots configuration.")
+            && !check.contains("[ERR]")
+            && !check.contains("[WARNING]")
+            && !listed.contains("fail")
+            && !listed.contains("noaddr")
+            && listed.lines().filter(|l| !l.trim().is_empty()).count() == nodes;
+        if clean {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not clean with {nodes} nodes:\n{check}\n{listed}\n{}",
+            env.dump("shop").await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_per_shard_go_up_and_down_and_a_removed_primary_hands_over_first() {
+    let env = Env::start("cluster-replicas").await;
+    env.apply_yaml(YAML).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "formed", cluster_ready)
+        .await;
+    let password = env.password("shop").await;
+    let seed = env.pod_addr(&primaries(&vkc)[0]).await;
+    for i in 0..100 {
+        let key = format!("r:{i}");
+        let reply = redis_cli(&seed, &password, &["-c", "set", &key, &i.to_string()]);
+        assert!(reply.contains("OK"), "{key}: {reply}");
+    }
+    for p in primaries(&vkc) {
+        let addr = env.pod_addr(&p).await;
+        let acked = redis_cli(&addr, &password, &["wait", "1", "2000"]);
+        assert_eq!(acked.trim(), "1", "{p}: {acked}");
+    }
+    // shop-1's pod deleted: its replica (a high ordinal) takes the shard.
+    env.delete_pod("shop-1").await;
+    let moved = env
+        .wait_status(
+            "shop",
+            Duration::from_secs(60),
+            "shop-1's shard moved, Ready",
+            |v| cluster_ready(v) && !primaries(v).contains(&"shop-1".to_owned()),
+        )
+        .await;
+    let successor = primaries(&moved)
+        .into_iter()
+        .find(|p| ordinal(p) >= 3)
+        .expect("a primary at ordinal 3 or more");
+
+    // Up: three new pods join, one replica more per shard.
+    env.patch("shop", serde_json::json!({"spec": {"replicasPerShard": 2}}))
+        .await;
+    env.wait_status("shop", Duration::from_secs(90), "3 × 2, Ready", |v| {
+        shaped(v, 2)
+    })
+    .await;
+    eventually_clean_with(&env, &password, 9, Duration::from_secs(60)).await;
+
+    // Down to none: every pod from shop-3 on goes, the successor primary
+    // among them, so its shard is handed to shop-1 (which stays) first;
+    // the removed nodes are forgotten.
+    env.patch("shop", serde_json::json!({"spec": {"replicasPerShard": 0}}))
+        .await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "3 × 0, Ready", |v| {
+            shaped(v, 0)
+        })
+        .await;
+    let mut now = primaries(&vkc);
+    now.sort();
+    assert_eq!(now, ["shop-0", "shop-1", "shop-2"]);
+    eventually_clean_with(&env, &password, 3, Duration::from_secs(60)).await;
+    let seed = env.pod_addr("shop-0").await;
+    for i in 0..100 {
+        let key = format!("r:{i}");
+        let got = redis_cli(&seed, &password, &["-c", "get", &key]);
+        assert_eq!(got.trim(), i.to_string(), "{key} after the scale-in");
+    }
+
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let decided: Vec<String> = env
+        .journal_events(&stream)
+        .await
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| p.reason.code.name() == "ScaleIn")
+        .map(|p| p.intent.describe())
+        .collect();
+    assert!(
+        decided
+            .iter()
+            .any(|d| d.contains("shop-1") && d.contains(&successor)),
+        "no hand-over of {successor}'s shard to shop-1: {decided:?}"
+    );
+    env.verify_journal().await;
+    assert_audit_clean(&env).await;
+    env.finish().await;
+}

@@ -64,9 +64,14 @@ impl Given {
     }
 
     pub fn spec(&mut self, spec: &ValkeyClusterSpec) -> &mut Self {
+        self.spec_at(1, spec)
+    }
+
+    /// `spec` as generation `generation` of the object.
+    pub fn spec_at(&mut self, generation: i64, spec: &ValkeyClusterSpec) -> &mut Self {
         let spec_json = serde_json::to_string(spec).unwrap();
         self.event(Event::SpecChanged {
-            generation: 1,
+            generation,
             spec_json,
             fingerprint: SpecFingerprint([0; 32]),
         })

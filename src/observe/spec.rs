@@ -90,11 +90,9 @@ pub const SUPPORTED_TOPOLOGIES: [Topology; 3] = [
 ///
 /// Besides a topology it does not run, a running Valkey Cluster cannot
 /// yet change its number of shards (that moves slots between shards:
-/// resharding is not built yet) nor lose replicas per shard (the pods a
-/// smaller StatefulSet drops are the highest ordinals, which may serve
-/// slots by then: they would have to hand over and be forgotten first).
-/// Running either would drop slots or leave nodes failing under the
-/// spec's name, so each is refused and the spec in force stays.
+/// resharding is not built yet): running it would drop slots under the
+/// spec's name, so it is refused and the spec in force stays. (Replicas
+/// per shard may go up and down: `decide/cluster/scaling.rs`.)
 pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) -> Vec<SpecProblem> {
     let version = env!("CARGO_PKG_VERSION");
     let mut problems = Vec::new();
@@ -123,18 +121,6 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             path: "spec.shards".to_owned(),
             message: format!(
                 "changing the shards of a running Cluster ({was} → {now}) is not supported yet by this operator version ({version}): it needs resharding; keep shards at {was}"
-            ),
-        });
-    }
-    let (was, now) = (
-        old.effective_replicas_per_shard(),
-        spec.effective_replicas_per_shard(),
-    );
-    if now < was {
-        problems.push(SpecProblem {
-            path: "spec.replicasPerShard".to_owned(),
-            message: format!(
-                "lowering replicasPerShard of a running Cluster ({was} → {now}) is not supported yet by this operator version ({version}): the pods removed could be serving slots; keep it at {was} or more"
             ),
         });
     }
@@ -219,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_cluster_keeps_its_shards_and_never_loses_replicas_yet() {
+    fn a_running_cluster_keeps_its_shards_and_may_change_its_replicas() {
         let mut old = ValkeyClusterSpec::with_topology(Topology::Cluster);
         old.shards = Some(3);
         old.replicas_per_shard = Some(1);
@@ -228,14 +214,7 @@ mod tests {
         assert_eq!(unsupported(&more, Some(&old)), Vec::new());
         let mut fewer = old.clone();
         fewer.replicas_per_shard = Some(0);
-        let problems = unsupported(&fewer, Some(&old));
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].path, "spec.replicasPerShard");
-        assert!(
-            problems[0].message.contains("(1 → 0)"),
-            "{}",
-            problems[0].message
-        );
+        assert_eq!(unsupported(&fewer, Some(&old)), Vec::new());
         let mut wider = old.clone();
         wider.shards = Some(4);
         let problems = unsupported(&wider, Some(&old));

@@ -15,7 +15,9 @@
 //!    With a majority of shard primaries silent no election can win:
 //!    [`quorum`] then takes over the shards gone for the node timeout,
 //!    only when the spec allows it, and nothing else is tried.
-//! 2. provisioning (shared): the objects of a new spec generation.
+//! 2. [`scaling`], then the shared provisioning: the objects of a new
+//!    spec generation; fewer replicas per shard only once the pods that
+//!    stay hold every shard, each with the replicas it needs, in sync.
 //! 3. [`membership`]: node ids no pod runs any more, or that never
 //!    belonged here, are forgotten on every member; pods not in the
 //!    cluster, or known at a stale address, are met.
@@ -34,6 +36,7 @@ mod membership;
 pub mod quorum;
 mod replicas;
 mod rolling;
+mod scaling;
 mod slots;
 
 #[cfg(test)]
@@ -55,7 +58,7 @@ use super::{Decision, Step, first_wanted};
 pub fn decide_cluster(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
     let steps: [&Step<'_>; 7] = [
         &|v| failover::decide_failover(v, now, policy),
-        &decide_provisioning,
+        &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &membership::decide_membership,
         &slots::decide_slots,
         &replicas::decide_replicas,

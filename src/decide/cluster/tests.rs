@@ -941,3 +941,176 @@ fn a_one_shard_cluster_has_no_quorum_without_its_primary() {
     // Its own vote is the only one: a FORCE would wait for nothing.
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
+
+/// A formed cluster of 3 shards × 2 replicas on 9 pods: `layout` gives
+/// each shard's primary then its replicas (pod indexes), every replica in
+/// sync; then the spec lowers replicasPerShard to 1 (generation 2).
+fn shrinking(layout: [[u32; 3]; 3]) -> Given {
+    let mut g = Given::cluster(3, 2);
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..9).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let split = even_split(3);
+    for (shard, pods) in layout.iter().enumerate() {
+        let primary = pods[0];
+        g.report(
+            &Node {
+                i: primary,
+                g: 0,
+                primary_of: None,
+                slots: vec![split[shard]],
+                epoch: u64::try_from(shard).unwrap() + 1,
+            },
+            &everyone,
+            &[],
+        );
+        g.repl(primary, LinkStatus::NotReplica, 100, 7);
+        g.label(primary, Role::Primary);
+        for &r in &pods[1..] {
+            g.report(
+                &Node {
+                    i: r,
+                    g: 0,
+                    primary_of: Some((primary, 0)),
+                    slots: Vec::new(),
+                    epoch: 1,
+                },
+                &everyone,
+                &[],
+            );
+            g.repl(r, LinkStatus::Up, 100, 7);
+            g.label(r, Role::Replica);
+        }
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new(), "formed and settled");
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(3);
+    spec.replicas_per_shard = Some(1);
+    g.spec_at(2, &spec);
+    g
+}
+
+#[test]
+fn fewer_replicas_hand_a_leaving_primary_s_shard_to_a_staying_replica_first() {
+    // demo-6, demo-7 (leaving: the spec keeps demo-0..5) are primaries.
+    let mut g = shrinking([[6, 0, 8], [7, 2, 3], [1, 4, 5]]);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::ClusterFailover {
+            pod: pod(0),
+            from: Some(pod(6)),
+            mode: ClusterFailoverMode::Coordinated
+        }]
+    );
+    assert_eq!(
+        decisions[0].reason.code,
+        ReasonCode::ScaleIn { from: 9, to: 6 }
+    );
+    // Done: demo-0 primary of the first shard, demo-6 and demo-8 its
+    // replicas.
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..9).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.succeed(Intent::ClusterFailover {
+        pod: pod(0),
+        from: Some(pod(6)),
+        mode: ClusterFailoverMode::Coordinated,
+    });
+    g.report(
+        &Node {
+            i: 0,
+            g: 0,
+            primary_of: None,
+            slots: vec![even_split(3)[0]],
+            epoch: 7,
+        },
+        &everyone,
+        &[],
+    );
+    for r in [6, 8] {
+        g.report(
+            &Node {
+                i: r,
+                g: 0,
+                primary_of: Some((0, 0)),
+                slots: Vec::new(),
+                epoch: 7,
+            },
+            &everyone,
+            &[],
+        );
+    }
+    g.repl(0, LinkStatus::NotReplica, 100, 7);
+    // The next leaving primary, demo-7, to its staying in-sync replica.
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(2),
+            from: Some(pod(7)),
+            mode: ClusterFailoverMode::Coordinated
+        }]
+    );
+}
+
+#[test]
+fn fewer_replicas_move_a_staying_replica_to_a_shard_left_without_one() {
+    // demo-0's replicas demo-6 and demo-7 both leave; demo-1's shard
+    // keeps two (demo-3, demo-4) and needs one.
+    let g = shrinking([[0, 6, 7], [1, 3, 4], [2, 5, 8]]);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::ReplicateShard {
+            pod: pod(4),
+            primary: pod(0),
+            node_id: node(0, 0),
+        }]
+    );
+    assert!(
+        decisions[0]
+            .reason
+            .detail
+            .contains("demo-0's shard keeps 0 of the 1 it needs"),
+        "{}",
+        decisions[0].reason.detail
+    );
+}
+
+#[test]
+fn fewer_replicas_wait_for_the_moved_replica_then_shrink_the_statefulset() {
+    let mut g = shrinking([[0, 6, 7], [1, 3, 4], [2, 5, 8]]);
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..9).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.succeed(Intent::ReplicateShard {
+        pod: pod(4),
+        primary: pod(0),
+        node_id: node(0, 0),
+    });
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: Some((0, 0)),
+            slots: Vec::new(),
+            epoch: 1,
+        },
+        &everyone,
+        &[],
+    );
+    g.repl(4, LinkStatus::Syncing, 0, 7);
+    assert_eq!(g.intents(), Vec::<Intent>::new(), "demo-4 is syncing");
+    g.repl(4, LinkStatus::Up, 100, 7);
+    assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
+}
+
+#[test]
+fn fewer_replicas_that_remove_only_replicas_shrink_at_once() {
+    let mut g = Given::formed();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(3);
+    spec.replicas_per_shard = Some(0);
+    g.spec_at(2, &spec);
+    assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
+}
