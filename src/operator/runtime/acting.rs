@@ -1,0 +1,296 @@
+//! The runtime's decisions and their execution: the intents found in
+//! flight at a takeover resolved, `decide` run on the projection, each
+//! decision journaled before it runs (write-ahead), its outcome journaled
+//! after, and the Events that announce them.
+
+use super::*;
+
+impl ClusterRuntime {
+    /// Resolves the intents found without an outcome at the takeover, now
+    /// that the world was observed again. First what the observations show
+    /// done, journaled with the fact a promotion found done established
+    /// (see [`promotion_found_done`]); then, on that, an intent `decide`
+    /// still asks for (its preconditions hold; every intent is safe to
+    /// repeat then) is completed under its own id, and any other is
+    /// recorded abandoned, and `decide` looks afresh.
+    async fn resolve_in_flight(&mut self) -> Result<(), OperatorError> {
+        let found: Vec<PlannedIntent> = self
+            .state
+            .in_flight
+            .values()
+            .map(|f| f.planned.clone())
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut done: Vec<Event> = Vec::new();
+        let mut rest: Vec<PlannedIntent> = Vec::new();
+        for p in found {
+            match already_done(&self.state, &p.intent) {
+                Some(evidence) => {
+                    done.extend(promotion_found_done(&self.state, &p.intent));
+                    done.push(Event::IntentSucceeded {
+                        intent_id: p.intent_id,
+                        detail: format!("found done after the operator restarted: {evidence}"),
+                    });
+                }
+                None => rest.push(p),
+            }
+        }
+        let found_done = done.len();
+        self.record_now(done, None).await?;
+        let policy = self.state.policy.clone().unwrap_or_default();
+        let mut fresh = self.state.clone();
+        fresh.in_flight.clear();
+        let wanted = decide(&fresh, fresh.last_at, &policy);
+        let mut outcomes: Vec<Event> = Vec::new();
+        let mut resume: Vec<PlannedIntent> = Vec::new();
+        for p in rest {
+            if wanted.iter().any(|d| d.intent == p.intent) {
+                resume.push(p);
+            } else {
+                outcomes.push(Event::IntentAbandoned {
+                    intent_id: p.intent_id,
+                    reason: format!(
+                        "found without an outcome after the operator restarted; {} is no longer what the observed cluster needs",
+                        describe_intent(&p.intent)
+                    ),
+                });
+            }
+        }
+        tracing::info!(
+            seq = self.state.last_seq,
+            found_done,
+            abandoned = outcomes.len(),
+            resumed = resume.len(),
+            "resolving intents left in flight"
+        );
+        self.record_now(outcomes, None).await?;
+        // Still needed and safe to repeat (decide asks for it again on
+        // what was observed since): carried out under its own id.
+        if !resume.is_empty() && !self.execute_all(&resume, None).await? {
+            self.back_off();
+        }
+        Ok(())
+    }
+
+    fn back_off(&mut self) {
+        let wait = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |(_, d)| (d * 2).min(MAX_BACKOFF));
+        self.backoff = Some((Instant::now() + wait, wait));
+    }
+
+    /// Decides and acts until `decide` asks for nothing (or a failure
+    /// backs off). Each decision is journaled before any of its intents
+    /// runs; each intent's facts and outcome are journaled as it ends.
+    ///
+    /// # Errors
+    /// Journal append errors (the intents' own failures are outcomes).
+    pub async fn act(&mut self) -> Result<(), OperatorError> {
+        if !self.leading()
+            || self
+                .backoff
+                .is_some_and(|(until, _)| Instant::now() < until)
+        {
+            return Ok(());
+        }
+        if self.resolve_pending {
+            // Wait for fresh observations of every pod, unless there is no
+            // pod to observe (a new cluster whose first decision was in
+            // flight: no pods and no password yet, so the prober never
+            // completes a round and the cluster would wait forever).
+            if !self.probed && !self.state.pods.is_empty() {
+                return Ok(());
+            }
+            self.resolve_pending = false;
+            self.resolve_in_flight().await?;
+        }
+        for _ in 0..MAX_STEPS {
+            let policy = self.state.policy.clone().unwrap_or_default();
+            let decisions = decide(&self.state, self.state.last_at, &policy);
+            if decisions.is_empty() {
+                return Ok(());
+            }
+            let planned: Vec<PlannedIntent> = decisions
+                .into_iter()
+                .map(|d| PlannedIntent {
+                    intent_id: Uuid::now_v7(),
+                    intent: d.intent,
+                    reason: d.reason,
+                })
+                .collect();
+            let decided = match self
+                .record_now(
+                    vec![Event::Decided {
+                        intents: planned.clone(),
+                    }],
+                    None,
+                )
+                .await
+            {
+                Ok(decided) => decided,
+                Err(err) => return self.undurable_decision(&planned, err).await,
+            };
+            let cause = decided.first().map(|e| e.id);
+            self.announce_decision(&planned).await;
+            if !self.execute_all(&planned, cause).await? {
+                self.back_off();
+                return Ok(());
+            }
+            self.backoff = None;
+        }
+        tracing::warn!(
+            seq = self.state.last_seq,
+            "still deciding after {MAX_STEPS} steps; continuing at the next trigger"
+        );
+        Ok(())
+    }
+
+    /// A decision that could not be made durable is not acted on: unless
+    /// this runtime was fenced (then nothing more is written), its intents
+    /// are staged as abandoned beside it, so that whenever the batch is
+    /// committed the journal shows why nothing followed.
+    async fn undurable_decision(
+        &mut self,
+        planned: &[PlannedIntent],
+        err: OperatorError,
+    ) -> Result<(), OperatorError> {
+        if self.fenced.is_some() {
+            return Err(err);
+        }
+        tracing::warn!(seq = self.state.last_seq, %err, "decision not durable; not acting on it");
+        let abandoned = planned
+            .iter()
+            .map(|p| Event::IntentAbandoned {
+                intent_id: p.intent_id,
+                reason: format!("the decision could not be written to the journal: {err}"),
+            })
+            .collect();
+        self.stage(abandoned, None, false)?;
+        self.back_off();
+        Ok(())
+    }
+
+    /// Runs `planned` in order; after a failure the rest are abandoned.
+    /// Returns whether all succeeded.
+    async fn execute_all(
+        &mut self,
+        planned: &[PlannedIntent],
+        cause: Option<Uuid>,
+    ) -> Result<bool, OperatorError> {
+        let Some(Ok(spec)) = self.state.desired_spec() else {
+            return Ok(false);
+        };
+        let mut failed: Option<String> = None;
+        for p in planned {
+            if let Some(why) = &failed {
+                self.record_now(
+                    vec![Event::IntentAbandoned {
+                        intent_id: p.intent_id,
+                        reason: format!("an earlier intent of the same decision failed: {why}"),
+                    }],
+                    cause,
+                )
+                .await?;
+                continue;
+            }
+            if !self.leading() {
+                // Lost the lease (or fenced) mid-decision: act no further;
+                // the next leader resolves what is left in flight.
+                return Ok(false);
+            }
+            let target = Target {
+                meta: &self.meta,
+                spec: &spec,
+                state: &self.state,
+            };
+            let result = self.executor.execute(&p.intent, target).await;
+            self.actions = self.actions.wrapping_add(1);
+            match result {
+                Ok(done) => self.succeeded(p, done, cause).await?,
+                Err(err) => {
+                    let message = err.to_string();
+                    self.failed(p, &err, cause).await?;
+                    failed = Some(message);
+                }
+            }
+        }
+        Ok(failed.is_none())
+    }
+
+    async fn succeeded(
+        &mut self,
+        p: &PlannedIntent,
+        done: Done,
+        cause: Option<Uuid>,
+    ) -> Result<(), OperatorError> {
+        if let Some(password) = done.password {
+            self.set_password(Some(password)).await;
+        }
+        let mut events = done.events;
+        tracing::info!(seq = self.state.last_seq, intent = ?p.intent, detail = %done.detail, "intent succeeded");
+        events.push(Event::IntentSucceeded {
+            intent_id: p.intent_id,
+            detail: done.detail.clone(),
+        });
+        // Outcomes are written through: after a crash the journal says
+        // what was done, rather than leaving it to be guessed.
+        self.record_now(events, cause).await?;
+        if matches!(
+            p.intent,
+            Intent::PromoteReplica { .. } | Intent::Switchover { .. } | Intent::RollPod { .. }
+        ) {
+            self.publish_event(
+                Kind::Normal,
+                intent_name(&p.intent),
+                "Succeeded",
+                done.detail,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn failed(
+        &mut self,
+        p: &PlannedIntent,
+        err: &ActError,
+        cause: Option<Uuid>,
+    ) -> Result<(), OperatorError> {
+        tracing::warn!(seq = self.state.last_seq, intent = ?p.intent, error = %err, "intent failed");
+        self.record_now(
+            vec![Event::IntentFailed {
+                intent_id: p.intent_id,
+                error: err.to_string(),
+                retryable: err.is_retryable(),
+            }],
+            cause,
+        )
+        .await?;
+        self.publish_event(
+            Kind::Warning,
+            intent_name(&p.intent),
+            "Failed",
+            err.to_string(),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn announce_decision(&self, planned: &[PlannedIntent]) {
+        let Some(first) = planned.first() else {
+            return;
+        };
+        let what: Vec<String> = planned.iter().map(|p| describe_intent(&p.intent)).collect();
+        tracing::info!(
+            seq = self.state.last_seq,
+            intents = %what.join(", "),
+            reason = first.reason.code.name(),
+            "decided"
+        );
+        let note = format!("{}: {}", what.join(", "), first.reason.detail);
+        self.publish_event(Kind::Normal, intent_name(&first.intent), "Decided", note)
+            .await;
+    }
+}

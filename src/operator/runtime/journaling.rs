@@ -1,0 +1,188 @@
+//! The runtime's journal: events staged for a group commit or written
+//! through, the commit (the append is the commit point: nothing acts on
+//! what is not in the journal), and snapshots with compaction.
+
+use super::*;
+
+impl ClusterRuntime {
+    fn new_events(events: Vec<Event>, cause: Option<Uuid>) -> Vec<NewEvent> {
+        events
+            .into_iter()
+            .map(|e| {
+                let event = NewEvent::now(e);
+                match cause {
+                    Some(c) => event.caused_by(c),
+                    None => event,
+                }
+            })
+            .collect()
+    }
+
+    /// Stages `events` (caused by `cause`), folds them, and commits when
+    /// the group-commit interval has passed. Only a leading runtime
+    /// records; otherwise nothing is recorded (a follower does not write).
+    ///
+    /// # Errors
+    /// Back-pressure (too much uncommitted), a conflict (this runtime is
+    /// now fenced), encode errors. A backend failure is not an error here:
+    /// the events stay staged for the next commit.
+    pub async fn record(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        let envelopes = self.stage(events, cause, false)?;
+        self.flush_due().await?;
+        Ok(envelopes)
+    }
+
+    /// Stages `events` and commits at once, with everything staged before
+    /// them (write-ahead: used for decisions and takeovers).
+    ///
+    /// # Errors
+    /// As [`ClusterRuntime::commit`]; also when the store is unavailable,
+    /// since the caller must not act on what is not durable.
+    pub async fn record_now(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        let decision = events.iter().any(|e| matches!(e, Event::Decided { .. }));
+        let envelopes = self.stage(events, cause, decision)?;
+        self.commit().await?;
+        Ok(envelopes)
+    }
+
+    pub(super) fn stage(
+        &mut self,
+        events: Vec<Event>,
+        cause: Option<Uuid>,
+        decision: bool,
+    ) -> Result<Vec<Envelope>, OperatorError> {
+        if events.is_empty() || !self.leading() {
+            return Ok(Vec::new());
+        }
+        let cluster = self.cluster();
+        let envelopes = self
+            .journal
+            .stage(Self::new_events(events, cause), decision)
+            .map_err(|source| OperatorError::Journal {
+                cluster,
+                source: Box::new(source),
+            })?;
+        self.metrics.fold(&mut self.state, &envelopes);
+        self.log.set_seq(self.state.last_seq);
+        Ok(envelopes)
+    }
+
+    /// Commits what is staged when the group-commit interval has passed.
+    /// A backend failure is logged and retried at the next call.
+    ///
+    /// # Errors
+    /// A conflict (this runtime is now fenced).
+    pub async fn flush_due(&mut self) -> Result<(), OperatorError> {
+        if !self.journal.due() {
+            return Ok(());
+        }
+        match self.commit().await {
+            Ok(()) => Ok(()),
+            Err(OperatorError::Journal { source, .. }) if !source.is_conflict() => {
+                tracing::warn!(seq = self.state.last_seq, err = %source, "journal commit failed; the events stay staged");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Commits everything staged now (while leading), then snapshots and
+    /// compacts when due.
+    ///
+    /// # Errors
+    /// Store errors; a conflict fences this runtime.
+    pub async fn commit(&mut self) -> Result<(), OperatorError> {
+        if !self.journal.has_staged() {
+            return Ok(());
+        }
+        if !self.leading() {
+            return Err(OperatorError::NotLeading {
+                cluster: self.cluster(),
+            });
+        }
+        let cluster = self.cluster();
+        let bytes = self.journal.staged_bytes();
+        match self.journal.commit().await {
+            Ok(()) => {
+                self.metrics.committed(bytes, self.state.last_seq);
+                self.maybe_snapshot().await;
+                Ok(())
+            }
+            Err(source) => {
+                if source.is_conflict() {
+                    let reason = format!("another writer extended the journal: {source}");
+                    tracing::error!(seq = self.state.last_seq, %reason, "fenced: this instance stops writing to the cluster's journal");
+                    self.fenced = Some((reason, Instant::now()));
+                }
+                Err(OperatorError::Journal {
+                    cluster,
+                    source: Box::new(source),
+                })
+            }
+        }
+    }
+
+    /// Stores a snapshot every [`SNAPSHOT_EVERY`] committed events and
+    /// journals that it did, then compacts what `journal.maxEvents` no
+    /// longer keeps — only ever below a durable snapshot. A failed
+    /// snapshot costs only a longer fold at the next start, so it is
+    /// logged, not raised.
+    async fn maybe_snapshot(&mut self) {
+        let covered = self.state.last_snapshot.map_or(0, |(seq, _)| seq);
+        if self.journal.has_staged() || self.state.last_seq.saturating_sub(covered) < SNAPSHOT_EVERY
+        {
+            return;
+        }
+        let (seq, hash) = (self.state.last_seq, self.state.last_hash);
+        let saved = logbook_journal::snapshot::save(
+            self.journal.store(),
+            self.journal.stream(),
+            &self.state,
+        )
+        .await;
+        if let Err(err) = saved {
+            tracing::warn!(seq = self.state.last_seq, %err, "cannot store a snapshot");
+            return;
+        }
+        if let Err(err) = self.stage(vec![Event::SnapshotTaken { seq, hash }], None, false) {
+            tracing::warn!(seq = self.state.last_seq, %err, "cannot journal a snapshot");
+        }
+        // Keep `max_events` events; everything older is covered by the
+        // snapshot just stored.
+        let before = seq.saturating_add(1).min(
+            self.state
+                .last_seq
+                .saturating_sub(self.max_events)
+                .saturating_add(1),
+        );
+        if before > 1 {
+            match self
+                .journal
+                .store()
+                .compact(self.journal.stream(), before)
+                .await
+            {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(
+                        seq = self.state.last_seq,
+                        removed,
+                        before,
+                        "journal compacted"
+                    )
+                }
+                Err(err) => {
+                    tracing::warn!(seq = self.state.last_seq, %err, "cannot compact the journal")
+                }
+            }
+        }
+    }
+}

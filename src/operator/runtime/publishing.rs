@@ -1,0 +1,116 @@
+//! What the runtime shows people: the status rendered from the
+//! projection (written only when it changes, and only after the events it
+//! reflects are committed) and Kubernetes Events, a Warning when a
+//! condition needs a person (a Cluster's lost quorum).
+
+use super::*;
+
+impl ClusterRuntime {
+    /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
+    pub(in crate::operator) async fn publish_event(
+        &self,
+        kind: Kind,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.events
+            .publish(&self.reference, kind, reason, action, note)
+            .await;
+    }
+
+    /// Writes the status rendered from the projection when it differs from
+    /// the last one written (and from what `current` shows), keeping each
+    /// condition's transition time while its status is unchanged.
+    ///
+    /// # Errors
+    /// API errors.
+    pub async fn publish_status(
+        &mut self,
+        current: Option<&ValkeyClusterStatus>,
+    ) -> Result<(), OperatorError> {
+        let backend = self.backend();
+        // After a takeover, the projection may predate what moved while
+        // nobody watched (a primary that died): publish only once a probe
+        // round has been recorded (or there is no pod to probe).
+        if self.state.deleted || !self.leading() || (!self.probed && !self.state.pods.is_empty()) {
+            return Ok(());
+        }
+        let ctx = StatusContext {
+            name: &self.meta.name,
+            namespace: &self.meta.namespace,
+            backend,
+        };
+        let mut status = render_status(&self.state, &ctx);
+        self.metrics.status(&self.state, &status);
+        let previous = self.last_status.as_ref().or(current);
+        if let Some(previous) = previous {
+            for condition in &mut status.conditions {
+                if let Some(old) = previous
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == condition.type_ && c.status == condition.status)
+                {
+                    condition.last_transition_time = old.last_transition_time.clone();
+                }
+            }
+        }
+        if previous == Some(&status) {
+            self.last_status = Some(status);
+            return Ok(());
+        }
+        let previous_degraded_by_quorum =
+            previous.is_some_and(|p| degraded_by(p, REASON_QUORUM_LOST).is_some());
+        // The status is rendered from the projection, which has folded the
+        // observations staged for the next group commit: it must not name
+        // a journal seq, or report a fact, that a crash now would lose and
+        // that a reader of the journal cannot find yet. Commit first. A
+        // store that fails (not a fencing conflict) leaves them staged; the
+        // status is published anyway, since it is how people learn of it.
+        match self.commit().await {
+            Ok(()) => {}
+            Err(OperatorError::Journal { source, .. }) if !source.is_conflict() => {
+                tracing::warn!(seq = self.state.last_seq, err = %source, "journal commit before the status failed; the events stay staged");
+            }
+            Err(err) => return Err(err),
+        }
+        let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), &self.meta.namespace);
+        let patch = serde_json::json!({ "status": status });
+        match api
+            .patch_status(
+                &self.meta.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                let raised = degraded_by(&status, REASON_QUORUM_LOST)
+                    .filter(|_| !previous_degraded_by_quorum);
+                if let Some(note) = raised {
+                    // A failure a person must act on: an Event too, once
+                    // per time it arises, not only a condition.
+                    self.publish_event(Kind::Warning, REASON_QUORUM_LOST, "Failover", note)
+                        .await;
+                }
+                self.last_status = Some(status);
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(source) => Err(OperatorError::Kube {
+                what: format!("writing the status of {}", self.cluster()),
+                source,
+            }),
+        }
+    }
+}
+
+/// The message of the status' Degraded condition when it holds for
+/// `reason`.
+fn degraded_by(status: &ValkeyClusterStatus, reason: &str) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_DEGRADED && c.status == "True" && c.reason == reason)
+        .map(|c| c.message.clone())
+}
