@@ -118,7 +118,7 @@ async fn restart_case(how: Stop) {
     let streams = env.verify_journal().await;
     eprintln!("journal streams: {streams:?}");
     let state = env.journal_state(&stream).await;
-    assert_eq!(state.primary.as_deref(), Some(new.as_str()));
+    assert_eq!(state.replication.primary.as_deref(), Some(new.as_str()));
     assert!(
         state.in_flight.is_empty(),
         "intents left in flight: {:?}",

@@ -624,7 +624,7 @@ fn state_at_a_seq_and_a_time() {
     ));
     let yaml: serde_yaml::Value = serde_yaml::from_str(&after).unwrap();
     assert_eq!(
-        yaml["primary"].as_str(),
+        yaml["replication"]["primary"].as_str(),
         golden.fact("new_primary").as_str()
     );
     // Digests are hex and times RFC 3339, not byte arrays and integers.

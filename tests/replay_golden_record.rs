@@ -419,7 +419,7 @@ fn common_facts(events: &[Envelope], state: &ClusterState) -> Value {
             "failed": c.intents_failed,
             "abandoned": c.intents_abandoned,
         },
-        "primary_at_head": state.primary,
+        "primary_at_head": state.replication.primary,
         "last_failover": state.last_failover.as_ref().map(|f| json!({
             "seq": f.seq,
             "from": f.from,
@@ -616,7 +616,7 @@ async fn failover() -> Recording {
                 })
                 .expect("a ReplicaPromoted of the new primary");
             assert_eq!(promoted.1.as_deref(), Some(old.as_str()), "{promoted:?}");
-            assert_eq!(state.primary.as_deref(), Some(new.as_str()));
+            assert_eq!(state.replication.primary.as_deref(), Some(new.as_str()));
             let fenced = find_decided(events, before_kill, |i| {
                 matches!(i, Intent::FenceNode { pod } if *pod == old)
             })
@@ -747,7 +747,7 @@ async fn switchover() -> Recording {
                 .filter(|e| e.seq > observed.seq)
                 .find(|e| matches!(&e.body, Event::SwitchoverRequestObserved { target: None }))
                 .expect("the request observed gone");
-            assert_eq!(state.primary.as_deref(), Some(target.as_str()));
+            assert_eq!(state.replication.primary.as_deref(), Some(target.as_str()));
             assert!(state.switchover_request.is_none());
             json!({
                 "from": old,
@@ -978,7 +978,7 @@ async fn restart_mid_failover() -> Recording {
                     _ => None,
                 })
                 .expect("a ReplicaPromoted of the new primary after the takeover");
-            assert_eq!(state.primary.as_deref(), Some(new.as_str()));
+            assert_eq!(state.replication.primary.as_deref(), Some(new.as_str()));
             let promote_how = resolved
                 .iter()
                 .find(|v| v["intent_id"] == json!(promote.intent_id.to_string()))

@@ -133,7 +133,7 @@ pub async fn seed(
 fn follow_decided_primary(state: &ClusterState, mut event: NewEvent) -> NewEvent {
     if let Event::NodeRoleObserved { pod, role, primary } = &mut event.body
         && *role == logbook_journal::Role::Primary
-        && let Some(decided) = state.primary.as_ref()
+        && let Some(decided) = state.replication.primary.as_ref()
         && decided != pod
     {
         *role = logbook_journal::Role::Replica;

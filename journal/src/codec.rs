@@ -36,8 +36,10 @@ pub const OLDEST_EVENT_FORMAT_VERSION: u8 = 1;
 const OPERATOR_STARTED_VARIANT: u32 = 16;
 /// Format version written in every snapshot frame. Version 4 added the
 /// projection's `failover_request`, 5 its Cluster part, 6 the Cluster
-/// part's `history_resets`; older snapshots are rebuilt from the journal.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 6;
+/// part's `history_resets`, 7 moved the single primary, its history and
+/// the boot primary into a Replication part; older snapshots are rebuilt
+/// from the journal.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 7;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// Size of the chain hash that ends an event payload.

@@ -430,7 +430,7 @@ fn mark(e: &Envelope, what: String) -> Mark {
 impl Visit for Failovers {
     fn start(&mut self, start: &Start) -> Result<()> {
         self.state = start.base.clone();
-        self.last_primary = self.state.primary.clone();
+        self.last_primary = self.state.replication.primary.clone();
         self.shards.start(&self.state);
         Ok(())
     }
@@ -467,7 +467,7 @@ impl Visit for Failovers {
         }
         self.track_health(e);
         self.state.apply(e);
-        if let Some(primary) = &self.state.primary {
+        if let Some(primary) = &self.state.replication.primary {
             self.last_primary = Some(primary.clone());
         }
         Ok(Flow::Continue)

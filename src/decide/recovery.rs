@@ -68,7 +68,7 @@ pub fn promotion_found_done(state: &ClusterState, intent: &Intent) -> Option<Eve
         Intent::Switchover { from, to } => (to, Some(from.clone())),
         _ => return None,
     };
-    if state.primary.as_deref() == Some(pod.as_str()) {
+    if state.replication.primary.as_deref() == Some(pod.as_str()) {
         return None;
     }
     let offset = state.pods.get(pod).and_then(|v| v.offset).unwrap_or(0);
@@ -137,7 +137,7 @@ mod tests {
             })
         );
         fold(&mut state, promoted.unwrap());
-        assert_eq!(state.primary.as_deref(), Some("demo-0"));
+        assert_eq!(state.replication.primary.as_deref(), Some("demo-0"));
         // Believed now: nothing more to journal.
         assert_eq!(promotion_found_done(&state, &switchover), None);
     }

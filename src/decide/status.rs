@@ -191,7 +191,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     let mut status = ValkeyClusterStatus {
         observed_generation,
         ready_replicas: Some(ready_replicas),
-        primary: state.primary.clone(),
+        primary: state.replication.primary.clone(),
         journal: Some(JournalStatus {
             seq: i64::try_from(state.last_seq).unwrap_or(i64::MAX),
             hash_prefix: state.last_hash.to_hex().chars().take(12).collect(),
@@ -303,10 +303,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         || state.switchover_request.is_some()
         || state.failover_request.is_some();
     let ever_ready = state
+        .replication
         .boot_primary
         .as_ref()
         .is_some_and(|(p, _)| p.is_some())
-        || (view.topology() == Topology::Standalone && state.primary.is_some())
+        || (view.topology() == Topology::Standalone && state.replication.primary.is_some())
         || state.cluster.formed_at.is_some();
     let phase = if view.spec.paused {
         ClusterPhase::Paused
@@ -323,7 +324,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     let summary = match &cluster {
         Some(h) => format!("{ready_replicas}/{wanted} pods ready, {}", h.summary),
         None => {
-            let primary_msg = state.primary.clone().unwrap_or_else(|| "none".to_owned());
+            let primary_msg = state
+                .replication
+                .primary
+                .clone()
+                .unwrap_or_else(|| "none".to_owned());
             format!(
                 "{ready_replicas}/{wanted} pods ready, primary {primary_msg}, {replicas_in_sync} replicas in sync"
             )

@@ -137,7 +137,7 @@ impl<'a> ClusterView<'a> {
 
     /// The believed primary's name.
     pub fn primary(&self) -> Option<&'a str> {
-        self.state.primary.as_deref()
+        self.state.replication.primary.as_deref()
     }
 
     /// The believed primary, if it is usable and reports itself primary.
@@ -164,7 +164,7 @@ impl<'a> ClusterView<'a> {
             .into_iter()
             .filter(|p| Some(p.name) != primary)
             .map(|p| {
-                let same_history = match (self.state.primary_replid, p.view.replid) {
+                let same_history = match (self.state.replication.primary_replid, p.view.replid) {
                     (Some(want), Some(have)) => want == have,
                     (Some(_), None) => false,
                     (None, _) => true,

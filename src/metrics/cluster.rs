@@ -143,12 +143,13 @@ impl ClusterMetrics {
             // Slots are served only once the cluster formed.
             (healthy, cluster.formed_at.is_some(), lag)
         } else {
-            let primary = state.primary.as_deref();
+            let primary = state.replication.primary.as_deref();
             // A primary is expected once one was ever decided or seen;
             // before that the cluster is still being created.
             let expected = primary.is_some()
                 || state.last_failover.is_some()
                 || state
+                    .replication
                     .boot_primary
                     .as_ref()
                     .is_some_and(|(pod, _)| pod.is_some());

@@ -116,7 +116,7 @@ impl Tracker {
     /// takeover): the intents in flight there are the open ones; the last
     /// primary is kept when the projection has none.
     pub fn resume(&mut self, state: &ClusterState) {
-        if let Some(primary) = &state.primary {
+        if let Some(primary) = &state.replication.primary {
             if self.last_primary.as_ref() != Some(primary) {
                 self.failing_since = None;
             }
@@ -270,7 +270,7 @@ impl Tracker {
             // come before it in the journal.
             self.promoting.remove(intent_id);
         }
-        if let Some(new) = &state.primary
+        if let Some(new) = &state.replication.primary
             && self.last_primary.as_ref() != Some(new)
         {
             if self.last_primary.is_some() && !decided_here {

@@ -221,7 +221,7 @@ async fn round(
         .iter()
         .filter_map(|(name, v)| v.ip.clone().map(|ip| (ip, name.clone())))
         .collect();
-    let primary = guard.state.primary.clone();
+    let primary = guard.state.replication.primary.clone();
     let primary_failed = results
         .iter()
         .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));

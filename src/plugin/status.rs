@@ -245,7 +245,12 @@ fn write_journal_part(
     // primary, or each shard's.
     let primaries: Vec<&str> = match &summary {
         Some(s) => s.shards.iter().map(|s| s.primary.as_str()).collect(),
-        None => state.primary.iter().map(String::as_str).collect(),
+        None => state
+            .replication
+            .primary
+            .iter()
+            .map(String::as_str)
+            .collect(),
     };
     writeln!(
         out,
@@ -302,7 +307,7 @@ fn role(state: &ClusterState, name: &str, pod: &PodView, cluster: bool) -> Strin
         Some(Role::Sentinel) => "sentinel",
         None => "unknown",
     };
-    if state.primary.as_deref() == Some(name) && pod.role != Some(Role::Primary) {
+    if state.replication.primary.as_deref() == Some(name) && pod.role != Some(Role::Primary) {
         format!("{role} (believed primary)")
     } else if pod.terminating {
         format!("{role} (terminating)")

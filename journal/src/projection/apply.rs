@@ -170,7 +170,7 @@ impl ClusterState {
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
-                if self.primary.as_deref() == Some(pod.as_str()) {
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
                     self.history(seq, at, body, format!("primary pod {pod} deleted"));
                 }
             }
@@ -218,16 +218,16 @@ impl ClusterState {
                 view.link = Some(*link);
                 view.offset = Some(*offset);
                 view.replid = Some(*replid);
-                if self.primary.as_deref() == Some(pod.as_str()) {
-                    self.primary_replid = Some(*replid);
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
+                    self.replication.primary_replid = Some(*replid);
                 }
             }
             Event::PrimaryUnreachable {
                 pod,
                 consecutive_failures,
             } => {
-                if self.primary.as_deref() != Some(pod.as_str()) {
-                    self.anomaly(seq, format!("pod {pod} reported as unreachable primary but the believed primary is {:?}", self.primary));
+                if self.replication.primary.as_deref() != Some(pod.as_str()) {
+                    self.anomaly(seq, format!("pod {pod} reported as unreachable primary but the believed primary is {:?}", self.replication.primary));
                 }
                 let view = self.pod_for_observation(seq, pod, at);
                 view.consecutive_failures = *consecutive_failures;
@@ -245,9 +245,11 @@ impl ClusterState {
                 let cluster = self.is_valkey_cluster();
                 // `from` names the primary replaced; the believed primary may
                 // already be gone from the projection (it came back fenced).
-                if !cluster && self.primary.is_some() && from.as_deref() != self.primary.as_deref()
+                if !cluster
+                    && self.replication.primary.is_some()
+                    && from.as_deref() != self.replication.primary.as_deref()
                 {
-                    self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.primary));
+                    self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.replication.primary));
                 }
                 let view = self.pod_for_observation(seq, pod, at);
                 view.role = Some(Role::Primary);
@@ -259,10 +261,10 @@ impl ClusterState {
                     old.role = None;
                 }
                 if !cluster {
-                    self.primary = Some(pod.clone());
+                    self.replication.primary = Some(pod.clone());
                     // A promotion starts a new replication id; it is learnt
                     // at the next observation of the new primary.
-                    self.primary_replid = None;
+                    self.replication.primary_replid = None;
                 }
                 if from.is_some() {
                     self.last_failover = Some(FailoverView {
@@ -414,7 +416,7 @@ impl ClusterState {
             Event::PodTerminating { pod } => {
                 self.observed();
                 self.pod_for_observation(seq, pod, at).terminating = true;
-                if self.primary.as_deref() == Some(pod.as_str()) {
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
                     self.history(seq, at, body, format!("primary pod {pod} is being deleted"));
                 }
             }
@@ -483,7 +485,7 @@ impl ClusterState {
         match intent {
             Intent::ApplyResources { generation } => self.applied_generation = Some(*generation),
             Intent::PublishBootConfig { primary, ip } => {
-                self.boot_primary = Some((primary.clone(), ip.clone()));
+                self.replication.boot_primary = Some((primary.clone(), ip.clone()));
             }
             Intent::ForgetNode { pod, node_id } => {
                 // Forgotten by every member: its claims no longer count.
@@ -660,9 +662,9 @@ impl ClusterState {
     /// Follows the believed primary from role observations; two primaries
     /// at once is recorded, never resolved here (that is a decision).
     fn track_primary(&mut self, seq: u64, at: Timestamp, body: &Event, pod: &str, role: Role) {
-        match (role, self.primary.as_deref()) {
+        match (role, self.replication.primary.as_deref()) {
             (Role::Primary, None) => {
-                self.primary = Some(pod.to_owned());
+                self.replication.primary = Some(pod.to_owned());
                 self.history(seq, at, body, format!("{pod} observed as primary"));
             }
             (Role::Primary, Some(current)) if current != pod => {
@@ -673,7 +675,7 @@ impl ClusterState {
                 );
             }
             (Role::Replica | Role::Sentinel, Some(current)) if current == pod => {
-                self.primary = None;
+                self.replication.primary = None;
                 self.history(
                     seq,
                     at,

@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod cluster;
+pub mod replication;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -51,8 +52,6 @@ pub struct ClusterState {
     pub pods: BTreeMap<String, PodView>,
     /// Kubernetes nodes hosting pods, by name → Ready.
     pub kube_nodes: BTreeMap<String, bool>,
-    /// The pod believed to be the primary.
-    pub primary: Option<String>,
     /// Decided intents without an outcome yet, by intent id.
     pub in_flight: BTreeMap<Uuid, InFlightIntent>,
     /// The policy in force (last `PolicyRecorded`).
@@ -73,15 +72,12 @@ pub struct ClusterState {
     pub switchover_request: Option<String>,
     /// Spec generation whose objects were last applied successfully.
     pub applied_generation: Option<i64>,
-    /// The boot primary last published successfully: `(pod, ip)`; a pod
-    /// of `None` means every pod boots fenced.
-    pub boot_primary: Option<(Option<String>, Option<String>)>,
-    /// Replication id of the believed primary's history, last observed.
-    pub primary_replid: Option<ReplId>,
     /// The most recent promotion.
     pub last_failover: Option<FailoverView>,
     /// The standing failover request, if any.
     pub failover_request: Option<FailoverRequestView>,
+    /// Standalone and Replication: the decided primary and its history.
+    pub replication: replication::ReplicationPart,
     /// Valkey Cluster: node reports, retired node ids, formation.
     pub cluster: cluster::ClusterPart,
 }

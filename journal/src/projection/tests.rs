@@ -268,7 +268,7 @@ fn a_failover_story() {
         },
     ];
     let state = fold(&chained(bodies));
-    assert_eq!(state.primary.as_deref(), Some("demo-1"));
+    assert_eq!(state.replication.primary.as_deref(), Some("demo-1"));
     assert_eq!(state.pods["demo-0"].role, None);
     assert_eq!(state.pods["demo-0"].consecutive_failures, 3);
     assert_eq!(state.pods["demo-1"].role, Some(Role::Primary));

@@ -68,6 +68,7 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
     }
     let previous = view
         .state
+        .replication
         .boot_primary
         .as_ref()
         .and_then(|(pod, _)| pod.clone());

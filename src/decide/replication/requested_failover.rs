@@ -125,6 +125,7 @@ fn replace(view: &ClusterView<'_>, primary: &str, asked: &str) -> Vec<Decision> 
 fn after_fence(view: &ClusterView<'_>, asked: &str) -> Vec<Decision> {
     let Some(old) = view
         .state
+        .replication
         .boot_primary
         .as_ref()
         .and_then(|(pod, _)| pod.as_deref())

@@ -115,7 +115,7 @@ pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
     }
     if view.topology() != Topology::Standalone {
         let want = (Some(primary.name.to_owned()), primary.view.ip.clone());
-        if view.state.boot_primary.as_ref() != Some(&want) {
+        if view.state.replication.boot_primary.as_ref() != Some(&want) {
             out.push(Decision::new(
                 Intent::PublishBootConfig {
                     primary: want.0,
