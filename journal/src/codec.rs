@@ -434,11 +434,22 @@ pub fn encode_snapshot<S: Serialize>(
     hash: ChainHash,
     state: &S,
 ) -> Result<EncodedSnapshot, CodecError> {
+    encode_snapshot_of(seq, hash, state, SNAPSHOT_FORMAT_VERSION)
+}
+
+/// As [`encode_snapshot`], in format `version` (tests of reading older
+/// formats write them with this).
+pub(crate) fn encode_snapshot_of<S: Serialize>(
+    seq: u64,
+    hash: ChainHash,
+    state: &S,
+    version: u8,
+) -> Result<EncodedSnapshot, CodecError> {
     let mut frame = Vec::with_capacity(4096);
     frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     bincode::serde::encode_into_std_write((seq, hash, state), &mut frame, SNAPSHOT_CONFIG)
         .map_err(|e| CodecError::Encode(e.to_string()))?;
-    seal_frame(&mut frame, SNAPSHOT_FORMAT_VERSION, MAX_SNAPSHOT_PAYLOAD)?;
+    seal_frame(&mut frame, version, MAX_SNAPSHOT_PAYLOAD)?;
     Ok(EncodedSnapshot { seq, hash, frame })
 }
 
@@ -449,8 +460,29 @@ pub fn encode_snapshot<S: Serialize>(
 pub fn decode_snapshot<S: DeserializeOwned>(
     frame: &[u8],
 ) -> Result<(u64, ChainHash, S), CodecError> {
+    decode_snapshot_of(frame, SNAPSHOT_FORMAT_VERSION)
+}
+
+/// The format version of a snapshot frame, once the frame checks out.
+///
+/// # Errors
+/// Any [`CodecError`] of the frame itself.
+pub fn snapshot_version(frame: &[u8]) -> Result<u8, CodecError> {
+    Ok(parse_exact(frame, MAX_SNAPSHOT_PAYLOAD)?.version)
+}
+
+/// Decodes a snapshot frame of format `version` (an older one, read
+/// through a type laid out as that format was) into `(seq, hash, state)`.
+///
+/// # Errors
+/// Any [`CodecError`]; [`CodecError::UnsupportedVersion`] when the frame
+/// is of another format.
+pub fn decode_snapshot_of<S: DeserializeOwned>(
+    frame: &[u8],
+    version: u8,
+) -> Result<(u64, ChainHash, S), CodecError> {
     let view = parse_exact(frame, MAX_SNAPSHOT_PAYLOAD)?;
-    if view.version != SNAPSHOT_FORMAT_VERSION {
+    if view.version != version {
         return Err(CodecError::UnsupportedVersion(view.version));
     }
     let (decoded, used): ((u64, ChainHash, S), usize) =

@@ -6,7 +6,7 @@
 
 use crate::codec::{self, CodecError};
 use crate::ids::{ChainHash, StreamId};
-use crate::projection::ClusterState;
+use crate::projection::{ClusterState, upcast};
 use crate::store::{EncodedSnapshot, JournalStore, StoreError};
 
 /// A decoded snapshot.
@@ -65,7 +65,14 @@ pub fn encode(state: &ClusterState) -> Result<EncodedSnapshot, CodecError> {
 /// [`CodecError`] for a corrupt frame; [`CodecError::HashMismatch`] when
 /// the frame and the record disagree.
 pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
-    let (seq, hash, state): (u64, ChainHash, ClusterState) = codec::decode_snapshot(&stored.frame)?;
+    let (seq, hash, state): (u64, ChainHash, ClusterState) =
+        if codec::snapshot_version(&stored.frame)? == upcast::V6 {
+            let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV6) =
+                codec::decode_snapshot_of(&stored.frame, upcast::V6)?;
+            (seq, hash, old.into())
+        } else {
+            codec::decode_snapshot(&stored.frame)?
+        };
     if seq != stored.seq {
         return Err(CodecError::SeqMismatch {
             expected: stored.seq,

@@ -14,6 +14,7 @@
 mod apply;
 pub mod cluster;
 pub mod replication;
+pub mod upcast;
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -1,0 +1,202 @@
+//! Snapshots of an older format read into today's projection, so that an
+//! operator upgraded over a compacted journal (whose early events are gone,
+//! so the projection cannot be folded again from seq 1) keeps its state.
+//!
+//! Format 6 kept the single decided primary, its replication id and the
+//! boot primary as top-level fields of the projection; format 7 holds them
+//! in its Replication part. The snapshot codec is positional (bincode), so
+//! format 6 is read through a copy of its field order, then moved.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::replication::ReplicationPart;
+use super::{
+    Anomaly, ClusterState, Counters, DesiredSpec, FailoverRequestView, FailoverView, HistoryEntry,
+    InFlightIntent, OperatorView, PodView, SpecStatus, StatefulSetView, cluster,
+};
+use crate::ids::{ChainHash, ReplId};
+use crate::policy::Policy;
+use crate::time::Timestamp;
+
+/// The snapshot format [`ClusterStateV6`] reads.
+pub const V6: u8 = 6;
+
+/// The projection as format 6 laid it out, field for field.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV6 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    primary: Option<String>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    boot_primary: Option<(Option<String>, Option<String>)>,
+    primary_replid: Option<ReplId>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    cluster: cluster::ClusterPart,
+}
+
+impl From<ClusterStateV6> for ClusterState {
+    fn from(v6: ClusterStateV6) -> Self {
+        ClusterState {
+            last_seq: v6.last_seq,
+            last_hash: v6.last_hash,
+            last_at: v6.last_at,
+            epoch: v6.epoch,
+            desired: v6.desired,
+            spec_status: v6.spec_status,
+            deleted: v6.deleted,
+            pods: v6.pods,
+            kube_nodes: v6.kube_nodes,
+            in_flight: v6.in_flight,
+            policy: v6.policy,
+            operator: v6.operator,
+            last_snapshot: v6.last_snapshot,
+            history: v6.history,
+            anomalies: v6.anomalies,
+            counters: v6.counters,
+            statefulset: v6.statefulset,
+            switchover_request: v6.switchover_request,
+            applied_generation: v6.applied_generation,
+            last_failover: v6.last_failover,
+            failover_request: v6.failover_request,
+            replication: ReplicationPart {
+                primary: v6.primary,
+                primary_replid: v6.primary_replid,
+                boot_primary: v6.boot_primary,
+            },
+            cluster: v6.cluster,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::Head;
+    use crate::event::{Event, PodPhase};
+    use crate::ids::StreamId;
+    use crate::snapshot;
+    use crate::writer::{NewEvent, encode_batch};
+
+    /// What format 6 wrote for `state`.
+    fn as_v6(s: ClusterState) -> ClusterStateV6 {
+        ClusterStateV6 {
+            last_seq: s.last_seq,
+            last_hash: s.last_hash,
+            last_at: s.last_at,
+            epoch: s.epoch,
+            desired: s.desired,
+            spec_status: s.spec_status,
+            deleted: s.deleted,
+            pods: s.pods,
+            kube_nodes: s.kube_nodes,
+            primary: s.replication.primary,
+            in_flight: s.in_flight,
+            policy: s.policy,
+            operator: s.operator,
+            last_snapshot: s.last_snapshot,
+            history: s.history,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            statefulset: s.statefulset,
+            switchover_request: s.switchover_request,
+            applied_generation: s.applied_generation,
+            boot_primary: s.replication.boot_primary,
+            primary_replid: s.replication.primary_replid,
+            last_failover: s.last_failover,
+            failover_request: s.failover_request,
+            cluster: s.cluster,
+        }
+    }
+
+    #[test]
+    fn a_format_6_snapshot_reads_into_the_replication_part() {
+        let stream = StreamId::new("upcast").unwrap();
+        let events = vec![
+            Event::PodObserved {
+                pod: "demo-0".into(),
+                uid: "u0".into(),
+                ip: Some("10.0.0.1".into()),
+                phase: PodPhase::Running,
+                ready: true,
+                node: None,
+                revision: None,
+            },
+            Event::ReplicaPromoted {
+                pod: "demo-0".into(),
+                from: None,
+                offset: 42,
+            },
+        ];
+        let (envelopes, _) = encode_batch(
+            &stream,
+            Head::EMPTY,
+            1,
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| NewEvent {
+                    id: Uuid::from_u128(i as u128 + 1),
+                    at: Timestamp(1_000_000 * (i as i64 + 1)),
+                    cause: None,
+                    body,
+                })
+                .collect(),
+        )
+        .unwrap();
+        let mut state = ClusterState::new();
+        for e in &envelopes {
+            state.apply(e);
+        }
+        state.replication.boot_primary = Some((Some("demo-0".into()), Some("10.0.0.1".into())));
+        assert_eq!(state.replication.primary.as_deref(), Some("demo-0"));
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v6(state.clone()),
+            V6,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 6 snapshot reads");
+        assert_eq!(read.state, state);
+        // Today's format still reads as itself, and no other old one does.
+        assert_eq!(
+            snapshot::decode(&snapshot::encode(&state).unwrap())
+                .unwrap()
+                .state,
+            state
+        );
+        let five = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v6(state.clone()),
+            5,
+        )
+        .unwrap();
+        assert!(matches!(
+            snapshot::decode(&five),
+            Err(crate::codec::CodecError::UnsupportedVersion(5))
+        ));
+    }
+}
