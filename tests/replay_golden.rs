@@ -827,4 +827,20 @@ fn the_cluster_journal_audits_clean_and_shows_its_shard_failover() {
     let state = ok(&["replay", "state", "--at", "131", "--file", &file]);
     assert!(state.contains("valkey_cluster:\n  formed: true"), "{state}");
     assert!(state.contains("unowned_slots: 0"), "{state}");
+    // The HTML report, audited with this build's decide: clean, and the
+    // shard failover drawn on the timeline (linked to its row) as well as
+    // listed.
+    let html = ok(&["replay", "export", "--format", "html", "--file", &file]);
+    let verdict = html
+        .split("id=\"audit-verdict\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap();
+    assert!(verdict.contains("Clean"), "{verdict}");
+    assert_eq!(html.matches("<g class=\"marker-shard ").count(), 1);
+    assert!(html.contains(
+        "<a href=\"#failover-1\" class=\"marker-link\"><g class=\"marker-shard kind-operator\" id=\"marker-shard-failover-1\">"
+    ));
+    assert!(html.contains(">slots 5462-10922<tspan class=\"to\"> → shop-4</tspan>"));
+    assert!(html.contains("<tr id=\"failover-1\""));
 }

@@ -19,11 +19,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster_reference::run_cluster_reference;
-use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, REPLICAS_PER_SHARD, SHARDS};
+use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, SHARDS};
 use crate::restart::{RestartConfig, run_restart};
 use crate::{
     ClusterRun, Fault, OperatorBench, Row, RunResult, Scenario, render_cluster_table, render_table,
@@ -184,6 +185,12 @@ pub struct FailoverArgs {
     /// `cluster-node-timeout` of the Cluster rows, operator and reference.
     #[arg(long, default_value_t = 5000)]
     pub cluster_node_timeout_milliseconds: u64,
+    /// Replicas per shard of the Cluster rows, operator and reference. Two
+    /// by default: a write counts as acknowledged when `WAIT 1` sees it on
+    /// a replica, and with one replica per shard a failover leaves the new
+    /// primary none until its old primary's replacement has synced.
+    #[arg(long, default_value_t = 2)]
+    pub cluster_replicas_per_shard: usize,
 }
 
 /// The rows `logbook-bench failover` runs.
@@ -333,51 +340,88 @@ async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// One Cluster row's progress line.
+/// One Cluster run's progress line.
 fn cluster_line(out: &mut dyn Write, name: &str, run: usize, r: &ClusterRun) -> Result<()> {
+    let ms = |d: Option<Duration>| d.map_or_else(|| "–".to_owned(), |d| d.as_millis().to_string());
     writeln!(
         out,
-        "  {name} run {}: window {} ms (other shards {} ms), failover {}, lost {} of {} acked",
+        "  {name} run {}: accepted again {} ms, acknowledged again {} ms (new primary {}; other shards' worst gap {} ms), failover {}, lost {} of {} acked",
         run + 1,
-        r.result.window.as_millis(),
-        r.others_gap.map(|g| g.as_millis()).unwrap_or_default(),
-        r.result.failovers,
-        r.result.lost_acked,
-        r.result.acked
+        ms(r.recovery.accepted),
+        ms(r.recovery.acknowledged),
+        r.new_primary,
+        ms(r.others_gap),
+        r.failovers,
+        r.lost_acked,
+        r.acked
     )?;
+    if let Some(journal) = &r.journal {
+        writeln!(out, "    journal: {}", journal.describe())?;
+    }
     out.flush()?;
     Ok(())
 }
 
-/// A Cluster row: the windows, failovers and losses of `runs`, and the
-/// worst gap the other shards saw.
-fn cluster_row(name: &str, runs: &[ClusterRun]) -> Row {
-    let results: Vec<RunResult> = runs.iter().map(|r| r.result).collect();
-    let mut row = Row::from_results(name, &results);
-    let others = runs.iter().filter_map(|r| r.others_gap).max();
-    if let Some(gap) = others {
-        row.note = format!(
-            "{}; other shards' worst gap {}",
-            row.note,
-            crate::stats::format_duration(gap)
-        );
-    }
-    row
+/// A Cluster scenario's two rows: fault → the first write its new primary
+/// accepted, and → the first it acknowledged; each with the failovers,
+/// the lost writes (of every run) and the other shards' worst gap.
+fn cluster_rows(name: &str, runs: &[ClusterRun]) -> [Row; 2] {
+    let failovers: usize = runs.iter().map(|r| r.failovers).sum();
+    let lost: usize = runs.iter().map(|r| r.lost_acked).sum();
+    let acked: usize = runs.iter().map(|r| r.acked).sum();
+    let others = runs
+        .iter()
+        .filter_map(|r| r.others_gap)
+        .max()
+        .map(|g| {
+            format!(
+                "; other shards' worst gap {}",
+                crate::stats::format_duration(g)
+            )
+        })
+        .unwrap_or_default();
+    let row = |what: &str, pick: fn(&ClusterRun) -> Option<Duration>| {
+        let windows: Vec<Duration> = runs.iter().filter_map(pick).collect();
+        let missing = runs.len().saturating_sub(windows.len());
+        Row {
+            scenario: format!("{name}: {what}"),
+            runs: runs.len(),
+            windows: crate::stats::Percentiles::of(&windows),
+            note: format!(
+                "{failovers} failover{}{}{others}; {lost} of {acked} acked lost",
+                if failovers == 1 { "" } else { "s" },
+                if missing > 0 {
+                    format!("; {missing} run(s) without one")
+                } else {
+                    String::new()
+                }
+            ),
+            lost_writes: lost,
+        }
+    };
+    [
+        row("fault → first write accepted", |r| r.recovery.accepted),
+        row("fault → first write acknowledged", |r| {
+            r.recovery.acknowledged
+        }),
+    ]
 }
 
 async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()> {
     let timeout_ms = args.cluster_node_timeout_milliseconds;
+    let replicas = args.cluster_replicas_per_shard.max(1);
     let n = args.cluster_runs.max(1);
     let mut rows = Vec::new();
     writeln!(
         out,
-        "starting localkube, the operator and a {SHARDS} x (1 + {REPLICAS_PER_SHARD}) Cluster (node timeout {timeout_ms} ms) ..."
+        "starting localkube, the operator and a {SHARDS} x (1 + {replicas}) Cluster (node timeout {timeout_ms} ms) ..."
     )?;
     out.flush()?;
-    let bench = OperatorClusterBench::start(timeout_ms)
+    let bench = OperatorClusterBench::start(timeout_ms, replicas)
         .await
         .map_err(bench_err)?;
     let mut failed = None;
+    let mut scenarios = Vec::new();
     for which in [ClusterScenario::Kill, ClusterScenario::DeletePod] {
         let mut runs = Vec::with_capacity(n);
         for run in 0..n {
@@ -393,27 +437,55 @@ async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()
                 }
             }
         }
-        rows.push(cluster_row(which.name(), &runs));
+        scenarios.push((which, runs));
         if failed.is_some() {
             break;
         }
     }
-    bench.stop().await;
+    // The operator's journal, read once it stopped, says where each run's
+    // time went.
+    let faults: Vec<_> = scenarios
+        .iter()
+        .flat_map(|(_, runs)| runs.iter().map(|r| r.fault_wall))
+        .collect();
+    match bench.stop(&faults).await {
+        Ok(times) => {
+            writeln!(out, "the operator's journal, per run (ms after the fault):")?;
+            let mut times = times.into_iter();
+            for (which, runs) in &mut scenarios {
+                for (run, r) in runs.iter_mut().enumerate() {
+                    r.journal = times.next();
+                    if let Some(journal) = &r.journal {
+                        writeln!(
+                            out,
+                            "  {} run {}: {}",
+                            which.name(),
+                            run + 1,
+                            journal.describe()
+                        )?;
+                    }
+                }
+            }
+        }
+        Err(err) => writeln!(out, "the operator's journal could not be read: {err}")?,
+    }
+    for (which, runs) in &scenarios {
+        rows.extend(cluster_rows(which.name(), runs));
+    }
     if !args.no_references {
         let name = format!("cluster, Valkey alone: primary killed (node timeout {timeout_ms} ms)");
         writeln!(out, "reference: {name} x{n} ...")?;
         out.flush()?;
         let mut lines = Vec::new();
-        let runs =
-            run_cluster_reference(SHARDS, REPLICAS_PER_SHARD, timeout_ms, n, &mut |run, r| {
-                lines.push((run, *r));
-            })
-            .await
-            .map_err(bench_err)?;
+        let runs = run_cluster_reference(SHARDS, replicas, timeout_ms, n, &mut |run, r| {
+            lines.push((run, r.clone()));
+        })
+        .await
+        .map_err(bench_err)?;
         for (run, r) in lines {
             cluster_line(out, &name, run, &r)?;
         }
-        rows.push(cluster_row(&name, &runs));
+        rows.extend(cluster_rows(&name, &runs));
     }
     writeln!(out)?;
     write!(out, "{}", render_cluster_table(&rows))?;

@@ -9,20 +9,23 @@
 //! with the CLUSTER commands only (`ADDSLOTSRANGE`, `MEET`, `REPLICATE`),
 //! so no run inherits an epoch or a failure report from the one before.
 //! The killed primary is not restarted: nobody here would restart it.
+//! The writes go through the same per-shard probe as the operator's rows
+//! ([`ShardProbe`]), so both measure the same thing.
 
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::cluster_client::{missing_in_cluster, slot_map};
-use super::cluster_writer::{
-    ClusterProbeConfig, shard_acked, shard_log, shard_success_after, start_cluster_probe,
-};
+use logbook_journal::Timestamp;
+
+use super::cluster_client::slot_map;
+use super::cluster_writer::ClusterProbeConfig;
 use super::conn::query_once;
 use super::process::{Mode, ValkeyProcess};
 use super::readiness::replicas_online;
+use super::shard_probe::{ShardProbe, lost_writes, others_gap, recovery};
 use super::slots::SLOTS;
-use super::{BenchError, ClusterRun, RunResult};
+use super::{BenchError, ClusterRun};
 
 /// Acknowledged writes to the victim shard before the fault, so the window
 /// has a start.
@@ -31,6 +34,10 @@ pub(crate) const WARM_UP_SHARD_ACKED: usize = 20;
 /// How long the probe keeps writing once the shard is served again, so
 /// writes accepted after the failover are read back too.
 const TAIL: Duration = Duration::from_millis(300);
+
+/// How long a run waits, once the new primary accepts writes, for one it
+/// acknowledges.
+const ACK_GRACE: Duration = super::operator_cluster::ACK_GRACE;
 
 /// A cluster of `valkey-server` processes on 127.0.0.1, formed by the
 /// bench; every process is killed when it is dropped.
@@ -273,50 +280,66 @@ async fn reference_run(
     let seeds = cluster.seeds();
     let ranges = slot_map(&seeds, None).await?.ranges_of(&victim);
     let prefix = format!("bench:cluster:valkey:{run}");
-    let probe = start_cluster_probe(ClusterProbeConfig::new(seeds, prefix));
-    shard_acked(&probe, &ranges, WARM_UP_SHARD_ACKED).await?;
+    let probe = ShardProbe::start(ClusterProbeConfig::new(seeds, prefix)).await?;
+    probe.warm_up(&victim, WARM_UP_SHARD_ACKED).await?;
+    let writer = probe
+        .of(&victim)
+        .ok_or_else(|| super::harness("the victim's writer")(victim.clone()))?;
 
     let fault_at = Instant::now();
+    let fault_wall = Timestamp::now();
     cluster.kill(victim_index)?;
     let live = cluster.seeds();
     let limit = Duration::from_millis(node_timeout_ms).saturating_add(Duration::from_secs(30));
+    // Nobody restarts the killed primary: with one replica per shard, the
+    // new primary has none left and can acknowledge nothing.
+    let expect_ack = replicas >= 2;
     let started = Instant::now();
+    let mut accepted_at: Option<Instant> = None;
     // Served again: a live node names another primary for the shard, and
-    // a write to its slots succeeded after the fault.
-    loop {
-        let moved = match slot_map(&live, None).await {
+    // that primary acknowledged a write (accepted one, without replicas).
+    let new_primary = loop {
+        let owner = match slot_map(&live, None).await {
             Ok(map) => ranges
                 .first()
                 .and_then(|(slot, _)| map.owner(*slot))
-                .is_some_and(|owner| **owner != *victim),
-            Err(_) => false,
+                .filter(|owner| ***owner != *victim)
+                .map(|owner| owner.to_string()),
+            Err(_) => None,
         };
-        if moved && shard_success_after(&probe, &ranges, fault_at).is_some() {
-            break;
+        if let Some(owner) = owner {
+            let r = recovery(&writer.snapshot(), fault_at, &owner);
+            if r.accepted.is_some() {
+                let since = *accepted_at.get_or_insert_with(Instant::now);
+                if r.acknowledged.is_some() || !expect_ack || since.elapsed() > ACK_GRACE {
+                    break owner;
+                }
+            }
         }
-        if started.elapsed() > limit {
+        if started.elapsed() > limit.saturating_add(ACK_GRACE) {
             return Err(BenchError::TimedOut {
-                what: format!("a replica to take over {victim}'s slots"),
-                after_ms: limit.as_millis(),
+                what: format!("a replica to take over {victim}'s slots and take writes"),
+                after_ms: limit.saturating_add(ACK_GRACE).as_millis(),
                 detail: cluster.log_tails(),
             });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     tokio::time::sleep(TAIL).await;
-    let log = probe.stop().await;
-    let acked = log.acked_keys();
-    let missing = missing_in_cluster(&live, None, &log.prefix, &acked).await?;
-    let shard = shard_log(&log, &ranges, true);
-    let others = shard_log(&log, &ranges, false);
+    let logs = probe.stop().await;
+    let (lost_acked, acked) = lost_writes(&logs, &live, None).await?;
+    let victim_log = logs.iter().find(|s| s.primary == victim).map(|s| &s.log);
     Ok(ClusterRun {
-        result: RunResult {
-            window: shard.longest_gap_from(fault_at).unwrap_or_default(),
-            lost_acked: missing.len(),
-            acked: acked.len(),
-            failovers: 1,
-        },
-        others_gap: others.longest_gap_from(fault_at),
+        recovery: victim_log
+            .map(|log| recovery(log, fault_at, &new_primary))
+            .unwrap_or_default(),
+        lost_acked,
+        acked,
+        failovers: 1,
+        others_gap: others_gap(&logs, &victim, fault_at),
+        fault_wall,
+        new_primary,
+        journal: None,
     })
 }
 

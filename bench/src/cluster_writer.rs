@@ -4,8 +4,10 @@
 //! [`WriteLog`] as the single-primary probe's.
 //!
 //! Consecutive keys hash to slots all over the map, so the probe writes to
-//! every shard; the window of one shard is read from the attempts whose
-//! key hashes into that shard's slots ([`shard_log`]).
+//! every shard in turn (the attempts of one shard are [`shard_log`]); a
+//! prefix holding a hash tag (`{tag}:...`) sends every key to the tag's
+//! slot, which is how [`super::shard_probe`] gives each shard a writer of
+//! its own.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +17,6 @@ use redis::Value;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::BenchError;
 use super::cluster_client::ClusterClient;
 use super::slots::{in_ranges, key_slot};
 use super::writer::{Attempt, Outcome, WriteLog, WriteProbe, lock};
@@ -73,54 +74,6 @@ pub fn shard_log(log: &WriteLog, ranges: &[(u16, u16)], inside: bool) -> WriteLo
     log.only(|a| in_ranges(ranges, attempt_slot(&log.prefix, a)) == inside)
 }
 
-/// Waits until the probe has `count` acknowledged writes to the slots in
-/// `ranges`: the window of that shard then has a start.
-///
-/// # Errors
-/// [`BenchError::TimedOut`] after 20 s, with the last attempt.
-pub(crate) async fn shard_acked(
-    probe: &WriteProbe,
-    ranges: &[(u16, u16)],
-    count: usize,
-) -> Result<(), BenchError> {
-    let limit = Duration::from_secs(20);
-    let started = Instant::now();
-    loop {
-        let log = probe.snapshot();
-        let shard = shard_log(&log, ranges, true);
-        if shard.acked_keys().len() >= count {
-            return Ok(());
-        }
-        if started.elapsed() > limit {
-            return Err(BenchError::TimedOut {
-                what: format!("{count} acknowledged writes to slots {ranges:?}"),
-                after_ms: limit.as_millis(),
-                detail: format!(
-                    "\n  {} acknowledged of {} attempts; last: {:?}",
-                    log.acked_keys().len(),
-                    log.attempts.len(),
-                    log.attempts.last()
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The first successful write to the slots in `ranges` that started after
-/// `at`.
-pub(crate) fn shard_success_after(
-    probe: &WriteProbe,
-    ranges: &[(u16, u16)],
-    at: Instant,
-) -> Option<Attempt> {
-    let log = probe.snapshot();
-    shard_log(&log, ranges, true)
-        .attempts
-        .into_iter()
-        .find(|a| a.succeeded() && a.started > at)
-}
-
 async fn run(
     config: ClusterProbeConfig,
     log: Arc<Mutex<WriteLog>>,
@@ -149,6 +102,7 @@ async fn run(
         let mut set = redis::cmd("SET");
         set.arg(&name).arg(key);
         let (server, reply) = client.route(name.as_bytes(), &set).await;
+        let replied = Instant::now();
         let outcome = match reply {
             Ok(Value::Okay) => Outcome::Ok,
             Ok(Value::SimpleString(s)) if s == "OK" => Outcome::Ok,
@@ -169,6 +123,8 @@ async fn run(
         lock(&log).attempts.push(Attempt {
             key,
             started,
+            replied,
+            ended: Instant::now(),
             server,
             outcome,
             acked,
@@ -186,6 +142,8 @@ mod tests {
         Attempt {
             key,
             started: base + Duration::from_millis(ms),
+            replied: base + Duration::from_millis(ms + 1),
+            ended: base + Duration::from_millis(ms + 2),
             server: None,
             outcome: if ok {
                 Outcome::Ok

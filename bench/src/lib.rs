@@ -20,9 +20,12 @@
 //! * Valkey Cluster's own failover ([`cluster_reference`]): S primaries and
 //!   R replicas each, formed with CLUSTER commands, a primary killed.
 //!
-//! The Cluster rows ([`operator_cluster`]) write through a cluster-aware
-//! probe ([`cluster_writer`] over [`cluster_client`], routing by
-//! [`slots`]) and read one shard's window from the writes to its slots.
+//! The Cluster rows ([`operator_cluster`]) write through one independent
+//! cluster-aware writer per shard ([`shard_probe`]: a [`cluster_writer`]
+//! over [`cluster_client`], routing by [`slots`], its keys hash-tagged
+//! into its shard) and read the victim shard's window from its own
+//! writer; the operator's journal tells where the time went
+//! ([`cluster_journal`]).
 //!
 //! It must not decide or journal anything, and it never touches servers it
 //! did not start except through a [`WriteProbe`] the caller points at them.
@@ -43,6 +46,7 @@
 pub mod churn;
 pub mod cli;
 pub mod cluster_client;
+pub mod cluster_journal;
 pub mod cluster_reference;
 pub mod cluster_writer;
 mod conn;
@@ -57,6 +61,7 @@ pub mod replay;
 mod resolve;
 pub mod restart;
 mod sentinel;
+pub mod shard_probe;
 pub mod slots;
 pub mod stats;
 mod writer;
@@ -194,17 +199,30 @@ pub struct RunResult {
     pub failovers: usize,
 }
 
-/// The measurements of one Cluster run: the victim shard's window and
-/// losses (lost counts every acknowledged write of the run, all shards),
-/// and the longest gap the other shards' writes saw meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The measurements of one Cluster run, read from the victim shard's own
+/// writer ([`shard_probe`]): every shard has a writer of its own, so a
+/// stall elsewhere does not show here.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterRun {
-    /// The victim shard's window, lost acknowledged writes (every shard)
-    /// and whether its primary changed.
-    pub result: RunResult,
-    /// The longest gap between successful writes to the other shards'
-    /// slots from the fault to the end of the run.
+    /// Fault → the first write the shard's new primary accepted, and the
+    /// first it acknowledged.
+    pub recovery: shard_probe::Recovery,
+    /// Acknowledged writes (every shard's) missing after the run.
+    pub lost_acked: usize,
+    /// Acknowledged writes read back (every shard's).
+    pub acked: usize,
+    /// 1 when the victim's primary changed, else 0.
+    pub failovers: usize,
+    /// The longest gap between successful writes of the other shards'
+    /// writers from the fault to the end of the run.
     pub others_gap: Option<Duration>,
+    /// The fault by the wall clock, the journal's clock.
+    pub fault_wall: logbook_journal::Timestamp,
+    /// The shard's primary (`host:port`) at the end of the run.
+    pub new_primary: String,
+    /// The operator's journal's account of the run (operator rows, once
+    /// the operator stopped and its journal was read).
+    pub journal: Option<cluster_journal::JournalTimes>,
 }
 
 /// The result of a run whose writes are in `log`: the pause from `at` until

@@ -1,38 +1,45 @@
-//! The operator's Cluster rows of `logbook-bench failover`: a 3 × 1
+//! The operator's Cluster rows of `logbook-bench failover`: a 3-shard
 //! `topology: Cluster` ValkeyCluster (`cluster-node-timeout` 5000,
 //! persistence off like the reference's servers) in an in-process
-//! localkube with the operator beside it, a cluster-aware probe writing to
-//! every shard, and a shard primary killed (SIGKILL; the kubelet restarts
-//! the process in place) or its pod deleted.
+//! localkube with the operator beside it, one writer per shard
+//! ([`ShardProbe`]), and a shard primary killed (SIGKILL; the kubelet
+//! restarts the process in place) or its pod deleted.
 //!
-//! A run lasts until the victim's slots took a write again *and* at least
-//! the node timeout plus two seconds passed since the fault *and* the
-//! status is Ready: a restarted process that answers at once could still
-//! lose its shard to Valkey's own election later, and that second gap
-//! must be inside the log.
+//! A run lasts until the victim shard's new primary acknowledged a write
+//! (or, with no replica left to acknowledge, accepted one and
+//! [`ACK_GRACE`] passed) *and* at least the node timeout plus two seconds
+//! passed since the fault *and* the status is Ready: a restarted process
+//! that answers at once could still lose its shard to Valkey's own
+//! election later, and that second gap must be inside the log.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use logbook::valkey::Password;
 use logbook_crds::{ClusterPhase, ValkeyCluster};
+use logbook_journal::Timestamp;
 
-use super::cluster_client::{missing_in_cluster, slot_map};
-use super::cluster_writer::{
-    ClusterProbeConfig, shard_acked, shard_log, shard_success_after, start_cluster_probe,
-};
+use super::cluster_client::slot_map;
+use super::cluster_journal::{JournalTimes, journal_times};
+use super::cluster_writer::ClusterProbeConfig;
 use super::operator::start_local;
-use super::{BenchError, ClusterRun, RunResult, harness};
+use super::shard_probe::{ShardProbe, lost_writes, others_gap, recovery};
+use super::writer::WriteLog;
+use super::{BenchError, ClusterRun, harness};
 
 const NS: &str = "default";
 const NAME: &str = "bench-cluster";
 const PORT: u16 = 6379;
 
-/// Shards and replicas of the benchmarked cluster.
+/// Shards of the benchmarked cluster.
 pub const SHARDS: usize = 3;
-/// Replicas per shard.
-pub const REPLICAS_PER_SHARD: usize = 1;
+
+/// How long a run waits, once the new primary accepts writes, for one it
+/// acknowledges: with one replica per shard, the replacement must sync
+/// first (after the cluster's 5 s full-sync delay).
+pub const ACK_GRACE: Duration = Duration::from_secs(20);
 
 /// What happens to a shard primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,23 +60,27 @@ impl ClusterScenario {
     }
 }
 
-/// localkube, the operator and a Ready 3 × 1 cluster.
+/// localkube, the operator and a Ready 3 × (1 + R) cluster.
 pub struct OperatorClusterBench {
     server: logbook_localkube::RunningServer,
     operator: Option<logbook::local_cluster::OperatorTask>,
     client: kube::Client,
     password: Option<Password>,
     node_timeout_ms: u64,
-    _dir: tempfile::TempDir,
+    replicas: usize,
+    /// localkube's and the operator's work directory; the journal is in
+    /// `journal/`.
+    dir: tempfile::TempDir,
 }
 
 impl OperatorClusterBench {
-    /// Starts localkube and the operator, creates the cluster and waits
-    /// until it is Ready with every slot served.
+    /// Starts localkube and the operator, creates the cluster (3 shards of
+    /// a primary and `replicas` replicas) and waits until it is Ready with
+    /// every slot served.
     ///
     /// # Errors
     /// When anything fails to start or the cluster is not Ready in 120 s.
-    pub async fn start(node_timeout_ms: u64) -> Result<Self, BenchError> {
+    pub async fn start(node_timeout_ms: u64, replicas: usize) -> Result<Self, BenchError> {
         let (server, operator, client, dir) = start_local().await?;
         let mut bench = OperatorClusterBench {
             server,
@@ -77,7 +88,8 @@ impl OperatorClusterBench {
             client,
             password: None,
             node_timeout_ms,
-            _dir: dir,
+            replicas,
+            dir,
         };
         bench.create().await?;
         Ok(bench)
@@ -91,7 +103,7 @@ impl OperatorClusterBench {
             "spec": {
                 "topology": "Cluster",
                 "shards": SHARDS,
-                "replicasPerShard": REPLICAS_PER_SHARD,
+                "replicasPerShard": self.replicas,
                 "clusterNodeTimeoutMilliseconds": self.node_timeout_ms,
                 "storage": {"persistence": "None"}
             }
@@ -127,7 +139,7 @@ impl OperatorClusterBench {
         let started = Instant::now();
         loop {
             let vkc = self.cluster().await?;
-            if cluster_ready(&vkc) {
+            if cluster_ready(&vkc, self.replicas) {
                 return Ok(vkc);
             }
             if started.elapsed() > limit {
@@ -194,15 +206,16 @@ impl OperatorClusterBench {
         let mut config =
             ClusterProbeConfig::new(seeds.clone(), format!("bench:cluster:{scenario:?}:{run}"));
         config.password = self.password.clone();
-        let probe = start_cluster_probe(config);
-        shard_acked(
-            &probe,
-            &ranges,
-            super::cluster_reference::WARM_UP_SHARD_ACKED,
-        )
-        .await?;
+        let probe = ShardProbe::start(config).await?;
+        probe
+            .warm_up(&victim_addr, super::cluster_reference::WARM_UP_SHARD_ACKED)
+            .await?;
+        let writer = probe
+            .of(&victim_addr)
+            .ok_or_else(|| harness("the victim's writer")(victim_addr.clone()))?;
 
         let fault_at = Instant::now();
+        let fault_wall = Timestamp::now();
         match scenario {
             ClusterScenario::Kill => self
                 .server
@@ -223,26 +236,41 @@ impl OperatorClusterBench {
         let limit = Duration::from_secs(90);
         let vkc = loop {
             let elapsed = fault_at.elapsed();
+            let log = writer.snapshot();
+            // The node the writer's client now routes the shard to.
+            let served = owner_now(&log).is_some_and(|owner| {
+                let r = recovery(&log, fault_at, owner);
+                r.acknowledged.is_some()
+                    || (r.accepted.is_some() && elapsed >= settle.saturating_add(ACK_GRACE))
+            });
             if elapsed >= settle
-                && shard_success_after(&probe, &ranges, fault_at).is_some()
+                && served
                 && let Ok(now) = self.cluster().await
-                && cluster_ready(&now)
+                && cluster_ready(&now, self.replicas)
             {
                 break now;
             }
             if elapsed > limit {
                 return Err(harness("waiting for the shard to be served and Ready")(
-                    format!("{scenario:?} run {run}: {victim} ({victim_addr}), slots {ranges:?}"),
+                    format!(
+                        "{scenario:?} run {run}: {victim} ({victim_addr}), slots {ranges:?}; last attempt {:?}",
+                        log.attempts.last()
+                    ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let log = probe.stop().await;
-        let acked = log.acked_keys();
+        let logs = probe.stop().await;
         let seeds = self.seeds(&vkc).await?;
-        let missing =
-            missing_in_cluster(&seeds, self.password.as_ref(), &log.prefix, &acked).await?;
+        // The shard's primary now, as the cluster states it.
+        let map = slot_map(&seeds, self.password.as_ref()).await?;
+        let new_primary = ranges
+            .first()
+            .and_then(|(slot, _)| map.owner(*slot))
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (lost_acked, acked) = lost_writes(&logs, &seeds, self.password.as_ref()).await?;
         let moved = vkc
             .status
             .as_ref()
@@ -260,27 +288,49 @@ impl OperatorClusterBench {
             tokio::time::sleep(Duration::from_millis(500)).await;
             self.wait_ready(Duration::from_secs(90)).await?;
         }
-        let shard = shard_log(&log, &ranges, true);
-        let others = shard_log(&log, &ranges, false);
+        let victim_log = logs
+            .iter()
+            .find(|s| s.primary == victim_addr)
+            .map(|s| &s.log);
         Ok(ClusterRun {
-            result: RunResult {
-                window: shard.longest_gap_from(fault_at).unwrap_or_default(),
-                lost_acked: missing.len(),
-                acked: acked.len(),
-                failovers,
-            },
-            others_gap: others.longest_gap_from(fault_at),
+            recovery: victim_log
+                .map(|log| recovery(log, fault_at, &new_primary))
+                .unwrap_or_default(),
+            lost_acked,
+            acked,
+            failovers,
+            others_gap: others_gap(&logs, &victim_addr, fault_at),
+            fault_wall,
+            new_primary,
+            journal: None,
         })
     }
 
-    /// Stops the operator and localkube.
-    pub async fn stop(mut self) {
+    /// Stops the operator, reads its journal's account of each fault at
+    /// `faults` (wall clock, in time order), and stops localkube.
+    ///
+    /// # Errors
+    /// When the journal cannot be read (localkube is stopped all the same).
+    pub async fn stop(mut self, faults: &[Timestamp]) -> Result<Vec<JournalTimes>, BenchError> {
         if let Some((stop, task)) = self.operator.take() {
             let _ = stop.send(());
             let _ = task.await;
         }
+        let journal: PathBuf = self.dir.path().join("journal");
+        let times = journal_times(&journal, faults).await;
         self.server.shutdown().await;
+        times
     }
+}
+
+/// The node the writer's client sends the shard's writes to now: the one
+/// that accepted its latest successful write.
+fn owner_now(log: &WriteLog) -> Option<&str> {
+    log.attempts
+        .iter()
+        .rev()
+        .find(|a| a.succeeded())
+        .and_then(|a| a.server.as_deref())
 }
 
 /// The status's record of the last primary change (its journal seq and
@@ -293,8 +343,8 @@ fn last_failover(vkc: &ValkeyCluster) -> Option<(Option<i64>, Option<String>)> {
 }
 
 /// Ready, the spec's generation observed, 3 shards each with a primary and
-/// its replicas, and all 16384 slots served.
-fn cluster_ready(vkc: &ValkeyCluster) -> bool {
+/// its `replicas` replicas, and all 16384 slots served.
+fn cluster_ready(vkc: &ValkeyCluster, replicas: usize) -> bool {
     let Some(status) = &vkc.status else {
         return false;
     };
@@ -310,6 +360,6 @@ fn cluster_ready(vkc: &ValkeyCluster) -> bool {
         && status
             .shards
             .iter()
-            .all(|s| s.primary.is_some() && s.replicas.len() == REPLICAS_PER_SHARD)
+            .all(|s| s.primary.is_some() && s.replicas.len() == replicas)
         && slots == 16_384
 }

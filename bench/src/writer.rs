@@ -99,6 +99,15 @@ pub struct Attempt {
     /// When the attempt started (before resolving or connecting, if it had
     /// to).
     pub started: Instant,
+    /// When `SET` answered or failed (after any resolving, connecting
+    /// and redirection): a write accepted is accepted at this moment.
+    pub replied: Instant,
+    /// When the attempt ended: after `WAIT` when it waited, else when
+    /// `SET` answered. An acknowledged write is acknowledged at this
+    /// moment, which can be up to `WAIT`'s second after [`replied`].
+    ///
+    /// [`replied`]: Attempt::replied
+    pub ended: Instant,
     /// The server it went to, when one was resolved.
     pub server: Option<Arc<str>>,
     /// What `SET` did.
@@ -317,10 +326,13 @@ async fn run(config: WriteProbeConfig, log: Arc<Mutex<WriteLog>>, mut stop: watc
             _ = ticker.tick() => {}
         }
         let started = Instant::now();
-        let (server, outcome, acked) = attempt(&mut current, &mut resolver, &config, key).await;
+        let (server, outcome, replied, acked) =
+            attempt(&mut current, &mut resolver, &config, key).await;
         lock(&log).attempts.push(Attempt {
             key,
             started,
+            replied,
+            ended: Instant::now(),
             server,
             outcome,
             acked,
@@ -329,32 +341,47 @@ async fn run(config: WriteProbeConfig, log: Arc<Mutex<WriteLog>>, mut stop: watc
     }
 }
 
-/// One attempt: connect if needed, `SET`, then `WAIT` when asked. Leaves
-/// the connection in `current` only when nothing failed.
+/// One attempt: connect if needed, `SET`, then `WAIT` when asked; returns
+/// the server, what `SET` did, when it answered, and whether the write was
+/// acknowledged. Leaves the connection in `current` only when nothing
+/// failed.
 async fn attempt(
     current: &mut Option<(Arc<str>, MultiplexedConnection)>,
     resolver: &mut Resolver,
     config: &WriteProbeConfig,
     key: u64,
-) -> (Option<Arc<str>>, Outcome, bool) {
+) -> (Option<Arc<str>>, Outcome, Instant, bool) {
     let (server, mut connection) = match current.take() {
         Some(open) => open,
         None => {
             // Each query of the resolver has its own deadline, so a hung
             // Sentinel does not keep the others from being asked.
             let Some(addr) = resolver.primary().await else {
-                return (None, Outcome::Failed(Failure::NoPrimary), false);
+                return (
+                    None,
+                    Outcome::Failed(Failure::NoPrimary),
+                    Instant::now(),
+                    false,
+                );
             };
             let server: Arc<str> = Arc::from(addr.as_str());
             match connect(&addr, config.password.as_ref(), config.connect_timeout).await {
                 Ok(connection) => (server, connection),
-                Err(_) => return (Some(server), Outcome::Failed(Failure::Connect), false),
+                Err(_) => {
+                    return (
+                        Some(server),
+                        Outcome::Failed(Failure::Connect),
+                        Instant::now(),
+                        false,
+                    );
+                }
             }
         }
     };
     let mut set = redis::cmd("SET");
     set.arg(format!("{}:{key}", config.prefix)).arg(key);
     let reply = timeout(config.op_timeout, set.query_async::<Value>(&mut connection)).await;
+    let replied = Instant::now();
     let failure = match reply {
         Ok(Ok(Value::Okay)) => None,
         Ok(Ok(Value::SimpleString(s))) if s == "OK" => None,
@@ -366,11 +393,11 @@ async fn attempt(
         Err(_) => Some(Failure::TimedOut),
     };
     if let Some(failure) = failure {
-        return (Some(server), Outcome::Failed(failure), false);
+        return (Some(server), Outcome::Failed(failure), replied, false);
     }
     if !config.wait_replicas {
         *current = Some((Arc::clone(&server), connection));
-        return (Some(server), Outcome::Ok, true);
+        return (Some(server), Outcome::Ok, replied, true);
     }
     let mut wait = redis::cmd("WAIT");
     wait.arg(1).arg(WAIT_TIMEOUT_MS);
@@ -378,10 +405,10 @@ async fn attempt(
     match timeout(limit, wait.query_async::<i64>(&mut connection)).await {
         Ok(Ok(replicas)) => {
             *current = Some((Arc::clone(&server), connection));
-            (Some(server), Outcome::Ok, replicas >= 1)
+            (Some(server), Outcome::Ok, replied, replicas >= 1)
         }
         // The write happened; only its acknowledgement failed.
-        _ => (Some(server), Outcome::Ok, false),
+        _ => (Some(server), Outcome::Ok, replied, false),
     }
 }
 
@@ -393,6 +420,8 @@ mod tests {
         Attempt {
             key: ms,
             started: base + Duration::from_millis(ms),
+            replied: base + Duration::from_millis(ms + 1),
+            ended: base + Duration::from_millis(ms + 2),
             server: Some(Arc::from(server)),
             outcome: if ok {
                 Outcome::Ok

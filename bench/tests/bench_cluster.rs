@@ -3,7 +3,9 @@
 //! bench's reference harness): the slot function agrees with `CLUSTER
 //! KEYSLOT`, the client writes each key on its slot's primary and follows
 //! `MOVED` after a slot changes owner, the probe writes to every shard and
-//! has its writes acknowledged, and the read-back finds a deleted key.
+//! has its writes acknowledged, the read-back finds a deleted key, and the
+//! per-shard probe keeps each shard's writes to its own writer (one shard
+//! held up does not hold up the others).
 //!
 //! No assertion is about how long anything took.
 
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 use logbook_bench::cluster_client::{ClusterClient, missing_in_cluster, slot_map};
 use logbook_bench::cluster_reference::ReferenceCluster;
 use logbook_bench::cluster_writer::{ClusterProbeConfig, shard_log, start_cluster_probe};
-use logbook_bench::slots::key_slot;
+use logbook_bench::shard_probe::{ShardProbe, lost_writes, others_gap, recovery};
+use logbook_bench::slots::{in_ranges, key_slot};
 use redis::Value;
 
 async fn raw(addr: &str) -> redis::aio::MultiplexedConnection {
@@ -184,4 +187,65 @@ async fn the_cluster_client_routes_by_slot_and_follows_moved() {
             .unwrap(),
         vec![gone]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shard_probe_gives_each_shard_a_writer_of_its_own() {
+    let cluster = ReferenceCluster::start(3, 1, 5000).await.unwrap();
+    let seeds = cluster.seeds();
+    let map = slot_map(&seeds, None).await.unwrap();
+    let probe = ShardProbe::start(ClusterProbeConfig::new(seeds.clone(), "sp"))
+        .await
+        .unwrap();
+    assert_eq!(probe.writers().len(), 3);
+    for writer in probe.writers() {
+        assert_eq!(writer.ranges, map.ranges_of(&writer.primary));
+        probe.warm_up(&writer.primary, 10).await.unwrap();
+    }
+
+    // One shard's primary holds every write for 1.5 s: its writer stalls,
+    // the others go on.
+    let paused = cluster.primary(0).unwrap();
+    let _: Value = cmd(&paused, &["CLIENT", "PAUSE", "1500", "WRITE"]).await;
+    let from = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let to = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let logs = probe.stop().await;
+
+    for shard in &logs {
+        // Every key of the writer is in its shard, written on its primary.
+        assert!(shard.log.prefix.starts_with('{'), "{}", shard.log.prefix);
+        assert!(
+            shard.log.attempts.iter().all(|a| {
+                let key = format!("{}:{}", shard.log.prefix, a.key);
+                in_ranges(&shard.ranges, key_slot(key.as_bytes()))
+                    && a.server.as_deref() == Some(shard.primary.as_str())
+            }),
+            "{}",
+            shard.primary
+        );
+        let inside = shard
+            .log
+            .attempts
+            .iter()
+            .filter(|a| a.acked && a.started > from && a.ended < to)
+            .count();
+        if shard.primary == paused {
+            assert_eq!(inside, 0, "a write of the paused shard was acknowledged");
+            // Served again once the pause ended, on the same primary.
+            let r = recovery(&shard.log, from, &paused);
+            assert!(r.accepted.is_some() && r.acknowledged.is_some(), "{r:?}");
+        } else {
+            assert!(
+                inside > 0,
+                "{} stalled with the paused shard",
+                shard.primary
+            );
+        }
+    }
+    assert!(others_gap(&logs, &paused, from).is_some());
+    let (missing, acked) = lost_writes(&logs, &seeds, None).await.unwrap();
+    assert_eq!(missing, 0);
+    assert!(acked >= 30, "{acked}");
 }

@@ -668,5 +668,130 @@ fn the_html_report_names_the_cluster_from_its_pods_and_lists_shard_failovers() {
         assert!(html.contains("Shard failovers <span class=\"count\">1</span>"));
         assert!(html.contains("operator, coordinated: <a href=\"#decision-109\">"));
         assert!(html.contains("<b>shop-1</b> <code>d5890238</code>"));
+        // And on the chart: a line where shop-4 first claimed the slots,
+        // labelled with them, linked to the row.
+        assert!(html.contains(
+            "<a href=\"#failover-1\" class=\"marker-link\"><g class=\"marker-shard kind-operator\" id=\"marker-shard-failover-1\">"
+        ));
+        let marker = element(&html, "id=\"marker-shard-failover-1\"", "</g>");
+        assert!(
+            marker.contains(">slots 5462-10922<tspan class=\"to\"> → shop-4</tspan>"),
+            "{marker}"
+        );
+        assert!(
+            marker.contains("<title>shard failover 1: slots 5462-10922 (5461 slots): shop-1 (d5890238) → shop-4 ("),
+            "{marker}"
+        );
+        assert!(
+            marker.contains("decided by the operator, coordinated (#109 PrimaryFailed, "),
+            "{marker}"
+        );
+        assert!(marker.contains("; serving at #110 ("), "{marker}");
+    });
+}
+
+/// The page's text of the element that opens at `open`, up to `close`.
+fn element<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    let start = html
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in the page"));
+    let len = html[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("{open} is not closed by {close}"));
+    &html[start..start + len]
+}
+
+#[test]
+fn the_chart_marks_each_shard_failover_by_who_decided_it() {
+    futures::executor::block_on(async {
+        // Shard 0 by Valkey's election (c-0 → c-2), then shard 1 by the
+        // operator (c-1 → c-3, forced after c-1 refused).
+        let mut j = Journal::formed();
+        let (_, election_served) = valkey_election(&mut j);
+        j.probe("c-1", Reachability::Refused);
+        let (decided, intent) = j.failover("c-3", "c-1", ClusterFailoverMode::Force, died(true));
+        j.set("c-3", 'd', None, range(8192, 16_383), 7);
+        let forced_served = j.report("c-3");
+        j.succeeded(intent);
+        let mut html = Vec::new();
+        logbook_replay::export::html::export(&j.input().await, &Nothing, &mut html)
+            .await
+            .unwrap();
+        let html = String::from_utf8(html).unwrap();
+        // Kept to be looked at (a browser shows the two kinds of line).
+        std::fs::write(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shard_failover_markers.html"),
+            &html,
+        )
+        .unwrap();
+
+        // Two lines in the shard colour, neither a Replication failover's.
+        assert_eq!(html.matches("<g class=\"marker-shard ").count(), 2);
+        assert_eq!(html.matches("class=\"marker-failover ").count(), 0);
+        let election = element(&html, "id=\"marker-shard-failover-1\"", "</g>");
+        assert!(
+            html.contains(
+                "<a href=\"#failover-1\" class=\"marker-link\"><g class=\"marker-shard kind-election\" id=\"marker-shard-failover-1\">"
+            ),
+            "{election}"
+        );
+        assert!(
+            election.contains(">slots 0-8191<tspan class=\"to\"> → c-2</tspan>"),
+            "{election}"
+        );
+        assert!(
+            election.contains(&format!(
+                "<title>shard failover 1: slots 0-8191 (8192 slots): c-0 (aaaaaaaa) → c-2 (cccccccc); decided by Valkey&#39;s election, seen in the node reports; serving at #{election_served} ("
+            )),
+            "{election}"
+        );
+        let forced = element(&html, "id=\"marker-shard-failover-2\"", "</g>");
+        assert!(
+            html.contains(
+                "<a href=\"#failover-2\" class=\"marker-link\"><g class=\"marker-shard kind-operator\" id=\"marker-shard-failover-2\">"
+            ),
+            "{forced}"
+        );
+        assert!(
+            forced.contains(">slots 8192-16383<tspan class=\"to\"> → c-3</tspan>"),
+            "{forced}"
+        );
+        assert!(
+            forced.contains(&format!(
+                "c-1 (bbbbbbbb) → c-3 (dddddddd); decided by the operator, forced (FORCE) (#{decided} PrimaryFailed, "
+            )),
+            "{forced}"
+        );
+        assert!(
+            forced.contains(&format!("serving at #{forced_served} (")),
+            "{forced}"
+        );
+        // Each links to its row of the table.
+        for n in [1, 2] {
+            assert!(
+                html.contains(&format!("<tr id=\"failover-{n}\"")),
+                "row {n}"
+            );
+        }
+        // The legend tells the two apart; the operator's decision is drawn
+        // as one that moves a primary (and questioned: the stand-in
+        // decider decides nothing).
+        let legend = element(&html, "id=\"legend\"", "</div>");
+        assert!(
+            legend.contains(
+                "<i class=\"rule shard kind-operator\"></i>shard failover, the operator's"
+            ),
+            "{legend}"
+        );
+        assert!(
+            legend.contains("<i class=\"rule shard kind-election\"></i>"),
+            "{legend}"
+        );
+        assert!(
+            html.contains(&format!(
+                "class=\"marker-decision changes-primary questioned\" data-seq=\"{decided}\""
+            )),
+            "the FORCE decision is not marked as moving a primary"
+        );
     });
 }

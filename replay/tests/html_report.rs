@@ -35,6 +35,8 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The lane colours (replay/src/export/html/assets.rs).
 const PRIMARY: [u8; 3] = [0x1d, 0x4e, 0xd8];
 const REPLICA: [u8; 3] = [0x16, 0xa3, 0x4a];
+/// The colour of a shard failover's line and label (the same file).
+const SHARD: [u8; 3] = [0xc0, 0x26, 0xd3];
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -300,6 +302,9 @@ fn every_golden_renders_and_a_faithful_decider_audits_clean() {
             "{name}"
         );
         assert!(html.contains(label), "{name}");
+        // A Replication journal has no shard: nothing of theirs is drawn.
+        assert_eq!(count(&html, "<g class=\"marker-shard"), 0, "{name}");
+        assert_eq!(count(&html, "<i class=\"rule shard"), 0, "{name}");
         let lanes = count(&html, "<g class=\"lane\"");
         assert_eq!(lanes, 3, "{name}");
         let takeovers = facts["common"]["operator_starts"].as_array().unwrap().len();
@@ -536,5 +541,64 @@ fn chromium_renders_the_timeline() {
             "only {n} pixels of the {role} colour {rgb:?}: the timeline was not drawn ({})",
             shot.display()
         );
+    }
+}
+
+/// The colours of a PNG screenshot, by how many pixels have each, and its
+/// size.
+fn screenshot_colours(shot: &Path) -> (BTreeMap<[u8; 3], usize>, (u32, u32)) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(File::open(shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    let mut colours: BTreeMap<[u8; 3], usize> = BTreeMap::new();
+    for px in pixels[..info.buffer_size()].chunks_exact(channels) {
+        *colours.entry([px[0], px[1], px[2]]).or_default() += 1;
+    }
+    (colours, (info.width, info.height))
+}
+
+/// The real Valkey Cluster journal (`golden/cluster_failover.jsonl`): its
+/// shard failover is drawn on the timeline, in its own colour, where a
+/// person sees it.
+#[test]
+fn chromium_draws_the_shard_failover_on_the_cluster_timeline() {
+    let input = Input::<MemoryStore>::File(golden_dir().join("cluster_failover.jsonl"));
+    let html = render(&input, &Replaying::of(&input, &[]));
+    let dir = keep_dir();
+    let page = dir.join("cluster_failover.html");
+    std::fs::write(&page, &html).unwrap();
+    assert_eq!(count(&html, "<g class=\"marker-shard kind-operator\""), 1);
+    let url = format!("file://{}", page.display());
+
+    let shot = dir.join("cluster_failover.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1000".to_owned(),
+            url,
+        ],
+        &dir.join("cluster_screenshot.out"),
+    );
+    let (colours, size) = screenshot_colours(&shot);
+    assert_eq!(size, (1400, 1000));
+    // The legend's swatch is 3 x 16 pixels: hundreds of pixels of the
+    // shard colour can only come from the line across the six lanes and
+    // its label.
+    let n = colours.get(&SHARD).copied().unwrap_or(0);
+    assert!(
+        n > 300,
+        "only {n} pixels of the shard colour {SHARD:?}: the shard failover was not drawn ({})",
+        shot.display()
+    );
+    for (role, rgb) in [("primary", PRIMARY), ("replica", REPLICA)] {
+        let n = colours.get(&rgb).copied().unwrap_or(0);
+        assert!(n > 3_000, "only {n} pixels of the {role} colour");
     }
 }

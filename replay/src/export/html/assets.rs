@@ -13,7 +13,7 @@
 pub const CSS: &str = r#"
 :root {
   --primary: #1d4ed8; --replica: #16a34a; --unknown: #cbd5e1; --down: #dc2626; --track: #eef2f6;
-  --failover: #ea580c; --switchover: #7c3aed; --observed: #a16207; --decision: #334155; --operator: #64748b;
+  --failover: #ea580c; --switchover: #7c3aed; --observed: #a16207; --shard: #c026d3; --decision: #334155; --operator: #64748b;
   --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --soft: #f8fafc; --link: #2563eb;
   --ok: #15803d; --bad: #b91c1c; --warn: #b45309;
 }
@@ -48,6 +48,8 @@ h2 .count { font-size: 12px; font-weight: 500; color: var(--muted); background: 
 .rule { width: 3px; height: 16px; display: inline-block; background: var(--failover); }
 .rule.kind-planned { background: var(--switchover); }
 .rule.kind-observed { background: var(--observed); }
+.rule.shard { background: var(--shard); }
+.rule.shard.kind-election { background: repeating-linear-gradient(var(--shard) 0 2px, transparent 2px 5px); }
 .rule.operator { width: 2px; background: repeating-linear-gradient(var(--operator) 0 2px, transparent 2px 5px); }
 .diamond { width: 10px; height: 10px; transform: rotate(45deg); background: var(--decision); display: inline-block; margin: 0 3px; }
 .diamond.changes-primary { background: var(--failover); }
@@ -73,6 +75,10 @@ svg .marker-failover.kind-planned line { stroke: var(--switchover); stroke-dasha
 svg .marker-failover.kind-planned text { fill: var(--switchover); }
 svg .marker-failover.kind-observed line { stroke: var(--observed); stroke-dasharray: 2 3; }
 svg .marker-failover.kind-observed text { fill: var(--observed); }
+svg .marker-shard line { stroke: var(--shard); stroke-width: 2.5; stroke-dasharray: 10 3 2 3; }
+svg .marker-shard text { fill: var(--shard); font-size: 12px; font-weight: 700; paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
+svg .marker-shard text .to { font-weight: 500; }
+svg .marker-shard.kind-election line { stroke-dasharray: 2 3; }
 svg .marker-operator line { stroke: var(--operator); stroke-width: 1.5; stroke-dasharray: 2 3; }
 svg .marker-operator path { fill: var(--operator); }
 svg .marker-decision { fill: var(--decision); stroke: #fff; stroke-width: 1.5; cursor: pointer; }

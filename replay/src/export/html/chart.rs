@@ -1,8 +1,9 @@
 //! The timeline as inline SVG: time runs left to right; one lane per pod
-//! shows its role (primary, replica, unknown, down); failovers are
-//! vertical lines across the lanes, labelled; decisions are diamonds on
-//! their own lane, each a link to its details; operator takeovers are
-//! dotted lines.
+//! shows its role (primary, replica, unknown, down); failovers —
+//! Replication's and a Valkey Cluster's shards' ([`super::shards`]) — are
+//! vertical lines across the lanes, labelled, each a link to its row of
+//! the failovers table; decisions are diamonds on their own lane, each a
+//! link to its details; operator takeovers are dotted lines.
 //!
 //! Lanes are drawn on the columns of [`super::grid`].
 
@@ -57,6 +58,54 @@ const fn failover_class(kind: Kind) -> &'static str {
     }
 }
 
+/// A failover's line across the lanes, whichever kind: when, how it is
+/// drawn, what it says, and the table row it links to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Where it is drawn.
+    pub at: Timestamp,
+    /// The `<g>`'s classes (the kind's colour and dashes).
+    pub class: String,
+    /// The `<g>`'s id.
+    pub id: String,
+    /// The table row's id it links to.
+    pub row: String,
+    /// The tooltip.
+    pub title: String,
+    /// The label above the lanes.
+    pub label: String,
+    /// The label's second part, after an arrow: the new primary.
+    pub to: String,
+}
+
+/// Each Replication failover as a line.
+fn failover_rules(page: &Page<'_>) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for (n, f) in page.collect.failovers().iter().enumerate() {
+        let Some(at) = failover_at(f) else { continue };
+        let number = n.saturating_add(1);
+        rules.push(Rule {
+            at,
+            class: format!("marker-failover {}", failover_class(f.kind)),
+            id: format!("marker-failover-{number}"),
+            row: format!("failover-{number}"),
+            title: format!(
+                "{} {number}: {} → {}{}",
+                failover_label(f.kind),
+                f.old_primary.as_deref().unwrap_or("?"),
+                f.new_primary,
+                f.promoted
+                    .as_ref()
+                    .map(|m| format!(", promoted at #{} ({})", m.seq, page.clock.short(m.at)))
+                    .unwrap_or_default()
+            ),
+            label: failover_label(f.kind).to_owned(),
+            to: f.new_primary.clone(),
+        });
+    }
+    rules
+}
+
 /// When a failover is drawn: at the promotion, else the decision, else
 /// its confirmation.
 fn failover_at(f: &Failover) -> Option<Timestamp> {
@@ -98,7 +147,7 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
         );
     };
     let scale = Scale::new(first, last);
-    write_legend(out)?;
+    write_legend(out, !c.shard_failovers().is_empty())?;
     let lanes_bottom = LANES_TOP + LANE_HEIGHT * c.lanes.pods.len() as f64;
     let height = lanes_bottom + 28.0;
     writeln!(
@@ -159,43 +208,12 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
             seq = t.seq,
         )?;
     }
-    // Failovers: a line across the lanes, labelled above them.
-    let mut last_label: Option<(f64, bool)> = None;
-    for (n, f) in c.failovers().iter().enumerate() {
-        let Some(at) = failover_at(f) else { continue };
-        let x = x_of(scale, at);
-        // Labels closer than this alternate between two rows.
-        let high = last_label.is_some_and(|(lx, high)| x - lx < 90.0 && !high);
-        last_label = Some((x, high));
-        let label_y = if high { 14.0 } else { 32.0 };
-        // Labels near an edge grow inwards.
-        let anchor = if x > LEFT + PLOT * 0.85 {
-            "end"
-        } else if x < LEFT + PLOT * 0.15 {
-            "start"
-        } else {
-            "middle"
-        };
-        let number = n.saturating_add(1);
-        writeln!(
-            out,
-            "<a href=\"#failover-{number}\" class=\"marker-link\"><g class=\"marker-failover {}\" id=\"marker-failover-{number}\"><title>{}</title><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{lanes_bottom}\"/><text x=\"{x:.1}\" y=\"{label_y}\" text-anchor=\"{anchor}\">{}<tspan class=\"to\"> → {}</tspan></text></g></a>",
-            failover_class(f.kind),
-            Esc(&format!(
-                "{} {number}: {} → {}{}",
-                failover_label(f.kind),
-                f.old_primary.as_deref().unwrap_or("?"),
-                f.new_primary,
-                f.promoted
-                    .as_ref()
-                    .map(|m| format!(", promoted at #{} ({})", m.seq, page.clock.short(m.at)))
-                    .unwrap_or_default()
-            )),
-            label_y + 4.0,
-            failover_label(f.kind),
-            Esc(&f.new_primary)
-        )?;
-    }
+    // Failovers: a line across the lanes, labelled above them, in time
+    // order whatever their kind, so close labels alternate between rows.
+    let mut rules = failover_rules(page);
+    rules.extend(super::shards::shard_rules(page, c.shard_failovers()));
+    rules.sort_by_key(|r| r.at);
+    write_rules(out, &rules, scale, lanes_bottom)?;
     // Decisions.
     let mid = DECISIONS_TOP + DECISIONS_HEIGHT / 2.0;
     writeln!(
@@ -229,7 +247,82 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
     )
 }
 
-fn write_legend(out: &mut dyn Write) -> io::Result<()> {
+/// About how wide a rule's label is drawn, in SVG units (12 px bold:
+/// some 7 units a character, the arrow included).
+fn label_width(r: &Rule) -> f64 {
+    let chars = r
+        .label
+        .chars()
+        .count()
+        .saturating_add(3)
+        .saturating_add(r.to.chars().count());
+    chars as f64 * 7.0
+}
+
+/// Whether a label spanning `start..end` goes on the high row. `ends`
+/// holds where the last label of each row (low, high) ends: a label goes
+/// on the low row unless it would overlap the one there, then on the
+/// high row, and when both would overlap on the row that frees first.
+fn label_row(ends: &mut [f64; 2], start: f64, end: f64) -> bool {
+    /// Space kept between two labels on one row.
+    const GAP: f64 = 8.0;
+    let [low, high] = *ends;
+    let low_free = low + GAP <= start;
+    let high_row = !low_free && (high + GAP <= start || high < low);
+    if high_row {
+        ends[1] = end;
+    } else {
+        ends[0] = end;
+    }
+    high_row
+}
+
+/// Draws `rules` (in time order) across the lanes, each labelled above
+/// them and linked to its table row.
+fn write_rules(
+    out: &mut dyn Write,
+    rules: &[Rule],
+    scale: Scale,
+    lanes_bottom: f64,
+) -> io::Result<()> {
+    let mut ends = [f64::NEG_INFINITY; 2];
+    for r in rules {
+        let x = x_of(scale, r.at);
+        // Labels near an edge grow inwards.
+        let anchor = if x > LEFT + PLOT * 0.85 {
+            "end"
+        } else if x < LEFT + PLOT * 0.15 {
+            "start"
+        } else {
+            "middle"
+        };
+        let width = label_width(r);
+        let (start, end) = match anchor {
+            "end" => (x - width, x),
+            "start" => (x, x + width),
+            _ => (x - width / 2.0, x + width / 2.0),
+        };
+        let label_y = if label_row(&mut ends, start, end) {
+            14.0
+        } else {
+            32.0
+        };
+        writeln!(
+            out,
+            "<a href=\"#{}\" class=\"marker-link\"><g class=\"{}\" id=\"{}\"><title>{}</title><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{lanes_bottom}\"/><text x=\"{x:.1}\" y=\"{label_y}\" text-anchor=\"{anchor}\">{}<tspan class=\"to\"> → {}</tspan></text></g></a>",
+            Esc(&r.row),
+            Esc(&r.class),
+            Esc(&r.id),
+            Esc(&r.title),
+            label_y + 4.0,
+            Esc(&r.label),
+            Esc(&r.to)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_legend(out: &mut dyn Write, shards: bool) -> io::Result<()> {
     let roles = [
         LaneState::Primary,
         LaneState::Replica,
@@ -246,9 +339,19 @@ fn write_legend(out: &mut dyn Write) -> io::Result<()> {
             state.label()
         )?;
     }
+    write!(
+        out,
+        "<span><i class=\"rule kind-automatic\"></i>failover</span><span><i class=\"rule kind-planned\"></i>switchover</span><span><i class=\"rule kind-observed\"></i>failover nobody here decided</span>"
+    )?;
+    if shards {
+        write!(
+            out,
+            "<span><i class=\"rule shard kind-operator\"></i>shard failover, the operator's</span><span><i class=\"rule shard kind-election\"></i>shard failover, Valkey's election</span>"
+        )?;
+    }
     writeln!(
         out,
-        "<span><i class=\"rule kind-automatic\"></i>failover</span><span><i class=\"rule kind-planned\"></i>switchover</span><span><i class=\"rule kind-observed\"></i>failover nobody here decided</span><span><i class=\"diamond\"></i>decision</span><span><i class=\"diamond changes-primary\"></i>decision that moves the primary</span><span><i class=\"diamond questioned\"></i>decision the audit questions</span><span><i class=\"rule operator\"></i>operator takeover</span></div>"
+        "<span><i class=\"diamond\"></i>decision</span><span><i class=\"diamond changes-primary\"></i>decision that moves the primary</span><span><i class=\"diamond questioned\"></i>decision the audit questions</span><span><i class=\"rule operator\"></i>operator takeover</span></div>"
     )
 }
 
@@ -356,6 +459,20 @@ mod tests {
 
     use super::super::collect::DecidedIntent;
     use super::*;
+
+    #[test]
+    fn labels_that_would_overlap_take_the_other_row() {
+        let mut ends = [f64::NEG_INFINITY; 2];
+        // Far apart: both low.
+        assert!(!label_row(&mut ends, 100.0, 200.0));
+        assert!(!label_row(&mut ends, 300.0, 400.0));
+        // Overlapping the last low one: high; the next, clear of the low
+        // row again, low.
+        assert!(label_row(&mut ends, 350.0, 520.0));
+        assert!(!label_row(&mut ends, 410.0, 500.0));
+        // Overlapping both: the row that frees first (the low, at 500).
+        assert!(!label_row(&mut ends, 505.0, 600.0));
+    }
 
     #[test]
     fn long_names_are_cut() {

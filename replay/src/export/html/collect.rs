@@ -91,13 +91,15 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Whether it hands the primary role to another pod.
+    /// Whether it hands the primary role (the cluster's, or a Valkey
+    /// Cluster shard's) to another pod.
     pub fn changes_primary(&self) -> bool {
         self.intents.iter().any(|i| {
             matches!(
                 i.planned.intent,
                 logbook_journal::Intent::PromoteReplica { .. }
                     | logbook_journal::Intent::Switchover { .. }
+                    | logbook_journal::Intent::ClusterFailover { .. }
             )
         })
     }

@@ -1,11 +1,14 @@
-//! The failovers table of a Valkey Cluster's report: one row per shard
-//! failover, the operator's or Valkey's own, with the same figures as
-//! `replay failovers` (both read [`crate::shard_failovers`]).
+//! A Valkey Cluster's shard failovers in the report: their table, one row
+//! per shard failover, the operator's or Valkey's own, with the same
+//! figures as `replay failovers` (both read [`crate::shard_failovers`]);
+//! and their lines on the chart, drawn by [`super::chart`] beside
+//! Replication's but in their own colour, dashed by who decided.
 
 use std::io::{self, Write};
 
 use logbook_journal::cluster::describe_slots;
 
+use super::chart::Rule;
 use super::sections::{mark, offset, outcome};
 use super::{Esc, Page};
 use crate::cluster_facts::short;
@@ -17,6 +20,82 @@ fn node(n: &NodeRef) -> String {
         Esc(n.pod.as_deref().unwrap_or("?")),
         Esc(n.node_id.as_deref().map_or("?", short))
     )
+}
+
+/// A node for a tooltip: `shop-4 (d5890238)`.
+fn node_text(n: &NodeRef) -> String {
+    format!(
+        "{} ({})",
+        n.pod.as_deref().unwrap_or("?"),
+        n.node_id.as_deref().map_or("?", short)
+    )
+}
+
+const fn mode_text(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Coordinated => "coordinated",
+        Mode::Force => "forced (FORCE)",
+        Mode::Takeover => "takeover (TAKEOVER)",
+        Mode::Election => "Valkey's election",
+    }
+}
+
+/// Each shard failover as a line on the chart, linked to its row: drawn
+/// when the new primary was first seen claiming the slots (the shard
+/// served again), else — not served by the end of the journal — at the
+/// decision. Labelled with the slots and the new primary; the tooltip
+/// gives old → new primary and who decided, how and when.
+pub fn shard_rules(page: &Page<'_>, records: &[ShardFailover]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for (n, r) in records.iter().enumerate() {
+        let Some(at) = r
+            .serving
+            .as_ref()
+            .map(|m| m.at)
+            .or_else(|| r.decided.as_ref().map(|d| d.at))
+        else {
+            continue;
+        };
+        let number = n.saturating_add(1);
+        let slots = describe_slots(&r.slots);
+        let decided = match (&r.decided, r.decided_by) {
+            (Some(d), _) => format!(
+                "decided by the operator, {} (#{} {}, {})",
+                mode_text(r.mode),
+                d.seq,
+                d.reason,
+                page.clock.short(d.at)
+            ),
+            (None, DecidedBy::Valkey | DecidedBy::Operator) => {
+                "decided by Valkey's election, seen in the node reports".to_owned()
+            }
+        };
+        let serving = r.serving.as_ref().map_or_else(
+            || "not serving by the end of the journal".to_owned(),
+            |m| format!("serving at #{} ({})", m.seq, page.clock.short(m.at)),
+        );
+        rules.push(Rule {
+            at,
+            class: format!(
+                "marker-shard {}",
+                match r.decided_by {
+                    DecidedBy::Operator => "kind-operator",
+                    DecidedBy::Valkey => "kind-election",
+                }
+            ),
+            id: format!("marker-shard-failover-{number}"),
+            row: format!("failover-{number}"),
+            title: format!(
+                "shard failover {number}: slots {slots} ({} slots): {} → {}; {decided}; {serving}",
+                r.slot_count,
+                node_text(&r.old_primary),
+                node_text(&r.new_primary),
+            ),
+            label: format!("slots {slots}"),
+            to: r.new_primary.pod.clone().unwrap_or_else(|| "?".to_owned()),
+        });
+    }
+    rules
 }
 
 /// Writes the section.
@@ -36,12 +115,7 @@ pub fn write_shard_failovers(
     )?;
     for (n, r) in records.iter().enumerate() {
         let number = n.saturating_add(1);
-        let mode = match r.mode {
-            Mode::Coordinated => "coordinated",
-            Mode::Force => "forced (FORCE)",
-            Mode::Takeover => "takeover (TAKEOVER)",
-            Mode::Election => "Valkey's election",
-        };
+        let mode = mode_text(r.mode);
         let decided = match (&r.decided, r.decided_by) {
             (Some(d), _) => format!(
                 "operator, {mode}: <a href=\"#decision-{seq}\">#{seq}</a> {} <code>{}</code><div class=\"what\">{}</div>",
