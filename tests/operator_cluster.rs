@@ -15,39 +15,15 @@
 
 mod operator_common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use logbook_crds::ValkeyCluster;
 use logbook_journal::Event;
 use operator_common::*;
 
-const YAML: &str = "apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: shop
-spec:
-  topology: Cluster
-  shards: 3
-  replicasPerShard: 1
-  clusterNodeTimeoutMilliseconds: 5000
-  storage:
-    size: 1Gi
-";
-
-fn cluster_ready(vkc: &ValkeyCluster) -> bool {
-    is_ready(vkc, 6)
-        && vkc.status.as_ref().is_some_and(|s| {
-            s.shards.len() == 3
-                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
-                && s.shards
-                    .iter()
-                    .flat_map(|sh| sh.slots.iter())
-                    .map(|r| r.end - r.start + 1)
-                    .sum::<i32>()
-                    == 16_384
-        })
+/// The cluster every test here creates.
+fn yaml() -> String {
+    cluster_yaml("shop")
 }
 
 fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
@@ -63,44 +39,10 @@ fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
     p
 }
 
-fn redis_cli(addr: &str, password: &str, args: &[&str]) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
-        .args(args)
-        .output()
-        .expect("redis-cli runs (make setup installs redis-tools)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `--cluster check` from `addr`: every slot covered, all nodes agreeing,
-/// no open slot, no failing node.
-fn assert_check_clean(addr: &str, password: &str) {
-    let check = redis_cli(addr, password, &["--cluster", "check", addr]);
-    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
-    assert!(
-        check.contains("[OK] All nodes agree about slots configuration."),
-        "{check}"
-    );
-    assert!(
-        !check.contains("[ERR]") && !check.contains("[WARNING]"),
-        "{check}"
-    );
-    let nodes = redis_cli(addr, password, &["cluster", "nodes"]);
-    assert!(
-        !nodes.contains("fail") && !nodes.contains("noaddr"),
-        "{nodes}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     let env = Env::start("cluster").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let started = Instant::now();
     let vkc = env
         .wait_status(
@@ -217,7 +159,7 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     // The replay tool's audit is clean: this build decides the same at
     // every decision point, and no invariant is broken (one primary per
     // slot, not one per cluster).
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -275,7 +217,7 @@ fn roles(vkc: &ValkeyCluster) -> (Vec<String>, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and_a_full_restart() {
     let env = Env::start("cluster-faults").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let ready = |what: &'static str| {
         let env = &env;
         async move {
@@ -425,7 +367,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
         assert!(intents.iter().any(|i| i == want), "{want}: {intents:?}");
     }
     env.verify_journal().await;
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -436,21 +378,4 @@ async fn seeds_now(env: &Env) -> Vec<String> {
         seeds.push(env.pod_addr(&format!("shop-{i}")).await);
     }
     seeds
-}
-
-/// `logbook replay audit` of the test's journal: this build decides the
-/// same at every decision point, and no invariant is broken.
-async fn assert_audit_clean(env: &Env) {
-    let dir = env.journal_dir.to_str().unwrap().to_owned();
-    let (audit, printed) = tokio::task::spawn_blocking(move || {
-        let cli = logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
-            .unwrap();
-        let mut out = Vec::new();
-        let result = logbook::cli::run(cli, &mut out);
-        (result, String::from_utf8(out).unwrap())
-    })
-    .await
-    .unwrap();
-    assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
-    assert!(printed.contains("audit: clean"), "{printed}");
 }
