@@ -208,6 +208,43 @@ impl Sweep {
         (sweep, first)
     }
 
+    /// For failure messages: [`Env::dump`] and the journal's last events,
+    /// as `logbook replay timeline` prints them.
+    async fn dump(&self) -> String {
+        // As the test's admin: the operator's account reads the journal,
+        // not the ValkeyCluster by name as the replay tool does.
+        let (kubeconfig, name) = (self.env.write_kubeconfig(), self.name.clone());
+        let timeline = tokio::task::spawn_blocking(move || {
+            let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+            let args = [
+                "logbook",
+                "replay",
+                "timeline",
+                "--namespace",
+                NS,
+                "--cluster",
+                &name,
+                "--kubeconfig",
+                &kubeconfig,
+            ];
+            let mut out = Vec::new();
+            let result = clap::Parser::try_parse_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|cli| logbook::cli::run(cli, &mut out).map_err(|e| e.to_string()));
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(150)..].join("\n");
+            format!("{tail}\n{result:?}")
+        })
+        .await
+        .unwrap();
+        format!(
+            "{}\n--- journal of {} (last 150 events):\n{timeline}",
+            self.env.dump(&self.name).await,
+            self.name
+        )
+    }
+
     fn operator(&self, instance: &str, crash_at: Option<u64>) -> OperatorProcess {
         OperatorProcess::start(
             &self.env,
@@ -243,7 +280,7 @@ impl Sweep {
             assert!(
                 Instant::now() < deadline,
                 "{instance} did not take the journal over\n{}",
-                self.env.dump(&self.name).await
+                self.dump().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -332,7 +369,7 @@ impl Sweep {
                 Instant::now() < deadline,
                 "{} neither aborted nor carried the scenario out\n{}",
                 armed.instance,
-                self.env.dump(&self.name).await
+                self.dump().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -363,7 +400,7 @@ impl Sweep {
             assert!(
                 Instant::now() < deadline,
                 "not converged: {why}\n{}",
-                env.dump(&self.name).await
+                self.dump().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -380,7 +417,7 @@ impl Sweep {
                 missing.len(),
                 log.acked_keys().len(),
                 &missing[..missing.len().min(20)],
-                env.dump(&self.name).await
+                self.dump().await
             );
         }
         // Nothing left in flight; the journal verifies.
@@ -395,7 +432,7 @@ impl Sweep {
                 Instant::now() < deadline,
                 "intents left in flight: {:?}\n{}",
                 state.in_flight,
-                env.dump(&self.name).await
+                self.dump().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -403,7 +440,7 @@ impl Sweep {
         if let Err(report) = env.cm_audit(&stream).await {
             panic!(
                 "the journal does not audit clean:\n{report}\n{}",
-                env.dump(&self.name).await
+                self.dump().await
             );
         }
         primaries
@@ -443,7 +480,7 @@ impl Sweep {
                     assert!(
                         Instant::now() < deadline,
                         "not settled after the killed pod was replaced: {why}\n{}",
-                        env.dump(NAME).await
+                        self.dump().await
                     );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -517,7 +554,7 @@ impl Sweep {
             status.signal(),
             Some(nix::sys::signal::Signal::SIGABRT as i32),
             "{armed_name} exited with {status}, not by the crash injection's abort\n{}",
-            self.env.dump(&self.name).await
+            self.dump().await
         );
         let said = format!("[{armed_name}] {CRASH_AT_COMMIT}: aborting ");
         let crashed = self
@@ -535,12 +572,15 @@ impl Sweep {
         let last = self.journal.after(crash_seq.saturating_sub(3));
         let crashed = format!("{crashed} (last events: {})", timeline(last));
         let at_crash = self.env.cm_journal_state(self.journal.stream()).await;
+        // Settled: the scenario's decisions made and carried out, nothing
+        // in flight and nothing left to decide on what the journal holds.
         let policy = at_crash.policy.clone().unwrap_or_default();
-        let settled = (at_crash.cluster.formed_at.is_some()
-            || self.topology == Topology::Replication)
+        let decided = decisions(self.journal.after(trigger_seq));
+        let settled = decided > 0
+            && (at_crash.cluster.formed_at.is_some() || self.topology == Topology::Replication)
             && at_crash.in_flight.is_empty()
             && logbook::decide::decide(&at_crash, at_crash.last_at, &policy).is_empty();
-        let settled = settled.then(|| decisions(self.journal.after(trigger_seq)));
+        let settled = settled.then_some(decided);
         // A fresh instance with nothing but the ConfigMaps.
         let fresh_name = format!("{prefix}-fresh-{n}");
         let fresh = self.operator(&fresh_name, None);
@@ -562,7 +602,7 @@ impl Sweep {
             let Some((by, how)) = resolution(after, *id) else {
                 panic!(
                     "n={n}: {what} ({id}) was in flight at the crash and is not resolved\n{}",
-                    self.env.dump(&self.name).await
+                    self.dump().await
                 );
             };
             assert_eq!(
@@ -689,15 +729,15 @@ async fn sweep(topology: Topology, scenario: Scenario) {
     eprintln!("{topology:?} {scenario:?}: set up in {:?}", began.elapsed());
     let mut points: Vec<Point> = Vec::new();
     let from: u64 = std::env::var(FROM_ENV).map_or(0, |v| v.parse().unwrap());
-    // A Cluster's bootstrap commits about 30 times; the last dozen or so
-    // only record its replicas' first sync (5 s: full syncs of cluster
-    // nodes wait for it) with nothing in flight and nothing left to
-    // decide. The first such point is crashed at like any other; the rest
-    // of them are equivalent to it (the fresh instance has only to observe)
-    // and are skipped: the next run is the dry run, and it must not have
-    // decided anything that settled point had not (else the tail was not
-    // observations only, and the sweep fails).
-    let skip_settled_tail = topology == Topology::Cluster && scenario == Scenario::Create;
+    // A Cluster's bootstrap commits about 30 times, a failover by kill
+    // about 16; the last dozen or so only record replicas syncing (a full
+    // sync of a cluster node waits 5 s) with nothing in flight and nothing
+    // left to decide. The first such point is crashed at like any other;
+    // the rest are equivalent to it (the fresh instance has only to
+    // observe) and are skipped: the next run is the dry run, and it must
+    // have decided exactly as often as that settled point had (else the
+    // tail was not observations only, and the sweep fails).
+    let skip_settled_tail = topology == Topology::Cluster;
     let mut skipped_after: Option<(u64, usize)> = None;
     let mut n = from;
     while n < MAX_POINTS {
