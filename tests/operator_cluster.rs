@@ -15,39 +15,15 @@
 
 mod operator_common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use logbook_crds::ValkeyCluster;
 use logbook_journal::Event;
 use operator_common::*;
 
-const YAML: &str = "apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: shop
-spec:
-  topology: Cluster
-  shards: 3
-  replicasPerShard: 1
-  clusterNodeTimeoutMilliseconds: 5000
-  storage:
-    size: 1Gi
-";
-
-fn cluster_ready(vkc: &ValkeyCluster) -> bool {
-    is_ready(vkc, 6)
-        && vkc.status.as_ref().is_some_and(|s| {
-            s.shards.len() == 3
-                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
-                && s.shards
-                    .iter()
-                    .flat_map(|sh| sh.slots.iter())
-                    .map(|r| r.end - r.start + 1)
-                    .sum::<i32>()
-                    == 16_384
-        })
+/// The cluster every test here creates.
+fn yaml() -> String {
+    cluster_yaml("shop")
 }
 
 fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
@@ -63,44 +39,10 @@ fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
     p
 }
 
-fn redis_cli(addr: &str, password: &str, args: &[&str]) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
-        .args(args)
-        .output()
-        .expect("redis-cli runs (make setup installs redis-tools)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `--cluster check` from `addr`: every slot covered, all nodes agreeing,
-/// no open slot, no failing node.
-fn assert_check_clean(addr: &str, password: &str) {
-    let check = redis_cli(addr, password, &["--cluster", "check", addr]);
-    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
-    assert!(
-        check.contains("[OK] All nodes agree about slots configuration."),
-        "{check}"
-    );
-    assert!(
-        !check.contains("[ERR]") && !check.contains("[WARNING]"),
-        "{check}"
-    );
-    let nodes = redis_cli(addr, password, &["cluster", "nodes"]);
-    assert!(
-        !nodes.contains("fail") && !nodes.contains("noaddr"),
-        "{nodes}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     let env = Env::start("cluster").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let started = Instant::now();
     let vkc = env
         .wait_status(
@@ -246,16 +188,17 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     // The replay tool's audit is clean: this build decides the same at
     // every decision point, and no invariant is broken (one primary per
     // slot, not one per cluster).
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
-/// `check` from some primary, retried until it is clean or `timeout`
-/// passes (gossip takes a moment to agree after a node comes back).
-async fn eventually_check_clean(env: &Env, name: &str, password: &str, timeout: Duration) {
+/// `check` from some primary, retried until it is clean with exactly
+/// `nodes` nodes or `timeout` passes (gossip takes a moment to agree after
+/// a node comes back, forgetting takes a round).
+async fn eventually_clean(env: &Env, password: &str, nodes: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let vkc = env.vkc(name).await;
+        let vkc = env.vkc("shop").await;
         let seed = match vkc.status.as_ref().and_then(|s| s.shards.first()) {
             Some(shard) => match &shard.primary {
                 Some(p) => Some(env.pod_addr(p).await),
@@ -263,31 +206,23 @@ async fn eventually_check_clean(env: &Env, name: &str, password: &str, timeout: 
             },
             None => None,
         };
-        if let Some(seed) = seed {
-            let check = redis_cli(&seed, password, &["--cluster", "check", &seed]);
-            let nodes = redis_cli(&seed, password, &["cluster", "nodes"]);
-            let clean = check.contains("[OK] All 16384 slots covered.")
-                && check.contains("[OK] All nodes agree about slots configuration.")
-                && !check.contains("[ERR]")
-                && !check.contains("[WARNING]")
-                && !nodes.contains("fail")
-                && !nodes.contains("noaddr")
-                && nodes.lines().filter(|l| !l.trim().is_empty()).count() == 6;
-            if clean {
-                return;
+        let why = match seed {
+            Some(seed) => {
+                let listed = redis_cli(&seed, password, &["cluster", "nodes"]);
+                let counted = listed.lines().filter(|l| !l.trim().is_empty()).count();
+                match check_clean(&seed, password) {
+                    Ok(()) if counted == nodes => return,
+                    Ok(()) => format!("{counted} nodes, not {nodes}:\n{listed}"),
+                    Err(why) => why,
+                }
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "not clean after {timeout:?}:\n{check}\n{nodes}\n{}",
-                    env.dump(name).await
-                );
-            }
-        } else if Instant::now() > deadline {
-            panic!(
-                "no shard primary after {timeout:?}\n{}",
-                env.dump(name).await
-            );
-        }
+            None => "no shard primary".to_owned(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "not clean after {timeout:?}: {why}\n{}",
+            env.dump("shop").await
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -304,7 +239,7 @@ fn roles(vkc: &ValkeyCluster) -> (Vec<String>, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and_a_full_restart() {
     let env = Env::start("cluster-faults").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let ready = |what: &'static str| {
         let env = &env;
         async move {
@@ -333,7 +268,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     env.kill(&victim).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     ready("ready after a primary's process was killed").await;
-    eventually_check_clean(&env, "shop", &password, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
 
     // 2. A replica's volume lost: it comes back as a new node, the old
     // one is forgotten, the new one replicates its shard again.
@@ -349,7 +284,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     env.kill(&replica).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     ready("ready after a replica lost its volume").await;
-    eventually_check_clean(&env, "shop", &password, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
 
     // 3. A primary's volume lost: its shard goes to its replica, the new
     // empty node never serves a slot and becomes a replica.
@@ -372,7 +307,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     )
     .await;
     ready("ready after a primary lost its volume").await;
-    eventually_check_clean(&env, "shop", &password, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
 
     // Every write acknowledged so far is there, read through the slots'
     // owners.
@@ -410,7 +345,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     ready("ready after every pod was deleted").await;
-    eventually_check_clean(&env, "shop", &password, Duration::from_secs(90)).await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(90)).await;
     let missing = logbook_bench::cluster_client::missing_in_cluster(
         &seeds_now(&env).await,
         Some(&pw),
@@ -454,7 +389,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
         assert!(intents.iter().any(|i| i == want), "{want}: {intents:?}");
     }
     env.verify_journal().await;
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -467,23 +402,6 @@ async fn seeds_now(env: &Env) -> Vec<String> {
     seeds
 }
 
-/// `logbook replay audit` of the test's journal: this build decides the
-/// same at every decision point, and no invariant is broken.
-async fn assert_audit_clean(env: &Env) {
-    let dir = env.journal_dir.to_str().unwrap().to_owned();
-    let (audit, printed) = tokio::task::spawn_blocking(move || {
-        let cli = logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
-            .unwrap();
-        let mut out = Vec::new();
-        let result = logbook::cli::run(cli, &mut out);
-        (result, String::from_utf8(out).unwrap())
-    })
-    .await
-    .unwrap();
-    assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
-    assert!(printed.contains("audit: clean"), "{printed}");
-}
-
 /// The `Degraded` condition's reason and message.
 fn degraded(vkc: &ValkeyCluster) -> Option<(String, String)> {
     vkc.status.as_ref()?.conditions.iter().find_map(|c| {
@@ -494,7 +412,7 @@ fn degraded(vkc: &ValkeyCluster) -> Option<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it() {
     let env = Env::start("cluster-quorum").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let vkc = env
         .wait_status("shop", Duration::from_secs(90), "formed", cluster_ready)
         .await;
@@ -606,7 +524,7 @@ async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it()
         cluster_ready,
     )
     .await;
-    eventually_check_clean(&env, "shop", &password, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
     let vkc = env.vkc("shop").await;
     let seed = env.pod_addr(&primaries(&vkc)[0]).await;
     for i in 0..100 {
@@ -642,7 +560,7 @@ async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it()
         );
     }
     env.verify_journal().await;
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -654,38 +572,10 @@ fn shaped(vkc: &ValkeyCluster, replicas: usize) -> bool {
         })
 }
 
-/// `--cluster check` clean from a primary with exactly `nodes` nodes and
-/// none failing, within `timeout`.
-async fn eventually_clean_with(env: &Env, password: &str, nodes: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let vkc = env.vkc("shop").await;
-        let seed = env.pod_addr(&primaries(&vkc)[0]).await;
-        let check = redis_cli(&seed, password, &["--cluster", "check", &seed]);
-        let listed = redis_cli(&seed, password, &["cluster", "nodes"]);
-        let clean = check.contains("[OK] All 16384 slots covered.")
-            && check.contains("[OK] All nodes agree about slots configuration.")
-            && !check.contains("[ERR]")
-            && !check.contains("[WARNING]")
-            && !listed.contains("fail")
-            && !listed.contains("noaddr")
-            && listed.lines().filter(|l| !l.trim().is_empty()).count() == nodes;
-        if clean {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not clean with {nodes} nodes:\n{check}\n{listed}\n{}",
-            env.dump("shop").await
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_per_shard_go_up_and_down_and_a_removed_primary_hands_over_first() {
     let env = Env::start("cluster-replicas").await;
-    env.apply_yaml(YAML).await;
+    env.apply_yaml(&yaml()).await;
     let vkc = env
         .wait_status("shop", Duration::from_secs(90), "formed", cluster_ready)
         .await;
@@ -723,7 +613,7 @@ async fn replicas_per_shard_go_up_and_down_and_a_removed_primary_hands_over_firs
         shaped(v, 2)
     })
     .await;
-    eventually_clean_with(&env, &password, 9, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 9, Duration::from_secs(60)).await;
 
     // Down to none: every pod from shop-3 on goes, the successor primary
     // among them, so its shard is handed to shop-1 (which stays) first;
@@ -738,7 +628,7 @@ async fn replicas_per_shard_go_up_and_down_and_a_removed_primary_hands_over_firs
     let mut now = primaries(&vkc);
     now.sort();
     assert_eq!(now, ["shop-0", "shop-1", "shop-2"]);
-    eventually_clean_with(&env, &password, 3, Duration::from_secs(60)).await;
+    eventually_clean(&env, &password, 3, Duration::from_secs(60)).await;
     let seed = env.pod_addr("shop-0").await;
     for i in 0..100 {
         let key = format!("r:{i}");
@@ -768,6 +658,6 @@ async fn replicas_per_shard_go_up_and_down_and_a_removed_primary_hands_over_firs
         "no hand-over of {successor}'s shard to shop-1: {decided:?}"
     );
     env.verify_journal().await;
-    assert_audit_clean(&env).await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }

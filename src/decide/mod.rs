@@ -23,7 +23,7 @@ mod cluster;
     clippy::indexing_slicing,
     clippy::panic
 )]
-mod given;
+pub(crate) mod given;
 mod provisioning;
 mod recovery;
 mod replication;

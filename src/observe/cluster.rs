@@ -85,22 +85,42 @@ pub fn observe_cluster_probe(
 /// see it die (a failover or a role change would have been observed).
 /// Compared with the state before this probe's events, so the role this
 /// probe reports cannot hide the change.
+///
+/// While a reset of the node stands, the history it records is the one
+/// its replicas hold and the failover must save; a later change of id is
+/// journaled as another reset only when some replica of the node took the
+/// history the node moves off now (then that is what a second restart
+/// lost). Otherwise it is no loss of theirs: a restarted primary without
+/// a backlog takes a new id (same offset) when its first replica asks to
+/// resync, and recording that as the reset's previous history would name
+/// one no replica holds — the failover that saves the shard's writes
+/// would no longer be decided, nor resumed after an operator restart, and
+/// the replica would resync from the emptied primary.
 pub fn observe_history_reset(
     state: &ClusterState,
     pod: &str,
     answer: &ClusterAnswer,
 ) -> Option<Event> {
     let known = state.pods.get(pod)?;
+    let node_id = &answer.report.node_id;
     let was_primary = known.role == Some(Role::Primary)
         && state
             .cluster
             .report(pod)
-            .is_some_and(|r| r.is_primary() && r.node_id == answer.report.node_id);
+            .is_some_and(|r| r.is_primary() && r.node_id == *node_id);
     if !was_primary || !answer.report.is_primary() {
         return None;
     }
     let previous = known.replid?;
     let replid = ReplId::from_hex(&answer.replication.replid).ok()?;
+    let standing = state
+        .cluster
+        .history_resets
+        .get(pod)
+        .is_some_and(|r| r.node_id == *node_id);
+    if standing && !replica_holds(state, node_id, previous) {
+        return None;
+    }
     (replid != previous).then(|| Event::PrimaryHistoryReset {
         pod: pod.to_owned(),
         node_id: answer.report.node_id.clone(),
@@ -108,6 +128,18 @@ pub fn observe_history_reset(
         previous_offset: known.offset,
         replid,
         offset: answer.replication.master_repl_offset,
+    })
+}
+
+/// Whether a replica of node `node_id` (by its last report) holds history
+/// `replid`.
+fn replica_holds(state: &ClusterState, node_id: &str, replid: ReplId) -> bool {
+    state.pods.iter().any(|(pod, view)| {
+        view.replid == Some(replid)
+            && state
+                .cluster
+                .report(pod)
+                .is_some_and(|r| r.primary_id.as_deref() == Some(node_id))
     })
 }
 
@@ -171,3 +203,7 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
         replication: probe.replication.clone(),
     })
 }
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

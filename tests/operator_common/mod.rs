@@ -37,6 +37,7 @@ use logbook_localkube::kubelet::{Faults, kill_leftovers, leftover_processes};
 use logbook_localkube::{Config, LocalKube, RunningServer, WorkloadsConfig};
 use redis::aio::MultiplexedConnection;
 
+mod cluster;
 mod configmaps;
 mod monitor;
 mod process;
@@ -44,6 +45,8 @@ mod rbac;
 mod retry;
 mod valkey;
 
+#[allow(unused_imports)]
+pub use cluster::*;
 #[allow(unused_imports)]
 pub use configmaps::*;
 #[allow(unused_imports)]

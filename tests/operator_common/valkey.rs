@@ -75,9 +75,9 @@ pub async fn role(addr: &str, password: &str) -> (String, Option<String>) {
     (kind, primary)
 }
 
-/// `ROLE` of `addr`, or `None` when it does not answer within a second
-/// (down, restarting, loading).
-pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<String>)> {
+/// The reply of `cmd` on `addr`, or `None` when it does not answer within
+/// a second at each step (down, restarting, loading) or answers an error.
+pub async fn try_query(addr: &str, password: &str, cmd: &redis::Cmd) -> Option<redis::Value> {
     let (host, port) = addr.rsplit_once(':')?;
     let client = redis::Client::open(redis::ConnectionAddr::Tcp(
         host.to_owned(),
@@ -96,13 +96,16 @@ pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<Stri
     .await
     .ok()?
     .ok()?;
-    let reply = tokio::time::timeout(
-        limit,
-        redis::cmd("ROLE").query_async::<redis::Value>(&mut con),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    tokio::time::timeout(limit, cmd.query_async::<redis::Value>(&mut con))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// `ROLE` of `addr`, or `None` when it does not answer within a second
+/// (down, restarting, loading).
+pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<String>)> {
+    let reply = try_query(addr, password, &redis::cmd("ROLE")).await?;
     let redis::Value::Array(items) = reply else {
         return None;
     };
@@ -151,18 +154,7 @@ pub async fn check_no_acked_write_lost(
     password: &str,
 ) -> (usize, usize) {
     let acked = log.acked_keys();
-    assert!(
-        log.attempts.iter().any(|a| a.acked && a.started < fault),
-        "no acknowledged write before the fault"
-    );
-    assert!(
-        log.attempts
-            .iter()
-            .any(|a| a.succeeded() && a.started > fault),
-        "no successful write after the fault ({} attempts, {} failed)",
-        log.attempts.len(),
-        log.failed_writes()
-    );
+    assert_wrote_around(log, fault);
     let missing =
         logbook_bench::missing_keys(addr, Some(&Password::new(password)), &log.prefix, &acked)
             .await
@@ -175,6 +167,23 @@ pub async fn check_no_acked_write_lost(
         &missing[..missing.len().min(20)]
     );
     (acked.len(), log.failed_writes())
+}
+
+/// Checks that a probe wrote around a fault at `fault`: a write
+/// acknowledged before it, and one that succeeded after it.
+pub fn assert_wrote_around(log: &logbook_bench::WriteLog, fault: Instant) {
+    assert!(
+        log.attempts.iter().any(|a| a.acked && a.started < fault),
+        "no acknowledged write before the fault"
+    );
+    assert!(
+        log.attempts
+            .iter()
+            .any(|a| a.succeeded() && a.started > fault),
+        "no successful write after the fault ({} attempts, {} failed)",
+        log.attempts.len(),
+        log.failed_writes()
+    );
 }
 
 /// A Replication cluster of `replicas` pods with fast probes and no PVC

@@ -1,0 +1,135 @@
+//! Valkey Cluster checks shared by the Cluster tests: the 3 × 1 spec they
+//! create, when its status says it is formed, `redis-cli --cluster check`
+//! and the replay tool's audit of the journal (sled or ConfigMaps).
+#[allow(unused_imports)]
+use super::*;
+
+use std::process::Command;
+
+use clap::Parser;
+use logbook_replay::Input;
+
+/// A 3-shard cluster of one replica per shard, with a node timeout short
+/// enough for Valkey's own detection to matter within a test.
+pub fn cluster_yaml(name: &str) -> String {
+    format!(
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Cluster
+  shards: 3
+  replicasPerShard: 1
+  clusterNodeTimeoutMilliseconds: 5000
+  storage:
+    size: 1Gi
+"
+    )
+}
+
+/// Ready on 6 pods, and the status shows 3 shards of one replica each
+/// covering every slot.
+pub fn cluster_ready(vkc: &ValkeyCluster) -> bool {
+    is_ready(vkc, 6)
+        && vkc.status.as_ref().is_some_and(|s| {
+            s.shards.len() == 3
+                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
+                && s.shards
+                    .iter()
+                    .flat_map(|sh| sh.slots.iter())
+                    .map(|r| r.end - r.start + 1)
+                    .sum::<i32>()
+                    == 16_384
+        })
+}
+
+/// `redis-cli` against `addr` (stdout and stderr together).
+pub fn redis_cli(addr: &str, password: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (make setup installs redis-tools)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `--cluster check` from `addr`: every slot covered, all nodes agreeing,
+/// no open slot, no failing node, and `addr`'s own `CLUSTER NODES` without
+/// a `fail` or `noaddr` node. Otherwise what was wrong.
+pub fn check_clean(addr: &str, password: &str) -> Result<(), String> {
+    let check = redis_cli(addr, password, &["--cluster", "check", addr]);
+    let clean = check.contains("[OK] All 16384 slots covered.")
+        && check.contains("[OK] All nodes agree about slots configuration.")
+        && !check.contains("[ERR]")
+        && !check.contains("[WARNING]");
+    if !clean {
+        return Err(check);
+    }
+    let nodes = redis_cli(addr, password, &["cluster", "nodes"]);
+    if nodes.contains("fail") || nodes.contains("noaddr") {
+        return Err(nodes);
+    }
+    Ok(())
+}
+
+/// [`check_clean`], or a panic with what was wrong.
+pub fn assert_check_clean(addr: &str, password: &str) {
+    if let Err(why) = check_clean(addr, password) {
+        panic!("--cluster check from {addr} is not clean:\n{why}");
+    }
+}
+
+impl Env {
+    /// `logbook replay audit` of the test's sled journal: this build
+    /// decides the same at every decision point, and no invariant is
+    /// broken. The operator must be stopped (sled locks the directory).
+    pub async fn assert_audit_clean(&self) {
+        let dir = self.journal_dir.to_str().unwrap().to_owned();
+        let (audit, printed) = tokio::task::spawn_blocking(move || {
+            let cli =
+                logbook::cli::Cli::try_parse_from(["logbook", "replay", "audit", "--dir", &dir])
+                    .unwrap();
+            let mut out = Vec::new();
+            let result = logbook::cli::run(cli, &mut out);
+            (result, String::from_utf8(out).unwrap())
+        })
+        .await
+        .unwrap();
+        assert!(audit.is_ok(), "audit: {audit:?}\n{printed}");
+        assert!(printed.contains("audit: clean"), "{printed}");
+    }
+
+    /// What `logbook replay audit --namespace` says of `stream`'s
+    /// ConfigMap journal as of one read of its head (an operator may be
+    /// appending): `Ok` with the events audited when clean, else the
+    /// report's text. Read only.
+    pub async fn cm_audit(&self, stream: &StreamId) -> Result<u64, String> {
+        let pinned = self
+            .config_map_journal()
+            .pin(stream)
+            .await
+            .unwrap_or_else(|e| panic!("reading the head of journal stream {stream}: {e}"));
+        let input = Input::Store {
+            store: pinned,
+            stream: stream.clone(),
+            cluster: None,
+            place: format!("the ConfigMaps of {NS}"),
+        };
+        let report =
+            logbook_replay::audit::audit(&input, &logbook::replay_decider::OperatorDecider)
+                .await
+                .unwrap_or_else(|e| panic!("auditing journal stream {stream}: {e}"));
+        if report.is_clean() {
+            return Ok(report.events);
+        }
+        let mut text = Vec::new();
+        logbook_replay::audit::write_text(&mut text, &report).unwrap();
+        Err(String::from_utf8_lossy(&text).into_owned())
+    }
+}

@@ -1,0 +1,325 @@
+//! What a crash sweep does differently per topology: the cluster it
+//! creates, when it counts as carried out, which primary a failover point
+//! hits, how the converged cluster is checked (one primary by `ROLE`, or
+//! shards by `CLUSTER NODES`), the client writing throughout and where
+//! its writes are read back, and what two claims at once mean to the
+//! monitor of the whole sweep. Everything else is the sweep's, shared.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::ListParams;
+use logbook::valkey::Password;
+use logbook_bench::cluster_writer::{ClusterProbeConfig, start_cluster_probe};
+use logbook_bench::{WriteLog, WriteProbe};
+use logbook_crds::ValkeyCluster;
+
+use super::cluster::{NodeClaim, node_claim, pod_addrs, shards_agree, slot_conflict};
+use super::operator_common::*;
+
+/// The topology a sweep runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One primary and two replicas.
+    Replication,
+    /// 3 shards of one primary and one replica.
+    Cluster,
+}
+
+/// What one pod claims, for the monitor.
+#[derive(Debug, Clone)]
+enum Claim {
+    /// Its `ROLE` kind (`master`, `slave`).
+    Role(String),
+    /// What its node says of itself.
+    Node(NodeClaim),
+}
+
+impl Topology {
+    /// For names: the environment's, the instances'.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Replication => "",
+            Self::Cluster => "vc-",
+        }
+    }
+
+    /// Pods of a converged cluster.
+    pub fn pods(self) -> usize {
+        match self {
+            Self::Replication => 3,
+            Self::Cluster => 6,
+        }
+    }
+
+    /// The spec of a new cluster `name`.
+    pub fn yaml(self, name: &str) -> String {
+        match self {
+            Self::Replication => replication_yaml(name, 3),
+            Self::Cluster => cluster_yaml(name),
+        }
+    }
+
+    /// Whether the status says the cluster is whole: Ready on its
+    /// generation (for a Cluster, with 3 shards of one replica covering
+    /// every slot).
+    pub fn ready(self, vkc: &ValkeyCluster) -> bool {
+        match self {
+            Self::Replication => is_ready(vkc, 3),
+            Self::Cluster => cluster_ready(vkc),
+        }
+    }
+
+    /// Waits until `name` is whole, by its status and its role labels.
+    pub async fn wait_ready(self, env: &Env, name: &str, timeout: Duration) {
+        match self {
+            Self::Replication => {
+                env.wait_ready(name, 3, timeout).await;
+            }
+            Self::Cluster => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let vkc = env
+                        .wait_status(name, timeout, "3 shards of 1 replica, Ready", cluster_ready)
+                        .await;
+                    let mut published: Vec<String> = vkc
+                        .status
+                        .iter()
+                        .flat_map(|s| s.shards.iter().filter_map(|sh| sh.primary.clone()))
+                        .collect();
+                    published.sort();
+                    let labelled: Vec<String> = env
+                        .role_labels(name)
+                        .await
+                        .into_iter()
+                        .filter(|(_, role)| role.as_deref() == Some("primary"))
+                        .map(|(pod, _)| pod)
+                        .collect();
+                    if labelled == published {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name} is Ready but the pods labelled primary {labelled:?} are not its shard primaries {published:?}\n{}",
+                        env.dump(name).await
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// The primary failover point `n` hits: the one primary, or the shards'
+    /// in turn.
+    pub fn victim(self, vkc: &ValkeyCluster, n: u64) -> String {
+        match self {
+            Self::Replication => primary(vkc),
+            Self::Cluster => {
+                let shards = &vkc.status.as_ref().expect("a status").shards;
+                let i = usize::try_from(n).unwrap() % shards.len();
+                shards[i]
+                    .primary
+                    .clone()
+                    .expect("every shard has a primary")
+            }
+        }
+    }
+
+    /// The primaries, when the status, the role labels and what the pods
+    /// say of themselves agree; otherwise what disagrees.
+    pub async fn agree(self, env: &Env, name: &str) -> Result<Vec<String>, String> {
+        match self {
+            Self::Replication => roles_agree(env, name).await.map(|p| vec![p]),
+            Self::Cluster => shards_agree(env, name).await,
+        }
+    }
+
+    /// A client writing with `WAIT 1` to `name`: through the client
+    /// Service, or routed by slot from the pods' addresses.
+    pub async fn start_probe(self, env: &Env, name: &str) -> WriteProbe {
+        let password = env.password(name).await;
+        match self {
+            Self::Replication => write_probe(&env.service_addr(name).await, &password, "probe"),
+            Self::Cluster => {
+                let mut config = ClusterProbeConfig::new(pod_addrs(env, name).await, "probe");
+                config.password = Some(Password::new(password));
+                start_cluster_probe(config)
+            }
+        }
+    }
+
+    /// The acknowledged writes of `log` that `name` does not hold: read
+    /// on the primary, or each from its slot's primary. Returns them and
+    /// where they were read.
+    pub async fn missing(self, env: &Env, name: &str, log: &WriteLog) -> (Vec<u64>, String) {
+        let password = Password::new(env.password(name).await);
+        let acked = log.acked_keys();
+        match self {
+            Self::Replication => {
+                let primary = primary(&env.vkc(name).await);
+                let addr = env.pod_addr(&primary).await;
+                let missing =
+                    logbook_bench::missing_keys(&addr, Some(&password), &log.prefix, &acked)
+                        .await
+                        .unwrap();
+                (missing, primary)
+            }
+            Self::Cluster => {
+                let seeds = pod_addrs(env, name).await;
+                let missing = logbook_bench::cluster_client::missing_in_cluster(
+                    &seeds,
+                    Some(&password),
+                    &log.prefix,
+                    &acked,
+                )
+                .await
+                .unwrap();
+                (missing, "their slots' primaries".to_owned())
+            }
+        }
+    }
+
+    /// What the pod at `addr` claims now, if it answers.
+    async fn claim(self, addr: &str, password: &str) -> Option<Claim> {
+        match self {
+            Self::Replication => try_role(addr, password)
+                .await
+                .map(|(kind, _)| Claim::Role(kind)),
+            Self::Cluster => node_claim(addr, password).await.map(Claim::Node),
+        }
+    }
+
+    /// Two claims that must never stand at once: two pods answering
+    /// `ROLE` master, or two nodes claiming one slot at one config epoch.
+    fn conflict(self, claims: &[(String, Claim)]) -> Option<String> {
+        match self {
+            Self::Replication => {
+                let masters: Vec<&str> = claims
+                    .iter()
+                    .filter(|(_, c)| matches!(c, Claim::Role(kind) if kind == "master"))
+                    .map(|(pod, _)| pod.as_str())
+                    .collect();
+                (masters.len() > 1).then(|| format!("{masters:?}"))
+            }
+            Self::Cluster => {
+                let nodes: Vec<(String, NodeClaim)> = claims
+                    .iter()
+                    .filter_map(|(pod, c)| match c {
+                        Claim::Node(n) => Some((pod.clone(), n.clone())),
+                        Claim::Role(_) => None,
+                    })
+                    .collect();
+                slot_conflict(&nodes)
+            }
+        }
+    }
+}
+
+/// The primary, when the status, the role labels and every pod's own
+/// `ROLE` agree on it: it answers "master" and every other pod is a
+/// replica following it. Otherwise, what disagrees.
+async fn roles_agree(env: &Env, name: &str) -> Result<String, String> {
+    let vkc = env.vkc(name).await;
+    let primary = vkc
+        .status
+        .as_ref()
+        .and_then(|s| s.primary.clone())
+        .ok_or("no primary in the status")?;
+    let labels = env.role_labels(name).await;
+    let labelled: Vec<&String> = labels
+        .iter()
+        .filter(|(_, role)| role.as_deref() == Some("primary"))
+        .map(|(pod, _)| pod)
+        .collect();
+    if labelled != [&primary] {
+        return Err(format!("status primary {primary}, role labels {labels:?}"));
+    }
+    let password = env.password(name).await;
+    let mut roles = BTreeMap::new();
+    for pod in env.pods(name).await {
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let role = match &ip {
+            Some(ip) => try_role(&format!("{ip}:{PORT}"), &password).await,
+            None => None,
+        };
+        roles.insert(pod.name_any(), (ip, role));
+    }
+    let primary_ip = roles.get(&primary).and_then(|(ip, _)| ip.clone());
+    let agree = roles.iter().all(|(pod, (_, role))| match role {
+        Some((kind, _)) if *pod == primary => kind == "master",
+        Some((kind, follows)) => kind == "slave" && follows.is_some() && *follows == primary_ip,
+        None => false,
+    });
+    if agree {
+        Ok(primary)
+    } else {
+        Err(format!(
+            "status primary {primary}, pods (ip, ROLE) {roles:?}"
+        ))
+    }
+}
+
+/// Asks every pod what it claims every 100 ms and keeps every moment two
+/// claims conflicted ([`Topology::conflict`]). For the failovers only: a
+/// switchover promotes its target a few milliseconds before it demotes the
+/// paused old primary, so there two masters are briefly expected.
+pub struct ClaimMonitor {
+    conflicts: Arc<Mutex<Vec<String>>>,
+    polls: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ClaimMonitor {
+    /// Watches the pods of `cluster`.
+    pub fn start(env: &Env, topology: Topology, cluster: &str, password: &str) -> Self {
+        let pods: kube::Api<Pod> = env.api();
+        let selector = format!("valkey.logbook.dev/cluster={cluster}");
+        let password = password.to_owned();
+        let conflicts = Arc::new(Mutex::new(Vec::new()));
+        let polls = Arc::new(AtomicUsize::new(0));
+        let (seen, count) = (conflicts.clone(), polls.clone());
+        let began = Instant::now();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
+                    let asks = list.items.iter().filter_map(|p| {
+                        let ip = p.status.as_ref()?.pod_ip.clone()?;
+                        let (name, password) = (p.name_any(), password.clone());
+                        Some(async move {
+                            let claim = topology.claim(&format!("{ip}:{PORT}"), &password).await;
+                            claim.map(|c| (name, c))
+                        })
+                    });
+                    let claims: Vec<(String, Claim)> = futures::future::join_all(asks)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    count.fetch_add(1, Ordering::Relaxed);
+                    if let Some(conflict) = topology.conflict(&claims) {
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{:?}: {conflict}", began.elapsed()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self {
+            conflicts,
+            polls,
+            task,
+        }
+    }
+
+    /// Stops; returns the polls made and the moments of conflict.
+    pub fn stop(self) -> (usize, Vec<String>) {
+        self.task.abort();
+        let conflicts = self.conflicts.lock().unwrap().clone();
+        (self.polls.load(Ordering::Relaxed), conflicts)
+    }
+}
