@@ -246,6 +246,18 @@ pub async fn failover(
                 role: Role::Primary,
                 primary: None,
             });
+            // The promotion gave the node a new replication id: journal
+            // it with the role, or the next probe would see a primary
+            // whose history changed under it and take the promotion for a
+            // restart in place (a `PrimaryHistoryReset` naming the old
+            // history, which would hand the shard back to a deposed
+            // primary that holds it at a higher offset).
+            events.extend(crate::observe::observe_replication(
+                target.state,
+                pod,
+                &now.replication,
+                true,
+            ));
             events.push(Event::ReplicaPromoted {
                 pod: pod.to_owned(),
                 from: from.map(str::to_owned),

@@ -15,5 +15,7 @@ pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
-pub use replication::{ProbeObservation, journal_role, link_status, observe_probe};
+pub use replication::{
+    ProbeObservation, journal_role, link_status, observe_probe, observe_replication,
+};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};
