@@ -61,8 +61,8 @@ bench-failover:
 	$(CARGO) run --release --locked -p logbook-bench -- failover
 
 ## bench-failover-cluster: only the Cluster rows of bench-failover: a shard
-## primary killed or its pod deleted, through a cluster-aware client, beside
-## Valkey Cluster's own failover (docs/benchmarks.md).
+## primary killed or its pod deleted, with one cluster-aware writer per
+## shard, beside Valkey Cluster's own failover (docs/benchmarks.md).
 .PHONY: bench-failover-cluster
 bench-failover-cluster:
 	$(CARGO) run --release --locked -p logbook-bench -- failover --topology cluster
