@@ -86,16 +86,20 @@ pub fn observe_cluster_probe(
 /// Compared with the state before this probe's events, so the role this
 /// probe reports cannot hide the change.
 ///
-/// While a reset of the node stands, the history it records is the one
-/// its replicas hold and the failover must save; a later change of id is
-/// journaled as another reset only when some replica of the node took the
-/// history the node moves off now (then that is what a second restart
-/// lost). Otherwise it is no loss of theirs: a restarted primary without
-/// a backlog takes a new id (same offset) when its first replica asks to
-/// resync, and recording that as the reset's previous history would name
-/// one no replica holds — the failover that saves the shard's writes
-/// would no longer be decided, nor resumed after an operator restart, and
-/// the replica would resync from the emptied primary.
+/// Two changes of id lose nothing and are not journaled as resets:
+/// - a promotion's: the node keeps the history it had as `master_replid2`
+///   and goes on with it under a new id (journaled as a reset, it would
+///   stand for as long as the node stays primary, with a history nobody
+///   lost);
+/// - while a reset of the node stands, a change off a history that no
+///   replica of the node may hold (each one's journaled history is
+///   another): a restarted primary without a backlog takes a new id at the
+///   same offset when its first replica asks to resync. The history the
+///   reset records is the one its replicas hold and the failover must
+///   save; replacing it with one no replica holds, the failover would no
+///   longer be decided, nor resumed after an operator restart, and the
+///   replica would resync from the emptied primary. A change off a
+///   history some replica took is journaled: a second restart lost that.
 pub fn observe_history_reset(
     state: &ClusterState,
     pod: &str,
@@ -113,12 +117,13 @@ pub fn observe_history_reset(
     }
     let previous = known.replid?;
     let replid = ReplId::from_hex(&answer.replication.replid).ok()?;
+    let promoted = ReplId::from_hex(&answer.replication.replid2).ok() == Some(previous);
     let standing = state
         .cluster
         .history_resets
         .get(pod)
         .is_some_and(|r| r.node_id == *node_id);
-    if standing && !replica_holds(state, node_id, previous) {
+    if promoted || (standing && !replica_may_hold(state, node_id, previous)) {
         return None;
     }
     (replid != previous).then(|| Event::PrimaryHistoryReset {
@@ -131,11 +136,12 @@ pub fn observe_history_reset(
     })
 }
 
-/// Whether a replica of node `node_id` (by its last report) holds history
-/// `replid`.
-fn replica_holds(state: &ClusterState, node_id: &str, replid: ReplId) -> bool {
+/// Whether a replica of node `node_id` (by its last report) may hold
+/// history `replid`: it was journaled on it, or on none yet (a pod
+/// recreated since).
+fn replica_may_hold(state: &ClusterState, node_id: &str, replid: ReplId) -> bool {
     state.pods.iter().any(|(pod, view)| {
-        view.replid == Some(replid)
+        view.replid.is_none_or(|r| r == replid)
             && state
                 .cluster
                 .report(pod)

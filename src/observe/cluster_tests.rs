@@ -56,6 +56,11 @@ fn report(i: u32, primary_id: Option<String>, slots: Vec<SlotRange>) -> ClusterN
 /// demo-1 answering as the same primary node on history `replid` at
 /// `offset`.
 fn answer(replid: u8, offset: u64) -> ClusterAnswer {
+    answer_after(replid, 0, offset)
+}
+
+/// [`answer`], with `replid2` kept from a history it continues (0: none).
+fn answer_after(replid: u8, replid2: u8, offset: u64) -> ClusterAnswer {
     ClusterAnswer {
         report: report(
             1,
@@ -68,7 +73,7 @@ fn answer(replid: u8, offset: u64) -> ClusterAnswer {
         replication: ReplicationInfo {
             role: crate::valkey::Role::Primary,
             replid: ReplId([replid; 20]).to_hex(),
-            replid2: "0".repeat(40),
+            replid2: ReplId([replid2; 20]).to_hex(),
             master_repl_offset: offset,
             primary: None,
             replicas: Vec::new(),
@@ -120,4 +125,26 @@ fn a_second_restart_after_the_replica_resynced_records_what_it_holds_now() {
     // writes acknowledged since; demo-1 restarts empty again.
     g.repl(4, LinkStatus::Up, 800, 9);
     assert_eq!(previous(probe(&mut g, 11, 0)), Some(ReplId([9; 20])));
+}
+
+#[test]
+fn a_replica_whose_history_is_not_journaled_yet_may_hold_the_one_a_second_restart_lost() {
+    let mut g = shard();
+    assert_eq!(previous(probe(&mut g, 9, 0)), Some(ReplId([7; 20])));
+    g.repl(4, LinkStatus::Up, 800, 9);
+    // demo-4's pod is recreated: what it holds is not observed yet when
+    // demo-1 restarts again. It may hold history 9: journaled.
+    g.state.pods.get_mut("demo-4").unwrap().replid = None;
+    assert_eq!(previous(probe(&mut g, 11, 0)), Some(ReplId([9; 20])));
+}
+
+#[test]
+fn a_promotion_going_on_with_its_history_under_a_new_id_is_no_reset() {
+    let mut g = shard();
+    // demo-1 answers with id 8 and the history it had, 7, as its second
+    // id: Valkey's promotion, nothing lost.
+    let seen = observe_history_reset(&g.state, "demo-1", &answer_after(8, 7, 5_100));
+    assert_eq!(seen, None);
+    g.repl(1, LinkStatus::NotReplica, 5_100, 8);
+    assert!(g.state.cluster.history_resets.is_empty());
 }
