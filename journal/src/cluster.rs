@@ -95,6 +95,165 @@ impl ClusterNodeReport {
     }
 }
 
+/// Which end of an atomic slot migration job a node runs.
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MigrationSide {
+    /// The source: it owns the slots and sends them (`EXPORT`).
+    Export,
+    /// The target: it receives them and takes them over (`IMPORT`).
+    Import,
+}
+
+impl MigrationSide {
+    /// `export` / `import`, for people and keys.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Export => "export",
+            Self::Import => "import",
+        }
+    }
+}
+
+/// Where an atomic slot migration job stands.
+// PERSISTED ENUM — append-only: never reorder, rename or remove variants,
+// never change a variant's fields; add new variants at the end only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MigrationPhase {
+    /// Under way; `state` is Valkey's own name for the step
+    /// (`snapshotting`, `replicating`, `failover-paused`, ...).
+    Running {
+        /// Valkey's state name.
+        state: String,
+    },
+    /// `success`: the target owns the slots.
+    Succeeded,
+    /// `failed`, with the job's message saying why. One message,
+    /// "Unpaused before migration completed (migration may have succeeded
+    /// with lost writes)", leaves the outcome to slot ownership: see
+    /// [`SlotMigrationJob::ambiguous`].
+    Failed,
+    /// `cancelled` (`CLUSTER CANCELSLOTMIGRATIONS`).
+    Cancelled,
+    /// No longer listed by the node that was running it: jobs live in
+    /// memory only, and its process restarted. Ownership tells what became
+    /// of the slots.
+    Vanished,
+}
+
+impl MigrationPhase {
+    /// Whether the job is over (whatever its outcome).
+    #[must_use]
+    pub const fn is_over(&self) -> bool {
+        !matches!(self, Self::Running { .. })
+    }
+
+    /// The phase as Valkey names it (`vanished` for one no longer listed).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Running { state } => state,
+            Self::Succeeded => "success",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Vanished => "vanished",
+        }
+    }
+
+    /// From Valkey's state name.
+    #[must_use]
+    pub fn from_valkey(state: &str) -> Self {
+        match state {
+            "success" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            other => Self::Running {
+                state: other.to_owned(),
+            },
+        }
+    }
+}
+
+/// One atomic slot migration job (Valkey >= 9.0) as one of its two ends
+/// lists it in `CLUSTER GETSLOTMIGRATIONS`. Both ends name the job alike;
+/// the command that starts it does not return the name, so a job is found
+/// by its source, target and slot ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotMigrationJob {
+    /// The job's name (40 hex characters, the same at both ends).
+    pub name: String,
+    /// Which end lists it.
+    pub side: MigrationSide,
+    /// Node id of the source.
+    pub source: String,
+    /// Node id of the target.
+    pub target: String,
+    /// The slots it moves.
+    pub slots: Vec<SlotRange>,
+    /// Where it stands.
+    pub phase: MigrationPhase,
+    /// Valkey's message (why it failed; empty otherwise).
+    pub message: String,
+    /// Bytes of the slots' write stream not yet acknowledged by the target
+    /// when observed (0 outside streaming).
+    pub remaining_repl_size: u64,
+}
+
+impl SlotMigrationJob {
+    /// A failed job whose source gave up its write pause before the target
+    /// announced ownership: it may have moved the slots, and writes the
+    /// source took after unpausing may be lost. Only slot ownership can
+    /// tell whether it moved them; it is neither success nor failure.
+    #[must_use]
+    pub fn ambiguous(&self) -> bool {
+        self.phase == MigrationPhase::Failed && self.message.contains("may have succeeded")
+    }
+
+    /// Whether it moves exactly `slots` from `source` to `target`.
+    #[must_use]
+    pub fn moves(&self, source: &str, target: &str, slots: &[SlotRange]) -> bool {
+        self.source == source
+            && self.target == target
+            && merge_ranges(&self.slots) == merge_ranges(slots)
+    }
+
+    /// The key the projection files it under: its name and side.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.name, self.side.name())
+    }
+}
+
+/// Sorted, merged ranges from any ranges.
+#[must_use]
+pub fn merge_ranges(ranges: &[SlotRange]) -> Vec<SlotRange> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<SlotRange> = Vec::new();
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if u32::from(r.start) <= u32::from(last.end).saturating_add(1) => {
+                last.end = last.end.max(r.end);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// A slot a node marks as half-moved, with the node at the other end
+/// (`CLUSTER NODES`: `[slot->-id]` migrating to it, `[slot-<-id]`
+/// importing from it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlotPeer {
+    /// The slot.
+    pub slot: u16,
+    /// The node at the other end.
+    pub node_id: String,
+}
+
 /// How many slots `ranges` hold.
 #[must_use]
 pub fn slot_count(ranges: &[SlotRange]) -> u32 {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::cluster::ClusterNodeReport;
+use crate::cluster::{ClusterNodeReport, SlotMigrationJob, SlotPeer};
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
 use crate::policy::Policy;
@@ -337,6 +337,35 @@ pub enum Event {
         /// Its offset on the new history.
         offset: u64,
     },
+    /// [28] Cluster: an atomic slot migration job as the node in `pod`
+    /// lists it (`CLUSTER GETSLOTMIGRATIONS`): first seen under way, its
+    /// phase or message changed, or gone from the list while under way
+    /// (`Vanished`). Progress (`remaining_repl_size`) is recorded only with
+    /// a change of phase, so a long job appends a handful of events.
+    SlotMigrationObserved {
+        /// Pod name of the node listing it.
+        pod: String,
+        /// The job.
+        job: SlotMigrationJob,
+        /// Milliseconds since the operator issued it, when the operator
+        /// watched it from its start (`None`: seen by a probe).
+        elapsed_ms: Option<u64>,
+    },
+    /// [29] Cluster: the slots the node in `pod` marks as half-moved
+    /// (`CLUSTER NODES`: migrating `[slot->-id]`, importing `[slot-<-id]`)
+    /// changed. The classic `SETSLOT`/`MIGRATE` pipeline leaves them while
+    /// a slot moves; left behind by a crash or another tool, they are
+    /// settled.
+    SlotStatesObserved {
+        /// Pod name.
+        pod: String,
+        /// Its node id.
+        node_id: String,
+        /// Slots it marks as migrating, with their target.
+        migrating: Vec<SlotPeer>,
+        /// Slots it marks as importing, with their source.
+        importing: Vec<SlotPeer>,
+    },
 }
 
 impl Event {
@@ -372,6 +401,8 @@ impl Event {
             Self::FailoverRequestObserved { .. } => "FailoverRequestObserved",
             Self::ClusterNodeObserved { .. } => "ClusterNodeObserved",
             Self::PrimaryHistoryReset { .. } => "PrimaryHistoryReset",
+            Self::SlotMigrationObserved { .. } => "SlotMigrationObserved",
+            Self::SlotStatesObserved { .. } => "SlotStatesObserved",
         }
     }
 }

@@ -165,6 +165,42 @@ pub enum Intent {
         /// The members that meet it.
         from: Vec<String>,
     },
+    /// Cluster: move `slots` from the node `from_node` (the shard primary
+    /// in `from`) to the node `to_node` (the primary in `to`): one atomic
+    /// slot migration job (`CLUSTER MIGRATESLOTS`: one snapshot, one write
+    /// pause), or on servers without it the classic `SETSLOT` + `MIGRATE`
+    /// pipeline, slot by slot. A job already under way for exactly these
+    /// slots is waited for, never started twice; slots the target already
+    /// owns are done.
+    MoveSlots {
+        /// Source primary pod.
+        from: String,
+        /// Source node id.
+        from_node: String,
+        /// Target primary pod.
+        to: String,
+        /// Target node id.
+        to_node: String,
+        /// The slot ranges.
+        slots: Vec<SlotRange>,
+    },
+    /// Cluster: settle `slot`, left half-moved (`IMPORTING`/`MIGRATING`)
+    /// with no migration under way. With `to_node`, the move is finished:
+    /// the keys still on the owner `owner_node` (in `owner`) are sent to
+    /// `to_node` (in `to`) and every primary is told it owns the slot;
+    /// without, the markers are cleared (`SETSLOT STABLE`) where they stand.
+    SettleSlot {
+        /// The slot.
+        slot: u16,
+        /// Pod of the node owning it.
+        owner: String,
+        /// The owning node id.
+        owner_node: String,
+        /// Pod of the node the move is finished to, if it is.
+        to: Option<String>,
+        /// That node's id.
+        to_node: Option<String>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -220,6 +256,8 @@ impl Intent {
             Self::ClusterFailover { .. } => "ClusterFailover",
             Self::SetShardRoleLabels { .. } => "SetShardRoleLabels",
             Self::MeetNode { .. } => "MeetNode",
+            Self::MoveSlots { .. } => "MoveSlots",
+            Self::SettleSlot { .. } => "SettleSlot",
         }
     }
 
@@ -278,6 +316,19 @@ impl Intent {
                 format!("label {} primary", primaries.join(", "))
             }
             Self::MeetNode { pod, from } => format!("meet {pod} from {}", from.join(", ")),
+            Self::MoveSlots {
+                from, to, slots, ..
+            } => format!(
+                "move {} slots ({}) from {from} to {to}",
+                crate::cluster::slot_count(slots),
+                crate::cluster::describe_slots(slots)
+            ),
+            Self::SettleSlot {
+                slot, owner, to, ..
+            } => match to {
+                Some(to) => format!("finish moving slot {slot} from {owner} to {to}"),
+                None => format!("clear slot {slot}'s half-move markers (owner {owner})"),
+            },
         }
     }
 }
@@ -308,6 +359,8 @@ impl ReasonCode {
             Self::NodeRetired { .. } => "NodeRetired",
             Self::QuorumLost { .. } => "QuorumLost",
             Self::PrimaryBehindReplica { .. } => "PrimaryBehindReplica",
+            Self::Reshard { .. } => "Reshard",
+            Self::SlotStuck { .. } => "SlotStuck",
         }
     }
 
@@ -335,7 +388,9 @@ impl ReasonCode {
             | Self::NodeNotJoined
             | Self::SlotsUnassigned { .. }
             | Self::ShardNeedsReplica
-            | Self::NodeRetired { .. } => &[],
+            | Self::NodeRetired { .. }
+            | Self::Reshard { .. }
+            | Self::SlotStuck { .. } => &[],
         }
     }
 }
@@ -440,6 +495,23 @@ pub enum ReasonCode {
         primary_offset: u64,
         /// Every replica considered for this shard.
         candidates: Vec<Candidate>,
+    },
+    /// Cluster: the slots are not where the spec in force wants them:
+    /// `shards` shards of 16384 / `shards` slots each (the first 16384 %
+    /// `shards` one more), no slot on a shard being removed.
+    Reshard {
+        /// The spec generation whose shards are wanted.
+        generation: i64,
+        /// Shards wanted.
+        shards: u32,
+        /// Slots still to move before the layout is reached.
+        slots_to_move: u32,
+    },
+    /// Cluster: `slot` is left half-moved (`IMPORTING` or `MIGRATING` on
+    /// some node) with no migration under way.
+    SlotStuck {
+        /// The slot.
+        slot: u16,
     },
 }
 

@@ -31,7 +31,10 @@ pub mod time;
 pub mod verify;
 pub mod writer;
 
-pub use cluster::{ClusterNodeReport, ClusterPeer, PeerHealth};
+pub use cluster::{
+    ClusterNodeReport, ClusterPeer, MigrationPhase, MigrationSide, PeerHealth, SlotMigrationJob,
+    SlotPeer,
+};
 pub use envelope::Envelope;
 pub use event::{Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};

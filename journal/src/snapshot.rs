@@ -66,12 +66,18 @@ pub fn encode(state: &ClusterState) -> Result<EncodedSnapshot, CodecError> {
 /// the frame and the record disagree.
 pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
     let (seq, hash, state): (u64, ChainHash, ClusterState) =
-        if codec::snapshot_version(&stored.frame)? == upcast::V6 {
-            let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV6) =
-                codec::decode_snapshot_of(&stored.frame, upcast::V6)?;
-            (seq, hash, old.into())
-        } else {
-            codec::decode_snapshot(&stored.frame)?
+        match codec::snapshot_version(&stored.frame)? {
+            upcast::V6 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV6) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V6)?;
+                (seq, hash, old.into())
+            }
+            upcast::V7 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV7) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V7)?;
+                (seq, hash, old.into())
+            }
+            _ => codec::decode_snapshot(&stored.frame)?,
         };
     if seq != stored.seq {
         return Err(CodecError::SeqMismatch {

@@ -19,7 +19,9 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::RoleLabelObserved { pod, .. }
         | Event::PodTerminating { pod }
         | Event::ClusterNodeObserved { pod, .. }
-        | Event::PrimaryHistoryReset { pod, .. } => Some(pod),
+        | Event::PrimaryHistoryReset { pod, .. }
+        | Event::SlotMigrationObserved { pod, .. }
+        | Event::SlotStatesObserved { pod, .. } => Some(pod),
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -62,6 +64,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::FailoverRequestObserved { .. }
             | Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
+            | Event::SlotMigrationObserved { .. }
+            | Event::SlotStatesObserved { .. }
     )
 }
 
@@ -244,7 +248,83 @@ pub fn summary(event: &Event) -> String {
             previous_offset.map_or_else(String::new, |o| format!(" at offset {o}")),
             &replid.to_hex().get(..8).unwrap_or_default(),
         ),
+        Event::SlotMigrationObserved {
+            pod,
+            job,
+            elapsed_ms,
+        } => slot_migration(pod, job, *elapsed_ms),
+        Event::SlotStatesObserved {
+            pod,
+            migrating,
+            importing,
+            ..
+        } => slot_states(pod, migrating, importing),
     }
+}
+
+/// A slot migration job as one of its ends listed it, for people.
+fn slot_migration(
+    pod: &str,
+    job: &logbook_journal::SlotMigrationJob,
+    elapsed_ms: Option<u64>,
+) -> String {
+    let short = |id: &str| id.get(..8).unwrap_or(id).to_owned();
+    let after = elapsed_ms.map_or_else(String::new, |ms| format!(" {ms} ms after it was issued"));
+    let progress = if job.remaining_repl_size > 0 {
+        format!(
+            ", {} bytes of writes still to send",
+            job.remaining_repl_size
+        )
+    } else {
+        String::new()
+    };
+    let message = if job.message.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", job.message)
+    };
+    let ambiguous = if job.ambiguous() {
+        " (ambiguous: slot ownership decides whether it moved them)"
+    } else {
+        ""
+    };
+    format!(
+        "slot migration {} ({} on {pod}) of {} slots ({}) from {} to {}: {}{after}{progress}{message}{ambiguous}",
+        short(&job.name),
+        job.side.name(),
+        logbook_journal::cluster::slot_count(&job.slots),
+        logbook_journal::cluster::describe_slots(&job.slots),
+        short(&job.source),
+        short(&job.target),
+        job.phase.name()
+    )
+}
+
+/// A node's half-moved slots, for people.
+fn slot_states(
+    pod: &str,
+    migrating: &[logbook_journal::SlotPeer],
+    importing: &[logbook_journal::SlotPeer],
+) -> String {
+    let short = |id: &str| id.get(..8).unwrap_or(id).to_owned();
+    if migrating.is_empty() && importing.is_empty() {
+        return format!("{pod} marks no slot as half-moved any more");
+    }
+    let list = |peers: &[logbook_journal::SlotPeer], arrow: &str| {
+        peers
+            .iter()
+            .map(|p| format!("{} {arrow} {}", p.slot, short(&p.node_id)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !migrating.is_empty() {
+        parts.push(format!("migrating {}", list(migrating, "->")));
+    }
+    if !importing.is_empty() {
+        parts.push(format!("importing {}", list(importing, "<-")));
+    }
+    format!("{pod} marks slots half-moved: {}", parts.join("; "))
 }
 
 /// A cluster node's report, for people: identity, role, slots, epochs,

@@ -202,11 +202,13 @@ impl Executor {
             Intent::ClearFailoverRequest => {
                 kube_ops::clear_failover_request(&self.client, target).await
             }
-            Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
-                Err(ActError::Refused(format!(
-                    "{intent:?} is not carried out by this operator version"
-                )))
-            }
+            Intent::UpdateStatus
+            | Intent::AddNode { .. }
+            | Intent::MigrateSlots { .. }
+            | Intent::MoveSlots { .. }
+            | Intent::SettleSlot { .. } => Err(ActError::Refused(format!(
+                "{intent:?} is not carried out by this operator version"
+            ))),
         }
     }
 }

@@ -206,7 +206,9 @@ impl Tracker {
             | Intent::AssignSlots { .. }
             | Intent::ReplicateShard { .. }
             | Intent::SetShardRoleLabels { .. }
-            | Intent::MeetNode { .. } => None,
+            | Intent::MeetNode { .. }
+            | Intent::MoveSlots { .. }
+            | Intent::SettleSlot { .. } => None,
         }
     }
 

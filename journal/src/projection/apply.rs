@@ -106,6 +106,8 @@ impl ClusterState {
                 self.spec_status = SpecStatus::Accepted {
                     generation: *generation,
                 };
+                // A new spec retries the moves that kept failing afresh.
+                self.reshard.failures.clear();
                 self.history(
                     seq,
                     at,
@@ -167,6 +169,7 @@ impl ClusterState {
             Event::PodDeleted { pod } => {
                 self.observed();
                 self.cluster.history_resets.remove(pod);
+                self.reshard.pod_deleted(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -308,7 +311,13 @@ impl ClusterState {
                 retryable,
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
-                let _ = self.settle(seq, intent_id, "failed");
+                let settled = self.settle(seq, intent_id, "failed");
+                if let Some(Intent::MoveSlots {
+                    from_node, to_node, ..
+                }) = settled.as_ref().map(|s| &s.planned.intent)
+                {
+                    self.reshard.move_failed(from_node, to_node, error, at);
+                }
                 let kind = if *retryable { "retryable" } else { "permanent" };
                 self.history(
                     seq,
@@ -441,6 +450,56 @@ impl ClusterState {
                     None => self.history(seq, at, body, "failover request cleared".into()),
                 }
             }
+            Event::SlotMigrationObserved {
+                pod,
+                job,
+                elapsed_ms,
+            } => {
+                self.observed();
+                let known = self.reshard.observe_job(pod, job, at);
+                if job.phase.is_over() || !known {
+                    let after = elapsed_ms.map_or_else(String::new, |ms| format!(" after {ms} ms"));
+                    let message = if job.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", job.message)
+                    };
+                    self.history(
+                        seq,
+                        at,
+                        body,
+                        format!(
+                            "slot migration {} of {} slots {} -> {} ({} on {pod}) {}{after}{message}",
+                            short(&job.name),
+                            crate::cluster::slot_count(&job.slots),
+                            short(&job.source),
+                            short(&job.target),
+                            job.side.name(),
+                            job.phase.name()
+                        ),
+                    );
+                }
+            }
+            Event::SlotStatesObserved {
+                pod,
+                node_id,
+                migrating,
+                importing,
+            } => {
+                self.observed();
+                if migrating.is_empty() && importing.is_empty() {
+                    self.reshard.slot_states.remove(pod);
+                } else {
+                    self.reshard.slot_states.insert(
+                        pod.clone(),
+                        super::reshard::SlotStates {
+                            node_id: node_id.clone(),
+                            migrating: migrating.clone(),
+                            importing: importing.clone(),
+                        },
+                    );
+                }
+            }
             Event::ClusterNodeObserved { pod, report } => {
                 self.observed();
                 self.fold_cluster_report(seq, at, body, pod, report);
@@ -494,7 +553,15 @@ impl ClusterState {
                     self.cluster.pods.remove(pod);
                 }
             }
+            Intent::MoveSlots {
+                from_node, to_node, ..
+            } => {
+                self.reshard
+                    .failures
+                    .remove(&super::reshard::move_key(from_node, to_node));
+            }
             Intent::PromoteReplica { .. }
+            | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
             | Intent::FenceNode { .. }

@@ -14,6 +14,7 @@
 mod apply;
 pub mod cluster;
 pub mod replication;
+pub mod reshard;
 pub mod upcast;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -81,6 +82,9 @@ pub struct ClusterState {
     pub replication: replication::ReplicationPart,
     /// Valkey Cluster: node reports, retired node ids, formation.
     pub cluster: cluster::ClusterPart,
+    /// Valkey Cluster: slot migrations under way, half-moved slots, moves
+    /// failing. (Last, so format 7 reads as everything before it.)
+    pub reshard: reshard::ReshardPart,
 }
 
 /// A standing request for an operator-driven failover.

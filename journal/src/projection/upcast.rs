@@ -4,8 +4,9 @@
 //!
 //! Format 6 kept the single decided primary, its replication id and the
 //! boot primary as top-level fields of the projection; format 7 holds them
-//! in its Replication part. The snapshot codec is positional (bincode), so
-//! format 6 is read through a copy of its field order, then moved.
+//! in its Replication part. Format 8 added the reshard part at the end.
+//! The snapshot codec is positional (bincode), so an older format is read
+//! through a copy of its field order, then moved.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::replication::ReplicationPart;
+use super::reshard::ReshardPart;
 use super::{
     Anomaly, ClusterState, Counters, DesiredSpec, FailoverRequestView, FailoverView, HistoryEntry,
     InFlightIntent, OperatorView, PodView, SpecStatus, StatefulSetView, cluster,
@@ -85,6 +87,71 @@ impl From<ClusterStateV6> for ClusterState {
                 boot_primary: v6.boot_primary,
             },
             cluster: v6.cluster,
+            reshard: ReshardPart::default(),
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV7`] reads.
+pub const V7: u8 = 7;
+
+/// The projection as format 7 laid it out: today's without the reshard
+/// part.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV7 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+}
+
+impl From<ClusterStateV7> for ClusterState {
+    fn from(v7: ClusterStateV7) -> Self {
+        ClusterState {
+            last_seq: v7.last_seq,
+            last_hash: v7.last_hash,
+            last_at: v7.last_at,
+            epoch: v7.epoch,
+            desired: v7.desired,
+            spec_status: v7.spec_status,
+            deleted: v7.deleted,
+            pods: v7.pods,
+            kube_nodes: v7.kube_nodes,
+            in_flight: v7.in_flight,
+            policy: v7.policy,
+            operator: v7.operator,
+            last_snapshot: v7.last_snapshot,
+            history: v7.history,
+            anomalies: v7.anomalies,
+            counters: v7.counters,
+            statefulset: v7.statefulset,
+            switchover_request: v7.switchover_request,
+            applied_generation: v7.applied_generation,
+            last_failover: v7.last_failover,
+            failover_request: v7.failover_request,
+            replication: v7.replication,
+            cluster: v7.cluster,
+            reshard: ReshardPart::default(),
         }
     }
 }
@@ -128,6 +195,51 @@ mod tests {
             failover_request: s.failover_request,
             cluster: s.cluster,
         }
+    }
+
+    /// What format 7 wrote for `state`.
+    fn as_v7(s: ClusterState) -> ClusterStateV7 {
+        ClusterStateV7 {
+            last_seq: s.last_seq,
+            last_hash: s.last_hash,
+            last_at: s.last_at,
+            epoch: s.epoch,
+            desired: s.desired,
+            spec_status: s.spec_status,
+            deleted: s.deleted,
+            pods: s.pods,
+            kube_nodes: s.kube_nodes,
+            in_flight: s.in_flight,
+            policy: s.policy,
+            operator: s.operator,
+            last_snapshot: s.last_snapshot,
+            history: s.history,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            statefulset: s.statefulset,
+            switchover_request: s.switchover_request,
+            applied_generation: s.applied_generation,
+            last_failover: s.last_failover,
+            failover_request: s.failover_request,
+            replication: s.replication,
+            cluster: s.cluster,
+        }
+    }
+
+    #[test]
+    fn a_format_7_snapshot_reads_with_an_empty_reshard_part() {
+        let mut state = ClusterState::new();
+        state.last_seq = 0;
+        state.replication.primary = Some("demo-1".into());
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v7(state.clone()),
+            V7,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 7 snapshot reads");
+        assert_eq!(read.state, state);
     }
 
     #[test]

@@ -41,6 +41,12 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::PrimaryBehindReplica { primary_offset, .. } => {
             format!("the primary restarted behind its replicas, at offset {primary_offset}")
         }
+        ReasonCode::Reshard {
+            generation,
+            shards,
+            slots_to_move,
+        } => format!("{slots_to_move} slots to move for {shards} shards (generation {generation})"),
+        ReasonCode::SlotStuck { slot } => format!("slot {slot} left half-moved"),
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
