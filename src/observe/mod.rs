@@ -9,6 +9,7 @@
 mod cluster;
 mod pods;
 mod replication;
+mod reshard;
 mod spec;
 
 pub use cluster::{
@@ -18,4 +19,5 @@ pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{
     ProbeObservation, journal_role, link_status, observe_probe, observe_replication,
 };
+pub use reshard::{observe_migrations, observe_slot_states};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

@@ -88,11 +88,13 @@ pub const SUPPORTED_TOPOLOGIES: [Topology; 3] = [
 /// Why `spec` cannot be run by this operator version, replacing `old`
 /// (the spec in force, if any): empty when it can.
 ///
-/// Besides a topology it does not run, a running Valkey Cluster cannot
-/// yet change its number of shards (that moves slots between shards:
-/// resharding is not built yet): running it would drop slots under the
-/// spec's name, so it is refused and the spec in force stays. (Replicas
-/// per shard may go up and down: `decide/cluster/scaling.rs`.)
+/// Besides a topology it does not run, a running Valkey Cluster changes
+/// its shards or its replicas per shard, not both in one generation: the
+/// pods the StatefulSet keeps are counted as shards × (1 + replicas), and
+/// a change of both at once would remove pods before the slots or
+/// replicas they hold have moved. (Shards go up and down by resharding:
+/// `decide/cluster/resharding.rs`; replicas per shard by
+/// `decide/cluster/scaling.rs`.)
 pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) -> Vec<SpecProblem> {
     let version = env!("CARGO_PKG_VERSION");
     let mut problems = Vec::new();
@@ -116,11 +118,15 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
         return problems;
     };
     let (was, now) = (old.effective_shards(), spec.effective_shards());
-    if was != now {
+    let (had, has) = (
+        old.effective_replicas_per_shard(),
+        spec.effective_replicas_per_shard(),
+    );
+    if was != now && had != has {
         problems.push(SpecProblem {
             path: "spec.shards".to_owned(),
             message: format!(
-                "changing the shards of a running Cluster ({was} → {now}) is not supported yet by this operator version ({version}): it needs resharding; keep shards at {was}"
+                "a running Cluster changes its shards ({was} → {now}) or its replicas per shard ({had} → {has}), one at a time: keep replicasPerShard at {had} while shards change, then change it in a later generation"
             ),
         });
     }
@@ -205,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_cluster_keeps_its_shards_and_may_change_its_replicas() {
+    fn a_running_cluster_changes_its_shards_or_its_replicas_one_at_a_time() {
         let mut old = ValkeyClusterSpec::with_topology(Topology::Cluster);
         old.shards = Some(3);
         old.replicas_per_shard = Some(1);
@@ -217,15 +223,21 @@ mod tests {
         assert_eq!(unsupported(&fewer, Some(&old)), Vec::new());
         let mut wider = old.clone();
         wider.shards = Some(4);
-        let problems = unsupported(&wider, Some(&old));
+        assert_eq!(unsupported(&wider, Some(&old)), Vec::new());
+        let mut narrower = old.clone();
+        narrower.shards = Some(2);
+        assert_eq!(unsupported(&narrower, Some(&old)), Vec::new());
+        let mut both = wider.clone();
+        both.replicas_per_shard = Some(2);
+        let problems = unsupported(&both, Some(&old));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path, "spec.shards");
         assert!(
-            problems[0].message.contains("(3 → 4)"),
+            problems[0].message.contains("(3 → 4)") && problems[0].message.contains("(1 → 2)"),
             "{}",
             problems[0].message
         );
         // A new cluster may have any shape.
-        assert_eq!(unsupported(&wider, None), Vec::new());
+        assert_eq!(unsupported(&both, None), Vec::new());
     }
 }

@@ -16,17 +16,24 @@
 //!    [`quorum`] then takes over the shards gone for the node timeout,
 //!    only when the spec allows it, and nothing else is tried.
 //! 2. [`scaling`], then the shared provisioning: the objects of a new
-//!    spec generation; fewer replicas per shard only once the pods that
-//!    stay hold every shard, each with the replicas it needs, in sync.
+//!    spec generation; fewer pods only once the shards leaving are
+//!    drained and the pods that stay hold every shard, each with the
+//!    replicas it needs, in sync.
 //! 3. [`membership`]: node ids no pod runs any more, or that never
 //!    belonged here, are forgotten on every member; pods not in the
 //!    cluster, or known at a stale address, are met.
 //! 4. [`slots`]: a cluster never formed gets its 16384 slots, split
 //!    evenly over primaries spread across Kubernetes nodes.
-//! 5. [`replicas`]: nodes holding no slot and following nobody become
-//!    replicas of the shard that needs one most.
-//! 6. [`labels`]: the `role` labels follow the shard primaries.
-//! 7. [`rolling`]: outdated pods, replicas first, each primary after a
+//! 5. [`replicas`]: nodes holding no slot and following nobody (or
+//!    following a primary left without slots) become replicas of the shard
+//!    that needs one most; the empty primaries [`resharding`] picked as
+//!    new shards are seats, not replicas.
+//! 6. [`resharding`]: slots follow `shards` — a migration under way is
+//!    waited for, a half-moved slot ([`settling`]) is settled, then each
+//!    source sends each target what it owes it, one job per pair, all
+//!    sources at once.
+//! 7. [`labels`]: the `role` labels follow the shard primaries.
+//! 8. [`rolling`]: outdated pods, replicas first, each primary after a
 //!    coordinated failover to an in-sync replica.
 
 mod failover;
@@ -35,8 +42,10 @@ mod layout;
 mod membership;
 pub mod quorum;
 mod replicas;
+pub mod resharding;
 mod rolling;
 mod scaling;
+mod settling;
 mod slots;
 
 #[cfg(test)]
@@ -56,12 +65,13 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Valkey Cluster needs next.
 pub fn decide_cluster(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 7] = [
+    let steps: [&Step<'_>; 8] = [
         &|v| failover::decide_failover(v, now, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &membership::decide_membership,
         &slots::decide_slots,
         &replicas::decide_replicas,
+        &resharding::decide_resharding,
         &labels::decide_labels,
         &rolling::decide_rolling,
     ];

@@ -1,7 +1,8 @@
 //! Replicas: a member that holds no slot and follows nobody (a new pod, a
 //! pod that came back as a new node after losing its volume, a pod added
-//! by raising `replicasPerShard`) becomes a replica of the shard that
-//! needs one most — the fewest replicas, then the fewest members on its
+//! by raising `replicasPerShard`), or follows a primary left without
+//! slots (a drained shard), becomes a replica of the shard that needs one
+//! most — the fewest replicas, then the fewest members on its
 //! Kubernetes node. A node with empty data is never made a primary here.
 
 use logbook_journal::{Intent, ReasonCode};
@@ -51,11 +52,45 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
             }
         })
         .collect();
+    // The empty primaries resharding picked as new shards are seats.
+    let picked = super::resharding::picked_primaries(view);
+    for pod in &picked {
+        let Some(m) = members.iter().find(|m| m.name() == *pod) else {
+            continue;
+        };
+        let mut kube_nodes = vec![node_of(&m.pod)];
+        let mut replicas = 0_u32;
+        for other in &members {
+            if other.report.primary_id.as_deref() == Some(m.node_id()) {
+                kube_nodes.push(node_of(&other.pod));
+                replicas = replicas.saturating_add(1);
+            }
+        }
+        seats.push(ShardSeat {
+            primary: m.name(),
+            node_id: m.node_id(),
+            kube_nodes,
+            replicas,
+        });
+    }
+    // A primary left without slots (a drained shard) is a seat for
+    // nobody: its replicas are seated again.
+    let seat_ids: Vec<&str> = seats.iter().map(|s| s.node_id).collect();
     let want = desired_replicas(view);
+    let keeps = view.desired_pods();
     let mut out = Vec::new();
     for m in &members {
         let empty = m.report.is_primary() && m.report.slots.is_empty();
-        if !empty {
+        let orphan = m.report.primary_id.as_deref().is_some_and(|p| {
+            !seat_ids.contains(&p)
+                && cluster
+                    .nodes
+                    .get(p)
+                    .is_some_and(|n| n.report.is_primary() && n.report.slots.is_empty())
+        });
+        // A pod the spec removes is not given a seat it would leave.
+        let leaving = m.pod.ordinal() >= keeps;
+        if !(empty || orphan) || picked.contains(&m.name()) || leaving {
             continue;
         }
         let Some((primary, node_id)) = seat_replica(&mut seats, &m.pod) else {

@@ -25,7 +25,11 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
     else {
         return Vec::new();
     };
-    if cluster.formed_at.is_none() {
+    if cluster.formed_at.is_none()
+        || !view.state.reshard.migrations.is_empty()
+        || super::resharding::plan(view).is_some()
+    {
+        // A reshard goes first: a primary restarting mid-move would fail it.
         return Vec::new();
     }
     let members = members(view);

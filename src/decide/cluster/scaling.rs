@@ -1,4 +1,5 @@
-//! Fewer replicas per shard. Lowering `replicasPerShard` shrinks the
+//! Fewer pods. Fewer shards are drained first (see [`resharding`]); then,
+//! as for fewer replicas per shard: lowering `replicasPerShard` shrinks the
 //! StatefulSet, which removes the highest ordinals whichever shard they
 //! serve: a shard primary, or every replica of one shard, may be among
 //! them. So before the StatefulSet shrinks, the pods that stay are
@@ -17,6 +18,7 @@
 //! provisioning alone: new pods join as replicas (see [`replicas`]).
 //!
 //! [`replicas`]: super::replicas
+//! [`resharding`]: super::resharding
 
 use logbook_journal::projection::cluster::Shard;
 use logbook_journal::{Candidate, ClusterFailoverMode, Intent, LinkStatus, ReasonCode};
@@ -45,7 +47,8 @@ pub fn decide_scaling(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
         && shards
             .iter()
             .all(|s| !s.retired && view.pod(s.primary).is_some_and(|p| p.usable()));
-    if !settled {
+    if !settled || super::resharding::draining(view) {
+        // Shards leaving give their slots away first (resharding).
         return Some(Vec::new());
     }
     let plan = Plan {

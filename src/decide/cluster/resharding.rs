@@ -1,0 +1,417 @@
+//! Resharding: the slots follow `shards`. With more shards, new empty
+//! primaries (picked by the layout, their replicas seated first) take
+//! slots from every shard; with fewer, the shards chosen to leave give all
+//! theirs away before provisioning may remove a pod. Every primary ends
+//! with 16384 / `shards` slots (the first 16384 % `shards` one more).
+//!
+//! Observed ownership is the plan's only input, so the same cluster gives
+//! the same plan on every replay, and a plan cut short by a crash is
+//! planned again from where the slots are. In order:
+//!
+//! 1. A migration job seen under way is waited for under a `MoveSlots`
+//!    naming exactly its slots: the executor adopts it, never issues it
+//!    twice (and an intent found in flight after a restart is resumed).
+//! 2. A slot left half-moved (`IMPORTING`/`MIGRATING`) with no job under
+//!    way is settled: finished towards the node it was going to, or its
+//!    markers cleared.
+//! 3. Otherwise each source sends each target all the ranges it owes it
+//!    in one `MoveSlots` (one job: one snapshot, one write pause); every
+//!    source works at once.
+//!
+//! A move between two nodes that failed is tried again after the
+//! runtime's back-off (doubling, up to 30 s); after [`MAX_SAME_FAILURES`] failures in a
+//! row with the same error it is not tried again under this spec
+//! generation: the status says so and an alert fires.
+
+use std::collections::BTreeMap;
+
+use logbook_journal::cluster::{SLOTS, describe_slots, merge_slots, slot_count};
+use logbook_journal::projection::cluster::Shard;
+use logbook_journal::projection::reshard::{MoveFailures, move_key};
+use logbook_journal::{Intent, MigrationSide, ReasonCode, SlotRange};
+
+use super::layout::plan_primaries;
+use super::{desired_shards, members, short};
+use crate::decide::Decision;
+use crate::decide::view::{ClusterView, ordinal};
+
+/// Failures in a row, with the same error, after which a move is not
+/// tried again under the same spec generation.
+pub const MAX_SAME_FAILURES: u32 = 5;
+
+/// One move of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move<'a> {
+    /// Source primary pod and node.
+    pub from: (&'a str, &'a str),
+    /// Target primary pod and node.
+    pub to: (&'a str, &'a str),
+    /// The slots.
+    pub slots: Vec<SlotRange>,
+}
+
+/// The layout the spec wants and the moves that reach it.
+#[derive(Debug, Clone, Default)]
+pub struct Plan<'a> {
+    /// Empty primaries that become shards (scale out).
+    pub new_primaries: Vec<&'a str>,
+    /// Shard primaries whose slots all go (scale in).
+    pub leaving: Vec<&'a str>,
+    /// The moves, in order.
+    pub moves: Vec<Move<'a>>,
+}
+
+impl Plan<'_> {
+    /// Slots the moves carry.
+    pub fn slots_to_move(&self) -> u32 {
+        self.moves.iter().map(|m| slot_count(&m.slots)).sum()
+    }
+}
+
+/// What resharding wants now.
+pub fn decide_resharding(view: &ClusterView<'_>) -> Vec<Decision> {
+    if view.state.cluster.formed_at.is_none() {
+        return Vec::new();
+    }
+    let plan = plan(view);
+    let code = ReasonCode::Reshard {
+        generation: view.generation,
+        shards: desired_shards(view),
+        slots_to_move: plan.as_ref().map_or(0, Plan::slots_to_move),
+    };
+    let running = running_jobs(view, &code);
+    if !running.is_empty() {
+        return running;
+    }
+    let stuck = super::settling::decide_settling(view);
+    if !stuck.is_empty() {
+        return stuck;
+    }
+    let Some(plan) = plan else {
+        return Vec::new();
+    };
+    let failures = &view.state.reshard.failures;
+    plan.moves
+        .iter()
+        .filter(|m| {
+            failures
+                .get(&move_key(m.from.1, m.to.1))
+                .is_none_or(may_retry)
+        })
+        .map(|m| {
+            let count = slot_count(&m.slots);
+            let tried = failures
+                .get(&move_key(m.from.1, m.to.1))
+                .map_or_else(String::new, |f| {
+                    format!(
+                        "; try {} after {} failure(s), the last: {}",
+                        f.count.saturating_add(1),
+                        f.count,
+                        f.last_error
+                    )
+                });
+            Decision::new(
+                Intent::MoveSlots {
+                    from: m.from.0.to_owned(),
+                    from_node: m.from.1.to_owned(),
+                    to: m.to.0.to_owned(),
+                    to_node: m.to.1.to_owned(),
+                    slots: m.slots.clone(),
+                },
+                code.clone(),
+                format!(
+                    "{}; {} (node {}) gives {count} slots ({}) to {} (node {}){tried}",
+                    summary(view, &plan),
+                    m.from.0,
+                    short(m.from.1),
+                    describe_slots(&m.slots),
+                    m.to.0,
+                    short(m.to.1),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Whether a move that failed as `f` may be tried again. (The wait
+/// between tries is the runtime's back-off after a failed decision:
+/// `decide` sees time only as far as the last event, and a failed move
+/// appends none until it is tried again.)
+fn may_retry(f: &MoveFailures) -> bool {
+    f.same_error < MAX_SAME_FAILURES
+}
+
+/// The moves that keep failing with the same error and are no longer
+/// tried under this spec generation.
+pub fn given_up<'a>(view: &ClusterView<'a>) -> Vec<(String, &'a MoveFailures)> {
+    view.state
+        .reshard
+        .failures
+        .iter()
+        .filter(|(_, f)| f.same_error >= MAX_SAME_FAILURES)
+        .map(|(k, f)| (k.clone(), f))
+        .collect()
+}
+
+/// One line on what the reshard is for.
+fn summary(view: &ClusterView<'_>, plan: &Plan<'_>) -> String {
+    let shards = desired_shards(view);
+    let mut what = format!(
+        "the spec wants {shards} shards of {}{} slots; {} slots to move",
+        SLOTS / shards.max(1),
+        if SLOTS % shards.max(1) == 0 {
+            String::new()
+        } else {
+            format!(" or {}", SLOTS / shards.max(1) + 1)
+        },
+        plan.slots_to_move()
+    );
+    if !plan.new_primaries.is_empty() {
+        what.push_str(&format!(
+            "; new shard primaries: {}",
+            plan.new_primaries.join(", ")
+        ));
+    }
+    if !plan.leaving.is_empty() {
+        what.push_str(&format!("; shards leaving: {}", plan.leaving.join(", ")));
+    }
+    what
+}
+
+/// A `MoveSlots` for every export job seen under way whose two ends are
+/// known pods: waited for, never issued again.
+fn running_jobs(view: &ClusterView<'_>, code: &ReasonCode) -> Vec<Decision> {
+    let cluster = &view.state.cluster;
+    view.state
+        .reshard
+        .migrations
+        .values()
+        .filter(|m| m.job.side == MigrationSide::Export)
+        .filter_map(|m| {
+            let from = cluster.pod_of(&m.job.source)?;
+            let to = cluster.pod_of(&m.job.target)?;
+            Some(Decision::new(
+                Intent::MoveSlots {
+                    from: from.to_owned(),
+                    from_node: m.job.source.clone(),
+                    to: to.to_owned(),
+                    to_node: m.job.target.clone(),
+                    slots: m.job.slots.clone(),
+                },
+                code.clone(),
+                format!(
+                    "slot migration {} of {} slots ({}) from {from} to {to} is under way ({}): waiting for it",
+                    short(&m.job.name),
+                    slot_count(&m.job.slots),
+                    describe_slots(&m.job.slots),
+                    m.job.phase.name()
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Whether the cluster is whole enough to move slots: formed, every slot
+/// owned by an answering primary, every pod the spec wants a member, no
+/// primary's history in doubt.
+fn settled(view: &ClusterView<'_>) -> bool {
+    let cluster = &view.state.cluster;
+    if cluster.formed_at.is_none() || cluster.unassigned() > 0 {
+        return false;
+    }
+    if !cluster.history_resets.is_empty() {
+        return false;
+    }
+    let members = members(view);
+    let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
+    if members.len() < wanted {
+        return false;
+    }
+    cluster
+        .shards()
+        .iter()
+        .all(|s| !s.retired && view.pod(s.primary).is_some_and(|p| p.usable()))
+}
+
+/// The reshard the spec asks for, `None` while the cluster is not
+/// settled enough to plan one (or nothing is to move).
+pub fn plan<'a>(view: &ClusterView<'a>) -> Option<Plan<'a>> {
+    if !settled(view) {
+        return None;
+    }
+    let want = desired_shards(view);
+    if want == 0 {
+        return None;
+    }
+    let cluster = &view.state.cluster;
+    let shards = cluster.shards();
+    let current = u32::try_from(shards.len()).unwrap_or(u32::MAX);
+    let new_primaries = if want > current {
+        new_primaries(view, want.saturating_sub(current))
+    } else {
+        Vec::new()
+    };
+    let leaving: Vec<&Shard<'a>> = if want < current {
+        leaving(view, &shards, current.saturating_sub(want))
+    } else {
+        Vec::new()
+    };
+    // Targets: the shards that stay, then the new primaries, each with
+    // the slots it owns now.
+    let mut owned: Vec<(&'a str, &'a str, Vec<u16>)> = shards
+        .iter()
+        .filter(|s| !leaving.iter().any(|l| l.node_id == s.node_id))
+        .map(|s| (s.primary, s.node_id, expand(&s.slots)))
+        .collect();
+    for pod in &new_primaries {
+        if let Some(id) = cluster.node_id(pod) {
+            owned.push((pod, id, Vec::new()));
+        }
+    }
+    if owned.is_empty() {
+        return None;
+    }
+    let targets = u32::try_from(owned.len()).unwrap_or(u32::MAX);
+    let base = SLOTS / targets;
+    let extra = SLOTS % targets;
+    // The extra slots go to the shards holding the most now: the fewest
+    // moves.
+    let mut by_size: Vec<usize> = (0..owned.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(owned.get(i).map_or(0, |o| o.2.len())));
+    let mut quota: BTreeMap<usize, u32> = BTreeMap::new();
+    for (rank, i) in by_size.iter().enumerate() {
+        let more = u32::try_from(rank).unwrap_or(u32::MAX) < extra;
+        quota.insert(*i, base + u32::from(more));
+    }
+    // Sources: leaving shards give everything, the rest their excess
+    // (their highest slots).
+    let mut give: Vec<(&'a str, &'a str, Vec<u16>)> = Vec::new();
+    for s in &leaving {
+        give.push((s.primary, s.node_id, expand(&s.slots)));
+    }
+    let mut need: Vec<(usize, u32)> = Vec::new();
+    for (i, (pod, id, slots)) in owned.iter().enumerate() {
+        let q = quota.get(&i).copied().unwrap_or(base);
+        let have = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        if have > q {
+            let keep = usize::try_from(q).unwrap_or(usize::MAX);
+            give.push((pod, id, slots.get(keep..).unwrap_or_default().to_vec()));
+        } else if have < q {
+            need.push((i, q - have));
+        }
+    }
+    let mut moves: Vec<Move<'a>> = Vec::new();
+    let mut need = need.into_iter().peekable();
+    let mut current_need: Option<(usize, u32)> = need.next();
+    for (pod, id, slots) in give {
+        let mut rest: &[u16] = &slots;
+        while !rest.is_empty() {
+            let Some((i, n)) = current_need else {
+                break;
+            };
+            let take = usize::try_from(n).unwrap_or(usize::MAX).min(rest.len());
+            let (now, later) = rest.split_at(take);
+            rest = later;
+            if let Some((tpod, tid, _)) = owned.get(i) {
+                push_move(&mut moves, (pod, id), (tpod, tid), now);
+            }
+            let left = n - u32::try_from(take).unwrap_or(n);
+            current_need = if left == 0 {
+                need.next()
+            } else {
+                Some((i, left))
+            };
+        }
+    }
+    let plan = Plan {
+        new_primaries,
+        leaving: leaving.iter().map(|s| s.primary).collect(),
+        moves,
+    };
+    (!plan.moves.is_empty()).then_some(plan)
+}
+
+/// Adds `slots` to the move from `from` to `to`, one per pair.
+fn push_move<'a>(
+    moves: &mut Vec<Move<'a>>,
+    from: (&'a str, &'a str),
+    to: (&'a str, &'a str),
+    slots: &[u16],
+) {
+    if let Some(m) = moves.iter_mut().find(|m| m.from == from && m.to == to) {
+        let mut all = expand(&m.slots);
+        all.extend_from_slice(slots);
+        m.slots = merge_slots(all);
+    } else {
+        moves.push(Move {
+            from,
+            to,
+            slots: merge_slots(slots.to_vec()),
+        });
+    }
+}
+
+fn expand(ranges: &[SlotRange]) -> Vec<u16> {
+    ranges.iter().flat_map(|r| r.start..=r.end).collect()
+}
+
+/// Pods the spec keeps (the StatefulSet removes the highest ordinals).
+fn stays(view: &ClusterView<'_>, pod: &str) -> bool {
+    ordinal(pod) < view.desired_pods()
+}
+
+/// The empty primaries that become the `count` new shards: members that
+/// stay, own no slot and follow nobody, spread across Kubernetes nodes
+/// (see [`plan_primaries`]). Deterministic, so replicas are seated with
+/// the same pick (see [`super::replicas`]).
+pub fn new_primaries<'a>(view: &ClusterView<'a>, count: u32) -> Vec<&'a str> {
+    let candidates: Vec<_> = members(view)
+        .into_iter()
+        .filter(|m| m.report.is_primary() && m.report.slots.is_empty() && stays(view, m.name()))
+        .map(|m| m.pod)
+        .collect();
+    plan_primaries(&candidates, count)
+}
+
+/// The empty primaries resharding has picked as new shards now (none
+/// while no more shards are wanted).
+pub fn picked_primaries<'a>(view: &ClusterView<'a>) -> Vec<&'a str> {
+    let want = desired_shards(view);
+    let current = u32::try_from(view.state.cluster.shards().len()).unwrap_or(u32::MAX);
+    if view.state.cluster.formed_at.is_none() || want <= current {
+        return Vec::new();
+    }
+    new_primaries(view, want - current)
+}
+
+/// The `count` shards to drain: most members on pods the spec removes,
+/// then a removed primary, then the highest primary ordinal.
+fn leaving<'s, 'a>(
+    view: &ClusterView<'a>,
+    shards: &'s [Shard<'a>],
+    count: u32,
+) -> Vec<&'s Shard<'a>> {
+    let mut ranked: Vec<&Shard<'a>> = shards.iter().collect();
+    ranked.sort_by_key(|s| {
+        let removed = std::iter::once(s.primary)
+            .chain(s.replicas.iter().copied())
+            .filter(|p| !stays(view, p))
+            .count();
+        (
+            std::cmp::Reverse(removed),
+            stays(view, s.primary),
+            std::cmp::Reverse(ordinal(s.primary)),
+        )
+    });
+    ranked
+        .into_iter()
+        .take(usize::try_from(count).unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// Whether shards must still be drained before pods may be removed.
+pub fn draining(view: &ClusterView<'_>) -> bool {
+    let want = desired_shards(view);
+    let current = u32::try_from(view.state.cluster.shards().len()).unwrap_or(u32::MAX);
+    view.state.cluster.formed_at.is_some() && want < current
+}
