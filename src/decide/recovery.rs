@@ -51,6 +51,34 @@ pub fn already_done(state: &ClusterState, intent: &Intent) -> Option<String> {
         Intent::ClearFailoverRequest if state.failover_request.is_none() => {
             Some("no failover is requested any more".to_owned())
         }
+        Intent::MoveSlots {
+            to, to_node, slots, ..
+        } => {
+            let owners = state.cluster.slot_owners();
+            let moved = slots.iter().all(|r| {
+                (r.start..=r.end).all(|slot| {
+                    owners.get(usize::from(slot)).copied().flatten() == Some(to_node.as_str())
+                })
+            });
+            // Nothing of the move may still be under way either.
+            let running = state.reshard.jobs_of(to_node).next().is_some();
+            (moved && !running && !slots.is_empty()).then(|| {
+                format!(
+                    "{to} (node {}) is observed owning all {} slots",
+                    to_node.get(..8).unwrap_or(to_node),
+                    logbook_journal::cluster::slot_count(slots)
+                )
+            })
+        }
+        Intent::SettleSlot { slot, .. } => {
+            let marked = state.reshard.slot_states.values().any(|s| {
+                s.migrating
+                    .iter()
+                    .chain(s.importing.iter())
+                    .any(|p| p.slot == *slot)
+            });
+            (!marked).then(|| format!("no node marks slot {slot} as half-moved any more"))
+        }
         _ => None,
     }
 }

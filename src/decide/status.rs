@@ -65,6 +65,125 @@ struct ClusterHealth {
     /// A majority of shard primaries silent: what it means and what a
     /// person can do.
     quorum_lost: Option<String>,
+    /// A reshard under way or stopped, for `status.reshard`.
+    reshard: Option<logbook_crds::v1alpha1::ReshardStatus>,
+    /// A move given up: what fails and what a person can do.
+    reshard_failing: Option<String>,
+}
+
+/// The Degraded reason of a Cluster whose reshard cannot go on: a move
+/// keeps failing with the same error (the shell also raises it as a
+/// Warning Event).
+pub const REASON_RESHARD_FAILING: &str = "ReshardFailing";
+
+/// Where the reshard stands, `None` when the slots are where the spec
+/// wants them and nothing is half-moved.
+fn reshard_status(
+    view: &ClusterView<'_>,
+) -> (
+    Option<logbook_crds::v1alpha1::ReshardStatus>,
+    Option<String>,
+) {
+    use super::cluster::resharding;
+    let state = view.state;
+    if state.cluster.formed_at.is_none() {
+        return (None, None);
+    }
+    let plan = resharding::plan(view);
+    let running = state
+        .reshard
+        .migrations
+        .values()
+        .filter(|m| m.job.side == logbook_journal::MigrationSide::Export)
+        .count();
+    let stuck = state.reshard.slot_states.values().any(|s| {
+        s.migrating
+            .iter()
+            .chain(s.importing.iter())
+            .next()
+            .is_some()
+    });
+    let given_up = resharding::given_up(view);
+    let want = view.spec.effective_shards();
+    let have = state.cluster.shards().len();
+    let unbalanced = usize::try_from(want).is_ok_and(|w| w != have);
+    if plan.is_none() && running == 0 && !stuck && given_up.is_empty() && !unbalanced {
+        return (None, None);
+    }
+    let remaining = plan.as_ref().map_or(0, resharding::Plan::slots_to_move);
+    let run = state
+        .reshard
+        .run
+        .as_ref()
+        .filter(|r| r.generation == view.generation);
+    let failing = (!given_up.is_empty()).then(|| {
+        let what: Vec<String> = given_up
+            .iter()
+            .map(|(key, f)| {
+                let (from, to) = key.split_once('>').unwrap_or((key.as_str(), ""));
+                let pod = |id: &str| {
+                    state
+                        .cluster
+                        .pod_of(id)
+                        .map_or_else(|| id.get(..8).unwrap_or(id).to_owned(), str::to_owned)
+                };
+                format!(
+                    "moving slots from {} to {} failed {} times in a row with: {}",
+                    pod(from),
+                    pod(to),
+                    f.same_error,
+                    f.last_error
+                )
+            })
+            .collect();
+        format!(
+            "reshard stopped: {}; the cluster is consistent (every slot has one owner) but not balanced; fix the cause and change the spec (any new generation tries again)",
+            what.join("; ")
+        )
+    });
+    let phase = if failing.is_some() {
+        "Failing"
+    } else if running > 0 || plan.is_some() {
+        "Moving"
+    } else if stuck {
+        "Settling"
+    } else {
+        "Waiting"
+    };
+    let message = failing.clone().unwrap_or_else(|| match &plan {
+        Some(p) => format!(
+            "{remaining} slots to move in {} migration(s){}{}",
+            p.moves.len(),
+            if p.new_primaries.is_empty() {
+                String::new()
+            } else {
+                format!("; new shard primaries {}", p.new_primaries.join(", "))
+            },
+            if p.leaving.is_empty() {
+                String::new()
+            } else {
+                format!("; shards leaving {}", p.leaving.join(", "))
+            }
+        ),
+        None if running > 0 => format!("{running} migration(s) under way"),
+        None if stuck => "slots left half-moved are being settled".to_owned(),
+        None => format!(
+            "{have} shards serve slots, the spec wants {want}: waiting for every pod to join and the cluster to settle"
+        ),
+    });
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    (
+        Some(logbook_crds::v1alpha1::ReshardStatus {
+            phase: phase.to_owned(),
+            generation: view.generation,
+            shards: i32::try_from(want).unwrap_or(i32::MAX),
+            slots_moved: to_i32(run.map_or(0, |r| r.moved)),
+            slots_remaining: to_i32(remaining),
+            migrations_running: i32::try_from(running).unwrap_or(i32::MAX),
+            message,
+        }),
+        failing,
+    )
 }
 
 /// The Degraded reason of a Cluster whose quorum is lost: a failure a
@@ -166,6 +285,12 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
                 .unwrap_or_default()
         )
     };
+    let (reshard, reshard_failing) = reshard_status(view);
+    let summary = match (&reshard, &reshard_failing) {
+        (_, Some(failing)) => format!("{summary}; {failing}"),
+        (Some(r), None) => format!("{summary}; reshard: {}", r.message),
+        (None, None) => summary,
+    };
     ClusterHealth {
         served,
         redundant,
@@ -173,6 +298,8 @@ fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
         shards: statuses,
         summary,
         quorum_lost,
+        reshard,
+        reshard_failing,
     }
 }
 
@@ -260,6 +387,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     let cluster = (view.topology() == Topology::Cluster).then(|| cluster_health(&view));
     if let Some(health) = &cluster {
         status.shards.clone_from(&health.shards);
+        status.reshard.clone_from(&health.reshard);
         status.endpoints = Some(EndpointsStatus {
             primary: Some(format!("{}.{}.svc:6379", ctx.name, ctx.namespace)),
             read: None,
@@ -301,7 +429,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         || outdated > 0
         || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
         || state.switchover_request.is_some()
-        || state.failover_request.is_some();
+        || state.failover_request.is_some()
+        || cluster
+            .as_ref()
+            .is_some_and(|h| h.reshard.is_some() && h.reshard_failing.is_none());
     let ever_ready = state
         .replication
         .boot_primary
@@ -372,6 +503,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             ever_ready && !full,
             if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
                 REASON_QUORUM_LOST
+            } else if cluster
+                .as_ref()
+                .is_some_and(|h| h.reshard_failing.is_some())
+            {
+                REASON_RESHARD_FAILING
             } else if ever_ready && !full {
                 "ReducedRedundancy"
             } else {

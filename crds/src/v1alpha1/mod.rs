@@ -37,7 +37,7 @@ pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_sec
 pub use status::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
     CONDITION_SPEC_VALID, CONDITION_TYPES, ClusterPhase, EndpointsStatus, FailoverRecord,
-    JournalStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
+    JournalStatus, ReshardStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;

@@ -83,6 +83,34 @@ pub struct ValkeyClusterStatus {
     /// The most recent change of primary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverRecord>,
+    /// A reshard under way, or one that cannot go on (Cluster): absent
+    /// when the slots are where the spec wants them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshard: Option<ReshardStatus>,
+}
+
+/// Where a reshard (slots moving between shards) stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReshardStatus {
+    /// `Moving` (migrations under way or next), `Settling` (half-moved
+    /// slots being settled), `Waiting` (for the cluster to settle, or for
+    /// a failed move's retry) or `Failing` (a move keeps failing with the
+    /// same error and is no longer tried under this generation).
+    pub phase: String,
+    /// The spec generation whose shards are wanted.
+    pub generation: i64,
+    /// Shards wanted.
+    pub shards: i32,
+    /// Slots the reshard of this generation has moved so far.
+    pub slots_moved: i32,
+    /// Slots still to move.
+    pub slots_remaining: i32,
+    /// Migration jobs under way.
+    pub migrations_running: i32,
+    /// One line for people: what moves, what fails and what to do.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 impl ValkeyClusterStatus {

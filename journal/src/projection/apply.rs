@@ -288,6 +288,28 @@ impl ClusterState {
             Event::Decided { intents } => {
                 self.counters.decisions = self.counters.decisions.saturating_add(1);
                 for planned in intents {
+                    if let (
+                        Intent::MoveSlots { .. },
+                        crate::intent::ReasonCode::Reshard {
+                            generation,
+                            slots_to_move,
+                            ..
+                        },
+                    ) = (&planned.intent, &planned.reason.code)
+                        && self
+                            .reshard
+                            .run
+                            .as_ref()
+                            .is_none_or(|r| r.generation != *generation)
+                    {
+                        self.reshard.run = Some(super::reshard::ReshardRun {
+                            generation: *generation,
+                            planned: *slots_to_move,
+                            moved: 0,
+                            started_at: at,
+                            started_seq: seq,
+                        });
+                    }
                     self.counters.intents_decided = self.counters.intents_decided.saturating_add(1);
                     let entry = InFlightIntent {
                         decided_seq: seq,
@@ -554,11 +576,17 @@ impl ClusterState {
                 }
             }
             Intent::MoveSlots {
-                from_node, to_node, ..
+                from_node,
+                to_node,
+                slots,
+                ..
             } => {
                 self.reshard
                     .failures
                     .remove(&super::reshard::move_key(from_node, to_node));
+                if let Some(run) = self.reshard.run.as_mut() {
+                    run.moved = run.moved.saturating_add(crate::cluster::slot_count(slots));
+                }
             }
             Intent::PromoteReplica { .. }
             | Intent::SettleSlot { .. }

@@ -24,6 +24,23 @@ pub struct ReshardPart {
     /// Moves between two nodes that failed since their last success or
     /// the last spec change, by [`move_key`].
     pub failures: BTreeMap<String, MoveFailures>,
+    /// The reshard of the latest spec generation that decided a move.
+    pub run: Option<ReshardRun>,
+}
+
+/// One generation's reshard, as its decisions and outcomes show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReshardRun {
+    /// The spec generation.
+    pub generation: i64,
+    /// Slots its first decision planned to move.
+    pub planned: u32,
+    /// Slots its succeeded moves carried.
+    pub moved: u32,
+    /// When its first move was decided.
+    pub started_at: Timestamp,
+    /// Seq of that decision.
+    pub started_seq: u64,
 }
 
 /// A job under way, as last listed.

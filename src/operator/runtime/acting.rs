@@ -182,6 +182,13 @@ impl ClusterRuntime {
         let Some(Ok(spec)) = self.state.desired_spec() else {
             return Ok(false);
         };
+        if planned.len() > 1
+            && planned
+                .iter()
+                .all(|p| matches!(p.intent, Intent::MoveSlots { .. }))
+        {
+            return self.execute_moves(planned, cause, &spec).await;
+        }
         let mut failed: Option<String> = None;
         for p in planned {
             if let Some(why) = &failed {
@@ -217,6 +224,47 @@ impl ClusterRuntime {
             }
         }
         Ok(failed.is_none())
+    }
+
+    /// Slot moves of one decision run at once: each source sends its
+    /// own job, and a reshard takes as long as its longest move, not the
+    /// sum of them. Each outcome is journaled as for any intent; one
+    /// failing does not stop the others (they touch other nodes' slots).
+    async fn execute_moves(
+        &mut self,
+        planned: &[PlannedIntent],
+        cause: Option<Uuid>,
+        spec: &logbook_crds::ValkeyClusterSpec,
+    ) -> Result<bool, OperatorError> {
+        if !self.leading() {
+            return Ok(false);
+        }
+        let target = Target {
+            meta: &self.meta,
+            spec,
+            state: &self.state,
+        };
+        let executor = &self.executor;
+        let results = futures::future::join_all(
+            planned
+                .iter()
+                .map(|p| async move { executor.execute(&p.intent, target).await }),
+        )
+        .await;
+        self.actions = self
+            .actions
+            .wrapping_add(u64::try_from(planned.len()).unwrap_or(u64::MAX));
+        let mut all = true;
+        for (p, result) in planned.iter().zip(results) {
+            match result {
+                Ok(done) => self.succeeded(p, done, cause).await?,
+                Err(err) => {
+                    all = false;
+                    self.failed(p, &err, cause).await?;
+                }
+            }
+        }
+        Ok(all)
     }
 
     async fn succeeded(

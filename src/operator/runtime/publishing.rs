@@ -61,6 +61,8 @@ impl ClusterRuntime {
         }
         let previous_degraded_by_quorum =
             previous.is_some_and(|p| degraded_by(p, REASON_QUORUM_LOST).is_some());
+        let previous_reshard_failing =
+            previous.is_some_and(|p| degraded_by(p, REASON_RESHARD_FAILING).is_some());
         // The status is rendered from the projection, which has folded the
         // observations staged for the next group commit: it must not name
         // a journal seq, or report a fact, that a crash now would lose and
@@ -91,6 +93,12 @@ impl ClusterRuntime {
                     // A failure a person must act on: an Event too, once
                     // per time it arises, not only a condition.
                     self.publish_event(Kind::Warning, REASON_QUORUM_LOST, "Failover", note)
+                        .await;
+                }
+                let failing = degraded_by(&status, REASON_RESHARD_FAILING)
+                    .filter(|_| !previous_reshard_failing);
+                if let Some(note) = failing {
+                    self.publish_event(Kind::Warning, REASON_RESHARD_FAILING, "Reshard", note)
                         .await;
                 }
                 self.last_status = Some(status);
