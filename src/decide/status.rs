@@ -176,7 +176,7 @@ fn reshard_status(
         Some(logbook_crds::v1alpha1::ReshardStatus {
             phase: phase.to_owned(),
             generation: view.generation,
-            shards: i32::try_from(want).unwrap_or(i32::MAX),
+            shards: want,
             slots_moved: to_i32(run.map_or(0, |r| r.moved)),
             slots_remaining: to_i32(remaining),
             migrations_running: i32::try_from(running).unwrap_or(i32::MAX),

@@ -159,7 +159,7 @@ fn summary(view: &ClusterView<'_>, plan: &Plan<'_>) -> String {
     let mut what = format!(
         "the spec wants {shards} shards of {}{} slots; {} slots to move",
         SLOTS / shards.max(1),
-        if SLOTS % shards.max(1) == 0 {
+        if SLOTS.is_multiple_of(shards.max(1)) {
             String::new()
         } else {
             format!(" or {}", SLOTS / shards.max(1) + 1)

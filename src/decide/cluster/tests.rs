@@ -9,6 +9,8 @@ use logbook_journal::{
 
 use crate::decide::given::Given;
 
+mod reshard;
+
 /// The node id of pod `i`'s node, generation `g` (a new one after its
 /// volume is lost).
 fn node(i: u32, g: u32) -> String {

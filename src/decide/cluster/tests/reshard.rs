@@ -1,0 +1,337 @@
+//! Resharding: given node reports and a change of `shards`, then these
+//! moves.
+
+use logbook_crds::{Topology, ValkeyClusterSpec};
+use logbook_journal::cluster::{SLOTS, even_split, slot_count};
+use logbook_journal::{
+    Event, Intent, LinkStatus, MigrationPhase, MigrationSide, PeerHealth, Role, SlotMigrationJob,
+    SlotPeer, SlotRange,
+};
+
+use super::{Node, node, pod};
+use crate::decide::given::Given;
+
+/// A formed cluster on `pods` pods: each shard is `(primary, replicas,
+/// slots)`; every other pod is an empty primary that knows everyone.
+/// Then the spec asks for `shards` shards × `replicas` (generation 2),
+/// its objects applied.
+fn laid_out(
+    pods: u32,
+    shards: &[(u32, &[u32], Vec<SlotRange>)],
+    want: i32,
+    replicas: i32,
+) -> Given {
+    let mut g = Given::cluster(i32::try_from(shards.len()).unwrap(), replicas);
+    for i in 0..pods {
+        g.pod(i, "r1");
+        g.reach(i, logbook_journal::Reachability::Reachable);
+    }
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..pods).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let mut placed: Vec<u32> = Vec::new();
+    for (epoch, (primary, reps, slots)) in (1_u64..).zip(shards) {
+        g.report(
+            &Node {
+                i: *primary,
+                g: 0,
+                primary_of: None,
+                slots: slots.clone(),
+                epoch,
+            },
+            &everyone,
+            &[],
+        );
+        g.repl(*primary, LinkStatus::NotReplica, 100, 7);
+        g.label(*primary, Role::Primary);
+        placed.push(*primary);
+        for r in *reps {
+            g.report(
+                &Node {
+                    i: *r,
+                    g: 0,
+                    primary_of: Some((*primary, 0)),
+                    slots: Vec::new(),
+                    epoch,
+                },
+                &everyone,
+                &[],
+            );
+            g.repl(*r, LinkStatus::Up, 100, 7);
+            g.label(*r, Role::Replica);
+            placed.push(*r);
+        }
+    }
+    for i in (0..pods).filter(|i| !placed.contains(i)) {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: None,
+                slots: Vec::new(),
+                epoch: 0,
+            },
+            &everyone,
+            &[],
+        );
+        g.repl(i, LinkStatus::NotReplica, 0, 9);
+        g.label(i, Role::Replica);
+    }
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(want);
+    spec.replicas_per_shard = Some(replicas);
+    g.spec_at(2, &spec);
+    g.applied(2);
+    g.event(Event::StatefulSetObserved {
+        replicas: pods,
+        update_revision: Some("r1".into()),
+    });
+    g
+}
+
+/// The moves decided, as (from, to, slot count).
+fn moves(g: &Given) -> Vec<(String, String, u32)> {
+    g.intents()
+        .into_iter()
+        .map(|i| match i {
+            Intent::MoveSlots {
+                from, to, slots, ..
+            } => (from, to, slot_count(&slots)),
+            other => panic!("expected only moves, got {other:?}"),
+        })
+        .collect()
+}
+
+fn three() -> Vec<(u32, &'static [u32], Vec<SlotRange>)> {
+    let split = even_split(3);
+    vec![
+        (0, &[3][..], vec![split[0]]),
+        (1, &[4][..], vec![split[1]]),
+        (2, &[5][..], vec![split[2]]),
+    ]
+}
+
+/// Three shards without replicas on demo-0..2.
+fn three_bare() -> Vec<(u32, &'static [u32], Vec<SlotRange>)> {
+    let split = even_split(3);
+    vec![
+        (0, &[][..], vec![split[0]]),
+        (1, &[][..], vec![split[1]]),
+        (2, &[][..], vec![split[2]]),
+    ]
+}
+
+#[test]
+fn more_shards_seat_the_new_primary_s_replica_first_then_every_source_gives_its_share_at_once() {
+    let g = laid_out(8, &three(), 4, 1);
+    // demo-6 is picked as the new shard's primary: demo-7 becomes its
+    // replica, not a third replica of an old shard.
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ReplicateShard {
+            pod: pod(7),
+            primary: pod(6),
+            node_id: node(6, 0),
+        }]
+    );
+    let mut g = g;
+    g.report(
+        &Node {
+            i: 7,
+            g: 0,
+            primary_of: Some((6, 0)),
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &(0..8).map(|i| (i, 0, PeerHealth::Ok)).collect::<Vec<_>>(),
+        &[],
+    );
+    g.repl(7, LinkStatus::Up, 100, 7);
+    let planned = moves(&g);
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    assert!(
+        planned.iter().all(|(_, to, _)| to == "demo-6"),
+        "{planned:?}"
+    );
+    let total: u32 = planned.iter().map(|m| m.2).sum();
+    assert_eq!(total, SLOTS / 4);
+    // Each old shard keeps 4096: 5462 - 1366, 5461 - 1365, 5461 - 1365.
+    let given: Vec<u32> = planned.iter().map(|m| m.2).collect();
+    assert_eq!(given, vec![1366, 1365, 1365]);
+    let reason = &g.decide()[0].reason;
+    assert!(
+        matches!(
+            reason.code,
+            logbook_journal::ReasonCode::Reshard {
+                generation: 2,
+                shards: 4,
+                slots_to_move: 4096
+            }
+        ),
+        "{reason:?}"
+    );
+}
+
+#[test]
+fn a_balanced_cluster_moves_nothing() {
+    let g = laid_out(6, &three(), 3, 1);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn fewer_shards_drain_the_leaving_shard_before_any_pod_goes() {
+    let split = even_split(4);
+    let shards = vec![
+        (0, &[4][..], vec![split[0]]),
+        (1, &[5][..], vec![split[1]]),
+        (2, &[7][..], vec![split[2]]),
+        (6, &[3][..], vec![split[3]]),
+    ];
+    // The spec keeps demo-0..5: the shard of demo-6 (and its replica
+    // demo-3) has the most on pods removed... demo-2's replica demo-7
+    // too, but demo-6 is a removed primary: it is drained.
+    let g = laid_out(8, &shards, 3, 1);
+    let planned = moves(&g);
+    assert!(
+        planned.iter().all(|(from, _, _)| from == "demo-6"),
+        "{planned:?}"
+    );
+    let total: u32 = planned.iter().map(|m| m.2).sum();
+    assert_eq!(total, 4096);
+    assert!(
+        !g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::ApplyResources { .. })),
+        "no pod removed before the drain"
+    );
+}
+
+fn job(state: &str) -> SlotMigrationJob {
+    SlotMigrationJob {
+        name: "f".repeat(40),
+        side: MigrationSide::Export,
+        source: node(0, 0),
+        target: node(3, 0),
+        slots: vec![SlotRange {
+            start: 4096,
+            end: 5461,
+        }],
+        phase: MigrationPhase::from_valkey(state),
+        message: String::new(),
+        remaining_repl_size: 0,
+    }
+}
+
+#[test]
+fn a_migration_seen_under_way_is_waited_for_under_its_own_slots_and_nothing_else_moves() {
+    let mut g = laid_out(4, &three_bare(), 4, 0);
+    g.event(Event::SlotMigrationObserved {
+        pod: pod(0),
+        job: job("replicating"),
+        elapsed_ms: None,
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MoveSlots {
+            from: pod(0),
+            from_node: node(0, 0),
+            to: pod(3),
+            to_node: node(3, 0),
+            slots: vec![SlotRange {
+                start: 4096,
+                end: 5461
+            }],
+        }]
+    );
+    // Over: planning resumes from ownership.
+    g.event(Event::SlotMigrationObserved {
+        pod: pod(0),
+        job: job("failed"),
+        elapsed_ms: None,
+    });
+    assert!(g.state.reshard.migrations.is_empty());
+}
+
+#[test]
+fn a_half_moved_slot_is_finished_towards_its_target_or_its_lone_marker_cleared() {
+    let mut g = laid_out(6, &three(), 3, 1);
+    g.event(Event::SlotStatesObserved {
+        pod: pod(0),
+        node_id: node(0, 0),
+        migrating: vec![SlotPeer {
+            slot: 7,
+            node_id: node(1, 0),
+        }],
+        importing: Vec::new(),
+    });
+    g.event(Event::SlotStatesObserved {
+        pod: pod(2),
+        node_id: node(2, 0),
+        migrating: Vec::new(),
+        importing: vec![SlotPeer {
+            slot: 9,
+            node_id: node(4, 0),
+        }],
+    });
+    assert_eq!(
+        g.intents(),
+        vec![
+            Intent::SettleSlot {
+                slot: 7,
+                owner: pod(0),
+                owner_node: node(0, 0),
+                to: Some(pod(1)),
+                to_node: Some(node(1, 0)),
+            },
+            Intent::SettleSlot {
+                slot: 9,
+                owner: pod(0),
+                owner_node: node(0, 0),
+                to: None,
+                to_node: None,
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_move_failing_with_the_same_error_is_given_up_and_the_status_says_so() {
+    let mut g = laid_out(4, &three_bare(), 4, 0);
+    for n in 0..super::super::resharding::MAX_SAME_FAILURES {
+        let planned = g.decide();
+        assert_eq!(planned.len(), 3, "try {n}: {planned:?}");
+        let id = uuid::Uuid::from_u128(9_000 + u128::from(n));
+        g.event(Event::Decided {
+            intents: vec![logbook_journal::PlannedIntent {
+                intent_id: id,
+                intent: planned[0].intent.clone(),
+                reason: planned[0].reason.clone(),
+            }],
+        });
+        g.event(Event::IntentFailed {
+            intent_id: id,
+            error: "Slot migration failed: OOM".into(),
+            retryable: true,
+        });
+    }
+    // The first source's move is given up; the other two still go.
+    assert_eq!(g.decide().len(), 2);
+    let status = crate::decide::status::render_status(
+        &g.state,
+        &crate::decide::status::StatusContext {
+            name: "demo",
+            namespace: "ns",
+            backend: "memory",
+        },
+    );
+    let reshard = status.reshard.clone().expect("a reshard in the status");
+    assert_eq!(reshard.phase, "Failing");
+    assert!(reshard.message.contains("OOM"), "{}", reshard.message);
+    let degraded = status.condition("Degraded").unwrap();
+    assert_eq!(degraded.reason, "ReshardFailing");
+    // A new generation tries again.
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(4);
+    spec.replicas_per_shard = Some(0);
+    g.spec_at(3, &spec);
+    g.applied(3);
+    assert_eq!(g.decide().len(), 3);
+}
