@@ -8,6 +8,7 @@
 use logbook_journal::cluster::merge_slots;
 use logbook_journal::{
     ClusterNodeReport, ClusterPeer, ClusterState, Event, PeerHealth, Reachability, ReplId, Role,
+    SlotMigrationJob, SlotPeer,
 };
 
 use super::replication::{
@@ -22,6 +23,14 @@ pub struct ClusterAnswer {
     pub report: ClusterNodeReport,
     /// Its `INFO replication`.
     pub replication: ReplicationInfo,
+    /// The atomic slot migration jobs it lists (`CLUSTER
+    /// GETSLOTMIGRATIONS`), finished ones included; `None` when the
+    /// server has none (Redis, Valkey before 9.0).
+    pub migrations: Option<Vec<SlotMigrationJob>>,
+    /// The slots its own `CLUSTER NODES` line marks as half-moved:
+    /// migrating (`[slot->-id]`, with the target) and importing
+    /// (`[slot-<-id]`, with the source), each sorted.
+    pub slot_states: (Vec<SlotPeer>, Vec<SlotPeer>),
 }
 
 /// One probe of one cluster pod, as the prober saw it.
@@ -192,6 +201,17 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
         .collect();
     peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     let owned: Vec<u16> = me.slots.iter().flat_map(|r| r.start..=r.end).collect();
+    let peers_of = |marks: &[crate::valkey::SlotMigration]| {
+        let mut out: Vec<SlotPeer> = marks
+            .iter()
+            .map(|m| SlotPeer {
+                slot: m.slot,
+                node_id: m.node_id.clone(),
+            })
+            .collect();
+        out.sort();
+        out
+    };
     Some(ClusterAnswer {
         report: ClusterNodeReport {
             node_id: me.id.clone(),
@@ -207,6 +227,8 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
             peers,
         },
         replication: probe.replication.clone(),
+        migrations: probe.migrations.clone(),
+        slot_states: (peers_of(&me.migrating), peers_of(&me.importing)),
     })
 }
 

@@ -78,6 +78,8 @@ fn answer_after(replid: u8, replid2: u8, offset: u64) -> ClusterAnswer {
             primary: None,
             replicas: Vec::new(),
         },
+        migrations: None,
+        slot_states: (Vec::new(), Vec::new()),
     }
 }
 

@@ -156,6 +156,12 @@ impl ValkeyClient {
         }
     }
 
+    /// The password in force, for commands that carry it to another
+    /// server (`MIGRATE ... AUTH`). Never to be formatted.
+    pub(super) async fn password(&self) -> Option<Password> {
+        self.state.lock().await.password.clone()
+    }
+
     /// Drops the connection to `addr`, if any (its pod went away).
     pub async fn forget(&self, addr: SocketAddr) {
         self.state.lock().await.connections.remove(&addr);

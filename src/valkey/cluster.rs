@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use logbook_journal::{ClusterFailoverMode, SlotRange};
+use logbook_journal::{ClusterFailoverMode, SlotMigrationJob, SlotRange};
 use redis::Value;
 
 use super::client::{Request, Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
@@ -18,7 +18,7 @@ use super::error::ProbeError;
 use super::parse::{ParseError, ReplicationInfo, parse_info_replication};
 use super::parse_cluster::{
     ClusterInfo, ClusterNodeLine, ClusterShard, parse_cluster_info, parse_cluster_nodes,
-    parse_cluster_shards,
+    parse_cluster_shards, parse_slot_migrations,
 };
 
 /// One probe of a cluster node, all taken in the same round trip.
@@ -30,16 +30,21 @@ pub struct ClusterProbe {
     pub info: ClusterInfo,
     /// `INFO replication`.
     pub replication: ReplicationInfo,
+    /// `CLUSTER GETSLOTMIGRATIONS`: the atomic slot migration jobs the
+    /// node lists, running and finished (until its process restarts, at
+    /// most `cluster-slot-migration-log-max-len`); `None` when the server
+    /// has no atomic slot migration (Redis, Valkey before 9.0).
+    pub migrations: Option<Vec<SlotMigrationJob>>,
 }
 
-fn cluster(sub: &str) -> redis::Cmd {
+pub(super) fn cluster(sub: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg(sub);
     cmd
 }
 
 impl ValkeyClient {
-    async fn reply(
+    pub(super) async fn reply(
         &self,
         addr: SocketAddr,
         request: &impl Request,
@@ -52,7 +57,7 @@ impl ValkeyClient {
             .0)
     }
 
-    async fn ok(
+    pub(super) async fn ok(
         &self,
         addr: SocketAddr,
         cmd: &redis::Cmd,
@@ -62,15 +67,17 @@ impl ValkeyClient {
         expect_ok(addr, self.reply(addr, cmd, name, resend).await?)
     }
 
-    /// `CLUSTER NODES`, `CLUSTER INFO` and `INFO replication` pipelined on
-    /// one connection: one round trip, the probe each cluster pod gets every
-    /// interval.
+    /// `CLUSTER NODES`, `CLUSTER INFO`, `INFO replication` and `CLUSTER
+    /// GETSLOTMIGRATIONS` pipelined on one connection: one round trip, the
+    /// probe each cluster pod gets every interval.
     ///
     /// # Guarantees
     ///
-    /// The three replies were produced one after the other by the server's
+    /// The four replies were produced one after the other by the server's
     /// single command thread, with nothing of ours in between; nothing is
-    /// written.
+    /// written. A server without atomic slot migration answers the last
+    /// command "unknown subcommand": that is `migrations: None`, not an
+    /// error.
     ///
     /// # Errors
     ///
@@ -83,6 +90,7 @@ impl ValkeyClient {
             .add_command(cluster("INFO"))
             .cmd("INFO")
             .arg("replication")
+            .add_command(cluster("GETSLOTMIGRATIONS"))
             // A refusal stays in its place in the reply, to be classified
             // as that command's, not taken for a broken connection.
             .ignore_errors();
@@ -90,10 +98,10 @@ impl ValkeyClient {
             .reply(addr, &pipe, "CLUSTER probe", Resend::Safe)
             .await?;
         let Value::Array(replies) = reply else {
-            return Err(unexpected(addr, "an array of 3 replies", &reply));
+            return Err(unexpected(addr, "an array of 4 replies", &reply));
         };
-        let [nodes, info, replication] = <[Value; 3]>::try_from(replies)
-            .map_err(|got| unexpected(addr, "3 replies", &Value::Array(got)))?;
+        let [nodes, info, replication, migrations] = <[Value; 4]>::try_from(replies)
+            .map_err(|got| unexpected(addr, "4 replies", &Value::Array(got)))?;
         let text = |reply: Value, name: &'static str| {
             reply
                 .extract_error()
@@ -103,11 +111,13 @@ impl ValkeyClient {
         let nodes = text(nodes, "CLUSTER NODES")?;
         let info = text(info, "CLUSTER INFO")?;
         let replication = text(replication, "INFO")?;
+        let migrations = slot_migrations(addr, migrations.extract_error())?;
         let malformed = |source| ProbeError::Malformed { addr, source };
         Ok(ClusterProbe {
             nodes: parse_cluster_nodes(&nodes).map_err(malformed)?,
             info: parse_cluster_info(&info).map_err(malformed)?,
             replication: parse_info_replication(&replication).map_err(malformed)?,
+            migrations,
         })
     }
 
@@ -377,4 +387,29 @@ impl ValkeyClient {
         self.ok(addr, &cmd, "CLUSTER SET-CONFIG-EPOCH", Resend::Never)
             .await
     }
+}
+
+/// The jobs a `CLUSTER GETSLOTMIGRATIONS` reply lists; `None` when the
+/// server does not know the subcommand (Redis, Valkey before 9.0).
+pub(super) fn slot_migrations(
+    addr: SocketAddr,
+    reply: redis::RedisResult<Value>,
+) -> Result<Option<Vec<SlotMigrationJob>>, ProbeError> {
+    match reply {
+        Ok(reply) => parse_slot_migrations(&reply)
+            .map(Some)
+            .map_err(|source| ProbeError::Malformed { addr, source }),
+        Err(err) if unknown_subcommand(&err) => Ok(None),
+        Err(err) => Err(classify(addr, "CLUSTER GETSLOTMIGRATIONS", &err)),
+    }
+}
+
+/// The server's refusal of a `CLUSTER` subcommand it does not have:
+/// `ERR unknown subcommand 'getslotmigrations'. Try CLUSTER HELP.`
+pub(super) fn unknown_subcommand(err: &redis::RedisError) -> bool {
+    err.code().is_some()
+        && err
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("unknown subcommand")
 }

@@ -1,6 +1,7 @@
-//! The Valkey data-plane client: probes (`ROLE`, `INFO replication`) for the
-//! observers and admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`,
-//! `CONFIG SET`) for the executors.
+//! The Valkey data-plane client: probes (`ROLE`, `INFO replication`,
+//! `CLUSTER NODES`, `CLUSTER GETSLOTMIGRATIONS`) for the observers and
+//! admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`, `CONFIG SET`, the
+//! cluster's `MEET` to `MIGRATESLOTS`) for the executors.
 //!
 //! It owns connections, timeouts, authentication and the classification of
 //! failures into death, slowness and refusals. It must not decide anything,
@@ -13,6 +14,7 @@ mod error;
 mod parse;
 mod parse_cluster;
 mod password;
+mod reshard;
 
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
@@ -24,5 +26,7 @@ pub use parse::{
 pub use parse_cluster::{
     ClusterInfo, ClusterNodeLine, ClusterShard, ShardNode, ShardNodeHealth, SlotMigration,
     parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
+    parse_slot_migrations,
 };
 pub use password::Password;
+pub use reshard::SetSlot;

@@ -1,5 +1,6 @@
 //! Parsing of the Valkey Cluster replies: `CLUSTER NODES` and `CLUSTER
-//! INFO` text, and the `CLUSTER SHARDS` array of maps.
+//! INFO` text, and the `CLUSTER SHARDS` and `CLUSTER GETSLOTMIGRATIONS`
+//! arrays of maps.
 //!
 //! Pure functions over replies already received; no I/O happens here, so
 //! every shape a server prints is tested from captured fixtures. Unknown
@@ -11,8 +12,8 @@
 
 use std::collections::HashMap;
 
-use logbook_journal::SlotRange;
 use logbook_journal::cluster::SLOTS;
+use logbook_journal::{MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange};
 use redis::Value;
 
 use super::parse::{ParseError, Role};
@@ -515,6 +516,74 @@ fn parse_shard_node(path: &str, value: &Value) -> Result<ShardNode, ParseError> 
     })
 }
 
+/// Parses the reply to `CLUSTER GETSLOTMIGRATIONS` (Valkey 9): an array of
+/// jobs, each a map (a flat field/value array in RESP2, a map in RESP3)
+/// with `name`, `operation` (`EXPORT`/`IMPORT`), `slot_ranges`
+/// (`"0-999 2000-2099"`), `source_node`, `target_node`, `state`,
+/// `message` and `remaining_repl_size`. The times (`create_time`,
+/// `last_update_time`, `last_ack_time`: Unix seconds) and `cow_size` are
+/// not kept, and fields added by later servers are ignored.
+///
+/// # Errors
+///
+/// [`ParseError`] naming the path of the field at fault, e.g.
+/// `migrations[1].slot_ranges`.
+pub fn parse_slot_migrations(reply: &Value) -> Result<Vec<SlotMigrationJob>, ParseError> {
+    let Value::Array(jobs) = reply else {
+        return Err(malformed("migrations", &format!("{reply:?}")));
+    };
+    jobs.iter()
+        .enumerate()
+        .map(|(i, job)| parse_slot_migration(&format!("migrations[{i}]"), job))
+        .collect()
+}
+
+fn parse_slot_migration(path: &str, value: &Value) -> Result<SlotMigrationJob, ParseError> {
+    let fields: HashMap<String, &Value> = map_entries(path, value)?.into_iter().collect();
+    let field = |key: &str| format!("{path}.{key}");
+    let required = |key: &str| match fields.get(key) {
+        Some(value) => string(path, key, value),
+        None => Err(missing(&field(key))),
+    };
+    let side = match required("operation")?.as_str() {
+        "EXPORT" | "export" => MigrationSide::Export,
+        "IMPORT" | "import" => MigrationSide::Import,
+        other => return Err(malformed(&field("operation"), other)),
+    };
+    let state = required("state")?;
+    if state.is_empty() {
+        return Err(malformed(&field("state"), &state));
+    }
+    Ok(SlotMigrationJob {
+        name: node_id(&field("name"), &required("name")?)?,
+        side,
+        source: node_id(&field("source_node"), &required("source_node")?)?,
+        target: node_id(&field("target_node"), &required("target_node")?)?,
+        slots: parse_slot_ranges(&field("slot_ranges"), &required("slot_ranges")?)?,
+        phase: MigrationPhase::from_valkey(&state),
+        message: required("message")?,
+        remaining_repl_size: number(
+            &field("remaining_repl_size"),
+            &required("remaining_repl_size")?,
+        )?,
+    })
+}
+
+/// `"0-99 200-299 3300"`: ranges separated by spaces, a lone slot allowed.
+fn parse_slot_ranges(field: &str, text: &str) -> Result<Vec<SlotRange>, ParseError> {
+    let ranges = text
+        .split_ascii_whitespace()
+        .map(|item| match item.split_once('-') {
+            Some((start, end)) => slot_range(field, slot(field, start)?, slot(field, end)?),
+            None => slot(field, item).map(|s| SlotRange { start: s, end: s }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ranges.is_empty() {
+        return Err(malformed(field, text));
+    }
+    Ok(ranges)
+}
+
 /// The key/value pairs of a map, whichever protocol version sent it.
 fn map_entries<'v>(path: &str, value: &'v Value) -> Result<Vec<(String, &'v Value)>, ParseError> {
     value
@@ -544,3 +613,7 @@ fn scalar(field: &str, value: &Value) -> Result<String, ParseError> {
 #[cfg(test)]
 #[path = "parse_cluster_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "parse_migrations_tests.rs"]
+mod migration_tests;
