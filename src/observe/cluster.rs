@@ -78,6 +78,18 @@ pub fn observe_cluster_probe(
         .and_then(|id| state.cluster.pod_of(id))
         .map(str::to_owned);
     out.extend(observe_history_reset(state, pod, answer));
+    out.extend(super::reshard::observe_migrations(
+        state,
+        pod,
+        answer.migrations.as_deref(),
+    ));
+    out.extend(super::reshard::observe_slot_states(
+        state,
+        pod,
+        &answer.report.node_id,
+        &answer.slot_states.0,
+        &answer.slot_states.1,
+    ));
     out.extend(observe_role(state, pod, role, primary));
     out.extend(observe_replication(
         state,
