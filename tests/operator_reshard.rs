@@ -1,0 +1,382 @@
+//! Resharding end to end on localkube: `spec.shards` changed under a
+//! cluster-aware writer (each write acknowledged by a replica, `WAIT 1`)
+//! with 100k keys loaded; a migration held mid-job while its source or
+//! target dies; slots another tool left half-moved. After each: every
+//! slot covered and balanced, `redis-cli --cluster check` clean, every
+//! key and every acknowledged write there, the journal verifying and
+//! auditing clean.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod operator_common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use logbook_crds::ValkeyCluster;
+use logbook_journal::Event;
+use operator_common::*;
+
+/// Keys loaded before the reshard.
+const KEYS: u64 = 100_000;
+
+fn yaml(debug: bool) -> String {
+    let mut y = cluster_yaml("shop");
+    if debug {
+        // Tests hold a migration mid-job with DEBUG SLOTMIGRATION.
+        y.push_str("  config:\n    enable-debug-command: \"yes\"\n");
+    }
+    y
+}
+
+/// Ready with `shards` shards of one replica, each holding 16384 /
+/// `shards` slots (±1), no reshard in the status.
+fn balanced(vkc: &ValkeyCluster, shards: usize) -> bool {
+    is_ready(vkc, shards * 2)
+        && vkc.status.as_ref().is_some_and(|s| {
+            let counts: Vec<i32> = s
+                .shards
+                .iter()
+                .map(|sh| sh.slots.iter().map(|r| r.end - r.start + 1).sum())
+                .collect();
+            let base = i32::try_from(16_384 / shards).unwrap();
+            s.reshard.is_none()
+                && s.shards.len() == shards
+                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
+                && counts.iter().sum::<i32>() == 16_384
+                && counts.iter().all(|c| *c == base || *c == base + 1)
+        })
+}
+
+fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
+    vkc.status
+        .as_ref()
+        .map(|s| s.shards.iter().filter_map(|sh| sh.primary.clone()).collect())
+        .unwrap_or_default()
+}
+
+async fn seeds(env: &Env, pods: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..pods {
+        out.push(env.pod_addr(&format!("shop-{i}")).await);
+    }
+    out
+}
+
+/// `k:0` .. `k:{KEYS}` (value: the number), piped to each slot's owner.
+async fn load(seeds: &[String], password: &str) {
+    let pw = logbook::valkey::Password::new(password.to_owned());
+    let map = logbook_bench::cluster_client::slot_map(seeds, Some(&pw))
+        .await
+        .unwrap();
+    let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..KEYS {
+        let key = format!("k:{i}");
+        let value = i.to_string();
+        let slot = logbook_bench::slots::key_slot(key.as_bytes());
+        let owner = map.owner(slot).expect("every slot owned").to_string();
+        let buf = by_owner.entry(owner).or_default();
+        write!(
+            buf,
+            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+            key.len(),
+            value.len()
+        )
+        .unwrap();
+    }
+    for (addr, commands) in by_owner {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let mut child = Command::new("redis-cli")
+            .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password, "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("redis-cli runs");
+        child.stdin.take().unwrap().write_all(&commands).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("errors: 0"), "loading into {addr}: {text}");
+    }
+}
+
+/// Every loaded key and every acknowledged write, read through the
+/// slots' owners.
+async fn assert_every_key(env: &Env, pods: usize, password: &str, acked: &[u64]) {
+    let pw = logbook::valkey::Password::new(password.to_owned());
+    let seeds = seeds(env, pods).await;
+    let loaded: Vec<u64> = (0..KEYS).collect();
+    let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
+        .await
+        .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {KEYS} loaded keys missing: {:?}",
+        missing.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
+    );
+    let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", acked)
+        .await
+        .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        missing.len(),
+        acked.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
+    );
+}
+
+/// `redis-cli --cluster check` passes from every pod, within `timeout`.
+async fn eventually_clean(env: &Env, password: &str, pods: usize, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut last = Ok(());
+        for addr in seeds(env, pods).await {
+            last = check_clean(&addr, password);
+            if last.is_err() {
+                break;
+            }
+        }
+        match last {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > deadline => panic!("cluster check: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// The names of the intents decided, with their reason.
+fn decided(events: &[logbook_journal::Envelope]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(
+                intents
+                    .iter()
+                    .map(|p| format!("{} ({})", p.intent.name(), p.reason.code.name()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write() {
+    let env = Env::start("reshard").await;
+    env.apply_yaml(&yaml(false)).await;
+    env.wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
+        .await;
+    let password = env.password("shop").await;
+    load(&seeds(&env, 6).await, &password).await;
+    let mut config =
+        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(&env, 6).await, "w");
+    config.password = Some(logbook::valkey::Password::new(password.clone()));
+    let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
+        .await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "4 shards balanced", |v| {
+            balanced(v, 4)
+        })
+        .await;
+    assert_eq!(primaries(&vkc).len(), 4);
+    eventually_clean(&env, &password, 8, Duration::from_secs(60)).await;
+
+    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
+        .await;
+    env.wait_status("shop", Duration::from_secs(120), "3 shards balanced", |v| {
+        balanced(v, 3)
+    })
+    .await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    let log = probe.stop().await;
+    let acked = log.acked_keys();
+    assert!(acked.len() > 50, "too few writes acknowledged: {}", acked.len());
+    assert_every_key(&env, 6, &password, &acked).await;
+
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let intents = decided(&events);
+    eprintln!("decided: {intents:?}");
+    let moves = intents.iter().filter(|i| *i == "MoveSlots (Reshard)").count();
+    assert!(moves >= 6, "3 moves out and 3 back at least: {intents:?}");
+    let observed = events
+        .iter()
+        .filter(|e| matches!(e.body, Event::SlotMigrationObserved { .. }))
+        .count();
+    assert!(observed >= 6, "the jobs' phases are journaled: {observed}");
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
+
+/// The first export job `addr` lists, with its state.
+fn export_state(addr: &str, password: &str) -> Option<String> {
+    let reply = redis_cli(addr, password, &["cluster", "getslotmigrations"]);
+    let lines: Vec<&str> = reply.lines().collect();
+    let export = lines.windows(2).any(|w| w[0] == "operation" && w[1] == "EXPORT");
+    if !export {
+        return None;
+    }
+    lines
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "state")
+        .map(|w| w[1].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_balanced() {
+    let env = Env::start("reshard-faults").await;
+    env.apply_yaml(&yaml(true)).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
+        .await;
+    let password = env.password("shop").await;
+    load(&seeds(&env, 6).await, &password).await;
+    let mut config =
+        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(&env, 6).await, "w");
+    config.password = Some(logbook::valkey::Password::new(password.clone()));
+    let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
+
+    // Out: every source's job is held before its write pause; one
+    // source's process is killed while it holds its job.
+    let sources = primaries(&vkc);
+    for p in &sources {
+        let addr = env.pod_addr(p).await;
+        let ok = redis_cli(&addr, &password, &["debug", "slotmigration", "prevent-pause", "1"]);
+        assert!(ok.contains("OK"), "{p}: {ok}");
+    }
+    env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
+        .await;
+    let victim = sources[0].clone();
+    let victim_addr = env.pod_addr(&victim).await;
+    env.eventually(Duration::from_secs(90), "a held export job", || {
+        let state = export_state(&victim_addr, &password);
+        async move { state.is_some_and(|s| s != "success" && s != "failed") }
+    })
+    .await;
+    env.kill(&victim).await;
+    for p in sources.iter().skip(1) {
+        let addr = env.pod_addr(p).await;
+        redis_cli(&addr, &password, &["debug", "slotmigration", "prevent-pause", "0"]);
+    }
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(180), "4 shards balanced", |v| {
+            balanced(v, 4)
+        })
+        .await;
+    eventually_clean(&env, &password, 8, Duration::from_secs(90)).await;
+
+    // In: the leaving shard's job is held; its target's process is
+    // killed while it waits.
+    let before = primaries(&vkc);
+    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
+        .await;
+    let mut held: Option<(String, String)> = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while held.is_none() && std::time::Instant::now() < deadline {
+        for p in &before {
+            let addr = env.pod_addr(p).await;
+            if export_state(&addr, &password).is_some() {
+                held = Some((p.clone(), addr));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some((source, addr)) = &held {
+        redis_cli(addr, &password, &["debug", "slotmigration", "prevent-pause", "1"]);
+        let target = before.iter().find(|p| *p != source).unwrap().clone();
+        env.kill(&target).await;
+        redis_cli(addr, &password, &["debug", "slotmigration", "prevent-pause", "0"]);
+    }
+    env.wait_status("shop", Duration::from_secs(180), "3 shards balanced", |v| {
+        balanced(v, 3)
+    })
+    .await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(90)).await;
+    let log = probe.stop().await;
+    let acked = log.acked_keys();
+    assert_every_key(&env, 6, &password, &acked).await;
+
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    eprintln!("decided: {:?}", decided(&env.journal_events(&stream).await));
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slots_another_tool_left_half_moved_are_settled() {
+    let env = Env::start("reshard-stuck").await;
+    env.apply_yaml(&yaml(false)).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
+        .await;
+    let password = env.password("shop").await;
+    let p = primaries(&vkc);
+    let (a, b, c) = (
+        env.pod_addr(&p[0]).await,
+        env.pod_addr(&p[1]).await,
+        env.pod_addr(&p[2]).await,
+    );
+    let id = |addr: &str| redis_cli(addr, &password, &["cluster", "myid"]).trim().to_owned();
+    let (ida, idb) = (id(&a), id(&b));
+    // Slot 0 (shop's first shard) half-moved towards the second, with a
+    // key on each side; slot 16383 marked importing on the first from the
+    // third with nothing behind it.
+    let key0 = "{06S}x"; // slot 0
+    assert_eq!(logbook_bench::slots::key_slot(key0.as_bytes()), 0);
+    let key0b = "{06S}y";
+    redis_cli(&a, &password, &["set", key0, "a"]);
+    redis_cli(&a, &password, &["set", key0b, "b"]);
+    assert!(redis_cli(&b, &password, &["cluster", "setslot", "0", "importing", &ida]).contains("OK"));
+    assert!(redis_cli(&a, &password, &["cluster", "setslot", "0", "migrating", &idb]).contains("OK"));
+    let (bh, bp) = b.rsplit_once(':').unwrap();
+    let moved = redis_cli(
+        &a,
+        &password,
+        &["migrate", bh, bp, "", "0", "5000", "auth", &password, "keys", key0],
+    );
+    assert!(moved.contains("OK"), "{moved}");
+    let idc = id(&c);
+    assert!(
+        redis_cli(&a, &password, &["cluster", "setslot", "16383", "importing", &idc]).contains("OK")
+    );
+    env.eventually(Duration::from_secs(60), "slots settled", || {
+        let a = a.clone();
+        let password = password.clone();
+        async move {
+            let nodes = redis_cli(&a, &password, &["cluster", "nodes"]);
+            !nodes.contains("->-") && !nodes.contains("-<-")
+        }
+    })
+    .await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    let seed = env.pod_addr(&p[0]).await;
+    assert_eq!(redis_cli(&seed, &password, &["-c", "get", key0]).trim(), "a");
+    assert_eq!(redis_cli(&seed, &password, &["-c", "get", key0b]).trim(), "b");
+
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let intents = decided(&env.journal_events(&stream).await);
+    assert!(
+        intents.iter().filter(|i| *i == "SettleSlot (SlotStuck)").count() >= 2,
+        "{intents:?}"
+    );
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
