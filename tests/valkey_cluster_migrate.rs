@@ -368,7 +368,7 @@ async fn redis_7_moves_a_slot_with_its_keys_the_classic_way() {
     assert!(saw_binary);
     // Keys no longer there: NOKEY; nothing: nothing sent.
     assert!(
-        !c.migrate(a, b, &[binary_key.clone()], 5_000, true)
+        !c.migrate(a, b, std::slice::from_ref(&binary_key), 5_000, true)
             .await
             .unwrap()
     );

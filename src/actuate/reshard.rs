@@ -122,16 +122,20 @@ impl Move<'_> {
     }
 
     /// Polls the target until it claims every slot of `slots`, for at most
-    /// [`OWNERSHIP_WAIT`]; returns whether it does.
+    /// [`OWNERSHIP_WAIT`]; returns whether it does. A target that does not
+    /// answer meanwhile (the very reason a job can end ambiguously) is
+    /// asked again until the wait is over; then its last failure is the
+    /// error.
     async fn target_owns(&self, slots: &[SlotRange]) -> Result<bool, ActError> {
         let deadline = Instant::now() + OWNERSHIP_WAIT;
         loop {
-            let now = answer(self.valkey, self.target, self.to).await?;
-            if covers(&now.report.slots, slots) {
-                return Ok(true);
-            }
+            let failure = match answer(self.valkey, self.target, self.to).await {
+                Ok(now) if covers(&now.report.slots, slots) => return Ok(true),
+                Ok(_) => None,
+                Err(err) => Some(err),
+            };
             if Instant::now() >= deadline {
-                return Ok(false);
+                return failure.map_or(Ok(false), Err);
             }
             tokio::time::sleep(POLL).await;
         }
@@ -275,7 +279,7 @@ impl Timeline {
         match (start, self.at(end)) {
             (Some(s), Some(e)) => format!("write pause observed between {s} and {e} ms"),
             _ => format!(
-                "write pause shorter than the {} ms between polls (never seen)",
+                "write pause not seen by the polls (shorter than their ~{} ms interval)",
                 JOB_POLL.as_millis()
             ),
         }
@@ -408,10 +412,12 @@ impl Move<'_> {
         issued: bool,
     ) -> Result<Done, ActError> {
         let what = format!("{} from {} to {}", slots_text(slots), self.from, self.to);
-        let how = if issued {
-            "by atomic slot migration"
-        } else {
-            "by an atomic slot migration found running (times from when it was found)"
+        let how = |name: &str| {
+            if issued {
+                format!("by atomic slot migration (job {name})")
+            } else {
+                format!("by atomic slot migration (job {name}, found running: times from then)")
+            }
         };
         let done = |detail: String, events: Vec<Event>| Done {
             detail,
@@ -433,8 +439,8 @@ impl Move<'_> {
                 let total = timeline.at("success").unwrap_or_default();
                 Ok(done(
                     format!(
-                        "moved {what} {how} (job {}) in {total} ms; {}; phases: {}",
-                        job.name,
+                        "moved {what} {} in {total} ms; {}; phases: {}",
+                        how(&job.name),
                         timeline.pause("success"),
                         timeline.describe()
                     ),
@@ -446,8 +452,8 @@ impl Move<'_> {
                     events.extend(self.reports(&[]).await);
                     Ok(done(
                         format!(
-                            "moved {what} {how}: ambiguous job {} ({}) resolved by ownership: the target owns the slots; writes the source took after unpausing may be lost; phases: {}",
-                            job.name,
+                            "moved {what} {}: ambiguous job ({}) resolved by ownership: the target owns the slots; writes the source took after unpausing may be lost; phases: {}",
+                            how(&job.name),
                             job.message,
                             timeline.describe()
                         ),
@@ -629,6 +635,6 @@ mod tests {
             "snapshotting at 3 ms, failover-paused at 800 ms, success at 1000 ms"
         );
         let quick = seen(&[("snapshotting", 3), ("success", 40)]);
-        assert!(quick.pause("success").contains("never seen"));
+        assert!(quick.pause("success").contains("not seen"));
     }
 }
