@@ -17,16 +17,16 @@ use crate::resources::VALKEY_PORT;
 use crate::valkey::ValkeyClient;
 
 /// How often an action polls for its effect.
-const POLL: Duration = Duration::from_millis(50);
+pub(super) const POLL: Duration = Duration::from_millis(50);
 /// How long a meet may take to be seen by the nodes that met.
 const MEET_WAIT: Duration = Duration::from_secs(5);
 
-fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
+pub(super) fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
     move |source| ActError::Valkey { what, source }
 }
 
 /// Probes `pod`'s node now.
-async fn answer(
+pub(super) async fn answer(
     valkey: &ValkeyClient,
     target: Target<'_>,
     pod: &str,
@@ -44,7 +44,7 @@ async fn answer(
 }
 
 /// The report of `pod` as an event, when it differs from the projection.
-fn reported(target: Target<'_>, pod: &str, answer: &ClusterAnswer) -> Option<Event> {
+pub(super) fn reported(target: Target<'_>, pod: &str, answer: &ClusterAnswer) -> Option<Event> {
     observe_report(target.state, pod, &answer.report)
 }
 

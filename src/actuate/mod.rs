@@ -11,6 +11,7 @@
 mod cluster;
 mod kube_ops;
 mod replication;
+mod reshard;
 
 use std::net::SocketAddr;
 
@@ -21,6 +22,7 @@ use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{delete_owned, read_password};
+pub use reshard::{move_slots, settle_slot};
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
@@ -202,13 +204,38 @@ impl Executor {
             Intent::ClearFailoverRequest => {
                 kube_ops::clear_failover_request(&self.client, target).await
             }
-            Intent::UpdateStatus
-            | Intent::AddNode { .. }
-            | Intent::MigrateSlots { .. }
-            | Intent::MoveSlots { .. }
-            | Intent::SettleSlot { .. } => Err(ActError::Refused(format!(
-                "{intent:?} is not carried out by this operator version"
-            ))),
+            Intent::MoveSlots {
+                from,
+                from_node,
+                to,
+                to_node,
+                slots,
+            } => {
+                reshard::move_slots(&self.valkey, target, from, from_node, to, to_node, slots).await
+            }
+            Intent::SettleSlot {
+                slot,
+                owner,
+                owner_node,
+                to,
+                to_node,
+            } => {
+                reshard::settle_slot(
+                    &self.valkey,
+                    target,
+                    *slot,
+                    owner,
+                    owner_node,
+                    to.as_deref(),
+                    to_node.as_deref(),
+                )
+                .await
+            }
+            Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
+                Err(ActError::Refused(format!(
+                    "{intent:?} is not carried out by this operator version"
+                )))
+            }
         }
     }
 }

@@ -38,6 +38,17 @@ pub enum SetSlot<'a> {
     Stable,
 }
 
+impl std::fmt::Display for SetSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetSlot::Importing(id) => write!(f, "IMPORTING {id}"),
+            SetSlot::Migrating(id) => write!(f, "MIGRATING {id}"),
+            SetSlot::Node(id) => write!(f, "NODE {id}"),
+            SetSlot::Stable => f.write_str("STABLE"),
+        }
+    }
+}
+
 impl SetSlot<'_> {
     fn args(&self, cmd: &mut redis::Cmd) {
         match self {

@@ -5,7 +5,8 @@
 //! and the bench harness tests (`bench/tests/bench_harness.rs`, by path).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,24 +30,47 @@ impl Server {
     /// `extra` arguments. Its bus port is the default `port + 10000`, which
     /// `CLUSTER MEET ip port` assumes, so both ports are checked free.
     pub fn start_cluster_node(extra: &[&str]) -> Server {
+        Server::start_cluster_node_with(&logbook_bench::valkey_server_binary(), extra)
+    }
+
+    /// [`Server::start_cluster_node`] with another server binary (e.g.
+    /// [`redis_server_binary`]).
+    pub fn start_cluster_node_with(binary: &Path, extra: &[&str]) -> Server {
         let port = free_port(|port| {
             port.checked_add(10_000)
                 .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
         });
-        let mut args = vec![
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "2000",
-        ];
+        let mut args = cluster_args();
         args.extend_from_slice(extra);
-        Server::start_on(port, &args)
+        Server::start_process(binary, Ipv4Addr::LOCALHOST, port, &args)
+    }
+
+    /// A cluster node on `ip`, port 6379 (bus 16379), as a pod is: it
+    /// announces that address and connects from it. `ip` must be a
+    /// loopback address no one else uses (a localkube instance's block).
+    pub fn start_cluster_node_at(binary: &Path, ip: Ipv4Addr, extra: &[&str]) -> Server {
+        let ip_text = ip.to_string();
+        let mut args: Vec<&str> = cluster_args();
+        args.extend_from_slice(&[
+            "--cluster-announce-ip",
+            &ip_text,
+            "--bind-source-addr",
+            &ip_text,
+        ]);
+        args.extend_from_slice(extra);
+        Server::start_process(binary, ip, 6379, &args)
     }
 
     fn start_on(port: u16, extra: &[&str]) -> Server {
-        let binary = logbook_bench::valkey_server_binary();
+        Server::start_process(
+            &logbook_bench::valkey_server_binary(),
+            Ipv4Addr::LOCALHOST,
+            port,
+            extra,
+        )
+    }
+
+    fn start_process(binary: &Path, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Server {
         assert!(
             binary.exists(),
             "{} is missing: run `make setup`",
@@ -57,14 +81,14 @@ impl Server {
             .current_dir(dir.path())
             .arg("--dir")
             .arg(dir.path())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", &ip.to_string(), "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr = SocketAddr::new(ip.into(), port);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(addr).is_err() {
             assert!(
@@ -90,11 +114,36 @@ impl Server {
         self.addr.port().to_string()
     }
 
+    /// Its process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills it now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The arguments of every cluster node: `cluster-enabled`, its
+/// `nodes.conf` in its own directory, node timeout 2 s.
+fn cluster_args() -> Vec<&'static str> {
+    vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    ]
+}
+
+/// Debian's `redis-server` 7.0 (no atomic slot migration):
+/// `$LOGBOOK_REDIS_SERVER`, else `/usr/bin/redis-server`.
+pub fn redis_server_binary() -> PathBuf {
+    std::env::var_os("LOGBOOK_REDIS_SERVER")
+        .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from)
 }
 
 /// A port nothing listens on now, among those `accept` takes.
