@@ -32,7 +32,9 @@ const FOLLOW_MAX: Duration = Duration::from_secs(600);
 /// The job followed: one this call issued (found as the new job moving
 /// these slots, not listed before), or one found running.
 pub(super) enum Following {
-    Issued { known: HashSet<String> },
+    /// Issued at `at`, when the jobs named in `known` were listed.
+    Issued { known: HashSet<String>, at: Instant },
+    /// Found running under this name.
     Adopted(String),
 }
 
@@ -45,7 +47,8 @@ enum Ended {
     Vanished(Option<SlotMigrationJob>),
 }
 
-/// Phases as first seen, with the milliseconds since the follow began.
+/// Phases as first seen, with the milliseconds since the job was issued
+/// (or found running).
 struct Timeline {
     started: Instant,
     seen: Vec<(String, u128)>,
@@ -103,6 +106,7 @@ impl Move<'_> {
             )));
         }
         let known = before.iter().map(|j| j.name.clone()).collect();
+        let at = Instant::now();
         self.valkey
             .cluster_migrateslots(self.from_addr, &[(slots.to_vec(), self.to_node.to_owned())])
             .await
@@ -112,7 +116,7 @@ impl Move<'_> {
                 self.from,
                 self.to
             )))?;
-        self.follow(Following::Issued { known }, slots).await
+        self.follow(Following::Issued { known, at }, slots).await
     }
 
     /// Polls the source's job list until the job ends, journaling each
@@ -122,12 +126,12 @@ impl Move<'_> {
         following: Following,
         slots: &[SlotRange],
     ) -> Result<Done, ActError> {
-        let (mut name, known, issued) = match following {
-            Following::Issued { known } => (None, known, true),
-            Following::Adopted(name) => (Some(name), HashSet::new(), false),
+        let (mut name, known, issued, started) = match following {
+            Following::Issued { known, at } => (None, known, true, at),
+            Following::Adopted(name) => (Some(name), HashSet::new(), false, Instant::now()),
         };
         let mut timeline = Timeline {
-            started: Instant::now(),
+            started,
             seen: Vec::new(),
         };
         let mut events = Vec::new();
@@ -302,14 +306,14 @@ impl Move<'_> {
                     events.extend(self.reports(&[]).await);
                     Ok(done(
                         format!(
-                            "moved {what}: the job vanished from {} (its process restarted), resolved by ownership: the target owns the slots",
+                            "moved {what}: the job vanished from {} (its process restarted or died), resolved by ownership: the target owns the slots",
                             self.from
                         ),
                         events,
                     ))
                 } else {
                     Err(ActError::NotYet(format!(
-                        "the slot migration of {what} vanished from {} (its process restarted) and {} does not own the slots: not moved",
+                        "the slot migration of {what} vanished from {} (its process restarted or died) and {} does not own the slots: not moved",
                         self.from, self.to
                     )))
                 }
