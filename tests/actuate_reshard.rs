@@ -600,3 +600,43 @@ async fn an_ambiguous_job_is_resolved_by_ownership() {
     assert_eq!(last.1, MigrationPhase::Failed);
     assert!(f.owns(1, &slots).await);
 }
+
+#[tokio::test]
+async fn a_job_that_vanishes_with_its_source_is_not_taken_for_a_move() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let f = Fixture::start(&logbook_bench::valkey_server_binary(), 3, None).await;
+    let slots = [r(100, 109)];
+    let pid = |i: usize| Pid::from_raw(i32::try_from(f.servers[i].pid()).unwrap());
+    let (source, target) = (pid(0), pid(1));
+    let c = f.c.clone();
+    let source_addr = f.addr(0);
+    // Once the job is listed, the target is stopped (the job waits on it)
+    // and the source killed: the job goes with it.
+    let chaos = async {
+        loop {
+            let jobs = c
+                .cluster_getslotmigrations(source_addr)
+                .await
+                .unwrap()
+                .unwrap();
+            if !jobs.is_empty() {
+                kill(target, Signal::SIGSTOP).unwrap();
+                kill(source, Signal::SIGKILL).unwrap();
+                kill(target, Signal::SIGCONT).unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let (moved, ()) = tokio::join!(f.move_slots(0, 1, &slots), chaos);
+    match moved {
+        Err(ActError::NotYet(why)) => {
+            assert!(why.contains("vanished from demo-0"), "{why}");
+            assert!(why.contains("does not own"), "{why}");
+        }
+        other => panic!("expected not yet, got {other:?}"),
+    }
+    assert!(!f.owns(1, &slots).await);
+}

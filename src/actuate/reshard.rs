@@ -15,12 +15,11 @@
 //! neither end, another job holding them) fails with the reason, and
 //! `decide` looks again on the fresh reports returned.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use logbook_journal::cluster::{describe_slots, merge_ranges, merge_slots, slot_count};
-use logbook_journal::{Event, MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange};
+use logbook_journal::{Event, MigrationSide, SlotRange};
 use tokio::time::Instant;
 
 use super::cluster::{POLL, answer, reported, valkey_err};
@@ -28,18 +27,11 @@ use super::{ActError, Done, Target};
 use crate::observe::ClusterAnswer;
 use crate::valkey::ValkeyClient;
 
+mod atomic;
 mod classic;
 
-/// How often a running job is polled: `GETSLOTMIGRATIONS` is one cheap
-/// read, and the write pause of a job lasts tens of milliseconds.
-const JOB_POLL: Duration = Duration::from_millis(15);
-/// A job whose phase and progress stand still this long is left running
-/// and reported not done yet: the next decision adopts it.
-const STALL: Duration = Duration::from_secs(60);
-/// The longest one action follows a job that keeps progressing, so the
-/// cluster's runtime is not held indefinitely; the next decision adopts
-/// it.
-const FOLLOW_MAX: Duration = Duration::from_secs(600);
+use atomic::Following;
+
 /// How long gossip is given to show the target owning the slots after a
 /// job that succeeded, ended ambiguously or vanished.
 const OWNERSHIP_WAIT: Duration = Duration::from_secs(5);
@@ -231,292 +223,6 @@ pub async fn move_slots(
     }
     mv.atomic(&jobs, &remaining).await
 }
-
-/// The job followed: one this call issued (found as the new job moving
-/// these slots, not listed before), or one found running.
-enum Following {
-    Issued { known: HashSet<String> },
-    Adopted(String),
-}
-
-/// How a followed job ended.
-enum Ended {
-    /// Listed over (success, failed, cancelled).
-    Over(SlotMigrationJob),
-    /// No longer listed, or the source stopped answering: its process
-    /// went away with the job.
-    Vanished(Option<SlotMigrationJob>),
-}
-
-/// Phases as first seen, with the milliseconds since the follow began.
-struct Timeline {
-    started: Instant,
-    seen: Vec<(String, u128)>,
-}
-
-impl Timeline {
-    fn at(&self, phase: &str) -> Option<u128> {
-        self.seen
-            .iter()
-            .find(|(p, _)| p == phase)
-            .map(|(_, ms)| *ms)
-    }
-
-    fn describe(&self) -> String {
-        self.seen
-            .iter()
-            .map(|(p, ms)| format!("{p} at {ms} ms"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// What the polls let one say of the source's write pause: it holds
-    /// writes from `failover-paused` until the job ends.
-    fn pause(&self, end: &str) -> String {
-        let start = self
-            .at("failover-paused")
-            .or_else(|| self.at("failover-granted"));
-        match (start, self.at(end)) {
-            (Some(s), Some(e)) => format!("write pause observed between {s} and {e} ms"),
-            _ => format!(
-                "write pause not seen by the polls (shorter than their ~{} ms interval)",
-                JOB_POLL.as_millis()
-            ),
-        }
-    }
-}
-
-impl Move<'_> {
-    /// Issues one `CLUSTER MIGRATESLOTS` for `slots` and follows the job.
-    async fn atomic(
-        &self,
-        before: &[SlotMigrationJob],
-        slots: &[SlotRange],
-    ) -> Result<Done, ActError> {
-        if let Some(busy) = before.iter().find(|j| {
-            j.side == MigrationSide::Export && !j.phase.is_over() && overlaps(&j.slots, slots)
-        }) {
-            return Err(ActError::NotYet(format!(
-                "{} is already exporting slots {} to node {} (job {}, {}); waiting for it to end",
-                self.from,
-                describe_slots(&busy.slots),
-                busy.target,
-                busy.name,
-                busy.phase.name()
-            )));
-        }
-        let known = before.iter().map(|j| j.name.clone()).collect();
-        self.valkey
-            .cluster_migrateslots(self.from_addr, &[(slots.to_vec(), self.to_node.to_owned())])
-            .await
-            .map_err(valkey_err(format!(
-                "starting the migration of {} from {} to {}",
-                slots_text(slots),
-                self.from,
-                self.to
-            )))?;
-        self.follow(Following::Issued { known }, slots).await
-    }
-
-    /// Polls the source's job list until the job ends, journaling each
-    /// change of phase, then settles the outcome by ownership.
-    async fn follow(&self, following: Following, slots: &[SlotRange]) -> Result<Done, ActError> {
-        let (mut name, known, issued) = match following {
-            Following::Issued { known } => (None, known, true),
-            Following::Adopted(name) => (Some(name), HashSet::new(), false),
-        };
-        let mut timeline = Timeline {
-            started: Instant::now(),
-            seen: Vec::new(),
-        };
-        let mut events = Vec::new();
-        let mut last: Option<SlotMigrationJob> = None;
-        let mut progressed = timeline.started;
-        let ended = loop {
-            let listing = match self.valkey.cluster_getslotmigrations(self.from_addr).await {
-                Ok(listing) => listing,
-                Err(err) if err.is_death() => break Ended::Vanished(last),
-                Err(source) => {
-                    return Err(ActError::Valkey {
-                        what: format!("following the slot migration on {}", self.from),
-                        source,
-                    });
-                }
-            };
-            let found = listing.iter().flatten().find(|j| match &name {
-                Some(name) => &j.name == name,
-                None => {
-                    j.side == MigrationSide::Export
-                        && !known.contains(&j.name)
-                        && j.moves(self.from_node, self.to_node, slots)
-                }
-            });
-            let Some(job) = found.cloned() else {
-                break Ended::Vanished(last);
-            };
-            name = Some(job.name.clone());
-            let elapsed = timeline.started.elapsed();
-            let changed = last
-                .as_ref()
-                .is_none_or(|l| l.phase != job.phase || l.message != job.message);
-            if changed {
-                timeline
-                    .seen
-                    .push((job.phase.name().to_owned(), elapsed.as_millis()));
-                events.push(Event::SlotMigrationObserved {
-                    pod: self.from.to_owned(),
-                    job: job.clone(),
-                    elapsed_ms: issued
-                        .then(|| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
-                });
-            }
-            if changed
-                || last
-                    .as_ref()
-                    .is_some_and(|l| l.remaining_repl_size != job.remaining_repl_size)
-            {
-                progressed = Instant::now();
-            }
-            if job.phase.is_over() {
-                break Ended::Over(job);
-            }
-            last = Some(job);
-            if progressed.elapsed() >= STALL || timeline.started.elapsed() >= FOLLOW_MAX {
-                let name = name.as_deref().unwrap_or("?");
-                let phase = last.as_ref().map_or("?", |j| j.phase.name());
-                return Err(ActError::NotYet(format!(
-                    "slot migration job {name} from {} to {} is still {phase} after {} s ({}); left running, to be followed again",
-                    self.from,
-                    self.to,
-                    timeline.started.elapsed().as_secs(),
-                    if progressed.elapsed() >= STALL {
-                        "no progress for a minute"
-                    } else {
-                        "longer than one action waits"
-                    }
-                )));
-            }
-            tokio::time::sleep(JOB_POLL).await;
-        };
-        self.settle_job(ended, slots, &timeline, events, issued)
-            .await
-    }
-
-    /// The outcome of a job that ended, checked against ownership.
-    async fn settle_job(
-        &self,
-        ended: Ended,
-        slots: &[SlotRange],
-        timeline: &Timeline,
-        mut events: Vec<Event>,
-        issued: bool,
-    ) -> Result<Done, ActError> {
-        let what = format!("{} from {} to {}", slots_text(slots), self.from, self.to);
-        let how = |name: &str| {
-            if issued {
-                format!("by atomic slot migration (job {name})")
-            } else {
-                format!("by atomic slot migration (job {name}, found running: times from then)")
-            }
-        };
-        let done = |detail: String, events: Vec<Event>| Done {
-            detail,
-            events,
-            password: None,
-        };
-        match ended {
-            Ended::Over(job) if job.phase == MigrationPhase::Succeeded => {
-                if !self.target_owns(slots).await? {
-                    return Err(ActError::NotYet(format!(
-                        "slot migration job {} reported success, but {} does not claim {} after {} s",
-                        job.name,
-                        self.to,
-                        describe_slots(slots),
-                        OWNERSHIP_WAIT.as_secs()
-                    )));
-                }
-                events.extend(self.reports(&[]).await);
-                let total = timeline.at("success").unwrap_or_default();
-                Ok(done(
-                    format!(
-                        "moved {what} {} in {total} ms; {}; phases: {}",
-                        how(&job.name),
-                        timeline.pause("success"),
-                        timeline.describe()
-                    ),
-                    events,
-                ))
-            }
-            Ended::Over(job) if job.ambiguous() => {
-                if self.target_owns(slots).await? {
-                    events.extend(self.reports(&[]).await);
-                    Ok(done(
-                        format!(
-                            "moved {what} {}: ambiguous job ({}) resolved by ownership: the target owns the slots; writes the source took after unpausing may be lost; phases: {}",
-                            how(&job.name),
-                            job.message,
-                            timeline.describe()
-                        ),
-                        events,
-                    ))
-                } else {
-                    Err(ActError::NotYet(format!(
-                        "slot migration job {} moving {what} ended ambiguously ({}) and {} does not own the slots after {} s: not moved",
-                        job.name,
-                        job.message,
-                        self.to,
-                        OWNERSHIP_WAIT.as_secs()
-                    )))
-                }
-            }
-            Ended::Over(job) => Err(ActError::NotYet(format!(
-                "slot migration job {} moving {what} {}: {}",
-                job.name,
-                if job.phase == MigrationPhase::Cancelled {
-                    "was cancelled"
-                } else {
-                    "failed"
-                },
-                if job.message.is_empty() {
-                    "no message"
-                } else {
-                    job.message.as_str()
-                }
-            ))),
-            Ended::Vanished(last) => {
-                if let Some(job) = last {
-                    events.push(Event::SlotMigrationObserved {
-                        pod: self.from.to_owned(),
-                        job: SlotMigrationJob {
-                            phase: MigrationPhase::Vanished,
-                            ..job
-                        },
-                        elapsed_ms: issued.then(|| {
-                            u64::try_from(timeline.started.elapsed().as_millis())
-                                .unwrap_or(u64::MAX)
-                        }),
-                    });
-                }
-                if self.target_owns(slots).await? {
-                    events.extend(self.reports(&[]).await);
-                    Ok(done(
-                        format!(
-                            "moved {what}: the job vanished from {} (its process restarted), resolved by ownership: the target owns the slots",
-                            self.from
-                        ),
-                        events,
-                    ))
-                } else {
-                    Err(ActError::NotYet(format!(
-                        "the slot migration of {what} vanished from {} (its process restarted) and {} does not own the slots: not moved",
-                        self.from, self.to
-                    )))
-                }
-            }
-        }
-    }
-}
-
 /// Settles `slot`, left importing/migrating with no job running: with
 /// `to`/`to_node`, finishes the move from `owner` to it (remaining keys
 /// sent with `MIGRATE REPLACE`, every primary told the new owner);
@@ -610,31 +316,5 @@ mod tests {
         assert!(missing(&owned, &[r(0, 10)]).is_empty());
         assert!(overlaps(&[r(0, 10)], &[r(10, 20)]));
         assert!(!overlaps(&[r(0, 10)], &[r(11, 20)]));
-    }
-
-    #[test]
-    fn the_pause_is_stated_only_when_seen() {
-        let seen = |phases: &[(&str, u128)]| Timeline {
-            started: Instant::now(),
-            seen: phases
-                .iter()
-                .map(|(p, ms)| ((*p).to_owned(), *ms))
-                .collect(),
-        };
-        let t = seen(&[
-            ("snapshotting", 3),
-            ("failover-paused", 800),
-            ("success", 1_000),
-        ]);
-        assert_eq!(
-            t.pause("success"),
-            "write pause observed between 800 and 1000 ms"
-        );
-        assert_eq!(
-            t.describe(),
-            "snapshotting at 3 ms, failover-paused at 800 ms, success at 1000 ms"
-        );
-        let quick = seen(&[("snapshotting", 3), ("success", 40)]);
-        assert!(quick.pause("success").contains("not seen"));
     }
 }

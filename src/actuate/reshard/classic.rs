@@ -136,6 +136,7 @@ impl Move<'_> {
     /// moved; a slot it owns already only has the source's own mark, if
     /// any, cleared.
     pub(super) async fn classic(&self, slots: &[SlotRange]) -> Result<Done, ActError> {
+        let started = tokio::time::Instant::now();
         let from_now = answer(self.valkey, self.target, self.from).await?;
         let to_now = answer(self.valkey, self.target, self.to).await?;
         let mut moved: Vec<u16> = Vec::new();
@@ -176,10 +177,11 @@ impl Move<'_> {
             )
         } else {
             format!(
-                "moved {} and {keys} keys from {} to {} by the classic SETSLOT/MIGRATE pipeline (the source has no atomic slot migration)",
+                "moved {} and {keys} keys from {} to {} by the classic SETSLOT/MIGRATE pipeline (the source has no atomic slot migration) in {} ms",
                 slots_text(&moved),
                 self.from,
-                self.to
+                self.to,
+                started.elapsed().as_millis()
             )
         };
         if tidied > 0 {
