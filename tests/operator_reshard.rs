@@ -6,7 +6,12 @@
 //! key and every acknowledged write there, the journal verifying and
 //! auditing clean.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod operator_common;
 
@@ -53,7 +58,12 @@ fn balanced(vkc: &ValkeyCluster, shards: usize) -> bool {
 fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
     vkc.status
         .as_ref()
-        .map(|s| s.shards.iter().filter_map(|sh| sh.primary.clone()).collect())
+        .map(|s| {
+            s.shards
+                .iter()
+                .filter_map(|sh| sh.primary.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -89,7 +99,16 @@ async fn load(seeds: &[String], password: &str) {
     for (addr, commands) in by_owner {
         let (host, port) = addr.rsplit_once(':').unwrap();
         let mut child = Command::new("redis-cli")
-            .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password, "--pipe"])
+            .args([
+                "-h",
+                host,
+                "-p",
+                port,
+                "--no-auth-warning",
+                "-a",
+                password,
+                "--pipe",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -108,9 +127,10 @@ async fn assert_every_key(env: &Env, pods: usize, password: &str, acked: &[u64])
     let pw = logbook::valkey::Password::new(password.to_owned());
     let seeds = seeds(env, pods).await;
     let loaded: Vec<u64> = (0..KEYS).collect();
-    let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
-        .await
-        .unwrap();
+    let missing =
+        logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
+            .await
+            .unwrap();
     assert!(
         missing.is_empty(),
         "{} of {KEYS} loaded keys missing: {:?}",
@@ -169,8 +189,10 @@ fn decided(events: &[logbook_journal::Envelope]) -> Vec<String> {
 async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write() {
     let env = Env::start("reshard").await;
     env.apply_yaml(&yaml(false)).await;
-    env.wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
-        .await;
+    env.wait_status("shop", Duration::from_secs(90), "formed", |v| {
+        balanced(v, 3)
+    })
+    .await;
     let password = env.password("shop").await;
     load(&seeds(&env, 6).await, &password).await;
     let mut config =
@@ -198,7 +220,11 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
     let log = probe.stop().await;
     let acked = log.acked_keys();
-    assert!(acked.len() > 50, "too few writes acknowledged: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
     assert_every_key(&env, 6, &password, &acked).await;
 
     let stream = env.stream("shop").await;
@@ -207,7 +233,10 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     let events = env.journal_events(&stream).await;
     let intents = decided(&events);
     eprintln!("decided: {intents:?}");
-    let moves = intents.iter().filter(|i| *i == "MoveSlots (Reshard)").count();
+    let moves = intents
+        .iter()
+        .filter(|i| *i == "MoveSlots (Reshard)")
+        .count();
     assert!(moves >= 6, "3 moves out and 3 back at least: {intents:?}");
     let observed = events
         .iter()
@@ -223,7 +252,9 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
 fn export_state(addr: &str, password: &str) -> Option<String> {
     let reply = redis_cli(addr, password, &["cluster", "getslotmigrations"]);
     let lines: Vec<&str> = reply.lines().collect();
-    let export = lines.windows(2).any(|w| w[0] == "operation" && w[1] == "EXPORT");
+    let export = lines
+        .windows(2)
+        .any(|w| w[0] == "operation" && w[1] == "EXPORT");
     if !export {
         return None;
     }
@@ -239,7 +270,9 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     let env = Env::start("reshard-faults").await;
     env.apply_yaml(&yaml(true)).await;
     let vkc = env
-        .wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
+        .wait_status("shop", Duration::from_secs(90), "formed", |v| {
+            balanced(v, 3)
+        })
         .await;
     let password = env.password("shop").await;
     load(&seeds(&env, 6).await, &password).await;
@@ -253,7 +286,11 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     let sources = primaries(&vkc);
     for p in &sources {
         let addr = env.pod_addr(p).await;
-        let ok = redis_cli(&addr, &password, &["debug", "slotmigration", "prevent-pause", "1"]);
+        let ok = redis_cli(
+            &addr,
+            &password,
+            &["debug", "slotmigration", "prevent-pause", "1"],
+        );
         assert!(ok.contains("OK"), "{p}: {ok}");
     }
     env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
@@ -268,7 +305,11 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     env.kill(&victim).await;
     for p in sources.iter().skip(1) {
         let addr = env.pod_addr(p).await;
-        redis_cli(&addr, &password, &["debug", "slotmigration", "prevent-pause", "0"]);
+        redis_cli(
+            &addr,
+            &password,
+            &["debug", "slotmigration", "prevent-pause", "0"],
+        );
     }
     let vkc = env
         .wait_status("shop", Duration::from_secs(180), "4 shards balanced", |v| {
@@ -294,10 +335,18 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if let Some((source, addr)) = &held {
-        redis_cli(addr, &password, &["debug", "slotmigration", "prevent-pause", "1"]);
+        redis_cli(
+            addr,
+            &password,
+            &["debug", "slotmigration", "prevent-pause", "1"],
+        );
         let target = before.iter().find(|p| *p != source).unwrap().clone();
         env.kill(&target).await;
-        redis_cli(addr, &password, &["debug", "slotmigration", "prevent-pause", "0"]);
+        redis_cli(
+            addr,
+            &password,
+            &["debug", "slotmigration", "prevent-pause", "0"],
+        );
     }
     env.wait_status("shop", Duration::from_secs(180), "3 shards balanced", |v| {
         balanced(v, 3)
@@ -322,7 +371,9 @@ async fn slots_another_tool_left_half_moved_are_settled() {
     let env = Env::start("reshard-stuck").await;
     env.apply_yaml(&yaml(false)).await;
     let vkc = env
-        .wait_status("shop", Duration::from_secs(90), "formed", |v| balanced(v, 3))
+        .wait_status("shop", Duration::from_secs(90), "formed", |v| {
+            balanced(v, 3)
+        })
         .await;
     let password = env.password("shop").await;
     let p = primaries(&vkc);
@@ -331,7 +382,11 @@ async fn slots_another_tool_left_half_moved_are_settled() {
         env.pod_addr(&p[1]).await,
         env.pod_addr(&p[2]).await,
     );
-    let id = |addr: &str| redis_cli(addr, &password, &["cluster", "myid"]).trim().to_owned();
+    let id = |addr: &str| {
+        redis_cli(addr, &password, &["cluster", "myid"])
+            .trim()
+            .to_owned()
+    };
     let (ida, idb) = (id(&a), id(&b));
     // Slot 0 (shop's first shard) half-moved towards the second, with a
     // key on each side; slot 16383 marked importing on the first from the
@@ -341,18 +396,39 @@ async fn slots_another_tool_left_half_moved_are_settled() {
     let key0b = "{06S}y";
     redis_cli(&a, &password, &["set", key0, "a"]);
     redis_cli(&a, &password, &["set", key0b, "b"]);
-    assert!(redis_cli(&b, &password, &["cluster", "setslot", "0", "importing", &ida]).contains("OK"));
-    assert!(redis_cli(&a, &password, &["cluster", "setslot", "0", "migrating", &idb]).contains("OK"));
+    assert!(
+        redis_cli(
+            &b,
+            &password,
+            &["cluster", "setslot", "0", "importing", &ida]
+        )
+        .contains("OK")
+    );
+    assert!(
+        redis_cli(
+            &a,
+            &password,
+            &["cluster", "setslot", "0", "migrating", &idb]
+        )
+        .contains("OK")
+    );
     let (bh, bp) = b.rsplit_once(':').unwrap();
     let moved = redis_cli(
         &a,
         &password,
-        &["migrate", bh, bp, "", "0", "5000", "auth", &password, "keys", key0],
+        &[
+            "migrate", bh, bp, "", "0", "5000", "auth", &password, "keys", key0,
+        ],
     );
     assert!(moved.contains("OK"), "{moved}");
     let idc = id(&c);
     assert!(
-        redis_cli(&a, &password, &["cluster", "setslot", "16383", "importing", &idc]).contains("OK")
+        redis_cli(
+            &a,
+            &password,
+            &["cluster", "setslot", "16383", "importing", &idc]
+        )
+        .contains("OK")
     );
     env.eventually(Duration::from_secs(60), "slots settled", || {
         let a = a.clone();
@@ -365,15 +441,25 @@ async fn slots_another_tool_left_half_moved_are_settled() {
     .await;
     eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
     let seed = env.pod_addr(&p[0]).await;
-    assert_eq!(redis_cli(&seed, &password, &["-c", "get", key0]).trim(), "a");
-    assert_eq!(redis_cli(&seed, &password, &["-c", "get", key0b]).trim(), "b");
+    assert_eq!(
+        redis_cli(&seed, &password, &["-c", "get", key0]).trim(),
+        "a"
+    );
+    assert_eq!(
+        redis_cli(&seed, &password, &["-c", "get", key0b]).trim(),
+        "b"
+    );
 
     let stream = env.stream("shop").await;
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
     let intents = decided(&env.journal_events(&stream).await);
     assert!(
-        intents.iter().filter(|i| *i == "SettleSlot (SlotStuck)").count() >= 2,
+        intents
+            .iter()
+            .filter(|i| *i == "SettleSlot (SlotStuck)")
+            .count()
+            >= 2,
         "{intents:?}"
     );
     env.verify_journal().await;

@@ -22,7 +22,7 @@ use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{delete_owned, read_password};
-pub use reshard::{move_slots, settle_slot};
+pub use reshard::{move_slots, reports_of, settle_slot};
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,11 @@ impl Executor {
     /// commands.
     pub fn new(client: kube::Client, valkey: ValkeyClient) -> Self {
         Self { client, valkey }
+    }
+
+    /// Fresh cluster reports of `pods` that differ from the projection.
+    pub async fn reports_of(&self, target: Target<'_>, pods: &[String]) -> Vec<Event> {
+        reshard::reports_of(&self.valkey, target, pods).await
     }
 
     /// The data-plane client.

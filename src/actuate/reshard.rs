@@ -97,6 +97,22 @@ struct Move<'a> {
     to_addr: SocketAddr,
 }
 
+/// Fresh reports of `pods` (those differing from the projection), for
+/// moves that ran at once: each move's own reports were read when it
+/// ended, and a source giving slots to several targets reports
+/// differently at each end; folded in decision order, an earlier reading
+/// could stand last. Read once after all of them, they are the state the
+/// moves left.
+pub async fn reports_of(valkey: &ValkeyClient, target: Target<'_>, pods: &[String]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for pod in pods {
+        if let Ok(now) = answer(valkey, target, pod).await {
+            events.extend(reported(target, pod, &now));
+        }
+    }
+    events
+}
+
 impl Move<'_> {
     /// Fresh reports of both ends (and `others`), as the facts the move
     /// established.

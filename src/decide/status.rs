@@ -168,7 +168,11 @@ fn reshard_status(
         None if running > 0 => format!("{running} migration(s) under way"),
         None if stuck => "slots left half-moved are being settled".to_owned(),
         None => format!(
-            "{have} shards serve slots, the spec wants {want}: waiting for every pod to join and the cluster to settle"
+            "{have} shards serve slots, the spec wants {want}: waiting until {}",
+            resharding::unsettled(view).map_or_else(
+                || "a new shard's primary and its replicas have joined".to_owned(),
+                |why| format!("the cluster settles ({why})")
+            )
         ),
     });
     let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);

@@ -78,10 +78,15 @@ pub fn observe_cluster_probe(
         .and_then(|id| state.cluster.pod_of(id))
         .map(str::to_owned);
     out.extend(observe_history_reset(state, pod, answer));
+    // A replica lists its primary's import jobs: the primary's own list
+    // is the one that counts.
     out.extend(super::reshard::observe_migrations(
         state,
         pod,
-        answer.migrations.as_deref(),
+        answer
+            .migrations
+            .as_deref()
+            .filter(|_| answer.report.is_primary()),
     ));
     out.extend(super::reshard::observe_slot_states(
         state,
@@ -107,20 +112,27 @@ pub fn observe_cluster_probe(
 /// Compared with the state before this probe's events, so the role this
 /// probe reports cannot hide the change.
 ///
+/// A primary serving no slot holds no key anyone could lose: an empty
+/// primary picked as a new shard takes a new id when its first replica
+/// asks to sync, and that is no reset (journaled as one, it would stand
+/// and hold the reshard back).
+///
 /// Two changes of id lose nothing and are not journaled as resets:
 /// - a promotion's: the node keeps the history it had as `master_replid2`
 ///   and goes on with it under a new id (journaled as a reset, it would
 ///   stand for as long as the node stays primary, with a history nobody
 ///   lost);
-/// - while a reset of the node stands, a change off a history that no
-///   replica of the node may hold (each one's journaled history is
-///   another): a restarted primary without a backlog takes a new id at the
-///   same offset when its first replica asks to resync. The history the
-///   reset records is the one its replicas hold and the failover must
-///   save; replacing it with one no replica holds, the failover would no
-///   longer be decided, nor resumed after an operator restart, and the
-///   replica would resync from the emptied primary. A change off a
-///   history some replica took is journaled: a second restart lost that.
+/// - a change off a history that no replica of the node may hold (each
+///   one's journaled history is another): a primary without a backlog
+///   takes a new id at the same offset when its first replica asks to
+///   sync — every primary of a new cluster does, and a restarted one
+///   does again. Nobody held the old history, so nothing of it can be
+///   saved; while a reset stands, the history it records is the one its
+///   replicas hold and the failover must save, and replacing it with one
+///   no replica holds, the failover would no longer be decided, nor
+///   resumed after an operator restart, and the replica would resync
+///   from the emptied primary. A change off a history some replica took
+///   is journaled: a restart lost that.
 pub fn observe_history_reset(
     state: &ClusterState,
     pod: &str,
@@ -132,19 +144,14 @@ pub fn observe_history_reset(
         && state
             .cluster
             .report(pod)
-            .is_some_and(|r| r.is_primary() && r.node_id == *node_id);
+            .is_some_and(|r| r.serves_slots() && r.node_id == *node_id);
     if !was_primary || !answer.report.is_primary() {
         return None;
     }
     let previous = known.replid?;
     let replid = ReplId::from_hex(&answer.replication.replid).ok()?;
     let promoted = ReplId::from_hex(&answer.replication.replid2).ok() == Some(previous);
-    let standing = state
-        .cluster
-        .history_resets
-        .get(pod)
-        .is_some_and(|r| r.node_id == *node_id);
-    if promoted || (standing && !replica_may_hold(state, node_id, previous)) {
+    if promoted || !replica_may_hold(state, node_id, previous) {
         return None;
     }
     (replid != previous).then(|| Event::PrimaryHistoryReset {

@@ -111,7 +111,17 @@ impl ValkeyClient {
         let nodes = text(nodes, "CLUSTER NODES")?;
         let info = text(info, "CLUSTER INFO")?;
         let replication = text(replication, "INFO")?;
-        let migrations = slot_migrations(addr, migrations.extract_error())?;
+        // The node's health does not hang on the list of its migrations:
+        // a list that does not parse is reported and left out, never
+        // taken for a node that does not answer.
+        let migrations = match slot_migrations(addr, migrations.extract_error()) {
+            Ok(jobs) => jobs,
+            Err(err @ ProbeError::Malformed { .. }) => {
+                tracing::warn!(%addr, %err, "CLUSTER GETSLOTMIGRATIONS reply left out");
+                None
+            }
+            Err(err) => return Err(err),
+        };
         let malformed = |source| ProbeError::Malformed { addr, source };
         Ok(ClusterProbe {
             nodes: parse_cluster_nodes(&nodes).map_err(malformed)?,

@@ -519,8 +519,8 @@ fn parse_shard_node(path: &str, value: &Value) -> Result<ShardNode, ParseError> 
 /// Parses the reply to `CLUSTER GETSLOTMIGRATIONS` (Valkey 9): an array of
 /// jobs, each a map (a flat field/value array in RESP2, a map in RESP3)
 /// with `name`, `operation` (`EXPORT`/`IMPORT`), `slot_ranges`
-/// (`"0-999 2000-2099"`), `source_node`, `target_node`, `state`,
-/// `message` and `remaining_repl_size`. The times (`create_time`,
+/// (`"0-999 2000-2099"`), `source_node`, `target_node` (absent from a
+/// replica's list: empty), `state`, `message` and `remaining_repl_size`. The times (`create_time`,
 /// `last_update_time`, `last_ack_time`: Unix seconds) and `cow_size` are
 /// not kept, and fields added by later servers are ignored.
 ///
@@ -550,6 +550,12 @@ fn parse_slot_migration(path: &str, value: &Value) -> Result<SlotMigrationJob, P
         "IMPORT" | "import" => MigrationSide::Import,
         other => return Err(malformed(&field("operation"), other)),
     };
+    // A replica lists the import jobs its primary ran without their two
+    // ends (Valkey 9.1): empty, never a reason to refuse the whole list.
+    let optional_node = |key: &str| match fields.get(key) {
+        Some(value) => node_id(&field(key), &string(path, key, value)?),
+        None => Ok(String::new()),
+    };
     let state = required("state")?;
     if state.is_empty() {
         return Err(malformed(&field("state"), &state));
@@ -557,8 +563,8 @@ fn parse_slot_migration(path: &str, value: &Value) -> Result<SlotMigrationJob, P
     Ok(SlotMigrationJob {
         name: node_id(&field("name"), &required("name")?)?,
         side,
-        source: node_id(&field("source_node"), &required("source_node")?)?,
-        target: node_id(&field("target_node"), &required("target_node")?)?,
+        source: optional_node("source_node")?,
+        target: optional_node("target_node")?,
         slots: parse_slot_ranges(&field("slot_ranges"), &required("slot_ranges")?)?,
         phase: MigrationPhase::from_valkey(&state),
         message: required("message")?,

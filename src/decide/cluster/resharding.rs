@@ -211,32 +211,54 @@ fn running_jobs(view: &ClusterView<'_>, code: &ReasonCode) -> Vec<Decision> {
         .collect()
 }
 
-/// Whether the cluster is whole enough to move slots: formed, every slot
-/// owned by an answering primary, every pod the spec wants a member, no
-/// primary's history in doubt.
-fn settled(view: &ClusterView<'_>) -> bool {
+/// Why the cluster is not whole enough to move slots, if it is not:
+/// formed, every slot owned by an answering primary, every pod the spec
+/// wants a member, no primary's history in doubt.
+pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
     let cluster = &view.state.cluster;
-    if cluster.formed_at.is_none() || cluster.unassigned() > 0 {
-        return false;
+    if cluster.formed_at.is_none() {
+        return Some("the cluster is not formed yet".to_owned());
     }
-    if !cluster.history_resets.is_empty() {
-        return false;
+    let unassigned = cluster.unassigned();
+    if unassigned > 0 {
+        return Some(format!("{unassigned} slots have no owner"));
+    }
+    if let Some(pod) = cluster.history_resets.keys().next() {
+        return Some(format!(
+            "{pod} restarted in place with another history: its shard is failed over first"
+        ));
     }
     let members = members(view);
     let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
     if members.len() < wanted {
-        return false;
+        return Some(format!(
+            "{} of the {wanted} pods the spec wants are answering cluster members",
+            members.len()
+        ));
+    }
+    // A source refuses a target it does not know yet: gossip first.
+    for m in &members {
+        let unknown = members.iter().find(|o| {
+            o.node_id() != m.node_id()
+                && m.report
+                    .peer(o.node_id())
+                    .is_none_or(|p| p.health == logbook_journal::PeerHealth::Handshake)
+        });
+        if let Some(o) = unknown {
+            return Some(format!("{} does not know {} yet", m.name(), o.name()));
+        }
     }
     cluster
         .shards()
         .iter()
-        .all(|s| !s.retired && view.pod(s.primary).is_some_and(|p| p.usable()))
+        .find(|s| s.retired || view.pod(s.primary).is_none_or(|p| !p.usable()))
+        .map(|s| format!("the primary of {}'s shard does not answer", s.primary))
 }
 
 /// The reshard the spec asks for, `None` while the cluster is not
 /// settled enough to plan one (or nothing is to move).
 pub fn plan<'a>(view: &ClusterView<'a>) -> Option<Plan<'a>> {
-    if !settled(view) {
+    if unsettled(view).is_some() {
         return None;
     }
     let want = desired_shards(view);

@@ -254,6 +254,32 @@ impl ClusterRuntime {
         self.actions = self
             .actions
             .wrapping_add(u64::try_from(planned.len()).unwrap_or(u64::MAX));
+        // Each move read its two ends when it ended; the ends of moves
+        // that ran at once are read again now, once, and those readings
+        // go first: folded in decision order, an earlier reading of a
+        // source that gave to several targets could otherwise stand last.
+        let mut ends: Vec<String> = Vec::new();
+        for p in planned {
+            if let Intent::MoveSlots { from, to, .. } = &p.intent {
+                for pod in [from, to] {
+                    if !ends.contains(pod) {
+                        ends.push(pod.clone());
+                    }
+                }
+            }
+        }
+        let mut results = results;
+        for done in results.iter_mut().flatten() {
+            done.events
+                .retain(|e| !matches!(e, Event::ClusterNodeObserved { .. }));
+        }
+        let target = Target {
+            meta: &self.meta,
+            spec,
+            state: &self.state,
+        };
+        let fresh = self.executor.reports_of(target, &ends).await;
+        self.record_now(fresh, cause).await?;
         let mut all = true;
         for (p, result) in planned.iter().zip(results) {
             match result {

@@ -77,7 +77,15 @@ impl ClusterRuntime {
             Err(err) => return Err(err),
         }
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), &self.meta.namespace);
-        let patch = serde_json::json!({ "status": status });
+        let mut body = serde_json::json!(status);
+        if status.reshard.is_none()
+            && let Some(fields) = body.as_object_mut()
+        {
+            // A merge patch keeps what it does not name: a reshard that
+            // ended is removed by naming it null.
+            fields.insert("reshard".to_owned(), serde_json::Value::Null);
+        }
+        let patch = serde_json::json!({ "status": body });
         match api
             .patch_status(
                 &self.meta.name,
