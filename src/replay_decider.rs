@@ -27,6 +27,24 @@ impl Decider for OperatorDecider {
     fn build(&self) -> String {
         build()
     }
+
+    fn reshard_given_up(&self) -> Option<logbook_replay::reshards::GivenUp> {
+        Some(reshard_given_up)
+    }
+}
+
+/// Whether this build would publish the reshard of `state` as given up:
+/// `status.reshard.phase` `Failing` (a move failed with the same error as
+/// often as `decide` allows).
+fn reshard_given_up(state: &ClusterState) -> bool {
+    let ctx = crate::decide::status::StatusContext {
+        name: "",
+        namespace: "",
+        backend: "",
+    };
+    crate::decide::status::render_status(state, &ctx)
+        .reshard
+        .is_some_and(|r| r.phase == "Failing")
 }
 
 /// This build, as exports and audits name it: `logbook <version>`.
