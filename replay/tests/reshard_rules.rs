@@ -1005,3 +1005,88 @@ fn the_html_report_lists_each_migration_and_draws_it_on_its_own_lane() {
         );
     });
 }
+
+#[test]
+fn state_at_a_point_mid_reshard_shows_the_slot_map_and_what_moves() {
+    futures::executor::block_on(async {
+        let mut j = Journal::formed();
+        j.spec(2, 3);
+        let slots = range(5462, 8191);
+        j.decide(2, 3, &moves());
+        let polled = j.job("c-0", '1', ('a', 'c'), &slots, "replicating", Some(120), "");
+        j.push(Event::SlotStatesObserved {
+            pod: "c-1".to_owned(),
+            node_id: id('b'),
+            migrating: vec![SlotPeer {
+                slot: 9000,
+                node_id: id('c'),
+            }],
+            importing: Vec::new(),
+        });
+        let input = j.input().await;
+        let point = logbook_replay::state_at::Point::Seq(polled + 1);
+        let (state, start) = logbook_replay::state_at::state_at(&input, point)
+            .await
+            .unwrap();
+        let view = logbook_replay::state_at::cluster_view(&state);
+        let owners: Vec<_> = view
+            .slots
+            .iter()
+            .map(|s| (s.slots.as_str(), s.pod.as_deref()))
+            .collect();
+        assert_eq!(
+            owners,
+            vec![("0-8191", Some("c-0")), ("8192-16383", Some("c-1"))]
+        );
+        let [m] = view.migrations.as_slice() else {
+            panic!("{:#?}", view.migrations)
+        };
+        assert_eq!(
+            (
+                m.side,
+                m.listed_by.as_str(),
+                m.moves.as_str(),
+                m.slots.as_str()
+            ),
+            ("export", "c-0", "c-0 -> c-2", "5462-8191")
+        );
+        assert_eq!(m.phase, "replicating");
+        assert_eq!(view.moves_in_flight.len(), 2);
+        assert!(
+            view.moves_in_flight[0]
+                .starts_with("move 2730 slots (5462-8191) from c-0 to c-2 (decided at seq"),
+            "{:?}",
+            view.moves_in_flight
+        );
+        assert_eq!(
+            view.half_moved,
+            vec!["c-1: 9000 migrating -> c-2".to_owned()]
+        );
+        let reshard = view.reshard.as_ref().unwrap();
+        assert_eq!(
+            (reshard.generation, reshard.planned, reshard.moved),
+            (2, 5461, 0)
+        );
+        let mut yaml = Vec::new();
+        logbook_replay::state_at::write_yaml(&mut yaml, &state, &start).unwrap();
+        let yaml = String::from_utf8(yaml).unwrap();
+        assert!(
+            yaml.contains("  migrations:\n  - job: '11111111'")
+                || yaml.contains("  migrations:\n  - job: \"11111111\""),
+            "{yaml}"
+        );
+        assert!(yaml.contains("  moves_in_flight:"), "{yaml}");
+        let _: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        // Before any reshard, none of it is printed.
+        let (state, start) =
+            logbook_replay::state_at::state_at(&input, logbook_replay::state_at::Point::Seq(7))
+                .await
+                .unwrap();
+        let mut yaml = Vec::new();
+        logbook_replay::state_at::write_yaml(&mut yaml, &state, &start).unwrap();
+        let yaml = String::from_utf8(yaml).unwrap();
+        let derived = yaml.split("valkey_cluster:").nth(1).unwrap();
+        assert!(!derived.contains("migrations:"), "{derived}");
+        assert!(!derived.contains("moves_in_flight:"), "{derived}");
+    });
+}
