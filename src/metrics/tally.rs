@@ -335,7 +335,7 @@ impl Tracker {
             .in_flight
             .get(intent_id)
             .is_some_and(|f| matches!(f.planned.intent, Intent::MoveSlots { .. }));
-        is_move.then(|| Note::SlotMove {
+        is_move.then_some(Note::SlotMove {
             outcome: if ambiguous {
                 MoveOutcome::Ambiguous
             } else {
