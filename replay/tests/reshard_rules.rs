@@ -1090,3 +1090,55 @@ fn state_at_a_point_mid_reshard_shows_the_slot_map_and_what_moves() {
         assert!(!derived.contains("moves_in_flight:"), "{derived}");
     });
 }
+
+#[test]
+fn a_move_in_flight_in_the_snapshot_the_scan_starts_from_is_still_reported() {
+    futures::executor::block_on(async {
+        let mut j = Journal::formed();
+        j.spec(2, 3);
+        let slots = range(5462, 8191);
+        let (decided, ids) = j.decide(2, 3, &[("c-0", 'a', "c-2", 'c', slots.clone())]);
+        let running = j.job("c-0", '1', ('a', 'c'), &slots, "replicating", Some(100), "");
+        j.job("c-0", '1', ('a', 'c'), &slots, "success", Some(300), "");
+        j.set("c-2", 'c', slots.clone(), 7);
+        j.report("c-2");
+        let done = j.succeeded(ids[0], "moved 2730 slots by atomic slot migration");
+        let input = j.input().await;
+        // Compacted up to the job's first phase: the decision is gone, the
+        // move is in flight in the snapshot, its job under way.
+        let (state, _) = logbook_replay::state_at::state_at(
+            &input,
+            logbook_replay::state_at::Point::Seq(running),
+        )
+        .await
+        .unwrap();
+        let Input::Store { store, stream, .. } = &input else {
+            unreachable!()
+        };
+        logbook_journal::snapshot::save(store, stream, &state)
+            .await
+            .unwrap();
+        store.compact(stream, running + 1).await.unwrap();
+        let reshards = j_reshards(&input).await;
+        let [r] = reshards.records.as_slice() else {
+            panic!("{:#?}", reshards.records)
+        };
+        assert_eq!(r.started.seq, decided);
+        let m = &r.migrations[0];
+        assert_eq!(m.decided.seq, decided);
+        // Its job under way in the snapshot is its own, not one it waited
+        // for (that is not known of a compacted decision).
+        assert!(!m.adopted);
+        assert!(m.jobs[0].before_start);
+        assert_eq!(m.jobs[0].phases.len(), 1, "{:#?}", m.jobs);
+        assert_eq!(m.ended.as_ref().map(|e| e.seq), Some(done));
+        assert!(matches!(m.outcome, MoveOutcome::Succeeded { .. }));
+        assert!(reshards.unplanned().is_empty());
+    });
+}
+
+async fn j_reshards(input: &Input<MemoryStore>) -> Reshards {
+    let mut reshards = Reshards::new();
+    input.scan(None, &mut reshards).await.unwrap();
+    reshards
+}

@@ -58,6 +58,13 @@ struct Run {
     failed_ever: u32,
 }
 
+/// Where a decision is in the journal: its event's seq and time.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    seq: u64,
+    at: logbook_journal::Timestamp,
+}
+
 /// Whether a build would publish the reshard of `state` as given up
 /// (`status.reshard.phase: Failing`): the decider's own rule, so that the
 /// replay and the status never disagree.
@@ -145,7 +152,7 @@ impl Reshards {
 
     /// The record of `generation`: the last one when it is that
     /// generation's, else a new one (superseding the last).
-    fn record_for(&mut self, e: &Envelope, p: &PlannedIntent) -> usize {
+    fn record_for(&mut self, d: At, p: &PlannedIntent) -> usize {
         let (generation, shards, planned) = match &p.reason.code {
             ReasonCode::Reshard {
                 generation,
@@ -177,7 +184,7 @@ impl Reshards {
         {
             r.outcome = ReshardOutcome::Superseded {
                 generation,
-                seq: e.seq,
+                seq: d.seq,
             };
         }
         let shards = shards.unwrap_or_else(|| {
@@ -193,8 +200,8 @@ impl Reshards {
             slots_planned: planned,
             slots_moved: 0,
             started: Mark {
-                seq: e.seq,
-                at: e.at,
+                seq: d.seq,
+                at: d.at,
                 what: p.reason.detail.clone(),
             },
             ended: None,
@@ -204,7 +211,7 @@ impl Reshards {
         self.records.len().saturating_sub(1)
     }
 
-    fn on_decided(&mut self, e: &Envelope, p: &PlannedIntent) {
+    fn on_decided(&mut self, d: At, p: &PlannedIntent) {
         match &p.intent {
             Intent::MoveSlots {
                 from,
@@ -213,7 +220,7 @@ impl Reshards {
                 to_node,
                 slots,
             } => {
-                let r = self.record_for(e, p);
+                let r = self.record_for(d, p);
                 // A job for exactly these slots under way: waited for.
                 let adopted: Vec<String> = self
                     .state
@@ -240,8 +247,8 @@ impl Reshards {
                     source: self.node(Some(from), from_node),
                     target: self.node(Some(to), to_node),
                     decided: Mark {
-                        seq: e.seq,
-                        at: e.at,
+                        seq: d.seq,
+                        at: d.at,
                         what: p.reason.detail.clone(),
                     },
                     adopted: !adopted.is_empty(),
@@ -268,7 +275,7 @@ impl Reshards {
                 }
                 self.judge(r);
             }
-            Intent::SettleSlot { .. } => self.settle_decided(e, p),
+            Intent::SettleSlot { .. } => self.settle_decided(d, p),
             _ => {}
         }
     }
@@ -522,13 +529,45 @@ impl Visit for Reshards {
             let known = self.job_of(&job, true);
             self.unplanned.entry(job.name.clone()).or_insert(known);
         }
+        // Moves and settles the snapshot holds in flight can still end
+        // here; their decisions were compacted away but are in the
+        // projection.
+        let mut open: Vec<(u64, logbook_journal::Timestamp, PlannedIntent)> = self
+            .state
+            .in_flight
+            .values()
+            .filter(|f| {
+                matches!(
+                    f.planned.intent,
+                    Intent::MoveSlots { .. } | Intent::SettleSlot { .. }
+                )
+            })
+            .map(|f| (f.decided_seq, f.decided_at, f.planned.clone()))
+            .collect();
+        open.sort_by_key(|(seq, _, p)| (*seq, p.intent_id));
+        for (seq, at, p) in open {
+            self.on_decided(At { seq, at }, &p);
+            // Its job may be under way in the snapshot because this very
+            // move started it: whether one was at its decision is gone.
+            if let Some(mig) = self
+                .open_moves
+                .get(&p.intent_id)
+                .and_then(|(r, m)| self.records.get_mut(*r)?.migrations.get_mut(*m))
+            {
+                mig.adopted = false;
+            }
+        }
         Ok(())
     }
 
     fn event(&mut self, e: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
         if let Event::Decided { intents } = &e.body {
+            let d = At {
+                seq: e.seq,
+                at: e.at,
+            };
             for p in intents {
-                self.on_decided(e, p);
+                self.on_decided(d, p);
             }
         }
         self.state.apply(e);

@@ -177,7 +177,9 @@ pub struct Migration {
     /// The decision (`what`: the reason's detail).
     pub decided: Mark,
     /// A job for exactly these slots was under way when it was decided:
-    /// it was waited for, not issued again.
+    /// it was waited for, not issued again (`false` too when the decision
+    /// was compacted away and the scan starts from a snapshot holding the
+    /// move in flight: then it is not known).
     pub adopted: bool,
     /// How the slots moved, as far as observations show.
     pub mechanism: Mechanism,

@@ -5,13 +5,13 @@
 use logbook_journal::{Envelope, Intent, PlannedIntent};
 use uuid::Uuid;
 
-use super::{Reshards, RowKind, Settle};
+use super::{At, Reshards, RowKind, Settle};
 use crate::failovers::{Mark, Outcome};
 use crate::shard_failovers::NodeRef;
 
 impl Reshards {
-    /// A `SettleSlot` decided at `e` (the projection before it).
-    pub(super) fn settle_decided(&mut self, e: &Envelope, p: &PlannedIntent) {
+    /// A `SettleSlot` decided at `d` (the projection before it).
+    pub(super) fn settle_decided(&mut self, d: At, p: &PlannedIntent) {
         let Intent::SettleSlot {
             slot,
             owner,
@@ -47,8 +47,8 @@ impl Reshards {
             action,
             markers,
             decided: Mark {
-                seq: e.seq,
-                at: e.at,
+                seq: d.seq,
+                at: d.at,
                 what: format!("{}: {}", p.reason.code.name(), p.reason.detail),
             },
             ended: None,
