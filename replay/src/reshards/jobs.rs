@@ -9,6 +9,7 @@ use super::pause::{self, Phase};
 use super::{Job, Mechanism, Reshards, RowKind};
 
 impl Reshards {
+    /// `job`'s record, before any observation is filed under it.
     pub(super) fn job_of(&self, job: &SlotMigrationJob, before_start: bool) -> Job {
         Job {
             kind: RowKind::MigrationJob,
