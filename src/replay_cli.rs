@@ -86,7 +86,9 @@ pub enum ReplayCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One record per slot migration.
+    /// A Valkey Cluster's reshards: one record per spec generation's
+    /// reshard with each slot migration under it, then the slots settled
+    /// and the migration jobs no decision names.
     Reshards {
         /// The journal.
         #[command(flatten)]
