@@ -12,7 +12,7 @@ use logbook_journal::{JournalStore, StreamId, Timestamp};
 use logbook_replay::export::Format;
 use logbook_replay::state_at::Point;
 use logbook_replay::timeline::{Filter, Timeline};
-use logbook_replay::{Input, ReplayError};
+use logbook_replay::{Decider, Input, ReplayError};
 
 use crate::cli_error::{Error, Result};
 use crate::journal_source::{Journal, SourceArgs};
@@ -86,7 +86,9 @@ pub enum ReplayCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One record per slot migration.
+    /// A Valkey Cluster's reshards: one record per spec generation's
+    /// reshard with each slot migration under it, then the slots settled
+    /// and the migration jobs no decision names.
     Reshards {
         /// The journal.
         #[command(flatten)]
@@ -407,12 +409,16 @@ async fn run_on<S: JournalStore, L: JournalStore>(
             }
         }
         ReplayCommand::Reshards { json, .. } => {
-            let mut reshards = logbook_replay::reshards::Reshards::default();
+            // A failing reshard is given up when this build's status
+            // would say so.
+            let mut reshards = logbook_replay::reshards::Reshards::with_given_up(
+                OperatorDecider.reshard_given_up(),
+            );
             input.scan(None, &mut reshards).await?;
             if *json {
-                write_json(out, &reshards.records)
+                write_json(out, &reshards.rows())
             } else {
-                logbook_replay::reshards::write_text(out, &reshards.records)?;
+                logbook_replay::reshards::write_text(out, &reshards)?;
                 Ok(())
             }
         }

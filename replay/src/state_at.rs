@@ -1,14 +1,16 @@
 //! `state --at`: the projection as it was at a seq or a time — what the
 //! operator believed then — as YAML; for a Valkey Cluster, followed by
 //! what its node reports show (`valkey_cluster`: roles, slot map,
-//! formation, unowned slots).
+//! formation, unowned slots) and, while slots move, the reshard under
+//! way: the migration jobs seen running, the moves in flight, slots
+//! marked half-moved and moves failing in a row.
 
 use std::io::Write;
 use std::str::FromStr;
 
 use logbook_journal::cluster::describe_slots;
 use logbook_journal::projection::cluster::ClusterPart;
-use logbook_journal::{ClusterState, Envelope, JournalStore, SlotRange, Timestamp};
+use logbook_journal::{ClusterState, Envelope, Intent, JournalStore, SlotRange, Timestamp};
 use serde::Serialize;
 
 use crate::cluster_facts::short;
@@ -152,7 +154,7 @@ pub fn write_yaml(out: &mut dyn Write, state: &ClusterState, start: &Start) -> R
         })?;
         writeln!(
             out,
-            "# derived from the node reports above: each pod's role, and the slot map (a contested slot goes to the higher config epoch)"
+            "# derived from the node reports above: each pod's role, and the slot map (a contested slot goes to the higher config epoch); while slots move, the jobs seen under way, the moves in flight, half-moved slots and moves failing"
         )?;
         out.write_all(yaml.as_bytes())?;
     }
@@ -178,6 +180,56 @@ pub struct ClusterView {
     pub pods: Vec<PodRole>,
     /// Ownership as runs of slots.
     pub slots: Vec<SlotOwner>,
+    /// The reshard of the latest generation that decided a move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshard: Option<ReshardView>,
+    /// Atomic slot migration jobs last seen under way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub migrations: Vec<MigrationView>,
+    /// `MoveSlots` and `SettleSlot` decided and not settled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moves_in_flight: Vec<String>,
+    /// Slots nodes mark as half-moved (`pod: slot -> node`, `slot <- node`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub half_moved: Vec<String>,
+    /// Moves between two nodes failing in a row since their last success
+    /// or the last spec change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failing_moves: Vec<String>,
+}
+
+/// The reshard under way, as the projection counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReshardView {
+    /// Its spec generation.
+    pub generation: i64,
+    /// Slots its first decision planned to move.
+    pub planned: u32,
+    /// Slots its succeeded moves carried.
+    pub moved: u32,
+    /// Seq of its first decision.
+    pub started_seq: u64,
+}
+
+/// A migration job seen under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationView {
+    /// The job's name's first 8 characters.
+    pub job: String,
+    /// `export` (listed by the source) or `import` (by the target).
+    pub side: &'static str,
+    /// The pod listing it.
+    pub listed_by: String,
+    /// `<source pod> -> <target pod>` (node ids where no pod is known).
+    pub moves: String,
+    /// Its slots.
+    pub slots: String,
+    /// Valkey's state when last listed.
+    pub phase: String,
+    /// When it was first seen under way.
+    pub since: Timestamp,
+    /// Bytes of the slots' writes still to send, when last listed.
+    pub remaining_repl_size: u64,
 }
 
 /// One pod's node and role.
@@ -255,12 +307,86 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         }
     }
     slots.extend(last.map(|(r, o)| owner_run(c, r, o)));
+    let reshard = &state.reshard;
+    let pod_or_node = |id: &str| {
+        c.pod_of(id)
+            .map_or_else(|| format!("node {}", short(id)), str::to_owned)
+    };
     ClusterView {
         formed: c.formed_at.is_some(),
         formed_at: c.formed_at,
         unowned_slots: c.unassigned(),
         pods,
         slots,
+        reshard: reshard.run.as_ref().map(|r| ReshardView {
+            generation: r.generation,
+            planned: r.planned,
+            moved: r.moved,
+            started_seq: r.started_seq,
+        }),
+        migrations: reshard
+            .migrations
+            .values()
+            .map(|m| MigrationView {
+                job: short(&m.job.name).to_owned(),
+                side: m.job.side.name(),
+                listed_by: m.pod.clone(),
+                moves: format!(
+                    "{} -> {}",
+                    pod_or_node(&m.job.source),
+                    pod_or_node(&m.job.target)
+                ),
+                slots: describe_slots(&m.job.slots),
+                phase: m.job.phase.name().to_owned(),
+                since: m.since,
+                remaining_repl_size: m.job.remaining_repl_size,
+            })
+            .collect(),
+        moves_in_flight: state
+            .in_flight
+            .values()
+            .filter(|f| {
+                matches!(
+                    f.planned.intent,
+                    Intent::MoveSlots { .. } | Intent::SettleSlot { .. }
+                )
+            })
+            .map(|f| {
+                format!(
+                    "{} (decided at seq {})",
+                    f.planned.intent.describe(),
+                    f.decided_seq
+                )
+            })
+            .collect(),
+        half_moved: reshard
+            .slot_states
+            .iter()
+            .flat_map(|(pod, s)| {
+                let migrating = s.migrating.iter().map(move |m| {
+                    format!("{pod}: {} migrating -> {}", m.slot, pod_or_node(&m.node_id))
+                });
+                let importing = s.importing.iter().map(move |m| {
+                    format!("{pod}: {} importing <- {}", m.slot, pod_or_node(&m.node_id))
+                });
+                migrating.chain(importing).collect::<Vec<_>>()
+            })
+            .collect(),
+        failing_moves: reshard
+            .failures
+            .iter()
+            .map(|(key, f)| {
+                let (from, to) = key.split_once('>').unwrap_or((key.as_str(), ""));
+                format!(
+                    "{} -> {}: {} failure(s) in a row, the last {} alike: {}",
+                    pod_or_node(from),
+                    pod_or_node(to),
+                    f.count,
+                    f.same_error,
+                    f.last_error
+                )
+            })
+            .collect(),
     }
 }
 

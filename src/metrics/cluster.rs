@@ -14,11 +14,11 @@ use logbook_crds::ValkeyClusterStatus;
 use logbook_crds::v1alpha1::CONDITION_READY;
 use logbook_journal::{ClusterState, Envelope};
 
-use super::Metrics;
 use super::labels::{ClusterLabels, WriteResult};
 use super::probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
 use super::shards::summarize_cluster;
 use super::tally::{Note, Tracker};
+use super::{Metrics, ReshardGauges};
 
 /// Records the writes of one cluster's journal ConfigMaps.
 #[derive(Clone)]
@@ -165,14 +165,19 @@ impl ClusterMetrics {
 
     /// The status the operator publishes (or would: it is unchanged),
     /// rendered from `state`, and for a Valkey Cluster its shards as
-    /// `state` shows them.
+    /// `state` shows them and its reshard as the status says.
     pub fn status(&self, state: &ClusterState, status: &ValkeyClusterStatus) {
         let ready = status
             .condition(CONDITION_READY)
             .is_some_and(|c| c.status == "True");
         self.metrics.set_status(&self.cluster, ready, status.phase);
+        let summary = summarize_cluster(state);
         self.metrics
-            .set_cluster_shards(&self.cluster, summarize_cluster(state).as_ref());
+            .set_cluster_shards(&self.cluster, summary.as_ref());
+        let reshard = summary
+            .is_some()
+            .then(|| ReshardGauges::from_status(status.reshard.as_ref()));
+        self.metrics.set_reshard(&self.cluster, reshard.as_ref());
     }
 }
 

@@ -8,8 +8,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::labels::{
-    ClusterLabels, DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels,
-    ResultLabels, ShardLabels, VersionLabels, WriteLabels,
+    ClusterLabels, DecisionLabels, FailoverLabels, MoveLabels, OutcomeLabels, PhaseLabels,
+    PodLabels, ResultLabels, ShardLabels, VersionLabels, WriteLabels,
 };
 
 /// Buckets of `logbook_reconcile_duration_seconds`: a reconcile reads a
@@ -57,6 +57,10 @@ pub(super) struct Families {
     pub(super) shard_served: Family<ShardLabels, Gauge>,
     pub(super) shard_replicas: Family<ShardLabels, Gauge>,
     pub(super) shard_replicas_in_sync: Family<ShardLabels, Gauge>,
+    pub(super) reshard_slots_remaining: Family<ClusterLabels, Gauge>,
+    pub(super) reshard_migrations_running: Family<ClusterLabels, Gauge>,
+    pub(super) reshard_given_up: Family<ClusterLabels, Gauge>,
+    pub(super) slot_moves: Family<MoveLabels, Counter>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -90,6 +94,10 @@ impl Families {
             shard_served: Family::default(),
             shard_replicas: Family::default(),
             shard_replicas_in_sync: Family::default(),
+            reshard_slots_remaining: Family::default(),
+            reshard_migrations_running: Family::default(),
+            reshard_given_up: Family::default(),
+            slot_moves: Family::default(),
             leader: Gauge::default(),
             leader_transitions: Counter::default(),
             build_info: Family::default(),
@@ -211,6 +219,26 @@ impl Families {
             "logbook_shard_replicas_in_sync",
             "Valkey Cluster: replicas of the shard answering probes with their replication link up",
             f.shard_replicas_in_sync.clone(),
+        );
+        r.register(
+            "logbook_reshard_slots_remaining",
+            "Valkey Cluster: slots still to move before the slots are where spec.shards wants them (status.reshard.slotsRemaining; 0 when balanced, or while the cluster is not settled enough to plan)",
+            f.reshard_slots_remaining.clone(),
+        );
+        r.register(
+            "logbook_reshard_migrations_running",
+            "Valkey Cluster: atomic slot migration jobs seen under way (status.reshard.migrationsRunning)",
+            f.reshard_migrations_running.clone(),
+        );
+        r.register(
+            "logbook_reshard_given_up",
+            "Valkey Cluster: 1 while a slot move failed with the same error as often as the operator allows and is no longer tried under this spec generation (status.reshard.phase Failing); any new generation tries again",
+            f.reshard_given_up.clone(),
+        );
+        r.register(
+            "logbook_slot_moves",
+            "Valkey Cluster: slot moves (MoveSlots) ended, by outcome (succeeded, failed, ambiguous: the job failed after its source unpaused and slot ownership decided)",
+            f.slot_moves.clone(),
         );
         r.register(
             "logbook_leader",

@@ -10,8 +10,8 @@
 //! Every label value is either a Kubernetes name (namespace, cluster, pod:
 //! bounded by what exists), a Valkey Cluster shard's first slot (at most
 //! one per shard, changed only by a reshard), or one of a closed set of catalog names (an
-//! intent, a reason code, an outcome, a failover kind, a phase, a write
-//! result). Nothing free-form, no address and no sequence number is ever
+//! intent, a reason code, an outcome, a slot move's outcome, a failover
+//! kind, a phase, a write result). Nothing free-form, no address and no sequence number is ever
 //! a label: each would make a new series per value.
 
 use logbook_crds::v1alpha1::ClusterPhase;
@@ -100,6 +100,17 @@ pub struct ShardLabels {
     pub shard: String,
 }
 
+/// `{namespace, valkeycluster, outcome}` of `logbook_slot_moves_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MoveLabels {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub valkeycluster: String,
+    /// [`MoveOutcome::as_str`].
+    pub outcome: &'static str,
+}
+
 /// `{namespace, valkeycluster, result}` of `logbook_configmap_writes_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct WriteLabels {
@@ -154,6 +165,33 @@ impl Outcome {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// How a Valkey Cluster slot move (`MoveSlots`) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MoveOutcome {
+    /// `IntentSucceeded`, its job (if one was observed) not ambiguous.
+    Succeeded,
+    /// `IntentFailed`, its job (if one was observed) not ambiguous.
+    Failed,
+    /// Its atomic slot migration job failed after the source unpaused
+    /// ("migration may have succeeded with lost writes"): slot ownership
+    /// decided the outcome, and writes may have been lost.
+    Ambiguous,
+}
+
+impl MoveOutcome {
+    /// Every outcome, for starting and removing a cluster's series.
+    pub const ALL: [Self; 3] = [Self::Succeeded, Self::Failed, Self::Ambiguous];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Ambiguous => "ambiguous",
         }
     }
 }

@@ -37,15 +37,17 @@ use prometheus_client::registry::Registry;
 
 pub use cluster::{ClusterMetrics, ConfigMapWrites};
 pub use exposition::{Format, to_prometheus_text};
-pub use labels::{ClusterLabels, FailoverKind, Outcome, PHASES, WriteResult, phase_name};
+pub use labels::{
+    ClusterLabels, FailoverKind, MoveOutcome, Outcome, PHASES, WriteResult, phase_name,
+};
 pub use probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
 pub use shards::{ClusterSummary, ReplicaSummary, ShardSummary, summarize_cluster};
 pub use tally::{Note, Tracker};
 
 use families::Families;
 use labels::{
-    DecisionLabels, FailoverLabels, OutcomeLabels, PhaseLabels, PodLabels, ResultLabels,
-    ShardLabels, WriteLabels,
+    DecisionLabels, FailoverLabels, MoveLabels, OutcomeLabels, PhaseLabels, PodLabels,
+    ResultLabels, ShardLabels, WriteLabels,
 };
 
 /// A series of a cluster whose label values are not a closed set known
@@ -206,6 +208,14 @@ impl Metrics {
                     outcome,
                 };
                 f.intent_outcomes.get_or_create(&labels).inc();
+            }
+            Note::SlotMove { outcome } => {
+                let labels = MoveLabels {
+                    namespace,
+                    valkeycluster: name,
+                    outcome: outcome.as_str(),
+                };
+                f.slot_moves.get_or_create(&labels).inc();
             }
             Note::Failover { kind, seconds } => {
                 let labels = FailoverLabels {
@@ -371,6 +381,35 @@ impl Metrics {
         }
     }
 
+    /// Where a Valkey Cluster's reshard stands, as its published status
+    /// says (`None`: another topology, which exports none of these
+    /// series). The slot move counters exist from 0 for a Valkey Cluster,
+    /// so a rule sees the first move.
+    pub fn set_reshard(&self, cluster: &ClusterLabels, reshard: Option<&ReshardGauges>) {
+        let f = self.families();
+        let Some(r) = reshard else {
+            remove_reshard(f, cluster);
+            return;
+        };
+        self.remember(cluster, None);
+        f.reshard_slots_remaining
+            .get_or_create(cluster)
+            .set(i64::from(r.slots_remaining));
+        f.reshard_migrations_running
+            .get_or_create(cluster)
+            .set(i64::from(r.migrations_running));
+        f.reshard_given_up
+            .get_or_create(cluster)
+            .set(i64::from(r.given_up));
+        for outcome in MoveOutcome::ALL {
+            drop(f.slot_moves.get_or_create(&MoveLabels {
+                namespace: cluster.namespace.clone(),
+                valkeycluster: cluster.valkeycluster.clone(),
+                outcome: outcome.as_str(),
+            }));
+        }
+    }
+
     /// Removes `cluster`'s Valkey Cluster series (its topology changed).
     fn forget_cluster_shards(&self, cluster: &ClusterLabels) {
         let f = self.families();
@@ -440,6 +479,7 @@ impl Metrics {
         for family in cluster_shard_families(f) {
             family.remove_series(cluster);
         }
+        remove_reshard(f, cluster);
         for family in [
             &f.primary_unhealthy as &dyn Remove<ClusterLabels>,
             &f.journal_appends,
@@ -494,6 +534,47 @@ fn cluster_shard_families(f: &Families) -> [&dyn Remove<ClusterLabels>; 4] {
     ]
 }
 
+/// A Valkey Cluster's reshard gauges, from `status.reshard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReshardGauges {
+    /// Slots still to move.
+    pub slots_remaining: u32,
+    /// Migration jobs under way.
+    pub migrations_running: u32,
+    /// A move was given up (`phase: Failing`).
+    pub given_up: bool,
+}
+
+impl ReshardGauges {
+    /// The gauges of a Valkey Cluster whose `status.reshard` is
+    /// `reshard` (`None`: the slots are where the spec wants them).
+    pub fn from_status(reshard: Option<&logbook_crds::v1alpha1::ReshardStatus>) -> Self {
+        reshard.map_or_else(Self::default, |r| Self {
+            slots_remaining: u32::try_from(r.slots_remaining).unwrap_or(0),
+            migrations_running: u32::try_from(r.migrations_running).unwrap_or(0),
+            given_up: r.phase == "Failing",
+        })
+    }
+}
+
+/// Removes a cluster's reshard series.
+fn remove_reshard(f: &Families, cluster: &ClusterLabels) {
+    for family in [
+        &f.reshard_slots_remaining as &dyn Remove<ClusterLabels>,
+        &f.reshard_migrations_running,
+        &f.reshard_given_up,
+    ] {
+        family.remove_series(cluster);
+    }
+    for outcome in MoveOutcome::ALL {
+        f.slot_moves.remove(&MoveLabels {
+            namespace: cluster.namespace.clone(),
+            valkeycluster: cluster.valkeycluster.clone(),
+            outcome: outcome.as_str(),
+        });
+    }
+}
+
 /// Removes one shard's series.
 fn remove_shard(f: &Families, labels: &ShardLabels) {
     for family in [
@@ -519,5 +600,7 @@ impl<M, C: MetricConstructor<M>> Remove<ClusterLabels> for Family<ClusterLabels,
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod reshard_tests;
 #[cfg(test)]
 mod tests;

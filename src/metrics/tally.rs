@@ -27,11 +27,17 @@
 //! election, a person's `CLUSTER FAILOVER`) is an observed failover. A
 //! shard is followed by its first slot, so a reshard is no failover.
 //!
+//! A Valkey Cluster's slot move (`MoveSlots`) is counted at its outcome
+//! by how it ended: succeeded, failed, or ambiguous when a job for it was
+//! journaled failing after its source unpaused ("migration may have
+//! succeeded with lost writes": ownership decided). An abandoned move is
+//! in the intent outcomes only.
+//!
 //! Notes are taken when events are staged and published only once their
 //! batch is committed (see `ClusterMetrics`), so a batch lost to a fenced
 //! writer counts nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use logbook_journal::{
     ClusterFailoverMode, ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability,
@@ -39,7 +45,7 @@ use logbook_journal::{
 };
 use uuid::Uuid;
 
-use super::labels::{FailoverKind, Outcome};
+use super::labels::{FailoverKind, MoveOutcome, Outcome};
 
 /// What one event adds to the metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +64,11 @@ pub enum Note {
         intent: &'static str,
         /// How it ended.
         outcome: Outcome,
+    },
+    /// A slot move ended (`logbook_slot_moves_total`).
+    SlotMove {
+        /// How.
+        outcome: MoveOutcome,
     },
     /// The primary changed hands (`logbook_failovers_total`, and the
     /// duration histogram when `seconds` is known).
@@ -93,6 +104,9 @@ pub struct Tracker {
     /// promote, until their outcome: their taking a shard over is counted
     /// at that outcome, not as observed.
     promoting: BTreeMap<Uuid, String>,
+    /// Valkey Cluster: `MoveSlots` in flight a job of which was seen
+    /// failing ambiguously, until their outcome.
+    ambiguous: BTreeSet<Uuid>,
 }
 
 /// Seconds from `from` to `to`, never negative (clocks of two writers).
@@ -142,6 +156,10 @@ impl Tracker {
             .filter_map(|(id, f)| cluster_promotes(&f.planned.intent).map(|pod| (*id, pod)))
             .collect();
         self.shard_primaries = shard_primaries(state);
+        // The jobs of a move in flight were folded before the takeover;
+        // the projection keeps no failed job: the move counts by its
+        // outcome alone.
+        self.ambiguous.clear();
     }
 
     /// Where the duration of a `kind` failover by `intent` decided at
@@ -233,6 +251,7 @@ impl Tracker {
             }
             Event::IntentSucceeded { intent_id, .. } => {
                 notes.push(outcome(state, intent_id, Outcome::Succeeded));
+                notes.extend(self.slot_move(state, intent_id, MoveOutcome::Succeeded));
                 if let Some(open) = self.open.remove(intent_id) {
                     notes.push(Note::Failover {
                         kind: open.kind,
@@ -242,11 +261,27 @@ impl Tracker {
             }
             Event::IntentFailed { intent_id, .. } => {
                 notes.push(outcome(state, intent_id, Outcome::Failed));
+                notes.extend(self.slot_move(state, intent_id, MoveOutcome::Failed));
                 self.open.remove(intent_id);
             }
             Event::IntentAbandoned { intent_id, .. } => {
                 notes.push(outcome(state, intent_id, Outcome::Abandoned));
+                self.ambiguous.remove(intent_id);
                 self.open.remove(intent_id);
+            }
+            Event::SlotMigrationObserved { job, .. } if job.ambiguous() => {
+                for (id, f) in &state.in_flight {
+                    if let Intent::MoveSlots {
+                        from_node,
+                        to_node,
+                        slots,
+                        ..
+                    } = &f.planned.intent
+                        && job.moves(from_node, to_node, slots)
+                    {
+                        self.ambiguous.insert(*id);
+                    }
+                }
             }
             _ => {}
         }
@@ -285,6 +320,28 @@ impl Tracker {
             self.failing_since = None;
         }
         notes
+    }
+
+    /// The slot move note of `intent_id`'s outcome `how`, when it is a
+    /// `MoveSlots` in flight in `state`.
+    fn slot_move(
+        &mut self,
+        state: &ClusterState,
+        intent_id: &Uuid,
+        how: MoveOutcome,
+    ) -> Option<Note> {
+        let ambiguous = self.ambiguous.remove(intent_id);
+        let is_move = state
+            .in_flight
+            .get(intent_id)
+            .is_some_and(|f| matches!(f.planned.intent, Intent::MoveSlots { .. }));
+        is_move.then_some(Note::SlotMove {
+            outcome: if ambiguous {
+                MoveOutcome::Ambiguous
+            } else {
+                how
+            },
+        })
     }
 
     /// Valkey Cluster: compares each shard's primary with the last one

@@ -64,6 +64,28 @@ pub fn header_line(c: &ValkeyCluster) -> String {
     )
 }
 
+/// The header's `Reshard:` lines of a Cluster whose published status
+/// has a reshard (none when the slots are where the spec wants them):
+/// its phase, generation and shards, slots moved and remaining, jobs
+/// under way, then its message (what moves, what fails and what to do).
+pub fn reshard_lines(c: &ValkeyCluster) -> Vec<String> {
+    let Some(r) = c.status.as_ref().and_then(|s| s.reshard.as_ref()) else {
+        return Vec::new();
+    };
+    let phase = match r.phase.as_str() {
+        "Failing" => "Failing (given up under this generation)".to_owned(),
+        other => other.to_owned(),
+    };
+    let mut lines = vec![format!(
+        "{phase}, generation {} ({} shards wanted): {} slots moved, {} remaining, {} migration(s) running",
+        r.generation, r.shards, r.slots_moved, r.slots_remaining, r.migrations_running
+    )];
+    if !r.message.is_empty() {
+        lines.push(r.message.clone());
+    }
+    lines
+}
+
 /// The shards as the journal's projection shows them: a summary line,
 /// then one row per shard.
 ///
@@ -287,6 +309,30 @@ mod tests {
         assert_eq!(
             header_line(&published(2)),
             "2 of 2 wanted, 16384 of 16384 slots owned"
+        );
+    }
+
+    #[test]
+    fn a_reshard_in_the_status_is_shown_and_none_says_nothing() {
+        assert!(reshard_lines(&published(2)).is_empty());
+        let mut c = published(2);
+        if let Some(s) = c.status.as_mut() {
+            s.reshard = Some(logbook_crds::v1alpha1::ReshardStatus {
+                phase: "Failing".to_owned(),
+                generation: 3,
+                shards: 3,
+                slots_moved: 2730,
+                slots_remaining: 2731,
+                migrations_running: 0,
+                message: "reshard stopped: moving slots from shop-1 to shop-2 failed 5 times in a row with: ERR; fix the cause and change the spec".to_owned(),
+            });
+        }
+        assert_eq!(
+            reshard_lines(&c),
+            vec![
+                "Failing (given up under this generation), generation 3 (3 shards wanted): 2730 slots moved, 2731 remaining, 0 migration(s) running".to_owned(),
+                "reshard stopped: moving slots from shop-1 to shop-2 failed 5 times in a row with: ERR; fix the cause and change the spec".to_owned(),
+            ]
         );
     }
 

@@ -3,7 +3,8 @@
 //! replication offsets and lag of its pods come from its journal, i.e.
 //! what the operator last observed, and say when that was. A Valkey
 //! Cluster has a primary per shard: its shards stand where a Replication
-//! cluster's primary does (`shards.rs`).
+//! cluster's primary does (`shards.rs`), with its reshard under them
+//! while one stands (`status.reshard`).
 
 use std::io::Write;
 
@@ -178,6 +179,10 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
     )?;
     if c.spec.topology == Topology::Cluster {
         writeln!(out, "Shards:        {}", shards::header_line(c))?;
+        for (n, line) in shards::reshard_lines(c).iter().enumerate() {
+            let label = if n == 0 { "Reshard:" } else { "" };
+            writeln!(out, "{label:<15}{line}")?;
+        }
     } else {
         writeln!(out, "Primary:       {}", or_dash(status.primary.clone()))?;
     }

@@ -11,8 +11,10 @@
 //! - no decision while the cluster is paused;
 //! - the Valkey Cluster invariants ([`super::cluster`]): every slot owned
 //!   once at quiet points, forced failovers justified, no wiped node
-//!   promoted. A Replication journal has nothing for them to examine,
-//!   which they report rather than a pass.
+//!   promoted; and its reshards' ([`super::reshard`]): one owner per slot
+//!   after every change of claims, moves reported done shown done, no
+//!   move issued twice. A Replication journal has nothing for them to
+//!   examine, which they report rather than a pass.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +44,7 @@ pub struct Invariants {
     found: BTreeMap<Uuid, Found>,
     takeovers: Vec<u64>,
     cluster: super::cluster::ClusterInvariants,
+    reshard: super::reshard::ReshardInvariants,
 }
 
 /// What the checks found and examined.
@@ -120,11 +123,13 @@ impl Invariants {
     pub fn start(&mut self, state: &ClusterState) {
         self.max_epoch = state.epoch;
         self.in_two_primaries = serving_primaries(state).len() > 1;
+        self.reshard.start(state);
     }
 
     /// Called with the state before `e` is folded.
     pub fn before(&mut self, state: &ClusterState, e: &Envelope) {
         self.cluster.before(state, e);
+        self.reshard.before(state, e);
         let acting = matches!(
             e.body,
             Event::Decided { .. }
@@ -225,6 +230,7 @@ impl Invariants {
     /// Called with the state after `e` was folded.
     pub fn after(&mut self, state: &ClusterState, e: &Envelope) {
         self.cluster.after(state, e);
+        self.reshard.after(state, e);
         self.steps = self.steps.saturating_add(1);
         let serving = serving_primaries(state);
         let two = serving.len() > 1;
@@ -244,6 +250,7 @@ impl Invariants {
 
     /// The findings, what was examined, and the intents open at the head.
     pub fn finish(self, state: &ClusterState) -> Summary {
+        let (reshard_findings, notes, (claims, successes, moves)) = self.reshard.finish(state);
         let mut open = Vec::new();
         for (id, f) in &state.in_flight {
             let intent = f.planned.intent.describe();
@@ -291,9 +298,29 @@ impl Invariants {
                 (self.cluster.forced == 0)
                     .then(|| "no forced or takeover Cluster failover in the journal".to_owned()),
             ),
+            (
+                Check::SlotClaims,
+                claims,
+                notes.claims.or_else(|| {
+                    (claims == 0).then(|| "no Valkey Cluster node report in the journal".to_owned())
+                }),
+            ),
+            (
+                Check::MoveOutcome,
+                successes,
+                notes.moves.or_else(|| {
+                    (successes == 0).then(|| "no MoveSlots succeeded in the journal".to_owned())
+                }),
+            ),
+            (
+                Check::MoveIssuedTwice,
+                moves,
+                (moves == 0).then(|| "no MoveSlots decided in the journal".to_owned()),
+            ),
         ];
         let mut findings = self.findings;
         findings.extend(self.cluster.findings);
+        findings.extend(reshard_findings);
         Summary {
             findings,
             examined,

@@ -15,6 +15,9 @@
 mod cluster;
 pub mod determinism;
 pub mod invariants;
+mod moves;
+mod reshard;
+mod slot_claims;
 
 use std::io::Write;
 
@@ -37,6 +40,13 @@ pub trait Decider {
 
     /// The build this decider comes from, for the report.
     fn build(&self) -> String;
+
+    /// How this build tells a reshard given up (its status would say
+    /// `Failing`), when it can; `reshards` reports a failing reshard's
+    /// `given_up` with it.
+    fn reshard_given_up(&self) -> Option<crate::reshards::GivenUp> {
+        None
+    }
 }
 
 /// Which rule a finding breaks.
@@ -64,13 +74,23 @@ pub enum Check {
     /// A forced or takeover Cluster failover to a node that never
     /// replicated the shard (its data wiped, or an empty node).
     WipedNodePromoted,
+    /// Two primaries claimed one slot at its highest config epoch, or a
+    /// slot that had an owner was claimed by none (after every change of
+    /// the nodes' claims).
+    SlotClaims,
+    /// A `MoveSlots` reported succeeded that the journal does not show
+    /// done, or an ambiguous one reported as a plain success.
+    MoveOutcome,
+    /// A `MoveSlots` decided while a job or another move of overlapping
+    /// slots stood.
+    MoveIssuedTwice,
     /// The journal does not verify (CRC, link, seq, head).
     Chain,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 13] = [
         Self::Determinism,
         Self::TwoPrimaries,
         Self::IntentWithoutOutcome,
@@ -80,6 +100,9 @@ impl Check {
         Self::SlotOwnership,
         Self::UnjustifiedFailover,
         Self::WipedNodePromoted,
+        Self::SlotClaims,
+        Self::MoveOutcome,
+        Self::MoveIssuedTwice,
         Self::Chain,
     ];
 
@@ -96,6 +119,9 @@ impl Check {
             Self::SlotOwnership => "slot-ownership",
             Self::UnjustifiedFailover => "unjustified-failover",
             Self::WipedNodePromoted => "wiped-node-promoted",
+            Self::SlotClaims => "slot-claims",
+            Self::MoveOutcome => "move-outcome",
+            Self::MoveIssuedTwice => "move-issued-twice",
             Self::Chain => "chain",
         }
     }

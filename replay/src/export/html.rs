@@ -18,6 +18,8 @@
 //! - [`grid`]: the chart's time scale, columns and ticks;
 //! - [`lanes`]: each pod's role over time;
 //! - [`sections`]: the header and the tables;
+//! - [`shards`], [`reshards`]: a Valkey Cluster's shard failovers and
+//!   reshards, their tables and their marks on the chart;
 //! - [`decisions`]: the decisions and the audit;
 //! - [`assets`]: the stylesheet and the script.
 
@@ -27,6 +29,7 @@ mod collect;
 mod decisions;
 mod grid;
 mod lanes;
+mod reshards;
 mod sections;
 mod shards;
 
@@ -58,7 +61,7 @@ pub async fn export<S: JournalStore>(
     decider: &dyn Decider,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut collect = Collect::new();
+    let mut collect = Collect::new(decider.reshard_given_up());
     let mut audit = Audit::new(decider);
     let scanned = input
         .scan(

@@ -14,6 +14,7 @@ pub const CSS: &str = r#"
 :root {
   --primary: #1d4ed8; --replica: #16a34a; --unknown: #cbd5e1; --down: #dc2626; --track: #eef2f6;
   --failover: #ea580c; --switchover: #7c3aed; --observed: #a16207; --shard: #c026d3; --decision: #334155; --operator: #64748b;
+  --migration: #0d9488;
   --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --soft: #f8fafc; --link: #2563eb;
   --ok: #15803d; --bad: #b91c1c; --warn: #b45309;
 }
@@ -51,6 +52,10 @@ h2 .count { font-size: 12px; font-weight: 500; color: var(--muted); background: 
 .rule.shard { background: var(--shard); }
 .rule.shard.kind-election { background: repeating-linear-gradient(var(--shard) 0 2px, transparent 2px 5px); }
 .rule.operator { width: 2px; background: repeating-linear-gradient(var(--operator) 0 2px, transparent 2px 5px); }
+.bar { width: 22px; height: 7px; border-radius: 1px; display: inline-block; background: var(--migration); }
+.bar.outcome-failed { background: var(--bad); }
+.bar.outcome-ambiguous { background: var(--warn); }
+.bar.outcome-pending { background: repeating-linear-gradient(90deg, var(--migration) 0 3px, transparent 3px 6px); }
 .diamond { width: 10px; height: 10px; transform: rotate(45deg); background: var(--decision); display: inline-block; margin: 0 3px; }
 .diamond.changes-primary { background: var(--failover); }
 .diamond.questioned { border: 2px solid var(--bad); }
@@ -79,6 +84,12 @@ svg .marker-shard line { stroke: var(--shard); stroke-width: 2.5; stroke-dasharr
 svg .marker-shard text { fill: var(--shard); font-size: 12px; font-weight: 700; paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
 svg .marker-shard text .to { font-weight: 500; }
 svg .marker-shard.kind-election line { stroke-dasharray: 2 3; }
+svg .migrations-lane .lane-name { fill: var(--muted); font-style: italic; }
+svg .marker-migration rect { fill: var(--migration); }
+svg .marker-migration line { stroke: var(--ink); stroke-width: 1.5; }
+svg .marker-migration.outcome-failed rect { fill: var(--bad); }
+svg .marker-migration.outcome-ambiguous rect { fill: var(--warn); }
+svg .marker-migration.outcome-pending rect, svg .marker-migration.outcome-abandoned rect { fill: var(--migration); fill-opacity: .35; }
 svg .marker-operator line { stroke: var(--operator); stroke-width: 1.5; stroke-dasharray: 2 3; }
 svg .marker-operator path { fill: var(--operator); }
 svg .marker-decision { fill: var(--decision); stroke: #fff; stroke-width: 1.5; cursor: pointer; }
@@ -103,6 +114,10 @@ table.failovers td:first-child { min-width: 0; }
 table.failovers td.candidates { min-width: 210px; }
 ul.plain b { white-space: nowrap; }
 table.events { width: 100%; }
+table.migrations { width: 100%; font-size: 12.5px; }
+table.migrations td.pair { white-space: nowrap; }
+ul.phases li.paused { background: #fef3c7; }
+h3 { font-size: 15px; margin: 14px 0 4px; }
 table.events td:nth-child(2), table.events td:nth-child(5) { white-space: nowrap; }
 .what { color: #475569; font-size: 12px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }

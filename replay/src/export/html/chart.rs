@@ -147,8 +147,13 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
         );
     };
     let scale = Scale::new(first, last);
-    write_legend(out, !c.shard_failovers().is_empty())?;
-    let lanes_bottom = LANES_TOP + LANE_HEIGHT * c.lanes.pods.len() as f64;
+    let x = |at: Timestamp| x_of(scale, at);
+    // A Valkey Cluster's migrations get a lane of their own, between the
+    // decisions and the pods.
+    let bars = super::reshards::bars(page);
+    let lanes_top = LANES_TOP + super::reshards::lane_height(&bars, &x);
+    write_legend(out, !c.shard_failovers().is_empty(), !bars.is_empty())?;
+    let lanes_bottom = lanes_top + LANE_HEIGHT * c.lanes.pods.len() as f64;
     let height = lanes_bottom + 28.0;
     writeln!(
         out,
@@ -189,7 +194,7 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
     // Pod lanes.
     let mut outages = 0usize;
     for (n, (pod, segments)) in c.lanes.pods.iter().enumerate() {
-        let top = LANES_TOP + LANE_HEIGHT * n as f64;
+        let top = lanes_top + LANE_HEIGHT * n as f64;
         let drawn = write_lane(out, pod, segments, scale, top, page)?;
         outages = outages.saturating_add(drawn);
     }
@@ -227,6 +232,7 @@ pub fn write_chart(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
         write_decision_marker(out, d, x_of(scale, d.at), mid, page)?;
     }
     writeln!(out, "</g>")?;
+    super::reshards::write_lane(out, &bars, LANES_TOP - 4.0, LEFT - 10.0, &x)?;
     writeln!(out, "</svg>")?;
     writeln!(
         out,
@@ -322,7 +328,7 @@ fn write_rules(
     Ok(())
 }
 
-fn write_legend(out: &mut dyn Write, shards: bool) -> io::Result<()> {
+fn write_legend(out: &mut dyn Write, shards: bool, migrations: bool) -> io::Result<()> {
     let roles = [
         LaneState::Primary,
         LaneState::Replica,
@@ -347,6 +353,12 @@ fn write_legend(out: &mut dyn Write, shards: bool) -> io::Result<()> {
         write!(
             out,
             "<span><i class=\"rule shard kind-operator\"></i>shard failover, the operator's</span><span><i class=\"rule shard kind-election\"></i>shard failover, Valkey's election</span>"
+        )?;
+    }
+    if migrations {
+        write!(
+            out,
+            "<span><i class=\"bar outcome-succeeded\"></i>slot migration, decided → succeeded</span><span><i class=\"bar outcome-failed\"></i>failed</span><span><i class=\"bar outcome-ambiguous\"></i>ambiguous, settled by ownership</span><span><i class=\"bar outcome-pending\"></i>under way or abandoned</span>"
         )?;
     }
     writeln!(

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::describe;
 use crate::error::Result;
 use crate::failovers::{Failover, Failovers};
-use crate::reshards::{Reshard, Reshards};
+use crate::reshards::Reshards;
 use crate::source::{Flow, Raw, Start, Visit};
 
 use super::lanes::Lanes;
@@ -208,9 +208,13 @@ pub struct Collect {
 }
 
 impl Collect {
-    /// An empty collector.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty collector; a failing reshard is judged given up by
+    /// `given_up` (the decider's build), when given.
+    pub fn new(given_up: Option<crate::reshards::GivenUp>) -> Self {
+        Self {
+            reshards: Reshards::with_given_up(given_up),
+            ..Self::default()
+        }
     }
 
     /// The failovers, as the `failovers` verb reports them.
@@ -231,9 +235,10 @@ impl Collect {
         name_from_pods(self.pod_names.iter().map(String::as_str))
     }
 
-    /// The reshards, as the `reshards` verb reports them.
-    pub fn reshards(&self) -> &[Reshard] {
-        &self.reshards.records
+    /// The reshards, settled slots and unnamed jobs, as the `reshards`
+    /// verb reports them.
+    pub fn reshards(&self) -> &Reshards {
+        &self.reshards
     }
 
     /// The event list, in seq order.

@@ -296,38 +296,7 @@ fn write_failover_row(
 }
 
 fn write_reshards(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
-    let records = page.collect.reshards();
-    writeln!(
-        out,
-        "<section id=\"reshards\"><h2>Reshards <span class=\"count\">{}</span></h2>",
-        records.len()
-    )?;
-    if records.is_empty() {
-        return writeln!(
-            out,
-            "<p class=\"none\">none: the journal holds no slot migration (Cluster mode is not in this journal).</p></section>"
-        );
-    }
-    writeln!(
-        out,
-        "<div class=\"scroll\"><table><thead><tr><th>decided</th><th>from</th><th>to</th><th>slots</th><th>ended</th><th>outcome</th></tr></thead><tbody>"
-    )?;
-    for r in records {
-        let slots: Vec<String> = r.slots.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-        writeln!(
-            out,
-            "<tr><td><a href=\"#decision-{seq}\">#{seq}</a> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            page.clock.html(r.started),
-            Esc(&r.from),
-            Esc(&r.to),
-            Esc(&slots.join(", ")),
-            r.ended
-                .map_or_else(|| "–".to_owned(), |t| page.clock.html(t)),
-            Esc(r.outcome.as_deref().unwrap_or("in flight")),
-            seq = r.decided_seq
-        )?;
-    }
-    writeln!(out, "</tbody></table></div></section>")
+    super::reshards::write_reshards(out, page)
 }
 
 fn write_events(out: &mut dyn Write, page: &Page<'_>) -> io::Result<()> {
