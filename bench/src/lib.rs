@@ -3,8 +3,9 @@
 //! for what it measures; the operator never imports it (only the
 //! operator's end-to-end tests do, as a dev-dependency, for the write
 //! probe below). The binary's subcommands are in [`cli`]: `failover`,
-//! `restart` ([`restart`]), `replay` ([`replay`]), `churn` ([`churn`]) and
-//! `idle` ([`idle`]); the figures are in `docs/benchmarks.md`.
+//! `restart` ([`restart`]), `replay` ([`replay`]), `churn` ([`churn`]),
+//! `idle` ([`idle`]) and `reshard` ([`reshard`]); the figures are in
+//! `docs/benchmarks.md`.
 //!
 //! The failover bench: failover and switchover measurements with
 //! references. It owns the measurement harness: a write probe that records every write
@@ -58,6 +59,7 @@ mod process;
 mod readback;
 mod readiness;
 pub mod replay;
+pub mod reshard;
 mod resolve;
 pub mod restart;
 mod sentinel;

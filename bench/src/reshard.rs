@@ -1,0 +1,334 @@
+//! `logbook-bench reshard`: a Valkey Cluster of N keys resharded from 3 to
+//! 4 shards three ways, each run on fresh servers (issue 15):
+//!
+//! * **raw ASM** ([`asm`]): the bench itself moves the slots with Atomic
+//!   Slot Migration, one `CLUSTER MIGRATESLOTS` per source, all at once;
+//! * **legacy** ([`legacy`]): `redis-cli --cluster rebalance
+//!   --cluster-use-empty-masters`, the classic `SETSLOT`/`MIGRATE`
+//!   pipeline;
+//! * **operator** ([`operator`]): the Logbook operator on localkube,
+//!   `spec.shards` patched 3 → 4.
+//!
+//! Raw ASM and legacy start from the same cluster ([`cluster`]): three
+//! primaries with the slots split evenly, R replicas each, N keys loaded
+//! ([`load`]), a fourth shard met and known by every node. Each is timed
+//! to *balanced and agreed*: every node's `CLUSTER NODES` states four
+//! primaries of 4096 slots each, the same on every node, no slot open
+//! ([`plan`]). During each timed reshard one cluster-aware writer
+//! ([`crate::cluster_writer`], following `MOVED` and `ASK`) writes every
+//! millisecond, with `WAIT 1` after each write when the shards have
+//! replicas; the longest time between two of its successful writes is the
+//! run's write pause. Afterwards every loaded key and every acknowledged
+//! write is read back from the primary that owns it: those missing are
+//! lost ([`load::count_missing`]). The report ([`report`]) ends with one
+//! JSON line.
+//!
+//! It never touches servers it did not start; every process a run starts
+//! is killed when the run ends, failed or not.
+
+mod asm;
+mod cluster;
+mod legacy;
+mod load;
+mod migrations;
+mod nodes;
+mod operator;
+mod plan;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use logbook::valkey::Password;
+
+pub use migrations::{JobOutcome, JobState, MigrationJob, Operation, parse_slot_migrations};
+pub use operator::OperatorReshardError;
+pub use plan::{Move, PlanError, even_shares, plan_moves};
+pub use report::{Method, MethodResults, MethodRun, ReshardReport, median, run_line};
+
+use self::cluster::RawCluster;
+use self::load::{count_missing, load_keys, loaded_key, loaded_value};
+use self::nodes::Nodes;
+use self::operator::OperatorCluster;
+use self::plan::{Owners, moved_slots};
+use crate::BenchError;
+use crate::cluster_writer::{ClusterProbeConfig, start_cluster_probe};
+use crate::slots::key_slot;
+use crate::writer::WriteProbe;
+
+/// Shards before the reshard.
+pub const SHARDS_FROM: usize = 3;
+/// Shards after it.
+pub const SHARDS_TO: usize = 4;
+
+/// Acknowledged writes before the clock starts, so the first pause has a
+/// start.
+const WARM_UP_ACKED: usize = 20;
+
+/// How long the writer keeps writing once the reshard is done, so the
+/// pause ends inside its log.
+const TAIL: Duration = Duration::from_millis(300);
+
+/// What `logbook-bench reshard` runs.
+#[derive(Debug, Clone)]
+pub struct ReshardConfig {
+    /// Keys loaded before each reshard.
+    pub keys: u64,
+    /// Runs of each method.
+    pub runs: usize,
+    /// Replicas per shard (0: writes are not `WAIT`ed for).
+    pub replicas: usize,
+    /// Bytes of each loaded value.
+    pub value_bytes: usize,
+    /// Leave the operator out.
+    pub skip_operator: bool,
+    /// Leave the legacy rebalance out.
+    pub skip_legacy: bool,
+}
+
+/// What the runs measured, and the operator's refusal when it refused.
+#[derive(Debug, Clone)]
+pub struct ReshardOutcome {
+    /// Every run that completed.
+    pub report: ReshardReport,
+    /// The operator's message when it refused the new `spec.shards`: the
+    /// bench fails with it once the report is printed.
+    pub refused: Option<String>,
+}
+
+/// Runs the bench: per run, raw ASM, legacy, then the operator. Each
+/// finished run is handed to `line`; setup progress to `progress`.
+///
+/// # Errors
+/// The first harness failure, naming the method and run. The operator's
+/// refusal is no error here: it is in [`ReshardOutcome::refused`].
+pub async fn run_reshard(
+    config: &ReshardConfig,
+    line: &mut dyn FnMut(Method, usize, &MethodRun),
+    progress: &mut dyn FnMut(&str),
+) -> Result<ReshardOutcome, BenchError> {
+    let mut report = ReshardReport {
+        keys: config.keys,
+        runs: config.runs,
+        replicas: config.replicas,
+        value_bytes: config.value_bytes,
+        shards: (SHARDS_FROM, SHARDS_TO),
+        raw_asm: MethodResults::default(),
+        legacy: MethodResults::default(),
+        operator: MethodResults::default(),
+    };
+    if config.skip_legacy {
+        report.legacy.note = Some("skipped (--skip-legacy)".to_owned());
+    }
+    if config.skip_operator {
+        report.operator.note =
+            Some("skipped (--skip-operator): the operator's resharding is not measured".to_owned());
+    }
+    let mut refused = None;
+    for run in 0..config.runs {
+        let mut methods = vec![Method::RawAsm];
+        if !config.skip_legacy {
+            methods.push(Method::Legacy);
+        }
+        if !config.skip_operator && refused.is_none() {
+            methods.push(Method::Operator);
+        }
+        for method in methods {
+            progress(&format!("{} run {}: starting ...", method.key(), run + 1));
+            let result = match method {
+                Method::RawAsm | Method::Legacy => raw_run(config, method, run).await,
+                Method::Operator => match operator_run(config, run).await {
+                    Ok(r) => Ok(r),
+                    Err(OperatorReshardError::Refused { from, to, message }) => {
+                        let note = format!("refused spec.shards {from} → {to}: {message}");
+                        report.operator.note = Some(note);
+                        refused = Some(message);
+                        continue;
+                    }
+                    Err(OperatorReshardError::Bench(err)) => Err(err),
+                },
+            };
+            let measured = result.map_err(|err| {
+                crate::harness(format!("{} run {}", method.key(), run + 1))(err.to_string())
+            })?;
+            line(method, run, &measured);
+            match method {
+                Method::RawAsm => report.raw_asm.runs.push(measured),
+                Method::Legacy => report.legacy.runs.push(measured),
+                Method::Operator => report.operator.runs.push(measured),
+            }
+        }
+    }
+    Ok(ReshardOutcome { report, refused })
+}
+
+/// One raw ASM or legacy run on a fresh cluster.
+async fn raw_run(
+    config: &ReshardConfig,
+    method: Method,
+    run: usize,
+) -> Result<MethodRun, BenchError> {
+    let mut cluster = RawCluster::start(SHARDS_FROM, config.replicas).await?;
+    load_keys(
+        &cluster.addrs(),
+        None,
+        config.keys,
+        config.value_bytes,
+        cluster.replicas(),
+    )
+    .await?;
+    let (_, target) = cluster.add_empty_shard().await?;
+    let addrs = cluster.addrs();
+    let writer = start_writer(&addrs, None, config.replicas, method, run).await?;
+    let mut nodes = Nodes::new(None);
+    let (elapsed, started, before, after) = match method {
+        Method::RawAsm => {
+            let r = asm::reshard_asm(&mut nodes, &addrs, &target).await?;
+            (r.elapsed, r.started, r.before, r.after)
+        }
+        Method::Legacy => {
+            let r = legacy::reshard_legacy(&mut nodes, &addrs, SHARDS_TO).await?;
+            (r.elapsed, r.started, r.before, r.after)
+        }
+        Method::Operator => {
+            return Err(crate::harness("a raw run")(
+                "the operator reshards its own cluster, not the bench's".to_owned(),
+            ));
+        }
+    };
+    let measured = Measured {
+        elapsed,
+        started,
+        before,
+        after,
+        ready_after: None,
+    };
+    finish(config, writer, &addrs, None, measured).await
+}
+
+/// One operator run: localkube, the operator and a fresh cluster.
+async fn operator_run(
+    config: &ReshardConfig,
+    run: usize,
+) -> Result<MethodRun, OperatorReshardError> {
+    let cluster = OperatorCluster::start(SHARDS_FROM, config.replicas).await?;
+    let result = operator_reshard(config, &cluster, run).await;
+    cluster.stop().await;
+    result
+}
+
+async fn operator_reshard(
+    config: &ReshardConfig,
+    cluster: &OperatorCluster,
+    run: usize,
+) -> Result<MethodRun, OperatorReshardError> {
+    let password = cluster.password().cloned();
+    let seeds = cluster.addrs().await?;
+    load_keys(
+        &seeds,
+        password.as_ref(),
+        config.keys,
+        config.value_bytes,
+        config.replicas,
+    )
+    .await?;
+    let writer = start_writer(
+        &seeds,
+        password.as_ref(),
+        config.replicas,
+        Method::Operator,
+        run,
+    )
+    .await?;
+    let r = cluster.reshard(SHARDS_TO).await?;
+    let seeds = cluster.addrs().await?;
+    let measured = Measured {
+        elapsed: r.elapsed,
+        started: r.started,
+        before: r.before,
+        after: r.after,
+        ready_after: r.ready_after,
+    };
+    Ok(finish(config, writer, &seeds, password.as_ref(), measured).await?)
+}
+
+/// Starts the run's writer and waits until it has acknowledged writes.
+async fn start_writer(
+    seeds: &[String],
+    password: Option<&Password>,
+    replicas: usize,
+    method: Method,
+    run: usize,
+) -> Result<WriteProbe, BenchError> {
+    let mut config = ClusterProbeConfig::new(
+        seeds.to_vec(),
+        format!("bench:reshard:w:{}:{run}", method.key()),
+    );
+    config.password = password.cloned();
+    config.interval = Duration::from_millis(1);
+    // A write held by a migration is a pause to measure, not a failure.
+    config.op_timeout = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(1);
+    config.wait_replicas = replicas > 0;
+    let probe = start_cluster_probe(config);
+    crate::readiness::probe_acked(&probe, WARM_UP_ACKED, Duration::from_secs(20)).await?;
+    Ok(probe)
+}
+
+/// A timed reshard, before the writes are read back.
+struct Measured {
+    elapsed: Duration,
+    started: Instant,
+    before: Owners,
+    after: Owners,
+    ready_after: Option<Duration>,
+}
+
+/// Stops the writer after [`TAIL`], reads back every loaded key and
+/// acknowledged write from `seeds`' cluster, and counts what moved.
+async fn finish(
+    config: &ReshardConfig,
+    writer: WriteProbe,
+    seeds: &[String],
+    password: Option<&Password>,
+    measured: Measured,
+) -> Result<MethodRun, BenchError> {
+    tokio::time::sleep(TAIL).await;
+    let log = writer.stop().await;
+    let acked = log.acked_keys();
+    let n = usize::try_from(config.keys).unwrap_or(usize::MAX);
+    let bytes = config.value_bytes;
+    let index = |i: usize| u64::try_from(i).unwrap_or(u64::MAX);
+    let lost_loaded = count_missing(seeds, password, n, &|i| loaded_key(index(i)), &|i| {
+        loaded_value(index(i), bytes)
+    })
+    .await?;
+    let prefix = log.prefix.clone();
+    let acked_key = |i: usize| acked.get(i).copied().unwrap_or(u64::MAX);
+    let lost_acked = count_missing(
+        seeds,
+        password,
+        acked.len(),
+        &|i| format!("{prefix}:{}", acked_key(i)),
+        &|i| acked_key(i).to_string(),
+    )
+    .await?;
+    let moved = moved_slots(&measured.before, &measured.after);
+    let keys_moved = (0..config.keys)
+        .filter(|i| {
+            moved
+                .get(usize::from(key_slot(loaded_key(*i).as_bytes())))
+                .copied()
+                .unwrap_or(false)
+        })
+        .count();
+    Ok(MethodRun {
+        elapsed: measured.elapsed,
+        slots_moved: plan::slots_moved(&measured.before, &measured.after),
+        keys_moved: u64::try_from(keys_moved).unwrap_or(u64::MAX),
+        max_write_pause: log.longest_gap_from(measured.started),
+        writes: log.attempts.len(),
+        acked: acked.len(),
+        lost_keys: lost_loaded.saturating_add(lost_acked),
+        ready_after: measured.ready_after,
+    })
+}
