@@ -53,7 +53,7 @@ use self::plan::{Owners, moved_slots};
 use crate::BenchError;
 use crate::cluster_writer::{ClusterProbeConfig, start_cluster_probe};
 use crate::slots::key_slot;
-use crate::writer::WriteProbe;
+use crate::writer::{WriteLog, WriteProbe};
 
 /// Shards before the reshard.
 pub const SHARDS_FROM: usize = 3;
@@ -283,6 +283,27 @@ struct Measured {
     ready_after: Option<Duration>,
 }
 
+/// The longest a client of the writer waited for a write from `from` on:
+/// the longest time between the starts of two successive successful
+/// writes (from the last one before `from`), or the longest single call
+/// (`SET`, and `WAIT` when asked) started since — which counts the call
+/// still held when the log ends. `None` without a success before `from`.
+pub fn max_write_pause(log: &WriteLog, from: Instant) -> Option<Duration> {
+    let start = log
+        .attempts
+        .iter()
+        .filter(|a| a.succeeded() && a.started <= from)
+        .map(|a| a.started)
+        .max()?;
+    let longest_call = log
+        .attempts
+        .iter()
+        .filter(|a| a.started >= start)
+        .map(|a| a.ended.saturating_duration_since(a.started))
+        .max();
+    log.longest_gap_from(from).max(longest_call)
+}
+
 /// Stops the writer after [`TAIL`], reads back every loaded key and
 /// acknowledged write from `seeds`' cluster, and counts what moved.
 async fn finish(
@@ -325,10 +346,67 @@ async fn finish(
         elapsed: measured.elapsed,
         slots_moved: plan::slots_moved(&measured.before, &measured.after),
         keys_moved: u64::try_from(keys_moved).unwrap_or(u64::MAX),
-        max_write_pause: log.longest_gap_from(measured.started),
+        max_write_pause: max_write_pause(&log, measured.started),
         writes: log.attempts.len(),
         acked: acked.len(),
         lost_keys: lost_loaded.saturating_add(lost_acked),
         ready_after: measured.ready_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::writer::{Attempt, Failure, Outcome};
+
+    fn attempt(base: Instant, start: u64, end: u64, ok: bool) -> Attempt {
+        let at = |ms| base + Duration::from_millis(ms);
+        Attempt {
+            key: start,
+            started: at(start),
+            replied: at(start),
+            ended: at(end),
+            server: Some(Arc::from("n:1")),
+            outcome: if ok {
+                Outcome::Ok
+            } else {
+                Outcome::Failed(Failure::TimedOut)
+            },
+            acked: ok,
+        }
+    }
+
+    #[test]
+    fn the_pause_is_the_longest_gap_or_the_longest_call_in_flight() {
+        let base = Instant::now();
+        let log = |attempts| WriteLog {
+            prefix: "p".into(),
+            attempts,
+        };
+        let from = base + Duration::from_millis(10);
+        // A failed call, then a success 80 ms after the last before `from`.
+        let gap = log(vec![
+            attempt(base, 0, 1, true),
+            attempt(base, 5, 6, true),
+            attempt(base, 12, 60, false),
+            attempt(base, 85, 86, true),
+        ]);
+        assert_eq!(max_write_pause(&gap, from), Some(Duration::from_millis(80)));
+        // The last call is still held by WAIT when the log ends.
+        let held = log(vec![
+            attempt(base, 0, 1, true),
+            attempt(base, 5, 6, true),
+            attempt(base, 20, 21, true),
+            attempt(base, 22, 400, true),
+        ]);
+        assert_eq!(
+            max_write_pause(&held, from),
+            Some(Duration::from_millis(378))
+        );
+        // Nothing succeeded before: no start.
+        let none = log(vec![attempt(base, 20, 21, true)]);
+        assert_eq!(max_write_pause(&none, from), None);
+    }
 }
