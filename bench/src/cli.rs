@@ -284,8 +284,15 @@ async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {
     // Each run's line goes to `out` as it finishes, the setup to stderr.
     let mut unwritten: Option<std::io::Error> = None;
     let outcome = {
-        let mut line = |method, run, measured: &crate::reshard::MethodRun| {
-            let text = crate::reshard::run_line(method, run, measured);
+        let mut line = |method, run, end: crate::reshard::RunEnd<'_>| {
+            let text = match end {
+                crate::reshard::RunEnd::Measured(measured) => {
+                    crate::reshard::run_line(method, run, measured)
+                }
+                crate::reshard::RunEnd::Failed(why) => {
+                    crate::reshard::failed_line(method, run, why)
+                }
+            };
             if let Err(err) = writeln!(out, "{text}").and_then(|()| out.flush()) {
                 unwritten.get_or_insert(err);
             }

@@ -43,7 +43,7 @@ use logbook::valkey::Password;
 pub use migrations::{JobOutcome, JobState, MigrationJob, Operation, parse_slot_migrations};
 pub use operator::OperatorReshardError;
 pub use plan::{Move, PlanError, even_shares, plan_moves};
-pub use report::{Method, MethodResults, MethodRun, ReshardReport, median, run_line};
+pub use report::{Method, MethodResults, MethodRun, ReshardReport, failed_line, median, run_line};
 
 use self::cluster::RawCluster;
 use self::load::{count_missing, load_keys, loaded_key, loaded_value};
@@ -95,15 +95,55 @@ pub struct ReshardOutcome {
     pub refused: Option<String>,
 }
 
+/// What one method's run ended with, as it is handed to the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEnd<'a> {
+    /// It finished: what it measured.
+    Measured(&'a MethodRun),
+    /// It failed: why.
+    Failed(&'a str),
+}
+
+/// Why one run ended without a time.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Before the clock started, the harness could not set the run up (a
+    /// server did not start, the cluster did not form, the keys were not
+    /// loaded, the writer did not write): the bench stops.
+    #[error("setting up: {0}")]
+    Setup(#[source] BenchError),
+    /// The reshard failed (a job failed, `redis-cli` gave up, nothing
+    /// balanced in time) or its data could not be read back: a result of
+    /// the method under test, reported, and the bench goes on.
+    #[error("{0}")]
+    Reshard(#[source] BenchError),
+    /// The operator refused the new `spec.shards`: its message.
+    #[error("the operator refused spec.shards {from} → {to}: {message}")]
+    Refused {
+        /// Shards before.
+        from: usize,
+        /// Shards asked for.
+        to: usize,
+        /// The `SpecValid` condition's message.
+        message: String,
+    },
+}
+
 /// Runs the bench: per run, raw ASM, legacy, then the operator. Each
-/// finished run is handed to `line`; setup progress to `progress`.
+/// finished or failed run is handed to `line`; setup progress to
+/// `progress`.
+///
+/// A run whose reshard fails is recorded as failed and the bench goes on:
+/// on a shared machine one run under load must not throw the others away.
+/// The operator's refusal ends the operator's runs and is returned in
+/// [`ReshardOutcome::refused`].
 ///
 /// # Errors
-/// The first harness failure, naming the method and run. The operator's
-/// refusal is no error here: it is in [`ReshardOutcome::refused`].
+/// [`RunError::Setup`]'s cause, naming the method and the run, when a
+/// run could not be set up.
 pub async fn run_reshard(
     config: &ReshardConfig,
-    line: &mut dyn FnMut(Method, usize, &MethodRun),
+    line: &mut dyn FnMut(Method, usize, RunEnd<'_>),
     progress: &mut dyn FnMut(&str),
 ) -> Result<ReshardOutcome, BenchError> {
     let mut report = ReshardReport {
@@ -135,39 +175,72 @@ pub async fn run_reshard(
         for method in methods {
             progress(&format!("{} run {}: starting ...", method.key(), run + 1));
             let result = match method {
-                Method::RawAsm | Method::Legacy => raw_run(config, method, run).await,
-                Method::Operator => match operator_run(config, run).await {
-                    Ok(r) => Ok(r),
-                    Err(OperatorReshardError::Refused { from, to, message }) => {
-                        let note = format!("refused spec.shards {from} → {to}: {message}");
-                        report.operator.note = Some(note);
-                        refused = Some(message);
-                        continue;
-                    }
-                    Err(OperatorReshardError::Bench(err)) => Err(err),
-                },
+                Method::RawAsm => raw_run(config, Driver::Asm, run).await,
+                Method::Legacy => raw_run(config, Driver::Legacy, run).await,
+                Method::Operator => operator_run(config, run).await,
             };
-            let measured = result.map_err(|err| {
-                crate::harness(format!("{} run {}", method.key(), run + 1))(err.to_string())
-            })?;
-            line(method, run, &measured);
-            match method {
-                Method::RawAsm => report.raw_asm.runs.push(measured),
-                Method::Legacy => report.legacy.runs.push(measured),
-                Method::Operator => report.operator.runs.push(measured),
+            let results = match method {
+                Method::RawAsm => &mut report.raw_asm,
+                Method::Legacy => &mut report.legacy,
+                Method::Operator => &mut report.operator,
+            };
+            match result {
+                Ok(measured) => {
+                    line(method, run, RunEnd::Measured(&measured));
+                    results.runs.push(measured);
+                }
+                Err(RunError::Reshard(err)) => {
+                    let why = err.to_string();
+                    line(method, run, RunEnd::Failed(&why));
+                    results.failed.push((run, why));
+                }
+                Err(RunError::Refused { from, to, message }) => {
+                    results.note = Some(format!("refused spec.shards {from} → {to}: {message}"));
+                    refused = Some(message);
+                }
+                Err(RunError::Setup(err)) => {
+                    return Err(crate::harness(format!("{} run {}", method.key(), run + 1))(
+                        err.to_string(),
+                    ));
+                }
             }
         }
     }
     Ok(ReshardOutcome { report, refused })
 }
 
+/// The 1-minute load average (Linux), for the run lines.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Who moves the slots of a cluster the bench formed.
+#[derive(Debug, Clone, Copy)]
+enum Driver {
+    /// The bench, with Atomic Slot Migration.
+    Asm,
+    /// `redis-cli --cluster rebalance`.
+    Legacy,
+}
+
 /// One raw ASM or legacy run on a fresh cluster.
 async fn raw_run(
     config: &ReshardConfig,
-    method: Method,
+    driver: Driver,
     run: usize,
-) -> Result<MethodRun, BenchError> {
-    let mut cluster = RawCluster::start(SHARDS_FROM, config.replicas).await?;
+) -> Result<MethodRun, RunError> {
+    let method = match driver {
+        Driver::Asm => Method::RawAsm,
+        Driver::Legacy => Method::Legacy,
+    };
+    let mut cluster = RawCluster::start(SHARDS_FROM, config.replicas)
+        .await
+        .map_err(RunError::Setup)?;
     load_keys(
         &cluster.addrs(),
         None,
@@ -175,42 +248,48 @@ async fn raw_run(
         config.value_bytes,
         cluster.replicas(),
     )
-    .await?;
-    let (_, target) = cluster.add_empty_shard().await?;
+    .await
+    .map_err(RunError::Setup)?;
+    let (_, target) = cluster.add_empty_shard().await.map_err(RunError::Setup)?;
     let addrs = cluster.addrs();
-    let writer = start_writer(&addrs, None, config.replicas, method, run).await?;
+    let writer = start_writer(&addrs, None, config.replicas, method, run)
+        .await
+        .map_err(RunError::Setup)?;
     let mut nodes = Nodes::new(None);
-    let (elapsed, started, before, after) = match method {
-        Method::RawAsm => {
-            let r = asm::reshard_asm(&mut nodes, &addrs, &target).await?;
-            (r.elapsed, r.started, r.before, r.after)
-        }
-        Method::Legacy => {
-            let r = legacy::reshard_legacy(&mut nodes, &addrs, SHARDS_TO).await?;
-            (r.elapsed, r.started, r.before, r.after)
-        }
-        Method::Operator => {
-            return Err(crate::harness("a raw run")(
-                "the operator reshards its own cluster, not the bench's".to_owned(),
-            ));
-        }
-    };
-    let measured = Measured {
-        elapsed,
-        started,
-        before,
-        after,
-        ready_after: None,
-    };
-    finish(config, writer, &addrs, None, measured).await
+    let load = load_average();
+    let measured = match driver {
+        Driver::Asm => asm::reshard_asm(&mut nodes, &addrs, &target)
+            .await
+            .map(|r| Measured {
+                elapsed: r.elapsed,
+                started: r.started,
+                before: r.before,
+                after: r.after,
+                ready_after: None,
+                load,
+            }),
+        Driver::Legacy => legacy::reshard_legacy(&mut nodes, &addrs, SHARDS_TO)
+            .await
+            .map(|r| Measured {
+                elapsed: r.elapsed,
+                started: r.started,
+                before: r.before,
+                after: r.after,
+                ready_after: None,
+                load,
+            }),
+    }
+    .map_err(RunError::Reshard)?;
+    finish(config, writer, &addrs, None, measured)
+        .await
+        .map_err(RunError::Reshard)
 }
 
 /// One operator run: localkube, the operator and a fresh cluster.
-async fn operator_run(
-    config: &ReshardConfig,
-    run: usize,
-) -> Result<MethodRun, OperatorReshardError> {
-    let cluster = OperatorCluster::start(SHARDS_FROM, config.replicas).await?;
+async fn operator_run(config: &ReshardConfig, run: usize) -> Result<MethodRun, RunError> {
+    let cluster = OperatorCluster::start(SHARDS_FROM, config.replicas)
+        .await
+        .map_err(RunError::Setup)?;
     let result = operator_reshard(config, &cluster, run).await;
     cluster.stop().await;
     result
@@ -220,9 +299,9 @@ async fn operator_reshard(
     config: &ReshardConfig,
     cluster: &OperatorCluster,
     run: usize,
-) -> Result<MethodRun, OperatorReshardError> {
+) -> Result<MethodRun, RunError> {
     let password = cluster.password().cloned();
-    let seeds = cluster.addrs().await?;
+    let seeds = cluster.addrs().await.map_err(RunError::Setup)?;
     load_keys(
         &seeds,
         password.as_ref(),
@@ -230,7 +309,8 @@ async fn operator_reshard(
         config.value_bytes,
         config.replicas,
     )
-    .await?;
+    .await
+    .map_err(RunError::Setup)?;
     let writer = start_writer(
         &seeds,
         password.as_ref(),
@@ -238,17 +318,27 @@ async fn operator_reshard(
         Method::Operator,
         run,
     )
-    .await?;
-    let r = cluster.reshard(SHARDS_TO).await?;
-    let seeds = cluster.addrs().await?;
+    .await
+    .map_err(RunError::Setup)?;
+    let load = load_average();
+    let r = cluster.reshard(SHARDS_TO).await.map_err(|e| match e {
+        OperatorReshardError::Refused { from, to, message } => {
+            RunError::Refused { from, to, message }
+        }
+        OperatorReshardError::Bench(err) => RunError::Reshard(err),
+    })?;
+    let seeds = cluster.addrs().await.map_err(RunError::Reshard)?;
     let measured = Measured {
         elapsed: r.elapsed,
         started: r.started,
         before: r.before,
         after: r.after,
         ready_after: r.ready_after,
+        load,
     };
-    Ok(finish(config, writer, &seeds, password.as_ref(), measured).await?)
+    finish(config, writer, &seeds, password.as_ref(), measured)
+        .await
+        .map_err(RunError::Reshard)
 }
 
 /// Starts the run's writer and waits until it has acknowledged writes.
@@ -281,6 +371,7 @@ struct Measured {
     before: Owners,
     after: Owners,
     ready_after: Option<Duration>,
+    load: Option<f64>,
 }
 
 /// The longest a client of the writer waited for a write from `from` on:
@@ -351,6 +442,7 @@ async fn finish(
         acked: acked.len(),
         lost_keys: lost_loaded.saturating_add(lost_acked),
         ready_after: measured.ready_after,
+        load: measured.load,
     })
 }
 

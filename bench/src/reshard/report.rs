@@ -35,7 +35,7 @@ impl Method {
 }
 
 /// One timed reshard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MethodRun {
     /// From the start (migrations issued, `redis-cli` started, the spec
     /// patched) to balanced and agreed.
@@ -56,13 +56,20 @@ pub struct MethodRun {
     pub lost_keys: usize,
     /// Operator only: from the patch to the status Ready with every shard.
     pub ready_after: Option<Duration>,
+    /// The machine's 1-minute load average when the clock started: the
+    /// build machines are shared, and a run under load says so.
+    pub load: Option<f64>,
 }
 
 /// Every run of one method, or why there is none.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MethodResults {
-    /// The runs, in order.
+    /// The runs that finished, in order.
     pub runs: Vec<MethodRun>,
+    /// The runs that failed (a job failed, `redis-cli` gave up, nothing
+    /// balanced in time): run number (from 0) and why. A failure of the
+    /// method under test is a result, reported beside the times.
+    pub failed: Vec<(usize, String)>,
     /// Why runs are missing (skipped, refused), for the report.
     pub note: Option<String>,
 }
@@ -98,7 +105,7 @@ impl MethodResults {
 }
 
 /// What the bench measured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReshardReport {
     /// Keys loaded before each reshard.
     pub keys: u64,
@@ -132,6 +139,29 @@ pub fn median(times: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// `; N failed run(s)` and the note, or nothing.
+fn failures(results: &MethodResults) -> String {
+    let mut out = String::new();
+    if !results.failed.is_empty() {
+        out.push_str(&format!(
+            "; {} failed run(s): {}",
+            results.failed.len(),
+            results
+                .failed
+                .iter()
+                .map(|(run, why)| format!("run {}: {why}", run.saturating_add(1)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if let Some(note) = &results.note
+        && !results.runs.is_empty()
+    {
+        out.push_str(&format!(" ({note})"));
+    }
+    out
+}
+
 fn secs(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(round(d.as_secs_f64(), 3)))
 }
@@ -155,12 +185,16 @@ pub fn run_line(method: Method, index: usize, run: &MethodRun) -> String {
     let pause = run
         .max_write_pause
         .map_or_else(|| "–".to_owned(), |p| format!("{} ms", p.as_millis()));
+    let load = run
+        .load
+        .map(|l| format!(" (load {l:.2})"))
+        .unwrap_or_default();
     let ready = run
         .ready_after
         .map(|r| format!(", status Ready at {:.3} s", r.as_secs_f64()))
         .unwrap_or_default();
     format!(
-        "  {} run {}: {:.3} s to balanced and agreed ({} slots, {} keys moved){ready}; max write pause {pause}; {} of {} writes acknowledged; lost {}",
+        "  {} run {}: {:.3} s to balanced and agreed ({} slots, {} keys moved){ready}; max write pause {pause}; {} of {} writes acknowledged; lost {}{load}",
         method.key(),
         index.saturating_add(1),
         run.elapsed.as_secs_f64(),
@@ -169,6 +203,15 @@ pub fn run_line(method: Method, index: usize, run: &MethodRun) -> String {
         run.acked,
         run.writes,
         run.lost_keys,
+    )
+}
+
+/// The line of run `index` (from 0) of `method` that failed.
+pub fn failed_line(method: Method, index: usize, why: &str) -> String {
+    format!(
+        "  {} run {}: failed: {why}",
+        method.key(),
+        index.saturating_add(1)
     )
 }
 
@@ -205,16 +248,13 @@ impl ReshardReport {
                         .max_pause()
                         .map_or_else(|| "–".to_owned(), |p| format!("{} ms", p.as_millis())),
                     results.lost().unwrap_or(0),
-                    results
-                        .note
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default(),
+                    failures(results),
                 ),
                 None => format!(
-                    "  {:<9} not measured: {}\n",
+                    "  {:<9} not measured: {}{}\n",
                     method.key(),
-                    results.note.as_deref().unwrap_or("no run")
+                    results.note.as_deref().unwrap_or("no run finished"),
+                    failures(results),
                 ),
             };
             out.push_str(&line);
@@ -268,6 +308,13 @@ impl ReshardReport {
             "slots_moved_by_method": per(&|r| json!(r.slots_moved())),
             "keys_moved_by_method": per(&|r| json!(r.keys_moved())),
             "runs_by_method": per(&|r| json!(r.runs.len())),
+            "failed_runs_by_method": per(&|r| json!(r.failed.len())),
+            "load_average_max": self
+                .methods()
+                .iter()
+                .flat_map(|(_, r)| r.runs.iter().filter_map(|run| run.load))
+                .max_by(f64::total_cmp)
+                .map(|l| round(l, 2)),
             "operator_note": self.operator.note,
             "legacy_note": self.legacy.note,
             "targets": {
@@ -315,6 +362,7 @@ mod tests {
             acked: 99,
             lost_keys: lost,
             ready_after: None,
+            load: None,
         }
     }
 
@@ -327,6 +375,7 @@ mod tests {
             shards: (3, 4),
             raw_asm: MethodResults {
                 runs: vec![run(500, 20, 0), run(600, 30, 0), run(400, 10, 0)],
+                failed: Vec::new(),
                 note: None,
             },
             legacy: MethodResults {
@@ -335,6 +384,7 @@ mod tests {
                     run(19_000, 800, 1),
                     run(21_000, 700, 0),
                 ],
+                failed: vec![(3, "NOREPLICAS".into())],
                 note: None,
             },
             operator,
@@ -345,6 +395,7 @@ mod tests {
     fn a_skipped_operator_is_null_with_a_note_and_the_json_is_the_last_line() {
         let text = report(MethodResults {
             runs: Vec::new(),
+            failed: Vec::new(),
             note: Some("skipped (--skip-operator)".into()),
         })
         .render();
@@ -372,12 +423,15 @@ mod tests {
         assert_eq!(at(&json, "/targets/legacy_met"), json!(true));
         assert_eq!(at(&json, "/targets/operator_met"), Value::Null);
         assert!(text.contains("operator  not measured: skipped (--skip-operator)"));
+        assert_eq!(at(&json, "/failed_runs_by_method/legacy"), json!(1));
+        assert!(text.contains("1 failed run(s): run 4: NOREPLICAS"));
     }
 
     #[test]
     fn a_measured_operator_has_its_ratio() {
         let json = report(MethodResults {
             runs: vec![run(550, 40, 0)],
+            failed: Vec::new(),
             note: None,
         })
         .json();
@@ -389,10 +443,16 @@ mod tests {
 
     #[test]
     fn run_lines_say_what_was_measured() {
-        let line = run_line(Method::Legacy, 0, &run(19_500, 812, 0));
+        let mut measured = run(19_500, 812, 0);
+        measured.load = Some(1.5);
+        let line = run_line(Method::Legacy, 0, &measured);
         assert_eq!(
             line,
-            "  legacy run 1: 19.500 s to balanced and agreed (4096 slots, 250000 keys moved); max write pause 812 ms; 99 of 100 writes acknowledged; lost 0"
+            "  legacy run 1: 19.500 s to balanced and agreed (4096 slots, 250000 keys moved); max write pause 812 ms; 99 of 100 writes acknowledged; lost 0 (load 1.50)"
+        );
+        assert_eq!(
+            failed_line(Method::RawAsm, 1, "timed out"),
+            "  raw_asm run 2: failed: timed out"
         );
     }
 }
