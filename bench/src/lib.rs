@@ -152,6 +152,19 @@ pub enum BenchError {
         /// Extra context (log tails), empty or starting with a newline.
         detail: String,
     },
+    /// A tool the harness runs as the system under test (`redis-cli
+    /// --cluster rebalance`) exited with an error.
+    #[error("{tool} failed ({status}) after {after_ms} ms: {detail}")]
+    ToolFailed {
+        /// The command.
+        tool: String,
+        /// Its exit status.
+        status: String,
+        /// How long it ran.
+        after_ms: u128,
+        /// Its last error line.
+        detail: String,
+    },
     /// A signal could not be delivered to a process the harness started.
     #[error("cannot send SIG{signal} to {what} (pid {pid}): {detail}")]
     Signal {

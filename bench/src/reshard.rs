@@ -190,7 +190,14 @@ pub async fn run_reshard(
                     results.runs.push(measured);
                 }
                 Err(RunError::Reshard(err)) => {
-                    let why = err.to_string();
+                    // One line: a timeout's detail carries log tails.
+                    let why = err
+                        .to_string()
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" | ");
                     line(method, run, RunEnd::Failed(&why));
                     results.failed.push((run, why));
                 }

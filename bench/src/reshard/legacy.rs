@@ -108,10 +108,11 @@ pub(crate) async fn reshard_legacy(
     };
     let exited = Instant::now();
     if !status.success() {
-        return Err(BenchError::Exited {
-            what: "redis-cli --cluster rebalance".to_owned(),
+        return Err(BenchError::ToolFailed {
+            tool: "redis-cli --cluster rebalance".to_owned(),
             status: status.to_string(),
-            log: tail(&mut log),
+            after_ms: started.elapsed().as_millis(),
+            detail: last_error(&read_all(&mut log)),
         });
     }
     loop {
@@ -138,12 +139,18 @@ pub(crate) async fn reshard_legacy(
     }
 }
 
-/// The last lines of `redis-cli`'s output.
-fn tail(log: &mut std::fs::File) -> String {
+/// Everything `redis-cli` wrote.
+fn read_all(log: &mut std::fs::File) -> String {
     let mut text = String::new();
     if log.seek(SeekFrom::Start(0)).is_ok() {
         let _ = log.read_to_string(&mut text);
     }
+    text
+}
+
+/// The last lines of `redis-cli`'s output, without colours.
+fn tail(log: &mut std::fs::File) -> String {
+    let text = strip_ansi(&read_all(log));
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(12);
     lines
@@ -152,4 +159,62 @@ fn tail(log: &mut std::fs::File) -> String {
         .iter()
         .map(|l| format!("\n  [redis-cli] {l}"))
         .collect()
+}
+
+/// `redis-cli`'s error: its last `*** ` or `[ERR]` message (it prints
+/// them after a line of progress marks), else its last non-empty line.
+fn last_error(output: &str) -> String {
+    let text = strip_ansi(output);
+    let error = text.lines().rev().find_map(|line| {
+        ["*** ", "[ERR]"]
+            .iter()
+            .find_map(|mark| line.find(mark).and_then(|at| line.get(at..)))
+    });
+    error
+        .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no output")
+        .trim()
+        .to_owned()
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_is_redis_clis_last_message_without_colours() {
+        let output = "\u{1b}[29;1m>>> Rebalancing across 4 nodes. Total weight = 4.00\n\
+                      \u{1b}[0mMoving 1366 slots from 127.0.0.1:44629 to 127.0.0.1:40761\n\
+                      #####\u{1b}[31;1m*** clusterManagerMoveSlot: NOREPLICAS Not enough good replicas to write.\n\
+                      \u{1b}[0m\n";
+        assert_eq!(
+            last_error(output),
+            "*** clusterManagerMoveSlot: NOREPLICAS Not enough good replicas to write."
+        );
+        assert_eq!(
+            last_error("[ERR] Nodes don't agree about configuration!\n"),
+            "[ERR] Nodes don't agree about configuration!"
+        );
+        assert_eq!(last_error("just this\n\n"), "just this");
+        assert_eq!(last_error(""), "no output");
+    }
 }
