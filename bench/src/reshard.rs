@@ -17,11 +17,11 @@
 //! ([`plan`]). During each timed reshard one cluster-aware writer
 //! ([`crate::cluster_writer`], following `MOVED` and `ASK`) writes every
 //! millisecond, with `WAIT 1` after each write when the shards have
-//! replicas; the longest time between two of its successful writes is the
-//! run's write pause. Afterwards every loaded key and every acknowledged
-//! write is read back from the primary that owns it: those missing are
-//! lost ([`load::count_missing`]). The report ([`report`]) ends with one
-//! JSON line.
+//! replicas; the longest time a call of it waited, or between two of its
+//! successful writes, is the run's write pause. Afterwards every loaded
+//! key and every acknowledged write is read back from the primary that
+//! owns it: those missing are lost ([`measure`]). The report ([`report`])
+//! ends with one JSON line.
 //!
 //! It never touches servers it did not start; every process a run starts
 //! is killed when the run ends, failed or not.
@@ -30,43 +30,31 @@ mod asm;
 mod cluster;
 mod legacy;
 mod load;
+mod measure;
 mod migrations;
 mod nodes;
 mod operator;
 mod plan;
 mod report;
 
-use std::time::{Duration, Instant};
-
-use logbook::valkey::Password;
-
 pub use migrations::{JobOutcome, JobState, MigrationJob, Operation, parse_slot_migrations};
 pub use operator::OperatorReshardError;
 pub use plan::{Move, PlanError, even_shares, plan_moves};
 pub use report::{Method, MethodResults, MethodRun, ReshardReport, failed_line, median, run_line};
 
+pub use measure::max_write_pause;
+
 use self::cluster::RawCluster;
-use self::load::{count_missing, load_keys, loaded_key, loaded_value};
+use self::load::load_keys;
+use self::measure::{Measured, finish, load_average, start_writer};
 use self::nodes::Nodes;
 use self::operator::OperatorCluster;
-use self::plan::{Owners, moved_slots};
 use crate::BenchError;
-use crate::cluster_writer::{ClusterProbeConfig, start_cluster_probe};
-use crate::slots::key_slot;
-use crate::writer::{WriteLog, WriteProbe};
 
 /// Shards before the reshard.
 pub const SHARDS_FROM: usize = 3;
 /// Shards after it.
 pub const SHARDS_TO: usize = 4;
-
-/// Acknowledged writes before the clock starts, so the first pause has a
-/// start.
-const WARM_UP_ACKED: usize = 20;
-
-/// How long the writer keeps writing once the reshard is done, so the
-/// pause ends inside its log.
-const TAIL: Duration = Duration::from_millis(300);
 
 /// What `logbook-bench reshard` runs.
 #[derive(Debug, Clone)]
@@ -216,16 +204,6 @@ pub async fn run_reshard(
     Ok(ReshardOutcome { report, refused })
 }
 
-/// The 1-minute load average (Linux), for the run lines.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Who moves the slots of a cluster the bench formed.
 #[derive(Debug, Clone, Copy)]
 enum Driver {
@@ -346,166 +324,4 @@ async fn operator_reshard(
     finish(config, writer, &seeds, password.as_ref(), measured)
         .await
         .map_err(RunError::Reshard)
-}
-
-/// Starts the run's writer and waits until it has acknowledged writes.
-async fn start_writer(
-    seeds: &[String],
-    password: Option<&Password>,
-    replicas: usize,
-    method: Method,
-    run: usize,
-) -> Result<WriteProbe, BenchError> {
-    let mut config = ClusterProbeConfig::new(
-        seeds.to_vec(),
-        format!("bench:reshard:w:{}:{run}", method.key()),
-    );
-    config.password = password.cloned();
-    config.interval = Duration::from_millis(1);
-    // A write held by a migration is a pause to measure, not a failure.
-    config.op_timeout = Duration::from_secs(2);
-    config.connect_timeout = Duration::from_secs(1);
-    config.wait_replicas = replicas > 0;
-    let probe = start_cluster_probe(config);
-    crate::readiness::probe_acked(&probe, WARM_UP_ACKED, Duration::from_secs(20)).await?;
-    Ok(probe)
-}
-
-/// A timed reshard, before the writes are read back.
-struct Measured {
-    elapsed: Duration,
-    started: Instant,
-    before: Owners,
-    after: Owners,
-    ready_after: Option<Duration>,
-    load: Option<f64>,
-}
-
-/// The longest a client of the writer waited for a write from `from` on:
-/// the longest time between the starts of two successive successful
-/// writes (from the last one before `from`), or the longest single call
-/// (`SET`, and `WAIT` when asked) started since — which counts the call
-/// still held when the log ends. `None` without a success before `from`.
-pub fn max_write_pause(log: &WriteLog, from: Instant) -> Option<Duration> {
-    let start = log
-        .attempts
-        .iter()
-        .filter(|a| a.succeeded() && a.started <= from)
-        .map(|a| a.started)
-        .max()?;
-    let longest_call = log
-        .attempts
-        .iter()
-        .filter(|a| a.started >= start)
-        .map(|a| a.ended.saturating_duration_since(a.started))
-        .max();
-    log.longest_gap_from(from).max(longest_call)
-}
-
-/// Stops the writer after [`TAIL`], reads back every loaded key and
-/// acknowledged write from `seeds`' cluster, and counts what moved.
-async fn finish(
-    config: &ReshardConfig,
-    writer: WriteProbe,
-    seeds: &[String],
-    password: Option<&Password>,
-    measured: Measured,
-) -> Result<MethodRun, BenchError> {
-    tokio::time::sleep(TAIL).await;
-    let log = writer.stop().await;
-    let acked = log.acked_keys();
-    let n = usize::try_from(config.keys).unwrap_or(usize::MAX);
-    let bytes = config.value_bytes;
-    let index = |i: usize| u64::try_from(i).unwrap_or(u64::MAX);
-    let lost_loaded = count_missing(seeds, password, n, &|i| loaded_key(index(i)), &|i| {
-        loaded_value(index(i), bytes)
-    })
-    .await?;
-    let prefix = log.prefix.clone();
-    let acked_key = |i: usize| acked.get(i).copied().unwrap_or(u64::MAX);
-    let lost_acked = count_missing(
-        seeds,
-        password,
-        acked.len(),
-        &|i| format!("{prefix}:{}", acked_key(i)),
-        &|i| acked_key(i).to_string(),
-    )
-    .await?;
-    let moved = moved_slots(&measured.before, &measured.after);
-    let keys_moved = (0..config.keys)
-        .filter(|i| {
-            moved
-                .get(usize::from(key_slot(loaded_key(*i).as_bytes())))
-                .copied()
-                .unwrap_or(false)
-        })
-        .count();
-    Ok(MethodRun {
-        elapsed: measured.elapsed,
-        slots_moved: plan::slots_moved(&measured.before, &measured.after),
-        keys_moved: u64::try_from(keys_moved).unwrap_or(u64::MAX),
-        max_write_pause: max_write_pause(&log, measured.started),
-        writes: log.attempts.len(),
-        acked: acked.len(),
-        lost_keys: lost_loaded.saturating_add(lost_acked),
-        ready_after: measured.ready_after,
-        load: measured.load,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::writer::{Attempt, Failure, Outcome};
-
-    fn attempt(base: Instant, start: u64, end: u64, ok: bool) -> Attempt {
-        let at = |ms| base + Duration::from_millis(ms);
-        Attempt {
-            key: start,
-            started: at(start),
-            replied: at(start),
-            ended: at(end),
-            server: Some(Arc::from("n:1")),
-            outcome: if ok {
-                Outcome::Ok
-            } else {
-                Outcome::Failed(Failure::TimedOut)
-            },
-            acked: ok,
-        }
-    }
-
-    #[test]
-    fn the_pause_is_the_longest_gap_or_the_longest_call_in_flight() {
-        let base = Instant::now();
-        let log = |attempts| WriteLog {
-            prefix: "p".into(),
-            attempts,
-        };
-        let from = base + Duration::from_millis(10);
-        // A failed call, then a success 80 ms after the last before `from`.
-        let gap = log(vec![
-            attempt(base, 0, 1, true),
-            attempt(base, 5, 6, true),
-            attempt(base, 12, 60, false),
-            attempt(base, 85, 86, true),
-        ]);
-        assert_eq!(max_write_pause(&gap, from), Some(Duration::from_millis(80)));
-        // The last call is still held by WAIT when the log ends.
-        let held = log(vec![
-            attempt(base, 0, 1, true),
-            attempt(base, 5, 6, true),
-            attempt(base, 20, 21, true),
-            attempt(base, 22, 400, true),
-        ]);
-        assert_eq!(
-            max_write_pause(&held, from),
-            Some(Duration::from_millis(378))
-        );
-        // Nothing succeeded before: no start.
-        let none = log(vec![attempt(base, 20, 21, true)]);
-        assert_eq!(max_write_pause(&none, from), None);
-    }
 }
