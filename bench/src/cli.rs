@@ -60,7 +60,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Logbook's benchmarks: failovers beside Sentinel, operator restart,
-/// replay, journal churn and idle memory (docs/benchmarks.md).
+/// replay, journal churn, idle memory and resharding (docs/benchmarks.md).
 #[derive(Debug, Parser)]
 #[command(name = "logbook-bench", version, about, long_about = None)]
 pub struct Cli {
@@ -103,8 +103,8 @@ pub struct ReshardArgs {
     /// Runs of each method, each on fresh servers (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Replicas per shard, the operator's default. With replicas each
-    /// write of the writer is followed by `WAIT 1` and counts as
+    /// Replicas per shard (1, as the operator's default). With replicas
+    /// each write of the writer is followed by `WAIT 1` and counts as
     /// acknowledged only once a replica has it; with 0 an accepted write
     /// counts.
     #[arg(long, default_value_t = 1)]
