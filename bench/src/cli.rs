@@ -16,6 +16,11 @@
 //! `logbook-bench replay`, `churn` and `idle`: the replay tool on a long
 //! journal, journal writes under churn, and a real operator process's
 //! memory with idle clusters.
+//!
+//! `logbook-bench reshard`: a 3 → 4-shard reshard of a Valkey Cluster
+//! holding N keys, by Atomic Slot Migration driven by the bench, by
+//! `redis-cli --cluster rebalance` and by the operator (`crate::reshard`).
+//! Prints a line per run, the medians, and a JSON object as its last line.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,7 +60,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Logbook's benchmarks: failovers beside Sentinel, operator restart,
-/// replay, journal churn and idle memory (docs/benchmarks.md).
+/// replay, journal churn, idle memory and resharding (docs/benchmarks.md).
 #[derive(Debug, Parser)]
 #[command(name = "logbook-bench", version, about, long_about = None)]
 pub struct Cli {
@@ -84,6 +89,35 @@ pub enum BenchCommand {
     /// A real operator process's memory with many idle clusters, and the
     /// API writes it makes while they are idle.
     Idle(IdleArgs),
+    /// A 3 → 4-shard reshard of a Cluster holding N keys: raw Atomic Slot
+    /// Migration, `redis-cli --cluster rebalance`, and the operator.
+    Reshard(ReshardArgs),
+}
+
+/// `logbook-bench reshard` options.
+#[derive(Debug, Args)]
+pub struct ReshardArgs {
+    /// Keys loaded before each reshard (a quarter of them move).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Runs of each method, each on fresh servers (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Replicas per shard (1, as the operator's default). With replicas
+    /// each write of the writer is followed by `WAIT 1` and counts as
+    /// acknowledged only once a replica has it; with 0 an accepted write
+    /// counts.
+    #[arg(long, default_value_t = 1)]
+    pub replicas_per_shard: usize,
+    /// Bytes of each loaded value.
+    #[arg(long, default_value_t = 64)]
+    pub value_bytes: usize,
+    /// Leave the operator out (its `operator_s` is null, with a note).
+    #[arg(long)]
+    pub skip_operator: bool,
+    /// Leave the legacy `redis-cli` rebalance out (the slow one).
+    #[arg(long)]
+    pub skip_legacy: bool,
 }
 
 /// `logbook-bench churn` options.
@@ -224,6 +258,58 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
         BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
         BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
+        BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out)),
+    }
+}
+
+async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {
+    let config = crate::reshard::ReshardConfig {
+        keys: args.keys,
+        runs: args.runs.max(1),
+        replicas: args.replicas_per_shard,
+        value_bytes: args.value_bytes,
+        skip_operator: args.skip_operator,
+        skip_legacy: args.skip_legacy,
+    };
+    writeln!(
+        out,
+        "reshard {} → {} shards, {} keys, {} replica(s) per shard, {} run(s) per method",
+        crate::reshard::SHARDS_FROM,
+        crate::reshard::SHARDS_TO,
+        config.keys,
+        config.replicas,
+        config.runs
+    )?;
+    out.flush()?;
+    // Each run's line goes to `out` as it finishes, the setup to stderr.
+    let mut unwritten: Option<std::io::Error> = None;
+    let outcome = {
+        let mut line = |method, run, end: crate::reshard::RunEnd<'_>| {
+            let text = match end {
+                crate::reshard::RunEnd::Measured(measured) => {
+                    crate::reshard::run_line(method, run, measured)
+                }
+                crate::reshard::RunEnd::Failed(why) => {
+                    crate::reshard::failed_line(method, run, why)
+                }
+            };
+            if let Err(err) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+                unwritten.get_or_insert(err);
+            }
+        };
+        crate::reshard::run_reshard(&config, &mut line, &mut |p| eprintln!("{p}")).await
+    };
+    if let Some(err) = unwritten {
+        return Err(err.into());
+    }
+    let outcome = outcome.map_err(bench_err)?;
+    write!(out, "{}", outcome.report.render())?;
+    out.flush()?;
+    match outcome.refused {
+        Some(message) => Err(Error::Harness(format!(
+            "the operator refused the reshard (operator_s is null): {message}"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -76,20 +76,7 @@ impl ReferenceCluster {
         replicas: usize,
         node_timeout_ms: u64,
     ) -> Result<ReferenceCluster, BenchError> {
-        let args = vec![
-            "--cluster-enabled".to_owned(),
-            "yes".to_owned(),
-            "--cluster-config-file".to_owned(),
-            "nodes.conf".to_owned(),
-            "--cluster-node-timeout".to_owned(),
-            node_timeout_ms.to_string(),
-            "--cluster-allow-replica-migration".to_owned(),
-            "no".to_owned(),
-            "--repl-ping-replica-period".to_owned(),
-            "1".to_owned(),
-            "--repl-timeout".to_owned(),
-            "10".to_owned(),
-        ];
+        let args = cluster_server_args(node_timeout_ms);
         let total = shards.saturating_mul(replicas.saturating_add(1));
         let mut nodes = Vec::with_capacity(total);
         for i in 0..total {
@@ -230,6 +217,28 @@ impl ReferenceCluster {
     fn log_tails(&self) -> String {
         self.nodes.iter().flatten().map(|n| n.log_tail(6)).collect()
     }
+}
+
+/// The arguments of a cluster node as the operator renders its
+/// directives: `cluster-node-timeout`, no replica migration behind the
+/// operator's back, a ping to replicas every second.
+pub(crate) fn cluster_server_args(node_timeout_ms: u64) -> Vec<String> {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        &node_timeout_ms.to_string(),
+        "--cluster-allow-replica-migration",
+        "no",
+        "--repl-ping-replica-period",
+        "1",
+        "--repl-timeout",
+        "10",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// The `shard`-th of `shards` even slot ranges, inclusive.

@@ -1,6 +1,7 @@
 //! The cluster write probe: every interval one `SET <prefix>:<n> <n>`
 //! routed by the key's slot through a [`ClusterClient`], then `WAIT 1 1000`
-//! on the node that took it, each attempt recorded in the same
+//! on the node that took it (unless the cluster has no replica to wait
+//! for), each attempt recorded in the same
 //! [`WriteLog`] as the single-primary probe's.
 //!
 //! Consecutive keys hash to slots all over the map, so the probe writes to
@@ -40,10 +41,15 @@ pub struct ClusterProbeConfig {
     pub op_timeout: Duration,
     /// Deadline of connecting and of `CLUSTER SLOTS`. Default 250 ms.
     pub connect_timeout: Duration,
+    /// Send `WAIT 1 1000` after each accepted `SET`; a write is then
+    /// acknowledged only when a replica has it. Default true; a cluster
+    /// without replicas can acknowledge nothing that way, so its writes
+    /// count as acknowledged when accepted.
+    pub wait_replicas: bool,
 }
 
 impl ClusterProbeConfig {
-    /// Defaults: 10 ms interval, 250 ms timeouts, no password.
+    /// Defaults: 10 ms interval, 250 ms timeouts, no password, `WAIT`.
     pub fn new(seeds: Vec<String>, prefix: impl Into<String>) -> Self {
         ClusterProbeConfig {
             seeds,
@@ -52,6 +58,7 @@ impl ClusterProbeConfig {
             interval: Duration::from_millis(10),
             op_timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(250),
+            wait_replicas: true,
         }
     }
 }
@@ -111,8 +118,8 @@ async fn run(
             ))),
             Err(failure) => Outcome::Failed(failure),
         };
-        let mut acked = false;
-        if let (Outcome::Ok, Some(node)) = (&outcome, &server) {
+        let mut acked = outcome == Outcome::Ok && !config.wait_replicas;
+        if let (Outcome::Ok, Some(node), true) = (&outcome, &server, config.wait_replicas) {
             let mut wait = redis::cmd("WAIT");
             wait.arg(1).arg(WAIT_TIMEOUT_MS);
             acked = matches!(

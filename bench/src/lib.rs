@@ -3,8 +3,9 @@
 //! for what it measures; the operator never imports it (only the
 //! operator's end-to-end tests do, as a dev-dependency, for the write
 //! probe below). The binary's subcommands are in [`cli`]: `failover`,
-//! `restart` ([`restart`]), `replay` ([`replay`]), `churn` ([`churn`]) and
-//! `idle` ([`idle`]); the figures are in `docs/benchmarks.md`.
+//! `restart` ([`restart`]), `replay` ([`replay`]), `churn` ([`churn`]),
+//! `idle` ([`idle`]) and `reshard` ([`reshard`]); the figures are in
+//! `docs/benchmarks.md`.
 //!
 //! The failover bench: failover and switchover measurements with
 //! references. It owns the measurement harness: a write probe that records every write
@@ -58,6 +59,7 @@ mod process;
 mod readback;
 mod readiness;
 pub mod replay;
+pub mod reshard;
 mod resolve;
 pub mod restart;
 mod sentinel;
@@ -148,6 +150,19 @@ pub enum BenchError {
         /// How long the harness waited.
         after_ms: u128,
         /// Extra context (log tails), empty or starting with a newline.
+        detail: String,
+    },
+    /// A tool the harness runs as the system under test (`redis-cli
+    /// --cluster rebalance`) exited with an error.
+    #[error("{tool} failed ({status}) after {after_ms} ms: {detail}")]
+    ToolFailed {
+        /// The command.
+        tool: String,
+        /// Its exit status.
+        status: String,
+        /// How long it ran.
+        after_ms: u128,
+        /// Its last error line.
         detail: String,
     },
     /// A signal could not be delivered to a process the harness started.
