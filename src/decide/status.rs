@@ -105,8 +105,17 @@ fn reshard_status(
     });
     let given_up = resharding::given_up(view);
     let want = view.spec.effective_shards();
-    let have = state.cluster.shards().len();
-    let unbalanced = usize::try_from(want).is_ok_and(|w| w != have);
+    let shards = state.cluster.shards();
+    let have = shards.len();
+    let base = u32::try_from(want)
+        .ok()
+        .filter(|w| *w > 0)
+        .map_or(0, |w| 16_384 / w);
+    let unbalanced = usize::try_from(want).is_ok_and(|w| w != have)
+        || shards.iter().any(|s| {
+            let n = logbook_journal::cluster::slot_count(&s.slots);
+            n < base || n > base.saturating_add(1)
+        });
     if plan.is_none() && running == 0 && !stuck && given_up.is_empty() && !unbalanced {
         return (None, None);
     }

@@ -78,6 +78,36 @@ pub struct MoveFailures {
     pub last_at: Timestamp,
 }
 
+/// An error with what changes from one try to the next (job names, node
+/// ids, counts, times) blanked: two failures alike have the same shape.
+#[must_use]
+pub fn error_shape(error: &str) -> String {
+    let mut out = String::with_capacity(error.len());
+    let mut in_number = false;
+    for word in error.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
+        let (token, tail) = word
+            .char_indices()
+            .find(|(_, c)| !c.is_ascii_alphanumeric())
+            .map_or((word, ""), |(i, _)| word.split_at(i));
+        let id = token.len() >= 16 && token.bytes().all(|b| b.is_ascii_hexdigit());
+        let number = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+        if id {
+            out.push_str("<id>");
+            in_number = false;
+        } else if number {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            out.push_str(token);
+            in_number = false;
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
 /// The key of the moves from node `from` to node `to`.
 #[must_use]
 pub fn move_key(from: &str, to: &str) -> String {
@@ -131,7 +161,7 @@ impl ReshardPart {
                 last_at: at,
             });
         entry.count = entry.count.saturating_add(1);
-        entry.same_error = if entry.last_error == error {
+        entry.same_error = if error_shape(&entry.last_error) == error_shape(error) {
             entry.same_error.saturating_add(1)
         } else {
             1
@@ -146,5 +176,30 @@ impl ReshardPart {
         self.migrations
             .values()
             .filter(move |m| m.job.source == node_id || m.job.target == node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_alike_but_for_job_names_and_counts_have_one_shape() {
+        let a = "slot migration job 0f2b2937920d11331caba6b9b50a303714a8eb37 moving 1365 slots: failed: OOM after 12 s";
+        let b = "slot migration job 99efd7e95937b08c5d228e29fb2e8f9b35bff985 moving 1366 slots: failed: OOM after 3 s";
+        assert_eq!(error_shape(a), error_shape(b));
+        assert_ne!(
+            error_shape(a),
+            error_shape(
+                "slot migration job 0f2b2937920d11331caba6b9b50a303714a8eb37 moving 1365 slots: failed: Connection lost"
+            )
+        );
+        let mut part = ReshardPart::default();
+        part.move_failed("s", "t", a, Timestamp(1));
+        part.move_failed("s", "t", b, Timestamp(2));
+        assert_eq!(
+            part.failures.get(&move_key("s", "t")).map(|f| f.same_error),
+            Some(2)
+        );
     }
 }

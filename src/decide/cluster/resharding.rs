@@ -213,7 +213,9 @@ fn running_jobs(view: &ClusterView<'_>, code: &ReasonCode) -> Vec<Decision> {
 
 /// Why the cluster is not whole enough to move slots, if it is not:
 /// formed, every slot owned by an answering primary, every pod the spec
-/// wants a member, no primary's history in doubt.
+/// wants a member that knows every other. (A primary restarted in place
+/// behind its replicas is failover's, which goes first; one that is not
+/// behind moves its slots as any other.)
 pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
     let cluster = &view.state.cluster;
     if cluster.formed_at.is_none() {
@@ -222,11 +224,6 @@ pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
     let unassigned = cluster.unassigned();
     if unassigned > 0 {
         return Some(format!("{unassigned} slots have no owner"));
-    }
-    if let Some(pod) = cluster.history_resets.keys().next() {
-        return Some(format!(
-            "{pod} restarted in place with another history: its shard is failed over first"
-        ));
     }
     let members = members(view);
     let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
