@@ -192,41 +192,6 @@ async fn a_cluster_forms_fails_over_a_deleted_primary_and_keeps_every_key() {
     env.finish().await;
 }
 
-/// `check` from some primary, retried until it is clean with exactly
-/// `nodes` nodes or `timeout` passes (gossip takes a moment to agree after
-/// a node comes back, forgetting takes a round).
-async fn eventually_clean(env: &Env, password: &str, nodes: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let vkc = env.vkc("shop").await;
-        let seed = match vkc.status.as_ref().and_then(|s| s.shards.first()) {
-            Some(shard) => match &shard.primary {
-                Some(p) => Some(env.pod_addr(p).await),
-                None => None,
-            },
-            None => None,
-        };
-        let why = match seed {
-            Some(seed) => {
-                let listed = redis_cli(&seed, password, &["cluster", "nodes"]);
-                let counted = listed.lines().filter(|l| !l.trim().is_empty()).count();
-                match check_clean(&seed, password) {
-                    Ok(()) if counted == nodes => return,
-                    Ok(()) => format!("{counted} nodes, not {nodes}:\n{listed}"),
-                    Err(why) => why,
-                }
-            }
-            None => "no shard primary".to_owned(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "not clean after {timeout:?}: {why}\n{}",
-            env.dump("shop").await
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// The pods serving as shard primaries and one replica, by the status.
 fn roles(vkc: &ValkeyCluster) -> (Vec<String>, Vec<String>) {
     let shards = &vkc.status.as_ref().unwrap().shards;
@@ -367,19 +332,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
     let events = env.journal_events(&stream).await;
-    let intents: Vec<String> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            Event::Decided { intents } => Some(
-                intents
-                    .iter()
-                    .map(|p| format!("{} ({})", p.intent.name(), p.reason.code.name()))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let intents = decided_names(&events);
     eprintln!("decided: {intents:?}");
     for want in [
         "ClusterFailover (PrimaryBehindReplica)",

@@ -121,6 +121,15 @@ async fn load(seeds: &[String], password: &str) {
     }
 }
 
+/// A cluster-aware client writing `w:N` keys, each acknowledged by a
+/// replica (`WAIT 1`) before it counts.
+async fn start_writer(env: &Env, password: &str) -> logbook_bench::WriteProbe {
+    let mut config =
+        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(env, 6).await, "w");
+    config.password = Some(logbook::valkey::Password::new(password.to_owned()));
+    logbook_bench::cluster_writer::start_cluster_probe(config)
+}
+
 /// Every loaded key and every acknowledged write, read through the
 /// slots' owners.
 async fn assert_every_key(env: &Env, pods: usize, password: &str, acked: &[u64]) {
@@ -149,42 +158,6 @@ async fn assert_every_key(env: &Env, pods: usize, password: &str, acked: &[u64])
     );
 }
 
-/// `redis-cli --cluster check` passes from every pod, within `timeout`.
-async fn eventually_clean(env: &Env, password: &str, pods: usize, timeout: Duration) {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let mut last = Ok(());
-        for addr in seeds(env, pods).await {
-            last = check_clean(&addr, password);
-            if last.is_err() {
-                break;
-            }
-        }
-        match last {
-            Ok(()) => return,
-            Err(e) if std::time::Instant::now() > deadline => panic!("cluster check: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-}
-
-/// The names of the intents decided, with their reason.
-fn decided(events: &[logbook_journal::Envelope]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            Event::Decided { intents } => Some(
-                intents
-                    .iter()
-                    .map(|p| format!("{} ({})", p.intent.name(), p.reason.code.name()))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write() {
     let env = Env::start("reshard").await;
@@ -195,10 +168,7 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     .await;
     let password = env.password("shop").await;
     load(&seeds(&env, 6).await, &password).await;
-    let mut config =
-        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(&env, 6).await, "w");
-    config.password = Some(logbook::valkey::Password::new(password.clone()));
-    let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
+    let probe = start_writer(&env, &password).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
@@ -231,7 +201,7 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
     let events = env.journal_events(&stream).await;
-    let intents = decided(&events);
+    let intents = decided_names(&events);
     eprintln!("decided: {intents:?}");
     let moves = intents
         .iter()
@@ -282,10 +252,7 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         .await;
     let password = env.password("shop").await;
     load(&seeds(&env, 6).await, &password).await;
-    let mut config =
-        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(&env, 6).await, "w");
-    config.password = Some(logbook::valkey::Password::new(password.clone()));
-    let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
+    let probe = start_writer(&env, &password).await;
 
     // Out: every source's job is held before its write pause; one
     // source's process is killed while it holds its job.
@@ -366,7 +333,10 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     let stream = env.stream("shop").await;
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
-    eprintln!("decided: {:?}", decided(&env.journal_events(&stream).await));
+    eprintln!(
+        "decided: {:?}",
+        decided_names(&env.journal_events(&stream).await)
+    );
     env.verify_journal().await;
     env.assert_audit_clean().await;
     env.finish().await;
@@ -459,7 +429,7 @@ async fn slots_another_tool_left_half_moved_are_settled() {
     let stream = env.stream("shop").await;
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
-    let intents = decided(&env.journal_events(&stream).await);
+    let intents = decided_names(&env.journal_events(&stream).await);
     assert!(
         intents
             .iter()

@@ -133,3 +133,55 @@ impl Env {
         Err(String::from_utf8_lossy(&text).into_owned())
     }
 }
+
+/// `check` from some primary, retried until it is clean with exactly
+/// `nodes` nodes or `timeout` passes (gossip takes a moment to agree after
+/// a node comes back, forgetting takes a round).
+pub async fn eventually_clean(env: &Env, password: &str, nodes: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let vkc = env.vkc("shop").await;
+        let seed = match vkc.status.as_ref().and_then(|s| s.shards.first()) {
+            Some(shard) => match &shard.primary {
+                Some(p) => Some(env.pod_addr(p).await),
+                None => None,
+            },
+            None => None,
+        };
+        let why = match seed {
+            Some(seed) => {
+                let listed = redis_cli(&seed, password, &["cluster", "nodes"]);
+                let counted = listed.lines().filter(|l| !l.trim().is_empty()).count();
+                match check_clean(&seed, password) {
+                    Ok(()) if counted == nodes => return,
+                    Ok(()) => format!("{counted} nodes, not {nodes}:\n{listed}"),
+                    Err(why) => why,
+                }
+            }
+            None => "no shard primary".to_owned(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "not clean after {timeout:?}: {why}\n{}",
+            env.dump("shop").await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The intents decided in `events`, each as `Name (ReasonCode)`.
+pub fn decided_names(events: &[logbook_journal::Envelope]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            logbook_journal::Event::Decided { intents } => Some(
+                intents
+                    .iter()
+                    .map(|p| format!("{} ({})", p.intent.name(), p.reason.code.name()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
