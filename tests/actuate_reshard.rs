@@ -191,6 +191,7 @@ impl Fixture {
             meta: &self.meta,
             spec: &self.spec,
             state: &self.state,
+            interrupt: None,
         }
     }
 

@@ -235,12 +235,9 @@ fn export_state(addr: &str, password: &str) -> Option<String> {
         .map(|w| w[1].to_owned())
 }
 
-// Passes alone (three runs here), but in the full suite it once lost
-// 33310 of the 100000 keys loaded (not acknowledged with WAIT) after the
-// source primary was killed mid-job: the shard's replica may have resynced
-// from the emptied primary before the operator handed the shard to it.
-// Ignored until that is understood; run it with `-- --ignored`.
-#[ignore = "flaky under the full suite: one shard's unacknowledged keys lost once after its primary was killed mid-job (issue 15, under investigation)"]
+// A source killed mid-job restarts in place, empty (no persistence):
+// its replica must not resync from it. The operator hands the shard to
+// the replica while the other moves go on (they hand back to let it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_balanced() {
     let env = Env::start("reshard-faults").await;

@@ -51,6 +51,16 @@ pub enum ActError {
     /// The intent can be retried later (waiting for a Secret, a catch-up).
     #[error("{0}")]
     NotYet(String),
+    /// `error`, after the action established `facts` (the phases of a
+    /// slot migration job it followed, say): journaled before the failure,
+    /// so that what was seen is not lost with it.
+    #[error("{error}")]
+    WithFacts {
+        /// Why the action failed.
+        error: Box<ActError>,
+        /// What it saw first.
+        facts: Vec<Event>,
+    },
 }
 
 impl ActError {
@@ -66,6 +76,37 @@ impl ActError {
             Self::Valkey { source, .. } => source.is_retryable(),
             Self::Refused(_) => false,
             Self::NotYet(_) => true,
+            Self::WithFacts { error, .. } => error.is_retryable(),
+        }
+    }
+
+    /// This failure after `facts` (none: the failure alone).
+    #[must_use]
+    pub fn with_facts(self, facts: Vec<Event>) -> Self {
+        match self {
+            _ if facts.is_empty() => self,
+            Self::WithFacts {
+                error,
+                facts: mut first,
+            } => {
+                first.extend(facts);
+                Self::WithFacts {
+                    error,
+                    facts: first,
+                }
+            }
+            error => Self::WithFacts {
+                error: Box::new(error),
+                facts,
+            },
+        }
+    }
+
+    /// The facts established before the failure, taken out of it.
+    pub fn take_facts(&mut self) -> Vec<Event> {
+        match self {
+            Self::WithFacts { facts, .. } => std::mem::take(facts),
+            _ => Vec::new(),
         }
     }
 }
@@ -99,9 +140,18 @@ pub struct Target<'a> {
     pub spec: &'a ValkeyClusterSpec,
     /// The projection (pod addresses, labels).
     pub state: &'a ClusterState,
+    /// Set (with the reason) when the runtime needs long actions to stop
+    /// waiting and hand back: a slot migration job is then left running,
+    /// to be followed again by the next decision.
+    pub interrupt: Option<&'a tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 impl Target<'_> {
+    /// Why the runtime asks this action to hand back, if it does.
+    fn interrupted(&self) -> Option<String> {
+        self.interrupt.and_then(|rx| rx.borrow().clone())
+    }
+
     /// The Valkey address of `pod`.
     fn addr(&self, pod: &str) -> Result<SocketAddr, ActError> {
         let ip = self

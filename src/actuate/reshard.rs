@@ -145,6 +145,13 @@ impl Move<'_> {
             if Instant::now() >= deadline {
                 return failure.map_or(Ok(false), Err);
             }
+            if let Some(why) = self.target.interrupted() {
+                return Err(ActError::NotYet(format!(
+                    "{} not seen claiming {} before the operator stopped waiting to act on: {why}",
+                    self.to,
+                    describe_slots(slots)
+                )));
+            }
             tokio::time::sleep(POLL).await;
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use logbook_journal::{Event, LinkStatus, Reachability, Role};
+use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, Role};
 use tokio::sync::Mutex;
 
 use super::prober::{Targets, failure_cap, settled, targets};
@@ -21,7 +21,7 @@ use crate::observe::{
 use crate::valkey::{ProbeError, ValkeyClient};
 
 /// One pod's probe: no address, an answer, or a failure.
-type Outcome = Option<Result<ClusterAnswer, ProbeError>>;
+pub(super) type Outcome = Option<Result<ClusterAnswer, ProbeError>>;
 
 async fn probe(client: &ValkeyClient, addr: Option<SocketAddr>) -> Outcome {
     let addr = addr?;
@@ -45,6 +45,116 @@ fn observation(outcome: &Outcome) -> ClusterObservation<'_> {
     }
 }
 
+fn shard_primaries(state: &ClusterState) -> Vec<String> {
+    state
+        .cluster
+        .shards()
+        .iter()
+        .map(|s| s.primary.to_owned())
+        .collect()
+}
+
+/// Every pod probed at once.
+pub(super) async fn probe_pods(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+) -> Vec<(String, Outcome)> {
+    join_all(
+        pods.iter()
+            .map(|(name, addr)| async { (name.clone(), probe(client, *addr).await) }),
+    )
+    .await
+}
+
+/// What one round of probes shows that the journal does not hold yet.
+/// Offsets are asked for every round when `coarse`, or while a shard
+/// primary fails or a replica's link is down or resyncing.
+pub(super) fn round_events(
+    state: &ClusterState,
+    results: &[(String, Outcome)],
+    cap: u32,
+    coarse: bool,
+) -> Vec<Event> {
+    let shard_primaries = shard_primaries(state);
+    let primary_failing = results
+        .iter()
+        .any(|(name, r)| shard_primaries.contains(name) && !matches!(r, Some(Ok(_))))
+        || state.pods.values().any(|v| v.terminating);
+    // A replica whose link is down or resyncing may hold writes its
+    // primary no longer has (a primary restarted in place): offsets are
+    // then journaled every round, the primary's and the replica's from
+    // the same round, so the decider compares like with like.
+    let link_broken = results.iter().any(|(_, r)| {
+        matches!(r, Some(Ok(a)) if matches!(
+            link_status(&a.replication),
+            LinkStatus::Down | LinkStatus::Syncing
+        ))
+    });
+    let want_offsets = coarse || primary_failing || link_broken;
+    let mut events: Vec<Event> = Vec::new();
+    for (name, outcome) in results {
+        if state.pods.contains_key(name) {
+            events.extend(observe_cluster_probe(
+                state,
+                name,
+                &observation(outcome),
+                cap,
+                want_offsets,
+            ));
+        }
+    }
+    events
+}
+
+/// How often pods are probed while slot moves hold the runtime.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// What, among a round's events, the runtime must act on at once rather
+/// than wait for slot moves to end: a pod that stops answering, a node
+/// that changes role, a primary whose process restarted in place, a
+/// replica whose link drops or that starts a full resync (from a
+/// restarted, emptied primary it would lose what it holds once the
+/// primary's sync delay is over).
+pub(super) fn alarm(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::PodReachabilityObserved { pod, reachability }
+            if *reachability != Reachability::Reachable =>
+        {
+            Some(format!("{pod} does not answer ({reachability:?})"))
+        }
+        Event::NodeRoleObserved { pod, role, .. } => {
+            Some(format!("{pod} now reports the {role:?} role"))
+        }
+        Event::PrimaryHistoryReset { pod, .. } => Some(format!(
+            "{pod} answers with a new replication history (its process restarted in place)"
+        )),
+        Event::ReplicationObserved { pod, link, .. }
+            if matches!(link, LinkStatus::Down | LinkStatus::Syncing) =>
+        {
+            Some(format!("{pod}'s link to its primary is {link:?}"))
+        }
+        _ => None,
+    })
+}
+
+/// Probes every pod every [`WATCH_EVERY`] until a round shows something
+/// [`alarm`] names (against `state`, the journal before the moves), and
+/// returns it. Never returns otherwise: run beside the moves.
+pub(super) async fn watch_for_alarm(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+    state: &ClusterState,
+    cap: u32,
+) -> String {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let results = probe_pods(client, pods).await;
+        if let Some(why) = alarm(&round_events(state, &results, cap, false)) {
+            return why;
+        }
+    }
+}
+
 /// Probes every pod of a Cluster once, records, decides and acts.
 pub async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
@@ -62,11 +172,7 @@ pub async fn round(
     if pods.is_empty() {
         return Ok(());
     }
-    let results: Vec<(String, Outcome)> = join_all(
-        pods.iter()
-            .map(|(name, addr)| async { (name.clone(), probe(&client, *addr).await) }),
-    )
-    .await;
+    let results = probe_pods(&client, &pods).await;
     let mut guard = rt.lock().await;
     if guard.actions() != actions {
         // An action ran meanwhile: these answers may predate it.
@@ -90,41 +196,9 @@ pub async fn round(
         })
         .collect();
     guard.observe_probes(&answers);
-    let shard_primaries: Vec<String> = guard
-        .state
-        .cluster
-        .shards()
-        .iter()
-        .map(|s| s.primary.to_owned())
-        .collect();
-    let primary_failing = results
-        .iter()
-        .any(|(name, r)| shard_primaries.contains(name) && !matches!(r, Some(Ok(_))))
-        || guard.state.pods.values().any(|v| v.terminating);
-    // A replica whose link is down or resyncing may hold writes its
-    // primary no longer has (a primary restarted in place): offsets are
-    // then journaled every round, the primary's and the replica's from
-    // the same round, so the decider compares like with like.
-    let link_broken = results.iter().any(|(_, r)| {
-        matches!(r, Some(Ok(a)) if matches!(
-            link_status(&a.replication),
-            LinkStatus::Down | LinkStatus::Syncing
-        ))
-    });
-    let want_offsets = coarse || primary_failing || link_broken;
+    let shard_primaries = shard_primaries(&guard.state);
     let cap = failure_cap(&guard);
-    let mut events: Vec<Event> = Vec::new();
-    for (name, outcome) in &results {
-        if guard.state.pods.contains_key(name) {
-            events.extend(observe_cluster_probe(
-                &guard.state,
-                name,
-                &observation(outcome),
-                cap,
-                want_offsets,
-            ));
-        }
-    }
+    let events = round_events(&guard.state, &results, cap, coarse);
     guard.record(events, None).await?;
     // A shard primary that refused is probed once more at once: death is
     // confirmed in one probe's time, not one interval's.

@@ -274,6 +274,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             meta: &meta,
             spec: &spec,
             state: &rt.state,
+            interrupt: None,
         };
         match read_password(&client, target).await {
             Ok(password) => rt.set_password(password).await,

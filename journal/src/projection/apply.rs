@@ -338,7 +338,16 @@ impl ClusterState {
                     from_node, to_node, ..
                 }) = settled.as_ref().map(|s| &s.planned.intent)
                 {
-                    self.reshard.move_failed(from_node, to_node, error, at);
+                    // A move that handed back while its job is still
+                    // seen under way has not failed: the job goes on.
+                    let running = self
+                        .reshard
+                        .migrations
+                        .values()
+                        .any(|m| m.job.source == *from_node && m.job.target == *to_node);
+                    if !running {
+                        self.reshard.move_failed(from_node, to_node, error, at);
+                    }
                 }
                 let kind = if *retryable { "retryable" } else { "permanent" };
                 self.history(

@@ -186,20 +186,25 @@ impl Move<'_> {
                 break Ended::Over(job);
             }
             last = Some(job);
-            if progressed.elapsed() >= STALL || timeline.started.elapsed() >= FOLLOW_MAX {
+            let why = if progressed.elapsed() >= STALL {
+                Some("no progress for a minute".to_owned())
+            } else if timeline.started.elapsed() >= FOLLOW_MAX {
+                Some("longer than one action waits".to_owned())
+            } else {
+                self.target
+                    .interrupted()
+                    .map(|why| format!("the operator stopped waiting to act on: {why}"))
+            };
+            if let Some(why) = why {
                 let name = name.as_deref().unwrap_or("?");
                 let phase = last.as_ref().map_or("?", |j| j.phase.name());
                 return Err(ActError::NotYet(format!(
-                    "slot migration job {name} from {} to {} is still {phase} after {} s ({}); left running, to be followed again",
+                    "slot migration job {name} from {} to {} is still {phase} after {} s ({why}); left running, to be followed again",
                     self.from,
                     self.to,
                     timeline.started.elapsed().as_secs(),
-                    if progressed.elapsed() >= STALL {
-                        "no progress for a minute"
-                    } else {
-                        "longer than one action waits"
-                    }
-                )));
+                ))
+                .with_facts(events));
             }
             tokio::time::sleep(JOB_POLL).await;
         };
@@ -231,14 +236,19 @@ impl Move<'_> {
         };
         match ended {
             Ended::Over(job) if job.phase == MigrationPhase::Succeeded => {
-                if !self.target_owns(slots).await? {
+                let owns = match self.target_owns(slots).await {
+                    Ok(owns) => owns,
+                    Err(err) => return Err(err.with_facts(events)),
+                };
+                if !owns {
                     return Err(ActError::NotYet(format!(
                         "slot migration job {} reported success, but {} does not claim {} after {} s",
                         job.name,
                         self.to,
                         describe_slots(slots),
                         OWNERSHIP_WAIT.as_secs()
-                    )));
+                    ))
+                    .with_facts(events));
                 }
                 events.extend(self.reports(&[]).await);
                 let total = timeline.at("success").unwrap_or_default();
@@ -253,7 +263,11 @@ impl Move<'_> {
                 ))
             }
             Ended::Over(job) if job.ambiguous() => {
-                if self.target_owns(slots).await? {
+                let owns = match self.target_owns(slots).await {
+                    Ok(owns) => owns,
+                    Err(err) => return Err(err.with_facts(events)),
+                };
+                if owns {
                     events.extend(self.reports(&[]).await);
                     Ok(done(
                         format!(
@@ -271,7 +285,8 @@ impl Move<'_> {
                         job.message,
                         self.to,
                         OWNERSHIP_WAIT.as_secs()
-                    )))
+                    ))
+                    .with_facts(events))
                 }
             }
             Ended::Over(job) => Err(ActError::NotYet(format!(
@@ -287,7 +302,8 @@ impl Move<'_> {
                 } else {
                     job.message.as_str()
                 }
-            ))),
+            ))
+            .with_facts(events)),
             Ended::Vanished(last) => {
                 if let Some(job) = last {
                     events.push(Event::SlotMigrationObserved {
@@ -302,7 +318,11 @@ impl Move<'_> {
                         }),
                     });
                 }
-                if self.target_owns(slots).await? {
+                let owns = match self.target_owns(slots).await {
+                    Ok(owns) => owns,
+                    Err(err) => return Err(err.with_facts(events)),
+                };
+                if owns {
                     events.extend(self.reports(&[]).await);
                     Ok(done(
                         format!(
@@ -315,7 +335,8 @@ impl Move<'_> {
                     Err(ActError::NotYet(format!(
                         "the slot migration of {what} vanished from {} (its process restarted or died) and {} does not own the slots: not moved",
                         self.from, self.to
-                    )))
+                    ))
+                    .with_facts(events))
                 }
             }
         }

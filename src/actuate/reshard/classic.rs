@@ -163,6 +163,17 @@ impl Move<'_> {
                     describe_slots(&merge_slots(moved))
                 )));
             }
+            if let Some(why) = self.target.interrupted() {
+                let (told, _) = self.announce(&moved).await;
+                return Err(ActError::NotYet(format!(
+                    "moved {} of {} from {} to {} by the classic pipeline, then stopped so the operator can act on: {why}; the rest is decided again",
+                    slots_text(&merge_slots(moved)),
+                    slots_text(slots),
+                    self.from,
+                    self.to
+                ))
+                .with_facts(self.reports(&told).await));
+            }
             keys = keys.saturating_add(self.move_slot(slot, &from_now, &to_now).await?);
             moved.push(slot);
         }

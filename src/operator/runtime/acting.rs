@@ -182,7 +182,7 @@ impl ClusterRuntime {
         let Some(Ok(spec)) = self.state.desired_spec() else {
             return Ok(false);
         };
-        if planned.len() > 1
+        if !planned.is_empty()
             && planned
                 .iter()
                 .all(|p| matches!(p.intent, Intent::MoveSlots { .. }))
@@ -211,6 +211,7 @@ impl ClusterRuntime {
                 meta: &self.meta,
                 spec: &spec,
                 state: &self.state,
+                interrupt: None,
             };
             let result = self.executor.execute(&p.intent, target).await;
             self.actions = self.actions.wrapping_add(1);
@@ -218,7 +219,7 @@ impl ClusterRuntime {
                 Ok(done) => self.succeeded(p, done, cause).await?,
                 Err(err) => {
                     let message = err.to_string();
-                    self.failed(p, &err, cause).await?;
+                    self.failed(p, err, cause).await?;
                     failed = Some(message);
                 }
             }
@@ -230,6 +231,16 @@ impl ClusterRuntime {
     /// own job, and a reshard takes as long as its longest move, not the
     /// sum of them. Each outcome is journaled as for any intent; one
     /// failing does not stop the others (they touch other nodes' slots).
+    ///
+    /// Moves can take minutes, and while they run the runtime records
+    /// nothing and decides nothing; so every pod is probed beside them,
+    /// and when a round shows what must be acted on at once (a pod that
+    /// stops answering, a primary restarted in place: its replica would
+    /// resync from it and lose what it holds once the primary's sync
+    /// delay is over) the moves hand back, their jobs left running, a
+    /// fresh round is journaled, and the next decision (a failover goes
+    /// before resharding) is taken at once; the jobs are followed again
+    /// by the decision after.
     async fn execute_moves(
         &mut self,
         planned: &[PlannedIntent],
@@ -239,18 +250,48 @@ impl ClusterRuntime {
         if !self.leading() {
             return Ok(false);
         }
-        let target = Target {
-            meta: &self.meta,
-            spec,
-            state: &self.state,
+        let pods: Vec<(String, Option<std::net::SocketAddr>)> = self
+            .state
+            .pods
+            .iter()
+            .map(|(name, view)| {
+                (
+                    name.clone(),
+                    view.ip.as_deref().and_then(crate::resources::valkey_addr),
+                )
+            })
+            .collect();
+        let cap = crate::operator::prober::failure_cap(self);
+        let (interrupt, interrupted) = watch::channel(None::<String>);
+        let (results, alarm) = {
+            let target = Target {
+                meta: &self.meta,
+                spec,
+                state: &self.state,
+                interrupt: Some(&interrupted),
+            };
+            let executor = &self.executor;
+            let moves = futures::future::join_all(
+                planned
+                    .iter()
+                    .map(|p| async move { executor.execute(&p.intent, target).await }),
+            );
+            futures::pin_mut!(moves);
+            let watch = crate::operator::cluster_prober::watch_for_alarm(
+                &self.probe_client,
+                &pods,
+                &self.state,
+                cap,
+            );
+            tokio::select! {
+                results = &mut moves => (results, None),
+                why = watch => {
+                    tracing::info!(seq = self.state.last_seq, why = %why, "slot moves hand back");
+                    interrupt.send_replace(Some(why.clone()));
+                    (moves.await, Some(why))
+                }
+            }
         };
-        let executor = &self.executor;
-        let results = futures::future::join_all(
-            planned
-                .iter()
-                .map(|p| async move { executor.execute(&p.intent, target).await }),
-        )
-        .await;
         self.actions = self
             .actions
             .wrapping_add(u64::try_from(planned.len()).unwrap_or(u64::MAX));
@@ -269,14 +310,23 @@ impl ClusterRuntime {
             }
         }
         let mut results = results;
-        for done in results.iter_mut().flatten() {
-            done.events
-                .retain(|e| !matches!(e, Event::ClusterNodeObserved { .. }));
+        let own = |e: &Event| !matches!(e, Event::ClusterNodeObserved { .. });
+        for result in &mut results {
+            match result {
+                Ok(done) => done.events.retain(own),
+                Err(err) => {
+                    let mut facts = err.take_facts();
+                    facts.retain(own);
+                    let error = std::mem::replace(err, ActError::NotYet(String::new()));
+                    *err = error.with_facts(facts);
+                }
+            }
         }
         let target = Target {
             meta: &self.meta,
             spec,
             state: &self.state,
+            interrupt: None,
         };
         let fresh = self.executor.reports_of(target, &ends).await;
         self.record_now(fresh, cause).await?;
@@ -286,9 +336,22 @@ impl ClusterRuntime {
                 Ok(done) => self.succeeded(p, done, cause).await?,
                 Err(err) => {
                     all = false;
-                    self.failed(p, &err, cause).await?;
+                    self.failed(p, err, cause).await?;
                 }
             }
+        }
+        if alarm.is_some() {
+            // What made the moves hand back, journaled now so that the
+            // next decision sees it: a whole round, offsets included (a
+            // failover compares the primary's and its replicas').
+            let results =
+                crate::operator::cluster_prober::probe_pods(&self.probe_client, &pods).await;
+            let cap = crate::operator::prober::failure_cap(self);
+            let events =
+                crate::operator::cluster_prober::round_events(&self.state, &results, cap, true);
+            self.record_now(events, cause).await?;
+            // Not a failure to back off from: decide again at once.
+            return Ok(true);
         }
         Ok(all)
     }
@@ -329,19 +392,18 @@ impl ClusterRuntime {
     async fn failed(
         &mut self,
         p: &PlannedIntent,
-        err: &ActError,
+        mut err: ActError,
         cause: Option<Uuid>,
     ) -> Result<(), OperatorError> {
         tracing::warn!(seq = self.state.last_seq, intent = ?p.intent, error = %err, "intent failed");
-        self.record_now(
-            vec![Event::IntentFailed {
-                intent_id: p.intent_id,
-                error: err.to_string(),
-                retryable: err.is_retryable(),
-            }],
-            cause,
-        )
-        .await?;
+        // What the action saw before it failed goes first.
+        let mut events = err.take_facts();
+        events.push(Event::IntentFailed {
+            intent_id: p.intent_id,
+            error: err.to_string(),
+            retryable: err.is_retryable(),
+        });
+        self.record_now(events, cause).await?;
         self.publish_event(
             Kind::Warning,
             intent_name(&p.intent),

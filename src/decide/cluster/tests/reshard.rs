@@ -335,3 +335,56 @@ fn a_move_failing_with_the_same_error_is_given_up_and_the_status_says_so() {
     g.applied(3);
     assert_eq!(g.decide().len(), 3);
 }
+
+#[test]
+fn a_move_that_hands_back_while_its_job_runs_is_not_a_failure_and_is_never_given_up() {
+    let mut g = laid_out(4, &three_bare(), 4, 0);
+    g.event(Event::SlotMigrationObserved {
+        pod: pod(0),
+        job: job("replicating"),
+        elapsed_ms: None,
+    });
+    for n in 0..super::super::resharding::MAX_SAME_FAILURES + 2 {
+        let planned = g.decide();
+        assert_eq!(planned.len(), 1, "try {n}: {planned:?}");
+        let id = uuid::Uuid::from_u128(9_100 + u128::from(n));
+        g.event(Event::Decided {
+            intents: vec![logbook_journal::PlannedIntent {
+                intent_id: id,
+                intent: planned[0].intent.clone(),
+                reason: planned[0].reason.clone(),
+            }],
+        });
+        g.event(Event::IntentFailed {
+            intent_id: id,
+            error: "slot migration job f from demo-0 to demo-3 is still replicating after 2 s (the operator stopped waiting to act on: demo-1 does not answer (Refused)); left running, to be followed again".into(),
+            retryable: true,
+        });
+    }
+    assert!(
+        g.state.reshard.failures.is_empty(),
+        "{:?}",
+        g.state.reshard.failures
+    );
+    // The same error once the job is over counts.
+    g.event(Event::SlotMigrationObserved {
+        pod: pod(0),
+        job: job("failed"),
+        elapsed_ms: None,
+    });
+    let planned = g.decide();
+    let id = uuid::Uuid::from_u128(9_200);
+    g.event(Event::Decided {
+        intents: vec![logbook_journal::PlannedIntent {
+            intent_id: id,
+            intent: planned[0].intent.clone(),
+            reason: planned[0].reason.clone(),
+        }],
+    });
+    g.event(Event::IntentFailed {
+        intent_id: id,
+        error: "slot migration job f moving 1366 slots failed: OOM".into(),
+        retryable: true,
+    });
+    assert_eq!(g.state.reshard.failures.len(), 1);
+}
