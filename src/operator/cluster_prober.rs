@@ -114,11 +114,15 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// that changes role, a primary whose process restarted in place, a
 /// replica whose link drops or that starts a full resync (from a
 /// restarted, emptied primary it would lose what it holds once the
-/// primary's sync delay is over).
-pub(super) fn alarm(events: &[Event]) -> Option<String> {
+/// primary's sync delay is over). Changes only, against `state`: a pod
+/// already known failing (each probe of it is journaled again, up to a
+/// cap) or a link already known down are not news.
+pub(super) fn alarm(state: &ClusterState, events: &[Event]) -> Option<String> {
+    let view = |pod: &str| state.pods.get(pod);
     events.iter().find_map(|e| match e {
         Event::PodReachabilityObserved { pod, reachability }
-            if *reachability != Reachability::Reachable =>
+            if *reachability != Reachability::Reachable
+                && view(pod).is_some_and(|v| v.reachability != Some(*reachability)) =>
         {
             Some(format!("{pod} does not answer ({reachability:?})"))
         }
@@ -129,7 +133,8 @@ pub(super) fn alarm(events: &[Event]) -> Option<String> {
             "{pod} answers with a new replication history (its process restarted in place)"
         )),
         Event::ReplicationObserved { pod, link, .. }
-            if matches!(link, LinkStatus::Down | LinkStatus::Syncing) =>
+            if matches!(link, LinkStatus::Down | LinkStatus::Syncing)
+                && view(pod).is_some_and(|v| v.link != Some(*link)) =>
         {
             Some(format!("{pod}'s link to its primary is {link:?}"))
         }
@@ -149,7 +154,7 @@ pub(super) async fn watch_for_alarm(
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let results = probe_pods(client, pods).await;
-        if let Some(why) = alarm(&round_events(state, &results, cap, false)) {
+        if let Some(why) = alarm(state, &round_events(state, &results, cap, false)) {
             return why;
         }
     }
@@ -225,4 +230,69 @@ pub async fn round(
     guard.flush_due().await?;
     guard.publish_status(None).await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use logbook_journal::projection::PodView;
+    use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, ReplId, Role};
+
+    use super::alarm;
+
+    fn state() -> ClusterState {
+        let mut state = ClusterState::default();
+        for (pod, reach, link) in [
+            ("p-0", Reachability::Reachable, None),
+            ("p-1", Reachability::Refused, Some(LinkStatus::Down)),
+            ("p-2", Reachability::Reachable, Some(LinkStatus::Up)),
+        ] {
+            state.pods.insert(
+                pod.to_owned(),
+                PodView {
+                    reachability: Some(reach),
+                    link,
+                    ..PodView::default()
+                },
+            );
+        }
+        state
+    }
+
+    fn reach(pod: &str, reachability: Reachability) -> Event {
+        Event::PodReachabilityObserved {
+            pod: pod.to_owned(),
+            reachability,
+        }
+    }
+
+    fn link(pod: &str, link: LinkStatus) -> Event {
+        Event::ReplicationObserved {
+            pod: pod.to_owned(),
+            link,
+            offset: 0,
+            replid: ReplId::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap(),
+        }
+    }
+
+    #[test]
+    fn changes_that_must_be_acted_on_at_once_are_alarms_and_what_is_known_is_not() {
+        let s = state();
+        assert!(alarm(&s, &[]).is_none());
+        let why = alarm(&s, &[reach("p-0", Reachability::Refused)]).unwrap();
+        assert!(why.contains("p-0 does not answer"), "{why}");
+        // Known failing: journaled again, but not news.
+        assert!(alarm(&s, &[reach("p-1", Reachability::Refused)]).is_none());
+        assert!(alarm(&s, &[reach("p-1", Reachability::Reachable)]).is_none());
+        assert!(alarm(&s, &[link("p-1", LinkStatus::Down)]).is_none());
+        let why = alarm(&s, &[link("p-2", LinkStatus::Syncing)]).unwrap();
+        assert!(why.contains("p-2's link"), "{why}");
+        assert!(alarm(&s, &[link("p-2", LinkStatus::Up)]).is_none());
+        let role = Event::NodeRoleObserved {
+            pod: "p-2".to_owned(),
+            role: Role::Primary,
+            primary: None,
+        };
+        assert!(alarm(&s, &[role]).is_some());
+    }
 }

@@ -185,3 +185,19 @@ pub fn decided_names(events: &[logbook_journal::Envelope]) -> Vec<String> {
         .flatten()
         .collect()
 }
+
+/// Each distinct failure of an intent (job names, ids and numbers
+/// blanked), with how often it occurred, most frequent first.
+pub fn failures(events: &[logbook_journal::Envelope]) -> Vec<(usize, String)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in events {
+        if let logbook_journal::Event::IntentFailed { error, .. } = &e.body {
+            *counts
+                .entry(logbook_journal::projection::reshard::error_shape(error))
+                .or_default() += 1;
+        }
+    }
+    let mut out: Vec<(usize, String)> = counts.into_iter().map(|(e, n)| (n, e)).collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
