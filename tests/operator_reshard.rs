@@ -333,7 +333,7 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     let events = env.journal_events(&stream).await;
     let decided = decided_names(&events);
     eprintln!("decided: {decided:?}");
-    eprintln!("failures: {:#?}", failures(&events));
+    eprintln!("outcomes: {:#?}", outcomes(&events));
     // Moves hand back for an incident, then go on: not over and over.
     let moves = decided
         .iter()

@@ -186,18 +186,24 @@ pub fn decided_names(events: &[logbook_journal::Envelope]) -> Vec<String> {
         .collect()
 }
 
-/// Each distinct failure of an intent (job names, ids and numbers
-/// blanked), with how often it occurred, most frequent first.
-pub fn failures(events: &[logbook_journal::Envelope]) -> Vec<(usize, String)> {
+/// Each distinct outcome of an intent (`ok: `, `failed: `, `abandoned: `
+/// and the detail, with job names, ids and numbers blanked), with how
+/// often it occurred, most frequent first.
+pub fn outcomes(events: &[logbook_journal::Envelope]) -> Vec<(usize, String)> {
+    use logbook_journal::Event;
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for e in events {
-        if let logbook_journal::Event::IntentFailed { error, .. } = &e.body {
-            *counts
-                .entry(logbook_journal::projection::reshard::error_shape(error))
-                .or_default() += 1;
-        }
+        let text = match &e.body {
+            Event::IntentSucceeded { detail, .. } => format!("ok: {detail}"),
+            Event::IntentFailed { error, .. } => format!("failed: {error}"),
+            Event::IntentAbandoned { reason, .. } => format!("abandoned: {reason}"),
+            _ => continue,
+        };
+        *counts
+            .entry(logbook_journal::projection::reshard::error_shape(&text))
+            .or_default() += 1;
     }
     let mut out: Vec<(usize, String)> = counts.into_iter().map(|(e, n)| (n, e)).collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|o| std::cmp::Reverse(o.0));
     out
 }

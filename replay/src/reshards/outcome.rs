@@ -57,7 +57,16 @@ impl Reshards {
             Event::IntentSucceeded { detail, .. } => detail.clone(),
             _ => detail,
         };
+        // The projection's own rule: a move whose job is still seen under
+        // way has not failed.
+        let running = self.state.reshard.migrations.values().any(|m| {
+            Some(m.job.source.as_str()) == mig.source.node_id.as_deref()
+                && Some(m.job.target.as_str()) == mig.target.node_id.as_deref()
+        });
         mig.outcome = match how {
+            Outcome::Failed(error) if running && !ambiguous => {
+                MoveOutcome::LeftRunning { detail: error }
+            }
             Outcome::Completed | Outcome::Failed(_) if ambiguous => MoveOutcome::Ambiguous {
                 resolved: if owned == mig.slot_count {
                     "moved"
@@ -107,7 +116,9 @@ impl Reshards {
                 run.same_error = 0;
                 run.last_error.clear();
             }
-            MoveOutcome::Abandoned { .. } | MoveOutcome::Pending => {}
+            MoveOutcome::LeftRunning { .. }
+            | MoveOutcome::Abandoned { .. }
+            | MoveOutcome::Pending => {}
         }
         self.judge(r);
     }

@@ -121,6 +121,14 @@ pub enum MoveOutcome {
         /// Whether deciding it again may succeed.
         retryable: bool,
     },
+    /// `IntentFailed` while its job was still seen under way: the move
+    /// handed back (the operator had something to act on first, or the
+    /// job outlasted one action's wait) and the job went on; the next
+    /// decision follows it. Not a failure.
+    LeftRunning {
+        /// What the executor said.
+        detail: String,
+    },
     /// Its job failed after the source unpaused ("may have succeeded with
     /// lost writes"): slot ownership decided.
     Ambiguous {

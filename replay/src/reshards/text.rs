@@ -74,6 +74,9 @@ pub fn describe_move(outcome: &MoveOutcome) -> String {
             "ambiguous (the job failed after its source unpaused: it may have moved the slots and lost writes), resolved by ownership: {resolved}; the intent {outcome}: {detail}"
         ),
         MoveOutcome::Abandoned { reason } => format!("abandoned: {reason}"),
+        MoveOutcome::LeftRunning { detail } => {
+            format!("handed back, its job left running (followed by the next decision): {detail}")
+        }
         MoveOutcome::Pending => "no outcome yet".to_owned(),
     }
 }

@@ -123,10 +123,38 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
     out
 }
 
+/// The node ids of the members linked to `anchor`, directly or not: two
+/// members are linked when either lists the other (gossip then tells
+/// each what the other knows).
+fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> {
+    let linked = |a: &Member<'_>, b: &Member<'_>| {
+        a.report.peer(b.node_id()).is_some() || b.report.peer(a.node_id()).is_some()
+    };
+    let mut island: BTreeSet<&'a str> = BTreeSet::from([anchor.node_id()]);
+    loop {
+        let before = island.len();
+        for m in members {
+            if !island.contains(m.node_id())
+                && members
+                    .iter()
+                    .any(|o| island.contains(o.node_id()) && linked(m, o))
+            {
+                island.insert(m.node_id());
+            }
+        }
+        if island.len() == before {
+            return island;
+        }
+    }
+}
+
 /// `MeetNode` for each member the cluster does not know at its address:
 /// met from every member holding a stale address for it, and from the
-/// anchor (the first member owning slots, else the first member) when no
-/// member knows it at all.
+/// anchor (the first member owning slots, else the first member) when it
+/// is not linked to the anchor at all — no member knows it, or only
+/// members of another island do (two meets decided from different
+/// anchors, each before the other's pod was a member, leave two islands
+/// that each know all their own: gossip never joins them).
 fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
     let anchor = members
         .iter()
@@ -135,6 +163,7 @@ fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
     let Some(anchor) = anchor else {
         return Vec::new();
     };
+    let island = island(members, anchor);
     let mut out = Vec::new();
     for m in members {
         let Some(ip) = m.ip() else {
@@ -142,20 +171,15 @@ fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
         };
         let others = members.iter().filter(|o| o.node_id() != m.node_id());
         let mut stale: Vec<&str> = Vec::new();
-        let mut known = false;
         for o in others {
-            match o.report.peer(m.node_id()) {
-                Some(peer)
-                    if peer.ip.as_deref() != Some(ip) || peer.health == PeerHealth::NoAddress =>
-                {
-                    stale.push(o.name());
-                }
-                Some(_) => known = true,
-                None => {}
+            if let Some(peer) = o.report.peer(m.node_id())
+                && (peer.ip.as_deref() != Some(ip) || peer.health == PeerHealth::NoAddress)
+            {
+                stale.push(o.name());
             }
         }
         let mut from = stale.clone();
-        if !known && m.node_id() != anchor.node_id() && !from.contains(&anchor.name()) {
+        if !island.contains(m.node_id()) && !from.contains(&anchor.name()) {
             from.push(anchor.name());
         }
         if from.is_empty() {

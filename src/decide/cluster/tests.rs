@@ -189,6 +189,27 @@ fn once_meshed_the_slots_are_split_evenly_over_the_first_pods() {
 }
 
 #[test]
+fn two_islands_met_from_different_anchors_are_joined_from_the_anchor() {
+    // demo-0 was not a member yet when demo-1 met demo-2 and demo-3;
+    // then demo-0 met demo-4 and demo-5. Each island knows all its own.
+    let mut g = Given::cluster(3, 1);
+    for island in [[0, 4, 5], [1, 2, 3]] {
+        let peers: Vec<_> = island.iter().map(|i| (*i, 0, PeerHealth::Ok)).collect();
+        for i in island {
+            g.report(&lone(i), &peers, &[]);
+        }
+    }
+    let want: Vec<Intent> = [1, 2, 3]
+        .into_iter()
+        .map(|i| Intent::MeetNode {
+            pod: pod(i),
+            from: vec![pod(0)],
+        })
+        .collect();
+    assert_eq!(g.intents(), want);
+}
+
+#[test]
 fn slots_wait_for_every_pod_to_know_every_other() {
     let mut g = Given::cluster(3, 1);
     let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();

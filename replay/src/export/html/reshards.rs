@@ -52,6 +52,7 @@ const fn outcome_class(o: &MoveOutcome) -> &'static str {
         MoveOutcome::Failed { .. } => "outcome-failed",
         MoveOutcome::Ambiguous { .. } => "outcome-ambiguous",
         MoveOutcome::Abandoned { .. } => "outcome-abandoned",
+        MoveOutcome::LeftRunning { .. } => "outcome-pending",
         MoveOutcome::Pending => "outcome-pending",
     }
 }
@@ -345,9 +346,10 @@ fn write_migration_row(
     let verdict = match &mig.outcome {
         MoveOutcome::Succeeded { .. } => "ok",
         MoveOutcome::Failed { .. } => "bad",
-        MoveOutcome::Ambiguous { .. } | MoveOutcome::Abandoned { .. } | MoveOutcome::Pending => {
-            "warn"
-        }
+        MoveOutcome::Ambiguous { .. }
+        | MoveOutcome::Abandoned { .. }
+        | MoveOutcome::LeftRunning { .. }
+        | MoveOutcome::Pending => "warn",
     };
     writeln!(
         out,
