@@ -15,12 +15,8 @@
 
 mod operator_common;
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use logbook_crds::ValkeyCluster;
 use logbook_journal::Event;
 use operator_common::*;
 
@@ -36,128 +32,6 @@ fn yaml(debug: bool) -> String {
     y
 }
 
-/// Ready with `shards` shards of one replica, each holding 16384 /
-/// `shards` slots (±1), no reshard in the status.
-fn balanced(vkc: &ValkeyCluster, shards: usize) -> bool {
-    is_ready(vkc, shards * 2)
-        && vkc.status.as_ref().is_some_and(|s| {
-            let counts: Vec<i32> = s
-                .shards
-                .iter()
-                .map(|sh| sh.slots.iter().map(|r| r.end - r.start + 1).sum())
-                .collect();
-            let base = i32::try_from(16_384 / shards).unwrap();
-            s.reshard.is_none()
-                && s.shards.len() == shards
-                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
-                && counts.iter().sum::<i32>() == 16_384
-                && counts.iter().all(|c| *c == base || *c == base + 1)
-        })
-}
-
-fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
-    vkc.status
-        .as_ref()
-        .map(|s| {
-            s.shards
-                .iter()
-                .filter_map(|sh| sh.primary.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn seeds(env: &Env, pods: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for i in 0..pods {
-        out.push(env.pod_addr(&format!("shop-{i}")).await);
-    }
-    out
-}
-
-/// `k:0` .. `k:{KEYS}` (value: the number), piped to each slot's owner.
-async fn load(seeds: &[String], password: &str) {
-    let pw = logbook::valkey::Password::new(password.to_owned());
-    let map = logbook_bench::cluster_client::slot_map(seeds, Some(&pw))
-        .await
-        .unwrap();
-    let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for i in 0..KEYS {
-        let key = format!("k:{i}");
-        let value = i.to_string();
-        let slot = logbook_bench::slots::key_slot(key.as_bytes());
-        let owner = map.owner(slot).expect("every slot owned").to_string();
-        let buf = by_owner.entry(owner).or_default();
-        write!(
-            buf,
-            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
-            key.len(),
-            value.len()
-        )
-        .unwrap();
-    }
-    for (addr, commands) in by_owner {
-        let (host, port) = addr.rsplit_once(':').unwrap();
-        let mut child = Command::new("redis-cli")
-            .args([
-                "-h",
-                host,
-                "-p",
-                port,
-                "--no-auth-warning",
-                "-a",
-                password,
-                "--pipe",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("redis-cli runs");
-        child.stdin.take().unwrap().write_all(&commands).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("errors: 0"), "loading into {addr}: {text}");
-    }
-}
-
-/// A cluster-aware client writing `w:N` keys, each acknowledged by a
-/// replica (`WAIT 1`) before it counts.
-async fn start_writer(env: &Env, password: &str) -> logbook_bench::WriteProbe {
-    let mut config =
-        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(env, 6).await, "w");
-    config.password = Some(logbook::valkey::Password::new(password.to_owned()));
-    logbook_bench::cluster_writer::start_cluster_probe(config)
-}
-
-/// Every loaded key and every acknowledged write, read through the
-/// slots' owners.
-async fn assert_every_key(env: &Env, pods: usize, password: &str, acked: &[u64]) {
-    let pw = logbook::valkey::Password::new(password.to_owned());
-    let seeds = seeds(env, pods).await;
-    let loaded: Vec<u64> = (0..KEYS).collect();
-    let missing =
-        logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
-            .await
-            .unwrap();
-    assert!(
-        missing.is_empty(),
-        "{} of {KEYS} loaded keys missing: {:?}",
-        missing.len(),
-        missing.iter().take(10).collect::<Vec<_>>()
-    );
-    let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", acked)
-        .await
-        .unwrap();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged writes lost: {:?}",
-        missing.len(),
-        acked.len(),
-        missing.iter().take(10).collect::<Vec<_>>()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write() {
     let env = Env::start("reshard").await;
@@ -167,7 +41,7 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     })
     .await;
     let password = env.password("shop").await;
-    load(&seeds(&env, 6).await, &password).await;
+    load(&seeds(&env, 6).await, &password, KEYS).await;
     let probe = start_writer(&env, &password).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -195,7 +69,7 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
         "too few writes acknowledged: {}",
         acked.len()
     );
-    assert_every_key(&env, 6, &password, &acked).await;
+    assert_every_key(&env, 6, &password, KEYS, &acked).await;
 
     let stream = env.stream("shop").await;
     let mut env = env;
@@ -248,7 +122,7 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         })
         .await;
     let password = env.password("shop").await;
-    load(&seeds(&env, 6).await, &password).await;
+    load(&seeds(&env, 6).await, &password, KEYS).await;
     let probe = start_writer(&env, &password).await;
 
     // Out: every source's job is held before its write pause; one
@@ -325,7 +199,7 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
     eventually_clean(&env, &password, 6, Duration::from_secs(90)).await;
     let log = probe.stop().await;
     let acked = log.acked_keys();
-    assert_every_key(&env, 6, &password, &acked).await;
+    assert_every_key(&env, 6, &password, KEYS, &acked).await;
 
     let stream = env.stream("shop").await;
     let mut env = env;

@@ -3,7 +3,7 @@
 //! and `/data`: a pod with no decided primary boots fenced (a read-only
 //! replica of the TEST-NET fence address), a decided primary is followed,
 //! and the password reaches the server without ever being on a command
-//! line.
+//! line. In an image without `valkey-server` it runs `redis-server`.
 
 #![allow(
     clippy::unwrap_used,
@@ -98,12 +98,17 @@ impl Server {
             "{}/valkey-server is missing: run `make setup`",
             bin.display()
         );
+        Server::start_from(pod, &bin, password)
+    }
+
+    /// The script with `bin` heading `PATH` (then `/usr/bin:/bin`).
+    fn start_from(pod: &Pod, bin: &Path, password: Option<&str>) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = pod.command(&bin, port, password).spawn().unwrap();
+        let child = pod.command(bin, port, password).spawn().unwrap();
         let mut server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -284,4 +289,27 @@ fn start_script_fences_follows_and_hides_the_password() {
     // The ConfigMap's copy never holds it.
     let conf = std::fs::read_to_string(pod.path("etc/valkey.conf")).unwrap();
     assert!(!conf.contains("requirepass"));
+}
+
+#[test]
+fn without_valkey_server_the_script_runs_redis_server() {
+    // No valkey-server on PATH, as in a Redis image: /usr/bin's
+    // redis-server (Debian's 7.0) runs the rendered config, cluster
+    // directives and password included.
+    let empty = tempfile::tempdir().unwrap();
+    let pod = Pod::new(&ValkeyClusterSpec::with_topology(Topology::Cluster), None);
+    let server = Server::start_from(&pod, empty.path(), Some("s3cret"));
+    let mut c = server.connect();
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), Reply::Status("OK".into()));
+    let Reply::Bulk(Some(info)) = c.cmd(&["INFO", "server"]) else {
+        panic!("INFO server");
+    };
+    assert!(info.contains("redis_version:"), "{info}");
+    assert!(!info.contains("valkey_version:"), "{info}");
+    let Reply::Bulk(Some(info)) = c.cmd(&["CLUSTER", "INFO"]) else {
+        panic!("CLUSTER INFO");
+    };
+    assert!(info.contains("cluster_state:"), "{info}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("redis-server"));
 }

@@ -1,6 +1,7 @@
 //! `start.sh`, the Valkey container's entrypoint: it writes the runtime
 //! `valkey.conf` (the ConfigMap's, plus the password and the boot role) and
-//! execs `valkey-server` on it.
+//! execs `valkey-server` on it (`redis-server` in an image that has no
+//! `valkey-server`).
 //!
 //! Why a script: the password must reach `valkey.conf` without ever being on
 //! a command line or in a ConfigMap, and the role a pod boots with must be
@@ -8,7 +9,7 @@
 //! never a boot default"), read from the boot ConfigMap at start.
 //!
 //! The script is POSIX `sh` using builtins only (`printf`, `read`, `case`,
-//! redirections), so it runs the same in the image, under localkube's
+//! `command -v`, redirections), so it runs the same in the image, under localkube's
 //! process kubelet and in tests. Its paths and port default to the pod's
 //! and may be overridden by environment variables for tests:
 //! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR` (`/etc/valkey-boot`)
@@ -105,9 +106,14 @@ case ${POD_IP:-} in
 esac
 "#;
 
-/// The closing line: replace the shell with the server.
+/// The closing lines: replace the shell with the server, `valkey-server`,
+/// or `redis-server` in an image without it (`spec.image` may name a
+/// Redis image: the operator then reshards the classic way).
 const EXEC: &str = r#"
-exec valkey-server "$run_conf"
+if command -v valkey-server >/dev/null 2>&1; then
+    exec valkey-server "$run_conf"
+fi
+exec redis-server "$run_conf"
 "#;
 
 /// The `start.sh` of a cluster of `topology`.
@@ -159,7 +165,10 @@ mod tests {
         assert!(!s.contains("replicaof"), "{s}");
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("set -eu"));
-        assert!(s.trim_end().ends_with(r#"exec valkey-server "$run_conf""#));
+        assert!(s.trim_end().ends_with(r#"exec redis-server "$run_conf""#));
+        assert!(s.contains(
+            "if command -v valkey-server >/dev/null 2>&1; then\n    exec valkey-server \"$run_conf\"\nfi"
+        ));
     }
 
     #[test]

@@ -67,11 +67,15 @@ const TERMINATION_GRACE_SECONDS: i64 = 30;
 /// race made a handover time out and the pod come back as the primary).
 /// Once the node is a replica, has no replica, or does not answer, it
 /// lets the shutdown go on at once; without an operator it only delays
-/// it. The password goes by `REDISCLI_AUTH`, never on a command line.
+/// it. The password goes by `REDISCLI_AUTH`, never on a command line. A
+/// Redis image has `redis-cli`, not `valkey-cli` (without either the hook
+/// would only ever let the shutdown go on at once).
 pub const CLUSTER_PRE_STOP: &str = r#"[ -n "${VALKEY_PASSWORD:-}" ] && export REDISCLI_AUTH="$VALKEY_PASSWORD"
+cli=valkey-cli
+command -v valkey-cli >/dev/null 2>&1 || cli=redis-cli
 i=0
 while [ "$i" -lt 100 ]; do
-  info=$(valkey-cli --no-auth-warning -h "${POD_IP:-127.0.0.1}" -p 6379 info replication 2>/dev/null) || exit 0
+  info=$("$cli" --no-auth-warning -h "${POD_IP:-127.0.0.1}" -p 6379 info replication 2>/dev/null) || exit 0
   case "$info" in *role:master*) ;; *) exit 0 ;; esac
   case "$info" in *connected_slaves:0*) exit 0 ;; esac
   sleep 0.1

@@ -1,10 +1,11 @@
 //! Valkey Cluster checks shared by the Cluster tests: the 3 × 1 spec they
-//! create, when its status says it is formed, `redis-cli --cluster check`
-//! and the replay tool's audit of the journal (sled or ConfigMaps).
+//! create, when its status says it is formed or balanced, `redis-cli
+//! --cluster check`, the replay tool's audit of the journal (sled or
+//! ConfigMaps), and the resharding tests' key load, writer and read-back.
 #[allow(unused_imports)]
 use super::*;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use clap::Parser;
 use logbook_replay::Input;
@@ -206,4 +207,126 @@ pub fn outcomes(events: &[logbook_journal::Envelope]) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = counts.into_iter().map(|(e, n)| (n, e)).collect();
     out.sort_by_key(|o| std::cmp::Reverse(o.0));
     out
+}
+
+/// Ready with `shards` shards of one replica, each holding 16384 /
+/// `shards` slots (±1), no reshard in the status.
+pub fn balanced(vkc: &ValkeyCluster, shards: usize) -> bool {
+    is_ready(vkc, shards * 2)
+        && vkc.status.as_ref().is_some_and(|s| {
+            let counts: Vec<i32> = s
+                .shards
+                .iter()
+                .map(|sh| sh.slots.iter().map(|r| r.end - r.start + 1).sum())
+                .collect();
+            let base = i32::try_from(16_384 / shards).unwrap();
+            s.reshard.is_none()
+                && s.shards.len() == shards
+                && s.shards.iter().all(|sh| sh.replicas.len() == 1)
+                && counts.iter().sum::<i32>() == 16_384
+                && counts.iter().all(|c| *c == base || *c == base + 1)
+        })
+}
+
+pub fn primaries(vkc: &ValkeyCluster) -> Vec<String> {
+    vkc.status
+        .as_ref()
+        .map(|s| {
+            s.shards
+                .iter()
+                .filter_map(|sh| sh.primary.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn seeds(env: &Env, pods: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..pods {
+        out.push(env.pod_addr(&format!("shop-{i}")).await);
+    }
+    out
+}
+
+/// `k:0` .. `k:{keys}` (value: the number), piped to each slot's owner.
+pub async fn load(seeds: &[String], password: &str, keys: u64) {
+    let pw = logbook::valkey::Password::new(password.to_owned());
+    let map = logbook_bench::cluster_client::slot_map(seeds, Some(&pw))
+        .await
+        .unwrap();
+    let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..keys {
+        let key = format!("k:{i}");
+        let value = i.to_string();
+        let slot = logbook_bench::slots::key_slot(key.as_bytes());
+        let owner = map.owner(slot).expect("every slot owned").to_string();
+        let buf = by_owner.entry(owner).or_default();
+        write!(
+            buf,
+            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+            key.len(),
+            value.len()
+        )
+        .unwrap();
+    }
+    for (addr, commands) in by_owner {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let mut child = Command::new("redis-cli")
+            .args([
+                "-h",
+                host,
+                "-p",
+                port,
+                "--no-auth-warning",
+                "-a",
+                password,
+                "--pipe",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("redis-cli runs");
+        child.stdin.take().unwrap().write_all(&commands).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("errors: 0"), "loading into {addr}: {text}");
+    }
+}
+
+/// A cluster-aware client writing `w:N` keys, each acknowledged by a
+/// replica (`WAIT 1`) before it counts.
+pub async fn start_writer(env: &Env, password: &str) -> logbook_bench::WriteProbe {
+    let mut config =
+        logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds(env, 6).await, "w");
+    config.password = Some(logbook::valkey::Password::new(password.to_owned()));
+    logbook_bench::cluster_writer::start_cluster_probe(config)
+}
+
+/// Every one of the `keys` loaded keys and every acknowledged write, read
+/// through the slots' owners.
+pub async fn assert_every_key(env: &Env, pods: usize, password: &str, keys: u64, acked: &[u64]) {
+    let pw = logbook::valkey::Password::new(password.to_owned());
+    let seeds = seeds(env, pods).await;
+    let loaded: Vec<u64> = (0..keys).collect();
+    let missing =
+        logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
+            .await
+            .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {keys} loaded keys missing: {:?}",
+        missing.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
+    );
+    let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", acked)
+        .await
+        .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        missing.len(),
+        acked.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
+    );
 }

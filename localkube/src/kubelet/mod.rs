@@ -123,6 +123,7 @@ impl KubeletConfig {
                 images::ImageRule {
                     pattern: image.pattern.clone(),
                     entrypoint: vec![name.to_owned()],
+                    lacks: Vec::new(),
                 },
             );
             self.images

@@ -158,6 +158,7 @@ impl PodRun {
                 .unwrap_or_default()
                 .to_owned();
             let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            let image_bin = images::image_bin_dir(table, bin, image);
             let argv = images::resolve_argv(
                 table,
                 bin,
@@ -176,20 +177,17 @@ impl PodRun {
                 c,
             )
             .map_err(|m| ("CreateContainerConfigError".to_owned(), m))?;
-            let path = std::iter::once(bin.clone())
-                .chain(cfg.bin_path.iter().cloned())
+            // An image that lacks commands must not find them on the bin
+            // path (see `images`).
+            let bin_path = images::sees_bin_path(table, image)
+                .then_some(cfg.bin_path.iter())
+                .into_iter()
+                .flatten()
+                .cloned();
+            let path = std::iter::once(image_bin.clone())
+                .chain(bin_path)
                 .map(|p| p.to_string_lossy().into_owned())
-                .chain(
-                    [
-                        "/usr/local/sbin",
-                        "/usr/local/bin",
-                        "/usr/sbin",
-                        "/usr/bin",
-                        "/sbin",
-                        "/bin",
-                    ]
-                    .map(str::to_owned),
-                )
+                .chain(images::SYSTEM_PATH.map(str::to_owned))
                 .collect::<Vec<_>>()
                 .join(":");
             let mut base = vec![
@@ -263,12 +261,10 @@ impl PodRun {
                 .collect();
             let resolve = |argv: &[String]| -> Vec<String> {
                 let mut a = argv.to_vec();
-                if let Some(first) = a.first_mut() {
-                    let base = first.rsplit('/').next().unwrap_or(first).to_owned();
-                    let link = bin.join(&base);
-                    if table.command_known(&base) && link.exists() {
-                        *first = link.to_string_lossy().into_owned();
-                    }
+                if let Some(first) = a.first_mut()
+                    && let Some(link) = images::resolve_in(table, &image_bin, first)
+                {
+                    *first = link.to_string_lossy().into_owned();
                 }
                 a
             };
