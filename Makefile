@@ -60,6 +60,13 @@ demo:
 bench-failover:
 	$(CARGO) run --release --locked -p logbook-bench -- failover
 
+## bench-reshard: a Cluster's 3 → 4-shard reshard (1M keys) by the
+## operator beside a bare Atomic Slot Migration and `redis-cli --cluster
+## rebalance` on identical servers (docs/benchmarks.md).
+.PHONY: bench-reshard
+bench-reshard:
+	$(CARGO) run --release --locked -p logbook-bench -- reshard
+
 ## bench-failover-cluster: only the Cluster rows of bench-failover: a shard
 ## primary killed or its pod deleted, with one cluster-aware writer per
 ## shard, beside Valkey Cluster's own failover (docs/benchmarks.md).
