@@ -129,7 +129,8 @@ impl ClusterJournal {
 
     /// Encodes `events` after the staged head and stages them; returns
     /// their envelopes for the caller to fold. `decision` marks a batch
-    /// that holds a `Decided` event (for crash injection's counting).
+    /// that holds a `Decided` event (for crash injection's counting, which
+    /// may count only some decisions: see [`crash::counts_as_decision`]).
     ///
     /// # Errors
     /// [`JournalError::Backpressure`] past the staging bounds; encode
@@ -148,6 +149,7 @@ impl ClusterJournal {
                 bytes: self.staged_bytes,
             });
         }
+        let decision = crash::counts_as_decision(decision, &events);
         let (envelopes, encoded) =
             encode_batch(&self.stream, self.staged_head, self.epoch, events)?;
         if let Some(last) = encoded.last() {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use logbook::operator::CRASH_AT_COMMIT;
+use logbook::operator::{CRASH_AT_COMMIT, CRASH_COUNT_FROM};
 
 use super::{Env, NS};
 
@@ -45,6 +45,41 @@ impl OperatorProcess {
         crash_at: Option<u64>,
         extra: &[&str],
     ) -> Self {
+        Self::spawn(env, kubeconfig, workdir, instance, crash_at, None, extra)
+    }
+
+    /// [`OperatorProcess::start`] armed to crash at commit `crash_at`
+    /// counted from the first decision of an intent named `count_from`
+    /// (`MoveSlots`; see [`CRASH_COUNT_FROM`]) rather than from the first
+    /// decision.
+    pub fn start_counting_from(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        crash_at: u64,
+        count_from: &str,
+    ) -> Self {
+        Self::spawn(
+            env,
+            kubeconfig,
+            workdir,
+            instance,
+            Some(crash_at),
+            Some(count_from),
+            &[],
+        )
+    }
+
+    fn spawn(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        crash_at: Option<u64>,
+        count_from: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
         command
             .arg("operator")
@@ -60,11 +95,15 @@ impl OperatorProcess {
             .env("RUST_LOG", "info,logbook=debug,kube=warn")
             .env("NO_COLOR", "1")
             .env_remove(CRASH_AT_COMMIT)
+            .env_remove(CRASH_COUNT_FROM)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(n) = crash_at {
             command.env(CRASH_AT_COMMIT, n.to_string());
+        }
+        if let Some(intent) = count_from {
+            command.env(CRASH_COUNT_FROM, intent);
         }
         let mut child = command.spawn().expect("spawning logbook operator");
         let stderr = child.stderr.take().unwrap();
@@ -79,7 +118,8 @@ impl OperatorProcess {
             }
         });
         env.logs.append(&format!(
-            "==== {instance} started (crash at {crash_at:?}) ===="
+            "==== {instance} started (crash at {crash_at:?}{}) ====",
+            count_from.map_or(String::new(), |i| format!(" counted from the first {i}"))
         ));
         Self {
             instance: instance.to_owned(),
