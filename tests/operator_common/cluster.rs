@@ -108,9 +108,12 @@ impl Env {
 
     /// What `logbook replay audit --namespace` says of `stream`'s
     /// ConfigMap journal as of one read of its head (an operator may be
-    /// appending): `Ok` with the events audited when clean, else the
-    /// report's text. Read only.
-    pub async fn cm_audit(&self, stream: &StreamId) -> Result<u64, String> {
+    /// appending): `Ok` with the report when clean, else the report's
+    /// text. Read only.
+    pub async fn cm_audit(
+        &self,
+        stream: &StreamId,
+    ) -> Result<logbook_replay::audit::AuditReport, String> {
         let pinned = self
             .config_map_journal()
             .pin(stream)
@@ -127,7 +130,7 @@ impl Env {
                 .await
                 .unwrap_or_else(|e| panic!("auditing journal stream {stream}: {e}"));
         if report.is_clean() {
-            return Ok(report.events);
+            return Ok(report);
         }
         let mut text = Vec::new();
         logbook_replay::audit::write_text(&mut text, &report).unwrap();
