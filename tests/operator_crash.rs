@@ -2,31 +2,39 @@
 //! creation, of a failover (a primary's process killed, or its pod
 //! deleted) and of a rolling change, the operator running as a real
 //! process on ConfigMap journals: for Replication (3 pods) and, creation
-//! and failover, for a Valkey Cluster (3 shards × 1 replica).
+//! and failover, for a Valkey Cluster (3 shards × 1 replica); and at the
+//! first commit points of a Valkey Cluster reshard (3 shards to 4 and
+//! back), from its first slot move's decision on.
 //!
 //! For each point `n` an instance armed with `LOGBOOK_CRASH_AT_COMMIT=n`
 //! takes the cluster over, the scenario is triggered, and the instance
-//! aborts at its n-th commit counted from its first decision (`0`: just
-//! before that decision's commit). A fresh instance (another name, no env
-//! var, no local files: everything it knows is in the ConfigMaps) then
-//! takes over and must converge: Ready with exactly one primary (asked of
-//! every pod with `ROLE`) or, for a Cluster, every slot served by one of 3
-//! shard primaries each followed by one replica (asked of every node with
-//! `CLUSTER NODES`, and `redis-cli --cluster check` clean) as the status
-//! and the role labels say; every acknowledged write there (read from its
-//! slot's primary), every intent found in flight resolved (found done,
-//! re-executed or abandoned) by it, the journal intact and auditing clean
-//! (`logbook replay audit`: the same decisions recomputed, no invariant
-//! broken), and the takeover journaled as `OperatorStarted` with the gap.
-//! Over a whole failover sweep a monitor asks every pod every 100 ms: never
-//! two answer `ROLE` master, never two nodes claim one slot at one config
-//! epoch. The sweep over `n` ends at the first armed instance that
-//! carries the whole scenario out without reaching its crash point: that
-//! run is the dry run, and `n - 1` was the last commit point.
+//! aborts at its n-th commit counted from its first decision (a reshard's:
+//! its first `MoveSlots` decision; `0`: just before that decision's
+//! commit). A fresh instance (another name, no env var, no local files:
+//! everything it knows is in the ConfigMaps) then takes over and must
+//! converge: Ready with exactly one primary (asked of every pod with
+//! `ROLE`) or, for a Cluster, every slot served by one of the spec's shard
+//! primaries, each followed by one replica and holding its share of the
+//! slots (asked of every node with `CLUSTER NODES`, and `redis-cli
+//! --cluster check` clean) as the status and the role labels say; every
+//! acknowledged write there (read from its slot's primary) and, for a
+//! reshard, every key loaded before the sweep; no slot migration job
+//! started twice for one move; every intent found in flight resolved
+//! (found done, re-executed or abandoned) by it, the journal intact and
+//! auditing clean (`logbook replay audit`: the same decisions recomputed,
+//! no invariant broken, no `MoveSlots` decided beside another of the same
+//! slots), and the takeover journaled as `OperatorStarted` with the gap.
+//! Over a whole failover or reshard sweep a monitor asks every pod every
+//! 100 ms: never two answer `ROLE` master, never two nodes claim one slot
+//! at one config epoch. The sweep over `n` ends at the first armed
+//! instance that carries the whole scenario out without reaching its
+//! crash point: that run is the dry run, and `n - 1` was the last commit
+//! point (a reshard's dry run comes after its sixth point: see [`sweep`]).
 //!
 //! One localkube serves every point of a scenario, and one cluster every
-//! point of a failover or roll: each point starts from the converged
-//! cluster the previous one left, with one client writing throughout.
+//! point of a failover, roll or reshard: each point starts from the
+//! converged cluster the previous one left, with one client writing
+//! throughout.
 
 #![allow(
     clippy::unwrap_used,
@@ -47,13 +55,19 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use cluster::{pod_addrs, spec_shards};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
 use logbook::operator::{CRASH_AT_COMMIT, describe_intent};
+use logbook::valkey::Password;
 use logbook_bench::WriteProbe;
-use logbook_journal::{Envelope, Event, StreamId};
+use logbook_journal::cluster::describe_slots;
+use logbook_journal::{
+    Envelope, Event, MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange, StreamId,
+};
+use logbook_replay::audit::Check;
 use operator_common::*;
 use topology::{ClaimMonitor, Topology};
 use uuid::Uuid;
@@ -65,6 +79,12 @@ const FROM_ENV: &str = "LOGBOOK_TEST_CRASH_FROM";
 const NAME: &str = "demo";
 /// More points than any scenario has: a sweep that gets here is stuck.
 const MAX_POINTS: u64 = 40;
+/// The last point of a reshard sweep before its dry run (see [`sweep`]).
+const RESHARD_POINTS: u64 = 6;
+/// Keys loaded into the cluster of a reshard sweep before its first point
+/// (`k:0` ..): enough that every slot range moved carries some, so a lost
+/// one shows.
+const KEYS: u64 = 2_000;
 /// How long the journal must stay still (with the scenario carried out)
 /// before a run that did not abort counts as done.
 const QUIET: Duration = Duration::from_secs(3);
@@ -94,6 +114,9 @@ enum Scenario {
     /// A `valkey.conf` change: every pod rolled, the primary after a
     /// switchover.
     Roll,
+    /// `spec.shards` changed, 3 to 4 and 4 back to 3 at the next point:
+    /// slots moved by atomic slot migration (Cluster only).
+    Reshard,
 }
 
 impl Scenario {
@@ -103,6 +126,7 @@ impl Scenario {
             Self::KillPrimary => "kill",
             Self::DeletePrimary => "delete",
             Self::Roll => "roll",
+            Self::Reshard => "reshard",
         }
     }
 }
@@ -110,6 +134,9 @@ impl Scenario {
 /// One point of a sweep, for the report.
 struct Point {
     n: u64,
+    /// Which of the scenario's changes it made (a reshard's `3 → 4`
+    /// shards or `4 → 3`; empty for the others).
+    change: String,
     /// Where the armed instance aborted (`None`: it did not).
     crashed: Option<String>,
     /// When the journal at the crash already held the whole scenario
@@ -126,6 +153,9 @@ struct Point {
     converged: Duration,
     /// The whole point, the hand-over to the armed instance included.
     total: Duration,
+    /// The `MoveSlots` decisions of the whole journal so far that the
+    /// audit's `move-issued-twice` check examined.
+    moves_audited: u64,
 }
 
 /// How an armed instance's run ended.
@@ -157,6 +187,14 @@ struct Sweep {
     killed: Option<String>,
     /// The revision the last trigger rolls the pods away from (`Roll`).
     old_revision: Option<String>,
+    /// Keys loaded before the first point, all read back after each
+    /// (`Reshard`; 0 for the others).
+    loaded: u64,
+    /// The change the last trigger made (see [`Point::change`]).
+    change: String,
+    /// The pods before the last trigger (`Reshard`: a scale-in removes
+    /// some).
+    pods_before: Vec<String>,
 }
 
 impl Sweep {
@@ -180,6 +218,10 @@ impl Sweep {
             topology
                 .wait_ready(&env, NAME, Duration::from_secs(90))
                 .await;
+            if scenario == Scenario::Reshard {
+                let password = env.password(NAME).await;
+                load(&pod_addrs(&env, NAME).await, &password, KEYS).await;
+            }
             let probe = topology.start_probe(&env, NAME).await;
             env.eventually(Duration::from_secs(10), "acknowledged writes", || {
                 let n = probe.acked_count();
@@ -199,6 +241,13 @@ impl Sweep {
             probe,
             killed: None,
             old_revision: None,
+            loaded: if scenario == Scenario::Reshard {
+                KEYS
+            } else {
+                0
+            },
+            change: String::new(),
+            pods_before: Vec::new(),
         };
         if scenario == Scenario::Create {
             // Leading (so that it stops cleanly at the first point: its
@@ -245,14 +294,23 @@ impl Sweep {
         )
     }
 
+    /// Instance `instance`, armed to crash at commit `crash_at` when
+    /// given: for a reshard, counted from its first `MoveSlots` decision
+    /// (the commits before it seat the new shard's pods as a bootstrap
+    /// does, and the bootstrap sweep crashes at those).
     fn operator(&self, instance: &str, crash_at: Option<u64>) -> OperatorProcess {
-        OperatorProcess::start(
-            &self.env,
-            &self.kubeconfig,
-            self.workdir.path(),
-            instance,
-            crash_at,
-        )
+        let (env, kubeconfig, workdir) = (&self.env, &self.kubeconfig, self.workdir.path());
+        match crash_at {
+            Some(n) if self.scenario == Scenario::Reshard => OperatorProcess::start_counting_from(
+                env,
+                kubeconfig,
+                workdir,
+                instance,
+                n,
+                "MoveSlots",
+            ),
+            _ => OperatorProcess::start(env, kubeconfig, workdir, instance, crash_at),
+        }
     }
 
     /// Waits for `instance`'s `OperatorStarted` after `after` in
@@ -312,6 +370,14 @@ impl Sweep {
                 let config = serde_json::json!({"spec": {"config": {"maxmemory-policy": policy}}});
                 env.patch(NAME, config).await;
             }
+            Scenario::Reshard => {
+                let from = spec_shards(&env.vkc(NAME).await);
+                let to = if from == 3 { 4 } else { 3 };
+                self.pods_before = env.pods(NAME).await.iter().map(|p| p.name_any()).collect();
+                env.patch(NAME, serde_json::json!({"spec": {"shards": to}}))
+                    .await;
+                self.change = format!("{from} → {to}");
+            }
         }
         self.journal.seq()
     }
@@ -319,7 +385,9 @@ impl Sweep {
     /// Whether the scenario is carried out: Ready on the current
     /// generation in a status published at journal seq `min_seq` or later
     /// (not one from before the trigger or the crash) and, for a roll,
-    /// every pod on the new revision.
+    /// every pod on the new revision. (For a Cluster, Ready includes the
+    /// spec's shards each holding its share of the slots, no reshard
+    /// left: see [`Topology::ready`].)
     async fn done(&self, min_seq: u64) -> bool {
         let Ok(Some(vkc)) = self.env.vkcs().get_opt(&self.name).await else {
             return false;
@@ -378,10 +446,11 @@ impl Sweep {
     /// Waits for the scenario to be carried out by the instance now
     /// leading (in a status published at journal seq `min_seq` or later)
     /// and checks the cluster: the primaries by what the pods say of
-    /// themselves ([`Topology::agree`]), every acknowledged write there,
-    /// nothing in flight, the journal intact and auditing clean. Returns
-    /// the primaries.
-    async fn check_converged(&self, min_seq: u64) -> Vec<String> {
+    /// themselves ([`Topology::agree`]), every acknowledged write and
+    /// every loaded key there, nothing in flight, the journal intact and
+    /// auditing clean. Returns the primaries and the `MoveSlots`
+    /// decisions the audit's `move-issued-twice` check examined.
+    async fn check_converged(&self, min_seq: u64) -> (Vec<String>, u64) {
         let env = &self.env;
         // A new leader publishes what its journal says before its first
         // probe round: after a crash that lost the observations of a dead
@@ -420,6 +489,26 @@ impl Sweep {
                 self.dump().await
             );
         }
+        if self.loaded > 0 {
+            let password = Password::new(env.password(&self.name).await);
+            let keys: Vec<u64> = (0..self.loaded).collect();
+            let missing = logbook_bench::cluster_client::missing_in_cluster(
+                &pod_addrs(env, &self.name).await,
+                Some(&password),
+                "k",
+                &keys,
+            )
+            .await
+            .unwrap();
+            assert!(
+                missing.is_empty(),
+                "{} of {} loaded keys lost: {:?}\n{}",
+                missing.len(),
+                self.loaded,
+                &missing[..missing.len().min(20)],
+                self.dump().await
+            );
+        }
         // Nothing left in flight; the journal verifies.
         let stream = self.journal.stream().clone();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -437,13 +526,30 @@ impl Sweep {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         env.cm_verify_journal(&stream).await;
-        if let Err(report) = env.cm_audit(&stream).await {
-            panic!(
+        let report = match env.cm_audit(&stream).await {
+            Ok(report) => report,
+            Err(report) => panic!(
                 "the journal does not audit clean:\n{report}\n{}",
                 self.dump().await
-            );
-        }
-        primaries
+            ),
+        };
+        let moves = report
+            .checks
+            .iter()
+            .find(|c| c.check == Check::MoveIssuedTwice.name())
+            .map_or(0, |c| c.examined);
+        (primaries, moves)
+    }
+
+    /// Fails when two slot migration jobs were started for one move since
+    /// journal seq `after` ([`jobs_started_twice`]).
+    async fn assert_no_job_twice(&self, n: u64, after: u64) {
+        let twice = jobs_started_twice(self.journal.after(after));
+        assert!(
+            twice.is_empty(),
+            "n={n}: slot migration jobs started twice: {twice:?}\n{}",
+            self.dump().await
+        );
     }
 
     /// Leaves the cluster ready for the next point. A pod killed and
@@ -500,6 +606,24 @@ impl Sweep {
                 })
                 .await;
             }
+            Scenario::Reshard => {
+                // The pods a scale-in removed keep their volumes (the
+                // claims are retained), and with them `nodes.conf`: back at
+                // the next scale-out they would rejoin as the nodes every
+                // member forgot, which Valkey refuses for 60 s after the
+                // forget (the operator meets them again until then). The
+                // next point starts from empty volumes, as after a clean-up
+                // of the claims, so that each point measures the reshard.
+                let keep = self.topology.pods();
+                for pod in self.pods_before.drain(..) {
+                    if ordinal(&pod) >= u32::try_from(keep).unwrap() {
+                        env.faults()
+                            .wipe_pvc_data(NS, &format!("data-{pod}"))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
             Scenario::DeletePrimary | Scenario::Roll => {}
         }
     }
@@ -527,25 +651,28 @@ impl Sweep {
             Run::CarriedOut(took) => {
                 // Fewer than n commits: this run is the dry run, and the
                 // sweep is over. It must leave the cluster as checked too.
-                let primaries = self.check_converged(trigger_seq + 1).await;
+                let (primaries, moves_audited) = self.check_converged(trigger_seq + 1).await;
                 self.journal.catch_up().await;
+                self.assert_no_job_twice(n, trigger_seq).await;
                 eprintln!(
                     "{:?} {:?} n={n}: no abort: {armed_name} carried the scenario out in {took:?}; primaries {primaries:?}; its events: {}",
                     self.topology,
                     self.scenario,
                     timeline(self.journal.after(trigger_seq))
                 );
-                // No `after_point`: nothing follows.
-                armed.stop(&self.env, &self.name, true).await;
                 let point = Point {
                     n,
+                    change: self.change.clone(),
                     crashed: None,
                     settled: Some(decisions(self.journal.after(trigger_seq))),
                     resolved: Vec::new(),
                     gap_ms: None,
                     converged: took,
                     total: started.elapsed(),
+                    moves_audited,
                 };
+                // No `after_point`: nothing follows.
+                armed.stop(&self.env, &self.name, true).await;
                 return (point, None);
             }
         };
@@ -576,7 +703,11 @@ impl Sweep {
         // in flight and nothing left to decide on what the journal holds.
         let policy = at_crash.policy.clone().unwrap_or_default();
         let decided = decisions(self.journal.after(trigger_seq));
-        let settled = decided > 0
+        // At n = 0 the first decision counted is lost with the crash: the
+        // journal cannot hold the whole scenario (a reshard's provisioning
+        // decisions may be there, its first move is not).
+        let settled = n > 0
+            && decided > 0
             && (at_crash.cluster.formed_at.is_some() || self.topology == Topology::Replication)
             && at_crash.in_flight.is_empty()
             && logbook::decide::decide(&at_crash, at_crash.last_at, &policy).is_empty();
@@ -590,11 +721,12 @@ impl Sweep {
             gap_ms.is_some(),
             "{fresh_name}'s OperatorStarted has no gap"
         );
-        let primaries = self.check_converged(takeover_seq).await;
+        let (primaries, moves_audited) = self.check_converged(takeover_seq).await;
         let converged = crashed_at.elapsed();
 
         // Each intent found in flight resolved by the fresh instance.
         self.journal.catch_up().await;
+        self.assert_no_job_twice(n, trigger_seq).await;
         let after = self.journal.after(crash_seq);
         let mut resolved = Vec::new();
         for (id, found) in &at_crash.in_flight {
@@ -628,12 +760,14 @@ impl Sweep {
         self.after_point(&primaries).await;
         let point = Point {
             n,
+            change: self.change.clone(),
             crashed: Some(crashed),
             settled,
             resolved,
             gap_ms,
             converged,
             total: started.elapsed(),
+            moves_audited,
         };
         (point, Some(fresh))
     }
@@ -679,6 +813,57 @@ fn resolution(events: &[Envelope], id: Uuid) -> Option<(u64, String)> {
     })
 }
 
+/// Two export jobs among `events` that moved overlapping slots from one
+/// source to one target, the earlier not seen failed, cancelled or gone:
+/// one move's job started twice. A crash mid-move leaves its job running
+/// on the source; the instance taking over must adopt it (or find its
+/// slots moved), never start another. Jobs as the nodes list them
+/// (`SlotMigrationObserved`), each with its last phase seen.
+fn jobs_started_twice(events: &[Envelope]) -> Vec<String> {
+    let mut jobs: Vec<SlotMigrationJob> = Vec::new();
+    for e in events {
+        if let Event::SlotMigrationObserved { job, .. } = &e.body
+            && job.side == MigrationSide::Export
+        {
+            match jobs.iter_mut().find(|j| j.name == job.name) {
+                Some(seen) => *seen = job.clone(),
+                None => jobs.push(job.clone()),
+            }
+        }
+    }
+    let overlap = |a: &[SlotRange], b: &[SlotRange]| {
+        a.iter()
+            .any(|x| b.iter().any(|y| x.start <= y.end && y.start <= x.end))
+    };
+    let mut twice = Vec::new();
+    for (i, first) in jobs.iter().enumerate() {
+        let ended_badly = matches!(
+            first.phase,
+            MigrationPhase::Failed | MigrationPhase::Cancelled | MigrationPhase::Vanished
+        );
+        for later in jobs.iter().skip(i + 1) {
+            if !ended_badly
+                && later.source == first.source
+                && later.target == first.target
+                && overlap(&first.slots, &later.slots)
+            {
+                twice.push(format!(
+                    "{} ({}) and {} ({}): slots {} and {} from {} to {}",
+                    first.name,
+                    first.phase.name(),
+                    later.name,
+                    later.phase.name(),
+                    describe_slots(&first.slots),
+                    describe_slots(&later.slots),
+                    first.source,
+                    first.target
+                ));
+            }
+        }
+    }
+    twice
+}
+
 /// The decisions among `events`.
 fn decisions(events: &[Envelope]) -> usize {
     events
@@ -722,13 +907,17 @@ async fn sweep(topology: Topology, scenario: Scenario) {
     } else {
         String::new()
     };
-    let claims = matches!(scenario, Scenario::KillPrimary | Scenario::DeletePrimary)
-        .then(|| ClaimMonitor::start(&sweep.env, topology, NAME, &password));
+    let claims = matches!(
+        scenario,
+        Scenario::KillPrimary | Scenario::DeletePrimary | Scenario::Reshard
+    )
+    .then(|| ClaimMonitor::start(&sweep.env, topology, NAME, &password));
     let pods = one_cluster.then(|| PodMonitor::start(&sweep.env, NAME, topology.pods()));
     let first_trigger = Instant::now();
     eprintln!("{topology:?} {scenario:?}: set up in {:?}", began.elapsed());
     let mut points: Vec<Point> = Vec::new();
-    let from: u64 = std::env::var(FROM_ENV).map_or(0, |v| v.parse().unwrap());
+    let first = u64::from(scenario == Scenario::Reshard);
+    let from: u64 = std::env::var(FROM_ENV).map_or(first, |v| v.parse().unwrap());
     // A Cluster's bootstrap commits about 30 times, a failover by kill
     // about 16; the last dozen or so only record replicas syncing (a full
     // sync of a cluster node waits 5 s) with nothing in flight and nothing
@@ -737,7 +926,25 @@ async fn sweep(topology: Topology, scenario: Scenario) {
     // observe) and are skipped: the next run is the dry run, and it must
     // have decided exactly as often as that settled point had (else the
     // tail was not observations only, and the sweep fails).
-    let skip_settled_tail = topology == Topology::Cluster;
+    //
+    // A reshard's points alternate its two directions (each point starts
+    // from the shards the previous one left): 3 → 4 at odd points, 4 → 3
+    // at even ones, each counted from its first `MoveSlots` decision. Both
+    // move in the same steps (the moves decided; both ends read again; one
+    // outcome per move; the next decision), so together they crash once
+    // after each. A point takes about 20 s, and each direction commits
+    // about a dozen times more before it settles (labels, for 4 → 3 the
+    // StatefulSet scaled down and the removed nodes forgotten): to keep
+    // the sweep near 150 s, points 1 to [`RESHARD_POINTS`] are crashed at
+    // and the next run is the dry run (n = 0, the first move's decision
+    // lost with the observations staged beside it, is a takeover before
+    // the reshard: `LOGBOOK_TEST_CRASH_FROM=0` runs it).
+    let skip_settled_tail = topology == Topology::Cluster && scenario != Scenario::Reshard;
+    let last = if scenario == Scenario::Reshard {
+        RESHARD_POINTS
+    } else {
+        MAX_POINTS - 1
+    };
     let mut skipped_after: Option<(u64, usize)> = None;
     let mut n = from;
     while n < MAX_POINTS {
@@ -753,6 +960,7 @@ async fn sweep(topology: Topology, scenario: Scenario) {
                 skipped_after = Some((n, decided));
                 MAX_POINTS - 1
             }
+            _ if n >= last => MAX_POINTS - 1,
             _ => n + 1,
         };
     }
@@ -796,8 +1004,19 @@ async fn sweep(topology: Topology, scenario: Scenario) {
     if let Some(pods) = pods {
         let seen = pods.stop();
         assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+        // A scale-in removes the primary of the shard it drained, empty
+        // by then (the slot and key checks say so) but maybe still
+        // labelled primary.
+        let deleted: Vec<&String> = seen
+            .deleted_while_primary
+            .iter()
+            .filter(|p| {
+                scenario != Scenario::Reshard
+                    || ordinal(p) < u32::try_from(topology.pods()).unwrap()
+            })
+            .collect();
         assert!(
-            scenario == Scenario::DeletePrimary || seen.deleted_while_primary.is_empty(),
+            scenario == Scenario::DeletePrimary || deleted.is_empty(),
             "pods deleted while primary: {seen:?}"
         );
     }
@@ -820,9 +1039,20 @@ async fn sweep(topology: Topology, scenario: Scenario) {
             report.events_checked
         );
     }
+    let mut moves = String::new();
+    if scenario == Scenario::Reshard {
+        let audited = points.last().map_or(0, |p| p.moves_audited);
+        assert!(
+            audited > 0,
+            "move-issued-twice examined no MoveSlots decision"
+        );
+        moves = format!(
+            "; the commits after n={last} not crashed at; move-issued-twice examined {audited} MoveSlots decisions, no migration job started twice"
+        );
+    }
     eprintln!(
-        "{topology:?} {scenario:?}: {} commit points crashed at (n = {from}..={}{}) in {:?}{writes}{checked}",
-        points.len() - 1,
+        "{topology:?} {scenario:?}: {} commit points crashed at (n = {from}..={}{}{moves}) in {:?}{writes}{checked}",
+        points.iter().filter(|p| p.crashed.is_some()).count(),
         points.iter().rev().find(|p| p.crashed.is_some()).map_or(0, |p| p.n),
         skipped_after.map_or(String::new(), |(n, decided)| format!(
             "; settled at n={n} with {decided} decisions, the later commits (observations only) skipped"
@@ -835,8 +1065,13 @@ async fn sweep(topology: Topology, scenario: Scenario) {
             *kinds.entry(resolution_kind(how)).or_default() += 1;
         }
         eprintln!(
-            "  n={:>2} {:<45} in flight {} {kinds:?}, gap {:?} ms, converged in {:.1?}, point {:.1?}",
+            "  n={:>2}{} {:<45} in flight {} {kinds:?}, gap {:?} ms, converged in {:.1?}, point {:.1?}",
             p.n,
+            if p.change.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", p.change)
+            },
             p.crashed.as_deref().unwrap_or("no abort (dry run)"),
             p.resolved.len(),
             p.gap_ms,
@@ -851,8 +1086,9 @@ async fn sweep(topology: Topology, scenario: Scenario) {
 // 10 for each of the others). Tests start in name order: with two test
 // threads it starts first and runs beside the others, one after another.
 // Of a Valkey Cluster's, the bootstrap has about 21 points before it
-// settles (about 290 s on 2 cores), each failover 5 (50 to 80 s): run
-// alone (`-- valkey_cluster`), the three take under 5 minutes.
+// settles (about 290 s on 2 cores), each failover 5 (50 to 80 s), the
+// reshard 6 and its dry run (about 150 s): run alone (`-- valkey_cluster`),
+// the four take under 8 minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commit_point_of_a_config_roll() {
     sweep(Topology::Replication, Scenario::Roll).await;
@@ -886,4 +1122,9 @@ async fn every_commit_point_of_a_valkey_cluster_failover_by_pod_deletion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commit_point_of_a_valkey_cluster_failover_by_kill() {
     sweep(Topology::Cluster, Scenario::KillPrimary).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_point_of_a_valkey_cluster_reshard() {
+    sweep(Topology::Cluster, Scenario::Reshard).await;
 }

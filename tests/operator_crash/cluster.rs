@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 use logbook::valkey::{ClusterNodeLine, parse_cluster_nodes};
+use logbook_crds::ValkeyCluster;
 
 use super::operator_common::*;
 
@@ -80,15 +81,24 @@ pub fn slot_conflict(claims: &[(String, NodeClaim)]) -> Option<String> {
     None
 }
 
+/// The shards the spec of `vkc` asks for (3 unless it says).
+pub fn spec_shards(vkc: &ValkeyCluster) -> usize {
+    vkc.spec.shards.map_or(3, |s| usize::try_from(s).unwrap())
+}
+
 /// The shard primaries, when the status, the role labels, every node's
-/// own `CLUSTER NODES` and `redis-cli --cluster check` agree: every pod a
-/// member that answers and knows exactly the other five, none failing or
-/// without an address; every slot served by exactly one of 3 primaries,
-/// each followed by exactly one replica; the pods labelled primary are
-/// those; each shard of the status names that primary, its replica and its
-/// slots. Otherwise, what disagrees.
+/// own `CLUSTER NODES` and `redis-cli --cluster check` agree: as many pods
+/// as the spec's shards of a primary and one replica, every one a member
+/// that answers and knows exactly the others (no node left over from a
+/// shard removed), none failing or without an address; every slot served
+/// by exactly one of the spec's number of primaries, each followed by
+/// exactly one replica; the pods labelled primary are those; each shard of
+/// the status names that primary, its replica and its slots. Otherwise,
+/// what disagrees.
 pub async fn shards_agree(env: &Env, name: &str) -> Result<Vec<String>, String> {
     let vkc = env.vkc(name).await;
+    let shards = spec_shards(&vkc);
+    let nodes = shards * 2;
     let password = env.password(name).await;
     let mut seen: BTreeMap<String, (String, NodeClaim)> = BTreeMap::new();
     for pod in env.pods(name).await {
@@ -109,7 +119,7 @@ pub async fn shards_agree(env: &Env, name: &str) -> Result<Vec<String>, String> 
             .iter()
             .filter(|l| l.failed || l.suspected || l.noaddr || l.handshake || !l.connected)
             .collect();
-        if !bad.is_empty() || lines.len() != 6 {
+        if !bad.is_empty() || lines.len() != nodes {
             return Err(format!(
                 "{pod_name} lists {} nodes, these failing, unreachable, without address or in hand-shake: {bad:?}",
                 lines.len()
@@ -121,8 +131,8 @@ pub async fn shards_agree(env: &Env, name: &str) -> Result<Vec<String>, String> 
             .ok_or_else(|| format!("{pod_name} has no line for itself"))?;
         seen.insert(pod_name, (addr, claim_of(myself)));
     }
-    if seen.len() != 6 {
-        return Err(format!("{} pods, not 6", seen.len()));
+    if seen.len() != nodes {
+        return Err(format!("{} pods, not {nodes}", seen.len()));
     }
     // Each slot served by one primary, as the primaries themselves say.
     let mut owners: Vec<Option<&str>> = vec![None; SLOTS];
@@ -144,7 +154,7 @@ pub async fn shards_agree(env: &Env, name: &str) -> Result<Vec<String>, String> 
         }
     }
     let unserved = owners.iter().filter(|o| o.is_none()).count();
-    if unserved > 0 || primaries.len() != 3 {
+    if unserved > 0 || primaries.len() != shards {
         return Err(format!(
             "{unserved} slots unserved, primaries {:?}",
             primaries.keys().collect::<Vec<_>>()

@@ -18,7 +18,7 @@ use logbook_bench::cluster_writer::{ClusterProbeConfig, start_cluster_probe};
 use logbook_bench::{WriteLog, WriteProbe};
 use logbook_crds::ValkeyCluster;
 
-use super::cluster::{NodeClaim, node_claim, pod_addrs, shards_agree, slot_conflict};
+use super::cluster::{NodeClaim, node_claim, pod_addrs, shards_agree, slot_conflict, spec_shards};
 use super::operator_common::*;
 
 /// The topology a sweep runs on.
@@ -26,7 +26,8 @@ use super::operator_common::*;
 pub enum Topology {
     /// One primary and two replicas.
     Replication,
-    /// 3 shards of one primary and one replica.
+    /// Shards of one primary and one replica: 3, or as many as a
+    /// reshard has asked for since.
     Cluster,
 }
 
@@ -48,7 +49,7 @@ impl Topology {
         }
     }
 
-    /// Pods of a converged cluster.
+    /// Pods of a converged cluster as created (a reshard may add some).
     pub fn pods(self) -> usize {
         match self {
             Self::Replication => 3,
@@ -65,12 +66,12 @@ impl Topology {
     }
 
     /// Whether the status says the cluster is whole: Ready on its
-    /// generation (for a Cluster, with 3 shards of one replica covering
-    /// every slot).
+    /// generation (for a Cluster, with the spec's shards of one replica
+    /// each holding its share of the slots, no reshard under way).
     pub fn ready(self, vkc: &ValkeyCluster) -> bool {
         match self {
             Self::Replication => is_ready(vkc, 3),
-            Self::Cluster => cluster_ready(vkc),
+            Self::Cluster => balanced(vkc, spec_shards(vkc)),
         }
     }
 
@@ -84,7 +85,9 @@ impl Topology {
                 let deadline = Instant::now() + timeout;
                 loop {
                     let vkc = env
-                        .wait_status(name, timeout, "3 shards of 1 replica, Ready", cluster_ready)
+                        .wait_status(name, timeout, "shards of 1 replica, balanced", |v| {
+                            self.ready(v)
+                        })
                         .await;
                     let mut published: Vec<String> = vkc
                         .status
