@@ -112,11 +112,12 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// What, among a round's events, the runtime must act on at once rather
 /// than wait for slot moves to end: a pod that stops answering, a node
 /// that changes role, a primary whose process restarted in place, a
-/// replica whose link drops or that starts a full resync (from a
+/// replica whose link was up and drops or starts a full resync (from a
 /// restarted, emptied primary it would lose what it holds once the
 /// primary's sync delay is over). Changes only, against `state`: a pod
 /// already known failing (each probe of it is journaled again, up to a
-/// cap) or a link already known down are not news.
+/// cap), a link already known down, or a new replica's first sync
+/// (never up yet: it holds nothing to lose) are not news.
 pub(super) fn alarm(state: &ClusterState, events: &[Event]) -> Option<String> {
     let view = |pod: &str| state.pods.get(pod);
     events.iter().find_map(|e| match e {
@@ -134,7 +135,7 @@ pub(super) fn alarm(state: &ClusterState, events: &[Event]) -> Option<String> {
         )),
         Event::ReplicationObserved { pod, link, .. }
             if matches!(link, LinkStatus::Down | LinkStatus::Syncing)
-                && view(pod).is_some_and(|v| v.link != Some(*link)) =>
+                && view(pod).is_some_and(|v| v.link == Some(LinkStatus::Up)) =>
         {
             Some(format!("{pod}'s link to its primary is {link:?}"))
         }
@@ -287,6 +288,8 @@ mod tests {
         assert!(alarm(&s, &[link("p-1", LinkStatus::Down)]).is_none());
         let why = alarm(&s, &[link("p-2", LinkStatus::Syncing)]).unwrap();
         assert!(why.contains("p-2's link"), "{why}");
+        // A new replica's first sync: never up, nothing to lose.
+        assert!(alarm(&s, &[link("p-1", LinkStatus::Syncing)]).is_none());
         assert!(alarm(&s, &[link("p-2", LinkStatus::Up)]).is_none());
         let role = Event::NodeRoleObserved {
             pod: "p-2".to_owned(),

@@ -34,21 +34,31 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     if settling {
         return Vec::new();
     }
+    // Only replicas on pods the spec keeps count: one a scale-in removes
+    // leaves its shard without, and the seat it leaves is the one to fill.
+    let keeps = view.desired_pods();
+    let staying = |pod: &str| view.pod(pod).is_some_and(|p| p.ordinal() < keeps);
     let mut seats: Vec<ShardSeat<'_>> = shards
         .iter()
         .filter(|s| !s.retired)
         .map(|s| {
             let mut kube_nodes: Vec<&str> = Vec::new();
+            let mut replicas = 0_u32;
             for pod in std::iter::once(s.primary).chain(s.replicas.iter().copied()) {
-                if let Some(p) = view.pod(pod) {
+                if let Some(p) = view.pod(pod)
+                    && (pod == s.primary || staying(pod))
+                {
                     kube_nodes.push(node_of(&p));
+                    if pod != s.primary {
+                        replicas = replicas.saturating_add(1);
+                    }
                 }
             }
             ShardSeat {
                 primary: s.primary,
                 node_id: s.node_id,
                 kube_nodes,
-                replicas: u32::try_from(s.replicas.len()).unwrap_or(u32::MAX),
+                replicas,
             }
         })
         .collect();
@@ -61,7 +71,7 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
         let mut kube_nodes = vec![node_of(&m.pod)];
         let mut replicas = 0_u32;
         for other in &members {
-            if other.report.primary_id.as_deref() == Some(m.node_id()) {
+            if other.report.primary_id.as_deref() == Some(m.node_id()) && staying(other.name()) {
                 kube_nodes.push(node_of(&other.pod));
                 replicas = replicas.saturating_add(1);
             }
@@ -77,7 +87,6 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     // nobody: its replicas are seated again.
     let seat_ids: Vec<&str> = seats.iter().map(|s| s.node_id).collect();
     let want = desired_replicas(view);
-    let keeps = view.desired_pods();
     let mut out = Vec::new();
     for m in &members {
         let empty = m.report.is_primary() && m.report.slots.is_empty();

@@ -322,13 +322,27 @@ impl ClusterRuntime {
                 }
             }
         }
-        let target = Target {
-            meta: &self.meta,
-            spec,
-            state: &self.state,
-            interrupt: None,
+        let fresh = if alarm.is_some() {
+            // What made the moves hand back, journaled now so that the
+            // next decision sees it: a whole round, offsets included (a
+            // failover compares the primary's and its replicas'). With the
+            // ends' reports, before the outcomes: folded while the moves
+            // are still in flight, a source's report of slots given away
+            // before its target's of slots taken is a move under way, not
+            // slots nobody owns.
+            let results =
+                crate::operator::cluster_prober::probe_pods(&self.probe_client, &pods).await;
+            let cap = crate::operator::prober::failure_cap(self);
+            crate::operator::cluster_prober::round_events(&self.state, &results, cap, true)
+        } else {
+            let target = Target {
+                meta: &self.meta,
+                spec,
+                state: &self.state,
+                interrupt: None,
+            };
+            self.executor.reports_of(target, &ends).await
         };
-        let fresh = self.executor.reports_of(target, &ends).await;
         self.record_now(fresh, cause).await?;
         let mut all = true;
         for (p, result) in planned.iter().zip(results) {
@@ -341,15 +355,6 @@ impl ClusterRuntime {
             }
         }
         if alarm.is_some() {
-            // What made the moves hand back, journaled now so that the
-            // next decision sees it: a whole round, offsets included (a
-            // failover compares the primary's and its replicas').
-            let results =
-                crate::operator::cluster_prober::probe_pods(&self.probe_client, &pods).await;
-            let cap = crate::operator::prober::failure_cap(self);
-            let events =
-                crate::operator::cluster_prober::round_events(&self.state, &results, cap, true);
-            self.record_now(events, cause).await?;
             // Not a failure to back off from: decide again at once.
             return Ok(true);
         }

@@ -388,3 +388,26 @@ fn a_move_that_hands_back_while_its_job_runs_is_not_a_failure_and_is_never_given
     });
     assert_eq!(g.state.reshard.failures.len(), 1);
 }
+
+#[test]
+fn a_drained_primary_takes_the_seat_a_removed_replica_leaves() {
+    // 4 × 1 → 3 × 1: demo-3's shard was drained; demo-2's only replica,
+    // demo-6, is on a pod the spec removes, as is demo-7.
+    let split = even_split(3);
+    let shards = vec![
+        (0, &[4][..], vec![split[0]]),
+        (1, &[5][..], vec![split[1]]),
+        (2, &[6][..], vec![split[2]]),
+        (3, &[7][..], Vec::new()),
+    ];
+    let g = laid_out(8, &shards, 3, 1);
+    let seated: Vec<(String, String)> = g
+        .intents()
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::ReplicateShard { pod, primary, .. } => Some((pod, primary)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seated, vec![(pod(3), pod(2))], "{:?}", g.intents());
+}
