@@ -633,9 +633,19 @@ async fn a_job_that_vanishes_with_its_source_is_not_taken_for_a_move() {
     };
     let (moved, ()) = tokio::join!(f.move_slots(0, 1, &slots), chaos);
     match moved {
-        Err(ActError::NotYet(why)) => {
+        Err(mut err) => {
+            // The job's phases seen before it vanished go with the error.
+            let facts = err.take_facts();
+            let why = err.to_string();
+            assert!(err.is_retryable(), "{why}");
             assert!(why.contains("vanished from demo-0"), "{why}");
             assert!(why.contains("does not own"), "{why}");
+            let last = phases(&facts).last().cloned();
+            assert_eq!(
+                last.map(|p| p.1),
+                Some(MigrationPhase::Vanished),
+                "{facts:?}"
+            );
         }
         other => panic!("expected not yet, got {other:?}"),
     }
