@@ -45,43 +45,16 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     let probe = start_writer(&env, &password).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
-        .await;
-    let vkc = env
-        .wait_status("shop", Duration::from_secs(120), "4 shards balanced", |v| {
-            balanced(v, 4)
-        })
-        .await;
-    assert_eq!(primaries(&vkc).len(), 4);
-    eventually_clean(&env, &password, 8, Duration::from_secs(60)).await;
+    reshard_to(&env, &password, 4, Duration::from_secs(120)).await;
 
-    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
-        .await;
-    env.wait_status("shop", Duration::from_secs(120), "3 shards balanced", |v| {
-        balanced(v, 3)
-    })
-    .await;
-    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
-    let log = probe.stop().await;
-    let acked = log.acked_keys();
-    assert!(
-        acked.len() > 50,
-        "too few writes acknowledged: {}",
-        acked.len()
-    );
-    assert_every_key(&env, 6, &password, KEYS, &acked).await;
+    reshard_to(&env, &password, 3, Duration::from_secs(120)).await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
 
     let stream = env.stream("shop").await;
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
     let events = env.journal_events(&stream).await;
-    let intents = decided_names(&events);
-    eprintln!("decided: {intents:?}");
-    let moves = intents
-        .iter()
-        .filter(|i| *i == "MoveSlots (Reshard)")
-        .count();
-    assert!(moves >= 6, "3 moves out and 3 back at least: {intents:?}");
+    assert_moves_decided(&events);
     let observed = events
         .iter()
         .filter(|e| matches!(e.body, Event::SlotMigrationObserved { .. }))

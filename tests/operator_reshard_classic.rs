@@ -61,46 +61,19 @@ async fn a_redis_7_cluster_goes_from_3_to_4_shards_and_back_by_the_classic_pipel
     tokio::time::sleep(Duration::from_secs(1)).await;
     eprintln!("formed and loaded after {:?}", started.elapsed());
 
-    env.patch("shop", serde_json::json!({"spec": {"shards": 4}}))
-        .await;
-    let vkc = env
-        .wait_status("shop", Duration::from_secs(180), "4 shards balanced", |v| {
-            balanced(v, 4)
-        })
-        .await;
-    assert_eq!(primaries(&vkc).len(), 4);
-    eventually_clean(&env, &password, 8, Duration::from_secs(60)).await;
+    reshard_to(&env, &password, 4, Duration::from_secs(180)).await;
     assert_redis_7_0(&env, 8, &password).await;
     eprintln!("4 shards after {:?}", started.elapsed());
 
-    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
-        .await;
-    env.wait_status("shop", Duration::from_secs(180), "3 shards balanced", |v| {
-        balanced(v, 3)
-    })
-    .await;
-    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    reshard_to(&env, &password, 3, Duration::from_secs(180)).await;
     eprintln!("3 shards again after {:?}", started.elapsed());
-    let log = probe.stop().await;
-    let acked = log.acked_keys();
-    assert!(
-        acked.len() > 50,
-        "too few writes acknowledged: {}",
-        acked.len()
-    );
-    assert_every_key(&env, 6, &password, KEYS, &acked).await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
 
     let stream = env.stream("shop").await;
     let mut env = env;
     env.stop_operator(Stop::Graceful).await;
     let events = env.journal_events(&stream).await;
-    let intents = decided_names(&events);
-    eprintln!("decided: {intents:?}");
-    let moves = intents
-        .iter()
-        .filter(|i| *i == "MoveSlots (Reshard)")
-        .count();
-    assert!(moves >= 6, "3 moves out and 3 back at least: {intents:?}");
+    assert_moves_decided(&events);
     let classic: Vec<&str> = events
         .iter()
         .filter_map(|e| match &e.body {

@@ -333,3 +333,55 @@ pub async fn assert_every_key(env: &Env, pods: usize, password: &str, keys: u64,
         missing.iter().take(10).collect::<Vec<_>>()
     );
 }
+
+/// Patches `spec.shards` of `shop` to `shards`; waits up to `limit` for
+/// the status to show them balanced, then for `redis-cli --cluster
+/// check` to be clean on every pod (one replica a shard).
+pub async fn reshard_to(
+    env: &Env,
+    password: &str,
+    shards: usize,
+    limit: Duration,
+) -> ValkeyCluster {
+    env.patch("shop", serde_json::json!({"spec": {"shards": shards}}))
+        .await;
+    let vkc = env
+        .wait_status("shop", limit, &format!("{shards} shards balanced"), |v| {
+            balanced(v, shards)
+        })
+        .await;
+    assert_eq!(primaries(&vkc).len(), shards);
+    eventually_clean(env, password, shards * 2, Duration::from_secs(60)).await;
+    vkc
+}
+
+/// Stops the writer; every one of the `keys` loaded and every write it
+/// had acknowledged must be there (on `pods` pods).
+pub async fn stop_and_check_writes(
+    env: &Env,
+    probe: logbook_bench::WriteProbe,
+    pods: usize,
+    password: &str,
+    keys: u64,
+) {
+    let log = probe.stop().await;
+    let acked = log.acked_keys();
+    assert!(
+        acked.len() > 50,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    assert_every_key(env, pods, password, keys, &acked).await;
+}
+
+/// The journal's decisions, as [`decided_names`]: at least 3 moves out
+/// and 3 back.
+pub fn assert_moves_decided(events: &[logbook_journal::Envelope]) {
+    let intents = decided_names(events);
+    eprintln!("decided: {intents:?}");
+    let moves = intents
+        .iter()
+        .filter(|i| *i == "MoveSlots (Reshard)")
+        .count();
+    assert!(moves >= 6, "3 moves out and 3 back at least: {intents:?}");
+}

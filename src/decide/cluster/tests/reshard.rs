@@ -292,25 +292,32 @@ fn a_half_moved_slot_is_finished_towards_its_target_or_its_lone_marker_cleared()
     );
 }
 
+/// The first intent `decide` plans, decided under id `id`, then failed
+/// with `error`.
+fn first_fails(g: &mut Given, id: u128, error: &str) -> usize {
+    let planned = g.decide();
+    let id = uuid::Uuid::from_u128(id);
+    g.event(Event::Decided {
+        intents: vec![logbook_journal::PlannedIntent {
+            intent_id: id,
+            intent: planned[0].intent.clone(),
+            reason: planned[0].reason.clone(),
+        }],
+    });
+    g.event(Event::IntentFailed {
+        intent_id: id,
+        error: error.to_owned(),
+        retryable: true,
+    });
+    planned.len()
+}
+
 #[test]
 fn a_move_failing_with_the_same_error_is_given_up_and_the_status_says_so() {
     let mut g = laid_out(4, &three_bare(), 4, 0);
     for n in 0..super::super::resharding::MAX_SAME_FAILURES {
-        let planned = g.decide();
-        assert_eq!(planned.len(), 3, "try {n}: {planned:?}");
-        let id = uuid::Uuid::from_u128(9_000 + u128::from(n));
-        g.event(Event::Decided {
-            intents: vec![logbook_journal::PlannedIntent {
-                intent_id: id,
-                intent: planned[0].intent.clone(),
-                reason: planned[0].reason.clone(),
-            }],
-        });
-        g.event(Event::IntentFailed {
-            intent_id: id,
-            error: "Slot migration failed: OOM".into(),
-            retryable: true,
-        });
+        let planned = first_fails(&mut g, 9_000 + u128::from(n), "Slot migration failed: OOM");
+        assert_eq!(planned, 3, "try {n}");
     }
     // The first source's move is given up; the other two still go.
     assert_eq!(g.decide().len(), 2);
@@ -345,21 +352,12 @@ fn a_move_that_hands_back_while_its_job_runs_is_not_a_failure_and_is_never_given
         elapsed_ms: None,
     });
     for n in 0..super::super::resharding::MAX_SAME_FAILURES + 2 {
-        let planned = g.decide();
-        assert_eq!(planned.len(), 1, "try {n}: {planned:?}");
-        let id = uuid::Uuid::from_u128(9_100 + u128::from(n));
-        g.event(Event::Decided {
-            intents: vec![logbook_journal::PlannedIntent {
-                intent_id: id,
-                intent: planned[0].intent.clone(),
-                reason: planned[0].reason.clone(),
-            }],
-        });
-        g.event(Event::IntentFailed {
-            intent_id: id,
-            error: "slot migration job f from demo-0 to demo-3 is still replicating after 2 s (the operator stopped waiting to act on: demo-1 does not answer (Refused)); left running, to be followed again".into(),
-            retryable: true,
-        });
+        let planned = first_fails(
+            &mut g,
+            9_100 + u128::from(n),
+            "slot migration job f from demo-0 to demo-3 is still replicating after 2 s (the operator stopped waiting to act on: demo-1 does not answer (Refused)); left running, to be followed again",
+        );
+        assert_eq!(planned, 1, "try {n}");
     }
     assert!(
         g.state.reshard.failures.is_empty(),
@@ -372,20 +370,11 @@ fn a_move_that_hands_back_while_its_job_runs_is_not_a_failure_and_is_never_given
         job: job("failed"),
         elapsed_ms: None,
     });
-    let planned = g.decide();
-    let id = uuid::Uuid::from_u128(9_200);
-    g.event(Event::Decided {
-        intents: vec![logbook_journal::PlannedIntent {
-            intent_id: id,
-            intent: planned[0].intent.clone(),
-            reason: planned[0].reason.clone(),
-        }],
-    });
-    g.event(Event::IntentFailed {
-        intent_id: id,
-        error: "slot migration job f moving 1366 slots failed: OOM".into(),
-        retryable: true,
-    });
+    first_fails(
+        &mut g,
+        9_200,
+        "slot migration job f moving 1366 slots failed: OOM",
+    );
     assert_eq!(g.state.reshard.failures.len(), 1);
 }
 
