@@ -706,8 +706,16 @@ impl Sweep {
         // At n = 0 the first decision counted is lost with the crash: the
         // journal cannot hold the whole scenario (a reshard's provisioning
         // decisions may be there, its first move is not).
+        // Nor is it whole while a pod the spec wants is missing, not
+        // ready or terminating: a deleted pod comes back later, and its
+        // role label is decided then.
+        let pods_back = logbook::decide::ClusterView::new(&at_crash).is_some_and(|view| {
+            let want = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
+            at_crash.pods.len() == want && at_crash.pods.values().all(|p| p.ready && !p.terminating)
+        });
         let settled = n > 0
             && decided > 0
+            && pods_back
             && (at_crash.cluster.formed_at.is_some() || self.topology == Topology::Replication)
             && at_crash.in_flight.is_empty()
             && logbook::decide::decide(&at_crash, at_crash.last_at, &policy).is_empty();
