@@ -345,6 +345,12 @@ fn last_failover(vkc: &ValkeyCluster) -> Option<(Option<i64>, Option<String>)> {
 /// Ready, the spec's generation observed, 3 shards each with a primary and
 /// its `replicas` replicas, and all 16384 slots served.
 fn cluster_ready(vkc: &ValkeyCluster, replicas: usize) -> bool {
+    ready_with(vkc, SHARDS, replicas)
+}
+
+/// Ready, the spec's generation observed, `shards` shards each with a
+/// primary and its `replicas` replicas, and all 16384 slots served.
+pub(crate) fn ready_with(vkc: &ValkeyCluster, shards: usize, replicas: usize) -> bool {
     let Some(status) = &vkc.status else {
         return false;
     };
@@ -356,7 +362,7 @@ fn cluster_ready(vkc: &ValkeyCluster, replicas: usize) -> bool {
         .sum();
     status.phase == Some(ClusterPhase::Ready)
         && status.observed_generation == vkc.metadata.generation
-        && status.shards.len() == SHARDS
+        && status.shards.len() == shards
         && status
             .shards
             .iter()

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use logbook::valkey::Password;
+use logbook_crds::ValkeyCluster;
 use logbook_crds::v1alpha1::CONDITION_SPEC_VALID;
-use logbook_crds::{ClusterPhase, ValkeyCluster};
 
 use super::nodes::Nodes;
 use super::plan::{Balance, Owners, Want, balance, owners_of};
 use crate::operator::start_local;
+use crate::operator_cluster::ready_with;
 use crate::{BenchError, harness};
 
 const NS: &str = "default";
@@ -311,28 +312,6 @@ pub(crate) fn refusal(vkc: &ValkeyCluster, generation: i64) -> Option<String> {
         .condition(CONDITION_SPEC_VALID)
         .filter(|c| c.status == "False")
         .map(|c| c.message.clone())
-}
-
-/// Ready, the spec observed, `shards` shards each with a primary and its
-/// `replicas` replicas, and all 16384 slots served.
-fn ready_with(vkc: &ValkeyCluster, shards: usize, replicas: usize) -> bool {
-    let Some(status) = &vkc.status else {
-        return false;
-    };
-    let slots: i64 = status
-        .shards
-        .iter()
-        .flat_map(|s| s.slots.iter())
-        .map(|r| i64::from(r.end) - i64::from(r.start) + 1)
-        .sum();
-    status.phase == Some(ClusterPhase::Ready)
-        && status.observed_generation == vkc.metadata.generation
-        && status.shards.len() == shards
-        && status
-            .shards
-            .iter()
-            .all(|s| s.primary.is_some() && s.replicas.len() == replicas)
-        && slots == 16_384
 }
 
 #[cfg(test)]
