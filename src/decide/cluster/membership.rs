@@ -21,7 +21,8 @@ pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
     if !forget.is_empty() {
         return forget;
     }
-    decide_meet(&members)
+    let picked = super::resharding::picked_primaries(view);
+    decide_meet(&members, &picked)
 }
 
 /// `ForgetNode` for every node id some member still lists that must go:
@@ -154,8 +155,11 @@ fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> 
 /// is not linked to the anchor at all — no member knows it, or only
 /// members of another island do (two meets decided from different
 /// anchors, each before the other's pod was a member, leave two islands
-/// that each know all their own: gossip never joins them).
-fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
+/// that each know all their own: gossip never joins them). An empty
+/// primary resharding picked as a new shard is also met from every
+/// primary serving slots that does not list it yet, rather than left to
+/// gossip: slots move only between primaries that know each other.
+fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
     let anchor = members
         .iter()
         .find(|m| m.report.serves_slots())
@@ -182,14 +186,32 @@ fn decide_meet(members: &[Member<'_>]) -> Vec<Decision> {
         if !island.contains(m.node_id()) && !from.contains(&anchor.name()) {
             from.push(anchor.name());
         }
+        if island.contains(m.node_id()) && picked.contains(&m.name()) {
+            for o in members {
+                if o.node_id() != m.node_id()
+                    && o.report.serves_slots()
+                    && o.report.peer(m.node_id()).is_none()
+                    && !from.contains(&o.name())
+                {
+                    from.push(o.name());
+                }
+            }
+        }
         if from.is_empty() {
             continue;
         }
-        let why = if stale.is_empty() {
+        let why = if stale.is_empty() && !island.contains(m.node_id()) {
             format!(
                 "{} (node {}) is not in the cluster",
                 m.name(),
                 short(m.node_id())
+            )
+        } else if stale.is_empty() {
+            format!(
+                "{} (node {}) is to take slots as a new shard, but primaries {} do not know it yet (met rather than left to gossip: slots move only between primaries that know each other)",
+                m.name(),
+                short(m.node_id()),
+                from.join(", ")
             )
         } else {
             format!(

@@ -213,7 +213,8 @@ fn running_jobs(view: &ClusterView<'_>, code: &ReasonCode) -> Vec<Decision> {
 
 /// Why the cluster is not whole enough to move slots, if it is not:
 /// formed, every slot owned by an answering primary, every pod the spec
-/// wants a member that knows every other. (A primary restarted in place
+/// wants a member, the primaries that give or take slots knowing each
+/// other. (A primary restarted in place
 /// behind its replicas is failover's, which goes first; one that is not
 /// behind moves its slots as any other.)
 pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
@@ -233,9 +234,18 @@ pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
             members.len()
         ));
     }
-    // A source refuses a target it does not know yet: gossip first.
-    for m in &members {
-        let unknown = members.iter().find(|o| {
+    // A source refuses a target it does not know yet: the primaries that
+    // give or take slots (those serving slots, and the empty ones picked
+    // as new shards) must know each other. Replicas need not: gossip
+    // reaches them in its own time, and waiting for it held every
+    // scale-out for seconds.
+    let picked = picked_primaries(view);
+    let movers: Vec<_> = members
+        .iter()
+        .filter(|m| m.report.serves_slots() || picked.contains(&m.name()))
+        .collect();
+    for m in &movers {
+        let unknown = movers.iter().find(|o| {
             o.node_id() != m.node_id()
                 && m.report
                     .peer(o.node_id())

@@ -400,3 +400,66 @@ fn a_drained_primary_takes_the_seat_a_removed_replica_leaves() {
         .collect();
     assert_eq!(seated, vec![(pod(3), pod(2))], "{:?}", g.intents());
 }
+
+#[test]
+fn slots_move_once_the_primaries_know_the_new_one_and_a_primary_that_does_not_meets_it() {
+    let mut g = laid_out(8, &three(), 4, 1);
+    let everyone: Vec<_> = (0..8).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.report(
+        &Node {
+            i: 7,
+            g: 0,
+            primary_of: Some((6, 0)),
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &everyone,
+        &[],
+    );
+    g.repl(7, LinkStatus::Up, 100, 7);
+    // demo-1, a primary, has not heard of demo-6 yet: met from it.
+    let split = even_split(3);
+    let without_6: Vec<_> = everyone.iter().copied().filter(|p| p.0 != 6).collect();
+    g.report(
+        &Node {
+            i: 1,
+            g: 0,
+            primary_of: None,
+            slots: vec![split[1]],
+            epoch: 2,
+        },
+        &without_6,
+        &[],
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MeetNode {
+            pod: pod(6),
+            from: vec![pod(1)],
+        }]
+    );
+    g.report(
+        &Node {
+            i: 1,
+            g: 0,
+            primary_of: None,
+            slots: vec![split[1]],
+            epoch: 2,
+        },
+        &everyone,
+        &[],
+    );
+    // demo-4, a replica, has not: the moves do not wait for it.
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: Some((1, 0)),
+            slots: Vec::new(),
+            epoch: 2,
+        },
+        &without_6,
+        &[],
+    );
+    assert_eq!(moves(&g).len(), 3);
+}
