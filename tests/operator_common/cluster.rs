@@ -318,20 +318,44 @@ pub async fn assert_every_key(env: &Env, pods: usize, password: &str, keys: u64,
             .unwrap();
     assert!(
         missing.is_empty(),
-        "{} of {keys} loaded keys missing: {:?}",
+        "{} of {keys} loaded keys missing: {:?}, in slots {}",
         missing.len(),
-        missing.iter().take(10).collect::<Vec<_>>()
+        missing.iter().take(10).collect::<Vec<_>>(),
+        slots_of("k", &missing)
     );
     let missing = logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", acked)
         .await
         .unwrap();
     assert!(
         missing.is_empty(),
-        "{} of {} acknowledged writes lost: {:?}",
+        "{} of {} acknowledged writes lost: {:?}, in slots {}",
         missing.len(),
         acked.len(),
-        missing.iter().take(10).collect::<Vec<_>>()
+        missing.iter().take(10).collect::<Vec<_>>(),
+        slots_of("w", &missing)
     );
+}
+
+/// The slot ranges the keys `{prefix}:{n}` of `ns` fall in, as
+/// `start-end` runs: which moves a loss follows.
+fn slots_of(prefix: &str, ns: &[u64]) -> String {
+    let mut slots: Vec<u16> = ns
+        .iter()
+        .map(|n| logbook_bench::slots::key_slot(format!("{prefix}:{n}").as_bytes()))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    let mut runs: Vec<(u16, u16)> = Vec::new();
+    for s in slots {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == s => *end = s,
+            _ => runs.push((s, s)),
+        }
+    }
+    runs.iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Patches `spec.shards` of `shop` to `shards`; waits up to `limit` for

@@ -128,7 +128,7 @@ impl ClusterInvariants {
                 }
             }
             (
-                ClusterFailoverMode::Force,
+                ClusterFailoverMode::Force | ClusterFailoverMode::Takeover,
                 ReasonCode::PrimaryBehindReplica { primary_offset, .. },
             ) => {
                 // Justified by the journal alone: the target, its link

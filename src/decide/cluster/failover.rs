@@ -251,8 +251,15 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, _policy: &Policy)
     out
 }
 
-/// `ClusterFailover FORCE` to the replica holding the most of the history
-/// a restarted primary lost, if [`behind`] finds one.
+/// `ClusterFailover TAKEOVER` to the replica holding the most of the
+/// history a restarted primary lost, if [`behind`] finds one. Not an
+/// election (`FORCE`): the restarted primary itself refuses to vote for
+/// a while ("not safe to vote"), so with it and one more primary not
+/// voting (a new shard's, mid-import) the election misses its majority
+/// and times out, while the replica's full resync from the emptied
+/// primary comes due. A takeover needs no vote, and is safe here: the
+/// old primary answers (it is no partitioned side that could go on
+/// serving), and it follows the higher config epoch.
 fn decide_behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<Decision> {
     let (primary_offset, candidates) = behind(view, shard)?;
     let chosen = best(&candidates)?;
@@ -260,7 +267,7 @@ fn decide_behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<Decision> 
         Intent::ClusterFailover {
             pod: chosen.pod.clone(),
             from: Some(shard.primary.to_owned()),
-            mode: ClusterFailoverMode::Force,
+            mode: ClusterFailoverMode::Takeover,
         },
         ReasonCode::PrimaryBehindReplica {
             primary_offset,
@@ -268,7 +275,7 @@ fn decide_behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<Decision> 
         },
         format!(
             "{} restarted in place and answers at offset {primary_offset}, behind its replica {} at {}: \
-             {} takes over its {} slots by CLUSTER FAILOVER FORCE before it resyncs from a primary that lost those writes; candidates: {}",
+             {} takes over its {} slots by CLUSTER FAILOVER TAKEOVER (no election: a restarted primary does not vote) before it resyncs from a primary that lost those writes; candidates: {}",
             shard.primary,
             chosen.pod,
             chosen.offset.unwrap_or(0),

@@ -145,7 +145,7 @@ fn a_primary_restarted_in_place_behind_its_replica_hands_the_shard_to_it_by_forc
             vec![Intent::ClusterFailover {
                 pod: pod(4),
                 from: Some(pod(1)),
-                mode: ClusterFailoverMode::Force
+                mode: ClusterFailoverMode::Takeover
             }],
             "{link:?}"
         );
@@ -181,7 +181,7 @@ fn a_primary_restored_from_a_snapshot_behind_its_replica_is_failed_over_too() {
         vec![Intent::ClusterFailover {
             pod: pod(4),
             from: Some(pod(1)),
-            mode: ClusterFailoverMode::Force
+            mode: ClusterFailoverMode::Takeover
         }]
     );
 }
