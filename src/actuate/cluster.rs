@@ -229,7 +229,13 @@ pub async fn failover(
     expect_node(valkey, target, pod, addr).await?;
     let before = answer(valkey, target, pod).await?;
     let started = Instant::now();
+    let mut unknown = None;
     if !before.report.serves_slots() {
+        if mode == ClusterFailoverMode::Takeover
+            && let Some(from) = from
+        {
+            unknown = learn_primary_slots(valkey, target, addr, from).await;
+        }
         valkey
             .cluster_failover(addr, mode)
             .await
@@ -265,10 +271,14 @@ pub async fn failover(
             });
             return Ok(Done {
                 detail: format!(
-                    "{pod} took over {} slots at config epoch {} (offset {offset}) in {} ms",
+                    "{pod} took over {} slots at config epoch {} (offset {offset}) in {} ms{}",
                     logbook_journal::cluster::slot_count(&now.report.slots),
                     now.report.config_epoch,
-                    started.elapsed().as_millis()
+                    started.elapsed().as_millis(),
+                    unknown.map_or_else(String::new, |u| format!(
+                        "; it did not learn in {} ms that its primary claims {u}: those stay with the restarted primary, and the keys of them it held are dropped",
+                        LEARN_WAIT.as_millis()
+                    ))
                 ),
                 events,
                 password: None,
@@ -284,6 +294,49 @@ pub async fn failover(
                     ClusterFailoverMode::Takeover => "takeover",
                 }
             )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// How long a replica about to take over may take to learn, by gossip,
+/// the slots its live primary claims: well inside the 5 s before a
+/// replica's full resync from that (emptied) primary begins.
+const LEARN_WAIT: Duration = Duration::from_millis(1_500);
+
+/// Before a replica in `pod` takes its live primary's shard over: waits
+/// (at most [`LEARN_WAIT`]) until the replica sees the primary in `from`
+/// owning every slot that primary claims. A replica promoted claims the
+/// slots it believes its primary has and drops the keys of any other:
+/// a primary killed right after an atomic slot migration gave it slots
+/// restarts claiming them, but its replica may not have heard of them
+/// yet. `None` once it has (or when either cannot be read: the takeover
+/// goes ahead, it cannot wait); else the slots it still does not see.
+async fn learn_primary_slots(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    addr: SocketAddr,
+    from: &str,
+) -> Option<String> {
+    let primary = answer(valkey, target, from).await.ok()?;
+    let claimed = primary.report.slots;
+    if claimed.is_empty() {
+        return None;
+    }
+    let deadline = Instant::now() + LEARN_WAIT;
+    loop {
+        let lines = valkey.cluster_nodes(addr).await.ok()?;
+        let seen = lines
+            .iter()
+            .find(|l| l.id == primary.report.node_id)
+            .map(|l| l.slots.clone())
+            .unwrap_or_default();
+        let lacking = crate::actuate::reshard::missing(&seen, &claimed);
+        if lacking.is_empty() {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            return Some(logbook_journal::cluster::describe_slots(&lacking));
         }
         tokio::time::sleep(POLL).await;
     }

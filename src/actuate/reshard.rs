@@ -65,7 +65,7 @@ fn covers(owned: &[SlotRange], wanted: &[SlotRange]) -> bool {
 }
 
 /// The slots of `wanted` not in `owned`.
-fn missing(owned: &[SlotRange], wanted: &[SlotRange]) -> Vec<SlotRange> {
+pub(super) fn missing(owned: &[SlotRange], wanted: &[SlotRange]) -> Vec<SlotRange> {
     let slots = wanted
         .iter()
         .flat_map(|r| r.start..=r.end)
@@ -130,20 +130,29 @@ impl Move<'_> {
     }
 
     /// Polls the target until it claims every slot of `slots`, for at most
-    /// [`OWNERSHIP_WAIT`]; returns whether it does. A target that does not
-    /// answer meanwhile (the very reason a job can end ambiguously) is
-    /// asked again until the wait is over; then its last failure is the
-    /// error.
-    async fn target_owns(&self, slots: &[SlotRange]) -> Result<bool, ActError> {
+    /// [`OWNERSHIP_WAIT`]; returns, when it does, the facts that show it:
+    /// its report claiming them (journaled even if it dies right after,
+    /// so the journal never calls a move done without the claim), then a
+    /// fresh report of the source. A target that does not answer
+    /// meanwhile (the very reason a job can end ambiguously) is asked
+    /// again until the wait is over; then its last failure is the error.
+    async fn target_owns(&self, slots: &[SlotRange]) -> Result<Option<Vec<Event>>, ActError> {
         let deadline = Instant::now() + OWNERSHIP_WAIT;
         loop {
             let failure = match answer(self.valkey, self.target, self.to).await {
-                Ok(now) if covers(&now.report.slots, slots) => return Ok(true),
+                Ok(now) if covers(&now.report.slots, slots) => {
+                    let mut facts: Vec<Event> =
+                        reported(self.target, self.to, &now).into_iter().collect();
+                    if let Ok(source) = answer(self.valkey, self.target, self.from).await {
+                        facts.extend(reported(self.target, self.from, &source));
+                    }
+                    return Ok(Some(facts));
+                }
                 Ok(_) => None,
                 Err(err) => Some(err),
             };
             if Instant::now() >= deadline {
-                return failure.map_or(Ok(false), Err);
+                return failure.map_or(Ok(None), Err);
             }
             if let Some(why) = self.target.interrupted() {
                 return Err(ActError::NotYet(format!(
@@ -209,8 +218,9 @@ pub async fn move_slots(
         .cluster_getslotmigrations(from_addr)
         .await
         .map_err(valkey_err(format!("listing the slot migrations of {from}")))?;
-    let owned_by_target = answer(valkey, target, to).await?.report.slots;
-    let remaining = missing(&owned_by_target, &slots);
+    let to_now = answer(valkey, target, to).await?;
+    let owned_by_target = &to_now.report.slots;
+    let remaining = missing(owned_by_target, &slots);
     if let Some(job) = listed.iter().flatten().find(|j| {
         j.side == MigrationSide::Export
             && !j.phase.is_over()
@@ -235,12 +245,18 @@ pub async fn move_slots(
         return mv.classic(&slots).await;
     };
     if remaining.is_empty() {
+        // The report that shows the claim, whatever happens to the
+        // target next.
+        let mut events: Vec<Event> = reported(target, to, &to_now).into_iter().collect();
+        events.extend(mv.reports(&[]).await.into_iter().filter(|e| {
+            !matches!(e, Event::ClusterNodeObserved { pod, .. } if pod == to)
+        }));
         return Ok(Done {
             detail: format!(
                 "already moved: {to} (node {to_node}) owns {}",
                 slots_text(&slots)
             ),
-            events: mv.reports(&[]).await,
+            events,
             password: None,
         });
     }

@@ -236,11 +236,11 @@ impl Move<'_> {
         };
         match ended {
             Ended::Over(job) if job.phase == MigrationPhase::Succeeded => {
-                let owns = match self.target_owns(slots).await {
-                    Ok(owns) => owns,
+                let claim = match self.target_owns(slots).await {
+                    Ok(claim) => claim,
                     Err(err) => return Err(err.with_facts(events)),
                 };
-                if !owns {
+                let Some(claim) = claim else {
                     return Err(ActError::NotYet(format!(
                         "slot migration job {} reported success, but {} does not claim {} after {} s",
                         job.name,
@@ -249,8 +249,8 @@ impl Move<'_> {
                         OWNERSHIP_WAIT.as_secs()
                     ))
                     .with_facts(events));
-                }
-                events.extend(self.reports(&[]).await);
+                };
+                events.extend(claim);
                 let total = timeline.at("success").unwrap_or_default();
                 Ok(done(
                     format!(
@@ -263,12 +263,12 @@ impl Move<'_> {
                 ))
             }
             Ended::Over(job) if job.ambiguous() => {
-                let owns = match self.target_owns(slots).await {
-                    Ok(owns) => owns,
+                let claim = match self.target_owns(slots).await {
+                    Ok(claim) => claim,
                     Err(err) => return Err(err.with_facts(events)),
                 };
-                if owns {
-                    events.extend(self.reports(&[]).await);
+                if let Some(claim) = claim {
+                    events.extend(claim);
                     Ok(done(
                         format!(
                             "moved {what} {}: ambiguous job ({}) resolved by ownership: the target owns the slots; writes the source took after unpausing may be lost; phases: {}",
@@ -318,12 +318,12 @@ impl Move<'_> {
                         }),
                     });
                 }
-                let owns = match self.target_owns(slots).await {
-                    Ok(owns) => owns,
+                let claim = match self.target_owns(slots).await {
+                    Ok(claim) => claim,
                     Err(err) => return Err(err.with_facts(events)),
                 };
-                if owns {
-                    events.extend(self.reports(&[]).await);
+                if let Some(claim) = claim {
+                    events.extend(claim);
                     Ok(done(
                         format!(
                             "moved {what}: the job vanished from {} (its process restarted or died), resolved by ownership: the target owns the slots",
