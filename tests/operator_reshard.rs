@@ -150,27 +150,29 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         .await;
     eventually_clean(&env, &password, 8, Duration::from_secs(90)).await;
 
-    // In: the leaving shard's job is held; its target's process is
-    // killed while it waits.
+    // In: the leaving shard's jobs are held before their write pause;
+    // one job's target process is killed while it waits.
     let before = primaries(&vkc);
-    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
-        .await;
     let mut ids = Vec::new();
     for p in &before {
         let addr = env.pod_addr(p).await;
         let id = redis_cli(&addr, &password, &["cluster", "myid"]);
+        // Every job is held before its write pause.
+        let ok = redis_cli(
+            &addr,
+            &password,
+            &["debug", "slotmigration", "prevent-pause", "1"],
+        );
+        assert!(ok.contains("OK"), "{p}: {ok}");
         ids.push((p.clone(), addr, id.trim().to_owned()));
     }
+    env.patch("shop", serde_json::json!({"spec": {"shards": 3}}))
+        .await;
     let mut held: Option<(String, String, String)> = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while held.is_none() && std::time::Instant::now() < deadline {
         for (p, addr, _) in &ids {
             if let Some((_, target)) = running_exports(addr, &password).first() {
-                redis_cli(
-                    addr,
-                    &password,
-                    &["debug", "slotmigration", "prevent-pause", "1"],
-                );
                 held = Some((p.clone(), addr.clone(), target.clone()));
                 break;
             }
@@ -183,13 +185,17 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         .find(|(_, _, id)| *id == target)
         .map(|(p, _, _)| p.clone())
         .expect("the job's target is a primary");
-    eprintln!("killing target {target} of a job held on {source}");
+    eprintln!("killing target {target} of a job held on {source} ({addr})");
     env.kill(&target).await;
-    redis_cli(
-        &addr,
-        &password,
-        &["debug", "slotmigration", "prevent-pause", "0"],
-    );
+    for (p, addr, _) in &ids {
+        if *p != target {
+            redis_cli(
+                addr,
+                &password,
+                &["debug", "slotmigration", "prevent-pause", "0"],
+            );
+        }
+    }
     env.wait_status("shop", Duration::from_secs(180), "3 shards balanced", |v| {
         balanced(v, 3)
     })

@@ -246,11 +246,25 @@ pub async fn move_slots(
     };
     if remaining.is_empty() {
         // The report that shows the claim, whatever happens to the
-        // target next.
+        // target next; and how the jobs the journal may still hold as
+        // under way on either end ended (else the next decision would
+        // wait for them again, and be answered "already moved" again).
         let mut events: Vec<Event> = reported(target, to, &to_now).into_iter().collect();
         events.extend(mv.reports(&[]).await.into_iter().filter(|e| {
             !matches!(e, Event::ClusterNodeObserved { pod, .. } if pod == to)
         }));
+        events.extend(crate::observe::observe_migrations(
+            target.state,
+            from,
+            Some(&jobs),
+        ));
+        if let Ok(on_target) = valkey.cluster_getslotmigrations(to_addr).await {
+            events.extend(crate::observe::observe_migrations(
+                target.state,
+                to,
+                on_target.as_deref(),
+            ));
+        }
         return Ok(Done {
             detail: format!(
                 "already moved: {to} (node {to_node}) owns {}",

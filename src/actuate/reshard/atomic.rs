@@ -21,6 +21,9 @@ use super::{ActError, Done, Move, OWNERSHIP_WAIT, overlaps, slots_text, valkey_e
 /// How often a running job is polled: `GETSLOTMIGRATIONS` is one cheap
 /// read, and the write pause of a job lasts tens of milliseconds.
 const JOB_POLL: Duration = Duration::from_millis(15);
+
+/// How long a job waits for its target to learn the source's slots.
+const SLOT_MAP_WAIT: Duration = Duration::from_secs(3);
 /// A job whose phase and progress stand still this long is left running
 /// and reported not done yet: the next decision adopts it.
 const STALL: Duration = Duration::from_secs(60);
@@ -105,6 +108,7 @@ impl Move<'_> {
                 busy.phase.name()
             )));
         }
+        self.target_sees_source_owning(slots).await?;
         let known = before.iter().map(|j| j.name.clone()).collect();
         let at = Instant::now();
         self.valkey
@@ -117,6 +121,44 @@ impl Move<'_> {
                 self.to
             )))?;
         self.follow(Following::Issued { known, at }, slots).await
+    }
+
+    /// Waits (at most [`SLOT_MAP_WAIT`]) until the target's slot map
+    /// shows the source owning every slot of `slots`: a target that just
+    /// joined learns who owns what by gossip, and refuses a job for slots
+    /// it sees no owner of ("Slot 4096 has no node served"), failing it at
+    /// once.
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::NotYet`] when it still does not (or cannot be read).
+    async fn target_sees_source_owning(&self, slots: &[SlotRange]) -> Result<(), ActError> {
+        let deadline = Instant::now() + SLOT_MAP_WAIT;
+        loop {
+            let lines = self
+                .valkey
+                .cluster_nodes(self.to_addr)
+                .await
+                .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
+            let seen = lines
+                .iter()
+                .find(|l| l.id == self.from_node)
+                .map(|l| l.slots.clone())
+                .unwrap_or_default();
+            let lacking = super::missing(&seen, slots);
+            if lacking.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline || self.target.interrupted().is_some() {
+                return Err(ActError::NotYet(format!(
+                    "{} does not see {} owning {} yet (gossip); nothing issued",
+                    self.to,
+                    self.from,
+                    describe_slots(&lacking)
+                )));
+            }
+            tokio::time::sleep(super::POLL).await;
+        }
     }
 
     /// Polls the source's job list until the job ends, journaling each
