@@ -97,8 +97,12 @@ fn running_exports(addr: &str, password: &str) -> Vec<(String, String)> {
 
 // A source killed mid-job restarts in place, empty (no persistence):
 // its replica must not resync from it. The operator hands the shard to
-// the replica while the other moves go on (they hand back to let it).
-// On the way back a leaving shard's job is held, and its target killed.
+// the replica (a takeover: a forced election, refused a vote by the
+// restarted primary and missing one from the new shard mid-import,
+// timed out and lost the whole shard) while the other moves hand back
+// to let it. On the way back every job is held before its write pause
+// and one job's target killed: the same, on the importing side. The
+// journal and the pods' logs are copied to the temp dir for a failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_balanced() {
     let env = Env::start("reshard-faults").await;
