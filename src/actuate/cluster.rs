@@ -179,6 +179,7 @@ pub async fn replicate(
             "{primary} runs node {running}, not {node_id}"
         )));
     }
+    let met = knows_primary(valkey, pod, addr, primary, primary_addr, node_id).await?;
     valkey
         .cluster_replicate(addr, node_id)
         .await
@@ -191,10 +192,70 @@ pub async fn replicate(
         primary: Some(primary.to_owned()),
     });
     Ok(Done {
-        detail: format!("{pod} replicates {primary} (node {node_id})"),
+        detail: format!(
+            "{pod} replicates {primary} (node {node_id}){}",
+            if met {
+                " (met from it first: it had not heard of that node yet)"
+            } else {
+                ""
+            }
+        ),
         events,
         password: None,
     })
+}
+
+/// How long a replica may take to learn its new primary once met.
+const KNOW_WAIT: Duration = Duration::from_secs(2);
+
+/// Makes sure the node in `pod` knows node `node_id` (its primary to be,
+/// in `primary` at `primary_addr`), which `CLUSTER REPLICATE` needs ("Unknown
+/// node"): a replica and a primary that joined the cluster together learn
+/// of each other by gossip, which can take a second or more. When it does
+/// not, it meets the primary itself and waits for the hand-shake (at most
+/// [`KNOW_WAIT`]). Returns whether it had to meet it.
+///
+/// # Errors
+///
+/// [`ActError::NotYet`] when it still does not know the node after the
+/// wait; [`ActError::Valkey`] when a command fails.
+async fn knows_primary(
+    valkey: &ValkeyClient,
+    pod: &str,
+    addr: SocketAddr,
+    primary: &str,
+    primary_addr: SocketAddr,
+    node_id: &str,
+) -> Result<bool, ActError> {
+    let known = |lines: &[crate::valkey::ClusterNodeLine]| {
+        lines.iter().any(|l| l.id == node_id && !l.handshake)
+    };
+    let read = || async {
+        valkey
+            .cluster_nodes(addr)
+            .await
+            .map_err(valkey_err(format!("reading the cluster nodes {pod} knows")))
+    };
+    if known(&read().await?) {
+        return Ok(false);
+    }
+    valkey
+        .cluster_meet(addr, &primary_addr.ip().to_string(), primary_addr.port())
+        .await
+        .map_err(valkey_err(format!("{pod} meeting {primary}")))?;
+    let deadline = Instant::now() + KNOW_WAIT;
+    loop {
+        if known(&read().await?) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Err(ActError::NotYet(format!(
+                "{pod} does not know {primary} (node {node_id}) {} ms after meeting it",
+                KNOW_WAIT.as_millis()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// How long a failover of `mode` may take: Valkey's manual failover gives

@@ -250,9 +250,12 @@ pub async fn move_slots(
         // under way on either end ended (else the next decision would
         // wait for them again, and be answered "already moved" again).
         let mut events: Vec<Event> = reported(target, to, &to_now).into_iter().collect();
-        events.extend(mv.reports(&[]).await.into_iter().filter(|e| {
-            !matches!(e, Event::ClusterNodeObserved { pod, .. } if pod == to)
-        }));
+        events.extend(
+            mv.reports(&[])
+                .await
+                .into_iter()
+                .filter(|e| !matches!(e, Event::ClusterNodeObserved { pod, .. } if pod == to)),
+        );
         events.extend(crate::observe::observe_migrations(
             target.state,
             from,
