@@ -242,10 +242,10 @@ async fn a_migration_whose_source_or_target_dies_mid_job_ends_consistent_and_bal
         .iter()
         .filter(|d| d.starts_with("MoveSlots"))
         .count();
-    // Usually 9 to 15; once, on a loaded machine, 126 in the scale-in
-    // (not understood yet: the outcomes are printed above). A runaway
-    // (16 decisions a trigger, a trigger a second) goes far past this.
-    assert!(moves <= 200, "{moves} moves decided");
+    // Usually 8 to 15. A job the journal still held as under way after
+    // its slots were moved made every decision wait for it again (126,
+    // 236 and 414 times before that was fixed).
+    assert!(moves <= 40, "{moves} moves decided");
     env.verify_journal().await;
     env.assert_audit_clean().await;
     env.finish().await;

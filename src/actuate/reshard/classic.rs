@@ -9,6 +9,8 @@
 //! or is idempotent, so a crash at any point resumes where it stopped; a
 //! batch resent after a crash overwrites its own copy on the target.
 
+use std::collections::BTreeSet;
+
 use super::{ActError, Done, Move, Target, answer, covers, marks, other_primaries, reported};
 use super::{describe_slots, merge_slots, slots_text, valkey_err};
 use crate::observe::ClusterAnswer;
@@ -83,6 +85,25 @@ impl Move<'_> {
         }
     }
 
+    /// The slots of `slots` whose owner the target does not see as the
+    /// source (gossip has not told it yet).
+    async fn owner_unseen(&self, slots: &[SlotRange]) -> Result<BTreeSet<u16>, ActError> {
+        let lines = self
+            .valkey
+            .cluster_nodes(self.to_addr)
+            .await
+            .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
+        let seen = lines
+            .iter()
+            .find(|l| l.id == self.from_node)
+            .map(|l| l.slots.clone())
+            .unwrap_or_default();
+        Ok(super::missing(&seen, slots)
+            .iter()
+            .flat_map(|r| r.start..=r.end)
+            .collect())
+    }
+
     /// Moves one slot the source owns and the target does not: marks,
     /// keys, then ownership on the target and the source. Returns the keys
     /// sent.
@@ -91,10 +112,18 @@ impl Move<'_> {
         slot: u16,
         from_now: &ClusterAnswer,
         to_now: &ClusterAnswer,
+        unseen: &BTreeSet<u16>,
     ) -> Result<u64, ActError> {
         let marked = |peers: &[logbook_journal::SlotPeer], node: &str| {
             peers.iter().any(|p| p.slot == slot && p.node_id == node)
         };
+        if unseen.contains(&slot) {
+            // A node importing a slot ignores news of who owns it: one
+            // that marks it before gossip told it the owner never learns,
+            // and refuses the keys ("CLUSTERDOWN Hash slot not served").
+            self.setslot(self.to, slot, SetSlot::Node(self.from_node))
+                .await?;
+        }
         if !marked(&to_now.slot_states.1, self.from_node) {
             self.setslot(self.to, slot, SetSlot::Importing(self.from_node))
                 .await?;
@@ -139,6 +168,7 @@ impl Move<'_> {
         let started = tokio::time::Instant::now();
         let from_now = answer(self.valkey, self.target, self.from).await?;
         let to_now = answer(self.valkey, self.target, self.to).await?;
+        let unseen = self.owner_unseen(slots).await?;
         let mut moved: Vec<u16> = Vec::new();
         let mut keys: u64 = 0;
         let mut tidied = 0u32;
@@ -174,7 +204,7 @@ impl Move<'_> {
                 ))
                 .with_facts(self.reports(&told).await));
             }
-            keys = keys.saturating_add(self.move_slot(slot, &from_now, &to_now).await?);
+            keys = keys.saturating_add(self.move_slot(slot, &from_now, &to_now, &unseen).await?);
             moved.push(slot);
         }
         let (told, failed) = self.announce(&moved).await;
@@ -226,7 +256,8 @@ impl Move<'_> {
                 .await?;
             0
         } else if covers(&from_now.report.slots, &one) {
-            self.move_slot(slot, &from_now, &to_now).await?
+            let unseen = self.owner_unseen(&one).await?;
+            self.move_slot(slot, &from_now, &to_now, &unseen).await?
         } else {
             return Err(ActError::Refused(format!(
                 "slot {slot} is owned by neither {} nor {}; nothing done",
