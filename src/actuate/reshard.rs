@@ -114,6 +114,21 @@ pub async fn reports_of(valkey: &ValkeyClient, target: Target<'_>, pods: &[Strin
 }
 
 impl Move<'_> {
+    /// The slots the target's slot map shows the source owning: a target
+    /// that just joined learns who owns what by gossip.
+    async fn seen_by_target(&self) -> Result<Vec<SlotRange>, ActError> {
+        let lines = self
+            .valkey
+            .cluster_nodes(self.to_addr)
+            .await
+            .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
+        Ok(lines
+            .iter()
+            .find(|l| l.id == self.from_node)
+            .map(|l| l.slots.clone())
+            .unwrap_or_default())
+    }
+
     /// Fresh reports of both ends (and `others`), as the facts the move
     /// established.
     async fn reports(&self, others: &[String]) -> Vec<Event> {

@@ -135,17 +135,7 @@ impl Move<'_> {
     async fn target_sees_source_owning(&self, slots: &[SlotRange]) -> Result<(), ActError> {
         let deadline = Instant::now() + SLOT_MAP_WAIT;
         loop {
-            let lines = self
-                .valkey
-                .cluster_nodes(self.to_addr)
-                .await
-                .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
-            let seen = lines
-                .iter()
-                .find(|l| l.id == self.from_node)
-                .map(|l| l.slots.clone())
-                .unwrap_or_default();
-            let lacking = super::missing(&seen, slots);
+            let lacking = super::missing(&self.seen_by_target().await?, slots);
             if lacking.is_empty() {
                 return Ok(());
             }

@@ -88,17 +88,7 @@ impl Move<'_> {
     /// The slots of `slots` whose owner the target does not see as the
     /// source (gossip has not told it yet).
     async fn owner_unseen(&self, slots: &[SlotRange]) -> Result<BTreeSet<u16>, ActError> {
-        let lines = self
-            .valkey
-            .cluster_nodes(self.to_addr)
-            .await
-            .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
-        let seen = lines
-            .iter()
-            .find(|l| l.id == self.from_node)
-            .map(|l| l.slots.clone())
-            .unwrap_or_default();
-        Ok(super::missing(&seen, slots)
+        Ok(super::missing(&self.seen_by_target().await?, slots)
             .iter()
             .flat_map(|r| r.start..=r.end)
             .collect())
