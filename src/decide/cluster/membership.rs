@@ -157,8 +157,9 @@ fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> 
 /// anchors, each before the other's pod was a member, leave two islands
 /// that each know all their own: gossip never joins them). An empty
 /// primary resharding picked as a new shard is also met from every
-/// primary serving slots that does not list it yet, rather than left to
-/// gossip: slots move only between primaries that know each other.
+/// primary serving slots that does not list it yet (in the same decision
+/// as its first meet), rather than left to gossip: slots move only
+/// between primaries that know each other.
 fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
     let anchor = members
         .iter()
@@ -186,7 +187,7 @@ fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
         if !island.contains(m.node_id()) && !from.contains(&anchor.name()) {
             from.push(anchor.name());
         }
-        if island.contains(m.node_id()) && picked.contains(&m.name()) {
+        if picked.contains(&m.name()) {
             for o in members {
                 if o.node_id() != m.node_id()
                     && o.report.serves_slots()
