@@ -155,11 +155,13 @@ fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> 
 /// is not linked to the anchor at all — no member knows it, or only
 /// members of another island do (two meets decided from different
 /// anchors, each before the other's pod was a member, leave two islands
-/// that each know all their own: gossip never joins them). An empty
-/// primary resharding picked as a new shard is also met from every
-/// primary serving slots that does not list it yet (in the same decision
-/// as its first meet), rather than left to gossip: slots move only
-/// between primaries that know each other.
+/// that each know all their own: gossip never joins them). While new
+/// shards join (resharding has picked their primaries), every member is
+/// also met from every member that does not list it yet, in the same
+/// decision as its first meet, rather than left to gossip: slots move
+/// only between primaries that know each other, and a node learns a
+/// slot's new owner from the owner alone (so one that has not met the
+/// new primary yet disagrees on the slot map after the moves).
 fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
     let anchor = members
         .iter()
@@ -187,10 +189,9 @@ fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
         if !island.contains(m.node_id()) && !from.contains(&anchor.name()) {
             from.push(anchor.name());
         }
-        if picked.contains(&m.name()) {
+        if !picked.is_empty() {
             for o in members {
                 if o.node_id() != m.node_id()
-                    && o.report.serves_slots()
                     && o.report.peer(m.node_id()).is_none()
                     && !from.contains(&o.name())
                 {
@@ -209,7 +210,7 @@ fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
             )
         } else if stale.is_empty() {
             format!(
-                "{} (node {}) is to take slots as a new shard, but primaries {} do not know it yet (met rather than left to gossip: slots move only between primaries that know each other)",
+                "{} (node {}) is in the cluster, but {} do not know it yet while new shards join (met rather than left to gossip: slots move only between primaries that know each other, and a node learns a slot's new owner from the owner alone)",
                 m.name(),
                 short(m.node_id()),
                 from.join(", ")

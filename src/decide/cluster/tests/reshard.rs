@@ -402,7 +402,7 @@ fn a_drained_primary_takes_the_seat_a_removed_replica_leaves() {
 }
 
 #[test]
-fn slots_move_once_the_primaries_know_the_new_one_and_a_primary_that_does_not_meets_it() {
+fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets_it() {
     let mut g = laid_out(8, &three(), 4, 1);
     let everyone: Vec<_> = (0..8).map(|i| (i, 0, PeerHealth::Ok)).collect();
     g.report(
@@ -449,17 +449,33 @@ fn slots_move_once_the_primaries_know_the_new_one_and_a_primary_that_does_not_me
         &everyone,
         &[],
     );
-    // demo-4, a replica, has not: the moves do not wait for it.
-    g.report(
-        &Node {
-            i: 4,
-            g: 0,
-            primary_of: Some((1, 0)),
-            slots: Vec::new(),
-            epoch: 2,
-        },
-        &without_6,
-        &[],
+    // demo-4, a replica, has not: it meets it too (it would learn the
+    // new owner of the moved slots from demo-6 alone)...
+    let replica = |peers: &[(u32, u32, PeerHealth)]| {
+        (
+            Node {
+                i: 4,
+                g: 0,
+                primary_of: Some((1, 0)),
+                slots: Vec::new(),
+                epoch: 2,
+            },
+            peers.to_vec(),
+        )
+    };
+    let (node, peers) = replica(&without_6);
+    g.report(&node, &peers, &[]);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MeetNode {
+            pod: pod(6),
+            from: vec![pod(4)],
+        }]
     );
+    // ... and once it is in hand-shake with it, the moves go.
+    let mut shaking = without_6.clone();
+    shaking.push((6, 0, PeerHealth::Handshake));
+    let (node, peers) = replica(&shaking);
+    g.report(&node, &peers, &[]);
     assert_eq!(moves(&g).len(), 3);
 }
