@@ -180,22 +180,60 @@ pub async fn replicate(
         )));
     }
     let met = knows_primary(valkey, pod, addr, primary, primary_addr, node_id).await?;
+    // A primary that serves no slots has nothing a full sync could carry
+    // away: its replica's first sync need not wait out the delay kept for
+    // replicas of a primary restarted empty (the config file restores
+    // the delay on its next start).
+    let empty = answer(valkey, target, primary)
+        .await
+        .is_ok_and(|a| a.report.slots.is_empty());
+    if empty {
+        valkey
+            .config_set(primary_addr, "repl-diskless-sync-delay", "0")
+            .await
+            .map_err(valkey_err(format!(
+                "setting repl-diskless-sync-delay 0 on {primary} (it serves no slots)"
+            )))?;
+    }
     valkey
         .cluster_replicate(addr, node_id)
         .await
         .map_err(valkey_err(format!("making {pod} a replica of {primary}")))?;
-    let after = answer(valkey, target, pod).await?;
+    let mut after = answer(valkey, target, pod).await?;
+    if empty {
+        // Its sync is immediate: wait for it, so that the reshard that
+        // waits for this replica to be in sync sees it in this outcome
+        // rather than a probe round later.
+        let deadline = Instant::now() + SYNC_WAIT;
+        while crate::observe::link_status(&after.replication) != logbook_journal::LinkStatus::Up
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(POLL).await;
+            after = answer(valkey, target, pod).await?;
+        }
+    }
     let mut events: Vec<Event> = reported(target, pod, &after).into_iter().collect();
     events.push(Event::NodeRoleObserved {
         pod: pod.to_owned(),
         role: Role::Replica,
         primary: Some(primary.to_owned()),
     });
+    events.extend(crate::observe::observe_replication(
+        target.state,
+        pod,
+        &after.replication,
+        false,
+    ));
     Ok(Done {
         detail: format!(
-            "{pod} replicates {primary} (node {node_id}){}",
+            "{pod} replicates {primary} (node {node_id}){}{}",
             if met {
                 " (met from it first: it had not heard of that node yet)"
+            } else {
+                ""
+            },
+            if empty {
+                "; its first sync starts at once (the primary serves no slots: repl-diskless-sync-delay 0 until it restarts)"
             } else {
                 ""
             }
@@ -204,6 +242,9 @@ pub async fn replicate(
         password: None,
     })
 }
+
+/// How long the first sync of a replica of an empty primary is waited for.
+const SYNC_WAIT: Duration = Duration::from_secs(3);
 
 /// How long a replica may take to learn its new primary once met.
 const KNOW_WAIT: Duration = Duration::from_secs(2);

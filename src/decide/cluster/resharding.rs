@@ -255,6 +255,27 @@ pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
             return Some(format!("{} does not know {} yet", m.name(), o.name()));
         }
     }
+    // A new shard takes slots only once its replicas are in sync: a
+    // migration does not wait for the target's replicas, and one whose
+    // first full sync is still pending would leave the moved keys (and
+    // every write to them) on the new primary alone.
+    for p in &picked {
+        let Some(id) = cluster.node_id(p) else {
+            continue;
+        };
+        let behind = members.iter().find(|r| {
+            r.report.primary_id.as_deref() == Some(id)
+                && view
+                    .pod(r.name())
+                    .is_none_or(|v| v.view.link != Some(logbook_journal::LinkStatus::Up))
+        });
+        if let Some(r) = behind {
+            return Some(format!(
+                "{}, the replica of the new shard {p}, is not in sync with it yet",
+                r.name()
+            ));
+        }
+    }
     cluster
         .shards()
         .iter()

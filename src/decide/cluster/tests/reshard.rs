@@ -472,10 +472,14 @@ fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets
             from: vec![pod(4)],
         }]
     );
-    // ... and once it is in hand-shake with it, the moves go.
+    // ... and once it is in hand-shake with it, the moves go, but only
+    // while the new shard's replica is in sync with it.
     let mut shaking = without_6.clone();
     shaking.push((6, 0, PeerHealth::Handshake));
     let (node, peers) = replica(&shaking);
     g.report(&node, &peers, &[]);
+    g.repl(7, LinkStatus::Syncing, 0, 7);
+    assert_eq!(moves(&g), Vec::new());
+    g.repl(7, LinkStatus::Up, 100, 7);
     assert_eq!(moves(&g).len(), 3);
 }
