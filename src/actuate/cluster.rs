@@ -427,12 +427,9 @@ async fn learn_primary_slots(
     }
     let deadline = Instant::now() + LEARN_WAIT;
     loop {
-        let lines = valkey.cluster_nodes(addr).await.ok()?;
-        let seen = lines
-            .iter()
-            .find(|l| l.id == primary.report.node_id)
-            .map(|l| l.slots.clone())
-            .unwrap_or_default();
+        let seen = slots_seen(valkey, addr, &primary.report.node_id)
+            .await
+            .ok()?;
         let lacking = crate::actuate::reshard::missing(&seen, &claimed);
         if lacking.is_empty() {
             return None;
@@ -442,6 +439,22 @@ async fn learn_primary_slots(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The slots the node at `addr` sees node `node_id` owning (none when it
+/// does not know the node): what gossip has told it so far.
+pub(super) async fn slots_seen(
+    valkey: &ValkeyClient,
+    addr: SocketAddr,
+    node_id: &str,
+) -> Result<Vec<SlotRange>, crate::valkey::ProbeError> {
+    Ok(valkey
+        .cluster_nodes(addr)
+        .await?
+        .into_iter()
+        .find(|l| l.id == node_id)
+        .map(|l| l.slots)
+        .unwrap_or_default())
 }
 
 /// `CLUSTER FORGET node_id` on every node of the cluster that lists it

@@ -22,7 +22,7 @@ use logbook_journal::cluster::{describe_slots, merge_ranges, merge_slots, slot_c
 use logbook_journal::{Event, MigrationSide, SlotRange};
 use tokio::time::Instant;
 
-use super::cluster::{POLL, answer, reported, valkey_err};
+use super::cluster::{POLL, answer, reported, slots_seen, valkey_err};
 use super::{ActError, Done, Target};
 use crate::observe::ClusterAnswer;
 use crate::valkey::ValkeyClient;
@@ -117,16 +117,9 @@ impl Move<'_> {
     /// The slots the target's slot map shows the source owning: a target
     /// that just joined learns who owns what by gossip.
     async fn seen_by_target(&self) -> Result<Vec<SlotRange>, ActError> {
-        let lines = self
-            .valkey
-            .cluster_nodes(self.to_addr)
+        slots_seen(self.valkey, self.to_addr, self.from_node)
             .await
-            .map_err(valkey_err(format!("reading the slot map of {}", self.to)))?;
-        Ok(lines
-            .iter()
-            .find(|l| l.id == self.from_node)
-            .map(|l| l.slots.clone())
-            .unwrap_or_default())
+            .map_err(valkey_err(format!("reading the slot map of {}", self.to)))
     }
 
     /// Fresh reports of both ends (and `others`), as the facts the move
@@ -158,9 +151,9 @@ impl Move<'_> {
                 Ok(now) if covers(&now.report.slots, slots) => {
                     let mut facts: Vec<Event> =
                         reported(self.target, self.to, &now).into_iter().collect();
-                    if let Ok(source) = answer(self.valkey, self.target, self.from).await {
-                        facts.extend(reported(self.target, self.from, &source));
-                    }
+                    facts.extend(
+                        reports_of(self.valkey, self.target, &[self.from.to_owned()]).await,
+                    );
                     return Ok(Some(facts));
                 }
                 Ok(_) => None,
@@ -265,12 +258,7 @@ pub async fn move_slots(
         // under way on either end ended (else the next decision would
         // wait for them again, and be answered "already moved" again).
         let mut events: Vec<Event> = reported(target, to, &to_now).into_iter().collect();
-        events.extend(
-            mv.reports(&[])
-                .await
-                .into_iter()
-                .filter(|e| !matches!(e, Event::ClusterNodeObserved { pod, .. } if pod == to)),
-        );
+        events.extend(reports_of(valkey, target, &[from.to_owned()]).await);
         events.extend(crate::observe::observe_migrations(
             target.state,
             from,

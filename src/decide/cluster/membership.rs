@@ -21,8 +21,8 @@ pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
     if !forget.is_empty() {
         return forget;
     }
-    let picked = super::resharding::picked_primaries(view);
-    decide_meet(&members, &picked)
+    let joining = !super::resharding::picked_primaries(view).is_empty();
+    decide_meet(&members, joining)
 }
 
 /// `ForgetNode` for every node id some member still lists that must go:
@@ -156,13 +156,13 @@ fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> 
 /// members of another island do (two meets decided from different
 /// anchors, each before the other's pod was a member, leave two islands
 /// that each know all their own: gossip never joins them). While new
-/// shards join (resharding has picked their primaries), every member is
+/// shards join (`joining`: resharding has picked their primaries), every member is
 /// also met from every member that does not list it yet, in the same
 /// decision as its first meet, rather than left to gossip: slots move
 /// only between primaries that know each other, and a node learns a
 /// slot's new owner from the owner alone (so one that has not met the
 /// new primary yet disagrees on the slot map after the moves).
-fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
+fn decide_meet(members: &[Member<'_>], joining: bool) -> Vec<Decision> {
     let anchor = members
         .iter()
         .find(|m| m.report.serves_slots())
@@ -189,7 +189,7 @@ fn decide_meet(members: &[Member<'_>], picked: &[&str]) -> Vec<Decision> {
         if !island.contains(m.node_id()) && !from.contains(&anchor.name()) {
             from.push(anchor.name());
         }
-        if !picked.is_empty() {
+        if joining {
             for o in members {
                 if o.node_id() != m.node_id()
                     && o.report.peer(m.node_id()).is_none()
