@@ -235,11 +235,26 @@ async fn raw_run(
     )
     .await
     .map_err(RunError::Setup)?;
-    let (_, target) = cluster.add_empty_shard().await.map_err(RunError::Setup)?;
+    // Raw ASM starts and joins the new shard under the clock, as the
+    // operator must (its time runs from the patch): the writer writes
+    // throughout. The legacy rebalance starts from a fully joined shard.
+    let (writer, grown, target) = match driver {
+        Driver::Asm => {
+            let writer = start_writer(&cluster.addrs(), None, config.replicas, method, run)
+                .await
+                .map_err(RunError::Setup)?;
+            let (_, target, grown) = cluster.grow_shard().await.map_err(RunError::Reshard)?;
+            (writer, Some(grown), target)
+        }
+        Driver::Legacy => {
+            let (_, target) = cluster.add_empty_shard().await.map_err(RunError::Setup)?;
+            let writer = start_writer(&cluster.addrs(), None, config.replicas, method, run)
+                .await
+                .map_err(RunError::Setup)?;
+            (writer, None, target)
+        }
+    };
     let addrs = cluster.addrs();
-    let writer = start_writer(&addrs, None, config.replicas, method, run)
-        .await
-        .map_err(RunError::Setup)?;
     let mut nodes = Nodes::new(None);
     let load = load_average();
     let measured = match driver {
@@ -247,10 +262,11 @@ async fn raw_run(
             .await
             .map(|r| Measured {
                 elapsed: r.elapsed,
-                started: r.started,
+                started: grown.unwrap_or(r.started),
                 before: r.before,
                 after: r.after,
                 ready_after: None,
+                from_start: grown.map(|g| (r.started + r.elapsed).saturating_duration_since(g)),
                 load,
             }),
         Driver::Legacy => legacy::reshard_legacy(&mut nodes, &addrs, SHARDS_TO)
@@ -261,6 +277,7 @@ async fn raw_run(
                 before: r.before,
                 after: r.after,
                 ready_after: None,
+                from_start: None,
                 load,
             }),
     }
@@ -319,6 +336,7 @@ async fn operator_reshard(
         before: r.before,
         after: r.after,
         ready_after: r.ready_after,
+        from_start: None,
         load,
     };
     finish(config, writer, &seeds, password.as_ref(), measured)

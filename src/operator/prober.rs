@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::runtime::ClusterRuntime;
+use super::runtime::{ClusterRuntime, SETTLING_INTERVAL};
 use super::span::ClusterSpan;
 use crate::metrics::Answer;
 use crate::observe::{ProbeObservation, observe_probe};
@@ -38,26 +38,12 @@ type Outcome = Result<Probe, ProbeError>;
 /// each round in a span of `log`.
 pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     let mut last_offsets = Instant::now();
-    let mut next = Instant::now();
+    let mut last_round: Option<Instant> = None;
     loop {
-        let interval = {
-            let guard = rt.lock().await;
-            if guard.state.deleted {
-                return;
-            }
-            guard
-                .state
-                .policy
-                .as_ref()
-                .map_or(Duration::from_millis(500), |p| {
-                    Duration::from_millis(p.probe_interval_ms)
-                })
-                .max(MIN_INTERVAL)
+        let Some(interval) = due(&rt, last_round).await else {
+            return;
         };
-        // Rounds start every interval: a round slowed by a timeout (a
-        // frozen primary) is not followed by a full interval of silence.
-        tokio::time::sleep_until(next).await;
-        next = Instant::now() + interval;
+        last_round = Some(Instant::now());
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
         let span = log.span();
         match round(&rt, interval, coarse).instrument(span.clone()).await {
@@ -68,6 +54,47 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
             }
             Err(err) => tracing::warn!(parent: &span, seq = log.seq(), %err, "probe round failed"),
         }
+    }
+}
+
+/// Waits until the next round is due and returns the probe interval (its
+/// timeouts), or `None` once the cluster is deleted. Rounds start every
+/// interval after the last one started: a round slowed by a timeout (a
+/// frozen primary) is not followed by a full interval of silence. Right
+/// after an action (a decision in a round or in a reconcile) the next
+/// step waits on seeing its effect, so rounds come every
+/// [`SETTLING_INTERVAL`]; the wait looks again that often, so an action
+/// taken meanwhile shortens it.
+async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Option<Duration> {
+    loop {
+        let (interval, pace) = {
+            let guard = rt.lock().await;
+            if guard.state.deleted {
+                return None;
+            }
+            let interval = guard
+                .state
+                .policy
+                .as_ref()
+                .map_or(Duration::from_millis(500), |p| {
+                    Duration::from_millis(p.probe_interval_ms)
+                })
+                .max(MIN_INTERVAL);
+            let pace = if guard.settling() {
+                interval.min(SETTLING_INTERVAL)
+            } else {
+                interval
+            };
+            (interval, pace)
+        };
+        let now = Instant::now();
+        let Some(due) = last_round.map(|at| at + pace) else {
+            return Some(interval);
+        };
+        if now >= due {
+            return Some(interval);
+        }
+        tokio::time::sleep_until(due.min(now + SETTLING_INTERVAL)).await;
     }
 }
 

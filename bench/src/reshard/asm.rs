@@ -159,14 +159,17 @@ pub(crate) async fn reshard_asm(
             // Every job is over: the ownership decides, ambiguous ones too.
             let views = nodes.views(addrs).await?;
             match balance(&views, Want::Exactly(&want)) {
-                Balance::Balanced(after) => {
-                    return Ok(AsmResult {
-                        elapsed: started.elapsed(),
-                        started,
-                        before,
-                        after,
-                    });
-                }
+                Balance::Balanced(after) => match nodes.not_serving(addrs).await? {
+                    None => {
+                        return Ok(AsmResult {
+                            elapsed: started.elapsed(),
+                            started,
+                            before,
+                            after,
+                        });
+                    }
+                    Some(reason) => why = reason,
+                },
                 Balance::NotYet(reason) => why = reason,
             }
             if !ambiguous.is_empty() {

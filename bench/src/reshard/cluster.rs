@@ -20,6 +20,9 @@ use crate::readiness::replicas_online;
 /// How long forming (or growing) may take.
 const FORM_LIMIT: Duration = Duration::from_secs(60);
 
+/// How often [`RawCluster::grow_shard`] polls.
+const GROW_POLL: Duration = Duration::from_millis(5);
+
 /// `cluster-node-timeout` of the bench's nodes, as the operator's default.
 pub(crate) const NODE_TIMEOUT_MS: u64 = 5000;
 
@@ -82,6 +85,135 @@ impl RawCluster {
             .ok_or_else(|| crate::harness("the new shard")(format!("no shard {index}")))?;
         let id = self.node_id(&addr).await?;
         Ok((addr, id))
+    }
+
+    /// Starts one more shard and joins it as a careful direct driver
+    /// would before moving slots to it, as fast as it can: every node
+    /// meets the new ones; the new replicas meet their primary, which gets
+    /// `repl-diskless-sync-delay 0` (it holds nothing, so its replicas'
+    /// first sync need not wait for others), and follow it; done once the
+    /// replicas' links are up and every primary knows the new primary (a
+    /// source refuses a target it does not know). It does not wait for the
+    /// rest of the gossip. Returns the new primary's address and node id
+    /// and when it started, for the time of the whole reshard.
+    ///
+    /// # Errors
+    /// As [`RawCluster::start`].
+    pub(crate) async fn grow_shard(&mut self) -> Result<(String, String, Instant), BenchError> {
+        let started = Instant::now();
+        let old = self.addrs();
+        let old_primaries = self.primaries();
+        let index = self.shards.len();
+        let processes = start_shard(index, self.replicas).await?;
+        let new: Vec<String> = processes.iter().map(ValkeyProcess::addr).collect();
+        let ports: Vec<u16> = processes.iter().map(ValkeyProcess::port).collect();
+        self.shards.push(processes);
+        let Some(primary) = new.first().cloned() else {
+            return Err(crate::harness("the new shard")("no process".to_owned()));
+        };
+        let id = self.node_id(&primary).await?;
+        let step = |what: &str| {
+            tracing::info!(ms = started.elapsed().as_millis(), "raw growth: {what}");
+        };
+        step("processes answer");
+        for addr in &old {
+            for port in &ports {
+                let mut meet = redis::cmd("CLUSTER");
+                meet.arg("MEET").arg("127.0.0.1").arg(*port);
+                let _: Value = self.nodes.command(addr, &meet, "CLUSTER MEET").await?;
+            }
+        }
+        let replicas: Vec<String> = new.iter().skip(1).cloned().collect();
+        if !replicas.is_empty() {
+            let mut delay = redis::cmd("CONFIG");
+            delay.arg("SET").arg("repl-diskless-sync-delay").arg(0);
+            let _: Value = self.nodes.command(&primary, &delay, "CONFIG SET").await?;
+        }
+        let port = ports.first().copied().unwrap_or_default();
+        for replica in &replicas {
+            let mut meet = redis::cmd("CLUSTER");
+            meet.arg("MEET").arg("127.0.0.1").arg(port);
+            let _: Value = self.nodes.command(replica, &meet, "CLUSTER MEET").await?;
+        }
+        step("met");
+        for replica in &replicas {
+            self.wait_knows(replica, &id).await?;
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("REPLICATE").arg(&id);
+            let _: Value = self
+                .nodes
+                .command(replica, &cmd, "CLUSTER REPLICATE")
+                .await?;
+        }
+        step("replicas follow");
+        for source in &old_primaries {
+            self.wait_knows(source, &id).await?;
+        }
+        step("primaries know it");
+        self.wait_serving(&primary).await?;
+        step("it says cluster_state:ok");
+        for replica in &replicas {
+            self.wait_link_up(replica).await?;
+        }
+        step("replicas in sync");
+        Ok((primary, id, started))
+    }
+
+    /// Polls `addr`'s `CLUSTER NODES` until it lists `id` out of handshake.
+    async fn wait_knows(&mut self, addr: &str, id: &str) -> Result<(), BenchError> {
+        let started = Instant::now();
+        loop {
+            let lines = self.nodes.cluster_nodes(addr).await?;
+            if lines.iter().any(|l| l.id == id && !l.handshake) {
+                return Ok(());
+            }
+            if started.elapsed() > FORM_LIMIT {
+                return Err(BenchError::TimedOut {
+                    what: format!("{addr} to know {id}"),
+                    after_ms: FORM_LIMIT.as_millis(),
+                    detail: self.log_tails(),
+                });
+            }
+            tokio::time::sleep(GROW_POLL).await;
+        }
+    }
+
+    /// Polls `addr`'s `CLUSTER INFO` until it says `cluster_state:ok`.
+    async fn wait_serving(&mut self, addr: &str) -> Result<(), BenchError> {
+        let started = Instant::now();
+        let one = [addr.to_owned()];
+        while let Some(why) = self.nodes.not_serving(&one).await? {
+            if started.elapsed() > FORM_LIMIT {
+                return Err(BenchError::TimedOut {
+                    what: format!("{addr} to serve"),
+                    after_ms: FORM_LIMIT.as_millis(),
+                    detail: why,
+                });
+            }
+            tokio::time::sleep(GROW_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Polls `replica`'s `INFO replication` until its link is up.
+    async fn wait_link_up(&mut self, replica: &str) -> Result<(), BenchError> {
+        let started = Instant::now();
+        loop {
+            let mut cmd = redis::cmd("INFO");
+            cmd.arg("replication");
+            let info: String = self.nodes.command(replica, &cmd, "INFO").await?;
+            if info.contains("master_link_status:up") {
+                return Ok(());
+            }
+            if started.elapsed() > FORM_LIMIT {
+                return Err(BenchError::TimedOut {
+                    what: format!("{replica}'s link to its primary"),
+                    after_ms: FORM_LIMIT.as_millis(),
+                    detail: format!("\n{info}"),
+                });
+            }
+            tokio::time::sleep(GROW_POLL).await;
+        }
     }
 
     /// Meets the nodes of shards `from..` with the cluster, makes their

@@ -118,14 +118,17 @@ pub(crate) async fn reshard_legacy(
     loop {
         let views = nodes.views(addrs).await?;
         let why = match balance(&views, Want::EvenOver(primaries)) {
-            Balance::Balanced(after) => {
-                return Ok(LegacyResult {
-                    elapsed: started.elapsed(),
-                    started,
-                    before,
-                    after,
-                });
-            }
+            Balance::Balanced(after) => match nodes.not_serving(addrs).await? {
+                None => {
+                    return Ok(LegacyResult {
+                        elapsed: started.elapsed(),
+                        started,
+                        before,
+                        after,
+                    });
+                }
+                Some(why) => why,
+            },
             Balance::NotYet(why) => why,
         };
         if exited.elapsed() > AGREE_LIMIT {

@@ -193,16 +193,27 @@ pub(crate) async fn count_missing(
         let mut get = redis::cmd("GET");
         get.arg(&key);
         let mut found = false;
+        let mut read = String::from("no answer");
         for _ in 0..3 {
             match client.route(key.as_bytes(), &get).await {
                 (_, Ok(reply)) => {
                     found = holds(&reply, &value_of(i));
+                    read = format!("{reply:?}");
                     break;
                 }
-                (_, Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                (_, Err(err)) => {
+                    read = format!("{err:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
         if !found {
+            tracing::warn!(
+                key = %key,
+                slot = crate::slots::key_slot(key.as_bytes()),
+                read = %read,
+                "lost: not read back with its value"
+            );
             missing = missing.saturating_add(1);
         }
     }

@@ -68,6 +68,9 @@ pub(super) struct Measured {
     pub after: Owners,
     /// Operator only: from the patch to a Ready status.
     pub ready_after: Option<Duration>,
+    /// Raw ASM only: from starting the new shard's processes to balanced
+    /// and agreed (see [`MethodRun::from_start`]).
+    pub from_start: Option<Duration>,
     /// The 1-minute load average at the start.
     pub load: Option<f64>,
 }
@@ -140,6 +143,7 @@ pub(super) async fn finish(
         acked: acked.len(),
         lost_keys: lost_loaded.saturating_add(lost_acked),
         ready_after: measured.ready_after,
+        from_start: measured.from_start,
         load: measured.load,
     })
 }

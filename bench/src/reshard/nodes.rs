@@ -95,6 +95,35 @@ impl Nodes {
         Ok(views)
     }
 
+    /// The first of `addrs` whose `CLUSTER INFO` does not say
+    /// `cluster_state:ok`, with what it says: such a node answers
+    /// `CLUSTERDOWN` for every key. (Valkey keeps a new primary at `fail`
+    /// for its first two seconds, `CLUSTER_WRITABLE_DELAY`.) `None` when
+    /// every one serves.
+    ///
+    /// # Errors
+    /// As [`Nodes::command`].
+    pub(crate) async fn not_serving(
+        &mut self,
+        addrs: &[String],
+    ) -> Result<Option<String>, BenchError> {
+        for addr in addrs {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("INFO");
+            let info: String = self.command(addr, &cmd, "CLUSTER INFO").await?;
+            if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                let state = info
+                    .lines()
+                    .find(|l| l.starts_with("cluster_state:"))
+                    .unwrap_or("no cluster_state")
+                    .trim()
+                    .to_owned();
+                return Ok(Some(format!("{addr} says {state}")));
+            }
+        }
+        Ok(None)
+    }
+
     /// `CLUSTER GETSLOTMIGRATIONS` of `addr`, parsed.
     ///
     /// # Errors

@@ -282,6 +282,9 @@ async fn balanced(nodes: &mut Nodes, addrs: &[String], primaries: usize) -> Resu
         Balance::Balanced(owners) => owners,
         Balance::NotYet(why) => return Err(why),
     };
+    if let Some(why) = nodes.not_serving(addrs).await.map_err(|e| e.to_string())? {
+        return Err(why);
+    }
     for (addr, lines) in &views {
         let primary = lines.iter().any(|l| l.myself && l.primary);
         if !primary {

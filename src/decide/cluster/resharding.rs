@@ -214,7 +214,7 @@ fn running_jobs(view: &ClusterView<'_>, code: &ReasonCode) -> Vec<Decision> {
 /// Why the cluster is not whole enough to move slots, if it is not:
 /// formed, every slot owned by an answering primary, every pod the spec
 /// wants a member, the primaries that give or take slots knowing each
-/// other. (A primary restarted in place
+/// other, a new shard's primary serving and its replicas in sync. (A primary restarted in place
 /// behind its replicas is failover's, which goes first; one that is not
 /// behind moves its slots as any other.)
 pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
@@ -254,6 +254,20 @@ pub fn unsettled(view: &ClusterView<'_>) -> Option<String> {
         if let Some(o) = unknown {
             return Some(format!("{} does not know {} yet", m.name(), o.name()));
         }
+    }
+    // A new primary takes slots only once it serves: Valkey keeps a
+    // primary at cluster_state:fail for its first two seconds
+    // (CLUSTER_WRITABLE_DELAY) and until it knows an owner for every slot,
+    // and answers CLUSTERDOWN for every key meanwhile, the slots moved to
+    // it included.
+    if let Some(m) = members
+        .iter()
+        .find(|m| picked.contains(&m.name()) && !m.report.state_ok)
+    {
+        return Some(format!(
+            "the new shard's primary {} does not say cluster_state:ok yet",
+            m.name()
+        ));
     }
     // A new shard takes slots only once its replicas are in sync: a
     // migration does not wait for the target's replicas, and one whose

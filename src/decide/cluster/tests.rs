@@ -58,6 +58,17 @@ impl Given {
     /// `node` reports itself with `peers` (pod, generation, health),
     /// each at its pod's address unless `stale` names it.
     fn report(&mut self, n: &Node, peers: &[(u32, u32, PeerHealth)], stale: &[u32]) -> &mut Self {
+        self.report_state(n, peers, stale, true)
+    }
+
+    /// As [`Self::report`], the node saying `cluster_state:ok` or not.
+    fn report_state(
+        &mut self,
+        n: &Node,
+        peers: &[(u32, u32, PeerHealth)],
+        stale: &[u32],
+        state_ok: bool,
+    ) -> &mut Self {
         let peers = peers
             .iter()
             .filter(|(p, g, _)| (*p, *g) != (n.i, n.g))
@@ -81,7 +92,7 @@ impl Given {
                 slots: n.slots.clone(),
                 config_epoch: n.epoch,
                 current_epoch: 6,
-                state_ok: true,
+                state_ok,
                 peers,
             },
         });

@@ -214,7 +214,7 @@ impl ClusterRuntime {
                 interrupt: None,
             };
             let result = self.executor.execute(&p.intent, target).await;
-            self.actions = self.actions.wrapping_add(1);
+            self.count_actions(1);
             match result {
                 Ok(done) => self.succeeded(p, done, cause).await?,
                 Err(err) => {
@@ -292,9 +292,7 @@ impl ClusterRuntime {
                 }
             }
         };
-        self.actions = self
-            .actions
-            .wrapping_add(u64::try_from(planned.len()).unwrap_or(u64::MAX));
+        self.count_actions(u64::try_from(planned.len()).unwrap_or(u64::MAX));
         // Each move read its two ends when it ended; the ends of moves
         // that ran at once are read again now, once, and those readings
         // go first: folded in decision order, an earlier reading of a

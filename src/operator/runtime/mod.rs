@@ -55,6 +55,13 @@ const MAX_STEPS: usize = 16;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait after failed intents.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long after an action the prober looks closely (see
+/// [`ClusterRuntime::settling`]).
+const SETTLING: Duration = Duration::from_secs(10);
+
+/// How often pods are probed while settling, at most.
+pub const SETTLING_INTERVAL: Duration = Duration::from_millis(100);
 /// Events between snapshots of the projection: a restart folds at most
 /// this many events after the snapshot.
 const SNAPSHOT_EVERY: u64 = 1_000;
@@ -137,6 +144,9 @@ pub struct ClusterRuntime {
     /// Intents carried out so far: the prober discards probe results that
     /// raced with an action (see [`ClusterRuntime::actions`]).
     actions: u64,
+    /// When the last intent was carried out (see
+    /// [`ClusterRuntime::settling`]).
+    last_action: Option<Instant>,
     leadership: watch::Receiver<Leadership>,
     /// The epoch this runtime took the stream over at (recorded with
     /// `OperatorStarted`); it writes only while that epoch leads.
@@ -310,6 +320,7 @@ impl ClusterRuntime {
             last_status: None,
             password: None,
             actions: 0,
+            last_action: None,
             leadership: deps.leadership.clone(),
             taken_over: None,
             fenced: None,
@@ -559,6 +570,23 @@ impl ClusterRuntime {
     /// across its round and drops such stale results.
     pub fn actions(&self) -> u64 {
         self.actions
+    }
+
+    /// Counts `n` intents carried out, now.
+    fn count_actions(&mut self, n: u64) {
+        self.actions = self.actions.wrapping_add(n);
+        self.last_action = Some(Instant::now());
+    }
+
+    /// Whether an intent was carried out in the last [`SETTLING`]: the
+    /// servers are moving towards what it asked (pods starting, nodes
+    /// meeting, a replica syncing) and the next step waits on seeing it,
+    /// so the prober looks every [`SETTLING_INTERVAL`] rather than every
+    /// probe interval. A converged cluster carries nothing out and is
+    /// probed at its own pace; a faster round appends nothing unless
+    /// something changed.
+    pub fn settling(&self) -> bool {
+        self.last_action.is_some_and(|at| at.elapsed() < SETTLING)
     }
 
     /// Whether the password was loaded at least once.

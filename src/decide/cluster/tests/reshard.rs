@@ -483,3 +483,34 @@ fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets
     g.repl(7, LinkStatus::Up, 100, 7);
     assert_eq!(moves(&g).len(), 3);
 }
+
+#[test]
+fn a_new_primary_takes_slots_only_once_it_says_cluster_state_ok() {
+    let mut g = laid_out(8, &three(), 4, 1);
+    let everyone: Vec<_> = (0..8).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.report(
+        &Node {
+            i: 7,
+            g: 0,
+            primary_of: Some((6, 0)),
+            slots: Vec::new(),
+            epoch: 0,
+        },
+        &everyone,
+        &[],
+    );
+    g.repl(7, LinkStatus::Up, 100, 7);
+    let new_primary = Node {
+        i: 6,
+        g: 0,
+        primary_of: None,
+        slots: Vec::new(),
+        epoch: 0,
+    };
+    // Valkey keeps a new primary at cluster_state:fail for its first two
+    // seconds: slots moved to it would answer CLUSTERDOWN.
+    g.report_state(&new_primary, &everyone, &[], false);
+    assert_eq!(moves(&g), Vec::new());
+    g.report_state(&new_primary, &everyone, &[], true);
+    assert_eq!(moves(&g).len(), 3);
+}
