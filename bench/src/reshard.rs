@@ -11,10 +11,13 @@
 //!
 //! Raw ASM and legacy start from the same cluster ([`cluster`]): three
 //! primaries with the slots split evenly, R replicas each, N keys loaded
-//! ([`load`]), a fourth shard met and known by every node. Each is timed
-//! to *balanced and agreed*: every node's `CLUSTER NODES` states four
-//! primaries of 4096 slots each, the same on every node, no slot open
-//! ([`plan`]). During each timed reshard one cluster-aware writer
+//! ([`load`]). Legacy's fourth shard is met and known by every node
+//! before its clock starts; raw ASM starts and joins it under its clock
+//! (and reports the moves alone beside it). Each is timed to *balanced
+//! and agreed*: every node's `CLUSTER NODES` states four primaries of
+//! 4096 slots each, the same on every node, no slot open ([`plan`]), and
+//! every node says `cluster_state:ok` (a new primary refuses every key
+//! for its first two seconds). During each timed reshard one cluster-aware writer
 //! ([`crate::cluster_writer`], following `MOVED` and `ASK`) writes every
 //! millisecond, with `WAIT 1` after each write when the shards have
 //! replicas; the longest time a call of it waited, or between two of its

@@ -7,7 +7,8 @@
 //! `CLUSTER NODES` until all of them state the planned owners.
 //!
 //! The time runs from just before the commands are sent to the first
-//! poll that finds every job over and every view balanced and agreed.
+//! poll that finds every job over, every view balanced and agreed and
+//! every node serving.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

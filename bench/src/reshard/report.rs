@@ -104,7 +104,7 @@ impl MethodResults {
         keys.get(keys.len() / 2).copied()
     }
 
-    fn from_start_median(&self) -> Option<Duration> {
+    fn median_from_start(&self) -> Option<Duration> {
         let times: Vec<Duration> = self.runs.iter().filter_map(|r| r.from_start).collect();
         median(&times)
     }
@@ -247,7 +247,7 @@ impl ReshardReport {
             self.keys, self.value_bytes, self.replicas
         );
         let asm = self.raw_asm.median();
-        let asm_from_start = self.raw_asm.from_start_median();
+        let asm_from_start = self.raw_asm.median_from_start();
         for (method, results) in self.methods() {
             let line = match results.median() {
                 Some(m) => format!(
@@ -313,7 +313,7 @@ impl ReshardReport {
         let lost: usize = self.methods().iter().filter_map(|(_, r)| r.lost()).sum();
         let slots_moved = self.methods().iter().find_map(|(_, r)| r.slots_moved());
         let op_ratio = ratio(self.operator.median(), asm);
-        let asm_from_start = self.raw_asm.from_start_median();
+        let asm_from_start = self.raw_asm.median_from_start();
         let op_ratio_from_start = ratio(self.operator.median(), asm_from_start);
         let legacy_ratio = ratio(self.legacy.median(), asm);
         json!({
@@ -473,6 +473,34 @@ mod tests {
         assert_eq!(at(&json, "/ratio_operator_to_asm"), json!(1.1));
         assert_eq!(at(&json, "/targets/operator_met"), json!(true));
         assert_eq!(at(&json, "/lost_keys_by_method/operator"), json!(0));
+    }
+
+    #[test]
+    fn raw_asm_from_starting_the_shard_has_its_own_median_and_ratio() {
+        let mut r = report(MethodResults {
+            runs: vec![run(2_800, 40, 0)],
+            failed: Vec::new(),
+            note: None,
+        });
+        for (run, from_start) in r.raw_asm.runs.iter_mut().zip([2_500, 2_700, 2_600]) {
+            run.from_start = Some(ms(from_start));
+        }
+        let json = r.json();
+        assert_eq!(at(&json, "/raw_asm_s"), json!(0.5));
+        assert_eq!(at(&json, "/raw_asm_from_start_s"), json!(2.6));
+        assert_eq!(at(&json, "/ratio_operator_to_asm"), json!(5.6));
+        assert_eq!(at(&json, "/ratio_operator_to_asm_from_start"), json!(1.077));
+        assert_eq!(at(&json, "/targets/operator_met"), json!(false));
+        assert_eq!(at(&json, "/targets/operator_met_from_start"), json!(true));
+        let text = r.render();
+        assert!(
+            text.contains("5.60× raw ASM's moves, 1.08× raw ASM from starting the shard"),
+            "{text}"
+        );
+        assert!(
+            text.contains("moving, 2.600 s from starting the new shard"),
+            "{text}"
+        );
     }
 
     #[test]
