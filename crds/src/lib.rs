@@ -19,5 +19,5 @@ pub use v1alpha1::{
     AuthSpec, ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
     JournalSpec, MetricsSpec, NetworkPolicySpec, Persistence, PodDisruptionBudgetSpec,
     SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology, ValkeyCluster, ValkeyClusterSpec,
-    ValkeyClusterStatus, connection_secret_name, validate,
+    ValkeyClusterStatus, connection_secret_name, validate, validate_name,
 };

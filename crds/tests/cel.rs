@@ -222,3 +222,27 @@ fn service_monitor_requires_metrics() {
         None,
     );
 }
+
+#[test]
+fn a_name_too_long_or_no_service_can_carry_is_refused_at_creation() {
+    let named = |name: &str| {
+        let mut o = object(json!({}));
+        o["metadata"]["name"] = json!(name);
+        match Validator::new().validate(&schema(), &o, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .into_vec()
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>(),
+        }
+    };
+    assert!(named(&"a".repeat(52)).is_empty());
+    let long = named(&"a".repeat(53));
+    assert!(
+        long.iter().any(|m| m.contains("at most 52 characters")),
+        "{long:?}"
+    );
+    let digit = named("1cache");
+    assert!(digit.iter().any(|m| m.contains("DNS-1035")), "{digit:?}");
+}

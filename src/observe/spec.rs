@@ -1,7 +1,7 @@
 //! The ValkeyCluster object: its spec (accepted or rejected, once per
 //! generation) and the switchover and failover request annotations.
 
-use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate};
+use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name};
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
@@ -31,7 +31,10 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
         return Vec::new();
     }
     let old = state.desired_spec().and_then(Result::ok);
-    let checked = validate(&cluster.spec, old.as_ref())
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let checked = validate_name(name)
+        .map_err(|e| vec![e])
+        .and_then(|()| validate(&cluster.spec, old.as_ref()))
         .map_err(|errors| {
             errors
                 .into_iter()

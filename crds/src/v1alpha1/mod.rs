@@ -41,4 +41,4 @@ pub use status::{
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;
-pub use validation::{FieldError, FieldErrorKind, validate};
+pub use validation::{FieldError, FieldErrorKind, MAX_CLUSTER_NAME, validate, validate_name};

@@ -75,6 +75,12 @@ impl ImagePullPolicy {
     category = "valkey",
     status = "ValkeyClusterStatus",
     derive = "PartialEq",
+    validation = Rule::new("self.metadata.name.size() <= 52").message(
+        "metadata.name must be at most 52 characters: the StatefulSet named after the cluster labels each pod controller-revision-hash=<name>-<hash of up to 10 characters>, and a label value is at most 63 characters"
+    ),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit): the cluster's Services are named after it"
+    ),
     doc = "A Valkey deployment (Standalone, Replication, Sentinel or Cluster) managed by the Logbook operator, which journals every observation and decision it makes about it.",
     printcolumn(json_path = ".spec.topology", name = "Topology", type_ = "string"),
     printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),

@@ -9,6 +9,7 @@
 //! `validate` is pure: no I/O, no clock, no panics; it runs every rule and
 //! returns every failure, in a stable order.
 
+mod cluster_name;
 mod config;
 mod error;
 mod metadata;
@@ -17,6 +18,7 @@ mod resources;
 #[cfg(test)]
 mod tests;
 
+pub use cluster_name::{MAX_CLUSTER_NAME, validate_name};
 pub use config::{
     OWNED_DIRECTIVE_PREFIXES, OWNED_DIRECTIVES, PERSISTENCE_DIRECTIVES, owned_directive_reason,
 };
