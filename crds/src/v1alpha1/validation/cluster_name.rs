@@ -50,6 +50,7 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
