@@ -94,3 +94,16 @@ golden:
 .PHONY: bench-replay
 bench-replay:
 	$(CARGO) run --release --locked -p logbook-bench -- replay --events 1000000
+
+## controlplane: build the real Kubernetes control plane (kube-apiserver,
+## kube-controller-manager, kube-scheduler, etcd) from its Go modules into
+## .tools/bin/controlplane (controlplane/; needs Go 1.26; the first build
+## downloads about 400 MB of modules and takes 5–13 minutes on 2 cores).
+.PHONY: controlplane test-kubernetes
+controlplane:
+	bash scripts/controlplane.sh build
+
+## test-kubernetes: the checks that need no node, on the real control plane
+## (not yet part of `make test`: see docs/localkube.md).
+test-kubernetes:
+	bash scripts/test-kubernetes.sh
