@@ -98,7 +98,7 @@ bench-replay:
 ## controlplane: build the real Kubernetes control plane (kube-apiserver,
 ## kube-controller-manager, kube-scheduler, etcd) from its Go modules into
 ## .tools/bin/controlplane (controlplane/; needs Go 1.26; the first build
-## downloads about 400 MB of modules and takes 5–13 minutes on 2 cores).
+## downloads about 180 MB of modules (800 MB unpacked); it took 12.6 minutes here beside a test run).
 .PHONY: controlplane test-kubernetes
 controlplane:
 	bash scripts/controlplane.sh build

@@ -21,19 +21,27 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const LABEL1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
+/// Lower case alphanumerics and '-', alphanumeric at both ends, of any
+/// length.
+fn label_chars(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty()
-        && b.len() <= 63
         && b.first().is_some_and(alnum)
         && b.last().is_some_and(alnum)
         && b.iter().all(|c| alnum(c) || *c == b'-')
 }
 
-/// Whether `s` is a DNS-1123 subdomain.
+fn is_label(s: &str) -> bool {
+    s.len() <= 63 && label_chars(s)
+}
+
+/// Whether `s` is a DNS-1123 subdomain: at most 253 characters of
+/// dot-separated labels. Kubernetes caps only the whole name
+/// (`IsDNS1123Subdomain`), not each part: a Secret named with a part of 64
+/// characters is valid.
 pub fn is_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_label)
+    s.len() <= 253 && s.split('.').all(label_chars)
 }
 
 /// The field errors of `name` under `rule` (empty when valid).
@@ -116,6 +124,11 @@ mod tests {
     #[test]
     fn names() {
         assert!(validate_name("a.b-c", NameRule::Subdomain).is_empty());
+        // Only the whole subdomain is capped, as in Kubernetes.
+        let long_part = format!("{}.conn", "a".repeat(64));
+        assert!(validate_name(&long_part, NameRule::Subdomain).is_empty());
+        assert!(!validate_name(&"a".repeat(254), NameRule::Subdomain).is_empty());
+        assert!(!validate_name(&"a".repeat(64), NameRule::Label).is_empty());
         assert!(!validate_name("A", NameRule::Subdomain).is_empty());
         assert!(!validate_name("a.b", NameRule::Label).is_empty());
         assert!(!validate_name("1a", NameRule::Label1035).is_empty());

@@ -401,8 +401,9 @@ fn a_drained_primary_takes_the_seat_a_removed_replica_leaves() {
     assert_eq!(seated, vec![(pod(3), pod(2))], "{:?}", g.intents());
 }
 
-#[test]
-fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets_it() {
+/// 3 × 1 scaled to 4 × 1: demo-6 and demo-7 joined as an empty primary
+/// and its replica, in sync; every node knows every other.
+fn scaled_out_with_replica_in_sync() -> (Given, Vec<(u32, u32, PeerHealth)>) {
     let mut g = laid_out(8, &three(), 4, 1);
     let everyone: Vec<_> = (0..8).map(|i| (i, 0, PeerHealth::Ok)).collect();
     g.report(
@@ -417,6 +418,12 @@ fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets
         &[],
     );
     g.repl(7, LinkStatus::Up, 100, 7);
+    (g, everyone)
+}
+
+#[test]
+fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets_it() {
+    let (mut g, everyone) = scaled_out_with_replica_in_sync();
     // demo-1, a primary, has not heard of demo-6 yet: met from it.
     let split = even_split(3);
     let without_6: Vec<_> = everyone.iter().copied().filter(|p| p.0 != 6).collect();
@@ -486,20 +493,7 @@ fn slots_move_once_the_primaries_know_the_new_one_and_a_node_that_does_not_meets
 
 #[test]
 fn a_new_primary_takes_slots_only_once_it_says_cluster_state_ok() {
-    let mut g = laid_out(8, &three(), 4, 1);
-    let everyone: Vec<_> = (0..8).map(|i| (i, 0, PeerHealth::Ok)).collect();
-    g.report(
-        &Node {
-            i: 7,
-            g: 0,
-            primary_of: Some((6, 0)),
-            slots: Vec::new(),
-            epoch: 0,
-        },
-        &everyone,
-        &[],
-    );
-    g.repl(7, LinkStatus::Up, 100, 7);
+    let (mut g, everyone) = scaled_out_with_replica_in_sync();
     let new_primary = Node {
         i: 6,
         g: 0,
