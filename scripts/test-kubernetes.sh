@@ -12,8 +12,9 @@
 #     Cluster with `replicas`, an even Sentinel count);
 #   - a Secret name of 69 characters, one part of 64, is accepted
 #     (localkube refused it);
-#   - a watch from a compacted resourceVersion gets 410 Gone (localkube
-#     kept history forever).
+#   - a watch from a compacted resourceVersion gets 410 Gone;
+#   - the ConfigMap journal store's conformance suite (tests/configmap_store.rs,
+#     through LOGBOOK_TEST_KUBECONFIG).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -72,3 +73,7 @@ if grep -q '"code":410' "$DIR/watch.json" || [ "$code" = 410 ]; then
 else
 	fail "a watch from resourceVersion $rv: HTTP $code, $(head -c 300 "$DIR/watch.json")"
 fi
+
+LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --locked -p logbook --test configmap_store -- --test-threads 2 >"$DIR/configmap_store.log" 2>&1 \
+	|| fail "the ConfigMap store on the real API server: $(grep -E 'panicked|assert|left|right' "$DIR/configmap_store.log" | head -n 8)"
+ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"

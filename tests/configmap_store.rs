@@ -1,4 +1,5 @@
-//! The ConfigMap journal store against localkube: the journal crate's
+//! The ConfigMap journal store against localkube (or the API server of
+//! `LOGBOOK_TEST_KUBECONFIG`: see [`localkube`]): the journal crate's
 //! conformance suite (with the default seal size and with a tiny one, so
 //! sealed segments, straddling compaction and removal from a sealed segment
 //! are all exercised), plus racing writers, labels and owner references,
@@ -26,9 +27,14 @@ use logbook_localkube::{Config, LocalKube, RunningServer};
 
 static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh namespace per harness, so `list_streams` sees only its case.
+/// A fresh namespace per harness, so `list_streams` sees only its case
+/// (named after this process too: a real API server outlives a run).
 fn fresh_namespace() -> String {
-    format!("journal-{}", NAMESPACES.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "journal-{}-{}",
+        std::process::id(),
+        NAMESPACES.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Creates `namespace` unless it exists.
@@ -50,10 +56,21 @@ async fn ensure_namespace(client: &kube::Client, namespace: &str) {
     }
 }
 
-async fn localkube() -> (RunningServer, kube::Client) {
+/// The API server the suite runs against: a fresh localkube, or, when
+/// `LOGBOOK_TEST_KUBECONFIG` names a kubeconfig, that server (`make
+/// test-kubernetes` points it at the real control plane built from the
+/// Kubernetes Go modules).
+async fn localkube() -> (Option<RunningServer>, kube::Client) {
+    if let Ok(path) = std::env::var("LOGBOOK_TEST_KUBECONFIG") {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        return (None, kube::Client::try_from(config).unwrap());
+    }
     let server = LocalKube::start(Config::default()).await.unwrap();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-    (server, client)
+    (Some(server), client)
 }
 
 struct ConfigMapHarness {
