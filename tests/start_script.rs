@@ -102,23 +102,42 @@ impl Server {
     }
 
     /// The script with `bin` heading `PATH` (then `/usr/bin:/bin`).
+    ///
+    /// The port is a free one picked by the test, so another process can
+    /// take it (or, for a cluster node, its bus port, 10000 above, which
+    /// often falls in the ephemeral range) before the server binds it: a
+    /// server that exits at once is started again on another port, twice
+    /// at most.
     fn start_from(pod: &Pod, bin: &Path, password: Option<&str>) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = pod.command(bin, port, password).spawn().unwrap();
-        let mut server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("start.sh exited with {status}:\n{}", pod.runtime_conf());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = pod.command(bin, port, password).spawn().unwrap();
+            let mut server = Server { child, port };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut exited = None;
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = server.child.try_wait().unwrap() {
+                    exited = Some(status);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "valkey on {port} did not start");
+                std::thread::sleep(Duration::from_millis(20));
             }
-            assert!(Instant::now() < deadline, "valkey on {port} did not start");
-            std::thread::sleep(Duration::from_millis(20));
+            match exited {
+                None => return server,
+                Some(_) if attempt < 3 => {}
+                Some(status) => panic!(
+                    "start.sh exited with {status} ({attempt} ports tried):\n{}",
+                    pod.runtime_conf()
+                ),
+            }
         }
-        server
     }
 
     fn connect(&self) -> Conn {
