@@ -640,12 +640,14 @@ async fn a_job_that_vanishes_with_its_source_is_not_taken_for_a_move() {
             assert!(err.is_retryable(), "{why}");
             assert!(why.contains("vanished from demo-0"), "{why}");
             assert!(why.contains("does not own"), "{why}");
-            let last = phases(&facts).last().cloned();
-            assert_eq!(
-                last.map(|p| p.1),
-                Some(MigrationPhase::Vanished),
-                "{facts:?}"
-            );
+            // When the move's own poll saw the job before the kill, the
+            // last phase journaled is Vanished; when the kill came first
+            // (the chaos polls every millisecond, the move every 15), the
+            // move never knew the job's name and journals no phase.
+            let seen = phases(&facts);
+            if let Some(last) = seen.last() {
+                assert_eq!(last.1, MigrationPhase::Vanished, "{facts:?}");
+            }
         }
         other => panic!("expected not yet, got {other:?}"),
     }
