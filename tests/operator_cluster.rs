@@ -223,7 +223,10 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     let mut config = logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds.clone(), "w");
     config.password = Some(logbook::valkey::Password::new(password.clone()));
     let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Past the 10 s after the operator's last action in which it probes
+    // every 100 ms: at the probe interval (500 ms) the kill below is
+    // restarted before a probe sees it dead.
+    tokio::time::sleep(Duration::from_secs(11)).await;
 
     // 1. A primary's process killed: the kubelet restarts it in place at
     // once, empty (nothing persisted yet), faster than two probes. Its

@@ -291,7 +291,13 @@ impl ClaimMonitor {
                 if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
                     let asks = list.items.iter().filter_map(|p| {
                         let ip = p.status.as_ref()?.pod_ip.clone()?;
-                        let (name, password) = (p.name_any(), password.clone());
+                        // Named with the address asked and the pod's uid
+                        // suffix: a conflict then says which process
+                        // answered (a pod replaced meanwhile shows).
+                        let uid = p.metadata.uid.clone().unwrap_or_default();
+                        let uid = uid.get(..8).unwrap_or(&uid).to_owned();
+                        let (name, password) =
+                            (format!("{}@{ip}/{uid}", p.name_any()), password.clone());
                         Some(async move {
                             let claim = topology.claim(&format!("{ip}:{PORT}"), &password).await;
                             claim.map(|c| (name, c))
