@@ -80,7 +80,15 @@ async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Op
                     Duration::from_millis(p.probe_interval_ms)
                 })
                 .max(MIN_INTERVAL);
-            let pace = if guard.settling() {
+            // Cluster only: its changes take several observed steps
+            // (meet, seat, move), each waiting on the last. Replication's
+            // failover and crash timing stay at the probe interval.
+            let cluster = guard
+                .state
+                .desired_spec()
+                .and_then(Result::ok)
+                .is_some_and(|spec| spec.topology.is_cluster());
+            let pace = if cluster && guard.settling() {
                 interval.min(SETTLING_INTERVAL)
             } else {
                 interval
