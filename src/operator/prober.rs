@@ -61,10 +61,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
 /// timeouts), or `None` once the cluster is deleted. Rounds start every
 /// interval after the last one started: a round slowed by a timeout (a
 /// frozen primary) is not followed by a full interval of silence. Right
-/// after an action (a decision in a round or in a reconcile) the next
-/// step waits on seeing its effect, so rounds come every
-/// [`SETTLING_INTERVAL`]; the wait looks again that often, so an action
-/// taken meanwhile shortens it.
+/// after a Cluster's action (a decision in a round or in a reconcile) the
+/// next step waits on seeing its effect, so rounds come every
+/// [`SETTLING_INTERVAL`] ([`ClusterRuntime::settling`]); the wait looks
+/// again that often, so an action taken meanwhile shortens it.
 async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Option<Duration> {
     loop {
         let (interval, pace) = {
@@ -80,15 +80,7 @@ async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Op
                     Duration::from_millis(p.probe_interval_ms)
                 })
                 .max(MIN_INTERVAL);
-            // Cluster only: its changes take several observed steps
-            // (meet, seat, move), each waiting on the last. Replication's
-            // failover and crash timing stay at the probe interval.
-            let cluster = guard
-                .state
-                .desired_spec()
-                .and_then(Result::ok)
-                .is_some_and(|spec| spec.topology.is_cluster());
-            let pace = if cluster && guard.settling() {
+            let pace = if guard.settling() {
                 interval.min(SETTLING_INTERVAL)
             } else {
                 interval

@@ -578,15 +578,22 @@ impl ClusterRuntime {
         self.last_action = Some(Instant::now());
     }
 
-    /// Whether an intent was carried out in the last [`SETTLING`]: the
-    /// servers are moving towards what it asked (pods starting, nodes
-    /// meeting, a replica syncing) and the next step waits on seeing it,
-    /// so the prober looks every [`SETTLING_INTERVAL`] rather than every
-    /// probe interval. A converged cluster carries nothing out and is
-    /// probed at its own pace; a faster round appends nothing unless
-    /// something changed.
+    /// Whether this is a Cluster that carried an intent out in the last
+    /// [`SETTLING`]: the servers are moving towards what it asked (pods
+    /// starting, nodes meeting, a replica syncing) and the next step waits
+    /// on seeing it, so the prober looks every [`SETTLING_INTERVAL`] rather
+    /// than every probe interval. Cluster only: its changes take several
+    /// observed steps (meet, seat, move), each waiting on the last;
+    /// Replication's failover and crash timing stay at the probe interval.
+    /// A converged cluster carries nothing out and is probed at its own
+    /// pace; a faster round appends nothing unless something changed.
     pub fn settling(&self) -> bool {
-        self.last_action.is_some_and(|at| at.elapsed() < SETTLING)
+        let cluster = self
+            .state
+            .desired_spec()
+            .and_then(Result::ok)
+            .is_some_and(|spec| spec.topology.is_cluster());
+        cluster && self.last_action.is_some_and(|at| at.elapsed() < SETTLING)
     }
 
     /// Whether the password was loaded at least once.
