@@ -337,8 +337,24 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     let events = env.journal_events(&stream).await;
     let intents = decided_names(&events);
     eprintln!("decided: {intents:?}");
+    // The killed primary's shard was failed over (step 1 is the first
+    // failover of the run). Which way depends on a race the test cannot
+    // fix: restarted in place before two probes failed, it answers empty
+    // and behind its replica (`PrimaryBehindReplica`, TAKEOVER); seen
+    // dead first (a loaded machine restarts it later), it is failed
+    // (`PrimaryFailed`, FORCE). Both keep every acknowledged write,
+    // checked above; each is unit-tested in decide::cluster.
+    let first = intents
+        .iter()
+        .find(|i| i.starts_with("ClusterFailover"))
+        .unwrap_or_else(|| panic!("no failover after the kill: {intents:?}"));
+    assert!(
+        first == "ClusterFailover (PrimaryBehindReplica)"
+            || first == "ClusterFailover (PrimaryFailed)",
+        "the killed primary's shard: {first}: {intents:?}"
+    );
+    eprintln!("the killed primary's shard: {first}");
     for want in [
-        "ClusterFailover (PrimaryBehindReplica)",
         "ClusterFailover (PrimaryFailed)",
         "ForgetNode (NodeRetired)",
     ] {
