@@ -26,6 +26,7 @@ mod kubeconfig;
 pub mod kubelet;
 pub mod listtype;
 pub mod names;
+pub mod node_api;
 mod obj;
 pub mod patch;
 pub mod proxy;

@@ -3,16 +3,17 @@
 //! configMapKeyRef, optional honoured), `$(VAR)` references expanded.
 //! Secret values are never logged; errors name keys, not values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine;
 use serde_json::Value;
 
-use crate::Store;
+use crate::ApiError;
+use crate::node_api::NodeApi;
 
 /// Where a container's env values come from.
 pub(crate) struct EnvSource<'a> {
-    pub store: &'a Store,
+    pub refs: &'a Refs,
     pub pod: &'a Value,
     pub pod_ip: &'a str,
     pub node_name: &'a str,
@@ -22,61 +23,136 @@ fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-/// The data of a ConfigMap or Secret (decoded), None when absent.
-pub(crate) fn object_data(
-    store: &Store,
-    ns: &str,
-    secret: bool,
-    name: &str,
-) -> Option<BTreeMap<String, Vec<u8>>> {
-    let plural = if secret { "secrets" } else { "configmaps" };
-    let o = store.get("v1", plural, Some(ns), name).ok()?;
+/// The data of a ConfigMap or Secret, decoded.
+fn decode(o: &Value, secret: bool) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let b64 = base64::engine::general_purpose::STANDARD;
-    if secret {
-        for (k, v) in o
-            .get("data")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(bytes) = v.as_str().and_then(|x| b64.decode(x).ok()) {
-                out.insert(k.clone(), bytes);
-            }
-        }
-        for (k, v) in o
-            .get("stringData")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(x) = v.as_str() {
-                out.insert(k.clone(), x.as_bytes().to_vec());
-            }
-        }
+    let (text, binary) = if secret {
+        ("stringData", "data")
     } else {
-        for (k, v) in o
-            .get("data")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(x) = v.as_str() {
-                out.insert(k.clone(), x.as_bytes().to_vec());
-            }
-        }
-        for (k, v) in o
-            .get("binaryData")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(bytes) = v.as_str().and_then(|x| b64.decode(x).ok()) {
-                out.insert(k.clone(), bytes);
-            }
+        ("data", "binaryData")
+    };
+    for (k, v) in o
+        .get(binary)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(bytes) = v.as_str().and_then(|x| b64.decode(x).ok()) {
+            out.insert(k.clone(), bytes);
         }
     }
-    Some(out)
+    for (k, v) in o.get(text).and_then(Value::as_object).into_iter().flatten() {
+        if let Some(x) = v.as_str() {
+            out.insert(k.clone(), x.as_bytes().to_vec());
+        }
+    }
+    out
+}
+
+/// A ConfigMap's or Secret's data, decoded.
+type Data = BTreeMap<String, Vec<u8>>;
+
+/// What the pod's env and volumes name in its namespace — ConfigMaps and
+/// Secrets (decoded, None when absent) and whether each claim exists —
+/// read from the API in one pass, so the containers and volumes are built
+/// from one reading without further requests.
+#[derive(Debug, Default)]
+pub(crate) struct Refs {
+    objects: HashMap<(bool, String), Option<Data>>,
+    claims: HashMap<String, bool>,
+}
+
+impl Refs {
+    /// Reads everything `pod` names.
+    ///
+    /// # Errors
+    /// A read the API refused other than with 404 (the pod waits for the
+    /// next round instead of taking the object as absent).
+    pub(crate) async fn fetch(api: &NodeApi, pod: &Value) -> Result<Self, String> {
+        let ns = s(pod, "/metadata/namespace").unwrap_or("default");
+        let mut wanted: BTreeSet<(bool, String)> = BTreeSet::new();
+        let mut claims: BTreeSet<String> = BTreeSet::new();
+        let name = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        for field in ["initContainers", "containers"] {
+            for c in pod
+                .pointer(&format!("/spec/{field}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for from in c
+                    .get("envFrom")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(n) = name(from.pointer("/configMapRef/name")) {
+                        wanted.insert((false, n));
+                    }
+                    if let Some(n) = name(from.pointer("/secretRef/name")) {
+                        wanted.insert((true, n));
+                    }
+                }
+                for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(n) = name(e.pointer("/valueFrom/configMapKeyRef/name")) {
+                        wanted.insert((false, n));
+                    }
+                    if let Some(n) = name(e.pointer("/valueFrom/secretKeyRef/name")) {
+                        wanted.insert((true, n));
+                    }
+                }
+            }
+        }
+        for v in pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = name(v.pointer("/configMap/name")) {
+                wanted.insert((false, n));
+            }
+            if let Some(n) = name(v.pointer("/secret/secretName")) {
+                wanted.insert((true, n));
+            }
+            if let Some(n) = name(v.pointer("/persistentVolumeClaim/claimName")) {
+                claims.insert(n);
+            }
+        }
+        let mut out = Self::default();
+        for (secret, n) in wanted {
+            let plural = if secret { "secrets" } else { "configmaps" };
+            let data = match api.get("v1", plural, Some(ns), &n).await {
+                Ok(o) => Some(decode(&o, secret)),
+                Err(ApiError::NotFound(_)) => None,
+                Err(e) => return Err(format!("cannot read {plural} \"{n}\": {e}")),
+            };
+            out.objects.insert((secret, n), data);
+        }
+        for n in claims {
+            let exists = match api.get("v1", "persistentvolumeclaims", Some(ns), &n).await {
+                Ok(_) => true,
+                Err(ApiError::NotFound(_)) => false,
+                Err(e) => return Err(format!("cannot read persistentvolumeclaim \"{n}\": {e}")),
+            };
+            out.claims.insert(n, exists);
+        }
+        Ok(out)
+    }
+
+    /// The data of the ConfigMap (or Secret) `name`, None when absent.
+    pub(crate) fn data(&self, secret: bool, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.objects
+            .get(&(secret, name.to_owned()))
+            .cloned()
+            .flatten()
+    }
+
+    /// Whether the claim `name` exists.
+    pub(crate) fn claim(&self, name: &str) -> bool {
+        self.claims.get(name).copied().unwrap_or(false)
+    }
 }
 
 fn field_ref(src: &EnvSource<'_>, path: &str) -> Result<String, String> {
@@ -122,7 +198,7 @@ fn key_ref(src: &EnvSource<'_>, r: &Value, secret: bool) -> Result<Option<String
     let key = r.get("key").and_then(Value::as_str).unwrap_or_default();
     let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
     let kind = if secret { "secret" } else { "configmap" };
-    match object_data(src.store, ns, secret, name) {
+    match src.refs.data(secret, name) {
         Some(d) => match d.get(key) {
             Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
             None if optional => Ok(None),
@@ -171,7 +247,6 @@ pub(crate) fn build(
     container: &Value,
 ) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let ns = s(src.pod, "/metadata/namespace").unwrap_or("default");
     for from in container
         .get("envFrom")
         .and_then(Value::as_array)
@@ -189,7 +264,7 @@ pub(crate) fn build(
         };
         let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
         let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
-        match object_data(src.store, ns, secret, name) {
+        match src.refs.data(secret, name) {
             Some(d) => {
                 for (k, v) in d {
                     out.push((

@@ -18,6 +18,16 @@ impl FileLogs {
     }
 }
 
+/// The names of the pod's containers.
+pub(crate) fn container_names(pod: &Value) -> Vec<String> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 impl crate::PodLogs for FileLogs {
     fn logs(
         &self,
@@ -26,22 +36,32 @@ impl crate::PodLogs for FileLogs {
         container: Option<&str>,
         tail_lines: Option<i64>,
     ) -> Result<String, String> {
-        let p = self
-            .shared
-            .store
-            .get("v1", "pods", Some(namespace), pod)
-            .map_err(|_| format!("pods \"{pod}\" not found"))?;
-        let uid = p
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let names: Vec<&str> = p
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.get("name").and_then(Value::as_str))
-            .collect();
+        let not_found = || format!("pods \"{pod}\" not found");
+        // On localkube the store says which pod and containers; a kubelet
+        // of a real control plane knows the pods it runs.
+        let (uid, names): (String, Vec<String>) = match &self.shared.api {
+            crate::node_api::NodeApi::Local(store) => {
+                let p = store
+                    .get("v1", "pods", Some(namespace), pod)
+                    .map_err(|_| not_found())?;
+                let uid = p
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                (uid, container_names(&p))
+            }
+            crate::node_api::NodeApi::Remote(_) => {
+                let pods = self.shared.pods.lock();
+                let (uid, e) = pods
+                    .iter()
+                    .find(|(_, e)| e.namespace == namespace && e.name == pod)
+                    .ok_or_else(not_found)?;
+                (uid.clone(), e.containers.clone())
+            }
+        };
+        let uid = uid.as_str();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let name = match container {
             Some(c) => c,
             None if names.len() == 1 => names.first().copied().unwrap_or_default(),

@@ -57,6 +57,7 @@ use tokio::task::JoinHandle;
 
 use crate::Store;
 use crate::instance::Instance;
+use crate::node_api::NodeApi;
 
 pub use faults::{FaultError, Faults};
 pub use images::{ImageRule, ImageTable};
@@ -160,6 +161,8 @@ pub(crate) struct PodEntry {
     pub namespace: String,
     pub name: String,
     pub ip: Option<Ipv4Addr>,
+    /// The containers' names.
+    pub containers: Vec<String>,
     /// Container name to the process id of its running instance.
     pub pids: Arc<Mutex<HashMap<String, u32>>>,
     pub updates: tokio::sync::mpsc::UnboundedSender<worker::PodEvent>,
@@ -167,7 +170,7 @@ pub(crate) struct PodEntry {
 
 /// What every task of the kubelet shares.
 pub(crate) struct Shared {
-    pub store: Store,
+    pub api: NodeApi,
     pub instance: Arc<Instance>,
     pub config: KubeletConfig,
     pub shim: PathBuf,
@@ -205,13 +208,28 @@ impl Shared {
 pub struct Kubelet;
 
 impl Kubelet {
-    /// Registers the node and starts running the pods bound to it.
+    /// Registers the node in localkube's `store` and starts running the
+    /// pods bound to it (binding them first: localkube has no scheduler).
+    ///
+    /// # Errors
+    /// As [`Kubelet::spawn_on`].
+    pub async fn spawn(
+        store: Store,
+        instance: Arc<Instance>,
+        config: KubeletConfig,
+    ) -> Result<KubeletHandle, KubeletError> {
+        Self::spawn_on(NodeApi::Local(store), instance, config).await
+    }
+
+    /// Registers the node through `api` and starts running the pods bound
+    /// to it: on a real control plane ([`NodeApi::Remote`]) with the
+    /// node's credentials, watching only its own pods.
     ///
     /// # Errors
     /// [`KubeletError`] when not root, the state dir is unusable, the shim
     /// does not compile or the Node cannot be written.
-    pub async fn spawn(
-        store: Store,
+    pub async fn spawn_on(
+        api: NodeApi,
         instance: Arc<Instance>,
         config: KubeletConfig,
     ) -> Result<KubeletHandle, KubeletError> {
@@ -232,10 +250,10 @@ impl Kubelet {
         let shim = shim::compile(&dir).await?;
         let bin_dir = dir.join("bin");
         images::link_commands(&config, &bin_dir).map_err(io)?;
-        node::register(&store, &config).await?;
+        node::register(&api, &config).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            store,
+            api,
             instance,
             config,
             shim,

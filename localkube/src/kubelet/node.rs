@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{KubeletConfig, KubeletError, Shared};
-use crate::{ApiError, Store, WriteCtx, names};
+use crate::node_api::NodeApi;
+use crate::{ApiError, names};
 
 const LEASE_SECONDS: u64 = 40;
 const RENEW: Duration = Duration::from_secs(10);
@@ -32,7 +33,7 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-fn desired_status(previous: Option<&Value>) -> Value {
+fn desired_status(previous: Option<&Value>, node: &str) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem = format!("{}Ki", memory_bytes() / 1024);
     let capacity =
@@ -53,7 +54,7 @@ fn desired_status(previous: Option<&Value>) -> Value {
         }],
         "addresses": [
             {"type": "InternalIP", "address": "127.0.0.1"},
-            {"type": "Hostname", "address": super::NODE_NAME},
+            {"type": "Hostname", "address": node},
         ],
         "capacity": capacity,
         "allocatable": capacity,
@@ -67,68 +68,77 @@ fn desired_status(previous: Option<&Value>) -> Value {
 }
 
 /// Creates or updates the Node; writes nothing when it already matches.
-pub(crate) async fn register(store: &Store, config: &KubeletConfig) -> Result<(), KubeletError> {
+pub(crate) async fn register(api: &NodeApi, config: &KubeletConfig) -> Result<(), KubeletError> {
     let err = |source| KubeletError::Node {
         node: config.node_name.clone(),
         source,
     };
-    let ctx = WriteCtx::internal("kubelet");
-    let node = match store.get("v1", "nodes", None, &config.node_name) {
+    let node = match api.get("v1", "nodes", None, &config.node_name).await {
         Ok(n) => n,
         Err(ApiError::NotFound(_)) => {
+            let mut labels = json!({
+                "kubernetes.io/hostname": config.node_name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": std::env::consts::ARCH,
+            });
+            // A real API server's NodeRestriction forbids a kubelet to set
+            // a node-role label; localkube's one node is its control plane.
+            if api.is_local()
+                && let Some(l) = labels.as_object_mut()
+            {
+                l.insert("node-role.kubernetes.io/control-plane".into(), json!(""));
+            }
             let body = json!({
                 "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": config.node_name, "labels": {
-                    "kubernetes.io/hostname": config.node_name, "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": std::env::consts::ARCH, "node-role.kubernetes.io/control-plane": "",
-                }},
+                "metadata": {"name": config.node_name, "labels": labels},
                 "spec": {},
             });
-            store.create("v1", "nodes", None, body, &ctx).map_err(err)?
+            api.create("v1", "nodes", None, body).await.map_err(err)?
         }
         Err(e) => return Err(err(e)),
     };
-    let want = desired_status(node.get("status"));
+    let want = desired_status(node.get("status"), &config.node_name);
     if node.get("status") != Some(&want) {
         let mut n = node.clone();
         if let Some(o) = n.as_object_mut() {
             o.insert("status".into(), want);
         }
-        store
-            .update("v1", "nodes", None, n, true, &ctx)
+        api.update("v1", "nodes", None, n, true)
+            .await
             .map_err(err)?;
     }
-    renew_lease(store, &config.node_name).map_err(err)?;
+    renew_lease(api, &config.node_name).await.map_err(err)?;
     Ok(())
 }
 
-fn renew_lease(store: &Store, node: &str) -> Result<(), ApiError> {
-    let ctx = WriteCtx::internal("kubelet");
+async fn renew_lease(api: &NodeApi, node: &str) -> Result<(), ApiError> {
     let av = "coordination.k8s.io/v1";
     let now = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string();
-    match store.get(av, "leases", Some("kube-node-lease"), node) {
+    match api.get(av, "leases", Some("kube-node-lease"), node).await {
         Ok(mut l) => {
             if let Some(spec) = l.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("renewTime".into(), json!(now));
             }
-            store.update(av, "leases", Some("kube-node-lease"), l, false, &ctx)?;
+            api.update(av, "leases", Some("kube-node-lease"), l, false)
+                .await?;
         }
         Err(ApiError::NotFound(_)) => {
-            if store
+            if api
                 .get("v1", "namespaces", None, "kube-node-lease")
+                .await
                 .is_err()
             {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-node-lease"}});
-                let _ = store.create("v1", "namespaces", None, ns, &ctx);
+                let _ = api.create("v1", "namespaces", None, ns).await;
             }
             let body = json!({
                 "apiVersion": av, "kind": "Lease",
                 "metadata": {"name": node, "namespace": "kube-node-lease"},
                 "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now},
             });
-            store.create(av, "leases", Some("kube-node-lease"), body, &ctx)?;
+            api.create(av, "leases", Some("kube-node-lease"), body)
+                .await?;
         }
         Err(e) => return Err(e),
     }
@@ -141,7 +151,7 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(RENEW) => {
-                if let Err(e) = renew_lease(&shared.store, &shared.config.node_name) {
+                if let Err(e) = renew_lease(&shared.api, &shared.config.node_name).await {
                     tracing::warn!(error = %e, "kubelet: lease renewal failed");
                 }
             }

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::container::{self, Container, Restart};
-use super::env::{self, EnvSource};
+use super::env::{self, EnvSource, Refs};
 use super::images;
 use super::probe::{Probe, Probes};
 use super::procs::{Launch, MARKER, Mount};
 use super::status::{self, CState, CStatus, PodView};
 use super::volumes;
 use super::{Shared, worker::PodEvent};
-use crate::{DeleteOptions, PatchKind, WriteCtx, names};
+use crate::{DeleteOptions, names};
 
 fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
@@ -83,7 +83,7 @@ impl PodRun {
 
     /// Writes the status through the status subresource, only when it
     /// differs from what was last written.
-    fn write_status(&mut self) {
+    async fn write_status(&mut self) {
         let init: Vec<CStatus> = self.init.iter().map(|c| c.lock().clone()).collect();
         let main: Vec<CStatus> = self.main.iter().map(|c| c.lock().clone()).collect();
         let previous = self.pod.get("status").cloned().unwrap_or_else(|| json!({}));
@@ -106,16 +106,11 @@ impl PodRun {
         }
         let ns = self.ns();
         let name = self.name();
-        let res = self.shared.store.patch(
-            "v1",
-            "pods",
-            Some(&ns),
-            &name,
-            PatchKind::Merge,
-            &json!({"status": st}),
-            true,
-            &WriteCtx::internal("kubelet"),
-        );
+        let res = self
+            .shared
+            .api
+            .merge_patch("v1", "pods", Some(&ns), &name, &json!({"status": st}), true)
+            .await;
         match res {
             Ok(_) => self.written = st,
             Err(e) => tracing::debug!(pod = %name, error = %e, "kubelet: status write failed"),
@@ -134,6 +129,7 @@ impl PodRun {
         &self,
         vols: &BTreeMap<String, PathBuf>,
         pids: &Arc<Mutex<HashMap<String, u32>>>,
+        refs: &Refs,
     ) -> Result<(Vec<Container>, Vec<Container>), (String, String)> {
         let cfg = &self.shared.config;
         let uid = s(&self.pod, "/metadata/uid").unwrap_or_default();
@@ -169,7 +165,7 @@ impl PodRun {
             .map_err(|m| ("ErrImagePull".to_owned(), m))?;
             let mut envs = env::build(
                 &EnvSource {
-                    store: &self.shared.store,
+                    refs,
                     pod: &self.pod,
                     pod_ip: &ip,
                     node_name: &cfg.node_name,
@@ -315,10 +311,16 @@ impl PodRun {
     }
 
     /// Re-materializes configMap/secret volumes whose objects changed.
-    fn refresh_volumes(&self) {
+    async fn refresh_volumes(&self) {
+        let refs = match Refs::fetch(&self.shared.api, &self.pod).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "kubelet: volume refresh");
+                return;
+            }
+        };
         let cfg = &self.shared.config;
         let uid = s(&self.pod, "/metadata/uid").unwrap_or_default();
-        let ns = self.ns();
         for vol in self
             .pod
             .pointer("/spec/volumes")
@@ -333,7 +335,7 @@ impl PodRun {
             let dir = volumes::pod_dir(&cfg.state_dir, uid)
                 .join("volumes")
                 .join(name);
-            if let Err(e) = volumes::refresh(&self.shared.store, &ns, vol, &dir) {
+            if let Err(e) = volumes::refresh(&refs, vol, &dir) {
                 tracing::debug!(volume = %name, error = %e, "kubelet: volume refresh");
             }
         }
@@ -414,12 +416,17 @@ pub(crate) async fn run(
             break End::Delete(deletion_grace(&run.pod));
         }
         if runner.is_none() && !terminal {
-            match volumes::prepare(&shared.store, &shared.config.state_dir, &run.pod) {
+            let prepared = match Refs::fetch(&shared.api, &run.pod).await {
+                Ok(refs) => volumes::prepare(&refs, &shared.config.state_dir, &run.pod)
+                    .map(|vols| (vols, refs)),
+                Err(e) => Err(e),
+            };
+            match prepared {
                 Err(m) => {
                     run.problem = Some(("ContainersNotReady".to_owned(), m.clone()));
                     run.all_waiting("ContainerCreating", &m);
                 }
-                Ok(vols) => match run.build(&vols, &pids) {
+                Ok((vols, refs)) => match run.build(&vols, &pids, &refs) {
                     Err((reason, m)) => {
                         run.problem = None;
                         run.all_waiting(&reason, &m);
@@ -436,10 +443,10 @@ pub(crate) async fn run(
                     }
                 },
             }
-            run.write_status();
+            run.write_status().await;
         }
         tokio::select! {
-            () = run.notify.notified() => run.write_status(),
+            () = run.notify.notified() => run.write_status().await,
             ev = rx.recv() => match ev {
                 Some(PodEvent::Updated(p)) => run.pod = p,
                 Some(PodEvent::Deleted) => break End::Gone,
@@ -447,9 +454,9 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 if runner.is_some() {
-                    run.refresh_volumes();
+                    run.refresh_volumes().await;
                 }
-                run.write_status();
+                run.write_status().await;
             }
             _ = shutdown.changed() => break End::Shutdown,
         }
@@ -478,7 +485,7 @@ async fn finish(shared: &Arc<Shared>, run: &mut PodRun, end: End) {
         }
     }
     if let End::Delete(_) = end {
-        run.write_status();
+        run.write_status().await;
         let opts = DeleteOptions {
             grace_period: Some(0),
             uid: Some(uid.clone()),
@@ -486,7 +493,11 @@ async fn finish(shared: &Arc<Shared>, run: &mut PodRun, end: End) {
         };
         let ns = run.ns();
         let name = run.name();
-        if let Err(e) = shared.store.delete("v1", "pods", Some(&ns), &name, &opts) {
+        if let Err(e) = shared
+            .api
+            .delete("v1", "pods", Some(&ns), &name, &opts)
+            .await
+        {
             tracing::debug!(pod = %name, error = %e, "kubelet: final delete");
         }
     }

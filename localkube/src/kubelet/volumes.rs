@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::env::object_data;
-use crate::Store;
+use super::env::Refs;
 
 /// The directory of a PVC's data.
 pub(crate) fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
@@ -29,7 +28,7 @@ type Files = BTreeMap<String, (Vec<u8>, u32)>;
 
 /// What a configMap or secret volume should contain now; Err when a
 /// required object or key is missing.
-fn desired(store: &Store, ns: &str, vol: &Value) -> Result<Option<Files>, String> {
+fn desired(refs: &Refs, vol: &Value) -> Result<Option<Files>, String> {
     let (src, secret, name_field) = match (vol.get("configMap"), vol.get("secret")) {
         (Some(c), _) => (c, false, "name"),
         (None, Some(s)) => (s, true, "secretName"),
@@ -49,7 +48,7 @@ fn desired(store: &Store, ns: &str, vol: &Value) -> Result<Option<Files>, String
         .and_then(|m| u32::try_from(m).ok())
         .unwrap_or(0o644);
     let kind = if secret { "secret" } else { "configmap" };
-    let data = match object_data(store, ns, secret, name) {
+    let data = match refs.data(secret, name) {
         Some(d) => d,
         None if optional => BTreeMap::new(),
         None => return Err(format!("{kind} \"{name}\" not found")),
@@ -157,8 +156,8 @@ fn swap(dir: &Path, files: &Files) -> std::io::Result<()> {
 
 /// Makes a configMap/secret volume match its object; Ok(true) when it
 /// changed.
-pub(crate) fn refresh(store: &Store, ns: &str, vol: &Value, dir: &Path) -> Result<bool, String> {
-    let Some(files) = desired(store, ns, vol)? else {
+pub(crate) fn refresh(refs: &Refs, vol: &Value, dir: &Path) -> Result<bool, String> {
+    let Some(files) = desired(refs, vol)? else {
         return Ok(false);
     };
     if dir.join("..data").exists() && current(dir) == files {
@@ -173,7 +172,7 @@ pub(crate) fn refresh(store: &Store, ns: &str, vol: &Value, dir: &Path) -> Resul
 /// # Errors
 /// A message for the pod's status (missing PVC, ConfigMap, Secret).
 pub(crate) fn prepare(
-    store: &Store,
+    refs: &Refs,
     state: &Path,
     pod: &Value,
 ) -> Result<BTreeMap<String, PathBuf>, String> {
@@ -200,17 +199,14 @@ pub(crate) fn prepare(
             .pointer("/persistentVolumeClaim/claimName")
             .and_then(Value::as_str)
         {
-            if store
-                .get("v1", "persistentvolumeclaims", Some(ns), claim)
-                .is_err()
-            {
+            if !refs.claim(claim) {
                 return Err(format!("persistentvolumeclaim \"{claim}\" not found"));
             }
             pvc_dir(state, ns, claim)
         } else if let Some(p) = vol.pointer("/hostPath/path").and_then(Value::as_str) {
             PathBuf::from(p)
         } else if vol.get("configMap").is_some() || vol.get("secret").is_some() {
-            refresh(store, ns, vol, &local)?;
+            refresh(refs, vol, &local)?;
             local
         } else {
             // emptyDir, and kinds without a local meaning, as empty dirs.

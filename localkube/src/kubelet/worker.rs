@@ -13,7 +13,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{PodEntry, Shared, pod};
-use crate::WriteCtx;
 
 /// What a pod worker is told.
 #[derive(Debug)]
@@ -28,8 +27,9 @@ fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-/// Binds `pod` to this node (the scheduler's job, done here: one node).
-fn bind(shared: &Shared, pod: &Value) {
+/// Binds `pod` to this node (the scheduler's job, done here on localkube:
+/// one node; on a real control plane its scheduler binds).
+async fn bind(shared: &Shared, pod: &Value) {
     let mut p = pod.clone();
     if let Some(spec) = p.get_mut("spec").and_then(Value::as_object_mut) {
         spec.insert(
@@ -38,14 +38,11 @@ fn bind(shared: &Shared, pod: &Value) {
         );
     }
     let ns = s(pod, "/metadata/namespace").map(str::to_owned);
-    if let Err(e) = shared.store.update(
-        "v1",
-        "pods",
-        ns.as_deref(),
-        p,
-        false,
-        &WriteCtx::internal("kubelet"),
-    ) {
+    if let Err(e) = shared
+        .api
+        .update("v1", "pods", ns.as_deref(), p, false)
+        .await
+    {
         // A conflict: the next event of this pod retries.
         tracing::debug!(error = %e, "kubelet: binding failed");
     }
@@ -81,6 +78,7 @@ fn start(shared: &Arc<Shared>, pod: Value) {
                 .to_owned(),
             name: s(&pod, "/metadata/name").unwrap_or_default().to_owned(),
             ip: Some(ip),
+            containers: super::logs::container_names(&pod),
             pids: pids.clone(),
             updates: tx,
         },
@@ -91,7 +89,7 @@ fn start(shared: &Arc<Shared>, pod: Value) {
     tasks.push(task);
 }
 
-fn handle(shared: &Arc<Shared>, etype: &str, pod: &Value) {
+async fn handle(shared: &Arc<Shared>, etype: &str, pod: &Value) {
     let uid = s(pod, "/metadata/uid").unwrap_or_default().to_owned();
     if etype == "DELETED" {
         if let Some(e) = shared.pods.lock().get(&uid) {
@@ -101,11 +99,12 @@ fn handle(shared: &Arc<Shared>, etype: &str, pod: &Value) {
     }
     let node = s(pod, "/spec/nodeName").unwrap_or_default();
     if node.is_empty() {
-        if pod
-            .pointer("/metadata/deletionTimestamp")
-            .is_none_or(Value::is_null)
+        if shared.api.is_local()
+            && pod
+                .pointer("/metadata/deletionTimestamp")
+                .is_none_or(Value::is_null)
         {
-            bind(shared, pod);
+            bind(shared, pod).await;
         }
         return;
     }
@@ -125,12 +124,16 @@ fn handle(shared: &Arc<Shared>, etype: &str, pod: &Value) {
 /// Runs until the kubelet shuts down.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
+    // On localkube the kubelet sees every pod (it binds the unscheduled);
+    // a real kubelet sees only the pods bound to its node.
+    let field =
+        (!shared.api.is_local()).then(|| format!("spec.nodeName={}", shared.config.node_name));
     loop {
         if *shutdown.borrow() {
             return;
         }
         // Pods that vanished while no watch ran are told so.
-        if let Ok(pods) = shared.store.list("v1", "pods", None, None) {
+        if let Ok(pods) = shared.api.list("v1", "pods", None, field.as_deref()).await {
             let live: HashSet<&str> = pods.iter().filter_map(|p| s(p, "/metadata/uid")).collect();
             for (uid, e) in shared.pods.lock().iter() {
                 if !live.contains(uid.as_str()) {
@@ -138,7 +141,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
         }
-        let mut rx = match shared.store.watch("v1", "pods", None, None, None) {
+        let mut rx = match shared.api.watch("v1", "pods", None, field.as_deref()).await {
             Ok(rx) => rx,
             Err(e) => {
                 tracing::warn!(error = %e, "kubelet: cannot watch pods");
@@ -153,7 +156,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 ev = rx.recv() => match ev {
                     Some(ev) if ev.etype == "ERROR" => break,
                     Some(ev) if ev.etype == "BOOKMARK" => {}
-                    Some(ev) => handle(&shared, ev.etype, &ev.object),
+                    Some(ev) => handle(&shared, ev.etype, &ev.object).await,
                     None => break,
                 },
                 _ = shutdown.changed() => return,
