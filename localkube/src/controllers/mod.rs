@@ -29,7 +29,6 @@ use crate::error::ApiError;
 use crate::store::Store;
 
 pub use runner::Controllers;
-pub(crate) use runner::forward as forward_changes;
 
 /// Why a reconcile pass failed; the pass is retried on the next change or
 /// after a short backoff.

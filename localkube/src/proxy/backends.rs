@@ -9,8 +9,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::node_api::NodeApi;
 use crate::obj;
-use crate::store::Store;
 
 /// The ready endpoints of one Service port, shared with its listener and
 /// replaced whenever the Endpoints change.
@@ -52,16 +52,34 @@ impl Backends {
 }
 
 /// (ClusterIP, port) → ready endpoints, for every TCP port of every
-/// Service whose ClusterIP `owned` accepts.
-pub fn desired(
-    store: &Store,
-    owned: impl Fn(Ipv4Addr) -> bool,
-) -> BTreeMap<SocketAddr, Vec<SocketAddr>> {
+/// Service whose ClusterIP `owned` accepts, from the Services and their
+/// EndpointSlices (as kube-proxy reads them). None when the API could not
+/// be read: the listeners keep what they had.
+pub async fn desired(
+    api: &NodeApi,
+    owned: &(dyn Fn(Ipv4Addr) -> bool + Send + Sync),
+) -> Option<BTreeMap<SocketAddr, Vec<SocketAddr>>> {
+    let services = api.list("v1", "services", None, None).await.ok()?;
+    let slices = api
+        .list("discovery.k8s.io/v1", "endpointslices", None, None)
+        .await
+        .ok()?;
+    // (namespace, service) → its slices.
+    let mut by_service: BTreeMap<(&str, &str), Vec<&Value>> = BTreeMap::new();
+    for sl in &slices {
+        if let Some(svc) = sl
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .and_then(Value::as_str)
+        {
+            by_service
+                .entry((obj::namespace(sl), svc))
+                .or_default()
+                .push(sl);
+        }
+    }
     let mut out = BTreeMap::new();
-    let Ok(services) = store.list("v1", "services", None, None) else {
-        return out;
-    };
-    for svc in services {
+    for svc in &services {
         let Some(spec) = svc.get("spec") else {
             continue;
         };
@@ -73,23 +91,19 @@ pub fn desired(
         else {
             continue;
         };
-        if obj::is_deleting(&svc) {
+        if obj::is_deleting(svc) {
             continue;
         }
-        let endpoints = store
-            .get(
-                "v1",
-                "endpoints",
-                Some(obj::namespace(&svc)),
-                obj::name(&svc),
-            )
-            .ok();
-        let ports = spec
+        let mine = by_service
+            .get(&(obj::namespace(svc), obj::name(svc)))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for p in spec
             .get("ports")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for p in &ports {
+            .into_iter()
+            .flatten()
+        {
             if p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") != "TCP" {
                 continue;
             }
@@ -101,22 +115,22 @@ pub fn desired(
                 continue;
             };
             let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-            let list = endpoints
-                .as_ref()
-                .map(|e| ready_for(e, name))
-                .unwrap_or_default();
-            out.insert(SocketAddr::from((ip, port)), list);
+            out.insert(SocketAddr::from((ip, port)), ready_for(mine, name));
         }
     }
-    out
+    Some(out)
 }
 
-/// The ready addresses of `endpoints` for the port named `port_name`.
-fn ready_for(endpoints: &Value, port_name: &str) -> Vec<SocketAddr> {
+/// The label naming an EndpointSlice's Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The ready addresses of `slices` for the port named `port_name` (an
+/// endpoint whose `ready` condition is unset counts as ready, as the API
+/// documents).
+fn ready_for(slices: &[&Value], port_name: &str) -> Vec<SocketAddr> {
     let mut out = Vec::new();
-    let subsets = endpoints.get("subsets").and_then(Value::as_array);
-    for s in subsets.into_iter().flatten() {
-        let port = s
+    for sl in slices {
+        let port = sl
             .get("ports")
             .and_then(Value::as_array)
             .and_then(|ps| {
@@ -126,22 +140,29 @@ fn ready_for(endpoints: &Value, port_name: &str) -> Vec<SocketAddr> {
             .and_then(|p| p.get("port")?.as_u64())
             .and_then(|n| u16::try_from(n).ok());
         let Some(port) = port else { continue };
-        for a in s
-            .get("addresses")
+        for e in sl
+            .get("endpoints")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            if let Some(ip) = a
-                .get("ip")
-                .and_then(Value::as_str)
-                .and_then(|i| i.parse::<Ipv4Addr>().ok())
+            if e.pointer("/conditions/ready").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            for a in e
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
             {
-                out.push(SocketAddr::from((ip, port)));
+                if let Some(ip) = a.as_str().and_then(|i| i.parse::<Ipv4Addr>().ok()) {
+                    out.push(SocketAddr::from((ip, port)));
+                }
             }
         }
     }
     out.sort();
+    out.dedup();
     out
 }
 
@@ -168,9 +189,12 @@ mod tests {
 
     #[test]
     fn only_ready_addresses_of_the_named_port() {
-        let ep = json!({"subsets": [{"addresses": [{"ip": "127.1.1.1"}], "notReadyAddresses": [{"ip": "127.1.1.2"}],
-            "ports": [{"name": "redis", "port": 6379}]}]});
-        assert_eq!(ready_for(&ep, "redis").len(), 1);
-        assert!(ready_for(&ep, "other").is_empty());
+        let sl = json!({"endpoints": [
+                {"addresses": ["127.1.1.1"], "conditions": {"ready": true}},
+                {"addresses": ["127.1.1.2"], "conditions": {"ready": false}},
+                {"addresses": ["127.1.1.3"]}],
+            "ports": [{"name": "redis", "port": 6379}]});
+        assert_eq!(ready_for(&[&sl], "redis").len(), 2);
+        assert!(ready_for(&[&sl], "other").is_empty());
     }
 }

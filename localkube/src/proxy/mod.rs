@@ -1,8 +1,9 @@
 //! The Service proxy: for every Service whose ClusterIP lies in this
-//! instance's block, a TCP listener on `clusterIP:port` for each TCP port
-//! that forwards each accepted connection to a ready endpoint's
-//! `targetPort`, round-robin — kube-proxy's userspace mode. It follows
-//! Services and Endpoints through store watches, so a changed endpoint set
+//! instance's block (on a real control plane: its service range), a TCP
+//! listener on `clusterIP:port` for each TCP port that forwards each
+//! accepted connection to a ready endpoint's `targetPort`, round-robin —
+//! kube-proxy's userspace mode. It follows Services and EndpointSlices
+//! through watches ([`NodeApi`]), so a changed endpoint set
 //! takes effect for the next connection within milliseconds; connections
 //! already forwarded are left alone. Headless Services get no proxy.
 
@@ -16,7 +17,10 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use std::time::Duration;
+
 use crate::instance::Instance;
+use crate::node_api::NodeApi;
 use crate::store::Store;
 use backends::Backends;
 use listener::Listener;
@@ -27,23 +31,38 @@ pub struct Proxy {
     tasks: JoinSet<()>,
 }
 
+/// Which ClusterIPs this proxy serves.
+pub type Owned = Arc<dyn Fn(Ipv4Addr) -> bool + Send + Sync>;
+
 impl Proxy {
-    /// Starts proxying the Services of `store` whose ClusterIP is in
-    /// `instance`'s block.
+    /// Starts proxying the Services of localkube's `store` whose ClusterIP
+    /// is in `instance`'s block.
     pub fn spawn(store: &Store, instance: Arc<Instance>) -> Self {
+        Self::spawn_on(
+            NodeApi::Local(store.clone()),
+            Arc::new(move |ip| owns_service_ip(&instance, ip)),
+        )
+    }
+
+    /// Starts proxying, through `api`, the Services whose ClusterIP
+    /// `owned` accepts (on a real control plane: its service range).
+    pub fn spawn_on(api: NodeApi, owned: Owned) -> Self {
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let changed = Arc::new(Notify::new());
-        for plural in ["services", "endpoints"] {
-            tasks.spawn(crate::controllers::forward_changes(
-                store.clone(),
-                "v1",
+        for (av, plural) in [
+            ("v1", "services"),
+            ("discovery.k8s.io/v1", "endpointslices"),
+        ] {
+            tasks.spawn(follow(
+                api.clone(),
+                av,
                 plural,
                 changed.clone(),
                 stop.subscribe(),
             ));
         }
-        tasks.spawn(run(store.clone(), instance, changed, stop.subscribe()));
+        tasks.spawn(run(api, owned, changed, stop.subscribe()));
         Self { stop, tasks }
     }
 
@@ -55,21 +74,50 @@ impl Proxy {
     }
 }
 
-/// Keeps one listener per (ClusterIP, port) of the wanted Services, and
-/// their backend lists current.
-async fn run(
-    store: Store,
-    instance: Arc<Instance>,
+/// Notifies `changed` on every change of `plural`, watching again (from
+/// the current state) whenever a watch ends.
+async fn follow(
+    api: NodeApi,
+    av: &'static str,
+    plural: &'static str,
     changed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    loop {
+        match api.watch(av, plural, None, None).await {
+            Ok(mut rx) => loop {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(e) if e.etype == "ERROR" => break,
+                        Some(_) => changed.notify_one(),
+                        None => break,
+                    },
+                    _ = stop.changed() => return,
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, plural, "localkube proxy: cannot watch"),
+        }
+        // Whatever changed while no watch was open is seen by the next pass.
+        changed.notify_one();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Keeps one listener per (ClusterIP, port) of the wanted Services, and
+/// their backend lists current.
+async fn run(api: NodeApi, owned: Owned, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     let mut listeners: BTreeMap<SocketAddr, Listener> = BTreeMap::new();
     loop {
         tokio::select! {
             () = changed.notified() => {}
             _ = stop.changed() => return,
         }
-        let wanted = backends::desired(&store, |ip: Ipv4Addr| owns_service_ip(&instance, ip));
+        let Some(wanted) = backends::desired(&api, owned.as_ref()).await else {
+            continue;
+        };
         listeners.retain(|addr, _| wanted.contains_key(addr));
         for (addr, list) in wanted {
             match listeners.get(&addr) {
