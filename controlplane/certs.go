@@ -34,7 +34,7 @@ func runCerts(args []string) int {
 	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
 	dir := fs.String("dir", "", "where to write them (required)")
 	server := fs.String("server", "", "the API server's URL, for the kubeconfigs (required)")
-	node := fs.String("node", "localkube", "the node's name (its client is system:node:<name>)")
+	node := fs.String("node", "localkube-node", "the node's name (its client is system:node:<name>)")
 	serviceIP := fs.String("service-ip", "10.96.0.1", "the kubernetes Service's ClusterIP")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -105,6 +105,9 @@ func writeCerts(dir, server, node, serviceIP string) error {
 		{file: "controller-manager", cn: "system:kube-controller-manager", users: true},
 		{file: "scheduler", cn: "system:kube-scheduler", users: true},
 		{file: "node", cn: "system:node:" + node, orgs: []string{"system:nodes"}, users: true},
+		// The Service proxy: the default system:node-proxier binding names
+		// this user.
+		{file: "proxy", cn: "system:kube-proxy", users: true},
 	} {
 		client := &x509.Certificate{
 			SerialNumber: serial(),

@@ -7,6 +7,7 @@
 //	controlplane controller-manager ...
 //	controlplane scheduler ...
 //	controlplane etcd --data-dir DIR --listen-client URL --listen-peer URL
+//	controlplane up --dir DIR [--service-cidr CIDR] [--node NAME]
 //	controlplane certs --dir DIR --server URL [--node NAME]
 //	controlplane compact --endpoint URL
 //	controlplane version
@@ -44,6 +45,8 @@ func main() {
 		os.Exit(cli.Run(cmd))
 	case "etcd":
 		os.Exit(runEtcd(args))
+	case "up":
+		os.Exit(runUp(args))
 	case "certs":
 		os.Exit(runCerts(args))
 	case "compact":
@@ -58,5 +61,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: controlplane apiserver|controller-manager|scheduler|etcd|certs|compact|version [flags]")
+	fmt.Fprintln(os.Stderr, "usage: controlplane up|apiserver|controller-manager|scheduler|etcd|certs|compact|version [flags]")
 }

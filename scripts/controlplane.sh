@@ -5,15 +5,17 @@
 #
 #   scripts/controlplane.sh build       build .tools/bin/controlplane once
 #                                       (again only when controlplane/ changes)
-#   scripts/controlplane.sh up DIR      certificates, etcd, kube-apiserver,
+#   scripts/controlplane.sh up DIR [CIDR] certificates, etcd, kube-apiserver,
 #                                       kube-controller-manager and
-#                                       kube-scheduler under DIR; prints the
-#                                       admin kubeconfig's path when ready
+#                                       kube-scheduler under DIR (`controlplane
+#                                       up`); prints the admin kubeconfig's
+#                                       path when ready
 #   scripts/controlplane.sh compact DIR compacts etcd's history (a watch from
 #                                       an older resourceVersion gets 410 Gone;
 #                                       Secrets bypass the watch cache, so
 #                                       their watches see it at once)
-#   scripts/controlplane.sh down DIR    stops what `up` started
+#   scripts/controlplane.sh down DIR    stops what `up` started (its
+#                                       children die with it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -52,74 +54,27 @@ build() {
 	say "built $("$BIN" version) in $((SECONDS - started)) s"
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 up() {
-	local dir=${1:?usage: controlplane.sh up DIR}
+	local dir=${1:?usage: controlplane.sh up DIR [SERVICE_CIDR]}
+	local cidr=${2:-10.96.0.0/16}
 	[ -x "$BIN" ] || die "no $BIN: run 'scripts/controlplane.sh build' (or make controlplane) first"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	local etcd_port peer_port api_port
-	etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
-	local server="https://127.0.0.1:$api_port"
-	"$BIN" certs --dir "$dir/pki" --server "$server" --node localkube
-	echo "http://127.0.0.1:$etcd_port" >"$dir/etcd.url"
-	start etcd "$dir" etcd --data-dir "$dir/etcd" \
-		--listen-client "http://127.0.0.1:$etcd_port" --listen-peer "http://127.0.0.1:$peer_port"
-	local pki="$dir/pki"
-	start apiserver "$dir" apiserver \
-		--etcd-servers "http://127.0.0.1:$etcd_port" \
-		--bind-address 127.0.0.1 --secure-port "$api_port" \
-		--advertise-address 127.0.0.1 \
-		--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-		--client-ca-file "$pki/ca.crt" \
-		--service-account-key-file "$pki/sa.pub" \
-		--service-account-signing-key-file "$pki/sa.key" \
-		--service-account-issuer "$server" \
-		--service-cluster-ip-range 10.96.0.0/16 \
-		--authorization-mode Node,RBAC \
-		--enable-admission-plugins NodeRestriction \
-		--allow-privileged \
-		--cert-dir "$dir/apiserver-certs" \
-		--watch-cache-sizes secrets#0
-	wait_ready "$server" "$pki" || die "kube-apiserver not ready: $(tail -n 20 "$dir/apiserver.log")"
-	start controller-manager "$dir" controller-manager \
-		--kubeconfig "$pki/controller-manager.kubeconfig" \
-		--authentication-kubeconfig "$pki/controller-manager.kubeconfig" \
-		--authorization-kubeconfig "$pki/controller-manager.kubeconfig" \
-		--bind-address 127.0.0.1 --secure-port 0 \
-		--use-service-account-credentials \
-		--service-account-private-key-file "$pki/sa.key" \
-		--root-ca-file "$pki/ca.crt" \
-		--cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-		--leader-elect=false \
-		--controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
-	start scheduler "$dir" scheduler \
-		--kubeconfig "$pki/scheduler.kubeconfig" \
-		--authentication-kubeconfig "$pki/scheduler.kubeconfig" \
-		--authorization-kubeconfig "$pki/scheduler.kubeconfig" \
-		--bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
-	echo "$pki/admin.kubeconfig"
-}
-
-start() {
-	local name=$1 dir=$2
-	shift 2
-	"$BIN" "$@" >"$dir/$name.log" 2>&1 &
-	echo $! >"$dir/$name.pid"
-}
-
-wait_ready() {
-	local server=$1 pki=$2
-	for _ in $(seq 1 240); do
-		if curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz" >/dev/null 2>&1; then
+	# `controlplane up` runs etcd and the three components as its children
+	# (they die with it) and prints "ready" once the API server answers.
+	"$BIN" up --dir "$dir" --service-cidr "$cidr" >"$dir/up.out" 2>"$dir/up.log" &
+	echo $! >"$dir/up.pid"
+	for _ in $(seq 1 300); do
+		if grep -qx ready "$dir/up.out" 2>/dev/null; then
+			sed -n 's/^kubeconfig //p' "$dir/up.out"
 			return 0
+		fi
+		if ! kill -0 "$(cat "$dir/up.pid")" 2>/dev/null; then
+			die "the control plane did not start: $(tail -n 20 "$dir/up.log")"
 		fi
 		sleep 0.25
 	done
-	return 1
+	die "the control plane was not ready in 75 s: $(tail -n 20 "$dir/up.log")"
 }
 
 compact() {
@@ -129,12 +84,16 @@ compact() {
 
 down() {
 	local dir=${1:?usage: controlplane.sh down DIR}
-	for name in scheduler controller-manager apiserver etcd; do
-		if [ -f "$dir/$name.pid" ]; then
-			kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
-			rm -f "$dir/$name.pid"
-		fi
+	[ -f "$dir/up.pid" ] || return 0
+	local pid
+	pid=$(cat "$dir/up.pid")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 60); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.25
 	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$dir/up.pid"
 }
 
 case "${1:-}" in

@@ -123,6 +123,13 @@ impl Instance {
         })
     }
 
+    /// The ClusterIP range to give a real API server whose node this
+    /// instance is (`--service-cluster-ip-range`): the first 8 × 256
+    /// addresses of the instance's ClusterIP block.
+    pub fn service_cidr(&self) -> String {
+        format!("127.{}.200.0/21", self.number)
+    }
+
     /// Whether `ip` is a pod address of this instance.
     pub fn owns_pod_ip(&self, ip: Ipv4Addr) -> bool {
         let [a, b, c, d] = ip.octets();

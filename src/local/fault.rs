@@ -99,6 +99,12 @@ pub fn run(args: FaultArgs, out: &mut dyn Write) -> Result<()> {
         .build()
         .map_err(Error::Runtime)?;
     let (action, body) = args.action.path_and_body(&args.namespace);
+    let beside = super::kubernetes::faults_file(&args.kubeconfig);
+    if beside.is_file() {
+        let reply = runtime.block_on(send_beside(&beside, action, &body))?;
+        writeln!(out, "{}", reply.trim_end())?;
+        return Ok(());
+    }
     let reply = runtime.block_on(async {
         let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig).map_err(|e| {
             Error::Local(format!("cannot read {}: {e}", args.kubeconfig.display()))
@@ -121,4 +127,61 @@ pub fn run(args: FaultArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     writeln!(out, "{}", reply.trim_end())?;
     Ok(())
+}
+
+/// Sends the fault to the fault API a `logbook local --kubernetes` serves
+/// beside the real API server (address and token in `file`).
+async fn send_beside(
+    file: &std::path::Path,
+    action: &str,
+    body: &serde_json::Value,
+) -> Result<String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", file.display())))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Local(format!(
+            "{} is not the fault API's address: {e}",
+            file.display()
+        ))
+    })?;
+    let (Some(url), Some(token)) = (
+        v.get("url").and_then(serde_json::Value::as_str),
+        v.get("token").and_then(serde_json::Value::as_str),
+    ) else {
+        return Err(Error::Local(format!(
+            "{} lacks url or token",
+            file.display()
+        )));
+    };
+    let addr = url.trim_start_matches("http://").to_owned();
+    let payload = body.to_string();
+    let request = format!(
+        "POST /localkube/v1/faults/{action} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
+        Error::Local(format!(
+            "the fault API at {url} does not answer (is `logbook local --kubernetes` running?): {e}"
+        ))
+    })?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| Error::Local(format!("fault {action}: {e}")))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .await
+        .map_err(|e| Error::Local(format!("fault {action}: {e}")))?;
+    let (head, text) = reply.split_once("\r\n\r\n").unwrap_or((reply.as_str(), ""));
+    let ok = head.split_whitespace().nth(1) == Some("200");
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(Error::Local(format!(
+            "fault {action} refused: {}",
+            text.trim()
+        )))
+    }
 }

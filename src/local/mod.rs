@@ -11,6 +11,7 @@
 //! it.
 
 mod fault;
+mod kubernetes;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,8 +30,14 @@ pub struct LocalArgs {
     #[command(subcommand)]
     pub command: Option<LocalCommand>,
     /// Run only the API server (no kubelet, no controllers, no operator).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes")]
     pub api_only: bool,
+    /// Run the real Kubernetes control plane (etcd, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler; built by `make
+    /// controlplane`) with localkube's kubelet and proxy as its node,
+    /// instead of localkube's API server and controllers.
+    #[arg(long)]
+    pub kubernetes: bool,
     /// Run the local cluster without the operator (start `logbook
     /// operator --kubeconfig .logbook/kubeconfig` beside it).
     #[arg(long)]
@@ -88,7 +95,35 @@ pub fn run(mut args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     runtime.block_on(serve(args, out))
 }
 
+/// The operator's journal directory for `args`.
+fn journal_dir(args: &LocalArgs) -> PathBuf {
+    match (&args.journal_dir, &args.state_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(state)) => state.join("journal"),
+        (None, None) => PathBuf::from(".logbook/journal"),
+    }
+}
+
+/// Says where the operator journals.
+fn say_journal(args: &LocalArgs, journal_dir: &std::path::Path, out: &mut dyn Write) -> Result<()> {
+    match args.journal {
+        crate::journal_store::JournalBackend::ConfigMap => {
+            writeln!(out, "operator journal in ConfigMaps")?
+        }
+        _ => writeln!(
+            out,
+            "operator journal ({}) at {}",
+            args.journal,
+            journal_dir.display()
+        )?,
+    }
+    Ok(())
+}
+
 async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    if args.kubernetes {
+        return kubernetes::serve(args, out).await;
+    }
     // Pod data lives under the state dir when there is one; otherwise in a
     // temporary directory that goes away with this process.
     let scratch = match (&args.state_dir, args.api_only) {
@@ -150,22 +185,8 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     let operator = if args.api_only || args.no_operator {
         None
     } else {
-        let journal_dir = match (&args.journal_dir, &args.state_dir) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(state)) => state.join("journal"),
-            (None, None) => PathBuf::from(".logbook/journal"),
-        };
-        match args.journal {
-            crate::journal_store::JournalBackend::ConfigMap => {
-                writeln!(out, "operator journal in ConfigMaps")?
-            }
-            _ => writeln!(
-                out,
-                "operator journal ({}) at {}",
-                args.journal,
-                journal_dir.display()
-            )?,
-        }
+        let journal_dir = journal_dir(&args);
+        say_journal(&args, &journal_dir, out)?;
         Some(start_operator(&kubeconfig, args.journal, &journal_dir).await?)
     };
     writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{App, request};
 use crate::error::ApiError;
-use crate::kubelet::FaultError;
+use crate::kubelet::{FaultError, Faults};
 
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     body.get(name)
@@ -24,7 +24,54 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 
 /// Runs one fault.
 pub(crate) async fn handle(app: &App, action: &str, body: &[u8]) -> Response<Body> {
-    let Some(faults) = app.faults.clone() else {
+    run(app.faults.clone(), action, body).await
+}
+
+/// Serves the fault API alone on `bind`, for a kubelet that is the node of
+/// a real control plane (whose API server has no such path): `POST
+/// /localkube/v1/faults/{action}` with `Authorization: Bearer <token>`;
+/// anything else is 404, a missing or wrong token 401.
+///
+/// # Errors
+/// `bind` cannot be listened on.
+pub async fn serve(
+    faults: Faults,
+    token: String,
+    bind: std::net::SocketAddr,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    use axum::extract::Path;
+    use axum::http::HeaderMap;
+    let want = format!("Bearer {token}");
+    let app = axum::Router::new().route(
+        "/localkube/v1/faults/{action}",
+        axum::routing::post(
+            move |Path(action): Path<String>, headers: HeaderMap, body: bytes::Bytes| {
+                let faults = faults.clone();
+                let authorized = headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    == Some(want.as_str());
+                async move {
+                    if !authorized {
+                        return request::error(&ApiError::Unauthorized);
+                    }
+                    run(Some(faults), &action, &body).await
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "localkube fault API stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn run(faults: Option<Faults>, action: &str, body: &[u8]) -> Response<Body> {
+    let Some(faults) = faults else {
         return request::text(
             503,
             "no kubelet runs in this localkube (started --api-only)\n".into(),

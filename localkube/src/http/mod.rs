@@ -4,7 +4,7 @@
 //! is answered with a `Status`; nothing a client sends can crash it.
 
 mod discovery;
-mod faults;
+pub mod faults;
 mod guard;
 mod kubelet_slot;
 mod openapi;

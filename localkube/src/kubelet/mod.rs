@@ -62,6 +62,7 @@ use crate::node_api::NodeApi;
 pub use faults::{FaultError, Faults};
 pub use images::{ImageRule, ImageTable};
 pub use procs::{kill_leftovers, leftover_processes};
+pub use volumes::pvc_dir;
 
 /// The node every pod runs on.
 pub const NODE_NAME: &str = "localkube-node";

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::env::Refs;
 
 /// The directory of a PVC's data.
-pub(crate) fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
+pub fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
     state.join("pvc").join(ns).join(claim)
 }
 

@@ -1,0 +1,383 @@
+//! `logbook local --kubernetes`: the real Kubernetes control plane
+//! (`controlplane up`: etcd, kube-apiserver, kube-controller-manager and
+//! kube-scheduler, built from their Go modules by `make controlplane`)
+//! with localkube's kubelet, Service proxy and volume provisioner as its
+//! one node, each a client of the API server over HTTPS with its own
+//! credentials. The same kubeconfig, faults and operator as on localkube.
+//!
+//! The API server is not localkube's, so the fault API is served beside
+//! it: its address and token go in `<kubeconfig>.faults` (mode 0600),
+//! where `logbook local fault` finds them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::cli_error::{Error, Result};
+
+/// The node's name (the kubelet's client certificate says the same).
+const NODE: &str = "localkube-node";
+
+/// The `controlplane` binary: `$LOGBOOK_CONTROLPLANE`, else the project's
+/// `.tools/bin/controlplane` (what `make controlplane` builds), else on
+/// `PATH`.
+fn binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LOGBOOK_CONTROLPLANE") {
+        return Ok(PathBuf::from(p));
+    }
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/controlplane");
+    if tools.is_file() {
+        return Ok(tools);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join("controlplane"))
+        .find(|p| p.is_file());
+    on_path.ok_or_else(|| {
+        Error::Local(
+            "no control plane binary: run `make controlplane` first (it builds kube-apiserver, \
+             kube-controller-manager, kube-scheduler and etcd from their Go modules into \
+             .tools/bin/controlplane), or set LOGBOOK_CONTROLPLANE"
+                .to_owned(),
+        )
+    })
+}
+
+/// A running `controlplane up`.
+pub(crate) struct ControlPlane {
+    child: tokio::process::Child,
+    /// The admin's kubeconfig.
+    pub admin: PathBuf,
+    /// Where the certificates are.
+    pub pki: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts it under `dir` with Services in `service_cidr`; returns once
+    /// the API server is ready.
+    ///
+    /// # Errors
+    /// [`Error::Local`] naming what failed, with the end of its log.
+    pub(crate) async fn start(dir: &Path, service_cidr: &str) -> Result<Self> {
+        let bin = binary()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
+        let log_path = dir.join("up.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", log_path.display())))?;
+        let mut child = tokio::process::Command::new(&bin)
+            .arg("up")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--service-cidr", service_cidr, "--node", NODE])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Local(format!("cannot run {}: {e}", bin.display())))?;
+        let tail = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines
+                .get(lines.len().saturating_sub(10)..)
+                .unwrap_or_default()
+                .join("\n")
+        };
+        let Some(stdout) = child.stdout.take() else {
+            return Err(Error::Local("no output from the control plane".to_owned()));
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(p) = line.strip_prefix("kubeconfig ") {
+                    admin = Some(PathBuf::from(p));
+                } else if line == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        match (ready, admin) {
+            (Ok(true), Some(admin)) => {
+                let pki = admin.parent().map(Path::to_path_buf).unwrap_or_default();
+                Ok(Self { child, admin, pki })
+            }
+            (Err(_), _) => Err(Error::Local(format!(
+                "the control plane was not ready in 120 s:\n{}",
+                tail()
+            ))),
+            _ => Err(Error::Local(format!(
+                "the control plane did not start:\n{}",
+                tail()
+            ))),
+        }
+    }
+
+    /// A client with the credentials of `<pki>/<who>.kubeconfig`.
+    pub(crate) async fn client(&self, who: &str) -> Result<kube::Client> {
+        crate::kube_client::client(Some(&self.pki.join(format!("{who}.kubeconfig")))).await
+    }
+
+    /// Stops it (SIGTERM: it stops its components), waiting up to 15 s.
+    pub(crate) async fn stop(mut self) {
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(nix::unistd::Pid::from_raw)
+        {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Installs (or updates) every CRD of `logbook crds` with server-side
+/// apply and waits until each is Established.
+///
+/// # Errors
+/// [`Error::Local`] naming the CRD refused or not established in 60 s.
+pub(crate) async fn install_crds(client: &kube::Client) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let pp = kube::api::PatchParams::apply("logbook-local").force();
+    for crd in logbook_crds::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &pp, &kube::api::Patch::Apply(&crd))
+            .await
+            .map_err(|e| Error::Local(format!("cannot install CRD {name}: {e}")))?;
+        let established = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Ok(c) = api.get(&name).await
+                    && c.status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        if established.is_err() {
+            return Err(Error::Local(format!(
+                "CRD {name} was not Established in 60 s"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where `logbook local fault` finds the fault API of a node of a real
+/// control plane.
+pub(crate) fn faults_file(kubeconfig: &Path) -> PathBuf {
+    let mut name = kubeconfig.as_os_str().to_owned();
+    name.push(".faults");
+    PathBuf::from(name)
+}
+
+/// What `serve` keeps running.
+struct Running {
+    control_plane: ControlPlane,
+    node: logbook_localkube::remote_node::RemoteNode,
+    faults: tokio::task::JoinHandle<()>,
+}
+
+async fn start(args: &super::LocalArgs, work: &Path, out: &mut dyn Write) -> Result<Running> {
+    let instance = logbook_localkube::instance::Instance::acquire(
+        &logbook_localkube::instance::Instance::default_lock_dir(),
+    )
+    .map(Arc::new)
+    .map_err(|e| Error::Local(format!("no localkube instance number: {e}")))?;
+    writeln!(
+        out,
+        "starting the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under {}",
+        work.join("controlplane").display()
+    )?;
+    out.flush()?;
+    let control_plane =
+        ControlPlane::start(&work.join("controlplane"), &instance.service_cidr()).await?;
+    let admin = control_plane.client("admin").await?;
+    let config = logbook_localkube::remote_node::RemoteNodeConfig {
+        kubelet: control_plane.client("node").await?,
+        proxy: control_plane.client("proxy").await?,
+        provisioner: admin.clone(),
+        node_name: NODE.to_owned(),
+        state_dir: work.join("node"),
+        local_images: Vec::new(),
+    };
+    let node = match logbook_localkube::remote_node::RemoteNode::join(instance, config).await {
+        Ok(n) => n,
+        Err(e) => {
+            control_plane.stop().await;
+            return Err(Error::Local(format!("the node could not join: {e}")));
+        }
+    };
+    let stop_all = |cp: ControlPlane, node: logbook_localkube::remote_node::RemoteNode| async move {
+        node.shutdown().await;
+        cp.stop().await;
+    };
+    if let Err(e) = install_crds(&admin).await {
+        stop_all(control_plane, node).await;
+        return Err(e);
+    }
+    if let Some(parent) = args
+        .kubeconfig
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(parent)
+    {
+        stop_all(control_plane, node).await;
+        return Err(Error::Local(format!(
+            "cannot create {}: {e}",
+            parent.display()
+        )));
+    }
+    if let Err(e) = std::fs::copy(&control_plane.admin, &args.kubeconfig) {
+        stop_all(control_plane, node).await;
+        return Err(Error::Local(format!(
+            "cannot write {}: {e}",
+            args.kubeconfig.display()
+        )));
+    }
+    let token = match random_token() {
+        Ok(t) => t,
+        Err(e) => {
+            stop_all(control_plane, node).await;
+            return Err(Error::Local(format!("cannot read /dev/urandom: {e}")));
+        }
+    };
+    let faults = match logbook_localkube::http::faults::serve(
+        node.faults(),
+        token.clone(),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    {
+        Ok((addr, task)) => {
+            let file = faults_file(&args.kubeconfig);
+            let body = serde_json::json!({"url": format!("http://{addr}"), "token": token});
+            if let Err(e) = write_private(&file, &body.to_string()) {
+                task.abort();
+                stop_all(control_plane, node).await;
+                return Err(Error::Local(format!(
+                    "cannot write {}: {e}",
+                    file.display()
+                )));
+            }
+            task
+        }
+        Err(e) => {
+            stop_all(control_plane, node).await;
+            return Err(Error::Local(format!("cannot serve the fault API: {e}")));
+        }
+    };
+    Ok(Running {
+        control_plane,
+        node,
+        faults,
+    })
+}
+
+/// 128 random bits, hex.
+fn random_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// Runs `logbook local --kubernetes` until Ctrl-C.
+///
+/// # Errors
+/// [`Error::Local`] when the control plane, the node, the CRDs or the
+/// operator cannot start.
+pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result<()> {
+    let scratch = match &args.state_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("logbook-local-")
+                .tempdir()
+                .map_err(|e| Error::Local(format!("cannot create a work directory: {e}")))?,
+        ),
+    };
+    let work = match (&args.state_dir, &scratch) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(tmp)) => tmp.path().to_path_buf(),
+        (None, None) => return Err(Error::Local("no work directory".to_owned())),
+    };
+    let running = start(&args, &work, out).await?;
+    let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
+    let version = running
+        .control_plane
+        .client("admin")
+        .await?
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_else(|e| format!("(version unknown: {e})"));
+    writeln!(
+        out,
+        "Kubernetes {version} (API, controllers, scheduler) with localkube's kubelet and proxy as node {NODE}"
+    )?;
+    let operator = if args.no_operator {
+        None
+    } else {
+        let journal_dir = super::journal_dir(&args);
+        super::say_journal(&args, &journal_dir, out)?;
+        match crate::local_cluster::start_operator(&kubeconfig, args.journal, &journal_dir).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                running.faults.abort();
+                running.node.shutdown().await;
+                running.control_plane.stop().await;
+                return Err(e);
+            }
+        }
+    };
+    writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    crate::signals::stop_signal().await;
+    if let Some((stop, task)) = operator {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
+            Err(err) => writeln!(out, "operator task: {err}")?,
+        }
+    }
+    running.faults.abort();
+    let _ = std::fs::remove_file(faults_file(&args.kubeconfig));
+    running.node.shutdown().await;
+    running.control_plane.stop().await;
+    writeln!(out, "stopped")?;
+    Ok(())
+}
