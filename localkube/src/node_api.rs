@@ -265,7 +265,12 @@ impl NodeApi {
                 tokio::spawn(async move {
                     let mut stream = std::pin::pin!(stream);
                     loop {
-                        let ev = match stream.try_next().await {
+                        // Ends with the watch, or as soon as nobody reads.
+                        let next = tokio::select! {
+                            next = stream.try_next() => next,
+                            () = tx.closed() => return,
+                        };
+                        let ev = match next {
                             Ok(Some(ev)) => ev,
                             Ok(None) => return,
                             Err(e) => {

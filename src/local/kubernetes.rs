@@ -50,7 +50,7 @@ fn binary() -> Result<PathBuf> {
 }
 
 /// A running `controlplane up`.
-pub(crate) struct ControlPlane {
+pub struct ControlPlane {
     child: tokio::process::Child,
     /// The admin's kubeconfig.
     pub admin: PathBuf,
@@ -64,7 +64,7 @@ impl ControlPlane {
     ///
     /// # Errors
     /// [`Error::Local`] naming what failed, with the end of its log.
-    pub(crate) async fn start(dir: &Path, service_cidr: &str) -> Result<Self> {
+    pub async fn start(dir: &Path, service_cidr: &str) -> Result<Self> {
         let bin = binary()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
@@ -122,12 +122,15 @@ impl ControlPlane {
     }
 
     /// A client with the credentials of `<pki>/<who>.kubeconfig`.
-    pub(crate) async fn client(&self, who: &str) -> Result<kube::Client> {
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the kubeconfig is unusable.
+    pub async fn client(&self, who: &str) -> Result<kube::Client> {
         crate::kube_client::client(Some(&self.pki.join(format!("{who}.kubeconfig")))).await
     }
 
     /// Stops it (SIGTERM: it stops its components), waiting up to 15 s.
-    pub(crate) async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(pid) = self
             .child
             .id()
@@ -150,7 +153,7 @@ impl ControlPlane {
 ///
 /// # Errors
 /// [`Error::Local`] naming the CRD refused or not established in 60 s.
-pub(crate) async fn install_crds(client: &kube::Client) -> Result<()> {
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     let pp = kube::api::PatchParams::apply("logbook-local").force();
@@ -185,113 +188,150 @@ pub(crate) async fn install_crds(client: &kube::Client) -> Result<()> {
 
 /// Where `logbook local fault` finds the fault API of a node of a real
 /// control plane.
-pub(crate) fn faults_file(kubeconfig: &Path) -> PathBuf {
+pub fn faults_file(kubeconfig: &Path) -> PathBuf {
     let mut name = kubeconfig.as_os_str().to_owned();
     name.push(".faults");
     PathBuf::from(name)
 }
 
-/// What `serve` keeps running.
-struct Running {
+/// The real control plane with localkube's node agents as its node, the
+/// project's CRDs installed: what `logbook local --kubernetes` runs, and
+/// what the end-to-end tests run on the real control plane.
+pub struct LocalKubernetes {
     control_plane: ControlPlane,
     node: logbook_localkube::remote_node::RemoteNode,
-    faults: tokio::task::JoinHandle<()>,
 }
 
-async fn start(args: &super::LocalArgs, work: &Path, out: &mut dyn Write) -> Result<Running> {
-    let instance = logbook_localkube::instance::Instance::acquire(
-        &logbook_localkube::instance::Instance::default_lock_dir(),
-    )
-    .map(Arc::new)
-    .map_err(|e| Error::Local(format!("no localkube instance number: {e}")))?;
-    writeln!(
-        out,
-        "starting the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under {}",
-        work.join("controlplane").display()
-    )?;
-    out.flush()?;
-    let control_plane =
-        ControlPlane::start(&work.join("controlplane"), &instance.service_cidr()).await?;
-    let admin = control_plane.client("admin").await?;
-    let config = logbook_localkube::remote_node::RemoteNodeConfig {
-        kubelet: control_plane.client("node").await?,
-        proxy: control_plane.client("proxy").await?,
-        provisioner: admin.clone(),
-        node_name: NODE.to_owned(),
-        state_dir: work.join("node"),
-        local_images: Vec::new(),
-    };
-    let node = match logbook_localkube::remote_node::RemoteNode::join(instance, config).await {
-        Ok(n) => n,
-        Err(e) => {
-            control_plane.stop().await;
-            return Err(Error::Local(format!("the node could not join: {e}")));
+impl LocalKubernetes {
+    /// Starts it under `work` (`controlplane/` and `node/`).
+    ///
+    /// # Errors
+    /// [`Error::Local`] naming what did not start; nothing is left running.
+    pub async fn start(work: &Path) -> Result<Self> {
+        let instance = logbook_localkube::instance::Instance::acquire(
+            &logbook_localkube::instance::Instance::default_lock_dir(),
+        )
+        .map(Arc::new)
+        .map_err(|e| Error::Local(format!("no localkube instance number: {e}")))?;
+        let control_plane =
+            ControlPlane::start(&work.join("controlplane"), &instance.service_cidr()).await?;
+        let admin = match control_plane.client("admin").await {
+            Ok(c) => c,
+            Err(e) => {
+                control_plane.stop().await;
+                return Err(e);
+            }
+        };
+        let clients = async {
+            Ok::<_, Error>((
+                control_plane.client("node").await?,
+                control_plane.client("proxy").await?,
+            ))
+        };
+        let (kubelet, proxy) = match clients.await {
+            Ok(c) => c,
+            Err(e) => {
+                control_plane.stop().await;
+                return Err(e);
+            }
+        };
+        let config = logbook_localkube::remote_node::RemoteNodeConfig {
+            kubelet,
+            proxy,
+            provisioner: admin.clone(),
+            node_name: NODE.to_owned(),
+            state_dir: work.join("node"),
+            local_images: Vec::new(),
+        };
+        let node = match logbook_localkube::remote_node::RemoteNode::join(instance, config).await {
+            Ok(n) => n,
+            Err(e) => {
+                control_plane.stop().await;
+                return Err(Error::Local(format!("the node could not join: {e}")));
+            }
+        };
+        let me = Self {
+            control_plane,
+            node,
+        };
+        if let Err(e) = install_crds(&admin).await {
+            me.shutdown().await;
+            return Err(e);
         }
-    };
-    let stop_all = |cp: ControlPlane, node: logbook_localkube::remote_node::RemoteNode| async move {
-        node.shutdown().await;
-        cp.stop().await;
-    };
-    if let Err(e) = install_crds(&admin).await {
-        stop_all(control_plane, node).await;
-        return Err(e);
+        Ok(me)
     }
+
+    /// A client with the credentials of `<pki>/<who>.kubeconfig` (`admin`,
+    /// `node`, `proxy`, `controller-manager`, `scheduler`).
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the kubeconfig is unusable.
+    pub async fn client(&self, who: &str) -> Result<kube::Client> {
+        self.control_plane.client(who).await
+    }
+
+    /// The admin's kubeconfig.
+    pub fn admin_kubeconfig(&self) -> &Path {
+        &self.control_plane.admin
+    }
+
+    /// The cluster CA's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.control_plane.pki.join("ca.crt")
+    }
+
+    /// Fault injection into the node's pods.
+    pub fn faults(&self) -> logbook_localkube::kubelet::Faults {
+        self.node.faults()
+    }
+
+    /// Where the node keeps pod data and logs.
+    pub fn node_dir(&self) -> PathBuf {
+        self.node.state_dir()
+    }
+
+    /// Stops the node's pods and agents, then the control plane.
+    pub async fn shutdown(self) {
+        self.node.shutdown().await;
+        self.control_plane.stop().await;
+    }
+}
+
+/// Writes the kubeconfig and the fault API's address for `cluster`;
+/// returns the fault API's task.
+async fn publish(
+    args: &super::LocalArgs,
+    cluster: &LocalKubernetes,
+) -> Result<tokio::task::JoinHandle<()>> {
     if let Some(parent) = args
         .kubeconfig
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(parent)
     {
-        stop_all(control_plane, node).await;
-        return Err(Error::Local(format!(
-            "cannot create {}: {e}",
-            parent.display()
-        )));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
     }
-    if let Err(e) = std::fs::copy(&control_plane.admin, &args.kubeconfig) {
-        stop_all(control_plane, node).await;
-        return Err(Error::Local(format!(
-            "cannot write {}: {e}",
-            args.kubeconfig.display()
-        )));
-    }
-    let token = match random_token() {
-        Ok(t) => t,
-        Err(e) => {
-            stop_all(control_plane, node).await;
-            return Err(Error::Local(format!("cannot read /dev/urandom: {e}")));
-        }
-    };
-    let faults = match logbook_localkube::http::faults::serve(
-        node.faults(),
+    std::fs::copy(cluster.admin_kubeconfig(), &args.kubeconfig)
+        .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;
+    let token =
+        random_token().map_err(|e| Error::Local(format!("cannot read /dev/urandom: {e}")))?;
+    let (addr, task) = logbook_localkube::http::faults::serve(
+        cluster.faults(),
         token.clone(),
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
     )
     .await
-    {
-        Ok((addr, task)) => {
-            let file = faults_file(&args.kubeconfig);
-            let body = serde_json::json!({"url": format!("http://{addr}"), "token": token});
-            if let Err(e) = write_private(&file, &body.to_string()) {
-                task.abort();
-                stop_all(control_plane, node).await;
-                return Err(Error::Local(format!(
-                    "cannot write {}: {e}",
-                    file.display()
-                )));
-            }
-            task
-        }
-        Err(e) => {
-            stop_all(control_plane, node).await;
-            return Err(Error::Local(format!("cannot serve the fault API: {e}")));
-        }
-    };
-    Ok(Running {
-        control_plane,
-        node,
-        faults,
-    })
+    .map_err(|e| Error::Local(format!("cannot serve the fault API: {e}")))?;
+    let file = faults_file(&args.kubeconfig);
+    let body = serde_json::json!({"url": format!("http://{addr}"), "token": token});
+    if let Err(e) = write_private(&file, &body.to_string()) {
+        task.abort();
+        return Err(Error::Local(format!(
+            "cannot write {}: {e}",
+            file.display()
+        )));
+    }
+    Ok(task)
 }
 
 /// 128 random bits, hex.
@@ -333,16 +373,29 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result
         (None, Some(tmp)) => tmp.path().to_path_buf(),
         (None, None) => return Err(Error::Local("no work directory".to_owned())),
     };
-    let running = start(&args, &work, out).await?;
+    writeln!(
+        out,
+        "starting the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under {}",
+        work.join("controlplane").display()
+    )?;
+    out.flush()?;
+    let cluster = LocalKubernetes::start(&work).await?;
+    let faults = match publish(&args, &cluster).await {
+        Ok(t) => t,
+        Err(e) => {
+            cluster.shutdown().await;
+            return Err(e);
+        }
+    };
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
-    let version = running
-        .control_plane
-        .client("admin")
-        .await?
-        .apiserver_version()
-        .await
-        .map(|v| v.git_version)
-        .unwrap_or_else(|e| format!("(version unknown: {e})"));
+    let version = match cluster.client("admin").await {
+        Ok(c) => c
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .unwrap_or_else(|e| format!("(version unknown: {e})")),
+        Err(e) => format!("(version unknown: {e})"),
+    };
     writeln!(
         out,
         "Kubernetes {version} (API, controllers, scheduler) with localkube's kubelet and proxy as node {NODE}"
@@ -355,9 +408,8 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result
         match crate::local_cluster::start_operator(&kubeconfig, args.journal, &journal_dir).await {
             Ok(o) => Some(o),
             Err(e) => {
-                running.faults.abort();
-                running.node.shutdown().await;
-                running.control_plane.stop().await;
+                faults.abort();
+                cluster.shutdown().await;
                 return Err(e);
             }
         }
@@ -374,10 +426,9 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result
             Err(err) => writeln!(out, "operator task: {err}")?,
         }
     }
-    running.faults.abort();
+    faults.abort();
     let _ = std::fs::remove_file(faults_file(&args.kubeconfig));
-    running.node.shutdown().await;
-    running.control_plane.stop().await;
+    cluster.shutdown().await;
     writeln!(out, "stopped")?;
     Ok(())
 }

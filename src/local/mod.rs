@@ -11,7 +11,7 @@
 //! it.
 
 mod fault;
-mod kubernetes;
+pub mod kubernetes;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
