@@ -46,10 +46,25 @@ pub enum InstanceError {
     },
 }
 
+/// Which addresses an instance's pods and Services get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// `127.n.0.0/16` (localkube; see the module docs).
+    Loopback,
+    /// Pods in `198.18.n.0/24`, ClusterIPs in `198.19.n.0/24`, both added
+    /// to `lo` while the node runs ([`Instance::add_addresses`]): a real
+    /// API server refuses loopback addresses in EndpointSlices
+    /// (`ValidateEndpointIP`), so a node of a real control plane takes its
+    /// addresses from the benchmarking block (RFC 2544), which no real
+    /// network routes. 254 pods (a real node's default capacity is 110).
+    Benchmark,
+}
+
 /// A held instance number; dropping it releases the number.
 #[derive(Debug)]
 pub struct Instance {
     number: u8,
+    network: Network,
     _lock: Flock<File>,
 }
 
@@ -91,6 +106,7 @@ impl Instance {
             if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 return Ok(Self {
                     number,
+                    network: Network::Loopback,
                     _lock: lock,
                 });
             }
@@ -105,13 +121,82 @@ impl Instance {
         self.number
     }
 
+    /// The same instance with its pods and Services in `network`.
+    #[must_use]
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Where its pods and Services live.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
     /// Pod address number `index` (0-based), or `None` past the block.
     pub fn pod_ip(&self, index: u32) -> Option<Ipv4Addr> {
-        (index < POD_ADDRESSES).then(|| {
-            let third = 1 + index / 254;
-            let fourth = 1 + index % 254;
-            Ipv4Addr::new(127, self.number, octet(third), octet(fourth))
-        })
+        match self.network {
+            Network::Loopback => (index < POD_ADDRESSES).then(|| {
+                let third = 1 + index / 254;
+                let fourth = 1 + index % 254;
+                Ipv4Addr::new(127, self.number, octet(third), octet(fourth))
+            }),
+            Network::Benchmark => {
+                (index < 254).then(|| Ipv4Addr::new(198, 18, self.number, octet(1 + index)))
+            }
+        }
+    }
+
+    /// The blocks of [`Network::Benchmark`] (pods, then Services), as
+    /// `ip addr` takes them; none for [`Network::Loopback`], which `lo`
+    /// holds already.
+    pub fn blocks(&self) -> Vec<String> {
+        match self.network {
+            Network::Loopback => Vec::new(),
+            Network::Benchmark => vec![
+                format!("198.18.{}.0/24", self.number),
+                format!("198.19.{}.0/24", self.number),
+            ],
+        }
+    }
+
+    /// Adds [`Instance::blocks`] to `lo` (needs CAP_NET_ADMIN); an address
+    /// already there is fine.
+    ///
+    /// # Errors
+    /// `ip` failed, with its message.
+    pub fn add_addresses(&self) -> Result<(), String> {
+        for block in self.blocks() {
+            let out = std::process::Command::new("ip")
+                .args(["addr", "replace", &block, "dev", "lo"])
+                .output()
+                .map_err(|e| format!("cannot run `ip addr replace {block} dev lo`: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`ip addr replace {block} dev lo` failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes [`Instance::blocks`] from `lo`.
+    pub fn remove_addresses(&self) {
+        for block in self.blocks() {
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "del", &block, "dev", "lo"])
+                .output();
+        }
+    }
+
+    /// Whether `ip` is one of its ClusterIPs.
+    pub fn owns_service_ip(&self, ip: Ipv4Addr) -> bool {
+        let [a, b, c, _] = ip.octets();
+        match self.network {
+            Network::Loopback => a == 127 && b == self.number && c >= 200,
+            Network::Benchmark => a == 198 && b == 19 && c == self.number,
+        }
     }
 
     /// ClusterIP number `index` (0-based), or `None` past the block.
@@ -127,13 +212,21 @@ impl Instance {
     /// instance is (`--service-cluster-ip-range`): the first 8 × 256
     /// addresses of the instance's ClusterIP block.
     pub fn service_cidr(&self) -> String {
-        format!("127.{}.200.0/21", self.number)
+        match self.network {
+            Network::Loopback => format!("127.{}.200.0/21", self.number),
+            Network::Benchmark => format!("198.19.{}.0/24", self.number),
+        }
     }
 
     /// Whether `ip` is a pod address of this instance.
     pub fn owns_pod_ip(&self, ip: Ipv4Addr) -> bool {
         let [a, b, c, d] = ip.octets();
-        a == 127 && b == self.number && (1..200).contains(&c) && (1..255).contains(&d)
+        match self.network {
+            Network::Loopback => {
+                a == 127 && b == self.number && (1..200).contains(&c) && (1..255).contains(&d)
+            }
+            Network::Benchmark => a == 198 && b == 18 && c == self.number && (1..255).contains(&d),
+        }
     }
 }
 

@@ -40,6 +40,9 @@ pub enum RemoteNodeError {
     /// The kubelet could not start or register the Node.
     #[error(transparent)]
     Kubelet(#[from] KubeletError),
+    /// The pod and Service addresses could not be added to `lo`.
+    #[error("cannot add the node's addresses: {0}")]
+    Network(String),
     /// The StorageClass could not be installed.
     #[error("cannot install the local-path StorageClass: {0}")]
     Provisioner(crate::ApiError),
@@ -50,12 +53,15 @@ pub struct RemoteNode {
     kubelet: KubeletHandle,
     proxy: Proxy,
     provisioner: Provisioner,
+    instance: Arc<Instance>,
 }
 
 impl RemoteNode {
     /// Registers the node and starts its agents. `instance` gives its pod
     /// addresses and ClusterIPs ([`Instance::service_cidr`] must be the
-    /// API server's service range).
+    /// API server's service range); with
+    /// [`Network::Benchmark`](crate::instance::Network::Benchmark) they
+    /// are added to `lo` for as long as the node runs.
     ///
     /// # Errors
     /// [`RemoteNodeError`]; nothing is left running then.
@@ -63,11 +69,18 @@ impl RemoteNode {
         instance: Arc<Instance>,
         config: RemoteNodeConfig,
     ) -> Result<Self, RemoteNodeError> {
+        instance.add_addresses().map_err(RemoteNodeError::Network)?;
         let mut kc = KubeletConfig::new(config.state_dir.clone());
         kc.node_name.clone_from(&config.node_name);
         kc.add_local_images(&config.local_images);
         let kubelet =
-            Kubelet::spawn_on(NodeApi::Remote(config.kubelet), instance.clone(), kc).await?;
+            match Kubelet::spawn_on(NodeApi::Remote(config.kubelet), instance.clone(), kc).await {
+                Ok(k) => k,
+                Err(e) => {
+                    instance.remove_addresses();
+                    return Err(e.into());
+                }
+            };
         let provisioner = match Provisioner::spawn(
             NodeApi::Remote(config.provisioner),
             kubelet.state_dir(),
@@ -78,6 +91,7 @@ impl RemoteNode {
             Ok(p) => p,
             Err(e) => {
                 kubelet.shutdown().await;
+                instance.remove_addresses();
                 return Err(RemoteNodeError::Provisioner(e));
             }
         };
@@ -90,6 +104,7 @@ impl RemoteNode {
             kubelet,
             proxy,
             provisioner,
+            instance,
         })
     }
 
@@ -109,5 +124,6 @@ impl RemoteNode {
         self.kubelet.shutdown().await;
         self.proxy.shutdown().await;
         self.provisioner.shutdown().await;
+        self.instance.remove_addresses();
     }
 }

@@ -211,7 +211,8 @@ impl LocalKubernetes {
         let instance = logbook_localkube::instance::Instance::acquire(
             &logbook_localkube::instance::Instance::default_lock_dir(),
         )
-        .map(Arc::new)
+        // A real API server refuses loopback endpoint addresses.
+        .map(|i| Arc::new(i.with_network(logbook_localkube::instance::Network::Benchmark)))
         .map_err(|e| Error::Local(format!("no localkube instance number: {e}")))?;
         let control_plane =
             ControlPlane::start(&work.join("controlplane"), &instance.service_cidr()).await?;

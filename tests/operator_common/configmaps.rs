@@ -18,11 +18,21 @@ impl Env {
     /// operator subprocess: it authenticates as the chart's ServiceAccount,
     /// under the chart's RBAC, as the in-process operators do.
     pub fn write_kubeconfig_to(&self, path: &Path) {
-        self.server
-            .as_ref()
-            .expect("the local cluster runs")
-            .write_kubeconfig_with_token(path, &self.operator_token)
-            .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
+        match self.server.as_ref().expect("the local cluster runs") {
+            Backend::Local(server) => server
+                .write_kubeconfig_with_token(path, &self.operator_token)
+                .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
+            Backend::Kubernetes(k) => {
+                let text = format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+                    self.conn.cluster_url,
+                    k.ca_file().display(),
+                    self.operator_token
+                );
+                std::fs::write(path, text)
+                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
+            }
+        }
     }
 
     /// The ConfigMap journal store of [`NS`], as an operator started with

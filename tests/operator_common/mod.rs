@@ -169,7 +169,7 @@ struct Operator {
 
 impl Operator {
     fn start(
-        url: String,
+        conn: kube::Config,
         token: String,
         journal: JournalBackend,
         journal_dir: PathBuf,
@@ -213,7 +213,7 @@ impl Operator {
                 let _guard = tracing::dispatcher::set_default(&dispatch);
                 runtime.block_on(async move {
                     // As the chart's ServiceAccount, under the chart's RBAC.
-                    let mut kube_config = kube::Config::new(url.parse().unwrap());
+                    let mut kube_config = conn;
                     kube_config.auth_info.token = Some(token.into());
                     let client = kube::Client::try_from(kube_config).unwrap();
                     let mut config =
@@ -271,9 +271,48 @@ impl Drop for Operator {
     }
 }
 
+/// Whether the end-to-end tests run on the real Kubernetes control plane
+/// (`LOGBOOK_E2E_CONTROL_PLANE=kubernetes`; `make controlplane` builds it)
+/// rather than on localkube (the default).
+pub fn on_kubernetes() -> bool {
+    std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes")
+}
+
+/// The control plane a test runs on.
+pub(crate) enum Backend {
+    /// localkube, in process.
+    Local(RunningServer),
+    /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+    /// with localkube's kubelet and proxy as the node.
+    Kubernetes(logbook::local::kubernetes::LocalKubernetes),
+}
+
+impl Backend {
+    /// localkube's server; a test that needs it on the real control plane
+    /// fails saying so.
+    pub(crate) fn local(&self) -> &RunningServer {
+        match self {
+            Self::Local(s) => s,
+            Self::Kubernetes(_) => panic!(
+                "this check reads localkube's own records; it cannot run on the real control plane"
+            ),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Self::Local(s) => s.shutdown().await,
+            Self::Kubernetes(k) => k.shutdown().await,
+        }
+    }
+}
+
 /// A local cluster with the operator (or several).
 pub struct Env {
-    server: Option<RunningServer>,
+    pub(crate) server: Option<Backend>,
+    /// How an operator reaches the API server (address, CA), before its
+    /// credentials.
+    conn: kube::Config,
     /// A client of the local API server.
     pub client: kube::Client,
     faults: Faults,
@@ -323,25 +362,75 @@ impl Env {
         let root = std::fs::canonicalize(dir.path()).unwrap();
         let state_dir = root.join("workloads");
         std::fs::create_dir_all(&state_dir).unwrap();
-        let server = LocalKube::start(Config {
-            workloads: Some(WorkloadsConfig {
-                state_dir: state_dir.clone(),
-                kubelet: true,
-                proxy: true,
-                local_images: Vec::new(),
-            }),
-            rbac: true,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
-        install_crds(&server);
-        let client =
-            kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-        let operator_token = rbac::install(&server, &client, NS).await;
-        let faults = server.faults().expect("the kubelet runs");
+        let (server, client, conn, faults, state_dir, operator_token) = if on_kubernetes() {
+            let k = logbook::local::kubernetes::LocalKubernetes::start(&root)
+                .await
+                .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
+            let client = k.client("admin").await.unwrap();
+            let mut conn = kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(k.admin_kubeconfig()).unwrap(),
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .unwrap();
+            conn.auth_info = kube::config::AuthInfo::default();
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+            match namespaces
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => panic!("creating namespace {NS}: {e}"),
+            }
+            rbac::install(&client, NS).await;
+            let token = rbac::token_request(&client, NS).await;
+            let faults = k.faults();
+            let state_dir = k.node_dir();
+            (
+                Backend::Kubernetes(k),
+                client,
+                conn,
+                faults,
+                state_dir,
+                token,
+            )
+        } else {
+            let server = LocalKube::start(Config {
+                workloads: Some(WorkloadsConfig {
+                    state_dir: state_dir.clone(),
+                    kubelet: true,
+                    proxy: true,
+                    local_images: Vec::new(),
+                }),
+                rbac: true,
+                ..Config::default()
+            })
+            .await
+            .unwrap();
+            install_crds(&server);
+            let conn = kube::Config::new(server.url().parse().unwrap());
+            let client = kube::Client::try_from(conn.clone()).unwrap();
+            rbac::install(&client, NS).await;
+            let token = server
+                .service_account_token(NS, rbac::RELEASE, Duration::from_secs(24 * 3600))
+                .unwrap();
+            let faults = server.faults().expect("the kubelet runs");
+            (
+                Backend::Local(server),
+                client,
+                conn,
+                faults,
+                state_dir,
+                token,
+            )
+        };
         let env = Env {
             server: Some(server),
+            conn,
             client,
             faults,
             journal_dir: root.join("journal"),
@@ -396,13 +485,13 @@ impl Env {
 
     fn launch(&mut self, instance: &str, prefixed: bool) {
         self.starts += 1;
-        let url = self.server.as_ref().unwrap().url();
+        let conn = self.conn.clone();
         self.logs.push(&format!(
             "==== operator start #{} ({instance}) ====",
             self.starts
         ));
         let operator = Operator::start(
-            url,
+            conn,
             self.operator_token.clone(),
             self.journal,
             self.journal_dir.clone(),
@@ -463,7 +552,9 @@ impl Env {
         for (_, op) in operators {
             let _ = op.stop(Stop::Graceful).await;
         }
-        if let Some(server) = self.server.as_ref() {
+        // localkube records every refusal; on the real control plane a
+        // refusal shows as the operator failing to do its work.
+        if let Some(Backend::Local(server)) = self.server.as_ref() {
             rbac::check(server, NS, &self.name);
         }
         if let Some(server) = self.server.take() {
@@ -679,7 +770,7 @@ impl Env {
 
     /// The log of the requests the local API server answered.
     pub fn api_requests(&self) -> logbook_localkube::http::requests::RequestLog {
-        self.server.as_ref().unwrap().requests()
+        self.server.as_ref().unwrap().local().requests()
     }
 
     /// The data-plane password, from the `<name>-password` Secret.
@@ -790,11 +881,12 @@ impl Env {
     /// binary) and returns its path.
     pub fn write_kubeconfig(&self) -> PathBuf {
         let path = self.state_dir.with_file_name("kubeconfig");
-        self.server
-            .as_ref()
-            .unwrap()
-            .write_kubeconfig(&path)
-            .unwrap();
+        match self.server.as_ref().unwrap() {
+            Backend::Local(server) => server.write_kubeconfig(&path).unwrap(),
+            Backend::Kubernetes(k) => {
+                std::fs::copy(k.admin_kubeconfig(), &path).unwrap();
+            }
+        }
         path
     }
 

@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -67,9 +66,24 @@ pub fn render(namespace: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A day's token of the chart's ServiceAccount in `namespace`, from the
+/// API server's TokenRequest API.
+pub async fn token_request(client: &kube::Client, namespace: &str) -> String {
+    let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 24 * 3600}});
+    let request = http::Request::post(format!(
+        "/api/v1/namespaces/{namespace}/serviceaccounts/{RELEASE}/token"
+    ))
+    .header("content-type", "application/json")
+    .body(body.to_string().into_bytes())
+    .unwrap();
+    let reply: serde_json::Value = client.request(request).await.unwrap();
+    reply["status"]["token"].as_str().unwrap().to_owned()
+}
+
 /// Applies the chart's ServiceAccount and RBAC for `namespace` as the
-/// admin, and returns a token of that ServiceAccount.
-pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &str) -> String {
+/// admin.
+pub async fn install(client: &kube::Client, namespace: &str) {
     for doc in serde_yaml::Deserializer::from_str(&render(namespace)) {
         let value = serde_yaml::Value::deserialize(doc).unwrap();
         if value.is_null() {
@@ -96,9 +110,6 @@ pub async fn install(server: &RunningServer, client: &kube::Client, namespace: &
             other => panic!("the chart's RBAC templates rendered a {other}"),
         }
     }
-    server
-        .service_account_token(namespace, RELEASE, Duration::from_secs(24 * 3600))
-        .unwrap()
 }
 
 /// Creates the object `json` describes through `api`.

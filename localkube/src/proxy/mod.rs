@@ -135,8 +135,7 @@ async fn run(api: NodeApi, owned: Owned, changed: Arc<Notify>, mut stop: watch::
     }
 }
 
-/// Whether `ip` is one of `instance`'s ClusterIPs (127.n.200.0–127.n.255.255).
+/// Whether `ip` is one of `instance`'s ClusterIPs.
 pub fn owns_service_ip(instance: &Instance, ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    a == 127 && b == instance.number() && c >= 200
+    instance.owns_service_ip(ip)
 }
