@@ -97,9 +97,23 @@ func writeCerts(dir, server, node, serviceIP string) error {
 	if err := issue(dir, "apiserver", serving, ca, caKey); err != nil {
 		return err
 	}
-	// The API server's own client to the kubelet is not used (localkube's
-	// kubelet serves no API), but the front proxy is not either: only the
-	// identities below.
+	// The kubelet's serving certificate (its API: pod logs), at the
+	// node's address; the API server checks it against the CA.
+	kubelet := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
+		NotBefore:    now,
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{node, "localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	if err := issue(dir, "kubelet", kubelet, ca, caKey); err != nil {
+		return err
+	}
+	// The identities below sign in with client certificates; the front
+	// proxy is not used.
 	for _, id := range []identity{
 		{file: "admin", cn: "logbook-admin", orgs: []string{"system:masters"}, users: true},
 		{file: "controller-manager", cn: "system:kube-controller-manager", users: true},
@@ -108,6 +122,8 @@ func writeCerts(dir, server, node, serviceIP string) error {
 		// The Service proxy: the default system:node-proxier binding names
 		// this user.
 		{file: "proxy", cn: "system:kube-proxy", users: true},
+		// The API server's client to the kubelet (logs).
+		{file: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}},
 	} {
 		client := &x509.Certificate{
 			SerialNumber: serial(),

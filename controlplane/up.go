@@ -166,6 +166,12 @@ func up(dir, serviceCIDR, node string) error {
 		"--authorization-mode", "Node,RBAC",
 		"--enable-admission-plugins", "NodeRestriction",
 		"--allow-privileged",
+		// The node's kubelet API (pod logs) at its InternalIP, checked
+		// against the CA both ways.
+		"--kubelet-preferred-address-types", "InternalIP",
+		"--kubelet-certificate-authority", filepath.Join(pki, "ca.crt"),
+		"--kubelet-client-certificate", filepath.Join(pki, "apiserver-kubelet-client.crt"),
+		"--kubelet-client-key", filepath.Join(pki, "apiserver-kubelet-client.key"),
 		"--cert-dir", filepath.Join(dir, "apiserver-certs"),
 		// Secrets bypass the watch cache, so a compaction of etcd's
 		// history is seen by their watches at once (410 Gone).

@@ -32,6 +32,8 @@ pub struct RemoteNodeConfig {
     pub state_dir: PathBuf,
     /// Images run as given local executables (as localkube's).
     pub local_images: Vec<LocalImage>,
+    /// The kubelet API's certificates (pod logs through the API server).
+    pub tls: Option<crate::kubelet::KubeletTls>,
 }
 
 /// Why the node could not join.
@@ -73,6 +75,7 @@ impl RemoteNode {
         let mut kc = KubeletConfig::new(config.state_dir.clone());
         kc.node_name.clone_from(&config.node_name);
         kc.add_local_images(&config.local_images);
+        kc.tls = config.tls;
         let kubelet =
             match Kubelet::spawn_on(NodeApi::Remote(config.kubelet), instance.clone(), kc).await {
                 Ok(k) => k,

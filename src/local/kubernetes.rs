@@ -243,6 +243,11 @@ impl LocalKubernetes {
             node_name: NODE.to_owned(),
             state_dir: work.join("node"),
             local_images: Vec::new(),
+            tls: Some(logbook_localkube::kubelet::KubeletTls {
+                cert: control_plane.pki.join("kubelet.crt"),
+                key: control_plane.pki.join("kubelet.key"),
+                client_ca: control_plane.pki.join("ca.crt"),
+            }),
         };
         let node = match logbook_localkube::remote_node::RemoteNode::join(instance, config).await {
             Ok(n) => n,

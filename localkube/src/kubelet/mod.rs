@@ -41,6 +41,7 @@ mod node;
 mod pod;
 mod probe;
 mod procs;
+mod server;
 mod shim;
 mod status;
 mod volumes;
@@ -62,6 +63,7 @@ use crate::node_api::NodeApi;
 pub use faults::{FaultError, Faults};
 pub use images::{ImageRule, ImageTable};
 pub use procs::{kill_leftovers, leftover_processes};
+pub use server::KubeletTls;
 pub use volumes::pvc_dir;
 
 /// The node every pod runs on.
@@ -87,6 +89,9 @@ pub enum KubeletError {
     /// The network shim did not compile.
     #[error("cannot compile the pod network shim: {0}")]
     Shim(String),
+    /// The kubelet API could not be served.
+    #[error("cannot serve the kubelet API: {0}")]
+    Api(String),
     /// The Node or its Lease could not be written.
     #[error("cannot register node {node}: {source}")]
     Node {
@@ -109,6 +114,9 @@ pub struct KubeletConfig {
     pub images: ImageTable,
     /// Where executables are looked up first (then `PATH`).
     pub bin_path: Vec<PathBuf>,
+    /// Serve the kubelet API (pod logs) with these certificates: a node
+    /// of a real control plane, whose API server asks its kubelet for logs.
+    pub tls: Option<KubeletTls>,
 }
 
 impl KubeletConfig {
@@ -152,6 +160,7 @@ impl KubeletConfig {
             state_dir,
             images: ImageTable::default(),
             bin_path,
+            tls: None,
         }
     }
 }
@@ -251,7 +260,6 @@ impl Kubelet {
         let shim = shim::compile(&dir).await?;
         let bin_dir = dir.join("bin");
         images::link_commands(&config, &bin_dir).map_err(io)?;
-        node::register(&api, &config).await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             api,
@@ -265,12 +273,29 @@ impl Kubelet {
             shutdown: stop_rx,
             tasks: Mutex::new(Vec::new()),
         });
-        let lease = tokio::spawn(node::heartbeat(shared.clone()));
-        let main = tokio::spawn(worker::run(shared.clone()));
+        let mut tasks = Vec::new();
+        let mut port = 0;
+        if let Some(tls) = &shared.config.tls {
+            let logs: Arc<dyn crate::PodLogs> = Arc::new(logs::FileLogs::new(shared.clone()));
+            let (p, task) = server::serve(logs, tls, shared.shutdown.clone())
+                .await
+                .map_err(KubeletError::Api)?;
+            port = p;
+            tasks.push(task);
+        }
+        if let Err(e) = node::register(&shared.api, &shared.config, port).await {
+            let _ = stop_tx.send(true);
+            for t in tasks {
+                let _ = t.await;
+            }
+            return Err(e);
+        }
+        tasks.push(tokio::spawn(node::heartbeat(shared.clone())));
+        tasks.push(tokio::spawn(worker::run(shared.clone())));
         Ok(KubeletHandle {
             shared,
             stop: stop_tx,
-            tasks: vec![lease, main],
+            tasks,
         })
     }
 }

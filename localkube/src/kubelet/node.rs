@@ -33,7 +33,7 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-fn desired_status(previous: Option<&Value>, node: &str) -> Value {
+fn desired_status(previous: Option<&Value>, node: &str, port: u16) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem = format!("{}Ki", memory_bytes() / 1024);
     let capacity =
@@ -63,12 +63,17 @@ fn desired_status(previous: Option<&Value>, node: &str) -> Value {
             "kernelVersion": kernel(), "osImage": "localkube", "containerRuntimeVersion": "localkube://process",
             "kubeletVersion": "v1.35.0-localkube", "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": "",
         },
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
     })
 }
 
-/// Creates or updates the Node; writes nothing when it already matches.
-pub(crate) async fn register(api: &NodeApi, config: &KubeletConfig) -> Result<(), KubeletError> {
+/// Creates or updates the Node (its kubelet API on `port`, 0 for none);
+/// writes nothing when it already matches.
+pub(crate) async fn register(
+    api: &NodeApi,
+    config: &KubeletConfig,
+    port: u16,
+) -> Result<(), KubeletError> {
     let err = |source| KubeletError::Node {
         node: config.node_name.clone(),
         source,
@@ -96,7 +101,7 @@ pub(crate) async fn register(api: &NodeApi, config: &KubeletConfig) -> Result<()
         }
         Err(e) => return Err(err(e)),
     };
-    let want = desired_status(node.get("status"), &config.node_name);
+    let want = desired_status(node.get("status"), &config.node_name, port);
     if node.get("status") != Some(&want) {
         let mut n = node.clone();
         if let Some(o) = n.as_object_mut() {
