@@ -49,8 +49,9 @@ fn now_micros() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
 
-/// Every Kubernetes Event about ValkeyCluster `name`: (time in µs,
-/// reporting instance, reason, action).
+/// Every Kubernetes Event about ValkeyCluster `name` (not about its
+/// StatefulSet or Service of the same name, which a real control plane's
+/// controllers report on): (time in µs, reporting instance, reason, action).
 async fn cluster_events(env: &Env, name: &str) -> Vec<(i64, String, String, String)> {
     let events: Api<KubeEvent> = env.api();
     let mut out: Vec<(i64, String, String, String)> = events
@@ -60,9 +61,9 @@ async fn cluster_events(env: &Env, name: &str) -> Vec<(i64, String, String, Stri
         .items
         .into_iter()
         .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.name.as_deref() == Some(name))
+            e.regarding.as_ref().is_some_and(|r| {
+                r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("ValkeyCluster")
+            })
         })
         .map(|e| {
             let at = e
