@@ -1,5 +1,6 @@
 //! Leader election (`logbook::leader`) against a real in-process localkube
-//! over HTTP: the Lease is a real `coordination.k8s.io/v1` object with
+//! over HTTP (or the real kube-apiserver over HTTPS, with
+//! `LOGBOOK_E2E_CONTROL_PLANE=kubernetes`): the Lease is a real `coordination.k8s.io/v1` object with
 //! resourceVersion preconditions, and an outage is a real TCP proxy that
 //! stops forwarding (new connections hang, open ones are cut).
 //!
@@ -45,14 +46,56 @@ fn config(identity: &str) -> LeaseConfig {
     }
 }
 
-async fn localkube() -> (RunningServer, kube::Client) {
-    let server = LocalKube::start(Config::default()).await.unwrap();
-    let client = client_at(&server.url());
+/// The API server the candidates talk to: localkube in process, or (with
+/// `LOGBOOK_E2E_CONTROL_PLANE=kubernetes`) the real kube-apiserver on etcd,
+/// as its admin over HTTPS.
+struct Server {
+    addr: SocketAddr,
+    base: kube::Config,
+    _keep: Keep,
+}
+
+enum Keep {
+    Local(RunningServer),
+    Kubernetes(logbook::local::kubernetes::ControlPlane, tempfile::TempDir),
+}
+
+async fn localkube() -> (Server, kube::Client) {
+    let server = if std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes") {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = logbook::local::kubernetes::ControlPlane::start(dir.path(), "10.96.0.0/16")
+            .await
+            .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
+        let base = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&cp.admin).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let authority = base.cluster_url.authority().unwrap().as_str().to_owned();
+        Server {
+            addr: authority.parse().unwrap(),
+            base,
+            _keep: Keep::Kubernetes(cp, dir),
+        }
+    } else {
+        let local = LocalKube::start(Config::default()).await.unwrap();
+        Server {
+            addr: local.addr(),
+            base: kube::Config::new(local.url().parse().unwrap()),
+            _keep: Keep::Local(local),
+        }
+    };
+    let client = client_at(&server, server.addr);
     (server, client)
 }
 
-fn client_at(url: &str) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
+/// A client of `server` through `addr` (the server's own, or a proxy's).
+fn client_at(server: &Server, addr: SocketAddr) -> kube::Client {
+    let mut config = server.base.clone();
+    let scheme = config.cluster_url.scheme_str().unwrap_or("http").to_owned();
+    config.cluster_url = format!("{scheme}://{addr}").parse().unwrap();
+    kube::Client::try_from(config).unwrap()
 }
 
 async fn read_lease(client: &kube::Client) -> Lease {
@@ -221,7 +264,7 @@ fn assert_never_two_leaders(candidates: &[&Candidate]) {
 /// connections are closed and new ones are accepted but never answered
 /// (requests hang until the caller's timeout), as in a network partition.
 struct Proxy {
-    url: String,
+    addr: SocketAddr,
     blocked: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -229,7 +272,7 @@ struct Proxy {
 impl Proxy {
     async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
         let (blocked, state) = watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -251,7 +294,11 @@ impl Proxy {
                 });
             }
         });
-        Self { url, blocked, task }
+        Self {
+            addr,
+            blocked,
+            task,
+        }
     }
 
     fn cut(&self) {
@@ -458,8 +505,8 @@ async fn a_restarted_candidate_reacquires_its_own_lease_in_the_same_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_cut_off_from_the_api_steps_down_before_anyone_takes_over() {
     let (server, client) = localkube().await;
-    let proxy = Proxy::start(server.addr()).await;
-    let mut a = Candidate::start(&client_at(&proxy.url), "a");
+    let proxy = Proxy::start(server.addr).await;
+    let mut a = Candidate::start(&client_at(&server, proxy.addr), "a");
     a.wait_for("leader", LEASE, Leadership::is_leader).await;
     let mut b = Candidate::start(&client, "b");
     tokio::time::sleep(RENEW * 2).await;
@@ -492,8 +539,8 @@ async fn a_leader_cut_off_from_the_api_steps_down_before_anyone_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_back_from_an_outage_nobody_used_keeps_its_epoch() {
     let (server, client) = localkube().await;
-    let proxy = Proxy::start(server.addr()).await;
-    let mut a = Candidate::start(&client_at(&proxy.url), "a");
+    let proxy = Proxy::start(server.addr).await;
+    let mut a = Candidate::start(&client_at(&server, proxy.addr), "a");
     a.wait_for("leader", LEASE, Leadership::is_leader).await;
 
     proxy.cut();
