@@ -20,8 +20,10 @@ setup:
 	bash scripts/setup.sh
 
 ## test: setup, then fmt check, clippy with -D warnings, and every test
-## (unit, integration and doc tests), closing with a one-line total.
-test: setup fmt-check clippy chart unit
+## (unit, integration and doc tests), closing with a one-line total; then
+## the tier on the real Kubernetes control plane (its build starts in the
+## background during setup).
+test: setup fmt-check clippy chart unit kubernetes
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -99,11 +101,12 @@ bench-replay:
 ## kube-controller-manager, kube-scheduler, etcd) from its Go modules into
 ## .tools/bin/controlplane (controlplane/; needs Go 1.26; the first build
 ## downloads about 180 MB of modules (800 MB unpacked); it took 12.6 minutes here beside a test run).
-.PHONY: controlplane test-kubernetes
+.PHONY: controlplane test-kubernetes kubernetes
+kubernetes: test-kubernetes
 controlplane:
 	bash scripts/controlplane.sh build
 
-## test-kubernetes: the checks that need no node, on the real control plane
-## (not yet part of `make test`: see docs/localkube.md).
+## test-kubernetes: the API checks and the end-to-end suites on the real
+## control plane, localkube's kubelet as its node (part of `make test`).
 test-kubernetes:
 	bash scripts/test-kubernetes.sh

@@ -94,6 +94,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	done
 fi
 
+# The real Kubernetes control plane for the tests on it: built from its Go
+# modules in the background (niced) while the Rust steps run.
+bash "$(dirname "$0")/controlplane.sh" prebuild
+
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null
 say "ready"

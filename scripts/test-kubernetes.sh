@@ -14,7 +14,14 @@
 #     (localkube refused it);
 #   - a watch from a compacted resourceVersion gets 410 Gone;
 #   - the ConfigMap journal store's conformance suite (tests/configmap_store.rs,
-#     through LOGBOOK_TEST_KUBECONFIG).
+#     through LOGBOOK_TEST_KUBECONFIG);
+#   - the end-to-end suites that say what a user runs on Kubernetes, each
+#     test on its own control plane with localkube's kubelet and proxy as
+#     its node (LOGBOOK_E2E_CONTROL_PLANE=kubernetes): a Replication
+#     cluster's bootstrap and failover on kill and on pod deletion with no
+#     acknowledged write lost, the operator's restarts from its sled and
+#     ConfigMap journals, the lifecycle and invalid specs, leader
+#     election, and the kubectl plugin (pod logs through the kubelet API).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,3 +84,15 @@ fi
 LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --locked -p logbook --test configmap_store -- --test-threads 2 >"$DIR/configmap_store.log" 2>&1 \
 	|| fail "the ConfigMap store on the real API server: $(grep -E 'panicked|assert|left|right' "$DIR/configmap_store.log" | head -n 8)"
 ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"
+
+# The end-to-end suites on the real control plane.
+suites=(operator_replication operator_restart operator_journal operator_lifecycle leader_election kubectl_plugin)
+args=()
+for t in "${suites[@]}"; do args+=(--test "$t"); done
+if LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked -p logbook --no-fail-fast "${args[@]}" >"$DIR/e2e.log" 2>&1; then
+	ok "end to end on the real control plane: ${suites[*]} ($(awk '/^test result:/ {p += $4} END {print p}' "$DIR/e2e.log") passed)"
+else
+	grep -E '^test .* FAILED|panicked' "$DIR/e2e.log" | head -n 20
+	tail -n 40 "$DIR/e2e.log"
+	fail "end to end on the real control plane (above)"
+fi
