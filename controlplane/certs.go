@@ -36,6 +36,7 @@ func runCerts(args []string) int {
 	server := fs.String("server", "", "the API server's URL, for the kubeconfigs (required)")
 	node := fs.String("node", "localkube-node", "the node's name (its client is system:node:<name>)")
 	serviceIP := fs.String("service-ip", "10.96.0.1", "the kubernetes Service's ClusterIP")
+	address := fs.String("address", "127.0.0.1", "the API server's address")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,14 +44,14 @@ func runCerts(args []string) int {
 		fmt.Fprintln(os.Stderr, "controlplane certs: --dir and --server are required")
 		return 2
 	}
-	if err := writeCerts(*dir, *server, *node, *serviceIP); err != nil {
+	if err := writeCerts(*dir, *server, *node, *serviceIP, *address); err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane certs: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func writeCerts(dir, server, node, serviceIP string) error {
+func writeCerts(dir, server, node, serviceIP, address string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -83,6 +84,10 @@ func writeCerts(dir, server, node, serviceIP string) error {
 	if ip == nil {
 		return fmt.Errorf("--service-ip %q is not an IP address", serviceIP)
 	}
+	at := net.ParseIP(address)
+	if at == nil {
+		return fmt.Errorf("--address %q is not an IP address", address)
+	}
 	serving := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "kube-apiserver"},
@@ -92,7 +97,7 @@ func writeCerts(dir, server, node, serviceIP string) error {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), ip},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), ip, at},
 	}
 	if err := issue(dir, "apiserver", serving, ca, caKey); err != nil {
 		return err

@@ -22,7 +22,7 @@ import (
 // logs in <dir>/<component>.log. Once the API server is ready it prints
 //
 //	kubeconfig <dir>/pki/admin.kubeconfig
-//	server https://127.0.0.1:<port>
+//	server https://<address>:<port>
 //	etcd http://127.0.0.1:<port>
 //	ready
 //
@@ -35,6 +35,7 @@ func runUp(args []string) int {
 	dir := fs.String("dir", "", "where certificates, etcd's data and logs go (required)")
 	serviceCIDR := fs.String("service-cidr", "10.96.0.0/16", "the Services' ClusterIP range")
 	node := fs.String("node", "localkube-node", "the node's name (its client is system:node:<name>)")
+	address := fs.String("address", "127.0.0.1", "where kube-apiserver listens and what it advertises as the kubernetes Service's endpoint (a loopback address gets that Service no endpoints: the API server refuses them)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,7 +43,7 @@ func runUp(args []string) int {
 		fmt.Fprintln(os.Stderr, "controlplane up: --dir is required")
 		return 2
 	}
-	if err := up(*dir, *serviceCIDR, *node); err != nil {
+	if err := up(*dir, *serviceCIDR, *node, *address); err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane up: %v\n", err)
 		return 1
 	}
@@ -54,8 +55,8 @@ type child struct {
 	cmd  *exec.Cmd
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
 	if err != nil {
 		return 0, err
 	}
@@ -77,7 +78,7 @@ func firstIP(cidr string) (string, error) {
 	return v4.String(), nil
 }
 
-func up(dir, serviceCIDR, node string) error {
+func up(dir, serviceCIDR, node, address string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -95,15 +96,19 @@ func up(dir, serviceCIDR, node string) error {
 	}
 	var ports [3]int
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return err
+		at := "127.0.0.1"
+		if i == 2 {
+			at = address
+		}
+		if ports[i], err = freePort(at); err != nil {
+			return fmt.Errorf("no free port on %s: %v", at, err)
 		}
 	}
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	server := fmt.Sprintf("https://127.0.0.1:%d", ports[2])
+	server := fmt.Sprintf("https://%s", net.JoinHostPort(address, fmt.Sprint(ports[2])))
 	pki := filepath.Join(dir, "pki")
-	if err := writeCerts(pki, server, node, serviceIP); err != nil {
+	if err := writeCerts(pki, server, node, serviceIP, address); err != nil {
 		return fmt.Errorf("certificates: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
@@ -154,8 +159,8 @@ func up(dir, serviceCIDR, node string) error {
 	}
 	if err := start("apiserver", "apiserver",
 		"--etcd-servers", etcdURL,
-		"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(ports[2]),
-		"--advertise-address", "127.0.0.1",
+		"--bind-address", address, "--secure-port", fmt.Sprint(ports[2]),
+		"--advertise-address", address,
 		"--tls-cert-file", filepath.Join(pki, "apiserver.crt"),
 		"--tls-private-key-file", filepath.Join(pki, "apiserver.key"),
 		"--client-ca-file", filepath.Join(pki, "ca.crt"),

@@ -55,6 +55,8 @@ struct Server {
     _keep: Keep,
 }
 
+/// What keeps the server running while the test holds it.
+#[allow(dead_code)]
 enum Keep {
     Local(RunningServer),
     Kubernetes(logbook::local::kubernetes::ControlPlane, tempfile::TempDir),
@@ -63,7 +65,7 @@ enum Keep {
 async fn localkube() -> (Server, kube::Client) {
     let server = if std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes") {
         let dir = tempfile::tempdir().unwrap();
-        let cp = logbook::local::kubernetes::ControlPlane::start(dir.path(), "10.96.0.0/16")
+        let cp = logbook::local::kubernetes::ControlPlane::start(dir.path(), "10.96.0.0/16", None)
             .await
             .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
         let base = kube::Config::from_custom_kubeconfig(

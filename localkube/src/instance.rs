@@ -56,7 +56,7 @@ pub enum Network {
     /// API server refuses loopback addresses in EndpointSlices
     /// (`ValidateEndpointIP`), so a node of a real control plane takes its
     /// addresses from the benchmarking block (RFC 2544), which no real
-    /// network routes. 254 pods (a real node's default capacity is 110).
+    /// network routes. 253 pods (a real node's default capacity is 110).
     Benchmark,
 }
 
@@ -141,9 +141,22 @@ impl Instance {
                 let fourth = 1 + index % 254;
                 Ipv4Addr::new(127, self.number, octet(third), octet(fourth))
             }),
+            // .254 is the API server's (see `api_address`).
             Network::Benchmark => {
-                (index < 254).then(|| Ipv4Addr::new(198, 18, self.number, octet(1 + index)))
+                (index < 253).then(|| Ipv4Addr::new(198, 18, self.number, octet(1 + index)))
             }
+        }
+    }
+
+    /// Where a real API server whose node this instance is listens, so
+    /// that its `kubernetes` Service has an endpoint (the API server
+    /// refuses a loopback one) and pods reach it (their own `127.0.0.1` is
+    /// themselves): `198.18.n.254` with [`Network::Benchmark`]; none with
+    /// [`Network::Loopback`].
+    pub fn api_address(&self) -> Option<Ipv4Addr> {
+        match self.network {
+            Network::Loopback => None,
+            Network::Benchmark => Some(Ipv4Addr::new(198, 18, self.number, 254)),
         }
     }
 
@@ -225,7 +238,7 @@ impl Instance {
             Network::Loopback => {
                 a == 127 && b == self.number && (1..200).contains(&c) && (1..255).contains(&d)
             }
-            Network::Benchmark => a == 198 && b == 18 && c == self.number && (1..255).contains(&d),
+            Network::Benchmark => a == 198 && b == 18 && c == self.number && (1..254).contains(&d),
         }
     }
 }

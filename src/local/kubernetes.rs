@@ -64,7 +64,15 @@ impl ControlPlane {
     ///
     /// # Errors
     /// [`Error::Local`] naming what failed, with the end of its log.
-    pub async fn start(dir: &Path, service_cidr: &str) -> Result<Self> {
+    ///
+    /// `address`: where the API server listens and what it advertises
+    /// (127.0.0.1 when None: its `kubernetes` Service then has no
+    /// endpoint, which the API server refuses for a loopback address).
+    pub async fn start(
+        dir: &Path,
+        service_cidr: &str,
+        address: Option<std::net::Ipv4Addr>,
+    ) -> Result<Self> {
         let bin = binary()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
@@ -76,6 +84,8 @@ impl ControlPlane {
             .arg("--dir")
             .arg(dir)
             .args(["--service-cidr", service_cidr, "--node", NODE])
+            .arg("--address")
+            .arg(address.unwrap_or(std::net::Ipv4Addr::LOCALHOST).to_string())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
@@ -214,12 +224,26 @@ impl LocalKubernetes {
         // A real API server refuses loopback endpoint addresses.
         .map(|i| Arc::new(i.with_network(logbook_localkube::instance::Network::Benchmark)))
         .map_err(|e| Error::Local(format!("no localkube instance number: {e}")))?;
-        let control_plane =
-            ControlPlane::start(&work.join("controlplane"), &instance.service_cidr()).await?;
+        // The node's addresses first: the API server listens on one.
+        instance.add_addresses().map_err(Error::Local)?;
+        let control_plane = match ControlPlane::start(
+            &work.join("controlplane"),
+            &instance.service_cidr(),
+            instance.api_address(),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                instance.remove_addresses();
+                return Err(e);
+            }
+        };
         let admin = match control_plane.client("admin").await {
             Ok(c) => c,
             Err(e) => {
                 control_plane.stop().await;
+                instance.remove_addresses();
                 return Err(e);
             }
         };
@@ -233,6 +257,7 @@ impl LocalKubernetes {
             Ok(c) => c,
             Err(e) => {
                 control_plane.stop().await;
+                instance.remove_addresses();
                 return Err(e);
             }
         };
