@@ -21,7 +21,8 @@
 #     cluster's bootstrap and failover on kill and on pod deletion with no
 #     acknowledged write lost, the operator's restarts from its sled and
 #     ConfigMap journals, the lifecycle and invalid specs, leader
-#     election, and the kubectl plugin (pod logs through the kubelet API).
+#     election, the kubectl plugin (pod logs through the kubelet API), and
+#     `helm install` of the chart under the real authorizer.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -86,7 +87,7 @@ LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --locked -p logbook --test conf
 ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"
 
 # The end-to-end suites on the real control plane.
-suites=(operator_replication operator_restart operator_journal operator_lifecycle leader_election kubectl_plugin)
+suites=(operator_replication operator_restart operator_journal operator_lifecycle leader_election kubectl_plugin helm_install)
 args=()
 for t in "${suites[@]}"; do args+=(--test "$t"); done
 if LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked -p logbook --no-fail-fast "${args[@]}" >"$DIR/e2e.log" 2>&1; then

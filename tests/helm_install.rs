@@ -95,8 +95,23 @@ fn ready(pod: &Pod) -> bool {
 /// the binary just built, with the release namespace and the chart's
 /// ServiceAccount made ahead so its token can be handed to the pods (helm
 /// adopts it: it carries the release's ownership marks).
+/// The control plane the chart is installed on.
+enum Server {
+    Local(logbook_localkube::RunningServer),
+    Kubernetes(logbook::local::kubernetes::LocalKubernetes),
+}
+
+impl Server {
+    async fn shutdown(self) {
+        match self {
+            Self::Local(s) => s.shutdown().await,
+            Self::Kubernetes(k) => k.shutdown().await,
+        }
+    }
+}
+
 struct Local {
-    server: logbook_localkube::RunningServer,
+    server: Server,
     client: kube::Client,
     admin: PathBuf,
     home: PathBuf,
@@ -119,6 +134,13 @@ impl Local {
         let binary = dir.path().join("bin/logbook");
         std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &binary).unwrap();
+        let images = vec![LocalImage {
+            pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
+            binary: binary.clone(),
+        }];
+        if std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes") {
+            return Self::on_kubernetes(dir, images).await;
+        }
         let state = dir.path().join("workloads");
         std::fs::create_dir_all(&state).unwrap();
         let _leftovers = Leftovers(state.clone());
@@ -131,10 +153,7 @@ impl Local {
                 state_dir: state.clone(),
                 kubelet: true,
                 proxy: true,
-                local_images: vec![LocalImage {
-                    pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
-                    binary: binary.clone(),
-                }],
+                local_images: images,
             }),
             ..Config::default()
         })
@@ -145,34 +164,7 @@ impl Local {
         let client =
             kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
         let home = dir.path().join("helm");
-
-        // The namespace, and the chart's ServiceAccount made ahead so its
-        // token can be handed to the pods (helm adopts it: it carries the
-        // release's ownership marks).
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
-            )
-            .await
-            .unwrap();
-        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-        accounts
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(serde_json::json!({"metadata": {
-                    "name": RELEASE,
-                    "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                    "annotations": {
-                        "meta.helm.sh/release-name": RELEASE,
-                        "meta.helm.sh/release-namespace": NS,
-                    },
-                }}))
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        service_account(&client).await;
         let token = server
             .service_account_token(NS, RELEASE, Duration::from_secs(3600))
             .unwrap();
@@ -181,7 +173,60 @@ impl Local {
             .write_kubeconfig_with_token(&operator_kubeconfig, &token)
             .unwrap();
         Self {
-            server,
+            server: Server::Local(server),
+            client,
+            admin,
+            home,
+            operator_kubeconfig,
+            _leftovers,
+            _dir: dir,
+        }
+    }
+
+    /// The same on the real control plane, localkube's kubelet as its
+    /// node: the pods reach the API server at its own address over HTTPS
+    /// (their `127.0.0.1` is themselves) with the ServiceAccount's token
+    /// from the TokenRequest API, under the real authorizer.
+    async fn on_kubernetes(dir: tempfile::TempDir, images: Vec<LocalImage>) -> Self {
+        let k = logbook::local::kubernetes::LocalKubernetes::start_with(dir.path(), images)
+            .await
+            .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
+        let _leftovers = Leftovers(k.node_dir());
+        let admin = dir.path().join("admin-kubeconfig");
+        std::fs::copy(k.admin_kubeconfig(), &admin).unwrap();
+        let client = k.client("admin").await.unwrap();
+        let home = dir.path().join("helm");
+        service_account(&client).await;
+        let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600}});
+        let request = http::Request::post(format!(
+            "/api/v1/namespaces/{NS}/serviceaccounts/{RELEASE}/token"
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap();
+        let reply: serde_json::Value = client.request(request).await.unwrap();
+        let token = reply["status"]["token"].as_str().unwrap().to_owned();
+        let server_url = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&admin).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap()
+        .cluster_url;
+        let ca = dir.path().join("ca.crt");
+        std::fs::copy(k.ca_file(), &ca).unwrap();
+        let operator_kubeconfig = dir.path().join("operator-kubeconfig");
+        std::fs::write(
+            &operator_kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server_url}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        Self {
+            server: Server::Kubernetes(k),
             client,
             admin,
             home,
@@ -221,13 +266,48 @@ impl Local {
 
     /// The operator's refusals.
     fn denials(&self) -> Vec<String> {
-        self.server
+        // The real API server keeps no record here: a refusal there shows
+        // as the operator failing its work, which the test sees.
+        let Server::Local(server) = &self.server else {
+            return Vec::new();
+        };
+        server
             .denials()
             .into_iter()
             .filter(|d| d.access.user == format!("system:serviceaccount:{NS}:{RELEASE}"))
             .map(|d| d.message)
             .collect()
     }
+}
+
+/// The namespace, and the chart's ServiceAccount made ahead so its token
+/// can be handed to the pods (helm adopts it: it carries the release's
+/// ownership marks).
+async fn service_account(client: &kube::Client) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {
+                "name": RELEASE,
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {
+                    "meta.helm.sh/release-name": RELEASE,
+                    "meta.helm.sh/release-namespace": NS,
+                },
+            }}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

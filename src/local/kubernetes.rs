@@ -218,6 +218,18 @@ impl LocalKubernetes {
     /// # Errors
     /// [`Error::Local`] naming what did not start; nothing is left running.
     pub async fn start(work: &Path) -> Result<Self> {
+        Self::start_with(work, Vec::new()).await
+    }
+
+    /// [`LocalKubernetes::start`], running `images` as the given local
+    /// executables (as localkube's `WorkloadsConfig::local_images`).
+    ///
+    /// # Errors
+    /// As [`LocalKubernetes::start`].
+    pub async fn start_with(
+        work: &Path,
+        images: Vec<logbook_localkube::LocalImage>,
+    ) -> Result<Self> {
         let instance = logbook_localkube::instance::Instance::acquire(
             &logbook_localkube::instance::Instance::default_lock_dir(),
         )
@@ -267,7 +279,7 @@ impl LocalKubernetes {
             provisioner: admin.clone(),
             node_name: NODE.to_owned(),
             state_dir: work.join("node"),
-            local_images: Vec::new(),
+            local_images: images,
             tls: Some(logbook_localkube::kubelet::KubeletTls {
                 cert: control_plane.pki.join("kubelet.crt"),
                 key: control_plane.pki.join("kubelet.key"),
