@@ -82,7 +82,7 @@ else
 	fail "a watch from resourceVersion $rv: HTTP $code, $(head -c 300 "$DIR/watch.json")"
 fi
 
-LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --locked -p logbook --test configmap_store -- --test-threads 2 >"$DIR/configmap_store.log" 2>&1 \
+LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --locked --workspace --test configmap_store -- --test-threads 2 >"$DIR/configmap_store.log" 2>&1 \
 	|| fail "the ConfigMap store on the real API server: $(grep -E 'panicked|assert|left|right' "$DIR/configmap_store.log" | head -n 8)"
 ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"
 
@@ -90,7 +90,7 @@ ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9
 suites=(operator_replication operator_restart operator_journal operator_lifecycle leader_election kubectl_plugin helm_install)
 args=()
 for t in "${suites[@]}"; do args+=(--test "$t"); done
-if LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked -p logbook --no-fail-fast "${args[@]}" >"$DIR/e2e.log" 2>&1; then
+if LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast "${args[@]}" >"$DIR/e2e.log" 2>&1; then
 	ok "end to end on the real control plane: ${suites[*]} ($(awk '/^test result:/ {p += $4} END {print p}' "$DIR/e2e.log") passed)"
 else
 	grep -E '^test .* FAILED|panicked' "$DIR/e2e.log" | head -n 20
