@@ -207,24 +207,11 @@ impl Local {
         .unwrap();
         let reply: serde_json::Value = client.request(request).await.unwrap();
         let token = reply["status"]["token"].as_str().unwrap().to_owned();
-        let server_url = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&admin).unwrap(),
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap()
-        .cluster_url;
         let ca = dir.path().join("ca.crt");
         std::fs::copy(k.ca_file(), &ca).unwrap();
         let operator_kubeconfig = dir.path().join("operator-kubeconfig");
-        std::fs::write(
-            &operator_kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server_url}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-                ca.display()
-            ),
-        )
-        .unwrap();
+        k.write_token_kubeconfig(&operator_kubeconfig, &token, &ca)
+            .unwrap();
         Self {
             server: Server::Kubernetes(k),
             client,

@@ -431,6 +431,39 @@ impl NodeApi {
     }
 }
 
+/// Notifies `changed` on every change of `plural` (every namespace),
+/// watching again from the current state whenever a watch ends, until
+/// `stop` turns true: what the proxy and the provisioner react to.
+pub(crate) async fn follow(
+    api: NodeApi,
+    av: &'static str,
+    plural: &'static str,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match api.watch(av, plural, None, None).await {
+            Ok(mut rx) => loop {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(e) if e.etype == "ERROR" => break,
+                        Some(_) => changed.notify_one(),
+                        None => break,
+                    },
+                    _ = stop.changed() => return,
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, plural, "node api: cannot watch"),
+        }
+        // Whatever changed while no watch was open is seen by the next pass.
+        changed.notify_one();
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

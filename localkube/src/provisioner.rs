@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -60,8 +59,9 @@ impl Provisioner {
         let changed = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         for plural in ["persistentvolumeclaims", "persistentvolumes"] {
-            tasks.spawn(follow(
+            tasks.spawn(crate::node_api::follow(
                 api.clone(),
+                "v1",
                 plural,
                 changed.clone(),
                 stop.subscribe(),
@@ -89,33 +89,6 @@ impl Provisioner {
         let _ = self.stop.send(true);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn follow(
-    api: NodeApi,
-    plural: &'static str,
-    changed: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        if let Ok(mut rx) = api.watch("v1", plural, None, None).await {
-            loop {
-                tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Some(e) if e.etype == "ERROR" => break,
-                        Some(_) => changed.notify_one(),
-                        None => break,
-                    },
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-        changed.notify_one();
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.changed() => return,
-        }
     }
 }
 

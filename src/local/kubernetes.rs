@@ -323,6 +323,29 @@ impl LocalKubernetes {
         self.control_plane.pki.join("ca.crt")
     }
 
+    /// Writes to `path` a kubeconfig (mode 0600) that signs in with the
+    /// bearer `token` (a ServiceAccount's) at the API server, trusting the
+    /// CA at `ca` (a copy of [`LocalKubernetes::ca_file`] a pod can read).
+    ///
+    /// # Errors
+    /// The admin's kubeconfig cannot be read or `path` written.
+    pub fn write_token_kubeconfig(&self, path: &Path, token: &str, ca: &Path) -> Result<()> {
+        let admin = kube::config::Kubeconfig::read_from(self.admin_kubeconfig())
+            .map_err(|e| Error::Local(format!("cannot read the admin kubeconfig: {e}")))?;
+        let server = admin
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .ok_or_else(|| Error::Local("the admin kubeconfig names no server".to_owned()))?;
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: logbook-local\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: logbook-local\n  context: {{cluster: logbook-local, user: token}}\ncurrent-context: logbook-local\n",
+            ca.display()
+        );
+        write_private(path, &text)
+            .map_err(|e| Error::Local(format!("cannot write {}: {e}", path.display())))
+    }
+
     /// Fault injection into the node's pods.
     pub fn faults(&self) -> logbook_localkube::kubelet::Faults {
         self.node.faults()
@@ -457,21 +480,11 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result
             }
         }
     };
-    writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
-    writeln!(out, "Ctrl-C stops it.")?;
-    out.flush()?;
-    crate::signals::stop_signal().await;
-    if let Some((stop, task)) = operator {
-        let _ = stop.send(());
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
-            Err(err) => writeln!(out, "operator task: {err}")?,
-        }
-    }
+    let ran = super::run_until_stopped(&kubeconfig, operator, out).await;
     faults.abort();
     let _ = std::fs::remove_file(faults_file(&args.kubeconfig));
     cluster.shutdown().await;
+    ran?;
     writeln!(out, "stopped")?;
     Ok(())
 }

@@ -120,6 +120,28 @@ fn say_journal(args: &LocalArgs, journal_dir: &std::path::Path, out: &mut dyn Wr
     Ok(())
 }
 
+/// Says how to reach the cluster, waits for Ctrl-C (or SIGTERM), then
+/// stops the operator, saying how it ended.
+async fn run_until_stopped(
+    kubeconfig: &std::path::Path,
+    operator: Option<crate::local_cluster::OperatorTask>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    crate::signals::stop_signal().await;
+    if let Some((stop, task)) = operator {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
+            Err(err) => writeln!(out, "operator task: {err}")?,
+        }
+    }
+    Ok(())
+}
+
 async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     if args.kubernetes {
         return kubernetes::serve(args, out).await;
@@ -189,18 +211,7 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         say_journal(&args, &journal_dir, out)?;
         Some(start_operator(&kubeconfig, args.journal, &journal_dir).await?)
     };
-    writeln!(out, "export KUBECONFIG={}", kubeconfig.display())?;
-    writeln!(out, "Ctrl-C stops it.")?;
-    out.flush()?;
-    crate::signals::stop_signal().await;
-    if let Some((stop, task)) = operator {
-        let _ = stop.send(());
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => writeln!(out, "operator: {err}")?,
-            Err(err) => writeln!(out, "operator task: {err}")?,
-        }
-    }
+    run_until_stopped(&kubeconfig, operator, out).await?;
     server.shutdown().await;
     writeln!(out, "stopped")?;
     Ok(())

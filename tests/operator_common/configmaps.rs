@@ -22,16 +22,9 @@ impl Env {
             Backend::Local(server) => server
                 .write_kubeconfig_with_token(path, &self.operator_token)
                 .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
-            Backend::Kubernetes(k) => {
-                let text = format!(
-                    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-                    self.conn.cluster_url,
-                    k.ca_file().display(),
-                    self.operator_token
-                );
-                std::fs::write(path, text)
-                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
-            }
+            Backend::Kubernetes(k) => k
+                .write_token_kubeconfig(path, &self.operator_token, &k.ca_file())
+                .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
         }
     }
 

@@ -17,8 +17,6 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use std::time::Duration;
-
 use crate::instance::Instance;
 use crate::node_api::NodeApi;
 use crate::store::Store;
@@ -54,7 +52,7 @@ impl Proxy {
             ("v1", "services"),
             ("discovery.k8s.io/v1", "endpointslices"),
         ] {
-            tasks.spawn(follow(
+            tasks.spawn(crate::node_api::follow(
                 api.clone(),
                 av,
                 plural,
@@ -71,38 +69,6 @@ impl Proxy {
         let _ = self.stop.send(true);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-/// Notifies `changed` on every change of `plural`, watching again (from
-/// the current state) whenever a watch ends.
-async fn follow(
-    api: NodeApi,
-    av: &'static str,
-    plural: &'static str,
-    changed: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        match api.watch(av, plural, None, None).await {
-            Ok(mut rx) => loop {
-                tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Some(e) if e.etype == "ERROR" => break,
-                        Some(_) => changed.notify_one(),
-                        None => break,
-                    },
-                    _ = stop.changed() => return,
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, plural, "localkube proxy: cannot watch"),
-        }
-        // Whatever changed while no watch was open is seen by the next pass.
-        changed.notify_one();
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.changed() => return,
-        }
     }
 }
 
