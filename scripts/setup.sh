@@ -17,6 +17,11 @@ need_cmd() {
 
 need_cmd cargo "install a Rust toolchain (rustup) first"
 
+# The real Kubernetes control plane for the tests on it: built from its Go
+# modules in the background (niced) from the start, while the packages
+# below install and the Rust steps run; the tests on it wait for it.
+bash "$(dirname "$0")/controlplane.sh" prebuild
+
 # rustfmt and clippy are rustup components; add them when absent.
 for component in rustfmt clippy; do
 	if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
@@ -93,10 +98,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 		if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 	done
 fi
-
-# The real Kubernetes control plane for the tests on it: built from its Go
-# modules in the background (niced) while the Rust steps run.
-bash "$(dirname "$0")/controlplane.sh" prebuild
 
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null
