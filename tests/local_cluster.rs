@@ -412,7 +412,28 @@ spec:
         }
     };
     until("a write through the Service", &|| set("before"));
-    local.ok(&["delete", "pod", "cache-1", "--wait=true"], None);
+    // Deleted without `--wait`, then followed by uid: kubectl's own wait
+    // for the deletion was seen to hang past the replacement's creation
+    // (twice in some hundred runs; see docs/localkube.md), which a fixed
+    // deadline here turns into a failure that names it.
+    let uid = |local: &Local| {
+        local.ok(
+            &["get", "pod", "cache-1", "-o", "jsonpath={.metadata.uid}"],
+            None,
+        )
+    };
+    let old_uid = uid(&local);
+    local.ok(&["delete", "pod", "cache-1", "--wait=false"], None);
+    until("the StatefulSet replaced cache-1", &|| {
+        local
+            .kubectl(
+                &["get", "pod", "cache-1", "-o", "jsonpath={.metadata.uid}"],
+                None,
+            )
+            .stdout
+            .as_slice()
+            != old_uid.as_bytes()
+    });
     local.ok(
         &[
             "wait",
