@@ -431,6 +431,25 @@ impl NodeApi {
     }
 }
 
+/// Notifies `changed` on every event of `rx` until the watch ends (closed,
+/// or an `ERROR` event): true then; false as soon as `stop` changes.
+pub(crate) async fn relay(
+    mut rx: mpsc::Receiver<WatchEvent>,
+    changed: &tokio::sync::Notify,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(e) if e.etype == "ERROR" => return true,
+                Some(_) => changed.notify_one(),
+                None => return true,
+            },
+            _ = stop.changed() => return false,
+        }
+    }
+}
+
 /// Notifies `changed` on every change of `plural` (every namespace),
 /// watching again from the current state whenever a watch ends, until
 /// `stop` turns true: what the proxy and the provisioner react to.
@@ -443,16 +462,11 @@ pub(crate) async fn follow(
 ) {
     loop {
         match api.watch(av, plural, None, None).await {
-            Ok(mut rx) => loop {
-                tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Some(e) if e.etype == "ERROR" => break,
-                        Some(_) => changed.notify_one(),
-                        None => break,
-                    },
-                    _ = stop.changed() => return,
+            Ok(rx) => {
+                if !relay(rx, &changed, &mut stop).await {
+                    return;
                 }
-            },
+            }
             Err(e) => tracing::warn!(error = %e, plural, "node api: cannot watch"),
         }
         // Whatever changed while no watch was open is seen by the next pass.

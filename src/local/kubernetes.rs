@@ -369,18 +369,11 @@ async fn publish(
     args: &super::LocalArgs,
     cluster: &LocalKubernetes,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    if let Some(parent) = args
-        .kubeconfig
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
-    }
+    super::create_parent(&args.kubeconfig)?;
     std::fs::copy(cluster.admin_kubeconfig(), &args.kubeconfig)
         .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;
-    let token =
-        random_token().map_err(|e| Error::Local(format!("cannot read /dev/urandom: {e}")))?;
+    let token = crate::resources::generate_password()
+        .map_err(|e| Error::Local(format!("cannot read /dev/urandom: {e}")))?;
     let (addr, task) = logbook_localkube::http::faults::serve(
         cluster.faults(),
         token.clone(),
@@ -398,14 +391,6 @@ async fn publish(
         )));
     }
     Ok(task)
-}
-
-/// 128 random bits, hex.
-fn random_token() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -104,6 +104,15 @@ fn journal_dir(args: &LocalArgs) -> PathBuf {
     }
 }
 
+/// Creates the directory `path` goes in (the kubeconfig's), if it names one.
+fn create_parent(path: &std::path::Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}
+
 /// Says where the operator journals.
 fn say_journal(args: &LocalArgs, journal_dir: &std::path::Path, out: &mut dyn Write) -> Result<()> {
     match args.journal {
@@ -186,14 +195,7 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     if !args.api_only {
         install_crds(&server)?;
     }
-    if let Some(parent) = args
-        .kubeconfig
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::Local(format!("cannot create {}: {e}", parent.display())))?;
-    }
+    create_parent(&args.kubeconfig)?;
     server
         .write_kubeconfig(&args.kubeconfig)
         .map_err(|e| Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display())))?;

@@ -71,7 +71,7 @@ pub(crate) async fn forward(
 ) {
     loop {
         let rv = store.resource_version().to_string();
-        let mut rx = match store.watch(api_version, plural, None, Some(&rv), None) {
+        let rx = match store.watch(api_version, plural, None, Some(&rv), None) {
             Ok(rx) => rx,
             Err(e) => {
                 tracing::warn!(error = %e, plural, "localkube controllers: cannot watch");
@@ -80,15 +80,8 @@ pub(crate) async fn forward(
         };
         // Whatever happened while no watch was open is seen by this pass.
         changed.notify_one();
-        loop {
-            tokio::select! {
-                ev = rx.recv() => match ev {
-                    Some(e) if e.etype == "ERROR" => break,
-                    Some(_) => changed.notify_one(),
-                    None => break,
-                },
-                _ = stop.changed() => return,
-            }
+        if !crate::node_api::relay(rx, &changed, &mut stop).await {
+            return;
         }
         if *stop.borrow() {
             return;
