@@ -15,6 +15,7 @@ use crate::cluster::{ClusterNodeReport, SlotMigrationJob, SlotPeer};
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
 use crate::policy::Policy;
+use crate::sentinel::{SentinelReport, SentinelSwitch};
 
 /// The replication role a Valkey process reports (`ROLE`, `INFO replication`).
 // PERSISTED ENUM — append-only: never reorder, rename or remove variants,
@@ -366,6 +367,55 @@ pub enum Event {
         /// Slots it marks as importing, with their source.
         importing: Vec<SlotPeer>,
     },
+    /// [30] Sentinel: a Sentinel Pod of the cluster was observed with
+    /// these properties (Sentinel pods are not data pods: they hold no
+    /// data and are never primaries).
+    SentinelPodObserved {
+        /// Pod name, e.g. `demo-sentinel-1`.
+        pod: String,
+        /// `metadata.uid` of the Pod.
+        uid: String,
+        /// `status.podIP`, if assigned.
+        ip: Option<String>,
+        /// `status.phase`.
+        phase: PodPhase,
+        /// Whether the Ready condition is true.
+        ready: bool,
+    },
+    /// [31] Sentinel: a Sentinel Pod disappeared from the API.
+    SentinelPodDeleted {
+        /// Pod name.
+        pod: String,
+    },
+    /// [32] Sentinel: what the Sentinel in `pod` reported (or how its probe
+    /// failed), differing from its last report.
+    SentinelObserved {
+        /// Pod name.
+        pod: String,
+        /// Probe outcome.
+        reachability: Reachability,
+        /// Its report, when it answered.
+        report: Option<SentinelReport>,
+    },
+    /// [33] Sentinel: the Sentinel in `pod` published this event
+    /// (`+sdown`, `+odown`, `+vote-for-leader`, `+elected-leader`,
+    /// `+failover-state-*`, `+promoted-slave`, `+switch-master`, …) on its
+    /// event channels, seen through the operator's subscription.
+    SentinelEventObserved {
+        /// Pod name of the publishing Sentinel.
+        pod: String,
+        /// The channel, i.e. the event's name.
+        channel: String,
+        /// Its message, as published (addresses and ids, never a secret).
+        payload: String,
+    },
+    /// [34] Sentinel: the Sentinels switched the cluster's primary (a
+    /// failover they decided, or one the operator asked for with
+    /// `SENTINEL FAILOVER`), with what the operator knew of it.
+    SentinelSwitchObserved {
+        /// The switch.
+        switch: SentinelSwitch,
+    },
 }
 
 impl Event {
@@ -403,6 +453,11 @@ impl Event {
             Self::PrimaryHistoryReset { .. } => "PrimaryHistoryReset",
             Self::SlotMigrationObserved { .. } => "SlotMigrationObserved",
             Self::SlotStatesObserved { .. } => "SlotStatesObserved",
+            Self::SentinelPodObserved { .. } => "SentinelPodObserved",
+            Self::SentinelPodDeleted { .. } => "SentinelPodDeleted",
+            Self::SentinelObserved { .. } => "SentinelObserved",
+            Self::SentinelEventObserved { .. } => "SentinelEventObserved",
+            Self::SentinelSwitchObserved { .. } => "SentinelSwitchObserved",
         }
     }
 }

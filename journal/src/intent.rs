@@ -201,6 +201,44 @@ pub enum Intent {
         /// That node's id.
         to_node: Option<String>,
     },
+    /// Sentinel: make the Sentinel in `sentinel` monitor the cluster's
+    /// primary `primary` at `ip` with `settings` (`SENTINEL REMOVE` of a
+    /// stale entry, `MONITOR`, `SET`, the data nodes' password).
+    SentinelMonitor {
+        /// The Sentinel's pod.
+        sentinel: String,
+        /// The primary's pod.
+        primary: String,
+        /// Its address at the time of the decision.
+        ip: String,
+        /// The settings in force.
+        settings: crate::sentinel::SentinelSettings,
+    },
+    /// Sentinel: apply `settings` to the Sentinel in `sentinel`
+    /// (`SENTINEL SET`), which already monitors the primary.
+    SentinelConfigure {
+        /// The Sentinel's pod.
+        sentinel: String,
+        /// The settings in force.
+        settings: crate::sentinel::SentinelSettings,
+    },
+    /// Sentinel: forget the replicas and Sentinels the Sentinel in
+    /// `sentinel` knows (`SENTINEL RESET`), so that it rediscovers the live
+    /// ones and drops stale entries.
+    SentinelReset {
+        /// The Sentinel's pod.
+        sentinel: String,
+    },
+    /// Sentinel: ask the Sentinels to hand the primary role over from
+    /// `from` (`SENTINEL FAILOVER … COORDINATED`: the primary pauses writes
+    /// until the chosen replica has caught up), preferring `to` when
+    /// given, and wait until they confirm the switch.
+    SentinelFailover {
+        /// The current primary.
+        from: String,
+        /// The replica preferred, if any.
+        to: Option<String>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -258,6 +296,10 @@ impl Intent {
             Self::MeetNode { .. } => "MeetNode",
             Self::MoveSlots { .. } => "MoveSlots",
             Self::SettleSlot { .. } => "SettleSlot",
+            Self::SentinelMonitor { .. } => "SentinelMonitor",
+            Self::SentinelConfigure { .. } => "SentinelConfigure",
+            Self::SentinelReset { .. } => "SentinelReset",
+            Self::SentinelFailover { .. } => "SentinelFailover",
         }
     }
 
@@ -329,6 +371,27 @@ impl Intent {
                 Some(to) => format!("finish moving slot {slot} from {owner} to {to}"),
                 None => format!("clear slot {slot}'s half-move markers (owner {owner})"),
             },
+            Self::SentinelMonitor {
+                sentinel,
+                primary,
+                ip,
+                settings,
+            } => format!(
+                "make {sentinel} monitor {primary} ({ip}) with quorum {}",
+                settings.quorum
+            ),
+            Self::SentinelConfigure { sentinel, settings } => format!(
+                "set {sentinel}'s quorum {}, down-after {} ms, failover-timeout {} ms, parallel-syncs {}",
+                settings.quorum,
+                settings.down_after_ms,
+                settings.failover_timeout_ms,
+                settings.parallel_syncs
+            ),
+            Self::SentinelReset { sentinel } => format!("reset {sentinel}'s tables"),
+            Self::SentinelFailover { from, to } => match to {
+                Some(to) => format!("ask Sentinel to fail {from} over (to {to})"),
+                None => format!("ask Sentinel to fail {from} over"),
+            },
         }
     }
 }
@@ -361,6 +424,9 @@ impl ReasonCode {
             Self::PrimaryBehindReplica { .. } => "PrimaryBehindReplica",
             Self::Reshard { .. } => "Reshard",
             Self::SlotStuck { .. } => "SlotStuck",
+            Self::SentinelNotMonitoring => "SentinelNotMonitoring",
+            Self::SentinelSettingsDrift => "SentinelSettingsDrift",
+            Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
         }
     }
 
@@ -390,7 +456,10 @@ impl ReasonCode {
             | Self::ShardNeedsReplica
             | Self::NodeRetired { .. }
             | Self::Reshard { .. }
-            | Self::SlotStuck { .. } => &[],
+            | Self::SlotStuck { .. }
+            | Self::SentinelNotMonitoring
+            | Self::SentinelSettingsDrift
+            | Self::SentinelStaleEntries { .. } => &[],
         }
     }
 }
@@ -512,6 +581,16 @@ pub enum ReasonCode {
     SlotStuck {
         /// The slot.
         slot: u16,
+    },    /// Sentinel: a Sentinel monitors no primary, or one at an address no
+    /// pod has.
+    SentinelNotMonitoring,
+    /// Sentinel: a Sentinel applies other settings than the spec's.
+    SentinelSettingsDrift,
+    /// Sentinel: a Sentinel's tables hold replicas or Sentinels that no
+    /// current pod is.
+    SentinelStaleEntries {
+        /// The stale addresses.
+        stale: Vec<String>,
     },
 }
 

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod projection;
 pub mod reader;
 pub mod ready;
+pub mod sentinel;
 pub mod snapshot;
 pub mod store;
 pub mod time;
@@ -42,6 +43,10 @@ pub use intent::{
     Candidate, ClusterFailoverMode, Intent, PlannedIntent, Reason, ReasonCode, SlotRange,
 };
 pub use policy::Policy;
+pub use sentinel::{
+    SentinelKnown, SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch,
+    SwitchCandidate,
+};
 pub use projection::ClusterState;
 pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};

@@ -77,6 +77,11 @@ pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
                     codec::decode_snapshot_of(&stored.frame, upcast::V7)?;
                 (seq, hash, old.into())
             }
+            upcast::V8 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV8) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V8)?;
+                (seq, hash, old.into())
+            }
             _ => codec::decode_snapshot(&stored.frame)?,
         };
     if seq != stored.seq {

@@ -108,6 +108,12 @@ impl ClusterState {
                 };
                 // A new spec retries the moves that kept failing afresh.
                 self.reshard.failures.clear();
+                // Topology is immutable, but a stored spec that no longer
+                // parses keeps the part as it was rather than guess.
+                if let Ok(spec) = serde_json::from_str::<logbook_crds::ValkeyClusterSpec>(spec_json)
+                {
+                    self.sentinel.enabled = spec.topology.uses_sentinel();
+                }
                 self.history(
                     seq,
                     at,
@@ -511,6 +517,126 @@ impl ClusterState {
                     );
                 }
             }
+            Event::SentinelPodObserved {
+                pod,
+                uid,
+                ip,
+                phase,
+                ready,
+            } => {
+                self.observed();
+                let view = self.sentinel.pods.entry(pod.clone()).or_default();
+                if view.uid.as_ref().is_some_and(|old| old != uid) {
+                    // A recreated Sentinel: forget what the old one said.
+                    *view = super::sentinel::SentinelPodView::default();
+                }
+                view.uid = Some(uid.clone());
+                view.ip.clone_from(ip);
+                view.phase = Some(*phase);
+                view.ready = *ready;
+                view.last_seen = at;
+            }
+            Event::SentinelPodDeleted { pod } => {
+                self.observed();
+                if self.sentinel.pods.remove(pod).is_none() {
+                    self.anomaly(seq, format!("Sentinel pod {pod} deleted but never observed"));
+                }
+            }
+            Event::SentinelObserved {
+                pod,
+                reachability,
+                report,
+            } => {
+                self.observed();
+                if !self.sentinel.pods.contains_key(pod) {
+                    self.anomaly(seq, format!("observation of unknown Sentinel pod {pod}"));
+                }
+                let view = self.sentinel.pods.entry(pod.clone()).or_default();
+                view.reachability = Some(*reachability);
+                view.report.clone_from(report);
+                view.last_seen = at;
+                if self.sentinel.primary_epoch == 0 {
+                    // The epoch the Sentinels started monitoring under.
+                    if let Some(m) = report.as_ref().and_then(|r| r.monitoring.as_ref()) {
+                        if m.primary_pod.is_some()
+                            && m.primary_pod.as_deref() == self.replication.primary.as_deref()
+                        {
+                            self.sentinel.primary_epoch = m.config_epoch;
+                        }
+                    }
+                }
+            }
+            Event::SentinelEventObserved {
+                pod,
+                channel,
+                payload,
+            } => {
+                self.observed();
+                if let Some(line) = self.sentinel.fold_event(pod, channel, payload) {
+                    self.history(seq, at, body, line);
+                }
+            }
+            Event::SentinelSwitchObserved { switch } => {
+                if switch.from.as_deref() != self.replication.primary.as_deref() {
+                    self.anomaly(
+                        seq,
+                        format!(
+                            "Sentinel switch from {:?} but the believed primary was {:?}",
+                            switch.from, self.replication.primary
+                        ),
+                    );
+                }
+                if switch.epoch < self.sentinel.primary_epoch {
+                    self.anomaly(
+                        seq,
+                        format!(
+                            "Sentinel switch at epoch {} after epoch {}",
+                            switch.epoch, self.sentinel.primary_epoch
+                        ),
+                    );
+                }
+                self.counters.failovers = self.counters.failovers.saturating_add(1);
+                self.sentinel.switches = self.sentinel.switches.saturating_add(1);
+                if switch.after_the_fact {
+                    self.sentinel.switches_after_the_fact =
+                        self.sentinel.switches_after_the_fact.saturating_add(1);
+                }
+                self.sentinel.primary_epoch = self.sentinel.primary_epoch.max(switch.epoch);
+                self.replication.primary = Some(switch.to.clone());
+                self.replication.primary_replid = None;
+                self.last_failover = Some(FailoverView {
+                    seq,
+                    at,
+                    from: switch.from.clone(),
+                    to: switch.to.clone(),
+                });
+                self.sentinel.last_switch = Some(super::sentinel::SwitchView {
+                    seq,
+                    at,
+                    from: switch.from.clone(),
+                    to: switch.to.clone(),
+                    epoch: switch.epoch,
+                    after_the_fact: switch.after_the_fact,
+                });
+                let leader = switch.leader.as_deref().unwrap_or("unknown");
+                let how = if switch.after_the_fact {
+                    " (found after the fact)"
+                } else {
+                    ""
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "Sentinel switched the primary {} -> {} at epoch {} (leader {leader}, {} votes){how}",
+                        switch.from.as_deref().unwrap_or("none"),
+                        switch.to,
+                        switch.epoch,
+                        switch.voters.len()
+                    ),
+                );
+            }
             Event::SlotStatesObserved {
                 pod,
                 node_id,
@@ -613,7 +739,11 @@ impl ClusterState {
             | Intent::ReplicateShard { .. }
             | Intent::ClusterFailover { .. }
             | Intent::SetShardRoleLabels { .. }
-            | Intent::MeetNode { .. } => {}
+            | Intent::MeetNode { .. }
+            | Intent::SentinelMonitor { .. }
+            | Intent::SentinelConfigure { .. }
+            | Intent::SentinelReset { .. }
+            | Intent::SentinelFailover { .. } => {}
         }
     }
 
@@ -766,6 +896,10 @@ impl ClusterState {
     /// Follows the believed primary from role observations; two primaries
     /// at once is recorded, never resolved here (that is a decision).
     fn track_primary(&mut self, seq: u64, at: Timestamp, body: &Event, pod: &str, role: Role) {
+        if self.sentinel.enabled {
+            self.track_sentinel_primary(seq, pod, role);
+            return;
+        }
         match (role, self.replication.primary.as_deref()) {
             (Role::Primary, None) => {
                 self.replication.primary = Some(pod.to_owned());
@@ -788,6 +922,32 @@ impl ClusterState {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// Topology Sentinel: only a `SentinelSwitchObserved` moves the
+    /// believed primary once there is one (Sentinel decides, and a pod
+    /// promoted by it reports itself primary before the Sentinels publish
+    /// the switch). Two primaries answering at once is still recorded.
+    fn track_sentinel_primary(&mut self, seq: u64, pod: &str, role: Role) {
+        let Some(current) = self.replication.primary.clone() else {
+            if role == Role::Primary {
+                self.replication.primary = Some(pod.to_owned());
+            }
+            return;
+        };
+        if role != Role::Primary || current == pod {
+            return;
+        }
+        let both = self.pods.get(&current).is_some_and(|v| {
+            v.role == Some(Role::Primary)
+                && v.reachability == Some(crate::event::Reachability::Reachable)
+        });
+        if both {
+            self.anomaly(
+                seq,
+                format!("{pod} reports primary while {current}, the believed primary, answers as primary too"),
+            );
         }
     }
 

@@ -15,6 +15,7 @@ mod apply;
 pub mod cluster;
 pub mod replication;
 pub mod reshard;
+pub mod sentinel;
 pub mod upcast;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -83,8 +84,12 @@ pub struct ClusterState {
     /// Valkey Cluster: node reports, retired node ids, formation.
     pub cluster: cluster::ClusterPart,
     /// Valkey Cluster: slot migrations under way, half-moved slots, moves
-    /// failing. (Last, so format 7 reads as everything before it.)
+    /// failing.
     pub reshard: reshard::ReshardPart,
+    /// Sentinel: the Sentinel pods, their reports, the votes and leaders
+    /// seen, the switches they made. (Last, so format 8 reads as
+    /// everything before it.)
+    pub sentinel: sentinel::SentinelPart,
 }
 
 /// A standing request for an operator-driven failover.

@@ -4,7 +4,8 @@
 //!
 //! Format 6 kept the single decided primary, its replication id and the
 //! boot primary as top-level fields of the projection; format 7 holds them
-//! in its Replication part. Format 8 added the reshard part at the end.
+//! in its Replication part. Format 8 added the reshard part at the end,
+//! format 9 the Sentinel part after it.
 //! The snapshot codec is positional (bincode), so an older format is read
 //! through a copy of its field order, then moved.
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use super::replication::ReplicationPart;
 use super::reshard::ReshardPart;
+use super::sentinel::SentinelPart;
 use super::{
     Anomaly, ClusterState, Counters, DesiredSpec, FailoverRequestView, FailoverView, HistoryEntry,
     InFlightIntent, OperatorView, PodView, SpecStatus, StatefulSetView, cluster,
@@ -88,6 +90,7 @@ impl From<ClusterStateV6> for ClusterState {
             },
             cluster: v6.cluster,
             reshard: ReshardPart::default(),
+            sentinel: SentinelPart::default(),
         }
     }
 }
@@ -152,6 +155,73 @@ impl From<ClusterStateV7> for ClusterState {
             replication: v7.replication,
             cluster: v7.cluster,
             reshard: ReshardPart::default(),
+            sentinel: SentinelPart::default(),
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV8`] reads.
+pub const V8: u8 = 8;
+
+/// The projection as format 8 laid it out: today's without the Sentinel
+/// part.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV8 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+    reshard: ReshardPart,
+}
+
+impl From<ClusterStateV8> for ClusterState {
+    fn from(v8: ClusterStateV8) -> Self {
+        ClusterState {
+            last_seq: v8.last_seq,
+            last_hash: v8.last_hash,
+            last_at: v8.last_at,
+            epoch: v8.epoch,
+            desired: v8.desired,
+            spec_status: v8.spec_status,
+            deleted: v8.deleted,
+            pods: v8.pods,
+            kube_nodes: v8.kube_nodes,
+            in_flight: v8.in_flight,
+            policy: v8.policy,
+            operator: v8.operator,
+            last_snapshot: v8.last_snapshot,
+            history: v8.history,
+            anomalies: v8.anomalies,
+            counters: v8.counters,
+            statefulset: v8.statefulset,
+            switchover_request: v8.switchover_request,
+            applied_generation: v8.applied_generation,
+            last_failover: v8.last_failover,
+            failover_request: v8.failover_request,
+            replication: v8.replication,
+            cluster: v8.cluster,
+            reshard: v8.reshard,
+            sentinel: SentinelPart::default(),
         }
     }
 }
