@@ -17,9 +17,12 @@ use super::conn::{join_addr, query_once};
 pub enum Target {
     /// Always this `host:port`; after an error the probe reconnects to it.
     Fixed(String),
-    /// Ask these Sentinels (`host:port`, no password) for
+    /// Ask these Sentinels (`host:port`) for
     /// `SENTINEL get-master-addr-by-name <master>`, starting with the one
-    /// that answered last, and connect to the address returned.
+    /// that answered last, and connect to the address returned. The
+    /// Sentinels are asked without a password, then, if that is refused,
+    /// with the probe's (Logbook's Sentinels require the data nodes'
+    /// password; a bare Sentinel requires none and refuses `AUTH`).
     Sentinel {
         /// The Sentinels' addresses.
         sentinels: Vec<String>,
@@ -63,7 +66,13 @@ impl Resolver {
                     let Some(sentinel) = sentinels.get(index) else {
                         continue;
                     };
-                    if let Some(addr) = ask_sentinel(sentinel, master, self.limit).await {
+                    let mut answer = ask_sentinel(sentinel, master, None, self.limit).await;
+                    if answer.is_none() && self.password.is_some() {
+                        answer =
+                            ask_sentinel(sentinel, master, self.password.as_ref(), self.limit)
+                                .await;
+                    }
+                    if let Some(addr) = answer {
                         self.preferred = index;
                         return Some(addr);
                     }
@@ -85,10 +94,15 @@ impl Resolver {
 }
 
 /// `SENTINEL get-master-addr-by-name`, as `host:port`.
-pub(crate) async fn ask_sentinel(sentinel: &str, master: &str, limit: Duration) -> Option<String> {
+pub(crate) async fn ask_sentinel(
+    sentinel: &str,
+    master: &str,
+    password: Option<&Password>,
+    limit: Duration,
+) -> Option<String> {
     let mut cmd = redis::cmd("SENTINEL");
     cmd.arg("get-master-addr-by-name").arg(master);
-    let reply: Option<(String, u16)> = query_once(sentinel, None, &cmd, "SENTINEL", limit)
+    let reply: Option<(String, u16)> = query_once(sentinel, password, &cmd, "SENTINEL", limit)
         .await
         .ok()?;
     reply.map(|(host, port)| join_addr(&host, port))

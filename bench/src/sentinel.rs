@@ -135,7 +135,7 @@ impl Setup {
         let step = Duration::from_millis(500);
         for sentinel in &self.sentinels {
             let addr = sentinel.addr();
-            while ask_sentinel(&addr, MASTER, step).await.as_deref() != Some(new_primary) {
+            while ask_sentinel(&addr, MASTER, None, step).await.as_deref() != Some(new_primary) {
                 if started.elapsed() > limit {
                     return Err(BenchError::TimedOut {
                         what: format!("{addr} to name {new_primary} as the primary"),

@@ -21,7 +21,12 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ClusterNodeObserved { pod, .. }
         | Event::PrimaryHistoryReset { pod, .. }
         | Event::SlotMigrationObserved { pod, .. }
-        | Event::SlotStatesObserved { pod, .. } => Some(pod),
+        | Event::SlotStatesObserved { pod, .. }
+        | Event::SentinelPodObserved { pod, .. }
+        | Event::SentinelPodDeleted { pod }
+        | Event::SentinelObserved { pod, .. }
+        | Event::SentinelEventObserved { pod, .. } => Some(pod),
+        Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -66,6 +71,11 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }
             | Event::SlotStatesObserved { .. }
+            | Event::SentinelPodObserved { .. }
+            | Event::SentinelPodDeleted { .. }
+            | Event::SentinelObserved { .. }
+            | Event::SentinelEventObserved { .. }
+            | Event::SentinelSwitchObserved { .. }
     )
 }
 
@@ -253,6 +263,29 @@ pub fn summary(event: &Event) -> String {
             job,
             elapsed_ms,
         } => slot_migration(pod, job, *elapsed_ms),
+        Event::SentinelPodObserved {
+            pod,
+            ip,
+            phase,
+            ready,
+            ..
+        } => format!(
+            "Sentinel pod {pod}: {phase:?}{}, ip {}",
+            if *ready { ", ready" } else { "" },
+            ip.as_deref().unwrap_or("-")
+        ),
+        Event::SentinelPodDeleted { pod } => format!("Sentinel pod {pod} deleted"),
+        Event::SentinelObserved {
+            pod,
+            reachability,
+            report,
+        } => sentinel_report(pod, *reachability, report.as_ref()),
+        Event::SentinelEventObserved {
+            pod,
+            channel,
+            payload,
+        } => format!("{pod} published {channel} {payload}"),
+        Event::SentinelSwitchObserved { switch } => sentinel_switch(switch),
         Event::SlotStatesObserved {
             pod,
             migrating,
@@ -368,4 +401,64 @@ pub fn short_id(id: &uuid::Uuid) -> String {
     text.get(text.len().saturating_sub(8)..)
         .unwrap_or(&text)
         .to_owned()
+}
+
+/// One Sentinel's report, for people.
+fn sentinel_report(
+    pod: &str,
+    reachability: Reachability,
+    report: Option<&logbook_journal::SentinelReport>,
+) -> String {
+    let Some(report) = report else {
+        return format!("Sentinel {pod} {}", reachability_name(reachability));
+    };
+    let id = report.myid.get(..8).unwrap_or(&report.myid);
+    match &report.monitoring {
+        None => format!("Sentinel {pod} ({id}) monitors no primary"),
+        Some(m) => {
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+            format!(
+                "Sentinel {pod} ({id}) names primary {} ({}) at epoch {}{}{}; knows {} replicas, {} other Sentinels; quorum {}",
+                m.primary_pod.as_deref().unwrap_or("(no pod)"),
+                m.primary_ip,
+                m.config_epoch,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", flags.join(","))
+                },
+                m.failover_state
+                    .as_deref()
+                    .map(|s| format!(", failover {s}"))
+                    .unwrap_or_default(),
+                m.replicas.len(),
+                m.sentinels.len(),
+                m.settings.quorum
+            )
+        }
+    }
+}
+
+/// A switch of primary by Sentinel, for people.
+pub fn sentinel_switch(switch: &logbook_journal::SentinelSwitch) -> String {
+    let who = match (&switch.leader, switch.after_the_fact) {
+        (_, true) => "found after the fact: the operator did not watch it, so its leader and votes are unknown".to_owned(),
+        (Some(leader), false) => format!(
+            "led by {leader}, voted by {}",
+            if switch.voters.is_empty() {
+                "(no vote seen)".to_owned()
+            } else {
+                switch.voters.join(", ")
+            }
+        ),
+        (None, false) => "leader not seen".to_owned(),
+    };
+    format!(
+        "Sentinel switched the primary {} -> {} ({}) at epoch {}; {who}; reported by {}",
+        switch.from.as_deref().unwrap_or("(none)"),
+        switch.to,
+        switch.to_ip,
+        switch.epoch,
+        switch.reported_by.join(", ")
+    )
 }

@@ -40,6 +40,31 @@ pub enum Kind {
     /// may have been healthy, without a switchover's wait for an in-sync
     /// replica — so, unlike `planned`, writes may be lost (see the bound).
     Requested,
+    /// Topology Sentinel: the Sentinels judged the primary down, elected a
+    /// leader and switched the primary (`SentinelSwitchObserved`).
+    Sentinel,
+}
+
+/// What the journal holds of a switch the Sentinels made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SentinelInfo {
+    /// The configuration epoch of the switch.
+    pub epoch: u64,
+    /// The Sentinel elected to lead it, when seen.
+    pub leader: Option<String>,
+    /// The Sentinels seen voting for that leader.
+    pub voters: Vec<String>,
+    /// The Sentinels naming the new primary when it was journaled.
+    pub reported_by: Vec<String>,
+    /// Found after the fact: nothing of this epoch was watched, so the
+    /// leader and votes are unknown.
+    pub after_the_fact: bool,
+    /// The data pods as the operator last saw them: pod, offset, whether
+    /// it answered and was an in-sync replica.
+    pub candidates: Vec<logbook_journal::SwitchCandidate>,
+    /// What the Sentinels published before the switch (down, votes,
+    /// election, promotion), as journaled.
+    pub steps: Vec<Mark>,
 }
 
 /// A point in the journal.
@@ -126,7 +151,14 @@ pub struct Failover {
     /// not: an upper bound on acknowledged writes lost, as far as the
     /// journaled offsets show (`None` when either is unknown).
     pub lost_bytes_bound: Option<u64>,
+    /// Topology Sentinel: what the journal holds of the Sentinels' switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelInfo>,
 }
+
+/// How many published Sentinel events are kept as steps of the next
+/// switch.
+const SENTINEL_STEPS: usize = 64;
 
 /// What is known of a pod's health, updated as events are folded.
 #[derive(Debug, Clone, Default)]
@@ -154,6 +186,9 @@ pub struct Failovers {
     /// A Valkey Cluster's shard failovers (its streams have no Replication
     /// records: roles there are per shard).
     pub shards: ShardFailovers,
+    /// Topology Sentinel: the events the Sentinels published since the
+    /// last switch.
+    sentinel_steps: Vec<Mark>,
 }
 
 impl Failovers {
@@ -275,7 +310,7 @@ impl Failovers {
         let failure_observed = match kind {
             Kind::Automatic | Kind::Observed => health.as_ref().and_then(|h| h.failing.clone()),
             // Asked for, not failed: the fence that began it is no failure.
-            Kind::Planned | Kind::Requested => None,
+            Kind::Planned | Kind::Requested | Kind::Sentinel => None,
         };
         self.records.push(Failover {
             kind,
@@ -293,6 +328,7 @@ impl Failovers {
             old_offset_at,
             promoted_offset: None,
             lost_bytes_bound: None,
+            sentinel: None,
         });
         self.records.len().saturating_sub(1)
     }
@@ -323,6 +359,18 @@ impl Failovers {
                     (kind, old, pod.clone())
                 }
                 Intent::Switchover { from, to } => (Kind::Planned, Some(from.clone()), to.clone()),
+                // The Sentinels choose; the record learns whom at the switch.
+                Intent::SentinelFailover { from, to } => {
+                    let kind = match p.reason.code {
+                        logbook_journal::ReasonCode::Requested => Kind::Requested,
+                        _ => Kind::Planned,
+                    };
+                    (
+                        kind,
+                        Some(from.clone()),
+                        to.clone().unwrap_or_else(|| SENTINEL_CHOICE.to_owned()),
+                    )
+                }
                 _ => continue,
             };
             let index = self.start_record(kind, old, &new, Some((p, e)));
@@ -396,6 +444,11 @@ impl Failovers {
             }
             return;
         }
+        // Topology Sentinel: a pod promoted by Sentinel answers as primary
+        // before the switch is journaled; the switch makes the record.
+        if self.state.sentinel.enabled {
+            return;
+        }
         // A pod serving as primary that nobody here decided: Valkey's own
         // failover (or a person's REPLICAOF NO ONE).
         let decided_here = self
@@ -416,6 +469,80 @@ impl Failovers {
             }
             self.awaiting_return.push(i);
         }
+    }
+}
+
+/// The new primary of a hand-over asked of Sentinel, until it chooses.
+const SENTINEL_CHOICE: &str = "(Sentinel's choice)";
+
+impl Failovers {
+    /// A switch the Sentinels made: it completes the hand-over the
+    /// operator asked of them, or is a failover of their own.
+    fn on_switch(&mut self, e: &Envelope, switch: &logbook_journal::SentinelSwitch) {
+        let asked = self
+            .open
+            .iter()
+            .filter(|(_, i)| {
+                self.records.get(**i).is_some_and(|r| {
+                    r.old_primary == switch.from
+                        && (r.new_primary == SENTINEL_CHOICE || r.new_primary == switch.to)
+                })
+            })
+            .map(|(_, i)| *i)
+            .max();
+        let index = match asked {
+            Some(i) => i,
+            None => {
+                let i = self.start_record(Kind::Sentinel, switch.from.clone(), &switch.to, None);
+                if let Some(r) = self.records.get_mut(i) {
+                    r.outcome = Outcome::Completed;
+                }
+                self.awaiting_return.push(i);
+                i
+            }
+        };
+        let steps = std::mem::take(&mut self.sentinel_steps);
+        let promoted_offset = switch
+            .candidates
+            .iter()
+            .find(|c| c.pod == switch.to)
+            .and_then(|c| c.offset);
+        if let Some(r) = self.records.get_mut(index) {
+            r.new_primary.clone_from(&switch.to);
+            r.promoted = Some(mark(
+                e,
+                format!(
+                    "the Sentinels switched to {} ({}) at epoch {}",
+                    switch.to, switch.to_ip, switch.epoch
+                ),
+            ));
+            r.confirmed = Some(mark(
+                e,
+                format!("named primary by {}", switch.reported_by.join(", ")),
+            ));
+            r.promoted_offset = promoted_offset;
+            r.lost_bytes_bound = r
+                .old_offset
+                .zip(promoted_offset)
+                .map(|(o, n)| o.saturating_sub(n));
+            r.sentinel = Some(SentinelInfo {
+                epoch: switch.epoch,
+                leader: switch.leader.clone(),
+                voters: switch.voters.clone(),
+                reported_by: switch.reported_by.clone(),
+                after_the_fact: switch.after_the_fact,
+                candidates: switch.candidates.clone(),
+                steps,
+            });
+        }
+    }
+
+    fn on_sentinel_event(&mut self, e: &Envelope, pod: &str, channel: &str, payload: &str) {
+        if self.sentinel_steps.len() >= SENTINEL_STEPS {
+            self.sentinel_steps.remove(0);
+        }
+        self.sentinel_steps
+            .push(mark(e, format!("{pod} {channel} {payload}")));
     }
 }
 
@@ -463,6 +590,12 @@ impl Visit for Failovers {
             Event::NodeRoleObserved { pod, role, primary } => {
                 self.on_role(e, pod, *role, primary.as_ref());
             }
+            Event::SentinelSwitchObserved { switch } => self.on_switch(e, switch),
+            Event::SentinelEventObserved {
+                pod,
+                channel,
+                payload,
+            } => self.on_sentinel_event(e, pod, channel, payload),
             _ => {}
         }
         self.track_health(e);
@@ -599,6 +732,9 @@ pub fn write_text(out: &mut dyn Write, records: &[Failover]) -> std::io::Result<
                 },
             )?;
         }
+        if let Some(info) = &r.sentinel {
+            write_sentinel(out, info)?;
+        }
         writeln!(out, "  promoted:           {}", at(r.promoted.as_ref()))?;
         writeln!(out, "  confirmed:          {}", at(r.confirmed.as_ref()))?;
         writeln!(out, "  old primary back:   {}", at(r.old_returned.as_ref()))?;
@@ -619,6 +755,61 @@ pub fn write_text(out: &mut dyn Write, records: &[Failover]) -> std::io::Result<
                 ),
             }
         )?;
+    }
+    Ok(())
+}
+
+/// The Sentinels' part of a record, for people: only what the journal
+/// holds, and what it cannot know said as such.
+fn write_sentinel(out: &mut dyn Write, info: &SentinelInfo) -> std::io::Result<()> {
+    if info.after_the_fact {
+        writeln!(
+            out,
+            "  sentinel:           epoch {}, found after the fact: the operator was not watching, so who led it and who voted is unknown",
+            info.epoch
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  sentinel:           epoch {}, leader {}, votes from {}",
+            info.epoch,
+            info.leader.as_deref().unwrap_or("(not seen)"),
+            if info.voters.is_empty() {
+                "(none seen)".to_owned()
+            } else {
+                info.voters.join(", ")
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "  named by:           {}",
+        if info.reported_by.is_empty() {
+            "-".to_owned()
+        } else {
+            info.reported_by.join(", ")
+        }
+    )?;
+    for c in &info.candidates {
+        writeln!(
+            out,
+            "    candidate {:<12} offset {:<12} {}{}",
+            c.pod,
+            c.offset.map_or_else(|| "-".to_owned(), |o| o.to_string()),
+            if c.reachable {
+                "reachable"
+            } else {
+                "unreachable"
+            },
+            if c.in_sync {
+                ", in sync"
+            } else {
+                ", not in sync"
+            },
+        )?;
+    }
+    for step in &info.steps {
+        writeln!(out, "    step {} (#{}) {}", step.at, step.seq, step.what)?;
     }
     Ok(())
 }

@@ -47,6 +47,7 @@ const fn failover_label(kind: Kind) -> &'static str {
         Kind::Planned => "switchover",
         Kind::Observed => "failover (observed)",
         Kind::Requested => "failover (requested)",
+        Kind::Sentinel => "failover (Sentinel)",
     }
 }
 
@@ -54,7 +55,7 @@ const fn failover_class(kind: Kind) -> &'static str {
     match kind {
         Kind::Automatic | Kind::Requested => "kind-automatic",
         Kind::Planned => "kind-planned",
-        Kind::Observed => "kind-observed",
+        Kind::Observed | Kind::Sentinel => "kind-observed",
     }
 }
 

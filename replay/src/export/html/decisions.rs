@@ -47,6 +47,7 @@ fn reason_fields(code: &ReasonCode) -> String {
             slots_to_move,
         } => format!("{slots_to_move} slots to move for {shards} shards (generation {generation})"),
         ReasonCode::SlotStuck { slot } => format!("slot {slot} left half-moved"),
+        ReasonCode::SentinelStaleEntries { stale } => format!("stale entries {}", stale.join(", ")),
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
@@ -58,6 +59,8 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::RoleLabelsStale
         | ReasonCode::BootConfigStale
         | ReasonCode::PrimaryOutdated
+        | ReasonCode::SentinelNotMonitoring
+        | ReasonCode::SentinelSettingsDrift
         | ReasonCode::NodeNotJoined
         | ReasonCode::ShardNeedsReplica => String::new(),
     }

@@ -106,7 +106,7 @@ fn write_header(out: &mut dyn Write, page: &Page<'_>, name: &str) -> io::Result<
     let (mut failovers, mut switchovers) = (c.shard_failovers().len(), 0usize);
     for f in c.failovers() {
         match f.kind {
-            Kind::Automatic | Kind::Observed | Kind::Requested => {
+            Kind::Automatic | Kind::Observed | Kind::Requested | Kind::Sentinel => {
                 failovers = failovers.saturating_add(1);
             }
             Kind::Planned => switchovers = switchovers.saturating_add(1),
@@ -214,6 +214,7 @@ fn write_failover_row(
         Kind::Planned => "planned (switchover)",
         Kind::Observed => "observed (not decided here)",
         Kind::Requested => "requested (operator-driven on request)",
+        Kind::Sentinel => "Sentinel (decided by the Sentinels' vote)",
     };
     let decided = f.decided.as_ref().map_or_else(
         || "<span class=\"none\">not decided by the operator</span>".to_owned(),
@@ -282,7 +283,7 @@ fn write_failover_row(
             // same promotion, asked for by a person.
             Kind::Automatic | Kind::Requested => "kind-automatic",
             Kind::Planned => "kind-planned",
-            Kind::Observed => "kind-observed",
+            Kind::Observed | Kind::Sentinel => "kind-observed",
         },
         Esc(f.old_primary.as_deref().unwrap_or("?")),
         Esc(&f.new_primary),
