@@ -17,7 +17,8 @@ pub use crdgen::{CrdGenError, crds, render_crds_yaml};
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
     AuthSpec, ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
-    JournalSpec, MetricsSpec, NetworkPolicySpec, Persistence, PodDisruptionBudgetSpec,
-    SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology, ValkeyCluster, ValkeyClusterSpec,
-    ValkeyClusterStatus, connection_secret_name, validate, validate_name,
+    JournalSpec, MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
+    PodDisruptionBudgetSpec, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology,
+    ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus, connection_secret_name, validate,
+    validate_name, validate_name_for_topology,
 };

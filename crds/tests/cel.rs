@@ -149,6 +149,10 @@ fn sentinel_rules() {
         json!({"topology": "Sentinel", "sentinel": {"replicas": 5, "quorum": 3}}),
         None,
     );
+    passes(
+        json!({"topology": "Sentinel", "sentinel": {"failoverTimeoutMilliseconds": 3600000, "parallelSyncs": 16}}),
+        None,
+    );
 }
 
 #[test]
@@ -245,4 +249,32 @@ fn a_name_too_long_or_no_service_can_carry_is_refused_at_creation() {
     );
     let digit = named("1cache");
     assert!(digit.iter().any(|m| m.contains("DNS-1035")), "{digit:?}");
+}
+
+/// The names CEL refuses for `name` with `spec`.
+fn name_failures(name: &str, spec: Value) -> Vec<String> {
+    let mut o = object(spec);
+    o["metadata"]["name"] = json!(name);
+    match Validator::new().validate(&schema(), &o, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+#[test]
+fn a_sentinel_cluster_name_leaves_room_for_the_sentinel_statefulset() {
+    let sentinel = json!({"topology": "Sentinel"});
+    assert!(name_failures(&"a".repeat(43), sentinel.clone()).is_empty());
+    let long = name_failures(&"a".repeat(44), sentinel);
+    assert!(
+        long.iter()
+            .any(|m| m.contains("at most 43 characters for topology Sentinel")),
+        "{long:?}"
+    );
+    // Other topologies keep the general bound of 52.
+    for topology in ["Standalone", "Replication", "Cluster"] {
+        let failed = name_failures(&"a".repeat(52), json!({"topology": topology}));
+        assert!(failed.is_empty(), "{topology}: {failed:?}");
+    }
+    assert!(name_failures(&"a".repeat(52), json!({})).is_empty());
 }

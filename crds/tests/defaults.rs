@@ -72,9 +72,11 @@ fn every_sub_struct_deserializes_from_empty() {
         (
             sentinel.replicas,
             sentinel.quorum,
-            sentinel.down_after_milliseconds
+            sentinel.down_after_milliseconds,
+            sentinel.failover_timeout_milliseconds,
+            sentinel.parallel_syncs
         ),
-        (3, None, 5000)
+        (3, None, 5000, 60_000, 1)
     );
     assert_eq!(sentinel.effective_quorum(), 2);
     let issuer: IssuerRef = serde_json::from_str(r#"{"name":"ca"}"#).unwrap();

@@ -77,6 +77,13 @@ fn samples_say_what_their_comments_say() {
     let sentinel = load("sentinel.yaml").spec;
     let sentinels = sentinel.effective_sentinel().unwrap();
     assert_eq!((sentinels.replicas, sentinels.effective_quorum()), (3, 2));
+    assert_eq!(
+        (
+            sentinels.failover_timeout_milliseconds,
+            sentinels.parallel_syncs
+        ),
+        (30_000, 1)
+    );
     assert_eq!(sentinel.connection_secret_name("demo"), "demo-valkey");
 
     let cluster = load("cluster.yaml").spec;

@@ -140,6 +140,12 @@ fn bounds_are_in_the_schema() {
     has_range("sentinel.replicas", 3.0, Some(9.0));
     has_range("sentinel.quorum", 1.0, Some(9.0));
     has_range("sentinel.downAfterMilliseconds", 1000.0, Some(600_000.0));
+    has_range(
+        "sentinel.failoverTimeoutMilliseconds",
+        1000.0,
+        Some(3_600_000.0),
+    );
+    has_range("sentinel.parallelSyncs", 1.0, Some(16.0));
     has_range("failover.probeIntervalMilliseconds", 100.0, Some(60_000.0));
     has_range("failover.failureThreshold", 1.0, Some(100.0));
     has_range("podDisruptionBudget.maxUnavailable", 1.0, None);
@@ -186,6 +192,12 @@ fn defaults_are_in_the_schema() {
     assert_eq!(at("auth.enabled")["default"], true);
     assert_eq!(at("failover.probeIntervalMilliseconds")["default"], 500);
     assert_eq!(at("sentinel.replicas")["default"], 3);
+    assert_eq!(at("sentinel.downAfterMilliseconds")["default"], 5000);
+    assert_eq!(
+        at("sentinel.failoverTimeoutMilliseconds")["default"],
+        60_000
+    );
+    assert_eq!(at("sentinel.parallelSyncs")["default"], 1);
     assert_eq!(at("journal.maxEvents")["default"], 100_000);
     assert_eq!(at("podDisruptionBudget")["default"]["maxUnavailable"], 1);
     assert_eq!(at("paused")["default"], false);

@@ -63,8 +63,14 @@ fn string_map() -> impl Strategy<Value = BTreeMap<String, String>> {
 }
 
 prop_compose! {
-    fn sentinel()(replicas in int(), quorum in maybe_int(), down in int()) -> SentinelSpec {
-        SentinelSpec { replicas, quorum, down_after_milliseconds: down }
+    fn sentinel()(replicas in int(), quorum in maybe_int(), down in int(), timeout in int(), syncs in int()) -> SentinelSpec {
+        SentinelSpec {
+            replicas,
+            quorum,
+            down_after_milliseconds: down,
+            failover_timeout_milliseconds: timeout,
+            parallel_syncs: syncs,
+        }
     }
 }
 
@@ -140,6 +146,8 @@ proptest! {
             if let Some(sentinel) = s.effective_sentinel() {
                 prop_assert!(sentinel.replicas % 2 == 1);
                 prop_assert!((1..=sentinel.replicas).contains(&sentinel.effective_quorum()));
+                prop_assert!((1_000..=3_600_000).contains(&sentinel.failover_timeout_milliseconds));
+                prop_assert!((1..=16).contains(&sentinel.parallel_syncs));
             }
             prop_assert!(parse_quantity(&s.storage.size.0).unwrap().is_positive());
             prop_assert!(!s.config.keys().any(|k| k.contains(['\n', ' '])));

@@ -21,7 +21,9 @@ use super::{ActError, Done, Target};
 use crate::resources::{
     self, ClusterMeta, FIELD_MANAGER, build_boot_config_map, build_client_service,
     build_config_map, build_connection_secret, build_headless_service, build_password_secret,
-    build_pdb, build_read_service, build_statefulset, generate_password, labels,
+    build_pdb, build_read_service, build_sentinel_config_map, build_sentinel_headless_service,
+    build_sentinel_pdb, build_sentinel_service, build_sentinel_statefulset, build_statefulset,
+    generate_password, labels,
 };
 use crate::valkey::Password;
 
@@ -128,6 +130,21 @@ pub async fn apply_resources(
     apply(client, ns, &build_statefulset(meta, spec, &hash)).await?;
     if let Some(pdb) = build_pdb(meta, spec) {
         apply(client, ns, &pdb).await?;
+    }
+    // The Sentinels after the data objects: they monitor the data pods,
+    // and read the boot ConfigMap the data pods also boot from.
+    if spec.topology.uses_sentinel() {
+        let (sentinel_config, sentinel_hash) = build_sentinel_config_map(meta, spec);
+        apply(client, ns, &sentinel_config).await?;
+        apply(client, ns, &build_sentinel_headless_service(meta, spec)).await?;
+        apply(client, ns, &build_sentinel_service(meta, spec)).await?;
+        apply(
+            client,
+            ns,
+            &build_sentinel_statefulset(meta, spec, &sentinel_hash),
+        )
+        .await?;
+        apply(client, ns, &build_sentinel_pdb(meta, spec)).await?;
     }
     Ok(Done {
         detail: format!(

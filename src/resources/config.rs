@@ -123,8 +123,14 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
 /// told apart. Each part is length-prefixed, so moving text from one part
 /// to the other changes the hash.
 pub fn config_hash(conf: &str, start_script: &str) -> String {
+    hash_parts(&[conf, start_script])
+}
+
+/// The short hex digest behind [`config_hash`], over any number of parts,
+/// each length-prefixed (the Sentinel ConfigMap has more than two files).
+pub(super) fn hash_parts(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in [conf, start_script] {
+    for part in parts {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }

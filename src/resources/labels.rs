@@ -5,6 +5,12 @@
 //! StatefulSet's immutable selector), so they depend on the cluster's name
 //! only. The role label is the operator's to move on pods; no builder sets
 //! it, so applying a StatefulSet never fights a failover.
+//!
+//! The Sentinel pods of topology Sentinel carry their own selector
+//! ([`sentinel_selector`]): a different [`NAME`] and a [`COMPONENT`], so
+//! that neither selector matches the other's pods. A data selector that
+//! matched Sentinels would put them behind the data Services and PDB and
+//! make the operator count them as Valkey pods.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +26,14 @@ pub const INSTANCE: &str = "app.kubernetes.io/instance";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY`].
 pub const MANAGED_BY_VALUE: &str = "logbook";
+/// `app.kubernetes.io/component`: [`COMPONENT_SENTINEL`] on the Sentinel
+/// objects; the data objects carry none.
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+/// The value of [`COMPONENT`] on the Sentinel objects.
+pub const COMPONENT_SENTINEL: &str = "sentinel";
+/// The value of [`NAME`] on the Sentinel objects: not [`NAME_VALUE`], so
+/// the data [`selector`] never matches a Sentinel pod.
+pub const SENTINEL_NAME_VALUE: &str = "valkey-sentinel";
 /// The cluster's name.
 pub const CLUSTER: &str = "valkey.logbook.dev/cluster";
 /// A data pod's role, [`ROLE_PRIMARY`] or [`ROLE_REPLICA`]: moved by the
@@ -66,7 +80,39 @@ pub fn common(cluster: &str, spec: &ValkeyClusterSpec) -> BTreeMap<String, Strin
 
 /// The [`selector`] as a label selector string (`k=v,k=v`) for list calls.
 pub fn selector_string(cluster: &str) -> String {
-    selector(cluster)
+    to_selector_string(&selector(cluster))
+}
+
+/// The labels every Sentinel object of `cluster` carries and the Sentinel
+/// StatefulSet, Services and PDB select on: [`NAME`]
+/// ([`SENTINEL_NAME_VALUE`]), [`INSTANCE`], [`CLUSTER`] and [`COMPONENT`]
+/// ([`COMPONENT_SENTINEL`]). It and the data [`selector`] match disjoint
+/// pods: they differ in [`NAME`], and this one also asks for [`COMPONENT`].
+pub fn sentinel_selector(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME.to_owned(), SENTINEL_NAME_VALUE.to_owned()),
+        (INSTANCE.to_owned(), cluster.to_owned()),
+        (CLUSTER.to_owned(), cluster.to_owned()),
+        (COMPONENT.to_owned(), COMPONENT_SENTINEL.to_owned()),
+    ])
+}
+
+/// The [`sentinel_selector`] as a label selector string for list calls.
+pub fn sentinel_selector_string(cluster: &str) -> String {
+    to_selector_string(&sentinel_selector(cluster))
+}
+
+/// The labels of every Sentinel object of `cluster`: as [`common`], with
+/// the [`sentinel_selector`] labels in place of the data ones.
+pub fn sentinel_common(cluster: &str, spec: &ValkeyClusterSpec) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.extend(sentinel_selector(cluster));
+    labels.insert(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned());
+    labels
+}
+
+fn to_selector_string(selector: &BTreeMap<String, String>) -> String {
+    selector
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -99,6 +145,47 @@ mod tests {
         assert_eq!(l[INSTANCE], "cache");
         assert_eq!(l[MANAGED_BY], "logbook");
         assert!(!l.contains_key(ROLE));
+    }
+
+    /// Whether `selector` (match labels) selects a pod labelled `labels`.
+    fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    #[test]
+    fn sentinel_and_data_selectors_match_disjoint_pods() {
+        let spec = ValkeyClusterSpec::default();
+        let data_pod = common("cache", &spec);
+        let sentinel_pod = sentinel_common("cache", &spec);
+        assert!(selects(&selector("cache"), &data_pod));
+        assert!(selects(&sentinel_selector("cache"), &sentinel_pod));
+        assert!(!selects(&selector("cache"), &sentinel_pod));
+        assert!(!selects(&sentinel_selector("cache"), &data_pod));
+        // A data pod that somehow carried the component label is still
+        // not a Sentinel: the names differ.
+        let mut odd = data_pod.clone();
+        odd.insert(COMPONENT.into(), COMPONENT_SENTINEL.into());
+        assert!(!selects(&sentinel_selector("cache"), &odd));
+        // Nor does another cluster's Sentinel match.
+        assert!(!selects(&sentinel_selector("other"), &sentinel_pod));
+    }
+
+    #[test]
+    fn sentinel_labels_keep_ours_over_the_specs() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.labels.insert("team".into(), "payments".into());
+        spec.labels.insert(COMPONENT.into(), "evil".into());
+        spec.labels.insert(NAME.into(), "valkey".into());
+        let l = sentinel_common("cache", &spec);
+        assert_eq!(l["team"], "payments");
+        assert_eq!(l[COMPONENT], "sentinel");
+        assert_eq!(l[NAME], "valkey-sentinel");
+        assert_eq!(l[MANAGED_BY], "logbook");
+        assert!(!l.contains_key(ROLE));
+        assert_eq!(
+            sentinel_selector_string("cache"),
+            "app.kubernetes.io/component=sentinel,app.kubernetes.io/instance=cache,app.kubernetes.io/name=valkey-sentinel,valkey.logbook.dev/cluster=cache"
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! Files, one concern each: `labels.rs` (label keys and sets), `config.rs`
 //! (`valkey.conf`, the config hash, both ConfigMaps), `start_script.rs`
 //! (the container's `start.sh`), `statefulset.rs`, `services.rs`,
-//! `secrets.rs` (password and connection Secrets) and `pdb.rs`.
+//! `secrets.rs` (password and connection Secrets) and `pdb.rs`; for
+//! topology Sentinel, `sentinel.rs` (the Sentinel ConfigMap, StatefulSet,
+//! Services and PDB) and `sentinel_script.rs` (`sentinel.conf` and the
+//! Sentinel container's `start.sh`).
 //!
 //! Secrets: passwords reach builders as plain `&str` arguments and go only
 //! into Secret `data`; no builder formats, logs or returns them anywhere
@@ -22,6 +25,8 @@ mod config;
 pub mod labels;
 mod pdb;
 mod secrets;
+mod sentinel;
+mod sentinel_script;
 mod services;
 mod start_script;
 mod statefulset;
@@ -37,8 +42,21 @@ pub use config::{
 };
 pub use pdb::build_pdb;
 pub use secrets::{
-    CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY, CONNECTION_URL_KEY,
+    CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY,
+    CONNECTION_SENTINEL_HOST_KEY, CONNECTION_SENTINEL_MASTER_NAME_KEY,
+    CONNECTION_SENTINEL_PORT_KEY, CONNECTION_SENTINELS_KEY, CONNECTION_URL_KEY,
     build_connection_secret, build_password_secret, client_host, connection_url, generate_password,
+    sentinel_host,
+};
+pub use sentinel::{
+    SENTINEL_CONTAINER_NAME, SENTINEL_PORT_NAME, build_sentinel_config_map,
+    build_sentinel_headless_service, build_sentinel_pdb, build_sentinel_service,
+    build_sentinel_statefulset,
+};
+pub use sentinel_script::{
+    SENTINEL_CONF_KEY, SENTINEL_MASTER_CONF_KEY, SENTINEL_MYID_KEY_PREFIX,
+    SENTINEL_START_SCRIPT_KEY, render_sentinel_conf, render_sentinel_master_conf,
+    render_sentinel_start_script, sentinel_myid,
 };
 pub use services::{build_client_service, build_headless_service, build_read_service};
 pub use start_script::{FENCE_HOST, render_start_script};
@@ -51,6 +69,9 @@ pub const FIELD_MANAGER: &str = "logbook";
 
 /// The port Valkey serves clients and replication on, in every pod.
 pub const VALKEY_PORT: u16 = 6379;
+
+/// The port every Sentinel listens on (Sentinel's own default).
+pub const SENTINEL_PORT: u16 = 26379;
 
 /// The Valkey address of a pod (or of the fence host) at `ip`; `None` when
 /// `ip` is not an IP address.
@@ -102,6 +123,48 @@ pub fn read_service_name(cluster: &str) -> String {
 
 /// Name of the PodDisruptionBudget over the data pods.
 pub fn pdb_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
+/// Name of the Sentinel StatefulSet of topology Sentinel: `<cluster>-sentinel`.
+/// A name this long is why a Sentinel cluster's name is at most
+/// [`MAX_SENTINEL_CLUSTER_NAME`](logbook_crds::MAX_SENTINEL_CLUSTER_NAME).
+pub fn sentinel_statefulset_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel")
+}
+
+/// Name of Sentinel pod `ordinal` (the StatefulSet's naming).
+pub fn sentinel_pod_name(cluster: &str, ordinal: i32) -> String {
+    format!("{}-{ordinal}", sentinel_statefulset_name(cluster))
+}
+
+/// Name of the Sentinel client Service (ClusterIP, every ready Sentinel),
+/// for Sentinel-aware clients: `<cluster>-sentinel`.
+pub fn sentinel_service_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel")
+}
+
+/// Name of the headless Service governing the Sentinel StatefulSet, which
+/// gives each Sentinel pod a stable DNS name: `<cluster>-sentinel-hl`
+/// (short, so it stays a 63-character DNS label for a 43-character name).
+pub fn sentinel_headless_service_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel-hl")
+}
+
+/// Name of the ConfigMap holding `sentinel.conf` and the Sentinel
+/// `start.sh`: `<cluster>-sentinel-config`.
+pub fn sentinel_config_map_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel-config")
+}
+
+/// Name of the PodDisruptionBudget over the Sentinel pods: `<cluster>-sentinel`.
+pub fn sentinel_pdb_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel")
+}
+
+/// The name the Sentinels monitor the primary under, which clients ask
+/// Sentinel for (`SENTINEL GET-PRIMARY-ADDR-BY-NAME`): the cluster's name.
+pub fn sentinel_master_name(cluster: &str) -> String {
     cluster.to_owned()
 }
 
@@ -211,6 +274,30 @@ mod tests {
         c.metadata.namespace = Some("prod".into());
         c.metadata.uid = Some("0b6a2f4e-uid".into());
         assert_eq!(ClusterMeta::from_cluster(&c), Some(test_support::meta()));
+    }
+
+    #[test]
+    fn sentinel_names() {
+        assert_eq!(sentinel_statefulset_name("cache"), "cache-sentinel");
+        assert_eq!(sentinel_pod_name("cache", 2), "cache-sentinel-2");
+        assert_eq!(sentinel_service_name("cache"), "cache-sentinel");
+        assert_eq!(sentinel_headless_service_name("cache"), "cache-sentinel-hl");
+        assert_eq!(sentinel_config_map_name("cache"), "cache-sentinel-config");
+        assert_eq!(sentinel_pdb_name("cache"), "cache-sentinel");
+        assert_eq!(sentinel_master_name("cache"), "cache");
+    }
+
+    #[test]
+    fn sentinel_names_fit_their_limits_at_the_longest_sentinel_cluster_name() {
+        let longest = "a".repeat(logbook_crds::MAX_SENTINEL_CLUSTER_NAME);
+        // The StatefulSet's pods are labelled
+        // controller-revision-hash=<sts>-<hash of up to 10 characters>.
+        assert!(sentinel_statefulset_name(&longest).len() + 1 + 10 <= 63);
+        // Services are DNS-1035 labels; a pod's hostname a DNS-1123 label.
+        assert!(sentinel_headless_service_name(&longest).len() <= 63);
+        assert!(sentinel_service_name(&longest).len() <= 63);
+        let last = logbook_crds::v1alpha1::defaults::SENTINEL_REPLICAS_MAX - 1;
+        assert!(sentinel_pod_name(&longest, last).len() <= 63);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The cluster's Secrets: the generated password Secret and the connection
-//! Secret applications read (`REDIS_URL`, `host`, `port`, `password`), and
-//! the password generator.
+//! Secret applications read (`REDIS_URL`, `host`, `port`, `password`; for
+//! topology Sentinel also where the Sentinels are), and the password
+//! generator.
 //!
 //! Secrets are written as `data` (bytes), not `stringData`: the API server
 //! folds `stringData` into `data`, so an applied `stringData` never matches
@@ -15,7 +16,10 @@ use k8s_openapi::api::core::v1::Secret;
 use logbook_crds::ValkeyClusterSpec;
 use logbook_crds::v1alpha1::generated_password_secret;
 
-use super::{ClusterMeta, VALKEY_PORT, client_service_name};
+use super::{
+    ClusterMeta, SENTINEL_PORT, VALKEY_PORT, client_service_name, sentinel_headless_service_name,
+    sentinel_master_name, sentinel_service_name, sentinel_statefulset_name,
+};
 
 /// Key of the Valkey URL in the connection Secret.
 pub const CONNECTION_URL_KEY: &str = "REDIS_URL";
@@ -27,6 +31,18 @@ pub const CONNECTION_PORT_KEY: &str = "port";
 /// stable DNS name and port, comma-separated, for cluster-aware clients
 /// (they discover the rest with `CLUSTER SHARDS`).
 pub const CONNECTION_CLUSTER_NODES_KEY: &str = "clusterNodes";
+/// Sentinel only: key of the Sentinel client Service's DNS name in the
+/// connection Secret.
+pub const CONNECTION_SENTINEL_HOST_KEY: &str = "sentinelHost";
+/// Sentinel only: key of the Sentinel port in the connection Secret.
+pub const CONNECTION_SENTINEL_PORT_KEY: &str = "sentinelPort";
+/// Sentinel only: key of the name the Sentinels monitor the primary under
+/// (what a Sentinel-aware client asks for) in the connection Secret.
+pub const CONNECTION_SENTINEL_MASTER_NAME_KEY: &str = "sentinelMasterName";
+/// Sentinel only: key of every Sentinel pod's stable DNS name and port,
+/// comma-separated, for clients that want each Sentinel's address rather
+/// than one Service in front of them all.
+pub const CONNECTION_SENTINELS_KEY: &str = "sentinels";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
 
@@ -93,6 +109,16 @@ pub fn client_host(meta: &ClusterMeta) -> String {
     )
 }
 
+/// The DNS name of the Sentinel client Service:
+/// `<name>-sentinel.<namespace>.svc.cluster.local`.
+pub fn sentinel_host(meta: &ClusterMeta) -> String {
+    format!(
+        "{}.{}.svc.cluster.local",
+        sentinel_service_name(&meta.name),
+        meta.namespace
+    )
+}
+
 /// `redis://:<password>@<host>:6379` with the password percent-encoded, or
 /// `redis://<host>:6379` without one.
 pub fn connection_url(host: &str, password: Option<&str>) -> String {
@@ -105,7 +131,10 @@ pub fn connection_url(host: &str, password: Option<&str>) -> String {
 /// The connection Secret (`spec.connectionSecret`, default
 /// `<name>-connection`) for applications: `REDIS_URL`, `host`, `port`, and
 /// `password` when auth is on and `password` is given. With auth off the
-/// password is ignored.
+/// password is ignored. A Cluster adds `clusterNodes`; a Sentinel cluster
+/// adds `sentinelHost`, `sentinelPort`, `sentinelMasterName` and
+/// `sentinels`, while `REDIS_URL` and `host` still name the client Service
+/// (the primary), for clients that are not Sentinel-aware.
 pub fn build_connection_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
@@ -143,7 +172,40 @@ pub fn build_connection_secret(
             bytes(&seeds.join(",")),
         );
     }
+    if spec.topology.uses_sentinel() {
+        data.extend(sentinel_keys(meta, spec));
+    }
     opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
+}
+
+/// The connection Secret's Sentinel keys.
+fn sentinel_keys(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> BTreeMap<String, ByteString> {
+    let sentinels = spec.effective_sentinel().unwrap_or_default().replicas;
+    let headless = sentinel_headless_service_name(&meta.name);
+    let sts = sentinel_statefulset_name(&meta.name);
+    let each: Vec<String> = (0..sentinels.max(0))
+        .map(|i| {
+            format!(
+                "{sts}-{i}.{headless}.{}.svc.cluster.local:{SENTINEL_PORT}",
+                meta.namespace
+            )
+        })
+        .collect();
+    BTreeMap::from([
+        (
+            CONNECTION_SENTINEL_HOST_KEY.to_owned(),
+            bytes(&sentinel_host(meta)),
+        ),
+        (
+            CONNECTION_SENTINEL_PORT_KEY.to_owned(),
+            bytes(&SENTINEL_PORT.to_string()),
+        ),
+        (
+            CONNECTION_SENTINEL_MASTER_NAME_KEY.to_owned(),
+            bytes(&sentinel_master_name(&meta.name)),
+        ),
+        (CONNECTION_SENTINELS_KEY.to_owned(), bytes(&each.join(","))),
+    ])
 }
 
 /// An `Opaque` Secret owned by the cluster.
@@ -233,6 +295,60 @@ mod tests {
         assert_eq!(text(&s, "host"), "cache.prod.svc.cluster.local");
         assert_eq!(text(&s, "port"), "6379");
         assert_eq!(text(&s, "password"), "p@ss:w/rd %");
+    }
+
+    #[test]
+    fn a_sentinel_connection_secret_says_where_the_sentinels_are() {
+        let spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Sentinel);
+        let s = build_connection_secret(&meta(), &spec, Some("pw"));
+        assert_eq!(
+            text(&s, CONNECTION_SENTINEL_HOST_KEY),
+            "cache-sentinel.prod.svc.cluster.local"
+        );
+        assert_eq!(text(&s, CONNECTION_SENTINEL_PORT_KEY), "26379");
+        assert_eq!(text(&s, CONNECTION_SENTINEL_MASTER_NAME_KEY), "cache");
+        assert_eq!(
+            text(&s, CONNECTION_SENTINELS_KEY),
+            "cache-sentinel-0.cache-sentinel-hl.prod.svc.cluster.local:26379,\
+             cache-sentinel-1.cache-sentinel-hl.prod.svc.cluster.local:26379,\
+             cache-sentinel-2.cache-sentinel-hl.prod.svc.cluster.local:26379"
+        );
+        // Clients that are not Sentinel-aware still reach the primary.
+        assert_eq!(text(&s, "host"), "cache.prod.svc.cluster.local");
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "redis://:pw@cache.prod.svc.cluster.local:6379"
+        );
+        assert_eq!(text(&s, "password"), "pw");
+
+        let mut five = spec;
+        five.sentinel = Some(logbook_crds::SentinelSpec {
+            replicas: 5,
+            ..logbook_crds::SentinelSpec::default()
+        });
+        let s = build_connection_secret(&meta(), &five, None);
+        assert_eq!(text(&s, CONNECTION_SENTINELS_KEY).split(',').count(), 5);
+    }
+
+    #[test]
+    fn only_a_sentinel_cluster_has_sentinel_keys() {
+        for topology in [
+            logbook_crds::Topology::Standalone,
+            logbook_crds::Topology::Replication,
+            logbook_crds::Topology::Cluster,
+        ] {
+            let spec = ValkeyClusterSpec::with_topology(topology);
+            let s = build_connection_secret(&meta(), &spec, None);
+            let data = s.data.as_ref().unwrap();
+            for key in [
+                CONNECTION_SENTINEL_HOST_KEY,
+                CONNECTION_SENTINEL_PORT_KEY,
+                CONNECTION_SENTINEL_MASTER_NAME_KEY,
+                CONNECTION_SENTINELS_KEY,
+            ] {
+                assert!(!data.contains_key(key), "{topology}: {key}");
+            }
+        }
     }
 
     #[test]

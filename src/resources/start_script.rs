@@ -30,9 +30,10 @@ use super::VALKEY_PORT;
 /// operator lifts the fence, by promoting or repointing the pod.
 pub const FENCE_HOST: &str = "192.0.2.1";
 
-/// The script's fixed prelude: settings, the quoting function and the copy
-/// of the ConfigMap's `valkey.conf` with the test overrides and password.
-const PRELUDE: &str = r#"#!/bin/sh
+/// The script's fixed prelude, around [`QUOTE_FN`]: settings, then the
+/// copy of the ConfigMap's `valkey.conf` with the test overrides and
+/// password.
+const PRELUDE_HEAD: &str = r#"#!/bin/sh
 # Rendered by the Logbook operator (src/resources/start_script.rs).
 # Writes the runtime valkey.conf, then execs valkey-server on it.
 set -eu
@@ -42,7 +43,11 @@ boot_dir=${VALKEY_BOOT_DIR:-/etc/valkey-boot}
 run_dir=${VALKEY_RUN_DIR:-/run/valkey}
 run_conf=$run_dir/valkey.conf
 
-nl='
+"#;
+
+/// `nl`, `cr` and the shell function `quote VALUE`, which prints VALUE as
+/// a double-quoted config argument; shared with the Sentinel's script.
+pub(super) const QUOTE_FN: &str = r#"nl='
 '
 cr=$(printf '\r')
 
@@ -63,7 +68,10 @@ quote() {
     done
     printf '"%s"' "$out"
 }
+"#;
 
+/// The rest of the prelude, after [`QUOTE_FN`].
+const PRELUDE_TAIL: &str = r#"
 # The runtime config may hold the password: readable by this user only.
 # (The emptyDir outlives container restarts; the file keeps the mode it
 # was created with.)
@@ -129,7 +137,7 @@ pub fn render_start_script(topology: Topology) -> String {
         Topology::Cluster => BOOT_CLUSTER.to_owned(),
         Topology::Replication | Topology::Sentinel => boot_replica(),
     };
-    format!("{PRELUDE}{role}{EXEC}")
+    format!("{PRELUDE_HEAD}{QUOTE_FN}{PRELUDE_TAIL}{role}{EXEC}")
 }
 
 /// The role section of every topology but Standalone.

@@ -51,7 +51,7 @@ const CONFIG_VOLUME: &str = "config";
 const BOOT_VOLUME: &str = "boot";
 const RUN_VOLUME: &str = "run";
 const CONFIG_DIR: &str = "/etc/valkey";
-const BOOT_DIR: &str = "/etc/valkey-boot";
+pub(super) const BOOT_DIR: &str = "/etc/valkey-boot";
 const RUN_DIR: &str = "/run/valkey";
 const DATA_DIR: &str = "/data";
 const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
@@ -162,31 +162,8 @@ pub fn build_statefulset(
 /// The Valkey container: `sh /etc/valkey/start.sh`, the password from its
 /// Secret through the environment, TCP probes on the Valkey port.
 fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
-    let mut env = vec![EnvVar {
-        name: POD_IP_ENV.to_owned(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: "status.podIP".to_owned(),
-                api_version: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-        value: None,
-    }];
-    if let Some(secret) = spec.auth.effective_password_secret(&meta.name) {
-        env.push(EnvVar {
-            name: PASSWORD_ENV.to_owned(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.name,
-                    key: secret.key,
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            value: None,
-        });
-    }
+    let mut env = vec![field_env(POD_IP_ENV, "status.podIP")];
+    env.extend(password_env(meta, spec));
     let tcp = || TCPSocketAction {
         port: IntOrString::Int(i32::from(VALKEY_PORT)),
         host: None,
@@ -245,6 +222,40 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
     }
 }
 
+/// The environment variable `name` from the pod's field `field_path`
+/// (the downward API).
+pub(super) fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    }
+}
+
+/// [`PASSWORD_ENV`] from the password Secret when auth is on: the only
+/// way a password reaches a pod (never a ConfigMap, never an argument).
+pub(super) fn password_env(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Option<EnvVar> {
+    let secret = spec.auth.effective_password_secret(&meta.name)?;
+    Some(EnvVar {
+        name: PASSWORD_ENV.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name,
+                key: secret.key,
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    })
+}
+
 /// The claim template `data`: ReadWriteOnce, `spec.storage.size`, the
 /// storage class. Labelled with the selector labels only (immutable).
 fn claim_template(
@@ -273,8 +284,8 @@ fn claim_template(
     }
 }
 
-/// Prefer one data pod per node: losing a node then costs one pod.
-fn default_affinity(selector: &BTreeMap<String, String>) -> Affinity {
+/// Prefer one pod of `selector` per node: losing a node then costs one pod.
+pub(super) fn default_affinity(selector: &BTreeMap<String, String>) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![
@@ -293,8 +304,8 @@ fn default_affinity(selector: &BTreeMap<String, String>) -> Affinity {
     }
 }
 
-/// Spread data pods across zones when the nodes have zones.
-fn default_spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
+/// Spread the pods of `selector` across zones when the nodes have zones.
+pub(super) fn default_spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
     vec![TopologySpreadConstraint {
         max_skew: 1,
         topology_key: ZONE_TOPOLOGY_KEY.to_owned(),
@@ -304,14 +315,14 @@ fn default_spread(selector: &BTreeMap<String, String>) -> Vec<TopologySpreadCons
     }]
 }
 
-fn match_labels(selector: &BTreeMap<String, String>) -> LabelSelector {
+pub(super) fn match_labels(selector: &BTreeMap<String, String>) -> LabelSelector {
     LabelSelector {
         match_labels: Some(selector.clone()),
         match_expressions: None,
     }
 }
 
-fn config_map_volume(name: &str, config_map: String, optional: bool) -> Volume {
+pub(super) fn config_map_volume(name: &str, config_map: String, optional: bool) -> Volume {
     Volume {
         name: name.to_owned(),
         config_map: Some(ConfigMapVolumeSource {
@@ -323,7 +334,7 @@ fn config_map_volume(name: &str, config_map: String, optional: bool) -> Volume {
     }
 }
 
-fn empty_dir(name: &str) -> Volume {
+pub(super) fn empty_dir(name: &str) -> Volume {
     Volume {
         name: name.to_owned(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -331,7 +342,7 @@ fn empty_dir(name: &str) -> Volume {
     }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.to_owned(),
         mount_path: path.to_owned(),

@@ -51,6 +51,22 @@ pub const SENTINEL_DOWN_AFTER_MS: i32 = 5_000;
 pub const SENTINEL_DOWN_AFTER_MS_MIN: i32 = 1_000;
 /// Largest Sentinel `down-after-milliseconds` (10 minutes).
 pub const SENTINEL_DOWN_AFTER_MS_MAX: i32 = 600_000;
+/// Sentinel `failover-timeout` when unset (one minute): the cool-down
+/// between two failovers of the same primary, and how long a failover may
+/// take before another Sentinel retries it.
+pub const SENTINEL_FAILOVER_TIMEOUT_MS: i32 = 60_000;
+/// Smallest Sentinel `failover-timeout`: below a second a failover is
+/// abandoned before the replicas can even be reconfigured.
+pub const SENTINEL_FAILOVER_TIMEOUT_MS_MIN: i32 = 1_000;
+/// Largest Sentinel `failover-timeout` (one hour).
+pub const SENTINEL_FAILOVER_TIMEOUT_MS_MAX: i32 = 3_600_000;
+/// Sentinel `parallel-syncs` when unset: one replica resyncs with a new
+/// primary at a time, so the others keep serving reads meanwhile.
+pub const SENTINEL_PARALLEL_SYNCS: i32 = 1;
+/// Smallest Sentinel `parallel-syncs`.
+pub const SENTINEL_PARALLEL_SYNCS_MIN: i32 = 1;
+/// Largest Sentinel `parallel-syncs`.
+pub const SENTINEL_PARALLEL_SYNCS_MAX: i32 = 16;
 
 /// Interval between the operator's health probes when unset, in milliseconds.
 pub const PROBE_INTERVAL_MS: i32 = 500;
@@ -104,6 +120,12 @@ pub(crate) mod serde_fns {
     }
     pub(crate) fn sentinel_down_after_ms() -> i32 {
         super::SENTINEL_DOWN_AFTER_MS
+    }
+    pub(crate) fn sentinel_failover_timeout_ms() -> i32 {
+        super::SENTINEL_FAILOVER_TIMEOUT_MS
+    }
+    pub(crate) fn sentinel_parallel_syncs() -> i32 {
+        super::SENTINEL_PARALLEL_SYNCS
     }
     pub(crate) fn storage_size() -> Quantity {
         Quantity(super::STORAGE_SIZE.to_owned())

@@ -73,6 +73,18 @@ pub struct SentinelSpec {
     #[serde(default = "serde_fns::sentinel_down_after_ms")]
     #[schemars(range(min = defaults::SENTINEL_DOWN_AFTER_MS_MIN, max = defaults::SENTINEL_DOWN_AFTER_MS_MAX))]
     pub down_after_milliseconds: i32,
+    /// Sentinel `failover-timeout` (default 60000, 1000..=3600000): how
+    /// long a failover may take before another Sentinel retries it, and
+    /// the cool-down before the same primary is failed over again.
+    #[serde(default = "serde_fns::sentinel_failover_timeout_ms")]
+    #[schemars(range(min = defaults::SENTINEL_FAILOVER_TIMEOUT_MS_MIN, max = defaults::SENTINEL_FAILOVER_TIMEOUT_MS_MAX))]
+    pub failover_timeout_milliseconds: i32,
+    /// Sentinel `parallel-syncs` (default 1, 1..=16): replicas repointed
+    /// to a new primary at once. Each resyncs, and may stop serving reads
+    /// meanwhile.
+    #[serde(default = "serde_fns::sentinel_parallel_syncs")]
+    #[schemars(range(min = defaults::SENTINEL_PARALLEL_SYNCS_MIN, max = defaults::SENTINEL_PARALLEL_SYNCS_MAX))]
+    pub parallel_syncs: i32,
 }
 
 impl Default for SentinelSpec {
@@ -81,6 +93,8 @@ impl Default for SentinelSpec {
             replicas: defaults::SENTINEL_REPLICAS,
             quorum: None,
             down_after_milliseconds: defaults::SENTINEL_DOWN_AFTER_MS,
+            failover_timeout_milliseconds: defaults::SENTINEL_FAILOVER_TIMEOUT_MS,
+            parallel_syncs: defaults::SENTINEL_PARALLEL_SYNCS,
         }
     }
 }

@@ -36,9 +36,13 @@ pub use security::{AuthSpec, IssuerRef, SecretKeyRef, TlsSpec, generated_passwor
 pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
 pub use status::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_SPEC_VALID, CONDITION_TYPES, ClusterPhase, EndpointsStatus, FailoverRecord,
-    JournalStatus, ReshardStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
+    CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, CONDITION_TYPES, ClusterPhase,
+    EndpointsStatus, FailoverRecord, JournalStatus, ReshardStatus, SentinelStatus, ShardStatus,
+    SlotRange, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;
-pub use validation::{FieldError, FieldErrorKind, MAX_CLUSTER_NAME, validate, validate_name};
+pub use validation::{
+    FieldError, FieldErrorKind, MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate,
+    validate_name, validate_name_for_topology,
+};

@@ -78,6 +78,9 @@ impl ImagePullPolicy {
     validation = Rule::new("self.metadata.name.size() <= 52").message(
         "metadata.name must be at most 52 characters: the StatefulSet named after the cluster labels each pod controller-revision-hash=<name>-<hash of up to 10 characters>, and a label value is at most 63 characters"
     ),
+    validation = Rule::new("!has(self.spec.topology) || self.spec.topology != 'Sentinel' || self.metadata.name.size() <= 43").message(
+        "metadata.name must be at most 43 characters for topology Sentinel: the Sentinel StatefulSet <name>-sentinel labels each pod controller-revision-hash=<name>-sentinel-<hash of up to 10 characters>, and a label value is at most 63 characters"
+    ),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit): the cluster's Services are named after it"
     ),

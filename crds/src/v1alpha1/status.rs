@@ -21,13 +21,20 @@ pub const CONDITION_SPEC_VALID: &str = "SpecValid";
 /// Condition type: the journal accepts appends and its hash chain verifies.
 pub const CONDITION_JOURNAL_HEALTHY: &str = "JournalHealthy";
 
+/// Condition type (topology Sentinel): enough Sentinels answer and agree
+/// on the primary to fail it over (the quorum to see it down and a
+/// majority to elect a leader); `False` blocks planned hand-overs and
+/// rolls, and says which Sentinels are missing or disagree.
+pub const CONDITION_SENTINEL_QUORUM: &str = "SentinelQuorum";
+
 /// Every condition type the operator sets, in a stable order.
-pub const CONDITION_TYPES: [&str; 5] = [
+pub const CONDITION_TYPES: [&str; 6] = [
     CONDITION_READY,
     CONDITION_PROGRESSING,
     CONDITION_DEGRADED,
     CONDITION_SPEC_VALID,
     CONDITION_JOURNAL_HEALTHY,
+    CONDITION_SENTINEL_QUORUM,
 ];
 
 /// Lifecycle stage shown in `kubectl get vkc`.
@@ -87,6 +94,39 @@ pub struct ValkeyClusterStatus {
     /// when the slots are where the spec wants them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reshard: Option<ReshardStatus>,
+    /// The Sentinels' view (Sentinel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelStatus>,
+}
+
+/// What the Sentinels say (topology Sentinel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SentinelStatus {
+    /// The name the Sentinels monitor the primary under (what
+    /// Sentinel-aware clients ask for).
+    pub master_name: String,
+    /// The Sentinel Service clients ask (`host:port`).
+    pub service: String,
+    /// Sentinels the spec asks for.
+    pub replicas: i32,
+    /// Sentinels that answer.
+    pub answering: i32,
+    /// Of them, those naming the primary in `status.primary`.
+    pub agreeing: i32,
+    /// Sentinels needed to fail the primary over: the quorum, and a
+    /// majority of all Sentinels to elect a leader, whichever is more.
+    pub needed: i32,
+    /// Whether `agreeing` reaches `needed`.
+    pub quorum_reachable: bool,
+    /// The primary's configuration epoch (raised by each failover).
+    pub epoch: i64,
+    /// Sentinels that answer otherwise than the others agree: naming
+    /// another primary, monitoring none, seeing the primary down.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disagreements: Vec<String>,
+    /// Switches of primary Sentinel made, in all.
+    pub switches: i64,
 }
 
 /// Where a reshard (slots moving between shards) stands.

@@ -11,14 +11,22 @@
 //! | each pod's `controller-revision-hash` label | `<name>-<hash>` (hash ≤ 10) | label value ≤ 63 |
 //! | headless and read Services | `<name>-headless`, `<name>-read` | DNS-1035 label |
 //! | ConfigMaps, connection Secret | `<name>-config`, `<name>-boot`, `<name>-connection` | DNS-1123 subdomain |
+//! | Sentinel StatefulSet (topology Sentinel) | `<name>-sentinel` | its pods' `controller-revision-hash` label ≤ 63, so the name ≤ 43 |
+//! | Sentinel Services | `<name>-sentinel`, `<name>-sentinel-hl` | DNS-1035 label |
 
 use super::{FieldError, FieldErrorKind};
+use crate::v1alpha1::topology::Topology;
 
 /// The longest ValkeyCluster name: the StatefulSet's controller labels
 /// each pod `controller-revision-hash: <name>-<hash>`, the hash up to ten
 /// characters (a 32-bit hash in decimal), and a label value is at most 63
 /// characters.
 pub const MAX_CLUSTER_NAME: usize = 52;
+
+/// The longest name of a ValkeyCluster of topology Sentinel: its Sentinel
+/// StatefulSet is `<name>-sentinel`, nine characters longer, and must fit
+/// the same `controller-revision-hash` bound ([`MAX_CLUSTER_NAME`]).
+pub const MAX_SENTINEL_CLUSTER_NAME: usize = MAX_CLUSTER_NAME - "-sentinel".len();
 
 /// Checks the name of a ValkeyCluster against the objects named after it
 /// (see the module's table).
@@ -45,6 +53,26 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
         return Err(invalid(format!(
             "{name:?} must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit): the cluster's Services are named after it"
         )));
+    }
+    Ok(())
+}
+
+/// [`validate_name`], and for topology Sentinel the tighter bound of the
+/// Sentinel StatefulSet's name ([`MAX_SENTINEL_CLUSTER_NAME`]).
+///
+/// # Errors
+/// A [`FieldError`] on `metadata.name` that names the limit broken.
+pub fn validate_name_for_topology(name: &str, topology: Topology) -> Result<(), FieldError> {
+    validate_name(name)?;
+    if topology.uses_sentinel() && name.len() > MAX_SENTINEL_CLUSTER_NAME {
+        return Err(FieldError {
+            path: "metadata.name".into(),
+            kind: FieldErrorKind::Invalid,
+            message: format!(
+                "must be at most {MAX_SENTINEL_CLUSTER_NAME} characters for topology Sentinel, got {}: the Sentinel StatefulSet <name>-sentinel labels each pod controller-revision-hash=<name>-sentinel-<hash of up to 10 characters>, and a label value is at most 63 characters",
+                name.len()
+            ),
+        });
     }
     Ok(())
 }
@@ -76,6 +104,32 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_sentinel_cluster_name_leaves_room_for_the_sentinel_statefulset() {
+        assert_eq!(MAX_SENTINEL_CLUSTER_NAME, 43);
+        let fits = "a".repeat(MAX_SENTINEL_CLUSTER_NAME);
+        let long = "a".repeat(MAX_SENTINEL_CLUSTER_NAME + 1);
+        assert!(validate_name_for_topology(&fits, Topology::Sentinel).is_ok());
+        let err = validate_name_for_topology(&long, Topology::Sentinel).unwrap_err();
+        assert_eq!(err.path, "metadata.name");
+        assert!(
+            err.message
+                .contains("at most 43 characters for topology Sentinel, got 44"),
+            "{}",
+            err.message
+        );
+        for other in [
+            Topology::Standalone,
+            Topology::Replication,
+            Topology::Cluster,
+        ] {
+            assert!(validate_name_for_topology(&long, other).is_ok(), "{other}");
+        }
+        // The general rules still apply first.
+        let err = validate_name_for_topology("1cache", Topology::Sentinel).unwrap_err();
+        assert!(err.message.contains("DNS-1035"), "{}", err.message);
     }
 
     #[test]

@@ -18,7 +18,9 @@ mod resources;
 #[cfg(test)]
 mod tests;
 
-pub use cluster_name::{MAX_CLUSTER_NAME, validate_name};
+pub use cluster_name::{
+    MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate_name, validate_name_for_topology,
+};
 pub use config::{
     OWNED_DIRECTIVE_PREFIXES, OWNED_DIRECTIVES, PERSISTENCE_DIRECTIVES, owned_directive_reason,
 };
@@ -222,6 +224,20 @@ fn check_sentinel(sentinel: &SentinelSpec, errors: &mut Errors) {
         d::SENTINEL_DOWN_AFTER_MS_MIN,
         d::SENTINEL_DOWN_AFTER_MS_MAX,
         "sentinel.downAfterMilliseconds",
+    );
+    errors.range(
+        "spec.sentinel.failoverTimeoutMilliseconds",
+        sentinel.failover_timeout_milliseconds,
+        d::SENTINEL_FAILOVER_TIMEOUT_MS_MIN,
+        d::SENTINEL_FAILOVER_TIMEOUT_MS_MAX,
+        "sentinel.failoverTimeoutMilliseconds",
+    );
+    errors.range(
+        "spec.sentinel.parallelSyncs",
+        sentinel.parallel_syncs,
+        d::SENTINEL_PARALLEL_SYNCS_MIN,
+        d::SENTINEL_PARALLEL_SYNCS_MAX,
+        "sentinel.parallelSyncs",
     );
 }
 

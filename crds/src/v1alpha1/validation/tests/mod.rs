@@ -327,6 +327,39 @@ fn sentinel_down_after_range() {
 }
 
 #[test]
+fn sentinel_failover_timeout_and_parallel_syncs_ranges() {
+    let mut s = spec(Topology::Sentinel);
+    for timeout in [999, 3_600_001] {
+        s.sentinel = Some(SentinelSpec {
+            failover_timeout_milliseconds: timeout,
+            ..SentinelSpec::default()
+        });
+        assert_only(
+            &s,
+            "spec.sentinel.failoverTimeoutMilliseconds",
+            FieldErrorKind::OutOfRange,
+        );
+    }
+    for syncs in [0, 17] {
+        s.sentinel = Some(SentinelSpec {
+            parallel_syncs: syncs,
+            ..SentinelSpec::default()
+        });
+        assert_only(
+            &s,
+            "spec.sentinel.parallelSyncs",
+            FieldErrorKind::OutOfRange,
+        );
+    }
+    s.sentinel = Some(SentinelSpec {
+        failover_timeout_milliseconds: 3_600_000,
+        parallel_syncs: 16,
+        ..SentinelSpec::default()
+    });
+    assert!(validate(&s, None).is_ok());
+}
+
+#[test]
 fn failover_ranges() {
     let mut s = spec(Topology::Replication);
     s.failover.probe_interval_milliseconds = 100;
