@@ -12,6 +12,7 @@ mod cluster;
 mod kube_ops;
 mod replication;
 mod reshard;
+mod sentinel;
 
 use std::net::SocketAddr;
 
@@ -285,6 +286,21 @@ impl Executor {
                     to_node.as_deref(),
                 )
                 .await
+            }
+            Intent::SentinelMonitor {
+                sentinel,
+                primary,
+                ip,
+                settings,
+            } => sentinel::monitor(&self.valkey, target, sentinel, primary, ip, settings).await,
+            Intent::SentinelConfigure { sentinel, settings } => {
+                sentinel::configure(&self.valkey, target, sentinel, settings).await
+            }
+            Intent::SentinelReset { sentinel } => {
+                sentinel::reset(&self.valkey, target, sentinel).await
+            }
+            Intent::SentinelFailover { from, to } => {
+                sentinel::failover(&self.valkey, target, from, to.as_deref()).await
             }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(

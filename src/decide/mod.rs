@@ -14,6 +14,7 @@
 //! - [`replication`]: Standalone and Replication, whose one primary the
 //!   operator decides.
 //! - [`cluster`]: Valkey Cluster, whose primaries Valkey elects.
+//! - [`sentinel`]: Replication whose primary Valkey Sentinel moves.
 
 mod cluster;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub(crate) mod given;
 mod provisioning;
 mod recovery;
 mod replication;
+mod sentinel;
 pub mod status;
 mod view;
 
@@ -35,6 +37,7 @@ use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestam
 
 pub use cluster::quorum::takeover_span_ms;
 pub use recovery::{already_done, promotion_found_done};
+pub use sentinel::health::{REASON_QUORUM_UNREACHABLE, SentinelHealth, sentinel_health};
 pub use replication::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,
 };
@@ -98,8 +101,6 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
             replication::decide_replication(&view, now, policy)
         }
         Topology::Cluster => cluster::decide_cluster(&view, now, policy),
-        // Refused when the spec is observed (`observe::unsupported`), so
-        // never accepted; nothing is decided for it either way.
-        Topology::Sentinel => Vec::new(),
+        Topology::Sentinel => sentinel::decide_sentinel(&view, now, policy),
     }
 }

@@ -79,6 +79,23 @@ pub fn already_done(state: &ClusterState, intent: &Intent) -> Option<String> {
             });
             (!marked).then(|| format!("no node marks slot {slot} as half-moved any more"))
         }
+        Intent::SentinelFailover { from, .. }
+            if state.replication.primary.as_deref() != Some(from.as_str()) =>
+        {
+            Some(format!(
+                "Sentinel is observed to have switched the primary away from {from}"
+            ))
+        }
+        Intent::SentinelMonitor {
+            sentinel, primary, ..
+        } => state
+            .sentinel
+            .pods
+            .get(sentinel)
+            .and_then(|v| v.report.as_ref())
+            .and_then(|r| r.monitoring.as_ref())
+            .filter(|m| m.primary_pod.as_deref() == Some(primary.as_str()))
+            .map(|_| format!("{sentinel} is observed monitoring {primary}")),
         _ => None,
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::jiff;
 use logbook_crds::Topology;
 use logbook_crds::v1alpha1::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus,
+    CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus,
     ValkeyClusterStatus,
 };
 use logbook_journal::projection::SpecStatus;
@@ -406,6 +406,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             read: None,
         });
     }
+    let sentinels = (view.topology() == Topology::Sentinel)
+        .then(|| super::sentinel_health(&view, ctx.name, ctx.namespace));
+    if let Some(health) = &sentinels {
+        status.sentinel = Some(health.status.clone());
+    }
     let healthy_primary = cluster
         .as_ref()
         .map_or_else(|| view.healthy_primary().is_some(), |h| h.served);
@@ -430,6 +435,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         });
     let full = ready_replicas >= wanted_i32
         && healthy_primary
+        && sentinels.as_ref().is_none_or(|h| h.settled)
         && match &cluster {
             Some(h) => h.redundant,
             None => {
@@ -473,9 +479,13 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
                 .primary
                 .clone()
                 .unwrap_or_else(|| "none".to_owned());
-            format!(
+            let base = format!(
                 "{ready_replicas}/{wanted} pods ready, primary {primary_msg}, {replicas_in_sync} replicas in sync"
-            )
+            );
+            match &sentinels {
+                Some(h) => format!("{base}; {}", h.message),
+                None => base,
+            }
         }
     };
     status.conditions = vec![
@@ -516,6 +526,8 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             ever_ready && !full,
             if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
                 REASON_QUORUM_LOST
+            } else if sentinels.as_ref().is_some_and(|h| !h.status.quorum_reachable) {
+                super::REASON_QUORUM_UNREACHABLE
             } else if cluster
                 .as_ref()
                 .is_some_and(|h| h.reshard_failing.is_some())
@@ -533,5 +545,15 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         spec_valid,
         journal,
     ];
+    if let Some(health) = sentinels {
+        status.conditions.push(condition(
+            CONDITION_SENTINEL_QUORUM,
+            health.status.quorum_reachable,
+            health.reason,
+            health.message,
+            at,
+            observed_generation,
+        ));
+    }
     status
 }

@@ -202,6 +202,10 @@ impl Tracker {
                 (old != pod).then_some(kind)
             }
             Intent::Switchover { .. } => Some(FailoverKind::Planned),
+            Intent::SentinelFailover { .. } => Some(match p.reason.code {
+                ReasonCode::Requested => FailoverKind::Requested,
+                _ => FailoverKind::Planned,
+            }),
             Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
                 (_, ReasonCode::Requested) => FailoverKind::Requested,
                 (ClusterFailoverMode::Coordinated, ReasonCode::PrimaryOutdated) => {
@@ -226,7 +230,10 @@ impl Tracker {
             | Intent::SetShardRoleLabels { .. }
             | Intent::MeetNode { .. }
             | Intent::MoveSlots { .. }
-            | Intent::SettleSlot { .. } => None,
+            | Intent::SettleSlot { .. }
+            | Intent::SentinelMonitor { .. }
+            | Intent::SentinelConfigure { .. }
+            | Intent::SentinelReset { .. } => None,
         }
     }
 
@@ -293,6 +300,12 @@ impl Tracker {
                 .in_flight
                 .values()
                 .any(|f| promotes(&f.planned.intent) == Some(pod.as_str())),
+            // A switch the operator asked Sentinel for is counted at the
+            // ask's outcome; one Sentinel made by itself is observed.
+            Event::SentinelSwitchObserved { .. } => state
+                .in_flight
+                .values()
+                .any(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. })),
             _ => false,
         };
         state.apply(e);

@@ -10,6 +10,7 @@ mod cluster;
 mod pods;
 mod replication;
 mod reshard;
+pub mod sentinel;
 mod spec;
 
 pub use cluster::{

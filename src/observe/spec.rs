@@ -1,7 +1,7 @@
 //! The ValkeyCluster object: its spec (accepted or rejected, once per
 //! generation) and the switchover and failover request annotations.
 
-use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name};
+use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology};
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
@@ -32,7 +32,7 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
     }
     let old = state.desired_spec().and_then(Result::ok);
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
-    let checked = validate_name(name)
+    let checked = validate_name_for_topology(name, cluster.spec.topology)
         .map_err(|e| vec![e])
         .and_then(|()| validate(&cluster.spec, old.as_ref()))
         .map_err(|errors| {
@@ -82,9 +82,10 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
 /// and nothing is created for it: running a Sentinel spec as plain
 /// Replication, or a Cluster spec as one primary with replicas, would tell
 /// a user they have what they do not have.
-pub const SUPPORTED_TOPOLOGIES: [Topology; 3] = [
+pub const SUPPORTED_TOPOLOGIES: [Topology; 4] = [
     Topology::Standalone,
     Topology::Replication,
+    Topology::Sentinel,
     Topology::Cluster,
 ];
 

@@ -19,6 +19,7 @@ mod health;
 mod http;
 mod journal;
 mod prober;
+mod sentinel_prober;
 mod reconcile;
 mod runtime;
 mod span;
@@ -432,8 +433,14 @@ pub async fn run(
         labels::MANAGED_BY,
         labels::MANAGED_BY_VALUE
     ));
-    let pod_watch =
-        watcher::Config::default().labels(&format!("{}={}", labels::NAME, labels::NAME_VALUE));
+    // Data pods and Sentinel pods (whose name label differs, so that the
+    // data pods' selectors never match them).
+    let pod_watch = watcher::Config::default().labels(&format!(
+        "{} in ({},{})",
+        labels::NAME,
+        labels::NAME_VALUE,
+        labels::SENTINEL_NAME_VALUE
+    ));
     tracing::info!(instance = %config.instance, journal = %config.journal, lease = %format!("{}/{}", config.lease.namespace, config.lease.name), "operator started");
     // Every change of leadership reconciles every cluster: a new leader
     // takes each journal over, a follower stops.

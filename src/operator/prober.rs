@@ -39,6 +39,7 @@ type Outcome = Result<Probe, ProbeError>;
 pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     let mut last_offsets = Instant::now();
     let mut last_round: Option<Instant> = None;
+    let mut sentinels = super::sentinel_prober::Watchers::default();
     loop {
         let Some(interval) = due(&rt, last_round).await else {
             return;
@@ -46,7 +47,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
         last_round = Some(Instant::now());
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
         let span = log.span();
-        match round(&rt, interval, coarse).instrument(span.clone()).await {
+        match round(&rt, interval, coarse, &mut sentinels)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => {
                 if coarse {
                     last_offsets = Instant::now();
@@ -208,17 +212,21 @@ async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
     interval: Duration,
     coarse: bool,
+    sentinels: &mut super::sentinel_prober::Watchers,
 ) -> Result<(), super::OperatorError> {
-    let cluster = {
+    let topology = {
         let guard = rt.lock().await;
         guard
             .state
             .desired_spec()
             .and_then(Result::ok)
-            .is_some_and(|spec| spec.topology.is_cluster())
+            .map(|spec| spec.topology)
     };
-    if cluster {
+    if topology.is_some_and(|t| t.is_cluster()) {
         return super::cluster_prober::round(rt, interval, coarse).await;
+    }
+    if topology.is_some_and(|t| t.uses_sentinel()) {
+        super::sentinel_prober::round(rt, sentinels).await?;
     }
     let Some(Targets {
         client,

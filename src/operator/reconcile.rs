@@ -267,6 +267,19 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         })?;
     let mut events = observe_pods(&rt.state, &listed.items);
     events.extend(observe_statefulset(&rt.state, sts.as_ref()));
+    if rt.state.sentinel.enabled {
+        let sentinels = pods
+            .list(&ListParams::default().labels(&labels::sentinel_selector_string(&meta.name)))
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!("listing the Sentinel pods of {ns}/{}", meta.name),
+                source,
+            })?;
+        events.extend(crate::observe::sentinel::observe_sentinel_pods(
+            &rt.state,
+            &sentinels.items,
+        ));
+    }
     rt.record(events, None).await?;
     // The password (read each reconcile, so a rotated Secret is picked up).
     if let Some(Ok(spec)) = rt.state.desired_spec() {

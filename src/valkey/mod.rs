@@ -13,8 +13,10 @@ mod cluster;
 mod error;
 mod parse;
 mod parse_cluster;
+mod parse_sentinel;
 mod password;
 mod reshard;
+mod sentinel;
 
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
@@ -28,5 +30,12 @@ pub use parse_cluster::{
     parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
     parse_slot_migrations,
 };
+pub use parse_sentinel::{
+    InstanceDetails, SentinelEvent, SentinelNotice, SentinelPeer, SentinelPrimary, SentinelRefusal,
+    SentinelReplica, SwitchMaster, VoteForLeader, parse_instance_details, parse_new_epoch,
+    parse_sentinel_event, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
+    parse_switch_master, parse_vote_for_leader,
+};
 pub use password::Password;
 pub use reshard::SetSlot;
+pub use sentinel::{SentinelEvents, SentinelProbe, subscribe_sentinel_events};

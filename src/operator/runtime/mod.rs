@@ -596,6 +596,11 @@ impl ClusterRuntime {
         cluster && self.last_action.is_some_and(|at| at.elapsed() < SETTLING)
     }
 
+    /// The data-plane password, once read (also the Sentinels').
+    pub fn password(&self) -> Option<Password> {
+        self.password.clone().flatten()
+    }
+
     /// Whether the password was loaded at least once.
     pub fn password_known(&self) -> bool {
         self.password.is_some()

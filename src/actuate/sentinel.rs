@@ -1,0 +1,310 @@
+//! Sentinel actions: point a Sentinel at the primary, apply its settings,
+//! reset its tables, and ask the Sentinels for a hand-over and wait for
+//! their confirmation. Nothing here promotes: Sentinel does.
+//!
+//! Each action ends with a fresh probe of the Sentinels it touched, whose
+//! reports are journaled with its outcome, so that the next decision sees
+//! what the action established rather than deciding it again.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use logbook_journal::{ClusterState, Event, Reachability, SentinelSettings};
+use tokio::time::Instant;
+
+use super::{ActError, Done, Target};
+use crate::observe::sentinel::{observe_sentinel_switch, sentinel_report};
+use crate::resources::{SENTINEL_PORT, VALKEY_PORT, sentinel_master_name};
+use crate::valkey::{ProbeError, ValkeyClient};
+
+/// How often a hand-over's progress is polled.
+const POLL: Duration = Duration::from_millis(200);
+/// How long Sentinel may take to see a replica's new priority (it reads
+/// replicas' `INFO` every 10 s).
+const PRIORITY_SEEN_WITHIN: Duration = Duration::from_secs(15);
+/// Sentinel's default `replica-priority`, restored after a preferred
+/// hand-over.
+const DEFAULT_PRIORITY: &str = "100";
+
+fn valkey_err(what: String) -> impl FnOnce(ProbeError) -> ActError {
+    move |source| ActError::Valkey { what, source }
+}
+
+/// The Sentinel address of the Sentinel pod `pod`.
+fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError> {
+    let ip = state
+        .sentinel
+        .pods
+        .get(pod)
+        .and_then(|p| p.ip.as_deref())
+        .ok_or_else(|| ActError::Refused(format!("Sentinel pod {pod} has no known address")))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}")))?;
+    Ok(SocketAddr::new(ip, SENTINEL_PORT))
+}
+
+/// `SENTINEL SET` pairs for `settings`.
+fn pairs(settings: &SentinelSettings) -> Vec<(&'static str, String)> {
+    vec![
+        ("quorum", settings.quorum.to_string()),
+        ("down-after-milliseconds", settings.down_after_ms.to_string()),
+        ("failover-timeout", settings.failover_timeout_ms.to_string()),
+        ("parallel-syncs", settings.parallel_syncs.to_string()),
+    ]
+}
+
+/// A fresh `SentinelObserved` of `pod` (none when the probe's answer is
+/// what the projection holds), and the report itself.
+async fn reprobe(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Vec<Event> {
+    let Ok(addr) = sentinel_addr(target.state, pod) else {
+        return Vec::new();
+    };
+    let name = sentinel_master_name(&target.meta.name);
+    let outcome = valkey.sentinel_probe(addr, &name).await;
+    crate::observe::sentinel::observe_sentinel_probe(target.state, pod, Some(&outcome))
+        .into_iter()
+        .collect()
+}
+
+/// Makes the Sentinel in `sentinel` monitor `primary` at `ip`.
+pub async fn monitor(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    sentinel: &str,
+    primary: &str,
+    ip: &str,
+    settings: &SentinelSettings,
+) -> Result<Done, ActError> {
+    let addr = sentinel_addr(target.state, sentinel)?;
+    let name = sentinel_master_name(&target.meta.name);
+    let current = valkey
+        .sentinel_master(addr, &name)
+        .await
+        .map_err(valkey_err(format!("reading what {sentinel} monitors")))?;
+    let monitored = current.as_ref().is_some_and(|m| m.ip == ip);
+    if current.is_some() && !monitored {
+        valkey
+            .sentinel_remove(addr, &name)
+            .await
+            .map_err(valkey_err(format!("removing {sentinel}'s stale primary")))?;
+    }
+    if !monitored {
+        valkey
+            .sentinel_monitor(addr, &name, ip, VALKEY_PORT, settings.quorum)
+            .await
+            .map_err(valkey_err(format!("making {sentinel} monitor {primary}")))?;
+    }
+    valkey
+        .sentinel_set(addr, &name, &pairs(settings))
+        .await
+        .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
+    if target.spec.auth.enabled {
+        valkey
+            .sentinel_set_auth_pass(addr, &name)
+            .await
+            .map_err(valkey_err(format!("giving {sentinel} the data nodes' password")))?;
+    }
+    Ok(Done {
+        detail: format!(
+            "{sentinel} monitors {primary} ({ip}) as {name} with quorum {}",
+            settings.quorum
+        ),
+        events: reprobe(valkey, target, sentinel).await,
+        password: None,
+    })
+}
+
+/// Applies `settings` to the Sentinel in `sentinel`.
+pub async fn configure(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    sentinel: &str,
+    settings: &SentinelSettings,
+) -> Result<Done, ActError> {
+    let addr = sentinel_addr(target.state, sentinel)?;
+    let name = sentinel_master_name(&target.meta.name);
+    valkey
+        .sentinel_set(addr, &name, &pairs(settings))
+        .await
+        .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
+    Ok(Done {
+        detail: format!(
+            "{sentinel}: quorum {}, down-after {} ms, failover-timeout {} ms, parallel-syncs {}",
+            settings.quorum,
+            settings.down_after_ms,
+            settings.failover_timeout_ms,
+            settings.parallel_syncs
+        ),
+        events: reprobe(valkey, target, sentinel).await,
+        password: None,
+    })
+}
+
+/// `SENTINEL RESET` on the Sentinel in `sentinel`.
+pub async fn reset(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    sentinel: &str,
+) -> Result<Done, ActError> {
+    let addr = sentinel_addr(target.state, sentinel)?;
+    let name = sentinel_master_name(&target.meta.name);
+    let n = valkey
+        .sentinel_reset(addr, &name)
+        .await
+        .map_err(valkey_err(format!("resetting {sentinel}")))?;
+    Ok(Done {
+        detail: format!("{sentinel} reset ({n} primary forgot its replicas and Sentinels)"),
+        events: reprobe(valkey, target, sentinel).await,
+        password: None,
+    })
+}
+
+/// Asks the Sentinels to hand the primary over from `from` (to `to`
+/// preferably), and waits until they confirm. The switch is journaled
+/// with the outcome, from the Sentinels' fresh reports.
+pub async fn failover(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    from: &str,
+    to: Option<&str>,
+) -> Result<Done, ActError> {
+    let name = sentinel_master_name(&target.meta.name);
+    let from_ip = target
+        .state
+        .pods
+        .get(from)
+        .and_then(|p| p.ip.clone())
+        .ok_or_else(|| ActError::Refused(format!("primary {from} has no known address")))?;
+    // A Sentinel that names `from` is asked.
+    let asked = target
+        .state
+        .sentinel
+        .pods
+        .iter()
+        .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
+        .find(|(_, v)| {
+            v.report
+                .as_ref()
+                .and_then(|r| r.monitoring.as_ref())
+                .is_some_and(|m| m.primary_ip == from_ip)
+        })
+        .map(|(pod, _)| pod.clone())
+        .ok_or_else(|| ActError::NotYet(format!("no answering Sentinel names {from} primary")))?;
+    let addr = sentinel_addr(target.state, &asked)?;
+    if let Some(to) = to {
+        prefer(valkey, target, addr, &name, to).await?;
+    }
+    let started = Instant::now();
+    valkey
+        .sentinel_failover(addr, &name, true)
+        .await
+        .map_err(valkey_err(format!("asking {asked} to fail {from} over")))?;
+    let timeout = target
+        .spec
+        .effective_sentinel()
+        .map_or(60_000, |s| u64::try_from(s.failover_timeout_milliseconds).unwrap_or(60_000));
+    let deadline = started + Duration::from_millis(timeout);
+    let new_ip = loop {
+        match valkey.sentinel_master(addr, &name).await {
+            Ok(Some(m)) if m.ip != from_ip => break m.ip,
+            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+            Ok(_) | Err(_) => {
+                return Err(ActError::NotYet(format!(
+                    "{asked} did not confirm a switch away from {from} within {timeout} ms"
+                )));
+            }
+        }
+    };
+    if let Some(to) = to {
+        if let Ok(to_addr) = target.addr(to) {
+            let _ = valkey
+                .config_set(to_addr, "replica-priority", DEFAULT_PRIORITY)
+                .await;
+        }
+    }
+    let events = confirmed_switch(valkey, target).await;
+    Ok(Done {
+        detail: format!(
+            "{asked} switched the primary from {from} to {new_ip} in {} ms",
+            started.elapsed().as_millis()
+        ),
+        events,
+        password: None,
+    })
+}
+
+/// Lowers `to`'s `replica-priority` (lower is preferred) and waits until
+/// the asked Sentinel has seen it.
+async fn prefer(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    sentinel: SocketAddr,
+    name: &str,
+    to: &str,
+) -> Result<(), ActError> {
+    let to_addr = target.addr(to)?;
+    let to_ip = to_addr.ip().to_string();
+    valkey
+        .config_set(to_addr, "replica-priority", "1")
+        .await
+        .map_err(valkey_err(format!("preferring {to}")))?;
+    let deadline = Instant::now() + PRIORITY_SEEN_WITHIN;
+    loop {
+        let seen = valkey
+            .sentinel_replicas(sentinel, name)
+            .await
+            .map_err(valkey_err(format!("reading the replicas Sentinel knows for {to}")))?
+            .iter()
+            .any(|r| r.ip == to_ip && r.replica_priority == Some(1));
+        if seen {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = valkey
+                .config_set(to_addr, "replica-priority", DEFAULT_PRIORITY)
+                .await;
+            return Err(ActError::NotYet(format!(
+                "Sentinel did not see {to}'s preference within {} s",
+                PRIORITY_SEEN_WITHIN.as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Fresh reports of every Sentinel, and the switch they make, seen on a
+/// copy of the projection that holds them.
+async fn confirmed_switch(valkey: &ValkeyClient, target: Target<'_>) -> Vec<Event> {
+    let name = sentinel_master_name(&target.meta.name);
+    let mut scratch = target.state.clone();
+    let mut events = Vec::new();
+    let pods: Vec<String> = scratch.sentinel.pods.keys().cloned().collect();
+    for pod in pods {
+        let Ok(addr) = sentinel_addr(&scratch, &pod) else {
+            continue;
+        };
+        let outcome = valkey.sentinel_probe(addr, &name).await;
+        if let Some(event) =
+            crate::observe::sentinel::observe_sentinel_probe(&scratch, &pod, Some(&outcome))
+        {
+            events.push(event);
+        }
+        if let Some(view) = scratch.sentinel.pods.get_mut(&pod) {
+            match &outcome {
+                Ok(probe) => {
+                    let report = sentinel_report(target.state, probe);
+                    view.reachability = Some(Reachability::Reachable);
+                    view.report = Some(report);
+                }
+                Err(err) => {
+                    view.reachability =
+                        Some(crate::observe::sentinel::failed_reachability(err));
+                    view.report = None;
+                }
+            }
+        }
+    }
+    events.extend(observe_sentinel_switch(&scratch));
+    events
+}

@@ -1,0 +1,200 @@
+//! Hand-overs: a requested switchover or failover, a roll, a scale-in
+//! that removes the primary. The operator never promotes here: it asks
+//! the Sentinels (`SENTINEL FAILOVER … COORDINATED`, so the primary
+//! pauses writes until the chosen replica has caught up) and waits until
+//! they confirm; the switch itself is journaled from what they report.
+//!
+//! A hand-over needs a quorum of Sentinels that agree on the primary:
+//! without it Sentinel could start the failover and not finish it, so
+//! the hand-over waits and the status says why.
+
+use logbook_journal::{Intent, ReasonCode, Role};
+
+use super::view::{quiet, quorum_reachable};
+use crate::decide::Decision;
+use crate::decide::replication::SWITCHOVER_AUTO;
+use crate::decide::view::{ClusterView, Roll, best, describe};
+
+/// `SentinelFailover` from the healthy primary, if the Sentinels can do it.
+pub fn ask_sentinel(
+    view: &ClusterView<'_>,
+    to: Option<&str>,
+    code: ReasonCode,
+    why: &str,
+) -> Vec<Decision> {
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    if !quiet(view) || !quorum_reachable(view) {
+        return Vec::new();
+    }
+    let candidates = view.rank_candidates(Some(primary.name), true);
+    if best(&candidates).is_none() {
+        return Vec::new();
+    }
+    vec![Decision::new(
+        Intent::SentinelFailover {
+            from: primary.name.to_owned(),
+            to: to.map(str::to_owned),
+        },
+        code,
+        format!(
+            "{why}; Sentinel chooses among: {}",
+            describe(&candidates)
+        ),
+    )]
+}
+
+/// A requested switchover (annotation) or failover, then the roll of an
+/// outdated primary.
+pub fn decide_handover(view: &ClusterView<'_>) -> Vec<Decision> {
+    if let Some(request) = view.state.switchover_request.as_deref() {
+        return switchover(view, request);
+    }
+    if let Some(request) = view.state.failover_request.as_ref() {
+        if view
+            .state
+            .last_failover
+            .as_ref()
+            .is_some_and(|f| f.seq > request.seq)
+        {
+            return vec![Decision::new(
+                Intent::ClearFailoverRequest,
+                ReasonCode::Requested,
+                "failover requested: served by Sentinel's switch",
+            )];
+        }
+        let mut out = ask_sentinel(
+            view,
+            None,
+            ReasonCode::Requested,
+            "failover requested: asking Sentinel",
+        );
+        if !out.is_empty() {
+            out.push(Decision::new(
+                Intent::ClearFailoverRequest,
+                ReasonCode::Requested,
+                "failover requested: served once Sentinel confirms the switch",
+            ));
+        }
+        return out;
+    }
+    roll_primary(view)
+}
+
+fn switchover(view: &ClusterView<'_>, request: &str) -> Vec<Decision> {
+    let clear = |detail: String| {
+        vec![Decision::new(
+            Intent::ClearSwitchoverRequest,
+            ReasonCode::Requested,
+            detail,
+        )]
+    };
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    if request == primary.name {
+        return clear(format!("{request} is the primary"));
+    }
+    let to = if request == SWITCHOVER_AUTO {
+        None
+    } else {
+        match view.pod(request) {
+            None => return clear(format!("{request} is not a data pod of this cluster")),
+            Some(p) if !p.in_sync_with(primary.name) => return Vec::new(),
+            Some(p) => Some(p.name),
+        }
+    };
+    let mut out = ask_sentinel(
+        view,
+        to,
+        ReasonCode::Requested,
+        &format!("switchover from {} requested ({request})", primary.name),
+    );
+    if !out.is_empty() {
+        // After the switch is confirmed (a failed ask abandons this).
+        out.push(Decision::new(
+            Intent::ClearSwitchoverRequest,
+            ReasonCode::Requested,
+            format!("switchover ({request}) served once Sentinel confirms the switch"),
+        ));
+    }
+    out
+}
+
+/// The primary runs an outdated revision and every replica is current:
+/// Sentinel hands it over, then it is a replica and rolls.
+fn roll_primary(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(Roll { outdated, .. }) = view.roll() else {
+        return Vec::new();
+    };
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    let only_primary = outdated.iter().all(|p| p.name == primary.name);
+    if outdated.is_empty() || !only_primary || !whole(view) {
+        return Vec::new();
+    }
+    ask_sentinel(
+        view,
+        None,
+        ReasonCode::PrimaryOutdated,
+        &format!(
+            "primary {} runs an outdated revision; Sentinel hands it over before it rolls",
+            primary.name
+        ),
+    )
+}
+
+/// Every pod of the StatefulSet is there, ready, and in sync.
+fn whole(view: &ClusterView<'_>) -> bool {
+    let Some(roll) = view.roll() else {
+        return false;
+    };
+    let Some(primary) = view.healthy_primary() else {
+        return false;
+    };
+    u32::try_from(roll.pods.len()).unwrap_or(u32::MAX) == roll.replicas
+        && roll.pods.iter().all(|p| p.view.ready && p.usable())
+        && roll
+            .pods
+            .iter()
+            .filter(|p| p.name != primary.name)
+            .all(|p| p.in_sync_with(primary.name))
+}
+
+/// Replicas of an outdated revision, highest ordinal first, one at a time
+/// while the rest are whole and the Sentinels quiet.
+pub fn decide_rolling_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(Roll {
+        revision, outdated, ..
+    }) = view.roll()
+    else {
+        return Vec::new();
+    };
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    if !whole(view) || !quiet(view) {
+        return Vec::new();
+    }
+    let Some(replica) = outdated
+        .iter()
+        .rev()
+        .find(|p| p.name != primary.name && p.view.role == Some(Role::Replica))
+    else {
+        return Vec::new();
+    };
+    vec![Decision::new(
+        Intent::RollPod {
+            pod: replica.name.to_owned(),
+            revision,
+        },
+        ReasonCode::RevisionOutdated,
+        format!(
+            "{} runs an outdated revision ({} outdated)",
+            replica.name,
+            outdated.len()
+        ),
+    )]
+}

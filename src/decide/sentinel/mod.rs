@@ -1,0 +1,74 @@
+//! Sentinel: Replication whose failovers Valkey Sentinel decides.
+//!
+//! The operator never promotes on its own here and never fights
+//! Sentinel: the one primary the journal believes is moved only by a
+//! switch the Sentinels made (`SentinelSwitchObserved`), and a planned
+//! hand-over is asked of them (`SentinelFailover`) and waited for. What
+//! the operator still does is keep everything else true around them.
+//!
+//! One file per concern, consulted in order; the first that wants
+//! something done wins the step:
+//!
+//! 1. [`scaling`], then the shared provisioning: the objects of a new
+//!    spec generation (the Sentinel StatefulSet with them); a scale-in
+//!    that removes the primary asks Sentinel to hand it over first.
+//! 2. the Replication bootstrap: no primary yet and no Sentinel
+//!    monitoring one: choose one, as for Replication.
+//! 3. [`monitoring`]: every Sentinel monitors the believed primary with
+//!    the spec's settings (a restarted or replaced Sentinel is
+//!    re-pointed).
+//! 4. the Replication roles (labels, boot config, replicas following the
+//!    primary), only while the Sentinels are [`quiet`](view::quiet).
+//! 5. [`reset`]: stale replicas and Sentinels in a Sentinel's tables.
+//! 6. [`handover`]: a requested switchover or failover, and the roll of
+//!    an outdated primary, through `SENTINEL FAILOVER`.
+//! 7. [`handover`] again for the replicas of an outdated revision.
+
+mod handover;
+pub mod health;
+mod monitoring;
+mod reset;
+mod scaling;
+pub mod view;
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;
+
+use logbook_journal::{Policy, Timestamp};
+
+use super::provisioning::decide_provisioning;
+use super::replication::{decide_bootstrap, decide_roles};
+use super::view::ClusterView;
+use super::{Decision, Step, first_wanted};
+
+/// What a Sentinel cluster needs next.
+pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
+    let steps: [&Step<'_>; 7] = [
+        &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
+        &|v| {
+            if view::anyone_monitors(v) {
+                Vec::new()
+            } else {
+                decide_bootstrap(v)
+            }
+        },
+        &monitoring::decide_monitoring,
+        &|v| {
+            if view::quiet(v) {
+                decide_roles(v)
+            } else {
+                Vec::new()
+            }
+        },
+        &reset::decide_reset,
+        &handover::decide_handover,
+        &handover::decide_rolling_replicas,
+    ];
+    first_wanted(view, &steps)
+}

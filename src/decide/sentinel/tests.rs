@@ -1,0 +1,293 @@
+//! Given events, when `decide` runs, then exactly these intents: the
+//! operator never promotes in topology Sentinel, keeps the Sentinels
+//! monitoring the primary, and asks them for hand-overs.
+
+use logbook_crds::{Topology, ValkeyClusterSpec};
+use logbook_journal::{
+    Event, Intent, LinkStatus, PodPhase, Reachability, ReasonCode, Role, SentinelKnown,
+    SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch,
+};
+
+use crate::decide::given::Given;
+
+const SETTINGS: SentinelSettings = SentinelSettings {
+    quorum: 2,
+    down_after_ms: 5000,
+    failover_timeout_ms: 60_000,
+    parallel_syncs: 1,
+};
+
+fn ip(i: u32) -> String {
+    format!("10.0.0.{i}")
+}
+
+fn sentinel(i: u32) -> String {
+    format!("demo-sentinel-{i}")
+}
+
+fn report(primary: Option<u32>, epoch: u64) -> SentinelReport {
+    SentinelReport {
+        myid: "x".into(),
+        monitoring: primary.map(|p| SentinelMonitorReport {
+            primary_ip: ip(p),
+            primary_port: 6379,
+            primary_pod: Some(format!("demo-{p}")),
+            config_epoch: epoch,
+            flags: Vec::new(),
+            failover_state: None,
+            settings: SETTINGS,
+            replicas: Vec::new(),
+            sentinels: (0..3)
+                .map(|s| SentinelKnown {
+                    ip: format!("10.0.1.{s}"),
+                    port: 26379,
+                    pod: Some(sentinel(s)),
+                    run_id: None,
+                    flags: Vec::new(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+impl Given {
+    /// Three data pods, `demo-0` the primary with the others in sync, and
+    /// three Sentinel pods that have not answered yet.
+    fn sentinel_cluster() -> Self {
+        let mut g = Given::new();
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+        spec.replicas = Some(3);
+        g.spec(&spec);
+        g.applied(1);
+        g.event(Event::StatefulSetObserved {
+            replicas: 3,
+            update_revision: Some("r1".into()),
+        });
+        for i in 0..3 {
+            g.pod(i, "r1");
+            g.reach(i, Reachability::Reachable);
+        }
+        g.role(0, Role::Primary, None);
+        for i in 1..3 {
+            g.role(i, Role::Replica, Some(0));
+            g.repl(i, LinkStatus::Up, 100, 1);
+        }
+        g.succeed(Intent::PublishBootConfig {
+            primary: Some("demo-0".into()),
+            ip: Some(ip(0)),
+        });
+        for i in 0..3 {
+            g.label(i, if i == 0 { Role::Primary } else { Role::Replica });
+        }
+        for s in 0..3 {
+            g.event(Event::SentinelPodObserved {
+                pod: sentinel(s),
+                uid: format!("s{s}"),
+                ip: Some(format!("10.0.1.{s}")),
+                phase: PodPhase::Running,
+                ready: true,
+            });
+        }
+        g
+    }
+
+    fn sentinel_reports(&mut self, s: u32, report: SentinelReport) -> &mut Self {
+        self.event(Event::SentinelObserved {
+            pod: sentinel(s),
+            reachability: Reachability::Reachable,
+            report: Some(report),
+        })
+    }
+
+    /// Every Sentinel monitors `demo-0` with the spec's settings.
+    fn monitored() -> Self {
+        let mut g = Given::sentinel_cluster();
+        for s in 0..3 {
+            g.sentinel_reports(s, report(Some(0), 0));
+        }
+        g
+    }
+}
+
+#[test]
+fn sentinels_that_monitor_nothing_are_pointed_at_the_primary() {
+    let mut g = Given::sentinel_cluster();
+    g.sentinel_reports(0, report(None, 0))
+        .sentinel_reports(1, report(Some(0), 0));
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SentinelMonitor {
+            sentinel: sentinel(0),
+            primary: "demo-0".into(),
+            ip: ip(0),
+            settings: SETTINGS,
+        }]
+    );
+}
+
+#[test]
+fn a_converged_sentinel_cluster_decides_nothing() {
+    let g = Given::monitored();
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn the_operator_never_promotes_when_the_primary_dies() {
+    let mut g = Given::monitored();
+    g.reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused)
+        .reach(0, Reachability::Refused);
+    for i in 1..3 {
+        g.repl(i, LinkStatus::Down, 100, 1);
+    }
+    let intents = g.intents();
+    assert!(
+        intents.iter().all(|i| !matches!(
+            i,
+            Intent::PromoteReplica { .. } | Intent::FenceNode { .. } | Intent::Switchover { .. }
+        )),
+        "{intents:?}"
+    );
+}
+
+#[test]
+fn roles_follow_sentinels_switch_once_they_are_quiet() {
+    let mut g = Given::monitored();
+    g.event(Event::SentinelSwitchObserved {
+        switch: SentinelSwitch {
+            from: Some("demo-0".into()),
+            to: "demo-2".into(),
+            to_ip: ip(2),
+            epoch: 1,
+            leader: None,
+            voters: Vec::new(),
+            candidates: Vec::new(),
+            reported_by: vec![sentinel(0)],
+            after_the_fact: true,
+        },
+    });
+    // demo-2 answers as primary; the Sentinels still disagree: nothing.
+    g.role(2, Role::Primary, None);
+    g.sentinel_reports(0, report(Some(2), 1));
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    g.sentinel_reports(1, report(Some(2), 1))
+        .sentinel_reports(2, report(Some(2), 1));
+    let intents = g.intents();
+    assert_eq!(
+        intents.first(),
+        Some(&Intent::SetRoleLabels {
+            primary: Some("demo-2".into())
+        })
+    );
+}
+
+#[test]
+fn a_switchover_request_is_asked_of_sentinel_then_cleared() {
+    let mut g = Given::monitored();
+    g.event(Event::SwitchoverRequestObserved {
+        target: Some("demo-1".into()),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![
+            Intent::SentinelFailover {
+                from: "demo-0".into(),
+                to: Some("demo-1".into()),
+            },
+            Intent::ClearSwitchoverRequest,
+        ]
+    );
+}
+
+#[test]
+fn a_hand_over_waits_for_a_sentinel_quorum() {
+    let mut g = Given::monitored();
+    for s in 1..3 {
+        g.event(Event::SentinelObserved {
+            pod: sentinel(s),
+            reachability: Reachability::TimedOut,
+            report: None,
+        });
+    }
+    g.event(Event::SwitchoverRequestObserved {
+        target: Some("auto".into()),
+    });
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn an_outdated_primary_is_handed_over_by_sentinel_after_the_replicas_rolled() {
+    let mut g = Given::monitored();
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    let decisions = g.decide();
+    assert_eq!(
+        decisions.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        vec![Intent::RollPod {
+            pod: "demo-2".into(),
+            revision: "r2".into()
+        }]
+    );
+    g.pod(2, "r2").pod(1, "r2");
+    g.reach(1, Reachability::Reachable)
+        .reach(2, Reachability::Reachable)
+        .role(1, Role::Replica, Some(0))
+        .role(2, Role::Replica, Some(0))
+        .repl(1, LinkStatus::Up, 200, 1)
+        .repl(2, LinkStatus::Up, 200, 1)
+        .label(1, Role::Replica)
+        .label(2, Role::Replica);
+    let decisions = g.decide();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(
+        decisions[0].intent,
+        Intent::SentinelFailover {
+            from: "demo-0".into(),
+            to: None
+        }
+    );
+    assert_eq!(decisions[0].reason.code, ReasonCode::PrimaryOutdated);
+}
+
+#[test]
+fn stale_entries_are_reset_one_sentinel_at_a_time() {
+    let mut g = Given::monitored();
+    let mut stale = report(Some(0), 0);
+    if let Some(m) = stale.monitoring.as_mut() {
+        m.replicas.push(SentinelKnown {
+            ip: "10.9.9.9".into(),
+            port: 6379,
+            pod: None,
+            run_id: None,
+            flags: vec!["s_down".into()],
+        });
+    }
+    g.sentinel_reports(1, stale.clone())
+        .sentinel_reports(2, stale);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        vec![Intent::SentinelReset {
+            sentinel: sentinel(1)
+        }]
+    );
+}
+
+#[test]
+fn settings_that_drift_from_the_spec_are_set_again() {
+    let mut g = Given::monitored();
+    let mut other = report(Some(0), 0);
+    if let Some(m) = other.monitoring.as_mut() {
+        m.settings.down_after_ms = 30_000;
+    }
+    g.sentinel_reports(2, other);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SentinelConfigure {
+            sentinel: sentinel(2),
+            settings: SETTINGS,
+        }]
+    );
+}

@@ -1,0 +1,371 @@
+//! Topology Sentinel end to end on localkube with real `valkey-server`
+//! data pods and real Sentinels (`valkey-server --sentinel`): Sentinel
+//! decides every failover, the operator never promotes, keeps the client
+//! Service on Sentinel's primary and journals every switch with what it
+//! knew of it.
+//!
+//! A Sentinel-aware client writes throughout with `WAIT 1 1000`: it asks
+//! the Sentinel Service for the primary (`SENTINEL
+//! get-master-addr-by-name`) and asks again after any error, as
+//! Sentinel-aware client libraries do. No acknowledged write may be lost.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use logbook_journal::{Envelope, Event, Intent};
+use operator_common::*;
+
+const NAME: &str = "demo";
+const SENTINELS: usize = 3;
+
+fn sentinel_yaml() -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {NAME}
+spec:
+  topology: Sentinel
+  replicas: 3
+  sentinel:
+    replicas: {SENTINELS}
+    downAfterMilliseconds: 2000
+    failoverTimeoutMilliseconds: 10000
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"#
+    )
+}
+
+/// The cluster Ready with every Sentinel monitoring its primary.
+async fn sentinel_ready(env: &Env, timeout: Duration) -> logbook_crds::ValkeyCluster {
+    let vkc = env.wait_ready(NAME, 3, timeout).await;
+    let sentinel = vkc.status.as_ref().unwrap().sentinel.clone().expect("status.sentinel");
+    assert_eq!(sentinel.agreeing as usize, SENTINELS, "{sentinel:?}");
+    assert!(sentinel.quorum_reachable, "{sentinel:?}");
+    vkc
+}
+
+/// `clusterIP:26379` of the Sentinel Service.
+async fn sentinel_service(env: &Env) -> String {
+    let svc = env.api::<Service>().get(&format!("{NAME}-sentinel")).await.unwrap();
+    let ip = svc.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
+    format!("{ip}:26379")
+}
+
+/// A Sentinel-aware writer: asks the Sentinels for the primary, writes
+/// with `WAIT 1`, asks again after any error.
+fn sentinel_writer(sentinels: &str, password: &str, prefix: &str) -> logbook_bench::WriteProbe {
+    let mut config = logbook_bench::WriteProbeConfig::new(
+        logbook_bench::Target::Sentinel {
+            sentinels: vec![sentinels.to_owned()],
+            master: NAME.to_owned(),
+        },
+        prefix,
+    );
+    config.password = Some(logbook::valkey::Password::new(password));
+    config.wait_replicas = true;
+    logbook_bench::WriteProbe::start(config)
+}
+
+/// The Sentinel pods' names.
+async fn sentinel_pods(env: &Env) -> Vec<String> {
+    let pods = env
+        .api::<Pod>()
+        .list(&kube::api::ListParams::default().labels(&format!(
+            "app.kubernetes.io/name=valkey-sentinel,valkey.logbook.dev/cluster={NAME}"
+        )))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = pods.items.iter().map(kube::ResourceExt::name_any).collect();
+    names.sort();
+    names
+}
+
+/// The switches journaled after `seq`.
+fn switches(events: &[Envelope], after: u64) -> Vec<logbook_journal::SentinelSwitch> {
+    events
+        .iter()
+        .filter(|e| e.seq > after)
+        .filter_map(|e| match &e.body {
+            Event::SentinelSwitchObserved { switch } => Some(switch.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The operator never promotes in topology Sentinel.
+fn assert_never_promoted(events: &[Envelope]) {
+    for e in events {
+        if let Event::Decided { intents } = &e.body {
+            for p in intents {
+                assert!(
+                    !matches!(
+                        p.intent,
+                        Intent::PromoteReplica { .. }
+                            | Intent::Switchover { .. }
+                            | Intent::FenceNode { .. }
+                    ),
+                    "the operator decided {:?} in topology Sentinel",
+                    p.intent
+                );
+            }
+        }
+    }
+}
+
+/// After a switch: one primary, the client Service's pod is Sentinel's
+/// primary, every other pod follows it.
+async fn assert_one_primary(env: &Env, password: &str, primary: &str) {
+    let labels = env.role_labels(NAME).await;
+    let labelled: Vec<&String> = labels
+        .iter()
+        .filter(|(_, r)| r.as_deref() == Some("primary"))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(labelled, vec![primary], "role labels {labels:?}");
+    let primary_ip = env.pod_addr(primary).await.rsplit_once(':').unwrap().0.to_owned();
+    for pod in env.pods(NAME).await {
+        let name = kube::ResourceExt::name_any(&pod);
+        let (kind, follows) = role(&env.pod_addr(&name).await, password).await;
+        if name == primary {
+            assert_eq!(kind, "master", "{name}");
+        } else {
+            assert_eq!(
+                (kind.as_str(), follows.as_deref()),
+                ("slave", Some(primary_ip.as_str())),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Kills (or deletes) the primary and waits for Sentinel's switch, with
+/// the writer running; checks every acknowledged write.
+async fn fail_primary(env: &Env, password: &str, sentinels: &str, delete: bool, round: usize) {
+    let vkc = sentinel_ready(env, Duration::from_secs(60)).await;
+    let old = primary(&vkc);
+    let before = journal_seq(&vkc) as u64;
+    let probe = sentinel_writer(sentinels, password, &format!("w{round}"));
+    env.eventually(Duration::from_secs(15), "the writer's first acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let fault = Instant::now();
+    if delete {
+        env.delete_pod(&old).await;
+    } else {
+        env.kill(&old).await;
+    }
+    let moved = env.wait_primary_moved(NAME, &old, Duration::from_secs(40)).await;
+    let new = primary(&moved);
+    eprintln!("round {round}: {old} -> {new} after {:?}", fault.elapsed());
+    let moved_at = std::time::Instant::now();
+    env.wait_acked_after(&probe, moved_at, "a write acknowledged after the switch")
+        .await;
+    let vkc = sentinel_ready(env, Duration::from_secs(60)).await;
+    let log = probe.stop().await;
+    assert_eq!(primary(&vkc), new);
+    let new_addr = env.pod_addr(&new).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, password).await;
+    eprintln!("round {round}: {acked} acknowledged writes kept, {failed} failed");
+    assert_one_primary(env, password, &new).await;
+    // The journal explains it: a switch from the old primary to the new,
+    // led by a Sentinel the others voted for, watched as it happened.
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let found = switches(&events, before);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let switch = &found[0];
+    assert_eq!(switch.from.as_deref(), Some(old.as_str()));
+    assert_eq!(switch.to, new);
+    assert!(!switch.after_the_fact, "{switch:?}");
+    assert!(switch.leader.is_some(), "no leader journaled: {switch:?}");
+    assert!(switch.voters.len() >= 2, "a majority of votes: {switch:?}");
+    assert_never_promoted(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_fails_over_a_killed_primary_and_a_deleted_pod_and_a_lost_sentinel_is_re_pointed()
+{
+    let env = Env::start("sentinel-faults").await;
+    env.apply_yaml(&sentinel_yaml()).await;
+    let started = Instant::now();
+    let vkc = sentinel_ready(&env, Duration::from_secs(90)).await;
+    eprintln!("Ready after {:?}", started.elapsed());
+    let status = vkc.status.as_ref().unwrap();
+    let sentinel = status.sentinel.as_ref().unwrap();
+    assert_eq!(sentinel.master_name, NAME);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "SentinelQuorum" && c.status == "True"),
+        "{:?}",
+        status.conditions
+    );
+    // What Sentinel-aware clients need is in the connection Secret.
+    let secret = env
+        .api::<Secret>()
+        .get(&format!("{NAME}-connection"))
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(String::from_utf8(data["sentinelMasterName"].0.clone()).unwrap(), NAME);
+    assert!(data.contains_key("sentinelHost") && data.contains_key("sentinels"));
+
+    let password = env.password(NAME).await;
+    let sentinels = sentinel_service(&env).await;
+    fail_primary(&env, &password, &sentinels, false, 1).await;
+    fail_primary(&env, &password, &sentinels, true, 2).await;
+
+    // A Sentinel lost with its state: it comes back, is pointed at the
+    // primary again, and the quorum holds meanwhile.
+    let lost = sentinel_pods(&env).await.pop().unwrap();
+    let before = journal_seq(&env.vkc(NAME).await) as u64;
+    env.delete_pod(&lost).await;
+    env.wait_status(NAME, Duration::from_secs(30), "a Sentinel missing", |v| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.sentinel.as_ref())
+            .is_some_and(|s| (s.agreeing as usize) < SENTINELS)
+    })
+    .await;
+    sentinel_ready(&env, Duration::from_secs(60)).await;
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let repointed = events.iter().filter(|e| e.seq > before).any(|e| match &e.body {
+        Event::Decided { intents } => intents.iter().any(|p| {
+            matches!(&p.intent, Intent::SentinelMonitor { sentinel, .. } if *sentinel == lost)
+        }),
+        _ => false,
+    });
+    assert!(repointed, "{lost} was not pointed at the primary again");
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_return() {
+    let mut env = Env::start("sentinel-operator-down").await;
+    env.apply_yaml(&sentinel_yaml()).await;
+    let vkc = sentinel_ready(&env, Duration::from_secs(90)).await;
+    let old = primary(&vkc);
+    let password = env.password(NAME).await;
+    let sentinels = sentinel_service(&env).await;
+    let probe = sentinel_writer(&sentinels, &password, "down");
+    env.eventually(Duration::from_secs(15), "the writer's first acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    env.stop_operator(Stop::Crash).await;
+    let fault = Instant::now();
+    env.kill(&old).await;
+    // Sentinel fails over by itself: the writer finds the new primary
+    // through the Sentinels alone.
+    let old_ip = env.pod_addr(&old).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let new_addr = loop {
+        let out = redis_cli(&sentinels, &password, &["SENTINEL", "get-master-addr-by-name", NAME]);
+        let mut lines = out.lines();
+        let addr = format!("{}:{}", lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        if addr != old_ip && !addr.starts_with(':') {
+            break addr;
+        }
+        assert!(Instant::now() < deadline, "Sentinel did not fail over: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let switched = std::time::Instant::now();
+    env.wait_acked_after(&probe, switched, "a write acknowledged on Sentinel's new primary")
+        .await;
+    env.start_operator();
+    let vkc = sentinel_ready(&env, Duration::from_secs(60)).await;
+    let new = primary(&vkc);
+    assert_eq!(env.pod_addr(&new).await, new_addr);
+    let log = probe.stop().await;
+    check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
+    assert_one_primary(&env, &password, &new).await;
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let found = switches(&events, 0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].after_the_fact, "{:?}", found[0]);
+    assert_eq!(found[0].from.as_deref(), Some(old.as_str()));
+    assert_eq!(found[0].to, new);
+    assert_never_promoted(&events);
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_and_a_config_roll_go_through_sentinel_without_losing_a_write() {
+    let env = Env::start("sentinel-planned").await;
+    env.apply_yaml(&sentinel_yaml()).await;
+    let vkc = sentinel_ready(&env, Duration::from_secs(90)).await;
+    let old = primary(&vkc);
+    let password = env.password(NAME).await;
+    let sentinels = sentinel_service(&env).await;
+    let probe = sentinel_writer(&sentinels, &password, "planned");
+    env.eventually(Duration::from_secs(15), "the writer's first acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    // A switchover to a chosen replica.
+    let target = format!("{NAME}-{}", (ordinal(&old) + 1) % 3);
+    let fault = Instant::now();
+    request_switchover(&env, NAME, &target).await;
+    let moved = env.wait_primary_moved(NAME, &old, Duration::from_secs(40)).await;
+    assert_eq!(primary(&moved), target);
+    sentinel_ready(&env, Duration::from_secs(60)).await;
+    // A config roll: every pod restarts, the primary last, handed over
+    // by Sentinel first.
+    let before_roll = primary(&env.vkc(NAME).await);
+    env.patch(
+        NAME,
+        serde_json::json!({"spec": {"config": {"maxmemory-policy": "allkeys-lru"}}}),
+    )
+    .await;
+    env.wait_status(NAME, Duration::from_secs(30), "the roll to start", |v| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p != logbook_crds::v1alpha1::ClusterPhase::Ready)
+    })
+    .await;
+    let vkc = sentinel_ready(&env, Duration::from_secs(120)).await;
+    let after_roll = primary(&vkc);
+    assert_ne!(after_roll, before_roll, "the primary was handed over before its roll");
+    let log = probe.stop().await;
+    let addr = env.pod_addr(&after_roll).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &addr, &password).await;
+    eprintln!("planned: {acked} acknowledged writes kept, {failed} failed");
+    assert_one_primary(&env, &password, &after_roll).await;
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let asked = events
+        .iter()
+        .filter(|e| {
+            matches!(&e.body, Event::Decided { intents }
+                if intents.iter().any(|p| matches!(p.intent, Intent::SentinelFailover { .. })))
+        })
+        .count();
+    assert!(asked >= 2, "a switchover and a roll ask Sentinel: {asked}");
+    assert!(switches(&events, 0).len() >= 2);
+    assert_never_promoted(&events);
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
