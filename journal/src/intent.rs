@@ -427,6 +427,7 @@ impl ReasonCode {
             Self::SentinelNotMonitoring => "SentinelNotMonitoring",
             Self::SentinelSettingsDrift => "SentinelSettingsDrift",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
+            Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
         }
     }
 
@@ -459,7 +460,8 @@ impl ReasonCode {
             | Self::SlotStuck { .. }
             | Self::SentinelNotMonitoring
             | Self::SentinelSettingsDrift
-            | Self::SentinelStaleEntries { .. } => &[],
+            | Self::SentinelStaleEntries { .. }
+            | Self::PrimaryRestartedFenced => &[],
         }
     }
 }
@@ -591,7 +593,12 @@ pub enum ReasonCode {
     SentinelStaleEntries {
         /// The stale addresses.
         stale: Vec<String>,
-    },
+    },    /// Sentinel: the believed primary's process restarted in place and
+    /// booted fenced (a replica of nobody, refusing writes and to feed
+    /// replicas). Sentinel learns of it only once it has reported itself a
+    /// replica for `down-after-milliseconds` plus two `INFO` periods
+    /// (20 s); it is asked to fail the primary over now instead.
+    PrimaryRestartedFenced,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

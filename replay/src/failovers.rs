@@ -189,6 +189,9 @@ pub struct Failovers {
     /// Topology Sentinel: the events the Sentinels published since the
     /// last switch.
     sentinel_steps: Vec<Mark>,
+    /// Topology Sentinel: the record of a hand-over asked of Sentinel
+    /// whose switch is not journaled yet (it is after the ask's outcome).
+    sentinel_asked: Option<usize>,
 }
 
 impl Failovers {
@@ -363,6 +366,7 @@ impl Failovers {
                 Intent::SentinelFailover { from, to } => {
                     let kind = match p.reason.code {
                         logbook_journal::ReasonCode::Requested => Kind::Requested,
+                        logbook_journal::ReasonCode::PrimaryRestartedFenced => Kind::Automatic,
                         _ => Kind::Planned,
                     };
                     (
@@ -406,6 +410,14 @@ impl Failovers {
         let Some(index) = self.open.remove(intent_id) else {
             return;
         };
+        let asked_sentinel = self
+            .state
+            .in_flight
+            .get(intent_id)
+            .is_some_and(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. }));
+        if asked_sentinel && outcome == Outcome::Completed {
+            self.sentinel_asked = Some(index);
+        }
         if let Some(r) = self.records.get_mut(index) {
             if r.confirmed.is_none() && outcome == Outcome::Completed {
                 r.confirmed = Some(mark(e, "promotion intent succeeded".to_owned()));
@@ -479,17 +491,18 @@ impl Failovers {
     /// A switch the Sentinels made: it completes the hand-over the
     /// operator asked of them, or is a failover of their own.
     fn on_switch(&mut self, e: &Envelope, switch: &logbook_journal::SentinelSwitch) {
-        let asked = self
-            .open
-            .iter()
-            .filter(|(_, i)| {
-                self.records.get(**i).is_some_and(|r| {
-                    r.old_primary == switch.from
-                        && (r.new_primary == SENTINEL_CHOICE || r.new_primary == switch.to)
+        let asked = self.sentinel_asked.take().or_else(|| {
+            self.open
+                .iter()
+                .filter(|(_, i)| {
+                    self.records.get(**i).is_some_and(|r| {
+                        r.old_primary == switch.from
+                            && (r.new_primary == SENTINEL_CHOICE || r.new_primary == switch.to)
+                    })
                 })
-            })
-            .map(|(_, i)| *i)
-            .max();
+                .map(|(_, i)| *i)
+                .max()
+        });
         let index = match asked {
             Some(i) => i,
             None => {

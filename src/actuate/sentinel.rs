@@ -13,7 +13,6 @@ use logbook_journal::{ClusterState, Event, Reachability, SentinelSettings};
 use tokio::time::Instant;
 
 use super::{ActError, Done, Target};
-use crate::observe::sentinel::{observe_sentinel_switch, sentinel_report};
 use crate::resources::{SENTINEL_PORT, VALKEY_PORT, sentinel_master_name};
 use crate::valkey::{ProbeError, ValkeyClient};
 
@@ -38,9 +37,9 @@ fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError
         .get(pod)
         .and_then(|p| p.ip.as_deref())
         .ok_or_else(|| ActError::Refused(format!("Sentinel pod {pod} has no known address")))?;
-    let ip = ip
-        .parse()
-        .map_err(|_| ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}")))?;
+    let ip = ip.parse().map_err(|_| {
+        ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}"))
+    })?;
     Ok(SocketAddr::new(ip, SENTINEL_PORT))
 }
 
@@ -48,7 +47,10 @@ fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError
 fn pairs(settings: &SentinelSettings) -> Vec<(&'static str, String)> {
     vec![
         ("quorum", settings.quorum.to_string()),
-        ("down-after-milliseconds", settings.down_after_ms.to_string()),
+        (
+            "down-after-milliseconds",
+            settings.down_after_ms.to_string(),
+        ),
         ("failover-timeout", settings.failover_timeout_ms.to_string()),
         ("parallel-syncs", settings.parallel_syncs.to_string()),
     ]
@@ -103,7 +105,9 @@ pub async fn monitor(
         valkey
             .sentinel_set_auth_pass(addr, &name)
             .await
-            .map_err(valkey_err(format!("giving {sentinel} the data nodes' password")))?;
+            .map_err(valkey_err(format!(
+                "giving {sentinel} the data nodes' password"
+            )))?;
     }
     Ok(Done {
         detail: format!(
@@ -195,15 +199,21 @@ pub async fn failover(
     if let Some(to) = to {
         prefer(valkey, target, addr, &name, to).await?;
     }
+    // Coordinated (the primary pauses writes until the chosen replica has
+    // caught up) when the primary answers as primary; a fenced or dead one
+    // takes no writes, and can only be failed over by force.
+    let coordinated = target.state.pods.get(from).is_some_and(|p| {
+        p.role == Some(logbook_journal::Role::Primary)
+            && p.reachability == Some(Reachability::Reachable)
+    });
     let started = Instant::now();
     valkey
-        .sentinel_failover(addr, &name, true)
+        .sentinel_failover(addr, &name, coordinated)
         .await
         .map_err(valkey_err(format!("asking {asked} to fail {from} over")))?;
-    let timeout = target
-        .spec
-        .effective_sentinel()
-        .map_or(60_000, |s| u64::try_from(s.failover_timeout_milliseconds).unwrap_or(60_000));
+    let timeout = target.spec.effective_sentinel().map_or(60_000, |s| {
+        u64::try_from(s.failover_timeout_milliseconds).unwrap_or(60_000)
+    });
     let deadline = started + Duration::from_millis(timeout);
     let new_ip = loop {
         match valkey.sentinel_master(addr, &name).await {
@@ -223,7 +233,13 @@ pub async fn failover(
                 .await;
         }
     }
-    let events = confirmed_switch(valkey, target).await;
+    // The Sentinels' fresh reports; the switch itself is journaled by the
+    // next probe round, after what they published on the way (the votes,
+    // the election) is.
+    let mut events = Vec::new();
+    for pod in target.state.sentinel.pods.keys() {
+        events.extend(reprobe(valkey, target, pod).await);
+    }
     Ok(Done {
         detail: format!(
             "{asked} switched the primary from {from} to {new_ip} in {} ms",
@@ -254,7 +270,9 @@ async fn prefer(
         let seen = valkey
             .sentinel_replicas(sentinel, name)
             .await
-            .map_err(valkey_err(format!("reading the replicas Sentinel knows for {to}")))?
+            .map_err(valkey_err(format!(
+                "reading the replicas Sentinel knows for {to}"
+            )))?
             .iter()
             .any(|r| r.ip == to_ip && r.replica_priority == Some(1));
         if seen {
@@ -271,40 +289,4 @@ async fn prefer(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// Fresh reports of every Sentinel, and the switch they make, seen on a
-/// copy of the projection that holds them.
-async fn confirmed_switch(valkey: &ValkeyClient, target: Target<'_>) -> Vec<Event> {
-    let name = sentinel_master_name(&target.meta.name);
-    let mut scratch = target.state.clone();
-    let mut events = Vec::new();
-    let pods: Vec<String> = scratch.sentinel.pods.keys().cloned().collect();
-    for pod in pods {
-        let Ok(addr) = sentinel_addr(&scratch, &pod) else {
-            continue;
-        };
-        let outcome = valkey.sentinel_probe(addr, &name).await;
-        if let Some(event) =
-            crate::observe::sentinel::observe_sentinel_probe(&scratch, &pod, Some(&outcome))
-        {
-            events.push(event);
-        }
-        if let Some(view) = scratch.sentinel.pods.get_mut(&pod) {
-            match &outcome {
-                Ok(probe) => {
-                    let report = sentinel_report(target.state, probe);
-                    view.reachability = Some(Reachability::Reachable);
-                    view.report = Some(report);
-                }
-                Err(err) => {
-                    view.reachability =
-                        Some(crate::observe::sentinel::failed_reachability(err));
-                    view.report = None;
-                }
-            }
-        }
-    }
-    events.extend(observe_sentinel_switch(&scratch));
-    events
 }

@@ -107,6 +107,10 @@ pub struct Tracker {
     /// Valkey Cluster: `MoveSlots` in flight a job of which was seen
     /// failing ambiguously, until their outcome.
     ambiguous: BTreeSet<Uuid>,
+    /// Sentinel: a hand-over asked of Sentinel succeeded and its switch
+    /// is not journaled yet (it is, by the next probe round): that switch
+    /// was counted at the ask's outcome.
+    sentinel_asked: bool,
 }
 
 /// Seconds from `from` to `to`, never negative (clocks of two writers).
@@ -204,6 +208,7 @@ impl Tracker {
             Intent::Switchover { .. } => Some(FailoverKind::Planned),
             Intent::SentinelFailover { .. } => Some(match p.reason.code {
                 ReasonCode::Requested => FailoverKind::Requested,
+                ReasonCode::PrimaryRestartedFenced => FailoverKind::Automatic,
                 _ => FailoverKind::Planned,
             }),
             Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
@@ -257,6 +262,13 @@ impl Tracker {
                 }
             }
             Event::IntentSucceeded { intent_id, .. } => {
+                if state
+                    .in_flight
+                    .get(intent_id)
+                    .is_some_and(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. }))
+                {
+                    self.sentinel_asked = true;
+                }
                 notes.push(outcome(state, intent_id, Outcome::Succeeded));
                 notes.extend(self.slot_move(state, intent_id, MoveOutcome::Succeeded));
                 if let Some(open) = self.open.remove(intent_id) {
@@ -302,10 +314,13 @@ impl Tracker {
                 .any(|f| promotes(&f.planned.intent) == Some(pod.as_str())),
             // A switch the operator asked Sentinel for is counted at the
             // ask's outcome; one Sentinel made by itself is observed.
-            Event::SentinelSwitchObserved { .. } => state
-                .in_flight
-                .values()
-                .any(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. })),
+            Event::SentinelSwitchObserved { .. } => {
+                std::mem::take(&mut self.sentinel_asked)
+                    || state
+                        .in_flight
+                        .values()
+                        .any(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. }))
+            }
             _ => false,
         };
         state.apply(e);

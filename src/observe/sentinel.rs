@@ -254,8 +254,9 @@ pub fn sentinels_primary(state: &ClusterState) -> Option<(String, String, u64, V
         .map(|((epoch, pod, ip), by)| (pod.to_owned(), ip.to_owned(), epoch, by))
 }
 
-/// `SentinelSwitchObserved` when the Sentinels name, at a newer epoch than
-/// the believed primary's, another primary than the journal believes.
+/// `SentinelSwitchObserved` when the Sentinels name another primary than
+/// the journal believes, at a newer epoch than the believed primary's (or
+/// none of them names the believed one any more).
 ///
 /// A switch is recorded once at least one Sentinel has switched its own
 /// configuration (`+switch-master`); the others follow through gossip.
@@ -269,7 +270,20 @@ pub fn observe_sentinel_switch(state: &ClusterState) -> Option<Event> {
     }
     let believed = state.replication.primary.as_deref()?;
     let (to, to_ip, epoch, reported_by) = sentinels_primary(state)?;
-    if to == believed || epoch <= part.primary_epoch {
+    if to == believed {
+        return None;
+    }
+    // A newer epoch than the believed primary's; or, when the Sentinels
+    // were replaced and count epochs afresh, none of them naming the
+    // believed primary any more.
+    let someone_names_believed = state.sentinel.pods.values().any(|v| {
+        v.reachability == Some(Reachability::Reachable)
+            && v.report
+                .as_ref()
+                .and_then(|r| r.monitoring.as_ref())
+                .is_some_and(|m| m.primary_pod.as_deref() == Some(believed))
+    });
+    if epoch <= part.primary_epoch && someone_names_believed {
         return None;
     }
     let leader = part.leaders.get(&epoch).cloned();

@@ -726,11 +726,13 @@ impl Env {
         }
     }
 
-    /// The cluster's pods, by ordinal.
+    /// The cluster's data pods (not its Sentinels), by ordinal.
     pub async fn pods(&self, name: &str) -> Vec<Pod> {
         let mut pods = self
             .api::<Pod>()
-            .list(&ListParams::default().labels(&format!("valkey.logbook.dev/cluster={name}")))
+            .list(&ListParams::default().labels(&format!(
+                "app.kubernetes.io/name=valkey,valkey.logbook.dev/cluster={name}"
+            )))
             .await
             .unwrap()
             .items;

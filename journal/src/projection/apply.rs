@@ -555,15 +555,16 @@ impl ClusterState {
                 view.reachability = Some(*reachability);
                 view.report.clone_from(report);
                 view.last_seen = at;
-                if self.sentinel.primary_epoch == 0 {
-                    // The epoch the Sentinels started monitoring under.
-                    if let Some(m) = report.as_ref().and_then(|r| r.monitoring.as_ref()) {
-                        if m.primary_pod.is_some()
-                            && m.primary_pod.as_deref() == self.replication.primary.as_deref()
-                        {
-                            self.sentinel.primary_epoch = m.config_epoch;
-                        }
-                    }
+                // The epoch of the believed primary, as a Sentinel that is
+                // not failing it over gives it. (A leader raises the epoch
+                // when it promotes, before it names the new primary: its
+                // report then is busy and says nothing of the primary's.)
+                if let Some(m) = report.as_ref().and_then(|r| r.monitoring.as_ref())
+                    && !m.busy()
+                    && m.primary_pod.is_some()
+                    && m.primary_pod.as_deref() == self.replication.primary.as_deref()
+                {
+                    self.sentinel.primary_epoch = m.config_epoch;
                 }
             }
             Event::SentinelEventObserved {
@@ -586,22 +587,13 @@ impl ClusterState {
                         ),
                     );
                 }
-                if switch.epoch < self.sentinel.primary_epoch {
-                    self.anomaly(
-                        seq,
-                        format!(
-                            "Sentinel switch at epoch {} after epoch {}",
-                            switch.epoch, self.sentinel.primary_epoch
-                        ),
-                    );
-                }
                 self.counters.failovers = self.counters.failovers.saturating_add(1);
                 self.sentinel.switches = self.sentinel.switches.saturating_add(1);
                 if switch.after_the_fact {
                     self.sentinel.switches_after_the_fact =
                         self.sentinel.switches_after_the_fact.saturating_add(1);
                 }
-                self.sentinel.primary_epoch = self.sentinel.primary_epoch.max(switch.epoch);
+                self.sentinel.primary_epoch = switch.epoch;
                 self.replication.primary = Some(switch.to.clone());
                 self.replication.primary_replid = None;
                 self.last_failover = Some(FailoverView {

@@ -10,7 +10,7 @@
 
 use logbook_journal::{Intent, ReasonCode, Role};
 
-use super::view::{quiet, quorum_reachable};
+use super::view::{answering_sentinels, quiet, quorum_reachable};
 use crate::decide::Decision;
 use crate::decide::replication::SWITCHOVER_AUTO;
 use crate::decide::view::{ClusterView, Roll, best, describe};
@@ -40,6 +40,43 @@ pub fn ask_sentinel(
         code,
         format!(
             "{why}; Sentinel chooses among: {}",
+            describe(&candidates)
+        ),
+    )]
+}
+
+/// The believed primary answers as a replica of nobody: its process
+/// restarted in place and booted fenced. Sentinel would see that only
+/// after `down-after-milliseconds` plus two `INFO` periods (20 s) and
+/// then fail it over anyway; it is asked to now. Nothing is lost by it:
+/// the fenced process takes no write and feeds no replica.
+pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
+        return Vec::new();
+    };
+    let fenced = primary.usable_as(Role::Replica) && primary.view.replicates.is_none();
+    if !fenced || !quorum_reachable(view) {
+        return Vec::new();
+    }
+    let failing_over = answering_sentinels(view)
+        .iter()
+        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
+    if failing_over {
+        return Vec::new();
+    }
+    let candidates = view.rank_candidates(Some(primary.name), false);
+    if best(&candidates).is_none() {
+        return Vec::new();
+    }
+    vec![Decision::new(
+        Intent::SentinelFailover {
+            from: primary.name.to_owned(),
+            to: None,
+        },
+        ReasonCode::PrimaryRestartedFenced,
+        format!(
+            "primary {} restarted and booted fenced; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
+            primary.name,
             describe(&candidates)
         ),
     )]

@@ -9,6 +9,9 @@
 //! One file per concern, consulted in order; the first that wants
 //! something done wins the step:
 //!
+//! 0. [`handover`]: the primary's process restarted in place and booted
+//!    fenced; Sentinel is asked to fail it over now rather than notice in
+//!    20 s.
 //! 1. [`scaling`], then the shared provisioning: the objects of a new
 //!    spec generation (the Sentinel StatefulSet with them); a scale-in
 //!    that removes the primary asks Sentinel to hand it over first.
@@ -49,7 +52,8 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 7] = [
+    let steps: [&Step<'_>; 8] = [
+        &handover::decide_fenced_primary,
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &|v| {
             if view::anyone_monitors(v) {

@@ -10,7 +10,7 @@
 
 use logbook_journal::{Intent, ReasonCode};
 
-use super::view::{answering_sentinels, quiet, wanted_settings};
+use super::view::{answering_sentinels, quiet, quorum_reachable, wanted_settings};
 use crate::decide::Decision;
 use crate::decide::view::ClusterView;
 
@@ -23,6 +23,10 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
         return Vec::new();
     };
     let settings = wanted_settings(view);
+    let settled = quorum_reachable(view)
+        && answering_sentinels(view)
+            .iter()
+            .all(|(_, m)| m.is_none_or(|m| m.failover_state.is_none()));
     let mut out = Vec::new();
     for (sentinel, monitoring) in answering_sentinels(view) {
         match monitoring {
@@ -50,6 +54,12 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
             }
             other => {
                 let now = match other {
+                    // A Sentinel naming an address that no pod has may be
+                    // one that missed a switch, or one in the middle of a
+                    // failover away from a deleted pod: it is re-pointed
+                    // only while no Sentinel fails over and a quorum of
+                    // the others names the believed primary.
+                    Some(m) if m.busy() || !settled => continue,
                     Some(m) => format!("monitors {}, which no pod has", m.primary_ip),
                     None => "monitors no primary".to_owned(),
                 };

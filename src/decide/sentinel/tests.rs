@@ -291,3 +291,9 @@ fn settings_that_drift_from_the_spec_are_set_again() {
         }]
     );
 }
+
+#[test]
+fn a_sentinel_spec_makes_the_projection_follow_sentinel() {
+    let g = Given::sentinel_cluster();
+    assert!(g.state.sentinel.enabled);
+}

@@ -61,6 +61,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::PrimaryOutdated
         | ReasonCode::SentinelNotMonitoring
         | ReasonCode::SentinelSettingsDrift
+        | ReasonCode::PrimaryRestartedFenced
         | ReasonCode::NodeNotJoined
         | ReasonCode::ShardNeedsReplica => String::new(),
     }
