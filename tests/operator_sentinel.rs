@@ -66,7 +66,12 @@ async fn audit_clean(env: &Env) {
     let report = env.cm_verify_journal(&stream).await;
     assert!(report.problem.is_none(), "{report:?}");
     if let Err(text) = env.cm_audit(&stream).await {
-        panic!("audit:\n{text}");
+        let events = env.journal_events(&stream).await;
+        let timeline: Vec<String> = events
+            .iter()
+            .map(|e| format!("#{} {}", e.seq, logbook_replay::describe::summary(&e.body)))
+            .collect();
+        panic!("audit:\n{text}\njournal:\n{}", timeline.join("\n"));
     }
 }
 

@@ -610,6 +610,36 @@ async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Resul
     if let Some(err) = failed {
         return Err(err);
     }
+    // The same cluster of topology Sentinel: the Sentinels decide, the
+    // client is Sentinel-aware.
+    writeln!(
+        out,
+        "starting localkube, the operator and a 3-pod Sentinel cluster (3 Sentinels, down-after {} ms) ...",
+        crate::operator::SENTINEL_DOWN_AFTER_MS
+    )?;
+    let bench = OperatorBench::start_topology(true)
+        .await
+        .map_err(bench_err)?;
+    for (which, runs) in [
+        (Scenario::Kill, args.runs),
+        (Scenario::DeletePod, args.runs),
+        (Scenario::Switchover, args.runs),
+    ] {
+        match scenario(&bench, which, runs, out).await {
+            Ok(mut row) => {
+                row.scenario = row.scenario.replacen("operator:", "topology Sentinel:", 1);
+                rows.push(row);
+            }
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    bench.stop().await;
+    if let Some(err) = failed {
+        return Err(err);
+    }
     if !args.no_references {
         let n = args.reference_runs;
         for (fault, down_after) in [

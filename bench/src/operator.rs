@@ -101,8 +101,17 @@ pub struct OperatorBench {
     operator: Option<logbook::local_cluster::OperatorTask>,
     client: kube::Client,
     password: Option<Password>,
+    /// Topology Sentinel: the Sentinels fail over, and the probe is a
+    /// Sentinel-aware client of the Sentinel Service.
+    sentinel: bool,
     _dir: tempfile::TempDir,
 }
+
+/// `downAfterMilliseconds` of the Sentinel-topology rows: the raw
+/// Sentinel reference's second setting, so the rows compare. (At 1000 ms
+/// a Sentinel can take a just-promoted primary, which it reconnects to
+/// once a second, for down and fail it straight back.)
+pub const SENTINEL_DOWN_AFTER_MS: u64 = 5000;
 
 impl OperatorBench {
     /// Starts localkube, the operator and a 3-pod Replication cluster with
@@ -111,12 +120,23 @@ impl OperatorBench {
     /// # Errors
     /// When anything fails to start or the cluster is not Ready in 120 s.
     pub async fn start() -> Result<Self, BenchError> {
+        Self::start_topology(false).await
+    }
+
+    /// As [`OperatorBench::start`], of topology Sentinel (three Sentinels,
+    /// quorum 2, `down-after` [`SENTINEL_DOWN_AFTER_MS`], `failover-timeout`
+    /// 10 s as the reference's) when `sentinel`.
+    ///
+    /// # Errors
+    /// As [`OperatorBench::start`].
+    pub async fn start_topology(sentinel: bool) -> Result<Self, BenchError> {
         let (server, operator, client, dir) = start_local().await?;
         let mut bench = OperatorBench {
             server,
             operator: Some(operator),
             client,
             password: None,
+            sentinel,
             _dir: dir,
         };
         bench.create().await?;
@@ -124,17 +144,27 @@ impl OperatorBench {
     }
 
     async fn create(&mut self) -> Result<(), BenchError> {
+        let mut spec = serde_json::json!({
+            "topology": "Replication",
+            "replicas": 3,
+            "storage": {"persistence": "None"},
+            // DEBUG SLEEP from the host (a local connection here).
+            "config": {"enable-debug-command": "local"}
+        });
+        if self.sentinel {
+            spec["topology"] = "Sentinel".into();
+            spec["sentinel"] = serde_json::json!({
+                "replicas": 3,
+                "quorum": 2,
+                "downAfterMilliseconds": SENTINEL_DOWN_AFTER_MS,
+                "failoverTimeoutMilliseconds": 10000
+            });
+        }
         let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
             "apiVersion": "valkey.logbook.dev/v1alpha1",
             "kind": "ValkeyCluster",
             "metadata": {"name": NAME, "namespace": NS},
-            "spec": {
-                "topology": "Replication",
-                "replicas": 3,
-                "storage": {"persistence": "None"},
-                // DEBUG SLEEP from the host (a local connection here).
-                "config": {"enable-debug-command": "local"}
-            }
+            "spec": spec
         }))
         .map_err(|e| harness("the ValkeyCluster")(e.to_string()))?;
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), NS);
@@ -209,15 +239,20 @@ impl OperatorBench {
     }
 
     async fn service_addr(&self) -> Result<String, BenchError> {
+        self.service_of(NAME, 6379).await
+    }
+
+    /// `clusterIP:port` of the Service `name`.
+    async fn service_of(&self, name: &str, port: u16) -> Result<String, BenchError> {
         let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(self.client.clone(), NS)
-            .get(NAME)
+            .get(name)
             .await
             .map_err(|e| harness("the client Service")(e.to_string()))?;
         let ip = svc
             .spec
             .and_then(|s| s.cluster_ip)
             .ok_or_else(|| harness("the client Service IP")("none".into()))?;
-        Ok(format!("{ip}:6379"))
+        Ok(format!("{ip}:{port}"))
     }
 
     /// One run of `scenario`.
@@ -227,8 +262,18 @@ impl OperatorBench {
     pub async fn run(&self, scenario: Scenario, run: usize) -> Result<RunResult, BenchError> {
         let (primary, primary_ip) = self.primary().await?;
         let before = self.failovers().await?;
-        let mut config =
-            WriteProbeConfig::fixed(self.service_addr().await?, format!("{scenario:?}-{run}"));
+        let prefix = format!("{scenario:?}-{run}");
+        let mut config = if self.sentinel {
+            WriteProbeConfig::new(
+                crate::resolve::Target::Sentinel {
+                    sentinels: vec![self.service_of(&format!("{NAME}-sentinel"), 26379).await?],
+                    master: NAME.to_owned(),
+                },
+                prefix,
+            )
+        } else {
+            WriteProbeConfig::fixed(self.service_addr().await?, prefix)
+        };
         config.password = self.password.clone();
         config.wait_replicas = true;
         let probe = WriteProbe::start(config);

@@ -178,6 +178,8 @@ impl ClusterMetrics {
             .is_some()
             .then(|| ReshardGauges::from_status(status.reshard.as_ref()));
         self.metrics.set_reshard(&self.cluster, reshard.as_ref());
+        self.metrics
+            .set_sentinels(&self.cluster, status.sentinel.as_ref());
     }
 }
 

@@ -61,6 +61,9 @@ pub(super) struct Families {
     pub(super) reshard_migrations_running: Family<ClusterLabels, Gauge>,
     pub(super) reshard_given_up: Family<ClusterLabels, Gauge>,
     pub(super) slot_moves: Family<MoveLabels, Counter>,
+    pub(super) sentinels_answering: Family<ClusterLabels, Gauge>,
+    pub(super) sentinels_agreeing: Family<ClusterLabels, Gauge>,
+    pub(super) sentinel_quorum_reachable: Family<ClusterLabels, Gauge>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -95,6 +98,9 @@ impl Families {
             shard_replicas: Family::default(),
             shard_replicas_in_sync: Family::default(),
             reshard_slots_remaining: Family::default(),
+            sentinels_answering: Family::default(),
+            sentinels_agreeing: Family::default(),
+            sentinel_quorum_reachable: Family::default(),
             reshard_migrations_running: Family::default(),
             reshard_given_up: Family::default(),
             slot_moves: Family::default(),
@@ -219,6 +225,21 @@ impl Families {
             "logbook_shard_replicas_in_sync",
             "Valkey Cluster: replicas of the shard answering probes with their replication link up",
             f.shard_replicas_in_sync.clone(),
+        );
+        r.register(
+            "logbook_sentinels_answering",
+            "Sentinel: Sentinels answering the operator's probe (status.sentinel.answering)",
+            f.sentinels_answering.clone(),
+        );
+        r.register(
+            "logbook_sentinels_agreeing",
+            "Sentinel: answering Sentinels that name the believed primary (status.sentinel.agreeing)",
+            f.sentinels_agreeing.clone(),
+        );
+        r.register(
+            "logbook_sentinel_quorum_reachable",
+            "Sentinel: 1 while enough Sentinels agree on the primary to fail it over (the quorum, and a majority to elect a leader); 0 blocks planned hand-overs and rolls (condition SentinelQuorum)",
+            f.sentinel_quorum_reachable.clone(),
         );
         r.register(
             "logbook_reshard_slots_remaining",

@@ -410,6 +410,30 @@ impl Metrics {
         }
     }
 
+    /// What the status says of the Sentinels (`None`: another topology,
+    /// which exports none of these series).
+    pub fn set_sentinels(
+        &self,
+        cluster: &ClusterLabels,
+        sentinel: Option<&logbook_crds::v1alpha1::SentinelStatus>,
+    ) {
+        let f = self.families();
+        let Some(s) = sentinel else {
+            remove_sentinels(f, cluster);
+            return;
+        };
+        self.remember(cluster, None);
+        f.sentinels_answering
+            .get_or_create(cluster)
+            .set(i64::from(s.answering));
+        f.sentinels_agreeing
+            .get_or_create(cluster)
+            .set(i64::from(s.agreeing));
+        f.sentinel_quorum_reachable
+            .get_or_create(cluster)
+            .set(i64::from(s.quorum_reachable));
+    }
+
     /// Removes `cluster`'s Valkey Cluster series (its topology changed).
     fn forget_cluster_shards(&self, cluster: &ClusterLabels) {
         let f = self.families();
@@ -480,6 +504,7 @@ impl Metrics {
             family.remove_series(cluster);
         }
         remove_reshard(f, cluster);
+        remove_sentinels(f, cluster);
         for family in [
             &f.primary_unhealthy as &dyn Remove<ClusterLabels>,
             &f.journal_appends,
@@ -572,6 +597,17 @@ fn remove_reshard(f: &Families, cluster: &ClusterLabels) {
             valkeycluster: cluster.valkeycluster.clone(),
             outcome: outcome.as_str(),
         });
+    }
+}
+
+/// Removes a cluster's Sentinel series.
+fn remove_sentinels(f: &Families, cluster: &ClusterLabels) {
+    for family in [
+        &f.sentinels_answering as &dyn Remove<ClusterLabels>,
+        &f.sentinels_agreeing,
+        &f.sentinel_quorum_reachable,
+    ] {
+        family.remove_series(cluster);
     }
 }
 

@@ -186,6 +186,28 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
     } else {
         writeln!(out, "Primary:       {}", or_dash(status.primary.clone()))?;
     }
+    if let Some(s) = &status.sentinel {
+        writeln!(
+            out,
+            "Sentinels:     {}/{} answer, {} name the primary, {} needed to fail it over ({}); master name {}, Service {}; {} switches, epoch {}",
+            s.answering,
+            s.replicas,
+            s.agreeing,
+            s.needed,
+            if s.quorum_reachable {
+                "quorum reachable"
+            } else {
+                "QUORUM NOT REACHABLE: hand-overs and rolls wait"
+            },
+            s.master_name,
+            s.service,
+            s.switches,
+            s.epoch
+        )?;
+        for d in &s.disagreements {
+            writeln!(out, "               {d}")?;
+        }
+    }
     writeln!(
         out,
         "Last failover: {}",
