@@ -207,10 +207,17 @@ pub async fn failover(
             && p.reachability == Some(Reachability::Reachable)
     });
     let started = Instant::now();
-    valkey
-        .sentinel_failover(addr, &name, coordinated)
-        .await
-        .map_err(valkey_err(format!("asking {asked} to fail {from} over")))?;
+    if let Err(err) = valkey.sentinel_failover(addr, &name, coordinated).await {
+        // A failover already running, or no replica the Sentinel deems
+        // good yet (it rediscovers replicas every 10 s): ask again later.
+        return Err(match crate::valkey::SentinelRefusal::of(&err) {
+            Some(
+                crate::valkey::SentinelRefusal::FailoverInProgress
+                | crate::valkey::SentinelRefusal::NoGoodReplica,
+            ) => ActError::NotYet(format!("{asked} cannot fail {from} over yet: {err}")),
+            _ => valkey_err(format!("asking {asked} to fail {from} over"))(err),
+        });
+    }
     let timeout = target.spec.effective_sentinel().map_or(60_000, |s| {
         u64::try_from(s.failover_timeout_milliseconds).unwrap_or(60_000)
     });

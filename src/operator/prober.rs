@@ -262,20 +262,33 @@ async fn round(
         .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));
     let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
     let cap = failure_cap(&guard);
-    let mut events: Vec<Event> = Vec::new();
+    let mut per_pod: Vec<(bool, Vec<Event>)> = Vec::new();
     for (name, outcome) in &results {
         // Only pods still known (one may have been deleted meanwhile).
         if guard.state.pods.contains_key(name) {
-            events.extend(observe_probe(
-                &guard.state,
-                name,
-                &observation(outcome),
-                &ip_to_pod,
-                cap,
-                want_offsets,
+            let primary_now = matches!(
+                outcome,
+                Some(Ok(p)) if crate::observe::journal_role(p.info.role) == logbook_journal::Role::Primary
+            );
+            per_pod.push((
+                primary_now,
+                observe_probe(
+                    &guard.state,
+                    name,
+                    &observation(outcome),
+                    &ip_to_pod,
+                    cap,
+                    want_offsets,
+                ),
             ));
         }
     }
+    // The pods answering as replicas first: a hand-over seen within one
+    // round (Sentinel's, between two probes) is journaled as the old
+    // primary stepping down before the new one stepping up, never as two
+    // primaries at once, which neither was.
+    per_pod.sort_by_key(|(primary_now, _)| *primary_now);
+    let events: Vec<Event> = per_pod.into_iter().flat_map(|(_, e)| e).collect();
     guard.record(events, None).await?;
     // Confirm a refusal of the primary at once: one more probe.
     if let Some(primary) = primary {

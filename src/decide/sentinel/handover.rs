@@ -10,7 +10,7 @@
 
 use logbook_journal::{Intent, ReasonCode, Role};
 
-use super::view::{answering_sentinels, quiet, quorum_reachable};
+use super::view::{answering_sentinels, discovered, quiet, quorum_reachable};
 use crate::decide::Decision;
 use crate::decide::replication::SWITCHOVER_AUTO;
 use crate::decide::view::{ClusterView, Roll, best, describe};
@@ -25,7 +25,7 @@ pub fn ask_sentinel(
     let Some(primary) = view.healthy_primary() else {
         return Vec::new();
     };
-    if !quiet(view) || !quorum_reachable(view) {
+    if !quiet(view) || !quorum_reachable(view) || !discovered(view) {
         return Vec::new();
     }
     let candidates = view.rank_candidates(Some(primary.name), true);

@@ -99,3 +99,22 @@ pub fn quiet(view: &ClusterView<'_>) -> bool {
         Some(m) => !m.busy() && m.primary_pod.as_deref() == Some(primary.name),
     })
 }
+
+/// Whether every answering Sentinel has found the live replicas (in the
+/// primary's `INFO`, every 10 s) and the other Sentinels (on the hello
+/// channel, every 2 s): until then a Sentinel asked to fail over answers
+/// `NOGOODSLAVE`, and one that lost the primary could not replace it.
+pub fn discovered(view: &ClusterView<'_>) -> bool {
+    let replicas = usize::try_from(view.desired_pods())
+        .unwrap_or(0)
+        .saturating_sub(1);
+    let others = usize::try_from(wanted_sentinels(view))
+        .unwrap_or(0)
+        .saturating_sub(1);
+    answering_sentinels(view).iter().all(|(_, m)| {
+        m.is_some_and(|m| {
+            m.replicas.iter().filter(|k| k.pod.is_some()).count() >= replicas
+                && m.sentinels.iter().filter(|k| k.pod.is_some()).count() >= others
+        })
+    })
+}
