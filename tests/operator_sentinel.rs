@@ -257,16 +257,27 @@ async fn fail_primary(env: &Env, password: &str, sentinels: &str, delete: bool, 
     });
     let majority = SENTINELS / 2 + 1;
     if asked {
-        assert_eq!(switch.voters, vec![switch.leader.clone().unwrap()], "{switch:?}");
+        assert_eq!(
+            switch.voters,
+            vec![switch.leader.clone().unwrap()],
+            "{switch:?}"
+        );
     } else {
-        assert!(switch.voters.len() >= majority, "a majority of votes: {switch:?}");
+        assert!(
+            switch.voters.len() >= majority,
+            "a majority of votes: {switch:?}"
+        );
     }
     eprintln!(
         "round {round}: journaled switch at epoch {} led by {:?}, voters {:?} ({})",
         switch.epoch,
         switch.leader,
         switch.voters,
-        if asked { "asked by the operator" } else { "decided by the Sentinels" }
+        if asked {
+            "asked by the operator"
+        } else {
+            "decided by the Sentinels"
+        }
     );
     assert_never_promoted(&events);
 }

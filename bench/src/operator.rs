@@ -144,22 +144,28 @@ impl OperatorBench {
     }
 
     async fn create(&mut self) -> Result<(), BenchError> {
-        let mut spec = serde_json::json!({
-            "topology": "Replication",
-            "replicas": 3,
-            "storage": {"persistence": "None"},
-            // DEBUG SLEEP from the host (a local connection here).
-            "config": {"enable-debug-command": "local"}
-        });
-        if self.sentinel {
-            spec["topology"] = "Sentinel".into();
-            spec["sentinel"] = serde_json::json!({
+        let spec = if self.sentinel {
+            serde_json::json!({
+                "topology": "Sentinel",
                 "replicas": 3,
-                "quorum": 2,
-                "downAfterMilliseconds": SENTINEL_DOWN_AFTER_MS,
-                "failoverTimeoutMilliseconds": 10000
-            });
-        }
+                "storage": {"persistence": "None"},
+                "config": {"enable-debug-command": "local"},
+                "sentinel": {
+                    "replicas": 3,
+                    "quorum": 2,
+                    "downAfterMilliseconds": SENTINEL_DOWN_AFTER_MS,
+                    "failoverTimeoutMilliseconds": 10000
+                }
+            })
+        } else {
+            serde_json::json!({
+                "topology": "Replication",
+                "replicas": 3,
+                "storage": {"persistence": "None"},
+                // DEBUG SLEEP from the host (a local connection here).
+                "config": {"enable-debug-command": "local"}
+            })
+        };
         let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
             "apiVersion": "valkey.logbook.dev/v1alpha1",
             "kind": "ValkeyCluster",

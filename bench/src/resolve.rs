@@ -68,9 +68,8 @@ impl Resolver {
                     };
                     let mut answer = ask_sentinel(sentinel, master, None, self.limit).await;
                     if answer.is_none() && self.password.is_some() {
-                        answer =
-                            ask_sentinel(sentinel, master, self.password.as_ref(), self.limit)
-                                .await;
+                        answer = ask_sentinel(sentinel, master, self.password.as_ref(), self.limit)
+                            .await;
                     }
                     if let Some(addr) = answer {
                         self.preferred = index;

@@ -583,7 +583,8 @@ pub enum ReasonCode {
     SlotStuck {
         /// The slot.
         slot: u16,
-    },    /// Sentinel: a Sentinel monitors no primary, or one at an address no
+    },
+    /// Sentinel: a Sentinel monitors no primary, or one at an address no
     /// pod has.
     SentinelNotMonitoring,
     /// Sentinel: a Sentinel applies other settings than the spec's.
@@ -593,7 +594,8 @@ pub enum ReasonCode {
     SentinelStaleEntries {
         /// The stale addresses.
         stale: Vec<String>,
-    },    /// Sentinel: the believed primary's process restarted in place and
+    },
+    /// Sentinel: the believed primary's process restarted in place and
     /// booted fenced (a replica of nobody, refusing writes and to feed
     /// replicas). Sentinel learns of it only once it has reported itself a
     /// replica for `down-after-milliseconds` plus two `INFO` periods

@@ -43,11 +43,11 @@ pub use intent::{
     Candidate, ClusterFailoverMode, Intent, PlannedIntent, Reason, ReasonCode, SlotRange,
 };
 pub use policy::Policy;
+pub use projection::ClusterState;
 pub use sentinel::{
     SentinelKnown, SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch,
     SwitchCandidate,
 };
-pub use projection::ClusterState;
 pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};
 pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};

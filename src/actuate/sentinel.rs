@@ -233,12 +233,12 @@ pub async fn failover(
             }
         }
     };
-    if let Some(to) = to {
-        if let Ok(to_addr) = target.addr(to) {
-            let _ = valkey
-                .config_set(to_addr, "replica-priority", DEFAULT_PRIORITY)
-                .await;
-        }
+    if let Some(to_addr) = to.and_then(|to| target.addr(to).ok()) {
+        // Back to the default preference; a failure leaves the new
+        // primary preferred next time, which is harmless.
+        let _ = valkey
+            .config_set(to_addr, "replica-priority", DEFAULT_PRIORITY)
+            .await;
     }
     // The Sentinels' fresh reports; the switch itself is journaled by the
     // next probe round, after what they published on the way (the votes,

@@ -37,10 +37,10 @@ use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestam
 
 pub use cluster::quorum::takeover_span_ms;
 pub use recovery::{already_done, promotion_found_done};
-pub use sentinel::health::{REASON_QUORUM_UNREACHABLE, SentinelHealth, sentinel_health};
 pub use replication::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,
 };
+pub use sentinel::health::{REASON_QUORUM_UNREACHABLE, SentinelHealth, sentinel_health};
 pub use view::{ClusterView, PodState, ordinal};
 
 /// One intent with the reason it is decided. The shell gives it an id

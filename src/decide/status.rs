@@ -8,8 +8,8 @@ use k8s_openapi::jiff;
 use logbook_crds::Topology;
 use logbook_crds::v1alpha1::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus,
-    ValkeyClusterStatus,
+    CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord,
+    JournalStatus, ValkeyClusterStatus,
 };
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Timestamp};
@@ -526,7 +526,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             ever_ready && !full,
             if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
                 REASON_QUORUM_LOST
-            } else if sentinels.as_ref().is_some_and(|h| !h.status.quorum_reachable) {
+            } else if sentinels
+                .as_ref()
+                .is_some_and(|h| !h.status.quorum_reachable)
+            {
                 super::REASON_QUORUM_UNREACHABLE
             } else if cluster
                 .as_ref()

@@ -72,10 +72,17 @@ fn a_switch_watched_names_its_leader_and_voters() {
         ("demo-0", "10.0.0.1", 0),
         ("demo-2", "10.0.0.3", 1),
     ]);
-    s.sentinel.fold_event("demo-sentinel-0", "+vote-for-leader", "id0 1");
-    s.sentinel.fold_event("demo-sentinel-2", "+vote-for-leader", "id0 1");
-    s.sentinel.fold_event("demo-sentinel-1", "+vote-for-leader", "id2 1");
-    s.sentinel.fold_event("demo-sentinel-0", "+elected-leader", "master demo 10.0.0.1 6379");
+    s.sentinel
+        .fold_event("demo-sentinel-0", "+vote-for-leader", "id0 1");
+    s.sentinel
+        .fold_event("demo-sentinel-2", "+vote-for-leader", "id0 1");
+    s.sentinel
+        .fold_event("demo-sentinel-1", "+vote-for-leader", "id2 1");
+    s.sentinel.fold_event(
+        "demo-sentinel-0",
+        "+elected-leader",
+        "master demo 10.0.0.1 6379",
+    );
     let Some(Event::SentinelSwitchObserved { switch }) = observe_sentinel_switch(&s) else {
         panic!("a switch");
     };
@@ -84,7 +91,10 @@ fn a_switch_watched_names_its_leader_and_voters() {
     assert_eq!(switch.epoch, 1);
     assert_eq!(switch.leader.as_deref(), Some("demo-sentinel-0"));
     assert_eq!(switch.voters, vec!["demo-sentinel-0", "demo-sentinel-2"]);
-    assert_eq!(switch.reported_by, vec!["demo-sentinel-0", "demo-sentinel-2"]);
+    assert_eq!(
+        switch.reported_by,
+        vec!["demo-sentinel-0", "demo-sentinel-2"]
+    );
     assert!(!switch.after_the_fact);
     assert_eq!(switch.candidates.len(), 2);
     assert!(switch.candidates.iter().all(|c| c.in_sync && c.reachable));
@@ -103,7 +113,11 @@ fn a_switch_nobody_watched_is_marked_after_the_fact() {
 
 #[test]
 fn an_older_epoch_or_an_unreachable_sentinel_switches_nothing() {
-    let mut s = state([("demo-1", "10.0.0.2", 2), ("demo-0", "10.0.0.1", 0), ("demo-0", "10.0.0.1", 0)]);
+    let mut s = state([
+        ("demo-1", "10.0.0.2", 2),
+        ("demo-0", "10.0.0.1", 0),
+        ("demo-0", "10.0.0.1", 0),
+    ]);
     s.sentinel.primary_epoch = 2;
     assert_eq!(observe_sentinel_switch(&s), None);
     s.sentinel.primary_epoch = 0;

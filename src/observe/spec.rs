@@ -1,7 +1,9 @@
 //! The ValkeyCluster object: its spec (accepted or rejected, once per
 //! generation) and the switchover and failover request annotations.
 
-use logbook_crds::{Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology};
+use logbook_crds::{
+    Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology,
+};
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};

@@ -19,9 +19,9 @@ mod health;
 mod http;
 mod journal;
 mod prober;
-mod sentinel_prober;
 mod reconcile;
 mod runtime;
+mod sentinel_prober;
 mod span;
 
 use std::collections::{BTreeMap, HashMap};

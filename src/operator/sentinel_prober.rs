@@ -141,11 +141,10 @@ pub async fn round(
             .pods
             .iter()
             .map(|(name, v)| {
-                let addr = v
-                    .ip
-                    .as_deref()
-                    .and_then(|ip| ip.parse().ok())
-                    .map(|ip| SocketAddr::new(ip, SENTINEL_PORT));
+                let addr =
+                    v.ip.as_deref()
+                        .and_then(|ip| ip.parse().ok())
+                        .map(|ip| SocketAddr::new(ip, SENTINEL_PORT));
                 (name.clone(), addr)
             })
             .collect();

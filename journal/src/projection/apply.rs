@@ -539,7 +539,10 @@ impl ClusterState {
             Event::SentinelPodDeleted { pod } => {
                 self.observed();
                 if self.sentinel.pods.remove(pod).is_none() {
-                    self.anomaly(seq, format!("Sentinel pod {pod} deleted but never observed"));
+                    self.anomaly(
+                        seq,
+                        format!("Sentinel pod {pod} deleted but never observed"),
+                    );
                 }
             }
             Event::SentinelObserved {

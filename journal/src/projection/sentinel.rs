@@ -140,7 +140,9 @@ impl SentinelPart {
                 let epoch = self.epochs.get(pod).copied()?;
                 self.leaders.insert(epoch, pod.to_owned());
                 self.prune();
-                Some(format!("{pod} elected to lead the failover of epoch {epoch}"))
+                Some(format!(
+                    "{pod} elected to lead the failover of epoch {epoch}"
+                ))
             }
             "+odown" => Some(format!("{pod}: primary objectively down ({payload})")),
             "+sdown" if payload.starts_with("master") => {
@@ -193,9 +195,15 @@ mod tests {
         assert_eq!(line, "s-0 voted for s-0 to lead epoch 3");
         part.fold_event("s-1", "+vote-for-leader", "aaa 3");
         part.fold_event("s-2", "+vote-for-leader", "bbb 3");
-        assert!(part.fold_event("s-0", "+elected-leader", "master m 1.2.3.4 6379").is_some());
+        assert!(
+            part.fold_event("s-0", "+elected-leader", "master m 1.2.3.4 6379")
+                .is_some()
+        );
         assert_eq!(part.leaders.get(&3).map(String::as_str), Some("s-0"));
-        assert_eq!(part.voters(3, "aaa"), vec!["s-0".to_owned(), "s-1".to_owned()]);
+        assert_eq!(
+            part.voters(3, "aaa"),
+            vec!["s-0".to_owned(), "s-1".to_owned()]
+        );
         assert!(part.watched(3));
         assert!(!part.watched(4));
     }
@@ -204,7 +212,10 @@ mod tests {
     fn junk_events_change_nothing_and_epochs_are_bounded() {
         let mut part = SentinelPart::default();
         assert!(part.fold_event("s-0", "+vote-for-leader", "").is_none());
-        assert!(part.fold_event("s-0", "+vote-for-leader", "x notanumber").is_none());
+        assert!(
+            part.fold_event("s-0", "+vote-for-leader", "x notanumber")
+                .is_none()
+        );
         assert!(part.fold_event("s-0", "+elected-leader", "").is_none());
         assert!(part.votes.is_empty() && part.leaders.is_empty());
         for epoch in 0..20 {

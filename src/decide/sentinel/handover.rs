@@ -38,10 +38,7 @@ pub fn ask_sentinel(
             to: to.map(str::to_owned),
         },
         code,
-        format!(
-            "{why}; Sentinel chooses among: {}",
-            describe(&candidates)
-        ),
+        format!("{why}; Sentinel chooses among: {}", describe(&candidates)),
     )]
 }
 

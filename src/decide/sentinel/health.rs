@@ -4,7 +4,9 @@
 
 use logbook_crds::v1alpha1::SentinelStatus;
 
-use super::view::{agreeing, answering_sentinels, needed, quorum_reachable, wanted_sentinels, wanted_settings};
+use super::view::{
+    agreeing, answering_sentinels, needed, quorum_reachable, wanted_sentinels, wanted_settings,
+};
 use crate::decide::view::ClusterView;
 
 /// The Sentinel part of the status.

@@ -39,9 +39,12 @@ pub fn decide_reset(view: &ClusterView<'_>) -> Vec<Decision> {
             continue;
         }
         // Everyone else must know every other live Sentinel first.
-        let settled = sentinels.iter().filter(|(s, _)| s != sentinel).all(|(_, o)| {
-            o.is_some_and(|o| o.sentinels.iter().filter(|k| k.pod.is_some()).count() >= others)
-        });
+        let settled = sentinels
+            .iter()
+            .filter(|(s, _)| s != sentinel)
+            .all(|(_, o)| {
+                o.is_some_and(|o| o.sentinels.iter().filter(|k| k.pod.is_some()).count() >= others)
+            });
         if !settled {
             return Vec::new();
         }
@@ -52,10 +55,7 @@ pub fn decide_reset(view: &ClusterView<'_>) -> Vec<Decision> {
             ReasonCode::SentinelStaleEntries {
                 stale: gone.clone(),
             },
-            format!(
-                "{sentinel} still lists {} that no pod has",
-                gone.join(", ")
-            ),
+            format!("{sentinel} still lists {} that no pod has", gone.join(", ")),
         )];
     }
     Vec::new()

@@ -36,7 +36,16 @@ fn report(primary: Option<u32>, epoch: u64) -> SentinelReport {
             flags: Vec::new(),
             failover_state: None,
             settings: SETTINGS,
-            replicas: Vec::new(),
+            replicas: (0..3)
+                .filter(|r| *r != p)
+                .map(|r| SentinelKnown {
+                    ip: ip(r),
+                    port: 6379,
+                    pod: Some(format!("demo-{r}")),
+                    run_id: None,
+                    flags: Vec::new(),
+                })
+                .collect(),
             sentinels: (0..3)
                 .map(|s| SentinelKnown {
                     ip: format!("10.0.1.{s}"),
@@ -224,7 +233,10 @@ fn an_outdated_primary_is_handed_over_by_sentinel_after_the_replicas_rolled() {
     });
     let decisions = g.decide();
     assert_eq!(
-        decisions.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
         vec![Intent::RollPod {
             pod: "demo-2".into(),
             revision: "r2".into()
@@ -268,7 +280,10 @@ fn stale_entries_are_reset_one_sentinel_at_a_time() {
         .sentinel_reports(2, stale);
     let decisions = g.decide();
     assert_eq!(
-        decisions.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
         vec![Intent::SentinelReset {
             sentinel: sentinel(1)
         }]
@@ -296,4 +311,18 @@ fn settings_that_drift_from_the_spec_are_set_again() {
 fn a_sentinel_spec_makes_the_projection_follow_sentinel() {
     let g = Given::sentinel_cluster();
     assert!(g.state.sentinel.enabled);
+}
+
+#[test]
+fn a_hand_over_waits_until_every_sentinel_found_the_replicas() {
+    let mut g = Given::monitored();
+    let mut blind = report(Some(0), 0);
+    if let Some(m) = blind.monitoring.as_mut() {
+        m.replicas.clear();
+    }
+    g.sentinel_reports(1, blind);
+    g.event(Event::SwitchoverRequestObserved {
+        target: Some("auto".into()),
+    });
+    assert_eq!(g.intents(), Vec::<Intent>::new());
 }

@@ -76,9 +76,7 @@ pub fn agreeing(view: &ClusterView<'_>) -> Vec<String> {
 /// of all Sentinels to elect a leader, whichever is more.
 pub fn needed(view: &ClusterView<'_>) -> u32 {
     let all = wanted_sentinels(view);
-    wanted_settings(view)
-        .quorum
-        .max(all / 2 + 1)
+    wanted_settings(view).quorum.max(all / 2 + 1)
 }
 
 /// Whether enough Sentinels agree on the believed primary to fail it over
