@@ -145,16 +145,44 @@ fn changes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_healthy_cluster_writes_nothing_for_a_minute() {
+    idle(&replication_yaml("demo", 3), 5, 60).await;
+}
+
+/// Topology Sentinel: the Sentinels' reports, their published events and
+/// their pods change nothing while nothing happens (30 s: three of their
+/// replicas' `INFO` periods, fifteen hello periods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_sentinel_cluster_writes_nothing() {
+    let yaml = r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Sentinel
+  replicas: 3
+  storage:
+    size: 1Gi
+"#;
+    // Settled once the Sentinel StatefulSet's minReadySeconds (10) have
+    // passed: its controller then records them available.
+    idle(yaml, 12, 30).await;
+}
+
+/// Applies `yaml` (a 3-pod cluster `demo`), waits until nothing is
+/// written for `settle` seconds, then checks that nothing but node
+/// heartbeats is written for `seconds`.
+async fn idle(yaml: &str, settle: u64, seconds: u64) {
     let mut env = Env::start("idle").await;
-    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    env.apply_yaml(yaml).await;
     env.wait_ready("demo", 3, Duration::from_secs(40)).await;
     let stream = env.stream("demo").await;
     // Settle: Ready, and nothing but the node heartbeat written for a few
     // seconds.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let (_, mut settled) = objects(&env).await;
     let mut quiet_since = Instant::now();
-    while quiet_since.elapsed() < Duration::from_secs(5) {
+    while quiet_since.elapsed() < Duration::from_secs(settle) {
         assert!(
             Instant::now() < deadline,
             "never settled\n{}",
@@ -171,11 +199,11 @@ async fn an_idle_healthy_cluster_writes_nothing_for_a_minute() {
     let seq = journal_seq(&vkc);
     let (rv, before) = objects(&env).await;
     let lines = env.logs.tail(usize::MAX).len();
-    eprintln!("settled at resourceVersion {rv}, journal seq {seq}; idling for 60 s");
+    eprintln!("settled at resourceVersion {rv}, journal seq {seq}; idling for {seconds} s");
 
     let start = Instant::now();
     let mut global = rv;
-    while start.elapsed() < Duration::from_secs(60) {
+    while start.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (now_rv, now) = objects(&env).await;
         let changed = changes(&before, &now);
@@ -216,7 +244,7 @@ async fn an_idle_healthy_cluster_writes_nothing_for_a_minute() {
         "journal appends while idle"
     );
     eprintln!(
-        "idle minute: no write but the node heartbeat (global resourceVersion {rv} -> {global}), journal head {head} unchanged; {} operator log lines meanwhile",
+        "idle {seconds} s: no write but the node heartbeat (global resourceVersion {rv} -> {global}), journal head {head} unchanged; {} operator log lines meanwhile",
         new_lines.len()
     );
     env.finish().await;
