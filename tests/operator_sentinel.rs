@@ -200,9 +200,23 @@ async fn assert_one_primary(env: &Env, password: &str, primary: &str) {
     }
 }
 
-/// Kills (or deletes) the primary and waits for Sentinel's switch, with
-/// the writer running; checks every acknowledged write.
-async fn fail_primary(env: &Env, password: &str, sentinels: &str, delete: bool, round: usize) {
+/// How the primary is failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Its process SIGKILLed: the kubelet restarts it in place, fenced.
+    Kill,
+    /// Its pod deleted: the StatefulSet recreates it, fenced.
+    Delete,
+    /// Its process frozen (SIGSTOP) until the Sentinels have failed it
+    /// over by their own election (nothing the operator can ask: it does
+    /// not answer), then SIGKILLed, so it comes back fenced, never as a
+    /// second primary.
+    FreezeThenKill,
+}
+
+/// Fails the primary and waits for Sentinel's switch, with the writer
+/// running; checks every acknowledged write.
+async fn fail_primary(env: &Env, password: &str, sentinels: &str, fault_kind: Fault, round: usize) {
     let vkc = sentinel_ready(env, Duration::from_secs(60)).await;
     let old = primary(&vkc);
     let before = journal_seq(&vkc) as u64;
@@ -217,14 +231,17 @@ async fn fail_primary(env: &Env, password: &str, sentinels: &str, delete: bool, 
     )
     .await;
     let fault = Instant::now();
-    if delete {
-        env.delete_pod(&old).await;
-    } else {
-        env.kill(&old).await;
+    match fault_kind {
+        Fault::Kill => env.kill(&old).await,
+        Fault::Delete => env.delete_pod(&old).await,
+        Fault::FreezeThenKill => env.faults().freeze(NS, &old).await.unwrap(),
     }
     let moved = env
         .wait_primary_moved(NAME, &old, Duration::from_secs(40))
         .await;
+    if fault_kind == Fault::FreezeThenKill {
+        env.kill(&old).await;
+    }
     let new = primary(&moved);
     eprintln!("round {round}: {old} -> {new} after {:?}", fault.elapsed());
     let moved_at = std::time::Instant::now();
@@ -256,6 +273,9 @@ async fn fail_primary(env: &Env, password: &str, sentinels: &str, delete: bool, 
             if intents.iter().any(|p| matches!(p.intent, Intent::SentinelFailover { .. })))
     });
     let majority = SENTINELS / 2 + 1;
+    if fault_kind == Fault::FreezeThenKill {
+        assert!(!asked, "a frozen primary is the Sentinels' to judge");
+    }
     if asked {
         assert_eq!(
             switch.voters,
@@ -316,9 +336,27 @@ async fn sentinel_fails_over_a_killed_primary_and_a_deleted_pod_and_a_lost_senti
 
     let password = env.password(NAME).await;
     let sentinels = sentinel_service(&env).await;
-    fail_primary(&env, &password, &sentinels, false, 1).await;
-    fail_primary(&env, &password, &sentinels, true, 2).await;
+    fail_primary(&env, &password, &sentinels, Fault::Kill, 1).await;
+    fail_primary(&env, &password, &sentinels, Fault::Delete, 2).await;
+    fail_primary(&env, &password, &sentinels, Fault::FreezeThenKill, 3).await;
 
+    // A Sentinel's process killed: the kubelet restarts it in place and it
+    // comes back with the state it kept (its epoch, peers and primary).
+    let killed = sentinel_pods(&env).await.remove(1);
+    env.kill(&killed).await;
+    env.eventually(Duration::from_secs(30), "the Sentinel restarted", || {
+        let api = env.api::<Pod>();
+        let killed = killed.clone();
+        async move {
+            api.get(&killed).await.ok().is_some_and(|p| {
+                p.status
+                    .and_then(|s| s.container_statuses)
+                    .is_some_and(|c| c.iter().any(|c| c.restart_count > 0))
+            })
+        }
+    })
+    .await;
+    sentinel_ready(&env, Duration::from_secs(60)).await;
     // A Sentinel pod lost: its replacement comes back with the same id
     // and the primary the boot config names, and the quorum holds.
     let lost = sentinel_pods(&env).await.pop().unwrap();

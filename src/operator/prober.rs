@@ -263,6 +263,7 @@ async fn round(
     let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
     let cap = failure_cap(&guard);
     let mut per_pod: Vec<(bool, Vec<Event>)> = Vec::new();
+    let awaiting_switch = awaiting_sentinel_switch(&guard.state);
     for (name, outcome) in &results {
         // Only pods still known (one may have been deleted meanwhile).
         if guard.state.pods.contains_key(name) {
@@ -270,6 +271,12 @@ async fn round(
                 outcome,
                 Some(Ok(p)) if crate::observe::journal_role(p.info.role) == logbook_journal::Role::Primary
             );
+            if primary_now && awaiting_switch.is_some_and(|believed| believed != name.as_str()) {
+                // Sentinel promoted it while the believed primary does not
+                // answer: journaled with the Sentinels' switch, which
+                // says who decided it, and not before as a second primary.
+                continue;
+            }
             per_pod.push((
                 primary_now,
                 observe_probe(
@@ -323,6 +330,22 @@ async fn round(
     guard.flush_due().await?;
     guard.publish_status(None).await?;
     Ok(())
+}
+
+/// Topology Sentinel: the believed primary, when it was last seen as
+/// primary and does not answer now. A pod answering as primary meanwhile
+/// was promoted by the Sentinels (or is a real second primary, journaled
+/// as one once the believed primary answers again); its observation waits
+/// for their switch.
+fn awaiting_sentinel_switch(state: &logbook_journal::ClusterState) -> Option<&str> {
+    if !state.sentinel.enabled {
+        return None;
+    }
+    let believed = state.replication.primary.as_deref()?;
+    let view = state.pods.get(believed)?;
+    (view.role == Some(logbook_journal::Role::Primary)
+        && view.reachability != Some(Reachability::Reachable))
+    .then_some(believed)
 }
 
 /// Consecutive failures worth recording: enough for every decision that

@@ -597,6 +597,11 @@ impl ClusterState {
                         self.sentinel.switches_after_the_fact.saturating_add(1);
                 }
                 self.sentinel.primary_epoch = switch.epoch;
+                if let Some(old) = switch.from.as_ref().and_then(|f| self.pods.get_mut(f)) {
+                    // Its role is unknown until observed again: it may
+                    // still believe it is primary (as after a promotion).
+                    old.role = None;
+                }
                 self.replication.primary = Some(switch.to.clone());
                 self.replication.primary_replid = None;
                 self.last_failover = Some(FailoverView {
