@@ -20,6 +20,7 @@ mod operator_common;
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use logbook::journal_store::JournalBackend;
 use logbook_journal::{Envelope, Event, Intent};
@@ -57,6 +58,34 @@ async fn start(name: &str) -> Env {
     env.journal = JournalBackend::ConfigMap;
     env.start_operator();
     env
+}
+
+/// `logbook replay failovers` of the cluster's live ConfigMap journal, as
+/// a person would run it.
+async fn replay_failovers(env: &Env) -> String {
+    let kubeconfig = env.write_kubeconfig();
+    let args: Vec<String> = [
+        "logbook",
+        "replay",
+        "failovers",
+        "--namespace",
+        NS,
+        "--cluster",
+        NAME,
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let cli = logbook::cli::Cli::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        logbook::cli::run(cli, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 /// The journal verifies and `logbook replay audit` finds nothing: the
@@ -339,6 +368,16 @@ async fn sentinel_fails_over_a_killed_primary_and_a_deleted_pod_and_a_lost_senti
     fail_primary(&env, &password, &sentinels, Fault::Kill, 1).await;
     fail_primary(&env, &password, &sentinels, Fault::Delete, 2).await;
     fail_primary(&env, &password, &sentinels, Fault::FreezeThenKill, 3).await;
+    // `replay failovers` explains each switch from the journal alone: who
+    // led it, who voted, the candidates as last seen.
+    let replayed = replay_failovers(&env).await;
+    eprintln!("{replayed}");
+    assert!(
+        replayed.contains("sentinel:           epoch 3, leader"),
+        "{replayed}"
+    );
+    assert!(replayed.contains("votes from"), "{replayed}");
+    assert!(replayed.contains("failover 3: Sentinel"), "{replayed}");
 
     // A Sentinel's process killed: the kubelet restarts it in place and it
     // comes back with the state it kept (its epoch, peers and primary).
@@ -485,6 +524,11 @@ async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_
     let found = switches(&events, 0);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].after_the_fact, "{:?}", found[0]);
+    let replayed = replay_failovers(&env).await;
+    assert!(
+        replayed.contains("found after the fact: the operator was not watching"),
+        "{replayed}"
+    );
     assert_eq!(found[0].from.as_deref(), Some(old.as_str()));
     assert_eq!(found[0].to, new);
     assert_never_promoted(&events);

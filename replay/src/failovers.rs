@@ -311,9 +311,11 @@ impl Failovers {
             None => (None, Vec::new()),
         };
         let failure_observed = match kind {
-            Kind::Automatic | Kind::Observed => health.as_ref().and_then(|h| h.failing.clone()),
+            Kind::Automatic | Kind::Observed | Kind::Sentinel => {
+                health.as_ref().and_then(|h| h.failing.clone())
+            }
             // Asked for, not failed: the fence that began it is no failure.
-            Kind::Planned | Kind::Requested | Kind::Sentinel => None,
+            Kind::Planned | Kind::Requested => None,
         };
         self.records.push(Failover {
             kind,
