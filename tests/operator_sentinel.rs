@@ -145,6 +145,19 @@ fn sentinel_writer(sentinels: &str, password: &str, prefix: &str) -> logbook_ben
     logbook_bench::WriteProbe::start(config)
 }
 
+/// Waits for the writer's first acknowledged writes.
+async fn warmed_up(env: &Env, probe: &logbook_bench::WriteProbe) {
+    env.eventually(
+        Duration::from_secs(15),
+        "the writer's first acknowledged writes",
+        || {
+            let n = probe.acked_count();
+            async move { n >= 20 }
+        },
+    )
+    .await;
+}
+
 /// The Sentinel pods' names.
 async fn sentinel_pods(env: &Env) -> Vec<String> {
     let pods = env
@@ -250,15 +263,7 @@ async fn fail_primary(env: &Env, password: &str, sentinels: &str, fault_kind: Fa
     let old = primary(&vkc);
     let before = journal_seq(&vkc) as u64;
     let probe = sentinel_writer(sentinels, password, &format!("w{round}"));
-    env.eventually(
-        Duration::from_secs(15),
-        "the writer's first acknowledged writes",
-        || {
-            let n = probe.acked_count();
-            async move { n >= 20 }
-        },
-    )
-    .await;
+    warmed_up(env, &probe).await;
     let fault = Instant::now();
     match fault_kind {
         Fault::Kill => env.kill(&old).await,
@@ -459,15 +464,7 @@ async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_
     let password = env.password(NAME).await;
     let sentinels = sentinel_service(&env).await;
     let probe = sentinel_writer(&sentinels, &password, "down");
-    env.eventually(
-        Duration::from_secs(15),
-        "the writer's first acknowledged writes",
-        || {
-            let n = probe.acked_count();
-            async move { n >= 20 }
-        },
-    )
-    .await;
+    warmed_up(&env, &probe).await;
     let old_ip = env.pod_addr(&old).await;
     env.stop_operator(Stop::Crash).await;
     let fault = Instant::now();
@@ -545,15 +542,7 @@ async fn a_switchover_and_a_config_roll_go_through_sentinel_without_losing_a_wri
     let password = env.password(NAME).await;
     let sentinels = sentinel_service(&env).await;
     let probe = sentinel_writer(&sentinels, &password, "planned");
-    env.eventually(
-        Duration::from_secs(15),
-        "the writer's first acknowledged writes",
-        || {
-            let n = probe.acked_count();
-            async move { n >= 20 }
-        },
-    )
-    .await;
+    warmed_up(&env, &probe).await;
     // A switchover to a chosen replica.
     let target = format!("{NAME}-{}", (ordinal(&old) + 1) % 3);
     let fault = Instant::now();

@@ -416,6 +416,23 @@ async fn scenario(
     Ok(Row::from_results(scenario.name(), &results))
 }
 
+/// Runs each scenario of `plan` on `bench` in turn, its row named with
+/// `label` in place of `operator:`; stops at the first harness failure.
+async fn scenarios(
+    bench: &OperatorBench,
+    plan: &[(Scenario, usize)],
+    label: &str,
+    rows: &mut Vec<Row>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    for (which, runs) in plan {
+        let mut row = scenario(bench, *which, *runs, out).await?;
+        row.scenario = row.scenario.replacen("operator:", label, 1);
+        rows.push(row);
+    }
+    Ok(())
+}
+
 async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
     if args.topology != Topologies::Cluster {
         failover_replication(&args, out).await?;
@@ -596,20 +613,9 @@ async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Resul
         (Scenario::DebugSleep, args.slow_runs),
         (Scenario::Switchover, args.runs),
     ];
-    let mut failed = None;
-    for (which, runs) in plan {
-        match scenario(&bench, which, runs, out).await {
-            Ok(row) => rows.push(row),
-            Err(err) => {
-                failed = Some(err);
-                break;
-            }
-        }
-    }
+    let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
     bench.stop().await;
-    if let Some(err) = failed {
-        return Err(err);
-    }
+    result?;
     // The same cluster of topology Sentinel: the Sentinels decide, the
     // client is Sentinel-aware.
     writeln!(
@@ -620,26 +626,14 @@ async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Resul
     let bench = OperatorBench::start_topology(true)
         .await
         .map_err(bench_err)?;
-    for (which, runs) in [
+    let plan = [
         (Scenario::Kill, args.runs),
         (Scenario::DeletePod, args.runs),
         (Scenario::Switchover, args.runs),
-    ] {
-        match scenario(&bench, which, runs, out).await {
-            Ok(mut row) => {
-                row.scenario = row.scenario.replacen("operator:", "topology Sentinel:", 1);
-                rows.push(row);
-            }
-            Err(err) => {
-                failed = Some(err);
-                break;
-            }
-        }
-    }
+    ];
+    let result = scenarios(&bench, &plan, "topology Sentinel:", &mut rows, out).await;
     bench.stop().await;
-    if let Some(err) = failed {
-        return Err(err);
-    }
+    result?;
     if !args.no_references {
         let n = args.reference_runs;
         for (fault, down_after) in [

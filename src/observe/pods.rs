@@ -20,7 +20,8 @@ pub fn pod_phase(pod: &Pod) -> PodPhase {
     }
 }
 
-fn ready(pod: &Pod) -> bool {
+/// Whether the Pod's Ready condition is true.
+pub(super) fn ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -15,7 +15,7 @@ use logbook_journal::{
     SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 
-use super::pods::pod_phase;
+use super::pods::{pod_phase, ready};
 use crate::valkey::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
 
 /// The flags worth journaling (the others, like `master` or `slave`, say
@@ -57,13 +57,6 @@ const JOURNALED_EVENTS: [&str; 22] = [
     "-tilt",
     "+reset-master",
 ];
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 /// Events for the cluster's Sentinel pods (`pods`: every pod the Sentinel
 /// selector lists): observed where they differ, deleted where gone.

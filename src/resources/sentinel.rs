@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    Service, ServicePort, ServiceSpec, TCPSocketAction,
+    ConfigMap, Container, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
+    ServiceSpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -37,8 +37,8 @@ use super::sentinel_script::{
     render_sentinel_start_script, sentinel_myid,
 };
 use super::statefulset::{
-    BOOT_DIR, POD_IP_ENV, config_map_volume, default_affinity, default_spread, empty_dir,
-    field_env, match_labels, mount, password_env,
+    BOOT_DIR, POD_IP_ENV, ScriptContainer, config_map_volume, default_affinity, default_spread,
+    empty_dir, field_env, match_labels, mount, password_env, script_container,
 };
 use super::{
     ClusterMeta, SENTINEL_PORT, boot_config_map_name, labels, non_empty, sentinel_config_map_name,
@@ -191,40 +191,7 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
         field_env(POD_NAME_ENV, "metadata.name"),
     ];
     env.extend(password_env(meta, spec));
-    let tcp = || TCPSocketAction {
-        port: IntOrString::Int(i32::from(SENTINEL_PORT)),
-        host: None,
-    };
     Container {
-        name: SENTINEL_CONTAINER_NAME.to_owned(),
-        image: Some(spec.image.clone()),
-        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
-        command: Some(vec!["sh".to_owned(), format!("{CONFIG_DIR}/start.sh")]),
-        env: Some(env),
-        ports: Some(vec![ContainerPort {
-            name: Some(SENTINEL_PORT_NAME.to_owned()),
-            container_port: i32::from(SENTINEL_PORT),
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
-        // Ready means listening: the rolling update and the client Service
-        // read it. Authentication would make a command probe need the
-        // password on a command line.
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            period_seconds: Some(2),
-            failure_threshold: Some(2),
-            ..Probe::default()
-        }),
-        // Lenient: a restart costs the Sentinel nothing but a vote for a
-        // few seconds; only a Sentinel that stopped listening is restarted.
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), Quantity(CPU_REQUEST.to_owned())),
@@ -232,16 +199,26 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
             ])),
             ..ResourceRequirements::default()
         }),
-        // The spec's container security context applies to every
-        // container the operator runs (a restricted namespace needs it on
-        // each); Sentinel writes only to its emptyDir.
-        security_context: spec.security_context.clone(),
+        // Sentinel writes only to its emptyDir.
         volume_mounts: Some(vec![
             mount(CONFIG_VOLUME, CONFIG_DIR),
             mount(BOOT_VOLUME, BOOT_DIR),
             mount(RUN_VOLUME, RUN_DIR),
         ]),
-        ..Container::default()
+        // Ready means listening (the rolling update and the Sentinel
+        // Service read it); a command probe would need the password on a
+        // command line.
+        ..script_container(
+            spec,
+            ScriptContainer {
+                name: SENTINEL_CONTAINER_NAME,
+                port_name: SENTINEL_PORT_NAME,
+                port: SENTINEL_PORT,
+                config_dir: CONFIG_DIR,
+                env,
+                readiness_period_seconds: 2,
+            },
+        )
     }
 }
 

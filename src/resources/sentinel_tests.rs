@@ -1,7 +1,7 @@
 //! Tests of the Sentinel builders.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::core::v1::{Probe, Toleration};
 use logbook_crds::{SentinelSpec, Topology};
 
 use super::super::test_support::meta;

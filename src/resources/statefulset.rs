@@ -164,39 +164,7 @@ pub fn build_statefulset(
 fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
     let mut env = vec![field_env(POD_IP_ENV, "status.podIP")];
     env.extend(password_env(meta, spec));
-    let tcp = || TCPSocketAction {
-        port: IntOrString::Int(i32::from(VALKEY_PORT)),
-        host: None,
-    };
     Container {
-        name: CONTAINER_NAME.to_owned(),
-        image: Some(spec.image.clone()),
-        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
-        command: Some(vec!["sh".to_owned(), format!("{CONFIG_DIR}/start.sh")]),
-        env: Some(env),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.to_owned()),
-            container_port: i32::from(VALKEY_PORT),
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
-        // Readiness flips within two seconds: the Services and the operator
-        // read it, and a stale Ready hides a dead primary.
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            period_seconds: Some(1),
-            failure_threshold: Some(2),
-            ..Probe::default()
-        }),
-        // Liveness is lenient: a primary busy loading a large RDB must not
-        // be killed; the operator, not the kubelet, handles a hung server.
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
         lifecycle: spec.topology.is_cluster().then(|| Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
@@ -211,13 +179,80 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
             ..Lifecycle::default()
         }),
         resources: spec.resources.clone(),
-        security_context: spec.security_context.clone(),
         volume_mounts: Some(vec![
             mount(CONFIG_VOLUME, CONFIG_DIR),
             mount(BOOT_VOLUME, BOOT_DIR),
             mount(RUN_VOLUME, RUN_DIR),
             mount(DATA_VOLUME, DATA_DIR),
         ]),
+        ..script_container(
+            spec,
+            ScriptContainer {
+                name: CONTAINER_NAME,
+                port_name: PORT_NAME,
+                port: VALKEY_PORT,
+                config_dir: CONFIG_DIR,
+                env,
+                readiness_period_seconds: 1,
+            },
+        )
+    }
+}
+
+/// What tells one script-run container of the operator's from another.
+pub(super) struct ScriptContainer<'a> {
+    /// Container name.
+    pub name: &'a str,
+    /// Its port's name.
+    pub port_name: &'a str,
+    /// Its port.
+    pub port: u16,
+    /// Where its ConfigMap (with `start.sh`) is mounted.
+    pub config_dir: &'a str,
+    /// Its environment.
+    pub env: Vec<EnvVar>,
+    /// How often readiness is probed.
+    pub readiness_period_seconds: i32,
+}
+
+/// A container that runs `sh <config_dir>/start.sh` on the spec's image,
+/// with TCP probes on its port: ready within two readiness periods of
+/// listening (the Services and the operator read it), alive unless it
+/// stopped listening for a minute (a server busy loading a large RDB, or a
+/// Sentinel between votes, must not be killed). The spec's container
+/// security context applies to each (a restricted namespace needs it on
+/// every container).
+pub(super) fn script_container(spec: &ValkeyClusterSpec, c: ScriptContainer<'_>) -> Container {
+    let tcp = || TCPSocketAction {
+        port: IntOrString::Int(i32::from(c.port)),
+        host: None,
+    };
+    Container {
+        name: c.name.to_owned(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
+        command: Some(vec!["sh".to_owned(), format!("{}/start.sh", c.config_dir)]),
+        env: Some(c.env),
+        ports: Some(vec![ContainerPort {
+            name: Some(c.port_name.to_owned()),
+            container_port: i32::from(c.port),
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(tcp()),
+            period_seconds: Some(c.readiness_period_seconds),
+            failure_threshold: Some(2),
+            ..Probe::default()
+        }),
+        liveness_probe: Some(Probe {
+            tcp_socket: Some(tcp()),
+            initial_delay_seconds: Some(10),
+            period_seconds: Some(10),
+            failure_threshold: Some(6),
+            ..Probe::default()
+        }),
+        security_context: spec.security_context.clone(),
         ..Container::default()
     }
 }
