@@ -42,6 +42,32 @@ fn role_label(pod: &Pod) -> Option<Role> {
     }
 }
 
+/// What every pod observation starts from: its name (`None`: a pod without
+/// one is skipped), uid, address (an empty one is none), phase and
+/// readiness.
+pub(super) struct PodBasics {
+    pub name: String,
+    pub uid: String,
+    pub ip: Option<String>,
+    pub phase: PodPhase,
+    pub ready: bool,
+}
+
+/// The [`PodBasics`] of `pod`, `None` when it has no name.
+pub(super) fn pod_basics(pod: &Pod) -> Option<PodBasics> {
+    Some(PodBasics {
+        name: pod.metadata.name.clone()?,
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        ip: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty()),
+        phase: pod_phase(pod),
+        ready: ready(pod),
+    })
+}
+
 /// Events for the cluster's pods (`pods` is every pod the label selector
 /// lists): observed where they differ, terminating once they carry a
 /// `deletionTimestamp`, deleted where they are gone.
@@ -49,18 +75,17 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for pod in pods {
-        let Some(name) = pod.metadata.name.clone() else {
+        let Some(PodBasics {
+            name,
+            uid,
+            ip,
+            phase,
+            ready,
+        }) = pod_basics(pod)
+        else {
             continue;
         };
         seen.insert(name.clone());
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .filter(|ip| !ip.is_empty());
-        let phase = pod_phase(pod);
-        let ready = ready(pod);
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         let revision = pod
             .metadata

@@ -15,7 +15,7 @@ use logbook_journal::{
     SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 
-use super::pods::{pod_phase, ready};
+use super::pods::{PodBasics, pod_basics};
 use crate::valkey::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
 
 /// The flags worth journaling (the others, like `master` or `slave`, say
@@ -64,18 +64,17 @@ pub fn observe_sentinel_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for pod in pods {
-        let Some(name) = pod.metadata.name.clone() else {
+        let Some(PodBasics {
+            name,
+            uid,
+            ip,
+            phase,
+            ready,
+        }) = pod_basics(pod)
+        else {
             continue;
         };
         seen.insert(name.clone());
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .filter(|ip| !ip.is_empty());
-        let phase = pod_phase(pod);
-        let ready = ready(pod);
         let known = state.sentinel.pods.get(&name);
         let same = known.is_some_and(|v| {
             v.uid.as_deref() == Some(uid.as_str())

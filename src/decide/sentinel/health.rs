@@ -5,7 +5,8 @@
 use logbook_crds::v1alpha1::SentinelStatus;
 
 use super::view::{
-    agreeing, answering_sentinels, needed, quorum_reachable, wanted_sentinels, wanted_settings,
+    agreeing, answering_sentinels, needed, quorum_reachable, undiscovered, wanted_sentinels,
+    wanted_settings,
 };
 use crate::decide::view::ClusterView;
 
@@ -68,22 +69,9 @@ pub fn sentinel_health(view: &ClusterView<'_>, name: &str, namespace: &str) -> S
         .iter()
         .all(|(_, m)| m.is_some_and(|m| m.settings == settings));
     // A Sentinel can fail the primary over only once it has found the
-    // replicas (in the primary's INFO, every 10 s) and the other Sentinels
-    // (on the primary's hello channel, every 2 s): until then a lost
-    // primary would be seen down and not replaced.
-    let data_pods = usize::try_from(view.desired_pods()).unwrap_or(0);
-    let others = usize::try_from(wanted).unwrap_or(0).saturating_sub(1);
-    for (pod, m) in &sentinels {
-        let Some(m) = m else { continue };
-        let replicas = m.replicas.iter().filter(|k| k.pod.is_some()).count();
-        let peers = m.sentinels.iter().filter(|k| k.pod.is_some()).count();
-        if replicas < data_pods.saturating_sub(1) || peers < others {
-            disagreements.push(format!(
-                "{pod} knows {replicas} of {} replicas and {peers} of {others} other Sentinels",
-                data_pods.saturating_sub(1)
-            ));
-        }
-    }
+    // replicas and the other Sentinels: until then a lost primary would be
+    // seen down and not replaced.
+    disagreements.extend(undiscovered(view));
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let settled = reachable
         && u32::try_from(agree.len()).unwrap_or(0) >= wanted

@@ -98,21 +98,35 @@ pub fn quiet(view: &ClusterView<'_>) -> bool {
     })
 }
 
-/// Whether every answering Sentinel has found the live replicas (in the
-/// primary's `INFO`, every 10 s) and the other Sentinels (on the hello
-/// channel, every 2 s): until then a Sentinel asked to fail over answers
-/// `NOGOODSLAVE`, and one that lost the primary could not replace it.
-pub fn discovered(view: &ClusterView<'_>) -> bool {
+/// The answering Sentinels that monitor a primary but have not yet found
+/// every live replica (in the primary's `INFO`, every 10 s) or every other
+/// Sentinel (on the hello channel, every 2 s), each said in one line.
+/// Until then a Sentinel asked to fail over answers `NOGOODSLAVE`, and
+/// one that lost the primary could not replace it.
+pub fn undiscovered(view: &ClusterView<'_>) -> Vec<String> {
     let replicas = usize::try_from(view.desired_pods())
         .unwrap_or(0)
         .saturating_sub(1);
     let others = usize::try_from(wanted_sentinels(view))
         .unwrap_or(0)
         .saturating_sub(1);
-    answering_sentinels(view).iter().all(|(_, m)| {
-        m.is_some_and(|m| {
-            m.replicas.iter().filter(|k| k.pod.is_some()).count() >= replicas
-                && m.sentinels.iter().filter(|k| k.pod.is_some()).count() >= others
+    answering_sentinels(view)
+        .into_iter()
+        .filter_map(|(pod, m)| {
+            let m = m?;
+            let known = m.replicas.iter().filter(|k| k.pod.is_some()).count();
+            let peers = m.sentinels.iter().filter(|k| k.pod.is_some()).count();
+            (known < replicas || peers < others).then(|| {
+                format!(
+                    "{pod} knows {known} of {replicas} replicas and {peers} of {others} other Sentinels"
+                )
+            })
         })
-    })
+        .collect()
+}
+
+/// Whether every answering Sentinel monitors a primary and has found the
+/// live replicas and the other Sentinels ([`undiscovered`]).
+pub fn discovered(view: &ClusterView<'_>) -> bool {
+    answering_sentinels(view).iter().all(|(_, m)| m.is_some()) && undiscovered(view).is_empty()
 }
