@@ -437,9 +437,10 @@ mod tests {
         raw_get: impl Fn(u64) -> Vec<u8>,
         raw_put: impl Fn(u64, Vec<u8>),
     ) -> Result<(), TestCaseError> {
-        let mut damaged_seqs = Vec::new();
+        let mut originals = std::collections::BTreeMap::new();
         for (seq, pos, xor, mode) in damage {
             let mut frame = raw_get(seq);
+            originals.entry(seq).or_insert_with(|| frame.clone());
             // A frame already truncated to nothing can only grow.
             let mode = if frame.is_empty() { 1 } else { mode };
             match mode {
@@ -451,9 +452,18 @@ mod tests {
                 }
             }
             raw_put(seq, frame);
-            damaged_seqs.push(seq);
         }
-        let first = damaged_seqs.iter().copied().min().unwrap();
+        // Steps on one frame can undo each other (a byte appended, then
+        // the frame truncated back to its length): only a frame that
+        // differs from what was written is damaged.
+        let Some(first) = originals
+            .iter()
+            .filter(|(seq, original)| raw_get(**seq) != **original)
+            .map(|(seq, _)| *seq)
+            .min()
+        else {
+            return Ok(());
+        };
         let report = now_or_never(verify(store, stream)).unwrap().unwrap();
         let problem = report.problem.expect("corruption not detected");
         prop_assert_eq!(problem.seq, first);
