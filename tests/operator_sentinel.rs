@@ -471,15 +471,16 @@ async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_
     let old_ip = env.pod_addr(&old).await;
     env.stop_operator(Stop::Crash).await;
     let fault = Instant::now();
-    // The primary's pod deleted: its replacement (another address) boots
-    // fenced, the old address stops answering, and the Sentinels see it
-    // down after downAfterMilliseconds. (A process killed in place comes
-    // back answering, as a replica; Sentinel notices that only after
-    // down-after plus two INFO periods, which is why the operator, when it
-    // runs, asks Sentinel to fail over at once.)
-    env.delete_pod(&old).await;
-    // Sentinel fails over by itself: the writer finds the new primary
-    // through the Sentinels alone.
+    // The primary hangs (SIGSTOP): its address stops answering and the
+    // Sentinels judge it down after downAfterMilliseconds, then elect a
+    // leader and fail over by themselves. (A pod deleted or a process
+    // killed may come back at the same address, answering as a fenced
+    // replica; Sentinel notices that only after down-after plus two INFO
+    // periods, and localkube gives a replacement the lowest free address,
+    // often the old one. That is why the operator, when it runs, asks
+    // Sentinel to fail over at once; here it does not run.)
+    env.faults().freeze(NS, &old).await.unwrap();
+    // The writer finds the new primary through the Sentinels alone.
     let deadline = Instant::now() + Duration::from_secs(90);
     let new_addr = loop {
         let out = redis_cli(
@@ -502,6 +503,9 @@ async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // The hung process killed: it restarts in place, fenced, never a
+    // second primary.
+    env.kill(&old).await;
     let switched = std::time::Instant::now();
     env.wait_acked_after(
         &probe,
