@@ -41,7 +41,8 @@ enum Verdict {
     Unreachable { failures: u32 },
     /// Being deleted but still answering: fence it first, so it takes no
     /// write the new primary will not have; promote once the replicas'
-    /// offsets after the fence are known.
+    /// offsets after the fence are known. (Being deleted and timing out
+    /// is judged as any timing-out primary.)
     Leaving,
 }
 
@@ -51,13 +52,19 @@ fn judge(view: &ClusterView<'_>, primary: &str, now: Timestamp, policy: &Policy)
     };
     let failures = pod.view.consecutive_failures;
     if pod.view.terminating {
-        let answering = pod.view.reachability == Some(Reachability::Reachable)
-            && pod.view.role == Some(Role::Primary);
-        return if answering {
-            Verdict::Leaving
-        } else {
-            Verdict::Dead { failures }
-        };
+        match pod.view.reachability {
+            Some(Reachability::Reachable) if pod.view.role == Some(Role::Primary) => {
+                return Verdict::Leaving;
+            }
+            // A timeout is not an exit: a primary shutting down waits up
+            // to Valkey's `shutdown-timeout` for its replicas, answering
+            // as primary all along, and one slow probe (a loaded node)
+            // must not have it replaced unfenced. It is judged as any
+            // silent primary below; its replicas still hearing from it
+            // keep it alive until it answers (then it is fenced) or exits.
+            Some(Reachability::TimedOut | Reachability::ProtocolError) => {}
+            _ => return Verdict::Dead { failures },
+        }
     }
     match pod.view.phase {
         Some(PodPhase::Failed | PodPhase::Succeeded) => return Verdict::Dead { failures },

@@ -484,6 +484,30 @@ fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
 }
 
 #[test]
+fn a_primary_being_deleted_that_times_out_once_is_not_replaced_unfenced() {
+    // Shutting down, a primary waits for its replicas while still their
+    // primary: one slow probe is no exit.
+    let mut g = Given::converged(3);
+    g.event(Event::PodTerminating { pod: pod(0) });
+    g.reach(0, Reachability::TimedOut);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // It answers again: fenced first, as any primary being deleted.
+    g.reach(0, Reachability::Reachable);
+    assert_eq!(g.intents(), vec![Intent::FenceNode { pod: pod(0) }]);
+    // Gone (the connection refused): replaced at once.
+    let mut h = Given::converged(3);
+    h.event(Event::PodTerminating { pod: pod(0) });
+    h.reach(0, Reachability::Refused);
+    assert!(
+        h.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::PromoteReplica { .. })),
+        "{:?}",
+        h.intents()
+    );
+}
+
+#[test]
 fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_them() {
     // Fast probes: four timeouts and both replicas "silent" within 1.2 s —
     // what one `DEBUG SLEEP 1` can look like.
