@@ -1,0 +1,100 @@
+//! The ACL users part of the projection: the ValkeyUsers as last read,
+//! what each node holds, and what was applied to each node.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::users::{AclDigest, NodeUsers, UserRecord, UserWant};
+
+/// What one node was last given for one user: the want it was applied
+/// with, and the digest the node's `ACL LIST` line had right after (`None`
+/// when it was not read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedUser {
+    /// The rules and password fingerprint applied.
+    pub want: UserWant,
+    /// The node's digest of the user right after.
+    pub digest: Option<AclDigest>,
+}
+
+/// The ACL users of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPart {
+    /// ValkeyUsers by object name, as last read.
+    pub records: BTreeMap<String, UserRecord>,
+    /// What each data pod's node holds (last `AclObserved`), by pod.
+    pub nodes: BTreeMap<String, NodeUsers>,
+    /// What each data pod's node was last given, by pod, then user name.
+    pub applied: BTreeMap<String, BTreeMap<String, AppliedUser>>,
+}
+
+impl UsersPart {
+    /// The record naming ACL user `username`, if any.
+    #[must_use]
+    pub fn by_username(&self, username: &str) -> Option<&UserRecord> {
+        self.records.values().find(|r| r.username == username)
+    }
+
+    /// Whether the node in `pod` holds `record`'s user as the record says:
+    /// applied with its current want, and unchanged since (its digest as
+    /// read back then).
+    #[must_use]
+    pub fn holds(&self, pod: &str, record: &UserRecord) -> bool {
+        let Some(want) = record.want() else {
+            return false;
+        };
+        let observed = self
+            .nodes
+            .get(pod)
+            .and_then(|users| users.get(&record.username));
+        let applied = self
+            .applied
+            .get(pod)
+            .and_then(|users| users.get(&record.username));
+        match (observed, applied) {
+            (Some(digest), Some(applied)) => {
+                applied.want == want && applied.digest.as_ref() == Some(digest)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the node in `pod` was seen holding user `username` at all.
+    #[must_use]
+    pub fn has(&self, pod: &str, username: &str) -> bool {
+        self.nodes
+            .get(pod)
+            .is_some_and(|users| users.contains_key(username))
+    }
+
+    /// A `SyncUsers` carried out on `pod`: the users applied now hold
+    /// their records' wants, with the digests read back (folded just
+    /// before); the removed ones are gone.
+    pub(super) fn synced(&mut self, pod: &str, apply: &[String], remove: &[String]) {
+        let read_back = self.nodes.get(pod).cloned().unwrap_or_default();
+        for username in apply {
+            let Some(want) = self.by_username(username).and_then(UserRecord::want) else {
+                continue;
+            };
+            self.applied.entry(pod.to_owned()).or_default().insert(
+                username.clone(),
+                AppliedUser {
+                    want,
+                    digest: read_back.get(username).cloned(),
+                },
+            );
+        }
+        if let Some(applied) = self.applied.get_mut(pod) {
+            for username in remove {
+                applied.remove(username);
+            }
+        }
+    }
+
+    /// The pod is gone or was recreated: its node holds nothing known.
+    pub(super) fn pod_replaced(&mut self, pod: &str) {
+        self.nodes.remove(pod);
+        self.applied.remove(pod);
+    }
+}
