@@ -27,7 +27,7 @@ use crate::resources::{
 };
 use crate::valkey::Password;
 
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
+pub(super) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
     let what = what.into();
     move |source| ActError::Kube { what, source }
 }

@@ -16,6 +16,17 @@
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters/status"]
   verbs: ["patch"]
+# ValkeyUsers: listed for each cluster's reconcile and watched (a change
+# reconciles the cluster a user names); get reads one before its finalizer
+# is released; patch adds and removes that finalizer.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyusers"]
+  verbs: ["get", "list", "watch", "patch"]
+# Their status subresource: phase, nodes holding the user, the password's
+# fingerprint, what is wrong.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyusers/status"]
+  verbs: ["patch"]
 # The one rule no test exercises: the operator never calls it, but the
 # owner references it puts on its objects set blockOwnerDeletion, which
 # needs update on the owner's finalizers wherever the
@@ -31,8 +42,9 @@
 # Objects the operator owns, server-side applied (apply authorizes as create
 # when the object is new, as patch after) and watched so a change made by
 # someone else is put back; deleted with the cluster before the finalizer is
-# released. Secrets: get reads the password Secret a spec names (never
-# logged); the generated one is applied. StatefulSets: get reads the
+# released. Secrets: get reads the password Secret a spec or a ValkeyUser
+# names (never logged); the generated one is applied; all are watched, so
+# that a ValkeyUser's password set or rotated is applied at once. StatefulSets: get reads the
 # current revision when a cluster's pods are observed.
 - apiGroups: [""]
   resources: ["services"]

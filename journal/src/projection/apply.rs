@@ -342,6 +342,11 @@ impl ClusterState {
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
                 let settled = self.settle(seq, intent_id, "failed");
+                if let (Some(Intent::SyncUsers { pod, .. }), false) =
+                    (settled.as_ref().map(|s| &s.planned.intent), *retryable)
+                {
+                    self.users.sync_failed(pod, error);
+                }
                 if let Some(Intent::MoveSlots {
                     from_node, to_node, ..
                 }) = settled.as_ref().map(|s| &s.planned.intent)

@@ -27,6 +27,19 @@ pub struct UsersPart {
     pub nodes: BTreeMap<String, NodeUsers>,
     /// What each data pod's node was last given, by pod, then user name.
     pub applied: BTreeMap<String, BTreeMap<String, AppliedUser>>,
+    /// The last `SyncUsers` of each pod that failed for good (a rule the
+    /// server refused), with the wants it was decided on: not decided
+    /// again until a want changes.
+    pub failed: BTreeMap<String, FailedSync>,
+}
+
+/// A `SyncUsers` that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedSync {
+    /// Every user's want when it failed, by user name.
+    pub wants: BTreeMap<String, Option<UserWant>>,
+    /// The error, with the server's message.
+    pub error: String,
 }
 
 impl UsersPart {
@@ -72,6 +85,7 @@ impl UsersPart {
     /// their records' wants, with the digests read back (folded just
     /// before); the removed ones are gone.
     pub(super) fn synced(&mut self, pod: &str, apply: &[String], remove: &[String]) {
+        self.failed.remove(pod);
         let read_back = self.nodes.get(pod).cloned().unwrap_or_default();
         for username in apply {
             let Some(want) = self.by_username(username).and_then(UserRecord::want) else {
@@ -92,9 +106,37 @@ impl UsersPart {
         }
     }
 
+    /// Every user's want now, by user name.
+    #[must_use]
+    pub fn wants(&self) -> BTreeMap<String, Option<UserWant>> {
+        self.records
+            .values()
+            .map(|r| (r.username.clone(), r.want()))
+            .collect()
+    }
+
+    /// Whether `pod`'s last sync failed for good with the wants as they
+    /// are now (so deciding it again would fail again).
+    #[must_use]
+    pub fn failed_as_now(&self, pod: &str) -> bool {
+        self.failed.get(pod).is_some_and(|f| f.wants == self.wants())
+    }
+
+    /// A `SyncUsers` of `pod` failed for good with `error`.
+    pub(super) fn sync_failed(&mut self, pod: &str, error: &str) {
+        self.failed.insert(
+            pod.to_owned(),
+            FailedSync {
+                wants: self.wants(),
+                error: error.to_owned(),
+            },
+        );
+    }
+
     /// The pod is gone or was recreated: its node holds nothing known.
     pub(super) fn pod_replaced(&mut self, pod: &str) {
         self.nodes.remove(pod);
         self.applied.remove(pod);
+        self.failed.remove(pod);
     }
 }
