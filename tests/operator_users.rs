@@ -117,6 +117,22 @@ async fn wait_user(
     }
 }
 
+/// The password `config/samples/user.yaml` puts in its Secret.
+const SAMPLE_PASSWORD: &str = "change-me-app-password";
+
+/// Creates the Secret and the ValkeyUser of `config/samples/user.yaml`.
+async fn apply_user_sample(env: &Env) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples/user.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs = serde_yaml::Deserializer::from_str(&text);
+    let secret: Secret = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+    let user: ValkeyUser = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+    let secrets: kube::Api<Secret> = env.api();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let users: kube::Api<ValkeyUser> = env.api();
+    users.create(&PostParams::default(), &user).await.unwrap();
+}
+
 fn app_spec() -> ValkeyUserSpec {
     let mut spec = ValkeyUserSpec::new(NAME, "app-password", "password");
     spec.commands = vec!["+@all".into(), "-@dangerous".into()];
@@ -142,8 +158,8 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     env.start_operator();
     env.apply_yaml(&replication_yaml()).await;
     env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
-    put_secret(&env, "app-password", "app-s3cret-1").await;
-    create_user(&env, "app", app_spec()).await;
+    // config/samples/user.yaml, as it is.
+    apply_user_sample(&env).await;
     let ready = |s: &logbook_crds::ValkeyUserStatus| {
         s.phase == Some(UserPhase::Ready) && s.nodes.as_deref() == Some("3/3")
     };
@@ -154,7 +170,7 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     // On the primary: app:* yes, anything else and dangerous commands no.
     let vkc = env.vkc(NAME).await;
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
-    let pw = "app-s3cret-1";
+    let pw = SAMPLE_PASSWORD;
     assert_eq!(as_user(&primary_addr, "app", pw, &["SET", "app:1", "v"]).trim(), "OK");
     let refused = as_user(&primary_addr, "app", pw, &["SET", "other:1", "v"]);
     assert!(refused.contains("NOPERM"), "{refused}");
@@ -214,7 +230,7 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     // Nothing secret in the journal.
     let events = env.journal_events(&env.stream(NAME).await).await;
     let text = format!("{events:?}");
-    for secret in ["app-s3cret-1", "app-s3cret-2"] {
+    for secret in [SAMPLE_PASSWORD, "app-s3cret-2"] {
         assert!(!text.contains(secret), "the journal holds a password");
     }
     assert!(
