@@ -117,22 +117,6 @@ async fn wait_user(
     }
 }
 
-/// The password `config/samples/user.yaml` puts in its Secret.
-const SAMPLE_PASSWORD: &str = "change-me-app-password";
-
-/// Creates the Secret and the ValkeyUser of `config/samples/user.yaml`.
-async fn apply_user_sample(env: &Env) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples/user.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut docs = serde_yaml::Deserializer::from_str(&text);
-    let secret: Secret = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
-    let user: ValkeyUser = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
-    let secrets: kube::Api<Secret> = env.api();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
-    let users: kube::Api<ValkeyUser> = env.api();
-    users.create(&PostParams::default(), &user).await.unwrap();
-}
-
 fn app_spec() -> ValkeyUserSpec {
     let mut spec = ValkeyUserSpec::new(NAME, "app-password", "password");
     spec.commands = vec!["+@all".into(), "-@dangerous".into()];
@@ -152,14 +136,14 @@ async fn addrs(env: &Env) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacement_and_a_new_password()
-{
+ {
     let mut env = Env::start_without_operator("users-app").await;
     env.journal = JournalBackend::ConfigMap;
     env.start_operator();
     env.apply_yaml(&replication_yaml()).await;
     env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
     // config/samples/user.yaml, as it is.
-    apply_user_sample(&env).await;
+    create_user_sample(&env).await;
     let ready = |s: &logbook_crds::ValkeyUserStatus| {
         s.phase == Some(UserPhase::Ready) && s.nodes.as_deref() == Some("3/3")
     };
@@ -170,8 +154,11 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     // On the primary: app:* yes, anything else and dangerous commands no.
     let vkc = env.vkc(NAME).await;
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
-    let pw = SAMPLE_PASSWORD;
-    assert_eq!(as_user(&primary_addr, "app", pw, &["SET", "app:1", "v"]).trim(), "OK");
+    let pw = SAMPLE_USER_PASSWORD;
+    assert_eq!(
+        as_user(&primary_addr, "app", pw, &["SET", "app:1", "v"]).trim(),
+        "OK"
+    );
     let refused = as_user(&primary_addr, "app", pw, &["SET", "other:1", "v"]);
     assert!(refused.contains("NOPERM"), "{refused}");
     let refused = as_user(&primary_addr, "app", pw, &["FLUSHALL"]);
@@ -186,12 +173,18 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     // A failover: the new primary has it already.
     let old = primary(&vkc);
     env.kill(&old).await;
-    let moved = env.wait_primary_moved(NAME, &old, Duration::from_secs(40)).await;
+    let moved = env
+        .wait_primary_moved(NAME, &old, Duration::from_secs(40))
+        .await;
     let new_addr = env.pod_addr(&primary(&moved)).await;
-    env.eventually(Duration::from_secs(20), "app writes on the new primary", || {
-        let addr = new_addr.clone();
-        async move { as_user(&addr, "app", pw, &["SET", "app:2", "v"]).trim() == "OK" }
-    })
+    env.eventually(
+        Duration::from_secs(20),
+        "app writes on the new primary",
+        || {
+            let addr = new_addr.clone();
+            async move { as_user(&addr, "app", pw, &["SET", "app:2", "v"]).trim() == "OK" }
+        },
+    )
     .await;
 
     // A replica's pod replaced: the new pod (a new process, a fresh ACL
@@ -230,7 +223,7 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     // Nothing secret in the journal.
     let events = env.journal_events(&env.stream(NAME).await).await;
     let text = format!("{events:?}");
-    for secret in [SAMPLE_PASSWORD, "app-s3cret-2"] {
+    for secret in [SAMPLE_USER_PASSWORD, "app-s3cret-2"] {
         assert!(!text.contains(secret), "the journal holds a password");
     }
     assert!(
@@ -291,7 +284,10 @@ async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits
     })
     .await;
     let message = status.message.unwrap();
-    assert!(message.contains("Secret default/app-password not found"), "{message}");
+    assert!(
+        message.contains("Secret default/app-password not found"),
+        "{message}"
+    );
     let addr = env.pod_addr(&format!("{NAME}-0")).await;
     let password = env.password(NAME).await;
     let users = redis_cli(&addr, &password, &["ACL", "USERS"]);
@@ -314,7 +310,10 @@ async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits
     .await;
     // The Secret appears: applied (the Secret watch reconciles at once).
     put_secret(&env, "app-password", "later").await;
-    wait_user(&env, "nosecret", "Ready", |s| s.phase == Some(UserPhase::Ready)).await;
+    wait_user(&env, "nosecret", "Ready", |s| {
+        s.phase == Some(UserPhase::Ready)
+    })
+    .await;
 
     // A rule the server refuses (syntax fine, no such command): its
     // message in the status, and no retry loop while nothing changes.

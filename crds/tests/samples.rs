@@ -113,5 +113,8 @@ fn the_user_sample_is_an_app_user_of_demo_with_its_secret() {
     assert_eq!(user.spec.password_secret.key, "password");
     assert_eq!(user.spec.keys, ["app:*"]);
     assert!(logbook_crds::validate_user("app", &user.spec, None).is_ok());
-    assert_eq!(user.spec.acl_rules(), ["on", "+@all", "-@dangerous", "~app:*"]);
+    assert_eq!(
+        user.spec.acl_rules(),
+        ["on", "+@all", "-@dangerous", "~app:*"]
+    );
 }

@@ -43,7 +43,10 @@ pub async fn sync(
                 record.problem.as_deref().unwrap_or("none read")
             )));
         };
-        let (name, key) = record.secret.split_once('/').unwrap_or((&record.secret, ""));
+        let (name, key) = record
+            .secret
+            .split_once('/')
+            .unwrap_or((&record.secret, ""));
         let secret = secrets
             .get_opt(name)
             .await
@@ -109,7 +112,11 @@ pub async fn sync(
 
 /// Removes the operator's finalizer from ValkeyUser `object`, letting its
 /// deletion complete; a user already gone is fine.
-pub async fn release(client: &kube::Client, target: Target<'_>, object: &str) -> Result<Done, ActError> {
+pub async fn release(
+    client: &kube::Client,
+    target: Target<'_>,
+    object: &str,
+) -> Result<Done, ActError> {
     let ns = &target.meta.namespace;
     let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
     let what = format!("releasing ValkeyUser {ns}/{object}");

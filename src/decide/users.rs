@@ -84,7 +84,10 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
         users.nodes.contains_key(p.name) && p.view.reachability == Some(Reachability::Reachable)
     });
     for record in users.records.values().filter(|r| r.deleting) {
-        let held = view.pods().iter().any(|p| users.has(p.name, &record.username));
+        let held = view
+            .pods()
+            .iter()
+            .any(|p| users.has(p.name, &record.username));
         if all_known && !held {
             out.push(Decision::new(
                 Intent::ReleaseUser {
@@ -113,7 +116,10 @@ fn describe(pod: &str, missing: &[String], differing: &[String], deleted: &[Stri
         ));
     }
     if !deleted.is_empty() {
-        parts.push(format!("holds {} whose ValkeyUsers are deleted", deleted.join(", ")));
+        parts.push(format!(
+            "holds {} whose ValkeyUsers are deleted",
+            deleted.join(", ")
+        ));
     }
     format!("{pod} {}", parts.join("; "))
 }
@@ -135,7 +141,9 @@ mod tests {
             rules: vec!["on".into(), "+@all".into(), "~app:*".into()],
             secret: "app-password/password".into(),
             password: password.map(str::to_owned),
-            problem: password.is_none().then(|| "Secret app-password not found".to_owned()),
+            problem: password
+                .is_none()
+                .then(|| "Secret app-password not found".to_owned()),
             deleting: false,
         }
     }
@@ -211,7 +219,10 @@ mod tests {
             });
         }
         g.event(Event::UserObserved { user: record(None) });
-        assert!(syncs(&g).is_empty(), "no password: left as the nodes hold it");
+        assert!(
+            syncs(&g).is_empty(),
+            "no password: left as the nodes hold it"
+        );
         g.event(Event::UserObserved {
             user: record(Some("cc33dd44")),
         });
@@ -235,7 +246,10 @@ mod tests {
         );
         g.event(acl(0, &[]));
         g.reach(1, Reachability::TimedOut);
-        assert!(syncs(&g).is_empty(), "demo-1 does not answer: it may hold it");
+        assert!(
+            syncs(&g).is_empty(),
+            "demo-1 does not answer: it may hold it"
+        );
         g.reach(1, Reachability::Reachable);
         assert_eq!(
             syncs(&g),

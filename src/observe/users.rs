@@ -6,8 +6,8 @@
 //! The reading (API calls, Valkey calls) is the reconcile's; what is
 //! recorded from it is decided here, without I/O.
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use logbook_crds::{ValkeyUser, validate_user};
 use logbook_journal::{ClusterState, Event, NodeUsers, UserRecord};
 
@@ -22,7 +22,12 @@ pub type PasswordRead = Result<Password, String>;
 /// The password in `secret` (if it exists) under `key`, or why it cannot
 /// be used: a missing Secret or key, text that is not UTF-8, or an empty
 /// password (a user is never made password-less).
-pub fn password_in(secret: Option<&Secret>, namespace: &str, name: &str, key: &str) -> PasswordRead {
+pub fn password_in(
+    secret: Option<&Secret>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> PasswordRead {
     let Some(secret) = secret else {
         return Err(format!("Secret {namespace}/{name} not found"));
     };
@@ -169,7 +174,12 @@ mod tests {
         let mut user = app();
         user.spec.commands = vec!["+@nosuch".into()];
         let record = user_record(&user, None);
-        assert!(record.problem.unwrap().starts_with("spec refused: spec.commands[0]"));
+        assert!(
+            record
+                .problem
+                .unwrap()
+                .starts_with("spec refused: spec.commands[0]")
+        );
     }
 
     #[test]

@@ -474,10 +474,14 @@ pub async fn run(
         })
         // A ValkeyUser reconciles the cluster it names; a Secret one names
         // (a password set or rotated), the clusters whose users name it.
-        .watches(valkey_users, watcher::Config::default(), |user: ValkeyUser| {
-            let ns = user.metadata.namespace.clone()?;
-            Some(ObjectRef::<ValkeyCluster>::new(&user.spec.cluster).within(&ns))
-        })
+        .watches(
+            valkey_users,
+            watcher::Config::default(),
+            |user: ValkeyUser| {
+                let ns = user.metadata.namespace.clone()?;
+                Some(ObjectRef::<ValkeyCluster>::new(&user.spec.cluster).within(&ns))
+            },
+        )
         .watches(all_secrets, watcher::Config::default(), {
             let index = ctx.user_secrets.clone();
             move |secret: Secret| {

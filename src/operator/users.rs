@@ -29,7 +29,10 @@ use crate::valkey::{ValkeyClient, acl_users};
 /// The Secrets ValkeyUsers name, by namespace and Secret name, to the
 /// clusters whose users name them.
 #[derive(Debug, Clone, Default)]
-pub struct SecretIndex(Arc<RwLock<BTreeMap<(String, String), BTreeSet<String>>>>);
+pub struct SecretIndex(Arc<RwLock<SecretClusters>>);
+
+/// (namespace, Secret name) → the clusters whose users name it.
+type SecretClusters = BTreeMap<(String, String), BTreeSet<String>>;
 
 impl SecretIndex {
     /// The clusters to reconcile when Secret `name` in `namespace` changes.
@@ -123,23 +126,23 @@ pub async fn read_users(
         }
         let secret_ref = &user.spec.password_secret;
         named.insert(secret_ref.name.clone());
-        let password = if validate_user(&object, &user.spec, None).is_ok() && !deleting {
-            let secret = secrets
-                .get_opt(&secret_ref.name)
-                .await
-                .map_err(|source| OperatorError::Kube {
-                    what: format!("reading Secret {ns}/{}", secret_ref.name),
-                    source,
+        let password =
+            if validate_user(&object, &user.spec, None).is_ok() && !deleting {
+                let secret = secrets.get_opt(&secret_ref.name).await.map_err(|source| {
+                    OperatorError::Kube {
+                        what: format!("reading Secret {ns}/{}", secret_ref.name),
+                        source,
+                    }
                 })?;
-            Some(password_in(
-                secret.as_ref(),
-                ns,
-                &secret_ref.name,
-                &secret_ref.key,
-            ))
-        } else {
-            None
-        };
+                Some(password_in(
+                    secret.as_ref(),
+                    ns,
+                    &secret_ref.name,
+                    &secret_ref.key,
+                ))
+            } else {
+                None
+            };
         let mut record = user_record(user, password.as_ref());
         if deleting {
             // A user being deleted is only removed: its password no
@@ -216,11 +219,9 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
             problem: Some(problem),
             ..
         }) => (UserPhase::Failed, "CannotApply", problem.clone()),
-        Some(_) if !failures.is_empty() => (
-            UserPhase::Failed,
-            "ServerRefused",
-            failures.join("; "),
-        ),
+        Some(_) if !failures.is_empty() => {
+            (UserPhase::Failed, "ServerRefused", failures.join("; "))
+        }
         Some(_) if holding == pods.len() && !pods.is_empty() => (
             UserPhase::Ready,
             "Applied",
@@ -286,10 +287,9 @@ pub async fn publish_statuses(
         }
         // A condition keeps its transition time while its status holds.
         if let (Some(new), Some(old)) = (status.conditions.first_mut(), current.conditions.first())
+            && new.status == old.status
         {
-            if new.status == old.status {
-                new.last_transition_time = old.last_transition_time.clone();
-            }
+            new.last_transition_time = old.last_transition_time.clone();
         }
         let object = user.metadata.name.clone().unwrap_or_default();
         if status.phase == Some(UserPhase::Failed) && current.phase != Some(UserPhase::Failed) {
@@ -299,7 +299,10 @@ pub async fn publish_statuses(
         api.patch_status(&object, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|source| OperatorError::Kube {
-                what: format!("writing the status of ValkeyUser {}/{object}", meta.namespace),
+                what: format!(
+                    "writing the status of ValkeyUser {}/{object}",
+                    meta.namespace
+                ),
                 source,
             })?;
     }

@@ -246,7 +246,10 @@ mod tests {
         let s = render_start_script(Topology::Cluster);
         assert!(s.contains("acl_file=$run_dir/users.acl"), "{s}");
         assert!(s.contains("'user default '* | '') ;;"), "{s}");
-        assert!(s.contains(r#"printf 'aclfile %s\n' "$(quote "$acl_file")""#), "{s}");
+        assert!(
+            s.contains(r#"printf 'aclfile %s\n' "$(quote "$acl_file")""#),
+            "{s}"
+        );
         assert!(s.contains("*[[:space:]]*) ;;"), "{s}");
     }
 

@@ -51,7 +51,11 @@ impl ValkeyClient {
     /// # Errors
     ///
     /// Any [`ProbeError`].
-    pub async fn acl_deluser(&self, addr: SocketAddr, usernames: &[String]) -> Result<(), ProbeError> {
+    pub async fn acl_deluser(
+        &self,
+        addr: SocketAddr,
+        usernames: &[String],
+    ) -> Result<(), ProbeError> {
         if usernames.is_empty() {
             return Ok(());
         }
@@ -95,7 +99,11 @@ impl ValkeyClient {
     /// # Errors
     ///
     /// Any [`ProbeError`].
-    pub async fn config_get(&self, addr: SocketAddr, key: &str) -> Result<Option<String>, ProbeError> {
+    pub async fn config_get(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+    ) -> Result<Option<String>, ProbeError> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("GET").arg(key);
         let (reply, _) = self
@@ -151,7 +159,9 @@ pub fn acl_users(lines: &[String], wanted: &[&str]) -> BTreeMap<String, String> 
         .iter()
         .filter_map(|line| {
             let name = line.strip_prefix("user ")?.split(' ').next()?;
-            wanted.contains(&name).then(|| (name.to_owned(), digest(line)))
+            wanted
+                .contains(&name)
+                .then(|| (name.to_owned(), digest(line)))
         })
         .collect()
 }
@@ -166,7 +176,10 @@ pub fn digest(text: &str) -> String {
 /// the SHA-256 of a fixed prefix and the password (not the hash Valkey
 /// keeps, which `ACL LIST` shows in full).
 pub fn password_fingerprint(password: &Password) -> String {
-    digest(&format!("logbook-password-fingerprint:{}", password.expose()))
+    digest(&format!(
+        "logbook-password-fingerprint:{}",
+        password.expose()
+    ))
 }
 
 /// A refusal with the password replaced by `***` wherever it appears.

@@ -85,7 +85,10 @@ pub struct ValkeyUserSpec {
     /// The ACL user name (default: the ValkeyUser's name). Not `default`,
     /// not starting with `logbook-` (the operator's own users). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
     pub username: Option<String>,
     /// Whether the user may authenticate (default `true`); `false` keeps
     /// the user but refuses its logins (`off`).
@@ -231,10 +234,18 @@ pub fn validate_user(
         fail(path.into(), FieldErrorKind::Invalid, why);
     }
     if let Err(why) = super::validation::check_dns_subdomain(&spec.password_secret.name) {
-        fail("spec.passwordSecret.name".into(), FieldErrorKind::Invalid, why);
+        fail(
+            "spec.passwordSecret.name".into(),
+            FieldErrorKind::Invalid,
+            why,
+        );
     }
     if let Err(why) = super::validation::check_secret_key(&spec.password_secret.key) {
-        fail("spec.passwordSecret.key".into(), FieldErrorKind::Invalid, why);
+        fail(
+            "spec.passwordSecret.key".into(),
+            FieldErrorKind::Invalid,
+            why,
+        );
     }
     for (field, rules) in [
         ("commands", &spec.commands),
@@ -280,7 +291,11 @@ pub fn validate_user(
             );
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// An ACL user name a ValkeyUser may take.
@@ -296,7 +311,11 @@ pub fn check_username(name: &str) -> Result<(), String> {
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if !first_ok
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
         return Err(format!(
             "user name {name:?} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
         ));
@@ -344,8 +363,7 @@ pub fn check_command_rule(rule: &str) -> Result<(), String> {
     let mut parts = body.split('|');
     let name_ok = |p: &str| {
         !p.is_empty()
-            && p
-                .chars()
+            && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
     };
     let command = parts.next().unwrap_or("");
@@ -399,7 +417,15 @@ mod tests {
         s.channels = vec!["app:*".into()];
         assert_eq!(
             s.acl_rules(),
-            ["on", "+@all", "-@dangerous", "~app:*", "%R~shared:*", "%W~log:*", "&app:*"]
+            [
+                "on",
+                "+@all",
+                "-@dangerous",
+                "~app:*",
+                "%R~shared:*",
+                "%W~log:*",
+                "&app:*"
+            ]
         );
         s.enabled = false;
         assert_eq!(s.acl_rules()[0], "off");
@@ -455,7 +481,11 @@ mod tests {
                 "spec.keys[1]"
             ]
         );
-        assert!(errs[1].message.contains("known: admin, all"), "{}", errs[1].message);
+        assert!(
+            errs[1].message.contains("known: admin, all"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]

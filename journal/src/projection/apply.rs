@@ -666,7 +666,10 @@ impl ClusterState {
             Event::UserForgotten { object } => {
                 self.observed();
                 if self.users.records.remove(object).is_none() {
-                    self.anomaly(seq, format!("ValkeyUser {object} forgotten but never observed"));
+                    self.anomaly(
+                        seq,
+                        format!("ValkeyUser {object} forgotten but never observed"),
+                    );
                 }
             }
             Event::AclObserved { pod, users } => {

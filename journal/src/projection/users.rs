@@ -119,7 +119,9 @@ impl UsersPart {
     /// are now (so deciding it again would fail again).
     #[must_use]
     pub fn failed_as_now(&self, pod: &str) -> bool {
-        self.failed.get(pod).is_some_and(|f| f.wants == self.wants())
+        self.failed
+            .get(pod)
+            .is_some_and(|f| f.wants == self.wants())
     }
 
     /// A `SyncUsers` of `pod` failed for good with `error`.
