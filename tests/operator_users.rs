@@ -315,6 +315,21 @@ async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits
     })
     .await;
 
+    // A user of a cluster that does not exist says so.
+    let mut spec = app_spec();
+    spec.cluster = "nowhere".into();
+    create_user(&env, "stray", spec).await;
+    let status = wait_user(&env, "stray", "ClusterNotFound", |s| {
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.contains("not found"))
+    })
+    .await;
+    assert_eq!(
+        status.message.as_deref(),
+        Some("ValkeyCluster default/nowhere not found: the user is on no node")
+    );
+
     // A rule the server refuses (syntax fine, no such command): its
     // message in the status, and no retry loop while nothing changes.
     let mut spec = app_spec();

@@ -460,6 +460,34 @@ pub async fn run(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
+    // ValkeyUsers whose cluster does not exist (the cluster's reconcile
+    // handles the others).
+    let orphans = tokio::spawn({
+        let client = client.clone();
+        let leadership = leadership.clone();
+        let users = valkey_users.clone();
+        Controller::new(users, watcher::Config::default())
+            .run(
+                move |user: Arc<ValkeyUser>, _: Arc<()>| {
+                    let client = client.clone();
+                    let leading = leadership.borrow().is_leader();
+                    async move {
+                        users::reconcile_orphan(&user, &client, leading).await?;
+                        // A follower looks again: it may lead by then.
+                        Ok::<_, OperatorError>(if leading {
+                            kube::runtime::controller::Action::await_change()
+                        } else {
+                            kube::runtime::controller::Action::requeue(Duration::from_secs(30))
+                        })
+                    }
+                },
+                |_, _: &OperatorError, _| {
+                    kube::runtime::controller::Action::requeue(Duration::from_secs(10))
+                },
+                Arc::new(()),
+            )
+            .for_each(|_| async {})
+    });
     Controller::new(clusters, watcher::Config::default())
         .reconcile_all_on(leadership_changes)
         .owns(sets, managed.clone())
@@ -508,6 +536,7 @@ pub async fn run(
             }
         })
         .await;
+    orphans.abort();
     ctx.stop_all().await;
     let epoch = leadership.borrow().epoch();
     if let Some(epoch) = epoch {

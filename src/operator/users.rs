@@ -354,3 +354,92 @@ pub async fn release_all(
     }
     Ok(released)
 }
+
+/// The ValkeyUser controller's reconcile: a user whose ValkeyCluster does
+/// not exist says so in its status (and, being deleted, is released: no
+/// node can hold it). A user whose cluster exists is the cluster's
+/// reconcile's to apply and report.
+///
+/// # Errors
+/// [`OperatorError::Kube`] on an API failure (retried by the controller).
+pub async fn reconcile_orphan(
+    user: &ValkeyUser,
+    client: &kube::Client,
+    leading: bool,
+) -> Result<(), OperatorError> {
+    let (Some(ns), Some(object)) = (
+        user.metadata.namespace.as_deref(),
+        user.metadata.name.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    if !leading {
+        return Ok(());
+    }
+    let clusters: Api<ValkeyCluster> = Api::namespaced(client.clone(), ns);
+    let cluster = &user.spec.cluster;
+    let found = clusters
+        .get_opt(cluster)
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("reading ValkeyCluster {ns}/{cluster}"),
+            source,
+        })?;
+    if found.is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
+        return Ok(());
+    }
+    let users: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    if user.metadata.deletion_timestamp.is_some() {
+        let finalizers = user.metadata.finalizers.clone().unwrap_or_default();
+        if finalizers.iter().any(|f| f == USER_FINALIZER) {
+            let kept: Vec<&String> = finalizers.iter().filter(|f| *f != USER_FINALIZER).collect();
+            let patch = json!({
+                "metadata": {
+                    "finalizers": kept,
+                    "resourceVersion": user.metadata.resource_version,
+                }
+            });
+            users
+                .patch(object, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|source| OperatorError::Kube {
+                    what: format!("releasing ValkeyUser {ns}/{object}"),
+                    source,
+                })?;
+        }
+        return Ok(());
+    }
+    let message = format!("ValkeyCluster {ns}/{cluster} not found: the user is on no node");
+    let current = user.status.clone().unwrap_or_default();
+    if current.phase == Some(UserPhase::Pending) && current.message.as_deref() == Some(&message) {
+        return Ok(());
+    }
+    let status = ValkeyUserStatus {
+        phase: Some(UserPhase::Pending),
+        username: Some(user.spec.effective_username(object).to_owned()),
+        nodes: Some("0/0".to_owned()),
+        password_fingerprint: None,
+        message: Some(message.clone()),
+        observed_generation: user.metadata.generation,
+        conditions: vec![Condition {
+            type_: "Ready".to_owned(),
+            status: "False".to_owned(),
+            reason: "ClusterNotFound".to_owned(),
+            message,
+            observed_generation: user.metadata.generation,
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        }],
+    };
+    users
+        .patch_status(
+            object,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("writing the status of ValkeyUser {ns}/{object}"),
+            source,
+        })?;
+    Ok(())
+}

@@ -6,12 +6,13 @@
   no test needs must say why it is kept.
 */}}
 {{- define "logbook.managedRules" -}}
-# ValkeyClusters: the controller's list and watch (it reads them from its
-# cache, never with get); patch adds and removes the finalizer and clears
-# the switchover and failover request annotations once served.
+# ValkeyClusters: the controller's list and watch; get reads the cluster a
+# ValkeyUser names (a user of no cluster says so in its status); patch
+# adds and removes the finalizer and clears the switchover and failover
+# request annotations once served.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # The status subresource: phase, conditions, primary, journal head.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters/status"]
