@@ -59,6 +59,11 @@
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# NetworkPolicies (spec.networkPolicy): applied; deleted when the spec no
+# longer asks for one, and with the cluster.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "patch", "delete"]
 # ConfigMaps: each cluster's configuration (applied) and its journal
 # (created, replaced with optimistic concurrency, read, and old segments
 # deleted after a snapshot).
