@@ -206,19 +206,66 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
     })
     .await;
 
-    // A new password: applied on every node without a restart.
+    // A new password, with a client writing throughout: a rotation
+    // window (shortened to 6 s here) where the old and the new password
+    // both work on every node, no pod restarted, and the writer, which
+    // moves to the new password once it is in force, never refused.
+    let users_api: kube::Api<ValkeyUser> = env.api();
+    users_api
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"rotationWindowSeconds": 6}})),
+        )
+        .await
+        .unwrap();
     let restarts_before = restarts(&env).await;
+    let writer = Writer::start(new_addr.clone(), SAMPLE_USER_PASSWORD);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     put_secret(&env, "app-password", "app-s3cret-2").await;
     let status = wait_user(&env, "app", "the new password on 3/3", |s| {
         ready(s) && s.password_fingerprint.as_deref() != Some(first.as_str())
     })
     .await;
     assert_ne!(status.password_fingerprint, Some(first));
+    let rotating = status.message.clone().unwrap_or_default();
+    assert!(rotating.contains("rotating"), "{rotating}");
+    for (pod, addr) in addrs(&env).await {
+        for password in [SAMPLE_USER_PASSWORD, "app-s3cret-2"] {
+            let got = as_user(&addr, "app", password, &["PING"]);
+            assert_eq!(got.trim(), "PONG", "{pod} within the window: {got}");
+        }
+    }
+    writer.switch_to("app-s3cret-2");
+    // The window closes: the old password is refused everywhere, the new
+    // one works.
+    env.eventually(Duration::from_secs(20), "the old password gone", || {
+        let env = &env;
+        async move {
+            let mut gone = true;
+            for (_, addr) in addrs(env).await {
+                gone &=
+                    as_user(&addr, "app", SAMPLE_USER_PASSWORD, &["PING"]).contains("WRONGPASS");
+            }
+            gone
+        }
+    })
+    .await;
     for (pod, addr) in addrs(&env).await {
         let got = as_user(&addr, "app", "app-s3cret-2", &["PING"]);
         assert_eq!(got.trim(), "PONG", "{pod}: {got}");
     }
+    let (writes, errors) = writer.stop();
+    assert!(writes > 10, "{writes} writes");
+    assert!(errors.is_empty(), "the writer was refused: {errors:?}");
     assert_eq!(restarts(&env).await, restarts_before, "no pod restarted");
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.body, logbook_journal::Event::RotationWindowClosed { username } if username == "app")),
+        "the window's close is journaled"
+    );
 
     // Nothing secret in the journal.
     let events = env.journal_events(&env.stream(NAME).await).await;
@@ -351,4 +398,49 @@ async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits
         "a refused user is not tried again until it changes"
     );
     env.finish().await;
+}
+
+/// A client writing `app:w<n>` as user `app` every 100 ms on fresh
+/// connections (each one authenticates), with the password it is given.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    password: std::sync::Arc<std::sync::Mutex<String>>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Writer {
+    fn start(addr: String, password: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let password = std::sync::Arc::new(std::sync::Mutex::new(password.to_owned()));
+        let thread = std::thread::spawn({
+            let (stop, password) = (stop.clone(), password.clone());
+            move || {
+                let (mut n, mut errors) = (0usize, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let pw = password.lock().unwrap().clone();
+                    let got = as_user(&addr, "app", &pw, &["SET", &format!("app:w{n}"), "v"]);
+                    if got.trim() != "OK" {
+                        errors.push(got);
+                    }
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (n, errors)
+            }
+        });
+        Self {
+            stop,
+            password,
+            thread,
+        }
+    }
+
+    fn switch_to(&self, password: &str) {
+        *self.password.lock().unwrap() = password.to_owned();
+    }
+
+    fn stop(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }

@@ -438,6 +438,12 @@ pub enum Event {
         /// The users it holds, with their `ACL LIST` digests.
         users: NodeUsers,
     },
+    /// [38] The rotation window of ACL user `username`'s password closed
+    /// (the clock passed its end): the old password is to go.
+    RotationWindowClosed {
+        /// The ACL user name.
+        username: String,
+    },
 }
 
 impl Event {
@@ -483,6 +489,7 @@ impl Event {
             Self::UserObserved { .. } => "UserObserved",
             Self::UserForgotten { .. } => "UserForgotten",
             Self::AclObserved { .. } => "AclObserved",
+            Self::RotationWindowClosed { .. } => "RotationWindowClosed",
         }
     }
 }

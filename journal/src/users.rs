@@ -34,30 +34,45 @@ pub struct UserRecord {
     /// The object is being deleted: the user is removed from every node,
     /// then the object's finalizer released.
     pub deleting: bool,
+    /// How long, in milliseconds, a replaced password keeps working beside
+    /// its successor (`rotationWindowSeconds`).
+    pub rotation_window_ms: u64,
 }
 
 impl UserRecord {
-    /// What the nodes must hold for this record: its rules and password.
-    /// Two records with the same want need no new `ACL SETUSER`.
+    /// Whether the record can be applied: not being deleted, a password,
+    /// no problem.
     #[must_use]
-    pub fn want(&self) -> Option<UserWant> {
-        if self.deleting || self.problem.is_some() {
-            return None;
-        }
-        Some(UserWant {
-            rules: self.rules.clone(),
-            password: self.password.clone()?,
-        })
+    pub fn applicable(&self) -> bool {
+        !self.deleting && self.problem.is_none() && self.password.is_some()
     }
 }
 
-/// The rules and password fingerprint a user is applied with.
+/// The rules and password fingerprint a user is applied with, and the
+/// password it replaces while that one keeps working.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserWant {
     /// The rules after `reset` and the password.
     pub rules: Vec<String>,
     /// The password's fingerprint.
     pub password: String,
+    /// The fingerprint of the password it replaces, while the rotation
+    /// window is open: kept beside the new one on the nodes.
+    pub previous: Option<String>,
+}
+
+/// A password being replaced: from `from` to `to` (fingerprints), both
+/// working until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// The old password's fingerprint.
+    pub from: String,
+    /// The new password's fingerprint.
+    pub to: String,
+    /// When the new one was read.
+    pub since: crate::time::Timestamp,
+    /// When the old one stops working.
+    pub until: crate::time::Timestamp,
 }
 
 /// A digest (8 hex digits of a SHA-256) of one user's `ACL LIST` line on

@@ -28,7 +28,9 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelEventObserved { pod, .. }
         | Event::AclObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
-        Event::UserObserved { .. } | Event::UserForgotten { .. } => None,
+        Event::UserObserved { .. }
+        | Event::UserForgotten { .. }
+        | Event::RotationWindowClosed { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -81,6 +83,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
+            | Event::RotationWindowClosed { .. }
     )
 }
 
@@ -310,6 +313,9 @@ pub fn summary(event: &Event) -> String {
             )
         }
         Event::UserForgotten { object } => format!("ValkeyUser {object} is gone"),
+        Event::RotationWindowClosed { username } => {
+            format!("the rotation window of ACL user {username} closed: its old password goes")
+        }
         Event::AclObserved { pod, users } => {
             if users.is_empty() {
                 format!("{pod} holds none of the ValkeyUsers' users")

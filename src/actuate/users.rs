@@ -57,8 +57,15 @@ pub async fn sync(
                 "Secret {ns}/{name} changed since it was read for ACL user {username}: read again before applying"
             )));
         }
+        // While its rotation window is open, the password it replaces
+        // keeps working: the new one is added, the others kept.
+        let keep_others = target
+            .state
+            .users
+            .want(record)
+            .is_some_and(|w| w.previous.is_some());
         valkey
-            .acl_setuser(addr, username, &password, &record.rules)
+            .acl_setuser(addr, username, &password, &record.rules, keep_others)
             .await
             .map_err(|source| ActError::Valkey {
                 what: format!("applying ACL user {username} on {pod}"),

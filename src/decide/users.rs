@@ -46,7 +46,7 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
                 if has {
                     deleted.push(record.username.clone());
                 }
-            } else if record.want().is_some() && !users.holds(pod.name, record) {
+            } else if record.applicable() && !users.holds(pod.name, record) {
                 if has {
                     differing.push(record.username.clone());
                 } else {
@@ -145,6 +145,7 @@ mod tests {
                 .is_none()
                 .then(|| "Secret app-password not found".to_owned()),
             deleting: false,
+            rotation_window_ms: 0,
         }
     }
 
@@ -257,5 +258,75 @@ mod tests {
                 object: "app".into()
             }]
         );
+    }
+
+    /// Both pods given the user, read back with `digest`.
+    fn synced_both(g: &mut Given, digest: &str) {
+        for i in 0..2 {
+            g.event(acl(i, &[("app", digest)]));
+            g.succeed(Intent::SyncUsers {
+                pod: format!("demo-{i}"),
+                apply: vec!["app".into()],
+                remove: vec![],
+            });
+        }
+    }
+
+    #[test]
+    fn a_new_password_keeps_the_old_one_working_until_its_window_closes() {
+        let mut g = two_pods();
+        let mut r = record(Some("aa11bb22"));
+        r.rotation_window_ms = 60_000;
+        g.event(Event::UserObserved { user: r.clone() });
+        synced_both(&mut g, "d1");
+        assert!(syncs(&g).is_empty());
+        r.password = Some("cc33dd44".into());
+        g.event(Event::UserObserved { user: r });
+        let rotation = g.state.users.rotations["app"].clone();
+        assert_eq!(
+            (rotation.from.as_str(), rotation.to.as_str()),
+            ("aa11bb22", "cc33dd44")
+        );
+        let want = g.state.users.want(&g.state.users.records["app"]).unwrap();
+        assert_eq!(want.previous.as_deref(), Some("aa11bb22"));
+        assert_eq!(syncs(&g).len(), 2, "the new one added on both");
+        synced_both(&mut g, "d2");
+        assert!(syncs(&g).is_empty(), "{:?}", syncs(&g));
+        assert!(g.state.users.windows_due(rotation.since).is_empty());
+        assert_eq!(g.state.users.windows_due(rotation.until), ["app"]);
+        // The window closes: the old one goes, on both.
+        g.event(Event::RotationWindowClosed {
+            username: "app".into(),
+        });
+        assert_eq!(
+            g.state
+                .users
+                .want(&g.state.users.records["app"])
+                .unwrap()
+                .previous,
+            None
+        );
+        assert_eq!(syncs(&g).len(), 2);
+    }
+
+    #[test]
+    fn a_sync_refused_for_good_is_not_decided_again_until_a_user_changes() {
+        let mut g = two_pods();
+        g.event(Event::UserObserved {
+            user: record(Some("aa11bb22")),
+        });
+        g.event(acl(0, &[])).event(acl(1, &[]));
+        let intent = Intent::SyncUsers {
+            pod: "demo-0".into(),
+            apply: vec!["app".into()],
+            remove: vec![],
+        };
+        let id = g.decide_and_fail(intent, "applying ACL user app on demo-0: refused", false);
+        assert!(id > 0);
+        assert_eq!(syncs(&g).len(), 1, "only demo-1 now");
+        let mut r = record(Some("aa11bb22"));
+        r.rules.push("~more:*".into());
+        g.event(Event::UserObserved { user: r });
+        assert_eq!(syncs(&g).len(), 2, "changed: tried again");
     }
 }

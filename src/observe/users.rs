@@ -72,6 +72,7 @@ pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRe
         password: fingerprint,
         problem,
         deleting: user.metadata.deletion_timestamp.is_some(),
+        rotation_window_ms: u64::from(spec.rotation_window_seconds).saturating_mul(1000),
     }
 }
 
@@ -159,7 +160,7 @@ mod tests {
             let record = user_record(&app(), Some(&Err(err.clone())));
             assert_eq!(record.password, None);
             assert_eq!(record.problem.as_deref(), Some(err.as_str()));
-            assert_eq!(record.want(), None, "no want: never applied password-less");
+            assert!(!record.applicable(), "never applied password-less");
         }
         let read = password_in(Some(&secret("password", "s3cret")), "ns", "n", "password");
         let record = user_record(&app(), Some(&read));

@@ -234,6 +234,25 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         ),
     };
     let ready = phase == UserPhase::Ready;
+    let rotating = state
+        .users
+        .rotations
+        .get(&username)
+        .filter(|r| record.is_some_and(|rec| rec.password.as_deref() == Some(r.to.as_str())))
+        .map(|r| {
+            let until = r
+                .until
+                .to_datetime()
+                .map_or_else(|| "its window ends".to_owned(), |t| t.to_rfc3339());
+            format!(
+                "rotating: the old password ({}) works beside the new one until {until}",
+                r.from
+            )
+        });
+    let message = match (&rotating, ready) {
+        (Some(rotating), true) => format!("{message}; {rotating}"),
+        _ => message,
+    };
     let condition = Condition {
         type_: "Ready".to_owned(),
         status: if ready { "True" } else { "False" }.to_owned(),
@@ -247,7 +266,7 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         username: Some(username),
         nodes: Some(format!("{holding}/{}", pods.len())),
         password_fingerprint: record.and_then(|r| r.password.clone()),
-        message: (!ready).then_some(message),
+        message: (!ready || rotating.is_some()).then_some(message),
         observed_generation: generation,
         conditions: vec![condition],
     }

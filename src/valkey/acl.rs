@@ -18,7 +18,10 @@ use super::{Password, ProbeError};
 impl ValkeyClient {
     /// `ACL SETUSER <username> reset ><password> <rules>…`: the user as
     /// given and nothing else, atomically (a rule the server refuses leaves
-    /// the user as it was).
+    /// the user as it was). With `keep_other_passwords`, everything but
+    /// the passwords is reset (`resetkeys resetchannels clearselectors
+    /// -@all`) and the password is added beside those the user has: a
+    /// rotation's window, where the old one keeps working.
     ///
     /// # Errors
     ///
@@ -30,12 +33,19 @@ impl ValkeyClient {
         username: &str,
         password: &Password,
         rules: &[String],
+        keep_other_passwords: bool,
     ) -> Result<(), ProbeError> {
         let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER")
-            .arg(username)
-            .arg("reset")
-            .arg(format!(">{}", password.expose()));
+        cmd.arg("SETUSER").arg(username);
+        if keep_other_passwords {
+            cmd.arg("resetkeys")
+                .arg("resetchannels")
+                .arg("clearselectors")
+                .arg("-@all");
+        } else {
+            cmd.arg("reset");
+        }
+        cmd.arg(format!(">{}", password.expose()));
         for rule in rules {
             cmd.arg(rule);
         }

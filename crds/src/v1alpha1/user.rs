@@ -119,6 +119,19 @@ pub struct ValkeyUserSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
     pub channels: Vec<String>,
+    /// When the password in the Secret changes, how long the old one keeps
+    /// working beside the new one (default 300 s; 0: replaced at once), so
+    /// that clients can move to the new one without an error.
+    #[serde(default = "rotation_window_default")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub rotation_window_seconds: u32,
+}
+
+/// The default `rotationWindowSeconds`.
+pub const ROTATION_WINDOW_SECONDS: u32 = 300;
+
+fn rotation_window_default() -> u32 {
+    ROTATION_WINDOW_SECONDS
 }
 
 fn enabled_default() -> bool {
@@ -183,6 +196,7 @@ impl ValkeyUserSpec {
             read_keys: Vec::new(),
             write_keys: Vec::new(),
             channels: Vec::new(),
+            rotation_window_seconds: ROTATION_WINDOW_SECONDS,
         }
     }
 
@@ -271,6 +285,16 @@ pub fn validate_user(
                 fail(format!("spec.{field}[{i}]"), FieldErrorKind::Invalid, why);
             }
         }
+    }
+    if spec.rotation_window_seconds > 86_400 {
+        fail(
+            "spec.rotationWindowSeconds".into(),
+            FieldErrorKind::OutOfRange,
+            format!(
+                "must be 0 to 86400 (a day), got {}",
+                spec.rotation_window_seconds
+            ),
+        );
     }
     if let Some(old) = old {
         if old.cluster != spec.cluster {

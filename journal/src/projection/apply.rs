@@ -661,7 +661,7 @@ impl ClusterState {
                     body,
                     format!("ACL user {} ({}) {what}", user.username, user.object),
                 );
-                self.users.records.insert(user.object.clone(), user.clone());
+                self.users.observed(user, at);
             }
             Event::UserForgotten { object } => {
                 self.observed();
@@ -675,6 +675,22 @@ impl ClusterState {
             Event::AclObserved { pod, users } => {
                 self.observed();
                 self.users.nodes.insert(pod.clone(), users.clone());
+            }
+            Event::RotationWindowClosed { username } => {
+                if self.users.rotations.remove(username).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("rotation window of {username} closed but none open"),
+                    );
+                }
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "the rotation window of ACL user {username} closed: the old password goes"
+                    ),
+                );
             }
             Event::SlotStatesObserved {
                 pod,

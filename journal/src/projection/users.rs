@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::users::{AclDigest, NodeUsers, UserRecord, UserWant};
+use crate::time::Timestamp;
+use crate::users::{AclDigest, NodeUsers, Rotation, UserRecord, UserWant};
 
 /// What one node was last given for one user: the want it was applied
 /// with, and the digest the node's `ACL LIST` line had right after (`None`
@@ -31,6 +32,9 @@ pub struct UsersPart {
     /// server refused), with the wants it was decided on: not decided
     /// again until a want changes.
     pub failed: BTreeMap<String, FailedSync>,
+    /// Passwords being replaced, by ACL user name, until their window
+    /// closes (`RotationWindowClosed`).
+    pub rotations: BTreeMap<String, Rotation>,
 }
 
 /// A `SyncUsers` that failed for good.
@@ -49,12 +53,44 @@ impl UsersPart {
         self.records.values().find(|r| r.username == username)
     }
 
+    /// What the nodes must hold for `record`: its rules and password, and
+    /// while its rotation window is open the password it replaces. `None`
+    /// when it cannot be applied. Two equal wants need no new
+    /// `ACL SETUSER`.
+    #[must_use]
+    pub fn want(&self, record: &UserRecord) -> Option<UserWant> {
+        if !record.applicable() {
+            return None;
+        }
+        let password = record.password.clone()?;
+        let previous = self
+            .rotations
+            .get(&record.username)
+            .filter(|r| r.to == password)
+            .map(|r| r.from.clone());
+        Some(UserWant {
+            rules: record.rules.clone(),
+            password,
+            previous,
+        })
+    }
+
+    /// The rotation windows open at `now` that should have closed.
+    #[must_use]
+    pub fn windows_due(&self, now: Timestamp) -> Vec<String> {
+        self.rotations
+            .iter()
+            .filter(|(_, r)| now >= r.until)
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
     /// Whether the node in `pod` holds `record`'s user as the record says:
     /// applied with its current want, and unchanged since (its digest as
     /// read back then).
     #[must_use]
     pub fn holds(&self, pod: &str, record: &UserRecord) -> bool {
-        let Some(want) = record.want() else {
+        let Some(want) = self.want(record) else {
             return false;
         };
         let observed = self
@@ -88,7 +124,7 @@ impl UsersPart {
         self.failed.remove(pod);
         let read_back = self.nodes.get(pod).cloned().unwrap_or_default();
         for username in apply {
-            let Some(want) = self.by_username(username).and_then(UserRecord::want) else {
+            let Some(want) = self.by_username(username).and_then(|r| self.want(r)) else {
                 continue;
             };
             self.applied.entry(pod.to_owned()).or_default().insert(
@@ -111,7 +147,7 @@ impl UsersPart {
     pub fn wants(&self) -> BTreeMap<String, Option<UserWant>> {
         self.records
             .values()
-            .map(|r| (r.username.clone(), r.want()))
+            .map(|r| (r.username.clone(), self.want(r)))
             .collect()
     }
 
@@ -133,6 +169,38 @@ impl UsersPart {
                 error: error.to_owned(),
             },
         );
+    }
+
+    /// `user` read at `at`: a new password for a user that had one opens
+    /// its rotation window (none when the window is 0 or the user is
+    /// being deleted).
+    pub(super) fn observed(&mut self, user: &UserRecord, at: Timestamp) {
+        let before = self
+            .records
+            .get(&user.object)
+            .and_then(|r| r.password.clone());
+        match (before, &user.password) {
+            _ if user.deleting => {
+                self.rotations.remove(&user.username);
+            }
+            (Some(from), Some(to)) if from != *to && user.rotation_window_ms > 0 => {
+                let window = i64::try_from(user.rotation_window_ms).unwrap_or(i64::MAX);
+                self.rotations.insert(
+                    user.username.clone(),
+                    Rotation {
+                        from,
+                        to: to.clone(),
+                        since: at,
+                        until: at.plus_millis(window),
+                    },
+                );
+            }
+            (Some(from), Some(to)) if from != *to => {
+                self.rotations.remove(&user.username);
+            }
+            _ => {}
+        }
+        self.records.insert(user.object.clone(), user.clone());
     }
 
     /// The pod is gone or was recreated: its node holds nothing known.
