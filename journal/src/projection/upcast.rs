@@ -369,6 +369,54 @@ mod tests {
         }
     }
 
+    /// What format 9 wrote for `state`.
+    fn as_v9(s: ClusterState) -> ClusterStateV9 {
+        ClusterStateV9 {
+            last_seq: s.last_seq,
+            last_hash: s.last_hash,
+            last_at: s.last_at,
+            epoch: s.epoch,
+            desired: s.desired,
+            spec_status: s.spec_status,
+            deleted: s.deleted,
+            pods: s.pods,
+            kube_nodes: s.kube_nodes,
+            in_flight: s.in_flight,
+            policy: s.policy,
+            operator: s.operator,
+            last_snapshot: s.last_snapshot,
+            history: s.history,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            statefulset: s.statefulset,
+            switchover_request: s.switchover_request,
+            applied_generation: s.applied_generation,
+            last_failover: s.last_failover,
+            failover_request: s.failover_request,
+            replication: s.replication,
+            cluster: s.cluster,
+            reshard: s.reshard,
+            sentinel: s.sentinel,
+        }
+    }
+
+    #[test]
+    fn a_format_9_snapshot_reads_with_an_empty_users_part() {
+        let mut state = ClusterState::new();
+        state.replication.primary = Some("demo-2".into());
+        state.sentinel.switches = 3;
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v9(state.clone()),
+            V9,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 9 snapshot reads");
+        assert_eq!(read.state, state);
+        assert!(read.state.users.records.is_empty());
+    }
+
     #[test]
     fn a_format_7_snapshot_reads_with_an_empty_reshard_part() {
         let mut state = ClusterState::new();
