@@ -57,6 +57,13 @@ fn kinds() -> Vec<ApiResource> {
             kind: "ValkeyCluster".into(),
             plural: "valkeyclusters".into(),
         },
+        ApiResource {
+            group: "valkey.logbook.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "valkey.logbook.dev/v1alpha1".into(),
+            kind: "ValkeyUser".into(),
+            plural: "valkeyusers".into(),
+        },
     ]
 }
 
@@ -145,7 +152,7 @@ fn changes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_healthy_cluster_writes_nothing_for_a_minute() {
-    idle(&replication_yaml("demo", 3), 5, 60).await;
+    idle(&replication_yaml("demo", 3), 5, 60, true).await;
 }
 
 /// Topology Sentinel: the Sentinels' reports, their published events and
@@ -166,16 +173,31 @@ spec:
 "#;
     // Settled once the Sentinel StatefulSet's minReadySeconds (10) have
     // passed: its controller then records them available.
-    idle(yaml, 12, 30).await;
+    idle(yaml, 12, 30, false).await;
 }
 
-/// Applies `yaml` (a 3-pod cluster `demo`), waits until nothing is
-/// written for `settle` seconds, then checks that nothing but node
-/// heartbeats is written for `seconds`.
-async fn idle(yaml: &str, settle: u64, seconds: u64) {
+/// Applies `yaml` (a 3-pod cluster `demo`) and, `with_user`, the ACL user
+/// of `config/samples/user.yaml` (its status and its ACL reads must cost
+/// nothing either), waits until nothing is written for `settle` seconds,
+/// then checks that nothing but node heartbeats is written for `seconds`.
+async fn idle(yaml: &str, settle: u64, seconds: u64, with_user: bool) {
     let mut env = Env::start("idle").await;
     env.apply_yaml(yaml).await;
     env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    if with_user {
+        create_user_sample(&env).await;
+        let users: Api<logbook_crds::ValkeyUser> = env.api();
+        env.eventually(Duration::from_secs(30), "the sample user Ready", || {
+            let users = users.clone();
+            async move {
+                users.get("app").await.unwrap().status.is_some_and(|s| {
+                    s.phase == Some(logbook_crds::UserPhase::Ready)
+                        && s.nodes.as_deref() == Some("3/3")
+                })
+            }
+        })
+        .await;
+    }
     let stream = env.stream("demo").await;
     // Settle: Ready, and nothing but the node heartbeat written for a few
     // seconds.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -61,6 +62,7 @@ async fn all_owned(env: &Env, cluster: &str) -> Vec<String> {
             "PodDisruptionBudget",
             owned::<PodDisruptionBudget>(env, cluster).await,
         ),
+        ("NetworkPolicy", owned::<NetworkPolicy>(env, cluster).await),
     ] {
         all.extend(names.into_iter().map(|n| format!("{kind}/{n}")));
     }
@@ -137,6 +139,48 @@ async fn standalone_is_created_serves_and_is_deleted_with_everything_it_owns() {
         .unwrap();
     assert_eq!(got, "hello");
     drop(con);
+
+    // A NetworkPolicy asked for: own pods, the operator, and the peers
+    // allowed. (localkube stores it and enforces nothing: what it admits
+    // is checked on its rules, not on traffic.)
+    assert!(!objects.iter().any(|o| o.starts_with("NetworkPolicy/")));
+    env.patch(
+        "solo",
+        serde_json::json!({"spec": {"networkPolicy": {"enabled": true, "allowFrom": [
+            {"podSelector": {"matchLabels": {"app": "web"}}}
+        ]}}}),
+    )
+    .await;
+    let policies = env.api::<NetworkPolicy>();
+    env.eventually(Duration::from_secs(20), "NetworkPolicy solo", || async {
+        policies.get_opt("solo").await.unwrap().is_some()
+    })
+    .await;
+    let policy = policies.get("solo").await.unwrap().spec.unwrap();
+    let ingress = policy.ingress.unwrap();
+    assert_eq!(ingress.len(), 3, "{ingress:?}");
+    let peer = &ingress[2].from.as_ref().unwrap()[0];
+    assert_eq!(
+        peer.pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["app"],
+        "web"
+    );
+    // No longer asked for: removed.
+    env.patch(
+        "solo",
+        serde_json::json!({"spec": {"networkPolicy": {"enabled": false}}}),
+    )
+    .await;
+    env.eventually(
+        Duration::from_secs(20),
+        "NetworkPolicy solo removed",
+        || async { policies.get_opt("solo").await.unwrap().is_none() },
+    )
+    .await;
 
     // Delete: the finalizer runs, then the object and everything it owns
     // are gone.

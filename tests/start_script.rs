@@ -332,3 +332,59 @@ fn without_valkey_server_the_script_runs_redis_server() {
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
     assert!(String::from_utf8_lossy(&cmdline).contains("redis-server"));
 }
+
+#[test]
+fn acl_users_outlive_a_restart_and_the_default_user_follows_the_password() {
+    let pod = Pod::new(
+        &ValkeyClusterSpec::with_topology(Topology::Standalone),
+        None,
+    );
+    let server = Server::start(&pod, Some("s3cret"));
+    let mut c = server.connect();
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), Reply::Status("OK".into()));
+    let setuser = [
+        "ACL", "SETUSER", "app", "reset", ">apppass", "on", "+@all", "~app:*",
+    ];
+    assert_eq!(c.cmd(&setuser), Reply::Status("OK".into()));
+    assert_eq!(c.cmd(&["ACL", "SAVE"]), Reply::Status("OK".into()));
+    // Saved with hashes only.
+    let saved = std::fs::read_to_string(pod.path("run/users.acl")).unwrap();
+    assert!(
+        !saved.contains("apppass") && !saved.contains("s3cret"),
+        "{saved}"
+    );
+    let mode = std::fs::metadata(pod.path("run/users.acl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "ACL file readable by others");
+    drop(c);
+    drop(server);
+    // The process restarts with the password rotated: the default user
+    // takes the new one, the saved user is still there.
+    let server = Server::start(&pod, Some("n3w"));
+    let mut c = server.connect();
+    assert!(matches!(c.cmd(&["AUTH", "s3cret"]), Reply::Error(_)));
+    assert_eq!(c.cmd(&["AUTH", "n3w"]), Reply::Status("OK".into()));
+    assert_eq!(
+        c.cmd(&["AUTH", "app", "apppass"]),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(c.cmd(&["SET", "app:1", "v"]), Reply::Status("OK".into()));
+    assert_eq!(error_code(&c.cmd(&["SET", "other:1", "v"])), "NOPERM");
+    drop(c);
+    drop(server);
+    // A password with whitespace cannot be written in an ACL file: no
+    // file then, and the server still starts and requires it.
+    let pod = Pod::new(
+        &ValkeyClusterSpec::with_topology(Topology::Replication),
+        None,
+    );
+    let server = Server::start(&pod, Some("two words"));
+    let mut c = server.connect();
+    assert_eq!(c.cmd(&["AUTH", "two words"]), Reply::Status("OK".into()));
+    match c.cmd(&["CONFIG", "GET", "aclfile"]) {
+        Reply::Array(items) => assert_eq!(items[1], Reply::Bulk(Some(String::new()))),
+        other => panic!("CONFIG GET aclfile: {other:?}"),
+    }
+}

@@ -18,7 +18,8 @@ pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
     AuthSpec, ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
     JournalSpec, MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
-    PodDisruptionBudgetSpec, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology,
-    ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus, connection_secret_name, validate,
-    validate_name, validate_name_for_topology,
+    PodDisruptionBudgetSpec, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology, UserPhase,
+    ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus, ValkeyUser, ValkeyUserSpec,
+    ValkeyUserStatus, connection_secret_name, validate, validate_name, validate_name_for_topology,
+    validate_user,
 };

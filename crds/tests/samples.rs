@@ -95,3 +95,26 @@ fn samples_say_what_their_comments_say() {
     );
     assert_eq!(cluster.connection_secret_name("demo"), "demo-connection");
 }
+
+#[test]
+fn the_user_sample_is_an_app_user_of_demo_with_its_secret() {
+    let text = read("user.yaml");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "a Secret and a ValkeyUser");
+    assert_eq!(docs[0]["kind"].as_str(), Some("Secret"));
+    assert_eq!(docs[0]["metadata"]["name"].as_str(), Some("app-password"));
+    assert!(docs[0]["stringData"]["password"].as_str().is_some());
+    let user: logbook_crds::ValkeyUser = serde_yaml::from_value(docs[1].clone()).unwrap();
+    assert_eq!(user.metadata.name.as_deref(), Some("app"));
+    assert_eq!(user.spec.cluster, "demo");
+    assert_eq!(user.spec.password_secret.name, "app-password");
+    assert_eq!(user.spec.password_secret.key, "password");
+    assert_eq!(user.spec.keys, ["app:*"]);
+    assert!(logbook_crds::validate_user("app", &user.spec, None).is_ok());
+    assert_eq!(
+        user.spec.acl_rules(),
+        ["on", "+@all", "-@dangerous", "~app:*"]
+    );
+}

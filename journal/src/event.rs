@@ -16,6 +16,7 @@ use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
 use crate::policy::Policy;
 use crate::sentinel::{SentinelReport, SentinelSwitch};
+use crate::users::{NodeUsers, UserRecord};
 
 /// The replication role a Valkey process reports (`ROLE`, `INFO replication`).
 // PERSISTED ENUM — append-only: never reorder, rename or remove variants,
@@ -416,6 +417,33 @@ pub enum Event {
         /// The switch.
         switch: SentinelSwitch,
     },
+    /// [35] A ValkeyUser of the cluster was read, differing from its last
+    /// record (its spec, its password's fingerprint, a problem, its
+    /// deletion).
+    UserObserved {
+        /// The user as read.
+        user: UserRecord,
+    },
+    /// [36] A ValkeyUser object is gone from the API (its finalizer was
+    /// released, or it was deleted while no operator held it).
+    UserForgotten {
+        /// The ValkeyUser object's name.
+        object: String,
+    },
+    /// [37] The ACL users (of those ValkeyUsers name) the node in `pod`
+    /// holds, differing from what was last journaled for it.
+    AclObserved {
+        /// Pod name.
+        pod: String,
+        /// The users it holds, with their `ACL LIST` digests.
+        users: NodeUsers,
+    },
+    /// [38] The rotation window of ACL user `username`'s password closed
+    /// (the clock passed its end): the old password is to go.
+    RotationWindowClosed {
+        /// The ACL user name.
+        username: String,
+    },
 }
 
 impl Event {
@@ -458,6 +486,10 @@ impl Event {
             Self::SentinelObserved { .. } => "SentinelObserved",
             Self::SentinelEventObserved { .. } => "SentinelEventObserved",
             Self::SentinelSwitchObserved { .. } => "SentinelSwitchObserved",
+            Self::UserObserved { .. } => "UserObserved",
+            Self::UserForgotten { .. } => "UserForgotten",
+            Self::AclObserved { .. } => "AclObserved",
+            Self::RotationWindowClosed { .. } => "RotationWindowClosed",
         }
     }
 }

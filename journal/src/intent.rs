@@ -239,6 +239,24 @@ pub enum Intent {
         /// The replica preferred, if any.
         to: Option<String>,
     },
+    /// ACL users: on the node in `pod`, apply the users named in `apply`
+    /// as their records say (`ACL SETUSER <user> reset >password
+    /// <rules>`), delete those in `remove` (`ACL DELUSER`), persist
+    /// (`ACL SAVE`), and read back what the node holds.
+    SyncUsers {
+        /// The data pod.
+        pod: String,
+        /// ACL user names to (re)apply.
+        apply: Vec<String>,
+        /// ACL user names to delete.
+        remove: Vec<String>,
+    },
+    /// ACL users: the ValkeyUser `object`'s user is on no node any more:
+    /// release the object's finalizer, so that its deletion completes.
+    ReleaseUser {
+        /// The ValkeyUser object's name.
+        object: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -300,6 +318,8 @@ impl Intent {
             Self::SentinelConfigure { .. } => "SentinelConfigure",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
+            Self::SyncUsers { .. } => "SyncUsers",
+            Self::ReleaseUser { .. } => "ReleaseUser",
         }
     }
 
@@ -392,6 +412,18 @@ impl Intent {
                 Some(to) => format!("ask Sentinel to fail {from} over (to {to})"),
                 None => format!("ask Sentinel to fail {from} over"),
             },
+            Self::SyncUsers { pod, apply, remove } => match (apply.is_empty(), remove.is_empty()) {
+                (false, true) => format!("apply ACL users {} on {pod}", apply.join(", ")),
+                (true, false) => format!("delete ACL users {} on {pod}", remove.join(", ")),
+                _ => format!(
+                    "apply ACL users {} and delete {} on {pod}",
+                    apply.join(", "),
+                    remove.join(", ")
+                ),
+            },
+            Self::ReleaseUser { object } => {
+                format!("release ValkeyUser {object} (on no node any more)")
+            }
         }
     }
 }
@@ -428,6 +460,8 @@ impl ReasonCode {
             Self::SentinelSettingsDrift => "SentinelSettingsDrift",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
+            Self::UsersOutOfSync { .. } => "UsersOutOfSync",
+            Self::UserRemoved => "UserRemoved",
         }
     }
 
@@ -461,7 +495,9 @@ impl ReasonCode {
             | Self::SentinelNotMonitoring
             | Self::SentinelSettingsDrift
             | Self::SentinelStaleEntries { .. }
-            | Self::PrimaryRestartedFenced => &[],
+            | Self::PrimaryRestartedFenced
+            | Self::UsersOutOfSync { .. }
+            | Self::UserRemoved => &[],
         }
     }
 }
@@ -601,6 +637,19 @@ pub enum ReasonCode {
     /// replica for `down-after-milliseconds` plus two `INFO` periods
     /// (20 s); it is asked to fail the primary over now instead.
     PrimaryRestartedFenced,
+    /// ACL users: the node lacks users a ValkeyUser names, holds them
+    /// otherwise than their records say (new rules, a new password, a
+    /// change made by hand), or holds users being deleted.
+    UsersOutOfSync {
+        /// Users it lacks.
+        missing: Vec<String>,
+        /// Users it holds otherwise than their records say.
+        differing: Vec<String>,
+        /// Users it holds that are being deleted.
+        deleted: Vec<String>,
+    },
+    /// ACL users: a ValkeyUser being deleted is on no node any more.
+    UserRemoved,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -29,6 +29,7 @@ pub mod sentinel;
 pub mod snapshot;
 pub mod store;
 pub mod time;
+pub mod users;
 pub mod verify;
 pub mod writer;
 
@@ -52,5 +53,6 @@ pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};
 pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};
 pub use time::Timestamp;
+pub use users::{AclDigest, NodeUsers, Rotation, UserRecord, UserWant};
 pub use verify::{ProblemKind, VerifyProblem, VerifyReport};
 pub use writer::{NewEvent, StreamWriter};

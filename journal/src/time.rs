@@ -95,6 +95,12 @@ impl Timestamp {
         self.0
     }
 
+    /// `ms` milliseconds later, saturating.
+    #[must_use]
+    pub const fn plus_millis(self, ms: i64) -> Self {
+        Self(self.0.saturating_add(ms.saturating_mul(1000)))
+    }
+
     /// Milliseconds elapsed from `earlier` to `self`, saturating, negative when
     /// `earlier` is later (clocks of different writers may disagree).
     #[must_use]

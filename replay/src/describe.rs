@@ -25,8 +25,12 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelPodObserved { pod, .. }
         | Event::SentinelPodDeleted { pod }
         | Event::SentinelObserved { pod, .. }
-        | Event::SentinelEventObserved { pod, .. } => Some(pod),
+        | Event::SentinelEventObserved { pod, .. }
+        | Event::AclObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
+        Event::UserObserved { .. }
+        | Event::UserForgotten { .. }
+        | Event::RotationWindowClosed { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -76,6 +80,10 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SentinelObserved { .. }
             | Event::SentinelEventObserved { .. }
             | Event::SentinelSwitchObserved { .. }
+            | Event::UserObserved { .. }
+            | Event::UserForgotten { .. }
+            | Event::AclObserved { .. }
+            | Event::RotationWindowClosed { .. }
     )
 }
 
@@ -286,6 +294,42 @@ pub fn summary(event: &Event) -> String {
             payload,
         } => format!("{pod} published {channel} {payload}"),
         Event::SentinelSwitchObserved { switch } => sentinel_switch(switch),
+        Event::UserObserved { user } => {
+            let what = if user.deleting {
+                "is being deleted".to_owned()
+            } else if let Some(problem) = &user.problem {
+                format!("cannot be applied: {problem}")
+            } else {
+                format!(
+                    "wants {} (password {} from Secret {})",
+                    user.rules.join(" "),
+                    user.password.as_deref().unwrap_or("none"),
+                    user.secret
+                )
+            };
+            format!(
+                "ValkeyUser {} (ACL user {}, generation {}) {what}",
+                user.object, user.username, user.generation
+            )
+        }
+        Event::UserForgotten { object } => format!("ValkeyUser {object} is gone"),
+        Event::RotationWindowClosed { username } => {
+            format!("the rotation window of ACL user {username} closed: its old password goes")
+        }
+        Event::AclObserved { pod, users } => {
+            if users.is_empty() {
+                format!("{pod} holds none of the ValkeyUsers' users")
+            } else {
+                format!(
+                    "{pod} holds ACL users {}",
+                    users
+                        .iter()
+                        .map(|(u, d)| format!("{u} ({d})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        }
         Event::SlotStatesObserved {
             pod,
             migrating,

@@ -8,6 +8,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
@@ -27,7 +28,7 @@ use crate::resources::{
 };
 use crate::valkey::Password;
 
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
+pub(super) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
     let what = what.into();
     move |source| ActError::Kube { what, source }
 }
@@ -130,6 +131,16 @@ pub async fn apply_resources(
     apply(client, ns, &build_statefulset(meta, spec, &hash)).await?;
     if let Some(pdb) = build_pdb(meta, spec) {
         apply(client, ns, &pdb).await?;
+    }
+    // The NetworkPolicy, admitting the operator from its own namespace (a
+    // client's default namespace is the one it runs in); removed when the
+    // spec no longer asks for one.
+    match resources::build_network_policy(meta, spec, client.default_namespace()) {
+        Some(policy) => apply(client, ns, &policy).await?,
+        None => {
+            delete_named::<NetworkPolicy>(client, ns, &resources::network_policy_name(&meta.name))
+                .await?;
+        }
     }
     // The Sentinels after the data objects: they monitor the data pods,
     // and read the boot ConfigMap the data pods also boot from.
@@ -344,6 +355,26 @@ async fn clear_request(
 ///
 /// # Errors
 /// API errors other than 404.
+/// Deletes `name` of kind `K` if it exists; whether it did.
+async fn delete_named<K>(client: &Client, ns: &str, name: &str) -> Result<bool, ActError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(ActError::Kube {
+            what: format!(
+                "deleting {} {ns}/{name}",
+                K::kind(&K::DynamicType::default())
+            ),
+            source,
+        }),
+    }
+}
+
 pub async fn delete_owned(
     client: &Client,
     meta: &ClusterMeta,
@@ -362,19 +393,10 @@ pub async fn delete_owned(
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let api: Api<K> = Api::namespaced(client.clone(), ns);
-        let kind = K::kind(&K::DynamicType::default()).into_owned();
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {
-                deleted.push(format!("{kind} {name}"));
-                Ok(())
-            }
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(source) => Err(ActError::Kube {
-                what: format!("deleting {kind} {ns}/{name}"),
-                source,
-            }),
+        if delete_named::<K>(client, ns, name).await? {
+            deleted.push(format!("{} {name}", K::kind(&K::DynamicType::default())));
         }
+        Ok(())
     }
     one::<StatefulSet>(client, ns, &resources::statefulset_name(name), &mut deleted).await?;
     one::<Service>(
@@ -407,6 +429,13 @@ pub async fn delete_owned(
     )
     .await?;
     one::<PodDisruptionBudget>(client, ns, &resources::pdb_name(name), &mut deleted).await?;
+    one::<NetworkPolicy>(
+        client,
+        ns,
+        &resources::network_policy_name(name),
+        &mut deleted,
+    )
+    .await?;
     one::<Secret>(
         client,
         ns,

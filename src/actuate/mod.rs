@@ -13,6 +13,7 @@ mod kube_ops;
 mod replication;
 mod reshard;
 mod sentinel;
+mod users;
 
 use std::net::SocketAddr;
 
@@ -302,6 +303,10 @@ impl Executor {
             Intent::SentinelFailover { from, to } => {
                 sentinel::failover(&self.valkey, target, from, to.as_deref()).await
             }
+            Intent::SyncUsers { pod, apply, remove } => {
+                users::sync(&self.valkey, &self.client, target, pod, apply, remove).await
+            }
+            Intent::ReleaseUser { object } => users::release(&self.client, target, object).await,
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

@@ -101,6 +101,28 @@ impl Given {
         })
     }
 
+    /// `intent` decided, then failed with `error`; the intent id's number.
+    pub fn decide_and_fail(&mut self, intent: Intent, error: &str, retryable: bool) -> u128 {
+        self.n += 1;
+        let id = Uuid::from_u128(1_000_000 + self.n);
+        self.event(Event::Decided {
+            intents: vec![logbook_journal::PlannedIntent {
+                intent_id: id,
+                intent,
+                reason: logbook_journal::Reason {
+                    code: ReasonCode::Requested,
+                    detail: String::new(),
+                },
+            }],
+        });
+        self.event(Event::IntentFailed {
+            intent_id: id,
+            error: error.to_owned(),
+            retryable,
+        });
+        id.as_u128()
+    }
+
     pub fn pod(&mut self, i: u32, revision: &str) -> &mut Self {
         self.event(Event::PodObserved {
             pod: format!("demo-{i}"),

@@ -30,6 +30,7 @@ mod recovery;
 mod replication;
 mod sentinel;
 pub mod status;
+mod users;
 mod view;
 
 use logbook_crds::Topology;
@@ -96,11 +97,16 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
-    match view.topology() {
+    let topology = match view.topology() {
         Topology::Standalone | Topology::Replication => {
             replication::decide_replication(&view, now, policy)
         }
         Topology::Cluster => cluster::decide_cluster(&view, now, policy),
         Topology::Sentinel => sentinel::decide_sentinel(&view, now, policy),
+    };
+    if !topology.is_empty() {
+        return topology;
     }
+    // Every topology's nodes hold the ValkeyUsers (after its own concerns).
+    users::decide_users(&view)
 }

@@ -219,6 +219,8 @@ impl Tracker {
                 _ => FailoverKind::Automatic,
             }),
             Intent::ApplyResources { .. }
+            | Intent::SyncUsers { .. }
+            | Intent::ReleaseUser { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
             | Intent::FenceNode { .. }

@@ -12,6 +12,7 @@ mod replication;
 mod reshard;
 pub mod sentinel;
 mod spec;
+pub mod users;
 
 pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,

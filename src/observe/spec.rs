@@ -118,6 +118,16 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             ),
         });
     }
+    if spec.tls.enabled {
+        // Refused rather than run in plaintext under a spec that asks for
+        // TLS.
+        problems.push(SpecProblem {
+            path: "spec.tls.enabled".to_owned(),
+            message: format!(
+                "TLS is not supported yet by this operator version ({version}): the cluster would run in plaintext; set tls.enabled: false or use an operator version that serves TLS"
+            ),
+        });
+    }
     let Some(old) =
         old.filter(|o| o.topology == Topology::Cluster && spec.topology == Topology::Cluster)
     else {
@@ -182,6 +192,17 @@ mod tests {
         let mut obj = ValkeyCluster::new("demo", spec);
         obj.metadata.generation = Some(1);
         obj
+    }
+
+    #[test]
+    fn tls_is_refused_until_served_never_run_in_plaintext() {
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.tls.enabled = true;
+        spec.tls.secret_name = Some("valkey-tls".into());
+        let problems = unsupported(&spec, None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.tls.enabled");
+        assert!(problems[0].message.contains("not supported yet"));
     }
 
     #[test]

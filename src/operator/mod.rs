@@ -23,6 +23,7 @@ mod reconcile;
 mod runtime;
 mod sentinel_prober;
 mod span;
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -37,7 +38,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use logbook_crds::ValkeyCluster;
+use logbook_crds::{ValkeyCluster, ValkeyUser};
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -129,6 +130,9 @@ pub struct Context {
     /// How long a Lease is valid: a standby that has not read it for that
     /// long has lost the API server.
     lease_duration: Duration,
+    /// The Secrets ValkeyUsers name, to the clusters to reconcile when one
+    /// changes.
+    user_secrets: users::SecretIndex,
 }
 
 impl Context {
@@ -403,11 +407,19 @@ pub async fn run(
         unhealthy: Mutex::new(HashMap::new()),
         lease_contact,
         lease_duration: config.lease.lease_duration,
+        user_secrets: users::SecretIndex::default(),
     });
     let servers: Vec<JoinHandle<()>> = listeners
         .into_iter()
         .map(|(listener, endpoints)| tokio::spawn(http::serve(listener, ctx.clone(), endpoints)))
         .collect();
+    let (valkey_users, all_secrets) = match &config.namespace {
+        Some(ns) => (
+            Api::<ValkeyUser>::namespaced(client.clone(), ns),
+            Api::<Secret>::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
     let (clusters, pods, sets, services, maps, secrets, pdbs) = match &config.namespace {
         Some(ns) => (
             Api::<ValkeyCluster>::namespaced(client.clone(), ns),
@@ -448,6 +460,34 @@ pub async fn run(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
+    // ValkeyUsers whose cluster does not exist (the cluster's reconcile
+    // handles the others).
+    let orphans = tokio::spawn({
+        let client = client.clone();
+        let leadership = leadership.clone();
+        let users = valkey_users.clone();
+        Controller::new(users, watcher::Config::default())
+            .run(
+                move |user: Arc<ValkeyUser>, _: Arc<()>| {
+                    let client = client.clone();
+                    let leading = leadership.borrow().is_leader();
+                    async move {
+                        users::reconcile_orphan(&user, &client, leading).await?;
+                        // A follower looks again: it may lead by then.
+                        Ok::<_, OperatorError>(if leading {
+                            kube::runtime::controller::Action::await_change()
+                        } else {
+                            kube::runtime::controller::Action::requeue(Duration::from_secs(30))
+                        })
+                    }
+                },
+                |_, _: &OperatorError, _| {
+                    kube::runtime::controller::Action::requeue(Duration::from_secs(10))
+                },
+                Arc::new(()),
+            )
+            .for_each(|_| async {})
+    });
     Controller::new(clusters, watcher::Config::default())
         .reconcile_all_on(leadership_changes)
         .owns(sets, managed.clone())
@@ -459,6 +499,24 @@ pub async fn run(
             let ns = pod.metadata.namespace.clone()?;
             let cluster = pod.metadata.labels.as_ref()?.get(labels::CLUSTER)?.clone();
             Some(ObjectRef::<ValkeyCluster>::new(&cluster).within(&ns))
+        })
+        // A ValkeyUser reconciles the cluster it names; a Secret one names
+        // (a password set or rotated), the clusters whose users name it.
+        .watches(
+            valkey_users,
+            watcher::Config::default(),
+            |user: ValkeyUser| {
+                let ns = user.metadata.namespace.clone()?;
+                Some(ObjectRef::<ValkeyCluster>::new(&user.spec.cluster).within(&ns))
+            },
+        )
+        .watches(all_secrets, watcher::Config::default(), {
+            let index = ctx.user_secrets.clone();
+            move |secret: Secret| {
+                let ns = secret.metadata.namespace.clone().unwrap_or_default();
+                let name = secret.metadata.name.clone().unwrap_or_default();
+                index.clusters_of(&ns, &name)
+            }
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
@@ -478,6 +536,7 @@ pub async fn run(
             }
         })
         .await;
+    orphans.abort();
     ctx.stop_all().await;
     let epoch = leadership.borrow().epoch();
     if let Some(epoch) = epoch {

@@ -281,6 +281,10 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         ));
     }
     rt.record(events, None).await?;
+    // The ValkeyUsers naming the cluster, with their passwords' fingerprints.
+    let (users, records) = super::users::read_users(&client, &meta, &ctx.user_secrets).await?;
+    let events = crate::observe::users::observe_users(&rt.state, &records);
+    rt.record(events, None).await?;
     // The password (read each reconcile, so a rotated Secret is picked up).
     if let Some(Ok(spec)) = rt.state.desired_spec() {
         let target = Target {
@@ -296,9 +300,25 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             }
         }
     }
+    // What each answering node holds of those users.
+    let acls = super::users::read_node_acls(rt.probe_client(), &rt.state).await;
+    rt.record(acls, None).await?;
     rt.act().await?;
     rt.flush_due().await?;
     rt.publish_status(obj.status.as_ref()).await?;
+    if rt.leading() {
+        for (user, message) in
+            super::users::publish_statuses(&client, &meta, &rt.state, &users).await?
+        {
+            rt.publish_event(
+                Kind::Warning,
+                "UserNotApplied",
+                "ApplyUser",
+                format!("ValkeyUser {user}: {message}"),
+            )
+            .await;
+        }
+    }
     Ok(Action::requeue(RESYNC))
 }
 
@@ -324,6 +344,9 @@ async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, O
         .get(labels::DELETE_PVCS)
         .is_some_and(|v| v == "true");
     let deleted = delete_owned(&ctx.deps.client, &meta, delete_pvcs).await?;
-    tracing::info!(deleted = ?deleted, "cluster deleted; journal kept");
+    // Its nodes are gone, and with them every ACL user: the ValkeyUsers
+    // naming it hold nothing any more.
+    let released = super::users::release_all(&ctx.deps.client, &meta).await?;
+    tracing::info!(deleted = ?deleted, released = ?released, "cluster deleted; journal kept");
     Ok(Action::await_change())
 }

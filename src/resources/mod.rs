@@ -23,6 +23,7 @@
 
 mod config;
 pub mod labels;
+mod network_policy;
 mod pdb;
 mod secrets;
 mod sentinel;
@@ -40,6 +41,7 @@ pub use config::{
     CONF_KEY, PRIMARY_HOST_KEY, START_SCRIPT_KEY, build_boot_config_map, build_config_map,
     config_hash, maxmemory_bytes, render_valkey_conf,
 };
+pub use network_policy::{OPERATOR_POD_LABELS, build_network_policy, network_policy_name};
 pub use pdb::build_pdb;
 pub use secrets::{
     CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY,

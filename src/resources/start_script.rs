@@ -93,6 +93,38 @@ umask 077
         password=
     fi
 } >"$run_conf"
+
+# ACL users: the default user from the password, the others (ValkeyUsers,
+# which the operator saves with ACL SAVE) as last saved. The file is kept
+# beside the runtime config, so the users outlive a restart of the process
+# (a new pod is given them by the operator). An ACL file line cannot hold
+# a password with whitespace: then there is no file, and the operator
+# gives the users again after a restart.
+acl_file=$run_dir/users.acl
+case ${VALKEY_PASSWORD:-} in
+*[[:space:]]*) ;;
+*)
+    saved=
+    if [ -r "$acl_file" ]; then
+        while IFS= read -r line || [ -n "$line" ]; do
+            case $line in
+            'user default '* | '') ;;
+            *) saved="$saved$line$nl" ;;
+            esac
+        done <"$acl_file"
+    fi
+    {
+        if [ -n "${VALKEY_PASSWORD:-}" ]; then
+            printf 'user default on >%s ~* &* +@all\n' "$VALKEY_PASSWORD"
+        else
+            printf 'user default on nopass ~* &* +@all\n'
+        fi
+        printf '%s' "$saved"
+    } >"$acl_file"
+    saved=
+    printf 'aclfile %s\n' "$(quote "$acl_file")" >>"$run_conf"
+    ;;
+esac
 "#;
 
 /// Standalone boots as a primary: there is no one else to follow.
@@ -207,6 +239,18 @@ mod tests {
         assert!(s.contains("umask 077"));
         // The server's argv is the config file only.
         assert!(!s.contains("--requirepass"));
+    }
+
+    #[test]
+    fn the_acl_file_holds_the_default_user_from_the_password_and_keeps_saved_users() {
+        let s = render_start_script(Topology::Cluster);
+        assert!(s.contains("acl_file=$run_dir/users.acl"), "{s}");
+        assert!(s.contains("'user default '* | '') ;;"), "{s}");
+        assert!(
+            s.contains(r#"printf 'aclfile %s\n' "$(quote "$acl_file")""#),
+            "{s}"
+        );
+        assert!(s.contains("*[[:space:]]*) ;;"), "{s}");
     }
 
     #[test]

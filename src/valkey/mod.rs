@@ -1,13 +1,14 @@
 //! The Valkey data-plane client: probes (`ROLE`, `INFO replication`,
 //! `CLUSTER NODES`, `CLUSTER GETSLOTMIGRATIONS`) for the observers and
 //! admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`, `CONFIG SET`, the
-//! cluster's `MEET` to `MIGRATESLOTS`) for the executors.
+//! cluster's `MEET` to `MIGRATESLOTS`, the ACL commands) for the executors.
 //!
 //! It owns connections, timeouts, authentication and the classification of
 //! failures into death, slowness and refusals. It must not decide anything,
 //! journal anything or log the password: callers turn its results into
 //! observations and outcomes.
 
+mod acl;
 mod client;
 mod cluster;
 mod error;
@@ -18,6 +19,7 @@ mod password;
 mod reshard;
 mod sentinel;
 
+pub use acl::{acl_users, digest, password_fingerprint};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
 pub use error::{Phase, ProbeError};

@@ -1008,3 +1008,25 @@ pub fn journal_seq(vkc: &ValkeyCluster) -> i64 {
         .and_then(|s| s.journal.as_ref())
         .map_or(0, |j| j.seq)
 }
+
+/// The password `config/samples/user.yaml` puts in its Secret.
+pub const SAMPLE_USER_PASSWORD: &str = "change-me-app-password";
+
+/// Creates the Secret and the ValkeyUser of `config/samples/user.yaml`, as
+/// the file has them.
+pub async fn create_user_sample(env: &Env) {
+    use k8s_openapi::api::core::v1::Secret;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples/user.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs = serde_yaml::Deserializer::from_str(&text);
+    let secret: Secret = serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+    let user: logbook_crds::ValkeyUser =
+        serde::Deserialize::deserialize(docs.next().unwrap()).unwrap();
+    let secrets: Api<Secret> = env.api();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let users: Api<logbook_crds::ValkeyUser> = env.api();
+    users.create(&PostParams::default(), &user).await.unwrap();
+}

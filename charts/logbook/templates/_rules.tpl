@@ -6,15 +6,27 @@
   no test needs must say why it is kept.
 */}}
 {{- define "logbook.managedRules" -}}
-# ValkeyClusters: the controller's list and watch (it reads them from its
-# cache, never with get); patch adds and removes the finalizer and clears
-# the switchover and failover request annotations once served.
+# ValkeyClusters: the controller's list and watch; get reads the cluster a
+# ValkeyUser names (a user of no cluster says so in its status); patch
+# adds and removes the finalizer and clears the switchover and failover
+# request annotations once served.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # The status subresource: phase, conditions, primary, journal head.
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyclusters/status"]
+  verbs: ["patch"]
+# ValkeyUsers: listed for each cluster's reconcile and watched (a change
+# reconciles the cluster a user names); get reads one before its finalizer
+# is released; patch adds and removes that finalizer.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyusers"]
+  verbs: ["get", "list", "watch", "patch"]
+# Their status subresource: phase, nodes holding the user, the password's
+# fingerprint, what is wrong.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyusers/status"]
   verbs: ["patch"]
 # The one rule no test exercises: the operator never calls it, but the
 # owner references it puts on its objects set blockOwnerDeletion, which
@@ -31,8 +43,9 @@
 # Objects the operator owns, server-side applied (apply authorizes as create
 # when the object is new, as patch after) and watched so a change made by
 # someone else is put back; deleted with the cluster before the finalizer is
-# released. Secrets: get reads the password Secret a spec names (never
-# logged); the generated one is applied. StatefulSets: get reads the
+# released. Secrets: get reads the password Secret a spec or a ValkeyUser
+# names (never logged); the generated one is applied; all are watched, so
+# that a ValkeyUser's password set or rotated is applied at once. StatefulSets: get reads the
 # current revision when a cluster's pods are observed.
 - apiGroups: [""]
   resources: ["services"]
@@ -46,6 +59,11 @@
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# NetworkPolicies (spec.networkPolicy): applied; deleted when the spec no
+# longer asks for one, and with the cluster.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "patch", "delete"]
 # ConfigMaps: each cluster's configuration (applied) and its journal
 # (created, replaced with optimistic concurrency, read, and old segments
 # deleted after a snapshot).

@@ -4,7 +4,8 @@
 //! Files, one concern each: `spec.rs` (the resource and `effective_*`
 //! helpers), `topology.rs`, `storage.rs`, `security.rs` (auth, TLS),
 //! `failover.rs` (probes, Sentinel), `policy.rs` (PDB, NetworkPolicy),
-//! `observability.rs` (metrics, journal), `status.rs`, `defaults.rs` (every
+//! `observability.rs` (metrics, journal), `status.rs`, `user.rs` (the
+//! [`ValkeyUser`] resource, its ACL rules and their validation), `defaults.rs` (every
 //! default and bound), `schema.rs` (hand-written schema fragments) and
 //! `validation/`.
 //!
@@ -26,6 +27,7 @@ mod spec;
 mod status;
 mod storage;
 mod topology;
+mod user;
 pub mod validation;
 
 pub use failover::{FailoverSpec, SentinelSpec, majority};
@@ -42,6 +44,10 @@ pub use status::{
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;
+pub use user::{
+    ACL_CATEGORIES, INTERNAL_USER_PREFIX, UserPhase, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus,
+    check_command_rule, check_pattern, check_username, validate_user,
+};
 pub use validation::{
     FieldError, FieldErrorKind, MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate,
     validate_name, validate_name_for_topology,

@@ -163,6 +163,7 @@ impl ClusterState {
                     // A recreated pod: its Valkey process is new, so forget what
                     // the old one reported.
                     *view = PodView::default();
+                    self.users.pod_replaced(pod);
                 }
                 view.uid = Some(uid.clone());
                 view.ip.clone_from(ip);
@@ -176,6 +177,7 @@ impl ClusterState {
                 self.observed();
                 self.cluster.history_resets.remove(pod);
                 self.reshard.pod_deleted(pod);
+                self.users.pod_replaced(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -340,6 +342,11 @@ impl ClusterState {
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
                 let settled = self.settle(seq, intent_id, "failed");
+                if let (Some(Intent::SyncUsers { pod, .. }), false) =
+                    (settled.as_ref().map(|s| &s.planned.intent), *retryable)
+                {
+                    self.users.sync_failed(pod, error);
+                }
                 if let Some(Intent::MoveSlots {
                     from_node, to_node, ..
                 }) = settled.as_ref().map(|s| &s.planned.intent)
@@ -637,6 +644,54 @@ impl ClusterState {
                     ),
                 );
             }
+            Event::UserObserved { user } => {
+                self.observed();
+                let what = match (&user.problem, user.deleting) {
+                    (_, true) => "being deleted".to_owned(),
+                    (Some(problem), false) => format!("cannot be applied: {problem}"),
+                    (None, false) => format!(
+                        "generation {}, password {}",
+                        user.generation,
+                        user.password.as_deref().unwrap_or("none")
+                    ),
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("ACL user {} ({}) {what}", user.username, user.object),
+                );
+                self.users.observed(user, at);
+            }
+            Event::UserForgotten { object } => {
+                self.observed();
+                if self.users.records.remove(object).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("ValkeyUser {object} forgotten but never observed"),
+                    );
+                }
+            }
+            Event::AclObserved { pod, users } => {
+                self.observed();
+                self.users.nodes.insert(pod.clone(), users.clone());
+            }
+            Event::RotationWindowClosed { username } => {
+                if self.users.rotations.remove(username).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("rotation window of {username} closed but none open"),
+                    );
+                }
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "the rotation window of ACL user {username} closed: the old password goes"
+                    ),
+                );
+            }
             Event::SlotStatesObserved {
                 pod,
                 node_id,
@@ -700,6 +755,7 @@ impl ClusterState {
     fn record_effect(&mut self, intent: &Intent) {
         match intent {
             Intent::ApplyResources { generation } => self.applied_generation = Some(*generation),
+            Intent::SyncUsers { pod, apply, remove } => self.users.synced(pod, apply, remove),
             Intent::PublishBootConfig { primary, ip } => {
                 self.replication.boot_primary = Some((primary.clone(), ip.clone()));
             }
@@ -740,6 +796,7 @@ impl ClusterState {
             | Intent::ClusterFailover { .. }
             | Intent::SetShardRoleLabels { .. }
             | Intent::MeetNode { .. }
+            | Intent::ReleaseUser { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelReset { .. }

@@ -17,6 +17,7 @@ pub mod replication;
 pub mod reshard;
 pub mod sentinel;
 pub mod upcast;
+pub mod users;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -90,6 +91,9 @@ pub struct ClusterState {
     /// seen, the switches they made. (Last, so format 8 reads as
     /// everything before it.)
     pub sentinel: sentinel::SentinelPart,
+    /// ACL users: the ValkeyUsers, what each node holds and was given.
+    /// (Last, so format 9 reads as everything before it.)
+    pub users: users::UsersPart,
 }
 
 /// A standing request for an operator-driven failover.

@@ -5,7 +5,8 @@
 //! Format 6 kept the single decided primary, its replication id and the
 //! boot primary as top-level fields of the projection; format 7 holds them
 //! in its Replication part. Format 8 added the reshard part at the end,
-//! format 9 the Sentinel part after it.
+//! format 9 the Sentinel part after it, format 10 the ACL users part
+//! after that.
 //! The snapshot codec is positional (bincode), so an older format is read
 //! through a copy of its field order, then moved.
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use super::replication::ReplicationPart;
 use super::reshard::ReshardPart;
 use super::sentinel::SentinelPart;
+use super::users::UsersPart;
 use super::{
     Anomaly, ClusterState, Counters, DesiredSpec, FailoverRequestView, FailoverView, HistoryEntry,
     InFlightIntent, OperatorView, PodView, SpecStatus, StatefulSetView, cluster,
@@ -91,6 +93,7 @@ impl From<ClusterStateV6> for ClusterState {
             cluster: v6.cluster,
             reshard: ReshardPart::default(),
             sentinel: SentinelPart::default(),
+            users: UsersPart::default(),
         }
     }
 }
@@ -156,6 +159,7 @@ impl From<ClusterStateV7> for ClusterState {
             cluster: v7.cluster,
             reshard: ReshardPart::default(),
             sentinel: SentinelPart::default(),
+            users: UsersPart::default(),
         }
     }
 }
@@ -222,6 +226,75 @@ impl From<ClusterStateV8> for ClusterState {
             cluster: v8.cluster,
             reshard: v8.reshard,
             sentinel: SentinelPart::default(),
+            users: UsersPart::default(),
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV9`] reads.
+pub const V9: u8 = 9;
+
+/// The projection as format 9 laid it out: today's without the ACL users
+/// part.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV9 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+    reshard: ReshardPart,
+    sentinel: SentinelPart,
+}
+
+impl From<ClusterStateV9> for ClusterState {
+    fn from(v9: ClusterStateV9) -> Self {
+        ClusterState {
+            last_seq: v9.last_seq,
+            last_hash: v9.last_hash,
+            last_at: v9.last_at,
+            epoch: v9.epoch,
+            desired: v9.desired,
+            spec_status: v9.spec_status,
+            deleted: v9.deleted,
+            pods: v9.pods,
+            kube_nodes: v9.kube_nodes,
+            in_flight: v9.in_flight,
+            policy: v9.policy,
+            operator: v9.operator,
+            last_snapshot: v9.last_snapshot,
+            history: v9.history,
+            anomalies: v9.anomalies,
+            counters: v9.counters,
+            statefulset: v9.statefulset,
+            switchover_request: v9.switchover_request,
+            applied_generation: v9.applied_generation,
+            last_failover: v9.last_failover,
+            failover_request: v9.failover_request,
+            replication: v9.replication,
+            cluster: v9.cluster,
+            reshard: v9.reshard,
+            sentinel: v9.sentinel,
+            users: UsersPart::default(),
         }
     }
 }
@@ -294,6 +367,54 @@ mod tests {
             replication: s.replication,
             cluster: s.cluster,
         }
+    }
+
+    /// What format 9 wrote for `state`.
+    fn as_v9(s: ClusterState) -> ClusterStateV9 {
+        ClusterStateV9 {
+            last_seq: s.last_seq,
+            last_hash: s.last_hash,
+            last_at: s.last_at,
+            epoch: s.epoch,
+            desired: s.desired,
+            spec_status: s.spec_status,
+            deleted: s.deleted,
+            pods: s.pods,
+            kube_nodes: s.kube_nodes,
+            in_flight: s.in_flight,
+            policy: s.policy,
+            operator: s.operator,
+            last_snapshot: s.last_snapshot,
+            history: s.history,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            statefulset: s.statefulset,
+            switchover_request: s.switchover_request,
+            applied_generation: s.applied_generation,
+            last_failover: s.last_failover,
+            failover_request: s.failover_request,
+            replication: s.replication,
+            cluster: s.cluster,
+            reshard: s.reshard,
+            sentinel: s.sentinel,
+        }
+    }
+
+    #[test]
+    fn a_format_9_snapshot_reads_with_an_empty_users_part() {
+        let mut state = ClusterState::new();
+        state.replication.primary = Some("demo-2".into());
+        state.sentinel.switches = 3;
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v9(state.clone()),
+            V9,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 9 snapshot reads");
+        assert_eq!(read.state, state);
+        assert!(read.state.users.records.is_empty());
     }
 
     #[test]

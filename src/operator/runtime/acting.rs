@@ -106,6 +106,18 @@ impl ClusterRuntime {
             self.resolve_pending = false;
             self.resolve_in_flight().await?;
         }
+        // Rotation windows the clock has passed close now, in the journal
+        // (decisions read time from it alone).
+        let due: Vec<Event> = self
+            .state
+            .users
+            .windows_due(logbook_journal::Timestamp::now())
+            .into_iter()
+            .map(|username| Event::RotationWindowClosed { username })
+            .collect();
+        if !due.is_empty() {
+            self.record_now(due, None).await?;
+        }
         for _ in 0..MAX_STEPS {
             let policy = self.state.policy.clone().unwrap_or_default();
             let decisions = decide(&self.state, self.state.last_at, &policy);

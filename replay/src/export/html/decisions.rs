@@ -48,6 +48,16 @@ fn reason_fields(code: &ReasonCode) -> String {
         } => format!("{slots_to_move} slots to move for {shards} shards (generation {generation})"),
         ReasonCode::SlotStuck { slot } => format!("slot {slot} left half-moved"),
         ReasonCode::SentinelStaleEntries { stale } => format!("stale entries {}", stale.join(", ")),
+        ReasonCode::UsersOutOfSync {
+            missing,
+            differing,
+            deleted,
+        } => format!(
+            "missing [{}], differing [{}], deleted [{}]",
+            missing.join(", "),
+            differing.join(", "),
+            deleted.join(", ")
+        ),
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
@@ -62,6 +72,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::SentinelNotMonitoring
         | ReasonCode::SentinelSettingsDrift
         | ReasonCode::PrimaryRestartedFenced
+        | ReasonCode::UserRemoved
         | ReasonCode::NodeNotJoined
         | ReasonCode::ShardNeedsReplica => String::new(),
     }

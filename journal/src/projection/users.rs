@@ -1,0 +1,212 @@
+//! The ACL users part of the projection: the ValkeyUsers as last read,
+//! what each node holds, and what was applied to each node.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+use crate::users::{AclDigest, NodeUsers, Rotation, UserRecord, UserWant};
+
+/// What one node was last given for one user: the want it was applied
+/// with, and the digest the node's `ACL LIST` line had right after (`None`
+/// when it was not read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedUser {
+    /// The rules and password fingerprint applied.
+    pub want: UserWant,
+    /// The node's digest of the user right after.
+    pub digest: Option<AclDigest>,
+}
+
+/// The ACL users of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPart {
+    /// ValkeyUsers by object name, as last read.
+    pub records: BTreeMap<String, UserRecord>,
+    /// What each data pod's node holds (last `AclObserved`), by pod.
+    pub nodes: BTreeMap<String, NodeUsers>,
+    /// What each data pod's node was last given, by pod, then user name.
+    pub applied: BTreeMap<String, BTreeMap<String, AppliedUser>>,
+    /// The last `SyncUsers` of each pod that failed for good (a rule the
+    /// server refused), with the wants it was decided on: not decided
+    /// again until a want changes.
+    pub failed: BTreeMap<String, FailedSync>,
+    /// Passwords being replaced, by ACL user name, until their window
+    /// closes (`RotationWindowClosed`).
+    pub rotations: BTreeMap<String, Rotation>,
+}
+
+/// A `SyncUsers` that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedSync {
+    /// Every user's want when it failed, by user name.
+    pub wants: BTreeMap<String, Option<UserWant>>,
+    /// The error, with the server's message.
+    pub error: String,
+}
+
+impl UsersPart {
+    /// The record naming ACL user `username`, if any.
+    #[must_use]
+    pub fn by_username(&self, username: &str) -> Option<&UserRecord> {
+        self.records.values().find(|r| r.username == username)
+    }
+
+    /// What the nodes must hold for `record`: its rules and password, and
+    /// while its rotation window is open the password it replaces. `None`
+    /// when it cannot be applied. Two equal wants need no new
+    /// `ACL SETUSER`.
+    #[must_use]
+    pub fn want(&self, record: &UserRecord) -> Option<UserWant> {
+        if !record.applicable() {
+            return None;
+        }
+        let password = record.password.clone()?;
+        let previous = self
+            .rotations
+            .get(&record.username)
+            .filter(|r| r.to == password)
+            .map(|r| r.from.clone());
+        Some(UserWant {
+            rules: record.rules.clone(),
+            password,
+            previous,
+        })
+    }
+
+    /// The rotation windows open at `now` that should have closed.
+    #[must_use]
+    pub fn windows_due(&self, now: Timestamp) -> Vec<String> {
+        self.rotations
+            .iter()
+            .filter(|(_, r)| now >= r.until)
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// Whether the node in `pod` holds `record`'s user as the record says:
+    /// applied with its current want, and unchanged since (its digest as
+    /// read back then).
+    #[must_use]
+    pub fn holds(&self, pod: &str, record: &UserRecord) -> bool {
+        let Some(want) = self.want(record) else {
+            return false;
+        };
+        let observed = self
+            .nodes
+            .get(pod)
+            .and_then(|users| users.get(&record.username));
+        let applied = self
+            .applied
+            .get(pod)
+            .and_then(|users| users.get(&record.username));
+        match (observed, applied) {
+            (Some(digest), Some(applied)) => {
+                applied.want == want && applied.digest.as_ref() == Some(digest)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the node in `pod` was seen holding user `username` at all.
+    #[must_use]
+    pub fn has(&self, pod: &str, username: &str) -> bool {
+        self.nodes
+            .get(pod)
+            .is_some_and(|users| users.contains_key(username))
+    }
+
+    /// A `SyncUsers` carried out on `pod`: the users applied now hold
+    /// their records' wants, with the digests read back (folded just
+    /// before); the removed ones are gone.
+    pub(super) fn synced(&mut self, pod: &str, apply: &[String], remove: &[String]) {
+        self.failed.remove(pod);
+        let read_back = self.nodes.get(pod).cloned().unwrap_or_default();
+        for username in apply {
+            let Some(want) = self.by_username(username).and_then(|r| self.want(r)) else {
+                continue;
+            };
+            self.applied.entry(pod.to_owned()).or_default().insert(
+                username.clone(),
+                AppliedUser {
+                    want,
+                    digest: read_back.get(username).cloned(),
+                },
+            );
+        }
+        if let Some(applied) = self.applied.get_mut(pod) {
+            for username in remove {
+                applied.remove(username);
+            }
+        }
+    }
+
+    /// Every user's want now, by user name.
+    #[must_use]
+    pub fn wants(&self) -> BTreeMap<String, Option<UserWant>> {
+        self.records
+            .values()
+            .map(|r| (r.username.clone(), self.want(r)))
+            .collect()
+    }
+
+    /// Whether `pod`'s last sync failed for good with the wants as they
+    /// are now (so deciding it again would fail again).
+    #[must_use]
+    pub fn failed_as_now(&self, pod: &str) -> bool {
+        self.failed
+            .get(pod)
+            .is_some_and(|f| f.wants == self.wants())
+    }
+
+    /// A `SyncUsers` of `pod` failed for good with `error`.
+    pub(super) fn sync_failed(&mut self, pod: &str, error: &str) {
+        self.failed.insert(
+            pod.to_owned(),
+            FailedSync {
+                wants: self.wants(),
+                error: error.to_owned(),
+            },
+        );
+    }
+
+    /// `user` read at `at`: a new password for a user that had one opens
+    /// its rotation window (none when the window is 0 or the user is
+    /// being deleted).
+    pub(super) fn observed(&mut self, user: &UserRecord, at: Timestamp) {
+        let before = self
+            .records
+            .get(&user.object)
+            .and_then(|r| r.password.clone());
+        match (before, &user.password) {
+            _ if user.deleting => {
+                self.rotations.remove(&user.username);
+            }
+            (Some(from), Some(to)) if from != *to && user.rotation_window_ms > 0 => {
+                let window = i64::try_from(user.rotation_window_ms).unwrap_or(i64::MAX);
+                self.rotations.insert(
+                    user.username.clone(),
+                    Rotation {
+                        from,
+                        to: to.clone(),
+                        since: at,
+                        until: at.plus_millis(window),
+                    },
+                );
+            }
+            (Some(from), Some(to)) if from != *to => {
+                self.rotations.remove(&user.username);
+            }
+            _ => {}
+        }
+        self.records.insert(user.object.clone(), user.clone());
+    }
+
+    /// The pod is gone or was recreated: its node holds nothing known.
+    pub(super) fn pod_replaced(&mut self, pod: &str) {
+        self.nodes.remove(pod);
+        self.applied.remove(pod);
+        self.failed.remove(pod);
+    }
+}

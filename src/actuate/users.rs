@@ -1,0 +1,154 @@
+//! ACL users on the nodes (`SyncUsers`) and the release of a deleted
+//! ValkeyUser's finalizer (`ReleaseUser`).
+//!
+//! Each user's password is read from its Secret now and must be the one
+//! decided on (its fingerprint as journaled): a Secret changed since is
+//! read again and decided on afresh, never applied unjournaled. After the
+//! commands, the node's users are read back (`ACL LIST`) and journaled
+//! with the outcome, so the projection knows what each node holds.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use logbook_crds::ValkeyUser;
+use logbook_journal::Event;
+use serde_json::json;
+
+use super::kube_ops::kube_err;
+use super::{ActError, Done, Target};
+use crate::observe::users::{USER_FINALIZER, password_in, watched_usernames};
+use crate::valkey::{ValkeyClient, acl_users, password_fingerprint};
+
+/// Applies `apply` and deletes `remove` on `pod`, saves the ACL file,
+/// and reads back what the node holds.
+pub async fn sync(
+    valkey: &ValkeyClient,
+    client: &kube::Client,
+    target: Target<'_>,
+    pod: &str,
+    apply: &[String],
+    remove: &[String],
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    let ns = &target.meta.namespace;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut applied = Vec::new();
+    for username in apply {
+        let record = target.state.users.by_username(username).ok_or_else(|| {
+            ActError::Refused(format!("no ValkeyUser names ACL user {username} any more"))
+        })?;
+        let (Some(fingerprint), None) = (&record.password, &record.problem) else {
+            return Err(ActError::Refused(format!(
+                "ACL user {username} has no usable password: {}",
+                record.problem.as_deref().unwrap_or("none read")
+            )));
+        };
+        let (name, key) = record
+            .secret
+            .split_once('/')
+            .unwrap_or((&record.secret, ""));
+        let secret = secrets
+            .get_opt(name)
+            .await
+            .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+        let password = password_in(secret.as_ref(), ns, name, key).map_err(ActError::NotYet)?;
+        if password_fingerprint(&password) != *fingerprint {
+            return Err(ActError::NotYet(format!(
+                "Secret {ns}/{name} changed since it was read for ACL user {username}: read again before applying"
+            )));
+        }
+        // While its rotation window is open, the password it replaces
+        // keeps working: the new one is added, the others kept.
+        let keep_others = target
+            .state
+            .users
+            .want(record)
+            .is_some_and(|w| w.previous.is_some());
+        valkey
+            .acl_setuser(addr, username, &password, &record.rules, keep_others)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("applying ACL user {username} on {pod}"),
+                source,
+            })?;
+        applied.push(username.as_str());
+    }
+    valkey
+        .acl_deluser(addr, remove)
+        .await
+        .map_err(|source| ActError::Valkey {
+            what: format!("deleting ACL users {} on {pod}", remove.join(", ")),
+            source,
+        })?;
+    let saved = valkey
+        .acl_save(addr)
+        .await
+        .map_err(|source| ActError::Valkey {
+            what: format!("saving the ACL file of {pod}"),
+            source,
+        })?;
+    let lines = valkey
+        .acl_list(addr)
+        .await
+        .map_err(|source| ActError::Valkey {
+            what: format!("reading the ACL users of {pod} back"),
+            source,
+        })?;
+    let users = acl_users(&lines, &watched_usernames(target.state));
+    let mut detail = Vec::new();
+    if !applied.is_empty() {
+        detail.push(format!("applied {}", applied.join(", ")));
+    }
+    if !remove.is_empty() {
+        detail.push(format!("deleted {}", remove.join(", ")));
+    }
+    detail.push(if saved {
+        "saved to its ACL file".to_owned()
+    } else {
+        "no ACL file to save to".to_owned()
+    });
+    Ok(Done {
+        detail: format!("{pod}: {}", detail.join("; ")),
+        events: vec![Event::AclObserved {
+            pod: pod.to_owned(),
+            users,
+        }],
+        password: None,
+    })
+}
+
+/// Removes the operator's finalizer from ValkeyUser `object`, letting its
+/// deletion complete; a user already gone is fine.
+pub async fn release(
+    client: &kube::Client,
+    target: Target<'_>,
+    object: &str,
+) -> Result<Done, ActError> {
+    let ns = &target.meta.namespace;
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let what = format!("releasing ValkeyUser {ns}/{object}");
+    let Some(user) = api.get_opt(object).await.map_err(kube_err(what.clone()))? else {
+        return Ok(Done::said(format!("ValkeyUser {object} is already gone")));
+    };
+    let finalizers: Vec<String> = user
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f != USER_FINALIZER)
+        .collect();
+    // The resourceVersion makes it a compare-and-swap: a finalizer another
+    // controller added meanwhile is never dropped (409, retried).
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": user.metadata.resource_version,
+        }
+    });
+    api.patch(object, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(what))?;
+    Ok(Done::said(format!(
+        "ValkeyUser {object} released: its user is on no node"
+    )))
+}

@@ -1,0 +1,207 @@
+//! ACL users: the cluster's `ValkeyUser` objects read into records, their
+//! password Secrets read into fingerprints, and each node's `ACL LIST`
+//! into what it holds; each journaled only when it differs from the
+//! projection.
+//!
+//! The reading (API calls, Valkey calls) is the reconcile's; what is
+//! recorded from it is decided here, without I/O.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use logbook_crds::{ValkeyUser, validate_user};
+use logbook_journal::{ClusterState, Event, NodeUsers, UserRecord};
+
+use crate::valkey::{Password, password_fingerprint};
+
+/// The finalizer a ValkeyUser carries while its user may be on a node.
+pub const USER_FINALIZER: &str = "valkey.logbook.dev/acl-user";
+
+/// A password as read from a user's Secret, or why there is none.
+pub type PasswordRead = Result<Password, String>;
+
+/// The password in `secret` (if it exists) under `key`, or why it cannot
+/// be used: a missing Secret or key, text that is not UTF-8, or an empty
+/// password (a user is never made password-less).
+pub fn password_in(
+    secret: Option<&Secret>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> PasswordRead {
+    let Some(secret) = secret else {
+        return Err(format!("Secret {namespace}/{name} not found"));
+    };
+    let value: Option<&ByteString> = secret.data.as_ref().and_then(|d| d.get(key));
+    let Some(value) = value else {
+        return Err(format!("Secret {namespace}/{name} has no key {key}"));
+    };
+    let text = String::from_utf8(value.0.clone())
+        .map_err(|_| format!("Secret {namespace}/{name} key {key} is not UTF-8 text"))?;
+    if text.is_empty() {
+        return Err(format!(
+            "Secret {namespace}/{name} key {key} is empty: a user is never left without a password"
+        ));
+    }
+    Ok(Password::new(text))
+}
+
+/// The record of `user` as read now, with its password (`None` when the
+/// spec is refused, so no Secret was read).
+pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRecord {
+    let object = user.metadata.name.clone().unwrap_or_default();
+    let spec = &user.spec;
+    let username = spec.effective_username(&object).to_owned();
+    let refused = validate_user(&object, spec, None).err().map(|errors| {
+        format!(
+            "spec refused: {}",
+            logbook_crds::v1alpha1::validation::describe(&errors)
+        )
+    });
+    let (fingerprint, problem) = match (refused, password) {
+        (Some(refused), _) => (None, Some(refused)),
+        (None, Some(Ok(password))) => (Some(password_fingerprint(password)), None),
+        (None, Some(Err(why))) => (None, Some(why.clone())),
+        (None, None) => (None, Some("its password Secret was not read".to_owned())),
+    };
+    UserRecord {
+        object,
+        username,
+        generation: user.metadata.generation.unwrap_or(0),
+        rules: spec.acl_rules(),
+        secret: format!("{}/{}", spec.password_secret.name, spec.password_secret.key),
+        password: fingerprint,
+        problem,
+        deleting: user.metadata.deletion_timestamp.is_some(),
+        rotation_window_ms: u64::from(spec.rotation_window_seconds).saturating_mul(1000),
+    }
+}
+
+/// `UserObserved` for each record that differs from the projection's,
+/// and `UserForgotten` for each projected user whose object is gone.
+pub fn observe_users(state: &ClusterState, records: &[UserRecord]) -> Vec<Event> {
+    let mut events: Vec<Event> = records
+        .iter()
+        .filter(|r| state.users.records.get(&r.object) != Some(*r))
+        .map(|r| Event::UserObserved { user: r.clone() })
+        .collect();
+    for object in state.users.records.keys() {
+        if !records.iter().any(|r| &r.object == object) {
+            events.push(Event::UserForgotten {
+                object: object.clone(),
+            });
+        }
+    }
+    events
+}
+
+/// The user names whose presence on a node is journaled: every projected
+/// user's.
+pub fn watched_usernames(state: &ClusterState) -> Vec<&str> {
+    let mut names: Vec<&str> = state
+        .users
+        .records
+        .values()
+        .map(|r| r.username.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// `AclObserved` for `pod` when what it holds differs from the last
+/// journaled.
+pub fn observe_acl(state: &ClusterState, pod: &str, users: NodeUsers) -> Option<Event> {
+    (state.users.nodes.get(pod) != Some(&users)).then(|| Event::AclObserved {
+        pod: pod.to_owned(),
+        users,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::collections::BTreeMap;
+
+    use logbook_crds::ValkeyUserSpec;
+
+    use super::*;
+
+    fn secret(key: &str, value: &str) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([(
+                key.to_owned(),
+                ByteString(value.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    fn app() -> ValkeyUser {
+        let mut spec = ValkeyUserSpec::new("demo", "app-password", "password");
+        spec.commands = vec!["+@all".into()];
+        spec.keys = vec!["app:*".into()];
+        let mut user = ValkeyUser::new("app", spec);
+        user.metadata.generation = Some(2);
+        user
+    }
+
+    #[test]
+    fn every_unusable_password_says_why_and_never_leaks_it() {
+        let cases = [
+            (None, "not found"),
+            (Some(secret("other", "x")), "has no key password"),
+            (Some(secret("password", "")), "is empty"),
+        ];
+        for (s, want) in cases {
+            let read = password_in(s.as_ref(), "ns", "app-password", "password");
+            let err = read.err().unwrap();
+            assert!(err.contains(want), "{err}");
+            let record = user_record(&app(), Some(&Err(err.clone())));
+            assert_eq!(record.password, None);
+            assert_eq!(record.problem.as_deref(), Some(err.as_str()));
+            assert!(!record.applicable(), "never applied password-less");
+        }
+        let read = password_in(Some(&secret("password", "s3cret")), "ns", "n", "password");
+        let record = user_record(&app(), Some(&read));
+        assert_eq!(record.password.as_deref().map(str::len), Some(8));
+        assert!(!format!("{record:?}").contains("s3cret"));
+        assert_eq!(record.rules, ["on", "+@all", "~app:*"]);
+        assert_eq!(record.generation, 2);
+    }
+
+    #[test]
+    fn a_refused_spec_is_a_problem_without_reading_the_secret() {
+        let mut user = app();
+        user.spec.commands = vec!["+@nosuch".into()];
+        let record = user_record(&user, None);
+        assert!(
+            record
+                .problem
+                .unwrap()
+                .starts_with("spec refused: spec.commands[0]")
+        );
+    }
+
+    #[test]
+    fn records_are_journaled_on_change_and_gone_objects_forgotten() {
+        let mut state = ClusterState::new();
+        let read = password_in(Some(&secret("password", "p")), "ns", "n", "password");
+        let record = user_record(&app(), Some(&read));
+        let events = observe_users(&state, std::slice::from_ref(&record));
+        assert_eq!(events.len(), 1);
+        state.users.records.insert("app".into(), record.clone());
+        assert!(observe_users(&state, std::slice::from_ref(&record)).is_empty());
+        assert_eq!(
+            observe_users(&state, &[]),
+            vec![Event::UserForgotten {
+                object: "app".into()
+            }]
+        );
+        assert_eq!(watched_usernames(&state), ["app"]);
+        let users = NodeUsers::from([("app".to_owned(), "d1".to_owned())]);
+        assert!(observe_acl(&state, "demo-0", users.clone()).is_some());
+        state.users.nodes.insert("demo-0".into(), users.clone());
+        assert!(observe_acl(&state, "demo-0", users).is_none());
+    }
+}

@@ -1,0 +1,464 @@
+//! The reconcile's part for ACL users: read the cluster's ValkeyUsers (with
+//! their finalizers and password Secrets) and each answering node's ACL,
+//! and publish each ValkeyUser's status. What is journaled from the reads
+//! is `observe/users.rs`'s to say; what is done about it, `decide/users.rs`
+//! and `actuate/users.rs`'s.
+//!
+//! A Secret that changes is noticed through [`SecretIndex`]: the Secrets
+//! the users name, which the controller's Secret watch maps back to their
+//! clusters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use logbook_crds::{UserPhase, ValkeyCluster, ValkeyUser, ValkeyUserStatus, validate_user};
+use logbook_journal::{ClusterState, Event, Reachability, UserRecord};
+use serde_json::json;
+
+use super::error::OperatorError;
+use crate::observe::users::{
+    USER_FINALIZER, observe_acl, password_in, user_record, watched_usernames,
+};
+use crate::resources::{ClusterMeta, valkey_addr};
+use crate::valkey::{ValkeyClient, acl_users};
+
+/// The Secrets ValkeyUsers name, by namespace and Secret name, to the
+/// clusters whose users name them.
+#[derive(Debug, Clone, Default)]
+pub struct SecretIndex(Arc<RwLock<SecretClusters>>);
+
+/// (namespace, Secret name) → the clusters whose users name it.
+type SecretClusters = BTreeMap<(String, String), BTreeSet<String>>;
+
+impl SecretIndex {
+    /// The clusters to reconcile when Secret `name` in `namespace` changes.
+    pub fn clusters_of(&self, namespace: &str, name: &str) -> Vec<ObjectRef<ValkeyCluster>> {
+        let Ok(index) = self.0.read() else {
+            return Vec::new();
+        };
+        index
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|clusters| {
+                clusters
+                    .iter()
+                    .map(|c| ObjectRef::new(c).within(namespace))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records that `cluster`'s users name exactly `secrets` now.
+    fn set(&self, namespace: &str, cluster: &str, secrets: &BTreeSet<String>) {
+        let Ok(mut index) = self.0.write() else {
+            return;
+        };
+        index.retain(|(ns, name), clusters| {
+            if ns == namespace && !secrets.contains(name) {
+                clusters.remove(cluster);
+            }
+            !clusters.is_empty()
+        });
+        for name in secrets {
+            index
+                .entry((namespace.to_owned(), name.clone()))
+                .or_default()
+                .insert(cluster.to_owned());
+        }
+    }
+}
+
+/// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
+/// (added here the first time, one write), and their records with the
+/// passwords read now.
+///
+/// # Errors
+/// [`OperatorError::Kube`] when the users cannot be listed or a finalizer
+/// not added.
+pub async fn read_users(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+    index: &SecretIndex,
+) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("listing the ValkeyUsers of {ns}"),
+            source,
+        })?;
+    let users: Vec<ValkeyUser> = listed
+        .items
+        .into_iter()
+        .filter(|u| u.spec.cluster == meta.name)
+        .collect();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut records = Vec::new();
+    let mut named = BTreeSet::new();
+    for user in &users {
+        let object = user.metadata.name.clone().unwrap_or_default();
+        let deleting = user.metadata.deletion_timestamp.is_some();
+        let has_finalizer = user
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == USER_FINALIZER));
+        if !deleting && !has_finalizer {
+            let mut finalizers = user.metadata.finalizers.clone().unwrap_or_default();
+            finalizers.push(USER_FINALIZER.to_owned());
+            let patch = json!({
+                "metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": user.metadata.resource_version,
+                }
+            });
+            api.patch(&object, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|source| OperatorError::Kube {
+                    what: format!("adding the finalizer of ValkeyUser {ns}/{object}"),
+                    source,
+                })?;
+        }
+        let secret_ref = &user.spec.password_secret;
+        named.insert(secret_ref.name.clone());
+        let password =
+            if validate_user(&object, &user.spec, None).is_ok() && !deleting {
+                let secret = secrets.get_opt(&secret_ref.name).await.map_err(|source| {
+                    OperatorError::Kube {
+                        what: format!("reading Secret {ns}/{}", secret_ref.name),
+                        source,
+                    }
+                })?;
+                Some(password_in(
+                    secret.as_ref(),
+                    ns,
+                    &secret_ref.name,
+                    &secret_ref.key,
+                ))
+            } else {
+                None
+            };
+        let mut record = user_record(user, password.as_ref());
+        if deleting {
+            // A user being deleted is only removed: its password no
+            // longer matters, and its Secret may be gone already.
+            record.password = None;
+            record.problem = None;
+        }
+        records.push(record);
+    }
+    index.set(ns, &meta.name, &named);
+    Ok((users, records))
+}
+
+/// `AclObserved` for each answering data pod whose users differ from the
+/// journal's (nothing when no ValkeyUser names the cluster).
+pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
+    if state.users.records.is_empty() {
+        return Vec::new();
+    }
+    let watched = watched_usernames(state);
+    let mut events = Vec::new();
+    for (pod, view) in &state.pods {
+        if view.reachability != Some(Reachability::Reachable) || view.terminating {
+            continue;
+        }
+        let Some(addr) = view.ip.as_deref().and_then(valkey_addr) else {
+            continue;
+        };
+        match valkey.acl_list(addr).await {
+            Ok(lines) => events.extend(observe_acl(state, pod, acl_users(&lines, &watched))),
+            Err(err) => tracing::debug!(%pod, %err, "ACL LIST failed; read again next reconcile"),
+        }
+    }
+    events
+}
+
+/// The status of ValkeyUser `user` as the projection has it.
+pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus {
+    let object = user.metadata.name.clone().unwrap_or_default();
+    let username = user.spec.effective_username(&object).to_owned();
+    let generation = user.metadata.generation;
+    let record = state.users.records.get(&object);
+    let pods: Vec<&String> = state.pods.keys().collect();
+    let holding = record.map_or(0, |r| {
+        pods.iter()
+            .filter(|p| {
+                if r.deleting {
+                    state.users.has(p, &r.username)
+                } else {
+                    state.users.holds(p, r)
+                }
+            })
+            .count()
+    });
+    let failures: Vec<String> = state
+        .users
+        .failed
+        .iter()
+        .filter(|(_, f)| f.error.contains(&format!("ACL user {username} ")))
+        .map(|(pod, f)| format!("{pod}: {}", f.error))
+        .collect();
+    let (phase, reason, message) = match record {
+        None => (
+            UserPhase::Pending,
+            "NotRead",
+            "not read by the operator yet".to_owned(),
+        ),
+        Some(r) if r.deleting => (
+            UserPhase::Removing,
+            "Removing",
+            format!("being removed: still on {holding} of {} nodes", pods.len()),
+        ),
+        Some(UserRecord {
+            problem: Some(problem),
+            ..
+        }) => (UserPhase::Failed, "CannotApply", problem.clone()),
+        Some(_) if !failures.is_empty() => {
+            (UserPhase::Failed, "ServerRefused", failures.join("; "))
+        }
+        Some(_) if holding == pods.len() && !pods.is_empty() => (
+            UserPhase::Ready,
+            "Applied",
+            format!("on all {} nodes", pods.len()),
+        ),
+        Some(_) => (
+            UserPhase::Pending,
+            "Applying",
+            format!("on {holding} of {} nodes", pods.len()),
+        ),
+    };
+    let ready = phase == UserPhase::Ready;
+    let rotating = state
+        .users
+        .rotations
+        .get(&username)
+        .filter(|r| record.is_some_and(|rec| rec.password.as_deref() == Some(r.to.as_str())))
+        .map(|r| {
+            let until = r
+                .until
+                .to_datetime()
+                .map_or_else(|| "its window ends".to_owned(), |t| t.to_rfc3339());
+            format!(
+                "rotating: the old password ({}) works beside the new one until {until}",
+                r.from
+            )
+        });
+    let message = match (&rotating, ready) {
+        (Some(rotating), true) => format!("{message}; {rotating}"),
+        _ => message,
+    };
+    let condition = Condition {
+        type_: "Ready".to_owned(),
+        status: if ready { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.clone(),
+        observed_generation: generation,
+        last_transition_time: crate::decide::status::kube_time(state.last_at),
+    };
+    ValkeyUserStatus {
+        phase: Some(phase),
+        username: Some(username),
+        nodes: Some(format!("{holding}/{}", pods.len())),
+        password_fingerprint: record.and_then(|r| r.password.clone()),
+        message: (!ready || rotating.is_some()).then_some(message),
+        observed_generation: generation,
+        conditions: vec![condition],
+    }
+}
+
+/// Whether two statuses say the same (a condition's transition time
+/// aside).
+fn same(a: &ValkeyUserStatus, b: &ValkeyUserStatus) -> bool {
+    let strip = |s: &ValkeyUserStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// Writes each user's status that changed; nothing when none did. Returns
+/// the users whose status turned Failed, with the message, for an Event.
+///
+/// # Errors
+/// [`OperatorError::Kube`] when a status cannot be written.
+pub async fn publish_statuses(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+    state: &ClusterState,
+    users: &[ValkeyUser],
+) -> Result<Vec<(String, String)>, OperatorError> {
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), &meta.namespace);
+    let mut failed = Vec::new();
+    for user in users {
+        let mut status = user_status(state, user);
+        let current = user.status.clone().unwrap_or_default();
+        if same(&status, &current) {
+            continue;
+        }
+        // A condition keeps its transition time while its status holds.
+        if let (Some(new), Some(old)) = (status.conditions.first_mut(), current.conditions.first())
+            && new.status == old.status
+        {
+            new.last_transition_time = old.last_transition_time.clone();
+        }
+        let object = user.metadata.name.clone().unwrap_or_default();
+        if status.phase == Some(UserPhase::Failed) && current.phase != Some(UserPhase::Failed) {
+            failed.push((object.clone(), status.message.clone().unwrap_or_default()));
+        }
+        let patch = json!({ "status": status });
+        api.patch_status(&object, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!(
+                    "writing the status of ValkeyUser {}/{object}",
+                    meta.namespace
+                ),
+                source,
+            })?;
+    }
+    Ok(failed)
+}
+
+/// Removes the finalizer from every ValkeyUser naming `meta`'s cluster
+/// (the cluster is deleted, and its nodes with their users); the users
+/// stay, Pending, should the cluster come back. Returns their names.
+///
+/// # Errors
+/// [`OperatorError::Kube`] when the users cannot be listed or released.
+pub async fn release_all(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+) -> Result<Vec<String>, OperatorError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("listing the ValkeyUsers of {ns}"),
+            source,
+        })?;
+    let mut released = Vec::new();
+    for user in listed.items.iter().filter(|u| u.spec.cluster == meta.name) {
+        let Some(finalizers) = &user.metadata.finalizers else {
+            continue;
+        };
+        if !finalizers.iter().any(|f| f == USER_FINALIZER) {
+            continue;
+        }
+        let object = user.metadata.name.clone().unwrap_or_default();
+        let kept: Vec<&String> = finalizers.iter().filter(|f| *f != USER_FINALIZER).collect();
+        let patch = json!({
+            "metadata": {
+                "finalizers": kept,
+                "resourceVersion": user.metadata.resource_version,
+            }
+        });
+        api.patch(&object, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!("releasing ValkeyUser {ns}/{object}"),
+                source,
+            })?;
+        released.push(object);
+    }
+    Ok(released)
+}
+
+/// The ValkeyUser controller's reconcile: a user whose ValkeyCluster does
+/// not exist says so in its status (and, being deleted, is released: no
+/// node can hold it). A user whose cluster exists is the cluster's
+/// reconcile's to apply and report.
+///
+/// # Errors
+/// [`OperatorError::Kube`] on an API failure (retried by the controller).
+pub async fn reconcile_orphan(
+    user: &ValkeyUser,
+    client: &kube::Client,
+    leading: bool,
+) -> Result<(), OperatorError> {
+    let (Some(ns), Some(object)) = (
+        user.metadata.namespace.as_deref(),
+        user.metadata.name.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    if !leading {
+        return Ok(());
+    }
+    let clusters: Api<ValkeyCluster> = Api::namespaced(client.clone(), ns);
+    let cluster = &user.spec.cluster;
+    let found = clusters
+        .get_opt(cluster)
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("reading ValkeyCluster {ns}/{cluster}"),
+            source,
+        })?;
+    if found.is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
+        return Ok(());
+    }
+    let users: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    if user.metadata.deletion_timestamp.is_some() {
+        let finalizers = user.metadata.finalizers.clone().unwrap_or_default();
+        if finalizers.iter().any(|f| f == USER_FINALIZER) {
+            let kept: Vec<&String> = finalizers.iter().filter(|f| *f != USER_FINALIZER).collect();
+            let patch = json!({
+                "metadata": {
+                    "finalizers": kept,
+                    "resourceVersion": user.metadata.resource_version,
+                }
+            });
+            users
+                .patch(object, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|source| OperatorError::Kube {
+                    what: format!("releasing ValkeyUser {ns}/{object}"),
+                    source,
+                })?;
+        }
+        return Ok(());
+    }
+    let message = format!("ValkeyCluster {ns}/{cluster} not found: the user is on no node");
+    let current = user.status.clone().unwrap_or_default();
+    if current.phase == Some(UserPhase::Pending) && current.message.as_deref() == Some(&message) {
+        return Ok(());
+    }
+    let status = ValkeyUserStatus {
+        phase: Some(UserPhase::Pending),
+        username: Some(user.spec.effective_username(object).to_owned()),
+        nodes: Some("0/0".to_owned()),
+        password_fingerprint: None,
+        message: Some(message.clone()),
+        observed_generation: user.metadata.generation,
+        conditions: vec![Condition {
+            type_: "Ready".to_owned(),
+            status: "False".to_owned(),
+            reason: "ClusterNotFound".to_owned(),
+            message,
+            observed_generation: user.metadata.generation,
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        }],
+    };
+    users
+        .patch_status(
+            object,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("writing the status of ValkeyUser {ns}/{object}"),
+            source,
+        })?;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! ACL commands: `ACL SETUSER` (with `reset`, so the user is exactly what
+//! is sent), `ACL DELUSER`, `ACL SAVE` and `ACL LIST`, and the digest of a
+//! user's `ACL LIST` line the journal keeps instead of the line.
+//!
+//! A password is sent as the `>password` rule and never formatted: a
+//! refusal's text (which quotes the rule it refused) is redacted before it
+//! leaves this module.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::client::{Resend, ValkeyClient, expect_ok, unexpected};
+use super::{Password, ProbeError};
+
+impl ValkeyClient {
+    /// `ACL SETUSER <username> reset ><password> <rules>…`: the user as
+    /// given and nothing else, atomically (a rule the server refuses leaves
+    /// the user as it was). With `keep_other_passwords`, everything but
+    /// the passwords is reset (`resetkeys resetchannels clearselectors
+    /// -@all`) and the password is added beside those the user has: a
+    /// rotation's window, where the old one keeps working.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; a refusal carries the server's message, with
+    /// the password replaced by `***`.
+    pub async fn acl_setuser(
+        &self,
+        addr: SocketAddr,
+        username: &str,
+        password: &Password,
+        rules: &[String],
+        keep_other_passwords: bool,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg(username);
+        if keep_other_passwords {
+            cmd.arg("resetkeys")
+                .arg("resetchannels")
+                .arg("clearselectors")
+                .arg("-@all");
+        } else {
+            cmd.arg("reset");
+        }
+        cmd.arg(format!(">{}", password.expose()));
+        for rule in rules {
+            cmd.arg(rule);
+        }
+        let reply = self
+            .run(addr, &cmd, "ACL SETUSER", Duration::ZERO, Resend::Safe)
+            .await
+            .map_err(|err| redact(err, password))?;
+        expect_ok(addr, reply.0)
+    }
+
+    /// `ACL DELUSER <username>…`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn acl_deluser(
+        &self,
+        addr: SocketAddr,
+        usernames: &[String],
+    ) -> Result<(), ProbeError> {
+        if usernames.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("DELUSER");
+        for name in usernames {
+            cmd.arg(name);
+        }
+        let (reply, _) = self
+            .run(addr, &cmd, "ACL DELUSER", Duration::ZERO, Resend::Safe)
+            .await?;
+        match reply {
+            redis::Value::Int(_) => Ok(()),
+            other => Err(unexpected(addr, "an integer", &other)),
+        }
+    }
+
+    /// `ACL SAVE` when the server keeps an ACL file (`aclfile` set), so that
+    /// the users outlive a restart of the process; `false` when it keeps
+    /// none (then nothing is saved).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn acl_save(&self, addr: SocketAddr) -> Result<bool, ProbeError> {
+        let file = self.config_get(addr, "aclfile").await?;
+        if file.as_deref().is_none_or(str::is_empty) {
+            return Ok(false);
+        }
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SAVE");
+        let (reply, _) = self
+            .run(addr, &cmd, "ACL SAVE", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply).map(|()| true)
+    }
+
+    /// `CONFIG GET <key>`: its value, `None` when the server has no such
+    /// setting.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn config_get(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+    ) -> Result<Option<String>, ProbeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(key);
+        let (reply, _) = self
+            .run(addr, &cmd, "CONFIG GET", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        match &reply {
+            redis::Value::Array(items) => Ok(items.get(1).and_then(text)),
+            redis::Value::Map(pairs) => Ok(pairs.first().and_then(|(_, v)| text(v))),
+            other => Err(unexpected(addr, "a key and its value", other)),
+        }
+    }
+
+    /// `ACL LIST`: every user's line (`user <name> on #<hash> ~* …`).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn acl_list(&self, addr: SocketAddr) -> Result<Vec<String>, ProbeError> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("LIST");
+        let (reply, _) = self
+            .run(addr, &cmd, "ACL LIST", Duration::ZERO, Resend::Safe)
+            .await?;
+        let redis::Value::Array(items) = reply else {
+            return Err(unexpected(addr, "an array", &reply));
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                redis::Value::BulkString(bytes) => {
+                    String::from_utf8(bytes).map_err(|_| ProbeError::Protocol {
+                        addr,
+                        detail: "ACL LIST: a line is not UTF-8".to_owned(),
+                    })
+                }
+                redis::Value::SimpleString(s) => Ok(s),
+                other => Err(unexpected(addr, "a user line", &other)),
+            })
+            .collect()
+    }
+}
+
+/// The users among `wanted` that `lines` (an `ACL LIST` reply) holds, each
+/// with the digest of its line: 8 hex digits of its SHA-256, which changes
+/// with its rules or password hashes and reveals neither.
+pub fn acl_users(lines: &[String], wanted: &[&str]) -> BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let name = line.strip_prefix("user ")?.split(' ').next()?;
+            wanted
+                .contains(&name)
+                .then(|| (name.to_owned(), digest(line)))
+        })
+        .collect()
+}
+
+/// 8 hex digits of the SHA-256 of `text`.
+pub fn digest(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A password's fingerprint for the journal and statuses: 8 hex digits of
+/// the SHA-256 of a fixed prefix and the password (not the hash Valkey
+/// keeps, which `ACL LIST` shows in full).
+pub fn password_fingerprint(password: &Password) -> String {
+    digest(&format!(
+        "logbook-password-fingerprint:{}",
+        password.expose()
+    ))
+}
+
+/// A refusal with the password replaced by `***` wherever it appears.
+fn redact(err: ProbeError, password: &Password) -> ProbeError {
+    let secret = password.expose();
+    match err {
+        ProbeError::Rejected {
+            addr,
+            command,
+            message,
+        } if !secret.is_empty() => ProbeError::Rejected {
+            addr,
+            command,
+            message: message.replace(secret, "***"),
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn only_the_wanted_users_are_listed_with_digests_of_their_lines() {
+        let lines = vec![
+            "user app on #abc ~app:* resetchannels -@all +@all".to_owned(),
+            "user default on #def ~* &* +@all".to_owned(),
+            "user other off resetchannels -@all".to_owned(),
+        ];
+        let got = acl_users(&lines, &["app", "gone"]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["app"], digest(&lines[0]));
+        assert_eq!(got["app"].len(), 8);
+        // Another password hash, another digest.
+        let changed = vec![lines[0].replace("#abc", "#abd")];
+        assert_ne!(acl_users(&changed, &["app"])["app"], got["app"]);
+    }
+
+    #[test]
+    fn a_fingerprint_is_short_stable_and_not_the_password() {
+        let p = Password::new("hunter2");
+        let f = password_fingerprint(&p);
+        assert_eq!(f.len(), 8);
+        assert_eq!(f, password_fingerprint(&Password::new("hunter2")));
+        assert_ne!(f, password_fingerprint(&Password::new("hunter3")));
+        assert!(!f.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_refusal_never_carries_the_password() {
+        let addr: SocketAddr = "127.0.0.1:6379".parse().unwrap();
+        let err = ProbeError::Rejected {
+            addr,
+            command: "ACL SETUSER",
+            message: "ERR Error in ACL SETUSER modifier '>hunter2': bad".to_owned(),
+        };
+        let redacted = redact(err, &Password::new("hunter2")).to_string();
+        assert!(!redacted.contains("hunter2"), "{redacted}");
+        assert!(redacted.contains("'>***'"), "{redacted}");
+    }
+}

@@ -1,0 +1,446 @@
+//! ValkeyUser end to end on localkube with real `valkey-server` pods: a
+//! user limited to `app:*` on every node of a Replication cluster, kept
+//! across a failover, a replaced pod and a new password, removed with its
+//! object; a user that cannot be applied (no Secret, a rule the server
+//! refuses) says so in its status and an Event, and costs nothing while
+//! it waits.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use logbook::journal_store::JournalBackend;
+use logbook_crds::{UserPhase, ValkeyUser, ValkeyUserSpec};
+use operator_common::*;
+
+const NAME: &str = "demo";
+
+fn replication_yaml() -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {NAME}
+spec:
+  topology: Replication
+  replicas: 3
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"#
+    )
+}
+
+/// `redis-cli` as ACL user `user` against `addr`.
+fn as_user(addr: &str, user: &str, password: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "--no-auth-warning"])
+        .args(["--user", user, "--pass", password])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (make setup installs redis-tools)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn put_secret(env: &Env, name: &str, password: &str) {
+    let api: kube::Api<Secret> = env.api();
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "password".to_owned(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let patch = Patch::Apply(&secret);
+    let mut params = PatchParams::apply("operator-users-test");
+    params.force = true;
+    api.patch(name, &params, &patch).await.unwrap();
+}
+
+async fn create_user(env: &Env, name: &str, spec: ValkeyUserSpec) {
+    let api: kube::Api<ValkeyUser> = env.api();
+    api.create(&PostParams::default(), &ValkeyUser::new(name, spec))
+        .await
+        .unwrap();
+}
+
+async fn user(env: &Env, name: &str) -> Option<ValkeyUser> {
+    let api: kube::Api<ValkeyUser> = env.api();
+    api.get_opt(name).await.unwrap()
+}
+
+/// Waits until `pred` holds of ValkeyUser `name`'s status.
+async fn wait_user(
+    env: &Env,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&logbook_crds::ValkeyUserStatus) -> bool,
+) -> logbook_crds::ValkeyUserStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = user(env, name).await.and_then(|u| u.status)
+            && pred(&status)
+        {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ValkeyUser {name}: timed out waiting for {what}: {:?}\n{}",
+            user(env, name).await.map(|u| u.status),
+            env.dump(NAME).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn app_spec() -> ValkeyUserSpec {
+    let mut spec = ValkeyUserSpec::new(NAME, "app-password", "password");
+    spec.commands = vec!["+@all".into(), "-@dangerous".into()];
+    spec.keys = vec!["app:*".into()];
+    spec
+}
+
+/// Every data pod's address.
+async fn addrs(env: &Env) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for pod in env.pods(NAME).await {
+        let name = kube::ResourceExt::name_any(&pod);
+        out.push((name.clone(), env.pod_addr(&name).await));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacement_and_a_new_password()
+ {
+    let mut env = Env::start_without_operator("users-app").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml()).await;
+    env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
+    // config/samples/user.yaml, as it is.
+    create_user_sample(&env).await;
+    let ready = |s: &logbook_crds::ValkeyUserStatus| {
+        s.phase == Some(UserPhase::Ready) && s.nodes.as_deref() == Some("3/3")
+    };
+    let status = wait_user(&env, "app", "Ready on 3/3 nodes", ready).await;
+    let first = status.password_fingerprint.clone().unwrap();
+    assert_eq!(status.username.as_deref(), Some("app"));
+
+    // On the primary: app:* yes, anything else and dangerous commands no.
+    let vkc = env.vkc(NAME).await;
+    let primary_addr = env.pod_addr(&primary(&vkc)).await;
+    let pw = SAMPLE_USER_PASSWORD;
+    assert_eq!(
+        as_user(&primary_addr, "app", pw, &["SET", "app:1", "v"]).trim(),
+        "OK"
+    );
+    let refused = as_user(&primary_addr, "app", pw, &["SET", "other:1", "v"]);
+    assert!(refused.contains("NOPERM"), "{refused}");
+    let refused = as_user(&primary_addr, "app", pw, &["FLUSHALL"]);
+    assert!(refused.contains("NOPERM"), "{refused}");
+    // And on every replica (ACL users are not replicated: each got it).
+    for (pod, addr) in addrs(&env).await {
+        let got = as_user(&addr, "app", pw, &["GET", "app:1"]);
+        assert!(got.contains('v') || got.trim().is_empty(), "{pod}: {got}");
+        assert!(!got.contains("WRONGPASS"), "{pod}: {got}");
+    }
+
+    // A failover: the new primary has it already.
+    let old = primary(&vkc);
+    env.kill(&old).await;
+    let moved = env
+        .wait_primary_moved(NAME, &old, Duration::from_secs(40))
+        .await;
+    let new_addr = env.pod_addr(&primary(&moved)).await;
+    env.eventually(
+        Duration::from_secs(20),
+        "app writes on the new primary",
+        || {
+            let addr = new_addr.clone();
+            async move { as_user(&addr, "app", pw, &["SET", "app:2", "v"]).trim() == "OK" }
+        },
+    )
+    .await;
+
+    // A replica's pod replaced: the new pod (a new process, a fresh ACL
+    // file) is given the user again.
+    let replica = env
+        .pods(NAME)
+        .await
+        .iter()
+        .map(kube::ResourceExt::name_any)
+        .find(|p| *p != primary(&moved))
+        .unwrap();
+    env.delete_pod(&replica).await;
+    env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
+    wait_user(&env, "app", "Ready on 3/3 nodes after a replacement", ready).await;
+    let replica_addr = env.pod_addr(&replica).await;
+    env.eventually(Duration::from_secs(20), "app on the replaced pod", || {
+        let addr = replica_addr.clone();
+        async move { as_user(&addr, "app", pw, &["PING"]).trim() == "PONG" }
+    })
+    .await;
+
+    // A new password, with a client writing throughout: a rotation
+    // window (shortened to 6 s here) where the old and the new password
+    // both work on every node, no pod restarted, and the writer, which
+    // moves to the new password once it is in force, never refused.
+    let users_api: kube::Api<ValkeyUser> = env.api();
+    users_api
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"rotationWindowSeconds": 6}})),
+        )
+        .await
+        .unwrap();
+    let restarts_before = restarts(&env).await;
+    let writer = Writer::start(new_addr.clone(), SAMPLE_USER_PASSWORD);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    put_secret(&env, "app-password", "app-s3cret-2").await;
+    let status = wait_user(&env, "app", "the new password on 3/3", |s| {
+        ready(s) && s.password_fingerprint.as_deref() != Some(first.as_str())
+    })
+    .await;
+    assert_ne!(status.password_fingerprint, Some(first));
+    let rotating = status.message.clone().unwrap_or_default();
+    assert!(rotating.contains("rotating"), "{rotating}");
+    for (pod, addr) in addrs(&env).await {
+        for password in [SAMPLE_USER_PASSWORD, "app-s3cret-2"] {
+            let got = as_user(&addr, "app", password, &["PING"]);
+            assert_eq!(got.trim(), "PONG", "{pod} within the window: {got}");
+        }
+    }
+    writer.switch_to("app-s3cret-2");
+    // The window closes: the old password is refused everywhere, the new
+    // one works.
+    env.eventually(Duration::from_secs(20), "the old password gone", || {
+        let env = &env;
+        async move {
+            let mut gone = true;
+            for (_, addr) in addrs(env).await {
+                gone &=
+                    as_user(&addr, "app", SAMPLE_USER_PASSWORD, &["PING"]).contains("WRONGPASS");
+            }
+            gone
+        }
+    })
+    .await;
+    for (pod, addr) in addrs(&env).await {
+        let got = as_user(&addr, "app", "app-s3cret-2", &["PING"]);
+        assert_eq!(got.trim(), "PONG", "{pod}: {got}");
+    }
+    let (writes, errors) = writer.stop();
+    assert!(writes > 10, "{writes} writes");
+    assert!(errors.is_empty(), "the writer was refused: {errors:?}");
+    assert_eq!(restarts(&env).await, restarts_before, "no pod restarted");
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.body, logbook_journal::Event::RotationWindowClosed { username } if username == "app")),
+        "the window's close is journaled"
+    );
+
+    // Nothing secret in the journal.
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let text = format!("{events:?}");
+    for secret in [SAMPLE_USER_PASSWORD, "app-s3cret-2"] {
+        assert!(!text.contains(secret), "the journal holds a password");
+    }
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.body,
+            logbook_journal::Event::Decided { intents } if intents.iter().any(|p| matches!(p.intent, logbook_journal::Intent::SyncUsers { .. }))
+        )),
+        "SyncUsers decided"
+    );
+
+    // Deleted: off every node, then the object goes (its finalizer released).
+    let api: kube::Api<ValkeyUser> = env.api();
+    api.delete("app", &DeleteParams::default()).await.unwrap();
+    env.eventually(Duration::from_secs(30), "ValkeyUser app gone", || {
+        let api = api.clone();
+        async move { api.get_opt("app").await.unwrap().is_none() }
+    })
+    .await;
+    for (pod, addr) in addrs(&env).await {
+        let got = as_user(&addr, "app", "app-s3cret-2", &["PING"]);
+        assert!(got.contains("WRONGPASS"), "{pod} still has app: {got}");
+    }
+    env.finish().await;
+}
+
+/// Container restarts over the cluster's pods.
+async fn restarts(env: &Env) -> i32 {
+    env.pods(NAME)
+        .await
+        .iter()
+        .flat_map(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default()
+        })
+        .map(|c| c.restart_count)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits() {
+    let mut env = Env::start_without_operator("users-bad").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(
+        &replication_yaml()
+            .replace("topology: Replication", "topology: Standalone")
+            .replace("replicas: 3", "replicas: 1"),
+    )
+    .await;
+    env.wait_ready(NAME, 1, Duration::from_secs(90)).await;
+
+    // No Secret: Failed, saying which, and an Event; never password-less.
+    create_user(&env, "nosecret", app_spec()).await;
+    let status = wait_user(&env, "nosecret", "Failed", |s| {
+        s.phase == Some(UserPhase::Failed)
+    })
+    .await;
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("Secret default/app-password not found"),
+        "{message}"
+    );
+    let addr = env.pod_addr(&format!("{NAME}-0")).await;
+    let password = env.password(NAME).await;
+    let users = redis_cli(&addr, &password, &["ACL", "USERS"]);
+    assert!(!users.contains("app"), "{users}");
+    let kube_events: kube::Api<KubeEvent> = env.api();
+    env.eventually(Duration::from_secs(10), "a Warning Event", || {
+        let api = kube_events.clone();
+        async move {
+            api.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("UserNotApplied")
+                        && e.note.as_deref().is_some_and(|m| m.contains("nosecret"))
+                })
+        }
+    })
+    .await;
+    // The Secret appears: applied (the Secret watch reconciles at once).
+    put_secret(&env, "app-password", "later").await;
+    wait_user(&env, "nosecret", "Ready", |s| {
+        s.phase == Some(UserPhase::Ready)
+    })
+    .await;
+
+    // A user of a cluster that does not exist says so.
+    let mut spec = app_spec();
+    spec.cluster = "nowhere".into();
+    create_user(&env, "stray", spec).await;
+    let status = wait_user(&env, "stray", "ClusterNotFound", |s| {
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.contains("not found"))
+    })
+    .await;
+    assert_eq!(
+        status.message.as_deref(),
+        Some("ValkeyCluster default/nowhere not found: the user is on no node")
+    );
+
+    // A rule the server refuses (syntax fine, no such command): its
+    // message in the status, and no retry loop while nothing changes.
+    let mut spec = app_spec();
+    spec.username = Some("refused".into());
+    spec.commands = vec!["+nosuchcommand".into()];
+    create_user(&env, "refused", spec).await;
+    let status = wait_user(&env, "refused", "Failed", |s| {
+        s.phase == Some(UserPhase::Failed)
+    })
+    .await;
+    let message = status.message.unwrap();
+    assert!(message.contains("nosuchcommand"), "{message}");
+    let stream = env.stream(NAME).await;
+    let head = env.journal_head(&stream).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        env.journal_head(&stream).await,
+        head,
+        "a refused user is not tried again until it changes"
+    );
+    env.finish().await;
+}
+
+/// A client writing `app:w<n>` as user `app` every 100 ms on fresh
+/// connections (each one authenticates), with the password it is given.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    password: std::sync::Arc<std::sync::Mutex<String>>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Writer {
+    fn start(addr: String, password: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let password = std::sync::Arc::new(std::sync::Mutex::new(password.to_owned()));
+        let thread = std::thread::spawn({
+            let (stop, password) = (stop.clone(), password.clone());
+            move || {
+                let (mut n, mut errors) = (0usize, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let pw = password.lock().unwrap().clone();
+                    let got = as_user(&addr, "app", &pw, &["SET", &format!("app:w{n}"), "v"]);
+                    if got.trim() != "OK" {
+                        errors.push(got);
+                    }
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (n, errors)
+            }
+        });
+        Self {
+            stop,
+            password,
+            thread,
+        }
+    }
+
+    fn switch_to(&self, password: &str) {
+        *self.password.lock().unwrap() = password.to_owned();
+    }
+
+    fn stop(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
