@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use logbook_crds::ValkeyUser;
-use logbook_journal::Event;
+use logbook_journal::{CLUSTER_PASSWORD, Event};
 use serde_json::json;
 
 use super::kube_ops::kube_err;
@@ -71,6 +71,19 @@ pub async fn sync(
                 what: format!("applying ACL user {username} on {pod}"),
                 source,
             })?;
+        if record.object == CLUSTER_PASSWORD {
+            // The cluster's own password is also what replicas
+            // authenticate to their primary with: from now on the new one
+            // (the primary, given it too, takes both while the window is
+            // open).
+            valkey
+                .config_set_secret(addr, "masterauth", &password)
+                .await
+                .map_err(|source| ActError::Valkey {
+                    what: format!("setting masterauth on {pod}"),
+                    source,
+                })?;
+        }
         applied.push(username.as_str());
     }
     valkey

@@ -159,10 +159,10 @@ pub async fn read_users(
 /// `AclObserved` for each answering data pod whose users differ from the
 /// journal's (nothing when no ValkeyUser names the cluster).
 pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
-    if state.users.records.is_empty() {
+    let watched = watched_usernames(state);
+    if watched.is_empty() {
         return Vec::new();
     }
-    let watched = watched_usernames(state);
     let mut events = Vec::new();
     for (pod, view) in &state.pods {
         if view.reachability != Some(Reachability::Reachable) || view.terminating {
