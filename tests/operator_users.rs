@@ -503,6 +503,16 @@ async fn the_clusters_own_password_rotates_on_every_node_without_a_restart() {
     let (writes, errors) = writer.stop();
     assert!(writes > 10, "{writes} writes");
     assert!(errors.is_empty(), "the writer was refused: {errors:?}");
+    // Applications find the new one in the connection Secret.
+    let secrets: kube::Api<Secret> = env.api();
+    let connection = secrets.get(&format!("{NAME}-connection")).await.unwrap();
+    let data = connection.data.unwrap();
+    assert_eq!(String::from_utf8(data["password"].0.clone()).unwrap(), new);
+    assert!(
+        String::from_utf8(data["REDIS_URL"].0.clone())
+            .unwrap()
+            .contains(new)
+    );
     // Replication kept going, now authenticated with the new password.
     let acked = as_user(&primary_addr, "default", new, &["SET", "after", "v"]);
     assert_eq!(acked.trim(), "OK");

@@ -327,7 +327,10 @@ fn the_user_crd_states_its_rules() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(required.contains(&"cluster") && required.contains(&"passwordSecret"), "{required:?}");
+    assert!(
+        required.contains(&"cluster") && required.contains(&"passwordSecret"),
+        "{required:?}"
+    );
     let username = &spec["properties"]["username"];
     assert_eq!(username["maxLength"], 64);
     assert!(username["pattern"].as_str().is_some());

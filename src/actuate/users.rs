@@ -33,6 +33,7 @@ pub async fn sync(
     let ns = &target.meta.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut applied = Vec::new();
+    let mut connection_updated = false;
     for username in apply {
         let record = target.state.users.by_username(username).ok_or_else(|| {
             ActError::Refused(format!("no ValkeyUser names ACL user {username} any more"))
@@ -85,6 +86,12 @@ pub async fn sync(
                 })?;
         }
         applied.push(username.as_str());
+        if record.object == CLUSTER_PASSWORD && every_other_node_holds(target, pod, record) {
+            // The last node given the new password: applications may take
+            // it from the connection Secret now.
+            super::kube_ops::apply_connection_secret(client, target, &password).await?;
+            connection_updated = true;
+        }
     }
     valkey
         .acl_deluser(addr, remove)
@@ -115,6 +122,9 @@ pub async fn sync(
     if !remove.is_empty() {
         detail.push(format!("deleted {}", remove.join(", ")));
     }
+    if connection_updated {
+        detail.push("the connection Secret carries the new password".to_owned());
+    }
     detail.push(if saved {
         "saved to its ACL file".to_owned()
     } else {
@@ -128,6 +138,20 @@ pub async fn sync(
         }],
         password: None,
     })
+}
+
+/// Whether every data pod but `pod` holds `record` as it says now.
+fn every_other_node_holds(
+    target: Target<'_>,
+    pod: &str,
+    record: &logbook_journal::UserRecord,
+) -> bool {
+    target
+        .state
+        .pods
+        .keys()
+        .filter(|p| p.as_str() != pod)
+        .all(|p| target.state.users.holds(p, record))
 }
 
 /// Removes the operator's finalizer from ValkeyUser `object`, letting its
