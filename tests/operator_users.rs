@@ -15,7 +15,6 @@
 mod operator_common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -48,18 +47,7 @@ spec:
 
 /// `redis-cli` as ACL user `user` against `addr`.
 fn as_user(addr: &str, user: &str, password: &str, args: &[&str]) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "--no-auth-warning"])
-        .args(["--user", user, "--pass", password])
-        .args(args)
-        .output()
-        .expect("redis-cli runs (make setup installs redis-tools)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    redis_cli_as(addr, Some(user), password, args)
 }
 
 async fn put_secret(env: &Env, name: &str, password: &str) {

@@ -167,25 +167,45 @@ pub async fn release(
     let Some(user) = api.get_opt(object).await.map_err(kube_err(what.clone()))? else {
         return Ok(Done::said(format!("ValkeyUser {object} is already gone")));
     };
-    let finalizers: Vec<String> = user
-        .metadata
-        .finalizers
-        .unwrap_or_default()
+    set_finalizer(&api, &user, false)
+        .await
+        .map_err(kube_err(what))?;
+    Ok(Done::said(format!(
+        "ValkeyUser {object} released: its user is on no node"
+    )))
+}
+
+/// Adds (`present`) or removes the operator's finalizer on `user`, when it
+/// is not already so; whether it wrote. The patch carries the object's
+/// `resourceVersion`, making it a compare-and-swap: a finalizer another
+/// controller added meanwhile is never dropped (409, retried).
+///
+/// # Errors
+/// The API's.
+pub async fn set_finalizer(
+    api: &Api<ValkeyUser>,
+    user: &ValkeyUser,
+    present: bool,
+) -> Result<bool, kube::Error> {
+    let current = user.metadata.finalizers.clone().unwrap_or_default();
+    if current.iter().any(|f| f == USER_FINALIZER) == present {
+        return Ok(false);
+    }
+    let mut finalizers: Vec<String> = current
         .into_iter()
         .filter(|f| f != USER_FINALIZER)
         .collect();
-    // The resourceVersion makes it a compare-and-swap: a finalizer another
-    // controller added meanwhile is never dropped (409, retried).
+    if present {
+        finalizers.push(USER_FINALIZER.to_owned());
+    }
     let patch = json!({
         "metadata": {
             "finalizers": finalizers,
             "resourceVersion": user.metadata.resource_version,
         }
     });
-    api.patch(object, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(kube_err(what))?;
-    Ok(Done::said(format!(
-        "ValkeyUser {object} released: its user is on no node"
-    )))
+    let name = user.metadata.name.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
 }
