@@ -69,6 +69,28 @@ impl SecretIndex {
     }
 }
 
+/// The ValkeyUsers naming `meta`'s cluster, and their API.
+async fn users_of(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+) -> Result<(Api<ValkeyUser>, Vec<ValkeyUser>), OperatorError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("listing the ValkeyUsers of {ns}"),
+            source,
+        })?;
+    let users = listed
+        .items
+        .into_iter()
+        .filter(|u| u.spec.cluster == meta.name)
+        .collect();
+    Ok((api, users))
+}
+
 /// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
 /// (added here the first time, one write), and their records with the
 /// passwords read now.
@@ -82,19 +104,7 @@ pub async fn read_users(
     index: &SecretIndex,
 ) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
-    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
-    let listed = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("listing the ValkeyUsers of {ns}"),
-            source,
-        })?;
-    let users: Vec<ValkeyUser> = listed
-        .items
-        .into_iter()
-        .filter(|u| u.spec.cluster == meta.name)
-        .collect();
+    let (api, users) = users_of(client, meta).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut records = Vec::new();
     let mut named = BTreeSet::new();
@@ -324,16 +334,9 @@ pub async fn release_all(
     meta: &ClusterMeta,
 ) -> Result<Vec<String>, OperatorError> {
     let ns = meta.namespace.as_str();
-    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
-    let listed = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("listing the ValkeyUsers of {ns}"),
-            source,
-        })?;
+    let (api, users) = users_of(client, meta).await?;
     let mut released = Vec::new();
-    for user in listed.items.iter().filter(|u| u.spec.cluster == meta.name) {
+    for user in &users {
         let object = user.metadata.name.clone().unwrap_or_default();
         let wrote = crate::actuate::set_user_finalizer(&api, user, false)
             .await
