@@ -72,7 +72,7 @@ pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRe
         password: fingerprint,
         problem,
         deleting: user.metadata.deletion_timestamp.is_some(),
-        rotation_window_ms: u64::from(spec.rotation_window_seconds).saturating_mul(1000),
+        rotation_window_ms: window_ms(spec.rotation_window_seconds),
     }
 }
 
@@ -99,7 +99,7 @@ pub fn observe_users(state: &ClusterState, records: &[UserRecord]) -> Vec<Event>
 pub fn cluster_password_record(
     secret: &str,
     password: &Password,
-    rotation_window_seconds: u32,
+    rotation_window_seconds: i32,
 ) -> UserRecord {
     UserRecord {
         object: CLUSTER_PASSWORD.to_owned(),
@@ -111,8 +111,14 @@ pub fn cluster_password_record(
         password: Some(password_fingerprint(password)),
         problem: None,
         deleting: false,
-        rotation_window_ms: u64::from(rotation_window_seconds).saturating_mul(1000),
+        rotation_window_ms: window_ms(rotation_window_seconds),
     }
+}
+
+/// A window in seconds as milliseconds (a negative one, which validation
+/// refuses, as none).
+fn window_ms(seconds: i32) -> u64 {
+    u64::try_from(seconds).unwrap_or(0).saturating_mul(1000)
 }
 
 /// The user names whose presence on a node is journaled: every projected

@@ -42,10 +42,10 @@ pub struct AuthSpec {
     // spec of a cluster that does not set it stays as it was.
     #[serde(skip_serializing_if = "is_default_window")]
     #[schemars(range(min = 0, max = 86400))]
-    pub rotation_window_seconds: u32,
+    pub rotation_window_seconds: i32,
 }
 
-fn is_default_window(seconds: &u32) -> bool {
+fn is_default_window(seconds: &i32) -> bool {
     *seconds == super::user::ROTATION_WINDOW_SECONDS
 }
 

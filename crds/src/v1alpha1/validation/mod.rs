@@ -301,7 +301,7 @@ fn check_storage(spec: &ValkeyClusterSpec, errors: &mut Errors) {
 }
 
 fn check_auth(spec: &ValkeyClusterSpec, errors: &mut Errors) {
-    if spec.auth.rotation_window_seconds > 86_400 {
+    if !(0..=86_400).contains(&spec.auth.rotation_window_seconds) {
         errors.push(
             "spec.auth.rotationWindowSeconds",
             FieldErrorKind::OutOfRange,
