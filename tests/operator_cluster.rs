@@ -354,12 +354,17 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
         "the killed primary's shard: {first}: {intents:?}"
     );
     eprintln!("the killed primary's shard: {first}");
-    for want in [
-        "ClusterFailover (PrimaryFailed)",
-        "ForgetNode (NodeRetired)",
-    ] {
-        assert!(intents.iter().any(|i| i == want), "{want}: {intents:?}");
-    }
+    // The wiped primary's shard (step 3) was failed over (waited for
+    // above): by the operator (`PrimaryFailed`, FORCE) when two probes saw
+    // the process dead, or, when the kubelet restarted it with its new
+    // node id before that (a loaded machine), by Valkey's own election
+    // after the node timeout, which the operator journals and does not
+    // decide. Either keeps every acknowledged write (checked above). The
+    // lost volumes' nodes are forgotten in both cases.
+    assert!(
+        intents.iter().any(|i| i == "ForgetNode (NodeRetired)"),
+        "ForgetNode (NodeRetired): {intents:?}"
+    );
     env.verify_journal().await;
     env.assert_audit_clean().await;
     env.finish().await;

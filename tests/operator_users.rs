@@ -15,7 +15,6 @@
 mod operator_common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -48,18 +47,7 @@ spec:
 
 /// `redis-cli` as ACL user `user` against `addr`.
 fn as_user(addr: &str, user: &str, password: &str, args: &[&str]) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "--no-auth-warning"])
-        .args(["--user", user, "--pass", password])
-        .args(args)
-        .output()
-        .expect("redis-cli runs (make setup installs redis-tools)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    redis_cli_as(addr, Some(user), password, args)
 }
 
 async fn put_secret(env: &Env, name: &str, password: &str) {
@@ -220,7 +208,7 @@ async fn a_user_limited_to_app_keys_is_on_every_node_through_failover_replacemen
         .await
         .unwrap();
     let restarts_before = restarts(&env).await;
-    let writer = Writer::start(new_addr.clone(), SAMPLE_USER_PASSWORD);
+    let writer = Writer::start(new_addr.clone(), "app", SAMPLE_USER_PASSWORD);
     tokio::time::sleep(Duration::from_millis(500)).await;
     put_secret(&env, "app-password", "app-s3cret-2").await;
     let status = wait_user(&env, "app", "the new password on 3/3", |s| {
@@ -400,7 +388,7 @@ async fn a_user_that_cannot_be_applied_says_why_and_costs_nothing_while_it_waits
     env.finish().await;
 }
 
-/// A client writing `app:w<n>` as user `app` every 100 ms on fresh
+/// A client writing `app:w<n>` as `user` every 100 ms on fresh
 /// connections (each one authenticates), with the password it is given.
 struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -409,7 +397,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(addr: String, password: &str) -> Self {
+    fn start(addr: String, user: &'static str, password: &str) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let password = std::sync::Arc::new(std::sync::Mutex::new(password.to_owned()));
         let thread = std::thread::spawn({
@@ -418,7 +406,7 @@ impl Writer {
                 let (mut n, mut errors) = (0usize, Vec::new());
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let pw = password.lock().unwrap().clone();
-                    let got = as_user(&addr, "app", &pw, &["SET", &format!("app:w{n}"), "v"]);
+                    let got = as_user(&addr, user, &pw, &["SET", &format!("app:w{n}"), "v"]);
                     if got.trim() != "OK" {
                         errors.push(got);
                     }
@@ -443,4 +431,160 @@ impl Writer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_own_password_rotates_on_every_node_without_a_restart() {
+    let mut env = Env::start_without_operator("users-cluster-pw").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml().replace(
+        "  storage:",
+        "  auth:\n    rotationWindowSeconds: 6\n  storage:",
+    ))
+    .await;
+    let vkc = env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
+    let old = env.password(NAME).await;
+    let primary_addr = env.pod_addr(&primary(&vkc)).await;
+    let restarts_before = restarts(&env).await;
+    let writer = Writer::start(primary_addr.clone(), "default", &old);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let new = "n3w-cluster-password";
+    put_secret(&env, &format!("{NAME}-password"), new).await;
+    // Every node takes the new password beside the old one.
+    env.eventually(
+        Duration::from_secs(30),
+        "the new password on every node",
+        || {
+            let env = &env;
+            async move {
+                let mut all = true;
+                for (_, addr) in addrs(env).await {
+                    all &= as_user(&addr, "default", new, &["PING"]).trim() == "PONG";
+                }
+                all
+            }
+        },
+    )
+    .await;
+    for (pod, addr) in addrs(&env).await {
+        let got = as_user(&addr, "default", &old, &["PING"]);
+        assert_eq!(
+            got.trim(),
+            "PONG",
+            "{pod}: the old one within the window: {got}"
+        );
+    }
+    writer.switch_to(new);
+    // The window closes: the old one is refused everywhere.
+    env.eventually(Duration::from_secs(30), "the old password gone", || {
+        let (env, old) = (&env, old.clone());
+        async move {
+            let mut gone = true;
+            for (_, addr) in addrs(env).await {
+                gone &= as_user(&addr, "default", &old, &["PING"]).contains("WRONGPASS");
+            }
+            gone
+        }
+    })
+    .await;
+    let (writes, errors) = writer.stop();
+    assert!(writes > 10, "{writes} writes");
+    assert!(errors.is_empty(), "the writer was refused: {errors:?}");
+    // Applications find the new one in the connection Secret.
+    let secrets: kube::Api<Secret> = env.api();
+    let connection = secrets.get(&format!("{NAME}-connection")).await.unwrap();
+    let data = connection.data.unwrap();
+    assert_eq!(String::from_utf8(data["password"].0.clone()).unwrap(), new);
+    assert!(
+        String::from_utf8(data["REDIS_URL"].0.clone())
+            .unwrap()
+            .contains(new)
+    );
+    // Replication kept going, now authenticated with the new password.
+    let acked = as_user(&primary_addr, "default", new, &["SET", "after", "v"]);
+    assert_eq!(acked.trim(), "OK");
+    let waited = as_user(&primary_addr, "default", new, &["WAIT", "2", "5000"]);
+    assert_eq!(waited.trim(), "2", "both replicas acknowledge");
+    assert_eq!(restarts(&env).await, restarts_before, "no pod restarted");
+    // The operator still runs the cluster: a failover with the new one.
+    let old_primary = primary(&vkc);
+    env.kill(&old_primary).await;
+    let moved = env
+        .wait_primary_moved(NAME, &old_primary, Duration::from_secs(40))
+        .await;
+    let moved_addr = env.pod_addr(&primary(&moved)).await;
+    env.eventually(Duration::from_secs(20), "writes on the new primary", || {
+        let addr = moved_addr.clone();
+        async move { as_user(&addr, "default", new, &["SET", "x", "1"]).trim() == "OK" }
+    })
+    .await;
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.body,
+            logbook_journal::Event::RotationWindowClosed { username } if username == "default"
+        )),
+        "the window's close is journaled"
+    );
+    // No password anywhere a person or a tool reads: the journal, each
+    // export of it, the operator's log, the Events.
+    let mut places = vec![("the journal".to_owned(), format!("{events:?}"))];
+    for format in ["jsonl", "csv", "html"] {
+        places.push((format!("the {format} export"), export(&env, format).await));
+    }
+    places.push((
+        "the operator's log".to_owned(),
+        env.logs.tail(usize::MAX).join("\n"),
+    ));
+    let kube_events: kube::Api<KubeEvent> = env.api();
+    let notes: Vec<String> = kube_events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| format!("{:?} {:?}", e.reason, e.note))
+        .collect();
+    places.push(("the Events".to_owned(), notes.join("\n")));
+    for (place, text) in &places {
+        assert!(
+            !text.is_empty() || place == "the Events",
+            "{place} is empty"
+        );
+        for secret in [new, old.as_str()] {
+            assert!(!text.contains(secret), "{place} holds a password");
+        }
+    }
+    env.finish().await;
+}
+
+/// `logbook replay export --format <format>` of the cluster's journal in
+/// its ConfigMaps.
+async fn export(env: &Env, format: &str) -> String {
+    let kubeconfig = env.write_kubeconfig();
+    let args: Vec<String> = [
+        "logbook",
+        "replay",
+        "export",
+        "--format",
+        format,
+        "--namespace",
+        "default",
+        "--cluster",
+        NAME,
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let cli = <logbook::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        logbook::cli::run(cli, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    })
+    .await
+    .unwrap()
 }

@@ -180,6 +180,7 @@ fn secret_names() {
     let off = AuthSpec {
         enabled: false,
         password_secret: None,
+        rotation_window_seconds: 300,
     };
     assert_eq!(off.effective_password_secret("demo"), None);
 }

@@ -11,14 +11,32 @@
 
 use serde_json::Value;
 
-fn root_schema() -> Value {
+/// The root schema of the CRD named `name`.
+fn root_schema_of(name: &str) -> Value {
     let crds = logbook_crds::crds();
-    assert_eq!(crds.len(), 1);
-    let crd = serde_json::to_value(&crds[0]).unwrap();
-    assert_eq!(crd["metadata"]["name"], "valkeyclusters.valkey.logbook.dev");
+    let names: Vec<String> = crds
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "valkeyclusters.valkey.logbook.dev",
+            "valkeyusers.valkey.logbook.dev"
+        ]
+    );
+    let crd = crds
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .map(|c| serde_json::to_value(c).unwrap())
+        .unwrap();
     let versions = crd["spec"]["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 1);
     versions[0]["schema"]["openAPIV3Schema"].clone()
+}
+
+fn root_schema() -> Value {
+    root_schema_of("valkeyclusters.valkey.logbook.dev")
 }
 
 fn spec_schema() -> Value {
@@ -250,6 +268,11 @@ fn check_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
 fn schema_is_structural() {
     let mut problems = Vec::new();
     check_structural(&root_schema(), "", &mut problems);
+    check_structural(
+        &root_schema_of("valkeyusers.valkey.logbook.dev"),
+        "valkeyusers:",
+        &mut problems,
+    );
     assert!(
         problems.is_empty(),
         "not structural:\n{}",
@@ -292,4 +315,33 @@ fn crd_names_columns_and_subresources() {
         .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
         .collect();
     assert_eq!(columns, expected);
+}
+
+#[test]
+fn the_user_crd_states_its_rules() {
+    let root = root_schema_of("valkeyusers.valkey.logbook.dev");
+    let spec = &root["properties"]["spec"];
+    let required: Vec<&str> = spec["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        required.contains(&"cluster") && required.contains(&"passwordSecret"),
+        "{required:?}"
+    );
+    let username = &spec["properties"]["username"];
+    assert_eq!(username["maxLength"], 64);
+    assert!(username["pattern"].as_str().is_some());
+    let window = &spec["properties"]["rotationWindowSeconds"];
+    assert_eq!(window["maximum"].as_f64(), Some(86400.0));
+    assert_eq!(window["default"], 300);
+    let immutable: Vec<String> = spec["properties"]["cluster"]["x-kubernetes-validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(immutable, ["self == oldSelf"]);
 }

@@ -10,7 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A `ValkeyUser` object of the cluster, as last read.
+/// The object name of the record of the cluster's own password (the
+/// `default` user, `spec.auth`): no ValkeyUser can be named so.
+pub const CLUSTER_PASSWORD: &str = "(cluster)";
+
+/// A `ValkeyUser` object of the cluster, as last read; or, under
+/// [`CLUSTER_PASSWORD`], the cluster's own password for user `default`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// The ValkeyUser object's name.

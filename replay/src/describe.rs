@@ -307,10 +307,18 @@ pub fn summary(event: &Event) -> String {
                     user.secret
                 )
             };
-            format!(
-                "ValkeyUser {} (ACL user {}, generation {}) {what}",
-                user.object, user.username, user.generation
-            )
+            if user.object == logbook_journal::CLUSTER_PASSWORD {
+                format!(
+                    "the cluster's password (user default): {} from Secret {}",
+                    user.password.as_deref().unwrap_or("none"),
+                    user.secret
+                )
+            } else {
+                format!(
+                    "ValkeyUser {} (ACL user {}, generation {}) {what}",
+                    user.object, user.username, user.generation
+                )
+            }
         }
         Event::UserForgotten { object } => format!("ValkeyUser {object} is gone"),
         Event::RotationWindowClosed { username } => {

@@ -167,6 +167,17 @@ pub async fn apply_resources(
     })
 }
 
+/// Applies the connection Secret with `password` (after the cluster's
+/// password changed and every node takes the new one).
+pub(super) async fn apply_connection_secret(
+    client: &Client,
+    target: Target<'_>,
+    password: &Password,
+) -> Result<(), ActError> {
+    let secret = build_connection_secret(target.meta, target.spec, Some(password.expose()));
+    apply(client, &target.meta.namespace, &secret).await
+}
+
 /// Sets `pod`'s role label to primary or replica, when it differs.
 pub async fn label_pod(
     client: &Client,

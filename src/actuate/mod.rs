@@ -25,6 +25,7 @@ use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{delete_owned, read_password};
 pub use reshard::{move_slots, reports_of, settle_slot};
+pub use users::set_finalizer as set_user_finalizer;
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]

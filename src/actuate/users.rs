@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use logbook_crds::ValkeyUser;
-use logbook_journal::Event;
+use logbook_journal::{CLUSTER_PASSWORD, Event};
 use serde_json::json;
 
 use super::kube_ops::kube_err;
@@ -33,6 +33,7 @@ pub async fn sync(
     let ns = &target.meta.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut applied = Vec::new();
+    let mut connection_updated = false;
     for username in apply {
         let record = target.state.users.by_username(username).ok_or_else(|| {
             ActError::Refused(format!("no ValkeyUser names ACL user {username} any more"))
@@ -71,7 +72,26 @@ pub async fn sync(
                 what: format!("applying ACL user {username} on {pod}"),
                 source,
             })?;
+        if record.object == CLUSTER_PASSWORD {
+            // The cluster's own password is also what replicas
+            // authenticate to their primary with: from now on the new one
+            // (the primary, given it too, takes both while the window is
+            // open).
+            valkey
+                .config_set_secret(addr, "masterauth", &password)
+                .await
+                .map_err(|source| ActError::Valkey {
+                    what: format!("setting masterauth on {pod}"),
+                    source,
+                })?;
+        }
         applied.push(username.as_str());
+        if record.object == CLUSTER_PASSWORD && every_other_node_holds(target, pod, record) {
+            // The last node given the new password: applications may take
+            // it from the connection Secret now.
+            super::kube_ops::apply_connection_secret(client, target, &password).await?;
+            connection_updated = true;
+        }
     }
     valkey
         .acl_deluser(addr, remove)
@@ -102,6 +122,9 @@ pub async fn sync(
     if !remove.is_empty() {
         detail.push(format!("deleted {}", remove.join(", ")));
     }
+    if connection_updated {
+        detail.push("the connection Secret carries the new password".to_owned());
+    }
     detail.push(if saved {
         "saved to its ACL file".to_owned()
     } else {
@@ -117,6 +140,20 @@ pub async fn sync(
     })
 }
 
+/// Whether every data pod but `pod` holds `record` as it says now.
+fn every_other_node_holds(
+    target: Target<'_>,
+    pod: &str,
+    record: &logbook_journal::UserRecord,
+) -> bool {
+    target
+        .state
+        .pods
+        .keys()
+        .filter(|p| p.as_str() != pod)
+        .all(|p| target.state.users.holds(p, record))
+}
+
 /// Removes the operator's finalizer from ValkeyUser `object`, letting its
 /// deletion complete; a user already gone is fine.
 pub async fn release(
@@ -130,25 +167,45 @@ pub async fn release(
     let Some(user) = api.get_opt(object).await.map_err(kube_err(what.clone()))? else {
         return Ok(Done::said(format!("ValkeyUser {object} is already gone")));
     };
-    let finalizers: Vec<String> = user
-        .metadata
-        .finalizers
-        .unwrap_or_default()
+    set_finalizer(&api, &user, false)
+        .await
+        .map_err(kube_err(what))?;
+    Ok(Done::said(format!(
+        "ValkeyUser {object} released: its user is on no node"
+    )))
+}
+
+/// Adds (`present`) or removes the operator's finalizer on `user`, when it
+/// is not already so; whether it wrote. The patch carries the object's
+/// `resourceVersion`, making it a compare-and-swap: a finalizer another
+/// controller added meanwhile is never dropped (409, retried).
+///
+/// # Errors
+/// The API's.
+pub async fn set_finalizer(
+    api: &Api<ValkeyUser>,
+    user: &ValkeyUser,
+    present: bool,
+) -> Result<bool, kube::Error> {
+    let current = user.metadata.finalizers.clone().unwrap_or_default();
+    if current.iter().any(|f| f == USER_FINALIZER) == present {
+        return Ok(false);
+    }
+    let mut finalizers: Vec<String> = current
         .into_iter()
         .filter(|f| f != USER_FINALIZER)
         .collect();
-    // The resourceVersion makes it a compare-and-swap: a finalizer another
-    // controller added meanwhile is never dropped (409, retried).
+    if present {
+        finalizers.push(USER_FINALIZER.to_owned());
+    }
     let patch = json!({
         "metadata": {
             "finalizers": finalizers,
             "resourceVersion": user.metadata.resource_version,
         }
     });
-    api.patch(object, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(kube_err(what))?;
-    Ok(Done::said(format!(
-        "ValkeyUser {object} released: its user is on no node"
-    )))
+    let name = user.metadata.name.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
 }

@@ -83,26 +83,15 @@ impl Given {
 
     /// Decides and succeeds `intent`, as an executor would report it.
     pub fn succeed(&mut self, intent: Intent) -> &mut Self {
-        self.n += 1;
-        let id = Uuid::from_u128(1_000_000 + self.n);
-        self.event(Event::Decided {
-            intents: vec![logbook_journal::PlannedIntent {
-                intent_id: id,
-                intent,
-                reason: logbook_journal::Reason {
-                    code: ReasonCode::Requested,
-                    detail: String::new(),
-                },
-            }],
-        });
+        let id = self.decided(intent);
         self.event(Event::IntentSucceeded {
             intent_id: id,
             detail: String::new(),
         })
     }
 
-    /// `intent` decided, then failed with `error`; the intent id's number.
-    pub fn decide_and_fail(&mut self, intent: Intent, error: &str, retryable: bool) -> u128 {
+    /// `intent` decided (reason `Requested`); its id.
+    fn decided(&mut self, intent: Intent) -> Uuid {
         self.n += 1;
         let id = Uuid::from_u128(1_000_000 + self.n);
         self.event(Event::Decided {
@@ -115,6 +104,12 @@ impl Given {
                 },
             }],
         });
+        id
+    }
+
+    /// `intent` decided, then failed with `error`; the intent id's number.
+    pub fn decide_and_fail(&mut self, intent: Intent, error: &str, retryable: bool) -> u128 {
+        let id = self.decided(intent);
         self.event(Event::IntentFailed {
             intent_id: id,
             error: error.to_owned(),

@@ -14,7 +14,8 @@
 //! Decided after the topology's own concerns, which come first (a
 //! failover never waits on an ACL), and only on nodes that answer.
 
-use logbook_journal::{Intent, Reachability, ReasonCode};
+use logbook_crds::Topology;
+use logbook_journal::{CLUSTER_PASSWORD, Intent, Reachability, ReasonCode, UserRecord};
 
 use super::Decision;
 use super::view::ClusterView;
@@ -40,7 +41,7 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
             continue;
         }
         let (mut missing, mut differing, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-        for record in users.records.values() {
+        for record in users.records.values().filter(|r| kept_here(view, r)) {
             let has = users.has(pod.name, &record.username);
             if record.deleting {
                 if has {
@@ -102,6 +103,18 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
         }
     }
     out
+}
+
+/// Whether `record` is kept on the nodes by this concern: every
+/// ValkeyUser; the cluster's own password (user `default`) once it has
+/// changed, except in topology Sentinel, whose Sentinels authenticate to
+/// the data nodes with it and are not rotated live yet (a changed
+/// password there is taken by each pod at its next start).
+fn kept_here(view: &ClusterView<'_>, record: &UserRecord) -> bool {
+    if record.object != CLUSTER_PASSWORD {
+        return true;
+    }
+    view.topology() != Topology::Sentinel && view.state.users.manages_default()
 }
 
 fn describe(pod: &str, missing: &[String], differing: &[String], deleted: &[String]) -> String {

@@ -9,7 +9,7 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use logbook_crds::{ValkeyUser, validate_user};
-use logbook_journal::{ClusterState, Event, NodeUsers, UserRecord};
+use logbook_journal::{CLUSTER_PASSWORD, ClusterState, Event, NodeUsers, UserRecord};
 
 use crate::valkey::{Password, password_fingerprint};
 
@@ -72,7 +72,7 @@ pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRe
         password: fingerprint,
         problem,
         deleting: user.metadata.deletion_timestamp.is_some(),
-        rotation_window_ms: u64::from(spec.rotation_window_seconds).saturating_mul(1000),
+        rotation_window_ms: window_ms(spec.rotation_window_seconds),
     }
 }
 
@@ -94,13 +94,43 @@ pub fn observe_users(state: &ClusterState, records: &[UserRecord]) -> Vec<Event>
     events
 }
 
+/// The record of the cluster's own password (user `default`), read from
+/// `secret` (`<name>/<key>`) now.
+pub fn cluster_password_record(
+    secret: &str,
+    password: &Password,
+    rotation_window_seconds: i32,
+) -> UserRecord {
+    UserRecord {
+        object: CLUSTER_PASSWORD.to_owned(),
+        username: "default".to_owned(),
+        generation: 0,
+        // What every data pod boots its default user with.
+        rules: ["on", "~*", "&*", "+@all"].map(str::to_owned).to_vec(),
+        secret: secret.to_owned(),
+        password: Some(password_fingerprint(password)),
+        problem: None,
+        deleting: false,
+        rotation_window_ms: window_ms(rotation_window_seconds),
+    }
+}
+
+/// A window in seconds as milliseconds (a negative one, which validation
+/// refuses, as none).
+fn window_ms(seconds: i32) -> u64 {
+    u64::try_from(seconds).unwrap_or(0).saturating_mul(1000)
+}
+
 /// The user names whose presence on a node is journaled: every projected
-/// user's.
+/// ValkeyUser's, and `default` once the operator keeps it (its password
+/// changed).
 pub fn watched_usernames(state: &ClusterState) -> Vec<&str> {
+    let manages_default = state.users.manages_default();
     let mut names: Vec<&str> = state
         .users
         .records
         .values()
+        .filter(|r| r.object != CLUSTER_PASSWORD || manages_default)
         .map(|r| r.username.as_str())
         .collect();
     names.sort_unstable();

@@ -281,11 +281,10 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         ));
     }
     rt.record(events, None).await?;
-    // The ValkeyUsers naming the cluster, with their passwords' fingerprints.
-    let (users, records) = super::users::read_users(&client, &meta, &ctx.user_secrets).await?;
-    let events = crate::observe::users::observe_users(&rt.state, &records);
-    rt.record(events, None).await?;
-    // The password (read each reconcile, so a rotated Secret is picked up).
+    // The password (read each reconcile, so a rotated Secret is picked up:
+    // the clients keep the old one to fall back on, and the record of the
+    // cluster's password opens its rotation on the nodes).
+    let mut cluster_password = None;
     if let Some(Ok(spec)) = rt.state.desired_spec() {
         let target = Target {
             meta: &meta,
@@ -294,12 +293,36 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             interrupt: None,
         };
         match read_password(&client, target).await {
-            Ok(password) => rt.set_password(password).await,
+            Ok(password) => {
+                if let (Some(pw), Some(secret)) =
+                    (&password, spec.auth.effective_password_secret(&meta.name))
+                {
+                    cluster_password = Some(crate::observe::users::cluster_password_record(
+                        &format!("{}/{}", secret.name, secret.key),
+                        pw,
+                        spec.auth.rotation_window_seconds,
+                    ));
+                }
+                rt.set_password(password).await;
+            }
             Err(err) => {
                 tracing::debug!(seq = rt.state.last_seq, %err, "password not available yet")
             }
         }
     }
+    // The ValkeyUsers naming the cluster, with their passwords'
+    // fingerprints, and the cluster's own password (kept as last read
+    // when it could not be read now).
+    let (users, mut records) = super::users::read_users(&client, &meta, &ctx.user_secrets).await?;
+    records.extend(cluster_password.or_else(|| {
+        rt.state
+            .users
+            .records
+            .get(logbook_journal::CLUSTER_PASSWORD)
+            .cloned()
+    }));
+    let events = crate::observe::users::observe_users(&rt.state, &records);
+    rt.record(events, None).await?;
     // What each answering node holds of those users.
     let acls = super::users::read_node_acls(rt.probe_client(), &rt.state).await;
     rt.record(acls, None).await?;

@@ -20,9 +20,7 @@ use logbook_journal::{ClusterState, Event, Reachability, UserRecord};
 use serde_json::json;
 
 use super::error::OperatorError;
-use crate::observe::users::{
-    USER_FINALIZER, observe_acl, password_in, user_record, watched_usernames,
-};
+use crate::observe::users::{observe_acl, password_in, user_record, watched_usernames};
 use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{ValkeyClient, acl_users};
 
@@ -71,6 +69,28 @@ impl SecretIndex {
     }
 }
 
+/// The ValkeyUsers naming `meta`'s cluster, and their API.
+async fn users_of(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+) -> Result<(Api<ValkeyUser>, Vec<ValkeyUser>), OperatorError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("listing the ValkeyUsers of {ns}"),
+            source,
+        })?;
+    let users = listed
+        .items
+        .into_iter()
+        .filter(|u| u.spec.cluster == meta.name)
+        .collect();
+    Ok((api, users))
+}
+
 /// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
 /// (added here the first time, one write), and their records with the
 /// passwords read now.
@@ -84,40 +104,15 @@ pub async fn read_users(
     index: &SecretIndex,
 ) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
-    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
-    let listed = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("listing the ValkeyUsers of {ns}"),
-            source,
-        })?;
-    let users: Vec<ValkeyUser> = listed
-        .items
-        .into_iter()
-        .filter(|u| u.spec.cluster == meta.name)
-        .collect();
+    let (api, users) = users_of(client, meta).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut records = Vec::new();
     let mut named = BTreeSet::new();
     for user in &users {
         let object = user.metadata.name.clone().unwrap_or_default();
         let deleting = user.metadata.deletion_timestamp.is_some();
-        let has_finalizer = user
-            .metadata
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == USER_FINALIZER));
-        if !deleting && !has_finalizer {
-            let mut finalizers = user.metadata.finalizers.clone().unwrap_or_default();
-            finalizers.push(USER_FINALIZER.to_owned());
-            let patch = json!({
-                "metadata": {
-                    "finalizers": finalizers,
-                    "resourceVersion": user.metadata.resource_version,
-                }
-            });
-            api.patch(&object, &PatchParams::default(), &Patch::Merge(&patch))
+        if !deleting {
+            crate::actuate::set_user_finalizer(&api, user, true)
                 .await
                 .map_err(|source| OperatorError::Kube {
                     what: format!("adding the finalizer of ValkeyUser {ns}/{object}"),
@@ -159,10 +154,10 @@ pub async fn read_users(
 /// `AclObserved` for each answering data pod whose users differ from the
 /// journal's (nothing when no ValkeyUser names the cluster).
 pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
-    if state.users.records.is_empty() {
+    let watched = watched_usernames(state);
+    if watched.is_empty() {
         return Vec::new();
     }
-    let watched = watched_usernames(state);
     let mut events = Vec::new();
     for (pod, view) in &state.pods {
         if view.reachability != Some(Reachability::Reachable) || view.terminating {
@@ -339,37 +334,19 @@ pub async fn release_all(
     meta: &ClusterMeta,
 ) -> Result<Vec<String>, OperatorError> {
     let ns = meta.namespace.as_str();
-    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
-    let listed = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("listing the ValkeyUsers of {ns}"),
-            source,
-        })?;
+    let (api, users) = users_of(client, meta).await?;
     let mut released = Vec::new();
-    for user in listed.items.iter().filter(|u| u.spec.cluster == meta.name) {
-        let Some(finalizers) = &user.metadata.finalizers else {
-            continue;
-        };
-        if !finalizers.iter().any(|f| f == USER_FINALIZER) {
-            continue;
-        }
+    for user in &users {
         let object = user.metadata.name.clone().unwrap_or_default();
-        let kept: Vec<&String> = finalizers.iter().filter(|f| *f != USER_FINALIZER).collect();
-        let patch = json!({
-            "metadata": {
-                "finalizers": kept,
-                "resourceVersion": user.metadata.resource_version,
-            }
-        });
-        api.patch(&object, &PatchParams::default(), &Patch::Merge(&patch))
+        let wrote = crate::actuate::set_user_finalizer(&api, user, false)
             .await
             .map_err(|source| OperatorError::Kube {
                 what: format!("releasing ValkeyUser {ns}/{object}"),
                 source,
             })?;
-        released.push(object);
+        if wrote {
+            released.push(object);
+        }
     }
     Ok(released)
 }
@@ -409,23 +386,12 @@ pub async fn reconcile_orphan(
     }
     let users: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
     if user.metadata.deletion_timestamp.is_some() {
-        let finalizers = user.metadata.finalizers.clone().unwrap_or_default();
-        if finalizers.iter().any(|f| f == USER_FINALIZER) {
-            let kept: Vec<&String> = finalizers.iter().filter(|f| *f != USER_FINALIZER).collect();
-            let patch = json!({
-                "metadata": {
-                    "finalizers": kept,
-                    "resourceVersion": user.metadata.resource_version,
-                }
-            });
-            users
-                .patch(object, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| OperatorError::Kube {
-                    what: format!("releasing ValkeyUser {ns}/{object}"),
-                    source,
-                })?;
-        }
+        crate::actuate::set_user_finalizer(&users, user, false)
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!("releasing ValkeyUser {ns}/{object}"),
+                source,
+            })?;
         return Ok(());
     }
     let message = format!("ValkeyCluster {ns}/{cluster} not found: the user is on no node");

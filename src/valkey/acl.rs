@@ -103,6 +103,23 @@ impl ValkeyClient {
         expect_ok(addr, reply).map(|()| true)
     }
 
+    /// `CONFIG SET <key> <secret>` for a setting whose value is a secret
+    /// (`masterauth`): a refusal's text is redacted.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn config_set_secret(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+        secret: &Password,
+    ) -> Result<(), ProbeError> {
+        self.config_set(addr, key, secret.expose())
+            .await
+            .map_err(|err| redact(err, secret))
+    }
+
     /// `CONFIG GET <key>`: its value, `None` when the server has no such
     /// setting.
     ///

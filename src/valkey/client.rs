@@ -66,6 +66,10 @@ pub struct ValkeyClient {
 /// network I/O, so one slow server does not stall probes of the others.
 struct State {
     password: Option<Password>,
+    /// The password replaced by the last change, tried when the server
+    /// refuses `password`: a server not yet given the new one during a
+    /// rotation, or one of a topology that does not rotate live.
+    fallback: Option<Password>,
     next_id: u64,
     connections: HashMap<SocketAddr, Pooled>,
 }
@@ -135,6 +139,7 @@ impl ValkeyClient {
             timeouts,
             state: Arc::new(Mutex::new(State {
                 password,
+                fallback: None,
                 next_id: 0,
                 connections: HashMap::new(),
             })),
@@ -146,11 +151,14 @@ impl ValkeyClient {
         self.timeouts
     }
 
-    /// Replaces the password (the Secret changed). Open connections are
-    /// dropped so every server is re-authenticated with the new one.
+    /// Replaces the password (the Secret changed), keeping the one it
+    /// replaces to try when a server refuses the new one (a rotation: not
+    /// every server has it yet). Open connections are dropped so every
+    /// server is re-authenticated.
     pub async fn set_password(&self, password: Option<Password>) {
         let mut state = self.state.lock().await;
         if state.password != password {
+            state.fallback = state.password.take();
             state.password = password;
             state.connections.clear();
         }
@@ -440,9 +448,15 @@ impl ValkeyClient {
                     reused: true,
                 });
             }
-            state.password.clone()
+            (state.password.clone(), state.fallback.clone())
         };
-        let connection = self.connect(addr, password.as_ref()).await?;
+        let (password, fallback) = password;
+        let connection = match self.connect(addr, password.as_ref()).await {
+            Err(ProbeError::AuthFailed { .. }) if fallback.is_some() => {
+                self.connect(addr, fallback.as_ref()).await?
+            }
+            other => other?,
+        };
         let mut state = self.state.lock().await;
         if let Some(pooled) = state.connections.get(&addr) {
             // Another task connected meanwhile: share its connection so each

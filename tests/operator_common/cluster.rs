@@ -47,9 +47,17 @@ pub fn cluster_ready(vkc: &ValkeyCluster) -> bool {
 
 /// `redis-cli` against `addr` (stdout and stderr together).
 pub fn redis_cli(addr: &str, password: &str, args: &[&str]) -> String {
+    redis_cli_as(addr, None, password, args)
+}
+
+/// `redis-cli` against `addr` as ACL user `user` (`None`: `default`).
+pub fn redis_cli_as(addr: &str, user: Option<&str>, password: &str, args: &[&str]) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
+    let user: Vec<&str> = user.map(|u| vec!["--user", u]).unwrap_or_default();
     let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
+        .args(["-h", host, "-p", port, "--no-auth-warning"])
+        .args(user)
+        .args(["-a", password])
         .args(args)
         .output()
         .expect("redis-cli runs (make setup installs redis-tools)");

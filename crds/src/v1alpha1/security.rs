@@ -35,6 +35,18 @@ pub struct AuthSpec {
     /// random password into the Secret `<name>-password`, key `password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeyRef>,
+    /// When the password in the Secret changes, how long the old one keeps
+    /// working beside the new one on every node (default 300 s; 0: replaced
+    /// at once), so that clients can move to the new one without an error.
+    // Left out of the JSON at its default, so that the journal's canonical
+    // spec of a cluster that does not set it stays as it was.
+    #[serde(skip_serializing_if = "is_default_window")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub rotation_window_seconds: i32,
+}
+
+fn is_default_window(seconds: &i32) -> bool {
+    *seconds == super::user::ROTATION_WINDOW_SECONDS
 }
 
 impl Default for AuthSpec {
@@ -42,6 +54,7 @@ impl Default for AuthSpec {
         Self {
             enabled: true,
             password_secret: None,
+            rotation_window_seconds: super::user::ROTATION_WINDOW_SECONDS,
         }
     }
 }

@@ -124,13 +124,13 @@ pub struct ValkeyUserSpec {
     /// that clients can move to the new one without an error.
     #[serde(default = "rotation_window_default")]
     #[schemars(range(min = 0, max = 86400))]
-    pub rotation_window_seconds: u32,
+    pub rotation_window_seconds: i32,
 }
 
 /// The default `rotationWindowSeconds`.
-pub const ROTATION_WINDOW_SECONDS: u32 = 300;
+pub const ROTATION_WINDOW_SECONDS: i32 = 300;
 
-fn rotation_window_default() -> u32 {
+fn rotation_window_default() -> i32 {
     ROTATION_WINDOW_SECONDS
 }
 
@@ -286,7 +286,7 @@ pub fn validate_user(
             }
         }
     }
-    if spec.rotation_window_seconds > 86_400 {
+    if !(0..=86_400).contains(&spec.rotation_window_seconds) {
         fail(
             "spec.rotationWindowSeconds".into(),
             FieldErrorKind::OutOfRange,

@@ -75,6 +75,19 @@ impl UsersPart {
         })
     }
 
+    /// Whether the `default` user is the operator's to keep on the nodes:
+    /// once the cluster's password has changed (its rotation open, or a
+    /// node given it since). Until then every node holds the password it
+    /// booted with, which is the cluster's.
+    #[must_use]
+    pub fn manages_default(&self) -> bool {
+        self.rotations.contains_key("default")
+            || self
+                .applied
+                .values()
+                .any(|users| users.contains_key("default"))
+    }
+
     /// The rotation windows open at `now` that should have closed.
     #[must_use]
     pub fn windows_due(&self, now: Timestamp) -> Vec<String> {

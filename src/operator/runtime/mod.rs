@@ -141,6 +141,9 @@ pub struct ClusterRuntime {
     last_status: Option<ValkeyClusterStatus>,
     /// The data-plane password once read (`Some(None)`: auth is off).
     password: Option<Option<Password>>,
+    /// The password last read from the Secret (differs from `password` in
+    /// topology Sentinel after a change: see [`Self::set_password`]).
+    password_read: Option<Option<Password>>,
     /// Intents carried out so far: the prober discards probe results that
     /// raced with an action (see [`ClusterRuntime::actions`]).
     actions: u64,
@@ -319,6 +322,7 @@ impl ClusterRuntime {
             backoff: None,
             last_status: None,
             password: None,
+            password_read: None,
             actions: 0,
             last_action: None,
             leadership: deps.leadership.clone(),
@@ -553,9 +557,28 @@ impl ClusterRuntime {
         &self.probe_client
     }
 
-    /// Replaces the clients' password when it changed.
+    /// Replaces the clients' password when it changed (they keep the old
+    /// one to fall back on while the nodes are rotated). In topology
+    /// Sentinel, whose Sentinels are not rotated live, the old one stays
+    /// first and the new one is the fallback (a pod restarted since has
+    /// only the new one).
     pub async fn set_password(&mut self, password: Option<Password>) {
-        if self.password.as_ref() == Some(&password) {
+        if self.password_read.as_ref() == Some(&password) {
+            return;
+        }
+        self.password_read = Some(password.clone());
+        let sentinel = self
+            .state
+            .desired_spec()
+            .and_then(Result::ok)
+            .is_some_and(|spec| spec.topology.uses_sentinel());
+        if let (true, Some(Some(old))) = (sentinel, self.password.clone()) {
+            // The new one set, then the old one back on top: the old one
+            // is tried first, the new one is the fallback.
+            for client in [self.executor.valkey(), &self.probe_client] {
+                client.set_password(password.clone()).await;
+                client.set_password(Some(old.clone())).await;
+            }
             return;
         }
         self.executor.valkey().set_password(password.clone()).await;

@@ -301,6 +301,16 @@ fn check_storage(spec: &ValkeyClusterSpec, errors: &mut Errors) {
 }
 
 fn check_auth(spec: &ValkeyClusterSpec, errors: &mut Errors) {
+    if !(0..=86_400).contains(&spec.auth.rotation_window_seconds) {
+        errors.push(
+            "spec.auth.rotationWindowSeconds",
+            FieldErrorKind::OutOfRange,
+            format!(
+                "must be 0 to 86400 (a day), got {}",
+                spec.auth.rotation_window_seconds
+            ),
+        );
+    }
     let Some(secret) = &spec.auth.password_secret else {
         return;
     };
