@@ -438,19 +438,22 @@ async fn the_clusters_own_password_rotates_on_every_node_without_a_restart() {
     let mut env = Env::start_without_operator("users-cluster-pw").await;
     env.journal = JournalBackend::ConfigMap;
     env.start_operator();
+    // The password in a Secret of the user's (not labelled as the
+    // operator's): its change must still be seen at once.
+    let old = "0ld-cluster-password".to_owned();
+    put_secret(&env, "cluster-pass", &old).await;
     env.apply_yaml(&replication_yaml().replace(
         "  storage:",
-        "  auth:\n    rotationWindowSeconds: 6\n  storage:",
+        "  auth:\n    passwordSecret:\n      name: cluster-pass\n      key: password\n    rotationWindowSeconds: 6\n  storage:",
     ))
     .await;
     let vkc = env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
-    let old = env.password(NAME).await;
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
     let restarts_before = restarts(&env).await;
     let writer = Writer::start(primary_addr.clone(), "default", &old);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let new = "n3w-cluster-password";
-    put_secret(&env, &format!("{NAME}-password"), new).await;
+    put_secret(&env, "cluster-pass", new).await;
     // Every node takes the new password beside the old one.
     env.eventually(
         Duration::from_secs(30),

@@ -313,7 +313,14 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
-    let (users, mut records) = super::users::read_users(&client, &meta, &ctx.user_secrets).await?;
+    let auth_secret = rt
+        .state
+        .desired_spec()
+        .and_then(Result::ok)
+        .and_then(|spec| spec.auth.effective_password_secret(&meta.name))
+        .map(|secret| secret.name);
+    let (users, mut records) =
+        super::users::read_users(&client, &meta, &ctx.user_secrets, auth_secret.as_deref()).await?;
     records.extend(cluster_password.or_else(|| {
         rt.state
             .users
