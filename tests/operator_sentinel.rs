@@ -20,7 +20,6 @@ mod operator_common;
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use logbook::journal_store::JournalBackend;
 use logbook_journal::{Envelope, Event, Intent};
@@ -60,32 +59,9 @@ async fn start(name: &str) -> Env {
     env
 }
 
-/// `logbook replay failovers` of the cluster's live ConfigMap journal, as
-/// a person would run it.
+/// `logbook replay failovers` of the cluster's live ConfigMap journal.
 async fn replay_failovers(env: &Env) -> String {
-    let kubeconfig = env.write_kubeconfig();
-    let args: Vec<String> = [
-        "logbook",
-        "replay",
-        "failovers",
-        "--namespace",
-        NS,
-        "--cluster",
-        NAME,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    tokio::task::spawn_blocking(move || {
-        let cli = logbook::cli::Cli::try_parse_from(args).unwrap();
-        let mut out = Vec::new();
-        logbook::cli::run(cli, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    })
-    .await
-    .unwrap()
+    replay_live(env, NAME, &["failovers"]).await
 }
 
 /// The journal verifies and `logbook replay audit` finds nothing: the

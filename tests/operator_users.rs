@@ -565,29 +565,5 @@ async fn the_clusters_own_password_rotates_on_every_node_without_a_restart() {
 /// `logbook replay export --format <format>` of the cluster's journal in
 /// its ConfigMaps.
 async fn export(env: &Env, format: &str) -> String {
-    let kubeconfig = env.write_kubeconfig();
-    let args: Vec<String> = [
-        "logbook",
-        "replay",
-        "export",
-        "--format",
-        format,
-        "--namespace",
-        "default",
-        "--cluster",
-        NAME,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    tokio::task::spawn_blocking(move || {
-        let cli = <logbook::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
-        let mut out = Vec::new();
-        logbook::cli::run(cli, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    })
-    .await
-    .unwrap()
+    replay_live(env, NAME, &["export", "--format", format]).await
 }

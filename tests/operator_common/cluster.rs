@@ -68,6 +68,28 @@ pub fn redis_cli_as(addr: &str, user: Option<&str>, password: &str, args: &[&str
     )
 }
 
+/// `logbook replay <verb>` of `cluster`'s live ConfigMap journal in
+/// [`NS`], as a person would run it (`verb` is the verb and its flags).
+pub async fn replay_live(env: &Env, cluster: &str, verb: &[&str]) -> String {
+    let kubeconfig = env.write_kubeconfig();
+    let mut args: Vec<String> = vec!["logbook".into(), "replay".into()];
+    args.extend(verb.iter().map(|s| (*s).to_owned()));
+    args.extend(
+        ["--namespace", NS, "--cluster", cluster, "--kubeconfig"]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    args.push(kubeconfig.to_str().unwrap().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let cli = logbook::cli::Cli::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        logbook::cli::run(cli, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// `--cluster check` from `addr`: every slot covered, all nodes agreeing,
 /// no open slot, no failing node, and `addr`'s own `CLUSTER NODES` without
 /// a `fail` or `noaddr` node. Otherwise what was wrong.
