@@ -151,6 +151,16 @@ impl ValkeyClient {
         self.timeouts
     }
 
+    /// This client with other timeouts: the same pool and passwords (the
+    /// password in force and the one it may fall back on).
+    #[must_use]
+    pub fn with_timeouts(&self, timeouts: Timeouts) -> Self {
+        ValkeyClient {
+            timeouts,
+            state: self.state.clone(),
+        }
+    }
+
     /// Replaces the password (the Secret changed), keeping the one it
     /// replaces to try when a server refuses the new one (a rotation: not
     /// every server has it yet). Open connections are dropped so every
@@ -160,6 +170,17 @@ impl ValkeyClient {
         if state.password != password {
             state.fallback = state.password.take();
             state.password = password;
+            state.connections.clear();
+        }
+    }
+
+    /// Sends `password` first and, when a server refuses it, `fallback`.
+    /// Open connections are dropped when either changes.
+    pub async fn set_passwords(&self, password: Option<Password>, fallback: Option<Password>) {
+        let mut state = self.state.lock().await;
+        if state.password != password || state.fallback != fallback {
+            state.password = password;
+            state.fallback = fallback;
             state.connections.clear();
         }
     }

@@ -573,11 +573,11 @@ impl ClusterRuntime {
             .and_then(Result::ok)
             .is_some_and(|spec| spec.topology.uses_sentinel());
         if let (true, Some(Some(old))) = (sentinel, self.password.clone()) {
-            // The new one set, then the old one back on top: the old one
-            // is tried first, the new one is the fallback.
+            // The old one first, the new one as the fallback.
             for client in [self.executor.valkey(), &self.probe_client] {
-                client.set_password(password.clone()).await;
-                client.set_password(Some(old.clone())).await;
+                client
+                    .set_passwords(Some(old.clone()), password.clone())
+                    .await;
             }
             return;
         }
@@ -632,7 +632,7 @@ impl ClusterRuntime {
     /// Uses `timeouts` for probes (derived from the probe interval).
     pub fn set_probe_timeouts(&mut self, timeouts: crate::valkey::Timeouts) {
         if self.probe_client.timeouts() != timeouts {
-            self.probe_client = ValkeyClient::new(timeouts, self.password.clone().flatten());
+            self.probe_client = self.probe_client.with_timeouts(timeouts);
         }
     }
 
