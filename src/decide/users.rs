@@ -28,12 +28,16 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    let answering: Vec<_> = view
-        .pods()
-        .into_iter()
-        .filter(|p| p.usable() && p.view.reachability == Some(Reachability::Reachable))
+    let pods = view.pods();
+    let kept: Vec<&UserRecord> = users
+        .records
+        .values()
+        .filter(|r| kept_here(view, r))
         .collect();
-    for pod in &answering {
+    let answering = pods
+        .iter()
+        .filter(|p| p.usable() && p.view.reachability == Some(Reachability::Reachable));
+    for pod in answering {
         // Not yet read (the reconcile reads every answering node's ACL),
         // or failed for good as things stand (a rule the server refused:
         // its status says so; a change to a ValkeyUser tries again).
@@ -41,7 +45,7 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
             continue;
         }
         let (mut missing, mut differing, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-        for record in users.records.values().filter(|r| kept_here(view, r)) {
+        for record in &kept {
             let has = users.has(pod.name, &record.username);
             if record.deleting {
                 if has {
@@ -81,14 +85,11 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
     // Released only once every data pod is known not to hold the user: a
     // pod that does not answer, or whose ACL was not read, may still hold
     // it (and would keep it past its restart, in its ACL file).
-    let all_known = view.pods().iter().all(|p| {
+    let all_known = pods.iter().all(|p| {
         users.nodes.contains_key(p.name) && p.view.reachability == Some(Reachability::Reachable)
     });
     for record in users.records.values().filter(|r| r.deleting) {
-        let held = view
-            .pods()
-            .iter()
-            .any(|p| users.has(p.name, &record.username));
+        let held = pods.iter().any(|p| users.has(p.name, &record.username));
         if all_known && !held {
             out.push(Decision::new(
                 Intent::ReleaseUser {

@@ -285,7 +285,12 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // the clients keep the old one to fall back on, and the record of the
     // cluster's password opens its rotation on the nodes).
     let mut cluster_password = None;
+    let mut auth_secret = None;
     if let Some(Ok(spec)) = rt.state.desired_spec() {
+        auth_secret = spec
+            .auth
+            .effective_password_secret(&meta.name)
+            .map(|secret| secret.name);
         let target = Target {
             meta: &meta,
             spec: &spec,
@@ -313,12 +318,6 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
-    let auth_secret = rt
-        .state
-        .desired_spec()
-        .and_then(Result::ok)
-        .and_then(|spec| spec.auth.effective_password_secret(&meta.name))
-        .map(|secret| secret.name);
     let (users, mut records) =
         super::users::read_users(&client, &meta, &ctx.user_secrets, auth_secret.as_deref()).await?;
     records.extend(cluster_password.or_else(|| {

@@ -253,14 +253,13 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         (Some(rotating), true) => format!("{message}; {rotating}"),
         _ => message,
     };
-    let condition = Condition {
-        type_: "Ready".to_owned(),
-        status: if ready { "True" } else { "False" }.to_owned(),
-        reason: reason.to_owned(),
-        message: message.clone(),
-        observed_generation: generation,
-        last_transition_time: crate::decide::status::kube_time(state.last_at),
-    };
+    let condition = ready_condition(
+        ready,
+        reason,
+        &message,
+        generation,
+        crate::decide::status::kube_time(state.last_at),
+    );
     ValkeyUserStatus {
         phase: Some(phase),
         username: Some(username),
@@ -269,6 +268,24 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         message: (!ready || rotating.is_some()).then_some(message),
         observed_generation: generation,
         conditions: vec![condition],
+    }
+}
+
+/// A ValkeyUser's `Ready` condition.
+fn ready_condition(
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    at: Time,
+) -> Condition {
+    Condition {
+        type_: "Ready".to_owned(),
+        status: if ready { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time: at,
     }
 }
 
@@ -411,14 +428,13 @@ pub async fn reconcile_orphan(
         password_fingerprint: None,
         message: Some(message.clone()),
         observed_generation: user.metadata.generation,
-        conditions: vec![Condition {
-            type_: "Ready".to_owned(),
-            status: "False".to_owned(),
-            reason: "ClusterNotFound".to_owned(),
-            message,
-            observed_generation: user.metadata.generation,
-            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-        }],
+        conditions: vec![ready_condition(
+            false,
+            "ClusterNotFound",
+            &message,
+            user.metadata.generation,
+            Time(k8s_openapi::jiff::Timestamp::now()),
+        )],
     };
     users
         .patch_status(
