@@ -33,4 +33,5 @@ pub mod replay_cli;
 pub mod replay_decider;
 pub mod resources;
 mod signals;
+pub mod tls;
 pub mod valkey;

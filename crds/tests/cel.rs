@@ -190,13 +190,11 @@ fn storage_class_is_immutable() {
 }
 
 #[test]
-fn tls_needs_exactly_one_source() {
+fn tls_takes_at_most_one_source() {
     let issuer = json!({"name": "ca", "kind": "ClusterIssuer"});
-    fails_with(
-        json!({"tls": {"enabled": true}}),
-        None,
-        "tls.enabled requires issuerRef or secretName",
-    );
+    // Neither: the operator's own CA issues the certificate.
+    passes(json!({"tls": {"enabled": true}}), None);
+    passes(json!({"tls": {"enabled": true, "clientAuth": true}}), None);
     fails_with(
         json!({"tls": {"enabled": true, "issuerRef": issuer, "secretName": "s"}}),
         None,

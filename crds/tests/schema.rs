@@ -128,8 +128,9 @@ fn cel_rules_are_in_the_schema() {
             .any(|(r, _)| r == "!(has(self.issuerRef) && has(self.secretName))")
     );
     assert!(
-        tls.iter()
-            .any(|(r, _)| r.contains("has(self.issuerRef) || has(self.secretName)"))
+        !tls.iter()
+            .any(|(r, _)| r.contains("has(self.issuerRef) || has(self.secretName)")),
+        "tls without a source is the internal CA, not an error"
     );
     has_rule(
         "metrics",

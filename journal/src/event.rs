@@ -16,6 +16,7 @@ use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
 use crate::policy::Policy;
 use crate::sentinel::{SentinelReport, SentinelSwitch};
+use crate::time::Timestamp;
 use crate::users::{NodeUsers, UserRecord};
 
 /// The replication role a Valkey process reports (`ROLE`, `INFO replication`).
@@ -444,6 +445,40 @@ pub enum Event {
         /// The ACL user name.
         username: String,
     },
+    /// [39] TLS: the cluster's certificate Secret was read, differing from
+    /// its last record (issued, renewed, replaced by its owner, gone).
+    /// Fingerprints only, never a certificate or key.
+    CertificateObserved {
+        /// The certificate as read.
+        certificate: CertificateRecord,
+    },
+    /// [40] TLS: the node in `pod` presented a certificate other than the
+    /// one last journaled for it (seen in the operator's TLS handshake).
+    CertificateServed {
+        /// Pod name.
+        pod: String,
+        /// SHA-256 fingerprint of the certificate it serves.
+        fingerprint: String,
+    },
+}
+
+/// A TLS cluster's certificate Secret, as the operator last read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// The Secret's name.
+    pub secret: String,
+    /// SHA-256 fingerprint of its `tls.crt` (the first certificate);
+    /// `None` when the Secret or its certificate is missing.
+    pub fingerprint: Option<String>,
+    /// SHA-256 fingerprint of its `ca.crt`.
+    pub ca_fingerprint: Option<String>,
+    /// When the certificate expires, when the operator issued it and so
+    /// knows (its own CA); `None` for a certificate it did not issue.
+    pub not_after: Option<Timestamp>,
+    /// Who issues it: `secret` (its owner), `cert-manager`, `internal`.
+    pub source: String,
+    /// Why it cannot be used, if it cannot (a missing key, no CA).
+    pub problem: Option<String>,
 }
 
 impl Event {
@@ -490,6 +525,8 @@ impl Event {
             Self::UserForgotten { .. } => "UserForgotten",
             Self::AclObserved { .. } => "AclObserved",
             Self::RotationWindowClosed { .. } => "RotationWindowClosed",
+            Self::CertificateObserved { .. } => "CertificateObserved",
+            Self::CertificateServed { .. } => "CertificateServed",
         }
     }
 }

@@ -5,8 +5,12 @@
 //!
 //! This module holds data only: which intent to emit is `decide`'s business.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::time::Timestamp;
 
 /// An intent with its identity and the reason it was decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +261,21 @@ pub enum Intent {
         /// The ValkeyUser object's name.
         object: String,
     },
+    /// TLS: issue the cluster's certificate from the operator's own CA
+    /// into `secret` (the first one, or a renewal before it expires).
+    IssueCertificate {
+        /// The certificate Secret.
+        secret: String,
+    },
+    /// TLS: make the nodes in `pods` load the certificate files again
+    /// (`CONFIG SET tls-cert-file ...`), so that they serve the
+    /// certificate with `fingerprint` without a restart.
+    ReloadCertificate {
+        /// The data pods.
+        pods: Vec<String>,
+        /// The certificate they are to serve.
+        fingerprint: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -320,6 +339,8 @@ impl Intent {
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
             Self::ReleaseUser { .. } => "ReleaseUser",
+            Self::IssueCertificate { .. } => "IssueCertificate",
+            Self::ReloadCertificate { .. } => "ReloadCertificate",
         }
     }
 
@@ -424,6 +445,14 @@ impl Intent {
             Self::ReleaseUser { object } => {
                 format!("release ValkeyUser {object} (on no node any more)")
             }
+            Self::IssueCertificate { secret } => {
+                format!("issue the TLS certificate into Secret {secret} from the operator's CA")
+            }
+            Self::ReloadCertificate { pods, fingerprint } => format!(
+                "reload the TLS certificate {} on {}",
+                fingerprint.get(..16).unwrap_or(fingerprint),
+                pods.join(", ")
+            ),
         }
     }
 }
@@ -462,6 +491,8 @@ impl ReasonCode {
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
             Self::UserRemoved => "UserRemoved",
+            Self::CertificateDue { .. } => "CertificateDue",
+            Self::CertificateChanged { .. } => "CertificateChanged",
         }
     }
 
@@ -497,7 +528,9 @@ impl ReasonCode {
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
-            | Self::UserRemoved => &[],
+            | Self::UserRemoved
+            | Self::CertificateDue { .. }
+            | Self::CertificateChanged { .. } => &[],
         }
     }
 }
@@ -650,6 +683,18 @@ pub enum ReasonCode {
     },
     /// ACL users: a ValkeyUser being deleted is on no node any more.
     UserRemoved,
+    /// TLS: the operator's CA has issued no certificate yet (`not_after`
+    /// `None`), or the one it issued expires at `not_after`, within the
+    /// last third of its life.
+    CertificateDue {
+        /// When the current certificate expires.
+        not_after: Option<Timestamp>,
+    },
+    /// TLS: nodes serve another certificate than the one in the Secret.
+    CertificateChanged {
+        /// What each of them serves, by pod (`None`: not seen yet).
+        served: BTreeMap<String, Option<String>>,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -87,6 +87,11 @@ pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
                     codec::decode_snapshot_of(&stored.frame, upcast::V9)?;
                 (seq, hash, old.into())
             }
+            upcast::V10 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV10) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V10)?;
+                (seq, hash, old.into())
+            }
             _ => codec::decode_snapshot(&stored.frame)?,
         };
     if seq != stored.seq {

@@ -26,11 +26,13 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelPodDeleted { pod }
         | Event::SentinelObserved { pod, .. }
         | Event::SentinelEventObserved { pod, .. }
-        | Event::AclObserved { pod, .. } => Some(pod),
+        | Event::AclObserved { pod, .. }
+        | Event::CertificateServed { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
-        | Event::RotationWindowClosed { .. } => None,
+        | Event::RotationWindowClosed { .. }
+        | Event::CertificateObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -84,6 +86,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
             | Event::RotationWindowClosed { .. }
+            | Event::CertificateObserved { .. }
+            | Event::CertificateServed { .. }
     )
 }
 
@@ -324,6 +328,26 @@ pub fn summary(event: &Event) -> String {
         Event::RotationWindowClosed { username } => {
             format!("the rotation window of ACL user {username} closed: its old password goes")
         }
+        Event::CertificateObserved { certificate: c } => match (&c.fingerprint, &c.problem) {
+            (_, Some(problem)) => format!(
+                "TLS Secret {} ({}) cannot be used: {problem}",
+                c.secret, c.source
+            ),
+            (None, None) => format!("TLS Secret {} ({}) holds no certificate", c.secret, c.source),
+            (Some(fp), None) => format!(
+                "TLS Secret {} ({}) holds certificate {}{}",
+                c.secret,
+                c.source,
+                fp.get(..16).unwrap_or(fp),
+                c.not_after
+                    .map(|t| format!(", valid until {t}"))
+                    .unwrap_or_default()
+            ),
+        },
+        Event::CertificateServed { pod, fingerprint } => format!(
+            "{pod} serves TLS certificate {}",
+            fingerprint.get(..16).unwrap_or(fingerprint)
+        ),
         Event::AclObserved { pod, users } => {
             if users.is_empty() {
                 format!("{pod} holds none of the ValkeyUsers' users")

@@ -119,7 +119,18 @@ pub async fn apply_resources(
         }
         Err(err) => return Err(err),
     };
-    let connection = build_connection_secret(meta, spec, password.as_ref().map(Password::expose));
+    // TLS: cert-manager is asked for the certificate; the CA goes in the
+    // connection Secret once the certificate Secret holds it.
+    if let Some(logbook_crds::CertSource::CertManager(issuer)) = spec.tls.source() {
+        request_certificate(client, target, &issuer).await?;
+    }
+    let ca = read_ca_pem(client, target).await?;
+    let connection = build_connection_secret(
+        meta,
+        spec,
+        password.as_ref().map(Password::expose),
+        ca.as_deref(),
+    );
     apply(client, ns, &connection).await?;
     let (config, hash) = build_config_map(meta, spec);
     apply(client, ns, &config).await?;
@@ -174,8 +185,68 @@ pub(super) async fn apply_connection_secret(
     target: Target<'_>,
     password: &Password,
 ) -> Result<(), ActError> {
-    let secret = build_connection_secret(target.meta, target.spec, Some(password.expose()));
+    let ca = read_ca_pem(client, target).await?;
+    let secret = build_connection_secret(
+        target.meta,
+        target.spec,
+        Some(password.expose()),
+        ca.as_deref(),
+    );
     apply(client, &target.meta.namespace, &secret).await
+}
+
+/// The CA certificate (PEM) in a TLS cluster's certificate Secret, if it
+/// holds one yet.
+async fn read_ca_pem(client: &Client, target: Target<'_>) -> Result<Option<String>, ActError> {
+    let Some(name) = target.spec.tls.certificate_secret(&target.meta.name) else {
+        return Ok(None);
+    };
+    let ns = &target.meta.namespace;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(crate::tls::CA_KEY).cloned())
+        .and_then(|b| String::from_utf8(b.0).ok()))
+}
+
+/// Applies the cert-manager `Certificate` of the cluster. Without
+/// cert-manager (its kind unknown to the API server) the spec cannot be
+/// honoured: refused with what to do.
+async fn request_certificate(
+    client: &Client,
+    target: Target<'_>,
+    issuer: &logbook_crds::IssuerRef,
+) -> Result<(), ActError> {
+    let meta = target.meta;
+    let ns = meta.namespace.as_str();
+    let Some(secret) = target.spec.tls.certificate_secret(&meta.name) else {
+        return Ok(());
+    };
+    let resource = crate::tls::certificate_resource();
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &resource);
+    let object = crate::tls::build_certificate(meta, target.spec, issuer, &secret);
+    match api
+        .patch(
+            &meta.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(ActError::Refused(format!(
+            "spec.tls.issuerRef asks cert-manager for the certificate, but the API server does not know cert-manager's Certificate kind (cert-manager.io/v1): install cert-manager, or use tls.secretName or the operator's own CA (neither set)"
+        ))),
+        Err(source) => Err(ActError::Kube {
+            what: format!("applying Certificate {ns}/{}", meta.name),
+            source,
+        }),
+    }
 }
 
 /// Sets `pod`'s role label to primary or replica, when it differs.

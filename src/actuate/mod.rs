@@ -13,6 +13,7 @@ mod kube_ops;
 mod replication;
 mod reshard;
 mod sentinel;
+mod tls;
 mod users;
 
 use std::net::SocketAddr;
@@ -308,6 +309,12 @@ impl Executor {
                 users::sync(&self.valkey, &self.client, target, pod, apply, remove).await
             }
             Intent::ReleaseUser { object } => users::release(&self.client, target, object).await,
+            Intent::IssueCertificate { secret } => {
+                tls::issue_certificate(&self.client, target, secret).await
+            }
+            Intent::ReloadCertificate { pods, fingerprint } => {
+                tls::reload(&self.valkey, target, pods, fingerprint).await
+            }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

@@ -30,6 +30,7 @@ mod recovery;
 mod replication;
 mod sentinel;
 pub mod status;
+mod tls;
 mod users;
 mod view;
 
@@ -97,6 +98,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
+    // The certificate first: no pod of a TLS cluster starts without it.
+    if let Some(issue) = tls::decide_issue(&view, now) {
+        return vec![issue];
+    }
     let topology = match view.topology() {
         Topology::Standalone | Topology::Replication => {
             replication::decide_replication(&view, now, policy)
@@ -107,6 +112,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if !topology.is_empty() {
         return topology;
     }
-    // Every topology's nodes hold the ValkeyUsers (after its own concerns).
+    // Every topology's nodes serve the certificate in its Secret and hold
+    // the ValkeyUsers (after its own concerns).
+    if let Some(reload) = tls::decide_reload(&view, now) {
+        return vec![reload];
+    }
     users::decide_users(&view)
 }

@@ -221,6 +221,8 @@ impl Tracker {
             Intent::ApplyResources { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
+            | Intent::IssueCertificate { .. }
+            | Intent::ReloadCertificate { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
             | Intent::FenceNode { .. }

@@ -12,6 +12,7 @@ mod replication;
 mod reshard;
 pub mod sentinel;
 mod spec;
+pub mod tls;
 pub mod users;
 
 pub use cluster::{

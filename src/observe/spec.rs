@@ -118,13 +118,27 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             ),
         });
     }
-    if spec.tls.enabled {
+    if spec.tls.enabled && spec.topology.uses_sentinel() {
         // Refused rather than run in plaintext under a spec that asks for
-        // TLS.
+        // TLS: the Sentinels do not speak TLS yet.
         problems.push(SpecProblem {
             path: "spec.tls.enabled".to_owned(),
             message: format!(
-                "TLS is not supported yet by this operator version ({version}): the cluster would run in plaintext; set tls.enabled: false or use an operator version that serves TLS"
+                "TLS is not supported yet with topology Sentinel by this operator version ({version}): the Sentinels would run in plaintext; use topology Replication or Cluster for TLS, or set tls.enabled: false"
+            ),
+        });
+    }
+    if let Some(old) = old
+        && old.tls.enabled != spec.tls.enabled
+    {
+        // Every node and client would have to switch at one instant: a
+        // replica of the other kind cannot follow its primary meanwhile.
+        problems.push(SpecProblem {
+            path: "spec.tls.enabled".to_owned(),
+            message: format!(
+                "turning TLS {} on a running cluster is not supported by this operator version ({version}); set tls.enabled back to {}, or create a new cluster and move the data",
+                if spec.tls.enabled { "on" } else { "off" },
+                old.tls.enabled
             ),
         });
     }
@@ -195,14 +209,21 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_until_served_never_run_in_plaintext() {
-        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    fn tls_is_served_but_not_with_sentinel_nor_toggled_on_a_running_cluster() {
+        let mut spec = ValkeyClusterSpec::default();
         spec.tls.enabled = true;
-        spec.tls.secret_name = Some("valkey-tls".into());
-        let problems = unsupported(&spec, None);
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(unsupported(&spec, None).is_empty());
+        let mut sentinel = spec.clone();
+        sentinel.topology = Topology::Sentinel;
+        let problems = unsupported(&sentinel, None);
+        assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path, "spec.tls.enabled");
-        assert!(problems[0].message.contains("not supported yet"));
+        assert!(problems[0].message.contains("Sentinel"), "{problems:?}");
+        let plain = ValkeyClusterSpec::default();
+        let problems = unsupported(&spec, Some(&plain));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("turning TLS on"), "{problems:?}");
+        assert!(unsupported(&spec, Some(&spec)).is_empty());
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod reconcile;
 mod runtime;
 mod sentinel_prober;
 mod span;
+mod tls;
 mod users;
 
 use std::collections::{BTreeMap, HashMap};

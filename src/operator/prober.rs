@@ -214,14 +214,20 @@ async fn round(
     coarse: bool,
     sentinels: &mut super::sentinel_prober::Watchers,
 ) -> Result<(), super::OperatorError> {
-    let topology = {
+    let (topology, tls_pending) = {
         let guard = rt.lock().await;
-        guard
-            .state
-            .desired_spec()
-            .and_then(Result::ok)
-            .map(|spec| spec.topology)
+        let spec = guard.state.desired_spec().and_then(Result::ok);
+        (
+            spec.as_ref().map(|spec| spec.topology),
+            spec.is_some_and(|spec| spec.tls.enabled) && !guard.tls_ready(),
+        )
     };
+    // A TLS cluster is not probed before the operator holds its CA (the
+    // reconcile reads it): a probe in plaintext would fail and be taken for
+    // the pods' death.
+    if tls_pending {
+        return Ok(());
+    }
     if topology.is_some_and(|t| t.is_cluster()) {
         return super::cluster_prober::round(rt, interval, coarse).await;
     }

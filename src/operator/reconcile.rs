@@ -315,6 +315,8 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             }
         }
     }
+    // TLS: the certificate Secret, the clients' CA, what the nodes serve.
+    super::tls::observe(&client, &meta, &mut rt).await?;
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).

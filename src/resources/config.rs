@@ -56,9 +56,9 @@ pub const CLUSTER_FULL_SYNC_DELAY_SECONDS: u32 = 5;
 /// `spec.config` directive sorted by key. Holds no password, ever.
 pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
     let persistence = spec.storage.persistence;
-    let mut lines: Vec<String> = vec![
-        "bind * -::*".to_owned(),
-        format!("port {VALKEY_PORT}"),
+    let mut lines: Vec<String> = vec!["bind * -::*".to_owned()];
+    lines.extend(port_lines(spec));
+    lines.extend([
         "protected-mode no".to_owned(),
         "dir /data".to_owned(),
         if persistence.rdb() {
@@ -85,7 +85,7 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
         "repl-timeout 10".to_owned(),
         "replica-read-only yes".to_owned(),
         "replica-serve-stale-data yes".to_owned(),
-    ];
+    ]);
     if let Some(timeout) = spec.effective_cluster_node_timeout_milliseconds() {
         lines.extend([
             "cluster-enabled yes".to_owned(),
@@ -116,6 +116,41 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
     let mut conf = lines.join("\n");
     conf.push('\n');
     conf
+}
+
+/// Where a TLS pod finds its certificate Secret (`tls.crt`, `tls.key`,
+/// `ca.crt`); absolute, since the server changes into `dir`.
+pub const TLS_DIR: &str = "/etc/valkey-tls";
+
+/// The listening ports: `port 6379`, or with TLS the plaintext port closed
+/// and TLS on 6379 for clients, replication and (in a Cluster) the bus,
+/// from the mounted certificate Secret. The server reloads the files on
+/// `CONFIG SET tls-cert-file` (`actuate/tls.rs`), so a renewed certificate
+/// needs no restart.
+fn port_lines(spec: &ValkeyClusterSpec) -> Vec<String> {
+    if !spec.tls.enabled {
+        return vec![format!("port {VALKEY_PORT}")];
+    }
+    let mut lines = vec!["port 0".to_owned(), format!("tls-port {VALKEY_PORT}")];
+    lines.extend(tls_file_lines());
+    lines.push("tls-replication yes".to_owned());
+    if spec.effective_cluster_node_timeout_milliseconds().is_some() {
+        lines.push("tls-cluster yes".to_owned());
+    }
+    lines.push(format!(
+        "tls-auth-clients {}",
+        if spec.tls.client_auth { "yes" } else { "no" }
+    ));
+    lines
+}
+
+/// The certificate, key and CA lines, also what a reload sets again.
+pub fn tls_file_lines() -> [String; 3] {
+    [
+        format!("tls-cert-file {TLS_DIR}/tls.crt"),
+        format!("tls-key-file {TLS_DIR}/tls.key"),
+        format!("tls-ca-cert-file {TLS_DIR}/ca.crt"),
+    ]
 }
 
 /// A short hex digest of `valkey.conf` and `start.sh` together, stamped on
@@ -245,6 +280,34 @@ mod tests {
         );
         assert!(!conf.contains("replicaof"), "{conf}");
         assert!(!conf.contains("requirepass") && !conf.contains("masterauth"));
+    }
+
+    #[test]
+    fn tls_closes_the_plaintext_port_and_serves_every_link_over_tls() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.tls.enabled = true;
+        let conf = render_valkey_conf(&spec);
+        let lines: Vec<&str> = conf.lines().collect();
+        for want in [
+            "port 0",
+            "tls-port 6379",
+            "tls-cert-file /etc/valkey-tls/tls.crt",
+            "tls-key-file /etc/valkey-tls/tls.key",
+            "tls-ca-cert-file /etc/valkey-tls/ca.crt",
+            "tls-replication yes",
+            "tls-auth-clients no",
+        ] {
+            assert!(lines.contains(&want), "{want} missing from {conf}");
+        }
+        assert!(!lines.contains(&"port 6379"), "{conf}");
+        assert!(!conf.contains("tls-cluster"), "{conf}");
+        spec.topology = logbook_crds::Topology::Cluster;
+        spec.tls.client_auth = true;
+        let conf = render_valkey_conf(&spec);
+        assert!(conf.contains("\ntls-cluster yes\n"), "{conf}");
+        assert!(conf.contains("\ntls-auth-clients yes\n"), "{conf}");
+        // Without TLS nothing of it.
+        assert!(!render_valkey_conf(&ValkeyClusterSpec::default()).contains("tls"));
     }
 
     #[test]

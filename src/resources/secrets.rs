@@ -45,6 +45,11 @@ pub const CONNECTION_SENTINEL_MASTER_NAME_KEY: &str = "sentinelMasterName";
 pub const CONNECTION_SENTINELS_KEY: &str = "sentinels";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
+/// Key of `"true"` in a TLS cluster's connection Secret.
+pub const CONNECTION_TLS_KEY: &str = "tls";
+/// Key of the CA certificate (PEM) in a TLS cluster's connection Secret:
+/// what a client verifies the servers with.
+pub const CONNECTION_CA_KEY: &str = "ca.crt";
 
 /// Length of a generated password.
 const PASSWORD_LEN: usize = 32;
@@ -120,11 +125,12 @@ pub fn sentinel_host(meta: &ClusterMeta) -> String {
 }
 
 /// `redis://:<password>@<host>:6379` with the password percent-encoded, or
-/// `redis://<host>:6379` without one.
-pub fn connection_url(host: &str, password: Option<&str>) -> String {
+/// `redis://<host>:6379` without one; `rediss://` with TLS.
+pub fn connection_url(host: &str, password: Option<&str>, tls: bool) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
     match password {
-        Some(pw) => format!("redis://:{}@{host}:{VALKEY_PORT}", percent_encode(pw)),
-        None => format!("redis://{host}:{VALKEY_PORT}"),
+        Some(pw) => format!("{scheme}://:{}@{host}:{VALKEY_PORT}", percent_encode(pw)),
+        None => format!("{scheme}://{host}:{VALKEY_PORT}"),
     }
 }
 
@@ -134,18 +140,21 @@ pub fn connection_url(host: &str, password: Option<&str>) -> String {
 /// password is ignored. A Cluster adds `clusterNodes`; a Sentinel cluster
 /// adds `sentinelHost`, `sentinelPort`, `sentinelMasterName` and
 /// `sentinels`, while `REDIS_URL` and `host` still name the client Service
-/// (the primary), for clients that are not Sentinel-aware.
+/// (the primary), for clients that are not Sentinel-aware. A TLS cluster's
+/// says `rediss://`, adds `tls: "true"` and, once known, the CA (`ca.crt`).
 pub fn build_connection_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
     password: Option<&str>,
+    ca: Option<&str>,
 ) -> Secret {
     let password = password.filter(|_| spec.auth.enabled);
     let host = client_host(meta);
+    let tls = spec.tls.enabled;
     let mut data = BTreeMap::from([
         (
             CONNECTION_URL_KEY.to_owned(),
-            bytes(&connection_url(&host, password)),
+            bytes(&connection_url(&host, password, tls)),
         ),
         (
             CONNECTION_PORT_KEY.to_owned(),
@@ -156,6 +165,12 @@ pub fn build_connection_secret(
         data.insert(CONNECTION_PASSWORD_KEY.to_owned(), bytes(pw));
     }
     data.insert(CONNECTION_HOST_KEY.to_owned(), bytes(&host));
+    if tls {
+        data.insert(CONNECTION_TLS_KEY.to_owned(), bytes("true"));
+        if let Some(ca) = ca {
+            data.insert(CONNECTION_CA_KEY.to_owned(), bytes(ca));
+        }
+    }
     if spec.topology.is_cluster() {
         let headless = super::headless_service_name(&meta.name);
         let sts = super::statefulset_name(&meta.name);
@@ -286,7 +301,7 @@ mod tests {
     #[test]
     fn connection_secret_encodes_the_password_in_the_url() {
         let spec = ValkeyClusterSpec::default();
-        let s = build_connection_secret(&meta(), &spec, Some("p@ss:w/rd %"));
+        let s = build_connection_secret(&meta(), &spec, Some("p@ss:w/rd %"), None);
         assert_eq!(s.metadata.name.as_deref(), Some("cache-connection"));
         assert_eq!(
             text(&s, "REDIS_URL"),
@@ -300,7 +315,7 @@ mod tests {
     #[test]
     fn a_sentinel_connection_secret_says_where_the_sentinels_are() {
         let spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Sentinel);
-        let s = build_connection_secret(&meta(), &spec, Some("pw"));
+        let s = build_connection_secret(&meta(), &spec, Some("pw"), None);
         assert_eq!(
             text(&s, CONNECTION_SENTINEL_HOST_KEY),
             "cache-sentinel.prod.svc.cluster.local"
@@ -326,7 +341,7 @@ mod tests {
             replicas: 5,
             ..logbook_crds::SentinelSpec::default()
         });
-        let s = build_connection_secret(&meta(), &five, None);
+        let s = build_connection_secret(&meta(), &five, None, None);
         assert_eq!(text(&s, CONNECTION_SENTINELS_KEY).split(',').count(), 5);
     }
 
@@ -338,7 +353,7 @@ mod tests {
             logbook_crds::Topology::Cluster,
         ] {
             let spec = ValkeyClusterSpec::with_topology(topology);
-            let s = build_connection_secret(&meta(), &spec, None);
+            let s = build_connection_secret(&meta(), &spec, None, None);
             let data = s.data.as_ref().unwrap();
             for key in [
                 CONNECTION_SENTINEL_HOST_KEY,
@@ -352,11 +367,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_connection_secret_says_rediss_and_carries_the_ca() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.tls.enabled = true;
+        let s = build_connection_secret(&meta(), &spec, Some("pw"), Some("-----BEGIN CERT"));
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "rediss://:pw@cache.prod.svc.cluster.local:6379"
+        );
+        assert_eq!(text(&s, "tls"), "true");
+        assert_eq!(text(&s, "ca.crt"), "-----BEGIN CERT");
+        // Without TLS the CA is not written even when given.
+        spec.tls.enabled = false;
+        let s = build_connection_secret(&meta(), &spec, Some("pw"), Some("x"));
+        assert!(!s.data.as_ref().unwrap().contains_key("ca.crt"));
+        assert!(!s.data.as_ref().unwrap().contains_key("tls"));
+    }
+
+    #[test]
     fn connection_secret_without_auth_has_no_password() {
         let mut spec = ValkeyClusterSpec::default();
         spec.auth.enabled = false;
         spec.connection_secret = Some("app-valkey".into());
-        let s = build_connection_secret(&meta(), &spec, Some("ignored"));
+        let s = build_connection_secret(&meta(), &spec, Some("ignored"), None);
         assert_eq!(s.metadata.name.as_deref(), Some("app-valkey"));
         assert_eq!(
             text(&s, "REDIS_URL"),

@@ -15,7 +15,7 @@
 //! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR` (`/etc/valkey-boot`)
 //! `VALKEY_RUN_DIR` (`/run/valkey`),
 //! `VALKEY_DATA_DIR` (replaces the `dir` line when set) and `VALKEY_PORT`
-//! (replaces the `port` line when set).
+//! (replaces the `port` line when set, or with TLS the `tls-port` line).
 
 use logbook_crds::Topology;
 
@@ -81,7 +81,10 @@ umask 077
     # valkey applies `dir` as it reads it, and /data may not exist.
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
+        # With TLS the plaintext port stays closed and TLS takes the port.
+        'port 0') ;;
         'port '*) [ -z "${VALKEY_PORT:-}" ] || line="port $VALKEY_PORT" ;;
+        'tls-port '*) [ -z "${VALKEY_PORT:-}" ] || line="tls-port $VALKEY_PORT" ;;
         'dir '*) [ -z "${VALKEY_DATA_DIR:-}" ] || line="dir $(quote "$VALKEY_DATA_DIR")" ;;
         esac
         printf '%s\n' "$line"

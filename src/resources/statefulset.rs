@@ -20,6 +20,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    SecretVolumeSource,
     EnvVarSource, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
     PodTemplateSpec, Probe, SecretKeySelector, TCPSocketAction, TopologySpreadConstraint, Volume,
@@ -50,6 +51,7 @@ pub const PASSWORD_ENV: &str = "VALKEY_PASSWORD";
 const CONFIG_VOLUME: &str = "config";
 const BOOT_VOLUME: &str = "boot";
 const RUN_VOLUME: &str = "run";
+const TLS_VOLUME: &str = "tls";
 const CONFIG_DIR: &str = "/etc/valkey";
 pub(super) const BOOT_DIR: &str = "/etc/valkey-boot";
 const RUN_DIR: &str = "/run/valkey";
@@ -105,6 +107,7 @@ pub fn build_statefulset(
     if !persistent {
         volumes.push(empty_dir(DATA_VOLUME));
     }
+    volumes.extend(tls_volume(meta, spec));
     let pod = PodSpec {
         containers: vec![container(meta, spec)],
         volumes: Some(volumes),
@@ -179,12 +182,17 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
             ..Lifecycle::default()
         }),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![
-            mount(CONFIG_VOLUME, CONFIG_DIR),
-            mount(BOOT_VOLUME, BOOT_DIR),
-            mount(RUN_VOLUME, RUN_DIR),
-            mount(DATA_VOLUME, DATA_DIR),
-        ]),
+        volume_mounts: Some(
+            [
+                mount(CONFIG_VOLUME, CONFIG_DIR),
+                mount(BOOT_VOLUME, BOOT_DIR),
+                mount(RUN_VOLUME, RUN_DIR),
+                mount(DATA_VOLUME, DATA_DIR),
+            ]
+            .into_iter()
+            .chain(spec.tls.enabled.then(|| tls_mount()))
+            .collect(),
+        ),
         ..script_container(
             spec,
             ScriptContainer {
@@ -367,6 +375,27 @@ pub(super) fn config_map_volume(name: &str, config_map: String, optional: bool) 
         }),
         ..Volume::default()
     }
+}
+
+/// The certificate Secret of a TLS cluster, mounted whole: the kubelet
+/// updates the files when the Secret changes, and the server reloads them
+/// when the operator asks (no restart). Not optional: a pod must not start
+/// without its certificate.
+pub(super) fn tls_volume(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Option<Volume> {
+    let secret = spec.tls.certificate_secret(&meta.name)?;
+    Some(Volume {
+        name: TLS_VOLUME.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    })
+}
+
+/// Where [`tls_volume`] is mounted.
+pub(super) fn tls_mount() -> VolumeMount {
+    mount(TLS_VOLUME, super::config::TLS_DIR)
 }
 
 pub(super) fn empty_dir(name: &str) -> Volume {

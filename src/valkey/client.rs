@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError,
-    RedisResult, Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisConnectionInfo,
+    RedisError, RedisResult, Value,
 };
 use tokio::sync::Mutex;
 use tokio::time::timeout;
@@ -23,6 +23,7 @@ use tokio::time::timeout;
 use super::error::{Phase, ProbeError};
 use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
 use super::password::Password;
+use super::tls::{Connector, TlsSettings, TlsSetupError, certificate_fingerprint};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,8 @@ struct State {
     /// refuses `password`: a server not yet given the new one during a
     /// rotation, or one of a topology that does not rotate live.
     fallback: Option<Password>,
+    /// TLS settings and their connector; `None`: plaintext.
+    tls: Option<(TlsSettings, Connector)>,
     next_id: u64,
     connections: HashMap<SocketAddr, Pooled>,
 }
@@ -79,6 +82,9 @@ struct State {
 struct Pooled {
     id: u64,
     connection: MultiplexedConnection,
+    /// The fingerprint of the certificate the server presented when this
+    /// connection was opened (TLS only).
+    served: Option<String>,
 }
 
 /// A connection handed to one call.
@@ -140,6 +146,7 @@ impl ValkeyClient {
             state: Arc::new(Mutex::new(State {
                 password,
                 fallback: None,
+                tls: None,
                 next_id: 0,
                 connections: HashMap::new(),
             })),
@@ -183,6 +190,45 @@ impl ValkeyClient {
             state.fallback = fallback;
             state.connections.clear();
         }
+    }
+
+    /// Speaks TLS with `settings` (or plaintext with `None`) from now on;
+    /// open connections are dropped when that changes.
+    ///
+    /// # Errors
+    /// When the settings cannot make a connector (no CA, a bad key): the
+    /// client keeps what it had.
+    pub async fn set_tls(&self, settings: Option<TlsSettings>) -> Result<(), TlsSetupError> {
+        let mut state = self.state.lock().await;
+        if state.tls.as_ref().map(|(s, _)| s) == settings.as_ref() {
+            return Ok(());
+        }
+        state.tls = match settings {
+            Some(settings) => {
+                let connector = Connector::new(&settings)?;
+                Some((settings, connector))
+            }
+            None => None,
+        };
+        state.connections.clear();
+        Ok(())
+    }
+
+    /// The fingerprint of the certificate `addr` presented when the pooled
+    /// connection to it was opened, opening one if there is none; `None`
+    /// without TLS.
+    ///
+    /// # Errors
+    /// When no connection can be opened.
+    pub async fn served_certificate(&self, addr: SocketAddr) -> Result<Option<String>, ProbeError> {
+        self.lease(addr).await?;
+        Ok(self
+            .state
+            .lock()
+            .await
+            .connections
+            .get(&addr)
+            .and_then(|p| p.served.clone()))
     }
 
     /// The password in force, for commands that carry it to another
@@ -405,6 +451,28 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
+    /// `CONFIG SET k1 v1 k2 v2 ...`, applied together or not at all. Not
+    /// for secrets.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::config_set`].
+    pub async fn config_set_all(
+        &self,
+        addr: SocketAddr,
+        pairs: &[(&str, &str)],
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET");
+        for (key, value) in pairs {
+            cmd.arg(*key).arg(*value);
+        }
+        let (reply, _) = self
+            .run(addr, &cmd, "CONFIG SET", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
     /// Sends one command and returns its reply and round trip.
     ///
     /// A reused connection may have died since its last use (the server
@@ -472,7 +540,7 @@ impl ValkeyClient {
             (state.password.clone(), state.fallback.clone())
         };
         let (password, fallback) = password;
-        let connection = match self.connect(addr, password.as_ref()).await {
+        let (connection, served) = match self.connect(addr, password.as_ref()).await {
             Err(ProbeError::AuthFailed { .. }) if fallback.is_some() => {
                 self.connect(addr, fallback.as_ref()).await?
             }
@@ -496,6 +564,7 @@ impl ValkeyClient {
                 Pooled {
                     id,
                     connection: connection.clone(),
+                    served,
                 },
             );
         }
@@ -513,30 +582,42 @@ impl ValkeyClient {
         }
     }
 
-    /// Opens and authenticates a connection within the connect timeout.
+    /// Opens and authenticates a connection within the connect timeout;
+    /// with TLS, also the fingerprint of the certificate the server
+    /// presented.
     async fn connect(
         &self,
         addr: SocketAddr,
         password: Option<&Password>,
-    ) -> Result<MultiplexedConnection, ProbeError> {
+    ) -> Result<(MultiplexedConnection, Option<String>), ProbeError> {
         let limit = self.timeouts.connect;
         let timed_out = || ProbeError::TimedOut {
             addr,
             phase: Phase::Connect,
             after_ms: limit.as_millis(),
         };
-        let client = Client::open(ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()))
-            .map_err(|err| classify_connect(addr, &err))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
-        let mut connection = timeout(
-            limit,
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|err| classify_connect(addr, &err))?;
+        let tls = self.state.lock().await.tls.as_ref().map(|(_, c)| c.clone());
+        let (mut connection, served) = match tls {
+            None => {
+                let client =
+                    Client::open(ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()))
+                        .map_err(|err| classify_connect(addr, &err))?;
+                let connection = timeout(
+                    limit,
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|err| classify_connect(addr, &err))?;
+                (connection, None)
+            }
+            Some(tls) => timeout(limit, connect_tls(addr, &tls, config))
+                .await
+                .map_err(|_| timed_out())??,
+        };
         if let Some(password) = password {
             let mut auth = redis::cmd("AUTH");
             auth.arg(password.expose());
@@ -554,8 +635,49 @@ impl ValkeyClient {
                 });
             }
         }
-        Ok(connection)
+        Ok((connection, served))
     }
+}
+
+/// A TLS connection to `addr`: TCP, the handshake (the server's chain
+/// verified against the CA for the connector's name), then the
+/// multiplexed connection over it, its driver spawned.
+async fn connect_tls(
+    addr: SocketAddr,
+    tls: &Connector,
+    config: AsyncConnectionConfig,
+) -> Result<(MultiplexedConnection, Option<String>), ProbeError> {
+    let io = |err: std::io::Error| match err.kind() {
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+            ProbeError::Refused { addr }
+        }
+        _ => ProbeError::Io {
+            addr,
+            detail: format!("connect: {err}"),
+        },
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+    let _ = tcp.set_nodelay(true);
+    let stream = tls
+        .connector
+        .connect(tls.server_name.clone(), tcp)
+        .await
+        .map_err(|err| ProbeError::Io {
+            addr,
+            detail: format!("TLS handshake: {err}"),
+        })?;
+    let served = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| certificate_fingerprint(der));
+    let (connection, driver) =
+        MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
+            .await
+            .map_err(|err| classify_connect(addr, &err))?;
+    tokio::spawn(driver);
+    Ok((connection, served))
 }
 
 /// A failure while connecting: a reset there is as final as a refusal.

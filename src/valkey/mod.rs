@@ -18,10 +18,12 @@ mod parse_sentinel;
 mod password;
 mod reshard;
 mod sentinel;
+mod tls;
 
 pub use acl::{acl_users, digest, password_fingerprint};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
+pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};
 pub use error::{Phase, ProbeError};
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,

@@ -105,6 +105,11 @@ pub const ISSUER_GROUP: &str = "cert-manager.io";
 pub const CONNECTION_SECRET_SUFFIX: &str = "-connection";
 /// Suffix of the generated password Secret's name when `spec.auth.passwordSecret` is unset.
 pub const PASSWORD_SECRET_SUFFIX: &str = "-password";
+/// Suffix of the Secret holding a TLS cluster's certificate when the
+/// operator or cert-manager writes it (`<name>-tls`).
+pub const TLS_SECRET_SUFFIX: &str = "-tls";
+/// Suffix of the Secret holding the CA the operator runs for a cluster.
+pub const TLS_CA_SECRET_SUFFIX: &str = "-tls-ca";
 /// Key of the password inside the generated password Secret.
 pub const PASSWORD_SECRET_KEY: &str = "password";
 

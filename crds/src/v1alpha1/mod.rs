@@ -34,7 +34,9 @@ pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};
 pub use policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
 pub use schema::{DNS_SUBDOMAIN_PATTERN, QUANTITY_PATTERN, SECRET_KEY_PATTERN};
-pub use security::{AuthSpec, IssuerRef, SecretKeyRef, TlsSpec, generated_password_secret};
+pub use security::{
+    AuthSpec, CertSource, IssuerRef, SecretKeyRef, TlsSpec, generated_password_secret,
+};
 pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
 pub use status::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,

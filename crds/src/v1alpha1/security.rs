@@ -102,22 +102,67 @@ pub struct IssuerRef {
 
 /// TLS for client, replication and cluster-bus traffic.
 ///
-/// When enabled, exactly one source of certificates must be named: a
-/// cert-manager `issuerRef` (the operator requests a Certificate) or a
-/// `secretName` holding `tls.crt`, `tls.key` and `ca.crt`.
+/// When enabled, at most one source of certificates is named: a
+/// cert-manager `issuerRef` (the operator requests a Certificate into the
+/// Secret `<name>-tls`), or a `secretName` holding `tls.crt`, `tls.key` and
+/// `ca.crt` that the user keeps; with neither, the operator runs a CA of the
+/// cluster's own (the Secret `<name>-tls-ca`) and issues the certificate
+/// into `<name>-tls` itself, renewing it before it expires.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.issuerRef) && has(self.secretName))").message("tls: set either issuerRef or secretName, not both"))]
-#[x_kube(validation = Rule::new("!(has(self.enabled) && self.enabled) || has(self.issuerRef) || has(self.secretName)").message("tls.enabled requires issuerRef or secretName"))]
 pub struct TlsSpec {
-    /// Serve TLS (default `false`).
+    /// Serve TLS only (default `false`): clients, replication and the
+    /// cluster bus; the plaintext port is closed.
     #[serde(default)]
     pub enabled: bool,
     /// cert-manager issuer that signs the certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_ref: Option<IssuerRef>,
     /// Existing Secret of type `kubernetes.io/tls` that also holds `ca.crt`.
+    /// Its certificate must name `<name>.<namespace>.svc` (the operator
+    /// verifies it by that name) and `*.<name>-hl.<namespace>.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub secret_name: Option<String>,
+    /// Require clients to present a certificate signed by the cluster's CA
+    /// (mutual TLS; default `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_auth: bool,
+}
+
+/// Where a TLS cluster's certificate comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertSource {
+    /// A Secret the user keeps.
+    Secret(String),
+    /// A cert-manager Certificate the operator requests.
+    CertManager(IssuerRef),
+    /// The operator's own CA for the cluster.
+    Internal,
+}
+
+impl TlsSpec {
+    /// The certificate source, `None` when TLS is off.
+    pub fn source(&self) -> Option<CertSource> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match (&self.secret_name, &self.issuer_ref) {
+            (Some(name), _) => CertSource::Secret(name.clone()),
+            (None, Some(issuer)) => CertSource::CertManager(issuer.clone()),
+            (None, None) => CertSource::Internal,
+        })
+    }
+
+    /// The Secret holding the served certificate (`tls.crt`, `tls.key`,
+    /// `ca.crt`) of the cluster `cluster_name`, `None` when TLS is off.
+    pub fn certificate_secret(&self, cluster_name: &str) -> Option<String> {
+        Some(match self.source()? {
+            CertSource::Secret(name) => name,
+            CertSource::CertManager(_) | CertSource::Internal => {
+                format!("{cluster_name}{}", defaults::TLS_SECRET_SUFFIX)
+            }
+        })
+    }
 }

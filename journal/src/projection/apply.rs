@@ -178,6 +178,7 @@ impl ClusterState {
                 self.cluster.history_resets.remove(pod);
                 self.reshard.pod_deleted(pod);
                 self.users.pod_replaced(pod);
+                self.tls.forget_pod(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -333,6 +334,13 @@ impl ClusterState {
                 self.counters.intents_succeeded = self.counters.intents_succeeded.saturating_add(1);
                 if let Some(done) = self.settle(seq, intent_id, "succeeded") {
                     self.record_effect(&done.planned.intent);
+                    if let Intent::ReloadCertificate { pods, fingerprint } = &done.planned.intent {
+                        for pod in pods {
+                            self.tls
+                                .reloaded
+                                .insert(pod.clone(), (fingerprint.clone(), at));
+                        }
+                    }
                 }
             }
             Event::IntentFailed {
@@ -676,6 +684,35 @@ impl ClusterState {
                 self.observed();
                 self.users.nodes.insert(pod.clone(), users.clone());
             }
+            Event::CertificateObserved { certificate } => {
+                self.observed();
+                let what = match (&certificate.fingerprint, &certificate.problem) {
+                    (_, Some(problem)) => format!("cannot be used: {problem}"),
+                    (None, None) => "holds no certificate".to_owned(),
+                    (Some(fp), None) => format!(
+                        "holds certificate {}{}",
+                        short(fp),
+                        certificate
+                            .not_after
+                            .map(|t| format!(" (expires {t})"))
+                            .unwrap_or_default()
+                    ),
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "TLS Secret {} ({}) {what}",
+                        certificate.secret, certificate.source
+                    ),
+                );
+                self.tls.certificate = Some(certificate.clone());
+            }
+            Event::CertificateServed { pod, fingerprint } => {
+                self.observed();
+                self.tls.served.insert(pod.clone(), fingerprint.clone());
+            }
             Event::RotationWindowClosed { username } => {
                 if self.users.rotations.remove(username).is_none() {
                     self.anomaly(
@@ -780,6 +817,10 @@ impl ClusterState {
                 }
             }
             Intent::PromoteReplica { .. }
+            // The reloads are recorded with their time by the caller; a
+            // new certificate is seen in the Secret.
+            | Intent::ReloadCertificate { .. }
+            | Intent::IssueCertificate { .. }
             | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod replication;
 pub mod reshard;
 pub mod sentinel;
+pub mod tls;
 pub mod upcast;
 pub mod users;
 
@@ -92,8 +93,11 @@ pub struct ClusterState {
     /// everything before it.)
     pub sentinel: sentinel::SentinelPart,
     /// ACL users: the ValkeyUsers, what each node holds and was given.
-    /// (Last, so format 9 reads as everything before it.)
+    /// (Format 9 ended before it.)
     pub users: users::UsersPart,
+    /// TLS: the certificate, what each node serves, the reloads asked.
+    /// (Last, so format 10 reads as everything before it.)
+    pub tls: tls::TlsPart,
 }
 
 /// A standing request for an operator-driven failover.

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::replication::ReplicationPart;
 use super::reshard::ReshardPart;
 use super::sentinel::SentinelPart;
+use super::tls::TlsPart;
 use super::users::UsersPart;
 use super::{
     Anomaly, ClusterState, Counters, DesiredSpec, FailoverRequestView, FailoverView, HistoryEntry,
@@ -94,6 +95,7 @@ impl From<ClusterStateV6> for ClusterState {
             reshard: ReshardPart::default(),
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
+            tls: TlsPart::default(),
         }
     }
 }
@@ -160,6 +162,7 @@ impl From<ClusterStateV7> for ClusterState {
             reshard: ReshardPart::default(),
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
+            tls: TlsPart::default(),
         }
     }
 }
@@ -227,6 +230,7 @@ impl From<ClusterStateV8> for ClusterState {
             reshard: v8.reshard,
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
+            tls: TlsPart::default(),
         }
     }
 }
@@ -295,6 +299,76 @@ impl From<ClusterStateV9> for ClusterState {
             reshard: v9.reshard,
             sentinel: v9.sentinel,
             users: UsersPart::default(),
+            tls: TlsPart::default(),
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV10`] reads.
+pub const V10: u8 = 10;
+
+/// The projection as format 10 laid it out: today's without the TLS part.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV10 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+    reshard: ReshardPart,
+    sentinel: SentinelPart,
+    users: UsersPart,
+}
+
+impl From<ClusterStateV10> for ClusterState {
+    fn from(v10: ClusterStateV10) -> Self {
+        ClusterState {
+            last_seq: v10.last_seq,
+            last_hash: v10.last_hash,
+            last_at: v10.last_at,
+            epoch: v10.epoch,
+            desired: v10.desired,
+            spec_status: v10.spec_status,
+            deleted: v10.deleted,
+            pods: v10.pods,
+            kube_nodes: v10.kube_nodes,
+            in_flight: v10.in_flight,
+            policy: v10.policy,
+            operator: v10.operator,
+            last_snapshot: v10.last_snapshot,
+            history: v10.history,
+            anomalies: v10.anomalies,
+            counters: v10.counters,
+            statefulset: v10.statefulset,
+            switchover_request: v10.switchover_request,
+            applied_generation: v10.applied_generation,
+            last_failover: v10.last_failover,
+            failover_request: v10.failover_request,
+            replication: v10.replication,
+            cluster: v10.cluster,
+            reshard: v10.reshard,
+            sentinel: v10.sentinel,
+            users: v10.users,
+            tls: TlsPart::default(),
         }
     }
 }

@@ -144,6 +144,11 @@ pub struct ClusterRuntime {
     /// The password last read from the Secret (differs from `password` in
     /// topology Sentinel after a change: see [`Self::set_password`]).
     password_read: Option<Option<Password>>,
+    /// Whether the clients speak TLS (set from the certificate Secret).
+    tls_ready: bool,
+    /// The CA (PEM) the clients trust, and the one before it.
+    tls_ca: Option<String>,
+    tls_ca_previous: Option<String>,
     /// Intents carried out so far: the prober discards probe results that
     /// raced with an action (see [`ClusterRuntime::actions`]).
     actions: u64,
@@ -323,6 +328,9 @@ impl ClusterRuntime {
             last_status: None,
             password: None,
             password_read: None,
+            tls_ready: false,
+            tls_ca: None,
+            tls_ca_previous: None,
             actions: 0,
             last_action: None,
             leadership: deps.leadership.clone(),
@@ -584,6 +592,40 @@ impl ClusterRuntime {
         self.executor.valkey().set_password(password.clone()).await;
         self.probe_client.set_password(password.clone()).await;
         self.password = Some(password);
+    }
+
+    /// Speaks TLS to the cluster's servers with `settings` (plaintext with
+    /// `None`), on the executor's and the prober's clients.
+    ///
+    /// # Errors
+    /// When the settings cannot be used; the clients keep what they had.
+    pub async fn set_tls(
+        &mut self,
+        settings: Option<crate::valkey::TlsSettings>,
+    ) -> Result<(), crate::valkey::TlsSetupError> {
+        for client in [self.executor.valkey(), &self.probe_client] {
+            client.set_tls(settings.clone()).await?;
+        }
+        self.tls_ready = settings.is_some();
+        Ok(())
+    }
+
+    /// Whether the clients speak TLS (a TLS cluster's are not probed
+    /// before).
+    pub fn tls_ready(&self) -> bool {
+        self.tls_ready
+    }
+
+    /// The CA the clients trust now, and keep trusting for one change
+    /// (servers may serve a certificate of the CA being replaced).
+    pub fn trusted_ca(&mut self, ca_pem: &str) -> Option<String> {
+        match &self.tls_ca {
+            Some(current) if current == ca_pem => self.tls_ca_previous.clone(),
+            _ => {
+                self.tls_ca_previous = self.tls_ca.replace(ca_pem.to_owned());
+                self.tls_ca_previous.clone()
+            }
+        }
     }
 
     /// How many intents this runtime has carried out. A probe round that

@@ -345,11 +345,7 @@ fn check_tls(spec: &ValkeyClusterSpec, errors: &mut Errors) {
             FieldErrorKind::Forbidden,
             "set either tls.issuerRef or tls.secretName, not both",
         ),
-        (None, None) if tls.enabled => errors.push(
-            "spec.tls",
-            FieldErrorKind::Required,
-            "tls.enabled requires tls.issuerRef (cert-manager) or tls.secretName (an existing Secret)",
-        ),
+        // Neither: the operator's own CA issues the certificate.
         _ => {}
     }
     if let Some(issuer) = &tls.issuer_ref {

@@ -58,6 +58,21 @@ fn reason_fields(code: &ReasonCode) -> String {
             differing.join(", "),
             deleted.join(", ")
         ),
+        ReasonCode::CertificateDue { not_after } => match not_after {
+            Some(t) => format!("the certificate expires at {t}"),
+            None => "no certificate of the operator's CA yet".to_owned(),
+        },
+        ReasonCode::CertificateChanged { served } => format!(
+            "serving another certificate: {}",
+            served
+                .iter()
+                .map(|(pod, fp)| format!(
+                    "{pod} ({})",
+                    fp.as_deref().and_then(|f| f.get(..16)).unwrap_or("unseen")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary

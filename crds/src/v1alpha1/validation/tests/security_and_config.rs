@@ -50,16 +50,23 @@ fn issuer() -> IssuerRef {
 }
 
 #[test]
-fn tls_needs_exactly_one_source() {
+fn tls_takes_at_most_one_source() {
     let mut s = spec(Topology::Replication);
     s.tls.enabled = true;
-    assert_only(&s, "spec.tls", FieldErrorKind::Required);
+    // Neither: the operator's own CA.
+    assert_valid(&s);
+    assert_eq!(s.tls.source(), Some(crate::CertSource::Internal));
+    assert_eq!(s.tls.certificate_secret("demo").as_deref(), Some("demo-tls"));
     s.tls.issuer_ref = Some(issuer());
     assert_valid(&s);
     s.tls.secret_name = Some("valkey-tls".into());
     assert_only(&s, "spec.tls", FieldErrorKind::Forbidden);
     s.tls.issuer_ref = None;
     assert_valid(&s);
+    assert_eq!(
+        s.tls.certificate_secret("demo").as_deref(),
+        Some("valkey-tls")
+    );
     // Both set is refused even while disabled.
     s.tls.enabled = false;
     s.tls.issuer_ref = Some(issuer());

@@ -1,0 +1,40 @@
+//! The TLS part of the projection: the cluster's certificate as last read,
+//! the certificate each node serves, and the reloads asked of them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::CertificateRecord;
+use crate::time::Timestamp;
+
+/// A TLS cluster's certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsPart {
+    /// The certificate Secret as last read (`CertificateObserved`).
+    pub certificate: Option<CertificateRecord>,
+    /// The fingerprint each data pod's node last served, by pod
+    /// (`CertificateServed`).
+    pub served: BTreeMap<String, String>,
+    /// The last reload each pod was asked for: the fingerprint it was to
+    /// serve, and when (`ReloadCertificate` succeeded).
+    pub reloaded: BTreeMap<String, (String, Timestamp)>,
+}
+
+impl TlsPart {
+    /// The fingerprint the nodes are to serve, if the Secret holds one
+    /// that can be used.
+    #[must_use]
+    pub fn wanted(&self) -> Option<&str> {
+        self.certificate
+            .as_ref()
+            .filter(|c| c.problem.is_none())
+            .and_then(|c| c.fingerprint.as_deref())
+    }
+
+    /// Forgets what `pod` served and was asked (the pod is gone).
+    pub fn forget_pod(&mut self, pod: &str) {
+        self.served.remove(pod);
+        self.reloaded.remove(pod);
+    }
+}

@@ -1,0 +1,147 @@
+//! TLS certificates: the operator's CA issues the cluster's certificate
+//! (`IssueCertificate`), and nodes load renewed files without a restart
+//! (`ReloadCertificate`).
+//!
+//! A reload sets the certificate, key and CA file settings to the same
+//! paths with one `CONFIG SET`: the server reads files named by these
+//! settings again whenever they are set, the same value or not. The
+//! connection is then opened afresh, and the certificate the node serves
+//! in that handshake is journaled: if the kubelet had not yet updated the
+//! mounted files, the node still serves the old one, and the decider asks
+//! again a little later.
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use logbook_journal::{Event, Timestamp};
+
+use super::kube_ops::kube_err;
+use super::{ActError, Done, Target};
+use crate::resources::{FIELD_MANAGER, tls_file_lines};
+use crate::tls::{self, issue};
+use crate::valkey::ValkeyClient;
+
+/// Issues the cluster's certificate from its CA (creating the CA on first
+/// use) into the Secret `secret`.
+pub async fn issue_certificate(
+    client: &kube::Client,
+    target: Target<'_>,
+    secret: &str,
+) -> Result<Done, ActError> {
+    let meta = target.meta;
+    let ns = meta.namespace.as_str();
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let ca_name = tls::ca_secret_name(&meta.name);
+    let now = Timestamp::from(Utc::now());
+    let existing = api
+        .get_opt(&ca_name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{ca_name}")))?;
+    let (ca, created) = match existing.as_ref().map(tls::read_ca) {
+        Some(Some(ca)) => (ca, false),
+        Some(None) => {
+            return Err(ActError::Refused(format!(
+                "Secret {ns}/{ca_name} (the cluster's CA) lacks {} or {}: restore it, or delete it to start a new CA (clients must then trust the new one)",
+                tls::CA_KEY,
+                tls::CA_PRIVATE_KEY
+            )));
+        }
+        None => {
+            let ca = issue::new_ca(&meta.name, ns, now, issue::CA_VALIDITY)
+                .map_err(|e| ActError::Refused(format!("cannot create the CA: {e}")))?;
+            (ca, true)
+        }
+    };
+    if created {
+        // Created, never overwritten: another writer's CA wins and this
+        // issue is tried again with it.
+        api.create(&Default::default(), &tls::build_ca_secret(meta, target.spec, &ca))
+            .await
+            .map_err(kube_err(format!("creating Secret {ns}/{ca_name}")))?;
+    }
+    let names = issue::cluster_names(&meta.name, ns);
+    let leaf = issue::issue_leaf(&ca, &names, now, issue::LEAF_VALIDITY).map_err(|e| {
+        ActError::Refused(format!("cannot issue with the CA in Secret {ns}/{ca_name}: {e}"))
+    })?;
+    let object = tls::build_certificate_secret(meta, target.spec, secret, &leaf, &ca.cert_pem);
+    api.patch(
+        secret,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .map_err(kube_err(format!("applying Secret {ns}/{secret}")))?;
+    let fingerprint = issue::fingerprint(&leaf.cert_pem).unwrap_or_default();
+    Ok(Done::said(format!(
+        "{}issued certificate {} into Secret {secret}, valid until {}",
+        if created { "created the cluster's CA and " } else { "" },
+        issue::short_fingerprint(&fingerprint),
+        leaf.not_after
+    )))
+}
+
+/// Makes the nodes in `pods` load their certificate files again, then
+/// reads back which certificate each serves.
+pub async fn reload(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pods: &[String],
+    fingerprint: &str,
+) -> Result<Done, ActError> {
+    let lines = tls_file_lines();
+    let pairs: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .collect();
+    let mut events = Vec::new();
+    let mut taken = Vec::new();
+    let mut not_yet = Vec::new();
+    for pod in pods {
+        let addr = target.addr(pod)?;
+        valkey
+            .config_set_all(addr, &pairs)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("reloading the certificate files on {pod}"),
+                source,
+            })?;
+        // A fresh handshake shows what it serves now.
+        valkey.forget(addr).await;
+        let served = valkey
+            .served_certificate(addr)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("reading the certificate {pod} serves"),
+                source,
+            })?;
+        if let Some(served) = served {
+            if served == fingerprint {
+                taken.push(pod.clone());
+            } else {
+                not_yet.push(pod.clone());
+            }
+            if target.state.tls.served.get(pod) != Some(&served) {
+                events.push(Event::CertificateServed {
+                    pod: pod.clone(),
+                    fingerprint: served,
+                });
+            }
+        }
+    }
+    let mut detail = format!(
+        "reloaded the certificate files on {}",
+        pods.join(", ")
+    );
+    if !not_yet.is_empty() {
+        detail.push_str(&format!(
+            "; {} still serve the old certificate (the mounted files are not updated yet)",
+            not_yet.join(", ")
+        ));
+    }
+    Ok(Done {
+        detail,
+        events,
+        password: None,
+    })
+}
