@@ -453,7 +453,10 @@ pub enum Event {
         certificate: CertificateRecord,
     },
     /// [40] TLS: the node in `pod` presented a certificate other than the
-    /// one last journaled for it (seen in the operator's TLS handshake).
+    /// one last journaled for it (seen in the operator's TLS handshake);
+    /// or the same one again, checked after a reload it was asked for and
+    /// has not taken (the kubelet had not updated its files yet), so the
+    /// decider knows to ask again.
     CertificateServed {
         /// Pod name.
         pod: String,

@@ -14,6 +14,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use logbook_crds::CertSource;
 use logbook_journal::{Event, Timestamp};
 
 use super::kube_ops::kube_err;
@@ -72,13 +73,31 @@ pub async fn issue_certificate(
     )
     .await
     .map_err(kube_err(format!("applying Secret {ns}/{secret}")))?;
-    let fingerprint = issue::fingerprint(&leaf.cert_pem).unwrap_or_default();
-    Ok(Done::said(format!(
-        "{}issued certificate {} into Secret {secret}, valid until {}",
-        if created { "created the cluster's CA and " } else { "" },
-        issue::short_fingerprint(&fingerprint),
-        leaf.not_after
-    )))
+    // What the Secret holds now, journaled with the outcome: a decision
+    // taken before the reconcile reads it again must not issue twice.
+    let (record, _) = tls::read_record(secret, &CertSource::Internal, Some(&object));
+    let fingerprint = record.fingerprint.clone().unwrap_or_default();
+    let events = if target.state.tls.certificate.as_ref() == Some(&record) {
+        Vec::new()
+    } else {
+        vec![Event::CertificateObserved {
+            certificate: record,
+        }]
+    };
+    Ok(Done {
+        detail: format!(
+            "{}issued certificate {} into Secret {secret}, valid until {}",
+            if created {
+                "created the cluster's CA and "
+            } else {
+                ""
+            },
+            issue::short_fingerprint(&fingerprint),
+            leaf.not_after
+        ),
+        events,
+        password: None,
+    })
 }
 
 /// Makes the nodes in `pods` load their certificate files again, then
@@ -121,12 +140,12 @@ pub async fn reload(
             } else {
                 not_yet.push(pod.clone());
             }
-            if target.state.tls.served.get(pod) != Some(&served) {
-                events.push(Event::CertificateServed {
-                    pod: pod.clone(),
-                    fingerprint: served,
-                });
-            }
+            // Journaled even when unchanged: the time it was last seen
+            // is what tells a reload to check again later.
+            events.push(Event::CertificateServed {
+                pod: pod.clone(),
+                fingerprint: served,
+            });
         }
     }
     let mut detail = format!(

