@@ -228,6 +228,10 @@ spec:
         .await;
     }
     assert_eq!(process_ids(&env, "demo", &ca, None).await, pids, "no process restarted");
+    env.wait_status("demo", Duration::from_secs(30), "CertificateReady", |vkc| {
+        certificate_condition(vkc).is_some_and(|(ok, message)| ok && message.contains(&renewed[..16]))
+    })
+    .await;
 
     // The journal says what happened, by fingerprint only.
     let stream = env.stream("demo").await;
@@ -443,5 +447,21 @@ spec:
         }
     })
     .await;
+    // And in the status: the certificate cert-manager was to write is missing.
+    env.wait_status("cm", Duration::from_secs(30), "CertificateReady False", |vkc| {
+        certificate_condition(vkc)
+            .is_some_and(|(ok, message)| !ok && message.contains("cert-manager"))
+    })
+    .await;
     env.finish().await;
+}
+
+/// The `CertificateReady` condition: (status True?, message).
+fn certificate_condition(vkc: &logbook_crds::ValkeyCluster) -> Option<(bool, String)> {
+    vkc.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CertificateReady")
+        .map(|c| (c.status == "True", c.message.clone()))
 }

@@ -8,7 +8,7 @@ use k8s_openapi::jiff;
 use logbook_crds::Topology;
 use logbook_crds::v1alpha1::{
     CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord,
+    CONDITION_CERTIFICATE_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord,
     JournalStatus, ValkeyClusterStatus,
 };
 use logbook_journal::projection::SpecStatus;
@@ -548,6 +548,16 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         spec_valid,
         journal,
     ];
+    if let Some((ok, reason, message)) = certificate_condition(&view) {
+        status.conditions.push(condition(
+            CONDITION_CERTIFICATE_READY,
+            ok,
+            reason,
+            message,
+            at,
+            observed_generation,
+        ));
+    }
     if let Some(health) = sentinels {
         status.conditions.push(condition(
             CONDITION_SENTINEL_QUORUM,
@@ -559,4 +569,56 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ));
     }
     status
+}
+
+/// The `CertificateReady` condition of a TLS cluster: (true?, reason,
+/// message); `None` without TLS.
+fn certificate_condition(view: &ClusterView<'_>) -> Option<(bool, &'static str, String)> {
+    if !view.spec.tls.enabled {
+        return None;
+    }
+    let tls = &view.state.tls;
+    let Some(record) = tls.certificate.as_ref() else {
+        return Some((false, "NotRead", "the certificate Secret is not read yet".to_owned()));
+    };
+    if let Some(problem) = &record.problem {
+        return Some((false, "CertificateMissing", problem.clone()));
+    }
+    let Some(wanted) = tls.wanted() else {
+        return Some((
+            false,
+            "CertificateMissing",
+            format!("Secret {} holds no certificate yet", record.secret),
+        ));
+    };
+    let stale: Vec<String> = view
+        .pods()
+        .iter()
+        .filter(|p| tls.serves(p.name).is_some_and(|fp| fp != wanted))
+        .map(|p| p.name.to_owned())
+        .collect();
+    let short = wanted.get(..16).unwrap_or(wanted);
+    if !stale.is_empty() {
+        return Some((
+            false,
+            "Reloading",
+            format!(
+                "{} serve another certificate than {short} in Secret {}; reloading",
+                stale.join(", "),
+                record.secret
+            ),
+        ));
+    }
+    let expiry = record
+        .not_after
+        .map(|t| format!(", valid until {t}"))
+        .unwrap_or_default();
+    Some((
+        true,
+        "Served",
+        format!(
+            "every answering node serves certificate {short} from Secret {} ({}){expiry}",
+            record.secret, record.source
+        ),
+    ))
 }

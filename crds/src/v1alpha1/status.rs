@@ -27,14 +27,21 @@ pub const CONDITION_JOURNAL_HEALTHY: &str = "JournalHealthy";
 /// rolls, and says which Sentinels are missing or disagree.
 pub const CONDITION_SENTINEL_QUORUM: &str = "SentinelQuorum";
 
+/// Condition type (TLS): the certificate Secret holds a usable certificate
+/// and every answering node serves it; `False` says what is missing
+/// (a Secret, a key, cert-manager's certificate) or which nodes serve
+/// another one.
+pub const CONDITION_CERTIFICATE_READY: &str = "CertificateReady";
+
 /// Every condition type the operator sets, in a stable order.
-pub const CONDITION_TYPES: [&str; 6] = [
+pub const CONDITION_TYPES: [&str; 7] = [
     CONDITION_READY,
     CONDITION_PROGRESSING,
     CONDITION_DEGRADED,
     CONDITION_SPEC_VALID,
     CONDITION_JOURNAL_HEALTHY,
     CONDITION_SENTINEL_QUORUM,
+    CONDITION_CERTIFICATE_READY,
 ];
 
 /// Lifecycle stage shown in `kubectl get vkc`.
