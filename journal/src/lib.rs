@@ -38,9 +38,7 @@ pub use cluster::{
     SlotPeer,
 };
 pub use envelope::Envelope;
-pub use event::{
-    CertificateRecord, Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem,
-};
+pub use event::{CertificateRecord, Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
 pub use intent::{
     Candidate, ClusterFailoverMode, Intent, PlannedIntent, Reason, ReasonCode, SlotRange,

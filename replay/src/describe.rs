@@ -333,7 +333,10 @@ pub fn summary(event: &Event) -> String {
                 "TLS Secret {} ({}) cannot be used: {problem}",
                 c.secret, c.source
             ),
-            (None, None) => format!("TLS Secret {} ({}) holds no certificate", c.secret, c.source),
+            (None, None) => format!(
+                "TLS Secret {} ({}) holds no certificate",
+                c.secret, c.source
+            ),
             (Some(fp), None) => format!(
                 "TLS Secret {} ({}) holds certificate {}{}",
                 c.secret,

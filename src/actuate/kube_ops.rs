@@ -227,8 +227,7 @@ async fn request_certificate(
         return Ok(());
     };
     let resource = crate::tls::certificate_resource();
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &resource);
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let object = crate::tls::build_certificate(meta, target.spec, issuer, &secret);
     match api
         .patch(
@@ -239,9 +238,9 @@ async fn request_certificate(
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(ActError::Refused(format!(
-            "spec.tls.issuerRef asks cert-manager for the certificate, but the API server does not know cert-manager's Certificate kind (cert-manager.io/v1): install cert-manager, or use tls.secretName or the operator's own CA (neither set)"
-        ))),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(ActError::Refused(
+            "spec.tls.issuerRef asks cert-manager for the certificate, but the API server does not know cert-manager's Certificate kind (cert-manager.io/v1): install cert-manager, or use tls.secretName or the operator's own CA (neither set)".to_owned(),
+        )),
         Err(source) => Err(ActError::Kube {
             what: format!("applying Certificate {ns}/{}", meta.name),
             source,

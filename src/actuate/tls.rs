@@ -57,13 +57,18 @@ pub async fn issue_certificate(
     if created {
         // Created, never overwritten: another writer's CA wins and this
         // issue is tried again with it.
-        api.create(&Default::default(), &tls::build_ca_secret(meta, target.spec, &ca))
-            .await
-            .map_err(kube_err(format!("creating Secret {ns}/{ca_name}")))?;
+        api.create(
+            &Default::default(),
+            &tls::build_ca_secret(meta, target.spec, &ca),
+        )
+        .await
+        .map_err(kube_err(format!("creating Secret {ns}/{ca_name}")))?;
     }
     let names = issue::cluster_names(&meta.name, ns);
     let leaf = issue::issue_leaf(&ca, &names, now, issue::LEAF_VALIDITY).map_err(|e| {
-        ActError::Refused(format!("cannot issue with the CA in Secret {ns}/{ca_name}: {e}"))
+        ActError::Refused(format!(
+            "cannot issue with the CA in Secret {ns}/{ca_name}: {e}"
+        ))
     })?;
     let object = tls::build_certificate_secret(meta, target.spec, secret, &leaf, &ca.cert_pem);
     api.patch(
@@ -148,10 +153,7 @@ pub async fn reload(
             });
         }
     }
-    let mut detail = format!(
-        "reloaded the certificate files on {}",
-        pods.join(", ")
-    );
+    let mut detail = format!("reloaded the certificate files on {}", pods.join(", "));
     if !not_yet.is_empty() {
         detail.push_str(&format!(
             "; {} still serve the old certificate (the mounted files are not updated yet)",

@@ -7,9 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff;
 use logbook_crds::Topology;
 use logbook_crds::v1alpha1::{
-    CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_CERTIFICATE_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, ClusterPhase, EndpointsStatus, FailoverRecord,
-    JournalStatus, ValkeyClusterStatus,
+    CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
+    CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
+    ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus, ValkeyClusterStatus,
 };
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Timestamp};
@@ -579,7 +579,11 @@ fn certificate_condition(view: &ClusterView<'_>) -> Option<(bool, &'static str, 
     }
     let tls = &view.state.tls;
     let Some(record) = tls.certificate.as_ref() else {
-        return Some((false, "NotRead", "the certificate Secret is not read yet".to_owned()));
+        return Some((
+            false,
+            "NotRead",
+            "the certificate Secret is not read yet".to_owned(),
+        ));
     };
     if let Some(problem) = &record.problem {
         return Some((false, "CertificateMissing", problem.clone()));

@@ -222,7 +222,10 @@ mod tests {
         let plain = ValkeyClusterSpec::default();
         let problems = unsupported(&spec, Some(&plain));
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].message.contains("turning TLS on"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("turning TLS on"),
+            "{problems:?}"
+        );
         assert!(unsupported(&spec, Some(&spec)).is_empty());
     }
 

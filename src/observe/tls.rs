@@ -6,8 +6,9 @@ use logbook_journal::{CertificateRecord, ClusterState, Event, Timestamp};
 
 /// `CertificateObserved` when `record` differs from the last journaled.
 pub fn observe_certificate(state: &ClusterState, record: CertificateRecord) -> Option<Event> {
-    (state.tls.certificate.as_ref() != Some(&record))
-        .then_some(Event::CertificateObserved { certificate: record })
+    (state.tls.certificate.as_ref() != Some(&record)).then_some(Event::CertificateObserved {
+        certificate: record,
+    })
 }
 
 /// `CertificateServed` for each `(pod, fingerprint)` that differs from the

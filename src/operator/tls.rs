@@ -5,9 +5,9 @@
 //! missing, or lacking a key) is a Warning Event once, when it is first
 //! journaled, and in the journal's history.
 
+use super::events::Kind;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use super::events::Kind;
 use logbook_journal::{Reachability, Timestamp};
 
 use super::error::OperatorError;
@@ -28,10 +28,8 @@ pub async fn observe(
     let Some(Ok(spec)) = rt.state.desired_spec() else {
         return Ok(false);
     };
-    let (Some(source), Some(name)) = (
-        spec.tls.source(),
-        spec.tls.certificate_secret(&meta.name),
-    ) else {
+    let (Some(source), Some(name)) = (spec.tls.source(), spec.tls.certificate_secret(&meta.name))
+    else {
         if rt.tls_ready() {
             let _ = rt.set_tls(None).await;
         }
@@ -55,7 +53,9 @@ pub async fn observe(
                 Kind::Warning,
                 "CertificateNotReady",
                 "ReadCertificate",
-                format!("{problem}; the pods cannot start, and are not probed, until it can be used"),
+                format!(
+                    "{problem}; the pods cannot start, and are not probed, until it can be used"
+                ),
             )
             .await;
         }

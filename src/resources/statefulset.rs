@@ -20,11 +20,11 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    SecretVolumeSource,
     EnvVarSource, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
-    PodTemplateSpec, Probe, SecretKeySelector, TCPSocketAction, TopologySpreadConstraint, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, SecretKeySelector, SecretVolumeSource, TCPSocketAction,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -190,7 +190,7 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
                 mount(DATA_VOLUME, DATA_DIR),
             ]
             .into_iter()
-            .chain(spec.tls.enabled.then(|| tls_mount()))
+            .chain(spec.tls.enabled.then(tls_mount))
             .collect(),
         ),
         ..script_container(

@@ -117,7 +117,9 @@ pub fn read_record(
         missing.push(KEY_KEY.to_owned());
     }
     if record.ca_fingerprint.is_none() {
-        missing.push(format!("{CA_KEY} (the PEM CA certificate clients verify with)"));
+        missing.push(format!(
+            "{CA_KEY} (the PEM CA certificate clients verify with)"
+        ));
     }
     if !missing.is_empty() {
         record.problem = Some(format!("Secret {name} lacks {}", missing.join(", ")));
@@ -168,16 +170,22 @@ pub fn build_certificate_secret(
     ca_pem: &str,
 ) -> Secret {
     let mut metadata = meta.object_meta(name.to_owned(), spec);
-    metadata.annotations.get_or_insert_with(BTreeMap::new).insert(
-        NOT_AFTER_ANNOTATION.to_owned(),
-        leaf.not_after.to_string(),
-    );
+    metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(NOT_AFTER_ANNOTATION.to_owned(), leaf.not_after.to_string());
     Secret {
         metadata,
         type_: Some("kubernetes.io/tls".to_owned()),
         data: Some(BTreeMap::from([
-            (CERT_KEY.to_owned(), ByteString(leaf.cert_pem.clone().into_bytes())),
-            (KEY_KEY.to_owned(), ByteString(leaf.key_pem.clone().into_bytes())),
+            (
+                CERT_KEY.to_owned(),
+                ByteString(leaf.cert_pem.clone().into_bytes()),
+            ),
+            (
+                KEY_KEY.to_owned(),
+                ByteString(leaf.key_pem.clone().into_bytes()),
+            ),
             (CA_KEY.to_owned(), ByteString(ca_pem.as_bytes().to_vec())),
         ])),
         ..Secret::default()
@@ -190,8 +198,14 @@ pub fn build_ca_secret(meta: &ClusterMeta, spec: &ValkeyClusterSpec, ca: &issue:
         metadata: meta.object_meta(ca_secret_name(&meta.name), spec),
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([
-            (CA_KEY.to_owned(), ByteString(ca.cert_pem.clone().into_bytes())),
-            (CA_PRIVATE_KEY.to_owned(), ByteString(ca.key_pem.clone().into_bytes())),
+            (
+                CA_KEY.to_owned(),
+                ByteString(ca.cert_pem.clone().into_bytes()),
+            ),
+            (
+                CA_PRIVATE_KEY.to_owned(),
+                ByteString(ca.key_pem.clone().into_bytes()),
+            ),
         ])),
         ..Secret::default()
     }
@@ -215,7 +229,11 @@ pub fn read_ca(secret: &Secret) -> Option<issue::Ca> {
 
 /// cert-manager's `Certificate` kind.
 pub fn certificate_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cert-manager.io",
+        "v1",
+        "Certificate",
+    ))
 }
 
 /// The cert-manager `Certificate` for the cluster: its Secret, the names

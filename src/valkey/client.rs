@@ -602,9 +602,8 @@ impl ValkeyClient {
         let tls = self.state.lock().await.tls.as_ref().map(|(_, c)| c.clone());
         let (mut connection, served) = match tls {
             None => {
-                let client =
-                    Client::open(ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()))
-                        .map_err(|err| classify_connect(addr, &err))?;
+                let client = Client::open(ConnectionAddr::Tcp(addr.ip().to_string(), addr.port()))
+                    .map_err(|err| classify_connect(addr, &err))?;
                 let connection = timeout(
                     limit,
                     client.get_multiplexed_async_connection_with_config(&config),

@@ -23,7 +23,6 @@ mod tls;
 pub use acl::{acl_users, digest, password_fingerprint};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
-pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};
 pub use error::{Phase, ProbeError};
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
@@ -43,3 +42,4 @@ pub use parse_sentinel::{
 pub use password::Password;
 pub use reshard::SetSlot;
 pub use sentinel::{SentinelEvents, SentinelProbe, subscribe_sentinel_events};
+pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};

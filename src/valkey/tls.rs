@@ -14,9 +14,9 @@
 
 use std::sync::Arc;
 
+use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 
 use super::password::Password;

@@ -39,10 +39,10 @@ pub use security::{
 };
 pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
 pub use status::{
-    CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY, CONDITION_PROGRESSING, CONDITION_READY,
-    CONDITION_CERTIFICATE_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID, CONDITION_TYPES, ClusterPhase,
-    EndpointsStatus, FailoverRecord, JournalStatus, ReshardStatus, SentinelStatus, ShardStatus,
-    SlotRange, ValkeyClusterStatus,
+    CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
+    CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
+    CONDITION_TYPES, ClusterPhase, EndpointsStatus, FailoverRecord, JournalStatus, ReshardStatus,
+    SentinelStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;

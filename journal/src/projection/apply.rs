@@ -711,7 +711,9 @@ impl ClusterState {
             }
             Event::CertificateServed { pod, fingerprint } => {
                 self.observed();
-                self.tls.served.insert(pod.clone(), (fingerprint.clone(), at));
+                self.tls
+                    .served
+                    .insert(pod.clone(), (fingerprint.clone(), at));
             }
             Event::RotationWindowClosed { username } => {
                 if self.users.rotations.remove(username).is_none() {

@@ -47,7 +47,7 @@ mod status;
 mod volumes;
 mod worker;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -134,6 +134,7 @@ impl KubeletConfig {
                     pattern: image.pattern.clone(),
                     entrypoint: vec![name.to_owned()],
                     lacks: Vec::new(),
+                    binaries: BTreeMap::new(),
                 },
             );
             self.images

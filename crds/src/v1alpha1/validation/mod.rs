@@ -339,14 +339,13 @@ fn check_auth(spec: &ValkeyClusterSpec, errors: &mut Errors) {
 
 fn check_tls(spec: &ValkeyClusterSpec, errors: &mut Errors) {
     let tls = &spec.tls;
-    match (&tls.issuer_ref, &tls.secret_name) {
-        (Some(_), Some(_)) => errors.push(
+    // Neither is fine: the operator's own CA issues the certificate.
+    if tls.issuer_ref.is_some() && tls.secret_name.is_some() {
+        errors.push(
             "spec.tls",
             FieldErrorKind::Forbidden,
             "set either tls.issuerRef or tls.secretName, not both",
-        ),
-        // Neither: the operator's own CA issues the certificate.
-        _ => {}
+        );
     }
     if let Some(issuer) = &tls.issuer_ref {
         if issuer.name.is_empty() {

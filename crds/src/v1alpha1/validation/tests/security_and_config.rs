@@ -56,7 +56,10 @@ fn tls_takes_at_most_one_source() {
     // Neither: the operator's own CA.
     assert_valid(&s);
     assert_eq!(s.tls.source(), Some(crate::CertSource::Internal));
-    assert_eq!(s.tls.certificate_secret("demo").as_deref(), Some("demo-tls"));
+    assert_eq!(
+        s.tls.certificate_secret("demo").as_deref(),
+        Some("demo-tls")
+    );
     s.tls.issuer_ref = Some(issuer());
     assert_valid(&s);
     s.tls.secret_name = Some("valkey-tls".into());
