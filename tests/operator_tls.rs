@@ -37,6 +37,26 @@ use logbook::journal_store::JournalBackend;
 use logbook_journal::{Event, Intent};
 use operator_common::*;
 
+/// `kubectl apply -f config/samples/<name>`, with the real kubectl, as a
+/// user would.
+fn apply_sample(env: &Env, name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kubectl = root.join(".tools/bin/kubectl");
+    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
+    let out = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(env.write_kubeconfig())
+        .args(["--namespace", NS, "apply", "-f"])
+        .arg(root.join("config/samples").join(name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply -f config/samples/{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn secret_text(secret: &Secret, key: &str) -> String {
     String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
 }
@@ -154,25 +174,8 @@ async fn replication_over_tls_from_the_operators_ca_and_a_renewal_without_a_rest
     let mut env = Env::start_without_operator("tls-internal").await;
     env.journal = JournalBackend::ConfigMap;
     env.start_operator();
-    env.apply_yaml(
-        r#"
-apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: demo
-spec:
-  topology: Replication
-  replicas: 3
-  image: valkey/valkey:8.0
-  tls:
-    enabled: true
-  failover:
-    probeIntervalMilliseconds: 200
-  storage:
-    size: 1Gi
-"#,
-    )
-    .await;
+    // config/samples/tls.yaml, as it is.
+    apply_sample(&env, "tls.yaml");
     env.wait_ready("demo", 3, Duration::from_secs(120)).await;
     let dir = tempfile::tempdir().unwrap();
 
@@ -591,7 +594,7 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cert_manager_named_but_not_installed_is_said_in_an_event() {
+async fn cert_manager_absent_is_said_and_the_secret_sample_serves_mutual_tls() {
     let env = Env::start("tls-cert-manager").await;
     env.apply_yaml(
         r#"
@@ -637,6 +640,25 @@ spec:
         },
     )
     .await;
+
+    // config/samples/tls-secret.yaml, as it is: mutual TLS with the
+    // sample's own certificate.
+    apply_sample(&env, "tls-secret.yaml");
+    env.wait_ready("demo", 1, Duration::from_secs(90)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = secret(&env, "demo-certs").await.unwrap();
+    let ca = write(dir.path(), "ca.crt", &secret_text(&certs, "ca.crt"));
+    let cert = write(dir.path(), "tls.crt", &secret_text(&certs, "tls.crt"));
+    let key = write(dir.path(), "tls.key", &secret_text(&certs, "tls.key"));
+    let addr = env.pod_addr("demo-0").await;
+    let password = env.password("demo").await;
+    let client = Some((cert.as_path(), key.as_path()));
+    assert_eq!(
+        tls_cli(&addr, Some(&ca), client, &password, &["PING"]).trim(),
+        "PONG"
+    );
+    let anonymous = tls_cli(&addr, Some(&ca), None, &password, &["PING"]);
+    assert!(!anonymous.contains("PONG"), "{anonymous}");
     env.finish().await;
 }
 

@@ -58,6 +58,7 @@ fn samples_and_defaults_pass() {
         "replication.yaml",
         "sentinel.yaml",
         "cluster.yaml",
+        "tls.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../config/samples")

@@ -13,11 +13,12 @@ use std::path::PathBuf;
 
 use logbook_crds::{Persistence, Topology, ValkeyCluster, validate};
 
-const SAMPLES: [(&str, Topology); 4] = [
+const SAMPLES: [(&str, Topology); 5] = [
     ("standalone.yaml", Topology::Standalone),
     ("replication.yaml", Topology::Replication),
     ("sentinel.yaml", Topology::Sentinel),
     ("cluster.yaml", Topology::Cluster),
+    ("tls.yaml", Topology::Replication),
 ];
 
 fn read(name: &str) -> String {

@@ -99,3 +99,165 @@ pub fn decide_reload(view: &ClusterView<'_>) -> Option<Decision> {
         detail,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use logbook_crds::{Topology, ValkeyClusterSpec};
+    use logbook_journal::{CertificateRecord, Event, Intent, Reachability, ReasonCode, Timestamp};
+
+    use super::*;
+    use crate::decide::given::Given;
+
+    const DAY_US: i64 = 86_400_000_000;
+
+    fn record(fingerprint: Option<&str>, not_after: Option<Timestamp>) -> Event {
+        Event::CertificateObserved {
+            certificate: CertificateRecord {
+                secret: "demo-tls".into(),
+                fingerprint: fingerprint.map(str::to_owned),
+                ca_fingerprint: fingerprint.map(|_| "ca".to_owned()),
+                not_after,
+                source: SOURCE_INTERNAL.into(),
+                problem: None,
+            },
+        }
+    }
+
+    /// A TLS Replication cluster of two answering pods.
+    fn tls_pods() -> Given {
+        let mut g = Given::new();
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.replicas = Some(2);
+        spec.tls.enabled = true;
+        g.spec(&spec);
+        g.applied(1);
+        for i in 0..2 {
+            g.pod(i, "r1");
+            g.reach(i, Reachability::Reachable);
+        }
+        g
+    }
+
+    fn view(g: &Given) -> ClusterView<'_> {
+        ClusterView::new(&g.state).unwrap()
+    }
+
+    #[test]
+    fn the_operators_ca_issues_when_the_secret_holds_none_and_renews_in_the_last_third() {
+        let mut g = tls_pods();
+        // Not read yet: nothing.
+        assert!(decide_issue(&view(&g), g.state.last_at).is_none());
+        g.event(record(None, None));
+        let d = decide_issue(&view(&g), g.state.last_at).unwrap();
+        assert_eq!(
+            d.intent,
+            Intent::IssueCertificate {
+                secret: "demo-tls".into()
+            }
+        );
+        assert_eq!(
+            d.reason.code,
+            ReasonCode::CertificateDue { not_after: None }
+        );
+        // A fresh certificate of 90 days: nothing to do until 30 are left.
+        let now = g.state.last_at;
+        let not_after = Timestamp(now.0 + 90 * DAY_US);
+        g.event(record(Some("aa"), Some(not_after)));
+        assert!(decide_issue(&view(&g), now).is_none());
+        assert!(decide_issue(&view(&g), Timestamp(now.0 + 59 * DAY_US)).is_none());
+        let due = decide_issue(&view(&g), Timestamp(now.0 + 61 * DAY_US)).unwrap();
+        assert_eq!(
+            due.reason.code,
+            ReasonCode::CertificateDue {
+                not_after: Some(not_after)
+            }
+        );
+    }
+
+    #[test]
+    fn a_certificate_the_operator_did_not_issue_is_never_issued_over() {
+        let mut g = tls_pods();
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.tls.enabled = true;
+        spec.tls.secret_name = Some("mine".into());
+        g.spec_at(2, &spec);
+        g.event(Event::CertificateObserved {
+            certificate: CertificateRecord {
+                secret: "mine".into(),
+                fingerprint: None,
+                ca_fingerprint: None,
+                not_after: None,
+                source: crate::tls::SOURCE_SECRET.into(),
+                problem: Some("Secret mine does not exist".into()),
+            },
+        });
+        assert!(decide_issue(&view(&g), g.state.last_at).is_none());
+    }
+
+    #[test]
+    fn nodes_serving_another_certificate_reload_once_until_seen_again() {
+        let mut g = tls_pods();
+        g.event(record(Some("new"), None));
+        g.event(Event::CertificateServed {
+            pod: "demo-0".into(),
+            fingerprint: "new".into(),
+        });
+        g.event(Event::CertificateServed {
+            pod: "demo-1".into(),
+            fingerprint: "old".into(),
+        });
+        let d = decide_reload(&view(&g)).unwrap();
+        let reload = Intent::ReloadCertificate {
+            pods: vec!["demo-1".into()],
+            fingerprint: "new".into(),
+        };
+        assert_eq!(d.intent, reload);
+        // Asked, and seen serving the old one right after (the files not
+        // updated yet): not asked again until seen again.
+        g.event(Event::CertificateServed {
+            pod: "demo-1".into(),
+            fingerprint: "old".into(),
+        });
+        g.succeed(reload.clone());
+        assert!(decide_reload(&view(&g)).is_none());
+        // The reconcile's check a while later: still the old one; ask again.
+        g.event(Event::CertificateServed {
+            pod: "demo-1".into(),
+            fingerprint: "old".into(),
+        });
+        assert_eq!(decide_reload(&view(&g)).unwrap().intent, reload);
+        // Taken: nothing.
+        g.event(Event::CertificateServed {
+            pod: "demo-1".into(),
+            fingerprint: "new".into(),
+        });
+        assert!(decide_reload(&view(&g)).is_none());
+    }
+
+    #[test]
+    fn an_unreachable_node_or_an_unusable_secret_asks_for_no_reload() {
+        let mut g = tls_pods();
+        g.event(record(Some("new"), None));
+        g.event(Event::CertificateServed {
+            pod: "demo-1".into(),
+            fingerprint: "old".into(),
+        });
+        g.reach(1, Reachability::Refused);
+        assert!(decide_reload(&view(&g)).is_none());
+        g.reach(1, Reachability::Reachable);
+        assert!(decide_reload(&view(&g)).is_some());
+        g.event(Event::CertificateObserved {
+            certificate: CertificateRecord {
+                secret: "demo-tls".into(),
+                fingerprint: Some("new".into()),
+                ca_fingerprint: None,
+                not_after: None,
+                source: SOURCE_INTERNAL.into(),
+                problem: Some("Secret demo-tls lacks ca.crt".into()),
+            },
+        });
+        assert!(decide_reload(&view(&g)).is_none());
+    }
+}

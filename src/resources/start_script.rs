@@ -81,7 +81,7 @@ umask 077
     # valkey applies `dir` as it reads it, and /data may not exist.
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
-        # With TLS the plaintext port stays closed and TLS takes the port.
+        # With TLS the plaintext port stays shut; TLS takes the port.
         'port 0') ;;
         'port '*) [ -z "${VALKEY_PORT:-}" ] || line="port $VALKEY_PORT" ;;
         'tls-port '*) [ -z "${VALKEY_PORT:-}" ] || line="tls-port $VALKEY_PORT" ;;

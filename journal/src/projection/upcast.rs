@@ -474,6 +474,63 @@ mod tests {
         }
     }
 
+    /// What format 10 wrote for `state`.
+    fn as_v10(s: ClusterState) -> ClusterStateV10 {
+        let v9 = as_v9(s.clone());
+        ClusterStateV10 {
+            last_seq: v9.last_seq,
+            last_hash: v9.last_hash,
+            last_at: v9.last_at,
+            epoch: v9.epoch,
+            desired: v9.desired,
+            spec_status: v9.spec_status,
+            deleted: v9.deleted,
+            pods: v9.pods,
+            kube_nodes: v9.kube_nodes,
+            in_flight: v9.in_flight,
+            policy: v9.policy,
+            operator: v9.operator,
+            last_snapshot: v9.last_snapshot,
+            history: v9.history,
+            anomalies: v9.anomalies,
+            counters: v9.counters,
+            statefulset: v9.statefulset,
+            switchover_request: v9.switchover_request,
+            applied_generation: v9.applied_generation,
+            last_failover: v9.last_failover,
+            failover_request: v9.failover_request,
+            replication: v9.replication,
+            cluster: v9.cluster,
+            reshard: v9.reshard,
+            sentinel: v9.sentinel,
+            users: s.users,
+        }
+    }
+
+    #[test]
+    fn a_format_10_snapshot_reads_with_an_empty_tls_part() {
+        let mut state = ClusterState::new();
+        state.replication.primary = Some("demo-1".into());
+        state.users.failed.insert(
+            "demo-0".into(),
+            crate::projection::users::FailedSync {
+                wants: BTreeMap::new(),
+                error: "ERR".into(),
+            },
+        );
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v10(state.clone()),
+            V10,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 10 snapshot reads");
+        assert_eq!(read.state, state);
+        assert!(read.state.tls.certificate.is_none());
+        assert_eq!(read.state.users.failed.len(), 1);
+    }
+
     #[test]
     fn a_format_9_snapshot_reads_with_an_empty_users_part() {
         let mut state = ClusterState::new();
