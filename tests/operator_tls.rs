@@ -671,3 +671,130 @@ fn certificate_condition(vkc: &logbook_crds::ValkeyCluster) -> Option<(bool, Str
         .find(|c| c.type_ == "CertificateReady")
         .map(|c| (c.status == "True", c.message.clone()))
 }
+
+/// Each Sentinel pod's `ip:26379`.
+async fn sentinel_addrs(env: &Env, cluster: &str) -> Vec<String> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = env.api();
+    let listed = pods
+        .list(&ListParams::default().labels(&format!(
+            "valkey.logbook.dev/cluster={cluster},app.kubernetes.io/component=sentinel"
+        )))
+        .await
+        .unwrap();
+    listed
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| format!("{ip}:26379"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_tls_fails_over_a_killed_primary() {
+    let mut env = Env::start_without_operator("tls-sentinel").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Sentinel
+  replicas: 3
+  image: valkey/valkey:8.0
+  tls:
+    enabled: true
+    clientAuth: true
+  sentinel:
+    replicas: 3
+    downAfterMilliseconds: 3000
+    failoverTimeoutMilliseconds: 10000
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"#,
+    )
+    .await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(120)).await;
+    let sentinel = vkc.status.as_ref().unwrap().sentinel.clone().unwrap();
+    assert_eq!(sentinel.agreeing, 3, "{sentinel:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let issued = secret(&env, "demo-tls").await.unwrap();
+    let ca = write(dir.path(), "ca.crt", &secret_text(&issued, "ca.crt"));
+    let cert = write(dir.path(), "tls.crt", &secret_text(&issued, "tls.crt"));
+    let key = write(dir.path(), "tls.key", &secret_text(&issued, "tls.key"));
+    let client = Some((cert.as_path(), key.as_path()));
+    let password = env.password("demo").await;
+
+    // Every Sentinel answers over TLS only, and names the primary.
+    let old = primary(&vkc);
+    let old_ip = env
+        .pod_addr(&old)
+        .await
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_owned();
+    let sentinels = sentinel_addrs(&env, "demo").await;
+    assert_eq!(sentinels.len(), 3);
+    for addr in &sentinels {
+        let named = tls_cli(
+            addr,
+            Some(&ca),
+            client,
+            &password,
+            &["SENTINEL", "GET-PRIMARY-ADDR-BY-NAME", "demo"],
+        );
+        assert!(named.contains(&old_ip), "{addr}: {named}");
+        let plain = redis_cli_as(addr, None, &password, &["PING"]);
+        assert!(!plain.contains("PONG"), "plaintext to a Sentinel: {plain}");
+    }
+
+    // The primary killed: the Sentinels (talking TLS to the nodes and to
+    // each other) elect a replica, which the operator follows.
+    let primary_addr = env.pod_addr(&old).await;
+    assert_eq!(
+        tls_cli(
+            &primary_addr,
+            Some(&ca),
+            client,
+            &password,
+            &["SET", "k", "v"]
+        )
+        .trim(),
+        "OK"
+    );
+    env.faults().freeze(NS, &old).await.unwrap();
+    let moved = env
+        .wait_primary_moved("demo", &old, Duration::from_secs(60))
+        .await;
+    let new_addr = env.pod_addr(&primary(&moved)).await;
+    env.eventually(Duration::from_secs(20), "writes on the new primary", || {
+        let (addr, ca, password) = (new_addr.clone(), ca.clone(), password.clone());
+        let (cert, key) = (cert.clone(), key.clone());
+        async move {
+            tls_cli(
+                &addr,
+                Some(&ca),
+                Some((cert.as_path(), key.as_path())),
+                &password,
+                &["SET", "k2", "v"],
+            )
+            .trim()
+                == "OK"
+        }
+    })
+    .await;
+    env.faults().thaw(NS, &old).await.unwrap();
+    let events = env.journal_events(&env.stream("demo").await).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.body, Event::SentinelSwitchObserved { .. })),
+        "the switch is journaled"
+    );
+    env.finish().await;
+}

@@ -118,16 +118,6 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             ),
         });
     }
-    if spec.tls.enabled && spec.topology.uses_sentinel() {
-        // Refused rather than run in plaintext under a spec that asks for
-        // TLS: the Sentinels do not speak TLS yet.
-        problems.push(SpecProblem {
-            path: "spec.tls.enabled".to_owned(),
-            message: format!(
-                "TLS is not supported yet with topology Sentinel by this operator version ({version}): the Sentinels would run in plaintext; use topology Replication or Cluster for TLS, or set tls.enabled: false"
-            ),
-        });
-    }
     if let Some(old) = old
         && old.tls.enabled != spec.tls.enabled
     {
@@ -209,19 +199,17 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_served_but_not_with_sentinel_nor_toggled_on_a_running_cluster() {
+    fn tls_is_served_on_every_topology_but_not_toggled_on_a_running_cluster() {
         let mut spec = ValkeyClusterSpec::default();
         spec.tls.enabled = true;
         assert!(unsupported(&spec, None).is_empty());
         let mut sentinel = spec.clone();
         sentinel.topology = Topology::Sentinel;
-        let problems = unsupported(&sentinel, None);
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].path, "spec.tls.enabled");
-        assert!(problems[0].message.contains("Sentinel"), "{problems:?}");
+        assert!(unsupported(&sentinel, None).is_empty());
         let plain = ValkeyClusterSpec::default();
         let problems = unsupported(&spec, Some(&plain));
         assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.tls.enabled");
         assert!(
             problems[0].message.contains("turning TLS on"),
             "{problems:?}"

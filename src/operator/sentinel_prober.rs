@@ -24,7 +24,7 @@ use crate::observe::sentinel::{
     observe_sentinel_event, observe_sentinel_probe, observe_sentinel_switch,
 };
 use crate::resources::{SENTINEL_PORT, sentinel_master_name};
-use crate::valkey::{Password, subscribe_sentinel_events};
+use crate::valkey::ValkeyClient;
 
 /// How long a lost subscription waits before it is opened again.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
@@ -64,7 +64,7 @@ impl Default for Watchers {
 
 impl Watchers {
     /// One subscription per Sentinel with an address; others dropped.
-    fn sync(&mut self, sentinels: &[(String, Option<SocketAddr>)], password: Option<&Password>) {
+    fn sync(&mut self, sentinels: &[(String, Option<SocketAddr>)], client: &ValkeyClient) {
         self.subscriptions.retain(|pod, sub| {
             sentinels
                 .iter()
@@ -78,7 +78,7 @@ impl Watchers {
             let task = tokio::spawn(follow(
                 pod.clone(),
                 addr,
-                password.cloned(),
+                client.clone(),
                 self.sender.clone(),
             ));
             self.subscriptions
@@ -101,12 +101,13 @@ impl Watchers {
 async fn follow(
     pod: String,
     addr: SocketAddr,
-    password: Option<Password>,
+    client: ValkeyClient,
     sender: mpsc::Sender<(String, String, String)>,
 ) {
     loop {
-        if let Ok(mut events) =
-            subscribe_sentinel_events(addr, password.as_ref(), Duration::from_secs(1)).await
+        if let Ok(mut events) = client
+            .subscribe_sentinel_events(addr, Duration::from_secs(1))
+            .await
         {
             while let Some(event) = events.next().await {
                 if sender
@@ -148,7 +149,7 @@ pub async fn round(
                 (name.clone(), addr)
             })
             .collect();
-        watchers.sync(&sentinels, guard.password().as_ref());
+        watchers.sync(&sentinels, guard.probe_client());
         let name = sentinel_master_name(&guard.meta.name);
         (guard.probe_client().clone(), sentinels, name)
     };

@@ -84,7 +84,10 @@ pub fn build_sentinel_config_map(
     let sentinel = spec.effective_sentinel().unwrap_or_default();
     let master = sentinel_master_name(&meta.name);
     let mut data = BTreeMap::from([
-        (SENTINEL_CONF_KEY.to_owned(), render_sentinel_conf()),
+        (
+            SENTINEL_CONF_KEY.to_owned(),
+            render_sentinel_conf(&spec.tls),
+        ),
         (
             SENTINEL_MASTER_CONF_KEY.to_owned(),
             render_sentinel_master_conf(&master, &sentinel),
@@ -132,13 +135,20 @@ pub fn build_sentinel_statefulset(
     template_annotations.insert(labels::CONFIG_HASH.to_owned(), config_hash.to_owned());
     let pod = PodSpec {
         containers: vec![container(meta, spec)],
-        volumes: Some(vec![
-            config_map_volume(CONFIG_VOLUME, sentinel_config_map_name(&meta.name), false),
-            // Optional, as for the data pods: a Sentinel started before the
-            // operator decided a primary monitors nothing yet.
-            config_map_volume(BOOT_VOLUME, boot_config_map_name(&meta.name), true),
-            empty_dir(RUN_VOLUME),
-        ]),
+        volumes: Some(
+            vec![
+                config_map_volume(CONFIG_VOLUME, sentinel_config_map_name(&meta.name), false),
+                // Optional, as for the data pods: a Sentinel started before the
+                // operator decided a primary monitors nothing yet.
+                config_map_volume(BOOT_VOLUME, boot_config_map_name(&meta.name), true),
+                empty_dir(RUN_VOLUME),
+            ]
+            .into_iter()
+            // The cluster's certificate: the Sentinel serves it and presents
+            // it to the data nodes.
+            .chain(super::statefulset::tls_volume(meta, spec))
+            .collect(),
+        ),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         affinity: Some(default_affinity(&selector)),
         topology_spread_constraints: Some(default_spread(&selector)),
@@ -200,11 +210,16 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
             ..ResourceRequirements::default()
         }),
         // Sentinel writes only to its emptyDir.
-        volume_mounts: Some(vec![
-            mount(CONFIG_VOLUME, CONFIG_DIR),
-            mount(BOOT_VOLUME, BOOT_DIR),
-            mount(RUN_VOLUME, RUN_DIR),
-        ]),
+        volume_mounts: Some(
+            [
+                mount(CONFIG_VOLUME, CONFIG_DIR),
+                mount(BOOT_VOLUME, BOOT_DIR),
+                mount(RUN_VOLUME, RUN_DIR),
+            ]
+            .into_iter()
+            .chain(spec.tls.enabled.then(super::statefulset::tls_mount))
+            .collect(),
+        ),
         // Ready means listening (the rolling update and the Sentinel
         // Service read it); a command probe would need the password on a
         // command line.

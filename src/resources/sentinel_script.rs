@@ -25,7 +25,7 @@
 
 use std::fmt::Write as _;
 
-use logbook_crds::SentinelSpec;
+use logbook_crds::{SentinelSpec, TlsSpec};
 use sha2::{Digest, Sha256};
 
 use super::start_script::QUOTE_FN;
@@ -53,19 +53,39 @@ const POD_SETTINGS_MARKER: &str = "# --- per-pod settings, appended by start.sh 
 /// Sentinel learns or announces is a pod IP, which the operator and the
 /// boot ConfigMap deal in, and a name that stops resolving (a deleted
 /// pod) would otherwise stall Sentinel.
-pub fn render_sentinel_conf() -> String {
-    [
-        "# Rendered by the Logbook operator (src/resources/sentinel_script.rs).",
-        &format!("port {SENTINEL_PORT}"),
-        // Sentinel's default, stated: with auth off, Sentinels and clients
-        // in other pods must still reach it.
-        "protected-mode no",
-        "sentinel resolve-hostnames no",
-        "sentinel announce-hostnames no",
-        POD_SETTINGS_MARKER,
-    ]
-    .join("\n")
-        + "\n"
+///
+/// With TLS the plaintext port is closed: clients reach the Sentinel over
+/// TLS, and it reaches the data nodes and the other Sentinels over TLS
+/// (`tls-replication`, which also makes it announce its TLS port), with
+/// the cluster's certificate (also its client certificate for mutual
+/// TLS).
+pub fn render_sentinel_conf(tls: &TlsSpec) -> String {
+    let mut lines =
+        vec!["# Rendered by the Logbook operator (src/resources/sentinel_script.rs).".to_owned()];
+    if tls.enabled {
+        lines.push("port 0".to_owned());
+        lines.push(format!("tls-port {SENTINEL_PORT}"));
+        lines.extend(super::config::tls_file_lines());
+        lines.push("tls-replication yes".to_owned());
+        lines.push(format!(
+            "tls-auth-clients {}",
+            if tls.client_auth { "yes" } else { "no" }
+        ));
+    } else {
+        lines.push(format!("port {SENTINEL_PORT}"));
+    }
+    lines.extend(
+        [
+            // Sentinel's default, stated: with auth off, Sentinels and
+            // clients in other pods must still reach it.
+            "protected-mode no",
+            "sentinel resolve-hostnames no",
+            "sentinel announce-hostnames no",
+            POD_SETTINGS_MARKER,
+        ]
+        .map(str::to_owned),
+    );
+    lines.join("\n") + "\n"
 }
 
 /// The settings of the monitored primary `master`, which Sentinel accepts
@@ -200,7 +220,9 @@ else
     {
         while IFS= read -r line || [ -n "$line" ]; do
             case $line in
+            'port 0') ;;
             'port '*) [ -z "$sentinel_port" ] || line="port $sentinel_port" ;;
+            'tls-port '*) [ -z "$sentinel_port" ] || line="tls-port $sentinel_port" ;;
             esac
             printf '%s\n' "$line"
         done <"$conf_dir/sentinel.conf"
@@ -255,8 +277,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tls_sentinel_closes_the_plaintext_port_and_speaks_tls_to_everyone() {
+        let tls = TlsSpec {
+            enabled: true,
+            client_auth: true,
+            ..TlsSpec::default()
+        };
+        let conf = render_sentinel_conf(&tls);
+        let lines: Vec<&str> = conf.lines().collect();
+        for want in [
+            "port 0",
+            "tls-port 26379",
+            "tls-cert-file /etc/valkey-tls/tls.crt",
+            "tls-replication yes",
+            "tls-auth-clients yes",
+        ] {
+            assert!(lines.contains(&want), "{want} missing: {conf}");
+        }
+        assert!(!lines.contains(&"port 26379"), "{conf}");
+    }
+
+    #[test]
     fn conf_has_the_port_and_no_hostnames_and_no_secret() {
-        let conf = render_sentinel_conf();
+        let conf = render_sentinel_conf(&TlsSpec::default());
         let lines: Vec<&str> = conf.lines().collect();
         assert!(lines.contains(&"port 26379"), "{conf}");
         assert!(lines.contains(&"sentinel resolve-hostnames no"));

@@ -44,7 +44,7 @@ fn config_map_holds_the_files_and_its_hash_follows_them() {
         &labels::sentinel_common("cache", &spec)
     );
     let d = data(&cm);
-    assert_eq!(d[SENTINEL_CONF_KEY], render_sentinel_conf());
+    assert_eq!(d[SENTINEL_CONF_KEY], render_sentinel_conf(&spec.tls));
     assert_eq!(
         d[SENTINEL_MASTER_CONF_KEY],
         "sentinel down-after-milliseconds cache 5000\n\

@@ -231,6 +231,36 @@ impl ValkeyClient {
             .and_then(|p| p.served.clone()))
     }
 
+    /// Subscribes to every channel of the Sentinel at `addr` on a
+    /// connection of its own, with this client's password (its fallback
+    /// when refused) and TLS settings.
+    ///
+    /// # Errors
+    /// As [`super::subscribe_sentinel_events`].
+    pub async fn subscribe_sentinel_events(
+        &self,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+    ) -> Result<super::SentinelEvents, ProbeError> {
+        let (password, fallback, tls) = {
+            let state = self.state.lock().await;
+            (
+                state.password.clone(),
+                state.fallback.clone(),
+                state.tls.as_ref().map(|(_, c)| c.clone()),
+            )
+        };
+        match super::sentinel::subscribe(addr, password.as_ref(), tls.as_ref(), connect_timeout)
+            .await
+        {
+            Err(ProbeError::AuthFailed { .. }) if fallback.is_some() => {
+                super::sentinel::subscribe(addr, fallback.as_ref(), tls.as_ref(), connect_timeout)
+                    .await
+            }
+            other => other,
+        }
+    }
+
     /// The password in force, for commands that carry it to another
     /// server (`MIGRATE ... AUTH`). Never to be formatted.
     pub(super) async fn password(&self) -> Option<Password> {
@@ -646,6 +676,27 @@ async fn connect_tls(
     tls: &Connector,
     config: AsyncConnectionConfig,
 ) -> Result<(MultiplexedConnection, Option<String>), ProbeError> {
+    let (stream, served) = tls_stream(addr, tls).await?;
+    let (connection, driver) =
+        MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
+            .await
+            .map_err(|err| classify_connect(addr, &err))?;
+    tokio::spawn(driver);
+    Ok((connection, served))
+}
+
+/// A TLS stream to `addr` (the handshake done) and the fingerprint of the
+/// certificate the server presented.
+pub(super) async fn tls_stream(
+    addr: SocketAddr,
+    tls: &Connector,
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        Option<String>,
+    ),
+    ProbeError,
+> {
     let io = |err: std::io::Error| match err.kind() {
         std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
             ProbeError::Refused { addr }
@@ -671,12 +722,7 @@ async fn connect_tls(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|der| certificate_fingerprint(der));
-    let (connection, driver) =
-        MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
-            .await
-            .map_err(|err| classify_connect(addr, &err))?;
-    tokio::spawn(driver);
-    Ok((connection, served))
+    Ok((stream, served))
 }
 
 /// A failure while connecting: a reset there is as final as a refusal.

@@ -32,6 +32,7 @@ use super::parse_sentinel::{
     parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels, redact,
 };
 use super::password::Password;
+use super::tls::Connector;
 
 /// The channel Sentinels discover each other on, every 2 s per instance:
 /// noise to the operator.
@@ -562,6 +563,16 @@ pub async fn subscribe_sentinel_events(
     password: Option<&Password>,
     connect_timeout: Duration,
 ) -> Result<SentinelEvents, ProbeError> {
+    subscribe(addr, password, None, connect_timeout).await
+}
+
+/// [`subscribe_sentinel_events`], over TLS with `tls` when given.
+pub(super) async fn subscribe(
+    addr: SocketAddr,
+    password: Option<&Password>,
+    tls: Option<&Connector>,
+    connect_timeout: Duration,
+) -> Result<SentinelEvents, ProbeError> {
     let timed_out = || ProbeError::TimedOut {
         addr,
         phase: Phase::Connect,
@@ -573,15 +584,29 @@ pub async fn subscribe_sentinel_events(
         // its own Debug output; it is never formatted here.
         settings = settings.set_password(password.expose());
     }
-    let info = ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
-        .into_connection_info()
-        .map_err(|err| classify_connect(addr, &err))?
-        .set_redis_settings(settings);
-    let client = Client::open(info).map_err(|err| classify_connect(addr, &err))?;
-    let mut pubsub = timeout(connect_timeout, client.get_async_pubsub())
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|err| classify_connect(addr, &err))?;
+    let mut pubsub = match tls {
+        None => {
+            let info = ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
+                .into_connection_info()
+                .map_err(|err| classify_connect(addr, &err))?
+                .set_redis_settings(settings);
+            let client = Client::open(info).map_err(|err| classify_connect(addr, &err))?;
+            timeout(connect_timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|err| classify_connect(addr, &err))?
+        }
+        Some(tls) => {
+            let stream = timeout(connect_timeout, super::client::tls_stream(addr, tls))
+                .await
+                .map_err(|_| timed_out())??
+                .0;
+            timeout(connect_timeout, PubSub::new(&settings, stream))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|err| classify_connect(addr, &err))?
+        }
+    };
     timeout(connect_timeout, pubsub.psubscribe("*"))
         .await
         .map_err(|_| timed_out())?
