@@ -132,6 +132,7 @@ pub async fn apply_resources(
         ca.as_deref(),
     );
     apply(client, ns, &connection).await?;
+    ensure_internal_secret(client, target).await?;
     let (config, hash) = build_config_map(meta, spec);
     apply(client, ns, &config).await?;
     apply(client, ns, &build_headless_service(meta, spec)).await?;
@@ -193,6 +194,43 @@ pub(super) async fn apply_connection_secret(
         ca.as_deref(),
     );
     apply(client, &target.meta.namespace, &secret).await
+}
+
+/// The internal users' passwords (`<name>-internal`): generated once, a
+/// key missing added, none ever replaced (every pod holds them).
+async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<(), ActError> {
+    let meta = target.meta;
+    let ns = meta.namespace.as_str();
+    let name = resources::internal_users::internal_secret_name(&meta.name);
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    let mut passwords = std::collections::BTreeMap::new();
+    let data = existing.and_then(|s| s.data).unwrap_or_default();
+    let mut missing = false;
+    for user in resources::internal_users::INTERNAL_USERS {
+        let kept = data
+            .get(user.key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        let password = match kept {
+            Some(p) => p,
+            None => {
+                missing = true;
+                generate_password()
+                    .map_err(|e| ActError::NotYet(format!("cannot generate a password: {e}")))?
+            }
+        };
+        passwords.insert(user.key.to_owned(), password);
+    }
+    if missing {
+        let secret =
+            resources::internal_users::build_internal_secret(meta, target.spec, &passwords);
+        apply(client, ns, &secret).await?;
+    }
+    Ok(())
 }
 
 /// The CA certificate (PEM) in a TLS cluster's certificate Secret, if it

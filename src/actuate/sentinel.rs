@@ -101,14 +101,15 @@ pub async fn monitor(
         .sentinel_set(addr, &name, &pairs(settings))
         .await
         .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
-    if target.spec.auth.enabled {
-        valkey
-            .sentinel_set_auth_pass(addr, &name)
-            .await
-            .map_err(valkey_err(format!(
-                "giving {sentinel} the data nodes' password"
-            )))?;
-    }
+    // The Sentinels' own user and password for the data nodes (or with
+    // none, the cluster's password: empty when auth is off, which the
+    // server takes as none).
+    valkey
+        .sentinel_set_auth_pass(addr, &name)
+        .await
+        .map_err(valkey_err(format!(
+            "giving {sentinel} the data nodes' password"
+        )))?;
     Ok(Done {
         detail: format!(
             "{sentinel} monitors {primary} ({ip}) as {name} with quorum {}",

@@ -72,7 +72,19 @@ pub async fn sync(
                 what: format!("applying ACL user {username} on {pod}"),
                 source,
             })?;
-        if record.object == CLUSTER_PASSWORD {
+        // A node whose replicas authenticate as the replication user
+        // (`masteruser`, every pod started by this version) keeps its
+        // `masterauth`: the cluster's password is not replication's.
+        let own_replication_user = record.object == CLUSTER_PASSWORD
+            && valkey
+                .config_get(addr, "masteruser")
+                .await
+                .map_err(|source| ActError::Valkey {
+                    what: format!("reading masteruser on {pod}"),
+                    source,
+                })?
+                .is_some_and(|user| !user.is_empty());
+        if record.object == CLUSTER_PASSWORD && !own_replication_user {
             // The cluster's own password is also what replicas
             // authenticate to their primary with: from now on the new one
             // (the primary, given it too, takes both while the window is

@@ -317,6 +317,10 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             }
         }
     }
+    // The internal users' passwords: the operator authenticates as its
+    // own user, and gives the Sentinels theirs.
+    let internal = super::users::read_internal(&client, &meta).await?;
+    rt.set_internal(internal).await;
     // TLS: the certificate Secret, the clients' CA, what the nodes serve.
     let tls_pending = super::tls::observe(&client, &meta, &mut rt).await?;
     // The ValkeyUsers naming the cluster, with their passwords'

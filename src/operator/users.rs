@@ -22,6 +22,7 @@ use serde_json::json;
 use super::error::OperatorError;
 use crate::observe::users::{observe_acl, password_in, user_record, watched_usernames};
 use crate::resources::{ClusterMeta, valkey_addr};
+use crate::valkey::Password;
 use crate::valkey::{ValkeyClient, acl_users};
 
 /// The Secrets ValkeyUsers name, by namespace and Secret name, to the
@@ -450,4 +451,34 @@ pub async fn reconcile_orphan(
             source,
         })?;
     Ok(())
+}
+
+/// The internal users' passwords of `meta`'s cluster, by user name, from
+/// its Secret `<name>-internal` (empty until it exists).
+///
+/// # Errors
+/// [`OperatorError::Kube`] when the Secret cannot be read.
+pub async fn read_internal(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+) -> Result<BTreeMap<String, Password>, OperatorError> {
+    use crate::resources::internal_users::{INTERNAL_USERS, internal_secret_name};
+    let ns = meta.namespace.as_str();
+    let name = internal_secret_name(&meta.name);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("reading Secret {ns}/{name}"),
+            source,
+        })?;
+    let data = secret.and_then(|s| s.data).unwrap_or_default();
+    Ok(INTERNAL_USERS
+        .iter()
+        .filter_map(|u| {
+            let text = String::from_utf8(data.get(u.key)?.0.clone()).ok()?;
+            (!text.is_empty()).then(|| (u.name.to_owned(), Password::new(text)))
+        })
+        .collect())
 }

@@ -22,6 +22,7 @@
 //! else, and no ConfigMap or pod template ever contains one.
 
 mod config;
+pub mod internal_users;
 pub mod labels;
 mod network_policy;
 mod pdb;

@@ -201,6 +201,13 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
         field_env(POD_NAME_ENV, "metadata.name"),
     ];
     env.extend(password_env(meta, spec));
+    env.extend(super::internal_users::internal_env(
+        meta,
+        &[
+            super::internal_users::OPERATOR_USER,
+            super::internal_users::SENTINEL_USER,
+        ],
+    ));
     Container {
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([

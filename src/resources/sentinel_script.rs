@@ -28,6 +28,7 @@ use std::fmt::Write as _;
 use logbook_crds::{SentinelSpec, TlsSpec};
 use sha2::{Digest, Sha256};
 
+use super::internal_users::{INTERNAL_USERS, sentinel_node_rules};
 use super::start_script::QUOTE_FN;
 use super::{ClusterMeta, SENTINEL_PORT, VALKEY_PORT, sentinel_pod_name};
 
@@ -142,7 +143,30 @@ pub fn render_sentinel_start_script(master: &str, quorum: i32) -> String {
          '' | *[!0-9]*) data_port={VALKEY_PORT} ;;\n\
          esac\n"
     );
-    format!("{HEAD}{vars}\n{QUOTE_FN}{BODY}{EXEC}")
+    format!(
+        "{HEAD}{vars}\n{QUOTE_FN}{}{BODY}{EXEC}",
+        sentinel_users_fn()
+    )
+}
+
+/// `sentinel_users`, the shell function printing the internal users of a
+/// Sentinel (`user <name> on ><password> <rules>`), each only when its
+/// password is in the environment and a generated one.
+fn sentinel_users_fn() -> String {
+    let mut out = String::from("\nsentinel_users() {\n");
+    for user in INTERNAL_USERS {
+        let Some(rules) = sentinel_node_rules(user.name) else {
+            continue;
+        };
+        let _ = write!(
+            out,
+            "    case ${{{env}:-}} in\n    '' | *[!0-9A-Za-z]*) ;;\n    *) printf 'user {name} on >%s {rules}\\n' \"${env}\" ;;\n    esac\n",
+            env = user.env,
+            name = user.name,
+        );
+    }
+    out.push_str("}\n");
+    out
 }
 
 /// Settings and overrides, before the master name, quorum and data port.
@@ -235,18 +259,38 @@ else
         if [ -n "${VALKEY_PASSWORD:-}" ]; then
             password=$(quote "$VALKEY_PASSWORD")
             printf 'requirepass %s\n' "$password"
+        fi
+        # The internal users (resources/internal_users.rs): the operator's,
+        # and the Sentinels' own, which they use with each other and with
+        # the data nodes; without it, the cluster's password.
+        internal=
+        case ${LOGBOOK_SENTINEL_PASSWORD:-} in
+        '' | *[!0-9A-Za-z]*) ;;
+        *) internal=$LOGBOOK_SENTINEL_PASSWORD ;;
+        esac
+        sentinel_users
+        if [ -n "$internal" ]; then
+            printf 'sentinel sentinel-user logbook-sentinel\n'
+            printf 'sentinel sentinel-pass %s\n' "$internal"
+        elif [ -n "$password" ]; then
             printf 'sentinel sentinel-pass %s\n' "$password"
         fi
         if [ -n "$primary" ]; then
             # The primary is declared before its settings: Sentinel
             # refuses settings of a primary it does not know.
             printf 'sentinel monitor %s %s %s %s\n' "$master" "$primary" "$data_port" "$quorum"
-            [ -z "$password" ] || printf 'sentinel auth-pass %s %s\n' "$master" "$password"
+            if [ -n "$internal" ]; then
+                printf 'sentinel auth-user %s logbook-sentinel\n' "$master"
+                printf 'sentinel auth-pass %s %s\n' "$master" "$internal"
+            elif [ -n "$password" ]; then
+                printf 'sentinel auth-pass %s %s\n' "$master" "$password"
+            fi
             while IFS= read -r line || [ -n "$line" ]; do
                 printf '%s\n' "$line"
             done <"$conf_dir/master.conf"
         fi
         password=
+        internal=
     } >"$run_conf"
 fi
 "#;

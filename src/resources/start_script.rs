@@ -20,6 +20,7 @@
 use logbook_crds::Topology;
 
 use super::VALKEY_PORT;
+use super::internal_users::{INTERNAL_USERS, data_node_rules};
 
 /// Where a pod with no decided primary replicates from: an address of
 /// TEST-NET-1 (RFC 5737), which nothing answers. This is the fence: a
@@ -92,8 +93,13 @@ umask 077
     if [ -n "${VALKEY_PASSWORD:-}" ]; then
         password=$(quote "$VALKEY_PASSWORD")
         printf 'requirepass %s\n' "$password"
-        printf 'masterauth %s\n' "$password"
+        # Replicas authenticate as the replication user when there is one.
+        [ -n "${LOGBOOK_REPLICATION_PASSWORD:-}" ] || printf 'masterauth %s\n' "$password"
         password=
+    fi
+    if [ -n "${LOGBOOK_REPLICATION_PASSWORD:-}" ]; then
+        printf 'masteruser logbook-replication\n'
+        printf 'masterauth %s\n' "$(quote "$LOGBOOK_REPLICATION_PASSWORD")"
     fi
 } >"$run_conf"
 
@@ -105,13 +111,16 @@ umask 077
 # gives the users again after a restart.
 acl_file=$run_dir/users.acl
 case ${VALKEY_PASSWORD:-} in
-*[[:space:]]*) ;;
+*[[:space:]]*)
+    # No ACL file: the internal users go in the config file.
+    internal_users >>"$run_conf"
+    ;;
 *)
     saved=
     if [ -r "$acl_file" ]; then
         while IFS= read -r line || [ -n "$line" ]; do
             case $line in
-            'user default '* | '') ;;
+            'user default '* | 'user logbook-'* | '') ;;
             *) saved="$saved$line$nl" ;;
             esac
         done <"$acl_file"
@@ -122,6 +131,7 @@ case ${VALKEY_PASSWORD:-} in
         else
             printf 'user default on nopass ~* &* +@all\n'
         fi
+        internal_users
         printf '%s' "$saved"
     } >"$acl_file"
     saved=
@@ -129,6 +139,26 @@ case ${VALKEY_PASSWORD:-} in
     ;;
 esac
 "#;
+
+/// `internal_users`, the shell function printing the internal users'
+/// ACL lines (`user <name> on ><password> <rules>`) of a data node of
+/// `topology`, each only when its password is in the environment and is a
+/// generated one (letters and digits: an ACL line cannot quote).
+fn internal_users_fn(topology: Topology) -> String {
+    let mut out = String::from(
+        "\n# The internal users (resources/internal_users.rs), from the environment.\ninternal_users() {\n",
+    );
+    for user in INTERNAL_USERS {
+        let rules = data_node_rules(user.name, topology);
+        out.push_str(&format!(
+            "    case ${{{env}:-}} in\n    '' | *[!0-9A-Za-z]*) ;;\n    *) printf 'user {name} on >%s {rules}\\n' \"${env}\" ;;\n    esac\n",
+            env = user.env,
+            name = user.name,
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
 
 /// Standalone boots as a primary: there is no one else to follow.
 const BOOT_PRIMARY: &str = r#"
@@ -172,7 +202,8 @@ pub fn render_start_script(topology: Topology) -> String {
         Topology::Cluster => BOOT_CLUSTER.to_owned(),
         Topology::Replication | Topology::Sentinel => boot_replica(),
     };
-    format!("{PRELUDE_HEAD}{QUOTE_FN}{PRELUDE_TAIL}{role}{EXEC}")
+    let users = internal_users_fn(topology);
+    format!("{PRELUDE_HEAD}{QUOTE_FN}{users}{PRELUDE_TAIL}{role}{EXEC}")
 }
 
 /// The role section of every topology but Standalone.

@@ -167,6 +167,10 @@ pub fn build_statefulset(
 fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
     let mut env = vec![field_env(POD_IP_ENV, "status.podIP")];
     env.extend(password_env(meta, spec));
+    env.extend(super::internal_users::internal_env(
+        meta,
+        &super::internal_users::INTERNAL_USERS.map(|u| u.name),
+    ));
     Container {
         lifecycle: spec.topology.is_cluster().then(|| Lifecycle {
             pre_stop: Some(LifecycleHandler {

@@ -71,6 +71,13 @@ struct State {
     /// refuses `password`: a server not yet given the new one during a
     /// rotation, or one of a topology that does not rotate live.
     fallback: Option<Password>,
+    /// The ACL user (and its password) tried first, before `default` with
+    /// `password` (the operator's own user: a server that does not know
+    /// it yet, started before it existed, takes the cluster's password).
+    identity: Option<(String, Password)>,
+    /// The Sentinels' own user's password, given to a Sentinel for the
+    /// data nodes (`SENTINEL SET auth-user/auth-pass`).
+    sentinel_auth: Option<Password>,
     /// TLS settings and their connector; `None`: plaintext.
     tls: Option<(TlsSettings, Connector)>,
     next_id: u64,
@@ -146,6 +153,8 @@ impl ValkeyClient {
             state: Arc::new(Mutex::new(State {
                 password,
                 fallback: None,
+                identity: None,
+                sentinel_auth: None,
                 tls: None,
                 next_id: 0,
                 connections: HashMap::new(),
@@ -190,6 +199,31 @@ impl ValkeyClient {
             state.fallback = fallback;
             state.connections.clear();
         }
+    }
+
+    /// Authenticates as ACL user `identity` first (`None`: as `default`
+    /// only); open connections are dropped when that changes.
+    pub async fn set_identity(&self, identity: Option<(String, Password)>) {
+        let mut state = self.state.lock().await;
+        if state.identity != identity {
+            state.identity = identity;
+            state.connections.clear();
+        }
+    }
+
+    /// The identity in force, for commands that carry it to another
+    /// server (`MIGRATE ... AUTH2`). Never to be formatted.
+    pub(super) async fn identity(&self) -> Option<(String, Password)> {
+        self.state.lock().await.identity.clone()
+    }
+
+    /// The password of the Sentinels' own user (see [`State`]).
+    pub async fn set_sentinel_auth(&self, password: Option<Password>) {
+        self.state.lock().await.sentinel_auth = password;
+    }
+
+    pub(super) async fn sentinel_auth(&self) -> Option<Password> {
+        self.state.lock().await.sentinel_auth.clone()
     }
 
     /// Speaks TLS with `settings` (or plaintext with `None`) from now on;
@@ -567,15 +601,31 @@ impl ValkeyClient {
                     reused: true,
                 });
             }
-            (state.password.clone(), state.fallback.clone())
+            (
+                state.password.clone(),
+                state.fallback.clone(),
+                state.identity.clone(),
+            )
         };
-        let (password, fallback) = password;
-        let (connection, served) = match self.connect(addr, password.as_ref()).await {
-            Err(ProbeError::AuthFailed { .. }) if fallback.is_some() => {
-                self.connect(addr, fallback.as_ref()).await?
+        let (password, fallback, identity) = password;
+        // The identity, then `default` with the password, then with the
+        // fallback: each tried when the one before is refused.
+        let mut credentials: Vec<(Option<&str>, Option<&Password>)> = Vec::new();
+        if let Some((user, secret)) = &identity {
+            credentials.push((Some(user.as_str()), Some(secret)));
+        }
+        credentials.push((None, password.as_ref()));
+        if fallback.is_some() {
+            credentials.push((None, fallback.as_ref()));
+        }
+        let mut outcome = Err(ProbeError::Refused { addr });
+        for (user, secret) in credentials {
+            outcome = self.connect(addr, user, secret).await;
+            if !matches!(outcome, Err(ProbeError::AuthFailed { .. })) {
+                break;
             }
-            other => other?,
-        };
+        }
+        let (connection, served) = outcome?;
         let mut state = self.state.lock().await;
         if let Some(pooled) = state.connections.get(&addr) {
             // Another task connected meanwhile: share its connection so each
@@ -618,6 +668,7 @@ impl ValkeyClient {
     async fn connect(
         &self,
         addr: SocketAddr,
+        user: Option<&str>,
         password: Option<&Password>,
     ) -> Result<(MultiplexedConnection, Option<String>), ProbeError> {
         let limit = self.timeouts.connect;
@@ -649,6 +700,9 @@ impl ValkeyClient {
         };
         if let Some(password) = password {
             let mut auth = redis::cmd("AUTH");
+            if let Some(user) = user {
+                auth.arg(user);
+            }
             auth.arg(password.expose());
             let reply = timeout(limit, auth.query_async::<Value>(&mut connection))
                 .await

@@ -259,7 +259,10 @@ impl ValkeyClient {
         if replace {
             cmd.arg("REPLACE");
         }
-        if let Some(password) = self.password().await {
+        // The target runs what MIGRATE sends as the user it authenticates.
+        if let Some((user, password)) = self.identity().await {
+            cmd.arg("AUTH2").arg(user).arg(password.expose());
+        } else if let Some(password) = self.password().await {
             cmd.arg("AUTH").arg(password.expose());
         }
         cmd.arg("KEYS");

@@ -353,9 +353,11 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
-    /// `SENTINEL SET name auth-pass <password>` with the client's own
-    /// password (the data nodes take the same one), so the secret never
-    /// passes through the caller. Without a password it sets an empty one,
+    /// `SENTINEL SET name auth-user logbook-sentinel auth-pass <password>`
+    /// with the Sentinels' own user's password the client holds, or
+    /// without one `auth-pass` with the client's own password (the data
+    /// nodes take the same one), so the secret never passes through the
+    /// caller. Without a password it sets an empty one,
     /// which the server takes as none.
     ///
     /// # Errors
@@ -366,6 +368,23 @@ impl ValkeyClient {
         addr: SocketAddr,
         name: &str,
     ) -> Result<(), ProbeError> {
+        // The Sentinels' own user when there is one: then a change of the
+        // cluster's password never touches the Sentinels' links.
+        if let Some(secret) = self.sentinel_auth().await {
+            return self
+                .sentinel_set(
+                    addr,
+                    name,
+                    &[
+                        (
+                            "auth-user",
+                            crate::resources::internal_users::SENTINEL_USER.to_owned(),
+                        ),
+                        ("auth-pass", secret.expose().to_owned()),
+                    ],
+                )
+                .await;
+        }
         let secret = self
             .password()
             .await

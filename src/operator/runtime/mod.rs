@@ -594,6 +594,21 @@ impl ClusterRuntime {
         self.password = Some(password);
     }
 
+    /// Gives the clients the internal users' passwords (by user name): the
+    /// operator's own user to authenticate as, the Sentinels' to give them.
+    pub async fn set_internal(&mut self, internal: std::collections::BTreeMap<String, Password>) {
+        use crate::resources::internal_users::{OPERATOR_USER, SENTINEL_USER};
+        let identity = internal
+            .get(OPERATOR_USER)
+            .map(|p| (OPERATOR_USER.to_owned(), p.clone()));
+        for client in [self.executor.valkey(), &self.probe_client] {
+            client.set_identity(identity.clone()).await;
+            client
+                .set_sentinel_auth(internal.get(SENTINEL_USER).cloned())
+                .await;
+        }
+    }
+
     /// Speaks TLS to the cluster's servers with `settings` (plaintext with
     /// `None`), on the executor's and the prober's clients.
     ///

@@ -1,0 +1,193 @@
+//! The internal ACL users: what the operator and the servers themselves
+//! need, each with the least it needs, so that nothing of Logbook's own
+//! runs as `default` (the cluster password, the applications' and the
+//! administrators') and a change of that password never touches them.
+//!
+//! | user | who | on |
+//! |---|---|---|
+//! | `logbook-operator` | the operator's admin connection | data nodes, Sentinels |
+//! | `logbook-replication` | replicas to their primary (`masteruser`), slot migration | data nodes |
+//! | `logbook-sentinel` | Sentinels to the data nodes (`auth-user`) and to each other (`sentinel-user`) | data nodes, Sentinels |
+//! | `logbook-metrics` | a metrics exporter (read-only server facts) | data nodes |
+//!
+//! Their passwords are generated once into the Secret `<name>-internal`
+//! (one key per user) and reach the pods through the environment; the
+//! start scripts write the users into the ACL file (or the config file)
+//! before the server starts, so they exist from the first connection.
+//! Names starting with `logbook-` are refused for ValkeyUsers.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector};
+use logbook_crds::{Topology, ValkeyClusterSpec};
+
+use super::ClusterMeta;
+
+/// The operator's admin user.
+pub const OPERATOR_USER: &str = "logbook-operator";
+/// The replication user (`masteruser`).
+pub const REPLICATION_USER: &str = "logbook-replication";
+/// The Sentinels' user.
+pub const SENTINEL_USER: &str = "logbook-sentinel";
+/// The metrics exporter's user.
+pub const METRICS_USER: &str = "logbook-metrics";
+
+/// One internal user: its name, its key in `<name>-internal`, and the
+/// environment variable its password reaches a pod in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InternalUser {
+    /// The ACL user name.
+    pub name: &'static str,
+    /// Its key in the internal Secret.
+    pub key: &'static str,
+    /// The environment variable of the start scripts.
+    pub env: &'static str,
+}
+
+/// Every internal user, in a fixed order.
+pub const INTERNAL_USERS: [InternalUser; 4] = [
+    InternalUser {
+        name: OPERATOR_USER,
+        key: "operator",
+        env: "LOGBOOK_OPERATOR_PASSWORD",
+    },
+    InternalUser {
+        name: REPLICATION_USER,
+        key: "replication",
+        env: "LOGBOOK_REPLICATION_PASSWORD",
+    },
+    InternalUser {
+        name: SENTINEL_USER,
+        key: "sentinel",
+        env: "LOGBOOK_SENTINEL_PASSWORD",
+    },
+    InternalUser {
+        name: METRICS_USER,
+        key: "metrics",
+        env: "LOGBOOK_METRICS_PASSWORD",
+    },
+];
+
+/// The internal user named `name`.
+pub fn internal_user(name: &str) -> Option<InternalUser> {
+    INTERNAL_USERS.iter().copied().find(|u| u.name == name)
+}
+
+/// `<cluster>-internal`.
+pub fn internal_secret_name(cluster: &str) -> String {
+    format!("{cluster}-internal")
+}
+
+/// What each internal user may do on a data node of `topology`, after its
+/// password: the commands each one sends, nothing else.
+///
+/// - The operator: probes (`PING`, `INFO`, `ROLE`), role changes
+///   (`REPLICAOF`, `FAILOVER`, `WAIT`, `CLIENT PAUSE`/`UNPAUSE`), settings
+///   (`CONFIG GET`/`SET`), the Cluster (`CLUSTER`, and for the classic
+///   reshard `MIGRATE` with the keys it moves and what the target runs for
+///   it), the ValkeyUsers (`ACL SETUSER`/`DELUSER`/`LIST`/`SAVE`).
+/// - Replication: `PSYNC`, `REPLCONF`, `PING`; in a Cluster also
+///   `CLUSTER` (atomic slot migration's `CLUSTER SYNCSLOTS`, a subcommand
+///   older servers do not know, so the whole command: an ACL file naming
+///   an unknown subcommand would stop the server from starting).
+/// - Sentinel: what Sentinel sends a monitored node (`INFO`, `PING`,
+///   `ROLE`, the hello channel, `REPLICAOF`/`SLAVEOF` with `MULTI`/`EXEC`,
+///   `CONFIG REWRITE`, `CLIENT SETNAME`/`KILL`, `SCRIPT KILL`).
+/// - Metrics: server facts only (`INFO`, `PING`, `ROLE`, `DBSIZE`,
+///   latency, slow log, memory stats, `CLUSTER INFO`, `CLIENT LIST`); no
+///   key, no `CONFIG GET` (which would show `masterauth`).
+pub fn data_node_rules(user: &str, topology: Topology) -> &'static str {
+    match (user, topology) {
+        (OPERATOR_USER, _) => {
+            "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +client|setinfo +cluster +migrate +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save"
+        }
+        (REPLICATION_USER, Topology::Cluster) => "-@all +psync +replconf +ping +cluster",
+        (REPLICATION_USER, _) => "-@all +psync +replconf +ping",
+        (SENTINEL_USER, _) => {
+            "&__sentinel__:hello -@all +ping +info +role +subscribe +publish +replicaof +slaveof +multi +exec +config|rewrite +client|setname +client|kill +script|kill"
+        }
+        _ => {
+            "-@all +ping +info +role +dbsize +latency|latest +latency|history +slowlog|get +slowlog|len +memory|stats +cluster|info +client|list"
+        }
+    }
+}
+
+/// What the operator and the other Sentinels may do on a Sentinel.
+pub fn sentinel_node_rules(user: &str) -> Option<&'static str> {
+    match user {
+        OPERATOR_USER => Some(
+            "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +client|setname +client|setinfo +acl|setuser +acl|list",
+        ),
+        SENTINEL_USER => Some(
+            "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +publish +client|setname +client|kill",
+        ),
+        _ => None,
+    }
+}
+
+/// The internal Secret with `passwords` (key → password).
+pub fn build_internal_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    passwords: &BTreeMap<String, String>,
+) -> Secret {
+    Secret {
+        metadata: meta.object_meta(internal_secret_name(&meta.name), spec),
+        type_: Some("Opaque".to_owned()),
+        data: Some(
+            passwords
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// The environment variables of `users` from the internal Secret.
+pub fn internal_env(meta: &ClusterMeta, users: &[&str]) -> Vec<EnvVar> {
+    INTERNAL_USERS
+        .iter()
+        .filter(|u| users.contains(&u.name))
+        .map(|u| EnvVar {
+            name: u.env.to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: internal_secret_name(&meta.name),
+                    key: u.key.to_owned(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            value: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_user_has_its_own_key_and_variable_and_least_rules() {
+        let mut keys: Vec<&str> = INTERNAL_USERS.iter().map(|u| u.key).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 4);
+        for u in INTERNAL_USERS {
+            assert!(u.name.starts_with("logbook-"));
+            assert!(data_node_rules(u.name, Topology::Replication).contains("-@all"));
+        }
+        // Replication may not write or read keys; metrics may not read
+        // settings (masterauth) or keys.
+        let repl = data_node_rules(REPLICATION_USER, Topology::Replication);
+        assert!(!repl.contains('~') && !repl.contains("+set"), "{repl}");
+        let metrics = data_node_rules(METRICS_USER, Topology::Cluster);
+        assert!(
+            !metrics.contains("config") && !metrics.contains('~'),
+            "{metrics}"
+        );
+        assert!(data_node_rules(REPLICATION_USER, Topology::Cluster).contains("+cluster"));
+        assert!(sentinel_node_rules(METRICS_USER).is_none());
+    }
+}
