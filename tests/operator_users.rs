@@ -567,3 +567,148 @@ async fn the_clusters_own_password_rotates_on_every_node_without_a_restart() {
 async fn export(env: &Env, format: &str) -> String {
     replay_live(env, NAME, &["export", "--format", format]).await
 }
+
+/// Each Sentinel pod's `ip:26379`.
+async fn sentinel_addrs(env: &Env) -> Vec<String> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = env.api();
+    pods.list(&ListParams::default().labels(&format!(
+        "valkey.logbook.dev/cluster={NAME},app.kubernetes.io/component=sentinel"
+    )))
+    .await
+    .unwrap()
+    .items
+    .iter()
+    .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+    .map(|ip| format!("{ip}:26379"))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_clusters_password_rotates_on_nodes_and_sentinels_without_a_restart() {
+    let mut env = Env::start_without_operator("users-sentinel-pw").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    let old = "0ld-sentinel-password".to_owned();
+    put_secret(&env, "cluster-pass", &old).await;
+    env.apply_yaml(&format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {NAME}
+spec:
+  topology: Sentinel
+  replicas: 3
+  sentinel:
+    replicas: 3
+    downAfterMilliseconds: 3000
+    failoverTimeoutMilliseconds: 10000
+  failover:
+    probeIntervalMilliseconds: 200
+  auth:
+    passwordSecret:
+      name: cluster-pass
+      key: password
+    rotationWindowSeconds: 6
+  storage:
+    size: 1Gi
+"#
+    ))
+    .await;
+    let vkc = env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    let primary_addr = env.pod_addr(&primary(&vkc)).await;
+    let sentinels = sentinel_addrs(&env).await;
+    assert_eq!(sentinels.len(), 3);
+    let restarts_before = restarts(&env).await;
+    let writer = Writer::start(primary_addr.clone(), "default", &old);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let new = "n3w-sentinel-password";
+    put_secret(&env, "cluster-pass", new).await;
+    // The data nodes and the Sentinels take the new password beside the
+    // old one.
+    env.eventually(
+        Duration::from_secs(30),
+        "the new password on every node and Sentinel",
+        || {
+            let (env, sentinels) = (&env, sentinels.clone());
+            async move {
+                let mut all = true;
+                for (_, addr) in addrs(env).await {
+                    all &= as_user(&addr, "default", new, &["PING"]).trim() == "PONG";
+                }
+                for addr in &sentinels {
+                    all &= as_user(addr, "default", new, &["PING"]).trim() == "PONG";
+                }
+                all
+            }
+        },
+    )
+    .await;
+    for addr in addrs(&env)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .chain(sentinels.clone())
+    {
+        let got = as_user(&addr, "default", &old, &["PING"]);
+        assert_eq!(
+            got.trim(),
+            "PONG",
+            "{addr}: the old one within the window: {got}"
+        );
+    }
+    writer.switch_to(new);
+    env.eventually(Duration::from_secs(30), "the old password gone", || {
+        let (env, old, sentinels) = (&env, old.clone(), sentinels.clone());
+        async move {
+            let mut gone = true;
+            for (_, addr) in addrs(env).await {
+                gone &= as_user(&addr, "default", &old, &["PING"]).contains("WRONGPASS");
+            }
+            for addr in &sentinels {
+                gone &= as_user(addr, "default", &old, &["PING"]).contains("WRONGPASS");
+            }
+            gone
+        }
+    })
+    .await;
+    let (writes, errors) = writer.stop();
+    assert!(writes > 10, "{writes} writes");
+    assert!(errors.is_empty(), "the writer was refused: {errors:?}");
+    assert_eq!(restarts(&env).await, restarts_before, "no pod restarted");
+    // The Sentinels still name the primary and fail it over: their links
+    // to the data nodes use their own user, untouched by the rotation.
+    let named = as_user(
+        &sentinels[0],
+        "default",
+        new,
+        &["SENTINEL", "GET-PRIMARY-ADDR-BY-NAME", NAME],
+    );
+    assert!(
+        named.contains(primary_addr.rsplit_once(':').unwrap().0),
+        "{named}"
+    );
+    let old_primary = primary(&vkc);
+    env.faults().freeze(NS, &old_primary).await.unwrap();
+    let moved = env
+        .wait_primary_moved(NAME, &old_primary, Duration::from_secs(60))
+        .await;
+    let moved_addr = env.pod_addr(&primary(&moved)).await;
+    env.eventually(Duration::from_secs(20), "writes on the new primary", || {
+        let addr = moved_addr.clone();
+        async move { as_user(&addr, "default", new, &["SET", "x", "1"]).trim() == "OK" }
+    })
+    .await;
+    env.faults().thaw(NS, &old_primary).await.unwrap();
+    let events = env.journal_events(&env.stream(NAME).await).await;
+    let synced_sentinels = events
+        .iter()
+        .filter(|e| matches!(&e.body, logbook_journal::Event::AclObserved { pod, .. } if pod.contains("-sentinel-")))
+        .count();
+    assert!(synced_sentinels >= 3, "the Sentinels' users are journaled");
+    assert!(
+        !format!("{events:?}").contains(new),
+        "no password in the journal"
+    );
+    env.finish().await;
+}

@@ -156,6 +156,21 @@ impl Target<'_> {
         self.interrupt.and_then(|rx| rx.borrow().clone())
     }
 
+    /// The address of `pod`, a data pod or a Sentinel, and whether it is a
+    /// Sentinel.
+    fn any_addr(&self, pod: &str) -> Result<(SocketAddr, bool), ActError> {
+        if let Some(sentinel) = self.state.sentinel.pods.get(pod) {
+            let ip = sentinel.ip.as_deref().ok_or_else(|| {
+                ActError::Refused(format!("Sentinel pod {pod} has no known address"))
+            })?;
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| {
+                ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}"))
+            })?;
+            return Ok((SocketAddr::new(ip, crate::resources::SENTINEL_PORT), true));
+        }
+        self.addr(pod).map(|addr| (addr, false))
+    }
+
     /// The Valkey address of `pod`.
     fn addr(&self, pod: &str) -> Result<SocketAddr, ActError> {
         let ip = self

@@ -29,7 +29,7 @@ pub async fn sync(
     apply: &[String],
     remove: &[String],
 ) -> Result<Done, ActError> {
-    let addr = target.addr(pod)?;
+    let (addr, sentinel) = target.any_addr(pod)?;
     let ns = &target.meta.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut applied = Vec::new();
@@ -76,6 +76,7 @@ pub async fn sync(
         // (`masteruser`, every pod started by this version) keeps its
         // `masterauth`: the cluster's password is not replication's.
         let own_replication_user = record.object == CLUSTER_PASSWORD
+            && !sentinel
             && valkey
                 .config_get(addr, "masteruser")
                 .await
@@ -84,7 +85,7 @@ pub async fn sync(
                     source,
                 })?
                 .is_some_and(|user| !user.is_empty());
-        if record.object == CLUSTER_PASSWORD && !own_replication_user {
+        if record.object == CLUSTER_PASSWORD && !own_replication_user && !sentinel {
             // The cluster's own password is also what replicas
             // authenticate to their primary with: from now on the new one
             // (the primary, given it too, takes both while the window is
@@ -112,13 +113,26 @@ pub async fn sync(
             what: format!("deleting ACL users {} on {pod}", remove.join(", ")),
             source,
         })?;
-    let saved = valkey
-        .acl_save(addr)
-        .await
-        .map_err(|source| ActError::Valkey {
-            what: format!("saving the ACL file of {pod}"),
-            source,
-        })?;
+    // A Sentinel keeps its users in its config file, rewritten by
+    // `SENTINEL FLUSHCONFIG`; a data node in its ACL file.
+    let saved = if sentinel {
+        valkey
+            .sentinel_flushconfig(addr)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("saving the config file of {pod}"),
+                source,
+            })?;
+        true
+    } else {
+        valkey
+            .acl_save(addr)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("saving the ACL file of {pod}"),
+                source,
+            })?
+    };
     let lines = valkey
         .acl_list(addr)
         .await
@@ -126,7 +140,11 @@ pub async fn sync(
             what: format!("reading the ACL users of {pod} back"),
             source,
         })?;
-    let users = acl_users(&lines, &watched_usernames(target.state));
+    let users = if sentinel {
+        acl_users(&lines, &["default"])
+    } else {
+        acl_users(&lines, &watched_usernames(target.state))
+    };
     let mut detail = Vec::new();
     if !applied.is_empty() {
         detail.push(format!("applied {}", applied.join(", ")));
@@ -152,7 +170,8 @@ pub async fn sync(
     })
 }
 
-/// Whether every data pod but `pod` holds `record` as it says now.
+/// Whether every data pod and Sentinel but `pod` holds `record` as it
+/// says now.
 fn every_other_node_holds(
     target: Target<'_>,
     pod: &str,
@@ -162,6 +181,7 @@ fn every_other_node_holds(
         .state
         .pods
         .keys()
+        .chain(target.state.sentinel.pods.keys())
         .filter(|p| p.as_str() != pod)
         .all(|p| target.state.users.holds(p, record))
 }

@@ -14,7 +14,6 @@
 //! Decided after the topology's own concerns, which come first (a
 //! failover never waits on an ACL), and only on nodes that answer.
 
-use logbook_crds::Topology;
 use logbook_journal::{CLUSTER_PASSWORD, Intent, Reachability, ReasonCode, UserRecord};
 
 use super::Decision;
@@ -79,6 +78,43 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
             detail,
         ));
     }
+    // The Sentinels hold `default` too (their clients authenticate with the
+    // cluster's password): kept like a data node's, when the operator
+    // keeps it.
+    if let Some(record) = kept
+        .iter()
+        .find(|r| r.object == CLUSTER_PASSWORD && r.applicable())
+    {
+        for (name, sentinel) in &view.state.sentinel.pods {
+            let answering = sentinel.reachability == Some(Reachability::Reachable);
+            if !answering
+                || !users.nodes.contains_key(name)
+                || users.failed_as_now(name)
+                || users.holds(name, record)
+            {
+                continue;
+            }
+            let differing = vec![record.username.clone()];
+            let (missing, differing) = if users.has(name, &record.username) {
+                (Vec::new(), differing)
+            } else {
+                (differing, Vec::new())
+            };
+            out.push(Decision::new(
+                Intent::SyncUsers {
+                    pod: name.clone(),
+                    apply: vec![record.username.clone()],
+                    remove: Vec::new(),
+                },
+                ReasonCode::UsersOutOfSync {
+                    missing: missing.clone(),
+                    differing: differing.clone(),
+                    deleted: Vec::new(),
+                },
+                describe(name, &missing, &differing, &[]),
+            ));
+        }
+    }
     if !out.is_empty() {
         return out;
     }
@@ -108,14 +144,10 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
 
 /// Whether `record` is kept on the nodes by this concern: every
 /// ValkeyUser; the cluster's own password (user `default`) once it has
-/// changed, except in topology Sentinel, whose Sentinels authenticate to
-/// the data nodes with it and are not rotated live yet (a changed
-/// password there is taken by each pod at its next start).
+/// changed, on every topology (replication and the Sentinels' links use
+/// their own users, so it is only the clients' and administrators').
 fn kept_here(view: &ClusterView<'_>, record: &UserRecord) -> bool {
-    if record.object != CLUSTER_PASSWORD {
-        return true;
-    }
-    view.topology() != Topology::Sentinel && view.state.users.manages_default()
+    record.object != CLUSTER_PASSWORD || view.state.users.manages_default()
 }
 
 fn describe(pod: &str, missing: &[String], differing: &[String], deleted: &[String]) -> String {

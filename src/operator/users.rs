@@ -179,7 +179,34 @@ pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<
             Err(err) => tracing::debug!(%pod, %err, "ACL LIST failed; read again next reconcile"),
         }
     }
+    // The Sentinels hold `default` too (what their clients authenticate
+    // with), once the operator keeps it.
+    if watched.contains(&"default") {
+        for (pod, view) in &state.sentinel.pods {
+            if view.reachability != Some(Reachability::Reachable) {
+                continue;
+            }
+            let Some(addr) = view.ip.as_deref().and_then(sentinel_addr) else {
+                continue;
+            };
+            match valkey.acl_list(addr).await {
+                Ok(lines) => {
+                    events.extend(observe_acl(state, pod, acl_users(&lines, &["default"])));
+                }
+                Err(err) => {
+                    tracing::debug!(%pod, %err, "ACL LIST failed; read again next reconcile")
+                }
+            }
+        }
+    }
     events
+}
+
+/// A Sentinel's address from its pod IP.
+fn sentinel_addr(ip: &str) -> Option<std::net::SocketAddr> {
+    ip.parse()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, crate::resources::SENTINEL_PORT))
 }
 
 /// The status of ValkeyUser `user` as the projection has it.

@@ -194,7 +194,16 @@ fn the_password_comes_from_its_secret_and_only_with_auth() {
     let sts = build(&spec);
     let env = sentinel(&sts).env.as_ref().unwrap();
     let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["POD_IP", "POD_NAME", "VALKEY_PASSWORD"]);
+    assert_eq!(
+        names,
+        [
+            "POD_IP",
+            "POD_NAME",
+            "VALKEY_PASSWORD",
+            "LOGBOOK_OPERATOR_PASSWORD",
+            "LOGBOOK_SENTINEL_PASSWORD"
+        ]
+    );
     let field = |i: usize| {
         env[i]
             .value_from

@@ -236,7 +236,8 @@ mod tests {
     #[test]
     fn standalone_boots_without_replicaof() {
         let s = render_start_script(Topology::Standalone);
-        assert!(!s.contains("replicaof"), "{s}");
+        // No replicaof directive (the operator's own user may send it).
+        assert!(!s.contains("printf 'replicaof"), "{s}");
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("set -eu"));
         assert!(s.trim_end().ends_with(r#"exec redis-server "$run_conf""#));
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn a_cluster_node_announces_its_pod_address_and_never_replicaof() {
         let s = render_start_script(Topology::Cluster);
-        assert!(!s.contains("replicaof"), "{s}");
+        assert!(!s.contains("printf 'replicaof"), "{s}");
         assert!(s.contains("cluster-announce-ip %s"), "{s}");
         assert!(s.contains("masterauth"), "{s}");
     }
@@ -279,12 +280,38 @@ mod tests {
     fn the_acl_file_holds_the_default_user_from_the_password_and_keeps_saved_users() {
         let s = render_start_script(Topology::Cluster);
         assert!(s.contains("acl_file=$run_dir/users.acl"), "{s}");
-        assert!(s.contains("'user default '* | '') ;;"), "{s}");
+        assert!(
+            s.contains("'user default '* | 'user logbook-'* | '') ;;"),
+            "{s}"
+        );
         assert!(
             s.contains(r#"printf 'aclfile %s\n' "$(quote "$acl_file")""#),
             "{s}"
         );
-        assert!(s.contains("*[[:space:]]*) ;;"), "{s}");
+        assert!(
+            s.contains("*[[:space:]]*)\n    # No ACL file: the internal users go in the config file.\n    internal_users >>\"$run_conf\""),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_internal_users_come_from_the_environment_with_generated_passwords_only() {
+        let s = render_start_script(Topology::Cluster);
+        for user in INTERNAL_USERS {
+            assert!(s.contains(&format!("case ${{{}:-}} in", user.env)), "{s}");
+            assert!(
+                s.contains(&format!("printf 'user {} on >%s ", user.name)),
+                "{s}"
+            );
+        }
+        assert!(s.contains("'' | *[!0-9A-Za-z]*) ;;"), "{s}");
+        assert!(
+            s.contains("printf 'masteruser logbook-replication\\n'"),
+            "{s}"
+        );
+        assert!(s.contains("-@all +psync +replconf +ping +cluster"), "{s}");
+        let r = render_start_script(Topology::Replication);
+        assert!(r.contains("-@all +psync +replconf +ping\\n"), "{r}");
     }
 
     #[test]

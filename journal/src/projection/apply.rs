@@ -553,6 +553,8 @@ impl ClusterState {
             }
             Event::SentinelPodDeleted { pod } => {
                 self.observed();
+                // A new Sentinel pod of the name is given `default` again.
+                self.users.pod_replaced(pod);
                 if self.sentinel.pods.remove(pod).is_none() {
                     self.anomaly(
                         seq,

@@ -566,29 +566,14 @@ impl ClusterRuntime {
     }
 
     /// Replaces the clients' password when it changed (they keep the old
-    /// one to fall back on while the nodes are rotated). In topology
-    /// Sentinel, whose Sentinels are not rotated live, the old one stays
-    /// first and the new one is the fallback (a pod restarted since has
-    /// only the new one).
+    /// one to fall back on while the nodes are rotated). The operator
+    /// authenticates as its own user first: `default` is its fallback for
+    /// a pod started before that user existed.
     pub async fn set_password(&mut self, password: Option<Password>) {
         if self.password_read.as_ref() == Some(&password) {
             return;
         }
         self.password_read = Some(password.clone());
-        let sentinel = self
-            .state
-            .desired_spec()
-            .and_then(Result::ok)
-            .is_some_and(|spec| spec.topology.uses_sentinel());
-        if let (true, Some(Some(old))) = (sentinel, self.password.clone()) {
-            // The old one first, the new one as the fallback.
-            for client in [self.executor.valkey(), &self.probe_client] {
-                client
-                    .set_passwords(Some(old.clone()), password.clone())
-                    .await;
-            }
-            return;
-        }
         self.executor.valkey().set_password(password.clone()).await;
         self.probe_client.set_password(password.clone()).await;
         self.password = Some(password);
