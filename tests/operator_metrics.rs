@@ -203,6 +203,19 @@ async fn metrics_show_a_failover_and_pass_promtool() {
                 == 2
     })
     .await;
+    // No secret in a metric or a label: neither the cluster's password nor
+    // an internal user's.
+    let password = env.password("demo").await;
+    assert!(!ready.contains(&password), "the password in /metrics");
+    let internal: kube::Api<k8s_openapi::api::core::v1::Secret> = env.api();
+    let internal = internal.get("demo-internal").await.unwrap();
+    for (key, value) in internal.data.unwrap() {
+        let value = String::from_utf8(value.0).unwrap();
+        assert!(
+            !ready.contains(&value),
+            "internal password {key} in /metrics"
+        );
+    }
     let s = samples(&ready);
     assert_eq!(
         value(&s, &format!("logbook_journal_healthy{}", cluster(""))),

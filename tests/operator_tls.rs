@@ -672,23 +672,6 @@ fn certificate_condition(vkc: &logbook_crds::ValkeyCluster) -> Option<(bool, Str
         .map(|c| (c.status == "True", c.message.clone()))
 }
 
-/// Each Sentinel pod's `ip:26379`.
-async fn sentinel_addrs(env: &Env, cluster: &str) -> Vec<String> {
-    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = env.api();
-    let listed = pods
-        .list(&ListParams::default().labels(&format!(
-            "valkey.logbook.dev/cluster={cluster},app.kubernetes.io/component=sentinel"
-        )))
-        .await
-        .unwrap();
-    listed
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:26379"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_over_tls_fails_over_a_killed_primary() {
     let mut env = Env::start_without_operator("tls-sentinel").await;

@@ -568,21 +568,6 @@ async fn export(env: &Env, format: &str) -> String {
     replay_live(env, NAME, &["export", "--format", format]).await
 }
 
-/// Each Sentinel pod's `ip:26379`.
-async fn sentinel_addrs(env: &Env) -> Vec<String> {
-    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = env.api();
-    pods.list(&ListParams::default().labels(&format!(
-        "valkey.logbook.dev/cluster={NAME},app.kubernetes.io/component=sentinel"
-    )))
-    .await
-    .unwrap()
-    .items
-    .iter()
-    .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-    .map(|ip| format!("{ip}:26379"))
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_clusters_password_rotates_on_nodes_and_sentinels_without_a_restart() {
     let mut env = Env::start_without_operator("users-sentinel-pw").await;
@@ -617,7 +602,7 @@ spec:
     .await;
     let vkc = env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
-    let sentinels = sentinel_addrs(&env).await;
+    let sentinels = sentinel_addrs(&env, NAME).await;
     assert_eq!(sentinels.len(), 3);
     let restarts_before = restarts(&env).await;
     let writer = Writer::start(primary_addr.clone(), "default", &old);

@@ -87,10 +87,15 @@ pub fn internal_secret_name(cluster: &str) -> String {
 ///   (`CONFIG GET`/`SET`), the Cluster (`CLUSTER`, and for the classic
 ///   reshard `MIGRATE` with the keys it moves and what the target runs for
 ///   it), the ValkeyUsers (`ACL SETUSER`/`DELUSER`/`LIST`/`SAVE`).
-/// - Replication: `PSYNC`, `REPLCONF`, `PING`; in a Cluster also
-///   `CLUSTER` (atomic slot migration's `CLUSTER SYNCSLOTS`, a subcommand
-///   older servers do not know, so the whole command: an ACL file naming
-///   an unknown subcommand would stop the server from starting).
+/// - Replication: `PSYNC`, `REPLCONF`, `PING`. In a Cluster, atomic slot
+///   migration authenticates as this user too, and the target runs the
+///   migrated slots' stream (`SELECT`, every write command) as it: there
+///   it may run every data command but no admin one (`-@admin`), plus
+///   `CLUSTER` (`CLUSTER SYNCSLOTS`, a subcommand older servers do not
+///   know, so the whole command: an ACL file naming an unknown subcommand
+///   would stop the server from starting). Found with a real 9.1 server:
+///   with replication's three commands alone, a migration under writes
+///   fails with `NOPERM ... 'select'` on the target.
 /// - Sentinel: what Sentinel sends a monitored node (`INFO`, `PING`,
 ///   `ROLE`, the hello channel, `REPLICAOF`/`SLAVEOF` with `MULTI`/`EXEC`,
 ///   `CONFIG REWRITE`, `CLIENT SETNAME`/`KILL`, `SCRIPT KILL`).
@@ -102,7 +107,9 @@ pub fn data_node_rules(user: &str, topology: Topology) -> &'static str {
         (OPERATOR_USER, _) => {
             "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +client|setinfo +cluster +migrate +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save"
         }
-        (REPLICATION_USER, Topology::Cluster) => "-@all +psync +replconf +ping +cluster",
+        (REPLICATION_USER, Topology::Cluster) => {
+            "~* &* +@all -@admin +psync +replconf +ping +cluster"
+        }
         (REPLICATION_USER, _) => "-@all +psync +replconf +ping",
         (SENTINEL_USER, _) => {
             "&__sentinel__:hello -@all +ping +info +role +subscribe +publish +replicaof +slaveof +multi +exec +config|rewrite +client|setname +client|kill +script|kill"

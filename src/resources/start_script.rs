@@ -309,7 +309,10 @@ mod tests {
             s.contains("printf 'masteruser logbook-replication\\n'"),
             "{s}"
         );
-        assert!(s.contains("-@all +psync +replconf +ping +cluster"), "{s}");
+        assert!(
+            s.contains("~* &* +@all -@admin +psync +replconf +ping +cluster"),
+            "{s}"
+        );
         let r = render_start_script(Topology::Replication);
         assert!(r.contains("-@all +psync +replconf +ping\\n"), "{r}");
     }

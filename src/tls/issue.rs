@@ -22,7 +22,6 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 
 /// How long a CA is valid: 10 years. Rotating a CA means re-trusting it in
 /// every client, so it is made to outlive the clusters it serves.
@@ -326,12 +325,8 @@ pub fn verify_name(cluster: &str, namespace: &str) -> String {
 /// certificate; [`TlsError::NoCertificate`] when there is none.
 pub fn fingerprint(pem: &str) -> Result<String, TlsError> {
     let der = first_certificate(pem)?;
-    let digest = Sha256::digest(der.as_ref());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    Ok(hex)
+    // The same digest the operator's client takes of a served certificate.
+    Ok(crate::valkey::certificate_fingerprint(der.as_ref()))
 }
 
 /// The first 16 hex digits of a [`fingerprint`], for labels, annotations

@@ -1030,3 +1030,18 @@ pub async fn create_user_sample(env: &Env) {
     let users: Api<logbook_crds::ValkeyUser> = env.api();
     users.create(&PostParams::default(), &user).await.unwrap();
 }
+
+/// Each Sentinel pod's `ip:26379` of `cluster`.
+pub async fn sentinel_addrs(env: &Env, cluster: &str) -> Vec<String> {
+    let pods: Api<Pod> = env.api();
+    pods.list(&ListParams::default().labels(&format!(
+        "valkey.logbook.dev/cluster={cluster},app.kubernetes.io/component=sentinel"
+    )))
+    .await
+    .unwrap()
+    .items
+    .iter()
+    .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+    .map(|ip| format!("{ip}:26379"))
+    .collect()
+}
