@@ -98,21 +98,25 @@ pub fn internal_secret_name(cluster: &str) -> String {
 ///   fails with `NOPERM ... 'select'` on the target.
 /// - Sentinel: what Sentinel sends a monitored node (`INFO`, `PING`,
 ///   `ROLE`, the hello channel, `REPLICAOF`/`SLAVEOF` with `MULTI`/`EXEC`,
-///   `CONFIG REWRITE`, `CLIENT SETNAME`/`KILL`, `SCRIPT KILL`).
+///   `FAILOVER` and `CLIENT PAUSE` (in its `MULTI`) for `SENTINEL
+///   FAILOVER … COORDINATED`, `CONFIG REWRITE`, `CLIENT SETNAME`/`KILL`,
+///   `SCRIPT KILL`). Found with a real 9.1 Sentinel: without `CLIENT
+///   PAUSE` a coordinated failover stops waiting for the promotion (the
+///   node's `ACL LOG` names it).
 /// - Metrics: server facts only (`INFO`, `PING`, `ROLE`, `DBSIZE`,
 ///   latency, slow log, memory stats, `CLUSTER INFO`, `CLIENT LIST`); no
 ///   key, no `CONFIG GET` (which would show `masterauth`).
 pub fn data_node_rules(user: &str, topology: Topology) -> &'static str {
     match (user, topology) {
         (OPERATOR_USER, _) => {
-            "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +client|setinfo +cluster +migrate +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save"
+            "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +cluster +migrate +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save"
         }
         (REPLICATION_USER, Topology::Cluster) => {
             "~* &* +@all -@admin +psync +replconf +ping +cluster"
         }
         (REPLICATION_USER, _) => "-@all +psync +replconf +ping",
         (SENTINEL_USER, _) => {
-            "&__sentinel__:hello -@all +ping +info +role +subscribe +publish +replicaof +slaveof +multi +exec +config|rewrite +client|setname +client|kill +script|kill"
+            "&__sentinel__:hello -@all +ping +info +role +subscribe +publish +replicaof +slaveof +failover +multi +exec +config|rewrite +client|setname +client|kill +client|pause +client|unpause +script|kill"
         }
         _ => {
             "-@all +ping +info +role +dbsize +latency|latest +latency|history +slowlog|get +slowlog|len +memory|stats +cluster|info +client|list"
@@ -124,7 +128,7 @@ pub fn data_node_rules(user: &str, topology: Topology) -> &'static str {
 pub fn sentinel_node_rules(user: &str) -> Option<&'static str> {
     match user {
         OPERATOR_USER => Some(
-            "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +client|setname +client|setinfo +acl|setuser +acl|list",
+            "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +client|setname +acl|setuser +acl|list",
         ),
         SENTINEL_USER => Some(
             "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +publish +client|setname +client|kill",
