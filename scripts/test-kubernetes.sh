@@ -61,6 +61,13 @@ case "$server" in v1.*) ok "kube-apiserver $server" ;; *) fail "server version: 
 ok "the CRD is accepted and Established (CEL rules compiled by the API server)"
 
 for sample in "$ROOT"/config/samples/*.yaml; do
+	if grep -q '^apiVersion: cert-manager.io/' "$sample"; then
+		# cert-manager's kinds are not installed here: only the sample's
+		# own objects (those of other API groups) are checked.
+		awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/apiVersion: cert-manager.io\// { print }' "$sample" \
+			| "$KUBECTL" apply --dry-run=server -f - >/dev/null || fail "sample $(basename "$sample") refused"
+		continue
+	fi
 	"$KUBECTL" apply --dry-run=server -f "$sample" >/dev/null || fail "sample $(basename "$sample") refused"
 done
 ok "every sample in config/samples is accepted (server-side dry run)"

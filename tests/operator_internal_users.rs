@@ -138,6 +138,42 @@ spec:
     );
     assert!(role.contains("master"), "{role}");
 
+    // A node that lacks an internal user (one started by an earlier
+    // version, or a user deleted by hand) is given it again, journaled.
+    let deleted = redis_cli(
+        &primary_addr,
+        &password,
+        &["ACL", "DELUSER", "logbook-metrics", "logbook-sentinel"],
+    );
+    assert_eq!(deleted.trim(), "2", "{deleted}");
+    env.eventually(
+        Duration::from_secs(20),
+        "the internal users given back",
+        || {
+            let (addr, password) = (primary_addr.clone(), password.clone());
+            async move {
+                let users = redis_cli(&addr, &password, &["ACL", "USERS"]);
+                users.contains("logbook-metrics") && users.contains("logbook-sentinel")
+            }
+        },
+    )
+    .await;
+    assert!(as_metrics(&["INFO", "server"]).contains("redis_version"));
+    let events = env.journal_events(&env.stream("demo").await).await;
+    assert!(
+        events.iter().any(
+            |e| matches!(&e.body, logbook_journal::Event::Decided { intents }
+            if intents.iter().any(|p| matches!(&p.intent,
+                logbook_journal::Intent::SyncUsers { pod, apply, .. }
+                    if *pod == primary(&vkc) && apply.contains(&"logbook-metrics".to_owned()))))
+        ),
+        "the SyncUsers giving them back is journaled"
+    );
+    assert!(
+        !format!("{events:?}").contains(&metrics),
+        "no password in the journal"
+    );
+
     // A failover: the new primary's replicas follow it as the
     // replication user.
     let old = primary(&vkc);

@@ -53,6 +53,8 @@ pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};
 pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};
 pub use time::Timestamp;
-pub use users::{AclDigest, CLUSTER_PASSWORD, NodeUsers, Rotation, UserRecord, UserWant};
+pub use users::{
+    AclDigest, CLUSTER_PASSWORD, INTERNAL_USER, NodeUsers, Rotation, UserRecord, UserWant,
+};
 pub use verify::{ProblemKind, VerifyProblem, VerifyReport};
 pub use writer::{NewEvent, StreamWriter};

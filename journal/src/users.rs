@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 /// `default` user, `spec.auth`): no ValkeyUser can be named so.
 pub const CLUSTER_PASSWORD: &str = "(cluster)";
 
+/// The prefix of the object names of the records of the operator's
+/// internal users (`(internal) logbook-operator`, …): no ValkeyUser can
+/// be named so. Such a user is given to a node that lacks it (one started
+/// before it existed); a node that holds it keeps it as it booted.
+pub const INTERNAL_USER: &str = "(internal) ";
+
 /// A `ValkeyUser` object of the cluster, as last read; or, under
 /// [`CLUSTER_PASSWORD`], the cluster's own password for user `default`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +51,12 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// Whether this is the record of one of the operator's internal users.
+    #[must_use]
+    pub fn is_internal(&self) -> bool {
+        self.object.starts_with(INTERNAL_USER)
+    }
+
     /// Whether the record can be applied: not being deleted, a password,
     /// no problem.
     #[must_use]

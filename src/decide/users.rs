@@ -50,6 +50,13 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
                 if has {
                     deleted.push(record.username.clone());
                 }
+            } else if record.is_internal() {
+                // An internal user is given to a node that lacks it (one
+                // started before it existed); one that holds it keeps it
+                // as it booted.
+                if record.applicable() && !has {
+                    missing.push(record.username.clone());
+                }
             } else if record.applicable() && !users.holds(pod.name, record) {
                 if has {
                     differing.push(record.username.clone());

@@ -115,6 +115,35 @@ pub fn cluster_password_record(
     }
 }
 
+/// The record of internal user `name` of a cluster of `topology`, its
+/// password read from `<cluster>-internal` key `key` now.
+pub fn internal_record(
+    cluster: &str,
+    user: crate::resources::internal_users::InternalUser,
+    password: &Password,
+    topology: logbook_crds::Topology,
+) -> UserRecord {
+    let rules = crate::resources::internal_users::data_node_rules(user.name, topology);
+    UserRecord {
+        object: format!("{}{}", logbook_journal::INTERNAL_USER, user.name),
+        username: user.name.to_owned(),
+        generation: 0,
+        rules: std::iter::once("on")
+            .chain(rules.split_whitespace())
+            .map(str::to_owned)
+            .collect(),
+        secret: format!(
+            "{}/{}",
+            crate::resources::internal_users::internal_secret_name(cluster),
+            user.key
+        ),
+        password: Some(password_fingerprint(password)),
+        problem: None,
+        deleting: false,
+        rotation_window_ms: 0,
+    }
+}
+
 /// A window in seconds as milliseconds (a negative one, which validation
 /// refuses, as none).
 fn window_ms(seconds: i32) -> u64 {

@@ -320,6 +320,21 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // The internal users' passwords: the operator authenticates as its
     // own user, and gives the Sentinels theirs.
     let internal = super::users::read_internal(&client, &meta).await?;
+    let internal_records: Vec<logbook_journal::UserRecord> = match rt.state.desired_spec() {
+        Some(Ok(spec)) => crate::resources::internal_users::INTERNAL_USERS
+            .iter()
+            .filter_map(|user| {
+                let password = internal.get(user.name)?;
+                Some(crate::observe::users::internal_record(
+                    &meta.name,
+                    *user,
+                    password,
+                    spec.topology,
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     rt.set_internal(internal).await;
     // TLS: the certificate Secret, the clients' CA, what the nodes serve.
     let tls_pending = super::tls::observe(&client, &meta, &mut rt).await?;
@@ -335,6 +350,20 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .get(logbook_journal::CLUSTER_PASSWORD)
             .cloned()
     }));
+    // The internal users, so that a node started before they existed is
+    // given them (kept as last read when their Secret could not be read).
+    if internal_records.is_empty() {
+        records.extend(
+            rt.state
+                .users
+                .records
+                .values()
+                .filter(|r| r.is_internal())
+                .cloned(),
+        );
+    } else {
+        records.extend(internal_records);
+    }
     let events = crate::observe::users::observe_users(&rt.state, &records);
     rt.record(events, None).await?;
     // What each answering node holds of those users.
