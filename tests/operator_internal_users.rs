@@ -41,7 +41,9 @@ fn clients(addr: &str, password: &str) -> Vec<std::collections::BTreeMap<String,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_replicas_and_exporters_use_their_own_least_privileged_users() {
-    let env = Env::start("internal-users").await;
+    let mut env = Env::start_without_operator("internal-users").await;
+    env.journal = logbook::journal_store::JournalBackend::ConfigMap;
+    env.start_operator();
     env.apply_yaml(
         r#"
 apiVersion: valkey.logbook.dev/v1alpha1
@@ -140,12 +142,26 @@ spec:
 
     // A node that lacks an internal user (one started by an earlier
     // version, or a user deleted by hand) is given it again, journaled.
+    // (An operator upgraded over older pods reads their ACLs at its first
+    // reconcile.)
     let deleted = redis_cli(
         &primary_addr,
         &password,
         &["ACL", "DELUSER", "logbook-metrics", "logbook-sentinel"],
     );
     assert_eq!(deleted.trim(), "2", "{deleted}");
+    // Noticed at the next reconcile (every 5 minutes, or on any change of
+    // the cluster's objects): one is brought about.
+    env.vkcs()
+        .patch(
+            "demo",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"annotations": {"touched": "1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
     env.eventually(
         Duration::from_secs(20),
         "the internal users given back",
