@@ -14,10 +14,23 @@ pub async fn connect(addr: &str, password: &str) -> MultiplexedConnection {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(5)));
-    let mut con = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    // A Service's endpoints follow the pods' readiness a moment later
+    // (on the real control plane, through its endpoint controllers): a
+    // failed connection is tried again for a few seconds.
+    let mut attempts = 0;
+    let mut con = loop {
+        match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(con) => break con,
+            Err(_) if attempts < 10 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("connecting to {addr}: {e}"),
+        }
+    };
     let () = redis::cmd("AUTH")
         .arg(password)
         .query_async(&mut con)
