@@ -246,6 +246,12 @@ async fn round(
         return Ok(());
     }
     let results = probe_all(&client, &pods).await;
+    for (pod, outcome) in &results {
+        if let Some(Err(err)) = outcome {
+            // Never the password: errors name the address and the code.
+            tracing::debug!(%pod, %err, "probe failed");
+        }
+    }
     let mut guard = rt.lock().await;
     if guard.actions() != actions {
         // An action ran while these probes were in flight: their answers
