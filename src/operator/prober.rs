@@ -337,6 +337,9 @@ async fn round(
             guard.record(events, None).await?;
         }
     }
+    // A pod answering for the first time: what it holds of the ACL users.
+    let acls = super::users::read_new_node_acls(&client, &guard.state).await;
+    guard.record(acls, None).await?;
     guard.mark_probed();
     guard.act().await?;
     guard.flush_due().await?;

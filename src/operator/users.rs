@@ -162,6 +162,18 @@ pub async fn read_users(
 /// `AclObserved` for each answering data pod whose users differ from the
 /// journal's (nothing when no ValkeyUser names the cluster).
 pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
+    read_acls(valkey, state, false).await
+}
+
+/// [`read_node_acls`] of the answering data pods whose users were never
+/// read (a new pod, a replaced one): the probe round reads them as soon
+/// as they answer, so that what they hold is journaled before the cluster
+/// is published ready, not by a later reconcile.
+pub async fn read_new_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
+    read_acls(valkey, state, true).await
+}
+
+async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) -> Vec<Event> {
     let watched = watched_usernames(state);
     if watched.is_empty() {
         return Vec::new();
@@ -169,6 +181,9 @@ pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<
     let mut events = Vec::new();
     for (pod, view) in &state.pods {
         if view.reachability != Some(Reachability::Reachable) || view.terminating {
+            continue;
+        }
+        if only_new && state.users.nodes.contains_key(pod) {
             continue;
         }
         let Some(addr) = view.ip.as_deref().and_then(valkey_addr) else {
@@ -181,7 +196,7 @@ pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<
     }
     // The Sentinels hold `default` too (what their clients authenticate
     // with), once the operator keeps it.
-    if watched.contains(&"default") {
+    if watched.contains(&"default") && !only_new {
         for (pod, view) in &state.sentinel.pods {
             if view.reachability != Some(Reachability::Reachable) {
                 continue;
