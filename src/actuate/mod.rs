@@ -159,14 +159,8 @@ impl Target<'_> {
     /// The address of `pod`, a data pod or a Sentinel, and whether it is a
     /// Sentinel.
     fn any_addr(&self, pod: &str) -> Result<(SocketAddr, bool), ActError> {
-        if let Some(sentinel) = self.state.sentinel.pods.get(pod) {
-            let ip = sentinel.ip.as_deref().ok_or_else(|| {
-                ActError::Refused(format!("Sentinel pod {pod} has no known address"))
-            })?;
-            let ip: std::net::IpAddr = ip.parse().map_err(|_| {
-                ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}"))
-            })?;
-            return Ok((SocketAddr::new(ip, crate::resources::SENTINEL_PORT), true));
+        if self.state.sentinel.pods.contains_key(pod) {
+            return sentinel::sentinel_addr(self.state, pod).map(|addr| (addr, true));
         }
         self.addr(pod).map(|addr| (addr, false))
     }

@@ -13,7 +13,7 @@ use logbook_journal::{ClusterState, Event, Reachability, SentinelSettings};
 use tokio::time::Instant;
 
 use super::{ActError, Done, Target};
-use crate::resources::{SENTINEL_PORT, VALKEY_PORT, sentinel_master_name};
+use crate::resources::{VALKEY_PORT, sentinel_master_name};
 use crate::valkey::{ProbeError, ValkeyClient};
 
 /// How often a hand-over's progress is polled.
@@ -30,17 +30,15 @@ fn valkey_err(what: String) -> impl FnOnce(ProbeError) -> ActError {
 }
 
 /// The Sentinel address of the Sentinel pod `pod`.
-fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError> {
+pub(super) fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError> {
     let ip = state
         .sentinel
         .pods
         .get(pod)
         .and_then(|p| p.ip.as_deref())
         .ok_or_else(|| ActError::Refused(format!("Sentinel pod {pod} has no known address")))?;
-    let ip = ip.parse().map_err(|_| {
-        ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}"))
-    })?;
-    Ok(SocketAddr::new(ip, SENTINEL_PORT))
+    crate::resources::sentinel_addr(ip)
+        .ok_or_else(|| ActError::Refused(format!("Sentinel pod {pod} has an invalid address {ip}")))
 }
 
 /// `SENTINEL SET` pairs for `settings`.

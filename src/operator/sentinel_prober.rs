@@ -23,7 +23,7 @@ use super::runtime::ClusterRuntime;
 use crate::observe::sentinel::{
     observe_sentinel_event, observe_sentinel_probe, observe_sentinel_switch,
 };
-use crate::resources::{SENTINEL_PORT, sentinel_master_name};
+use crate::resources::sentinel_master_name;
 use crate::valkey::ValkeyClient;
 
 /// How long a lost subscription waits before it is opened again.
@@ -142,10 +142,7 @@ pub async fn round(
             .pods
             .iter()
             .map(|(name, v)| {
-                let addr =
-                    v.ip.as_deref()
-                        .and_then(|ip| ip.parse().ok())
-                        .map(|ip| SocketAddr::new(ip, SENTINEL_PORT));
+                let addr = v.ip.as_deref().and_then(crate::resources::sentinel_addr);
                 (name.clone(), addr)
             })
             .collect();

@@ -201,7 +201,7 @@ async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) 
             if view.reachability != Some(Reachability::Reachable) {
                 continue;
             }
-            let Some(addr) = view.ip.as_deref().and_then(sentinel_addr) else {
+            let Some(addr) = view.ip.as_deref().and_then(crate::resources::sentinel_addr) else {
                 continue;
             };
             match valkey.acl_list(addr).await {
@@ -215,13 +215,6 @@ async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) 
         }
     }
     events
-}
-
-/// A Sentinel's address from its pod IP.
-fn sentinel_addr(ip: &str) -> Option<std::net::SocketAddr> {
-    ip.parse()
-        .ok()
-        .map(|ip| std::net::SocketAddr::new(ip, crate::resources::SENTINEL_PORT))
 }
 
 /// The status of ValkeyUser `user` as the projection has it.

@@ -84,6 +84,13 @@ pub fn valkey_addr(ip: &str) -> Option<std::net::SocketAddr> {
         .map(|ip| std::net::SocketAddr::new(ip, VALKEY_PORT))
 }
 
+/// The Sentinel address of a Sentinel pod IP; `None` when it is no IP.
+pub fn sentinel_addr(ip: &str) -> Option<std::net::SocketAddr> {
+    ip.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, SENTINEL_PORT))
+}
+
 /// API version of the owner (`ValkeyCluster`) in owner references.
 const OWNER_API_VERSION: &str = "valkey.logbook.dev/v1alpha1";
 /// Kind of the owner in owner references.
