@@ -8,7 +8,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::v1alpha1::{ValkeyCluster, ValkeyUser};
+use crate::v1alpha1::{ValkeyBackup, ValkeyCluster, ValkeyUser};
 
 /// Why the CRDs could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum CrdGenError {
 
 /// Every CRD of the operator, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ValkeyCluster::crd(), ValkeyUser::crd()]
+    vec![ValkeyCluster::crd(), ValkeyUser::crd(), ValkeyBackup::crd()]
 }
 
 /// The CRDs as one multi-document YAML string: each document starts with

@@ -16,10 +16,12 @@ pub mod v1alpha1;
 pub use crdgen::{CrdGenError, crds, render_crds_yaml};
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
-    AuthSpec, CertSource, ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy,
-    IssuerRef, JournalSpec, MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
-    PodDisruptionBudgetSpec, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec, Topology, UserPhase,
-    ValkeyCluster, ValkeyClusterSpec, ValkeyClusterStatus, ValkeyUser, ValkeyUserSpec,
-    ValkeyUserStatus, connection_secret_name, validate, validate_name, validate_name_for_topology,
+    AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CertSource,
+    ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
+    JournalSpec, MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
+    PodDisruptionBudgetSpec, RestoreSource, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec,
+    Topology, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyCluster,
+    ValkeyClusterSpec, ValkeyClusterStatus, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus,
+    connection_secret_name, validate, validate_backup, validate_name, validate_name_for_topology,
     validate_user,
 };

@@ -22,7 +22,8 @@ fn root_schema_of(name: &str) -> Value {
         names,
         [
             "valkeyclusters.valkey.logbook.dev",
-            "valkeyusers.valkey.logbook.dev"
+            "valkeyusers.valkey.logbook.dev",
+            "valkeybackups.valkey.logbook.dev"
         ]
     );
     let crd = crds

@@ -17,6 +17,7 @@
 //! transition rules (those reading `oldSelf`) run only on update, and on an
 //! optional field only when both the old and the new object set it.
 
+mod backup;
 pub mod defaults;
 mod failover;
 mod observability;
@@ -30,6 +31,12 @@ mod topology;
 mod user;
 pub mod validation;
 
+pub use backup::{
+    ACCESS_KEY_ID_KEY, BackupDestination, BackupPhase, BackupRetention, BackupShardStatus,
+    BackupSpec, DEFAULT_REGION, ENDPOINT_KEY, KEEP_LAST, RestoreSource, SCHEDULED_LABEL,
+    SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus,
+    next_fire_ms, parse_schedule,
+};
 pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};
 pub use policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
@@ -52,5 +59,5 @@ pub use user::{
 };
 pub use validation::{
     FieldError, FieldErrorKind, MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate,
-    validate_name, validate_name_for_topology,
+    validate_backup, validate_name, validate_name_for_topology,
 };

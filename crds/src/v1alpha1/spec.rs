@@ -22,6 +22,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::backup::{BackupSpec, RestoreSource};
 use super::defaults::{self, serde_fns};
 use super::failover::{FailoverSpec, SentinelSpec};
 use super::observability::{JournalSpec, MetricsSpec};
@@ -105,6 +106,8 @@ impl ImagePullPolicy {
 #[x_kube(validation = Rule::new("self.topology != 'Standalone' || !has(self.replicas) || self.replicas == 1")
     .message("topology Standalone runs exactly one pod: replicas must be 1")
     .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("has(self.restoreFrom) == has(oldSelf.restoreFrom)")
+    .message("restoreFrom is read when the cluster is created: it cannot be added or removed later"))]
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
     .message("sentinel applies only to topology Sentinel")
     .field_path(".sentinel"))]
@@ -243,6 +246,16 @@ pub struct ValkeyClusterSpec {
     #[serde(default)]
     pub journal: JournalSpec,
 
+    /// Backups to S3-compatible storage: destination, schedule, retention.
+    #[serde(default, skip_serializing_if = "BackupSpec::is_empty")]
+    pub backup: BackupSpec,
+
+    /// Create the cluster from a backup (a ValkeyBackup or a bucket path).
+    /// Read only when the cluster is created. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("restoreFrom is immutable"))]
+    pub restore_from: Option<RestoreSource>,
+
     /// Observe and journal, but take no action (default `false`).
     #[serde(default)]
     pub paused: bool,
@@ -280,6 +293,8 @@ impl Default for ValkeyClusterSpec {
             network_policy: NetworkPolicySpec::default(),
             connection_secret: None,
             journal: JournalSpec::default(),
+            backup: BackupSpec::default(),
+            restore_from: None,
             paused: false,
         }
     }

@@ -9,6 +9,7 @@
 //! `validate` is pure: no I/O, no clock, no panics; it runs every rule and
 //! returns every failure, in a stable order.
 
+mod backup;
 mod cluster_name;
 mod config;
 mod error;
@@ -18,6 +19,7 @@ mod resources;
 #[cfg(test)]
 mod tests;
 
+pub use backup::validate_backup;
 pub use cluster_name::{
     MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate_name, validate_name_for_topology,
 };
@@ -68,6 +70,7 @@ pub fn validate(
     config::check_config(&spec.config, &mut errors);
     check_policies(spec, &mut errors);
     check_secret_names(spec, &mut errors);
+    backup::check_backup(spec, &mut errors);
     errors.range(
         "spec.journal.maxEvents",
         spec.journal.max_events,
@@ -444,6 +447,7 @@ fn check_secret_names(spec: &ValkeyClusterSpec, errors: &mut Errors) {
 }
 
 fn check_transition(spec: &ValkeyClusterSpec, old: &ValkeyClusterSpec, errors: &mut Errors) {
+    backup::check_restore_transition(spec, old, errors);
     if spec.topology != old.topology {
         errors.push(
             "spec.topology",
