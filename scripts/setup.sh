@@ -70,6 +70,16 @@ if ! "$TOOLS/bin/valkey-server" --version >/dev/null 2>&1; then
 fi
 say "$("$TOOLS/bin/valkey-server" --version)"
 
+# moto's S3 server (PyPI) for the backup tests (tests/s3_server/): a local S3
+# endpoint with multipart uploads, started per test on a free port.
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+	need_cmd python3 "install python3 (Debian: apt-get install -y python3 python3-pip)"
+	say "installing moto[server] (S3 server for the backup tests) from PyPI"
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]>=5,<6' \
+		|| python3 -m pip install --quiet --break-system-packages 'moto[server]>=5,<6'
+fi
+say "moto $(python3 -c 'import moto; print(moto.__version__)') (S3 server)"
+
 # Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
 # redis-benchmark) for TLS tests and client tooling; curl, liblzf1 and
 # libjemalloc2 for valkey-server 8.0 below (redis-server pulls the two
