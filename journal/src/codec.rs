@@ -39,7 +39,7 @@ const OPERATOR_STARTED_VARIANT: u32 = 16;
 /// part's `history_resets`, 7 moved the single primary, its history and
 /// the boot primary into a Replication part; older snapshots are rebuilt
 /// from the journal.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 11;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 12;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// Size of the chain hash that ends an event payload.

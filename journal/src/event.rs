@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::backup::{BackupRecord, BackupSource, BackupTarget, ShardUpload};
 use crate::cluster::{ClusterNodeReport, SlotMigrationJob, SlotPeer};
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
@@ -463,6 +464,81 @@ pub enum Event {
         /// SHA-256 fingerprint of the certificate it serves.
         fingerprint: String,
     },
+    /// [41] Backups: a ValkeyBackup of the cluster was read, new or
+    /// differing from its last record.
+    BackupRequested {
+        /// The backup as read.
+        backup: BackupRecord,
+    },
+    /// [42] Backups: a ValkeyBackup object is gone from the API (deleted
+    /// by hand; its objects in the bucket are kept).
+    BackupForgotten {
+        /// The ValkeyBackup object's name.
+        object: String,
+    },
+    /// [43] Backups: attempt `attempt` of backup `object` started, from
+    /// `sources` (one per shard), as decided (the `TakeBackup` intent).
+    BackupStarted {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// Where it goes.
+        target: BackupTarget,
+        /// One source per shard.
+        sources: Vec<BackupSource>,
+    },
+    /// [44] Backups: one shard's RDB is in the bucket, its size and
+    /// checksums verified as it streamed.
+    BackupShardUploaded {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// The attempt.
+        attempt: u32,
+        /// What was uploaded.
+        upload: ShardUpload,
+    },
+    /// [45] Backups: every shard's RDB and then the manifest are in the
+    /// bucket: the backup is good.
+    BackupCompleted {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// The attempt.
+        attempt: u32,
+        /// The manifest's key.
+        manifest: String,
+        /// Total bytes of the shards' RDBs.
+        bytes: u64,
+    },
+    /// [46] Backups: attempt `attempt` failed; nothing of it is reported
+    /// as good (no manifest was written). `retry`: another attempt may
+    /// succeed (a stream cut by a failover, an operator restart).
+    BackupFailed {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// The attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+        /// Whether to try again.
+        retry: bool,
+    },
+    /// [47] Backups: the schedule fired at `at` (the clock passed it); the
+    /// backup it makes is to be named `object`.
+    BackupDue {
+        /// The fire time.
+        at: Timestamp,
+        /// The ValkeyBackup to create.
+        object: String,
+    },
+    /// [48] Backups: retention deleted backup `object`: `objects` objects
+    /// under its directory, then the ValkeyBackup.
+    BackupDeleted {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// Objects deleted from the bucket.
+        objects: u32,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -530,6 +606,14 @@ impl Event {
             Self::RotationWindowClosed { .. } => "RotationWindowClosed",
             Self::CertificateObserved { .. } => "CertificateObserved",
             Self::CertificateServed { .. } => "CertificateServed",
+            Self::BackupRequested { .. } => "BackupRequested",
+            Self::BackupForgotten { .. } => "BackupForgotten",
+            Self::BackupStarted { .. } => "BackupStarted",
+            Self::BackupShardUploaded { .. } => "BackupShardUploaded",
+            Self::BackupCompleted { .. } => "BackupCompleted",
+            Self::BackupFailed { .. } => "BackupFailed",
+            Self::BackupDue { .. } => "BackupDue",
+            Self::BackupDeleted { .. } => "BackupDeleted",
         }
     }
 }

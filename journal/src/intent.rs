@@ -276,6 +276,32 @@ pub enum Intent {
         /// The certificate they are to serve.
         fingerprint: String,
     },
+    /// Backups: take attempt `attempt` of backup `object`, streaming each
+    /// shard's RDB from its source into the bucket, then the manifest.
+    /// Started here; carried on in the background, which journals each
+    /// shard and the end (`BackupShardUploaded`, `BackupCompleted`,
+    /// `BackupFailed`).
+    TakeBackup {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// One source per shard.
+        sources: Vec<crate::backup::BackupSource>,
+    },
+    /// Backups: create the ValkeyBackup `object` the schedule made due.
+    CreateScheduledBackup {
+        /// Its name.
+        object: String,
+    },
+    /// Backups: delete backup `object`: every object under `dir` (this
+    /// backup's directory, and nothing else), then the ValkeyBackup.
+    DeleteBackup {
+        /// The ValkeyBackup object's name.
+        object: String,
+        /// Its directory in the bucket, ending in `/`.
+        dir: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -341,6 +367,9 @@ impl Intent {
             Self::ReleaseUser { .. } => "ReleaseUser",
             Self::IssueCertificate { .. } => "IssueCertificate",
             Self::ReloadCertificate { .. } => "ReloadCertificate",
+            Self::TakeBackup { .. } => "TakeBackup",
+            Self::CreateScheduledBackup { .. } => "CreateScheduledBackup",
+            Self::DeleteBackup { .. } => "DeleteBackup",
         }
     }
 
@@ -453,6 +482,24 @@ impl Intent {
                 fingerprint.get(..16).unwrap_or(fingerprint),
                 pods.join(", ")
             ),
+            Self::TakeBackup {
+                object,
+                attempt,
+                sources,
+            } => format!(
+                "take backup {object} (attempt {attempt}) from {}",
+                sources
+                    .iter()
+                    .map(|s| s.pod.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::CreateScheduledBackup { object } => {
+                format!("create the scheduled ValkeyBackup {object}")
+            }
+            Self::DeleteBackup { object, dir } => {
+                format!("delete backup {object} (the objects under {dir}, then the ValkeyBackup)")
+            }
         }
     }
 }
@@ -493,6 +540,10 @@ impl ReasonCode {
             Self::UserRemoved => "UserRemoved",
             Self::CertificateDue { .. } => "CertificateDue",
             Self::CertificateChanged { .. } => "CertificateChanged",
+            Self::BackupRequested => "BackupRequested",
+            Self::BackupRetry { .. } => "BackupRetry",
+            Self::BackupScheduled { .. } => "BackupScheduled",
+            Self::RetentionExpired { .. } => "RetentionExpired",
         }
     }
 
@@ -530,7 +581,11 @@ impl ReasonCode {
             | Self::UsersOutOfSync { .. }
             | Self::UserRemoved
             | Self::CertificateDue { .. }
-            | Self::CertificateChanged { .. } => &[],
+            | Self::CertificateChanged { .. }
+            | Self::BackupRequested
+            | Self::BackupRetry { .. }
+            | Self::BackupScheduled { .. }
+            | Self::RetentionExpired { .. } => &[],
         }
     }
 }
@@ -694,6 +749,27 @@ pub enum ReasonCode {
     CertificateChanged {
         /// What each of them serves, by pod (`None`: not seen yet).
         served: BTreeMap<String, Option<String>>,
+    },
+    /// Backups: a ValkeyBackup waits to be taken and none runs.
+    BackupRequested,
+    /// Backups: attempt `failed` of the backup failed in a way another
+    /// attempt may not (a stream cut by a failover, a restart).
+    BackupRetry {
+        /// The failed attempt.
+        failed: u32,
+    },
+    /// Backups: the schedule fired at `at`.
+    BackupScheduled {
+        /// The fire time.
+        at: Timestamp,
+    },
+    /// Backups: a scheduled backup is beyond `keepLast` or older than
+    /// `maxAgeHours`.
+    RetentionExpired {
+        /// Completed scheduled backups newer than it.
+        newer: u32,
+        /// When it completed.
+        completed: Timestamp,
     },
 }
 

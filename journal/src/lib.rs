@@ -12,6 +12,7 @@
 //!
 //! Nothing here decides anything, and nothing here talks to Kubernetes.
 
+pub mod backup;
 pub mod chain;
 pub mod cluster;
 pub mod codec;
@@ -33,6 +34,7 @@ pub mod users;
 pub mod verify;
 pub mod writer;
 
+pub use backup::{BackupRecord, BackupSource, BackupTarget, MAX_BACKUP_ATTEMPTS, ShardUpload};
 pub use cluster::{
     ClusterNodeReport, ClusterPeer, MigrationPhase, MigrationSide, PeerHealth, SlotMigrationJob,
     SlotPeer,

@@ -92,6 +92,11 @@ pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
                     codec::decode_snapshot_of(&stored.frame, upcast::V10)?;
                 (seq, hash, old.into())
             }
+            upcast::V11 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV11) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V11)?;
+                (seq, hash, old.into())
+            }
             _ => codec::decode_snapshot(&stored.frame)?,
         };
     if seq != stored.seq {

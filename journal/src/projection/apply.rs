@@ -113,6 +113,15 @@ impl ClusterState {
                 if let Ok(spec) = serde_json::from_str::<logbook_crds::ValkeyClusterSpec>(spec_json)
                 {
                     self.sentinel.enabled = spec.topology.uses_sentinel();
+                    // The schedule's first fire is after it was set.
+                    match spec.backup.schedule {
+                        Some(schedule) => {
+                            if self.backups.schedule.as_ref().map(|(s, _)| s) != Some(&schedule) {
+                                self.backups.schedule = Some((schedule, at));
+                            }
+                        }
+                        None => self.backups.schedule = None,
+                    }
                 }
                 self.history(
                     seq,
@@ -717,6 +726,153 @@ impl ClusterState {
                     .served
                     .insert(pod.clone(), (fingerprint.clone(), at));
             }
+            Event::BackupRequested { backup } => {
+                self.observed();
+                let what = match (&backup.problem, &backup.target) {
+                    (Some(problem), _) => format!("cannot be taken: {problem}"),
+                    (None, Some(t)) => format!("into s3://{}/{}", t.bucket, t.dir),
+                    (None, None) => "with no destination".to_owned(),
+                };
+                let by = if backup.scheduled { " (scheduled)" } else { "" };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("backup {}{by} requested {what}", backup.object),
+                );
+                self.backups
+                    .records
+                    .insert(backup.object.clone(), backup.clone());
+            }
+            Event::BackupForgotten { object } => {
+                self.observed();
+                if self.backups.records.remove(object).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("ValkeyBackup {object} forgotten but never observed"),
+                    );
+                }
+                self.backups.runs.remove(object);
+                self.backups.deleted.remove(object);
+            }
+            Event::BackupStarted {
+                object,
+                attempt,
+                target,
+                sources,
+            } => {
+                if let Some((running, _)) = self.backups.running()
+                    && running != object
+                {
+                    self.anomaly(
+                        seq,
+                        format!("backup {object} started while {running} runs"),
+                    );
+                }
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "backup {object} attempt {attempt} started from {}",
+                        sources
+                            .iter()
+                            .map(|s| s.pod.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                self.backups.runs.insert(
+                    object.clone(),
+                    super::backups::BackupRun {
+                        attempt: *attempt,
+                        started: at,
+                        started_seq: seq,
+                        target: target.clone(),
+                        sources: sources.clone(),
+                        uploaded: std::collections::BTreeMap::new(),
+                        outcome: None,
+                    },
+                );
+            }
+            Event::BackupShardUploaded {
+                object,
+                attempt,
+                upload,
+            } => match self.backups.runs.get_mut(object) {
+                Some(run) if run.attempt == *attempt && run.outcome.is_none() => {
+                    run.uploaded.insert(upload.shard, upload.clone());
+                }
+                _ => self.anomaly(
+                    seq,
+                    format!("shard {} of backup {object} attempt {attempt} uploaded, but that attempt does not run", upload.shard),
+                ),
+            },
+            Event::BackupCompleted {
+                object,
+                attempt,
+                manifest,
+                bytes,
+            } => {
+                self.end_backup(
+                    seq,
+                    object,
+                    *attempt,
+                    super::backups::BackupOutcome::Completed {
+                        at,
+                        manifest: manifest.clone(),
+                        bytes: *bytes,
+                    },
+                );
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("backup {object} completed: {bytes} bytes, manifest {manifest}"),
+                );
+            }
+            Event::BackupFailed {
+                object,
+                attempt,
+                reason,
+                retry,
+            } => {
+                self.end_backup(
+                    seq,
+                    object,
+                    *attempt,
+                    super::backups::BackupOutcome::Failed {
+                        at,
+                        reason: reason.clone(),
+                        retry: *retry,
+                    },
+                );
+                let then = if *retry { "; to be retried" } else { "" };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("backup {object} attempt {attempt} failed: {reason}{then}"),
+                );
+            }
+            Event::BackupDue { at: due, object } => {
+                self.backups.last_due = Some((*due, object.clone()));
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("the backup schedule fired at {due}: backup {object} is due"),
+                );
+            }
+            Event::BackupDeleted { object, objects } => {
+                self.backups.deleted.insert(object.clone(), at);
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("retention deleted backup {object} ({objects} objects)"),
+                );
+            }
             Event::RotationWindowClosed { username } => {
                 if self.users.rotations.remove(username).is_none() {
                     self.anomaly(
@@ -825,6 +981,10 @@ impl ClusterState {
             // new certificate is seen in the Secret.
             | Intent::ReloadCertificate { .. }
             | Intent::IssueCertificate { .. }
+            // Their facts are journaled as their own events.
+            | Intent::TakeBackup { .. }
+            | Intent::CreateScheduledBackup { .. }
+            | Intent::DeleteBackup { .. }
             | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }
@@ -1072,6 +1232,26 @@ impl ClusterState {
             summary,
         };
         push_bounded(&mut self.history, entry, HISTORY_LIMIT);
+    }
+
+    /// Ends the running attempt `attempt` of backup `object` with
+    /// `outcome`; an end of another attempt is an anomaly.
+    fn end_backup(
+        &mut self,
+        seq: u64,
+        object: &str,
+        attempt: u32,
+        outcome: super::backups::BackupOutcome,
+    ) {
+        match self.backups.runs.get_mut(object) {
+            Some(run) if run.attempt == attempt && run.outcome.is_none() => {
+                run.outcome = Some(outcome);
+            }
+            _ => self.anomaly(
+                seq,
+                format!("backup {object} attempt {attempt} ended, but that attempt does not run"),
+            ),
+        }
     }
 
     fn anomaly(&mut self, seq: u64, description: String) {

@@ -12,6 +12,7 @@
 //! journal).
 
 mod apply;
+pub mod backups;
 pub mod cluster;
 pub mod replication;
 pub mod reshard;
@@ -98,6 +99,8 @@ pub struct ClusterState {
     /// TLS: the certificate, what each node serves, the reloads asked.
     /// (Last, so format 10 reads as everything before it.)
     pub tls: tls::TlsPart,
+    /// Backups: the ValkeyBackups, their attempts, the schedule.
+    pub backups: backups::BackupsPart,
 }
 
 /// A standing request for an operator-driven failover.

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::backups::BackupsPart;
 use super::replication::ReplicationPart;
 use super::reshard::ReshardPart;
 use super::sentinel::SentinelPart;
@@ -96,6 +97,7 @@ impl From<ClusterStateV6> for ClusterState {
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
             tls: TlsPart::default(),
+            backups: BackupsPart::default(),
         }
     }
 }
@@ -163,6 +165,7 @@ impl From<ClusterStateV7> for ClusterState {
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
             tls: TlsPart::default(),
+            backups: BackupsPart::default(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl From<ClusterStateV8> for ClusterState {
             sentinel: SentinelPart::default(),
             users: UsersPart::default(),
             tls: TlsPart::default(),
+            backups: BackupsPart::default(),
         }
     }
 }
@@ -300,6 +304,7 @@ impl From<ClusterStateV9> for ClusterState {
             sentinel: v9.sentinel,
             users: UsersPart::default(),
             tls: TlsPart::default(),
+            backups: BackupsPart::default(),
         }
     }
 }
@@ -369,6 +374,78 @@ impl From<ClusterStateV10> for ClusterState {
             sentinel: v10.sentinel,
             users: v10.users,
             tls: TlsPart::default(),
+            backups: BackupsPart::default(),
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV11`] reads.
+pub const V11: u8 = 11;
+
+/// The projection as format 10 laid it out: today's without the TLS part.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV11 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+    reshard: ReshardPart,
+    sentinel: SentinelPart,
+    users: UsersPart,
+    tls: TlsPart,
+}
+
+impl From<ClusterStateV11> for ClusterState {
+    fn from(v11: ClusterStateV11) -> Self {
+        ClusterState {
+            last_seq: v11.last_seq,
+            last_hash: v11.last_hash,
+            last_at: v11.last_at,
+            epoch: v11.epoch,
+            desired: v11.desired,
+            spec_status: v11.spec_status,
+            deleted: v11.deleted,
+            pods: v11.pods,
+            kube_nodes: v11.kube_nodes,
+            in_flight: v11.in_flight,
+            policy: v11.policy,
+            operator: v11.operator,
+            last_snapshot: v11.last_snapshot,
+            history: v11.history,
+            anomalies: v11.anomalies,
+            counters: v11.counters,
+            statefulset: v11.statefulset,
+            switchover_request: v11.switchover_request,
+            applied_generation: v11.applied_generation,
+            last_failover: v11.last_failover,
+            failover_request: v11.failover_request,
+            replication: v11.replication,
+            cluster: v11.cluster,
+            reshard: v11.reshard,
+            sentinel: v11.sentinel,
+            users: v11.users,
+            tls: v11.tls,
+            backups: BackupsPart::default(),
         }
     }
 }
@@ -529,6 +606,61 @@ mod tests {
         assert_eq!(read.state, state);
         assert!(read.state.tls.certificate.is_none());
         assert_eq!(read.state.users.failed.len(), 1);
+    }
+
+    /// What format 11 wrote for `state`.
+    fn as_v11(s: ClusterState) -> ClusterStateV11 {
+        let v10 = as_v10(s.clone());
+        ClusterStateV11 {
+            last_seq: v10.last_seq,
+            last_hash: v10.last_hash,
+            last_at: v10.last_at,
+            epoch: v10.epoch,
+            desired: v10.desired,
+            spec_status: v10.spec_status,
+            deleted: v10.deleted,
+            pods: v10.pods,
+            kube_nodes: v10.kube_nodes,
+            in_flight: v10.in_flight,
+            policy: v10.policy,
+            operator: v10.operator,
+            last_snapshot: v10.last_snapshot,
+            history: v10.history,
+            anomalies: v10.anomalies,
+            counters: v10.counters,
+            statefulset: v10.statefulset,
+            switchover_request: v10.switchover_request,
+            applied_generation: v10.applied_generation,
+            last_failover: v10.last_failover,
+            failover_request: v10.failover_request,
+            replication: v10.replication,
+            cluster: v10.cluster,
+            reshard: v10.reshard,
+            sentinel: v10.sentinel,
+            users: v10.users,
+            tls: s.tls,
+        }
+    }
+
+    #[test]
+    fn a_format_11_snapshot_reads_with_an_empty_backups_part() {
+        let mut state = ClusterState::new();
+        state.replication.primary = Some("demo-1".into());
+        state
+            .tls
+            .served
+            .insert("demo-0".into(), ("ab".into(), state.last_at));
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v11(state.clone()),
+            V11,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 11 snapshot reads");
+        assert_eq!(read.state, state);
+        assert!(read.state.backups.runs.is_empty());
+        assert_eq!(read.state.tls.served.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! Backup facts as the journal stores them: a `ValkeyBackup` as the
+//! operator read it ([`BackupRecord`]), where its objects go
+//! ([`BackupTarget`]), which pod each shard's RDB is streamed from
+//! ([`BackupSource`]) and what was uploaded ([`ShardUpload`]).
+//!
+//! No credential is ever here: the bucket's Secret is named, never read
+//! into the journal.
+
+use serde::{Deserialize, Serialize};
+
+use crate::intent::SlotRange;
+use crate::time::Timestamp;
+
+/// Most attempts at one backup: an attempt interrupted by a failover, a
+/// pod's death or an operator restart is failed and retried up to this.
+pub const MAX_BACKUP_ATTEMPTS: u32 = 3;
+
+/// A bucket and the directory of one backup in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTarget {
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// The endpoint URL, when not AWS (from the spec; `None` may still be
+    /// given by the Secret's `endpoint` key).
+    pub endpoint: Option<String>,
+    /// Path-style addressing, when the spec says (`None`: by endpoint).
+    pub path_style: Option<bool>,
+    /// The Secret with the credentials (by name only).
+    pub secret: String,
+    /// The backup's directory in the bucket, ending in `/`.
+    pub dir: String,
+    /// The directory of every backup of this cluster, ending in `/`: what
+    /// retention may list and delete under, and nothing else.
+    pub cluster_dir: String,
+}
+
+/// A `ValkeyBackup` of the cluster, as last read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// The ValkeyBackup object's name.
+    pub object: String,
+    /// Its uid.
+    pub uid: String,
+    /// When it was created.
+    pub created: Timestamp,
+    /// Made by the schedule (and so subject to retention).
+    pub scheduled: bool,
+    /// Where it goes, when that is known.
+    pub target: Option<BackupTarget>,
+    /// Why it cannot be taken (no destination, an invalid spec).
+    pub problem: Option<String>,
+}
+
+/// One shard's RDB source, as decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSource {
+    /// The shard's index in the manifest (0 for a non-Cluster topology).
+    pub shard: u32,
+    /// The pod streamed from.
+    pub pod: String,
+    /// The shard's primary (the same pod when no replica was in sync).
+    pub primary: String,
+    /// The shard's slots (Cluster), empty otherwise.
+    pub slots: Vec<SlotRange>,
+    /// The source node's cluster id (Cluster).
+    pub node_id: Option<String>,
+}
+
+/// One shard's RDB, uploaded and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardUpload {
+    /// The shard.
+    pub shard: u32,
+    /// The pod it was streamed from.
+    pub pod: String,
+    /// Its object key.
+    pub key: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The RDB format version.
+    pub rdb_version: u32,
+    /// Whether the RDB's own CRC-64 was verified (`false`: the server
+    /// writes none).
+    pub crc_verified: bool,
+    /// The replication id and offset the snapshot was taken at.
+    pub replid: String,
+    /// See `replid`.
+    pub offset: u64,
+    /// The primary's replication offset when the source was chosen: every
+    /// write the primary acknowledged before it is in the snapshot.
+    pub primary_offset: Option<u64>,
+}

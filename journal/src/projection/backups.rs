@@ -1,0 +1,102 @@
+//! The backups part of the projection: the ValkeyBackups as last read,
+//! each one's attempts and outcome, and the schedule's last fire.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{BackupRecord, BackupSource, BackupTarget, ShardUpload};
+use crate::time::Timestamp;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackupOutcome {
+    /// Every shard and the manifest are in the bucket.
+    Completed {
+        /// When.
+        at: Timestamp,
+        /// The manifest's key.
+        manifest: String,
+        /// Total bytes of the shards' RDBs.
+        bytes: u64,
+    },
+    /// Given up.
+    Failed {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: String,
+        /// Whether another attempt may succeed.
+        retry: bool,
+    },
+}
+
+/// The last attempt at one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRun {
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// When it started.
+    pub started: Timestamp,
+    /// The seq of its `BackupStarted` event.
+    pub started_seq: u64,
+    /// Where it goes.
+    pub target: BackupTarget,
+    /// One source per shard.
+    pub sources: Vec<BackupSource>,
+    /// The shards uploaded, by shard.
+    pub uploaded: BTreeMap<u32, ShardUpload>,
+    /// How it ended (`None`: running, or interrupted with its process).
+    pub outcome: Option<BackupOutcome>,
+}
+
+/// The backups of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupsPart {
+    /// ValkeyBackups by object name, as last read.
+    pub records: BTreeMap<String, BackupRecord>,
+    /// The last attempt at each backup, by object name.
+    pub runs: BTreeMap<String, BackupRun>,
+    /// The schedule's last fire time and the backup it made due.
+    pub last_due: Option<(Timestamp, String)>,
+    /// The schedule in force and since when (its first fire is after
+    /// that), from the spec.
+    pub schedule: Option<(String, Timestamp)>,
+    /// Backups deleted by retention (their records may linger until the
+    /// object's deletion is seen).
+    pub deleted: BTreeMap<String, Timestamp>,
+}
+
+impl BackupsPart {
+    /// The attempt running (started, not ended), if any, with its backup.
+    #[must_use]
+    pub fn running(&self) -> Option<(&str, &BackupRun)> {
+        self.runs
+            .iter()
+            .find(|(_, run)| run.outcome.is_none())
+            .map(|(object, run)| (object.as_str(), run))
+    }
+
+    /// When backup `object` completed, if it did.
+    #[must_use]
+    pub fn completed(&self, object: &str) -> Option<Timestamp> {
+        match self.runs.get(object)?.outcome.as_ref()? {
+            BackupOutcome::Completed { at, .. } => Some(*at),
+            BackupOutcome::Failed { .. } => None,
+        }
+    }
+
+    /// The latest completed backup: its name, when and its size.
+    #[must_use]
+    pub fn last_completed(&self) -> Option<(&str, Timestamp, u64)> {
+        self.runs
+            .iter()
+            .filter_map(|(object, run)| match &run.outcome {
+                Some(BackupOutcome::Completed { at, bytes, .. }) => {
+                    Some((object.as_str(), *at, *bytes))
+                }
+                _ => None,
+            })
+            .max_by_key(|(_, at, _)| *at)
+    }
+}
