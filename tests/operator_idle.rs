@@ -64,6 +64,13 @@ fn kinds() -> Vec<ApiResource> {
             kind: "ValkeyUser".into(),
             plural: "valkeyusers".into(),
         },
+        ApiResource {
+            group: "valkey.logbook.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "valkey.logbook.dev/v1alpha1".into(),
+            kind: "ValkeyBackup".into(),
+            plural: "valkeybackups".into(),
+        },
     ]
 }
 

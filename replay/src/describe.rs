@@ -32,7 +32,15 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
         | Event::RotationWindowClosed { .. }
-        | Event::CertificateObserved { .. } => None,
+        | Event::CertificateObserved { .. }
+        | Event::BackupRequested { .. }
+        | Event::BackupForgotten { .. }
+        | Event::BackupStarted { .. }
+        | Event::BackupShardUploaded { .. }
+        | Event::BackupCompleted { .. }
+        | Event::BackupFailed { .. }
+        | Event::BackupDue { .. }
+        | Event::BackupDeleted { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -88,6 +96,9 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::RotationWindowClosed { .. }
             | Event::CertificateObserved { .. }
             | Event::CertificateServed { .. }
+            | Event::BackupRequested { .. }
+            | Event::BackupForgotten { .. }
+            | Event::BackupDue { .. }
     )
 }
 
@@ -371,6 +382,94 @@ pub fn summary(event: &Event) -> String {
             importing,
             ..
         } => slot_states(pod, migrating, importing),
+        Event::BackupRequested { backup } => {
+            let by = if backup.scheduled {
+                "scheduled"
+            } else {
+                "on demand"
+            };
+            match (&backup.problem, &backup.target) {
+                (Some(problem), _) => {
+                    format!("backup {} ({by}) cannot be taken: {problem}", backup.object)
+                }
+                (None, Some(t)) => format!(
+                    "backup {} ({by}) requested into s3://{}/{} (credentials from Secret {})",
+                    backup.object, t.bucket, t.dir, t.secret
+                ),
+                (None, None) => format!("backup {} ({by}) requested", backup.object),
+            }
+        }
+        Event::BackupForgotten { object } => {
+            format!("ValkeyBackup {object} is gone (its objects in the bucket are kept)")
+        }
+        Event::BackupStarted {
+            object,
+            attempt,
+            target,
+            sources,
+        } => format!(
+            "backup {object} attempt {attempt} started into s3://{}/{}: {}",
+            target.bucket,
+            target.dir,
+            sources
+                .iter()
+                .map(|s| if s.pod == s.primary {
+                    format!("shard {} from primary {}", s.shard, s.pod)
+                } else {
+                    format!(
+                        "shard {} from replica {} (primary {})",
+                        s.shard, s.pod, s.primary
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Event::BackupShardUploaded {
+            object,
+            attempt,
+            upload: u,
+        } => format!(
+            "backup {object} attempt {attempt}: shard {} from {} uploaded to {} ({} bytes, SHA-256 {}, RDB v{}, {}; snapshot at {}:{}{})",
+            u.shard,
+            u.pod,
+            u.key,
+            u.bytes,
+            u.sha256.get(..16).unwrap_or(&u.sha256),
+            u.rdb_version,
+            if u.crc_verified {
+                "CRC-64 verified"
+            } else {
+                "no CRC-64 in the RDB"
+            },
+            u.replid.get(..8).unwrap_or(&u.replid),
+            u.offset,
+            u.primary_offset
+                .map(|o| format!(", primary at {o} when chosen"))
+                .unwrap_or_default()
+        ),
+        Event::BackupCompleted {
+            object,
+            attempt,
+            manifest,
+            bytes,
+        } => format!(
+            "backup {object} completed on attempt {attempt}: {bytes} bytes, manifest {manifest}"
+        ),
+        Event::BackupFailed {
+            object,
+            attempt,
+            reason,
+            retry,
+        } => format!(
+            "backup {object} attempt {attempt} failed: {reason}{}",
+            if *retry { " (to be retried)" } else { "" }
+        ),
+        Event::BackupDue { at, object } => {
+            format!("the backup schedule fired at {at}: backup {object} is due")
+        }
+        Event::BackupDeleted { object, objects } => format!(
+            "retention deleted backup {object}: {objects} objects from the bucket, then the ValkeyBackup"
+        ),
     }
 }
 

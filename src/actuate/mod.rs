@@ -8,6 +8,7 @@
 //! decides: an intent that no longer makes sense fails with the reason and
 //! `decide` looks again.
 
+mod backup;
 mod cluster;
 mod kube_ops;
 mod replication;
@@ -323,6 +324,17 @@ impl Executor {
             }
             Intent::ReloadCertificate { pods, fingerprint } => {
                 tls::reload(&self.valkey, target, pods, fingerprint).await
+            }
+            Intent::TakeBackup {
+                object,
+                attempt,
+                sources,
+            } => backup::take(&self.client, target, object, *attempt, sources).await,
+            Intent::CreateScheduledBackup { object } => {
+                backup::create_scheduled(&self.client, target, object).await
+            }
+            Intent::DeleteBackup { object, dir } => {
+                backup::delete(&self.client, target, object, dir).await
             }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(

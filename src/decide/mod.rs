@@ -16,6 +16,7 @@
 //! - [`cluster`]: Valkey Cluster, whose primaries Valkey elects.
 //! - [`sentinel`]: Replication whose primary Valkey Sentinel moves.
 
+mod backup;
 mod cluster;
 #[cfg(test)]
 #[allow(
@@ -119,5 +120,9 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if let Some(reload) = tls::decide_reload(&view) {
         return vec![reload];
     }
-    users::decide_users(&view)
+    let users = users::decide_users(&view);
+    if !users.is_empty() {
+        return users;
+    }
+    backup::decide_backups(&view, now)
 }

@@ -219,6 +219,9 @@ impl Tracker {
                 _ => FailoverKind::Automatic,
             }),
             Intent::ApplyResources { .. }
+            | Intent::TakeBackup { .. }
+            | Intent::CreateScheduledBackup { .. }
+            | Intent::DeleteBackup { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

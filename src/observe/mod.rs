@@ -6,6 +6,7 @@
 //! the world (API objects, probe results) and returns the events to
 //! append. Fetching the world is the shell's job (`operator/`).
 
+pub mod backup;
 mod cluster;
 mod pods;
 mod replication;

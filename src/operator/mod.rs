@@ -11,6 +11,7 @@
 //! cluster's span (`namespace`, `name`, `seq`), so every log line about the
 //! cluster names it and the journal seq it concerns.
 
+mod backups;
 mod cluster_prober;
 mod crash;
 mod error;
@@ -39,7 +40,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use logbook_crds::{ValkeyCluster, ValkeyUser};
+use logbook_crds::{ValkeyBackup, ValkeyCluster, ValkeyUser};
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -116,6 +117,8 @@ impl OperatorConfig {
 struct ClusterHandle {
     runtime: Arc<Mutex<ClusterRuntime>>,
     prober: JoinHandle<()>,
+    /// The cluster's backup task (`backups::run`).
+    backups: JoinHandle<()>,
     log: ClusterSpan,
 }
 
@@ -165,11 +168,13 @@ impl Context {
         tracing::Span::current().record("seq", log.seq());
         let runtime = Arc::new(Mutex::new(runtime));
         let prober = tokio::spawn(prober::run(runtime.clone(), log.clone()));
+        let backups = tokio::spawn(backups::run(runtime.clone(), log.clone()));
         clusters.insert(
             meta.uid.clone(),
             ClusterHandle {
                 runtime: runtime.clone(),
                 prober,
+                backups,
                 log,
             },
         );
@@ -180,6 +185,7 @@ impl Context {
     async fn forget(&self, meta: &crate::resources::ClusterMeta) {
         if let Some(handle) = self.clusters.lock().await.remove(&meta.uid) {
             handle.prober.abort();
+            handle.backups.abort();
         }
         self.deps
             .metrics
@@ -192,6 +198,7 @@ impl Context {
             self.clusters.lock().await.drain().map(|(_, h)| h).collect();
         for handle in &handles {
             handle.prober.abort();
+            handle.backups.abort();
         }
         for handle in handles {
             let mut rt = handle.runtime.lock().await;
@@ -414,12 +421,17 @@ pub async fn run(
         .into_iter()
         .map(|(listener, endpoints)| tokio::spawn(http::serve(listener, ctx.clone(), endpoints)))
         .collect();
-    let (valkey_users, all_secrets) = match &config.namespace {
+    let (valkey_users, all_secrets, valkey_backups) = match &config.namespace {
         Some(ns) => (
             Api::<ValkeyUser>::namespaced(client.clone(), ns),
             Api::<Secret>::namespaced(client.clone(), ns),
+            Api::<ValkeyBackup>::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let (clusters, pods, sets, services, maps, secrets, pdbs) = match &config.namespace {
         Some(ns) => (
@@ -509,6 +521,15 @@ pub async fn run(
             |user: ValkeyUser| {
                 let ns = user.metadata.namespace.clone()?;
                 Some(ObjectRef::<ValkeyCluster>::new(&user.spec.cluster).within(&ns))
+            },
+        )
+        // A ValkeyBackup reconciles the cluster it names.
+        .watches(
+            valkey_backups,
+            watcher::Config::default(),
+            |backup: ValkeyBackup| {
+                let ns = backup.metadata.namespace.clone()?;
+                Some(ObjectRef::<ValkeyCluster>::new(&backup.spec.cluster).within(&ns))
             },
         )
         .watches(all_secrets, watcher::Config::default(), {

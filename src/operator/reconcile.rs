@@ -369,6 +369,12 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // What each answering node holds of those users.
     let acls = super::users::read_node_acls(rt.probe_client(), &rt.state).await;
     rt.record(acls, None).await?;
+    // The ValkeyBackups naming the cluster.
+    let spec_now = rt.state.desired_spec().and_then(Result::ok);
+    let (backups, backup_records) =
+        super::backups::read_backups(&client, &meta, spec_now.as_ref()).await?;
+    let events = crate::observe::backup::observe_backups(&rt.state, &backup_records);
+    rt.record(events, None).await?;
     rt.act().await?;
     rt.flush_due().await?;
     rt.publish_status(obj.status.as_ref()).await?;
@@ -385,6 +391,24 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .await;
         }
     }
+    if rt.leading() {
+        for (backup, message) in
+            super::backups::publish_statuses(&client, &meta.namespace, &rt.state, &backups).await?
+        {
+            rt.publish_event(
+                Kind::Warning,
+                "BackupFailed",
+                "Backup",
+                format!("ValkeyBackup {backup}: {message}"),
+            )
+            .await;
+        }
+    }
+    // The schedule's next fire, so that it is journaled when it comes.
+    let resync = super::backups::until_next_fire(&rt.state).map_or(RESYNC, |next| {
+        next.saturating_add(std::time::Duration::from_secs(1))
+            .min(RESYNC)
+    });
     if tls_pending {
         // A node still serves an old certificate: ask it again once the
         // kubelet has had time to update the mounted files.
@@ -392,7 +416,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             crate::decide::RELOAD_RETRY_MS.unsigned_abs(),
         )));
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(resync))
 }
 
 async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {

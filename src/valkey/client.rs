@@ -346,6 +346,30 @@ impl ValkeyClient {
         parse_info_replication(&text).map_err(|source| ProbeError::Malformed { addr, source })
     }
 
+    /// The server's version, from `INFO server` (`valkey_version`, else
+    /// `redis_version`).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; [`ProbeError::Malformed`]-like text errors when
+    /// the reply names no version.
+    pub async fn server_version(&self, addr: SocketAddr) -> Result<String, ProbeError> {
+        let mut info_cmd = redis::cmd("INFO");
+        info_cmd.arg("server");
+        let (reply, _) = self
+            .run(addr, &info_cmd, "INFO", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = text_reply(addr, reply)?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        field("valkey_version:")
+            .or_else(|| field("redis_version:"))
+            .ok_or_else(|| unexpected(addr, "a server version", &Value::SimpleString(text.clone())))
+    }
+
     /// `CLIENT PAUSE timeout_ms WRITE`: the server holds every write (and
     /// answers reads) until `CLIENT UNPAUSE` or the timeout, which bounds
     /// the pause if the caller dies half-way.

@@ -28,6 +28,16 @@
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeyusers/status"]
   verbs: ["patch"]
+# ValkeyBackups: listed for each cluster's reconcile and watched (a change
+# reconciles the cluster a backup names); get reads one to publish its
+# status; create makes the schedule's backups; delete is retention's.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeybackups"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Their status subresource: phase, attempts, shards, size, location.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeybackups/status"]
+  verbs: ["patch"]
 # The one rule no test exercises: the operator never calls it, but the
 # owner references it puts on its objects set blockOwnerDeletion, which
 # needs update on the owner's finalizers wherever the

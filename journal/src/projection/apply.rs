@@ -956,6 +956,9 @@ impl ClusterState {
             Intent::PublishBootConfig { primary, ip } => {
                 self.replication.boot_primary = Some((primary.clone(), ip.clone()));
             }
+            Intent::CreateScheduledBackup { object } => {
+                self.backups.last_created = Some(object.clone());
+            }
             Intent::ForgetNode { pod, node_id } => {
                 // Forgotten by every member: its claims no longer count.
                 self.cluster.nodes.remove(node_id);
@@ -983,7 +986,6 @@ impl ClusterState {
             | Intent::IssueCertificate { .. }
             // Their facts are journaled as their own events.
             | Intent::TakeBackup { .. }
-            | Intent::CreateScheduledBackup { .. }
             | Intent::DeleteBackup { .. }
             | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }

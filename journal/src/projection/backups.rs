@@ -62,6 +62,9 @@ pub struct BackupsPart {
     /// The schedule in force and since when (its first fire is after
     /// that), from the spec.
     pub schedule: Option<(String, Timestamp)>,
+    /// The last scheduled backup created (`CreateScheduledBackup`
+    /// succeeded).
+    pub last_created: Option<String>,
     /// Backups deleted by retention (their records may linger until the
     /// object's deletion is seen).
     pub deleted: BTreeMap<String, Timestamp>,

@@ -118,6 +118,10 @@ impl ClusterRuntime {
         if !due.is_empty() {
             self.record_now(due, None).await?;
         }
+        // So does the backup schedule's.
+        if let Some(due) = crate::operator::backups::due(&self.state, &self.meta.name) {
+            self.record_now(vec![due], None).await?;
+        }
         for _ in 0..MAX_STEPS {
             let policy = self.state.policy.clone().unwrap_or_default();
             let decisions = decide(&self.state, self.state.last_at, &policy);

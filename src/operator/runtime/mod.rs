@@ -146,6 +146,11 @@ pub struct ClusterRuntime {
     password_read: Option<Option<Password>>,
     /// Whether the clients speak TLS (set from the certificate Secret).
     tls_ready: bool,
+    /// The TLS settings the clients use, for the backup streams.
+    tls_settings: Option<crate::valkey::TlsSettings>,
+    /// The internal users' passwords, by user name (the backup streams
+    /// authenticate as the replication user).
+    internal: BTreeMap<String, Password>,
     /// The CA (PEM) the clients trust, and the one before it.
     tls_ca: Option<String>,
     tls_ca_previous: Option<String>,
@@ -329,6 +334,8 @@ impl ClusterRuntime {
             password: None,
             password_read: None,
             tls_ready: false,
+            tls_settings: None,
+            internal: BTreeMap::new(),
             tls_ca: None,
             tls_ca_previous: None,
             actions: 0,
@@ -538,6 +545,18 @@ impl ClusterRuntime {
                 gap_ms,
             };
             self.record_now(vec![started], None).await?;
+            // A backup that ran in the process before this one was cut
+            // with it: failed, to be retried (never reported as good).
+            if let Some((object, run)) = self.state.backups.running() {
+                let failed = Event::BackupFailed {
+                    object: object.to_owned(),
+                    attempt: run.attempt,
+                    reason: "interrupted: the operator stopped (or lost the lead) while it ran"
+                        .to_owned(),
+                    retry: true,
+                };
+                self.record_now(vec![failed], None).await?;
+            }
         }
         self.resolve_pending = !self.state.in_flight.is_empty();
         self.probed = false;
@@ -592,6 +611,24 @@ impl ClusterRuntime {
                 .set_sentinel_auth(internal.get(SENTINEL_USER).cloned())
                 .await;
         }
+        self.internal = internal;
+    }
+
+    /// What a backup stream needs to reach this cluster's nodes: the
+    /// identity to authenticate as (the replication user, else the
+    /// cluster's password), the TLS settings, the API client.
+    pub fn backup_access(&self) -> crate::backup::NodeAccess {
+        use crate::resources::internal_users::REPLICATION_USER;
+        let identity = match self.internal.get(REPLICATION_USER) {
+            Some(p) => Some((Some(REPLICATION_USER.to_owned()), p.clone())),
+            None => self.password().map(|p| (None, p)),
+        };
+        crate::backup::NodeAccess {
+            identity,
+            tls: self.tls_settings.clone(),
+            client: self.client.clone(),
+            valkey: self.probe_client.clone(),
+        }
     }
 
     /// Speaks TLS to the cluster's servers with `settings` (plaintext with
@@ -607,6 +644,7 @@ impl ClusterRuntime {
             client.set_tls(settings.clone()).await?;
         }
         self.tls_ready = settings.is_some();
+        self.tls_settings = settings;
         Ok(())
     }
 

@@ -73,7 +73,13 @@ fn reason_fields(code: &ReasonCode) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        ReasonCode::Bootstrap { .. }
+        ReasonCode::BackupRetry { failed } => format!("attempt {failed} failed"),
+        ReasonCode::BackupScheduled { at } => format!("the schedule fired at {at}"),
+        ReasonCode::RetentionExpired { newer, completed } => {
+            format!("completed at {completed}, {newer} newer backups kept")
+        }
+        ReasonCode::BackupRequested
+        | ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
         | ReasonCode::ReplicaMisdirected

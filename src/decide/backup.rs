@@ -1,0 +1,193 @@
+//! Backups: create the backup the schedule made due, delete what
+//! retention expired, and take the backups asked for, one at a time, each
+//! shard's RDB from a replica in sync when there is one.
+//!
+//! The clock's part (the schedule firing) is journaled first
+//! (`BackupDue`); from there on every step reads the projection only.
+
+use logbook_crds::Topology;
+use logbook_journal::projection::backups::{BackupOutcome, BackupRun};
+use logbook_journal::{
+    BackupRecord, BackupSource, Intent, MAX_BACKUP_ATTEMPTS, ReasonCode, Role, Timestamp,
+};
+
+use super::view::ClusterView;
+use super::{Decision, PodState};
+
+/// The decisions about backups, at most one.
+pub fn decide_backups(view: &ClusterView<'_>, now: Timestamp) -> Vec<Decision> {
+    let part = &view.state.backups;
+    if let Some((at, object)) = &part.last_due
+        && part.last_created.as_ref() != Some(object)
+        && !part.records.contains_key(object)
+    {
+        return vec![Decision::new(
+            Intent::CreateScheduledBackup {
+                object: object.clone(),
+            },
+            ReasonCode::BackupScheduled { at: *at },
+            format!("the schedule fired at {at}"),
+        )];
+    }
+    if let Some(expired) = retention(view, now) {
+        return vec![expired];
+    }
+    if part.running().is_some() {
+        return Vec::new();
+    }
+    // Retries first, then the oldest backup asked for.
+    let mut waiting: Vec<&BackupRecord> = part
+        .records
+        .values()
+        .filter(|r| r.problem.is_none() && r.target.is_some())
+        .filter(|r| !part.deleted.contains_key(&r.object))
+        .collect();
+    waiting.sort_by_key(|r| (r.created, r.object.clone()));
+    for record in waiting {
+        let (attempt, code, detail) = match part.runs.get(&record.object) {
+            None => (
+                1,
+                ReasonCode::BackupRequested,
+                format!("ValkeyBackup {} waits to be taken", record.object),
+            ),
+            Some(BackupRun {
+                attempt,
+                outcome:
+                    Some(BackupOutcome::Failed {
+                        retry: true,
+                        reason,
+                        ..
+                    }),
+                ..
+            }) if *attempt < MAX_BACKUP_ATTEMPTS => (
+                attempt.saturating_add(1),
+                ReasonCode::BackupRetry { failed: *attempt },
+                format!(
+                    "attempt {attempt} failed ({reason}); attempt {} of {MAX_BACKUP_ATTEMPTS}",
+                    attempt.saturating_add(1)
+                ),
+            ),
+            Some(_) => continue,
+        };
+        let Some(sources) = sources(view) else {
+            // Not now: a shard has no usable node. The status says so.
+            return Vec::new();
+        };
+        return vec![Decision::new(
+            Intent::TakeBackup {
+                object: record.object.clone(),
+                attempt,
+                sources,
+            },
+            code,
+            detail,
+        )];
+    }
+    Vec::new()
+}
+
+/// The first scheduled backup retention expires, if any: beyond
+/// `keepLast` or older than `maxAgeHours`, never the newest completed.
+fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
+    let part = &view.state.backups;
+    let retention = &view.spec.backup.retention;
+    let keep = usize::try_from(retention.effective_keep_last()).unwrap_or(usize::MAX);
+    let max_age_ms = retention
+        .max_age_hours
+        .map(|h| i64::from(h).saturating_mul(3_600_000));
+    let mut completed: Vec<(&BackupRecord, Timestamp, &BackupRun)> = part
+        .records
+        .values()
+        .filter(|r| r.scheduled && !part.deleted.contains_key(&r.object))
+        .filter_map(|r| {
+            let run = part.runs.get(&r.object)?;
+            part.completed(&r.object).map(|at| (r, at, run))
+        })
+        .collect();
+    completed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.object.cmp(&b.0.object)));
+    completed
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(newer, (_, at, _))| {
+            *newer >= keep || max_age_ms.is_some_and(|max| now > at.plus_millis(max))
+        })
+        .map(|(newer, (record, at, run))| {
+            let newer = u32::try_from(newer).unwrap_or(u32::MAX);
+            Decision::new(
+                Intent::DeleteBackup {
+                    object: record.object.clone(),
+                    dir: run.target.dir.clone(),
+                },
+                ReasonCode::RetentionExpired {
+                    newer,
+                    completed: *at,
+                },
+                format!(
+                    "completed at {at}; {newer} newer scheduled backups; retention keeps {keep}{}",
+                    retention
+                        .max_age_hours
+                        .map(|h| format!(" and none older than {h} h"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+}
+
+/// One source per shard, `None` while a shard has no usable node (or, in
+/// a Cluster, a slot has no owner).
+fn sources(view: &ClusterView<'_>) -> Option<Vec<BackupSource>> {
+    match view.topology() {
+        Topology::Standalone | Topology::Replication | Topology::Sentinel => {
+            let primary = view.healthy_primary()?;
+            let mut replicas: Vec<PodState<'_>> = view
+                .pods()
+                .into_iter()
+                .filter(|p| p.in_sync_with(primary.name))
+                .collect();
+            replicas.sort_by_key(|p| (std::cmp::Reverse(p.view.offset), p.ordinal()));
+            let pod = replicas.first().map_or(primary.name, |p| p.name);
+            Some(vec![BackupSource {
+                shard: 0,
+                pod: pod.to_owned(),
+                primary: primary.name.to_owned(),
+                slots: Vec::new(),
+                node_id: None,
+            }])
+        }
+        Topology::Cluster => {
+            let cluster = &view.state.cluster;
+            if cluster.unassigned() > 0 {
+                return None;
+            }
+            let mut shards: Vec<_> = cluster
+                .shards()
+                .into_iter()
+                .filter(|s| !s.retired && !s.slots.is_empty())
+                .collect();
+            shards.sort_by_key(|s| s.slots.first().map(|r| r.start));
+            let mut out = Vec::new();
+            for (i, shard) in shards.iter().enumerate() {
+                let primary = view
+                    .pod(shard.primary)
+                    .filter(|p| p.usable_as(Role::Primary))?;
+                let mut replicas: Vec<PodState<'_>> = shard
+                    .replicas
+                    .iter()
+                    .filter_map(|r| view.pod(r))
+                    .filter(|p| p.usable_as(Role::Replica))
+                    .collect();
+                replicas.sort_by_key(PodState::ordinal);
+                let source = replicas.first().map_or(primary.name, |p| p.name);
+                out.push(BackupSource {
+                    shard: u32::try_from(i).unwrap_or(u32::MAX),
+                    pod: source.to_owned(),
+                    primary: primary.name.to_owned(),
+                    slots: shard.slots.clone(),
+                    node_id: cluster.node_id(source).map(str::to_owned),
+                });
+            }
+            (!out.is_empty()).then_some(out)
+        }
+    }
+}

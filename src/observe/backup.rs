@@ -1,0 +1,101 @@
+//! Backups: a ValkeyBackup as the journal records it ([`backup_record`]),
+//! the records that differ from the projection's ([`observe_backups`]),
+//! and the schedule's clock ([`backup_due`]).
+
+use logbook_crds::v1alpha1::{SCHEDULED_LABEL, next_fire_ms};
+use logbook_crds::{ValkeyBackup, ValkeyClusterSpec, validate_backup};
+use logbook_journal::{BackupRecord, ClusterState, Event, Timestamp};
+
+use crate::backup::credentials::target_of;
+
+/// The record of `backup`, a ValkeyBackup of the cluster `cluster` in
+/// `namespace` whose spec is `spec`: its destination (its own, else the
+/// cluster's), or why it cannot be taken.
+pub fn backup_record(
+    backup: &ValkeyBackup,
+    namespace: &str,
+    cluster: &str,
+    spec: Option<&ValkeyClusterSpec>,
+) -> BackupRecord {
+    let object = backup.metadata.name.clone().unwrap_or_default();
+    let destination = backup
+        .spec
+        .destination
+        .clone()
+        .or_else(|| spec.and_then(|s| s.backup.destination.clone()));
+    let problem = match (validate_backup(&backup.spec), &destination) {
+        (Err(errors), _) => Some(logbook_crds::v1alpha1::validation::describe(&errors)),
+        (Ok(()), None) => Some(format!(
+            "no destination: neither the ValkeyBackup nor ValkeyCluster {cluster}'s backup.destination names a bucket"
+        )),
+        (Ok(()), Some(_)) => None,
+    };
+    BackupRecord {
+        target: destination.map(|d| target_of(&d, namespace, cluster, &object)),
+        uid: backup.metadata.uid.clone().unwrap_or_default(),
+        created: backup
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::EPOCH, |t| {
+                chrono::DateTime::from_timestamp_micros(t.0.as_microsecond())
+                    .map_or(Timestamp::EPOCH, Timestamp::from_datetime)
+            }),
+        scheduled: backup
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(SCHEDULED_LABEL).is_some_and(|v| v == "true")),
+        problem,
+        object,
+    }
+}
+
+/// `BackupRequested` for each record that differs from the projection's,
+/// `BackupForgotten` for each object gone.
+pub fn observe_backups(state: &ClusterState, records: &[BackupRecord]) -> Vec<Event> {
+    let mut events: Vec<Event> = records
+        .iter()
+        .filter(|r| state.backups.records.get(&r.object) != Some(*r))
+        .map(|r| Event::BackupRequested { backup: r.clone() })
+        .collect();
+    for object in state.backups.records.keys() {
+        if !records.iter().any(|r| &r.object == object) {
+            events.push(Event::BackupForgotten {
+                object: object.clone(),
+            });
+        }
+    }
+    events
+}
+
+/// The schedule's next fire time after what was last handled, in Unix
+/// milliseconds (`None`: no schedule).
+pub fn next_fire(state: &ClusterState) -> Option<i64> {
+    let (schedule, since) = state.backups.schedule.as_ref()?;
+    let after = state
+        .backups
+        .last_due
+        .as_ref()
+        .map_or(*since, |(at, _)| (*at).max(*since));
+    next_fire_ms(schedule, after.as_micros() / 1000)
+}
+
+/// `BackupDue` when the clock `now` has passed the schedule's next fire
+/// time: the latest fire time passed (runs missed while no operator ran
+/// make one backup, not one each), and the backup it makes, named
+/// `<cluster>-<yyyymmdd-hhmm>`.
+pub fn backup_due(state: &ClusterState, cluster: &str, now: Timestamp) -> Option<Event> {
+    let (schedule, _) = state.backups.schedule.as_ref()?;
+    let now_ms = now.as_micros() / 1000;
+    let mut due = next_fire(state).filter(|t| *t <= now_ms)?;
+    while let Some(next) = next_fire_ms(schedule, due).filter(|t| *t <= now_ms) {
+        due = next;
+    }
+    let at = Timestamp::from_datetime(chrono::DateTime::from_timestamp_millis(due)?);
+    let stamp = at.to_datetime()?.format("%Y%m%d-%H%M");
+    Some(Event::BackupDue {
+        at,
+        object: format!("{cluster}-{stamp}"),
+    })
+}

@@ -1,0 +1,434 @@
+//! The reconcile's part for backups (read the cluster's ValkeyBackups,
+//! publish their statuses) and the cluster's backup task, which carries
+//! out each attempt the decider started: it streams every shard's RDB
+//! into the bucket, journals each shard as it lands, writes the manifest
+//! last, and journals how the attempt ended.
+//!
+//! The task runs beside the prober, one attempt at a time; it holds the
+//! runtime's lock only to read the attempt and to journal. An attempt it
+//! did not start (one of a previous process) was failed at the takeover
+//! (`ClusterRuntime::sync_leadership`); what it journals for an attempt
+//! that no longer runs (failed meanwhile) is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use logbook_crds::v1alpha1::BackupShardStatus;
+use logbook_crds::{BackupPhase, ValkeyBackup, ValkeyBackupStatus, ValkeyClusterSpec};
+use logbook_journal::projection::backups::{BackupOutcome, BackupRun};
+use logbook_journal::{BackupRecord, BackupTarget, ClusterState, Event, Timestamp};
+use serde_json::json;
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use super::error::OperatorError;
+use super::events::Kind;
+use super::runtime::ClusterRuntime;
+use super::span::ClusterSpan;
+use crate::backup::credentials;
+use crate::backup::manifest::{
+    MANIFEST_FORMAT, MANIFEST_NAME, Manifest, ManifestCluster, ManifestShard,
+};
+use crate::backup::run::{NodeAccess, ShardJob, backup_shard};
+use crate::backup::store::BackupStore;
+use crate::resources::{ClusterMeta, valkey_addr};
+
+/// How often the task looks for an attempt to carry out.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The ValkeyBackups naming `meta`'s cluster, and their records.
+///
+/// # Errors
+/// [`OperatorError::Kube`] when they cannot be listed.
+pub async fn read_backups(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+    spec: Option<&ValkeyClusterSpec>,
+) -> Result<(Vec<ValkeyBackup>, Vec<BackupRecord>), OperatorError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyBackup> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!("listing the ValkeyBackups of {ns}"),
+            source,
+        })?;
+    let backups: Vec<ValkeyBackup> = listed
+        .items
+        .into_iter()
+        .filter(|b| b.spec.cluster == meta.name)
+        .collect();
+    let records = backups
+        .iter()
+        .map(|b| crate::observe::backup::backup_record(b, ns, &meta.name, spec))
+        .collect();
+    Ok((backups, records))
+}
+
+/// The status of ValkeyBackup `object` the projection shows.
+pub fn backup_status(state: &ClusterState, object: &str) -> ValkeyBackupStatus {
+    let record = state.backups.records.get(object);
+    let run = state.backups.runs.get(object);
+    let location = record
+        .and_then(|r| r.target.as_ref())
+        .map(|t| format!("s3://{}/{}", t.bucket, t.dir));
+    let time = |t: Timestamp| Some(crate::decide::status::kube_time(t));
+    let mut status = ValkeyBackupStatus {
+        location,
+        ..ValkeyBackupStatus::default()
+    };
+    if let Some(problem) = record.and_then(|r| r.problem.as_ref()) {
+        status.phase = Some(BackupPhase::Failed);
+        status.message = Some(problem.clone());
+        return status;
+    }
+    let Some(run) = run else {
+        status.phase = Some(BackupPhase::Pending);
+        status.message = Some(
+            "waiting to be taken: another backup of the cluster runs, or a shard has no usable node"
+                .to_owned(),
+        );
+        return status;
+    };
+    status.attempts = i32::try_from(run.attempt).ok();
+    status.started_at = time(run.started);
+    status.journal_seq = i64::try_from(run.started_seq).ok();
+    status.shards = shard_statuses(run);
+    match &run.outcome {
+        None => {
+            status.phase = Some(BackupPhase::Running);
+            status.message = Some(format!(
+                "attempt {}: {} of {} shards uploaded",
+                run.attempt,
+                run.uploaded.len(),
+                run.sources.len()
+            ));
+        }
+        Some(BackupOutcome::Completed {
+            at,
+            bytes,
+            manifest,
+        }) => {
+            status.phase = Some(BackupPhase::Completed);
+            status.completed_at = time(*at);
+            status.bytes = i64::try_from(*bytes).ok();
+            status.message = Some(format!("complete: manifest {manifest}"));
+        }
+        Some(BackupOutcome::Failed { reason, retry, .. }) => {
+            let retried = *retry && run.attempt < logbook_journal::MAX_BACKUP_ATTEMPTS;
+            status.phase = Some(if retried {
+                BackupPhase::Running
+            } else {
+                BackupPhase::Failed
+            });
+            status.message = Some(if retried {
+                format!("attempt {} failed ({reason}); retrying", run.attempt)
+            } else {
+                format!("attempt {} failed: {reason}", run.attempt)
+            });
+        }
+    }
+    status
+}
+
+fn shard_statuses(run: &BackupRun) -> Vec<BackupShardStatus> {
+    run.uploaded
+        .values()
+        .map(|u| BackupShardStatus {
+            shard: i32::try_from(u.shard).unwrap_or(i32::MAX),
+            pod: u.pod.clone(),
+            key: u.key.clone(),
+            bytes: i64::try_from(u.bytes).unwrap_or(i64::MAX),
+            sha256: u.sha256.clone(),
+        })
+        .collect()
+}
+
+/// Writes each ValkeyBackup's status that changed (nothing when none
+/// did); returns those that turned Failed, with the message.
+///
+/// # Errors
+/// [`OperatorError::Kube`] when a status cannot be written.
+pub async fn publish_statuses(
+    client: &kube::Client,
+    namespace: &str,
+    state: &ClusterState,
+    backups: &[ValkeyBackup],
+) -> Result<Vec<(String, String)>, OperatorError> {
+    let api: Api<ValkeyBackup> = Api::namespaced(client.clone(), namespace);
+    let mut failed = Vec::new();
+    for backup in backups {
+        let object = backup.metadata.name.clone().unwrap_or_default();
+        let status = backup_status(state, &object);
+        let current = backup.status.clone().unwrap_or_default();
+        if status == current {
+            continue;
+        }
+        if status.phase == Some(BackupPhase::Failed) && current.phase != Some(BackupPhase::Failed) {
+            failed.push((object.clone(), status.message.clone().unwrap_or_default()));
+        }
+        let patch = json!({ "status": status });
+        api.patch_status(&object, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!("writing the status of ValkeyBackup {namespace}/{object}"),
+                source,
+            })?;
+    }
+    Ok(failed)
+}
+
+/// One attempt to carry out.
+struct Job {
+    object: String,
+    attempt: u32,
+    target: BackupTarget,
+    shards: Result<Vec<ShardJob>, String>,
+    access: NodeAccess,
+    meta: ClusterMeta,
+    topology: String,
+    started: Timestamp,
+    started_seq: u64,
+}
+
+/// The cluster's backup task: forever, carry out the attempt the
+/// projection shows running, if this instance leads.
+pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let Some(job) = next_job(&rt).await else {
+            continue;
+        };
+        carry_out(&rt, job).instrument(log.span()).await;
+    }
+}
+
+async fn next_job(rt: &Arc<Mutex<ClusterRuntime>>) -> Option<Job> {
+    let guard = rt.lock().await;
+    if !guard.leading() {
+        return None;
+    }
+    let state = &guard.state;
+    let (object, run) = state.backups.running()?;
+    let addr = |pod: &str| {
+        state
+            .pods
+            .get(pod)
+            .and_then(|p| p.ip.as_deref())
+            .and_then(valkey_addr)
+            .ok_or_else(|| format!("pod {pod} has no known address"))
+    };
+    let shards = run
+        .sources
+        .iter()
+        .map(|s| {
+            Ok(ShardJob {
+                source: s.clone(),
+                source_addr: addr(&s.pod)?,
+                primary_addr: addr(&s.primary)?,
+            })
+        })
+        .collect();
+    let topology = state
+        .desired
+        .as_ref()
+        .and_then(|d| serde_json::from_str::<ValkeyClusterSpec>(&d.spec_json).ok())
+        .map(|s| s.topology.to_string())
+        .unwrap_or_default();
+    Some(Job {
+        object: object.to_owned(),
+        attempt: run.attempt,
+        target: run.target.clone(),
+        shards,
+        access: guard.backup_access(),
+        meta: guard.meta.clone(),
+        topology,
+        started: run.started,
+        started_seq: run.started_seq,
+    })
+}
+
+/// Whether `job`'s attempt still runs in the projection.
+fn still_runs(state: &ClusterState, job: &Job) -> bool {
+    state
+        .backups
+        .runs
+        .get(&job.object)
+        .is_some_and(|r| r.attempt == job.attempt && r.outcome.is_none())
+}
+
+/// Journals `events` for `job` while its attempt still runs and this
+/// instance leads, then decides and publishes.
+async fn journal(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    job: &Job,
+    events: Vec<Event>,
+    end: bool,
+) -> bool {
+    let mut guard = rt.lock().await;
+    if !guard.leading() || !still_runs(&guard.state, job) {
+        tracing::info!(backup = %job.object, attempt = job.attempt, "the attempt no longer runs; its result is dropped");
+        return false;
+    }
+    if let Err(err) = guard.record_now(events, None).await {
+        tracing::warn!(%err, backup = %job.object, "cannot journal the backup's progress");
+        return false;
+    }
+    if end {
+        if let Err(err) = guard.act().await {
+            tracing::warn!(%err, "deciding after the backup");
+        }
+        if let Err(err) = guard.publish_status(None).await {
+            tracing::warn!(%err, "publishing the status after the backup");
+        }
+    }
+    let client = guard.backup_access().client;
+    let state = guard.state.clone();
+    let ns = guard.meta.namespace.clone();
+    let failed = publish_one(&client, &ns, &state, &job.object).await;
+    if let Some(message) = failed {
+        guard
+            .publish_event(
+                Kind::Warning,
+                "BackupFailed",
+                "Backup",
+                format!("ValkeyBackup {}: {message}", job.object),
+            )
+            .await;
+    }
+    true
+}
+
+/// Publishes ValkeyBackup `object`'s status; the message when it turned
+/// Failed.
+async fn publish_one(
+    client: &kube::Client,
+    namespace: &str,
+    state: &ClusterState,
+    object: &str,
+) -> Option<String> {
+    let api: Api<ValkeyBackup> = Api::namespaced(client.clone(), namespace);
+    let backup = api.get_opt(object).await.ok().flatten()?;
+    match publish_statuses(client, namespace, state, &[backup]).await {
+        Ok(failed) => failed.into_iter().next().map(|(_, m)| m),
+        Err(err) => {
+            tracing::warn!(%err, "publishing a ValkeyBackup's status");
+            None
+        }
+    }
+}
+
+async fn carry_out(rt: &Arc<Mutex<ClusterRuntime>>, job: Job) {
+    tracing::info!(backup = %job.object, attempt = job.attempt, "backup attempt begins");
+    let end = match stream_all(rt, &job).await {
+        Ok((manifest, bytes)) => Event::BackupCompleted {
+            object: job.object.clone(),
+            attempt: job.attempt,
+            manifest,
+            bytes,
+        },
+        Err((reason, retry)) => Event::BackupFailed {
+            object: job.object.clone(),
+            attempt: job.attempt,
+            reason,
+            retry,
+        },
+    };
+    tracing::info!(backup = %job.object, attempt = job.attempt, outcome = end.kind(), "backup attempt ends");
+    journal(rt, &job, vec![end], true).await;
+}
+
+/// Streams every shard, journaling each as it lands, then writes the
+/// manifest. `Err((reason, retry))` when the attempt failed.
+async fn stream_all(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    job: &Job,
+) -> Result<(String, u64), (String, bool)> {
+    let shards = job.shards.clone().map_err(|e| (e, true))?;
+    let (s3, creds) = credentials::resolve(&job.access.client, &job.meta.namespace, &job.target)
+        .await
+        .map_err(|e| (e.to_string(), e.is_retryable()))?;
+    let store = BackupStore::new(&s3, &creds).map_err(|e| (e.to_string(), false))?;
+    let server_version = match shards.first() {
+        Some(s) => job.access.valkey.server_version(s.source_addr).await.ok(),
+        None => None,
+    };
+    let uploads = try_join_all(shards.iter().map(|shard| {
+        let store = &store;
+        async move {
+            let upload = backup_shard(store, &job.target.dir, shard, &job.access).await?;
+            let event = Event::BackupShardUploaded {
+                object: job.object.clone(),
+                attempt: job.attempt,
+                upload: upload.clone(),
+            };
+            if journal(rt, job, vec![event], false).await {
+                Ok(upload)
+            } else {
+                Err("the attempt no longer runs".to_owned())
+            }
+        }
+    }))
+    .await
+    .map_err(|e| (e, true))?;
+    let bytes: u64 = uploads.iter().map(|u| u.bytes).sum();
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        backup: job.object.clone(),
+        attempt: job.attempt,
+        cluster: ManifestCluster {
+            namespace: job.meta.namespace.clone(),
+            name: job.meta.name.clone(),
+            uid: job.meta.uid.clone(),
+            topology: job.topology.clone(),
+        },
+        started_at: job.started.to_string(),
+        completed_at: Timestamp::now().to_string(),
+        journal_seq: job.started_seq,
+        server_version,
+        shards: uploads
+            .iter()
+            .zip(&shards)
+            .map(|(u, s)| ManifestShard {
+                shard: u.shard,
+                object: crate::backup::manifest::shard_object(u.shard),
+                bytes: u.bytes,
+                sha256: u.sha256.clone(),
+                rdb_version: u.rdb_version,
+                crc_verified: u.crc_verified,
+                slots: s.source.slots.iter().map(|r| [r.start, r.end]).collect(),
+                pod: u.pod.clone(),
+                primary: s.source.primary.clone(),
+                node_id: s.source.node_id.clone(),
+                replid: u.replid.clone(),
+                offset: u.offset,
+                primary_offset: u.primary_offset,
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| (format!("encoding the manifest: {e}"), false))?;
+    let key = format!("{}{MANIFEST_NAME}", job.target.dir);
+    store
+        .put_bytes(&key, bytes::Bytes::from(body))
+        .await
+        .map_err(|e| (format!("writing the manifest {key}: {e}"), true))?;
+    Ok((key, bytes))
+}
+
+/// `BackupDue` for the schedule's clock, when it has passed a fire time.
+pub fn due(state: &ClusterState, cluster: &str) -> Option<Event> {
+    crate::observe::backup::backup_due(state, cluster, Timestamp::now())
+}
+
+/// How long until the schedule's next fire time (`None`: no schedule).
+pub fn until_next_fire(state: &ClusterState) -> Option<Duration> {
+    let next = crate::observe::backup::next_fire(state)?;
+    let now = Timestamp::now().as_micros() / 1000;
+    Some(Duration::from_millis(
+        u64::try_from(next.saturating_sub(now)).unwrap_or(0),
+    ))
+}
