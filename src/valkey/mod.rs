@@ -2,6 +2,7 @@
 //! `CLUSTER NODES`, `CLUSTER GETSLOTMIGRATIONS`) for the observers and
 //! admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`, `CONFIG SET`, the
 //! cluster's `MEET` to `MIGRATESLOTS`, the ACL commands) for the executors.
+//! It also streams RDB snapshots out of a server for backups (`rdb_stream`).
 //!
 //! It owns connections, timeouts, authentication and the classification of
 //! failures into death, slowness and refusals. It must not decide anything,
@@ -16,6 +17,7 @@ mod parse;
 mod parse_cluster;
 mod parse_sentinel;
 mod password;
+mod rdb_stream;
 mod reshard;
 mod sentinel;
 mod tls;
@@ -40,6 +42,10 @@ pub use parse_sentinel::{
     parse_switch_master, parse_vote_for_leader,
 };
 pub use password::Password;
+pub use rdb_stream::{
+    FullResync, RDB_IDLE_TIMEOUT, RdbAuth, RdbCheck, RdbCheckError, RdbCrc, RdbFraming, RdbReport,
+    RdbSnapshot, RdbStream, open_rdb_stream, open_rdb_stream_with_idle,
+};
 pub use reshard::SetSlot;
 pub use sentinel::{SentinelEvents, SentinelProbe, subscribe_sentinel_events};
 pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};
