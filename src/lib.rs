@@ -13,6 +13,7 @@
 //! they drive (`operator`, `leader`, `journal_store`, `decide`, `valkey`).
 
 pub mod actuate;
+pub mod backup;
 pub mod cli;
 pub mod cli_error;
 pub mod decide;

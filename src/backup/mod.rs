@@ -1,0 +1,20 @@
+//! Backups: the S3 bucket they live in (`store`) and the data paths that
+//! stream a node's RDB into it and back out, checked (`transfer`); a
+//! destination's Secret (`credentials`), one shard of an attempt (`run`)
+//! and the manifest that proves a backup whole (`manifest`).
+
+pub mod credentials;
+pub mod manifest;
+pub mod run;
+pub mod store;
+pub mod transfer;
+
+pub use run::NodeAccess;
+
+pub use store::{
+    BackupStore, Download, ObjectInfo, PART_SIZE, S3Credentials, S3Target, StoreError, Upload,
+    UploadReceipt,
+};
+pub use transfer::{
+    NodeBackup, NodeVerified, TransferError, backup_node, fetch_to_file, verify_object,
+};
