@@ -3,19 +3,23 @@
 //! (magic, trailing CRC-64) that backups and restores run on any stream.
 //!
 //! The handshake is a replica's, reduced to what a snapshot needs
-//! (`replication.c`, `replconfCommand` and `syncCommand`):
-//! `AUTH`, `REPLCONF rdb-only 1` (the server keeps no replication buffer
-//! for us and closes the connection once the RDB is sent),
-//! `REPLCONF capa eof capa psync2` (we understand the diskless framing),
-//! then `PSYNC ? -1`, which forces a full resynchronisation and is
-//! answered `+FULLRESYNC <replid> <offset>`; `SYNC` when `PSYNC` is refused
-//! (it announces neither). The payload then comes in one of two framings:
-//! `$EOF:<40-byte mark>\r\n<rdb><mark>` when the server streams the fork's
-//! output straight to the socket (`repl-diskless-sync yes`, the default:
-//! nothing touches its disk), or `$<len>\r\n<rdb>` when it saved the RDB to
-//! its disk first. Until the fork starts (`repl-diskless-sync-delay`
-//! seconds on a diskless server, or while another fork runs) the server
-//! sends a bare `\n` every second; those keepalives are skipped.
+//! (`replication.c`, `replconfCommand` and `syncCommand`): `AUTH`;
+//! `REPLCONF rdb-only 1` (the server keeps no replication buffer for us
+//! and closes the connection once the RDB is sent); `REPLCONF capa eof
+//! capa psync2` (we understand the diskless framing); `REPLCONF version`
+//! (the server's own RDB format, see `ANY_VERSION`); then `PSYNC ? -1`,
+//! which forces a full resynchronisation and is answered `+FULLRESYNC
+//! <replid> <offset>`, or `SYNC` when `PSYNC` is refused (it announces
+//! neither).
+//!
+//! The payload comes in one of two framings: `$EOF:<40-byte
+//! mark>\r\n<rdb><mark>` when the server streams the fork's output
+//! straight to the socket (`repl-diskless-sync yes`, the default: nothing
+//! touches its disk), or `$<len>\r\n<rdb>` when it saved the RDB to its
+//! disk first (`repl-diskless-sync no`: the snapshot is then also its
+//! `dump.rdb`). Until the fork starts (`repl-diskless-sync-delay` seconds
+//! on a diskless server, or while another fork runs) the server sends a
+//! bare `\n` every second; those keepalives are skipped.
 //!
 //! This module owns the connection and the framing. It must not decide
 //! where the bytes go, log anything, or format the password: errors name
@@ -45,6 +49,11 @@ const EOF_MARK_LEN: usize = 40;
 /// The longest protocol line accepted before the payload (the longest real
 /// one, `+FULLRESYNC <40> <offset>`, is under 80 bytes).
 const MAX_LINE: usize = 4096;
+
+/// The version announced with `REPLCONF version`: above any release (it is
+/// what an unreleased Valkey calls itself), so the server picks its newest
+/// RDB format.
+const ANY_VERSION: &[u8] = b"255.255.255";
 
 /// How much one read asks of the socket.
 const READ_SIZE: usize = 64 * 1024;
@@ -185,8 +194,27 @@ pub async fn open_rdb_stream_with_idle(
     {
         return Err(refusal(addr, "REPLCONF", text));
     }
+    // A replica that does not say its version gets RDB 11 from Valkey 9,
+    // which cannot hold what only RDB 80 encodes (hash fields with a TTL):
+    // the fork fails and so would the backup. Ours reads every version,
+    // so it announces the highest one and gets the server's own format,
+    // the one its BGSAVE writes. Servers before Valkey 8 do not know the
+    // option and write their only format.
+    match conn
+        .call(
+            &[b"REPLCONF", b"version", ANY_VERSION],
+            "REPLCONF",
+            timeouts.command,
+        )
+        .await?
+    {
+        Err(text) if !text.contains("Unrecognized REPLCONF option") => {
+            return Err(refusal(addr, "REPLCONF", text));
+        }
+        Ok(()) | Err(_) => {}
+    }
     conn.send(&[b"PSYNC", b"?", b"-1"], "PSYNC").await?;
-    let resync = match parse_sync_line(&conn.line(idle, "PSYNC").await?) {
+    let resync = match parse_sync_line(&conn.line(idle, "waiting for the reply to PSYNC").await?) {
         SyncLine::FullResync(resync) => Some(resync),
         SyncLine::Error(text) if falls_back_to_sync(&text) => {
             conn.send(&[b"SYNC"], "SYNC").await?;
@@ -196,7 +224,9 @@ pub async fn open_rdb_stream_with_idle(
         other => return Err(other.unexpected(addr, "+FULLRESYNC")),
     };
     let command = if resync.is_some() { "PSYNC" } else { "SYNC" };
-    let (framing, payload) = match parse_sync_line(&conn.line(idle, command).await?) {
+    // A server whose snapshot fork fails closes the connection here.
+    let waiting = "waiting for the RDB to begin (did the server's snapshot fail? see its log)";
+    let (framing, payload) = match parse_sync_line(&conn.line(idle, waiting).await?) {
         SyncLine::Length(len) => (RdbFraming::Length(len), Payload::Length { remaining: len }),
         SyncLine::EofMark(mark) => (RdbFraming::EofMark, Payload::Mark { mark }),
         SyncLine::Error(text) => return Err(refusal(addr, command, text)),
@@ -372,7 +402,12 @@ impl Conn {
         limit: Duration,
     ) -> Result<Result<(), String>, ProbeError> {
         self.send(args, name).await?;
-        let line = match timeout(limit, self.line(limit, name)).await {
+        let line = match timeout(
+            limit,
+            self.line(limit, &format!("waiting for the reply to {name}")),
+        )
+        .await
+        {
             Ok(line) => line?,
             Err(_) => {
                 return Err(ProbeError::TimedOut {
@@ -394,7 +429,7 @@ impl Conn {
 
     /// The next non-empty line (without its line ending); bare newlines,
     /// the server's keepalives, are skipped. Each read may wait `idle`.
-    async fn line(&mut self, idle: Duration, waiting_for: &str) -> Result<Vec<u8>, ProbeError> {
+    async fn line(&mut self, idle: Duration, waiting: &str) -> Result<Vec<u8>, ProbeError> {
         loop {
             while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
                 let raw = self.buf.split_to(end.saturating_add(1));
@@ -408,7 +443,7 @@ impl Conn {
                 return Err(ProbeError::Protocol {
                     addr: self.addr,
                     detail: format!(
-                        "{waiting_for}: no line end in the first {MAX_LINE} bytes of the reply"
+                        "{waiting}: no line end in the first {MAX_LINE} bytes of the reply"
                     ),
                 });
             }
@@ -417,9 +452,7 @@ impl Conn {
                 Fill::Closed => {
                     return Err(ProbeError::Io {
                         addr: self.addr,
-                        detail: format!(
-                            "connection closed while waiting for the reply to {waiting_for}"
-                        ),
+                        detail: format!("connection closed while {waiting}"),
                     });
                 }
                 Fill::Idle => {

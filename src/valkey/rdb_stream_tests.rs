@@ -343,6 +343,7 @@ async fn an_eof_framed_rdb_after_keepalives_arrives_whole() {
             vec![&b"AUTH"[..], b"backup", b"hunter2"],
             vec![&b"REPLCONF"[..], b"rdb-only", b"1"],
             vec![&b"REPLCONF"[..], b"capa", b"eof", b"capa", b"psync2"],
+            vec![&b"REPLCONF"[..], b"version", b"255.255.255"],
             vec![&b"PSYNC"[..], b"?", b"-1"],
         ]
     );

@@ -1,0 +1,636 @@
+//! The backup data paths against real `valkey-server` processes and a
+//! real S3 endpoint (moto): a node's RDB streamed into the bucket
+//! (multipart and single PUT, from a primary and from a replica, as a
+//! least-privileged ACL user, both framings), checked back out, restored
+//! by a new server from the fetched file, and refused when damaged.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use logbook::backup::{
+    BackupStore, NodeBackup, PART_SIZE, StoreError, TransferError, backup_node, fetch_to_file,
+    verify_object,
+};
+use logbook::valkey::{
+    Password, ProbeError, RdbCheck, RdbCrc, RdbFraming, Timeouts, open_rdb_stream,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod valkey_server;
+use valkey_server::Server;
+
+mod s3_server;
+use s3_server::{S3Server, credentials};
+
+const BUCKET: &str = "backups";
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(2),
+        command: Duration::from_secs(5),
+    }
+}
+
+/// A bucket on a fresh moto server.
+fn bucket() -> (S3Server, BackupStore) {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = BackupStore::new(&s3.target(BUCKET), &credentials()).unwrap();
+    (s3, store)
+}
+
+async fn connect(addr: SocketAddr, password: Option<&str>) -> redis::aio::MultiplexedConnection {
+    let url = match password {
+        Some(password) => format!("redis://:{password}@{addr}"),
+        None => format!("redis://{addr}"),
+    };
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}
+
+/// Bytes that LZF cannot shrink, so the RDB is as large as the data.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// Writes `small` short strings and `big` incompressible values of
+/// `big_len` bytes, plus a hash, a list, a set and a hash with a field
+/// TTL; returns the strings.
+async fn fill(
+    addr: SocketAddr,
+    password: Option<&str>,
+    small: usize,
+    big: usize,
+    big_len: usize,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut conn = connect(addr, password).await;
+    let mut expected = BTreeMap::new();
+    for i in 0..small {
+        expected.insert(
+            format!("k:{i}"),
+            format!("value {i} of the backup test").into_bytes(),
+        );
+    }
+    for i in 0..big {
+        expected.insert(
+            format!("big:{i}"),
+            noise(u64::try_from(i).unwrap() + 1, big_len),
+        );
+    }
+    let entries: Vec<_> = expected.iter().collect();
+    for batch in entries.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for (key, value) in batch {
+            pipe.set(key.as_str(), value.as_slice()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.unwrap();
+    }
+    redis::pipe()
+        .hset("hash", "field", "value")
+        .ignore()
+        .rpush("list", &["a", "b", "c"])
+        .ignore()
+        .sadd("set", &["x", "y"])
+        .ignore()
+        .hset("ttl-hash", "field", "expires")
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    // A hash field with a TTL: only RDB 80 holds it (the server refuses
+    // to write it into an RDB 11).
+    redis::cmd("HEXPIRE")
+        .arg(&["ttl-hash", "86400", "FIELDS", "1", "field"])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    expected
+}
+
+/// Waits until the server at `addr` answers (it may be loading an RDB).
+async fn wait_ready(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut conn = connect(addr, None).await;
+        match redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await {
+            Ok(_) => return conn,
+            Err(err) => assert!(Instant::now() < deadline, "{addr} not ready: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts a server on `dir` (holding `dump.rdb`) and checks it holds
+/// exactly `expected` and the four collections.
+async fn check_restored(dir: &Path, expected: &BTreeMap<String, Vec<u8>>) {
+    let server = Server::start(&["--dir", dir.to_str().unwrap()]);
+    let mut conn = wait_ready(server.addr).await;
+    let dbsize: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(dbsize, expected.len() + 4);
+    let entries: Vec<_> = expected.iter().collect();
+    for batch in entries.chunks(500) {
+        let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+        let values: Vec<Vec<u8>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for ((key, want), got) in batch.iter().zip(values) {
+            assert!(got == **want, "{key} differs after the restore");
+        }
+    }
+    let field: String = redis::cmd("HGET")
+        .arg("hash")
+        .arg("field")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(field, "value");
+    let list: Vec<String> = redis::cmd("LRANGE")
+        .arg("list")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(list, ["a", "b", "c"]);
+    let members: usize = redis::cmd("SCARD")
+        .arg("set")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, 2);
+    let ttls: Vec<i64> = redis::cmd("HTTL")
+        .arg(&["ttl-hash", "FIELDS", "1", "field"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        ttls.len() == 1 && ttls[0] > 80_000,
+        "field TTL lost: {ttls:?}"
+    );
+}
+
+/// Fetches `key` into a new directory as `dump.rdb` and checks a server
+/// started on it.
+async fn fetch_and_restore(
+    store: &BackupStore,
+    key: &str,
+    backup: &NodeBackup,
+    expected: &BTreeMap<String, Vec<u8>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dump.rdb");
+    let fetched = fetch_to_file(store, key, backup.bytes, &backup.sha256, &dest)
+        .await
+        .unwrap();
+    assert_eq!(fetched.bytes, backup.bytes);
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), backup.bytes);
+    assert!(!dir.path().join("dump.rdb.partial").exists());
+    check_restored(dir.path(), expected).await;
+}
+
+async fn info_field(addr: SocketAddr, password: Option<&str>, field: &str) -> String {
+    let mut conn = connect(addr, password).await;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_is_streamed_to_the_bucket_checked_and_restored_whole() {
+    let (_s3, store) = bucket();
+    let server = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    // 20,000 short keys and 12 MiB of noise: the RDB is above PART_SIZE,
+    // so it goes up in parts.
+    let expected = fill(server.addr, None, 20_000, 12, 1024 * 1024).await;
+    let key = "backups/ns/c/20250101T000000Z/shard-0.rdb";
+    let backup = backup_node(&store, key, server.addr, None, None, timeouts())
+        .await
+        .unwrap();
+    assert!(
+        backup.bytes > u64::try_from(PART_SIZE).unwrap(),
+        "{backup:?}"
+    );
+    assert_eq!(backup.rdb_version, 80, "valkey 9 writes RDB 80 (VALKEY080)");
+    assert!(matches!(backup.crc, RdbCrc::Verified(_)), "{backup:?}");
+    assert_eq!(backup.sha256.len(), 64);
+    let resync = backup.resync.clone().unwrap();
+    assert_eq!(
+        resync.replid,
+        info_field(server.addr, None, "master_replid").await
+    );
+    let head = store.head(key).await.unwrap().unwrap();
+    assert_eq!(head.size, backup.bytes);
+    assert_eq!(head.key, key);
+
+    let verified = verify_object(&store, key, backup.bytes, &backup.sha256)
+        .await
+        .unwrap();
+    assert_eq!(verified.sha256, backup.sha256);
+    assert_eq!(verified.rdb_version, 80);
+    assert_eq!(verified.crc, backup.crc);
+
+    fetch_and_restore(&store, key, &backup, &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_rdb_goes_up_in_one_put_and_both_framings_stream_the_same_data() {
+    let (_s3, store) = bucket();
+    // Diskless with a delay: keepalive newlines come before +FULLRESYNC.
+    let diskless = Server::start(&["--repl-diskless-sync-delay", "2"]);
+    // On disk: the server saves first and sends `$<len>`.
+    let on_disk = Server::start(&["--repl-diskless-sync", "no"]);
+    for (server, framing) in [(&diskless, "eof"), (&on_disk, "length")] {
+        let expected = fill(server.addr, None, 500, 0, 0).await;
+        let mut stream = open_rdb_stream(server.addr, None, None, timeouts())
+            .await
+            .unwrap();
+        match (framing, stream.snapshot().framing) {
+            ("eof", RdbFraming::EofMark) | ("length", RdbFraming::Length(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        let mut check = RdbCheck::new();
+        while let Some(chunk) = stream.next_chunk().await.unwrap() {
+            check.feed(&chunk).unwrap();
+        }
+        let report = check.finish().unwrap();
+        assert_eq!(Some(report.bytes), stream.total());
+
+        let key = format!("small/{framing}.rdb");
+        let backup = backup_node(&store, &key, server.addr, None, None, timeouts())
+            .await
+            .unwrap();
+        assert!(backup.bytes < u64::try_from(PART_SIZE).unwrap());
+        fetch_and_restore(&store, &key, &backup, &expected).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_is_backed_up_at_its_primarys_position() {
+    let (_s3, store) = bucket();
+    let primary = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let expected = fill(primary.addr, None, 5_000, 2, 256 * 1024).await;
+    let replica = Server::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--replicaof",
+        "127.0.0.1",
+        &primary.port(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(replica.addr, None, "master_link_status").await != "up" {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = "replica/shard-0.rdb";
+    let backup = backup_node(&store, key, replica.addr, None, None, timeouts())
+        .await
+        .unwrap();
+    assert_eq!(
+        backup.resync.as_ref().unwrap().replid,
+        info_field(primary.addr, None, "master_replid").await,
+        "a replica's snapshot carries its primary's replication id"
+    );
+    fetch_and_restore(&store, key, &backup, &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_allowed_psync_replconf_and_ping_only_can_back_up() {
+    let (_s3, store) = bucket();
+    let server = Server::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--requirepass",
+        "admin-secret",
+    ]);
+    let expected = fill(server.addr, Some("admin-secret"), 1_000, 0, 0).await;
+    let mut admin = connect(server.addr, Some("admin-secret")).await;
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "backup",
+            "on",
+            ">backup-secret",
+            "+psync",
+            "+replconf",
+            "+ping",
+        ])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+
+    let password = Password::new("backup-secret");
+    let key = "acl/shard-0.rdb";
+    let backup = backup_node(
+        &store,
+        key,
+        server.addr,
+        Some((Some("backup"), &password)),
+        None,
+        timeouts(),
+    )
+    .await
+    .unwrap();
+    fetch_and_restore(&store, key, &backup, &expected).await;
+
+    // A wrong password, or none: refused, the password never shown, and
+    // nothing stored.
+    let wrong = Password::new("not-the-secret");
+    for auth in [Some((Some("backup"), &wrong)), None] {
+        let err = backup_node(
+            &store,
+            "acl/refused.rdb",
+            server.addr,
+            auth,
+            None,
+            timeouts(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TransferError::Source {
+                    source: ProbeError::AuthFailed { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("acl/refused.rdb"), "{text}");
+        assert!(!text.contains("not-the-secret"), "{text}");
+    }
+    assert_eq!(store.head("acl/refused.rdb").await.unwrap(), None);
+}
+
+/// Forwards one connection to `target`, cutting it after `limit` bytes
+/// from the server.
+async fn cutting_proxy(target: SocketAddr, limit: usize) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(target).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        });
+        let mut sent = 0;
+        let mut buf = vec![0; 64 * 1024];
+        while sent < limit {
+            let n = server_read.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            let n = n.min(limit - sent);
+            client_write.write_all(&buf[..n]).await.unwrap();
+            sent += n;
+        }
+        // Dropping both halves closes the client's connection.
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_cut_off_after_parts_went_up_leaves_no_object() {
+    let (s3, store) = bucket();
+    let server = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    fill(server.addr, None, 100, 12, 1024 * 1024).await;
+    let proxy = cutting_proxy(server.addr, PART_SIZE + PART_SIZE / 2).await;
+    let key = "cut/shard-0.rdb";
+    let err = backup_node(&store, key, proxy, None, None, timeouts())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(key)
+            && text.contains(&proxy.to_string())
+            && text.contains("connection closed after"),
+        "{text}"
+    );
+    assert_eq!(store.head(key).await.unwrap(), None);
+    assert!(store.list("cut/").await.unwrap().is_empty());
+    assert_eq!(
+        s3.open_multipart_uploads(BUCKET),
+        0,
+        "the upload was not aborted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_object_is_refused_and_leaves_no_file() {
+    let (_s3, store) = bucket();
+    let server = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    fill(server.addr, None, 2_000, 1, 100_000).await;
+    let key = "damaged/shard-0.rdb";
+    let backup = backup_node(&store, key, server.addr, None, None, timeouts())
+        .await
+        .unwrap();
+    let good = store.get_bytes(key).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest_path = dir.path().join("dump.rdb");
+    let no_file_left = || {
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    };
+
+    // One flipped byte.
+    let mut flipped = good.to_vec();
+    flipped[good.len() / 2] ^= 0x40;
+    store.put_bytes(key, Bytes::from(flipped)).await.unwrap();
+    let err = verify_object(&store, key, backup.bytes, &backup.sha256)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::ShaMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("SHA-256 mismatch"), "{err}");
+    let err = fetch_to_file(&store, key, backup.bytes, &backup.sha256, &dest_path)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::ShaMismatch { .. }), "{err:?}");
+    no_file_left();
+
+    // Truncated: the size says so before any byte is read.
+    let short = good.slice(..good.len() - 100);
+    store.put_bytes(key, short.clone()).await.unwrap();
+    let err = verify_object(&store, key, backup.bytes, &backup.sha256)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "object {key} is {} bytes, the manifest says {}",
+            short.len(),
+            backup.bytes
+        )
+    );
+    let err = fetch_to_file(&store, key, backup.bytes, &backup.sha256, &dest_path)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::SizeMismatch { .. }), "{err:?}");
+    no_file_left();
+
+    // Truncated with a manifest that agrees (a backup written wrong): the
+    // RDB check refuses it.
+    let short_sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&short)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let short_len = u64::try_from(short.len()).unwrap();
+    let err = verify_object(&store, key, short_len, &short_sha)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err:?}");
+    assert!(err.to_string().contains("not an intact RDB"), "{err}");
+    let err = fetch_to_file(&store, key, short_len, &short_sha, &dest_path)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err:?}");
+    no_file_left();
+
+    // A missing object.
+    let err = verify_object(&store, "damaged/none.rdb", 1, "00")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransferError::Store(StoreError::NotFound { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("damaged/none.rdb not found"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_a_prefix_lists_that_directory_only() {
+    let (_s3, store) = bucket();
+    for key in ["a/b/x", "a/b/c/y", "a/b2/z", "a/bx"] {
+        store
+            .put_bytes(key, Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+    }
+    let mut keys: Vec<String> = store
+        .list("a/b/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["a/b/c/y", "a/b/x"]);
+    assert_eq!(store.list("").await.unwrap().len(), 4);
+
+    assert_eq!(
+        store.get_bytes("a/b/x").await.unwrap(),
+        Bytes::from_static(b"1")
+    );
+    store.delete("a/b/x").await.unwrap();
+    store.delete("a/b/x").await.unwrap();
+    assert_eq!(store.head("a/b/x").await.unwrap(), None);
+    let err = store.get_bytes("a/b/x").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "S3 bucket backups: object a/b/x not found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_endpoint_a_missing_bucket_and_refused_credentials_say_so() {
+    // Nothing listens on the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = logbook::backup::S3Target {
+        bucket: BUCKET.to_owned(),
+        region: s3_server::REGION.to_owned(),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        path_style: true,
+    };
+    let store = BackupStore::new(&nowhere, &credentials()).unwrap();
+    let started = Instant::now();
+    let err = store
+        .put_bytes("k", Bytes::from_static(b"1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().starts_with(&format!(
+            "S3 bucket backups: cannot reach the endpoint http://127.0.0.1:{port} (PUT k)"
+        )),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let s3 = S3Server::start();
+    let store = BackupStore::new(&s3.target("no-such-bucket"), &credentials()).unwrap();
+    let err = store
+        .put_bytes("k", Bytes::from_static(b"1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchBucket { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "S3 bucket no-such-bucket does not exist (PUT k)"
+    );
+    let err = store.list("x/").await.unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchBucket { .. }), "{err:?}");
+
+    let strict = S3Server::start_checking_credentials();
+    let mut creds = credentials();
+    creds.secret_access_key = "very-secret-key".to_owned();
+    creds.session_token = Some("very-secret-token".to_owned());
+    let store = BackupStore::new(&strict.target(BUCKET), &creds).unwrap();
+    let err = store
+        .put_bytes("k", Bytes::from_static(b"1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::CredentialsRefused { .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    let text = format!("{err} {err:?} {creds:?}");
+    assert!(text.contains("the credentials were refused"), "{text}");
+    assert!(!text.contains("very-secret"), "{text}");
+}
