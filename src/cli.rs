@@ -47,6 +47,9 @@ pub enum Command {
     /// state at a point, the determinism audit, exports.
     #[command(subcommand)]
     Replay(crate::replay_cli::ReplayCommand),
+    /// The restore init container of a cluster created from a backup:
+    /// download this pod's shard into the data volume, verified.
+    RestoreFetch(crate::restore_fetch_cli::RestoreFetchArgs),
 }
 
 /// Runs one parsed command, writing its output to `out`.
@@ -60,6 +63,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Local(args) => crate::local::run(args, out),
         Command::Operator(args) => crate::operator_cli::run(args, out),
         Command::Replay(cmd) => crate::replay_cli::run(cmd, out),
+        Command::RestoreFetch(args) => crate::restore_fetch_cli::run(args, out),
     }
 }
 

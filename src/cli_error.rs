@@ -30,6 +30,10 @@ pub enum Error {
     /// kubeconfig could not be written.
     #[error("{0}")]
     Local(String),
+    /// `logbook restore-fetch` could not load the pod's shard: the plan,
+    /// the bucket or the object (what and why, never a credential).
+    #[error("restore: {0}")]
+    RestoreFetch(String),
     /// The async runtime for store access could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -33,6 +33,7 @@ pub mod plugin;
 pub mod replay_cli;
 pub mod replay_decider;
 pub mod resources;
+pub mod restore_fetch_cli;
 mod signals;
 pub mod tls;
 pub mod valkey;

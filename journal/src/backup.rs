@@ -94,3 +94,36 @@ pub struct ShardUpload {
     /// write the primary acknowledged before it is in the snapshot.
     pub primary_offset: Option<u64>,
 }
+
+/// One shard of a backup being restored, as its manifest says and as
+/// verified in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreShard {
+    /// The shard; its RDB is loaded by the pod of the same ordinal.
+    pub shard: u32,
+    /// The object's key.
+    pub key: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The slots it owned (Cluster).
+    pub slots: Vec<SlotRange>,
+}
+
+/// A backup verified whole, to be loaded into a new cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePlan {
+    /// What `restoreFrom` named (`ValkeyBackup <name>` or the path).
+    pub source: String,
+    /// The bucket and the backup's directory.
+    pub target: BackupTarget,
+    /// The topology backed up.
+    pub topology: String,
+    /// The server version backed up.
+    pub server_version: Option<String>,
+    /// The cluster journal seq the backup was decided at.
+    pub journal_seq: u64,
+    /// The shards, in order.
+    pub shards: Vec<RestoreShard>,
+}

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backup::{BackupRecord, BackupSource, BackupTarget, ShardUpload};
+use crate::backup::{BackupRecord, BackupSource, BackupTarget, RestorePlan, ShardUpload};
 use crate::cluster::{ClusterNodeReport, SlotMigrationJob, SlotPeer};
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
@@ -539,6 +539,32 @@ pub enum Event {
         /// Objects deleted from the bucket.
         objects: u32,
     },
+    /// [49] Restore: the backup `restoreFrom` names was read and verified
+    /// whole (its manifest, then every shard's size, SHA-256 and RDB
+    /// checksum), before any pod was created.
+    RestoreVerified {
+        /// What is to be loaded.
+        plan: RestorePlan,
+    },
+    /// [50] Restore: the backup cannot be restored (`retry: false`: it is
+    /// missing, incomplete or corrupt, or does not fit the cluster), or
+    /// cannot be read now (`retry: true`: the bucket does not answer).
+    /// Nothing is created while it stands.
+    RestoreRefused {
+        /// What `restoreFrom` named.
+        source: String,
+        /// Why.
+        reason: String,
+        /// Whether it is read again later.
+        retry: bool,
+    },
+    /// [51] Restore: every shard's pod loaded its RDB and serves it (a
+    /// primary, and in a Cluster every slot owned); the plan was removed,
+    /// so no pod started later loads it again.
+    RestoreCompleted {
+        /// Shards restored.
+        shards: u32,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -614,6 +640,9 @@ impl Event {
             Self::BackupFailed { .. } => "BackupFailed",
             Self::BackupDue { .. } => "BackupDue",
             Self::BackupDeleted { .. } => "BackupDeleted",
+            Self::RestoreVerified { .. } => "RestoreVerified",
+            Self::RestoreRefused { .. } => "RestoreRefused",
+            Self::RestoreCompleted { .. } => "RestoreCompleted",
         }
     }
 }

@@ -302,6 +302,12 @@ pub enum Intent {
         /// Its directory in the bucket, ending in `/`.
         dir: String,
     },
+    /// Restore: every shard's pod serves its restored data; remove the
+    /// restore plan (so that no pod started later loads it again).
+    FinishRestore {
+        /// Shards restored.
+        shards: u32,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -370,6 +376,7 @@ impl Intent {
             Self::TakeBackup { .. } => "TakeBackup",
             Self::CreateScheduledBackup { .. } => "CreateScheduledBackup",
             Self::DeleteBackup { .. } => "DeleteBackup",
+            Self::FinishRestore { .. } => "FinishRestore",
         }
     }
 
@@ -500,6 +507,9 @@ impl Intent {
             Self::DeleteBackup { object, dir } => {
                 format!("delete backup {object} (the objects under {dir}, then the ValkeyBackup)")
             }
+            Self::FinishRestore { shards } => {
+                format!("finish the restore of {shards} shards (remove the restore plan)")
+            }
         }
     }
 }
@@ -544,6 +554,7 @@ impl ReasonCode {
             Self::BackupRetry { .. } => "BackupRetry",
             Self::BackupScheduled { .. } => "BackupScheduled",
             Self::RetentionExpired { .. } => "RetentionExpired",
+            Self::RestoreLoaded => "RestoreLoaded",
         }
     }
 
@@ -585,7 +596,8 @@ impl ReasonCode {
             | Self::BackupRequested
             | Self::BackupRetry { .. }
             | Self::BackupScheduled { .. }
-            | Self::RetentionExpired { .. } => &[],
+            | Self::RetentionExpired { .. }
+            | Self::RestoreLoaded => &[],
         }
     }
 }
@@ -771,6 +783,8 @@ pub enum ReasonCode {
         /// When it completed.
         completed: Timestamp,
     },
+    /// Restore: every shard's pod serves its restored data.
+    RestoreLoaded,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -34,7 +34,10 @@ pub mod users;
 pub mod verify;
 pub mod writer;
 
-pub use backup::{BackupRecord, BackupSource, BackupTarget, MAX_BACKUP_ATTEMPTS, ShardUpload};
+pub use backup::{
+    BackupRecord, BackupSource, BackupTarget, MAX_BACKUP_ATTEMPTS, RestorePlan, RestoreShard,
+    ShardUpload,
+};
 pub use cluster::{
     ClusterNodeReport, ClusterPeer, MigrationPhase, MigrationSide, PeerHealth, SlotMigrationJob,
     SlotPeer,

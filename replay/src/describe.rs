@@ -40,7 +40,10 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::BackupCompleted { .. }
         | Event::BackupFailed { .. }
         | Event::BackupDue { .. }
-        | Event::BackupDeleted { .. } => None,
+        | Event::BackupDeleted { .. }
+        | Event::RestoreVerified { .. }
+        | Event::RestoreRefused { .. }
+        | Event::RestoreCompleted { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -99,6 +102,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::BackupRequested { .. }
             | Event::BackupForgotten { .. }
             | Event::BackupDue { .. }
+            | Event::RestoreVerified { .. }
+            | Event::RestoreRefused { .. }
     )
 }
 
@@ -467,6 +472,41 @@ pub fn summary(event: &Event) -> String {
         Event::BackupDue { at, object } => {
             format!("the backup schedule fired at {at}: backup {object} is due")
         }
+        Event::RestoreVerified { plan } => format!(
+            "restore of {} verified before anything was created: {} {} shard(s) from s3://{}/{} (backup decided at its journal seq {}, server {}): {}",
+            plan.source,
+            plan.shards.len(),
+            plan.topology,
+            plan.target.bucket,
+            plan.target.dir,
+            plan.journal_seq,
+            plan.server_version.as_deref().unwrap_or("unknown"),
+            plan.shards
+                .iter()
+                .map(|s| format!(
+                    "shard {} {} bytes, SHA-256 {}",
+                    s.shard,
+                    s.bytes,
+                    s.sha256.get(..16).unwrap_or(&s.sha256)
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Event::RestoreRefused {
+            source,
+            reason,
+            retry,
+        } => format!(
+            "restore of {source} refused: {reason}{}",
+            if *retry {
+                " (read again later)"
+            } else {
+                ""
+            }
+        ),
+        Event::RestoreCompleted { shards } => format!(
+            "restore completed: {shards} shard(s) loaded and served; the restore plan is removed"
+        ),
         Event::BackupDeleted { object, objects } => format!(
             "retention deleted backup {object}: {objects} objects from the bucket, then the ValkeyBackup"
         ),

@@ -175,3 +175,48 @@ pub(super) async fn delete(
         password: None,
     })
 }
+
+/// Applies the restore Secret (the plan and the bucket's credentials)
+/// while the restore is under way; nothing once it completed.
+pub(super) async fn publish_restore_plan(
+    client: &kube::Client,
+    target: Target<'_>,
+) -> Result<(), ActError> {
+    let Some(plan) = target.state.backups.restore.pending() else {
+        return Ok(());
+    };
+    let (s3, creds) = credentials::resolve(client, &target.meta.namespace, &plan.target)
+        .await
+        .map_err(|err| {
+            if err.is_retryable() {
+                ActError::NotYet(err.to_string())
+            } else {
+                ActError::Refused(err.to_string())
+            }
+        })?;
+    let secret =
+        crate::resources::restore::build_restore_secret(target.meta, target.spec, plan, &s3, &creds);
+    super::kube_ops::apply_object(client, &target.meta.namespace, &secret).await
+}
+
+/// Removes the restore Secret: no pod started from now on loads the
+/// backup again.
+pub(super) async fn finish_restore(
+    client: &kube::Client,
+    target: Target<'_>,
+    shards: u32,
+) -> Result<Done, ActError> {
+    let name = crate::resources::restore::restore_secret_name(&target.meta.name);
+    let api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &target.meta.namespace);
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(source) => return Err(kube_err(format!("deleting Secret {name}"))(source)),
+    }
+    Ok(Done {
+        detail: format!("restore of {shards} shard(s) complete; Secret {name} deleted"),
+        events: vec![Event::RestoreCompleted { shards }],
+        password: None,
+    })
+}

@@ -33,6 +33,15 @@ pub(super) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> A
     move |source| ActError::Kube { what, source }
 }
 
+/// [`apply`], for the other actuators.
+pub(super) async fn apply_object<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ActError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    apply(client, ns, obj).await
+}
+
 /// Server-side applies `obj` (forcing ownership of the fields it sets).
 async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ActError>
 where
@@ -140,7 +149,12 @@ pub async fn apply_resources(
     if spec.topology != Topology::Standalone {
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
-    apply(client, ns, &build_statefulset(meta, spec, &hash)).await?;
+    let mut statefulset = build_statefulset(meta, spec, &hash);
+    if spec.restore_from.is_some() {
+        super::backup::publish_restore_plan(client, target).await?;
+        resources::restore::add_restore_init(&mut statefulset, meta, spec);
+    }
+    apply(client, ns, &statefulset).await?;
     if let Some(pdb) = build_pdb(meta, spec) {
         apply(client, ns, &pdb).await?;
     }

@@ -336,6 +336,9 @@ impl Executor {
             Intent::DeleteBackup { object, dir } => {
                 backup::delete(&self.client, target, object, dir).await
             }
+            Intent::FinishRestore { shards } => {
+                backup::finish_restore(&self.client, target, *shards).await
+            }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

@@ -191,3 +191,35 @@ fn sources(view: &ClusterView<'_>) -> Option<Vec<BackupSource>> {
         }
     }
 }
+
+/// `FinishRestore` once every shard's pod serves its restored data: a
+/// primary (and in a Cluster, every slot owned and the cluster formed).
+pub fn decide_restore_done(view: &ClusterView<'_>) -> Option<Decision> {
+    let plan = view.state.backups.restore.pending()?;
+    let shards = u32::try_from(plan.shards.len()).unwrap_or(u32::MAX);
+    let served = match view.topology() {
+        Topology::Cluster => {
+            let cluster = &view.state.cluster;
+            cluster.formed_at.is_some()
+                && cluster.unassigned() == 0
+                && plan.shards.iter().all(|s| {
+                    view.pods()
+                        .iter()
+                        .any(|p| p.ordinal() == s.shard && p.usable_as(Role::Primary))
+                })
+        }
+        Topology::Standalone | Topology::Replication | Topology::Sentinel => {
+            view.healthy_primary().is_some_and(|p| p.ordinal() == 0)
+        }
+    };
+    served.then(|| {
+        Decision::new(
+            Intent::FinishRestore { shards },
+            ReasonCode::RestoreLoaded,
+            format!(
+                "the {shards} shard(s) of {} are served; the restore plan goes",
+                plan.source
+            ),
+        )
+    })
+}

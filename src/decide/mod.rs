@@ -101,6 +101,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.paused {
         return Vec::new();
     }
+    // A restore: nothing is created before the backup is verified whole.
+    if view.spec.restore_from.is_some() && view.state.backups.restore.plan.is_none() {
+        return Vec::new();
+    }
     // The certificate first: no pod of a TLS cluster starts without it.
     if let Some(issue) = tls::decide_issue(&view, now) {
         return vec![issue];
@@ -119,6 +123,9 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     // the ValkeyUsers (after its own concerns).
     if let Some(reload) = tls::decide_reload(&view) {
         return vec![reload];
+    }
+    if let Some(done) = backup::decide_restore_done(&view) {
+        return vec![done];
     }
     let users = users::decide_users(&view);
     if !users.is_empty() {

@@ -568,7 +568,136 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             observed_generation,
         ));
     }
+    status.backup = backup_status(state);
+    status.restore = restore_status(&view);
+    if let Some(restore) = &status.restore
+        && restore.phase != RESTORE_COMPLETED
+        && restore.phase != RESTORE_RESTORING
+    {
+        // Nothing is created before the backup is verified: the cluster
+        // waits (or is refused) in the phase and the Ready condition.
+        let refused = restore.phase == RESTORE_REFUSED;
+        status.phase = Some(if refused {
+            ClusterPhase::Failed
+        } else {
+            ClusterPhase::Pending
+        });
+        let message = restore.message.clone().unwrap_or_default();
+        if let Some(ready) = status.conditions.first_mut() {
+            *ready = condition(
+                CONDITION_READY,
+                false,
+                if refused {
+                    "RestoreRefused"
+                } else {
+                    "RestoreVerifying"
+                },
+                format!("restore of {}: {message}", restore.source),
+                at,
+                observed_generation,
+            );
+        }
+    }
     status
+}
+
+/// `status.restore` phase: the backup is being read and verified.
+pub const RESTORE_VERIFYING: &str = "Verifying";
+/// `status.restore` phase: the backup cannot be restored.
+pub const RESTORE_REFUSED: &str = "Refused";
+/// `status.restore` phase: pods are loading the verified backup.
+pub const RESTORE_RESTORING: &str = "Restoring";
+/// `status.restore` phase: done.
+pub const RESTORE_COMPLETED: &str = "Completed";
+
+/// `status.backup`: the last completed backup, one running, the
+/// schedule's next fire (from the journaled schedule, no clock).
+fn backup_status(state: &ClusterState) -> Option<logbook_crds::v1alpha1::ClusterBackupStatus> {
+    let part = &state.backups;
+    let last = part.last_completed();
+    let running = part.running().map(|(o, _)| o.to_owned());
+    let next = part.schedule.as_ref().and_then(|(schedule, since)| {
+        let after = part
+            .last_due
+            .as_ref()
+            .map_or(*since, |(at, _)| (*at).max(*since));
+        logbook_crds::v1alpha1::next_fire_ms(schedule, after.as_micros() / 1000)
+    });
+    if last.is_none() && running.is_none() && next.is_none() {
+        return None;
+    }
+    Some(logbook_crds::v1alpha1::ClusterBackupStatus {
+        last_completed: last.map(|(o, _, _)| o.to_owned()),
+        last_completed_at: last.map(|(_, at, _)| kube_time(at)),
+        last_bytes: last.and_then(|(_, _, b)| i64::try_from(b).ok()),
+        running,
+        next_scheduled_at: next.map(|ms| kube_time(Timestamp::EPOCH.plus_millis(ms))),
+    })
+}
+
+/// `status.restore`, when the spec names one.
+fn restore_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::RestoreStatus> {
+    let from = view.spec.restore_from.as_ref()?;
+    let source = restore_source_name(from);
+    let r = &view.state.backups.restore;
+    let (phase, message) = if let Some(done) = r.completed {
+        (
+            RESTORE_COMPLETED,
+            Some(format!(
+                "completed at {done}{}",
+                r.plan
+                    .as_ref()
+                    .map(|p| format!(
+                        ": {} shard(s) from s3://{}/{}",
+                        p.shards.len(),
+                        p.target.bucket,
+                        p.target.dir
+                    ))
+                    .unwrap_or_default()
+            )),
+        )
+    } else if let Some(plan) = &r.plan {
+        (
+            RESTORE_RESTORING,
+            Some(format!(
+                "verified {} shard(s) from s3://{}/{}; the pods load them",
+                plan.shards.len(),
+                plan.target.bucket,
+                plan.target.dir
+            )),
+        )
+    } else if let Some((reason, retry, _)) = &r.refused {
+        if *retry {
+            (RESTORE_VERIFYING, Some(format!("{reason}; reading again")))
+        } else {
+            (RESTORE_REFUSED, Some(reason.clone()))
+        }
+    } else {
+        (
+            RESTORE_VERIFYING,
+            Some("reading the manifest and verifying every object before anything is created".to_owned()),
+        )
+    };
+    Some(logbook_crds::v1alpha1::RestoreStatus {
+        source,
+        phase: phase.to_owned(),
+        message,
+    })
+}
+
+/// How `restoreFrom` is named in the status and the journal.
+pub fn restore_source_name(from: &logbook_crds::RestoreSource) -> String {
+    match (&from.backup, &from.path) {
+        (Some(b), _) => format!("ValkeyBackup {b}"),
+        (None, Some(p)) => format!(
+            "s3://{}/{}",
+            from.destination
+                .as_ref()
+                .map_or("?", |d| d.bucket.as_str()),
+            p.trim_matches('/')
+        ),
+        (None, None) => "nothing".to_owned(),
+    }
 }
 
 /// The `CertificateReady` condition of a TLS cluster: (true?, reason,

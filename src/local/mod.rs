@@ -178,7 +178,19 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
             state_dir,
             kubelet: true,
             proxy: true,
-            local_images: Vec::new(),
+            // The operator's image (a restore's init container) is this
+            // executable.
+            local_images: std::env::current_exe()
+                .ok()
+                .map(|binary| logbook_localkube::LocalImage {
+                    pattern: format!(
+                        "{}:*",
+                        crate::resources::restore::DEFAULT_IMAGE_REPOSITORY
+                    ),
+                    binary,
+                })
+                .into_iter()
+                .collect(),
         })
     };
     let config = logbook_localkube::Config {

@@ -222,6 +222,7 @@ impl Tracker {
             | Intent::TakeBackup { .. }
             | Intent::CreateScheduledBackup { .. }
             | Intent::DeleteBackup { .. }
+            | Intent::FinishRestore { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

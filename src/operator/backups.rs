@@ -16,9 +16,13 @@ use std::time::Duration;
 use futures::future::try_join_all;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use logbook_crds::v1alpha1::BackupShardStatus;
-use logbook_crds::{BackupPhase, ValkeyBackup, ValkeyBackupStatus, ValkeyClusterSpec};
+use logbook_crds::{
+    BackupPhase, RestoreSource, ValkeyBackup, ValkeyBackupStatus, ValkeyClusterSpec,
+};
 use logbook_journal::projection::backups::{BackupOutcome, BackupRun};
-use logbook_journal::{BackupRecord, BackupTarget, ClusterState, Event, Timestamp};
+use logbook_journal::{
+    BackupRecord, BackupTarget, ClusterState, Event, RestorePlan, RestoreShard, Timestamp,
+};
 use serde_json::json;
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -76,8 +80,19 @@ pub fn backup_status(state: &ClusterState, object: &str) -> ValkeyBackupStatus {
         .and_then(|r| r.target.as_ref())
         .map(|t| format!("s3://{}/{}", t.bucket, t.dir));
     let time = |t: Timestamp| Some(crate::decide::status::kube_time(t));
+    let destination = record.and_then(|r| r.target.as_ref()).map(|t| {
+        logbook_crds::BackupDestination {
+            bucket: t.bucket.clone(),
+            prefix: None,
+            region: Some(t.region.clone()),
+            endpoint: t.endpoint.clone(),
+            force_path_style: t.path_style,
+            credentials_secret: t.secret.clone(),
+        }
+    });
     let mut status = ValkeyBackupStatus {
         location,
+        destination,
         ..ValkeyBackupStatus::default()
     };
     if let Some(problem) = record.and_then(|r| r.problem.as_ref()) {
@@ -194,23 +209,66 @@ struct Job {
     started_seq: u64,
 }
 
-/// The cluster's backup task: forever, carry out the attempt the
-/// projection shows running, if this instance leads.
+/// A restore to verify.
+struct Verify {
+    from: RestoreSource,
+    spec: ValkeyClusterSpec,
+    meta: ClusterMeta,
+    client: kube::Client,
+}
+
+/// What the task does next.
+enum Work {
+    Backup(Job),
+    Verify(Verify),
+}
+
+/// How long after a restore could not be read (the bucket did not
+/// answer, the backup was not complete yet) it is read again.
+const VERIFY_RETRY: Duration = Duration::from_secs(15);
+
+/// The cluster's backup task: forever, verify the backup a new cluster is
+/// to be restored from, and carry out the backup attempt the projection
+/// shows running, if this instance leads.
 pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     loop {
         tokio::time::sleep(POLL).await;
-        let Some(job) = next_job(&rt).await else {
-            continue;
-        };
-        carry_out(&rt, job).instrument(log.span()).await;
+        match next_work(&rt).await {
+            Some(Work::Backup(job)) => carry_out(&rt, job).instrument(log.span()).await,
+            Some(Work::Verify(v)) => verify_restore(&rt, v).instrument(log.span()).await,
+            None => {}
+        }
     }
 }
 
-async fn next_job(rt: &Arc<Mutex<ClusterRuntime>>) -> Option<Job> {
+async fn next_work(rt: &Arc<Mutex<ClusterRuntime>>) -> Option<Work> {
     let guard = rt.lock().await;
     if !guard.leading() {
         return None;
     }
+    let restore = &guard.state.backups.restore;
+    if restore.plan.is_none()
+        && let Some(Ok(spec)) = guard.state.desired_spec()
+        && let Some(from) = spec.restore_from.clone()
+    {
+        let due = restore.refused.as_ref().is_none_or(|(_, retry, at)| {
+            *retry
+                && Timestamp::now().millis_since(*at)
+                    >= i64::try_from(VERIFY_RETRY.as_millis()).unwrap_or(i64::MAX)
+        });
+        return due.then(|| {
+            Work::Verify(Verify {
+                from,
+                spec,
+                meta: guard.meta.clone(),
+                client: guard.backup_access().client,
+            })
+        });
+    }
+    next_job(&guard).map(Work::Backup)
+}
+
+fn next_job(guard: &ClusterRuntime) -> Option<Job> {
     let state = &guard.state;
     let (object, run) = state.backups.running()?;
     let addr = |pod: &str| {
@@ -431,4 +489,201 @@ pub fn until_next_fire(state: &ClusterState) -> Option<Duration> {
     Some(Duration::from_millis(
         u64::try_from(next.saturating_sub(now)).unwrap_or(0),
     ))
+}
+
+/// Reads and verifies the backup `v.from` names, and journals the plan or
+/// why it cannot be restored (a reason already journaled is not again).
+async fn verify_restore(rt: &Arc<Mutex<ClusterRuntime>>, v: Verify) {
+    let source = crate::decide::status::restore_source_name(&v.from);
+    tracing::info!(%source, "verifying the backup to restore");
+    let event = match plan_restore(&v, &source).await {
+        Ok(plan) => Event::RestoreVerified { plan },
+        Err((reason, retry)) => Event::RestoreRefused {
+            source: source.clone(),
+            reason,
+            retry,
+        },
+    };
+    let mut guard = rt.lock().await;
+    if !guard.leading() || guard.state.backups.restore.plan.is_some() {
+        return;
+    }
+    if let (Event::RestoreRefused { reason, retry, .. }, Some((last, last_retry, _))) =
+        (&event, &guard.state.backups.restore.refused)
+        && reason == last
+        && retry == last_retry
+    {
+        // Nothing new: the next try is due from the journaled time again.
+        return;
+    }
+    if let Event::RestoreRefused { reason, .. } = &event {
+        guard
+            .publish_event(
+                Kind::Warning,
+                "RestoreRefused",
+                "Restore",
+                format!("restore of {source}: {reason}"),
+            )
+            .await;
+    }
+    if let Err(err) = guard.record_now(vec![event], None).await {
+        tracing::warn!(%err, "cannot journal the restore's verification");
+        return;
+    }
+    if let Err(err) = guard.act().await {
+        tracing::warn!(%err, "deciding after the restore's verification");
+    }
+    if let Err(err) = guard.publish_status(None).await {
+        tracing::warn!(%err, "publishing the status after the restore's verification");
+    }
+}
+
+/// The backup's directory, bucket and Secret, from the ValkeyBackup's
+/// status or the path and destination given.
+async fn restore_target(v: &Verify) -> Result<BackupTarget, (String, bool)> {
+    let ns = v.meta.namespace.as_str();
+    match (&v.from.backup, &v.from.path, &v.from.destination) {
+        (Some(name), _, _) => {
+            let api: Api<ValkeyBackup> = Api::namespaced(v.client.clone(), ns);
+            let backup = api
+                .get_opt(name)
+                .await
+                .map_err(|e| (format!("reading ValkeyBackup {ns}/{name}: {e}"), true))?
+                .ok_or_else(|| (format!("ValkeyBackup {ns}/{name} does not exist"), true))?;
+            let status = backup.status.unwrap_or_default();
+            match status.phase {
+                Some(BackupPhase::Completed) => {}
+                Some(BackupPhase::Failed) => {
+                    return Err((
+                        format!(
+                            "ValkeyBackup {name} failed ({}): there is nothing to restore",
+                            status.message.unwrap_or_default()
+                        ),
+                        false,
+                    ));
+                }
+                _ => {
+                    return Err((
+                        format!("ValkeyBackup {name} has not completed yet"),
+                        true,
+                    ));
+                }
+            }
+            let (Some(d), Some(location)) = (status.destination, status.location) else {
+                return Err((
+                    format!("ValkeyBackup {name}'s status does not say where it is"),
+                    false,
+                ));
+            };
+            let dir = location
+                .strip_prefix(&format!("s3://{}/", d.bucket))
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    (
+                        format!("ValkeyBackup {name}'s location {location} is not in bucket {}", d.bucket),
+                        false,
+                    )
+                })?;
+            Ok(BackupTarget {
+                region: d.effective_region().to_owned(),
+                bucket: d.bucket,
+                endpoint: d.endpoint,
+                path_style: d.force_path_style,
+                secret: d.credentials_secret,
+                dir,
+                cluster_dir: String::new(),
+            })
+        }
+        (None, Some(path), Some(d)) => Ok(BackupTarget {
+            bucket: d.bucket.clone(),
+            region: d.effective_region().to_owned(),
+            endpoint: d.endpoint.clone(),
+            path_style: d.force_path_style,
+            secret: d.credentials_secret.clone(),
+            dir: format!("{}/", path.trim_matches('/')),
+            cluster_dir: String::new(),
+        }),
+        _ => Err((
+            "restoreFrom needs a backup, or a path and a destination".to_owned(),
+            false,
+        )),
+    }
+}
+
+/// Reads the manifest, checks it fits the cluster, and verifies every
+/// shard's object (size, SHA-256, RDB checksum) before anything exists.
+async fn plan_restore(v: &Verify, source: &str) -> Result<RestorePlan, (String, bool)> {
+    let target = restore_target(v).await?;
+    let (s3, creds) = credentials::resolve(&v.client, &v.meta.namespace, &target)
+        .await
+        .map_err(|e| (e.to_string(), e.is_retryable()))?;
+    let store = BackupStore::new(&s3, &creds).map_err(|e| (e.to_string(), false))?;
+    let key = format!("{}{MANIFEST_NAME}", target.dir);
+    let body = store.get_bytes(&key).await.map_err(|e| match e {
+        crate::backup::StoreError::NotFound { .. } => (
+            format!(
+                "no {MANIFEST_NAME} at s3://{}/{}: the backup never completed, or the path is wrong",
+                target.bucket, target.dir
+            ),
+            false,
+        ),
+        e => (e.to_string(), e.is_retryable()),
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| (format!("{key} is not a valid manifest: {e}"), false))?;
+    manifest
+        .check()
+        .map_err(|e| (format!("{key}: {e}"), false))?;
+    let backed_cluster = manifest.cluster.topology == "Cluster";
+    let shards = manifest.shards.len();
+    if backed_cluster != v.spec.topology.is_cluster() {
+        return Err((
+            format!(
+                "the backup is of a {} cluster; a {} cluster cannot load it",
+                manifest.cluster.topology, v.spec.topology
+            ),
+            false,
+        ));
+    }
+    let wanted = usize::try_from(v.spec.effective_shards()).unwrap_or(0);
+    if backed_cluster && wanted < shards {
+        return Err((
+            format!(
+                "the backup has {shards} shards and the spec asks for {wanted}: restore into at least {shards} shards (then scale in)"
+            ),
+            false,
+        ));
+    }
+    let mut restored = Vec::new();
+    for shard in &manifest.shards {
+        let object = format!("{}{}", target.dir, shard.object);
+        crate::backup::verify_object(&store, &object, shard.bytes, &shard.sha256)
+            .await
+            .map_err(|e| {
+                let retry = matches!(&e, crate::backup::TransferError::Store(s) if s.is_retryable());
+                (format!("shard {}: {e}", shard.shard), retry)
+            })?;
+        restored.push(RestoreShard {
+            shard: shard.shard,
+            key: object,
+            bytes: shard.bytes,
+            sha256: shard.sha256.clone(),
+            slots: shard
+                .slots
+                .iter()
+                .map(|[start, end]| logbook_journal::intent::SlotRange {
+                    start: *start,
+                    end: *end,
+                })
+                .collect(),
+        });
+    }
+    Ok(RestorePlan {
+        source: source.to_owned(),
+        target,
+        topology: manifest.cluster.topology,
+        server_version: manifest.server_version,
+        journal_seq: manifest.journal_seq,
+        shards: restored,
+    })
 }

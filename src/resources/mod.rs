@@ -26,6 +26,7 @@ pub mod internal_users;
 pub mod labels;
 mod network_policy;
 mod pdb;
+pub mod restore;
 mod secrets;
 mod sentinel;
 mod sentinel_script;

@@ -274,6 +274,22 @@ impl Drop for Operator {
 /// Whether the end-to-end tests run on the real Kubernetes control plane
 /// (`LOGBOOK_E2E_CONTROL_PLANE=kubernetes`; `make controlplane` builds it)
 /// rather than on localkube (the default).
+/// The operator's image as this build's `logbook`, linked into
+/// `<root>/bin`.
+fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("logbook");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_logbook"), &link).unwrap();
+    vec![logbook_localkube::LocalImage {
+        pattern: format!(
+            "{}:*",
+            logbook::resources::restore::DEFAULT_IMAGE_REPOSITORY
+        ),
+        binary: link,
+    }]
+}
+
 pub fn on_kubernetes() -> bool {
     std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes")
 }
@@ -362,8 +378,11 @@ impl Env {
         let root = std::fs::canonicalize(dir.path()).unwrap();
         let state_dir = root.join("workloads");
         std::fs::create_dir_all(&state_dir).unwrap();
+        // The operator's image (a restore's init container) runs this
+        // build's `logbook`.
+        let images = operator_image(&root);
         let (server, client, conn, faults, state_dir, operator_token) = if on_kubernetes() {
-            let k = logbook::local::kubernetes::LocalKubernetes::start(&root)
+            let k = logbook::local::kubernetes::LocalKubernetes::start_with(&root, images)
                 .await
                 .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
             let client = k.client("admin").await.unwrap();
@@ -404,7 +423,7 @@ impl Env {
                     state_dir: state_dir.clone(),
                     kubelet: true,
                     proxy: true,
-                    local_images: Vec::new(),
+                    local_images: images,
                 }),
                 rbac: true,
                 ..Config::default()

@@ -292,6 +292,10 @@ pub struct ValkeyBackupStatus {
     /// `s3://<bucket>/<directory>/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// The bucket it is in, as resolved when it was taken (its `prefix`
+    /// is part of `location`): what a restore from it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BackupDestination>,
     /// Total bytes of the shards' RDBs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<i64>,

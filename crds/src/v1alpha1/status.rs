@@ -104,6 +104,46 @@ pub struct ValkeyClusterStatus {
     /// The Sentinels' view (Sentinel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelStatus>,
+    /// Backups: the last one completed and the schedule's next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<ClusterBackupStatus>,
+    /// The restore `restoreFrom` asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+}
+
+/// A cluster's backups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterBackupStatus {
+    /// The last backup completed (a ValkeyBackup's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_completed: Option<String>,
+    /// When it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_completed_at: Option<Time>,
+    /// Its size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_bytes: Option<i64>,
+    /// A backup being taken now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+    /// When the schedule fires next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_at: Option<Time>,
+}
+
+/// Where a restore stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RestoreStatus {
+    /// What `restoreFrom` names.
+    pub source: String,
+    /// `Verifying`, `Refused`, `Restoring` or `Completed`.
+    pub phase: String,
+    /// Details: why it was refused, what is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What the Sentinels say (topology Sentinel).

@@ -873,6 +873,39 @@ impl ClusterState {
                     format!("retention deleted backup {object} ({objects} objects)"),
                 );
             }
+            Event::RestoreVerified { plan } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "restore of {} verified: {} shards from s3://{}/{}",
+                        plan.source,
+                        plan.shards.len(),
+                        plan.target.bucket,
+                        plan.target.dir
+                    ),
+                );
+                self.backups.restore.plan = Some(plan.clone());
+                self.backups.restore.refused = None;
+            }
+            Event::RestoreRefused {
+                source,
+                reason,
+                retry,
+            } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("restore of {source} refused: {reason}"),
+                );
+                self.backups.restore.refused = Some((reason.clone(), *retry, at));
+            }
+            Event::RestoreCompleted { shards } => {
+                self.history(seq, at, body, format!("restore completed: {shards} shards"));
+                self.backups.restore.completed = Some(at);
+            }
             Event::RotationWindowClosed { username } => {
                 if self.users.rotations.remove(username).is_none() {
                     self.anomaly(
@@ -987,6 +1020,7 @@ impl ClusterState {
             // Their facts are journaled as their own events.
             | Intent::TakeBackup { .. }
             | Intent::DeleteBackup { .. }
+            | Intent::FinishRestore { .. }
             | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{BackupRecord, BackupSource, BackupTarget, ShardUpload};
+use crate::backup::{BackupRecord, BackupSource, BackupTarget, RestorePlan, ShardUpload};
 use crate::time::Timestamp;
 
 /// How an attempt ended.
@@ -65,6 +65,8 @@ pub struct BackupsPart {
     /// The last scheduled backup created (`CreateScheduledBackup`
     /// succeeded).
     pub last_created: Option<String>,
+    /// The restore of this cluster, when its spec names one.
+    pub restore: RestoreState,
     /// Backups deleted by retention (their records may linger until the
     /// object's deletion is seen).
     pub deleted: BTreeMap<String, Timestamp>,
@@ -101,5 +103,25 @@ impl BackupsPart {
                 _ => None,
             })
             .max_by_key(|(_, at, _)| *at)
+    }
+}
+
+/// Where a restore stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreState {
+    /// The backup verified, once it is (`RestoreVerified`).
+    pub plan: Option<RestorePlan>,
+    /// Why it was refused, last (`RestoreRefused`): the reason, whether it
+    /// is read again, and when.
+    pub refused: Option<(String, bool, Timestamp)>,
+    /// When it completed.
+    pub completed: Option<Timestamp>,
+}
+
+impl RestoreState {
+    /// The plan, while the restore is under way (verified, not completed).
+    #[must_use]
+    pub fn pending(&self) -> Option<&RestorePlan> {
+        self.plan.as_ref().filter(|_| self.completed.is_none())
     }
 }

@@ -39,6 +39,9 @@ pub fn decide_slots(view: &ClusterView<'_>) -> Vec<Decision> {
     if unassigned == 0 {
         return Vec::new();
     }
+    if let Some(plan) = view.state.backups.restore.pending() {
+        return restore_slots(view, plan, &owners, unassigned);
+    }
     let shards = desired_shards(view);
     let pods: Vec<_> = members.iter().map(|m| m.pod).collect();
     let primaries = plan_primaries(&pods, shards);
@@ -76,6 +79,58 @@ pub fn decide_slots(view: &ClusterView<'_>) -> Vec<Decision> {
                 slot_count(std::slice::from_ref(&range)),
                 short(node),
                 plan.join("; ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Forming a restored cluster: each shard's slots, as the backup's
+/// manifest lists them, go to the pod of the shard's ordinal, which loaded
+/// its RDB (and already claimed the slots it holds keys of, as a node
+/// does when it loads data no cluster assigned).
+fn restore_slots(
+    view: &ClusterView<'_>,
+    plan: &logbook_journal::RestorePlan,
+    owners: &[Option<&str>],
+    unassigned: u32,
+) -> Vec<Decision> {
+    let cluster = &view.state.cluster;
+    let mut out = Vec::new();
+    for shard in &plan.shards {
+        let Some(pod) = view.pods().into_iter().find(|p| p.ordinal() == shard.shard) else {
+            continue;
+        };
+        let Some(report) = cluster.report(pod.name) else {
+            continue;
+        };
+        if !report.is_primary() {
+            continue;
+        }
+        let free: Vec<u16> = shard
+            .slots
+            .iter()
+            .flat_map(|r| r.start..=r.end)
+            .filter(|slot| owners.get(usize::from(*slot)).is_some_and(Option::is_none))
+            .collect();
+        if free.is_empty() {
+            continue;
+        }
+        let slots = logbook_journal::cluster::merge_slots(free);
+        out.push(Decision::new(
+            Intent::AssignSlots {
+                pod: pod.name.to_owned(),
+                slots: slots.clone(),
+            },
+            ReasonCode::SlotsUnassigned { unassigned },
+            format!(
+                "restoring {}: shard {}'s slots without owner ({} slots: {}) to {}, which loaded its RDB (node {})",
+                plan.source,
+                shard.shard,
+                slot_count(&slots),
+                logbook_journal::cluster::describe_slots(&slots),
+                pod.name,
+                short(cluster.node_id(pod.name).unwrap_or("?"))
             ),
         ));
     }

@@ -32,6 +32,35 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
         return Vec::new();
     }
     let candidates = view.rank_candidates(None, false);
+    // A restore: the pod of ordinal 0 loaded the backup, and only it may
+    // become the first primary (any other would be empty, and pod 0 would
+    // then copy its emptiness).
+    if view.state.backups.restore.pending().is_some() && view.state.replication.boot_primary.is_none() {
+        let Some(holder) = pods.iter().find(|p| p.ordinal() == 0) else {
+            return Vec::new();
+        };
+        if !holder.usable() || view.state.replication.primary.is_some() {
+            return Vec::new();
+        }
+        let chosen = holder.name.to_owned();
+        let code = ReasonCode::Bootstrap {
+            candidates: candidates.clone(),
+        };
+        let detail = format!(
+            "restoring: {chosen} loaded the backup; it is the first primary; candidates: {}",
+            describe(&candidates)
+        );
+        let mut out = vec![Decision::new(
+            Intent::PromoteReplica {
+                pod: chosen.clone(),
+                from: None,
+            },
+            code.clone(),
+            detail.clone(),
+        )];
+        out.extend(after_new_primary(view, &chosen, &code, &detail));
+        return out;
+    }
     // A pod observed serving as primary (the projection lost track of it:
     // a promotion whose record was lost with an operator, probes that saw
     // the old primary demoted before the new one promoted) is adopted, never

@@ -79,6 +79,7 @@ fn reason_fields(code: &ReasonCode) -> String {
             format!("completed at {completed}, {newer} newer backups kept")
         }
         ReasonCode::BackupRequested
+        | ReasonCode::RestoreLoaded
         | ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary

@@ -1,0 +1,254 @@
+//! A restore's objects: the `restore` init container of a cluster created
+//! from a backup, and the Secret `<name>-restore` that holds its plan (the
+//! bucket, each shard's object with its size and SHA-256) and the bucket's
+//! credentials while the restore is under way.
+//!
+//! The init container runs the operator's image (`logbook restore-fetch`):
+//! in the pod of ordinal `n` it downloads shard `n`'s RDB into the data
+//! volume, verifying it as it goes, before Valkey starts and loads it. It
+//! does nothing when the plan is gone (the restore completed: the operator
+//! deletes the Secret, mounted optional) or the volume holds data already
+//! (a restarted pod keeps what it has).
+//!
+//! The plan is a text file of `key value` lines ([`RestoreFetchPlan`]),
+//! parsed by the same code that writes it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Container, Secret, SecretVolumeSource, Volume};
+use logbook_crds::ValkeyClusterSpec;
+use logbook_journal::RestorePlan;
+
+use super::ClusterMeta;
+use super::statefulset::{DATA_VOLUME, field_env, mount};
+use crate::backup::store::{S3Credentials, S3Target};
+
+/// Suffix of the restore Secret's name.
+pub const RESTORE_SECRET_SUFFIX: &str = "-restore";
+/// Where the restore Secret is mounted in the init container.
+pub const RESTORE_DIR: &str = "/etc/valkey-restore";
+/// The plan's key in the restore Secret.
+pub const PLAN_KEY: &str = "plan";
+/// The init container's name.
+pub const RESTORE_CONTAINER: &str = "restore";
+/// The environment variable naming the operator's image (set by the Helm
+/// chart from the Deployment's own image).
+pub const IMAGE_ENV: &str = "LOGBOOK_IMAGE";
+/// The operator's image when [`IMAGE_ENV`] is unset.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/logbook-dev/logbook";
+
+const RESTORE_VOLUME: &str = "restore";
+
+/// The restore Secret's name for cluster `cluster`.
+pub fn restore_secret_name(cluster: &str) -> String {
+    format!("{cluster}{RESTORE_SECRET_SUFFIX}")
+}
+
+/// The image the restore init container runs: `$LOGBOOK_IMAGE`, else
+/// `ghcr.io/logbook-dev/logbook:<this version>`.
+pub fn operator_image() -> String {
+    std::env::var(IMAGE_ENV)
+        .ok()
+        .filter(|i| !i.trim().is_empty())
+        .unwrap_or_else(|| format!("{DEFAULT_IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Adds the `restore` init container and its (optional) Secret volume to
+/// the data StatefulSet of a cluster whose spec names `restoreFrom`.
+pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &ValkeyClusterSpec) {
+    let Some(pod) = sts
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+    else {
+        return;
+    };
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: RESTORE_VOLUME.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(restore_secret_name(&meta.name)),
+            optional: Some(true),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    pod.init_containers = Some(vec![Container {
+        name: RESTORE_CONTAINER.to_owned(),
+        image: Some(operator_image()),
+        command: Some(
+            [
+                "logbook",
+                "restore-fetch",
+                "--plan-dir",
+                RESTORE_DIR,
+                "--data-dir",
+                "/data",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ),
+        env: Some(vec![field_env("POD_NAME", "metadata.name")]),
+        volume_mounts: Some(vec![
+            mount(DATA_VOLUME, "/data"),
+            mount(RESTORE_VOLUME, RESTORE_DIR),
+        ]),
+        security_context: spec.security_context.clone(),
+        ..Container::default()
+    }]);
+}
+
+/// What `logbook restore-fetch` reads: the bucket, and by pod ordinal the
+/// object to load with its size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreFetchPlan {
+    /// The bucket.
+    pub bucket: String,
+    /// Its region.
+    pub region: String,
+    /// The endpoint, when not AWS.
+    pub endpoint: Option<String>,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Whether the server keeps an append-only file (the RDB then becomes
+    /// its base, which is what Valkey loads with `appendonly yes`).
+    pub aof: bool,
+    /// By pod ordinal: object key, size, SHA-256.
+    pub shards: BTreeMap<u32, (String, u64, String)>,
+}
+
+impl RestoreFetchPlan {
+    /// The plan file's text.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "bucket {}\nregion {}\npath-style {}\naof {}\n",
+            self.bucket, self.region, self.path_style, self.aof
+        );
+        if let Some(e) = &self.endpoint {
+            out.push_str(&format!("endpoint {e}\n"));
+        }
+        for (ordinal, (key, bytes, sha)) in &self.shards {
+            out.push_str(&format!("shard {ordinal} {bytes} {sha} {key}\n"));
+        }
+        out
+    }
+
+    /// Parses a plan file.
+    ///
+    /// # Errors
+    /// The first line that does not parse, or a missing bucket.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut plan = RestoreFetchPlan {
+            bucket: String::new(),
+            region: logbook_crds::v1alpha1::DEFAULT_REGION.to_owned(),
+            endpoint: None,
+            path_style: false,
+            aof: false,
+            shards: BTreeMap::new(),
+        };
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = || format!("plan line {}: {line:?} does not parse", n.saturating_add(1));
+            let (word, rest) = line.split_once(' ').ok_or_else(bad)?;
+            match word {
+                "bucket" => rest.clone_into(&mut plan.bucket),
+                "region" => rest.clone_into(&mut plan.region),
+                "endpoint" => plan.endpoint = Some(rest.to_owned()),
+                "path-style" => plan.path_style = rest == "true",
+                "aof" => plan.aof = rest == "true",
+                "shard" => {
+                    let mut parts = rest.splitn(4, ' ');
+                    let ordinal = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                    let bytes = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                    let sha = parts.next().ok_or_else(bad)?.to_owned();
+                    let key = parts.next().ok_or_else(bad)?.to_owned();
+                    plan.shards.insert(ordinal, (key, bytes, sha));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if plan.bucket.is_empty() {
+            return Err("the plan names no bucket".to_owned());
+        }
+        Ok(plan)
+    }
+}
+
+/// The restore Secret of `meta`'s cluster for `plan`, holding the plan and
+/// the bucket's credentials (read from the destination's Secret).
+pub fn build_restore_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    plan: &RestorePlan,
+    s3: &S3Target,
+    credentials: &S3Credentials,
+) -> Secret {
+    let fetch = RestoreFetchPlan {
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        endpoint: s3.endpoint.clone(),
+        path_style: s3.path_style,
+        aof: spec.storage.persistence.aof(),
+        shards: plan
+            .shards
+            .iter()
+            .map(|s| (s.shard, (s.key.clone(), s.bytes, s.sha256.clone())))
+            .collect(),
+    };
+    let mut data = BTreeMap::from([
+        (PLAN_KEY.to_owned(), ByteString(fetch.render().into_bytes())),
+        (
+            logbook_crds::v1alpha1::ACCESS_KEY_ID_KEY.to_owned(),
+            ByteString(credentials.access_key_id.clone().into_bytes()),
+        ),
+        (
+            logbook_crds::v1alpha1::SECRET_ACCESS_KEY_KEY.to_owned(),
+            ByteString(credentials.secret_access_key.clone().into_bytes()),
+        ),
+    ]);
+    if let Some(token) = &credentials.session_token {
+        data.insert(
+            logbook_crds::v1alpha1::SESSION_TOKEN_KEY.to_owned(),
+            ByteString(token.clone().into_bytes()),
+        );
+    }
+    Secret {
+        metadata: meta.object_meta(restore_secret_name(&meta.name), spec),
+        data: Some(data),
+        type_: Some("Opaque".to_owned()),
+        ..Secret::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_reads_back_as_written() {
+        let plan = RestoreFetchPlan {
+            bucket: "b".into(),
+            region: "eu-west-1".into(),
+            endpoint: Some("http://127.0.0.3:9000".into()),
+            path_style: true,
+            aof: true,
+            shards: BTreeMap::from([
+                (0, ("p/ns/c/x/shard-0.rdb".into(), 12, "ab".repeat(32))),
+                (2, ("p/ns/c/x/shard-2.rdb".into(), 7, "cd".repeat(32))),
+            ]),
+        };
+        assert_eq!(RestoreFetchPlan::parse(&plan.render()).unwrap(), plan);
+    }
+
+    #[test]
+    fn a_bad_plan_says_which_line() {
+        let err = RestoreFetchPlan::parse("bucket b\nshard x 1 ab k\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(RestoreFetchPlan::parse("region r\n").is_err());
+    }
+}
