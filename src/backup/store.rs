@@ -554,8 +554,9 @@ fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
 enum UploadState {
     /// Under [`PART_SIZE`] so far: held, to be sent with one `PUT`.
     Buffer(Vec<Bytes>, usize),
-    /// A multipart upload under way.
-    Multipart(WriteMultipart),
+    /// A multipart upload under way, and how much of its current part is
+    /// filled (the writer cuts parts at exact multiples of [`PART_SIZE`]).
+    Multipart(WriteMultipart, usize),
     /// Finished or aborted.
     Closed,
 }
@@ -600,7 +601,7 @@ impl Upload {
     ///
     /// # Errors
     /// Any [`StoreError`] of starting the multipart upload or of a part;
-    /// the upload should then be aborted.
+    /// the upload can then only be aborted.
     pub async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
         self.sha256.update(&data);
         self.bytes = self
@@ -623,27 +624,21 @@ impl Upload {
                     for part in parts {
                         writer.put(part);
                     }
-                    UploadState::Multipart(writer)
+                    UploadState::Multipart(writer, held % PART_SIZE)
                 }
             }
-            UploadState::Multipart(mut writer) => {
-                // The bytes already in the current part (writer.put cuts
-                // parts at exact multiples of PART_SIZE).
-                let filled = usize::try_from(
-                    self.bytes
-                        .saturating_sub(u64::try_from(data.len()).unwrap_or(u64::MAX))
-                        % u64::try_from(PART_SIZE).unwrap_or(u64::MAX),
-                )
-                .unwrap_or(0);
-                if filled.saturating_add(data.len()) >= PART_SIZE {
-                    let waited = writer.wait_for_capacity(PARTS_IN_FLIGHT).await;
-                    if let Err(err) = waited {
-                        self.state = UploadState::Multipart(writer);
+            UploadState::Multipart(mut writer, before) => {
+                let filled = before.saturating_add(data.len());
+                if filled >= PART_SIZE {
+                    // This piece completes a part: wait for the one before
+                    // to be sent first, so memory stays bounded.
+                    if let Err(err) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                        self.state = UploadState::Multipart(writer, before);
                         return Err(self.place.error("multipart PUT", &self.key, err));
                     }
                 }
                 writer.put(data);
-                UploadState::Multipart(writer)
+                UploadState::Multipart(writer, filled % PART_SIZE)
             }
             UploadState::Closed => {
                 return Err(self.closed("write"));
@@ -665,7 +660,7 @@ impl Upload {
                     .await
                     .map_err(|err| self.place.error("PUT", &self.key, err))?;
             }
-            UploadState::Multipart(writer) => {
+            UploadState::Multipart(writer, _) => {
                 writer
                     .finish()
                     .await
@@ -688,7 +683,7 @@ impl Upload {
     /// with the bucket's lifecycle rule for incomplete uploads.
     pub async fn abort(mut self) -> Result<(), StoreError> {
         match std::mem::replace(&mut self.state, UploadState::Closed) {
-            UploadState::Multipart(writer) => writer
+            UploadState::Multipart(writer, _) => writer
                 .abort()
                 .await
                 .map_err(|err| self.place.error("multipart abort", &self.key, err)),
@@ -711,7 +706,7 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if let UploadState::Multipart(writer) =
+        if let UploadState::Multipart(writer, _) =
             std::mem::replace(&mut self.state, UploadState::Closed)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
