@@ -1,5 +1,6 @@
 //! A local S3 endpoint for the backup tests: moto's server (`python3 -m
-//! moto.server`, installed by `make setup`) on a free 127.0.0.1 port,
+//! moto.server`, installed by `make setup`) on a free port of 127.0.0.1
+//! (or 127.0.0.3, which localkube's pods reach),
 //! killed when dropped. It keeps everything in memory and, unless started
 //! with [`S3Server::start_checking_credentials`], does not check request
 //! signatures: any key pair works and buckets are made with a plain PUT.
@@ -31,6 +32,12 @@ impl S3Server {
         S3Server::start_with(&[])
     }
 
+    /// One that localkube's pods reach too: on 127.0.0.3 (a pod's own
+    /// 127.0.0.1 is itself).
+    pub fn start_for_pods() -> S3Server {
+        S3Server::start_on([127, 0, 0, 3], &[])
+    }
+
     /// One that checks credentials as AWS does (moto's IAM emulation:
     /// every key it has not issued is refused with `InvalidAccessKeyId`).
     pub fn start_checking_credentials() -> S3Server {
@@ -38,6 +45,11 @@ impl S3Server {
     }
 
     fn start_with(env: &[(&str, &str)]) -> S3Server {
+        S3Server::start_on([127, 0, 0, 1], env)
+    }
+
+    fn start_on(ip: [u8; 4], env: &[(&str, &str)]) -> S3Server {
+        let host = std::net::Ipv4Addr::from(ip).to_string();
         let installed = Command::new("python3")
             .args(["-c", "import moto.server"])
             .stdout(Stdio::null())
@@ -48,28 +60,21 @@ impl S3Server {
             installed,
             "moto's S3 server is not installed (python3 -c 'import moto.server' fails): run `make setup`"
         );
-        let port = TcpListener::bind("127.0.0.1:0")
+        let port = TcpListener::bind((host.as_str(), 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(["-m", "moto.server", "-H", &host, "-p", &port.to_string()])
             .envs(env.iter().copied())
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
         let mut server = S3Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((ip, port)),
             child,
             log,
         };
@@ -89,7 +94,7 @@ impl S3Server {
         server
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<address>:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -1,0 +1,427 @@
+//! Backups and restores end to end on localkube with real `valkey-server`
+//! pods and a real S3 server (moto's, started here): a Replication
+//! cluster backed up under write load and restored into a new cluster
+//! with every key acknowledged before the backup was asked for; a
+//! corrupted backup refused before anything is created; a backup
+//! interrupted by an operator crash and by the death of the pod it
+//! streams from, failed and retried, never reported good; retention
+//! deleting exactly this cluster's expired backups.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+mod s3_server;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use logbook::backup::BackupStore;
+use logbook_crds::{BackupPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus};
+use logbook_journal::Event;
+use operator_common::*;
+use s3_server::S3Server;
+
+const BUCKET: &str = "logbook-backups";
+const SECRET: &str = "backup-s3";
+
+async fn put_s3_secret(env: &Env, s3: &S3Server) {
+    let api: kube::Api<Secret> = env.api();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            ("AWS_ACCESS_KEY_ID".to_owned(), ByteString(b"test".to_vec())),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                ByteString(b"test".to_vec()),
+            ),
+            (
+                "endpoint".to_owned(),
+                ByteString(s3.endpoint().into_bytes()),
+            ),
+        ])),
+        ..Secret::default()
+    };
+    let mut params = PatchParams::apply("operator-backup-test");
+    params.force = true;
+    api.patch(SECRET, &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+}
+
+fn cluster_yaml(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Replication
+  replicas: 3
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+  backup:
+    destination:
+      bucket: {BUCKET}
+      prefix: logbook
+      credentialsSecret: {SECRET}
+{extra}"#
+    )
+}
+
+async fn create_backup(env: &Env, name: &str, cluster: &str) {
+    let api: kube::Api<ValkeyBackup> = env.api();
+    api.create(
+        &PostParams::default(),
+        &ValkeyBackup::new(
+            name,
+            ValkeyBackupSpec {
+                cluster: cluster.to_owned(),
+                destination: None,
+            },
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+async fn backup_status(env: &Env, name: &str) -> Option<ValkeyBackupStatus> {
+    let api: kube::Api<ValkeyBackup> = env.api();
+    api.get_opt(name).await.unwrap().and_then(|b| b.status)
+}
+
+async fn wait_backup(
+    env: &Env,
+    name: &str,
+    phase: BackupPhase,
+    timeout: Duration,
+) -> ValkeyBackupStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = backup_status(env, name).await;
+        if let Some(s) = &status
+            && s.phase == Some(phase)
+        {
+            return s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ValkeyBackup {name} not {phase:?} within {timeout:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `count` keys `<prefix>:<n>` with values of `size` bytes, waited for by a
+/// replica.
+async fn write_values(addr: &str, password: &str, prefix: &str, count: u64, size: usize) {
+    let mut con = connect(addr, password).await;
+    let value = "v".repeat(size);
+    let mut n = 0;
+    while n < count {
+        let end = (n + 500).min(count);
+        let mut pipe = redis::pipe();
+        for k in n..end {
+            pipe.cmd("SET")
+                .arg(format!("{prefix}:{k}"))
+                .arg(&value)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut con).await.unwrap();
+        n = end;
+    }
+    let _: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+}
+
+async fn dbsize(addr: &str, password: &str) -> i64 {
+    let mut con = connect(addr, password).await;
+    redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
+}
+
+fn store_for(s3: &S3Server) -> BackupStore {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    BackupStore::new(&s3.target(BUCKET), &s3_server::credentials()).unwrap()
+}
+
+async fn backup_events(env: &Env, cluster: &str) -> Vec<Event> {
+    let stream = env.stream(cluster).await;
+    env.journal_events(&stream)
+        .await
+        .into_iter()
+        .map(|e| e.body)
+        .filter(|e| e.kind().starts_with("Backup") || e.kind().starts_with("Restore"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replication_cluster_is_backed_up_under_write_load_and_restored() {
+    let s3 = S3Server::start_for_pods();
+    s3.create_bucket(BUCKET);
+    let env = Env::start("backup-replication").await;
+    put_s3_secret(&env, &s3).await;
+    env.apply_yaml(&cluster_yaml("demo", "")).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let primary_before = primary(&vkc);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", 20_000).await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged probe writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    let asked = Instant::now();
+    create_backup(&env, "demo-now", "demo").await;
+    let status = wait_backup(
+        &env,
+        "demo-now",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = probe.stop().await;
+    eprintln!("backup: {status:?}");
+    assert_eq!(status.attempts, Some(1));
+    assert_eq!(status.shards.len(), 1);
+    assert!(status.bytes.unwrap() > 0);
+    assert_eq!(
+        status.location.as_deref(),
+        Some("s3://logbook-backups/logbook/default/demo/demo-now/")
+    );
+    // Taken from a replica in sync, not from the primary.
+    assert_ne!(
+        status.shards[0].pod, primary_before,
+        "streamed from the primary"
+    );
+
+    // The objects: the RDB and the manifest, nothing else.
+    let store = store_for(&s3);
+    let keys: Vec<String> = store
+        .list("logbook/default/demo/demo-now/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "logbook/default/demo/demo-now/manifest.json",
+            "logbook/default/demo/demo-now/shard-0.rdb"
+        ]
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &store
+            .get_bytes("logbook/default/demo/demo-now/manifest.json")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["shards"][0]["sha256"],
+        status.shards[0].sha256.as_str()
+    );
+    assert!(manifest["serverVersion"].as_str().is_some(), "{manifest}");
+    assert!(
+        !manifest.to_string().contains("test\""),
+        "credentials in the manifest"
+    );
+
+    // Restore into a new cluster.
+    env.apply_yaml(&format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo-restored
+spec:
+  topology: Replication
+  replicas: 3
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+  restoreFrom:
+    backup: demo-now
+"#
+    ))
+    .await;
+    let restored = env
+        .wait_ready("demo-restored", 3, Duration::from_secs(90))
+        .await;
+    let restored_password = env.password("demo-restored").await;
+    let restored_primary = env.pod_addr(&primary(&restored)).await;
+    assert_eq!(
+        count_missing(&restored_primary, &restored_password, "bulk", 20_000).await,
+        0,
+        "bulk keys missing from the restored cluster"
+    );
+    let acked_before: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && a.ended < asked)
+        .map(|a| a.key)
+        .collect();
+    assert!(acked_before.len() >= 20);
+    let missing = logbook_bench::missing_keys(
+        &restored_primary,
+        Some(&logbook::valkey::Password::new(&restored_password)),
+        "probe",
+        &acked_before,
+    )
+    .await
+    .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {} writes acknowledged before the backup was asked for are missing: {:?}",
+        missing.len(),
+        acked_before.len(),
+        &missing[..missing.len().min(10)]
+    );
+    env.eventually(Duration::from_secs(30), "status.restore Completed", || {
+        let env = &env;
+        async move {
+            env.vkc("demo-restored")
+                .await
+                .status
+                .and_then(|s| s.restore)
+                .is_some_and(|r| r.phase == "Completed")
+        }
+    })
+    .await;
+    // The plan (with the bucket's credentials) is gone.
+    let secrets: kube::Api<Secret> = env.api();
+    assert!(
+        secrets
+            .get_opt("demo-restored-restore")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Every replica of the restored cluster has the data too.
+    for pod in env.pods("demo-restored").await {
+        let name = pod.metadata.name.clone().unwrap();
+        let addr = env.pod_addr(&name).await;
+        env.eventually(
+            Duration::from_secs(20),
+            "replicas hold the restored keys",
+            || {
+                let (addr, pw) = (addr.clone(), restored_password.clone());
+                async move { dbsize(&addr, &pw).await >= 20_000 }
+            },
+        )
+        .await;
+    }
+
+    // A corrupted backup is refused before anything is created.
+    let shard = "logbook/default/demo/demo-now/shard-0.rdb";
+    let mut bytes = store.get_bytes(shard).await.unwrap().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    store.put_bytes(shard, Bytes::from(bytes)).await.unwrap();
+    env.apply_yaml(&format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo-bad
+spec:
+  topology: Replication
+  replicas: 2
+  restoreFrom:
+    path: logbook/default/demo/demo-now
+    destination:
+      bucket: {BUCKET}
+      credentialsSecret: {SECRET}
+"#
+    ))
+    .await;
+    env.eventually(
+        Duration::from_secs(30),
+        "the corrupt backup refused",
+        || {
+            let env = &env;
+            async move {
+                env.vkc("demo-bad")
+                    .await
+                    .status
+                    .and_then(|s| s.restore)
+                    .is_some_and(|r| r.phase == "Refused")
+            }
+        },
+    )
+    .await;
+    let bad = env.vkc("demo-bad").await.status.unwrap();
+    let message = bad.restore.unwrap().message.unwrap();
+    assert!(message.contains("SHA-256"), "{message}");
+    assert_eq!(bad.phase, Some(logbook_crds::ClusterPhase::Failed));
+    let sets: kube::Api<StatefulSet> = env.api();
+    assert!(
+        sets.get_opt("demo-bad").await.unwrap().is_none(),
+        "pods made from a corrupt backup"
+    );
+    assert!(env.pods("demo-bad").await.is_empty());
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("RestoreRefused"));
+    assert!(warned, "no RestoreRefused Event");
+
+    // The journal tells each story (read with the operator stopped: it
+    // holds the sled journal).
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let events = backup_events(&env, "demo").await;
+    let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "BackupRequested",
+            "BackupStarted",
+            "BackupShardUploaded",
+            "BackupCompleted"
+        ],
+        "{events:#?}"
+    );
+    let kinds: Vec<&str> = backup_events(&env, "demo-restored")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert_eq!(kinds, ["RestoreVerified", "RestoreCompleted"]);
+    let kinds: Vec<&str> = backup_events(&env, "demo-bad")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert_eq!(kinds, ["RestoreRefused"]);
+    env.verify_journal().await;
+    env.finish().await;
+}
