@@ -50,7 +50,11 @@ pub fn run(args: RestoreFetchArgs, out: &mut dyn Write) -> Result<()> {
     let fail = |m: String| Error::RestoreFetch(m);
     let plan_file = args.plan_dir.join(PLAN_KEY);
     let Ok(text) = std::fs::read_to_string(&plan_file) else {
-        writeln!(out, "no restore plan at {}: nothing to load", plan_file.display())?;
+        writeln!(
+            out,
+            "no restore plan at {}: nothing to load",
+            plan_file.display()
+        )?;
         return Ok(());
     };
     let plan = RestoreFetchPlan::parse(&text).map_err(fail)?;

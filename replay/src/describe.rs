@@ -498,11 +498,7 @@ pub fn summary(event: &Event) -> String {
             retry,
         } => format!(
             "restore of {source} refused: {reason}{}",
-            if *retry {
-                " (read again later)"
-            } else {
-                ""
-            }
+            if *retry { " (read again later)" } else { "" }
         ),
         Event::RestoreCompleted { shards } => format!(
             "restore completed: {shards} shard(s) loaded and served; the restore plan is removed"

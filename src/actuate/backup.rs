@@ -194,8 +194,13 @@ pub(super) async fn publish_restore_plan(
                 ActError::Refused(err.to_string())
             }
         })?;
-    let secret =
-        crate::resources::restore::build_restore_secret(target.meta, target.spec, plan, &s3, &creds);
+    let secret = crate::resources::restore::build_restore_secret(
+        target.meta,
+        target.spec,
+        plan,
+        &s3,
+        &creds,
+    );
     super::kube_ops::apply_object(client, &target.meta.namespace, &secret).await
 }
 

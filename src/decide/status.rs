@@ -675,7 +675,10 @@ fn restore_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Rest
     } else {
         (
             RESTORE_VERIFYING,
-            Some("reading the manifest and verifying every object before anything is created".to_owned()),
+            Some(
+                "reading the manifest and verifying every object before anything is created"
+                    .to_owned(),
+            ),
         )
     };
     Some(logbook_crds::v1alpha1::RestoreStatus {
@@ -691,9 +694,7 @@ pub fn restore_source_name(from: &logbook_crds::RestoreSource) -> String {
         (Some(b), _) => format!("ValkeyBackup {b}"),
         (None, Some(p)) => format!(
             "s3://{}/{}",
-            from.destination
-                .as_ref()
-                .map_or("?", |d| d.bucket.as_str()),
+            from.destination.as_ref().map_or("?", |d| d.bucket.as_str()),
             p.trim_matches('/')
         ),
         (None, None) => "nothing".to_owned(),

@@ -183,10 +183,7 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
             local_images: std::env::current_exe()
                 .ok()
                 .map(|binary| logbook_localkube::LocalImage {
-                    pattern: format!(
-                        "{}:*",
-                        crate::resources::restore::DEFAULT_IMAGE_REPOSITORY
-                    ),
+                    pattern: format!("{}:*", crate::resources::restore::DEFAULT_IMAGE_REPOSITORY),
                     binary,
                 })
                 .into_iter()

@@ -80,16 +80,17 @@ pub fn backup_status(state: &ClusterState, object: &str) -> ValkeyBackupStatus {
         .and_then(|r| r.target.as_ref())
         .map(|t| format!("s3://{}/{}", t.bucket, t.dir));
     let time = |t: Timestamp| Some(crate::decide::status::kube_time(t));
-    let destination = record.and_then(|r| r.target.as_ref()).map(|t| {
-        logbook_crds::BackupDestination {
-            bucket: t.bucket.clone(),
-            prefix: None,
-            region: Some(t.region.clone()),
-            endpoint: t.endpoint.clone(),
-            force_path_style: t.path_style,
-            credentials_secret: t.secret.clone(),
-        }
-    });
+    let destination =
+        record
+            .and_then(|r| r.target.as_ref())
+            .map(|t| logbook_crds::BackupDestination {
+                bucket: t.bucket.clone(),
+                prefix: None,
+                region: Some(t.region.clone()),
+                endpoint: t.endpoint.clone(),
+                force_path_style: t.path_style,
+                credentials_secret: t.secret.clone(),
+            });
     let mut status = ValkeyBackupStatus {
         location,
         destination,
@@ -563,10 +564,7 @@ async fn restore_target(v: &Verify) -> Result<BackupTarget, (String, bool)> {
                     ));
                 }
                 _ => {
-                    return Err((
-                        format!("ValkeyBackup {name} has not completed yet"),
-                        true,
-                    ));
+                    return Err((format!("ValkeyBackup {name} has not completed yet"), true));
                 }
             }
             let (Some(d), Some(location)) = (status.destination, status.location) else {
@@ -580,7 +578,10 @@ async fn restore_target(v: &Verify) -> Result<BackupTarget, (String, bool)> {
                 .map(str::to_owned)
                 .ok_or_else(|| {
                     (
-                        format!("ValkeyBackup {name}'s location {location} is not in bucket {}", d.bucket),
+                        format!(
+                            "ValkeyBackup {name}'s location {location} is not in bucket {}",
+                            d.bucket
+                        ),
                         false,
                     )
                 })?;
@@ -660,7 +661,8 @@ async fn plan_restore(v: &Verify, source: &str) -> Result<RestorePlan, (String, 
         crate::backup::verify_object(&store, &object, shard.bytes, &shard.sha256)
             .await
             .map_err(|e| {
-                let retry = matches!(&e, crate::backup::TransferError::Store(s) if s.is_retryable());
+                let retry =
+                    matches!(&e, crate::backup::TransferError::Store(s) if s.is_retryable());
                 (format!("shard {}: {e}", shard.shard), retry)
             })?;
         restored.push(RestoreShard {

@@ -58,11 +58,7 @@ pub fn operator_image() -> String {
 /// Adds the `restore` init container and its (optional) Secret volume to
 /// the data StatefulSet of a cluster whose spec names `restoreFrom`.
 pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &ValkeyClusterSpec) {
-    let Some(pod) = sts
-        .spec
-        .as_mut()
-        .and_then(|s| s.template.spec.as_mut())
-    else {
+    let Some(pod) = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
         return;
     };
     pod.volumes.get_or_insert_with(Vec::new).push(Volume {

@@ -35,7 +35,9 @@ pub fn decide_bootstrap(view: &ClusterView<'_>) -> Vec<Decision> {
     // A restore: the pod of ordinal 0 loaded the backup, and only it may
     // become the first primary (any other would be empty, and pod 0 would
     // then copy its emptiness).
-    if view.state.backups.restore.pending().is_some() && view.state.replication.boot_primary.is_none() {
+    if view.state.backups.restore.pending().is_some()
+        && view.state.replication.boot_primary.is_none()
+    {
         let Some(holder) = pods.iter().find(|p| p.ordinal() == 0) else {
             return Vec::new();
         };
