@@ -425,3 +425,151 @@ spec:
     env.verify_journal().await;
     env.finish().await;
 }
+
+/// The addresses of pods `<name>-0` .. `<name>-<pods - 1>`.
+async fn seeds_of(env: &Env, name: &str, pods: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..pods {
+        out.push(env.pod_addr(&format!("{name}-{i}")).await);
+    }
+    out
+}
+
+/// Ready on `pods` pods with `shards` shards covering every slot.
+fn shards_ready(vkc: &logbook_crds::ValkeyCluster, pods: usize, shards: usize) -> bool {
+    is_ready(vkc, pods)
+        && vkc.status.as_ref().is_some_and(|s| {
+            s.shards.len() == shards
+                && s.reshard.is_none()
+                && s.shards
+                    .iter()
+                    .flat_map(|sh| sh.slots.iter())
+                    .map(|r| r.end - r.start + 1)
+                    .sum::<i32>()
+                    == 16_384
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_shard_cluster_is_backed_up_under_write_load_and_restored_into_four_shards() {
+    let s3 = S3Server::start_for_pods();
+    s3.create_bucket(BUCKET);
+    let env = Env::start("backup-cluster").await;
+    put_s3_secret(&env, &s3).await;
+    let yaml = format!(
+        "{}  backup:\n    destination:\n      bucket: {BUCKET}\n      credentialsSecret: {SECRET}\n",
+        operator_common::cluster_yaml("shop")
+    );
+    env.apply_yaml(&yaml).await;
+    env.wait_status("shop", Duration::from_secs(120), "3 shards ready", |v| {
+        shards_ready(v, 6, 3)
+    })
+    .await;
+    let password = env.password("shop").await;
+    load(&seeds_of(&env, "shop", 6).await, &password, 20_000).await;
+    let writer = start_writer(&env, &password).await;
+    env.eventually(Duration::from_secs(20), "acknowledged writes", || {
+        let n = writer.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let asked = Instant::now();
+    create_backup(&env, "shop-now", "shop").await;
+    let status = wait_backup(
+        &env,
+        "shop-now",
+        BackupPhase::Completed,
+        Duration::from_secs(90),
+    )
+    .await;
+    let log = writer.stop().await;
+    eprintln!("backup: {status:?}");
+    assert_eq!(status.shards.len(), 3);
+    let store = store_for(&s3);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &store
+            .get_bytes("default/shop/shop-now/manifest.json")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let slots: i64 = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["slots"].as_array().unwrap().clone())
+        .map(|r| r[1].as_i64().unwrap() - r[0].as_i64().unwrap() + 1)
+        .sum();
+    assert_eq!(slots, 16_384, "{manifest}");
+    for shard in manifest["shards"].as_array().unwrap() {
+        assert!(shard["nodeId"].as_str().is_some() && shard["offset"].as_u64().is_some());
+    }
+
+    // Restored into four shards: three load their RDBs and keep their
+    // slots, then the cluster is resharded to the spec.
+    env.apply_yaml(
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: mall
+spec:
+  topology: Cluster
+  shards: 4
+  replicasPerShard: 0
+  clusterNodeTimeoutMilliseconds: 5000
+  storage:
+    size: 1Gi
+  restoreFrom:
+    backup: shop-now
+",
+    )
+    .await;
+    env.wait_status("mall", Duration::from_secs(180), "4 shards ready", |v| {
+        shards_ready(v, 4, 4)
+            && v.status
+                .as_ref()
+                .and_then(|s| s.restore.as_ref())
+                .is_some_and(|r| r.phase == "Completed")
+    })
+    .await;
+    let restored_password = env.password("mall").await;
+    let pw = logbook::valkey::Password::new(restored_password.clone());
+    let seeds = seeds_of(&env, "mall", 4).await;
+    let loaded: Vec<u64> = (0..20_000).collect();
+    let missing =
+        logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "k", &loaded)
+            .await
+            .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} loaded keys missing after the restore",
+        missing.len()
+    );
+    let acked_before: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && a.ended < asked)
+        .map(|a| a.key)
+        .collect();
+    assert!(acked_before.len() >= 20);
+    let missing =
+        logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", &acked_before)
+            .await
+            .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {} writes acknowledged before the backup was asked for are missing",
+        missing.len(),
+        acked_before.len()
+    );
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let kinds: Vec<&str> = backup_events(&env, "mall")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert_eq!(kinds, ["RestoreVerified", "RestoreCompleted"]);
+    env.verify_journal().await;
+    env.finish().await;
+}
