@@ -573,3 +573,143 @@ spec:
     env.verify_journal().await;
     env.finish().await;
 }
+
+/// The replica pods of `name` whose server feeds a replica connection
+/// that is not a pod's (the operator's backup stream).
+async fn streaming_to_operator(env: &Env, name: &str, password: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let pods: Vec<String> = env
+        .pods(name)
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let mut ips = Vec::new();
+    for pod in &pods {
+        ips.push(env.pod_addr(pod).await.rsplit_once(':').unwrap().0.to_owned());
+    }
+    for pod in &pods {
+        let addr = env.pod_addr(pod).await;
+        let info = redis_cli(&addr, password, &["info", "replication"]);
+        let foreign = info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("ip="))
+            .any(|l| !ips.iter().any(|ip| l.contains(&format!("ip={ip},"))));
+        if foreign {
+            out.push(pod.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_retried() {
+    let s3 = S3Server::start_for_pods();
+    s3.create_bucket(BUCKET);
+    let mut env = Env::start("backup-interrupted").await;
+    put_s3_secret(&env, &s3).await;
+    env.apply_yaml(&cluster_yaml("demo", "")).await;
+    env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    // Enough data that streaming it takes a moment.
+    write_values(&service, &password, "big", 100_000, 1024).await;
+
+    // 1. The operator crashes while the backup streams.
+    create_backup(&env, "first", "demo").await;
+    let vkcs = env.vkcs();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = vkcs
+            .get("demo")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.backup)
+            .and_then(|b| b.running);
+        if running.as_deref() == Some("first") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backup first never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.stop_operator(Stop::Crash).await;
+    env.start_operator();
+    let first = wait_backup(&env, "first", BackupPhase::Completed, Duration::from_secs(90)).await;
+    assert_eq!(first.attempts, Some(2), "{first:?}");
+
+    // 2. The pod the backup streams from dies, and the primary with it
+    // (a failover), while it streams.
+    let primary_before = primary(&env.vkc("demo").await);
+    create_backup(&env, "second", "demo").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let source = loop {
+        if let Some(pod) = streaming_to_operator(&env, "demo", &password).await.first() {
+            break pod.clone();
+        }
+        assert!(Instant::now() < deadline, "no pod streams to the operator");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    env.kill(&source).await;
+    if source != primary_before {
+        env.kill(&primary_before).await;
+    }
+    let second = wait_backup(&env, "second", BackupPhase::Completed, Duration::from_secs(120)).await;
+    assert!(second.attempts.unwrap() >= 2, "{second:?}");
+    // What the manifest says is what is in the bucket.
+    let store = store_for(&s3);
+    for shard in &second.shards {
+        logbook::backup::verify_object(
+            &store,
+            &shard.key,
+            u64::try_from(shard.bytes).unwrap(),
+            &shard.sha256,
+        )
+        .await
+        .unwrap();
+    }
+    env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+
+    env.stop_operator(Stop::Graceful).await;
+    let events = backup_events(&env, "demo").await;
+    let story: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BackupStarted { object, attempt, .. } => Some(format!("{object} {attempt} started")),
+            Event::BackupFailed {
+                object,
+                attempt,
+                retry,
+                reason,
+            } => {
+                eprintln!("{object} attempt {attempt} failed: {reason}");
+                Some(format!("{object} {attempt} failed retry={retry}"))
+            }
+            Event::BackupCompleted { object, attempt, .. } => {
+                Some(format!("{object} {attempt} completed"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        story[..5],
+        [
+            "first 1 started",
+            "first 1 failed retry=true",
+            "first 2 started",
+            "first 2 completed",
+            "second 1 started",
+        ],
+        "{story:#?}"
+    );
+    assert_eq!(story[5], "second 1 failed retry=true", "{story:#?}");
+    assert_eq!(story.last().unwrap(), &format!("second {} completed", second.attempts.unwrap()));
+    // No attempt completed after failing, and none is reported twice.
+    let reason = events.iter().find_map(|e| match e {
+        Event::BackupFailed { object, reason, .. } if object == "first" => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.unwrap().contains("interrupted"));
+    env.verify_journal().await;
+    env.finish().await;
+}
