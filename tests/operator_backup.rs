@@ -586,7 +586,14 @@ async fn streaming_to_operator(env: &Env, name: &str, password: &str) -> Vec<Str
         .collect();
     let mut ips = Vec::new();
     for pod in &pods {
-        ips.push(env.pod_addr(pod).await.rsplit_once(':').unwrap().0.to_owned());
+        ips.push(
+            env.pod_addr(pod)
+                .await
+                .rsplit_once(':')
+                .unwrap()
+                .0
+                .to_owned(),
+        );
     }
     for pod in &pods {
         let addr = env.pod_addr(pod).await;
@@ -635,7 +642,13 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
     }
     env.stop_operator(Stop::Crash).await;
     env.start_operator();
-    let first = wait_backup(&env, "first", BackupPhase::Completed, Duration::from_secs(90)).await;
+    let first = wait_backup(
+        &env,
+        "first",
+        BackupPhase::Completed,
+        Duration::from_secs(90),
+    )
+    .await;
     assert_eq!(first.attempts, Some(2), "{first:?}");
 
     // 2. The pod the backup streams from dies, and the primary with it
@@ -654,7 +667,13 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
     if source != primary_before {
         env.kill(&primary_before).await;
     }
-    let second = wait_backup(&env, "second", BackupPhase::Completed, Duration::from_secs(120)).await;
+    let second = wait_backup(
+        &env,
+        "second",
+        BackupPhase::Completed,
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(second.attempts.unwrap() >= 2, "{second:?}");
     // What the manifest says is what is in the bucket.
     let store = store_for(&s3);
@@ -675,7 +694,9 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
     let story: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            Event::BackupStarted { object, attempt, .. } => Some(format!("{object} {attempt} started")),
+            Event::BackupStarted {
+                object, attempt, ..
+            } => Some(format!("{object} {attempt} started")),
             Event::BackupFailed {
                 object,
                 attempt,
@@ -685,9 +706,9 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
                 eprintln!("{object} attempt {attempt} failed: {reason}");
                 Some(format!("{object} {attempt} failed retry={retry}"))
             }
-            Event::BackupCompleted { object, attempt, .. } => {
-                Some(format!("{object} {attempt} completed"))
-            }
+            Event::BackupCompleted {
+                object, attempt, ..
+            } => Some(format!("{object} {attempt} completed")),
             _ => None,
         })
         .collect();
@@ -703,13 +724,196 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
         "{story:#?}"
     );
     assert_eq!(story[5], "second 1 failed retry=true", "{story:#?}");
-    assert_eq!(story.last().unwrap(), &format!("second {} completed", second.attempts.unwrap()));
+    assert_eq!(
+        story.last().unwrap(),
+        &format!("second {} completed", second.attempts.unwrap())
+    );
     // No attempt completed after failing, and none is reported twice.
     let reason = events.iter().find_map(|e| match e {
         Event::BackupFailed { object, reason, .. } if object == "first" => Some(reason.clone()),
         _ => None,
     });
     assert!(reason.unwrap().contains("interrupted"));
+    env.verify_journal().await;
+    env.finish().await;
+}
+
+async fn create_scheduled_like(env: &Env, name: &str, cluster: &str) {
+    let api: kube::Api<ValkeyBackup> = env.api();
+    let mut backup = ValkeyBackup::new(
+        name,
+        ValkeyBackupSpec {
+            cluster: cluster.to_owned(),
+            destination: None,
+        },
+    );
+    backup.metadata.labels = Some(BTreeMap::from([(
+        "valkey.logbook.dev/scheduled".to_owned(),
+        "true".to_owned(),
+    )]));
+    api.create(&PostParams::default(), &backup).await.unwrap();
+}
+
+async fn bucket_keys(store: &BackupStore, prefix: &str) -> Vec<String> {
+    store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schedule_takes_backups_and_retention_deletes_exactly_this_clusters_expired_ones() {
+    let s3 = S3Server::start_for_pods();
+    s3.create_bucket(BUCKET);
+    let env = Env::start("backup-retention").await;
+    put_s3_secret(&env, &s3).await;
+    for name in ["demo", "demo2"] {
+        env.apply_yaml(&format!(
+            r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Standalone
+  storage:
+    size: 1Gi
+  backup:
+    destination:
+      bucket: {BUCKET}
+      credentialsSecret: {SECRET}
+"#
+        ))
+        .await;
+    }
+    env.wait_ready("demo", 1, Duration::from_secs(60)).await;
+    env.wait_ready("demo2", 1, Duration::from_secs(60)).await;
+    let password = env.password("demo").await;
+    let mut con = connect(&env.service_addr("demo").await, &password).await;
+    let mut pipe = redis::pipe();
+    for k in 0..1000 {
+        pipe.cmd("SET").arg(format!("k:{k}")).arg(k).ignore();
+    }
+    let () = pipe.query_async(&mut con).await.unwrap();
+    // Three backups as the schedule names them, one asked for by hand, and
+    // one of the neighbour whose name starts with this cluster's.
+    for name in ["demo-a", "demo-b", "demo-c"] {
+        create_scheduled_like(&env, name, "demo").await;
+        wait_backup(&env, name, BackupPhase::Completed, Duration::from_secs(60)).await;
+    }
+    create_backup(&env, "demo-manual", "demo").await;
+    create_scheduled_like(&env, "demo2-a", "demo2").await;
+    wait_backup(
+        &env,
+        "demo-manual",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_backup(
+        &env,
+        "demo2-a",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    let store = store_for(&s3);
+    assert_eq!(bucket_keys(&store, "default/").await.len(), 10);
+
+    // Keep one scheduled backup, and take one every minute.
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"backup": {"retention": {"keepLast": 1}}}}),
+    )
+    .await;
+    env.eventually(Duration::from_secs(30), "demo-a and demo-b deleted", || {
+        let store = &store;
+        async move {
+            bucket_keys(store, "default/demo/").await
+                == [
+                    "default/demo/demo-c/manifest.json",
+                    "default/demo/demo-c/shard-0.rdb",
+                    "default/demo/demo-manual/manifest.json",
+                    "default/demo/demo-manual/shard-0.rdb",
+                ]
+        }
+    })
+    .await;
+    let backups: kube::Api<ValkeyBackup> = env.api();
+    for gone in ["demo-a", "demo-b"] {
+        env.eventually(
+            Duration::from_secs(10),
+            "the expired ValkeyBackup gone",
+            || {
+                let backups = backups.clone();
+                async move { backups.get_opt(gone).await.unwrap().is_none() }
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        bucket_keys(&store, "default/demo2/").await,
+        [
+            "default/demo2/demo2-a/manifest.json",
+            "default/demo2/demo2-a/shard-0.rdb"
+        ],
+        "the neighbour's backups were touched"
+    );
+
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"backup": {"schedule": "* * * * *"}}}),
+    )
+    .await;
+    let scheduled = env
+        .wait_status(
+            "demo",
+            Duration::from_secs(100),
+            "a scheduled backup completed",
+            |v| {
+                v.status
+                    .as_ref()
+                    .and_then(|s| s.backup.as_ref())
+                    .and_then(|b| b.last_completed.clone())
+                    .is_some_and(|name| name.starts_with("demo-2"))
+            },
+        )
+        .await
+        .status
+        .unwrap()
+        .backup
+        .unwrap();
+    let name = scheduled.last_completed.unwrap();
+    assert!(scheduled.next_scheduled_at.is_some());
+    // The scheduled one is newer than demo-c, which now goes.
+    env.eventually(Duration::from_secs(30), "demo-c deleted", || {
+        let (store, name) = (&store, name.clone());
+        async move {
+            bucket_keys(store, "default/demo/").await
+                == [
+                    format!("default/demo/{name}/manifest.json"),
+                    format!("default/demo/{name}/shard-0.rdb"),
+                    "default/demo/demo-manual/manifest.json".to_owned(),
+                    "default/demo/demo-manual/shard-0.rdb".to_owned(),
+                ]
+        }
+    })
+    .await;
+    assert_eq!(bucket_keys(&store, "default/demo2/").await.len(), 2);
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let kinds: Vec<&str> = backup_events(&env, "demo")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert!(
+        kinds.contains(&"BackupDue") && kinds.contains(&"BackupDeleted"),
+        "{kinds:?}"
+    );
     env.verify_journal().await;
     env.finish().await;
 }

@@ -220,7 +220,7 @@ struct Verify {
 
 /// What the task does next.
 enum Work {
-    Backup(Job),
+    Backup(Box<Job>),
     Verify(Verify),
 }
 
@@ -235,7 +235,7 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     loop {
         tokio::time::sleep(POLL).await;
         match next_work(&rt).await {
-            Some(Work::Backup(job)) => carry_out(&rt, job).instrument(log.span()).await,
+            Some(Work::Backup(job)) => carry_out(&rt, *job).instrument(log.span()).await,
             Some(Work::Verify(v)) => verify_restore(&rt, v).instrument(log.span()).await,
             None => {}
         }
@@ -266,7 +266,7 @@ async fn next_work(rt: &Arc<Mutex<ClusterRuntime>>) -> Option<Work> {
             })
         });
     }
-    next_job(&guard).map(Work::Backup)
+    next_job(&guard).map(|job| Work::Backup(Box::new(job)))
 }
 
 fn next_job(guard: &ClusterRuntime) -> Option<Job> {
