@@ -251,7 +251,7 @@ async fn a_replication_cluster_is_backed_up_under_write_load_and_restored() {
     );
 
     // Restore into a new cluster.
-    env.apply_yaml(&format!(
+    env.apply_yaml(
         r#"
 apiVersion: valkey.logbook.dev/v1alpha1
 kind: ValkeyCluster
@@ -266,8 +266,8 @@ spec:
     size: 1Gi
   restoreFrom:
     backup: demo-now
-"#
-    ))
+"#,
+    )
     .await;
     let restored = env
         .wait_ready("demo-restored", 3, Duration::from_secs(90))

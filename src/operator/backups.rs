@@ -221,7 +221,7 @@ struct Verify {
 /// What the task does next.
 enum Work {
     Backup(Box<Job>),
-    Verify(Verify),
+    Verify(Box<Verify>),
 }
 
 /// How long after a restore could not be read (the bucket did not
@@ -236,7 +236,7 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
         tokio::time::sleep(POLL).await;
         match next_work(&rt).await {
             Some(Work::Backup(job)) => carry_out(&rt, *job).instrument(log.span()).await,
-            Some(Work::Verify(v)) => verify_restore(&rt, v).instrument(log.span()).await,
+            Some(Work::Verify(v)) => verify_restore(&rt, *v).instrument(log.span()).await,
             None => {}
         }
     }
@@ -258,12 +258,12 @@ async fn next_work(rt: &Arc<Mutex<ClusterRuntime>>) -> Option<Work> {
                     >= i64::try_from(VERIFY_RETRY.as_millis()).unwrap_or(i64::MAX)
         });
         return due.then(|| {
-            Work::Verify(Verify {
+            Work::Verify(Box::new(Verify {
                 from,
                 spec,
                 meta: guard.meta.clone(),
                 client: guard.backup_access().client,
-            })
+            }))
         });
     }
     next_job(&guard).map(|job| Work::Backup(Box::new(job)))
