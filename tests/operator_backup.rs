@@ -917,3 +917,61 @@ spec:
     env.verify_journal().await;
     env.finish().await;
 }
+
+/// `kubectl apply -f config/samples/<name>`, with the real kubectl.
+fn apply_sample(env: &Env, name: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kubectl = root.join(".tools/bin/kubectl");
+    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(env.write_kubeconfig())
+        .args(["--namespace", NS, "apply", "-f"])
+        .arg(root.join("config/samples").join(name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply -f config/samples/{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_samples_back_up_demo_and_restore_it_as_demo_restored() {
+    // Where config/samples/backup.yaml's Secret says the server is.
+    let s3 = S3Server::start_at([127, 0, 0, 3], 9000, &[]);
+    s3.create_bucket(BUCKET);
+    let env = Env::start("backup-samples").await;
+    apply_sample(&env, "replication.yaml");
+    env.wait_ready("demo", 3, Duration::from_secs(90)).await;
+    let password = env.password("demo").await;
+    write_keys(&env.service_addr("demo").await, &password, "sample", 5_000).await;
+    apply_sample(&env, "backup.yaml");
+    let status = wait_backup(
+        &env,
+        "demo-now",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        status.location.as_deref(),
+        Some("s3://logbook-backups/logbook/default/demo/demo-now/")
+    );
+    apply_sample(&env, "restore.yaml");
+    let restored = env
+        .wait_ready("demo-restored", 3, Duration::from_secs(90))
+        .await;
+    let addr = env.pod_addr(&primary(&restored)).await;
+    let restored_password = env.password("demo-restored").await;
+    assert_eq!(
+        count_missing(&addr, &restored_password, "sample", 5_000).await,
+        0
+    );
+    // RdbAndAof: the RDB became the append-only file's base, and a
+    // restart of the primary's process reloads it from there.
+    let info = redis_cli(&addr, &restored_password, &["info", "persistence"]);
+    assert!(info.contains("aof_enabled:1"), "{info}");
+    env.finish().await;
+}

@@ -180,7 +180,33 @@ impl ClusterMetrics {
         self.metrics.set_reshard(&self.cluster, reshard.as_ref());
         self.metrics
             .set_sentinels(&self.cluster, status.sentinel.as_ref());
+        let last = state
+            .backups
+            .last_completed()
+            .map(|(_, at, bytes)| (at.as_micros() / 1_000_000, bytes));
+        let interval = state
+            .backups
+            .schedule
+            .as_ref()
+            .and_then(|(schedule, since)| schedule_interval(schedule, *since));
+        self.metrics.set_backup(&self.cluster, last, interval);
     }
+}
+
+/// The longest gap, in seconds, between the next five fires of
+/// `schedule` after `since`.
+fn schedule_interval(schedule: &str, since: logbook_journal::Timestamp) -> Option<i64> {
+    let mut at = since.as_micros() / 1000;
+    let mut longest = None;
+    let mut previous = logbook_crds::v1alpha1::next_fire_ms(schedule, at)?;
+    for _ in 0..5 {
+        at = previous;
+        let next = logbook_crds::v1alpha1::next_fire_ms(schedule, at)?;
+        let gap = (next - previous) / 1000;
+        longest = Some(longest.map_or(gap, |l: i64| l.max(gap)));
+        previous = next;
+    }
+    longest
 }
 
 /// Whether `state` is a Valkey Cluster's (the projection holds node

@@ -64,6 +64,9 @@ pub(super) struct Families {
     pub(super) sentinels_answering: Family<ClusterLabels, Gauge>,
     pub(super) sentinels_agreeing: Family<ClusterLabels, Gauge>,
     pub(super) sentinel_quorum_reachable: Family<ClusterLabels, Gauge>,
+    pub(super) backup_last_success: Family<ClusterLabels, Gauge>,
+    pub(super) backup_last_bytes: Family<ClusterLabels, Gauge>,
+    pub(super) backup_max_interval: Family<ClusterLabels, Gauge>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -101,6 +104,9 @@ impl Families {
             sentinels_answering: Family::default(),
             sentinels_agreeing: Family::default(),
             sentinel_quorum_reachable: Family::default(),
+            backup_last_success: Family::default(),
+            backup_last_bytes: Family::default(),
+            backup_max_interval: Family::default(),
             reshard_migrations_running: Family::default(),
             reshard_given_up: Family::default(),
             slot_moves: Family::default(),
@@ -240,6 +246,23 @@ impl Families {
             "logbook_sentinel_quorum_reachable",
             "Sentinel: 1 while enough Sentinels agree on the primary to fail it over (the quorum, and a majority to elect a leader); 0 blocks planned hand-overs and rolls (condition SentinelQuorum)",
             f.sentinel_quorum_reachable.clone(),
+        );
+        // Backups: only for a cluster that has completed one or has a
+        // schedule.
+        r.register(
+            "logbook_backup_last_success_timestamp_seconds",
+            "Unix time the cluster's latest backup completed (every shard and its manifest in the bucket)",
+            f.backup_last_success.clone(),
+        );
+        r.register(
+            "logbook_backup_last_bytes",
+            "Bytes of the cluster's latest completed backup (its shards' RDBs)",
+            f.backup_last_bytes.clone(),
+        );
+        r.register(
+            "logbook_backup_schedule_interval_seconds",
+            "The longest gap between two fires of the cluster's backup schedule (the next few), for the LogbookBackupTooOld alert",
+            f.backup_max_interval.clone(),
         );
         r.register(
             "logbook_reshard_slots_remaining",

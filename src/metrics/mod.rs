@@ -434,6 +434,39 @@ impl Metrics {
             .set(i64::from(s.quorum_reachable));
     }
 
+    /// The cluster's backup gauges: when its latest backup completed and
+    /// its size, and the schedule's interval; each removed when unknown.
+    pub fn set_backup(
+        &self,
+        cluster: &ClusterLabels,
+        last: Option<(i64, u64)>,
+        interval_seconds: Option<i64>,
+    ) {
+        let f = self.families();
+        match last {
+            Some((at, bytes)) => {
+                self.remember(cluster, None);
+                f.backup_last_success.get_or_create(cluster).set(at);
+                f.backup_last_bytes
+                    .get_or_create(cluster)
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+            None => {
+                f.backup_last_success.remove(cluster);
+                f.backup_last_bytes.remove(cluster);
+            }
+        }
+        match interval_seconds {
+            Some(seconds) => {
+                self.remember(cluster, None);
+                f.backup_max_interval.get_or_create(cluster).set(seconds);
+            }
+            None => {
+                f.backup_max_interval.remove(cluster);
+            }
+        }
+    }
+
     /// Removes `cluster`'s Valkey Cluster series (its topology changed).
     fn forget_cluster_shards(&self, cluster: &ClusterLabels) {
         let f = self.families();
@@ -507,6 +540,9 @@ impl Metrics {
         remove_sentinels(f, cluster);
         for family in [
             &f.primary_unhealthy as &dyn Remove<ClusterLabels>,
+            &f.backup_last_success,
+            &f.backup_last_bytes,
+            &f.backup_max_interval,
             &f.journal_appends,
             &f.journal_bytes,
             &f.journal_head_seq,
