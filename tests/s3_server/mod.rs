@@ -50,6 +50,17 @@ impl S3Server {
 
     fn start_on(ip: [u8; 4], env: &[(&str, &str)]) -> S3Server {
         let host = std::net::Ipv4Addr::from(ip).to_string();
+        let port = TcpListener::bind((host.as_str(), 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        S3Server::start_at(ip, port, env)
+    }
+
+    /// One on `ip:port` (the samples' `http://127.0.0.3:9000`).
+    pub fn start_at(ip: [u8; 4], port: u16, env: &[(&str, &str)]) -> S3Server {
+        let host = std::net::Ipv4Addr::from(ip).to_string();
         let installed = Command::new("python3")
             .args(["-c", "import moto.server"])
             .stdout(Stdio::null())
@@ -60,11 +71,6 @@ impl S3Server {
             installed,
             "moto's S3 server is not installed (python3 -c 'import moto.server' fails): run `make setup`"
         );
-        let port = TcpListener::bind((host.as_str(), 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", &host, "-p", &port.to_string()])
