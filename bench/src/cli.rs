@@ -17,6 +17,9 @@
 //! journal, journal writes under churn, and a real operator process's
 //! memory with idle clusters.
 //!
+//! `logbook-bench backup`: the backup and restore paths' throughput beside
+//! copying the same RDB bytes to and from the bucket (`crate::backup`).
+//!
 //! `logbook-bench reshard`: a 3 → 4-shard reshard of a Valkey Cluster
 //! holding N keys, by Atomic Slot Migration driven by the bench, by
 //! `redis-cli --cluster rebalance` and by the operator (`crate::reshard`).
@@ -92,6 +95,23 @@ pub enum BenchCommand {
     /// A 3 → 4-shard reshard of a Cluster holding N keys: raw Atomic Slot
     /// Migration, `redis-cli --cluster rebalance`, and the operator.
     Reshard(ReshardArgs),
+    /// Backup and restore throughput beside copying the same RDB bytes to
+    /// and from the bucket directly (moto's S3 server).
+    Backup(BackupArgs),
+}
+
+/// `logbook-bench backup` options.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Keys loaded.
+    #[arg(long, default_value_t = 200_000)]
+    pub keys: u64,
+    /// Bytes of each value.
+    #[arg(long, default_value_t = 1024)]
+    pub value_bytes: usize,
+    /// Runs of each path (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// `logbook-bench reshard` options.
@@ -259,7 +279,21 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
         BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out)),
+        BenchCommand::Backup(args) => runtime.block_on(backup(args, out)),
     }
+}
+
+async fn backup(args: BackupArgs, out: &mut dyn Write) -> Result<()> {
+    let config = crate::backup::BackupBenchConfig {
+        keys: args.keys,
+        value_bytes: args.value_bytes,
+        runs: args.runs,
+    };
+    let result = crate::backup::run_backup_bench(config, &mut std::io::stderr())
+        .await
+        .map_err(|e| Error::Harness(e.to_string()))?;
+    write!(out, "{}", crate::backup::render(config, &result))?;
+    Ok(())
 }
 
 async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {

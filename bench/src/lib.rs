@@ -44,6 +44,7 @@
 //!   run. Both references write with `WAIT`, so an acknowledged write is on
 //!   at least two servers.
 
+pub mod backup;
 pub mod churn;
 pub mod cli;
 pub mod cluster_client;
@@ -62,6 +63,7 @@ pub mod replay;
 pub mod reshard;
 mod resolve;
 pub mod restart;
+pub mod s3;
 mod sentinel;
 pub mod shard_probe;
 pub mod slots;

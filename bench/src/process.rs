@@ -78,6 +78,11 @@ impl ValkeyProcess {
         self.port
     }
 
+    /// Its working directory (`dir`: where `SAVE` writes `dump.rdb`).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// SIGKILL, then reap.
     pub(crate) fn kill(&mut self) -> Result<(), BenchError> {
         self.child.kill().map_err(|err| BenchError::Signal {
