@@ -69,6 +69,12 @@ bench-failover:
 bench-reshard:
 	$(CARGO) run --release --locked -p logbook-bench -- reshard
 
+## bench-backup: backup and restore throughput beside copying the same RDB
+## bytes to and from an S3 server (moto's) directly (docs/benchmarks.md).
+.PHONY: bench-backup
+bench-backup:
+	$(CARGO) run --release --locked -p logbook-bench -- backup
+
 ## bench-failover-cluster: only the Cluster rows of bench-failover: a shard
 ## primary killed or its pod deleted, with one cluster-aware writer per
 ## shard, beside Valkey Cluster's own failover (docs/benchmarks.md).

@@ -57,8 +57,10 @@ server=$("$KUBECTL" version -o json | python3 -c 'import json,sys; print(json.lo
 case "$server" in v1.*) ok "kube-apiserver $server" ;; *) fail "server version: $server" ;; esac
 
 "$KUBECTL" apply -f "$ROOT/crds/valkeycluster.yaml" >/dev/null
-"$KUBECTL" wait --for condition=Established --timeout 60s crd/valkeyclusters.valkey.logbook.dev >/dev/null
-ok "the CRD is accepted and Established (CEL rules compiled by the API server)"
+for crd in valkeyclusters valkeyusers valkeybackups; do
+	"$KUBECTL" wait --for condition=Established --timeout 60s "crd/$crd.valkey.logbook.dev" >/dev/null
+done
+ok "the CRDs are accepted and Established (CEL rules compiled by the API server)"
 
 for sample in "$ROOT"/config/samples/*.yaml; do
 	if grep -q '^apiVersion: cert-manager.io/' "$sample"; then

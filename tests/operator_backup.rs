@@ -24,6 +24,7 @@ use bytes::Bytes;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
+use clap::Parser;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use logbook::backup::BackupStore;
 use logbook_crds::{BackupPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus};
@@ -59,6 +60,16 @@ async fn put_s3_secret(env: &Env, s3: &S3Server) {
     api.patch(SECRET, &params, &Patch::Apply(&secret))
         .await
         .unwrap();
+}
+
+/// moto's S3 server with the bucket, localkube and the operator, and the
+/// Secret `backup-s3` naming the server.
+async fn with_s3(name: &str) -> (S3Server, Env) {
+    let s3 = S3Server::start_for_pods();
+    s3.create_bucket(BUCKET);
+    let env = Env::start(name).await;
+    put_s3_secret(&env, &s3).await;
+    (s3, env)
 }
 
 fn cluster_yaml(name: &str, extra: &str) -> String {
@@ -175,10 +186,7 @@ async fn backup_events(env: &Env, cluster: &str) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replication_cluster_is_backed_up_under_write_load_and_restored() {
-    let s3 = S3Server::start_for_pods();
-    s3.create_bucket(BUCKET);
-    let env = Env::start("backup-replication").await;
-    put_s3_secret(&env, &s3).await;
+    let (s3, env) = with_s3("backup-replication").await;
     env.apply_yaml(&cluster_yaml("demo", "")).await;
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
     let primary_before = primary(&vkc);
@@ -422,7 +430,30 @@ spec:
         .map(Event::kind)
         .collect();
     assert_eq!(kinds, ["RestoreRefused"]);
+    // What a person reads after the fact.
+    let dir = env.journal_dir.to_str().unwrap().to_owned();
+    let timeline = tokio::task::spawn_blocking(move || {
+        let cli = logbook::cli::Cli::try_parse_from([
+            "logbook", "replay", "timeline", "--dir", &dir, "--cluster", "demo",
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        logbook::cli::run(cli, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    })
+    .await
+    .unwrap();
+    for line in [
+        "backup demo-now (on demand) requested into s3://logbook-backups/logbook/default/demo/demo-now/",
+        "backup demo-now attempt 1 started into s3://logbook-backups/logbook/default/demo/demo-now/: shard 0 from replica",
+        "take backup demo-now (attempt 1)",
+        "backup demo-now completed on attempt 1",
+    ] {
+        assert!(timeline.contains(line), "{line:?} not in the timeline:\n{timeline}");
+    }
+    assert!(!timeline.contains("AWS_SECRET"), "a credential in the timeline");
     env.verify_journal().await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -452,10 +483,7 @@ fn shards_ready(vkc: &logbook_crds::ValkeyCluster, pods: usize, shards: usize) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_shard_cluster_is_backed_up_under_write_load_and_restored_into_four_shards() {
-    let s3 = S3Server::start_for_pods();
-    s3.create_bucket(BUCKET);
-    let env = Env::start("backup-cluster").await;
-    put_s3_secret(&env, &s3).await;
+    let (s3, env) = with_s3("backup-cluster").await;
     let yaml = format!(
         "{}  backup:\n    destination:\n      bucket: {BUCKET}\n      credentialsSecret: {SECRET}\n",
         operator_common::cluster_yaml("shop")
@@ -571,6 +599,7 @@ spec:
         .collect();
     assert_eq!(kinds, ["RestoreVerified", "RestoreCompleted"]);
     env.verify_journal().await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -611,10 +640,7 @@ async fn streaming_to_operator(env: &Env, name: &str, password: &str) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_retried() {
-    let s3 = S3Server::start_for_pods();
-    s3.create_bucket(BUCKET);
-    let mut env = Env::start("backup-interrupted").await;
-    put_s3_secret(&env, &s3).await;
+    let (s3, mut env) = with_s3("backup-interrupted").await;
     env.apply_yaml(&cluster_yaml("demo", "")).await;
     env.wait_ready("demo", 3, Duration::from_secs(60)).await;
     let password = env.password("demo").await;
@@ -735,6 +761,7 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
     });
     assert!(reason.unwrap().contains("interrupted"));
     env.verify_journal().await;
+    env.assert_audit_clean().await;
     env.finish().await;
 }
 
@@ -766,11 +793,13 @@ async fn bucket_keys(store: &BackupStore, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_schedule_takes_backups_and_retention_deletes_exactly_this_clusters_expired_ones() {
-    let s3 = S3Server::start_for_pods();
-    s3.create_bucket(BUCKET);
-    let env = Env::start("backup-retention").await;
-    put_s3_secret(&env, &s3).await;
-    for name in ["demo", "demo2"] {
+    let (s3, env) = with_s3("backup-retention").await;
+    // The neighbour is a Sentinel cluster: its backup is taken from a
+    // replica too.
+    for (name, shape) in [
+        ("demo", "topology: Standalone"),
+        ("demo2", "topology: Sentinel\n  replicas: 2"),
+    ] {
         env.apply_yaml(&format!(
             r#"
 apiVersion: valkey.logbook.dev/v1alpha1
@@ -778,7 +807,7 @@ kind: ValkeyCluster
 metadata:
   name: {name}
 spec:
-  topology: Standalone
+  {shape}
   storage:
     size: 1Gi
   backup:
@@ -790,7 +819,7 @@ spec:
         .await;
     }
     env.wait_ready("demo", 1, Duration::from_secs(60)).await;
-    env.wait_ready("demo2", 1, Duration::from_secs(60)).await;
+    let sentinel = env.wait_ready("demo2", 2, Duration::from_secs(90)).await;
     let password = env.password("demo").await;
     let mut con = connect(&env.service_addr("demo").await, &password).await;
     let mut pipe = redis::pipe();
@@ -813,13 +842,8 @@ spec:
         Duration::from_secs(60),
     )
     .await;
-    wait_backup(
-        &env,
-        "demo2-a",
-        BackupPhase::Completed,
-        Duration::from_secs(60),
-    )
-    .await;
+    let neighbour = wait_backup(&env, "demo2-a", BackupPhase::Completed, Duration::from_secs(60)).await;
+    assert_ne!(neighbour.shards[0].pod, primary(&sentinel), "a Sentinel cluster's backup from its primary");
     let store = store_for(&s3);
     assert_eq!(bucket_keys(&store, "default/").await.len(), 10);
 
@@ -915,32 +939,14 @@ spec:
         "{kinds:?}"
     );
     env.verify_journal().await;
+    env.assert_audit_clean().await;
     env.finish().await;
-}
-
-/// `kubectl apply -f config/samples/<name>`, with the real kubectl.
-fn apply_sample(env: &Env, name: &str) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let kubectl = root.join(".tools/bin/kubectl");
-    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
-    let out = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(env.write_kubeconfig())
-        .args(["--namespace", NS, "apply", "-f"])
-        .arg(root.join("config/samples").join(name))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply -f config/samples/{name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_samples_back_up_demo_and_restore_it_as_demo_restored() {
     // Where config/samples/backup.yaml's Secret says the server is.
-    let s3 = S3Server::start_at([127, 0, 0, 3], 9000, &[]);
+    let s3 = S3Server::start_at([127, 0, 0, 3], Some(9000), &[]);
     s3.create_bucket(BUCKET);
     let env = Env::start("backup-samples").await;
     apply_sample(&env, "replication.yaml");

@@ -37,26 +37,6 @@ use logbook::journal_store::JournalBackend;
 use logbook_journal::{Event, Intent};
 use operator_common::*;
 
-/// `kubectl apply -f config/samples/<name>`, with the real kubectl, as a
-/// user would.
-fn apply_sample(env: &Env, name: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let kubectl = root.join(".tools/bin/kubectl");
-    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
-    let out = Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(env.write_kubeconfig())
-        .args(["--namespace", NS, "apply", "-f"])
-        .arg(root.join("config/samples").join(name))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply -f config/samples/{name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn secret_text(secret: &Secret, key: &str) -> String {
     String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
 }

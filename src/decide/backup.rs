@@ -223,3 +223,230 @@ pub fn decide_restore_done(view: &ClusterView<'_>) -> Option<Decision> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use logbook_crds::{Topology, ValkeyClusterSpec};
+    use logbook_journal::{
+        BackupRecord, BackupTarget, Event, Intent, LinkStatus, Reachability, Role, Timestamp,
+    };
+
+    use crate::decide::given::Given;
+
+    fn target(object: &str) -> BackupTarget {
+        BackupTarget {
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            path_style: None,
+            secret: "s3".into(),
+            dir: format!("p/ns/demo/{object}/"),
+            cluster_dir: "p/ns/demo/".into(),
+        }
+    }
+
+    fn record(object: &str, created_s: i64, scheduled: bool) -> Event {
+        Event::BackupRequested {
+            backup: BackupRecord {
+                object: object.into(),
+                uid: format!("uid-{object}"),
+                created: Timestamp::EPOCH.plus_millis(created_s * 1000),
+                scheduled,
+                target: Some(target(object)),
+                problem: None,
+            },
+        }
+    }
+
+    /// A Replication cluster of three answering pods, demo-0 primary,
+    /// demo-1 and demo-2 replicas in sync (demo-2 ahead).
+    fn cluster(spec: &ValkeyClusterSpec) -> Given {
+        let mut g = Given::new();
+        g.spec(spec);
+        g.applied(1);
+        for i in 0..3 {
+            g.pod(i, "r1");
+            g.reach(i, Reachability::Reachable);
+        }
+        g.succeed(Intent::PromoteReplica {
+            pod: "demo-0".into(),
+            from: None,
+        });
+        g.role(0, Role::Primary, None);
+        for (i, offset) in [(1, 100), (2, 200)] {
+            g.role(i, Role::Replica, Some(0));
+            g.repl(i, LinkStatus::Up, offset, 1);
+        }
+        g
+    }
+
+    fn spec() -> ValkeyClusterSpec {
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.replicas = Some(3);
+        spec
+    }
+
+    fn backups(g: &Given) -> Vec<Intent> {
+        let view = crate::decide::ClusterView::new(&g.state).unwrap();
+        super::decide_backups(&view, g.state.last_at)
+            .into_iter()
+            .map(|d| d.intent)
+            .collect()
+    }
+
+    fn started(object: &str, attempt: u32) -> Event {
+        Event::BackupStarted {
+            object: object.into(),
+            attempt,
+            target: target(object),
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_backup_is_taken_from_the_replica_in_sync_with_the_most_data_one_at_a_time() {
+        let mut g = cluster(&spec());
+        g.event(record("first", 1, false))
+            .event(record("second", 2, false));
+        let intents = backups(&g);
+        let [Intent::TakeBackup {
+            object,
+            attempt,
+            sources,
+        }] = intents.as_slice()
+        else {
+            panic!("{intents:?}");
+        };
+        assert_eq!((object.as_str(), *attempt), ("first", 1));
+        assert_eq!(sources[0].pod, "demo-2");
+        assert_eq!(sources[0].primary, "demo-0");
+        // While it runs, nothing else starts.
+        g.event(started("first", 1));
+        assert!(backups(&g).is_empty());
+        g.event(Event::BackupCompleted {
+            object: "first".into(),
+            attempt: 1,
+            manifest: "m".into(),
+            bytes: 1,
+        });
+        assert!(matches!(&backups(&g)[..], [Intent::TakeBackup { object, .. }] if object == "second"));
+    }
+
+    #[test]
+    fn without_a_replica_in_sync_the_primary_is_the_source() {
+        let mut g = cluster(&spec());
+        for i in 1..3 {
+            g.repl(i, LinkStatus::Down, 0, 1);
+        }
+        g.event(record("first", 1, false));
+        assert!(matches!(&backups(&g)[..],
+            [Intent::TakeBackup { sources, .. }] if sources[0].pod == "demo-0"));
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_up_to_three_then_left_failed() {
+        let mut g = cluster(&spec());
+        g.event(record("first", 1, false));
+        for attempt in 1..=3 {
+            assert!(
+                matches!(&backups(&g)[..], [Intent::TakeBackup { attempt: a, .. }] if *a == attempt),
+                "attempt {attempt}: {:?}",
+                backups(&g)
+            );
+            g.event(started("first", attempt));
+            g.event(Event::BackupFailed {
+                object: "first".into(),
+                attempt,
+                reason: "cut".into(),
+                retry: true,
+            });
+        }
+        assert!(backups(&g).is_empty(), "{:?}", backups(&g));
+        // A failure not worth retrying is final at once.
+        g.event(record("other", 5, false));
+        g.event(started("other", 1));
+        g.event(Event::BackupFailed {
+            object: "other".into(),
+            attempt: 1,
+            reason: "no Secret".into(),
+            retry: false,
+        });
+        assert!(backups(&g).is_empty());
+    }
+
+    #[test]
+    fn retention_expires_the_oldest_scheduled_backups_only_and_never_the_newest() {
+        let mut spec = spec();
+        spec.backup.retention.keep_last = Some(2);
+        spec.backup.retention.max_age_hours = Some(1);
+        let mut g = cluster(&spec);
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            g.event(record(name, i64::try_from(i).unwrap(), true));
+            g.event(started(name, 1));
+            g.event(Event::BackupCompleted {
+                object: (*name).into(),
+                attempt: 1,
+                manifest: "m".into(),
+                bytes: 1,
+            });
+        }
+        // A backup asked for by hand is never expired.
+        g.event(record("manual", 0, false));
+        g.event(started("manual", 1));
+        g.event(Event::BackupCompleted {
+            object: "manual".into(),
+            attempt: 1,
+            manifest: "m".into(),
+            bytes: 1,
+        });
+        let intents = backups(&g);
+        assert_eq!(
+            intents,
+            vec![Intent::DeleteBackup {
+                object: "a".into(),
+                dir: "p/ns/demo/a/".into()
+            }]
+        );
+        g.event(Event::BackupDeleted {
+            object: "a".into(),
+            objects: 2,
+        });
+        assert!(backups(&g).is_empty(), "{:?}", backups(&g));
+        // Two hours on, all but the newest are too old.
+        g.every_ms(7_200_000);
+        g.event(Event::BackupForgotten { object: "a".into() });
+        assert_eq!(
+            backups(&g),
+            vec![Intent::DeleteBackup {
+                object: "b".into(),
+                dir: "p/ns/demo/b/".into()
+            }]
+        );
+        g.event(Event::BackupDeleted {
+            object: "b".into(),
+            objects: 2,
+        });
+        assert!(backups(&g).is_empty(), "the newest is kept: {:?}", backups(&g));
+    }
+
+    #[test]
+    fn the_schedule_firing_creates_its_backup_once() {
+        let mut g = cluster(&spec());
+        g.event(Event::BackupDue {
+            at: Timestamp::EPOCH,
+            object: "demo-19700101-0000".into(),
+        });
+        assert_eq!(
+            backups(&g),
+            vec![Intent::CreateScheduledBackup {
+                object: "demo-19700101-0000".into()
+            }]
+        );
+        g.succeed(Intent::CreateScheduledBackup {
+            object: "demo-19700101-0000".into(),
+        });
+        assert!(backups(&g).is_empty());
+    }
+}

@@ -99,3 +99,37 @@ pub fn backup_due(state: &ClusterState, cluster: &str, now: Timestamp) -> Option
         object: format!("{cluster}-{stamp}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use logbook_journal::{ClusterState, Event, Timestamp};
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_schedule_fires_once_for_the_latest_time_passed() {
+        let mut state = ClusterState::new();
+        assert!(super::backup_due(&state, "demo", at("2026-11-24T03:30:00Z")).is_none());
+        state.backups.schedule = Some(("0 * * * *".into(), at("2026-11-24T00:10:00Z")));
+        assert!(super::backup_due(&state, "demo", at("2026-11-24T00:59:59Z")).is_none());
+        // Three fires missed: one backup, of the latest.
+        let due = super::backup_due(&state, "demo", at("2026-11-24T03:30:00Z")).unwrap();
+        assert_eq!(
+            due,
+            Event::BackupDue {
+                at: at("2026-11-24T03:00:00Z"),
+                object: "demo-20261124-0300".into()
+            }
+        );
+        state.backups.last_due = Some((at("2026-11-24T03:00:00Z"), "demo-20261124-0300".into()));
+        assert!(super::backup_due(&state, "demo", at("2026-11-24T03:59:00Z")).is_none());
+        assert_eq!(
+            super::next_fire(&state),
+            Some(at("2026-11-24T04:00:00Z").as_micros() / 1000)
+        );
+    }
+}

@@ -274,6 +274,26 @@ impl Drop for Operator {
 /// Whether the end-to-end tests run on the real Kubernetes control plane
 /// (`LOGBOOK_E2E_CONTROL_PLANE=kubernetes`; `make controlplane` builds it)
 /// rather than on localkube (the default).
+/// `kubectl apply -f config/samples/<name>`, with the real kubectl, as a
+/// user would.
+pub fn apply_sample(env: &Env, name: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kubectl = root.join(".tools/bin/kubectl");
+    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(env.write_kubeconfig())
+        .args(["--namespace", NS, "apply", "-f"])
+        .arg(root.join("config/samples").join(name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply -f config/samples/{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The operator's image as this build's `logbook`, linked into
 /// `<root>/bin`.
 fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> {

@@ -167,3 +167,104 @@ pub fn validate_backup(spec: &ValkeyBackupSpec) -> Result<(), Vec<FieldError>> {
         Err(errors.0)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use crate::v1alpha1::backup::{BackupDestination, RestoreSource, ValkeyBackupSpec};
+    use crate::v1alpha1::spec::ValkeyClusterSpec;
+    use crate::v1alpha1::validation::validate;
+
+    fn destination() -> BackupDestination {
+        BackupDestination {
+            bucket: "logbook-backups".into(),
+            prefix: None,
+            region: None,
+            endpoint: Some("http://minio:9000".into()),
+            force_path_style: None,
+            credentials_secret: "backup-s3".into(),
+        }
+    }
+
+    fn paths(spec: &ValkeyClusterSpec) -> Vec<String> {
+        validate(spec, None)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_schedule_must_parse_and_name_a_destination() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.backup.schedule = Some("0 3 * * *".into());
+        assert_eq!(paths(&spec), ["spec.backup.destination"]);
+        spec.backup.destination = Some(destination());
+        assert!(paths(&spec).is_empty());
+        spec.backup.schedule = Some("0 3 * *".into());
+        assert_eq!(paths(&spec), ["spec.backup.schedule"]);
+        spec.backup.schedule = Some("61 3 * * *".into());
+        assert_eq!(paths(&spec), ["spec.backup.schedule"]);
+    }
+
+    #[test]
+    fn a_destination_is_checked_field_by_field() {
+        let mut spec = ValkeyClusterSpec::default();
+        let mut d = destination();
+        d.bucket = "Bad_Bucket".into();
+        d.prefix = Some("/x/".into());
+        d.endpoint = Some("minio:9000".into());
+        d.credentials_secret = "Not A Name".into();
+        spec.backup.destination = Some(d);
+        assert_eq!(
+            paths(&spec),
+            [
+                "spec.backup.destination.bucket",
+                "spec.backup.destination.prefix",
+                "spec.backup.destination.endpoint",
+                "spec.backup.destination.credentialsSecret"
+            ]
+        );
+    }
+
+    #[test]
+    fn restore_from_names_one_source_and_cannot_change() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.restore_from = Some(RestoreSource {
+            backup: Some("demo-now".into()),
+            path: Some("a/b".into()),
+            destination: None,
+        });
+        assert_eq!(paths(&spec), ["spec.restoreFrom"]);
+        spec.restore_from = Some(RestoreSource {
+            backup: None,
+            path: Some("a/b".into()),
+            destination: None,
+        });
+        assert_eq!(paths(&spec), ["spec.restoreFrom.destination"]);
+        let old = ValkeyClusterSpec::default();
+        spec.restore_from = Some(RestoreSource {
+            backup: Some("demo-now".into()),
+            path: None,
+            destination: None,
+        });
+        let errors = validate(&spec, Some(&old)).unwrap_err();
+        assert_eq!(errors[0].path, "spec.restoreFrom");
+        assert!(errors[0].message.contains("when the cluster is created"));
+    }
+
+    #[test]
+    fn a_valkey_backup_names_its_cluster() {
+        let ok = ValkeyBackupSpec {
+            cluster: "demo".into(),
+            destination: None,
+        };
+        assert!(super::validate_backup(&ok).is_ok());
+        let bad = ValkeyBackupSpec {
+            cluster: "Demo!".into(),
+            destination: Some(destination()),
+        };
+        assert_eq!(super::validate_backup(&bad).unwrap_err()[0].path, "spec.cluster");
+    }
+}
