@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Parser;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
-use clap::Parser;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use logbook::backup::BackupStore;
 use logbook_crds::{BackupPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus};
@@ -434,7 +434,13 @@ spec:
     let dir = env.journal_dir.to_str().unwrap().to_owned();
     let timeline = tokio::task::spawn_blocking(move || {
         let cli = logbook::cli::Cli::try_parse_from([
-            "logbook", "replay", "timeline", "--dir", &dir, "--cluster", "demo",
+            "logbook",
+            "replay",
+            "timeline",
+            "--dir",
+            &dir,
+            "--cluster",
+            "demo",
         ])
         .unwrap();
         let mut out = Vec::new();
@@ -449,9 +455,15 @@ spec:
         "take backup demo-now (attempt 1)",
         "backup demo-now completed on attempt 1",
     ] {
-        assert!(timeline.contains(line), "{line:?} not in the timeline:\n{timeline}");
+        assert!(
+            timeline.contains(line),
+            "{line:?} not in the timeline:\n{timeline}"
+        );
     }
-    assert!(!timeline.contains("AWS_SECRET"), "a credential in the timeline");
+    assert!(
+        !timeline.contains("AWS_SECRET"),
+        "a credential in the timeline"
+    );
     env.verify_journal().await;
     env.assert_audit_clean().await;
     env.finish().await;
@@ -842,8 +854,18 @@ spec:
         Duration::from_secs(60),
     )
     .await;
-    let neighbour = wait_backup(&env, "demo2-a", BackupPhase::Completed, Duration::from_secs(60)).await;
-    assert_ne!(neighbour.shards[0].pod, primary(&sentinel), "a Sentinel cluster's backup from its primary");
+    let neighbour = wait_backup(
+        &env,
+        "demo2-a",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_ne!(
+        neighbour.shards[0].pod,
+        primary(&sentinel),
+        "a Sentinel cluster's backup from its primary"
+    );
     let store = store_for(&s3);
     assert_eq!(bucket_keys(&store, "default/").await.len(), 10);
 

@@ -93,10 +93,9 @@ pub async fn run_backup_bench(
             source,
         })?;
     let dump = server.dir().join("dump.rdb");
-    let addr: std::net::SocketAddr = server
-        .addr()
-        .parse()
-        .map_err(|_| BenchError::BadAddress { addr: server.addr() })?;
+    let addr: std::net::SocketAddr = server.addr().parse().map_err(|_| BenchError::BadAddress {
+        addr: server.addr(),
+    })?;
     let scratch = tempfile::tempdir().map_err(|source| BenchError::Io {
         what: "a scratch directory".to_owned(),
         source,
@@ -212,9 +211,16 @@ async fn copy_up(store: &BackupStore, key: &str, path: &std::path::Path) -> Resu
 }
 
 /// `key` downloaded to `path`, unchecked.
-async fn copy_down(store: &BackupStore, key: &str, path: &std::path::Path) -> Result<(), BenchError> {
+async fn copy_down(
+    store: &BackupStore,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(), BenchError> {
     let failed = |e: String| harness("copy down")(e);
-    let mut download = store.download(key).await.map_err(|e| failed(e.to_string()))?;
+    let mut download = store
+        .download(key)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| failed(e.to_string()))?;

@@ -226,7 +226,7 @@ pub fn decide_restore_done(view: &ClusterView<'_>) -> Option<Decision> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use logbook_crds::{Topology, ValkeyClusterSpec};
     use logbook_journal::{
@@ -311,11 +311,13 @@ mod tests {
         g.event(record("first", 1, false))
             .event(record("second", 2, false));
         let intents = backups(&g);
-        let [Intent::TakeBackup {
-            object,
-            attempt,
-            sources,
-        }] = intents.as_slice()
+        let [
+            Intent::TakeBackup {
+                object,
+                attempt,
+                sources,
+            },
+        ] = intents.as_slice()
         else {
             panic!("{intents:?}");
         };
@@ -331,7 +333,9 @@ mod tests {
             manifest: "m".into(),
             bytes: 1,
         });
-        assert!(matches!(&backups(&g)[..], [Intent::TakeBackup { object, .. }] if object == "second"));
+        assert!(
+            matches!(&backups(&g)[..], [Intent::TakeBackup { object, .. }] if object == "second")
+        );
     }
 
     #[test]
@@ -428,7 +432,11 @@ mod tests {
             object: "b".into(),
             objects: 2,
         });
-        assert!(backups(&g).is_empty(), "the newest is kept: {:?}", backups(&g));
+        assert!(
+            backups(&g).is_empty(),
+            "the newest is kept: {:?}",
+            backups(&g)
+        );
     }
 
     #[test]

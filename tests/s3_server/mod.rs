@@ -25,7 +25,11 @@ impl S3Server {
     /// One that checks credentials as AWS does (moto's IAM emulation:
     /// every key it has not issued is refused with `InvalidAccessKeyId`).
     pub fn start_checking_credentials() -> S3Server {
-        S3Server::start_at([127, 0, 0, 1], None, &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+        S3Server::start_at(
+            [127, 0, 0, 1],
+            None,
+            &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")],
+        )
     }
 
     /// One on `ip:port`.

@@ -230,12 +230,14 @@ mod tests {
 
     #[test]
     fn restore_from_names_one_source_and_cannot_change() {
-        let mut spec = ValkeyClusterSpec::default();
-        spec.restore_from = Some(RestoreSource {
-            backup: Some("demo-now".into()),
-            path: Some("a/b".into()),
-            destination: None,
-        });
+        let mut spec = ValkeyClusterSpec {
+            restore_from: Some(RestoreSource {
+                backup: Some("demo-now".into()),
+                path: Some("a/b".into()),
+                destination: None,
+            }),
+            ..ValkeyClusterSpec::default()
+        };
         assert_eq!(paths(&spec), ["spec.restoreFrom"]);
         spec.restore_from = Some(RestoreSource {
             backup: None,
@@ -265,6 +267,9 @@ mod tests {
             cluster: "Demo!".into(),
             destination: Some(destination()),
         };
-        assert_eq!(super::validate_backup(&bad).unwrap_err()[0].path, "spec.cluster");
+        assert_eq!(
+            super::validate_backup(&bad).unwrap_err()[0].path,
+            "spec.cluster"
+        );
     }
 }
