@@ -117,6 +117,37 @@ pub fn assert_check_clean(addr: &str, password: &str) {
 }
 
 impl Env {
+    /// `logbook replay <verb> --dir <sled journal> --stream <cluster's>`
+    /// (a journal of several clusters), with the operator stopped.
+    pub async fn replay_dir(&self, cluster: &str, verb: &[&str]) -> Result<String, String> {
+        let stream = self.stream(cluster).await.to_string();
+        let dir = self.journal_dir.to_str().unwrap().to_owned();
+        let mut args: Vec<String> = vec!["logbook".into(), "replay".into()];
+        args.extend(verb.iter().map(|s| (*s).to_owned()));
+        args.extend(["--dir".to_owned(), dir, "--stream".to_owned(), stream]);
+        tokio::task::spawn_blocking(move || {
+            let cli = logbook::cli::Cli::try_parse_from(args).unwrap();
+            let mut out = Vec::new();
+            let result = logbook::cli::run(cli, &mut out);
+            let printed = String::from_utf8(out).unwrap();
+            result
+                .map(|()| printed.clone())
+                .map_err(|e| format!("{e}\n{printed}"))
+        })
+        .await
+        .unwrap()
+    }
+
+    /// [`Env::assert_audit_clean`] of one cluster's stream of the sled
+    /// journal.
+    pub async fn assert_audit_clean_of(&self, cluster: &str) {
+        let printed = self
+            .replay_dir(cluster, &["audit"])
+            .await
+            .unwrap_or_else(|e| panic!("audit of {cluster}: {e}"));
+        assert!(printed.contains("audit: clean"), "{cluster}: {printed}");
+    }
+
     /// `logbook replay audit` of the test's sled journal: this build
     /// decides the same at every decision point, and no invariant is
     /// broken. The operator must be stopped (sled locks the directory).
