@@ -388,3 +388,27 @@ fn acl_users_outlive_a_restart_and_the_default_user_follows_the_password() {
         other => panic!("CONFIG GET aclfile: {other:?}"),
     }
 }
+
+#[test]
+fn a_service_link_in_valkey_port_is_not_taken_for_the_port() {
+    // Kubernetes' service links set VALKEY_PORT=tcp://<ip>:6379 in every
+    // pod of a namespace with a Service named `valkey`: the script keeps
+    // the rendered port instead of writing `port tcp://...`.
+    let pod = Pod::new(
+        &ValkeyClusterSpec::with_topology(Topology::Replication),
+        None,
+    );
+    let stub = tempfile::tempdir().unwrap();
+    let server = stub.path().join("valkey-server");
+    std::fs::write(&server, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&server, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let status = pod
+        .command(stub.path(), 7000, None)
+        .env("VALKEY_PORT", "tcp://10.96.0.7:6379")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let conf = pod.runtime_conf();
+    assert!(conf.lines().any(|l| l == "port 6379"), "{conf}");
+    assert!(!conf.contains("tcp://"), "{conf}");
+}

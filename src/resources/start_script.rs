@@ -43,6 +43,12 @@ conf_dir=${VALKEY_CONF_DIR:-/etc/valkey}
 boot_dir=${VALKEY_BOOT_DIR:-/etc/valkey-boot}
 run_dir=${VALKEY_RUN_DIR:-/run/valkey}
 run_conf=$run_dir/valkey.conf
+# The port override must be a number: Kubernetes' service links would set
+# VALKEY_PORT=tcp://... in the pods of any namespace with a Service named
+# `valkey` (the pod disables them; this is a second guard).
+case ${VALKEY_PORT:-} in
+*[!0-9]*) VALKEY_PORT= ;;
+esac
 
 "#;
 

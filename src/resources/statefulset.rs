@@ -128,6 +128,10 @@ pub fn build_statefulset(
         security_context: spec.pod_security_context.clone(),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty())
             .then(|| spec.image_pull_secrets.clone()),
+        // No `<SERVICE>_PORT=tcp://...` variables: a Service named `valkey`
+        // in the namespace would otherwise set VALKEY_PORT, which start.sh
+        // reads as its port override.
+        enable_service_links: Some(false),
         ..PodSpec::default()
     };
     StatefulSet {

@@ -331,3 +331,11 @@ fn only_cluster_nodes_hold_their_shutdown_for_a_handover_on_the_valkey_port() {
         }
     }
 }
+
+#[test]
+fn data_pods_get_no_service_link_variables() {
+    // A Service named `valkey` would set VALKEY_PORT=tcp://..., which
+    // start.sh reads as its port.
+    let sts = build(&ValkeyClusterSpec::default());
+    assert_eq!(pod(&sts).enable_service_links, Some(false));
+}
