@@ -456,10 +456,14 @@ async fn data_pvcs_are_kept_on_delete_unless_the_cluster_asks() {
         )
         .await;
     }
-    assert!(
-        pvcs(&env, "wipe").await.is_empty(),
-        "the PVC of a cluster that asked is deleted with it"
-    );
+    // On a real API server a deleted PVC lingers until the
+    // pvc-protection controller sees its pod gone.
+    env.eventually(
+        Duration::from_secs(30),
+        "the PVC of a cluster that asked is deleted with it",
+        || async { pvcs(&env, "wipe").await.is_empty() },
+    )
+    .await;
     assert_eq!(
         pvcs(&env, "keep").await.len(),
         1,
