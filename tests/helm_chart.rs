@@ -528,7 +528,7 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
     let stderr = child.stderr.take().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = lines.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
@@ -550,6 +550,8 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
     };
     let _ = child.kill();
     let _ = child.wait();
+    // Every line it wrote before it died (the pipe closes with it).
+    let _ = reader.join();
     assert!(
         healthy,
         "logbook {} never served /healthz:\n{}",
