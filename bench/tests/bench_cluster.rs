@@ -27,9 +27,14 @@ use logbook_bench::slots::{in_ranges, key_slot};
 use redis::Value;
 
 async fn raw(addr: &str) -> redis::aio::MultiplexedConnection {
+    // A command that writes nodes.conf (SETSLOT) may take more than the
+    // client's default response time on a loaded machine.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(10)));
     redis::Client::open(format!("redis://{addr}"))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
