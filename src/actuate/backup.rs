@@ -3,16 +3,26 @@
 //! schedule made due, and delete what retention expired: the objects under
 //! that one backup's directory, then its ValkeyBackup.
 
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use logbook_crds::v1alpha1::SCHEDULED_LABEL;
 use logbook_crds::{ValkeyBackup, ValkeyBackupSpec};
 use logbook_journal::{BackupSource, Event};
 
-use super::kube_ops::kube_err;
+use super::kube_ops::{delete_named, kube_err};
 use super::{ActError, Done, Target};
 use crate::backup::credentials;
 use crate::backup::store::BackupStore;
 use crate::resources::labels;
+
+/// A destination's Secret that cannot be read now (retried) or cannot be
+/// used (refused).
+fn credentials_error(err: credentials::CredentialsError) -> ActError {
+    if err.is_retryable() {
+        ActError::NotYet(err.to_string())
+    } else {
+        ActError::Refused(err.to_string())
+    }
+}
 
 /// Starts attempt `attempt` of backup `object` from `sources`: checks its
 /// destination's Secret and journals `BackupStarted`. A Secret that cannot
@@ -137,13 +147,7 @@ pub(super) async fn delete(
     }
     let (s3, creds) = credentials::resolve(client, &target.meta.namespace, &record)
         .await
-        .map_err(|err| {
-            if err.is_retryable() {
-                ActError::NotYet(err.to_string())
-            } else {
-                ActError::Refused(err.to_string())
-            }
-        })?;
+        .map_err(credentials_error)?;
     let store = BackupStore::new(&s3, &creds).map_err(|e| ActError::Refused(e.to_string()))?;
     let listed = store
         .list(dir)
@@ -160,12 +164,7 @@ pub(super) async fn delete(
             .map_err(|e| ActError::NotYet(e.to_string()))?;
         deleted = deleted.saturating_add(1);
     }
-    let api: Api<ValkeyBackup> = Api::namespaced(client.clone(), &target.meta.namespace);
-    match api.delete(object, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(source) => return Err(kube_err(format!("deleting ValkeyBackup {object}"))(source)),
-    }
+    delete_named::<ValkeyBackup>(client, &target.meta.namespace, object).await?;
     Ok(Done {
         detail: format!("deleted backup {object}: {deleted} objects under {dir}"),
         events: vec![Event::BackupDeleted {
@@ -187,13 +186,7 @@ pub(super) async fn publish_restore_plan(
     };
     let (s3, creds) = credentials::resolve(client, &target.meta.namespace, &plan.target)
         .await
-        .map_err(|err| {
-            if err.is_retryable() {
-                ActError::NotYet(err.to_string())
-            } else {
-                ActError::Refused(err.to_string())
-            }
-        })?;
+        .map_err(credentials_error)?;
     let secret = crate::resources::restore::build_restore_secret(
         target.meta,
         target.spec,
@@ -212,13 +205,8 @@ pub(super) async fn finish_restore(
     shards: u32,
 ) -> Result<Done, ActError> {
     let name = crate::resources::restore::restore_secret_name(&target.meta.name);
-    let api: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), &target.meta.namespace);
-    match api.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(source) => return Err(kube_err(format!("deleting Secret {name}"))(source)),
-    }
+    delete_named::<k8s_openapi::api::core::v1::Secret>(client, &target.meta.namespace, &name)
+        .await?;
     Ok(Done {
         detail: format!("restore of {shards} shard(s) complete; Secret {name} deleted"),
         events: vec![Event::RestoreCompleted { shards }],

@@ -489,7 +489,7 @@ async fn clear_request(
 /// # Errors
 /// API errors other than 404.
 /// Deletes `name` of kind `K` if it exists; whether it did.
-async fn delete_named<K>(client: &Client, ns: &str, name: &str) -> Result<bool, ActError>
+pub(super) async fn delete_named<K>(client: &Client, ns: &str, name: &str) -> Result<bool, ActError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     <K as Resource>::DynamicType: Default,
