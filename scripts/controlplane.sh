@@ -58,6 +58,10 @@ build() {
 	mv "$BIN.new" "$BIN"
 	echo "$want" >"$STAMP"
 	say "built $("$BIN" version) in $((SECONDS - started)) s"
+	# A one-off build (CI) has no use for the compiled packages after.
+	if [ "${LOGBOOK_TRIM_GO_CACHE:-0}" = 1 ]; then
+		go clean -cache && say "Go build cache removed (LOGBOOK_TRIM_GO_CACHE=1)"
+	fi
 }
 
 up() {

@@ -661,10 +661,22 @@ impl Upload {
                     .map_err(|err| self.place.error("PUT", &self.key, err))?;
             }
             UploadState::Multipart(writer, _) => {
-                writer
-                    .finish()
-                    .await
-                    .map_err(|err| self.place.error("multipart PUT", &self.key, err))?;
+                if let Err(err) = writer.finish().await {
+                    // A completion the server carried out but whose answer
+                    // was lost is retried by the client and then refused
+                    // (`NoSuchUpload`), and the abort that follows is
+                    // refused the same way: the object is there, whole.
+                    // Only that case is taken as done, by the object's size.
+                    let completed = matches!(err, object_store::Error::NotFound { .. })
+                        && matches!(
+                            self.store.head(&self.path).await,
+                            Ok(meta) if meta.size == self.bytes
+                        );
+                    if !completed {
+                        return Err(self.place.error("multipart completion", &self.key, err));
+                    }
+                    tracing::debug!(key = %self.key, "multipart completion answered NoSuchUpload; the object is there whole");
+                }
             }
             UploadState::Closed => return Err(self.closed("finish")),
         }
