@@ -98,6 +98,37 @@ pub enum BenchCommand {
     /// Backup and restore throughput beside copying the same RDB bytes to
     /// and from the bucket directly (moto's S3 server).
     Backup(BackupArgs),
+    /// A seeded fault-injection soak of each topology with invariants
+    /// checked throughout (docs/robustness.md); exits non-zero when one
+    /// broke, printing the seed and the command that reproduces it.
+    Soak(SoakArgs),
+}
+
+/// `logbook-bench soak` options.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Standalone, Replication, Sentinel, Cluster, or all (each in turn).
+    #[arg(long, default_value = "all")]
+    pub topology: String,
+    /// The schedule's seed (default: from the clock, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds of faults per topology.
+    #[arg(long, default_value_t = 120)]
+    pub duration_seconds: u64,
+    /// Mean seconds between faults.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval_seconds: u64,
+    /// Seconds the cluster has to converge after the last fault.
+    #[arg(long, default_value_t = 240)]
+    pub converge_seconds: u64,
+    /// Keep each work directory (journal, logs, faults) even when it passed.
+    #[arg(long)]
+    pub keep: bool,
+    /// The `logbook` binary to run as the operator (default: `logbook`
+    /// beside this binary).
+    #[arg(long)]
+    pub operator_binary: Option<PathBuf>,
 }
 
 /// `logbook-bench backup` options.
@@ -280,6 +311,7 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out)),
+        BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
     }
 }
 
@@ -384,16 +416,74 @@ async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
-    let binary = match args.operator_binary {
+/// The operator binary given, or `logbook` beside this binary.
+fn operator_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let binary = match given {
         Some(path) => path,
         None => std::env::current_exe()
             .map_err(|e| Error::Harness(format!("cannot find this binary's directory: {e}")))?
             .with_file_name("logbook"),
     };
-    if !binary.is_file() {
-        return Err(Error::NoOperatorBinary(binary));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(Error::NoOperatorBinary(binary))
     }
+}
+
+async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::soak::schedule::SoakTopology;
+    let binary = operator_binary(args.operator_binary)?;
+    let topologies = if args.topology.eq_ignore_ascii_case("all") {
+        SoakTopology::ALL.to_vec()
+    } else {
+        vec![SoakTopology::parse(&args.topology).ok_or_else(|| {
+            Error::Harness(format!(
+                "--topology {}: expected Standalone, Replication, Sentinel, Cluster or all",
+                args.topology
+            ))
+        })?]
+    };
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    let mut reports = Vec::new();
+    for topology in topologies {
+        let config = crate::soak::SoakConfig {
+            topology,
+            seed,
+            duration: std::time::Duration::from_secs(args.duration_seconds),
+            interval: std::time::Duration::from_secs(args.interval_seconds),
+            binary: binary.clone(),
+            converge: std::time::Duration::from_secs(args.converge_seconds),
+            keep: args.keep,
+        };
+        eprintln!("soak: {}", config.command());
+        let report = crate::soak::run_soak(&config).await.map_err(bench_err)?;
+        eprintln!(
+            "soak: {} seed {}: {} in {:.0} s",
+            topology.name(),
+            seed,
+            if report.passed() { "passed" } else { "FAILED" },
+            report.elapsed.as_secs_f64()
+        );
+        reports.push(report);
+    }
+    write!(out, "{}", crate::soak::render(&reports))?;
+    out.flush()?;
+    if reports.iter().all(crate::soak::SoakReport::passed) {
+        Ok(())
+    } else {
+        Err(Error::Harness(format!(
+            "soak seed {seed}: an invariant broke (above)"
+        )))
+    }
+}
+
+async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
+    let binary = operator_binary(args.operator_binary)?;
     let report = crate::idle::run_idle(crate::idle::IdleConfig {
         binary,
         clusters: args.clusters.max(1),

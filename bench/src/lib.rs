@@ -67,6 +67,7 @@ pub mod s3;
 mod sentinel;
 pub mod shard_probe;
 pub mod slots;
+pub mod soak;
 pub mod stats;
 mod writer;
 

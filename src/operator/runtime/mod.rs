@@ -524,6 +524,13 @@ impl ClusterRuntime {
         // other writer had appended as many events, the next append would
         // chain onto that phantom hash and break the stored chain.)
         self.refresh().await?;
+        // The term may have ended while the store was read (a renewal
+        // starved on a busy machine steps down, and the same epoch can be
+        // renewed a moment later): the takeover is then recorded when the
+        // lead is back, never marked done without its `OperatorStarted`.
+        if self.leadership.borrow().epoch() != Some(epoch) {
+            return Ok(false);
+        }
         self.journal.set_epoch(epoch);
         self.fenced = None;
         self.taken_over = Some(epoch);
@@ -544,7 +551,11 @@ impl ClusterRuntime {
                 epoch,
                 gap_ms,
             };
-            self.record_now(vec![started], None).await?;
+            if self.record_now(vec![started], None).await?.is_empty() {
+                // Not leading any more: nothing was staged.
+                self.taken_over = None;
+                return Ok(false);
+            }
             // A backup that ran in the process before this one was cut
             // with it: failed, to be retried (never reported as good).
             if let Some((object, run)) = self.state.backups.running() {

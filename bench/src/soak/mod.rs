@@ -1,0 +1,964 @@
+//! `logbook-bench soak`: a seeded, randomized fault-injection run of one
+//! topology, with invariants checked all along and at the end.
+//!
+//! An in-process localkube with its process kubelet runs real
+//! `valkey-server` pods; the operator is a real `logbook operator`
+//! process (sled journal) that the soak kills and starts again. A client
+//! writes all along (`SET`, then `WAIT 1` where there are replicas)
+//! through the cluster's Service, its Sentinels, or as a cluster-aware
+//! client. The faults come from [`schedule::schedule`] of the seed.
+//!
+//! # Invariants
+//! * **No acknowledged write lost**: every write acknowledged (`OK`, and
+//!   `WAIT 1` ≥ 1 where there are replicas; Standalone writes with
+//!   `appendfsync always`) is read back at the end.
+//! * **Never two primaries of one shard at once**, as the servers answer
+//!   (sampled every 250 ms, [`invariants`]) and as the journal records
+//!   (the audit's two-primaries check).
+//! * **Every slot owned exactly once** once converged (Cluster).
+//! * **Convergence**: Ready, the spec's generation observed, within
+//!   `converge` of the last fault.
+//! * **The journal verifies and its audit is clean**: `logbook journal
+//!   verify` and `logbook replay audit` (which also checks that every
+//!   failover has a cause, that no wiped node was promoted, that no
+//!   action outlived its leadership).
+//!
+//! A failure prints the seed and the command that runs the same schedule
+//! again, and keeps the work directory: the journal, the operator's log,
+//! every pod's log and the list of faults injected.
+
+pub mod invariants;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use logbook::valkey::{Password, RoleReply, parse_role};
+use logbook_crds::{ClusterPhase, ValkeyCluster};
+use parking_lot::Mutex;
+
+use self::invariants::{DoubleTracker, NodeView, myself_slots, slots_owned_once};
+use self::schedule::{FaultKind, SoakTopology, Step, schedule};
+use super::conn::query_once;
+use super::resolve::Target;
+use super::writer::{WriteLog, WriteProbe, WriteProbeConfig};
+use super::{BenchError, harness};
+
+const NS: &str = "default";
+const NAME: &str = "soak";
+/// Pod annotation a config roll changes.
+const ROLL_ANNOTATION: &str = "soak.logbook.dev/roll";
+const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    /// The topology.
+    pub topology: SoakTopology,
+    /// The schedule's seed.
+    pub seed: u64,
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// Mean time between faults.
+    pub interval: Duration,
+    /// The `logbook` binary run as the operator.
+    pub binary: PathBuf,
+    /// How long the cluster has to converge after the last fault.
+    pub converge: Duration,
+    /// Keep the work directory even when every invariant held.
+    pub keep: bool,
+}
+
+impl SoakConfig {
+    /// The command that runs this soak again.
+    pub fn command(&self) -> String {
+        format!(
+            "logbook-bench soak --topology {} --seed {} --duration-seconds {} --interval-seconds {} --operator-binary {}",
+            self.topology.name(),
+            self.seed,
+            self.duration.as_secs(),
+            self.interval.as_secs(),
+            self.binary.display()
+        )
+    }
+}
+
+/// What one soak found.
+#[derive(Debug, Clone)]
+pub struct SoakReport {
+    /// The topology.
+    pub topology: SoakTopology,
+    /// The seed.
+    pub seed: u64,
+    /// The command that runs it again.
+    pub command: String,
+    /// Faults injected, by kind (the operator kills that followed another
+    /// fault included).
+    pub injected: BTreeMap<FaultKind, u32>,
+    /// Node faults not injected: the cluster was not Ready within 20 s,
+    /// or another node fault held.
+    pub skipped: u32,
+    /// Write attempts, and those acknowledged (each read back).
+    pub attempts: usize,
+    /// Acknowledged writes.
+    pub acknowledged: usize,
+    /// Rounds of `ROLE` sampling.
+    pub role_rounds: u64,
+    /// Of those, rounds in which a primary had a replica following it.
+    pub acknowledging_rounds: u64,
+    /// From the last fault to converged.
+    pub converged_after: Option<Duration>,
+    /// Failovers the journal records (`replay failovers`).
+    pub journal_failovers: Option<usize>,
+    /// Each broken invariant, in words.
+    pub violations: Vec<String>,
+    /// The work directory, when kept.
+    pub kept: Option<PathBuf>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+impl SoakReport {
+    /// No invariant broken.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The operator process: killed and started again by the soak.
+struct Operator {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    journal: PathBuf,
+    log: PathBuf,
+    child: Option<std::process::Child>,
+    starts: u32,
+}
+
+impl Operator {
+    fn start(&mut self) -> Result<(), BenchError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|source| BenchError::Io {
+                what: "the operator log".into(),
+                source,
+            })?;
+        let child = std::process::Command::new(&self.binary)
+            .args(["operator", "--journal", "sled", "--instance", "soak"])
+            .arg("--journal-dir")
+            .arg(&self.journal)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|source| BenchError::Spawn {
+                what: "the operator".into(),
+                binary: self.binary.display().to_string(),
+                source,
+            })?;
+        self.child = Some(child);
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s: the journal is then readable.
+    async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs one soak. Broken invariants are in the report; `Err` is the
+/// harness failing (localkube not starting, the cluster never Ready at
+/// the start).
+///
+/// # Errors
+/// [`BenchError`] when the soak cannot be set up.
+pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(
+            "logbook-soak-{}-{}-",
+            config.topology.name().to_lowercase(),
+            config.seed
+        ))
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })?;
+    let state_dir = dir.path().join("workloads");
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
+        workloads: Some(logbook_localkube::WorkloadsConfig {
+            state_dir: state_dir.clone(),
+            kubelet: true,
+            proxy: true,
+            local_images: Vec::new(),
+        }),
+        ..logbook_localkube::Config::default()
+    })
+    .await
+    .map_err(|e| harness("localkube")(e.to_string()))?;
+    let result = soak(&server, dir.path(), config).await;
+    server.shutdown().await;
+    logbook_localkube::kubelet::kill_leftovers(&state_dir);
+    let mut report = result?;
+    report.elapsed = started.elapsed();
+    if config.keep || !report.passed() {
+        report.kept = Some(dir.keep());
+    }
+    Ok(report)
+}
+
+fn spec_of(topology: SoakTopology) -> serde_json::Value {
+    match topology {
+        SoakTopology::Standalone => serde_json::json!({
+            "topology": "Standalone",
+            "storage": {"size": "1Gi", "persistence": "Aof"},
+            "config": {"appendfsync": "always"}
+        }),
+        SoakTopology::Replication => serde_json::json!({
+            "topology": "Replication",
+            "replicas": 3,
+            "storage": {"size": "1Gi", "persistence": "Rdb"}
+        }),
+        SoakTopology::Sentinel => serde_json::json!({
+            "topology": "Sentinel",
+            "replicas": 3,
+            "storage": {"size": "1Gi", "persistence": "Rdb"},
+            "sentinel": {"replicas": 3, "quorum": 2, "downAfterMilliseconds": 5000,
+                         "failoverTimeoutMilliseconds": 10000}
+        }),
+        SoakTopology::Cluster => serde_json::json!({
+            "topology": "Cluster",
+            "shards": 3,
+            "replicasPerShard": 1,
+            "storage": {"size": "1Gi", "persistence": "Rdb"}
+        }),
+    }
+}
+
+/// What the fault loop and the sampler share.
+struct Shared {
+    /// The last round of `ROLE` answers.
+    roles: Mutex<Vec<NodeView>>,
+    /// Pod name → `ip:6379` of the last listing.
+    addrs: Mutex<BTreeMap<String, String>>,
+}
+
+#[allow(clippy::too_many_lines)] // one soak, read top to bottom
+async fn soak(
+    server: &logbook_localkube::RunningServer,
+    dir: &Path,
+    config: &SoakConfig,
+) -> Result<SoakReport, BenchError> {
+    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
+    let client = logbook::kube_client::client(Some(&kubeconfig))
+        .await
+        .map_err(|e| harness("client")(e.to_string()))?;
+    let faults = server
+        .faults()
+        .ok_or_else(|| harness("faults")("no kubelet".into()))?;
+    let mut operator = Operator {
+        binary: config.binary.clone(),
+        kubeconfig: kubeconfig.clone(),
+        journal: dir.join("journal"),
+        log: dir.join("operator.log"),
+        child: None,
+        starts: 0,
+    };
+    operator.start()?;
+    let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "valkey.logbook.dev/v1alpha1",
+        "kind": "ValkeyCluster",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": spec_of(config.topology),
+    }))
+    .map_err(|e| harness("the ValkeyCluster")(e.to_string()))?;
+    vkcs.create(&PostParams::default(), &vkc)
+        .await
+        .map_err(|e| harness("creating the ValkeyCluster")(e.to_string()))?;
+    if converged(&vkcs, Duration::from_secs(180)).await.is_none() {
+        return Err(harness("the first Ready")(format!(
+            "not Ready in 180 s: {}",
+            status_line(&vkcs).await
+        )));
+    }
+    let password = password(&client).await?;
+    let shared = Arc::new(Shared {
+        roles: Mutex::new(Vec::new()),
+        addrs: Mutex::new(BTreeMap::new()),
+    });
+    refresh_addrs(&pods, &shared).await;
+
+    // The writer.
+    let cluster = config.topology == SoakTopology::Cluster;
+    let service = service_addr(&client, NAME, 6379).await?;
+    let prefix = format!("soak{}", config.seed);
+    let probe = if cluster {
+        let mut seeds = vec![service.clone()];
+        seeds.extend(shared.addrs.lock().values().cloned());
+        let mut c = super::cluster_writer::ClusterProbeConfig::new(seeds.clone(), prefix.clone());
+        c.password = Some(password.clone());
+        super::cluster_writer::start_cluster_probe(c)
+    } else {
+        let target = if config.topology == SoakTopology::Sentinel {
+            Target::Sentinel {
+                sentinels: vec![service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?],
+                master: NAME.to_owned(),
+            }
+        } else {
+            Target::Fixed(service.clone())
+        };
+        let mut c = WriteProbeConfig::new(target, prefix.clone());
+        c.password = Some(password.clone());
+        c.wait_replicas = config.topology != SoakTopology::Standalone;
+        WriteProbe::start(c)
+    };
+
+    // The sampler.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample(
+        pods.clone(),
+        shared.clone(),
+        password.clone(),
+        cluster,
+        stop.clone(),
+        Instant::now(),
+    ));
+
+    // The faults.
+    let steps = schedule(
+        config.seed,
+        config.topology,
+        config.duration,
+        config.interval,
+    );
+    let mut fault_log = Vec::new();
+    let mut injected: BTreeMap<FaultKind, u32> = BTreeMap::new();
+    let mut skipped = 0u32;
+    let mut held_until = Instant::now();
+    let mut heals: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let begin = Instant::now();
+    let mut violations = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        tokio::time::sleep_until((begin + step.at).into()).await;
+        let at = begin.elapsed().as_secs_f64();
+        if step.kind.on_a_node() {
+            let ready = Instant::now() >= held_until
+                && converged(&vkcs, Duration::from_secs(20)).await.is_some();
+            if !ready {
+                skipped += 1;
+                fault_log.push(format!(
+                    "{at:7.1} s  skipped {} (not Ready)",
+                    step.kind.name()
+                ));
+                continue;
+            }
+        }
+        refresh_addrs(&pods, &shared).await;
+        match inject(
+            step,
+            n,
+            config,
+            &shared,
+            &faults,
+            &pods,
+            &vkcs,
+            &mut operator,
+        )
+        .await
+        {
+            Ok(Some(what)) => {
+                *injected.entry(step.kind).or_default() += 1;
+                fault_log.push(format!("{at:7.1} s  {} {what}", step.kind.name()));
+                if matches!(step.kind, FaultKind::Freeze | FaultKind::Partition) {
+                    held_until = Instant::now() + step.hold;
+                    let (faults, kind, pod, hold) = (faults.clone(), step.kind, what, step.hold);
+                    heals.push(tokio::spawn(async move {
+                        tokio::time::sleep(hold).await;
+                        let _ = if kind == FaultKind::Freeze {
+                            faults.thaw(NS, &pod).await
+                        } else {
+                            faults.heal(NS, &pod).await
+                        };
+                    }));
+                }
+            }
+            Ok(None) => {
+                skipped += 1;
+                fault_log.push(format!(
+                    "{at:7.1} s  skipped {} (no target)",
+                    step.kind.name()
+                ));
+            }
+            Err(e) => {
+                // A fault the harness could not inject is not the
+                // operator's failure, but is recorded.
+                fault_log.push(format!("{at:7.1} s  {} failed: {e}", step.kind.name()));
+            }
+        }
+        if let Some(after) = step.then_kill_operator {
+            tokio::time::sleep(after).await;
+            operator.kill();
+            *injected.entry(FaultKind::KillOperator).or_default() += 1;
+            fault_log.push(format!(
+                "{:7.1} s  kill operator (after {})",
+                begin.elapsed().as_secs_f64(),
+                step.kind.name()
+            ));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            operator.start()?;
+        }
+    }
+    for heal in heals {
+        let _ = heal.await;
+    }
+    operator.start()?;
+    let last_fault = Instant::now();
+    let converged_after = converged(&vkcs, config.converge).await;
+    if converged_after.is_none() {
+        violations.push(format!(
+            "did not converge within {} s of the last fault: {}",
+            config.converge.as_secs(),
+            status_line(&vkcs).await
+        ));
+    }
+    let converged_after = converged_after.map(|_| last_fault.elapsed());
+    // Writes resume on the converged cluster before the writer stops.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = probe.stop().await;
+    stop.store(true, Ordering::Relaxed);
+    let tracker = sampler
+        .await
+        .map_err(|e| harness("the ROLE sampler")(e.to_string()))?;
+    if config.topology != SoakTopology::Standalone && tracker.acknowledging_rounds == 0 {
+        violations.push("no ROLE round saw a primary with a replica following it: the two-primaries check checked nothing".into());
+    }
+    violations.extend(
+        tracker
+            .findings
+            .iter()
+            .map(|f| format!("two primaries of one shard: {f}")),
+    );
+
+    // Every acknowledged write.
+    refresh_addrs(&pods, &shared).await;
+    let acked = log.acked_keys();
+    match read_back(
+        config.topology,
+        &log,
+        &acked,
+        &vkcs,
+        &shared,
+        &service,
+        &password,
+    )
+    .await
+    {
+        Ok(missing) if missing.is_empty() => {}
+        Ok(missing) => violations.push(format!(
+            "{} of {} acknowledged writes missing, first {:?}",
+            missing.len(),
+            acked.len(),
+            missing.iter().take(10).collect::<Vec<_>>()
+        )),
+        Err(e) => violations.push(format!("acknowledged writes could not be read back: {e}")),
+    }
+    if cluster {
+        if let Err(e) = slot_check(&shared, &password).await {
+            violations.push(format!("slots once converged: {e}"));
+        }
+    }
+
+    // The journal.
+    operator.stop().await;
+    let journal = operator.journal.display().to_string();
+    let binary = config.binary.clone();
+    let (verify, audit, failovers) = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            std::process::Command::new(&binary)
+                .args(args)
+                .output()
+                .map(|o| {
+                    (
+                        o.status.success(),
+                        String::from_utf8_lossy(&o.stdout).into_owned(),
+                        String::from_utf8_lossy(&o.stderr).into_owned(),
+                    )
+                })
+        };
+        (
+            run(&["journal", "verify", "--dir", &journal]),
+            run(&["replay", "audit", "--dir", &journal]),
+            run(&["replay", "failovers", "--json", "--dir", &journal]),
+        )
+    })
+    .await
+    .map_err(|e| harness("the journal checks")(e.to_string()))?;
+    match verify {
+        Ok((true, _, _)) => {}
+        Ok((false, out, err)) => {
+            violations.push(format!("journal verify: {}", tail(&(out + &err), 12)));
+        }
+        Err(e) => violations.push(format!("journal verify could not run: {e}")),
+    }
+    match audit {
+        Ok((true, out, _)) if out.contains("audit: clean") => {}
+        Ok((_, out, err)) => violations.push(format!("replay audit: {}", tail(&(out + &err), 30))),
+        Err(e) => violations.push(format!("replay audit could not run: {e}")),
+    }
+    let journal_failovers = failovers
+        .ok()
+        .filter(|(ok, _, _)| *ok)
+        .and_then(|(_, out, _)| count_failovers(&out));
+
+    std::fs::write(dir.join("faults.log"), fault_log.join("\n") + "\n").map_err(|source| {
+        BenchError::Io {
+            what: "faults.log".into(),
+            source,
+        }
+    })?;
+    tracing::info!(starts = operator.starts, "operator starts");
+    Ok(SoakReport {
+        topology: config.topology,
+        seed: config.seed,
+        command: config.command(),
+        injected,
+        skipped,
+        attempts: log.attempts.len(),
+        acknowledged: acked.len(),
+        role_rounds: tracker.rounds,
+        acknowledging_rounds: tracker.acknowledging_rounds,
+        converged_after,
+        journal_failovers,
+        violations,
+        kept: None,
+        elapsed: Duration::ZERO,
+    })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The records of `replay failovers --json` (an array, one per change of
+/// primary or shard failover).
+fn count_failovers(out: &str) -> Option<usize> {
+    let start = out.find('[')?;
+    serde_json::from_str::<Vec<serde_json::Value>>(out.get(start..)?.trim())
+        .ok()
+        .map(|rows| rows.len())
+}
+
+/// Injects one fault; `Ok(Some(target))` names what it hit.
+#[allow(clippy::too_many_arguments)]
+async fn inject(
+    step: &Step,
+    n: usize,
+    config: &SoakConfig,
+    shared: &Shared,
+    faults: &logbook_localkube::kubelet::Faults,
+    pods: &Api<Pod>,
+    vkcs: &Api<ValkeyCluster>,
+    operator: &mut Operator,
+) -> Result<Option<String>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let patch = |spec: serde_json::Value| async move {
+        vkcs.patch(NAME, &PatchParams::default(), &Patch::Merge(&spec))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    if !step.kind.on_a_node() {
+        return match step.kind {
+            FaultKind::KillOperator => {
+                operator.kill();
+                tokio::time::sleep(step.hold).await;
+                operator.start().map_err(|e| err(&e))?;
+                Ok(Some(format!("(down {} ms)", step.hold.as_millis())))
+            }
+            FaultKind::Scale => {
+                let now = current(vkcs, |v| v.spec.replicas).await.unwrap_or(3);
+                let to = if now == 3 { 4 } else { 3 };
+                patch(serde_json::json!({"spec": {"replicas": to}})).await?;
+                Ok(Some(format!("replicas {now} -> {to}")))
+            }
+            FaultKind::Reshard => {
+                let now = current(vkcs, |v| v.spec.shards).await.unwrap_or(3);
+                let to = if now == 3 { 4 } else { 3 };
+                patch(serde_json::json!({"spec": {"shards": to}})).await?;
+                Ok(Some(format!("shards {now} -> {to}")))
+            }
+            FaultKind::ConfigRoll => {
+                patch(
+                    serde_json::json!({"spec": {"annotations": {ROLL_ANNOTATION: n.to_string()}}}),
+                )
+                .await?;
+                Ok(Some(format!("pod annotation {ROLL_ANNOTATION}={n}")))
+            }
+            FaultKind::Switchover => {
+                let stamp = format!("soak-{}-{n}", config.seed);
+                vkcs.patch(
+                    NAME,
+                    &PatchParams::default(),
+                    &Patch::Merge(&serde_json::json!({"metadata": {"annotations": {FAILOVER_REQUESTED: stamp}}})),
+                )
+                .await
+                .map_err(|e| err(&e))?;
+                Ok(Some("requested".into()))
+            }
+            _ => Ok(None),
+        };
+    }
+    // A node fault: a primary (even pick) or a replica (odd), among the
+    // pods that answered the last round; a wiped volume is a replica's.
+    let want_primary = step.pick % 2 == 0 && step.kind != FaultKind::WipePvc;
+    let candidates: Vec<String> = {
+        let roles = shared.roles.lock();
+        let mut c: Vec<String> = roles
+            .iter()
+            .filter(|v| v.primary == want_primary)
+            .map(|v| v.pod.clone())
+            .collect();
+        if c.is_empty() && step.kind != FaultKind::WipePvc {
+            c = roles.iter().map(|v| v.pod.clone()).collect();
+        }
+        c
+    };
+    let Some(pod) = usize::try_from(step.pick / 2)
+        .ok()
+        .and_then(|p| candidates.get(p % candidates.len().max(1)).cloned())
+    else {
+        return Ok(None);
+    };
+    match step.kind {
+        FaultKind::KillProcess => faults.kill(NS, &pod, None).await.map_err(|e| err(&e))?,
+        FaultKind::DeletePod => {
+            pods.delete(&pod, &DeleteParams::default())
+                .await
+                .map_err(|e| err(&e))?;
+        }
+        FaultKind::Freeze => faults.freeze(NS, &pod).await.map_err(|e| err(&e))?,
+        FaultKind::Partition => faults.partition(NS, &pod).await.map_err(|e| err(&e))?,
+        FaultKind::WipePvc => {
+            faults
+                .wipe_pvc_data(NS, &format!("data-{pod}"))
+                .await
+                .map_err(|e| err(&e))?;
+            faults.kill(NS, &pod, None).await.map_err(|e| err(&e))?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(pod))
+}
+
+async fn current(
+    vkcs: &Api<ValkeyCluster>,
+    field: impl Fn(&ValkeyCluster) -> Option<i32>,
+) -> Option<i32> {
+    vkcs.get(NAME).await.ok().and_then(|v| field(&v))
+}
+
+/// Waits until the cluster is Ready with its spec's generation observed
+/// and no switchover request pending; `Some(waited)`, or `None` after
+/// `timeout`.
+async fn converged(vkcs: &Api<ValkeyCluster>, timeout: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if let Ok(v) = vkcs.get(NAME).await {
+            let status = v.status.as_ref();
+            let ready = status.and_then(|s| s.phase) == Some(ClusterPhase::Ready);
+            let observed = status.and_then(|s| s.observed_generation) == v.metadata.generation;
+            let request = v
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(FAILOVER_REQUESTED));
+            if ready && observed && !request {
+                return Some(start.elapsed());
+            }
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn status_line(vkcs: &Api<ValkeyCluster>) -> String {
+    match vkcs.get(NAME).await {
+        Ok(v) => match v.status {
+            Some(s) => {
+                let conditions: Vec<String> = s
+                    .conditions
+                    .iter()
+                    .map(|c| format!("{}={} ({}: {})", c.type_, c.status, c.reason, c.message))
+                    .collect();
+                format!("phase {:?}; {}", s.phase, conditions.join("; "))
+            }
+            None => "no status".into(),
+        },
+        Err(e) => format!("unreadable: {e}"),
+    }
+}
+
+async fn password(client: &kube::Client) -> Result<Password, BenchError> {
+    let secret = Api::<Secret>::namespaced(client.clone(), NS)
+        .get(&format!("{NAME}-password"))
+        .await
+        .map_err(|e| harness("the password Secret")(e.to_string()))?;
+    secret
+        .data
+        .and_then(|d| d.get("password").cloned())
+        .and_then(|b| String::from_utf8(b.0).ok())
+        .map(Password::new)
+        .ok_or_else(|| harness("the password")("missing".into()))
+}
+
+async fn service_addr(client: &kube::Client, name: &str, port: u16) -> Result<String, BenchError> {
+    let svc = Api::<Service>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .map_err(|e| harness(format!("the Service {name}"))(e.to_string()))?;
+    let ip = svc
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .ok_or_else(|| harness(format!("the Service {name}"))("no clusterIP".into()))?;
+    Ok(format!("{ip}:{port}"))
+}
+
+/// The data pods (Sentinels excluded) with an address.
+async fn refresh_addrs(pods: &Api<Pod>, shared: &Shared) {
+    let selector = format!("{}={NAME}", logbook::resources::labels::INSTANCE);
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+        return;
+    };
+    let mut addrs = BTreeMap::new();
+    for p in list.items {
+        let sentinel = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(logbook::resources::labels::COMPONENT))
+            .is_some_and(|c| c == logbook::resources::labels::COMPONENT_SENTINEL);
+        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+        if let (false, Some(name), Some(ip)) = (sentinel, p.metadata.name, ip) {
+            addrs.insert(name, format!("{ip}:6379"));
+        }
+    }
+    *shared.addrs.lock() = addrs;
+}
+
+/// One node's view: `ROLE`, and its own slots in a Cluster.
+async fn view(pod: &str, addr: &str, password: &Password, cluster: bool) -> Option<NodeView> {
+    let limit = Duration::from_millis(300);
+    let reply: redis::Value = query_once(addr, Some(password), &redis::cmd("ROLE"), "ROLE", limit)
+        .await
+        .ok()?;
+    let (primary, follows) = match parse_role(&reply).ok()? {
+        RoleReply::Primary { .. } => (true, None),
+        RoleReply::Replica { host, state, .. } => (false, (state == "connected").then_some(host)),
+    };
+    let slots = if cluster && primary {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        let nodes: String = query_once(addr, Some(password), &cmd, "CLUSTER NODES", limit)
+            .await
+            .ok()?;
+        myself_slots(&nodes)
+    } else {
+        Vec::new()
+    };
+    Some(NodeView {
+        pod: pod.to_owned(),
+        ip: addr.rsplit_once(':').map_or(addr, |(ip, _)| ip).to_owned(),
+        primary,
+        follows,
+        slots,
+    })
+}
+
+async fn sample(
+    pods: Api<Pod>,
+    shared: Arc<Shared>,
+    password: Password,
+    cluster: bool,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+) -> DoubleTracker {
+    let mut tracker = DoubleTracker::default();
+    while !stop.load(Ordering::Relaxed) {
+        refresh_addrs(&pods, &shared).await;
+        let addrs: Vec<(String, String)> = shared
+            .addrs
+            .lock()
+            .iter()
+            .map(|(p, a)| (p.clone(), a.clone()))
+            .collect();
+        let views = futures::future::join_all(
+            addrs
+                .iter()
+                .map(|(pod, addr)| view(pod, addr, &password, cluster)),
+        )
+        .await;
+        let round: Vec<NodeView> = views.into_iter().flatten().collect();
+        tracker.round(&round, cluster, start.elapsed().as_secs_f64());
+        *shared.roles.lock() = round;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tracker
+}
+
+/// The acknowledged keys missing at the end.
+async fn read_back(
+    topology: SoakTopology,
+    log: &WriteLog,
+    acked: &[u64],
+    vkcs: &Api<ValkeyCluster>,
+    shared: &Shared,
+    service: &str,
+    password: &Password,
+) -> Result<Vec<u64>, BenchError> {
+    if topology == SoakTopology::Cluster {
+        let mut seeds = vec![service.to_owned()];
+        seeds.extend(shared.addrs.lock().values().cloned());
+        return super::cluster_client::missing_in_cluster(
+            &seeds,
+            Some(password),
+            &log.prefix,
+            acked,
+        )
+        .await;
+    }
+    let primary = vkcs
+        .get(NAME)
+        .await
+        .ok()
+        .and_then(|v| v.status.and_then(|s| s.primary))
+        .ok_or_else(|| harness("the primary")("the status names none".into()))?;
+    let addr = shared
+        .addrs
+        .lock()
+        .get(&primary)
+        .cloned()
+        .ok_or_else(|| harness("the primary")(format!("{primary} has no address")))?;
+    super::readback::missing_keys(&addr, Some(password), &log.prefix, acked).await
+}
+
+/// Every slot owned once, by the primaries' own claims.
+async fn slot_check(shared: &Shared, password: &Password) -> Result<(), String> {
+    let addrs: Vec<(String, String)> = shared
+        .addrs
+        .lock()
+        .iter()
+        .map(|(p, a)| (p.clone(), a.clone()))
+        .collect();
+    let mut primaries = Vec::new();
+    for (pod, addr) in &addrs {
+        match view(pod, addr, password, true).await {
+            Some(v) if v.primary => primaries.push((v.pod, v.slots)),
+            Some(_) => {}
+            None => return Err(format!("{pod} ({addr}) does not answer")),
+        }
+    }
+    slots_owned_once(&primaries)
+}
+
+/// The report as markdown: one row.
+pub fn render(reports: &[SoakReport]) -> String {
+    let mut out = String::from(
+        "| topology | seed | faults injected | skipped | writes acknowledged (all read back) | ROLE rounds (with a followed primary) | journal failovers | converged after last fault | result |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let faults: Vec<String> = r
+            .injected
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} of {} | {} | {} | {} | {} |\n",
+            r.topology.name(),
+            r.seed,
+            faults.join(", "),
+            r.skipped,
+            r.acknowledged,
+            r.attempts,
+            format!("{} ({})", r.role_rounds, r.acknowledging_rounds),
+            r.journal_failovers
+                .map_or_else(|| "?".into(), |n| n.to_string()),
+            r.converged_after
+                .map_or_else(|| "no".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            if r.passed() { "pass" } else { "FAIL" },
+        ));
+    }
+    for r in reports.iter().filter(|r| !r.passed()) {
+        out.push_str(&format!(
+            "\n{} seed {} failed:\n",
+            r.topology.name(),
+            r.seed
+        ));
+        for v in &r.violations {
+            out.push_str(&format!("- {v}\n"));
+        }
+        out.push_str(&format!("reproduce: {}\n", r.command));
+        if let Some(dir) = &r.kept {
+            out.push_str(&format!(
+                "kept: {} (journal/, operator.log, faults.log, workloads/ with every pod's log)\n",
+                dir.display()
+            ));
+        }
+    }
+    out
+}
