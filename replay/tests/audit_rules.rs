@@ -157,6 +157,9 @@ fn two_pods_serving_as_primary_is_one_finding_per_episode() {
         let mut j = Journal::new();
         let second = j.role("p-1", Role::Primary, None);
         j.role("p-2", Role::Primary, None); // still the same episode
+        // Begun by an observation, it outlives the next decision.
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
         j.role("p-1", Role::Replica, Some("p-0"));
         j.role("p-2", Role::Replica, Some("p-0"));
         // A primary known dead does not count: p-0 refused, p-2 promoted.
@@ -170,6 +173,54 @@ fn two_pods_serving_as_primary_is_one_finding_per_episode() {
         assert_eq!(found.len(), 1, "{report:#?}");
         assert_eq!(found[0].0, second);
         assert!(found[0].1.contains("p-0 and p-1"), "{}", found[0].1);
+    });
+}
+
+#[test]
+fn a_stale_primary_seen_again_and_ended_by_the_next_decision_is_no_finding() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        // p-1 comes back claiming primary (nobody could have prevented
+        // it); the next decision's outcome repoints it.
+        j.role("p-1", Role::Primary, None);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.role("p-1", Role::Replica, Some("p-0"));
+        let report = j.audit().await;
+        assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
+    });
+}
+
+#[test]
+fn a_primary_fenced_by_its_label_with_no_replica_is_a_stale_claim() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        for (pod, label) in [("p-0", Role::Replica), ("p-1", Role::Primary)] {
+            j.push(Event::RoleLabelObserved {
+                pod: pod.to_owned(),
+                label: Some(label),
+            });
+        }
+        j.role("p-2", Role::Replica, Some("p-1"));
+        j.push(Event::ReplicationObserved {
+            pod: "p-2".to_owned(),
+            link: logbook_journal::LinkStatus::Up,
+            offset: 10,
+            replid: logbook_journal::ReplId([3; 20]),
+        });
+        // p-0, labelled replica and followed by nobody, still says primary.
+        let second = j.role("p-1", Role::Primary, None);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        let report = j.audit().await;
+        assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
+        // Once a replica follows it again, it could acknowledge writes.
+        j.role("p-2", Role::Replica, Some("p-0"));
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        let report = j.audit().await;
+        let found = only(&report, Check::TwoPrimaries);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert!(found[0].0 > second, "{found:?}");
     });
 }
 
@@ -206,6 +257,10 @@ fn in_a_valkey_cluster_two_primaries_means_two_claims_on_one_slot() {
         assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
         // A fourth claiming them at c-0's own epoch: nothing settles it.
         shard_primary(&mut j, "c-3", 'd', 0, 100, 1);
+        // (Begun by an observation: a finding once it outlives the next
+        // decision.)
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
         let report = j.audit().await;
         let found = only(&report, Check::TwoPrimaries);
         assert_eq!(found.len(), 1, "{report:#?}");

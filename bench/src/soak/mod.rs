@@ -390,6 +390,7 @@ async fn soak(
     let mut held_until = Instant::now();
     let mut heals: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let begin = Instant::now();
+    let mut last_fault = begin;
     let mut violations = Vec::new();
     for (n, step) in steps.iter().enumerate() {
         tokio::time::sleep_until((begin + step.at).into()).await;
@@ -420,6 +421,8 @@ async fn soak(
         .await
         {
             Ok(Some(what)) => {
+                // A freeze or a partition ends when it is undone.
+                last_fault = Instant::now() + step.hold;
                 *injected.entry(step.kind).or_default() += 1;
                 fault_log.push(format!("{at:7.1} s  {} {what}", step.kind.name()));
                 if matches!(step.kind, FaultKind::Freeze | FaultKind::Partition) {
@@ -451,6 +454,7 @@ async fn soak(
         if let Some(after) = step.then_kill_operator {
             tokio::time::sleep(after).await;
             operator.kill();
+            last_fault = Instant::now();
             *injected.entry(FaultKind::KillOperator).or_default() += 1;
             fault_log.push(format!(
                 "{:7.1} s  kill operator (after {})",
@@ -465,7 +469,6 @@ async fn soak(
         let _ = heal.await;
     }
     operator.start()?;
-    let last_fault = Instant::now();
     let converged_after = converged(&vkcs, config.converge).await;
     if converged_after.is_none() {
         violations.push(format!(

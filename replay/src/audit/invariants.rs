@@ -1,8 +1,16 @@
 //! The invariants checked at every step of the fold:
 //!
 //! - never two primaries of one shard at once: two pods whose last
-//!   observed role is primary and that are not known dead (refused, no
-//!   address, terminating); reported once per episode, where it begins;
+//!   observed role is primary, that are not known dead (refused, no
+//!   address, terminating) and that serve: labelled primary (the Service
+//!   sends them clients) or followed by a replica whose link is up (they
+//!   could acknowledge a `WAIT` write). A pod the operator fenced by its
+//!   label that comes back claiming primary with no replica is a stale
+//!   claim, not a second primary. Reported once per episode, where it
+//!   begins: at once when a decision's outcome began it; when an
+//!   observation began it (a stale primary seen again, which nobody could
+//!   have prevented), only if it outlives the next decision, which must
+//!   end it;
 //! - every intent gets an outcome, or is abandoned after a restart: an
 //!   intent found in flight at a takeover must be settled before the new
 //!   leader's next decision (the operator resolves those first) and
@@ -37,6 +45,9 @@ pub struct Invariants {
     findings: Vec<Finding>,
     steps: u64,
     in_two_primaries: bool,
+    /// An episode an observation began: its finding, and the decisions
+    /// taken since it began.
+    pending_two: Option<(Finding, u32)>,
     max_epoch: u64,
     epoch_checked: u64,
     outcomes: u64,
@@ -68,18 +79,27 @@ pub(super) fn finding(check: Check, e: &Envelope, detail: String) -> Finding {
     }
 }
 
-/// Pods serving as primary: last observed role primary, not known dead.
+/// Pods serving as primary: last observed role primary, not known dead,
+/// and labelled primary or followed by a replica whose link is up.
 fn serving_primaries(state: &ClusterState) -> Vec<&str> {
+    let followed = |name: &str| {
+        state.pods.values().any(|r| {
+            r.role == Some(Role::Replica)
+                && r.replicates.as_deref() == Some(name)
+                && r.link == Some(logbook_journal::LinkStatus::Up)
+        })
+    };
     let serving: Vec<&str> = state
         .pods
         .iter()
-        .filter(|(_, p)| {
+        .filter(|(name, p)| {
             p.role == Some(Role::Primary)
                 && !p.terminating
                 && !matches!(
                     p.reachability,
                     Some(Reachability::Refused | Reachability::NoAddress)
                 )
+                && (p.role_label != Some(Role::Replica) || followed(name))
         })
         .map(|(name, _)| name.as_str())
         .collect();
@@ -235,7 +255,7 @@ impl Invariants {
         let serving = serving_primaries(state);
         let two = serving.len() > 1;
         if two && !self.in_two_primaries {
-            self.findings.push(finding(
+            let found = finding(
                 Check::TwoPrimaries,
                 e,
                 format!(
@@ -243,7 +263,24 @@ impl Invariants {
                     serving.join(" and "),
                     crate::describe::summary(&e.body)
                 ),
-            ));
+            );
+            if e.cause.is_some() {
+                // A decision's outcome made it.
+                self.findings.push(found);
+            } else {
+                self.pending_two = Some((found, 0));
+            }
+        } else if two && matches!(e.body, Event::Decided { .. }) {
+            if let Some((found, decisions)) = self.pending_two.take() {
+                if decisions >= 1 {
+                    self.findings.push(found);
+                } else {
+                    self.pending_two = Some((found, decisions + 1));
+                }
+            }
+        }
+        if !two {
+            self.pending_two = None;
         }
         self.in_two_primaries = two;
     }
