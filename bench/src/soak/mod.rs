@@ -518,10 +518,8 @@ async fn soak(
         )),
         Err(e) => violations.push(format!("acknowledged writes could not be read back: {e}")),
     }
-    if cluster {
-        if let Err(e) = slot_check(&shared, &password).await {
-            violations.push(format!("slots once converged: {e}"));
-        }
+    if cluster && let Err(e) = slot_check(&shared, &password).await {
+        violations.push(format!("slots once converged: {e}"));
     }
 
     // The journal.
@@ -593,7 +591,9 @@ async fn soak(
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    all.get(all.len().saturating_sub(lines)..)
+        .unwrap_or_default()
+        .join("\n")
 }
 
 /// The records of `replay failovers --json` (an array, one per change of
@@ -667,7 +667,7 @@ async fn inject(
     }
     // A node fault: a primary (even pick) or a replica (odd), among the
     // pods that answered the last round; a wiped volume is a replica's.
-    let want_primary = step.pick % 2 == 0 && step.kind != FaultKind::WipePvc;
+    let want_primary = step.pick.is_multiple_of(2) && step.kind != FaultKind::WipePvc;
     let candidates: Vec<String> = {
         let roles = shared.roles.lock();
         let mut c: Vec<String> = roles
@@ -931,14 +931,15 @@ pub fn render(reports: &[SoakReport]) -> String {
             .map(|(k, n)| format!("{} {n}", k.name()))
             .collect();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} of {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} of {} | {} ({}) | {} | {} | {} |\n",
             r.topology.name(),
             r.seed,
             faults.join(", "),
             r.skipped,
             r.acknowledged,
             r.attempts,
-            format!("{} ({})", r.role_rounds, r.acknowledging_rounds),
+            r.role_rounds,
+            r.acknowledging_rounds,
             r.journal_failovers
                 .map_or_else(|| "?".into(), |n| n.to_string()),
             r.converged_after

@@ -270,13 +270,14 @@ impl Invariants {
             } else {
                 self.pending_two = Some((found, 0));
             }
-        } else if two && matches!(e.body, Event::Decided { .. }) {
-            if let Some((found, decisions)) = self.pending_two.take() {
-                if decisions >= 1 {
-                    self.findings.push(found);
-                } else {
-                    self.pending_two = Some((found, decisions + 1));
-                }
+        } else if two
+            && matches!(e.body, Event::Decided { .. })
+            && let Some((found, decisions)) = self.pending_two.take()
+        {
+            if decisions >= 1 {
+                self.findings.push(found);
+            } else {
+                self.pending_two = Some((found, decisions + 1));
             }
         }
         if !two {
