@@ -7,7 +7,8 @@
 # The crash sweeps of tests/operator_crash.rs take half the run's time,
 # nearly all of it waiting on processes (operators crashing and starting
 # again, failovers settling): they run beside everything else, after one
-# build, instead of after it.
+# build, instead of after it; then, in the same lane, the short soak of
+# tests/soak.rs (every topology under seeded faults, about 150 s).
 set -uo pipefail
 log=$(mktemp)
 crash_log=$(mktemp)
@@ -15,11 +16,16 @@ trap 'rm -f "$log" "$crash_log"' EXIT
 status=0
 cargo test --workspace --all-targets --locked --no-run 2>&1 | tee -a "$log" || status=1
 if [ "$status" -eq 0 ]; then
-	cargo test --workspace --locked --no-fail-fast --test operator_crash >"$crash_log" 2>&1 &
+	{
+		lane=0
+		cargo test --workspace --locked --no-fail-fast --test operator_crash || lane=1
+		cargo test --workspace --locked --no-fail-fast --test soak || lane=1
+		exit "$lane"
+	} >"$crash_log" 2>&1 &
 	crash=$!
-	cargo test --workspace --all-targets --locked --no-fail-fast -- --skip every_commit_point_of_ 2>&1 | tee -a "$log" || status=1
+	cargo test --workspace --all-targets --locked --no-fail-fast -- --skip every_commit_point_of_ --skip every_topology_keeps_its_invariants 2>&1 | tee -a "$log" || status=1
 	wait "$crash" || status=1
-	echo "---- tests/operator_crash.rs (run beside the others) ----"
+	echo "---- tests/operator_crash.rs and tests/soak.rs (run beside the others) ----"
 	tee -a "$log" <"$crash_log"
 fi
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=1

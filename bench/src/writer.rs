@@ -44,6 +44,9 @@ pub struct WriteProbeConfig {
     /// Send `WAIT 1 1000` after each successful `SET`; a write is then
     /// acknowledged only when a replica has it.
     pub wait_replicas: bool,
+    /// How many replicas `WAIT` asks for (default 1); a write is
+    /// acknowledged when that many have it.
+    pub wait_for: i64,
 }
 
 impl WriteProbeConfig {
@@ -57,6 +60,7 @@ impl WriteProbeConfig {
             op_timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(250),
             wait_replicas: false,
+            wait_for: 1,
         }
     }
 
@@ -400,12 +404,17 @@ async fn attempt(
         return (Some(server), Outcome::Ok, replied, true);
     }
     let mut wait = redis::cmd("WAIT");
-    wait.arg(1).arg(WAIT_TIMEOUT_MS);
+    wait.arg(config.wait_for).arg(WAIT_TIMEOUT_MS);
     let limit = Duration::from_millis(WAIT_TIMEOUT_MS).saturating_add(config.op_timeout);
     match timeout(limit, wait.query_async::<i64>(&mut connection)).await {
         Ok(Ok(replicas)) => {
             *current = Some((Arc::clone(&server), connection));
-            (Some(server), Outcome::Ok, replied, replicas >= 1)
+            (
+                Some(server),
+                Outcome::Ok,
+                replied,
+                replicas >= config.wait_for,
+            )
         }
         // The write happened; only its acknowledgement failed.
         _ => (Some(server), Outcome::Ok, replied, false),

@@ -4,13 +4,14 @@
 //! An in-process localkube with its process kubelet runs real
 //! `valkey-server` pods; the operator is a real `logbook operator`
 //! process (sled journal) that the soak kills and starts again. A client
-//! writes all along (`SET`, then `WAIT 1` where there are replicas)
+//! writes all along (`SET`, then `WAIT` where there are replicas)
 //! through the cluster's Service, its Sentinels, or as a cluster-aware
 //! client. The faults come from [`schedule::schedule`] of the seed.
 //!
 //! # Invariants
 //! * **No acknowledged write lost**: every write acknowledged (`OK`, and
-//!   `WAIT 1` ≥ 1 where there are replicas; Standalone writes with
+//!   `WAIT 1` ≥ 1 where there are replicas, every replica under Sentinel,
+//!   which promotes by stale offsets; Standalone writes with
 //!   `appendfsync always`) is read back at the end.
 //! * **Never two primaries of one shard at once**, as the servers answer
 //!   (sampled every 250 ms, [`invariants`]) and as the journal records
@@ -56,6 +57,9 @@ const NAME: &str = "soak";
 /// Pod annotation a config roll changes.
 const ROLL_ANNOTATION: &str = "soak.logbook.dev/roll";
 const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
+/// Data pods of the Sentinel soak (fixed: its writes wait for every
+/// replica).
+const SENTINEL_REPLICAS: i64 = 3;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -268,7 +272,7 @@ fn spec_of(topology: SoakTopology) -> serde_json::Value {
         }),
         SoakTopology::Sentinel => serde_json::json!({
             "topology": "Sentinel",
-            "replicas": 3,
+            "replicas": SENTINEL_REPLICAS,
             "storage": {"size": "1Gi", "persistence": "Rdb"},
             "sentinel": {"replicas": 3, "quorum": 2, "downAfterMilliseconds": 5000,
                          "failoverTimeoutMilliseconds": 10000}
@@ -363,6 +367,13 @@ async fn soak(
         let mut c = WriteProbeConfig::new(target, prefix.clone());
         c.password = Some(password.clone());
         c.wait_replicas = config.topology != SoakTopology::Standalone;
+        // Sentinel picks the replica to promote by the offsets it last
+        // read (up to 10 s old), so it can promote one that lacks writes
+        // another replica acknowledged: only a write every replica has is
+        // safe there (docs/robustness.md).
+        if config.topology == SoakTopology::Sentinel {
+            c.wait_for = SENTINEL_REPLICAS - 1;
+        }
         WriteProbe::start(c)
     };
 
