@@ -95,35 +95,13 @@ fn ready(vkc: &ValkeyCluster) -> bool {
 /// # Errors
 /// Something failed to start, or the clusters were not Ready in time.
 pub async fn run_idle(config: IdleConfig) -> Result<IdleReport, BenchError> {
-    let dir = tempfile::Builder::new()
-        .prefix("logbook-bench-idle-")
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })?;
-    let state_dir = dir.path().join("workloads");
-    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
-        workloads: Some(logbook_localkube::WorkloadsConfig {
-            state_dir: state_dir.clone(),
-            kubelet: true,
-            proxy: true,
-            local_images: Vec::new(),
-        }),
-        ..logbook_localkube::Config::default()
-    })
-    .await
-    .map_err(|e| harness("localkube")(e.to_string()))?;
+    let (dir, server) = super::start_local_kube("logbook-bench-idle-").await?;
     let result = measure(&server, dir.path(), &config).await;
+    super::stop_local_kube(dir.path(), server).await;
     if std::env::var_os("LOGBOOK_BENCH_KEEP").is_some() {
         let kept = dir.keep();
         eprintln!("kept {} (operator.log)", kept.display());
-        server.shutdown().await;
-        logbook_localkube::kubelet::kill_leftovers(&state_dir);
-        return result;
     }
-    server.shutdown().await;
-    logbook_localkube::kubelet::kill_leftovers(&state_dir);
     result
 }
 

@@ -281,3 +281,43 @@ pub(crate) fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchEr
         source: std::io::Error::other(detail),
     }
 }
+
+/// A fresh work directory named `prefix…` and an in-process localkube
+/// with its process kubelet and proxy, pods' state under `workloads/`
+/// in it: what the operator benches and the soak run on. Stop it with
+/// [`stop_local_kube`].
+///
+/// # Errors
+/// [`BenchError`] when the directory or localkube cannot be had.
+pub(crate) async fn start_local_kube(
+    prefix: &str,
+) -> Result<(tempfile::TempDir, logbook_localkube::RunningServer), BenchError> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })?;
+    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
+        workloads: Some(logbook_localkube::WorkloadsConfig {
+            state_dir: dir.path().join("workloads"),
+            kubelet: true,
+            proxy: true,
+            local_images: Vec::new(),
+        }),
+        ..logbook_localkube::Config::default()
+    })
+    .await
+    .map_err(|e| harness("localkube")(e.to_string()))?;
+    Ok((dir, server))
+}
+
+/// Shuts localkube down and kills whatever its pods left running.
+pub(crate) async fn stop_local_kube(
+    dir: &std::path::Path,
+    server: logbook_localkube::RunningServer,
+) {
+    server.shutdown().await;
+    logbook_localkube::kubelet::kill_leftovers(&dir.join("workloads"));
+}

@@ -58,25 +58,7 @@ pub(crate) async fn start_local() -> Result<
     ),
     BenchError,
 > {
-    let dir = tempfile::Builder::new()
-        .prefix("logbook-bench-")
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })?;
-    let config = logbook_localkube::Config {
-        workloads: Some(logbook_localkube::WorkloadsConfig {
-            state_dir: dir.path().join("workloads"),
-            kubelet: true,
-            proxy: true,
-            local_images: Vec::new(),
-        }),
-        ..logbook_localkube::Config::default()
-    };
-    let server = logbook_localkube::LocalKube::start(config)
-        .await
-        .map_err(|e| harness("localkube")(e.to_string()))?;
+    let (dir, server) = super::start_local_kube("logbook-bench-").await?;
     logbook::local_cluster::install_crds(&server).map_err(|e| harness("CRDs")(e.to_string()))?;
     let kubeconfig: PathBuf = dir.path().join("kubeconfig");
     server

@@ -224,32 +224,14 @@ impl Drop for Operator {
 /// [`BenchError`] when the soak cannot be set up.
 pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!(
-            "logbook-soak-{}-{}-",
-            config.topology.name().to_lowercase(),
-            config.seed
-        ))
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })?;
-    let state_dir = dir.path().join("workloads");
-    let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
-        workloads: Some(logbook_localkube::WorkloadsConfig {
-            state_dir: state_dir.clone(),
-            kubelet: true,
-            proxy: true,
-            local_images: Vec::new(),
-        }),
-        ..logbook_localkube::Config::default()
-    })
-    .await
-    .map_err(|e| harness("localkube")(e.to_string()))?;
+    let (dir, server) = super::start_local_kube(&format!(
+        "logbook-soak-{}-{}-",
+        config.topology.name().to_lowercase(),
+        config.seed
+    ))
+    .await?;
     let result = soak(&server, dir.path(), config).await;
-    server.shutdown().await;
-    logbook_localkube::kubelet::kill_leftovers(&state_dir);
+    super::stop_local_kube(dir.path(), server).await;
     let mut report = result?;
     report.elapsed = started.elapsed();
     if config.keep || !report.passed() {
@@ -292,6 +274,17 @@ struct Shared {
     roles: Mutex<Vec<NodeView>>,
     /// Pod name → `ip:6379` of the last listing.
     addrs: Mutex<BTreeMap<String, String>>,
+}
+
+impl Shared {
+    /// (pod, `ip:6379`) of the last listing.
+    fn pod_addrs(&self) -> Vec<(String, String)> {
+        self.addrs
+            .lock()
+            .iter()
+            .map(|(p, a)| (p.clone(), a.clone()))
+            .collect()
+    }
 }
 
 #[allow(clippy::too_many_lines)] // one soak, read top to bottom
@@ -855,12 +848,7 @@ async fn sample(
     let mut tracker = DoubleTracker::default();
     while !stop.load(Ordering::Relaxed) {
         refresh_addrs(&pods, &shared).await;
-        let addrs: Vec<(String, String)> = shared
-            .addrs
-            .lock()
-            .iter()
-            .map(|(p, a)| (p.clone(), a.clone()))
-            .collect();
+        let addrs = shared.pod_addrs();
         let views = futures::future::join_all(
             addrs
                 .iter()
@@ -913,12 +901,7 @@ async fn read_back(
 
 /// Every slot owned once, by the primaries' own claims.
 async fn slot_check(shared: &Shared, password: &Password) -> Result<(), String> {
-    let addrs: Vec<(String, String)> = shared
-        .addrs
-        .lock()
-        .iter()
-        .map(|(p, a)| (p.clone(), a.clone()))
-        .collect();
+    let addrs = shared.pod_addrs();
     let mut primaries = Vec::new();
     for (pod, addr) in &addrs {
         match view(pod, addr, password, true).await {
