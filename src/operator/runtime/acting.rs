@@ -31,7 +31,7 @@ impl ClusterRuntime {
                     done.extend(promotion_found_done(&self.state, &p.intent));
                     done.push(Event::IntentSucceeded {
                         intent_id: p.intent_id,
-                        detail: format!("found done after the operator restarted: {evidence}"),
+                        detail: format!("found done when the journal was taken over: {evidence}"),
                     });
                 }
                 None => rest.push(p),
@@ -52,7 +52,7 @@ impl ClusterRuntime {
                 outcomes.push(Event::IntentAbandoned {
                     intent_id: p.intent_id,
                     reason: format!(
-                        "found without an outcome after the operator restarted; {} is no longer what the observed cluster needs",
+                        "found without an outcome when the journal was taken over; {} is no longer what the observed cluster needs",
                         describe_intent(&p.intent)
                     ),
                 });
@@ -88,6 +88,36 @@ impl ClusterRuntime {
     /// # Errors
     /// Journal append errors (the intents' own failures are outcomes).
     pub async fn act(&mut self) -> Result<(), OperatorError> {
+        let result = self.decide_and_act().await;
+        self.orphans_found();
+        result
+    }
+
+    /// Intents are carried out only here, under the runtime's lock, and
+    /// each ends with its outcome journaled: an intent still in flight
+    /// when acting stops was cut (the lead was lost between its decision
+    /// and its outcome, or its outcome could not be staged), and nothing
+    /// will ever carry it out. `decide` asks for nothing while intents are
+    /// in flight, so unless it is resolved the cluster waits forever; and
+    /// a lead regained at the same epoch (a renewal that starved, then
+    /// came back) is not a new term, so [`Self::sync_leadership`] would
+    /// not resolve it. The takeover is forgotten instead: the next
+    /// [`Self::sync_leadership`] takes the journal over again, journals
+    /// `OperatorStarted`, and resolves what was cut as after a restart.
+    fn orphans_found(&mut self) {
+        if self.resolve_pending || self.taken_over.is_none() || self.state.in_flight.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            seq = self.state.last_seq,
+            in_flight = self.state.in_flight.len(),
+            leading = self.leading(),
+            "acting stopped with intents in flight; they are resolved at the next takeover"
+        );
+        self.taken_over = None;
+    }
+
+    async fn decide_and_act(&mut self) -> Result<(), OperatorError> {
         if !self.leading()
             || self
                 .backoff
