@@ -54,6 +54,11 @@ pub struct IdleReport {
     pub hwm_kib: u64,
     /// ValkeyCluster and journal ConfigMap writes seen while idle.
     pub idle_writes: u64,
+    /// Every API request the operator sent while idle (reads, writes and
+    /// watches opened), per minute, from the API server's own log.
+    pub idle_requests_per_minute: f64,
+    /// The same requests by method, e.g. `GET 120`.
+    pub idle_requests_by_method: Vec<(String, u64)>,
 }
 
 /// A `/proc/<pid>/status` field in KiB.
@@ -216,6 +221,8 @@ async fn measure(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = writes.load(Ordering::Relaxed);
+    let requests = server.requests();
+    let requests_mark = requests.total();
     let mut samples = Vec::new();
     let sampling = Instant::now();
     while sampling.elapsed() < config.sample {
@@ -225,6 +232,12 @@ async fn measure(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let idle_writes = writes.load(Ordering::Relaxed).saturating_sub(baseline);
+    let sampled = sampling.elapsed();
+    let idle_requests = requests.total().saturating_sub(requests_mark);
+    let mut by_method: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in requests.since(requests_mark) {
+        *by_method.entry(r.method).or_default() += 1;
+    }
     for w in watchers {
         w.abort();
     }
@@ -244,13 +257,20 @@ async fn measure(
         rss_mean_kib,
         hwm_kib,
         idle_writes,
+        idle_requests_per_minute: idle_requests as f64 * 60.0 / sampled.as_secs_f64().max(1.0),
+        idle_requests_by_method: by_method.into_iter().collect(),
     })
 }
 
 /// The report as markdown.
 pub fn render(report: &IdleReport) -> String {
+    let methods: Vec<String> = report
+        .idle_requests_by_method
+        .iter()
+        .map(|(m, n)| format!("{m} {n}"))
+        .collect();
     format!(
-        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle |\n|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} |\n",
+        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle | API requests per minute while idle (by method, whole window) |\n|---|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} | {:.0} ({}) |\n",
         report.ready,
         report.clusters,
         report.ready_after.as_secs_f64(),
@@ -258,5 +278,7 @@ pub fn render(report: &IdleReport) -> String {
         report.rss_mean_kib as f64 / 1024.0,
         report.hwm_kib as f64 / 1024.0,
         report.idle_writes,
+        report.idle_requests_per_minute,
+        if methods.is_empty() { "none".to_owned() } else { methods.join(", ") },
     )
 }
