@@ -176,11 +176,35 @@ async fn measure(
                         .find(|c| c.type_ == "Ready")
                         .map(|c| format!("{}: {}", c.reason, c.message))
                 });
+                let name = v.metadata.name.as_deref().unwrap_or("?");
                 eprintln!(
-                    "not Ready after {deadline:?}: {} ({})",
-                    v.metadata.name.as_deref().unwrap_or("?"),
+                    "not Ready after {deadline:?}: {name} ({})",
                     why.as_deref().unwrap_or("no status")
                 );
+                // What localkube holds for it (gone once the bench ends).
+                let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+                    Api::namespaced(client.clone(), "default");
+                if let Ok(Some(set)) = sets.get_opt(name).await {
+                    eprintln!("  statefulset {name}: status {:?}", set.status);
+                } else {
+                    eprintln!("  statefulset {name}: none");
+                }
+                let pods: Api<k8s_openapi::api::core::v1::Pod> =
+                    Api::namespaced(client.clone(), "default");
+                let selector = format!("app.kubernetes.io/instance={name}");
+                if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await {
+                    if list.items.is_empty() {
+                        eprintln!("  no pod");
+                    }
+                    for p in list.items {
+                        eprintln!(
+                            "  pod {}: node {:?}, status {:?}",
+                            p.metadata.name.unwrap_or_default(),
+                            p.spec.and_then(|s| s.node_name),
+                            p.status
+                        );
+                    }
+                }
             }
             break;
         }
