@@ -155,11 +155,10 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<()> {
     let name = obj::name(d);
     let err = |action| store_err(CONTROLLER, action, ns, name);
     let mut owned: Vec<Value> = store
-        .list("apps/v1", "replicasets", Some(ns), None)
-        .map_err(err("list replicasets"))?
-        .into_iter()
-        .filter(|rs| controlled_by(rs, obj::uid(d)))
-        .collect();
+        .list_where("apps/v1", "replicasets", Some(ns), |rs| {
+            controlled_by(rs, obj::uid(d))
+        })
+        .map_err(err("list replicasets"))?;
     owned.sort_by_key(revision_of);
     let template = d.get("spec").and_then(|s| s.get("template"));
     let hash = revision::hash(template.unwrap_or(&Value::Null), 0);

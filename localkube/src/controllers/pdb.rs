@@ -97,11 +97,10 @@ fn reconcile(store: &Store, pdb: &Value) -> Result<()> {
     let spec = pdb.get("spec");
     let sel = LabelSelector::from_object(spec.and_then(|s| s.get("selector")));
     let matching: Vec<Value> = store
-        .list("v1", "pods", Some(ns), None)
-        .map_err(err("list pods"))?
-        .into_iter()
-        .filter(|p| sel.matches_object(p) && !obj::is_deleting(p))
-        .collect();
+        .list_where("v1", "pods", Some(ns), |p| {
+            sel.matches_object(p) && !obj::is_deleting(p)
+        })
+        .map_err(err("list pods"))?;
     let healthy = matching.iter().filter(|p| pods::is_ready(p)).count();
     // Each controller counted once, at its desired replicas.
     let mut controllers: BTreeMap<String, i64> = BTreeMap::new();

@@ -106,11 +106,8 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<Option<Duration>> {
     let name = obj::name(rs);
     let err = |action| store_err(CONTROLLER, action, ns, name);
     let owned: Vec<Value> = store
-        .list("v1", "pods", Some(ns), None)
-        .map_err(err("list pods"))?
-        .into_iter()
-        .filter(|p| controlled_by(p, obj::uid(rs)))
-        .collect();
+        .list_where("v1", "pods", Some(ns), |p| controlled_by(p, obj::uid(rs)))
+        .map_err(err("list pods"))?;
     let mut active: Vec<&Value> = owned.iter().filter(|p| is_active(p)).collect();
     if !obj::is_deleting(rs) {
         let want = rs

@@ -98,11 +98,10 @@ pub fn sync(store: &Store, sts: &Value, live_hashes: &BTreeSet<String>) -> Resul
     let name = obj::name(sts);
     let err = |action| store_err(CONTROLLER, action, ns, name);
     let mut history: Vec<Value> = store
-        .list("apps/v1", "controllerrevisions", Some(ns), None)
-        .map_err(err("list controllerrevisions"))?
-        .into_iter()
-        .filter(|r| controlled_by(r, obj::uid(sts)))
-        .collect();
+        .list_where("apps/v1", "controllerrevisions", Some(ns), |r| {
+            controlled_by(r, obj::uid(sts))
+        })
+        .map_err(err("list controllerrevisions"))?;
     history.sort_by_key(number);
     let data = template_patch(sts);
     let max = history.last().map_or(0, number);

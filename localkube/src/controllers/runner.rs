@@ -15,6 +15,11 @@ use crate::store::Store;
 
 /// A failed pass is retried after this long even without a change.
 const RETRY: Duration = Duration::from_millis(200);
+/// Least time between the starts of two passes of one controller: the
+/// changes made meanwhile are taken by one pass (a real controller's work
+/// queue coalesces them likewise). Without it, a hundred pods starting
+/// made each controller pass over everything once per status update.
+const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// The running controllers; [`Controllers::shutdown`] stops them.
 pub struct Controllers {
@@ -98,6 +103,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next: Option<Duration> = None;
+    let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
         let wait = async {
             match next {
@@ -110,10 +116,27 @@ async fn run(
             () = wait => {}
             _ = stop.changed() => return,
         }
-        next = match r.reconcile_all(&store) {
-            Ok(n) => n,
-            Err(e) => {
+        if let Some(at) = last_pass {
+            tokio::select! {
+                () = tokio::time::sleep_until(at + MIN_GAP) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        last_pass = Some(tokio::time::Instant::now());
+        // A pass is synchronous work over the store: off the runtime's
+        // workers, which serve the API meanwhile.
+        let pass = {
+            let (store, r) = (store.clone(), r.clone());
+            tokio::task::spawn_blocking(move || r.reconcile_all(&store)).await
+        };
+        next = match pass {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, controller = r.name(), "localkube: reconcile failed; retrying");
+                Some(RETRY)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, controller = r.name(), "localkube: a reconcile pass did not finish; retrying");
                 Some(RETRY)
             }
         };

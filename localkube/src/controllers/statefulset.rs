@@ -86,11 +86,8 @@ pub fn reconcile(store: &Store, sts: &Value) -> Result<Option<Duration>> {
     let ns = obj::namespace(sts);
     let name = obj::name(sts);
     let owned: Vec<Value> = store
-        .list("v1", "pods", Some(ns), None)
-        .map_err(store_err(CONTROLLER, "list pods", ns, name))?
-        .into_iter()
-        .filter(|p| controlled_by(p, obj::uid(sts)))
-        .collect();
+        .list_where("v1", "pods", Some(ns), |p| controlled_by(p, obj::uid(sts)))
+        .map_err(store_err(CONTROLLER, "list pods", ns, name))?;
     let live: BTreeSet<String> = owned
         .iter()
         .filter_map(|p| pods::label(p, REVISION_LABEL).map(str::to_owned))
@@ -129,11 +126,20 @@ pub fn reconcile(store: &Store, sts: &Value) -> Result<Option<Duration>> {
         .iter()
         .filter_map(|p| build::ordinal_of(name, obj::name(p)).map(|o| (o, p)))
         .collect();
-    let claims: BTreeMap<String, Value> = if build::claim_templates(sts).is_empty() {
+    // Only this set's claims (`<template>-<set>-<ordinal>`) are copied.
+    let templates = build::claim_templates(sts);
+    let claims: BTreeMap<String, Value> = if templates.is_empty() {
         BTreeMap::new()
     } else {
+        let prefixes: Vec<String> = templates
+            .iter()
+            .map(|t| format!("{}-{name}-", obj::name(t)))
+            .collect();
         store
-            .list("v1", "persistentvolumeclaims", Some(ns), None)
+            .list_where("v1", "persistentvolumeclaims", Some(ns), |c| {
+                let claim = obj::name(c);
+                prefixes.iter().any(|p| claim.starts_with(p.as_str()))
+            })
             .map_err(store_err(
                 CONTROLLER,
                 "list persistentvolumeclaims",

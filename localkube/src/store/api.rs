@@ -347,6 +347,32 @@ impl Store {
             .collect())
     }
 
+    /// Lists the objects of `resource` in `namespace` that `keep`
+    /// accepts, copying only those: the controllers' per-object lists (the
+    /// pods of one StatefulSet, of one budget) would otherwise copy every
+    /// object of the namespace for each owner, a pass costing owners ×
+    /// objects, which at a hundred clusters took both cores and left the
+    /// API unanswered for seconds.
+    ///
+    /// # Errors
+    /// 404 for an unknown resource.
+    pub fn list_where(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (res, version) = self.resolve(api_version, resource)?;
+        Ok(self
+            .list_in(&res, namespace, &ListOptions::default())?
+            .items
+            .iter()
+            .filter(|o| keep(o))
+            .map(|o| render(o, &res, &version))
+            .collect())
+    }
+
     /// Creates `body`.
     ///
     /// # Errors
