@@ -595,3 +595,71 @@ async fn services_get_cluster_ips_from_the_instance_block() {
     assert_eq!(created["spec"]["clusterIP"], format!("127.{n}.200.1"));
     server.shutdown().await;
 }
+
+/// A pass costs what its objects cost, not their square: with many
+/// StatefulSets and budgets in one namespace, a change to one pod makes
+/// each controller copy each object a few times, not once per owner. (At
+/// a hundred clusters the passes copied every pod of the namespace for
+/// every StatefulSet and every budget: both cores went to it and the API
+/// left requests unanswered for seconds, long enough for the operator's
+/// Lease renewals to fail.) Counted, not timed: `Store::copies`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_copies_each_object_a_few_times_not_once_per_owner() {
+    const N: usize = 60;
+    let (server, _dir) = start().await;
+    let store = server.store();
+    for i in 0..N {
+        let name = format!("c{i}");
+        store
+            .create("apps/v1", "statefulsets", Some(NS), sts(&name, 1, json!({})), &ctx())
+            .unwrap();
+        let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}}});
+        store
+            .create("policy/v1", "poddisruptionbudgets", Some(NS), pdb, &ctx())
+            .unwrap();
+    }
+    let pods = || {
+        store
+            .list("v1", "pods", Some(NS), None)
+            .unwrap()
+            .len()
+    };
+    for _ in 0..300 {
+        if pods() == N {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pods(), N, "every StatefulSet has its pod");
+    for i in 0..N {
+        set_ready(&store, &format!("c{i}-0"), &format!("10.0.0.{}", i + 1), true);
+    }
+    // Quiet: every controller has caught up with every change.
+    let settled = || async {
+        let mut last = store.copies();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = store.copies();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let before = settled().await;
+    // One pod changes: every controller watching pods passes over all.
+    set_ready(&store, "c0-0", "10.0.0.1", false);
+    let after = settled().await;
+    let copies = after - before;
+    // Each pass copies each object a small number of times (the sets, one
+    // set's pods and revisions, the budgets, one budget's pods...): linear
+    // in N. Copying every pod once per set and once per budget is 2·N²
+    // (7,200 here) for one pass of each.
+    let bound = u64::try_from(40 * N).unwrap();
+    assert!(
+        copies < bound,
+        "one pod's change made the controllers copy {copies} objects (bound {bound}, N = {N})"
+    );
+}

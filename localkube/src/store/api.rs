@@ -319,7 +319,23 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let (res, version) = self.resolve(api_version, resource)?;
         let o = self.get_in(&res, ns_of(&res, namespace), name)?;
+        self.copied(1);
         Ok(render(&o, &res, &version))
+    }
+
+    /// How many objects the in-process reads ([`Self::get`], [`Self::list`],
+    /// [`Self::list_where`]) have copied out so far: what the controllers'
+    /// passes cost, which must grow with the objects, not with their square.
+    #[must_use]
+    pub fn copies(&self) -> u64 {
+        self.shared.copies.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn copied(&self, n: usize) {
+        self.shared.copies.fetch_add(
+            u64::try_from(n).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Lists `resource` (every namespace when `namespace` is None).
@@ -339,12 +355,14 @@ impl Store {
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?,
             ..ListOptions::default()
         };
-        Ok(self
+        let items: Vec<Value> = self
             .list_in(&res, namespace, &opts)?
             .items
             .iter()
             .map(|o| render(o, &res, &version))
-            .collect())
+            .collect();
+        self.copied(items.len());
+        Ok(items)
     }
 
     /// Lists the objects of `resource` in `namespace` that `keep`
@@ -364,13 +382,15 @@ impl Store {
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>, ApiError> {
         let (res, version) = self.resolve(api_version, resource)?;
-        Ok(self
+        let items: Vec<Value> = self
             .list_in(&res, namespace, &ListOptions::default())?
             .items
             .iter()
             .filter(|o| keep(o))
             .map(|o| render(o, &res, &version))
-            .collect())
+            .collect();
+        self.copied(items.len());
+        Ok(items)
     }
 
     /// Creates `body`.

@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub gc: Notify,
     pub config: StoreConfig,
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Objects copied out by the in-process reads ([`Store::copies`]).
+    pub copies: std::sync::atomic::AtomicU64,
 }
 
 /// An in-process handle on the store, with the same semantics as the HTTP
@@ -355,6 +357,7 @@ impl Store {
                     bookmark_interval: config.bookmark_interval,
                 },
                 shutdown,
+                copies: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         store.bootstrap().map_err(Box::new)?;
