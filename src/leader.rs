@@ -480,6 +480,10 @@ async fn step_down_deadline(state: State, timing: Timing) {
     }
 }
 
+/// A leader's failed renewal is tried again after `renew_every` divided
+/// by this.
+const RETRIES_PER_RENEW: u32 = 4;
+
 /// How many times in a row a lost race is retried at once (the Lease
 /// changed under us: read it again now rather than after `renew_every`).
 const RACE_RETRIES: u32 = 2;
@@ -549,6 +553,7 @@ pub async fn run_with_contact(
             result = candidate.try_acquire_or_renew() => result,
         };
         let mut again_now = false;
+        let failed = result.is_err();
         match result {
             Ok(Outcome::Holding { epoch }) => {
                 state = State::Leading {
@@ -588,13 +593,22 @@ pub async fn run_with_contact(
         if again_now {
             continue;
         }
+        // A leader whose renewal failed (an API server slow to answer, a
+        // dropped connection) tries again sooner, as client-go's retry
+        // period does: several tries fit before it must step down, so one
+        // slow answer does not end the term.
+        let pause = if failed && state.leadership().is_leader() {
+            timing.renew / RETRIES_PER_RENEW
+        } else {
+            timing.renew
+        };
         tokio::select! {
             () = &mut shutdown => break,
             () = step_down_deadline(state, timing) => {
                 state = step_down(state, &config, "renewals failed for too long");
                 publish(&tx, &config, state.leadership());
             }
-            () = tokio::time::sleep(timing.renew) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
     // Stop acting before anyone else may start: publish, then release.

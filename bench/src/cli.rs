@@ -92,6 +92,10 @@ pub enum BenchCommand {
     /// A real operator process's memory with many idle clusters, and the
     /// API writes it makes while they are idle.
     Idle(IdleArgs),
+    /// A real operator process at a thousand clusters against localkube's API
+    /// alone: first decisions carried out, memory, API requests per minute,
+    /// restart to every journal taken over
+    Scale(ScaleArgs),
     /// A 3 → 4-shard reshard of a Cluster holding N keys: raw Atomic Slot
     /// Migration, `redis-cli --cluster rebalance`, and the operator.
     Reshard(ReshardArgs),
@@ -206,6 +210,24 @@ pub struct IdleArgs {
     pub operator_binary: Option<PathBuf>,
 }
 
+/// `logbook-bench scale` options.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Standalone clusters (API objects only: no pod runs).
+    #[arg(long, default_value_t = 1000)]
+    pub clusters: usize,
+    /// Seconds quiet before sampling (and after the restart's takeover).
+    #[arg(long, default_value_t = 20)]
+    pub settle_seconds: u64,
+    /// Seconds of sampling.
+    #[arg(long, default_value_t = 60)]
+    pub sample_seconds: u64,
+    /// The `logbook` binary to run as the operator (default: `logbook`
+    /// beside this binary, as `cargo build --release -p logbook` puts it).
+    #[arg(long)]
+    pub operator_binary: Option<PathBuf>,
+}
+
 /// `logbook-bench replay` options.
 #[derive(Debug, Clone, Args)]
 pub struct ReplayBenchArgs {
@@ -308,6 +330,7 @@ pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
         BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
         BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
         BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
+        BenchCommand::Scale(args) => runtime.block_on(scale(args, out)),
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out)),
@@ -493,6 +516,21 @@ async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
     .await
     .map_err(bench_err)?;
     write!(out, "{}", crate::idle::render(&report))?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn scale(args: ScaleArgs, out: &mut dyn Write) -> Result<()> {
+    let binary = operator_binary(args.operator_binary)?;
+    let report = crate::scale::run_scale(crate::scale::ScaleConfig {
+        binary,
+        clusters: args.clusters.max(1),
+        settle: std::time::Duration::from_secs(args.settle_seconds),
+        sample: std::time::Duration::from_secs(args.sample_seconds.max(1)),
+    })
+    .await
+    .map_err(bench_err)?;
+    write!(out, "{}", crate::scale::render(&report))?;
     out.flush()?;
     Ok(())
 }

@@ -62,7 +62,7 @@ pub struct IdleReport {
 }
 
 /// A `/proc/<pid>/status` field in KiB.
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -71,7 +71,8 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Kills the operator process when dropped.
-struct Child(std::process::Child);
+/// A child process killed (and reaped) when dropped.
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -80,7 +81,7 @@ impl Drop for Child {
     }
 }
 
-fn standalone(name: &str) -> Result<ValkeyCluster, BenchError> {
+pub(crate) fn standalone(name: &str) -> Result<ValkeyCluster, BenchError> {
     let yaml = format!(
         "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n    persistence: None\n"
     );
@@ -303,6 +304,10 @@ pub fn render(report: &IdleReport) -> String {
         report.hwm_kib as f64 / 1024.0,
         report.idle_writes,
         report.idle_requests_per_minute,
-        if methods.is_empty() { "none".to_owned() } else { methods.join(", ") },
+        if methods.is_empty() {
+            "none".to_owned()
+        } else {
+            methods.join(", ")
+        },
     )
 }

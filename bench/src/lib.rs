@@ -64,6 +64,7 @@ pub mod reshard;
 mod resolve;
 pub mod restart;
 pub mod s3;
+pub mod scale;
 mod sentinel;
 pub mod shard_probe;
 pub mod slots;

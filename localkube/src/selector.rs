@@ -247,29 +247,44 @@ impl LabelSelector {
 
     /// Whether `labels` match.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_by(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// Whether the object's labels match (read in place: a controller
+    /// matches every pod against every Service's selector each pass).
+    pub fn matches_object(&self, obj: &Value) -> bool {
+        let labels = obj
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object);
+        self.matches_by(|k| {
+            labels
+                .and_then(|m| m.get(k))
+                .map(|v| v.as_str().unwrap_or(""))
+        })
+    }
+
+    /// Whether labels read through `get` (a key's value, if any) match.
+    fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         if self.nothing {
             return false;
         }
         self.reqs.iter().all(|r| {
-            let have = labels.get(&r.key);
-            let first = r.values.first();
-            let num = |v: Option<&String>| v.and_then(|s| s.parse::<i64>().ok());
+            let have = get(&r.key);
+            let first = r.values.first().map(String::as_str);
+            let num = |v: Option<&str>| v.and_then(|s| s.parse::<i64>().ok());
+            let listed = |h: &str| r.values.iter().any(|v| v == h);
             match r.op {
                 Op::Eq => have.is_some() && have == first,
                 Op::NotEq => have != first,
-                Op::In => have.is_some_and(|h| r.values.contains(h)),
-                Op::NotIn => have.is_none_or(|h| !r.values.contains(h)),
+                Op::In => have.is_some_and(listed),
+                Op::NotIn => have.is_none_or(|h| !listed(h)),
                 Op::Exists => have.is_some(),
                 Op::NotExists => have.is_none(),
                 Op::Gt => matches!((num(have), num(first)), (Some(a), Some(b)) if a > b),
                 Op::Lt => matches!((num(have), num(first)), (Some(a), Some(b)) if a < b),
             }
         })
-    }
-
-    /// Whether the object's labels match.
-    pub fn matches_object(&self, obj: &Value) -> bool {
-        self.matches(&labels_of(obj))
     }
 
     /// The query-string form (`a=b,c in (d,e)`), as Scale's `status.selector`.

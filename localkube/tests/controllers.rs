@@ -611,7 +611,13 @@ async fn a_pass_copies_each_object_a_few_times_not_once_per_owner() {
     for i in 0..N {
         let name = format!("c{i}");
         store
-            .create("apps/v1", "statefulsets", Some(NS), sts(&name, 1, json!({})), &ctx())
+            .create(
+                "apps/v1",
+                "statefulsets",
+                Some(NS),
+                sts(&name, 1, json!({})),
+                &ctx(),
+            )
             .unwrap();
         let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": name, "namespace": NS},
@@ -620,12 +626,7 @@ async fn a_pass_copies_each_object_a_few_times_not_once_per_owner() {
             .create("policy/v1", "poddisruptionbudgets", Some(NS), pdb, &ctx())
             .unwrap();
     }
-    let pods = || {
-        store
-            .list("v1", "pods", Some(NS), None)
-            .unwrap()
-            .len()
-    };
+    let pods = || store.list("v1", "pods", Some(NS), None).unwrap().len();
     for _ in 0..300 {
         if pods() == N {
             break;
@@ -634,7 +635,12 @@ async fn a_pass_copies_each_object_a_few_times_not_once_per_owner() {
     }
     assert_eq!(pods(), N, "every StatefulSet has its pod");
     for i in 0..N {
-        set_ready(&store, &format!("c{i}-0"), &format!("10.0.0.{}", i + 1), true);
+        set_ready(
+            &store,
+            &format!("c{i}-0"),
+            &format!("10.0.0.{}", i + 1),
+            true,
+        );
     }
     // Quiet: every controller has caught up with every change.
     let settled = || async {

@@ -235,8 +235,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     loop {
         tokio::time::sleep(POLL).await;
         match next_work(&rt).await {
-            Some(Work::Backup(job)) => carry_out(&rt, *job).instrument(log.span()).await,
-            Some(Work::Verify(v)) => verify_restore(&rt, *v).instrument(log.span()).await,
+            // Boxed, as the prober's rounds: the task waits holding a
+            // pointer, not a backup's largest state.
+            Some(Work::Backup(job)) => Box::pin(carry_out(&rt, *job).instrument(log.span())).await,
+            Some(Work::Verify(v)) => Box::pin(verify_restore(&rt, *v).instrument(log.span())).await,
             None => {}
         }
     }

@@ -47,9 +47,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
         last_round = Some(Instant::now());
         let coarse = last_offsets.elapsed() >= COARSE_OFFSETS;
         let span = log.span();
-        match round(&rt, interval, coarse, &mut sentinels)
-            .instrument(span.clone())
-            .await
+        // Boxed: a round's state (a whole probe round, a decision) lives
+        // only while it runs; the task waits between rounds holding a
+        // pointer, not the round's largest state (some 15 KiB a cluster).
+        match Box::pin(round(&rt, interval, coarse, &mut sentinels).instrument(span.clone())).await
         {
             Ok(()) => {
                 if coarse {

@@ -15,10 +15,13 @@ use crate::store::Store;
 
 /// A failed pass is retried after this long even without a change.
 const RETRY: Duration = Duration::from_millis(200);
-/// Least time between the starts of two passes of one controller: the
-/// changes made meanwhile are taken by one pass (a real controller's work
-/// queue coalesces them likewise). Without it, a hundred pods starting
-/// made each controller pass over everything once per status update.
+/// Least time between the end of one pass of a controller and the start
+/// of its next: the changes made meanwhile are taken by one pass (a real
+/// controller's work queue coalesces them likewise). Without it, a hundred
+/// pods starting made each controller pass over everything once per status
+/// update. The gap is at least as long as the last pass took, so a
+/// controller whose passes grow (a thousand objects) takes at most half a
+/// core while changes keep coming, and the API keeps answering.
 const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// The running controllers; [`Controllers::shutdown`] stops them.
@@ -103,7 +106,8 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next: Option<Duration> = None;
-    let mut last_pass: Option<tokio::time::Instant> = None;
+    // When the last pass ended, and how long it took.
+    let mut last_pass: Option<(tokio::time::Instant, Duration)> = None;
     loop {
         let wait = async {
             match next {
@@ -116,19 +120,20 @@ async fn run(
             () = wait => {}
             _ = stop.changed() => return,
         }
-        if let Some(at) = last_pass {
+        if let Some((ended, took)) = last_pass {
             tokio::select! {
-                () = tokio::time::sleep_until(at + MIN_GAP) => {}
+                () = tokio::time::sleep_until(ended + took.max(MIN_GAP)) => {}
                 _ = stop.changed() => return,
             }
         }
-        last_pass = Some(tokio::time::Instant::now());
+        let started = tokio::time::Instant::now();
         // A pass is synchronous work over the store: off the runtime's
         // workers, which serve the API meanwhile.
         let pass = {
             let (store, r) = (store.clone(), r.clone());
             tokio::task::spawn_blocking(move || r.reconcile_all(&store)).await
         };
+        last_pass = Some((tokio::time::Instant::now(), started.elapsed()));
         next = match pass {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {

@@ -328,7 +328,9 @@ impl Store {
     /// passes cost, which must grow with the objects, not with their square.
     #[must_use]
     pub fn copies(&self) -> u64 {
-        self.shared.copies.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .copies
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn copied(&self, n: usize) {
