@@ -116,14 +116,7 @@ async fn measure(
     dir: &Path,
     config: &IdleConfig,
 ) -> Result<IdleReport, BenchError> {
-    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
-    let kubeconfig = dir.join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig)
-        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
-    let client = logbook::kube_client::client(Some(&kubeconfig))
-        .await
-        .map_err(|e| harness("client")(e.to_string()))?;
+    let (kubeconfig, client) = super::api_client(server, dir).await?;
     let log = std::fs::File::create(dir.join("operator.log")).map_err(|source| BenchError::Io {
         what: "the operator log".into(),
         source,

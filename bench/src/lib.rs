@@ -314,6 +314,26 @@ pub(crate) async fn start_local_kube(
     Ok((dir, server))
 }
 
+/// Readies `server` for an operator: the CRDs installed, a kubeconfig
+/// written in `dir` (its path returned) and a client of it.
+///
+/// # Errors
+/// [`BenchError`] when one of them fails.
+pub(crate) async fn api_client(
+    server: &logbook_localkube::RunningServer,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, kube::Client), BenchError> {
+    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
+    let kubeconfig = dir.join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
+    let client = logbook::kube_client::client(Some(&kubeconfig))
+        .await
+        .map_err(|e| harness("client")(e.to_string()))?;
+    Ok((kubeconfig, client))
+}
+
 /// Shuts localkube down and kills whatever its pods left running.
 pub(crate) async fn stop_local_kube(
     dir: &std::path::Path,

@@ -156,14 +156,7 @@ async fn measure(
     dir: &Path,
     config: &ScaleConfig,
 ) -> Result<ScaleReport, BenchError> {
-    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
-    let kubeconfig = dir.join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig)
-        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
-    let client = logbook::kube_client::client(Some(&kubeconfig))
-        .await
-        .map_err(|e| harness("client")(e.to_string()))?;
+    let (kubeconfig, client) = super::api_client(server, dir).await?;
     let first = spawn_operator(&config.binary, &kubeconfig, &dir.join("operator-1.log"))?;
     let pid = first.0.id();
 

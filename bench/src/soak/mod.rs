@@ -293,14 +293,7 @@ async fn soak(
     dir: &Path,
     config: &SoakConfig,
 ) -> Result<SoakReport, BenchError> {
-    logbook::local_cluster::install_crds(server).map_err(|e| harness("CRDs")(e.to_string()))?;
-    let kubeconfig = dir.join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig)
-        .map_err(|e| harness("kubeconfig")(e.to_string()))?;
-    let client = logbook::kube_client::client(Some(&kubeconfig))
-        .await
-        .map_err(|e| harness("client")(e.to_string()))?;
+    let (kubeconfig, client) = super::api_client(server, dir).await?;
     let faults = server
         .faults()
         .ok_or_else(|| harness("faults")("no kubelet".into()))?;
