@@ -28,7 +28,7 @@ pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod operator;
-mod operator_cli;
+pub mod operator_cli;
 pub mod plugin;
 pub mod replay_cli;
 pub mod replay_decider;
