@@ -129,7 +129,10 @@ fn the_operator_binary_takes_the_charts_arguments() {
         vec!["operator", "--journal=configmap", "--help"],
         vec!["--journal=configmap", "--help"],
     ] {
-        let out = std::process::Command::new(bin).args(&args).output().unwrap();
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{args:?}: {text}");
         assert!(text.contains("--lease-namespace"), "{args:?}: {text}");
