@@ -184,6 +184,19 @@ impl Error {
             _ => 1,
         }
     }
+
+    /// Prints the whole chain (the command's context, then each cause) to
+    /// stderr after `program: `, and returns the exit code.
+    pub fn report(&self, program: &str) -> std::process::ExitCode {
+        let mut message = format!("{program}: {self}");
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        eprintln!("{message}");
+        std::process::ExitCode::from(self.exit_code())
+    }
 }
 
 /// `pub type Result` in the kube-runtime style.

@@ -15,16 +15,6 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            // The whole chain: the command's context, then each cause.
-            let mut message = format!("logbook: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => err.report("logbook"),
     }
 }

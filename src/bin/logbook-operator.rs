@@ -33,15 +33,6 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match logbook::operator_cli::run(cli.args, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let mut message = format!("logbook-operator: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => err.report("logbook-operator"),
     }
 }
