@@ -505,31 +505,43 @@ async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
-    let binary = operator_binary(args.operator_binary)?;
-    let report = crate::idle::run_idle(crate::idle::IdleConfig {
-        binary,
-        clusters: args.clusters.max(1),
-        settle: std::time::Duration::from_secs(args.settle_seconds),
-        sample: std::time::Duration::from_secs(args.sample_seconds.max(1)),
+/// The run `idle` and `scale` share: the operator binary found, at least
+/// one cluster, at least one second of sampling.
+fn operator_run(
+    binary: Option<PathBuf>,
+    clusters: usize,
+    settle_seconds: u64,
+    sample_seconds: u64,
+) -> Result<crate::idle::IdleConfig> {
+    Ok(crate::idle::IdleConfig {
+        binary: operator_binary(binary)?,
+        clusters: clusters.max(1),
+        settle: std::time::Duration::from_secs(settle_seconds),
+        sample: std::time::Duration::from_secs(sample_seconds.max(1)),
     })
-    .await
-    .map_err(bench_err)?;
+}
+
+async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
+    let config = operator_run(
+        args.operator_binary,
+        args.clusters,
+        args.settle_seconds,
+        args.sample_seconds,
+    )?;
+    let report = crate::idle::run_idle(config).await.map_err(bench_err)?;
     write!(out, "{}", crate::idle::render(&report))?;
     out.flush()?;
     Ok(())
 }
 
 async fn scale(args: ScaleArgs, out: &mut dyn Write) -> Result<()> {
-    let binary = operator_binary(args.operator_binary)?;
-    let report = crate::scale::run_scale(crate::scale::ScaleConfig {
-        binary,
-        clusters: args.clusters.max(1),
-        settle: std::time::Duration::from_secs(args.settle_seconds),
-        sample: std::time::Duration::from_secs(args.sample_seconds.max(1)),
-    })
-    .await
-    .map_err(bench_err)?;
+    let config = operator_run(
+        args.operator_binary,
+        args.clusters,
+        args.settle_seconds,
+        args.sample_seconds,
+    )?;
+    let report = crate::scale::run_scale(config).await.map_err(bench_err)?;
     write!(out, "{}", crate::scale::render(&report))?;
     out.flush()?;
     Ok(())

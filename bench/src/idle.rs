@@ -25,6 +25,8 @@ use logbook_crds::ValkeyCluster;
 use super::{BenchError, harness};
 
 /// What to run.
+/// What an operator bench runs (`idle`, `scale`): the operator binary,
+/// how many clusters, and how long to settle and sample.
 #[derive(Debug, Clone)]
 pub struct IdleConfig {
     /// The `logbook` binary to run as the operator.

@@ -21,7 +21,7 @@
 //! docs/benchmarks.md); their cost per cluster is the idle bench's.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -31,26 +31,13 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use logbook_crds::ValkeyCluster;
 
-use super::idle::{Child, standalone, status_kib};
+use super::idle::{Child, IdleConfig, standalone, status_kib};
 use super::{BenchError, harness};
 
 /// The operator's log line for each journal taken over.
 const TAKEOVER_LINE: &str = "taking the journal over";
 /// Clusters created at once.
 const CREATE_CONCURRENCY: usize = 16;
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct ScaleConfig {
-    /// The `logbook` binary to run as the operator.
-    pub binary: PathBuf,
-    /// Standalone clusters to create.
-    pub clusters: usize,
-    /// Quiet time before sampling.
-    pub settle: Duration,
-    /// Sampling window.
-    pub sample: Duration,
-}
 
 /// What it measured.
 #[derive(Debug, Clone)]
@@ -82,7 +69,7 @@ pub struct ScaleReport {
 ///
 /// # Errors
 /// [`BenchError`] when localkube, the operator or the API calls fail.
-pub async fn run_scale(config: ScaleConfig) -> Result<ScaleReport, BenchError> {
+pub async fn run_scale(config: IdleConfig) -> Result<ScaleReport, BenchError> {
     let dir = tempfile::Builder::new()
         .prefix("logbook-bench-scale-")
         .tempdir()
@@ -154,7 +141,7 @@ async fn mean_rss(pid: u32, window: Duration) -> u64 {
 async fn measure(
     server: &logbook_localkube::RunningServer,
     dir: &Path,
-    config: &ScaleConfig,
+    config: &IdleConfig,
 ) -> Result<ScaleReport, BenchError> {
     let (kubeconfig, client) = super::api_client(server, dir).await?;
     let first = spawn_operator(&config.binary, &kubeconfig, &dir.join("operator-1.log"))?;
