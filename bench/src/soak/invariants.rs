@@ -116,6 +116,34 @@ impl DoubleTracker {
     }
 }
 
+/// Whether one round shows the full redundancy a `WAIT 1` write relies
+/// on, the condition for the next node fault: `expected` data pods all
+/// answered, and every one that is not a primary follows a primary with
+/// its link `connected` (a replica restarting or resyncing holds only
+/// what it loaded from disk, so a fault on its primary then could lose
+/// writes only that primary still has). `Err` names what is missing.
+pub fn redundant(round: &[NodeView], expected: usize) -> Result<(), String> {
+    if round.len() < expected {
+        return Err(format!(
+            "{} of {expected} data pods answered ROLE",
+            round.len()
+        ));
+    }
+    let unlinked: Vec<&str> = round
+        .iter()
+        .filter(|v| !v.primary && v.follows.is_none())
+        .map(|v| v.pod.as_str())
+        .collect();
+    if unlinked.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "replica link not connected: {}",
+            unlinked.join(", ")
+        ))
+    }
+}
+
 /// The slots of the `myself` line of `CLUSTER NODES`: single slots and
 /// ranges; the `[slot->-node]` migration marks are not ownership.
 pub fn myself_slots(nodes: &str) -> Vec<(u16, u16)> {
@@ -253,6 +281,25 @@ mod tests {
         );
         t.round(&both, false, 1.8);
         assert_eq!((t.rounds, t.acknowledging_rounds), (5, 5));
+    }
+
+    #[test]
+    fn redundancy_needs_every_pod_and_every_replica_linked() {
+        let full = [
+            primary("p-0", &[(0, 16383)]),
+            replica("p-1", "127.0.0.1"),
+            replica("p-2", "p-0.p"),
+        ];
+        assert_eq!(redundant(&full, 3), Ok(()));
+        let two: Vec<NodeView> = full.iter().take(2).cloned().collect();
+        let missing = redundant(&two, 3).err().unwrap_or_default();
+        assert!(missing.contains("2 of 3"), "{missing}");
+        let mut resyncing = full.to_vec();
+        if let Some(last) = resyncing.last_mut() {
+            last.follows = None;
+        }
+        let why = redundant(&resyncing, 3).err().unwrap_or_default();
+        assert!(why.contains("p-2") && !why.contains("p-1"), "{why}");
     }
 
     #[test]

@@ -45,7 +45,7 @@ use logbook::valkey::{Password, RoleReply, parse_role};
 use logbook_crds::{ClusterPhase, ValkeyCluster};
 use parking_lot::Mutex;
 
-use self::invariants::{DoubleTracker, NodeView, myself_slots, slots_owned_once};
+use self::invariants::{DoubleTracker, NodeView, myself_slots, redundant, slots_owned_once};
 use self::schedule::{FaultKind, SoakTopology, Step, schedule};
 use super::conn::query_once;
 use super::resolve::Target;
@@ -388,22 +388,31 @@ async fn soak(
     let mut heals: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let begin = Instant::now();
     let mut last_fault = begin;
+    let mut last_node_fault = begin;
     let mut violations = Vec::new();
     for (n, step) in steps.iter().enumerate() {
         tokio::time::sleep_until((begin + step.at).into()).await;
-        let at = begin.elapsed().as_secs_f64();
+        let due = begin.elapsed().as_secs_f64();
         if step.kind.on_a_node() {
-            let ready = Instant::now() >= held_until
-                && converged(&vkcs, Duration::from_secs(20)).await.is_some();
-            if !ready {
+            let gate = if Instant::now() < held_until {
+                Err("a freeze or partition holds".to_owned())
+            } else {
+                fault_gate(&vkcs, &pods, &shared, &password, last_node_fault).await
+            };
+            if let Err(why) = gate {
                 skipped += 1;
-                fault_log.push(format!(
-                    "{at:7.1} s  skipped {} (not Ready)",
-                    step.kind.name()
-                ));
+                fault_log.push(format!("{due:7.1} s  skipped {} ({why})", step.kind.name()));
                 continue;
             }
         }
+        // The moment of injection, and when the gate held it back, the
+        // moment the schedule wanted.
+        let now = begin.elapsed().as_secs_f64();
+        let at = if now - due >= 0.5 {
+            format!("{now:7.1} s  (due {due:.1} s)")
+        } else {
+            format!("{now:7.1} s ")
+        };
         refresh_addrs(&pods, &shared).await;
         match inject(
             step,
@@ -420,8 +429,11 @@ async fn soak(
             Ok(Some(what)) => {
                 // A freeze or a partition ends when it is undone.
                 last_fault = Instant::now() + step.hold;
+                if step.kind.on_a_node() {
+                    last_node_fault = last_fault;
+                }
                 *injected.entry(step.kind).or_default() += 1;
-                fault_log.push(format!("{at:7.1} s  {} {what}", step.kind.name()));
+                fault_log.push(format!("{at} {} {what}", step.kind.name()));
                 if matches!(step.kind, FaultKind::Freeze | FaultKind::Partition) {
                     held_until = Instant::now() + step.hold;
                     let (faults, kind, pod, hold) = (faults.clone(), step.kind, what, step.hold);
@@ -437,15 +449,12 @@ async fn soak(
             }
             Ok(None) => {
                 skipped += 1;
-                fault_log.push(format!(
-                    "{at:7.1} s  skipped {} (no target)",
-                    step.kind.name()
-                ));
+                fault_log.push(format!("{at} skipped {} (no target)", step.kind.name()));
             }
             Err(e) => {
                 // A fault the harness could not inject is not the
                 // operator's failure, but is recorded.
-                fault_log.push(format!("{at:7.1} s  {} failed: {e}", step.kind.name()));
+                fault_log.push(format!("{at} {} failed: {e}", step.kind.name()));
             }
         }
         if let Some(after) = step.then_kill_operator {
@@ -567,6 +576,12 @@ async fn soak(
             source,
         }
     })?;
+    std::fs::write(dir.join("writes.log"), writes_log(&log, begin, cluster)).map_err(|source| {
+        BenchError::Io {
+            what: "writes.log".into(),
+            source,
+        }
+    })?;
     tracing::info!(starts = operator.starts, "operator starts");
     Ok(SoakReport {
         topology: config.topology,
@@ -584,6 +599,41 @@ async fn soak(
         kept: None,
         elapsed: Duration::ZERO,
     })
+}
+
+/// One line per write attempt, in the soak's seconds (the clock of
+/// `faults.log`): when it started and ended, its key (and slot, in a
+/// Cluster), the server that took it, and whether it was accepted and
+/// acknowledged. What places a lost write in time.
+fn writes_log(log: &WriteLog, begin: Instant, cluster: bool) -> String {
+    let secs = |t: Instant| {
+        if t >= begin {
+            t.duration_since(begin).as_secs_f64()
+        } else {
+            -begin.duration_since(t).as_secs_f64()
+        }
+    };
+    let mut out = String::from("# started_s ended_s key slot server outcome acked\n");
+    for a in &log.attempts {
+        let slot = if cluster {
+            super::cluster_writer::attempt_slot(&log.prefix, a).to_string()
+        } else {
+            "-".to_owned()
+        };
+        let outcome = match &a.outcome {
+            super::writer::Outcome::Ok => "ok".to_owned(),
+            super::writer::Outcome::Failed(f) => format!("{f:?}").replace(' ', "_"),
+        };
+        out.push_str(&format!(
+            "{:.3} {:.3} {} {slot} {} {outcome} {}\n",
+            secs(a.started),
+            secs(a.ended),
+            a.key,
+            a.server.as_deref().unwrap_or("-"),
+            a.acked
+        ));
+    }
+    out
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -735,6 +785,63 @@ async fn converged(vkcs: &Api<ValkeyCluster>, timeout: Duration) -> Option<Durat
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// After a node fault, the next waits at least this long: a killed
+/// process or a deleted pod shows in a `ROLE` round within it.
+const NODE_FAULT_QUIET: Duration = Duration::from_secs(2);
+
+/// How long a node fault waits for [`fault_gate`] before it is skipped.
+const NODE_FAULT_GATE: Duration = Duration::from_secs(20);
+
+/// The fault model is one node fault at a time: a node fault is injected
+/// only once the cluster is back to full redundancy, as the servers
+/// themselves answer, not only as the operator's status says (which lags
+/// what it has not probed yet). Waits, up to [`NODE_FAULT_GATE`], until
+/// [`NODE_FAULT_QUIET`] has passed since the last node fault, the
+/// status is converged, and a fresh `ROLE` round of every data pod is
+/// [`redundant`]; `Err` says what was still missing.
+async fn fault_gate(
+    vkcs: &Api<ValkeyCluster>,
+    pods: &Api<Pod>,
+    shared: &Shared,
+    password: &Password,
+    last_node_fault: Instant,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let deadline = start + NODE_FAULT_GATE;
+    tokio::time::sleep_until((last_node_fault + NODE_FAULT_QUIET).into()).await;
+    let mut why = "not Ready".to_owned();
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if converged(vkcs, left).await.is_none() {
+            return Err("not Ready".to_owned());
+        }
+        let Ok(vkc) = vkcs.get(NAME).await else {
+            why = "the ValkeyCluster unreadable".to_owned();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        let expected = usize::try_from(vkc.spec.effective_replicas()).unwrap_or(0);
+        let cluster = vkc.spec.topology == logbook_crds::Topology::Cluster;
+        refresh_addrs(pods, shared).await;
+        let round: Vec<NodeView> = futures::future::join_all(
+            shared
+                .pod_addrs()
+                .iter()
+                .map(|(pod, addr)| view(pod, addr, password, cluster)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        match redundant(&round, expected) {
+            Ok(()) => return Ok(()),
+            Err(e) => why = e,
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(why)
 }
 
 async fn status_line(vkcs: &Api<ValkeyCluster>) -> String {
