@@ -54,6 +54,13 @@ pub struct IdleReport {
     pub rss_mean_kib: u64,
     /// `VmHWM` (peak resident, including start-up) at the end, in KiB.
     pub hwm_kib: u64,
+    /// `RssAnon` at the end (heap, stacks), in KiB.
+    pub anon_kib: u64,
+    /// `RssFile` at the end (the executable's pages touched), in KiB.
+    pub file_kib: u64,
+    /// CPU time the operator used while sampled, as a share of one core
+    /// (`utime + stime` from `/proc/<pid>/stat`).
+    pub idle_cpu: Option<f64>,
     /// ValkeyCluster and journal ConfigMap writes seen while idle.
     pub idle_writes: u64,
     /// Every API request the operator sent while idle (reads, writes and
@@ -70,6 +77,23 @@ pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `utime + stime` of a process, in seconds (`/proc/<pid>/stat`).
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields count
+    // from after its closing one (state is field 3, utime 14, stime 15).
+    let rest = stat.get(stat.rfind(')')?.checked_add(2)?..)?;
+    let mut fields = rest.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)?;
+    #[allow(clippy::cast_precision_loss)] // clock ticks per second
+    Some((utime + stime) / tick as f64)
 }
 
 /// Kills the operator process when dropped.
@@ -244,6 +268,7 @@ async fn measure(
     let requests = server.requests();
     let requests_mark = requests.total();
     let mut samples = Vec::new();
+    let cpu_start = cpu_seconds(pid);
     let sampling = Instant::now();
     while sampling.elapsed() < config.sample {
         if let Some(rss) = status_kib(pid, "VmRSS:") {
@@ -253,6 +278,9 @@ async fn measure(
     }
     let idle_writes = writes.load(Ordering::Relaxed).saturating_sub(baseline);
     let sampled = sampling.elapsed();
+    let idle_cpu = cpu_start
+        .zip(cpu_seconds(pid))
+        .map(|(a, b)| (b - a) / sampled.as_secs_f64().max(1.0));
     let idle_requests = requests.total().saturating_sub(requests_mark);
     let mut by_method: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for r in requests.since(requests_mark) {
@@ -262,6 +290,8 @@ async fn measure(
         w.abort();
     }
     let hwm_kib = status_kib(pid, "VmHWM:").unwrap_or(0);
+    let anon_kib = status_kib(pid, "RssAnon:").unwrap_or(0);
+    let file_kib = status_kib(pid, "RssFile:").unwrap_or(0);
     drop(child);
     let rss_max_kib = samples.iter().copied().max().unwrap_or(0);
     let rss_mean_kib = samples
@@ -276,6 +306,9 @@ async fn measure(
         rss_max_kib,
         rss_mean_kib,
         hwm_kib,
+        anon_kib,
+        file_kib,
+        idle_cpu,
         idle_writes,
         idle_requests_per_minute: idle_requests as f64 * 60.0 / sampled.as_secs_f64().max(1.0),
         idle_requests_by_method: by_method.into_iter().collect(),
@@ -290,7 +323,7 @@ pub fn render(report: &IdleReport) -> String {
         .map(|(m, n)| format!("{m} {n}"))
         .collect();
     format!(
-        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle | API requests per minute while idle (by method, whole window) |\n|---|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} | {:.0} ({}) |\n",
+        "| idle clusters (Ready / created) | Ready after | operator VmRSS while idle (max / mean) | VmHWM (peak, incl. start-up) | API writes while idle | API requests per minute while idle (by method, whole window) |\n|---|---|---|---|---|---|\n| {} / {} | {:.0} s | {:.1} / {:.1} MiB | {:.1} MiB | {} | {:.0} ({}) |\n\nResident at the end: {:.1} MiB anonymous (heap, stacks), {:.1} MiB file-backed (the executable's pages). CPU while idle: {}.\n",
         report.ready,
         report.clusters,
         report.ready_after.as_secs_f64(),
@@ -304,5 +337,11 @@ pub fn render(report: &IdleReport) -> String {
         } else {
             methods.join(", ")
         },
+        report.anon_kib as f64 / 1024.0,
+        report.file_kib as f64 / 1024.0,
+        report.idle_cpu.map_or_else(
+            || "unknown".to_owned(),
+            |c| format!("{:.1}% of one core", c * 100.0)
+        ),
     )
 }

@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc gives memory freed after the start-up peak back to the system
+/// (its pages decay after about ten seconds); glibc's allocator keeps
+/// most of it (docs/benchmarks.md, "Operator memory while idle").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The Logbook operator (the same options as `logbook operator`).
 #[derive(Debug, Parser)]
 #[command(name = "logbook-operator", version, about, long_about = None)]
