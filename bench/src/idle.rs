@@ -345,3 +345,29 @@ pub fn render(report: &IdleReport) -> String {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_of_a_process_grows_as_it_works() {
+        let pid = std::process::id();
+        let before = cpu_seconds(pid).unwrap_or(-1.0);
+        assert!(before >= 0.0, "no CPU time read for {pid}");
+        // Work until a clock tick has counted it (at most 10 s of wall
+        // time on a machine busy with other things).
+        let start = Instant::now();
+        let mut x: u64 = 0;
+        let mut after = before;
+        while after <= before && start.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = cpu_seconds(pid).unwrap_or(-1.0);
+        }
+        assert!(after > before, "{before} s then {after} s");
+        assert!(status_kib(pid, "RssAnon:").is_some_and(|k| k > 0));
+        assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+}
