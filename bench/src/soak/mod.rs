@@ -29,27 +29,33 @@
 //! every pod's log and the list of faults injected.
 
 pub mod invariants;
+mod operator;
+mod report;
 pub mod schedule;
+mod servers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use logbook::valkey::{Password, RoleReply, parse_role};
-use logbook_crds::{ClusterPhase, ValkeyCluster};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use logbook_crds::ValkeyCluster;
 use parking_lot::Mutex;
 
-use self::invariants::{DoubleTracker, NodeView, myself_slots, redundant, slots_owned_once};
+use self::operator::Operator;
+pub use self::report::render;
+use self::report::{count_failovers, tail, writes_log};
 use self::schedule::{FaultKind, SoakTopology, Step, schedule};
-use super::conn::query_once;
+use self::servers::{
+    Shared, converged, current, fault_gate, password, read_back, refresh_addrs, sample,
+    service_addr, slot_check, status_line,
+};
 use super::resolve::Target;
-use super::writer::{WriteLog, WriteProbe, WriteProbeConfig};
+use super::writer::{WriteProbe, WriteProbeConfig};
 use super::{BenchError, harness};
 
 const NS: &str = "default";
@@ -136,86 +142,6 @@ impl SoakReport {
     }
 }
 
-/// The operator process: killed and started again by the soak.
-struct Operator {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    journal: PathBuf,
-    log: PathBuf,
-    child: Option<std::process::Child>,
-    starts: u32,
-}
-
-impl Operator {
-    fn start(&mut self) -> Result<(), BenchError> {
-        if self.child.is_some() {
-            return Ok(());
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|source| BenchError::Io {
-                what: "the operator log".into(),
-                source,
-            })?;
-        let child = std::process::Command::new(&self.binary)
-            .args(["operator", "--journal", "sled", "--instance", "soak"])
-            .arg("--journal-dir")
-            .arg(&self.journal)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|source| BenchError::Spawn {
-                what: "the operator".into(),
-                binary: self.binary.display().to_string(),
-                source,
-            })?;
-        self.child = Some(child);
-        self.starts += 1;
-        Ok(())
-    }
-
-    /// SIGKILL: no clean-up of any kind.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after 20 s: the journal is then readable.
-    async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Runs one soak. Broken invariants are in the report; `Err` is the
 /// harness failing (localkube not starting, the cluster never Ready at
 /// the start).
@@ -265,25 +191,6 @@ fn spec_of(topology: SoakTopology) -> serde_json::Value {
             "replicasPerShard": 1,
             "storage": {"size": "1Gi", "persistence": "Rdb"}
         }),
-    }
-}
-
-/// What the fault loop and the sampler share.
-struct Shared {
-    /// The last round of `ROLE` answers.
-    roles: Mutex<Vec<NodeView>>,
-    /// Pod name → `ip:6379` of the last listing.
-    addrs: Mutex<BTreeMap<String, String>>,
-}
-
-impl Shared {
-    /// (pod, `ip:6379`) of the last listing.
-    fn pod_addrs(&self) -> Vec<(String, String)> {
-        self.addrs
-            .lock()
-            .iter()
-            .map(|(p, a)| (p.clone(), a.clone()))
-            .collect()
     }
 }
 
@@ -601,57 +508,6 @@ async fn soak(
     })
 }
 
-/// One line per write attempt, in the soak's seconds (the clock of
-/// `faults.log`): when it started and ended, its key (and slot, in a
-/// Cluster), the server that took it, and whether it was accepted and
-/// acknowledged. What places a lost write in time.
-fn writes_log(log: &WriteLog, begin: Instant, cluster: bool) -> String {
-    let secs = |t: Instant| {
-        if t >= begin {
-            t.duration_since(begin).as_secs_f64()
-        } else {
-            -begin.duration_since(t).as_secs_f64()
-        }
-    };
-    let mut out = String::from("# started_s ended_s key slot server outcome acked\n");
-    for a in &log.attempts {
-        let slot = if cluster {
-            super::cluster_writer::attempt_slot(&log.prefix, a).to_string()
-        } else {
-            "-".to_owned()
-        };
-        let outcome = match &a.outcome {
-            super::writer::Outcome::Ok => "ok".to_owned(),
-            super::writer::Outcome::Failed(f) => format!("{f:?}").replace(' ', "_"),
-        };
-        out.push_str(&format!(
-            "{:.3} {:.3} {} {slot} {} {outcome} {}\n",
-            secs(a.started),
-            secs(a.ended),
-            a.key,
-            a.server.as_deref().unwrap_or("-"),
-            a.acked
-        ));
-    }
-    out
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all.get(all.len().saturating_sub(lines)..)
-        .unwrap_or_default()
-        .join("\n")
-}
-
-/// The records of `replay failovers --json` (an array, one per change of
-/// primary or shard failover).
-fn count_failovers(out: &str) -> Option<usize> {
-    let start = out.find('[')?;
-    serde_json::from_str::<Vec<serde_json::Value>>(out.get(start..)?.trim())
-        .ok()
-        .map(|rows| rows.len())
-}
-
 /// Injects one fault; `Ok(Some(target))` names what it hit.
 #[allow(clippy::too_many_arguments)]
 async fn inject(
@@ -752,311 +608,4 @@ async fn inject(
         _ => return Ok(None),
     }
     Ok(Some(pod))
-}
-
-async fn current(
-    vkcs: &Api<ValkeyCluster>,
-    field: impl Fn(&ValkeyCluster) -> Option<i32>,
-) -> Option<i32> {
-    vkcs.get(NAME).await.ok().and_then(|v| field(&v))
-}
-
-/// Waits until the cluster is Ready with its spec's generation observed
-/// and no switchover request pending; `Some(waited)`, or `None` after
-/// `timeout`.
-async fn converged(vkcs: &Api<ValkeyCluster>, timeout: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        if let Ok(v) = vkcs.get(NAME).await {
-            let status = v.status.as_ref();
-            let ready = status.and_then(|s| s.phase) == Some(ClusterPhase::Ready);
-            let observed = status.and_then(|s| s.observed_generation) == v.metadata.generation;
-            let request = v
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(FAILOVER_REQUESTED));
-            if ready && observed && !request {
-                return Some(start.elapsed());
-            }
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// After a node fault, the next waits at least this long: a killed
-/// process or a deleted pod shows in a `ROLE` round within it.
-const NODE_FAULT_QUIET: Duration = Duration::from_secs(2);
-
-/// How long a node fault waits for [`fault_gate`] before it is skipped.
-const NODE_FAULT_GATE: Duration = Duration::from_secs(20);
-
-/// The fault model is one node fault at a time: a node fault is injected
-/// only once the cluster is back to full redundancy, as the servers
-/// themselves answer, not only as the operator's status says (which lags
-/// what it has not probed yet). Waits, up to [`NODE_FAULT_GATE`], until
-/// [`NODE_FAULT_QUIET`] has passed since the last node fault, the
-/// status is converged, and a fresh `ROLE` round of every data pod is
-/// [`redundant`]; `Err` says what was still missing.
-async fn fault_gate(
-    vkcs: &Api<ValkeyCluster>,
-    pods: &Api<Pod>,
-    shared: &Shared,
-    password: &Password,
-    last_node_fault: Instant,
-) -> Result<(), String> {
-    let start = Instant::now();
-    let deadline = start + NODE_FAULT_GATE;
-    tokio::time::sleep_until((last_node_fault + NODE_FAULT_QUIET).into()).await;
-    let mut why = "not Ready".to_owned();
-    while Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if converged(vkcs, left).await.is_none() {
-            return Err("not Ready".to_owned());
-        }
-        let Ok(vkc) = vkcs.get(NAME).await else {
-            why = "the ValkeyCluster unreadable".to_owned();
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            continue;
-        };
-        let expected = usize::try_from(vkc.spec.effective_replicas()).unwrap_or(0);
-        let cluster = vkc.spec.topology == logbook_crds::Topology::Cluster;
-        refresh_addrs(pods, shared).await;
-        let round: Vec<NodeView> = futures::future::join_all(
-            shared
-                .pod_addrs()
-                .iter()
-                .map(|(pod, addr)| view(pod, addr, password, cluster)),
-        )
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-        match redundant(&round, expected) {
-            Ok(()) => return Ok(()),
-            Err(e) => why = e,
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(why)
-}
-
-async fn status_line(vkcs: &Api<ValkeyCluster>) -> String {
-    match vkcs.get(NAME).await {
-        Ok(v) => match v.status {
-            Some(s) => {
-                let conditions: Vec<String> = s
-                    .conditions
-                    .iter()
-                    .map(|c| format!("{}={} ({}: {})", c.type_, c.status, c.reason, c.message))
-                    .collect();
-                format!("phase {:?}; {}", s.phase, conditions.join("; "))
-            }
-            None => "no status".into(),
-        },
-        Err(e) => format!("unreadable: {e}"),
-    }
-}
-
-async fn password(client: &kube::Client) -> Result<Password, BenchError> {
-    let secret = Api::<Secret>::namespaced(client.clone(), NS)
-        .get(&format!("{NAME}-password"))
-        .await
-        .map_err(|e| harness("the password Secret")(e.to_string()))?;
-    secret
-        .data
-        .and_then(|d| d.get("password").cloned())
-        .and_then(|b| String::from_utf8(b.0).ok())
-        .map(Password::new)
-        .ok_or_else(|| harness("the password")("missing".into()))
-}
-
-async fn service_addr(client: &kube::Client, name: &str, port: u16) -> Result<String, BenchError> {
-    let svc = Api::<Service>::namespaced(client.clone(), NS)
-        .get(name)
-        .await
-        .map_err(|e| harness(format!("the Service {name}"))(e.to_string()))?;
-    let ip = svc
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .ok_or_else(|| harness(format!("the Service {name}"))("no clusterIP".into()))?;
-    Ok(format!("{ip}:{port}"))
-}
-
-/// The data pods (Sentinels excluded) with an address.
-async fn refresh_addrs(pods: &Api<Pod>, shared: &Shared) {
-    let selector = format!("{}={NAME}", logbook::resources::labels::INSTANCE);
-    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
-        return;
-    };
-    let mut addrs = BTreeMap::new();
-    for p in list.items {
-        let sentinel = p
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(logbook::resources::labels::COMPONENT))
-            .is_some_and(|c| c == logbook::resources::labels::COMPONENT_SENTINEL);
-        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
-        if let (false, Some(name), Some(ip)) = (sentinel, p.metadata.name, ip) {
-            addrs.insert(name, format!("{ip}:6379"));
-        }
-    }
-    *shared.addrs.lock() = addrs;
-}
-
-/// One node's view: `ROLE`, and its own slots in a Cluster.
-async fn view(pod: &str, addr: &str, password: &Password, cluster: bool) -> Option<NodeView> {
-    let limit = Duration::from_millis(300);
-    let reply: redis::Value = query_once(addr, Some(password), &redis::cmd("ROLE"), "ROLE", limit)
-        .await
-        .ok()?;
-    let (primary, follows) = match parse_role(&reply).ok()? {
-        RoleReply::Primary { .. } => (true, None),
-        RoleReply::Replica { host, state, .. } => (false, (state == "connected").then_some(host)),
-    };
-    let slots = if cluster && primary {
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("NODES");
-        let nodes: String = query_once(addr, Some(password), &cmd, "CLUSTER NODES", limit)
-            .await
-            .ok()?;
-        myself_slots(&nodes)
-    } else {
-        Vec::new()
-    };
-    Some(NodeView {
-        pod: pod.to_owned(),
-        ip: addr.rsplit_once(':').map_or(addr, |(ip, _)| ip).to_owned(),
-        primary,
-        follows,
-        slots,
-    })
-}
-
-async fn sample(
-    pods: Api<Pod>,
-    shared: Arc<Shared>,
-    password: Password,
-    cluster: bool,
-    stop: Arc<AtomicBool>,
-    start: Instant,
-) -> DoubleTracker {
-    let mut tracker = DoubleTracker::default();
-    while !stop.load(Ordering::Relaxed) {
-        refresh_addrs(&pods, &shared).await;
-        let addrs = shared.pod_addrs();
-        let views = futures::future::join_all(
-            addrs
-                .iter()
-                .map(|(pod, addr)| view(pod, addr, &password, cluster)),
-        )
-        .await;
-        let round: Vec<NodeView> = views.into_iter().flatten().collect();
-        tracker.round(&round, cluster, start.elapsed().as_secs_f64());
-        *shared.roles.lock() = round;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tracker
-}
-
-/// The acknowledged keys missing at the end.
-async fn read_back(
-    topology: SoakTopology,
-    log: &WriteLog,
-    acked: &[u64],
-    vkcs: &Api<ValkeyCluster>,
-    shared: &Shared,
-    service: &str,
-    password: &Password,
-) -> Result<Vec<u64>, BenchError> {
-    if topology == SoakTopology::Cluster {
-        let mut seeds = vec![service.to_owned()];
-        seeds.extend(shared.addrs.lock().values().cloned());
-        return super::cluster_client::missing_in_cluster(
-            &seeds,
-            Some(password),
-            &log.prefix,
-            acked,
-        )
-        .await;
-    }
-    let primary = vkcs
-        .get(NAME)
-        .await
-        .ok()
-        .and_then(|v| v.status.and_then(|s| s.primary))
-        .ok_or_else(|| harness("the primary")("the status names none".into()))?;
-    let addr = shared
-        .addrs
-        .lock()
-        .get(&primary)
-        .cloned()
-        .ok_or_else(|| harness("the primary")(format!("{primary} has no address")))?;
-    super::readback::missing_keys(&addr, Some(password), &log.prefix, acked).await
-}
-
-/// Every slot owned once, by the primaries' own claims.
-async fn slot_check(shared: &Shared, password: &Password) -> Result<(), String> {
-    let addrs = shared.pod_addrs();
-    let mut primaries = Vec::new();
-    for (pod, addr) in &addrs {
-        match view(pod, addr, password, true).await {
-            Some(v) if v.primary => primaries.push((v.pod, v.slots)),
-            Some(_) => {}
-            None => return Err(format!("{pod} ({addr}) does not answer")),
-        }
-    }
-    slots_owned_once(&primaries)
-}
-
-/// The report as markdown: one row.
-pub fn render(reports: &[SoakReport]) -> String {
-    let mut out = String::from(
-        "| topology | seed | faults injected | skipped | writes acknowledged (all read back) | ROLE rounds (with a followed primary) | journal failovers | converged after last fault | result |\n|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in reports {
-        let faults: Vec<String> = r
-            .injected
-            .iter()
-            .map(|(k, n)| format!("{} {n}", k.name()))
-            .collect();
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} of {} | {} ({}) | {} | {} | {} |\n",
-            r.topology.name(),
-            r.seed,
-            faults.join(", "),
-            r.skipped,
-            r.acknowledged,
-            r.attempts,
-            r.role_rounds,
-            r.acknowledging_rounds,
-            r.journal_failovers
-                .map_or_else(|| "?".into(), |n| n.to_string()),
-            r.converged_after
-                .map_or_else(|| "no".into(), |d| format!("{:.1} s", d.as_secs_f64())),
-            if r.passed() { "pass" } else { "FAIL" },
-        ));
-    }
-    for r in reports.iter().filter(|r| !r.passed()) {
-        out.push_str(&format!(
-            "\n{} seed {} failed:\n",
-            r.topology.name(),
-            r.seed
-        ));
-        for v in &r.violations {
-            out.push_str(&format!("- {v}\n"));
-        }
-        out.push_str(&format!("reproduce: {}\n", r.command));
-        if let Some(dir) = &r.kept {
-            out.push_str(&format!(
-                "kept: {} (journal/, operator.log, faults.log, workloads/ with every pod's log)\n",
-                dir.display()
-            ));
-        }
-    }
-    out
 }
