@@ -37,6 +37,7 @@ async fn every_topology_keeps_its_invariants_through_a_seeded_soak() {
             binary: env!("CARGO_BIN_EXE_logbook").into(),
             converge: Duration::from_secs(180),
             keep: false,
+            control_plane: logbook_bench::soak::ControlPlane::Local,
         };
         let report = run_soak(&config).await.unwrap_or_else(|e| {
             panic!(

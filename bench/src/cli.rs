@@ -133,6 +133,11 @@ pub struct SoakArgs {
     /// beside this binary).
     #[arg(long)]
     pub operator_binary: Option<PathBuf>,
+    /// `local` (localkube, in process) or `kubernetes` (the real control
+    /// plane that `make controlplane` builds, with localkube's kubelet and
+    /// proxy as its node).
+    #[arg(long, default_value = "local")]
+    pub control_plane: String,
 }
 
 /// `logbook-bench backup` options.
@@ -467,6 +472,12 @@ async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
             ))
         })?]
     };
+    let control_plane = crate::soak::ControlPlane::parse(&args.control_plane).ok_or_else(|| {
+        Error::Harness(format!(
+            "--control-plane {}: expected local or kubernetes",
+            args.control_plane
+        ))
+    })?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -482,6 +493,7 @@ async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
             binary: binary.clone(),
             converge: std::time::Duration::from_secs(args.converge_seconds),
             keep: args.keep,
+            control_plane,
         };
         eprintln!("soak: {}", config.command());
         let report = crate::soak::run_soak(&config).await.map_err(bench_err)?;

@@ -84,17 +84,50 @@ pub struct SoakConfig {
     pub converge: Duration,
     /// Keep the work directory even when every invariant held.
     pub keep: bool,
+    /// What the cluster runs on.
+    pub control_plane: ControlPlane,
+}
+
+/// What a soak's cluster runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ControlPlane {
+    /// localkube, in process, with its process kubelet.
+    #[default]
+    Local,
+    /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+    /// (built by `make controlplane`), with localkube's kubelet and proxy
+    /// as the node.
+    Kubernetes,
+}
+
+impl ControlPlane {
+    /// `local` or `kubernetes`, in any case.
+    pub fn parse(s: &str) -> Option<ControlPlane> {
+        match s.to_ascii_lowercase().as_str() {
+            "local" => Some(ControlPlane::Local),
+            "kubernetes" => Some(ControlPlane::Kubernetes),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ControlPlane::Local => "local",
+            ControlPlane::Kubernetes => "kubernetes",
+        }
+    }
 }
 
 impl SoakConfig {
     /// The command that runs this soak again.
     pub fn command(&self) -> String {
         format!(
-            "logbook-bench soak --topology {} --seed {} --duration-seconds {} --interval-seconds {} --operator-binary {}",
+            "logbook-bench soak --topology {} --seed {} --duration-seconds {} --interval-seconds {} --control-plane {} --operator-binary {}",
             self.topology.name(),
             self.seed,
             self.duration.as_secs(),
             self.interval.as_secs(),
+            self.control_plane.name(),
             self.binary.display()
         )
     }
@@ -150,14 +183,48 @@ impl SoakReport {
 /// [`BenchError`] when the soak cannot be set up.
 pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
     let started = Instant::now();
-    let (dir, server) = super::start_local_kube(&format!(
+    let prefix = format!(
         "logbook-soak-{}-{}-",
         config.topology.name().to_lowercase(),
         config.seed
-    ))
-    .await?;
-    let result = soak(&server, dir.path(), config).await;
-    super::stop_local_kube(dir.path(), server).await;
+    );
+    let (dir, result) = match config.control_plane {
+        ControlPlane::Local => {
+            let (dir, server) = super::start_local_kube(&prefix).await?;
+            let result = async {
+                let (kubeconfig, client) = super::api_client(&server, dir.path()).await?;
+                let faults = server
+                    .faults()
+                    .ok_or_else(|| harness("faults")("no kubelet".into()))?;
+                soak(dir.path(), kubeconfig, client, faults, config).await
+            }
+            .await;
+            super::stop_local_kube(dir.path(), server).await;
+            (dir, result)
+        }
+        ControlPlane::Kubernetes => {
+            let dir = tempfile::Builder::new()
+                .prefix(&prefix)
+                .tempdir()
+                .map_err(|source| BenchError::Io {
+                    what: "a work directory".into(),
+                    source,
+                })?;
+            let k = logbook::local::kubernetes::LocalKubernetes::start(dir.path())
+                .await
+                .map_err(|e| harness("the real control plane")(e.to_string()))?;
+            let kubeconfig = k.admin_kubeconfig().to_path_buf();
+            let result = async {
+                let client = logbook::kube_client::client(Some(&kubeconfig))
+                    .await
+                    .map_err(|e| harness("client")(e.to_string()))?;
+                soak(dir.path(), kubeconfig.clone(), client, k.faults(), config).await
+            }
+            .await;
+            k.shutdown().await;
+            (dir, result)
+        }
+    };
     let mut report = result?;
     report.elapsed = started.elapsed();
     if config.keep || !report.passed() {
@@ -196,14 +263,12 @@ fn spec_of(topology: SoakTopology) -> serde_json::Value {
 
 #[allow(clippy::too_many_lines)] // one soak, read top to bottom
 async fn soak(
-    server: &logbook_localkube::RunningServer,
     dir: &Path,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    faults: logbook_localkube::kubelet::Faults,
     config: &SoakConfig,
 ) -> Result<SoakReport, BenchError> {
-    let (kubeconfig, client) = super::api_client(server, dir).await?;
-    let faults = server
-        .faults()
-        .ok_or_else(|| harness("faults")("no kubelet".into()))?;
     let mut operator = Operator {
         binary: config.binary.clone(),
         kubeconfig: kubeconfig.clone(),
