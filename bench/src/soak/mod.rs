@@ -17,8 +17,9 @@
 //!   (sampled every 250 ms, [`invariants`]) and as the journal records
 //!   (the audit's two-primaries check).
 //! * **Every slot owned exactly once** once converged (Cluster).
-//! * **Convergence**: Ready, the spec's generation observed, within
-//!   `converge` of the last fault.
+//! * **Convergence**: Ready, the spec's generation observed, every data
+//!   pod answering and every replica linked, within `converge` of the
+//!   last fault; then a write acknowledged.
 //! * **The journal verifies and its audit is clean**: `logbook journal
 //!   verify` and `logbook replay audit` (which also checks that every
 //!   failover has a cause, that no wiped node was promoted, that no
@@ -51,8 +52,8 @@ pub use self::report::render;
 use self::report::{count_failovers, tail, writes_log};
 use self::schedule::{FaultKind, SoakTopology, Step, schedule};
 use self::servers::{
-    Shared, converged, current, fault_gate, password, read_back, refresh_addrs, sample,
-    service_addr, slot_check, status_line,
+    Shared, back_to_full, converged, current, fault_gate, password, read_back, refresh_addrs,
+    sample, service_addr, slot_check, status_line,
 };
 use super::resolve::Target;
 use super::writer::{WriteProbe, WriteProbeConfig};
@@ -447,18 +448,28 @@ async fn soak(
         let _ = heal.await;
     }
     operator.start()?;
-    let converged_after = converged(&vkcs, config.converge).await;
-    if converged_after.is_none() {
+    // Converged as the status says and as the servers answer: the status
+    // alone can still show a cluster whose pod died a moment ago.
+    let settled = back_to_full(&vkcs, &pods, &shared, &password, config.converge).await;
+    if let Err(why) = &settled {
         violations.push(format!(
-            "did not converge within {} s of the last fault: {}",
+            "did not converge within {} s of the last fault: {why}",
             config.converge.as_secs(),
-            status_line(&vkcs).await
         ));
     }
-    let converged_after = converged_after.map(|_| last_fault.elapsed());
+    let converged_after = settled.is_ok().then(|| last_fault.elapsed());
     // Writes resume on the converged cluster before the writer stops.
+    let settled_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = probe.stop().await;
+    if converged_after.is_some()
+        && !log
+            .attempts
+            .iter()
+            .any(|a| a.acked && a.started >= settled_at)
+    {
+        violations.push("no write acknowledged in the 3 s after the cluster converged".into());
+    }
     stop.store(true, Ordering::Relaxed);
     let tracker = sampler
         .await

@@ -83,10 +83,9 @@ pub(super) const NODE_FAULT_GATE: Duration = Duration::from_secs(20);
 /// The fault model is one node fault at a time: a node fault is injected
 /// only once the cluster is back to full redundancy, as the servers
 /// themselves answer, not only as the operator's status says (which lags
-/// what it has not probed yet). Waits, up to [`NODE_FAULT_GATE`], until
-/// [`NODE_FAULT_QUIET`] has passed since the last node fault, the
-/// status is converged, and a fresh `ROLE` round of every data pod is
-/// [`redundant`]; `Err` says what was still missing.
+/// what it has not probed yet). Waits until [`NODE_FAULT_QUIET`] has
+/// passed since the last node fault, then [`back_to_full`] for up to
+/// [`NODE_FAULT_GATE`]; `Err` says what was still missing.
 pub(super) async fn fault_gate(
     vkcs: &Api<ValkeyCluster>,
     pods: &Api<Pod>,
@@ -94,14 +93,27 @@ pub(super) async fn fault_gate(
     password: &Password,
     last_node_fault: Instant,
 ) -> Result<(), String> {
-    let start = Instant::now();
-    let deadline = start + NODE_FAULT_GATE;
     tokio::time::sleep_until((last_node_fault + NODE_FAULT_QUIET).into()).await;
+    back_to_full(vkcs, pods, shared, password, NODE_FAULT_GATE).await
+}
+
+/// Waits, up to `timeout`, until the status is converged and a fresh
+/// `ROLE` round of every data pod is [`redundant`]: what the gate of a
+/// node fault and the end of a soak wait for. `Err` says what was still
+/// missing.
+pub(super) async fn back_to_full(
+    vkcs: &Api<ValkeyCluster>,
+    pods: &Api<Pod>,
+    shared: &Shared,
+    password: &Password,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
     let mut why = "not Ready".to_owned();
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         if converged(vkcs, left).await.is_none() {
-            return Err("not Ready".to_owned());
+            return Err(format!("not Ready: {}", status_line(vkcs).await));
         }
         let Ok(vkc) = vkcs.get(NAME).await else {
             why = "the ValkeyCluster unreadable".to_owned();
