@@ -120,5 +120,59 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
             ),
         ));
     }
+    if out.is_empty() && view.state.reshard.migrations.is_empty() {
+        out.extend(rebalance(view, &shards, &seats, want, &staying));
+    }
     out
+}
+
+/// One replica moved from a shard that has more than the spec asks for to
+/// one that has fewer: a replica seated with a shard whose own replica
+/// was cut off at that moment (and came back) leaves another shard
+/// without one, and nothing else would ever move it. Only replicas in
+/// sync count for the giver, and it keeps at least `want` of them, so a
+/// replica cut off for a while is not taken for a spare; the one moved is
+/// the giver's in-sync replica of highest ordinal.
+fn rebalance<'a>(
+    view: &ClusterView<'a>,
+    shards: &[logbook_journal::projection::cluster::Shard<'a>],
+    seats: &[ShardSeat<'a>],
+    want: u32,
+    staying: &dyn Fn(&str) -> bool,
+) -> Option<Decision> {
+    let needy = seats
+        .iter()
+        .filter(|s| s.replicas < want)
+        .min_by_key(|s| (s.replicas, crate::decide::ordinal(s.primary)))?;
+    let (giver, spare) = shards
+        .iter()
+        .filter(|s| !s.retired && s.primary != needy.primary)
+        .filter_map(|s| {
+            let mut in_sync: Vec<&str> = s
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| staying(r) && view.pod(r).is_some_and(|p| p.in_sync_with(s.primary)))
+                .collect();
+            in_sync.sort_by_key(|r| crate::decide::ordinal(r));
+            let count = u32::try_from(in_sync.len()).unwrap_or(u32::MAX);
+            (count > want).then(|| (s, in_sync.last().copied()))
+        })
+        .find_map(|(s, spare)| spare.map(|r| (s, r)))?;
+    Some(Decision::new(
+        Intent::ReplicateShard {
+            pod: spare.to_owned(),
+            primary: needy.primary.to_owned(),
+            node_id: needy.node_id.to_owned(),
+        },
+        ReasonCode::ShardNeedsReplica,
+        format!(
+            "{}'s shard has more replicas in sync than the spec's {want} while {} (node {}) has {}: {spare} moves from {} to it",
+            giver.primary,
+            needy.primary,
+            short(needy.node_id),
+            needy.replicas,
+            giver.primary
+        ),
+    ))
 }

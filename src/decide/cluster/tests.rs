@@ -257,6 +257,49 @@ fn empty_nodes_become_replicas_of_the_shards_with_fewest() {
 }
 
 #[test]
+fn a_replica_too_many_in_one_shard_moves_to_a_shard_without_one() {
+    // demo-5 followed demo-2 and now follows demo-1 (seated there while
+    // demo-4 was cut off, which came back): demo-1's shard has two in
+    // sync, demo-2's none.
+    let mut g = Given::formed();
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    g.report(
+        &Node {
+            i: 5,
+            g: 0,
+            primary_of: Some((1, 0)),
+            slots: Vec::new(),
+            epoch: 6,
+        },
+        &everyone,
+        &[],
+    );
+    g.repl(5, LinkStatus::Up, 100, 7);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::ReplicateShard {
+            pod: pod(5),
+            primary: pod(2),
+            node_id: node(2, 0),
+        }]
+    );
+    let detail = &decisions.first().unwrap().reason.detail;
+    assert!(
+        detail.contains("demo-1's shard has more replicas in sync than the spec's 1")
+            && detail.contains("demo-5 moves from demo-1"),
+        "{detail}"
+    );
+    // While the second one is not in sync, it is not a spare: nothing
+    // moves (the shard may be about to lose the other).
+    g.repl(5, LinkStatus::Down, 100, 7);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
 fn a_formed_cluster_decides_nothing() {
     let g = Given::formed();
     assert_eq!(g.intents(), Vec::<Intent>::new());
