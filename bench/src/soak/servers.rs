@@ -48,9 +48,12 @@ pub(super) async fn current(
 }
 
 /// Waits until the cluster is Ready with its spec's generation observed
-/// and no switchover request pending; `Some(waited)`, or `None` after
-/// `timeout`.
-pub(super) async fn converged(vkcs: &Api<ValkeyCluster>, timeout: Duration) -> Option<Duration> {
+/// and no switchover request pending; `Some` of the object read so, or
+/// `None` after `timeout`.
+pub(super) async fn converged(
+    vkcs: &Api<ValkeyCluster>,
+    timeout: Duration,
+) -> Option<ValkeyCluster> {
     let start = Instant::now();
     loop {
         if let Ok(v) = vkcs.get(NAME).await {
@@ -63,7 +66,7 @@ pub(super) async fn converged(vkcs: &Api<ValkeyCluster>, timeout: Duration) -> O
                 .as_ref()
                 .is_some_and(|a| a.contains_key(FAILOVER_REQUESTED));
             if ready && observed && !request {
-                return Some(start.elapsed());
+                return Some(v);
             }
         }
         if start.elapsed() > timeout {
@@ -112,27 +115,12 @@ pub(super) async fn back_to_full(
     let mut why = "not Ready".to_owned();
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        if converged(vkcs, left).await.is_none() {
+        let Some(vkc) = converged(vkcs, left).await else {
             return Err(format!("not Ready: {}", status_line(vkcs).await));
-        }
-        let Ok(vkc) = vkcs.get(NAME).await else {
-            why = "the ValkeyCluster unreadable".to_owned();
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            continue;
         };
         let expected = usize::try_from(vkc.spec.effective_replicas()).unwrap_or(0);
         let cluster = vkc.spec.topology == logbook_crds::Topology::Cluster;
-        refresh_addrs(pods, shared).await;
-        let round: Vec<NodeView> = futures::future::join_all(
-            shared
-                .pod_addrs()
-                .iter()
-                .map(|(pod, addr)| view(pod, addr, password, cluster)),
-        )
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+        let round = role_round(pods, shared, password, cluster).await;
         match redundant(&round, expected) {
             Ok(()) => return Ok(()),
             Err(e) => why = e,
@@ -244,6 +232,27 @@ pub(super) async fn view(
     })
 }
 
+/// Every data pod of a fresh listing asked at once ([`view`]); the pods
+/// that did not answer are left out.
+async fn role_round(
+    pods: &Api<Pod>,
+    shared: &Shared,
+    password: &Password,
+    cluster: bool,
+) -> Vec<NodeView> {
+    refresh_addrs(pods, shared).await;
+    futures::future::join_all(
+        shared
+            .pod_addrs()
+            .iter()
+            .map(|(pod, addr)| view(pod, addr, password, cluster)),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub(super) async fn sample(
     pods: Api<Pod>,
     shared: Arc<Shared>,
@@ -254,15 +263,7 @@ pub(super) async fn sample(
 ) -> DoubleTracker {
     let mut tracker = DoubleTracker::default();
     while !stop.load(Ordering::Relaxed) {
-        refresh_addrs(&pods, &shared).await;
-        let addrs = shared.pod_addrs();
-        let views = futures::future::join_all(
-            addrs
-                .iter()
-                .map(|(pod, addr)| view(pod, addr, &password, cluster)),
-        )
-        .await;
-        let round: Vec<NodeView> = views.into_iter().flatten().collect();
+        let round = role_round(&pods, &shared, &password, cluster).await;
         tracker.round(&round, cluster, start.elapsed().as_secs_f64());
         *shared.roles.lock() = round;
         tokio::time::sleep(Duration::from_millis(250)).await;
