@@ -147,18 +147,19 @@ fn rebalance<'a>(
     let (giver, spare) = shards
         .iter()
         .filter(|s| !s.retired && s.primary != needy.primary)
-        .filter_map(|s| {
-            let mut in_sync: Vec<&str> = s
+        .find_map(|s| {
+            let in_sync: Vec<&str> = s
                 .replicas
                 .iter()
                 .copied()
                 .filter(|r| staying(r) && view.pod(r).is_some_and(|p| p.in_sync_with(s.primary)))
                 .collect();
-            in_sync.sort_by_key(|r| crate::decide::ordinal(r));
             let count = u32::try_from(in_sync.len()).unwrap_or(u32::MAX);
-            (count > want).then(|| (s, in_sync.last().copied()))
-        })
-        .find_map(|(s, spare)| spare.map(|r| (s, r)))?;
+            let spare = in_sync
+                .into_iter()
+                .max_by_key(|r| crate::decide::ordinal(r))?;
+            (count > want).then_some((s, spare))
+        })?;
     Some(Decision::new(
         Intent::ReplicateShard {
             pod: spare.to_owned(),
