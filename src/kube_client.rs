@@ -28,5 +28,7 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
             .await
             .map_err(|e| Error::Local(format!("no Kubernetes configuration found: {e}")))?,
     };
-    kube::Client::try_from(config).map_err(|e| Error::Local(format!("cannot build a client: {e}")))
+    // Every write passes the effect gate (armed only by the fault sweeps).
+    crate::effects::client_with(config, &crate::effects::Effects::from_env())
+        .map_err(|e| Error::Local(format!("cannot build a client: {e}")))
 }

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cli;
 pub mod cli_error;
 pub mod decide;
+pub mod effects;
 mod journal_cli;
 mod journal_source;
 pub mod journal_store;

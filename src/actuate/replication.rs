@@ -233,20 +233,35 @@ async fn hand_over(
         .replicaof(to_addr, None)
         .await
         .map_err(valkey_err(format!("promoting {to}")))?;
-    let demoted = super::kube_ops::label_pod(client, target, from, false).await?;
-    let promoted = super::kube_ops::label_pod(client, target, to, true).await?;
-    valkey
+    // From here on the servers have changed: every later failure carries
+    // what was already done, so the projection never believes less than
+    // the servers and the API show (two primaries until `from` follows).
+    let promoted = Event::ReplicaPromoted {
+        pod: to.to_owned(),
+        from: Some(from.to_owned()),
+        offset: goal,
+    };
+    let mut events = Vec::new();
+    let partial = |events: &[Event], err: ActError| {
+        let mut facts = events.to_vec();
+        facts.push(promoted.clone());
+        err.with_facts(facts)
+    };
+    for (pod, primary) in [(from, false), (to, true)] {
+        match super::kube_ops::label_pod(client, target, pod, primary).await {
+            Ok(labelled) => events.extend(labelled.events),
+            Err(err) => return Err(partial(&events, err)),
+        }
+    }
+    if let Err(err) = valkey
         .replicaof(from_addr, Some(to_addr))
         .await
-        .map_err(valkey_err(format!("pointing {from} at {to}")))?;
-    let mut events = demoted.events;
-    events.extend(promoted.events);
+        .map_err(valkey_err(format!("pointing {from} at {to}")))
+    {
+        return Err(partial(&events, err));
+    }
     events.extend([
-        Event::ReplicaPromoted {
-            pod: to.to_owned(),
-            from: Some(from.to_owned()),
-            offset: goal,
-        },
+        promoted.clone(),
         Event::NodeRoleObserved {
             pod: from.to_owned(),
             role: Role::Replica,

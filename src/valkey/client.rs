@@ -24,6 +24,7 @@ use super::error::{Phase, ProbeError};
 use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
 use super::password::Password;
 use super::tls::{Connector, TlsSettings, TlsSetupError, certificate_fingerprint};
+use crate::effects::{Class, Effects};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,9 @@ pub struct Probe {
 pub struct ValkeyClient {
     timeouts: Timeouts,
     state: Arc<Mutex<State>>,
+    /// The gate every command that changes a server passes
+    /// (`crate::effects`): unarmed unless a test arms it.
+    effects: Effects,
 }
 
 /// The pool. The lock is held only to look up or swap entries, never across
@@ -159,6 +163,17 @@ impl ValkeyClient {
                 next_id: 0,
                 connections: HashMap::new(),
             })),
+            effects: Effects::from_env(),
+        }
+    }
+
+    /// This client with its commands that change a server passing
+    /// `effects` (the same pool and passwords).
+    #[must_use]
+    pub fn with_effects(&self, effects: Effects) -> Self {
+        ValkeyClient {
+            effects,
+            ..self.clone()
         }
     }
 
@@ -173,7 +188,7 @@ impl ValkeyClient {
     pub fn with_timeouts(&self, timeouts: Timeouts) -> Self {
         ValkeyClient {
             timeouts,
-            state: self.state.clone(),
+            ..self.clone()
         }
     }
 
@@ -575,6 +590,40 @@ impl ValkeyClient {
         extra: Duration,
         resend: Resend,
     ) -> Result<(Value, Duration), ProbeError> {
+        let ticket = if changes_a_server(name) {
+            let ticket = self
+                .effects
+                .before(Class::Effect, || format!("{name} {addr}"))
+                .map_err(|injected| ProbeError::Io {
+                    addr,
+                    detail: injected.to_string(),
+                })?;
+            Some(ticket)
+        } else {
+            None
+        };
+        let result = self.send(addr, cmd, name, extra, resend).await;
+        match ticket.map(Effects::after) {
+            Some(Err(lost)) => Err(ProbeError::TimedOut {
+                addr,
+                phase: Phase::Command,
+                after_ms: {
+                    tracing::debug!(%lost, "injected");
+                    0
+                },
+            }),
+            _ => result,
+        }
+    }
+
+    async fn send(
+        &self,
+        addr: SocketAddr,
+        cmd: &impl Request,
+        name: &'static str,
+        extra: Duration,
+        resend: Resend,
+    ) -> Result<(Value, Duration), ProbeError> {
         let mut lease = self.lease(addr).await?;
         let mut reconnected = false;
         loop {
@@ -868,6 +917,52 @@ pub(super) fn text_reply(addr: SocketAddr, reply: Value) -> Result<String, Probe
         Value::VerbatimString { text, .. } | Value::SimpleString(text) => Ok(text),
         other => Err(unexpected(addr, "a text reply", &other)),
     }
+}
+
+/// Whether the command `name` (as [`ValkeyClient::run`] is given it)
+/// changes a server: its role, slots, users, configuration or data, or
+/// a Sentinel's view. Reads, probes and the replication handshake of a
+/// streamed backup (`PSYNC`, `REPLCONF`) do not.
+fn changes_a_server(name: &str) -> bool {
+    matches!(
+        name,
+        "REPLICAOF"
+            | "FAILOVER"
+            | "CLIENT PAUSE"
+            | "CLIENT UNPAUSE"
+            | "CONFIG SET"
+            | "ACL SETUSER"
+            | "ACL DELUSER"
+            | "ACL SAVE"
+            | "DEBUG SLEEP"
+            | "MIGRATE"
+    ) || name.starts_with("CLUSTER ") && !cluster_read(name)
+        || name.starts_with("SENTINEL") && !sentinel_read(name)
+}
+
+fn cluster_read(name: &str) -> bool {
+    matches!(
+        name,
+        "CLUSTER COUNTKEYSINSLOT"
+            | "CLUSTER GETKEYSINSLOT"
+            | "CLUSTER GETSLOTMIGRATIONS"
+            | "CLUSTER INFO"
+            | "CLUSTER MYID"
+            | "CLUSTER NODES"
+            | "CLUSTER SHARDS"
+    )
+}
+
+fn sentinel_read(name: &str) -> bool {
+    matches!(
+        name,
+        "SENTINEL CKQUORUM"
+            | "SENTINEL MASTER"
+            | "SENTINEL MYID"
+            | "SENTINEL probe"
+            | "SENTINEL REPLICAS"
+            | "SENTINEL SENTINELS"
+    )
 }
 
 pub(super) fn unexpected(addr: SocketAddr, expected: &str, got: &Value) -> ProbeError {

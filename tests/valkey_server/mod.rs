@@ -61,6 +61,15 @@ impl Server {
         Server::start_process(binary, ip, 6379, &args)
     }
 
+    /// A plain server on `ip`, port 6379, as a pod is (`ip` as in
+    /// [`Server::start_cluster_node_at`]).
+    pub fn start_at(ip: Ipv4Addr, extra: &[&str]) -> Server {
+        let ip_text = ip.to_string();
+        let mut args: Vec<&str> = vec!["--bind-source-addr", &ip_text];
+        args.extend_from_slice(extra);
+        Server::start_process(&logbook_bench::valkey_server_binary(), ip, 6379, &args)
+    }
+
     fn start_on(port: u16, extra: &[&str]) -> Server {
         Server::start_process(
             &logbook_bench::valkey_server_binary(),

@@ -259,7 +259,12 @@ impl ClusterRuntime {
                 state: &self.state,
                 interrupt: None,
             };
-            let result = self.executor.execute(&p.intent, target).await;
+            let result = crate::effects::within(
+                p.intent.name(),
+                p.intent_id,
+                self.executor.execute(&p.intent, target),
+            )
+            .await;
             self.count_actions(1);
             match result {
                 Ok(done) => self.succeeded(p, done, cause).await?,
@@ -317,11 +322,13 @@ impl ClusterRuntime {
                 interrupt: Some(&interrupted),
             };
             let executor = &self.executor;
-            let moves = futures::future::join_all(
-                planned
-                    .iter()
-                    .map(|p| async move { executor.execute(&p.intent, target).await }),
-            );
+            let moves = futures::future::join_all(planned.iter().map(|p| {
+                crate::effects::within(
+                    p.intent.name(),
+                    p.intent_id,
+                    executor.execute(&p.intent, target),
+                )
+            }));
             futures::pin_mut!(moves);
             let watch = crate::operator::cluster_prober::watch_for_alarm(
                 &self.probe_client,

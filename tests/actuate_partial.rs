@@ -1,0 +1,300 @@
+//! Executors that fail part-way journal what they already changed: each
+//! test runs one intent's executor against real servers on pod addresses
+//! and a localkube API server, with the effect gate (`logbook::effects`)
+//! failing one of its effects, and checks that the failure carries every
+//! fact the servers and the API show — nothing the projection would then
+//! believe less than.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use logbook::actuate::{ActError, Executor, Target};
+use logbook::effects::{self, Action, Effects, Plan};
+use logbook::resources::ClusterMeta;
+use logbook::valkey::{Timeouts, ValkeyClient};
+use logbook_crds::{Topology, ValkeyClusterSpec};
+use logbook_journal::projection::PodView;
+use logbook_journal::{ClusterState, Event, Intent, Role};
+use logbook_localkube::instance::Instance;
+use logbook_localkube::{Config, LocalKube, RunningServer};
+use uuid::Uuid;
+
+mod valkey_server;
+use valkey_server::Server;
+
+const NS: &str = "default";
+
+/// A primary and a replica on pod addresses, their Pod objects labelled
+/// as the operator left them, and the projection an operator holds.
+struct Fixture {
+    _instance: Instance,
+    api: RunningServer,
+    servers: Vec<Server>,
+    meta: ClusterMeta,
+    spec: ValkeyClusterSpec,
+    state: ClusterState,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let instance = Instance::acquire(&Instance::default_lock_dir()).unwrap();
+        let servers: Vec<Server> = (0..2)
+            .map(|i| Server::start_at(instance.pod_ip(i).unwrap(), &[]))
+            .collect();
+        let admin = ValkeyClient::new(Timeouts::default(), None);
+        admin
+            .replicaof(servers[1].addr, Some(servers[0].addr))
+            .await
+            .unwrap();
+        let api = LocalKube::start(Config::default()).await.unwrap();
+        let client = plain_client(&api);
+        let pods: Api<Pod> = Api::namespaced(client, NS);
+        let mut state = ClusterState::default();
+        for (i, (server, role)) in servers
+            .iter()
+            .zip([Role::Primary, Role::Replica])
+            .enumerate()
+        {
+            let name = format!("demo-{i}");
+            let label = if role == Role::Primary {
+                "primary"
+            } else {
+                "replica"
+            };
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "labels": { logbook::resources::labels::ROLE: label },
+                },
+                "spec": { "containers": [{ "name": "valkey", "image": "valkey" }] },
+            }))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+            state.pods.insert(
+                name,
+                PodView {
+                    ip: Some(server.addr.ip().to_string()),
+                    role: Some(role),
+                    role_label: Some(role),
+                    reachability: Some(logbook_journal::Reachability::Reachable),
+                    ..PodView::default()
+                },
+            );
+        }
+        eventually_synced(&admin, &servers[1]).await;
+        Fixture {
+            _instance: instance,
+            api,
+            servers,
+            meta: ClusterMeta {
+                name: "demo".to_owned(),
+                namespace: NS.to_owned(),
+                uid: "uid-demo".to_owned(),
+            },
+            spec: ValkeyClusterSpec::with_topology(Topology::Replication),
+            state,
+        }
+    }
+
+    /// Carries `intent` out with the gate armed with `plan`; returns the
+    /// outcome and whether the plan's fault fired.
+    async fn execute(
+        &self,
+        intent: &Intent,
+        plan: Plan,
+        log: &Path,
+    ) -> (Result<Vec<Event>, ActError>, bool) {
+        let gate = Effects::armed(Some(plan), Some(log));
+        let config = kube::Config::new(self.api.url().parse().unwrap());
+        let client = effects::client_with(config, &gate).unwrap();
+        let valkey = ValkeyClient::new(Timeouts::default(), None).with_effects(gate.clone());
+        let executor = Executor::new(client, valkey);
+        let target = Target {
+            meta: &self.meta,
+            spec: &self.spec,
+            state: &self.state,
+            interrupt: None,
+        };
+        let outcome = effects::within(
+            intent.name(),
+            Uuid::now_v7(),
+            executor.execute(intent, target),
+        )
+        .await
+        .map(|done| done.events);
+        (outcome, gate.fired())
+    }
+
+    async fn role_labels(&self) -> BTreeMap<String, String> {
+        let pods: Api<Pod> = Api::namespaced(plain_client(&self.api), NS);
+        let mut labels = BTreeMap::new();
+        for name in ["demo-0", "demo-1"] {
+            let pod = pods.get(name).await.unwrap();
+            let role = pod
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .get(logbook::resources::labels::ROLE)
+                .cloned()
+                .unwrap_or_default();
+            labels.insert(name.to_owned(), role);
+        }
+        labels
+    }
+
+    async fn roles(&self) -> Vec<String> {
+        let admin = ValkeyClient::new(Timeouts::default(), None);
+        let mut roles = Vec::new();
+        for s in &self.servers {
+            let info = admin.info_replication(s.addr).await.unwrap();
+            roles.push(
+                if info.primary.is_some() {
+                    "replica"
+                } else {
+                    "primary"
+                }
+                .to_owned(),
+            );
+        }
+        roles
+    }
+}
+
+fn plain_client(api: &RunningServer) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap()
+}
+
+async fn eventually_synced(admin: &ValkeyClient, replica: &Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let info = admin.info_replication(replica.addr).await.unwrap();
+        if info.primary.as_ref().is_some_and(|l| l.link_up) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never synced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn switchover() -> Intent {
+    Intent::Switchover {
+        from: "demo-0".to_owned(),
+        to: "demo-1".to_owned(),
+    }
+}
+
+fn fail(intent: &str, nth: u64) -> Plan {
+    Plan {
+        intent: Some(intent.to_owned()),
+        nth,
+        action: Action::Fail,
+    }
+}
+
+fn promoted(facts: &[Event]) -> bool {
+    facts.iter().any(|e| {
+        matches!(e, Event::ReplicaPromoted { pod, from, .. }
+            if pod == "demo-1" && from.as_deref() == Some("demo-0"))
+    })
+}
+
+fn labelled(facts: &[Event], pod: &str, role: Role) -> bool {
+    facts.iter().any(|e| {
+        matches!(e, Event::RoleLabelObserved { pod: p, label } if p == pod && *label == Some(role))
+    })
+}
+
+/// The effects of a switchover, in order: `CLIENT PAUSE` (1), `REPLICAOF
+/// NO ONE` on the target (2), the old primary's label (3), the new one's
+/// (4), `REPLICAOF` of the old primary (5), `CLIENT UNPAUSE` (6). A
+/// failure at 3, 4 or 5 comes after the promotion: it must carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_that_fails_after_the_promotion_journals_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for nth in [3, 4, 5] {
+        let fixture = Fixture::start().await;
+        let log = dir.path().join(format!("effects-{nth}.jsonl"));
+        let (outcome, fired) = fixture
+            .execute(&switchover(), fail("Switchover", nth), &log)
+            .await;
+        assert!(fired, "effect {nth} of a switchover was never reached");
+        let records = effects::read_log(&log);
+        let what: Vec<&str> = records.iter().map(|r| r.what.as_str()).collect();
+        let mut err = outcome.expect_err("an injected failure must fail the switchover");
+        let facts = err.take_facts();
+        assert!(
+            promoted(&facts),
+            "effect {nth} ({}) failed after demo-1 was promoted, and the failure does not say so: {facts:?}",
+            what[nth as usize - 1]
+        );
+        // The servers agree: demo-1 is a primary, and demo-0 is one too
+        // unless it was repointed (5 failed: it was not).
+        let roles = fixture.roles().await;
+        assert_eq!(roles[1], "primary");
+        assert_eq!(
+            roles[0], "primary",
+            "effect {nth}: demo-0 was never repointed"
+        );
+        // What the labels show is what the facts say, no more, no less:
+        // a failed write was not sent.
+        let labels = fixture.role_labels().await;
+        assert_eq!(
+            labelled(&facts, "demo-0", Role::Replica),
+            labels["demo-0"] == "replica"
+        );
+        assert_eq!(
+            labelled(&facts, "demo-1", Role::Primary),
+            labels["demo-1"] == "primary"
+        );
+        assert_eq!(
+            labels["demo-0"] == "replica",
+            nth > 3,
+            "effect {nth}: {labels:?}"
+        );
+    }
+}
+
+/// A failure before the promotion changes nothing, and says nothing was
+/// promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_that_fails_before_the_promotion_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Fixture::start().await;
+    let log = dir.path().join("effects.jsonl");
+    let (outcome, fired) = fixture
+        .execute(&switchover(), fail("Switchover", 2), &log)
+        .await;
+    assert!(fired);
+    let mut err = outcome.unwrap_err();
+    assert!(!promoted(&err.take_facts()));
+    assert_eq!(fixture.roles().await, ["primary", "replica"]);
+    // Writes were released.
+    let mut conn = redis::Client::open(format!("redis://{}", fixture.servers[0].addr))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let set: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut conn)
+        .await;
+    assert!(
+        set.is_ok(),
+        "writes still held after the failed switchover: {set:?}"
+    );
+}
