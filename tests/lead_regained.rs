@@ -71,10 +71,21 @@ async fn journal(store: &SledStore, stream: &StreamId) -> Vec<Event> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_intent_cut_by_a_step_down_is_resolved_when_the_same_term_comes_back() {
-    let server = LocalKube::start(Config::default()).await.unwrap();
-    logbook::local_cluster::install_crds(&server).unwrap();
+/// A Standalone cluster created in `server`, and a leading runtime of it
+/// (sled journal) that has recorded its spec and its (absent) objects;
+/// Events go to `events_url`.
+struct Setup {
+    client: kube::Client,
+    meta: ClusterMeta,
+    stream: StreamId,
+    sled: SledStore,
+    _dir: tempfile::TempDir,
+    lead: watch::Sender<Leadership>,
+    rt: ClusterRuntime,
+}
+
+async fn setup(server: &logbook_localkube::RunningServer, events_url: &str) -> Setup {
+    logbook::local_cluster::install_crds(server).unwrap();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
     let clusters: Api<ValkeyCluster> = Api::namespaced(client.clone(), NS);
     let spec: ValkeyCluster = serde_yaml::from_str(
@@ -98,7 +109,6 @@ spec:
 
     let dir = tempfile::tempdir().unwrap();
     let sled = SledStore::open(dir.path(), Durability::Flush).unwrap();
-    let (events_url, mut arrived, release) = holding_listener().await;
     let events_client =
         kube::Client::try_from(kube::Config::new(events_url.parse().unwrap())).unwrap();
     let (lead, leadership) = watch::channel(Leadership::Leader { epoch: 1 });
@@ -127,6 +137,31 @@ spec:
     seen.extend(logbook::observe::observe_statefulset(&rt.state, None));
     rt.record(seen, None).await.unwrap();
     rt.commit().await.unwrap();
+
+    Setup {
+        client,
+        meta,
+        stream,
+        sled,
+        _dir: dir,
+        lead,
+        rt,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_cut_by_a_step_down_is_resolved_when_the_same_term_comes_back() {
+    let server = LocalKube::start(Config::default()).await.unwrap();
+    let (events_url, mut arrived, release) = holding_listener().await;
+    let Setup {
+        client,
+        meta,
+        stream,
+        sled,
+        _dir,
+        lead,
+        mut rt,
+    } = setup(&server, &events_url).await;
 
     // Decide: the announcement of the decision is held, and while it is
     // the lead is lost.
@@ -220,4 +255,46 @@ spec:
     let mut text = Vec::new();
     logbook_replay::audit::write_text(&mut text, &report).unwrap();
     assert!(report.is_clean(), "{}", String::from_utf8_lossy(&text));
+}
+
+/// A decision staged after the lead was lost (it stepped down since the
+/// runtime last looked) is refused, not reported as journaled: the
+/// caller would otherwise announce it in an Event, and nothing holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_after_the_lead_was_lost_is_refused_not_announced() {
+    let server = LocalKube::start(Config::default()).await.unwrap();
+    let (events_url, _arrived, _release) = holding_listener().await;
+    let Setup {
+        sled,
+        stream,
+        lead,
+        mut rt,
+        _dir,
+        ..
+    } = setup(&server, &events_url).await;
+    let before = journal(&sled, &stream).await;
+    lead.send_replace(Leadership::Follower);
+    let decided = Event::Decided {
+        intents: vec![logbook_journal::PlannedIntent {
+            intent_id: uuid::Uuid::now_v7(),
+            intent: logbook_journal::Intent::UpdateStatus,
+            reason: logbook_journal::Reason {
+                code: logbook_journal::ReasonCode::StatusStale,
+                detail: String::new(),
+            },
+        }],
+    };
+    let result = rt.record_now(vec![decided], None).await;
+    assert!(
+        matches!(
+            result,
+            Err(logbook::operator::OperatorError::NotLeading { .. })
+        ),
+        "a decision no longer journaled must be refused: {result:?}"
+    );
+    assert_eq!(
+        journal(&sled, &stream).await,
+        before,
+        "nothing was journaled"
+    );
 }

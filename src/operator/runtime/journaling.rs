@@ -41,7 +41,9 @@ impl ClusterRuntime {
     ///
     /// # Errors
     /// As [`ClusterRuntime::commit`]; also when the store is unavailable,
-    /// since the caller must not act on what is not durable.
+    /// since the caller must not act on what is not durable, and
+    /// [`OperatorError::NotLeading`] for a decision this runtime no longer
+    /// leads to journal.
     pub async fn record_now(
         &mut self,
         events: Vec<Event>,
@@ -49,6 +51,14 @@ impl ClusterRuntime {
     ) -> Result<Vec<Envelope>, OperatorError> {
         let decision = events.iter().any(|e| matches!(e, Event::Decided { .. }));
         let envelopes = self.stage(events, cause, decision)?;
+        if decision && envelopes.is_empty() {
+            // The lead was lost since the caller looked: nothing was
+            // journaled, so nothing may act on it, and no Event may
+            // announce it.
+            return Err(OperatorError::NotLeading {
+                cluster: self.cluster(),
+            });
+        }
         self.commit().await?;
         Ok(envelopes)
     }
