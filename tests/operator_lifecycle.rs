@@ -19,6 +19,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
+use logbook_journal::{Event, Intent};
 use operator_common::*;
 
 const STANDALONE: &str = r#"
@@ -184,6 +185,7 @@ async fn standalone_is_created_serves_and_is_deleted_with_everything_it_owns() {
 
     // Delete: the finalizer runs, then the object and everything it owns
     // are gone.
+    let stream = env.stream("solo").await;
     env.vkcs()
         .delete("solo", &DeleteParams::default())
         .await
@@ -207,6 +209,32 @@ async fn standalone_is_created_serves_and_is_deleted_with_everything_it_owns() {
     assert!(
         !env.logs.grep("cluster deleted; journal kept").is_empty(),
         "the finalizer did not log the deletion"
+    );
+    // The deletion is an intent like any other: journaled as requested,
+    // decided before anything was deleted, and its outcome says what went.
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let events: Vec<Event> = env
+        .journal_events(&stream)
+        .await
+        .into_iter()
+        .map(|e| e.body)
+        .collect();
+    let at = |want: &dyn Fn(&Event) -> bool| events.iter().position(want);
+    let requested = at(&|e| matches!(e, Event::DeletionRequested { delete_pvcs: false }))
+        .expect("DeletionRequested journaled");
+    let decided = at(&|e| {
+        matches!(e, Event::Decided { intents } if intents.iter().any(|p| matches!(p.intent, Intent::DeleteOwnedObjects { delete_pvcs: false })))
+    })
+    .expect("DeleteOwnedObjects decided");
+    let deleted = at(&|e| {
+        matches!(e, Event::OwnedObjectsDeleted { objects, complete: true } if objects.iter().any(|o| o == "StatefulSet solo"))
+    })
+    .expect("OwnedObjectsDeleted journaled, with the StatefulSet");
+    assert!(requested < decided && decided < deleted, "{events:?}");
+    assert!(
+        matches!(events.get(deleted + 1), Some(Event::IntentSucceeded { .. })),
+        "the deletion's outcome follows its facts: {events:?}"
     );
     env.finish().await;
 }

@@ -5,8 +5,13 @@
 //! ```
 //! `len` is the number of bytes after the 9-byte header (`|payload|`);
 //! `crc32c` covers `version ‖ payload`. An event payload is
-//! `bincode(core) ‖ hash[32]`; a snapshot payload is
-//! `bincode((seq, hash, state))`. bincode 2 runs with
+//! `bincode(core) ‖ hash[32]`; a snapshot payload (format 13 on) is
+//! `seq u64 LE ‖ hash[32] ‖ digest[32] ‖ JSON(state)`, where `digest` is
+//! the SHA-256 of the JSON bytes that follow it: the state with named
+//! fields, so that a field added to the projection reads as its default
+//! from an older snapshot, with no copy of the older layout. Formats up to
+//! 12 were `bincode((seq, hash, state))`, positional, read through copies
+//! of their layouts (`projection/upcast.rs`). bincode 2 runs with
 //! `config::standard()` (little-endian, varint integers) plus a decode
 //! limit, which changes no byte of the encoding but stops a corrupt length
 //! from requesting a huge allocation. `docs/journal-format.md` spells the
@@ -38,8 +43,14 @@ const OPERATOR_STARTED_VARIANT: u32 = 16;
 /// projection's `failover_request`, 5 its Cluster part, 6 the Cluster
 /// part's `history_resets`, 7 moved the single primary, its history and
 /// the boot primary into a Replication part; older snapshots are rebuilt
-/// from the journal.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 12;
+/// from the journal. Version 13 holds the state in JSON with its digest
+/// (see the module's documentation).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 13;
+/// The last snapshot format whose state is positional bincode.
+pub const LAST_BINCODE_SNAPSHOT_FORMAT: u8 = 12;
+/// Bytes of a format-13 snapshot payload before its JSON: seq (8), chain
+/// hash (32), state digest (32).
+const SNAPSHOT_HEAD_LEN: usize = 8 + HASH_LEN + HASH_LEN;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// Size of the chain hash that ends an event payload.
@@ -424,8 +435,38 @@ pub fn stored_hash(frame: &[u8]) -> Result<ChainHash, CodecError> {
     Ok(ChainHash(bytes))
 }
 
+/// The SHA-256 of a projection's encoding in a snapshot: what
+/// `SnapshotRecorded` journals, so that the audit can check a snapshot it
+/// starts from is the one the operator took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct StateDigest(pub [u8; 32]);
+
+impl std::fmt::Display for StateDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The digest of `state` as a snapshot encodes it.
+///
+/// # Errors
+/// [`CodecError::Encode`].
+pub fn state_digest<S: Serialize>(state: &S) -> Result<StateDigest, CodecError> {
+    let json = serde_json::to_vec(state).map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(digest_of(&json))
+}
+
+fn digest_of(json: &[u8]) -> StateDigest {
+    use sha2::Digest as _;
+    StateDigest(sha2::Sha256::digest(json).into())
+}
+
 /// Encodes a projection `state` that has folded every event up to `seq`
-/// (whose chain hash is `hash`) as a snapshot frame.
+/// (whose chain hash is `hash`) as a snapshot frame of the current format;
+/// returns it with the state's digest.
 ///
 /// # Errors
 /// [`CodecError::Encode`] / [`CodecError::TooLong`].
@@ -433,12 +474,23 @@ pub fn encode_snapshot<S: Serialize>(
     seq: u64,
     hash: ChainHash,
     state: &S,
-) -> Result<EncodedSnapshot, CodecError> {
-    encode_snapshot_of(seq, hash, state, SNAPSHOT_FORMAT_VERSION)
+) -> Result<(EncodedSnapshot, StateDigest), CodecError> {
+    let json = serde_json::to_vec(state).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let digest = digest_of(&json);
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + SNAPSHOT_HEAD_LEN + json.len());
+    frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    frame.extend_from_slice(&seq.to_le_bytes());
+    frame.extend_from_slice(&hash.0);
+    frame.extend_from_slice(&digest.0);
+    frame.extend_from_slice(&json);
+    seal_frame(&mut frame, SNAPSHOT_FORMAT_VERSION, MAX_SNAPSHOT_PAYLOAD)?;
+    Ok((EncodedSnapshot { seq, hash, frame }, digest))
 }
 
-/// As [`encode_snapshot`], in format `version` (tests of reading older
+/// As [`encode_snapshot`], in the positional bincode of format `version`
+/// (at most [`LAST_BINCODE_SNAPSHOT_FORMAT`]; tests of reading older
 /// formats write them with this).
+#[cfg(test)]
 pub(crate) fn encode_snapshot_of<S: Serialize>(
     seq: u64,
     hash: ChainHash,
@@ -453,14 +505,31 @@ pub(crate) fn encode_snapshot_of<S: Serialize>(
     Ok(EncodedSnapshot { seq, hash, frame })
 }
 
-/// Decodes a snapshot frame into `(seq, hash, state)`.
+/// Decodes a snapshot frame of the current format into `(seq, hash,
+/// digest, state)`, checking the digest against the bytes.
 ///
 /// # Errors
-/// Any [`CodecError`] describing the first check that failed.
+/// Any [`CodecError`] describing the first check that failed;
+/// [`CodecError::Undecodable`] when the state does not match its digest.
 pub fn decode_snapshot<S: DeserializeOwned>(
     frame: &[u8],
-) -> Result<(u64, ChainHash, S), CodecError> {
-    decode_snapshot_of(frame, SNAPSHOT_FORMAT_VERSION)
+) -> Result<(u64, ChainHash, StateDigest, S), CodecError> {
+    let view = parse_exact(frame, MAX_SNAPSHOT_PAYLOAD)?;
+    if view.version != SNAPSHOT_FORMAT_VERSION {
+        return Err(CodecError::UnsupportedVersion(view.version));
+    }
+    let short = || CodecError::Undecodable("snapshot payload shorter than its head".into());
+    let (seq, rest) = view.payload.split_first_chunk::<8>().ok_or_else(short)?;
+    let (hash, rest) = rest.split_first_chunk::<HASH_LEN>().ok_or_else(short)?;
+    let (digest, json) = rest.split_first_chunk::<HASH_LEN>().ok_or_else(short)?;
+    let digest = StateDigest(*digest);
+    if digest_of(json) != digest {
+        return Err(CodecError::Undecodable(format!(
+            "snapshot state does not match its digest {digest}"
+        )));
+    }
+    let state = serde_json::from_slice(json).map_err(|e| CodecError::Undecodable(e.to_string()))?;
+    Ok((u64::from_le_bytes(*seq), ChainHash(*hash), digest, state))
 }
 
 /// The format version of a snapshot frame, once the frame checks out.

@@ -701,7 +701,7 @@ async fn tampering<H: Harness>(h: &mut H) -> Check {
 
     // Snapshot bytes are covered too.
     let state = reader::load_state(&store, &s).await.ctx("load")?.state;
-    let saved = snapshot::save(&store, &s, &state).await.ctx("save")?;
+    let (saved, _) = snapshot::save(&store, &s, &state).await.ctx("save")?;
     for pos in (0..saved.frame.len()).step_by(13) {
         let mut damaged = saved.frame.clone();
         if let Some(byte) = damaged.get_mut(pos) {

@@ -565,6 +565,43 @@ pub enum Event {
         /// Shards restored.
         shards: u32,
     },
+    /// [52] The ValkeyCluster was deleted (its deletion began): the
+    /// operator deletes what it owns, its PVCs too when `delete_pvcs`
+    /// (the `valkey.logbook.dev/delete-pvcs-on-delete` annotation). The
+    /// stream ends once `OwnedObjectsDeleted` says it is done. (Older
+    /// journals end with `ClusterDeleted`, journaled after the deletion.)
+    DeletionRequested {
+        /// Whether the cluster's PVCs are deleted too.
+        delete_pvcs: bool,
+    },
+    /// [53] Objects the operator owned were deleted (`kind name` each);
+    /// `complete` when nothing it owns is left, else it stopped part-way.
+    OwnedObjectsDeleted {
+        /// What was deleted, `StatefulSet demo`, `ValkeyUser app
+        /// released`.
+        objects: Vec<String>,
+        /// Whether every owned object is gone.
+        complete: bool,
+    },
+    /// [54] The wall clock passed `deadline`, a moment `decide` named as
+    /// the next at which it would decide differently (a certificate
+    /// falling due, a retention age, a schedule, a rotation window): the
+    /// envelope's time is the journaled `now` the decision reads.
+    DeadlinePassed {
+        /// The deadline passed.
+        deadline: Timestamp,
+    },
+    /// [55] A snapshot of the projection was stored at `seq`, whose state
+    /// has `digest` (format 13 on): the audit checks that a snapshot it
+    /// starts from is this one.
+    SnapshotRecorded {
+        /// Last seq folded into the snapshot.
+        seq: u64,
+        /// Chain hash at `seq`.
+        hash: ChainHash,
+        /// SHA-256 of the snapshot's state as stored.
+        digest: crate::codec::StateDigest,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -643,6 +680,10 @@ impl Event {
             Self::RestoreVerified { .. } => "RestoreVerified",
             Self::RestoreRefused { .. } => "RestoreRefused",
             Self::RestoreCompleted { .. } => "RestoreCompleted",
+            Self::DeletionRequested { .. } => "DeletionRequested",
+            Self::OwnedObjectsDeleted { .. } => "OwnedObjectsDeleted",
+            Self::DeadlinePassed { .. } => "DeadlinePassed",
+            Self::SnapshotRecorded { .. } => "SnapshotRecorded",
         }
     }
 }

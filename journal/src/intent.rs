@@ -308,6 +308,14 @@ pub enum Intent {
         /// Shards restored.
         shards: u32,
     },
+    /// The ValkeyCluster was deleted: delete every object the operator
+    /// made for it (StatefulSets, Services, ConfigMaps, PDB,
+    /// NetworkPolicy, Secrets; its PVCs when `delete_pvcs`), and release
+    /// the ValkeyUsers naming it. The journal is kept.
+    DeleteOwnedObjects {
+        /// Whether the PVCs go too.
+        delete_pvcs: bool,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -377,6 +385,7 @@ impl Intent {
             Self::CreateScheduledBackup { .. } => "CreateScheduledBackup",
             Self::DeleteBackup { .. } => "DeleteBackup",
             Self::FinishRestore { .. } => "FinishRestore",
+            Self::DeleteOwnedObjects { .. } => "DeleteOwnedObjects",
         }
     }
 
@@ -510,6 +519,14 @@ impl Intent {
             Self::FinishRestore { shards } => {
                 format!("finish the restore of {shards} shards (remove the restore plan)")
             }
+            Self::DeleteOwnedObjects { delete_pvcs } => format!(
+                "delete the objects the cluster owns{}",
+                if *delete_pvcs {
+                    ", its PVCs too"
+                } else {
+                    " (its PVCs are kept)"
+                }
+            ),
         }
     }
 }
@@ -555,6 +572,7 @@ impl ReasonCode {
             Self::BackupScheduled { .. } => "BackupScheduled",
             Self::RetentionExpired { .. } => "RetentionExpired",
             Self::RestoreLoaded => "RestoreLoaded",
+            Self::ClusterDeleted => "ClusterDeleted",
         }
     }
 
@@ -597,7 +615,8 @@ impl ReasonCode {
             | Self::BackupRetry { .. }
             | Self::BackupScheduled { .. }
             | Self::RetentionExpired { .. }
-            | Self::RestoreLoaded => &[],
+            | Self::RestoreLoaded
+            | Self::ClusterDeleted => &[],
         }
     }
 }
@@ -785,6 +804,8 @@ pub enum ReasonCode {
     },
     /// Restore: every shard's pod serves its restored data.
     RestoreLoaded,
+    /// The ValkeyCluster was deleted.
+    ClusterDeleted,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -4,7 +4,7 @@
 //! rebuilt by folding the journal from seq 1 (as long as nothing was
 //! compacted), and it is only trusted if its frame checks out.
 
-use crate::codec::{self, CodecError};
+use crate::codec::{self, CodecError, StateDigest};
 use crate::ids::{ChainHash, StreamId};
 use crate::projection::{ClusterState, upcast};
 use crate::store::{EncodedSnapshot, JournalStore, StoreError};
@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub hash: ChainHash,
     /// The projection.
     pub state: ClusterState,
+    /// The digest of the state as stored (formats 13 on; none for an
+    /// older snapshot, which carried none).
+    pub digest: Option<StateDigest>,
 }
 
 /// Why a snapshot could not be saved or loaded.
@@ -50,11 +53,12 @@ pub enum SnapshotError {
     },
 }
 
-/// Encodes `state` as a snapshot at its `last_seq` (pure).
+/// Encodes `state` as a snapshot at its `last_seq` (pure), with the
+/// digest it carries.
 ///
 /// # Errors
 /// [`CodecError`] when the state cannot be encoded.
-pub fn encode(state: &ClusterState) -> Result<EncodedSnapshot, CodecError> {
+pub fn encode(state: &ClusterState) -> Result<(EncodedSnapshot, StateDigest), CodecError> {
     codec::encode_snapshot(state.last_seq, state.last_hash, state)
 }
 
@@ -65,6 +69,7 @@ pub fn encode(state: &ClusterState) -> Result<EncodedSnapshot, CodecError> {
 /// [`CodecError`] for a corrupt frame; [`CodecError::HashMismatch`] when
 /// the frame and the record disagree.
 pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
+    let mut digest = None;
     let (seq, hash, state): (u64, ChainHash, ClusterState) =
         match codec::snapshot_version(&stored.frame)? {
             upcast::V6 => {
@@ -97,7 +102,16 @@ pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
                     codec::decode_snapshot_of(&stored.frame, upcast::V11)?;
                 (seq, hash, old.into())
             }
-            _ => codec::decode_snapshot(&stored.frame)?,
+            upcast::V12 => {
+                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV12) =
+                    codec::decode_snapshot_of(&stored.frame, upcast::V12)?;
+                (seq, hash, old.into())
+            }
+            _ => {
+                let (seq, hash, stored_digest, state) = codec::decode_snapshot(&stored.frame)?;
+                digest = Some(stored_digest);
+                (seq, hash, state)
+            }
         };
     if seq != stored.seq {
         return Err(CodecError::SeqMismatch {
@@ -111,10 +125,16 @@ pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
             computed: hash,
         });
     }
-    Ok(Snapshot { seq, hash, state })
+    Ok(Snapshot {
+        seq,
+        hash,
+        state,
+        digest,
+    })
 }
 
-/// Saves `state` as the snapshot of `stream`.
+/// Saves `state` as the snapshot of `stream`; returns it with the
+/// digest of its state (which the writer journals in `SnapshotRecorded`).
 ///
 /// # Errors
 /// Encoding and store errors.
@@ -122,14 +142,14 @@ pub async fn save<S: JournalStore>(
     store: &S,
     stream: &StreamId,
     state: &ClusterState,
-) -> Result<EncodedSnapshot, SnapshotError> {
-    let encoded = encode(state).map_err(|source| SnapshotError::Encode {
+) -> Result<(EncodedSnapshot, StateDigest), SnapshotError> {
+    let (encoded, digest) = encode(state).map_err(|source| SnapshotError::Encode {
         stream: stream.clone(),
         seq: state.last_seq,
         source,
     })?;
     store.put_snapshot(stream, &encoded).await?;
-    Ok(encoded)
+    Ok((encoded, digest))
 }
 
 /// Loads and decodes the snapshot of `stream`, if any.

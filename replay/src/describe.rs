@@ -45,6 +45,10 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::RestoreRefused { .. }
         | Event::RestoreCompleted { .. } => None,
         Event::SpecChanged { .. }
+        | Event::DeletionRequested { .. }
+        | Event::OwnedObjectsDeleted { .. }
+        | Event::DeadlinePassed { .. }
+        | Event::SnapshotRecorded { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
         | Event::KubeNodeObserved { .. }
@@ -72,6 +76,8 @@ pub const fn is_observation(event: &Event) -> bool {
         Event::SpecChanged { .. }
             | Event::SpecRejected { .. }
             | Event::ClusterDeleted
+            | Event::DeletionRequested { .. }
+            | Event::DeadlinePassed { .. }
             | Event::PodObserved { .. }
             | Event::PodDeleted { .. }
             | Event::KubeNodeObserved { .. }
@@ -506,6 +512,30 @@ pub fn summary(event: &Event) -> String {
         Event::BackupDeleted { object, objects } => format!(
             "retention deleted backup {object}: {objects} objects from the bucket, then the ValkeyBackup"
         ),
+        Event::DeletionRequested { delete_pvcs } => format!(
+            "cluster deleted: the objects it owns are deleted{}",
+            if *delete_pvcs {
+                ", its PVCs too"
+            } else {
+                "; its PVCs are kept"
+            }
+        ),
+        Event::OwnedObjectsDeleted { objects, complete } => format!(
+            "{} owned objects deleted{}: {}",
+            objects.len(),
+            if *complete { "" } else { " (stopped part-way)" },
+            objects.join(", ")
+        ),
+        Event::DeadlinePassed { deadline } => {
+            format!("the clock passed the next deadline ({deadline})")
+        }
+        Event::SnapshotRecorded { seq, digest, .. } => {
+            let digest = digest.to_string();
+            format!(
+                "snapshot stored at seq {seq} (state digest {})",
+                digest.get(..12).unwrap_or(&digest)
+            )
+        }
     }
 }
 

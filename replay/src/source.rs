@@ -209,7 +209,14 @@ struct StopAtDeletion<'a> {
 impl Visit for StopAtDeletion<'_> {
     fn event(&mut self, envelope: &Envelope, raw: Raw<'_>) -> Result<Flow> {
         let flow = self.inner.event(envelope, raw)?;
-        if flow == Flow::Stop || matches!(envelope.body, logbook_journal::Event::ClusterDeleted) {
+        // The stream ends with the deletion: `ClusterDeleted` in older
+        // journals, the owned objects all deleted in newer ones.
+        let ended = matches!(
+            envelope.body,
+            logbook_journal::Event::ClusterDeleted
+                | logbook_journal::Event::OwnedObjectsDeleted { complete: true, .. }
+        );
+        if flow == Flow::Stop || ended {
             self.done = true;
             return Ok(Flow::Stop);
         }

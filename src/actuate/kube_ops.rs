@@ -508,14 +508,46 @@ where
     }
 }
 
+/// Deletes every object the operator made for `meta`'s cluster (its
+/// PVCs too when `delete_pvcs`) and releases the ValkeyUsers naming it
+/// (its nodes are gone, and every ACL user with them). Idempotent: what
+/// is already gone is skipped. A failure part-way carries what was
+/// already deleted, journaled with it.
 pub async fn delete_owned(
+    client: &Client,
+    target: Target<'_>,
+    delete_pvcs: bool,
+) -> Result<Done, ActError> {
+    let mut deleted = Vec::new();
+    match delete_each(client, target.meta, delete_pvcs, &mut deleted).await {
+        Ok(()) => Ok(Done {
+            detail: if deleted.is_empty() {
+                "nothing owned was left to delete".to_owned()
+            } else {
+                format!("deleted {}", deleted.join(", "))
+            },
+            events: vec![Event::OwnedObjectsDeleted {
+                objects: deleted,
+                complete: true,
+            }],
+            password: None,
+        }),
+        Err(err) if deleted.is_empty() => Err(err),
+        Err(err) => Err(err.with_facts(vec![Event::OwnedObjectsDeleted {
+            objects: deleted,
+            complete: false,
+        }])),
+    }
+}
+
+async fn delete_each(
     client: &Client,
     meta: &ClusterMeta,
     delete_pvcs: bool,
-) -> Result<Vec<String>, ActError> {
+    deleted: &mut Vec<String>,
+) -> Result<(), ActError> {
     let ns = meta.namespace.as_str();
     let name = meta.name.as_str();
-    let mut deleted = Vec::new();
     async fn one<K>(
         client: &Client,
         ns: &str,
@@ -531,58 +563,28 @@ pub async fn delete_owned(
         }
         Ok(())
     }
-    one::<StatefulSet>(client, ns, &resources::statefulset_name(name), &mut deleted).await?;
-    one::<Service>(
-        client,
-        ns,
-        &resources::client_service_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<Service>(
-        client,
-        ns,
-        &resources::read_service_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<Service>(
-        client,
-        ns,
-        &resources::headless_service_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<ConfigMap>(client, ns, &resources::config_map_name(name), &mut deleted).await?;
-    one::<ConfigMap>(
-        client,
-        ns,
-        &resources::boot_config_map_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<PodDisruptionBudget>(client, ns, &resources::pdb_name(name), &mut deleted).await?;
-    one::<NetworkPolicy>(
-        client,
-        ns,
-        &resources::network_policy_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<Secret>(
-        client,
-        ns,
-        &logbook_crds::connection_secret_name(name),
-        &mut deleted,
-    )
-    .await?;
-    one::<Secret>(
-        client,
-        ns,
-        &logbook_crds::v1alpha1::generated_password_secret(name).name,
-        &mut deleted,
-    )
-    .await?;
+    one::<StatefulSet>(client, ns, &resources::statefulset_name(name), deleted).await?;
+    for service in [
+        resources::client_service_name(name),
+        resources::read_service_name(name),
+        resources::headless_service_name(name),
+    ] {
+        one::<Service>(client, ns, &service, deleted).await?;
+    }
+    for config_map in [
+        resources::config_map_name(name),
+        resources::boot_config_map_name(name),
+    ] {
+        one::<ConfigMap>(client, ns, &config_map, deleted).await?;
+    }
+    one::<PodDisruptionBudget>(client, ns, &resources::pdb_name(name), deleted).await?;
+    one::<NetworkPolicy>(client, ns, &resources::network_policy_name(name), deleted).await?;
+    for secret in [
+        logbook_crds::connection_secret_name(name),
+        logbook_crds::v1alpha1::generated_password_secret(name).name,
+    ] {
+        one::<Secret>(client, ns, &secret, deleted).await?;
+    }
     if delete_pvcs {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
         let lp = ListParams::default().labels(&labels::selector_string(name));
@@ -592,8 +594,11 @@ pub async fn delete_owned(
             .map_err(kube_err(format!("listing PVCs of {ns}/{name}")))?;
         for pvc in pvcs {
             let pvc_name = pvc.metadata.name.unwrap_or_default();
-            one::<PersistentVolumeClaim>(client, ns, &pvc_name, &mut deleted).await?;
+            one::<PersistentVolumeClaim>(client, ns, &pvc_name, deleted).await?;
         }
     }
-    Ok(deleted)
+    for user in super::users::release_all(client, meta).await? {
+        deleted.push(format!("ValkeyUser {user} released"));
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ use logbook_journal::{ClusterState, Event, Intent};
 use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
-pub use kube_ops::{delete_owned, read_password};
+pub use kube_ops::read_password;
 pub use reshard::{move_slots, reports_of, settle_slot};
 pub use users::set_finalizer as set_user_finalizer;
 
@@ -338,6 +338,9 @@ impl Executor {
             }
             Intent::FinishRestore { shards } => {
                 backup::finish_restore(&self.client, target, *shards).await
+            }
+            Intent::DeleteOwnedObjects { delete_pvcs } => {
+                kube_ops::delete_owned(&self.client, target, *delete_pvcs).await
             }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(

@@ -241,3 +241,37 @@ pub async fn set_finalizer(
         .await?;
     Ok(true)
 }
+
+/// Releases every ValkeyUser naming `meta`'s cluster (its finalizer
+/// removed); the names of those it changed.
+///
+/// # Errors
+/// [`ActError::Kube`] on an API failure.
+pub(super) async fn release_all(
+    client: &kube::Client,
+    meta: &crate::resources::ClusterMeta,
+) -> Result<Vec<String>, ActError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let listed = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|source| ActError::Kube {
+            what: format!("listing the ValkeyUsers of {ns}"),
+            source,
+        })?;
+    let mut released = Vec::new();
+    for user in listed.items.iter().filter(|u| u.spec.cluster == meta.name) {
+        let object = user.metadata.name.clone().unwrap_or_default();
+        let wrote = set_finalizer(&api, user, false)
+            .await
+            .map_err(|source| ActError::Kube {
+                what: format!("releasing ValkeyUser {ns}/{object}"),
+                source,
+            })?;
+        if wrote {
+            released.push(object);
+        }
+    }
+    Ok(released)
+}

@@ -18,6 +18,7 @@
 
 mod backup;
 mod cluster;
+mod deletion;
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -89,11 +90,15 @@ fn first_wanted(view: &ClusterView<'_>, steps: &[&Step<'_>]) -> Vec<Decision> {
 /// # Guarantees
 /// Pure and total: the same arguments always give the same decisions, and
 /// nothing panics. Returns nothing while intents are in flight (their
-/// outcomes are awaited), when the cluster is deleted or has no accepted
-/// spec, and when it is paused.
+/// outcomes are awaited), when the cluster has no accepted spec, and when
+/// it is paused; a deleted cluster is only ever asked to delete what it
+/// owns.
 pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Decision> {
-    if state.deleted || !state.in_flight.is_empty() {
+    if !state.in_flight.is_empty() {
         return Vec::new();
+    }
+    if state.deleted {
+        return deletion::decide_deletion(state);
     }
     let Some(view) = ClusterView::new(state) else {
         return Vec::new();

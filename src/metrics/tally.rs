@@ -223,6 +223,7 @@ impl Tracker {
             | Intent::CreateScheduledBackup { .. }
             | Intent::DeleteBackup { .. }
             | Intent::FinishRestore { .. }
+            | Intent::DeleteOwnedObjects { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

@@ -82,6 +82,14 @@ pub enum OperatorError {
     /// The client could not be configured.
     #[error("kubeconfig: {0}")]
     Config(String),
+    /// A deleted cluster's objects are not all deleted yet (the intent
+    /// failed, and its failure is journaled, or waits out a back-off):
+    /// its finalizer stays until they are.
+    #[error("cluster {cluster}: deleting: its owned objects are not all deleted yet")]
+    Deleting {
+        /// `namespace/name`.
+        cluster: String,
+    },
 }
 
 impl OperatorError {
@@ -99,6 +107,7 @@ impl OperatorError {
             Self::MissingMeta => "missing_meta",
             Self::Finalizer(_) => "finalizer",
             Self::Config(_) => "config",
+            Self::Deleting { .. } => "deleting",
         }
     }
 }

@@ -22,7 +22,7 @@ use super::error::OperatorError;
 use super::events::Kind;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
-use crate::actuate::{Target, delete_owned, read_password};
+use crate::actuate::{Target, read_password};
 use crate::metrics::ClusterLabels;
 use crate::observe::{
     observe_failover_request, observe_pods, observe_spec, observe_statefulset,
@@ -419,31 +419,59 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     Ok(Action::requeue(resync))
 }
 
+/// The finalizer's cleanup: the deletion is journaled
+/// (`DeletionRequested`), then decided and carried out like any intent
+/// (`DeleteOwnedObjects`), and the finalizer goes only once the journal
+/// says every owned object is gone. An instance that does not lead
+/// deletes nothing: it fails, so the finalizer stays for the leader.
 async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
-    match ctx.handle(&meta, obj.object_ref(&()), retain).await {
-        Ok(handle) => {
-            let mut rt = handle.lock().await;
-            if rt.sync_leadership().await? && !rt.state.deleted {
-                rt.record_now(vec![Event::ClusterDeleted], None).await?;
-            }
-        }
-        // A cluster whose journal cannot be read can still be deleted.
+    let handle = match ctx.handle(&meta, obj.object_ref(&()), retain).await {
+        Ok(handle) => handle,
+        // A journal that cannot be trusted records nothing, so nothing is
+        // deleted by the operator: its finalizer goes, and Kubernetes'
+        // garbage collector removes what the cluster owns (every object
+        // carries its ownerReference). PVCs, which are not owned, stay.
         Err(OperatorError::Load { source, .. }) if !source.is_retryable() => {
-            tracing::warn!(%source, "deleting a cluster whose journal is untrusted");
+            tracing::warn!(%source, "deleting a cluster whose journal is untrusted: its owned objects go by garbage collection, its PVCs are kept");
+            ctx.deps
+                .events
+                .publish(
+                    &obj.object_ref(&()),
+                    Kind::Warning,
+                    "JournalUntrusted",
+                    "Delete",
+                    format!("the journal cannot record the deletion ({source}): owned objects are left to garbage collection, PVCs are kept"),
+                )
+                .await;
+            ctx.forget(&meta).await;
+            return Ok(Action::await_change());
         }
         Err(err) => return Err(err),
+    };
+    let mut rt = handle.lock().await;
+    if !rt.sync_leadership().await? {
+        return Err(OperatorError::NotLeading {
+            cluster: format!("{}/{}", meta.namespace, meta.name),
+        });
     }
+    if !rt.state.deletion.requested {
+        let delete_pvcs = obj
+            .annotations()
+            .get(labels::DELETE_PVCS)
+            .is_some_and(|v| v == "true");
+        rt.record_now(vec![Event::DeletionRequested { delete_pvcs }], None)
+            .await?;
+    }
+    rt.act().await?;
+    if !rt.state.deletion.objects_deleted {
+        return Err(OperatorError::Deleting {
+            cluster: format!("{}/{}", meta.namespace, meta.name),
+        });
+    }
+    drop(rt);
     ctx.forget(&meta).await;
-    let delete_pvcs = obj
-        .annotations()
-        .get(labels::DELETE_PVCS)
-        .is_some_and(|v| v == "true");
-    let deleted = delete_owned(&ctx.deps.client, &meta, delete_pvcs).await?;
-    // Its nodes are gone, and with them every ACL user: the ValkeyUsers
-    // naming it hold nothing any more.
-    let released = super::users::release_all(&ctx.deps.client, &meta).await?;
-    tracing::info!(deleted = ?deleted, released = ?released, "cluster deleted; journal kept");
+    tracing::info!("cluster deleted; journal kept");
     Ok(Action::await_change())
 }

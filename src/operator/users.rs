@@ -383,34 +383,6 @@ pub async fn publish_statuses(
     Ok(failed)
 }
 
-/// Removes the finalizer from every ValkeyUser naming `meta`'s cluster
-/// (the cluster is deleted, and its nodes with their users); the users
-/// stay, Pending, should the cluster come back. Returns their names.
-///
-/// # Errors
-/// [`OperatorError::Kube`] when the users cannot be listed or released.
-pub async fn release_all(
-    client: &kube::Client,
-    meta: &ClusterMeta,
-) -> Result<Vec<String>, OperatorError> {
-    let ns = meta.namespace.as_str();
-    let (api, users) = users_of(client, meta).await?;
-    let mut released = Vec::new();
-    for user in &users {
-        let object = user.metadata.name.clone().unwrap_or_default();
-        let wrote = crate::actuate::set_user_finalizer(&api, user, false)
-            .await
-            .map_err(|source| OperatorError::Kube {
-                what: format!("releasing ValkeyUser {ns}/{object}"),
-                source,
-            })?;
-        if wrote {
-            released.push(object);
-        }
-    }
-    Ok(released)
-}
-
 /// The ValkeyUser controller's reconcile: a user whose ValkeyCluster does
 /// not exist says so in its status (and, being deleted, is released: no
 /// node can hold it). A user whose cluster exists is the cluster's

@@ -460,7 +460,35 @@ impl ClusterState {
                     format!("leadership of epoch {epoch} lost: {reason}"),
                 );
             }
-            Event::SnapshotTaken { seq: covered, hash } => {
+            Event::DeletionRequested { delete_pvcs } => {
+                if self.deletion.requested {
+                    self.anomaly(seq, "cluster deletion requested twice".into());
+                }
+                // After an older build's `ClusterDeleted` (a deletion it
+                // was cut short in) this is the deletion resumed.
+                self.deleted = true;
+                self.deletion.requested = true;
+                self.deletion.delete_pvcs = *delete_pvcs;
+                let pvcs = if *delete_pvcs { ", PVCs too" } else { "" };
+                self.history(seq, at, body, format!("cluster deleted{pvcs}"));
+            }
+            Event::OwnedObjectsDeleted { objects, complete } => {
+                self.deletion.objects_deleted |= *complete;
+                let state = if *complete { "all" } else { "part-way" };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("{} owned objects deleted ({state})", objects.len()),
+                );
+            }
+            Event::DeadlinePassed { deadline } => {
+                self.deadline_passed = Some(*deadline);
+            }
+            Event::SnapshotRecorded {
+                seq: covered, hash, ..
+            }
+            | Event::SnapshotTaken { seq: covered, hash } => {
                 if *covered >= seq {
                     self.anomaly(
                         seq,
@@ -1021,6 +1049,7 @@ impl ClusterState {
             | Intent::TakeBackup { .. }
             | Intent::DeleteBackup { .. }
             | Intent::FinishRestore { .. }
+            | Intent::DeleteOwnedObjects { .. }
             | Intent::SettleSlot { .. }
             | Intent::RepointReplica { .. }
             | Intent::RollPod { .. }

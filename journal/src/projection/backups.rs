@@ -52,6 +52,7 @@ pub struct BackupRun {
 
 /// The backups of a cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BackupsPart {
     /// ValkeyBackups by object name, as last read.
     pub records: BTreeMap<String, BackupRecord>,
@@ -108,6 +109,7 @@ impl BackupsPart {
 
 /// Where a restore stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RestoreState {
     /// The backup verified, once it is (`RestoreVerified`).
     pub plan: Option<RestorePlan>,

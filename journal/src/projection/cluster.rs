@@ -17,6 +17,7 @@ use crate::intent::SlotRange;
 
 /// What the journal says of a Valkey Cluster's nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterPart {
     /// Every node not yet forgotten, by node id, with its last report.
     /// A node is kept while its pod is away (its identity lives on the

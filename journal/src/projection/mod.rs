@@ -39,6 +39,7 @@ pub const ANOMALY_LIMIT: usize = 64;
 
 /// The projection of one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterState {
     /// Last seq folded (0 before any event).
     pub last_seq: u64,
@@ -101,6 +102,25 @@ pub struct ClusterState {
     pub tls: tls::TlsPart,
     /// Backups: the ValkeyBackups, their attempts, the schedule.
     pub backups: backups::BackupsPart,
+    /// The deletion of the ValkeyCluster, once requested. (Format 13 on:
+    /// a part added since reads as its default from an older snapshot.)
+    pub deletion: DeletionView,
+    /// The last deadline journaled as passed (`DeadlinePassed`): the
+    /// runtime journals another only for a later one.
+    pub deadline_passed: Option<Timestamp>,
+}
+
+/// The deletion of a ValkeyCluster as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeletionView {
+    /// `DeletionRequested` was journaled (older journals end with
+    /// `ClusterDeleted` instead, after the objects were deleted).
+    pub requested: bool,
+    /// Whether the PVCs are deleted too.
+    pub delete_pvcs: bool,
+    /// Every owned object is gone (`OwnedObjectsDeleted`, complete).
+    pub objects_deleted: bool,
 }
 
 /// A standing request for an operator-driven failover.
@@ -172,6 +192,7 @@ pub enum SpecStatus {
 
 /// What is known about one data pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PodView {
     /// `metadata.uid`, once observed.
     pub uid: Option<String>,
@@ -222,6 +243,7 @@ pub struct InFlightIntent {
 
 /// Operator process and leadership, as seen on the operator stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OperatorView {
     /// `(version, instance)` of the last started operator.
     pub last_started: Option<(String, String)>,
@@ -255,6 +277,7 @@ pub struct Anomaly {
 
 /// Counters over the whole stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Events folded (including repeats that were skipped).
     pub events: u64,

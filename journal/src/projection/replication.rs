@@ -9,6 +9,7 @@ use crate::ids::ReplId;
 
 /// What the journal says of a Replication's (or a Standalone's) primary.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReplicationPart {
     /// The pod believed to be the primary.
     pub primary: Option<String>,

@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 
 /// What the journal says of a Valkey Cluster's slot moves.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReshardPart {
     /// Atomic slot migration jobs last seen under way, by
     /// [`SlotMigrationJob::key`]. A job leaves when it is seen over (or

@@ -21,6 +21,7 @@ pub const EPOCHS_KEPT: usize = 8;
 
 /// What the journal says of a cluster's Sentinels.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SentinelPart {
     /// Whether the spec in force is of topology Sentinel (set by each
     /// accepted spec): then Sentinel, not the operator, moves the primary.
@@ -47,6 +48,7 @@ pub struct SentinelPart {
 
 /// One Sentinel pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SentinelPodView {
     /// `metadata.uid`.
     pub uid: Option<String>,

@@ -10,6 +10,7 @@ use crate::time::Timestamp;
 
 /// A TLS cluster's certificates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TlsPart {
     /// The certificate Secret as last read (`CertificateObserved`).
     pub certificate: Option<CertificateRecord>,

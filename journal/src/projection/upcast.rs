@@ -6,9 +6,14 @@
 //! boot primary as top-level fields of the projection; format 7 holds them
 //! in its Replication part. Format 8 added the reshard part at the end,
 //! format 9 the Sentinel part after it, format 10 the ACL users part
-//! after that.
-//! The snapshot codec is positional (bincode), so an older format is read
-//! through a copy of its field order, then moved.
+//! after that, format 11 the TLS part, format 12 the backups part.
+//! Those formats are positional (bincode), so each is read through a copy
+//! of its field order, then moved. Format 13 stores the state with named
+//! fields: a part added since reads as its default, with no copy. (The
+//! copies hold today's nested types, which must therefore keep the
+//! layout they had in those formats: a field added to a nested type goes
+//! last and is marked `#[serde(default)]`, and the positional formats
+//! are read with it defaulted — see [`ClusterStateV12`].)
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -98,6 +103,7 @@ impl From<ClusterStateV6> for ClusterState {
             users: UsersPart::default(),
             tls: TlsPart::default(),
             backups: BackupsPart::default(),
+            ..ClusterState::default()
         }
     }
 }
@@ -166,6 +172,7 @@ impl From<ClusterStateV7> for ClusterState {
             users: UsersPart::default(),
             tls: TlsPart::default(),
             backups: BackupsPart::default(),
+            ..ClusterState::default()
         }
     }
 }
@@ -235,6 +242,7 @@ impl From<ClusterStateV8> for ClusterState {
             users: UsersPart::default(),
             tls: TlsPart::default(),
             backups: BackupsPart::default(),
+            ..ClusterState::default()
         }
     }
 }
@@ -305,6 +313,7 @@ impl From<ClusterStateV9> for ClusterState {
             users: UsersPart::default(),
             tls: TlsPart::default(),
             backups: BackupsPart::default(),
+            ..ClusterState::default()
         }
     }
 }
@@ -375,6 +384,7 @@ impl From<ClusterStateV10> for ClusterState {
             users: v10.users,
             tls: TlsPart::default(),
             backups: BackupsPart::default(),
+            ..ClusterState::default()
         }
     }
 }
@@ -446,6 +456,83 @@ impl From<ClusterStateV11> for ClusterState {
             users: v11.users,
             tls: v11.tls,
             backups: BackupsPart::default(),
+            ..ClusterState::default()
+        }
+    }
+}
+
+/// The snapshot format [`ClusterStateV12`] reads: the last positional
+/// one. From format 13 on the state is stored with named fields (see
+/// `codec`), and a field added to the projection needs no copy here.
+pub const V12: u8 = 12;
+
+/// The projection as format 12 laid it out: today's up to its backups
+/// part, before the parts added since.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub struct ClusterStateV12 {
+    last_seq: u64,
+    last_hash: ChainHash,
+    last_at: Timestamp,
+    epoch: u64,
+    desired: Option<DesiredSpec>,
+    spec_status: SpecStatus,
+    deleted: bool,
+    pods: BTreeMap<String, PodView>,
+    kube_nodes: BTreeMap<String, bool>,
+    in_flight: BTreeMap<Uuid, InFlightIntent>,
+    policy: Option<Policy>,
+    operator: OperatorView,
+    last_snapshot: Option<(u64, ChainHash)>,
+    history: VecDeque<HistoryEntry>,
+    anomalies: VecDeque<Anomaly>,
+    counters: Counters,
+    statefulset: Option<StatefulSetView>,
+    switchover_request: Option<String>,
+    applied_generation: Option<i64>,
+    last_failover: Option<FailoverView>,
+    failover_request: Option<FailoverRequestView>,
+    replication: ReplicationPart,
+    cluster: cluster::ClusterPart,
+    reshard: ReshardPart,
+    sentinel: SentinelPart,
+    users: UsersPart,
+    tls: TlsPart,
+    backups: BackupsPart,
+}
+
+impl From<ClusterStateV12> for ClusterState {
+    fn from(v12: ClusterStateV12) -> Self {
+        ClusterState {
+            last_seq: v12.last_seq,
+            last_hash: v12.last_hash,
+            last_at: v12.last_at,
+            epoch: v12.epoch,
+            desired: v12.desired,
+            spec_status: v12.spec_status,
+            deleted: v12.deleted,
+            pods: v12.pods,
+            kube_nodes: v12.kube_nodes,
+            in_flight: v12.in_flight,
+            policy: v12.policy,
+            operator: v12.operator,
+            last_snapshot: v12.last_snapshot,
+            history: v12.history,
+            anomalies: v12.anomalies,
+            counters: v12.counters,
+            statefulset: v12.statefulset,
+            switchover_request: v12.switchover_request,
+            applied_generation: v12.applied_generation,
+            last_failover: v12.last_failover,
+            failover_request: v12.failover_request,
+            replication: v12.replication,
+            cluster: v12.cluster,
+            reshard: v12.reshard,
+            sentinel: v12.sentinel,
+            users: v12.users,
+            tls: v12.tls,
+            backups: v12.backups,
+            ..ClusterState::default()
         }
     }
 }
@@ -748,7 +835,7 @@ mod tests {
         assert_eq!(read.state, state);
         // Today's format still reads as itself, and no other old one does.
         assert_eq!(
-            snapshot::decode(&snapshot::encode(&state).unwrap())
+            snapshot::decode(&snapshot::encode(&state).unwrap().0)
                 .unwrap()
                 .state,
             state
@@ -764,5 +851,56 @@ mod tests {
             snapshot::decode(&five),
             Err(crate::codec::CodecError::UnsupportedVersion(5))
         ));
+    }
+
+    #[test]
+    fn a_format_12_snapshot_reads_with_the_parts_added_since_empty() {
+        let mut state = ClusterState::new();
+        state.replication.primary = Some("demo-1".into());
+        state.deleted = true;
+        let old = crate::codec::encode_snapshot_of(
+            state.last_seq,
+            state.last_hash,
+            &as_v12(state.clone()),
+            V12,
+        )
+        .unwrap();
+        let read = snapshot::decode(&old).expect("a format 12 snapshot reads");
+        assert_eq!(read.state, state);
+        assert_eq!(read.digest, None, "a positional snapshot carried no digest");
+    }
+
+    /// What format 12 wrote for `state`.
+    fn as_v12(s: ClusterState) -> ClusterStateV12 {
+        ClusterStateV12 {
+            last_seq: s.last_seq,
+            last_hash: s.last_hash,
+            last_at: s.last_at,
+            epoch: s.epoch,
+            desired: s.desired,
+            spec_status: s.spec_status,
+            deleted: s.deleted,
+            pods: s.pods,
+            kube_nodes: s.kube_nodes,
+            in_flight: s.in_flight,
+            policy: s.policy,
+            operator: s.operator,
+            last_snapshot: s.last_snapshot,
+            history: s.history,
+            anomalies: s.anomalies,
+            counters: s.counters,
+            statefulset: s.statefulset,
+            switchover_request: s.switchover_request,
+            applied_generation: s.applied_generation,
+            last_failover: s.last_failover,
+            failover_request: s.failover_request,
+            replication: s.replication,
+            cluster: s.cluster,
+            reshard: s.reshard,
+            sentinel: s.sentinel,
+            users: s.users,
+            tls: s.tls,
+            backups: s.backups,
+        }
     }
 }

@@ -21,6 +21,7 @@ pub struct AppliedUser {
 
 /// The ACL users of a cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UsersPart {
     /// ValkeyUsers by object name, as last read.
     pub records: BTreeMap<String, UserRecord>,

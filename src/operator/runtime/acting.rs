@@ -225,8 +225,17 @@ impl ClusterRuntime {
         planned: &[PlannedIntent],
         cause: Option<Uuid>,
     ) -> Result<bool, OperatorError> {
-        let Some(Ok(spec)) = self.state.desired_spec() else {
-            return Ok(false);
+        let spec = match self.state.desired_spec() {
+            Some(Ok(spec)) => spec,
+            // A cluster deleted before any spec of it was accepted still
+            // has its objects deleted; that needs no spec.
+            _ if planned
+                .iter()
+                .all(|p| matches!(p.intent, Intent::DeleteOwnedObjects { .. })) =>
+            {
+                logbook_crds::ValkeyClusterSpec::default()
+            }
+            _ => return Ok(false),
         };
         if !planned.is_empty()
             && planned

@@ -158,11 +158,17 @@ impl ClusterRuntime {
             &self.state,
         )
         .await;
-        if let Err(err) = saved {
-            tracing::warn!(seq = self.state.last_seq, %err, "cannot store a snapshot");
-            return;
-        }
-        if let Err(err) = self.stage(vec![Event::SnapshotTaken { seq, hash }], None, false) {
+        let digest = match saved {
+            Ok((_, digest)) => digest,
+            Err(err) => {
+                tracing::warn!(seq = self.state.last_seq, %err, "cannot store a snapshot");
+                return;
+            }
+        };
+        // With its digest: the audit checks that a snapshot it starts
+        // from (the events before it compacted away) is this one.
+        let recorded = Event::SnapshotRecorded { seq, hash, digest };
+        if let Err(err) = self.stage(vec![recorded], None, false) {
             tracing::warn!(seq = self.state.last_seq, %err, "cannot journal a snapshot");
         }
         // Keep `max_events` events; everything older is covered by the

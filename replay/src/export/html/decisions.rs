@@ -80,6 +80,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         }
         ReasonCode::BackupRequested
         | ReasonCode::RestoreLoaded
+        | ReasonCode::ClusterDeleted
         | ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
