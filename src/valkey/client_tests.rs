@@ -1,10 +1,12 @@
-//! Tests of what the client's errors may say: never a reply's contents.
+//! Tests of what the client's errors may say: never a reply's contents,
+//! never a password a command carried.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::SocketAddr;
 
 use redis::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
 
@@ -57,5 +59,102 @@ fn a_reply_is_named_by_its_type_and_size() {
             "{text}"
         );
         assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
+#[test]
+fn a_redacted_error_holds_no_password_whatever_its_kind() {
+    let secret = "s3cr3t-Pa55";
+    let errors = [
+        ProbeError::Rejected {
+            addr: addr(),
+            command: "MIGRATE",
+            message: format!("ERR syntax error near AUTH2 op {secret}"),
+        },
+        ProbeError::Io {
+            addr: addr(),
+            detail: format!("MIGRATE: broken pipe after AUTH {secret}"),
+        },
+        ProbeError::Protocol {
+            addr: addr(),
+            detail: format!("got {secret}"),
+        },
+    ];
+    for err in errors {
+        let text = err.redact(secret).to_string();
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("***"), "{text}");
+    }
+}
+
+/// Reads one command (a RESP array of bulk strings).
+async fn read_command<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Option<Vec<String>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).await.ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut buf = vec![0; len + 2];
+        r.read_exact(&mut buf).await.ok()?;
+        buf.truncate(len);
+        args.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Some(args)
+}
+
+/// A server that answers `+OK` to everything but `MIGRATE`, which it
+/// refuses quoting every argument it was sent (as a server's syntax
+/// error, or a proxy's, may).
+async fn echoing_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                while let Some(args) = read_command(&mut r).await {
+                    let reply = if args[0].eq_ignore_ascii_case("MIGRATE") {
+                        format!("-ERR syntax error in '{}'\r\n", args.join(" "))
+                    } else {
+                        "+OK\r\n".to_owned()
+                    };
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_migrate_refusal_never_quotes_the_password() {
+    let server = echoing_server().await;
+    let to: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let secret = "s3cr3t-Pa55";
+    // As the named user (`AUTH2`), then as `default` (`AUTH`).
+    for identity in [true, false] {
+        let client = ValkeyClient::new(Timeouts::default(), Some(Password::new(secret)));
+        if identity {
+            client
+                .set_identity(Some(("op".to_owned(), Password::new(secret))))
+                .await;
+        }
+        let err = client
+            .migrate(server, to, &[b"k".to_vec()], 1000, true)
+            .await
+            .expect_err("the server refuses MIGRATE");
+        let text = err.to_string();
+        assert!(matches!(err, ProbeError::Rejected { .. }), "{text}");
+        assert!(!text.contains(secret), "{text}");
+        let auth = if identity { "AUTH2 op ***" } else { "AUTH ***" };
+        assert!(text.contains(auth), "{text}");
     }
 }
