@@ -18,6 +18,7 @@ use logbook_crds::CertSource;
 use logbook_journal::{Event, Timestamp};
 
 use super::kube_ops::kube_err;
+use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
 use crate::resources::{FIELD_MANAGER, tls_file_lines};
 use crate::tls::{self, issue};
@@ -62,7 +63,7 @@ pub async fn issue_certificate(
             &tls::build_ca_secret(meta, target.spec, &ca),
         )
         .await
-        .map_err(kube_err(format!("creating Secret {ns}/{ca_name}")))?;
+        .map_err(secret_write_err(format!("creating Secret {ns}/{ca_name}")))?;
     }
     let names = issue::cluster_names(&meta.name, ns);
     let leaf = issue::issue_leaf(&ca, &names, now, issue::LEAF_VALIDITY).map_err(|e| {
@@ -77,7 +78,7 @@ pub async fn issue_certificate(
         &Patch::Apply(&object),
     )
     .await
-    .map_err(kube_err(format!("applying Secret {ns}/{secret}")))?;
+    .map_err(secret_write_err(format!("applying Secret {ns}/{secret}")))?;
     // What the Secret holds now, journaled with the outcome: a decision
     // taken before the reconcile reads it again must not issue twice.
     let (record, _) = tls::read_record(secret, &CertSource::Internal, Some(&object));
