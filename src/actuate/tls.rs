@@ -123,23 +123,31 @@ pub async fn reload(
     let mut taken = Vec::new();
     let mut not_yet = Vec::new();
     for pod in pods {
-        let addr = target.addr(pod)?;
+        // A failure on one pod still journals what the pods before it
+        // were seen serving after their reload: the projection must not
+        // believe they still serve what they served before.
+        let addr = target
+            .addr(pod)
+            .map_err(|err| err.with_facts(events.clone()))?;
         valkey
             .config_set_all(addr, &pairs)
             .await
-            .map_err(|source| ActError::Valkey {
-                what: format!("reloading the certificate files on {pod}"),
-                source,
+            .map_err(|source| {
+                ActError::Valkey {
+                    what: format!("reloading the certificate files on {pod}"),
+                    source,
+                }
+                .with_facts(events.clone())
             })?;
         // A fresh handshake shows what it serves now.
         valkey.forget(addr).await;
-        let served = valkey
-            .served_certificate(addr)
-            .await
-            .map_err(|source| ActError::Valkey {
+        let served = valkey.served_certificate(addr).await.map_err(|source| {
+            ActError::Valkey {
                 what: format!("reading the certificate {pod} serves"),
                 source,
-            })?;
+            }
+            .with_facts(events.clone())
+        })?;
         if let Some(served) = served {
             if served == fingerprint {
                 taken.push(pod.clone());
