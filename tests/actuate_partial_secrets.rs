@@ -1,7 +1,8 @@
 //! Executors that handle secrets fail part-way and journal what they
-//! already changed (the method of `tests/actuate_partial.rs`): the
-//! certificate a node serves after its reload when the next node's
-//! failed (`ReloadCertificate`, a real TLS server).
+//! already changed (the method of `tests/actuate_partial.rs`): ACL users
+//! applied to a node before a later command failed (`SyncUsers`), and
+//! the certificate a node serves after its reload when the next
+//! node's failed (`ReloadCertificate`, a real TLS server).
 
 #![allow(
     clippy::unwrap_used,
@@ -10,23 +11,28 @@
     clippy::indexing_slicing
 )]
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
 use logbook::effects;
 use logbook::resources::ClusterMeta;
 use logbook::tls::issue;
-use logbook::valkey::{Timeouts, TlsSettings, ValkeyClient};
+use logbook::valkey::{Password, Timeouts, TlsSettings, ValkeyClient, password_fingerprint};
 use logbook_crds::{Topology, ValkeyClusterSpec};
 use logbook_journal::projection::PodView;
-use logbook_journal::{ClusterState, Event, Intent, Reachability, Timestamp};
+use logbook_journal::{ClusterState, Event, Intent, Reachability, Timestamp, UserRecord};
 use logbook_localkube::instance::Instance;
-use logbook_localkube::{Config, LocalKube};
+use logbook_localkube::{Config, LocalKube, RunningServer};
 
 mod actuate_partial_common;
 mod valkey_server;
-use actuate_partial_common::{self as common, NS};
+use actuate_partial_common::{self as common, NS, fail, plain_client};
+use valkey_server::Server;
 
 fn spec() -> ValkeyClusterSpec {
     ValkeyClusterSpec::with_topology(Topology::Replication)
@@ -42,6 +48,166 @@ fn pod_at(state: &mut ClusterState, name: &str, ip: Ipv4Addr) {
             ..PodView::default()
         },
     );
+}
+
+async fn create_secret(api: &RunningServer, name: &str, key: &str, value: &str) {
+    let secrets: Api<Secret> = Api::namespaced(plain_client(api), NS);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            key.to_owned(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+/// The record of ValkeyUser `user` (ACL user of the same name) whose
+/// password is `password`, in the Secret `<user>-secret`.
+fn user_record(user: &str, password: &str) -> UserRecord {
+    UserRecord {
+        object: user.to_owned(),
+        username: user.to_owned(),
+        generation: 1,
+        rules: vec!["on".to_owned(), format!("~{user}:*"), "+@read".to_owned()],
+        secret: format!("{user}-secret/password"),
+        password: Some(password_fingerprint(&Password::new(password))),
+        problem: None,
+        deleting: false,
+        rotation_window_ms: 0,
+    }
+}
+
+/// The users `AclObserved` of `pod` in `facts` says the node holds.
+fn acl_observed<'a>(facts: &'a [Event], pod: &str) -> Option<Vec<&'a str>> {
+    facts.iter().find_map(|e| match e {
+        Event::AclObserved { pod: p, users } if p == pod => {
+            Some(users.keys().map(String::as_str).collect())
+        }
+        _ => None,
+    })
+}
+
+/// The effects of syncing users `app` and `ops` onto a node: `ACL
+/// SETUSER app` (1), `ACL SETUSER ops` (2), `ACL SAVE` (3). A failure at
+/// 2 or 3 comes after `app` was applied: the failure carries what the
+/// node holds then, read back, `app` among it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sync_that_fails_part_way_journals_the_users_applied() {
+    let instance = Instance::acquire(&Instance::default_lock_dir()).unwrap();
+    let ip = instance.pod_ip(0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let meta = common::meta();
+    let spec = spec();
+    for nth in [2, 3] {
+        // With an ACL file, so that the sync saves to it.
+        let acl = dir.path().join(format!("users-{nth}.acl"));
+        std::fs::write(&acl, "").unwrap();
+        let server = Server::start_at(ip, &["--aclfile", acl.to_str().unwrap()]);
+        let api = LocalKube::start(Config::default()).await.unwrap();
+        create_secret(&api, "app-secret", "password", "app-pass-1").await;
+        create_secret(&api, "ops-secret", "password", "ops-pass-1").await;
+        let mut state = ClusterState::default();
+        pod_at(&mut state, "demo-0", ip);
+        for (user, password) in [("app", "app-pass-1"), ("ops", "ops-pass-1")] {
+            state
+                .users
+                .records
+                .insert(user.to_owned(), user_record(user, password));
+        }
+        let intent = Intent::SyncUsers {
+            pod: "demo-0".to_owned(),
+            apply: vec!["app".to_owned(), "ops".to_owned()],
+            remove: Vec::new(),
+        };
+        let log = dir.path().join(format!("effects-{nth}.jsonl"));
+        let valkey = ValkeyClient::new(Timeouts::default(), None);
+        let (outcome, fired) = common::execute(
+            &api,
+            common::target(&meta, &spec, &state),
+            &valkey,
+            &intent,
+            Some(fail("SyncUsers", nth)),
+            &log,
+        )
+        .await;
+        assert!(fired, "effect {nth} of the sync was never reached");
+        let what: Vec<String> = effects::read_log(&log)
+            .into_iter()
+            .filter(|r| r.k.is_some())
+            .map(|r| r.what)
+            .collect();
+        assert!(what[0].starts_with("ACL SETUSER"), "{what:?}");
+        let mut err = outcome.expect_err("an injected failure must fail the sync");
+        let facts = err.take_facts();
+        // The node as it is: `app` applied, `ops` too when only the save
+        // failed.
+        let held = acl_observed(&facts, "demo-0").unwrap_or_else(|| {
+            panic!(
+                "effect {nth} ({}) failed after ACL user app was applied on demo-0, and the failure does not say what the node holds: {facts:?}",
+                what[nth as usize - 1]
+            )
+        });
+        let expected: &[&str] = if nth == 2 { &["app"] } else { &["app", "ops"] };
+        assert_eq!(held, expected, "effect {nth}");
+        let lines = ValkeyClient::new(Timeouts::default(), None)
+            .acl_list(server.addr)
+            .await
+            .unwrap();
+        for user in ["app", "ops"] {
+            assert_eq!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("user {user} "))),
+                expected.contains(&user),
+                "effect {nth}: {user} on the server"
+            );
+        }
+        drop(server);
+    }
+}
+
+/// A failure before any command changed the node (the first `ACL
+/// SETUSER` not sent) carries nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sync_that_fails_at_once_journals_nothing() {
+    let instance = Instance::acquire(&Instance::default_lock_dir()).unwrap();
+    let ip = instance.pod_ip(0).unwrap();
+    let _server = Server::start_at(ip, &[]);
+    let api = LocalKube::start(Config::default()).await.unwrap();
+    create_secret(&api, "app-secret", "password", "app-pass-1").await;
+    let mut state = ClusterState::default();
+    pod_at(&mut state, "demo-0", ip);
+    // The Secret no longer holds the password decided on: refused
+    // before anything is sent.
+    state
+        .users
+        .records
+        .insert("app".to_owned(), user_record("app", "another"));
+    let (meta, spec) = (common::meta(), spec());
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = common::execute(
+        &api,
+        common::target(&meta, &spec, &state),
+        &ValkeyClient::new(Timeouts::default(), None),
+        &Intent::SyncUsers {
+            pod: "demo-0".to_owned(),
+            apply: vec!["app".to_owned()],
+            remove: Vec::new(),
+        },
+        None,
+        &dir.path().join("effects.jsonl"),
+    )
+    .await;
+    let mut err = outcome.unwrap_err();
+    assert!(err.take_facts().is_empty());
 }
 
 /// A TLS-only Redis 7.0 server (Debian's, built with TLS) on `ip`:6379
