@@ -1,7 +1,8 @@
 //! Executors that handle secrets fail part-way and journal what they
 //! already changed (the method of `tests/actuate_partial.rs`): ACL users
-//! applied to a node before a later command failed (`SyncUsers`), and
-//! the certificate a node serves after its reload when the next
+//! applied to a node before a later command failed (`SyncUsers`), the CA
+//! created before its certificate could be written (`IssueCertificate`),
+//! and the certificate a node serves after its reload when the next
 //! node's failed (`ReloadCertificate`, a real TLS server).
 
 #![allow(
@@ -208,6 +209,56 @@ async fn a_user_sync_that_fails_at_once_journals_nothing() {
     .await;
     let mut err = outcome.unwrap_err();
     assert!(err.take_facts().is_empty());
+}
+
+/// The effects of a first issue: the CA Secret created (1), the
+/// certificate Secret applied (2). A failure at 2 carries the CA's
+/// creation; the next issue finds that CA and does not create another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_that_fails_after_creating_the_ca_journals_it() {
+    let api = LocalKube::start(Config::default()).await.unwrap();
+    let (meta, spec, state) = (common::meta(), spec(), ClusterState::default());
+    let dir = tempfile::tempdir().unwrap();
+    let intent = Intent::IssueCertificate {
+        secret: "demo-tls".to_owned(),
+    };
+    let valkey = ValkeyClient::new(Timeouts::default(), None);
+    let (outcome, fired) = common::execute(
+        &api,
+        common::target(&meta, &spec, &state),
+        &valkey,
+        &intent,
+        Some(fail("IssueCertificate", 2)),
+        &dir.path().join("effects.jsonl"),
+    )
+    .await;
+    assert!(fired);
+    let mut err = outcome.expect_err("an injected failure must fail the issue");
+    let facts = err.take_facts();
+    let secrets: Api<Secret> = Api::namespaced(plain_client(&api), NS);
+    let ca_name = logbook::tls::ca_secret_name("demo");
+    let ca = logbook::tls::read_ca(&secrets.get(&ca_name).await.unwrap()).unwrap();
+    let want = issue::fingerprint(&ca.cert_pem).unwrap();
+    assert!(
+        facts.iter().any(|e| matches!(e,
+            Event::CertificateAuthorityCreated { secret, fingerprint }
+                if *secret == ca_name && *fingerprint == want)),
+        "the CA was created and the failure does not say so: {facts:?}"
+    );
+    assert!(secrets.get_opt("demo-tls").await.unwrap().is_none());
+    // Again, no fault: the CA is there, only the certificate is new.
+    let (outcome, _) = common::execute(
+        &api,
+        common::target(&meta, &spec, &state),
+        &valkey,
+        &intent,
+        None,
+        &dir.path().join("effects-2.jsonl"),
+    )
+    .await;
+    let events = outcome.unwrap();
+    let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["CertificateObserved"]);
 }
 
 /// A TLS-only Redis 7.0 server (Debian's, built with TLS) on `ip`:6379

@@ -565,6 +565,17 @@ pub enum Event {
         /// Shards restored.
         shards: u32,
     },
+    /// [52] TLS: the operator created the cluster's CA (a new key and
+    /// certificate) in the Secret `secret`, which did not exist. Journaled
+    /// when it is written, before the certificate issued from it: clients
+    /// must be given this CA to trust, whether the issue then succeeded or
+    /// not. Fingerprint only, never the certificate or its key.
+    CertificateAuthorityCreated {
+        /// The CA Secret's name (`<cluster>-tls-ca`).
+        secret: String,
+        /// SHA-256 fingerprint of the CA certificate.
+        fingerprint: String,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -643,6 +654,7 @@ impl Event {
             Self::RestoreVerified { .. } => "RestoreVerified",
             Self::RestoreRefused { .. } => "RestoreRefused",
             Self::RestoreCompleted { .. } => "RestoreCompleted",
+            Self::CertificateAuthorityCreated { .. } => "CertificateAuthorityCreated",
         }
     }
 }

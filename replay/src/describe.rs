@@ -43,7 +43,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::BackupDeleted { .. }
         | Event::RestoreVerified { .. }
         | Event::RestoreRefused { .. }
-        | Event::RestoreCompleted { .. } => None,
+        | Event::RestoreCompleted { .. }
+        | Event::CertificateAuthorityCreated { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecRejected { .. }
         | Event::ClusterDeleted
@@ -505,6 +506,13 @@ pub fn summary(event: &Event) -> String {
         ),
         Event::BackupDeleted { object, objects } => format!(
             "retention deleted backup {object}: {objects} objects from the bucket, then the ValkeyBackup"
+        ),
+        Event::CertificateAuthorityCreated {
+            secret,
+            fingerprint,
+        } => format!(
+            "created the cluster's CA {} in Secret {secret}: clients are to trust it",
+            fingerprint.get(..16).unwrap_or(fingerprint)
         ),
     }
 }
