@@ -17,8 +17,8 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use logbook::actuate::{ActError, Executor, Target};
-use logbook::effects::{self, Action, Effects, Plan};
+use logbook::actuate::ActError;
+use logbook::effects::{self, Plan};
 use logbook::resources::ClusterMeta;
 use logbook::valkey::{Timeouts, ValkeyClient};
 use logbook_crds::{Topology, ValkeyClusterSpec};
@@ -26,12 +26,11 @@ use logbook_journal::projection::PodView;
 use logbook_journal::{ClusterState, Event, Intent, Role};
 use logbook_localkube::instance::Instance;
 use logbook_localkube::{Config, LocalKube, RunningServer};
-use uuid::Uuid;
 
+mod actuate_partial_common;
 mod valkey_server;
+use actuate_partial_common::{self as common, NS, fail, plain_client};
 use valkey_server::Server;
-
-const NS: &str = "default";
 
 /// A primary and a replica on pod addresses, their Pod objects labelled
 /// as the operator left them, and the projection an operator holds.
@@ -97,11 +96,7 @@ impl Fixture {
             _instance: instance,
             api,
             servers,
-            meta: ClusterMeta {
-                name: "demo".to_owned(),
-                namespace: NS.to_owned(),
-                uid: "uid-demo".to_owned(),
-            },
+            meta: common::meta(),
             spec: ValkeyClusterSpec::with_topology(Topology::Replication),
             state,
         }
@@ -115,25 +110,9 @@ impl Fixture {
         plan: Plan,
         log: &Path,
     ) -> (Result<Vec<Event>, ActError>, bool) {
-        let gate = Effects::armed(Some(plan), Some(log));
-        let config = kube::Config::new(self.api.url().parse().unwrap());
-        let client = effects::client_with(config, &gate).unwrap();
-        let valkey = ValkeyClient::new(Timeouts::default(), None).with_effects(gate.clone());
-        let executor = Executor::new(client, valkey);
-        let target = Target {
-            meta: &self.meta,
-            spec: &self.spec,
-            state: &self.state,
-            interrupt: None,
-        };
-        let outcome = effects::within(
-            intent.name(),
-            Uuid::now_v7(),
-            executor.execute(intent, target),
-        )
-        .await
-        .map(|done| done.events);
-        (outcome, gate.fired())
+        let valkey = ValkeyClient::new(Timeouts::default(), None);
+        let target = common::target(&self.meta, &self.spec, &self.state);
+        common::execute(&self.api, target, &valkey, intent, Some(plan), log).await
     }
 
     async fn role_labels(&self) -> BTreeMap<String, String> {
@@ -171,10 +150,6 @@ impl Fixture {
     }
 }
 
-fn plain_client(api: &RunningServer) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap()
-}
-
 async fn eventually_synced(admin: &ValkeyClient, replica: &Server) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -194,14 +169,6 @@ fn switchover() -> Intent {
     Intent::Switchover {
         from: "demo-0".to_owned(),
         to: "demo-1".to_owned(),
-    }
-}
-
-fn fail(intent: &str, nth: u64) -> Plan {
-    Plan {
-        intent: Some(intent.to_owned()),
-        nth,
-        action: Action::Fail,
     }
 }
 

@@ -602,6 +602,17 @@ pub enum Event {
         /// SHA-256 of the snapshot's state as stored.
         digest: crate::codec::StateDigest,
     },
+    /// [56] TLS: the operator created the cluster's CA (a new key and
+    /// certificate) in the Secret `secret`, which did not exist. Journaled
+    /// when it is written, before the certificate issued from it: clients
+    /// must be given this CA to trust, whether the issue then succeeded or
+    /// not. Fingerprint only, never the certificate or its key.
+    CertificateAuthorityCreated {
+        /// The CA Secret's name (`<cluster>-tls-ca`).
+        secret: String,
+        /// SHA-256 fingerprint of the CA certificate.
+        fingerprint: String,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -684,6 +695,7 @@ impl Event {
             Self::OwnedObjectsDeleted { .. } => "OwnedObjectsDeleted",
             Self::DeadlinePassed { .. } => "DeadlinePassed",
             Self::SnapshotRecorded { .. } => "SnapshotRecorded",
+            Self::CertificateAuthorityCreated { .. } => "CertificateAuthorityCreated",
         }
     }
 }

@@ -43,7 +43,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::BackupDeleted { .. }
         | Event::RestoreVerified { .. }
         | Event::RestoreRefused { .. }
-        | Event::RestoreCompleted { .. } => None,
+        | Event::RestoreCompleted { .. }
+        | Event::CertificateAuthorityCreated { .. } => None,
         Event::SpecChanged { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
@@ -536,6 +537,13 @@ pub fn summary(event: &Event) -> String {
                 digest.get(..12).unwrap_or(&digest)
             )
         }
+        Event::CertificateAuthorityCreated {
+            secret,
+            fingerprint,
+        } => format!(
+            "created the cluster's CA {} in Secret {secret}: clients are to trust it",
+            fingerprint.get(..16).unwrap_or(fingerprint)
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
 use crate::resources::{
     self, ClusterMeta, FIELD_MANAGER, build_boot_config_map, build_client_service,
@@ -51,14 +52,20 @@ where
     let name = obj.meta().name.clone().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(kube_err(format!("applying {kind} {ns}/{name}")))?;
-    Ok(())
+    let what = format!("applying {kind} {ns}/{name}");
+    let sent = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await;
+    match sent {
+        Ok(_) => Ok(()),
+        // A refusal of a Secret may quote its data.
+        Err(err) if kind == "Secret" => Err(secret_write_err(what)(err)),
+        Err(err) => Err(kube_err(what)(err)),
+    }
 }
 
 /// The data-plane password of the cluster, from its Secret; `None` when

@@ -13,6 +13,7 @@ mod cluster;
 mod kube_ops;
 mod replication;
 mod reshard;
+mod secret_errors;
 mod sentinel;
 mod tls;
 mod users;

@@ -18,6 +18,7 @@ use logbook_crds::CertSource;
 use logbook_journal::{Event, Timestamp};
 
 use super::kube_ops::kube_err;
+use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
 use crate::resources::{FIELD_MANAGER, tls_file_lines};
 use crate::tls::{self, issue};
@@ -54,7 +55,14 @@ pub async fn issue_certificate(
             (ca, true)
         }
     };
+    // Facts established so far: every failure from here on carries them.
+    let mut events = Vec::new();
     if created {
+        // Taken before the write, so that nothing can fail between the
+        // CA existing and its fact being ready to journal.
+        let fingerprint = issue::fingerprint(&ca.cert_pem).map_err(|e| {
+            ActError::Refused(format!("the CA just made cannot be fingerprinted: {e}"))
+        })?;
         // Created, never overwritten: another writer's CA wins and this
         // issue is tried again with it.
         api.create(
@@ -62,33 +70,43 @@ pub async fn issue_certificate(
             &tls::build_ca_secret(meta, target.spec, &ca),
         )
         .await
-        .map_err(kube_err(format!("creating Secret {ns}/{ca_name}")))?;
+        .map_err(secret_write_err(format!("creating Secret {ns}/{ca_name}")))?;
+        // A new CA is what clients must trust from now on, whatever
+        // becomes of the issue below.
+        events.push(Event::CertificateAuthorityCreated {
+            secret: ca_name.clone(),
+            fingerprint,
+        });
     }
     let names = issue::cluster_names(&meta.name, ns);
     let leaf = issue::issue_leaf(&ca, &names, now, issue::LEAF_VALIDITY).map_err(|e| {
         ActError::Refused(format!(
             "cannot issue with the CA in Secret {ns}/{ca_name}: {e}"
         ))
+        .with_facts(events.clone())
     })?;
     let object = tls::build_certificate_secret(meta, target.spec, secret, &leaf, &ca.cert_pem);
-    api.patch(
-        secret,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .map_err(kube_err(format!("applying Secret {ns}/{secret}")))?;
+    let applied = api
+        .patch(
+            secret,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await;
+    if let Err(err) = applied {
+        return Err(
+            secret_write_err(format!("applying Secret {ns}/{secret}"))(err).with_facts(events),
+        );
+    }
     // What the Secret holds now, journaled with the outcome: a decision
     // taken before the reconcile reads it again must not issue twice.
     let (record, _) = tls::read_record(secret, &CertSource::Internal, Some(&object));
     let fingerprint = record.fingerprint.clone().unwrap_or_default();
-    let events = if target.state.tls.certificate.as_ref() == Some(&record) {
-        Vec::new()
-    } else {
-        vec![Event::CertificateObserved {
+    if target.state.tls.certificate.as_ref() != Some(&record) {
+        events.push(Event::CertificateObserved {
             certificate: record,
-        }]
-    };
+        });
+    }
     Ok(Done {
         detail: format!(
             "{}issued certificate {} into Secret {secret}, valid until {}",
@@ -122,23 +140,31 @@ pub async fn reload(
     let mut taken = Vec::new();
     let mut not_yet = Vec::new();
     for pod in pods {
-        let addr = target.addr(pod)?;
+        // A failure on one pod still journals what the pods before it
+        // were seen serving after their reload: the projection must not
+        // believe they still serve what they served before.
+        let addr = target
+            .addr(pod)
+            .map_err(|err| err.with_facts(events.clone()))?;
         valkey
             .config_set_all(addr, &pairs)
             .await
-            .map_err(|source| ActError::Valkey {
-                what: format!("reloading the certificate files on {pod}"),
-                source,
+            .map_err(|source| {
+                ActError::Valkey {
+                    what: format!("reloading the certificate files on {pod}"),
+                    source,
+                }
+                .with_facts(events.clone())
             })?;
         // A fresh handshake shows what it serves now.
         valkey.forget(addr).await;
-        let served = valkey
-            .served_certificate(addr)
-            .await
-            .map_err(|source| ActError::Valkey {
+        let served = valkey.served_certificate(addr).await.map_err(|source| {
+            ActError::Valkey {
                 what: format!("reading the certificate {pod} serves"),
                 source,
-            })?;
+            }
+            .with_facts(events.clone())
+        })?;
         if let Some(served) = served {
             if served == fingerprint {
                 taken.push(pod.clone());

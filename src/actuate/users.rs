@@ -7,6 +7,8 @@
 //! commands, the node's users are read back (`ACL LIST`) and journaled
 //! with the outcome, so the projection knows what each node holds.
 
+use std::net::SocketAddr;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -21,6 +23,10 @@ use crate::valkey::{ValkeyClient, acl_users, password_fingerprint};
 
 /// Applies `apply` and deletes `remove` on `pod`, saves the ACL file,
 /// and reads back what the node holds.
+///
+/// A failure once a command that changes the node was sent carries what
+/// the node holds then (read back, as on success): users applied or
+/// deleted before the failure must not be believed absent or present.
 pub async fn sync(
     valkey: &ValkeyClient,
     client: &kube::Client,
@@ -30,6 +36,110 @@ pub async fn sync(
     remove: &[String],
 ) -> Result<Done, ActError> {
     let (addr, sentinel) = target.any_addr(pod)?;
+    let mut touched = false;
+    let node = Node {
+        valkey,
+        target,
+        pod,
+        addr,
+        sentinel,
+    };
+    let (applied, connection_updated, saved) = match change(
+        &node,
+        client,
+        apply,
+        remove,
+        &mut touched,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(err) if touched => {
+            let facts = match node.read_back().await {
+                Ok(users) => vec![users],
+                Err(read) => {
+                    tracing::warn!(%pod, error = %read, "cannot read back the ACL users after a failed sync");
+                    Vec::new()
+                }
+            };
+            return Err(err.with_facts(facts));
+        }
+        Err(err) => return Err(err),
+    };
+    let users = node.read_back().await?;
+    let mut detail = Vec::new();
+    if !applied.is_empty() {
+        detail.push(format!("applied {}", applied.join(", ")));
+    }
+    if !remove.is_empty() {
+        detail.push(format!("deleted {}", remove.join(", ")));
+    }
+    if connection_updated {
+        detail.push("the connection Secret carries the new password".to_owned());
+    }
+    detail.push(if saved {
+        "saved to its ACL file".to_owned()
+    } else {
+        "no ACL file to save to".to_owned()
+    });
+    Ok(Done {
+        detail: format!("{pod}: {}", detail.join("; ")),
+        events: vec![users],
+        password: None,
+    })
+}
+
+/// The node a sync changes.
+struct Node<'a> {
+    valkey: &'a ValkeyClient,
+    target: Target<'a>,
+    pod: &'a str,
+    addr: SocketAddr,
+    sentinel: bool,
+}
+
+impl Node<'_> {
+    /// What the node holds now, as `AclObserved`.
+    async fn read_back(&self) -> Result<Event, ActError> {
+        let pod = self.pod;
+        let lines = self
+            .valkey
+            .acl_list(self.addr)
+            .await
+            .map_err(|source| ActError::Valkey {
+                what: format!("reading the ACL users of {pod} back"),
+                source,
+            })?;
+        let users = if self.sentinel {
+            acl_users(&lines, &["default"])
+        } else {
+            acl_users(&lines, &watched_usernames(self.target.state))
+        };
+        Ok(Event::AclObserved {
+            pod: pod.to_owned(),
+            users,
+        })
+    }
+}
+
+/// The commands of a sync: `apply`, then `remove`, then the save.
+/// Returns the users applied, whether the connection Secret was updated,
+/// and whether there was a file to save to. `touched` is set before the
+/// first command that may change the node.
+async fn change<'u>(
+    node: &Node<'_>,
+    client: &kube::Client,
+    apply: &'u [String],
+    remove: &[String],
+    touched: &mut bool,
+) -> Result<(Vec<&'u str>, bool, bool), ActError> {
+    let Node {
+        valkey,
+        target,
+        pod,
+        addr,
+        sentinel,
+    } = *node;
     let ns = &target.meta.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut applied = Vec::new();
@@ -65,6 +175,8 @@ pub async fn sync(
             .users
             .want(record)
             .is_some_and(|w| w.previous.is_some());
+        // Sent, the command may have taken effect whatever its reply.
+        *touched = true;
         valkey
             .acl_setuser(addr, username, &password, &record.rules, keep_others)
             .await
@@ -106,6 +218,9 @@ pub async fn sync(
             connection_updated = true;
         }
     }
+    if !remove.is_empty() {
+        *touched = true;
+    }
     valkey
         .acl_deluser(addr, remove)
         .await
@@ -133,41 +248,7 @@ pub async fn sync(
                 source,
             })?
     };
-    let lines = valkey
-        .acl_list(addr)
-        .await
-        .map_err(|source| ActError::Valkey {
-            what: format!("reading the ACL users of {pod} back"),
-            source,
-        })?;
-    let users = if sentinel {
-        acl_users(&lines, &["default"])
-    } else {
-        acl_users(&lines, &watched_usernames(target.state))
-    };
-    let mut detail = Vec::new();
-    if !applied.is_empty() {
-        detail.push(format!("applied {}", applied.join(", ")));
-    }
-    if !remove.is_empty() {
-        detail.push(format!("deleted {}", remove.join(", ")));
-    }
-    if connection_updated {
-        detail.push("the connection Secret carries the new password".to_owned());
-    }
-    detail.push(if saved {
-        "saved to its ACL file".to_owned()
-    } else {
-        "no ACL file to save to".to_owned()
-    });
-    Ok(Done {
-        detail: format!("{pod}: {}", detail.join("; ")),
-        events: vec![Event::AclObserved {
-            pod: pod.to_owned(),
-            users,
-        }],
-        password: None,
-    })
+    Ok((applied, connection_updated, saved))
 }
 
 /// Whether every data pod and Sentinel but `pod` holds `record` as it

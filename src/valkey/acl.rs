@@ -209,21 +209,9 @@ pub fn password_fingerprint(password: &Password) -> String {
     ))
 }
 
-/// A refusal with the password replaced by `***` wherever it appears.
+/// The error with the password replaced by `***` wherever it appears.
 fn redact(err: ProbeError, password: &Password) -> ProbeError {
-    let secret = password.expose();
-    match err {
-        ProbeError::Rejected {
-            addr,
-            command,
-            message,
-        } if !secret.is_empty() => ProbeError::Rejected {
-            addr,
-            command,
-            message: message.replace(secret, "***"),
-        },
-        other => other,
-    }
+    err.redact(password.expose())
 }
 
 #[cfg(test)]

@@ -965,9 +965,58 @@ fn sentinel_read(name: &str) -> bool {
     )
 }
 
+/// A reply of the wrong shape, described by its shape alone: a reply can
+/// hold secrets (`ACL LIST` lines carry password hashes, `CONFIG GET` a
+/// password, `GET` anyone's data), and this text reaches logs and the
+/// journal.
 pub(super) fn unexpected(addr: SocketAddr, expected: &str, got: &Value) -> ProbeError {
     ProbeError::Protocol {
         addr,
-        detail: format!("expected {expected}, got {got:?}"),
+        detail: format!("expected {expected}, got {}", shape(got)),
     }
 }
+
+/// The type and size of `value`, never its contents. A status reply is
+/// quoted only when it is a short upper-case word (`QUEUED`, `NOKEY`),
+/// which no password or hash is taken for.
+fn shape(value: &Value) -> String {
+    fn count(n: usize, one: &str, many: &str) -> String {
+        format!("{n} {}", if n == 1 { one } else { many })
+    }
+    match value {
+        Value::Nil => "nil".to_owned(),
+        Value::Okay => "OK".to_owned(),
+        Value::Int(_) => "an integer".to_owned(),
+        Value::Double(_) => "a double".to_owned(),
+        Value::Boolean(_) => "a boolean".to_owned(),
+        Value::BigNumber(_) => "a big number".to_owned(),
+        Value::SimpleString(s)
+            if (1..=16).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+        {
+            format!("status {s}")
+        }
+        Value::SimpleString(s) => format!("a status of {}", count(s.len(), "byte", "bytes")),
+        Value::BulkString(b) => format!("a bulk string of {}", count(b.len(), "byte", "bytes")),
+        Value::VerbatimString { text, .. } => {
+            format!(
+                "a verbatim string of {}",
+                count(text.len(), "byte", "bytes")
+            )
+        }
+        Value::Array(items) => format!("an array of {}", count(items.len(), "item", "items")),
+        Value::Set(items) => format!("a set of {}", count(items.len(), "item", "items")),
+        Value::Map(entries) => format!("a map of {}", count(entries.len(), "entry", "entries")),
+        Value::Attribute { data, .. } => format!("{} with attributes", shape(data)),
+        Value::Push { data, .. } => {
+            format!("a push message of {}", count(data.len(), "item", "items"))
+        }
+        Value::ServerError(_) => "an error reply".to_owned(),
+        // The enum is non-exhaustive: a kind added later is named only.
+        _ => "a reply of another kind".to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

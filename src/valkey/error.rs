@@ -129,6 +129,51 @@ impl ProbeError {
         }
     }
 
+    /// This error with `secret` replaced by `***` wherever its text holds
+    /// it: a server or a client may echo a command's arguments (a refusal
+    /// quoting `MIGRATE … AUTH2 user <password>`, a modifier it rejects),
+    /// and what an error says reaches logs and the journal.
+    #[must_use]
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let scrub = |text: String| {
+            if text.contains(secret) {
+                text.replace(secret, "***")
+            } else {
+                text
+            }
+        };
+        match self {
+            ProbeError::Rejected {
+                addr,
+                command,
+                message,
+            } => ProbeError::Rejected {
+                addr,
+                command,
+                message: scrub(message),
+            },
+            ProbeError::Protocol { addr, detail } => ProbeError::Protocol {
+                addr,
+                detail: scrub(detail),
+            },
+            ProbeError::Io { addr, detail } => ProbeError::Io {
+                addr,
+                detail: scrub(detail),
+            },
+            ProbeError::AuthFailed { addr, code } => ProbeError::AuthFailed {
+                addr,
+                code: scrub(code),
+            },
+            // No text of the server's or the client's in these.
+            other @ (ProbeError::Refused { .. }
+            | ProbeError::TimedOut { .. }
+            | ProbeError::Malformed { .. }) => other,
+        }
+    }
+
     /// The address of the server the call went to.
     pub fn addr(&self) -> SocketAddr {
         match self {

@@ -260,24 +260,40 @@ impl ValkeyClient {
             cmd.arg("REPLACE");
         }
         // The target runs what MIGRATE sends as the user it authenticates.
-        if let Some((user, password)) = self.identity().await {
-            cmd.arg("AUTH2").arg(user).arg(password.expose());
-        } else if let Some(password) = self.password().await {
-            cmd.arg("AUTH").arg(password.expose());
-        }
+        let password = match self.identity().await {
+            Some((user, password)) => {
+                cmd.arg("AUTH2").arg(user).arg(password.expose());
+                Some(password)
+            }
+            None => {
+                let password = self.password().await;
+                if let Some(password) = &password {
+                    cmd.arg("AUTH").arg(password.expose());
+                }
+                password
+            }
+        };
         cmd.arg("KEYS");
         for key in keys {
             cmd.arg(key.as_slice());
         }
         let extra = Duration::from_millis(timeout_ms);
+        // A server that refuses the command, or a client that fails on it,
+        // may quote its arguments, the password among them: whatever the
+        // error says is logged and journaled, so it never holds it.
+        let redact = |err: ProbeError| match &password {
+            Some(password) => err.redact(password.expose()),
+            None => err,
+        };
         let (reply, _) = self
             .run(addr, &cmd, "MIGRATE", extra, Resend::Never)
-            .await?;
+            .await
+            .map_err(redact)?;
         match reply {
             Value::Okay => Ok(true),
             Value::SimpleString(s) if s == "OK" => Ok(true),
             Value::SimpleString(s) if s == "NOKEY" => Ok(false),
-            other => Err(unexpected(addr, "OK or NOKEY", &other)),
+            other => Err(redact(unexpected(addr, "OK or NOKEY", &other))),
         }
     }
 }

@@ -934,6 +934,23 @@ impl ClusterState {
                 self.history(seq, at, body, format!("restore completed: {shards} shards"));
                 self.backups.restore.completed = Some(at);
             }
+            Event::CertificateAuthorityCreated {
+                secret,
+                fingerprint,
+            } => {
+                // Nothing decided reads the CA from the projection (an
+                // issue reads its Secret afresh); what clients are to
+                // trust from now on is history.
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "TLS: created the cluster's CA {} in Secret {secret}",
+                        short(fingerprint)
+                    ),
+                );
+            }
             Event::RotationWindowClosed { username } => {
                 if self.users.rotations.remove(username).is_none() {
                     self.anomaly(
