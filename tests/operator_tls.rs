@@ -761,3 +761,104 @@ spec:
     );
     env.finish().await;
 }
+
+/// Time in the journal does not wait for traffic: an idle TLS cluster
+/// whose certificate falls due with nothing else happening is renewed
+/// within seconds of the due time, and nothing is journaled before it.
+/// The Secret's expiry record is moved so that the renewal falls due 25 s
+/// later (the leaf lives 90 days and is renewed with 30 left); from the
+/// moment that observation is journaled, the next event must be
+/// `DeadlinePassed` at the due time, then the renewal's decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cluster_renews_its_certificate_when_it_falls_due() {
+    let mut env = Env::start_without_operator("tls-deadline").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Standalone
+  image: valkey/valkey:8.0
+  tls:
+    enabled: true
+  storage:
+    size: 1Gi
+",
+    )
+    .await;
+    env.wait_ready("demo", 1, Duration::from_secs(90)).await;
+    let stream = env.stream("demo").await;
+    let due = chrono::Utc::now() + chrono::Duration::seconds(25);
+    let not_after = due + chrono::Duration::days(30);
+    env.api::<Secret>()
+        .patch(
+            "demo-tls",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "valkey.logbook.dev/not-after": not_after.to_rfc3339()
+            }}})),
+        )
+        .await
+        .unwrap();
+    let due_us = due.timestamp_micros();
+    let observed = |events: &[logbook_journal::Envelope]| {
+        events.iter().position(|e| {
+            matches!(&e.body, Event::CertificateObserved { certificate }
+                if certificate.not_after.is_some_and(|t| (t.as_micros() - not_after.timestamp_micros()).abs() < 1_000_000))
+        })
+    };
+    env.eventually(
+        Duration::from_secs(20),
+        "the moved expiry journaled",
+        || async { observed(&env.journal_events(&stream).await).is_some() },
+    )
+    .await;
+    let before = env.journal_events(&stream).await;
+    let seen = observed(&before).unwrap();
+    env.eventually(
+        Duration::from_secs(60),
+        "a renewal decided after the due time",
+        || async {
+            env.journal_events(&stream).await.iter().any(|e| {
+                matches!(&e.body, Event::Decided { intents }
+                    if intents.iter().any(|p| matches!(p.intent, Intent::IssueCertificate { .. })))
+                    && e.at.as_micros() >= due_us
+            })
+        },
+    )
+    .await;
+    let after = env.journal_events(&stream).await;
+    // Whatever the reconcile journaled with the observation itself comes
+    // before the due time; after that, nothing until the deadline.
+    let quiet: Vec<String> = after
+        .iter()
+        .skip(seen + 1)
+        .take_while(|e| e.at.as_micros() < due_us)
+        .filter(|e| e.at.as_micros() > before[seen].at.as_micros() + 3_000_000)
+        .map(|e| format!("#{} {:?}", e.seq, e.body))
+        .collect();
+    assert!(
+        quiet.is_empty(),
+        "appended while idle before the due time: {quiet:?}"
+    );
+    let passed = after
+        .iter()
+        .find(|e| matches!(e.body, Event::DeadlinePassed { .. }) && e.at.as_micros() >= due_us)
+        .expect("DeadlinePassed journaled");
+    let late_ms = (passed.at.as_micros() - due_us) / 1000;
+    eprintln!("deadline journaled {late_ms} ms after the due time");
+    assert!(late_ms < 5_000, "journaled {late_ms} ms after the due time");
+    let renewed = after
+        .iter()
+        .find(|e| {
+            e.at.as_micros() >= due_us
+                && matches!(&e.body, Event::Decided { intents }
+                    if intents.iter().any(|p| matches!(p.intent, Intent::IssueCertificate { .. })))
+        })
+        .unwrap();
+    assert!(renewed.seq > passed.seq, "the renewal follows the deadline");
+    env.finish().await;
+}

@@ -86,6 +86,26 @@ pub fn decide_backups(view: &ClusterView<'_>, now: Timestamp) -> Vec<Decision> {
     Vec::new()
 }
 
+/// When the next completed scheduled backup grows older than
+/// `maxAgeHours` (the newest never expires), if one will.
+pub fn retention_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
+    let part = &view.state.backups;
+    let max_age_ms = i64::from(view.spec.backup.retention.max_age_hours?).saturating_mul(3_600_000);
+    let mut completed: Vec<Timestamp> = part
+        .records
+        .values()
+        .filter(|r| r.scheduled && !part.deleted.contains_key(&r.object))
+        .filter_map(|r| part.completed(&r.object))
+        .collect();
+    completed.sort_unstable_by(|a, b| b.cmp(a));
+    // `now > at + max`: one microsecond past it.
+    completed
+        .iter()
+        .skip(1)
+        .map(|at| Timestamp(at.plus_millis(max_age_ms).as_micros().saturating_add(1)))
+        .min()
+}
+
 /// The first scheduled backup retention expires, if any: beyond
 /// `keepLast` or older than `maxAgeHours`, never the newest completed.
 fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {

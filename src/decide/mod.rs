@@ -18,6 +18,7 @@
 
 mod backup;
 mod cluster;
+mod deadline;
 mod deletion;
 #[cfg(test)]
 #[allow(
@@ -42,6 +43,7 @@ use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
 pub use cluster::quorum::takeover_span_ms;
+pub use deadline::next_deadline;
 pub use recovery::{already_done, promotion_found_done};
 pub use replication::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,

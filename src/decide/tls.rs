@@ -59,6 +59,30 @@ pub fn decide_issue(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> 
     ))
 }
 
+/// When the certificate of the operator's CA falls due for renewal (the
+/// first moment [`decide_issue`] asks for it), if it is not due already.
+pub fn renewal_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
+    if view.spec.tls.source()? != CertSource::Internal {
+        return None;
+    }
+    let certificate = view.state.tls.certificate.as_ref()?;
+    if certificate.source != SOURCE_INTERNAL
+        || certificate.fingerprint.is_none()
+        || certificate.problem.is_some()
+    {
+        return None;
+    }
+    let not_after = certificate.not_after?;
+    // Due once less than a third of its life is left.
+    let third = i64::try_from(LEAF_VALIDITY.as_micros() / 3).unwrap_or(i64::MAX);
+    Some(Timestamp(
+        not_after
+            .as_micros()
+            .saturating_sub(third)
+            .saturating_add(1),
+    ))
+}
+
 /// One reload for the answering nodes that serve another certificate than
 /// the Secret's, leaving out those asked and not seen since.
 pub fn decide_reload(view: &ClusterView<'_>) -> Option<Decision> {

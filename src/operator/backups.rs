@@ -480,20 +480,6 @@ async fn stream_all(
     Ok((key, bytes))
 }
 
-/// `BackupDue` for the schedule's clock, when it has passed a fire time.
-pub fn due(state: &ClusterState, cluster: &str) -> Option<Event> {
-    crate::observe::backup::backup_due(state, cluster, Timestamp::now())
-}
-
-/// How long until the schedule's next fire time (`None`: no schedule).
-pub fn until_next_fire(state: &ClusterState) -> Option<Duration> {
-    let next = crate::observe::backup::next_fire(state)?;
-    let now = Timestamp::now().as_micros() / 1000;
-    Some(Duration::from_millis(
-        u64::try_from(next.saturating_sub(now)).unwrap_or(0),
-    ))
-}
-
 /// Reads and verifies the backup `v.from` names, and journals the plan or
 /// why it cannot be restored (a reason already journaled is not again).
 async fn verify_restore(rt: &Arc<Mutex<ClusterRuntime>>, v: Verify) {

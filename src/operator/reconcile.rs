@@ -33,6 +33,9 @@ use crate::resources::{ClusterMeta, labels, statefulset_name};
 /// How often a quiet cluster is reconciled anyway (reads only; a
 /// converged cluster writes nothing).
 const RESYNC: Duration = Duration::from_secs(300);
+/// How long after a deadline the reconcile that journals it runs (the
+/// wall clock must have passed it).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 /// How often a follower catches its projections up with the journals, and
 /// a cluster with an untrusted journal is looked at again (a repair).
 const FOLLOWER_REFRESH: Duration = Duration::from_secs(30);
@@ -404,10 +407,11 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .await;
         }
     }
-    // The schedule's next fire, so that it is journaled when it comes.
-    let resync = super::backups::until_next_fire(&rt.state).map_or(RESYNC, |next| {
-        next.saturating_add(std::time::Duration::from_secs(1))
-            .min(RESYNC)
+    // The next deadline (a certificate falling due, a schedule's fire, a
+    // retention age, a rotation window), so that it is journaled when it
+    // comes: an idle cluster has no other traffic to wake it.
+    let resync = rt.until_next_deadline().map_or(RESYNC, |left| {
+        left.saturating_add(DEADLINE_MARGIN).min(RESYNC)
     });
     if tls_pending {
         // A node still serves an old certificate: ask it again once the

@@ -109,6 +109,20 @@ fn gone_for_ms(view: &ClusterView<'_>, shard: &Shard<'_>, now: Timestamp) -> Opt
     pod.view.failing_since.map(|since| now.millis_since(since))
 }
 
+/// When a pod failing its probes will have been gone the whole node
+/// timeout (the earliest of them), if a takeover may follow.
+pub fn takeover_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
+    if !view.spec.failover.takeover_on_quorum_loss {
+        return None;
+    }
+    let timeout = node_timeout_ms(view);
+    view.pods()
+        .into_iter()
+        .filter_map(|p| p.view.failing_since)
+        .map(|since| since.plus_millis(timeout))
+        .min()
+}
+
 /// `ClusterFailover TAKEOVER` for every shard whose primary has been gone
 /// the whole node timeout, when the quorum is lost and the spec allows
 /// it; nothing otherwise (a `FORCE` cannot win without the votes).

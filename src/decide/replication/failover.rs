@@ -96,6 +96,16 @@ pub fn unreachable_after_ms(policy: &Policy) -> i64 {
         .max(MIN_UNREACHABLE_MS)
 }
 
+/// When a pod failing its probes will have failed for the whole minimum
+/// span (the earliest of them), the moment a failover can be decided.
+pub fn failover_deadline(view: &ClusterView<'_>, policy: &Policy) -> Option<Timestamp> {
+    view.pods()
+        .into_iter()
+        .filter_map(|p| p.view.failing_since)
+        .map(|since| since.plus_millis(unreachable_after_ms(policy)))
+        .min()
+}
+
 /// Whether the primary has been failing for the whole minimum span. `now`
 /// is the time of the last event, so the prober keeps recording failures
 /// until one lands past the span (see `operator/prober.rs`).

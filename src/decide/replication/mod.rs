@@ -42,7 +42,9 @@ use super::view::ClusterView;
 use super::{Decision, Step, first_wanted};
 
 pub(super) use bootstrap::decide_bootstrap;
-pub use failover::{DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, unreachable_after_ms};
+pub use failover::{
+    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, failover_deadline, unreachable_after_ms,
+};
 pub(super) use roles::decide_roles;
 pub use switchover::AUTO as SWITCHOVER_AUTO;
 

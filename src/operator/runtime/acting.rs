@@ -74,6 +74,50 @@ impl ClusterRuntime {
         Ok(())
     }
 
+    /// Time, in the journal: when the wall clock has passed the next
+    /// moment `decide` named ([`crate::decide::next_deadline`]),
+    /// `DeadlinePassed` is journaled, so that `now` — the journal's last
+    /// moment, which stands still on an idle cluster — reaches it. Then
+    /// the facts the clock makes, read at that journaled moment: rotation
+    /// windows that closed, the backup schedule's fire. One mechanism for
+    /// every rule that reads time; nothing is appended before a deadline.
+    async fn pass_deadline(&mut self) -> Result<(), OperatorError> {
+        let policy = self.state.policy.clone().unwrap_or_default();
+        if let Some(deadline) = crate::decide::next_deadline(&self.state, &policy)
+            && deadline <= logbook_journal::Timestamp::now()
+        {
+            self.record_now(vec![Event::DeadlinePassed { deadline }], None)
+                .await?;
+        }
+        let now = self.state.last_at;
+        let mut facts: Vec<Event> = self
+            .state
+            .users
+            .windows_due(now)
+            .into_iter()
+            .map(|username| Event::RotationWindowClosed { username })
+            .collect();
+        facts.extend(crate::observe::backup::backup_due(
+            &self.state,
+            &self.meta.name,
+            now,
+        ));
+        if !facts.is_empty() {
+            self.record_now(facts, None).await?;
+        }
+        Ok(())
+    }
+
+    /// How long until the next deadline (none: no rule waits on time).
+    pub fn until_next_deadline(&self) -> Option<Duration> {
+        let policy = self.state.policy.clone().unwrap_or_default();
+        let next = crate::decide::next_deadline(&self.state, &policy)?;
+        let left = next
+            .as_micros()
+            .saturating_sub(logbook_journal::Timestamp::now().as_micros());
+        Some(Duration::from_micros(u64::try_from(left).unwrap_or(0)))
+    }
+
     fn back_off(&mut self) {
         let wait = self
             .backoff
@@ -136,22 +180,7 @@ impl ClusterRuntime {
             self.resolve_pending = false;
             self.resolve_in_flight().await?;
         }
-        // Rotation windows the clock has passed close now, in the journal
-        // (decisions read time from it alone).
-        let due: Vec<Event> = self
-            .state
-            .users
-            .windows_due(logbook_journal::Timestamp::now())
-            .into_iter()
-            .map(|username| Event::RotationWindowClosed { username })
-            .collect();
-        if !due.is_empty() {
-            self.record_now(due, None).await?;
-        }
-        // So does the backup schedule's.
-        if let Some(due) = crate::operator::backups::due(&self.state, &self.meta.name) {
-            self.record_now(vec![due], None).await?;
-        }
+        self.pass_deadline().await?;
         for _ in 0..MAX_STEPS {
             let policy = self.state.policy.clone().unwrap_or_default();
             let decisions = decide(&self.state, self.state.last_at, &policy);
