@@ -56,6 +56,9 @@ pub struct Start {
     pub base: ClusterState,
     /// Seq covered by that snapshot, when the scan starts from one.
     pub from_snapshot: Option<u64>,
+    /// The digest that snapshot's state carries (format 13 on), checked
+    /// by the audit against the journal's `SnapshotRecorded`.
+    pub snapshot_digest: Option<logbook_journal::codec::StateDigest>,
     /// The head the scan reads up to.
     pub head: Head,
 }
@@ -253,6 +256,7 @@ async fn store_start<S: JournalStore>(
         place: place.to_owned(),
         base: ClusterState::new(),
         from_snapshot: None,
+        snapshot_digest: None,
         head,
     };
     match first {
@@ -273,6 +277,7 @@ async fn store_start<S: JournalStore>(
             match snapshot {
                 Some(s) if s.seq.saturating_add(1) >= first => {
                     start.from_snapshot = Some(s.seq);
+                    start.snapshot_digest = s.digest;
                     start.base = s.state;
                     Ok(start)
                 }
@@ -387,6 +392,8 @@ fn file_scan(path: &PathBuf, until: Option<u64>, visit: &mut dyn Visit) -> Resul
         place: place.clone(),
         base: ClusterState::new(),
         from_snapshot: None,
+        // An export carries the state, not the stored frame's digest.
+        snapshot_digest: None,
         head: Head {
             seq: header.head_seq,
             hash: header.head_hash,

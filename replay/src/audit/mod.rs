@@ -86,11 +86,15 @@ pub enum Check {
     MoveIssuedTwice,
     /// The journal does not verify (CRC, link, seq, head).
     Chain,
+    /// The snapshot the audit started from (the events before it
+    /// compacted away) is not the one the operator journaled taking: its
+    /// state's digest differs from `SnapshotRecorded`'s.
+    SnapshotDigest,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Determinism,
         Self::TwoPrimaries,
         Self::IntentWithoutOutcome,
@@ -104,6 +108,7 @@ impl Check {
         Self::MoveOutcome,
         Self::MoveIssuedTwice,
         Self::Chain,
+        Self::SnapshotDigest,
     ];
 
     /// The check's name in reports.
@@ -123,6 +128,7 @@ impl Check {
             Self::MoveOutcome => "move-outcome",
             Self::MoveIssuedTwice => "move-issued-twice",
             Self::Chain => "chain",
+            Self::SnapshotDigest => "snapshot-digest",
         }
     }
 }
@@ -225,6 +231,12 @@ pub struct Audit<'d> {
     head: Option<logbook_journal::Head>,
     /// The stream and its cluster, once the scan started.
     about: Option<(String, Option<String>)>,
+    /// The snapshot the scan started from: its seq and the digest its
+    /// state carries (none: an older format, or an export).
+    snapshot: Option<(u64, Option<logbook_journal::codec::StateDigest>)>,
+    /// What the journal said of it: the digest `SnapshotRecorded` gave
+    /// for that seq, and where.
+    recorded_digest: Option<(u64, Timestamp, logbook_journal::codec::StateDigest)>,
 }
 
 impl<'d> Audit<'d> {
@@ -240,7 +252,47 @@ impl<'d> Audit<'d> {
             events: 0,
             head: None,
             about: None,
+            snapshot: None,
+            recorded_digest: None,
         }
+    }
+
+    /// The snapshot check: the digest the starting snapshot carries
+    /// against the one the journal recorded for it (examined: 1 when both
+    /// are known).
+    fn snapshot_check(&self) -> (Vec<Finding>, CheckSummary) {
+        let mut findings = Vec::new();
+        let note = match (self.snapshot, self.recorded_digest) {
+            (None, _) => Some("the audit started at seq 1, from no snapshot".to_owned()),
+            (Some((seq, None)), _) => Some(format!(
+                "the snapshot at seq {seq} carries no digest (written before format 13)"
+            )),
+            (Some((seq, Some(_))), None) => Some(format!(
+                "no SnapshotRecorded for the snapshot at seq {seq} among the events kept"
+            )),
+            (Some((seq, Some(stored))), Some((at_seq, at, recorded))) => {
+                if stored != recorded {
+                    findings.push(Finding {
+                        check: Check::SnapshotDigest,
+                        seq: at_seq,
+                        at: Some(at),
+                        detail: format!(
+                            "the snapshot at seq {seq} holds a state with digest {stored}, but the operator journaled {recorded} when it took it: the audit started from a state the operator never had"
+                        ),
+                        recorded: Vec::new(),
+                        recomputed: Vec::new(),
+                    });
+                }
+                None
+            }
+        };
+        let summary = CheckSummary {
+            check: Check::SnapshotDigest.name(),
+            examined: u64::from(note.is_none()),
+            findings: findings.len(),
+            note,
+        };
+        (findings, summary)
     }
 }
 
@@ -251,11 +303,17 @@ impl Visit for Audit<'_> {
         self.last_seq = start.base.last_seq;
         self.head = Some(start.head);
         self.about = Some((start.stream.to_string(), start.cluster.clone()));
+        self.snapshot = start.from_snapshot.map(|seq| (seq, start.snapshot_digest));
         self.invariants.start(&self.state);
         Ok(())
     }
 
     fn event(&mut self, envelope: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
+        if let logbook_journal::Event::SnapshotRecorded { seq, digest, .. } = &envelope.body
+            && self.snapshot.is_some_and(|(from, _)| from == *seq)
+        {
+            self.recorded_digest = Some((envelope.seq, envelope.at, *digest));
+        }
         self.determinism.before(&self.state, envelope);
         self.invariants.before(&self.state, envelope);
         self.state.apply(envelope);
@@ -335,11 +393,13 @@ impl Audit<'_> {
             Err(other) => return Err(other),
         }
         let (stream, cluster) = self.about.take().unwrap_or_default();
+        let (snapshot_findings, snapshot_summary) = self.snapshot_check();
         let (det_findings, decisions) = self.determinism.finish();
         let inv = self.invariants.finish(&self.state);
         let mut findings: Vec<Finding> = det_findings;
         findings.extend(inv.findings);
         findings.extend(chain);
+        findings.extend(snapshot_findings);
         findings.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.check.cmp(&b.check)));
         let count = |check: Check| findings.iter().filter(|f| f.check == check).count();
         let mut checks = vec![CheckSummary {
@@ -362,6 +422,7 @@ impl Audit<'_> {
             findings: count(Check::Chain),
             note: None,
         });
+        checks.push(snapshot_summary);
         Ok(AuditReport {
             stream,
             cluster,
