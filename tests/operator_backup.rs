@@ -991,3 +991,193 @@ async fn the_samples_back_up_demo_and_restore_it_as_demo_restored() {
     assert!(info.contains("aof_enabled:1"), "{info}");
     env.finish().await;
 }
+
+/// The restore's credentials in `restore_unreachable`: none of this may
+/// appear in the status, an Event or the journal.
+const UNREACHABLE_KEY_ID: &str = "AKIAUNREACHABLE0001";
+const UNREACHABLE_SECRET_KEY: &str = "rEsToRe-SeCrEt-9f8e7d6c5b4a";
+
+/// A restore whose pods cannot reach the bucket (the operator, on the
+/// host, reads and verifies the backup on moto at 127.0.0.1; a pod's own
+/// 127.0.0.1 is itself, where nothing listens) is reported where the user
+/// looks — `status.restore`, the Ready condition and a Warning Event —
+/// with why, within a bounded time, and with no credential anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_whose_pods_cannot_reach_the_bucket_says_so_in_the_status_and_an_event() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let mut env = Env::start("restore-unreachable").await;
+    let secrets: kube::Api<Secret> = env.api();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            (
+                "AWS_ACCESS_KEY_ID".to_owned(),
+                ByteString(UNREACHABLE_KEY_ID.as_bytes().to_vec()),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                ByteString(UNREACHABLE_SECRET_KEY.as_bytes().to_vec()),
+            ),
+            (
+                "endpoint".to_owned(),
+                ByteString(s3.endpoint().into_bytes()),
+            ),
+        ])),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let standalone = |name: &str, extra: &str| {
+        format!(
+            r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Standalone
+  storage:
+    size: 1Gi
+  backup:
+    destination:
+      bucket: {BUCKET}
+      prefix: logbook
+      credentialsSecret: {SECRET}
+{extra}"#
+        )
+    };
+    env.apply_yaml(&standalone("origin", "")).await;
+    env.wait_ready("origin", 1, Duration::from_secs(60)).await;
+    let password = env.password("origin").await;
+    let mut con = connect(&env.service_addr("origin").await, &password).await;
+    let () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    create_backup(&env, "origin-now", "origin").await;
+    wait_backup(
+        &env,
+        "origin-now",
+        BackupPhase::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let asked = Instant::now();
+    env.apply_yaml(&standalone(
+        "unreached",
+        "  restoreFrom:\n    backup: origin-now\n",
+    ))
+    .await;
+    let vkc = env
+        .wait_status(
+            "unreached",
+            Duration::from_secs(90),
+            "the restore's failure in status.restore and the Ready condition",
+            |v| {
+                let Some(status) = v.status.as_ref() else {
+                    return false;
+                };
+                let restore_says = status.restore.as_ref().is_some_and(|r| {
+                    r.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("pod unreached-0 cannot load its shard"))
+                });
+                let ready_says = status.conditions.iter().any(|c| {
+                    c.type_ == "Ready" && c.status == "False" && c.reason == "RestoreFailing"
+                });
+                restore_says && ready_says
+            },
+        )
+        .await;
+    eprintln!(
+        "reported after {:?}: {}",
+        asked.elapsed(),
+        serde_yaml::to_string(&vkc.status).unwrap()
+    );
+    let status = vkc.status.clone().unwrap();
+    let restore = status.restore.clone().unwrap();
+    assert_eq!(restore.phase, "Restoring", "{restore:?}");
+    let message = restore.message.clone().unwrap();
+    // The container's reason, exit code and the last line it wrote: why.
+    assert!(message.contains("exit code 1"), "{message}");
+    assert!(message.contains("logbook: restore:"), "{message}");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains("unreached-0 cannot load its shard"),
+        "{ready:?}"
+    );
+
+    // A Warning Event names it.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let warning = loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        let found = list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("RestoreFailing")
+                && e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("unreached")
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no RestoreFailing Event\n{}",
+            env.dump("unreached").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let note = warning.note.unwrap_or_default();
+    assert!(note.contains("unreached-0"), "{note}");
+    assert!(note.contains("exit code 1"), "{note}");
+
+    // Journaled as an observation, once per change (edge-triggered): the
+    // container is retried (at once, then after 10 s) with the same
+    // failure, which is not journaled again.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let stream = env.stream("unreached").await;
+    env.stop_operator(Stop::Graceful).await;
+    let journal = env.journal_events(&stream).await;
+    let observed: Vec<&Event> = journal
+        .iter()
+        .map(|e| &e.body)
+        .filter(|e| matches!(e, Event::RestoreFetchObserved { .. }))
+        .collect();
+    let failures = observed
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::RestoreFetchObserved { pod, failure: Some(_) } if pod == "unreached-0"
+            )
+        })
+        .count();
+    assert_eq!(failures, 1, "{observed:?}");
+
+    // No credential anywhere the user or the audit reads.
+    let everything = format!(
+        "{}\n{note}\n{:?}",
+        serde_json::to_string(&vkc.status).unwrap(),
+        journal.iter().map(|e| &e.body).collect::<Vec<_>>()
+    );
+    for secret in [UNREACHABLE_KEY_ID, UNREACHABLE_SECRET_KEY] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {everything}"
+        );
+    }
+    env.finish().await;
+}

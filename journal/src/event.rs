@@ -613,6 +613,19 @@ pub enum Event {
         /// SHA-256 fingerprint of the CA certificate.
         fingerprint: String,
     },
+    /// [57] Restore: the `restore` init container of data pod `pod` (which
+    /// loads the pod's shard from the bucket before Valkey starts) failed
+    /// with `failure`: its termination reason, exit code and the last
+    /// line of what it said, bounded and with anything that looks like a
+    /// credential redacted; `None` once it no longer shows a failure (it
+    /// succeeded, is gone, or the pod was recreated). Journaled only when
+    /// it differs from what the journal last said of the pod.
+    RestoreFetchObserved {
+        /// Pod name, e.g. `demo-0`.
+        pod: String,
+        /// How it failed, last; `None`: it does not show a failure.
+        failure: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -696,6 +709,7 @@ impl Event {
             Self::DeadlinePassed { .. } => "DeadlinePassed",
             Self::SnapshotRecorded { .. } => "SnapshotRecorded",
             Self::CertificateAuthorityCreated { .. } => "CertificateAuthorityCreated",
+            Self::RestoreFetchObserved { .. } => "RestoreFetchObserved",
         }
     }
 }

@@ -27,7 +27,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelObserved { pod, .. }
         | Event::SentinelEventObserved { pod, .. }
         | Event::AclObserved { pod, .. }
-        | Event::CertificateServed { pod, .. } => Some(pod),
+        | Event::CertificateServed { pod, .. }
+        | Event::RestoreFetchObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -544,6 +545,10 @@ pub fn summary(event: &Event) -> String {
             "created the cluster's CA {} in Secret {secret}: clients are to trust it",
             fingerprint.get(..16).unwrap_or(fingerprint)
         ),
+        Event::RestoreFetchObserved { pod, failure } => match failure {
+            Some(f) => format!("restore: {pod} cannot load its shard: {f}"),
+            None => format!("restore: {pod} no longer shows a failure to load its shard"),
+        },
     }
 }
 

@@ -570,6 +570,24 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     }
     status.backup = backup_status(state);
     status.restore = restore_status(&view);
+    let restore_failing = fetch_failures(&state.backups.restore);
+    if let Some(restore) = &status.restore
+        && restore.phase == RESTORE_RESTORING
+        && !restore_failing.is_empty()
+    {
+        // The pods cannot load the backup: not ready, and why, where the
+        // user looks first (not only in an init container's log).
+        if let Some(ready) = status.conditions.first_mut() {
+            *ready = condition(
+                CONDITION_READY,
+                false,
+                "RestoreFailing",
+                format!("restore of {}: {restore_failing}", restore.source),
+                at,
+                observed_generation,
+            );
+        }
+    }
     if let Some(restore) = &status.restore
         && restore.phase != RESTORE_COMPLETED
         && restore.phase != RESTORE_RESTORING
@@ -657,14 +675,24 @@ fn restore_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Rest
             )),
         )
     } else if let Some(plan) = &r.plan {
+        let failing = fetch_failures(r);
         (
             RESTORE_RESTORING,
-            Some(format!(
-                "verified {} shard(s) from s3://{}/{}; the pods load them",
-                plan.shards.len(),
-                plan.target.bucket,
-                plan.target.dir
-            )),
+            Some(if failing.is_empty() {
+                format!(
+                    "verified {} shard(s) from s3://{}/{}; the pods load them",
+                    plan.shards.len(),
+                    plan.target.bucket,
+                    plan.target.dir
+                )
+            } else {
+                format!(
+                    "verified {} shard(s) from s3://{}/{}; {failing} (retried)",
+                    plan.shards.len(),
+                    plan.target.bucket,
+                    plan.target.dir
+                )
+            }),
         )
     } else if let Some((reason, retry, _)) = &r.refused {
         if *retry {
@@ -686,6 +714,15 @@ fn restore_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Rest
         phase: phase.to_owned(),
         message,
     })
+}
+
+/// The pods whose restore container failed, and how: empty when none.
+fn fetch_failures(r: &logbook_journal::projection::backups::RestoreState) -> String {
+    r.fetch_failures
+        .iter()
+        .map(|(pod, failure)| format!("pod {pod} cannot load its shard: {failure}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How `restoreFrom` is named in the status and the journal.

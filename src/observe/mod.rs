@@ -11,6 +11,7 @@ mod cluster;
 mod pods;
 mod replication;
 mod reshard;
+mod restore;
 pub mod sentinel;
 mod spec;
 pub mod tls;
@@ -24,4 +25,5 @@ pub use replication::{
     ProbeObservation, journal_role, link_status, observe_probe, observe_replication,
 };
 pub use reshard::{observe_migrations, observe_slot_states};
+pub use restore::{observe_restore_fetch, restore_fetch_failure};
 pub use spec::{fingerprint, observe_failover_request, observe_spec, observe_switchover_request};

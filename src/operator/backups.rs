@@ -2,7 +2,8 @@
 //! publish their statuses) and the cluster's backup task, which carries
 //! out each attempt the decider started: it streams every shard's RDB
 //! into the bucket, journals each shard as it lands, writes the manifest
-//! last, and journals how the attempt ended.
+//! last — only while it leads and the attempt is still the current one —
+//! and journals how the attempt ended.
 //!
 //! The task runs beside the prober, one attempt at a time; it holds the
 //! runtime's lock only to read the attempt and to journal. An attempt it
@@ -314,11 +315,17 @@ fn next_job(guard: &ClusterRuntime) -> Option<Job> {
 
 /// Whether `job`'s attempt still runs in the projection.
 fn still_runs(state: &ClusterState, job: &Job) -> bool {
+    is_current(state, &job.object, job.attempt)
+}
+
+/// Whether the projection's current run of backup `object` is attempt
+/// `attempt`, with no outcome yet.
+fn is_current(state: &ClusterState, object: &str, attempt: u32) -> bool {
     state
         .backups
         .runs
-        .get(&job.object)
-        .is_some_and(|r| r.attempt == job.attempt && r.outcome.is_none())
+        .get(object)
+        .is_some_and(|r| r.attempt == attempt && r.outcome.is_none())
 }
 
 /// Journals `events` for `job` while its attempt still runs and this
@@ -385,12 +392,19 @@ async fn publish_one(
 async fn carry_out(rt: &Arc<Mutex<ClusterRuntime>>, job: Job) {
     tracing::info!(backup = %job.object, attempt = job.attempt, "backup attempt begins");
     let end = match stream_all(rt, &job).await {
-        Ok((manifest, bytes)) => Event::BackupCompleted {
+        Ok(Some((manifest, bytes))) => Event::BackupCompleted {
             object: job.object.clone(),
             attempt: job.attempt,
             manifest,
             bytes,
         },
+        Ok(None) => {
+            // Not this instance's attempt to end any more: whoever leads
+            // now ended it (or will, at its takeover), and a non-leader
+            // journals nothing.
+            tracing::info!(backup = %job.object, attempt = job.attempt, "the attempt no longer runs here; its manifest was not written");
+            return;
+        }
         Err((reason, retry)) => Event::BackupFailed {
             object: job.object.clone(),
             attempt: job.attempt,
@@ -403,11 +417,13 @@ async fn carry_out(rt: &Arc<Mutex<ClusterRuntime>>, job: Job) {
 }
 
 /// Streams every shard, journaling each as it lands, then writes the
-/// manifest. `Err((reason, retry))` when the attempt failed.
+/// manifest: the manifest's key and the shards' bytes; `None` when the
+/// attempt stopped being this instance's to complete before its manifest
+/// (see [`write_manifest`]); `Err((reason, retry))` when it failed.
 async fn stream_all(
     rt: &Arc<Mutex<ClusterRuntime>>,
     job: &Job,
-) -> Result<(String, u64), (String, bool)> {
+) -> Result<Option<(String, u64)>, (String, bool)> {
     let shards = job.shards.clone().map_err(|e| (e, true))?;
     let (s3, creds) = credentials::resolve(&job.access.client, &job.meta.namespace, &job.target)
         .await
@@ -473,11 +489,51 @@ async fn stream_all(
     let body = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| (format!("encoding the manifest: {e}"), false))?;
     let key = format!("{}{MANIFEST_NAME}", job.target.dir);
-    store
-        .put_bytes(&key, bytes::Bytes::from(body))
-        .await
-        .map_err(|e| (format!("writing the manifest {key}: {e}"), true))?;
-    Ok((key, bytes))
+    let written = write_manifest(
+        rt,
+        &job.object,
+        job.attempt,
+        &store,
+        &key,
+        bytes::Bytes::from(body),
+    )
+    .await
+    .map_err(|e| (format!("writing the manifest {key}: {e}"), true))?;
+    Ok(written.then_some((key, bytes)))
+}
+
+/// Writes `body`, attempt `attempt` of backup `object`'s manifest, at
+/// `key` in `store` — only while this runtime leads and the projection's
+/// current run of the backup is that attempt with no outcome yet.
+/// `Ok(true)` when it was written, `Ok(false)` when it was not (nothing
+/// was written, and nothing is to be journaled).
+///
+/// # Guarantees
+/// The manifest is what makes a backup restorable, so it must never
+/// appear for an attempt the journal records as failed: a new leader
+/// fails the attempts it did not start, and the leader journals an
+/// attempt's end only when it still runs. The runtime's lock is held from
+/// the check through the write (the manifest is small), so nothing this
+/// instance journals — a takeover failing the attempt, another attempt
+/// starting — comes between them.
+///
+/// # Errors
+/// The store's, when the manifest cannot be written.
+pub async fn write_manifest(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    object: &str,
+    attempt: u32,
+    store: &BackupStore,
+    key: &str,
+    body: bytes::Bytes,
+) -> Result<bool, crate::backup::StoreError> {
+    let guard = rt.lock().await;
+    if !guard.leading() || !is_current(&guard.state, object, attempt) {
+        return Ok(false);
+    }
+    store.put_bytes(key, body).await?;
+    drop(guard);
+    Ok(true)
 }
 
 /// Reads and verifies the backup `v.from` names, and journals the plan or

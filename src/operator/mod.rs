@@ -45,6 +45,7 @@ use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
+pub use backups::write_manifest;
 pub use crash::{CRASH_AT_COMMIT, CRASH_COUNT_FROM};
 pub use error::OperatorError;
 pub use journal::{JournalError, MAX_STAGED_BYTES, MAX_STAGED_EVENTS};

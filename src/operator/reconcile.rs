@@ -270,6 +270,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         })?;
     let mut events = observe_pods(&rt.state, &listed.items);
     events.extend(observe_statefulset(&rt.state, sts.as_ref()));
+    let fetch = crate::observe::observe_restore_fetch(&rt.state, &listed.items);
     if rt.state.sentinel.enabled {
         let sentinels = pods
             .list(&ListParams::default().labels(&labels::sentinel_selector_string(&meta.name)))
@@ -284,6 +285,29 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         ));
     }
     rt.record(events, None).await?;
+    // A restore container that failed is the user's to see (the bucket
+    // unreachable from the pods, an object gone): said where they look,
+    // not only in the container's log, once per failure journaled.
+    let recorded = if fetch.is_empty() {
+        Vec::new()
+    } else {
+        rt.record_now(fetch, None).await?
+    };
+    for envelope in &recorded {
+        if let logbook_journal::Event::RestoreFetchObserved {
+            pod,
+            failure: Some(failure),
+        } = &envelope.body
+        {
+            rt.publish_event(
+                Kind::Warning,
+                "RestoreFailing",
+                "Restore",
+                format!("pod {pod} cannot load its shard of the backup: {failure}"),
+            )
+            .await;
+        }
+    }
     // The password (read each reconcile, so a rotated Secret is picked up:
     // the clients keep the old one to fall back on, and the record of the
     // cluster's password opens its rotation on the nodes).

@@ -91,6 +91,11 @@ pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &Valkey
             mount(RESTORE_VOLUME, RESTORE_DIR),
         ]),
         security_context: spec.security_context.clone(),
+        // Its last line says why a load failed (`logbook: restore: …`,
+        // never a credential): the kubelet puts it in the container's
+        // terminated state, which the operator observes and reports in
+        // the cluster's status, so the reason is not only in the log.
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }]);
 }

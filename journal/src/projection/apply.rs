@@ -930,6 +930,24 @@ impl ClusterState {
                 );
                 self.backups.restore.refused = Some((reason.clone(), *retry, at));
             }
+            Event::RestoreFetchObserved { pod, failure } => {
+                let note = match failure {
+                    Some(f) => format!("restore: pod {pod} cannot load its shard: {f}"),
+                    None => format!("restore: pod {pod} no longer shows a failure to load"),
+                };
+                self.history(seq, at, body, note);
+                match failure {
+                    Some(f) => {
+                        self.backups
+                            .restore
+                            .fetch_failures
+                            .insert(pod.clone(), f.clone());
+                    }
+                    None => {
+                        self.backups.restore.fetch_failures.remove(pod);
+                    }
+                }
+            }
             Event::RestoreCompleted { shards } => {
                 self.history(seq, at, body, format!("restore completed: {shards} shards"));
                 self.backups.restore.completed = Some(at);

@@ -118,6 +118,9 @@ pub struct RestoreState {
     pub refused: Option<(String, bool, Timestamp)>,
     /// When it completed.
     pub completed: Option<Timestamp>,
+    /// By data pod, how its `restore` init container last failed, while
+    /// it shows a failure (`RestoreFetchObserved`).
+    pub fetch_failures: BTreeMap<String, String>,
 }
 
 impl RestoreState {

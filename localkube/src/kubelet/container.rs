@@ -64,6 +64,10 @@ pub(crate) struct Container {
     pub status: Arc<Mutex<CStatus>>,
     pub notify: Arc<Notify>,
     pub pids: Arc<Mutex<HashMap<String, u32>>>,
+    /// `terminationMessagePolicy: FallbackToLogsOnError`: a failed
+    /// instance's message is the tail of its log (no termination-log file
+    /// is emulated, so it is always the fallback).
+    pub message_from_log: bool,
 }
 
 impl Container {
@@ -197,14 +201,14 @@ pub(crate) async fn supervise(
             Ended::Stopped => {
                 let code = last_code.unwrap_or(137);
                 c.set(|s| {
-                    s.state = terminated(code, &started_at);
+                    s.state = terminated(&c, code, &started_at);
                     s.ready = false;
                 });
                 break;
             }
         };
         last_code = Some(code);
-        let state = terminated(code, &started_at);
+        let state = terminated(&c, code, &started_at);
         if !c.restart.again(code) {
             c.set(|s| {
                 s.state = state;
@@ -243,11 +247,37 @@ pub(crate) async fn supervise(
     last_code
 }
 
-fn terminated(code: i32, started_at: &str) -> CState {
+/// The real kubelet's bounds on a message taken from the log.
+const MESSAGE_LINES: usize = 80;
+const MESSAGE_BYTES: u64 = 2048;
+
+fn terminated(c: &Container, code: i32, started_at: &str) -> CState {
     CState::Terminated {
         exit_code: code,
         reason: if code == 0 { "Completed" } else { "Error" }.to_owned(),
+        message: (code != 0 && c.message_from_log)
+            .then(|| log_tail(&c.launch.log))
+            .flatten(),
         started_at: started_at.to_owned(),
         finished_at: names::now(),
     }
+}
+
+/// The last [`MESSAGE_LINES`] lines of the log, at most [`MESSAGE_BYTES`]
+/// bytes, as the real kubelet's fallback takes them; `None` when empty.
+fn log_tail(log: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(MESSAGE_BYTES)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines
+        .get(lines.len().saturating_sub(MESSAGE_LINES)..)
+        .unwrap_or_default()
+        .join("\n");
+    (!tail.trim().is_empty()).then_some(tail)
 }

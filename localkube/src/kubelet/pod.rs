@@ -289,6 +289,8 @@ impl PodRun {
                 status: status.clone(),
                 notify: self.notify.clone(),
                 pids: pids.clone(),
+                message_from_log: c.get("terminationMessagePolicy").and_then(Value::as_str)
+                    == Some("FallbackToLogsOnError"),
             })
         };
         let init_policy = if policy == Restart::Never {

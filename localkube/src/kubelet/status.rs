@@ -19,6 +19,9 @@ pub(crate) enum CState {
     Terminated {
         exit_code: i32,
         reason: String,
+        /// The termination message (`FallbackToLogsOnError`: the tail of
+        /// the log of a container that failed).
+        message: Option<String>,
         started_at: String,
         finished_at: String,
     },
@@ -45,12 +48,19 @@ impl CState {
             Self::Terminated {
                 exit_code,
                 reason,
+                message,
                 started_at,
                 finished_at,
-            } => json!({"terminated": {
-                "exitCode": exit_code, "reason": reason,
-                "startedAt": started_at, "finishedAt": finished_at,
-            }}),
+            } => {
+                let mut t = json!({
+                    "exitCode": exit_code, "reason": reason,
+                    "startedAt": started_at, "finishedAt": finished_at,
+                });
+                if let (Some(m), Some(o)) = (message, t.as_object_mut()) {
+                    o.insert("message".into(), json!(m));
+                }
+                json!({"terminated": t})
+            }
         }
     }
 }
@@ -229,6 +239,7 @@ mod tests {
         c.last = Some(CState::Terminated {
             exit_code: 3,
             reason: "Error".into(),
+            message: None,
             started_at: "t0".into(),
             finished_at: "t1".into(),
         });
