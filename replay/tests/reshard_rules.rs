@@ -1142,3 +1142,65 @@ async fn j_reshards(input: &Input<MemoryStore>) -> Reshards {
     input.scan(None, &mut reshards).await.unwrap();
     reshards
 }
+
+/// The audit starts from the snapshot when the events before it were
+/// compacted away; that snapshot must be the one the operator journaled
+/// taking (`SnapshotRecorded` carries its state's digest). One that
+/// matches is clean; one whose state differs is a `snapshot-digest`
+/// finding: the audit would otherwise trust a state the operator never had.
+#[test]
+fn the_snapshot_the_audit_starts_from_is_checked_against_its_journaled_digest() {
+    futures::executor::block_on(async {
+        for forged in [false, true] {
+            let mut j = Journal::formed();
+            let at = j.report("c-0");
+            let input = j.input().await;
+            let Input::Store { store, stream, .. } = &input else {
+                unreachable!()
+            };
+            // The operator's snapshot at `at`, recorded right after it.
+            let (state, _) = logbook_replay::state_at::state_at(
+                &input,
+                logbook_replay::state_at::Point::Seq(at),
+            )
+            .await
+            .unwrap();
+            let digest = logbook_journal::codec::state_digest(&state).unwrap();
+            let recorded = Event::SnapshotRecorded {
+                seq: at,
+                hash: state.last_hash,
+                digest,
+            };
+            let head = store.head(stream).await.unwrap();
+            let event = NewEvent {
+                id: Uuid::now_v7(),
+                at: Timestamp(1_700_000_100_000_000),
+                cause: None,
+                body: recorded,
+            };
+            let (_, encoded) = encode_batch(stream, head, 1, vec![event]).unwrap();
+            store
+                .append(stream, head.next_seq(), &encoded)
+                .await
+                .unwrap();
+            let mut stored = state.clone();
+            if forged {
+                stored.pods.remove("c-2");
+            }
+            logbook_journal::snapshot::save(store, stream, &stored)
+                .await
+                .unwrap();
+            store.compact(stream, at + 1).await.unwrap();
+            let report = audit(&input, &Nothing).await.unwrap();
+            let check = summary(&report, Check::SnapshotDigest);
+            assert_eq!(check.examined, 1, "{:?}", check.note);
+            let found = only(&report, Check::SnapshotDigest);
+            if forged {
+                assert_eq!(found.len(), 1, "{found:?}");
+                assert!(found[0].1.contains("never had"), "{found:?}");
+            } else {
+                assert!(found.is_empty(), "{found:?}");
+            }
+        }
+    });
+}
