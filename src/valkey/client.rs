@@ -604,14 +604,16 @@ impl ValkeyClient {
         };
         let result = self.send(addr, cmd, name, extra, resend).await;
         match ticket.map(Effects::after) {
-            Some(Err(lost)) => Err(ProbeError::TimedOut {
-                addr,
-                phase: Phase::Command,
-                after_ms: {
-                    tracing::debug!(%lost, "injected");
-                    0
-                },
-            }),
+            // The command took effect and its reply is lost: to the caller
+            // this is a timeout, its outcome unknown.
+            Some(Err(lost)) => {
+                tracing::debug!(%lost, "fault injected");
+                Err(ProbeError::TimedOut {
+                    addr,
+                    phase: Phase::Command,
+                    after_ms: 0,
+                })
+            }
             _ => result,
         }
     }
