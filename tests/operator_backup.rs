@@ -35,6 +35,12 @@ const BUCKET: &str = "logbook-backups";
 const SECRET: &str = "backup-s3";
 
 async fn put_s3_secret(env: &Env, s3: &S3Server) {
+    put_s3_secret_with(env, s3, "test", "test").await;
+}
+
+/// The Secret `backup-s3` naming `s3`, with these credentials (moto
+/// takes any).
+async fn put_s3_secret_with(env: &Env, s3: &S3Server, key_id: &str, secret_key: &str) {
     let api: kube::Api<Secret> = env.api();
     let secret = Secret {
         metadata: ObjectMeta {
@@ -42,10 +48,13 @@ async fn put_s3_secret(env: &Env, s3: &S3Server) {
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([
-            ("AWS_ACCESS_KEY_ID".to_owned(), ByteString(b"test".to_vec())),
+            (
+                "AWS_ACCESS_KEY_ID".to_owned(),
+                ByteString(key_id.as_bytes().to_vec()),
+            ),
             (
                 "AWS_SECRET_ACCESS_KEY".to_owned(),
-                ByteString(b"test".to_vec()),
+                ByteString(secret_key.as_bytes().to_vec()),
             ),
             (
                 "endpoint".to_owned(),
@@ -72,6 +81,19 @@ async fn with_s3(name: &str) -> (S3Server, Env) {
 }
 
 fn cluster_yaml(name: &str, extra: &str) -> String {
+    backed_up_yaml(
+        name,
+        "topology: Replication
+  replicas: 3
+  failover:
+    probeIntervalMilliseconds: 200",
+        extra,
+    )
+}
+
+/// A ValkeyCluster of `shape` (its spec's lines before `storage`) backed
+/// up to the test's bucket, with `extra` after.
+fn backed_up_yaml(name: &str, shape: &str, extra: &str) -> String {
     format!(
         r#"
 apiVersion: valkey.logbook.dev/v1alpha1
@@ -79,10 +101,7 @@ kind: ValkeyCluster
 metadata:
   name: {name}
 spec:
-  topology: Replication
-  replicas: 3
-  failover:
-    probeIntervalMilliseconds: 200
+  {shape}
   storage:
     size: 1Gi
   backup:
@@ -1007,51 +1026,8 @@ async fn a_restore_whose_pods_cannot_reach_the_bucket_says_so_in_the_status_and_
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
     let mut env = Env::start("restore-unreachable").await;
-    let secrets: kube::Api<Secret> = env.api();
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(SECRET.to_owned()),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([
-            (
-                "AWS_ACCESS_KEY_ID".to_owned(),
-                ByteString(UNREACHABLE_KEY_ID.as_bytes().to_vec()),
-            ),
-            (
-                "AWS_SECRET_ACCESS_KEY".to_owned(),
-                ByteString(UNREACHABLE_SECRET_KEY.as_bytes().to_vec()),
-            ),
-            (
-                "endpoint".to_owned(),
-                ByteString(s3.endpoint().into_bytes()),
-            ),
-        ])),
-        ..Secret::default()
-    };
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let standalone = |name: &str, extra: &str| {
-        format!(
-            r#"
-apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: {name}
-spec:
-  topology: Standalone
-  storage:
-    size: 1Gi
-  backup:
-    destination:
-      bucket: {BUCKET}
-      prefix: logbook
-      credentialsSecret: {SECRET}
-{extra}"#
-        )
-    };
+    put_s3_secret_with(&env, &s3, UNREACHABLE_KEY_ID, UNREACHABLE_SECRET_KEY).await;
+    let standalone = |name: &str, extra: &str| backed_up_yaml(name, "topology: Standalone", extra);
     env.apply_yaml(&standalone("origin", "")).await;
     env.wait_ready("origin", 1, Duration::from_secs(60)).await;
     let password = env.password("origin").await;

@@ -481,7 +481,7 @@ async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, O
     let mut rt = handle.lock().await;
     if !rt.sync_leadership().await? {
         return Err(OperatorError::NotLeading {
-            cluster: format!("{}/{}", meta.namespace, meta.name),
+            cluster: rt.cluster(),
         });
     }
     if !rt.state.deletion.requested {
@@ -495,7 +495,7 @@ async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, O
     rt.act().await?;
     if !rt.state.deletion.objects_deleted {
         return Err(OperatorError::Deleting {
-            cluster: format!("{}/{}", meta.namespace, meta.name),
+            cluster: rt.cluster(),
         });
     }
     drop(rt);
