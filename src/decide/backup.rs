@@ -89,32 +89,27 @@ pub fn decide_backups(view: &ClusterView<'_>, now: Timestamp) -> Vec<Decision> {
 /// When the next completed scheduled backup grows older than
 /// `maxAgeHours` (the newest never expires), if one will.
 pub fn retention_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
-    let part = &view.state.backups;
-    let max_age_ms = i64::from(view.spec.backup.retention.max_age_hours?).saturating_mul(3_600_000);
-    let mut completed: Vec<Timestamp> = part
-        .records
-        .values()
-        .filter(|r| r.scheduled && !part.deleted.contains_key(&r.object))
-        .filter_map(|r| part.completed(&r.object))
-        .collect();
-    completed.sort_unstable_by(|a, b| b.cmp(a));
+    let max = max_age_ms(view)?;
     // `now > at + max`: one microsecond past it.
-    completed
+    completed_scheduled(view)
         .iter()
         .skip(1)
-        .map(|at| Timestamp(at.plus_millis(max_age_ms).as_micros().saturating_add(1)))
+        .map(|(_, at, _)| Timestamp(at.plus_millis(max).as_micros().saturating_add(1)))
         .min()
 }
 
-/// The first scheduled backup retention expires, if any: beyond
-/// `keepLast` or older than `maxAgeHours`, never the newest completed.
-fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
+/// `maxAgeHours` in milliseconds, if set.
+fn max_age_ms(view: &ClusterView<'_>) -> Option<i64> {
+    let hours = view.spec.backup.retention.max_age_hours?;
+    Some(i64::from(hours).saturating_mul(3_600_000))
+}
+
+/// The completed scheduled backups retention judges (not deleted yet),
+/// newest first: each with when it completed and its last run.
+fn completed_scheduled<'v>(
+    view: &ClusterView<'v>,
+) -> Vec<(&'v BackupRecord, Timestamp, &'v BackupRun)> {
     let part = &view.state.backups;
-    let retention = &view.spec.backup.retention;
-    let keep = usize::try_from(retention.effective_keep_last()).unwrap_or(usize::MAX);
-    let max_age_ms = retention
-        .max_age_hours
-        .map(|h| i64::from(h).saturating_mul(3_600_000));
     let mut completed: Vec<(&BackupRecord, Timestamp, &BackupRun)> = part
         .records
         .values()
@@ -126,6 +121,15 @@ fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
         .collect();
     completed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.object.cmp(&b.0.object)));
     completed
+}
+
+/// The first scheduled backup retention expires, if any: beyond
+/// `keepLast` or older than `maxAgeHours`, never the newest completed.
+fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
+    let retention = &view.spec.backup.retention;
+    let keep = usize::try_from(retention.effective_keep_last()).unwrap_or(usize::MAX);
+    let max_age_ms = max_age_ms(view);
+    completed_scheduled(view)
         .iter()
         .enumerate()
         .skip(1)
