@@ -482,9 +482,9 @@ impl ClusterState {
                     format!("{} owned objects deleted ({state})", objects.len()),
                 );
             }
-            Event::DeadlinePassed { deadline } => {
-                self.deadline_passed = Some(*deadline);
-            }
+            // Its only effect is the envelope's time, folded above into
+            // `last_at`: the `now` the next decision reads.
+            Event::DeadlinePassed { .. } => {}
             Event::SnapshotRecorded {
                 seq: covered, hash, ..
             }

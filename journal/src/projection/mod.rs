@@ -105,9 +105,6 @@ pub struct ClusterState {
     /// The deletion of the ValkeyCluster, once requested. (Format 13 on:
     /// a part added since reads as its default from an older snapshot.)
     pub deletion: DeletionView,
-    /// The last deadline journaled as passed (`DeadlinePassed`): the
-    /// runtime journals another only for a later one.
-    pub deadline_passed: Option<Timestamp>,
 }
 
 /// The deletion of a ValkeyCluster as journaled.
