@@ -90,6 +90,10 @@ fn classify(method: &Method, path: &str) -> Option<Class> {
         Class::Lease
     } else if collection("events") || segments.last() == Some(&"status") {
         Class::Publish
+    } else if *method == Method::PATCH && segments.get(2) == Some(&"valkey.logbook.dev") {
+        // A ValkeyCluster's, ValkeyUser's or ValkeyBackup's own metadata:
+        // the operator writes nothing there but its finalizer.
+        Class::Finalizer
     } else if collection("configmaps")
         && (*method == Method::POST
             || segments
@@ -187,6 +191,21 @@ mod tests {
         );
         assert_eq!(
             c(Method::PATCH, "/api/v1/namespaces/a/configmaps/demo-config"),
+            Some(Class::Effect)
+        );
+        assert_eq!(
+            c(
+                Method::PATCH,
+                "/apis/valkey.logbook.dev/v1alpha1/namespaces/a/valkeyusers/app"
+            ),
+            Some(Class::Finalizer)
+        );
+        // Another group's object of the same name is the cluster's.
+        assert_eq!(
+            c(
+                Method::PATCH,
+                "/apis/example.com/v1/namespaces/a/valkeyusers/app"
+            ),
             Some(Class::Effect)
         );
     }

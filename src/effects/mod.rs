@@ -22,7 +22,8 @@
 //!
 //! What is not an effect on the cluster is classified, not counted: the
 //! journal's own writes, the Lease, Events and status (publications of
-//! what the journal already holds).
+//! what the journal already holds), and the finalizer on the operator's
+//! own resources.
 
 mod kube_layer;
 
@@ -105,6 +106,11 @@ pub enum Class {
     Lease,
     /// An Event or a status: a publication of what is journaled.
     Publish,
+    /// The operator's finalizer on its own resources (added when it
+    /// first sees one, removed once the journal holds its clean-up), as
+    /// the Lease bookkeeping of the operator, not an effect on the
+    /// cluster.
+    Finalizer,
 }
 
 /// One effect as the gate saw it: one line of the effect log.

@@ -593,7 +593,7 @@ impl ValkeyClient {
         let ticket = if changes_a_server(name) {
             let ticket = self
                 .effects
-                .before(Class::Effect, || format!("{name} {addr}"))
+                .before(Class::Effect, || format!("{name} on {addr}"))
                 .map_err(|injected| ProbeError::Io {
                     addr,
                     detail: injected.to_string(),

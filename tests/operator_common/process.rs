@@ -12,6 +12,16 @@ use logbook::operator::{CRASH_AT_COMMIT, CRASH_COUNT_FROM};
 
 use super::{Env, NS};
 
+/// How a child operator is armed: to crash at a commit (counted from the
+/// first decision of an intent, given one), and environment variables
+/// (the effect gate's).
+#[derive(Default)]
+struct Arming<'a> {
+    crash_at: Option<u64>,
+    count_from: Option<&'a str>,
+    vars: &'a [(&'a str, &'a Path)],
+}
+
 /// `logbook operator` as a child process on ConfigMap journals, with the
 /// tests' Lease timing (valid 3 s, renewed every second).
 pub struct OperatorProcess {
@@ -45,7 +55,45 @@ impl OperatorProcess {
         crash_at: Option<u64>,
         extra: &[&str],
     ) -> Self {
-        Self::spawn(env, kubeconfig, workdir, instance, crash_at, None, extra)
+        Self::spawn(
+            env,
+            kubeconfig,
+            workdir,
+            instance,
+            extra,
+            Arming {
+                crash_at,
+                ..Arming::default()
+            },
+        )
+    }
+
+    /// [`OperatorProcess::start`] with the effect gate armed
+    /// (`logbook::effects`): every effect recorded in `log` and, given a
+    /// plan file, its fault injected.
+    pub fn start_with_effects(
+        env: &Env,
+        kubeconfig: &Path,
+        workdir: &Path,
+        instance: &str,
+        plan: Option<&Path>,
+        log: &Path,
+    ) -> Self {
+        let mut vars = vec![(logbook::effects::EFFECT_LOG, log)];
+        if let Some(plan) = plan {
+            vars.push((logbook::effects::FAULT_PLAN, plan));
+        }
+        Self::spawn(
+            env,
+            kubeconfig,
+            workdir,
+            instance,
+            &[],
+            Arming {
+                vars: &vars,
+                ..Arming::default()
+            },
+        )
     }
 
     /// [`OperatorProcess::start`] armed to crash at commit `crash_at`
@@ -65,9 +113,12 @@ impl OperatorProcess {
             kubeconfig,
             workdir,
             instance,
-            Some(crash_at),
-            Some(count_from),
             &[],
+            Arming {
+                crash_at: Some(crash_at),
+                count_from: Some(count_from),
+                vars: &[],
+            },
         )
     }
 
@@ -76,10 +127,14 @@ impl OperatorProcess {
         kubeconfig: &Path,
         workdir: &Path,
         instance: &str,
-        crash_at: Option<u64>,
-        count_from: Option<&str>,
         extra: &[&str],
+        arming: Arming<'_>,
     ) -> Self {
+        let Arming {
+            crash_at,
+            count_from,
+            vars,
+        } = arming;
         let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
         command
             .arg("operator")
@@ -96,6 +151,8 @@ impl OperatorProcess {
             .env("NO_COLOR", "1")
             .env_remove(CRASH_AT_COMMIT)
             .env_remove(CRASH_COUNT_FROM)
+            .env_remove(logbook::effects::EFFECT_LOG)
+            .env_remove(logbook::effects::FAULT_PLAN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -104,6 +161,9 @@ impl OperatorProcess {
         }
         if let Some(intent) = count_from {
             command.env(CRASH_COUNT_FROM, intent);
+        }
+        for (name, value) in vars {
+            command.env(name, value);
         }
         let mut child = command.spawn().expect("spawning logbook operator");
         let stderr = child.stderr.take().unwrap();
@@ -117,9 +177,14 @@ impl OperatorProcess {
                 logs.append(&format!("{prefix}{line}"));
             }
         });
+        let plan = vars
+            .iter()
+            .find(|(name, _)| *name == logbook::effects::FAULT_PLAN)
+            .and_then(|(_, path)| std::fs::read_to_string(path).ok());
         env.logs.append(&format!(
-            "==== {instance} started (crash at {crash_at:?}{}) ====",
-            count_from.map_or(String::new(), |i| format!(" counted from the first {i}"))
+            "==== {instance} started (crash at {crash_at:?}{}{}) ====",
+            count_from.map_or(String::new(), |i| format!(" counted from the first {i}")),
+            plan.map_or(String::new(), |p| format!(", fault plan {}", p.trim()))
         ));
         Self {
             instance: instance.to_owned(),

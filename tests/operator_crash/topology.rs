@@ -29,6 +29,12 @@ pub enum Topology {
     /// Shards of one primary and one replica: 3, or as many as a
     /// reshard has asked for since.
     Cluster,
+    /// One primary and two replicas watched by three Sentinels, which
+    /// fail the primary over themselves.
+    Sentinel,
+    /// One pod. Its writes are not probed: a lone server killed loses
+    /// what it had not yet written to disk, by design.
+    Standalone,
 }
 
 /// What one pod claims, for the monitor.
@@ -46,14 +52,17 @@ impl Topology {
         match self {
             Self::Replication => "",
             Self::Cluster => "vc-",
+            Self::Sentinel => "sn-",
+            Self::Standalone => "sa-",
         }
     }
 
     /// Pods of a converged cluster as created (a reshard may add some).
     pub fn pods(self) -> usize {
         match self {
-            Self::Replication => 3,
+            Self::Replication | Self::Sentinel => 3,
             Self::Cluster => 6,
+            Self::Standalone => 1,
         }
     }
 
@@ -62,6 +71,35 @@ impl Topology {
         match self {
             Self::Replication => replication_yaml(name, 3),
             Self::Cluster => cluster_yaml(name),
+            Self::Sentinel => format!(
+                "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Sentinel
+  replicas: 3
+  sentinel:
+    replicas: 3
+    downAfterMilliseconds: 3000
+    failoverTimeoutMilliseconds: 10000
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"
+            ),
+            Self::Standalone => format!(
+                "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Standalone
+  storage:
+    size: 1Gi
+"
+            ),
         }
     }
 
@@ -70,16 +108,17 @@ impl Topology {
     /// each holding its share of the slots, no reshard under way).
     pub fn ready(self, vkc: &ValkeyCluster) -> bool {
         match self {
-            Self::Replication => is_ready(vkc, 3),
+            Self::Replication => is_ready(vkc, replicas(vkc)),
             Self::Cluster => balanced(vkc, spec_shards(vkc)),
+            Self::Sentinel | Self::Standalone => is_ready(vkc, self.pods()),
         }
     }
 
     /// Waits until `name` is whole, by its status and its role labels.
     pub async fn wait_ready(self, env: &Env, name: &str, timeout: Duration) {
         match self {
-            Self::Replication => {
-                env.wait_ready(name, 3, timeout).await;
+            Self::Replication | Self::Sentinel | Self::Standalone => {
+                env.wait_ready(name, self.pods(), timeout).await;
             }
             Self::Cluster => {
                 let deadline = Instant::now() + timeout;
@@ -120,7 +159,7 @@ impl Topology {
     /// in turn.
     pub fn victim(self, vkc: &ValkeyCluster, n: u64) -> String {
         match self {
-            Self::Replication => primary(vkc),
+            Self::Replication | Self::Sentinel | Self::Standalone => primary(vkc),
             Self::Cluster => {
                 let shards = &vkc.status.as_ref().expect("a status").shards;
                 let i = usize::try_from(n).unwrap() % shards.len();
@@ -136,22 +175,29 @@ impl Topology {
     /// say of themselves agree; otherwise what disagrees.
     pub async fn agree(self, env: &Env, name: &str) -> Result<Vec<String>, String> {
         match self {
-            Self::Replication => roles_agree(env, name).await.map(|p| vec![p]),
+            Self::Replication | Self::Sentinel | Self::Standalone => {
+                roles_agree(env, name).await.map(|p| vec![p])
+            }
             Self::Cluster => shards_agree(env, name).await,
         }
     }
 
     /// A client writing with `WAIT 1` to `name`: through the client
     /// Service, or routed by slot from the pods' addresses.
-    pub async fn start_probe(self, env: &Env, name: &str) -> WriteProbe {
+    pub async fn start_probe(self, env: &Env, name: &str) -> Option<WriteProbe> {
         let password = env.password(name).await;
         match self {
-            Self::Replication => write_probe(&env.service_addr(name).await, &password, "probe"),
+            Self::Replication | Self::Sentinel => Some(write_probe(
+                &env.service_addr(name).await,
+                &password,
+                "probe",
+            )),
             Self::Cluster => {
                 let mut config = ClusterProbeConfig::new(pod_addrs(env, name).await, "probe");
                 config.password = Some(Password::new(password));
-                start_cluster_probe(config)
+                Some(start_cluster_probe(config))
             }
+            Self::Standalone => None,
         }
     }
 
@@ -162,7 +208,7 @@ impl Topology {
         let password = Password::new(env.password(name).await);
         let acked = log.acked_keys();
         match self {
-            Self::Replication => {
+            Self::Replication | Self::Sentinel | Self::Standalone => {
                 let primary = primary(&env.vkc(name).await);
                 let addr = env.pod_addr(&primary).await;
                 let missing =
@@ -189,7 +235,7 @@ impl Topology {
     /// What the pod at `addr` claims now, if it answers.
     async fn claim(self, addr: &str, password: &str) -> Option<Claim> {
         match self {
-            Self::Replication => try_role(addr, password)
+            Self::Replication | Self::Sentinel | Self::Standalone => try_role(addr, password)
                 .await
                 .map(|(kind, _)| Claim::Role(kind)),
             Self::Cluster => node_claim(addr, password).await.map(Claim::Node),
@@ -200,7 +246,7 @@ impl Topology {
     /// `ROLE` master, or two nodes claiming one slot at one config epoch.
     fn conflict(self, claims: &[(String, Claim)]) -> Option<String> {
         match self {
-            Self::Replication => {
+            Self::Replication | Self::Sentinel | Self::Standalone => {
                 let masters: Vec<&str> = claims
                     .iter()
                     .filter(|(_, c)| matches!(c, Claim::Role(kind) if kind == "master"))
@@ -331,4 +377,9 @@ impl ClaimMonitor {
         let conflicts = self.conflicts.lock().unwrap().clone();
         (self.polls.load(Ordering::Relaxed), conflicts)
     }
+}
+
+/// The pods a Replication spec asks for.
+fn replicas(vkc: &ValkeyCluster) -> usize {
+    usize::try_from(vkc.spec.replicas.unwrap_or(3)).unwrap_or(3)
 }

@@ -173,8 +173,13 @@ impl ClusterRuntime {
             // Wait for fresh observations of every pod, unless there is no
             // pod to observe (a new cluster whose first decision was in
             // flight: no pods and no password yet, so the prober never
-            // completes a round and the cluster would wait forever).
-            if !self.probed && !self.state.pods.is_empty() {
+            // completes a round and the cluster would wait forever), or
+            // the cluster is deleted: its pods are not probed any more
+            // (the prober stops with the cluster), and all that is left
+            // to decide is the deletion, which reads no pod. (Found by the
+            // effect sweep: an instance killed before the first delete of
+            // `DeleteOwnedObjects` left a successor waiting forever.)
+            if !self.probed && !self.state.pods.is_empty() && !self.state.deleted {
                 return Ok(());
             }
             self.resolve_pending = false;

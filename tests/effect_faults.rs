@@ -1,0 +1,456 @@
+//! Faults at every effect (issue 34; the method of Sieve, OSDI '22): the
+//! operator runs as a real process with its effect gate armed
+//! (`logbook::effects`), and a sweep perturbs it between its effects, not
+//! only at its journal's commit points as `tests/operator_crash.rs` does.
+//!
+//! A sweep takes one workload (a scenario of the crash sweeps: a new
+//! cluster, a failover by kill or by deletion, a config roll with its
+//! switchover, a reshard) on one topology. Its learning run carries the
+//! workload out with every effect recorded (`LOGBOOK_EFFECT_LOG`): each
+//! effect on the cluster, the intent it served, and its number `k` among
+//! the effects of intents of that name. The sweep then runs one plan per
+//! effect and action (`LOGBOOK_FAULT_PLAN`): the `k`-th effect of intent
+//! `I` is not sent (`fail`), sent with its reply lost (`fail-after`), or
+//! the process aborts just before it (`kill-before`) or just after it
+//! (`kill`). After a kill a fresh instance (no env var, nothing but the
+//! ConfigMaps) takes over; after a failure the armed instance carries on.
+//!
+//! After each plan, the oracles: the workload carried out and the cluster
+//! converged (the status, the role labels and what every pod says of
+//! itself agree); every acknowledged write there; nothing left in flight,
+//! the journal intact and `logbook replay audit` clean; every effect any
+//! instance made explained by an intent the journal decided (its id in a
+//! `Decided`), none made outside one; and, over a failover sweep, never
+//! two primaries (every pod asked every 100 ms). A failing plan's line
+//! (`plan i: {...}`) is the last the test printed: set
+//! `LOGBOOK_TEST_EFFECT_PLAN` to that JSON to run that plan alone.
+//!
+//! `make test` runs the short sweeps (`short_` tests: the first effect of
+//! every intent of the workload under each action, and every effect of
+//! one intent); `make sweep-effects` runs every plan of every workload
+//! (the `full_` tests, ignored otherwise).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "operator_crash/cluster.rs"]
+mod cluster;
+mod operator_common;
+#[path = "operator_crash/sweep.rs"]
+mod sweep;
+#[path = "operator_crash/topology.rs"]
+mod topology;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use logbook::effects::{Action, Class, Plan, Record, read_log};
+use logbook_journal::Event;
+use operator_common::*;
+use sweep::*;
+use topology::{ClaimMonitor, Topology};
+use uuid::Uuid;
+
+/// Set to a plan's JSON, a sweep runs that plan alone (no learning run).
+const PLAN_ENV: &str = "LOGBOOK_TEST_EFFECT_PLAN";
+
+/// Which plans a sweep runs, of those its learning run found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    /// Every effect under every action.
+    Full,
+    /// The first effect of each intent under every action, and every
+    /// effect of the intent with the most under `kill` (the action that
+    /// leaves the most to a successor).
+    Short,
+}
+
+/// One plan run, for the report.
+struct PlanRun {
+    plan: Plan,
+    /// The effect the fault was injected at (none: the run did not reach
+    /// it).
+    fired: Option<String>,
+    /// Whether the armed instance aborted (a fresh one took over).
+    aborted: bool,
+    /// The intents in flight when it aborted, each with its resolution.
+    resolved: Vec<String>,
+    /// Effects the instances made, of the cluster's class.
+    effects: usize,
+    /// From the trigger to the cluster converged and checked.
+    converged: Duration,
+}
+
+/// The effects of a learning run: each intent's by number, with what
+/// each was.
+type Learned = BTreeMap<String, Vec<String>>;
+
+/// The effects on the cluster among `records`, by intent name, in order.
+fn learned(records: &[Record]) -> Learned {
+    let mut by_intent: Learned = BTreeMap::new();
+    for r in records {
+        if let (Class::Effect, Some(intent), Some(_)) = (r.class, &r.intent, r.k) {
+            by_intent
+                .entry(intent.clone())
+                .or_default()
+                .push(r.what.clone());
+        }
+    }
+    by_intent
+}
+
+/// The plans of `extent` over what a learning run found.
+fn plans(learned: &Learned, extent: Extent) -> Vec<Plan> {
+    let plan = |intent: &str, nth: usize, action: Action| Plan {
+        intent: Some(intent.to_owned()),
+        nth: u64::try_from(nth).unwrap(),
+        action,
+    };
+    let mut plans = Vec::new();
+    match extent {
+        Extent::Full => {
+            for (intent, effects) in learned {
+                for nth in 1..=effects.len() {
+                    for action in Action::ALL {
+                        plans.push(plan(intent, nth, action));
+                    }
+                }
+            }
+        }
+        Extent::Short => {
+            for intent in learned.keys() {
+                for action in Action::ALL {
+                    plans.push(plan(intent, 1, action));
+                }
+            }
+            if let Some((intent, effects)) = learned.iter().max_by_key(|(_, e)| e.len()) {
+                for nth in 2..=effects.len() {
+                    plans.push(plan(intent, nth, Action::Kill));
+                }
+            }
+        }
+    }
+    plans
+}
+
+/// The effects among `records` that no intent of `decided` explains: made
+/// outside any intent, or for an intent the journal never decided.
+fn unexplained(records: &[Record], decided: &BTreeSet<Uuid>) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.class == Class::Effect)
+        .filter_map(|r| match (&r.intent, r.intent_id) {
+            (Some(_), Some(id)) if decided.contains(&id) => None,
+            (Some(intent), Some(id)) => Some(format!(
+                "#{} {} for {intent} {id}, never decided",
+                r.n, r.what
+            )),
+            _ => Some(format!("#{} {} outside any intent", r.n, r.what)),
+        })
+        .collect()
+}
+
+impl Sweep {
+    fn effect_instance(&self, name: &str, plan: Option<&Plan>) -> (OperatorProcess, PathBuf) {
+        let dir = self.workdir.path();
+        let log = dir.join(format!("{name}.effects.jsonl"));
+        let plan_file = plan.map(|plan| {
+            let path = dir.join(format!("{name}.plan.json"));
+            std::fs::write(&path, serde_json::to_string(plan).unwrap()).unwrap();
+            path
+        });
+        let process = OperatorProcess::start_with_effects(
+            &self.env,
+            &self.kubeconfig,
+            dir,
+            name,
+            plan_file.as_deref(),
+            &log,
+        );
+        (process, log)
+    }
+
+    /// Plan `i` (none: the learning run): hands the cluster from `leader`
+    /// to an instance armed with it, triggers the workload, lets a fresh
+    /// instance take over if the plan killed the armed one, and checks the
+    /// oracles. Returns the run, every effect the instances made, and the
+    /// instance now leading.
+    async fn effect_point(
+        &mut self,
+        i: u64,
+        plan: Option<&Plan>,
+        leader: OperatorProcess,
+    ) -> (PlanRun, Vec<Record>, OperatorProcess) {
+        let prefix = format!("{}{}", self.topology.prefix(), self.scenario.prefix());
+        leader.stop(&self.env, &self.name, true).await;
+        if self.scenario == Scenario::Create {
+            self.journal = self.env.cm_journal_tail(&logbook_journal::StreamId::operator());
+        }
+        self.journal.catch_up().await;
+        let armed_name = format!("{prefix}-fx-{i}");
+        let (mut armed, armed_log) = self.effect_instance(&armed_name, plan);
+        self.wait_takeover(&armed_name, self.journal.seq()).await;
+        let triggered = Instant::now();
+        let trigger_seq = self.trigger(i).await;
+        let run = self.wait_abort(&mut armed, trigger_seq + 1).await;
+        let mut records = read_log(&armed_log);
+        let fired = records
+            .iter()
+            .find(|r| r.injected.is_some())
+            .map(|r| format!("{} (#{} of the process)", r.what, r.n));
+        let (leader, min_seq, fresh) = match run {
+            Run::CarriedOut(_) => (armed, trigger_seq + 1, None),
+            Run::Aborted(status) => {
+                assert_eq!(
+                    status.signal(),
+                    Some(nix::sys::signal::Signal::SIGABRT as i32),
+                    "{armed_name} exited with {status}, not by the plan's abort\n{}",
+                    self.dump().await
+                );
+                assert!(
+                    plan.is_some_and(|p| matches!(p.action, Action::Kill | Action::KillBefore))
+                        && fired.is_some(),
+                    "{armed_name} aborted, but not by its plan {plan:?}\n{}",
+                    self.dump().await
+                );
+                drop(armed);
+                self.journal.catch_up().await;
+                let crash_seq = self.journal.seq();
+                let fresh_name = format!("{prefix}-fx-{i}-fresh");
+                let (fresh, fresh_log) = self.effect_instance(&fresh_name, None);
+                let (takeover_seq, _, _) = self.wait_takeover(&fresh_name, crash_seq).await;
+                (fresh, takeover_seq, Some((crash_seq, fresh_log)))
+            }
+        };
+        let (primaries, _) = self.check_converged(min_seq).await;
+        let converged = triggered.elapsed();
+        let aborted = fresh.is_some();
+        let crash_seq = fresh.map(|(crash_seq, log)| {
+            records.extend(read_log(&log));
+            crash_seq
+        });
+        // Every effect explained by a decision of the journal.
+        self.journal.catch_up().await;
+        let decided: BTreeSet<Uuid> = self
+            .journal
+            .after(0)
+            .iter()
+            .filter_map(|e| match &e.body {
+                Event::Decided { intents } => Some(intents.iter().map(|p| p.intent_id)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let unexplained = unexplained(&records, &decided);
+        assert!(
+            unexplained.is_empty(),
+            "effects no journaled intent explains: {unexplained:#?}\n{}",
+            self.dump().await
+        );
+        // Each intent in flight at the abort resolved by the fresh one.
+        let mut resolved = Vec::new();
+        if let Some(crash_seq) = crash_seq {
+            let events = self.journal.after(0);
+            let at_crash: Vec<_> = events.iter().filter(|e| e.seq <= crash_seq).collect();
+            let mut in_flight: BTreeMap<Uuid, String> = BTreeMap::new();
+            for e in &at_crash {
+                match &e.body {
+                    Event::Decided { intents } => {
+                        for p in intents {
+                            in_flight.insert(p.intent_id, logbook::operator::describe_intent(&p.intent));
+                        }
+                    }
+                    Event::IntentSucceeded { intent_id, .. }
+                    | Event::IntentFailed { intent_id, .. }
+                    | Event::IntentAbandoned { intent_id, .. } => {
+                        in_flight.remove(intent_id);
+                    }
+                    _ => {}
+                }
+            }
+            for (id, what) in in_flight {
+                let how = resolution(self.journal.after(crash_seq), id)
+                    .map(|(_, how)| how)
+                    .unwrap_or_else(|| panic!("{what} ({id}) was in flight at the abort and is not resolved"));
+                resolved.push(format!("{what} -> {how}"));
+            }
+        }
+        self.after_point(&primaries).await;
+        let effects = records.iter().filter(|r| r.class == Class::Effect).count();
+        let run = PlanRun {
+            plan: plan.cloned().unwrap_or(Plan {
+                intent: None,
+                nth: 0,
+                action: Action::Fail,
+            }),
+            fired,
+            aborted,
+            resolved,
+            effects,
+            converged,
+        };
+        (run, records, leader)
+    }
+}
+
+/// The sweep of `scenario` on `topology` over the plans of `extent`.
+async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
+    let began = Instant::now();
+    let (mut sweep, mut leader) = Sweep::start(topology, scenario).await;
+    let failover = matches!(scenario, Scenario::KillPrimary | Scenario::DeletePrimary);
+    let password = sweep.env.password(NAME).await;
+    let claims = failover.then(|| ClaimMonitor::start(&sweep.env, topology, NAME, &password));
+    let name = format!("{topology:?} {scenario:?}");
+    let (plans, learned) = match std::env::var(PLAN_ENV) {
+        Ok(json) => (vec![serde_json::from_str::<Plan>(&json).unwrap()], None),
+        Err(_) => {
+            let (run, records, next) = sweep.effect_point(0, None, leader).await;
+            leader = next;
+            let learned = learned(&records);
+            assert!(
+                !learned.is_empty(),
+                "{name}: the learning run made no effect"
+            );
+            eprintln!(
+                "{name}: learning run converged in {:.1?}, {} effects on the cluster:",
+                run.converged, run.effects
+            );
+            for (intent, effects) in &learned {
+                eprintln!("  {intent}: {}", effects.join(" | "));
+            }
+            (plans(&learned, extent), Some(learned))
+        }
+    };
+    let mut runs = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let i = u64::try_from(i).unwrap() + 1;
+        let json = serde_json::to_string(plan).unwrap();
+        eprintln!("{name}: plan {i}: {json} (alone: {PLAN_ENV}='{json}')");
+        let (run, _, next) = sweep.effect_point(i, Some(plan), leader).await;
+        leader = next;
+        eprintln!(
+            "  {} at {}; {}; in flight {}; converged in {:.1?}",
+            plan.action.name(),
+            run.fired.as_deref().unwrap_or("(not reached)"),
+            if run.aborted {
+                "aborted, a fresh instance took over"
+            } else {
+                "the armed instance carried on"
+            },
+            if run.resolved.is_empty() {
+                "nothing".to_owned()
+            } else {
+                run.resolved.join("; ")
+            },
+            run.converged
+        );
+        runs.push(run);
+    }
+    leader.stop(&sweep.env, &sweep.name, true).await;
+    if let Some(claims) = claims {
+        let (polls, conflicts) = claims.stop();
+        assert!(
+            conflicts.is_empty(),
+            "{name}: two primaries at once ({polls} polls): {conflicts:?}"
+        );
+    }
+    if let Some(probe) = sweep.probe.take() {
+        let log = probe.stop().await;
+        let (missing, read_on) = topology.missing(&sweep.env, NAME, &log).await;
+        assert!(
+            missing.is_empty(),
+            "{name}: {} of {} acknowledged writes lost on {read_on}",
+            missing.len(),
+            log.acked_keys().len()
+        );
+    }
+    let fired = runs.iter().filter(|r| r.fired.is_some()).count();
+    // Every intent the learning run found faulted at least once: a plan
+    // list that reaches nothing proves nothing.
+    if let Some(learned) = &learned {
+        let faulted: BTreeSet<&str> = runs
+            .iter()
+            .filter(|r| r.fired.is_some())
+            .filter_map(|r| r.plan.intent.as_deref())
+            .collect();
+        let never: Vec<&String> = learned
+            .keys()
+            .filter(|i| !faulted.contains(i.as_str()))
+            .collect();
+        assert!(
+            never.is_empty(),
+            "{name}: no plan reached an effect of {never:?}"
+        );
+    }
+    eprintln!(
+        "{name}: {} plans, {fired} reached their effect ({} aborted), 0 oracle failures, in {:.1?}",
+        runs.len(),
+        runs.iter().filter(|r| r.aborted).count(),
+        began.elapsed()
+    );
+    sweep.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_failover_by_kill() {
+    sweep(Topology::Replication, Scenario::KillPrimary, Extent::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_config_roll() {
+    sweep(Topology::Replication, Scenario::Roll, Extent::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_user_sync_and_rotation() {
+    sweep(Topology::Replication, Scenario::Users, Extent::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_cluster_deletion() {
+    sweep(Topology::Replication, Scenario::DeleteCluster, Extent::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_scale_out_and_in() {
+    sweep(Topology::Replication, Scenario::Scale, Extent::Short).await;
+}
+
+// The full sweeps: every effect of every workload under every action
+// (`make sweep-effects`).
+
+macro_rules! full {
+    ($($name:ident: $topology:ident $scenario:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[ignore = "the full sweep: make sweep-effects"]
+        async fn $name() {
+            sweep(Topology::$topology, Scenario::$scenario, Extent::Full).await;
+        }
+    )*};
+}
+
+full! {
+    full_replication_bootstrap: Replication Create;
+    full_replication_failover_by_kill: Replication KillPrimary;
+    full_replication_failover_by_deletion: Replication DeletePrimary;
+    full_replication_config_roll: Replication Roll;
+    full_replication_scale: Replication Scale;
+    full_replication_users: Replication Users;
+    full_replication_deletion: Replication DeleteCluster;
+    full_sentinel_bootstrap: Sentinel Create;
+    full_sentinel_failover_by_kill: Sentinel KillPrimary;
+    full_sentinel_config_roll: Sentinel Roll;
+    full_standalone_bootstrap: Standalone Create;
+    full_standalone_config_roll: Standalone Roll;
+    full_standalone_deletion: Standalone DeleteCluster;
+    full_cluster_bootstrap: Cluster Create;
+    full_cluster_failover_by_kill: Cluster KillPrimary;
+    full_cluster_failover_by_deletion: Cluster DeletePrimary;
+    full_cluster_reshard: Cluster Reshard;
+}

@@ -1,0 +1,831 @@
+//! The part of a fault sweep every kind of sweep shares: localkube with a
+//! cluster of one topology, a client writing throughout, the scenario's
+//! trigger, when it counts as carried out, and the checks of a converged
+//! cluster. The crash sweeps of `tests/operator_crash.rs` arm an instance
+//! at a journal commit point, the effect sweeps of `tests/effect_faults.rs`
+//! at one of its effects; both hand the cluster over, trigger, and check
+//! with what is here.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use logbook::valkey::Password;
+use logbook_bench::WriteProbe;
+use logbook_crds::{UserPhase, ValkeyUser, ValkeyUserSpec};
+use logbook_journal::cluster::describe_slots;
+use logbook_journal::{
+    Envelope, Event, MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange, StreamId,
+};
+use logbook_replay::audit::Check;
+use uuid::Uuid;
+
+use super::cluster::{pod_addrs, spec_shards};
+use super::operator_common::*;
+use super::topology::Topology;
+
+/// The cluster of the failover and roll sweeps.
+pub const NAME: &str = "demo";
+/// The ValkeyUser of the `Users` sweep, and the Secret of its password.
+pub const USER: &str = "app";
+pub const USER_SECRET: &str = "app-password";
+
+/// Keys loaded into the cluster of a reshard sweep before its first point
+/// (`k:0` ..): enough that every slot range moved carries some, so a lost
+/// one shows.
+pub const KEYS: u64 = 2_000;
+/// How long the journal must stay still (with the scenario carried out)
+/// before a run that did not abort counts as done.
+pub const QUIET: Duration = Duration::from_secs(3);
+/// Values of `maxmemory-policy` the roll cycles through (each point's
+/// differs from the one before, so each point rolls every pod).
+pub const POLICIES: [&str; 8] = [
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "noeviction",
+];
+
+/// What a sweep does at each point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// A new 3-pod cluster created (one per point, deleted after it).
+    Create,
+    /// SIGKILL of the primary's process (the kubelet restarts it in place,
+    /// fenced).
+    KillPrimary,
+    /// The primary's pod deleted (the StatefulSet recreates it).
+    DeletePrimary,
+    /// A `valkey.conf` change: every pod rolled, the primary after a
+    /// switchover.
+    Roll,
+    /// `spec.shards` changed, 3 to 4 and 4 back to 3 at the next point:
+    /// slots moved by atomic slot migration (Cluster only).
+    Reshard,
+    /// `spec.replicas` changed, 3 pods to 4 and back to 3 at the next
+    /// point (Replication only).
+    Scale,
+    /// A ValkeyUser created at the first point, its password rotated in
+    /// its Secret at each later one: every pod takes the user's new
+    /// password.
+    Users,
+    /// The ValkeyCluster deleted: every object it owns deleted, the
+    /// journal closed; it is created again after each point.
+    DeleteCluster,
+}
+
+impl Scenario {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::KillPrimary => "kill",
+            Self::DeletePrimary => "delete",
+            Self::Roll => "roll",
+            Self::Reshard => "reshard",
+            Self::Scale => "scale",
+            Self::Users => "users",
+            Self::DeleteCluster => "deletion",
+        }
+    }
+}
+
+/// How an armed instance's run ended.
+pub enum Run {
+    /// It aborted.
+    Aborted(ExitStatus),
+    /// It carried the scenario out, this long after the trigger, then
+    /// committed nothing for [`QUIET`]: it will not reach its crash point.
+    CarriedOut(Duration),
+}
+
+/// Everything one sweep shares across its points.
+pub struct Sweep {
+    pub env: Env,
+    pub topology: Topology,
+    pub scenario: Scenario,
+    pub kubeconfig: PathBuf,
+    pub workdir: tempfile::TempDir,
+    /// The cluster in play (for `Create`, each point's new one).
+    pub name: String,
+    /// Where the next takeover shows: the cluster's stream (for `Create`,
+    /// the operator's own until the point's cluster exists).
+    pub journal: JournalTail,
+    /// A client writing with `WAIT 1` since the start, through the client
+    /// Service or routed by slot (none for `Create`: there each point's
+    /// cluster is new).
+    pub probe: Option<WriteProbe>,
+    /// The pod the last trigger killed (`KillPrimary`).
+    pub killed: Option<String>,
+    /// The revision the last trigger rolls the pods away from (`Roll`).
+    pub old_revision: Option<String>,
+    /// Keys loaded before the first point, all read back after each
+    /// (`Reshard`; 0 for the others).
+    pub loaded: u64,
+    /// The change the last trigger made (see [`Point::change`]).
+    pub change: String,
+    /// The pods before the last trigger (`Reshard`: a scale-in removes
+    /// some).
+    pub pods_before: Vec<String>,
+    /// The password the last trigger gave the user (`Users`).
+    pub user_password: Option<String>,
+    /// The one it replaced, refused once its rotation window closed.
+    pub old_user_password: Option<String>,
+}
+
+impl Sweep {
+    /// Localkube, a first (unarmed) operator and, but for `Create`, the
+    /// cluster Ready with a client writing.
+    pub async fn start(topology: Topology, scenario: Scenario) -> (Sweep, OperatorProcess) {
+        let prefix = format!("{}{}", topology.prefix(), scenario.prefix());
+        let env = Env::start_without_operator(&format!("crash-{prefix}")).await;
+        let workdir = tempfile::Builder::new()
+            .prefix("logbook-crash-")
+            .tempdir()
+            .unwrap();
+        let kubeconfig = workdir.path().join("kubeconfig");
+        env.write_kubeconfig_to(&kubeconfig);
+        let setup = format!("{prefix}-setup");
+        let first = OperatorProcess::start(&env, &kubeconfig, workdir.path(), &setup, None);
+        let (journal, probe) = if scenario == Scenario::Create {
+            (env.cm_journal_tail(&StreamId::operator()), None)
+        } else {
+            env.apply_yaml(&topology.yaml(NAME)).await;
+            topology
+                .wait_ready(&env, NAME, Duration::from_secs(90))
+                .await;
+            if scenario == Scenario::Reshard {
+                let password = env.password(NAME).await;
+                load(&pod_addrs(&env, NAME).await, &password, KEYS).await;
+            }
+            // A deleted cluster takes no writes.
+            let probe = if scenario == Scenario::DeleteCluster {
+                None
+            } else {
+                topology.start_probe(&env, NAME).await
+            };
+            if let Some(probe) = &probe {
+                env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+                    let n = probe.acked_count();
+                    async move { n >= 20 }
+                })
+                .await;
+            }
+            (env.cm_journal_tail(&env.stream(NAME).await), probe)
+        };
+        let mut sweep = Sweep {
+            env,
+            topology,
+            scenario,
+            kubeconfig,
+            workdir,
+            name: NAME.to_owned(),
+            journal,
+            probe,
+            killed: None,
+            old_revision: None,
+            loaded: if scenario == Scenario::Reshard {
+                KEYS
+            } else {
+                0
+            },
+            change: String::new(),
+            pods_before: Vec::new(),
+            user_password: None,
+            old_user_password: None,
+        };
+        if scenario == Scenario::Create {
+            // Leading (so that it stops cleanly at the first point: its
+            // SIGTERM handler is in place).
+            sweep.wait_takeover(&setup, 0).await;
+        }
+        (sweep, first)
+    }
+
+    /// For failure messages: [`Env::dump`] and the journal's last events,
+    /// as `logbook replay timeline` prints them.
+    pub async fn dump(&self) -> String {
+        // As the test's admin: the operator's account reads the journal,
+        // not the ValkeyCluster by name as the replay tool does.
+        let (kubeconfig, name) = (self.env.write_kubeconfig(), self.name.clone());
+        let timeline = tokio::task::spawn_blocking(move || {
+            let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+            let args = [
+                "logbook",
+                "replay",
+                "timeline",
+                "--namespace",
+                NS,
+                "--cluster",
+                &name,
+                "--kubeconfig",
+                &kubeconfig,
+            ];
+            let mut out = Vec::new();
+            let result = clap::Parser::try_parse_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|cli| logbook::cli::run(cli, &mut out).map_err(|e| e.to_string()));
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(150)..].join("\n");
+            format!("{tail}\n{result:?}")
+        })
+        .await
+        .unwrap();
+        format!(
+            "{}\n--- journal of {} (last 150 events):\n{timeline}",
+            self.env.dump(&self.name).await,
+            self.name
+        )
+    }
+
+    /// Instance `instance`, armed to crash at commit `crash_at` when
+    /// given: for a reshard, counted from its first `MoveSlots` decision
+    /// (the commits before it seat the new shard's pods as a bootstrap
+    /// does, and the bootstrap sweep crashes at those).
+    pub fn operator(&self, instance: &str, crash_at: Option<u64>) -> OperatorProcess {
+        let (env, kubeconfig, workdir) = (&self.env, &self.kubeconfig, self.workdir.path());
+        match crash_at {
+            Some(n) if self.scenario == Scenario::Reshard => OperatorProcess::start_counting_from(
+                env,
+                kubeconfig,
+                workdir,
+                instance,
+                n,
+                "MoveSlots",
+            ),
+            _ => OperatorProcess::start(env, kubeconfig, workdir, instance, crash_at),
+        }
+    }
+
+    /// Waits for `instance`'s `OperatorStarted` after `after` in
+    /// [`Sweep::journal`]; returns that event's seq, its epoch and gap.
+    pub async fn wait_takeover(&mut self, instance: &str, after: u64) -> (u64, u64, Option<u64>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.journal.catch_up().await;
+            let found = self
+                .journal
+                .after(after)
+                .iter()
+                .find_map(|e| match &e.body {
+                    Event::OperatorStarted {
+                        instance: who,
+                        epoch,
+                        gap_ms,
+                        ..
+                    } if who == instance => Some((e.seq, *epoch, *gap_ms)),
+                    _ => None,
+                });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{instance} did not take the journal over\n{}",
+                self.dump().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Triggers the scenario; returns the journal seq its events follow.
+    pub async fn trigger(&mut self, n: u64) -> u64 {
+        self.journal.catch_up().await;
+        let env = &self.env;
+        match self.scenario {
+            Scenario::Create => {
+                self.name = format!("new-{n}");
+                env.apply_yaml(&self.topology.yaml(&self.name)).await;
+                self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
+                return 0;
+            }
+            Scenario::KillPrimary => {
+                let old = self.topology.victim(&env.vkc(NAME).await, n);
+                env.kill(&old).await;
+                self.killed = Some(old);
+            }
+            Scenario::DeletePrimary => {
+                let old = self.topology.victim(&env.vkc(NAME).await, n);
+                env.delete_pod(&old).await;
+            }
+            Scenario::Roll => {
+                self.old_revision = Some(update_revision(env, NAME).await);
+                let policy = POLICIES[usize::try_from(n).unwrap() % POLICIES.len()];
+                let config = serde_json::json!({"spec": {"config": {"maxmemory-policy": policy}}});
+                env.patch(NAME, config).await;
+            }
+            Scenario::Reshard => {
+                let from = spec_shards(&env.vkc(NAME).await);
+                let to = if from == 3 { 4 } else { 3 };
+                self.pods_before = env.pods(NAME).await.iter().map(|p| p.name_any()).collect();
+                env.patch(NAME, serde_json::json!({"spec": {"shards": to}}))
+                    .await;
+                self.change = format!("{from} → {to}");
+            }
+            Scenario::Scale => {
+                let from = env.vkc(NAME).await.spec.replicas.unwrap_or(3);
+                let to = if from == 3 { 4 } else { 3 };
+                self.pods_before = env.pods(NAME).await.iter().map(|p| p.name_any()).collect();
+                env.patch(NAME, serde_json::json!({"spec": {"replicas": to}}))
+                    .await;
+                self.change = format!("{from} → {to} pods");
+            }
+            Scenario::Users => {
+                let password = format!("user-password-{n}");
+                put_password(env, USER_SECRET, &password).await;
+                let users: kube::Api<ValkeyUser> = env.api();
+                if users.get_opt(USER).await.unwrap().is_none() {
+                    let mut spec = ValkeyUserSpec::new(NAME, USER_SECRET, "password");
+                    spec.commands = vec!["+@all".to_owned()];
+                    spec.keys = vec!["app:*".to_owned()];
+                    // The old password works 2 s beside the new one: the
+                    // window's close is part of the workload.
+                    spec.rotation_window_seconds = 2;
+                    let user = ValkeyUser::new(USER, spec);
+                    users.create(&PostParams::default(), &user).await.unwrap();
+                    self.change = "created".to_owned();
+                } else {
+                    self.change = "password rotated".to_owned();
+                }
+                self.old_user_password = self.user_password.replace(password);
+            }
+            Scenario::DeleteCluster => {
+                env.vkcs()
+                    .delete(NAME, &DeleteParams::default())
+                    .await
+                    .unwrap();
+            }
+        }
+        self.journal.seq()
+    }
+
+    /// Whether the scenario is carried out: Ready on the current
+    /// generation in a status published at journal seq `min_seq` or later
+    /// (not one from before the trigger or the crash) and, for a roll,
+    /// every pod on the new revision. (For a Cluster, Ready includes the
+    /// spec's shards each holding its share of the slots, no reshard
+    /// left: see [`Topology::ready`].)
+    pub async fn done(&self, min_seq: u64) -> bool {
+        if self.scenario == Scenario::DeleteCluster {
+            return self.deleted().await;
+        }
+        let Ok(Some(vkc)) = self.env.vkcs().get_opt(&self.name).await else {
+            return false;
+        };
+        if !self.topology.ready(&vkc) || journal_seq(&vkc) < i64::try_from(min_seq).unwrap() {
+            return false;
+        }
+        if self.scenario == Scenario::Users {
+            return self.user_applied().await;
+        }
+        if self.scenario != Scenario::Roll {
+            return true;
+        }
+        let revision = update_revision(&self.env, &self.name).await;
+        let pods = self.env.pods(&self.name).await;
+        Some(&revision) != self.old_revision.as_ref()
+            && pods.len() == self.topology.pods()
+            && pods.iter().all(|p| {
+                p.labels().get("controller-revision-hash") == Some(&revision)
+                    && p.metadata.deletion_timestamp.is_none()
+            })
+    }
+
+    /// Whether the cluster is gone with every object it owned (but its
+    /// claims, kept unless the spec asks otherwise, and its journal).
+    pub async fn deleted(&self) -> bool {
+        let env = &self.env;
+        let Ok(None) = env.vkcs().get_opt(&self.name).await else {
+            return false;
+        };
+        let owned = format!("valkey.logbook.dev/cluster={}", self.name);
+        let params = kube::api::ListParams::default().labels(&owned);
+        let sets = env.api::<StatefulSet>().list(&params).await;
+        let services = env.api::<Service>().list(&params).await;
+        let secrets = env.api::<Secret>().list(&params).await;
+        let maps = env.api::<ConfigMap>().list(&params).await;
+        let (Ok(sets), Ok(services), Ok(secrets), Ok(maps)) = (sets, services, secrets, maps)
+        else {
+            return false;
+        };
+        // The journal's ConfigMaps stay: the record outlives the cluster.
+        let maps = maps
+            .items
+            .iter()
+            .filter(|m| !m.name_any().starts_with("logbook-journal-"))
+            .count();
+        env.pods(&self.name).await.is_empty()
+            && sets.items.is_empty()
+            && services.items.is_empty()
+            && secrets.items.is_empty()
+            && maps == 0
+    }
+
+    /// Whether every pod takes the user's password of the last trigger
+    /// and the user's status says so.
+    pub async fn user_applied(&self) -> bool {
+        let env = &self.env;
+        let Some(password) = &self.user_password else {
+            return false;
+        };
+        let users: kube::Api<ValkeyUser> = env.api();
+        let Ok(Some(user)) = users.get_opt(USER).await else {
+            return false;
+        };
+        let ready = user.status.as_ref().is_some_and(|s| {
+            s.phase == Some(UserPhase::Ready) && s.observed_generation == user.metadata.generation
+        });
+        if !ready {
+            return false;
+        }
+        let admin = env.password(&self.name).await;
+        let mut auth = redis::cmd("AUTH");
+        auth.arg(USER).arg(password);
+        let old = self.old_user_password.as_ref().map(|old| {
+            let mut auth = redis::cmd("AUTH");
+            auth.arg(USER).arg(old);
+            auth
+        });
+        for pod in env.pods(&self.name).await {
+            let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+                return false;
+            };
+            let addr = format!("{ip}:{PORT}");
+            if try_query(&addr, &admin, &auth).await.is_none() {
+                return false;
+            }
+            if let Some(old) = &old
+                && try_query(&addr, &admin, old).await.is_some()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits until the armed instance aborts, or carries the scenario out
+    /// (in a status at journal seq `min_seq` or later) and then commits
+    /// nothing for [`QUIET`].
+    pub async fn wait_abort(&mut self, armed: &mut OperatorProcess, min_seq: u64) -> Run {
+        let triggered = Instant::now();
+        let deadline = triggered + Duration::from_secs(90);
+        // Since when the journal has stood at which seq, the scenario done.
+        let mut still: Option<(u64, Instant)> = None;
+        loop {
+            if let Some(status) = armed.exited() {
+                return Run::Aborted(status);
+            }
+            self.journal.catch_up().await;
+            let seq = self.journal.seq();
+            if !self.done(min_seq).await {
+                still = None;
+            } else if let Some((at, since)) = still
+                && at == seq
+            {
+                if since.elapsed() >= QUIET {
+                    return Run::CarriedOut(since.duration_since(triggered));
+                }
+            } else {
+                still = Some((seq, Instant::now()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} neither aborted nor carried the scenario out\n{}",
+                armed.instance,
+                self.dump().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the scenario to be carried out by the instance now
+    /// leading (in a status published at journal seq `min_seq` or later)
+    /// and checks the cluster: the primaries by what the pods say of
+    /// themselves ([`Topology::agree`]), every acknowledged write and
+    /// every loaded key there, nothing in flight, the journal intact and
+    /// auditing clean. Returns the primaries and the `MoveSlots`
+    /// decisions the audit's `move-issued-twice` check examined.
+    pub async fn check_converged(&self, min_seq: u64) -> (Vec<String>, u64) {
+        let env = &self.env;
+        // A new leader publishes what its journal says before its first
+        // probe round: after a crash that lost the observations of a dead
+        // primary, that is "Ready" with the dead one for a round. What
+        // counts is a status the pods' own answers bear out.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let primaries = loop {
+            let why = if self.scenario == Scenario::DeleteCluster && self.done(min_seq).await {
+                break Vec::new();
+            } else if self.done(min_seq).await {
+                match self.topology.agree(env, &self.name).await {
+                    Ok(primaries) => break primaries,
+                    Err(why) => why,
+                }
+            } else {
+                format!("the {:?} scenario is not carried out", self.scenario)
+            };
+            assert!(
+                Instant::now() < deadline,
+                "not converged: {why}\n{}",
+                self.dump().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if let Some(probe) = &self.probe {
+            // Writes go on on the primaries; none acknowledged is missing.
+            let now = Instant::now();
+            env.wait_acked_after(probe, now, "an acknowledged write after converging")
+                .await;
+            let log = probe.snapshot();
+            let (missing, read_on) = self.topology.missing(env, &self.name, &log).await;
+            assert!(
+                missing.is_empty(),
+                "{} of {} acknowledged writes lost on {read_on}: {:?}\n{}",
+                missing.len(),
+                log.acked_keys().len(),
+                &missing[..missing.len().min(20)],
+                self.dump().await
+            );
+        }
+        if self.loaded > 0 {
+            let password = Password::new(env.password(&self.name).await);
+            let keys: Vec<u64> = (0..self.loaded).collect();
+            let missing = logbook_bench::cluster_client::missing_in_cluster(
+                &pod_addrs(env, &self.name).await,
+                Some(&password),
+                "k",
+                &keys,
+            )
+            .await
+            .unwrap();
+            assert!(
+                missing.is_empty(),
+                "{} of {} loaded keys lost: {:?}\n{}",
+                missing.len(),
+                self.loaded,
+                &missing[..missing.len().min(20)],
+                self.dump().await
+            );
+        }
+        // Nothing left in flight; the journal verifies.
+        let stream = self.journal.stream().clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = env.cm_journal_state(&stream).await;
+            if state.in_flight.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "intents left in flight: {:?}\n{}",
+                state.in_flight,
+                self.dump().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        env.cm_verify_journal(&stream).await;
+        let report = match env.cm_audit(&stream).await {
+            Ok(report) => report,
+            Err(report) => panic!(
+                "the journal does not audit clean:\n{report}\n{}",
+                self.dump().await
+            ),
+        };
+        let moves = report
+            .checks
+            .iter()
+            .find(|c| c.check == Check::MoveIssuedTwice.name())
+            .map_or(0, |c| c.examined);
+        (primaries, moves)
+    }
+
+    /// Fails when two slot migration jobs were started for one move since
+    /// journal seq `after` ([`jobs_started_twice`]).
+    pub async fn assert_no_job_twice(&self, n: u64, after: u64) {
+        let twice = jobs_started_twice(self.journal.after(after));
+        assert!(
+            twice.is_empty(),
+            "n={n}: slot migration jobs started twice: {twice:?}\n{}",
+            self.dump().await
+        );
+    }
+
+    /// Leaves the cluster ready for the next point. A pod killed and
+    /// restarted in place is in the kubelet's crash-loop backoff (10 s at
+    /// its next crash, as on a real node), so a failover point killing it
+    /// again would measure that: deleting it gives a fresh pod. A created
+    /// cluster is deleted (its pods would load the next points).
+    pub async fn after_point(&mut self, primaries: &[String]) {
+        let env = &self.env;
+        match self.scenario {
+            Scenario::KillPrimary => {
+                let Some(killed) = self.killed.clone().filter(|k| !primaries.contains(k)) else {
+                    return;
+                };
+                env.delete_pod(&killed).await;
+                env.eventually(Duration::from_secs(20), "the killed pod replaced", || {
+                    let killed = killed.clone();
+                    async move {
+                        env.pods(NAME).await.iter().any(|p| {
+                            p.name_any() == killed
+                                && p.metadata.deletion_timestamp.is_none()
+                                && restarts(p) == 0
+                        })
+                    }
+                })
+                .await;
+                // Settled again, by what the pods say too: the next point
+                // must start from a converged cluster.
+                self.topology
+                    .wait_ready(env, NAME, Duration::from_secs(30))
+                    .await;
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while let Err(why) = self.topology.agree(env, NAME).await {
+                    assert!(
+                        Instant::now() < deadline,
+                        "not settled after the killed pod was replaced: {why}\n{}",
+                        self.dump().await
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Scenario::Create => {
+                let name = self.name.clone();
+                env.vkcs()
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .unwrap();
+                env.eventually(Duration::from_secs(30), "the created cluster gone", || {
+                    let name = name.clone();
+                    async move {
+                        env.vkcs().get_opt(&name).await.unwrap().is_none()
+                            && env.pods(&name).await.is_empty()
+                    }
+                })
+                .await;
+            }
+            Scenario::Reshard => {
+                // The pods a scale-in removed keep their volumes (the
+                // claims are retained), and with them `nodes.conf`: back at
+                // the next scale-out they would rejoin as the nodes every
+                // member forgot, which Valkey refuses for 60 s after the
+                // forget (the operator meets them again until then). The
+                // next point starts from empty volumes, as after a clean-up
+                // of the claims, so that each point measures the reshard.
+                let keep = self.topology.pods();
+                for pod in self.pods_before.drain(..) {
+                    if ordinal(&pod) >= u32::try_from(keep).unwrap() {
+                        env.faults()
+                            .wipe_pvc_data(NS, &format!("data-{pod}"))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            Scenario::DeleteCluster => {
+                // Created again, for the next point to delete.
+                env.apply_yaml(&self.topology.yaml(NAME)).await;
+                self.topology
+                    .wait_ready(env, NAME, Duration::from_secs(60))
+                    .await;
+                self.journal = env.cm_journal_tail(&env.stream(NAME).await);
+            }
+            Scenario::DeletePrimary | Scenario::Roll | Scenario::Scale | Scenario::Users => {}
+        }
+    }
+}
+
+pub fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |c| c.iter().map(|c| c.restart_count).sum())
+}
+
+pub async fn update_revision(env: &Env, name: &str) -> String {
+    env.api::<StatefulSet>()
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.update_revision)
+        .unwrap_or_default()
+}
+
+/// The epoch and description of intent `id`'s outcome in `events`.
+pub fn resolution(events: &[Envelope], id: Uuid) -> Option<(u64, String)> {
+    events.iter().find_map(|e| {
+        let how = match &e.body {
+            Event::IntentSucceeded { intent_id, detail } if *intent_id == id => {
+                if detail.starts_with("found done") {
+                    detail.clone()
+                } else {
+                    format!("re-executed: {detail}")
+                }
+            }
+            Event::IntentFailed {
+                intent_id, error, ..
+            } if *intent_id == id => format!("re-executed, failed: {error}"),
+            Event::IntentAbandoned { intent_id, reason } if *intent_id == id => {
+                format!("abandoned: {reason}")
+            }
+            _ => return None,
+        };
+        Some((e.epoch, how))
+    })
+}
+
+/// Two export jobs among `events` that moved overlapping slots from one
+/// source to one target, the earlier not seen failed, cancelled or gone:
+/// one move's job started twice. A crash mid-move leaves its job running
+/// on the source; the instance taking over must adopt it (or find its
+/// slots moved), never start another. Jobs as the nodes list them
+/// (`SlotMigrationObserved`), each with its last phase seen.
+pub fn jobs_started_twice(events: &[Envelope]) -> Vec<String> {
+    let mut jobs: Vec<SlotMigrationJob> = Vec::new();
+    for e in events {
+        if let Event::SlotMigrationObserved { job, .. } = &e.body
+            && job.side == MigrationSide::Export
+        {
+            match jobs.iter_mut().find(|j| j.name == job.name) {
+                Some(seen) => *seen = job.clone(),
+                None => jobs.push(job.clone()),
+            }
+        }
+    }
+    let overlap = |a: &[SlotRange], b: &[SlotRange]| {
+        a.iter()
+            .any(|x| b.iter().any(|y| x.start <= y.end && y.start <= x.end))
+    };
+    let mut twice = Vec::new();
+    for (i, first) in jobs.iter().enumerate() {
+        let ended_badly = matches!(
+            first.phase,
+            MigrationPhase::Failed | MigrationPhase::Cancelled | MigrationPhase::Vanished
+        );
+        for later in jobs.iter().skip(i + 1) {
+            if !ended_badly
+                && later.source == first.source
+                && later.target == first.target
+                && overlap(&first.slots, &later.slots)
+            {
+                twice.push(format!(
+                    "{} ({}) and {} ({}): slots {} and {} from {} to {}",
+                    first.name,
+                    first.phase.name(),
+                    later.name,
+                    later.phase.name(),
+                    describe_slots(&first.slots),
+                    describe_slots(&later.slots),
+                    first.source,
+                    first.target
+                ));
+            }
+        }
+    }
+    twice
+}
+
+/// `events` in short: each one's kind, and the milliseconds since the
+/// first.
+pub fn timeline(events: &[Envelope]) -> String {
+    let Some(first) = events.first() else {
+        return "none".to_owned();
+    };
+    events
+        .iter()
+        .map(|e| format!("+{} {}", e.at.millis_since(first.at), e.body.kind()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sets the `password` key of Secret `name` (created if missing).
+pub async fn put_password(env: &Env, name: &str, password: &str) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some(std::collections::BTreeMap::from([(
+            "password".to_owned(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let mut params = PatchParams::apply("logbook-sweep");
+    params.force = true;
+    env.api::<Secret>()
+        .patch(name, &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+}
