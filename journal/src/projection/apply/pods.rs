@@ -1,0 +1,271 @@
+//! The pods family: the data pods and their Kubernetes nodes, what probes
+//! find (reachability, role, replication), promotions, the StatefulSet,
+//! and the standing switchover and failover requests.
+//!
+//! The one believed primary of a Standalone or Replication is followed
+//! here from role observations and promotions; two primaries at once is
+//! recorded as an anomaly, never resolved (that is a decision). A Valkey
+//! Cluster's shard primaries are the cluster family's.
+
+use crate::event::{Event, Role};
+use crate::projection::{
+    ClusterState, FailoverRequestView, FailoverView, PodView, StatefulSetView,
+};
+use crate::time::Timestamp;
+
+impl ClusterState {
+    /// Folds what is seen of the data pods and their replication: pods and
+    /// their nodes, probes, roles, promotions, the StatefulSet, the
+    /// switchover and failover requests.
+    pub(super) fn fold_pods(&mut self, seq: u64, at: Timestamp, body: &Event) {
+        match body {
+            Event::PodObserved {
+                pod,
+                uid,
+                ip,
+                phase,
+                ready,
+                node,
+                revision,
+            } => {
+                self.observed();
+                let view = self.pods.entry(pod.clone()).or_default();
+                if view.uid.as_ref().is_some_and(|old| old != uid) {
+                    // A recreated pod: its Valkey process is new, so forget what
+                    // the old one reported.
+                    *view = PodView::default();
+                    self.users.pod_replaced(pod);
+                }
+                view.uid = Some(uid.clone());
+                view.ip.clone_from(ip);
+                view.phase = Some(*phase);
+                view.ready = *ready;
+                view.node.clone_from(node);
+                view.revision.clone_from(revision);
+                view.last_seen = at;
+            }
+            Event::PodDeleted { pod } => {
+                self.observed();
+                self.cluster.history_resets.remove(pod);
+                self.reshard.pod_deleted(pod);
+                self.users.pod_replaced(pod);
+                self.tls.forget_pod(pod);
+                if self.pods.remove(pod).is_none() {
+                    self.anomaly(seq, format!("pod {pod} deleted but never observed"));
+                }
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
+                    self.history(seq, at, body, format!("primary pod {pod} deleted"));
+                }
+            }
+            Event::KubeNodeObserved { node, ready } => {
+                self.observed();
+                self.kube_nodes.insert(node.clone(), *ready);
+            }
+            Event::PodReachabilityObserved { pod, reachability } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.reachability = Some(*reachability);
+                match reachability {
+                    crate::event::Reachability::Reachable => {
+                        view.consecutive_failures = 0;
+                        view.failing_since = None;
+                    }
+                    _ => {
+                        view.consecutive_failures = view.consecutive_failures.saturating_add(1);
+                        view.failing_since = view.failing_since.or(Some(at));
+                    }
+                }
+            }
+            Event::NodeRoleObserved { pod, role, primary } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.role = Some(*role);
+                view.replicates = match role {
+                    Role::Replica => primary.clone(),
+                    Role::Primary | Role::Sentinel => None,
+                };
+                // A Valkey Cluster has a primary per shard: the one
+                // believed primary is a replication cluster's.
+                if !self.is_valkey_cluster() {
+                    self.track_primary(seq, at, body, pod, *role);
+                }
+            }
+            Event::ReplicationObserved {
+                pod,
+                link,
+                offset,
+                replid,
+            } => {
+                self.observed();
+                let view = self.pod_for_observation(seq, pod, at);
+                view.link = Some(*link);
+                view.offset = Some(*offset);
+                view.replid = Some(*replid);
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
+                    self.replication.primary_replid = Some(*replid);
+                }
+            }
+            Event::PrimaryUnreachable {
+                pod,
+                consecutive_failures,
+            } => {
+                if self.replication.primary.as_deref() != Some(pod.as_str()) {
+                    self.anomaly(seq, format!("pod {pod} reported as unreachable primary but the believed primary is {:?}", self.replication.primary));
+                }
+                let view = self.pod_for_observation(seq, pod, at);
+                view.consecutive_failures = *consecutive_failures;
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("primary {pod} unreachable after {consecutive_failures} failures"),
+                );
+            }
+            Event::ReplicaPromoted { pod, from, offset } => {
+                if from.is_some() {
+                    self.counters.failovers = self.counters.failovers.saturating_add(1);
+                }
+                let cluster = self.is_valkey_cluster();
+                // `from` names the primary replaced; the believed primary may
+                // already be gone from the projection (it came back fenced).
+                if !cluster
+                    && self.replication.primary.is_some()
+                    && from.as_deref() != self.replication.primary.as_deref()
+                {
+                    self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.replication.primary));
+                }
+                let view = self.pod_for_observation(seq, pod, at);
+                view.role = Some(Role::Primary);
+                view.replicates = None;
+                view.offset = Some(*offset);
+                if let Some(old) = from.as_ref().and_then(|f| self.pods.get_mut(f)) {
+                    // Its role is unknown until observed again: it may still
+                    // believe it is primary.
+                    old.role = None;
+                }
+                if !cluster {
+                    self.replication.primary = Some(pod.clone());
+                    // A promotion starts a new replication id; it is learnt
+                    // at the next observation of the new primary.
+                    self.replication.primary_replid = None;
+                }
+                if from.is_some() {
+                    self.last_failover = Some(FailoverView {
+                        seq,
+                        at,
+                        from: from.clone(),
+                        to: pod.clone(),
+                    });
+                }
+                let from = from.as_deref().unwrap_or("none");
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("{pod} promoted (replacing {from}) at offset {offset}"),
+                );
+            }
+            Event::RoleLabelObserved { pod, label } => {
+                self.observed();
+                self.pod_for_observation(seq, pod, at).role_label = *label;
+            }
+            Event::StatefulSetObserved {
+                replicas,
+                update_revision,
+            } => {
+                self.observed();
+                self.statefulset = Some(StatefulSetView {
+                    replicas: *replicas,
+                    update_revision: update_revision.clone(),
+                });
+            }
+            Event::PodTerminating { pod } => {
+                self.observed();
+                self.pod_for_observation(seq, pod, at).terminating = true;
+                if self.replication.primary.as_deref() == Some(pod.as_str()) {
+                    self.history(seq, at, body, format!("primary pod {pod} is being deleted"));
+                }
+            }
+            Event::SwitchoverRequestObserved { target } => {
+                self.observed();
+                self.switchover_request.clone_from(target);
+                if let Some(target) = target {
+                    self.history(seq, at, body, format!("switchover to {target} requested"));
+                }
+            }
+            Event::FailoverRequestObserved { request } => {
+                self.observed();
+                self.failover_request = request.as_ref().map(|request| FailoverRequestView {
+                    request: request.clone(),
+                    seq,
+                    at,
+                });
+                match request {
+                    Some(request) => {
+                        self.history(seq, at, body, format!("failover requested ({request})"));
+                    }
+                    None => self.history(seq, at, body, "failover request cleared".into()),
+                }
+            }
+            other => self.misrouted(seq, other, "pods"),
+        }
+    }
+
+    /// Follows the believed primary from role observations; two primaries
+    /// at once is recorded, never resolved here (that is a decision).
+    fn track_primary(&mut self, seq: u64, at: Timestamp, body: &Event, pod: &str, role: Role) {
+        if self.sentinel.enabled {
+            self.track_sentinel_primary(seq, pod, role);
+            return;
+        }
+        match (role, self.replication.primary.as_deref()) {
+            (Role::Primary, None) => {
+                self.replication.primary = Some(pod.to_owned());
+                self.history(seq, at, body, format!("{pod} observed as primary"));
+            }
+            (Role::Primary, Some(current)) if current != pod => {
+                let current = current.to_owned();
+                self.anomaly(
+                    seq,
+                    format!("{pod} reports primary while {current} is the believed primary"),
+                );
+            }
+            (Role::Replica | Role::Sentinel, Some(current)) if current == pod => {
+                self.replication.primary = None;
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("believed primary {pod} now reports {role:?}"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Topology Sentinel: only a `SentinelSwitchObserved` moves the
+    /// believed primary once there is one (Sentinel decides, and a pod
+    /// promoted by it reports itself primary before the Sentinels publish
+    /// the switch). Two primaries answering at once is still recorded.
+    fn track_sentinel_primary(&mut self, seq: u64, pod: &str, role: Role) {
+        let Some(current) = self.replication.primary.clone() else {
+            if role == Role::Primary {
+                self.replication.primary = Some(pod.to_owned());
+            }
+            return;
+        };
+        if role != Role::Primary || current == pod {
+            return;
+        }
+        let both = self.pods.get(&current).is_some_and(|v| {
+            v.role == Some(Role::Primary)
+                && v.reachability == Some(crate::event::Reachability::Reachable)
+        });
+        if both {
+            self.anomaly(
+                seq,
+                format!("{pod} reports primary while {current}, the believed primary, answers as primary too"),
+            );
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The ACL users family: the ValkeyUsers read, what each node holds, and
+//! rotation windows closing.
+//!
+//! What was applied to each node comes with a `SyncUsers` outcome, in
+//! the intents family.
+
+use crate::event::Event;
+use crate::projection::ClusterState;
+use crate::time::Timestamp;
+
+impl ClusterState {
+    /// Folds ACL users: the ValkeyUsers read, what each node holds, the
+    /// rotation windows closed.
+    pub(super) fn fold_users(&mut self, seq: u64, at: Timestamp, body: &Event) {
+        match body {
+            Event::UserObserved { user } => {
+                self.observed();
+                let what = match (&user.problem, user.deleting) {
+                    (_, true) => "being deleted".to_owned(),
+                    (Some(problem), false) => format!("cannot be applied: {problem}"),
+                    (None, false) => format!(
+                        "generation {}, password {}",
+                        user.generation,
+                        user.password.as_deref().unwrap_or("none")
+                    ),
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("ACL user {} ({}) {what}", user.username, user.object),
+                );
+                self.users.observed(user, at);
+            }
+            Event::UserForgotten { object } => {
+                self.observed();
+                if self.users.records.remove(object).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("ValkeyUser {object} forgotten but never observed"),
+                    );
+                }
+            }
+            Event::AclObserved { pod, users } => {
+                self.observed();
+                self.users.nodes.insert(pod.clone(), users.clone());
+            }
+            Event::RotationWindowClosed { username } => {
+                if self.users.rotations.remove(username).is_none() {
+                    self.anomaly(
+                        seq,
+                        format!("rotation window of {username} closed but none open"),
+                    );
+                }
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "the rotation window of ACL user {username} closed: the old password goes"
+                    ),
+                );
+            }
+            other => self.misrouted(seq, other, "users"),
+        }
+    }
+}
