@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean
+.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean sweep-effects
 
 all: build
 
@@ -41,6 +41,14 @@ chart:
 
 unit:
 	bash scripts/cargo-test.sh
+
+## sweep-effects: the full effect-fault sweeps of tests/effect_faults.rs:
+## every effect of every workload on every topology, failed before it is
+## sent, its reply lost, and the operator killed just before and just
+## after it (`make test` runs the short ones). One at a time: each has a
+## localkube of its own.
+sweep-effects:
+	$(CARGO) test --locked --test effect_faults -- --ignored --test-threads=1 --nocapture
 
 ## crds: regenerate crds/valkeycluster.yaml and the Helm chart's copy from the Rust types.
 crds:

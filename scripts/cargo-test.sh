@@ -7,7 +7,8 @@
 # The crash sweeps of tests/operator_crash.rs take half the run's time,
 # nearly all of it waiting on processes (operators crashing and starting
 # again, failovers settling): they run beside everything else, after one
-# build, instead of after it; then, in the same lane, the short soak of
+# build, instead of after it; then, in the same lane, the short effect
+# sweeps of tests/effect_faults.rs (about 6 minutes) and the short soak of
 # tests/soak.rs (every topology under seeded faults, about 150 s).
 set -uo pipefail
 log=$(mktemp)
@@ -19,11 +20,12 @@ if [ "$status" -eq 0 ]; then
 	{
 		lane=0
 		cargo test --workspace --locked --no-fail-fast --test operator_crash || lane=1
+		cargo test --workspace --locked --no-fail-fast --test effect_faults -- --test-threads=1 || lane=1
 		cargo test --workspace --locked --no-fail-fast --test soak || lane=1
 		exit "$lane"
 	} >"$crash_log" 2>&1 &
 	crash=$!
-	cargo test --workspace --all-targets --locked --no-fail-fast -- --skip every_commit_point_of_ --skip every_topology_keeps_its_invariants 2>&1 | tee -a "$log" || status=1
+	cargo test --workspace --all-targets --locked --no-fail-fast -- --skip every_commit_point_of_ --skip effect_sweep_ --skip every_topology_keeps_its_invariants 2>&1 | tee -a "$log" || status=1
 	wait "$crash" || status=1
 	echo "---- tests/operator_crash.rs and tests/soak.rs (run beside the others) ----"
 	tee -a "$log" <"$crash_log"

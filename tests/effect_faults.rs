@@ -25,10 +25,10 @@
 //! (`plan i: {...}`) is the last the test printed: set
 //! `LOGBOOK_TEST_EFFECT_PLAN` to that JSON to run that plan alone.
 //!
-//! `make test` runs the short sweeps (`short_` tests: the first effect of
+//! `make test` runs the short sweeps (`effect_sweep_` tests: the first effect of
 //! every intent of the workload under each action, and every effect of
 //! one intent); `make sweep-effects` runs every plan of every workload
-//! (the `full_` tests, ignored otherwise).
+//! (the `full_effect_sweep_` tests, ignored otherwise).
 
 #![allow(
     clippy::unwrap_used,
@@ -398,27 +398,27 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_failover_by_kill() {
+async fn effect_sweep_failover_by_kill() {
     sweep(Topology::Replication, Scenario::KillPrimary, Extent::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_config_roll() {
+async fn effect_sweep_config_roll() {
     sweep(Topology::Replication, Scenario::Roll, Extent::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_user_sync_and_rotation() {
+async fn effect_sweep_user_sync_and_rotation() {
     sweep(Topology::Replication, Scenario::Users, Extent::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_cluster_deletion() {
+async fn effect_sweep_cluster_deletion() {
     sweep(Topology::Replication, Scenario::DeleteCluster, Extent::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn short_scale_out_and_in() {
+async fn effect_sweep_scale_out_and_in() {
     sweep(Topology::Replication, Scenario::Scale, Extent::Short).await;
 }
 
@@ -436,21 +436,21 @@ macro_rules! full {
 }
 
 full! {
-    full_replication_bootstrap: Replication Create;
-    full_replication_failover_by_kill: Replication KillPrimary;
-    full_replication_failover_by_deletion: Replication DeletePrimary;
-    full_replication_config_roll: Replication Roll;
-    full_replication_scale: Replication Scale;
-    full_replication_users: Replication Users;
-    full_replication_deletion: Replication DeleteCluster;
-    full_sentinel_bootstrap: Sentinel Create;
-    full_sentinel_failover_by_kill: Sentinel KillPrimary;
-    full_sentinel_config_roll: Sentinel Roll;
-    full_standalone_bootstrap: Standalone Create;
-    full_standalone_config_roll: Standalone Roll;
-    full_standalone_deletion: Standalone DeleteCluster;
-    full_cluster_bootstrap: Cluster Create;
-    full_cluster_failover_by_kill: Cluster KillPrimary;
-    full_cluster_failover_by_deletion: Cluster DeletePrimary;
-    full_cluster_reshard: Cluster Reshard;
+    full_effect_sweep_replication_bootstrap: Replication Create;
+    full_effect_sweep_replication_failover_by_kill: Replication KillPrimary;
+    full_effect_sweep_replication_failover_by_deletion: Replication DeletePrimary;
+    full_effect_sweep_replication_config_roll: Replication Roll;
+    full_effect_sweep_replication_scale: Replication Scale;
+    full_effect_sweep_replication_users: Replication Users;
+    full_effect_sweep_replication_deletion: Replication DeleteCluster;
+    full_effect_sweep_sentinel_bootstrap: Sentinel Create;
+    full_effect_sweep_sentinel_failover_by_kill: Sentinel KillPrimary;
+    full_effect_sweep_sentinel_config_roll: Sentinel Roll;
+    full_effect_sweep_standalone_bootstrap: Standalone Create;
+    full_effect_sweep_standalone_config_roll: Standalone Roll;
+    full_effect_sweep_standalone_deletion: Standalone DeleteCluster;
+    full_effect_sweep_cluster_bootstrap: Cluster Create;
+    full_effect_sweep_cluster_failover_by_kill: Cluster KillPrimary;
+    full_effect_sweep_cluster_failover_by_deletion: Cluster DeletePrimary;
+    full_effect_sweep_cluster_reshard: Cluster Reshard;
 }

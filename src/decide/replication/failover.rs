@@ -140,6 +140,14 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) 
         Verdict::Alive => return Vec::new(),
         Verdict::Leaving => {
             let candidates = view.rank_candidates(Some(primary), false);
+            if candidates.is_empty() {
+                // No pod could succeed it (a Standalone, rolled): the
+                // fence would protect no successor's history and leave
+                // the pod, back from its restart, fenced with no primary
+                // at all. Its restart is its own. (Found by the effect
+                // sweep of a Standalone's config roll.)
+                return Vec::new();
+            }
             return vec![Decision::new(
                 Intent::FenceNode {
                     pod: primary.to_owned(),

@@ -484,6 +484,19 @@ fn a_primary_being_deleted_is_fenced_first_then_replaced_by_fresh_offsets() {
 }
 
 #[test]
+fn a_lone_primary_being_deleted_is_not_fenced() {
+    // A one-pod cluster rolled: no pod could take over, so a fence would
+    // only leave it, back from its restart, fenced with no primary.
+    let mut g = Given::converged(1);
+    g.event(Event::PodTerminating { pod: pod(0) });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // With a replica to take over, the same primary is fenced first.
+    let mut h = Given::converged(2);
+    h.event(Event::PodTerminating { pod: pod(0) });
+    assert_eq!(h.intents(), vec![Intent::FenceNode { pod: pod(0) }]);
+}
+
+#[test]
 fn a_primary_being_deleted_that_times_out_once_is_not_replaced_unfenced() {
     // Shutting down, a primary waits for its replicas while still their
     // primary: one slow probe is no exit.
