@@ -524,9 +524,10 @@ impl Sweep {
         // counts is a status the pods' own answers bear out.
         let deadline = Instant::now() + Duration::from_secs(60);
         let primaries = loop {
-            let why = if self.scenario == Scenario::DeleteCluster && self.done(min_seq).await {
+            let done = self.done(min_seq).await;
+            let why = if done && self.scenario == Scenario::DeleteCluster {
                 break Vec::new();
-            } else if self.done(min_seq).await {
+            } else if done {
                 match self.topology.agree(env, &self.name).await {
                     Ok(primaries) => break primaries,
                     Err(why) => why,
