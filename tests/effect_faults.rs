@@ -40,6 +40,7 @@
 #[path = "operator_crash/cluster.rs"]
 mod cluster;
 mod operator_common;
+mod s3_server;
 #[path = "operator_crash/sweep.rs"]
 mod sweep;
 #[path = "operator_crash/topology.rs"]
@@ -304,8 +305,12 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
     let began = Instant::now();
     let (mut sweep, mut leader) = Sweep::start(topology, scenario).await;
     let failover = matches!(scenario, Scenario::KillPrimary | Scenario::DeletePrimary);
-    let password = sweep.env.password(NAME).await;
-    let claims = failover.then(|| ClaimMonitor::start(&sweep.env, topology, NAME, &password));
+    let claims = if failover {
+        let password = sweep.env.password(NAME).await;
+        Some(ClaimMonitor::start(&sweep.env, topology, NAME, &password))
+    } else {
+        None
+    };
     let name = format!("{topology:?} {scenario:?}");
     let (plans, learned) = match std::env::var(PLAN_ENV) {
         Ok(json) => (vec![serde_json::from_str::<Plan>(&json).unwrap()], None),
@@ -422,6 +427,11 @@ async fn effect_sweep_scale_out_and_in() {
     sweep(Topology::Replication, Scenario::Scale, Extent::Short).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_backup() {
+    sweep(Topology::Replication, Scenario::Backup, Extent::Short).await;
+}
+
 // The full sweeps: every effect of every workload under every action
 // (`make sweep-effects`).
 
@@ -443,6 +453,7 @@ full! {
     full_effect_sweep_replication_scale: Replication Scale;
     full_effect_sweep_replication_users: Replication Users;
     full_effect_sweep_replication_deletion: Replication DeleteCluster;
+    full_effect_sweep_replication_backup: Replication Backup;
     full_effect_sweep_sentinel_bootstrap: Sentinel Create;
     full_effect_sweep_sentinel_failover_by_kill: Sentinel KillPrimary;
     full_effect_sweep_sentinel_config_roll: Sentinel Roll;

@@ -46,6 +46,7 @@
 #[path = "operator_crash/cluster.rs"]
 mod cluster;
 mod operator_common;
+mod s3_server;
 #[path = "operator_crash/sweep.rs"]
 mod sweep;
 #[path = "operator_crash/topology.rs"]

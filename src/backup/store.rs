@@ -26,6 +26,8 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::effects::{Class, Effects};
+
 /// The size of each part of a multipart upload, and the size above which
 /// an upload becomes multipart. S3 takes at most 10,000 parts, so an
 /// object may reach 80 GiB.
@@ -185,6 +187,18 @@ pub enum StoreError {
         #[source]
         source: Box<object_store::Error>,
     },
+    /// A fault the effect gate injected (`crate::effects`; tests only).
+    #[error("S3 bucket {bucket}: {op} {key} failed: {detail}")]
+    Injected {
+        /// The bucket.
+        bucket: String,
+        /// The operation.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// The injected fault, as the gate describes it.
+        detail: String,
+    },
     /// Any other failure.
     #[error("S3 bucket {bucket}: {op} {key} failed: {source}")]
     Failed {
@@ -207,7 +221,9 @@ impl StoreError {
     /// first.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } | StoreError::Failed { .. } => true,
+            StoreError::Unreachable { .. }
+            | StoreError::Failed { .. }
+            | StoreError::Injected { .. } => true,
             StoreError::Config { .. }
             | StoreError::BadKey { .. }
             | StoreError::NotFound { .. }
@@ -232,6 +248,29 @@ impl Place {
             key: key.to_owned(),
             detail: err.to_string(),
         }
+    }
+
+    /// Runs `write`, the effect `op` on `key`, through the effect gate
+    /// (`crate::effects`): recorded, and failed or lost when a plan says.
+    async fn gated<T>(
+        &self,
+        effects: &Effects,
+        op: &'static str,
+        key: &str,
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let injected = |fault: crate::effects::Injected| StoreError::Injected {
+            bucket: self.bucket.clone(),
+            op,
+            key: key.to_owned(),
+            detail: fault.to_string(),
+        };
+        let ticket = effects
+            .before(Class::Effect, || format!("{op} s3://{}/{key}", self.bucket))
+            .map_err(injected)?;
+        let result = write.await;
+        Effects::after(ticket).map_err(injected)?;
+        result
     }
 
     /// Classifies a failure of `op` on `key`.
@@ -350,6 +389,8 @@ pub struct BackupStore {
     /// Downloads: no overall timeout (a large object takes long), a
     /// timeout on each read instead.
     reader: Arc<AmazonS3>,
+    /// The effect gate its writes pass (unarmed but in tests).
+    effects: Effects,
 }
 
 impl BackupStore {
@@ -416,6 +457,7 @@ impl BackupStore {
             place,
             store: Arc::new(store),
             reader: Arc::new(reader),
+            effects: Effects::from_env(),
         })
     }
 
@@ -434,11 +476,14 @@ impl BackupStore {
     /// Any [`StoreError`].
     pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        self.store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|err| self.place.error("PUT", key, err))
+        let put = async {
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|err| self.place.error("PUT", key, err))
+        };
+        self.place.gated(&self.effects, "PUT", key, put).await
     }
 
     /// Reads a small object (a manifest) whole.
@@ -497,10 +542,13 @@ impl BackupStore {
     /// Any [`StoreError`].
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(err) => Err(self.place.error("DELETE", key, err)),
-        }
+        let delete = async {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(err) => Err(self.place.error("DELETE", key, err)),
+            }
+        };
+        self.place.gated(&self.effects, "DELETE", key, delete).await
     }
 
     /// Starts writing `key` piece by piece (see [`Upload`]). Nothing is
@@ -512,6 +560,7 @@ impl BackupStore {
         let path = self.path(key)?;
         Ok(Upload {
             place: self.place.clone(),
+            effects: self.effects.clone(),
             store: self.store.clone(),
             key: key.to_owned(),
             path,
@@ -567,6 +616,8 @@ enum UploadState {
 /// background.
 pub struct Upload {
     place: Arc<Place>,
+    /// The gate its completion passes.
+    effects: Effects,
     store: Arc<AmazonS3>,
     key: String,
     path: Path,
@@ -653,33 +704,45 @@ impl Upload {
     /// # Errors
     /// Any [`StoreError`]; a failed multipart upload is aborted.
     pub async fn finish(mut self) -> Result<UploadReceipt, StoreError> {
-        match std::mem::replace(&mut self.state, UploadState::Closed) {
-            UploadState::Buffer(parts, _) => {
-                self.store
-                    .put(&self.path, parts.into_iter().collect::<PutPayload>())
-                    .await
-                    .map_err(|err| self.place.error("PUT", &self.key, err))?;
-            }
-            UploadState::Multipart(writer, _) => {
-                if let Err(err) = writer.finish().await {
-                    // A completion the server carried out but whose answer
-                    // was lost is retried by the client and then refused
-                    // (`NoSuchUpload`), and the abort that follows is
-                    // refused the same way: the object is there, whole.
-                    // Only that case is taken as done, by the object's size.
-                    let completed = matches!(err, object_store::Error::NotFound { .. })
-                        && matches!(
-                            self.store.head(&self.path).await,
-                            Ok(meta) if meta.size == self.bytes
-                        );
-                    if !completed {
-                        return Err(self.place.error("multipart completion", &self.key, err));
-                    }
-                    tracing::debug!(key = %self.key, "multipart completion answered NoSuchUpload; the object is there whole");
-                }
-            }
-            UploadState::Closed => return Err(self.closed("finish")),
+        let state = std::mem::replace(&mut self.state, UploadState::Closed);
+        if matches!(state, UploadState::Closed) {
+            return Err(self.closed("finish"));
         }
+        // The moment the object becomes visible: the effect.
+        let complete = async {
+            match state {
+                UploadState::Buffer(parts, _) => {
+                    self.store
+                        .put(&self.path, parts.into_iter().collect::<PutPayload>())
+                        .await
+                        .map_err(|err| self.place.error("PUT", &self.key, err))?;
+                }
+                UploadState::Multipart(writer, _) => {
+                    if let Err(err) = writer.finish().await {
+                        // A completion the server carried out but whose
+                        // answer was lost is retried by the client and then
+                        // refused (`NoSuchUpload`), and the abort that
+                        // follows is refused the same way: the object is
+                        // there, whole. Only that case is taken as done, by
+                        // the object's size.
+                        let completed = matches!(err, object_store::Error::NotFound { .. })
+                            && matches!(
+                                self.store.head(&self.path).await,
+                                Ok(meta) if meta.size == self.bytes
+                            );
+                        if !completed {
+                            return Err(self.place.error("multipart completion", &self.key, err));
+                        }
+                        tracing::debug!(key = %self.key, "multipart completion answered NoSuchUpload; the object is there whole");
+                    }
+                }
+                UploadState::Closed => {}
+            }
+            Ok(())
+        };
+        self.place
+            .gated(&self.effects, "PUT", &self.key, complete)
+            .await?;
         let sha256 = std::mem::take(&mut self.sha256).finalize();
         Ok(UploadReceipt {
             bytes: self.bytes,

@@ -12,6 +12,10 @@ use logbook::operator::{CRASH_AT_COMMIT, CRASH_COUNT_FROM};
 
 use super::{Env, NS};
 
+/// Set to a path, the operator processes run that binary rather than
+/// this build's `logbook`.
+pub const OPERATOR_BIN: &str = "LOGBOOK_TEST_OPERATOR_BIN";
+
 /// How a child operator is armed: to crash at a commit (counted from the
 /// first decision of an intent, given one), and environment variables
 /// (the effect gate's).
@@ -135,7 +139,11 @@ impl OperatorProcess {
             count_from,
             vars,
         } = arming;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        // A long sweep run from a copy of its binaries names a copy of
+        // `logbook` too, so that a rebuild meanwhile changes neither.
+        let bin = std::env::var_os(OPERATOR_BIN)
+            .map_or_else(|| env!("CARGO_BIN_EXE_logbook").into(), std::path::PathBuf::from);
+        let mut command = Command::new(bin);
         command
             .arg("operator")
             .arg("--kubeconfig")

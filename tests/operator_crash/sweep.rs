@@ -19,7 +19,9 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use logbook::valkey::Password;
 use logbook_bench::WriteProbe;
-use logbook_crds::{UserPhase, ValkeyUser, ValkeyUserSpec};
+use logbook_crds::{
+    BackupPhase, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyUser, ValkeyUserSpec,
+};
 use logbook_journal::cluster::describe_slots;
 use logbook_journal::{
     Envelope, Event, MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange, StreamId,
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use super::cluster::{pod_addrs, spec_shards};
 use super::operator_common::*;
+use super::s3_server::S3Server;
 use super::topology::Topology;
 
 /// The cluster of the failover and roll sweeps.
@@ -36,6 +39,9 @@ pub const NAME: &str = "demo";
 /// The ValkeyUser of the `Users` sweep, and the Secret of its password.
 pub const USER: &str = "app";
 pub const USER_SECRET: &str = "app-password";
+/// The bucket of the `Backup` sweep, and the Secret naming its server.
+pub const BUCKET: &str = "logbook-sweep";
+pub const S3_SECRET: &str = "backup-s3";
 
 /// Keys loaded into the cluster of a reshard sweep before its first point
 /// (`k:0` ..): enough that every slot range moved carries some, so a lost
@@ -83,6 +89,9 @@ pub enum Scenario {
     /// The ValkeyCluster deleted: every object it owns deleted, the
     /// journal closed; it is created again after each point.
     DeleteCluster,
+    /// A ValkeyBackup of the cluster taken to an S3 bucket (moto's
+    /// server): every shard's RDB streamed there, then its manifest.
+    Backup,
 }
 
 impl Scenario {
@@ -96,6 +105,7 @@ impl Scenario {
             Self::Scale => "scale",
             Self::Users => "users",
             Self::DeleteCluster => "deletion",
+            Self::Backup => "backup",
         }
     }
 }
@@ -141,6 +151,10 @@ pub struct Sweep {
     pub user_password: Option<String>,
     /// The one it replaced, refused once its rotation window closed.
     pub old_user_password: Option<String>,
+    /// The bucket's server (`Backup`).
+    pub s3: Option<S3Server>,
+    /// The ValkeyBackup the last trigger created (`Backup`).
+    pub backup: Option<String>,
 }
 
 impl Sweep {
@@ -157,10 +171,24 @@ impl Sweep {
         env.write_kubeconfig_to(&kubeconfig);
         let setup = format!("{prefix}-setup");
         let first = OperatorProcess::start(&env, &kubeconfig, workdir.path(), &setup, None);
+        let s3 = (scenario == Scenario::Backup).then(|| {
+            let s3 = S3Server::start_for_pods();
+            s3.create_bucket(BUCKET);
+            s3
+        });
+        if let Some(s3) = &s3 {
+            put_s3_secret(&env, s3).await;
+        }
         let (journal, probe) = if scenario == Scenario::Create {
             (env.cm_journal_tail(&StreamId::operator()), None)
         } else {
-            env.apply_yaml(&topology.yaml(NAME)).await;
+            let mut yaml = topology.yaml(NAME);
+            if scenario == Scenario::Backup {
+                yaml.push_str(&format!(
+                    "  backup:\n    destination:\n      bucket: {BUCKET}\n      prefix: sweep\n      credentialsSecret: {S3_SECRET}\n"
+                ));
+            }
+            env.apply_yaml(&yaml).await;
             topology
                 .wait_ready(&env, NAME, Duration::from_secs(90))
                 .await;
@@ -203,6 +231,8 @@ impl Sweep {
             pods_before: Vec::new(),
             user_password: None,
             old_user_password: None,
+            s3,
+            backup: None,
         };
         if scenario == Scenario::Create {
             // Leading (so that it stops cleanly at the first point: its
@@ -366,6 +396,19 @@ impl Sweep {
                     .await
                     .unwrap();
             }
+            Scenario::Backup => {
+                let name = format!("backup-{n}");
+                let spec = ValkeyBackupSpec {
+                    cluster: NAME.to_owned(),
+                    destination: None,
+                };
+                env.api::<ValkeyBackup>()
+                    .create(&PostParams::default(), &ValkeyBackup::new(&name, spec))
+                    .await
+                    .unwrap();
+                self.change.clone_from(&name);
+                self.backup = Some(name);
+            }
         }
         self.journal.seq()
     }
@@ -388,6 +431,15 @@ impl Sweep {
         }
         if self.scenario == Scenario::Users {
             return self.user_applied().await;
+        }
+        if let Some(backup) = &self.backup {
+            let Ok(Some(backup)) = self.env.api::<ValkeyBackup>().get_opt(backup).await else {
+                return false;
+            };
+            return backup
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase == Some(BackupPhase::Completed));
         }
         if self.scenario != Scenario::Roll {
             return true;
@@ -701,7 +753,11 @@ impl Sweep {
                     .await;
                 self.journal = env.cm_journal_tail(&env.stream(NAME).await);
             }
-            Scenario::DeletePrimary | Scenario::Roll | Scenario::Scale | Scenario::Users => {}
+            Scenario::DeletePrimary
+            | Scenario::Roll
+            | Scenario::Scale
+            | Scenario::Users
+            | Scenario::Backup => {}
         }
     }
 }
@@ -827,6 +883,37 @@ pub async fn put_password(env: &Env, name: &str, password: &str) {
     params.force = true;
     env.api::<Secret>()
         .patch(name, &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+}
+
+/// The Secret [`S3_SECRET`]: `s3`'s credentials and endpoint.
+pub async fn put_s3_secret(env: &Env, s3: &S3Server) {
+    let credentials = super::s3_server::credentials();
+    let data = [
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key.clone(),
+        ),
+        ("endpoint", s3.endpoint()),
+    ];
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(S3_SECRET.to_owned()),
+            ..Default::default()
+        },
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut params = PatchParams::apply("logbook-sweep");
+    params.force = true;
+    env.api::<Secret>()
+        .patch(S3_SECRET, &params, &Patch::Apply(&secret))
         .await
         .unwrap();
 }

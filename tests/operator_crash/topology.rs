@@ -5,6 +5,8 @@
 //! its writes are read back, and what two claims at once mean to the
 //! monitor of the whole sweep. Everything else is the sweep's, shared.
 
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
