@@ -209,6 +209,8 @@ struct Job {
     topology: String,
     started: Timestamp,
     started_seq: u64,
+    /// The `TakeBackup` intent the attempt is carried out for.
+    intent: Option<uuid::Uuid>,
 }
 
 /// A restore to verify.
@@ -310,6 +312,7 @@ fn next_job(guard: &ClusterRuntime) -> Option<Job> {
         topology,
         started: run.started,
         started_seq: run.started_seq,
+        intent: run.intent,
     })
 }
 
@@ -391,7 +394,13 @@ async fn publish_one(
 
 async fn carry_out(rt: &Arc<Mutex<ClusterRuntime>>, job: Job) {
     tracing::info!(backup = %job.object, attempt = job.attempt, "backup attempt begins");
-    let end = match stream_all(rt, &job).await {
+    // Its writes (the shards, the manifest) are the effects of the
+    // `TakeBackup` intent that started the attempt.
+    let streamed = match job.intent {
+        Some(id) => crate::effects::within("TakeBackup", id, stream_all(rt, &job)).await,
+        None => stream_all(rt, &job).await,
+    };
+    let end = match streamed {
         Ok(Some((manifest, bytes))) => Event::BackupCompleted {
             object: job.object.clone(),
             attempt: job.attempt,

@@ -433,10 +433,19 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     // The next deadline (a certificate falling due, a schedule's fire, a
     // retention age, a rotation window), so that it is journaled when it
-    // comes: an idle cluster has no other traffic to wake it.
-    let resync = rt.until_next_deadline().map_or(RESYNC, |left| {
-        left.saturating_add(DEADLINE_MARGIN).min(RESYNC)
-    });
+    // comes, and the end of a back-off after a failure, so that the
+    // decision is taken again then: an idle cluster has no other traffic
+    // to wake it. (Found by the effect sweep: a new cluster whose first
+    // effect failed waited for the resync, minutes, before trying again.)
+    let resync = [
+        rt.until_next_deadline()
+            .map(|left| left.saturating_add(DEADLINE_MARGIN)),
+        rt.until_backoff_ends(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .map_or(RESYNC, |left| left.min(RESYNC));
     if tls_pending {
         // A node still serves an old certificate: ask it again once the
         // kubelet has had time to update the mounted files.

@@ -48,6 +48,11 @@ pub struct BackupRun {
     pub uploaded: BTreeMap<u32, ShardUpload>,
     /// How it ended (`None`: running, or interrupted with its process).
     pub outcome: Option<BackupOutcome>,
+    /// The `TakeBackup` intent that started it, once its success is
+    /// journaled: the attempt's transfer and manifest are carried out for
+    /// it (the effect gate attributes them to it).
+    #[serde(default)]
+    pub intent: Option<uuid::Uuid>,
 }
 
 /// The backups of a cluster.

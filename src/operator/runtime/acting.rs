@@ -118,6 +118,14 @@ impl ClusterRuntime {
         Some(Duration::from_micros(u64::try_from(left).unwrap_or(0)))
     }
 
+    /// How long until the back-off after a failure ends (none: not
+    /// backing off). The reconcile wakes then: nothing else may (a new
+    /// cluster whose first decision failed has no pod to probe).
+    pub fn until_backoff_ends(&self) -> Option<Duration> {
+        self.backoff
+            .map(|(until, _)| until.saturating_duration_since(Instant::now()))
+    }
+
     fn back_off(&mut self) {
         let wait = self
             .backoff

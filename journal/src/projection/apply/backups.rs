@@ -82,6 +82,7 @@ impl ClusterState {
                         sources: sources.clone(),
                         uploaded: std::collections::BTreeMap::new(),
                         outcome: None,
+                        intent: None,
                     },
                 );
             }

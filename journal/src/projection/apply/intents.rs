@@ -58,6 +58,14 @@ impl ClusterState {
                 self.counters.intents_succeeded = self.counters.intents_succeeded.saturating_add(1);
                 if let Some(done) = self.settle(seq, intent_id, "succeeded") {
                     self.record_effect(&done.planned.intent);
+                    if let Intent::TakeBackup {
+                        object, attempt, ..
+                    } = &done.planned.intent
+                        && let Some(run) = self.backups.runs.get_mut(object)
+                        && run.attempt == *attempt
+                    {
+                        run.intent = Some(*intent_id);
+                    }
                     if let Intent::ReloadCertificate { pods, fingerprint } = &done.planned.intent {
                         for pod in pods {
                             self.tls
