@@ -22,7 +22,8 @@
 #     acknowledged write lost, the operator's restarts from its sled and
 #     ConfigMap journals, the lifecycle and invalid specs, leader
 #     election, the kubectl plugin (pod logs through the kubelet API), and
-#     `helm install` of the chart under the real authorizer.
+#     `helm install` of the chart under the real authorizer; and the
+#     effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,6 +51,11 @@ run_group a "${suites_a[@]}" &
 pids[a]=$!
 run_group b "${suites_b[@]}" &
 pids[b]=$!
+# Faults at every effect on the real control plane: the short sweeps of a
+# failover by kill and of a cluster's deletion (tests/effect_faults.rs).
+effect_sweeps=(effect_sweep_failover_by_kill effect_sweep_cluster_deletion)
+LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast --test effect_faults -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 &
+pids[c]=$!
 ok() { printf 'ok   %s\n' "$*"; }
 fail() { printf 'FAIL %s\n' "$*"; exit 1; }
 
@@ -115,14 +121,14 @@ ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9
 
 # The end-to-end suites on the real control plane (started above).
 status=0
-for group in a b; do
+for group in a b c; do
 	if ! wait "${pids[$group]}"; then status=1; fi
 done
 passed=$(cat "$DIR"/e2e-*.log | awk '/^test result:/ {p += $4} END {print p}')
 if [ "$status" -eq 0 ]; then
-	ok "end to end on the real control plane: ${suites_a[*]} ${suites_b[*]} ($passed passed)"
+	ok "end to end on the real control plane: ${suites_a[*]} ${suites_b[*]} effect_faults (${effect_sweeps[*]}) ($passed passed)"
 else
-	for group in a b; do
+	for group in a b c; do
 		# (grep finds nothing in a group that passed: not an error here)
 		printf -- '--- e2e group %s\n' "$group"
 		grep -E '^test .* FAILED|panicked' "$DIR/e2e-$group.log" | head -n 20 || true
