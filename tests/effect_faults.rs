@@ -191,7 +191,9 @@ impl Sweep {
         let prefix = format!("{}{}", self.topology.prefix(), self.scenario.prefix());
         leader.stop(&self.env, &self.name, true).await;
         if self.scenario == Scenario::Create {
-            self.journal = self.env.cm_journal_tail(&logbook_journal::StreamId::operator());
+            self.journal = self
+                .env
+                .cm_journal_tail(&logbook_journal::StreamId::operator());
         }
         self.journal.catch_up().await;
         let armed_name = format!("{prefix}-fx-{i}");
@@ -264,7 +266,8 @@ impl Sweep {
                 match &e.body {
                     Event::Decided { intents } => {
                         for p in intents {
-                            in_flight.insert(p.intent_id, logbook::operator::describe_intent(&p.intent));
+                            in_flight
+                                .insert(p.intent_id, logbook::operator::describe_intent(&p.intent));
                         }
                     }
                     Event::IntentSucceeded { intent_id, .. }
@@ -278,7 +281,9 @@ impl Sweep {
             for (id, what) in in_flight {
                 let how = resolution(self.journal.after(crash_seq), id)
                     .map(|(_, how)| how)
-                    .unwrap_or_else(|| panic!("{what} ({id}) was in flight at the abort and is not resolved"));
+                    .unwrap_or_else(|| {
+                        panic!("{what} ({id}) was in flight at the abort and is not resolved")
+                    });
                 resolved.push(format!("{what} -> {how}"));
             }
         }
@@ -419,7 +424,12 @@ async fn effect_sweep_user_sync_and_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effect_sweep_cluster_deletion() {
-    sweep(Topology::Replication, Scenario::DeleteCluster, Extent::Short).await;
+    sweep(
+        Topology::Replication,
+        Scenario::DeleteCluster,
+        Extent::Short,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

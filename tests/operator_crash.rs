@@ -100,7 +100,6 @@ struct Point {
 
 /// The crash sweep's own step.
 impl Sweep {
-
     /// Point `n`: hands the cluster from `leader` to an instance armed to
     /// crash at commit `n`, triggers the scenario, and once it aborted,
     /// has a fresh instance converge the cluster. Returns the point and
@@ -254,7 +253,6 @@ impl Sweep {
     }
 }
 
-
 /// The decisions among `events`.
 /// The decisions among some events: how many, and the kinds of intent
 /// they decided.
@@ -285,7 +283,6 @@ impl Decisions {
         Decisions { count, kinds }
     }
 }
-
 
 /// The short name of a resolution, for the summary.
 fn resolution_kind(how: &str) -> &'static str {

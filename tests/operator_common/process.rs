@@ -141,8 +141,10 @@ impl OperatorProcess {
         } = arming;
         // A long sweep run from a copy of its binaries names a copy of
         // `logbook` too, so that a rebuild meanwhile changes neither.
-        let bin = std::env::var_os(OPERATOR_BIN)
-            .map_or_else(|| env!("CARGO_BIN_EXE_logbook").into(), std::path::PathBuf::from);
+        let bin = std::env::var_os(OPERATOR_BIN).map_or_else(
+            || env!("CARGO_BIN_EXE_logbook").into(),
+            std::path::PathBuf::from,
+        );
         let mut command = Command::new(bin);
         command
             .arg("operator")
