@@ -29,25 +29,7 @@ const NAME: &str = "demo";
 const SENTINELS: usize = 3;
 
 fn sentinel_yaml() -> String {
-    format!(
-        r#"
-apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: {NAME}
-spec:
-  topology: Sentinel
-  replicas: 3
-  sentinel:
-    replicas: {SENTINELS}
-    downAfterMilliseconds: 3000
-    failoverTimeoutMilliseconds: 10000
-  failover:
-    probeIntervalMilliseconds: 200
-  storage:
-    size: 1Gi
-"#
-    )
+    operator_common::sentinel_yaml(NAME)
 }
 
 /// A local cluster with the operator journaling to ConfigMaps (readable

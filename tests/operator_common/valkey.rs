@@ -220,6 +220,37 @@ spec:
     )
 }
 
+/// A Sentinel cluster `name`: 3 data pods watched by 3 Sentinels, which
+/// judge a primary down after 3 s.
+pub fn sentinel_yaml(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Sentinel
+  replicas: 3
+  sentinel:
+    replicas: 3
+    downAfterMilliseconds: 3000
+    failoverTimeoutMilliseconds: 10000
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+"#
+    )
+}
+
+/// A Standalone cluster `name`: one pod.
+pub fn standalone_yaml(name: &str) -> String {
+    format!(
+        "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n"
+    )
+}
+
 /// The path of the test binary's target dir `logbook` binary.
 pub fn logbook_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_logbook"))

@@ -73,35 +73,8 @@ impl Topology {
         match self {
             Self::Replication => replication_yaml(name, 3),
             Self::Cluster => cluster_yaml(name),
-            Self::Sentinel => format!(
-                "apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: {name}
-spec:
-  topology: Sentinel
-  replicas: 3
-  sentinel:
-    replicas: 3
-    downAfterMilliseconds: 3000
-    failoverTimeoutMilliseconds: 10000
-  failover:
-    probeIntervalMilliseconds: 200
-  storage:
-    size: 1Gi
-"
-            ),
-            Self::Standalone => format!(
-                "apiVersion: valkey.logbook.dev/v1alpha1
-kind: ValkeyCluster
-metadata:
-  name: {name}
-spec:
-  topology: Standalone
-  storage:
-    size: 1Gi
-"
-            ),
+            Self::Sentinel => sentinel_yaml(name),
+            Self::Standalone => standalone_yaml(name),
         }
     }
 
