@@ -186,9 +186,11 @@ fn labelled(facts: &[Event], pod: &str, role: Role) -> bool {
 }
 
 /// The effects of a switchover, in order: `CLIENT PAUSE` (1), `REPLICAOF
-/// NO ONE` on the target (2), the old primary's label (3), the new one's
-/// (4), `REPLICAOF` of the old primary (5), `CLIENT UNPAUSE` (6). A
-/// failure at 3, 4 or 5 comes after the promotion: it must carry it.
+/// NO ONE` on the target (2), `REPLICAOF` of the old primary (3), the old
+/// primary's label (4), the new one's (5), `CLIENT UNPAUSE` (6). A failure
+/// at 3, 4 or 5 comes after the promotion: it must carry it. At 3 the old
+/// primary is still one, and its writes stay held; at 4 and 5 it follows
+/// the new one, and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_that_fails_after_the_promotion_journals_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,14 +210,21 @@ async fn a_switchover_that_fails_after_the_promotion_journals_it() {
             "effect {nth} ({}) failed after demo-1 was promoted, and the failure does not say so: {facts:?}",
             what[nth as usize - 1]
         );
-        // The servers agree: demo-1 is a primary, and demo-0 is one too
-        // unless it was repointed (5 failed: it was not).
+        // The servers agree with the facts: demo-1 is a primary; demo-0
+        // follows it unless its repointing failed (3), and the facts say
+        // which.
         let roles = fixture.roles().await;
         assert_eq!(roles[1], "primary");
-        assert_eq!(
-            roles[0], "primary",
-            "effect {nth}: demo-0 was never repointed"
-        );
+        let follows = facts.iter().any(|e| {
+            matches!(e, Event::NodeRoleObserved { pod, role: Role::Replica, primary }
+                if pod == "demo-0" && primary.as_deref() == Some("demo-1"))
+        });
+        assert_eq!(roles[0] == "replica", follows, "effect {nth}: {facts:?}");
+        assert_eq!(follows, nth > 3, "effect {nth}: {facts:?}");
+        // Its writes are released only once it follows: never on a second
+        // primary. (The unpause is the effect after the failure.)
+        let unpaused = what.iter().any(|w| w.starts_with("CLIENT UNPAUSE"));
+        assert_eq!(unpaused, follows, "effect {nth}: effects {what:?}");
         // What the labels show is what the facts say, no more, no less:
         // a failed write was not sent.
         let labels = fixture.role_labels().await;
@@ -229,7 +238,7 @@ async fn a_switchover_that_fails_after_the_promotion_journals_it() {
         );
         assert_eq!(
             labels["demo-0"] == "replica",
-            nth > 3,
+            nth > 4,
             "effect {nth}: {labels:?}"
         );
     }

@@ -155,9 +155,24 @@ pub async fn offsets_of_others(
     events
 }
 
+/// A hand-over's failure, and whether the held writes may be released: not
+/// while `from` is still a primary beside a promoted `to`.
+struct HandOverError {
+    err: ActError,
+    release: bool,
+}
+
+impl HandOverError {
+    /// A failure after which the writes are released (nothing changed,
+    /// or `from` follows `to`).
+    fn released(err: ActError) -> Self {
+        HandOverError { err, release: true }
+    }
+}
+
 /// Planned hand-over from `from` to `to` with no acknowledged write lost:
 /// hold writes on `from`, wait until `to` has applied everything `from`
-/// has, promote `to`, move the labels, make `from` a replica of `to`, then
+/// has, promote `to`, make `from` a replica of `to`, move the labels, then
 /// release the held writes (they fail with READONLY and clients retry on
 /// the new primary).
 ///
@@ -180,9 +195,22 @@ pub async fn switchover(
         .map_err(valkey_err(format!("pausing writes on {from}")))?;
     let started = Instant::now();
     let result = hand_over(valkey, client, target, from, to, from_addr, to_addr).await;
-    // Whatever happened, release the held writes.
+    // Release the held writes, unless `from` is still a primary beside a
+    // promoted `to`: then they stay held until the pause expires, and the
+    // failure (with the promotion in its facts) has the next decision
+    // repoint it.
+    let mut done = match result {
+        Ok(done) => done,
+        Err(HandOverError { err, release }) => {
+            if release {
+                let _ = valkey.client_unpause(from_addr).await;
+            } else {
+                tracing::warn!(%from, %to, "{from} could not be pointed at the promoted {to}: its writes stay held until the pause expires ({SWITCHOVER_PAUSE_MS} ms)");
+            }
+            return Err(err);
+        }
+    };
     let unpaused = valkey.client_unpause(from_addr).await;
-    let mut done = result?;
     if let Err(err) = unpaused {
         done.detail.push_str(&format!(
             "; unpause of {from} failed ({err}), the pause expires by itself"
@@ -203,18 +231,20 @@ async fn hand_over(
     to: &str,
     from_addr: SocketAddr,
     to_addr: SocketAddr,
-) -> Result<Done, ActError> {
+) -> Result<Done, HandOverError> {
     let goal = valkey
         .info_replication(from_addr)
         .await
-        .map_err(valkey_err(format!("reading the offset of {from}")))?
+        .map_err(valkey_err(format!("reading the offset of {from}")))
+        .map_err(HandOverError::released)?
         .master_repl_offset;
     let deadline = Instant::now() + Duration::from_millis(SWITCHOVER_PAUSE_MS / 2);
     loop {
         let info = valkey
             .info_replication(to_addr)
             .await
-            .map_err(valkey_err(format!("reading the offset of {to}")))?;
+            .map_err(valkey_err(format!("reading the offset of {to}")))
+            .map_err(HandOverError::released)?;
         let applied = info
             .primary
             .as_ref()
@@ -223,16 +253,17 @@ async fn hand_over(
             break;
         }
         if Instant::now() >= deadline {
-            return Err(ActError::NotYet(format!(
+            return Err(HandOverError::released(ActError::NotYet(format!(
                 "{to} did not catch up with {from} (offset {applied} of {goal}); switchover abandoned, writes released"
-            )));
+            ))));
         }
         tokio::time::sleep(CATCH_UP_POLL).await;
     }
     valkey
         .replicaof(to_addr, None)
         .await
-        .map_err(valkey_err(format!("promoting {to}")))?;
+        .map_err(valkey_err(format!("promoting {to}")))
+        .map_err(HandOverError::released)?;
     // From here on the servers have changed: every later failure carries
     // what was already done, so the projection never believes less than
     // the servers and the API show (two primaries until `from` follows).
@@ -241,33 +272,41 @@ async fn hand_over(
         from: Some(from.to_owned()),
         offset: goal,
     };
-    let mut events = Vec::new();
-    let partial = |events: &[Event], err: ActError| {
-        let mut facts = events.to_vec();
-        facts.push(promoted.clone());
-        err.with_facts(facts)
-    };
-    for (pod, primary) in [(from, false), (to, true)] {
-        match super::kube_ops::label_pod(client, target, pod, primary).await {
-            Ok(labelled) => events.extend(labelled.events),
-            Err(err) => return Err(partial(&events, err)),
-        }
-    }
+    // `from` follows `to` before anything else: while it is a primary
+    // its replicas acknowledge writes `to` will never have, so it stays
+    // paused until it follows (the caller does not release it otherwise).
+    // (The labels came first once; the effect sweep failed the first
+    // label patch, the writes were released on the old primary beside
+    // the new one, and 146 acknowledged writes were lost.)
     if let Err(err) = valkey
         .replicaof(from_addr, Some(to_addr))
         .await
         .map_err(valkey_err(format!("pointing {from} at {to}")))
     {
-        return Err(partial(&events, err));
+        return Err(HandOverError {
+            err: err.with_facts(vec![promoted]),
+            release: false,
+        });
     }
-    events.extend([
-        promoted.clone(),
+    let mut events = vec![
+        promoted,
         Event::NodeRoleObserved {
             pod: from.to_owned(),
             role: Role::Replica,
             primary: Some(to.to_owned()),
         },
-    ]);
+    ];
+    for (pod, primary) in [(from, false), (to, true)] {
+        match super::kube_ops::label_pod(client, target, pod, primary).await {
+            Ok(labelled) => events.extend(labelled.events),
+            Err(err) => {
+                return Err(HandOverError {
+                    err: err.with_facts(events),
+                    release: true,
+                });
+            }
+        }
+    }
     Ok(Done {
         detail: format!("{to} took over from {from} at offset {goal}"),
         events,
