@@ -278,14 +278,36 @@ async fn hand_over(
     // (The labels came first once; the effect sweep failed the first
     // label patch, the writes were released on the old primary beside
     // the new one, and 146 acknowledged writes were lost.)
-    if let Err(err) = valkey
-        .replicaof(from_addr, Some(to_addr))
-        .await
-        .map_err(valkey_err(format!("pointing {from} at {to}")))
-    {
+    // Once more at once if it fails (a connection reset): `REPLICAOF` is
+    // idempotent, and two primaries must not outlast the pause. If it
+    // still fails, `to` goes back to following `from` (it has everything
+    // `from` has: writes are held), so that one primary remains.
+    let demoted = match valkey.replicaof(from_addr, Some(to_addr)).await {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            tracing::warn!(%from, %to, err = %first, "pointing {from} at {to} failed; trying once more");
+            valkey.replicaof(from_addr, Some(to_addr)).await
+        }
+    };
+    if let Err(err) = demoted.map_err(valkey_err(format!("pointing {from} at {to}"))) {
+        let mut facts = vec![promoted];
+        let release = match valkey.replicaof(to_addr, Some(from_addr)).await {
+            Ok(()) => {
+                facts.push(Event::NodeRoleObserved {
+                    pod: to.to_owned(),
+                    role: Role::Replica,
+                    primary: Some(from.to_owned()),
+                });
+                true
+            }
+            Err(back) => {
+                tracing::warn!(%from, %to, err = %back, "{to} could not be pointed back at {from}: both are primaries");
+                false
+            }
+        };
         return Err(HandOverError {
-            err: err.with_facts(vec![promoted]),
-            release: false,
+            err: err.with_facts(facts),
+            release,
         });
     }
     let mut events = vec![
