@@ -8,7 +8,7 @@
 # nearly all of it waiting on processes (operators crashing and starting
 # again, failovers settling): they run beside everything else, after one
 # build, instead of after it; then, in the same lane, the short effect
-# sweeps of tests/effect_faults.rs (about 6 minutes) and the short soak of
+# sweeps of tests/effect_faults.rs (about 8 minutes) and the short soak of
 # tests/soak.rs (every topology under seeded faults, about 150 s).
 set -uo pipefail
 log=$(mktemp)
