@@ -23,7 +23,7 @@ use kube::api::{Api, PostParams};
 use logbook::effects;
 use logbook::resources::ClusterMeta;
 use logbook::tls::issue;
-use logbook::valkey::{Password, Timeouts, TlsSettings, ValkeyClient, password_fingerprint};
+use logbook::valkey::{FingerprintKey, Password, Timeouts, TlsSettings, ValkeyClient};
 use logbook_crds::{Topology, ValkeyClusterSpec};
 use logbook_journal::projection::PodView;
 use logbook_journal::{ClusterState, Event, Intent, Reachability, Timestamp, UserRecord};
@@ -49,6 +49,31 @@ fn pod_at(state: &mut ClusterState, name: &str, ip: Ipv4Addr) {
             ..PodView::default()
         },
     );
+}
+
+/// The fingerprint key of the cluster's internal Secret in these tests.
+const FINGERPRINT_KEY: [u8; 32] = [5; 32];
+
+/// The cluster's internal Secret `demo-internal`, holding its
+/// fingerprint key (a sync checks each password against its keyed
+/// fingerprint).
+async fn create_internal_secret(api: &RunningServer) {
+    let secrets: Api<Secret> = Api::namespaced(plain_client(api), NS);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("demo-internal".to_owned()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "fingerprint-key".to_owned(),
+            ByteString(FINGERPRINT_KEY.to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
 }
 
 async fn create_secret(api: &RunningServer, name: &str, key: &str, value: &str) {
@@ -79,7 +104,11 @@ fn user_record(user: &str, password: &str) -> UserRecord {
         generation: 1,
         rules: vec!["on".to_owned(), format!("~{user}:*"), "+@read".to_owned()],
         secret: format!("{user}-secret/password"),
-        password: Some(password_fingerprint(&Password::new(password))),
+        password: Some(
+            FingerprintKey::from_bytes(&FINGERPRINT_KEY)
+                .unwrap()
+                .password(&Password::new(password)),
+        ),
         problem: None,
         deleting: false,
         rotation_window_ms: 0,
@@ -113,6 +142,7 @@ async fn a_user_sync_that_fails_part_way_journals_the_users_applied() {
         std::fs::write(&acl, "").unwrap();
         let server = Server::start_at(ip, &["--aclfile", acl.to_str().unwrap()]);
         let api = LocalKube::start(Config::default()).await.unwrap();
+        create_internal_secret(&api).await;
         create_secret(&api, "app-secret", "password", "app-pass-1").await;
         create_secret(&api, "ops-secret", "password", "ops-pass-1").await;
         let mut state = ClusterState::default();
@@ -183,6 +213,7 @@ async fn a_user_sync_that_fails_at_once_journals_nothing() {
     let ip = instance.pod_ip(0).unwrap();
     let _server = Server::start_at(ip, &[]);
     let api = LocalKube::start(Config::default()).await.unwrap();
+    create_internal_secret(&api).await;
     create_secret(&api, "app-secret", "password", "app-pass-1").await;
     let mut state = ClusterState::default();
     pod_at(&mut state, "demo-0", ip);
@@ -208,6 +239,10 @@ async fn a_user_sync_that_fails_at_once_journals_nothing() {
     )
     .await;
     let mut err = outcome.unwrap_err();
+    assert!(
+        err.to_string().contains("changed since it was read"),
+        "refused for the password, not for want of the key: {err}"
+    );
     assert!(err.take_facts().is_empty());
 }
 

@@ -697,3 +697,329 @@ spec:
     );
     env.finish().await;
 }
+
+/// What the operator's fingerprint of `password` must be under `key`:
+/// 16 hex digits of HMAC-SHA-256(key, prefix ‖ password), computed here
+/// on its own with ring, not with the operator's code.
+fn hmac_fingerprint(key: &[u8], password: &str) -> String {
+    keyed(key, b"logbook-password-fingerprint:", password)
+}
+
+/// 16 hex digits of HMAC-SHA-256(`key`, `context` ‖ `text`).
+fn keyed(key: &[u8], context: &[u8], text: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(context);
+    ctx.update(text.as_bytes());
+    hex(&ctx.sign().as_ref()[..8])
+}
+
+/// 8 hex digits of the SHA-256 of `text`: what an earlier version
+/// journaled, without a key.
+fn unkeyed(text: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(text.as_bytes())[..4])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint key in the cluster's Secret `demo-internal`.
+async fn fingerprint_key(env: &Env) -> Option<Vec<u8>> {
+    let secrets: kube::Api<Secret> = env.api();
+    let secret = secrets
+        .get_opt(&format!("{NAME}-internal"))
+        .await
+        .unwrap()?;
+    Some(secret.data?.get("fingerprint-key")?.0.clone())
+}
+
+/// Every password the cluster's journal may fingerprint: the app user's
+/// (each it has had), the cluster's own, the internal users'.
+async fn known_passwords(env: &Env, app: &[&str]) -> Vec<String> {
+    let secrets: kube::Api<Secret> = env.api();
+    let internal = secrets
+        .get(&format!("{NAME}-internal"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let mut out: Vec<String> = app.iter().map(|p| (*p).to_owned()).collect();
+    out.push(env.password(NAME).await);
+    for key in ["operator", "replication", "sentinel", "metrics"] {
+        out.push(String::from_utf8(internal[key].0.clone()).unwrap());
+    }
+    out
+}
+
+/// Every line of every data node's `ACL LIST`.
+async fn acl_lines(env: &Env) -> Vec<String> {
+    let password = env.password(NAME).await;
+    let mut lines = Vec::new();
+    for (_, addr) in addrs(env).await {
+        let out = redis_cli(&addr, &password, &["ACL", "LIST"]);
+        lines.extend(out.lines().map(str::to_owned));
+    }
+    lines
+}
+
+/// The fingerprints are keyed with the cluster's own key, kept in its
+/// Secret `demo-internal` and nowhere else; a cluster whose journal an
+/// earlier version wrote (unkeyed fingerprints, no key) is given a key
+/// through a journaled intent and its fingerprints renamed, with no
+/// rotation and nothing sent to a node; a new password is still seen
+/// and rotated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_keyed_with_the_clusters_own_key_and_an_earlier_journal_is_renamed_without_a_rotation()
+ {
+    let mut env = Env::start_without_operator("users-fingerprint").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml().replace("replicas: 3", "replicas: 2"))
+        .await;
+    env.wait_ready(NAME, 2, Duration::from_secs(90)).await;
+    create_user_sample(&env).await;
+    let ready = |s: &logbook_crds::ValkeyUserStatus| {
+        s.phase == Some(UserPhase::Ready) && s.nodes.as_deref() == Some("2/2")
+    };
+    let status = wait_user(&env, "app", "Ready on 2/2 nodes", ready).await;
+
+    // The key: made with the cluster, 32 bytes, and the status's
+    // fingerprint is the HMAC of the password under it.
+    let key = fingerprint_key(&env)
+        .await
+        .expect("demo-internal holds a fingerprint key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(
+        status.password_fingerprint.as_deref(),
+        Some(hmac_fingerprint(&key, SAMPLE_USER_PASSWORD).as_str())
+    );
+    let stream = env.stream(NAME).await;
+    let state = env.journal_state(&stream).await;
+    assert_eq!(
+        state.users.records["app"].password,
+        status.password_fingerprint
+    );
+    // What the nodes hold is journaled keyed too.
+    let lines = acl_lines(&env).await;
+    let app_line = lines.iter().find(|l| l.starts_with("user app ")).unwrap();
+    assert_eq!(
+        state.users.nodes.values().next().unwrap()["app"],
+        keyed(&key, b"logbook-acl-line-digest:", app_line),
+        "{lines:?}"
+    );
+    let events = env.journal_events(&stream).await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e.body,
+            logbook_journal::Event::FingerprintKeyObserved { present: true }
+        )),
+        "the key's presence is journaled"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(
+            &e.body,
+            logbook_journal::Event::Decided { intents } if intents.iter().any(|p| p.intent == logbook_journal::Intent::CreateFingerprintKey)
+        )),
+        "a new cluster's key comes with its objects"
+    );
+
+    // An earlier version's journal: the operator stopped, every
+    // fingerprint and digest of the projection renamed back to what that
+    // version computed (unkeyed), and the key gone from the Secret.
+    env.stop_operator(Stop::Graceful).await;
+    let state = env.journal_state(&stream).await;
+    let mut passwords = BTreeMap::new();
+    for p in known_passwords(&env, &[SAMPLE_USER_PASSWORD]).await {
+        passwords.insert(
+            hmac_fingerprint(&key, &p),
+            unkeyed(&format!("logbook-password-fingerprint:{p}")),
+        );
+    }
+    let mut digests = BTreeMap::new();
+    for line in &lines {
+        digests.insert(
+            keyed(&key, b"logbook-acl-line-digest:", line),
+            unkeyed(line),
+        );
+    }
+    for fp in state.users.fingerprints() {
+        assert!(passwords.contains_key(fp), "{fp} is of no known password");
+    }
+    for d in state.users.digests() {
+        assert!(digests.contains_key(d), "{d} is of no line read");
+    }
+    let mut writer = logbook_journal::writer::StreamWriter::open(
+        env.journal_store(),
+        stream.clone(),
+        state.epoch,
+    )
+    .await
+    .unwrap();
+    writer
+        .append(vec![logbook_journal::writer::NewEvent::now(
+            logbook_journal::Event::FingerprintsRekeyed { passwords, digests },
+        )])
+        .await
+        .unwrap();
+    let old = env.journal_state(&stream).await;
+    let old_fp = old.users.records["app"].password.clone().unwrap();
+    assert_eq!(old_fp.len(), 8, "as an earlier version journaled it");
+    let secrets: kube::Api<Secret> = env.api();
+    secrets
+        .patch(
+            &format!("{NAME}-internal"),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"fingerprint-key": null}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fingerprint_key(&env).await, None);
+    let before = env.journal_head(&stream).await;
+
+    // The new version: it journals the key missing, decides its making,
+    // and renames the fingerprints with the new key.
+    env.start_operator();
+    let new_key = {
+        let env = &env;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(key) = fingerprint_key(env).await {
+                break key;
+            }
+            assert!(std::time::Instant::now() < deadline, "no key was made");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    assert_eq!(new_key.len(), 32);
+    assert_ne!(new_key, key, "a new key: the old one is gone");
+    let new_fp = hmac_fingerprint(&new_key, SAMPLE_USER_PASSWORD);
+    wait_user(&env, "app", "its fingerprint under the new key", |s| {
+        ready(s) && s.password_fingerprint.as_deref() == Some(new_fp.as_str())
+    })
+    .await;
+    // Settled: the nodes' users renamed too.
+    env.eventually(Duration::from_secs(30), "the digests renamed", || {
+        let (env, stream) = (&env, stream.clone());
+        async move {
+            let state = env.journal_state(&stream).await;
+            state.users.digests().iter().all(|d| d.len() == 16) && !state.users.nodes.is_empty()
+        }
+    })
+    .await;
+    let events = env.journal_events(&stream).await;
+    let after: Vec<&logbook_journal::Envelope> = events.iter().filter(|e| e.seq > before).collect();
+    let kinds: Vec<&str> = after.iter().map(|e| e.body.kind()).collect();
+    let missing = after
+        .iter()
+        .position(|e| {
+            matches!(
+                e.body,
+                logbook_journal::Event::FingerprintKeyObserved { present: false }
+            )
+        })
+        .unwrap_or_else(|| panic!("the key's absence is not journaled: {kinds:?}"));
+    let decided = after
+        .iter()
+        .position(|e| matches!(
+            &e.body,
+            logbook_journal::Event::Decided { intents } if intents.iter().any(|p| p.intent == logbook_journal::Intent::CreateFingerprintKey)
+        ))
+        .unwrap_or_else(|| panic!("CreateFingerprintKey is not decided: {kinds:?}"));
+    assert!(missing < decided, "{kinds:?}");
+    let renamed: Vec<_> = after
+        .iter()
+        .filter_map(|e| match &e.body {
+            logbook_journal::Event::FingerprintsRekeyed { passwords, digests } => {
+                Some((passwords.clone(), digests.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        renamed.iter().any(|(p, _)| p.get(&old_fp) == Some(&new_fp)),
+        "app's fingerprint renamed: {renamed:?}"
+    );
+    assert!(
+        renamed.iter().any(|(_, d)| !d.is_empty()),
+        "the digests renamed: {renamed:?}"
+    );
+    // No rotation, and nothing sent to a node: no user observed anew, no
+    // sync decided.
+    for e in &after {
+        match &e.body {
+            logbook_journal::Event::UserObserved { user } if user.object == "app" => {
+                panic!("app observed anew (a rotation?): {user:?}\n{kinds:?}")
+            }
+            logbook_journal::Event::Decided { intents } => {
+                for p in intents {
+                    assert!(
+                        !matches!(p.intent, logbook_journal::Intent::SyncUsers { .. }),
+                        "{:?} decided after the upgrade: {kinds:?}",
+                        p.intent
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let state = env.journal_state(&stream).await;
+    assert!(
+        state.users.rotations.is_empty(),
+        "{:?}",
+        state.users.rotations
+    );
+    assert!(
+        state.users.fingerprints().iter().all(|f| f.len() == 16),
+        "{:?}",
+        state.users.fingerprints()
+    );
+
+    // A new password is still seen and rotated: under the new key.
+    let users_api: kube::Api<ValkeyUser> = env.api();
+    users_api
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"rotationWindowSeconds": 3}})),
+        )
+        .await
+        .unwrap();
+    put_secret(&env, "app-password", "app-s3cret-3").await;
+    let rotated = hmac_fingerprint(&new_key, "app-s3cret-3");
+    let status = wait_user(&env, "app", "the new password on 2/2", |s| {
+        ready(s) && s.password_fingerprint.as_deref() == Some(rotated.as_str())
+    })
+    .await;
+    assert!(
+        status.message.unwrap_or_default().contains("rotating"),
+        "a rotation window opened"
+    );
+    for (pod, addr) in addrs(&env).await {
+        let got = as_user(&addr, "app", "app-s3cret-3", &["PING"]);
+        assert_eq!(got.trim(), "PONG", "{pod}: {got}");
+    }
+    // The key itself is nowhere a person or a tool reads.
+    let events = env.journal_events(&stream).await;
+    let mut places = vec![format!("{events:?}")];
+    places.push(export(&env, "jsonl").await);
+    places.push(env.logs.tail(usize::MAX).join("\n"));
+    for k in [&key, &new_key] {
+        let forms = [
+            hex(k),
+            // Base64, as a Secret's data is written.
+            serde_json::to_string(&ByteString(k.to_vec()))
+                .unwrap()
+                .trim_matches('"')
+                .to_owned(),
+            format!("{k:?}"),
+        ];
+        for text in &places {
+            for form in &forms {
+                assert!(!text.contains(form.as_str()), "a fingerprint key leaked");
+            }
+        }
+    }
+    env.finish().await;
+}

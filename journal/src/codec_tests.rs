@@ -437,3 +437,46 @@ proptest! {
         }
     }
 }
+
+/// The fingerprint key's events, intent and reason keep their catalog
+/// indexes (docs/journal-format.md): events 58 and 59, intent 34, reason
+/// code 37.
+#[test]
+fn the_fingerprint_key_variants_keep_their_catalog_indexes() {
+    let events = [
+        (58, Event::FingerprintKeyObserved { present: true }),
+        (
+            59,
+            Event::FingerprintsRekeyed {
+                passwords: std::collections::BTreeMap::from([(
+                    "1a2b3c4d".to_owned(),
+                    "00112233aabbccdd".to_owned(),
+                )]),
+                digests: std::collections::BTreeMap::new(),
+            },
+        ),
+    ];
+    for (index, body) in events {
+        let env = envelope(1, body);
+        let encoded = encode_event(&env).unwrap();
+        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+        assert_eq!(decoded.body, env.body);
+        assert_eq!(
+            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
+            Some(index),
+            "{}",
+            env.body.kind()
+        );
+    }
+    assert_eq!(tag(&Intent::CreateFingerprintKey), 34);
+    assert_eq!(tag(&ReasonCode::FingerprintKeyMissing), 37);
+}
+
+/// The first byte of `value`'s bincode: a variant's index, below 251.
+fn tag<T: serde::Serialize>(value: &T) -> u8 {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .unwrap()
+        .first()
+        .copied()
+        .unwrap()
+}

@@ -6,7 +6,10 @@
 //! Sentinel, Cluster slots) add variants at the end.
 //!
 //! No secret ever appears here: Secrets are referred to by name and a short
-//! fingerprint only.
+//! fingerprint only (keyed with the cluster's own key: see
+//! [`Event::FingerprintKeyObserved`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -626,6 +629,29 @@ pub enum Event {
         /// How it failed, last; `None`: it does not show a failure.
         failure: Option<String>,
     },
+    /// [58] ACL users: the cluster's fingerprint key (Secret
+    /// `<cluster>-internal`, key `fingerprint-key`: the key of the HMAC
+    /// that fingerprints passwords and `ACL LIST` lines) as read:
+    /// `present`, or missing (no Secret, no key, or one too short to
+    /// use). Journaled when it differs from what the journal last said.
+    /// Never the key, nor anything computed from it but fingerprints.
+    FingerprintKeyObserved {
+        /// Whether a usable key is there.
+        present: bool,
+    },
+    /// [59] ACL users: fingerprints journaled before the cluster had its
+    /// fingerprint key (unkeyed: 8 hex digits of a SHA-256), each with
+    /// the keyed fingerprint of the same secret, computed now from the
+    /// password or `ACL LIST` line read: `passwords` (records, wants,
+    /// rotations) and `digests` (what nodes hold and were given), old →
+    /// new. The same secret under a new name: no password changed, so no
+    /// rotation opens and no node is given anything again.
+    FingerprintsRekeyed {
+        /// Password fingerprints, unkeyed → keyed.
+        passwords: BTreeMap<String, String>,
+        /// `ACL LIST` line digests, unkeyed → keyed.
+        digests: BTreeMap<String, String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -710,6 +736,8 @@ impl Event {
             Self::SnapshotRecorded { .. } => "SnapshotRecorded",
             Self::CertificateAuthorityCreated { .. } => "CertificateAuthorityCreated",
             Self::RestoreFetchObserved { .. } => "RestoreFetchObserved",
+            Self::FingerprintKeyObserved { .. } => "FingerprintKeyObserved",
+            Self::FingerprintsRekeyed { .. } => "FingerprintsRekeyed",
         }
     }
 }

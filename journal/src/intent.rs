@@ -316,6 +316,11 @@ pub enum Intent {
         /// Whether the PVCs go too.
         delete_pvcs: bool,
     },
+    /// ACL users: add the cluster's fingerprint key (32 random bytes) to
+    /// its Secret `<cluster>-internal`, which lacks it (a cluster made
+    /// before the key existed, or the key deleted by hand); nothing else
+    /// of the Secret changes, and a key already there is kept.
+    CreateFingerprintKey,
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -386,6 +391,7 @@ impl Intent {
             Self::DeleteBackup { .. } => "DeleteBackup",
             Self::FinishRestore { .. } => "FinishRestore",
             Self::DeleteOwnedObjects { .. } => "DeleteOwnedObjects",
+            Self::CreateFingerprintKey => "CreateFingerprintKey",
         }
     }
 
@@ -527,6 +533,9 @@ impl Intent {
                     " (its PVCs are kept)"
                 }
             ),
+            Self::CreateFingerprintKey => {
+                "create the cluster's fingerprint key (in its Secret <name>-internal)".to_owned()
+            }
         }
     }
 }
@@ -573,6 +582,7 @@ impl ReasonCode {
             Self::RetentionExpired { .. } => "RetentionExpired",
             Self::RestoreLoaded => "RestoreLoaded",
             Self::ClusterDeleted => "ClusterDeleted",
+            Self::FingerprintKeyMissing => "FingerprintKeyMissing",
         }
     }
 
@@ -616,7 +626,8 @@ impl ReasonCode {
             | Self::BackupScheduled { .. }
             | Self::RetentionExpired { .. }
             | Self::RestoreLoaded
-            | Self::ClusterDeleted => &[],
+            | Self::ClusterDeleted
+            | Self::FingerprintKeyMissing => &[],
         }
     }
 }
@@ -806,6 +817,10 @@ pub enum ReasonCode {
     RestoreLoaded,
     /// The ValkeyCluster was deleted.
     ClusterDeleted,
+    /// ACL users: the cluster's objects are applied but its Secret
+    /// `<cluster>-internal` holds no usable fingerprint key, without which
+    /// no password is fingerprinted.
+    FingerprintKeyMissing,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

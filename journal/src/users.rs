@@ -4,7 +4,10 @@
 //! No secret is ever here. A password is named by its Secret key and a
 //! short fingerprint ([`UserRecord::password`]); what a node holds is named
 //! by a digest of its `ACL LIST` line ([`AclDigest`]), which changes when
-//! the node's rules or password hashes change and reveals neither.
+//! the node's rules or password hashes change. Both are HMACs keyed with
+//! the cluster's own fingerprint key (which is never here), so neither
+//! lets a reader test a guessed password; journals written before the key
+//! existed hold unkeyed ones, renamed by `Event::FingerprintsRekeyed`.
 
 use std::collections::BTreeMap;
 
@@ -35,8 +38,10 @@ pub struct UserRecord {
     pub rules: Vec<String>,
     /// The Secret key the password is read from, `<secret>/<key>`.
     pub secret: String,
-    /// Fingerprint of the password read from it (8 hex digits of a
-    /// SHA-256), `None` when there is no usable password (see `problem`).
+    /// Fingerprint of the password read from it (16 hex digits of an
+    /// HMAC-SHA-256 keyed with the cluster's fingerprint key; 8 hex digits
+    /// of an unkeyed SHA-256 in journals written before the key existed),
+    /// `None` when there is no usable password (see `problem`).
     pub password: Option<String>,
     /// Why the user cannot be applied as it stands (refused spec, missing
     /// Secret or key, empty password): said on its status, and the user is
@@ -92,8 +97,9 @@ pub struct Rotation {
     pub until: crate::time::Timestamp,
 }
 
-/// A digest (8 hex digits of a SHA-256) of one user's `ACL LIST` line on
-/// one node.
+/// A digest of one user's `ACL LIST` line on one node (16 hex digits of
+/// an HMAC-SHA-256 keyed with the cluster's fingerprint key; 8 hex digits
+/// of an unkeyed SHA-256 in journals written before the key existed).
 pub type AclDigest = String;
 
 /// The users a node holds, by ACL user name, with the digest of each

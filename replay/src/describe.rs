@@ -45,7 +45,9 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::RestoreVerified { .. }
         | Event::RestoreRefused { .. }
         | Event::RestoreCompleted { .. }
-        | Event::CertificateAuthorityCreated { .. } => None,
+        | Event::CertificateAuthorityCreated { .. }
+        | Event::FingerprintKeyObserved { .. }
+        | Event::FingerprintsRekeyed { .. } => None,
         Event::SpecChanged { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
@@ -549,6 +551,17 @@ pub fn summary(event: &Event) -> String {
             Some(f) => format!("restore: {pod} cannot load its shard: {f}"),
             None => format!("restore: {pod} no longer shows a failure to load its shard"),
         },
+        Event::FingerprintKeyObserved { present: true } => {
+            "the cluster's fingerprint key is there (Secret <name>-internal)".to_owned()
+        }
+        Event::FingerprintKeyObserved { present: false } => {
+            "the cluster has no fingerprint key (Secret <name>-internal): passwords are not fingerprinted until it has".to_owned()
+        }
+        Event::FingerprintsRekeyed { passwords, digests } => format!(
+            "{} password fingerprints and {} ACL digests journaled unkeyed are now keyed with the cluster's fingerprint key (the same secrets: no rotation)",
+            passwords.len(),
+            digests.len()
+        ),
     }
 }
 

@@ -13,6 +13,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
 use logbook_crds::{Topology, ValkeyCluster};
+use logbook_journal::projection::FingerprintKeyView;
 use logbook_journal::{Event, Role};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +28,7 @@ use crate::resources::{
     build_sentinel_pdb, build_sentinel_service, build_sentinel_statefulset, build_statefulset,
     generate_password, labels,
 };
-use crate::valkey::Password;
+use crate::valkey::{FingerprintKey, Password};
 
 pub(super) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ActError {
     let what = what.into();
@@ -149,6 +150,8 @@ pub async fn apply_resources(
     );
     apply(client, ns, &connection).await?;
     ensure_internal_secret(client, target).await?;
+    // Journaled with the outcome, so that the key is not asked for again.
+    let events: Vec<Event> = fingerprint_key_there(target).into_iter().collect();
     let (config, hash) = build_config_map(meta, spec);
     apply(client, ns, &config).await?;
     apply(client, ns, &build_headless_service(meta, spec)).await?;
@@ -195,7 +198,7 @@ pub async fn apply_resources(
             "applied the objects of generation {generation} (config hash {hash}, {} pods)",
             spec.effective_replicas()
         ),
-        events: Vec::new(),
+        events,
         password,
     })
 }
@@ -217,9 +220,13 @@ pub(super) async fn apply_connection_secret(
     apply(client, &target.meta.namespace, &secret).await
 }
 
-/// The internal users' passwords (`<name>-internal`): generated once, a
-/// key missing added, none ever replaced (every pod holds them).
-async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<(), ActError> {
+/// The internal users' passwords and the cluster's fingerprint key
+/// (`<name>-internal`): generated once, a key missing (or a fingerprint key
+/// too short to use) added, none ever replaced (every pod holds the
+/// passwords; every fingerprint journaled since was computed with the
+/// key). Whether it wrote.
+async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<bool, ActError> {
+    use resources::internal_users::{FINGERPRINT_KEY, INTERNAL_USERS};
     let meta = target.meta;
     let ns = meta.namespace.as_str();
     let name = resources::internal_users::internal_secret_name(&meta.name);
@@ -231,7 +238,7 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<(
     let mut passwords = std::collections::BTreeMap::new();
     let data = existing.and_then(|s| s.data).unwrap_or_default();
     let mut missing = false;
-    for user in resources::internal_users::INTERNAL_USERS {
+    for user in INTERNAL_USERS {
         let kept = data
             .get(user.key)
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
@@ -246,12 +253,58 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<(
         };
         passwords.insert(user.key.to_owned(), password);
     }
+    let kept_key = data
+        .get(FINGERPRINT_KEY)
+        .map(|b| b.0.clone())
+        .filter(|bytes| FingerprintKey::from_bytes(bytes).is_ok());
+    let fingerprint_key = match kept_key {
+        Some(bytes) => bytes,
+        None => {
+            missing = true;
+            FingerprintKey::generate().map_err(|e| {
+                ActError::NotYet(format!(
+                    "cannot generate the fingerprint key of Secret {ns}/{name}: {e}"
+                ))
+            })?
+        }
+    };
     if missing {
-        let secret =
-            resources::internal_users::build_internal_secret(meta, target.spec, &passwords);
+        let secret = resources::internal_users::build_internal_secret(
+            meta,
+            target.spec,
+            &passwords,
+            &fingerprint_key,
+        );
         apply(client, ns, &secret).await?;
     }
-    Ok(())
+    Ok(missing)
+}
+
+/// `FingerprintKeyObserved` (there) for a journal that does not say so
+/// yet: the internal Secret was just ensured, key included.
+fn fingerprint_key_there(target: Target<'_>) -> Option<Event> {
+    (target.state.fingerprint_key != FingerprintKeyView::Present)
+        .then_some(Event::FingerprintKeyObserved { present: true })
+}
+
+/// `CreateFingerprintKey`: adds the fingerprint key to the cluster's
+/// internal Secret (with any internal password it lacks), keeping
+/// whatever is there; its outcome says the key is there.
+///
+/// # Errors
+/// API errors; [`ActError::NotYet`] when no random key can be drawn.
+pub async fn create_fingerprint_key(client: &Client, target: Target<'_>) -> Result<Done, ActError> {
+    let name = resources::internal_users::internal_secret_name(&target.meta.name);
+    let wrote = ensure_internal_secret(client, target).await?;
+    Ok(Done {
+        detail: if wrote {
+            format!("added the fingerprint key to Secret {name}")
+        } else {
+            format!("Secret {name} already holds a fingerprint key")
+        },
+        events: fingerprint_key_there(target).into_iter().collect(),
+        password: None,
+    })
 }
 
 /// The CA certificate (PEM) in a TLS cluster's certificate Secret, if it

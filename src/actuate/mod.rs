@@ -343,6 +343,9 @@ impl Executor {
             Intent::DeleteOwnedObjects { delete_pvcs } => {
                 kube_ops::delete_owned(&self.client, target, *delete_pvcs).await
             }
+            Intent::CreateFingerprintKey => {
+                kube_ops::create_fingerprint_key(&self.client, target).await
+            }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

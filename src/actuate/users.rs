@@ -2,10 +2,11 @@
 //! ValkeyUser's finalizer (`ReleaseUser`).
 //!
 //! Each user's password is read from its Secret now and must be the one
-//! decided on (its fingerprint as journaled): a Secret changed since is
-//! read again and decided on afresh, never applied unjournaled. After the
-//! commands, the node's users are read back (`ACL LIST`) and journaled
-//! with the outcome, so the projection knows what each node holds.
+//! decided on (its fingerprint as journaled, keyed with the cluster's
+//! fingerprint key): a Secret changed since is read again and decided on
+//! afresh, never applied unjournaled. After the commands, the node's users
+//! are read back (`ACL LIST`) and journaled with the outcome, so the
+//! projection knows what each node holds.
 
 use std::net::SocketAddr;
 
@@ -18,8 +19,10 @@ use serde_json::json;
 
 use super::kube_ops::kube_err;
 use super::{ActError, Done, Target};
+use crate::observe::fingerprints::{NodeAcl, observe_acls};
 use crate::observe::users::{USER_FINALIZER, password_in, watched_usernames};
-use crate::valkey::{ValkeyClient, acl_users, password_fingerprint};
+use crate::resources::internal_users::{fingerprint_key_in, internal_secret_name};
+use crate::valkey::{FingerprintKey, ValkeyClient, acl_users};
 
 /// Applies `apply` and deletes `remove` on `pod`, saves the ACL file,
 /// and reads back what the node holds.
@@ -36,6 +39,10 @@ pub async fn sync(
     remove: &[String],
 ) -> Result<Done, ActError> {
     let (addr, sentinel) = target.any_addr(pod)?;
+    // Before anything is sent: without the key, neither can the passwords
+    // be checked against the fingerprints decided on, nor what the node
+    // holds be journaled.
+    let key = read_fingerprint_key(client, target).await?;
     let mut touched = false;
     let node = Node {
         valkey,
@@ -43,6 +50,7 @@ pub async fn sync(
         pod,
         addr,
         sentinel,
+        key: &key,
     };
     let (applied, connection_updated, saved) = match change(
         &node,
@@ -56,7 +64,7 @@ pub async fn sync(
         Ok(done) => done,
         Err(err) if touched => {
             let facts = match node.read_back().await {
-                Ok(users) => vec![users],
+                Ok(users) => users,
                 Err(read) => {
                     tracing::warn!(%pod, error = %read, "cannot read back the ACL users after a failed sync");
                     Vec::new()
@@ -84,7 +92,7 @@ pub async fn sync(
     });
     Ok(Done {
         detail: format!("{pod}: {}", detail.join("; ")),
-        events: vec![users],
+        events: users,
         password: None,
     })
 }
@@ -96,11 +104,39 @@ struct Node<'a> {
     pod: &'a str,
     addr: SocketAddr,
     sentinel: bool,
+    /// The cluster's fingerprint key.
+    key: &'a FingerprintKey,
+}
+
+/// The cluster's fingerprint key, read from its internal Secret now.
+///
+/// # Errors
+/// [`ActError::NotYet`] while the Secret holds no usable key (the intent
+/// that makes it is decided first); API errors.
+async fn read_fingerprint_key(
+    client: &kube::Client,
+    target: Target<'_>,
+) -> Result<FingerprintKey, ActError> {
+    let ns = &target.meta.namespace;
+    let name = internal_secret_name(&target.meta.name);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    fingerprint_key_in(secret.as_ref()).ok_or_else(|| {
+        ActError::NotYet(format!(
+            "Secret {ns}/{name} holds no usable fingerprint key (yet): the users' passwords cannot be checked against their fingerprints"
+        ))
+    })
 }
 
 impl Node<'_> {
-    /// What the node holds now, as `AclObserved`.
-    async fn read_back(&self) -> Result<Event, ActError> {
+    /// What the node holds now, as `AclObserved`; before it, the renames
+    /// of digests an earlier version journaled unkeyed of lines the node
+    /// still holds (`FingerprintsRekeyed`), so that the users the sync
+    /// left alone are not taken for changed.
+    async fn read_back(&self) -> Result<Vec<Event>, ActError> {
         let pod = self.pod;
         let lines = self
             .valkey
@@ -110,15 +146,27 @@ impl Node<'_> {
                 what: format!("reading the ACL users of {pod} back"),
                 source,
             })?;
+        let watched = watched_usernames(self.target.state);
         let users = if self.sentinel {
-            acl_users(&lines, &["default"])
+            acl_users(&lines, &["default"], self.key)
         } else {
-            acl_users(&lines, &watched_usernames(self.target.state))
+            acl_users(&lines, &watched, self.key)
         };
-        Ok(Event::AclObserved {
+        let acl = NodeAcl {
+            pod: pod.to_owned(),
+            sentinel: self.sentinel,
+            lines,
+        };
+        let mut events: Vec<Event> =
+            observe_acls(self.target.state, &watched, &[acl], Some(self.key))
+                .into_iter()
+                .filter(|e| matches!(e, Event::FingerprintsRekeyed { .. }))
+                .collect();
+        events.push(Event::AclObserved {
             pod: pod.to_owned(),
             users,
-        })
+        });
+        Ok(events)
     }
 }
 
@@ -139,6 +187,7 @@ async fn change<'u>(
         pod,
         addr,
         sentinel,
+        key: fingerprint_key,
     } = *node;
     let ns = &target.meta.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -163,7 +212,9 @@ async fn change<'u>(
             .await
             .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
         let password = password_in(secret.as_ref(), ns, name, key).map_err(ActError::NotYet)?;
-        if password_fingerprint(&password) != *fingerprint {
+        // A fingerprint journaled before the key existed is checked as
+        // it was computed then.
+        if !fingerprint_key.names(fingerprint, &password) {
             return Err(ActError::NotYet(format!(
                 "Secret {ns}/{name} changed since it was read for ACL user {username}: read again before applying"
             )));

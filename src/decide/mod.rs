@@ -20,6 +20,7 @@ mod backup;
 mod cluster;
 mod deadline;
 mod deletion;
+mod fingerprint_key;
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -34,7 +35,7 @@ mod replication;
 mod sentinel;
 pub mod status;
 mod tls;
-mod users;
+pub(crate) mod users;
 
 pub use tls::RELOAD_RETRY_MS;
 mod view;
@@ -133,6 +134,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     }
     if let Some(done) = backup::decide_restore_done(&view) {
         return vec![done];
+    }
+    // No password is fingerprinted without the key: it comes first.
+    if let Some(key) = fingerprint_key::decide_fingerprint_key(&view) {
+        return vec![key];
     }
     let users = users::decide_users(&view);
     if !users.is_empty() {

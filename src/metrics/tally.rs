@@ -224,6 +224,7 @@ impl Tracker {
             | Intent::DeleteBackup { .. }
             | Intent::FinishRestore { .. }
             | Intent::DeleteOwnedObjects { .. }
+            | Intent::CreateFingerprintKey
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

@@ -8,6 +8,7 @@
 
 pub mod backup;
 mod cluster;
+pub mod fingerprints;
 mod pods;
 mod replication;
 mod reshard;

@@ -1,7 +1,7 @@
 //! ACL users: the cluster's `ValkeyUser` objects read into records, their
-//! password Secrets read into fingerprints, and each node's `ACL LIST`
-//! into what it holds; each journaled only when it differs from the
-//! projection.
+//! password Secrets read into fingerprints (keyed: see
+//! [`super::fingerprints`]), and each node's `ACL LIST` into what it
+//! holds; each journaled only when it differs from the projection.
 //!
 //! The reading (API calls, Valkey calls) is the reconcile's; what is
 //! recorded from it is decided here, without I/O.
@@ -9,9 +9,10 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use logbook_crds::{ValkeyUser, validate_user};
-use logbook_journal::{CLUSTER_PASSWORD, ClusterState, Event, NodeUsers, UserRecord};
+use logbook_journal::{CLUSTER_PASSWORD, ClusterState, Event, UserRecord};
 
-use crate::valkey::{Password, password_fingerprint};
+use super::fingerprints::Fingerprints;
+use crate::valkey::Password;
 
 /// The finalizer a ValkeyUser carries while its user may be on a node.
 pub const USER_FINALIZER: &str = "valkey.logbook.dev/acl-user";
@@ -46,8 +47,14 @@ pub fn password_in(
 }
 
 /// The record of `user` as read now, with its password (`None` when the
-/// spec is refused, so no Secret was read).
-pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRecord {
+/// spec is refused, so no Secret was read) fingerprinted by `prints`;
+/// `None` when there is a password to fingerprint but no key to do it with
+/// (the record journaled before, if any, is then kept as it is).
+pub fn user_record(
+    user: &ValkeyUser,
+    password: Option<&PasswordRead>,
+    prints: &mut Fingerprints<'_>,
+) -> Option<UserRecord> {
     let object = user.metadata.name.clone().unwrap_or_default();
     let spec = &user.spec;
     let username = spec.effective_username(&object).to_owned();
@@ -59,11 +66,11 @@ pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRe
     });
     let (fingerprint, problem) = match (refused, password) {
         (Some(refused), _) => (None, Some(refused)),
-        (None, Some(Ok(password))) => (Some(password_fingerprint(password)), None),
+        (None, Some(Ok(password))) => (Some(prints.of(password)?), None),
         (None, Some(Err(why))) => (None, Some(why.clone())),
         (None, None) => (None, Some("its password Secret was not read".to_owned())),
     };
-    UserRecord {
+    Some(UserRecord {
         object,
         username,
         generation: user.metadata.generation.unwrap_or(0),
@@ -73,7 +80,7 @@ pub fn user_record(user: &ValkeyUser, password: Option<&PasswordRead>) -> UserRe
         problem,
         deleting: user.metadata.deletion_timestamp.is_some(),
         rotation_window_ms: window_ms(spec.rotation_window_seconds),
-    }
+    })
 }
 
 /// `UserObserved` for each record that differs from the projection's,
@@ -95,36 +102,39 @@ pub fn observe_users(state: &ClusterState, records: &[UserRecord]) -> Vec<Event>
 }
 
 /// The record of the cluster's own password (user `default`), read from
-/// `secret` (`<name>/<key>`) now.
+/// `secret` (`<name>/<key>`) now; `None` without the fingerprint key.
 pub fn cluster_password_record(
     secret: &str,
     password: &Password,
     rotation_window_seconds: i32,
-) -> UserRecord {
-    UserRecord {
+    prints: &mut Fingerprints<'_>,
+) -> Option<UserRecord> {
+    Some(UserRecord {
         object: CLUSTER_PASSWORD.to_owned(),
         username: "default".to_owned(),
         generation: 0,
         // What every data pod boots its default user with.
         rules: ["on", "~*", "&*", "+@all"].map(str::to_owned).to_vec(),
         secret: secret.to_owned(),
-        password: Some(password_fingerprint(password)),
+        password: Some(prints.of(password)?),
         problem: None,
         deleting: false,
         rotation_window_ms: window_ms(rotation_window_seconds),
-    }
+    })
 }
 
 /// The record of internal user `name` of a cluster of `topology`, its
-/// password read from `<cluster>-internal` key `key` now.
+/// password read from `<cluster>-internal` key `key` now; `None` without
+/// the fingerprint key.
 pub fn internal_record(
     cluster: &str,
     user: crate::resources::internal_users::InternalUser,
     password: &Password,
     topology: logbook_crds::Topology,
-) -> UserRecord {
+    prints: &mut Fingerprints<'_>,
+) -> Option<UserRecord> {
     let rules = crate::resources::internal_users::data_node_rules(user.name, topology);
-    UserRecord {
+    Some(UserRecord {
         object: format!("{}{}", logbook_journal::INTERNAL_USER, user.name),
         username: user.name.to_owned(),
         generation: 0,
@@ -137,11 +147,11 @@ pub fn internal_record(
             crate::resources::internal_users::internal_secret_name(cluster),
             user.key
         ),
-        password: Some(password_fingerprint(password)),
+        password: Some(prints.of(password)?),
         problem: None,
         deleting: false,
         rotation_window_ms: 0,
-    }
+    })
 }
 
 /// A window in seconds as milliseconds (a negative one, which validation
@@ -167,15 +177,6 @@ pub fn watched_usernames(state: &ClusterState) -> Vec<&str> {
     names
 }
 
-/// `AclObserved` for `pod` when what it holds differs from the last
-/// journaled.
-pub fn observe_acl(state: &ClusterState, pod: &str, users: NodeUsers) -> Option<Event> {
-    (state.users.nodes.get(pod) != Some(&users)).then(|| Event::AclObserved {
-        pod: pod.to_owned(),
-        users,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -185,6 +186,7 @@ mod tests {
     use logbook_crds::ValkeyUserSpec;
 
     use super::*;
+    use crate::valkey::FingerprintKey;
 
     fn secret(key: &str, value: &str) -> Secret {
         Secret {
@@ -194,6 +196,14 @@ mod tests {
             )])),
             ..Secret::default()
         }
+    }
+
+    fn key() -> FingerprintKey {
+        FingerprintKey::from_bytes(&[3; crate::valkey::FINGERPRINT_KEY_LEN]).unwrap()
+    }
+
+    fn prints(key: Option<&FingerprintKey>) -> Fingerprints<'_> {
+        Fingerprints::new(key)
     }
 
     fn app() -> ValkeyUser {
@@ -216,14 +226,20 @@ mod tests {
             let read = password_in(s.as_ref(), "ns", "app-password", "password");
             let err = read.err().unwrap();
             assert!(err.contains(want), "{err}");
-            let record = user_record(&app(), Some(&Err(err.clone())));
+            let record = user_record(&app(), Some(&Err(err.clone())), &mut prints(None)).unwrap();
             assert_eq!(record.password, None);
             assert_eq!(record.problem.as_deref(), Some(err.as_str()));
             assert!(!record.applicable(), "never applied password-less");
         }
         let read = password_in(Some(&secret("password", "s3cret")), "ns", "n", "password");
-        let record = user_record(&app(), Some(&read));
-        assert_eq!(record.password.as_deref().map(str::len), Some(8));
+        let record = user_record(&app(), Some(&read), &mut prints(Some(&key()))).unwrap();
+        assert_eq!(
+            record.password,
+            Some(key().password(&Password::new("s3cret"))),
+            "keyed with the cluster's key"
+        );
+        // Without the key, a password is not fingerprinted: no record.
+        assert_eq!(user_record(&app(), Some(&read), &mut prints(None)), None);
         assert!(!format!("{record:?}").contains("s3cret"));
         assert_eq!(record.rules, ["on", "+@all", "~app:*"]);
         assert_eq!(record.generation, 2);
@@ -233,7 +249,7 @@ mod tests {
     fn a_refused_spec_is_a_problem_without_reading_the_secret() {
         let mut user = app();
         user.spec.commands = vec!["+@nosuch".into()];
-        let record = user_record(&user, None);
+        let record = user_record(&user, None, &mut prints(None)).unwrap();
         assert!(
             record
                 .problem
@@ -246,7 +262,7 @@ mod tests {
     fn records_are_journaled_on_change_and_gone_objects_forgotten() {
         let mut state = ClusterState::new();
         let read = password_in(Some(&secret("password", "p")), "ns", "n", "password");
-        let record = user_record(&app(), Some(&read));
+        let record = user_record(&app(), Some(&read), &mut prints(Some(&key()))).unwrap();
         let events = observe_users(&state, std::slice::from_ref(&record));
         assert_eq!(events.len(), 1);
         state.users.records.insert("app".into(), record.clone());
@@ -258,9 +274,5 @@ mod tests {
             }]
         );
         assert_eq!(watched_usernames(&state), ["app"]);
-        let users = NodeUsers::from([("app".to_owned(), "d1".to_owned())]);
-        assert!(observe_acl(&state, "demo-0", users.clone()).is_some());
-        state.users.nodes.insert("demo-0".into(), users.clone());
-        assert!(observe_acl(&state, "demo-0", users).is_none());
     }
 }

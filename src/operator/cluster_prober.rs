@@ -227,7 +227,8 @@ pub async fn round(
         }
     }
     // A pod answering for the first time: what it holds of the ACL users.
-    let acls = super::users::read_new_node_acls(&client, &guard.state).await;
+    let acls =
+        super::users::read_new_node_acls(&client, &guard.state, guard.fingerprint_key()).await;
     guard.record(acls, None).await?;
     guard.mark_probed();
     guard.act().await?;

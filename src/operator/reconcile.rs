@@ -308,6 +308,18 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .await;
         }
     }
+    // The internal Secret: the internal users' passwords (the operator
+    // authenticates as its own user, and gives the Sentinels theirs) and
+    // the cluster's fingerprint key, without which no password is
+    // fingerprinted (its absence journaled, so that it is made).
+    let internal = super::users::read_internal(&client, &meta).await?;
+    let key_event = crate::observe::fingerprints::observe_fingerprint_key(
+        &rt.state,
+        internal.fingerprint_key.is_some(),
+    );
+    rt.record(key_event.into_iter().collect(), None).await?;
+    let fingerprint_key = internal.fingerprint_key.clone();
+    let mut prints = crate::observe::fingerprints::Fingerprints::new(fingerprint_key.as_ref());
     // The password (read each reconcile, so a rotated Secret is picked up:
     // the clients keep the old one to fall back on, and the record of the
     // cluster's password opens its rotation on the nodes).
@@ -331,11 +343,12 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
                 if let (Some(pw), Some(secret)) =
                     (&password, spec.auth.effective_password_secret(&meta.name))
                 {
-                    cluster_password = Some(crate::observe::users::cluster_password_record(
+                    cluster_password = crate::observe::users::cluster_password_record(
                         &format!("{}/{}", secret.name, secret.key),
                         pw,
                         spec.auth.rotation_window_seconds,
-                    ));
+                        &mut prints,
+                    );
                 }
                 rt.set_password(password).await;
             }
@@ -344,20 +357,19 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             }
         }
     }
-    // The internal users' passwords: the operator authenticates as its
-    // own user, and gives the Sentinels theirs.
-    let internal = super::users::read_internal(&client, &meta).await?;
+    // The internal users' records.
     let internal_records: Vec<logbook_journal::UserRecord> = match rt.state.desired_spec() {
         Some(Ok(spec)) => crate::resources::internal_users::INTERNAL_USERS
             .iter()
             .filter_map(|user| {
-                let password = internal.get(user.name)?;
-                Some(crate::observe::users::internal_record(
+                let password = internal.passwords.get(user.name)?;
+                crate::observe::users::internal_record(
                     &meta.name,
                     *user,
                     password,
                     spec.topology,
-                ))
+                    &mut prints,
+                )
             })
             .collect(),
         _ => Vec::new(),
@@ -368,8 +380,15 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
-    let (users, mut records) =
-        super::users::read_users(&client, &meta, &ctx.user_secrets, &own_secrets).await?;
+    let (users, mut records) = super::users::read_users(
+        &client,
+        &meta,
+        &ctx.user_secrets,
+        &own_secrets,
+        &rt.state,
+        &mut prints,
+    )
+    .await?;
     records.extend(cluster_password.or_else(|| {
         rt.state
             .users
@@ -391,10 +410,15 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     } else {
         records.extend(internal_records);
     }
+    // Fingerprints an earlier version journaled unkeyed, of the passwords
+    // read now, are renamed first: the same passwords, no rotation.
+    let rekeyed = prints.rekeyed(&rt.state);
+    rt.record(rekeyed.into_iter().collect(), None).await?;
     let events = crate::observe::users::observe_users(&rt.state, &records);
     rt.record(events, None).await?;
     // What each answering node holds of those users.
-    let acls = super::users::read_node_acls(rt.probe_client(), &rt.state).await;
+    let acls =
+        super::users::read_node_acls(rt.probe_client(), &rt.state, rt.fingerprint_key()).await;
     rt.record(acls, None).await?;
     // The ValkeyBackups naming the cluster.
     let spec_now = rt.state.desired_spec().and_then(Result::ok);

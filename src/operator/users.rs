@@ -20,10 +20,10 @@ use logbook_journal::{ClusterState, Event, Reachability, UserRecord};
 use serde_json::json;
 
 use super::error::OperatorError;
-use crate::observe::users::{observe_acl, password_in, user_record, watched_usernames};
+use crate::observe::fingerprints::{Fingerprints, NodeAcl, observe_acls};
+use crate::observe::users::{password_in, user_record, watched_usernames};
 use crate::resources::{ClusterMeta, valkey_addr};
-use crate::valkey::Password;
-use crate::valkey::{ValkeyClient, acl_users};
+use crate::valkey::{FingerprintKey, Password, ValkeyClient};
 
 /// The Secrets ValkeyUsers name, by namespace and Secret name, to the
 /// clusters whose users name them.
@@ -94,9 +94,11 @@ async fn users_of(
 
 /// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
 /// (added here the first time, one write), and their records with the
-/// passwords read now; the Secrets they name, and `own_secrets` (the
-/// cluster's own password's and TLS certificate's), are indexed for the
-/// Secret watch.
+/// passwords read now, fingerprinted by `prints` (a record that needs the
+/// fingerprint key while there is none is `state`'s as journaled, or
+/// left out while there is none); the Secrets they name, and
+/// `own_secrets` (the cluster's own password's and TLS certificate's),
+/// are indexed for the Secret watch.
 ///
 /// # Errors
 /// [`OperatorError::Kube`] when the users cannot be listed or a finalizer
@@ -106,6 +108,8 @@ pub async fn read_users(
     meta: &ClusterMeta,
     index: &SecretIndex,
     own_secrets: &[String],
+    state: &ClusterState,
+    prints: &mut Fingerprints<'_>,
 ) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
     let (api, users) = users_of(client, meta).await?;
@@ -142,7 +146,12 @@ pub async fn read_users(
             } else {
                 None
             };
-        let mut record = user_record(user, password.as_ref());
+        let Some(mut record) = user_record(user, password.as_ref(), prints) else {
+            // No key to fingerprint its password with: kept as journaled
+            // (a new user waits for the key).
+            records.extend(state.users.records.get(&object).cloned());
+            continue;
+        };
         if deleting {
             // A user being deleted is only removed: its password no
             // longer matters, and its Secret may be gone already.
@@ -160,25 +169,41 @@ pub async fn read_users(
 }
 
 /// `AclObserved` for each answering data pod whose users differ from the
-/// journal's (nothing when no ValkeyUser names the cluster).
-pub async fn read_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
-    read_acls(valkey, state, false).await
+/// journal's (nothing when no ValkeyUser names the cluster), digested with
+/// the cluster's fingerprint key `key` (nothing without it), after the
+/// renames of the digests journaled unkeyed.
+pub async fn read_node_acls(
+    valkey: &ValkeyClient,
+    state: &ClusterState,
+    key: Option<&FingerprintKey>,
+) -> Vec<Event> {
+    read_acls(valkey, state, key, false).await
 }
 
 /// [`read_node_acls`] of the answering data pods whose users were never
 /// read (a new pod, a replaced one): the probe round reads them as soon
 /// as they answer, so that what they hold is journaled before the cluster
 /// is published ready, not by a later reconcile.
-pub async fn read_new_node_acls(valkey: &ValkeyClient, state: &ClusterState) -> Vec<Event> {
-    read_acls(valkey, state, true).await
+pub async fn read_new_node_acls(
+    valkey: &ValkeyClient,
+    state: &ClusterState,
+    key: Option<&FingerprintKey>,
+) -> Vec<Event> {
+    read_acls(valkey, state, key, true).await
 }
 
-async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) -> Vec<Event> {
+async fn read_acls(
+    valkey: &ValkeyClient,
+    state: &ClusterState,
+    key: Option<&FingerprintKey>,
+    only_new: bool,
+) -> Vec<Event> {
     let watched = watched_usernames(state);
-    if watched.is_empty() {
+    // Without the key, what a node holds cannot be journaled: not read.
+    if watched.is_empty() || key.is_none() {
         return Vec::new();
     }
-    let mut events = Vec::new();
+    let mut acls = Vec::new();
     for (pod, view) in &state.pods {
         if view.reachability != Some(Reachability::Reachable) || view.terminating {
             continue;
@@ -190,7 +215,11 @@ async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) 
             continue;
         };
         match valkey.acl_list(addr).await {
-            Ok(lines) => events.extend(observe_acl(state, pod, acl_users(&lines, &watched))),
+            Ok(lines) => acls.push(NodeAcl {
+                pod: pod.clone(),
+                sentinel: false,
+                lines,
+            }),
             Err(err) => tracing::debug!(%pod, %err, "ACL LIST failed; read again next reconcile"),
         }
     }
@@ -205,16 +234,18 @@ async fn read_acls(valkey: &ValkeyClient, state: &ClusterState, only_new: bool) 
                 continue;
             };
             match valkey.acl_list(addr).await {
-                Ok(lines) => {
-                    events.extend(observe_acl(state, pod, acl_users(&lines, &["default"])));
-                }
+                Ok(lines) => acls.push(NodeAcl {
+                    pod: pod.clone(),
+                    sentinel: true,
+                    lines,
+                }),
                 Err(err) => {
                     tracing::debug!(%pod, %err, "ACL LIST failed; read again next reconcile")
                 }
             }
         }
     }
-    events
+    observe_acls(state, &watched, &acls, key)
 }
 
 /// The status of ValkeyUser `user` as the projection has it.
@@ -460,16 +491,29 @@ pub async fn reconcile_orphan(
     Ok(())
 }
 
-/// The internal users' passwords of `meta`'s cluster, by user name, from
-/// its Secret `<name>-internal` (empty until it exists).
+/// What the reconcile reads of the cluster's internal Secret
+/// `<name>-internal`.
+#[derive(Debug, Default)]
+pub struct Internal {
+    /// The internal users' passwords, by user name (empty until the
+    /// Secret exists).
+    pub passwords: BTreeMap<String, Password>,
+    /// The cluster's fingerprint key, when the Secret holds a usable one.
+    pub fingerprint_key: Option<FingerprintKey>,
+}
+
+/// The internal users' passwords of `meta`'s cluster and its fingerprint
+/// key, from its Secret `<name>-internal`.
 ///
 /// # Errors
 /// [`OperatorError::Kube`] when the Secret cannot be read.
 pub async fn read_internal(
     client: &kube::Client,
     meta: &ClusterMeta,
-) -> Result<BTreeMap<String, Password>, OperatorError> {
-    use crate::resources::internal_users::{INTERNAL_USERS, internal_secret_name};
+) -> Result<Internal, OperatorError> {
+    use crate::resources::internal_users::{
+        INTERNAL_USERS, fingerprint_key_in, internal_secret_name,
+    };
     let ns = meta.namespace.as_str();
     let name = internal_secret_name(&meta.name);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -480,12 +524,17 @@ pub async fn read_internal(
             what: format!("reading Secret {ns}/{name}"),
             source,
         })?;
+    let fingerprint_key = fingerprint_key_in(secret.as_ref());
     let data = secret.and_then(|s| s.data).unwrap_or_default();
-    Ok(INTERNAL_USERS
+    let passwords = INTERNAL_USERS
         .iter()
         .filter_map(|u| {
             let text = String::from_utf8(data.get(u.key)?.0.clone()).ok()?;
             (!text.is_empty()).then(|| (u.name.to_owned(), Password::new(text)))
         })
-        .collect())
+        .collect();
+    Ok(Internal {
+        passwords,
+        fingerprint_key,
+    })
 }

@@ -11,7 +11,8 @@
 //! | `logbook-metrics` | a metrics exporter (read-only server facts) | data nodes |
 //!
 //! Their passwords are generated once into the Secret `<name>-internal`
-//! (one key per user) and reach the pods through the environment; the
+//! (one key per user; beside them the cluster's fingerprint key,
+//! [`FINGERPRINT_KEY`]) and reach the pods through the environment; the
 //! start scripts write the users into the ACL file (or the config file)
 //! before the server starts, so they exist from the first connection.
 //! Names starting with `logbook-` are refused for ValkeyUsers.
@@ -23,6 +24,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector
 use logbook_crds::{Topology, ValkeyClusterSpec};
 
 use super::ClusterMeta;
+use crate::valkey::FingerprintKey;
 
 /// The operator's admin user.
 pub const OPERATOR_USER: &str = "logbook-operator";
@@ -137,23 +139,41 @@ pub fn sentinel_node_rules(user: &str) -> Option<&'static str> {
     }
 }
 
-/// The internal Secret with `passwords` (key → password).
+/// The key of the internal Secret that holds the cluster's fingerprint
+/// key: the HMAC key of the password fingerprints and `ACL LIST` digests
+/// the journal, statuses and exports show (`crate::valkey::FingerprintKey`).
+/// Generated once, with the passwords; never rotated by the operator.
+pub const FINGERPRINT_KEY: &str = "fingerprint-key";
+
+/// The internal Secret with `passwords` (key → password) and the
+/// fingerprint key's bytes.
 pub fn build_internal_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
     passwords: &BTreeMap<String, String>,
+    fingerprint_key: &[u8],
 ) -> Secret {
+    let mut data: BTreeMap<String, ByteString> = passwords
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+    data.insert(
+        FINGERPRINT_KEY.to_owned(),
+        ByteString(fingerprint_key.to_vec()),
+    );
     Secret {
         metadata: meta.object_meta(internal_secret_name(&meta.name), spec),
         type_: Some("Opaque".to_owned()),
-        data: Some(
-            passwords
-                .iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
+        data: Some(data),
         ..Secret::default()
     }
+}
+
+/// The fingerprint key in the internal Secret `secret`, when it has a
+/// usable one (none below [`crate::valkey::FINGERPRINT_KEY_LEN`] bytes).
+pub fn fingerprint_key_in(secret: Option<&Secret>) -> Option<FingerprintKey> {
+    let bytes = secret?.data.as_ref()?.get(FINGERPRINT_KEY)?;
+    FingerprintKey::from_bytes(&bytes.0).ok()
 }
 
 /// The environment variables of `users` from the internal Secret.
@@ -200,5 +220,33 @@ mod tests {
         );
         assert!(data_node_rules(REPLICATION_USER, Topology::Cluster).contains("+cluster"));
         assert!(sentinel_node_rules(METRICS_USER).is_none());
+    }
+
+    #[test]
+    fn the_internal_secret_carries_the_fingerprint_key_and_a_short_one_is_not_used() {
+        use super::super::test_support::meta;
+        let spec = ValkeyClusterSpec::default();
+        let passwords = BTreeMap::from([("operator".to_owned(), "pw".to_owned())]);
+        let key = [9u8; crate::valkey::FINGERPRINT_KEY_LEN];
+        let secret = build_internal_secret(&meta(), &spec, &passwords, &key);
+        let data = secret.data.clone().unwrap_or_default();
+        assert_eq!(
+            data.get(FINGERPRINT_KEY).map(|b| b.0.as_slice()),
+            Some(&key[..])
+        );
+        assert_eq!(
+            data.get("operator").map(|b| b.0.as_slice()),
+            Some(&b"pw"[..])
+        );
+        let read = fingerprint_key_in(Some(&secret))
+            .map(|k| k.password(&crate::valkey::Password::new("x")));
+        let want = FingerprintKey::from_bytes(&key)
+            .ok()
+            .map(|k| k.password(&crate::valkey::Password::new("x")));
+        assert!(read.is_some());
+        assert_eq!(read, want);
+        let short = build_internal_secret(&meta(), &spec, &passwords, &key[..16]);
+        assert!(fingerprint_key_in(Some(&short)).is_none());
+        assert!(fingerprint_key_in(None).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! ACL commands: `ACL SETUSER` (with `reset`, so the user is exactly what
-//! is sent), `ACL DELUSER`, `ACL SAVE` and `ACL LIST`, and the digest of a
-//! user's `ACL LIST` line the journal keeps instead of the line.
+//! is sent), `ACL DELUSER`, `ACL SAVE` and `ACL LIST`, and the keyed digest
+//! of a user's `ACL LIST` line the journal keeps instead of the line.
 //!
 //! A password is sent as the `>password` rule and never formatted: a
 //! refusal's text (which quotes the rule it refused) is redacted before it
@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::client::{Resend, ValkeyClient, expect_ok, unexpected};
-use super::{Password, ProbeError};
+use super::{FingerprintKey, Password, ProbeError};
 
 impl ValkeyClient {
     /// `ACL SETUSER <username> reset ><password> <rules>…`: the user as
@@ -178,35 +176,34 @@ impl ValkeyClient {
     }
 }
 
-/// The users among `wanted` that `lines` (an `ACL LIST` reply) holds, each
-/// with the digest of its line: 8 hex digits of its SHA-256, which changes
-/// with its rules or password hashes and reveals neither.
-pub fn acl_users(lines: &[String], wanted: &[&str]) -> BTreeMap<String, String> {
+/// The line of each user among `wanted` that `lines` (an `ACL LIST`
+/// reply) holds, by user name. A line holds the SHA-256 of each of the
+/// user's passwords: it is never journaled, only its keyed digest.
+pub fn acl_user_lines<'l>(lines: &'l [String], wanted: &[&str]) -> BTreeMap<String, &'l str> {
     lines
         .iter()
         .filter_map(|line| {
             let name = line.strip_prefix("user ")?.split(' ').next()?;
             wanted
                 .contains(&name)
-                .then(|| (name.to_owned(), digest(line)))
+                .then(|| (name.to_owned(), line.as_str()))
         })
         .collect()
 }
 
-/// 8 hex digits of the SHA-256 of `text`.
-pub fn digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    hash.iter().take(4).map(|b| format!("{b:02x}")).collect()
-}
-
-/// A password's fingerprint for the journal and statuses: 8 hex digits of
-/// the SHA-256 of a fixed prefix and the password (not the hash Valkey
-/// keeps, which `ACL LIST` shows in full).
-pub fn password_fingerprint(password: &Password) -> String {
-    digest(&format!(
-        "logbook-password-fingerprint:{}",
-        password.expose()
-    ))
+/// The users among `wanted` that `lines` (an `ACL LIST` reply) holds, each
+/// with the digest of its line keyed with the cluster's fingerprint key
+/// ([`FingerprintKey::acl_line`]): it changes with the user's rules or
+/// password hashes, and reveals neither.
+pub fn acl_users(
+    lines: &[String],
+    wanted: &[&str],
+    key: &FingerprintKey,
+) -> BTreeMap<String, String> {
+    acl_user_lines(lines, wanted)
+        .into_iter()
+        .map(|(name, line)| (name, key.acl_line(line)))
+        .collect()
 }
 
 /// The error with the password replaced by `***` wherever it appears.
@@ -221,29 +218,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_wanted_users_are_listed_with_digests_of_their_lines() {
+    fn only_the_wanted_users_are_listed_with_keyed_digests_of_their_lines() {
+        let key = FingerprintKey::from_bytes(&[7; 32]).unwrap();
         let lines = vec![
             "user app on #abc ~app:* resetchannels -@all +@all".to_owned(),
             "user default on #def ~* &* +@all".to_owned(),
             "user other off resetchannels -@all".to_owned(),
         ];
-        let got = acl_users(&lines, &["app", "gone"]);
+        let got = acl_users(&lines, &["app", "gone"], &key);
         assert_eq!(got.len(), 1);
-        assert_eq!(got["app"], digest(&lines[0]));
-        assert_eq!(got["app"].len(), 8);
+        assert_eq!(got["app"], key.acl_line(&lines[0]));
+        assert_eq!(got["app"].len(), 16);
+        assert_ne!(
+            got["app"],
+            super::super::fingerprint::unkeyed_digest(&lines[0])
+        );
+        assert_eq!(acl_user_lines(&lines, &["app"])["app"], lines[0]);
         // Another password hash, another digest.
         let changed = vec![lines[0].replace("#abc", "#abd")];
-        assert_ne!(acl_users(&changed, &["app"])["app"], got["app"]);
-    }
-
-    #[test]
-    fn a_fingerprint_is_short_stable_and_not_the_password() {
-        let p = Password::new("hunter2");
-        let f = password_fingerprint(&p);
-        assert_eq!(f.len(), 8);
-        assert_eq!(f, password_fingerprint(&Password::new("hunter2")));
-        assert_ne!(f, password_fingerprint(&Password::new("hunter3")));
-        assert!(!f.contains("hunter2"));
+        assert_ne!(acl_users(&changed, &["app"], &key)["app"], got["app"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod acl;
 mod client;
 mod cluster;
 mod error;
+mod fingerprint;
 mod parse;
 mod parse_cluster;
 mod parse_sentinel;
@@ -22,10 +23,14 @@ mod reshard;
 mod sentinel;
 mod tls;
 
-pub use acl::{acl_users, digest, password_fingerprint};
+pub use acl::{acl_user_lines, acl_users};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
 pub use error::{Phase, ProbeError};
+pub use fingerprint::{
+    FINGERPRINT_KEY_LEN, FingerprintKey, FingerprintKeyError, is_unkeyed, unkeyed_digest,
+    unkeyed_password_fingerprint,
+};
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
     parse_info_replication, parse_role,

@@ -165,7 +165,9 @@ pub struct ValkeyUserStatus {
     /// cluster's nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<String>,
-    /// A short fingerprint of the password in force (never the password).
+    /// A short fingerprint of the password in force (never the password):
+    /// keyed with the cluster's own fingerprint key, so that it confirms
+    /// no guess of the password without that key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_fingerprint: Option<String>,
     /// What is wrong, for a person, when not Ready.

@@ -105,6 +105,25 @@ pub struct ClusterState {
     /// The deletion of the ValkeyCluster, once requested. (Format 13 on:
     /// a part added since reads as its default from an older snapshot.)
     pub deletion: DeletionView,
+    /// The cluster's fingerprint key, as last read (an older snapshot
+    /// reads as never read).
+    pub fingerprint_key: FingerprintKeyView,
+}
+
+/// The cluster's fingerprint key (Secret `<cluster>-internal`, key
+/// `fingerprint-key`), as last journaled (`FingerprintKeyObserved`). The
+/// key itself is never here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FingerprintKeyView {
+    /// Not read yet (a new stream, or one journaled before the key
+    /// existed).
+    #[default]
+    Unread,
+    /// Read, and missing or unusable: no password is fingerprinted until
+    /// the key is made.
+    Missing,
+    /// Read, and there.
+    Present,
 }
 
 /// The deletion of a ValkeyCluster as journaled.

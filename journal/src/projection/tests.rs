@@ -420,3 +420,90 @@ fn desired_spec_parses_the_stored_json_or_reports_why_not() {
     }]));
     assert!(matches!(state.desired_spec(), Some(Err(_))));
 }
+
+/// `FingerprintsRekeyed` renames each fingerprint and digest it names
+/// wherever the users part holds it, and nothing else.
+#[test]
+fn rekeyed_fingerprints_are_renamed_everywhere_and_nothing_else() {
+    use std::collections::BTreeMap;
+
+    use super::users::{AppliedUser, FailedSync};
+    use crate::users::{Rotation, UserWant};
+
+    let want = |password: &str, previous: Option<&str>| UserWant {
+        rules: vec!["on".into()],
+        password: password.into(),
+        previous: previous.map(str::to_owned),
+    };
+    let mut state = ClusterState::new();
+    let users = &mut state.users;
+    let mut record = crate::users::UserRecord {
+        object: "app".into(),
+        username: "app".into(),
+        generation: 1,
+        rules: vec!["on".into()],
+        secret: "s/password".into(),
+        password: Some("0000000a".into()),
+        problem: None,
+        deleting: false,
+        rotation_window_ms: 1000,
+    };
+    users.records.insert("app".into(), record.clone());
+    users.nodes.insert(
+        "demo-0".into(),
+        BTreeMap::from([("app".into(), "d000000a".into())]),
+    );
+    users.applied.insert(
+        "demo-0".into(),
+        BTreeMap::from([(
+            "app".into(),
+            AppliedUser {
+                want: want("0000000a", Some("0000000b")),
+                digest: Some("d000000a".into()),
+            },
+        )]),
+    );
+    users.failed.insert(
+        "demo-1".into(),
+        FailedSync {
+            wants: BTreeMap::from([("app".into(), Some(want("0000000a", None)))]),
+            error: "refused".into(),
+        },
+    );
+    users.rotations.insert(
+        "app".into(),
+        Rotation {
+            from: "0000000b".into(),
+            to: "0000000a".into(),
+            since: Timestamp(1),
+            until: Timestamp(2),
+        },
+    );
+    assert!(users.fingerprints().contains("0000000b"));
+    assert!(users.digests().contains("d000000a"));
+    state.apply(&env(
+        1,
+        Event::FingerprintsRekeyed {
+            passwords: BTreeMap::from([("0000000a".into(), "aaaaaaaaaaaaaaaa".into())]),
+            digests: BTreeMap::from([("d000000a".into(), "dddddddddddddddd".into())]),
+        },
+    ));
+    let users = &state.users;
+    record.password = Some("aaaaaaaaaaaaaaaa".into());
+    assert_eq!(users.records["app"], record);
+    assert_eq!(users.nodes["demo-0"]["app"], "dddddddddddddddd");
+    let applied = &users.applied["demo-0"]["app"];
+    assert_eq!(applied.want, want("aaaaaaaaaaaaaaaa", Some("0000000b")));
+    assert_eq!(applied.digest.as_deref(), Some("dddddddddddddddd"));
+    assert_eq!(
+        users.failed["demo-1"].wants["app"],
+        Some(want("aaaaaaaaaaaaaaaa", None))
+    );
+    let rotation = &users.rotations["app"];
+    assert_eq!(
+        (rotation.from.as_str(), rotation.to.as_str()),
+        ("0000000b", "aaaaaaaaaaaaaaaa")
+    );
+    // What the nodes were given is what the record wants: held, as before.
+    assert!(users.holds("demo-0", &users.records["app"]));
+}

@@ -1,7 +1,7 @@
 //! The ACL users part of the projection: the ValkeyUsers as last read,
 //! what each node holds, and what was applied to each node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +215,102 @@ impl UsersPart {
             _ => {}
         }
         self.records.insert(user.object.clone(), user.clone());
+    }
+
+    /// Every password fingerprint the part holds (records, what nodes
+    /// were given, rotations, failed syncs' wants).
+    #[must_use]
+    pub fn fingerprints(&self) -> BTreeSet<&str> {
+        let wants = self
+            .applied
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|a| &a.want)
+            .chain(
+                self.failed
+                    .values()
+                    .flat_map(|f| f.wants.values().flatten()),
+            );
+        self.records
+            .values()
+            .filter_map(|r| r.password.as_deref())
+            .chain(
+                wants.flat_map(|w| {
+                    std::iter::once(w.password.as_str()).chain(w.previous.as_deref())
+                }),
+            )
+            .chain(
+                self.rotations
+                    .values()
+                    .flat_map(|r| [r.from.as_str(), r.to.as_str()]),
+            )
+            .collect()
+    }
+
+    /// Every `ACL LIST` digest the part holds (what nodes hold, and held
+    /// right after they were given).
+    #[must_use]
+    pub fn digests(&self) -> BTreeSet<&str> {
+        self.nodes
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(String::as_str)
+            .chain(
+                self.applied
+                    .values()
+                    .flat_map(BTreeMap::values)
+                    .filter_map(|a| a.digest.as_deref()),
+            )
+            .collect()
+    }
+
+    /// `FingerprintsRekeyed`: each fingerprint and digest named in
+    /// `passwords` and `digests` is replaced by its keyed successor,
+    /// wherever it is; nothing else changes (the secrets are the same).
+    pub(super) fn rekeyed(
+        &mut self,
+        passwords: &BTreeMap<String, String>,
+        digests: &BTreeMap<String, String>,
+    ) {
+        let password = |p: &mut String| {
+            if let Some(new) = passwords.get(p.as_str()) {
+                p.clone_from(new);
+            }
+        };
+        let want = |w: &mut UserWant| {
+            password(&mut w.password);
+            if let Some(previous) = w.previous.as_mut() {
+                password(previous);
+            }
+        };
+        let digest = |d: &mut String| {
+            if let Some(new) = digests.get(d.as_str()) {
+                d.clone_from(new);
+            }
+        };
+        for record in self.records.values_mut() {
+            if let Some(p) = record.password.as_mut() {
+                password(p);
+            }
+        }
+        for applied in self.applied.values_mut().flat_map(BTreeMap::values_mut) {
+            want(&mut applied.want);
+            if let Some(d) = applied.digest.as_mut() {
+                digest(d);
+            }
+        }
+        for failed in self.failed.values_mut() {
+            for w in failed.wants.values_mut().flatten() {
+                want(w);
+            }
+        }
+        for rotation in self.rotations.values_mut() {
+            password(&mut rotation.from);
+            password(&mut rotation.to);
+        }
+        for d in self.nodes.values_mut().flat_map(BTreeMap::values_mut) {
+            digest(d);
+        }
     }
 
     /// The pod is gone or was recreated: its node holds nothing known.

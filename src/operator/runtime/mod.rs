@@ -151,6 +151,9 @@ pub struct ClusterRuntime {
     /// The internal users' passwords, by user name (the backup streams
     /// authenticate as the replication user).
     internal: BTreeMap<String, Password>,
+    /// The cluster's fingerprint key, as last read (the probe rounds
+    /// digest the ACL users they read with it).
+    fingerprint_key: Option<crate::valkey::FingerprintKey>,
     /// The CA (PEM) the clients trust, and the one before it.
     tls_ca: Option<String>,
     tls_ca_previous: Option<String>,
@@ -336,6 +339,7 @@ impl ClusterRuntime {
             tls_ready: false,
             tls_settings: None,
             internal: BTreeMap::new(),
+            fingerprint_key: None,
             tls_ca: None,
             tls_ca_previous: None,
             actions: 0,
@@ -610,9 +614,15 @@ impl ClusterRuntime {
     }
 
     /// Gives the clients the internal users' passwords (by user name): the
-    /// operator's own user to authenticate as, the Sentinels' to give them.
-    pub async fn set_internal(&mut self, internal: std::collections::BTreeMap<String, Password>) {
+    /// operator's own user to authenticate as, the Sentinels' to give them;
+    /// and keeps the cluster's fingerprint key for the probe rounds.
+    pub async fn set_internal(&mut self, internal: crate::operator::users::Internal) {
         use crate::resources::internal_users::{OPERATOR_USER, SENTINEL_USER};
+        let crate::operator::users::Internal {
+            passwords: internal,
+            fingerprint_key,
+        } = internal;
+        self.fingerprint_key = fingerprint_key;
         let identity = internal
             .get(OPERATOR_USER)
             .map(|p| (OPERATOR_USER.to_owned(), p.clone()));
@@ -623,6 +633,11 @@ impl ClusterRuntime {
                 .await;
         }
         self.internal = internal;
+    }
+
+    /// The cluster's fingerprint key, as the last reconcile read it.
+    pub fn fingerprint_key(&self) -> Option<&crate::valkey::FingerprintKey> {
+        self.fingerprint_key.as_ref()
     }
 
     /// What a backup stream needs to reach this cluster's nodes: the

@@ -199,7 +199,9 @@ impl ClusterState {
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelReset { .. }
-            | Intent::SentinelFailover { .. } => {}
+            | Intent::SentinelFailover { .. }
+            // Its outcome carries the key observed (`FingerprintKeyObserved`).
+            | Intent::CreateFingerprintKey => {}
         }
     }
 }

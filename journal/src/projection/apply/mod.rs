@@ -138,7 +138,9 @@ impl ClusterState {
             Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
-            | Event::RotationWindowClosed { .. } => self.fold_users(seq, at, body),
+            | Event::RotationWindowClosed { .. }
+            | Event::FingerprintKeyObserved { .. }
+            | Event::FingerprintsRekeyed { .. } => self.fold_users(seq, at, body),
             Event::BackupRequested { .. }
             | Event::BackupForgotten { .. }
             | Event::BackupStarted { .. }

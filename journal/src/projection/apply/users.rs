@@ -1,16 +1,18 @@
-//! The ACL users family: the ValkeyUsers read, what each node holds, and
-//! rotation windows closing.
+//! The ACL users family: the ValkeyUsers read, what each node holds,
+//! rotation windows closing, and the cluster's fingerprint key (whether
+//! it is there; fingerprints journaled before it, renamed).
 //!
 //! What was applied to each node comes with a `SyncUsers` outcome, in
 //! the intents family.
 
 use crate::event::Event;
-use crate::projection::ClusterState;
+use crate::projection::{ClusterState, FingerprintKeyView};
 use crate::time::Timestamp;
 
 impl ClusterState {
     /// Folds ACL users: the ValkeyUsers read, what each node holds, the
-    /// rotation windows closed.
+    /// rotation windows closed, the fingerprint key seen and the
+    /// fingerprints renamed.
     pub(super) fn fold_users(&mut self, seq: u64, at: Timestamp, body: &Event) {
         match body {
             Event::UserObserved { user } => {
@@ -60,6 +62,39 @@ impl ClusterState {
                         "the rotation window of ACL user {username} closed: the old password goes"
                     ),
                 );
+            }
+            Event::FingerprintKeyObserved { present } => {
+                self.observed();
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    if *present {
+                        "the cluster's fingerprint key is there".to_owned()
+                    } else {
+                        "the cluster has no fingerprint key: no password is fingerprinted until it has"
+                            .to_owned()
+                    },
+                );
+                self.fingerprint_key = if *present {
+                    FingerprintKeyView::Present
+                } else {
+                    FingerprintKeyView::Missing
+                };
+            }
+            Event::FingerprintsRekeyed { passwords, digests } => {
+                self.observed();
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "{} password fingerprints and {} ACL digests journaled before the fingerprint key, now keyed (the same secrets)",
+                        passwords.len(),
+                        digests.len()
+                    ),
+                );
+                self.users.rekeyed(passwords, digests);
             }
             other => self.misrouted(seq, other, "users"),
         }

@@ -81,6 +81,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::BackupRequested
         | ReasonCode::RestoreLoaded
         | ReasonCode::ClusterDeleted
+        | ReasonCode::FingerprintKeyMissing
         | ReasonCode::Bootstrap { .. }
         | ReasonCode::PrimaryDead
         | ReasonCode::NoPrimary
