@@ -131,6 +131,17 @@ pub async fn configure(
         .sentinel_set(addr, &name, &pairs(settings))
         .await
         .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
+    // The password too: a `SENTINEL MONITOR` whose reply was lost leaves a
+    // Sentinel monitoring with no password for the data nodes (no probe
+    // can show it), and its settings are what is decided next. (Found by
+    // the effect sweep of a Sentinel cluster's bootstrap: the Sentinel
+    // saw the primary down, disconnected, for good.)
+    valkey
+        .sentinel_set_auth_pass(addr, &name)
+        .await
+        .map_err(valkey_err(format!(
+            "giving {sentinel} the data nodes' password"
+        )))?;
     Ok(Done {
         detail: format!(
             "{sentinel}: quorum {}, down-after {} ms, failover-timeout {} ms, parallel-syncs {}",
