@@ -508,6 +508,9 @@ impl ClusterRuntime {
     /// Journal read or append errors.
     pub async fn sync_leadership(&mut self) -> Result<bool, OperatorError> {
         let Some(epoch) = self.leadership.borrow().epoch() else {
+            // The lead is lost: a decision it cut is recorded by a
+            // takeover when it comes back (see `orphans_found`).
+            self.orphans_found();
             return Ok(false);
         };
         if self.fenced.is_none() && self.taken_over == Some(epoch) {
