@@ -16,10 +16,10 @@ impl ClusterRuntime {
     /// carrying an intent out under its old id would be a decision of this
     /// instance that the journal never shows as one.
     ///
-    /// Each is judged on the projection with the resolutions before it
-    /// folded, as the audit judges it again (its `takeover-resolution`
-    /// check). A slot move whose job still runs on its source is not
-    /// started twice for it: the probe round that preceded this observed
+    /// All are judged on the projection as the probe round left it, before
+    /// any resolution is folded, as the audit judges them again (its
+    /// `takeover-resolution` check). A slot move whose job still runs on
+    /// its source is not started twice for it: the probe round observed
     /// the job, and `decide` waits for it under a `MoveSlots` naming
     /// exactly its slots, which the executor adopts; a promotion not found
     /// done is decided again on the offsets observed since.
@@ -34,40 +34,37 @@ impl ClusterRuntime {
             return Ok(());
         }
         let (mut found_done, mut abandoned) = (0_usize, 0_usize);
+        let mut events: Vec<Event> = Vec::new();
         for p in found {
-            let events = match already_done(&self.state, &p.intent) {
+            match already_done(&self.state, &p.intent) {
                 Some(evidence) => {
                     found_done += 1;
-                    let mut events: Vec<Event> =
-                        promotion_found_done(&self.state, &p.intent).into_iter().collect();
+                    events.extend(promotion_found_done(&self.state, &p.intent));
                     events.push(Event::IntentSucceeded {
                         intent_id: p.intent_id,
                         detail: format!("found done when the journal was taken over: {evidence}"),
                     });
-                    events
                 }
                 None => {
                     abandoned += 1;
-                    vec![Event::IntentAbandoned {
+                    events.push(Event::IntentAbandoned {
                         intent_id: p.intent_id,
                         reason: format!(
                             "found without an outcome when the journal was taken over, and nothing observed shows {} done; what the observed cluster still needs is decided afresh",
                             describe_intent(&p.intent)
                         ),
-                    }]
+                    });
                 }
-            };
-            // Staged one intent at a time: the next is judged on the
-            // projection with this one's resolution folded.
-            self.stage(events, None, false)?;
+            }
         }
         tracing::info!(
             seq = self.state.last_seq,
             found_done,
             abandoned,
-            "intents left in flight resolved; deciding afresh"
+            "resolving the intents left in flight; deciding afresh"
         );
-        self.commit().await
+        self.record_now(events, None).await?;
+        Ok(())
     }
 
     /// Time, in the journal: when the wall clock has passed the next
