@@ -18,8 +18,8 @@
 use logbook_journal::codec::StateDigest;
 use logbook_journal::writer::encode_batch;
 use logbook_journal::{
-    ChainHash, ClusterState, Event, Head, Intent, JournalStore, MemoryStore, NewEvent, PlannedIntent,
-    PodPhase, Policy, Reachability, Reason, ReasonCode, StreamId, Timestamp,
+    ChainHash, ClusterState, Event, Head, Intent, JournalStore, MemoryStore, NewEvent,
+    PlannedIntent, PodPhase, Policy, Reachability, Reason, ReasonCode, StreamId, Timestamp,
 };
 use logbook_replay::audit::missed::{DECISIONS_PER_ACT, STANDING_MS};
 use logbook_replay::audit::{AuditReport, Check, audit};
@@ -259,7 +259,11 @@ fn a_demand_that_stands_longer_than_any_runtime_waits_is_found() {
         let missed = only(&report, Check::MissedDecision);
         assert_eq!(missed.len(), 1, "{report:#?}");
         assert_eq!(missed[0].0, began);
-        assert!(missed[0].1.contains(&format!("until seq {late}")), "{}", missed[0].1);
+        assert!(
+            missed[0].1.contains(&format!("until seq {late}")),
+            "{}",
+            missed[0].1
+        );
         assert_eq!(report.findings.len(), 1, "{report:#?}");
     });
 }

@@ -167,8 +167,8 @@ impl<'d> MissedDecisions<'d> {
             let s = s.clone();
             self.findings.push(self.standing_finding(&s, e));
         }
-        let takeover =
-            matches!(e.body, Event::OperatorStarted { .. }) || e.epoch > self.epoch.max(state.epoch);
+        let takeover = matches!(e.body, Event::OperatorStarted { .. })
+            || e.epoch > self.epoch.max(state.epoch);
         self.epoch = self.epoch.max(e.epoch);
         if takeover {
             // Another term: whatever was due is the new leader's to see.
@@ -290,12 +290,7 @@ impl<'d> MissedDecisions<'d> {
         self.decider.decide(state, state.last_at, policy)
     }
 
-    fn waiting_finding(
-        &self,
-        w: &Waiting,
-        e: &Envelope,
-        now: &[(Intent, Reason)],
-    ) -> Finding {
+    fn waiting_finding(&self, w: &Waiting, e: &Envelope, now: &[(Intent, Reason)]) -> Finding {
         let asks = if now.is_empty() {
             "asks for nothing any more".to_owned()
         } else {
