@@ -1,6 +1,7 @@
 //! This build's `decide` as the replay tool's [`Decider`]: the determinism
-//! audit and the HTML export recompute every journaled decision with it,
-//! and exports name the build that wrote them. Shared by `logbook replay`
+//! audit and the HTML export recompute every journaled decision with it
+//! (and the audit every place where none is journaled, and what a takeover
+//! found done), and exports name the build that wrote them. Shared by `logbook replay`
 //! (and `kubectl valkey replay` through it) and the replay bench.
 //!
 //! It only adapts; it decides nothing of its own.
@@ -26,6 +27,10 @@ impl Decider for OperatorDecider {
 
     fn build(&self) -> String {
         build()
+    }
+
+    fn already_done(&self, state: &ClusterState, intent: &Intent) -> Option<String> {
+        crate::decide::already_done(state, intent)
     }
 
     fn reshard_given_up(&self) -> Option<logbook_replay::reshards::GivenUp> {

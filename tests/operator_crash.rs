@@ -20,10 +20,12 @@
 //! acknowledged write there (read from its slot's primary) and, for a
 //! reshard, every key loaded before the sweep; no slot migration job
 //! started twice for one move; every intent found in flight resolved
-//! (found done, re-executed or abandoned) by it, the journal intact and
-//! auditing clean (`logbook replay audit`: the same decisions recomputed,
-//! no invariant broken, no `MoveSlots` decided beside another of the same
-//! slots), and the takeover journaled as `OperatorStarted` with the gap.
+//! (found done, or abandoned and what is still needed decided afresh) by
+//! it, the journal intact and auditing clean (`logbook replay audit`: the
+//! same decisions recomputed, none missed, the takeover's resolutions
+//! judged again, no invariant broken, no `MoveSlots` decided beside
+//! another of the same slots), and the takeover journaled as
+//! `OperatorStarted` with the gap.
 //! Over a whole failover or reshard sweep a monitor asks every pod every
 //! 100 ms: never two answer `ROLE` master, never two nodes claim one slot
 //! at one config epoch. The sweep over `n` ends at the first armed

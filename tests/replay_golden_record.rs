@@ -955,7 +955,9 @@ async fn restart_mid_failover() -> Recording {
                     assert!(e.seq > takeover.seq, "{} resolved before the takeover", p.intent_id);
                     assert_eq!(e.epoch, fresh_epoch, "{} resolved by epoch {}", p.intent_id, e.epoch);
                     // Its outcome came after the takeover: it was found
-                    // done, or carried out again under its own id.
+                    // done or abandoned (what is still needed is decided
+                    // afresh); journals of earlier builds carried it out
+                    // again under its own id ("re_executed").
                     let how = match how {
                         "succeeded" => "re_executed",
                         "failed" => "re_executed_failed",

@@ -127,6 +127,11 @@ pub struct Failover {
     pub failure_observed: Option<Mark>,
     /// The decision (absent for an observed failover).
     pub decided: Option<DecisionInfo>,
+    /// The decision that carried it on after a takeover cut it: the
+    /// intents of the first were found in flight and abandoned (not found
+    /// done), and the new leader decided the same promotion afresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redecided: Option<DecisionInfo>,
     /// Every pod considered, as the decider saw it.
     pub candidates: Vec<Candidate>,
     /// `ReplicaPromoted`: the promotion as carried out.
@@ -181,6 +186,11 @@ pub struct Failovers {
     pub records: Vec<Failover>,
     /// Index of the record each open promotion intent belongs to.
     open: BTreeMap<Uuid, usize>,
+    /// Promotion intents found in flight at the last takeover.
+    found: Vec<Uuid>,
+    /// Records whose promotion such a takeover abandoned: the new
+    /// leader's next decision may carry them on.
+    cut: Vec<usize>,
     /// Records waiting for their old primary to be seen again.
     awaiting_return: Vec<usize>,
     /// A Valkey Cluster's shard failovers (its streams have no Replication
@@ -324,6 +334,7 @@ impl Failovers {
             last_healthy: health.and_then(|h| h.last_healthy),
             failure_observed,
             decided,
+            redecided: None,
             candidates,
             promoted: None,
             confirmed: None,
@@ -379,9 +390,48 @@ impl Failovers {
                 }
                 _ => continue,
             };
+            if let Some(index) = self.carried_on(kind, old.as_deref(), &new, p, e) {
+                self.open.insert(p.intent_id, index);
+                continue;
+            }
             let index = self.start_record(kind, old, &new, Some((p, e)));
             self.open.insert(p.intent_id, index);
         }
+        // Only the new leader's first decision carries a cut one on.
+        self.cut.clear();
+        self.found.clear();
+    }
+
+    /// The record of a failover a takeover cut (its promotion abandoned
+    /// when found in flight) that `p`, the new leader's first decision,
+    /// decides again — the same kind, from and to the same pods — now
+    /// carried on by it.
+    fn carried_on(
+        &mut self,
+        kind: Kind,
+        old: Option<&str>,
+        new: &str,
+        p: &logbook_journal::PlannedIntent,
+        e: &Envelope,
+    ) -> Option<usize> {
+        let at = self.cut.iter().position(|i| {
+            self.records.get(*i).is_some_and(|r| {
+                r.kind == kind && r.old_primary.as_deref() == old && r.new_primary == new
+            })
+        })?;
+        let index = self.cut.remove(at);
+        let r = self.records.get_mut(index)?;
+        r.outcome = Outcome::Pending;
+        r.redecided = Some(DecisionInfo {
+            seq: e.seq,
+            at: e.at,
+            intent_id: p.intent_id,
+            reason: p.reason.code.name().to_owned(),
+            detail: p.reason.detail.clone(),
+            death: r.decided.as_ref().and_then(|d| d.death),
+            consecutive_failures: r.decided.as_ref().and_then(|d| d.consecutive_failures),
+        });
+        Some(index)
     }
 
     fn on_promoted(&mut self, e: &Envelope, pod: &str, from: Option<&String>, offset: u64) {
@@ -420,13 +470,20 @@ impl Failovers {
         if asked_sentinel && outcome == Outcome::Completed {
             self.sentinel_asked = Some(index);
         }
+        let cut = matches!(outcome, Outcome::Abandoned(_)) && self.found.contains(intent_id);
         if let Some(r) = self.records.get_mut(index) {
             if r.confirmed.is_none() && outcome == Outcome::Completed {
                 r.confirmed = Some(mark(e, "promotion intent succeeded".to_owned()));
             }
             r.outcome = outcome;
         }
-        self.awaiting_return.push(index);
+        if cut {
+            // Abandoned by a takeover that did not find it done: the new
+            // leader may decide it again.
+            self.cut.push(index);
+        } else {
+            self.awaiting_return.push(index);
+        }
     }
 
     fn on_role(&mut self, e: &Envelope, pod: &str, role: Role, primary: Option<&String>) {
@@ -589,6 +646,10 @@ impl Visit for Failovers {
             return Ok(Flow::Continue);
         }
         match &e.body {
+            Event::OperatorStarted { .. } => {
+                self.found = self.state.in_flight.keys().copied().collect();
+                self.cut.clear();
+            }
             Event::Decided { intents } => self.on_decided(e, intents),
             Event::ReplicaPromoted { pod, from, offset } => {
                 self.on_promoted(e, pod, from.as_ref(), *offset);
@@ -723,6 +784,13 @@ pub fn write_text(out: &mut dyn Write, records: &[Failover]) -> std::io::Result<
                 d.at, d.seq, d.reason, d.detail
             )?,
             None => writeln!(out, "  decided:            - (not decided by the operator)")?,
+        }
+        if let Some(d) = &r.redecided {
+            writeln!(
+                out,
+                "  decided again:      {} (#{}) {}: {} (the first cut by a takeover, abandoned)",
+                d.at, d.seq, d.reason, d.detail
+            )?;
         }
         for c in &r.candidates {
             writeln!(

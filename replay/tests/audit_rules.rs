@@ -34,6 +34,9 @@ impl Decider for Nothing {
     fn build(&self) -> String {
         "nothing".to_owned()
     }
+    fn already_done(&self, _: &ClusterState, _: &Intent) -> Option<String> {
+        None
+    }
 }
 
 /// A journal under construction: events with their writer epochs.

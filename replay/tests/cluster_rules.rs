@@ -38,6 +38,9 @@ impl Decider for Nothing {
     fn build(&self) -> String {
         "nothing".to_owned()
     }
+    fn already_done(&self, _: &ClusterState, _: &Intent) -> Option<String> {
+        None
+    }
 }
 
 /// One node as the model of the cluster holds it.

@@ -77,31 +77,50 @@ fn golden(name: &str) -> (Input<MemoryStore>, serde_json::Value) {
 /// recorded for it (so the audit is clean), except the decisions it is
 /// told to forget, where it decides nothing — the audit then reports a
 /// determinism finding there, which is what the report's rendering of
-/// findings is tested with.
+/// findings is tested with. Likewise it finds done, at a takeover, the
+/// intents the journal says were found done.
 struct Replaying {
     recorded: BTreeMap<u64, Vec<(Intent, Reason)>>,
+    found_done: Vec<Intent>,
     forget: BTreeSet<u64>,
 }
 
 impl Replaying {
     fn of(input: &Input<MemoryStore>, forget: &[u64]) -> Self {
-        struct Recorded(BTreeMap<u64, Vec<(Intent, Reason)>>);
+        #[derive(Default)]
+        struct Recorded {
+            decided: BTreeMap<u64, Vec<(Intent, Reason)>>,
+            intents: BTreeMap<uuid::Uuid, Intent>,
+            found_done: Vec<Intent>,
+        }
         impl Visit for Recorded {
             fn event(&mut self, e: &Envelope, _raw: Raw<'_>) -> logbook_replay::Result<Flow> {
-                if let Event::Decided { intents } = &e.body {
-                    let decided = intents
-                        .iter()
-                        .map(|p| (p.intent.clone(), p.reason.clone()))
-                        .collect();
-                    self.0.insert(e.seq, decided);
+                match &e.body {
+                    Event::Decided { intents } => {
+                        let decided = intents
+                            .iter()
+                            .map(|p| (p.intent.clone(), p.reason.clone()))
+                            .collect();
+                        self.decided.insert(e.seq, decided);
+                        for p in intents {
+                            self.intents.insert(p.intent_id, p.intent.clone());
+                        }
+                    }
+                    Event::IntentSucceeded { intent_id, detail }
+                        if detail.starts_with("found done") =>
+                    {
+                        self.found_done.extend(self.intents.get(intent_id).cloned());
+                    }
+                    _ => {}
                 }
                 Ok(Flow::Continue)
             }
         }
-        let mut recorded = Recorded(BTreeMap::new());
+        let mut recorded = Recorded::default();
         futures::executor::block_on(input.scan(None, &mut recorded)).unwrap();
         Self {
-            recorded: recorded.0,
+            recorded: recorded.decided,
+            found_done: recorded.found_done,
             forget: forget.iter().copied().collect(),
         }
     }
@@ -125,6 +144,12 @@ impl Decider for Replaying {
 
     fn build(&self) -> String {
         "test decider replaying the recorded decisions".to_owned()
+    }
+
+    fn already_done(&self, _: &ClusterState, intent: &Intent) -> Option<String> {
+        self.found_done
+            .contains(intent)
+            .then(|| "found done in the journal".to_owned())
     }
 }
 

@@ -47,6 +47,9 @@ impl Decider for Nothing {
     fn build(&self) -> String {
         "nothing".to_owned()
     }
+    fn already_done(&self, _: &ClusterState, _: &Intent) -> Option<String> {
+        None
+    }
 }
 
 const AMBIGUOUS: &str =

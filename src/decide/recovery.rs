@@ -4,8 +4,9 @@
 //! The operator that decided it may have carried it out and died before
 //! journaling the outcome. When the projection (re-observed since) shows
 //! the intent's effect, the intent is resolved as done, saying what shows
-//! it; otherwise it is re-run when `decide` still asks for it, or
-//! abandoned.
+//! it; otherwise it is abandoned, and what the cluster still needs is
+//! decided afresh (a `Decided` like any other). `replay audit` judges the
+//! same way again with this function (its `takeover-resolution` check).
 
 use logbook_journal::{ClusterState, Event, Intent, Role};
 

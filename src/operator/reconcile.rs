@@ -31,8 +31,10 @@ use crate::observe::{
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
 /// How often a quiet cluster is reconciled anyway (reads only; a
-/// converged cluster writes nothing).
-const RESYNC: Duration = Duration::from_secs(300);
+/// converged cluster writes nothing). A leading runtime therefore decides
+/// at least this often, which `replay audit`'s `missed-decision` check
+/// counts on.
+pub(super) const RESYNC: Duration = Duration::from_secs(300);
 /// How long after a deadline the reconcile that journals it runs (the
 /// wall clock must have passed it).
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);

@@ -6,8 +6,16 @@
 //!    difference from the recorded intents is a finding with both sides.
 //!    With the decider of a newer build this answers "would this version
 //!    have decided the same?".
-//! 2. Invariants ([`invariants`]), checked at every step of the fold.
-//! 3. The chain: the scan checks every CRC and link and the head.
+//! 2. Missed decisions ([`missed`]): the [`Decider`] is run where no
+//!    decision is recorded too, and a decision it asks for where the
+//!    runtime decides next (or for longer than any runtime waits) that the
+//!    journal never records is a finding.
+//! 3. Takeovers ([`takeover`]): each intent a new leader found in flight
+//!    is judged found done or not again, with the decider's
+//!    [`Decider::already_done`]; the leader decides nothing else that no
+//!    `Decided` records.
+//! 4. Invariants ([`invariants`]), checked at every step of the fold.
+//! 5. The chain: the scan checks every CRC and link and the head.
 //!
 //! Exit status: 0 clean, 1 findings, 2 unreadable input (the caller maps
 //! [`AuditReport::is_clean`] and [`crate::ReplayError::exit_code`]).
@@ -15,9 +23,11 @@
 mod cluster;
 pub mod determinism;
 pub mod invariants;
+pub mod missed;
 mod moves;
 mod reshard;
 mod slot_claims;
+pub mod takeover;
 
 use std::io::Write;
 
@@ -40,6 +50,14 @@ pub trait Decider {
 
     /// The build this decider comes from, for the report.
     fn build(&self) -> String;
+
+    /// What shows that `intent`, found without an outcome when a new
+    /// leader took the journal over, already took effect in `state` (the
+    /// projection re-observed since), or `None` when nothing does. The
+    /// operator resolves such an intent as found done exactly when this
+    /// says so and abandons it otherwise; the `takeover-resolution` check
+    /// judges each resolution again with it.
+    fn already_done(&self, state: &ClusterState, intent: &Intent) -> Option<String>;
 
     /// How this build tells a reshard given up (its status would say
     /// `Failing`), when it can; `reshards` reports a failing reshard's
@@ -84,6 +102,13 @@ pub enum Check {
     /// A `MoveSlots` decided while a job or another move of overlapping
     /// slots stood.
     MoveIssuedTwice,
+    /// An intent found in flight at a takeover resolved otherwise than
+    /// the decider judges it (found done or not), or carried out again
+    /// under its old id, which no `Decided` orders.
+    TakeoverResolution,
+    /// `decide` asks for something where the runtime decides next (or for
+    /// longer than a leading runtime waits), and no decision is recorded.
+    MissedDecision,
     /// The journal does not verify (CRC, link, seq, head).
     Chain,
     /// The snapshot the audit started from (the events before it
@@ -94,7 +119,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Determinism,
         Self::TwoPrimaries,
         Self::IntentWithoutOutcome,
@@ -107,6 +132,8 @@ impl Check {
         Self::SlotClaims,
         Self::MoveOutcome,
         Self::MoveIssuedTwice,
+        Self::TakeoverResolution,
+        Self::MissedDecision,
         Self::Chain,
         Self::SnapshotDigest,
     ];
@@ -127,6 +154,8 @@ impl Check {
             Self::SlotClaims => "slot-claims",
             Self::MoveOutcome => "move-outcome",
             Self::MoveIssuedTwice => "move-issued-twice",
+            Self::TakeoverResolution => "takeover-resolution",
+            Self::MissedDecision => "missed-decision",
             Self::Chain => "chain",
             Self::SnapshotDigest => "snapshot-digest",
         }
@@ -224,6 +253,8 @@ pub struct Audit<'d> {
     decider: &'d dyn Decider,
     state: ClusterState,
     determinism: determinism::Determinism<'d>,
+    missed: missed::MissedDecisions<'d>,
+    takeovers: takeover::Takeovers<'d>,
     invariants: invariants::Invariants,
     first_seq: u64,
     last_seq: u64,
@@ -246,6 +277,8 @@ impl<'d> Audit<'d> {
             decider,
             state: ClusterState::new(),
             determinism: determinism::Determinism::new(decider),
+            missed: missed::MissedDecisions::new(decider),
+            takeovers: takeover::Takeovers::new(decider),
             invariants: invariants::Invariants::default(),
             first_seq: 1,
             last_seq: 0,
@@ -305,6 +338,7 @@ impl Visit for Audit<'_> {
         self.about = Some((start.stream.to_string(), start.cluster.clone()));
         self.snapshot = start.from_snapshot.map(|seq| (seq, start.snapshot_digest));
         self.invariants.start(&self.state);
+        self.missed.start(&self.state);
         Ok(())
     }
 
@@ -315,9 +349,12 @@ impl Visit for Audit<'_> {
             self.recorded_digest = Some((envelope.seq, envelope.at, *digest));
         }
         self.determinism.before(&self.state, envelope);
+        self.missed.before(&self.state, envelope);
+        self.takeovers.before(&self.state, envelope);
         self.invariants.before(&self.state, envelope);
         self.state.apply(envelope);
         self.invariants.after(&self.state, envelope);
+        self.missed.after(&self.state, envelope);
         self.last_seq = envelope.seq;
         self.events = self.events.saturating_add(1);
         Ok(Flow::Continue)
@@ -395,8 +432,12 @@ impl Audit<'_> {
         let (stream, cluster) = self.about.take().unwrap_or_default();
         let (snapshot_findings, snapshot_summary) = self.snapshot_check();
         let (det_findings, decisions) = self.determinism.finish();
+        let (missed_findings, boundaries, missed_note) = self.missed.finish();
+        let (takeover_findings, resolutions, takeover_note) = self.takeovers.finish();
         let inv = self.invariants.finish(&self.state);
         let mut findings: Vec<Finding> = det_findings;
+        findings.extend(missed_findings);
+        findings.extend(takeover_findings);
         findings.extend(inv.findings);
         findings.extend(chain);
         findings.extend(snapshot_findings);
@@ -408,7 +449,11 @@ impl Audit<'_> {
             findings: count(Check::Determinism),
             note: (decisions == 0).then(|| "no decision in the journal".to_owned()),
         }];
-        for (check, examined, note) in inv.examined {
+        let more = [
+            (Check::TakeoverResolution, resolutions, takeover_note),
+            (Check::MissedDecision, boundaries, missed_note),
+        ];
+        for (check, examined, note) in inv.examined.into_iter().chain(more) {
             checks.push(CheckSummary {
                 check: check.name(),
                 examined,
@@ -491,7 +536,7 @@ pub fn write_text(out: &mut dyn Write, report: &AuditReport) -> std::io::Result<
                 r.detail
             )?;
         }
-        if f.check == Check::Determinism && f.recorded.is_empty() {
+        if matches!(f.check, Check::Determinism | Check::MissedDecision) && f.recorded.is_empty() {
             writeln!(out, "    recorded:   (nothing)")?;
         }
         for r in &f.recomputed {

@@ -111,6 +111,12 @@ pub struct ShardFailover {
     pub mode: Mode,
     /// The operator's decision (absent for Valkey's election).
     pub decided: Option<DecisionInfo>,
+    /// The decision that carried it on after a takeover cut it: the first
+    /// one's intent was found in flight and abandoned (not found done),
+    /// and the new leader decided a failover of the same shard to the same
+    /// pod afresh (its mode is the one recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redecided: Option<DecisionInfo>,
     /// The first journaled sign of the old primary's failure.
     pub detected: Option<Sign>,
     /// The shard's replicas with their journaled offsets.
@@ -154,6 +160,11 @@ pub struct ShardFailovers {
     open: BTreeMap<Uuid, usize>,
     /// Operator records by intent id, until settled.
     intents: BTreeMap<Uuid, usize>,
+    /// Intents found in flight at the last takeover.
+    found: Vec<Uuid>,
+    /// Records whose failover such a takeover abandoned: the new leader's
+    /// next decision may carry them on.
+    cut: Vec<usize>,
 }
 
 impl ShardFailovers {
@@ -170,19 +181,33 @@ impl ShardFailovers {
     /// Before `e` is folded into `before`.
     pub fn before(&mut self, before: &ClusterState, e: &Envelope) {
         match &e.body {
+            Event::OperatorStarted { .. } => {
+                self.found = before.in_flight.keys().copied().collect();
+                self.cut.clear();
+            }
             Event::Decided { intents } => {
                 for p in intents {
                     self.on_decided(before, e, p);
                 }
+                // Only the new leader's first decision carries one on.
+                self.cut.clear();
+                self.found.clear();
             }
             Event::IntentSucceeded { intent_id, .. } => {
                 self.settle(intent_id, Outcome::Completed);
             }
             Event::IntentFailed {
                 intent_id, error, ..
-            } => self.settle(intent_id, Outcome::Failed(error.clone())),
+            } => {
+                self.settle(intent_id, Outcome::Failed(error.clone()));
+            }
             Event::IntentAbandoned { intent_id, reason } => {
-                self.settle(intent_id, Outcome::Abandoned(reason.clone()));
+                let cut = self.found.contains(intent_id);
+                if let Some(index) = self.settle(intent_id, Outcome::Abandoned(reason.clone()))
+                    && cut
+                {
+                    self.cut.push(index);
+                }
             }
             Event::ReplicaPromoted { pod, offset, .. } => {
                 for r in self.records.iter_mut().rev() {
@@ -221,20 +246,58 @@ impl ShardFailovers {
         self.facts.after(after, e);
     }
 
-    fn settle(&mut self, id: &Uuid, outcome: Outcome) {
-        if let Some(r) = self
-            .intents
-            .remove(id)
-            .and_then(|i| self.records.get_mut(i))
-        {
-            r.outcome = Some(outcome);
+    /// Settles the record of intent `id`, returning its index.
+    fn settle(&mut self, id: &Uuid, outcome: Outcome) -> Option<usize> {
+        let index = self.intents.remove(id)?;
+        let r = self.records.get_mut(index)?;
+        r.outcome = Some(outcome);
+        Some(index)
+    }
+
+    /// The record a takeover cut that `p` decides again (a failover from
+    /// the same pod to the same pod), carried on by it.
+    fn carried_on(&mut self, e: &Envelope, p: &PlannedIntent) -> bool {
+        let Intent::ClusterFailover { pod, from, mode } = &p.intent else {
+            return false;
+        };
+        let Some(at) = self.cut.iter().position(|i| {
+            self.records.get(*i).is_some_and(|r| {
+                r.new_primary.pod.as_ref() == Some(pod) && r.old_primary.pod == *from
+            })
+        }) else {
+            return false;
+        };
+        let index = self.cut.remove(at);
+        let Some(r) = self.records.get_mut(index) else {
+            return false;
+        };
+        let old_id = r.decided.as_ref().map(|d| d.intent_id);
+        r.mode = (*mode).into();
+        r.outcome = Some(Outcome::Pending);
+        r.redecided = Some(DecisionInfo {
+            seq: e.seq,
+            at: e.at,
+            intent_id: p.intent_id,
+            reason: p.reason.code.name().to_owned(),
+            detail: p.reason.detail.clone(),
+            death: r.decided.as_ref().and_then(|d| d.death),
+            consecutive_failures: r.decided.as_ref().and_then(|d| d.consecutive_failures),
+        });
+        if let Some(old) = old_id {
+            self.open.remove(&old);
         }
+        self.open.insert(p.intent_id, index);
+        self.intents.insert(p.intent_id, index);
+        true
     }
 
     fn on_decided(&mut self, before: &ClusterState, e: &Envelope, p: &PlannedIntent) {
         let Intent::ClusterFailover { pod, from, mode } = &p.intent else {
             return;
         };
+        if self.carried_on(e, p) {
+            return;
+        }
         let old_id = from
             .as_deref()
             .and_then(|f| {
@@ -354,6 +417,7 @@ impl ShardFailovers {
             decided_by: DecidedBy::Valkey,
             mode: Mode::Election,
             decided: None,
+            redecided: None,
             candidates,
             config_epoch: None,
             old_config_epoch,

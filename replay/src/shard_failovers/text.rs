@@ -103,6 +103,13 @@ pub fn write_text(out: &mut dyn Write, records: &[ShardFailover]) -> std::io::Re
                 mode(r.mode)
             )?,
         }
+        if let Some(d) = &r.redecided {
+            writeln!(
+                out,
+                "  decided again:      #{} at {} {}: {} (the first cut by a takeover, abandoned)",
+                d.seq, d.at, d.reason, d.detail
+            )?;
+        }
         match &r.detected {
             Some(s) => writeln!(
                 out,

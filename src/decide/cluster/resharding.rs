@@ -10,7 +10,8 @@
 //!
 //! 1. A migration job seen under way is waited for under a `MoveSlots`
 //!    naming exactly its slots: the executor adopts it, never issues it
-//!    twice (and an intent found in flight after a restart is resumed).
+//!    twice (a move found in flight after a restart is abandoned and its
+//!    job adopted by this one).
 //! 2. A slot left half-moved (`IMPORTING`/`MIGRATING`) with no job under
 //!    way is settled: finished towards the node it was going to, or its
 //!    markers cleared.

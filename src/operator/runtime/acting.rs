@@ -7,12 +7,22 @@ use super::*;
 
 impl ClusterRuntime {
     /// Resolves the intents found without an outcome at the takeover, now
-    /// that the world was observed again. First what the observations show
-    /// done, journaled with the fact a promotion found done established
-    /// (see [`promotion_found_done`]); then, on that, an intent `decide`
-    /// still asks for (its preconditions hold; every intent is safe to
-    /// repeat then) is completed under its own id, and any other is
-    /// recorded abandoned, and `decide` looks afresh.
+    /// that the world was observed again, and decides nothing itself: each
+    /// is found done — the observations show its effect
+    /// ([`already_done`]), journaled with the fact a promotion found done
+    /// establishes ([`promotion_found_done`]) — or else abandoned. What
+    /// the cluster still needs is then decided afresh by the decide loop,
+    /// as a `Decided` like any other, which `replay audit` recomputes:
+    /// carrying an intent out under its old id would be a decision of this
+    /// instance that the journal never shows as one.
+    ///
+    /// All are judged on the projection as the probe round left it, before
+    /// any resolution is folded, as the audit judges them again (its
+    /// `takeover-resolution` check). A slot move whose job still runs on
+    /// its source is not started twice for it: the probe round observed
+    /// the job, and `decide` waits for it under a `MoveSlots` naming
+    /// exactly its slots, which the executor adopts; a promotion not found
+    /// done is decided again on the offsets observed since.
     async fn resolve_in_flight(&mut self) -> Result<(), OperatorError> {
         let found: Vec<PlannedIntent> = self
             .state
@@ -23,54 +33,37 @@ impl ClusterRuntime {
         if found.is_empty() {
             return Ok(());
         }
-        let mut done: Vec<Event> = Vec::new();
-        let mut rest: Vec<PlannedIntent> = Vec::new();
+        let (mut found_done, mut abandoned) = (0_usize, 0_usize);
+        let mut events: Vec<Event> = Vec::new();
         for p in found {
             match already_done(&self.state, &p.intent) {
                 Some(evidence) => {
-                    done.extend(promotion_found_done(&self.state, &p.intent));
-                    done.push(Event::IntentSucceeded {
+                    found_done += 1;
+                    events.extend(promotion_found_done(&self.state, &p.intent));
+                    events.push(Event::IntentSucceeded {
                         intent_id: p.intent_id,
                         detail: format!("found done when the journal was taken over: {evidence}"),
                     });
                 }
-                None => rest.push(p),
-            }
-        }
-        let found_done = done.len();
-        self.record_now(done, None).await?;
-        let policy = self.state.policy.clone().unwrap_or_default();
-        let mut fresh = self.state.clone();
-        fresh.in_flight.clear();
-        let wanted = decide(&fresh, fresh.last_at, &policy);
-        let mut outcomes: Vec<Event> = Vec::new();
-        let mut resume: Vec<PlannedIntent> = Vec::new();
-        for p in rest {
-            if wanted.iter().any(|d| d.intent == p.intent) {
-                resume.push(p);
-            } else {
-                outcomes.push(Event::IntentAbandoned {
-                    intent_id: p.intent_id,
-                    reason: format!(
-                        "found without an outcome when the journal was taken over; {} is no longer what the observed cluster needs",
-                        describe_intent(&p.intent)
-                    ),
-                });
+                None => {
+                    abandoned += 1;
+                    events.push(Event::IntentAbandoned {
+                        intent_id: p.intent_id,
+                        reason: format!(
+                            "found without an outcome when the journal was taken over, and nothing observed shows {} done; what the observed cluster still needs is decided afresh",
+                            describe_intent(&p.intent)
+                        ),
+                    });
+                }
             }
         }
         tracing::info!(
             seq = self.state.last_seq,
             found_done,
-            abandoned = outcomes.len(),
-            resumed = resume.len(),
-            "resolving intents left in flight"
+            abandoned,
+            "resolving the intents left in flight; deciding afresh"
         );
-        self.record_now(outcomes, None).await?;
-        // Still needed and safe to repeat (decide asks for it again on
-        // what was observed since): carried out under its own id.
-        if !resume.is_empty() && !self.execute_all(&resume, None).await? {
-            self.back_off();
-        }
+        self.record_now(events, None).await?;
         Ok(())
     }
 
@@ -156,17 +149,38 @@ impl ClusterRuntime {
     /// not resolve it. The takeover is forgotten instead: the next
     /// [`Self::sync_leadership`] takes the journal over again, journals
     /// `OperatorStarted`, and resolves what was cut as after a restart.
-    fn orphans_found(&mut self) {
-        if self.resolve_pending || self.taken_over.is_none() || self.state.in_flight.is_empty() {
+    ///
+    /// The same when the lead is lost (seen here or by
+    /// [`Self::sync_leadership`]) with nothing in flight but a decision
+    /// due, `decide` asking for something no `Decided` records: the
+    /// journal must show why nothing was decided there, or `replay
+    /// audit` (its `missed-decision` check) could not tell the cut from a
+    /// decision the runtime failed to take.
+    pub(super) fn orphans_found(&mut self) {
+        if self.resolve_pending || self.taken_over.is_none() {
+            return;
+        }
+        let cut = if self.state.in_flight.is_empty() {
+            !self.leading() && self.decision_due()
+        } else {
+            true
+        };
+        if !cut {
             return;
         }
         tracing::warn!(
             seq = self.state.last_seq,
             in_flight = self.state.in_flight.len(),
             leading = self.leading(),
-            "acting stopped with intents in flight; they are resolved at the next takeover"
+            "acting stopped with intents in flight or a decision due; the next takeover resolves it"
         );
         self.taken_over = None;
+    }
+
+    /// Whether `decide` asks for something on the projection now.
+    fn decision_due(&self) -> bool {
+        let policy = self.state.policy.clone().unwrap_or_default();
+        !decide(&self.state, self.state.last_at, &policy).is_empty()
     }
 
     async fn decide_and_act(&mut self) -> Result<(), OperatorError> {

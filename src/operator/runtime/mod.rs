@@ -48,7 +48,8 @@ use crate::resources::{ClusterMeta, labels};
 use crate::valkey::{Password, ValkeyClient};
 
 /// Decide-and-act rounds per trigger, a guard against a decision that
-/// its own outcome does not settle.
+/// its own outcome does not settle. (`replay audit` knows it: after as
+/// many decisions in a row, the runtime waits for its next trigger.)
 const MAX_STEPS: usize = 16;
 /// First wait after a failed intent before deciding again; doubles up to
 /// [`MAX_BACKOFF`].
@@ -508,6 +509,9 @@ impl ClusterRuntime {
     /// Journal read or append errors.
     pub async fn sync_leadership(&mut self) -> Result<bool, OperatorError> {
         let Some(epoch) = self.leadership.borrow().epoch() else {
+            // The lead is lost: a decision it cut is recorded by a
+            // takeover when it comes back (see `orphans_found`).
+            self.orphans_found();
             return Ok(false);
         };
         if self.fenced.is_none() && self.taken_over == Some(epoch) {
@@ -778,4 +782,24 @@ pub fn intent_name(intent: &Intent) -> &'static str {
 /// One line per intent, for Events and logs.
 pub fn describe_intent(intent: &Intent) -> String {
     intent.describe()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use logbook_replay::audit::missed::{DECISIONS_PER_ACT, STANDING_MS};
+
+    /// `replay audit` judges missed decisions by what this runtime does:
+    /// it decides at most `MAX_STEPS` times in a row, and a demand must
+    /// outlast a resync period and the longest back-off before no
+    /// decision is a finding.
+    #[test]
+    fn the_audit_knows_how_the_runtime_waits() {
+        assert_eq!(u32::try_from(MAX_STEPS).unwrap(), DECISIONS_PER_ACT);
+        let standing = Duration::from_millis(u64::try_from(STANDING_MS).unwrap());
+        assert!(standing >= 2 * super::super::reconcile::RESYNC);
+        assert!(standing >= super::super::reconcile::RESYNC + MAX_BACKOFF);
+    }
 }
