@@ -621,6 +621,7 @@ impl ClusterRuntime {
         let crate::operator::users::Internal {
             passwords: internal,
             fingerprint_key,
+            ..
         } = internal;
         self.fingerprint_key = fingerprint_key;
         let identity = internal
