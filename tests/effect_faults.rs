@@ -433,7 +433,12 @@ async fn effect_sweep_failover_by_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effect_sweep_config_roll() {
-    sweep(Topology::Replication, Scenario::Roll, Extent::Of("Switchover")).await;
+    sweep(
+        Topology::Replication,
+        Scenario::Roll,
+        Extent::Of("Switchover"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
