@@ -652,6 +652,32 @@ pub enum Event {
         /// `ACL LIST` line digests, unkeyed → keyed.
         digests: BTreeMap<String, String>,
     },
+    /// [60] The API objects the observations journaled beside this event
+    /// were read from, or written to by the operator, each with the
+    /// resourceVersion it was read or written at (for an object a list
+    /// no longer showed, the list's): `ValkeyCluster`, `Pod/<name>`,
+    /// `StatefulSet`, `Secret/<name>`, `ValkeyUser/<name>`,
+    /// `ValkeyBackup/<name>`. Journaled only with observations (an idle
+    /// cluster journals none) and only where it is newer than the
+    /// journal's: a later read older than it is stale.
+    ResourceVersionsObserved {
+        /// (object, resourceVersion) pairs, by object.
+        versions: Vec<(String, u64)>,
+    },
+    /// [61] A read of `object` at `resource_version`, older than the
+    /// `journaled` one the journal's observations of it were read at,
+    /// would have changed what the journal holds: the API server that
+    /// answered was behind (a lagging cache, a second server on the same
+    /// etcd, a replayed list after a restart). Nothing was observed from
+    /// it. Journaled once per object and resourceVersion.
+    StaleReadIgnored {
+        /// The object, as in `ResourceVersionsObserved`.
+        object: String,
+        /// The resourceVersion it was read at.
+        resource_version: u64,
+        /// The newer one the journal holds.
+        journaled: u64,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -738,6 +764,8 @@ impl Event {
             Self::RestoreFetchObserved { .. } => "RestoreFetchObserved",
             Self::FingerprintKeyObserved { .. } => "FingerprintKeyObserved",
             Self::FingerprintsRekeyed { .. } => "FingerprintsRekeyed",
+            Self::ResourceVersionsObserved { .. } => "ResourceVersionsObserved",
+            Self::StaleReadIgnored { .. } => "StaleReadIgnored",
         }
     }
 }

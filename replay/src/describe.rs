@@ -47,7 +47,9 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::RestoreCompleted { .. }
         | Event::CertificateAuthorityCreated { .. }
         | Event::FingerprintKeyObserved { .. }
-        | Event::FingerprintsRekeyed { .. } => None,
+        | Event::FingerprintsRekeyed { .. }
+        | Event::ResourceVersionsObserved { .. }
+        | Event::StaleReadIgnored { .. } => None,
         Event::SpecChanged { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
@@ -114,6 +116,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::BackupDue { .. }
             | Event::RestoreVerified { .. }
             | Event::RestoreRefused { .. }
+            | Event::ResourceVersionsObserved { .. }
+            | Event::StaleReadIgnored { .. }
     )
 }
 
@@ -561,6 +565,21 @@ pub fn summary(event: &Event) -> String {
             "{} password fingerprints and {} ACL digests journaled unkeyed are now keyed with the cluster's fingerprint key (the same secrets: no rotation)",
             passwords.len(),
             digests.len()
+        ),
+        Event::ResourceVersionsObserved { versions } => format!(
+            "read at resourceVersion {}",
+            versions
+                .iter()
+                .map(|(object, version)| format!("{object} {version}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Event::StaleReadIgnored {
+            object,
+            resource_version,
+            journaled,
+        } => format!(
+            "ignored a stale read of {object}: resourceVersion {resource_version}, older than the journal's {journaled}"
         ),
     }
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
 use logbook_crds::{Topology, ValkeyCluster};
@@ -21,6 +22,7 @@ use serde_json::json;
 
 use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
+use crate::observe::freshness;
 use crate::resources::{
     self, ClusterMeta, FIELD_MANAGER, build_boot_config_map, build_client_service,
     build_config_map, build_connection_secret, build_headless_service, build_password_secret,
@@ -79,6 +81,20 @@ pub async fn read_password(
     client: &Client,
     target: Target<'_>,
 ) -> Result<Option<Password>, ActError> {
+    Ok(read_password_with_meta(client, target)
+        .await?
+        .map(|(password, _)| password))
+}
+
+/// [`read_password`], with the Secret's metadata: its resourceVersion
+/// says how new the read is.
+///
+/// # Errors
+/// As [`read_password`].
+pub async fn read_password_with_meta(
+    client: &Client,
+    target: Target<'_>,
+) -> Result<Option<(Password, ObjectMeta)>, ActError> {
     let Some(secret_ref) = target
         .spec
         .auth
@@ -95,6 +111,10 @@ pub async fn read_password(
         .get_opt(&secret_ref.name)
         .await
         .map_err(kube_err(what))?;
+    let meta = secret
+        .as_ref()
+        .map(|s| s.metadata.clone())
+        .unwrap_or_default();
     let value = secret
         .and_then(|s| s.data)
         .and_then(|d| d.get(&secret_ref.key).cloned())
@@ -110,7 +130,7 @@ pub async fn read_password(
             target.meta.namespace, secret_ref.name, secret_ref.key
         ))
     })?;
-    Ok(Some(Password::new(text)))
+    Ok(Some((Password::new(text), meta)))
 }
 
 /// Applies every object of the spec: password Secret (generated once),
@@ -387,12 +407,16 @@ pub async fn label_pod(
         .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(Done {
+        // What the pod shows from here on is at least as new as this
+        // write: a read of it from before is stale.
+        Ok(written) => Ok(Done {
             detail: format!("{pod} labelled {value}"),
-            events: vec![Event::RoleLabelObserved {
+            events: std::iter::once(Event::RoleLabelObserved {
                 pod: pod.to_owned(),
                 label: Some(want),
-            }],
+            })
+            .chain(freshness::written(freshness::pod(pod), &written.metadata))
+            .collect(),
             password: None,
         }),
         // The pod is gone: nothing left to label.
@@ -472,11 +496,18 @@ pub async fn delete_pod(
     match api.delete(pod, &params).await {
         // The pod is on its way out: forget it until it is observed again,
         // so no decision counts it as ready meanwhile.
-        Ok(_) => Ok(Done {
+        // A read of the pod from before the deletion is stale from here on.
+        Ok(deleted) => Ok(Done {
             detail: format!("deleted {pod} to recreate it at revision {revision}"),
-            events: vec![Event::PodDeleted {
+            events: std::iter::once(Event::PodDeleted {
                 pod: pod.to_owned(),
-            }],
+            })
+            .chain(
+                deleted
+                    .left()
+                    .and_then(|p| freshness::written(freshness::pod(pod), &p.metadata)),
+            )
+            .collect(),
             password: None,
         }),
         Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -525,19 +556,28 @@ async fn clear_request(
 ) -> Result<Done, ActError> {
     let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), &target.meta.namespace);
     let patch = json!({ "metadata": { "annotations": { key: null } } });
-    api.patch(
-        &target.meta.name,
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(kube_err(format!(
-        "clearing the {what} request of {}/{}",
-        target.meta.namespace, target.meta.name
-    )))?;
+    let written = api
+        .patch(
+            &target.meta.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(kube_err(format!(
+            "clearing the {what} request of {}/{}",
+            target.meta.namespace, target.meta.name
+        )))?;
+    // The request is gone as of this write: a ValkeyCluster read from
+    // before it (a lagging API server still showing the request) is
+    // stale, and the request is not served again.
     Ok(Done {
         detail: format!("{what} request cleared"),
-        events: vec![cleared],
+        events: std::iter::once(cleared)
+            .chain(freshness::written(
+                freshness::VALKEY_CLUSTER.to_owned(),
+                &written.metadata,
+            ))
+            .collect(),
         password: None,
     })
 }

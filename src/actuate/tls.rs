@@ -20,6 +20,7 @@ use logbook_journal::{Event, Timestamp};
 use super::kube_ops::kube_err;
 use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
+use crate::observe::freshness;
 use crate::resources::{FIELD_MANAGER, tls_file_lines};
 use crate::tls::{self, issue};
 use crate::valkey::ValkeyClient;
@@ -93,19 +94,27 @@ pub async fn issue_certificate(
             &Patch::Apply(&object),
         )
         .await;
-    if let Err(err) = applied {
-        return Err(
-            secret_write_err(format!("applying Secret {ns}/{secret}"))(err).with_facts(events),
-        );
-    }
+    let written = match applied {
+        Ok(written) => written,
+        Err(err) => {
+            return Err(
+                secret_write_err(format!("applying Secret {ns}/{secret}"))(err).with_facts(events),
+            );
+        }
+    };
     // What the Secret holds now, journaled with the outcome: a decision
-    // taken before the reconcile reads it again must not issue twice.
+    // taken before the reconcile reads it again must not issue twice; and
+    // a read of the Secret from before this write is stale.
     let (record, _) = tls::read_record(secret, &CertSource::Internal, Some(&object));
     let fingerprint = record.fingerprint.clone().unwrap_or_default();
     if target.state.tls.certificate.as_ref() != Some(&record) {
         events.push(Event::CertificateObserved {
             certificate: record,
         });
+        events.extend(freshness::written(
+            freshness::secret(secret),
+            &written.metadata,
+        ));
     }
     Ok(Done {
         detail: format!(

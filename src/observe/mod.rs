@@ -9,6 +9,7 @@
 pub mod backup;
 mod cluster;
 pub mod fingerprints;
+pub mod freshness;
 mod pods;
 mod replication;
 mod reshard;

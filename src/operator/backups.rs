@@ -38,12 +38,14 @@ use crate::backup::manifest::{
 };
 use crate::backup::run::{NodeAccess, ShardJob, backup_shard};
 use crate::backup::store::BackupStore;
+use crate::observe::freshness::{self, Reads};
 use crate::resources::{ClusterMeta, valkey_addr};
 
 /// How often the task looks for an attempt to carry out.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The ValkeyBackups naming `meta`'s cluster, and their records.
+/// The ValkeyBackups naming `meta`'s cluster, and their records; the
+/// list's and each one's resourceVersion go to `reads`.
 ///
 /// # Errors
 /// [`OperatorError::Kube`] when they cannot be listed.
@@ -51,6 +53,7 @@ pub async fn read_backups(
     client: &kube::Client,
     meta: &ClusterMeta,
     spec: Option<&ValkeyClusterSpec>,
+    reads: &mut Reads,
 ) -> Result<(Vec<ValkeyBackup>, Vec<BackupRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
     let api: Api<ValkeyBackup> = Api::namespaced(client.clone(), ns);
@@ -61,11 +64,16 @@ pub async fn read_backups(
             what: format!("listing the ValkeyBackups of {ns}"),
             source,
         })?;
+    reads.list(freshness::VALKEY_BACKUPS, &listed.metadata);
     let backups: Vec<ValkeyBackup> = listed
         .items
         .into_iter()
         .filter(|b| b.spec.cluster == meta.name)
         .collect();
+    for backup in &backups {
+        let name = backup.metadata.name.as_deref().unwrap_or_default();
+        reads.object(freshness::valkey_backup(name), &backup.metadata);
+    }
     let records = backups
         .iter()
         .map(|b| crate::observe::backup::backup_record(b, ns, &meta.name, spec))

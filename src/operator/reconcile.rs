@@ -1,5 +1,7 @@
 //! The reconciler: feeds what the API shows into the journal and lets the
-//! runtime act. It computes nothing itself. Deletion runs the finalizer:
+//! runtime act. It computes nothing itself. Every read keeps its
+//! resourceVersion, and what a read older than the journal's shows is not
+//! journaled (`observe/freshness.rs`, [`gated`]). Deletion runs the finalizer:
 //! `ClusterDeleted` is journaled, the owned objects are deleted (PVCs only
 //! when the cluster carries `valkey.logbook.dev/delete-pvcs-on-delete:
 //! "true"`), the journal stays.
@@ -22,8 +24,9 @@ use super::error::OperatorError;
 use super::events::Kind;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
-use crate::actuate::{Target, read_password};
+use crate::actuate::{Target, read_password_with_meta};
 use crate::metrics::ClusterLabels;
+use crate::observe::freshness::{self, Reads};
 use crate::observe::{
     observe_failover_request, observe_pods, observe_spec, observe_statefulset,
     observe_switchover_request,
@@ -86,6 +89,33 @@ async fn reconcile_in(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Acti
         | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
         other => OperatorError::Finalizer(other.to_string()),
     })
+}
+
+/// What of `events`, read as `reads` say, the journal takes
+/// ([`freshness::gate`]); each stale read ignored is a warning too, said
+/// once (when its `StaleReadIgnored` is new).
+pub(super) fn gated(
+    rt: &super::runtime::ClusterRuntime,
+    reads: &Reads,
+    events: Vec<Event>,
+) -> Vec<Event> {
+    let events = freshness::gate(&rt.state, reads, events);
+    for event in &events {
+        if let Event::StaleReadIgnored {
+            object,
+            resource_version,
+            journaled,
+        } = event
+        {
+            tracing::warn!(
+                %object,
+                resource_version,
+                journaled,
+                "stale read ignored: the API server answered with an older view than the journal's"
+            );
+        }
+    }
+    events
 }
 
 /// Retries a failed reconcile after a short pause ([`reconcile`] logged
@@ -225,10 +255,15 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     let client = ctx.deps.client.clone();
     let ns = meta.namespace.as_str();
+    // What each read was at: an observation read older than the journal's
+    // is not journaled (`observe/freshness.rs`).
+    let mut reads = Reads::new();
     // The spec and the switchover and failover requests.
+    reads.object(freshness::VALKEY_CLUSTER.to_owned(), &obj.metadata);
     let mut events = observe_spec(&rt.state, &obj);
     events.extend(observe_switchover_request(&rt.state, &obj));
     events.extend(observe_failover_request(&rt.state, &obj));
+    let events = gated(&rt, &reads, events);
     let rejected: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
@@ -270,9 +305,17 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             what: format!("reading the StatefulSet of {ns}/{}", meta.name),
             source,
         })?;
+    reads.list(freshness::PODS, &listed.metadata);
+    for pod in &listed.items {
+        reads.object(freshness::pod(&pod.name_any()), &pod.metadata);
+    }
+    if let Some(sts) = &sts {
+        reads.object(freshness::STATEFUL_SET.to_owned(), &sts.metadata);
+    }
     let mut events = observe_pods(&rt.state, &listed.items);
     events.extend(observe_statefulset(&rt.state, sts.as_ref()));
     let fetch = crate::observe::observe_restore_fetch(&rt.state, &listed.items);
+    let fetch = gated(&rt, &reads, fetch);
     if rt.state.sentinel.enabled {
         let sentinels = pods
             .list(&ListParams::default().labels(&labels::sentinel_selector_string(&meta.name)))
@@ -281,11 +324,16 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
                 what: format!("listing the Sentinel pods of {ns}/{}", meta.name),
                 source,
             })?;
+        reads.list(freshness::SENTINEL_PODS, &sentinels.metadata);
+        for pod in &sentinels.items {
+            reads.object(freshness::pod(&pod.name_any()), &pod.metadata);
+        }
         events.extend(crate::observe::sentinel::observe_sentinel_pods(
             &rt.state,
             &sentinels.items,
         ));
     }
+    let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
     // A restore container that failed is the user's to see (the bucket
     // unreachable from the pods, an object gone): said where they look,
@@ -314,12 +362,24 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // authenticates as its own user, and gives the Sentinels theirs) and
     // the cluster's fingerprint key, without which no password is
     // fingerprinted (its absence journaled, so that it is made).
+    // Read older than the journal's, it is neither journaled nor given
+    // to the operator's clients.
     let internal = super::users::read_internal(&client, &meta).await?;
+    let internal_secret = freshness::secret(
+        &crate::resources::internal_users::internal_secret_name(&meta.name),
+    );
+    reads.at(
+        internal_secret.clone(),
+        internal.resource_version.as_deref(),
+    );
+    let internal_stale = freshness::older(&rt.state, &reads, &internal_secret);
     let key_event = crate::observe::fingerprints::observe_fingerprint_key(
         &rt.state,
         internal.fingerprint_key.is_some(),
     );
-    rt.record(key_event.into_iter().collect(), None).await?;
+    if !internal_stale {
+        rt.record(key_event.into_iter().collect(), None).await?;
+    }
     let fingerprint_key = internal.fingerprint_key.clone();
     let mut prints = crate::observe::fingerprints::Fingerprints::new(fingerprint_key.as_ref());
     // The password (read each reconcile, so a rotated Secret is picked up:
@@ -340,11 +400,20 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             state: &rt.state,
             interrupt: None,
         };
-        match read_password(&client, target).await {
-            Ok(password) => {
-                if let (Some(pw), Some(secret)) =
-                    (&password, spec.auth.effective_password_secret(&meta.name))
-                {
+        match read_password_with_meta(&client, target).await {
+            Ok(read) => {
+                let (password, secret_meta) = read.unzip();
+                let secret = spec.auth.effective_password_secret(&meta.name);
+                let object = secret.as_ref().map(|s| freshness::secret(&s.name));
+                if let (Some(object), Some(m)) = (&object, &secret_meta) {
+                    reads.object(object.clone(), m);
+                }
+                // A password older than the one the journal holds is not
+                // the cluster's any more: the clients keep theirs.
+                let stale = object
+                    .as_deref()
+                    .is_some_and(|o| freshness::older(&rt.state, &reads, o));
+                if let (Some(pw), Some(secret)) = (&password, secret) {
                     cluster_password = crate::observe::users::cluster_password_record(
                         &format!("{}/{}", secret.name, secret.key),
                         pw,
@@ -352,7 +421,9 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
                         &mut prints,
                     );
                 }
-                rt.set_password(password).await;
+                if !stale {
+                    rt.set_password(password).await;
+                }
             }
             Err(err) => {
                 tracing::debug!(seq = rt.state.last_seq, %err, "password not available yet")
@@ -376,9 +447,11 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .collect(),
         _ => Vec::new(),
     };
-    rt.set_internal(internal).await;
+    if !internal_stale {
+        rt.set_internal(internal).await;
+    }
     // TLS: the certificate Secret, the clients' CA, what the nodes serve.
-    let tls_pending = super::tls::observe(&client, &meta, &mut rt).await?;
+    let tls_pending = super::tls::observe(&client, &meta, &mut rt, &mut reads).await?;
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
@@ -389,6 +462,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         &own_secrets,
         &rt.state,
         &mut prints,
+        &mut reads,
     )
     .await?;
     records.extend(cluster_password.or_else(|| {
@@ -417,6 +491,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     let rekeyed = prints.rekeyed(&rt.state);
     rt.record(rekeyed.into_iter().collect(), None).await?;
     let events = crate::observe::users::observe_users(&rt.state, &records);
+    let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
     // What each answering node holds of those users.
     let acls =
@@ -425,8 +500,9 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // The ValkeyBackups naming the cluster.
     let spec_now = rt.state.desired_spec().and_then(Result::ok);
     let (backups, backup_records) =
-        super::backups::read_backups(&client, &meta, spec_now.as_ref()).await?;
+        super::backups::read_backups(&client, &meta, spec_now.as_ref(), &mut reads).await?;
     let events = crate::observe::backup::observe_backups(&rt.state, &backup_records);
+    let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
     rt.act().await?;
     rt.flush_due().await?;

@@ -12,6 +12,7 @@ use logbook_journal::{Reachability, Timestamp};
 
 use super::error::OperatorError;
 use super::runtime::ClusterRuntime;
+use crate::observe::freshness::{self, Reads};
 use crate::observe::tls::{observe_certificate, observe_served};
 use crate::resources::{ClusterMeta, valkey_addr};
 use crate::tls;
@@ -24,6 +25,7 @@ pub async fn observe(
     client: &kube::Client,
     meta: &ClusterMeta,
     rt: &mut ClusterRuntime,
+    reads: &mut Reads,
 ) -> Result<bool, OperatorError> {
     let Some(Ok(spec)) = rt.state.desired_spec() else {
         return Ok(false);
@@ -44,10 +46,27 @@ pub async fn observe(
             what: format!("reading the TLS Secret {ns}/{name}"),
             source,
         })?;
+    let object = freshness::secret(&name);
+    if let Some(secret) = &secret {
+        reads.object(object.clone(), &secret.metadata);
+    }
+    if freshness::older(&rt.state, reads, &object) {
+        // An older certificate than the one the journal holds: neither
+        // journaled nor given to the clients (nor compared with what the
+        // nodes serve).
+        let stale = observe_certificate(
+            &rt.state,
+            tls::read_record(&name, &source, secret.as_ref()).0,
+        );
+        let events = super::reconcile::gated(rt, reads, stale.into_iter().collect());
+        rt.record(events, None).await?;
+        return Ok(false);
+    }
     let (record, material) = tls::read_record(&name, &source, secret.as_ref());
     let problem = record.problem.clone();
     if let Some(event) = observe_certificate(&rt.state, record) {
-        rt.record(vec![event], None).await?;
+        let events = super::reconcile::gated(rt, reads, vec![event]);
+        rt.record(events, None).await?;
         if let Some(problem) = problem {
             rt.publish_event(
                 Kind::Warning,

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use logbook_crds::{UserPhase, ValkeyCluster, ValkeyUser, ValkeyUserStatus, validate_user};
@@ -21,6 +22,7 @@ use serde_json::json;
 
 use super::error::OperatorError;
 use crate::observe::fingerprints::{Fingerprints, NodeAcl, observe_acls};
+use crate::observe::freshness::{self, Reads};
 use crate::observe::users::{password_in, user_record, watched_usernames};
 use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{FingerprintKey, Password, ValkeyClient};
@@ -74,6 +76,7 @@ impl SecretIndex {
 async fn users_of(
     client: &kube::Client,
     meta: &ClusterMeta,
+    reads: &mut Reads,
 ) -> Result<(Api<ValkeyUser>, Vec<ValkeyUser>), OperatorError> {
     let ns = meta.namespace.as_str();
     let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
@@ -84,11 +87,15 @@ async fn users_of(
             what: format!("listing the ValkeyUsers of {ns}"),
             source,
         })?;
-    let users = listed
+    reads.list(freshness::VALKEY_USERS, &listed.metadata);
+    let users: Vec<ValkeyUser> = listed
         .items
         .into_iter()
         .filter(|u| u.spec.cluster == meta.name)
         .collect();
+    for user in &users {
+        reads.object(freshness::valkey_user(&user.name_any()), &user.metadata);
+    }
     Ok((api, users))
 }
 
@@ -98,7 +105,8 @@ async fn users_of(
 /// fingerprint key while there is none is `state`'s as journaled, or
 /// left out while there is none); the Secrets they name, and
 /// `own_secrets` (the cluster's own password's and TLS certificate's),
-/// are indexed for the Secret watch.
+/// are indexed for the Secret watch. What each was read at goes to
+/// `reads`.
 ///
 /// # Errors
 /// [`OperatorError::Kube`] when the users cannot be listed or a finalizer
@@ -110,9 +118,10 @@ pub async fn read_users(
     own_secrets: &[String],
     state: &ClusterState,
     prints: &mut Fingerprints<'_>,
+    reads: &mut Reads,
 ) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
     let ns = meta.namespace.as_str();
-    let (api, users) = users_of(client, meta).await?;
+    let (api, users) = users_of(client, meta, reads).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut records = Vec::new();
     let mut named = BTreeSet::new();
@@ -137,6 +146,9 @@ pub async fn read_users(
                         source,
                     }
                 })?;
+                if let Some(secret) = &secret {
+                    reads.object(freshness::secret(&secret_ref.name), &secret.metadata);
+                }
                 Some(password_in(
                     secret.as_ref(),
                     ns,
@@ -500,6 +512,8 @@ pub struct Internal {
     pub passwords: BTreeMap<String, Password>,
     /// The cluster's fingerprint key, when the Secret holds a usable one.
     pub fingerprint_key: Option<FingerprintKey>,
+    /// The Secret's resourceVersion, when it exists.
+    pub resource_version: Option<String>,
 }
 
 /// The internal users' passwords of `meta`'s cluster and its fingerprint
@@ -525,6 +539,9 @@ pub async fn read_internal(
             source,
         })?;
     let fingerprint_key = fingerprint_key_in(secret.as_ref());
+    let resource_version = secret
+        .as_ref()
+        .and_then(|s| s.metadata.resource_version.clone());
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     let passwords = INTERNAL_USERS
         .iter()
@@ -536,5 +553,6 @@ pub async fn read_internal(
     Ok(Internal {
         passwords,
         fingerprint_key,
+        resource_version,
     })
 }

@@ -28,6 +28,27 @@ impl Env {
         }
     }
 
+    /// The local API server's address, `http://<ip>:<port>` (localkube
+    /// only: the real control plane serves HTTPS).
+    pub fn api_url(&self) -> String {
+        match self.server.as_ref().expect("the local cluster runs") {
+            Backend::Local(server) => server.url(),
+            Backend::Kubernetes(_) => {
+                panic!("this test needs localkube's plain-HTTP API server")
+            }
+        }
+    }
+
+    /// [`Env::write_kubeconfig_to`], pointing at `server` (a proxy in front
+    /// of the local API server, [`Env::api_url`]) instead.
+    pub fn write_kubeconfig_via(&self, path: &Path, server: &str) {
+        self.write_kubeconfig_to(path);
+        let text = std::fs::read_to_string(path).unwrap();
+        let url = self.api_url();
+        assert!(text.contains(&url), "{url} not in the kubeconfig:\n{text}");
+        std::fs::write(path, text.replace(&url, server)).unwrap();
+    }
+
     /// The ConfigMap journal store of [`NS`], as an operator started with
     /// `--journal configmap` writes it.
     pub fn config_map_journal(&self) -> ConfigMapStore {
@@ -137,6 +158,27 @@ impl JournalTail {
     pub fn after(&self, seq: u64) -> &[Envelope] {
         let start = self.events.partition_point(|e| e.seq <= seq);
         &self.events[start..]
+    }
+
+    /// Reads on until an event after `seq` satisfies `found`, for at most
+    /// `timeout`; returns it (`None`: none came).
+    pub async fn wait_for(
+        &mut self,
+        seq: u64,
+        timeout: Duration,
+        found: impl Fn(&Envelope) -> bool,
+    ) -> Option<Envelope> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.catch_up().await;
+            if let Some(e) = self.after(seq).iter().find(|e| found(e)) {
+                return Some(e.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -346,6 +346,18 @@ impl ClaimMonitor {
         }
     }
 
+    /// The moments of conflict since the start or the last call (a run
+    /// that carries out a planned switchover discards its own:
+    /// `tests/stale_state.rs`).
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.conflicts.lock().unwrap())
+    }
+
+    /// The polls made so far.
+    pub fn polls(&self) -> usize {
+        self.polls.load(Ordering::Relaxed)
+    }
+
     /// Stops; returns the polls made and the moments of conflict.
     pub fn stop(self) -> (usize, Vec<String>) {
         self.task.abort();

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod replication;
 pub mod reshard;
 pub mod sentinel;
+pub mod sources;
 pub mod tls;
 pub mod upcast;
 pub mod users;
@@ -108,6 +109,12 @@ pub struct ClusterState {
     /// The cluster's fingerprint key, as last read (an older snapshot
     /// reads as never read).
     pub fingerprint_key: FingerprintKeyView,
+    /// The resourceVersion each API object was last read at, for
+    /// telling a stale read (`ResourceVersionsObserved`,
+    /// `StaleReadIgnored`). Not serialized while empty, so a snapshot of
+    /// a journal without them keeps its digest.
+    #[serde(skip_serializing_if = "sources::SourcesPart::is_empty")]
+    pub sources: sources::SourcesPart,
 }
 
 /// The cluster's fingerprint key (Secret `<cluster>-internal`, key

@@ -625,6 +625,7 @@ impl ClusterRuntime {
         let crate::operator::users::Internal {
             passwords: internal,
             fingerprint_key,
+            ..
         } = internal;
         self.fingerprint_key = fingerprint_key;
         let identity = internal

@@ -18,6 +18,7 @@ mod intents;
 mod operator;
 mod pods;
 mod sentinel;
+mod sources;
 mod spec;
 mod tls;
 mod users;
@@ -156,6 +157,9 @@ impl ClusterState {
             Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::OwnedObjectsDeleted { .. } => self.fold_deletion(seq, at, body),
+            Event::ResourceVersionsObserved { .. } | Event::StaleReadIgnored { .. } => {
+                self.fold_sources(seq, at, body);
+            }
         }
     }
 
