@@ -292,8 +292,10 @@ async fn an_issue_that_fails_after_creating_the_ca_journals_it() {
     )
     .await;
     let events = outcome.unwrap();
+    // The new certificate, and the version its Secret was written at
+    // (`observe::freshness`): no second CA.
     let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
-    assert_eq!(kinds, ["CertificateObserved"]);
+    assert_eq!(kinds, ["CertificateObserved", "ResourceVersionsObserved"]);
 }
 
 /// A TLS-only Redis 7.0 server (Debian's, built with TLS) on `ip`:6379
