@@ -951,6 +951,9 @@ fn cluster_read(name: &str) -> bool {
             | "CLUSTER INFO"
             | "CLUSTER MYID"
             | "CLUSTER NODES"
+            // The probe's pipeline: NODES, INFO, INFO replication and
+            // GETSLOTMIGRATIONS, all reads.
+            | "CLUSTER probe"
             | "CLUSTER SHARDS"
     )
 }

@@ -158,3 +158,21 @@ async fn a_migrate_refusal_never_quotes_the_password() {
         assert!(text.contains(auth), "{text}");
     }
 }
+
+/// The effect gate counts what changes a server, never a read: a Cluster
+/// pod's probe (a pipeline of reads) made outside any intent is no effect
+/// (the reshard's effect sweep took every probe round for one).
+#[test]
+fn probes_and_reads_are_no_effect() {
+    for read in [
+        "CLUSTER probe",
+        "CLUSTER NODES",
+        "CLUSTER GETSLOTMIGRATIONS",
+        "SENTINEL probe",
+    ] {
+        assert!(!changes_a_server(read), "{read}");
+    }
+    for write in ["CLUSTER MIGRATESLOTS", "CLUSTER SETSLOT", "REPLICAOF"] {
+        assert!(changes_a_server(write), "{write}");
+    }
+}

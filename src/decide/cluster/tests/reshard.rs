@@ -250,6 +250,61 @@ fn a_migration_seen_under_way_is_waited_for_under_its_own_slots_and_nothing_else
     assert!(g.state.reshard.migrations.is_empty());
 }
 
+/// A new leader finds the reshard's moves in flight, the job of one still
+/// under way on its source (its probe round saw it): nothing shows the
+/// moves done, so they are abandoned, and the decision afresh waits for
+/// that job under exactly its slots (the executor adopts it), starting
+/// nothing else and never the same slots twice.
+#[test]
+fn a_move_found_in_flight_with_its_job_under_way_is_decided_afresh_as_that_job() {
+    let mut g = laid_out(4, &three_bare(), 4, 0);
+    let planned = g.decide();
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    let ids: Vec<uuid::Uuid> = (0..3).map(|n| uuid::Uuid::from_u128(7_000 + n)).collect();
+    g.event(Event::Decided {
+        intents: planned
+            .iter()
+            .zip(&ids)
+            .map(|(d, id)| logbook_journal::PlannedIntent {
+                intent_id: *id,
+                intent: d.intent.clone(),
+                reason: d.reason.clone(),
+            })
+            .collect(),
+    });
+    g.event(Event::OperatorStarted {
+        version: "t".to_owned(),
+        instance: "op-2".to_owned(),
+        epoch: 2,
+        gap_ms: Some(3_000),
+    });
+    g.event(Event::SlotMigrationObserved {
+        pod: pod(0),
+        job: job("replicating"),
+        elapsed_ms: None,
+    });
+    for (d, id) in planned.iter().zip(&ids) {
+        assert_eq!(crate::decide::already_done(&g.state, &d.intent), None);
+        g.event(Event::IntentAbandoned {
+            intent_id: *id,
+            reason: "found without an outcome when the journal was taken over".to_owned(),
+        });
+    }
+    assert_eq!(
+        g.intents(),
+        vec![Intent::MoveSlots {
+            from: pod(0),
+            from_node: node(0, 0),
+            to: pod(3),
+            to_node: node(3, 0),
+            slots: vec![SlotRange {
+                start: 4096,
+                end: 5461
+            }],
+        }]
+    );
+}
+
 #[test]
 fn a_half_moved_slot_is_finished_towards_its_target_or_its_lone_marker_cleared() {
     let mut g = laid_out(6, &three(), 3, 1);
