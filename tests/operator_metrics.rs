@@ -210,7 +210,9 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     let internal: kube::Api<k8s_openapi::api::core::v1::Secret> = env.api();
     let internal = internal.get("demo-internal").await.unwrap();
     for (key, value) in internal.data.unwrap() {
-        let value = String::from_utf8(value.0).unwrap();
+        // The fingerprint key is bytes: looked for as hex.
+        let value = String::from_utf8(value.0.clone())
+            .unwrap_or_else(|_| value.0.iter().map(|b| format!("{b:02x}")).collect());
         assert!(
             !ready.contains(&value),
             "internal password {key} in /metrics"
