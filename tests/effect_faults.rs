@@ -235,18 +235,24 @@ impl Sweep {
                 drop(armed);
                 self.journal.catch_up().await;
                 let crash_seq = self.journal.seq();
+                // What the projection holds in flight at the abort.
+                let in_flight = self
+                    .env
+                    .cm_journal_state(self.journal.stream())
+                    .await
+                    .in_flight;
                 let fresh_name = format!("{prefix}-fx-{i}-fresh");
                 let (fresh, fresh_log) = self.effect_instance(&fresh_name, None);
                 let (takeover_seq, _, _) = self.wait_takeover(&fresh_name, crash_seq).await;
-                (fresh, takeover_seq, Some((crash_seq, fresh_log)))
+                (fresh, takeover_seq, Some((crash_seq, in_flight, fresh_log)))
             }
         };
         let (primaries, _) = self.check_converged(min_seq).await;
         let converged = triggered.elapsed();
         let aborted = fresh.is_some();
-        let crash_seq = fresh.map(|(crash_seq, log)| {
+        let at_crash = fresh.map(|(crash_seq, in_flight, log)| {
             records.extend(read_log(&log));
-            crash_seq
+            (crash_seq, in_flight)
         });
         // Every effect explained by a decision of the journal.
         self.journal.catch_up().await;
@@ -268,27 +274,9 @@ impl Sweep {
         );
         // Each intent in flight at the abort resolved by the fresh one.
         let mut resolved = Vec::new();
-        if let Some(crash_seq) = crash_seq {
-            let events = self.journal.after(0);
-            let at_crash: Vec<_> = events.iter().filter(|e| e.seq <= crash_seq).collect();
-            let mut in_flight: BTreeMap<Uuid, String> = BTreeMap::new();
-            for e in &at_crash {
-                match &e.body {
-                    Event::Decided { intents } => {
-                        for p in intents {
-                            in_flight
-                                .insert(p.intent_id, logbook::operator::describe_intent(&p.intent));
-                        }
-                    }
-                    Event::IntentSucceeded { intent_id, .. }
-                    | Event::IntentFailed { intent_id, .. }
-                    | Event::IntentAbandoned { intent_id, .. } => {
-                        in_flight.remove(intent_id);
-                    }
-                    _ => {}
-                }
-            }
-            for (id, what) in in_flight {
+        if let Some((crash_seq, in_flight)) = at_crash {
+            for (id, found) in in_flight {
+                let what = logbook::operator::describe_intent(&found.planned.intent);
                 let how = resolution(self.journal.after(crash_seq), id)
                     .map(|(_, how)| how)
                     .unwrap_or_else(|| {
