@@ -131,7 +131,7 @@ else
 	for group in a b c; do
 		# (grep finds nothing in a group that passed: not an error here)
 		printf -- '--- e2e group %s\n' "$group"
-		grep -E '^test .* FAILED|panicked' "$DIR/e2e-$group.log" | head -n 20 || true
+		grep -E -A4 '^test .* FAILED|panicked' "$DIR/e2e-$group.log" | head -n 40 || true
 		tail -n 40 "$DIR/e2e-$group.log" || true
 	done
 	fail "end to end on the real control plane (above)"

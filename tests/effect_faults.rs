@@ -108,6 +108,33 @@ fn learned(records: &[Record]) -> Learned {
     by_intent
 }
 
+/// The intents among `records` that made an effect on the cluster.
+fn learned_intents(records: &[Record]) -> BTreeSet<String> {
+    learned(records).into_keys().collect()
+}
+
+/// The intents of `learned` (those `extent` covers) that no run of `runs`
+/// injected its fault into.
+fn never_faulted(learned: Option<&Learned>, extent: Extent, runs: &[PlanRun]) -> Vec<String> {
+    let Some(learned) = learned else {
+        return Vec::new();
+    };
+    let faulted: BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| r.fired.is_some())
+        .filter_map(|r| r.plan.intent.as_deref())
+        .collect();
+    learned
+        .keys()
+        .filter(|intent| match extent {
+            Extent::Of(only) => intent.as_str() == only,
+            Extent::Full | Extent::Short => true,
+        })
+        .filter(|intent| !faulted.contains(intent.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// The plans of `extent` over what a learning run found.
 fn plans(learned: &Learned, extent: Extent) -> Vec<Plan> {
     let plan = |intent: &str, nth: usize, action: Action| Plan {
@@ -336,12 +363,19 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
         }
     };
     let mut runs = Vec::new();
-    for (i, plan) in plans.iter().enumerate() {
-        let i = u64::try_from(i).unwrap() + 1;
+    // The intents the plan runs made effects for, faulted or not.
+    let mut recurred: BTreeSet<String> = BTreeSet::new();
+    let mut queue: std::collections::VecDeque<Plan> = plans.into();
+    let mut retried: BTreeSet<String> = BTreeSet::new();
+    let mut i = 0;
+    while let Some(plan) = queue.pop_front() {
+        i += 1;
+        let plan = &plan;
         let json = serde_json::to_string(plan).unwrap();
         eprintln!("{name}: plan {i}: {json} (alone: {PLAN_ENV}='{json}')");
-        let (run, _, next) = sweep.effect_point(i, Some(plan), leader).await;
+        let (run, records, next) = sweep.effect_point(i, Some(plan), leader).await;
         leader = next;
+        recurred.extend(learned_intents(&records));
         eprintln!(
             "  {} at {}; {}; in flight {}; converged in {:.1?}",
             plan.action.name(),
@@ -359,6 +393,23 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
             run.converged
         );
         runs.push(run);
+        if queue.is_empty() {
+            // An intent the learning run found that no plan has reached yet
+            // (the workload's timing decides whether some intents happen at
+            // all, a restarted pod's repair for one): its first effect is
+            // planned again, once.
+            for intent in never_faulted(learned.as_ref(), extent, &runs) {
+                if retried.insert(intent.clone()) {
+                    for action in [Action::Fail, Action::Kill] {
+                        queue.push_back(Plan {
+                            intent: Some(intent.clone()),
+                            nth: 1,
+                            action,
+                        });
+                    }
+                }
+            }
+        }
     }
     leader.stop(&sweep.env, &sweep.name, true).await;
     if let Some(claims) = claims {
@@ -381,28 +432,21 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
     let fired = runs.iter().filter(|r| r.fired.is_some()).count();
     // Every intent the learning run found faulted at least once (of the
     // one intent, for a sweep of one): a plan list that reaches nothing
-    // proves nothing.
-    if let Some(learned) = &learned {
-        let learned: BTreeMap<&String, &Vec<String>> = learned
-            .iter()
-            .filter(|(intent, _)| match extent {
-                Extent::Of(only) => intent.as_str() == only,
-                Extent::Full | Extent::Short => true,
-            })
-            .collect();
-        let faulted: BTreeSet<&str> = runs
-            .iter()
-            .filter(|r| r.fired.is_some())
-            .filter_map(|r| r.plan.intent.as_deref())
-            .collect();
-        let never: Vec<&String> = learned
-            .keys()
-            .copied()
-            .filter(|i| !faulted.contains(i.as_str()))
-            .collect();
-        assert!(
-            never.is_empty(),
-            "{name}: no plan reached an effect of {never:?}"
+    // proves nothing. An intent that no plan run made any effect for, even
+    // when planned again, happened only by the learning run's timing: it is
+    // named, not failed.
+    let never = never_faulted(learned.as_ref(), extent, &runs);
+    let (unreached, timing): (Vec<String>, Vec<String>) = never
+        .into_iter()
+        .partition(|intent| recurred.contains(intent));
+    assert!(
+        unreached.is_empty(),
+        "{name}: no plan reached an effect of {unreached:?}, though the plan runs made effects for them"
+    );
+    if !timing.is_empty() {
+        eprintln!(
+            "{name}: {timing:?} made effects in the learning run only (none in {} plan runs): not faulted",
+            runs.len()
         );
     }
     eprintln!(
