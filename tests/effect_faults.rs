@@ -5,7 +5,8 @@
 //!
 //! A sweep takes one workload (a scenario of the crash sweeps: a new
 //! cluster, a failover by kill or by deletion, a config roll with its
-//! switchover, a reshard) on one topology. Its learning run carries the
+//! switchover, a reshard, a certificate issued with its CA or renewed
+//! and reloaded on every node) on one topology. Its learning run carries the
 //! workload out with every effect recorded (`LOGBOOK_EFFECT_LOG`): each
 //! effect on the cluster, the intent it served, and its number `k` among
 //! the effects of intents of that name. The sweep then runs one plan per
@@ -227,7 +228,7 @@ impl Sweep {
     ) -> (PlanRun, Vec<Record>, OperatorProcess) {
         let prefix = format!("{}{}", self.topology.prefix(), self.scenario.prefix());
         leader.stop(&self.env, &self.name, true).await;
-        if self.scenario == Scenario::Create {
+        if self.scenario.creates() {
             self.journal = self
                 .env
                 .cm_journal_tail(&logbook_journal::StreamId::operator());
@@ -494,6 +495,11 @@ async fn effect_sweep_scale_out_and_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_certificate_renewal() {
+    sweep(Topology::Replication, Scenario::Renew, Extent::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effect_sweep_backup() {
     sweep(Topology::Replication, Scenario::Backup, Extent::Short).await;
 }
@@ -530,4 +536,7 @@ full! {
     full_effect_sweep_cluster_failover_by_kill: Cluster KillPrimary;
     full_effect_sweep_cluster_failover_by_deletion: Cluster DeletePrimary;
     full_effect_sweep_cluster_reshard: Cluster Reshard;
+    full_effect_sweep_replication_tls_bootstrap: Replication CreateTls;
+    full_effect_sweep_replication_certificate_renewal: Replication Renew;
+    full_effect_sweep_cluster_certificate_renewal: Cluster Renew;
 }

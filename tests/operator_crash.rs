@@ -112,7 +112,7 @@ impl Sweep {
         // The leader releases the Lease on SIGTERM: the armed instance
         // takes over at its first try.
         leader.stop(&self.env, &self.name, false).await;
-        if self.scenario == Scenario::Create {
+        if self.scenario.creates() {
             self.journal = self.env.cm_journal_tail(&StreamId::operator());
         }
         self.journal.catch_up().await;
@@ -302,7 +302,7 @@ fn resolution_kind(how: &str) -> &'static str {
 async fn sweep(topology: Topology, scenario: Scenario) {
     let began = Instant::now();
     let (mut sweep, mut leader) = Sweep::start(topology, scenario).await;
-    let one_cluster = scenario != Scenario::Create;
+    let one_cluster = !scenario.creates();
     let password = if one_cluster {
         sweep.env.password(NAME).await
     } else {

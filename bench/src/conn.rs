@@ -42,6 +42,70 @@ pub(crate) fn join_addr(host: &str, port: u16) -> String {
     }
 }
 
+/// The host prefixes whose servers the harness reaches over TLS (see
+/// [`speak_tls_to`]).
+static TLS_HOSTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// While held, every connection the harness opens (and those the tests
+/// open with [`client`]) to a host starting with its prefix speaks TLS:
+/// the pods of a cluster with `spec.tls` serve no plaintext port.
+/// Dropping it ends that.
+#[must_use = "the hosts speak TLS only while this is held"]
+#[derive(Debug)]
+pub struct TlsHosts {
+    prefix: String,
+}
+
+impl Drop for TlsHosts {
+    fn drop(&mut self) {
+        let mut hosts = TLS_HOSTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = hosts.iter().position(|p| *p == self.prefix) {
+            hosts.swap_remove(i);
+        }
+    }
+}
+
+/// Connections to hosts starting with `prefix` (a pod network's
+/// `198.18.3.`, say) speak TLS while the returned guard is held. The
+/// harness checks what the servers hold, not who they are: the server's
+/// certificate is not verified (tests/operator_tls.rs does that, with
+/// `redis-cli` and `openssl s_client`).
+pub fn speak_tls_to(prefix: impl Into<String>) -> TlsHosts {
+    let prefix = prefix.into();
+    TLS_HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(prefix.clone());
+    TlsHosts { prefix }
+}
+
+/// A client for `host:port`: over TLS when [`speak_tls_to`] names the
+/// host, plaintext otherwise.
+///
+/// # Errors
+///
+/// The redis crate's, for an address it cannot use.
+pub fn client(host: &str, port: u16) -> redis::RedisResult<Client> {
+    let tls = TLS_HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|prefix| host.starts_with(prefix.as_str()));
+    let host = host.to_owned();
+    Client::open(if tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: true,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    })
+}
+
 /// Opens a connection to `addr` and sends `AUTH` when there is a password,
 /// all within `limit`.
 pub(crate) async fn connect(
@@ -55,7 +119,7 @@ pub(crate) async fn connect(
         command: "connect",
         source,
     };
-    let client = Client::open(ConnectionAddr::Tcp(host, port)).map_err(failed)?;
+    let client = client(&host, port).map_err(failed)?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(None)
         .set_response_timeout(None);

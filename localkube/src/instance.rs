@@ -203,6 +203,18 @@ impl Instance {
         }
     }
 
+    /// The address prefixes (up to a dot) of its pods and ClusterIPs, as
+    /// a client tells this instance's hosts from another's.
+    pub fn host_prefixes(&self) -> Vec<String> {
+        match self.network {
+            Network::Loopback => vec![format!("127.{}.", self.number)],
+            Network::Benchmark => vec![
+                format!("198.18.{}.", self.number),
+                format!("198.19.{}.", self.number),
+            ],
+        }
+    }
+
     /// Whether `ip` is one of its ClusterIPs.
     pub fn owns_service_ip(&self, ip: Ipv4Addr) -> bool {
         let [a, b, c, _] = ip.octets();

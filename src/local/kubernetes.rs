@@ -210,9 +210,17 @@ pub fn faults_file(kubeconfig: &Path) -> PathBuf {
 pub struct LocalKubernetes {
     control_plane: ControlPlane,
     node: logbook_localkube::remote_node::RemoteNode,
+    /// The node's instance: its addresses.
+    instance: Arc<logbook_localkube::instance::Instance>,
 }
 
 impl LocalKubernetes {
+    /// The address prefixes of the node's pods and ClusterIPs
+    /// ([`logbook_localkube::instance::Instance::host_prefixes`]).
+    pub fn host_prefixes(&self) -> Vec<String> {
+        self.instance.host_prefixes()
+    }
+
     /// Starts it under `work` (`controlplane/` and `node/`).
     ///
     /// # Errors
@@ -286,7 +294,9 @@ impl LocalKubernetes {
                 client_ca: control_plane.pki.join("ca.crt"),
             }),
         };
-        let node = match logbook_localkube::remote_node::RemoteNode::join(instance, config).await {
+        let node = match logbook_localkube::remote_node::RemoteNode::join(instance.clone(), config)
+            .await
+        {
             Ok(n) => n,
             Err(e) => {
                 control_plane.stop().await;
@@ -296,6 +306,7 @@ impl LocalKubernetes {
         let me = Self {
             control_plane,
             node,
+            instance,
         };
         if let Err(e) = install_crds(&admin).await {
             me.shutdown().await;

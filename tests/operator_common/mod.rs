@@ -324,6 +324,14 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// The address prefixes of the pods and ClusterIPs.
+    pub(crate) fn host_prefixes(&self) -> Vec<String> {
+        match self {
+            Self::Local(s) => s.instance().map(|i| i.host_prefixes()).unwrap_or_default(),
+            Self::Kubernetes(k) => k.host_prefixes(),
+        }
+    }
+
     /// localkube's server; a test that needs it on the real control plane
     /// fails saying so.
     pub(crate) fn local(&self) -> &RunningServer {
@@ -601,6 +609,19 @@ impl Env {
         }
         let left = leftover_processes(&self.state_dir);
         assert!(left.is_empty(), "processes left behind: {left:?}");
+    }
+
+    /// While held, the harness's connections to this environment's pods
+    /// and Services speak TLS ([`logbook_bench::speak_tls_to`]): for
+    /// clusters with `spec.tls`, which serve no plaintext port.
+    pub fn speak_tls(&self) -> Vec<logbook_bench::TlsHosts> {
+        self.server
+            .as_ref()
+            .map(Backend::host_prefixes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(logbook_bench::speak_tls_to)
+            .collect()
     }
 
     /// The fault injector of the kubelet.

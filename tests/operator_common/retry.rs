@@ -101,11 +101,7 @@ async fn write_once(
     let limit = Duration::from_millis(1500);
     if con.is_none() {
         let (host, port) = addr.rsplit_once(':').unwrap();
-        let client = redis::Client::open(redis::ConnectionAddr::Tcp(
-            host.to_owned(),
-            port.parse().unwrap(),
-        ))
-        .unwrap();
+        let client = logbook_bench::client(host, port.parse().unwrap()).unwrap();
         let mut c = tokio::time::timeout(limit, client.get_multiplexed_async_connection())
             .await
             .map_err(|_| "connect timed out".to_owned())?

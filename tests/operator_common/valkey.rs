@@ -6,11 +6,7 @@ use super::*;
 /// A connection to `addr` authenticated with `password` (5 s deadlines).
 pub async fn connect(addr: &str, password: &str) -> MultiplexedConnection {
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let client = redis::Client::open(redis::ConnectionAddr::Tcp(
-        host.to_owned(),
-        port.parse().unwrap(),
-    ))
-    .unwrap();
+    let client = logbook_bench::client(host, port.parse().unwrap()).unwrap();
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(5)));
@@ -92,11 +88,7 @@ pub async fn role(addr: &str, password: &str) -> (String, Option<String>) {
 /// a second at each step (down, restarting, loading) or answers an error.
 pub async fn try_query(addr: &str, password: &str, cmd: &redis::Cmd) -> Option<redis::Value> {
     let (host, port) = addr.rsplit_once(':')?;
-    let client = redis::Client::open(redis::ConnectionAddr::Tcp(
-        host.to_owned(),
-        port.parse().ok()?,
-    ))
-    .ok()?;
+    let client = logbook_bench::client(host, port.parse().ok()?).ok()?;
     let limit = Duration::from_secs(1);
     let mut con = tokio::time::timeout(limit, client.get_multiplexed_async_connection())
         .await

@@ -92,6 +92,15 @@ pub enum Scenario {
     /// A ValkeyBackup of the cluster taken to an S3 bucket (moto's
     /// server): every shard's RDB streamed there, then its manifest.
     Backup,
+    /// [`Scenario::Create`] of a cluster with `spec.tls` from the
+    /// operator's CA: the CA created, the certificate issued, and the
+    /// pods bootstrapped over TLS (Valkey 8.0, the build with TLS).
+    CreateTls,
+    /// On a cluster with `spec.tls` from the operator's CA, the
+    /// certificate falls due (its Secret's expiry moved within the last
+    /// third of its life): a new one issued, and every node made to
+    /// serve it without a restart.
+    Renew,
 }
 
 impl Scenario {
@@ -106,9 +115,25 @@ impl Scenario {
             Self::Users => "users",
             Self::DeleteCluster => "deletion",
             Self::Backup => "backup",
+            Self::CreateTls => "create-tls",
+            Self::Renew => "renew",
         }
     }
+
+    /// Whether each point creates a new cluster.
+    pub fn creates(self) -> bool {
+        matches!(self, Self::Create | Self::CreateTls)
+    }
+
+    /// Whether its clusters serve TLS only.
+    pub fn tls(self) -> bool {
+        matches!(self, Self::CreateTls | Self::Renew)
+    }
 }
+
+/// The image of clusters with `spec.tls`: Valkey 8.0 with TLS (localkube
+/// runs Debian's build for it; the default image's server has no TLS).
+pub const TLS_IMAGE: &str = "valkey/valkey:8.0";
 
 /// How an armed instance's run ended.
 pub enum Run {
@@ -155,6 +180,12 @@ pub struct Sweep {
     pub s3: Option<S3Server>,
     /// The ValkeyBackup the last trigger created (`Backup`).
     pub backup: Option<String>,
+    /// The fingerprint of the certificate the last trigger let fall due
+    /// (`Renew`).
+    pub old_certificate: Option<String>,
+    /// While the sweep runs, the harness speaks TLS to the pods (for the
+    /// scenarios with `spec.tls`).
+    pub tls: Vec<logbook_bench::TlsHosts>,
 }
 
 impl Sweep {
@@ -179,10 +210,15 @@ impl Sweep {
         if let Some(s3) = &s3 {
             put_s3_secret(&env, s3).await;
         }
-        let (journal, probe) = if scenario == Scenario::Create {
+        let tls = if scenario.tls() {
+            env.speak_tls()
+        } else {
+            Vec::new()
+        };
+        let (journal, probe) = if scenario.creates() {
             (env.cm_journal_tail(&StreamId::operator()), None)
         } else {
-            let mut yaml = topology.yaml(NAME);
+            let mut yaml = spec_yaml(topology, scenario, NAME);
             if scenario == Scenario::Backup {
                 yaml.push_str(&format!(
                     "  backup:\n    destination:\n      bucket: {BUCKET}\n      prefix: sweep\n      credentialsSecret: {S3_SECRET}\n"
@@ -233,8 +269,10 @@ impl Sweep {
             old_user_password: None,
             s3,
             backup: None,
+            old_certificate: None,
+            tls,
         };
-        if scenario == Scenario::Create {
+        if scenario.creates() {
             // Leading (so that it stops cleanly at the first point: its
             // SIGTERM handler is in place).
             sweep.wait_takeover(&setup, 0).await;
@@ -334,9 +372,10 @@ impl Sweep {
         self.journal.catch_up().await;
         let env = &self.env;
         match self.scenario {
-            Scenario::Create => {
+            Scenario::Create | Scenario::CreateTls => {
                 self.name = format!("new-{n}");
-                env.apply_yaml(&self.topology.yaml(&self.name)).await;
+                env.apply_yaml(&spec_yaml(self.topology, self.scenario, &self.name))
+                    .await;
                 self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
                 return 0;
             }
@@ -409,6 +448,23 @@ impl Sweep {
                 self.change.clone_from(&name);
                 self.backup = Some(name);
             }
+            Scenario::Renew => {
+                let secret = format!("{NAME}-tls");
+                self.old_certificate = Some(secret_certificate(env, &secret).await);
+                // Due: less than a third of its 90 days left.
+                let not_after = chrono::Utc::now() + chrono::Duration::days(1);
+                env.api::<Secret>()
+                    .patch(
+                        &secret,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                            logbook::tls::NOT_AFTER_ANNOTATION: not_after.to_rfc3339()
+                        }}})),
+                    )
+                    .await
+                    .unwrap();
+                self.change = "certificate due".to_owned();
+            }
         }
         self.journal.seq()
     }
@@ -440,6 +496,9 @@ impl Sweep {
                 .status
                 .as_ref()
                 .is_some_and(|s| s.phase == Some(BackupPhase::Completed));
+        }
+        if self.scenario == Scenario::Renew {
+            return self.renewed().await;
         }
         if self.scenario != Scenario::Roll {
             return true;
@@ -712,7 +771,7 @@ impl Sweep {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
-            Scenario::Create => {
+            Scenario::Create | Scenario::CreateTls => {
                 let name = self.name.clone();
                 env.vkcs()
                     .delete(&name, &DeleteParams::default())
@@ -747,7 +806,8 @@ impl Sweep {
             }
             Scenario::DeleteCluster => {
                 // Created again, for the next point to delete.
-                env.apply_yaml(&self.topology.yaml(NAME)).await;
+                env.apply_yaml(&spec_yaml(self.topology, self.scenario, NAME))
+                    .await;
                 self.topology
                     .wait_ready(env, NAME, Duration::from_secs(60))
                     .await;
@@ -757,9 +817,78 @@ impl Sweep {
             | Scenario::Roll
             | Scenario::Scale
             | Scenario::Users
-            | Scenario::Backup => {}
+            | Scenario::Backup
+            | Scenario::Renew => {}
         }
     }
+
+    /// Whether the certificate that fell due is replaced: the Secret holds
+    /// another, and every pod serves that one (as a TLS handshake with it
+    /// shows, not as the status says).
+    async fn renewed(&self) -> bool {
+        let env = &self.env;
+        let now = secret_certificate(env, &format!("{NAME}-tls")).await;
+        if Some(&now) == self.old_certificate.as_ref() {
+            return false;
+        }
+        let pods = env.pods(NAME).await;
+        if pods.len() != self.topology.pods() {
+            return false;
+        }
+        for pod in pods {
+            let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+                return false;
+            };
+            let addr = format!("{ip}:6379");
+            let served = tokio::task::spawn_blocking(move || served_certificate(&addr))
+                .await
+                .unwrap();
+            if served.as_ref() != Some(&now) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The spec of a new cluster `name` for `scenario`.
+pub fn spec_yaml(topology: Topology, scenario: Scenario, name: &str) -> String {
+    let mut yaml = topology.yaml(name);
+    if scenario.tls() {
+        yaml.push_str(&format!(
+            "  image: {TLS_IMAGE}\n  tls:\n    enabled: true\n"
+        ));
+    }
+    yaml
+}
+
+/// The fingerprint of the certificate in Secret `name`'s `tls.crt`.
+pub async fn secret_certificate(env: &Env, name: &str) -> String {
+    let secret = env.api::<Secret>().get(name).await.unwrap();
+    let pem = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(logbook::tls::CERT_KEY))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default();
+    logbook::valkey::pem_fingerprint(&pem).unwrap_or_default()
+}
+
+/// The fingerprint of the certificate `addr` serves (`openssl s_client`;
+/// none when it does not answer a handshake).
+pub fn served_certificate(addr: &str) -> Option<String> {
+    // (`timeout`: a frozen server accepts the connection and says nothing.)
+    let out = std::process::Command::new("timeout")
+        .args(["5", "openssl", "s_client", "-connect", addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let start = text.find(begin)?;
+    let stop = text[start..].find(end)? + start + end.len();
+    logbook::valkey::pem_fingerprint(&text[start..stop])
 }
 
 pub fn restarts(pod: &Pod) -> i32 {
