@@ -42,6 +42,8 @@
 mod cluster;
 mod operator_common;
 mod s3_server;
+#[path = "operator_crash/scenario.rs"]
+mod scenario;
 #[path = "operator_crash/sweep.rs"]
 mod sweep;
 #[path = "operator_crash/topology.rs"]

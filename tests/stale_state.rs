@@ -46,6 +46,8 @@ mod operator_common;
 #[path = "stale_state/owned.rs"]
 mod owned;
 mod s3_server;
+#[path = "operator_crash/scenario.rs"]
+mod scenario;
 #[path = "operator_crash/sweep.rs"]
 mod sweep;
 #[path = "operator_crash/topology.rs"]

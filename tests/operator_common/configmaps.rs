@@ -95,6 +95,32 @@ impl Env {
         report
     }
 
+    /// `stream`'s ConfigMap journal at rest, as every fault sweep checks
+    /// it after a plan: no intent left in flight (waited for up to 20 s),
+    /// the chain verifies ([`Env::cm_verify_journal`]) and `logbook
+    /// replay audit` finds nothing. Err: the intents in flight, or the
+    /// audit's report, for the caller to fail with beside its own dump.
+    pub async fn cm_journal_at_rest(
+        &self,
+        stream: &StreamId,
+    ) -> Result<logbook_replay::audit::AuditReport, String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = self.cm_journal_state(stream).await;
+            if state.in_flight.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("intents left in flight: {:?}", state.in_flight));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.cm_verify_journal(stream).await;
+        self.cm_audit(stream)
+            .await
+            .map_err(|report| format!("the journal does not audit clean:\n{report}"))
+    }
+
     /// A reader of `stream`'s ConfigMap journal that has read nothing yet.
     pub fn cm_journal_tail(&self, stream: &StreamId) -> JournalTail {
         JournalTail {

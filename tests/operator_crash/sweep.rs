@@ -1,7 +1,7 @@
 //! The part of a fault sweep every kind of sweep shares: localkube with a
-//! cluster of one topology, a client writing throughout, the scenario's
-//! trigger, when it counts as carried out, and the checks of a converged
-//! cluster. The crash sweeps of `tests/operator_crash.rs` arm an instance
+//! cluster of one topology, a client writing throughout, and the checks of
+//! a converged cluster (each scenario's trigger, and when it counts as
+//! carried out, are in `scenario.rs`). The crash sweeps of `tests/operator_crash.rs` arm an instance
 //! at a journal commit point, the effect sweeps of `tests/effect_faults.rs`
 //! at one of its effects; both hand the cluster over, trigger, and check
 //! with what is here.
@@ -12,16 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use kube::ResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use logbook::valkey::Password;
 use logbook_bench::WriteProbe;
-use logbook_crds::{
-    BackupPhase, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyUser, ValkeyUserSpec,
-};
 use logbook_journal::cluster::describe_slots;
 use logbook_journal::{
     Envelope, Event, MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange, StreamId,
@@ -29,19 +21,15 @@ use logbook_journal::{
 use logbook_replay::audit::Check;
 use uuid::Uuid;
 
-use super::cluster::{pod_addrs, spec_shards};
+use super::cluster::pod_addrs;
 use super::operator_common::*;
 use super::s3_server::S3Server;
 use super::topology::Topology;
 
+pub use super::scenario::*;
+
 /// The cluster of the failover and roll sweeps.
 pub const NAME: &str = "demo";
-/// The ValkeyUser of the `Users` sweep, and the Secret of its password.
-pub const USER: &str = "app";
-pub const USER_SECRET: &str = "app-password";
-/// The bucket of the `Backup` sweep, and the Secret naming its server.
-pub const BUCKET: &str = "logbook-sweep";
-pub const S3_SECRET: &str = "backup-s3";
 
 /// Keys loaded into the cluster of a reshard sweep before its first point
 /// (`k:0` ..): enough that every slot range moved carries some, so a lost
@@ -50,90 +38,6 @@ pub const KEYS: u64 = 2_000;
 /// How long the journal must stay still (with the scenario carried out)
 /// before a run that did not abort counts as done.
 pub const QUIET: Duration = Duration::from_secs(3);
-/// Values of `maxmemory-policy` the roll cycles through (each point's
-/// differs from the one before, so each point rolls every pod).
-pub const POLICIES: [&str; 8] = [
-    "allkeys-lru",
-    "volatile-lru",
-    "allkeys-random",
-    "volatile-random",
-    "volatile-ttl",
-    "allkeys-lfu",
-    "volatile-lfu",
-    "noeviction",
-];
-
-/// What a sweep does at each point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// A new 3-pod cluster created (one per point, deleted after it).
-    Create,
-    /// SIGKILL of the primary's process (the kubelet restarts it in place,
-    /// fenced).
-    KillPrimary,
-    /// The primary's pod deleted (the StatefulSet recreates it).
-    DeletePrimary,
-    /// A `valkey.conf` change: every pod rolled, the primary after a
-    /// switchover.
-    Roll,
-    /// `spec.shards` changed, 3 to 4 and 4 back to 3 at the next point:
-    /// slots moved by atomic slot migration (Cluster only).
-    Reshard,
-    /// `spec.replicas` changed, 3 pods to 4 and back to 3 at the next
-    /// point (Replication only).
-    Scale,
-    /// A ValkeyUser created at the first point, its password rotated in
-    /// its Secret at each later one: every pod takes the user's new
-    /// password.
-    Users,
-    /// The ValkeyCluster deleted: every object it owns deleted, the
-    /// journal closed; it is created again after each point.
-    DeleteCluster,
-    /// A ValkeyBackup of the cluster taken to an S3 bucket (moto's
-    /// server): every shard's RDB streamed there, then its manifest.
-    Backup,
-    /// [`Scenario::Create`] of a cluster with `spec.tls` from the
-    /// operator's CA: the CA created, the certificate issued, and the
-    /// pods bootstrapped over TLS (Valkey 8.0, the build with TLS).
-    CreateTls,
-    /// On a cluster with `spec.tls` from the operator's CA, the
-    /// certificate falls due (its Secret's expiry moved within the last
-    /// third of its life): a new one issued, and every node made to
-    /// serve it without a restart.
-    Renew,
-}
-
-impl Scenario {
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::KillPrimary => "kill",
-            Self::DeletePrimary => "delete",
-            Self::Roll => "roll",
-            Self::Reshard => "reshard",
-            Self::Scale => "scale",
-            Self::Users => "users",
-            Self::DeleteCluster => "deletion",
-            Self::Backup => "backup",
-            Self::CreateTls => "create-tls",
-            Self::Renew => "renew",
-        }
-    }
-
-    /// Whether each point creates a new cluster.
-    pub fn creates(self) -> bool {
-        matches!(self, Self::Create | Self::CreateTls)
-    }
-
-    /// Whether its clusters serve TLS only.
-    pub fn tls(self) -> bool {
-        matches!(self, Self::CreateTls | Self::Renew)
-    }
-}
-
-/// The image of clusters with `spec.tls`: Valkey 8.0 with TLS (localkube
-/// runs Debian's build for it; the default image's server has no TLS).
-pub const TLS_IMAGE: &str = "valkey/valkey:8.0";
 
 /// How an armed instance's run ended.
 pub enum Run {
@@ -367,224 +271,6 @@ impl Sweep {
         }
     }
 
-    /// Triggers the scenario; returns the journal seq its events follow.
-    pub async fn trigger(&mut self, n: u64) -> u64 {
-        self.journal.catch_up().await;
-        let env = &self.env;
-        match self.scenario {
-            Scenario::Create | Scenario::CreateTls => {
-                self.name = format!("new-{n}");
-                env.apply_yaml(&spec_yaml(self.topology, self.scenario, &self.name))
-                    .await;
-                self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
-                return 0;
-            }
-            Scenario::KillPrimary => {
-                let old = self.topology.victim(&env.vkc(NAME).await, n);
-                env.kill(&old).await;
-                self.killed = Some(old);
-            }
-            Scenario::DeletePrimary => {
-                let old = self.topology.victim(&env.vkc(NAME).await, n);
-                env.delete_pod(&old).await;
-            }
-            Scenario::Roll => {
-                self.old_revision = Some(update_revision(env, NAME).await);
-                let policy = POLICIES[usize::try_from(n).unwrap() % POLICIES.len()];
-                let config = serde_json::json!({"spec": {"config": {"maxmemory-policy": policy}}});
-                env.patch(NAME, config).await;
-            }
-            Scenario::Reshard => {
-                let from = spec_shards(&env.vkc(NAME).await);
-                let to = if from == 3 { 4 } else { 3 };
-                self.pods_before = env.pods(NAME).await.iter().map(|p| p.name_any()).collect();
-                env.patch(NAME, serde_json::json!({"spec": {"shards": to}}))
-                    .await;
-                self.change = format!("{from} → {to}");
-            }
-            Scenario::Scale => {
-                let from = env.vkc(NAME).await.spec.replicas.unwrap_or(3);
-                let to = if from == 3 { 4 } else { 3 };
-                self.pods_before = env.pods(NAME).await.iter().map(|p| p.name_any()).collect();
-                env.patch(NAME, serde_json::json!({"spec": {"replicas": to}}))
-                    .await;
-                self.change = format!("{from} → {to} pods");
-            }
-            Scenario::Users => {
-                let password = format!("user-password-{n}");
-                put_password(env, USER_SECRET, &password).await;
-                let users: kube::Api<ValkeyUser> = env.api();
-                if users.get_opt(USER).await.unwrap().is_none() {
-                    let mut spec = ValkeyUserSpec::new(NAME, USER_SECRET, "password");
-                    spec.commands = vec!["+@all".to_owned()];
-                    spec.keys = vec!["app:*".to_owned()];
-                    // The old password works 2 s beside the new one: the
-                    // window's close is part of the workload.
-                    spec.rotation_window_seconds = 2;
-                    let user = ValkeyUser::new(USER, spec);
-                    users.create(&PostParams::default(), &user).await.unwrap();
-                    self.change = "created".to_owned();
-                } else {
-                    self.change = "password rotated".to_owned();
-                }
-                self.old_user_password = self.user_password.replace(password);
-            }
-            Scenario::DeleteCluster => {
-                env.vkcs()
-                    .delete(NAME, &DeleteParams::default())
-                    .await
-                    .unwrap();
-            }
-            Scenario::Backup => {
-                let name = format!("backup-{n}");
-                let spec = ValkeyBackupSpec {
-                    cluster: NAME.to_owned(),
-                    destination: None,
-                };
-                env.api::<ValkeyBackup>()
-                    .create(&PostParams::default(), &ValkeyBackup::new(&name, spec))
-                    .await
-                    .unwrap();
-                self.change.clone_from(&name);
-                self.backup = Some(name);
-            }
-            Scenario::Renew => {
-                let secret = format!("{NAME}-tls");
-                self.old_certificate = Some(secret_certificate(env, &secret).await);
-                // Due: less than a third of its 90 days left.
-                let not_after = chrono::Utc::now() + chrono::Duration::days(1);
-                env.api::<Secret>()
-                    .patch(
-                        &secret,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
-                            logbook::tls::NOT_AFTER_ANNOTATION: not_after.to_rfc3339()
-                        }}})),
-                    )
-                    .await
-                    .unwrap();
-                self.change = "certificate due".to_owned();
-            }
-        }
-        self.journal.seq()
-    }
-
-    /// Whether the scenario is carried out: Ready on the current
-    /// generation in a status published at journal seq `min_seq` or later
-    /// (not one from before the trigger or the crash) and, for a roll,
-    /// every pod on the new revision. (For a Cluster, Ready includes the
-    /// spec's shards each holding its share of the slots, no reshard
-    /// left: see [`Topology::ready`].)
-    pub async fn done(&self, min_seq: u64) -> bool {
-        if self.scenario == Scenario::DeleteCluster {
-            return self.deleted().await;
-        }
-        let Ok(Some(vkc)) = self.env.vkcs().get_opt(&self.name).await else {
-            return false;
-        };
-        if !self.topology.ready(&vkc) || journal_seq(&vkc) < i64::try_from(min_seq).unwrap() {
-            return false;
-        }
-        if self.scenario == Scenario::Users {
-            return self.user_applied().await;
-        }
-        if let Some(backup) = &self.backup {
-            let Ok(Some(backup)) = self.env.api::<ValkeyBackup>().get_opt(backup).await else {
-                return false;
-            };
-            return backup
-                .status
-                .as_ref()
-                .is_some_and(|s| s.phase == Some(BackupPhase::Completed));
-        }
-        if self.scenario == Scenario::Renew {
-            return self.renewed().await;
-        }
-        if self.scenario != Scenario::Roll {
-            return true;
-        }
-        let revision = update_revision(&self.env, &self.name).await;
-        let pods = self.env.pods(&self.name).await;
-        Some(&revision) != self.old_revision.as_ref()
-            && pods.len() == self.topology.pods()
-            && pods.iter().all(|p| {
-                p.labels().get("controller-revision-hash") == Some(&revision)
-                    && p.metadata.deletion_timestamp.is_none()
-            })
-    }
-
-    /// Whether the cluster is gone with every object it owned (but its
-    /// claims, kept unless the spec asks otherwise, and its journal).
-    pub async fn deleted(&self) -> bool {
-        let env = &self.env;
-        let Ok(None) = env.vkcs().get_opt(&self.name).await else {
-            return false;
-        };
-        let owned = format!("valkey.logbook.dev/cluster={}", self.name);
-        let params = kube::api::ListParams::default().labels(&owned);
-        let sets = env.api::<StatefulSet>().list(&params).await;
-        let services = env.api::<Service>().list(&params).await;
-        let secrets = env.api::<Secret>().list(&params).await;
-        let maps = env.api::<ConfigMap>().list(&params).await;
-        let (Ok(sets), Ok(services), Ok(secrets), Ok(maps)) = (sets, services, secrets, maps)
-        else {
-            return false;
-        };
-        // The journal's ConfigMaps stay: the record outlives the cluster.
-        let maps = maps
-            .items
-            .iter()
-            .filter(|m| !m.name_any().starts_with("logbook-journal-"))
-            .count();
-        env.pods(&self.name).await.is_empty()
-            && sets.items.is_empty()
-            && services.items.is_empty()
-            && secrets.items.is_empty()
-            && maps == 0
-    }
-
-    /// Whether every pod takes the user's password of the last trigger
-    /// and the user's status says so.
-    pub async fn user_applied(&self) -> bool {
-        let env = &self.env;
-        let Some(password) = &self.user_password else {
-            return false;
-        };
-        let users: kube::Api<ValkeyUser> = env.api();
-        let Ok(Some(user)) = users.get_opt(USER).await else {
-            return false;
-        };
-        let ready = user.status.as_ref().is_some_and(|s| {
-            s.phase == Some(UserPhase::Ready) && s.observed_generation == user.metadata.generation
-        });
-        if !ready {
-            return false;
-        }
-        let admin = env.password(&self.name).await;
-        let mut auth = redis::cmd("AUTH");
-        auth.arg(USER).arg(password);
-        let old = self.old_user_password.as_ref().map(|old| {
-            let mut auth = redis::cmd("AUTH");
-            auth.arg(USER).arg(old);
-            auth
-        });
-        for pod in env.pods(&self.name).await {
-            let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
-                return false;
-            };
-            let addr = format!("{ip}:{PORT}");
-            if try_query(&addr, &admin, &auth).await.is_none() {
-                return false;
-            }
-            if let Some(old) = &old
-                && try_query(&addr, &admin, old).await.is_some()
-            {
-                return false;
-            }
-        }
-        true
-    }
-
     /// Waits until the armed instance aborts, or carries the scenario out
     /// (in a status at journal seq `min_seq` or later) and then commits
     /// nothing for [`QUIET`].
@@ -689,29 +375,10 @@ impl Sweep {
                 self.dump().await
             );
         }
-        // Nothing left in flight; the journal verifies.
-        let stream = self.journal.stream().clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let state = env.cm_journal_state(&stream).await;
-            if state.in_flight.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "intents left in flight: {:?}\n{}",
-                state.in_flight,
-                self.dump().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        env.cm_verify_journal(&stream).await;
-        let report = match env.cm_audit(&stream).await {
+        // Nothing left in flight; the journal verifies and audits clean.
+        let report = match env.cm_journal_at_rest(self.journal.stream()).await {
             Ok(report) => report,
-            Err(report) => panic!(
-                "the journal does not audit clean:\n{report}\n{}",
-                self.dump().await
-            ),
+            Err(why) => panic!("{why}\n{}", self.dump().await),
         };
         let moves = report
             .checks
@@ -731,181 +398,6 @@ impl Sweep {
             self.dump().await
         );
     }
-
-    /// Leaves the cluster ready for the next point. A pod killed and
-    /// restarted in place is in the kubelet's crash-loop backoff (10 s at
-    /// its next crash, as on a real node), so a failover point killing it
-    /// again would measure that: deleting it gives a fresh pod. A created
-    /// cluster is deleted (its pods would load the next points).
-    pub async fn after_point(&mut self, primaries: &[String]) {
-        let env = &self.env;
-        match self.scenario {
-            Scenario::KillPrimary => {
-                let Some(killed) = self.killed.clone().filter(|k| !primaries.contains(k)) else {
-                    return;
-                };
-                env.delete_pod(&killed).await;
-                env.eventually(Duration::from_secs(20), "the killed pod replaced", || {
-                    let killed = killed.clone();
-                    async move {
-                        env.pods(NAME).await.iter().any(|p| {
-                            p.name_any() == killed
-                                && p.metadata.deletion_timestamp.is_none()
-                                && restarts(p) == 0
-                        })
-                    }
-                })
-                .await;
-                // Settled again, by what the pods say too: the next point
-                // must start from a converged cluster.
-                self.topology
-                    .wait_ready(env, NAME, Duration::from_secs(30))
-                    .await;
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while let Err(why) = self.topology.agree(env, NAME).await {
-                    assert!(
-                        Instant::now() < deadline,
-                        "not settled after the killed pod was replaced: {why}\n{}",
-                        self.dump().await
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            Scenario::Create | Scenario::CreateTls => {
-                let name = self.name.clone();
-                env.vkcs()
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .unwrap();
-                env.eventually(Duration::from_secs(30), "the created cluster gone", || {
-                    let name = name.clone();
-                    async move {
-                        env.vkcs().get_opt(&name).await.unwrap().is_none()
-                            && env.pods(&name).await.is_empty()
-                    }
-                })
-                .await;
-            }
-            Scenario::Reshard => {
-                // The pods a scale-in removed keep their volumes (the
-                // claims are retained), and with them `nodes.conf`: back at
-                // the next scale-out they would rejoin as the nodes every
-                // member forgot, which Valkey refuses for 60 s after the
-                // forget (the operator meets them again until then). The
-                // next point starts from empty volumes, as after a clean-up
-                // of the claims, so that each point measures the reshard.
-                let keep = self.topology.pods();
-                for pod in self.pods_before.drain(..) {
-                    if ordinal(&pod) >= u32::try_from(keep).unwrap() {
-                        env.faults()
-                            .wipe_pvc_data(NS, &format!("data-{pod}"))
-                            .await
-                            .unwrap();
-                    }
-                }
-            }
-            Scenario::DeleteCluster => {
-                // Created again, for the next point to delete.
-                env.apply_yaml(&spec_yaml(self.topology, self.scenario, NAME))
-                    .await;
-                self.topology
-                    .wait_ready(env, NAME, Duration::from_secs(60))
-                    .await;
-                self.journal = env.cm_journal_tail(&env.stream(NAME).await);
-            }
-            Scenario::DeletePrimary
-            | Scenario::Roll
-            | Scenario::Scale
-            | Scenario::Users
-            | Scenario::Backup
-            | Scenario::Renew => {}
-        }
-    }
-
-    /// Whether the certificate that fell due is replaced: the Secret holds
-    /// another, and every pod serves that one (as a TLS handshake with it
-    /// shows, not as the status says).
-    async fn renewed(&self) -> bool {
-        let env = &self.env;
-        let now = secret_certificate(env, &format!("{NAME}-tls")).await;
-        if Some(&now) == self.old_certificate.as_ref() {
-            return false;
-        }
-        let pods = env.pods(NAME).await;
-        if pods.len() != self.topology.pods() {
-            return false;
-        }
-        for pod in pods {
-            let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
-                return false;
-            };
-            let addr = format!("{ip}:6379");
-            let served = tokio::task::spawn_blocking(move || served_certificate(&addr))
-                .await
-                .unwrap();
-            if served.as_ref() != Some(&now) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// The spec of a new cluster `name` for `scenario`.
-pub fn spec_yaml(topology: Topology, scenario: Scenario, name: &str) -> String {
-    let mut yaml = topology.yaml(name);
-    if scenario.tls() {
-        yaml.push_str(&format!(
-            "  image: {TLS_IMAGE}\n  tls:\n    enabled: true\n"
-        ));
-    }
-    yaml
-}
-
-/// The fingerprint of the certificate in Secret `name`'s `tls.crt`.
-pub async fn secret_certificate(env: &Env, name: &str) -> String {
-    let secret = env.api::<Secret>().get(name).await.unwrap();
-    let pem = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(logbook::tls::CERT_KEY))
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        .unwrap_or_default();
-    logbook::valkey::pem_fingerprint(&pem).unwrap_or_default()
-}
-
-/// The fingerprint of the certificate `addr` serves (`openssl s_client`;
-/// none when it does not answer a handshake).
-pub fn served_certificate(addr: &str) -> Option<String> {
-    // (`timeout`: a frozen server accepts the connection and says nothing.)
-    let out = std::process::Command::new("timeout")
-        .args(["5", "openssl", "s_client", "-connect", addr])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let begin = "-----BEGIN CERTIFICATE-----";
-    let end = "-----END CERTIFICATE-----";
-    let start = text.find(begin)?;
-    let stop = text[start..].find(end)? + start + end.len();
-    logbook::valkey::pem_fingerprint(&text[start..stop])
-}
-
-pub fn restarts(pod: &Pod) -> i32 {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map_or(0, |c| c.iter().map(|c| c.restart_count).sum())
-}
-
-pub async fn update_revision(env: &Env, name: &str) -> String {
-    env.api::<StatefulSet>()
-        .get(name)
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.update_revision)
-        .unwrap_or_default()
 }
 
 /// The epoch and description of intent `id`'s outcome in `events`.
@@ -993,56 +485,4 @@ pub fn timeline(events: &[Envelope]) -> String {
         .map(|e| format!("+{} {}", e.at.millis_since(first.at), e.body.kind()))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Sets the `password` key of Secret `name` (created if missing).
-pub async fn put_password(env: &Env, name: &str, password: &str) {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        data: Some(std::collections::BTreeMap::from([(
-            "password".to_owned(),
-            ByteString(password.as_bytes().to_vec()),
-        )])),
-        ..Default::default()
-    };
-    let mut params = PatchParams::apply("logbook-sweep");
-    params.force = true;
-    env.api::<Secret>()
-        .patch(name, &params, &Patch::Apply(&secret))
-        .await
-        .unwrap();
-}
-
-/// The Secret [`S3_SECRET`]: `s3`'s credentials and endpoint.
-pub async fn put_s3_secret(env: &Env, s3: &S3Server) {
-    let credentials = super::s3_server::credentials();
-    let data = [
-        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            credentials.secret_access_key.clone(),
-        ),
-        ("endpoint", s3.endpoint()),
-    ];
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(S3_SECRET.to_owned()),
-            ..Default::default()
-        },
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    let mut params = PatchParams::apply("logbook-sweep");
-    params.force = true;
-    env.api::<Secret>()
-        .patch(S3_SECRET, &params, &Patch::Apply(&secret))
-        .await
-        .unwrap();
 }

@@ -239,27 +239,8 @@ impl Bench {
             "two primaries at once: {conflicts:?}\n{}",
             self.dump().await
         );
-        let stream = self.journal.stream().clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let state = env.cm_journal_state(&stream).await;
-            if state.in_flight.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "intents left in flight: {:?}\n{}",
-                state.in_flight,
-                self.dump().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        env.cm_verify_journal(&stream).await;
-        if let Err(report) = env.cm_audit(&stream).await {
-            panic!(
-                "the journal does not audit clean:\n{report}\n{}",
-                self.dump().await
-            );
+        if let Err(why) = env.cm_journal_at_rest(self.journal.stream()).await {
+            panic!("{why}\n{}", self.dump().await);
         }
         self.journal.catch_up().await;
         primary
