@@ -87,6 +87,19 @@ pub async fn role(addr: &str, password: &str) -> (String, Option<String>) {
 /// The reply of `cmd` on `addr`, or `None` when it does not answer within
 /// a second at each step (down, restarting, loading) or answers an error.
 pub async fn try_query(addr: &str, password: &str, cmd: &redis::Cmd) -> Option<redis::Value> {
+    try_query_timed(addr, password, cmd)
+        .await
+        .map(|(reply, _)| reply)
+}
+
+/// [`try_query`], with the moments `cmd` was sent and its reply came:
+/// the server held what it answered at some instant between the two
+/// (connecting and authenticating come before, outside the window).
+pub async fn try_query_timed(
+    addr: &str,
+    password: &str,
+    cmd: &redis::Cmd,
+) -> Option<(redis::Value, Window)> {
     let (host, port) = addr.rsplit_once(':')?;
     let client = logbook_bench::client(host, port.parse().ok()?).ok()?;
     let limit = Duration::from_secs(1);
@@ -101,16 +114,46 @@ pub async fn try_query(addr: &str, password: &str, cmd: &redis::Cmd) -> Option<r
     .await
     .ok()?
     .ok()?;
-    tokio::time::timeout(limit, cmd.query_async::<redis::Value>(&mut con))
+    let sent = std::time::Instant::now();
+    let reply = tokio::time::timeout(limit, cmd.query_async::<redis::Value>(&mut con))
         .await
         .ok()?
-        .ok()
+        .ok()?;
+    Some((
+        reply,
+        Window {
+            sent,
+            received: std::time::Instant::now(),
+        },
+    ))
+}
+
+/// When a server's answer held: from the request sent to the reply read.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub sent: std::time::Instant,
+    pub received: std::time::Instant,
+}
+
+impl Window {
+    /// Whether some instant lies in both.
+    pub fn overlaps(&self, other: &Window) -> bool {
+        self.sent <= other.received && other.sent <= self.received
+    }
 }
 
 /// `ROLE` of `addr`, or `None` when it does not answer within a second
 /// (down, restarting, loading).
 pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<String>)> {
-    let reply = try_query(addr, password, &redis::cmd("ROLE")).await?;
+    try_role_timed(addr, password).await.map(|(role, _)| role)
+}
+
+/// [`try_role`], with when the answer held.
+pub async fn try_role_timed(
+    addr: &str,
+    password: &str,
+) -> Option<((String, Option<String>), Window)> {
+    let (reply, window) = try_query_timed(addr, password, &redis::cmd("ROLE")).await?;
     let redis::Value::Array(items) = reply else {
         return None;
     };
@@ -125,7 +168,7 @@ pub async fn try_role(addr: &str, password: &str) -> Option<(String, Option<Stri
     } else {
         None
     };
-    Some((kind, primary))
+    Some(((kind, primary), window))
 }
 
 /// `INFO replication` field `field` of `addr`.

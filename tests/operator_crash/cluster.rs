@@ -32,15 +32,23 @@ pub struct NodeClaim {
 /// Every line of `addr`'s `CLUSTER NODES`, or `None` when it does not
 /// answer within a second.
 async fn cluster_nodes(addr: &str, password: &str) -> Option<Vec<ClusterNodeLine>> {
+    cluster_nodes_timed(addr, password)
+        .await
+        .map(|(lines, _)| lines)
+}
+
+/// [`cluster_nodes`], with when the answer held.
+async fn cluster_nodes_timed(addr: &str, password: &str) -> Option<(Vec<ClusterNodeLine>, Window)> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("NODES");
-    let text = match try_query(addr, password, &cmd).await? {
+    let (reply, window) = try_query_timed(addr, password, &cmd).await?;
+    let text = match reply {
         redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
         redis::Value::VerbatimString { text, .. } => text,
         redis::Value::SimpleString(s) => s,
         _ => return None,
     };
-    parse_cluster_nodes(&text).ok()
+    Some((parse_cluster_nodes(&text).ok()?, window))
 }
 
 fn claim_of(line: &ClusterNodeLine) -> NodeClaim {
@@ -53,10 +61,13 @@ fn claim_of(line: &ClusterNodeLine) -> NodeClaim {
     }
 }
 
-/// What the node at `addr` says of itself.
-pub async fn node_claim(addr: &str, password: &str) -> Option<NodeClaim> {
-    let lines = cluster_nodes(addr, password).await?;
-    lines.iter().find(|l| l.myself).map(claim_of)
+/// What the node at `addr` says of itself, and when that held.
+pub async fn node_claim(addr: &str, password: &str) -> Option<(NodeClaim, Window)> {
+    let (lines, window) = cluster_nodes_timed(addr, password).await?;
+    lines
+        .iter()
+        .find(|l| l.myself)
+        .map(|l| (claim_of(l), window))
 }
 
 /// Two nodes that each say they are the primary of one slot at one config

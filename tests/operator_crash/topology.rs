@@ -207,39 +207,47 @@ impl Topology {
         }
     }
 
-    /// What the pod at `addr` claims now, if it answers.
-    async fn claim(self, addr: &str, password: &str) -> Option<Claim> {
+    /// What the pod at `addr` claims now, if it answers, and when the
+    /// claim held (from its command sent to its reply read).
+    async fn claim(self, addr: &str, password: &str) -> Option<(Claim, Window)> {
         match self {
-            Self::Replication | Self::Sentinel | Self::Standalone => try_role(addr, password)
+            Self::Replication | Self::Sentinel | Self::Standalone => try_role_timed(addr, password)
                 .await
-                .map(|(kind, _)| Claim::Role(kind)),
-            Self::Cluster => node_claim(addr, password).await.map(Claim::Node),
+                .map(|((kind, _), window)| (Claim::Role(kind), window)),
+            Self::Cluster => node_claim(addr, password)
+                .await
+                .map(|(node, window)| (Claim::Node(node), window)),
         }
     }
 
     /// Two claims that must never stand at once: two pods answering
-    /// `ROLE` master, or two nodes claiming one slot at one config epoch.
-    fn conflict(self, claims: &[(String, Claim)]) -> Option<String> {
-        match self {
-            Self::Replication | Self::Sentinel | Self::Standalone => {
-                let masters: Vec<&str> = claims
-                    .iter()
-                    .filter(|(_, c)| matches!(c, Claim::Role(kind) if kind == "master"))
-                    .map(|(pod, _)| pod.as_str())
-                    .collect();
-                (masters.len() > 1).then(|| format!("{masters:?}"))
-            }
-            Self::Cluster => {
-                let nodes: Vec<(String, NodeClaim)> = claims
-                    .iter()
-                    .filter_map(|(pod, c)| match c {
-                        Claim::Node(n) => Some((pod.clone(), n.clone())),
-                        Claim::Role(_) => None,
-                    })
-                    .collect();
-                slot_conflict(&nodes)
+    /// `ROLE` master, or two nodes claiming one slot at one config epoch,
+    /// in answers whose windows overlap. (Answers of one poll that do not
+    /// overlap were true at different moments: under load a connection
+    /// can take a second, and the primary answering before it was killed
+    /// is no conflict with its successor answering after.)
+    fn conflict(self, claims: &[(String, Claim, Window)]) -> Option<String> {
+        for (i, (a, claim_a, window_a)) in claims.iter().enumerate() {
+            for (b, claim_b, window_b) in claims.iter().skip(i + 1) {
+                if !window_a.overlaps(window_b) {
+                    continue;
+                }
+                match (claim_a, claim_b) {
+                    (Claim::Role(x), Claim::Role(y)) if x == "master" && y == "master" => {
+                        return Some(format!("[{a:?}, {b:?}] both answer ROLE master"));
+                    }
+                    (Claim::Node(x), Claim::Node(y)) => {
+                        if let Some(conflict) =
+                            slot_conflict(&[(a.clone(), x.clone()), (b.clone(), y.clone())])
+                        {
+                            return Some(conflict);
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
+        None
     }
 }
 
@@ -288,7 +296,8 @@ async fn roles_agree(env: &Env, name: &str) -> Result<String, String> {
 }
 
 /// Asks every pod what it claims every 100 ms and keeps every moment two
-/// claims conflicted ([`Topology::conflict`]). For the failovers only: a
+/// claims conflicted ([`Topology::conflict`]: in answers that held at a
+/// common instant). For the failovers only: a
 /// switchover promotes its target a few milliseconds before it demotes the
 /// paused old primary, so there two masters are briefly expected.
 pub struct ClaimMonitor {
@@ -321,10 +330,10 @@ impl ClaimMonitor {
                             (format!("{}@{ip}/{uid}", p.name_any()), password.clone());
                         Some(async move {
                             let claim = topology.claim(&format!("{ip}:{PORT}"), &password).await;
-                            claim.map(|c| (name, c))
+                            claim.map(|(c, window)| (name, c, window))
                         })
                     });
-                    let claims: Vec<(String, Claim)> = futures::future::join_all(asks)
+                    let claims: Vec<(String, Claim, Window)> = futures::future::join_all(asks)
                         .await
                         .into_iter()
                         .flatten()
@@ -369,4 +378,27 @@ impl ClaimMonitor {
 /// The pods a Replication spec asks for.
 fn replicas(vkc: &ValkeyCluster) -> usize {
     usize::try_from(vkc.spec.replicas.unwrap_or(3)).unwrap_or(3)
+}
+
+#[test]
+fn two_masters_conflict_only_in_answers_that_held_at_one_instant() {
+    let t0 = Instant::now();
+    let at = |from: u64, to: u64| Window {
+        sent: t0 + Duration::from_millis(from),
+        received: t0 + Duration::from_millis(to),
+    };
+    let master = || Claim::Role("master".to_owned());
+    let replica = || Claim::Role("slave".to_owned());
+    let claims = |b: Window| {
+        vec![
+            ("demo-0".to_owned(), master(), at(0, 5)),
+            ("demo-1".to_owned(), master(), b),
+            ("demo-2".to_owned(), replica(), at(0, 900)),
+        ]
+    };
+    let topology = Topology::Replication;
+    assert!(topology.conflict(&claims(at(3, 8))).is_some());
+    // The old primary answered, then its successor a second later (a slow
+    // connection): both true, at different moments.
+    assert!(topology.conflict(&claims(at(900, 910))).is_none());
 }
