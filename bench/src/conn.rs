@@ -81,6 +81,16 @@ pub fn speak_tls_to(prefix: impl Into<String>) -> TlsHosts {
     TlsHosts { prefix }
 }
 
+/// Whether the harness speaks TLS to `host` ([`speak_tls_to`]): for the
+/// tests' own clients (`redis-cli --tls`).
+pub fn speaks_tls(host: &str) -> bool {
+    TLS_HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|prefix| host.starts_with(prefix.as_str()))
+}
+
 /// A client for `host:port`: over TLS when [`speak_tls_to`] names the
 /// host, plaintext otherwise.
 ///
@@ -88,11 +98,7 @@ pub fn speak_tls_to(prefix: impl Into<String>) -> TlsHosts {
 ///
 /// The redis crate's, for an address it cannot use.
 pub fn client(host: &str, port: u16) -> redis::RedisResult<Client> {
-    let tls = TLS_HOSTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .any(|prefix| host.starts_with(prefix.as_str()));
+    let tls = speaks_tls(host);
     let host = host.to_owned();
     Client::open(if tls {
         ConnectionAddr::TcpTls {

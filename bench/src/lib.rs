@@ -74,7 +74,7 @@ mod writer;
 
 use std::time::Duration;
 
-pub use conn::{TlsHosts, client, speak_tls_to, split_addr};
+pub use conn::{TlsHosts, client, speak_tls_to, speaks_tls, split_addr};
 pub use failover_to::run_failover_to_reference;
 pub use operator::{OperatorBench, Scenario};
 pub use process::valkey_server_binary;

@@ -54,8 +54,16 @@ pub fn redis_cli(addr: &str, password: &str, args: &[&str]) -> String {
 pub fn redis_cli_as(addr: &str, user: Option<&str>, password: &str, args: &[&str]) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
     let user: Vec<&str> = user.map(|u| vec!["--user", u]).unwrap_or_default();
+    // A pod of a cluster with spec.tls serves no plaintext port; what it
+    // serves is not verified here (tests/operator_tls.rs does that).
+    let tls: &[&str] = if logbook_bench::speaks_tls(host) {
+        &["--tls", "--insecure"]
+    } else {
+        &[]
+    };
     let out = Command::new("redis-cli")
         .args(["-h", host, "-p", port, "--no-auth-warning"])
+        .args(tls)
         .args(user)
         .args(["-a", password])
         .args(args)
