@@ -24,7 +24,8 @@
 //! `Decided`), none made outside one; and, over a failover sweep, never
 //! two primaries (every pod asked every 100 ms). A failing plan's line
 //! (`plan i: {...}`) is the last the test printed: set
-//! `LOGBOOK_TEST_EFFECT_PLAN` to that JSON to run that plan alone.
+//! `LOGBOOK_TEST_EFFECT_PLAN` to that JSON to run that plan alone;
+//! `LOGBOOK_TEST_EFFECT_PLANS=from..to` runs only those plans of a sweep.
 //!
 //! `make test` runs the short sweeps (`effect_sweep_` tests: the first effect of
 //! every intent of the workload under each action, and every effect of
@@ -63,6 +64,23 @@ use uuid::Uuid;
 
 /// Set to a plan's JSON, a sweep runs that plan alone (no learning run).
 const PLAN_ENV: &str = "LOGBOOK_TEST_EFFECT_PLAN";
+/// Set to `from..to` (1-based, inclusive), only those plans of the sweep
+/// run, numbered as in the whole sweep: a long sweep split across
+/// processes or sessions. (Whether every learned intent was faulted is
+/// then not judged: the others' plans are elsewhere.)
+const RANGE_ENV: &str = "LOGBOOK_TEST_EFFECT_PLANS";
+
+/// The range [`RANGE_ENV`] names, if set.
+fn plan_range() -> Option<std::ops::RangeInclusive<u64>> {
+    let text = std::env::var(RANGE_ENV).ok()?;
+    let parsed = text
+        .split_once("..")
+        .and_then(|(from, to)| Some((from.trim().parse().ok()?, to.trim().parse().ok()?)));
+    match parsed {
+        Some((from, to)) if from >= 1 && from <= to => Some(from..=to),
+        _ => panic!("{RANGE_ENV}={text}: expected from..to, 1 <= from <= to"),
+    }
+}
 
 /// Which plans a sweep runs, of those its learning run found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +363,8 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
         None
     };
     let name = format!("{topology:?} {scenario:?}");
+    // The number of the first plan run (another with a range).
+    let mut first = 1;
     let (plans, learned) = match std::env::var(PLAN_ENV) {
         Ok(json) => (vec![serde_json::from_str::<Plan>(&json).unwrap()], None),
         Err(_) => {
@@ -362,7 +382,23 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
             for (intent, effects) in &learned {
                 eprintln!("  {intent}: {}", effects.join(" | "));
             }
-            (plans(&learned, extent), Some(learned))
+            match plan_range() {
+                None => (plans(&learned, extent), Some(learned)),
+                Some(range) => {
+                    let all = plans(&learned, extent);
+                    eprintln!("{name}: plans {range:?} of {}", all.len());
+                    let from = usize::try_from(*range.start()).unwrap();
+                    let only: Vec<Plan> = all
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| range.contains(&(u64::try_from(*i).unwrap() + 1)))
+                        .map(|(_, plan)| plan)
+                        .collect();
+                    assert!(!only.is_empty(), "{name}: no plan in {range:?}");
+                    first = from;
+                    (only, None)
+                }
+            }
         }
     };
     let mut runs = Vec::new();
@@ -370,7 +406,7 @@ async fn sweep(topology: Topology, scenario: Scenario, extent: Extent) {
     let mut recurred: BTreeSet<String> = BTreeSet::new();
     let mut queue: std::collections::VecDeque<Plan> = plans.into();
     let mut retried: BTreeSet<String> = BTreeSet::new();
-    let mut i = 0;
+    let mut i = u64::try_from(first).unwrap() - 1;
     while let Some(plan) = queue.pop_front() {
         i += 1;
         let plan = &plan;
