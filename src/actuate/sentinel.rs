@@ -95,18 +95,14 @@ pub async fn monitor(
             .await
             .map_err(valkey_err(format!("making {sentinel} monitor {primary}")))?;
     }
-    valkey
-        .sentinel_set(addr, &name, &pairs(settings))
-        .await
-        .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
     // The Sentinels' own user and password for the data nodes (or with
     // none, the cluster's password: empty when auth is off, which the
-    // server takes as none).
+    // server takes as none), with the settings in one command.
     valkey
-        .sentinel_set_auth_pass(addr, &name)
+        .sentinel_set_auth_and(addr, &name, &pairs(settings))
         .await
         .map_err(valkey_err(format!(
-            "giving {sentinel} the data nodes' password"
+            "giving {sentinel} the data nodes' password and its settings"
         )))?;
     Ok(Done {
         detail: format!(
@@ -127,20 +123,18 @@ pub async fn configure(
 ) -> Result<Done, ActError> {
     let addr = sentinel_addr(target.state, sentinel)?;
     let name = sentinel_master_name(&target.meta.name);
+    // The password too, in the same command: a `SENTINEL MONITOR` whose
+    // reply was lost leaves a Sentinel monitoring with no password for the
+    // data nodes (no probe can show it), and its settings are what is
+    // decided next. (Found by the effect sweep of a Sentinel cluster's
+    // bootstrap: the Sentinel saw the primary down, disconnected, for
+    // good; and again when the password was a command of its own after
+    // the settings, whose reply was lost.)
     valkey
-        .sentinel_set(addr, &name, &pairs(settings))
-        .await
-        .map_err(valkey_err(format!("applying {sentinel}'s settings")))?;
-    // The password too: a `SENTINEL MONITOR` whose reply was lost leaves a
-    // Sentinel monitoring with no password for the data nodes (no probe
-    // can show it), and its settings are what is decided next. (Found by
-    // the effect sweep of a Sentinel cluster's bootstrap: the Sentinel
-    // saw the primary down, disconnected, for good.)
-    valkey
-        .sentinel_set_auth_pass(addr, &name)
+        .sentinel_set_auth_and(addr, &name, &pairs(settings))
         .await
         .map_err(valkey_err(format!(
-            "giving {sentinel} the data nodes' password"
+            "giving {sentinel} the data nodes' password and its settings"
         )))?;
     Ok(Done {
         detail: format!(

@@ -368,30 +368,44 @@ impl ValkeyClient {
         addr: SocketAddr,
         name: &str,
     ) -> Result<(), ProbeError> {
+        self.sentinel_set_auth_and(addr, name, &[]).await
+    }
+
+    /// [`Self::sentinel_set_auth_pass`] and `settings` in one `SENTINEL
+    /// SET`, the password first: whatever becomes of the command, a
+    /// Sentinel that shows the settings took the password with them (a
+    /// password set apart could be lost with its reply while the settings
+    /// show, and no probe can show a Sentinel's password).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::sentinel_set`]; nothing of the password is formatted.
+    pub async fn sentinel_set_auth_and(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        settings: &[(&str, String)],
+    ) -> Result<(), ProbeError> {
         // The Sentinels' own user when there is one: then a change of the
         // cluster's password never touches the Sentinels' links.
-        if let Some(secret) = self.sentinel_auth().await {
-            return self
-                .sentinel_set(
-                    addr,
-                    name,
-                    &[
-                        (
-                            "auth-user",
-                            crate::resources::internal_users::SENTINEL_USER.to_owned(),
-                        ),
-                        ("auth-pass", secret.expose().to_owned()),
-                    ],
-                )
-                .await;
-        }
-        let secret = self
-            .password()
-            .await
-            .map(|password| password.expose().to_owned())
-            .unwrap_or_default();
-        self.sentinel_set(addr, name, &[("auth-pass", secret)])
-            .await
+        let mut pairs: Vec<(&str, String)> = match self.sentinel_auth().await {
+            Some(secret) => vec![
+                (
+                    "auth-user",
+                    crate::resources::internal_users::SENTINEL_USER.to_owned(),
+                ),
+                ("auth-pass", secret.expose().to_owned()),
+            ],
+            None => vec![(
+                "auth-pass",
+                self.password()
+                    .await
+                    .map(|password| password.expose().to_owned())
+                    .unwrap_or_default(),
+            )],
+        };
+        pairs.extend(settings.iter().cloned());
+        self.sentinel_set(addr, name, &pairs).await
     }
 
     /// `SENTINEL RESET pattern`: every monitored name matching the glob
