@@ -228,6 +228,37 @@ impl ClusterClient {
         }
     }
 
+    /// `GET` of each of `keys` on `addr` itself, pipelined: one reply per
+    /// key (an error reply, `MOVED` for a key it does not serve, as
+    /// `None`), or `None` for the lot when the node did not answer.
+    pub async fn get_many_on(
+        &mut self,
+        addr: &Arc<str>,
+        keys: &[String],
+        limit: Duration,
+    ) -> Option<Vec<Option<Value>>> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GET").arg(key);
+        }
+        pipe.ignore_errors();
+        let connection = self.connection(addr).await.ok()?;
+        match timeout(
+            limit,
+            pipe.query_async::<Vec<redis::RedisResult<Value>>>(connection),
+        )
+        .await
+        {
+            Ok(Ok(replies)) if replies.len() == keys.len() => {
+                Some(replies.into_iter().map(Result::ok).collect())
+            }
+            _ => {
+                self.connections.remove(addr);
+                None
+            }
+        }
+    }
+
     /// Sends `cmd` to `addr` itself (no routing): `WAIT` after a write must
     /// go to the node that took the write.
     pub async fn on(&mut self, addr: &Arc<str>, cmd: &Cmd, limit: Duration) -> Option<Value> {
@@ -278,8 +309,49 @@ pub async fn missing_in_cluster(
 ) -> Result<Vec<u64>, BenchError> {
     let limit = Duration::from_secs(2);
     let mut client = ClusterClient::new(seeds.to_vec(), password.cloned(), limit, limit);
+    let holds = |key: u64, value: &Value| {
+        let want = key.to_string();
+        match value {
+            Value::BulkString(bytes) => bytes.as_slice() == want.as_bytes(),
+            Value::SimpleString(s) => *s == want,
+            _ => false,
+        }
+    };
+    // Pipelined by the node the map says owns each key's slot, a thousand
+    // at a time (one round trip per key made a sweep's later points wait
+    // minutes on hundreds of thousands of keys); a key a node does not
+    // answer for (moved meanwhile, or the node gone) is read again alone,
+    // following redirections.
+    client.refresh().await;
+    let mut by_owner: HashMap<Arc<str>, Vec<u64>> = HashMap::new();
+    let mut alone: Vec<u64> = Vec::new();
+    for &key in acked {
+        let name = format!("{prefix}:{key}");
+        match client.map().owner(key_slot(name.as_bytes())).cloned() {
+            Some(owner) => by_owner.entry(owner).or_default().push(key),
+            None => alone.push(key),
+        }
+    }
     let mut missing = Vec::new();
-    for key in acked {
+    for (owner, keys) in by_owner {
+        for chunk in keys.chunks(1000) {
+            let names: Vec<String> = chunk.iter().map(|k| format!("{prefix}:{k}")).collect();
+            match client.get_many_on(&owner, &names, limit).await {
+                Some(replies) => {
+                    for (&key, reply) in chunk.iter().zip(replies) {
+                        match reply {
+                            Some(value) if holds(key, &value) => {}
+                            // Nil: absent there, read again routed in
+                            // case the slot moved; an error, the same.
+                            _ => alone.push(key),
+                        }
+                    }
+                }
+                None => alone.extend_from_slice(chunk),
+            }
+        }
+    }
+    for key in alone {
         let name = format!("{prefix}:{key}");
         let mut get = redis::cmd("GET");
         get.arg(&name);
@@ -304,15 +376,10 @@ pub async fn missing_in_cluster(
                 detail: format!("{name} could not be read: {}", last.unwrap_or_default()),
             });
         };
-        let want = key.to_string();
-        let holds = match &value {
-            Value::BulkString(bytes) => bytes.as_slice() == want.as_bytes(),
-            Value::SimpleString(s) => *s == want,
-            _ => false,
-        };
-        if !holds {
-            missing.push(*key);
+        if !holds(key, &value) {
+            missing.push(key);
         }
     }
+    missing.sort_unstable();
     Ok(missing)
 }
