@@ -15,14 +15,66 @@ use crate::store::Store;
 
 /// A failed pass is retried after this long even without a change.
 const RETRY: Duration = Duration::from_millis(200);
-/// Least time between the end of one pass of a controller and the start
-/// of its next: the changes made meanwhile are taken by one pass (a real
-/// controller's work queue coalesces them likewise). Without it, a hundred
-/// pods starting made each controller pass over everything once per status
-/// update. The gap is at least as long as the last pass took, so a
-/// controller whose passes grow (a thousand objects) takes at most half a
-/// core while changes keep coming, and the API keeps answering.
+/// Average least time between the starts of two passes of one controller
+/// while changes keep coming: the changes made meanwhile are taken by one
+/// pass (a real controller's work queue coalesces them likewise). Without
+/// it, a hundred pods starting made each controller pass over everything
+/// once per status update. Besides, the gap after a pass is at least as
+/// long as the pass took, so a controller whose passes grow (a thousand
+/// objects) takes at most half a core while changes keep coming, and the
+/// API keeps answering.
 const MIN_GAP: Duration = Duration::from_millis(50);
+/// Passes that may start back to back after a quiet spell before
+/// [`MIN_GAP`] paces them, as kube-proxy's bounded-frequency runner allows
+/// a burst of syncs. A failover is a handful of changes within a few
+/// milliseconds (a pod's deletion, the role labels moved from one pod to
+/// another): with a strict gap the last of them, the one that points a
+/// Service at the new primary, waited out the gap the first had started,
+/// and every client of the Service 40 ms with it.
+const BURST: u32 = 4;
+
+/// When a controller's next pass may start: a token bucket of [`BURST`]
+/// passes refilled one per [`MIN_GAP`] (kept as its theoretical arrival
+/// time), and never sooner after a pass than that pass took.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// When the bucket is empty again at one pass per gap: a pass may start
+    /// once `now >= tat - (BURST - 1) × MIN_GAP`.
+    tat: tokio::time::Instant,
+    /// When the last pass ended, and how long it took.
+    last: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Pace {
+    fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            tat: now,
+            last: None,
+        }
+    }
+
+    /// The earliest start of the next pass.
+    fn earliest(&self) -> tokio::time::Instant {
+        let bucket = self
+            .tat
+            .checked_sub(MIN_GAP * (BURST - 1))
+            .unwrap_or(self.tat);
+        match self.last {
+            Some((ended, took)) => bucket.max(ended + took),
+            None => bucket,
+        }
+    }
+
+    /// A pass starts at `now`: it takes one pass of the bucket.
+    fn started(&mut self, now: tokio::time::Instant) {
+        self.tat = self.tat.max(now) + MIN_GAP;
+    }
+
+    /// The pass that started at `started` ended at `now`.
+    fn ended(&mut self, started: tokio::time::Instant, now: tokio::time::Instant) {
+        self.last = Some((now, now.saturating_duration_since(started)));
+    }
+}
 
 /// The running controllers; [`Controllers::shutdown`] stops them.
 pub struct Controllers {
@@ -106,8 +158,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next: Option<Duration> = None;
-    // When the last pass ended, and how long it took.
-    let mut last_pass: Option<(tokio::time::Instant, Duration)> = None;
+    let mut pace = Pace::new(tokio::time::Instant::now());
     loop {
         let wait = async {
             match next {
@@ -120,20 +171,19 @@ async fn run(
             () = wait => {}
             _ = stop.changed() => return,
         }
-        if let Some((ended, took)) = last_pass {
-            tokio::select! {
-                () = tokio::time::sleep_until(ended + took.max(MIN_GAP)) => {}
-                _ = stop.changed() => return,
-            }
+        tokio::select! {
+            () = tokio::time::sleep_until(pace.earliest()) => {}
+            _ = stop.changed() => return,
         }
         let started = tokio::time::Instant::now();
+        pace.started(started);
         // A pass is synchronous work over the store: off the runtime's
         // workers, which serve the API meanwhile.
         let pass = {
             let (store, r) = (store.clone(), r.clone());
             tokio::task::spawn_blocking(move || r.reconcile_all(&store)).await
         };
-        last_pass = Some((tokio::time::Instant::now(), started.elapsed()));
+        pace.ended(started, tokio::time::Instant::now());
         next = match pass {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -145,5 +195,61 @@ async fn run(
                 Some(RETRY)
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_after_quiet_goes_at_once_then_passes_are_paced() {
+        let t0 = tokio::time::Instant::now();
+        let mut pace = Pace::new(t0);
+        // A quiet controller: the first BURST passes (each taking 1 ms)
+        // start as soon as the previous one ended.
+        let mut now = t0;
+        for _ in 0..BURST {
+            assert_eq!(pace.earliest().max(now), now, "a pass of the burst waited");
+            pace.started(now);
+            now += Duration::from_millis(1);
+            pace.ended(now - Duration::from_millis(1), now);
+            now += Duration::from_millis(1);
+        }
+        // The bucket is empty: the next waits for the gap.
+        let next = pace.earliest();
+        assert!(next >= t0 + MIN_GAP, "{:?} after the start", next - t0);
+        // Sustained changes: one pass per gap.
+        pace.started(next);
+        pace.ended(next, next + Duration::from_millis(1));
+        assert_eq!(pace.earliest() - next, MIN_GAP);
+    }
+
+    #[test]
+    fn a_long_pass_is_followed_by_a_gap_as_long() {
+        let t0 = tokio::time::Instant::now();
+        let mut pace = Pace::new(t0);
+        pace.started(t0);
+        let took = Duration::from_millis(400);
+        pace.ended(t0, t0 + took);
+        assert_eq!(pace.earliest(), t0 + took + took);
+    }
+
+    #[test]
+    fn a_quiet_spell_refills_the_burst() {
+        let t0 = tokio::time::Instant::now();
+        let mut pace = Pace::new(t0);
+        for i in 0..10u32 {
+            let at = pace.earliest().max(t0 + MIN_GAP * i);
+            pace.started(at);
+            pace.ended(at, at);
+        }
+        let later = t0 + Duration::from_secs(10);
+        for _ in 0..BURST {
+            assert!(pace.earliest() <= later);
+            pace.started(later);
+            pace.ended(later, later);
+        }
+        assert!(pace.earliest() > later);
     }
 }
