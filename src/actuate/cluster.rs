@@ -223,6 +223,7 @@ pub async fn replicate(
         pod,
         &after.replication,
         false,
+        crate::observe::LinkEvidence::default(),
     ));
     Ok(Done {
         detail: format!(
@@ -365,6 +366,7 @@ pub async fn failover(
                 pod,
                 &now.replication,
                 true,
+                crate::observe::LinkEvidence::default(),
             ));
             events.push(Event::ReplicaPromoted {
                 pod: pod.to_owned(),

@@ -104,7 +104,9 @@ mod tests {
         let since = g.state.pods["demo-0"].failing_since.unwrap();
         assert_eq!(
             next_deadline(&g.state, &policy),
-            Some(since.plus_millis(replication::unreachable_after_ms(&policy)))
+            Some(since.plus_millis(
+                replication::unreachable_after_ms(&policy) - replication::probe_timeout_ms(&policy)
+            ))
         );
     }
 }

@@ -47,7 +47,8 @@ pub use cluster::quorum::takeover_span_ms;
 pub use deadline::next_deadline;
 pub use recovery::{already_done, promotion_found_done};
 pub use replication::{
-    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, SWITCHOVER_AUTO, unreachable_after_ms,
+    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, SWITCHOVER_AUTO,
+    probe_timeout_ms, unreachable_after_ms,
 };
 pub use sentinel::health::{REASON_QUORUM_UNREACHABLE, SentinelHealth, sentinel_health};
 pub use view::{ClusterView, PodState, ordinal};
@@ -119,7 +120,7 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     }
     let topology = match view.topology() {
         Topology::Standalone | Topology::Replication => {
-            replication::decide_replication(&view, now, policy)
+            replication::decide_replication(&view, policy)
         }
         Topology::Cluster => cluster::decide_cluster(&view, now, policy),
         Topology::Sentinel => sentinel::decide_sentinel(&view, now, policy),

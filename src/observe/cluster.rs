@@ -101,6 +101,7 @@ pub fn observe_cluster_probe(
         pod,
         &answer.replication,
         want_offsets,
+        super::LinkEvidence::default(),
     ));
     out
 }

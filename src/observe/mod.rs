@@ -24,7 +24,8 @@ pub use cluster::{
 };
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{
-    ProbeObservation, journal_role, link_status, observe_probe, observe_replication,
+    LinkEvidence, ProbeObservation, journal_role, link_status, link_status_with, observe_probe,
+    observe_replication,
 };
 pub use reshard::{observe_migrations, observe_slot_states};
 pub use restore::{observe_restore_fetch, restore_fetch_failure};

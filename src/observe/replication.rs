@@ -51,15 +51,48 @@ pub const fn journal_role(role: crate::valkey::Role) -> Role {
     }
 }
 
+/// `master_last_io_seconds_ago` from which an `up` link counts as silent
+/// while its primary is failing its probes: a reading of 2 proves more than
+/// one second without a byte (whole-second clocks), one ping missed. Only
+/// then: alone it comes now and then from an idle healthy cluster (see
+/// [`SILENT_AFTER_SECONDS`]), and would flip its journaled link back and
+/// forth.
+pub const SUSPECT_SILENT_AFTER_SECONDS: u64 = 2;
+
+/// What the prober knows of a replica's link beyond one reply: whether the
+/// primary it follows is failing its probes right now, and whether the
+/// replica's offset has stood still, by the prober's clock, for longer than
+/// a ping period ([`super::replication::STALLED_AFTER`] in the prober).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkEvidence {
+    /// The primary this replica follows failed its probe this round.
+    pub primary_failing: bool,
+    /// The replica's offset has not moved for longer than a ping period.
+    pub stalled: bool,
+}
+
 /// The journal's link state from `INFO replication`.
 pub fn link_status(info: &ReplicationInfo) -> LinkStatus {
+    link_status_with(info, LinkEvidence::default())
+}
+
+/// The journal's link state from `INFO replication` and what the prober
+/// knows besides: while the primary fails its probes, a link is silent from
+/// a reading of [`SUSPECT_SILENT_AFTER_SECONDS`] or an offset that stood
+/// still past a ping period, both of which only a primary that sent
+/// nothing (frozen, or blocked by a command) shows.
+pub fn link_status_with(info: &ReplicationInfo, evidence: LinkEvidence) -> LinkStatus {
+    let silent_after = if evidence.primary_failing {
+        SUSPECT_SILENT_AFTER_SECONDS
+    } else {
+        SILENT_AFTER_SECONDS
+    };
     match &info.primary {
         None => LinkStatus::NotReplica,
         Some(link) if link.sync_in_progress => LinkStatus::Syncing,
         Some(link) if !link.link_up => LinkStatus::Down,
-        Some(link) if link.last_io_seconds_ago.unwrap_or(0) >= SILENT_AFTER_SECONDS => {
-            LinkStatus::Silent
-        }
+        Some(link) if link.last_io_seconds_ago.unwrap_or(0) >= silent_after => LinkStatus::Silent,
+        Some(_) if evidence.primary_failing && evidence.stalled => LinkStatus::Silent,
         Some(_) => LinkStatus::Up,
     }
 }
@@ -74,6 +107,7 @@ pub fn observe_probe(
     ip_to_pod: &BTreeMap<String, String>,
     cap: u32,
     want_offsets: bool,
+    evidence: LinkEvidence,
 ) -> Vec<Event> {
     let mut out: Vec<Event> = observe_reachability(state, pod, reachability(obs), cap)
         .into_iter()
@@ -87,7 +121,13 @@ pub fn observe_probe(
         .as_ref()
         .and_then(|link| ip_to_pod.get(&link.host).cloned());
     out.extend(observe_role(state, pod, journal_role(info.role), primary));
-    out.extend(observe_replication(state, pod, info, want_offsets));
+    out.extend(observe_replication(
+        state,
+        pod,
+        info,
+        want_offsets,
+        evidence,
+    ));
     out
 }
 
@@ -147,9 +187,10 @@ pub fn observe_replication(
     pod: &str,
     info: &ReplicationInfo,
     want_offsets: bool,
+    evidence: LinkEvidence,
 ) -> Option<Event> {
     let known = state.pods.get(pod);
-    let link = link_status(info);
+    let link = link_status_with(info, evidence);
     let replid = ReplId::from_hex(&info.replid).ok()?;
     let offset = info.master_repl_offset;
     let changed = known.is_none_or(|v| v.link != Some(link) || v.replid != Some(replid));
@@ -196,5 +237,33 @@ mod link_tests {
         // A gap of just over a second across two second boundaries.
         assert_eq!(link_status(&replica(Some(2))), LinkStatus::Up);
         assert_eq!(link_status(&replica(Some(3))), LinkStatus::Silent);
+    }
+
+    #[test]
+    fn while_the_primary_fails_a_missed_ping_or_a_stalled_offset_is_silence() {
+        let failing = LinkEvidence {
+            primary_failing: true,
+            stalled: false,
+        };
+        assert_eq!(link_status_with(&replica(Some(1)), failing), LinkStatus::Up);
+        assert_eq!(
+            link_status_with(&replica(Some(2)), failing),
+            LinkStatus::Silent
+        );
+        let stalled = LinkEvidence {
+            primary_failing: true,
+            stalled: true,
+        };
+        assert_eq!(
+            link_status_with(&replica(Some(0)), stalled),
+            LinkStatus::Silent
+        );
+        // A healthy primary's replica is never called silent on a stalled
+        // offset or a reading of 2: an idle cluster shows both.
+        let idle = LinkEvidence {
+            primary_failing: false,
+            stalled: true,
+        };
+        assert_eq!(link_status_with(&replica(Some(2)), idle), LinkStatus::Up);
     }
 }

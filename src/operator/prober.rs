@@ -23,7 +23,7 @@ use tracing::Instrument;
 use super::runtime::{ClusterRuntime, SETTLING_INTERVAL};
 use super::span::ClusterSpan;
 use crate::metrics::Answer;
-use crate::observe::{ProbeObservation, observe_probe};
+use crate::observe::{LinkEvidence, ProbeObservation, observe_probe};
 use crate::resources::valkey_addr;
 use crate::valkey::{Probe, ProbeError, Timeouts, ValkeyClient};
 
@@ -31,6 +31,41 @@ use crate::valkey::{Probe, ProbeError, Timeouts, ValkeyClient};
 const COARSE_OFFSETS: Duration = Duration::from_secs(300);
 /// The shortest probe interval honoured.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a replica's offset may stand still before, while its primary
+/// fails its probes, its link counts as silent: longer than the rendered
+/// one-second replication ping period with room for the primary's cron
+/// (10 times a second) to be late. A primary that sends nothing for that
+/// long is frozen or blocked, never merely idle.
+pub(super) const STALLED_AFTER: Duration = Duration::from_millis(1_200);
+
+/// Each replica's offset as it last answered, and since when (by this
+/// instance's clock) it has answered that same offset. Kept in memory, not
+/// journaled: what is journaled is the link it shows (silent once stalled
+/// while its primary fails), never every round's reading.
+#[derive(Debug, Default)]
+pub(super) struct Stalls(BTreeMap<String, (u64, Instant)>);
+
+impl Stalls {
+    /// Records `pod`'s offset at `now`; returns how long it has stood still.
+    pub(super) fn update(&mut self, pod: &str, offset: u64, now: Instant) -> Duration {
+        match self.0.get_mut(pod) {
+            Some((last, since)) if *last == offset => now.saturating_duration_since(*since),
+            Some(entry) => {
+                *entry = (offset, now);
+                Duration::ZERO
+            }
+            None => {
+                self.0.insert(pod.to_owned(), (offset, now));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Forgets a pod that did not answer: its next answer starts afresh.
+    pub(super) fn forget(&mut self, pod: &str) {
+        self.0.remove(pod);
+    }
+}
 
 type Outcome = Result<Probe, ProbeError>;
 
@@ -40,6 +75,7 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     let mut last_offsets = Instant::now();
     let mut last_round: Option<Instant> = None;
     let mut sentinels = super::sentinel_prober::Watchers::default();
+    let mut stalls = Stalls::default();
     loop {
         let Some(interval) = due(&rt, last_round).await else {
             return;
@@ -50,7 +86,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
         // Boxed: a round's state (a whole probe round, a decision) lives
         // only while it runs; the task waits between rounds holding a
         // pointer, not the round's largest state (some 15 KiB a cluster).
-        match Box::pin(round(&rt, interval, coarse, &mut sentinels).instrument(span.clone())).await
+        match Box::pin(
+            round(&rt, interval, coarse, &mut sentinels, &mut stalls).instrument(span.clone()),
+        )
+        .await
         {
             Ok(()) => {
                 if coarse {
@@ -214,6 +253,7 @@ async fn round(
     interval: Duration,
     coarse: bool,
     sentinels: &mut super::sentinel_prober::Watchers,
+    stalls: &mut Stalls,
 ) -> Result<(), super::OperatorError> {
     let (topology, tls_pending) = {
         let guard = rt.lock().await;
@@ -247,6 +287,20 @@ async fn round(
         return Ok(());
     }
     let results = probe_all(&client, &pods).await;
+    let answered_at = Instant::now();
+    let stood_still: BTreeMap<&str, Duration> = results
+        .iter()
+        .filter_map(|(pod, outcome)| match outcome {
+            Some(Ok(p)) => Some((
+                pod.as_str(),
+                stalls.update(pod, p.info.master_repl_offset, answered_at),
+            )),
+            _ => {
+                stalls.forget(pod);
+                None
+            }
+        })
+        .collect();
     for (pod, outcome) in &results {
         if let Some(Err(err)) = outcome {
             // Never the password: errors name the address and the code.
@@ -290,6 +344,22 @@ async fn round(
                 // says who decided it, and not before as a second primary.
                 continue;
             }
+            // A replica of a primary failing this round: is it hearing
+            // from it? (The corroboration a timeout needs: see
+            // `decide/replication/failover.rs`.)
+            let follows_failing = primary_failed
+                && guard
+                    .state
+                    .pods
+                    .get(name)
+                    .and_then(|v| v.replicates.as_ref())
+                    == primary.as_ref();
+            let evidence = LinkEvidence {
+                primary_failing: follows_failing,
+                stalled: stood_still
+                    .get(name.as_str())
+                    .is_some_and(|d| *d >= STALLED_AFTER),
+            };
             per_pod.push((
                 primary_now,
                 observe_probe(
@@ -299,6 +369,7 @@ async fn round(
                     &ip_to_pod,
                     cap,
                     want_offsets,
+                    evidence,
                 ),
             ));
         }
@@ -334,6 +405,7 @@ async fn round(
                 &ip_to_pod,
                 cap,
                 true,
+                LinkEvidence::default(),
             );
             guard.record(events, None).await?;
         }
@@ -398,6 +470,44 @@ mod tests {
 
     fn addr() -> SocketAddr {
         "10.0.0.1:6379".parse().unwrap()
+    }
+
+    #[test]
+    fn an_offset_stands_still_from_its_first_answer_until_it_moves() {
+        let t0 = tokio::time::Instant::now();
+        let mut stalls = super::Stalls::default();
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(stalls.update("r", 10, t0), ms(0));
+        assert_eq!(stalls.update("r", 10, t0 + ms(700)), ms(700));
+        assert_eq!(stalls.update("r", 11, t0 + ms(900)), ms(0));
+        assert_eq!(stalls.update("r", 11, t0 + ms(1_400)), ms(500));
+        // A pod that did not answer starts afresh.
+        stalls.forget("r");
+        assert_eq!(stalls.update("r", 11, t0 + ms(1_500)), ms(0));
+    }
+
+    #[test]
+    fn decide_counts_a_timeout_no_longer_than_the_probe_waited() {
+        // decide derives when a failed probe was sent from the shortest
+        // wait a probe's timeouts allow: it must not exceed them.
+        let defaults = crate::valkey::Timeouts::default();
+        let cap = u64::try_from(crate::decide::PROBE_CONNECT_TIMEOUT_MS).unwrap();
+        assert_eq!(defaults.connect, std::time::Duration::from_millis(cap));
+        assert!(defaults.command >= defaults.connect);
+        for interval in [50, 400, 1_000, 5_000] {
+            let policy = logbook_journal::Policy {
+                probe_interval_ms: interval,
+                ..Default::default()
+            };
+            let t = super::probe_timeouts(std::time::Duration::from_millis(interval));
+            let assumed = std::time::Duration::from_millis(
+                u64::try_from(crate::decide::probe_timeout_ms(&policy)).unwrap(),
+            );
+            assert!(
+                assumed <= t.connect && assumed <= t.command,
+                "{interval}: {t:?}"
+            );
+        }
     }
 
     #[tokio::test]

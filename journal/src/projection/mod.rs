@@ -245,6 +245,10 @@ pub struct PodView {
     pub consecutive_failures: u32,
     /// Time of the first failed probe of the current run of failures.
     pub failing_since: Option<Timestamp>,
+    /// Time of the last failed probe of the current run of failures: how
+    /// long a run of timeouts lasted is known up to here, never up to an
+    /// event about something else.
+    pub last_failed_at: Option<Timestamp>,
     /// The observed `valkey.logbook.dev/role` label.
     pub role_label: Option<Role>,
     /// Being deleted (`PodTerminating`).

@@ -21,14 +21,31 @@ use crate::decide::view::{ClusterView, best, describe};
 /// one confirming probe.
 pub const DEATH_CONFIRMATIONS: u32 = 2;
 
-/// The shortest run of timeouts that may count as an unreachable primary,
-/// whatever the probe settings: a server blocked by one command for a
-/// second (`DEBUG SLEEP 1`, a big `KEYS`) times out for at most about that
-/// long, and with fast probes several timeouts fit in it (its replicas do
-/// not call it silent: that takes more than two seconds without a byte,
-/// see `SILENT_AFTER_SECONDS` in `observe/probe.rs`). The threshold is
-/// `max(this, failureThreshold × probeInterval)`.
-pub const MIN_UNREACHABLE_MS: i64 = 1_500;
+/// The shortest time a primary must have left a probe unanswered before it
+/// may count as unreachable, whatever the probe settings, measured from the
+/// moment its first failed probe was sent. A server blocked by one command
+/// for a second (`DEBUG SLEEP 1`, a big `KEYS`) leaves a probe unanswered for
+/// at most about that long: a probe sent during the block is answered when
+/// it ends, so the failures it causes span at most the block itself. The
+/// threshold is `max(this, failureThreshold × probeInterval)`.
+pub const MIN_UNREACHABLE_MS: i64 = 1_200;
+
+/// The shortest wait of a probe that timed out: the probe interval, capped
+/// by the client's connect timeout (`operator/prober.rs` gives each command
+/// of a probe the interval, capped by the client's 1 s connect and 2 s
+/// command defaults). A failure recorded at `at` proves the server left a
+/// probe unanswered since at least `at` minus this: the span of a run of
+/// timeouts is counted from there, not from when the first of them was
+/// recorded, which came a whole timeout later.
+pub fn probe_timeout_ms(policy: &Policy) -> i64 {
+    i64::try_from(policy.probe_interval_ms)
+        .unwrap_or(i64::MAX)
+        .min(PROBE_CONNECT_TIMEOUT_MS)
+}
+
+/// The client's connect timeout ([`crate::valkey::Timeouts`]'s default),
+/// the cap of a probe's timeouts.
+pub const PROBE_CONNECT_TIMEOUT_MS: i64 = 1_000;
 
 /// How the believed primary is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +63,7 @@ enum Verdict {
     Leaving,
 }
 
-fn judge(view: &ClusterView<'_>, primary: &str, now: Timestamp, policy: &Policy) -> Verdict {
+fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
     let Some(pod) = view.pod(primary) else {
         return Verdict::Dead { failures: 0 };
     };
@@ -78,7 +95,7 @@ fn judge(view: &ClusterView<'_>, primary: &str, now: Timestamp, policy: &Policy)
         }
         Some(Reachability::TimedOut | Reachability::ProtocolError)
             if failures >= policy.failure_threshold.max(1)
-                && failing_long_enough(pod.view.failing_since, now, policy)
+                && failing_long_enough(pod.view.failing_since, pod.view.last_failed_at, policy)
                 && corroborated(view, primary) =>
         {
             Verdict::Unreachable { failures }
@@ -102,15 +119,27 @@ pub fn failover_deadline(view: &ClusterView<'_>, policy: &Policy) -> Option<Time
     view.pods()
         .into_iter()
         .filter_map(|p| p.view.failing_since)
-        .map(|since| since.plus_millis(unreachable_after_ms(policy)))
+        .map(|since| since.plus_millis(unreachable_after_ms(policy) - probe_timeout_ms(policy)))
         .min()
 }
 
-/// Whether the primary has been failing for the whole minimum span. `now`
-/// is the time of the last event, so the prober keeps recording failures
-/// until one lands past the span (see `operator/prober.rs`).
-fn failing_long_enough(since: Option<Timestamp>, now: Timestamp, policy: &Policy) -> bool {
-    since.is_some_and(|since| now.millis_since(since) >= unreachable_after_ms(policy))
+/// Whether the primary has left its probes unanswered for the whole
+/// minimum span: from the send of the first failed probe (a probe timeout
+/// before its failure was recorded at `since`) to the last failure
+/// recorded, `last`. Not to the time of the last event: an event about
+/// something else, recorded while the primary's next probe was still in
+/// flight (and about to be answered), proves nothing about the primary.
+/// The prober keeps recording failures until one lands past the span (see
+/// `operator/prober.rs`).
+fn failing_long_enough(since: Option<Timestamp>, last: Option<Timestamp>, policy: &Policy) -> bool {
+    match (since, last) {
+        (Some(since), Some(last)) => {
+            last.millis_since(since)
+                .saturating_add(probe_timeout_ms(policy))
+                >= unreachable_after_ms(policy)
+        }
+        _ => false,
+    }
 }
 
 /// The replicas of `primary` back the probes' verdict: none of the
@@ -129,14 +158,14 @@ fn corroborated(view: &ClusterView<'_>, primary: &str) -> bool {
 }
 
 /// Fails over from a dead or corroborated-unreachable primary.
-pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
+pub fn decide_failover(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
     let Some(primary) = view.primary() else {
         return Vec::new();
     };
     if !view.spec.failover.automatic || !view.topology().uses_replicas() {
         return Vec::new();
     }
-    let (death, failures) = match judge(view, primary, now, policy) {
+    let (death, failures) = match judge(view, primary, policy) {
         Verdict::Alive => return Vec::new(),
         Verdict::Leaving => {
             let candidates = view.rank_candidates(Some(primary), false);

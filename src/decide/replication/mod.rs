@@ -35,7 +35,7 @@ mod switchover;
 )]
 mod tests;
 
-use logbook_journal::{Policy, Timestamp};
+use logbook_journal::Policy;
 
 use super::provisioning::decide_provisioning;
 use super::view::ClusterView;
@@ -43,19 +43,16 @@ use super::{Decision, Step, first_wanted};
 
 pub(super) use bootstrap::decide_bootstrap;
 pub use failover::{
-    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, failover_deadline, unreachable_after_ms,
+    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, failover_deadline,
+    probe_timeout_ms, unreachable_after_ms,
 };
 pub(super) use roles::decide_roles;
 pub use switchover::AUTO as SWITCHOVER_AUTO;
 
 /// What a Standalone or Replication cluster needs next.
-pub fn decide_replication(
-    view: &ClusterView<'_>,
-    now: Timestamp,
-    policy: &Policy,
-) -> Vec<Decision> {
+pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
     let steps: [&Step<'_>; 7] = [
-        &|v| failover::decide_failover(v, now, policy),
+        &|v| failover::decide_failover(v, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &requested_failover::decide_requested_failover,
         &bootstrap::decide_bootstrap,

@@ -522,8 +522,9 @@ fn a_primary_being_deleted_that_times_out_once_is_not_replaced_unfenced() {
 
 #[test]
 fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_them() {
-    // Fast probes: four timeouts and both replicas "silent" within 1.2 s —
-    // what one `DEBUG SLEEP 1` can look like.
+    // Fast probes: four timeouts, the first sent 0.8 s before the last was
+    // recorded, and both replicas "silent" — what one `DEBUG SLEEP 1` can
+    // look like.
     let mut g = Given::converged(3);
     g.policy.probe_interval_ms = 200;
     g.every_ms(200);
@@ -533,9 +534,43 @@ fn timeouts_shorter_than_a_long_command_never_fail_over_whatever_corroborates_th
     g.repl(1, LinkStatus::Silent, 100, 7)
         .repl(2, LinkStatus::Silent, 100, 7);
     assert!(g.intents().is_empty(), "{:?}", g.intents());
-    // Still failing 1.5 s after the first timeout: now it is unreachable.
+    // Still failing 1.2 s after the first timeout (1.4 s after it was
+    // sent): now it is unreachable.
     g.every_ms(600).reach(0, Reachability::TimedOut);
     assert_eq!(g.intents()[0], Intent::FenceNode { pod: pod(0) });
+}
+
+#[test]
+fn a_frozen_primary_is_failed_over_once_unanswered_for_the_span_counted_from_the_first_send() {
+    // The default probes: every 400 ms, each waiting 400 ms, three in a
+    // row: a failure recorded at t proves no answer since t - 400 ms.
+    let mut g = Given::converged(3);
+    g.policy.probe_interval_ms = 400;
+    g.policy.failure_threshold = 3;
+    g.every_ms(1)
+        .repl(1, LinkStatus::Silent, 100, 7)
+        .repl(2, LinkStatus::Silent, 100, 7);
+    g.every_ms(400)
+        .reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::TimedOut);
+    // Unanswered for 0.8 s: a one-second block of the server (which can
+    // cause no more than these two timeouts) is not a failure.
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    g.reach(0, Reachability::TimedOut);
+    // Unanswered since 1.2 s before the third failure: unreachable.
+    assert_eq!(g.intents()[0], Intent::FenceNode { pod: pod(0) });
+    // The same two timeouts, then an answer: nothing, ever.
+    let mut h = Given::converged(3);
+    h.policy.probe_interval_ms = 400;
+    h.every_ms(1)
+        .repl(1, LinkStatus::Silent, 100, 7)
+        .repl(2, LinkStatus::Silent, 100, 7);
+    h.every_ms(400)
+        .reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::Reachable)
+        .reach(0, Reachability::TimedOut);
+    assert!(h.intents().is_empty(), "{:?}", h.intents());
 }
 
 #[test]

@@ -69,10 +69,12 @@ impl ClusterState {
                     crate::event::Reachability::Reachable => {
                         view.consecutive_failures = 0;
                         view.failing_since = None;
+                        view.last_failed_at = None;
                     }
                     _ => {
                         view.consecutive_failures = view.consecutive_failures.saturating_add(1);
                         view.failing_since = view.failing_since.or(Some(at));
+                        view.last_failed_at = Some(at);
                     }
                 }
             }
