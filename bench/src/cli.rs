@@ -584,6 +584,15 @@ async fn scenario(
     out: &mut dyn Write,
 ) -> Result<Row> {
     let mut results: Vec<RunResult> = Vec::new();
+    if scenario == Scenario::SlowCommand {
+        let sized = bench.prepare_slow_command().await.map_err(bench_err)?;
+        writeln!(
+            out,
+            "  the slow command: SORT of {} numbers, {} ms when sized",
+            sized.len,
+            sized.took.as_millis()
+        )?;
+    }
     for run in 0..runs {
         let result = bench.run(scenario, run).await.map_err(bench_err)?;
         writeln!(
@@ -599,7 +608,18 @@ async fn scenario(
         out.flush()?;
         results.push(result);
     }
-    Ok(Row::from_results(scenario.name(), &results))
+    let mut row = Row::from_results(scenario.name(), &results);
+    if scenario == Scenario::SlowCommand {
+        let (sized, took) = bench.slow_command_runs();
+        let took: Vec<String> = took.iter().map(|d| d.as_millis().to_string()).collect();
+        row.note = format!(
+            "{} (SORT of {} numbers, busy {} ms)",
+            row.note,
+            sized.map_or(0, |s| s.len),
+            took.join(", ")
+        );
+    }
+    Ok(row)
 }
 
 /// Runs each scenario of `plan` on `bench` in turn, its row named with
@@ -797,6 +817,7 @@ async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Resul
         (Scenario::DeletePod, args.runs),
         (Scenario::Freeze, args.slow_runs),
         (Scenario::DebugSleep, args.slow_runs),
+        (Scenario::SlowCommand, args.slow_runs),
         (Scenario::Switchover, args.runs),
     ];
     let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;

@@ -68,6 +68,7 @@ pub mod scale;
 mod sentinel;
 pub mod shard_probe;
 pub mod slots;
+pub mod slow_command;
 pub mod soak;
 pub mod stats;
 mod writer;

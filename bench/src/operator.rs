@@ -29,6 +29,9 @@ pub enum Scenario {
     Freeze,
     /// `DEBUG SLEEP 1` on the primary: must not fail over.
     DebugSleep,
+    /// A `SORT` keeping the primary busy about a second
+    /// ([`crate::slow_command`]): must not fail over.
+    SlowCommand,
     /// `valkey.logbook.dev/switchover-to: auto`.
     Switchover,
 }
@@ -41,6 +44,7 @@ impl Scenario {
             Scenario::DeletePod => "operator: primary pod deleted",
             Scenario::Freeze => "operator: primary frozen (SIGSTOP)",
             Scenario::DebugSleep => "operator: DEBUG SLEEP 1 on primary",
+            Scenario::SlowCommand => "operator: a 1 s SORT on the primary",
             Scenario::Switchover => "operator: planned switchover",
         }
     }
@@ -86,6 +90,9 @@ pub struct OperatorBench {
     /// Topology Sentinel: the Sentinels fail over, and the probe is a
     /// Sentinel-aware client of the Sentinel Service.
     sentinel: bool,
+    /// The slow command's list as sized, and how long each run's `SORT`
+    /// kept the primary busy.
+    slow: std::sync::Mutex<(Option<crate::slow_command::Sized>, Vec<Duration>)>,
     _dir: tempfile::TempDir,
 }
 
@@ -119,6 +126,7 @@ impl OperatorBench {
             client,
             password: None,
             sentinel,
+            slow: std::sync::Mutex::new((None, Vec::new())),
             _dir: dir,
         };
         bench.create().await?;
@@ -243,6 +251,33 @@ impl OperatorBench {
         Ok(format!("{ip}:{port}"))
     }
 
+    /// Sizes the slow command's list on the primary (once; it is
+    /// replicated) before the runs of [`Scenario::SlowCommand`].
+    ///
+    /// # Errors
+    /// The primary refusing or not answering.
+    pub async fn prepare_slow_command(&self) -> Result<crate::slow_command::Sized, BenchError> {
+        let (_, ip) = self.primary().await?;
+        let sized =
+            crate::slow_command::prepare(&format!("{ip}:6379"), self.password.as_ref()).await?;
+        // Its replicas take the list in before the first run: a run must
+        // not start while they still catch up.
+        self.wait_ready(Duration::from_secs(120)).await?;
+        if let Ok(mut slow) = self.slow.lock() {
+            slow.0 = Some(sized);
+        }
+        Ok(sized)
+    }
+
+    /// What the slow command's runs did: the list's length and each
+    /// run's `SORT` time.
+    pub fn slow_command_runs(&self) -> (Option<crate::slow_command::Sized>, Vec<Duration>) {
+        self.slow
+            .lock()
+            .map(|slow| (slow.0, slow.1.clone()))
+            .unwrap_or_default()
+    }
+
     /// One run of `scenario`.
     ///
     /// # Errors
@@ -302,6 +337,13 @@ impl OperatorBench {
                     .await
                     .map_err(|e| harness("DEBUG SLEEP")(e.to_string()))?;
             }
+            Scenario::SlowCommand => {
+                let addr = format!("{primary_ip}:6379");
+                let took = crate::slow_command::run(&addr, self.password.as_ref()).await?;
+                if let Ok(mut slow) = self.slow.lock() {
+                    slow.1.push(took);
+                }
+            }
             Scenario::Switchover => {
                 let patch = serde_json::json!({"metadata": {"annotations": {"valkey.logbook.dev/switchover-to": "auto"}}});
                 Api::<ValkeyCluster>::namespaced(self.client.clone(), NS)
@@ -314,7 +356,7 @@ impl OperatorBench {
         // the new one: only then is the log complete.
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut moved_at = fault_at;
-        if scenario != Scenario::DebugSleep {
+        if !matches!(scenario, Scenario::DebugSleep | Scenario::SlowCommand) {
             loop {
                 if self.primary().await.is_ok_and(|(p, _)| p != primary) {
                     moved_at = std::time::Instant::now();
