@@ -90,6 +90,23 @@ bench-backup:
 bench-failover-cluster:
 	$(CARGO) run --release --locked -p logbook-bench -- failover --topology cluster
 
+## bench-check: the failover, reshard and backup benches briefly, each run's
+## figures written to bench-results/ (JSON, with the commit and the load),
+## then compared with bench/baselines/: every figure whose ratio to its
+## same-run reference got more than 20 % worse is named, and the target
+## fails. `make bench-baseline` makes the last runs the baselines.
+BENCH_CHECK_RUNS = failover --topology replication --runs 5 --slow-runs 3 --reference-runs 3
+.PHONY: bench-check bench-baseline bench-check-runs
+bench-check-runs:
+	$(CARGO) build --release --locked -p logbook-bench
+	target/release/logbook-bench $(BENCH_CHECK_RUNS)
+	target/release/logbook-bench reshard --keys 200000 --runs 1 --skip-legacy
+	target/release/logbook-bench backup --keys 50000 --value-bytes 1024 --runs 5
+bench-check: bench-check-runs
+	target/release/logbook-bench check
+bench-baseline: bench-check-runs
+	target/release/logbook-bench check --update
+
 clean:
 	$(CARGO) clean
 

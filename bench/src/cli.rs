@@ -26,13 +26,14 @@
 //! Prints a line per run, the medians, and a JSON object as its last line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster_reference::run_cluster_reference;
 use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, SHARDS};
+use crate::record::Record;
 use crate::restart::{RestartConfig, run_restart};
 use crate::{
     ClusterRun, Fault, OperatorBench, Row, RunResult, Scenario, render_cluster_table, render_table,
@@ -70,6 +71,10 @@ pub struct Cli {
     /// Log format and filter of the operator run in-process (global).
     #[command(flatten)]
     pub log: logbook::logging::LogArgs,
+    /// Where each run's figures go as JSON (`<command>-<time>.json` and
+    /// `<command>-latest.json`), with the commit and the machine's load.
+    #[arg(long, global = true, default_value = "bench-results")]
+    pub results: PathBuf,
     /// The bench to run.
     #[command(subcommand)]
     pub command: BenchCommand,
@@ -106,6 +111,26 @@ pub enum BenchCommand {
     /// checked throughout (docs/robustness.md); exits non-zero when one
     /// broke, printing the seed and the command that reproduces it.
     Soak(SoakArgs),
+    /// Each bench's last run (`--results`) beside its baseline: names every
+    /// figure whose ratio to its same-run reference got more than the
+    /// tolerance worse, and every lost write or false failover; exits
+    /// non-zero when there is one.
+    Check(CheckArgs),
+}
+
+/// `logbook-bench check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The recorded baselines, one `<command>.json` each.
+    #[arg(long, default_value = "bench/baselines")]
+    pub baselines: PathBuf,
+    /// How much worse a ratio may get (0.2: 20 %).
+    #[arg(long, default_value_t = crate::check::TOLERANCE)]
+    pub tolerance: f64,
+    /// Make the last runs the new baselines (after a change that is meant
+    /// to move a figure) instead of comparing.
+    #[arg(long)]
+    pub update: bool,
 }
 
 /// `logbook-bench soak` options.
@@ -325,25 +350,139 @@ fn bench_err(e: impl std::fmt::Display) -> Error {
 /// # Errors
 /// When the harness fails (not when the system under test is slow: that is
 /// the result).
-pub fn run(cmd: BenchCommand, out: &mut dyn Write) -> Result<()> {
+pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()> {
+    if let BenchCommand::Check(args) = &cmd {
+        return check(args, results, out);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    match cmd {
-        BenchCommand::Failover(args) => runtime.block_on(failover(args, out)),
+    let mut rec = Record::start(cmd.name(), cmd.args());
+    let outcome = match cmd {
+        BenchCommand::Failover(args) => runtime.block_on(failover(args, out, &mut rec)),
         BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
         BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
         BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
         BenchCommand::Scale(args) => runtime.block_on(scale(args, out)),
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
-        BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out)),
-        BenchCommand::Backup(args) => runtime.block_on(backup(args, out)),
+        BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out, &mut rec)),
+        BenchCommand::Backup(args) => runtime.block_on(backup(args, out, &mut rec)),
         BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
+        BenchCommand::Check(_) => Ok(()),
+    };
+    // What was measured is kept even when a later part failed.
+    if !rec.figures.is_empty() {
+        let path = rec.finish(results)?;
+        eprintln!("logbook-bench: figures written to {}", path.display());
+    }
+    outcome
+}
+
+impl BenchCommand {
+    /// The subcommand's name, as records and baselines are named.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BenchCommand::Failover(_) => "failover",
+            BenchCommand::Restart(_) => "restart",
+            BenchCommand::Replay(_) => "replay",
+            BenchCommand::Churn(_) => "churn",
+            BenchCommand::Idle(_) => "idle",
+            BenchCommand::Scale(_) => "scale",
+            BenchCommand::Reshard(_) => "reshard",
+            BenchCommand::Backup(_) => "backup",
+            BenchCommand::Soak(_) => "soak",
+            BenchCommand::Check(_) => "check",
+        }
+    }
+
+    /// The options as parsed, for the record.
+    fn args(&self) -> String {
+        match self {
+            BenchCommand::Failover(a) => format!("{a:?}"),
+            BenchCommand::Restart(a) => format!("{a:?}"),
+            BenchCommand::Replay(a) => format!("{a:?}"),
+            BenchCommand::Churn(a) => format!("{a:?}"),
+            BenchCommand::Idle(a) => format!("{a:?}"),
+            BenchCommand::Scale(a) => format!("{a:?}"),
+            BenchCommand::Reshard(a) => format!("{a:?}"),
+            BenchCommand::Backup(a) => format!("{a:?}"),
+            BenchCommand::Soak(a) => format!("{a:?}"),
+            BenchCommand::Check(a) => format!("{a:?}"),
+        }
     }
 }
 
-async fn backup(args: BackupArgs, out: &mut dyn Write) -> Result<()> {
+fn check(args: &CheckArgs, results: &Path, out: &mut dyn Write) -> Result<()> {
+    if args.update {
+        let mut updated = Vec::new();
+        for entry in std::fs::read_dir(results)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(command) = name.strip_suffix("-latest.json") {
+                std::fs::create_dir_all(&args.baselines)?;
+                std::fs::copy(&path, args.baselines.join(format!("{command}.json")))?;
+                updated.push(command.to_owned());
+            }
+        }
+        updated.sort();
+        writeln!(
+            out,
+            "baselines updated from {}: {}",
+            results.display(),
+            updated.join(", ")
+        )?;
+        return Ok(());
+    }
+    let report = crate::check::check_dirs(&args.baselines, results, args.tolerance)
+        .map_err(Error::Harness)?;
+    for command in &report.not_run {
+        writeln!(
+            out,
+            "{command}: no run in {} (not compared)",
+            results.display()
+        )?;
+    }
+    for command in &report.compared {
+        let worse = report
+            .regressions
+            .iter()
+            .filter(|r| r.command == *command)
+            .count();
+        writeln!(
+            out,
+            "{command}: {}",
+            if worse == 0 {
+                "no figure more than the tolerance worse than its baseline".to_owned()
+            } else {
+                format!("{worse} figure(s) worse than the baseline")
+            }
+        )?;
+    }
+    for regression in &report.regressions {
+        writeln!(out, "  WORSE {regression}")?;
+    }
+    if report.compared.is_empty() {
+        return Err(Error::Harness(format!(
+            "nothing compared: no run in {} has a baseline in {}",
+            results.display(),
+            args.baselines.display()
+        )));
+    }
+    if report.regressions.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Harness(format!(
+            "{} figure(s) more than {:.0} % worse than the baseline",
+            report.regressions.len(),
+            args.tolerance * 100.0
+        )))
+    }
+}
+
+async fn backup(args: BackupArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let config = crate::backup::BackupBenchConfig {
         keys: args.keys,
         value_bytes: args.value_bytes,
@@ -352,11 +491,22 @@ async fn backup(args: BackupArgs, out: &mut dyn Write) -> Result<()> {
     let result = crate::backup::run_backup_bench(config, &mut std::io::stderr())
         .await
         .map_err(|e| Error::Harness(e.to_string()))?;
+    let secs = |d: Duration| d.as_secs_f64();
+    rec.figure("copy up (reference)", secs(result.copy_up), "s");
+    rec.compared("backup", secs(result.backup), "s", "copy up (reference)");
+    rec.figure("copy down (reference)", secs(result.copy_down), "s");
+    rec.compared(
+        "restore",
+        secs(result.restore),
+        "s",
+        "copy down (reference)",
+    );
+    rec.figure("RDB bytes", result.bytes as f64, "bytes");
     write!(out, "{}", crate::backup::render(config, &result))?;
     Ok(())
 }
 
-async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {
+async fn reshard(args: ReshardArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let config = crate::reshard::ReshardConfig {
         keys: args.keys,
         runs: args.runs.max(1),
@@ -397,6 +547,7 @@ async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {
         return Err(err.into());
     }
     let outcome = outcome.map_err(bench_err)?;
+    reshard_figures(&outcome.report, rec);
     write!(out, "{}", outcome.report.render())?;
     out.flush()?;
     match outcome.refused {
@@ -404,6 +555,35 @@ async fn reshard(args: ReshardArgs, out: &mut dyn Write) -> Result<()> {
             "the operator refused the reshard (operator_s is null): {message}"
         ))),
         None => Ok(()),
+    }
+}
+
+/// The reshard's figures: each method's median, the operator's compared
+/// with raw Atomic Slot Migration timed from starting the new shard (the
+/// steps the operator's time includes), and every method's lost keys.
+fn reshard_figures(report: &crate::reshard::ReshardReport, rec: &mut Record) {
+    let secs = |d: Duration| d.as_secs_f64();
+    let from_start = "raw ASM from starting the new shard";
+    if let Some(d) = report.raw_asm.median_from_start() {
+        rec.figure(from_start, secs(d), "s");
+    }
+    if let Some(d) = report.raw_asm.median() {
+        rec.figure("raw ASM moves", secs(d), "s");
+    }
+    if let Some(d) = report.legacy.median() {
+        rec.figure("redis-cli rebalance", secs(d), "s");
+    }
+    if let Some(d) = report.operator.median() {
+        rec.compared("operator", secs(d), "s", from_start);
+    }
+    for (name, results) in [
+        ("raw ASM", &report.raw_asm),
+        ("redis-cli rebalance", &report.legacy),
+        ("operator", &report.operator),
+    ] {
+        if let Some(lost) = results.lost() {
+            rec.figure(format!("{name} lost acked"), lost as f64, "count");
+        }
     }
 }
 
@@ -639,14 +819,76 @@ async fn scenarios(
     Ok(())
 }
 
-async fn failover(args: FailoverArgs, out: &mut dyn Write) -> Result<()> {
+async fn failover(args: FailoverArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     if args.topology != Topologies::Cluster {
-        failover_replication(&args, out).await?;
+        failover_replication(&args, out, rec).await?;
     }
     if args.topology != Topologies::Replication {
-        failover_cluster(&args, out).await?;
+        failover_cluster(&args, out, rec).await?;
     }
     Ok(())
+}
+
+/// The failover rows' figures: each row's p50, p99 and max, its lost
+/// writes, and its failovers (false ones, where none may happen); each
+/// operator row's p50 compared with the reference it is measured beside.
+fn failover_figures(rows: &[Row], rec: &mut Record) {
+    let find = |needle: &str| {
+        rows.iter()
+            .find(|r| r.scenario.contains(needle))
+            .map(|r| format!("{} p50", r.scenario))
+    };
+    let sentinel_kill = find("sentinel: primary kill (down-after 1000 ms)");
+    let sentinel_kill_5000 = find("sentinel: primary kill (down-after 5000 ms)");
+    let sentinel_freeze = find("sentinel: primary freeze (down-after 1000 ms)");
+    let bare = find("bare FAILOVER TO");
+    // A Cluster row's reference: Valkey alone's row of the same measure
+    // (the first write accepted, or acknowledged).
+    let cluster_alone = |name: &str| {
+        let measure = name.rsplit_once(": fault")?.1;
+        rows.iter()
+            .find(|r| r.scenario.contains("Valkey alone") && r.scenario.ends_with(measure))
+            .map(|r| format!("{} p50", r.scenario))
+    };
+    for row in rows {
+        let name = &row.scenario;
+        let reference = if name.starts_with("topology Sentinel:") && !name.contains("switchover") {
+            sentinel_kill_5000.clone()
+        } else if name.contains("switchover") {
+            bare.clone()
+        } else if name.contains("frozen") {
+            sentinel_freeze.clone()
+        } else if name.starts_with("operator: primary") {
+            sentinel_kill.clone()
+        } else if name.starts_with("cluster, operator") {
+            cluster_alone(name)
+        } else {
+            None
+        };
+        if let Some(w) = &row.windows {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            match reference {
+                Some(reference) => rec.compared(format!("{name} p50"), ms(w.p50), "ms", reference),
+                None => rec.figure(format!("{name} p50"), ms(w.p50), "ms"),
+            }
+            rec.figure(format!("{name} p99"), ms(w.p99), "ms");
+            rec.figure(format!("{name} max"), ms(w.max), "ms");
+        }
+        rec.figure(
+            format!("{name} lost acked"),
+            row.lost_writes as f64,
+            "count",
+        );
+        if name.contains("DEBUG SLEEP") || name.contains("SORT") {
+            let failovers = row
+                .note
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            rec.figure(format!("{name} false failovers"), failovers, "count");
+        }
+    }
 }
 
 /// One Cluster run's progress line.
@@ -716,7 +958,11 @@ fn cluster_rows(name: &str, runs: &[ClusterRun]) -> [Row; 2] {
     ]
 }
 
-async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()> {
+async fn failover_cluster(
+    args: &FailoverArgs,
+    out: &mut dyn Write,
+    rec: &mut Record,
+) -> Result<()> {
     let timeout_ms = args.cluster_node_timeout_milliseconds;
     let replicas = args.cluster_replicas_per_shard.max(1);
     let n = args.cluster_runs.max(1);
@@ -796,6 +1042,7 @@ async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()
         }
         rows.extend(cluster_rows(&name, &runs));
     }
+    failover_figures(&rows, rec);
     writeln!(out)?;
     write!(out, "{}", render_cluster_table(&rows))?;
     out.flush()?;
@@ -805,7 +1052,11 @@ async fn failover_cluster(args: &FailoverArgs, out: &mut dyn Write) -> Result<()
     }
 }
 
-async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Result<()> {
+async fn failover_replication(
+    args: &FailoverArgs,
+    out: &mut dyn Write,
+    rec: &mut Record,
+) -> Result<()> {
     let mut rows = Vec::new();
     writeln!(
         out,
@@ -872,6 +1123,7 @@ async fn failover_replication(args: &FailoverArgs, out: &mut dyn Write) -> Resul
             &results,
         ));
     }
+    failover_figures(&rows, rec);
     writeln!(out)?;
     write!(out, "{}", render_table(&rows))?;
     out.flush()?;

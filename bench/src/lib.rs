@@ -45,6 +45,7 @@
 //!   at least two servers.
 
 pub mod backup;
+pub mod check;
 pub mod churn;
 pub mod cli;
 pub mod cluster_client;
@@ -59,6 +60,7 @@ pub mod operator_cluster;
 mod process;
 mod readback;
 mod readiness;
+pub mod record;
 pub mod replay;
 pub mod reshard;
 mod resolve;

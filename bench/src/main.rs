@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut stdout = std::io::stdout().lock();
-    match run(cli.command, &mut stdout) {
+    match run(cli.command, &cli.results, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // The whole chain: the bench's context, then each cause.

@@ -90,7 +90,7 @@ impl MethodResults {
         self.runs.iter().filter_map(|r| r.max_write_pause).max()
     }
 
-    fn lost(&self) -> Option<usize> {
+    pub(crate) fn lost(&self) -> Option<usize> {
         (!self.runs.is_empty()).then(|| self.runs.iter().map(|r| r.lost_keys).sum())
     }
 
@@ -104,7 +104,7 @@ impl MethodResults {
         keys.get(keys.len() / 2).copied()
     }
 
-    fn median_from_start(&self) -> Option<Duration> {
+    pub(crate) fn median_from_start(&self) -> Option<Duration> {
         let times: Vec<Duration> = self.runs.iter().filter_map(|r| r.from_start).collect();
         median(&times)
     }
