@@ -852,7 +852,12 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
     };
     for row in rows {
         let name = &row.scenario;
-        let reference = if name.starts_with("topology Sentinel:") && !name.contains("switchover") {
+        let no_failover = name.contains("DEBUG SLEEP") || name.contains("SORT");
+        let reference = if no_failover {
+            None
+        } else if name.starts_with("cluster, operator") {
+            cluster_alone(name)
+        } else if name.starts_with("topology Sentinel:") && !name.contains("switchover") {
             sentinel_kill_5000.clone()
         } else if name.contains("switchover") {
             bare.clone()
@@ -860,8 +865,6 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
             sentinel_freeze.clone()
         } else if name.starts_with("operator: primary") {
             sentinel_kill.clone()
-        } else if name.starts_with("cluster, operator") {
-            cluster_alone(name)
         } else {
             None
         };
@@ -879,7 +882,7 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
             row.lost_writes as f64,
             "count",
         );
-        if name.contains("DEBUG SLEEP") || name.contains("SORT") {
+        if no_failover {
             let failovers = row
                 .note
                 .split_whitespace()
@@ -977,7 +980,13 @@ async fn failover_cluster(
         .map_err(bench_err)?;
     let mut failed = None;
     let mut scenarios = Vec::new();
-    for which in [ClusterScenario::Kill, ClusterScenario::DeletePod] {
+    for which in [
+        ClusterScenario::Kill,
+        ClusterScenario::DeletePod,
+        ClusterScenario::Freeze,
+        ClusterScenario::DebugSleep,
+        ClusterScenario::SlowCommand,
+    ] {
         let mut runs = Vec::with_capacity(n);
         for run in 0..n {
             match bench.run(which, run).await {

@@ -258,8 +258,12 @@ impl OperatorBench {
     /// The primary refusing or not answering.
     pub async fn prepare_slow_command(&self) -> Result<crate::slow_command::Sized, BenchError> {
         let (_, ip) = self.primary().await?;
-        let sized =
-            crate::slow_command::prepare(&format!("{ip}:6379"), self.password.as_ref()).await?;
+        let sized = crate::slow_command::prepare(
+            &format!("{ip}:6379"),
+            self.password.as_ref(),
+            crate::slow_command::LIST,
+        )
+        .await?;
         // Its replicas take the list in before the first run: a run must
         // not start while they still catch up.
         self.wait_ready(Duration::from_secs(120)).await?;
@@ -339,7 +343,12 @@ impl OperatorBench {
             }
             Scenario::SlowCommand => {
                 let addr = format!("{primary_ip}:6379");
-                let took = crate::slow_command::run(&addr, self.password.as_ref()).await?;
+                let took = crate::slow_command::run(
+                    &addr,
+                    self.password.as_ref(),
+                    crate::slow_command::LIST,
+                )
+                .await?;
                 if let Ok(mut slow) = self.slow.lock() {
                     slow.1.push(took);
                 }

@@ -48,6 +48,13 @@ pub enum ClusterScenario {
     Kill,
     /// Its pod deleted.
     DeletePod,
+    /// SIGSTOP to its processes (SIGCONT once the shard is served again).
+    Freeze,
+    /// `DEBUG SLEEP 1` on it: must not fail over.
+    DebugSleep,
+    /// A `SORT` keeping it busy about a second ([`crate::slow_command`]):
+    /// must not fail over.
+    SlowCommand,
 }
 
 impl ClusterScenario {
@@ -56,6 +63,9 @@ impl ClusterScenario {
         match self {
             ClusterScenario::Kill => "cluster, operator: shard primary process killed (SIGKILL)",
             ClusterScenario::DeletePod => "cluster, operator: shard primary pod deleted",
+            ClusterScenario::Freeze => "cluster, operator: shard primary frozen (SIGSTOP)",
+            ClusterScenario::DebugSleep => "cluster, operator: DEBUG SLEEP 1 on a shard primary",
+            ClusterScenario::SlowCommand => "cluster, operator: a 1 s SORT on a shard primary",
         }
     }
 }
@@ -105,7 +115,9 @@ impl OperatorClusterBench {
                 "shards": SHARDS,
                 "replicasPerShard": self.replicas,
                 "clusterNodeTimeoutMilliseconds": self.node_timeout_ms,
-                "storage": {"persistence": "None"}
+                "storage": {"persistence": "None"},
+                // DEBUG SLEEP from the host (a local connection here).
+                "config": {"enable-debug-command": "local"}
             }
         }))
         .map_err(|e| harness("the ValkeyCluster")(e.to_string()))?;
@@ -203,6 +215,17 @@ impl OperatorClusterBench {
             )));
         }
         let before = last_failover(&vkc);
+        // The slow command's list lives in one of the victim's slots;
+        // sized (one SORT of it) before the writers start.
+        let slow_list = if scenario == ClusterScenario::SlowCommand {
+            let list = crate::slow_command::list_in(&ranges)
+                .ok_or_else(|| harness("the slow command's list")(format!("{ranges:?}")))?;
+            crate::slow_command::prepare(&victim_addr, self.password.as_ref(), &list).await?;
+            self.wait_ready(Duration::from_secs(120)).await?;
+            Some(list)
+        } else {
+            None
+        };
         let mut config =
             ClusterProbeConfig::new(seeds.clone(), format!("bench:cluster:{scenario:?}:{run}"));
         config.password = self.password.clone();
@@ -230,7 +253,35 @@ impl OperatorClusterBench {
                     .await
                     .map_err(|e| harness("deleting the primary pod")(e.to_string()))?;
             }
+            ClusterScenario::Freeze => self
+                .server
+                .faults()
+                .ok_or_else(|| harness("faults")("no kubelet".into()))?
+                .freeze(NS, &victim)
+                .await
+                .map_err(|e| harness("freeze")(e.to_string()))?,
+            ClusterScenario::DebugSleep => {
+                let addr = victim_addr
+                    .parse()
+                    .map_err(|_| harness("the victim's address")(victim_addr.clone()))?;
+                let admin = logbook::valkey::ValkeyClient::new(
+                    logbook::valkey::Timeouts {
+                        connect: Duration::from_secs(1),
+                        command: Duration::from_secs(3),
+                    },
+                    self.password.clone(),
+                );
+                admin
+                    .debug_sleep(addr, 1)
+                    .await
+                    .map_err(|e| harness("DEBUG SLEEP")(e.to_string()))?;
+            }
+            ClusterScenario::SlowCommand => {
+                let list = slow_list.as_deref().unwrap_or(crate::slow_command::LIST);
+                crate::slow_command::run(&victim_addr, self.password.as_ref(), list).await?;
+            }
         }
+        let mut frozen = scenario == ClusterScenario::Freeze;
         let settle =
             Duration::from_millis(self.node_timeout_ms).saturating_add(Duration::from_secs(2));
         let limit = Duration::from_secs(90);
@@ -243,6 +294,17 @@ impl OperatorClusterBench {
                 r.acknowledged.is_some()
                     || (r.accepted.is_some() && elapsed >= settle.saturating_add(ACK_GRACE))
             });
+            // A frozen primary is let go once its shard is served elsewhere:
+            // it must rejoin (as a replica) before the cluster is Ready.
+            if frozen && served {
+                self.server
+                    .faults()
+                    .ok_or_else(|| harness("faults")("no kubelet".into()))?
+                    .thaw(NS, &victim)
+                    .await
+                    .map_err(|e| harness("thaw")(e.to_string()))?;
+                frozen = false;
+            }
             if elapsed >= settle
                 && served
                 && let Ok(now) = self.cluster().await

@@ -12,8 +12,19 @@ use logbook::valkey::Password;
 use super::BenchError;
 use super::conn::{connect, query};
 
-/// The list `SORT` sorts.
+/// The list `SORT` sorts (in a Cluster, one per shard: see [`list_in`]).
 pub const LIST: &str = "bench:slow-sort";
+
+/// A list name whose slot is among `ranges` (inclusive): in a Cluster the
+/// list must live on the shard whose primary is to be kept busy.
+pub fn list_in(ranges: &[(u16, u16)]) -> Option<String> {
+    (0..100_000u32)
+        .map(|n| format!("{LIST}:{{{n}}}"))
+        .find(|name| {
+            let slot = crate::slots::key_slot(name.as_bytes());
+            ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+        })
+}
 /// How long the command should keep the server busy.
 pub const TARGET: Duration = Duration::from_secs(1);
 /// The longest list made: a server where even this sorts faster than
@@ -38,11 +49,15 @@ pub struct Sized {
 ///
 /// # Errors
 /// The server refusing or not answering within 30 s.
-pub async fn prepare(addr: &str, password: Option<&Password>) -> Result<Sized, BenchError> {
+pub async fn prepare(
+    addr: &str,
+    password: Option<&Password>,
+    list: &str,
+) -> Result<Sized, BenchError> {
     let mut connection = connect(addr, password, LIMIT).await?;
     let mut len: u64 = query(
         &mut connection,
-        redis::cmd("LLEN").arg(LIST),
+        redis::cmd("LLEN").arg(list),
         addr,
         "LLEN",
         LIMIT,
@@ -56,7 +71,7 @@ pub async fn prepare(addr: &str, password: Option<&Password>) -> Result<Sized, B
         while len < want {
             let n = CHUNK.min(want - len);
             let mut push = redis::cmd("RPUSH");
-            push.arg(LIST);
+            push.arg(list);
             for _ in 0..n {
                 x = x
                     .wrapping_mul(6_364_136_223_846_793_005)
@@ -65,7 +80,7 @@ pub async fn prepare(addr: &str, password: Option<&Password>) -> Result<Sized, B
             }
             len = query(&mut connection, &push, addr, "RPUSH", LIMIT).await?;
         }
-        let took = sort(&mut connection, addr).await?;
+        let took = sort(&mut connection, addr, list).await?;
         if took >= TARGET || len >= MAX_LEN {
             return Ok(Sized { len, took });
         }
@@ -81,19 +96,24 @@ pub async fn prepare(addr: &str, password: Option<&Password>) -> Result<Sized, B
 ///
 /// # Errors
 /// The server refusing or not answering within 30 s.
-pub async fn run(addr: &str, password: Option<&Password>) -> Result<Duration, BenchError> {
+pub async fn run(
+    addr: &str,
+    password: Option<&Password>,
+    list: &str,
+) -> Result<Duration, BenchError> {
     let mut connection = connect(addr, password, LIMIT).await?;
-    sort(&mut connection, addr).await
+    sort(&mut connection, addr, list).await
 }
 
 async fn sort(
     connection: &mut redis::aio::MultiplexedConnection,
     addr: &str,
+    list: &str,
 ) -> Result<Duration, BenchError> {
     let started = Instant::now();
     let _: redis::Value = query(
         connection,
-        redis::cmd("SORT").arg(LIST),
+        redis::cmd("SORT").arg(list),
         addr,
         "SORT",
         LIMIT,
