@@ -361,11 +361,11 @@ pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()>
     let mut rec = Record::start(cmd.name(), cmd.args());
     let outcome = match cmd {
         BenchCommand::Failover(args) => runtime.block_on(failover(args, out, &mut rec)),
-        BenchCommand::Restart(args) => runtime.block_on(restart(args, out)),
-        BenchCommand::Churn(args) => runtime.block_on(churn(args, out)),
-        BenchCommand::Idle(args) => runtime.block_on(idle(args, out)),
-        BenchCommand::Scale(args) => runtime.block_on(scale(args, out)),
-        BenchCommand::Replay(args) => runtime.block_on(replay(args, out)),
+        BenchCommand::Restart(args) => runtime.block_on(restart(args, out, &mut rec)),
+        BenchCommand::Churn(args) => runtime.block_on(churn(args, out, &mut rec)),
+        BenchCommand::Idle(args) => runtime.block_on(idle(args, out, &mut rec)),
+        BenchCommand::Scale(args) => runtime.block_on(scale(args, out, &mut rec)),
+        BenchCommand::Replay(args) => runtime.block_on(replay(args, out, &mut rec)),
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out, &mut rec)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out, &mut rec)),
         BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
@@ -587,7 +587,12 @@ fn reshard_figures(report: &crate::reshard::ReshardReport, rec: &mut Record) {
     }
 }
 
-async fn replay(args: ReplayBenchArgs, out: &mut dyn Write) -> Result<()> {
+/// The median of `times` in seconds, if any.
+fn median_secs(times: &[Duration]) -> Option<f64> {
+    crate::reshard::median(times).map(|d| d.as_secs_f64())
+}
+
+async fn replay(args: ReplayBenchArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("logbook-bench-replay-")
         .tempdir()
@@ -605,12 +610,30 @@ async fn replay(args: ReplayBenchArgs, out: &mut dyn Write) -> Result<()> {
         })
         .await
         .map_err(bench_err)?;
+    if let Some(sha) = median_secs(&report.sha256sum) {
+        rec.figure("sha256sum of the journal (reference)", sha, "s");
+    }
+    if let Some(verify) = median_secs(&report.verify) {
+        rec.compared(
+            "verify",
+            verify,
+            "s",
+            "sha256sum of the journal (reference)",
+        );
+    }
+    for (name, times) in [("audit", &report.audit), ("export", &report.export)] {
+        if let Some(t) = median_secs(times) {
+            rec.figure(name, t, "s");
+        }
+    }
+    rec.figure("events", report.events as f64, "count");
+    rec.figure("audit findings", report.findings as f64, "count");
     write!(out, "{}", report.render())?;
     out.flush()?;
     Ok(())
 }
 
-async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {
+async fn churn(args: ChurnArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let report = crate::churn::run_churn(crate::churn::ChurnConfig {
         clusters: args.clusters.max(1),
         rate: args.rate.max(1),
@@ -619,6 +642,23 @@ async fn churn(args: ChurnArgs, out: &mut dyn Write) -> Result<()> {
     })
     .await
     .map_err(bench_err)?;
+    let reference = "store appends per cluster per minute, write-through (reference)";
+    rec.figure(
+        reference,
+        report.write_through.appends_per_minute,
+        "per minute",
+    );
+    rec.compared(
+        "store appends per cluster per minute, group commit",
+        report.grouped.appends_per_minute,
+        "per minute",
+        reference,
+    );
+    rec.figure(
+        "API writes per cluster per minute, group commit",
+        report.grouped.api_writes_per_minute,
+        "per minute",
+    );
     write!(out, "{}", crate::churn::render(&report))?;
     out.flush()?;
     Ok(())
@@ -713,7 +753,7 @@ fn operator_run(
     })
 }
 
-async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
+async fn idle(args: IdleArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let config = operator_run(
         args.operator_binary,
         args.clusters,
@@ -721,12 +761,19 @@ async fn idle(args: IdleArgs, out: &mut dyn Write) -> Result<()> {
         args.sample_seconds,
     )?;
     let report = crate::idle::run_idle(config).await.map_err(bench_err)?;
+    rec.figure("clusters Ready", report.ready as f64, "count");
+    rec.figure("Ready after", report.ready_after.as_secs_f64(), "s");
+    rec.figure("RSS, largest", report.rss_max_kib as f64 / 1024.0, "MiB");
+    if let Some(cpu) = report.idle_cpu {
+        rec.figure("CPU share while idle", cpu, "fraction");
+    }
+    rec.figure("API writes while idle", report.idle_writes as f64, "count");
     write!(out, "{}", crate::idle::render(&report))?;
     out.flush()?;
     Ok(())
 }
 
-async fn scale(args: ScaleArgs, out: &mut dyn Write) -> Result<()> {
+async fn scale(args: ScaleArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let config = operator_run(
         args.operator_binary,
         args.clusters,
@@ -734,12 +781,28 @@ async fn scale(args: ScaleArgs, out: &mut dyn Write) -> Result<()> {
         args.sample_seconds,
     )?;
     let report = crate::scale::run_scale(config).await.map_err(bench_err)?;
+    rec.figure(
+        "first decisions carried out after",
+        report.applied_after.as_secs_f64(),
+        "s",
+    );
+    rec.figure("RSS", report.rss_kib as f64 / 1024.0, "MiB");
+    rec.figure(
+        "API requests per minute",
+        report.requests_per_minute,
+        "per minute",
+    );
+    rec.figure(
+        "every journal taken over after",
+        report.takeover_after.as_secs_f64(),
+        "s",
+    );
     write!(out, "{}", crate::scale::render(&report))?;
     out.flush()?;
     Ok(())
 }
 
-async fn restart(args: RestartArgs, out: &mut dyn Write) -> Result<()> {
+async fn restart(args: RestartArgs, out: &mut dyn Write, rec: &mut Record) -> Result<()> {
     let config = RestartConfig {
         clusters: args.clusters,
         events: args.events,
@@ -752,6 +815,18 @@ async fn restart(args: RestartArgs, out: &mut dyn Write) -> Result<()> {
     let report = run_restart(config, &mut |line| eprintln!("{line}"))
         .await
         .map_err(bench_err)?;
+    let reference = format!("{:?} (reference)", crate::restart::LoadMode::FromStart);
+    for runs in &report.modes {
+        let totals: Vec<Duration> = runs.passes.iter().map(|p| p.total).collect();
+        let Some(median) = median_secs(&totals) else {
+            continue;
+        };
+        if runs.mode == crate::restart::LoadMode::FromStart {
+            rec.figure(reference.clone(), median, "s");
+        } else {
+            rec.compared(format!("{:?}", runs.mode), median, "s", reference.clone());
+        }
+    }
     write!(out, "{}", report.render())?;
     out.flush()?;
     Ok(())
