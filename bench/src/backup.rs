@@ -41,6 +41,10 @@ pub struct BackupBenchConfig {
     pub value_bytes: usize,
     /// Runs of each path (the median is reported).
     pub runs: usize,
+    /// A planted regression: this much added to every restore, inside its
+    /// timed span (zero but when checking that `logbook-bench check`
+    /// catches a slower restore).
+    pub plant_restore: Duration,
 }
 
 /// The medians of one run, in seconds, and the RDB's size.
@@ -117,6 +121,7 @@ pub async fn run_backup_bench(
 
         let dest = scratch.path().join(format!("restore-{run}.rdb"));
         let started = Instant::now();
+        tokio::time::sleep(config.plant_restore).await;
         fetch_to_file(&store, &key, node.bytes, &node.sha256, &dest)
             .await
             .map_err(|e| harness("fetch_to_file")(e.to_string()))?;
