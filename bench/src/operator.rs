@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use logbook::valkey::{Password, Timeouts, ValkeyClient};
+use logbook::valkey::Password;
 use logbook_crds::{ClusterPhase, ValkeyCluster};
 use tokio::time::Instant;
 
@@ -326,20 +326,11 @@ impl OperatorBench {
                 .await
                 .map_err(|e| harness("freeze")(e.to_string()))?,
             Scenario::DebugSleep => {
-                let addr = format!("{primary_ip}:6379")
-                    .parse()
-                    .map_err(|_| harness("the primary address")(primary_ip.clone()))?;
-                let admin = ValkeyClient::new(
-                    Timeouts {
-                        connect: Duration::from_secs(1),
-                        command: Duration::from_secs(3),
-                    },
-                    self.password.clone(),
-                );
-                admin
-                    .debug_sleep(addr, 1)
-                    .await
-                    .map_err(|e| harness("DEBUG SLEEP")(e.to_string()))?;
+                crate::slow_command::debug_sleep(
+                    &format!("{primary_ip}:6379"),
+                    self.password.as_ref(),
+                )
+                .await?;
             }
             Scenario::SlowCommand => {
                 let addr = format!("{primary_ip}:6379");

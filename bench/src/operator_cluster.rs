@@ -261,20 +261,7 @@ impl OperatorClusterBench {
                 .await
                 .map_err(|e| harness("freeze")(e.to_string()))?,
             ClusterScenario::DebugSleep => {
-                let addr = victim_addr
-                    .parse()
-                    .map_err(|_| harness("the victim's address")(victim_addr.clone()))?;
-                let admin = logbook::valkey::ValkeyClient::new(
-                    logbook::valkey::Timeouts {
-                        connect: Duration::from_secs(1),
-                        command: Duration::from_secs(3),
-                    },
-                    self.password.clone(),
-                );
-                admin
-                    .debug_sleep(addr, 1)
-                    .await
-                    .map_err(|e| harness("DEBUG SLEEP")(e.to_string()))?;
+                crate::slow_command::debug_sleep(&victim_addr, self.password.as_ref()).await?;
             }
             ClusterScenario::SlowCommand => {
                 let list = slow_list.as_deref().unwrap_or(crate::slow_command::LIST);

@@ -92,6 +92,33 @@ pub async fn prepare(
     }
 }
 
+/// `DEBUG SLEEP 1` on `addr` (a server started with
+/// `enable-debug-command local`, reached from this host): the block the
+/// slow command is compared with.
+///
+/// # Errors
+/// The server refusing or not answering within 3 s.
+pub async fn debug_sleep(addr: &str, password: Option<&Password>) -> Result<(), BenchError> {
+    let socket = addr.parse().map_err(|_| BenchError::BadAddress {
+        addr: addr.to_owned(),
+    })?;
+    let admin = logbook::valkey::ValkeyClient::new(
+        logbook::valkey::Timeouts {
+            connect: Duration::from_secs(1),
+            command: Duration::from_secs(3),
+        },
+        password.cloned(),
+    );
+    admin
+        .debug_sleep(socket, 1)
+        .await
+        .map_err(|e| BenchError::Protocol {
+            addr: addr.to_owned(),
+            command: "DEBUG SLEEP",
+            detail: e.to_string(),
+        })
+}
+
 /// One `SORT` of the list on `addr`: how long the caller waited for it.
 ///
 /// # Errors
