@@ -69,7 +69,7 @@ pub const SENTINEL_PARALLEL_SYNCS_MIN: i32 = 1;
 pub const SENTINEL_PARALLEL_SYNCS_MAX: i32 = 16;
 
 /// Interval between the operator's health probes when unset, in milliseconds.
-pub const PROBE_INTERVAL_MS: i32 = 400;
+pub const PROBE_INTERVAL_MS: i32 = 500;
 /// Smallest probe interval: faster probing only loads the server.
 pub const PROBE_INTERVAL_MS_MIN: i32 = 100;
 /// Largest probe interval (one minute).
