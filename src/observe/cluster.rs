@@ -53,7 +53,6 @@ pub fn observe_cluster_probe(
     obs: &ClusterObservation<'_>,
     cap: u32,
     want_offsets: bool,
-    evidence: super::LinkEvidence,
 ) -> Vec<Event> {
     let reach = match obs {
         ClusterObservation::NoAddress => Reachability::NoAddress,
@@ -102,7 +101,7 @@ pub fn observe_cluster_probe(
         pod,
         &answer.replication,
         want_offsets,
-        evidence,
+        super::LinkEvidence::default(),
     ));
     out
 }

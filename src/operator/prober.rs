@@ -65,26 +65,6 @@ impl Stalls {
     pub(super) fn forget(&mut self, pod: &str) {
         self.0.remove(pod);
     }
-
-    /// One round's answers (each pod's offset, `None` when it did not
-    /// answer) at `now`: which pods' offsets have stood still past
-    /// [`STALLED_AFTER`].
-    pub(super) fn round<'a>(
-        &mut self,
-        offsets: impl IntoIterator<Item = (&'a str, Option<u64>)>,
-        now: Instant,
-    ) -> BTreeMap<&'a str, bool> {
-        offsets
-            .into_iter()
-            .map(|(pod, offset)| match offset {
-                Some(offset) => (pod, self.update(pod, offset, now) >= STALLED_AFTER),
-                None => {
-                    self.forget(pod);
-                    (pod, false)
-                }
-            })
-            .collect()
-    }
 }
 
 type Outcome = Result<Probe, ProbeError>;
@@ -290,7 +270,7 @@ async fn round(
         return Ok(());
     }
     if topology.is_some_and(|t| t.is_cluster()) {
-        return super::cluster_prober::round(rt, interval, coarse, stalls).await;
+        return super::cluster_prober::round(rt, interval, coarse).await;
     }
     if topology.is_some_and(|t| t.uses_sentinel()) {
         super::sentinel_prober::round(rt, sentinels).await?;
@@ -307,18 +287,20 @@ async fn round(
         return Ok(());
     }
     let results = probe_all(&client, &pods).await;
-    let stalled = stalls.round(
-        results.iter().map(|(pod, outcome)| {
-            (
+    let answered_at = Instant::now();
+    let stood_still: BTreeMap<&str, Duration> = results
+        .iter()
+        .filter_map(|(pod, outcome)| match outcome {
+            Some(Ok(p)) => Some((
                 pod.as_str(),
-                match outcome {
-                    Some(Ok(p)) => Some(p.info.master_repl_offset),
-                    _ => None,
-                },
-            )
-        }),
-        Instant::now(),
-    );
+                stalls.update(pod, p.info.master_repl_offset, answered_at),
+            )),
+            _ => {
+                stalls.forget(pod);
+                None
+            }
+        })
+        .collect();
     for (pod, outcome) in &results {
         if let Some(Err(err)) = outcome {
             // Never the password: errors name the address and the code.
@@ -374,7 +356,9 @@ async fn round(
                     == primary.as_ref();
             let evidence = LinkEvidence {
                 primary_failing: follows_failing,
-                stalled: stalled.get(name.as_str()).copied().unwrap_or(false),
+                stalled: stood_still
+                    .get(name.as_str())
+                    .is_some_and(|d| *d >= STALLED_AFTER),
             };
             per_pod.push((
                 primary_now,
