@@ -62,7 +62,7 @@ pub const SUSPECT_SILENT_AFTER_SECONDS: u64 = 2;
 /// What the prober knows of a replica's link beyond one reply: whether the
 /// primary it follows is failing its probes right now, and whether the
 /// replica's offset has stood still, by the prober's clock, for longer than
-/// a ping period ([`super::replication::STALLED_AFTER`] in the prober).
+/// a ping period (`STALLED_AFTER` in `operator/prober.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkEvidence {
     /// The primary this replica follows failed its probe this round.
