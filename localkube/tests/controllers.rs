@@ -474,12 +474,34 @@ async fn endpoints_and_slices_follow_readiness() {
     assert_eq!(eps[1]["conditions"]["ready"], false);
 
     set_ready(&store, "ep-1", "10.1.0.2", true);
+    // Everything the change moves must show it before the quiet span
+    // starts: the slice and the StatefulSet's readyReplicas may be written
+    // in later (paced) passes than the Endpoints.
+    let slice_ready = || {
+        store
+            .list(
+                "discovery.k8s.io/v1",
+                "endpointslices",
+                Some(NS),
+                Some("kubernetes.io/service-name=ep"),
+            )
+            .ok()
+            .and_then(|s| s.first().cloned())
+            .is_some_and(|s| {
+                s["endpoints"].as_array().is_some_and(|eps| {
+                    eps.len() == 2 && eps.iter().all(|e| e["conditions"]["ready"] == true)
+                })
+            })
+    };
     wait_for("both ready", || {
         endpoints().is_some_and(|e| {
             e["subsets"][0]["addresses"]
                 .as_array()
                 .is_some_and(|a| a.len() == 2)
-        })
+        }) && slice_ready()
+            && store
+                .get("apps/v1", "statefulsets", Some(NS), "ep")
+                .is_ok_and(|s| s["status"]["readyReplicas"] == 2)
     })
     .await;
     let rv = store.resource_version();
