@@ -332,6 +332,63 @@ pub struct FailoverArgs {
     /// primary none until its old primary's replacement has synced.
     #[arg(long, default_value_t = 2)]
     pub cluster_replicas_per_shard: usize,
+    /// Only these faults (comma-separated; every one by default), on every
+    /// topology that has them: `--only deleted,killed` to look into one
+    /// figure without the others' minutes.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Only>,
+    /// Skip the rows of the same cluster run as `topology: Sentinel`.
+    #[arg(long)]
+    pub no_sentinel_topology: bool,
+}
+
+/// A fault of `logbook-bench failover --only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The primary's process killed.
+    Killed,
+    /// The primary's pod deleted.
+    Deleted,
+    /// The primary frozen (SIGSTOP).
+    Frozen,
+    /// `DEBUG SLEEP 1` on the primary.
+    DebugSleep,
+    /// A one-second `SORT` on the primary.
+    SlowCommand,
+    /// A planned switchover.
+    Switchover,
+}
+
+impl FailoverArgs {
+    /// Whether `fault`'s rows run.
+    fn runs(&self, fault: Only) -> bool {
+        self.only.is_empty() || self.only.contains(&fault)
+    }
+}
+
+impl From<Scenario> for Only {
+    fn from(s: Scenario) -> Self {
+        match s {
+            Scenario::Kill => Only::Killed,
+            Scenario::DeletePod => Only::Deleted,
+            Scenario::Freeze => Only::Frozen,
+            Scenario::DebugSleep => Only::DebugSleep,
+            Scenario::SlowCommand => Only::SlowCommand,
+            Scenario::Switchover => Only::Switchover,
+        }
+    }
+}
+
+impl From<ClusterScenario> for Only {
+    fn from(s: ClusterScenario) -> Self {
+        match s {
+            ClusterScenario::Kill => Only::Killed,
+            ClusterScenario::DeletePod => Only::Deleted,
+            ClusterScenario::Freeze => Only::Frozen,
+            ClusterScenario::DebugSleep => Only::DebugSleep,
+            ClusterScenario::SlowCommand => Only::SlowCommand,
+        }
+    }
 }
 
 /// The rows `logbook-bench failover` runs.
@@ -1066,7 +1123,10 @@ async fn failover_cluster(
         ClusterScenario::Freeze,
         ClusterScenario::DebugSleep,
         ClusterScenario::SlowCommand,
-    ] {
+    ]
+    .into_iter()
+    .filter(|s| args.runs(Only::from(*s)))
+    {
         let mut runs = Vec::with_capacity(n);
         for run in 0..n {
             match bench.run(which, run).await {
@@ -1151,36 +1211,46 @@ async fn failover_replication(
         out,
         "starting localkube, the operator and a 3-pod Replication cluster ..."
     )?;
-    let bench = OperatorBench::start().await.map_err(bench_err)?;
-    let plan = [
+    let plan: Vec<_> = [
         (Scenario::Kill, args.runs),
         (Scenario::DeletePod, args.runs),
         (Scenario::Freeze, args.slow_runs),
         (Scenario::DebugSleep, args.slow_runs),
         (Scenario::SlowCommand, args.slow_runs),
         (Scenario::Switchover, args.runs),
-    ];
-    let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
-    bench.stop().await;
-    result?;
+    ]
+    .into_iter()
+    .filter(|(s, _)| args.runs(Only::from(*s)))
+    .collect();
+    if !plan.is_empty() {
+        let bench = OperatorBench::start().await.map_err(bench_err)?;
+        let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
+        bench.stop().await;
+        result?;
+    }
     // The same cluster of topology Sentinel: the Sentinels decide, the
     // client is Sentinel-aware.
-    writeln!(
-        out,
-        "starting localkube, the operator and a 3-pod Sentinel cluster (3 Sentinels, down-after {} ms) ...",
-        crate::operator::SENTINEL_DOWN_AFTER_MS
-    )?;
-    let bench = OperatorBench::start_topology(true)
-        .await
-        .map_err(bench_err)?;
-    let plan = [
+    let plan: Vec<_> = [
         (Scenario::Kill, args.runs),
         (Scenario::DeletePod, args.runs),
         (Scenario::Switchover, args.runs),
-    ];
-    let result = scenarios(&bench, &plan, "topology Sentinel:", &mut rows, out).await;
-    bench.stop().await;
-    result?;
+    ]
+    .into_iter()
+    .filter(|(s, _)| args.runs(Only::from(*s)))
+    .collect();
+    if !plan.is_empty() && !args.no_sentinel_topology {
+        writeln!(
+            out,
+            "starting localkube, the operator and a 3-pod Sentinel cluster (3 Sentinels, down-after {} ms) ...",
+            crate::operator::SENTINEL_DOWN_AFTER_MS
+        )?;
+        let bench = OperatorBench::start_topology(true)
+            .await
+            .map_err(bench_err)?;
+        let result = scenarios(&bench, &plan, "topology Sentinel:", &mut rows, out).await;
+        bench.stop().await;
+        result?;
+    }
     if !args.no_references {
         let n = args.reference_runs;
         for (fault, down_after) in [

@@ -70,9 +70,20 @@ impl Pace {
         self.tat = self.tat.max(now) + MIN_GAP;
     }
 
-    /// The pass that started at `started` ended at `now`.
-    fn ended(&mut self, started: tokio::time::Instant, now: tokio::time::Instant) {
+    /// The pass that started at `started` ended at `now`; `wrote` is
+    /// whether anything was written meanwhile. A pass that wrote nothing
+    /// gives its pass of the bucket back: it is mostly the echo of the
+    /// last pass's own writes (a controller watches what it writes), and
+    /// counting it let every real change spend two passes, so a failover's
+    /// four (a pod's deletion, its status, the role labels moved) emptied
+    /// the bucket and the last one, the Service's new endpoint, waited out
+    /// a whole gap. The gap after a pass as long as it took still bounds
+    /// what such passes cost.
+    fn ended(&mut self, started: tokio::time::Instant, now: tokio::time::Instant, wrote: bool) {
         self.last = Some((now, now.saturating_duration_since(started)));
+        if !wrote {
+            self.tat = self.tat.checked_sub(MIN_GAP).unwrap_or(self.tat).max(started);
+        }
     }
 }
 
@@ -176,6 +187,7 @@ async fn run(
             _ = stop.changed() => return,
         }
         let started = tokio::time::Instant::now();
+        let version = store.resource_version();
         pace.started(started);
         // A pass is synchronous work over the store: off the runtime's
         // workers, which serve the API meanwhile.
@@ -183,7 +195,10 @@ async fn run(
             let (store, r) = (store.clone(), r.clone());
             tokio::task::spawn_blocking(move || r.reconcile_all(&store)).await
         };
-        pace.ended(started, tokio::time::Instant::now());
+        // Any write meanwhile (this pass's or another writer's) counts:
+        // only a pass sure to have written nothing is given back.
+        let wrote = store.resource_version() != version;
+        pace.ended(started, tokio::time::Instant::now(), wrote);
         next = match pass {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -213,7 +228,7 @@ mod tests {
             assert_eq!(pace.earliest().max(now), now, "a pass of the burst waited");
             pace.started(now);
             now += Duration::from_millis(1);
-            pace.ended(now - Duration::from_millis(1), now);
+            pace.ended(now - Duration::from_millis(1), now, true);
             now += Duration::from_millis(1);
         }
         // The bucket is empty: the next waits for the gap.
@@ -221,7 +236,7 @@ mod tests {
         assert!(next >= t0 + MIN_GAP, "{:?} after the start", next - t0);
         // Sustained changes: one pass per gap.
         pace.started(next);
-        pace.ended(next, next + Duration::from_millis(1));
+        pace.ended(next, next + Duration::from_millis(1), true);
         assert_eq!(pace.earliest() - next, MIN_GAP);
     }
 
@@ -231,8 +246,31 @@ mod tests {
         let mut pace = Pace::new(t0);
         pace.started(t0);
         let took = Duration::from_millis(400);
-        pace.ended(t0, t0 + took);
+        pace.ended(t0, t0 + took, true);
         assert_eq!(pace.earliest(), t0 + took + took);
+    }
+
+    #[test]
+    fn a_pass_that_wrote_nothing_leaves_the_bucket_as_it_was() {
+        let t0 = tokio::time::Instant::now();
+        let mut pace = Pace::new(t0);
+        // A failover's changes: each pass that writes is echoed by one
+        // that finds nothing to do (its own writes woke it). All of them
+        // start at once; only the writing ones spend the burst.
+        let mut now = t0;
+        for i in 0..BURST {
+            // (The echo of the last would need a pass of an empty bucket.)
+            let passes: &[bool] = if i + 1 < BURST { &[true, false] } else { &[true] };
+            for &wrote in passes {
+                assert_eq!(pace.earliest().max(now), now, "a pass of the burst waited");
+                pace.started(now);
+                now += Duration::from_millis(1);
+                pace.ended(now - Duration::from_millis(1), now, wrote);
+                now += Duration::from_millis(1);
+            }
+        }
+        // The writing passes emptied it: the next waits for the gap.
+        assert!(pace.earliest() >= t0 + MIN_GAP);
     }
 
     #[test]
@@ -242,13 +280,13 @@ mod tests {
         for i in 0..10u32 {
             let at = pace.earliest().max(t0 + MIN_GAP * i);
             pace.started(at);
-            pace.ended(at, at);
+            pace.ended(at, at, true);
         }
         let later = t0 + Duration::from_secs(10);
         for _ in 0..BURST {
             assert!(pace.earliest() <= later);
             pace.started(later);
-            pace.ended(later, later);
+            pace.ended(later, later, true);
         }
         assert!(pace.earliest() > later);
     }
