@@ -252,3 +252,41 @@ async fn connections_are_reused() {
         .unwrap();
     assert_eq!(list.lines().count(), 2, "{list}");
 }
+
+#[tokio::test]
+async fn a_held_connection_stays_open_while_the_server_lives_and_closes_when_it_dies() {
+    let mut server = Server::start(&["--requirepass", "s3cret"]);
+    let held = client()
+        .hold_open(server.addr, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(held.addr(), server.addr);
+    let closed = tokio::spawn(held.closed());
+    // Unauthenticated and idle, it is neither answered nor turned away.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !closed.is_finished(),
+        "the server closed an idle connection"
+    );
+    let killed = Instant::now();
+    server.kill();
+    tokio::time::timeout(Duration::from_secs(2), closed)
+        .await
+        .expect("the held connection did not close when its server was killed")
+        .unwrap();
+    // Within a few milliseconds, not a probe interval (generous bound for
+    // a loaded machine).
+    assert!(
+        killed.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        killed.elapsed()
+    );
+    // Nothing listens any more: opening one again is refused.
+    let again = client()
+        .hold_open(server.addr, Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(again, Err(ProbeError::Refused { .. })),
+        "{again:?}"
+    );
+}

@@ -14,6 +14,7 @@
 mod backups;
 mod cluster_prober;
 mod crash;
+mod death_watch;
 mod error;
 mod events;
 mod health;

@@ -76,8 +76,10 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     let mut last_round: Option<Instant> = None;
     let mut sentinels = super::sentinel_prober::Watchers::default();
     let mut stalls = Stalls::default();
+    let mut deaths = super::death_watch::DeathWatch::default();
+    let wake = deaths.wake();
     loop {
-        let Some(interval) = due(&rt, last_round).await else {
+        let Some(interval) = due(&rt, last_round, &wake).await else {
             return;
         };
         last_round = Some(Instant::now());
@@ -98,7 +100,28 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
             }
             Err(err) => tracing::warn!(parent: &span, seq = log.seq(), %err, "probe round failed"),
         }
+        watch_deaths(&rt, &mut deaths).await;
     }
+}
+
+/// Holds a connection open to every data pod while this instance leads
+/// (see [`super::death_watch`]), none otherwise.
+async fn watch_deaths(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    deaths: &mut super::death_watch::DeathWatch,
+) {
+    let guard = rt.lock().await;
+    if !guard.leading() || guard.state.deleted || !guard.password_known() {
+        deaths.clear();
+        return;
+    }
+    let pods: Vec<(String, Option<SocketAddr>)> = guard
+        .state
+        .pods
+        .iter()
+        .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
+        .collect();
+    deaths.sync(&pods, guard.probe_client());
 }
 
 /// Waits until the next round is due and returns the probe interval (its
@@ -108,8 +131,14 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
 /// after a Cluster's action (a decision in a round or in a reconcile) the
 /// next step waits on seeing its effect, so rounds come every
 /// [`SETTLING_INTERVAL`] ([`ClusterRuntime::settling`]); the wait looks
-/// again that often, so an action taken meanwhile shortens it.
-async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Option<Duration> {
+/// again that often, so an action taken meanwhile shortens it. A held
+/// connection that closed (`wake`, [`super::death_watch`]) makes the next
+/// round due at once.
+async fn due(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    last_round: Option<Instant>,
+    wake: &tokio::sync::Notify,
+) -> Option<Duration> {
     loop {
         let (interval, pace) = {
             let guard = rt.lock().await;
@@ -138,7 +167,10 @@ async fn due(rt: &Arc<Mutex<ClusterRuntime>>, last_round: Option<Instant>) -> Op
         if now >= due {
             return Some(interval);
         }
-        tokio::time::sleep_until(due.min(now + SETTLING_INTERVAL)).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(due.min(now + SETTLING_INTERVAL)) => {}
+            () = wake.notified() => return Some(interval),
+        }
     }
 }
 

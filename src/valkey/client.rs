@@ -310,6 +310,21 @@ impl ValkeyClient {
         }
     }
 
+    /// A connection held open to `addr`, idle, with this client's TLS
+    /// settings ([`super::Held`]): its [`super::Held::closed`] returns the
+    /// moment the server's process goes away.
+    ///
+    /// # Errors
+    /// As [`super::Held`]'s opening: refused, timed out, or I/O.
+    pub async fn hold_open(
+        &self,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+    ) -> Result<super::Held, ProbeError> {
+        let tls = self.state.lock().await.tls.as_ref().map(|(_, c)| c.clone());
+        super::Held::open(addr, tls.as_ref(), connect_timeout).await
+    }
+
     /// The password in force, for commands that carry it to another
     /// server (`MIGRATE ... AUTH`). Never to be formatted.
     pub(super) async fn password(&self) -> Option<Password> {

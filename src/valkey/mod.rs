@@ -14,6 +14,7 @@ mod client;
 mod cluster;
 mod error;
 mod fingerprint;
+mod held;
 mod parse;
 mod parse_cluster;
 mod parse_sentinel;
@@ -31,6 +32,7 @@ pub use fingerprint::{
     FINGERPRINT_KEY_LEN, FingerprintKey, FingerprintKeyError, is_unkeyed, unkeyed_digest,
     unkeyed_password_fingerprint,
 };
+pub use held::Held;
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
     parse_info_replication, parse_role,

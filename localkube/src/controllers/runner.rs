@@ -82,7 +82,11 @@ impl Pace {
     fn ended(&mut self, started: tokio::time::Instant, now: tokio::time::Instant, wrote: bool) {
         self.last = Some((now, now.saturating_duration_since(started)));
         if !wrote {
-            self.tat = self.tat.checked_sub(MIN_GAP).unwrap_or(self.tat).max(started);
+            self.tat = self
+                .tat
+                .checked_sub(MIN_GAP)
+                .unwrap_or(self.tat)
+                .max(started);
         }
     }
 }
@@ -260,7 +264,11 @@ mod tests {
         let mut now = t0;
         for i in 0..BURST {
             // (The echo of the last would need a pass of an empty bucket.)
-            let passes: &[bool] = if i + 1 < BURST { &[true, false] } else { &[true] };
+            let passes: &[bool] = if i + 1 < BURST {
+                &[true, false]
+            } else {
+                &[true]
+            };
             for &wrote in passes {
                 assert_eq!(pace.earliest().max(now), now, "a pass of the burst waited");
                 pace.started(now);

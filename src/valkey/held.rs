@@ -1,0 +1,100 @@
+//! A connection held open to a server, idle and unauthenticated, to learn
+//! the moment its process goes away: a killed process's sockets are closed
+//! by its kernel at once, so the held connection reads its end of file
+//! within a round trip, where a probe every interval would see it only at
+//! its next round. It sends nothing and asks nothing (a server never
+//! writes to a client that asked nothing), so it is no load and needs no
+//! credentials; it is a hint to probe now, never itself a verdict.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::time::timeout;
+
+use super::error::{Phase, ProbeError};
+use super::tls::Connector;
+
+/// An open connection to a server (plain or TLS, as its probes).
+pub struct Held {
+    addr: SocketAddr,
+    stream: Stream,
+}
+
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Held {
+    /// Opens one to `addr` (with a TLS handshake when `tls` is given)
+    /// within `connect_timeout`.
+    ///
+    /// # Errors
+    /// [`ProbeError::Refused`] when nothing listens, [`ProbeError::TimedOut`]
+    /// past the timeout, [`ProbeError::Io`] otherwise.
+    pub(super) async fn open(
+        addr: SocketAddr,
+        tls: Option<&Connector>,
+        connect_timeout: Duration,
+    ) -> Result<Self, ProbeError> {
+        let timed_out = || ProbeError::TimedOut {
+            addr,
+            phase: Phase::Connect,
+            after_ms: connect_timeout.as_millis(),
+        };
+        let stream = match tls {
+            Some(tls) => Stream::Tls(Box::new(
+                timeout(connect_timeout, super::client::tls_stream(addr, tls))
+                    .await
+                    .map_err(|_| timed_out())??
+                    .0,
+            )),
+            None => {
+                let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|err| match err.kind() {
+                        std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset => ProbeError::Refused { addr },
+                        _ => ProbeError::Io {
+                            addr,
+                            detail: format!("connect: {err}"),
+                        },
+                    })?;
+                Stream::Plain(tcp)
+            }
+        };
+        Ok(Self { addr, stream })
+    }
+
+    /// The server it is open to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Returns once the connection is closed (end of file or an error):
+    /// the process exited, or the server closed it (an idle `timeout`).
+    /// Anything the server sends meanwhile is read and dropped.
+    pub async fn closed(mut self) {
+        let mut buf = [0_u8; 256];
+        loop {
+            let read = match &mut self.stream {
+                Stream::Plain(s) => s.read(&mut buf).await,
+                Stream::Tls(s) => s.read(&mut buf).await,
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
