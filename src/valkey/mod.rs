@@ -12,6 +12,7 @@
 mod acl;
 mod client;
 mod cluster;
+mod crc64;
 mod error;
 mod fingerprint;
 mod held;
@@ -27,6 +28,7 @@ mod tls;
 pub use acl::{acl_user_lines, acl_users};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
+pub use crc64::{Crc64, crc64};
 pub use error::{Phase, ProbeError};
 pub use fingerprint::{
     FINGERPRINT_KEY_LEN, FingerprintKey, FingerprintKeyError, is_unkeyed, unkeyed_digest,

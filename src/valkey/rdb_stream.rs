@@ -29,11 +29,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use crc::{CRC_64_REDIS, Crc, Table};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use super::client::{Timeouts, tls_stream};
+use super::crc64::Crc64;
 use super::error::{Phase, ProbeError};
 use super::password::Password;
 use super::tls::{Connector, TlsSettings};
@@ -667,9 +667,6 @@ impl Payload {
     }
 }
 
-/// The RDB CRC-64 (Jones, reflected, as `crc64.c`), sliced by 16.
-static RDB_CRC: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
-
 /// The magic and version: `REDIS` and 4 digits up to RDB 11, `VALKEY` and
 /// 3 digits from RDB 80 (Valkey 9.0, `rdbSaveRio`).
 const HEADER_LEN: usize = 9;
@@ -751,7 +748,8 @@ pub struct RdbCheck {
     bytes: u64,
     header: Vec<u8>,
     version: Option<u32>,
-    digest: crc::Digest<'static, u64, Table<16>>,
+    /// The CRC-64 (Jones, as `crc64.c`) of the bytes before the tail.
+    digest: Crc64,
     /// The last bytes seen, not yet in the digest: they may be the trailer.
     tail: Vec<u8>,
 }
@@ -778,7 +776,7 @@ impl RdbCheck {
             bytes: 0,
             header: Vec::with_capacity(HEADER_LEN),
             version: None,
-            digest: RDB_CRC.digest(),
+            digest: Crc64::new(),
             tail: Vec::with_capacity(TRAILER_LEN.saturating_mul(2)),
         }
     }
@@ -856,7 +854,7 @@ impl RdbCheck {
                 min,
             })?;
         self.digest.update(&[opcode]);
-        let computed = self.digest.finalize();
+        let computed = self.digest.value();
         let crc = if stored == 0 {
             RdbCrc::NotChecksummed
         } else if stored == computed {
