@@ -522,6 +522,32 @@ async fn a_damaged_object_is_refused_and_leaves_no_file() {
     assert!(matches!(err, TransferError::BadObject { .. }), "{err:?}");
     no_file_left();
 
+    // A bad magic with a manifest that agrees: the RDB check refuses it
+    // as soon as the magic is in, and the object's size is still counted
+    // whole (it was once taken from the RDB check, which stops counting
+    // at its complaint: a size mismatch was reported instead).
+    let mut renamed = good.to_vec();
+    renamed[0] = b'X';
+    let renamed = Bytes::from(renamed);
+    let renamed_sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&renamed)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    store.put_bytes(key, renamed).await.unwrap();
+    let err = verify_object(&store, key, backup.bytes, &renamed_sha)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err:?}");
+    assert!(err.to_string().contains("not an RDB"), "{err}");
+    let err = fetch_to_file(&store, key, backup.bytes, &renamed_sha, &dest_path)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::BadObject { .. }), "{err:?}");
+    no_file_left();
+
     // A missing object.
     let err = verify_object(&store, "damaged/none.rdb", 1, "00")
         .await
