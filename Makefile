@@ -78,10 +78,11 @@ bench-reshard:
 	$(CARGO) run --release --locked -p logbook-bench -- reshard
 
 ## bench-backup: backup and restore throughput beside copying the same RDB
-## bytes to and from an S3 server (moto's) directly (docs/benchmarks.md).
+## bytes to and from an S3 server (moto's) directly (docs/benchmarks.md),
+## medians of 5 runs: the downloads vary too much here for 3.
 .PHONY: bench-backup
 bench-backup:
-	$(CARGO) run --release --locked -p logbook-bench -- backup
+	$(CARGO) run --release --locked -p logbook-bench -- backup --runs 5
 
 ## bench-failover-cluster: only the Cluster rows of bench-failover: a shard
 ## primary killed or its pod deleted, with one cluster-aware writer per

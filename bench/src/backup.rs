@@ -14,7 +14,11 @@
 //!   the object downloaded to a file, checked (size, SHA-256, RDB) as it
 //!   goes.
 //! - **copy down** (reference): the same object downloaded to a file,
-//!   unchecked.
+//!   unchecked, each piece written with `tokio::fs` as it comes.
+//! - **copy down, threaded write** (reference): the same, the pieces
+//!   written by a thread of their own beside the download, as
+//!   `fetch_to_file` writes them: the restore without its checks, so that
+//!   restore / this is what the checks cost.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -60,6 +64,8 @@ pub struct BackupBenchResult {
     pub restore: Duration,
     /// The object downloaded directly.
     pub copy_down: Duration,
+    /// The object downloaded directly, written from a thread.
+    pub copy_down_threaded: Duration,
 }
 
 fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchError {
@@ -105,6 +111,7 @@ pub async fn run_backup_bench(
         source,
     })?;
     let (mut backups, mut ups, mut restores, mut downs) = (vec![], vec![], vec![], vec![]);
+    let mut threaded = vec![];
     let mut bytes = 0;
     for run in 1..=config.runs.max(1) {
         let key = format!("run-{run}/shard-0.rdb");
@@ -131,17 +138,25 @@ pub async fn run_backup_bench(
         let started = Instant::now();
         copy_down(&store, &format!("run-{run}/copy.rdb"), &copy).await?;
         downs.push(started.elapsed());
+
+        let copy_threaded = scratch.path().join(format!("copy-threaded-{run}.rdb"));
+        let started = Instant::now();
+        copy_down_threaded(&store, &format!("run-{run}/copy.rdb"), &copy_threaded).await?;
+        threaded.push(started.elapsed());
         let _ = std::fs::remove_file(&dest);
         let _ = std::fs::remove_file(&copy);
+        let _ = std::fs::remove_file(&copy_threaded);
         let last = |v: &[Duration]| v.last().copied().unwrap_or_default();
         let _ = writeln!(
             progress,
-            "run {run}: {} MiB; backup {:?}, copy up {:?}, restore {:?}, copy down {:?}",
+            "run {run}: {} MiB; backup {:?}, copy up {:?}, restore {:?}, copy down {:?}, \
+             copy down threaded {:?}",
             node.bytes / (1 << 20),
             last(&backups),
             last(&ups),
             last(&restores),
-            last(&downs)
+            last(&downs),
+            last(&threaded)
         );
     }
     let median = |v: &mut Vec<Duration>| {
@@ -154,6 +169,7 @@ pub async fn run_backup_bench(
         copy_up: median(&mut ups),
         restore: median(&mut restores),
         copy_down: median(&mut downs),
+        copy_down_threaded: median(&mut threaded),
     })
 }
 
@@ -242,6 +258,44 @@ async fn copy_down(
     Ok(())
 }
 
+/// `key` downloaded to `path`, unchecked, the pieces written by a blocking
+/// thread fed through a bounded queue (as `fetch_to_file` does, without the
+/// check beside it) and the file synced there.
+async fn copy_down_threaded(
+    store: &BackupStore,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(), BenchError> {
+    let failed = |e: String| harness("copy down threaded")(e);
+    let mut download = store
+        .download(key)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let mut file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
+    let (pieces, mut queue) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(piece) = queue.blocking_recv() {
+            file.write_all(&piece)?;
+        }
+        file.sync_all()
+    });
+    while let Some(chunk) = download
+        .next_chunk()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+    {
+        if pieces.send(chunk).await.is_err() {
+            // The writer stopped: its error is below.
+            break;
+        }
+    }
+    drop(pieces);
+    writer
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// The report: one markdown table and the ratios.
 pub fn render(config: BackupBenchConfig, r: &BackupBenchResult) -> String {
     let mib = r.bytes as f64 / f64::from(1u32 << 20);
@@ -253,8 +307,10 @@ pub fn render(config: BackupBenchConfig, r: &BackupBenchResult) -> String {
 | backup (`backup_node`: stream, check, hash, upload) | {:.2} s | {:.1} |\n\
 | copy up (the RDB file uploaded, unchecked) | {:.2} s | {:.1} |\n\
 | restore (`fetch_to_file`: download, check, write) | {:.2} s | {:.1} |\n\
-| copy down (the object downloaded, unchecked) | {:.2} s | {:.1} |\n\n\
-backup / copy up = {:.2}; restore / copy down = {:.2}\n",
+| copy down (the object downloaded, unchecked) | {:.2} s | {:.1} |\n\
+| copy down, threaded write (as the restore writes, unchecked) | {:.2} s | {:.1} |\n\n\
+backup / copy up = {:.2}; restore / copy down = {:.2}; \
+restore / copy down, threaded write = {:.2}\n",
         config.keys,
         config.value_bytes,
         config.runs.max(1),
@@ -266,7 +322,10 @@ backup / copy up = {:.2}; restore / copy down = {:.2}\n",
         rate(r.restore),
         r.copy_down.as_secs_f64(),
         rate(r.copy_down),
+        r.copy_down_threaded.as_secs_f64(),
+        rate(r.copy_down_threaded),
         ratio(r.backup, r.copy_up),
         ratio(r.restore, r.copy_down),
+        ratio(r.restore, r.copy_down_threaded),
     )
 }
