@@ -15,15 +15,16 @@
 //!   goes.
 //! - **copy down** (reference): the same object downloaded to a file,
 //!   unchecked, each piece written with `tokio::fs` as it comes.
-//! - **copy down, threaded write** (reference): the same, the pieces
-//!   written by a thread of their own beside the download, as
-//!   `fetch_to_file` writes them: the restore without its checks, so that
-//!   restore / this is what the checks cost.
+//! - **copy down, threaded write** (reference): the same, written by
+//!   `fetch_to_file`'s own writer (a thread beside the download, writing
+//!   back as it goes): the restore without its checks, so that restore /
+//!   this is what the checks cost.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use logbook::backup::piece_workers::spawn_writer;
 use logbook::backup::{BackupStore, backup_node, fetch_to_file};
 use logbook::valkey::Timeouts;
 use tokio::io::AsyncWriteExt;
@@ -258,9 +259,9 @@ async fn copy_down(
     Ok(())
 }
 
-/// `key` downloaded to `path`, unchecked, the pieces written by a blocking
-/// thread fed through a bounded queue (as `fetch_to_file` does, without the
-/// check beside it) and the file synced there.
+/// `key` downloaded to `path`, unchecked, by `fetch_to_file`'s own writer
+/// (a blocking thread fed through a bounded queue, writing back as it goes,
+/// syncing at the end), without the check beside it.
 async fn copy_down_threaded(
     store: &BackupStore,
     key: &str,
@@ -271,29 +272,25 @@ async fn copy_down_threaded(
         .download(key)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let mut file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
-    let (pieces, mut queue) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || {
-        while let Some(piece) = queue.blocking_recv() {
-            file.write_all(&piece)?;
-        }
-        file.sync_all()
-    });
+    let file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
+    let writer = spawn_writer(file);
+    let mut whole = true;
     while let Some(chunk) = download
         .next_chunk()
         .await
         .map_err(|e| failed(e.to_string()))?
     {
-        if pieces.send(chunk).await.is_err() {
+        if !writer.send(chunk).await {
             // The writer stopped: its error is below.
+            whole = false;
             break;
         }
     }
-    drop(pieces);
     writer
+        .finish(whole)
         .await
         .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(e.to_string()))
+        .map_err(|e| failed(format!("{} {}: {}", e.action, path.display(), e.source)))
 }
 
 /// The report: one markdown table and the ratios.

@@ -1,15 +1,17 @@
 //! Backups: the S3 bucket they live in (`store`) and the data paths that
 //! stream a node's RDB into it and back out, checked (`transfer`, with the
-//! workers that check and write beside a download, `piece_workers`); a
-//! destination's Secret (`credentials`), one shard of an attempt (`run`)
-//! and the manifest that proves a backup whole (`manifest`).
+//! workers that check and write beside a download, `piece_workers`, and
+//! the writer's early writeback, `writeback`); a destination's Secret
+//! (`credentials`), one shard of an attempt (`run`) and the manifest that
+//! proves a backup whole (`manifest`).
 
 pub mod credentials;
 pub mod manifest;
-mod piece_workers;
+pub mod piece_workers;
 pub mod run;
 pub mod store;
 pub mod transfer;
+mod writeback;
 
 pub use run::NodeAccess;
 

@@ -1,7 +1,9 @@
 //! The workers a download hands its pieces to, so that the checks and the
 //! file write run beside the download instead of between its reads: the
 //! check (SHA-256, the RDB's magic and CRC-64) and, for a fetch to a file,
-//! the writer, each on a blocking thread of its own.
+//! the writer, each on a blocking thread of its own. The writer has the
+//! file's pages written back to the disk as it goes (`writeback`), so that
+//! the final sync does not start the whole disk write after the download.
 //!
 //! A piece is shared with the workers, not copied ([`Bytes`]), and each
 //! worker's queue holds at most [`PIECES_QUEUED`] pieces: when a worker
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
+use super::writeback::Writeback;
 use crate::valkey::{RdbCheck, RdbCheckError, RdbReport};
 
 /// Pieces a worker's queue holds before the download waits for it.
@@ -175,22 +178,35 @@ pub struct WriteFailed {
     pub source: std::io::Error,
 }
 
-/// Starts a writer: every piece appended to `file`, then the file synced,
-/// once the download says it is whole. A download that gave up leaves the
-/// file unsynced (its caller removes it).
+/// Starts a writer: every piece appended to `file`, written back to the
+/// disk as it goes (`writeback`), then the file synced once the download
+/// says it is whole. A download that gave up leaves the file unsynced (its
+/// caller removes it).
 pub fn spawn_writer(mut file: std::fs::File) -> Worker<Result<(), WriteFailed>> {
     Worker::spawn(move |pieces| {
+        let syncing = |source| WriteFailed {
+            action: "syncing",
+            source,
+        };
+        let mut writeback = Writeback::start(&file);
+        let mut written = Ok(());
         for piece in pieces.by_ref() {
-            file.write_all(&piece).map_err(|source| WriteFailed {
-                action: "writing",
-                source,
-            })?;
+            if let Err(source) = file.write_all(&piece) {
+                written = Err(WriteFailed {
+                    action: "writing",
+                    source,
+                });
+                break;
+            }
+            writeback.wrote(piece.len());
         }
+        // The thread is stopped on every path, so that the file is closed
+        // when the writer's result is in.
+        let early = writeback.stop();
+        written?;
         if pieces.complete() {
-            file.sync_all().map_err(|source| WriteFailed {
-                action: "syncing",
-                source,
-            })?;
+            early.map_err(syncing)?;
+            file.sync_all().map_err(syncing)?;
         }
         Ok(())
     })
