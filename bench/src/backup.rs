@@ -46,10 +46,12 @@ pub struct BackupBenchConfig {
     pub value_bytes: usize,
     /// Runs of each path (the median is reported).
     pub runs: usize,
-    /// A planted regression: this much added to every restore, inside its
-    /// timed span (zero but when checking that `logbook-bench check`
-    /// catches a slower restore).
-    pub plant_restore: Duration,
+    /// A planted regression: every restore made this many times as slow,
+    /// inside its timed span, by waiting out the rest after it ended (1
+    /// but when checking that `logbook-bench check` catches a slower
+    /// restore). A factor, not a fixed delay: on a loaded machine a fixed
+    /// delay can vanish in the restore's own spread.
+    pub plant_restore_factor: u32,
 }
 
 /// The medians of one run, in seconds, and the RDB's size.
@@ -129,10 +131,11 @@ pub async fn run_backup_bench(
 
         let dest = scratch.path().join(format!("restore-{run}.rdb"));
         let started = Instant::now();
-        tokio::time::sleep(config.plant_restore).await;
         fetch_to_file(&store, &key, node.bytes, &node.sha256, &dest)
             .await
             .map_err(|e| harness("fetch_to_file")(e.to_string()))?;
+        let took = started.elapsed();
+        tokio::time::sleep(took * config.plant_restore_factor.saturating_sub(1)).await;
         restores.push(started.elapsed());
 
         let copy = scratch.path().join(format!("copy-{run}.rdb"));

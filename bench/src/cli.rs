@@ -177,10 +177,10 @@ pub struct BackupArgs {
     /// Runs of each path (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// A planted regression, to check `logbook-bench check`: milliseconds
-    /// added to every restore inside its timed span.
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub plant_restore_delay_ms: u64,
+    /// A planted regression, to check `logbook-bench check`: every
+    /// restore made this many times as slow inside its timed span.
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub plant_restore_factor: u32,
 }
 
 /// `logbook-bench reshard` options.
@@ -548,7 +548,7 @@ async fn backup(args: BackupArgs, out: &mut dyn Write, rec: &mut Record) -> Resu
         keys: args.keys,
         value_bytes: args.value_bytes,
         runs: args.runs,
-        plant_restore: Duration::from_millis(args.plant_restore_delay_ms),
+        plant_restore_factor: args.plant_restore_factor,
     };
     let result = crate::backup::run_backup_bench(config, &mut std::io::stderr())
         .await
