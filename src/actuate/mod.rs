@@ -228,7 +228,18 @@ impl Executor {
             Intent::FenceNode { pod } => {
                 // Out of the Service first, then the process, then fresh
                 // offsets of everyone else for the promotion that follows.
-                let mut done = kube_ops::label_pod(&self.client, target, pod, false).await?;
+                // A pod being deleted is out of the Service's ready
+                // endpoints already, and the fence is what keeps writes
+                // off it: its label moves with the promotion's, one API
+                // write less before it.
+                let leaving = target.state.pods.get(pod).is_some_and(|p| p.terminating);
+                let mut done = if leaving {
+                    Done::said(format!(
+                        "{pod} is being deleted: its label moves after the promotion"
+                    ))
+                } else {
+                    kube_ops::label_pod(&self.client, target, pod, false).await?
+                };
                 let fenced = replication::fence(&self.valkey, target, pod).await;
                 done.detail = format!("{}; {}", done.detail, fenced.detail);
                 done.events.extend(fenced.events);

@@ -43,7 +43,8 @@ pub fn ask_sentinel(
 }
 
 /// The believed primary answers as a replica of nobody: its process
-/// restarted in place and booted fenced. Sentinel would see that only
+/// restarted in place and booted fenced, or the operator fenced it for its
+/// pod's deletion. Sentinel would see that only
 /// after `down-after-milliseconds` plus two `INFO` periods (20 s) and
 /// then fail it over anyway; it is asked to now. Nothing is lost by it:
 /// the fenced process takes no write and feeds no replica.
@@ -51,7 +52,13 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
         return Vec::new();
     };
-    let fenced = primary.usable_as(Role::Replica) && primary.view.replicates.is_none();
+    // Being deleted counts too: the operator fenced it for its deletion
+    // ([`decide_leaving_primary`]).
+    let answers = primary.usable() || (primary.view.terminating && primary.view.ip.is_some());
+    let fenced = answers
+        && primary.view.reachability == Some(logbook_journal::Reachability::Reachable)
+        && primary.view.role == Some(Role::Replica)
+        && primary.view.replicates.is_none();
     if !fenced || !quorum_reachable(view) {
         return Vec::new();
     }
@@ -72,7 +79,62 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
         },
         ReasonCode::PrimaryRestartedFenced,
         format!(
-            "primary {} restarted and booted fenced; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
+            "primary {} {}; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
+            primary.name,
+            if primary.view.terminating {
+                "is being deleted and was fenced"
+            } else {
+                "restarted and booted fenced"
+            },
+            describe(&candidates)
+        ),
+    )]
+}
+
+/// The believed primary's pod is being deleted (a drain, an eviction, a
+/// `kubectl delete`) and still answers as primary. Left to the Sentinels,
+/// its successor would come after `down-after-milliseconds` plus their
+/// election once it exits (7 s at 5000 ms), unless its replacement came
+/// back fenced first. It is fenced now (`REPLICAOF` of nobody, as a
+/// process restarted in place boots), so that it takes no write its
+/// successor will not have, and then handed to the Sentinels as such a
+/// restarted one is ([`decide_fenced_primary`]): they promote the replica
+/// with the most of its history. Not asked of the Sentinels while it is
+/// still primary: a forced failover would let it take writes the chosen
+/// replica never gets, and a coordinated one needs a primary that may
+/// already be shutting down. The operator only fences: the Sentinels still
+/// choose and promote.
+pub fn decide_leaving_primary(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
+        return Vec::new();
+    };
+    let leaving = primary.view.terminating
+        && primary.view.role == Some(Role::Primary)
+        && primary.view.reachability == Some(logbook_journal::Reachability::Reachable);
+    if !leaving || !quorum_reachable(view) {
+        return Vec::new();
+    }
+    let failing_over = answering_sentinels(view)
+        .iter()
+        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
+    if failing_over {
+        return Vec::new();
+    }
+    let candidates = view.rank_candidates(Some(primary.name), false);
+    if best(&candidates).is_none() {
+        return Vec::new();
+    }
+    vec![Decision::new(
+        Intent::FenceNode {
+            pod: primary.name.to_owned(),
+        },
+        ReasonCode::PrimaryFailed {
+            death: true,
+            consecutive_failures: 0,
+            candidates: candidates.clone(),
+        },
+        format!(
+            "primary {} is being deleted; fencing it, then asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
             primary.name,
             describe(&candidates)
         ),

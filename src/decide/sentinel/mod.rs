@@ -52,7 +52,8 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 8] = [
+    let steps: [&Step<'_>; 9] = [
+        &handover::decide_leaving_primary,
         &handover::decide_fenced_primary,
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &|v| {

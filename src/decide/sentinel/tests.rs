@@ -191,6 +191,54 @@ fn roles_follow_sentinels_switch_once_they_are_quiet() {
 }
 
 #[test]
+fn a_primary_being_deleted_is_fenced_then_handed_to_sentinel() {
+    let mut g = Given::monitored();
+    g.event(Event::PodTerminating {
+        pod: "demo-0".into(),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::FenceNode {
+            pod: "demo-0".into()
+        }],
+        "fenced first: a forced failover would let it take writes its successor never gets"
+    );
+    // Fenced (a replica of nobody): now the Sentinels are asked, by force.
+    g.role(0, Role::Replica, None);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SentinelFailover {
+            from: "demo-0".into(),
+            to: None,
+        }]
+    );
+    // Once the Sentinels run a failover, nothing more is asked.
+    let mut busy = report(Some(0), 1);
+    if let Some(m) = busy.monitoring.as_mut() {
+        m.failover_state = Some("wait_promotion".into());
+    }
+    g.sentinel_reports(0, busy);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn a_primary_being_deleted_that_no_longer_answers_is_left_to_the_sentinels() {
+    let mut g = Given::monitored();
+    g.event(Event::PodTerminating {
+        pod: "demo-0".into(),
+    });
+    g.reach(0, Reachability::Refused);
+    let intents = g.intents();
+    assert!(
+        intents.iter().all(|i| !matches!(
+            i,
+            Intent::FenceNode { .. } | Intent::SentinelFailover { .. }
+        )),
+        "{intents:?}"
+    );
+}
+
+#[test]
 fn a_switchover_request_is_asked_of_sentinel_then_cleared() {
     let mut g = Given::monitored();
     g.event(Event::SwitchoverRequestObserved {
