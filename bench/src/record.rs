@@ -156,25 +156,11 @@ impl Record {
     }
 }
 
-/// The commit of the checkout the bench runs in, `-dirty` when it has
-/// uncommitted changes to tracked files.
+/// The commit the bench was built from, `-dirty` when tracked files had
+/// uncommitted changes (embedded by `build.rs`: the checkout may have
+/// moved on while a long run ran).
 fn commit() -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(head) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{head}-dirty") } else { head }
-        }
-        None => "unknown".to_owned(),
-    }
+    env!("LOGBOOK_BENCH_BUILT_FROM").to_owned()
 }
 
 /// The load averages of `/proc/loadavg`.

@@ -25,8 +25,11 @@ pub fn list_in(ranges: &[(u16, u16)]) -> Option<String> {
             ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))
         })
 }
-/// How long the command should keep the server busy.
-pub const TARGET: Duration = Duration::from_secs(1);
+/// How long the command should keep the server busy when it is sized:
+/// 15 % over a second, since later runs of the same command went up to
+/// 11 % faster than the sizing one (a list sized at 1005 ms then took 890
+/// to 940 ms), and the row is meant to hold the server at least a second.
+pub const TARGET: Duration = Duration::from_millis(1_150);
 /// The longest list made: a server where even this sorts faster than
 /// [`TARGET`] gets a shorter block, and the bench says how long.
 const MAX_LEN: u64 = 16_000_000;

@@ -2,7 +2,9 @@
 //! journaled: the earliest moment after the journal's last at which a rule
 //! that reads time changes its answer — a certificate falling due, a
 //! backup growing past its retention age, a rotation window closing, the
-//! backup schedule firing, a failing pod reaching its failover span.
+//! backup schedule firing, a Cluster's quorum takeover. (A primary's
+//! failover span is read from its recorded failures, which only probes
+//! journal: it needs no deadline.)
 //!
 //! A converged cluster journals nothing, so `now` (the journal's last
 //! moment) stands still while it is idle. The runtime therefore wakes at
@@ -13,17 +15,17 @@
 //! gathers them.
 
 use logbook_crds::Topology;
-use logbook_journal::{ClusterState, Policy, Timestamp};
+use logbook_journal::{ClusterState, Timestamp};
 
 use super::view::ClusterView;
-use super::{backup, cluster, replication, tls};
+use super::{backup, cluster, tls};
 
 /// The next deadline after `state.last_at`, if any rule has one.
 ///
 /// # Guarantees
 /// Pure and total, like [`super::decide`]; a moment it returns is always
 /// later than `state.last_at`.
-pub fn next_deadline(state: &ClusterState, policy: &Policy) -> Option<Timestamp> {
+pub fn next_deadline(state: &ClusterState) -> Option<Timestamp> {
     let now = state.last_at;
     let mut deadlines: Vec<Timestamp> = Vec::new();
     // Rotation windows close and the schedule fires whatever the spec.
@@ -34,13 +36,9 @@ pub fn next_deadline(state: &ClusterState, policy: &Policy) -> Option<Timestamp>
     if let Some(view) = ClusterView::new(state).filter(|_| !state.deleted) {
         deadlines.extend(tls::renewal_deadline(&view));
         deadlines.extend(backup::retention_deadline(&view));
-        deadlines.extend(match view.topology() {
-            Topology::Standalone | Topology::Replication => {
-                replication::failover_deadline(&view, policy)
-            }
-            Topology::Cluster => cluster::quorum::takeover_deadline(&view),
-            Topology::Sentinel => None,
-        });
+        if view.topology() == Topology::Cluster {
+            deadlines.extend(cluster::quorum::takeover_deadline(&view));
+        }
     }
     deadlines.into_iter().filter(|t| *t > now).min()
 }
@@ -80,8 +78,7 @@ mod tests {
                 problem: None,
             },
         });
-        let policy = Policy::default();
-        let due = next_deadline(&g.state, &policy).unwrap();
+        let due = next_deadline(&g.state).unwrap();
         // 90 days of validity: due once fewer than 30 are left.
         assert_eq!(due, Timestamp(not_after.0 - 30 * DAY_US + 1));
         let view = ClusterView::new(&g.state).unwrap();
@@ -89,24 +86,22 @@ mod tests {
         assert!(tls::decide_issue(&view, due).is_some());
         let mut passed = g.state.clone();
         passed.last_at = due;
-        assert_eq!(next_deadline(&passed, &policy), None);
+        assert_eq!(next_deadline(&passed), None);
     }
 
-    /// A pod failing its probes: the failover span's end is a deadline.
+    /// A pod failing its probes sets no deadline: whether it failed for
+    /// the whole span is read from the failures its probes recorded, so
+    /// time passing with nothing recorded changes no decision, and
+    /// nothing is appended for it (a deadline here once journaled
+    /// `DeadlinePassed` for nothing while a primary failed).
     #[test]
-    fn a_failing_pod_reaches_its_failover_span_at_a_deadline() {
+    fn a_failing_pod_sets_no_deadline() {
         let mut g = Given::new();
         g.spec(&ValkeyClusterSpec::with_topology(Topology::Replication));
         g.applied(1);
         g.pod(0, "r1");
         g.reach(0, Reachability::TimedOut);
-        let policy = Policy::default();
-        let since = g.state.pods["demo-0"].failing_since.unwrap();
-        assert_eq!(
-            next_deadline(&g.state, &policy),
-            Some(since.plus_millis(
-                replication::unreachable_after_ms(&policy) - replication::probe_timeout_ms(&policy)
-            ))
-        );
+        assert!(g.state.pods["demo-0"].failing_since.is_some());
+        assert_eq!(next_deadline(&g.state), None);
     }
 }

@@ -171,6 +171,7 @@ pub async fn round(
         client,
         pods,
         actions,
+        ..
     }) = targets(rt, interval).await?
     else {
         return Ok(());

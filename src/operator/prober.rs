@@ -184,17 +184,58 @@ pub fn probe_timeouts(interval: Duration) -> Timeouts {
     }
 }
 
+/// Each pod's probe outcome (none without an address) and when it came.
 async fn probe_all(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
-) -> Vec<(String, Option<Outcome>)> {
+) -> Vec<(String, Option<Outcome>, Instant)> {
     join_all(pods.iter().map(|(name, addr)| async move {
         match addr {
-            Some(addr) => (name.clone(), Some(settled(|| client.probe(*addr)).await)),
-            None => (name.clone(), None),
+            Some(addr) => {
+                let outcome = settled(|| client.probe(*addr)).await;
+                (name.clone(), Some(outcome), Instant::now())
+            }
+            None => (name.clone(), None, Instant::now()),
         }
     }))
     .await
+}
+
+/// When the believed primary's probe timed out, the other pods answered
+/// at the round's start, a whole probe timeout before its failure is
+/// recorded: they are read again now, so that what they say of it (their
+/// link, their offset standing still) is as fresh as its failure. Their
+/// first readings stay in `stalls`, so an offset's stand-still counts from
+/// the first reading that showed it.
+async fn read_again_when_the_primary_timed_out(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+    primary: Option<&str>,
+    results: Vec<(String, Option<Outcome>, Instant)>,
+    stalls: &mut Stalls,
+) -> Vec<(String, Option<Outcome>, Instant)> {
+    let timed_out = results.iter().any(|(name, outcome, _)| {
+        Some(name.as_str()) == primary && matches!(outcome, Some(Err(e)) if e.is_slowness())
+    });
+    if !timed_out {
+        return results;
+    }
+    let (again, kept): (Vec<_>, Vec<_>) = results.into_iter().partition(|(name, outcome, _)| {
+        Some(name.as_str()) != primary && matches!(outcome, Some(Ok(_)))
+    });
+    for (pod, outcome, at) in &again {
+        if let Some(Ok(p)) = outcome {
+            stalls.update(pod, p.info.master_repl_offset, *at);
+        }
+    }
+    let others: Vec<(String, Option<SocketAddr>)> = pods
+        .iter()
+        .filter(|(name, _)| again.iter().any(|(n, _, _)| n == name))
+        .cloned()
+        .collect();
+    let mut out = kept;
+    out.extend(probe_all(client, &others).await);
+    out
 }
 
 /// Runs `probe`, and once more at once when it failed with an I/O error
@@ -248,6 +289,8 @@ pub(super) struct Targets {
     /// The runtime's action count when taken (see
     /// [`ClusterRuntime::actions`]).
     pub actions: u64,
+    /// The believed primary (Replication, Sentinel, Standalone).
+    pub primary: Option<String>,
 }
 
 /// The pods to probe this round, unless this instance does not lead (a
@@ -277,6 +320,7 @@ pub(super) async fn targets(
         client: guard.probe_client().clone(),
         pods,
         actions: guard.actions(),
+        primary: guard.state.replication.primary.clone(),
     }))
 }
 
@@ -311,6 +355,7 @@ async fn round(
         client,
         pods,
         actions,
+        primary,
     }) = targets(rt, interval).await?
     else {
         return Ok(());
@@ -319,19 +364,25 @@ async fn round(
         return Ok(());
     }
     let results = probe_all(&client, &pods).await;
-    let answered_at = Instant::now();
-    let stood_still: BTreeMap<&str, Duration> = results
+    let results =
+        read_again_when_the_primary_timed_out(&client, &pods, primary.as_deref(), results, stalls)
+            .await;
+    let stood_still: BTreeMap<String, Duration> = results
         .iter()
-        .filter_map(|(pod, outcome)| match outcome {
+        .filter_map(|(pod, outcome, at)| match outcome {
             Some(Ok(p)) => Some((
-                pod.as_str(),
-                stalls.update(pod, p.info.master_repl_offset, answered_at),
+                pod.clone(),
+                stalls.update(pod, p.info.master_repl_offset, *at),
             )),
             _ => {
                 stalls.forget(pod);
                 None
             }
         })
+        .collect();
+    let results: Vec<(String, Option<Outcome>)> = results
+        .into_iter()
+        .map(|(pod, outcome, _)| (pod, outcome))
         .collect();
     for (pod, outcome) in &results {
         if let Some(Err(err)) = outcome {

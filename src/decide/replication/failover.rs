@@ -113,16 +113,6 @@ pub fn unreachable_after_ms(policy: &Policy) -> i64 {
         .max(MIN_UNREACHABLE_MS)
 }
 
-/// When a pod failing its probes will have failed for the whole minimum
-/// span (the earliest of them), the moment a failover can be decided.
-pub fn failover_deadline(view: &ClusterView<'_>, policy: &Policy) -> Option<Timestamp> {
-    view.pods()
-        .into_iter()
-        .filter_map(|p| p.view.failing_since)
-        .map(|since| since.plus_millis(unreachable_after_ms(policy) - probe_timeout_ms(policy)))
-        .min()
-}
-
 /// Whether the primary has left its probes unanswered for the whole
 /// minimum span: from the send of the first failed probe (a probe timeout
 /// before its failure was recorded at `since`) to the last failure

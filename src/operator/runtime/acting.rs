@@ -75,8 +75,7 @@ impl ClusterRuntime {
     /// windows that closed, the backup schedule's fire. One mechanism for
     /// every rule that reads time; nothing is appended before a deadline.
     async fn pass_deadline(&mut self) -> Result<(), OperatorError> {
-        let policy = self.state.policy.clone().unwrap_or_default();
-        if let Some(deadline) = crate::decide::next_deadline(&self.state, &policy)
+        if let Some(deadline) = crate::decide::next_deadline(&self.state)
             && deadline <= logbook_journal::Timestamp::now()
         {
             self.record_now(vec![Event::DeadlinePassed { deadline }], None)
@@ -103,8 +102,7 @@ impl ClusterRuntime {
 
     /// How long until the next deadline (none: no rule waits on time).
     pub fn until_next_deadline(&self) -> Option<Duration> {
-        let policy = self.state.policy.clone().unwrap_or_default();
-        let next = crate::decide::next_deadline(&self.state, &policy)?;
+        let next = crate::decide::next_deadline(&self.state)?;
         let left = next
             .as_micros()
             .saturating_sub(logbook_journal::Timestamp::now().as_micros());
