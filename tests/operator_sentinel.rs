@@ -143,7 +143,8 @@ fn switches(events: &[Envelope], after: u64) -> Vec<logbook_journal::SentinelSwi
 }
 
 /// The operator never promotes in topology Sentinel, but for the first
-/// primary of a new cluster (before any Sentinel monitors one).
+/// primary of a new cluster (before any Sentinel monitors one); it fences
+/// only a primary whose pod is being deleted, before asking the Sentinels.
 fn assert_never_promoted(events: &[Envelope]) {
     for e in events {
         if let Event::Decided { intents } = &e.body {
@@ -151,6 +152,14 @@ fn assert_never_promoted(events: &[Envelope]) {
                 if matches!(p.reason.code, logbook_journal::ReasonCode::Bootstrap { .. })
                     && matches!(p.intent, Intent::PromoteReplica { from: None, .. })
                 {
+                    continue;
+                }
+                if matches!(p.intent, Intent::FenceNode { .. }) {
+                    assert!(
+                        p.reason.detail.contains("is being deleted"),
+                        "the operator fenced a pod in topology Sentinel other than a primary being deleted: {}",
+                        p.reason.detail
+                    );
                     continue;
                 }
                 assert!(
