@@ -104,6 +104,15 @@ pub async fn run(rt: Arc<Mutex<ClusterRuntime>>, log: ClusterSpan) {
     }
 }
 
+/// Every data pod with its Valkey address, if it has one.
+fn pod_addrs(state: &logbook_journal::ClusterState) -> Vec<(String, Option<SocketAddr>)> {
+    state
+        .pods
+        .iter()
+        .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
+        .collect()
+}
+
 /// Holds a connection open to every data pod while this instance leads
 /// (see [`super::death_watch`]), none otherwise.
 async fn watch_deaths(
@@ -115,13 +124,7 @@ async fn watch_deaths(
         deaths.clear();
         return;
     }
-    let pods: Vec<(String, Option<SocketAddr>)> = guard
-        .state
-        .pods
-        .iter()
-        .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
-        .collect();
-    deaths.sync(&pods, guard.probe_client());
+    deaths.sync(&pod_addrs(&guard.state), guard.probe_client());
 }
 
 /// Waits until the next round is due and returns the probe interval (its
@@ -310,12 +313,7 @@ pub(super) async fn targets(
     if !guard.password_known() {
         return Ok(None);
     }
-    let pods: Vec<(String, Option<SocketAddr>)> = guard
-        .state
-        .pods
-        .iter()
-        .map(|(name, view)| (name.clone(), view.ip.as_deref().and_then(valkey_addr)))
-        .collect();
+    let pods = pod_addrs(&guard.state);
     Ok(Some(Targets {
         client: guard.probe_client().clone(),
         pods,

@@ -841,16 +841,9 @@ pub(super) async fn tls_stream(
     ),
     ProbeError,
 > {
-    let io = |err: std::io::Error| match err.kind() {
-        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
-            ProbeError::Refused { addr }
-        }
-        _ => ProbeError::Io {
-            addr,
-            detail: format!("connect: {err}"),
-        },
-    };
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|err| connect_io_error(addr, &err))?;
     let _ = tcp.set_nodelay(true);
     let stream = tls
         .connector
@@ -867,6 +860,20 @@ pub(super) async fn tls_stream(
         .and_then(|chain| chain.first())
         .map(|der| certificate_fingerprint(der));
     Ok((stream, served))
+}
+
+/// A socket's failure to connect: refused or reset is death (nothing
+/// listens), anything else an I/O error.
+pub(super) fn connect_io_error(addr: SocketAddr, err: &std::io::Error) -> ProbeError {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+            ProbeError::Refused { addr }
+        }
+        _ => ProbeError::Io {
+            addr,
+            detail: format!("connect: {err}"),
+        },
+    }
 }
 
 /// A failure while connecting: a reset there is as final as a refusal.

@@ -62,14 +62,7 @@ impl Held {
                 let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
                     .await
                     .map_err(|_| timed_out())?
-                    .map_err(|err| match err.kind() {
-                        std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionReset => ProbeError::Refused { addr },
-                        _ => ProbeError::Io {
-                            addr,
-                            detail: format!("connect: {err}"),
-                        },
-                    })?;
+                    .map_err(|err| super::client::connect_io_error(addr, &err))?;
                 Stream::Plain(tcp)
             }
         };

@@ -359,14 +359,7 @@ impl Conn {
                 let tcp = timeout(limit, tokio::net::TcpStream::connect(addr))
                     .await
                     .map_err(|_| timed_out())?
-                    .map_err(|err| match err.kind() {
-                        std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionReset => ProbeError::Refused { addr },
-                        _ => ProbeError::Io {
-                            addr,
-                            detail: format!("connect: {err}"),
-                        },
-                    })?;
+                    .map_err(|err| super::client::connect_io_error(addr, &err))?;
                 let _ = tcp.set_nodelay(true);
                 Box::new(tcp)
             }

@@ -59,19 +59,12 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
         && primary.view.reachability == Some(logbook_journal::Reachability::Reachable)
         && primary.view.role == Some(Role::Replica)
         && primary.view.replicates.is_none();
-    if !fenced || !quorum_reachable(view) {
+    if !fenced {
         return Vec::new();
     }
-    let failing_over = answering_sentinels(view)
-        .iter()
-        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
-    if failing_over {
+    let Some(candidates) = sentinels_can_fail_over(view, primary.name) else {
         return Vec::new();
-    }
-    let candidates = view.rank_candidates(Some(primary.name), false);
-    if best(&candidates).is_none() {
-        return Vec::new();
-    }
+    };
     vec![Decision::new(
         Intent::SentinelFailover {
             from: primary.name.to_owned(),
@@ -89,6 +82,26 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
             describe(&candidates)
         ),
     )]
+}
+
+/// The replicas that could succeed `primary` (best first), when the
+/// Sentinels can be asked to fail it over now: a quorum of them answers,
+/// none is failing over already, and one of the replicas can be promoted.
+fn sentinels_can_fail_over(
+    view: &ClusterView<'_>,
+    primary: &str,
+) -> Option<Vec<logbook_journal::Candidate>> {
+    if !quorum_reachable(view) {
+        return None;
+    }
+    let failing_over = answering_sentinels(view)
+        .iter()
+        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
+    if failing_over {
+        return None;
+    }
+    let candidates = view.rank_candidates(Some(primary), false);
+    best(&candidates).is_some().then_some(candidates)
 }
 
 /// The believed primary's pod is being deleted (a drain, an eviction, a
@@ -111,19 +124,12 @@ pub fn decide_leaving_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     let leaving = primary.view.terminating
         && primary.view.role == Some(Role::Primary)
         && primary.view.reachability == Some(logbook_journal::Reachability::Reachable);
-    if !leaving || !quorum_reachable(view) {
+    if !leaving {
         return Vec::new();
     }
-    let failing_over = answering_sentinels(view)
-        .iter()
-        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
-    if failing_over {
+    let Some(candidates) = sentinels_can_fail_over(view, primary.name) else {
         return Vec::new();
-    }
-    let candidates = view.rank_candidates(Some(primary.name), false);
-    if best(&candidates).is_none() {
-        return Vec::new();
-    }
+    };
     vec![Decision::new(
         Intent::FenceNode {
             pod: primary.name.to_owned(),
