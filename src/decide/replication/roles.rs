@@ -49,13 +49,6 @@ pub fn after_new_primary(
     code: &ReasonCode,
     detail: &str,
 ) -> Vec<Decision> {
-    // The labels first (they point the Service, and its clients, at the
-    // new primary), then the replicas (a write waiting for a replica's
-    // acknowledgement needs one following the new primary), and only
-    // then the boot config, which no running pod waits for: it tells a pod
-    // that restarts later whom to follow, and one that restarts before it
-    // is published follows a fenced or gone primary, gets nothing from
-    // it, and is repointed.
     let mut out = vec![Decision::new(
         Intent::SetRoleLabels {
             primary: Some(primary.to_owned()),
@@ -63,6 +56,16 @@ pub fn after_new_primary(
         code.clone(),
         detail,
     )];
+    if view.topology() != Topology::Standalone {
+        out.push(Decision::new(
+            Intent::PublishBootConfig {
+                primary: Some(primary.to_owned()),
+                ip: view.pod(primary).and_then(|p| p.view.ip.clone()),
+            },
+            code.clone(),
+            detail,
+        ));
+    }
     for pod in view.pods() {
         if pod.name != primary && pod.usable() {
             out.push(Decision::new(
@@ -74,16 +77,6 @@ pub fn after_new_primary(
                 detail,
             ));
         }
-    }
-    if view.topology() != Topology::Standalone {
-        out.push(Decision::new(
-            Intent::PublishBootConfig {
-                primary: Some(primary.to_owned()),
-                ip: view.pod(primary).and_then(|p| p.view.ip.clone()),
-            },
-            code.clone(),
-            detail,
-        ));
     }
     out
 }

@@ -89,6 +89,10 @@ fn bootstrap_waits_for_every_running_pod_then_picks_the_lowest_ordinal() {
             Intent::SetRoleLabels {
                 primary: Some(pod(0))
             },
+            Intent::PublishBootConfig {
+                primary: Some(pod(0)),
+                ip: Some("10.0.0.0".into())
+            },
             Intent::RepointReplica {
                 pod: pod(1),
                 to: pod(0)
@@ -96,10 +100,6 @@ fn bootstrap_waits_for_every_running_pod_then_picks_the_lowest_ordinal() {
             Intent::RepointReplica {
                 pod: pod(2),
                 to: pod(0)
-            },
-            Intent::PublishBootConfig {
-                primary: Some(pod(0)),
-                ip: Some("10.0.0.0".into())
             },
         ]
     );
@@ -148,13 +148,13 @@ fn one_refusal_is_confirmed_before_acting_then_the_highest_offset_wins() {
             Intent::SetRoleLabels {
                 primary: Some(pod(2))
             },
-            Intent::RepointReplica {
-                pod: pod(1),
-                to: pod(2)
-            },
             Intent::PublishBootConfig {
                 primary: Some(pod(2)),
                 ip: Some("10.0.0.2".into())
+            },
+            Intent::RepointReplica {
+                pod: pod(1),
+                to: pod(2)
             },
         ]
     );

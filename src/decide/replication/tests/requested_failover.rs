@@ -52,6 +52,10 @@ fn a_healthy_primary_is_fenced_first_then_the_replica_with_the_most_history_is_p
             Intent::SetRoleLabels {
                 primary: Some(pod(2))
             },
+            Intent::PublishBootConfig {
+                primary: Some(pod(2)),
+                ip: Some("10.0.0.2".into())
+            },
             Intent::RepointReplica {
                 pod: pod(0),
                 to: pod(2)
@@ -59,10 +63,6 @@ fn a_healthy_primary_is_fenced_first_then_the_replica_with_the_most_history_is_p
             Intent::RepointReplica {
                 pod: pod(1),
                 to: pod(2)
-            },
-            Intent::PublishBootConfig {
-                primary: Some(pod(2)),
-                ip: Some("10.0.0.2".into())
             },
             Intent::ClearFailoverRequest,
         ]
@@ -168,13 +168,13 @@ fn a_primary_that_does_not_answer_is_fenced_and_replaced_at_once_even_without_au
             Intent::SetRoleLabels {
                 primary: Some(pod(1))
             },
-            Intent::RepointReplica {
-                pod: pod(2),
-                to: pod(1)
-            },
             Intent::PublishBootConfig {
                 primary: Some(pod(1)),
                 ip: Some("10.0.0.1".into())
+            },
+            Intent::RepointReplica {
+                pod: pod(2),
+                to: pod(1)
             },
             Intent::ClearFailoverRequest,
         ]
