@@ -23,7 +23,8 @@ use tokio::time::timeout;
 use super::error::{Phase, ProbeError};
 use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
 use super::password::Password;
-use super::tls::{Connector, TlsSettings, TlsSetupError, certificate_fingerprint};
+use super::socket::tls_stream;
+use super::tls::{Connector, TlsSettings, TlsSetupError};
 use crate::effects::{Class, Effects};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].
@@ -827,53 +828,6 @@ async fn connect_tls(
             .map_err(|err| classify_connect(addr, &err))?;
     tokio::spawn(driver);
     Ok((connection, served))
-}
-
-/// A TLS stream to `addr` (the handshake done) and the fingerprint of the
-/// certificate the server presented.
-pub(super) async fn tls_stream(
-    addr: SocketAddr,
-    tls: &Connector,
-) -> Result<
-    (
-        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-        Option<String>,
-    ),
-    ProbeError,
-> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|err| connect_io_error(addr, &err))?;
-    let _ = tcp.set_nodelay(true);
-    let stream = tls
-        .connector
-        .connect(tls.server_name.clone(), tcp)
-        .await
-        .map_err(|err| ProbeError::Io {
-            addr,
-            detail: format!("TLS handshake: {err}"),
-        })?;
-    let served = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|der| certificate_fingerprint(der));
-    Ok((stream, served))
-}
-
-/// A socket's failure to connect: refused or reset is death (nothing
-/// listens), anything else an I/O error.
-pub(super) fn connect_io_error(addr: SocketAddr, err: &std::io::Error) -> ProbeError {
-    match err.kind() {
-        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
-            ProbeError::Refused { addr }
-        }
-        _ => ProbeError::Io {
-            addr,
-            detail: format!("connect: {err}"),
-        },
-    }
 }
 
 /// A failure while connecting: a reset there is as final as a refusal.

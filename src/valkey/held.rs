@@ -10,20 +10,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::time::timeout;
 
-use super::error::{Phase, ProbeError};
+use super::error::ProbeError;
+use super::socket::{Duplex, connect_within};
 use super::tls::Connector;
 
 /// An open connection to a server (plain or TLS, as its probes).
 pub struct Held {
     addr: SocketAddr,
-    stream: Stream,
-}
-
-enum Stream {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+    stream: Box<dyn Duplex>,
 }
 
 impl std::fmt::Debug for Held {
@@ -46,26 +41,7 @@ impl Held {
         tls: Option<&Connector>,
         connect_timeout: Duration,
     ) -> Result<Self, ProbeError> {
-        let timed_out = || ProbeError::TimedOut {
-            addr,
-            phase: Phase::Connect,
-            after_ms: connect_timeout.as_millis(),
-        };
-        let stream = match tls {
-            Some(tls) => Stream::Tls(Box::new(
-                timeout(connect_timeout, super::client::tls_stream(addr, tls))
-                    .await
-                    .map_err(|_| timed_out())??
-                    .0,
-            )),
-            None => {
-                let tcp = timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|err| super::client::connect_io_error(addr, &err))?;
-                Stream::Plain(tcp)
-            }
-        };
+        let stream = connect_within(addr, tls, connect_timeout).await?;
         Ok(Self { addr, stream })
     }
 
@@ -79,14 +55,9 @@ impl Held {
     /// Anything the server sends meanwhile is read and dropped.
     pub async fn closed(mut self) {
         let mut buf = [0_u8; 256];
-        loop {
-            let read = match &mut self.stream {
-                Stream::Plain(s) => s.read(&mut buf).await,
-                Stream::Tls(s) => s.read(&mut buf).await,
-            };
-            match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+        while let Ok(n) = self.stream.read(&mut buf).await {
+            if n == 0 {
+                return;
             }
         }
     }

@@ -23,6 +23,7 @@ mod password;
 mod rdb_stream;
 mod reshard;
 mod sentinel;
+mod socket;
 mod tls;
 
 pub use acl::{acl_user_lines, acl_users};

@@ -29,13 +29,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-use super::client::{Timeouts, tls_stream};
+use super::client::Timeouts;
 use super::crc64::Crc64;
 use super::error::{Phase, ProbeError};
 use super::password::Password;
+use super::socket::{Duplex, connect_within};
 use super::tls::{Connector, TlsSettings};
 
 /// How long the stream may stay silent (no payload byte and no keepalive)
@@ -91,10 +92,6 @@ pub struct RdbSnapshot {
     /// The payload's framing.
     pub framing: RdbFraming,
 }
-
-/// Anything the stream can run over: TCP or TLS.
-trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
 
 /// An RDB being received from one server, after the handshake.
 ///
@@ -339,31 +336,14 @@ impl Conn {
         tls: Option<&TlsSettings>,
         limit: Duration,
     ) -> Result<Conn, ProbeError> {
-        let timed_out = || ProbeError::TimedOut {
-            addr,
-            phase: Phase::Connect,
-            after_ms: limit.as_millis(),
-        };
-        let io: Box<dyn Duplex> = match tls {
-            Some(settings) => {
-                let connector = Connector::new(settings).map_err(|err| ProbeError::Io {
-                    addr,
-                    detail: format!("TLS settings cannot be used: {err}"),
-                })?;
-                let (stream, _) = timeout(limit, tls_stream(addr, &connector))
-                    .await
-                    .map_err(|_| timed_out())??;
-                Box::new(stream)
-            }
-            None => {
-                let tcp = timeout(limit, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|err| super::client::connect_io_error(addr, &err))?;
-                let _ = tcp.set_nodelay(true);
-                Box::new(tcp)
-            }
-        };
+        let connector = tls
+            .map(Connector::new)
+            .transpose()
+            .map_err(|err| ProbeError::Io {
+                addr,
+                detail: format!("TLS settings cannot be used: {err}"),
+            })?;
+        let io = connect_within(addr, connector.as_ref(), limit).await?;
         Ok(Conn {
             addr,
             io,

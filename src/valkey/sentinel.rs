@@ -630,7 +630,7 @@ pub(super) async fn subscribe(
                 .map_err(|err| classify_connect(addr, &err))?
         }
         Some(tls) => {
-            let stream = timeout(connect_timeout, super::client::tls_stream(addr, tls))
+            let stream = timeout(connect_timeout, super::socket::tls_stream(addr, tls))
                 .await
                 .map_err(|_| timed_out())??
                 .0;
