@@ -40,6 +40,16 @@ impl PodState<'_> {
         self.usable() && self.view.role == Some(role)
     }
 
+    /// Reporting `role` in its last answered probe, usable or being
+    /// deleted: a pod being deleted answers until its process exits.
+    pub fn answers_as(&self, role: Role) -> bool {
+        self.usable_as(role)
+            || (self.view.terminating
+                && self.view.ip.is_some()
+                && self.view.reachability == Some(Reachability::Reachable)
+                && self.view.role == Some(role))
+    }
+
     /// A usable replica of `primary` whose link is up.
     pub fn in_sync_with(&self, primary: &str) -> bool {
         self.usable_as(Role::Replica)

@@ -7,14 +7,13 @@
 //! journaled, and a connection the server closed for another reason (an
 //! idle `timeout`, a restart) only costs one early round.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
+use super::pod_tasks::PodTasks;
 use crate::valkey::ValkeyClient;
 
 /// How long opening a held connection may take.
@@ -35,20 +34,8 @@ const SHORT_LIVED: Duration = Duration::from_secs(1);
 /// share.
 #[derive(Debug, Default)]
 pub(super) struct DeathWatch {
-    held: BTreeMap<String, Watch>,
+    held: PodTasks,
     wake: Arc<Notify>,
-}
-
-#[derive(Debug)]
-struct Watch {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl DeathWatch {
@@ -60,16 +47,10 @@ impl DeathWatch {
     /// One held connection per pod with an address; those of pods gone or
     /// moved are dropped. `client` gives the TLS settings.
     pub(super) fn sync(&mut self, pods: &[(String, Option<SocketAddr>)], client: &ValkeyClient) {
-        self.held
-            .retain(|pod, w| pods.iter().any(|(p, a)| p == pod && *a == Some(w.addr)));
-        for (pod, addr) in pods {
-            let Some(addr) = *addr else { continue };
-            if self.held.contains_key(pod) {
-                continue;
-            }
-            let task = tokio::spawn(watch(addr, client.clone(), self.wake.clone()));
-            self.held.insert(pod.clone(), Watch { addr, task });
-        }
+        let wake = &self.wake;
+        self.held.sync(pods, |_, addr| {
+            tokio::spawn(watch(addr, client.clone(), wake.clone()))
+        });
     }
 
     /// Drops every held connection (this instance stopped leading).

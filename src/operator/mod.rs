@@ -20,6 +20,7 @@ mod events;
 mod health;
 mod http;
 mod journal;
+mod pod_tasks;
 mod prober;
 mod reconcile;
 mod runtime;

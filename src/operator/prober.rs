@@ -65,6 +65,28 @@ impl Stalls {
     pub(super) fn forget(&mut self, pod: &str) {
         self.0.remove(pod);
     }
+
+    /// One round's answers (each pod's offset, `None` when it did not
+    /// answer, and when it was read): which pods' offsets have stood still
+    /// past [`STALLED_AFTER`].
+    pub(super) fn round<'a>(
+        &mut self,
+        offsets: impl IntoIterator<Item = (&'a str, Option<u64>, Instant)>,
+    ) -> BTreeMap<String, bool> {
+        offsets
+            .into_iter()
+            .map(|(pod, offset, at)| match offset {
+                Some(offset) => (
+                    pod.to_owned(),
+                    self.update(pod, offset, at) >= STALLED_AFTER,
+                ),
+                None => {
+                    self.forget(pod);
+                    (pod.to_owned(), false)
+                }
+            })
+            .collect()
+    }
 }
 
 type Outcome = Result<Probe, ProbeError>;
@@ -365,19 +387,13 @@ async fn round(
     let results =
         read_again_when_the_primary_timed_out(&client, &pods, primary.as_deref(), results, stalls)
             .await;
-    let stood_still: BTreeMap<String, Duration> = results
-        .iter()
-        .filter_map(|(pod, outcome, at)| match outcome {
-            Some(Ok(p)) => Some((
-                pod.clone(),
-                stalls.update(pod, p.info.master_repl_offset, *at),
-            )),
-            _ => {
-                stalls.forget(pod);
-                None
-            }
-        })
-        .collect();
+    let stalled = stalls.round(results.iter().map(|(pod, outcome, at)| {
+        let offset = match outcome {
+            Some(Ok(p)) => Some(p.info.master_repl_offset),
+            _ => None,
+        };
+        (pod.as_str(), offset, *at)
+    }));
     let results: Vec<(String, Option<Outcome>)> = results
         .into_iter()
         .map(|(pod, outcome, _)| (pod, outcome))
@@ -437,9 +453,7 @@ async fn round(
                     == primary.as_ref();
             let evidence = LinkEvidence {
                 primary_failing: follows_failing,
-                stalled: stood_still
-                    .get(name.as_str())
-                    .is_some_and(|d| *d >= STALLED_AFTER),
+                stalled: stalled.get(name.as_str()).copied().unwrap_or(false),
             };
             per_pod.push((
                 primary_now,

@@ -9,7 +9,6 @@
 //! votes and the leader of a failover are in the journal before the
 //! switch that names them.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +16,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use logbook_journal::Event;
 use tokio::sync::{Mutex, mpsc};
-use tokio::task::JoinHandle;
 
+use super::pod_tasks::PodTasks;
 use super::runtime::ClusterRuntime;
 use crate::observe::sentinel::{
     observe_sentinel_event, observe_sentinel_probe, observe_sentinel_switch,
@@ -32,21 +31,9 @@ const RESUBSCRIBE: Duration = Duration::from_secs(1);
 /// and the cut said in the journal, rather than held in memory).
 const MAX_PENDING: usize = 4096;
 
-/// A task aborted when dropped (the prober ended or the pod went away).
-struct Subscription {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The subscriptions to a cluster's Sentinels, and what they received.
 pub struct Watchers {
-    subscriptions: BTreeMap<String, Subscription>,
+    subscriptions: PodTasks,
     sender: mpsc::Sender<(String, String, String)>,
     received: mpsc::Receiver<(String, String, String)>,
 }
@@ -55,7 +42,7 @@ impl Default for Watchers {
     fn default() -> Self {
         let (sender, received) = mpsc::channel(MAX_PENDING);
         Self {
-            subscriptions: BTreeMap::new(),
+            subscriptions: PodTasks::default(),
             sender,
             received,
         }
@@ -65,25 +52,14 @@ impl Default for Watchers {
 impl Watchers {
     /// One subscription per Sentinel with an address; others dropped.
     fn sync(&mut self, sentinels: &[(String, Option<SocketAddr>)], client: &ValkeyClient) {
-        self.subscriptions.retain(|pod, sub| {
-            sentinels
-                .iter()
-                .any(|(p, a)| p == pod && *a == Some(sub.addr))
-        });
-        for (pod, addr) in sentinels {
-            let Some(addr) = *addr else { continue };
-            if self.subscriptions.contains_key(pod) {
-                continue;
-            }
-            let task = tokio::spawn(follow(
-                pod.clone(),
+        self.subscriptions.sync(sentinels, |pod, addr| {
+            tokio::spawn(follow(
+                pod.to_owned(),
                 addr,
                 client.clone(),
                 self.sender.clone(),
-            ));
-            self.subscriptions
-                .insert(pod.clone(), Subscription { addr, task });
-        }
+            ))
+        });
     }
 
     /// The events received since the last call, as journal events.

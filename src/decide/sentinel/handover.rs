@@ -54,11 +54,7 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     };
     // Being deleted counts too: the operator fenced it for its deletion
     // ([`decide_leaving_primary`]).
-    let answers = primary.usable() || (primary.view.terminating && primary.view.ip.is_some());
-    let fenced = answers
-        && primary.view.reachability == Some(logbook_journal::Reachability::Reachable)
-        && primary.view.role == Some(Role::Replica)
-        && primary.view.replicates.is_none();
+    let fenced = primary.answers_as(Role::Replica) && primary.view.replicates.is_none();
     if !fenced {
         return Vec::new();
     }
@@ -121,9 +117,7 @@ pub fn decide_leaving_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
         return Vec::new();
     };
-    let leaving = primary.view.terminating
-        && primary.view.role == Some(Role::Primary)
-        && primary.view.reachability == Some(logbook_journal::Reachability::Reachable);
+    let leaving = primary.view.terminating && primary.answers_as(Role::Primary);
     if !leaving {
         return Vec::new();
     }
