@@ -252,7 +252,9 @@ async fn a_user_sync_that_fails_at_once_journals_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issue_that_fails_after_creating_the_ca_journals_it() {
     let api = LocalKube::start(Config::default()).await.unwrap();
-    let (meta, spec, state) = (common::meta(), spec(), ClusterState::default());
+    // The CA must outlive the first issue: its owner exists.
+    let meta = common::owned_meta(&api).await;
+    let (spec, state) = (spec(), ClusterState::default());
     let dir = tempfile::tempdir().unwrap();
     let intent = Intent::IssueCertificate {
         secret: "demo-tls".to_owned(),

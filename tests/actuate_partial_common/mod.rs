@@ -27,6 +27,32 @@ pub fn meta() -> ClusterMeta {
     }
 }
 
+/// The cluster `demo` with an owner that exists in `api`: what the
+/// executor writes names the cluster as its owner, and the API server's
+/// garbage collector deletes what names an owner uid it does not hold
+/// (as a real one does). A ConfigMap stands in for the ValkeyCluster:
+/// the collector looks at the uid only. For a test that reads back, after
+/// a while, what an executor created.
+pub async fn owned_meta(api: &RunningServer) -> ClusterMeta {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let owners: kube::Api<ConfigMap> = kube::Api::namespaced(plain_client(api), NS);
+    let owner = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("demo-owner".to_owned()),
+            ..Default::default()
+        },
+        ..ConfigMap::default()
+    };
+    let owner = owners
+        .create(&kube::api::PostParams::default(), &owner)
+        .await
+        .unwrap();
+    ClusterMeta {
+        uid: owner.metadata.uid.unwrap(),
+        ..meta()
+    }
+}
+
 /// A client of `api` without the gate.
 pub fn plain_client(api: &RunningServer) -> kube::Client {
     kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap()
