@@ -421,6 +421,29 @@ async fn sentinel_fails_over_a_killed_primary_and_a_deleted_pod_and_a_lost_senti
     )
     .await;
     sentinel_ready(&env, Duration::from_secs(60)).await;
+    // Every Sentinel asks for INFO every second, the restarted and the
+    // replaced one too (the period is not in a Sentinel's file).
+    for pod in sentinel_pods(&env).await {
+        let addr = format!(
+            "{}:26379",
+            env.pod_addr(&pod).await.rsplit_once(':').unwrap().0
+        );
+        env.eventually(
+            Duration::from_secs(30),
+            &format!("{pod} asks for INFO every second"),
+            || {
+                let out = redis_cli(&addr, &password, &["SENTINEL", "DEBUG"]);
+                let mut lines = out.lines().map(str::trim);
+                let period = lines
+                    .by_ref()
+                    .find(|l| l.eq_ignore_ascii_case("INFO-PERIOD"))
+                    .and(lines.next())
+                    .map(str::to_owned);
+                async move { period.as_deref() == Some("1000") }
+            },
+        )
+        .await;
+    }
     audit_clean(&env).await;
     env.finish().await;
 }

@@ -271,6 +271,17 @@ async fn sentinel_fails_over_and_back() {
     assert_eq!(probe.replicas[0].master_host.as_deref(), Some("127.0.0.1"));
     assert!(probe.sentinels.is_empty());
     assert!(probe.latency < Duration::from_secs(1));
+    // Its INFO period (`SENTINEL DEBUG`), 10 s by default, set and read
+    // back; an unknown parameter is refused.
+    assert_eq!(probe.info_period_ms, Some(10_000));
+    client.sentinel_debug_set(s, "info-period", 1_000).await.unwrap();
+    let tuned = client.sentinel_probe(s, NAME).await.unwrap();
+    assert_eq!(tuned.info_period_ms, Some(1_000));
+    let err = client
+        .sentinel_debug_set(s, "no-such-period", 5)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProbeError::Rejected { .. }), "{err:?}");
     let verdict = client.sentinel_ckquorum(s, NAME).await.unwrap();
     assert!(
         verdict.as_ref().is_ok_and(|text| text.starts_with("OK")),

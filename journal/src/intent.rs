@@ -226,6 +226,15 @@ pub enum Intent {
         /// The settings in force.
         settings: crate::sentinel::SentinelSettings,
     },
+    /// Sentinel: set how often the Sentinel in `sentinel` asks the data
+    /// nodes for `INFO` (`SENTINEL DEBUG info-period`), which is not kept
+    /// in its configuration file: a restarted Sentinel is back at 10 s.
+    SentinelTune {
+        /// The Sentinel's pod.
+        sentinel: String,
+        /// The period, in milliseconds.
+        info_period_ms: u64,
+    },
     /// Sentinel: forget the replicas and Sentinels the Sentinel in
     /// `sentinel` knows (`SENTINEL RESET`), so that it rediscovers the live
     /// ones and drops stale entries.
@@ -380,6 +389,7 @@ impl Intent {
             Self::SettleSlot { .. } => "SettleSlot",
             Self::SentinelMonitor { .. } => "SentinelMonitor",
             Self::SentinelConfigure { .. } => "SentinelConfigure",
+            Self::SentinelTune { .. } => "SentinelTune",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -479,6 +489,10 @@ impl Intent {
                 settings.failover_timeout_ms,
                 settings.parallel_syncs
             ),
+            Self::SentinelTune {
+                sentinel,
+                info_period_ms,
+            } => format!("set {sentinel}'s INFO period to {info_period_ms} ms"),
             Self::SentinelReset { sentinel } => format!("reset {sentinel}'s tables"),
             Self::SentinelFailover { from, to } => match to {
                 Some(to) => format!("ask Sentinel to fail {from} over (to {to})"),
@@ -570,6 +584,7 @@ impl ReasonCode {
             Self::SlotStuck { .. } => "SlotStuck",
             Self::SentinelNotMonitoring => "SentinelNotMonitoring",
             Self::SentinelSettingsDrift => "SentinelSettingsDrift",
+            Self::SentinelInfoPeriod { .. } => "SentinelInfoPeriod",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -615,6 +630,7 @@ impl ReasonCode {
             | Self::SlotStuck { .. }
             | Self::SentinelNotMonitoring
             | Self::SentinelSettingsDrift
+            | Self::SentinelInfoPeriod { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -755,6 +771,12 @@ pub enum ReasonCode {
     SentinelNotMonitoring,
     /// Sentinel: a Sentinel applies other settings than the spec's.
     SentinelSettingsDrift,
+    /// Sentinel: a Sentinel asks the data nodes for `INFO` at another
+    /// period than the operator's (a restarted one is back at 10 s).
+    SentinelInfoPeriod {
+        /// The period it reports, in milliseconds.
+        reported_ms: u64,
+    },
     /// Sentinel: a Sentinel's tables hold replicas or Sentinels that no
     /// current pod is.
     SentinelStaleEntries {

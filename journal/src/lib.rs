@@ -51,8 +51,8 @@ pub use intent::{
 pub use policy::Policy;
 pub use projection::ClusterState;
 pub use sentinel::{
-    SentinelKnown, SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch,
-    SwitchCandidate,
+    SENTINEL_INFO_PERIOD_MS, SentinelKnown, SentinelMonitorReport, SentinelReport,
+    SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};

@@ -87,7 +87,24 @@ pub struct SentinelReport {
     /// The primary it monitors under the cluster's master name, `None`
     /// when it monitors none.
     pub monitoring: Option<SentinelMonitorReport>,
+    /// How often, in milliseconds, it asks the primary and replicas for
+    /// `INFO` outside a failover (`SENTINEL DEBUG`'s `info-period`; 10 s
+    /// by default). `None` when it did not say (older journals; a
+    /// Sentinel without `SENTINEL DEBUG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_period_ms: Option<u64>,
 }
+
+/// The `info-period` the operator gives every Sentinel, in milliseconds.
+/// During a failover a Sentinel asks the replicas for `INFO` once a second
+/// whatever this is (hard-coded), and it sees the replica it promoted only
+/// in such a reply: with the default 10 s, the one it sends at the
+/// failover's start comes just before the promotion and the promotion is
+/// seen a whole second later; at 1 s, the replicas' `INFO` keeps the
+/// phase it had before the failover, and the promotion is seen at the
+/// next reply, half a second later on average. Less than a second would
+/// not help: the failover's own one-second period takes over.
+pub const SENTINEL_INFO_PERIOD_MS: u64 = 1_000;
 
 /// A data pod as it stood when Sentinel switched primaries, as the
 /// operator last saw it: the candidates Sentinel chose among.

@@ -379,7 +379,8 @@ impl Failovers {
                 Intent::SentinelFailover { from, to } => {
                     let kind = match p.reason.code {
                         logbook_journal::ReasonCode::Requested => Kind::Requested,
-                        logbook_journal::ReasonCode::PrimaryRestartedFenced => Kind::Automatic,
+                        logbook_journal::ReasonCode::PrimaryRestartedFenced
+                        | logbook_journal::ReasonCode::PrimaryFailed { .. } => Kind::Automatic,
                         _ => Kind::Planned,
                     };
                     (

@@ -321,6 +321,10 @@ impl Executor {
             Intent::SentinelConfigure { sentinel, settings } => {
                 sentinel::configure(&self.valkey, target, sentinel, settings).await
             }
+            Intent::SentinelTune {
+                sentinel,
+                info_period_ms,
+            } => sentinel::tune(&self.valkey, target, sentinel, *info_period_ms).await,
             Intent::SentinelReset { sentinel } => {
                 sentinel::reset(&self.valkey, target, sentinel).await
             }

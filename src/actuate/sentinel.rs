@@ -149,6 +149,27 @@ pub async fn configure(
     })
 }
 
+/// `SENTINEL DEBUG info-period` on the Sentinel in `sentinel`.
+pub async fn tune(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    sentinel: &str,
+    info_period_ms: u64,
+) -> Result<Done, ActError> {
+    let addr = sentinel_addr(target.state, sentinel)?;
+    valkey
+        .sentinel_debug_set(addr, "info-period", info_period_ms)
+        .await
+        .map_err(valkey_err(format!(
+            "setting {sentinel}'s INFO period to {info_period_ms} ms"
+        )))?;
+    Ok(Done {
+        detail: format!("{sentinel} asks for INFO every {info_period_ms} ms"),
+        events: reprobe(valkey, target, sentinel).await,
+        password: None,
+    })
+}
+
 /// `SENTINEL RESET` on the Sentinel in `sentinel`.
 pub async fn reset(
     valkey: &ValkeyClient,

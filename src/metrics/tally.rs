@@ -208,7 +208,9 @@ impl Tracker {
             Intent::Switchover { .. } => Some(FailoverKind::Planned),
             Intent::SentinelFailover { .. } => Some(match p.reason.code {
                 ReasonCode::Requested => FailoverKind::Requested,
-                ReasonCode::PrimaryRestartedFenced => FailoverKind::Automatic,
+                ReasonCode::PrimaryRestartedFenced | ReasonCode::PrimaryFailed { .. } => {
+                    FailoverKind::Automatic
+                }
                 _ => FailoverKind::Planned,
             }),
             Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
@@ -248,6 +250,7 @@ impl Tracker {
             | Intent::SettleSlot { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
+            | Intent::SentinelTune { .. }
             | Intent::SentinelReset { .. } => None,
         }
     }

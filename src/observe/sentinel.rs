@@ -172,6 +172,7 @@ pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelR
     SentinelReport {
         myid: probe.myid.clone(),
         monitoring,
+        info_period_ms: probe.info_period_ms,
     }
 }
 

@@ -421,6 +421,25 @@ fn flags(text: &str) -> Vec<String> {
 }
 
 /// The instances of a `REPLICAS`/`SENTINELS` reply.
+/// The timing parameter `parameter` (`info-period`, in any case) in milliseconds from
+/// the reply to `SENTINEL DEBUG`; `None` when the reply leaves it out.
+///
+/// # Errors
+///
+/// [`ParseError`] when the reply is not a field/value list or the value
+/// is not a number.
+pub fn parse_sentinel_debug(reply: &Value, parameter: &str) -> Result<Option<u64>, ParseError> {
+    // The server names them in capitals (`INFO-PERIOD`) and sets them in
+    // any case.
+    let fields = Fields::of("debug", reply)?;
+    fields
+        .entries
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(parameter))
+        .map(|(key, value)| value.parse().map_err(|_| fields.malformed(key, value)))
+        .transpose()
+}
+
 fn elements<'v>(what: &str, reply: &'v Value) -> Result<&'v [Value], ParseError> {
     match reply {
         Value::Array(items) | Value::Set(items) => Ok(items),

@@ -514,3 +514,20 @@ fn set_refusals_never_show_values() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("'quorum'"), "{text}");
 }
+
+/// `SENTINEL DEBUG` names its parameters in capitals, as a flat array
+/// (RESP2) or a map (RESP3); one left out is `None`, a value that is no
+/// number an error naming it.
+#[test]
+fn the_debug_periods_are_read_in_any_case() {
+    let words = ["INFO-PERIOD", "1000", "PING-PERIOD", "1000"];
+    for reply in [flat(&words), map(&words)] {
+        assert_eq!(
+            parse_sentinel_debug(&reply, "info-period").unwrap(),
+            Some(1000)
+        );
+        assert_eq!(parse_sentinel_debug(&reply, "tilt-period").unwrap(), None);
+    }
+    let err = parse_sentinel_debug(&flat(&["INFO-PERIOD", "soon"]), "info-period").unwrap_err();
+    assert!(err.to_string().contains("INFO-PERIOD"), "{err}");
+}

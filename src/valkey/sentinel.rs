@@ -29,7 +29,8 @@ use super::error::{Phase, ProbeError};
 use super::parse::ParseError;
 use super::parse_sentinel::{
     SentinelEvent, SentinelPeer, SentinelPrimary, SentinelRefusal, SentinelReplica,
-    parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels, redact,
+    parse_sentinel_debug, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
+    redact,
 };
 use super::password::Password;
 use super::tls::Connector;
@@ -51,7 +52,11 @@ pub struct SentinelProbe {
     /// `SENTINEL SENTINELS`: the other Sentinels (empty when the name is
     /// unknown).
     pub sentinels: Vec<SentinelPeer>,
-    /// Round trip of the four commands together.
+    /// `info-period` of `SENTINEL DEBUG`, in milliseconds; `None` when
+    /// the Sentinel refused the command (one older than Redis 7) or left
+    /// it out.
+    pub info_period_ms: Option<u64>,
+    /// Round trip of the five commands together.
     pub latency: Duration,
 }
 
@@ -220,6 +225,7 @@ impl ValkeyClient {
         for sub in ["MASTER", "REPLICAS", "SENTINELS"] {
             pipe.add_command(sentinel(sub)).arg(name);
         }
+        pipe.add_command(sentinel("DEBUG"));
         // A refusal stays in its place in the reply, to be read as that
         // command's (an unknown name), not taken for a broken connection.
         pipe.ignore_errors();
@@ -229,8 +235,8 @@ impl ValkeyClient {
         let Value::Array(replies) = reply else {
             return Err(unexpected(addr, "an array of 4 replies", &reply));
         };
-        let [myid, primary, replicas, sentinels] = <[Value; 4]>::try_from(replies)
-            .map_err(|got| unexpected(addr, "4 replies", &Value::Array(got)))?;
+        let [myid, primary, replicas, sentinels, debug] = <[Value; 5]>::try_from(replies)
+            .map_err(|got| unexpected(addr, "5 replies", &Value::Array(got)))?;
         let myid = myid
             .extract_error()
             .map_err(|err| refusal(addr, "SENTINEL MYID", &err))?;
@@ -260,8 +266,40 @@ impl ValkeyClient {
                 .transpose()
                 .map_err(malformed(addr))?
                 .unwrap_or_default(),
+            // Refused (a Sentinel older than Redis 7): unknown.
+            info_period_ms: match debug.extract_error() {
+                Ok(reply) => {
+                    parse_sentinel_debug(&reply, "info-period").map_err(malformed(addr))?
+                }
+                Err(_) => None,
+            },
             latency,
         })
+    }
+
+    /// `SENTINEL DEBUG <parameter> <ms>`: sets one of the Sentinel's
+    /// timing parameters (not kept in its configuration file).
+    ///
+    /// # Guarantees
+    ///
+    /// Idempotent: resent after a dropped connection.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`]; [`ProbeError::Rejected`] for an unknown
+    /// parameter or a Sentinel without the command.
+    pub async fn sentinel_debug_set(
+        &self,
+        addr: SocketAddr,
+        parameter: &str,
+        ms: u64,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = sentinel("DEBUG");
+        cmd.arg(parameter).arg(ms);
+        let reply = self
+            .sentinel_reply(addr, cmd, "SENTINEL DEBUG", Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
     }
 
     /// `SENTINEL MONITOR name ip port quorum`: the Sentinel starts

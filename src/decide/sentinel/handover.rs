@@ -8,11 +8,11 @@
 //! without it Sentinel could start the failover and not finish it, so
 //! the hand-over waits and the status says why.
 
-use logbook_journal::{Intent, ReasonCode, Role};
+use logbook_journal::{Intent, PodPhase, Reachability, ReasonCode, Role};
 
 use super::view::{answering_sentinels, discovered, quiet, quorum_reachable};
 use crate::decide::Decision;
-use crate::decide::replication::SWITCHOVER_AUTO;
+use crate::decide::replication::{DEATH_CONFIRMATIONS, SWITCHOVER_AUTO};
 use crate::decide::view::{ClusterView, Roll, best, describe};
 
 /// `SentinelFailover` from the healthy primary, if the Sentinels can do it.
@@ -80,9 +80,61 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     )]
 }
 
+/// The believed primary's process is dead: its port refused two probes in
+/// a row (nothing listens: the process exited and was not yet restarted),
+/// its pod has no address, or its pod ended. Left to the Sentinels, its
+/// successor would come after `down-after-milliseconds` plus their
+/// election (6 s at 5000 ms), or once the restarted process, booted
+/// fenced, is seen ([`decide_fenced_primary`]); they are asked now. A
+/// dead process takes no write, so nothing is lost by a forced failover:
+/// the Sentinels still choose the replica and promote it.
+pub fn decide_dead_primary(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
+        return Vec::new();
+    };
+    let failures = primary.view.consecutive_failures;
+    let ended = matches!(
+        primary.view.phase,
+        Some(PodPhase::Failed | PodPhase::Succeeded)
+    );
+    let refused = matches!(
+        primary.view.reachability,
+        Some(Reachability::Refused | Reachability::NoAddress)
+    ) && failures >= DEATH_CONFIRMATIONS;
+    if !ended && !refused {
+        return Vec::new();
+    }
+    let Some(candidates) = sentinels_can_fail_over(view, primary.name) else {
+        return Vec::new();
+    };
+    vec![Decision::new(
+        Intent::SentinelFailover {
+            from: primary.name.to_owned(),
+            to: None,
+        },
+        ReasonCode::PrimaryFailed {
+            death: true,
+            consecutive_failures: failures,
+            candidates: candidates.clone(),
+        },
+        format!(
+            "primary {} {}: its process is dead; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
+            primary.name,
+            if ended {
+                "ended".to_owned()
+            } else {
+                format!("refused {failures} probes in a row")
+            },
+            describe(&candidates)
+        ),
+    )]
+}
+
 /// The replicas that could succeed `primary` (best first), when the
-/// Sentinels can be asked to fail it over now: a quorum of them answers,
-/// none is failing over already, and one of the replicas can be promoted.
+/// Sentinels can be asked to fail it over now: a quorum of them answers
+/// and names it, none is failing over already nor names another primary
+/// (a switch the journal has not caught up with: asking again would start
+/// a second failover), and one of the replicas can be promoted.
 fn sentinels_can_fail_over(
     view: &ClusterView<'_>,
     primary: &str,
@@ -90,10 +142,12 @@ fn sentinels_can_fail_over(
     if !quorum_reachable(view) {
         return None;
     }
-    let failing_over = answering_sentinels(view)
-        .iter()
-        .any(|(_, m)| m.is_some_and(|m| m.failover_state.is_some()));
-    if failing_over {
+    let busy_or_elsewhere = answering_sentinels(view).iter().any(|(_, m)| {
+        m.is_some_and(|m| {
+            m.failover_state.is_some() || m.primary_pod.as_deref().is_some_and(|p| p != primary)
+        })
+    });
+    if busy_or_elsewhere {
         return None;
     }
     let candidates = view.rank_candidates(Some(primary), false);

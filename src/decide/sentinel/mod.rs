@@ -9,9 +9,10 @@
 //! One file per concern, consulted in order; the first that wants
 //! something done wins the step:
 //!
-//! 0. [`handover`]: the primary's process restarted in place and booted
-//!    fenced; Sentinel is asked to fail it over now rather than notice in
-//!    20 s.
+//! 0. [`handover`]: the primary's process is dead (its port refuses
+//!    connections), is being deleted, or restarted in place and booted
+//!    fenced; Sentinel is asked to fail it over now rather than notice
+//!    after `down-after-milliseconds` (or 20 s for a fenced one).
 //! 1. [`scaling`], then the shared provisioning: the objects of a new
 //!    spec generation (the Sentinel StatefulSet with them); a scale-in
 //!    that removes the primary asks Sentinel to hand it over first.
@@ -19,7 +20,7 @@
 //!    monitoring one: choose one, as for Replication.
 //! 3. [`monitoring`]: every Sentinel monitors the believed primary with
 //!    the spec's settings (a restarted or replaced Sentinel is
-//!    re-pointed).
+//!    re-pointed), and asks for `INFO` every second.
 //! 4. the Replication roles (labels, boot config, replicas following the
 //!    primary), only while the Sentinels are [`quiet`](view::quiet).
 //! 5. [`reset`]: stale replicas and Sentinels in a Sentinel's tables.
@@ -52,7 +53,8 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 9] = [
+    let steps: [&Step<'_>; 11] = [
+        &handover::decide_dead_primary,
         &handover::decide_leaving_primary,
         &handover::decide_fenced_primary,
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
@@ -64,6 +66,7 @@ pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
             }
         },
         &monitoring::decide_monitoring,
+        &monitoring::decide_info_period,
         &|v| {
             if view::quiet(v) {
                 decide_roles(v)

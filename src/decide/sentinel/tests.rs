@@ -56,6 +56,7 @@ fn report(primary: Option<u32>, epoch: u64) -> SentinelReport {
                 })
                 .collect(),
         }),
+        info_period_ms: Some(logbook_journal::SENTINEL_INFO_PERIOD_MS),
     }
 }
 
@@ -236,6 +237,83 @@ fn a_primary_being_deleted_that_no_longer_answers_is_left_to_the_sentinels() {
         )),
         "{intents:?}"
     );
+    // A second refusal: its process exited; the Sentinels are asked.
+    g.reach(0, Reachability::Refused);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SentinelFailover {
+            from: "demo-0".into(),
+            to: None,
+        }]
+    );
+}
+
+/// A killed primary (its port refuses): the Sentinels are asked at the
+/// second refusal, not after their own `down-after-milliseconds` or once
+/// its restarted process booted fenced; the operator still never
+/// promotes.
+#[test]
+fn a_dead_primary_is_handed_to_sentinel_at_once() {
+    let mut g = Given::monitored();
+    g.reach(0, Reachability::Refused);
+    assert_eq!(
+        g.intents(),
+        Vec::<Intent>::new(),
+        "one refusal is not yet death"
+    );
+    g.reach(0, Reachability::Refused);
+    let decided = g.decide();
+    assert_eq!(
+        decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
+        vec![&Intent::SentinelFailover {
+            from: "demo-0".into(),
+            to: None,
+        }]
+    );
+    assert!(
+        matches!(
+            decided[0].reason.code,
+            ReasonCode::PrimaryFailed {
+                death: true,
+                consecutive_failures: 2,
+                ..
+            }
+        ),
+        "{:?}",
+        decided[0].reason
+    );
+    // A Sentinel already names another primary (a switch not yet
+    // journaled): asking again would start a second failover.
+    g.sentinel_reports(1, report(Some(2), 1));
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+/// A Sentinel that asks for `INFO` every 10 s (its default, as after a
+/// restart) is set to once a second; one that does not say is left alone.
+#[test]
+fn a_sentinel_at_another_info_period_is_tuned() {
+    let mut g = Given::monitored();
+    let mut slow = report(Some(0), 0);
+    slow.info_period_ms = Some(10_000);
+    g.sentinel_reports(1, slow);
+    let decided = g.decide();
+    assert_eq!(
+        decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
+        vec![&Intent::SentinelTune {
+            sentinel: sentinel(1),
+            info_period_ms: 1_000,
+        }]
+    );
+    assert_eq!(
+        decided[0].reason.code,
+        ReasonCode::SentinelInfoPeriod {
+            reported_ms: 10_000
+        }
+    );
+    let mut unknown = report(Some(0), 0);
+    unknown.info_period_ms = None;
+    g.sentinel_reports(1, unknown);
+    assert_eq!(g.intents(), Vec::<Intent>::new());
 }
 
 #[test]

@@ -198,6 +198,7 @@ impl ClusterState {
             | Intent::ReleaseUser { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
+            | Intent::SentinelTune { .. }
             | Intent::SentinelReset { .. }
             | Intent::SentinelFailover { .. }
             // Its outcome carries the key observed (`FingerprintKeyObserved`).

@@ -48,6 +48,9 @@ fn reason_fields(code: &ReasonCode) -> String {
         } => format!("{slots_to_move} slots to move for {shards} shards (generation {generation})"),
         ReasonCode::SlotStuck { slot } => format!("slot {slot} left half-moved"),
         ReasonCode::SentinelStaleEntries { stale } => format!("stale entries {}", stale.join(", ")),
+        ReasonCode::SentinelInfoPeriod { reported_ms } => {
+            format!("INFO every {reported_ms} ms")
+        }
         ReasonCode::UsersOutOfSync {
             missing,
             differing,
