@@ -274,7 +274,10 @@ async fn sentinel_fails_over_and_back() {
     // Its INFO period (`SENTINEL DEBUG`), 10 s by default, set and read
     // back; an unknown parameter is refused.
     assert_eq!(probe.info_period_ms, Some(10_000));
-    client.sentinel_debug_set(s, "info-period", 1_000).await.unwrap();
+    client
+        .sentinel_debug_set(s, "info-period", 1_000)
+        .await
+        .unwrap();
     let tuned = client.sentinel_probe(s, NAME).await.unwrap();
     assert_eq!(tuned.info_period_ms, Some(1_000));
     let err = client

@@ -400,6 +400,9 @@ pub enum Topologies {
     Replication,
     /// The Cluster rows with Valkey Cluster's own failover as reference.
     Cluster,
+    /// Only the rows of the cluster of topology Sentinel, with the
+    /// Sentinel references.
+    Sentinel,
 }
 
 fn bench_err(e: impl std::fmt::Display) -> Error {
@@ -973,7 +976,7 @@ async fn failover(args: FailoverArgs, out: &mut dyn Write, rec: &mut Record) -> 
     if args.topology != Topologies::Cluster {
         failover_replication(&args, out, rec).await?;
     }
-    if args.topology != Topologies::Replication {
+    if matches!(args.topology, Topologies::All | Topologies::Cluster) {
         failover_cluster(&args, out, rec).await?;
     }
     Ok(())
@@ -1235,7 +1238,7 @@ async fn failover_replication(
     .into_iter()
     .filter(|(s, _)| args.runs(Only::from(*s)))
     .collect();
-    if !plan.is_empty() {
+    if !plan.is_empty() && args.topology != Topologies::Sentinel {
         let bench = OperatorBench::start().await.map_err(bench_err)?;
         let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
         bench.stop().await;

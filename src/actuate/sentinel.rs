@@ -205,20 +205,7 @@ pub async fn failover(
         .get(from)
         .and_then(|p| p.ip.clone())
         .ok_or_else(|| ActError::Refused(format!("primary {from} has no known address")))?;
-    // A Sentinel that names `from` is asked.
-    let asked = target
-        .state
-        .sentinel
-        .pods
-        .iter()
-        .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
-        .find(|(_, v)| {
-            v.report
-                .as_ref()
-                .and_then(|r| r.monitoring.as_ref())
-                .is_some_and(|m| m.primary_ip == from_ip)
-        })
-        .map(|(pod, _)| pod.clone())
+    let asked = sentinel_to_ask(target.state, &from_ip)
         .ok_or_else(|| ActError::NotYet(format!("no answering Sentinel names {from} primary")))?;
     let addr = sentinel_addr(target.state, &asked)?;
     if let Some(to) = to {
@@ -282,6 +269,43 @@ pub async fn failover(
     })
 }
 
+/// The answering Sentinel to ask to fail over the primary at `from_ip`:
+/// of those that name it, one that knows the most replicas it could
+/// promote (the first of them). A Sentinel just reset relearns the
+/// replicas only from the primary's INFO, which a dead primary never
+/// gives: asked first, it would answer NOGOODSLAVE until the others
+/// failed over on their own (found by the failover bench: 8.6 s instead
+/// of 0.8).
+fn sentinel_to_ask(state: &logbook_journal::ClusterState, from_ip: &str) -> Option<String> {
+    state
+        .sentinel
+        .pods
+        .iter()
+        .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
+        .filter_map(|(pod, v)| {
+            let m = v.report.as_ref()?.monitoring.as_ref()?;
+            (m.primary_ip == from_ip).then(|| (pod, promotable(m)))
+        })
+        // `min_by_key` keeps the first of equals, `max_by_key` the last.
+        .min_by_key(|(_, known)| std::cmp::Reverse(*known))
+        .map(|(pod, _)| pod.clone())
+}
+
+/// The replicas a Sentinel knows that are data pods it does not see down
+/// or disconnected: those it could promote.
+fn promotable(m: &logbook_journal::SentinelMonitorReport) -> usize {
+    m.replicas
+        .iter()
+        .filter(|r| {
+            r.pod.is_some()
+                && !r
+                    .flags
+                    .iter()
+                    .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+        })
+        .count()
+}
+
 /// Lowers `to`'s `replica-priority` (lower is preferred) and waits until
 /// the asked Sentinel has seen it.
 async fn prefer(
@@ -320,5 +344,97 @@ async fn prefer(
             )));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use logbook_journal::projection::sentinel::SentinelPodView;
+    use logbook_journal::{
+        ClusterState, Reachability, SentinelKnown, SentinelMonitorReport, SentinelReport,
+        SentinelSettings,
+    };
+
+    use super::sentinel_to_ask;
+
+    fn known(pod: &str, flags: &[&str]) -> SentinelKnown {
+        SentinelKnown {
+            ip: format!("ip-{pod}"),
+            port: 6379,
+            pod: Some(pod.to_owned()),
+            run_id: None,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    fn sentinel(state: &mut ClusterState, name: &str, names: &str, replicas: Vec<SentinelKnown>) {
+        state.sentinel.pods.insert(
+            name.to_owned(),
+            SentinelPodView {
+                reachability: Some(Reachability::Reachable),
+                report: Some(SentinelReport {
+                    myid: name.to_owned(),
+                    monitoring: Some(SentinelMonitorReport {
+                        primary_ip: names.to_owned(),
+                        primary_port: 6379,
+                        primary_pod: None,
+                        config_epoch: 0,
+                        flags: Vec::new(),
+                        failover_state: None,
+                        settings: SentinelSettings {
+                            quorum: 2,
+                            down_after_ms: 5000,
+                            failover_timeout_ms: 60_000,
+                            parallel_syncs: 1,
+                        },
+                        replicas,
+                        sentinels: Vec::new(),
+                    }),
+                    info_period_ms: None,
+                }),
+                ..SentinelPodView::default()
+            },
+        );
+    }
+
+    /// A Sentinel just reset (it knows no replica yet) or seeing a replica
+    /// down is not asked while another naming the primary knows more; of
+    /// equals the first; one naming another primary never.
+    #[test]
+    fn the_sentinel_asked_knows_the_most_replicas_it_could_promote() {
+        let mut state = ClusterState::default();
+        sentinel(&mut state, "s-0", "10.0.0.0", Vec::new());
+        sentinel(
+            &mut state,
+            "s-1",
+            "10.0.0.0",
+            vec![known("demo-1", &[]), known("demo-2", &["s_down"])],
+        );
+        sentinel(
+            &mut state,
+            "s-2",
+            "10.0.0.0",
+            vec![known("demo-1", &[]), known("demo-2", &[])],
+        );
+        sentinel(
+            &mut state,
+            "s-3",
+            "10.0.0.9",
+            vec![
+                known("demo-1", &[]),
+                known("demo-2", &[]),
+                known("demo-3", &[]),
+            ],
+        );
+        assert_eq!(sentinel_to_ask(&state, "10.0.0.0").as_deref(), Some("s-2"));
+        sentinel(
+            &mut state,
+            "s-1",
+            "10.0.0.0",
+            vec![known("demo-1", &[]), known("demo-2", &[])],
+        );
+        assert_eq!(sentinel_to_ask(&state, "10.0.0.0").as_deref(), Some("s-1"));
+        assert_eq!(sentinel_to_ask(&state, "10.0.0.5"), None);
     }
 }
