@@ -1223,10 +1223,6 @@ async fn failover_replication(
     rec: &mut Record,
 ) -> Result<()> {
     let mut rows = Vec::new();
-    writeln!(
-        out,
-        "starting localkube, the operator and a 3-pod Replication cluster ..."
-    )?;
     let plan: Vec<_> = [
         (Scenario::Kill, args.runs),
         (Scenario::DeletePod, args.runs),
@@ -1239,6 +1235,10 @@ async fn failover_replication(
     .filter(|(s, _)| args.runs(Only::from(*s)))
     .collect();
     if !plan.is_empty() && args.topology != Topologies::Sentinel {
+        writeln!(
+            out,
+            "starting localkube, the operator and a 3-pod Replication cluster ..."
+        )?;
         let bench = OperatorBench::start().await.map_err(bench_err)?;
         let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
         bench.stop().await;
