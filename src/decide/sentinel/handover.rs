@@ -58,26 +58,17 @@ pub fn decide_fenced_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     if !fenced {
         return Vec::new();
     }
-    let Some(candidates) = sentinels_can_fail_over(view, primary.name) else {
-        return Vec::new();
+    let what = if primary.view.terminating {
+        "is being deleted and was fenced"
+    } else {
+        "restarted and booted fenced"
     };
-    vec![Decision::new(
-        Intent::SentinelFailover {
-            from: primary.name.to_owned(),
-            to: None,
-        },
-        ReasonCode::PrimaryRestartedFenced,
-        format!(
-            "primary {} {}; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
-            primary.name,
-            if primary.view.terminating {
-                "is being deleted and was fenced"
-            } else {
-                "restarted and booted fenced"
-            },
-            describe(&candidates)
-        ),
-    )]
+    ask_to_fail_over(
+        view,
+        primary.name,
+        |_| ReasonCode::PrimaryRestartedFenced,
+        &format!("primary {} {what}", primary.name),
+    )
 }
 
 /// The believed primary's process is dead: its port refused two probes in
@@ -104,29 +95,46 @@ pub fn decide_dead_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     if !ended && !refused {
         return Vec::new();
     }
-    let Some(candidates) = sentinels_can_fail_over(view, primary.name) else {
-        return Vec::new();
+    let what = if ended {
+        "ended".to_owned()
+    } else {
+        format!("refused {failures} probes in a row")
     };
-    vec![Decision::new(
-        Intent::SentinelFailover {
-            from: primary.name.to_owned(),
-            to: None,
-        },
-        ReasonCode::PrimaryFailed {
+    ask_to_fail_over(
+        view,
+        primary.name,
+        |candidates| ReasonCode::PrimaryFailed {
             death: true,
             consecutive_failures: failures,
-            candidates: candidates.clone(),
+            candidates,
         },
-        format!(
-            "primary {} {}: its process is dead; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
-            primary.name,
-            if ended {
-                "ended".to_owned()
-            } else {
-                format!("refused {failures} probes in a row")
-            },
-            describe(&candidates)
-        ),
+        &format!("primary {} {what}: its process is dead", primary.name),
+    )
+}
+
+/// `SentinelFailover` of `primary`, for the reason `code` makes of the
+/// candidates, when the Sentinels can be asked now
+/// ([`sentinels_can_fail_over`]); `why` says what became of it.
+fn ask_to_fail_over(
+    view: &ClusterView<'_>,
+    primary: &str,
+    code: impl FnOnce(Vec<logbook_journal::Candidate>) -> ReasonCode,
+    why: &str,
+) -> Vec<Decision> {
+    let Some(candidates) = sentinels_can_fail_over(view, primary) else {
+        return Vec::new();
+    };
+    let detail = format!(
+        "{why}; asking Sentinel to fail it over rather than wait for it to notice; candidates: {}",
+        describe(&candidates)
+    );
+    vec![Decision::new(
+        Intent::SentinelFailover {
+            from: primary.to_owned(),
+            to: None,
+        },
+        code(candidates),
+        detail,
     )]
 }
 
