@@ -472,6 +472,37 @@ fn the_fingerprint_key_variants_keep_their_catalog_indexes() {
     assert_eq!(tag(&ReasonCode::FingerprintKeyMissing), 37);
 }
 
+/// The Sentinel timing's event, intent and reason are appended after
+/// every older variant (docs/journal-format.md): event 62, intent 35,
+/// reason code 38. (Found by this file's test above, when the intent and
+/// reason were first put beside the other Sentinel ones: every journal
+/// written before would have read as other intents.)
+#[test]
+fn the_sentinel_timing_variants_keep_their_catalog_indexes() {
+    let env = envelope(
+        1,
+        Event::SentinelTimingObserved {
+            pod: "demo-sentinel-0".to_owned(),
+            info_period_ms: 10_000,
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(62));
+    let tune = Intent::SentinelTune {
+        sentinel: "demo-sentinel-0".to_owned(),
+        info_period_ms: 1_000,
+    };
+    assert_eq!(tag(&tune), 35);
+    assert_eq!(
+        tag(&ReasonCode::SentinelInfoPeriod {
+            reported_ms: 10_000
+        }),
+        38
+    );
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

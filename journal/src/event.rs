@@ -678,6 +678,18 @@ pub enum Event {
         /// The newer one the journal holds.
         journaled: u64,
     },
+    /// [62] How often the Sentinel in `pod` asks the data nodes for `INFO`
+    /// outside a failover (`SENTINEL DEBUG`'s `INFO-PERIOD`, in
+    /// milliseconds; 10 s by default, and again after a restart: it is
+    /// not in the Sentinel's file), differing from what was last
+    /// journaled for it. Not journaled for a Sentinel that does not say
+    /// (one without `SENTINEL DEBUG`).
+    SentinelTimingObserved {
+        /// The Sentinel's pod.
+        pod: String,
+        /// Its `INFO` period, in milliseconds.
+        info_period_ms: u64,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -766,6 +778,7 @@ impl Event {
             Self::FingerprintsRekeyed { .. } => "FingerprintsRekeyed",
             Self::ResourceVersionsObserved { .. } => "ResourceVersionsObserved",
             Self::StaleReadIgnored { .. } => "StaleReadIgnored",
+            Self::SentinelTimingObserved { .. } => "SentinelTimingObserved",
         }
     }
 }

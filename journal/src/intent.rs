@@ -226,15 +226,6 @@ pub enum Intent {
         /// The settings in force.
         settings: crate::sentinel::SentinelSettings,
     },
-    /// Sentinel: set how often the Sentinel in `sentinel` asks the data
-    /// nodes for `INFO` (`SENTINEL DEBUG info-period`), which is not kept
-    /// in its configuration file: a restarted Sentinel is back at 10 s.
-    SentinelTune {
-        /// The Sentinel's pod.
-        sentinel: String,
-        /// The period, in milliseconds.
-        info_period_ms: u64,
-    },
     /// Sentinel: forget the replicas and Sentinels the Sentinel in
     /// `sentinel` knows (`SENTINEL RESET`), so that it rediscovers the live
     /// ones and drops stale entries.
@@ -330,6 +321,16 @@ pub enum Intent {
     /// before the key existed, or the key deleted by hand); nothing else
     /// of the Secret changes, and a key already there is kept.
     CreateFingerprintKey,
+    /// Sentinel: set how often the Sentinel in `sentinel` asks the data
+    /// nodes for `INFO` (`SENTINEL DEBUG info-period`), which is not kept
+    /// in its configuration file: a restarted Sentinel is back at 10 s.
+    /// (Last: an intent's index is its journal encoding.)
+    SentinelTune {
+        /// The Sentinel's pod.
+        sentinel: String,
+        /// The period, in milliseconds.
+        info_period_ms: u64,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -771,12 +772,6 @@ pub enum ReasonCode {
     SentinelNotMonitoring,
     /// Sentinel: a Sentinel applies other settings than the spec's.
     SentinelSettingsDrift,
-    /// Sentinel: a Sentinel asks the data nodes for `INFO` at another
-    /// period than the operator's (a restarted one is back at 10 s).
-    SentinelInfoPeriod {
-        /// The period it reports, in milliseconds.
-        reported_ms: u64,
-    },
     /// Sentinel: a Sentinel's tables hold replicas or Sentinels that no
     /// current pod is.
     SentinelStaleEntries {
@@ -843,6 +838,13 @@ pub enum ReasonCode {
     /// `<cluster>-internal` holds no usable fingerprint key, without which
     /// no password is fingerprinted.
     FingerprintKeyMissing,
+    /// Sentinel: a Sentinel asks the data nodes for `INFO` at another
+    /// period than the operator's (a restarted one is back at 10 s).
+    /// (Last: a reason's index is its journal encoding.)
+    SentinelInfoPeriod {
+        /// The period it reports, in milliseconds.
+        reported_ms: u64,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -87,12 +87,6 @@ pub struct SentinelReport {
     /// The primary it monitors under the cluster's master name, `None`
     /// when it monitors none.
     pub monitoring: Option<SentinelMonitorReport>,
-    /// How often, in milliseconds, it asks the primary and replicas for
-    /// `INFO` outside a failover (`SENTINEL DEBUG`'s `info-period`; 10 s
-    /// by default). `None` when it did not say (older journals; a
-    /// Sentinel without `SENTINEL DEBUG`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub info_period_ms: Option<u64>,
 }
 
 /// The `info-period` the operator gives every Sentinel, in milliseconds.

@@ -25,6 +25,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelPodObserved { pod, .. }
         | Event::SentinelPodDeleted { pod }
         | Event::SentinelObserved { pod, .. }
+        | Event::SentinelTimingObserved { pod, .. }
         | Event::SentinelEventObserved { pod, .. }
         | Event::AclObserved { pod, .. }
         | Event::CertificateServed { pod, .. }
@@ -103,6 +104,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SentinelPodObserved { .. }
             | Event::SentinelPodDeleted { .. }
             | Event::SentinelObserved { .. }
+            | Event::SentinelTimingObserved { .. }
             | Event::SentinelEventObserved { .. }
             | Event::SentinelSwitchObserved { .. }
             | Event::UserObserved { .. }
@@ -581,6 +583,10 @@ pub fn summary(event: &Event) -> String {
         } => format!(
             "ignored a stale read of {object}: resourceVersion {resource_version}, older than the journal's {journaled}"
         ),
+        Event::SentinelTimingObserved {
+            pod,
+            info_period_ms,
+        } => format!("{pod} asks the data nodes for INFO every {info_period_ms} ms"),
     }
 }
 

@@ -63,8 +63,6 @@ async fn reprobe(valkey: &ValkeyClient, target: Target<'_>, pod: &str) -> Vec<Ev
     let name = sentinel_master_name(&target.meta.name);
     let outcome = valkey.sentinel_probe(addr, &name).await;
     crate::observe::sentinel::observe_sentinel_probe(target.state, pod, Some(&outcome))
-        .into_iter()
-        .collect()
 }
 
 /// Makes the Sentinel in `sentinel` monitor `primary` at `ip`.
@@ -391,7 +389,6 @@ mod tests {
                         replicas,
                         sentinels: Vec::new(),
                     }),
-                    info_period_ms: None,
                 }),
                 ..SentinelPodView::default()
             },

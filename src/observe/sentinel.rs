@@ -172,7 +172,6 @@ pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelR
     SentinelReport {
         myid: probe.myid.clone(),
         monitoring,
-        info_period_ms: probe.info_period_ms,
     }
 }
 
@@ -188,26 +187,39 @@ pub fn failed_reachability(err: &ProbeError) -> Reachability {
 }
 
 /// `SentinelObserved` for the Sentinel in `pod`, when its answer (or its
-/// failure) differs from what the projection holds.
+/// failure) differs from what the projection holds, and
+/// `SentinelTimingObserved` when the `INFO` period it gave does.
 pub fn observe_sentinel_probe(
     state: &ClusterState,
     pod: &str,
     outcome: Option<&Result<SentinelProbe, ProbeError>>,
-) -> Option<Event> {
+) -> Vec<Event> {
     let (reachability, report) = match outcome {
         None => (Reachability::NoAddress, None),
         Some(Ok(probe)) => (Reachability::Reachable, Some(sentinel_report(state, probe))),
         Some(Err(err)) => (failed_reachability(err), None),
     };
-    let known = state.sentinel.pods.get(pod)?;
-    if known.reachability == Some(reachability) && known.report == report {
-        return None;
+    let Some(known) = state.sentinel.pods.get(pod) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if known.reachability != Some(reachability) || known.report != report {
+        out.push(Event::SentinelObserved {
+            pod: pod.to_owned(),
+            reachability,
+            report,
+        });
     }
-    Some(Event::SentinelObserved {
-        pod: pod.to_owned(),
-        reachability,
-        report,
-    })
+    let period = outcome.and_then(|o| o.as_ref().ok()?.info_period_ms);
+    if let Some(period) = period
+        && state.sentinel_info_periods.get(pod) != Some(&period)
+    {
+        out.push(Event::SentinelTimingObserved {
+            pod: pod.to_owned(),
+            info_period_ms: period,
+        });
+    }
+    out
 }
 
 /// `SentinelEventObserved` for a published event worth journaling.

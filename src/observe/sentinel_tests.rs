@@ -51,7 +51,6 @@ fn state(names: [(&str, &str, u64); 3]) -> ClusterState {
                 report: Some(SentinelReport {
                     myid: format!("id{i}"),
                     monitoring: Some(monitoring(pod, ip, *epoch)),
-                    info_period_ms: None,
                 }),
                 ..SentinelPodView::default()
             },

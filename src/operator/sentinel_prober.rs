@@ -145,7 +145,7 @@ pub async fn round(
     guard.record(published, None).await?;
     let reports: Vec<Event> = outcomes
         .iter()
-        .filter_map(|(pod, outcome)| observe_sentinel_probe(&guard.state, pod, outcome.as_ref()))
+        .flat_map(|(pod, outcome)| observe_sentinel_probe(&guard.state, pod, outcome.as_ref()))
         .collect();
     guard.record(reports, None).await?;
     if let Some(switch) = observe_sentinel_switch(&guard.state) {

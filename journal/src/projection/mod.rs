@@ -115,6 +115,13 @@ pub struct ClusterState {
     /// a journal without them keeps its digest.
     #[serde(skip_serializing_if = "sources::SourcesPart::is_empty")]
     pub sources: sources::SourcesPart,
+    /// Each Sentinel pod's `INFO` period in milliseconds, as last
+    /// journaled (`SentinelTimingObserved`); a pod deleted or recreated
+    /// is dropped. Here rather than in the Sentinel part, whose layout
+    /// the positional snapshot formats fix; not serialized while empty,
+    /// so a snapshot of a journal without it keeps its digest.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sentinel_info_periods: BTreeMap<String, u64>,
 }
 
 /// The cluster's fingerprint key (Secret `<cluster>-internal`, key

@@ -188,7 +188,6 @@ mod tests {
                 report: Some(SentinelReport {
                     myid: "aaa".into(),
                     monitoring: None,
-                    info_period_ms: None,
                 }),
                 ..SentinelPodView::default()
             },

@@ -94,8 +94,8 @@ pub fn decide_info_period(view: &ClusterView<'_>) -> Vec<Decision> {
         .pods
         .iter()
         .filter(|(_, v)| answering(v))
-        .filter_map(|(sentinel, v)| {
-            let reported = v.report.as_ref()?.info_period_ms?;
+        .filter_map(|(sentinel, _)| {
+            let reported = *view.state.sentinel_info_periods.get(sentinel)?;
             (reported != SENTINEL_INFO_PERIOD_MS).then(|| {
                 Decision::new(
                     Intent::SentinelTune {

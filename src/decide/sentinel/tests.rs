@@ -56,7 +56,6 @@ fn report(primary: Option<u32>, epoch: u64) -> SentinelReport {
                 })
                 .collect(),
         }),
-        info_period_ms: Some(logbook_journal::SENTINEL_INFO_PERIOD_MS),
     }
 }
 
@@ -289,13 +288,16 @@ fn a_dead_primary_is_handed_to_sentinel_at_once() {
 }
 
 /// A Sentinel that asks for `INFO` every 10 s (its default, as after a
-/// restart) is set to once a second; one that does not say is left alone.
+/// restart) is set to once a second; one that never said is left alone,
+/// and so is one at the operator's period.
 #[test]
 fn a_sentinel_at_another_info_period_is_tuned() {
     let mut g = Given::monitored();
-    let mut slow = report(Some(0), 0);
-    slow.info_period_ms = Some(10_000);
-    g.sentinel_reports(1, slow);
+    assert_eq!(g.intents(), Vec::<Intent>::new(), "none said: nothing");
+    g.event(Event::SentinelTimingObserved {
+        pod: sentinel(1),
+        info_period_ms: 10_000,
+    });
     let decided = g.decide();
     assert_eq!(
         decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
@@ -310,10 +312,27 @@ fn a_sentinel_at_another_info_period_is_tuned() {
             reported_ms: 10_000
         }
     );
-    let mut unknown = report(Some(0), 0);
-    unknown.info_period_ms = None;
-    g.sentinel_reports(1, unknown);
+    g.event(Event::SentinelTimingObserved {
+        pod: sentinel(1),
+        info_period_ms: 1_000,
+    });
     assert_eq!(g.intents(), Vec::<Intent>::new());
+    // A recreated Sentinel's period is forgotten with the old pod.
+    g.event(Event::SentinelTimingObserved {
+        pod: sentinel(1),
+        info_period_ms: 10_000,
+    });
+    g.event(Event::SentinelPodObserved {
+        pod: sentinel(1),
+        uid: "s1-new".into(),
+        ip: Some("10.0.1.1".into()),
+        phase: PodPhase::Running,
+        ready: true,
+    });
+    assert!(!g.intents().contains(&Intent::SentinelTune {
+        sentinel: sentinel(1),
+        info_period_ms: 1_000,
+    }));
 }
 
 #[test]

@@ -132,7 +132,8 @@ impl ClusterState {
             | Event::SentinelPodDeleted { .. }
             | Event::SentinelObserved { .. }
             | Event::SentinelEventObserved { .. }
-            | Event::SentinelSwitchObserved { .. } => self.fold_sentinel(seq, at, body),
+            | Event::SentinelSwitchObserved { .. }
+            | Event::SentinelTimingObserved { .. } => self.fold_sentinel(seq, at, body),
             Event::CertificateObserved { .. }
             | Event::CertificateServed { .. }
             | Event::CertificateAuthorityCreated { .. } => self.fold_tls(seq, at, body),

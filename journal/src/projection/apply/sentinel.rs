@@ -27,6 +27,7 @@ impl ClusterState {
                 if view.uid.as_ref().is_some_and(|old| old != uid) {
                     // A recreated Sentinel: forget what the old one said.
                     *view = SentinelPodView::default();
+                    self.sentinel_info_periods.remove(pod);
                 }
                 view.uid = Some(uid.clone());
                 view.ip.clone_from(ip);
@@ -38,12 +39,24 @@ impl ClusterState {
                 self.observed();
                 // A new Sentinel pod of the name is given `default` again.
                 self.users.pod_replaced(pod);
+                self.sentinel_info_periods.remove(pod);
                 if self.sentinel.pods.remove(pod).is_none() {
                     self.anomaly(
                         seq,
                         format!("Sentinel pod {pod} deleted but never observed"),
                     );
                 }
+            }
+            Event::SentinelTimingObserved {
+                pod,
+                info_period_ms,
+            } => {
+                self.observed();
+                if !self.sentinel.pods.contains_key(pod) {
+                    self.anomaly(seq, format!("timing of unknown Sentinel pod {pod}"));
+                }
+                self.sentinel_info_periods
+                    .insert(pod.clone(), *info_period_ms);
             }
             Event::SentinelObserved {
                 pod,
