@@ -233,7 +233,7 @@ impl ValkeyClient {
             .run(addr, &pipe, "SENTINEL probe", Duration::ZERO, Resend::Safe)
             .await?;
         let Value::Array(replies) = reply else {
-            return Err(unexpected(addr, "an array of 4 replies", &reply));
+            return Err(unexpected(addr, "an array of 5 replies", &reply));
         };
         let [myid, primary, replicas, sentinels, debug] = <[Value; 5]>::try_from(replies)
             .map_err(|got| unexpected(addr, "5 replies", &Value::Array(got)))?;

@@ -9,6 +9,7 @@
 //! still hearing from it (at least one down or silent, the others down,
 //! silent or stuck in a sync).
 
+use logbook_journal::projection::PodView;
 use logbook_journal::{
     Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp,
 };
@@ -83,16 +84,10 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
             _ => return Verdict::Dead { failures },
         }
     }
-    match pod.view.phase {
-        Some(PodPhase::Failed | PodPhase::Succeeded) => return Verdict::Dead { failures },
-        Some(PodPhase::Pending | PodPhase::Running | PodPhase::Unknown) | None => {}
+    if process_dead(pod.view) {
+        return Verdict::Dead { failures };
     }
     match pod.view.reachability {
-        Some(Reachability::Refused | Reachability::NoAddress)
-            if failures >= DEATH_CONFIRMATIONS =>
-        {
-            Verdict::Dead { failures }
-        }
         Some(Reachability::TimedOut | Reachability::ProtocolError)
             if failures >= policy.failure_threshold.max(1)
                 && failing_long_enough(pod.view.failing_since, pod.view.last_failed_at, policy)
@@ -102,6 +97,18 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
         }
         _ => Verdict::Alive,
     }
+}
+
+/// Whether the process of the pod `view` is known dead: its pod ended, or
+/// its port refused [`DEATH_CONFIRMATIONS`] probes in a row (nothing
+/// listens) or it has no address. Shared with topology Sentinel, which
+/// asks the Sentinels at once for such a primary.
+pub fn process_dead(view: &PodView) -> bool {
+    matches!(view.phase, Some(PodPhase::Failed | PodPhase::Succeeded))
+        || matches!(
+            view.reachability,
+            Some(Reachability::Refused | Reachability::NoAddress)
+        ) && view.consecutive_failures >= DEATH_CONFIRMATIONS
 }
 
 /// How long, in milliseconds, a primary must keep timing out before it may

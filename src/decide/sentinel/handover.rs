@@ -8,11 +8,11 @@
 //! without it Sentinel could start the failover and not finish it, so
 //! the hand-over waits and the status says why.
 
-use logbook_journal::{Intent, PodPhase, Reachability, ReasonCode, Role};
+use logbook_journal::{Intent, PodPhase, ReasonCode, Role};
 
 use super::view::{answering_sentinels, discovered, quiet, quorum_reachable};
 use crate::decide::Decision;
-use crate::decide::replication::{DEATH_CONFIRMATIONS, SWITCHOVER_AUTO};
+use crate::decide::replication::{SWITCHOVER_AUTO, process_dead};
 use crate::decide::view::{ClusterView, Roll, best, describe};
 
 /// `SentinelFailover` from the healthy primary, if the Sentinels can do it.
@@ -83,19 +83,14 @@ pub fn decide_dead_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.primary().and_then(|p| view.pod(p)) else {
         return Vec::new();
     };
-    let failures = primary.view.consecutive_failures;
-    let ended = matches!(
-        primary.view.phase,
-        Some(PodPhase::Failed | PodPhase::Succeeded)
-    );
-    let refused = matches!(
-        primary.view.reachability,
-        Some(Reachability::Refused | Reachability::NoAddress)
-    ) && failures >= DEATH_CONFIRMATIONS;
-    if !ended && !refused {
+    if !process_dead(primary.view) {
         return Vec::new();
     }
-    let what = if ended {
+    let failures = primary.view.consecutive_failures;
+    let what = if matches!(
+        primary.view.phase,
+        Some(PodPhase::Failed | PodPhase::Succeeded)
+    ) {
         "ended".to_owned()
     } else {
         format!("refused {failures} probes in a row")
