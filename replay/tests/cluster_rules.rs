@@ -798,3 +798,71 @@ fn the_chart_marks_each_shard_failover_by_who_decided_it() {
         );
     });
 }
+
+/// A hung primary: every probe of `c-0` unanswered from the first one's
+/// send for the policy's whole span (probes every 100 ms: 1.2 s), its
+/// replica `c-2` with the given link.
+fn hung(link: logbook_journal::LinkStatus) -> Journal {
+    let mut j = Journal::formed();
+    j.push(Event::PolicyRecorded {
+        policy: Policy {
+            probe_interval_ms: 100,
+            failure_threshold: 3,
+            features: BTreeMap::new(),
+        },
+    });
+    j.push(Event::NodeRoleObserved {
+        pod: "c-2".to_owned(),
+        role: logbook_journal::Role::Replica,
+        primary: Some("c-0".to_owned()),
+    });
+    j.probe("c-2", Reachability::Reachable);
+    j.push(Event::ReplicationObserved {
+        pod: "c-2".to_owned(),
+        link,
+        offset: 100,
+        replid: logbook_journal::ReplId::from_hex(&"7".repeat(40)).unwrap(),
+    });
+    // Events come 1 ms apart: 1,100 ms of failures, plus the first
+    // probe's 100 ms wait before it was recorded.
+    for _ in 0..=1_100 {
+        j.probe("c-0", Reachability::TimedOut);
+    }
+    j
+}
+
+#[test]
+fn a_forced_failover_of_a_hung_primary_no_replica_hears_is_justified() {
+    futures::executor::block_on(async {
+        let mut j = hung(logbook_journal::LinkStatus::Silent);
+        j.failover("c-2", "c-0", ClusterFailoverMode::Force, died(false));
+        let report = j.audit().await;
+        assert!(
+            only(&report, Check::UnjustifiedFailover).is_empty(),
+            "{report:#?}"
+        );
+        // Its replica still hearing from it: a slow command, not a hang.
+        let mut j = hung(logbook_journal::LinkStatus::Up);
+        let (decided, _) = j.failover("c-2", "c-0", ClusterFailoverMode::Force, died(false));
+        let report = j.audit().await;
+        let found = only(&report, Check::UnjustifiedFailover);
+        assert_eq!(found.first().map(|f| f.0), Some(decided), "{report:#?}");
+        assert!(found[0].1.contains("still hearing"), "{}", found[0].1);
+        // Unanswered for less than the span: no hang either.
+        let mut j = Journal::formed();
+        j.push(Event::NodeRoleObserved {
+            pod: "c-2".to_owned(),
+            role: logbook_journal::Role::Replica,
+            primary: Some("c-0".to_owned()),
+        });
+        j.probe("c-0", Reachability::TimedOut);
+        j.probe("c-0", Reachability::TimedOut);
+        j.failover("c-2", "c-0", ClusterFailoverMode::Force, died(false));
+        let found = only(&j.audit().await, Check::UnjustifiedFailover);
+        assert!(
+            found[0].1.contains("not journaled unanswered"),
+            "{}",
+            found[0].1
+        );
+    });
+}

@@ -53,6 +53,7 @@ pub fn observe_cluster_probe(
     obs: &ClusterObservation<'_>,
     cap: u32,
     want_offsets: bool,
+    evidence: super::LinkEvidence,
 ) -> Vec<Event> {
     let reach = match obs {
         ClusterObservation::NoAddress => Reachability::NoAddress,
@@ -101,7 +102,7 @@ pub fn observe_cluster_probe(
         pod,
         &answer.replication,
         want_offsets,
-        super::LinkEvidence::default(),
+        evidence,
     ));
     out
 }

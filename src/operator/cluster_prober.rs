@@ -4,6 +4,7 @@
 //! probed once more at once (death is confirmed, not waited for), then
 //! the runtime decides and acts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use super::prober::{Targets, failure_cap, settled, targets};
 use super::runtime::ClusterRuntime;
 use crate::metrics::Answer;
 use crate::observe::{
-    ClusterAnswer, ClusterObservation, cluster_answer, link_status, observe_cluster_probe,
+    ClusterAnswer, ClusterObservation, LinkEvidence, cluster_answer, link_status,
+    observe_cluster_probe,
 };
 use crate::valkey::{ProbeError, ValkeyClient};
 
@@ -74,6 +76,7 @@ pub(super) fn round_events(
     results: &[(String, Outcome)],
     cap: u32,
     coarse: bool,
+    stalled: &BTreeMap<String, bool>,
 ) -> Vec<Event> {
     let shard_primaries = shard_primaries(state);
     let primary_failing = results
@@ -91,15 +94,30 @@ pub(super) fn round_events(
         ))
     });
     let want_offsets = coarse || primary_failing || link_broken;
+    // The shard primaries failing this round: their replicas' silence is
+    // what corroborates a timeout (see `decide/cluster/failover.rs`).
+    let failing: Vec<&str> = results
+        .iter()
+        .filter(|(name, r)| shard_primaries.contains(name) && !matches!(r, Some(Ok(_))))
+        .map(|(name, _)| name.as_str())
+        .collect();
     let mut events: Vec<Event> = Vec::new();
     for (name, outcome) in results {
-        if state.pods.contains_key(name) {
+        if let Some(view) = state.pods.get(name) {
+            let evidence = LinkEvidence {
+                primary_failing: view
+                    .replicates
+                    .as_deref()
+                    .is_some_and(|p| failing.contains(&p)),
+                stalled: stalled.get(name.as_str()).copied().unwrap_or(false),
+            };
             events.extend(observe_cluster_probe(
                 state,
                 name,
                 &observation(outcome),
                 cap,
                 want_offsets,
+                evidence,
             ));
         }
     }
@@ -155,7 +173,10 @@ pub(super) async fn watch_for_alarm(
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let results = probe_pods(client, pods).await;
-        if let Some(why) = alarm(state, &round_events(state, &results, cap, false)) {
+        if let Some(why) = alarm(
+            state,
+            &round_events(state, &results, cap, false, &BTreeMap::new()),
+        ) {
             return why;
         }
     }
@@ -166,6 +187,7 @@ pub async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
     interval: Duration,
     coarse: bool,
+    stalls: &mut super::prober::Stalls,
 ) -> Result<(), super::OperatorError> {
     let Some(Targets {
         client,
@@ -180,6 +202,14 @@ pub async fn round(
         return Ok(());
     }
     let results = probe_pods(&client, &pods).await;
+    let answered_at = tokio::time::Instant::now();
+    let stalled = stalls.round(results.iter().map(|(pod, outcome)| {
+        let offset = match outcome {
+            Some(Ok(a)) => Some(a.replication.master_repl_offset),
+            _ => None,
+        };
+        (pod.as_str(), offset, answered_at)
+    }));
     let mut guard = rt.lock().await;
     if guard.actions() != actions {
         // An action ran meanwhile: these answers may predate it.
@@ -205,7 +235,7 @@ pub async fn round(
     guard.observe_probes(&answers);
     let shard_primaries = shard_primaries(&guard.state);
     let cap = failure_cap(&guard);
-    let events = round_events(&guard.state, &results, cap, coarse);
+    let events = round_events(&guard.state, &results, cap, coarse, &stalled);
     guard.record(events, None).await?;
     // A shard primary that refused is probed once more at once: death is
     // confirmed in one probe's time, not one interval's.
@@ -222,8 +252,14 @@ pub async fn round(
                 .find(|(n, _)| n == primary)
                 .and_then(|(_, a)| *a);
             let outcome = probe(&client, addr).await;
-            let events =
-                observe_cluster_probe(&guard.state, primary, &observation(&outcome), cap, true);
+            let events = observe_cluster_probe(
+                &guard.state,
+                primary,
+                &observation(&outcome),
+                cap,
+                true,
+                LinkEvidence::default(),
+            );
             guard.record(events, None).await?;
         }
     }

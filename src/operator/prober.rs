@@ -366,7 +366,7 @@ async fn round(
         return Ok(());
     }
     if topology.is_some_and(|t| t.is_cluster()) {
-        return super::cluster_prober::round(rt, interval, coarse).await;
+        return super::cluster_prober::round(rt, interval, coarse, stalls).await;
     }
     if topology.is_some_and(|t| t.uses_sentinel()) {
         super::sentinel_prober::round(rt, sentinels).await?;

@@ -10,8 +10,14 @@
 //!   FAILOVER` (the primary holds writes until the replica caught up, so
 //!   no acknowledged write is lost).
 //!
-//! A timeout alone is never death: Valkey's own detection
-//! (`cluster-node-timeout`) decides then, and the operator observes. Once
+//! - its process left every probe unanswered for the span a slow command
+//!   cannot reach (`failureThreshold` probes, at least 1.2 s from the
+//!   first one's send) and none of its replicas hears from it (each link
+//!   down, or silent: a ping missed, the offset still): `CLUSTER FAILOVER
+//!   FORCE`, as for death, well before `cluster-node-timeout`.
+//!
+//! A timeout alone is never death: one a replica still hears through is
+//! left to Valkey's own detection (`cluster-node-timeout`). Once
 //! a replica of the shard flags the primary `fail`, Valkey's election is
 //! under way and the operator does not race it; and nothing is decided
 //! while an intent is in flight, so a shard never gets two failovers at
@@ -37,11 +43,14 @@ enum Verdict {
     Alive,
     /// Known dead: force the failover.
     Dead { failures: u32 },
+    /// Frozen or hung past the span, its replicas hearing nothing: force
+    /// the failover.
+    Unreachable { failures: u32 },
     /// Being deleted but still answering: hand over, coordinated.
     Leaving,
 }
 
-fn judge(view: &ClusterView<'_>, shard: &Shard<'_>) -> (Verdict, String) {
+fn judge(view: &ClusterView<'_>, shard: &Shard<'_>, policy: &Policy) -> (Verdict, String) {
     let name = shard.primary;
     if shard.retired {
         return (
@@ -86,8 +95,37 @@ fn judge(view: &ClusterView<'_>, shard: &Shard<'_>) -> (Verdict, String) {
                 format!("{name} refused {failures} probes in a row: its process is dead"),
             )
         }
+        Some(Reachability::TimedOut | Reachability::ProtocolError)
+            if failures >= policy.failure_threshold.max(1)
+                && policy
+                    .unanswered_long_enough(pod.view.failing_since, pod.view.last_failed_at)
+                && unheard(view, shard) =>
+        {
+            (
+                Verdict::Unreachable { failures },
+                format!(
+                    "{name} left {failures} probes in a row unanswered and none of its replicas hears from it: frozen or hung"
+                ),
+            )
+        }
         _ => (Verdict::Alive, String::new()),
     }
+}
+
+/// The shard's replicas back a timing-out primary's verdict: none of the
+/// answering ones has a live link to it (down, silent or stuck in a sync),
+/// and at least one reports it down or silent.
+fn unheard(view: &ClusterView<'_>, shard: &Shard<'_>) -> bool {
+    let replicas: Vec<_> = shard
+        .replicas
+        .iter()
+        .filter_map(|pod| view.pod(pod))
+        .filter(|p| p.view.reachability == Some(Reachability::Reachable))
+        .collect();
+    replicas
+        .iter()
+        .any(|p| matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
+        && replicas.iter().all(|p| p.view.link != Some(LinkStatus::Up))
 }
 
 /// The shard's replicas ranked for taking over: eligible (answering, not
@@ -193,7 +231,7 @@ fn behind(view: &ClusterView<'_>, shard: &Shard<'_>) -> Option<(u64, Vec<Candida
 /// win: then only a takeover, if the spec allows one ([`quorum`]).
 ///
 /// [`quorum`]: super::quorum
-pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, _policy: &Policy) -> Vec<Decision> {
+pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
     if !view.spec.failover.automatic {
         return Vec::new();
     }
@@ -204,16 +242,17 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, _policy: &Policy)
     }
     let mut out = Vec::new();
     for shard in shards {
-        let (verdict, why) = judge(view, &shard);
-        let (mode, failures) = match verdict {
+        let (verdict, why) = judge(view, &shard, policy);
+        let (mode, failures, death) = match verdict {
             Verdict::Alive => {
                 if !valkey_electing(view, &shard) {
                     out.extend(decide_behind(view, &shard));
                 }
                 continue;
             }
-            Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures),
-            Verdict::Leaving => (ClusterFailoverMode::Coordinated, 0),
+            Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures, true),
+            Verdict::Unreachable { failures } => (ClusterFailoverMode::Force, failures, false),
+            Verdict::Leaving => (ClusterFailoverMode::Coordinated, 0, true),
         };
         if mode == ClusterFailoverMode::Force && valkey_electing(view, &shard) {
             continue;
@@ -236,7 +275,7 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, _policy: &Policy)
                 mode,
             },
             ReasonCode::PrimaryFailed {
-                death: true,
+                death,
                 consecutive_failures: failures,
                 candidates: candidates.clone(),
             },

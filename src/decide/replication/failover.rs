@@ -10,9 +10,7 @@
 //! silent or stuck in a sync).
 
 use logbook_journal::projection::PodView;
-use logbook_journal::{
-    Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role, Timestamp,
-};
+use logbook_journal::{Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role};
 
 use super::roles::replace_primary;
 use crate::decide::Decision;
@@ -22,31 +20,7 @@ use crate::decide::view::{ClusterView, best, describe};
 /// one confirming probe.
 pub const DEATH_CONFIRMATIONS: u32 = 2;
 
-/// The shortest time a primary must have left a probe unanswered before it
-/// may count as unreachable, whatever the probe settings, measured from the
-/// moment its first failed probe was sent. A server blocked by one command
-/// for a second (`DEBUG SLEEP 1`, a big `KEYS`) leaves a probe unanswered for
-/// at most about that long: a probe sent during the block is answered when
-/// it ends, so the failures it causes span at most the block itself. The
-/// threshold is `max(this, failureThreshold × probeInterval)`.
-pub const MIN_UNREACHABLE_MS: i64 = 1_200;
-
-/// The shortest wait of a probe that timed out: the probe interval, capped
-/// by the client's connect timeout (`operator/prober.rs` gives each command
-/// of a probe the interval, capped by the client's 1 s connect and 2 s
-/// command defaults). A failure recorded at `at` proves the server left a
-/// probe unanswered since at least `at` minus this: the span of a run of
-/// timeouts is counted from there, not from when the first of them was
-/// recorded, which came a whole timeout later.
-pub fn probe_timeout_ms(policy: &Policy) -> i64 {
-    i64::try_from(policy.probe_interval_ms)
-        .unwrap_or(i64::MAX)
-        .min(PROBE_CONNECT_TIMEOUT_MS)
-}
-
-/// The client's connect timeout ([`crate::valkey::Timeouts`]'s default),
-/// the cap of a probe's timeouts.
-pub const PROBE_CONNECT_TIMEOUT_MS: i64 = 1_000;
+pub use logbook_journal::policy::{MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS};
 
 /// How the believed primary is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +64,8 @@ fn judge(view: &ClusterView<'_>, primary: &str, policy: &Policy) -> Verdict {
     match pod.view.reachability {
         Some(Reachability::TimedOut | Reachability::ProtocolError)
             if failures >= policy.failure_threshold.max(1)
-                && failing_long_enough(pod.view.failing_since, pod.view.last_failed_at, policy)
+                && policy
+                    .unanswered_long_enough(pod.view.failing_since, pod.view.last_failed_at)
                 && corroborated(view, primary) =>
         {
             Verdict::Unreachable { failures }
@@ -111,32 +86,15 @@ pub fn process_dead(view: &PodView) -> bool {
         ) && view.consecutive_failures >= DEATH_CONFIRMATIONS
 }
 
-/// How long, in milliseconds, a primary must keep timing out before it may
-/// count as unreachable: `max(MIN_UNREACHABLE_MS, threshold × interval)`.
+/// How long, in milliseconds, a primary must keep its probes unanswered
+/// before it may count as unreachable ([`Policy::unreachable_after_ms`]).
 pub fn unreachable_after_ms(policy: &Policy) -> i64 {
-    i64::try_from(policy.probe_interval_ms)
-        .unwrap_or(i64::MAX)
-        .saturating_mul(i64::from(policy.failure_threshold))
-        .max(MIN_UNREACHABLE_MS)
+    policy.unreachable_after_ms()
 }
 
-/// Whether the primary has left its probes unanswered for the whole
-/// minimum span: from the send of the first failed probe (a probe timeout
-/// before its failure was recorded at `since`) to the last failure
-/// recorded, `last`. Not to the time of the last event: an event about
-/// something else, recorded while the primary's next probe was still in
-/// flight (and about to be answered), proves nothing about the primary.
-/// The prober keeps recording failures until one lands past the span (see
-/// `operator/prober.rs`).
-fn failing_long_enough(since: Option<Timestamp>, last: Option<Timestamp>, policy: &Policy) -> bool {
-    match (since, last) {
-        (Some(since), Some(last)) => {
-            last.millis_since(since)
-                .saturating_add(probe_timeout_ms(policy))
-                >= unreachable_after_ms(policy)
-        }
-        _ => false,
-    }
+/// The shortest wait of a probe that timed out ([`Policy::probe_timeout_ms`]).
+pub fn probe_timeout_ms(policy: &Policy) -> i64 {
+    policy.probe_timeout_ms()
 }
 
 /// The replicas of `primary` back the probes' verdict: none of the

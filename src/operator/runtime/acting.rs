@@ -447,7 +447,13 @@ impl ClusterRuntime {
             let results =
                 crate::operator::cluster_prober::probe_pods(&self.probe_client, &pods).await;
             let cap = crate::operator::prober::failure_cap(self);
-            crate::operator::cluster_prober::round_events(&self.state, &results, cap, true)
+            crate::operator::cluster_prober::round_events(
+                &self.state,
+                &results,
+                cap,
+                true,
+                &std::collections::BTreeMap::new(),
+            )
         } else {
             let target = Target {
                 meta: &self.meta,

@@ -42,11 +42,44 @@ fn a_primary_whose_process_refuses_twice_is_failed_over_by_force() {
 
 #[test]
 fn a_primary_that_only_times_out_is_left_to_valkey() {
+    // Its replica still hears from it (a slow command on a loaded node):
+    // however long, the operator does not act; Valkey's node timeout may.
     let mut g = Given::formed();
     for _ in 0..20 {
         g.reach(1, Reachability::TimedOut);
     }
     assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
+fn a_hung_primary_its_replica_hearing_nothing_is_failed_over_by_force() {
+    let mut g = Given::formed();
+    g.policy.probe_interval_ms = 400;
+    g.every_ms(1).repl(4, LinkStatus::Silent, 100, 7);
+    g.every_ms(400)
+        .reach(1, Reachability::TimedOut)
+        .reach(1, Reachability::TimedOut);
+    // Unanswered for 0.8 s from the first probe's send: a one-second
+    // command could do that.
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    g.reach(1, Reachability::TimedOut);
+    let decisions = g.decide();
+    assert_eq!(
+        decisions.first().map(|d| d.intent.clone()),
+        Some(Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Force
+        })
+    );
+    assert!(matches!(
+        decisions[0].reason.code,
+        ReasonCode::PrimaryFailed {
+            death: false,
+            consecutive_failures: 3,
+            ..
+        }
+    ));
 }
 
 #[test]
