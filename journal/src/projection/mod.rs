@@ -14,6 +14,7 @@
 mod apply;
 pub mod backups;
 pub mod cluster;
+mod hung;
 pub mod replication;
 pub mod reshard;
 pub mod sentinel;

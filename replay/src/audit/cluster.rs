@@ -13,10 +13,9 @@
 //!   sign of the primary's death (its pod deleted or terminated, a
 //!   refused probe, no address, a failing probe while terminating, or its
 //!   pod back as another node), or `death: false` with the journal
-//!   showing it hung: its probes unanswered for the policy's whole span
-//!   (from the first failed probe's send to the last failure) and none of
-//!   its answering replicas hearing from it (a link down or silent, none
-//!   up), or a `PrimaryBehindReplica` reason with
+//!   showing it hung (`ClusterState::primary_hung`: its probes timed out
+//!   for the policy's whole span, from the first failed probe's send to
+//!   the last failure, and every answering replica's link silent), or a `PrimaryBehindReplica` reason with
 //!   the target journaled ahead of the primary's offset, its link down or
 //!   resyncing (a primary restarted in place); a TAKEOVER needs
 //!   `QuorumLost`, a spec in force that allows it
@@ -312,43 +311,9 @@ fn takeover_unsupported(before: &ClusterState) -> Option<String> {
 }
 
 /// Why the journal before a forced failover does not show `primary` hung
-/// (`None` when it does): its probes unanswered for the policy's span,
-/// and none of its answering replicas hearing from it.
+/// (`None` when it does), by the rule decide applies
+/// ([`ClusterState::primary_hung`]).
 fn not_hung(before: &ClusterState, primary: &str) -> Option<String> {
-    let Some(view) = before.pods.get(primary) else {
-        return Some(format!("{primary} is not in the journal"));
-    };
     let policy = before.policy.clone().unwrap_or_default();
-    if !matches!(
-        view.reachability,
-        Some(
-            logbook_journal::Reachability::TimedOut | logbook_journal::Reachability::ProtocolError
-        )
-    ) || !policy.unanswered_long_enough(view.failing_since, view.last_failed_at)
-    {
-        return Some(format!(
-            "{primary}'s probes were not journaled unanswered for {} ms",
-            policy.unreachable_after_ms()
-        ));
-    }
-    let replicas: Vec<_> = before
-        .pods
-        .values()
-        .filter(|v| {
-            v.replicates.as_deref() == Some(primary)
-                && v.reachability == Some(logbook_journal::Reachability::Reachable)
-        })
-        .collect();
-    let silent = replicas.iter().any(|v| {
-        matches!(
-            v.link,
-            Some(logbook_journal::LinkStatus::Down | logbook_journal::LinkStatus::Silent)
-        )
-    });
-    let heard = replicas
-        .iter()
-        .any(|v| v.link == Some(logbook_journal::LinkStatus::Up));
-    (!silent || heard).then(|| {
-        format!("the journal shows a replica of {primary} still hearing from it, or none silent")
-    })
+    before.primary_hung(primary, &policy).err()
 }

@@ -10,11 +10,13 @@
 //!   FAILOVER` (the primary holds writes until the replica caught up, so
 //!   no acknowledged write is lost).
 //!
-//! - its process left every probe unanswered for the span a slow command
-//!   cannot reach (`failureThreshold` probes, at least 1.2 s from the
-//!   first one's send) and none of its replicas hears from it (each link
-//!   down, or silent: a ping missed, the offset still): `CLUSTER FAILOVER
-//!   FORCE`, as for death, well before `cluster-node-timeout`.
+//! - it is hung (`ClusterState::primary_hung`): its probes timed out for
+//!   the span a slow command cannot reach (`failureThreshold` probes, at
+//!   least 1.2 s from the first one's send) while every answering replica
+//!   holds its link and hears nothing through it (silent: a ping missed,
+//!   the offset still): `CLUSTER FAILOVER FORCE`, as for death, well
+//!   before `cluster-node-timeout`. A restarted primary resets its
+//!   replicas' links and is never taken for a hung one.
 //!
 //! A timeout alone is never death: one a replica still hears through is
 //! left to Valkey's own detection (`cluster-node-timeout`). Once
@@ -95,37 +97,17 @@ fn judge(view: &ClusterView<'_>, shard: &Shard<'_>, policy: &Policy) -> (Verdict
                 format!("{name} refused {failures} probes in a row: its process is dead"),
             )
         }
-        Some(Reachability::TimedOut | Reachability::ProtocolError)
-            if failures >= policy.failure_threshold.max(1)
-                && policy
-                    .unanswered_long_enough(pod.view.failing_since, pod.view.last_failed_at)
-                && unheard(view, shard) =>
-        {
-            (
+        Some(Reachability::TimedOut) => match view.state.primary_hung(name, policy) {
+            Ok(failures) => (
                 Verdict::Unreachable { failures },
                 format!(
-                    "{name} left {failures} probes in a row unanswered and none of its replicas hears from it: frozen or hung"
+                    "{name} left {failures} probes in a row unanswered and each of its answering replicas holds its link but hears nothing through it: frozen or hung"
                 ),
-            )
-        }
+            ),
+            Err(_) => (Verdict::Alive, String::new()),
+        },
         _ => (Verdict::Alive, String::new()),
     }
-}
-
-/// The shard's replicas back a timing-out primary's verdict: none of the
-/// answering ones has a live link to it (down, silent or stuck in a sync),
-/// and at least one reports it down or silent.
-fn unheard(view: &ClusterView<'_>, shard: &Shard<'_>) -> bool {
-    let replicas: Vec<_> = shard
-        .replicas
-        .iter()
-        .filter_map(|pod| view.pod(pod))
-        .filter(|p| p.view.reachability == Some(Reachability::Reachable))
-        .collect();
-    replicas
-        .iter()
-        .any(|p| matches!(p.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
-        && replicas.iter().all(|p| p.view.link != Some(LinkStatus::Up))
 }
 
 /// The shard's replicas ranked for taking over: eligible (answering, not

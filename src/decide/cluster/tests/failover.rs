@@ -83,6 +83,36 @@ fn a_hung_primary_its_replica_hearing_nothing_is_failed_over_by_force() {
 }
 
 #[test]
+fn a_primary_restarted_in_place_is_never_taken_for_a_hung_one() {
+    // Killed and restarted by the kubelet: its replica's link was reset
+    // (down, then a resync), and the new process, loading or slow under
+    // load, errs or times out for as long as a hung one would. Forcing an
+    // election then could outlast the replica's resync from the emptied
+    // primary; the primary-behind rule hands its slots over instead.
+    for link in [LinkStatus::Down, LinkStatus::Syncing, LinkStatus::Up] {
+        for answer in [Reachability::TimedOut, Reachability::ProtocolError] {
+            let mut g = Given::formed();
+            g.policy.probe_interval_ms = 400;
+            g.every_ms(1).repl(4, link, 100, 7);
+            g.every_ms(400);
+            for _ in 0..6 {
+                g.reach(1, answer);
+            }
+            assert_eq!(g.intents(), Vec::<Intent>::new(), "{link:?} {answer:?}");
+        }
+    }
+    // An error reply is an answer, even with the replica silent.
+    let mut g = Given::formed();
+    g.policy.probe_interval_ms = 400;
+    g.every_ms(1).repl(4, LinkStatus::Silent, 100, 7);
+    g.every_ms(400);
+    for _ in 0..6 {
+        g.reach(1, Reachability::ProtocolError);
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
+#[test]
 fn a_deleted_primary_that_still_answers_hands_over_coordinated() {
     let mut g = Given::formed();
     g.event(Event::PodTerminating { pod: pod(2) });
