@@ -412,3 +412,58 @@ fn a_service_link_in_valkey_port_is_not_taken_for_the_port() {
     assert!(conf.lines().any(|l| l == "port 6379"), "{conf}");
     assert!(!conf.contains("tcp://"), "{conf}");
 }
+
+/// `CONFIG GET repl-diskless-sync-delay` of a started server.
+fn sync_delay(server: &Server, password: &str) -> String {
+    let mut c = server.connect();
+    assert_eq!(c.cmd(&["AUTH", password]), Reply::Status("OK".into()));
+    match c.cmd(&["CONFIG", "GET", "repl-diskless-sync-delay"]) {
+        Reply::Array(items) => match &items[1] {
+            Reply::Bulk(Some(v)) => v.clone(),
+            other => panic!("CONFIG GET repl-diskless-sync-delay: {other:?}"),
+        },
+        other => panic!("CONFIG GET repl-diskless-sync-delay: {other:?}"),
+    }
+}
+
+#[test]
+fn a_cluster_node_that_stopped_as_a_primary_serving_slots_boots_holding_full_resyncs_back() {
+    let pod = Pod::new(&ValkeyClusterSpec::with_topology(Topology::Cluster), None);
+    // A new node, and one that stopped holding no slot: the normal delay.
+    let server = Server::start(&pod, Some("pw"));
+    assert_eq!(
+        sync_delay(&server, "pw"),
+        logbook::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string()
+    );
+    drop(server);
+    let server = Server::start(&pod, Some("pw"));
+    assert_eq!(
+        sync_delay(&server, "pw"),
+        logbook::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string()
+    );
+    // It serves slots (nodes.conf says so, written at once) and stops, as
+    // a killed primary does: back, it holds full resyncs back.
+    let mut c = server.connect();
+    assert_eq!(c.cmd(&["AUTH", "pw"]), Reply::Status("OK".into()));
+    assert_eq!(
+        c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "99"]),
+        Reply::Status("OK".into())
+    );
+    let nodes = std::fs::read_to_string(pod.path("data/nodes.conf")).unwrap();
+    assert!(nodes.contains("myself,master"), "{nodes}");
+    drop(c);
+    drop(server);
+    let server = Server::start(&pod, Some("pw"));
+    assert_eq!(
+        sync_delay(&server, "pw"),
+        logbook::resources::CLUSTER_BOOT_FENCE_SECONDS.to_string()
+    );
+    let conf = pod.runtime_conf();
+    assert!(
+        conf.trim_end().ends_with(&format!(
+            "repl-diskless-sync-delay {}",
+            logbook::resources::CLUSTER_BOOT_FENCE_SECONDS
+        )),
+        "{conf}"
+    );
+}

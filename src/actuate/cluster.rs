@@ -373,15 +373,32 @@ pub async fn failover(
                 from: from.map(str::to_owned),
                 offset,
             });
+            let elapsed = started.elapsed();
+            // A node that once restarted as a primary booted holding full
+            // resyncs back (`CLUSTER_BOOT_FENCE_SECONDS`); as the shard's
+            // primary now, its replicas' resyncs take the normal delay.
+            // The failover is done whatever this answers.
+            let unfenced = valkey
+                .config_set(
+                    addr,
+                    "repl-diskless-sync-delay",
+                    &crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string(),
+                )
+                .await;
             return Ok(Done {
                 detail: format!(
-                    "{pod} took over {} slots at config epoch {} (offset {offset}) in {} ms{}",
+                    "{pod} took over {} slots at config epoch {} (offset {offset}) in {} ms{}{}",
                     logbook_journal::cluster::slot_count(&now.report.slots),
                     now.report.config_epoch,
-                    started.elapsed().as_millis(),
+                    elapsed.as_millis(),
                     unknown.map_or_else(String::new, |u| format!(
                         "; it did not learn in {} ms that its primary claims {u}: those stay with the restarted primary, and the keys of them it held are dropped",
                         LEARN_WAIT.as_millis()
+                    )),
+                    unfenced.err().map_or_else(String::new, |e| format!(
+                        "; its full-resync delay could not be set back to {} s ({e}): its replicas' full resyncs may wait {} s",
+                        crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS,
+                        crate::resources::CLUSTER_BOOT_FENCE_SECONDS
                     ))
                 ),
                 events,

@@ -51,6 +51,17 @@ pub fn maxmemory_bytes(spec: &ValkeyClusterSpec) -> Option<u64> {
 /// since its pods boot fenced.
 pub const CLUSTER_FULL_SYNC_DELAY_SECONDS: u32 = 5;
 
+/// Seconds a Valkey Cluster node that stopped as a primary serving slots
+/// waits before a full resync once it is back (`start.sh` reads its
+/// `nodes.conf`): the fence a Cluster node can have. Its replica keeps
+/// the writes the restarted primary lost while the operator sees it and
+/// hands the shard over (`PrimaryBehindReplica`), even when the operator
+/// itself is down at that moment and its successor must first take the
+/// Lease over (15 s by default): 5 s left an operator that died right
+/// after deciding the takeover no time to resume it. The executor sets
+/// the normal delay back on a node it promotes or gives a replica.
+pub const CLUSTER_BOOT_FENCE_SECONDS: u32 = 120;
+
 /// `valkey.conf` of the cluster, in a fixed order: the operator's
 /// directives, then `maxmemory` (unless `spec.config` sets it), then every
 /// `spec.config` directive sorted by key. Holds no password, ever.

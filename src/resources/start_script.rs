@@ -183,6 +183,21 @@ case ${POD_IP:-} in
 *) printf 'cluster-announce-ip %s
 ' "$POD_IP" >>"$run_conf" ;;
 esac
+# A node that stopped as a primary serving slots restarts as one, with what
+# it persisted or nothing, while its replica may hold writes it lost: it
+# holds full resyncs back (its replicas keep their data) until the operator
+# has handed the shard to that replica, or let it go on (see config.rs).
+booted_primary=
+if [ -r "${VALKEY_DATA_DIR:-/data}/nodes.conf" ]; then
+    while read -r _id _addr flags _primary _ping _pong _epoch _link slots; do
+        case ",$flags," in
+        *,myself,*master,* | *,master,*myself,*) [ -z "$slots" ] || booted_primary=1 ;;
+        esac
+    done <"${VALKEY_DATA_DIR:-/data}/nodes.conf"
+fi
+if [ -n "$booted_primary" ]; then
+    printf 'repl-diskless-sync-delay {BOOT_FENCE}\n' >>"$run_conf"
+fi
 "#;
 
 /// The closing lines: replace the shell with the server, `valkey-server`,
@@ -205,7 +220,10 @@ exec redis-server "$run_conf"
 pub fn render_start_script(topology: Topology) -> String {
     let role = match topology {
         Topology::Standalone => BOOT_PRIMARY.to_owned(),
-        Topology::Cluster => BOOT_CLUSTER.to_owned(),
+        Topology::Cluster => BOOT_CLUSTER.replace(
+            "{BOOT_FENCE}",
+            &super::config::CLUSTER_BOOT_FENCE_SECONDS.to_string(),
+        ),
         Topology::Replication | Topology::Sentinel => boot_replica(),
     };
     let users = internal_users_fn(topology);

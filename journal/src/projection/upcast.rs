@@ -11,9 +11,12 @@
 //! of its field order, then moved. Format 13 stores the state with named
 //! fields: a part added since reads as its default, with no copy. (The
 //! copies hold today's nested types, which must therefore keep the
-//! layout they had in those formats: a field added to a nested type goes
-//! last and is marked `#[serde(default)]`, and the positional formats
-//! are read with it defaulted — see [`ClusterStateV12`].)
+//! layout they had in those formats, byte for byte: positional bincode
+//! has no field names, so a field added to a nested type, even last and
+//! `#[serde(default)]`, would shift everything after it and misread
+//! every such snapshot. A new piece of the projection is a new top-level
+//! field of `ClusterState` instead, left out of the snapshot while empty
+//! — as `sources` and `sentinel_info_periods` are.)
 
 use std::collections::{BTreeMap, VecDeque};
 
