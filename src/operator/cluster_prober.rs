@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, Role};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::prober::{Targets, failure_cap, settled, targets};
 use super::runtime::ClusterRuntime;
@@ -66,6 +67,55 @@ pub(super) async fn probe_pods(
             .map(|(name, addr)| async { (name.clone(), probe(client, *addr).await) }),
     )
     .await
+}
+
+/// Every pod probed at once, each with the moment it answered.
+async fn probe_pods_timed(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+) -> Vec<(String, Outcome, Instant)> {
+    join_all(pods.iter().map(|(name, addr)| async {
+        let outcome = probe(client, *addr).await;
+        (name.clone(), outcome, Instant::now())
+    }))
+    .await
+}
+
+/// When a pod's probe timed out (a frozen shard primary, say), the others
+/// answered at the round's start, a whole probe timeout before that
+/// failure is recorded: they are read again now, so that what they say of
+/// it (their link, their offset standing still) is as fresh as its
+/// failure, as the Replication prober does. Their first readings go into
+/// `stalls`, so an offset's stand-still counts from the first reading
+/// that showed it, not from when the round ended.
+async fn read_again_when_one_timed_out(
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+    results: Vec<(String, Outcome, Instant)>,
+    stalls: &mut super::prober::Stalls,
+) -> Vec<(String, Outcome, Instant)> {
+    let timed_out = results
+        .iter()
+        .any(|(_, outcome, _)| matches!(outcome, Some(Err(e)) if e.is_slowness()));
+    if !timed_out {
+        return results;
+    }
+    let (again, kept): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .partition(|(_, outcome, _)| matches!(outcome, Some(Ok(_))));
+    for (pod, outcome, at) in &again {
+        if let Some(Ok(a)) = outcome {
+            stalls.update(pod, a.replication.master_repl_offset, *at);
+        }
+    }
+    let others: Vec<(String, Option<SocketAddr>)> = pods
+        .iter()
+        .filter(|(name, _)| again.iter().any(|(n, _, _)| n == name))
+        .cloned()
+        .collect();
+    let mut out = kept;
+    out.extend(probe_pods_timed(client, &others).await);
+    out
 }
 
 /// What one round of probes shows that the journal does not hold yet.
@@ -201,15 +251,19 @@ pub async fn round(
     if pods.is_empty() {
         return Ok(());
     }
-    let results = probe_pods(&client, &pods).await;
-    let answered_at = tokio::time::Instant::now();
-    let stalled = stalls.round(results.iter().map(|(pod, outcome)| {
+    let results = probe_pods_timed(&client, &pods).await;
+    let results = read_again_when_one_timed_out(&client, &pods, results, stalls).await;
+    let stalled = stalls.round(results.iter().map(|(pod, outcome, at)| {
         let offset = match outcome {
             Some(Ok(a)) => Some(a.replication.master_repl_offset),
             _ => None,
         };
-        (pod.as_str(), offset, answered_at)
+        (pod.as_str(), offset, *at)
     }));
+    let results: Vec<(String, Outcome)> = results
+        .into_iter()
+        .map(|(pod, outcome, _)| (pod, outcome))
+        .collect();
     let mut guard = rt.lock().await;
     if guard.actions() != actions {
         // An action ran meanwhile: these answers may predate it.
