@@ -14,7 +14,7 @@ use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, Role};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::prober::{Targets, failure_cap, settled, targets};
+use super::prober::{Targets, Timed, failure_cap, settled, targets};
 use super::runtime::ClusterRuntime;
 use crate::metrics::Answer;
 use crate::observe::{
@@ -73,7 +73,7 @@ pub(super) async fn probe_pods(
 async fn probe_pods_timed(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
-) -> Vec<(String, Outcome, Instant)> {
+) -> Vec<Timed<ClusterAnswer>> {
     join_all(pods.iter().map(|(name, addr)| async {
         let outcome = probe(client, *addr).await;
         (name.clone(), outcome, Instant::now())
@@ -81,41 +81,25 @@ async fn probe_pods_timed(
     .await
 }
 
-/// When a pod's probe timed out (a frozen shard primary, say), the others
-/// answered at the round's start, a whole probe timeout before that
-/// failure is recorded: they are read again now, so that what they say of
-/// it (their link, their offset standing still) is as fresh as its
-/// failure, as the Replication prober does. Their first readings go into
-/// `stalls`, so an offset's stand-still counts from the first reading
-/// that showed it, not from when the round ended.
+/// [`read_again`](super::prober::read_again) for the Cluster prober:
+/// when any probe timed out (a frozen shard primary, say), every pod that
+/// answered, as the Replication prober does.
 async fn read_again_when_one_timed_out(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
-    results: Vec<(String, Outcome, Instant)>,
+    results: Vec<Timed<ClusterAnswer>>,
     stalls: &mut super::prober::Stalls,
-) -> Vec<(String, Outcome, Instant)> {
-    let timed_out = results
-        .iter()
-        .any(|(_, outcome, _)| matches!(outcome, Some(Err(e)) if e.is_slowness()));
-    if !timed_out {
-        return results;
-    }
-    let (again, kept): (Vec<_>, Vec<_>) = results
-        .into_iter()
-        .partition(|(_, outcome, _)| matches!(outcome, Some(Ok(_))));
-    for (pod, outcome, at) in &again {
-        if let Some(Ok(a)) = outcome {
-            stalls.update(pod, a.replication.master_repl_offset, *at);
-        }
-    }
-    let others: Vec<(String, Option<SocketAddr>)> = pods
-        .iter()
-        .filter(|(name, _)| again.iter().any(|(n, _, _)| n == name))
-        .cloned()
-        .collect();
-    let mut out = kept;
-    out.extend(probe_pods_timed(client, &others).await);
-    out
+) -> Vec<Timed<ClusterAnswer>> {
+    super::prober::read_again(
+        pods,
+        results,
+        |(_, outcome, _)| matches!(outcome, Some(Err(e)) if e.is_slowness()),
+        |(_, outcome, _)| matches!(outcome, Some(Ok(_))),
+        |a| a.replication.master_repl_offset,
+        stalls,
+        |others| async move { probe_pods_timed(client, &others).await },
+    )
+    .await
 }
 
 /// What one round of probes shows that the journal does not hold yet.

@@ -213,7 +213,7 @@ pub fn probe_timeouts(interval: Duration) -> Timeouts {
 async fn probe_all(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
-) -> Vec<(String, Option<Outcome>, Instant)> {
+) -> Vec<Timed<Probe>> {
     join_all(pods.iter().map(|(name, addr)| async move {
         match addr {
             Some(addr) => {
@@ -226,41 +226,69 @@ async fn probe_all(
     .await
 }
 
-/// When the believed primary's probe timed out, the other pods answered
-/// at the round's start, a whole probe timeout before its failure is
-/// recorded: they are read again now, so that what they say of it (their
-/// link, their offset standing still) is as fresh as its failure. Their
-/// first readings stay in `stalls`, so an offset's stand-still counts from
-/// the first reading that showed it.
+/// One pod's probe with the moment it ended: no address (`None`), an
+/// answer, or a failure.
+pub(super) type Timed<T> = (String, Option<Result<T, ProbeError>>, Instant);
+
+/// When a probe that matters timed out (`timed_out`: the believed
+/// primary's, a shard primary's), the other pods answered at the round's
+/// start, a whole probe timeout before that failure is recorded: those
+/// `again` picks are read again (`probe`), so that what they say of it
+/// (their link, their offset standing still) is as fresh as its failure.
+/// Their first readings stay in `stalls`, so an offset's stand-still
+/// counts from the first reading that showed it. Shared by the
+/// Replication and the Cluster probers.
+pub(super) async fn read_again<T, Fut>(
+    pods: &[(String, Option<SocketAddr>)],
+    results: Vec<Timed<T>>,
+    timed_out: impl Fn(&Timed<T>) -> bool,
+    again: impl Fn(&Timed<T>) -> bool,
+    offset: impl Fn(&T) -> u64,
+    stalls: &mut Stalls,
+    probe: impl FnOnce(Vec<(String, Option<SocketAddr>)>) -> Fut,
+) -> Vec<Timed<T>>
+where
+    Fut: std::future::Future<Output = Vec<Timed<T>>>,
+{
+    if !results.iter().any(&timed_out) {
+        return results;
+    }
+    let (first, mut out): (Vec<_>, Vec<_>) = results.into_iter().partition(again);
+    for (pod, outcome, at) in &first {
+        if let Some(Ok(answer)) = outcome {
+            stalls.update(pod, offset(answer), *at);
+        }
+    }
+    let others = pods
+        .iter()
+        .filter(|(name, _)| first.iter().any(|(pod, _, _)| pod == name))
+        .cloned()
+        .collect();
+    out.extend(probe(others).await);
+    out
+}
+
+/// [`read_again`] for the Replication prober: when the believed primary
+/// timed out, every other pod that answered.
 async fn read_again_when_the_primary_timed_out(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
     primary: Option<&str>,
-    results: Vec<(String, Option<Outcome>, Instant)>,
+    results: Vec<Timed<Probe>>,
     stalls: &mut Stalls,
-) -> Vec<(String, Option<Outcome>, Instant)> {
-    let timed_out = results.iter().any(|(name, outcome, _)| {
-        Some(name.as_str()) == primary && matches!(outcome, Some(Err(e)) if e.is_slowness())
-    });
-    if !timed_out {
-        return results;
-    }
-    let (again, kept): (Vec<_>, Vec<_>) = results.into_iter().partition(|(name, outcome, _)| {
-        Some(name.as_str()) != primary && matches!(outcome, Some(Ok(_)))
-    });
-    for (pod, outcome, at) in &again {
-        if let Some(Ok(p)) = outcome {
-            stalls.update(pod, p.info.master_repl_offset, *at);
-        }
-    }
-    let others: Vec<(String, Option<SocketAddr>)> = pods
-        .iter()
-        .filter(|(name, _)| again.iter().any(|(n, _, _)| n == name))
-        .cloned()
-        .collect();
-    let mut out = kept;
-    out.extend(probe_all(client, &others).await);
-    out
+) -> Vec<Timed<Probe>> {
+    read_again(
+        pods,
+        results,
+        |(name, outcome, _)| {
+            Some(name.as_str()) == primary && matches!(outcome, Some(Err(e)) if e.is_slowness())
+        },
+        |(name, outcome, _)| Some(name.as_str()) != primary && matches!(outcome, Some(Ok(_))),
+        |p| p.info.master_repl_offset,
+        stalls,
+        |others| async move { probe_all(client, &others).await },
+    )
+    .await
 }
 
 /// Runs `probe`, and once more at once when it failed with an I/O error
