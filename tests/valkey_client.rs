@@ -211,13 +211,37 @@ async fn failover_swaps_primary_and_replica() {
     c.failover_to(primary.addr, replica.addr, 20_000)
         .await
         .unwrap();
-    eventually("the roles to swap", || async {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
         let p = c.probe(primary.addr).await;
         let r = c.probe(replica.addr).await;
-        matches!((p, r), (Ok(p), Ok(r))
+        if matches!((&p, &r), (Ok(p), Ok(r))
             if p.info.role == Role::Replica && r.info.role == Role::Primary)
-    })
-    .await;
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            // What each side says, to tell an aborted failover from one
+            // stuck on its way.
+            let mut pc = raw(primary.addr).await;
+            let mut rc = raw(replica.addr).await;
+            let pi: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut pc)
+                .await
+                .unwrap();
+            let ri: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut rc)
+                .await
+                .unwrap();
+            panic!(
+                "the roles did not swap in 30 s; primary {}: {pi}\nreplica {}: {ri}",
+                primary.addr, replica.addr
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The old primary now follows the new one.
     let old = c.probe(primary.addr).await.unwrap();
