@@ -59,8 +59,12 @@ pub const CLUSTER_FULL_SYNC_DELAY_SECONDS: u32 = 5;
 /// itself is down at that moment and its successor must first take the
 /// Lease over (15 s by default): 5 s left an operator that died right
 /// after deciding the takeover no time to resume it. The executor sets
-/// the normal delay back on a node it promotes or gives a replica.
-pub const CLUSTER_BOOT_FENCE_SECONDS: u32 = 120;
+/// the normal delay back on a node it promotes; one Valkey promotes on
+/// its own keeps it, so every full resync from it waits this long (an
+/// operator that lifts it once the shard is settled is not built yet):
+/// long enough for a successor, short enough for that cost. (120 s made
+/// a full restart's replicas wait two minutes to be in sync.)
+pub const CLUSTER_BOOT_FENCE_SECONDS: u32 = 30;
 
 /// `valkey.conf` of the cluster, in a fixed order: the operator's
 /// directives, then `maxmemory` (unless `spec.config` sets it), then every
