@@ -265,7 +265,24 @@ impl Sweep {
             .iter()
             .find(|r| r.injected.is_some())
             .map(|r| format!("{} (#{} of the process)", r.what, r.n));
+        let kill_plan = plan.is_some_and(|p| matches!(p.action, Action::Kill | Action::KillBefore));
+        let mut after_log = None;
         let (leader, min_seq, fresh) = match run {
+            Run::CarriedOut(_) if kill_plan && fired.is_none() => {
+                // Carried out without reaching its planned effect: the
+                // armed instance may still reach it by a later decision
+                // (a pod the workload replaced, labelled afresh) and abort
+                // while the convergence is checked, with no one leading
+                // then. It is stopped, and an unarmed instance checks.
+                armed.stop(&self.env, &self.name, true).await;
+                records = read_log(&armed_log);
+                self.journal.catch_up().await;
+                let name = format!("{prefix}-fx-{i}-after");
+                let (next, log) = self.effect_instance(&name, None);
+                self.wait_takeover(&name, self.journal.seq()).await;
+                after_log = Some(log);
+                (next, trigger_seq + 1, None)
+            }
             Run::CarriedOut(_) => (armed, trigger_seq + 1, None),
             Run::Aborted(status) => {
                 assert_eq!(
@@ -297,6 +314,9 @@ impl Sweep {
         };
         let (primaries, _) = self.check_converged(min_seq).await;
         let converged = triggered.elapsed();
+        if let Some(log) = after_log {
+            records.extend(read_log(&log));
+        }
         let aborted = fresh.is_some();
         let at_crash = fresh.map(|(crash_seq, in_flight, log)| {
             records.extend(read_log(&log));
