@@ -48,7 +48,6 @@ pub use deadline::next_deadline;
 pub use recovery::{already_done, promotion_found_done};
 pub use replication::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, SWITCHOVER_AUTO,
-    probe_timeout_ms, unreachable_after_ms,
 };
 pub use sentinel::health::{REASON_QUORUM_UNREACHABLE, SentinelHealth, sentinel_health};
 pub use view::{ClusterView, PodState, ordinal};

@@ -563,7 +563,7 @@ fn awaiting_sentinel_switch(state: &logbook_journal::ClusterState) -> Option<&st
 /// Consecutive failures worth recording: enough for every decision that
 /// counts them — death confirmation, the failure threshold — and enough to
 /// span the time a slow primary must keep failing
-/// ([`crate::decide::unreachable_after_ms`]), and the node timeout a
+/// ([`Policy::unreachable_after_ms`](logbook_journal::Policy::unreachable_after_ms)), and the node timeout a
 /// Cluster's takeover on quorum loss waits: `decide` measures that span
 /// up to the last event, so a failure must be recorded past it. More of the
 /// same failure changes no decision and is not recorded.
@@ -574,7 +574,7 @@ pub(super) fn failure_cap(rt: &ClusterRuntime) -> u32 {
     // timeout out on journaled failures too.
     let takeover = crate::decide::ClusterView::new(&rt.state)
         .map_or(0, |view| crate::decide::takeover_span_ms(&view));
-    let span = crate::decide::unreachable_after_ms(&policy).max(takeover) / interval;
+    let span = policy.unreachable_after_ms().max(takeover) / interval;
     let span = u32::try_from(span).unwrap_or(u32::MAX).saturating_add(2);
     policy
         .failure_threshold
@@ -623,9 +623,8 @@ mod tests {
                 ..Default::default()
             };
             let t = super::probe_timeouts(std::time::Duration::from_millis(interval));
-            let assumed = std::time::Duration::from_millis(
-                u64::try_from(crate::decide::probe_timeout_ms(&policy)).unwrap(),
-            );
+            let assumed =
+                std::time::Duration::from_millis(u64::try_from(policy.probe_timeout_ms()).unwrap());
             assert!(
                 assumed <= t.connect && assumed <= t.command,
                 "{interval}: {t:?}"

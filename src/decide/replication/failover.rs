@@ -86,17 +86,6 @@ pub fn process_dead(view: &PodView) -> bool {
         ) && view.consecutive_failures >= DEATH_CONFIRMATIONS
 }
 
-/// How long, in milliseconds, a primary must keep its probes unanswered
-/// before it may count as unreachable ([`Policy::unreachable_after_ms`]).
-pub fn unreachable_after_ms(policy: &Policy) -> i64 {
-    policy.unreachable_after_ms()
-}
-
-/// The shortest wait of a probe that timed out ([`Policy::probe_timeout_ms`]).
-pub fn probe_timeout_ms(policy: &Policy) -> i64 {
-    policy.probe_timeout_ms()
-}
-
 /// The replicas of `primary` back the probes' verdict: none of the
 /// reachable ones has a live link to it (down, silent, or stuck in a
 /// sync), and at least one reports it down or silent.

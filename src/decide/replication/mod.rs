@@ -43,8 +43,7 @@ use super::{Decision, Step, first_wanted};
 
 pub(super) use bootstrap::decide_bootstrap;
 pub use failover::{
-    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, probe_timeout_ms,
-    process_dead, unreachable_after_ms,
+    DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, process_dead,
 };
 pub(super) use roles::decide_roles;
 pub use switchover::AUTO as SWITCHOVER_AUTO;
