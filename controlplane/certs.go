@@ -37,6 +37,7 @@ func runCerts(args []string) int {
 	node := fs.String("node", "localkube-node", "the node's name (its client is system:node:<name>)")
 	serviceIP := fs.String("service-ip", "10.96.0.1", "the kubernetes Service's ClusterIP")
 	address := fs.String("address", "127.0.0.1", "the API server's address")
+	nodeIP := fs.String("node-ip", "", "the node's InternalIP, in the kubelet's serving certificate (a real kubelet serves its API there)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,14 +45,14 @@ func runCerts(args []string) int {
 		fmt.Fprintln(os.Stderr, "controlplane certs: --dir and --server are required")
 		return 2
 	}
-	if err := writeCerts(*dir, *server, *node, *serviceIP, *address); err != nil {
+	if err := writeCerts(*dir, *server, *node, *serviceIP, *address, *nodeIP); err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane certs: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func writeCerts(dir, server, node, serviceIP, address string) error {
+func writeCerts(dir, server, node, serviceIP, address, nodeIP string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -113,6 +114,13 @@ func writeCerts(dir, server, node, serviceIP, address string) error {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{node, "localhost"},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	if nodeIP != "" {
+		ip := net.ParseIP(nodeIP)
+		if ip == nil {
+			return fmt.Errorf("--node-ip %q is not an IP address", nodeIP)
+		}
+		kubelet.IPAddresses = append(kubelet.IPAddresses, ip)
 	}
 	if err := issue(dir, "kubelet", kubelet, ca, caKey); err != nil {
 		return err

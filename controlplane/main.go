@@ -1,11 +1,14 @@
 // Command controlplane is kube-apiserver, kube-controller-manager,
 // kube-scheduler and etcd in one binary, built from the upstream Go
-// modules (k8s.io/kubernetes, go.etcd.io/etcd/server/v3): the first
-// argument names the component, the rest are its own flags.
+// modules (k8s.io/kubernetes, go.etcd.io/etcd/server/v3), and the real
+// node's kubelet and kube-proxy from the same module (scripts/node.sh):
+// the first argument names the component, the rest are its own flags.
 //
 //	controlplane apiserver --etcd-servers=... (kube-apiserver's flags)
 //	controlplane controller-manager ...
 //	controlplane scheduler ...
+//	controlplane kubelet --config FILE ... (the kubelet's flags)
+//	controlplane proxy --config FILE (kube-proxy's flags)
 //	controlplane etcd --data-dir DIR --listen-client URL --listen-peer URL
 //	controlplane up --dir DIR [--service-cidr CIDR] [--node NAME]
 //	controlplane certs --dir DIR --server URL [--node NAME]
@@ -14,6 +17,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -21,7 +25,9 @@ import (
 	"k8s.io/component-base/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
@@ -43,6 +49,14 @@ func main() {
 		cmd := scheduler.NewSchedulerCommand()
 		cmd.SetArgs(args)
 		os.Exit(cli.Run(cmd))
+	case "kubelet":
+		cmd := kubelet.NewKubeletCommand(context.Background())
+		cmd.SetArgs(args)
+		os.Exit(cli.Run(cmd))
+	case "proxy":
+		cmd := proxy.NewProxyCommand()
+		cmd.SetArgs(args)
+		os.Exit(cli.Run(cmd))
 	case "etcd":
 		os.Exit(runEtcd(args))
 	case "up":
@@ -61,5 +75,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: controlplane up|apiserver|controller-manager|scheduler|etcd|certs|compact|version [flags]")
+	fmt.Fprintln(os.Stderr, "usage: controlplane up|apiserver|controller-manager|scheduler|kubelet|proxy|etcd|certs|compact|version [flags]")
 }

@@ -36,6 +36,7 @@ func runUp(args []string) int {
 	serviceCIDR := fs.String("service-cidr", "10.96.0.0/16", "the Services' ClusterIP range")
 	node := fs.String("node", "localkube-node", "the node's name (its client is system:node:<name>)")
 	address := fs.String("address", "127.0.0.1", "where kube-apiserver listens and what it advertises as the kubernetes Service's endpoint (a loopback address gets that Service no endpoints: the API server refuses them)")
+	nodeIP := fs.String("node-ip", "", "the node's InternalIP, in the kubelet's serving certificate (a real kubelet, scripts/node.sh, serves its API there)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,7 +44,7 @@ func runUp(args []string) int {
 		fmt.Fprintln(os.Stderr, "controlplane up: --dir is required")
 		return 2
 	}
-	if err := up(*dir, *serviceCIDR, *node, *address); err != nil {
+	if err := up(*dir, *serviceCIDR, *node, *address, *nodeIP); err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane up: %v\n", err)
 		return 1
 	}
@@ -78,7 +79,7 @@ func firstIP(cidr string) (string, error) {
 	return v4.String(), nil
 }
 
-func up(dir, serviceCIDR, node, address string) error {
+func up(dir, serviceCIDR, node, address, nodeIP string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func up(dir, serviceCIDR, node, address string) error {
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	server := fmt.Sprintf("https://%s", net.JoinHostPort(address, fmt.Sprint(ports[2])))
 	pki := filepath.Join(dir, "pki")
-	if err := writeCerts(pki, server, node, serviceIP, address); err != nil {
+	if err := writeCerts(pki, server, node, serviceIP, address, nodeIP); err != nil {
 		return fmt.Errorf("certificates: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
