@@ -19,10 +19,11 @@ build:
 setup:
 	bash scripts/setup.sh
 
-## test: setup, then fmt check, clippy with -D warnings, and every test
-## (unit, integration and doc tests), closing with a one-line total; then
-## the tier on the real Kubernetes control plane (its build starts in the
-## background during setup).
+## test: setup, then fmt check, clippy with -D warnings, the images
+## (debug binaries: IMAGE_PROFILE=dev) that tests/images.rs reads, and every
+## test (unit, integration and doc tests), closing with a one-line total;
+## then the tier on the real Kubernetes control plane, and the tier on the
+## real node (their builds start in the background during setup).
 test: setup fmt-check clippy chart unit kubernetes
 
 fmt-check:
@@ -142,3 +143,25 @@ controlplane:
 ## control plane, localkube's kubelet as its node (part of `make test`).
 test-kubernetes:
 	bash scripts/test-kubernetes.sh
+
+## images: Logbook's images as OCI archives in .tools/images, built here with
+## no registry or container engine: the operator (the Dockerfile's runtime
+## stage), Valkey 9.1 and 8.0, Redis 7.0 and pause (scripts/images.sh,
+## docs/node.md). IMAGE_PROFILE=dev takes the debug binaries (CI does).
+.PHONY: images node test-images test-node
+images:
+	bash scripts/images.sh
+
+test-images:
+	IMAGE_PROFILE=dev bash scripts/images.sh
+
+## test-node: helm install, a Replication sample and a failover on the real
+## node (scripts/test-node.sh; part of `make test`).
+test-node:
+	bash scripts/test-node.sh
+
+## node: the real node's binaries (docs/node.md): kubelet and kube-proxy in
+## .tools/bin/controlplane, containerd, its runc shim, ctr and the CNI
+## plugins in .tools/bin/node, from their Go modules (controlplane/, node/).
+node:
+	bash scripts/node.sh build

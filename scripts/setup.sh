@@ -101,6 +101,13 @@ command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 # ip: the node of a real control plane adds its pod and Service blocks to lo.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The real node (scripts/node.sh, docs/node.md): runc runs its containers;
+# debootstrap lays the Debian base of the Valkey and Redis images
+# (scripts/images.sh); gcc and libc6-dev compile the pause image.
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
@@ -151,6 +158,18 @@ if ! "$TOOLS/bin/valkey-server-8.0" --version >/dev/null 2>&1 || ! "$TOOLS/bin/v
 	fi
 fi
 say "$("$TOOLS/bin/valkey-server-8.0" --version)"
+
+# The Debian base of the data images (debootstrap: a few minutes, nearly
+# all of it downloads), in the background from here; `make images` waits
+# for it. Then the node's Go build, niced, after the control plane's.
+if [ "$(id -u)" = 0 ]; then
+	nohup nice -n 19 bash "$(dirname "$0")/images.sh" base >"$TOOLS/images-base.log" 2>&1 </dev/null &
+	say "laying the images' Debian base in the background (log: .tools/images-base.log)"
+	if command -v go >/dev/null 2>&1; then
+		nohup nice -n 19 bash "$(dirname "$0")/node.sh" build >"$TOOLS/node-build.log" 2>&1 </dev/null &
+		say "building the real node in the background, after the control plane (log: .tools/node-build.log)"
+	fi
+fi
 
 # Fetch every crate once, so the test steps below never race on the network.
 cargo fetch --locked >/dev/null
