@@ -24,7 +24,7 @@ setup:
 ## test (unit, integration and doc tests), closing with a one-line total;
 ## then the tier on the real Kubernetes control plane, and the tier on the
 ## real node (their builds start in the background during setup).
-test: setup fmt-check clippy chart unit kubernetes
+test: setup fmt-check clippy chart test-images unit kubernetes test-node
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

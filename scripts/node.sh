@@ -72,6 +72,10 @@ build() {
 		github.com/containernetworking/plugins/plugins/meta/portmap) || die "go build of the CNI plugins failed (above)"
 	echo "$want" >"$STAMP"
 	say "built in $((SECONDS - started)) s"
+	# A one-off build (CI) has no use for the compiled packages after.
+	if [ "${LOGBOOK_TRIM_GO_CACHE:-0}" = 1 ]; then
+		go clean -cache && say "Go build cache removed (LOGBOOK_TRIM_GO_CACHE=1)"
+	fi
 }
 
 # Node N's names and addresses.

@@ -98,6 +98,12 @@ pub fn run(args: FaultArgs, out: &mut dyn Write) -> Result<()> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let node = super::containers::node_file(&args.kubeconfig);
+    if node.is_file() {
+        let reply = runtime.block_on(on_containers(&args, &node))?;
+        writeln!(out, "{}", reply.trim_end())?;
+        return Ok(());
+    }
     let (action, body) = args.action.path_and_body(&args.namespace);
     let beside = super::kubernetes::faults_file(&args.kubeconfig);
     if beside.is_file() {
@@ -127,6 +133,28 @@ pub fn run(args: FaultArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     writeln!(out, "{}", reply.trim_end())?;
     Ok(())
+}
+
+/// Carries the fault out on a containers node (`logbook local --kubernetes
+/// --node containers`), from this host, as its operator would.
+async fn on_containers(args: &FaultArgs, node: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(node)
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", node.display())))?;
+    let file: super::containers::NodeFile = serde_json::from_str(&text)
+        .map_err(|e| Error::Local(format!("{} is not a node's file: {e}", node.display())))?;
+    let faults = super::containers::ContainerFaults::from_file(file);
+    let client = crate::kube_client::client(Some(&args.kubeconfig)).await?;
+    let ns = args.namespace.as_str();
+    match &args.action {
+        FaultAction::Kill { pod, container } => {
+            faults.kill(&client, ns, pod, container.as_deref()).await
+        }
+        FaultAction::Freeze { pod } => faults.freeze(&client, ns, pod).await,
+        FaultAction::Thaw { pod } => faults.thaw(&client, ns, pod).await,
+        FaultAction::Partition { pod } => faults.partition(&client, ns, pod, true).await,
+        FaultAction::Heal { pod } => faults.partition(&client, ns, pod, false).await,
+        FaultAction::WipePvc { pvc } => faults.wipe_pvc(ns, pvc),
+    }
 }
 
 /// Sends the fault to the fault API a `logbook local --kubernetes` serves

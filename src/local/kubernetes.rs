@@ -73,6 +73,21 @@ impl ControlPlane {
         service_cidr: &str,
         address: Option<std::net::Ipv4Addr>,
     ) -> Result<Self> {
+        Self::start_for(dir, service_cidr, address, NODE, None).await
+    }
+
+    /// [`ControlPlane::start`] for the node `node`, whose kubelet serves
+    /// its API at `node_ip` (in its serving certificate).
+    ///
+    /// # Errors
+    /// As [`ControlPlane::start`].
+    pub async fn start_for(
+        dir: &Path,
+        service_cidr: &str,
+        address: Option<std::net::Ipv4Addr>,
+        node: &str,
+        node_ip: Option<std::net::Ipv4Addr>,
+    ) -> Result<Self> {
         let bin = binary()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
@@ -83,9 +98,10 @@ impl ControlPlane {
             .arg("up")
             .arg("--dir")
             .arg(dir)
-            .args(["--service-cidr", service_cidr, "--node", NODE])
+            .args(["--service-cidr", service_cidr, "--node", node])
             .arg("--address")
             .arg(address.unwrap_or(std::net::Ipv4Addr::LOCALHOST).to_string())
+            .args(node_ip.map(|ip| format!("--node-ip={ip}")))
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
@@ -404,7 +420,7 @@ async fn publish(
     Ok(task)
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -421,20 +437,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// [`Error::Local`] when the control plane, the node, the CRDs or the
 /// operator cannot start.
 pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result<()> {
-    let scratch = match &args.state_dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("logbook-local-")
-                .tempdir()
-                .map_err(|e| Error::Local(format!("cannot create a work directory: {e}")))?,
-        ),
-    };
-    let work = match (&args.state_dir, &scratch) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(tmp)) => tmp.path().to_path_buf(),
-        (None, None) => return Err(Error::Local("no work directory".to_owned())),
-    };
+    let (_scratch, work) = super::work_dir(&args)?;
     writeln!(
         out,
         "starting the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) under {}",

@@ -10,6 +10,7 @@
 //! the binary touches localkube: the operator's own code never depends on
 //! it.
 
+pub mod containers;
 mod fault;
 pub mod kubernetes;
 
@@ -21,6 +22,15 @@ use clap::Args;
 
 use crate::cli_error::{Error, Result};
 use crate::local_cluster::{install_crds, start_operator};
+
+/// The node `logbook local --kubernetes` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeKind {
+    /// localkube's process kubelet and proxy.
+    Process,
+    /// A real node: kubelet, kube-proxy, containerd, runc, CNI.
+    Containers,
+}
 
 /// `logbook local` options.
 #[derive(Debug, Args)]
@@ -38,6 +48,12 @@ pub struct LocalArgs {
     /// instead of localkube's API server and controllers.
     #[arg(long)]
     pub kubernetes: bool,
+    /// The node of `--kubernetes`: `process` (localkube's kubelet, pods
+    /// as local processes: the fast default) or `containers` (the real
+    /// kubelet, kube-proxy, containerd and runc running Logbook's own
+    /// images: `make node images` first, as root; docs/node.md).
+    #[arg(long, value_enum, default_value_t = NodeKind::Process, requires = "kubernetes")]
+    pub node: NodeKind,
     /// Run the local cluster without the operator (start `logbook
     /// operator --kubeconfig .logbook/kubeconfig` beside it).
     #[arg(long)]
@@ -105,6 +121,20 @@ fn journal_dir(args: &LocalArgs) -> PathBuf {
 }
 
 /// Creates the directory `path` goes in (the kubeconfig's), if it names one.
+/// The work directory of `--kubernetes`: the state dir, else a temporary
+/// one (returned too: it goes away when dropped).
+fn work_dir(args: &LocalArgs) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    if let Some(dir) = &args.state_dir {
+        return Ok((None, dir.clone()));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("logbook-local-")
+        .tempdir()
+        .map_err(|e| Error::Local(format!("cannot create a work directory: {e}")))?;
+    let path = tmp.path().to_path_buf();
+    Ok((Some(tmp), path))
+}
+
 fn create_parent(path: &std::path::Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -152,6 +182,9 @@ async fn run_until_stopped(
 }
 
 async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    if args.kubernetes && args.node == NodeKind::Containers {
+        return containers::serve(args, out).await;
+    }
     if args.kubernetes {
         return kubernetes::serve(args, out).await;
     }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Logbook on a real node, installed as a user installs it (docs/node.md):
+# `logbook local --kubernetes --node containers` (the real control plane,
+# and the real kubelet, kube-proxy, containerd and runc running Logbook's
+# own images), then:
+#
+#   - `helm install` of the chart with the operator's image built here
+#     (`make images`): two operator pods in containers under the chart's
+#     security context (user 65532, read-only root, no capabilities),
+#     in-cluster credentials from the projected service-account token,
+#     one of them leading through the Lease;
+#   - a Replication sample becomes Ready in containers of the Valkey
+#     image; writes acknowledged by a replica are made, the primary's
+#     container process is killed, the operator fails over, and every
+#     acknowledged write is on the new primary;
+#   - the leading operator's pod is deleted and the other takes the Lease.
+#
+# Each check prints one line; the script exits non-zero at the first that
+# fails, with the node's and the operator's logs. Needs root (namespaces,
+# cgroups), `make node images` and a debug build of `logbook`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KUBECTL="$ROOT/.tools/bin/kubectl"
+HELM="$ROOT/.tools/bin/helm"
+LOGBOOK="${LOGBOOK_BIN:-$ROOT/target/debug/logbook}"
+DIR=$(mktemp -d /tmp/logbook-node-XXXXXX)
+export KUBECONFIG="$DIR/kubeconfig"
+NS=logbook-system
+
+ok() { printf 'ok   %s\n' "$*"; }
+fail() {
+	printf 'FAIL %s\n' "$*"
+	for f in "$DIR"/work/node/kubelet.log "$DIR"/work/node/containerd.log "$DIR"/local.log; do
+		[ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }
+	done
+	"$KUBECTL" get pods -A -o wide 2>/dev/null || true
+	"$KUBECTL" -n "$NS" logs -l app.kubernetes.io/name=logbook --tail=30 2>/dev/null || true
+	exit 1
+}
+# Waits up to $1 seconds for the command after it to succeed.
+until_ok() {
+	local limit=$1 start=$SECONDS
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ $((SECONDS - start)) -lt "$limit" ] || return 1
+		sleep 1
+	done
+}
+
+[ -x "$LOGBOOK" ] || (cd "$ROOT" && cargo build --locked --bin logbook)
+bash "$ROOT/scripts/node.sh" build
+[ -f "$ROOT/.tools/images/logbook-operator.oci.tar" ] || bash "$ROOT/scripts/images.sh"
+
+"$LOGBOOK" local --kubernetes --node containers --no-operator --state-dir "$DIR/work" \
+	--kubeconfig "$KUBECONFIG" >"$DIR/local.log" 2>&1 &
+local_pid=$!
+trap 'kill $local_pid 2>/dev/null; wait $local_pid 2>/dev/null; rm -rf "$DIR"' EXIT
+until_ok 400 grep -q 'Ctrl-C stops it' "$DIR/local.log" || fail "logbook local --kubernetes --node containers did not start"
+node=$("$KUBECTL" get nodes -o jsonpath='{.items[0].metadata.name}')
+until_ok 60 sh -c "\"$KUBECTL\" get node $node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True" \
+	|| fail "node $node is not Ready"
+runtime=$("$KUBECTL" get node "$node" -o jsonpath='{.status.nodeInfo.containerRuntimeVersion} {.status.nodeInfo.kubeletVersion}')
+ok "node $node Ready: $runtime"
+
+"$HELM" install logbook "$ROOT/charts/logbook" --namespace "$NS" --create-namespace \
+	--set leaderElection.leaseSeconds=15 >/dev/null || fail "helm install"
+until_ok 240 "$KUBECTL" -n "$NS" rollout status deployment/logbook --timeout=5s \
+	|| fail "the operator's Deployment did not become available"
+pods=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.name}')
+for p in $pods; do
+	uid=$("$KUBECTL" -n "$NS" get pod "$p" -o jsonpath='{.spec.securityContext.runAsUser}')
+	ro=$("$KUBECTL" -n "$NS" get pod "$p" -o jsonpath='{.spec.containers[0].securityContext.readOnlyRootFilesystem}')
+	[ "$uid" = 65532 ] && [ "$ro" = true ] || fail "operator pod $p: runAsUser $uid, readOnlyRootFilesystem $ro"
+	cid=$("$KUBECTL" -n "$NS" get pod "$p" -o jsonpath='{.status.containerStatuses[0].containerID}')
+	case "$cid" in containerd://*) ;; *) fail "operator pod $p is not in a container ($cid)" ;; esac
+done
+ok "helm install: operator pods $pods in containers as 65532 with a read-only root"
+lease() { "$KUBECTL" -n "$NS" get lease logbook-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+until_ok 60 sh -c "[ -n \"\$($KUBECTL -n $NS get lease logbook-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)\" ]" \
+	|| fail "no operator took the Lease"
+leader=$(lease)
+ok "the operator leads from its pod through the Lease ($leader)"
+
+# A Replication cluster of the sample, smaller.
+sed -e 's/size: 5Gi/size: 256Mi/' -e 's/memory: 1Gi/memory: 256Mi/' -e 's/cpu: 250m/cpu: 50m/' \
+	"$ROOT/config/samples/replication.yaml" | "$KUBECTL" apply -f - >/dev/null || fail "kubectl apply the Replication sample"
+phase() { "$KUBECTL" get valkeycluster demo -o jsonpath='{.status.phase}' 2>/dev/null; }
+until_ok 300 sh -c "[ \"\$($KUBECTL get valkeycluster demo -o jsonpath='{.status.phase}')\" = Ready ]" \
+	|| fail "the Replication sample is not Ready (phase $(phase))"
+primary=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
+image=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.containerStatuses[0].image}')
+ok "Replication sample Ready in containers ($image), primary $primary"
+
+ip=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.podIP}')
+password=$("$KUBECTL" get secret demo-password -o jsonpath='{.data.password}' 2>/dev/null | base64 -d || true)
+cli() { REDISCLI_AUTH="$password" redis-cli --no-auth-warning -h "$1" "${@:2}"; }
+acked=0
+for i in $(seq 1 200); do
+	if [ "$(cli "$ip" SET "k$i" "v$i")" = OK ] && [ "$(cli "$ip" WAIT 1 1000)" -ge 1 ]; then acked=$i; fi
+done
+[ "$acked" = 200 ] || fail "only $acked of 200 writes acknowledged by a replica"
+"$LOGBOOK" local fault --kubeconfig "$KUBECONFIG" kill "$primary" >/dev/null || fail "logbook local fault kill $primary"
+until_ok 60 sh -c "p=\$($KUBECTL get valkeycluster demo -o jsonpath='{.status.primary}'); [ -n \"\$p\" ] && [ \"\$p\" != $primary ]" \
+	|| fail "no failover after the primary's container was killed"
+new=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
+new_ip=$("$KUBECTL" get pod "$new" -o jsonpath='{.status.podIP}')
+missing=0
+for i in $(seq 1 200); do
+	[ "$(cli "$new_ip" GET "k$i")" = "v$i" ] || missing=$((missing + 1))
+done
+[ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing on the new primary $new"
+ok "the primary's container killed: failover to $new, 0 of 200 acknowledged writes lost"
+
+"$KUBECTL" -n "$NS" delete pod "$leader" --wait=false >/dev/null
+until_ok 60 sh -c "h=\$($KUBECTL -n $NS get lease logbook-operator -o jsonpath='{.spec.holderIdentity}'); [ -n \"\$h\" ] && [ \"\$h\" != $leader ]" \
+	|| fail "no operator took over the Lease after $leader was deleted"
+ok "the leader's pod deleted: $(lease) took over the Lease"
