@@ -93,6 +93,9 @@ pub struct OperatorBench {
     /// The slow command's list as sized, and how long each run's `SORT`
     /// kept the primary busy.
     slow: std::sync::Mutex<(Option<crate::slow_command::Sized>, Vec<Duration>)>,
+    /// `--trace`: each run's client attempts around the fault go to
+    /// stderr, and the operator's journal is kept.
+    trace: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -127,6 +130,7 @@ impl OperatorBench {
             password: None,
             sentinel,
             slow: std::sync::Mutex::new((None, Vec::new())),
+            trace: false,
             _dir: dir,
         };
         bench.create().await?;
@@ -310,6 +314,7 @@ impl OperatorBench {
             .faults()
             .ok_or_else(|| harness("faults")("no kubelet".into()))?;
         let fault_at = std::time::Instant::now();
+        let fault_wall = chrono::Utc::now();
         match scenario {
             Scenario::Kill => faults
                 .kill(NS, &primary, None)
@@ -386,6 +391,14 @@ impl OperatorBench {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = probe.stop().await;
+        if self.trace {
+            eprintln!(
+                "trace: {scenario:?} run {}: fault at {}\n{}",
+                run + 1,
+                fault_wall.format("%H:%M:%S%.6f"),
+                log.describe_around(fault_at, Duration::from_millis(30))
+            );
+        }
         if scenario == Scenario::Kill {
             // Harness reset, outside the measured window: a pod whose process
             // was killed several times is in the kubelet's crash-loop backoff
@@ -415,11 +428,27 @@ impl OperatorBench {
     }
 
     /// Stops the operator and localkube.
+    /// `--trace`: each run's client attempts around the fault are
+    /// printed to stderr with the fault's wall-clock time (the operator's
+    /// journal and log use the same clock), and the journal is kept when
+    /// the bench stops, for `logbook replay timeline`.
+    pub fn traced(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
+    }
+
     pub async fn stop(mut self) {
         if let Some((stop, task)) = self.operator.take() {
             let _ = stop.send(());
             let _ = task.await;
         }
         self.server.shutdown().await;
+        if self.trace {
+            let kept = self._dir.keep();
+            eprintln!(
+                "trace: the operator's journal is kept: logbook replay timeline --dir {}",
+                kept.join("journal").display()
+            );
+        }
     }
 }

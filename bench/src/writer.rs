@@ -7,6 +7,7 @@
 //! connection is dropped and the next tick resolves the target and
 //! reconnects, like an ordinary client.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -137,6 +138,43 @@ pub struct WriteLog {
 }
 
 impl WriteLog {
+    /// The attempts from `before` ahead of `at` to the second success
+    /// after it, a line each with its times in milliseconds from `at`
+    /// (`logbook-bench failover --trace`): where a window's time went on
+    /// the client's side.
+    pub fn describe_around(&self, at: Instant, before: Duration) -> String {
+        let ms = |t: Instant| -> i128 {
+            match t.checked_duration_since(at) {
+                Some(d) => i128::try_from(d.as_millis()).unwrap_or(i128::MAX),
+                None => -i128::try_from(at.saturating_duration_since(t).as_millis())
+                    .unwrap_or(i128::MAX),
+            }
+        };
+        let mut out = String::new();
+        let mut after = 0;
+        for a in self.attempts.iter().filter(|a| a.started + before >= at) {
+            let _ = writeln!(
+                out,
+                "    {:>6} ms sent, {:>6} ms answered, {:>6} ms done: {} on {}",
+                ms(a.started),
+                ms(a.replied),
+                ms(a.ended),
+                match &a.outcome {
+                    Outcome::Ok => "ok".to_owned(),
+                    other => format!("{other:?}"),
+                },
+                a.server.as_deref().unwrap_or("–"),
+            );
+            if a.succeeded() && a.started > at {
+                after += 1;
+                if after == 2 {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// The keys of acknowledged writes, in order.
     pub fn acked_keys(&self) -> Vec<u64> {
         self.attempts

@@ -432,25 +432,22 @@ pub async fn label_pod(
 
 /// Labels each of `primaries` primary and every other pod replica,
 /// demoting first so a pod no longer primary is never selected beside the
-/// one that is.
+/// one that is, unless no pod to demote is both labelled primary and
+/// running: a pod being deleted is out of the Service's ready endpoints
+/// already (a proxy falls back to a
+/// terminating endpoint only when no ready one is left), so the new
+/// primary is labelled first and the Service reaches it one API write
+/// sooner (a deleted primary's failover).
 pub async fn set_role_labels(
     client: &Client,
     target: Target<'_>,
     primaries: &[String],
 ) -> Result<Done, ActError> {
+    let order = label_order(&target.state.pods, primaries);
     let mut said = Vec::new();
     let mut events = Vec::new();
-    // Demotions first: the client Service never selects a pod that is no
-    // longer primary beside the one that is.
-    for pod in target.state.pods.keys() {
-        if !primaries.contains(pod) {
-            let done = label_pod(client, target, pod, false).await?;
-            said.push(done.detail);
-            events.extend(done.events);
-        }
-    }
-    for primary in primaries {
-        let done = label_pod(client, target, primary, true).await?;
+    for (pod, primary) in order {
+        let done = label_pod(client, target, pod, primary).await?;
         said.push(done.detail);
         events.extend(done.events);
     }
@@ -459,6 +456,25 @@ pub async fn set_role_labels(
         events,
         password: None,
     })
+}
+
+/// The labels [`set_role_labels`] writes, in order: `(pod, primary)`.
+fn label_order<'a>(
+    pods: &'a std::collections::BTreeMap<String, logbook_journal::projection::PodView>,
+    primaries: &'a [String],
+) -> Vec<(&'a String, bool)> {
+    let demotions: Vec<&String> = pods.keys().filter(|pod| !primaries.contains(pod)).collect();
+    let promote_first = demotions.iter().all(|pod| {
+        pods.get(*pod)
+            .is_none_or(|p| p.terminating || p.role_label != Some(Role::Primary))
+    });
+    let promotions = primaries.iter().map(|p| (p, true));
+    let demotions = demotions.into_iter().map(|p| (p, false));
+    if promote_first {
+        promotions.chain(demotions).collect()
+    } else {
+        demotions.chain(promotions).collect()
+    }
 }
 
 /// Writes the boot ConfigMap naming the primary pods boot as replicas of.
@@ -701,4 +717,51 @@ async fn delete_each(
         deleted.push(format!("ValkeyUser {user} released"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use logbook_journal::Role;
+    use logbook_journal::projection::PodView;
+
+    use super::label_order;
+
+    fn pods(old_primary_terminating: bool) -> BTreeMap<String, PodView> {
+        let pod = |label: Role, terminating: bool| PodView {
+            role_label: Some(label),
+            terminating,
+            ..PodView::default()
+        };
+        BTreeMap::from([
+            ("c-0".to_owned(), pod(Role::Primary, old_primary_terminating)),
+            ("c-1".to_owned(), pod(Role::Replica, false)),
+            ("c-2".to_owned(), pod(Role::Replica, false)),
+        ])
+    }
+
+    #[test]
+    fn a_running_primary_is_demoted_before_its_successor_is_labelled() {
+        let pods = pods(false);
+        let primaries = ["c-1".to_owned()];
+        let order: Vec<(&str, bool)> = label_order(&pods, &primaries)
+            .into_iter()
+            .map(|(p, primary)| (p.as_str(), primary))
+            .collect();
+        assert_eq!(order, vec![("c-0", false), ("c-2", false), ("c-1", true)]);
+    }
+
+    #[test]
+    fn a_deleted_primarys_successor_is_labelled_first() {
+        let pods = pods(true);
+        let primaries = ["c-1".to_owned()];
+        let order: Vec<(&str, bool)> = label_order(&pods, &primaries)
+            .into_iter()
+            .map(|(p, primary)| (p.as_str(), primary))
+            .collect();
+        assert_eq!(order, vec![("c-1", true), ("c-0", false), ("c-2", false)]);
+    }
 }

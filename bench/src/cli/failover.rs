@@ -57,6 +57,11 @@ pub struct FailoverArgs {
     /// Skip the rows of the same cluster run as `topology: Sentinel`.
     #[arg(long)]
     pub no_sentinel_topology: bool,
+    /// Replication rows: print each run's client attempts around the
+    /// fault (stderr, with the fault's wall-clock time) and keep the
+    /// operator's journal, to see where a window's time went.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// A fault of `logbook-bench failover --only`.
@@ -455,7 +460,10 @@ async fn failover_replication(
             out,
             "starting localkube, the operator and a 3-pod Replication cluster ..."
         )?;
-        let bench = OperatorBench::start().await.map_err(bench_err)?;
+        let bench = OperatorBench::start()
+            .await
+            .map_err(bench_err)?
+            .traced(args.trace);
         let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
         bench.stop().await;
         result?;
@@ -478,7 +486,8 @@ async fn failover_replication(
         )?;
         let bench = OperatorBench::start_topology(true)
             .await
-            .map_err(bench_err)?;
+            .map_err(bench_err)?
+            .traced(args.trace);
         let result = scenarios(&bench, &plan, "topology Sentinel:", &mut rows, out).await;
         bench.stop().await;
         result?;
