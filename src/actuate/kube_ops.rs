@@ -737,31 +737,45 @@ mod tests {
             ..PodView::default()
         };
         BTreeMap::from([
-            ("c-0".to_owned(), pod(Role::Primary, old_primary_terminating)),
+            (
+                "c-0".to_owned(),
+                pod(Role::Primary, old_primary_terminating),
+            ),
             ("c-1".to_owned(), pod(Role::Replica, false)),
             ("c-2".to_owned(), pod(Role::Replica, false)),
         ])
     }
 
+    /// The labels written when c-1 succeeds c-0.
+    fn order(old_primary_terminating: bool) -> Vec<(String, bool)> {
+        let pods = pods(old_primary_terminating);
+        let primaries = ["c-1".to_owned()];
+        label_order(&pods, &primaries)
+            .into_iter()
+            .map(|(p, primary)| (p.clone(), primary))
+            .collect()
+    }
+
+    fn expect(order: &[(&str, bool)]) -> Vec<(String, bool)> {
+        order
+            .iter()
+            .map(|(p, primary)| ((*p).to_owned(), *primary))
+            .collect()
+    }
+
     #[test]
     fn a_running_primary_is_demoted_before_its_successor_is_labelled() {
-        let pods = pods(false);
-        let primaries = ["c-1".to_owned()];
-        let order: Vec<(&str, bool)> = label_order(&pods, &primaries)
-            .into_iter()
-            .map(|(p, primary)| (p.as_str(), primary))
-            .collect();
-        assert_eq!(order, vec![("c-0", false), ("c-2", false), ("c-1", true)]);
+        assert_eq!(
+            order(false),
+            expect(&[("c-0", false), ("c-2", false), ("c-1", true)])
+        );
     }
 
     #[test]
     fn a_deleted_primarys_successor_is_labelled_first() {
-        let pods = pods(true);
-        let primaries = ["c-1".to_owned()];
-        let order: Vec<(&str, bool)> = label_order(&pods, &primaries)
-            .into_iter()
-            .map(|(p, primary)| (p.as_str(), primary))
-            .collect();
-        assert_eq!(order, vec![("c-1", true), ("c-0", false), ("c-2", false)]);
+        assert_eq!(
+            order(true),
+            expect(&[("c-1", true), ("c-0", false), ("c-2", false)])
+        );
     }
 }

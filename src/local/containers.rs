@@ -509,30 +509,17 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn std::io::Write) 
         return Err(e);
     }
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
-    let version = match cluster.client("admin").await {
-        Ok(c) => c
-            .apiserver_version()
-            .await
-            .map(|v| v.git_version)
-            .unwrap_or_else(|e| format!("(version unknown: {e})")),
-        Err(e) => format!("(version unknown: {e})"),
-    };
+    let version = super::api_version(cluster.client("admin").await).await;
     writeln!(
         out,
         "Kubernetes {version} with the real node {} (Logbook's images in containers)",
         cluster.node_name()
     )?;
-    let operator = if args.no_operator {
-        None
-    } else {
-        let journal_dir = super::journal_dir(&args);
-        super::say_journal(&args, &journal_dir, out)?;
-        match crate::local_cluster::start_operator(&kubeconfig, args.journal, &journal_dir).await {
-            Ok(o) => Some(o),
-            Err(e) => {
-                cluster.shutdown().await;
-                return Err(e);
-            }
+    let operator = match super::operator_beside(&args, &kubeconfig, out).await {
+        Ok(o) => o,
+        Err(e) => {
+            cluster.shutdown().await;
+            return Err(e);
         }
     };
     let ran = super::run_until_stopped(&kubeconfig, operator, out).await;

@@ -135,6 +135,35 @@ fn work_dir(args: &LocalArgs) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     Ok((Some(tmp), path))
 }
 
+/// The API server's version, for the banner of `--kubernetes` (unknown,
+/// with why, when it cannot be read).
+async fn api_version(client: Result<kube::Client>) -> String {
+    match client {
+        Ok(c) => c
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .unwrap_or_else(|e| format!("(version unknown: {e})")),
+        Err(e) => format!("(version unknown: {e})"),
+    }
+}
+
+/// The operator beside a `--kubernetes` cluster, unless `--no-operator`.
+async fn operator_beside(
+    args: &LocalArgs,
+    kubeconfig: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<Option<crate::local_cluster::OperatorTask>> {
+    if args.no_operator {
+        return Ok(None);
+    }
+    let journal_dir = journal_dir(args);
+    say_journal(args, &journal_dir, out)?;
+    start_operator(kubeconfig, args.journal, &journal_dir)
+        .await
+        .map(Some)
+}
+
 fn create_parent(path: &std::path::Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
