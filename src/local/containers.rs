@@ -241,20 +241,7 @@ impl LocalContainers {
     /// Stops the node (its containers with it), then the control plane.
     pub async fn shutdown(mut self) {
         self.provisioner.shutdown().await;
-        if let Some(pid) = self
-            .node
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(nix::unistd::Pid::from_raw)
-        {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(20), self.node.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.node.kill().await;
-        }
+        super::kubernetes::terminate(&mut self.node, Duration::from_secs(20)).await;
         let _ = node_sh(&["down", &self.faults.file.index.to_string()]).await;
         self.control_plane.stop().await;
     }

@@ -157,20 +157,22 @@ impl ControlPlane {
 
     /// Stops it (SIGTERM: it stops its components), waiting up to 15 s.
     pub async fn stop(mut self) {
-        if let Some(pid) = self
-            .child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(nix::unistd::Pid::from_raw)
-        {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        terminate(&mut self.child, Duration::from_secs(15)).await;
+    }
+}
+
+/// SIGTERMs `child` (which stops what it started) and waits up to
+/// `grace` for it to end, then kills it.
+pub(super) async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(nix::unistd::Pid::from_raw)
+    {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.kill().await;
     }
 }
 
