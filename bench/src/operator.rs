@@ -427,7 +427,6 @@ impl OperatorBench {
         })
     }
 
-    /// Stops the operator and localkube.
     /// `--trace`: each run's client attempts around the fault are
     /// printed to stderr with the fault's wall-clock time (the operator's
     /// journal and log use the same clock), and the journal is kept when
@@ -437,6 +436,7 @@ impl OperatorBench {
         self
     }
 
+    /// Stops the operator and localkube.
     pub async fn stop(mut self) {
         if let Some((stop, task)) = self.operator.take() {
             let _ = stop.send(());
