@@ -412,7 +412,6 @@ up() {
 	pki=$(cd "$pki" && pwd)
 	trap 'down_cgroups' EXIT
 	trap 'exit 0' TERM INT
-	ip netns exec "$NETNS" true
 	# nsenter, not `ip netns exec`: that remounts /sys, which hides the
 	# cgroup hierarchies the kubelet needs.
 	nsenter --net="/run/netns/$NETNS" unshare --mount --propagation private \
