@@ -173,8 +173,12 @@ operator() {
 		cli="$ROOT/target/release" op="$ROOT/target/operator"
 		;;
 	dev)
-		say "building the operator's binaries (debug: IMAGE_PROFILE=dev)"
-		(cd "$ROOT" && cargo build --locked --bin logbook --bin kubectl-valkey --bin logbook-operator) >&2
+		# Built as `cargo test` builds them (the dev-dependencies' features
+		# unified in), so that the test build after reuses every artifact:
+		# a plain `cargo build` of the binaries differs in those features
+		# and cost CI four minutes more.
+		say "building the operator's binaries (debug, as cargo test builds them: IMAGE_PROFILE=dev)"
+		(cd "$ROOT" && cargo test --workspace --all-targets --locked --no-run) >&2
 		cli="$ROOT/target/debug" op="$ROOT/target/debug"
 		;;
 	*) die "IMAGE_PROFILE=${IMAGE_PROFILE}: operator or dev" ;;

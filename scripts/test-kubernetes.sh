@@ -28,6 +28,21 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KUBECTL="$ROOT/.tools/bin/kubectl"
+# The end-to-end suites, each test on a control plane of its own, run in
+# two groups beside each other and beside the checks below: they spend
+# their time waiting on processes, not computing.
+suites_a=(operator_replication operator_journal kubectl_plugin)
+suites_b=(operator_restart operator_lifecycle leader_election helm_install)
+# Faults at every effect on the real control plane: the short sweeps of a
+# failover by kill and of a cluster's deletion (tests/effect_faults.rs).
+effect_sweeps=(effect_sweep_failover_by_kill effect_sweep_cluster_deletion)
+# `--list`: the suites, then the sweeps, one line each, for `make test`'s
+# unit tier to leave to this one (scripts/cargo-test.sh).
+if [ "${1:-}" = --list ]; then
+	echo "${suites_a[*]} ${suites_b[*]}"
+	echo "${effect_sweeps[*]}"
+	exit 0
+fi
 bash "$ROOT/scripts/controlplane.sh" build
 DIR=$(mktemp -d /tmp/logbook-k8s-XXXXXX)
 declare -A pids
@@ -35,11 +50,6 @@ declare -A pids
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; bash "$ROOT/scripts/controlplane.sh" down "$DIR"; rm -rf "$DIR"' EXIT
 KUBECONFIG=$(bash "$ROOT/scripts/controlplane.sh" up "$DIR")
 export KUBECONFIG
-# The end-to-end suites, each test on a control plane of its own, run in
-# two groups beside each other and beside the checks below: they spend
-# their time waiting on processes, not computing.
-suites_a=(operator_replication operator_journal kubectl_plugin)
-suites_b=(operator_restart operator_lifecycle leader_election helm_install)
 run_group() {
 	local group=$1
 	shift
@@ -51,9 +61,6 @@ run_group a "${suites_a[@]}" &
 pids[a]=$!
 run_group b "${suites_b[@]}" &
 pids[b]=$!
-# Faults at every effect on the real control plane: the short sweeps of a
-# failover by kill and of a cluster's deletion (tests/effect_faults.rs).
-effect_sweeps=(effect_sweep_failover_by_kill effect_sweep_cluster_deletion)
 LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast --test effect_faults -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 &
 pids[c]=$!
 ok() { printf 'ok   %s\n' "$*"; }

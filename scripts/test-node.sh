@@ -85,9 +85,16 @@ ok "the operator leads from its pod through the Lease ($leader)"
 # A Replication cluster of the sample, smaller.
 sed -e 's/size: 5Gi/size: 256Mi/' -e 's/memory: 1Gi/memory: 256Mi/' -e 's/cpu: 250m/cpu: 50m/' \
 	"$ROOT/config/samples/replication.yaml" | "$KUBECTL" apply -f - >/dev/null || fail "kubectl apply the Replication sample"
-phase() { "$KUBECTL" get valkeycluster demo -o jsonpath='{.status.phase}' 2>/dev/null; }
-until_ok 300 sh -c "[ \"\$($KUBECTL get valkeycluster demo -o jsonpath='{.status.phase}')\" = Ready ]" \
-	|| fail "the Replication sample is not Ready (phase $(phase))"
+# The Cluster and Sentinel samples, smaller and renamed, start beside it
+# (their pods come up while the Replication cluster fails over) and are
+# waited for after.
+sed -e 's/^  name: demo$/  name: shards/' -e 's/size: 10Gi/size: 256Mi/' -e 's/memory: 2Gi/memory: 256Mi/' -e 's/cpu: 500m/cpu: 50m/' \
+	"$ROOT/config/samples/cluster.yaml" | "$KUBECTL" apply -f - >/dev/null || fail "kubectl apply the Cluster sample"
+sed -e 's/^  name: demo$/  name: watched/' -e 's/instance: demo$/instance: watched/' -e 's/connectionSecret: demo-valkey/connectionSecret: watched-valkey/' -e 's/size: 2Gi/size: 256Mi/' \
+	"$ROOT/config/samples/sentinel.yaml" | "$KUBECTL" apply -f - >/dev/null || fail "kubectl apply the Sentinel sample"
+phase() { "$KUBECTL" get valkeycluster "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
+ready() { until_ok "$2" sh -c "[ \"\$($KUBECTL get valkeycluster $1 -o jsonpath='{.status.phase}')\" = Ready ]"; }
+ready demo 300 || fail "the Replication sample is not Ready (phase $(phase demo))"
 primary=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
 image=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.containerStatuses[0].image}')
 ok "Replication sample Ready in containers ($image), primary $primary"
@@ -111,6 +118,18 @@ for i in $(seq 1 200); do
 done
 [ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing on the new primary $new"
 ok "the primary's container killed: failover to $new, 0 of 200 acknowledged writes lost"
+
+# The Cluster and Sentinel samples, in containers of the same image.
+ready shards 300 || fail "the Cluster sample is not Ready (phase $(phase shards)): $("$KUBECTL" get valkeycluster shards -o jsonpath='{.status.conditions}')"
+shard_ip=$("$KUBECTL" get pods -l app.kubernetes.io/instance=shards,app.kubernetes.io/name=valkey -o jsonpath='{.items[0].status.podIP}')
+shard_password=$("$KUBECTL" get secret shards-password -o jsonpath='{.data.password}' 2>/dev/null | base64 -d || true)
+masters=$(REDISCLI_AUTH="$shard_password" redis-cli --no-auth-warning -h "$shard_ip" CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_size://p')
+[ "$masters" = 3 ] || fail "the Cluster sample is Ready but CLUSTER INFO says cluster_size ${masters:-?}"
+ok "Cluster sample Ready in containers: 3 shards, each a primary and a replica"
+ready watched 300 || fail "the Sentinel sample is not Ready (phase $(phase watched)): $("$KUBECTL" get valkeycluster watched -o jsonpath='{.status.conditions}')"
+sentinels=$("$KUBECTL" get pods -l app.kubernetes.io/instance=watched,app.kubernetes.io/component=sentinel -o name | wc -l)
+[ "$sentinels" = 3 ] || fail "the Sentinel sample is Ready with $sentinels Sentinel pods"
+ok "Sentinel sample Ready in containers: 3 Valkey pods watched by 3 Sentinels"
 
 "$KUBECTL" -n "$NS" delete pod "$leader" --wait=false >/dev/null
 until_ok 60 sh -c "h=\$($KUBECTL -n $NS get lease logbook-operator -o jsonpath='{.spec.holderIdentity}'); [ -n \"\$h\" ] && [ \"\$h\" != $leader ]" \

@@ -233,6 +233,13 @@ impl LocalContainers {
         self.faults.clone()
     }
 
+    /// The address prefixes (up to a dot) of its pods and ClusterIPs
+    /// (`scripts/node.sh net`), as a client tells its hosts.
+    pub fn host_prefixes(&self) -> Vec<String> {
+        let n = self.faults.file.index;
+        vec![format!("198.18.{n}."), format!("198.19.{n}.")]
+    }
+
     /// The node's name.
     pub fn node_name(&self) -> String {
         format!("logbook-node-{}", self.faults.file.index)

@@ -311,7 +311,67 @@ fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> 
 }
 
 pub fn on_kubernetes() -> bool {
-    std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes")
+    std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes") || on_containers()
+}
+
+/// Whether the end-to-end tests run on the real control plane with the
+/// real node (`LOGBOOK_E2E_NODE=containers`: the kubelet, containerd and
+/// runc running Logbook's images, `make node images`; docs/node.md)
+/// rather than localkube's kubelet. Implies [`on_kubernetes`].
+pub fn on_containers() -> bool {
+    std::env::var("LOGBOOK_E2E_NODE").as_deref() == Ok("containers")
+}
+
+/// Faults on the pods of the node a test runs on.
+pub enum PodFaults {
+    /// localkube's kubelet: pods are host processes.
+    Local(Faults),
+    /// The real node: pods are containers (their cgroups, their network
+    /// namespaces); the client finds their containers.
+    Containers(logbook::local::containers::ContainerFaults, kube::Client),
+}
+
+impl PodFaults {
+    /// SIGKILLs the pod's processes (of one container, if named).
+    pub async fn kill(&self, ns: &str, pod: &str, container: Option<&str>) -> Result<(), String> {
+        match self {
+            Self::Local(f) => f.kill(ns, pod, container).await.map_err(|e| e.to_string()),
+            Self::Containers(f, c) => f
+                .kill(c, ns, pod, container)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Stops the pod's processes without killing them (SIGSTOP on
+    /// localkube, the cgroup freezer on the node).
+    pub async fn freeze(&self, ns: &str, pod: &str) -> Result<(), String> {
+        match self {
+            Self::Local(f) => f.freeze(ns, pod).await.map_err(|e| e.to_string()),
+            Self::Containers(f, c) => f
+                .freeze(c, ns, pod)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Lets a frozen pod run again.
+    pub async fn thaw(&self, ns: &str, pod: &str) -> Result<(), String> {
+        match self {
+            Self::Local(f) => f.thaw(ns, pod).await.map_err(|e| e.to_string()),
+            Self::Containers(f, c) => f.thaw(c, ns, pod).await.map(drop).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Empties the claim's volume under its running pod.
+    pub async fn wipe_pvc_data(&self, ns: &str, claim: &str) -> Result<(), String> {
+        match self {
+            Self::Local(f) => f.wipe_pvc_data(ns, claim).await.map_err(|e| e.to_string()),
+            Self::Containers(f, _) => f.wipe_pvc(ns, claim).map(drop).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// The control plane a test runs on.
@@ -321,6 +381,8 @@ pub(crate) enum Backend {
     /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
     /// with localkube's kubelet and proxy as the node.
     Kubernetes(logbook::local::kubernetes::LocalKubernetes),
+    /// The same control plane with the real node: containers.
+    Containers(logbook::local::containers::LocalContainers),
 }
 
 impl Backend {
@@ -329,6 +391,7 @@ impl Backend {
         match self {
             Self::Local(s) => s.instance().map(|i| i.host_prefixes()).unwrap_or_default(),
             Self::Kubernetes(k) => k.host_prefixes(),
+            Self::Containers(c) => c.host_prefixes(),
         }
     }
 
@@ -337,7 +400,7 @@ impl Backend {
     pub(crate) fn local(&self) -> &RunningServer {
         match self {
             Self::Local(s) => s,
-            Self::Kubernetes(_) => panic!(
+            Self::Kubernetes(_) | Self::Containers(_) => panic!(
                 "this check reads localkube's own records; it cannot run on the real control plane"
             ),
         }
@@ -347,6 +410,7 @@ impl Backend {
         match self {
             Self::Local(s) => s.shutdown().await,
             Self::Kubernetes(k) => k.shutdown().await,
+            Self::Containers(c) => c.shutdown().await,
         }
     }
 }
@@ -359,7 +423,7 @@ pub struct Env {
     conn: kube::Config,
     /// A client of the local API server.
     pub client: kube::Client,
-    faults: Faults,
+    faults: PodFaults,
     /// The operator's sled journal.
     pub journal_dir: PathBuf,
     state_dir: PathBuf,
@@ -410,12 +474,27 @@ impl Env {
         // build's `logbook`.
         let images = operator_image(&root);
         let (server, client, conn, faults, state_dir, operator_token) = if on_kubernetes() {
-            let k = logbook::local::kubernetes::LocalKubernetes::start_with(&root, images)
-                .await
-                .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
-            let client = k.client("admin").await.unwrap();
+            // The operator's image on the real node is the one `make
+            // images` built and the node imported, not this build's binary.
+            let (k, client, admin_kubeconfig, faults, state_dir) = if on_containers() {
+                let c = logbook::local::containers::LocalContainers::start(&root)
+                    .await
+                    .unwrap_or_else(|e| panic!("the real control plane and node did not start: {e}"));
+                let client = c.client("admin").await.unwrap();
+                let admin = c.admin_kubeconfig().to_owned();
+                let faults = PodFaults::Containers(c.faults(), client.clone());
+                (Backend::Containers(c), client, admin, faults, state_dir)
+            } else {
+                let k = logbook::local::kubernetes::LocalKubernetes::start_with(&root, images)
+                    .await
+                    .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"));
+                let client = k.client("admin").await.unwrap();
+                let admin = k.admin_kubeconfig().to_owned();
+                let (faults, node_dir) = (PodFaults::Local(k.faults()), k.node_dir());
+                (Backend::Kubernetes(k), client, admin, faults, node_dir)
+            };
             let mut conn = kube::Config::from_custom_kubeconfig(
-                kube::config::Kubeconfig::read_from(k.admin_kubeconfig()).unwrap(),
+                kube::config::Kubeconfig::read_from(&admin_kubeconfig).unwrap(),
                 &kube::config::KubeConfigOptions::default(),
             )
             .await
@@ -435,10 +514,8 @@ impl Env {
             }
             rbac::install(&client, NS).await;
             let token = rbac::token_request(&client, NS).await;
-            let faults = k.faults();
-            let state_dir = k.node_dir();
             (
-                Backend::Kubernetes(k),
+                k,
                 client,
                 conn,
                 faults,
@@ -465,7 +542,7 @@ impl Env {
             let token = server
                 .service_account_token(NS, rbac::RELEASE, Duration::from_secs(24 * 3600))
                 .unwrap();
-            let faults = server.faults().expect("the kubelet runs");
+            let faults = PodFaults::Local(server.faults().expect("the kubelet runs"));
             (
                 Backend::Local(server),
                 client,
@@ -624,8 +701,8 @@ impl Env {
             .collect()
     }
 
-    /// The fault injector of the kubelet.
-    pub fn faults(&self) -> &Faults {
+    /// The fault injector of the node.
+    pub fn faults(&self) -> &PodFaults {
         &self.faults
     }
 
