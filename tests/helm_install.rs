@@ -208,9 +208,10 @@ impl Local {
         let reply: serde_json::Value = client.request(request).await.unwrap();
         let token = reply["status"]["token"].as_str().unwrap().to_owned();
         let ca = dir.path().join("ca.crt");
-        std::fs::copy(k.ca_file(), &ca).unwrap();
+        std::fs::copy(k.control_plane().ca_file(), &ca).unwrap();
         let operator_kubeconfig = dir.path().join("operator-kubeconfig");
-        k.write_token_kubeconfig(&operator_kubeconfig, &token, &ca)
+        k.control_plane()
+            .write_token_kubeconfig(&operator_kubeconfig, &token, &ca)
             .unwrap();
         Self {
             server: Server::Kubernetes(k),

@@ -228,6 +228,11 @@ impl LocalContainers {
         &self.control_plane.admin
     }
 
+    /// The control plane: its CA, and kubeconfigs for tokens.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
     /// Faults on the node's containers.
     pub fn faults(&self) -> ContainerFaults {
         self.faults.clone()

@@ -59,6 +59,34 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// The cluster CA's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.pki.join("ca.crt")
+    }
+
+    /// Writes to `path` a kubeconfig (mode 0600) that signs in with the
+    /// bearer `token` (a ServiceAccount's) at the API server, trusting the
+    /// CA at `ca` (a copy of [`ControlPlane::ca_file`] a pod can read).
+    ///
+    /// # Errors
+    /// The admin's kubeconfig cannot be read or `path` written.
+    pub fn write_token_kubeconfig(&self, path: &Path, token: &str, ca: &Path) -> Result<()> {
+        let admin = kube::config::Kubeconfig::read_from(&self.admin)
+            .map_err(|e| Error::Local(format!("cannot read the admin kubeconfig: {e}")))?;
+        let server = admin
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .ok_or_else(|| Error::Local("the admin kubeconfig names no server".to_owned()))?;
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: logbook-local\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: logbook-local\n  context: {{cluster: logbook-local, user: token}}\ncurrent-context: logbook-local\n",
+            ca.display()
+        );
+        write_private(path, &text)
+            .map_err(|e| Error::Local(format!("cannot write {}: {e}", path.display())))
+    }
+
     /// Starts it under `dir` with Services in `service_cidr`; returns once
     /// the API server is ready.
     ///
@@ -347,32 +375,9 @@ impl LocalKubernetes {
         &self.control_plane.admin
     }
 
-    /// The cluster CA's certificate (PEM).
-    pub fn ca_file(&self) -> PathBuf {
-        self.control_plane.pki.join("ca.crt")
-    }
-
-    /// Writes to `path` a kubeconfig (mode 0600) that signs in with the
-    /// bearer `token` (a ServiceAccount's) at the API server, trusting the
-    /// CA at `ca` (a copy of [`LocalKubernetes::ca_file`] a pod can read).
-    ///
-    /// # Errors
-    /// The admin's kubeconfig cannot be read or `path` written.
-    pub fn write_token_kubeconfig(&self, path: &Path, token: &str, ca: &Path) -> Result<()> {
-        let admin = kube::config::Kubeconfig::read_from(self.admin_kubeconfig())
-            .map_err(|e| Error::Local(format!("cannot read the admin kubeconfig: {e}")))?;
-        let server = admin
-            .clusters
-            .first()
-            .and_then(|c| c.cluster.as_ref())
-            .and_then(|c| c.server.clone())
-            .ok_or_else(|| Error::Local("the admin kubeconfig names no server".to_owned()))?;
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: logbook-local\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: logbook-local\n  context: {{cluster: logbook-local, user: token}}\ncurrent-context: logbook-local\n",
-            ca.display()
-        );
-        write_private(path, &text)
-            .map_err(|e| Error::Local(format!("cannot write {}: {e}", path.display())))
+    /// The control plane: its CA, and kubeconfigs for tokens.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
     }
 
     /// Fault injection into the node's pods.

@@ -22,9 +22,16 @@ impl Env {
             Backend::Local(server) => server
                 .write_kubeconfig_with_token(path, &self.operator_token)
                 .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
-            Backend::Kubernetes(k) => k
-                .write_token_kubeconfig(path, &self.operator_token, &k.ca_file())
-                .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
+            Backend::Kubernetes(k) => {
+                let cp = k.control_plane();
+                cp.write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
+                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
+            }
+            Backend::Containers(c) => {
+                let cp = c.control_plane();
+                cp.write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
+                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
+            }
         }
     }
 
@@ -33,7 +40,7 @@ impl Env {
     pub fn api_url(&self) -> String {
         match self.server.as_ref().expect("the local cluster runs") {
             Backend::Local(server) => server.url(),
-            Backend::Kubernetes(_) => {
+            Backend::Kubernetes(_) | Backend::Containers(_) => {
                 panic!("this test needs localkube's plain-HTTP API server")
             }
         }

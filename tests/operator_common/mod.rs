@@ -1025,6 +1025,9 @@ impl Env {
             Backend::Kubernetes(k) => {
                 std::fs::copy(k.admin_kubeconfig(), &path).unwrap();
             }
+            Backend::Containers(c) => {
+                std::fs::copy(c.admin_kubeconfig(), &path).unwrap();
+            }
         }
         path
     }
