@@ -176,6 +176,19 @@ test-images:
 test-node:
 	bash scripts/test-node.sh
 
+## test-node-suites: the end-to-end suites on the real node, each test on
+## a control plane and a node of its own (LOGBOOK_E2E_NODE=containers;
+## docs/node.md): Replication failovers by kill and deletion, Sentinel,
+## Cluster (bootstrap, failovers, a reshard), TLS with a renewal, users and
+## password rotation. Not in `make test` (about NODE_SUITES_MINUTES on two
+## cores); `make test-node` is its tier there.
+NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users
+.PHONY: test-node-suites
+test-node-suites:
+	bash scripts/node.sh build
+	IMAGE_PROFILE=dev bash scripts/images.sh
+	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --no-fail-fast $(foreach t,$(NODE_SUITES),--test $(t))
+
 ## node: the real node's binaries (docs/node.md): kubelet and kube-proxy in
 ## .tools/bin/controlplane, containerd, its runc shim, ctr and the CNI
 ## plugins in .tools/bin/node, from their Go modules (controlplane/, node/).

@@ -71,9 +71,13 @@ pub struct LocalContainers {
     control_plane: ControlPlane,
     node: tokio::process::Child,
     provisioner: logbook_localkube::provisioner::Provisioner,
+    faults: ContainerFaults,
+    /// Takes the node down if it is dropped without [`Self::shutdown`].
+    /// Declared before the index's lock: fields drop in order, and the
+    /// index must stay held until the node is down.
+    guard: NodeGuard,
     /// Holds the index (a lock file) for as long as the node runs.
     _instance: logbook_localkube::instance::Instance,
-    faults: ContainerFaults,
 }
 
 impl LocalContainers {
@@ -138,6 +142,7 @@ impl LocalContainers {
                 control_plane,
                 node,
                 provisioner,
+                guard: NodeGuard { index, armed: true },
                 _instance: instance,
                 faults: ContainerFaults {
                     file: NodeFile {
@@ -255,7 +260,29 @@ impl LocalContainers {
         self.provisioner.shutdown().await;
         super::kubernetes::terminate(&mut self.node, Duration::from_secs(20)).await;
         let _ = node_sh(&["down", &self.faults.file.index.to_string()]).await;
+        self.guard.armed = false;
         self.control_plane.stop().await;
+    }
+}
+
+/// Takes the node down when dropped armed: a [`LocalContainers`] never
+/// shut down (a test that panicked, a caller that returned early) would
+/// otherwise leave its containers, containerd and the shims running, as
+/// they live in the node's own cgroups, not under this process.
+struct NodeGuard {
+    index: u8,
+    armed: bool,
+}
+
+impl Drop for NodeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::process::Command::new("bash")
+                .arg(script())
+                .args(["down", &self.index.to_string()])
+                .stdin(Stdio::null())
+                .output();
+        }
     }
 }
 
@@ -344,6 +371,9 @@ impl ContainerFaults {
     }
 
     /// SIGKILLs every process of the container (the kubelet restarts it).
+    /// A frozen container is thawed after: the freezer holds even SIGKILL
+    /// until then (a stopped process dies at once), and the thawed
+    /// processes die before running another instruction.
     ///
     /// # Errors
     /// [`Error::Local`] when the pod or its cgroup is not found.
@@ -369,8 +399,20 @@ impl ContainerFaults {
                     killed += 1;
                 }
             }
+            if self.frozen(&rel) {
+                self.freezer(&rel, "THAWED")?;
+            }
         }
         Ok(format!("killed {killed} process(es) of {namespace}/{pod}"))
+    }
+
+    /// Whether the container's cgroup is frozen (or freezing).
+    fn frozen(&self, rel: &str) -> bool {
+        let path = Path::new(HIERARCHIES)
+            .join("freezer")
+            .join(rel.trim_start_matches('/'))
+            .join("freezer.state");
+        std::fs::read_to_string(path).is_ok_and(|s| s.trim() != "THAWED")
     }
 
     fn freezer(&self, rel: &str, state: &str) -> Result<()> {

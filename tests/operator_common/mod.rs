@@ -361,7 +361,11 @@ impl PodFaults {
     pub async fn thaw(&self, ns: &str, pod: &str) -> Result<(), String> {
         match self {
             Self::Local(f) => f.thaw(ns, pod).await.map_err(|e| e.to_string()),
-            Self::Containers(f, c) => f.thaw(c, ns, pod).await.map(drop).map_err(|e| e.to_string()),
+            Self::Containers(f, c) => f
+                .thaw(c, ns, pod)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -479,7 +483,9 @@ impl Env {
             let (k, client, admin_kubeconfig, faults, state_dir) = if on_containers() {
                 let c = logbook::local::containers::LocalContainers::start(&root)
                     .await
-                    .unwrap_or_else(|e| panic!("the real control plane and node did not start: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("the real control plane and node did not start: {e}")
+                    });
                 let client = c.client("admin").await.unwrap();
                 let admin = c.admin_kubeconfig().to_owned();
                 let faults = PodFaults::Containers(c.faults(), client.clone());
@@ -514,14 +520,7 @@ impl Env {
             }
             rbac::install(&client, NS).await;
             let token = rbac::token_request(&client, NS).await;
-            (
-                k,
-                client,
-                conn,
-                faults,
-                state_dir,
-                token,
-            )
+            (k, client, conn, faults, state_dir, token)
         } else {
             let server = LocalKube::start(Config {
                 workloads: Some(WorkloadsConfig {
