@@ -179,8 +179,9 @@ test-node:
 ## test-node-suites: the end-to-end suites on the real node, each test on
 ## a control plane and a node of its own (LOGBOOK_E2E_NODE=containers;
 ## docs/node.md): Replication failovers by kill and deletion, Sentinel,
-## Cluster (bootstrap, failovers, a reshard), TLS with a renewal, users and
-## password rotation. Not in `make test` (12 minutes here on two
+## Cluster (bootstrap, failovers, volumes lost), TLS with a renewal, users
+## and password rotation (the backup suite does not pass there yet:
+## docs/node.md). Not in `make test` (12 minutes here on two
 ## cores); `make test-node` is its tier there.
 NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users
 .PHONY: test-node-suites

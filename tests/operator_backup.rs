@@ -73,9 +73,9 @@ async fn put_s3_secret_with(env: &Env, s3: &S3Server, key_id: &str, secret_key: 
 /// moto's S3 server with the bucket, localkube and the operator, and the
 /// Secret `backup-s3` naming the server.
 async fn with_s3(name: &str) -> (S3Server, Env) {
-    let s3 = S3Server::start_for_pods();
-    s3.create_bucket(BUCKET);
     let env = Env::start(name).await;
+    let s3 = S3Server::start_at(env.host_for_pods(), None, &[]);
+    s3.create_bucket(BUCKET);
     put_s3_secret(&env, &s3).await;
     (s3, env)
 }

@@ -72,6 +72,8 @@ pub struct LocalContainers {
     node: tokio::process::Child,
     provisioner: logbook_localkube::provisioner::Provisioner,
     faults: ContainerFaults,
+    /// The host's end of the node's link: what a pod reaches the host at.
+    host_ip: Ipv4Addr,
     /// Takes the node down if it is dropped without [`Self::shutdown`].
     /// Declared before the index's lock: fields drop in order, and the
     /// index must stay held until the node is down.
@@ -142,6 +144,7 @@ impl LocalContainers {
                 control_plane,
                 node,
                 provisioner,
+                host_ip,
                 guard: NodeGuard { index, armed: true },
                 _instance: instance,
                 faults: ContainerFaults {
@@ -248,6 +251,12 @@ impl LocalContainers {
     pub fn host_prefixes(&self) -> Vec<String> {
         let n = self.faults.file.index;
         vec![format!("198.18.{n}."), format!("198.19.{n}.")]
+    }
+
+    /// The host's address as the node's pods reach it (the host's end of
+    /// the node's link): where a server on the host listens for them.
+    pub fn host_address(&self) -> Ipv4Addr {
+        self.host_ip
     }
 
     /// The node's name.

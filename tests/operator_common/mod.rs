@@ -700,6 +700,18 @@ impl Env {
             .collect()
     }
 
+    /// An address of the host that this environment's pods reach: where
+    /// a server for them (an S3 endpoint) listens. localkube's pods are
+    /// host processes whose own 127.0.0.1 is the host's, but a server there
+    /// is the host's too: they use 127.0.0.3; a container reaches the host
+    /// at its end of the node's link.
+    pub fn host_for_pods(&self) -> [u8; 4] {
+        match self.server.as_ref() {
+            Some(Backend::Containers(c)) => c.host_address().octets(),
+            _ => [127, 0, 0, 3],
+        }
+    }
+
     /// The fault injector of the node.
     pub fn faults(&self) -> &PodFaults {
         &self.faults
