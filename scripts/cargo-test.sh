@@ -7,9 +7,9 @@
 # The crash sweeps of tests/operator_crash.rs take most of the run's time,
 # nearly all of it waiting on processes (operators crashing and starting
 # again, failovers settling): they run beside everything else, after one
-# build, instead of after it; and in a third lane the short effect sweeps
-# of tests/effect_faults.rs (about 11 minutes on CI) and the short soak of
-# tests/soak.rs (every topology under seeded faults, about 3 minutes).
+# build, instead of after it; then, in the same lane, the short effect
+# sweeps of tests/effect_faults.rs (about 10 minutes on CI) and the short
+# soak of tests/soak.rs (every topology under seeded faults, about 3).
 #
 # LOGBOOK_UNIT_LEAVE_TO_KUBERNETES=1 (`make test` sets it): the suites and
 # effect sweeps that the tier on the real control plane runs
@@ -37,29 +37,28 @@ for p in json.load(sys.stdin)["packages"]:
 fi
 log=$(mktemp)
 crash_log=$(mktemp)
-effect_log=$(mktemp)
-trap 'rm -f "$log" "$crash_log" "$effect_log"' EXIT
+trap 'rm -f "$log" "$crash_log"' EXIT
 status=0
 cargo test --workspace --all-targets --locked --no-run 2>&1 | tee -a "$log" || status=1
 if [ "$status" -eq 0 ]; then
-	# Two lanes beside the main one: the crash sweeps (22 minutes on CI's
-	# two cores, the longest), and the effect sweeps then the soak (about
-	# 12); one lane after the other took 37 minutes.
-	cargo test --workspace --locked --no-fail-fast --test operator_crash >"$crash_log" 2>&1 &
-	crash=$!
+	# One lane beside the main one: the crash sweeps, then the effect
+	# sweeps, then the soak. Three lanes (each of those beside the main
+	# one) made the unit tier 10 minutes shorter, but the load they put on
+	# two cores made a Cluster crash sweep lose acknowledged writes and a
+	# Redis 7 reshard miss a role-label decision (see the closing note of
+	# that stop): defects to fix, not to meet in CI first.
 	{
 		lane=0
+		cargo test --workspace --locked --no-fail-fast --test operator_crash || lane=1
 		cargo test --workspace --locked --no-fail-fast --test effect_faults -- --test-threads=1 "${sweep_skips[@]}" || lane=1
 		cargo test --workspace --locked --no-fail-fast --test soak || lane=1
 		exit "$lane"
-	} >"$effect_log" 2>&1 &
-	effect=$!
+	} >"$crash_log" 2>&1 &
+	crash=$!
 	cargo test --workspace "${targets[@]}" --locked --no-fail-fast -- --skip every_commit_point_of_ --skip effect_sweep_ --skip every_topology_keeps_its_invariants 2>&1 | tee -a "$log" || status=1
 	wait "$crash" || status=1
-	wait "$effect" || status=1
 	echo "---- tests/operator_crash.rs, tests/effect_faults.rs and tests/soak.rs (run beside the others) ----"
 	tee -a "$log" <"$crash_log"
-	tee -a "$log" <"$effect_log"
 fi
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=1
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
