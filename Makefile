@@ -27,8 +27,8 @@ setup:
 ## start in the background during setup). Every cargo command under it runs
 ## with clippy's driver (as lint-build), so none of them builds again; the
 ## suites the real control plane's tier runs are not also run on localkube.
-test: export RUSTC_WORKSPACE_WRAPPER = clippy-driver
-test: export CLIPPY_ARGS = -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
+test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
 test: setup fmt-check lint-build chart test-images unit kubernetes test-node
 
@@ -43,10 +43,11 @@ clippy:
 ## (RUSTC_WORKSPACE_WRAPPER, and CLIPPY_ARGS for -D warnings), so that
 ## clippy's lints cost no second pass over every crate (6 minutes of CI).
 ## Dependencies are built by rustc as always.
+CLIPPY_WRAPPER = clippy-driver
+CLIPPY_DENY = -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 .PHONY: lint-build
 lint-build:
-	RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ \
-		$(CARGO) test $(CARGO_TEST_FLAGS) --no-run
+	RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_WRAPPER) CLIPPY_ARGS=$(CLIPPY_DENY) $(CARGO) test $(CARGO_TEST_FLAGS) --no-run
 
 ## chart: helm lint (strict) and render the chart with each scope; the
 ## deeper checks (schema, RBAC, dry-run apply, promtool) are in tests/helm_chart.rs.

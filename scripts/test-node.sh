@@ -93,7 +93,8 @@ sed -e 's/^  name: demo$/  name: shards/' -e 's/size: 10Gi/size: 256Mi/' -e 's/m
 sed -e 's/^  name: demo$/  name: watched/' -e 's/instance: demo$/instance: watched/' -e 's/connectionSecret: demo-valkey/connectionSecret: watched-valkey/' -e 's/size: 2Gi/size: 256Mi/' \
 	"$ROOT/config/samples/sentinel.yaml" | "$KUBECTL" apply -f - >/dev/null || fail "kubectl apply the Sentinel sample"
 phase() { "$KUBECTL" get valkeycluster "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
-ready() { until_ok "$2" sh -c "[ \"\$($KUBECTL get valkeycluster $1 -o jsonpath='{.status.phase}')\" = Ready ]"; }
+is_ready() { [ "$(phase "$1")" = Ready ]; }
+ready() { until_ok "$2" is_ready "$1"; }
 ready demo 300 || fail "the Replication sample is not Ready (phase $(phase demo))"
 primary=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
 image=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.containerStatuses[0].image}')

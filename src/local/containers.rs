@@ -408,27 +408,29 @@ impl ContainerFaults {
                     killed += 1;
                 }
             }
-            if self.frozen(&rel) {
+            if Self::frozen(&rel) {
                 self.freezer(&rel, "THAWED")?;
             }
         }
         Ok(format!("killed {killed} process(es) of {namespace}/{pod}"))
     }
 
-    /// Whether the container's cgroup is frozen (or freezing).
-    fn frozen(&self, rel: &str) -> bool {
-        let path = Path::new(HIERARCHIES)
+    /// The container's `freezer.state` (`rel` as [`Self::container_cgroups`]
+    /// gives it).
+    fn freezer_state(rel: &str) -> PathBuf {
+        Path::new(HIERARCHIES)
             .join("freezer")
             .join(rel.trim_start_matches('/'))
-            .join("freezer.state");
-        std::fs::read_to_string(path).is_ok_and(|s| s.trim() != "THAWED")
+            .join("freezer.state")
+    }
+
+    /// Whether the container's cgroup is frozen (or freezing).
+    fn frozen(rel: &str) -> bool {
+        std::fs::read_to_string(Self::freezer_state(rel)).is_ok_and(|s| s.trim() != "THAWED")
     }
 
     fn freezer(&self, rel: &str, state: &str) -> Result<()> {
-        let path = Path::new(HIERARCHIES)
-            .join("freezer")
-            .join(rel.trim_start_matches('/'))
-            .join("freezer.state");
+        let path = Self::freezer_state(rel);
         std::fs::write(&path, state)
             .map_err(|e| Error::Local(format!("cannot write {}: {e}", path.display())))
     }

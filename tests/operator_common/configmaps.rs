@@ -18,21 +18,17 @@ impl Env {
     /// operator subprocess: it authenticates as the chart's ServiceAccount,
     /// under the chart's RBAC, as the in-process operators do.
     pub fn write_kubeconfig_to(&self, path: &Path) {
-        match self.server.as_ref().expect("the local cluster runs") {
-            Backend::Local(server) => server
+        let server = self.server.as_ref().expect("the local cluster runs");
+        let written = match server.control_plane() {
+            Some(cp) => cp
+                .write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
+                .map_err(|e| e.to_string()),
+            None => server
+                .local()
                 .write_kubeconfig_with_token(path, &self.operator_token)
-                .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display())),
-            Backend::Kubernetes(k) => {
-                let cp = k.control_plane();
-                cp.write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
-                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
-            }
-            Backend::Containers(c) => {
-                let cp = c.control_plane();
-                cp.write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
-                    .unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
-            }
-        }
+                .map_err(|e| e.to_string()),
+        };
+        written.unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));
     }
 
     /// The local API server's address, `http://<ip>:<port>` (localkube

@@ -410,6 +410,16 @@ impl Backend {
         }
     }
 
+    /// The real control plane (its admin kubeconfig, its CA), or `None`
+    /// on localkube.
+    pub(crate) fn control_plane(&self) -> Option<&logbook::local::kubernetes::ControlPlane> {
+        match self {
+            Self::Local(_) => None,
+            Self::Kubernetes(k) => Some(k.control_plane()),
+            Self::Containers(c) => Some(c.control_plane()),
+        }
+    }
+
     async fn shutdown(self) {
         match self {
             Self::Local(s) => s.shutdown().await,
@@ -1031,14 +1041,12 @@ impl Env {
     /// binary) and returns its path.
     pub fn write_kubeconfig(&self) -> PathBuf {
         let path = self.state_dir.with_file_name("kubeconfig");
-        match self.server.as_ref().unwrap() {
-            Backend::Local(server) => server.write_kubeconfig(&path).unwrap(),
-            Backend::Kubernetes(k) => {
-                std::fs::copy(k.admin_kubeconfig(), &path).unwrap();
+        let server = self.server.as_ref().unwrap();
+        match server.control_plane() {
+            Some(cp) => {
+                std::fs::copy(&cp.admin, &path).unwrap();
             }
-            Backend::Containers(c) => {
-                std::fs::copy(c.admin_kubeconfig(), &path).unwrap();
-            }
+            None => server.local().write_kubeconfig(&path).unwrap(),
         }
         path
     }

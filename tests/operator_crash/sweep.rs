@@ -107,7 +107,7 @@ impl Sweep {
         let setup = format!("{prefix}-setup");
         let first = OperatorProcess::start(&env, &kubeconfig, workdir.path(), &setup, None);
         let s3 = (scenario == Scenario::Backup).then(|| {
-            let s3 = S3Server::start_for_pods();
+            let s3 = S3Server::start_at(env.host_for_pods(), None, &[]);
             s3.create_bucket(BUCKET);
             s3
         });
