@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logbook::valkey::Password;
 use redis::aio::MultiplexedConnection;
@@ -294,13 +294,17 @@ pub async fn slot_map(
     }
 }
 
+/// How long [`missing_in_cluster`] keeps asking for a key no node will
+/// serve before it calls the check failed.
+pub const UNREADABLE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The `acked` keys of prefix `prefix` that the cluster does not hold with
 /// their own number as value, each read with `GET` from its slot's primary
 /// (redirections followed). Read-only.
 ///
 /// # Errors
 /// [`BenchError::Protocol`] when a key cannot be read after retries (its
-/// slot unserved, every node unreachable).
+/// slot unserved, every node unreachable) for [`UNREADABLE_PATIENCE`].
 pub async fn missing_in_cluster(
     seeds: &[String],
     password: Option<&Password>,
@@ -357,15 +361,21 @@ pub async fn missing_in_cluster(
         get.arg(&name);
         let mut last = None;
         let mut value = None;
-        for _ in 0..5 {
+        // Patient as a client is: a node that has just marked a peer
+        // failed (or has just restarted) answers CLUSTERDOWN until gossip
+        // clears it, which Valkey delays by up to twice the node timeout.
+        let give_up = Instant::now() + UNREADABLE_PATIENCE;
+        let mut tries = 0_u32;
+        while value.is_none() {
+            tries += 1;
             match client.route(name.as_bytes(), &get).await {
-                (_, Ok(v)) => {
-                    value = Some(v);
-                    break;
-                }
+                (_, Ok(v)) => value = Some(v),
                 (addr, Err(failure)) => {
-                    last = Some(format!("{failure:?} from {addr:?}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    last = Some(format!("{failure:?} from {addr:?} (try {tries})"));
+                    if Instant::now() >= give_up {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }

@@ -13,7 +13,7 @@ mod kubelet_common;
 
 use std::time::{Duration, Instant};
 
-use kubelet_common::{Harness, pod, pod_ip, ready, start, valkey, valkey_pod};
+use kubelet_common::{Harness, PATIENCE, pod, pod_ip, ready, start, valkey, valkey_pod};
 use serde_json::{Value, json};
 
 const SHORT: Duration = Duration::from_secs(2);
@@ -97,7 +97,7 @@ async fn a_replica_is_seen_by_its_primary_at_its_pod_ip() {
     let ok = valkey(replica, &format!("REPLICAOF {primary} 6379"), SHORT).await;
     assert_eq!(ok.as_deref(), Some("+OK"));
     let want = format!("slave0:ip={replica},");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10 * PATIENCE);
     loop {
         let info = valkey(primary, "INFO replication", SHORT)
             .await
@@ -153,7 +153,7 @@ async fn config_map_volumes_are_materialized_and_refreshed_after_init_containers
     );
     let ip = pod_ip(&p).to_string();
     let logs = h.kubelet().logs();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5 * PATIENCE);
     loop {
         let text = logs
             .logs("default", "cm", Some("main"), None)
@@ -199,7 +199,7 @@ async fn config_map_volumes_are_materialized_and_refreshed_after_init_containers
             &logbook_localkube::WriteCtx::internal("test"),
         )
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5 * PATIENCE);
     loop {
         let text = logs
             .logs("default", "cm", Some("main"), Some(2))
@@ -242,7 +242,7 @@ async fn pvc_data_survives_its_pod_and_can_be_wiped() {
     );
     h.wait_pod("w0", 10, "Ready", ready).await;
     let f = h.state.join("pvc/default/data-0/f");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5 * PATIENCE);
     while std::fs::read_to_string(&f).unwrap_or_default() != "line\n" {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -251,7 +251,7 @@ async fn pvc_data_survives_its_pod_and_can_be_wiped() {
     h.wait_gone("w0", 10).await;
     h.create_pod(writer("w0"));
     h.wait_pod("w0", 10, "Ready", ready).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5 * PATIENCE);
     while std::fs::read_to_string(&f).unwrap_or_default() != "line\nline\n" {
         assert!(
             Instant::now() < deadline,
@@ -370,7 +370,7 @@ async fn deletion_runs_pre_stop_then_sigterm_within_the_grace_period() {
     let started = Instant::now();
     while !(out.path().join("trapped").exists() && out.path().join("stubborn-trapped").exists()) {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(10 * PATIENCE),
             "the containers never set their traps"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -390,7 +390,7 @@ async fn deletion_runs_pre_stop_then_sigterm_within_the_grace_period() {
     h.wait_gone("stubborn", 10).await;
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4 * PATIENCE),
         "{took:?}"
     );
     h.finish().await;
@@ -412,7 +412,9 @@ async fn twelve_valkey_pods_become_ready_quickly() {
         let ip = pod_ip(&h.get_pod(&format!("v{i}")).unwrap());
         assert_eq!(valkey(ip, "PING", SHORT).await.as_deref(), Some("+PONG"));
     }
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // How quickly is a benchmark's business (docs/benchmarks.md); this
+    // bounds only a hang.
+    assert!(took < Duration::from_secs(5 * PATIENCE), "{took:?}");
     h.finish().await;
 }
 
