@@ -90,7 +90,7 @@ pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &Valkey
             mount(DATA_VOLUME, "/data"),
             mount(RESTORE_VOLUME, RESTORE_DIR),
         ]),
-        security_context: spec.security_context.clone(),
+        security_context: Some(restore_security_context(spec)),
         // Its last line says why a load failed (`logbook: restore: …`,
         // never a credential): the kubelet puts it in the container's
         // terminated state, which the operator observes and reports in
@@ -98,6 +98,49 @@ pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &Valkey
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }]);
+}
+
+/// The restore container's security context: it writes the data volume
+/// Valkey then owns, so it runs as the Valkey container does.
+///
+/// - `spec.securityContext` given: that, as the Valkey container has it.
+/// - else the pod's `spec.podSecurityContext` names a user: the pod's
+///   user (nothing set here but the hardening below).
+/// - else the Valkey container runs as its image's user, which the
+///   operator cannot know; the Valkey images run as root (the official
+///   one starts as root and drops to `valkey` after taking `/data`), and
+///   volumes most often start root-owned with mode 0755. The operator's
+///   image would run it as its user 65532, which cannot write there
+///   (found on the real node: `Permission denied` on
+///   `/data/dump.rdb.partial`). So it runs as root, with no capability
+///   and no privilege escalation: it writes a volume its owner can.
+///
+/// In every case: no privilege escalation, every capability dropped, a
+/// read-only root filesystem (it writes only the data volume).
+pub fn restore_security_context(
+    spec: &ValkeyClusterSpec,
+) -> k8s_openapi::api::core::v1::SecurityContext {
+    use k8s_openapi::api::core::v1::{Capabilities, SecurityContext};
+    let mut sc = spec.security_context.clone().unwrap_or_else(|| {
+        let pod_user = spec
+            .pod_security_context
+            .as_ref()
+            .is_some_and(|p| p.run_as_user.is_some());
+        SecurityContext {
+            run_as_user: (!pod_user).then_some(0),
+            run_as_non_root: (!pod_user).then_some(false),
+            ..SecurityContext::default()
+        }
+    });
+    sc.allow_privilege_escalation.get_or_insert(false);
+    sc.read_only_root_filesystem.get_or_insert(true);
+    if sc.capabilities.is_none() {
+        sc.capabilities = Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        });
+    }
+    sc
 }
 
 /// What `logbook restore-fetch` reads: the bucket, and by pod ordinal the
@@ -251,5 +294,38 @@ mod tests {
         let err = RestoreFetchPlan::parse("bucket b\nshard x 1 ab k\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
         assert!(RestoreFetchPlan::parse("region r\n").is_err());
+    }
+
+    fn spec(yaml: &str) -> ValkeyClusterSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_restore_runs_as_the_valkey_container_does() {
+        // Nothing said: root (the Valkey images' user), hardened, never
+        // the operator image's 65532 that cannot write a root-owned volume.
+        let sc = restore_security_context(&spec("topology: Standalone\n"));
+        assert_eq!(sc.run_as_user, Some(0));
+        assert_eq!(sc.run_as_non_root, Some(false));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            sc.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".to_owned()])
+        );
+        // The pod names its user: that one.
+        let sc = restore_security_context(&spec(
+            "topology: Standalone\npodSecurityContext: {runAsUser: 999, fsGroup: 999}\n",
+        ));
+        assert_eq!(sc.run_as_user, None);
+        assert_eq!(sc.run_as_non_root, None);
+        // The Valkey container's own context: as it is, hardened.
+        let sc = restore_security_context(&spec(
+            "topology: Standalone\nsecurityContext: {runAsUser: 1000, runAsNonRoot: true, allowPrivilegeEscalation: true}\n",
+        ));
+        assert_eq!(sc.run_as_user, Some(1000));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(true));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
     }
 }
