@@ -157,9 +157,10 @@ pub struct SoakArgs {
     /// beside this binary).
     #[arg(long)]
     pub operator_binary: Option<PathBuf>,
-    /// `local` (localkube, in process) or `kubernetes` (the real control
+    /// `local` (localkube, in process), `kubernetes` (the real control
     /// plane that `make controlplane` builds, with localkube's kubelet and
-    /// proxy as its node).
+    /// proxy as its node) or `containers` (that control plane with the
+    /// real node, `make node` and `make images`: pods in containers).
     #[arg(long, default_value = "local")]
     pub control_plane: String,
 }
@@ -666,7 +667,7 @@ async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
     };
     let control_plane = crate::soak::ControlPlane::parse(&args.control_plane).ok_or_else(|| {
         Error::Harness(format!(
-            "--control-plane {}: expected local or kubernetes",
+            "--control-plane {}: expected local, kubernetes or containers",
             args.control_plane
         ))
     })?;

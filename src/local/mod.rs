@@ -13,6 +13,7 @@
 pub mod containers;
 mod fault;
 pub mod kubernetes;
+pub mod pod_faults;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -274,22 +274,37 @@ impl Drop for Operator {
     }
 }
 
-/// Whether the end-to-end tests run on the real Kubernetes control plane
-/// (`LOGBOOK_E2E_CONTROL_PLANE=kubernetes`; `make controlplane` builds it)
-/// rather than on localkube (the default).
 /// `kubectl apply -f config/samples/<name>`, with the real kubectl, as a
 /// user would.
 pub fn apply_sample(env: &Env, name: &str) {
+    apply_sample_edited(env, name, |text| text);
+}
+
+/// `kubectl apply -f -` of `config/samples/<name>` as `edit` leaves it: a
+/// sample a user adapts to where they run it (an endpoint, say).
+pub fn apply_sample_edited(env: &Env, name: &str, edit: impl FnOnce(String) -> String) {
+    use std::io::Write as _;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kubectl = root.join(".tools/bin/kubectl");
     assert!(kubectl.exists(), "kubectl not found: run `make setup`");
-    let out = std::process::Command::new(kubectl)
+    let text = std::fs::read_to_string(root.join("config/samples").join(name))
+        .unwrap_or_else(|e| panic!("config/samples/{name}: {e}"));
+    let mut child = std::process::Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(env.write_kubeconfig())
-        .args(["--namespace", NS, "apply", "-f"])
-        .arg(root.join("config/samples").join(name))
-        .output()
+        .args(["--namespace", NS, "apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(edit(text).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "kubectl apply -f config/samples/{name}: {}",

@@ -57,6 +57,8 @@ use self::servers::{
 };
 use super::resolve::Target;
 use super::writer::{WriteProbe, WriteProbeConfig};
+use logbook::local::pod_faults::PodFaults;
+
 use super::{BenchError, harness};
 
 const NS: &str = "default";
@@ -99,6 +101,10 @@ pub enum ControlPlane {
     /// (built by `make controlplane`), with localkube's kubelet and proxy
     /// as the node.
     Kubernetes,
+    /// The same control plane with the real node: kubelet, containerd
+    /// and runc running `make images`' images (`make node`;
+    /// docs/node.md). The operator still runs on the host.
+    Containers,
 }
 
 impl ControlPlane {
@@ -107,6 +113,7 @@ impl ControlPlane {
         match s.to_ascii_lowercase().as_str() {
             "local" => Some(ControlPlane::Local),
             "kubernetes" => Some(ControlPlane::Kubernetes),
+            "containers" => Some(ControlPlane::Containers),
             _ => None,
         }
     }
@@ -115,6 +122,7 @@ impl ControlPlane {
         match self {
             ControlPlane::Local => "local",
             ControlPlane::Kubernetes => "kubernetes",
+            ControlPlane::Containers => "containers",
         }
     }
 }
@@ -197,20 +205,21 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
                 let faults = server
                     .faults()
                     .ok_or_else(|| harness("faults")("no kubelet".into()))?;
-                soak(dir.path(), kubeconfig, client, faults, config).await
+                soak(
+                    dir.path(),
+                    kubeconfig,
+                    client,
+                    PodFaults::Local(faults),
+                    config,
+                )
+                .await
             }
             .await;
             super::stop_local_kube(dir.path(), server).await;
             (dir, result)
         }
         ControlPlane::Kubernetes => {
-            let dir = tempfile::Builder::new()
-                .prefix(&prefix)
-                .tempdir()
-                .map_err(|source| BenchError::Io {
-                    what: "a work directory".into(),
-                    source,
-                })?;
+            let dir = work_dir(&prefix)?;
             let k = logbook::local::kubernetes::LocalKubernetes::start(dir.path())
                 .await
                 .map_err(|e| harness("the real control plane")(e.to_string()))?;
@@ -219,10 +228,35 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
                 let client = logbook::kube_client::client(Some(&kubeconfig))
                     .await
                     .map_err(|e| harness("client")(e.to_string()))?;
-                soak(dir.path(), kubeconfig.clone(), client, k.faults(), config).await
+                let faults = PodFaults::Local(k.faults());
+                soak(dir.path(), kubeconfig.clone(), client, faults, config).await
             }
             .await;
             k.shutdown().await;
+            (dir, result)
+        }
+        ControlPlane::Containers => {
+            let dir = work_dir(&prefix)?;
+            // The work directory's real path: the node mounts volumes
+            // under it by name.
+            let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
+                what: "the work directory".into(),
+                source,
+            })?;
+            let c = logbook::local::containers::LocalContainers::start(&root)
+                .await
+                .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
+            let kubeconfig = c.admin_kubeconfig().to_path_buf();
+            let result = async {
+                let client = c
+                    .client("admin")
+                    .await
+                    .map_err(|e| harness("client")(e.to_string()))?;
+                let faults = PodFaults::Containers(c.faults(), client.clone());
+                soak(&root, kubeconfig.clone(), client, faults, config).await
+            }
+            .await;
+            c.shutdown().await;
             (dir, result)
         }
     };
@@ -232,6 +266,17 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
         report.kept = Some(dir.keep());
     }
     Ok(report)
+}
+
+/// A fresh work directory named `prefix…`.
+fn work_dir(prefix: &str) -> Result<tempfile::TempDir, BenchError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })
 }
 
 fn spec_of(topology: SoakTopology) -> serde_json::Value {
@@ -267,7 +312,7 @@ async fn soak(
     dir: &Path,
     kubeconfig: PathBuf,
     client: kube::Client,
-    faults: logbook_localkube::kubelet::Faults,
+    faults: PodFaults,
     config: &SoakConfig,
 ) -> Result<SoakReport, BenchError> {
     let mut operator = Operator {
@@ -591,7 +636,7 @@ async fn inject(
     n: usize,
     config: &SoakConfig,
     shared: &Shared,
-    faults: &logbook_localkube::kubelet::Faults,
+    faults: &PodFaults,
     pods: &Api<Pod>,
     vkcs: &Api<ValkeyCluster>,
     operator: &mut Operator,

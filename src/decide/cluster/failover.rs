@@ -20,8 +20,10 @@
 //!
 //! A timeout alone is never death: one a replica still hears through is
 //! left to Valkey's own detection (`cluster-node-timeout`). Once
-//! a replica of the shard flags the primary `fail`, Valkey's election is
-//! under way and the operator does not race it; and nothing is decided
+//! a replica of the shard flags a dead or hung primary `fail`, Valkey's
+//! election is under way and the operator does not race it (a primary
+//! that restarted behind its replica is handed over whatever the flags
+//! say: [`decide_behind`]); and nothing is decided
 //! while an intent is in flight, so a shard never gets two failovers at
 //! once.
 
@@ -226,10 +228,16 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) 
     for shard in shards {
         let (verdict, why) = judge(view, &shard, policy);
         let (mode, failures, death) = match verdict {
+            // Not gated on Valkey's election: a replica may still flag a
+            // primary that restarted in place `fail` while no election
+            // can win (the restarted primary does not vote, and the
+            // others refuse once they see it answer again), and waiting
+            // on it let the boot fence run out and the replica resync
+            // from the emptied primary (docs/robustness.md). The primary
+            // answers, so no partitioned side serves on; an election that
+            // does win promotes the same best replica.
             Verdict::Alive => {
-                if !valkey_electing(view, &shard) {
-                    out.extend(decide_behind(view, &shard));
-                }
+                out.extend(decide_behind(view, &shard));
                 continue;
             }
             Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures, true),

@@ -250,6 +250,39 @@ fn a_primary_restored_from_a_snapshot_behind_its_replica_is_failed_over_too() {
 }
 
 #[test]
+fn a_restarted_primary_behind_its_replica_is_handed_over_even_while_the_replica_flags_it_failed() {
+    // Seen in a crash sweep under load: demo-1 restarted from its RDB,
+    // behind demo-4, which still flagged it `fail`. No election won (the
+    // restarted primary does not vote; the others saw it answer again);
+    // an operator that waited on Valkey let the 30 s boot fence run out,
+    // and demo-4 resynced from demo-1, losing 84 acknowledged writes.
+    let mut g = Given::formed();
+    g.repl(1, LinkStatus::NotReplica, 3_000, 7);
+    let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    peers[1].2 = PeerHealth::Failed;
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: Some((1, 0)),
+            slots: Vec::new(),
+            epoch: 5,
+        },
+        &peers,
+        &[],
+    );
+    g.repl(4, LinkStatus::Syncing, 5_000, 7);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Takeover
+        }]
+    );
+}
+
+#[test]
 fn a_replica_that_already_resynced_or_never_was_ahead_changes_nothing() {
     // Too late: the replica took the primary's new history.
     let mut g = restarted_in_place(LinkStatus::Syncing);
