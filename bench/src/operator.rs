@@ -81,9 +81,89 @@ pub(crate) async fn start_local() -> Result<
     Ok((server, operator, client, dir))
 }
 
+/// Where an operator bench's pods run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchNode {
+    /// localkube's kubelet: pods are host processes.
+    Process,
+    /// The real control plane and node (kubelet, containerd, runc; `make
+    /// controlplane node images`): pods are containers of `make images`.
+    Containers,
+}
+
+impl BenchNode {
+    /// How a table names the rows of this node.
+    pub fn label(self) -> &'static str {
+        match self {
+            BenchNode::Process => "operator:",
+            BenchNode::Containers => "operator, containers:",
+        }
+    }
+}
+
+/// What an operator bench's cluster runs on.
+enum Backend {
+    Local(logbook_localkube::RunningServer),
+    Containers(Box<logbook::local::containers::LocalContainers>),
+}
+
+/// The real control plane and node in a new work directory, the operator
+/// beside them on the host (sled journal) and a client.
+async fn start_containers() -> Result<
+    (
+        Backend,
+        logbook::local_cluster::OperatorTask,
+        kube::Client,
+        tempfile::TempDir,
+    ),
+    BenchError,
+> {
+    let dir = tempfile::Builder::new()
+        .prefix("logbook-bench-node-")
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })?;
+    // The node mounts volumes under the work directory by its real path.
+    let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
+        what: "the work directory".into(),
+        source,
+    })?;
+    let node = logbook::local::containers::LocalContainers::start(&root)
+        .await
+        .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
+    let kubeconfig = node.admin_kubeconfig().to_path_buf();
+    let started = async {
+        let operator = logbook::local_cluster::start_operator(
+            &kubeconfig,
+            logbook::journal_store::JournalBackend::Sled,
+            &root.join("journal"),
+        )
+        .await
+        .map_err(|e| harness("operator")(e.to_string()))?;
+        let client = node
+            .client("admin")
+            .await
+            .map_err(|e| harness("client")(e.to_string()))?;
+        Ok::<_, BenchError>((operator, client))
+    }
+    .await;
+    match started {
+        Ok((operator, client)) => Ok((Backend::Containers(Box::new(node)), operator, client, dir)),
+        Err(e) => {
+            node.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
 /// A local cluster with the operator, torn down on drop of its parts.
 pub struct OperatorBench {
-    server: logbook_localkube::RunningServer,
+    server: Backend,
+    faults: logbook::local::pod_faults::PodFaults,
+    /// From the ValkeyCluster's creation to its first Ready.
+    ready_in: Duration,
     operator: Option<logbook::local_cluster::OperatorTask>,
     client: kube::Client,
     password: Option<Password>,
@@ -122,9 +202,34 @@ impl OperatorBench {
     /// # Errors
     /// As [`OperatorBench::start`].
     pub async fn start_topology(sentinel: bool) -> Result<Self, BenchError> {
-        let (server, operator, client, dir) = start_local().await?;
+        Self::start_on(BenchNode::Process, sentinel).await
+    }
+
+    /// As [`OperatorBench::start_topology`], its pods on `node`.
+    ///
+    /// # Errors
+    /// As [`OperatorBench::start`].
+    pub async fn start_on(node: BenchNode, sentinel: bool) -> Result<Self, BenchError> {
+        let (server, operator, client, dir) = match node {
+            BenchNode::Process => {
+                let (server, operator, client, dir) = start_local().await?;
+                (Backend::Local(server), operator, client, dir)
+            }
+            BenchNode::Containers => start_containers().await?,
+        };
+        let faults = match &server {
+            Backend::Local(s) => logbook::local::pod_faults::PodFaults::Local(
+                s.faults()
+                    .ok_or_else(|| harness("faults")("no kubelet".into()))?,
+            ),
+            Backend::Containers(c) => {
+                logbook::local::pod_faults::PodFaults::Containers(c.faults(), client.clone())
+            }
+        };
         let mut bench = OperatorBench {
             server,
+            faults,
+            ready_in: Duration::ZERO,
             operator: Some(operator),
             client,
             password: None,
@@ -138,12 +243,16 @@ impl OperatorBench {
     }
 
     async fn create(&mut self) -> Result<(), BenchError> {
+        let debug = match self.server {
+            Backend::Local(_) => "local",
+            Backend::Containers(_) => "yes",
+        };
         let spec = if self.sentinel {
             serde_json::json!({
                 "topology": "Sentinel",
                 "replicas": 3,
                 "storage": {"persistence": "None"},
-                "config": {"enable-debug-command": "local"},
+                "config": {"enable-debug-command": debug},
                 "sentinel": {
                     "replicas": 3,
                     "quorum": 2,
@@ -156,8 +265,9 @@ impl OperatorBench {
                 "topology": "Replication",
                 "replicas": 3,
                 "storage": {"persistence": "None"},
-                // DEBUG SLEEP from the host (a local connection here).
-                "config": {"enable-debug-command": "local"}
+                // DEBUG SLEEP from the host: a local connection on
+                // localkube, the node's link into a container.
+                "config": {"enable-debug-command": debug}
             })
         };
         let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
@@ -168,10 +278,12 @@ impl OperatorBench {
         }))
         .map_err(|e| harness("the ValkeyCluster")(e.to_string()))?;
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), NS);
+        let created = Instant::now();
         api.create(&PostParams::default(), &vkc)
             .await
             .map_err(|e| harness("creating the ValkeyCluster")(e.to_string()))?;
         self.wait_ready(Duration::from_secs(120)).await?;
+        self.ready_in = created.elapsed();
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
         let secret = secrets
             .get(&format!("{NAME}-password"))
@@ -309,17 +421,14 @@ impl OperatorBench {
         config.wait_replicas = true;
         let probe = WriteProbe::start(config);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let faults = self
-            .server
-            .faults()
-            .ok_or_else(|| harness("faults")("no kubelet".into()))?;
+        let faults = &self.faults;
         let fault_at = std::time::Instant::now();
         let fault_wall = chrono::Utc::now();
         match scenario {
             Scenario::Kill => faults
                 .kill(NS, &primary, None)
                 .await
-                .map_err(|e| harness("kill")(e.to_string()))?,
+                .map_err(harness("kill"))?,
             Scenario::DeletePod => {
                 Api::<Pod>::namespaced(self.client.clone(), NS)
                     .delete(&primary, &DeleteParams::default())
@@ -329,7 +438,7 @@ impl OperatorBench {
             Scenario::Freeze => faults
                 .freeze(NS, &primary)
                 .await
-                .map_err(|e| harness("freeze")(e.to_string()))?,
+                .map_err(harness("freeze"))?,
             Scenario::DebugSleep => {
                 crate::slow_command::debug_sleep(
                     &format!("{primary_ip}:6379"),
@@ -384,10 +493,7 @@ impl OperatorBench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if scenario == Scenario::Freeze {
-            faults
-                .thaw(NS, &primary)
-                .await
-                .map_err(|e| harness("thaw")(e.to_string()))?;
+            faults.thaw(NS, &primary).await.map_err(harness("thaw"))?;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = probe.stop().await;
@@ -427,6 +533,12 @@ impl OperatorBench {
         })
     }
 
+    /// From the ValkeyCluster's creation to its first Ready (every pod
+    /// started, ready and in sync).
+    pub fn ready_in(&self) -> Duration {
+        self.ready_in
+    }
+
     /// `--trace`: each run's client attempts around the fault are
     /// printed to stderr with the fault's wall-clock time (the operator's
     /// journal and log use the same clock), and the journal is kept when
@@ -442,7 +554,10 @@ impl OperatorBench {
             let _ = stop.send(());
             let _ = task.await;
         }
-        self.server.shutdown().await;
+        match self.server {
+            Backend::Local(server) => server.shutdown().await,
+            Backend::Containers(node) => (*node).shutdown().await,
+        }
         if self.trace {
             let kept = self._dir.keep();
             eprintln!(

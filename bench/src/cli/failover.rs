@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::{Result, bench_err};
 use crate::cluster_reference::run_cluster_reference;
+use crate::operator::BenchNode;
 use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, SHARDS};
 use crate::record::Record;
 use crate::{
@@ -57,6 +58,12 @@ pub struct FailoverArgs {
     /// Skip the rows of the same cluster run as `topology: Sentinel`.
     #[arg(long)]
     pub no_sentinel_topology: bool,
+    /// Where the Replication operator rows' pods run (comma-separated):
+    /// `process` (localkube's kubelet), `containers` (the real node,
+    /// docs/node.md), or both in one run, each containers row compared
+    /// with its process row.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "process")]
+    pub node: Vec<BenchNode>,
     /// Replication rows: print each run's client attempts around the
     /// fault (stderr, with the fault's wall-clock time) and keep the
     /// operator's journal, to see where a window's time went.
@@ -227,7 +234,14 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
     for row in rows {
         let name = &row.scenario;
         let no_failover = name.contains("DEBUG SLEEP") || name.contains("SORT");
-        let reference = if no_failover {
+        let on_containers = name.strip_prefix(BenchNode::Containers.label());
+        let reference = if let Some(rest) = on_containers {
+            // The same row with the pods as host processes, same run.
+            let process = format!("{}{rest}", BenchNode::Process.label());
+            rows.iter()
+                .any(|r| r.scenario == process)
+                .then(|| format!("{process} p50"))
+        } else if no_failover {
             None
         } else if name.starts_with("cluster, operator") {
             cluster_alone(name)
@@ -455,16 +469,43 @@ async fn failover_replication(
     .into_iter()
     .filter(|(s, _)| args.runs(Only::from(*s)))
     .collect();
-    if !plan.is_empty() && args.topology != Topologies::Sentinel {
+    for node in &args.node {
+        if plan.is_empty() || args.topology == Topologies::Sentinel {
+            break;
+        }
         writeln!(
             out,
-            "starting localkube, the operator and a 3-pod Replication cluster ..."
+            "starting {}, the operator and a 3-pod Replication cluster ...",
+            match node {
+                BenchNode::Process => "localkube",
+                BenchNode::Containers => "the real control plane and node",
+            }
         )?;
-        let bench = OperatorBench::start()
+        out.flush()?;
+        let bench = OperatorBench::start_on(*node, false)
             .await
             .map_err(bench_err)?
             .traced(args.trace);
-        let result = scenarios(&bench, &plan, "operator:", &mut rows, out).await;
+        let ready_ms = bench.ready_in().as_secs_f64() * 1000.0;
+        writeln!(
+            out,
+            "{} a new 3-pod Replication cluster Ready in {ready_ms:.0} ms",
+            node.label()
+        )?;
+        let ready = format!("{} a new 3-pod Replication cluster to Ready", node.label());
+        match node {
+            BenchNode::Process => rec.figure(ready, ready_ms, "ms"),
+            BenchNode::Containers => rec.compared(
+                ready,
+                ready_ms,
+                "ms",
+                format!(
+                    "{} a new 3-pod Replication cluster to Ready",
+                    BenchNode::Process.label()
+                ),
+            ),
+        }
+        let result = scenarios(&bench, &plan, node.label(), &mut rows, out).await;
         bench.stop().await;
         result?;
     }
