@@ -267,7 +267,20 @@ impl ClusterRuntime {
                 reason: format!("the decision could not be written to the journal: {err}"),
             })
             .collect();
-        self.stage(abandoned, None, false)?;
+        if self.stage(abandoned, None, false)?.is_empty() {
+            // Not leading when the decision was to be journaled, so
+            // nothing was: the journal would show a decision due and none
+            // taken. `orphans_found` forgets the takeover only if the lead
+            // is still lost when it looks; a starved renewal regains it at
+            // the same epoch within milliseconds (seen under CI load), and
+            // the silence went unexplained (`replay audit`'s
+            // missed-decision, a Redis 7 reshard at seq 314: its role
+            // labels decided by replay, not by the runtime, whose next
+            // decision came after the pod it concerned was gone). Forget
+            // it here: the next sync journals a takeover, as after a
+            // restart.
+            self.taken_over = None;
+        }
         self.back_off();
         Ok(())
     }
