@@ -181,15 +181,17 @@ test-node:
 ## a control plane and a node of its own (LOGBOOK_E2E_NODE=containers;
 ## docs/node.md): Replication failovers by kill and deletion, Sentinel,
 ## Cluster (bootstrap, failovers, volumes lost), TLS with a renewal, users
-## and password rotation (the backup suite does not pass there yet:
-## docs/node.md). Not in `make test` (12 minutes here on two
-## cores); `make test-node` is its tier there.
-NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users
+## and password rotation, backups and restores, reshards (atomic and the
+## classic pipeline of Redis 7); then the short soak of every topology on
+## the node. Not in `make test` (about 30 minutes here on two cores);
+## `make test-node` is its tier there.
+NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users operator_backup operator_reshard operator_reshard_classic
 .PHONY: test-node-suites
 test-node-suites:
 	bash scripts/node.sh build
 	IMAGE_PROFILE=dev bash scripts/images.sh
 	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --no-fail-fast $(foreach t,$(NODE_SUITES),--test $(t))
+	$(CARGO) run --locked -p logbook-bench -- soak --topology all --seed 20261126 --duration-seconds 60 --interval-seconds 6 --control-plane containers --operator-binary target/debug/logbook
 
 ## node: the real node's binaries (docs/node.md): kubelet and kube-proxy in
 ## .tools/bin/controlplane, containerd, its runc shim, ctr and the CNI
