@@ -62,19 +62,6 @@ async fn connect(addr: SocketAddr, password: Option<&str>) -> redis::aio::Multip
         .unwrap()
 }
 
-/// Bytes that LZF cannot shrink, so the RDB is as large as the data.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
 /// Writes `small` short strings and `big` incompressible values of
 /// `big_len` bytes, plus a hash, a list, a set and a hash with a field
 /// TTL; returns the strings.
@@ -96,7 +83,7 @@ async fn fill(
     for i in 0..big {
         expected.insert(
             format!("big:{i}"),
-            noise(u64::try_from(i).unwrap() + 1, big_len),
+            logbook_bench::noise(u64::try_from(i).unwrap() + 1, big_len),
         );
     }
     let entries: Vec<_> = expected.iter().collect();

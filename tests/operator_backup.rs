@@ -162,18 +162,8 @@ async fn write_values(addr: &str, password: &str, prefix: &str, count: u64, size
     let mut con = connect(addr, password).await;
     // Values the RDB cannot compress (a repeated byte shrinks 30-fold
     // under LZF, and a stream meant to take a moment is over at once on
-    // a fast node): printable bytes from a xorshift per key.
-    let value = |k: u64| {
-        let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                b'!' + u8::try_from(x % 94).unwrap()
-            })
-            .collect::<Vec<u8>>()
-    };
+    // a fast node).
+    let value = |k: u64| logbook_bench::noise(k + 1, size);
     let mut n = 0;
     while n < count {
         let end = (n + 500).min(count);

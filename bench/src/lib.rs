@@ -286,6 +286,62 @@ pub(crate) fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchEr
     }
 }
 
+/// A fresh work directory named `prefix…`.
+///
+/// # Errors
+/// [`BenchError::Io`] when it cannot be made.
+pub(crate) fn work_dir(prefix: &str) -> Result<tempfile::TempDir, BenchError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            what: "a work directory".into(),
+            source,
+        })
+}
+
+/// A fresh work directory named `prefix…` (and its real path: the node
+/// mounts volumes under it by name) with the real control plane and node
+/// in it (`make controlplane node images`; docs/node.md). Stop it with
+/// `shutdown`.
+///
+/// # Errors
+/// [`BenchError`] when the directory or the node cannot be had.
+pub(crate) async fn start_containers(
+    prefix: &str,
+) -> Result<
+    (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        logbook::local::containers::LocalContainers,
+    ),
+    BenchError,
+> {
+    let dir = work_dir(prefix)?;
+    let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
+        what: "the work directory".into(),
+        source,
+    })?;
+    let node = logbook::local::containers::LocalContainers::start(&root)
+        .await
+        .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
+    Ok((dir, root, node))
+}
+
+/// `len` bytes that LZF cannot shrink (a xorshift from `seed`), so an RDB
+/// is as large as the data it holds.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 /// A fresh work directory named `prefix…` and an in-process localkube
 /// with its process kubelet and proxy, pods' state under `workloads/`
 /// in it: what the operator benches and the soak run on. Stop it with
@@ -296,13 +352,7 @@ pub(crate) fn harness(what: impl Into<String>) -> impl FnOnce(String) -> BenchEr
 pub(crate) async fn start_local_kube(
     prefix: &str,
 ) -> Result<(tempfile::TempDir, logbook_localkube::RunningServer), BenchError> {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })?;
+    let dir = work_dir(prefix)?;
     let server = logbook_localkube::LocalKube::start(logbook_localkube::Config {
         workloads: Some(logbook_localkube::WorkloadsConfig {
             state_dir: dir.path().join("workloads"),

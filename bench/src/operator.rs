@@ -118,21 +118,7 @@ async fn start_containers() -> Result<
     ),
     BenchError,
 > {
-    let dir = tempfile::Builder::new()
-        .prefix("logbook-bench-node-")
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })?;
-    // The node mounts volumes under the work directory by its real path.
-    let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
-        what: "the work directory".into(),
-        source,
-    })?;
-    let node = logbook::local::containers::LocalContainers::start(&root)
-        .await
-        .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
+    let (dir, root, node) = super::start_containers("logbook-bench-node-").await?;
     let kubeconfig = node.admin_kubeconfig().to_path_buf();
     let started = async {
         let operator = logbook::local_cluster::start_operator(

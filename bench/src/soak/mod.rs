@@ -219,7 +219,7 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
             (dir, result)
         }
         ControlPlane::Kubernetes => {
-            let dir = work_dir(&prefix)?;
+            let dir = super::work_dir(&prefix)?;
             let k = logbook::local::kubernetes::LocalKubernetes::start(dir.path())
                 .await
                 .map_err(|e| harness("the real control plane")(e.to_string()))?;
@@ -236,16 +236,7 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
             (dir, result)
         }
         ControlPlane::Containers => {
-            let dir = work_dir(&prefix)?;
-            // The work directory's real path: the node mounts volumes
-            // under it by name.
-            let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
-                what: "the work directory".into(),
-                source,
-            })?;
-            let c = logbook::local::containers::LocalContainers::start(&root)
-                .await
-                .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
+            let (dir, root, c) = super::start_containers(&prefix).await?;
             let kubeconfig = c.admin_kubeconfig().to_path_buf();
             let result = async {
                 let client = c
@@ -266,17 +257,6 @@ pub async fn run_soak(config: &SoakConfig) -> Result<SoakReport, BenchError> {
         report.kept = Some(dir.keep());
     }
     Ok(report)
-}
-
-/// A fresh work directory named `prefix…`.
-fn work_dir(prefix: &str) -> Result<tempfile::TempDir, BenchError> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .map_err(|source| BenchError::Io {
-            what: "a work directory".into(),
-            source,
-        })
 }
 
 fn spec_of(topology: SoakTopology) -> serde_json::Value {

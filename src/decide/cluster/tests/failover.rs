@@ -140,11 +140,8 @@ fn a_deleted_primary_pod_is_death_at_once() {
     );
 }
 
-#[test]
-fn the_operator_never_races_an_election_valkey_started() {
-    let mut g = Given::formed();
-    g.reach(1, Reachability::Refused)
-        .reach(1, Reachability::Refused);
+/// demo-4, replica of demo-1, reports demo-1 `fail`.
+fn flags_its_primary_failed(g: &mut Given) {
     let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
     peers[1].2 = PeerHealth::Failed;
     g.report(
@@ -158,6 +155,14 @@ fn the_operator_never_races_an_election_valkey_started() {
         &peers,
         &[],
     );
+}
+
+#[test]
+fn the_operator_never_races_an_election_valkey_started() {
+    let mut g = Given::formed();
+    g.reach(1, Reachability::Refused)
+        .reach(1, Reachability::Refused);
+    flags_its_primary_failed(&mut g);
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
 
@@ -258,19 +263,7 @@ fn a_restarted_primary_behind_its_replica_is_handed_over_even_while_the_replica_
     // and demo-4 resynced from demo-1, losing 84 acknowledged writes.
     let mut g = Given::formed();
     g.repl(1, LinkStatus::NotReplica, 3_000, 7);
-    let mut peers: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
-    peers[1].2 = PeerHealth::Failed;
-    g.report(
-        &Node {
-            i: 4,
-            g: 0,
-            primary_of: Some((1, 0)),
-            slots: Vec::new(),
-            epoch: 5,
-        },
-        &peers,
-        &[],
-    );
+    flags_its_primary_failed(&mut g);
     g.repl(4, LinkStatus::Syncing, 5_000, 7);
     assert_eq!(
         g.intents(),
