@@ -523,9 +523,12 @@ async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it()
         .flatten()
         .filter(|p| matches!(p.intent, logbook_journal::Intent::ClusterFailover { .. }))
         .collect();
-    // Every failover decided is a takeover for the lost quorum, of the
-    // frozen primaries' shards, both of them (one retried under load
-    // counts once).
+    // Every failover decided is of a frozen primary's shard, both of
+    // them (one retried under load counts once): a takeover for the lost
+    // quorum; or, once a takeover has given the cluster its majority
+    // back, a forced failover of the other, still frozen (hung), which an
+    // election can now win. Which depends on whether both takeovers were
+    // decided before the first was done.
     let mut taken: Vec<String> = Vec::new();
     for p in &decided {
         match &p.intent {
@@ -534,7 +537,19 @@ async fn a_lost_quorum_is_reported_and_taken_over_only_once_the_spec_allows_it()
                 from: Some(from),
                 ..
             } if p.reason.code.name() == "QuorumLost" => taken.push(from.clone()),
-            _ => panic!("not a takeover for the lost quorum: {p:#?}"),
+            logbook_journal::Intent::ClusterFailover {
+                mode: logbook_journal::ClusterFailoverMode::Force,
+                from: Some(from),
+                ..
+            } if p.reason.code.name() == "PrimaryFailed"
+                && !taken.is_empty()
+                && frozen.contains(from) =>
+            {
+                taken.push(from.clone());
+            }
+            _ => panic!(
+                "not a takeover for the lost quorum, nor a forced failover of a frozen primary once the quorum was back: {p:#?}"
+            ),
         }
     }
     taken.sort();
