@@ -288,23 +288,22 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         }
     }
     rt.sync_policy().await?;
-    // The pods and the StatefulSet.
+    // The pods and the StatefulSet, read together: a deleted primary's
+    // failover waits on these reads before its `PodTerminating` is
+    // journaled (docs/benchmarks.md, "Where a deletion's window goes").
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let listed = pods
-        .list(&ListParams::default().labels(&labels::selector_string(&meta.name)))
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("listing the pods of {ns}/{}", meta.name),
-            source,
-        })?;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let sts = sets
-        .get_opt(&statefulset_name(&meta.name))
-        .await
-        .map_err(|source| OperatorError::Kube {
-            what: format!("reading the StatefulSet of {ns}/{}", meta.name),
-            source,
-        })?;
+    let selector = ListParams::default().labels(&labels::selector_string(&meta.name));
+    let sts_name = statefulset_name(&meta.name);
+    let (listed, sts) = tokio::join!(pods.list(&selector), sets.get_opt(&sts_name));
+    let listed = listed.map_err(|source| OperatorError::Kube {
+        what: format!("listing the pods of {ns}/{}", meta.name),
+        source,
+    })?;
+    let sts = sts.map_err(|source| OperatorError::Kube {
+        what: format!("reading the StatefulSet of {ns}/{}", meta.name),
+        source,
+    })?;
     reads.list(freshness::PODS, &listed.metadata);
     for pod in &listed.items {
         reads.object(freshness::pod(&pod.name_any()), &pod.metadata);
