@@ -492,18 +492,13 @@ async fn failover_replication(
             "{} a new 3-pod Replication cluster Ready in {ready_ms:.0} ms",
             node.label()
         )?;
-        let ready = format!("{} a new 3-pod Replication cluster to Ready", node.label());
+        let ready =
+            |n: BenchNode| format!("{} a new 3-pod Replication cluster to Ready", n.label());
         match node {
-            BenchNode::Process => rec.figure(ready, ready_ms, "ms"),
-            BenchNode::Containers => rec.compared(
-                ready,
-                ready_ms,
-                "ms",
-                format!(
-                    "{} a new 3-pod Replication cluster to Ready",
-                    BenchNode::Process.label()
-                ),
-            ),
+            BenchNode::Process => rec.figure(ready(*node), ready_ms, "ms"),
+            BenchNode::Containers => {
+                rec.compared(ready(*node), ready_ms, "ms", ready(BenchNode::Process))
+            }
         }
         let result = scenarios(&bench, &plan, node.label(), &mut rows, out).await;
         bench.stop().await;
