@@ -206,6 +206,36 @@ pub async fn failover(
     let asked = sentinel_to_ask(target.state, &from_ip)
         .ok_or_else(|| ActError::NotYet(format!("no answering Sentinel names {from} primary")))?;
     let addr = sentinel_addr(target.state, &asked)?;
+    // `SENTINEL FAILOVER` names no primary: it fails over whichever the
+    // Sentinel names now. The decision rests on its last report, which a
+    // switch the Sentinels made since (while this operator was down, or
+    // between its probe and now) makes stale; asked anyway, it would fail
+    // the new primary over too. So the Sentinel is asked first whom it
+    // names, and a switch found is journaled (its fresh report) instead.
+    // (Found by CI: a restarted operator, whose first probe round saw the
+    // old primary's restart before the Sentinels' switch, moved the
+    // primary a second time.)
+    match valkey.sentinel_master(addr, &name).await {
+        Ok(Some(m)) if m.ip == from_ip && m.failover_state.is_none() => {}
+        Ok(now) => {
+            let names = now.map_or_else(
+                || "monitors no primary".to_owned(),
+                |m| match m.failover_state {
+                    Some(stage) => format!("is failing {} over ({stage})", m.ip),
+                    None => format!("names {} primary", m.ip),
+                },
+            );
+            return Err(ActError::NotYet(format!(
+                "not asking {asked} to fail {from} ({from_ip}) over: it {names} now"
+            ))
+            .with_facts(reprobe(valkey, target, &asked).await));
+        }
+        Err(err) => {
+            return Err(valkey_err(format!("asking {asked} whom it names primary"))(
+                err,
+            ));
+        }
+    }
     if let Some(to) = to {
         prefer(valkey, target, addr, &name, to).await?;
     }

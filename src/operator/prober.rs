@@ -396,8 +396,10 @@ async fn round(
     if topology.is_some_and(|t| t.is_cluster()) {
         return super::cluster_prober::round(rt, interval, coarse, stalls).await;
     }
-    if topology.is_some_and(|t| t.uses_sentinel()) {
-        super::sentinel_prober::round(rt, sentinels).await?;
+    if topology.is_some_and(|t| t.uses_sentinel())
+        && !super::sentinel_prober::round(rt, sentinels).await?
+    {
+        return Ok(());
     }
     let Some(Targets {
         client,

@@ -99,18 +99,23 @@ async fn follow(
     }
 }
 
-/// One round of a Sentinel cluster's Sentinels.
+/// One round of a Sentinel cluster's Sentinels: whether it ran (it does
+/// not while this instance does not lead or knows no password yet; the
+/// data pods' round must not run either then, or a fresh view of them
+/// would meet the Sentinels' view from before: a restarted operator took
+/// the old primary's restart, seen before the Sentinels' switch, for a
+/// fenced primary to fail over).
 ///
 /// # Errors
 /// Journal errors.
 pub async fn round(
     rt: &Arc<Mutex<ClusterRuntime>>,
     watchers: &mut Watchers,
-) -> Result<(), super::OperatorError> {
+) -> Result<bool, super::OperatorError> {
     let (client, sentinels, name) = {
         let mut guard = rt.lock().await;
         if !guard.sync_leadership().await? || !guard.password_known() {
-            return Ok(());
+            return Ok(false);
         }
         let sentinels: Vec<(String, Option<SocketAddr>)> = guard
             .state
@@ -151,5 +156,5 @@ pub async fn round(
     if let Some(switch) = observe_sentinel_switch(&guard.state) {
         guard.record_now(vec![switch], None).await?;
     }
-    Ok(())
+    Ok(true)
 }

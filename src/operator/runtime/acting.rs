@@ -189,21 +189,32 @@ impl ClusterRuntime {
         {
             return Ok(());
         }
+        // Fresh observations of every pod since the takeover, or none to
+        // wait for: no pod to observe (a new cluster whose first decision
+        // was in flight: no pods and no password yet, so the prober never
+        // completes a round and the cluster would wait forever), or the
+        // cluster is deleted: its pods are not probed any more (the
+        // prober stops with the cluster), and all that is left to decide
+        // is the deletion, which reads no pod. (Found by the effect sweep:
+        // an instance killed before the first delete of
+        // `DeleteOwnedObjects` left a successor waiting forever.)
+        let fresh = self.probed || self.state.pods.is_empty() || self.state.deleted;
         if self.resolve_pending {
-            // Wait for fresh observations of every pod, unless there is no
-            // pod to observe (a new cluster whose first decision was in
-            // flight: no pods and no password yet, so the prober never
-            // completes a round and the cluster would wait forever), or
-            // the cluster is deleted: its pods are not probed any more
-            // (the prober stops with the cluster), and all that is left
-            // to decide is the deletion, which reads no pod. (Found by the
-            // effect sweep: an instance killed before the first delete of
-            // `DeleteOwnedObjects` left a successor waiting forever.)
-            if !self.probed && !self.state.pods.is_empty() && !self.state.deleted {
+            if !fresh {
                 return Ok(());
             }
             self.resolve_pending = false;
             self.resolve_in_flight().await?;
+        }
+        // Nothing else is decided on the journal's view of the data plane
+        // either until a probe round has renewed it: it is as old as the
+        // last instance's last round, and what the servers or the
+        // Sentinels did since (a failover of their own) would meet a
+        // fresh view of the pods from the API. Unless no round can run
+        // yet (no password or CA read: what is decided then reads no
+        // server).
+        if !fresh && self.prober_can_run() {
+            return Ok(());
         }
         self.pass_deadline().await?;
         for _ in 0..MAX_STEPS {

@@ -735,6 +735,17 @@ impl ClusterRuntime {
         self.password.clone().flatten()
     }
 
+    /// Whether the prober can run a round: the password was read and, for
+    /// a TLS cluster, the CA.
+    fn prober_can_run(&self) -> bool {
+        let tls = self
+            .state
+            .desired_spec()
+            .and_then(Result::ok)
+            .is_some_and(|spec| spec.tls.enabled);
+        self.password_known() && (!tls || self.tls_ready)
+    }
+
     /// Whether the password was loaded at least once.
     pub fn password_known(&self) -> bool {
         self.password.is_some()
