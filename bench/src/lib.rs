@@ -54,6 +54,7 @@ pub mod cluster_reference;
 pub mod cluster_writer;
 mod conn;
 mod failover_to;
+pub mod history_client;
 pub mod idle;
 mod operator;
 pub mod operator_cluster;

@@ -81,6 +81,9 @@ pub struct OperatorClusterBench {
     /// localkube's and the operator's work directory; the journal is in
     /// `journal/`.
     dir: tempfile::TempDir,
+    /// `--trace`: each run's victim-shard attempts around the fault go to
+    /// stderr.
+    trace: bool,
 }
 
 impl OperatorClusterBench {
@@ -100,9 +103,19 @@ impl OperatorClusterBench {
             node_timeout_ms,
             replicas,
             dir,
+            trace: false,
         };
         bench.create().await?;
         Ok(bench)
+    }
+
+    /// `--trace`: each run's attempts on the victim's shard around the
+    /// fault are printed to stderr with the fault's wall-clock time (the
+    /// operator's journal and log use the same clock).
+    #[must_use]
+    pub fn traced(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
     }
 
     async fn create(&mut self) -> Result<(), BenchError> {
@@ -341,6 +354,16 @@ impl OperatorClusterBench {
             .iter()
             .find(|s| s.primary == victim_addr)
             .map(|s| &s.log);
+        if self.trace
+            && let Some(log) = victim_log
+        {
+            eprintln!(
+                "trace: {scenario:?} run {}: {victim} ({victim_addr}) faulted at {}; now {new_primary}\n{}",
+                run + 1,
+                fault_wall,
+                log.describe_around(fault_at, Duration::from_millis(30))
+            );
+        }
         Ok(ClusterRun {
             recovery: victim_log
                 .map(|log| recovery(log, fault_at, &new_primary))

@@ -138,8 +138,9 @@ pub struct WriteLog {
 }
 
 impl WriteLog {
-    /// The attempts from `before` ahead of `at` to the second success
-    /// after it, a line each with its times in milliseconds from `at`
+    /// The attempts from `before` ahead of `at` to the second
+    /// acknowledged write after it (the second success, for a log with no
+    /// acknowledgement at all), a line each with its times in milliseconds from `at`
     /// (`logbook-bench failover --trace`): where a window's time went on
     /// the client's side.
     pub fn describe_around(&self, at: Instant, before: Duration) -> String {
@@ -152,6 +153,7 @@ impl WriteLog {
         };
         let mut out = String::new();
         let mut after = 0;
+        let acks = self.attempts.iter().any(|a| a.acked);
         for a in self.attempts.iter().filter(|a| a.started + before >= at) {
             let _ = writeln!(
                 out,
@@ -160,12 +162,13 @@ impl WriteLog {
                 ms(a.replied),
                 ms(a.ended),
                 match &a.outcome {
+                    Outcome::Ok if a.acked => "ok, acknowledged".to_owned(),
                     Outcome::Ok => "ok".to_owned(),
                     other => format!("{other:?}"),
                 },
                 a.server.as_deref().unwrap_or("–"),
             );
-            if a.succeeded() && a.started > at {
+            if (if acks { a.acked } else { a.succeeded() }) && a.started > at {
                 after += 1;
                 if after == 2 {
                     break;

@@ -18,6 +18,23 @@ use crate::valkey::ValkeyClient;
 
 /// How often an action polls for its effect.
 pub(super) const POLL: Duration = Duration::from_millis(50);
+/// How often a failover polls its replica in its first
+/// [`FAST_POLL_FOR`]: a Valkey node acts on a step of its election it
+/// scheduled for itself (`clusterDoBeforeSleep`) only once something wakes
+/// its event loop, the next command or cluster bus message, or its cron
+/// 100 ms later; the poll is that command.
+const FAST_POLL: Duration = Duration::from_millis(2);
+/// How long a failover polls at [`FAST_POLL`] before [`POLL`].
+const FAST_POLL_FOR: Duration = Duration::from_millis(250);
+
+/// The pause before the next poll of a failover `elapsed` after it began.
+fn failover_poll(elapsed: Duration) -> Duration {
+    if elapsed < FAST_POLL_FOR {
+        FAST_POLL
+    } else {
+        POLL
+    }
+}
 /// How long a meet may take to be seen by the nodes that met.
 const MEET_WAIT: Duration = Duration::from_secs(5);
 
@@ -416,7 +433,7 @@ pub async fn failover(
                 }
             )));
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(failover_poll(started.elapsed())).await;
     }
 }
 

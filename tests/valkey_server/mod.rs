@@ -22,7 +22,7 @@ impl Server {
     /// Starts one with `extra` arguments and waits until it accepts
     /// connections.
     pub fn start(extra: &[&str]) -> Server {
-        Server::start_on(free_port(|_| true), extra)
+        Server::start_free(&logbook_bench::valkey_server_binary(), |_| true, &[], extra)
     }
 
     /// Starts a Valkey Cluster node (`cluster-enabled yes`, its
@@ -36,13 +36,39 @@ impl Server {
     /// [`Server::start_cluster_node`] with another server binary (e.g.
     /// [`redis_server_binary`]).
     pub fn start_cluster_node_with(binary: &Path, extra: &[&str]) -> Server {
-        let port = free_port(|port| {
-            port.checked_add(10_000)
-                .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
-        });
-        let mut args = cluster_args();
-        args.extend_from_slice(extra);
-        Server::start_process(binary, Ipv4Addr::LOCALHOST, port, &args)
+        Server::start_free(
+            binary,
+            |port| {
+                port.checked_add(10_000)
+                    .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok())
+            },
+            &cluster_args(),
+            extra,
+        )
+    }
+
+    /// A server on a free 127.0.0.1 port among those `accept` takes. A
+    /// port is free when chosen, not when the server binds it: a test
+    /// running beside this one may take it in between, and the server
+    /// then exits while the port answers (for the other test's server).
+    /// So a server that could not bind is started again on another port.
+    fn start_free(
+        binary: &Path,
+        accept: impl Fn(u16) -> bool,
+        args: &[&str],
+        extra: &[&str],
+    ) -> Server {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(extra);
+        let mut taken = Vec::new();
+        for _ in 0..10 {
+            let port = free_port(&accept);
+            match Server::try_start(binary, Ipv4Addr::LOCALHOST, port, &all) {
+                Ok(server) => return server,
+                Err(log) => taken.push(format!("{port}: {}", last_lines(&log, 3))),
+            }
+        }
+        panic!("valkey-server found no free port:\n{}", taken.join("\n"));
     }
 
     /// A cluster node on `ip`, port 6379 (bus 16379), as a pod is: it
@@ -70,28 +96,35 @@ impl Server {
         Server::start_process(&logbook_bench::valkey_server_binary(), ip, 6379, &args)
     }
 
-    fn start_on(port: u16, extra: &[&str]) -> Server {
-        Server::start_process(
-            &logbook_bench::valkey_server_binary(),
-            Ipv4Addr::LOCALHOST,
-            port,
-            extra,
-        )
+    fn start_process(binary: &Path, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Server {
+        Server::try_start(binary, ip, port, extra).unwrap_or_else(|log| {
+            panic!(
+                "valkey-server on {ip}:{port} could not listen:\n{}",
+                last_lines(&log, 10)
+            )
+        })
     }
 
-    fn start_process(binary: &Path, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Server {
+    /// Starts one and waits until its own log says it accepts
+    /// connections (a connection alone could reach another process on
+    /// the port); its log when it exited without listening (the port was
+    /// taken). Panics when it neither listens nor exits within 10 s.
+    fn try_start(binary: &Path, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Result<Server, String> {
         assert!(
             binary.exists(),
             "{} is missing: run `make setup`",
             binary.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(binary)
+        let log = dir.path().join("server.log");
+        let mut child = Command::new(binary)
             .current_dir(dir.path())
             .arg("--dir")
             .arg(dir.path())
             .args(["--bind", &ip.to_string(), "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--logfile")
+            .arg(&log)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,17 +132,29 @@ impl Server {
             .unwrap();
         let addr = SocketAddr::new(ip.into(), port);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "valkey-server on {addr} did not start"
-            );
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections")
+                && std::net::TcpStream::connect(addr).is_ok()
+            {
+                return Ok(Server {
+                    addr,
+                    child,
+                    _dir: dir,
+                });
+            }
+            if child.try_wait().unwrap().is_some() {
+                return Err(std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "valkey-server on {addr} did not start in 10 s:\n{}",
+                    last_lines(&text, 10)
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            addr,
-            child,
-            _dir: dir,
         }
     }
 
@@ -153,6 +198,12 @@ fn cluster_args() -> Vec<&'static str> {
 pub fn redis_server_binary() -> PathBuf {
     std::env::var_os("LOGBOOK_REDIS_SERVER")
         .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from)
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A port nothing listens on now, among those `accept` takes.

@@ -365,7 +365,8 @@ async fn failover_cluster(
     out.flush()?;
     let bench = OperatorClusterBench::start(timeout_ms, replicas)
         .await
-        .map_err(bench_err)?;
+        .map_err(bench_err)?
+        .traced(args.trace);
     let mut failed = None;
     let mut scenarios = Vec::new();
     for which in [
