@@ -19,7 +19,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use logbook::actuate::{ActError, Target, move_slots, settle_slot};
 use logbook::observe::cluster_answer;
@@ -33,7 +33,7 @@ use logbook_journal::{ClusterState, Event, MigrationPhase, MigrationSide, SlotRa
 use logbook_localkube::instance::Instance;
 
 mod valkey_server;
-use valkey_server::{Server, redis_server_binary};
+use valkey_server::{Server, eventually, redis_server_binary};
 
 fn r(start: u16, end: u16) -> SlotRange {
     SlotRange { start, end }
@@ -70,18 +70,6 @@ fn tag_in(range: SlotRange, but: &[u16]) -> String {
             (range.start..=range.end).contains(&s) && !but.contains(&s)
         })
         .unwrap()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A cluster of `pods.len()` primaries on pod addresses, and the

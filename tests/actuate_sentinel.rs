@@ -32,7 +32,7 @@ use logbook_localkube::{Config, LocalKube};
 mod actuate_partial_common;
 mod valkey_server;
 use actuate_partial_common as common;
-use valkey_server::Server;
+use valkey_server::{Server, eventually};
 
 /// A Sentinel on `ip`:26379 monitoring `primary`, killed when dropped.
 struct Sentinel {
@@ -85,19 +85,6 @@ impl Drop for Sentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` every 100 ms for at most 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use logbook::valkey::{Password, Phase, ProbeError, Role, RoleReply, Timeouts, ValkeyClient};
 
 mod valkey_server;
-use valkey_server::Server;
+use valkey_server::{Server, eventually};
 
 fn client() -> ValkeyClient {
     ValkeyClient::new(Timeouts::default(), None)
@@ -28,20 +28,6 @@ async fn raw(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
-}
-
-/// Polls `check` every 50 ms for up to 30 s (the bound for a machine
-/// loaded by the other lanes of `make test`; it passes much sooner).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use logbook_journal::cluster::even_split;
 use logbook_journal::{ClusterFailoverMode, SlotRange};
 
 mod valkey_server;
-use valkey_server::Server;
+use valkey_server::{Server, eventually};
 
 fn client() -> ValkeyClient {
     ValkeyClient::new(Timeouts::default(), None)
@@ -31,20 +31,6 @@ async fn raw(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
-}
-
-/// Polls `check` every 50 ms for up to 30 s (gossip converges in well
-/// under a second; a failover takes a few).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The line for node `id` in `nodes`.

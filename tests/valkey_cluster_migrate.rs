@@ -14,7 +14,7 @@
 )]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use logbook::observe::cluster_answer;
 use logbook::valkey::{Password, ProbeError, SetSlot, Timeouts, ValkeyClient};
@@ -22,7 +22,7 @@ use logbook_journal::cluster::even_split;
 use logbook_journal::{MigrationPhase, MigrationSide, SlotMigrationJob, SlotPeer, SlotRange};
 
 mod valkey_server;
-use valkey_server::{Server, redis_server_binary};
+use valkey_server::{Server, eventually, redis_server_binary};
 
 fn r(start: u16, end: u16) -> SlotRange {
     SlotRange { start, end }
@@ -73,18 +73,6 @@ async fn raw(addr: SocketAddr, password: Option<&str>) -> redis::aio::Multiplexe
         .get_multiplexed_async_connection()
         .await
         .unwrap()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Forms `servers` into one cluster the way the operator does (distinct

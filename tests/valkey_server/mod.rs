@@ -200,6 +200,21 @@ pub fn redis_server_binary() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from)
 }
 
+/// Polls `check` every 20 ms until it holds, for at most 30 s (the bound
+/// for a machine loaded by the other lanes of `make test`; it passes much
+/// sooner), and panics naming `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The last `n` lines of `text`.
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
