@@ -382,14 +382,10 @@ async fn round(
     let (topology, tls_pending) = {
         let guard = rt.lock().await;
         let spec = guard.state.desired_spec().and_then(Result::ok);
-        (
-            spec.as_ref().map(|spec| spec.topology),
-            spec.is_some_and(|spec| spec.tls.enabled) && !guard.tls_ready(),
-        )
+        (spec.map(|spec| spec.topology), guard.tls_pending())
     };
     // A TLS cluster is not probed before the operator holds its CA (the
-    // reconcile reads it): a probe in plaintext would fail and be taken for
-    // the pods' death.
+    // reconcile reads it).
     if tls_pending {
         return Ok(());
     }

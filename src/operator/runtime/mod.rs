@@ -736,14 +736,21 @@ impl ClusterRuntime {
     }
 
     /// Whether the prober can run a round: the password was read and, for
-    /// a TLS cluster, the CA.
+    /// a TLS cluster, the CA ([`Self::tls_pending`]).
     fn prober_can_run(&self) -> bool {
-        let tls = self
-            .state
-            .desired_spec()
-            .and_then(Result::ok)
-            .is_some_and(|spec| spec.tls.enabled);
-        self.password_known() && (!tls || self.tls_ready)
+        self.password_known() && !self.tls_pending()
+    }
+
+    /// Whether the spec in force asks for TLS and the CA is not read yet:
+    /// the pods are not probed until it is (a probe in plaintext would
+    /// fail and be taken for the pods' death).
+    pub fn tls_pending(&self) -> bool {
+        !self.tls_ready
+            && self
+                .state
+                .desired_spec()
+                .and_then(Result::ok)
+                .is_some_and(|spec| spec.tls.enabled)
     }
 
     /// Whether the password was loaded at least once.
