@@ -542,8 +542,11 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
                 lines.lock().unwrap().join("\n")
             );
         }
+        // The health port is bound before anything else starts, so it can
+        // answer before the first log line is written: wait for both.
         let answered = std::net::TcpStream::connect(("127.0.0.1", health)).is_ok();
-        if answered || started.elapsed() > Duration::from_secs(30) {
+        let logged = !lines.lock().unwrap().is_empty();
+        if (answered && logged) || started.elapsed() > Duration::from_secs(30) {
             break answered;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -559,7 +562,8 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
         lines.lock().unwrap().join("\n")
     );
     // JSON logs, as the chart asks.
-    let first = lines.lock().unwrap().first().cloned().unwrap_or_default();
+    let first = lines.lock().unwrap().first().cloned();
+    let first = first.expect("logbook wrote no log line in 30 s");
     assert!(
         serde_json::from_str::<serde_json::Value>(&first).is_ok(),
         "not a JSON log line: {first}"
