@@ -38,6 +38,7 @@ async fn every_topology_keeps_its_invariants_through_a_seeded_soak() {
             converge: Duration::from_secs(180),
             keep: false,
             control_plane: logbook_bench::soak::ControlPlane::Local,
+            history: logbook_bench::soak::history::HistoryLoad::default(),
         };
         let report = run_soak(&config).await.unwrap_or_else(|e| {
             panic!(

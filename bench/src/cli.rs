@@ -163,6 +163,13 @@ pub struct SoakArgs {
     /// real node, `make node` and `make images`: pods in containers).
     #[arg(long, default_value = "local")]
     pub control_plane: String,
+    /// Logical clients of the recorded history (lists and registers,
+    /// checked at the end; 0: no history).
+    #[arg(long, default_value_t = 4)]
+    pub history_clients: usize,
+    /// Milliseconds each history client pauses after an operation.
+    #[arg(long, default_value_t = 10)]
+    pub history_pace_milliseconds: u64,
 }
 
 /// `logbook-bench backup` options.
@@ -687,6 +694,10 @@ async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
             converge: std::time::Duration::from_secs(args.converge_seconds),
             keep: args.keep,
             control_plane,
+            history: crate::soak::history::HistoryLoad {
+                clients: args.history_clients,
+                pace: std::time::Duration::from_millis(args.history_pace_milliseconds),
+            },
         };
         eprintln!("soak: {}", config.command());
         let report = crate::soak::run_soak(&config).await.map_err(bench_err)?;

@@ -5,7 +5,9 @@
 //! reported as `LostAppend` on exactly the appends it destroyed; a primary
 //! killed mid-run gives `Fail` and `Unknown`, never an `Ok` it could not
 //! have given, and the failover to its replica loses nothing acknowledged;
-//! a Valkey Cluster's hot keys are spread over, and served by, every shard.
+//! a Valkey Cluster's hot keys are spread over, and served by, every shard;
+//! a fenced node serving old values shows as stale reads and registers that
+//! are not linearizable.
 //!
 //! No assertion is about how long anything took: these machines are noisy.
 
@@ -409,4 +411,155 @@ async fn a_bounded_run_without_replicas_ends_by_itself_and_reads_every_key() {
     let summary = check_history(&run.history, &RegisterConfig::default());
     assert!(summary.valid(), "{summary}");
     assert!(summary.lists.loss_fully_judged());
+}
+
+/// A TCP proxy whose backend can be switched: the connections it carries
+/// are cut at a switch, so the client's next connection goes to the new
+/// backend (as a Service's does once its endpoints moved).
+struct Proxy {
+    addr: String,
+    backend: std::sync::Arc<parking_lot::Mutex<String>>,
+    carried: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(backend: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let backend = std::sync::Arc::new(parking_lot::Mutex::new(backend));
+        let carried = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (to, held) = (backend.clone(), carried.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = to.lock().clone();
+                held.lock().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Proxy {
+            addr,
+            backend,
+            carried,
+            accept,
+        }
+    }
+
+    /// New connections go to `to`; the ones carried now are cut.
+    fn switch(&self, to: String) {
+        *self.backend.lock() = to;
+        for task in self.carried.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.switch(String::new());
+    }
+}
+
+/// The operator's fence, played by hand: a primary's second replica stops
+/// following (a replica of an address nobody answers, read-only, keeping
+/// what it had), the clients are moved to it for a while, then back. Its
+/// reads serve old lists, and the checker reports them as stale reads
+/// (each lacks an append acknowledged before it began that a later read
+/// has), with no loss; its register reads make the keys not linearizable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serving_old_values_shows_as_stale_reads_and_not_linearizable() {
+    let (primary, _replica) = primary_with_replica().await;
+    let lagging = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
+    // Linked: a write both replicas acknowledge.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut conn = redis::Client::open(format!("redis://{}", primary.address()))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("link")
+            .arg("two")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(2)
+            .arg(200)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if acked >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second replica never linked");
+    }
+    let proxy = Proxy::start(primary.address()).await;
+    let mut config =
+        HistoryClientConfig::lists(Route::Primary(Target::Fixed(proxy.addr.clone())), "stale");
+    config.registers = 3;
+    config.read_fraction = 0.5;
+    let client = HistoryClient::start(config).await.unwrap();
+    eventually("200 ok operations", || client.progress().ok >= 200).await;
+
+    // The fence: the second replica keeps what it has and serves it.
+    let _: () = cmd(&lagging.address(), &["REPLICAOF", "192.0.2.1", "6379"]).await;
+    let before = client.progress().ok;
+    eventually("200 more ok operations on the primary", || {
+        client.progress().ok >= before + 200
+    })
+    .await;
+    let stale_from = client.now();
+    proxy.switch(lagging.address());
+    let before = client.progress().ok;
+    eventually("100 ok operations on the fenced node", || {
+        client.progress().ok >= before + 100
+    })
+    .await;
+    proxy.switch(primary.address());
+    let stale_to = client.now();
+    let before = client.progress().ok;
+    eventually("200 more ok operations on the primary", || {
+        client.progress().ok >= before + 200
+    })
+    .await;
+    let run = client.stop().await.unwrap();
+    let history = &run.history;
+    let summary = check_history(history, &RegisterConfig::default());
+    println!("{summary}");
+
+    let lists = &summary.lists;
+    let stale: Vec<_> = lists.of_kind(AnomalyKind::StaleRead).collect();
+    assert!(!stale.is_empty(), "{:#?}", lists.anomalies);
+    // Each stale read was served while the clients were on the fenced node.
+    for anomaly in &stale {
+        let read = history.get(anomaly.ops[0]).unwrap();
+        assert!(
+            read.invoked_at >= stale_from && read.invoked_at <= stale_to,
+            "{anomaly}"
+        );
+    }
+    // Nothing acknowledged was lost, nothing invented, nothing reordered:
+    // an old list is a prefix of the new one.
+    for kind in [
+        AnomalyKind::LostAppend,
+        AnomalyKind::Phantom,
+        AnomalyKind::Duplicate,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::Reordered,
+    ] {
+        assert_eq!(lists.count(kind), 0, "{kind}: {:#?}", lists.anomalies);
+    }
+    assert!(lists.loss_fully_judged());
+    // The fenced node's register reads went back in time.
+    assert!(
+        summary.registers.illegal().next().is_some(),
+        "{:#?}",
+        summary.registers.keys
+    );
 }

@@ -29,6 +29,7 @@
 //! again, and keeps the work directory: the journal, the operator's log,
 //! every pod's log and the list of faults injected.
 
+pub mod history;
 pub mod invariants;
 mod operator;
 mod report;
@@ -89,6 +90,8 @@ pub struct SoakConfig {
     pub keep: bool,
     /// What the cluster runs on.
     pub control_plane: ControlPlane,
+    /// The recorded history's client load (`clients` 0: none).
+    pub history: history::HistoryLoad,
 }
 
 /// What a soak's cluster runs on.
@@ -131,12 +134,14 @@ impl SoakConfig {
     /// The command that runs this soak again.
     pub fn command(&self) -> String {
         format!(
-            "logbook-bench soak --topology {} --seed {} --duration-seconds {} --interval-seconds {} --control-plane {} --operator-binary {}",
+            "logbook-bench soak --topology {} --seed {} --duration-seconds {} --interval-seconds {} --control-plane {} --history-clients {} --history-pace-milliseconds {} --operator-binary {}",
             self.topology.name(),
             self.seed,
             self.duration.as_secs(),
             self.interval.as_secs(),
             self.control_plane.name(),
+            self.history.clients,
+            self.history.pace.as_millis(),
             self.binary.display()
         )
     }
@@ -169,6 +174,8 @@ pub struct SoakReport {
     pub converged_after: Option<Duration>,
     /// Failovers the journal records (`replay failovers`).
     pub journal_failovers: Option<usize>,
+    /// What the recorded history showed (none without a history client).
+    pub history: Option<history::HistoryFindings>,
     /// Each broken invariant, in words.
     pub violations: Vec<String>,
     /// The work directory, when kept.
@@ -360,6 +367,34 @@ async fn soak(
         }
         WriteProbe::start(c)
     };
+    // The recorded history, beside the writer.
+    let recorder = if config.history.clients > 0 {
+        let way = history::Way {
+            service: service.clone(),
+            sentinel: if config.topology == SoakTopology::Sentinel {
+                Some(service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?)
+            } else {
+                None
+            },
+            pods: shared.addrs.lock().values().cloned().collect(),
+        };
+        let c = history::config(
+            config.topology,
+            way,
+            &password,
+            &format!("hist{}", config.seed),
+            config.seed,
+            config.history,
+            u32::try_from(SENTINEL_REPLICAS - 1).unwrap_or(1),
+        );
+        Some(
+            crate::history_client::HistoryClient::start(c)
+                .await
+                .map_err(|e| harness("the history client")(e.to_string()))?,
+        )
+    } else {
+        None
+    };
 
     // The sampler.
     let stop = Arc::new(AtomicBool::new(false));
@@ -487,6 +522,23 @@ async fn soak(
     let settled_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = probe.stop().await;
+    let history = match recorder {
+        Some(recorder) => match recorder.stop().await {
+            Ok(run) => {
+                if let Err(e) = history::keep(&run, dir) {
+                    violations.push(format!("history.jsonl could not be written: {e}"));
+                }
+                let findings = history::judge(&run.history);
+                violations.extend(findings.violations.iter().cloned());
+                Some(findings)
+            }
+            Err(e) => {
+                violations.push(format!("the history client failed: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     if converged_after.is_some()
         && !log
             .attempts
@@ -603,6 +655,7 @@ async fn soak(
         acknowledging_rounds: tracker.acknowledging_rounds,
         converged_after,
         journal_failovers,
+        history,
         violations,
         kept: None,
         elapsed: Duration::ZERO,

@@ -85,6 +85,36 @@ pub fn render(reports: &[SoakReport]) -> String {
             if r.passed() { "pass" } else { "FAIL" },
         ));
     }
+    if reports.iter().any(|r| r.history.is_some()) {
+        out.push_str(
+            "\n| topology | seed | history ops (reads) | ok / fail / unknown | stale reads within the promise (longest) | shrunk lists within the promise | registers linearizable / not / undecided | anomalies outside the promise |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in reports {
+            let Some(h) = &r.history else { continue };
+            let outside = r
+                .violations
+                .iter()
+                .filter(|v| v.starts_with("history:"))
+                .count();
+            out.push_str(&format!(
+                "| {} | {} | {} ({}) | {} / {} / {} | {} ({} ms) | {} | {} / {} / {} | {} |\n",
+                r.topology.name(),
+                r.seed,
+                h.ops,
+                h.reads,
+                h.ok,
+                h.fail,
+                h.unknown,
+                h.stale_tolerated,
+                h.stale_max_ms,
+                h.shrunk_tolerated,
+                h.registers.0,
+                h.registers.1,
+                h.registers.2,
+                outside
+            ));
+        }
+    }
     for r in reports.iter().filter(|r| !r.passed()) {
         out.push_str(&format!(
             "\n{} seed {} failed:\n",
@@ -97,7 +127,7 @@ pub fn render(reports: &[SoakReport]) -> String {
         out.push_str(&format!("reproduce: {}\n", r.command));
         if let Some(dir) = &r.kept {
             out.push_str(&format!(
-                "kept: {} (journal/, operator.log, faults.log, workloads/ with every pod's log)\n",
+                "kept: {} (journal/, operator.log, faults.log, writes.log, history.jsonl, workloads/ with every pod's log)\n",
                 dir.display()
             ));
         }
