@@ -2,8 +2,10 @@
 //! real `valkey-server` pods and a real operator process, under a seeded
 //! schedule of faults (process kills, pod deletions, freezes, partitions,
 //! wiped volumes, operator kills, scaling, rolls, reshards, switchovers),
-//! with every invariant of `logbook_bench::soak` checked. The long soak
-//! is `logbook-bench soak` (docs/robustness.md).
+//! with every invariant of `logbook_bench::soak` checked, and the recorded
+//! history of lists and registers judged against the client promises
+//! (`logbook_bench::soak::history`). The long soak is `logbook-bench soak`
+//! (docs/robustness.md).
 //!
 //! `LOGBOOK_SOAK_SEED` and `LOGBOOK_SOAK_SECONDS` change the seed and the
 //! seconds of faults per topology; a failure prints the command that
@@ -60,6 +62,15 @@ async fn every_topology_keeps_its_invariants_through_a_seeded_soak() {
             "{}: {} writes acknowledged",
             topology.name(),
             report.acknowledged
+        );
+        // A history too short to show anything proved nothing either.
+        let history = report.history.clone().unwrap_or_default();
+        assert!(
+            history.ops > 1_000 && history.reads > 300,
+            "{}: history of {} operations ({} reads)",
+            topology.name(),
+            history.ops,
+            history.reads
         );
         reports.push(report);
     }

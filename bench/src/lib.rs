@@ -73,6 +73,7 @@ pub mod shard_probe;
 pub mod slots;
 pub mod slow_command;
 pub mod soak;
+pub mod spec_mutations;
 pub mod stats;
 mod writer;
 
