@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use logbook_crds::{Persistence, Topology, ValkeyClusterSpec};
+use logbook_crds::{Persistence, ValkeyClusterSpec};
 
 use super::{
     ClusterMeta, VALKEY_PORT, boot_config_map_name, config_map_name, headless_service_name, labels,
@@ -60,28 +60,19 @@ const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 const ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
 const TERMINATION_GRACE_SECONDS: i64 = 30;
 
-/// The preStop hook of a Cluster node and of a Replication pod. The
-/// kubelet runs it before it sends SIGTERM: while the node is a primary
-/// with a replica attached, it holds the shutdown (at most 10 s, well
-/// inside the 30 s grace with Valkey's own 10 s `shutdown-timeout`) so the
-/// operator hands over while the primary still serves, not race a primary
-/// already shutting down:
-/// * in a Cluster, the coordinated `CLUSTER FAILOVER` (that race made a
-///   handover time out and the pod come back as the primary);
-/// * in Replication, the fence and the promotion: a primary shutting down
-///   pauses writes until its replicas caught up and its next `serverCron`
-///   tick (up to 100 ms at `hz 10`) lets it exit, so a client's write sent
-///   after SIGTERM hung until then instead of meeting the fence's
-///   `READONLY` and going to the new primary (15 % of the deletions of a
-///   benchmark run waited 95–105 ms so).
-///
-/// Once the node is a replica (fenced), has no replica, or does not
-/// answer, it lets the shutdown go on at once; without an operator it only
-/// delays it. The password goes by `REDISCLI_AUTH`, never on a command
-/// line. A Redis image has `redis-cli`, not `valkey-cli` (without either
-/// the hook would only ever let the shutdown go on at once). Sentinel's
-/// pods have none: the Sentinels, not the operator, move their primary.
-pub const PRIMARY_PRE_STOP: &str = r#"[ -n "${VALKEY_PASSWORD:-}" ] && export REDISCLI_AUTH="$VALKEY_PASSWORD"
+/// The preStop hook of a Cluster node. The kubelet runs it before it
+/// sends SIGTERM: while the node is a shard primary with a replica
+/// attached, it holds the shutdown (at most 10 s, well inside the 30 s
+/// grace with Valkey's own 10 s `shutdown-timeout`) so the operator can
+/// hand the slots over by a coordinated `CLUSTER FAILOVER` while the
+/// primary still serves, not race a primary already shutting down (that
+/// race made a handover time out and the pod come back as the primary).
+/// Once the node is a replica, has no replica, or does not answer, it
+/// lets the shutdown go on at once; without an operator it only delays
+/// it. The password goes by `REDISCLI_AUTH`, never on a command line. A
+/// Redis image has `redis-cli`, not `valkey-cli` (without either the hook
+/// would only ever let the shutdown go on at once).
+pub const CLUSTER_PRE_STOP: &str = r#"[ -n "${VALKEY_PASSWORD:-}" ] && export REDISCLI_AUTH="$VALKEY_PASSWORD"
 cli=valkey-cli
 command -v valkey-cli >/dev/null 2>&1 || cli=redis-cli
 i=0
@@ -185,20 +176,18 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
         &super::internal_users::INTERNAL_USERS.map(|u| u.name),
     ));
     Container {
-        lifecycle: matches!(spec.topology, Topology::Cluster | Topology::Replication).then(|| {
-            Lifecycle {
-                pre_stop: Some(LifecycleHandler {
-                    exec: Some(ExecAction {
-                        command: Some(vec![
-                            "sh".to_owned(),
-                            "-c".to_owned(),
-                            PRIMARY_PRE_STOP.to_owned(),
-                        ]),
-                    }),
-                    ..LifecycleHandler::default()
+        lifecycle: spec.topology.is_cluster().then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "sh".to_owned(),
+                        "-c".to_owned(),
+                        CLUSTER_PRE_STOP.to_owned(),
+                    ]),
                 }),
-                ..Lifecycle::default()
-            }
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
         }),
         resources: spec.resources.clone(),
         volume_mounts: Some(

@@ -305,7 +305,7 @@ fn serializes_as_an_apps_v1_statefulset() {
 }
 
 #[test]
-fn cluster_and_replication_primaries_hold_their_shutdown_for_a_handover_on_the_valkey_port() {
+fn only_cluster_nodes_hold_their_shutdown_for_a_handover_on_the_valkey_port() {
     let meta = meta();
     for topology in Topology::ALL {
         let spec = ValkeyClusterSpec::with_topology(topology);
@@ -317,8 +317,8 @@ fn cluster_and_replication_primaries_hold_their_shutdown_for_a_handover_on_the_v
             .and_then(|l| l.pre_stop.as_ref())
             .and_then(|h| h.exec.as_ref())
             .and_then(|e| e.command.clone());
-        if matches!(topology, Topology::Cluster | Topology::Replication) {
-            let hook = hook.expect("a Cluster or Replication pod has a preStop hook");
+        if topology == Topology::Cluster {
+            let hook = hook.expect("a Cluster node has a preStop hook");
             assert_eq!(hook[..2], ["sh".to_owned(), "-c".to_owned()]);
             assert!(
                 hook[2].contains(&format!("-p {VALKEY_PORT} ")),
