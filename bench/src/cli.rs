@@ -115,6 +115,18 @@ pub enum BenchCommand {
     /// tolerance worse, and every lost write or false failover; exits
     /// non-zero when there is one.
     Check(CheckArgs),
+    /// Judges a recorded history (a soak's `history.jsonl`, one operation
+    /// per line) against the client promises (docs/robustness.md): prints
+    /// both checkers' reports and every anomaly outside the promises;
+    /// exits non-zero when there is one.
+    History(HistoryArgs),
+}
+
+/// `logbook-bench history` options.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The history file.
+    pub file: PathBuf,
 }
 
 /// `logbook-bench check` options.
@@ -307,6 +319,38 @@ pub struct RestartArgs {
     pub seal_bytes: usize,
 }
 
+/// `logbook-bench history FILE`.
+fn history(args: &HistoryArgs, out: &mut dyn Write) -> Result<()> {
+    let history = crate::history_client::read_json_lines(&args.file).map_err(bench_err)?;
+    let summary =
+        crate::history_client::check_history(&history, &logbook_history::RegisterConfig::default());
+    writeln!(out, "{summary}")?;
+    let findings = crate::soak::history::judge(&history);
+    writeln!(
+        out,
+        "within the promises: {} stale read(s) (longest {} ms), {} shrunk list(s); registers linearizable / not / undecided: {} / {} / {}",
+        findings.stale_tolerated,
+        findings.stale_max_ms,
+        findings.shrunk_tolerated,
+        findings.registers.0,
+        findings.registers.1,
+        findings.registers.2
+    )?;
+    for violation in &findings.violations {
+        writeln!(out, "{violation}")?;
+    }
+    out.flush()?;
+    if findings.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Harness(format!(
+            "{}: {} finding(s) outside the promises (above)",
+            args.file.display(),
+            findings.violations.len()
+        )))
+    }
+}
+
 fn bench_err(e: impl std::fmt::Display) -> Error {
     Error::Harness(e.to_string())
 }
@@ -319,6 +363,9 @@ fn bench_err(e: impl std::fmt::Display) -> Error {
 pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()> {
     if let BenchCommand::Check(args) = &cmd {
         return check(args, results, out);
+    }
+    if let BenchCommand::History(args) = &cmd {
+        return history(args, out);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -335,7 +382,7 @@ pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()>
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out, &mut rec)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out, &mut rec)),
         BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
-        BenchCommand::Check(_) => Ok(()),
+        BenchCommand::Check(_) | BenchCommand::History(_) => Ok(()),
     };
     // What was measured is kept even when a later part failed.
     if !rec.figures.is_empty() {
@@ -359,6 +406,7 @@ impl BenchCommand {
             BenchCommand::Backup(_) => "backup",
             BenchCommand::Soak(_) => "soak",
             BenchCommand::Check(_) => "check",
+            BenchCommand::History(_) => "history",
         }
     }
 
@@ -375,6 +423,7 @@ impl BenchCommand {
             BenchCommand::Backup(a) => format!("{a:?}"),
             BenchCommand::Soak(a) => format!("{a:?}"),
             BenchCommand::Check(a) => format!("{a:?}"),
+            BenchCommand::History(a) => format!("{a:?}"),
         }
     }
 }

@@ -19,7 +19,8 @@ pub enum Target {
     Fixed(String),
     /// Ask these Sentinels (`host:port`) for
     /// `SENTINEL get-master-addr-by-name <master>`, starting with the one
-    /// that answered last, and connect to the address returned. The
+    /// that answered last, and connect to the address returned once its
+    /// `ROLE` says primary (else the next Sentinel is asked). The
     /// Sentinels are asked without a password, then, if that is refused,
     /// with the probe's (Logbook's Sentinels require the data nodes'
     /// password; a bare Sentinel requires none and refuses `AUTH`).
@@ -71,7 +72,16 @@ impl Resolver {
                         answer = ask_sentinel(sentinel, master, self.password.as_ref(), self.limit)
                             .await;
                     }
-                    if let Some(addr) = answer {
+                    // As Sentinel's client guidelines ask: the server named
+                    // must say it is the primary. One that restarted in
+                    // place is named until the Sentinels see it down, and
+                    // serves what it reloaded, read-only: a client that
+                    // trusted the name read lists 12 s old from it (the
+                    // long soak's history, docs/robustness.md).
+                    if let Some(addr) = answer
+                        && role_of(&addr, self.password.as_ref(), self.limit).await
+                            == Some(Role::Primary)
+                    {
                         self.preferred = index;
                         return Some(addr);
                     }
