@@ -60,11 +60,8 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// A primary and its replica, the link up (a write it acknowledges).
-async fn primary_with_replica() -> (Server, Server) {
-    // No delay before the diskless full sync the replica asks for.
-    let primary = Server::start(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
+/// Waits until `replicas` replicas acknowledge a write on `primary`.
+async fn linked(primary: &Server, replicas: i64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         // WAIT on a fresh connection: that connection's offset is the SET's.
@@ -80,16 +77,28 @@ async fn primary_with_replica() -> (Server, Server) {
             .await
             .unwrap();
         let acked: i64 = redis::cmd("WAIT")
-            .arg(1)
+            .arg(replicas)
             .arg(200)
             .query_async(&mut conn)
             .await
             .unwrap();
-        if acked >= 1 {
-            return (primary, replica);
+        if acked >= replicas {
+            return;
         }
-        assert!(Instant::now() < deadline, "the replica never linked");
+        assert!(
+            Instant::now() < deadline,
+            "{replicas} replica(s) never linked"
+        );
     }
+}
+
+/// A primary and its replica, the link up (a write it acknowledges).
+async fn primary_with_replica() -> (Server, Server) {
+    // No delay before the diskless full sync the replica asks for.
+    let primary = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
+    linked(&primary, 1).await;
+    (primary, replica)
 }
 
 fn fixed(server: &Server) -> Route {
@@ -474,31 +483,7 @@ impl Drop for Proxy {
 async fn a_node_serving_old_values_shows_as_stale_reads_and_not_linearizable() {
     let (primary, _replica) = primary_with_replica().await;
     let lagging = Server::start(&["--replicaof", "127.0.0.1", &primary.port()]);
-    // Linked: a write both replicas acknowledge.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut conn = redis::Client::open(format!("redis://{}", primary.address()))
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let _: () = redis::cmd("SET")
-            .arg("link")
-            .arg("two")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let acked: i64 = redis::cmd("WAIT")
-            .arg(2)
-            .arg(200)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if acked >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the second replica never linked");
-    }
+    linked(&primary, 2).await;
     let proxy = Proxy::start(primary.address()).await;
     let mut config =
         HistoryClientConfig::lists(Route::Primary(Target::Fixed(proxy.addr.clone())), "stale");
