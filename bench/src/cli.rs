@@ -325,7 +325,7 @@ fn history(args: &HistoryArgs, out: &mut dyn Write) -> Result<()> {
     let summary =
         crate::history_client::check_history(&history, &logbook_history::RegisterConfig::default());
     writeln!(out, "{summary}")?;
-    let findings = crate::soak::history::judge(&history);
+    let findings = crate::soak::history::judge(&history, &summary);
     writeln!(
         out,
         "within the promises: {} stale read(s) (longest {} ms), {} shrunk list(s); registers linearizable / not / undecided: {} / {} / {}",
@@ -344,9 +344,9 @@ fn history(args: &HistoryArgs, out: &mut dyn Write) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Harness(format!(
-            "{}: {} finding(s) outside the promises (above)",
+            "{}: {} anomalies outside the promises, or a loss not judged (above)",
             args.file.display(),
-            findings.violations.len()
+            findings.outside
         )))
     }
 }

@@ -27,14 +27,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use logbook::valkey::Password;
-use logbook_history::{
-    Anomaly, AnomalyKind, Function, History, Op, OpId, Outcome, RegisterConfig, Verdict,
-};
+use logbook_history::{Anomaly, AnomalyKind, Function, History, Op, OpId, Outcome, Verdict};
 
 use super::schedule::SoakTopology;
 use crate::Target;
 use crate::history_client::{
-    HistoryClientConfig, HistoryRun, Route, WaitFor, check_history, write_json_lines,
+    CheckSummary, HistoryClientConfig, HistoryRun, Route, WaitFor, write_json_lines,
 };
 
 /// The longest a stale read may begin after the acknowledgement it lacks:
@@ -70,8 +68,8 @@ pub(super) struct Way {
     pub service: String,
     /// The Sentinel Service, for the Sentinel topology.
     pub sentinel: Option<String>,
-    /// The data pods' addresses, for a Cluster's seeds.
-    pub pods: Vec<String>,
+    /// A Cluster's seeds: the client Service, then the data pods.
+    pub seeds: Vec<String>,
 }
 
 /// The client configuration for `topology`: lists and registers, `WAIT`
@@ -86,11 +84,7 @@ pub(super) fn config(
     sentinel_replicas: u32,
 ) -> HistoryClientConfig {
     let route = match topology {
-        SoakTopology::Cluster => {
-            let mut seeds = vec![way.service];
-            seeds.extend(way.pods);
-            Route::Cluster { seeds }
-        }
+        SoakTopology::Cluster => Route::Cluster { seeds: way.seeds },
         SoakTopology::Sentinel => Route::Primary(Target::Sentinel {
             sentinels: way.sentinel.into_iter().collect(),
             master: super::NAME.to_owned(),
@@ -141,15 +135,18 @@ pub struct HistoryFindings {
     /// Shrunk lists within the promise (unacknowledged values dropped, or
     /// a stale read).
     pub shrunk_tolerated: usize,
+    /// List anomalies outside the promise (each kind's first three are
+    /// quoted in `violations`).
+    pub outside: usize,
     /// Register keys: linearizable, not, undecided (the search's bound).
     pub registers: (usize, usize, usize),
     /// Every anomaly outside the promise, in words.
     pub violations: Vec<String>,
 }
 
-/// Checks `run` against the promises (see the module's documentation).
-pub fn judge(history: &History) -> HistoryFindings {
-    let summary = check_history(history, &RegisterConfig::default());
+/// Judges `history`, whose checkers' reports are `summary`, against the
+/// promises (see the module's documentation).
+pub fn judge(history: &History, summary: &CheckSummary) -> HistoryFindings {
     let counts = crate::history_client::RunCounts::of(history);
     let mut findings = HistoryFindings {
         ops: counts.ops,
@@ -181,6 +178,7 @@ pub fn judge(history: &History) -> HistoryFindings {
             _ => refused.push(anomaly),
         }
     }
+    findings.outside = refused.len();
     let mut by_kind: HashMap<AnomalyKind, usize> = HashMap::new();
     for anomaly in refused {
         let n = by_kind.entry(anomaly.kind).or_default();
@@ -313,9 +311,17 @@ fn ms(t: logbook_history::Nanos) -> f64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use logbook_history::Recorder;
+    use logbook_history::{Recorder, RegisterConfig};
 
     use super::*;
+    use crate::history_client::check_history;
+
+    fn judged(history: History) -> HistoryFindings {
+        judge(
+            &history,
+            &check_history(&history, &RegisterConfig::default()),
+        )
+    }
 
     fn append(r: &mut Recorder, p: u64, v: u64, at: u64, outcome: Outcome, server: &str) {
         let id = r.invoke(
@@ -343,13 +349,14 @@ mod tests {
             append(&mut r, 0, 1, 10, Outcome::done(), "new:6379");
             read(&mut r, 1, vec![], 1_000, stale_server);
             read(&mut r, 2, vec![1], 2_000, "new:6379");
-            let findings = judge(&r.finish().unwrap());
+            let findings = judged(r.finish().unwrap());
             assert_eq!(
                 findings.stale_tolerated,
                 usize::from(within),
                 "{findings:?}"
             );
             assert_eq!(findings.violations.is_empty(), within, "{findings:?}");
+            assert_eq!(findings.outside, usize::from(!within), "{findings:?}");
         }
     }
 
@@ -359,7 +366,7 @@ mod tests {
         append(&mut r, 0, 1, 10, Outcome::unknown("WAIT 0 of 1"), "a:6379");
         read(&mut r, 1, vec![1], 100, "a:6379");
         read(&mut r, 1, vec![], 200, "a:6379");
-        let findings = judge(&r.finish().unwrap());
+        let findings = judged(r.finish().unwrap());
         assert_eq!(findings.shrunk_tolerated, 1, "{findings:?}");
         assert!(findings.violations.is_empty(), "{findings:?}");
 
@@ -367,7 +374,7 @@ mod tests {
         append(&mut r, 0, 1, 10, Outcome::done(), "a:6379");
         read(&mut r, 1, vec![1], 100, "a:6379");
         read(&mut r, 1, vec![], 200, "a:6379");
-        let findings = judge(&r.finish().unwrap());
+        let findings = judged(r.finish().unwrap());
         assert!(
             findings
                 .violations
@@ -386,7 +393,7 @@ mod tests {
         let mut r = Recorder::new();
         append(&mut r, 0, 1, 10, Outcome::done(), "a:6379");
         read(&mut r, 1, vec![1, 99], 100, "a:6379");
-        let findings = judge(&r.finish().unwrap());
+        let findings = judged(r.finish().unwrap());
         assert!(
             findings.violations.iter().any(|v| v.contains("phantom")),
             "{findings:?}"

@@ -340,20 +340,25 @@ async fn soak(
     let cluster = config.topology == SoakTopology::Cluster;
     let service = service_addr(&client, NAME, 6379).await?;
     let prefix = format!("soak{}", config.seed);
+    // Read once, for the writer and the history client alike.
+    let sentinel = if config.topology == SoakTopology::Sentinel {
+        Some(service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?)
+    } else {
+        None
+    };
+    let mut seeds = vec![service.clone()];
+    seeds.extend(shared.addrs.lock().values().cloned());
     let probe = if cluster {
-        let mut seeds = vec![service.clone()];
-        seeds.extend(shared.addrs.lock().values().cloned());
         let mut c = super::cluster_writer::ClusterProbeConfig::new(seeds.clone(), prefix.clone());
         c.password = Some(password.clone());
         super::cluster_writer::start_cluster_probe(c)
     } else {
-        let target = if config.topology == SoakTopology::Sentinel {
-            Target::Sentinel {
-                sentinels: vec![service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?],
+        let target = match &sentinel {
+            Some(sentinel) => Target::Sentinel {
+                sentinels: vec![sentinel.clone()],
                 master: NAME.to_owned(),
-            }
-        } else {
-            Target::Fixed(service.clone())
+            },
+            None => Target::Fixed(service.clone()),
         };
         let mut c = WriteProbeConfig::new(target, prefix.clone());
         c.password = Some(password.clone());
@@ -371,12 +376,8 @@ async fn soak(
     let recorder = if config.history.clients > 0 {
         let way = history::Way {
             service: service.clone(),
-            sentinel: if config.topology == SoakTopology::Sentinel {
-                Some(service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?)
-            } else {
-                None
-            },
-            pods: shared.addrs.lock().values().cloned().collect(),
+            sentinel,
+            seeds,
         };
         let c = history::config(
             config.topology,
@@ -528,7 +529,11 @@ async fn soak(
                 if let Err(e) = history::keep(&run, dir) {
                     violations.push(format!("history.jsonl could not be written: {e}"));
                 }
-                let findings = history::judge(&run.history);
+                let summary = crate::history_client::check_history(
+                    &run.history,
+                    &logbook_history::RegisterConfig::default(),
+                );
+                let findings = history::judge(&run.history, &summary);
                 violations.extend(findings.violations.iter().cloned());
                 Some(findings)
             }

@@ -91,11 +91,6 @@ pub fn render(reports: &[SoakReport]) -> String {
         );
         for r in reports {
             let Some(h) = &r.history else { continue };
-            let outside = r
-                .violations
-                .iter()
-                .filter(|v| v.starts_with("history:"))
-                .count();
             out.push_str(&format!(
                 "| {} | {} | {} ({}) | {} / {} / {} | {} ({} ms) | {} | {} / {} / {} | {} |\n",
                 r.topology.name(),
@@ -111,7 +106,7 @@ pub fn render(reports: &[SoakReport]) -> String {
                 h.registers.0,
                 h.registers.1,
                 h.registers.2,
-                outside
+                h.outside
             ));
         }
     }
