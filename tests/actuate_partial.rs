@@ -291,3 +291,47 @@ async fn a_switchover_that_fails_before_the_promotion_changes_nothing() {
         "writes still held after the failed switchover: {set:?}"
     );
 }
+
+/// A pod the projection still holds but the API server no longer does
+/// (deleted, its deletion not yet seen by the watch): labelling it finds
+/// it gone, and the outcome journals its deletion, so the next pass does
+/// not decide to label it again (a scale-in once did, every 250 ms, until
+/// the watch caught up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelling_a_pod_that_is_gone_journals_that_it_is_gone() {
+    let mut fixture = Fixture::start().await;
+    fixture.state.pods.insert(
+        "demo-2".to_owned(),
+        PodView {
+            role_label: Some(Role::Primary),
+            ..PodView::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let valkey = ValkeyClient::new(Timeouts::default(), None);
+    let target = common::target(&fixture.meta, &fixture.spec, &fixture.state);
+    let intent = Intent::SetRoleLabels {
+        primary: Some("demo-1".to_owned()),
+    };
+    let (outcome, _) = common::execute(
+        &fixture.api,
+        target,
+        &valkey,
+        &intent,
+        None,
+        &dir.path().join("effects.jsonl"),
+    )
+    .await;
+    let facts = outcome.expect("a pod that is gone is not a failure");
+    assert!(
+        facts
+            .iter()
+            .any(|e| matches!(e, Event::PodDeleted { pod } if pod == "demo-2")),
+        "demo-2 is gone and the outcome does not say so: {facts:?}"
+    );
+    assert!(labelled(&facts, "demo-1", Role::Primary), "{facts:?}");
+    assert!(labelled(&facts, "demo-0", Role::Replica), "{facts:?}");
+    let labels = fixture.role_labels().await;
+    assert_eq!(labels["demo-0"], "replica");
+    assert_eq!(labels["demo-1"], "primary");
+}

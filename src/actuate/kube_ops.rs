@@ -419,9 +419,11 @@ pub async fn label_pod(
             .collect(),
             password: None,
         }),
-        // The pod is gone: nothing left to label.
+        // The pod is gone: nothing left to label, and the picture must
+        // say so, or the next decision labels it again (until the watch's
+        // deletion arrives, every pass).
         Err(kube::Error::Api(status)) if status.code == 404 => {
-            Ok(Done::said(format!("{pod} is gone, no label to set")))
+            Ok(Done::gone(pod, format!("{pod} is gone, no label to set")))
         }
         Err(source) => Err(ActError::Kube {
             what: format!("labelling pod {}/{pod}", target.meta.namespace),
@@ -527,7 +529,7 @@ pub async fn delete_pod(
             password: None,
         }),
         Err(kube::Error::Api(status)) if status.code == 404 => {
-            Ok(Done::said(format!("{pod} was already gone")))
+            Ok(Done::gone(pod, format!("{pod} was already gone")))
         }
         Err(source) => Err(ActError::Kube {
             what: format!("deleting pod {}/{pod}", target.meta.namespace),

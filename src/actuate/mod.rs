@@ -135,6 +135,19 @@ impl Done {
             ..Self::default()
         }
     }
+
+    /// The API server answered that `pod` does not exist: journaled as
+    /// its deletion, so no decision counts or acts on it until it is
+    /// observed again.
+    fn gone(pod: &str, detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            events: vec![Event::PodDeleted {
+                pod: pod.to_owned(),
+            }],
+            password: None,
+        }
+    }
 }
 
 /// One cluster as an action sees it.
