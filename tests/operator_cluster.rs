@@ -212,7 +212,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
                 .await
         }
     };
-    let vkc = ready("formed").await;
+    ready("formed").await;
     let password = env.password("shop").await;
     let mut seeds = Vec::new();
     for i in 0..6 {
@@ -231,7 +231,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
     // 1. A primary's process killed: the kubelet restarts it in place at
     // once, empty (nothing persisted yet), faster than two probes. Its
     // replica still holds every acknowledged write and must keep them.
-    let (primaries, _) = roles(&vkc);
+    let (primaries, _) = settled_roles(&env, &password, Duration::from_secs(60)).await;
     let victim = primaries[0].clone();
     env.kill(&victim).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -240,8 +240,10 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
 
     // 2. A replica's volume lost: it comes back as a new node, the old
     // one is forgotten, the new one replicates its shard again.
-    let vkc = env.vkc("shop").await;
-    let (_, replicas) = roles(&vkc);
+    // The roles as the servers have them, once every replica is in sync
+    // (a status can lag the takeover above, and the restarted victim's
+    // full resync comes seconds after it).
+    let (_, replicas) = settled_roles(&env, &password, Duration::from_secs(60)).await;
     let replica = replicas.iter().find(|r| **r != victim).unwrap().clone();
     // Wiped under the running process, then killed (no shutdown save
     // rewrites `nodes.conf`): it restarts in place with an empty volume.
@@ -256,8 +258,7 @@ async fn a_cluster_keeps_every_acknowledged_write_through_kills_lost_volumes_and
 
     // 3. A primary's volume lost: its shard goes to its replica, the new
     // empty node never serves a slot and becomes a replica.
-    let vkc = env.vkc("shop").await;
-    let (primaries, _) = roles(&vkc);
+    let (primaries, _) = settled_roles(&env, &password, Duration::from_secs(60)).await;
     let wiped = primaries[2].clone();
     env.faults()
         .wipe_pvc_data(NS, &format!("data-{wiped}"))

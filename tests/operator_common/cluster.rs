@@ -242,6 +242,64 @@ pub async fn eventually_clean(env: &Env, password: &str, nodes: usize, timeout: 
     }
 }
 
+/// Waits until the servers and the status of `shop` agree on every pod's
+/// role and every replica holds its primary's data (`ROLE`: linked and
+/// `connected`, not loading or syncing), and returns `(primaries,
+/// replicas)` as the servers say, each sorted. A fault that must leave a
+/// whole copy of every shard (a replica's volume lost, a primary's) is
+/// injected only then: a status can lag a takeover, and a replica that
+/// took its primary's role a moment ago, or just restarted empty, holds
+/// nothing until its full resync (5 s away at least) has loaded, so
+/// wiping the other copy then loses the shard's writes on any operator.
+pub async fn settled_roles(
+    env: &Env,
+    password: &str,
+    timeout: Duration,
+) -> (Vec<String>, Vec<String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let vkc = env.vkc("shop").await;
+        let (mut status_primaries, mut status_replicas): (Vec<String>, Vec<String>) = vkc
+            .status
+            .as_ref()
+            .map(|s| {
+                (
+                    s.shards.iter().filter_map(|sh| sh.primary.clone()).collect(),
+                    s.shards.iter().flat_map(|sh| sh.replicas.clone()).collect(),
+                )
+            })
+            .unwrap_or_default();
+        status_primaries.sort();
+        status_replicas.sort();
+        let mut primaries = Vec::new();
+        let mut replicas = Vec::new();
+        let mut why = Vec::new();
+        let pods = status_primaries.len() + status_replicas.len();
+        for i in 0..pods {
+            let pod = format!("shop-{i}");
+            let addr = env.pod_addr(&pod).await;
+            let role = redis_cli(&addr, password, &["role"]);
+            let lines: Vec<&str> = role.lines().map(str::trim).collect();
+            match lines.first().copied() {
+                Some("master") => primaries.push(pod),
+                Some("slave") if lines.get(3) == Some(&"connected") => replicas.push(pod),
+                _ => why.push(format!("{pod}: {}", lines.join(" "))),
+            }
+        }
+        primaries.sort();
+        replicas.sort();
+        if why.is_empty() && primaries == status_primaries && replicas == status_replicas {
+            return (primaries, replicas);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roles not settled after {timeout:?}: servers say primaries {primaries:?}, replicas {replicas:?} (not in sync: {why:?}); the status says {status_primaries:?}, {status_replicas:?}\n{}",
+            env.dump("shop").await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The intents decided in `events`, each as `Name (ReasonCode)`.
 pub fn decided_names(events: &[logbook_journal::Envelope]) -> Vec<String> {
     events
