@@ -264,7 +264,10 @@ pub async fn settled_roles(
             .as_ref()
             .map(|s| {
                 (
-                    s.shards.iter().filter_map(|sh| sh.primary.clone()).collect(),
+                    s.shards
+                        .iter()
+                        .filter_map(|sh| sh.primary.clone())
+                        .collect(),
                     s.shards.iter().flat_map(|sh| sh.replicas.clone()).collect(),
                 )
             })

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterNodeReport, SLOTS, merge_slots};
+use crate::cluster::{ClusterNodeReport, SLOTS};
 use crate::ids::ReplId;
 use crate::intent::SlotRange;
 
@@ -110,50 +110,88 @@ impl ClusterPart {
             .map(|(id, n)| (id.as_str(), n.pod.as_str()))
     }
 
-    /// The owner node of every slot (`None`: unowned): each primary's own
-    /// claim, the highest config epoch winning a contested slot (ties to
-    /// the node id, so the result is the same on every replay).
+    /// Who owns which slots, as disjoint runs in slot order, each with
+    /// its owner's node id (a slot in no run is unowned): each primary's
+    /// own claim, the highest config epoch winning a contested slot (ties
+    /// to the node id, so the result is the same on every replay).
+    /// Computed over the claims' boundaries, never slot by slot: this is
+    /// on the path of every decision and every fold of a node's report.
     #[must_use]
-    pub fn slot_owners(&self) -> Vec<Option<&str>> {
-        let mut owners: Vec<Option<(u64, &str)>> = vec![None; SLOTS as usize];
-        for (id, node) in &self.nodes {
-            let report = &node.report;
-            if !report.is_primary() {
+    pub fn owned_ranges(&self) -> Vec<(SlotRange, &str)> {
+        let claims: Vec<(u32, u32, (u64, &str))> = self
+            .nodes
+            .iter()
+            .filter(|(_, node)| node.report.is_primary())
+            .flat_map(|(id, node)| {
+                node.report.slots.iter().filter_map(move |range| {
+                    let start = u32::from(range.start);
+                    let end = u32::from(range.end).min(SLOTS - 1);
+                    (start <= end).then_some((start, end, (node.report.config_epoch, id.as_str())))
+                })
+            })
+            .collect();
+        let mut bounds: Vec<u32> = claims
+            .iter()
+            .flat_map(|(start, end, _)| [*start, end + 1])
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut out: Vec<(SlotRange, &str)> = Vec::new();
+        for pair in bounds.windows(2) {
+            let (Some(&from), Some(&to)) = (pair.first(), pair.get(1)) else {
                 continue;
-            }
-            for range in &report.slots {
-                for slot in range.start..=range.end {
-                    if let Some(owner) = owners.get_mut(usize::from(slot)) {
-                        let wins = owner.is_none_or(|(epoch, other)| {
-                            (report.config_epoch, id.as_str()) > (epoch, other)
-                        });
-                        if wins {
-                            *owner = Some((report.config_epoch, id.as_str()));
-                        }
-                    }
+            };
+            let winner = claims
+                .iter()
+                .filter(|(start, end, _)| *start <= from && from <= *end)
+                .map(|(_, _, claim)| *claim)
+                .max();
+            let (Some((_, id)), Ok(start), Ok(end)) =
+                (winner, u16::try_from(from), u16::try_from(to - 1))
+            else {
+                continue;
+            };
+            match out.last_mut() {
+                Some((range, last)) if *last == id && range.end.checked_add(1) == Some(start) => {
+                    range.end = end;
                 }
+                _ => out.push((SlotRange { start, end }, id)),
             }
         }
-        owners.into_iter().map(|o| o.map(|(_, id)| id)).collect()
+        out
+    }
+
+    /// The owner node of every slot (`None`: unowned), as
+    /// [`ClusterPart::owned_ranges`] says.
+    #[must_use]
+    pub fn slot_owners(&self) -> Vec<Option<&str>> {
+        let mut owners: Vec<Option<&str>> = vec![None; SLOTS as usize];
+        for (range, id) in self.owned_ranges() {
+            if let Some(run) = owners.get_mut(usize::from(range.start)..=usize::from(range.end)) {
+                run.fill(Some(id));
+            }
+        }
+        owners
     }
 
     /// Slots with no owner.
     #[must_use]
     pub fn unassigned(&self) -> u32 {
-        let free = self.slot_owners().iter().filter(|o| o.is_none()).count();
-        u32::try_from(free).unwrap_or(SLOTS)
+        let owned: u32 = self
+            .owned_ranges()
+            .iter()
+            .map(|(range, _)| u32::from(range.end) - u32::from(range.start) + 1)
+            .sum();
+        SLOTS.saturating_sub(owned)
     }
 
     /// The shards: every primary node owning at least one slot, in pod
     /// order, with the pods whose current node replicates it.
     #[must_use]
     pub fn shards(&self) -> Vec<Shard<'_>> {
-        let owners = self.slot_owners();
-        let mut slots: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-        for (slot, owner) in (0..).zip(owners.iter()) {
-            if let Some(id) = owner {
-                slots.entry(id).or_default().push(slot);
-            }
+        let mut slots: BTreeMap<&str, Vec<SlotRange>> = BTreeMap::new();
+        for (range, id) in self.owned_ranges() {
+            slots.entry(id).or_default().push(range);
         }
         let mut shards: Vec<Shard<'_>> = slots
             .into_iter()
@@ -173,7 +211,7 @@ impl ClusterPart {
                     primary: node.pod.as_str(),
                     node_id: id.as_str(),
                     retired: self.is_retired(id),
-                    slots: merge_slots(owned),
+                    slots: owned,
                     replicas,
                 })
             })
@@ -195,19 +233,38 @@ impl ClusterPart {
     /// Ownership as `(range, pod)` runs, for timelines and the status.
     #[must_use]
     pub fn slot_map(&self) -> Vec<(SlotRange, Option<String>)> {
+        self.owner_runs(|id| self.pod_of(id).map(str::to_owned))
+    }
+
+    /// Every slot in runs of one owner, `name` naming the owner of each
+    /// owned run (`None`: unowned), gaps as `None`, adjacent runs of one
+    /// name merged: the whole 0–16383 range, in order.
+    pub fn owner_runs(
+        &self,
+        name: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(SlotRange, Option<String>)> {
         let mut out: Vec<(SlotRange, Option<String>)> = Vec::new();
-        for (slot, owner) in (0..).zip(self.slot_owners()) {
-            let pod = owner.and_then(|id| self.pod_of(id));
-            match out.last_mut() {
-                Some((range, last)) if last.as_deref() == pod => range.end = slot,
-                _ => out.push((
-                    SlotRange {
-                        start: slot,
-                        end: slot,
-                    },
-                    pod.map(str::to_owned),
-                )),
+        let mut push = |range: SlotRange, owner: Option<String>| match out.last_mut() {
+            Some((last, who)) if *who == owner => last.end = range.end,
+            _ => out.push((range, owner)),
+        };
+        let mut next: u32 = 0;
+        for (range, id) in self.owned_ranges() {
+            if u32::from(range.start) > next
+                && let (Ok(start), Ok(end)) = (
+                    u16::try_from(next),
+                    u16::try_from(u32::from(range.start) - 1),
+                )
+            {
+                push(SlotRange { start, end }, None);
             }
+            push(range, name(id));
+            next = u32::from(range.end) + 1;
+        }
+        if next < SLOTS
+            && let (Ok(start), Ok(end)) = (u16::try_from(next), u16::try_from(SLOTS - 1))
+        {
+            push(SlotRange { start, end }, None);
         }
         out
     }

@@ -145,7 +145,7 @@ impl ClusterState {
             // node: the restart no longer bears on who should serve.
             self.cluster.history_resets.remove(pod);
         }
-        let before: Vec<Option<String>> = self.owner_pods();
+        let before = self.owner_pods();
         let previous = self
             .cluster
             .pods
@@ -169,29 +169,8 @@ impl ClusterState {
                 ),
             );
         }
-        let after: Vec<Option<String>> = self.owner_pods();
-        let mut moves: Vec<(crate::intent::SlotRange, &Option<String>, &Option<String>)> =
-            Vec::new();
-        for (slot, (old, new)) in (0_u16..).zip(before.iter().zip(after.iter())) {
-            if old == new {
-                continue;
-            }
-            match moves.last_mut() {
-                Some((range, o, n))
-                    if range.end.checked_add(1) == Some(slot) && *o == old && *n == new =>
-                {
-                    range.end = slot;
-                }
-                _ => moves.push((
-                    crate::intent::SlotRange {
-                        start: slot,
-                        end: slot,
-                    },
-                    old,
-                    new,
-                )),
-            }
-        }
+        let after = self.owner_pods();
+        let moves = changed_runs(&before, &after);
         let summaries: Vec<String> = moves
             .iter()
             .map(|(range, old, new)| {
@@ -212,7 +191,7 @@ impl ClusterState {
                 format!("{} (epoch {})", summaries.join("; "), report.config_epoch),
             );
         }
-        if self.cluster.formed_at.is_none() && after.iter().all(Option::is_some) {
+        if self.cluster.formed_at.is_none() && after.iter().all(|(_, owner)| owner.is_some()) {
             self.cluster.formed_at = Some(seq);
             self.history(
                 seq,
@@ -223,14 +202,11 @@ impl ClusterState {
         }
     }
 
-    /// The pod owning each slot, as `node@pod` would be ambiguous for
-    /// people: the pod name, or the node id when no pod is known.
-    fn owner_pods(&self) -> Vec<Option<String>> {
+    /// The pod owning each run of slots, as `node@pod` would be ambiguous
+    /// for people: the pod name, or the node id when no pod is known.
+    fn owner_pods(&self) -> Vec<(crate::intent::SlotRange, Option<String>)> {
         self.cluster
-            .slot_owners()
-            .into_iter()
-            .map(|o| o.map(|id| self.cluster.pod_of(id).unwrap_or(id).to_owned()))
-            .collect()
+            .owner_runs(|id| Some(self.cluster.pod_of(id).unwrap_or(id).to_owned()))
     }
 
     /// Whether the stream is a Valkey Cluster's: its nodes reported
@@ -238,4 +214,44 @@ impl ClusterState {
     pub(super) fn is_valkey_cluster(&self) -> bool {
         !self.cluster.pods.is_empty()
     }
+}
+
+/// The runs of slots whose owner differs between `before` and `after`
+/// (each the whole slot range in runs, as `owner_runs` gives it), with the
+/// owner before and after, adjacent runs of one change merged.
+fn changed_runs<'a>(
+    before: &'a [(crate::intent::SlotRange, Option<String>)],
+    after: &'a [(crate::intent::SlotRange, Option<String>)],
+) -> Vec<(
+    crate::intent::SlotRange,
+    &'a Option<String>,
+    &'a Option<String>,
+)> {
+    let mut out: Vec<(crate::intent::SlotRange, &Option<String>, &Option<String>)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let mut at: u16 = 0;
+    while let (Some((b, old)), Some((a, new))) = (before.get(i), after.get(j)) {
+        let end = b.end.min(a.end);
+        if old != new {
+            match out.last_mut() {
+                Some((range, o, n))
+                    if range.end.checked_add(1) == Some(at) && *o == old && *n == new =>
+                {
+                    range.end = end;
+                }
+                _ => out.push((crate::intent::SlotRange { start: at, end }, old, new)),
+            }
+        }
+        if b.end == end {
+            i += 1;
+        }
+        if a.end == end {
+            j += 1;
+        }
+        match end.checked_add(1) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out
 }
