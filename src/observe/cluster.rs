@@ -5,7 +5,7 @@
 //! replication link and offset as for Replication. Reachability is
 //! recorded as for every topology.
 
-use logbook_journal::cluster::merge_slots;
+use logbook_journal::cluster::{SLOTS, merge_ranges};
 use logbook_journal::{
     ClusterNodeReport, ClusterPeer, ClusterState, Event, PeerHealth, Reachability, ReplId, Role,
     SlotMigrationJob, SlotPeer,
@@ -221,7 +221,17 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
         })
         .collect();
     peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    let owned: Vec<u16> = me.slots.iter().flat_map(|r| r.start..=r.end).collect();
+    // Its ranges, within the slot space, sorted and merged (never
+    // expanded slot by slot: this runs on every probe of every node).
+    let owned: Vec<logbook_journal::intent::SlotRange> = me
+        .slots
+        .iter()
+        .filter(|r| r.start <= r.end && u32::from(r.start) < SLOTS)
+        .map(|r| logbook_journal::intent::SlotRange {
+            start: r.start,
+            end: u16::try_from(u32::from(r.end).min(SLOTS - 1)).unwrap_or(r.end),
+        })
+        .collect();
     let peers_of = |marks: &[crate::valkey::SlotMigration]| {
         let mut out: Vec<SlotPeer> = marks
             .iter()
@@ -241,7 +251,7 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
             } else {
                 me.primary_id.clone()
             },
-            slots: merge_slots(owned),
+            slots: merge_ranges(&owned),
             config_epoch: me.config_epoch,
             current_epoch: probe.info.current_epoch,
             state_ok: probe.info.state_ok,
