@@ -219,9 +219,20 @@ fn error_code(reply: &Reply) -> &str {
     }
 }
 
+/// The `replicaof` line of the runtime config the script writes.
+fn rendered_role(primary_host: Option<&str>) -> String {
+    let conf = rendered_conf(primary_host);
+    let replicaof: Vec<&str> = conf
+        .lines()
+        .filter(|l| l.starts_with("replicaof"))
+        .collect();
+    assert_eq!(replicaof.len(), 1, "{conf}");
+    replicaof[0].to_owned()
+}
+
 /// Runs the script with a stand-in `valkey-server` that exits at once, and
 /// returns the runtime config it wrote.
-fn rendered_role(primary_host: Option<&str>) -> String {
+fn rendered_conf(primary_host: Option<&str>) -> String {
     let pod = Pod::new(&ValkeyClusterSpec::default(), primary_host);
     let stub = pod.path("stub");
     std::fs::create_dir_all(&stub).unwrap();
@@ -233,13 +244,7 @@ fn rendered_role(primary_host: Option<&str>) -> String {
     .unwrap();
     let status = pod.command(&stub, 1, None).status().unwrap();
     assert!(status.success(), "start.sh failed: {status}");
-    let conf = pod.runtime_conf();
-    let replicaof: Vec<&str> = conf
-        .lines()
-        .filter(|l| l.starts_with("replicaof"))
-        .collect();
-    assert_eq!(replicaof.len(), 1, "{conf}");
-    replicaof[0].to_owned()
+    pod.runtime_conf()
 }
 
 #[test]
@@ -275,7 +280,22 @@ fn start_script_fences_follows_and_hides_the_password() {
         other => panic!("ROLE: {other:?}"),
     }
     assert_eq!(error_code(&c.cmd(&["SET", "k", "v"])), "READONLY");
+    // Nor reads: what a fenced node holds is what it last saved, not
+    // what was acknowledged since (a primary restarted in place that the
+    // client Service still selects).
+    assert_eq!(error_code(&c.cmd(&["GET", "k"])), "MASTERDOWN");
+    assert_eq!(
+        error_code(&c.cmd(&["LRANGE", "k", "0", "-1"])),
+        "MASTERDOWN"
+    );
     drop(server);
+    // A pod booting as the replica of a named primary is not fenced: the
+    // read Service may serve what it holds.
+    assert!(
+        !rendered_conf(Some("198.51.100.7")).contains("replica-serve-stale-data no"),
+        "a replica of a named primary refuses reads"
+    );
+    assert!(rendered_conf(None).contains("replica-serve-stale-data no"));
 
     // A Standalone pod with a password that needs quoting: a primary that
     // requires AUTH, and the password is on no command line.

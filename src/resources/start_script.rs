@@ -246,8 +246,13 @@ esac
 if [ -n "$primary" ] && [ "$primary" != "${{POD_IP:-}}" ]; then
     printf 'replicaof %s {VALKEY_PORT}\n' "$primary" >>"$run_conf"
 else
-    # The fence (see FENCE_HOST): read-only and never a sync source.
+    # The fence (see FENCE_HOST): read-only and never a sync source. It
+    # serves no reads either until it is linked to a primary: a primary
+    # restarted in place keeps its label (and so the client Service) until
+    # the operator hands its role over, and its volume holds what it last
+    # saved, not what was acknowledged since (`MASTERDOWN` instead).
     printf 'replicaof {FENCE_HOST} {VALKEY_PORT}\n' >>"$run_conf"
+    printf 'replica-serve-stale-data no\n' >>"$run_conf"
 fi
 "#
     )
