@@ -35,9 +35,11 @@ use crate::record::Record;
 use crate::restart::{RestartConfig, run_restart};
 
 mod failover;
+mod trials;
 
 use failover::failover;
 pub use failover::{FailoverArgs, Only, Topologies};
+use trials::{SpecTrialsArgs, spec_trials};
 
 /// Errors of the bench command line: the harness failed, not the system
 /// under test (a slow failover is the result, not an error).
@@ -110,6 +112,12 @@ pub enum BenchCommand {
     /// checked throughout (docs/robustness.md); exits non-zero when one
     /// broke, printing the seed and the command that reproduces it.
     Soak(SoakArgs),
+    /// Spec changes generated from the CRD's schema (Acto-style chains)
+    /// applied to a live cluster under a recorded history, each step
+    /// judged: refused clearly or converged, its value reflected, a revert
+    /// restoring the objects, a fresh cluster agreeing; exits non-zero on
+    /// a finding.
+    SpecTrials(SpecTrialsArgs),
     /// Each bench's last run (`--results`) beside its baseline: names every
     /// figure whose ratio to its same-run reference got more than the
     /// tolerance worse, and every lost write or false failover; exits
@@ -382,6 +390,7 @@ pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()>
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out, &mut rec)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out, &mut rec)),
         BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
+        BenchCommand::SpecTrials(args) => runtime.block_on(spec_trials(args, out)),
         BenchCommand::Check(_) | BenchCommand::History(_) => Ok(()),
     };
     // What was measured is kept even when a later part failed.
@@ -405,6 +414,7 @@ impl BenchCommand {
             BenchCommand::Reshard(_) => "reshard",
             BenchCommand::Backup(_) => "backup",
             BenchCommand::Soak(_) => "soak",
+            BenchCommand::SpecTrials(_) => "spec-trials",
             BenchCommand::Check(_) => "check",
             BenchCommand::History(_) => "history",
         }
@@ -422,6 +432,7 @@ impl BenchCommand {
             BenchCommand::Reshard(a) => format!("{a:?}"),
             BenchCommand::Backup(a) => format!("{a:?}"),
             BenchCommand::Soak(a) => format!("{a:?}"),
+            BenchCommand::SpecTrials(a) => format!("{a:?}"),
             BenchCommand::Check(a) => format!("{a:?}"),
             BenchCommand::History(a) => format!("{a:?}"),
         }

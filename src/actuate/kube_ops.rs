@@ -144,6 +144,15 @@ pub async fn apply_resources(
     let spec = target.spec;
     let ns = meta.namespace.as_str();
     let password = match read_password(client, target).await {
+        // A generated password's Secret is the operator's: applied again
+        // with what it holds, so that it carries the spec's labels and
+        // annotations as they are now, as every other object does.
+        Ok(Some(pw)) if spec.auth.password_secret.is_none() => {
+            if let Some(secret) = build_password_secret(meta, spec, pw.expose()) {
+                apply(client, ns, &secret).await?;
+            }
+            Some(pw)
+        }
         Ok(pw) => pw,
         Err(ActError::NotYet(why)) if spec.auth.password_secret.is_none() => {
             tracing::debug!(cluster = %meta.name, %why, "generating the password Secret");
@@ -256,6 +265,10 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<b
         .await
         .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
     let mut passwords = std::collections::BTreeMap::new();
+    let labels = existing.as_ref().and_then(|s| s.metadata.labels.clone());
+    let annotations = existing
+        .as_ref()
+        .and_then(|s| s.metadata.annotations.clone());
     let data = existing.and_then(|s| s.data).unwrap_or_default();
     let mut missing = false;
     for user in INTERNAL_USERS {
@@ -288,13 +301,16 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<b
             })?
         }
     };
-    if missing {
-        let secret = resources::internal_users::build_internal_secret(
-            meta,
-            target.spec,
-            &passwords,
-            &fingerprint_key,
-        );
+    let secret = resources::internal_users::build_internal_secret(
+        meta,
+        target.spec,
+        &passwords,
+        &fingerprint_key,
+    );
+    // Written when something is missing, or when the spec's labels or
+    // annotations changed (the same data again: nothing is replaced).
+    let stale = secret.metadata.labels != labels || secret.metadata.annotations != annotations;
+    if missing || stale {
         apply(client, ns, &secret).await?;
     }
     Ok(missing)

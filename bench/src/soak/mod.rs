@@ -35,6 +35,8 @@ mod operator;
 mod report;
 pub mod schedule;
 mod servers;
+mod state;
+pub mod trials;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1004 @@
+//! `logbook-bench spec-trials`: spec changes generated from the CRD's
+//! schema (`spec_mutations`, in the style of Acto) applied to a live
+//! cluster one step at a time, while the recorded-history client works on
+//! it, each step judged by oracles:
+//!
+//! * **Refused clearly, or converged**: a step the API server refuses must
+//!   be one the schema forbids (or one only the server can judge), and its
+//!   message names the field; a step it accepts is either refused by the
+//!   operator (`SpecValid=False`, a `SpecRejected` Event, and not one
+//!   object changed) or converges (Ready, the generation observed) within
+//!   the step's time. Neither is a finding, with the status it was left in.
+//! * **Field by field**: a value a converged step set appears in the
+//!   objects the operator made (the value-matching oracle of Acto), unless
+//!   the field steers the operator's behaviour only ([`BEHAVIOUR_ONLY`]).
+//! * **Revert**: setting back the spec a converged step started from
+//!   restores the objects exactly as they were before it.
+//! * **Differential**: a fresh cluster created with a chain's final spec,
+//!   in another namespace, has the same objects.
+//! * **No loss, a clean journal**: the history (lists and registers) is
+//!   judged against the client promises at the end, and the journal must
+//!   verify and its audit be clean.
+//!
+//! A step applies the whole spec (a `PUT` of the object with the step's
+//! spec), so a deletion deletes and a wrong type reaches the API server as
+//! the user would send it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
+use logbook_crds::ValkeyCluster;
+use serde_json::Value;
+
+use super::history::{self, HistoryFindings, HistoryLoad};
+use super::operator::Operator;
+use super::schedule::SoakTopology;
+use super::servers::{password, service_addr, status_line};
+use super::state::State;
+use super::{NAME, NS, report::tail, spec_of};
+use crate::spec_mutations::{Chain, Expectation, Mutation, Op, chain, load_crds};
+use crate::{BenchError, harness};
+
+/// The namespace of the differential oracle's fresh clusters.
+const FRESH_NS: &str = "fresh";
+
+/// Spec fields that steer what the operator does, not what it renders:
+/// a value set there is not looked for in the objects (the other oracles
+/// still hold).
+pub const BEHAVIOUR_ONLY: &[&str] = &[
+    "/failover",
+    "/journal",
+    "/backup",
+    "/restoreFrom",
+    "/paused",
+    "/auth",
+    "/tls",
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TrialConfig {
+    /// The topology of the cluster the chains are applied to.
+    pub topology: SoakTopology,
+    /// The chains' seed.
+    pub seed: u64,
+    /// How many chains.
+    pub chains: usize,
+    /// The longest chain.
+    pub max_len: usize,
+    /// The `logbook` binary run as the operator.
+    pub binary: PathBuf,
+    /// The CRDs file the mutations come from.
+    pub crds: PathBuf,
+    /// How long a step has to converge or be refused.
+    pub step_timeout: Duration,
+    /// Run the differential oracle (a fresh cluster per chain).
+    pub differential: bool,
+    /// The history client's load.
+    pub history: HistoryLoad,
+    /// Keep the work directory even when every oracle held.
+    pub keep: bool,
+}
+
+impl TrialConfig {
+    /// The command that runs these trials again.
+    pub fn command(&self) -> String {
+        format!(
+            "logbook-bench spec-trials --topology {} --seed {} --chains {} --max-steps {} --step-timeout-seconds {}{} --operator-binary {}",
+            self.topology.name(),
+            self.seed,
+            self.chains,
+            self.max_len,
+            self.step_timeout.as_secs(),
+            if self.differential {
+                ""
+            } else {
+                " --no-differential"
+            },
+            self.binary.display()
+        )
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The API server refused it, with this message.
+    RefusedByApi(String),
+    /// The operator refused it (`SpecValid=False`), with this message.
+    RefusedByOperator(String),
+    /// Ready with its generation observed, after this long.
+    Converged(Duration),
+    /// Neither within the step's time: the status it was left in.
+    Stuck(String),
+}
+
+/// One step: the mutation, how it ended, what the oracles found.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// The mutation, in words.
+    pub mutation: String,
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// Each oracle that failed, in words.
+    pub findings: Vec<String>,
+}
+
+/// One chain.
+#[derive(Debug, Clone)]
+pub struct ChainReport {
+    /// The chain as it prints (with the call that rebuilds it).
+    pub chain: String,
+    /// Its steps.
+    pub steps: Vec<StepReport>,
+    /// The revert and differential oracles' findings.
+    pub findings: Vec<String>,
+    /// What the revert and differential oracles checked, when they held.
+    pub held: Vec<String>,
+}
+
+/// What the trials found.
+#[derive(Debug, Clone)]
+pub struct TrialReport {
+    /// The command that runs them again.
+    pub command: String,
+    /// Each chain.
+    pub chains: Vec<ChainReport>,
+    /// The history's judgement.
+    pub history: Option<HistoryFindings>,
+    /// Findings of the run as a whole (history, journal).
+    pub violations: Vec<String>,
+    /// The work directory, when kept.
+    pub kept: Option<PathBuf>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl TrialReport {
+    /// Every finding, each prefixed with its chain and step.
+    pub fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (c, chain) in self.chains.iter().enumerate() {
+            for (s, step) in chain.steps.iter().enumerate() {
+                out.extend(
+                    step.findings.iter().map(|f| {
+                        format!("chain {} step {} ({}): {f}", c + 1, s + 1, step.mutation)
+                    }),
+                );
+            }
+            out.extend(
+                chain
+                    .findings
+                    .iter()
+                    .map(|f| format!("chain {}: {f}", c + 1)),
+            );
+        }
+        out.extend(self.violations.iter().cloned());
+        out
+    }
+
+    /// No oracle failed.
+    pub fn passed(&self) -> bool {
+        self.findings().is_empty()
+    }
+
+    /// The report for people.
+    pub fn render(&self) -> String {
+        let mut out = format!("spec trials: {}\n", self.command);
+        for (c, chain) in self.chains.iter().enumerate() {
+            out.push_str(&format!("chain {}: {}", c + 1, chain.chain));
+            for (s, step) in chain.steps.iter().enumerate() {
+                let how = match &step.outcome {
+                    StepOutcome::RefusedByApi(m) => {
+                        format!("refused by the API server: {}", cut(m))
+                    }
+                    StepOutcome::RefusedByOperator(m) => {
+                        format!("refused by the operator: {}", cut(m))
+                    }
+                    StepOutcome::Converged(d) => format!("converged in {:.1} s", d.as_secs_f64()),
+                    StepOutcome::Stuck(why) => format!("STUCK: {}", cut(why)),
+                };
+                out.push_str(&format!("  step {}: {how}\n", s + 1));
+                for f in &step.findings {
+                    out.push_str(&format!("    FINDING: {f}\n"));
+                }
+            }
+            for h in &chain.held {
+                out.push_str(&format!("  {h}\n"));
+            }
+            for f in &chain.findings {
+                out.push_str(&format!("  FINDING: {f}\n"));
+            }
+        }
+        if let Some(h) = &self.history {
+            out.push_str(&format!(
+                "history: {} operations ({} reads; {} ok, {} failed, {} unknown), {} anomalies outside the promises, {} stale reads within them\n",
+                h.ops, h.reads, h.ok, h.fail, h.unknown, h.outside, h.stale_tolerated
+            ));
+        }
+        for v in &self.violations {
+            out.push_str(&format!("FINDING: {v}\n"));
+        }
+        let findings = self.findings().len();
+        out.push_str(&format!(
+            "{} chains, {} steps, {findings} findings, {:.0} s{}\n",
+            self.chains.len(),
+            self.chains.iter().map(|c| c.steps.len()).sum::<usize>(),
+            self.elapsed.as_secs_f64(),
+            self.kept
+                .as_ref()
+                .map_or_else(String::new, |k| format!("; kept {}", k.display()))
+        ));
+        out
+    }
+}
+
+fn cut(s: &str) -> String {
+    let one_line = s.replace('\n', " ");
+    match one_line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// The spec the chains start from: the soak's, with the fields most
+/// users set, so that there is something to change and to delete.
+pub fn base_spec(topology: SoakTopology) -> Value {
+    let mut spec = spec_of(topology);
+    if let Some(obj) = spec.as_object_mut() {
+        obj.insert(
+            "resources".into(),
+            serde_json::json!({"requests": {"memory": "64Mi", "cpu": "50m"}, "limits": {"memory": "512Mi"}}),
+        );
+        obj.insert("labels".into(), serde_json::json!({"team": "cache"}));
+        let config = obj.entry("config").or_insert_with(|| serde_json::json!({}));
+        if let Some(config) = config.as_object_mut() {
+            config.insert("maxmemory-policy".into(), "noeviction".into());
+        }
+    }
+    spec
+}
+
+/// Runs the trials on localkube. Findings are in the report; `Err` is the
+/// harness failing.
+///
+/// # Errors
+/// [`BenchError`] when the trials cannot be set up.
+pub async fn run_trials(config: &TrialConfig) -> Result<TrialReport, BenchError> {
+    let started = Instant::now();
+    let prefix = format!(
+        "logbook-trials-{}-{}-",
+        config.topology.name().to_lowercase(),
+        config.seed
+    );
+    let (dir, server) = crate::start_local_kube(&prefix).await?;
+    let result = async {
+        let (kubeconfig, client) = crate::api_client(&server, dir.path()).await?;
+        trials(dir.path(), kubeconfig, client, config).await
+    }
+    .await;
+    crate::stop_local_kube(dir.path(), server).await;
+    let mut report = result?;
+    report.elapsed = started.elapsed();
+    if config.keep || !report.passed() {
+        report.kept = Some(dir.keep());
+    }
+    Ok(report)
+}
+
+/// The cluster's API, with the spec as raw JSON (a step may send what the
+/// Rust type could not hold).
+struct Cluster {
+    raw: Api<DynamicObject>,
+    typed: Api<ValkeyCluster>,
+    client: kube::Client,
+    namespace: String,
+}
+
+impl Cluster {
+    fn new(client: &kube::Client, namespace: &str) -> Cluster {
+        let resource = ApiResource::erase::<ValkeyCluster>(&());
+        Cluster {
+            raw: Api::namespaced_with(client.clone(), namespace, &resource),
+            typed: Api::namespaced(client.clone(), namespace),
+            client: client.clone(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    async fn create(&self, spec: &Value) -> Result<(), String> {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "valkey.logbook.dev/v1alpha1",
+            "kind": "ValkeyCluster",
+            "metadata": {"name": NAME, "namespace": self.namespace},
+            "spec": spec,
+        }))
+        .map_err(|e| e.to_string())?;
+        self.raw
+            .create(&PostParams::default(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `PUT` of the object with `spec`: the new generation.
+    async fn put_spec(&self, spec: &Value) -> Result<Option<i64>, kube::Error> {
+        self.put_spec_from(spec).await.map(|(_, now)| now)
+    }
+
+    /// `PUT` of the object with `spec`: the generation before and after
+    /// (equal when the spec, defaults applied, did not change).
+    async fn put_spec_from(&self, spec: &Value) -> Result<(Option<i64>, Option<i64>), kube::Error> {
+        let mut object = self.raw.get(NAME).await?;
+        let was = object.metadata.generation;
+        if let Some(data) = object.data.as_object_mut() {
+            data.insert("spec".into(), spec.clone());
+        }
+        let written = self
+            .raw
+            .replace(NAME, &PostParams::default(), &object)
+            .await?;
+        Ok((was, written.metadata.generation))
+    }
+
+    async fn spec(&self) -> Option<Value> {
+        self.raw
+            .get(NAME)
+            .await
+            .ok()
+            .and_then(|o| o.data.get("spec").cloned())
+    }
+
+    async fn state(&self) -> Result<State, String> {
+        State::read(&self.client, &self.namespace, NAME).await
+    }
+
+    /// Waits until `generation` is refused by the operator or converged:
+    /// Ready with the generation observed, and the StatefulSet's pods all
+    /// on its current revision (checked here, not taken from the status).
+    /// The findings: a status that said Ready before the pods were.
+    async fn settle(
+        &self,
+        generation: Option<i64>,
+        timeout: Duration,
+    ) -> (StepOutcome, Vec<String>) {
+        let started = Instant::now();
+        let mut findings = Vec::new();
+        loop {
+            if let Ok(v) = self.typed.get(NAME).await
+                && let Some(status) = v.status.as_ref()
+            {
+                let refused = status.conditions.iter().find(|c| {
+                    c.type_ == logbook_crds::v1alpha1::CONDITION_SPEC_VALID
+                        && c.status == "False"
+                        && c.observed_generation.is_some()
+                        && c.observed_generation >= generation
+                });
+                if let Some(c) = refused {
+                    return (StepOutcome::RefusedByOperator(c.message.clone()), findings);
+                }
+                let observed = status.observed_generation.is_some()
+                    && status.observed_generation >= generation;
+                if observed && status.phase == Some(logbook_crds::ClusterPhase::Ready) {
+                    match self.pods_current().await {
+                        Ok(()) => return (StepOutcome::Converged(started.elapsed()), findings),
+                        Err(why) => {
+                            if findings.is_empty() {
+                                findings.push(format!(
+                                    "the status said Ready with generation {} observed while {why}",
+                                    status.observed_generation.unwrap_or_default()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if started.elapsed() > timeout {
+                return (StepOutcome::Stuck(status_line(&self.typed).await), findings);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Whether the StatefulSet's controller has seen its template and
+    /// every pod it selects runs its current revision; `Err` says what
+    /// is not so. (A pod still starting counts: readiness is the status's
+    /// to judge.)
+    async fn pods_current(&self) -> Result<(), String> {
+        let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let sts = sets
+            .get(NAME)
+            .await
+            .map_err(|e| format!("the StatefulSet: {e}"))?;
+        let generation = sts.metadata.generation;
+        let status = sts.status.clone().unwrap_or_default();
+        if status.observed_generation < generation {
+            return Err(format!(
+                "the StatefulSet's controller had observed generation {:?} of {:?}",
+                status.observed_generation, generation
+            ));
+        }
+        let revision = status.update_revision.clone().unwrap_or_default();
+        let selector = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("the pods: {e}"))?;
+        let outdated: Vec<String> = listed
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("controller-revision-hash"))
+                    != Some(&revision)
+            })
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        if !outdated.is_empty() {
+            return Err(format!("pods {outdated:?} were not on revision {revision}"));
+        }
+        if i32::try_from(listed.items.len()).ok() != Some(wanted) {
+            return Err(format!("{} pods ran of {wanted}", listed.items.len()));
+        }
+        Ok(())
+    }
+
+    /// How many `SpecRejected` Events the cluster has had (counts summed).
+    async fn rejections(&self) -> i32 {
+        // The operator writes `events.k8s.io/v1` Events, one per note.
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&kube::api::ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|e| {
+                        e.reason.as_deref() == Some("SpecRejected")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+                    })
+                    .count()
+            })
+            .ok()
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
+    async fn delete_and_wait(&self, timeout: Duration) -> Result<(), String> {
+        self.typed
+            .delete(NAME, &DeleteParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let left = State::read(&self.client, &self.namespace, NAME).await?;
+            let gone = self
+                .typed
+                .get_opt(NAME)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none();
+            if gone
+                && left
+                    .objects
+                    .keys()
+                    .all(|k| k.starts_with("PersistentVolumeClaim/"))
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(format!("not gone in {} s", timeout.as_secs()))
+    }
+}
+
+async fn trials(
+    dir: &Path,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    config: &TrialConfig,
+) -> Result<TrialReport, BenchError> {
+    let schemas = load_crds(&config.crds).map_err(|e| harness("the CRDs")(e.to_string()))?;
+    let schema = schemas
+        .iter()
+        .find(|s| s.kind == "ValkeyCluster")
+        .ok_or_else(|| harness("the CRDs")("no ValkeyCluster".into()))?;
+    let base = base_spec(config.topology);
+    let mut operator = Operator {
+        binary: config.binary.clone(),
+        kubeconfig,
+        journal: dir.join("journal"),
+        log: dir.join("operator.log"),
+        child: None,
+        starts: 0,
+    };
+    operator.start()?;
+    let cluster = Cluster::new(&client, NS);
+    cluster
+        .create(&base)
+        .await
+        .map_err(harness("creating the ValkeyCluster"))?;
+    if let (StepOutcome::Stuck(why), _) = cluster.settle(None, Duration::from_secs(180)).await {
+        return Err(harness("the first Ready")(format!(
+            "not Ready in 180 s: {why}"
+        )));
+    }
+    if config.differential {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": FRESH_NS}}))
+                .map_err(|e| harness("a namespace")(e.to_string()))?;
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(|e| harness("the fresh namespace")(e.to_string()))?;
+    }
+    let password = password(&client).await?;
+    let service = service_addr(&client, NAME, 6379).await?;
+    let sentinel = if config.topology == SoakTopology::Sentinel {
+        Some(service_addr(&client, &format!("{NAME}-sentinel"), 26379).await?)
+    } else {
+        None
+    };
+    let recorder = if config.history.clients > 0 {
+        let way = history::Way {
+            service: service.clone(),
+            sentinel,
+            seeds: vec![service.clone()],
+        };
+        let c = history::config(
+            config.topology,
+            way,
+            &password,
+            &format!("trial{}", config.seed),
+            config.seed,
+            config.history,
+            2,
+        );
+        Some(
+            crate::history_client::HistoryClient::start(c)
+                .await
+                .map_err(|e| harness("the history client")(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
+    let mut reports = Vec::new();
+    let mut index = 0_u64;
+    let most = 64 + 8 * u64::try_from(config.chains).unwrap_or(64);
+    while reports.len() < config.chains && index < most {
+        // Each chain starts from the base, or as near it as the fields
+        // that may only grow allow, and is generated from where it
+        // really starts (so its expectations are right).
+        let start = match back_to_base(&cluster, &base, config.step_timeout).await {
+            Ok(start) => start,
+            Err(why) => {
+                reports.push(ChainReport {
+                    chain: format!("(chain {index} not started)\n"),
+                    steps: Vec::new(),
+                    findings: vec![why],
+                    held: Vec::new(),
+                });
+                break;
+            }
+        };
+        let next = chain(schema, &start, config.seed, index, config.max_len);
+        index += 1;
+        if next.is_empty() {
+            continue;
+        }
+        let report = run_chain(&cluster, &client, &next, config).await;
+        eprintln!(
+            "spec-trials: chain {} of {}: {} steps, {} findings",
+            reports.len() + 1,
+            config.chains,
+            report.steps.len(),
+            report.findings.len() + report.steps.iter().map(|s| s.findings.len()).sum::<usize>()
+        );
+        reports.push(report);
+    }
+
+    let mut violations = Vec::new();
+    let history = match recorder {
+        Some(recorder) => match recorder.stop().await {
+            Ok(run) => {
+                if let Err(e) = history::keep(&run, dir) {
+                    violations.push(format!("history.jsonl could not be written: {e}"));
+                }
+                let summary = crate::history_client::check_history(
+                    &run.history,
+                    &logbook_history::RegisterConfig::default(),
+                );
+                let findings = history::judge(&run.history, &summary);
+                violations.extend(findings.violations.iter().cloned());
+                Some(findings)
+            }
+            Err(e) => {
+                violations.push(format!("the history client failed: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    operator.stop().await;
+    violations.extend(journal_checks(&config.binary, &operator.journal).await);
+    Ok(TrialReport {
+        command: config.command(),
+        chains: reports,
+        history,
+        violations,
+        kept: None,
+        elapsed: Duration::ZERO,
+    })
+}
+
+/// `logbook journal verify` and `logbook replay audit` of the journal:
+/// what failed, in words.
+async fn journal_checks(binary: &Path, journal: &Path) -> Vec<String> {
+    let binary = binary.to_path_buf();
+    let journal = journal.display().to_string();
+    let ran = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            std::process::Command::new(&binary)
+                .args(args)
+                .output()
+                .map(|o| {
+                    (
+                        o.status.success(),
+                        String::from_utf8_lossy(&o.stdout).into_owned()
+                            + &String::from_utf8_lossy(&o.stderr),
+                    )
+                })
+        };
+        let verify = run(&["journal", "verify", "--dir", &journal]);
+        // One audit per cluster's stream (the fresh clusters have theirs).
+        let streams = run(&["journal", "streams", "--dir", &journal]);
+        let audits: Vec<(String, std::io::Result<(bool, String)>)> = match &streams {
+            Ok((true, text)) => text
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|s| *s != "operator")
+                .map(|stream| {
+                    (
+                        stream.to_owned(),
+                        run(&["replay", "audit", "--dir", &journal, "--stream", stream]),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        (verify, streams, audits)
+    })
+    .await;
+    let mut out = Vec::new();
+    match ran {
+        Ok((verify, streams, audits)) => {
+            match verify {
+                Ok((true, _)) => {}
+                Ok((false, text)) => out.push(format!("journal verify: {}", tail(&text, 12))),
+                Err(e) => out.push(format!("journal verify could not run: {e}")),
+            }
+            match streams {
+                Ok((true, _)) if !audits.is_empty() => {}
+                Ok((_, text)) => out.push(format!("journal streams: {}", tail(&text, 12))),
+                Err(e) => out.push(format!("journal streams could not run: {e}")),
+            }
+            for (stream, audit) in audits {
+                match audit {
+                    Ok((true, text)) if text.contains("audit: clean") => {}
+                    Ok((_, text)) => {
+                        out.push(format!("replay audit of {stream}: {}", tail(&text, 30)));
+                    }
+                    Err(e) => out.push(format!("replay audit of {stream} could not run: {e}")),
+                }
+            }
+        }
+        Err(e) => out.push(format!("the journal checks failed: {e}")),
+    }
+    out
+}
+
+/// Sets the spec back to `base` (the previous chain left its own) and
+/// waits for it; where the API server refuses that because a field may
+/// only grow (`storage.size`), keeps that field as it is. Returns the spec
+/// the cluster then runs; `Err` says why none could be had.
+async fn back_to_base(cluster: &Cluster, base: &Value, timeout: Duration) -> Result<Value, String> {
+    let now = cluster.spec().await;
+    if now.as_ref() == Some(base) {
+        return Ok(base.clone());
+    }
+    let mut target = base.clone();
+    let mut generation = cluster.put_spec(&target).await;
+    if let (Err(kube::Error::Api(_)), Some(size)) = (
+        &generation,
+        now.as_ref()
+            .and_then(|n| n.pointer("/storage/size"))
+            .cloned(),
+    ) && let Some(storage) = target
+        .pointer_mut("/storage")
+        .and_then(Value::as_object_mut)
+    {
+        storage.insert("size".into(), size);
+        generation = cluster.put_spec(&target).await;
+    }
+    match generation {
+        Ok(generation) => match cluster.settle(generation, timeout).await.0 {
+            StepOutcome::Converged(_) => Ok(target),
+            other => Err(format!("could not return to the base spec: {other:?}")),
+        },
+        Err(e) => Err(format!("could not return to the base spec: {e}")),
+    }
+}
+
+async fn run_chain(
+    cluster: &Cluster,
+    client: &kube::Client,
+    chain: &Chain,
+    config: &TrialConfig,
+) -> ChainReport {
+    let mut report = ChainReport {
+        chain: chain.to_string(),
+        steps: Vec::new(),
+        findings: Vec::new(),
+        held: Vec::new(),
+    };
+    // The state before each step, and whether it was a converged one.
+    let mut before: Vec<Option<State>> = Vec::new();
+    let mut converged = true;
+    // The spec the cluster runs: the last one it converged to (a spec
+    // the operator refused is not run).
+    let mut effective = chain.base.clone();
+    for (m, attempted) in &chain.steps {
+        let state = if converged {
+            cluster.state().await.ok()
+        } else {
+            None
+        };
+        let step = run_step(cluster, m, attempted, state.as_ref(), config).await;
+        converged = match &step.outcome {
+            StepOutcome::Converged(_) => {
+                effective = attempted.clone();
+                true
+            }
+            StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_) => converged,
+            StepOutcome::Stuck(_) => false,
+        };
+        before.push(state);
+        report.steps.push(step);
+    }
+    // Differential: a fresh cluster with the final spec.
+    if config.differential && converged {
+        match differential(client, cluster, &effective, config.step_timeout).await {
+            Ok(diff) if diff.is_empty() => report.held.push(
+                "differential: a fresh cluster with the final spec made the same objects".into(),
+            ),
+            Ok(diff) => report.findings.push(format!(
+                "a fresh cluster with the final spec differs: {}",
+                diff.join("; ")
+            )),
+            Err(e) => report
+                .findings
+                .push(format!("the differential oracle could not run: {e}")),
+        }
+    }
+    // Revert: the last converged step from a converged state, undone.
+    let last = report.steps.iter().enumerate().rev().find_map(|(i, s)| {
+        matches!(s.outcome, StepOutcome::Converged(_))
+            .then(|| before.get(i).cloned().flatten().map(|b| (i, b)))
+            .flatten()
+    });
+    if let Some((i, was)) = last
+        && let Some(spec) = chain.reverts.get(i)
+    {
+        let outcome = match cluster.put_spec(spec).await {
+            Ok(generation) => {
+                let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
+                report.findings.extend(premature);
+                outcome
+            }
+            // A transition rule (a field that may only grow): the step
+            // cannot be undone, by design, and the refusal says so.
+            Err(kube::Error::Api(e)) if e.code == 422 => StepOutcome::RefusedByApi(e.message),
+            Err(e) => StepOutcome::Stuck(format!("the revert could not be sent: {e}")),
+        };
+        match outcome {
+            StepOutcome::Converged(_) => match cluster.state().await {
+                Ok(now) => {
+                    let diff = was.diff(&now);
+                    if diff.is_empty() {
+                        report.held.push(format!(
+                            "revert: undoing step {} restored all {} objects",
+                            i + 1,
+                            now.objects.len()
+                        ));
+                    } else {
+                        report.findings.push(format!(
+                            "reverting step {} did not restore the objects: {}",
+                            i + 1,
+                            diff.join("; ")
+                        ));
+                    }
+                }
+                Err(e) => report
+                    .findings
+                    .push(format!("the state after the revert: {e}")),
+            },
+            StepOutcome::RefusedByApi(message) => report.held.push(format!(
+                "revert: step {} cannot be undone, the API server says: {}",
+                i + 1,
+                cut(&message)
+            )),
+            other => report.findings.push(format!(
+                "reverting step {} did not converge: {other:?}",
+                i + 1
+            )),
+        }
+    }
+    report
+}
+
+async fn run_step(
+    cluster: &Cluster,
+    m: &Mutation,
+    attempted: &Value,
+    before: Option<&State>,
+    config: &TrialConfig,
+) -> StepReport {
+    let mut findings = Vec::new();
+    let rejections = cluster.rejections().await;
+    let mut unchanged = false;
+    let outcome = match cluster.put_spec_from(attempted).await {
+        Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
+            if m.expect == Expectation::Accept {
+                findings.push(format!(
+                    "the API server refused a spec its schema allows: {}",
+                    e.message
+                ));
+            }
+            if let Some(field) = field_name(&m.path)
+                && !e.message.contains(&field)
+            {
+                findings.push(format!("the refusal does not name {field}: {}", e.message));
+            }
+            StepOutcome::RefusedByApi(e.message)
+        }
+        Err(e) => {
+            findings.push(format!("the API server failed: {e}"));
+            StepOutcome::Stuck(e.to_string())
+        }
+        Ok((was, generation)) => {
+            // The same spec once defaulted: nothing new to refuse or roll.
+            unchanged = was == generation;
+            if m.expect == Expectation::RefuseBySchema {
+                findings.push(format!(
+                    "the API server accepted a spec its schema forbids ({})",
+                    m.reason
+                ));
+            }
+            let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
+            findings.extend(premature);
+            outcome
+        }
+    };
+    match &outcome {
+        StepOutcome::RefusedByApi(_) => {}
+        StepOutcome::RefusedByOperator(message) => {
+            if !unchanged && cluster.rejections().await <= rejections {
+                findings.push(format!(
+                    "refused in the status ({message}) but no SpecRejected Event"
+                ));
+            }
+            if let (Some(before), Ok(now)) = (before, cluster.state().await) {
+                let diff = before.diff(&now);
+                if !diff.is_empty() {
+                    findings.push(format!(
+                        "a refused spec changed objects: {}",
+                        diff.join("; ")
+                    ));
+                }
+            }
+        }
+        StepOutcome::Converged(_) => {
+            if let Some(needle) = reflected_value(m)
+                && let Ok(now) = cluster.state().await
+                && !now.mentions(&needle)
+            {
+                findings.push(format!(
+                    "converged, but {needle} ({}) appears in no object the operator made",
+                    m.path
+                ));
+            }
+        }
+        StepOutcome::Stuck(why) => findings.push(format!(
+            "neither converged nor refused in {} s: {why}",
+            config.step_timeout.as_secs()
+        )),
+    }
+    StepReport {
+        mutation: m.to_string(),
+        outcome,
+        findings,
+    }
+}
+
+/// A fresh cluster with `spec` in [`FRESH_NS`]: what differs from
+/// `cluster`'s objects (empty: the same). It is deleted after.
+async fn differential(
+    client: &kube::Client,
+    cluster: &Cluster,
+    spec: &Value,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    let fresh = Cluster::new(client, FRESH_NS);
+    fresh.create(spec).await?;
+    let (outcome, _) = fresh.settle(None, timeout).await;
+    let result = match outcome {
+        StepOutcome::Converged(_) => {
+            let (a, b) = (cluster.state().await?, fresh.state().await?);
+            Ok(a.diff(&b))
+        }
+        other => Err(format!("the fresh cluster did not converge: {other:?}")),
+    };
+    fresh.delete_and_wait(timeout).await?;
+    result
+}
+
+/// The last named segment of a JSON pointer (`/storage/size` → `size`),
+/// which a refusal must name.
+fn field_name(path: &str) -> Option<String> {
+    path.rsplit('/')
+        .find(|s| !s.is_empty() && s.parse::<usize>().is_err())
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+}
+
+/// The text a converged step's value must show as, somewhere in the
+/// objects: a string of three characters or more, or a number past 1,
+/// set outside [`BEHAVIOUR_ONLY`]. `None`: nothing to look for.
+fn reflected_value(m: &Mutation) -> Option<String> {
+    if BEHAVIOUR_ONLY.iter().any(|p| m.path.starts_with(p)) {
+        return None;
+    }
+    match &m.op {
+        Op::Set(Value::String(s)) if s.chars().count() >= 3 => Some(s.clone()),
+        Op::Set(Value::Number(n)) if n.as_f64().is_some_and(|f| f.abs() > 1.0) => {
+            Some(n.to_string())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_last_named_segment() {
+        assert_eq!(field_name("/storage/size").as_deref(), Some("size"));
+        assert_eq!(field_name("/tolerations/0").as_deref(), Some("tolerations"));
+        assert_eq!(
+            field_name("/config/maxmemory-policy").as_deref(),
+            Some("maxmemory-policy")
+        );
+        assert_eq!(field_name(""), None);
+    }
+}
