@@ -20,7 +20,7 @@
 # (scripts/test-kubernetes.sh --list) are left to it, not run here on
 # localkube as well; `make unit` alone runs everything.
 set -uo pipefail
-LANE_B_SUITES=(operator_cluster stale_state operator_reshard_classic)
+LANE_B_SUITES=(operator_cluster stale_state operator_reshard_classic spec_trials)
 leave=""
 sweep_skips=()
 if [ "${LOGBOOK_UNIT_LEAVE_TO_KUBERNETES:-0}" = 1 ]; then

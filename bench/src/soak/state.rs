@@ -64,6 +64,27 @@ impl State {
         )
         .await?;
         objects.retain(|key, _| !left_out(key, cluster));
+        // A scale-in keeps the volumes of the pods it removed (as a
+        // StatefulSet does by default; a scale-out takes them back): they
+        // are not what the spec asks for, so they are left out.
+        let kept: Vec<String> = objects
+            .iter()
+            .filter(|(key, _)| key.starts_with("PersistentVolumeClaim/"))
+            .filter(|(key, _)| {
+                let sets: Vec<(&str, i64)> = objects
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let name = k.strip_prefix("StatefulSet/")?;
+                        Some((name, v.pointer("/spec/replicas")?.as_i64()?))
+                    })
+                    .collect();
+                beyond_replicas(key, &sets)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in kept {
+            objects.remove(&key);
+        }
         for value in objects.values_mut() {
             rename_namespace(value, namespace);
         }
@@ -132,6 +153,22 @@ where
         out.insert(format!("{kind}/{name}"), value);
     }
     Ok(())
+}
+
+/// Whether the claim `key` (`PersistentVolumeClaim/<template>-<set>-<n>`)
+/// belongs to a pod ordinal at or past its StatefulSet's replicas.
+fn beyond_replicas(key: &str, sets: &[(&str, i64)]) -> bool {
+    let Some(name) = key.strip_prefix("PersistentVolumeClaim/") else {
+        return false;
+    };
+    let Some((rest, ordinal)) = name.rsplit_once('-') else {
+        return false;
+    };
+    let Ok(ordinal) = ordinal.parse::<i64>() else {
+        return false;
+    };
+    sets.iter()
+        .any(|(set, replicas)| rest.ends_with(&format!("-{set}")) && ordinal >= *replicas)
 }
 
 /// The objects that follow the data plane, not the spec.
@@ -269,6 +306,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn volumes_a_scale_in_kept_are_not_the_specs() {
+        let sets = [("soak", 3), ("soak-sentinel", 3)];
+        assert!(beyond_replicas("PersistentVolumeClaim/data-soak-3", &sets));
+        assert!(!beyond_replicas("PersistentVolumeClaim/data-soak-2", &sets));
+        assert!(!beyond_replicas(
+            "PersistentVolumeClaim/data-other-7",
+            &sets
+        ));
+    }
 
     #[test]
     fn a_secret_shows_its_keys_and_never_a_value() {

@@ -626,3 +626,71 @@ fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
 }
 
 mod requested_failover;
+
+#[test]
+fn a_replica_down_on_an_outdated_revision_is_rolled_without_waiting_for_it() {
+    // A change made demo-2 crash on revision r2; the change was set right
+    // (revision r3): demo-2 will never be ready on r2, so the roll must
+    // not wait for it.
+    let mut g = Given::converged(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    g.event(Event::PodObserved {
+        pod: pod(2),
+        uid: "uid-2-r2".into(),
+        ip: Some("10.0.0.2".into()),
+        phase: logbook_journal::PodPhase::Running,
+        ready: false,
+        node: None,
+        revision: Some("r2".into()),
+    });
+    g.reach(2, Reachability::Refused).label(2, Role::Replica);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r3".into()),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::RollPod {
+            pod: pod(2),
+            revision: "r3".into()
+        }]
+    );
+    // Down on the current revision, it is waited for: the roll stops at
+    // a revision that fails.
+    g.event(Event::PodObserved {
+        pod: pod(2),
+        uid: "uid-2-r3".into(),
+        ip: Some("10.0.0.2".into()),
+        phase: logbook_journal::PodPhase::Running,
+        ready: false,
+        node: None,
+        revision: Some("r3".into()),
+    });
+    g.label(2, Role::Replica);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // A primary down is a failover's, never a roll's.
+    let mut g = Given::converged(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    g.event(Event::PodObserved {
+        pod: pod(0),
+        uid: "uid-0-r1".into(),
+        ip: Some("10.0.0.0".into()),
+        phase: logbook_journal::PodPhase::Running,
+        ready: false,
+        node: None,
+        revision: Some("r1".into()),
+    });
+    assert!(
+        !g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::RollPod { .. })),
+        "{:?}",
+        g.intents()
+    );
+}
