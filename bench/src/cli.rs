@@ -719,30 +719,38 @@ fn operator_binary(given: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
+/// `--topology`: one topology, or `all` of them in turn.
+fn topologies(arg: &str) -> Result<Vec<crate::soak::schedule::SoakTopology>> {
     use crate::soak::schedule::SoakTopology;
+    if arg.eq_ignore_ascii_case("all") {
+        return Ok(SoakTopology::ALL.to_vec());
+    }
+    SoakTopology::parse(arg).map(|t| vec![t]).ok_or_else(|| {
+        Error::Harness(format!(
+            "--topology {arg}: expected Standalone, Replication, Sentinel, Cluster or all"
+        ))
+    })
+}
+
+/// `--seed`, or one from the clock.
+fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    })
+}
+
+async fn soak(args: SoakArgs, out: &mut dyn Write) -> Result<()> {
     let binary = operator_binary(args.operator_binary)?;
-    let topologies = if args.topology.eq_ignore_ascii_case("all") {
-        SoakTopology::ALL.to_vec()
-    } else {
-        vec![SoakTopology::parse(&args.topology).ok_or_else(|| {
-            Error::Harness(format!(
-                "--topology {}: expected Standalone, Replication, Sentinel, Cluster or all",
-                args.topology
-            ))
-        })?]
-    };
+    let topologies = topologies(&args.topology)?;
     let control_plane = crate::soak::ControlPlane::parse(&args.control_plane).ok_or_else(|| {
         Error::Harness(format!(
             "--control-plane {}: expected local, kubernetes or containers",
             args.control_plane
         ))
     })?;
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs())
-    });
+    let seed = seed_or_clock(args.seed);
     let mut reports = Vec::new();
     for topology in topologies {
         let config = crate::soak::SoakConfig {

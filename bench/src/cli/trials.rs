@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Error, Result, bench_err, operator_binary};
+use super::{Error, Result, bench_err, operator_binary, seed_or_clock, topologies};
 use crate::soak::history::HistoryLoad;
-use crate::soak::schedule::SoakTopology;
 use crate::soak::trials::{TrialConfig, run_trials};
 
 /// `logbook-bench spec-trials` options.
@@ -55,21 +54,8 @@ pub struct SpecTrialsArgs {
 
 pub(super) async fn spec_trials(args: SpecTrialsArgs, out: &mut dyn Write) -> Result<()> {
     let binary = operator_binary(args.operator_binary)?;
-    let topologies = if args.topology.eq_ignore_ascii_case("all") {
-        SoakTopology::ALL.to_vec()
-    } else {
-        vec![SoakTopology::parse(&args.topology).ok_or_else(|| {
-            Error::Harness(format!(
-                "--topology {}: expected Standalone, Replication, Sentinel, Cluster or all",
-                args.topology
-            ))
-        })?]
-    };
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs())
-    });
+    let topologies = topologies(&args.topology)?;
+    let seed = seed_or_clock(args.seed);
     let mut failed = Vec::new();
     for topology in topologies {
         let config = TrialConfig {

@@ -212,6 +212,34 @@ pub fn judge(history: &History, summary: &CheckSummary) -> HistoryFindings {
     findings
 }
 
+/// Stops `recorder` (if any), keeps its history in `dir`, and judges it:
+/// the findings, and each violation (or failure to record) pushed to
+/// `violations`.
+pub(super) async fn finish(
+    recorder: Option<crate::history_client::HistoryClient>,
+    dir: &Path,
+    violations: &mut Vec<String>,
+) -> Option<HistoryFindings> {
+    match recorder?.stop().await {
+        Ok(run) => {
+            if let Err(e) = keep(&run, dir) {
+                violations.push(format!("history.jsonl could not be written: {e}"));
+            }
+            let summary = crate::history_client::check_history(
+                &run.history,
+                &logbook_history::RegisterConfig::default(),
+            );
+            let findings = judge(&run.history, &summary);
+            violations.extend(findings.violations.iter().cloned());
+            Some(findings)
+        }
+        Err(e) => {
+            violations.push(format!("the history client failed: {e}"));
+            None
+        }
+    }
+}
+
 /// Writes the history beside the soak's other logs.
 pub(super) fn keep(run: &HistoryRun, dir: &Path) -> Result<(), String> {
     write_json_lines(&run.history, &dir.join("history.jsonl")).map_err(|e| e.to_string())

@@ -525,27 +525,7 @@ async fn soak(
     let settled_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = probe.stop().await;
-    let history = match recorder {
-        Some(recorder) => match recorder.stop().await {
-            Ok(run) => {
-                if let Err(e) = history::keep(&run, dir) {
-                    violations.push(format!("history.jsonl could not be written: {e}"));
-                }
-                let summary = crate::history_client::check_history(
-                    &run.history,
-                    &logbook_history::RegisterConfig::default(),
-                );
-                let findings = history::judge(&run.history, &summary);
-                violations.extend(findings.violations.iter().cloned());
-                Some(findings)
-            }
-            Err(e) => {
-                violations.push(format!("the history client failed: {e}"));
-                None
-            }
-        },
-        None => None,
-    };
+    let history = history::finish(recorder, dir, &mut violations).await;
     if converged_after.is_some()
         && !log
             .attempts

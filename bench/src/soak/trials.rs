@@ -618,27 +618,7 @@ async fn trials(
     }
 
     let mut violations = Vec::new();
-    let history = match recorder {
-        Some(recorder) => match recorder.stop().await {
-            Ok(run) => {
-                if let Err(e) = history::keep(&run, dir) {
-                    violations.push(format!("history.jsonl could not be written: {e}"));
-                }
-                let summary = crate::history_client::check_history(
-                    &run.history,
-                    &logbook_history::RegisterConfig::default(),
-                );
-                let findings = history::judge(&run.history, &summary);
-                violations.extend(findings.violations.iter().cloned());
-                Some(findings)
-            }
-            Err(e) => {
-                violations.push(format!("the history client failed: {e}"));
-                None
-            }
-        },
-        None => None,
-    };
+    let history = history::finish(recorder, dir, &mut violations).await;
     operator.stop().await;
     violations.extend(journal_checks(&config.binary, &operator.journal).await);
     Ok(TrialReport {
