@@ -212,6 +212,38 @@ pub fn judge(history: &History, summary: &CheckSummary) -> HistoryFindings {
     findings
 }
 
+/// Starts the history client of a soak or a trial on the cluster reached
+/// by `way` (`None` when `load` asks for no client), writes waiting as the
+/// soak's writer does (every replica under Sentinel).
+///
+/// # Errors
+/// [`crate::BenchError`] when the client cannot start.
+pub(super) async fn start(
+    topology: SoakTopology,
+    way: Way,
+    password: &Password,
+    prefix: &str,
+    seed: u64,
+    load: HistoryLoad,
+) -> Result<Option<crate::history_client::HistoryClient>, crate::BenchError> {
+    if load.clients == 0 {
+        return Ok(None);
+    }
+    let c = config(
+        topology,
+        way,
+        password,
+        prefix,
+        seed,
+        load,
+        u32::try_from(super::SENTINEL_REPLICAS - 1).unwrap_or(1),
+    );
+    crate::history_client::HistoryClient::start(c)
+        .await
+        .map(Some)
+        .map_err(|e| crate::harness("the history client")(e.to_string()))
+}
+
 /// Stops `recorder` (if any), keeps its history in `dir`, and judges it:
 /// the findings, and each violation (or failure to record) pushed to
 /// `violations`.

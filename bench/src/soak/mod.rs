@@ -375,29 +375,20 @@ async fn soak(
         WriteProbe::start(c)
     };
     // The recorded history, beside the writer.
-    let recorder = if config.history.clients > 0 {
-        let way = history::Way {
-            service: service.clone(),
-            sentinel,
-            seeds,
-        };
-        let c = history::config(
-            config.topology,
-            way,
-            &password,
-            &format!("hist{}", config.seed),
-            config.seed,
-            config.history,
-            u32::try_from(SENTINEL_REPLICAS - 1).unwrap_or(1),
-        );
-        Some(
-            crate::history_client::HistoryClient::start(c)
-                .await
-                .map_err(|e| harness("the history client")(e.to_string()))?,
-        )
-    } else {
-        None
+    let way = history::Way {
+        service: service.clone(),
+        sentinel,
+        seeds,
     };
+    let recorder = history::start(
+        config.topology,
+        way,
+        &password,
+        &format!("hist{}", config.seed),
+        config.seed,
+        config.history,
+    )
+    .await?;
 
     // The sampler.
     let stop = Arc::new(AtomicBool::new(false));

@@ -67,20 +67,17 @@ impl State {
         // A scale-in keeps the volumes of the pods it removed (as a
         // StatefulSet does by default; a scale-out takes them back): they
         // are not what the spec asks for, so they are left out.
-        let kept: Vec<String> = objects
+        let sets: Vec<(&str, i64)> = objects
             .iter()
-            .filter(|(key, _)| key.starts_with("PersistentVolumeClaim/"))
-            .filter(|(key, _)| {
-                let sets: Vec<(&str, i64)> = objects
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        let name = k.strip_prefix("StatefulSet/")?;
-                        Some((name, v.pointer("/spec/replicas")?.as_i64()?))
-                    })
-                    .collect();
-                beyond_replicas(key, &sets)
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("StatefulSet/")?;
+                Some((name, v.pointer("/spec/replicas")?.as_i64()?))
             })
-            .map(|(key, _)| key.clone())
+            .collect();
+        let kept: Vec<String> = objects
+            .keys()
+            .filter(|key| beyond_replicas(key, &sets))
+            .cloned()
             .collect();
         for key in kept {
             objects.remove(&key);

@@ -558,29 +558,20 @@ async fn trials(
     } else {
         None
     };
-    let recorder = if config.history.clients > 0 {
-        let way = history::Way {
-            service: service.clone(),
-            sentinel,
-            seeds: vec![service.clone()],
-        };
-        let c = history::config(
-            config.topology,
-            way,
-            &password,
-            &format!("trial{}", config.seed),
-            config.seed,
-            config.history,
-            2,
-        );
-        Some(
-            crate::history_client::HistoryClient::start(c)
-                .await
-                .map_err(|e| harness("the history client")(e.to_string()))?,
-        )
-    } else {
-        None
+    let way = history::Way {
+        service: service.clone(),
+        sentinel,
+        seeds: vec![service.clone()],
     };
+    let recorder = history::start(
+        config.topology,
+        way,
+        &password,
+        &format!("trial{}", config.seed),
+        config.seed,
+        config.history,
+    )
+    .await?;
 
     let mut reports = Vec::new();
     let mut index = 0_u64;
