@@ -289,7 +289,10 @@ pub enum Event {
     StatefulSetObserved {
         /// `spec.replicas`.
         replicas: u32,
-        /// `status.updateRevision`: the revision pods must run.
+        /// `status.updateRevision`: the revision pods must run. `None` when
+        /// absent, or while the StatefulSet's controller has not observed
+        /// its current spec (its `status.observedGeneration` is behind
+        /// `metadata.generation`): the revision is then not known yet.
         update_revision: Option<String>,
     },
     /// [23] The switchover request annotation

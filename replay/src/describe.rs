@@ -277,7 +277,7 @@ pub fn summary(event: &Event) -> String {
             update_revision,
         } => format!(
             "statefulset: {replicas} replicas, revision {}",
-            update_revision.as_deref().unwrap_or("-")
+            update_revision.as_deref().unwrap_or("not yet computed")
         ),
         Event::SwitchoverRequestObserved { target } => match target {
             Some(target) => format!("switchover to {target} requested"),

@@ -43,11 +43,11 @@ where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     <K as Resource>::DynamicType: Default,
 {
-    apply(client, ns, obj).await
+    apply(client, ns, obj).await.map(drop)
 }
 
 /// Server-side applies `obj` (forcing ownership of the fields it sets).
-async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<(), ActError>
+async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, ActError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     <K as Resource>::DynamicType: Default,
@@ -64,7 +64,7 @@ where
         )
         .await;
     match sent {
-        Ok(_) => Ok(()),
+        Ok(applied) => Ok(applied),
         // A refusal of a Secret may quote its data.
         Err(err) if kind == "Secret" => Err(secret_write_err(what)(err)),
         Err(err) => Err(kube_err(what)(err)),
@@ -180,7 +180,7 @@ pub async fn apply_resources(
     apply(client, ns, &connection).await?;
     ensure_internal_secret(client, target).await?;
     // Journaled with the outcome, so that the key is not asked for again.
-    let events: Vec<Event> = fingerprint_key_there(target).into_iter().collect();
+    let mut events: Vec<Event> = fingerprint_key_there(target).into_iter().collect();
     let (config, hash) = build_config_map(meta, spec);
     apply(client, ns, &config).await?;
     apply(client, ns, &build_headless_service(meta, spec)).await?;
@@ -193,7 +193,16 @@ pub async fn apply_resources(
         super::backup::publish_restore_plan(client, target).await?;
         resources::restore::add_restore_init(&mut statefulset, meta, spec);
     }
-    apply(client, ns, &statefulset).await?;
+    // The StatefulSet as applied: a new template bumps its generation
+    // ahead of what its controller has observed, so the revision pods
+    // must run is not known until the controller computes it. Journaled
+    // with the outcome, so that no status between this write and the next
+    // observation calls the pods on the old revision current.
+    let applied = apply(client, ns, &statefulset).await?;
+    events.extend(crate::observe::observe_statefulset(
+        target.state,
+        Some(&applied),
+    ));
     if let Some(pdb) = build_pdb(meta, spec) {
         apply(client, ns, &pdb).await?;
     }
@@ -201,7 +210,9 @@ pub async fn apply_resources(
     // client's default namespace is the one it runs in); removed when the
     // spec no longer asks for one.
     match resources::build_network_policy(meta, spec, client.default_namespace()) {
-        Some(policy) => apply(client, ns, &policy).await?,
+        Some(policy) => {
+            apply(client, ns, &policy).await?;
+        }
         None => {
             delete_named::<NetworkPolicy>(client, ns, &resources::network_policy_name(&meta.name))
                 .await?;
@@ -246,7 +257,9 @@ pub(super) async fn apply_connection_secret(
         Some(password.expose()),
         ca.as_deref(),
     );
-    apply(client, &target.meta.namespace, &secret).await
+    apply(client, &target.meta.namespace, &secret)
+        .await
+        .map(drop)
 }
 
 /// The internal users' passwords and the cluster's fingerprint key

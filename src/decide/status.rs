@@ -444,8 +444,15 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
                         >= usize::try_from(wanted).unwrap_or(usize::MAX)
             }
         };
+    // The StatefulSet's controller has not yet computed the revision of
+    // the template last applied: whether pods are on it is not known.
+    let revision_pending = state
+        .statefulset
+        .as_ref()
+        .is_some_and(|s| s.update_revision.is_none());
     let progressing = state.applied_generation != Some(view.generation)
         || outdated > 0
+        || revision_pending
         || state.pods.len() != usize::try_from(wanted).unwrap_or(usize::MAX)
         || state.switchover_request.is_some()
         || state.failover_request.is_some()
@@ -515,6 +522,8 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             },
             if outdated > 0 {
                 format!("{outdated} pods on an outdated revision")
+            } else if revision_pending {
+                "waiting for the StatefulSet's controller to compute the pods' revision".to_owned()
             } else {
                 summary.clone()
             },

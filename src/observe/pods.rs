@@ -140,7 +140,8 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
     out
 }
 
-/// `StatefulSetObserved` when its replicas or update revision changed.
+/// `StatefulSetObserved` when its replicas or update revision changed; the
+/// revision is `None` while the StatefulSet's controller lags its spec.
 pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> Vec<Event> {
     let Some(sts) = sts else {
         return Vec::new();
@@ -151,7 +152,17 @@ pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> V
         .and_then(|s| s.replicas)
         .and_then(|r| u32::try_from(r).ok())
         .unwrap_or(1);
-    let update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+    // Until the StatefulSet's controller has observed the current template,
+    // its `updateRevision` names the template before it: pods on that
+    // revision are not up to date, so the revision is not known yet.
+    let caught_up = sts.status.as_ref().is_some_and(|s| {
+        s.observed_generation.is_some() && s.observed_generation >= sts.metadata.generation
+    });
+    let update_revision = sts
+        .status
+        .as_ref()
+        .filter(|_| caught_up)
+        .and_then(|s| s.update_revision.clone());
     let same = state
         .statefulset
         .as_ref()
@@ -163,4 +174,50 @@ pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> V
         replicas,
         update_revision,
     }]
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn sts(generation: i64, observed: Option<i64>, revision: &str) -> StatefulSet {
+        StatefulSet {
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..ObjectMeta::default()
+            },
+            spec: Some(StatefulSetSpec {
+                replicas: Some(3),
+                ..StatefulSetSpec::default()
+            }),
+            status: Some(StatefulSetStatus {
+                observed_generation: observed,
+                update_revision: Some(revision.to_owned()),
+                ..StatefulSetStatus::default()
+            }),
+        }
+    }
+
+    fn revision(sts: &StatefulSet) -> Option<Option<String>> {
+        match observe_statefulset(&ClusterState::default(), Some(sts)).as_slice() {
+            [
+                Event::StatefulSetObserved {
+                    update_revision, ..
+                },
+            ] => Some(update_revision.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_revision_is_known_only_once_the_controller_observed_the_spec() {
+        assert_eq!(revision(&sts(2, Some(2), "r2")), Some(Some("r2".into())));
+        // The controller has not seen generation 2: "r1" is the old
+        // template's revision, not the one pods must run.
+        assert_eq!(revision(&sts(2, Some(1), "r1")), Some(None));
+        assert_eq!(revision(&sts(1, None, "r1")), Some(None));
+    }
 }

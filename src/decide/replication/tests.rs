@@ -408,6 +408,36 @@ fn scaling_in_hands_the_primary_over_before_removing_its_pod() {
 }
 
 #[test]
+fn a_new_template_whose_revision_the_controller_has_not_computed_is_not_ready() {
+    let mut g = Given::converged(3);
+    let phase = |g: &Given| {
+        crate::decide::status::render_status(
+            &g.state,
+            &crate::decide::status::StatusContext {
+                name: "demo",
+                namespace: "default",
+                backend: "memory",
+            },
+        )
+        .phase
+    };
+    assert_eq!(phase(&g), Some(logbook_crds::ClusterPhase::Ready));
+    // A new template applied; the StatefulSet's controller lags it, so the
+    // revision pods must run is not known: every pod may be outdated.
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: None,
+    });
+    assert_eq!(phase(&g), Some(logbook_crds::ClusterPhase::Updating));
+    assert!(g.intents().is_empty(), "no roll to an unknown revision");
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    assert_eq!(phase(&g), Some(logbook_crds::ClusterPhase::Updating));
+}
+
+#[test]
 fn rolling_goes_replica_by_replica_then_hands_over_then_rolls_the_old_primary() {
     let mut g = Given::converged(3);
     g.event(Event::StatefulSetObserved {
