@@ -290,3 +290,128 @@ async fn a_config_change_rolls_one_pod_at_a_time_without_a_failed_write() {
     );
     env.finish().await;
 }
+
+/// A configuration value Valkey refuses: the roll's first pod cannot
+/// start. Why is in the status (Ready and Degraded, `ContainerFailing`,
+/// with the line Valkey refused) and a Warning Event, journaled once
+/// through the container's restarts; undoing the change rolls the
+/// failing pod back at once and clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_value_valkey_refuses_is_said_in_the_status_and_undone_by_reverting() {
+    let mut env = Env::start("refused-config").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"config": {"maxmemory-policy": "nonsense"}}}),
+    )
+    .await;
+    let said = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+        c.reason == "ContainerFailing" && c.message.contains(">>> 'maxmemory-policy nonsense'")
+    };
+    let vkc = env
+        .wait_status(
+            "demo",
+            Duration::from_secs(60),
+            "the failing container in the Ready and Degraded conditions",
+            |v| {
+                let conditions = v.status.as_ref().map(|s| &s.conditions[..]).unwrap_or(&[]);
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "False" && said(c))
+                    && conditions
+                        .iter()
+                        .any(|c| c.type_ == "Degraded" && c.status == "True" && said(c))
+            },
+        )
+        .await;
+    eprintln!("{}", serde_yaml::to_string(&vkc.status).unwrap());
+    // A Warning Event says it too, naming the pod.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    let mut note = String::new();
+    env.eventually(Duration::from_secs(20), "a ContainerFailing Event", || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&kube::api::ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("ContainerFailing")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("maxmemory-policy nonsense"))
+                })
+        }
+    })
+    .await;
+    for e in events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        if e.reason.as_deref() == Some("ContainerFailing") {
+            note = e.note.unwrap_or_default();
+        }
+    }
+    assert!(note.contains("Valkey fails: Error, exit code 1"), "{note}");
+    // Through restarts (the first at once, the next 10 s later).
+    env.eventually(
+        Duration::from_secs(30),
+        "two restarts of the failing pod",
+        || {
+            let env = &env;
+            async move {
+                env.pods("demo").await.iter().any(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .and_then(|c| c.first())
+                        .is_some_and(|c| c.restart_count >= 2)
+                })
+            }
+        },
+    )
+    .await;
+
+    // Undone: the failing pod, down on an outdated revision, is rolled
+    // back at once, and nothing fails any more.
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"config": {"maxmemory-policy": null}}}),
+    )
+    .await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let conditions = &vkc.status.as_ref().unwrap().conditions;
+    assert!(
+        conditions.iter().all(|c| c.reason != "ContainerFailing"),
+        "{conditions:?}"
+    );
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let journal: Vec<logbook_journal::Event> = env
+        .journal_events(&stream)
+        .await
+        .into_iter()
+        .map(|e| e.body)
+        .collect();
+    // Failing once, whatever its restarts; then no longer (the pod rolled
+    // back is deleted, which drops it, or it is seen cleared).
+    let failing: Vec<usize> = journal
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, logbook_journal::Event::ContainerFailureObserved { failure: Some(f), .. } if f.contains("maxmemory-policy nonsense")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failing.len(), 1, "{journal:?}");
+    let cleared = journal.iter().skip(failing[0]).any(|e| {
+        matches!(e, logbook_journal::Event::ContainerFailureObserved { pod, failure: None } if pod == "demo-2")
+            || matches!(e, logbook_journal::Event::PodDeleted { pod } if pod == "demo-2")
+    });
+    assert!(cleared, "{journal:?}");
+    env.finish().await;
+}

@@ -503,6 +503,22 @@ fn the_sentinel_timing_variants_keep_their_catalog_indexes() {
     );
 }
 
+/// A Valkey container's failure is event 63, after every older variant.
+#[test]
+fn the_container_failure_event_keeps_its_catalog_index() {
+    let env = envelope(
+        1,
+        Event::ContainerFailureObserved {
+            pod: "demo-2".to_owned(),
+            failure: Some("Error, exit code 1: >>> 'maxmemory-policy nonsense'".to_owned()),
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(63));
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

@@ -693,6 +693,21 @@ pub enum Event {
         /// Its `INFO` period, in milliseconds.
         info_period_ms: u64,
     },
+    /// [63] The Valkey container of data pod `pod` fails with `failure`:
+    /// how it last ended (termination reason, exit code and the last
+    /// lines of what it said, bounded and with anything that looks like a
+    /// credential redacted), while it is restarted in back-off or ended;
+    /// or it cannot be started (an image that cannot be pulled, a config
+    /// error of the container), with the kubelet's reason and message.
+    /// `None` once it no longer shows a failure (it is ready, or the pod
+    /// is gone or recreated). Journaled only when it differs from what
+    /// the journal last said of the pod.
+    ContainerFailureObserved {
+        /// Pod name, e.g. `demo-0`.
+        pod: String,
+        /// How it fails; `None`: it does not show a failure.
+        failure: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -782,6 +797,7 @@ impl Event {
             Self::ResourceVersionsObserved { .. } => "ResourceVersionsObserved",
             Self::StaleReadIgnored { .. } => "StaleReadIgnored",
             Self::SentinelTimingObserved { .. } => "SentinelTimingObserved",
+            Self::ContainerFailureObserved { .. } => "ContainerFailureObserved",
         }
     }
 }

@@ -29,7 +29,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::SentinelEventObserved { pod, .. }
         | Event::AclObserved { pod, .. }
         | Event::CertificateServed { pod, .. }
-        | Event::RestoreFetchObserved { pod, .. } => Some(pod),
+        | Event::RestoreFetchObserved { pod, .. }
+        | Event::ContainerFailureObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -107,6 +108,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SentinelTimingObserved { .. }
             | Event::SentinelEventObserved { .. }
             | Event::SentinelSwitchObserved { .. }
+            | Event::ContainerFailureObserved { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
@@ -587,6 +589,10 @@ pub fn summary(event: &Event) -> String {
             pod,
             info_period_ms,
         } => format!("{pod} asks the data nodes for INFO every {info_period_ms} ms"),
+        Event::ContainerFailureObserved { pod, failure } => match failure {
+            Some(f) => format!("{pod}: Valkey fails: {f}"),
+            None => format!("{pod}: Valkey no longer fails"),
+        },
     }
 }
 

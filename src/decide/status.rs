@@ -199,6 +199,15 @@ fn reshard_status(
     )
 }
 
+/// The Ready (and Degraded) reason while a data pod's Valkey container
+/// fails (`ContainerFailureObserved`): a failure a person must act on
+/// (the shell also raises it as a Warning Event).
+pub const REASON_CONTAINER_FAILING: &str = "ContainerFailing";
+
+/// How many failing containers the conditions name (each Event names
+/// its own).
+const FAILURES_SHOWN: usize = 3;
+
 /// The Degraded reason of a Cluster whose quorum is lost: a failure a
 /// person must act on (the shell also raises it as a Warning Event).
 pub const REASON_QUORUM_LOST: &str = "QuorumLost";
@@ -545,6 +554,8 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
                 .is_some_and(|h| h.reshard_failing.is_some())
             {
                 REASON_RESHARD_FAILING
+            } else if ever_ready && !full && !state.container_failures.is_empty() {
+                REASON_CONTAINER_FAILING
             } else if ever_ready && !full {
                 "ReducedRedundancy"
             } else {
@@ -576,6 +587,32 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             at,
             observed_generation,
         ));
+    }
+    if !state.container_failures.is_empty() {
+        // Why pods are not ready, where the user looks first: not only in
+        // a container's log.
+        let mut failing = state
+            .container_failures
+            .iter()
+            .take(FAILURES_SHOWN)
+            .map(|(pod, failure)| format!("{pod}: Valkey fails: {failure}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let more = state
+            .container_failures
+            .len()
+            .saturating_sub(FAILURES_SHOWN);
+        if more > 0 {
+            failing.push_str(&format!("; and {more} more pods (their Events say how)"));
+        }
+        for c in &mut status.conditions {
+            if c.type_ == CONDITION_READY && c.status == "False" {
+                c.reason = REASON_CONTAINER_FAILING.to_owned();
+                c.message = format!("{}; {failing}", c.message);
+            } else if c.type_ == CONDITION_DEGRADED && c.status == "True" {
+                c.message = format!("{}; {failing}", c.message);
+            }
+        }
     }
     status.backup = backup_status(state);
     status.restore = restore_status(&view);

@@ -123,7 +123,8 @@ fn objects_of(event: &Event) -> Vec<(String, Option<&'static str>)> {
         | Event::PodTerminating { pod: p }
         | Event::PodDeleted { pod: p }
         | Event::RoleLabelObserved { pod: p, .. }
-        | Event::RestoreFetchObserved { pod: p, .. } => vec![(pod(p), Some(PODS))],
+        | Event::RestoreFetchObserved { pod: p, .. }
+        | Event::ContainerFailureObserved { pod: p, .. } => vec![(pod(p), Some(PODS))],
         Event::SentinelPodObserved { pod: p, .. } | Event::SentinelPodDeleted { pod: p } => {
             vec![(pod(p), Some(SENTINEL_PODS))]
         }

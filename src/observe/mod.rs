@@ -8,6 +8,7 @@
 
 pub mod backup;
 mod cluster;
+mod containers;
 pub mod fingerprints;
 pub mod freshness;
 mod pods;
@@ -16,12 +17,14 @@ mod reshard;
 mod restore;
 pub mod sentinel;
 mod spec;
+mod termination;
 pub mod tls;
 pub mod users;
 
 pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };
+pub use containers::observe_container_failures;
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{
     LinkEvidence, ProbeObservation, journal_role, link_status, link_status_with, observe_probe,

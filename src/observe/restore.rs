@@ -11,16 +11,11 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use logbook_journal::{ClusterState, Event};
 
+use super::termination::describe;
 use crate::resources::restore::RESTORE_CONTAINER;
-
-/// The most characters of a container's message journaled.
-const MESSAGE_LIMIT: usize = 300;
-
-/// What replaces a value that looks like a credential.
-const REDACTED: &str = "<redacted>";
 
 /// `RestoreFetchObserved` for each data pod (`pods`, every one the
 /// selector lists) whose restore container's failure differs from what
@@ -74,104 +69,16 @@ pub fn restore_fetch_failure(pod: &Pod) -> Option<String> {
             .and_then(|s| s.terminated.as_ref())
             .filter(|t| t.exit_code != 0)?,
     };
-    Some(describe(ended))
-}
-
-/// `<reason>, exit code <n>: <last line of the message>`.
-fn describe(t: &ContainerStateTerminated) -> String {
-    let reason = t.reason.as_deref().unwrap_or("Error");
-    let mut out = format!("{}, exit code {}", bounded(&redact(reason)), t.exit_code);
-    let last = t
-        .message
-        .as_deref()
-        .and_then(|m| m.lines().rev().map(str::trim).find(|l| !l.is_empty()));
-    if let Some(line) = last {
-        out.push_str(": ");
-        out.push_str(&bounded(&redact(line)));
-    }
-    out
-}
-
-/// `text` cut to [`MESSAGE_LIMIT`] characters.
-fn bounded(text: &str) -> String {
-    match text.char_indices().nth(MESSAGE_LIMIT) {
-        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or(text)),
-        None => text.to_owned(),
-    }
-}
-
-/// Words naming a credential: the value after one (`key=value`,
-/// `key: value`) is redacted.
-const CREDENTIAL_WORDS: [&str; 7] = [
-    "secret",
-    "password",
-    "passwd",
-    "token",
-    "credential",
-    "signature",
-    "authorization",
-];
-
-/// `text` with anything that looks like a credential replaced: the value
-/// after a word naming one, an AWS access key id, and any long run of
-/// key-like characters (a secret key, a token, a signature).
-fn redact(text: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut redact_next = false;
-    for word in text.split(' ') {
-        if redact_next && !word.is_empty() {
-            out.push(REDACTED.to_owned());
-            redact_next = false;
-            continue;
-        }
-        let lower = word.to_ascii_lowercase();
-        let names_credential = CREDENTIAL_WORDS.iter().any(|w| lower.contains(w));
-        if names_credential && let Some((key, _)) = word.split_once('=') {
-            out.push(format!("{key}={REDACTED}"));
-            continue;
-        }
-        if names_credential && word.ends_with(':') {
-            // `key: value`: the next word is the value. (A bare word is
-            // prose — "the restore Secret has no …" — and kept.)
-            redact_next = true;
-            out.push(word.to_owned());
-            continue;
-        }
-        if looks_like_key(word) {
-            out.push(REDACTED.to_owned());
-            continue;
-        }
-        out.push(word.to_owned());
-    }
-    out.join(" ")
-}
-
-/// An AWS access key id (`AKIA…`, `ASIA…`), or 24 characters and more
-/// of the alphabet keys and tokens are written in, with a digit — not a
-/// word, a path or a host name.
-fn looks_like_key(word: &str) -> bool {
-    let word = word.trim_matches(|c: char| "\"'(),;.".contains(c));
-    let key_chars = word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "+/=_-".contains(c));
-    let access_key_id = (word.starts_with("AKIA") || word.starts_with("ASIA"))
-        && word.len() >= 16
-        && word
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    let long_token = word.len() >= 24
-        && key_chars
-        && word.chars().any(|c| c.is_ascii_digit())
-        && !word.contains('/');
-    access_key_id || long_token
+    Some(describe(ended, 1))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use super::super::termination::MESSAGE_LIMIT;
     use super::*;
     use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus,
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodStatus,
     };
     use kube::api::ObjectMeta;
 

@@ -25,6 +25,7 @@ use super::events::Kind;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, read_password_with_meta};
+use crate::decide::status::REASON_CONTAINER_FAILING;
 use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
@@ -334,27 +335,50 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
-    // A restore container that failed is the user's to see (the bucket
-    // unreachable from the pods, an object gone): said where they look,
-    // not only in the container's log, once per failure journaled.
-    let recorded = if fetch.is_empty() {
+    // A restore container or a Valkey container that fails is the user's
+    // to see (the bucket unreachable from the pods, an object gone, a
+    // configuration value Valkey refuses, an image that cannot be
+    // pulled): said where they look, not only in the container's log,
+    // once per failure journaled. (Observed after the pods' events, so a
+    // pod deleted is already no longer failing.)
+    let mut failures = fetch;
+    failures.extend(gated(
+        &rt,
+        &reads,
+        crate::observe::observe_container_failures(&rt.state, &listed.items),
+    ));
+    let recorded = if failures.is_empty() {
         Vec::new()
     } else {
-        rt.record_now(fetch, None).await?
+        rt.record_now(failures, None).await?
     };
     for envelope in &recorded {
-        if let logbook_journal::Event::RestoreFetchObserved {
-            pod,
-            failure: Some(failure),
-        } = &envelope.body
-        {
-            rt.publish_event(
-                Kind::Warning,
-                "RestoreFailing",
-                "Restore",
-                format!("pod {pod} cannot load its shard of the backup: {failure}"),
-            )
-            .await;
+        match &envelope.body {
+            logbook_journal::Event::RestoreFetchObserved {
+                pod,
+                failure: Some(failure),
+            } => {
+                rt.publish_event(
+                    Kind::Warning,
+                    "RestoreFailing",
+                    "Restore",
+                    format!("pod {pod} cannot load its shard of the backup: {failure}"),
+                )
+                .await;
+            }
+            logbook_journal::Event::ContainerFailureObserved {
+                pod,
+                failure: Some(failure),
+            } => {
+                rt.publish_event(
+                    Kind::Warning,
+                    REASON_CONTAINER_FAILING,
+                    "Observe",
+                    format!("pod {pod}: Valkey fails: {failure}"),
+                )
+                .await;
+            }
+            _ => {}
         }
     }
     // The internal Secret: the internal users' passwords (the operator

@@ -269,6 +269,9 @@ pub(super) fn script_container(spec: &ValkeyClusterSpec, c: ScriptContainer<'_>)
             ..Probe::default()
         }),
         security_context: spec.security_context.clone(),
+        // A container that fails says why in its status (the tail of its
+        // log), which the operator journals and puts in the cluster's.
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }
 }

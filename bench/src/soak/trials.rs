@@ -45,6 +45,14 @@ use crate::{BenchError, harness};
 /// The namespace of the differential oracle's fresh clusters.
 const FRESH_NS: &str = "fresh";
 
+/// The reason of the Event (and the Ready condition) the operator gives
+/// a spec it refuses.
+const SPEC_REJECTED: &str = "SpecRejected";
+
+/// The reason of the Event and the Ready condition while a data pod's
+/// Valkey container fails.
+const CONTAINER_FAILING: &str = "ContainerFailing";
+
 /// Spec fields that steer what the operator does, not what it renders:
 /// a value set there is not looked for in the objects (the other oracles
 /// still hold).
@@ -112,6 +120,10 @@ pub enum StepOutcome {
     RefusedByOperator(String),
     /// Ready with its generation observed, after this long.
     Converged(Duration),
+    /// The pods cannot run it (Valkey refuses a value, an image cannot
+    /// be pulled): the status says so (Ready: `ContainerFailing`), with
+    /// this message. What a user sees, then undoes.
+    FailingInPods(String),
     /// Neither within the step's time: the status it was left in.
     Stuck(String),
 }
@@ -199,6 +211,9 @@ impl TrialReport {
                         format!("refused by the operator: {}", cut(m))
                     }
                     StepOutcome::Converged(d) => format!("converged in {:.1} s", d.as_secs_f64()),
+                    StepOutcome::FailingInPods(m) => {
+                        format!("the pods cannot run it, the status says: {}", cut(m))
+                    }
                     StepOutcome::Stuck(why) => format!("STUCK: {}", cut(why)),
                 };
                 out.push_str(&format!("  step {}: {how}\n", s + 1));
@@ -380,6 +395,15 @@ impl Cluster {
                 if let Some(c) = refused {
                     return (StepOutcome::RefusedByOperator(c.message.clone()), findings);
                 }
+                let failing = status.conditions.iter().find(|c| {
+                    c.type_ == logbook_crds::v1alpha1::CONDITION_READY
+                        && c.reason == CONTAINER_FAILING
+                        && c.observed_generation.is_some()
+                        && c.observed_generation >= generation
+                });
+                if let Some(c) = failing {
+                    return (StepOutcome::FailingInPods(c.message.clone()), findings);
+                }
                 let observed = status.observed_generation.is_some()
                     && status.observed_generation >= generation;
                 if observed && status.phase == Some(logbook_crds::ClusterPhase::Ready) {
@@ -460,8 +484,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// How many `SpecRejected` Events the cluster has had (counts summed).
-    async fn rejections(&self) -> i32 {
+    /// How many Events of `reason` the cluster has had.
+    async fn warnings(&self, reason: &str) -> i32 {
         // The operator writes `events.k8s.io/v1` Events, one per note.
         let events: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(self.client.clone(), &self.namespace);
@@ -472,7 +496,7 @@ impl Cluster {
                 l.items
                     .iter()
                     .filter(|e| {
-                        e.reason.as_deref() == Some("SpecRejected")
+                        e.reason.as_deref() == Some(reason)
                             && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
                     })
                     .count()
@@ -751,7 +775,7 @@ async fn run_chain(
                 true
             }
             StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_) => converged,
-            StepOutcome::Stuck(_) => false,
+            StepOutcome::FailingInPods(_) | StepOutcome::Stuck(_) => false,
         };
         before.push(state);
         report.steps.push(step);
@@ -771,11 +795,15 @@ async fn run_chain(
                 .push(format!("the differential oracle could not run: {e}")),
         }
     }
-    // Revert: the last converged step from a converged state, undone.
+    // Revert: the last step run from a converged state, undone: one
+    // that converged, or one the pods could not run (what a user undoes).
     let last = report.steps.iter().enumerate().rev().find_map(|(i, s)| {
-        matches!(s.outcome, StepOutcome::Converged(_))
-            .then(|| before.get(i).cloned().flatten().map(|b| (i, b)))
-            .flatten()
+        matches!(
+            s.outcome,
+            StepOutcome::Converged(_) | StepOutcome::FailingInPods(_)
+        )
+        .then(|| before.get(i).cloned().flatten().map(|b| (i, b)))
+        .flatten()
     });
     if let Some((i, was)) = last
         && let Some(spec) = chain.reverts.get(i)
@@ -835,7 +863,8 @@ async fn run_step(
     config: &TrialConfig,
 ) -> StepReport {
     let mut findings = Vec::new();
-    let rejections = cluster.rejections().await;
+    let rejections = cluster.warnings(SPEC_REJECTED).await;
+    let failures = cluster.warnings(CONTAINER_FAILING).await;
     let mut unchanged = false;
     let outcome = match cluster.put_spec_from(attempted).await {
         Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
@@ -873,7 +902,7 @@ async fn run_step(
     match &outcome {
         StepOutcome::RefusedByApi(_) => {}
         StepOutcome::RefusedByOperator(message) => {
-            if !unchanged && cluster.rejections().await <= rejections {
+            if !unchanged && cluster.warnings(SPEC_REJECTED).await <= rejections {
                 findings.push(format!(
                     "refused in the status ({message}) but no SpecRejected Event"
                 ));
@@ -896,6 +925,13 @@ async fn run_step(
                 findings.push(format!(
                     "converged, but {needle} ({}) appears in no object the operator made",
                     m.path
+                ));
+            }
+        }
+        StepOutcome::FailingInPods(message) => {
+            if cluster.warnings(CONTAINER_FAILING).await <= failures {
+                findings.push(format!(
+                    "the status says the pods fail ({message}) but no ContainerFailing Event"
                 ));
             }
         }

@@ -123,6 +123,12 @@ pub struct ClusterState {
     /// so a snapshot of a journal without it keeps its digest.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sentinel_info_periods: BTreeMap<String, u64>,
+    /// Data pods whose Valkey container fails, with how
+    /// (`ContainerFailureObserved`); a pod deleted is dropped. Not
+    /// serialized while empty, so a snapshot of a journal without it
+    /// keeps its digest.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub container_failures: BTreeMap<String, String>,
 }
 
 /// The cluster's fingerprint key (Secret `<cluster>-internal`, key

@@ -123,7 +123,8 @@ impl ClusterState {
             | Event::StatefulSetObserved { .. }
             | Event::PodTerminating { .. }
             | Event::SwitchoverRequestObserved { .. }
-            | Event::FailoverRequestObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::FailoverRequestObserved { .. }
+            | Event::ContainerFailureObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

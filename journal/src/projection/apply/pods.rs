@@ -50,6 +50,7 @@ impl ClusterState {
                 self.reshard.pod_deleted(pod);
                 self.users.pod_replaced(pod);
                 self.tls.forget_pod(pod);
+                self.container_failures.remove(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -207,6 +208,19 @@ impl ClusterState {
                         self.history(seq, at, body, format!("failover requested ({request})"));
                     }
                     None => self.history(seq, at, body, "failover request cleared".into()),
+                }
+            }
+            Event::ContainerFailureObserved { pod, failure } => {
+                self.observed();
+                match failure {
+                    Some(f) => {
+                        self.history(seq, at, body, format!("pod {pod}: Valkey fails: {f}"));
+                        self.container_failures.insert(pod.clone(), f.clone());
+                    }
+                    None => {
+                        self.history(seq, at, body, format!("pod {pod}: Valkey no longer fails"));
+                        self.container_failures.remove(pod);
+                    }
                 }
             }
             other => self.misrouted(seq, other, "pods"),
