@@ -53,6 +53,25 @@ const SPEC_REJECTED: &str = "SpecRejected";
 /// Valkey container fails.
 const CONTAINER_FAILING: &str = "ContainerFailing";
 
+/// Waiting reasons of a container that cannot be started.
+const CANNOT_START: [&str; 7] = [
+    "CrashLoopBackOff",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// The revision a pod was made from.
+fn revision_of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<&String> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash"))
+}
+
 /// Spec fields that steer what the operator does, not what it renders:
 /// a value set there is not looked for in the objects (the other oracles
 /// still hold).
@@ -401,7 +420,9 @@ impl Cluster {
                         && c.observed_generation.is_some()
                         && c.observed_generation >= generation
                 });
-                if let Some(c) = failing {
+                if let Some(c) = failing
+                    && self.failing_on_current_revision().await
+                {
                     return (StepOutcome::FailingInPods(c.message.clone()), findings);
                 }
                 let observed = status.observed_generation.is_some()
@@ -427,11 +448,12 @@ impl Cluster {
         }
     }
 
-    /// Whether the StatefulSet's controller has seen its template and
-    /// every pod it selects runs its current revision; `Err` says what
-    /// is not so. (A pod still starting counts: readiness is the status's
-    /// to judge.)
-    async fn pods_current(&self) -> Result<(), String> {
+    /// The StatefulSet's current revision, once its controller has seen
+    /// its template, with the pods it selects and the replicas it wants;
+    /// `Err` says what is not so.
+    async fn revision_and_pods(
+        &self,
+    ) -> Result<(String, Vec<k8s_openapi::api::core::v1::Pod>, i32), String> {
         let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
             Api::namespaced(self.client.clone(), &self.namespace);
         let sts = sets
@@ -462,26 +484,54 @@ impl Cluster {
             .list(&kube::api::ListParams::default().labels(&selector))
             .await
             .map_err(|e| format!("the pods: {e}"))?;
-        let outdated: Vec<String> = listed
-            .items
+        let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        Ok((revision, listed.items, wanted))
+    }
+
+    /// Whether the StatefulSet's controller has seen its template and
+    /// every pod it selects runs its current revision; `Err` says what
+    /// is not so. (A pod still starting counts: readiness is the status's
+    /// to judge.)
+    async fn pods_current(&self) -> Result<(), String> {
+        let (revision, pods, wanted) = self.revision_and_pods().await?;
+        let outdated: Vec<String> = pods
             .iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"))
-                    != Some(&revision)
-            })
+            .filter(|p| revision_of(p) != Some(&revision))
             .filter_map(|p| p.metadata.name.clone())
             .collect();
-        let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         if !outdated.is_empty() {
             return Err(format!("pods {outdated:?} were not on revision {revision}"));
         }
-        if i32::try_from(listed.items.len()).ok() != Some(wanted) {
-            return Err(format!("{} pods ran of {wanted}", listed.items.len()));
+        if i32::try_from(pods.len()).ok() != Some(wanted) {
+            return Err(format!("{} pods ran of {wanted}", pods.len()));
         }
         Ok(())
+    }
+
+    /// Whether a pod on the StatefulSet's current revision shows its
+    /// Valkey container failing (the spec's doing, not a pod on the way
+    /// out that a roll is about to replace).
+    async fn failing_on_current_revision(&self) -> bool {
+        let Ok((revision, pods, _)) = self.revision_and_pods().await else {
+            return false;
+        };
+        pods.iter()
+            .filter(|p| revision_of(p) == Some(&revision))
+            .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+            .flatten()
+            .any(|c| {
+                let state = c.state.clone().unwrap_or_default();
+                let ended_badly = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
+                    t.is_some_and(|t| t.exit_code != 0)
+                };
+                let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                ended_badly(state.terminated.as_ref())
+                    || state.waiting.is_some_and(|w| {
+                        CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default())
+                            || ended_badly(last)
+                    })
+                    || (!c.ready && ended_badly(last))
+            })
     }
 
     /// How many Events of `reason` the cluster has had.
