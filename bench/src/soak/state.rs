@@ -206,6 +206,35 @@ fn normalize(value: &mut Value, kind: &str) {
                 }
             }
         }
+        let name = obj
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if kind == "ConfigMap"
+            && name.ends_with("-sentinel-config")
+            && let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut)
+        {
+            // Each Sentinel's id is derived from the cluster's uid: the
+            // cluster's identity, not its spec.
+            for (key, value) in data.iter_mut() {
+                if key.starts_with("myid-") {
+                    *value = Value::String("<per-cluster id>".into());
+                }
+            }
+        }
+        if kind == "StatefulSet"
+            && name.ends_with("-sentinel")
+            && let Some(annotations) = obj
+                .get_mut("spec")
+                .and_then(|spec| spec.pointer_mut("/template/metadata/annotations"))
+                .and_then(Value::as_object_mut)
+        {
+            // The hash of that ConfigMap, ids included (its content is
+            // compared, normalized, above).
+            annotations.remove("valkey.logbook.dev/config-hash");
+        }
         if kind == "PersistentVolumeClaim"
             && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
         {
@@ -313,6 +342,25 @@ mod tests {
             "PersistentVolumeClaim/data-other-7",
             &sets
         ));
+    }
+
+    #[test]
+    fn two_clusters_sentinel_ids_compare_equal_and_their_config_does_not() {
+        let config = |id: &str, quorum: &str| {
+            let mut v = json!({"metadata": {"name": "soak-sentinel-config"},
+                "data": {"myid-0": id, "start.sh": quorum}});
+            normalize(&mut v, "ConfigMap");
+            v
+        };
+        assert_eq!(config("aa", "quorum 2"), config("bb", "quorum 2"));
+        assert_ne!(config("aa", "quorum 2"), config("aa", "quorum 3"));
+        let sts = |hash: &str| {
+            let mut v = json!({"metadata": {"name": "soak-sentinel"}, "spec": {"template":
+                {"metadata": {"annotations": {"valkey.logbook.dev/config-hash": hash}}}}});
+            normalize(&mut v, "StatefulSet");
+            v
+        };
+        assert_eq!(sts("1"), sts("2"));
     }
 
     #[test]
