@@ -521,9 +521,9 @@ impl Cluster {
             .flatten()
             .any(|c| {
                 let state = c.state.clone().unwrap_or_default();
-                let ended_badly = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
-                    t.is_some_and(|t| t.exit_code != 0)
-                };
+                let ended_badly = |t: Option<
+                    &k8s_openapi::api::core::v1::ContainerStateTerminated,
+                >| { t.is_some_and(|t| t.exit_code != 0) };
                 let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
                 ended_badly(state.terminated.as_ref())
                     || state.waiting.is_some_and(|w| {
@@ -556,11 +556,16 @@ impl Cluster {
             .unwrap_or(0)
     }
 
+    /// Deletes the cluster and, once its objects are gone, its volumes:
+    /// the next cluster of the name starts empty (the operator keeps a
+    /// deleted cluster's claims, and a pod would boot from them).
     async fn delete_and_wait(&self, timeout: Duration) -> Result<(), String> {
         self.typed
             .delete(NAME, &DeleteParams::default())
             .await
             .map_err(|e| e.to_string())?;
+        let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &self.namespace);
         let started = Instant::now();
         while started.elapsed() < timeout {
             let left = State::read(&self.client, &self.namespace, NAME).await?;
@@ -570,13 +575,18 @@ impl Cluster {
                 .await
                 .map_err(|e| e.to_string())?
                 .is_none();
-            if gone
-                && left
-                    .objects
-                    .keys()
-                    .all(|k| k.starts_with("PersistentVolumeClaim/"))
-            {
+            let only_claims = left
+                .objects
+                .keys()
+                .all(|k| k.starts_with("PersistentVolumeClaim/"));
+            if gone && left.objects.is_empty() {
                 return Ok(());
+            }
+            if gone && only_claims {
+                claims
+                    .delete_collection(&DeleteParams::default(), &kube::api::ListParams::default())
+                    .await
+                    .map_err(|e| format!("deleting the claims: {e}"))?;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
