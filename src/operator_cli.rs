@@ -84,6 +84,7 @@ pub fn instance_name(given: Option<String>) -> String {
 /// Configuration, journal or runtime errors.
 pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::operator::THREAD_STACK_BYTES)
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;

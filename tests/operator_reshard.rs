@@ -65,6 +65,43 @@ async fn shards_go_from_3_to_4_and_back_keeping_every_key_and_acknowledged_write
     env.finish().await;
 }
 
+/// Down to one shard and back to three: the pods that come back boot from
+/// the volumes the scale-in kept and rejoin as the replicas they were, so
+/// no empty primary is there to start a new shard; spare replicas are
+/// reset into empty primaries (`ResetReplica`) and the reshard goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_go_from_3_to_1_and_back_over_the_volumes_the_scale_in_kept() {
+    const FEW: u64 = 20_000;
+    let env = Env::start("reshard-kept").await;
+    env.apply_yaml(&yaml(false)).await;
+    env.wait_status("shop", Duration::from_secs(90), "formed", |v| {
+        balanced(v, 3)
+    })
+    .await;
+    let password = env.password("shop").await;
+    load(&seeds(&env, 6).await, &password, FEW).await;
+    let probe = start_writer(&env, &password).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    reshard_to(&env, &password, 1, Duration::from_secs(120)).await;
+    reshard_to(&env, &password, 3, Duration::from_secs(180)).await;
+    stop_and_check_writes(&env, probe, 6, &password, FEW).await;
+
+    let stream = env.stream("shop").await;
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let decided = decided_names(&events);
+    eprintln!("decided: {decided:?}");
+    assert!(
+        decided.iter().any(|d| d.starts_with("ResetReplica")),
+        "no spare replica was reset: the returning pods were empty primaries? {decided:?}"
+    );
+    env.verify_journal().await;
+    env.assert_audit_clean().await;
+    env.finish().await;
+}
+
 /// The export jobs `addr` lists that have not ended: (state, target
 /// node id) each.
 fn running_exports(addr: &str, password: &str) -> Vec<(String, String)> {

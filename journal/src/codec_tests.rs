@@ -503,7 +503,8 @@ fn the_sentinel_timing_variants_keep_their_catalog_indexes() {
     );
 }
 
-/// A Valkey container's failure is event 63, after every older variant.
+/// A Valkey container's failure is event 63, after every older variant;
+/// the reset of a spare Cluster replica intent 36.
 #[test]
 fn the_container_failure_event_keeps_its_catalog_index() {
     let env = envelope(
@@ -517,6 +518,14 @@ fn the_container_failure_event_keeps_its_catalog_index() {
     let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
     assert_eq!(decoded.body, env.body);
     assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(63));
+    // And the Cluster's spare-replica reset is intent 36.
+    assert_eq!(
+        tag(&Intent::ResetReplica {
+            pod: "demo-5".to_owned(),
+            node_id: "a".repeat(40),
+        }),
+        36
+    );
 }
 
 /// The first byte of `value`'s bincode: a variant's index, below 251.

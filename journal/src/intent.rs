@@ -331,6 +331,19 @@ pub enum Intent {
         /// The period, in milliseconds.
         info_period_ms: u64,
     },
+    /// Valkey Cluster: turn the replica running node `node_id` in `pod`,
+    /// one its shard has more of than the spec asks for, into an empty
+    /// primary (`CLUSTER RESET SOFT`: it drops its copy of the shard and
+    /// forgets the cluster; its node id stays), so that it is met again
+    /// and becomes a new shard's primary — more shards are wanted than
+    /// empty primaries exist (pods that came back on volumes kept from
+    /// before a scale-in rejoin as the replicas they were).
+    ResetReplica {
+        /// The replica's pod.
+        pod: String,
+        /// Its node id, checked before the reset.
+        node_id: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -391,6 +404,7 @@ impl Intent {
             Self::SentinelMonitor { .. } => "SentinelMonitor",
             Self::SentinelConfigure { .. } => "SentinelConfigure",
             Self::SentinelTune { .. } => "SentinelTune",
+            Self::ResetReplica { .. } => "ResetReplica",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -494,6 +508,10 @@ impl Intent {
                 sentinel,
                 info_period_ms,
             } => format!("set {sentinel}'s INFO period to {info_period_ms} ms"),
+            Self::ResetReplica { pod, node_id } => format!(
+                "reset replica {pod} (node {}) into an empty primary",
+                node_id.get(..8).unwrap_or(node_id)
+            ),
             Self::SentinelReset { sentinel } => format!("reset {sentinel}'s tables"),
             Self::SentinelFailover { from, to } => match to {
                 Some(to) => format!("ask Sentinel to fail {from} over (to {to})"),

@@ -543,3 +543,48 @@ pub async fn forget(
         password: None,
     })
 }
+
+/// `CLUSTER RESET SOFT` on the replica in `pod`, once it is checked to
+/// run `node_id` and to be a replica: it becomes an empty primary that
+/// knows no other node (its copy of the shard is dropped; its shard keeps
+/// the replicas the spec asks for). Membership meets it again next.
+pub async fn reset_replica(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    node_id: &str,
+) -> Result<Done, ActError> {
+    let addr = target.addr(pod)?;
+    let running = expect_node(valkey, target, pod, addr).await?;
+    if running != node_id {
+        return Err(ActError::Refused(format!(
+            "{pod} runs node {running}, not {node_id}"
+        )));
+    }
+    let before = answer(valkey, target, pod).await?;
+    let Some(primary) = before.report.primary_id.clone() else {
+        // Valkey would refuse a primary holding keys; one without is not
+        // this intent's to reset either: nothing is done.
+        return Err(ActError::Refused(format!(
+            "{pod} (node {node_id}) is a primary, not a replica: not reset"
+        )));
+    };
+    valkey
+        .cluster_reset(addr, false)
+        .await
+        .map_err(valkey_err(format!("resetting {pod} into an empty primary")))?;
+    let after = answer(valkey, target, pod).await?;
+    let mut events: Vec<Event> = reported(target, pod, &after).into_iter().collect();
+    events.push(Event::NodeRoleObserved {
+        pod: pod.to_owned(),
+        role: Role::Primary,
+        primary: None,
+    });
+    Ok(Done {
+        detail: format!(
+            "{pod} (node {node_id}) no longer replicates node {primary}: an empty primary that knows no other node, to be met again"
+        ),
+        events,
+        password: None,
+    })
+}

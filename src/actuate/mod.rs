@@ -285,6 +285,9 @@ impl Executor {
             Intent::ForgetNode { node_id, .. } => {
                 cluster::forget(&self.valkey, target, node_id).await
             }
+            Intent::ResetReplica { pod, node_id } => {
+                cluster::reset_replica(&self.valkey, target, pod, node_id).await
+            }
             Intent::PublishBootConfig { primary, ip } => {
                 kube_ops::publish_boot(&self.client, target, primary.as_deref(), ip.as_deref())
                     .await

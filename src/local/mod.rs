@@ -106,6 +106,7 @@ pub fn run(mut args: LocalArgs, out: &mut dyn Write) -> Result<()> {
         return fault::run(fault, out);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::operator::THREAD_STACK_BYTES)
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;

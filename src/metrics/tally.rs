@@ -236,6 +236,7 @@ impl Tracker {
             | Intent::FenceNode { .. }
             | Intent::AddNode { .. }
             | Intent::ForgetNode { .. }
+            | Intent::ResetReplica { .. }
             | Intent::MigrateSlots { .. }
             | Intent::UpdateStatus
             | Intent::SetRoleLabels { .. }

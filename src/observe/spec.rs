@@ -132,6 +132,21 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             ),
         });
     }
+    if let Some(old) = old {
+        let size = |s: &ValkeyClusterSpec| logbook_crds::parse_quantity(&s.storage.size.0).ok();
+        if size(old) != size(spec) {
+            // The StatefulSet's claim template cannot change (the API
+            // server refuses it), and the claims made from it would keep
+            // their size: the spec would say a size no volume has.
+            problems.push(SpecProblem {
+                path: "spec.storage.size".to_owned(),
+                message: format!(
+                    "changing the volumes' size ({} → {}) on a running cluster is not supported by this operator version ({version}): its claims keep {}; set storage.size back to {}, or create a new cluster and move the data",
+                    old.storage.size.0, spec.storage.size.0, old.storage.size.0, old.storage.size.0
+                ),
+            });
+        }
+    }
     let Some(old) =
         old.filter(|o| o.topology == Topology::Cluster && spec.topology == Topology::Cluster)
     else {
@@ -215,6 +230,26 @@ mod tests {
             "{problems:?}"
         );
         assert!(unsupported(&spec, Some(&spec)).is_empty());
+    }
+
+    #[test]
+    fn a_new_volume_size_is_refused_not_left_unapplied() {
+        let old = ValkeyClusterSpec::default();
+        let mut grown = old.clone();
+        grown.storage.size = k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into());
+        let problems = unsupported(&grown, Some(&old));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.storage.size");
+        assert!(
+            problems[0].message.contains("set storage.size back to 1Gi"),
+            "{problems:?}"
+        );
+        // The same size written another way is no change.
+        let mut same = old.clone();
+        same.storage.size =
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1024Mi".into());
+        assert!(unsupported(&same, Some(&old)).is_empty());
+        assert!(unsupported(&grown, None).is_empty());
     }
 
     #[test]

@@ -63,6 +63,13 @@ use crate::resources::labels;
 /// The finalizer the operator puts on every ValkeyCluster.
 pub const FINALIZER: &str = "valkey.logbook.dev/finalizer";
 
+/// The stack of each thread of the operator's runtime: a reconcile's
+/// poll chain (the controller, the runtime, the executor's match over
+/// every intent, a Valkey command) took more than tokio's default 2 MiB
+/// in a debug build (a stack overflow in `tests/operator_reshard_classic.rs`);
+/// 8 MiB leaves room. Address space only: pages are touched as used.
+pub const THREAD_STACK_BYTES: usize = 8 << 20;
+
 /// Group-commit interval of ConfigMap journals: at most one write per
 /// cluster per interval for observations.
 pub const GROUP_COMMIT: Duration = Duration::from_secs(1);

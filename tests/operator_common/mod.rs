@@ -190,6 +190,7 @@ impl Operator {
         let (stop, stopped) = tokio::sync::oneshot::channel::<Stop>();
         let thread = std::thread::Builder::new()
             .name(format!("operator-{instance}"))
+            .stack_size(logbook::operator::THREAD_STACK_BYTES)
             .spawn(move || {
                 let filter = std::env::var("LOGBOOK_TEST_LOG")
                     .ok()
@@ -207,6 +208,7 @@ impl Operator {
                 // buffer: the default dispatcher is per thread.
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
+                    .thread_stack_size(logbook::operator::THREAD_STACK_BYTES)
                     .enable_all()
                     .on_thread_start(move || {
                         std::mem::forget(tracing::dispatcher::set_default(&for_workers));

@@ -64,8 +64,9 @@ impl Persistence {
     "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)"
 ).message("storage.storageClassName is immutable").field_path(".storageClassName"))]
 pub struct StorageSpec {
-    /// Size of each data pod's PersistentVolumeClaim (default `1Gi`). May only
-    /// grow; growing needs a StorageClass with `allowVolumeExpansion`.
+    /// Size of each data pod's PersistentVolumeClaim (default `1Gi`). May
+    /// only grow; this operator version refuses a change on a running
+    /// cluster (in its status: the claims would keep their size).
     #[serde(default = "serde_fns::storage_size")]
     #[schemars(schema_with = "storage_size_schema")]
     #[x_kube(validation = Rule::new("quantity(self).isGreaterThan(quantity('0'))").message("storage.size must be greater than zero"))]

@@ -32,7 +32,7 @@ use logbook_journal::projection::reshard::{MoveFailures, move_key};
 use logbook_journal::{Intent, MigrationSide, ReasonCode, SlotRange};
 
 use super::layout::plan_primaries;
-use super::{desired_shards, members, short};
+use super::{Member, desired_shards, members, short};
 use crate::decide::Decision;
 use crate::decide::view::{ClusterView, ordinal};
 
@@ -88,6 +88,10 @@ pub fn decide_resharding(view: &ClusterView<'_>) -> Vec<Decision> {
     if !stuck.is_empty() {
         return stuck;
     }
+    let spares = reset_spares(view);
+    if !spares.is_empty() {
+        return spares;
+    }
     let Some(plan) = plan else {
         return Vec::new();
     };
@@ -132,6 +136,78 @@ pub fn decide_resharding(view: &ClusterView<'_>) -> Vec<Decision> {
             )
         })
         .collect()
+}
+
+/// `ResetReplica` for as many replicas as the new shards lack empty
+/// primaries: more shards are wanted than there are empty primaries to
+/// start them, and shards have more replicas than the spec asks for (pods
+/// back on volumes kept from before a scale-in rejoin as the replicas
+/// they were, and nothing else would ever free one). Each spare is the
+/// highest ordinal of the shard with the most replicas over the spec's,
+/// so every shard keeps the replicas the spec asks for; before any slot
+/// moves, so that the plan spreads the slots over every new shard at
+/// once.
+fn reset_spares(view: &ClusterView<'_>) -> Vec<Decision> {
+    if unsettled(view).is_some() {
+        return Vec::new();
+    }
+    let want = desired_shards(view);
+    let shards = view.state.cluster.shards();
+    let current = u32::try_from(shards.len()).unwrap_or(u32::MAX);
+    if want <= current {
+        return Vec::new();
+    }
+    let need = want - current;
+    let have = u32::try_from(new_primaries(view, need).len()).unwrap_or(u32::MAX);
+    let mut lacking = need.saturating_sub(have);
+    let per_shard = usize::try_from(super::desired_replicas(view)).unwrap_or(usize::MAX);
+    let members = members(view);
+    let mut by_shard: Vec<(&str, Vec<&Member<'_>>)> = shards
+        .iter()
+        .filter(|s| !s.retired)
+        .map(|s| {
+            let mut replicas: Vec<&Member<'_>> = members
+                .iter()
+                .filter(|m| {
+                    m.report.primary_id.as_deref() == Some(s.node_id) && stays(view, m.name())
+                })
+                .collect();
+            replicas.sort_by_key(|m| m.pod.ordinal());
+            (s.primary, replicas)
+        })
+        .collect();
+    let mut out = Vec::new();
+    while lacking > 0 {
+        let Some((primary, replicas)) = by_shard
+            .iter_mut()
+            .filter(|(_, r)| r.len() > per_shard)
+            .max_by_key(|(p, r)| (r.len(), std::cmp::Reverse(ordinal(p))))
+        else {
+            break;
+        };
+        let Some(spare) = replicas.pop() else {
+            break;
+        };
+        out.push(Decision::new(
+            Intent::ResetReplica {
+                pod: spare.name().to_owned(),
+                node_id: spare.node_id().to_owned(),
+            },
+            ReasonCode::Reshard {
+                generation: view.generation,
+                shards: want,
+                slots_to_move: 0,
+            },
+            format!(
+                "the spec wants {want} shards, {current} serve slots and only {have} empty primaries can start new ones; {primary}'s shard has {} replicas where the spec asks for {per_shard}: {} (node {}) is reset into an empty primary to start one",
+                replicas.len().saturating_add(1),
+                spare.name(),
+                short(spare.node_id())
+            ),
+        ));
+        lacking = lacking.saturating_sub(1);
+    }
+    out
 }
 
 /// Whether a move that failed as `f` may be tried again. (The wait

@@ -201,6 +201,8 @@ impl ClusterState {
             | Intent::SentinelTune { .. }
             | Intent::SentinelReset { .. }
             | Intent::SentinelFailover { .. }
+            // Its outcome carries the node's report after the reset.
+            | Intent::ResetReplica { .. }
             // Its outcome carries the key observed (`FingerprintKeyObserved`).
             | Intent::CreateFingerprintKey => {}
         }

@@ -563,3 +563,51 @@ fn a_new_primary_takes_slots_only_once_it_says_cluster_state_ok() {
     g.report_state(&new_primary, &everyone, &[], true);
     assert_eq!(moves(&g).len(), 3);
 }
+
+#[test]
+fn more_shards_than_empty_primaries_reset_spare_replicas_of_the_fullest_shard_first() {
+    // Pods back on volumes kept from before a scale-in rejoined as the
+    // replicas they were: one shard with five replicas, no empty primary.
+    let full = vec![SlotRange {
+        start: 0,
+        end: u16::try_from(SLOTS - 1).unwrap(),
+    }];
+    let g = laid_out(6, &[(0, &[1, 2, 3, 4, 5][..], full)], 3, 1);
+    assert_eq!(
+        g.intents(),
+        vec![
+            Intent::ResetReplica {
+                pod: pod(5),
+                node_id: node(5, 0),
+            },
+            Intent::ResetReplica {
+                pod: pod(4),
+                node_id: node(4, 0),
+            },
+        ]
+    );
+    // Once they are empty primaries, they are the new shards: no more
+    // resets, and the spec's replica stays with demo-0.
+    let mut g = g;
+    for i in [4, 5] {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: None,
+                slots: Vec::new(),
+                epoch: 0,
+            },
+            &(0..6).map(|p| (p, 0, PeerHealth::Ok)).collect::<Vec<_>>(),
+            &[],
+        );
+        g.repl(i, LinkStatus::NotReplica, 0, 9);
+    }
+    assert!(
+        !g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::ResetReplica { .. })),
+        "{:?}",
+        g.intents()
+    );
+}
