@@ -110,10 +110,6 @@ fn cel_rules_are_in_the_schema() {
     );
     has_rule(
         "storage.size",
-        "quantity(self).compareTo(quantity(oldSelf)) >= 0",
-    );
-    has_rule(
-        "storage.size",
         "quantity(self).isGreaterThan(quantity('0'))",
     );
     let storage_rules = rules(&at("storage"));

@@ -675,7 +675,9 @@ fn semantic(schema: &CrdSchema, known: &Known, current: &Value, out: &mut Vec<Ca
         let half = mib((bytes / 2_097_152.0).floor());
         out.push(Candidate::set("/storage/size", half, K::StorageShrink));
         let twice = mib((bytes / 524_288.0).ceil());
-        let why = Some("growing a claim needs a StorageClass that allows it");
+        let why = Some(
+            "the operator refuses a new size on a running cluster; growing a claim needs a StorageClass that allows it",
+        );
         out.push(Candidate::set("/storage/size", twice, K::StorageGrow).hint(why));
     }
     if at("/restoreFrom").is_none() && has("/restoreFrom/backup") {

@@ -64,13 +64,14 @@ impl Persistence {
     "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)"
 ).message("storage.storageClassName is immutable").field_path(".storageClassName"))]
 pub struct StorageSpec {
-    /// Size of each data pod's PersistentVolumeClaim (default `1Gi`). May
-    /// only grow; this operator version refuses a change on a running
-    /// cluster (in its status: the claims would keep their size).
+    /// Size of each data pod's PersistentVolumeClaim (default `1Gi`). Fixed
+    /// once the cluster runs: this operator version refuses a change in
+    /// the status (its claims would keep their size), and setting the size
+    /// back undoes it. (No "may only grow" rule: it would forbid that
+    /// undo while no growth is carried out.)
     #[serde(default = "serde_fns::storage_size")]
     #[schemars(schema_with = "storage_size_schema")]
     #[x_kube(validation = Rule::new("quantity(self).isGreaterThan(quantity('0'))").message("storage.size must be greater than zero"))]
-    #[x_kube(validation = Rule::new("quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage.size may only grow"))]
     pub size: Quantity,
 
     /// StorageClass of the claims; the cluster's default class when unset.
