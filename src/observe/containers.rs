@@ -9,12 +9,10 @@
 //! says of it stands (no event for every restart); once ready it no
 //! longer fails.
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use logbook_journal::{ClusterState, Event};
 
-use super::termination::{bounded, describe};
+use super::termination::{bounded, describe, per_pod_failures};
 use crate::resources::CONTAINER_NAME;
 
 /// How many of the last lines a container said are journaled: Valkey
@@ -23,7 +21,7 @@ use crate::resources::CONTAINER_NAME;
 const LINES: usize = 2;
 
 /// Waiting reasons under which a container cannot be started at all.
-const CANNOT_START: [&str; 6] = [
+pub const CANNOT_START: [&str; 6] = [
     "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",
@@ -48,33 +46,16 @@ enum Seen {
 /// projection holds, and a cleared one for each pod the projection holds
 /// a failure of that is gone.
 pub fn observe_container_failures(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
-    let known = &state.container_failures;
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for pod in pods {
-        let Some(name) = pod.metadata.name.clone() else {
-            continue;
-        };
-        let failure = match valkey_container(pod) {
+    per_pod_failures(
+        &state.container_failures,
+        pods,
+        |pod, known| match valkey_container(pod) {
             Seen::Failing(f) => Some(f),
             Seen::Clear => None,
-            Seen::Unchanged => known.get(&name).cloned(),
-        };
-        if known.get(&name) != failure.as_ref() {
-            out.push(Event::ContainerFailureObserved {
-                pod: name.clone(),
-                failure,
-            });
-        }
-        seen.insert(name);
-    }
-    for name in known.keys().filter(|n| !seen.contains(*n)) {
-        out.push(Event::ContainerFailureObserved {
-            pod: name.clone(),
-            failure: None,
-        });
-    }
-    out
+            Seen::Unchanged => known.cloned(),
+        },
+        |pod, failure| Event::ContainerFailureObserved { pod, failure },
+    )
 }
 
 /// What `pod`'s Valkey container shows.

@@ -24,7 +24,7 @@ pub mod users;
 pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };
-pub use containers::observe_container_failures;
+pub use containers::{CANNOT_START, observe_container_failures};
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{
     LinkEvidence, ProbeObservation, journal_role, link_status, link_status_with, observe_probe,

@@ -9,12 +9,10 @@
 //! writes no credential, but a message is another program's text, so
 //! anything that looks like one is redacted all the same).
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::Pod;
 use logbook_journal::{ClusterState, Event};
 
-use super::termination::describe;
+use super::termination::{describe, per_pod_failures};
 use crate::resources::restore::RESTORE_CONTAINER;
 
 /// `RestoreFetchObserved` for each data pod (`pods`, every one the
@@ -22,29 +20,12 @@ use crate::resources::restore::RESTORE_CONTAINER;
 /// the projection holds, and a cleared one for each pod the projection
 /// holds a failure of that is gone.
 pub fn observe_restore_fetch(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
-    let known = &state.backups.restore.fetch_failures;
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for pod in pods {
-        let Some(name) = pod.metadata.name.clone() else {
-            continue;
-        };
-        let failure = restore_fetch_failure(pod);
-        if known.get(&name) != failure.as_ref() {
-            out.push(Event::RestoreFetchObserved {
-                pod: name.clone(),
-                failure,
-            });
-        }
-        seen.insert(name);
-    }
-    for name in known.keys().filter(|n| !seen.contains(*n)) {
-        out.push(Event::RestoreFetchObserved {
-            pod: name.clone(),
-            failure: None,
-        });
-    }
-    out
+    per_pod_failures(
+        &state.backups.restore.fetch_failures,
+        pods,
+        |pod, _| restore_fetch_failure(pod),
+        |pod, failure| Event::RestoreFetchObserved { pod, failure },
+    )
 }
 
 /// How `pod`'s restore container last failed, while that is what it

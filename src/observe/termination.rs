@@ -4,13 +4,45 @@
 //! text: Valkey echoes the configuration line it refused, and a restore
 //! may quote a URL).
 
-use k8s_openapi::api::core::v1::ContainerStateTerminated;
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use logbook_journal::Event;
 
 /// The most characters of a container's message journaled.
 pub(super) const MESSAGE_LIMIT: usize = 300;
 
 /// What replaces a value that looks like a credential.
 const REDACTED: &str = "<redacted>";
+
+/// The events for a failure journaled per pod, edge-triggered: `event`
+/// of each listed pod (`pods`: every one the selector lists) whose
+/// failure (`failure`, given what the journal holds of it) differs from
+/// `known`, and a cleared one for each pod `known` holds that is not
+/// listed any more.
+pub(super) fn per_pod_failures(
+    known: &BTreeMap<String, String>,
+    pods: &[Pod],
+    failure: impl Fn(&Pod, Option<&String>) -> Option<String>,
+    event: impl Fn(String, Option<String>) -> Event,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for pod in pods {
+        let Some(name) = pod.metadata.name.clone() else {
+            continue;
+        };
+        let now = failure(pod, known.get(&name));
+        if known.get(&name) != now.as_ref() {
+            out.push(event(name.clone(), now));
+        }
+        seen.insert(name);
+    }
+    for name in known.keys().filter(|n| !seen.contains(*n)) {
+        out.push(event(name.clone(), None));
+    }
+    out
+}
 
 /// `<reason>, exit code <n>: <the message's last lines>`: the last
 /// `lines` non-empty lines of what the container said (its termination

@@ -53,17 +53,6 @@ const SPEC_REJECTED: &str = "SpecRejected";
 /// Valkey container fails.
 const CONTAINER_FAILING: &str = "ContainerFailing";
 
-/// Waiting reasons of a container that cannot be started.
-const CANNOT_START: [&str; 7] = [
-    "CrashLoopBackOff",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-];
-
 /// The revision a pod was made from.
 fn revision_of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<&String> {
     pod.metadata
@@ -527,7 +516,9 @@ impl Cluster {
                 let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
                 ended_badly(state.terminated.as_ref())
                     || state.waiting.is_some_and(|w| {
-                        CANNOT_START.contains(&w.reason.as_deref().unwrap_or_default())
+                        let reason = w.reason.as_deref().unwrap_or_default();
+                        reason == "CrashLoopBackOff"
+                            || logbook::observe::CANNOT_START.contains(&reason)
                             || ended_badly(last)
                     })
                     || (!c.ready && ended_badly(last))
