@@ -202,6 +202,11 @@ pub struct Failovers {
     /// Topology Sentinel: the record of a hand-over asked of Sentinel
     /// whose switch is not journaled yet (it is after the ask's outcome).
     sentinel_asked: Option<usize>,
+    /// Topology Sentinel: the records a switch was journaled for already.
+    /// A switch can be journaled before the ask's outcome (the Sentinels'
+    /// prober saw it first): that record is not waiting for one, and a
+    /// later switch the Sentinels made alone is not its.
+    sentinel_switched: std::collections::BTreeSet<usize>,
 }
 
 impl Failovers {
@@ -468,7 +473,10 @@ impl Failovers {
             .in_flight
             .get(intent_id)
             .is_some_and(|f| matches!(f.planned.intent, Intent::SentinelFailover { .. }));
-        if asked_sentinel && outcome == Outcome::Completed {
+        if asked_sentinel
+            && outcome == Outcome::Completed
+            && !self.sentinel_switched.contains(&index)
+        {
             self.sentinel_asked = Some(index);
         }
         let cut = matches!(outcome, Outcome::Abandoned(_)) && self.found.contains(intent_id);
@@ -574,6 +582,7 @@ impl Failovers {
                 i
             }
         };
+        self.sentinel_switched.insert(index);
         let steps = std::mem::take(&mut self.sentinel_steps);
         let promoted_offset = switch
             .candidates
