@@ -31,11 +31,13 @@
 
 pub mod history;
 pub mod invariants;
+mod journal_checks;
 mod operator;
 mod report;
 pub mod schedule;
 mod servers;
 mod state;
+mod trial_cluster;
 pub mod trials;
 
 use std::collections::BTreeMap;
@@ -52,7 +54,7 @@ use parking_lot::Mutex;
 
 use self::operator::Operator;
 pub use self::report::render;
-use self::report::{count_failovers, tail, writes_log};
+use self::report::{count_failovers, writes_log};
 use self::schedule::{FaultKind, SoakTopology, Step, schedule};
 use self::servers::{
     Shared, back_to_full, converged, current, fault_gate, password, read_back, refresh_addrs,
@@ -570,43 +572,18 @@ async fn soak(
     operator.stop().await;
     let journal = operator.journal.display().to_string();
     let binary = config.binary.clone();
-    let (verify, audit, failovers) = tokio::task::spawn_blocking(move || {
-        let run = |args: &[&str]| {
-            std::process::Command::new(&binary)
-                .args(args)
-                .output()
-                .map(|o| {
-                    (
-                        o.status.success(),
-                        String::from_utf8_lossy(&o.stdout).into_owned(),
-                        String::from_utf8_lossy(&o.stderr).into_owned(),
-                    )
-                })
-        };
-        (
-            run(&["journal", "verify", "--dir", &journal]),
-            run(&["replay", "audit", "--dir", &journal]),
-            run(&["replay", "failovers", "--json", "--dir", &journal]),
-        )
+    violations.extend(journal_checks::journal_checks(&config.binary, &operator.journal).await);
+    let failovers = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&binary)
+            .args(["replay", "failovers", "--json", "--dir", &journal])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     })
     .await
     .map_err(|e| harness("the journal checks")(e.to_string()))?;
-    match verify {
-        Ok((true, _, _)) => {}
-        Ok((false, out, err)) => {
-            violations.push(format!("journal verify: {}", tail(&(out + &err), 12)));
-        }
-        Err(e) => violations.push(format!("journal verify could not run: {e}")),
-    }
-    match audit {
-        Ok((true, out, _)) if out.contains("audit: clean") => {}
-        Ok((_, out, err)) => violations.push(format!("replay audit: {}", tail(&(out + &err), 30))),
-        Err(e) => violations.push(format!("replay audit could not run: {e}")),
-    }
-    let journal_failovers = failovers
-        .ok()
-        .filter(|(ok, _, _)| *ok)
-        .and_then(|(_, out, _)| count_failovers(&out));
+    let journal_failovers = failovers.as_deref().and_then(count_failovers);
 
     std::fs::write(dir.join("faults.log"), fault_log.join("\n") + "\n").map_err(|source| {
         BenchError::Io {

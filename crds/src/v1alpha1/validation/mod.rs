@@ -16,6 +16,7 @@ mod error;
 mod metadata;
 mod names;
 mod resources;
+mod scheduling;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,12 @@ pub fn validate(
     check_failover(spec, &mut errors);
     resources::check_resources(spec.resources.as_ref(), &mut errors);
     metadata::check_node_selector(&spec.node_selector, &mut errors);
+    scheduling::check_scheduling(
+        &spec.tolerations,
+        &spec.topology_spread_constraints,
+        spec.affinity.as_ref(),
+        &mut errors,
+    );
     check_optional_subdomain(
         "spec.priorityClassName",
         spec.priority_class_name.as_deref(),

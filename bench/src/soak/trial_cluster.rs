@@ -1,0 +1,304 @@
+//! The cluster a spec trial works on, through the API: its spec written
+//! as raw JSON (a step may send what the Rust type could not hold), and
+//! what the oracles read back (whether a step was refused or converged,
+//! the pods' revisions, the Events).
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
+use logbook_crds::ValkeyCluster;
+use serde_json::Value;
+
+use super::NAME;
+use super::servers::status_line;
+use super::state::State;
+use super::trials::StepOutcome;
+
+/// The reason of the Event and the Ready condition while a data pod's
+/// Valkey container fails.
+pub(super) const CONTAINER_FAILING: &str = "ContainerFailing";
+
+/// The revision a pod was made from.
+fn revision_of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<&String> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash"))
+}
+
+/// The cluster's API, with the spec as raw JSON (a step may send what the
+/// Rust type could not hold).
+pub(super) struct Cluster {
+    raw: Api<DynamicObject>,
+    typed: Api<ValkeyCluster>,
+    client: kube::Client,
+    namespace: String,
+}
+
+impl Cluster {
+    pub(super) fn new(client: &kube::Client, namespace: &str) -> Cluster {
+        let resource = ApiResource::erase::<ValkeyCluster>(&());
+        Cluster {
+            raw: Api::namespaced_with(client.clone(), namespace, &resource),
+            typed: Api::namespaced(client.clone(), namespace),
+            client: client.clone(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    pub(super) async fn create(&self, spec: &Value) -> Result<(), String> {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "valkey.logbook.dev/v1alpha1",
+            "kind": "ValkeyCluster",
+            "metadata": {"name": NAME, "namespace": self.namespace},
+            "spec": spec,
+        }))
+        .map_err(|e| e.to_string())?;
+        self.raw
+            .create(&PostParams::default(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `PUT` of the object with `spec`: the new generation.
+    pub(super) async fn put_spec(&self, spec: &Value) -> Result<Option<i64>, kube::Error> {
+        self.put_spec_from(spec).await.map(|(_, now)| now)
+    }
+
+    /// `PUT` of the object with `spec`: the generation before and after
+    /// (equal when the spec, defaults applied, did not change).
+    pub(super) async fn put_spec_from(
+        &self,
+        spec: &Value,
+    ) -> Result<(Option<i64>, Option<i64>), kube::Error> {
+        let mut object = self.raw.get(NAME).await?;
+        let was = object.metadata.generation;
+        if let Some(data) = object.data.as_object_mut() {
+            data.insert("spec".into(), spec.clone());
+        }
+        let written = self
+            .raw
+            .replace(NAME, &PostParams::default(), &object)
+            .await?;
+        Ok((was, written.metadata.generation))
+    }
+
+    pub(super) async fn spec(&self) -> Option<Value> {
+        self.raw
+            .get(NAME)
+            .await
+            .ok()
+            .and_then(|o| o.data.get("spec").cloned())
+    }
+
+    pub(super) async fn state(&self) -> Result<State, String> {
+        State::read(&self.client, &self.namespace, NAME).await
+    }
+
+    /// Waits until `generation` is refused by the operator or converged:
+    /// Ready with the generation observed, and the StatefulSet's pods all
+    /// on its current revision (checked here, not taken from the status).
+    /// The findings: a status that said Ready before the pods were.
+    pub(super) async fn settle(
+        &self,
+        generation: Option<i64>,
+        timeout: Duration,
+    ) -> (StepOutcome, Vec<String>) {
+        let started = Instant::now();
+        let mut findings = Vec::new();
+        loop {
+            if let Ok(v) = self.typed.get(NAME).await
+                && let Some(status) = v.status.as_ref()
+            {
+                let refused = status.conditions.iter().find(|c| {
+                    c.type_ == logbook_crds::v1alpha1::CONDITION_SPEC_VALID
+                        && c.status == "False"
+                        && c.observed_generation.is_some()
+                        && c.observed_generation >= generation
+                });
+                if let Some(c) = refused {
+                    return (StepOutcome::RefusedByOperator(c.message.clone()), findings);
+                }
+                let failing = status.conditions.iter().find(|c| {
+                    c.type_ == logbook_crds::v1alpha1::CONDITION_READY
+                        && c.reason == CONTAINER_FAILING
+                        && c.observed_generation.is_some()
+                        && c.observed_generation >= generation
+                });
+                if let Some(c) = failing
+                    && self.failing_on_current_revision().await
+                {
+                    return (StepOutcome::FailingInPods(c.message.clone()), findings);
+                }
+                let observed = status.observed_generation.is_some()
+                    && status.observed_generation >= generation;
+                if observed && status.phase == Some(logbook_crds::ClusterPhase::Ready) {
+                    match self.pods_current().await {
+                        Ok(()) => return (StepOutcome::Converged(started.elapsed()), findings),
+                        Err(why) => {
+                            if findings.is_empty() {
+                                findings.push(format!(
+                                    "the status said Ready with generation {} observed while {why}",
+                                    status.observed_generation.unwrap_or_default()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if started.elapsed() > timeout {
+                return (StepOutcome::Stuck(status_line(&self.typed).await), findings);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The StatefulSet's current revision, once its controller has seen
+    /// its template, with the pods it selects and the replicas it wants;
+    /// `Err` says what is not so.
+    pub(super) async fn revision_and_pods(
+        &self,
+    ) -> Result<(String, Vec<k8s_openapi::api::core::v1::Pod>, i32), String> {
+        let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let sts = sets
+            .get(NAME)
+            .await
+            .map_err(|e| format!("the StatefulSet: {e}"))?;
+        let generation = sts.metadata.generation;
+        let status = sts.status.clone().unwrap_or_default();
+        if status.observed_generation < generation {
+            return Err(format!(
+                "the StatefulSet's controller had observed generation {:?} of {:?}",
+                status.observed_generation, generation
+            ));
+        }
+        let revision = status.update_revision.clone().unwrap_or_default();
+        let selector = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("the pods: {e}"))?;
+        let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        Ok((revision, listed.items, wanted))
+    }
+
+    /// Whether the StatefulSet's controller has seen its template and
+    /// every pod it selects runs its current revision; `Err` says what
+    /// is not so. (A pod still starting counts: readiness is the status's
+    /// to judge.)
+    pub(super) async fn pods_current(&self) -> Result<(), String> {
+        let (revision, pods, wanted) = self.revision_and_pods().await?;
+        let outdated: Vec<String> = pods
+            .iter()
+            .filter(|p| revision_of(p) != Some(&revision))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        if !outdated.is_empty() {
+            return Err(format!("pods {outdated:?} were not on revision {revision}"));
+        }
+        if i32::try_from(pods.len()).ok() != Some(wanted) {
+            return Err(format!("{} pods ran of {wanted}", pods.len()));
+        }
+        Ok(())
+    }
+
+    /// Whether a pod on the StatefulSet's current revision shows its
+    /// Valkey container failing (the spec's doing, not a pod on the way
+    /// out that a roll is about to replace).
+    pub(super) async fn failing_on_current_revision(&self) -> bool {
+        let Ok((revision, pods, _)) = self.revision_and_pods().await else {
+            return false;
+        };
+        pods.iter()
+            .filter(|p| revision_of(p) == Some(&revision))
+            .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+            .flatten()
+            .any(|c| {
+                let state = c.state.clone().unwrap_or_default();
+                let ended_badly = |t: Option<
+                    &k8s_openapi::api::core::v1::ContainerStateTerminated,
+                >| { t.is_some_and(|t| t.exit_code != 0) };
+                let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                ended_badly(state.terminated.as_ref())
+                    || state.waiting.is_some_and(|w| {
+                        let reason = w.reason.as_deref().unwrap_or_default();
+                        reason == "CrashLoopBackOff"
+                            || logbook::observe::CANNOT_START.contains(&reason)
+                            || ended_badly(last)
+                    })
+                    || (!c.ready && ended_badly(last))
+            })
+    }
+
+    /// How many Events of `reason` the cluster has had.
+    pub(super) async fn warnings(&self, reason: &str) -> i32 {
+        // The operator writes `events.k8s.io/v1` Events, one per note.
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&kube::api::ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|e| {
+                        e.reason.as_deref() == Some(reason)
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+                    })
+                    .count()
+            })
+            .ok()
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
+    /// Deletes the cluster and, once its objects are gone, its volumes:
+    /// the next cluster of the name starts empty (the operator keeps a
+    /// deleted cluster's claims, and a pod would boot from them).
+    pub(super) async fn delete_and_wait(&self, timeout: Duration) -> Result<(), String> {
+        self.typed
+            .delete(NAME, &DeleteParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let left = State::read(&self.client, &self.namespace, NAME).await?;
+            let gone = self
+                .typed
+                .get_opt(NAME)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none();
+            let only_claims = left
+                .objects
+                .keys()
+                .all(|k| k.starts_with("PersistentVolumeClaim/"));
+            if gone && left.objects.is_empty() {
+                return Ok(());
+            }
+            if gone && only_claims {
+                claims
+                    .delete_collection(&DeleteParams::default(), &kube::api::ListParams::default())
+                    .await
+                    .map_err(|e| format!("deleting the claims: {e}"))?;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(format!("not gone in {} s", timeout.as_secs()))
+    }
+}
