@@ -211,7 +211,7 @@ mod tests {
 
     /// The record of `app` with `password`, as read with the key.
     fn read(password: &str, prints: &mut Fingerprints<'_>) -> UserRecord {
-        user_record(&app(), Some(&Ok(Password::new(password))), prints).unwrap()
+        user_record(&app(), None, Some(&Ok(Password::new(password))), prints).unwrap()
     }
 
     /// The record an earlier version journaled: fingerprinted unkeyed.
@@ -414,7 +414,12 @@ mod tests {
         assert!(!prints.keyed());
         assert_eq!(prints.of(&Password::new("app-new")), None);
         assert_eq!(
-            user_record(&app(), Some(&Ok(Password::new("app-new"))), &mut prints),
+            user_record(
+                &app(),
+                None,
+                Some(&Ok(Password::new("app-new"))),
+                &mut prints
+            ),
             None
         );
         assert_eq!(prints.rekeyed(&g.state), None);

@@ -50,20 +50,34 @@ pub fn password_in(
 /// spec is refused, so no Secret was read) fingerprinted by `prints`;
 /// `None` when there is a password to fingerprint but no key to do it with
 /// (the record journaled before, if any, is then kept as it is).
+///
+/// `in_force` is the ACL user name the projection's record of this object
+/// has: the user name is immutable, so a spec naming another is refused,
+/// and the record keeps the name in force (its user stays on the nodes as
+/// it is, and no other is made beside it).
 pub fn user_record(
     user: &ValkeyUser,
+    in_force: Option<&str>,
     password: Option<&PasswordRead>,
     prints: &mut Fingerprints<'_>,
 ) -> Option<UserRecord> {
     let object = user.metadata.name.clone().unwrap_or_default();
     let spec = &user.spec;
-    let username = spec.effective_username(&object).to_owned();
-    let refused = validate_user(&object, spec, None).err().map(|errors| {
-        format!(
-            "spec refused: {}",
-            logbook_crds::v1alpha1::validation::describe(&errors)
-        )
+    let asked = spec.effective_username(&object);
+    let username = in_force.unwrap_or(asked).to_owned();
+    let old = in_force.filter(|name| *name != asked).map(|name| {
+        let mut old = spec.clone();
+        old.username = Some(name.to_owned());
+        old
     });
+    let refused = validate_user(&object, spec, old.as_ref())
+        .err()
+        .map(|errors| {
+            format!(
+                "spec refused: {}",
+                logbook_crds::v1alpha1::validation::describe(&errors)
+            )
+        });
     let (fingerprint, problem) = match (refused, password) {
         (Some(refused), _) => (None, Some(refused)),
         (None, Some(Ok(password))) => (Some(prints.of(password)?), None),
@@ -226,20 +240,24 @@ mod tests {
             let read = password_in(s.as_ref(), "ns", "app-password", "password");
             let err = read.err().unwrap();
             assert!(err.contains(want), "{err}");
-            let record = user_record(&app(), Some(&Err(err.clone())), &mut prints(None)).unwrap();
+            let record =
+                user_record(&app(), None, Some(&Err(err.clone())), &mut prints(None)).unwrap();
             assert_eq!(record.password, None);
             assert_eq!(record.problem.as_deref(), Some(err.as_str()));
             assert!(!record.applicable(), "never applied password-less");
         }
         let read = password_in(Some(&secret("password", "s3cret")), "ns", "n", "password");
-        let record = user_record(&app(), Some(&read), &mut prints(Some(&key()))).unwrap();
+        let record = user_record(&app(), None, Some(&read), &mut prints(Some(&key()))).unwrap();
         assert_eq!(
             record.password,
             Some(key().password(&Password::new("s3cret"))),
             "keyed with the cluster's key"
         );
         // Without the key, a password is not fingerprinted: no record.
-        assert_eq!(user_record(&app(), Some(&read), &mut prints(None)), None);
+        assert_eq!(
+            user_record(&app(), None, Some(&read), &mut prints(None)),
+            None
+        );
         assert!(!format!("{record:?}").contains("s3cret"));
         assert_eq!(record.rules, ["on", "+@all", "~app:*"]);
         assert_eq!(record.generation, 2);
@@ -249,7 +267,7 @@ mod tests {
     fn a_refused_spec_is_a_problem_without_reading_the_secret() {
         let mut user = app();
         user.spec.commands = vec!["+@nosuch".into()];
-        let record = user_record(&user, None, &mut prints(None)).unwrap();
+        let record = user_record(&user, None, None, &mut prints(None)).unwrap();
         assert!(
             record
                 .problem
@@ -259,10 +277,34 @@ mod tests {
     }
 
     #[test]
+    fn a_new_user_name_is_refused_and_the_name_in_force_kept() {
+        // Renaming would leave the old ACL user, with its password, on
+        // every node: the trials found it so.
+        let read = password_in(Some(&secret("password", "p")), "ns", "n", "password");
+        let mut user = app();
+        user.spec.username = Some("renamed".into());
+        let record =
+            user_record(&user, Some("app"), Some(&read), &mut prints(Some(&key()))).unwrap();
+        assert_eq!(record.username, "app", "the name in force is kept");
+        let problem = record.problem.clone().unwrap();
+        assert!(
+            problem.starts_with(
+                "spec refused: spec.username: the user name is immutable (was \"app\")"
+            ),
+            "{problem}"
+        );
+        assert!(!record.applicable(), "nothing applied under either name");
+        // The same name (given or defaulted) is no change.
+        let record =
+            user_record(&app(), Some("app"), Some(&read), &mut prints(Some(&key()))).unwrap();
+        assert_eq!((record.username.as_str(), record.problem), ("app", None));
+    }
+
+    #[test]
     fn records_are_journaled_on_change_and_gone_objects_forgotten() {
         let mut state = ClusterState::new();
         let read = password_in(Some(&secret("password", "p")), "ns", "n", "password");
-        let record = user_record(&app(), Some(&read), &mut prints(Some(&key()))).unwrap();
+        let record = user_record(&app(), None, Some(&read), &mut prints(Some(&key()))).unwrap();
         let events = observe_users(&state, std::slice::from_ref(&record));
         assert_eq!(events.len(), 1);
         state.users.records.insert("app".into(), record.clone());

@@ -158,7 +158,13 @@ pub async fn read_users(
             } else {
                 None
             };
-        let Some(mut record) = user_record(user, password.as_ref(), prints) else {
+        let in_force = state
+            .users
+            .records
+            .get(&object)
+            .filter(|r| !r.deleting)
+            .map(|r| r.username.as_str());
+        let Some(mut record) = user_record(user, in_force, password.as_ref(), prints) else {
             // No key to fingerprint its password with: kept as journaled
             // (a new user waits for the key).
             records.extend(state.users.records.get(&object).cloned());
@@ -263,9 +269,13 @@ async fn read_acls(
 /// The status of ValkeyUser `user` as the projection has it.
 pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus {
     let object = user.metadata.name.clone().unwrap_or_default();
-    let username = user.spec.effective_username(&object).to_owned();
-    let generation = user.metadata.generation;
     let record = state.users.records.get(&object);
+    // The name in force (a renaming spec is refused and keeps it).
+    let username = record.map_or_else(
+        || user.spec.effective_username(&object).to_owned(),
+        |r| r.username.clone(),
+    );
+    let generation = user.metadata.generation;
     let pods: Vec<&String> = state.pods.keys().collect();
     let holding = record.map_or(0, |r| {
         pods.iter()

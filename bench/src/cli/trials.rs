@@ -24,6 +24,13 @@ pub struct SpecTrialsArgs {
     /// Chains per topology.
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
+    /// Chains of ValkeyUser changes per topology (on a user of the
+    /// cluster, after the cluster's chains).
+    #[arg(long, default_value_t = 2)]
+    pub user_chains: usize,
+    /// Chains of ValkeyBackup changes per topology.
+    #[arg(long, default_value_t = 1)]
+    pub backup_chains: usize,
     /// The longest chain (at most 10).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10))]
     pub max_steps: u64,
@@ -62,6 +69,8 @@ pub(super) async fn spec_trials(args: SpecTrialsArgs, out: &mut dyn Write) -> Re
             topology,
             seed,
             chains: args.chains,
+            user_chains: args.user_chains,
+            backup_chains: args.backup_chains,
             max_len: usize::try_from(args.max_steps).unwrap_or(5),
             binary: binary.clone(),
             crds: args.crds.clone(),

@@ -39,6 +39,7 @@ mod servers;
 mod state;
 mod trial_cluster;
 pub mod trials;
+mod user_trials;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

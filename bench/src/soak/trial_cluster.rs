@@ -27,22 +27,36 @@ fn revision_of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<&String> {
         .and_then(|l| l.get("controller-revision-hash"))
 }
 
-/// The cluster's API, with the spec as raw JSON (a step may send what the
-/// Rust type could not hold).
-pub(super) struct Cluster {
-    raw: Api<DynamicObject>,
-    typed: Api<ValkeyCluster>,
-    client: kube::Client,
+/// One custom resource of the trials through the API, its spec as raw
+/// JSON (a step may send what the Rust type could not hold).
+pub(super) struct RawObject {
+    api: Api<DynamicObject>,
+    kind: &'static str,
+    name: String,
     namespace: String,
 }
 
-impl Cluster {
-    pub(super) fn new(client: &kube::Client, namespace: &str) -> Cluster {
-        let resource = ApiResource::erase::<ValkeyCluster>(&());
-        Cluster {
-            raw: Api::namespaced_with(client.clone(), namespace, &resource),
-            typed: Api::namespaced(client.clone(), namespace),
-            client: client.clone(),
+impl RawObject {
+    /// `name` of `kind` (a kind of `valkey.logbook.dev/v1alpha1`) in
+    /// `namespace`.
+    pub(super) fn new(
+        client: &kube::Client,
+        namespace: &str,
+        kind: &'static str,
+        plural: &str,
+        name: &str,
+    ) -> RawObject {
+        let resource = ApiResource {
+            group: "valkey.logbook.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "valkey.logbook.dev/v1alpha1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        RawObject {
+            api: Api::namespaced_with(client.clone(), namespace, &resource),
+            kind,
+            name: name.to_owned(),
             namespace: namespace.to_owned(),
         }
     }
@@ -50,16 +64,16 @@ impl Cluster {
     pub(super) async fn create(&self, spec: &Value) -> Result<(), String> {
         let object: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "valkey.logbook.dev/v1alpha1",
-            "kind": "ValkeyCluster",
-            "metadata": {"name": NAME, "namespace": self.namespace},
+            "kind": self.kind,
+            "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": spec,
         }))
         .map_err(|e| e.to_string())?;
-        self.raw
+        self.api
             .create(&PostParams::default(), &object)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("creating {} {}: {e}", self.kind, self.name))
     }
 
     /// `PUT` of the object with `spec`: the new generation.
@@ -68,29 +82,59 @@ impl Cluster {
     }
 
     /// `PUT` of the object with `spec`: the generation before and after
-    /// (equal when the spec, defaults applied, did not change).
+    /// (equal when the spec, defaults applied, did not change). A write
+    /// that lost the race with the operator's status (409) is sent again
+    /// on the object read anew, as `kubectl replace` is retried.
     pub(super) async fn put_spec_from(
         &self,
         spec: &Value,
     ) -> Result<(Option<i64>, Option<i64>), kube::Error> {
-        let mut object = self.raw.get(NAME).await?;
-        let was = object.metadata.generation;
-        if let Some(data) = object.data.as_object_mut() {
-            data.insert("spec".into(), spec.clone());
+        let mut attempt = 0;
+        loop {
+            let mut object = self.api.get(&self.name).await?;
+            let was = object.metadata.generation;
+            if let Some(data) = object.data.as_object_mut() {
+                data.insert("spec".into(), spec.clone());
+            }
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &object)
+                .await
+            {
+                Ok(written) => return Ok((was, written.metadata.generation)),
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => attempt += 1,
+                Err(e) => return Err(e),
+            }
         }
-        let written = self
-            .raw
-            .replace(NAME, &PostParams::default(), &object)
-            .await?;
-        Ok((was, written.metadata.generation))
     }
 
+    /// The spec as stored, defaults applied.
     pub(super) async fn spec(&self) -> Option<Value> {
-        self.raw
-            .get(NAME)
+        self.api
+            .get(&self.name)
             .await
             .ok()
             .and_then(|o| o.data.get("spec").cloned())
+    }
+}
+
+/// The cluster's API: its object ([`RawObject`]) and what the oracles
+/// read back.
+pub(super) struct Cluster {
+    pub(super) raw: RawObject,
+    typed: Api<ValkeyCluster>,
+    client: kube::Client,
+    namespace: String,
+}
+
+impl Cluster {
+    pub(super) fn new(client: &kube::Client, namespace: &str) -> Cluster {
+        Cluster {
+            raw: RawObject::new(client, namespace, "ValkeyCluster", "valkeyclusters", NAME),
+            typed: Api::namespaced(client.clone(), namespace),
+            client: client.clone(),
+            namespace: namespace.to_owned(),
+        }
     }
 
     pub(super) async fn state(&self) -> Result<State, String> {

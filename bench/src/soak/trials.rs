@@ -39,9 +39,11 @@ use super::schedule::SoakTopology;
 use super::servers::{password, service_addr};
 use super::state::State;
 use super::trial_cluster::{CONTAINER_FAILING, Cluster};
+use super::user_trials::{Backups, Users};
 use super::{NAME, NS, spec_of};
-use crate::spec_mutations::{Chain, Expectation, Mutation, Op, chain, load_crds};
+use crate::spec_mutations::{Chain, CrdSchema, Expectation, Mutation, Op, chain, load_crds};
 use crate::{BenchError, harness};
+use logbook::valkey::Password;
 
 /// The namespace of the differential oracle's fresh clusters.
 const FRESH_NS: &str = "fresh";
@@ -72,6 +74,10 @@ pub struct TrialConfig {
     pub seed: u64,
     /// How many chains.
     pub chains: usize,
+    /// How many chains of ValkeyUser changes (on a user of the cluster).
+    pub user_chains: usize,
+    /// How many chains of ValkeyBackup changes.
+    pub backup_chains: usize,
     /// The longest chain.
     pub max_len: usize,
     /// The `logbook` binary run as the operator.
@@ -92,10 +98,12 @@ impl TrialConfig {
     /// The command that runs these trials again.
     pub fn command(&self) -> String {
         format!(
-            "logbook-bench spec-trials --topology {} --seed {} --chains {} --max-steps {} --step-timeout-seconds {}{} --operator-binary {}",
+            "logbook-bench spec-trials --topology {} --seed {} --chains {} --user-chains {} --backup-chains {} --max-steps {} --step-timeout-seconds {}{} --operator-binary {}",
             self.topology.name(),
             self.seed,
             self.chains,
+            self.user_chains,
+            self.backup_chains,
             self.max_len,
             self.step_timeout.as_secs(),
             if self.differential {
@@ -248,7 +256,7 @@ impl TrialReport {
     }
 }
 
-fn cut(s: &str) -> String {
+pub(super) fn cut(s: &str) -> String {
     let one_line = s.replace('\n', " ");
     match one_line.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &one_line[..i]),
@@ -324,6 +332,7 @@ async fn trials(
     operator.start()?;
     let cluster = Cluster::new(&client, NS);
     cluster
+        .raw
         .create(&base)
         .await
         .map_err(harness("creating the ValkeyCluster"))?;
@@ -389,14 +398,22 @@ async fn trials(
             continue;
         }
         let report = run_chain(&cluster, &client, &next, config).await;
-        eprintln!(
-            "spec-trials: chain {} of {}: {} steps, {} findings",
-            reports.len() + 1,
-            config.chains,
-            report.steps.len(),
-            report.findings.len() + report.steps.iter().map(|s| s.findings.len()).sum::<usize>()
-        );
+        log_chain("chain", reports.len(), config.chains, &report);
         reports.push(report);
+    }
+
+    if config.user_chains + config.backup_chains > 0 {
+        match back_to_base(&cluster, &base, config.step_timeout).await {
+            Ok(_) => {
+                other_chains(&client, &schemas, &password, config, &mut reports).await;
+            }
+            Err(why) => reports.push(ChainReport {
+                chain: "(the user and backup chains not started)\n".into(),
+                steps: Vec::new(),
+                findings: vec![why],
+                held: Vec::new(),
+            }),
+        }
     }
 
     let mut violations = Vec::new();
@@ -413,17 +430,119 @@ async fn trials(
     })
 }
 
+/// The ValkeyUser chains, then the ValkeyBackup chains, on objects of
+/// the cluster under trial, each report pushed to `reports` (a setup
+/// that fails is a finding of its own).
+async fn other_chains(
+    client: &kube::Client,
+    schemas: &[CrdSchema],
+    password: &Password,
+    config: &TrialConfig,
+    reports: &mut Vec<ChainReport>,
+) {
+    let schema = |kind: &str| schemas.iter().find(|s| s.kind == kind);
+    let not_started = |what: &str, why: String| ChainReport {
+        chain: format!("({what} not started)\n"),
+        steps: Vec::new(),
+        findings: vec![why],
+        held: Vec::new(),
+    };
+    let first = reports.len();
+    if config.user_chains > 0 {
+        match (
+            schema("ValkeyUser"),
+            Users::setup(client, password, config.step_timeout).await,
+        ) {
+            (Some(schema), Ok(users)) => {
+                let mut index = 0_u64;
+                let most = 64 + 8 * u64::try_from(config.user_chains).unwrap_or(64);
+                while reports.len() - first < config.user_chains && index < most {
+                    let start = match users.back_to_base(config.step_timeout).await {
+                        Ok(start) => start,
+                        Err(why) => {
+                            reports.push(not_started("the next user chain", why));
+                            break;
+                        }
+                    };
+                    let next = chain(schema, &start, config.seed, index, config.max_len);
+                    index += 1;
+                    if next.is_empty() {
+                        continue;
+                    }
+                    let report = users.run_chain(&next, config.step_timeout).await;
+                    log_chain(
+                        "user chain",
+                        reports.len() - first,
+                        config.user_chains,
+                        &report,
+                    );
+                    reports.push(report);
+                }
+            }
+            (None, _) => reports.push(not_started("the user chains", "no ValkeyUser CRD".into())),
+            (_, Err(why)) => reports.push(not_started("the user chains", why)),
+        }
+    }
+    let first = reports.len();
+    if config.backup_chains > 0 {
+        match (schema("ValkeyBackup"), Backups::setup(client).await) {
+            (Some(schema), Ok(backups)) => {
+                let mut index = 0_u64;
+                let most = 64 + 8 * u64::try_from(config.backup_chains).unwrap_or(64);
+                while reports.len() - first < config.backup_chains && index < most {
+                    let start = match backups.spec().await {
+                        Ok(start) => start,
+                        Err(why) => {
+                            reports.push(not_started("the next backup chain", why));
+                            break;
+                        }
+                    };
+                    let next = chain(schema, &start, config.seed, index, config.max_len);
+                    index += 1;
+                    if next.is_empty() {
+                        continue;
+                    }
+                    let report = backups.run_chain(&next).await;
+                    log_chain(
+                        "backup chain",
+                        reports.len() - first,
+                        config.backup_chains,
+                        &report,
+                    );
+                    reports.push(report);
+                }
+            }
+            (None, _) => {
+                reports.push(not_started(
+                    "the backup chains",
+                    "no ValkeyBackup CRD".into(),
+                ));
+            }
+            (_, Err(why)) => reports.push(not_started("the backup chains", why)),
+        }
+    }
+}
+
+fn log_chain(what: &str, done: usize, of: usize, report: &ChainReport) {
+    eprintln!(
+        "spec-trials: {what} {} of {of}: {} steps, {} findings",
+        done + 1,
+        report.steps.len(),
+        report.findings.len() + report.steps.iter().map(|s| s.findings.len()).sum::<usize>()
+    );
+}
+
 /// Sets the spec back to `base` (the previous chain left its own) and
 /// waits for it; where the API server refuses that because a field may
 /// only grow (`storage.size`), keeps that field as it is. Returns the spec
 /// the cluster then runs; `Err` says why none could be had.
 async fn back_to_base(cluster: &Cluster, base: &Value, timeout: Duration) -> Result<Value, String> {
-    let now = cluster.spec().await;
+    let now = cluster.raw.spec().await;
     if now.as_ref() == Some(base) {
         return Ok(base.clone());
     }
     let mut target = base.clone();
-    let mut generation = cluster.put_spec(&target).await;
+    let mut generation = cluster.raw.put_spec(&target).await;
     if let (Err(kube::Error::Api(_)), Some(size)) = (
         &generation,
         now.as_ref()
@@ -434,7 +553,7 @@ async fn back_to_base(cluster: &Cluster, base: &Value, timeout: Duration) -> Res
         .and_then(Value::as_object_mut)
     {
         storage.insert("size".into(), size);
-        generation = cluster.put_spec(&target).await;
+        generation = cluster.raw.put_spec(&target).await;
     }
     match generation {
         Ok(generation) => match cluster.settle(generation, timeout).await.0 {
@@ -463,12 +582,17 @@ async fn run_chain(
     // The spec the cluster runs: the last one it converged to (a spec
     // the operator refused is not run).
     let mut effective = chain.base.clone();
+    // The spec in force before each step: what reverting it sets back
+    // (not the spec the step was made from, which the operator may have
+    // refused).
+    let mut in_force: Vec<Value> = Vec::new();
     for (m, attempted) in &chain.steps {
         let state = if converged {
             cluster.state().await.ok()
         } else {
             None
         };
+        in_force.push(effective.clone());
         let step = run_step(cluster, m, attempted, state.as_ref(), config).await;
         converged = match &step.outcome {
             StepOutcome::Converged(_) => {
@@ -507,9 +631,9 @@ async fn run_chain(
         .flatten()
     });
     if let Some((i, was)) = last
-        && let Some(spec) = chain.reverts.get(i)
+        && let Some(spec) = in_force.get(i)
     {
-        let outcome = match cluster.put_spec(spec).await {
+        let outcome = match cluster.raw.put_spec(spec).await {
             Ok(generation) => {
                 let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
                 report.findings.extend(premature);
@@ -567,34 +691,18 @@ async fn run_step(
     let rejections = cluster.warnings(SPEC_REJECTED).await;
     let failures = cluster.warnings(CONTAINER_FAILING).await;
     let mut unchanged = false;
-    let outcome = match cluster.put_spec_from(attempted).await {
-        Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
-            if m.expect == Expectation::Accept {
-                findings.push(format!(
-                    "the API server refused a spec its schema allows: {}",
-                    e.message
-                ));
+    let outcome = match cluster.raw.put_spec_from(attempted).await {
+        Err(e) => match refused_by_api(m, e, &mut findings) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                findings.push(format!("the API server failed: {e}"));
+                StepOutcome::Stuck(e.to_string())
             }
-            if let Some(field) = field_name(&m.path)
-                && !e.message.contains(&field)
-            {
-                findings.push(format!("the refusal does not name {field}: {}", e.message));
-            }
-            StepOutcome::RefusedByApi(e.message)
-        }
-        Err(e) => {
-            findings.push(format!("the API server failed: {e}"));
-            StepOutcome::Stuck(e.to_string())
-        }
+        },
         Ok((was, generation)) => {
             // The same spec once defaulted: nothing new to refuse or roll.
             unchanged = was == generation;
-            if m.expect == Expectation::RefuseBySchema {
-                findings.push(format!(
-                    "the API server accepted a spec its schema forbids ({})",
-                    m.reason
-                ));
-            }
+            accepted_by_api(m, &mut findings);
             let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
             findings.extend(premature);
             outcome
@@ -648,6 +756,50 @@ async fn run_step(
     }
 }
 
+/// The oracles of a step the API server refused (422 or 400): the schema
+/// must forbid it, and the message must name the field. `Err` gives back
+/// any other error (the API server failing is no refusal).
+pub(super) fn refused_by_api(
+    m: &Mutation,
+    error: kube::Error,
+    findings: &mut Vec<String>,
+) -> Result<StepOutcome, kube::Error> {
+    match error {
+        kube::Error::Api(e) if e.code == 422 || e.code == 400 => {
+            if m.expect == Expectation::Accept {
+                findings.push(format!(
+                    "the API server refused a spec its schema allows: {}",
+                    e.message
+                ));
+            }
+            // A rule on a field's parent names the parent: the refusal
+            // the schema predicts, by its own message.
+            let predicted = m.expect == Expectation::RefuseBySchema
+                && m.reason
+                    .split_once(": ")
+                    .is_some_and(|(_, rule)| e.message.contains(rule));
+            if let Some(field) = field_name(&m.path)
+                && !e.message.contains(&field)
+                && !predicted
+            {
+                findings.push(format!("the refusal does not name {field}: {}", e.message));
+            }
+            Ok(StepOutcome::RefusedByApi(e.message))
+        }
+        other => Err(other),
+    }
+}
+
+/// The oracle of a step the API server accepted: its schema must allow it.
+pub(super) fn accepted_by_api(m: &Mutation, findings: &mut Vec<String>) {
+    if m.expect == Expectation::RefuseBySchema {
+        findings.push(format!(
+            "the API server accepted a spec its schema forbids ({})",
+            m.reason
+        ));
+    }
+}
+
 /// A fresh cluster with `spec` in [`FRESH_NS`]: what differs from
 /// `cluster`'s objects (empty: the same). It is deleted after.
 async fn differential(
@@ -657,7 +809,7 @@ async fn differential(
     timeout: Duration,
 ) -> Result<Vec<String>, String> {
     let fresh = Cluster::new(client, FRESH_NS);
-    fresh.create(spec).await?;
+    fresh.raw.create(spec).await?;
     let (outcome, _) = fresh.settle(None, timeout).await;
     let result = match outcome {
         StepOutcome::Converged(_) => {

@@ -307,11 +307,18 @@ pub fn validate_user(
             );
         }
         if old.effective_username(name) != username {
+            // Named by the field even when it was left out (the name is
+            // then the object's): that is where it changed.
+            let now = if spec.username.is_some() {
+                String::new()
+            } else {
+                format!(", and without spec.username it is the object's name {username:?}")
+            };
             fail(
-                path.into(),
+                "spec.username".into(),
                 FieldErrorKind::Immutable,
                 format!(
-                    "the user name is immutable (was {:?}): create another ValkeyUser",
+                    "the user name is immutable (was {:?}{now}): create another ValkeyUser",
                     old.effective_username(name)
                 ),
             );
