@@ -314,6 +314,7 @@ async fn soak(
         log: dir.join("operator.log"),
         child: None,
         starts: 0,
+        crashes: Vec::new(),
     };
     operator.start()?;
     let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), NS);
@@ -574,6 +575,7 @@ async fn soak(
     let journal = operator.journal.display().to_string();
     let binary = config.binary.clone();
     violations.extend(journal_checks::journal_checks(&config.binary, &operator.journal).await);
+    violations.extend(operator.failures());
     let failovers = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&binary)
             .args(["replay", "failovers", "--json", "--dir", &journal])

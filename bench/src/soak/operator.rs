@@ -15,6 +15,8 @@ pub(super) struct Operator {
     pub(super) log: PathBuf,
     pub(super) child: Option<std::process::Child>,
     pub(super) starts: u32,
+    /// Each time the process was found to have exited by itself.
+    pub(super) crashes: Vec<String>,
 }
 
 impl Operator {
@@ -53,6 +55,7 @@ impl Operator {
     /// SIGKILL: no clean-up of any kind.
     pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.note_exit(&mut child);
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -63,6 +66,7 @@ impl Operator {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        self.note_exit(&mut child);
         if let Ok(pid) = i32::try_from(child.id()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -81,8 +85,70 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Records `child` as crashed when it exited before being told to.
+    fn note_exit(&mut self, child: &mut std::process::Child) {
+        if let Ok(Some(status)) = child.try_wait() {
+            self.crashes.push(format!(
+                "the operator exited by itself ({status}), start {}",
+                self.starts
+            ));
+        }
+    }
+
+    /// What went wrong in the process itself: each exit nobody asked for,
+    /// and each panic its log holds (with the line after it, which names
+    /// where). Empty when none.
+    pub(super) fn failures(&self) -> Vec<String> {
+        let mut out = self.crashes.clone();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.contains("panicked at") {
+                let next = lines.get(i + 1).copied().unwrap_or_default();
+                out.push(format!("the operator panicked: {line} {next}"));
+            }
+        }
+        out
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_log_and_an_exit_nobody_asked_for_are_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("operator.log");
+        std::fs::write(
+            &log,
+            "INFO reconciled\nthread 'tokio-runtime-worker' panicked at src/decide/mod.rs:10:5:\nindex out of bounds\nINFO reconciled\n",
+        )
+        .unwrap();
+        let mut operator = Operator {
+            binary: "true".into(),
+            kubeconfig: PathBuf::new(),
+            journal: PathBuf::new(),
+            log,
+            child: None,
+            starts: 0,
+            crashes: Vec::new(),
+        };
+        let failures = operator.failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("index out of bounds"), "{failures:?}");
+        // `true` exits at once, by itself.
+        operator.start().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        operator.kill();
+        assert_eq!(operator.failures().len(), 2);
     }
 }

@@ -328,6 +328,7 @@ async fn trials(
         log: dir.join("operator.log"),
         child: None,
         starts: 0,
+        crashes: Vec::new(),
     };
     operator.start()?;
     let cluster = Cluster::new(&client, NS);
@@ -420,6 +421,7 @@ async fn trials(
     let history = history::finish(recorder, dir, &mut violations).await;
     operator.stop().await;
     violations.extend(journal_checks(&config.binary, &operator.journal).await);
+    violations.extend(operator.failures());
     Ok(TrialReport {
         command: config.command(),
         chains: reports,
