@@ -566,6 +566,67 @@ async fn back_to_base(cluster: &Cluster, base: &Value, timeout: Duration) -> Res
     }
 }
 
+/// What a chain's steps leave behind for its revert: whether the last
+/// one left a converged state, the spec in force, and for each step the
+/// snapshot taken before it (when it started from a converged state) and
+/// the spec in force then: what reverting it sets back (not the spec the
+/// step was made from, which the operator may have refused).
+pub(super) struct Walk<S> {
+    /// Whether the steps so far left a converged state.
+    pub(super) converged: bool,
+    /// The spec in force: the last one that converged.
+    pub(super) effective: Value,
+    before: Vec<Option<S>>,
+    in_force: Vec<Value>,
+}
+
+impl<S: Clone> Walk<S> {
+    pub(super) fn new(base: &Value) -> Walk<S> {
+        Walk {
+            converged: true,
+            effective: base.clone(),
+            before: Vec::new(),
+            in_force: Vec::new(),
+        }
+    }
+
+    /// One step run from `snapshot` (taken before it) to `outcome`.
+    pub(super) fn record(&mut self, snapshot: Option<S>, attempted: &Value, outcome: &StepOutcome) {
+        self.before.push(snapshot);
+        self.in_force.push(self.effective.clone());
+        self.converged = match outcome {
+            StepOutcome::Converged(_) => {
+                self.effective = attempted.clone();
+                true
+            }
+            StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_) => self.converged,
+            StepOutcome::FailingInPods(_) | StepOutcome::Stuck(_) => false,
+        };
+    }
+
+    /// The last step that converged (or, with `failing`, that the pods
+    /// could not run) from a converged state: its index, the snapshot
+    /// before it and the spec to set back.
+    pub(super) fn last_to_revert(
+        &self,
+        steps: &[StepReport],
+        failing: bool,
+    ) -> Option<(usize, S, Value)> {
+        steps.iter().enumerate().rev().find_map(|(i, s)| {
+            let revertible = match s.outcome {
+                StepOutcome::Converged(_) => true,
+                StepOutcome::FailingInPods(_) => failing,
+                _ => false,
+            };
+            if !revertible {
+                return None;
+            }
+            let was = self.before.get(i).cloned().flatten()?;
+            Some((i, was, self.in_force.get(i)?.clone()))
+        })
+    }
+}
+
 async fn run_chain(
     cluster: &Cluster,
     client: &kube::Client,
@@ -578,38 +639,20 @@ async fn run_chain(
         findings: Vec::new(),
         held: Vec::new(),
     };
-    // The state before each step, and whether it was a converged one.
-    let mut before: Vec<Option<State>> = Vec::new();
-    let mut converged = true;
-    // The spec the cluster runs: the last one it converged to (a spec
-    // the operator refused is not run).
-    let mut effective = chain.base.clone();
-    // The spec in force before each step: what reverting it sets back
-    // (not the spec the step was made from, which the operator may have
-    // refused).
-    let mut in_force: Vec<Value> = Vec::new();
+    let mut walk = Walk::new(&chain.base);
     for (m, attempted) in &chain.steps {
-        let state = if converged {
+        let state = if walk.converged {
             cluster.state().await.ok()
         } else {
             None
         };
-        in_force.push(effective.clone());
         let step = run_step(cluster, m, attempted, state.as_ref(), config).await;
-        converged = match &step.outcome {
-            StepOutcome::Converged(_) => {
-                effective = attempted.clone();
-                true
-            }
-            StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_) => converged,
-            StepOutcome::FailingInPods(_) | StepOutcome::Stuck(_) => false,
-        };
-        before.push(state);
+        walk.record(state, attempted, &step.outcome);
         report.steps.push(step);
     }
     // Differential: a fresh cluster with the final spec.
-    if config.differential && converged {
-        match differential(client, cluster, &effective, config.step_timeout).await {
+    if config.differential && walk.converged {
+        match differential(client, cluster, &walk.effective, config.step_timeout).await {
             Ok(diff) if diff.is_empty() => report.held.push(
                 "differential: a fresh cluster with the final spec made the same objects".into(),
             ),
@@ -624,18 +667,8 @@ async fn run_chain(
     }
     // Revert: the last step run from a converged state, undone: one
     // that converged, or one the pods could not run (what a user undoes).
-    let last = report.steps.iter().enumerate().rev().find_map(|(i, s)| {
-        matches!(
-            s.outcome,
-            StepOutcome::Converged(_) | StepOutcome::FailingInPods(_)
-        )
-        .then(|| before.get(i).cloned().flatten().map(|b| (i, b)))
-        .flatten()
-    });
-    if let Some((i, was)) = last
-        && let Some(spec) = in_force.get(i)
-    {
-        let outcome = match cluster.raw.put_spec(spec).await {
+    if let Some((i, was, spec)) = walk.last_to_revert(&report.steps, true) {
+        let outcome = match cluster.raw.put_spec(&spec).await {
             Ok(generation) => {
                 let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
                 report.findings.extend(premature);

@@ -32,7 +32,9 @@ use serde_json::{Value, json};
 
 use super::servers::{Shared, refresh_addrs};
 use super::trial_cluster::RawObject;
-use super::trials::{ChainReport, StepOutcome, StepReport, accepted_by_api, cut, refused_by_api};
+use super::trials::{
+    ChainReport, StepOutcome, StepReport, Walk, accepted_by_api, cut, refused_by_api,
+};
 use super::{NAME, NS};
 use crate::conn::query_once;
 use crate::spec_mutations::{Chain, Mutation};
@@ -241,39 +243,19 @@ impl Users {
             findings: Vec::new(),
             held: Vec::new(),
         };
-        let mut before: Vec<Option<BTreeMap<String, Vec<String>>>> = Vec::new();
-        let mut converged = true;
-        // The spec in force before each step: what reverting it sets back.
-        let mut effective = chain.base.clone();
-        let mut in_force: Vec<Value> = Vec::new();
+        let mut walk: Walk<BTreeMap<String, Vec<String>>> = Walk::new(&chain.base);
         for (m, attempted) in &chain.steps {
-            let acls = if converged {
+            let acls = if walk.converged {
                 self.acls().await.ok()
             } else {
                 None
             };
-            in_force.push(effective.clone());
             let step = self.run_step(m, attempted, acls.as_ref(), timeout).await;
-            converged = match &step.outcome {
-                StepOutcome::Converged(_) => {
-                    effective = attempted.clone();
-                    true
-                }
-                StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_) => converged,
-                StepOutcome::FailingInPods(_) | StepOutcome::Stuck(_) => false,
-            };
-            before.push(acls);
+            walk.record(acls, attempted, &step.outcome);
             report.steps.push(step);
         }
-        let last = report.steps.iter().enumerate().rev().find_map(|(i, s)| {
-            matches!(s.outcome, StepOutcome::Converged(_))
-                .then(|| before.get(i).cloned().flatten().map(|b| (i, b)))
-                .flatten()
-        });
-        if let Some((i, was)) = last
-            && let Some(spec) = in_force.get(i)
-        {
-            let outcome = match self.object.put_spec(spec).await {
+        if let Some((i, was, spec)) = walk.last_to_revert(&report.steps, false) {
+            let outcome = match self.object.put_spec(&spec).await {
                 Ok(generation) => self.settle(generation, timeout).await,
                 Err(e) => StepOutcome::Stuck(format!("the revert could not be sent: {e}")),
             };

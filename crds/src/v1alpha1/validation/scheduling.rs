@@ -57,6 +57,20 @@ fn check_key(errors: &mut Errors, path: String, key: &str, what: &str) {
     }
 }
 
+/// A `topologyKey`: given, and a valid label key.
+fn check_topology_key(path: &str, key: &str, errors: &mut Errors) {
+    let path = format!("{path}.topologyKey");
+    if key.is_empty() {
+        errors.push(
+            path,
+            FieldErrorKind::Required,
+            "topologyKey can not be empty",
+        );
+    } else {
+        check_key(errors, path, key, "topologyKey");
+    }
+}
+
 fn check_toleration(path: &str, t: &Toleration, errors: &mut Errors) {
     let key = t.key.as_deref().unwrap_or_default();
     let operator = t.operator.as_deref().unwrap_or_default();
@@ -121,20 +135,7 @@ fn check_spread(spread: &[TopologySpreadConstraint], errors: &mut Errors) {
                 format!("maxSkew must be greater than zero, got {}", c.max_skew),
             );
         }
-        if c.topology_key.is_empty() {
-            errors.push(
-                format!("{path}.topologyKey"),
-                FieldErrorKind::Required,
-                "topologyKey can not be empty",
-            );
-        } else {
-            check_key(
-                errors,
-                format!("{path}.topologyKey"),
-                &c.topology_key,
-                "topologyKey",
-            );
-        }
+        check_topology_key(&path, &c.topology_key, errors);
         let when = c.when_unsatisfiable.as_str();
         if !WHEN_UNSATISFIABLE.contains(&when) {
             not_supported(
@@ -332,20 +333,7 @@ fn check_requirement(
 }
 
 fn check_pod_term(path: &str, term: &PodAffinityTerm, errors: &mut Errors) {
-    if term.topology_key.is_empty() {
-        errors.push(
-            format!("{path}.topologyKey"),
-            FieldErrorKind::Required,
-            "topologyKey can not be empty",
-        );
-    } else {
-        check_key(
-            errors,
-            format!("{path}.topologyKey"),
-            &term.topology_key,
-            "topologyKey",
-        );
-    }
+    check_topology_key(path, &term.topology_key, errors);
     for (field, selector) in [
         ("labelSelector", &term.label_selector),
         ("namespaceSelector", &term.namespace_selector),
