@@ -415,3 +415,54 @@ async fn a_config_value_valkey_refuses_is_said_in_the_status_and_undone_by_rever
     assert!(cleared, "{journal:?}");
     env.finish().await;
 }
+
+/// A renamed `connectionSecret` leaves no Secret behind: the old one held
+/// the password, and an application reading it would never learn of a
+/// rotation. The new one is written before the old one is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_connection_secret_leaves_no_copy_of_the_password_behind() {
+    use k8s_openapi::api::core::v1::Secret;
+    let env = Env::start("connection-rename").await;
+    env.apply_yaml(&standalone_yaml("demo")).await;
+    env.wait_ready("demo", 1, Duration::from_secs(40)).await;
+    let secrets = env.api::<Secret>();
+    assert!(secrets.get_opt("demo-connection").await.unwrap().is_some());
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"connectionSecret": "app-valkey"}}),
+    )
+    .await;
+    env.eventually(
+        Duration::from_secs(30),
+        "app-valkey written and demo-connection gone",
+        || {
+            let secrets = secrets.clone();
+            async move {
+                secrets.get_opt("app-valkey").await.unwrap().is_some()
+                    && secrets.get_opt("demo-connection").await.unwrap().is_none()
+            }
+        },
+    )
+    .await;
+    let renamed = secrets.get("app-valkey").await.unwrap();
+    assert!(renamed.data.unwrap().contains_key("REDIS_URL"));
+    // And back: the name it had, and nothing else.
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"connectionSecret": null}}),
+    )
+    .await;
+    env.eventually(
+        Duration::from_secs(30),
+        "demo-connection written and app-valkey gone",
+        || {
+            let secrets = secrets.clone();
+            async move {
+                secrets.get_opt("demo-connection").await.unwrap().is_some()
+                    && secrets.get_opt("app-valkey").await.unwrap().is_none()
+            }
+        },
+    )
+    .await;
+    env.finish().await;
+}

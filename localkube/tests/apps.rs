@@ -293,3 +293,68 @@ async fn monitoring_crds_serve_service_monitors_and_prometheus_rules() {
     }
     server.shutdown().await;
 }
+
+/// A StatefulSet's spec may change only in the fields the real server
+/// lets change; its volume claim templates, like its service name, are
+/// refused with the real server's message, and the stored object is left
+/// as it was.
+#[tokio::test]
+async fn a_statefulset_keeps_its_claim_templates() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let server = common::start().await;
+    let api: Api<StatefulSet> = Api::default_namespaced(common::client(&server));
+    let sts = |size: &str, replicas: i64| -> StatefulSet {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {"replicas": replicas, "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": "valkey"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": size}}}}]}}))
+        .unwrap()
+    };
+    api.create(&PostParams::default(), &sts("1Gi", 1))
+        .await
+        .unwrap();
+    // Replicas may change.
+    let mut grown = api.get("db").await.unwrap();
+    grown.spec.as_mut().unwrap().replicas = Some(3);
+    api.replace("db", &PostParams::default(), &grown)
+        .await
+        .unwrap();
+    // The claim template may not.
+    let mut resized = api.get("db").await.unwrap();
+    resized.spec.as_mut().unwrap().volume_claim_templates =
+        sts("2Gi", 3).spec.unwrap().volume_claim_templates;
+    let err = api
+        .replace("db", &PostParams::default(), &resized)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    );
+    let stored = api.get("db").await.unwrap();
+    let spec = stored.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(
+        spec.volume_claim_templates.unwrap()[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "1Gi"
+    );
+}

@@ -178,6 +178,12 @@ pub async fn apply_resources(
         ca.as_deref(),
     );
     apply(client, ns, &connection).await?;
+    let removed = prune_connection_secrets(
+        client,
+        meta,
+        connection.metadata.name.as_deref().unwrap_or_default(),
+    )
+    .await?;
     ensure_internal_secret(client, target).await?;
     // Journaled with the outcome, so that the key is not asked for again.
     let mut events: Vec<Event> = fingerprint_key_there(target).into_iter().collect();
@@ -233,14 +239,59 @@ pub async fn apply_resources(
         .await?;
         apply(client, ns, &build_sentinel_pdb(meta, spec)).await?;
     }
+    let removed = if removed.is_empty() {
+        String::new()
+    } else {
+        format!("; removed the old connection Secret {}", removed.join(", "))
+    };
     Ok(Done {
         detail: format!(
-            "applied the objects of generation {generation} (config hash {hash}, {} pods)",
+            "applied the objects of generation {generation} (config hash {hash}, {} pods){removed}",
             spec.effective_replicas()
         ),
         events,
         password,
     })
+}
+
+/// Deletes the cluster's connection Secrets but `current`: the ones this
+/// operator wrote (owned by the cluster, with its labels and a connection
+/// URL) under a `connectionSecret` since renamed, each of which would go on
+/// holding the password. Returns their names.
+///
+/// # Errors
+/// [`ActError::Kube`] when the Secrets cannot be listed or one deleted.
+async fn prune_connection_secrets(
+    client: &Client,
+    meta: &ClusterMeta,
+    current: &str,
+) -> Result<Vec<String>, ActError> {
+    let ns = meta.namespace.as_str();
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(&labels::selector_string(&meta.name));
+    let secrets = api.list(&lp).await.map_err(kube_err(format!(
+        "listing the Secrets of {ns}/{}",
+        meta.name
+    )))?;
+    let mut removed = Vec::new();
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let ours = secret
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == meta.uid);
+        let connection = secret
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(resources::CONNECTION_URL_KEY));
+        if name != current && ours && connection {
+            delete_named::<Secret>(client, ns, &name).await?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 /// Applies the connection Secret with `password` (after the cluster's

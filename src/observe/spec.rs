@@ -2,7 +2,7 @@
 //! generation) and the switchover and failover request annotations.
 
 use logbook_crds::{
-    Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology,
+    Persistence, Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology,
 };
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
@@ -133,19 +133,7 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
         });
     }
     if let Some(old) = old {
-        let size = |s: &ValkeyClusterSpec| logbook_crds::parse_quantity(&s.storage.size.0).ok();
-        if size(old) != size(spec) {
-            // The StatefulSet's claim template cannot change (the API
-            // server refuses it), and the claims made from it would keep
-            // their size: the spec would say a size no volume has.
-            problems.push(SpecProblem {
-                path: "spec.storage.size".to_owned(),
-                message: format!(
-                    "changing the volumes' size ({} → {}) on a running cluster is not supported by this operator version ({version}): its claims keep {}; set storage.size back to {}, or create a new cluster and move the data",
-                    old.storage.size.0, spec.storage.size.0, old.storage.size.0, old.storage.size.0
-                ),
-            });
-        }
+        problems.extend(claim_template_changes(spec, old, version));
     }
     let Some(old) =
         old.filter(|o| o.topology == Topology::Cluster && spec.topology == Topology::Cluster)
@@ -162,6 +150,70 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
             path: "spec.shards".to_owned(),
             message: format!(
                 "a running Cluster changes its shards ({was} → {now}) or its replicas per shard ({had} → {has}), one at a time: keep replicasPerShard at {had} while shards change, then change it in a later generation"
+            ),
+        });
+    }
+    problems
+}
+
+/// What would change the StatefulSet's volume claim template: the API
+/// server refuses that on a StatefulSet (only its replicas, template,
+/// update strategy and a few others may change), and the claims made from
+/// it would keep what they were made with, so the spec would say what no
+/// volume has. The size (even written otherwise: the claims keep the text
+/// they were made from), the storage class, and whether there are volumes
+/// at all (`persistence: None` or not).
+fn claim_template_changes(
+    spec: &ValkeyClusterSpec,
+    old: &ValkeyClusterSpec,
+    version: &str,
+) -> Vec<SpecProblem> {
+    let mut problems = Vec::new();
+    let volumes = |s: &ValkeyClusterSpec| s.storage.persistence != Persistence::None;
+    let (was, now) = (&old.storage, &spec.storage);
+    if volumes(old) != volumes(spec) {
+        problems.push(SpecProblem {
+            path: "spec.storage.persistence".to_owned(),
+            message: format!(
+                "changing storage.persistence from {:?} to {:?} on a running cluster is not supported by this operator version ({version}): {}; set storage.persistence back to {:?}, or create a new cluster and move the data",
+                was.persistence,
+                now.persistence,
+                if volumes(old) {
+                    "the pods would lose their volumes"
+                } else {
+                    "the pods have no volumes to give it"
+                },
+                was.persistence
+            ),
+        });
+    }
+    if volumes(old) && volumes(spec) && was.size != now.size {
+        let same = logbook_crds::parse_quantity(&was.size.0).ok()
+            == logbook_crds::parse_quantity(&now.size.0).ok();
+        problems.push(SpecProblem {
+            path: "spec.storage.size".to_owned(),
+            message: if same {
+                format!(
+                    "storage.size {:?} is the volumes' size {:?} written otherwise: the claims keep the text they were made from; write it as {:?}",
+                    now.size.0, was.size.0, was.size.0
+                )
+            } else {
+                format!(
+                    "changing the volumes' size ({} → {}) on a running cluster is not supported by this operator version ({version}): its claims keep {}; set storage.size back to {}, or create a new cluster and move the data",
+                    was.size.0, now.size.0, was.size.0, was.size.0
+                )
+            },
+        });
+    }
+    if volumes(old) && volumes(spec) && was.storage_class_name != now.storage_class_name {
+        let name = |c: &Option<String>| c.clone().unwrap_or_else(|| "the default".to_owned());
+        problems.push(SpecProblem {
+            path: "spec.storage.storageClassName".to_owned(),
+            message: format!(
+                "changing the volumes' storage class ({} → {}) on a running cluster is not supported by this operator version ({version}): its claims keep {}; set storage.storageClassName back, or create a new cluster and move the data",
+                name(&was.storage_class_name),
+                name(&now.storage_class_name),
+                name(&was.storage_class_name)
             ),
         });
     }
@@ -244,12 +296,55 @@ mod tests {
             problems[0].message.contains("set storage.size back to 1Gi"),
             "{problems:?}"
         );
-        // The same size written another way is no change.
+        // The same size written another way: the claims keep the text
+        // they were made from (a real API server refuses a new claim
+        // template), said so.
         let mut same = old.clone();
         same.storage.size =
             k8s_openapi::apimachinery::pkg::api::resource::Quantity("1024Mi".into());
-        assert!(unsupported(&same, Some(&old)).is_empty());
+        let problems = unsupported(&same, Some(&old));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("written otherwise"),
+            "{problems:?}"
+        );
         assert!(unsupported(&grown, None).is_empty());
+    }
+
+    #[test]
+    fn volumes_cannot_come_or_go_nor_change_class_on_a_running_cluster() {
+        let old = ValkeyClusterSpec::default();
+        assert_ne!(old.storage.persistence, Persistence::None);
+        let mut none = old.clone();
+        none.storage.persistence = Persistence::None;
+        let problems = unsupported(&none, Some(&old));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.storage.persistence");
+        assert!(problems[0].message.contains("would lose their volumes"));
+        let problems = unsupported(&old, Some(&none));
+        assert!(
+            problems[0].message.contains("have no volumes"),
+            "{problems:?}"
+        );
+        // Between two kinds that both keep volumes: a config change.
+        for p in [Persistence::Rdb, Persistence::Aof, Persistence::RdbAndAof] {
+            let mut other = old.clone();
+            other.storage.persistence = p;
+            assert!(unsupported(&other, Some(&old)).is_empty(), "{p:?}");
+        }
+        // Without volumes, their size and class mean nothing yet.
+        let mut resized = none.clone();
+        resized.storage.size =
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("5Gi".into());
+        assert!(unsupported(&resized, Some(&none)).is_empty());
+        let mut classed = old.clone();
+        classed.storage.storage_class_name = Some("fast".into());
+        let problems = unsupported(&classed, Some(&old));
+        assert_eq!(problems[0].path, "spec.storage.storageClassName");
+        assert!(
+            problems[0].message.contains("the default → fast"),
+            "{problems:?}"
+        );
     }
 
     #[test]

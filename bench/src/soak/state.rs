@@ -65,18 +65,21 @@ impl State {
         .await?;
         objects.retain(|key, _| !left_out(key, cluster));
         // A scale-in keeps the volumes of the pods it removed (as a
-        // StatefulSet does by default; a scale-out takes them back): they
-        // are not what the spec asks for, so they are left out.
-        let sets: Vec<(&str, i64)> = objects
+        // StatefulSet does by default; a scale-out takes them back), and
+        // the operator never deletes a claim a spec stopped using
+        // (`storage.persistence: None`): they are not what the spec asks
+        // for, so they are left out.
+        let claimed: Vec<String> = objects
             .iter()
-            .filter_map(|(k, v)| {
-                let name = k.strip_prefix("StatefulSet/")?;
-                Some((name, v.pointer("/spec/replicas")?.as_i64()?))
-            })
+            .filter_map(|(k, v)| Some((k.strip_prefix("StatefulSet/")?, v)))
+            .flat_map(|(set, v)| claims_of(set, v))
             .collect();
         let kept: Vec<String> = objects
             .keys()
-            .filter(|key| beyond_replicas(key, &sets))
+            .filter(|key| {
+                key.strip_prefix("PersistentVolumeClaim/")
+                    .is_some_and(|claim| !claimed.iter().any(|c| c == claim))
+            })
             .cloned()
             .collect();
         for key in kept {
@@ -154,18 +157,20 @@ where
 
 /// Whether the claim `key` (`PersistentVolumeClaim/<template>-<set>-<n>`)
 /// belongs to a pod ordinal at or past its StatefulSet's replicas.
-fn beyond_replicas(key: &str, sets: &[(&str, i64)]) -> bool {
-    let Some(name) = key.strip_prefix("PersistentVolumeClaim/") else {
-        return false;
-    };
-    let Some((rest, ordinal)) = name.rsplit_once('-') else {
-        return false;
-    };
-    let Ok(ordinal) = ordinal.parse::<i64>() else {
-        return false;
-    };
-    sets.iter()
-        .any(|(set, replicas)| rest.ends_with(&format!("-{set}")) && ordinal >= *replicas)
+/// The claims a StatefulSet's pods use: `<template>-<set>-<ordinal>` for
+/// each of its volume claim templates and each ordinal below its replicas.
+fn claims_of(set: &str, sts: &Value) -> Vec<String> {
+    let replicas = sts
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    sts.pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .flat_map(|template| (0..replicas).map(move |i| format!("{template}-{set}-{i}")))
+        .collect()
 }
 
 /// The objects that follow the data plane, not the spec.
@@ -334,14 +339,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn volumes_a_scale_in_kept_are_not_the_specs() {
-        let sets = [("soak", 3), ("soak-sentinel", 3)];
-        assert!(beyond_replicas("PersistentVolumeClaim/data-soak-3", &sets));
-        assert!(!beyond_replicas("PersistentVolumeClaim/data-soak-2", &sets));
-        assert!(!beyond_replicas(
-            "PersistentVolumeClaim/data-other-7",
-            &sets
-        ));
+    fn the_claims_a_statefulset_uses_are_its_templates_below_its_replicas() {
+        let sts = json!({"spec": {"replicas": 2, "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
+        assert_eq!(claims_of("soak", &sts), ["data-soak-0", "data-soak-1"]);
+        // persistence None: no template, so every claim left is a kept one.
+        assert!(claims_of("soak", &json!({"spec": {"replicas": 3}})).is_empty());
     }
 
     #[test]

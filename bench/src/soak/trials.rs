@@ -762,14 +762,16 @@ async fn run_step(
             }
         }
         StepOutcome::Converged(_) => {
-            if let Some(needle) = reflected_value(m)
+            let needles = reflected_values(m);
+            if !needles.is_empty()
                 && let Ok(now) = cluster.state().await
-                && !now.mentions(&needle)
             {
-                findings.push(format!(
-                    "converged, but {needle} ({}) appears in no object the operator made",
-                    m.path
-                ));
+                for needle in needles.iter().filter(|n| !now.mentions(n)) {
+                    findings.push(format!(
+                        "converged, but {needle} ({}) appears in no object the operator made",
+                        m.path
+                    ));
+                }
             }
         }
         StepOutcome::FailingInPods(message) => {
@@ -865,19 +867,37 @@ fn field_name(path: &str) -> Option<String> {
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
 }
 
-/// The text a converged step's value must show as, somewhere in the
+/// The texts a converged step's value must show as, somewhere in the
 /// objects: a string of three characters or more, or a number past 1,
-/// set outside [`BEHAVIOUR_ONLY`]. `None`: nothing to look for.
-fn reflected_value(m: &Mutation) -> Option<String> {
+/// set outside [`BEHAVIOUR_ONLY`]; a persistence as the two directives
+/// that say it to Valkey. Empty: nothing to look for.
+fn reflected_values(m: &Mutation) -> Vec<String> {
     if BEHAVIOUR_ONLY.iter().any(|p| m.path.starts_with(p)) {
-        return None;
+        return Vec::new();
+    }
+    if m.path == "/storage/persistence"
+        && let Op::Set(Value::String(p)) = &m.op
+    {
+        // Valkey's own words: RDB snapshots on a schedule or `save ""`,
+        // the append-only file on or off.
+        let (rdb, aof) = match p.as_str() {
+            "None" => (false, false),
+            "Rdb" => (true, false),
+            "Aof" => (false, true),
+            "RdbAndAof" => (true, true),
+            _ => return Vec::new(),
+        };
+        return vec![
+            if rdb { "save 3600" } else { "save \"\"" }.to_owned(),
+            format!("appendonly {}", if aof { "yes" } else { "no" }),
+        ];
     }
     match &m.op {
-        Op::Set(Value::String(s)) if s.chars().count() >= 3 => Some(s.clone()),
+        Op::Set(Value::String(s)) if s.chars().count() >= 3 => vec![s.clone()],
         Op::Set(Value::Number(n)) if n.as_f64().is_some_and(|f| f.abs() > 1.0) => {
-            Some(n.to_string())
+            vec![n.to_string()]
         }
-        _ => None,
+        _ => Vec::new(),
     }
 }
 
@@ -895,5 +915,23 @@ mod tests {
             Some("maxmemory-policy")
         );
         assert_eq!(field_name(""), None);
+    }
+
+    #[test]
+    fn a_persistence_is_looked_for_as_valkey_says_it() {
+        let m = |v: &str| Mutation {
+            crd_kind: "ValkeyCluster".into(),
+            path: "/storage/persistence".into(),
+            op: Op::Set(Value::String(v.into())),
+            kind: crate::spec_mutations::MutationKind::PersistenceChange,
+            expect: Expectation::Accept,
+            reason: String::new(),
+        };
+        assert_eq!(reflected_values(&m("Rdb")), ["save 3600", "appendonly no"]);
+        assert_eq!(reflected_values(&m("None")), ["save \"\"", "appendonly no"]);
+        assert_eq!(
+            reflected_values(&m("RdbAndAof")),
+            ["save 3600", "appendonly yes"]
+        );
     }
 }

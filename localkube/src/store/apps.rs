@@ -256,6 +256,70 @@ pub(crate) fn validate(res: &ResourceInfo, o: &Value, old: Option<&Value>) -> Re
     })
 }
 
+/// The spec fields of a StatefulSet an update may change
+/// (`ValidateStatefulSetUpdate`); any other change is forbidden.
+const STATEFULSET_MUTABLE: [&str; 7] = [
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+/// Whether `res` is apps/v1 StatefulSets.
+pub(crate) fn is_statefulset(res: &ResourceInfo) -> bool {
+    res.group == "apps" && res.plural == "statefulsets"
+}
+
+/// Refuses an update of a StatefulSet that changes its spec beyond
+/// [`STATEFULSET_MUTABLE`] (its selector, service name, volume claim
+/// templates, pod management policy), worded as the real server words it.
+///
+/// # Errors
+/// 422 Invalid with the `spec` cause.
+pub(crate) fn validate_statefulset_update(
+    res: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    let fixed = |o: &Value| -> Map<String, Value> {
+        let mut spec = o
+            .get("spec")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for field in STATEFULSET_MUTABLE {
+            spec.remove(field);
+        }
+        spec
+    };
+    if fixed(new) == fixed(old) {
+        return Ok(());
+    }
+    let fields: Vec<String> = STATEFULSET_MUTABLE
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect();
+    let (last, rest) = fields
+        .split_last()
+        .map_or((String::new(), &[][..]), |(l, r)| (l.clone(), r));
+    Err(ApiError::invalid_one(
+        &res.kind,
+        &res.group,
+        obj::name(new),
+        cause(
+            "FieldValueForbidden",
+            format!(
+                "Forbidden: updates to statefulset spec for fields other than {} and {last} are forbidden",
+                rest.join(", ")
+            ),
+            "spec",
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,9 @@ pub(crate) fn on_update(
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crd_admit(new, &ctx.now)?,
         _ if super::apps::handles(res) => super::apps::validate(res, new, Some(old))?,
+        _ if super::apps::is_statefulset(res) => {
+            super::apps::validate_statefulset_update(res, new, old)?;
+        }
         _ => {}
     }
     Ok(())
