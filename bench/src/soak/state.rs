@@ -18,7 +18,7 @@ use k8s_openapi::serde::Serialize;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::Api;
 use kube::api::ListParams;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The normalized objects of one cluster, by `Kind/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -268,6 +268,25 @@ fn normalize(value: &mut Value, kind: &str) {
                 });
             }
         }
+        if let Some(spec) = obj.get_mut("spec") {
+            drop_empty(spec);
+        }
+    }
+}
+
+/// Drops every empty object under `value`, and the objects that leaves
+/// empty: `affinity: {}` says what no `affinity` says, and which of the two
+/// an object holds depends on its history (created with it, or applied
+/// over a fuller one, whose fields server-side apply prunes with the
+/// emptied object), not on the spec.
+fn drop_empty(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.values_mut().for_each(drop_empty);
+            map.retain(|_, v| !v.as_object().is_some_and(Map::is_empty));
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty),
+        _ => {}
     }
 }
 
@@ -344,6 +363,23 @@ mod tests {
         assert_eq!(claims_of("soak", &sts), ["data-soak-0", "data-soak-1"]);
         // persistence None: no template, so every claim left is a kept one.
         assert!(claims_of("soak", &json!({"spec": {"replicas": 3}})).is_empty());
+    }
+
+    #[test]
+    fn an_empty_object_compares_as_none() {
+        let sts = |pod: Value| {
+            let mut v = json!({"metadata": {"name": "soak"}, "spec": {"template": {"spec": pod}}});
+            normalize(&mut v, "StatefulSet");
+            v
+        };
+        assert_eq!(
+            sts(json!({"affinity": {}, "securityContext": {"windowsOptions": {}}})),
+            sts(json!({}))
+        );
+        assert_ne!(
+            sts(json!({"affinity": {"podAntiAffinity": {"x": 1}}})),
+            sts(json!({}))
+        );
     }
 
     #[test]

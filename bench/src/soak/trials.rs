@@ -646,7 +646,12 @@ async fn run_chain(
         } else {
             None
         };
-        let step = run_step(cluster, m, attempted, state.as_ref(), config).await;
+        // A failure the last step left was said by its own Event.
+        let failing = report
+            .steps
+            .last()
+            .is_some_and(|s| matches!(s.outcome, StepOutcome::FailingInPods(_)));
+        let step = run_step(cluster, m, attempted, state.as_ref(), failing, config).await;
         walk.record(state, attempted, &step.outcome);
         report.steps.push(step);
     }
@@ -720,6 +725,7 @@ async fn run_step(
     m: &Mutation,
     attempted: &Value,
     before: Option<&State>,
+    failing_before: bool,
     config: &TrialConfig,
 ) -> StepReport {
     let mut findings = Vec::new();
@@ -775,7 +781,12 @@ async fn run_step(
             }
         }
         StepOutcome::FailingInPods(message) => {
-            if cluster.warnings(CONTAINER_FAILING).await <= failures {
+            let said = if failing_before {
+                failures > 0
+            } else {
+                cluster.warnings(CONTAINER_FAILING).await > failures
+            };
+            if !said {
                 findings.push(format!(
                     "the status says the pods fail ({message}) but no ContainerFailing Event"
                 ));
