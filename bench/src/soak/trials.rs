@@ -145,7 +145,7 @@ pub struct StepReport {
 }
 
 /// One chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChainReport {
     /// The chain as it prints (with the call that rebuilds it).
     pub chain: String,
@@ -155,6 +155,23 @@ pub struct ChainReport {
     pub findings: Vec<String>,
     /// What the revert and differential oracles checked, when they held.
     pub held: Vec<String>,
+    /// Whether reverting its last step restored the previous state (none:
+    /// no step to revert).
+    pub reverted: Option<bool>,
+    /// Whether a fresh cluster with its final spec made the same objects
+    /// (none: not run).
+    pub same_as_fresh: Option<bool>,
+}
+
+impl ChainReport {
+    /// The CRD kind the chain changed (`-` for a chain not started).
+    pub fn kind(&self) -> &str {
+        self.chain
+            .split_whitespace()
+            .next()
+            .filter(|k| k.starts_with("Valkey"))
+            .unwrap_or("-")
+    }
 }
 
 /// What the trials found.
@@ -202,6 +219,51 @@ impl TrialReport {
         self.findings().is_empty()
     }
 
+    /// One line per CRD kind: its chains and steps, each step by how it
+    /// ended, the reverts that restored the previous state and the fresh
+    /// clusters that agreed.
+    pub fn summary(&self) -> String {
+        let mut kinds: Vec<&str> = self.chains.iter().map(ChainReport::kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut out = String::new();
+        for kind in kinds {
+            let chains: Vec<&ChainReport> =
+                self.chains.iter().filter(|c| c.kind() == kind).collect();
+            let steps = chains.iter().flat_map(|c| &c.steps);
+            let mut counts = [0_usize; 5];
+            for step in steps {
+                let i = match step.outcome {
+                    StepOutcome::RefusedByApi(_) => 0,
+                    StepOutcome::RefusedByOperator(_) => 1,
+                    StepOutcome::Converged(_) => 2,
+                    StepOutcome::FailingInPods(_) => 3,
+                    StepOutcome::Stuck(_) => 4,
+                };
+                if let Some(n) = counts.get_mut(i) {
+                    *n += 1;
+                }
+            }
+            let of = |f: fn(&ChainReport) -> Option<bool>| {
+                let tried: Vec<bool> = chains.iter().filter_map(|c| f(c)).collect();
+                format!(
+                    "{} of {}",
+                    tried.iter().filter(|b| **b).count(),
+                    tried.len()
+                )
+            };
+            let [api, operator, converged, failing, stuck] = counts;
+            out.push_str(&format!(
+                "{kind}: {} chains, {} steps: {api} refused by the API server, {operator} by the operator, {converged} converged, {failing} the pods could not run, {stuck} stuck; reverts restored {}; fresh clusters agreed {}\n",
+                chains.len(),
+                api + operator + converged + failing + stuck,
+                of(|c| c.reverted),
+                of(|c| c.same_as_fresh),
+            ));
+        }
+        out
+    }
+
     /// The report for people.
     pub fn render(&self) -> String {
         let mut out = format!("spec trials: {}\n", self.command);
@@ -242,6 +304,7 @@ impl TrialReport {
         for v in &self.violations {
             out.push_str(&format!("FINDING: {v}\n"));
         }
+        out.push_str(&self.summary());
         let findings = self.findings().len();
         out.push_str(&format!(
             "{} chains, {} steps, {findings} findings, {:.0} s{}\n",
@@ -389,6 +452,7 @@ async fn trials(
                     steps: Vec::new(),
                     findings: vec![why],
                     held: Vec::new(),
+                    ..ChainReport::default()
                 });
                 break;
             }
@@ -413,6 +477,7 @@ async fn trials(
                 steps: Vec::new(),
                 findings: vec![why],
                 held: Vec::new(),
+                ..ChainReport::default()
             }),
         }
     }
@@ -448,6 +513,7 @@ async fn other_chains(
         steps: Vec::new(),
         findings: vec![why],
         held: Vec::new(),
+        ..ChainReport::default()
     };
     let first = reports.len();
     if config.user_chains > 0 {
@@ -638,6 +704,7 @@ async fn run_chain(
         steps: Vec::new(),
         findings: Vec::new(),
         held: Vec::new(),
+        ..ChainReport::default()
     };
     let mut walk = Walk::new(&chain.base);
     for (m, attempted) in &chain.steps {
@@ -658,13 +725,20 @@ async fn run_chain(
     // Differential: a fresh cluster with the final spec.
     if config.differential && walk.converged {
         match differential(client, cluster, &walk.effective, config.step_timeout).await {
-            Ok(diff) if diff.is_empty() => report.held.push(
-                "differential: a fresh cluster with the final spec made the same objects".into(),
-            ),
-            Ok(diff) => report.findings.push(format!(
-                "a fresh cluster with the final spec differs: {}",
-                diff.join("; ")
-            )),
+            Ok(diff) if diff.is_empty() => {
+                report.same_as_fresh = Some(true);
+                report.held.push(
+                    "differential: a fresh cluster with the final spec made the same objects"
+                        .into(),
+                );
+            }
+            Ok(diff) => {
+                report.same_as_fresh = Some(false);
+                report.findings.push(format!(
+                    "a fresh cluster with the final spec differs: {}",
+                    diff.join("; ")
+                ));
+            }
             Err(e) => report
                 .findings
                 .push(format!("the differential oracle could not run: {e}")),
@@ -688,6 +762,7 @@ async fn run_chain(
             StepOutcome::Converged(_) => match cluster.state().await {
                 Ok(now) => {
                     let diff = was.diff(&now);
+                    report.reverted = Some(diff.is_empty());
                     if diff.is_empty() {
                         report.held.push(format!(
                             "revert: undoing step {} restored all {} objects",
@@ -711,10 +786,13 @@ async fn run_chain(
                 i + 1,
                 cut(&message)
             )),
-            other => report.findings.push(format!(
-                "reverting step {} did not converge: {other:?}",
-                i + 1
-            )),
+            other => {
+                report.reverted = Some(false);
+                report.findings.push(format!(
+                    "reverting step {} did not converge: {other:?}",
+                    i + 1
+                ));
+            }
         }
     }
     report

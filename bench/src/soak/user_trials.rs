@@ -242,6 +242,7 @@ impl Users {
             steps: Vec::new(),
             findings: Vec::new(),
             held: Vec::new(),
+            ..ChainReport::default()
         };
         let mut walk: Walk<BTreeMap<String, Vec<String>>> = Walk::new(&chain.base);
         for (m, attempted) in &chain.steps {
@@ -261,24 +262,33 @@ impl Users {
             };
             match outcome {
                 StepOutcome::Converged(_) => match self.acls().await {
-                    Ok(now) if now == was => report.held.push(format!(
-                        "revert: undoing step {} restored the ACL of all {} nodes",
-                        i + 1,
-                        now.len()
-                    )),
-                    Ok(now) => report.findings.push(format!(
-                        "reverting step {} did not restore the ACLs: {}",
-                        i + 1,
-                        acl_diff(&was, &now).join("; ")
-                    )),
+                    Ok(now) if now == was => {
+                        report.reverted = Some(true);
+                        report.held.push(format!(
+                            "revert: undoing step {} restored the ACL of all {} nodes",
+                            i + 1,
+                            now.len()
+                        ));
+                    }
+                    Ok(now) => {
+                        report.reverted = Some(false);
+                        report.findings.push(format!(
+                            "reverting step {} did not restore the ACLs: {}",
+                            i + 1,
+                            acl_diff(&was, &now).join("; ")
+                        ));
+                    }
                     Err(e) => report
                         .findings
                         .push(format!("the ACLs after the revert: {e}")),
                 },
-                other => report.findings.push(format!(
-                    "reverting step {} did not converge: {other:?}",
-                    i + 1
-                )),
+                other => {
+                    report.reverted = Some(false);
+                    report.findings.push(format!(
+                        "reverting step {} did not converge: {other:?}",
+                        i + 1
+                    ));
+                }
             }
         }
         report
@@ -430,6 +440,7 @@ impl Backups {
             steps: Vec::new(),
             findings: Vec::new(),
             held: Vec::new(),
+            ..ChainReport::default()
         };
         for (m, attempted) in &chain.steps {
             let mut findings = Vec::new();
