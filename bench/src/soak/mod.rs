@@ -38,6 +38,7 @@ pub mod schedule;
 mod servers;
 mod state;
 mod trial_cluster;
+mod trial_report;
 pub mod trials;
 mod user_trials;
 

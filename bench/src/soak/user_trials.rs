@@ -32,9 +32,8 @@ use serde_json::{Value, json};
 
 use super::servers::{Shared, refresh_addrs};
 use super::trial_cluster::RawObject;
-use super::trials::{
-    ChainReport, StepOutcome, StepReport, Walk, accepted_by_api, cut, refused_by_api,
-};
+use super::trial_report::cut;
+use super::trials::{ChainReport, StepOutcome, StepReport, Walk, accepted_by_api, refused_by_api};
 use super::{NAME, NS};
 use crate::conn::query_once;
 use crate::spec_mutations::{Chain, Mutation};
