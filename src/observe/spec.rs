@@ -161,8 +161,9 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
 /// update strategy and a few others may change), and the claims made from
 /// it would keep what they were made with, so the spec would say what no
 /// volume has. The size (even written otherwise: the claims keep the text
-/// they were made from), the storage class, and whether there are volumes
-/// at all (`persistence: None` or not).
+/// they were made from) and whether there are volumes at all
+/// (`persistence: None` or not); the storage class is immutable by
+/// `validate` already.
 fn claim_template_changes(
     spec: &ValkeyClusterSpec,
     old: &ValkeyClusterSpec,
@@ -203,18 +204,6 @@ fn claim_template_changes(
                     was.size.0, now.size.0, was.size.0, was.size.0
                 )
             },
-        });
-    }
-    if volumes(old) && volumes(spec) && was.storage_class_name != now.storage_class_name {
-        let name = |c: &Option<String>| c.clone().unwrap_or_else(|| "the default".to_owned());
-        problems.push(SpecProblem {
-            path: "spec.storage.storageClassName".to_owned(),
-            message: format!(
-                "changing the volumes' storage class ({} → {}) on a running cluster is not supported by this operator version ({version}): its claims keep {}; set storage.storageClassName back, or create a new cluster and move the data",
-                name(&was.storage_class_name),
-                name(&now.storage_class_name),
-                name(&was.storage_class_name)
-            ),
         });
     }
     problems
@@ -312,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn volumes_cannot_come_or_go_nor_change_class_on_a_running_cluster() {
+    fn volumes_cannot_come_or_go_on_a_running_cluster() {
         let old = ValkeyClusterSpec::default();
         assert_ne!(old.storage.persistence, Persistence::None);
         let mut none = old.clone();
@@ -337,14 +326,6 @@ mod tests {
         resized.storage.size =
             k8s_openapi::apimachinery::pkg::api::resource::Quantity("5Gi".into());
         assert!(unsupported(&resized, Some(&none)).is_empty());
-        let mut classed = old.clone();
-        classed.storage.storage_class_name = Some("fast".into());
-        let problems = unsupported(&classed, Some(&old));
-        assert_eq!(problems[0].path, "spec.storage.storageClassName");
-        assert!(
-            problems[0].message.contains("the default → fast"),
-            "{problems:?}"
-        );
     }
 
     #[test]
