@@ -34,6 +34,7 @@ async fn generated_spec_changes_are_refused_clearly_or_converge_and_revert() {
         topology: SoakTopology::Replication,
         seed: env_u64("LOGBOOK_TRIALS_SEED", 20_261_127),
         chains: usize::try_from(env_u64("LOGBOOK_TRIALS_CHAINS", 6)).unwrap(),
+        first_index: 0,
         user_chains: 3,
         backup_chains: 1,
         max_len: 5,

@@ -24,6 +24,11 @@ pub struct SpecTrialsArgs {
     /// Chains per topology.
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
+    /// The index of the first chain of each kind (a report's `chain N`
+    /// with no empty chain before it is index N - 1: `--first-chain N-1
+    /// --chains 1` runs it again alone).
+    #[arg(long, default_value_t = 0)]
+    pub first_chain: u64,
     /// Chains of ValkeyUser changes per topology (on a user of the
     /// cluster, after the cluster's chains).
     #[arg(long, default_value_t = 2)]
@@ -69,6 +74,7 @@ pub(super) async fn spec_trials(args: SpecTrialsArgs, out: &mut dyn Write) -> Re
             topology,
             seed,
             chains: args.chains,
+            first_index: args.first_chain,
             user_chains: args.user_chains,
             backup_chains: args.backup_chains,
             max_len: usize::try_from(args.max_steps).unwrap_or(5),

@@ -76,6 +76,10 @@ pub struct TrialConfig {
     pub seed: u64,
     /// How many chains.
     pub chains: usize,
+    /// The index of the first chain (of each kind): `chain N` of a report
+    /// is index `first_index + N - 1` when no chain was empty, so one
+    /// chain runs again alone with `--first-chain` and `--chains 1`.
+    pub first_index: u64,
     /// How many chains of ValkeyUser changes (on a user of the cluster).
     pub user_chains: usize,
     /// How many chains of ValkeyBackup changes.
@@ -100,10 +104,11 @@ impl TrialConfig {
     /// The command that runs these trials again.
     pub fn command(&self) -> String {
         format!(
-            "logbook-bench spec-trials --topology {} --seed {} --chains {} --user-chains {} --backup-chains {} --max-steps {} --step-timeout-seconds {}{} --operator-binary {}",
+            "logbook-bench spec-trials --topology {} --seed {} --chains {} --first-chain {} --user-chains {} --backup-chains {} --max-steps {} --step-timeout-seconds {}{} --operator-binary {}",
             self.topology.name(),
             self.seed,
             self.chains,
+            self.first_index,
             self.user_chains,
             self.backup_chains,
             self.max_len,
@@ -229,8 +234,8 @@ async fn trials(
     .await?;
 
     let mut reports = Vec::new();
-    let mut index = 0_u64;
-    let most = 64 + 8 * u64::try_from(config.chains).unwrap_or(64);
+    let mut index = config.first_index;
+    let most = config.first_index + 64 + 8 * u64::try_from(config.chains).unwrap_or(64);
     while reports.len() < config.chains && index < most {
         // Each chain starts from the base, or as near it as the fields
         // that may only grow allow, and is generated from where it
@@ -313,8 +318,9 @@ async fn other_chains(
             Users::setup(client, password, config.step_timeout).await,
         ) {
             (Some(schema), Ok(users)) => {
-                let mut index = 0_u64;
-                let most = 64 + 8 * u64::try_from(config.user_chains).unwrap_or(64);
+                let mut index = config.first_index;
+                let most =
+                    config.first_index + 64 + 8 * u64::try_from(config.user_chains).unwrap_or(64);
                 while reports.len() - first < config.user_chains && index < most {
                     let start = match users.back_to_base(config.step_timeout).await {
                         Ok(start) => start,
@@ -346,8 +352,9 @@ async fn other_chains(
     if config.backup_chains > 0 {
         match (schema("ValkeyBackup"), Backups::setup(client).await) {
             (Some(schema), Ok(backups)) => {
-                let mut index = 0_u64;
-                let most = 64 + 8 * u64::try_from(config.backup_chains).unwrap_or(64);
+                let mut index = config.first_index;
+                let most =
+                    config.first_index + 64 + 8 * u64::try_from(config.backup_chains).unwrap_or(64);
                 while reports.len() - first < config.backup_chains && index < most {
                     let start = match backups.spec().await {
                         Ok(start) => start,
