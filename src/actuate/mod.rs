@@ -11,6 +11,7 @@
 mod backup;
 mod cluster;
 mod kube_ops;
+mod persistence;
 mod replication;
 mod reshard;
 mod secret_errors;
@@ -261,7 +262,13 @@ impl Executor {
                 Ok(done)
             }
             Intent::RollPod { pod, revision } => {
-                kube_ops::delete_pod(&self.client, target, pod, revision).await
+                // Its data first, in the form the new revision reads.
+                let carried = persistence::carry_over(&self.valkey, target, pod).await?;
+                let mut done = kube_ops::delete_pod(&self.client, target, pod, revision).await?;
+                if let Some(carried) = carried {
+                    done.detail = format!("{carried}; {}", done.detail);
+                }
+                Ok(done)
             }
             Intent::SetRoleLabels { primary } => {
                 let primaries: Vec<String> = primary.iter().cloned().collect();

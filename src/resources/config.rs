@@ -29,7 +29,7 @@ pub const PRIMARY_HOST_KEY: &str = "primary-host";
 const HASH_HEX_DIGITS: usize = 16;
 
 /// The `save` schedule when RDB persistence is on (Valkey's default).
-const SAVE_SCHEDULE: &str = "3600 1 300 100 60 10000";
+pub const SAVE_SCHEDULE: &str = "3600 1 300 100 60 10000";
 
 /// `maxmemory` derived from the container's memory limit: 75% of it, in
 /// bytes, leaving room for replication buffers, fork copy-on-write and

@@ -41,7 +41,7 @@ use logbook_crds::{ValkeyCluster, ValkeyClusterSpec};
 
 pub use config::{
     CLUSTER_BOOT_FENCE_SECONDS, CLUSTER_FULL_SYNC_DELAY_SECONDS, CONF_KEY, PRIMARY_HOST_KEY,
-    START_SCRIPT_KEY, TLS_DIR, build_boot_config_map, build_config_map, config_hash,
+    SAVE_SCHEDULE, START_SCRIPT_KEY, TLS_DIR, build_boot_config_map, build_config_map, config_hash,
     maxmemory_bytes, render_valkey_conf, tls_file_lines,
 };
 pub use network_policy::{OPERATOR_POD_LABELS, build_network_policy, network_policy_name};

@@ -377,6 +377,29 @@ impl ValkeyClient {
         parse_info_replication(&text).map_err(|source| ProbeError::Malformed { addr, source })
     }
 
+    /// `INFO <section>` as its `field:value` lines.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn info_fields(
+        &self,
+        addr: SocketAddr,
+        section: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ProbeError> {
+        let mut info_cmd = redis::cmd("INFO");
+        info_cmd.arg(section);
+        let (reply, _) = self
+            .run(addr, &info_cmd, "INFO", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = text_reply(addr, reply)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.trim().split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+
     /// The server's version, from `INFO server` (`valkey_version`, else
     /// `redis_version`).
     ///
