@@ -31,7 +31,7 @@ mod fingerprint_key;
 pub(crate) mod given;
 mod provisioning;
 mod recovery;
-mod replication;
+pub(crate) mod replication;
 mod sentinel;
 pub mod status;
 mod tls;

@@ -22,7 +22,7 @@ mod bootstrap;
 mod failover;
 mod requested_failover;
 mod roles;
-mod rolling;
+pub(crate) mod rolling;
 mod scaling;
 mod switchover;
 

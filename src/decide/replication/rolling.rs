@@ -12,6 +12,57 @@ use super::roles::after_new_primary;
 use crate::decide::Decision;
 use crate::decide::view::{ClusterView, PodState, Roll, best, describe};
 
+/// With pods down: `Some` of the roll of one that is down on an outdated
+/// revision (a crash loop after a change that has been set right since)
+/// when every pod down is such a pod and none is the primary (deleting
+/// it takes nothing further down, and waiting for it to come back on the
+/// revision it fails on would wait for ever), else `Some` of nothing (the
+/// roll waits). `None` when no pod is down. Shared by the Replication and
+/// Sentinel rolls.
+pub(crate) fn roll_down_outdated(
+    view: &ClusterView<'_>,
+    pods: &[PodState<'_>],
+    outdated: &[PodState<'_>],
+    revision: &str,
+) -> Option<Vec<Decision>> {
+    let down: Vec<&PodState<'_>> = pods
+        .iter()
+        .filter(|p| !(p.view.ready && p.usable()))
+        .collect();
+    if down.is_empty() {
+        return None;
+    }
+    let primary = view.healthy_primary();
+    let standalone = view.topology() == Topology::Standalone;
+    let only_outdated_replicas = down.iter().all(|d| {
+        outdated.iter().any(|o| o.name == d.name)
+            && primary.as_ref().is_none_or(|p| p.name != d.name)
+    });
+    if !only_outdated_replicas || (primary.is_none() && !standalone) {
+        return Some(Vec::new());
+    }
+    Some(
+        down.iter()
+            .rev()
+            .find(|p| !p.view.terminating)
+            .map_or_else(Vec::new, |p| {
+                vec![Decision::new(
+                    Intent::RollPod {
+                        pod: p.name.to_owned(),
+                        revision: revision.to_owned(),
+                    },
+                    ReasonCode::RevisionOutdated,
+                    format!(
+                        "{} is down on an outdated revision ({} of {} pods outdated): rolling it takes nothing further down",
+                        p.name,
+                        outdated.len(),
+                        pods.len()
+                    ),
+                )]
+            }),
+    )
+}
+
 /// Rolls the next outdated pod, if the cluster is whole and in sync.
 pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(Roll {
@@ -34,43 +85,11 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
         )]
     };
     let all_there = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas;
-    let down: Vec<&PodState<'_>> = pods
-        .iter()
-        .filter(|p| !(p.view.ready && p.usable()))
-        .collect();
     if !all_there {
         return Vec::new();
     }
-    if !down.is_empty() {
-        // A pod down on an outdated revision (a crash loop after a change
-        // that has been set right since) is rolled at once when every pod
-        // down is such a pod and none is the primary: deleting it takes
-        // nothing further down, and waiting for it to come back on the
-        // revision it fails on would wait for ever.
-        let primary = view.healthy_primary();
-        let standalone = view.topology() == Topology::Standalone;
-        let only_outdated_replicas = down.iter().all(|d| {
-            outdated.iter().any(|o| o.name == d.name)
-                && primary.as_ref().is_none_or(|p| p.name != d.name)
-        });
-        if !only_outdated_replicas || (primary.is_none() && !standalone) {
-            return Vec::new();
-        }
-        return down
-            .iter()
-            .rev()
-            .find(|p| !p.view.terminating)
-            .map_or_else(Vec::new, |p| {
-                roll(
-                    p.name,
-                    format!(
-                        "{} is down on an outdated revision ({} of {} pods outdated): rolling it takes nothing further down",
-                        p.name,
-                        outdated.len(),
-                        pods.len()
-                    ),
-                )
-            });
+    if let Some(down) = roll_down_outdated(view, &pods, &outdated, &revision) {
+        return down;
     }
     if view.topology() == Topology::Standalone {
         return outdated.first().map_or_else(Vec::new, |p| {

@@ -320,7 +320,10 @@ fn whole(view: &ClusterView<'_>) -> bool {
 /// while the rest are whole and the Sentinels quiet.
 pub fn decide_rolling_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(Roll {
-        revision, outdated, ..
+        revision,
+        replicas,
+        pods,
+        outdated,
     }) = view.roll()
     else {
         return Vec::new();
@@ -328,6 +331,19 @@ pub fn decide_rolling_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.healthy_primary() else {
         return Vec::new();
     };
+    // A replica crash-looping on an outdated revision is rolled at once,
+    // as on Replication: waiting for the cluster to be whole would wait
+    // for it for ever (the spec trials found a Sentinel cluster stuck so
+    // after an image the data could not load was set back).
+    let all_there = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas;
+    if all_there
+        && quiet(view)
+        && let Some(down) = crate::decide::replication::rolling::roll_down_outdated(
+            view, &pods, &outdated, &revision,
+        )
+    {
+        return down;
+    }
     if !whole(view) || !quiet(view) {
         return Vec::new();
     }

@@ -409,6 +409,42 @@ fn an_outdated_primary_is_handed_over_by_sentinel_after_the_replicas_rolled() {
 }
 
 #[test]
+fn a_replica_down_on_an_outdated_revision_is_rolled_without_waiting_for_it() {
+    // An image the data could not load crashed demo-2 on r2; the image
+    // was set back (r3): the spec trials found the roll waiting for it
+    // for ever, as Replication's once did.
+    let mut g = Given::monitored();
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r2".into()),
+    });
+    g.event(Event::PodObserved {
+        pod: "demo-2".into(),
+        uid: "uid-2-r2".into(),
+        ip: Some("10.0.0.2".into()),
+        phase: logbook_journal::PodPhase::Running,
+        ready: false,
+        node: None,
+        revision: Some("r2".into()),
+    });
+    g.reach(2, Reachability::Refused).label(2, Role::Replica);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r3".into()),
+    });
+    assert_eq!(
+        g.decide()
+            .iter()
+            .map(|d| d.intent.clone())
+            .collect::<Vec<_>>(),
+        vec![Intent::RollPod {
+            pod: "demo-2".into(),
+            revision: "r3".into()
+        }]
+    );
+}
+
+#[test]
 fn stale_entries_are_reset_one_sentinel_at_a_time() {
     let mut g = Given::monitored();
     let mut stale = report(Some(0), 0);
