@@ -42,9 +42,6 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
         m.report.is_primary()
             || (m.pod.view.role == Some(Role::Replica) && m.pod.view.link == Some(LinkStatus::Up))
     });
-    if !whole || !in_sync {
-        return Vec::new();
-    }
     let shards = cluster.shards();
     let is_primary = |pod: &str| shards.iter().any(|s| s.primary == pod);
     let roll = |pod: &str, detail: String| {
@@ -57,6 +54,34 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
             detail,
         )]
     };
+    // A replica down on an outdated revision (a crash loop after a change
+    // that has been set right since) is rolled at once when every pod
+    // down is such a replica and every slot still has its primary: it
+    // serves nothing, and waiting for the cluster to be whole would wait
+    // for it for ever (as on Replication and Sentinel).
+    let down: Vec<_> = pods.iter().filter(|p| !p.view.ready).collect();
+    let all_there = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas;
+    if all_there && !down.is_empty() {
+        let rollable = down
+            .iter()
+            .all(|d| outdated.iter().any(|o| o.name == d.name) && !is_primary(d.name))
+            && cluster.unassigned() == 0;
+        return match down.iter().rev().find(|p| !p.view.terminating) {
+            Some(p) if rollable => roll(
+                p.name,
+                format!(
+                    "{} is down on an outdated revision ({} of {} pods outdated): rolling it takes nothing further down",
+                    p.name,
+                    outdated.len(),
+                    pods.len()
+                ),
+            ),
+            _ => Vec::new(),
+        };
+    }
+    if !whole || !in_sync {
+        return Vec::new();
+    }
     if let Some(replica) = outdated.iter().rev().find(|p| !is_primary(p.name)) {
         return roll(
             replica.name,
