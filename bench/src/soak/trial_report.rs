@@ -56,6 +56,15 @@ pub struct ChainReport {
 }
 
 impl ChainReport {
+    /// Reverting step `i` (0-based) did not converge: it ended `outcome`.
+    pub(super) fn not_reverted(&mut self, i: usize, outcome: &StepOutcome) {
+        self.reverted = Some(false);
+        self.findings.push(format!(
+            "reverting step {} did not converge: {outcome:?}",
+            i + 1
+        ));
+    }
+
     /// The CRD kind the chain changed (`-` for a chain not started).
     pub fn kind(&self) -> &str {
         self.chain

@@ -38,7 +38,7 @@ use super::operator::Operator;
 use super::schedule::SoakTopology;
 use super::servers::{password, service_addr};
 use super::state::State;
-use super::trial_cluster::{CONTAINER_FAILING, Cluster};
+use super::trial_cluster::{CONTAINER_FAILING, Cluster, RawObject};
 use super::trial_report::cut;
 pub use super::trial_report::{ChainReport, StepOutcome, StepReport, TrialReport};
 use super::user_trials::{Backups, Users};
@@ -584,13 +584,7 @@ async fn run_chain(
                 i + 1,
                 cut(&message)
             )),
-            other => {
-                report.reverted = Some(false);
-                report.findings.push(format!(
-                    "reverting step {} did not converge: {other:?}",
-                    i + 1
-                ));
-            }
+            other => report.not_reverted(i, &other),
         }
     }
     report
@@ -608,18 +602,11 @@ async fn run_step(
     let rejections = cluster.warnings(SPEC_REJECTED).await;
     let failures = cluster.warnings(CONTAINER_FAILING).await;
     let mut unchanged = false;
-    let outcome = match cluster.raw.put_spec_from(attempted).await {
-        Err(e) => match refused_by_api(m, e, &mut findings) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                findings.push(format!("the API server failed: {e}"));
-                StepOutcome::Stuck(e.to_string())
-            }
-        },
+    let outcome = match send(&cluster.raw, m, attempted, &mut findings).await {
+        Err(outcome) => outcome,
         Ok((was, generation)) => {
             // The same spec once defaulted: nothing new to refuse or roll.
             unchanged = was == generation;
-            accepted_by_api(m, &mut findings);
             let (outcome, premature) = cluster.settle(generation, config.step_timeout).await;
             findings.extend(premature);
             outcome
@@ -680,10 +667,32 @@ async fn run_step(
     }
 }
 
+/// Sends a step's spec: `Ok` of the generation before and after when the
+/// API server accepted it (its schema must allow it), `Err` of the outcome
+/// when it refused it (the schema must forbid it, and the refusal name the
+/// field) or failed. Findings go to `findings`.
+pub(super) async fn send(
+    object: &RawObject,
+    m: &Mutation,
+    attempted: &Value,
+    findings: &mut Vec<String>,
+) -> Result<(Option<i64>, Option<i64>), StepOutcome> {
+    match object.put_spec_from(attempted).await {
+        Ok(generations) => {
+            accepted_by_api(m, findings);
+            Ok(generations)
+        }
+        Err(e) => Err(refused_by_api(m, e, findings).unwrap_or_else(|e| {
+            findings.push(format!("the API server failed: {e}"));
+            StepOutcome::Stuck(e.to_string())
+        })),
+    }
+}
+
 /// The oracles of a step the API server refused (422 or 400): the schema
 /// must forbid it, and the message must name the field. `Err` gives back
 /// any other error (the API server failing is no refusal).
-pub(super) fn refused_by_api(
+fn refused_by_api(
     m: &Mutation,
     error: kube::Error,
     findings: &mut Vec<String>,
@@ -715,7 +724,7 @@ pub(super) fn refused_by_api(
 }
 
 /// The oracle of a step the API server accepted: its schema must allow it.
-pub(super) fn accepted_by_api(m: &Mutation, findings: &mut Vec<String>) {
+fn accepted_by_api(m: &Mutation, findings: &mut Vec<String>) {
     if m.expect == Expectation::RefuseBySchema {
         findings.push(format!(
             "the API server accepted a spec its schema forbids ({})",

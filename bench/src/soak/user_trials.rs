@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use super::servers::{Shared, refresh_addrs};
 use super::trial_cluster::RawObject;
 use super::trial_report::cut;
-use super::trials::{ChainReport, StepOutcome, StepReport, Walk, accepted_by_api, refused_by_api};
+use super::trials::{ChainReport, StepOutcome, StepReport, Walk, send};
 use super::{NAME, NS};
 use crate::conn::query_once;
 use crate::spec_mutations::{Chain, Mutation};
@@ -281,13 +281,7 @@ impl Users {
                         .findings
                         .push(format!("the ACLs after the revert: {e}")),
                 },
-                other => {
-                    report.reverted = Some(false);
-                    report.findings.push(format!(
-                        "reverting step {} did not converge: {other:?}",
-                        i + 1
-                    ));
-                }
+                other => report.not_reverted(i, &other),
             }
         }
         report
@@ -301,15 +295,9 @@ impl Users {
         timeout: Duration,
     ) -> StepReport {
         let mut findings = Vec::new();
-        let outcome = match self.object.put_spec_from(attempted).await {
-            Err(e) => refused_by_api(m, e, &mut findings).unwrap_or_else(|e| {
-                findings.push(format!("the API server failed: {e}"));
-                StepOutcome::Stuck(e.to_string())
-            }),
-            Ok((_, generation)) => {
-                accepted_by_api(m, &mut findings);
-                self.settle(generation, timeout).await
-            }
+        let outcome = match send(&self.object, m, attempted, &mut findings).await {
+            Err(outcome) => outcome,
+            Ok((_, generation)) => self.settle(generation, timeout).await,
         };
         match &outcome {
             StepOutcome::RefusedByApi(_) | StepOutcome::FailingInPods(_) => {}
@@ -443,13 +431,9 @@ impl Backups {
         };
         for (m, attempted) in &chain.steps {
             let mut findings = Vec::new();
-            let outcome = match self.object.put_spec_from(attempted).await {
-                Err(e) => refused_by_api(m, e, &mut findings).unwrap_or_else(|e| {
-                    findings.push(format!("the API server failed: {e}"));
-                    StepOutcome::Stuck(e.to_string())
-                }),
+            let outcome = match send(&self.object, m, attempted, &mut findings).await {
+                Err(outcome) => outcome,
                 Ok((was, now)) => {
-                    accepted_by_api(m, &mut findings);
                     if was != now {
                         findings.push(format!(
                             "the spec of a ValkeyBackup changed (generation {was:?} to {now:?}): it is the record of one backup"
