@@ -172,15 +172,23 @@ impl Users {
         for (pod, addr) in addrs {
             let mut cmd = redis::cmd("ACL");
             cmd.arg("LIST");
-            let lines: Vec<String> = query_once(
-                &addr,
-                Some(&self.password),
-                &cmd,
-                "ACL LIST",
-                Duration::from_secs(2),
-            )
-            .await
-            .map_err(|e| format!("ACL LIST on {pod}: {e}"))?;
+            // A few tries: a loaded machine can be slow to accept.
+            let mut tries = 0;
+            let lines: Vec<String> = loop {
+                match query_once(
+                    &addr,
+                    Some(&self.password),
+                    &cmd,
+                    "ACL LIST",
+                    Duration::from_secs(5),
+                )
+                .await
+                {
+                    Ok(lines) => break lines,
+                    Err(_) if tries < 3 => tries += 1,
+                    Err(e) => return Err(format!("ACL LIST on {pod}: {e}")),
+                }
+            };
             let lines = lines
                 .iter()
                 .filter(|l| {
