@@ -209,8 +209,16 @@ pub async fn apply_resources(
         target.state,
         Some(&applied),
     ));
-    if let Some(pdb) = build_pdb(meta, spec) {
-        apply(client, ns, &pdb).await?;
+    // The PodDisruptionBudget; removed when the spec no longer asks for
+    // one (a stale one would go on blocking evictions and node drains).
+    match build_pdb(meta, spec) {
+        Some(pdb) => {
+            apply(client, ns, &pdb).await?;
+        }
+        None => {
+            delete_named::<PodDisruptionBudget>(client, ns, &resources::pdb_name(&meta.name))
+                .await?;
+        }
     }
     // The NetworkPolicy, admitting the operator from its own namespace (a
     // client's default namespace is the one it runs in); removed when the
