@@ -56,6 +56,23 @@ pub struct ChainReport {
 }
 
 impl ChainReport {
+    /// The report of `chain`, before its steps run.
+    pub(super) fn of(chain: &crate::spec_mutations::Chain) -> ChainReport {
+        ChainReport {
+            chain: chain.to_string(),
+            ..ChainReport::default()
+        }
+    }
+
+    /// The report of `what` that could not start, and why.
+    pub(super) fn not_started(what: &str, why: String) -> ChainReport {
+        ChainReport {
+            chain: format!("({what} not started)\n"),
+            findings: vec![why],
+            ..ChainReport::default()
+        }
+    }
+
     /// Reverting step `i` (0-based) did not converge: it ended `outcome`.
     pub(super) fn not_reverted(&mut self, i: usize, outcome: &StepOutcome) {
         self.reverted = Some(false);

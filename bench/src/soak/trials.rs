@@ -243,13 +243,7 @@ async fn trials(
         let start = match back_to_base(&cluster, &base, config.step_timeout).await {
             Ok(start) => start,
             Err(why) => {
-                reports.push(ChainReport {
-                    chain: format!("(chain {index} not started)\n"),
-                    steps: Vec::new(),
-                    findings: vec![why],
-                    held: Vec::new(),
-                    ..ChainReport::default()
-                });
+                reports.push(ChainReport::not_started(&format!("chain {index}"), why));
                 break;
             }
         };
@@ -268,13 +262,7 @@ async fn trials(
             Ok(_) => {
                 other_chains(&client, &schemas, &password, config, &mut reports).await;
             }
-            Err(why) => reports.push(ChainReport {
-                chain: "(the user and backup chains not started)\n".into(),
-                steps: Vec::new(),
-                findings: vec![why],
-                held: Vec::new(),
-                ..ChainReport::default()
-            }),
+            Err(why) => reports.push(ChainReport::not_started("the user and backup chains", why)),
         }
     }
 
@@ -304,13 +292,7 @@ async fn other_chains(
     reports: &mut Vec<ChainReport>,
 ) {
     let schema = |kind: &str| schemas.iter().find(|s| s.kind == kind);
-    let not_started = |what: &str, why: String| ChainReport {
-        chain: format!("({what} not started)\n"),
-        steps: Vec::new(),
-        findings: vec![why],
-        held: Vec::new(),
-        ..ChainReport::default()
-    };
+    let not_started = ChainReport::not_started;
     let first = reports.len();
     if config.user_chains > 0 {
         match (
@@ -497,13 +479,7 @@ async fn run_chain(
     chain: &Chain,
     config: &TrialConfig,
 ) -> ChainReport {
-    let mut report = ChainReport {
-        chain: chain.to_string(),
-        steps: Vec::new(),
-        findings: Vec::new(),
-        held: Vec::new(),
-        ..ChainReport::default()
-    };
+    let mut report = ChainReport::of(chain);
     let mut walk = Walk::new(&chain.base);
     for (m, attempted) in &chain.steps {
         let state = if walk.converged {

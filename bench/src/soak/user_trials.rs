@@ -244,13 +244,7 @@ impl Users {
     /// Applies `chain` step by step, then reverts its last converged
     /// step.
     pub(super) async fn run_chain(&self, chain: &Chain, timeout: Duration) -> ChainReport {
-        let mut report = ChainReport {
-            chain: chain.to_string(),
-            steps: Vec::new(),
-            findings: Vec::new(),
-            held: Vec::new(),
-            ..ChainReport::default()
-        };
+        let mut report = ChainReport::of(chain);
         let mut walk: Walk<BTreeMap<String, Vec<String>>> = Walk::new(&chain.base);
         for (m, attempted) in &chain.steps {
             let acls = if walk.converged {
@@ -430,13 +424,7 @@ impl Backups {
     /// Applies `chain` step by step: each change must be refused by the
     /// API server, each no-op accepted without a new generation.
     pub(super) async fn run_chain(&self, chain: &Chain) -> ChainReport {
-        let mut report = ChainReport {
-            chain: chain.to_string(),
-            steps: Vec::new(),
-            findings: Vec::new(),
-            held: Vec::new(),
-            ..ChainReport::default()
-        };
+        let mut report = ChainReport::of(chain);
         for (m, attempted) in &chain.steps {
             let mut findings = Vec::new();
             let outcome = match send(&self.object, m, attempted, &mut findings).await {
