@@ -58,8 +58,14 @@ pub fn observe_container_failures(state: &ClusterState, pods: &[Pod]) -> Vec<Eve
     )
 }
 
-/// What `pod`'s Valkey container shows.
+/// What `pod`'s Valkey container shows. A pod being deleted shows how
+/// its container was stopped (killed, exit code 137 or 143, under the
+/// same last lines): not a failure of its own, so what the journal says
+/// stands until the pod is gone.
 fn valkey_container(pod: &Pod) -> Seen {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Seen::Unchanged;
+    }
     let status = pod
         .status
         .as_ref()
@@ -190,6 +196,13 @@ mod tests {
         ] {
             assert_eq!(observe_container_failures(&state, &[shown]), vec![]);
         }
+        // Deleted while restarting: stopped, not failing anew.
+        let mut stopped = pod(ended(137), Some(ended(1)), false);
+        stopped.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert_eq!(observe_container_failures(&state, &[stopped]), vec![]);
         assert_eq!(
             observe_container_failures(&state, &[pod(running(), Some(ended(1)), true)]),
             failing(None)
