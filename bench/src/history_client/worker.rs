@@ -173,8 +173,11 @@ async fn perform(shared: &Shared, process: u64, f: Function, session: &mut Sessi
 /// Reads every key once, after every client stopped, under a process of
 /// its own: each read begins after every acknowledgement of the run, so
 /// the list checker can judge the loss of every acknowledged append, not
-/// only of those some workload read happened to follow. Reads that fail
-/// are recorded as such; nothing is retried.
+/// only of those some workload read happened to follow. A read that
+/// fails or times out (a loaded machine, a failover just ended) is
+/// recorded as such and tried again, [`FINAL_ATTEMPTS`] times at most,
+/// [`FINAL_RETRY`] apart: a key left without a final read is a key whose
+/// loss is not judged.
 pub(crate) async fn read_every_key(keys: &HotKeys, mut session: Session, shared: &Shared) {
     let lists = keys
         .lists
@@ -186,8 +189,21 @@ pub(crate) async fn read_every_key(keys: &HotKeys, mut session: Session, shared:
         .map(|key| Function::ReadRegister { key: key.clone() });
     let mut process = shared.new_process();
     for f in lists.chain(registers) {
-        if perform(shared, process, f, &mut session).await == Ended::Unknown {
-            process = shared.new_process();
+        for attempt in 1..=FINAL_ATTEMPTS {
+            match perform(shared, process, f.clone(), &mut session).await {
+                Ended::Ok => break,
+                Ended::Unknown => process = shared.new_process(),
+                Ended::Fail => {}
+            }
+            if attempt < FINAL_ATTEMPTS {
+                tokio::time::sleep(FINAL_RETRY).await;
+            }
         }
     }
 }
+
+/// How many times a final read is tried.
+const FINAL_ATTEMPTS: u32 = 5;
+
+/// The pause before a final read is tried again.
+const FINAL_RETRY: std::time::Duration = std::time::Duration::from_millis(200);

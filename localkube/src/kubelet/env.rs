@@ -60,7 +60,8 @@ type Data = BTreeMap<String, Vec<u8>>;
 #[derive(Debug, Default)]
 pub(crate) struct Refs {
     objects: HashMap<(bool, String), Option<Data>>,
-    claims: HashMap<String, bool>,
+    /// Each claim named: its uid, None when it does not exist.
+    claims: HashMap<String, Option<String>>,
 }
 
 impl Refs {
@@ -132,8 +133,8 @@ impl Refs {
         }
         for n in claims {
             let exists = match api.get("v1", "persistentvolumeclaims", Some(ns), &n).await {
-                Ok(_) => true,
-                Err(ApiError::NotFound(_)) => false,
+                Ok(c) => Some(s(&c, "/metadata/uid").unwrap_or_default().to_owned()),
+                Err(ApiError::NotFound(_)) => None,
                 Err(e) => return Err(format!("cannot read persistentvolumeclaim \"{n}\": {e}")),
             };
             out.claims.insert(n, exists);
@@ -149,9 +150,9 @@ impl Refs {
             .flatten()
     }
 
-    /// Whether the claim `name` exists.
-    pub(crate) fn claim(&self, name: &str) -> bool {
-        self.claims.get(name).copied().unwrap_or(false)
+    /// The uid of the claim `name`, None when it does not exist.
+    pub(crate) fn claim(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Option::as_deref)
     }
 }
 

@@ -18,6 +18,45 @@ pub fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
     state.join("pvc").join(ns).join(claim)
 }
 
+/// The file naming the uid of the claim whose data `pvc_dir` holds
+/// (beside the data, not in it: the container sees only its data).
+fn owner_file(state: &Path, ns: &str, claim: &str) -> PathBuf {
+    state.join("pvc-owners").join(ns).join(claim)
+}
+
+/// The directory of the claim `claim` (uid `uid`), made for it: a claim
+/// made again under a deleted one's name is a new volume and starts
+/// empty, as a provisioner gives it one, never the old claim's data. A
+/// directory no uid is recorded for (made before, or filled by hand) is
+/// taken as the claim's.
+///
+/// # Errors
+/// The directory or its owner file cannot be made.
+pub(crate) fn claim_dir(state: &Path, ns: &str, claim: &str, uid: &str) -> Result<PathBuf, String> {
+    let dir = pvc_dir(state, ns, claim);
+    let owner = owner_file(state, ns, claim);
+    let recorded = std::fs::read_to_string(&owner).ok();
+    if recorded.as_deref() == Some(uid) {
+        return Ok(dir);
+    }
+    let failed = |what: &str, e: std::io::Error| {
+        format!("cannot {what} the volume of persistentvolumeclaim \"{claim}\": {e}")
+    };
+    if recorded.is_some() {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed("empty", e)),
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| failed("create", e))?;
+    if let Some(parent) = owner.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed("record", e))?;
+    }
+    std::fs::write(&owner, uid).map_err(|e| failed("record", e))?;
+    Ok(dir)
+}
+
 /// The directory of a pod.
 pub(crate) fn pod_dir(state: &Path, uid: &str) -> PathBuf {
     state.join("pods").join(uid)
@@ -199,10 +238,10 @@ pub(crate) fn prepare(
             .pointer("/persistentVolumeClaim/claimName")
             .and_then(Value::as_str)
         {
-            if !refs.claim(claim) {
+            let Some(uid) = refs.claim(claim) else {
                 return Err(format!("persistentvolumeclaim \"{claim}\" not found"));
-            }
-            pvc_dir(state, ns, claim)
+            };
+            claim_dir(state, ns, claim, uid)?
         } else if let Some(p) = vol.pointer("/hostPath/path").and_then(Value::as_str) {
             PathBuf::from(p)
         } else if vol.get("configMap").is_some() || vol.get("secret").is_some() {
@@ -216,4 +255,32 @@ pub(crate) fn prepare(
         out.insert(name.to_owned(), path);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_made_again_under_the_same_name_starts_empty() {
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path();
+        let dir = claim_dir(state, "shop", "data-a-0", "u1").unwrap();
+        std::fs::write(dir.join("nodes.conf"), "the first claim's").unwrap();
+        // The same claim again (a pod restarted): its data.
+        let again = claim_dir(state, "shop", "data-a-0", "u1").unwrap();
+        assert_eq!(again, dir);
+        assert!(dir.join("nodes.conf").exists());
+        // Deleted and made again: a new volume.
+        let new = claim_dir(state, "shop", "data-a-0", "u2").unwrap();
+        assert_eq!(new, dir);
+        assert_eq!(std::fs::read_dir(&new).unwrap().count(), 0);
+        // Data put there before any uid was recorded is the claim's.
+        let filled = pvc_dir(state, "shop", "data-b-0");
+        std::fs::create_dir_all(&filled).unwrap();
+        std::fs::write(filled.join("dump.rdb"), "restored").unwrap();
+        claim_dir(state, "shop", "data-b-0", "u3").unwrap();
+        assert!(filled.join("dump.rdb").exists());
+    }
 }
