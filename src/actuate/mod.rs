@@ -109,6 +109,29 @@ impl ActError {
         }
     }
 
+    /// This failure after `done` was already carried out (said first in
+    /// its message, so the journal's `IntentFailed` holds what changed).
+    #[must_use]
+    pub fn after(self, done: &str) -> Self {
+        let said = |what: String| format!("{done}; then {what}");
+        match self {
+            Self::Kube { what, source } => Self::Kube {
+                what: said(what),
+                source,
+            },
+            Self::Valkey { what, source } => Self::Valkey {
+                what: said(what),
+                source,
+            },
+            Self::Refused(what) => Self::Refused(said(what)),
+            Self::NotYet(what) => Self::NotYet(said(what)),
+            Self::WithFacts { error, facts } => Self::WithFacts {
+                error: Box::new(error.after(done)),
+                facts,
+            },
+        }
+    }
+
     /// The facts established before the failure, taken out of it.
     pub fn take_facts(&mut self) -> Vec<Event> {
         match self {
@@ -264,7 +287,12 @@ impl Executor {
             Intent::RollPod { pod, revision } => {
                 // Its data first, in the form the new revision reads.
                 let carried = persistence::carry_over(&self.valkey, target, pod).await?;
-                let mut done = kube_ops::delete_pod(&self.client, target, pod, revision).await?;
+                let deleted = kube_ops::delete_pod(&self.client, target, pod, revision).await;
+                let mut done = match (deleted, &carried) {
+                    (Ok(done), _) => done,
+                    (Err(e), Some(carried)) => return Err(e.after(carried)),
+                    (Err(e), None) => return Err(e),
+                };
                 if let Some(carried) = carried {
                     done.detail = format!("{carried}; {}", done.detail);
                 }
@@ -390,5 +418,26 @@ impl Executor {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_after_a_change_says_the_change_first_and_keeps_its_facts() {
+        let failed = ActError::NotYet("deleting pod demo-0: timed out".to_owned())
+            .with_facts(vec![Event::PodDeleted {
+                pod: "demo-1".to_owned(),
+            }])
+            .after("demo-0's server given appendonly yes (rewritten)");
+        assert_eq!(
+            failed.to_string(),
+            "demo-0's server given appendonly yes (rewritten); then deleting pod demo-0: timed out"
+        );
+        assert!(failed.is_retryable());
+        let mut failed = failed;
+        assert_eq!(failed.take_facts().len(), 1);
     }
 }
