@@ -332,10 +332,19 @@ impl Cluster {
                 .objects
                 .keys()
                 .all(|k| k.starts_with("PersistentVolumeClaim/"));
-            if gone && left.objects.is_empty() {
+            // The claims a scale-in kept are not among the objects
+            // (`claims_of`): they are listed here, or a next cluster of
+            // the name would boot from them.
+            let claims_left = claims
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| format!("listing the claims: {e}"))?
+                .items
+                .len();
+            if gone && left.objects.is_empty() && claims_left == 0 {
                 return Ok(());
             }
-            if gone && only_claims {
+            if gone && only_claims && claims_left > 0 {
                 claims
                     .delete_collection(&DeleteParams::default(), &kube::api::ListParams::default())
                     .await
