@@ -131,8 +131,21 @@ fn primary(vkc: &ValkeyCluster) -> Option<String> {
     vkc.status.as_ref().and_then(|s| s.primary.clone())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_outage_of_30_s_loses_nothing_and_the_operator_carries_on() {
+/// The operator runs in this test's runtime, whose threads get the
+/// operator's stack (`THREAD_STACK_BYTES`), as in its binary: a debug
+/// build's reconcile overflows tokio's default 2 MiB.
+#[test]
+fn an_api_outage_of_30_s_loses_nothing_and_the_operator_carries_on() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(logbook::operator::THREAD_STACK_BYTES)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(outage());
+}
+
+async fn outage() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = std::fs::canonicalize(dir.path()).unwrap().join("workloads");
     std::fs::create_dir_all(&state_dir).unwrap();
