@@ -64,8 +64,14 @@ kubectl get pods -L valkey.logbook.dev/role -o wide
 echo
 PRIMARY=$(kubectl get vkc demo -o jsonpath='{.status.primary}')
 SVC=$(kubectl get svc demo -o jsonpath='{.spec.clusterIP}')
+UI=$(sed -n 's/^Logbook UI at //p' "$LOG" | head -n 1)
 cat <<TRY
-Logbook is running a 3-pod Replication cluster (primary: $PRIMARY). In another shell:
+Logbook is running a 3-pod Replication cluster (primary: $PRIMARY).
+
+Open the web UI: ${UI:-(not started: see $LOG)}
+(every cluster live, the journal as it grows, each failover and its reasons)
+
+In another shell:
 
   export KUBECONFIG=$KUBECONFIG PATH=$ROOT/.tools/bin:$ROOT/target/release:\$PATH
   kubectl get vkc,pods -L valkey.logbook.dev/role -w          # watch roles move

@@ -9,7 +9,7 @@
 //! error type in `cli_error` (re-exported here), never on another
 //! subcommand: what several share lives in library modules
 //! (`kube_client`, `signals`, `journal_source`, `local_cluster`,
-//! `replay_decider`). The benches are a separate crate (`bench/`,
+//! `replay_decider`, `ui`). The benches are a separate crate (`bench/`,
 //! `logbook-bench`).
 
 use std::io::Write;
@@ -50,6 +50,9 @@ pub enum Command {
     /// The restore init container of a cluster created from a backup:
     /// download this pod's shard into the data volume, verified.
     RestoreFetch(crate::restore_fetch_cli::RestoreFetchArgs),
+    /// Serve the web UI on this machine with your kubeconfig: every
+    /// cluster you may read, live, and the story of each decision.
+    Ui(crate::ui_cli::UiArgs),
 }
 
 /// Runs one parsed command, writing its output to `out`.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Operator(args) => crate::operator_cli::run(args, out),
         Command::Replay(cmd) => crate::replay_cli::run(cmd, out),
         Command::RestoreFetch(args) => crate::restore_fetch_cli::run(args, out),
+        Command::Ui(args) => crate::ui_cli::run(args, out),
     }
 }
 

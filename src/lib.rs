@@ -37,4 +37,6 @@ pub mod resources;
 pub mod restore_fetch_cli;
 mod signals;
 pub mod tls;
+pub mod ui;
+pub mod ui_cli;
 pub mod valkey;

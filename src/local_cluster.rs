@@ -17,8 +17,8 @@ pub type OperatorTask = (
 
 /// Starts the operator against the local cluster, through its kubeconfig
 /// (real HTTP, as against any cluster), as instance `logbook-local` with
-/// its Lease in `default`. Send on the returned sender to stop it, then
-/// await the task.
+/// its Lease in `default`, serving the web UI at `ui_addr` if given. Send
+/// on the returned sender to stop it, then await the task.
 ///
 /// # Errors
 /// [`Error::Local`] when the kubeconfig cannot be read or no client built.
@@ -26,14 +26,16 @@ pub async fn start_operator(
     kubeconfig: &std::path::Path,
     journal: crate::journal_store::JournalBackend,
     journal_dir: &std::path::Path,
+    ui_addr: Option<std::net::SocketAddr>,
 ) -> Result<OperatorTask> {
     let client = crate::kube_client::client(Some(&kubeconfig.to_path_buf())).await?;
-    let config = crate::operator::OperatorConfig::new(
+    let mut config = crate::operator::OperatorConfig::new(
         journal,
         journal_dir.to_path_buf(),
         "logbook-local".to_owned(),
         "default",
     );
+    config.ui_addr = ui_addr;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(crate::operator::run(client, config, async move {
         let _ = stopped.await;

@@ -72,6 +72,7 @@ pub(crate) async fn start_local() -> Result<
         &kubeconfig,
         logbook::journal_store::JournalBackend::Sled,
         &dir.path().join("journal"),
+        None,
     )
     .await
     .map_err(|e| harness("operator")(e.to_string()))?;
@@ -125,6 +126,7 @@ async fn start_containers() -> Result<
             &kubeconfig,
             logbook::journal_store::JournalBackend::Sled,
             &root.join("journal"),
+            None,
         )
         .await
         .map_err(|e| harness("operator")(e.to_string()))?;

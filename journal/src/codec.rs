@@ -397,6 +397,27 @@ pub fn decode_event(frame: &[u8], seq: u64, prev: &ChainHash) -> Result<Envelope
     })
 }
 
+/// Decodes the event frame stored at `seq` with every check of
+/// [`decode_event`] but the chain link: for a reader that starts where no
+/// predecessor is at hand (the first event left after a compaction, in a
+/// page read from the middle of a stream). Its `prev` is all zeros.
+///
+/// # Errors
+/// Any [`CodecError`] describing the first check that failed.
+pub fn decode_event_unlinked(frame: &[u8], seq: u64) -> Result<Envelope, CodecError> {
+    let DecodedParts { core, stored, .. } = decode_parts(frame, seq)?;
+    Ok(Envelope {
+        seq: core.seq,
+        id: core.id,
+        at: core.at,
+        cause: core.cause,
+        epoch: core.epoch,
+        body: core.body,
+        prev: ChainHash::GENESIS,
+        hash: stored,
+    })
+}
+
 /// Runs every check of [`decode_event`] (the link only when `prev` is
 /// known, e.g. not for the first event left after compaction) and returns
 /// the frame's chain hash.

@@ -83,6 +83,13 @@ pub struct LocalArgs {
     /// kubeconfig; never logged).
     #[arg(long)]
     pub token: Option<String>,
+    /// Serve the web UI on 127.0.0.1 at this port (0: any free port;
+    /// the address is printed), from the operator beside the cluster.
+    #[arg(long, default_value_t = 8900)]
+    pub ui_port: u16,
+    /// Do not serve the web UI.
+    #[arg(long)]
+    pub no_ui: bool,
     /// How many changes a watch can resume across; a watch from an older
     /// resourceVersion gets 410 Gone and relists.
     #[arg(long, default_value_t = 10_000)]
@@ -120,6 +127,24 @@ fn journal_dir(args: &LocalArgs) -> PathBuf {
         (None, Some(state)) => state.join("journal"),
         (None, None) => PathBuf::from(".logbook/journal"),
     }
+}
+
+/// The UI's address for `args` (None with `--no-ui`), said to the user.
+/// A port of 0 is chosen here, so the address printed is the one served.
+fn ui_addr(args: &LocalArgs, out: &mut dyn Write) -> Result<Option<SocketAddr>> {
+    if args.no_ui {
+        return Ok(None);
+    }
+    let mut addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.ui_port));
+    if args.ui_port == 0 {
+        let probe = std::net::TcpListener::bind(addr)
+            .map_err(|e| Error::Local(format!("cannot find a port for the UI: {e}")))?;
+        addr = probe
+            .local_addr()
+            .map_err(|e| Error::Local(format!("cannot find a port for the UI: {e}")))?;
+    }
+    writeln!(out, "Logbook UI at http://{addr}/")?;
+    Ok(Some(addr))
 }
 
 /// Creates the directory `path` goes in (the kubeconfig's), if it names one.
@@ -161,7 +186,7 @@ async fn operator_beside(
     }
     let journal_dir = journal_dir(args);
     say_journal(args, &journal_dir, out)?;
-    start_operator(kubeconfig, args.journal, &journal_dir)
+    start_operator(kubeconfig, args.journal, &journal_dir, ui_addr(args, out)?)
         .await
         .map(Some)
 }
@@ -284,7 +309,8 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         let journal_dir = journal_dir(&args);
         say_journal(&args, &journal_dir, out)?;
-        Some(start_operator(&kubeconfig, args.journal, &journal_dir).await?)
+        let ui = ui_addr(&args, out)?;
+        Some(start_operator(&kubeconfig, args.journal, &journal_dir, ui).await?)
     };
     run_until_stopped(&kubeconfig, operator, out).await?;
     server.shutdown().await;

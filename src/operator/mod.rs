@@ -98,6 +98,10 @@ pub struct OperatorConfig {
     /// Where to serve `/metrics`, if anywhere (the same address as
     /// `health_addr` serves both).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where to serve the web UI (`src/ui/`), if anywhere: read-only, on
+    /// this operator's journals, with its credentials (so only on an
+    /// address only its user reaches: `logbook local` binds 127.0.0.1).
+    pub ui_addr: Option<std::net::SocketAddr>,
 }
 
 impl OperatorConfig {
@@ -119,6 +123,7 @@ impl OperatorConfig {
             group_commit: None,
             health_addr: None,
             metrics_addr: None,
+            ui_addr: None,
         }
     }
 }
@@ -352,6 +357,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), OperatorError> {
     let listeners = bind_endpoints(&config).await?;
+    let ui_listener = match config.ui_addr {
+        Some(addr) => Some(crate::ui::bind(addr).await.map_err(OperatorError::Config)?),
+        None => None,
+    };
     let sled = if config.journal.uses_sled() {
         std::fs::create_dir_all(&config.journal_dir).map_err(|e| {
             OperatorError::Config(format!(
@@ -427,10 +436,26 @@ pub async fn run(
         lease_duration: config.lease.lease_duration,
         user_secrets: users::SecretIndex::default(),
     });
-    let servers: Vec<JoinHandle<()>> = listeners
+    let mut servers: Vec<JoinHandle<()>> = listeners
         .into_iter()
         .map(|(listener, endpoints)| tokio::spawn(http::serve(listener, ctx.clone(), endpoints)))
         .collect();
+    if let Some(listener) = ui_listener {
+        let journals = match &sled {
+            Some(local) => crate::ui::Journals::Local(local.clone()),
+            None => crate::ui::Journals::ConfigMaps(client.clone()),
+        };
+        let ui = Arc::new(crate::ui::Ui {
+            client: client.clone(),
+            journals,
+            namespace: config.namespace.clone(),
+        });
+        servers.push(tokio::spawn(async move {
+            if let Err(err) = crate::ui::serve(listener, ui, std::future::pending()).await {
+                tracing::warn!(%err, "the web UI stopped");
+            }
+        }));
+    }
     let (valkey_users, all_secrets, valkey_backups) = match &config.namespace {
         Some(ns) => (
             Api::<ValkeyUser>::namespaced(client.clone(), ns),

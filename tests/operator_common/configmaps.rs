@@ -18,14 +18,20 @@ impl Env {
     /// operator subprocess: it authenticates as the chart's ServiceAccount,
     /// under the chart's RBAC, as the in-process operators do.
     pub fn write_kubeconfig_to(&self, path: &Path) {
+        self.write_kubeconfig_for(path, &self.operator_token);
+    }
+
+    /// A kubeconfig at `path` that authenticates with `token` (another
+    /// user's: what that user may do, RBAC decides).
+    pub fn write_kubeconfig_for(&self, path: &Path, token: &str) {
         let server = self.server.as_ref().expect("the local cluster runs");
         let written = match server.control_plane() {
             Some(cp) => cp
-                .write_token_kubeconfig(path, &self.operator_token, &cp.ca_file())
+                .write_token_kubeconfig(path, token, &cp.ca_file())
                 .map_err(|e| e.to_string()),
             None => server
                 .local()
-                .write_kubeconfig_with_token(path, &self.operator_token)
+                .write_kubeconfig_with_token(path, token)
                 .map_err(|e| e.to_string()),
         };
         written.unwrap_or_else(|e| panic!("writing a kubeconfig to {}: {e}", path.display()));

@@ -1,0 +1,249 @@
+//! Server-sent events: what changes is pushed to the page as it happens.
+//!
+//! - `/api/live`: `changed` whenever a ValkeyCluster the reader may see is
+//!   added, changed or deleted (a watch on them; the page then reads the
+//!   list again);
+//! - `/api/clusters/{ns}/{name}/live?after=<seq>`: `journal` with each
+//!   event appended after `after` (its row, in seq order; the event's id
+//!   is its seq), `cluster` with the cluster's summary each time it
+//!   changes (a watch on it), `deleted` when it is gone, `problem` when a
+//!   read fails (the stream goes on).
+//!
+//! The journal is read from the seq the page has, never again from its
+//! start: a journal in ConfigMaps is read when a watch on its head says it
+//! moved (and every 10 s at most otherwise); a local one is looked at
+//! every 200 ms (a read of memory). Each stream ends with its connection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, KeepAliveStream, Sse};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use logbook_crds::ValkeyCluster;
+use logbook_journal::{JournalStore, StreamId};
+use serde::Deserialize;
+use tokio::sync::{Notify, mpsc};
+
+use super::api::{Summary, UiError, clusters_api, get_cluster, stream_of};
+use super::journal::{self, EventRow, MAX_PAGE};
+use super::{Journals, Ui};
+use crate::journal_store::AnyStore;
+use crate::journal_store::layout;
+
+/// Events a slow page may fall behind by before its stream waits.
+const BUFFER: usize = 256;
+
+type Events =
+    Sse<KeepAliveStream<futures::stream::BoxStream<'static, Result<SseEvent, Infallible>>>>;
+
+fn stream_of_channel(rx: mpsc::Receiver<SseEvent>) -> Events {
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    })
+    .boxed();
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+fn problem(message: impl std::fmt::Display) -> SseEvent {
+    SseEvent::default()
+        .event("problem")
+        .data(message.to_string())
+}
+
+fn json_event(name: &str, value: &impl serde::Serialize) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .json_data(value)
+        .unwrap_or_else(|e| problem(format!("cannot encode {name}: {e}")))
+}
+
+/// Every change of the ValkeyClusters the reader may see.
+pub(super) async fn clusters(State(ui): State<Arc<Ui>>) -> Result<Events, UiError> {
+    // The reader's right to list them is checked before the stream opens.
+    clusters_api(&ui)
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(UiError::kube("listing ValkeyClusters"))?;
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let api = clusters_api(&ui);
+    tokio::spawn(async move {
+        let mut changes = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        loop {
+            let next = tokio::select! {
+                () = tx.closed() => return,
+                next = changes.next() => next,
+            };
+            let event = match next {
+                None => return,
+                Some(Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                )) => SseEvent::default().event("changed").data(""),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => problem(format!("watching ValkeyClusters: {e}")),
+            };
+            // A page behind by a whole buffer reads the list once anyway.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(event) {
+                return;
+            }
+        }
+    });
+    Ok(stream_of_channel(rx))
+}
+
+/// `?after=<seq>`: the last seq the page shows.
+#[derive(Debug, Deserialize)]
+pub struct LiveQuery {
+    after: Option<u64>,
+}
+
+/// The cluster's journal as it grows, and its summary as it changes.
+pub(super) async fn cluster(
+    State(ui): State<Arc<Ui>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LiveQuery>,
+) -> Result<Events, UiError> {
+    let vkc = get_cluster(&ui, &ns, &name).await?;
+    let stream = stream_of(&vkc)?;
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let wake = Arc::new(Notify::new());
+    if let Journals::ConfigMaps(client) = &ui.journals {
+        tokio::spawn(watch_head(
+            Api::namespaced(client.clone(), &ns),
+            layout::head_name(&stream),
+            wake.clone(),
+            tx.clone(),
+        ));
+    }
+    tokio::spawn(follow_journal(
+        ui.journals.store(&ns),
+        stream,
+        q.after,
+        ui.journals.poll(),
+        wake,
+        tx.clone(),
+    ));
+    tokio::spawn(watch_cluster(
+        Api::namespaced(ui.client.clone(), &ns),
+        name,
+        tx,
+    ));
+    Ok(stream_of_channel(rx))
+}
+
+/// Wakes `wake` whenever the journal's head object changes.
+async fn watch_head(
+    api: Api<ConfigMap>,
+    head: String,
+    wake: Arc<Notify>,
+    tx: mpsc::Sender<SseEvent>,
+) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={head}"));
+    let mut changes = watcher(api, config).default_backoff().boxed();
+    loop {
+        tokio::select! {
+            () = tx.closed() => return,
+            next = changes.next() => match next {
+                None => return,
+                Some(Ok(_)) => wake.notify_one(),
+                Some(Err(e)) => {
+                    if tx.send(problem(format!("watching the journal's head {head}: {e}"))).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Sends each event appended after `after` (the head when `None`).
+async fn follow_journal(
+    store: AnyStore,
+    stream: StreamId,
+    after: Option<u64>,
+    poll: std::time::Duration,
+    wake: Arc<Notify>,
+    tx: mpsc::Sender<SseEvent>,
+) {
+    let mut last = after;
+    loop {
+        let head = match store.head(&stream).await {
+            Ok(head) => head.seq,
+            Err(e) => {
+                if tx
+                    .send(problem(format!("reading the journal's head: {e}")))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                last.unwrap_or(0)
+            }
+        };
+        let seen = *last.get_or_insert(head);
+        if head > seen {
+            let to = head.min(seen.saturating_add(MAX_PAGE));
+            match journal::read_range(&store, &stream, seen + 1, to).await {
+                Ok(events) => {
+                    for e in &events {
+                        let row = json_event("journal", &EventRow::of(e)).id(e.seq.to_string());
+                        if tx.send(row).await.is_err() {
+                            return;
+                        }
+                    }
+                    last = Some(events.last().map_or(to, |e| e.seq));
+                    continue;
+                }
+                Err(e) => {
+                    if tx.send(problem(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = tx.closed() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Sends the cluster's summary whenever it changes.
+async fn watch_cluster(api: Api<ValkeyCluster>, name: String, tx: mpsc::Sender<SseEvent>) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut changes = watcher(api, config).default_backoff().boxed();
+    let mut sent: Option<Summary> = None;
+    loop {
+        let next = tokio::select! {
+            () = tx.closed() => return,
+            next = changes.next() => next,
+        };
+        let event = match next {
+            None => return,
+            Some(Ok(watcher::Event::Apply(vkc) | watcher::Event::InitApply(vkc))) => {
+                let summary = Summary::of(&vkc);
+                if sent.as_ref() == Some(&summary) {
+                    continue;
+                }
+                let event = json_event("cluster", &summary);
+                sent = Some(summary);
+                event
+            }
+            Some(Ok(watcher::Event::Delete(_))) => {
+                sent = None;
+                SseEvent::default().event("deleted").data(name.clone())
+            }
+            Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => continue,
+            Some(Err(e)) => problem(format!("watching ValkeyCluster {name}: {e}")),
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
