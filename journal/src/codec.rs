@@ -384,17 +384,22 @@ fn check_link(parts: &DecodedParts<'_>, seq: u64, prev: &ChainHash) -> Result<()
 pub fn decode_event(frame: &[u8], seq: u64, prev: &ChainHash) -> Result<Envelope, CodecError> {
     let parts = decode_parts(frame, seq)?;
     check_link(&parts, seq, prev)?;
+    Ok(envelope(parts, *prev))
+}
+
+/// The envelope of checked `parts`, linked to `prev`.
+fn envelope(parts: DecodedParts, prev: ChainHash) -> Envelope {
     let DecodedParts { core, stored, .. } = parts;
-    Ok(Envelope {
+    Envelope {
         seq: core.seq,
         id: core.id,
         at: core.at,
         cause: core.cause,
         epoch: core.epoch,
         body: core.body,
-        prev: *prev,
+        prev,
         hash: stored,
-    })
+    }
 }
 
 /// Decodes the event frame stored at `seq` with every check of
@@ -405,17 +410,7 @@ pub fn decode_event(frame: &[u8], seq: u64, prev: &ChainHash) -> Result<Envelope
 /// # Errors
 /// Any [`CodecError`] describing the first check that failed.
 pub fn decode_event_unlinked(frame: &[u8], seq: u64) -> Result<Envelope, CodecError> {
-    let DecodedParts { core, stored, .. } = decode_parts(frame, seq)?;
-    Ok(Envelope {
-        seq: core.seq,
-        id: core.id,
-        at: core.at,
-        cause: core.cause,
-        epoch: core.epoch,
-        body: core.body,
-        prev: ChainHash::GENESIS,
-        hash: stored,
-    })
+    Ok(envelope(decode_parts(frame, seq)?, ChainHash::GENESIS))
 }
 
 /// Runs every check of [`decode_event`] (the link only when `prev` is

@@ -48,6 +48,28 @@ fn stream_of_channel(rx: mpsc::Receiver<SseEvent>) -> Events {
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
+type Changes<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
+/// A watch of `api` under `config`, backing off after errors.
+fn watch<K>(api: Api<K>, config: watcher::Config) -> Changes<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher(api, config).default_backoff().boxed()
+}
+
+/// The watch's next event; `None` once the page is gone or the watch ended.
+async fn next_change<K>(
+    changes: &mut Changes<K>,
+    tx: &mpsc::Sender<SseEvent>,
+) -> Option<Result<watcher::Event<K>, watcher::Error>> {
+    tokio::select! {
+        () = tx.closed() => None,
+        next = changes.next() => next,
+    }
+}
+
 fn problem(message: impl std::fmt::Display) -> SseEvent {
     SseEvent::default()
         .event("problem")
@@ -71,21 +93,14 @@ pub(super) async fn clusters(State(ui): State<Arc<Ui>>) -> Result<Events, UiErro
     let (tx, rx) = mpsc::channel(BUFFER);
     let api = clusters_api(&ui);
     tokio::spawn(async move {
-        let mut changes = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        loop {
-            let next = tokio::select! {
-                () = tx.closed() => return,
-                next = changes.next() => next,
-            };
+        let mut changes = watch(api, watcher::Config::default());
+        while let Some(next) = next_change(&mut changes, &tx).await {
             let event = match next {
-                None => return,
-                Some(Ok(
+                Ok(
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                )) => SseEvent::default().event("changed").data(""),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => problem(format!("watching ValkeyClusters: {e}")),
+                ) => SseEvent::default().event("changed").data(""),
+                Ok(_) => continue,
+                Err(e) => problem(format!("watching ValkeyClusters: {e}")),
             };
             // A page behind by a whole buffer reads the list once anyway.
             if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(event) {
@@ -144,19 +159,16 @@ async fn watch_head(
     tx: mpsc::Sender<SseEvent>,
 ) {
     let config = watcher::Config::default().fields(&format!("metadata.name={head}"));
-    let mut changes = watcher(api, config).default_backoff().boxed();
-    loop {
-        tokio::select! {
-            () = tx.closed() => return,
-            next = changes.next() => match next {
-                None => return,
-                Some(Ok(_)) => wake.notify_one(),
-                Some(Err(e)) => {
-                    if tx.send(problem(format!("watching the journal's head {head}: {e}"))).await.is_err() {
-                        return;
-                    }
+    let mut changes = watch(api, config);
+    while let Some(next) = next_change(&mut changes, &tx).await {
+        match next {
+            Ok(_) => wake.notify_one(),
+            Err(e) => {
+                let said = problem(format!("watching the journal's head {head}: {e}"));
+                if tx.send(said).await.is_err() {
+                    return;
                 }
-            },
+            }
         }
     }
 }
@@ -217,16 +229,11 @@ async fn follow_journal(
 /// Sends the cluster's summary whenever it changes.
 async fn watch_cluster(api: Api<ValkeyCluster>, name: String, tx: mpsc::Sender<SseEvent>) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut changes = watcher(api, config).default_backoff().boxed();
+    let mut changes = watch(api, config);
     let mut sent: Option<Summary> = None;
-    loop {
-        let next = tokio::select! {
-            () = tx.closed() => return,
-            next = changes.next() => next,
-        };
+    while let Some(next) = next_change(&mut changes, &tx).await {
         let event = match next {
-            None => return,
-            Some(Ok(watcher::Event::Apply(vkc) | watcher::Event::InitApply(vkc))) => {
+            Ok(watcher::Event::Apply(vkc) | watcher::Event::InitApply(vkc)) => {
                 let summary = Summary::of(&vkc);
                 if sent.as_ref() == Some(&summary) {
                     continue;
@@ -235,12 +242,12 @@ async fn watch_cluster(api: Api<ValkeyCluster>, name: String, tx: mpsc::Sender<S
                 sent = Some(summary);
                 event
             }
-            Some(Ok(watcher::Event::Delete(_))) => {
+            Ok(watcher::Event::Delete(_)) => {
                 sent = None;
                 SseEvent::default().event("deleted").data(name.clone())
             }
-            Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => continue,
-            Some(Err(e)) => problem(format!("watching ValkeyCluster {name}: {e}")),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            Err(e) => problem(format!("watching ValkeyCluster {name}: {e}")),
         };
         if tx.send(event).await.is_err() {
             return;
