@@ -438,7 +438,13 @@ fn chain_with(
                 _ => Some(rng.below(candidates.len())),
             };
             let candidate = i.and_then(|i| candidates.get(i));
-            picked = candidate.and_then(|c| mutate::judge(schema, &current, c));
+            picked = candidate
+                .and_then(|c| mutate::judge(schema, &current, c))
+                .filter(|(m, after)| {
+                    m.expect == Expectation::RefuseBySchema
+                        || schema.kind != "ValkeyCluster"
+                        || data_pods(after) <= MAX_DATA_PODS
+                });
             if picked.is_some() {
                 break;
             }
@@ -461,6 +467,23 @@ fn chain_with(
         base: base.clone(),
         steps,
         reverts,
+    }
+}
+
+/// The most data pods a generated ValkeyCluster spec the schema accepts
+/// may ask for: what a 2-core machine runs within a step's bound (the
+/// schema's maxima, 500 shards of 6 pods or 100 replicas, are thousands
+/// of processes; a `maximum + 1` is still generated, and refused).
+pub const MAX_DATA_PODS: i64 = 16;
+
+/// The data pods `spec` asks for (its defaults where a field is absent).
+fn data_pods(spec: &Value) -> i64 {
+    let int =
+        |field: &str, default: i64| spec.get(field).and_then(Value::as_i64).unwrap_or(default);
+    match spec.get("topology").and_then(Value::as_str) {
+        Some("Standalone") => 1,
+        Some("Cluster") => int("shards", 3).saturating_mul(1 + int("replicasPerShard", 1)),
+        _ => int("replicas", 3),
     }
 }
 
