@@ -375,7 +375,10 @@ pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()>
     if let BenchCommand::History(args) = &cmd {
         return history(args, out);
     }
+    // Several commands run the operator in this runtime: its threads get
+    // the operator's stack, as in its own binary.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(logbook::operator::THREAD_STACK_BYTES)
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
