@@ -193,6 +193,44 @@ mod tests {
         (store, stream)
     }
 
+    /// The first page of a 100,000-event sled journal, timed beside a
+    /// read of the whole journal in the same run (docs/benchmarks.md):
+    /// `cargo test --release --lib ui::journal -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a benchmark: run it with --ignored --nocapture"]
+    async fn the_first_page_of_a_journal_of_100_000_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            logbook_journal::SledStore::open(dir.path(), logbook_journal::Durability::Flush)
+                .unwrap();
+        let stream = StreamId::new("ui-bench").unwrap();
+        let mut writer = StreamWriter::open(store.clone(), stream.clone(), 1)
+            .await
+            .unwrap();
+        for chunk in 0..100u64 {
+            let batch = (0..1000u64)
+                .map(|i| {
+                    NewEvent::now(Event::PodDeleted {
+                        pod: format!("demo-{}", chunk * 1000 + i),
+                    })
+                })
+                .collect();
+            writer.append(batch).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        let first = page(&store, &stream, None, 200).await.unwrap();
+        let paged = started.elapsed();
+        assert_eq!((first.head, first.events.len()), (100_000, 200));
+        let started = std::time::Instant::now();
+        let all = read_range(&store, &stream, 1, 100_000).await.unwrap();
+        let whole = started.elapsed();
+        assert_eq!(all.len(), 100_000);
+        println!(
+            "first page of 200 of 100,000 events: {paged:?}; the whole journal read and checked: {whole:?} ({:.0}x)",
+            whole.as_secs_f64() / paged.as_secs_f64()
+        );
+    }
+
     #[tokio::test]
     async fn pages_go_newest_first_and_end_at_the_first_event() {
         let (store, stream) = journal(25).await;
