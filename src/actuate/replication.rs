@@ -318,25 +318,16 @@ async fn hand_over(
             primary: Some(to.to_owned()),
         },
     ];
-    // Both labels at once, one API round trip sooner: `from` follows `to`
-    // already, so a client the Service sends to either meets a primary or
-    // a replica's `READONLY`, never a second primary.
-    let (unlabelled, labelled) = tokio::join!(
-        super::kube_ops::label_pod(client, target, from, false),
-        super::kube_ops::label_pod(client, target, to, true),
-    );
-    let mut failed = None;
-    for result in [unlabelled, labelled] {
-        match result {
-            Ok(done) => events.extend(done.events),
-            Err(err) => failed = failed.or(Some(err)),
+    for (pod, primary) in [(from, false), (to, true)] {
+        match super::kube_ops::label_pod(client, target, pod, primary).await {
+            Ok(labelled) => events.extend(labelled.events),
+            Err(err) => {
+                return Err(HandOverError {
+                    err: err.with_facts(events),
+                    release: true,
+                });
+            }
         }
-    }
-    if let Some(err) = failed {
-        return Err(HandOverError {
-            err: err.with_facts(events),
-            release: true,
-        });
     }
     Ok(Done {
         detail: format!("{to} took over from {from} at offset {goal}"),
