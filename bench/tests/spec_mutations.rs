@@ -545,16 +545,6 @@ fn the_crd_rules_decide_what_a_generic_generator_would_get_wrong() {
     );
 }
 
-/// The data pods a ValkeyCluster spec asks for (the defaults elsewhere).
-fn pods_asked(spec: &serde_json::Value) -> i64 {
-    let int = |f: &str, d: i64| spec.get(f).and_then(serde_json::Value::as_i64).unwrap_or(d);
-    match spec.get("topology").and_then(serde_json::Value::as_str) {
-        Some("Standalone") => 1,
-        Some("Cluster") => int("shards", 3) * (1 + int("replicasPerShard", 1)),
-        _ => int("replicas", 3),
-    }
-}
-
 fn chain_key(c: &Chain) -> String {
     c.steps
         .iter()
@@ -592,7 +582,7 @@ fn four_hundred_distinct_reproducible_chains_per_topology() {
                 // And asks for no more data pods than the machine runs.
                 if m.expect != Expectation::RefuseBySchema {
                     assert!(
-                        pods_asked(attempted)
+                        logbook_bench::spec_mutations::chain::data_pods(attempted)
                             <= logbook_bench::spec_mutations::chain::MAX_DATA_PODS,
                         "{c}"
                     );

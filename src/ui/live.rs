@@ -194,11 +194,17 @@ async fn follow_journal(
                 {
                     return;
                 }
-                last.unwrap_or(0)
+                // Nothing is known of the head: wait, and never take 0 for
+                // it (that would resend the journal from its start).
+                last.unwrap_or(u64::MAX)
             }
         };
-        let seen = *last.get_or_insert(head);
-        if head > seen {
+        let seen = match last {
+            Some(seen) => seen,
+            None if head == u64::MAX => head,
+            None => *last.insert(head),
+        };
+        if head > seen && head != u64::MAX {
             let to = head.min(seen.saturating_add(MAX_PAGE));
             match journal::read_range(&store, &stream, seen + 1, to).await {
                 Ok(events) => {

@@ -477,7 +477,7 @@ fn chain_with(
 pub const MAX_DATA_PODS: i64 = 16;
 
 /// The data pods `spec` asks for (its defaults where a field is absent).
-fn data_pods(spec: &Value) -> i64 {
+pub fn data_pods(spec: &Value) -> i64 {
     let int =
         |field: &str, default: i64| spec.get(field).and_then(Value::as_i64).unwrap_or(default);
     match spec.get("topology").and_then(Value::as_str) {
