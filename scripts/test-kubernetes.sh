@@ -21,7 +21,9 @@
 #     cluster's bootstrap and failover on kill and on pod deletion with no
 #     acknowledged write lost, the operator's restarts from its sled and
 #     ConfigMap journals, the lifecycle and invalid specs, leader
-#     election, the kubectl plugin (pod logs through the kubelet API), and
+#     election, the kubectl plugin (pod logs through the kubelet API),
+#     the operator's web UI showing each reader only what the real
+#     API server's TokenReview and SubjectAccessReview allow, and
 #     `helm install` of the chart under the real authorizer; and the
 #     effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
@@ -31,7 +33,7 @@ KUBECTL="$ROOT/.tools/bin/kubectl"
 # The end-to-end suites, each test on a control plane of its own, run in
 # two groups beside each other and beside the checks below: they spend
 # their time waiting on processes, not computing.
-suites_a=(operator_replication operator_journal kubectl_plugin)
+suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
 suites_b=(operator_restart operator_lifecycle leader_election helm_install)
 # Faults at every effect on the real control plane: the short sweeps of a
 # failover by kill and of a cluster's deletion (tests/effect_faults.rs).

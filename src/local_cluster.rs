@@ -36,6 +36,8 @@ pub async fn start_operator(
         "default",
     );
     config.ui_addr = ui_addr;
+    // Bound to 127.0.0.1 for the machine's user, who is the admin.
+    config.ui_auth = crate::ui::UiAuth::None;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(crate::operator::run(client, config, async move {
         let _ = stopped.await;

@@ -59,6 +59,17 @@ pub struct OperatorArgs {
     /// both). See docs/metrics.md.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the web UI here, e.g. `0.0.0.0:8900` (default: not served;
+    /// docs/ui.md). Read-only; each reader signs in with a bearer token.
+    #[arg(long)]
+    pub ui_addr: Option<std::net::SocketAddr>,
+    /// Who may read the UI: `reviews` (whoever presents a token the API
+    /// server knows, shown the ValkeyClusters it may `get`; the operator
+    /// needs the ClusterRole system:auth-delegator) or `none` (anyone who
+    /// reaches the address sees every cluster: only for an address no one
+    /// else reaches).
+    #[arg(long, value_enum, default_value = "reviews")]
+    pub ui_auth: crate::ui::UiAuth,
     /// This instance's name in the journal (default: `$POD_NAME`, else the
     /// host name).
     #[arg(long)]
@@ -109,6 +120,8 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
         config.group_commit = args.group_commit_milliseconds.map(Duration::from_millis);
         config.health_addr = args.health_addr;
         config.metrics_addr = args.metrics_addr;
+        config.ui_addr = args.ui_addr;
+        config.ui_auth = args.ui_auth;
         let journal = match args.journal {
             JournalBackend::ConfigMap => "ConfigMaps".to_owned(),
             other => format!("{other} at {}", args.journal_dir.display()),

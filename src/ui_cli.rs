@@ -53,6 +53,8 @@ async fn serve(args: UiArgs, out: &mut dyn Write) -> Result<()> {
         journals: crate::ui::Journals::ConfigMaps(client.clone()),
         client,
         namespace: args.namespace,
+        // Every object is read with the user's own credentials.
+        reviews: None,
     });
     writeln!(out, "Logbook UI at http://{addr}/ (Ctrl-C stops it)")?;
     out.flush()?;

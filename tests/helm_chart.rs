@@ -223,6 +223,55 @@ fn the_deployment_is_hardened_and_highly_available() {
     assert!(!kinds(&single).contains(&"PodDisruptionBudget".to_owned()));
 }
 
+#[test]
+fn the_ui_is_served_behind_token_and_access_reviews_when_enabled() {
+    let objs = objects(&template(&[]));
+    assert!(
+        !objs.iter().any(|o| o["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-ui"))),
+        "the UI is off by default"
+    );
+    let objs = objects(&template(&["ui.enabled=true", "ui.port=9000"]));
+    let container = &find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].as_sequence().unwrap();
+    assert!(
+        args.contains(&Value::from("--ui-addr=0.0.0.0:9000")),
+        "{args:?}"
+    );
+    // Readers are checked by the API server: the default, not switched off.
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.starts_with("--ui-auth")))
+    );
+    let ports = container["ports"].as_sequence().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"] == "ui" && p["containerPort"] == 9000),
+        "{ports:?}"
+    );
+    let service = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "Service" && o["metadata"]["name"].as_str().unwrap().ends_with("-ui")
+        })
+        .expect("the UI's Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "ui");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9000);
+    let delegator = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ClusterRoleBinding" && o["roleRef"]["name"] == "system:auth-delegator"
+        })
+        .expect("the reviews' ClusterRoleBinding");
+    assert_eq!(delegator["subjects"][0]["kind"], "ServiceAccount");
+    // Without the chart's RBAC, no binding is made for the reviews either.
+    let bare = objects(&template(&["ui.enabled=true", "rbac.create=false"]));
+    assert!(!kinds(&bare).iter().any(|k| k.contains("Role")));
+}
+
 /// Every RBAC rule of `objs`.
 fn rules(objs: &[Value]) -> Vec<(String, &Value)> {
     objs.iter()

@@ -546,72 +546,14 @@ spec:
     env.finish().await;
 }
 
-/// A ServiceAccount `name` in `namespace` that may read ValkeyClusters,
-/// pods and ConfigMaps in `readable` only, and a day's token of it.
-async fn viewer(env: &Env, namespace: &str, name: &str, readable: &str) -> String {
-    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    use kube::api::{Api, PostParams};
-    let pp = PostParams::default();
-    for ns in [namespace, readable] {
-        let _ = Api::<Namespace>::all(env.client.clone())
-            .create(
-                &pp,
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await;
-    }
-    Api::<ServiceAccount>::namespaced(env.client.clone(), namespace)
-        .create(
-            &pp,
-            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    Api::<Role>::namespaced(env.client.clone(), readable)
-        .create(&pp, &serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "rules": [
-                {"apiGroups": ["valkey.logbook.dev"], "resources": ["valkeyclusters"], "verbs": ["get", "list", "watch"]},
-                {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list", "watch"]},
-            ],
-        })).unwrap())
-        .await
-        .unwrap();
-    Api::<RoleBinding>::namespaced(env.client.clone(), readable)
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let request = http::Request::post(format!(
-        "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
-    ))
-    .header("content-type", "application/json")
-    .body(
-        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})
-            .to_string()
-            .into_bytes(),
-    )
-    .unwrap();
-    let reply: Value = env.client.request(request).await.unwrap();
-    reply["status"]["token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_sees_nothing_of_a_cluster_they_may_not_read() {
     let (env, _kubeconfig, dir) = env_on_config_maps("ui-rbac").await;
     env.apply_yaml(&replication_yaml("demo", 2)).await;
     env.wait_ready("demo", 2, Duration::from_secs(60)).await;
     // One user may read NS, the other only another namespace.
-    let allowed = viewer(&env, "viewers", "reader", NS).await;
-    let denied = viewer(&env, "viewers", "stranger", "elsewhere").await;
+    let allowed = viewer(&env.client, "viewers", "reader", NS).await;
+    let denied = viewer(&env.client, "viewers", "stranger", "elsewhere").await;
     let (allowed_config, denied_config) = (dir.path().join("allowed"), dir.path().join("denied"));
     env.write_kubeconfig_for(&allowed_config, &allowed);
     env.write_kubeconfig_for(&denied_config, &denied);

@@ -780,3 +780,155 @@ async fn impersonation_is_authorized_then_acts_as_the_impersonated() {
     assert_eq!(code, 400);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn token_and_access_reviews_of_others_need_the_auth_delegator_role() {
+    let server = start_rbac().await;
+    setup(&server).await;
+    let admin = common::client(&server);
+    // `app/viewer`, whose token is reviewed, may list pods in `app`.
+    apply(
+        &admin,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "viewer", "namespace": "app"}}),
+    )
+    .await;
+    apply(
+        &admin,
+        role(
+            "Role",
+            Some("app"),
+            "pods",
+            json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]),
+        ),
+    )
+    .await;
+    let mut viewer_binding = binding(Some("app"), "viewer-pods", "Role", "pods");
+    viewer_binding["subjects"] =
+        json!([{"kind": "ServiceAccount", "name": "viewer", "namespace": "app"}]);
+    apply(&admin, viewer_binding).await;
+    let viewer = server
+        .service_account_token("app", "viewer", Duration::from_secs(600))
+        .unwrap();
+    let op = server
+        .service_account_token("app", "op", Duration::from_secs(600))
+        .unwrap();
+    let auth = bearer(&op);
+    let h = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let tokens = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let access = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let token_review = |token: &str| {
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}).to_string()
+    };
+    let sar = |spec: Value| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}).to_string()
+    };
+    let list_pods = |ns: &str| {
+        json!({"user": "system:serviceaccount:app:viewer",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:app", "system:authenticated"],
+            "resourceAttributes": {"verb": "list", "resource": "pods", "namespace": ns}})
+    };
+
+    // Without the role, op may ask neither.
+    let (code, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        tokens,
+        &h,
+        token_review(&viewer).as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+    let (code, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        access,
+        &h,
+        sar(list_pods("app")).as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+
+    let mut delegator = binding(
+        None,
+        "op-auth-delegator",
+        "ClusterRole",
+        "system:auth-delegator",
+    );
+    delegator["subjects"] = json!([{"kind": "ServiceAccount", "name": "op", "namespace": "app"}]);
+    apply(&admin, delegator).await;
+
+    // A token review names the token's user and groups, and does not echo the token.
+    let (code, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        tokens,
+        &h,
+        token_review(&viewer).as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert!(!out.contains(&viewer), "the token came back: {out}");
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["status"]["authenticated"], true);
+    assert_eq!(
+        out["status"]["user"]["username"],
+        "system:serviceaccount:app:viewer"
+    );
+    assert!(
+        out["status"]["user"]["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("system:authenticated"))
+    );
+    // An unknown token is answered, unauthenticated, with why.
+    let (code, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        tokens,
+        &h,
+        token_review("nonsense").as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["status"]["authenticated"], Value::Null);
+    assert!(
+        out["status"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid bearer token")
+    );
+
+    // An access review answers for the named user, by the same authorizer.
+    let (code, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        access,
+        &h,
+        sar(list_pods("app")).as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["kind"], "SubjectAccessReview");
+    assert_eq!(out["status"]["allowed"], true);
+    let (_, _, out) = common::raw(
+        server.addr(),
+        "POST",
+        access,
+        &h,
+        sar(list_pods("other")).as_bytes(),
+    )
+    .await;
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["status"]["allowed"], false);
+    // Neither user nor group: refused, naming the field.
+    let spec = json!({"resourceAttributes": {"verb": "list", "resource": "pods"}});
+    let (code, _, out) = common::raw(server.addr(), "POST", access, &h, sar(spec).as_bytes()).await;
+    assert_eq!(code, 422, "{out}");
+    assert!(out.contains("at least one of user or group"), "{out}");
+    server.shutdown().await;
+}

@@ -99,9 +99,12 @@ pub struct OperatorConfig {
     /// `health_addr` serves both).
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where to serve the web UI (`src/ui/`), if anywhere: read-only, on
-    /// this operator's journals, with its credentials (so only on an
-    /// address only its user reaches: `logbook local` binds 127.0.0.1).
+    /// this operator's journals, read with its credentials and shown to
+    /// each reader as `ui_auth` says.
     pub ui_addr: Option<std::net::SocketAddr>,
+    /// Who may read the UI: readers checked by the API server (the
+    /// default, for a Deployment), or anyone who reaches `ui_addr`.
+    pub ui_auth: crate::ui::UiAuth,
 }
 
 impl OperatorConfig {
@@ -124,6 +127,7 @@ impl OperatorConfig {
             health_addr: None,
             metrics_addr: None,
             ui_addr: None,
+            ui_auth: crate::ui::UiAuth::default(),
         }
     }
 }
@@ -449,6 +453,8 @@ pub async fn run(
             client: client.clone(),
             journals,
             namespace: config.namespace.clone(),
+            reviews: (config.ui_auth == crate::ui::UiAuth::Reviews)
+                .then(|| crate::ui::auth::Reviews::new(client.clone())),
         });
         servers.push(tokio::spawn(async move {
             if let Err(err) = crate::ui::serve(listener, ui, std::future::pending()).await {

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use logbook_crds::ValkeyCluster;
@@ -21,8 +21,9 @@ use logbook_replay::Input;
 use logbook_replay::state_at::Point;
 use serde::{Deserialize, Serialize};
 
+use super::auth::Viewer;
 use super::journal::{self, Page};
-use super::{Ui, assets, live};
+use super::{Ui, assets, auth, live};
 use crate::journal_store::AnyStore;
 use crate::replay_decider::OperatorDecider;
 use crate::resources::labels;
@@ -44,6 +45,12 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/api/clusters/{ns}/{name}/state", get(state))
         .route("/api/clusters/{ns}/{name}/live", get(live::cluster))
         .route("/api/live", get(live::clusters))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", get(auth::logout))
+        .layer(axum::middleware::from_fn_with_state(
+            ui.clone(),
+            auth::guard,
+        ))
         .with_state(ui)
 }
 
@@ -181,14 +188,42 @@ pub(super) fn clusters_api(ui: &Ui) -> Api<ValkeyCluster> {
 }
 
 /// Every ValkeyCluster the reader may see.
-async fn clusters(State(ui): State<Arc<Ui>>) -> Answer<Vec<Summary>> {
+async fn clusters(
+    State(ui): State<Arc<Ui>>,
+    viewer: Option<Extension<Viewer>>,
+) -> Answer<Vec<Summary>> {
     let list = clusters_api(&ui)
         .list(&ListParams::default())
         .await
         .map_err(UiError::kube("listing ValkeyClusters"))?;
-    let mut out: Vec<Summary> = list.items.iter().map(Summary::of).collect();
+    let mut out = Vec::with_capacity(list.items.len());
+    for vkc in &list.items {
+        if may_see(&ui, viewer.as_deref(), vkc).await? {
+            out.push(Summary::of(vkc));
+        }
+    }
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(Json(out))
+}
+
+/// Whether the reader may see `vkc`: always when the UI reads with the
+/// reader's own client (the API server already said), else when a review
+/// says so.
+pub(super) async fn may_see(
+    ui: &Ui,
+    viewer: Option<&Viewer>,
+    vkc: &ValkeyCluster,
+) -> Result<bool, UiError> {
+    match (&ui.reviews, viewer) {
+        (None, _) => Ok(true),
+        (Some(reviews), Some(viewer)) => {
+            let ns = vkc.metadata.namespace.as_deref().unwrap_or_default();
+            let name = vkc.metadata.name.as_deref().unwrap_or_default();
+            reviews.may_see(viewer, ns, name).await
+        }
+        // The guard lets no request without a reader through.
+        (Some(_), None) => Ok(false),
+    }
 }
 
 /// The cluster `ns/name`, read with the UI's client (the reader's right
@@ -258,6 +293,50 @@ pub struct Detail {
     pub journal: String,
     /// The journal could not be read: why (the rest still shows).
     pub journal_error: Option<String>,
+    /// TLS: the certificate as the operator last read it, and what each
+    /// pod serves (journal).
+    pub certificate: Option<CertificateView>,
+    /// The cluster's ValkeyUsers and where each stands.
+    pub users: Vec<UserRow>,
+    /// The ValkeyUsers could not be read: why.
+    pub users_error: Option<String>,
+}
+
+/// A TLS cluster's certificate, as the journal last recorded it:
+/// fingerprints and dates, never a certificate or key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    /// Its Secret.
+    pub secret: String,
+    /// Who issues it: `internal`, `cert-manager`, `secret`.
+    pub source: String,
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: Option<String>,
+    /// When it expires (RFC 3339), when the operator issued it.
+    pub not_after: Option<String>,
+    /// Why it cannot be used, if it cannot.
+    pub problem: Option<String>,
+    /// Data pods seen serving another certificate than the Secret's.
+    pub stale_pods: Vec<String>,
+    /// Data pods seen serving the Secret's certificate.
+    pub current_pods: Vec<String>,
+}
+
+/// One ValkeyUser of the cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRow {
+    /// The object's name.
+    pub name: String,
+    /// The ACL user name in force.
+    pub username: Option<String>,
+    /// Pending, Ready, Failed, Removing.
+    pub phase: Option<String>,
+    /// `applied/total` nodes.
+    pub nodes: Option<String>,
+    /// What is wrong, when not Ready.
+    pub message: Option<String>,
 }
 
 /// The projection at the head of `uid`'s journal.
@@ -318,6 +397,11 @@ async fn cluster(
         .values()
         .map(|i| logbook_replay::describe::planned(&i.planned))
         .collect();
+    let certificate = summary.tls.then(|| certificate_view(&state)).flatten();
+    let (users, users_error) = match users_of(&ui, &ns, &name).await {
+        Ok(users) => (users, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     Ok(Json(Detail {
         summary,
         pods: rows,
@@ -326,7 +410,61 @@ async fn cluster(
         head: state.last_seq,
         journal: ui.journals.describe().to_owned(),
         journal_error,
+        certificate,
+        users,
+        users_error,
     }))
+}
+
+fn certificate_view(state: &ClusterState) -> Option<CertificateView> {
+    let tls = &state.tls;
+    let cert = tls.certificate.as_ref()?;
+    let wanted = tls.wanted();
+    let (mut current_pods, mut stale_pods) = (Vec::new(), Vec::new());
+    for pod in tls.served.keys() {
+        if wanted.is_some() && tls.serves(pod) == wanted {
+            current_pods.push(pod.clone());
+        } else {
+            stale_pods.push(pod.clone());
+        }
+    }
+    Some(CertificateView {
+        secret: cert.secret.clone(),
+        source: cert.source.clone(),
+        fingerprint: cert.fingerprint.clone(),
+        not_after: cert.not_after.map(|t| t.to_string()),
+        problem: cert.problem.clone(),
+        stale_pods,
+        current_pods,
+    })
+}
+
+/// The ValkeyUsers of `ns/name`, read with the UI's client.
+async fn users_of(ui: &Ui, ns: &str, name: &str) -> Result<Vec<UserRow>, String> {
+    let listed = Api::<logbook_crds::ValkeyUser>::namespaced(ui.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) => format!("cannot read the ValkeyUsers: {}", s.message),
+            other => format!("cannot read the ValkeyUsers: {other}"),
+        })?;
+    let mut rows: Vec<UserRow> = listed
+        .items
+        .into_iter()
+        .filter(|u| u.spec.cluster == name)
+        .map(|u| {
+            let status = u.status.unwrap_or_default();
+            UserRow {
+                name: u.metadata.name.unwrap_or_default(),
+                username: status.username,
+                phase: status.phase.map(|p| format!("{p:?}")),
+                nodes: status.nodes,
+                message: status.message,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 /// `demo-10` after `demo-9`.

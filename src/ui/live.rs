@@ -17,6 +17,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, KeepAliveStream, Sse};
 use futures::StreamExt;
@@ -28,7 +29,8 @@ use logbook_journal::{JournalStore, StreamId};
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 
-use super::api::{Summary, UiError, clusters_api, get_cluster, stream_of};
+use super::api::{Summary, UiError, clusters_api, get_cluster, may_see, stream_of};
+use super::auth::{self, Viewer};
 use super::journal::{self, EventRow, MAX_PAGE};
 use super::{Journals, Ui};
 use crate::journal_store::AnyStore;
@@ -40,12 +42,47 @@ const BUFFER: usize = 256;
 type Events =
     Sse<KeepAliveStream<futures::stream::BoxStream<'static, Result<SseEvent, Infallible>>>>;
 
-fn stream_of_channel(rx: mpsc::Receiver<SseEvent>) -> Events {
+/// The page's stream of `rx`, ended when `until` completes (its reader
+/// may no longer read what it shows).
+fn stream_of_channel(
+    rx: mpsc::Receiver<SseEvent>,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Events {
     let events = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     })
+    .take_until(Box::pin(until))
     .boxed();
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Completes once `viewer` may no longer see `ns/name` (asked again
+/// every [`auth::LIVE_RECHECK`]), or never when the UI reads with the
+/// reader's own client (whose watch the API server ends itself).
+fn while_allowed(
+    ui: &Arc<Ui>,
+    viewer: Option<Viewer>,
+    target: Option<(String, String)>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let ui = ui.clone();
+    async move {
+        let (Some(reviews), Some(viewer)) = (&ui.reviews, viewer) else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(auth::LIVE_RECHECK).await;
+            let still = match &target {
+                Some((ns, name)) => reviews.may(&viewer, "get", ns, Some(name)).await,
+                // The list stream shows nothing by itself; its reader must
+                // still be known.
+                None => Ok(true),
+            };
+            if !matches!(still, Ok(true)) {
+                tracing::info!(reader = %viewer.name, "a live UI stream ended: its reader may no longer read it");
+                return;
+            }
+        }
+    }
 }
 
 type Changes<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
@@ -84,7 +121,11 @@ fn json_event(name: &str, value: &impl serde::Serialize) -> SseEvent {
 }
 
 /// Every change of the ValkeyClusters the reader may see.
-pub(super) async fn clusters(State(ui): State<Arc<Ui>>) -> Result<Events, UiError> {
+pub(super) async fn clusters(
+    State(ui): State<Arc<Ui>>,
+    viewer: Option<Extension<Viewer>>,
+) -> Result<Events, UiError> {
+    let viewer = viewer.map(|Extension(v)| v);
     // The reader's right to list them is checked before the stream opens.
     clusters_api(&ui)
         .list(&kube::api::ListParams::default().limit(1))
@@ -92,13 +133,24 @@ pub(super) async fn clusters(State(ui): State<Arc<Ui>>) -> Result<Events, UiErro
         .map_err(UiError::kube("listing ValkeyClusters"))?;
     let (tx, rx) = mpsc::channel(BUFFER);
     let api = clusters_api(&ui);
+    let (reader, until) = (viewer.clone(), while_allowed(&ui, viewer, None));
+    let shown = ui.clone();
     tokio::spawn(async move {
         let mut changes = watch(api, watcher::Config::default());
         while let Some(next) = next_change(&mut changes, &tx).await {
             let event = match next {
-                Ok(
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                ) => SseEvent::default().event("changed").data(""),
+                // A change of a cluster the reader may not see is not
+                // told, not even that it happened.
+                Ok(watcher::Event::Apply(vkc) | watcher::Event::Delete(vkc)) => {
+                    if !may_see(&shown, reader.as_ref(), &vkc)
+                        .await
+                        .unwrap_or(false)
+                    {
+                        continue;
+                    }
+                    SseEvent::default().event("changed").data("")
+                }
+                Ok(watcher::Event::InitDone) => SseEvent::default().event("changed").data(""),
                 Ok(_) => continue,
                 Err(e) => problem(format!("watching ValkeyClusters: {e}")),
             };
@@ -108,7 +160,7 @@ pub(super) async fn clusters(State(ui): State<Arc<Ui>>) -> Result<Events, UiErro
             }
         }
     });
-    Ok(stream_of_channel(rx))
+    Ok(stream_of_channel(rx, until))
 }
 
 /// `?after=<seq>`: the last seq the page shows.
@@ -122,7 +174,13 @@ pub(super) async fn cluster(
     State(ui): State<Arc<Ui>>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LiveQuery>,
+    viewer: Option<Extension<Viewer>>,
 ) -> Result<Events, UiError> {
+    let until = while_allowed(
+        &ui,
+        viewer.map(|Extension(v)| v),
+        Some((ns.clone(), name.clone())),
+    );
     let vkc = get_cluster(&ui, &ns, &name).await?;
     let stream = stream_of(&vkc)?;
     let (tx, rx) = mpsc::channel(BUFFER);
@@ -148,7 +206,7 @@ pub(super) async fn cluster(
         name,
         tx,
     ));
-    Ok(stream_of_channel(rx))
+    Ok(stream_of_channel(rx, until))
 }
 
 /// Wakes `wake` whenever the journal's head object changes.

@@ -4,8 +4,9 @@
 //! Read-only. Served by `logbook ui` with the user's kubeconfig (it shows
 //! what that user may read: every object is read with the user's
 //! credentials), and by the operator beside its health endpoints
-//! (`--ui-addr`; `logbook local` serves it on the journal the operator
-//! writes). What reaches the browser is the ValkeyCluster's status and
+//! (`--ui-addr`): `logbook local` serves it on the journal the operator
+//! writes, to the machine's user only; the operator's Deployment serves it
+//! to whoever signs in with a token, checked by the API server ([`auth`]). What reaches the browser is the ValkeyCluster's status and
 //! spec summary, its pods' state, and the journal, which never holds a
 //! secret (docs/security.md); no Secret is ever read here.
 //!
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod journal;
 mod live;
 
@@ -78,6 +80,25 @@ pub struct Ui {
     pub journals: Journals,
     /// Only this namespace's clusters, or every namespace.
     pub namespace: Option<String>,
+    /// Each request's reader checked by the API server (the operator's
+    /// Deployment); `None` when `client` is the reader's own (`logbook
+    /// ui`) or the UI is bound where only its user reaches it (`logbook
+    /// local`).
+    pub reviews: Option<auth::Reviews>,
+}
+
+/// Who reads the operator's UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UiAuth {
+    /// Whoever presents a bearer token the API server knows, shown the
+    /// clusters it says that user may `get` (TokenReview and
+    /// SubjectAccessReview; the default).
+    #[default]
+    Reviews,
+    /// Anyone who reaches the address, shown everything the operator
+    /// reads (only for an address only its user reaches, as `logbook
+    /// local` binds).
+    None,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.

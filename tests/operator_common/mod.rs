@@ -174,11 +174,11 @@ impl Operator {
     fn start(
         conn: kube::Config,
         token: String,
-        journal: JournalBackend,
-        journal_dir: PathBuf,
+        (journal, journal_dir): (JournalBackend, PathBuf),
         instance: String,
         logs: Logs,
         prefixed: bool,
+        ui_addr: Option<std::net::SocketAddr>,
     ) -> Self {
         let own = Logs::default();
         let writer = LogWriter {
@@ -227,6 +227,9 @@ impl Operator {
                     // instance takes over in seconds.
                     config.lease.lease_duration = LEASE;
                     config.lease.renew_every = RENEW;
+                    // As the chart's `ui.enabled` serves it: each reader
+                    // checked by the API server.
+                    config.ui_addr = ui_addr;
                     let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
                     let run = logbook::operator::run(client, config, async move {
                         let _ = graceful_rx.await;
@@ -412,6 +415,8 @@ pub struct Env {
     pub journal: JournalBackend,
     /// Every operator's log lines, across restarts.
     pub logs: Logs,
+    /// Where the next operator start serves the web UI, if anywhere.
+    pub ui_addr: Option<std::net::SocketAddr>,
     /// The chart's ServiceAccount's token, which every operator uses.
     pub(crate) operator_token: String,
     name: String,
@@ -536,6 +541,7 @@ impl Env {
             starts: 0,
             journal: JournalBackend::Sled,
             logs: Logs::default(),
+            ui_addr: None,
             operator_token,
             name: name.to_owned(),
             _dir: dir,
@@ -590,11 +596,11 @@ impl Env {
         let operator = Operator::start(
             conn,
             self.operator_token.clone(),
-            self.journal,
-            self.journal_dir.clone(),
+            (self.journal, self.journal_dir.clone()),
             instance.to_owned(),
             self.logs.clone(),
             prefixed,
+            self.ui_addr,
         );
         self.operators.insert(instance.to_owned(), operator);
     }

@@ -35,7 +35,8 @@ fn helm() -> PathBuf {
 }
 
 /// The chart's ServiceAccount and RBAC objects for a release in
-/// `namespace`, as `helm template` renders them (every namespace watched).
+/// `namespace`, as `helm template` renders them (every namespace watched,
+/// the web UI on).
 pub fn render(namespace: &str) -> String {
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/logbook");
     let out = Command::new(helm())
@@ -44,6 +45,10 @@ pub fn render(namespace: &str) -> String {
         .args(["--namespace", namespace])
         .args(["--show-only", "templates/serviceaccount.yaml"])
         .args(["--show-only", "templates/rbac.yaml"])
+        // The web UI's reviews (the ClusterRoleBinding of
+        // system:auth-delegator), which a test of the UI needs.
+        .args(["--set", "ui.enabled=true"])
+        .args(["--show-only", "templates/ui.yaml"])
         .env(
             "HELM_CACHE_HOME",
             std::env::temp_dir().join("logbook-helm-cache"),
@@ -69,10 +74,16 @@ pub fn render(namespace: &str) -> String {
 /// A day's token of the chart's ServiceAccount in `namespace`, from the
 /// API server's TokenRequest API.
 pub async fn token_request(client: &kube::Client, namespace: &str) -> String {
+    service_account_token(client, namespace, RELEASE).await
+}
+
+/// A day's token of the ServiceAccount `namespace/name`, from the API
+/// server's TokenRequest API.
+pub async fn service_account_token(client: &kube::Client, namespace: &str, name: &str) -> String {
     let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": {"expirationSeconds": 24 * 3600}});
     let request = http::Request::post(format!(
-        "/api/v1/namespaces/{namespace}/serviceaccounts/{RELEASE}/token"
+        "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
     ))
     .header("content-type", "application/json")
     .body(body.to_string().into_bytes())
@@ -107,6 +118,8 @@ pub async fn install(client: &kube::Client, namespace: &str) {
             "ClusterRoleBinding" => {
                 create::<ClusterRoleBinding>(Api::all(client.clone()), json).await;
             }
+            // The UI's Service: no Deployment here to select.
+            "Service" => {}
             other => panic!("the chart's RBAC templates rendered a {other}"),
         }
     }
@@ -153,4 +166,50 @@ pub fn check(server: &RunningServer, namespace: &str, test: &str) {
         denied.len(),
         denied.join("\n")
     );
+}
+
+/// A ServiceAccount `name` in `namespace` that may read ValkeyClusters,
+/// pods and ConfigMaps in `readable` only, and a day's token of it.
+pub async fn viewer(client: &kube::Client, namespace: &str, name: &str, readable: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    use serde_json::json;
+    let pp = PostParams::default();
+    for ns in [namespace, readable] {
+        let _ = Api::<Namespace>::all(client.clone())
+            .create(
+                &pp,
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await;
+    }
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Role>::namespaced(client.clone(), readable)
+        .create(&pp, &serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "rules": [
+                {"apiGroups": ["valkey.logbook.dev"], "resources": ["valkeyclusters"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list", "watch"]},
+            ],
+        })).unwrap())
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), readable)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    service_account_token(client, namespace, name).await
 }

@@ -487,10 +487,19 @@ async fn run_chain(
         } else {
             None
         };
-        // A failure the last step left was said by its own Event.
+        // A failure the last step that reached the pods left was said by
+        // its own Event; a refused step (by the API server or the operator)
+        // changed no pod, so the failure before it is still the one said.
         let failing = report
             .steps
-            .last()
+            .iter()
+            .rev()
+            .find(|s| {
+                !matches!(
+                    s.outcome,
+                    StepOutcome::RefusedByApi(_) | StepOutcome::RefusedByOperator(_)
+                )
+            })
             .is_some_and(|s| matches!(s.outcome, StepOutcome::FailingInPods(_)));
         let step = run_step(cluster, m, attempted, state.as_ref(), failing, config).await;
         walk.record(state, attempted, &step.outcome);

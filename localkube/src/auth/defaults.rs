@@ -1,8 +1,9 @@
 //! The default ClusterRoles and ClusterRoleBindings every real cluster is
 //! bootstrapped with and that matter to an authenticated client: discovery
 //! and health paths (`system:discovery`, `system:public-info-viewer`),
-//! self access and rules reviews (`system:basic-user`) and `cluster-admin`
-//! bound to `system:masters`. They are part of the policy, not stored
+//! self access and rules reviews (`system:basic-user`), token and access
+//! reviews for others (`system:auth-delegator`, bound by whoever needs it)
+//! and `cluster-admin` bound to `system:masters`. They are part of the policy, not stored
 //! objects (`kubectl get clusterroles` does not list them); a stored object
 //! of the same name replaces one, as editing it on a real cluster would.
 
@@ -43,6 +44,15 @@ pub fn objects() -> Vec<(&'static str, Value)> {
                 {"apiGroups": ["authorization.k8s.io"],
                  "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
                 {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}
+            ]),
+        ),
+        // Bound by whoever delegates authentication and authorization to
+        // the API server (an aggregated server, or an operator's web UI).
+        role(
+            "system:auth-delegator",
+            json!([
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
             ]),
         ),
         binding("cluster-admin", &["system:masters"]),

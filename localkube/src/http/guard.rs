@@ -24,14 +24,19 @@ pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, A
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match (bearer, &app.token) {
-        (Some(t), Some(admin)) if t == admin => Ok(UserInfo::admin()),
-        (Some(t), _) => app
-            .tokens
-            .resolve(&app.store, t, chrono::Utc::now())
-            .ok_or(ApiError::Unauthorized),
+        (Some(t), _) => user_of_token(app, t).ok_or(ApiError::Unauthorized),
         (None, None) => Ok(UserInfo::admin()),
         (None, Some(_)) => Err(ApiError::Unauthorized),
     }
+}
+
+/// Who the bearer token `token` belongs to: the admin's, or a live
+/// ServiceAccount token the TokenRequest API issued.
+pub(crate) fn user_of_token(app: &App, token: &str) -> Option<UserInfo> {
+    if app.token.as_deref().is_some_and(|admin| admin == token) {
+        return Some(UserInfo::admin());
+    }
+    app.tokens.resolve(&app.store, token, chrono::Utc::now())
 }
 
 /// The user a request runs as: `requester`, or whom its `Impersonate-*`

@@ -4,6 +4,11 @@
 //! logging it as a use), a SelfSubjectRulesReview lists what the caller
 //! may do in a namespace, a SelfSubjectReview (`authentication.k8s.io`)
 //! says who the caller is.
+//!
+//! And the reviews of others, which a server that delegates to this one
+//! sends (`system:auth-delegator`): a TokenReview says who a bearer token
+//! belongs to, a SubjectAccessReview whether a named user (with its
+//! groups) may do one thing.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response};
@@ -22,10 +27,13 @@ const ACCESS: &str = "selfsubjectaccessreviews";
 const RULES: &str = "selfsubjectrulesreviews";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const WHOAMI: &str = "selfsubjectreviews";
+const OTHERS_ACCESS: &str = "subjectaccessreviews";
+const TOKENS: &str = "tokenreviews";
 
 /// Whether `t` is a review this module serves.
 pub(crate) fn serves(t: &Target) -> bool {
-    t.group == GROUP || (t.group == AUTHENTICATION && t.resource == WHOAMI)
+    t.group == GROUP
+        || (t.group == AUTHENTICATION && (t.resource == WHOAMI || t.resource == TOKENS))
 }
 
 /// Answers a review.
@@ -41,7 +49,11 @@ pub(crate) fn handle(
         && t.namespace.is_none()
         && t.name.is_none()
         && t.sub.is_none()
-        && (t.resource == ACCESS || t.resource == RULES || t.resource == WHOAMI);
+        && (t.resource == ACCESS
+            || t.resource == RULES
+            || t.resource == WHOAMI
+            || t.resource == OTHERS_ACCESS
+            || t.resource == TOKENS);
     let out = if !known {
         Err(ApiError::UnknownResource)
     } else if method != Method::POST {
@@ -50,12 +62,12 @@ pub(crate) fn handle(
         // The body holds nothing the answer depends on.
         Ok(whoami(user))
     } else {
-        request::object_body(headers, body).and_then(|review| {
-            if t.resource == ACCESS {
-                access_review(app, user, review)
-            } else {
-                Ok(rules_review(app, user, review))
-            }
+        request::object_body(headers, body).and_then(|review| match t.resource.as_str() {
+            ACCESS => access_review(app, user, review, "SelfSubjectAccessReview"),
+            OTHERS_ACCESS => subject(&review)
+                .and_then(|subject| access_review(app, &subject, review, "SubjectAccessReview")),
+            TOKENS => Ok(token_review(app, review)),
+            _ => Ok(rules_review(app, user, review)),
         })
     };
     match out {
@@ -83,7 +95,72 @@ fn with_status(mut review: Value, kind: &str, status: Value) -> Value {
     review
 }
 
-fn access_review(app: &App, user: &UserInfo, review: Value) -> Result<Value, ApiError> {
+/// The user a SubjectAccessReview asks about: `spec.user` with
+/// `spec.groups` as given (the API server adds no group of its own, not
+/// even `system:authenticated`).
+fn subject(review: &Value) -> Result<UserInfo, ApiError> {
+    let spec = review.get("spec");
+    let name = s(spec, "user");
+    let groups: Vec<String> = spec
+        .and_then(|s| s.get("groups"))
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if name.is_empty() && groups.is_empty() {
+        return Err(ApiError::invalid_one(
+            "SubjectAccessReview",
+            GROUP,
+            "",
+            cause(
+                "FieldValueRequired",
+                "Required value: at least one of user or group must be specified",
+                "spec.user",
+            ),
+        ));
+    }
+    Ok(UserInfo { name, groups })
+}
+
+/// Who `spec.token` belongs to: the admin's token or a ServiceAccount's
+/// that the TokenRequest API issued and that is still alive. A token this
+/// server does not know is answered unauthenticated, with why, as the
+/// real server answers (not an error).
+fn token_review(app: &App, mut review: Value) -> Value {
+    let spec = review.get("spec");
+    let token = s(spec, "token");
+    let audiences = spec
+        .and_then(|s| s.get("audiences"))
+        .cloned()
+        .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+        .unwrap_or_else(|| json!(["https://kubernetes.default.svc.cluster.local"]));
+    let user = guard::user_of_token(app, token.trim());
+    let status = match user {
+        Some(u) => json!({"authenticated": true,
+            "user": {"username": u.name, "groups": u.groups},
+            "audiences": audiences}),
+        None => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
+    };
+    if let Some(m) = review.as_object_mut() {
+        m.insert("kind".into(), json!("TokenReview"));
+        m.insert("apiVersion".into(), json!("authentication.k8s.io/v1"));
+        m.insert("status".into(), status);
+        // The token is not sent back.
+        if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("token");
+        }
+    }
+    crate::obj::meta_mut(&mut review)
+        .entry("creationTimestamp")
+        .or_insert(Value::Null);
+    review
+}
+
+fn access_review(app: &App, user: &UserInfo, review: Value, kind: &str) -> Result<Value, ApiError> {
     let spec = review.get("spec");
     let res = spec
         .and_then(|s| s.get("resourceAttributes"))
@@ -92,12 +169,7 @@ fn access_review(app: &App, user: &UserInfo, review: Value) -> Result<Value, Api
         .and_then(|s| s.get("nonResourceAttributes"))
         .filter(|v| !v.is_null());
     let invalid = |field: &str, message: &str| {
-        ApiError::invalid_one(
-            "SelfSubjectAccessReview",
-            GROUP,
-            "",
-            cause("FieldValueInvalid", message, field),
-        )
+        ApiError::invalid_one(kind, GROUP, "", cause("FieldValueInvalid", message, field))
     };
     let attrs = match (res, non) {
         (Some(r), None) => Attributes::resource(
@@ -134,7 +206,7 @@ fn access_review(app: &App, user: &UserInfo, review: Value) -> Result<Value, Api
     {
         m.insert("reason".into(), json!(decision.reason()));
     }
-    Ok(with_status(review, "SelfSubjectAccessReview", status))
+    Ok(with_status(review, kind, status))
 }
 
 fn whoami(user: &UserInfo) -> Value {

@@ -56,6 +56,9 @@ async function get(url) {
   const r = await fetch(url, { headers: { Accept: "application/json" } });
   let body = null;
   try { body = await r.json(); } catch (_) { /* not JSON */ }
+  // Behind the operator's Deployment, a reader not (or no longer) signed
+  // in signs in again.
+  if (r.status === 401) { location.assign("/login"); }
   if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
   return body;
 }
@@ -194,7 +197,7 @@ async function showCluster(ns, name) {
   main.replaceChildren(
     el("section", { id: "head" }),
     el("nav", { class: "sections", "aria-label": "Sections" },
-      ["topology", "pods", "timeline", "failovers", "reshards", "state", "backups", "audit"].map((id) =>
+      ["topology", "pods", "timeline", "failovers", "reshards", "state", "backups", "security", "audit"].map((id) =>
         el("a", { href: `#${id}` }, id)),
       el("a", { href: `${clusterHref(ns, name)}/report`, target: "_blank", rel: "noopener" }, "full report ↗")),
     el("section", { id: "topology" }, el("h2", {}, "Topology"), el("div", { id: "drawing" })),
@@ -218,6 +221,8 @@ async function showCluster(ns, name) {
       " ", el("input", { type: "number", id: "state-seq", min: 1, onchange: (e) => loadState(e.target.value) }),
       el("pre", { id: "state-text", class: "report" }, "")),
     el("section", { id: "backups" }, el("h2", {}, "Backups and restores"), el("div", { id: "backup-info" })),
+    el("section", { id: "security" }, el("h2", {}, "Certificates and users"),
+      el("div", { id: "certificate-info" }), el("div", { id: "user-table" })),
     el("section", { id: "audit" }, el("h2", {}, "Audit"),
       el("p", { class: "muted" }, "Replays every decision against this build's rules (replay audit)."),
       el("button", { type: "button", id: "run-audit", onclick: runAudit }, "Run the audit"),
@@ -249,6 +254,7 @@ async function loadDetail() {
   drawTopology(d);
   drawPods(d);
   drawBackups(d);
+  drawSecurity(d);
   const slider = document.getElementById("state-at");
   if (slider && d.head) {
     slider.max = d.head;
@@ -364,6 +370,47 @@ function drawBackups(d) {
     b.running ? el("li", {}, `Running: ${b.running}`) : null,
     b.nextScheduledAt ? el("li", {}, `Next scheduled: ${when(b.nextScheduledAt)}`) : null,
     r ? el("li", {}, `Restore from ${r.source}: ${r.phase}${r.message ? ` (${r.message})` : ""}`) : null));
+}
+
+// Days until `t` (RFC 3339), or null.
+function daysUntil(t) {
+  const at = Date.parse(t);
+  return Number.isNaN(at) ? null : Math.floor((at - Date.now()) / 86400000);
+}
+
+function drawSecurity(d) {
+  const c = d.certificate;
+  let cert;
+  if (!d.summary.tls) {
+    cert = el("p", { class: "muted" }, "TLS is off.");
+  } else if (!c) {
+    cert = el("p", { class: "muted" }, "The journal holds no certificate of this cluster yet.");
+  } else {
+    const days = c.notAfter ? daysUntil(c.notAfter) : null;
+    const soon = days !== null && days < 14;
+    cert = el("ul", { id: "certificate" },
+      el("li", {}, `Secret ${c.secret}, issued by ${c.source}`),
+      el("li", { class: soon ? "error" : "" }, "Expires: ",
+        c.notAfter ? `${when(c.notAfter)} (${days} days)` : "not known (not issued by the operator)"),
+      c.fingerprint ? el("li", {}, "SHA-256 ", el("code", {}, c.fingerprint)) : null,
+      c.problem ? el("li", { class: "error" }, `Cannot be used: ${c.problem}`) : null,
+      el("li", {}, `Served by ${c.currentPods.length ? c.currentPods.join(", ") : "no pod seen yet"}`),
+      c.stalePods.length ? el("li", { class: "error" }, `Still serving another certificate: ${c.stalePods.join(", ")}`) : null);
+  }
+  document.getElementById("certificate-info").replaceChildren(el("h3", {}, "Certificate"), cert);
+  let users;
+  if (d.usersError) {
+    users = el("p", { class: "muted" }, d.usersError);
+  } else if (!d.users.length) {
+    users = el("p", { class: "muted" }, "No ValkeyUser names this cluster.");
+  } else {
+    users = el("table", { id: "users" },
+      el("thead", {}, el("tr", {}, ["ValkeyUser", "ACL user", "Phase", "Nodes", "Why"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, d.users.map((u) => el("tr", { class: u.phase === "Ready" ? "" : "degraded" },
+        el("td", {}, u.name), el("td", {}, u.username || "—"), el("td", {}, u.phase || "Pending"),
+        el("td", {}, u.nodes || "—"), el("td", { class: "why" }, u.message || "")))));
+  }
+  document.getElementById("user-table").replaceChildren(el("h3", {}, "Users"), users);
 }
 
 function eventItem(row, live) {
