@@ -171,6 +171,18 @@ async fn replication_over_tls_from_the_operators_ca_and_a_renewal_without_a_rest
     // A client with the CA writes; one without it, or in plaintext, is refused.
     let password = env.password("demo").await;
     let vkc = env.vkc("demo").await;
+    // The status names the certificate and when it expires (issued by
+    // the operator's CA, so it knows).
+    let tls = vkc
+        .status
+        .as_ref()
+        .and_then(|s| s.tls.clone())
+        .expect("status.tls");
+    assert_eq!(
+        (tls.secret.as_str(), tls.issuer.as_str()),
+        ("demo-tls", "internal")
+    );
+    assert!(tls.not_after.is_some() && tls.problem.is_none(), "{tls:?}");
     let primary_addr = env.pod_addr(&primary(&vkc)).await;
     assert_eq!(
         tls_cli(

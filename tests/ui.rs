@@ -369,6 +369,12 @@ async fn a_failover_shows_live_in_the_browser_with_its_reason() {
         )
         .await;
     assert_eq!(browser.text("#primary").await, "demo-0");
+    // Certificates and users: said, even when there is none.
+    let security = browser.text("#security").await;
+    assert!(
+        security.contains("TLS is off.") && security.contains("No ValkeyUser names this cluster."),
+        "{security}"
+    );
     assert!(
         browser.text("#drawing").await.contains("demo-0primary"),
         "{}",

@@ -615,6 +615,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         }
     }
     status.backup = backup_status(state);
+    status.tls = tls_status(&view);
     status.restore = restore_status(&view);
     let restore_failing = fetch_failures(&state.backups.restore);
     if let Some(restore) = &status.restore
@@ -696,6 +697,20 @@ fn backup_status(state: &ClusterState) -> Option<logbook_crds::v1alpha1::Cluster
         last_bytes: last.and_then(|(_, _, b)| i64::try_from(b).ok()),
         running,
         next_scheduled_at: next.map(|ms| kube_time(Timestamp::EPOCH.plus_millis(ms))),
+    })
+}
+
+/// `status.tls`: the certificate as last journaled, while TLS is on.
+fn tls_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::ClusterTlsStatus> {
+    if !view.spec.tls.enabled {
+        return None;
+    }
+    let cert = view.state.tls.certificate.as_ref()?;
+    Some(logbook_crds::v1alpha1::ClusterTlsStatus {
+        secret: cert.secret.clone(),
+        issuer: cert.source.clone(),
+        not_after: cert.not_after.map(kube_time),
+        problem: cert.problem.clone(),
     })
 }
 

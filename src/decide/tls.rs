@@ -201,6 +201,40 @@ mod tests {
     }
 
     #[test]
+    fn the_status_says_which_certificate_and_when_it_expires_while_tls_is_on() {
+        let status = |g: &Given| {
+            crate::decide::status::render_status(
+                &g.state,
+                &crate::decide::status::StatusContext {
+                    name: "demo",
+                    namespace: "default",
+                    backend: "sled",
+                },
+            )
+            .tls
+        };
+        let mut g = tls_pods();
+        // Not read yet: nothing said.
+        assert_eq!(status(&g), None);
+        let not_after = Timestamp(g.state.last_at.0 + 90 * DAY_US);
+        g.event(record(Some("aa"), Some(not_after)));
+        let tls = status(&g).unwrap();
+        assert_eq!(
+            (tls.secret.as_str(), tls.issuer.as_str(), tls.problem),
+            ("demo-tls", SOURCE_INTERNAL, None)
+        );
+        assert_eq!(
+            tls.not_after,
+            Some(crate::decide::status::kube_time(not_after))
+        );
+        // TLS turned off: no certificate is said to be in force.
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.replicas = Some(2);
+        g.spec_at(2, &spec);
+        assert_eq!(status(&g), None);
+    }
+
+    #[test]
     fn a_certificate_the_operator_did_not_issue_is_never_issued_over() {
         let mut g = tls_pods();
         let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);

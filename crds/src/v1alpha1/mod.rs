@@ -48,9 +48,9 @@ pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_sec
 pub use status::{
     CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
     CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
-    CONDITION_TYPES, ClusterBackupStatus, ClusterPhase, EndpointsStatus, FailoverRecord,
-    JournalStatus, ReshardStatus, RestoreStatus, SentinelStatus, ShardStatus, SlotRange,
-    ValkeyClusterStatus,
+    CONDITION_TYPES, ClusterBackupStatus, ClusterPhase, ClusterTlsStatus, EndpointsStatus,
+    FailoverRecord, JournalStatus, ReshardStatus, RestoreStatus, SentinelStatus, ShardStatus,
+    SlotRange, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;

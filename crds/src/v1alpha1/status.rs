@@ -110,6 +110,28 @@ pub struct ValkeyClusterStatus {
     /// The restore `restoreFrom` asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreStatus>,
+    /// TLS: the certificate the nodes are to serve, as the operator last
+    /// read it (never the certificate or its key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClusterTlsStatus>,
+}
+
+/// A TLS cluster's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterTlsStatus {
+    /// The certificate's Secret.
+    pub secret: String,
+    /// Who issues it: `internal` (the operator's own CA), `cert-manager`,
+    /// or `secret` (its owner).
+    pub issuer: String,
+    /// When it expires: known when the operator issued it (it renews it
+    /// before), absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    /// Why it cannot be used, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A cluster's backups.

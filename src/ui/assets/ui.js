@@ -176,10 +176,11 @@ function drawClusters() {
       el("td", { class: "num" }, st.journal ? `#${st.journal.seq}` : "—"),
       el("td", {}, lf ? el("span", { title: when(lf.at) }, `${lf.from || "?"} → ${lf.to || "?"}, ${ago(lf.at)}`) : "—"),
       el("td", {}, backup.lastCompleted ? el("span", { title: when(backup.lastCompletedAt) }, `${backup.lastCompleted}, ${ago(backup.lastCompletedAt)}`) : "—"),
+      el("td", {}, certificateCell(s)),
       el("td", { class: "why" }, degraded && degraded.status === "True" ? degraded.message : ""));
   });
   box.replaceChildren(el("table", { class: "list" },
-    el("thead", {}, el("tr", {}, ["Cluster", "Namespace", "Topology", "Phase", "Pods ready", "Primary", "Journal", "Last failover", "Last backup", "Why degraded"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Cluster", "Namespace", "Topology", "Phase", "Pods ready", "Primary", "Journal", "Last failover", "Last backup", "Certificate", "Why degraded"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, body)),
     el("p", { class: "muted" }, `${rows.length} of ${clusterList.length} shown`));
 }
@@ -370,6 +371,18 @@ function drawBackups(d) {
     b.running ? el("li", {}, `Running: ${b.running}`) : null,
     b.nextScheduledAt ? el("li", {}, `Next scheduled: ${when(b.nextScheduledAt)}`) : null,
     r ? el("li", {}, `Restore from ${r.source}: ${r.phase}${r.message ? ` (${r.message})` : ""}`) : null));
+}
+
+// The list's certificate cell: when it expires (red within 14 days), or
+// why it cannot be used.
+function certificateCell(s) {
+  const t = (s.status || {}).tls;
+  if (!s.tls) return "—";
+  if (!t) return "not read yet";
+  if (t.problem) return el("span", { class: "error" }, t.problem);
+  if (!t.notAfter) return `${t.issuer}, expiry not known`;
+  const days = daysUntil(t.notAfter);
+  return el("span", { class: days !== null && days < 14 ? "error" : "", title: when(t.notAfter) }, `expires in ${days} days`);
 }
 
 // Days until `t` (RFC 3339), or null.
