@@ -45,6 +45,7 @@ mod process;
 mod rbac;
 mod retry;
 mod valkey;
+mod web;
 
 #[allow(unused_imports)]
 pub use cluster::*;
@@ -62,6 +63,8 @@ pub use rbac::*;
 pub use retry::*;
 #[allow(unused_imports)]
 pub use valkey::*;
+#[allow(unused_imports)]
+pub use web::*;
 
 /// Every test works in this namespace.
 pub const NS: &str = "default";
