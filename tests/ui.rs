@@ -402,6 +402,17 @@ async fn a_failover_shows_live_in_the_browser_with_its_reason() {
         "{failover}"
     );
     assert!(failover.contains("candidate"), "{failover}");
+    // Each failover links to its decision in the journal: a link to share.
+    let link = browser.text("#failover-links li").await;
+    assert!(link.starts_with(&format!("demo-0 → {primary}")), "{link}");
+    assert!(
+        browser
+            .eval("document.querySelector('#failover-links a').getAttribute('href')")
+            .await
+            .as_str()
+            .is_some_and(|h| h.starts_with("#seq-")),
+        "{link}"
+    );
     // The timeline grew as the events were appended: the decision is there,
     // marked as arrived live.
     assert_eq!(

@@ -211,7 +211,7 @@ async function showCluster(ns, name) {
         } }), ` ${k}s`))),
       el("ol", { id: "events", reversed: true }),
       el("button", { id: "older", type: "button", onclick: () => loadPage(current.older) }, "Older events")),
-    el("section", { id: "failovers" }, el("h2", {}, "Failovers"), el("pre", { id: "failover-text", class: "report" }, "…")),
+    el("section", { id: "failovers" }, el("h2", {}, "Failovers"), el("ol", { id: "failover-links" }), el("pre", { id: "failover-text", class: "report" }, "…")),
     el("section", { id: "reshards" }, el("h2", {}, "Reshards"), el("pre", { id: "reshard-text", class: "report" }, "…")),
     el("section", { id: "state" }, el("h2", {}, "State at any moment"),
       el("p", { class: "muted" }, "What the operator knew just after an event (replay state --at)."),
@@ -478,10 +478,28 @@ async function loadStory() {
       const box = document.getElementById(id);
       box.textContent = told.text;
       box.dataset.count = Array.isArray(told.rows) ? told.rows.length : 0;
+      if (what === "failovers") drawFailoverLinks(told.rows || []);
     } catch (e) {
       document.getElementById(id).textContent = e.message;
     }
   }
+}
+
+// A pod as a failover row names it: a name (Replication) or a node (a shard).
+function podOf(x) {
+  if (!x) return "?";
+  return typeof x === "string" ? x : (x.pod || (x.node_id || "?").slice(0, 8));
+}
+
+// Each failover, linked to its decision in the journal (`#seq-<n>`: a link
+// to share), newest first.
+function drawFailoverLinks(rows) {
+  const items = rows.filter((r) => r.decided && r.decided.seq).reverse().map((r) =>
+    el("li", { id: `failover-${r.decided.seq}` },
+      el("a", { href: `#seq-${r.decided.seq}` }, `${podOf(r.old_primary)} → ${podOf(r.new_primary)}`),
+      ` · ${r.decided.reason || r.kind || ""} · `,
+      el("time", { datetime: r.decided.at, title: r.decided.at }, when(r.decided.at))));
+  document.getElementById("failover-links").replaceChildren(...items);
 }
 
 async function loadState(at) {
