@@ -10,6 +10,7 @@
 //! The most used items of the served version are re-exported here.
 
 pub mod crdgen;
+pub mod layers;
 pub mod quantity;
 pub mod v1alpha1;
 
