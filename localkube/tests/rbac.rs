@@ -830,25 +830,16 @@ async fn token_and_access_reviews_of_others_need_the_auth_delegator_role() {
             "groups": ["system:serviceaccounts", "system:serviceaccounts:app", "system:authenticated"],
             "resourceAttributes": {"verb": "list", "resource": "pods", "namespace": ns}})
     };
+    let addr = server.addr();
+    let post = |path: &'static str, body: String| async move {
+        let (code, _, out) = common::raw(addr, "POST", path, &h, body.as_bytes()).await;
+        (code, out)
+    };
 
     // Without the role, op may ask neither.
-    let (code, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        tokens,
-        &h,
-        token_review(&viewer).as_bytes(),
-    )
-    .await;
+    let (code, out) = post(tokens, token_review(&viewer)).await;
     assert_eq!(code, 403, "{out}");
-    let (code, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        access,
-        &h,
-        sar(list_pods("app")).as_bytes(),
-    )
-    .await;
+    let (code, out) = post(access, sar(list_pods("app"))).await;
     assert_eq!(code, 403, "{out}");
 
     let mut delegator = binding(
@@ -861,14 +852,7 @@ async fn token_and_access_reviews_of_others_need_the_auth_delegator_role() {
     apply(&admin, delegator).await;
 
     // A token review names the token's user and groups, and does not echo the token.
-    let (code, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        tokens,
-        &h,
-        token_review(&viewer).as_bytes(),
-    )
-    .await;
+    let (code, out) = post(tokens, token_review(&viewer)).await;
     assert_eq!(code, 201, "{out}");
     assert!(!out.contains(&viewer), "the token came back: {out}");
     let out: Value = serde_json::from_str(&out).unwrap();
@@ -884,14 +868,7 @@ async fn token_and_access_reviews_of_others_need_the_auth_delegator_role() {
             .contains(&json!("system:authenticated"))
     );
     // An unknown token is answered, unauthenticated, with why.
-    let (code, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        tokens,
-        &h,
-        token_review("nonsense").as_bytes(),
-    )
-    .await;
+    let (code, out) = post(tokens, token_review("nonsense")).await;
     assert_eq!(code, 201, "{out}");
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["status"]["authenticated"], Value::Null);
@@ -903,31 +880,17 @@ async fn token_and_access_reviews_of_others_need_the_auth_delegator_role() {
     );
 
     // An access review answers for the named user, by the same authorizer.
-    let (code, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        access,
-        &h,
-        sar(list_pods("app")).as_bytes(),
-    )
-    .await;
+    let (code, out) = post(access, sar(list_pods("app"))).await;
     assert_eq!(code, 201, "{out}");
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["kind"], "SubjectAccessReview");
     assert_eq!(out["status"]["allowed"], true);
-    let (_, _, out) = common::raw(
-        server.addr(),
-        "POST",
-        access,
-        &h,
-        sar(list_pods("other")).as_bytes(),
-    )
-    .await;
+    let (_, out) = post(access, sar(list_pods("other"))).await;
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["status"]["allowed"], false);
     // Neither user nor group: refused, naming the field.
     let spec = json!({"resourceAttributes": {"verb": "list", "resource": "pods"}});
-    let (code, _, out) = common::raw(server.addr(), "POST", access, &h, sar(spec).as_bytes()).await;
+    let (code, out) = post(access, sar(spec)).await;
     assert_eq!(code, 422, "{out}");
     assert!(out.contains("at least one of user or group"), "{out}");
     server.shutdown().await;
