@@ -100,6 +100,12 @@ async fn the_operators_ui_shows_each_reader_only_what_the_api_server_allows() {
         assert!(!body.contains("demo-0"), "{path} shows the cluster: {body}");
     }
 
+    // A name in percent-encoding is not asked about as one name and
+    // served as another: refused.
+    let (status, _, body) = get(&format!("/api/clusters/{NS}/de%6Do"), Some(&stranger));
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("demo-0"), "{body}");
+
     // A browser signs in once: the token goes into an HttpOnly cookie,
     // which then reads as the token does.
     let form = format!("token={reader}");

@@ -305,6 +305,16 @@ pub(super) async fn guard(State(ui): State<Arc<Ui>>, mut req: Request, next: Nex
         };
     };
     if let Some((ns, name)) = cluster_of(&path) {
+        // Checked as the handler will read them: a namespace or name is a
+        // DNS name, which never needs percent-encoding, and one that is
+        // encoded would be asked about as one name and served as another.
+        if ns.contains('%') || name.contains('%') {
+            return UiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{ns}/{name} is not a namespace and a ValkeyCluster's name"),
+            )
+            .into_response();
+        }
         match reviews.may(&viewer, "get", ns, Some(name)).await {
             Ok(true) => {}
             Ok(false) => {
