@@ -13,6 +13,11 @@
 #     image; writes acknowledged by a replica are made, the primary's
 #     container process is killed, the operator fails over, and every
 #     acknowledged write is on the new primary;
+#   - the Cluster and Sentinel samples become Ready in containers;
+#   - the web UI (`ui.enabled`), served from the operator's pod: a reader
+#     whose RBAC may get ValkeyClusters sees them, one without sees
+#     nothing, an unknown token is refused (kube-apiserver answers the
+#     TokenReviews and SubjectAccessReviews);
 #   - the leading operator's pod is deleted and the other takes the Lease.
 #
 # Each check prints one line; the script exits non-zero at the first that
@@ -64,7 +69,7 @@ runtime=$("$KUBECTL" get node "$node" -o jsonpath='{.status.nodeInfo.containerRu
 ok "node $node Ready: $runtime"
 
 "$HELM" install logbook "$ROOT/charts/logbook" --namespace "$NS" --create-namespace \
-	--set leaderElection.leaseSeconds=15 >/dev/null || fail "helm install"
+	--set leaderElection.leaseSeconds=15 --set ui.enabled=true >/dev/null || fail "helm install"
 until_ok 240 "$KUBECTL" -n "$NS" rollout status deployment/logbook --timeout=5s \
 	|| fail "the operator's Deployment did not become available"
 pods=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.name}')
@@ -131,6 +136,27 @@ ready watched 300 || fail "the Sentinel sample is not Ready (phase $(phase watch
 sentinels=$("$KUBECTL" get pods -l app.kubernetes.io/instance=watched,app.kubernetes.io/component=sentinel -o name | wc -l)
 [ "$sentinels" = 3 ] || fail "the Sentinel sample is Ready with $sentinels Sentinel pods"
 ok "Sentinel sample Ready in containers: 3 Valkey pods watched by 3 Sentinels"
+
+# The web UI as the chart's ui.enabled serves it from the operator's pod:
+# each reader signs in with a token the API server reviews, and sees only
+# the ValkeyClusters its RBAC lets it get.
+"$KUBECTL" create serviceaccount ui-reader >/dev/null || fail "kubectl create serviceaccount ui-reader"
+"$KUBECTL" create role ui-reader --verb=get,list,watch --resource=valkeyclusters.valkey.logbook.dev >/dev/null || fail "kubectl create role ui-reader"
+"$KUBECTL" create rolebinding ui-reader --role=ui-reader --serviceaccount=default:ui-reader >/dev/null || fail "kubectl create rolebinding ui-reader"
+"$KUBECTL" create serviceaccount ui-stranger >/dev/null || fail "kubectl create serviceaccount ui-stranger"
+reader=$("$KUBECTL" create token ui-reader) || fail "kubectl create token ui-reader"
+stranger=$("$KUBECTL" create token ui-stranger) || fail "kubectl create token ui-stranger"
+ui_ip=$("$KUBECTL" -n "$NS" get pod "$leader" -o jsonpath='{.status.podIP}')
+ui() { curl -s -m 10 -o "$DIR/ui.out" -w '%{http_code}' -H "Authorization: Bearer $1" "http://$ui_ip:8900$2"; }
+[ "$(ui "$reader" /api/clusters)" = 200 ] && grep -q '"name":"demo"' "$DIR/ui.out" \
+	|| fail "the UI did not show the reader its clusters: $(cat "$DIR/ui.out" 2>/dev/null)"
+[ "$(ui "$reader" /api/clusters/default/demo)" = 200 ] && grep -q "\"name\":\"$new\"" "$DIR/ui.out" \
+	|| fail "the UI did not show the reader the cluster demo: $(cat "$DIR/ui.out" 2>/dev/null)"
+[ "$(ui "$stranger" /api/clusters)" = 200 ] && [ "$(cat "$DIR/ui.out")" = "[]" ] \
+	|| fail "the UI showed a reader without RBAC: $(cat "$DIR/ui.out" 2>/dev/null)"
+[ "$(ui "$stranger" /api/clusters/default/demo)" = 403 ] || fail "the UI did not refuse demo to a reader without RBAC: $(cat "$DIR/ui.out" 2>/dev/null)"
+[ "$(ui not-a-token /api/clusters)" = 401 ] || fail "the UI did not refuse an unknown token"
+ok "the web UI from the operator's pod: a reader sees demo, one without RBAC sees nothing (TokenReview and SubjectAccessReview by kube-apiserver)"
 
 "$KUBECTL" -n "$NS" delete pod "$leader" --wait=false >/dev/null
 until_ok 60 sh -c "h=\$($KUBECTL -n $NS get lease logbook-operator -o jsonpath='{.spec.holderIdentity}'); [ -n \"\$h\" ] && [ \"\$h\" != $leader ]" \
