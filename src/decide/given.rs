@@ -175,4 +175,16 @@ impl Given {
     pub fn intents(&self) -> Vec<Intent> {
         self.decide().into_iter().map(|d| d.intent).collect()
     }
+
+    /// The status the runtime would write for the cluster `default/demo`.
+    pub fn status(&self) -> logbook_crds::ValkeyClusterStatus {
+        super::status::render_status(
+            &self.state,
+            &super::status::StatusContext {
+                name: "demo",
+                namespace: "default",
+                backend: "memory",
+            },
+        )
+    }
 }

@@ -202,17 +202,7 @@ mod tests {
 
     #[test]
     fn the_status_says_which_certificate_and_when_it_expires_while_tls_is_on() {
-        let status = |g: &Given| {
-            crate::decide::status::render_status(
-                &g.state,
-                &crate::decide::status::StatusContext {
-                    name: "demo",
-                    namespace: "default",
-                    backend: "sled",
-                },
-            )
-            .tls
-        };
+        let status = |g: &Given| g.status().tls;
         let mut g = tls_pods();
         // Not read yet: nothing said.
         assert_eq!(status(&g), None);

@@ -444,10 +444,7 @@ async fn users_of(ui: &Ui, ns: &str, name: &str) -> Result<Vec<UserRow>, String>
     let listed = Api::<logbook_crds::ValkeyUser>::namespaced(ui.client.clone(), ns)
         .list(&ListParams::default())
         .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) => format!("cannot read the ValkeyUsers: {}", s.message),
-            other => format!("cannot read the ValkeyUsers: {other}"),
-        })?;
+        .map_err(|e| UiError::kube("cannot read the ValkeyUsers")(e).message)?;
     let mut rows: Vec<UserRow> = listed
         .items
         .into_iter()

@@ -56,13 +56,13 @@ fn stream_of_channel(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-/// Completes once `viewer` may no longer see `ns/name` (asked again
+/// Completes once `viewer` may no longer get `ns/name` (asked again
 /// every [`auth::LIVE_RECHECK`]), or never when the UI reads with the
 /// reader's own client (whose watch the API server ends itself).
 fn while_allowed(
     ui: &Arc<Ui>,
     viewer: Option<Viewer>,
-    target: Option<(String, String)>,
+    (ns, name): (String, String),
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let ui = ui.clone();
     async move {
@@ -71,13 +71,10 @@ fn while_allowed(
         };
         loop {
             tokio::time::sleep(auth::LIVE_RECHECK).await;
-            let still = match &target {
-                Some((ns, name)) => reviews.may(&viewer, "get", ns, Some(name)).await,
-                // The list stream shows nothing by itself; its reader must
-                // still be known.
-                None => Ok(true),
-            };
-            if !matches!(still, Ok(true)) {
+            if !matches!(
+                reviews.may(&viewer, "get", &ns, Some(&name)).await,
+                Ok(true)
+            ) {
                 tracing::info!(reader = %viewer.name, "a live UI stream ended: its reader may no longer read it");
                 return;
             }
@@ -133,7 +130,9 @@ pub(super) async fn clusters(
         .map_err(UiError::kube("listing ValkeyClusters"))?;
     let (tx, rx) = mpsc::channel(BUFFER);
     let api = clusters_api(&ui);
-    let (reader, until) = (viewer.clone(), while_allowed(&ui, viewer, None));
+    // Each change is told only once a review says its reader may see that
+    // cluster (asked again as the answers age): the stream itself shows
+    // nothing to end.
     let shown = ui.clone();
     tokio::spawn(async move {
         let mut changes = watch(api, watcher::Config::default());
@@ -142,7 +141,7 @@ pub(super) async fn clusters(
                 // A change of a cluster the reader may not see is not
                 // told, not even that it happened.
                 Ok(watcher::Event::Apply(vkc) | watcher::Event::Delete(vkc)) => {
-                    if !may_see(&shown, reader.as_ref(), &vkc)
+                    if !may_see(&shown, viewer.as_ref(), &vkc)
                         .await
                         .unwrap_or(false)
                     {
@@ -160,7 +159,7 @@ pub(super) async fn clusters(
             }
         }
     });
-    Ok(stream_of_channel(rx, until))
+    Ok(stream_of_channel(rx, std::future::pending()))
 }
 
 /// `?after=<seq>`: the last seq the page shows.
@@ -179,7 +178,7 @@ pub(super) async fn cluster(
     let until = while_allowed(
         &ui,
         viewer.map(|Extension(v)| v),
-        Some((ns.clone(), name.clone())),
+        (ns.clone(), name.clone()),
     );
     let vkc = get_cluster(&ui, &ns, &name).await?;
     let stream = stream_of(&vkc)?;
@@ -242,8 +241,11 @@ async fn follow_journal(
 ) {
     let mut last = after;
     loop {
+        // When the head cannot be read nothing is known of it: wait, and
+        // never take 0 for it (that would resend the journal from its
+        // start).
         let head = match store.head(&stream).await {
-            Ok(head) => head.seq,
+            Ok(head) => Some(head.seq),
             Err(e) => {
                 if tx
                     .send(problem(format!("reading the journal's head: {e}")))
@@ -252,32 +254,28 @@ async fn follow_journal(
                 {
                     return;
                 }
-                // Nothing is known of the head: wait, and never take 0 for
-                // it (that would resend the journal from its start).
-                last.unwrap_or(u64::MAX)
+                None
             }
         };
-        let seen = match last {
-            Some(seen) => seen,
-            None if head == u64::MAX => head,
-            None => *last.insert(head),
-        };
-        if head > seen && head != u64::MAX {
-            let to = head.min(seen.saturating_add(MAX_PAGE));
-            match journal::read_range(&store, &stream, seen + 1, to).await {
-                Ok(events) => {
-                    for e in &events {
-                        let row = json_event("journal", &EventRow::of(e)).id(e.seq.to_string());
-                        if tx.send(row).await.is_err() {
+        if let Some(head) = head {
+            let seen = *last.get_or_insert(head);
+            if head > seen {
+                let to = head.min(seen.saturating_add(MAX_PAGE));
+                match journal::read_range(&store, &stream, seen + 1, to).await {
+                    Ok(events) => {
+                        for e in &events {
+                            let row = json_event("journal", &EventRow::of(e)).id(e.seq.to_string());
+                            if tx.send(row).await.is_err() {
+                                return;
+                            }
+                        }
+                        last = Some(events.last().map_or(to, |e| e.seq));
+                        continue;
+                    }
+                    Err(e) => {
+                        if tx.send(problem(e)).await.is_err() {
                             return;
                         }
-                    }
-                    last = Some(events.last().map_or(to, |e| e.seq));
-                    continue;
-                }
-                Err(e) => {
-                    if tx.send(problem(e)).await.is_err() {
-                        return;
                     }
                 }
             }

@@ -6,9 +6,10 @@
 //! credentials), and by the operator beside its health endpoints
 //! (`--ui-addr`): `logbook local` serves it on the journal the operator
 //! writes, to the machine's user only; the operator's Deployment serves it
-//! to whoever signs in with a token, checked by the API server ([`auth`]). What reaches the browser is the ValkeyCluster's status and
-//! spec summary, its pods' state, and the journal, which never holds a
-//! secret (docs/security.md); no Secret is ever read here.
+//! to whoever signs in with a token, checked by the API server ([`auth`]).
+//! What reaches the browser is the ValkeyCluster's status and spec
+//! summary, its pods' state, and the journal, which never holds a secret
+//! (docs/security.md); no Secret is ever read here.
 //!
 //! - [`journal`]: pages of the journal, newest first, checked as read;
 //! - [`api`]: the JSON and server-sent-event endpoints;

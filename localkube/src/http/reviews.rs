@@ -83,10 +83,11 @@ fn s(v: Option<&Value>, k: &str) -> String {
         .to_owned()
 }
 
-fn with_status(mut review: Value, kind: &str, status: Value) -> Value {
+/// `review` answered: its kind and `group`'s `v1`, with `status`.
+fn with_status(mut review: Value, group: &str, kind: &str, status: Value) -> Value {
     if let Some(m) = review.as_object_mut() {
         m.insert("kind".into(), json!(kind));
-        m.insert("apiVersion".into(), json!("authorization.k8s.io/v1"));
+        m.insert("apiVersion".into(), json!(format!("{group}/v1")));
         m.insert("status".into(), status);
     }
     crate::obj::meta_mut(&mut review)
@@ -145,19 +146,11 @@ fn token_review(app: &App, mut review: Value) -> Value {
             "audiences": audiences}),
         None => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
     };
-    if let Some(m) = review.as_object_mut() {
-        m.insert("kind".into(), json!("TokenReview"));
-        m.insert("apiVersion".into(), json!("authentication.k8s.io/v1"));
-        m.insert("status".into(), status);
-        // The token is not sent back.
-        if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("token");
-        }
+    // The token is not sent back.
+    if let Some(spec) = review.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("token");
     }
-    crate::obj::meta_mut(&mut review)
-        .entry("creationTimestamp")
-        .or_insert(Value::Null);
-    review
+    with_status(review, AUTHENTICATION, "TokenReview", status)
 }
 
 fn access_review(app: &App, user: &UserInfo, review: Value, kind: &str) -> Result<Value, ApiError> {
@@ -206,7 +199,7 @@ fn access_review(app: &App, user: &UserInfo, review: Value, kind: &str) -> Resul
     {
         m.insert("reason".into(), json!(decision.reason()));
     }
-    Ok(with_status(review, kind, status))
+    Ok(with_status(review, GROUP, kind, status))
 }
 
 fn whoami(user: &UserInfo) -> Value {
@@ -240,5 +233,5 @@ fn rules_review(app: &App, user: &UserInfo, review: Value) -> Value {
     {
         m.insert("evaluationError".into(), json!(reason));
     }
-    with_status(review, "SelfSubjectRulesReview", status)
+    with_status(review, GROUP, "SelfSubjectRulesReview", status)
 }

@@ -410,17 +410,7 @@ fn scaling_in_hands_the_primary_over_before_removing_its_pod() {
 #[test]
 fn a_new_template_whose_revision_the_controller_has_not_computed_is_not_ready() {
     let mut g = Given::converged(3);
-    let phase = |g: &Given| {
-        crate::decide::status::render_status(
-            &g.state,
-            &crate::decide::status::StatusContext {
-                name: "demo",
-                namespace: "default",
-                backend: "memory",
-            },
-        )
-        .phase
-    };
+    let phase = |g: &Given| g.status().phase;
     assert_eq!(phase(&g), Some(logbook_crds::ClusterPhase::Ready));
     // A new template applied; the StatefulSet's controller lags it, so the
     // revision pods must run is not known: every pod may be outdated.

@@ -360,14 +360,7 @@ fn without_a_quorum_no_force_is_tried_and_nothing_is_taken_over_unless_allowed()
     // 15 s of refusals from two of three primaries: a FORCE cannot win
     // (one vote of two needed) and the spec does not allow a takeover.
     assert_eq!(g.intents(), Vec::<Intent>::new());
-    let status = crate::decide::status::render_status(
-        &g.state,
-        &crate::decide::status::StatusContext {
-            name: "demo",
-            namespace: "default",
-            backend: "memory",
-        },
-    );
+    let status = g.status();
     let degraded = status
         .conditions
         .iter()

@@ -376,14 +376,7 @@ fn a_move_failing_with_the_same_error_is_given_up_and_the_status_says_so() {
     }
     // The first source's move is given up; the other two still go.
     assert_eq!(g.decide().len(), 2);
-    let status = crate::decide::status::render_status(
-        &g.state,
-        &crate::decide::status::StatusContext {
-            name: "demo",
-            namespace: "ns",
-            backend: "memory",
-        },
-    );
+    let status = g.status();
     let reshard = status.reshard.clone().expect("a reshard in the status");
     assert_eq!(reshard.phase, "Failing");
     assert!(reshard.message.contains("OOM"), "{}", reshard.message);
