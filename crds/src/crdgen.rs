@@ -5,10 +5,12 @@
 //! kept in step by the `crd_drift` test and `make crds`). It must not write
 //! files; callers decide where the YAML goes.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
-use crate::v1alpha1::{ValkeyBackup, ValkeyCluster, ValkeyUser};
+use crate::v1alpha1::{ValkeyBackup, ValkeyCluster, ValkeyOperatorDefaults, ValkeyUser};
 
 /// Why the CRDs could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +28,51 @@ pub enum CrdGenError {
 
 /// Every CRD of the operator, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ValkeyCluster::crd(), ValkeyUser::crd(), ValkeyBackup::crd()]
+    vec![
+        without_spec_defaults(ValkeyCluster::crd()),
+        ValkeyUser::crd(),
+        ValkeyBackup::crd(),
+        ValkeyOperatorDefaults::crd(),
+    ]
+}
+
+/// `crd` with no `default` in its spec's schema but `topology`'s.
+///
+/// A default the API server writes into the object is indistinguishable
+/// from a value its user set, and would win over every defaults layer
+/// (`crate::layers`): the operator's defaults, a namespace's, a plan.
+/// The built-in values are applied by the operator instead, beneath those
+/// layers (the serde defaults). `topology` keeps its default: it is each
+/// cluster's own, and the schema's rules read it.
+fn without_spec_defaults(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(schema: &mut JSONSchemaProps) {
+        schema.default = None;
+        for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+            strip(child);
+        }
+        if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+            strip(items);
+        }
+        if let Some(JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
+            strip(extra);
+        }
+    }
+    for version in &mut crd.spec.versions {
+        let spec = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("spec"));
+        if let Some(spec) = spec {
+            for (field, schema) in spec.properties.iter_mut().flat_map(|p| p.iter_mut()) {
+                if field != "topology" {
+                    strip(schema);
+                }
+            }
+        }
+    }
+    crd
 }
 
 /// The CRDs as one multi-document YAML string: each document starts with

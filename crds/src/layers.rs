@@ -169,6 +169,9 @@ fn merge(
                     merge(inner, sub, &at, source, sources);
                 }
             }
+            // An empty object changes nothing of an object below it
+            // (RFC 7386: the merge of `{}` into an object is that object).
+            Value::Object(_) if target.get(k).is_some_and(Value::is_object) => {}
             other => {
                 forget(sources, &at);
                 target.insert(k.clone(), other.clone());

@@ -17,12 +17,14 @@ pub mod v1alpha1;
 pub use crdgen::{CrdGenError, crds, render_crds_yaml};
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
-    AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CertSource,
-    ClusterPhase, FailoverSpec, FieldError, FieldErrorKind, ImagePullPolicy, IssuerRef,
-    JournalSpec, MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
+    AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CLUSTER_OWN_FIELDS,
+    CertSource, ClusterDefaultsStatus, ClusterPhase, DEFAULTS_NAME, FailoverSpec, FieldError,
+    FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
+    MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
     PodDisruptionBudgetSpec, RestoreSource, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec,
     Topology, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyCluster,
-    ValkeyClusterSpec, ValkeyClusterStatus, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus,
-    connection_secret_name, validate, validate_backup, validate_name, validate_name_for_topology,
-    validate_user,
+    ValkeyClusterSpec, ValkeyClusterStatus, ValkeyOperatorDefaults, ValkeyOperatorDefaultsSpec,
+    ValkeyOperatorDefaultsStatus, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus, applicable,
+    connection_secret_name, validate, validate_backup, validate_defaults, validate_name,
+    validate_name_for_topology, validate_user,
 };

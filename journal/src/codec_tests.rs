@@ -528,6 +528,26 @@ fn the_container_failure_event_keeps_its_catalog_index() {
     );
 }
 
+/// The layers a spec was built from are event 64, after every older
+/// variant, and round-trip.
+#[test]
+fn the_spec_layers_event_keeps_its_catalog_index() {
+    let env = envelope(
+        1,
+        Event::SpecLayersObserved {
+            generation: 3,
+            layers: Some(crate::SpecFingerprint([7; 32])),
+            fingerprint: None,
+            sources: vec![("/storage/size".to_owned(), "plan pro".to_owned())],
+            from_defaults: true,
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(64));
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

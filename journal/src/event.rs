@@ -708,6 +708,31 @@ pub enum Event {
         /// How it fails; `None`: it does not show a failure.
         failure: Option<String>,
     },
+    /// [64] The spec judged just before (the `SpecChanged` or
+    /// `SpecRejected` of `generation` journaled beside it, or none when
+    /// only the layers changed and the spec they give did not) was built
+    /// from layers besides the cluster's own spec: the operator's
+    /// defaults, its namespace's, a plan (`ValkeyOperatorDefaults`).
+    /// Journaled whenever `layers` differs from what was last journaled,
+    /// so a change of defaults is judged once per cluster.
+    SpecLayersObserved {
+        /// `metadata.generation` of the ValkeyCluster.
+        generation: i64,
+        /// SHA-256 of the layers other than the cluster's own, as applied;
+        /// `None`: no layer but the cluster's own.
+        layers: Option<SpecFingerprint>,
+        /// Fingerprint of the spec in force after it (`None`: the
+        /// layered spec was refused, the one before stays in force).
+        fingerprint: Option<SpecFingerprint>,
+        /// Each field a layer other than the cluster's own set, as a JSON
+        /// pointer, with that layer (`plan pro`, `operator defaults
+        /// valkey-operator-defaults`); built-in values are not listed.
+        sources: Vec<(String, String)>,
+        /// The spec changed with the defaults, not with the cluster's
+        /// generation: a change rolled at most `maxClustersRolling`
+        /// clusters at a time.
+        from_defaults: bool,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -736,6 +761,7 @@ impl Event {
         match self {
             Self::SpecChanged { .. } => "SpecChanged",
             Self::SpecRejected { .. } => "SpecRejected",
+            Self::SpecLayersObserved { .. } => "SpecLayersObserved",
             Self::ClusterDeleted => "ClusterDeleted",
             Self::PodObserved { .. } => "PodObserved",
             Self::PodDeleted { .. } => "PodDeleted",

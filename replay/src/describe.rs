@@ -53,6 +53,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ResourceVersionsObserved { .. }
         | Event::StaleReadIgnored { .. } => None,
         Event::SpecChanged { .. }
+        | Event::SpecLayersObserved { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
         | Event::DeadlinePassed { .. }
@@ -83,6 +84,7 @@ pub const fn is_observation(event: &Event) -> bool {
         event,
         Event::SpecChanged { .. }
             | Event::SpecRejected { .. }
+            | Event::SpecLayersObserved { .. }
             | Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::DeadlinePassed { .. }
@@ -191,6 +193,44 @@ pub fn summary(event: &Event) -> String {
                 errors.len()
             )
         }
+        Event::SpecLayersObserved {
+            generation,
+            layers,
+            fingerprint,
+            sources,
+            from_defaults,
+        } => match (layers, fingerprint) {
+            (None, _) => format!("spec generation {generation}: no defaults layer applies any more"),
+            (Some(_), None) => {
+                format!("spec generation {generation}: the spec its defaults give was refused")
+            }
+            (Some(_), Some(_)) => {
+                let by: Vec<String> = sources
+                    .iter()
+                    .take(6)
+                    .map(|(field, layer)| format!("{field} from {layer}"))
+                    .collect();
+                let more = sources.len().saturating_sub(by.len());
+                format!(
+                    "spec generation {generation}{}: {}{}",
+                    if *from_defaults {
+                        " changed by its defaults"
+                    } else {
+                        " with its defaults"
+                    },
+                    if by.is_empty() {
+                        "no field from them".to_owned()
+                    } else {
+                        by.join(", ")
+                    },
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+        },
         Event::ClusterDeleted => "the ValkeyCluster was deleted".to_owned(),
         Event::PodObserved {
             pod,

@@ -13,8 +13,17 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     if view.state.applied_generation == Some(view.generation) {
         return Vec::new();
     }
+    let by_defaults = view
+        .state
+        .spec_layers
+        .as_ref()
+        .is_some_and(|l| l.from_defaults && l.generation == view.generation);
     let detail = match view.state.applied_generation {
         Some(old) => format!("spec generation {} replaces {old}", view.generation),
+        None if by_defaults => format!(
+            "spec generation {} changed by its defaults (ValkeyOperatorDefaults)",
+            view.generation
+        ),
         None => format!("spec generation {} has no objects yet", view.generation),
     };
     vec![Decision::new(

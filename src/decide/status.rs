@@ -616,6 +616,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     }
     status.backup = backup_status(state);
     status.tls = tls_status(&view);
+    status.defaults = defaults_status(state, progressing);
     status.restore = restore_status(&view);
     let restore_failing = fetch_failures(&state.backups.restore);
     if let Some(restore) = &status.restore
@@ -701,6 +702,38 @@ fn backup_status(state: &ClusterState) -> Option<logbook_crds::v1alpha1::Cluster
 }
 
 /// `status.tls`: the certificate as last journaled, while TLS is on.
+/// What the defaults layers gave the spec in force: absent when no layer
+/// but the cluster's own reaches it. Rolling while the spec a change of
+/// the defaults brought is still being applied (a roll that cannot finish,
+/// a pod that does not start on the new values, keeps it rolling: the
+/// change waits on other clusters until it is fixed).
+fn defaults_status(
+    state: &ClusterState,
+    progressing: bool,
+) -> Option<logbook_crds::ClusterDefaultsStatus> {
+    let layers = state.spec_layers.as_ref()?;
+    layers.layers?;
+    let in_force = layers.fingerprint.is_some()
+        && state.desired.as_ref().map(|d| d.fingerprint) == layers.fingerprint;
+    let plan = state
+        .desired_spec()
+        .and_then(Result::ok)
+        .and_then(|spec| spec.plan);
+    Some(logbook_crds::ClusterDefaultsStatus {
+        plan,
+        fields: layers
+            .sources
+            .iter()
+            .map(|(field, from)| logbook_crds::FieldSource {
+                field: field.clone(),
+                from: from.clone(),
+            })
+            .collect(),
+        rolling: layers.from_defaults && in_force && progressing,
+        waiting: None,
+    })
+}
+
 fn tls_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::ClusterTlsStatus> {
     if !view.spec.tls.enabled {
         return None;

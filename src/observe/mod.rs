@@ -9,6 +9,7 @@
 pub mod backup;
 mod cluster;
 mod containers;
+pub mod defaults;
 pub mod fingerprints;
 pub mod freshness;
 mod pods;

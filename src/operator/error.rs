@@ -90,6 +90,10 @@ pub enum OperatorError {
         /// `namespace/name`.
         cluster: String,
     },
+    /// Something the reconcile needs is not known yet (the defaults not
+    /// listed): it is tried again.
+    #[error("not ready: {0}")]
+    NotReady(String),
 }
 
 impl OperatorError {
@@ -108,6 +112,7 @@ impl OperatorError {
             Self::Finalizer(_) => "finalizer",
             Self::Config(_) => "config",
             Self::Deleting { .. } => "deleting",
+            Self::NotReady(_) => "not_ready",
         }
     }
 }

@@ -15,6 +15,7 @@ mod backups;
 mod cluster_prober;
 mod crash;
 mod death_watch;
+mod defaults;
 mod error;
 mod events;
 mod health;
@@ -42,7 +43,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use logbook_crds::{ValkeyBackup, ValkeyCluster, ValkeyUser};
+use logbook_crds::{ValkeyBackup, ValkeyCluster, ValkeyOperatorDefaults, ValkeyUser};
 use logbook_journal::{Event, NewEvent, SledStore, StreamId, StreamWriter};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -156,6 +157,9 @@ pub struct Context {
     /// The Secrets ValkeyUsers name, to the clusters to reconcile when one
     /// changes.
     user_secrets: users::SecretIndex,
+    /// The ValkeyOperatorDefaults, and the clusters rolling a change of
+    /// them.
+    defaults: defaults::DefaultsIndex,
 }
 
 impl Context {
@@ -419,6 +423,31 @@ pub async fn run(
         metrics.clone(),
     ));
 
+    // The defaults: every namespace's, or the watched one's and the
+    // operator's. Each change reconciles every cluster (each judges its
+    // own layers), and is checked and said in the object's status.
+    let operator_namespace = config.lease.namespace.clone();
+    let defaults_apis: Vec<Api<ValkeyOperatorDefaults>> = match &config.namespace {
+        None => vec![Api::all(client.clone())],
+        Some(ns) if *ns == operator_namespace => vec![Api::namespaced(client.clone(), ns)],
+        Some(ns) => vec![
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), &operator_namespace),
+        ],
+    };
+    let mut defaults_stores = Vec::new();
+    let mut defaults_watches = Vec::new();
+    for api in defaults_apis {
+        let (reader, writer) = kube::runtime::reflector::store();
+        defaults_stores.push(reader);
+        defaults_watches.push(
+            kube::runtime::WatchStreamExt::applied_objects(kube::runtime::reflector(
+                writer,
+                watcher(api, watcher::Config::default()),
+            ))
+            .boxed(),
+        );
+    }
     let ctx = Arc::new(Context {
         deps: RuntimeDeps {
             client: client.clone(),
@@ -439,6 +468,7 @@ pub async fn run(
         lease_contact,
         lease_duration: config.lease.lease_duration,
         user_secrets: users::SecretIndex::default(),
+        defaults: defaults::DefaultsIndex::new(defaults_stores, operator_namespace),
     });
     let mut servers: Vec<JoinHandle<()>> = listeners
         .into_iter()
@@ -514,6 +544,34 @@ pub async fn run(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
+    // Each defaults object seen is checked (its status, by the leader);
+    // each change reconciles every cluster.
+    let (defaults_tx, defaults_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let defaults_task = tokio::spawn({
+        let client = client.clone();
+        let leadership = leadership.clone();
+        let events = ctx.deps.events.clone();
+        async move {
+            let mut changes = futures::stream::select_all(defaults_watches);
+            while let Some(change) = changes.next().await {
+                match change {
+                    Ok(object) => {
+                        if leadership.borrow().is_leader()
+                            && let Err(err) =
+                                defaults::publish_defaults_status(&client, &events, &object).await
+                        {
+                            tracing::warn!(%err, "cannot write a ValkeyOperatorDefaults status");
+                        }
+                        let _ = defaults_tx.send(());
+                    }
+                    Err(err) => tracing::debug!(%err, "ValkeyOperatorDefaults watch"),
+                }
+            }
+        }
+    });
+    let defaults_changes = futures::stream::unfold(defaults_rx, |mut rx| async move {
+        rx.recv().await.map(|()| ((), rx))
+    });
     // ValkeyUsers whose cluster does not exist (the cluster's reconcile
     // handles the others).
     let orphans = tokio::spawn({
@@ -542,8 +600,13 @@ pub async fn run(
             )
             .for_each(|_| async {})
     });
-    Controller::new(clusters, watcher::Config::default())
-        .reconcile_all_on(leadership_changes)
+    let controller = Controller::new(clusters, watcher::Config::default());
+    ctx.defaults.set_clusters(controller.store());
+    controller
+        .reconcile_all_on(futures::stream::select(
+            leadership_changes,
+            defaults_changes,
+        ))
         .owns(sets, managed.clone())
         .owns(services, managed.clone())
         .owns(maps, managed.clone())
@@ -600,6 +663,7 @@ pub async fn run(
         })
         .await;
     orphans.abort();
+    defaults_task.abort();
     ctx.stop_all().await;
     let epoch = leadership.borrow().epoch();
     if let Some(epoch) = epoch {

@@ -29,8 +29,8 @@ use crate::decide::status::REASON_CONTAINER_FAILING;
 use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
-    observe_failover_request, observe_pods, observe_spec, observe_statefulset,
-    observe_switchover_request,
+    defaults::observe_layered_spec, observe_failover_request, observe_pods, observe_spec,
+    observe_statefulset, observe_switchover_request,
 };
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
@@ -260,8 +260,32 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     // is not journaled (`observe/freshness.rs`).
     let mut reads = Reads::new();
     // The spec and the switchover and failover requests.
-    reads.object(freshness::VALKEY_CLUSTER.to_owned(), &obj.metadata);
-    let mut events = observe_spec(&rt.state, &obj);
+    // With defaults or a plan, the spec judged is the one its layers
+    // give, from the object as its user wrote it (read again, raw).
+    let layered = ctx
+        .defaults
+        .layered(&client, &obj, rt.state.spec_layers.is_some())
+        .await?;
+    let mut events = match layered {
+        None => {
+            reads.object(freshness::VALKEY_CLUSTER.to_owned(), &obj.metadata);
+            rt.defaults_waiting = None;
+            observe_spec(&rt.state, &obj)
+        }
+        Some((raw, layered)) => {
+            reads.object(freshness::VALKEY_CLUSTER.to_owned(), &raw);
+            let generation = raw.generation.unwrap_or(0);
+            let mut judged =
+                observe_layered_spec(&rt.state, &meta.name, generation, &layered, false);
+            // A change of the defaults takes its turn: at most
+            // `maxClustersRolling` clusters roll one at once.
+            if judged.waiting.is_some() && ctx.defaults.admit(&meta.uid) {
+                judged = observe_layered_spec(&rt.state, &meta.name, generation, &layered, true);
+            }
+            rt.defaults_waiting = judged.waiting;
+            judged.events
+        }
+    };
     events.extend(observe_switchover_request(&rt.state, &obj));
     events.extend(observe_failover_request(&rt.state, &obj));
     let events = gated(&rt, &reads, events);
@@ -530,6 +554,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     rt.act().await?;
     rt.flush_due().await?;
     rt.publish_status(obj.status.as_ref()).await?;
+    ctx.defaults.settle(&meta.uid, rt.defaults_rolling());
     if rt.leading() {
         for (user, message) in
             super::users::publish_statuses(&client, &meta, &rt.state, &users).await?
@@ -588,6 +613,8 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
 /// deletes nothing: it fails, so the finalizer stays for the leader.
 async fn cleanup(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
+    // A cluster being deleted rolls no defaults: it no longer counts.
+    ctx.defaults.settle(&meta.uid, false);
     let retain = obj.spec.journal.retain_on_delete;
     let handle = match ctx.handle(&meta, obj.object_ref(&()), retain).await {
         Ok(handle) => handle,

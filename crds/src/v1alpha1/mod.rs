@@ -21,6 +21,7 @@ mod backup;
 pub mod defaults;
 mod failover;
 mod observability;
+mod operator_defaults;
 mod policy;
 mod schema;
 mod security;
@@ -39,6 +40,11 @@ pub use backup::{
 };
 pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};
+pub use operator_defaults::{
+    CLUSTER_OWN_FIELDS, DEFAULTS_NAME, MAX_CLUSTERS_ROLLING, ValkeyOperatorDefaults,
+    ValkeyOperatorDefaultsSpec, ValkeyOperatorDefaultsStatus, applicable, spec_fields,
+    validate_defaults,
+};
 pub use policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
 pub use schema::{DNS_SUBDOMAIN_PATTERN, QUANTITY_PATTERN, SECRET_KEY_PATTERN};
 pub use security::{
@@ -48,9 +54,9 @@ pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_sec
 pub use status::{
     CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
     CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
-    CONDITION_TYPES, ClusterBackupStatus, ClusterPhase, ClusterTlsStatus, EndpointsStatus,
-    FailoverRecord, JournalStatus, ReshardStatus, RestoreStatus, SentinelStatus, ShardStatus,
-    SlotRange, ValkeyClusterStatus,
+    CONDITION_TYPES, ClusterBackupStatus, ClusterDefaultsStatus, ClusterPhase, ClusterTlsStatus,
+    EndpointsStatus, FailoverRecord, FieldSource, JournalStatus, ReshardStatus, RestoreStatus,
+    SentinelStatus, ShardStatus, SlotRange, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;

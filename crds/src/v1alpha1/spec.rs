@@ -259,6 +259,14 @@ pub struct ValkeyClusterSpec {
     /// Observe and journal, but take no action (default `false`).
     #[serde(default)]
     pub paused: bool,
+
+    /// A plan (a named preset of spec fields) defined by the
+    /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
+    /// or of the operator's. The cluster's own fields win over the plan's;
+    /// a plan no defaults object defines is refused, naming those that are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub plan: Option<String>,
 }
 
 impl Default for ValkeyClusterSpec {
@@ -296,6 +304,7 @@ impl Default for ValkeyClusterSpec {
             backup: BackupSpec::default(),
             restore_from: None,
             paused: false,
+            plan: None,
         }
     }
 }

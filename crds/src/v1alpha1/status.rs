@@ -114,6 +114,39 @@ pub struct ValkeyClusterStatus {
     /// read it (never the certificate or its key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClusterTlsStatus>,
+    /// What the defaults (`ValkeyOperatorDefaults`) and the plan gave the
+    /// spec in force; absent when none reaches the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ClusterDefaultsStatus>,
+}
+
+/// The defaults layers of a cluster's spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterDefaultsStatus {
+    /// The plan in force, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Each field a layer besides the cluster's own spec set (a JSON
+    /// pointer into the spec), and which: `operator defaults <name>`,
+    /// `namespace defaults <namespace>/<name>`, `plan <name>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldSource>,
+    /// A change of the defaults is rolling on this cluster.
+    pub rolling: bool,
+    /// A change of the defaults waits for its turn, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// One field of the spec and the layer that set it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FieldSource {
+    /// The field, as a JSON pointer into the spec (`/storage/size`).
+    pub field: String,
+    /// The layer that set it.
+    pub from: String,
 }
 
 /// A TLS cluster's certificate.

@@ -129,6 +129,29 @@ pub struct ClusterState {
     /// keeps its digest.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub container_failures: BTreeMap<String, String>,
+    /// The defaults layers the spec was last judged with
+    /// (`SpecLayersObserved`); `None` for a cluster no layer but its own
+    /// spec ever reached. Not serialized while `None`, so a snapshot of a
+    /// journal without it keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_layers: Option<SpecLayersView>,
+}
+
+/// The layers a cluster's spec was last judged with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecLayersView {
+    /// The generation judged.
+    pub generation: i64,
+    /// SHA-256 of the layers besides the cluster's own; `None`: none.
+    pub layers: Option<SpecFingerprint>,
+    /// The spec in force after it, `None` when the layered spec was refused.
+    pub fingerprint: Option<SpecFingerprint>,
+    /// Each field a layer besides the cluster's own set, and which.
+    pub sources: Vec<(String, String)>,
+    /// Whether the change came with the defaults, not the generation.
+    pub from_defaults: bool,
+    /// Seq of the event.
+    pub seq: u64,
 }
 
 /// The cluster's fingerprint key (Secret `<cluster>-internal`, key

@@ -140,6 +140,9 @@ pub struct ClusterRuntime {
     client: kube::Client,
     backoff: Option<(Instant, Duration)>,
     last_status: Option<ValkeyClusterStatus>,
+    /// A change of the defaults waiting for its turn, and why (shown in
+    /// the status; not journaled until it is taken).
+    pub(in crate::operator) defaults_waiting: Option<String>,
     /// The data-plane password once read (`Some(None)`: auth is off).
     password: Option<Option<Password>>,
     /// The password last read from the Secret (differs from `password` in
@@ -335,6 +338,7 @@ impl ClusterRuntime {
             client: deps.client.clone(),
             backoff: None,
             last_status: None,
+            defaults_waiting: None,
             password: None,
             password_read: None,
             tls_ready: false,

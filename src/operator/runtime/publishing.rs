@@ -6,6 +6,15 @@
 use super::*;
 
 impl ClusterRuntime {
+    /// Whether the status last written says a change of the defaults is
+    /// rolling on this cluster.
+    pub(in crate::operator) fn defaults_rolling(&self) -> bool {
+        self.last_status
+            .as_ref()
+            .and_then(|s| s.defaults.as_ref())
+            .is_some_and(|d| d.rolling)
+    }
+
     /// Publishes a Kubernetes Event on the ValkeyCluster (best effort).
     pub(in crate::operator) async fn publish_event(
         &self,
@@ -42,6 +51,9 @@ impl ClusterRuntime {
             backend,
         };
         let mut status = render_status(&self.state, &ctx);
+        if let Some(waiting) = &self.defaults_waiting {
+            status.defaults.get_or_insert_with(Default::default).waiting = Some(waiting.clone());
+        }
         self.metrics.status(&self.state, &status);
         let previous = self.last_status.as_ref().or(current);
         if let Some(previous) = previous {
@@ -78,12 +90,28 @@ impl ClusterRuntime {
         }
         let api: Api<ValkeyCluster> = Api::namespaced(self.client.clone(), &self.meta.namespace);
         let mut body = serde_json::json!(status);
-        if status.reshard.is_none()
-            && let Some(fields) = body.as_object_mut()
-        {
+        if let Some(fields) = body.as_object_mut() {
             // A merge patch keeps what it does not name: a reshard that
-            // ended is removed by naming it null.
-            fields.insert("reshard".to_owned(), serde_json::Value::Null);
+            // ended, or defaults that no longer reach the cluster, are
+            // removed by naming them null.
+            if status.reshard.is_none() {
+                fields.insert("reshard".to_owned(), serde_json::Value::Null);
+            }
+            match fields.get_mut("defaults").and_then(|d| d.as_object_mut()) {
+                // Each of its fields named, so one that went is removed.
+                Some(defaults) => {
+                    for (key, gone) in [
+                        ("plan", serde_json::Value::Null),
+                        ("fields", serde_json::json!([])),
+                        ("waiting", serde_json::Value::Null),
+                    ] {
+                        defaults.entry(key).or_insert(gone);
+                    }
+                }
+                None => {
+                    fields.insert("defaults".to_owned(), serde_json::Value::Null);
+                }
+            }
         }
         let patch = serde_json::json!({ "status": body });
         match api

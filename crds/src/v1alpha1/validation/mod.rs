@@ -69,6 +69,15 @@ pub fn validate(
         spec.priority_class_name.as_deref(),
         &mut errors,
     );
+    if let Some(plan) = &spec.plan
+        && let Err(e) = check_dns_label(plan)
+    {
+        errors.push(
+            "spec.plan",
+            FieldErrorKind::Invalid,
+            format!("plan name {e}"),
+        );
+    }
     metadata::check_labels(&spec.labels, &mut errors);
     metadata::check_annotations(&spec.annotations, &mut errors);
     check_storage(spec, &mut errors);

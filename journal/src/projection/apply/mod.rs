@@ -99,6 +99,7 @@ impl ClusterState {
         match body {
             Event::SpecChanged { .. }
             | Event::SpecRejected { .. }
+            | Event::SpecLayersObserved { .. }
             | Event::PolicyRecorded { .. } => self.fold_spec(seq, at, body),
             Event::OperatorStarted { .. }
             | Event::OperatorStopped { .. }

@@ -31,6 +31,18 @@ impl ClusterState {
                     );
                     return;
                 }
+                // The same generation with another spec: a change of its
+                // defaults (`SpecLayersObserved`). What was applied for
+                // that generation is no longer the spec in force, so it is
+                // applied again (`ApplyResources`), and rolled.
+                if self
+                    .desired
+                    .as_ref()
+                    .is_some_and(|d| d.generation == *generation && d.fingerprint != *fingerprint)
+                    && self.applied_generation == Some(*generation)
+                {
+                    self.applied_generation = None;
+                }
                 self.desired = Some(DesiredSpec {
                     generation: *generation,
                     spec_json: spec_json.clone(),
@@ -63,6 +75,38 @@ impl ClusterState {
                     body,
                     format!("spec generation {generation} accepted"),
                 );
+            }
+            Event::SpecLayersObserved {
+                generation,
+                layers,
+                fingerprint,
+                sources,
+                from_defaults,
+            } => {
+                let said = match (layers, fingerprint) {
+                    (None, _) => "no defaults layer applies any more".to_owned(),
+                    (Some(_), Some(_)) => format!(
+                        "spec generation {generation} built with {} field(s) from defaults{}",
+                        sources.len(),
+                        if *from_defaults {
+                            " (a change of the defaults)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    (Some(_), None) => {
+                        format!("spec generation {generation} with its defaults refused")
+                    }
+                };
+                self.spec_layers = Some(crate::projection::SpecLayersView {
+                    generation: *generation,
+                    layers: *layers,
+                    fingerprint: *fingerprint,
+                    sources: sources.clone(),
+                    from_defaults: *from_defaults,
+                    seq,
+                });
+                self.history(seq, at, body, said);
             }
             Event::SpecRejected { generation, errors } => {
                 self.counters.rejections = self.counters.rejections.saturating_add(1);
