@@ -214,11 +214,19 @@ fn a_change_of_defaults_is_judged_once_and_waits_for_its_turn() {
     assert_eq!(kinds, ["SpecLayersObserved"]);
     // A change the spec's rules refuse (storage may only grow) is refused
     // in the status, the spec in force kept, whatever the turn.
-    let smaller = defaults("logbook-system", json!({"template": {"image": "valkey/valkey:9.1"}}));
+    let smaller = defaults(
+        "logbook-system",
+        json!({"template": {"image": "valkey/valkey:9.1"}}),
+    );
     let fourth = layer_spec(&own(json!({})), Some(&smaller), None);
     let out = observe_layered_spec(&g.state, "demo", 1, &fourth, false);
     match out.events.as_slice() {
-        [Event::SpecRejected { errors, .. }, Event::SpecLayersObserved { fingerprint: None, .. }] => {
+        [
+            Event::SpecRejected { errors, .. },
+            Event::SpecLayersObserved {
+                fingerprint: None, ..
+            },
+        ] => {
             assert_eq!(errors[0].path, "spec.storage.size", "{errors:?}");
         }
         other => panic!("{other:?}"),

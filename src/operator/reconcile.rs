@@ -226,6 +226,10 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
+/// How soon a cluster whose change of defaults waits for its turn asks
+/// again.
+const DEFAULTS_TURN_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, OperatorError> {
     let meta = ClusterMeta::from_cluster(&obj).ok_or(OperatorError::MissingMeta)?;
     let retain = obj.spec.journal.retain_on_delete;
@@ -591,6 +595,9 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         rt.until_next_deadline()
             .map(|left| left.saturating_add(DEADLINE_MARGIN)),
         rt.until_backoff_ends(),
+        // A change of the defaults waiting for its turn asks again soon:
+        // the clusters it waits on finishing wake nothing here.
+        rt.defaults_waiting.as_ref().map(|_| DEFAULTS_TURN_POLL),
     ]
     .into_iter()
     .flatten()

@@ -291,16 +291,24 @@ pub fn apply_sample(env: &Env, name: &str) {
 /// `kubectl apply -f -` of `config/samples/<name>` as `edit` leaves it: a
 /// sample a user adapts to where they run it (an endpoint, say).
 pub fn apply_sample_edited(env: &Env, name: &str, edit: impl FnOnce(String) -> String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/samples").join(name))
+        .unwrap_or_else(|e| panic!("config/samples/{name}: {e}"));
+    kubectl_apply(env, NS, &edit(text), &format!("config/samples/{name}"));
+}
+
+/// `kubectl apply -f -` of `text` in `namespace`, with the real kubectl,
+/// as a user would (only the fields written are sent); `what` names it
+/// in a failure.
+pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
     use std::io::Write as _;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kubectl = root.join(".tools/bin/kubectl");
     assert!(kubectl.exists(), "kubectl not found: run `make setup`");
-    let text = std::fs::read_to_string(root.join("config/samples").join(name))
-        .unwrap_or_else(|e| panic!("config/samples/{name}: {e}"));
     let mut child = std::process::Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(env.write_kubeconfig())
-        .args(["--namespace", NS, "apply", "-f", "-"])
+        .args(["--namespace", namespace, "apply", "-f", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -310,12 +318,12 @@ pub fn apply_sample_edited(env: &Env, name: &str, edit: impl FnOnce(String) -> S
         .stdin
         .take()
         .unwrap()
-        .write_all(edit(text).as_bytes())
+        .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "kubectl apply -f config/samples/{name}: {}",
+        "kubectl apply -f {what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

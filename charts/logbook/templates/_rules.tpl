@@ -38,6 +38,15 @@
 - apiGroups: ["valkey.logbook.dev"]
   resources: ["valkeybackups/status"]
   verbs: ["patch"]
+# ValkeyOperatorDefaults (a namespace's defaults and plans): listed and
+# watched (a change is judged by every cluster it reaches).
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyoperatordefaults"]
+  verbs: ["list", "watch"]
+# Their status subresource: valid or not, and why; the plans defined.
+- apiGroups: ["valkey.logbook.dev"]
+  resources: ["valkeyoperatordefaults/status"]
+  verbs: ["patch"]
 # The one rule no test exercises: the operator never calls it, but the
 # owner references it puts on its objects set blockOwnerDeletion, which
 # needs update on the owner's finalizers wherever the
