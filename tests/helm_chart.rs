@@ -161,8 +161,14 @@ fn the_default_rendering_is_the_promised_set_of_objects() {
             "RoleBinding",
             "Service",
             "ServiceAccount",
+            "ValkeyOperatorDefaults",
         ]
     );
+    // The operator's defaults: the built-in values, written down.
+    let defaults = find(&objs, "ValkeyOperatorDefaults");
+    assert_eq!(defaults["metadata"]["name"], "valkey-operator-defaults");
+    assert_eq!(defaults["spec"]["template"]["image"], "valkey/valkey:9.1");
+    assert_eq!(defaults["spec"]["maxClustersRolling"], 1);
     let monitored = objects(&template(&[
         "metrics.serviceMonitor.enabled=true",
         "metrics.prometheusRule.enabled=true",
@@ -490,6 +496,16 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
     ]);
 
     let chart = chart();
+    // The chart's own CRDs first, as helm installs them before the
+    // templates (the operator's defaults object is of one of them).
+    let crds = chart.join("crds/valkeycluster.yaml");
+    must(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
+    must(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/valkeyoperatordefaults.valkey.logbook.dev",
+        "--timeout=30s",
+    ]);
     let rendered = ok(
         &tool("helm"),
         &[

@@ -103,6 +103,41 @@ async fn config_text(env: &Env, namespace: &str, cluster: &str) -> String {
         .join("\n")
 }
 
+/// `kubectl valkey <args>` through the real kubectl, its output.
+async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-valkey"),
+        bin.path().join("kubectl-valkey"),
+    )
+    .unwrap();
+    let mut path = std::ffi::OsString::from(bin.path());
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    let kubeconfig = env.write_kubeconfig();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .arg("valkey")
+            .args(&args)
+            .env("PATH", path)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl valkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_namespace_plan_and_own_spec_combine_in_order() {
     let env = Env::start("defaults").await;
@@ -164,6 +199,22 @@ async fn operator_namespace_plan_and_own_spec_combine_in_order() {
         config.contains("maxmemory-policy volatile-lru"),
         "the plan's policy: {config}"
     );
+
+    // The same from the kubectl plugin, each field with its source.
+    let shown = kubectl_valkey(
+        &env,
+        &["defaults", "cart", "-n", "shop", "--operator-namespace", NS],
+    )
+    .await;
+    for line in [
+        "Plan: small",
+        "/config/maxmemory-policy",
+        "\"volatile-lru\"",
+        "namespace defaults shop/valkey-operator-defaults",
+        "its own spec",
+    ] {
+        assert!(shown.contains(line), "{line:?} in:\n{shown}");
+    }
 
     // An unknown plan: refused, naming the known ones, nothing created.
     kubectl_apply(&env, NS, &standalone("lost", "  plan: gold\n"), "lost");
@@ -364,5 +415,47 @@ async fn a_change_of_defaults_rolls_one_cluster_at_a_time() {
             .count();
         assert_eq!(failovers, 0, "{name}");
     }
+    env.finish().await;
+}
+
+/// CRDs older than the operator (`helm upgrade` leaves a chart's `crds/`
+/// as they were): the defaults are not served, and every cluster is run
+/// with none, said in the log, not stalled waiting for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_defaults_crd_clusters_run_with_no_defaults() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let mut env = Env::start_without_operator("defaults-absent").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    crds.delete(
+        "valkeyoperatordefaults.valkey.logbook.dev",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let objects: Api<ValkeyOperatorDefaults> = Api::namespaced(env.client.clone(), NS);
+    env.eventually(
+        Duration::from_secs(20),
+        "the resource no longer served",
+        || {
+            let objects = objects.clone();
+            async move {
+                matches!(
+                    objects.list(&ListParams::default()).await,
+                    Err(kube::Error::Api(e)) if e.code == 404
+                )
+            }
+        },
+    )
+    .await;
+    env.start_operator();
+    kubectl_apply(&env, NS, &standalone("plain", ""), "plain");
+    let vkc = wait_in(&env, NS, "plain", "Ready", ready).await;
+    assert!(vkc.status.unwrap().defaults.is_none());
+    assert!(
+        !env.logs
+            .grep("the ValkeyOperatorDefaults resource is not served")
+            .is_empty(),
+        "said in the log"
+    );
     env.finish().await;
 }

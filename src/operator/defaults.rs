@@ -29,6 +29,10 @@ use crate::observe::defaults::{LayeredSpec, layer_spec};
 /// reach it would roll the cluster to the built-in values.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
+/// How long the resource found not served is taken as such before it is
+/// asked again.
+const ABSENT_RECHECK: Duration = Duration::from_secs(60);
+
 /// The defaults objects, and the clusters rolling a change of them.
 pub struct DefaultsIndex {
     /// One per watch: every namespace, or the watched one and the
@@ -42,6 +46,8 @@ pub struct DefaultsIndex {
     /// Clusters this instance let roll a change of defaults, by uid, until
     /// their status says they are done.
     rolling: StdMutex<HashMap<String, ()>>,
+    /// When the resource was last found not served.
+    absent_since: StdMutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for DefaultsIndex {
@@ -61,6 +67,7 @@ impl DefaultsIndex {
             operator_namespace,
             clusters: OnceLock::new(),
             rolling: StdMutex::new(HashMap::new()),
+            absent_since: StdMutex::new(None),
         }
     }
 
@@ -75,12 +82,54 @@ impl DefaultsIndex {
     }
 
     /// Whether every watch has listed its objects once, waiting up to
-    /// [`READY_WAIT`].
-    async fn ready(&self) -> bool {
+    /// `wait`.
+    async fn ready(&self, wait: Duration) -> bool {
         let all = futures::future::join_all(self.stores.iter().map(Store::wait_until_ready));
-        tokio::time::timeout(READY_WAIT, all)
+        tokio::time::timeout(wait, all)
             .await
             .is_ok_and(|results| results.iter().all(Result::is_ok))
+    }
+
+    /// Whether the defaults can be read: their watches have listed them
+    /// (`Ok(true)`), or the API server does not serve the resource at all
+    /// (`Ok(false)`: CRDs older than the operator, as `helm upgrade`
+    /// leaves them: said in the log, checked again a minute later, and
+    /// every cluster judged with no defaults meanwhile).
+    async fn usable(&self, client: &Client) -> Result<bool, OperatorError> {
+        if self.ready(Duration::ZERO).await {
+            return Ok(true);
+        }
+        let absent_lately = self
+            .absent_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < ABSENT_RECHECK);
+        if absent_lately {
+            return Ok(false);
+        }
+        let api: Api<ValkeyOperatorDefaults> =
+            Api::namespaced(client.clone(), &self.operator_namespace);
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::warn!(
+                    "the ValkeyOperatorDefaults resource is not served (its CRD is not installed: apply the chart's crds/ after an upgrade); clusters are judged without defaults"
+                );
+                *self
+                    .absent_since
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
+                Ok(false)
+            }
+            Err(source) => Err(OperatorError::Kube {
+                what: "listing the ValkeyOperatorDefaults".to_owned(),
+                source,
+            }),
+            Ok(_) if self.ready(READY_WAIT).await => Ok(true),
+            Ok(_) => Err(OperatorError::NotReady(format!(
+                "the ValkeyOperatorDefaults were not listed within {} s; the clusters are judged once they are",
+                READY_WAIT.as_secs()
+            ))),
+        }
     }
 
     /// The operator's defaults and those of `namespace` (none when it is
@@ -115,13 +164,11 @@ impl DefaultsIndex {
     ) -> Result<Option<(ObjectMeta, LayeredSpec)>, OperatorError> {
         let namespace = cluster.namespace().unwrap_or_default();
         let name = cluster.name_any();
-        if !self.ready().await {
-            return Err(OperatorError::NotReady(format!(
-                "the ValkeyOperatorDefaults were not listed within {} s: {namespace}/{name} is judged once they are",
-                READY_WAIT.as_secs()
-            )));
-        }
-        let (operator, own) = self.reaching(&namespace);
+        let (operator, own) = if self.usable(client).await? {
+            self.reaching(&namespace)
+        } else {
+            (None, None)
+        };
         if operator.is_none() && own.is_none() && cluster.spec.plan.is_none() && !layered_before {
             return Ok(None);
         }

@@ -18,6 +18,7 @@
 //! the published status hold none.
 
 mod connect;
+mod defaults;
 mod error;
 mod events;
 mod format;
@@ -160,6 +161,18 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// The cluster's spec as its defaults give it: each field the
+    /// operator's valkey-operator-defaults, its namespace's, its plan or
+    /// its own spec set, and which; a plan or defaults that cannot be
+    /// used, and a change of the defaults waiting for its turn.
+    Defaults {
+        /// The ValkeyCluster.
+        name: String,
+        /// The namespace the operator runs in (its valkey-operator-defaults
+        /// reaches every cluster).
+        #[arg(long, default_value = "logbook-system", value_name = "NAMESPACE")]
+        operator_namespace: String,
+    },
     /// Write a support bundle: the cluster, its objects, pod states,
     /// status, decisions, the journal (JSONL) and the operator's last log
     /// lines. Never Secret data.
@@ -254,6 +267,10 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
     let kube = Kube::connect(&flags).await?;
     match cli.command {
         Command::Status { name } => status::run(&kube, name.as_deref(), out).await,
+        Command::Defaults {
+            name,
+            operator_namespace,
+        } => defaults::run(&kube, &name, &operator_namespace, out).await,
         Command::Switchover { name, to, wait } => {
             let wait = requests::Wait {
                 wait: wait.wait,
