@@ -303,8 +303,24 @@ pub(crate) fn candidates(schema: &CrdSchema, known: &Known, current: &Value) -> 
         .collect();
     let mut keep = fresh.into_iter();
     out.retain(|_| keep.next().unwrap_or(false));
+    out.retain(|c| {
+        !NOT_GENERATED
+            .iter()
+            .any(|(k, p, _)| *k == schema.kind && c.path.starts_with(p))
+    });
     out
 }
+
+/// Fields no chain changes, and why. `paused: true` leaves a cluster
+/// Paused, never Ready, by design, so no step after it could converge
+/// (pausing is tested on its own, `tests/operator_lifecycle.rs`). It was
+/// drawn once the schema no longer wrote `paused: false` into every
+/// object (the defaults layers, crds/src/crdgen.rs).
+const NOT_GENERATED: &[(&str, &str, &str)] = &[(
+    "ValkeyCluster",
+    "/paused",
+    "a paused cluster is never Ready: no later step could converge",
+)];
 
 /// Where the schema is not the only judge: Kubernetes validates the pod
 /// fields the spec embeds when the operator creates pods, the operator
