@@ -47,7 +47,8 @@ pub mod schema;
 
 pub use chain::{ApplyError, Chain, MAX_CHAIN_LEN, apply, chain, chains, example_spec};
 pub use mutate::{
-    Expectation, Mutation, MutationKind, Op, checked_elsewhere_prefixes, mutations_for, pointer_of,
+    Expectation, Mutation, MutationKind, Op, checked_elsewhere_prefixes, mutations_for,
+    not_generated, pointer_of,
 };
 pub use schema::{
     CrdSchema, Field, FieldType, Rule, SchemaError, Segment, Verdict, load_crds, parse_crds,

@@ -322,6 +322,15 @@ const NOT_GENERATED: &[(&str, &str, &str)] = &[(
     "a paused cluster is never Ready: no later step could converge",
 )];
 
+/// The fields of `kind` no chain changes ([`NOT_GENERATED`]).
+pub fn not_generated(kind: &str) -> Vec<&'static str> {
+    NOT_GENERATED
+        .iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, p, _)| *p)
+        .collect()
+}
+
 /// Where the schema is not the only judge: Kubernetes validates the pod
 /// fields the spec embeds when the operator creates pods, the operator
 /// checks `config` and names, and some values must name things that exist.
