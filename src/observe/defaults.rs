@@ -12,15 +12,15 @@
 
 use logbook_crds::layers::{Source, combine, find_plan};
 use logbook_crds::{
-    DEFAULTS_NAME, Topology, ValkeyClusterSpec, ValkeyOperatorDefaults, applicable, validate,
-    validate_defaults, validate_name_for_topology,
+    DEFAULTS_NAME, Topology, ValkeyClusterSpec, ValkeyOperatorDefaults, applicable,
+    validate_defaults,
 };
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::spec::{fingerprint, unsupported};
+use super::spec::{fingerprint, judge, judged_generation};
 
 /// A cluster's spec as its layers give it.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +100,6 @@ pub fn layer_spec(
         .chain(namespace)
         .flat_map(problems_of)
         .collect();
-    let empty = std::collections::BTreeMap::new();
     let plans: Vec<std::collections::BTreeMap<String, Value>> = [namespace, operator]
         .into_iter()
         .flatten()
@@ -112,11 +111,7 @@ pub fn layer_spec(
                 .collect()
         })
         .collect();
-    let plan_refs: Vec<&std::collections::BTreeMap<String, Value>> = if plans.is_empty() {
-        vec![&empty]
-    } else {
-        plans.iter().collect()
-    };
+    let plan_refs: Vec<&std::collections::BTreeMap<String, Value>> = plans.iter().collect();
     let plan = match &plan_name {
         Some(name) => match find_plan(name, &plan_refs) {
             Ok(Value::Object(part)) => Some((name.clone(), applicable(part.clone(), topology))),
@@ -245,35 +240,12 @@ pub fn observe_layered_spec(
     layered: &LayeredSpec,
     admitted: bool,
 ) -> Judged {
-    let judged = match &state.spec_status {
-        SpecStatus::Unknown => None,
-        SpecStatus::Accepted { generation } | SpecStatus::Rejected { generation, .. } => {
-            Some(*generation)
-        }
-    };
-    let new_generation = judged.is_none_or(|g| g < generation);
+    let new_generation = judged_generation(state).is_none_or(|g| g < generation);
     if !new_generation && layers_judged(state, layered) {
         return Judged::default();
     }
     let from_defaults = !new_generation;
     let old = state.desired_spec().and_then(Result::ok);
-    let checked = layered.spec.clone().and_then(|spec| {
-        validate_name_for_topology(name, spec.topology)
-            .map_err(|e| vec![e])
-            .and_then(|()| validate(&spec, old.as_ref()))
-            .map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(|e| problem(e.path, e.message))
-                    .collect::<Vec<_>>()
-            })?;
-        let problems = unsupported(&spec, old.as_ref());
-        if problems.is_empty() {
-            Ok(spec)
-        } else {
-            Err(problems)
-        }
-    });
     let observed = |fingerprint| Event::SpecLayersObserved {
         generation,
         layers: layered.layers,
@@ -281,10 +253,11 @@ pub fn observe_layered_spec(
         sources: layered.sources.clone(),
         from_defaults,
     };
-    let spec_json = checked.and_then(|spec| {
-        serde_json::to_string(&spec)
-            .map_err(|err| vec![problem("spec", format!("cannot be serialized: {err}"))])
-    });
+    let spec_json = layered
+        .spec
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|spec| judge(name, spec, old.as_ref()));
     match spec_json {
         Ok(spec_json) => {
             let fp = fingerprint(&spec_json);

@@ -23,51 +23,13 @@ pub fn fingerprint(spec_json: &str) -> SpecFingerprint {
 /// in force.
 pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event> {
     let generation = cluster.metadata.generation.unwrap_or(0);
-    let judged = match &state.spec_status {
-        SpecStatus::Unknown => None,
-        SpecStatus::Accepted { generation } | SpecStatus::Rejected { generation, .. } => {
-            Some(*generation)
-        }
-    };
-    if judged.is_some_and(|g| g >= generation) {
+    if judged_generation(state).is_some_and(|g| g >= generation) {
         return Vec::new();
     }
     let old = state.desired_spec().and_then(Result::ok);
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
-    let checked = validate_name_for_topology(name, cluster.spec.topology)
-        .map_err(|e| vec![e])
-        .and_then(|()| validate(&cluster.spec, old.as_ref()))
-        .map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| SpecProblem {
-                    path: e.path,
-                    message: e.message,
-                })
-                .collect()
-        })
-        .and_then(|()| {
-            let problems = unsupported(&cluster.spec, old.as_ref());
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(problems)
-            }
-        });
-    match checked {
-        Ok(()) => {
-            let spec_json = match serde_json::to_string(&cluster.spec) {
-                Ok(json) => json,
-                Err(err) => {
-                    return vec![Event::SpecRejected {
-                        generation,
-                        errors: vec![SpecProblem {
-                            path: "spec".into(),
-                            message: format!("cannot be serialized: {err}"),
-                        }],
-                    }];
-                }
-            };
+    match judge(name, &cluster.spec, old.as_ref()) {
+        Ok(spec_json) => {
             let fingerprint = fingerprint(&spec_json);
             vec![Event::SpecChanged {
                 generation,
@@ -77,6 +39,48 @@ pub fn observe_spec(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event>
         }
         Err(errors) => vec![Event::SpecRejected { generation, errors }],
     }
+}
+
+/// The generation last accepted or rejected, if any.
+pub(super) fn judged_generation(state: &ClusterState) -> Option<i64> {
+    match &state.spec_status {
+        SpecStatus::Unknown => None,
+        SpecStatus::Accepted { generation } | SpecStatus::Rejected { generation, .. } => {
+            Some(*generation)
+        }
+    }
+}
+
+/// `spec` of cluster `name` judged against `old` (the spec in force):
+/// its canonical JSON when the name, the rules and this operator version
+/// allow it, else every problem found.
+pub(super) fn judge(
+    name: &str,
+    spec: &ValkeyClusterSpec,
+    old: Option<&ValkeyClusterSpec>,
+) -> Result<String, Vec<SpecProblem>> {
+    validate_name_for_topology(name, spec.topology)
+        .map_err(|e| vec![e])
+        .and_then(|()| validate(spec, old))
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| SpecProblem {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect::<Vec<_>>()
+        })?;
+    let problems = unsupported(spec, old);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    serde_json::to_string(spec).map_err(|err| {
+        vec![SpecProblem {
+            path: "spec".into(),
+            message: format!("cannot be serialized: {err}"),
+        }]
+    })
 }
 
 /// The topologies this operator version runs. A spec asking for another

@@ -6,7 +6,7 @@
 //! Which value wins is `crds::layers`; which events judge it is
 //! `observe::defaults`. This module reads the API and counts turns.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub struct DefaultsIndex {
     clusters: OnceLock<Store<ValkeyCluster>>,
     /// Clusters this instance let roll a change of defaults, by uid, until
     /// their status says they are done.
-    rolling: StdMutex<HashMap<String, ()>>,
+    rolling: StdMutex<HashSet<String>>,
     /// When the resource was last found not served.
     absent_since: StdMutex<Option<std::time::Instant>>,
 }
@@ -66,7 +66,7 @@ impl DefaultsIndex {
             stores,
             operator_namespace,
             clusters: OnceLock::new(),
-            rolling: StdMutex::new(HashMap::new()),
+            rolling: StdMutex::new(HashSet::new()),
             absent_since: StdMutex::new(None),
         }
     }
@@ -197,26 +197,21 @@ impl DefaultsIndex {
             .get(&self.operator_namespace)
             .map_or(1, |d| d.spec.effective_max_clusters_rolling());
         let mut rolling = self.rolling.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut others: Vec<String> = rolling.keys().filter(|u| *u != uid).cloned().collect();
+        let mut others: HashSet<String> = rolling.iter().filter(|u| *u != uid).cloned().collect();
         if let Some(clusters) = self.clusters.get() {
-            for c in clusters.state() {
+            others.extend(clusters.state().iter().filter_map(|c| {
                 let shown = c
                     .status
                     .as_ref()
                     .and_then(|s| s.defaults.as_ref())
                     .is_some_and(|d| d.rolling);
-                let other = c.uid().filter(|u| u != uid);
-                if let (true, Some(other)) = (shown, other)
-                    && !others.contains(&other)
-                {
-                    others.push(other);
-                }
-            }
+                c.uid().filter(|u| shown && u != uid)
+            }));
         }
         if others.len() >= max {
             return false;
         }
-        rolling.insert(uid.to_owned(), ());
+        rolling.insert(uid.to_owned());
         true
     }
 
@@ -225,7 +220,7 @@ impl DefaultsIndex {
     pub fn settle(&self, uid: &str, rolling: bool) {
         let mut map = self.rolling.lock().unwrap_or_else(PoisonError::into_inner);
         if rolling {
-            map.insert(uid.to_owned(), ());
+            map.insert(uid.to_owned());
         } else {
             map.remove(uid);
         }

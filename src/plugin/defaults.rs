@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use kube::api::{Api, ApiResource, DynamicObject};
+use logbook_crds::layers::{Source, combine};
 use logbook_crds::{DEFAULTS_NAME, ValkeyCluster, ValkeyOperatorDefaults};
 use serde_json::{Map, Value};
 
@@ -25,19 +26,6 @@ async fn defaults_in(kube: &Kube, namespace: &str) -> Result<Option<ValkeyOperat
     api.get_opt(DEFAULTS_NAME)
         .await
         .map_err(|e| PluginError::from_kube(&call, e))
-}
-
-/// Every leaf of `value` as `(JSON pointer, value)`.
-fn leaves(value: &Value, pointer: &str, out: &mut Vec<(String, Value)>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let key = k.replace('~', "~0").replace('/', "~1");
-                leaves(v, &format!("{pointer}/{key}"), out);
-            }
-        }
-        other => out.push((pointer.to_owned(), other.clone())),
-    }
 }
 
 /// Runs `defaults`.
@@ -94,8 +82,17 @@ pub async fn run(
             if let Some(plan) = &spec.plan {
                 writeln!(out, "Plan: {plan}")?;
             }
-            let mut set = Vec::new();
-            leaves(&Value::Object(own), "", &mut set);
+            // The cluster's own leaves, traced as the layering traces them.
+            let own = Value::Object(own);
+            let set: Vec<(String, Value)> = combine(&[(Source::Cluster, &own)])
+                .map(|traced| traced.sources.into_keys().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|field| {
+                    let value = own.pointer(&field).cloned().unwrap_or(Value::Null);
+                    (field, value)
+                })
+                .collect();
             let effective = serde_json::to_value(spec).unwrap_or(Value::Null);
             let mut rows: Vec<Vec<String>> = layered
                 .sources
