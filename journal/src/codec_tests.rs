@@ -548,6 +548,27 @@ fn the_spec_layers_event_keeps_its_catalog_index() {
     assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(64));
 }
 
+/// The binding's event is 65, its release intent 37, its reasons 39 to
+/// 41, after every older variant, and round-trip.
+#[test]
+fn the_binding_variants_keep_their_catalog_indexes() {
+    let env = envelope(
+        1,
+        Event::BindingObserved {
+            annotated: false,
+            by: Some("kubectl-annotate".to_owned()),
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(65));
+    assert_eq!(tag(&Intent::ReleaseObjects), 37);
+    assert_eq!(tag(&ReasonCode::ObjectsUnmarked), 39);
+    assert_eq!(tag(&ReasonCode::Unbound { by: None }), 40);
+    assert_eq!(tag(&ReasonCode::Rebound), 41);
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

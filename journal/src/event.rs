@@ -733,6 +733,24 @@ pub enum Event {
         /// clusters at a time.
         from_defaults: bool,
     },
+    /// [65] The data StatefulSet was observed carrying (`annotated`) or
+    /// lacking the ownership annotation `valkey.logbook.dev/cr` naming
+    /// the cluster. Journaled when it differs from what was last
+    /// journaled. Lacking it after the journal once saw it, the cluster
+    /// is unbound: its user took control, and the operator manages
+    /// nothing until the annotation is back. Lacking it before the
+    /// journal ever saw it, the objects predate the annotation (made by
+    /// an older operator), and it is applied to them.
+    BindingObserved {
+        /// Whether the StatefulSet carries the annotation with the
+        /// cluster's name.
+        annotated: bool,
+        /// Who last changed the StatefulSet's metadata when it lacks the
+        /// annotation: the field manager of its latest `managedFields`
+        /// entry (a user's `kubectl`, a tool); `None` when it carries it
+        /// or none is recorded.
+        by: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -762,6 +780,7 @@ impl Event {
             Self::SpecChanged { .. } => "SpecChanged",
             Self::SpecRejected { .. } => "SpecRejected",
             Self::SpecLayersObserved { .. } => "SpecLayersObserved",
+            Self::BindingObserved { .. } => "BindingObserved",
             Self::ClusterDeleted => "ClusterDeleted",
             Self::PodObserved { .. } => "PodObserved",
             Self::PodDeleted { .. } => "PodDeleted",

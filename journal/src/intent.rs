@@ -344,6 +344,11 @@ pub enum Intent {
         /// Its node id, checked before the reset.
         node_id: String,
     },
+    /// Remove the ownership annotation (`valkey.logbook.dev/cr`) from
+    /// every object the cluster owns but its data StatefulSet, whose user
+    /// removed it there: the cluster is unbound, and its objects are no
+    /// longer marked as the operator's. Pods, volumes and data stay.
+    ReleaseObjects,
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -405,6 +410,7 @@ impl Intent {
             Self::SentinelConfigure { .. } => "SentinelConfigure",
             Self::SentinelTune { .. } => "SentinelTune",
             Self::ResetReplica { .. } => "ResetReplica",
+            Self::ReleaseObjects => "ReleaseObjects",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -569,6 +575,9 @@ impl Intent {
             Self::CreateFingerprintKey => {
                 "create the cluster's fingerprint key (in its Secret <name>-internal)".to_owned()
             }
+            Self::ReleaseObjects => {
+                "remove the ownership annotation from the cluster's objects (unbound)".to_owned()
+            }
         }
     }
 }
@@ -604,6 +613,9 @@ impl ReasonCode {
             Self::SentinelNotMonitoring => "SentinelNotMonitoring",
             Self::SentinelSettingsDrift => "SentinelSettingsDrift",
             Self::SentinelInfoPeriod { .. } => "SentinelInfoPeriod",
+            Self::ObjectsUnmarked => "ObjectsUnmarked",
+            Self::Unbound { .. } => "Unbound",
+            Self::Rebound => "Rebound",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -650,6 +662,9 @@ impl ReasonCode {
             | Self::SentinelNotMonitoring
             | Self::SentinelSettingsDrift
             | Self::SentinelInfoPeriod { .. }
+            | Self::ObjectsUnmarked
+            | Self::Unbound { .. }
+            | Self::Rebound
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -863,6 +878,20 @@ pub enum ReasonCode {
         /// The period it reports, in milliseconds.
         reported_ms: u64,
     },
+    /// The cluster's objects were made before the operator marked them
+    /// with the ownership annotation (an older operator): applied again,
+    /// with it.
+    ObjectsUnmarked,
+    /// The user removed the ownership annotation from the StatefulSet:
+    /// the cluster is unbound; `by` is who last changed it, as its
+    /// `managedFields` say.
+    Unbound {
+        /// The field manager, when known.
+        by: Option<String>,
+    },
+    /// The ownership annotation is back on the StatefulSet: the cluster is
+    /// bound again and taken over as it now is.
+    Rebound,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

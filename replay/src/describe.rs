@@ -54,6 +54,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::StaleReadIgnored { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
+        | Event::BindingObserved { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
         | Event::DeadlinePassed { .. }
@@ -85,6 +86,7 @@ pub const fn is_observation(event: &Event) -> bool {
         Event::SpecChanged { .. }
             | Event::SpecRejected { .. }
             | Event::SpecLayersObserved { .. }
+            | Event::BindingObserved { .. }
             | Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::DeadlinePassed { .. }
@@ -193,6 +195,16 @@ pub fn summary(event: &Event) -> String {
                 errors.len()
             )
         }
+        Event::BindingObserved { annotated: true, .. } => {
+            "the StatefulSet carries the ownership annotation: the cluster is bound".to_owned()
+        }
+        Event::BindingObserved {
+            annotated: false,
+            by,
+        } => format!(
+            "the StatefulSet lacks the ownership annotation{}: unbound if it carried it before, else its objects predate it",
+            by.as_ref().map_or_else(String::new, |by| format!(" (last written by {by})"))
+        ),
         Event::SpecLayersObserved {
             generation,
             layers,

@@ -103,6 +103,7 @@ pub(super) async fn create_scheduled(
             ]
             .into(),
         ),
+        annotations: Some([(labels::OWNED_BY.to_owned(), target.meta.name.clone())].into()),
         owner_references: Some(vec![target.meta.owner_reference()]),
         ..ObjectMeta::default()
     };

@@ -204,11 +204,30 @@ pub async fn apply_resources(
     // must run is not known until the controller computes it. Journaled
     // with the outcome, so that no status between this write and the next
     // observation calls the pods on the old revision current.
+    // Its claim templates as they are (immutable: one made before the
+    // ownership annotation keeps its own; its claims are annotated below).
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    if let Some(existing) = sets
+        .get_opt(&resources::statefulset_name(&meta.name))
+        .await
+        .map_err(kube_err(format!(
+            "reading StatefulSet {ns}/{}",
+            resources::statefulset_name(&meta.name)
+        )))?
+    {
+        resources::keep_claim_templates(&mut statefulset, &existing);
+    }
     let applied = apply(client, ns, &statefulset).await?;
     events.extend(crate::observe::observe_statefulset(
         target.state,
         Some(&applied),
     ));
+    events.extend(crate::observe::observe_binding(
+        target.state,
+        &meta.name,
+        Some(&applied),
+    ));
+    let marked = super::ownership::mark_claims(client, meta).await?;
     // The PodDisruptionBudget; removed when the spec no longer asks for
     // one (a stale one would go on blocking evictions and node drains).
     match build_pdb(meta, spec) {
@@ -252,9 +271,14 @@ pub async fn apply_resources(
     } else {
         format!("; removed the old connection Secret {}", removed.join(", "))
     };
+    let marked = if marked.is_empty() {
+        String::new()
+    } else {
+        format!("; annotated the claims {}", marked.join(", "))
+    };
     Ok(Done {
         detail: format!(
-            "applied the objects of generation {generation} (config hash {hash}, {} pods){removed}",
+            "applied the objects of generation {generation} (config hash {hash}, {} pods){removed}{marked}",
             spec.effective_replicas()
         ),
         events,

@@ -11,6 +11,7 @@
 mod backup;
 mod cluster;
 mod kube_ops;
+mod ownership;
 mod persistence;
 mod replication;
 mod reshard;
@@ -412,6 +413,7 @@ impl Executor {
             Intent::CreateFingerprintKey => {
                 kube_ops::create_fingerprint_key(&self.client, target).await
             }
+            Intent::ReleaseObjects => ownership::release(&self.client, target).await,
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

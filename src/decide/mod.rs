@@ -17,6 +17,7 @@
 //! - [`sentinel`]: Replication whose primary Valkey Sentinel moves.
 
 mod backup;
+mod binding;
 mod cluster;
 mod deadline;
 mod deletion;
@@ -103,6 +104,15 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if state.deleted {
         return deletion::decide_deletion(state);
     }
+    // Unbound: its user took it over. Its objects are released once, and
+    // nothing else is done until the annotation is back.
+    if let Some(binding) = state.binding.as_ref().filter(|b| b.unbound()) {
+        return if binding.released {
+            Vec::new()
+        } else {
+            vec![binding::release(binding)]
+        };
+    }
     let Some(view) = ClusterView::new(state) else {
         return Vec::new();
     };
@@ -116,6 +126,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     // The certificate first: no pod of a TLS cluster starts without it.
     if let Some(issue) = tls::decide_issue(&view, now) {
         return vec![issue];
+    }
+    // Bound again: the roles its user left are adopted, not undone.
+    if let Some(adopt) = binding::adopt(&view) {
+        return adopt;
     }
     let topology = match view.topology() {
         Topology::Standalone | Topology::Replication => {

@@ -11,7 +11,7 @@ use super::view::ClusterView;
 /// Applies the objects of a generation not applied yet.
 pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     if view.state.applied_generation == Some(view.generation) {
-        return Vec::new();
+        return decide_marking(view);
     }
     let by_defaults = view
         .state
@@ -33,6 +33,40 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
         ReasonCode::SpecChanged {
             generation: view.generation,
         },
+        detail,
+    )]
+}
+
+/// The objects of the generation applied again with the ownership
+/// annotation: they predate it (an older operator made them), or the
+/// cluster was bound again after its objects' annotations were removed.
+/// Nothing else changes in them, so nothing rolls.
+fn decide_marking(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(binding) = view.state.binding.as_ref().filter(|b| b.mark_due) else {
+        return Vec::new();
+    };
+    let (code, detail) = if binding.rebound {
+        (
+            ReasonCode::Rebound,
+            format!(
+                "bound again: the objects of generation {} applied with the ownership annotation",
+                view.generation
+            ),
+        )
+    } else {
+        (
+            ReasonCode::ObjectsUnmarked,
+            format!(
+                "the objects of generation {} predate the ownership annotation: applied with it",
+                view.generation
+            ),
+        )
+    };
+    vec![Decision::new(
+        Intent::ApplyResources {
+            generation: view.generation,
+        },
+        code,
         detail,
     )]
 }

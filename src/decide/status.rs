@@ -475,7 +475,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         .is_some_and(|(p, _)| p.is_some())
         || (view.topology() == Topology::Standalone && state.replication.primary.is_some())
         || state.cluster.formed_at.is_some();
-    let phase = if view.spec.paused {
+    let unbound = state.binding.as_ref().filter(|b| b.unbound());
+    let phase = if unbound.is_some() {
+        ClusterPhase::Unbound
+    } else if view.spec.paused {
         ClusterPhase::Paused
     } else if full && !progressing {
         ClusterPhase::Ready
@@ -504,13 +507,26 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             }
         }
     };
+    let summary = match unbound {
+        Some(b) => format!(
+            "unbound{} at {}: the operator observes and journals only, until the annotation {}={} is back on StatefulSet {}; {summary}",
+            b.by.as_ref()
+                .map_or_else(String::new, |by| format!(" by {by}")),
+            b.since,
+            crate::resources::labels::OWNED_BY,
+            ctx.name,
+            crate::resources::statefulset_name(ctx.name),
+        ),
+        None => summary,
+    };
     status.conditions = vec![
         condition(
             CONDITION_READY,
-            full && !view.spec.paused,
+            full && !view.spec.paused && unbound.is_none(),
             match phase {
                 ClusterPhase::Ready => "Ready",
                 ClusterPhase::Paused => "Paused",
+                ClusterPhase::Unbound => "Unbound",
                 ClusterPhase::Pending
                 | ClusterPhase::Creating
                 | ClusterPhase::Degraded

@@ -54,6 +54,7 @@ pub struct ConfigMapStore {
     namespace: String,
     owner: Option<OwnerReference>,
     extra_labels: BTreeMap<String, String>,
+    extra_annotations: BTreeMap<String, String>,
     seal_bytes: usize,
     /// Counts every write (the operator's stores; tools' go uncounted).
     writes: Option<ConfigMapWrites>,
@@ -84,6 +85,7 @@ impl ConfigMapStore {
             namespace: namespace.to_owned(),
             owner: None,
             extra_labels: BTreeMap::new(),
+            extra_annotations: BTreeMap::new(),
             seal_bytes: layout::DEFAULT_SEAL_BYTES,
             writes: None,
         }
@@ -123,6 +125,14 @@ impl ConfigMapStore {
     #[must_use]
     pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.extra_labels = labels;
+        self
+    }
+
+    /// Adds `annotations` to every object this store creates (the
+    /// operator's ownership annotation naming the cluster).
+    #[must_use]
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.extra_annotations = annotations;
         self
     }
 
@@ -213,6 +223,8 @@ impl ConfigMapStore {
                 labels.extend(layout::labels(stream, kind));
                 labels
             }),
+            annotations: (!self.extra_annotations.is_empty())
+                .then(|| self.extra_annotations.clone()),
             owner_references: self.owner.clone().map(|o| vec![o]),
             ..ObjectMeta::default()
         }

@@ -260,7 +260,7 @@ impl WriteResult {
 }
 
 /// Every phase, for the one-hot gauge: each is exported, 1 for the current.
-pub const PHASES: [ClusterPhase; 7] = [
+pub const PHASES: [ClusterPhase; 8] = [
     ClusterPhase::Pending,
     ClusterPhase::Creating,
     ClusterPhase::Ready,
@@ -268,6 +268,7 @@ pub const PHASES: [ClusterPhase; 7] = [
     ClusterPhase::Updating,
     ClusterPhase::Failed,
     ClusterPhase::Paused,
+    ClusterPhase::Unbound,
 ];
 
 /// The label value of a phase: its name as `status.phase` shows it.
@@ -280,6 +281,7 @@ pub const fn phase_name(phase: ClusterPhase) -> &'static str {
         ClusterPhase::Updating => "Updating",
         ClusterPhase::Failed => "Failed",
         ClusterPhase::Paused => "Paused",
+        ClusterPhase::Unbound => "Unbound",
     }
 }
 

@@ -227,6 +227,7 @@ impl Tracker {
             | Intent::FinishRestore { .. }
             | Intent::DeleteOwnedObjects { .. }
             | Intent::CreateFingerprintKey
+            | Intent::ReleaseObjects
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

@@ -7,6 +7,7 @@
 //! append. Fetching the world is the shell's job (`operator/`).
 
 pub mod backup;
+mod binding;
 mod cluster;
 mod containers;
 pub mod defaults;
@@ -22,6 +23,7 @@ mod termination;
 pub mod tls;
 pub mod users;
 
+pub use binding::observe_binding;
 pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };

@@ -29,8 +29,8 @@ use crate::decide::status::REASON_CONTAINER_FAILING;
 use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
-    defaults::observe_layered_spec, observe_failover_request, observe_pods, observe_spec,
-    observe_statefulset, observe_switchover_request,
+    defaults::observe_layered_spec, observe_binding, observe_failover_request, observe_pods,
+    observe_spec, observe_statefulset, observe_switchover_request,
 };
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
@@ -226,6 +226,42 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
+/// A change of the cluster's binding is its user's to see, where they
+/// look: an Event when it is unbound and when it is bound again.
+async fn binding_events(
+    rt: &mut super::runtime::ClusterRuntime,
+    recorded: &[logbook_journal::Envelope],
+) {
+    for envelope in recorded {
+        let Event::BindingObserved { annotated, by } = &envelope.body else {
+            continue;
+        };
+        let name = rt.meta.name.clone();
+        let (reason, note) = match (*annotated, rt.state.binding.as_ref()) {
+            (false, Some(b)) if b.unbound() => (
+                "Unbound",
+                format!(
+                    "the annotation {}={name} was removed from StatefulSet {}{}: the operator no longer manages this cluster (its pods and data are left as they are) until it is back",
+                    labels::OWNED_BY,
+                    statefulset_name(&name),
+                    by.as_ref()
+                        .map_or_else(String::new, |by| format!(" by {by}"))
+                ),
+            ),
+            (true, Some(b)) if b.rebound => (
+                "Rebound",
+                format!(
+                    "the annotation {}={name} is back on StatefulSet {}: the operator manages this cluster again, as it now is",
+                    labels::OWNED_BY,
+                    statefulset_name(&name)
+                ),
+            ),
+            _ => continue,
+        };
+        rt.publish_event(Kind::Normal, reason, "Bind", note).await;
+    }
+}
+
 /// How soon a cluster whose change of defaults waits for its turn asks
 /// again.
 const DEFAULTS_TURN_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -342,6 +378,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     let mut events = observe_pods(&rt.state, &listed.items);
     events.extend(observe_statefulset(&rt.state, sts.as_ref()));
+    events.extend(observe_binding(&rt.state, &meta.name, sts.as_ref()));
     let fetch = crate::observe::observe_restore_fetch(&rt.state, &listed.items);
     let fetch = gated(&rt, &reads, fetch);
     if rt.state.sentinel.enabled {
@@ -362,7 +399,8 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         ));
     }
     let events = gated(&rt, &reads, events);
-    rt.record(events, None).await?;
+    let recorded = rt.record(events, None).await?;
+    binding_events(&mut rt, &recorded).await;
     // A restore container or a Valkey container that fails is the user's
     // to see (the bucket unreachable from the pods, an object gone, a
     // configuration value Valkey refuses, an image that cannot be

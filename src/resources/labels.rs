@@ -47,6 +47,11 @@ pub const ROLE_REPLICA: &str = "replica";
 /// Pod template annotation: hash of `valkey.conf` and `start.sh`, so a pod
 /// running an older configuration is told apart from a current one.
 pub const CONFIG_HASH: &str = "valkey.logbook.dev/config-hash";
+/// Annotation on every object the operator makes for a cluster, naming
+/// the ValkeyCluster (beside its controller owner reference). Removed from
+/// the data StatefulSet by its user, it unbinds the cluster: the operator
+/// removes it from the other objects and manages nothing until it is back.
+pub const OWNED_BY: &str = "valkey.logbook.dev/cr";
 /// Annotation on the ValkeyCluster asking for a switchover to the named pod.
 pub const SWITCHOVER_TO: &str = "valkey.logbook.dev/switchover-to";
 /// Annotation on the ValkeyCluster asking for an operator-driven failover
@@ -56,6 +61,17 @@ pub const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
 /// Annotation on the ValkeyCluster: `"true"` asks the finalizer to delete the
 /// data PVCs when the cluster is deleted (they are kept otherwise).
 pub const DELETE_PVCS: &str = "valkey.logbook.dev/delete-pvcs-on-delete";
+
+/// Whether `meta` carries the ownership annotation naming `cluster`.
+pub fn owned_by(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    cluster: &str,
+) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNED_BY))
+        .is_some_and(|v| v == cluster)
+}
 
 /// The labels every object of `cluster` carries and every selector of its
 /// pods matches: [`NAME`], [`INSTANCE`] and [`CLUSTER`].

@@ -67,6 +67,7 @@ pub use services::{build_client_service, build_headless_service, build_read_serv
 pub use start_script::{FENCE_HOST, render_start_script};
 pub use statefulset::{
     CONTAINER_NAME, DATA_VOLUME, PASSWORD_ENV, POD_IP_ENV, PORT_NAME, build_statefulset,
+    keep_claim_templates,
 };
 
 /// The server-side apply field manager of every write the operator makes.
@@ -217,16 +218,28 @@ impl ClusterMeta {
     }
 
     /// Metadata of an owned object named `name`: namespace, common labels,
-    /// the spec's annotations and the owner reference.
+    /// the spec's annotations, the ownership annotation
+    /// ([`labels::OWNED_BY`]) and the owner reference.
     pub(crate) fn object_meta(&self, name: String, spec: &ValkeyClusterSpec) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
             namespace: Some(self.namespace.clone()),
             labels: Some(labels::common(&self.name, spec)),
-            annotations: non_empty(spec.annotations.clone()),
+            annotations: Some(self.annotations(spec)),
             owner_references: Some(vec![self.owner_reference()]),
             ..ObjectMeta::default()
         }
+    }
+}
+
+impl ClusterMeta {
+    /// The annotations of an owned object: the spec's, and the ownership
+    /// annotation naming the cluster (which wins: validation refuses the
+    /// operator's keys in the spec).
+    pub fn annotations(&self, spec: &ValkeyClusterSpec) -> BTreeMap<String, String> {
+        let mut annotations = spec.annotations.clone();
+        annotations.insert(labels::OWNED_BY.to_owned(), self.name.clone());
+        annotations
     }
 }
 
@@ -276,7 +289,14 @@ mod tests {
         assert_eq!(m.annotations.unwrap()["team"], "cache");
         assert_eq!(m.owner_references.unwrap().len(), 1);
         let bare = test_support::meta().object_meta("x".into(), &ValkeyClusterSpec::default());
-        assert_eq!(bare.annotations, None);
+        // Only the ownership annotation, naming the cluster.
+        assert_eq!(
+            bare.annotations,
+            Some(BTreeMap::from([(
+                labels::OWNED_BY.to_owned(),
+                "cache".to_owned()
+            )]))
+        );
     }
 
     #[test]

@@ -159,7 +159,8 @@ pub fn build_statefulset(
                 }),
                 spec: Some(pod),
             },
-            volume_claim_templates: persistent.then(|| vec![claim_template(&selector, spec)]),
+            volume_claim_templates: persistent
+                .then(|| vec![claim_template(&selector, &meta.name, spec)]),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -311,15 +312,23 @@ pub(super) fn password_env(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Opti
 }
 
 /// The claim template `data`: ReadWriteOnce, `spec.storage.size`, the
-/// storage class. Labelled with the selector labels only (immutable).
+/// storage class. Labelled with the selector labels only, and annotated
+/// with the ownership annotation (a StatefulSet's claim templates are
+/// immutable: one made before the annotation keeps its own,
+/// [`keep_claim_templates`]).
 fn claim_template(
     selector: &BTreeMap<String, String>,
+    cluster: &str,
     spec: &ValkeyClusterSpec,
 ) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_VOLUME.to_owned()),
             labels: Some(selector.clone()),
+            annotations: Some(BTreeMap::from([(
+                labels::OWNED_BY.to_owned(),
+                cluster.to_owned(),
+            )])),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
@@ -428,3 +437,30 @@ pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
 #[cfg(test)]
 #[path = "statefulset_tests.rs"]
 mod tests;
+
+/// Gives `built` the metadata of the claim templates `existing` has (by
+/// name): the API server refuses any change to a StatefulSet's claim
+/// templates, and one made by an older operator has no ownership
+/// annotation on them (its claims are annotated one by one instead).
+pub fn keep_claim_templates(built: &mut StatefulSet, existing: &StatefulSet) {
+    let old: BTreeMap<String, ObjectMeta> = existing
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t.metadata.name.clone()?, t.metadata.clone())))
+        .collect();
+    let templates = built
+        .spec
+        .as_mut()
+        .and_then(|s| s.volume_claim_templates.as_mut())
+        .into_iter()
+        .flatten();
+    for template in templates {
+        if let Some(meta) = template.metadata.name.as_ref().and_then(|n| old.get(n)) {
+            template.metadata.annotations.clone_from(&meta.annotations);
+            template.metadata.labels.clone_from(&meta.labels);
+        }
+    }
+}

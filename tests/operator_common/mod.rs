@@ -328,6 +328,28 @@ pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
     );
 }
 
+/// `kubectl <args>` in `namespace`, with the real kubectl, as a user
+/// would; its standard output. Panics with its error when it fails.
+pub fn kubectl(env: &Env, namespace: &str, args: &[&str]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kubectl = root.join(".tools/bin/kubectl");
+    assert!(kubectl.exists(), "kubectl not found: run `make setup`");
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(env.write_kubeconfig())
+        .args(["--namespace", namespace])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The operator's image as this build's `logbook`, linked into
 /// `<root>/bin`.
 fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> {

@@ -79,7 +79,8 @@
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 # NetworkPolicies (spec.networkPolicy): applied; deleted when the spec no
-# longer asks for one, and with the cluster.
+# longer asks for one, and with the cluster; patched by name to remove the
+# ownership annotation when the cluster is unbound.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["create", "patch", "delete"]
@@ -99,10 +100,12 @@
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 # Data PVCs, deleted with the cluster only when it carries the
-# valkey.logbook.dev/delete-pvcs-on-delete annotation.
+# valkey.logbook.dev/delete-pvcs-on-delete annotation; patch adds the
+# ownership annotation (valkey.logbook.dev/cr) to the claims of a
+# StatefulSet made before it, and removes it when the cluster is unbound.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "delete"]
+  verbs: ["list", "patch", "delete"]
 # Kubernetes Events for people (decisions, failovers); the journal is the
 # record.
 - apiGroups: ["events.k8s.io"]

@@ -63,6 +63,10 @@ pub enum ClusterPhase {
     Failed,
     /// `spec.paused` is set: observing and journaling only.
     Paused,
+    /// Its user took it over by removing the ownership annotation
+    /// `valkey.logbook.dev/cr` from its StatefulSet: the operator observes
+    /// and journals only, until the annotation is back.
+    Unbound,
 }
 
 /// Observed state of a ValkeyCluster.

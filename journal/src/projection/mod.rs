@@ -135,6 +135,51 @@ pub struct ClusterState {
     /// journal without it keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec_layers: Option<SpecLayersView>,
+    /// Whether the data StatefulSet carries the ownership annotation
+    /// (`BindingObserved`), and what follows from it; `None` until it is
+    /// first observed. Not serialized while `None`, so a snapshot of a
+    /// journal without it keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<BindingView>,
+}
+
+/// The cluster's binding to the operator: the ownership annotation on its
+/// StatefulSet as last journaled, and the work that follows from a change
+/// of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BindingView {
+    /// The StatefulSet carried the annotation when last observed.
+    pub annotated: bool,
+    /// It was observed carrying it at least once: lacking it now means
+    /// its user removed it (unbound), not that it predates it.
+    pub ever_annotated: bool,
+    /// Who last changed the StatefulSet when it was observed lacking it.
+    pub by: Option<String>,
+    /// When the binding last changed (the observation's time).
+    pub since: Timestamp,
+    /// Seq of that observation.
+    pub seq: u64,
+    /// The objects are to be applied again with the annotation: they
+    /// predate it, or the cluster was bound again after its objects'
+    /// annotations were removed. Cleared when `ApplyResources` succeeds.
+    pub mark_due: bool,
+    /// The cluster was bound again after being unbound and has not been
+    /// taken over yet: its roles are adopted as observed, not restored to
+    /// what the journal decided before.
+    pub rebound: bool,
+    /// Unbound, and the annotation removed from its other objects
+    /// (`ReleaseObjects` succeeded).
+    pub released: bool,
+}
+
+impl BindingView {
+    /// The user took the cluster over: the annotation was seen, and is
+    /// gone.
+    #[must_use]
+    pub const fn unbound(&self) -> bool {
+        self.ever_annotated && !self.annotated
+    }
 }
 
 /// The layers a cluster's spec was last judged with.

@@ -45,7 +45,7 @@ pub(super) use bootstrap::decide_bootstrap;
 pub use failover::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, process_dead,
 };
-pub(super) use roles::decide_roles;
+pub(super) use roles::{after_new_primary, decide_roles};
 pub use switchover::AUTO as SWITCHOVER_AUTO;
 
 /// What a Standalone or Replication cluster needs next.

@@ -714,3 +714,107 @@ fn a_replica_down_on_an_outdated_revision_is_rolled_without_waiting_for_it() {
         g.intents()
     );
 }
+
+fn binding(annotated: bool) -> Event {
+    Event::BindingObserved {
+        annotated,
+        by: None,
+    }
+}
+
+#[test]
+fn an_unbound_cluster_releases_its_objects_once_then_decides_nothing() {
+    let mut g = Given::converged(3);
+    g.event(binding(true));
+    assert!(g.intents().is_empty());
+    g.event(binding(false));
+    let d = g.decide();
+    assert_eq!(
+        d.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        vec![Intent::ReleaseObjects]
+    );
+    assert!(matches!(d[0].reason.code, ReasonCode::Unbound { .. }));
+    assert_eq!(
+        g.status().phase,
+        Some(logbook_crds::v1alpha1::ClusterPhase::Unbound)
+    );
+    g.succeed(Intent::ReleaseObjects);
+    assert!(g.intents().is_empty());
+    // Its primary dies: the user's to handle, unbound.
+    g.reach(0, Reachability::Refused);
+    g.reach(0, Reachability::Refused);
+    g.reach(0, Reachability::Refused);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // A new generation is not applied either.
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    spec.replicas = Some(4);
+    g.spec_at(2, &spec);
+    assert!(g.intents().is_empty());
+}
+
+#[test]
+fn objects_made_before_the_annotation_are_applied_again_once() {
+    let mut g = Given::converged(3);
+    // An older operator made them: the annotation was never seen.
+    g.event(binding(false));
+    let d = g.decide();
+    assert_eq!(
+        d.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        vec![Intent::ApplyResources { generation: 1 }]
+    );
+    assert_eq!(d[0].reason.code, ReasonCode::ObjectsUnmarked);
+    assert_ne!(
+        g.status().phase,
+        Some(logbook_crds::v1alpha1::ClusterPhase::Unbound)
+    );
+    g.applied(1);
+    assert!(g.intents().is_empty());
+    g.event(binding(true));
+    assert!(g.intents().is_empty());
+}
+
+#[test]
+fn a_cluster_bound_again_adopts_the_primary_its_user_chose() {
+    let mut g = Given::converged(3);
+    g.event(binding(true)).event(binding(false));
+    g.succeed(Intent::ReleaseObjects);
+    // By hand, unbound: demo-1 made primary, the others follow it.
+    g.role(1, Role::Primary, None)
+        .role(0, Role::Replica, Some(1))
+        .role(2, Role::Replica, Some(1));
+    assert!(g.intents().is_empty());
+    g.event(binding(true));
+    let d = g.decide();
+    assert_eq!(
+        d[0].intent,
+        Intent::PromoteReplica {
+            pod: pod(1),
+            from: None
+        },
+        "{d:?}"
+    );
+    assert!(d.iter().all(|d| d.reason.code == ReasonCode::Rebound));
+    assert!(
+        !d.iter()
+            .any(|d| matches!(d.intent, Intent::FenceNode { .. } | Intent::RollPod { .. })),
+        "{d:?}"
+    );
+    for d in d {
+        g.succeed(d.intent);
+    }
+    g.event(Event::ReplicaPromoted {
+        pod: pod(1),
+        from: None,
+        offset: 100,
+    });
+    // Then its objects marked again, and nothing more.
+    let d = g.decide();
+    assert_eq!(
+        d.iter().map(|d| d.intent.clone()).collect::<Vec<_>>(),
+        vec![Intent::ApplyResources { generation: 1 }]
+    );
+    assert_eq!(d[0].reason.code, ReasonCode::Rebound);
+    g.applied(1);
+    g.label(1, Role::Primary).label(0, Role::Replica);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+}

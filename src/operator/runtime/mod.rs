@@ -93,9 +93,15 @@ impl JournalFactory {
     /// was not opened.
     pub fn store_for(&self, meta: &ClusterMeta, retain: bool) -> Result<AnyStore, OperatorError> {
         let config_maps = || {
-            let store = ConfigMapStore::new(self.client.clone(), &meta.namespace).with_labels(
-                BTreeMap::from([(labels::CLUSTER.to_owned(), meta.name.clone())]),
-            );
+            let store = ConfigMapStore::new(self.client.clone(), &meta.namespace)
+                .with_labels(BTreeMap::from([(
+                    labels::CLUSTER.to_owned(),
+                    meta.name.clone(),
+                )]))
+                .with_annotations(BTreeMap::from([(
+                    labels::OWNED_BY.to_owned(),
+                    meta.name.clone(),
+                )]));
             if retain {
                 store
             } else {

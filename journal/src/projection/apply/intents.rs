@@ -141,7 +141,18 @@ impl ClusterState {
     /// objects applied, the boot primary published.
     fn record_effect(&mut self, intent: &Intent) {
         match intent {
-            Intent::ApplyResources { generation } => self.applied_generation = Some(*generation),
+            Intent::ApplyResources { generation } => {
+                self.applied_generation = Some(*generation);
+                if let Some(binding) = self.binding.as_mut() {
+                    binding.mark_due = false;
+                    binding.rebound = false;
+                }
+            }
+            Intent::ReleaseObjects => {
+                if let Some(binding) = self.binding.as_mut() {
+                    binding.released = true;
+                }
+            }
             Intent::SyncUsers { pod, apply, remove } => self.users.synced(pod, apply, remove),
             Intent::PublishBootConfig { primary, ip } => {
                 self.replication.boot_primary = Some((primary.clone(), ip.clone()));

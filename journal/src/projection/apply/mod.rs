@@ -125,7 +125,8 @@ impl ClusterState {
             | Event::PodTerminating { .. }
             | Event::SwitchoverRequestObserved { .. }
             | Event::FailoverRequestObserved { .. }
-            | Event::ContainerFailureObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::ContainerFailureObserved { .. }
+            | Event::BindingObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

@@ -182,6 +182,44 @@ impl ClusterState {
                     update_revision: update_revision.clone(),
                 });
             }
+            Event::BindingObserved { annotated, by } => {
+                self.observed();
+                let mut binding = self.binding.take().unwrap_or_default();
+                let was_unbound = binding.unbound();
+                let said = match (*annotated, binding.ever_annotated) {
+                    (true, _) if was_unbound => {
+                        // Its other objects lost their annotations when
+                        // it was released: applied again, and the
+                        // cluster taken over as it now is.
+                        binding.mark_due = true;
+                        binding.rebound = true;
+                        "bound again: the ownership annotation is back on the StatefulSet"
+                            .to_owned()
+                    }
+                    (true, _) => "the StatefulSet carries the ownership annotation".to_owned(),
+                    (false, true) => {
+                        binding.released = false;
+                        binding.mark_due = false;
+                        binding.rebound = false;
+                        format!(
+                            "unbound: the ownership annotation was removed from the StatefulSet{}",
+                            by.as_ref()
+                                .map_or_else(String::new, |by| format!(" (by {by})"))
+                        )
+                    }
+                    (false, false) => {
+                        binding.mark_due = true;
+                        "the cluster's objects predate the ownership annotation".to_owned()
+                    }
+                };
+                binding.annotated = *annotated;
+                binding.ever_annotated |= *annotated;
+                binding.by = if *annotated { None } else { by.clone() };
+                binding.since = at;
+                binding.seq = seq;
+                self.binding = Some(binding);
+                self.history(seq, at, body, said);
+            }
             Event::PodTerminating { pod } => {
                 self.observed();
                 self.pod_for_observation(seq, pod, at).terminating = true;

@@ -81,7 +81,11 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::RetentionExpired { newer, completed } => {
             format!("completed at {completed}, {newer} newer backups kept")
         }
+        ReasonCode::Unbound { by: Some(by) } => format!("annotation removed by {by}"),
         ReasonCode::BackupRequested
+        | ReasonCode::Unbound { by: None }
+        | ReasonCode::ObjectsUnmarked
+        | ReasonCode::Rebound
         | ReasonCode::RestoreLoaded
         | ReasonCode::ClusterDeleted
         | ReasonCode::FingerprintKeyMissing

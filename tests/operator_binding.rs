@@ -1,0 +1,350 @@
+//! Owned objects marked, and unbinding (issue 39), end to end with the
+//! real kubectl: every object the operator makes carries the annotation
+//! `valkey.logbook.dev/cr` naming its ValkeyCluster beside its owner
+//! reference; a user who removes it from the StatefulSet takes the
+//! cluster over (phase `Unbound`, the other objects' annotations removed,
+//! nothing decided while it is), and putting it back rebinds the cluster
+//! as it now is: a primary the user chose by hand is adopted, no pod is
+//! restarted, and the journal tells the story.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::ListParams;
+use kube::{Resource, ResourceExt};
+use logbook::resources::labels::OWNED_BY;
+use logbook_crds::v1alpha1::ClusterPhase;
+use logbook_journal::{Event, Intent, ReasonCode};
+use operator_common::*;
+use serde::de::DeserializeOwned;
+
+const JOURNAL_LABEL: &str = "valkey.logbook.dev/journal";
+
+/// Each object of `K` labelled with the cluster `name`: its name, whether
+/// it carries the annotation naming the cluster, whether it is owned by
+/// `uid`, and whether it is one of the journal's ConfigMaps.
+async fn objects<K>(env: &Env, name: &str, uid: &str) -> Vec<(String, bool, bool, bool)>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    env.api::<K>()
+        .list(&ListParams::default().labels(&format!("valkey.logbook.dev/cluster={name}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| {
+            let meta = o.meta();
+            (
+                format!("{kind} {}", meta.name.clone().unwrap_or_default()),
+                meta.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(OWNED_BY))
+                    .is_some_and(|v| v == name),
+                meta.owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid && o.kind == "ValkeyCluster"),
+                meta.labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(JOURNAL_LABEL)),
+            )
+        })
+        .collect()
+}
+
+async fn all_objects(env: &Env, name: &str, uid: &str) -> Vec<(String, bool, bool, bool)> {
+    let mut all = objects::<StatefulSet>(env, name, uid).await;
+    all.extend(objects::<Service>(env, name, uid).await);
+    all.extend(objects::<ConfigMap>(env, name, uid).await);
+    all.extend(objects::<Secret>(env, name, uid).await);
+    all.extend(objects::<PodDisruptionBudget>(env, name, uid).await);
+    all.extend(objects::<PersistentVolumeClaim>(env, name, uid).await);
+    all
+}
+
+/// Each pod's uid and its Valkey container's restart count.
+async fn pod_lives(env: &Env, name: &str) -> BTreeMap<String, (String, i32)> {
+    env.pods(name)
+        .await
+        .iter()
+        .map(|p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map_or(0, |c| c.iter().map(|c| c.restart_count).sum());
+            (p.name_any(), (p.uid().unwrap_or_default(), restarts))
+        })
+        .collect()
+}
+
+async fn k8s_event(env: &Env, reason: &str) -> Option<String> {
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.note.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
+    let mut env = Env::start("binding").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let uid = vkc.uid().unwrap();
+    let old = primary(&vkc);
+
+    // Every object made for the cluster is marked and owned (the claims
+    // are the StatefulSet's, kept when the cluster is deleted: marked,
+    // not owned).
+    let marked = all_objects(&env, "demo", &uid).await;
+    for kind in [
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "PodDisruptionBudget",
+        "PersistentVolumeClaim",
+    ] {
+        assert!(
+            marked
+                .iter()
+                .any(|(n, ..)| n.starts_with(&format!("{kind} "))),
+            "no {kind} of the cluster: {marked:?}"
+        );
+    }
+    for (object, annotated, owned, _) in &marked {
+        assert!(annotated, "{object} lacks {OWNED_BY}=demo");
+        assert!(
+            *owned || object.starts_with("PersistentVolumeClaim "),
+            "{object} has no owner reference to the cluster"
+        );
+    }
+    let lives = pod_lives(&env, "demo").await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "before", 500).await;
+
+    // The user takes the cluster over.
+    kubectl(
+        &env,
+        NS,
+        &["annotate", "statefulset", "demo", &format!("{OWNED_BY}-")],
+    );
+    env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
+        v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
+    })
+    .await;
+    env.eventually(
+        Duration::from_secs(15),
+        "the other objects released",
+        || {
+            let env = &env;
+            let uid = uid.clone();
+            async move {
+                all_objects(env, "demo", &uid)
+                    .await
+                    .iter()
+                    .all(|(_, annotated, _, journal)| !annotated || *journal)
+            }
+        },
+    )
+    .await;
+    let note = k8s_event(&env, "Unbound").await.expect("no Unbound Event");
+    assert!(note.contains(OWNED_BY), "{note}");
+    let vkc = env.vkc("demo").await;
+    let ready = vkc
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .unwrap();
+    assert_eq!(ready.reason, "Unbound");
+    assert!(ready.message.contains(OWNED_BY), "{}", ready.message);
+
+    // By hand, the user makes a replica the primary. Bound, the operator
+    // would point it back at its primary; unbound, it leaves it.
+    let pods = env.pods("demo").await;
+    let chosen = pods
+        .iter()
+        .map(ResourceExt::name_any)
+        .find(|p| *p != old)
+        .unwrap();
+    let chosen_addr = env.pod_addr(&chosen).await;
+    let chosen_ip = chosen_addr.rsplit_once(':').unwrap().0.to_owned();
+    let admin = |addr: String, args: Vec<String>| {
+        let password = password.clone();
+        async move {
+            let mut con = connect(&addr, &password).await;
+            let mut cmd = redis::cmd(&args[0]);
+            for a in &args[1..] {
+                cmd.arg(a);
+            }
+            let _: redis::Value = cmd.query_async(&mut con).await.unwrap();
+        }
+    };
+    admin(
+        chosen_addr.clone(),
+        vec!["REPLICAOF".into(), "NO".into(), "ONE".into()],
+    )
+    .await;
+    for pod in &pods {
+        let name = pod.name_any();
+        if name != chosen {
+            admin(
+                env.pod_addr(&name).await,
+                vec!["REPLICAOF".into(), chosen_ip.clone(), "6379".into()],
+            )
+            .await;
+        }
+    }
+    write_keys(&chosen_addr, &password, "during", 500).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (kind, follows) = role(&env.pod_addr(&old).await, &password).await;
+    assert_eq!(
+        (kind.as_str(), follows.as_deref()),
+        ("slave", Some(chosen_ip.as_str())),
+        "the operator undid the user's change while unbound"
+    );
+
+    // Bound again: taken over as it is.
+    kubectl(
+        &env,
+        NS,
+        &[
+            "annotate",
+            "statefulset",
+            "demo",
+            &format!("{OWNED_BY}=demo"),
+        ],
+    );
+    env.wait_status(
+        "demo",
+        Duration::from_secs(30),
+        "Ready with the user's primary",
+        |v| {
+            is_ready(v, 3)
+                && v.status.as_ref().and_then(|s| s.primary.clone()) == Some(chosen.clone())
+        },
+    )
+    .await;
+    env.eventually(Duration::from_secs(15), "every object marked again", || {
+        let env = &env;
+        let uid = uid.clone();
+        async move {
+            all_objects(env, "demo", &uid)
+                .await
+                .iter()
+                .all(|(_, annotated, ..)| *annotated)
+        }
+    })
+    .await;
+    assert!(
+        k8s_event(&env, "Rebound").await.is_some(),
+        "no Rebound Event"
+    );
+    let labels = env.role_labels("demo").await;
+    assert_eq!(labels[&chosen].as_deref(), Some("primary"), "{labels:?}");
+    assert_eq!(pod_lives(&env, "demo").await, lives, "a pod was restarted");
+    let service = env.service_addr("demo").await;
+    assert_eq!(count_missing(&service, &password, "before", 500).await, 0);
+    assert_eq!(count_missing(&service, &password, "during", 500).await, 0);
+
+    // The journal tells the story: unbound, released, nothing
+    // decided until bound again, then the objects marked and the labels
+    // following the user's primary, with no fence, roll or failover.
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let unbound_at = events
+        .iter()
+        .position(|e| {
+            matches!(
+                e.body,
+                Event::BindingObserved {
+                    annotated: false,
+                    ..
+                }
+            )
+        })
+        .expect("no BindingObserved of the unbinding");
+    let rebound_at = events
+        .iter()
+        .rposition(|e| {
+            matches!(
+                e.body,
+                Event::BindingObserved {
+                    annotated: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(rebound_at > unbound_at);
+    let decided: Vec<(usize, &Intent, &ReasonCode)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.body {
+            Event::Decided { intents } => Some(
+                intents
+                    .iter()
+                    .map(move |p| (i, &p.intent, &p.reason.code))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(i, ..)| *i > unbound_at)
+        .collect();
+    let while_unbound: Vec<_> = decided.iter().filter(|(i, ..)| *i < rebound_at).collect();
+    assert!(
+        matches!(
+            while_unbound.as_slice(),
+            [(_, Intent::ReleaseObjects, ReasonCode::Unbound { .. })]
+        ),
+        "decided while unbound: {while_unbound:?}"
+    );
+    // The user's primary is followed, never replaced: no other pod is
+    // promoted.
+    assert!(
+        !decided.iter().any(
+            |(_, intent, _)| matches!(intent, Intent::PromoteReplica { pod, .. } if *pod != chosen)
+        ),
+        "another primary was promoted: {decided:?}"
+    );
+    assert!(
+        decided.iter().any(
+            |(_, intent, code)| matches!(intent, Intent::ApplyResources { .. })
+                && matches!(code, ReasonCode::Rebound)
+        ),
+        "the objects were not marked again: {decided:?}"
+    );
+    assert!(
+        !decided.iter().any(|(_, intent, _)| matches!(
+            intent,
+            Intent::FenceNode { .. } | Intent::RollPod { .. }
+        )),
+        "fenced or rolled: {decided:?}"
+    );
+    env.finish().await;
+}
