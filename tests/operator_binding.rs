@@ -348,3 +348,93 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edit_of_an_owned_object_is_put_back_and_journaled_as_drift() {
+    let mut env = Env::start("drift").await;
+    env.apply_yaml(&replication_yaml("demo", 2)).await;
+    env.wait_ready("demo", 2, Duration::from_secs(60)).await;
+    // Let a second pass so the edits are newer than every write of the
+    // operator's (managedFields times are in seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // A `kubectl edit` of the StatefulSet, and a `kubectl patch` of the
+    // client Service's selector.
+    kubectl_with(
+        &env,
+        NS,
+        &["edit", "statefulset", "demo"],
+        &[("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")],
+    );
+    kubectl(
+        &env,
+        NS,
+        &[
+            "patch",
+            "service",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"selector":{"valkey.logbook.dev/role":"replica"}}}"#,
+        ],
+    );
+    let sets: kube::Api<StatefulSet> = env.api();
+    let services: kube::Api<Service> = env.api();
+    env.eventually(Duration::from_secs(20), "both edits put back", || {
+        let (sets, services) = (sets.clone(), services.clone());
+        async move {
+            let sts = sets.get("demo").await.unwrap();
+            let strategy = sts
+                .spec
+                .and_then(|s| s.update_strategy)
+                .and_then(|u| u.type_);
+            let svc = services.get("demo").await.unwrap();
+            let role = svc
+                .spec
+                .and_then(|s| s.selector)
+                .and_then(|s| s.get("valkey.logbook.dev/role").cloned());
+            strategy.as_deref() == Some("OnDelete") && role.as_deref() == Some("primary")
+        }
+    })
+    .await;
+    let note = k8s_event(&env, "Drift").await.expect("no Drift Event");
+    assert!(note.contains("kubectl-"), "{note}");
+    // Nothing more once put back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let drifts: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::DriftObserved { object, by, .. } => Some((object.clone(), by.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        drifts.contains(&("StatefulSet demo".to_owned(), "kubectl-edit".to_owned())),
+        "{drifts:?}"
+    );
+    assert!(
+        drifts.contains(&("Service demo".to_owned(), "kubectl-patch".to_owned())),
+        "{drifts:?}"
+    );
+    assert!(
+        drifts.len() <= 2,
+        "drift journaled more than once: {drifts:?}"
+    );
+    let reverts = events
+        .iter()
+        .filter(|e| match &e.body {
+            Event::Decided { intents } => intents.iter().any(|p| {
+                matches!(p.intent, Intent::ApplyResources { .. })
+                    && matches!(p.reason.code, ReasonCode::Drift { .. })
+            }),
+            _ => false,
+        })
+        .count();
+    assert!((1..=2).contains(&reverts), "{reverts} reverts");
+    env.finish().await;
+}

@@ -569,6 +569,25 @@ fn the_binding_variants_keep_their_catalog_indexes() {
     assert_eq!(tag(&ReasonCode::Rebound), 41);
 }
 
+/// Drift is event 66 and reason 42, after every older variant.
+#[test]
+fn the_drift_variants_keep_their_catalog_indexes() {
+    let env = envelope(
+        1,
+        Event::DriftObserved {
+            object: "StatefulSet demo".to_owned(),
+            by: "kubectl-edit".to_owned(),
+            at: "2026-11-27T19:00:00Z".to_owned(),
+            fields: vec!["spec.updateStrategy".to_owned()],
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(66));
+    assert_eq!(tag(&ReasonCode::Drift { objects: vec![] }), 42);
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

@@ -751,6 +751,24 @@ pub enum Event {
         /// or none is recorded.
         by: Option<String>,
     },
+    /// [66] An object the operator made and still marks as its own was
+    /// changed by someone else: `by` (the field manager of its newest
+    /// write to the object, newer than the operator's own) set `fields`
+    /// outside its metadata and status. Journaled once per object, manager
+    /// and time (`at`, the `managedFields` entry's, as the API server
+    /// wrote it). The objects are applied again (reason `Drift`), which
+    /// puts back every field the operator sets.
+    DriftObserved {
+        /// `<Kind> <name>`, e.g. `StatefulSet demo`.
+        object: String,
+        /// The field manager that changed it (`kubectl-edit`, a tool).
+        by: String,
+        /// Its `managedFields` entry's time.
+        at: String,
+        /// The fields it holds outside metadata and status, as dotted
+        /// paths two levels deep (`spec.updateStrategy`).
+        fields: Vec<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -781,6 +799,7 @@ impl Event {
             Self::SpecRejected { .. } => "SpecRejected",
             Self::SpecLayersObserved { .. } => "SpecLayersObserved",
             Self::BindingObserved { .. } => "BindingObserved",
+            Self::DriftObserved { .. } => "DriftObserved",
             Self::ClusterDeleted => "ClusterDeleted",
             Self::PodObserved { .. } => "PodObserved",
             Self::PodDeleted { .. } => "PodDeleted",

@@ -616,6 +616,7 @@ impl ReasonCode {
             Self::ObjectsUnmarked => "ObjectsUnmarked",
             Self::Unbound { .. } => "Unbound",
             Self::Rebound => "Rebound",
+            Self::Drift { .. } => "Drift",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -665,6 +666,7 @@ impl ReasonCode {
             | Self::ObjectsUnmarked
             | Self::Unbound { .. }
             | Self::Rebound
+            | Self::Drift { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -892,6 +894,12 @@ pub enum ReasonCode {
     /// The ownership annotation is back on the StatefulSet: the cluster is
     /// bound again and taken over as it now is.
     Rebound,
+    /// Objects the operator made were changed by someone else
+    /// (`DriftObserved`): applied again, which puts its fields back.
+    Drift {
+        /// The objects changed, `<Kind> <name>`.
+        objects: Vec<String>,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -55,6 +55,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
+        | Event::DriftObserved { .. }
         | Event::DeletionRequested { .. }
         | Event::OwnedObjectsDeleted { .. }
         | Event::DeadlinePassed { .. }
@@ -87,6 +88,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SpecRejected { .. }
             | Event::SpecLayersObserved { .. }
             | Event::BindingObserved { .. }
+            | Event::DriftObserved { .. }
             | Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::DeadlinePassed { .. }
@@ -195,6 +197,12 @@ pub fn summary(event: &Event) -> String {
                 errors.len()
             )
         }
+        Event::DriftObserved {
+            object, by, fields, ..
+        } => format!(
+            "{object} changed by {by} ({}): applied again",
+            fields.join(", ")
+        ),
         Event::BindingObserved { annotated: true, .. } => {
             "the StatefulSet carries the ownership annotation: the cluster is bound".to_owned()
         }

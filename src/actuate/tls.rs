@@ -67,7 +67,10 @@ pub async fn issue_certificate(
         // Created, never overwritten: another writer's CA wins and this
         // issue is tried again with it.
         api.create(
-            &Default::default(),
+            &kube::api::PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..kube::api::PostParams::default()
+            },
             &tls::build_ca_secret(meta, target.spec, &ca),
         )
         .await

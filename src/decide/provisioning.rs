@@ -37,11 +37,41 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     )]
 }
 
-/// The objects of the generation applied again with the ownership
-/// annotation: they predate it (an older operator made them), or the
-/// cluster was bound again after its objects' annotations were removed.
-/// Nothing else changes in them, so nothing rolls.
+/// The objects of the generation applied again: someone else changed them
+/// (drift: the apply puts back every field the operator sets), or with the
+/// ownership annotation, which they lack: they predate it (an older
+/// operator made them), or the cluster was bound again after its objects'
+/// annotations were removed (nothing else changes in them, so nothing
+/// rolls).
 fn decide_marking(view: &ClusterView<'_>) -> Vec<Decision> {
+    let drifted: Vec<String> = view
+        .state
+        .drift
+        .iter()
+        .filter(|(_, d)| !d.reverted)
+        .map(|(object, d)| format!("{object} (by {})", d.by))
+        .collect();
+    if !drifted.is_empty() {
+        return vec![Decision::new(
+            Intent::ApplyResources {
+                generation: view.generation,
+            },
+            ReasonCode::Drift {
+                objects: view
+                    .state
+                    .drift
+                    .iter()
+                    .filter(|(_, d)| !d.reverted)
+                    .map(|(object, _)| object.clone())
+                    .collect(),
+            },
+            format!(
+                "changed by someone else: {}; the objects of generation {} applied again",
+                drifted.join(", "),
+                view.generation
+            ),
+        )];
+    }
     let Some(binding) = view.state.binding.as_ref().filter(|b| b.mark_due) else {
         return Vec::new();
     };

@@ -11,6 +11,7 @@ mod binding;
 mod cluster;
 mod containers;
 pub mod defaults;
+mod drift;
 pub mod fingerprints;
 pub mod freshness;
 mod pods;
@@ -28,6 +29,7 @@ pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };
 pub use containers::{CANNOT_START, observe_container_failures};
+pub use drift::observe_drift;
 pub use pods::{observe_pods, observe_statefulset, pod_phase};
 pub use replication::{
     LinkEvidence, ProbeObservation, journal_role, link_status, link_status_with, observe_probe,

@@ -226,6 +226,117 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
+/// `DriftObserved` for the objects of the cluster (listed by its
+/// `valkey.logbook.dev/cluster` label, its journal's ConfigMaps left out)
+/// changed by someone else since the operator last wrote them.
+async fn observe_owned_drift(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+    state: &logbook_journal::ClusterState,
+) -> Result<Vec<Event>, OperatorError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let ns = meta.namespace.as_str();
+    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
+    let err = |what: &str| {
+        let what = format!("listing the {what} of {ns}/{} for drift", meta.name);
+        move |source| OperatorError::Kube { what, source }
+    };
+    let (sets, services, maps, secrets, pdbs) = (
+        Api::<StatefulSet>::namespaced(client.clone(), ns),
+        Api::<Service>::namespaced(client.clone(), ns),
+        Api::<ConfigMap>::namespaced(client.clone(), ns),
+        Api::<Secret>::namespaced(client.clone(), ns),
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+    );
+    let (sets, services, maps, secrets, pdbs) = tokio::join!(
+        sets.list_metadata(&lp),
+        services.list_metadata(&lp),
+        maps.list_metadata(&lp),
+        secrets.list_metadata(&lp),
+        pdbs.list_metadata(&lp),
+    );
+    let metas = |kind: &str, items: Vec<kube::api::ObjectMeta>| {
+        items
+            .into_iter()
+            .filter(|m| {
+                !m.labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(crate::journal_store::layout::JOURNAL_LABEL))
+            })
+            .map(|m| (format!("{kind} {}", m.name.clone().unwrap_or_default()), m))
+            .collect::<Vec<_>>()
+    };
+    let mut objects = metas(
+        "StatefulSet",
+        sets.map_err(err("StatefulSets"))?
+            .items
+            .into_iter()
+            .map(|o| o.metadata)
+            .collect(),
+    );
+    objects.extend(metas(
+        "Service",
+        services
+            .map_err(err("Services"))?
+            .items
+            .into_iter()
+            .map(|o| o.metadata)
+            .collect(),
+    ));
+    objects.extend(metas(
+        "ConfigMap",
+        maps.map_err(err("ConfigMaps"))?
+            .items
+            .into_iter()
+            .map(|o| o.metadata)
+            .collect(),
+    ));
+    objects.extend(metas(
+        "Secret",
+        secrets
+            .map_err(err("Secrets"))?
+            .items
+            .into_iter()
+            .map(|o| o.metadata)
+            .collect(),
+    ));
+    objects.extend(metas(
+        "PodDisruptionBudget",
+        pdbs.map_err(err("PodDisruptionBudgets"))?
+            .items
+            .into_iter()
+            .map(|o| o.metadata)
+            .collect(),
+    ));
+    let refs: Vec<(String, &kube::api::ObjectMeta)> =
+        objects.iter().map(|(n, m)| (n.clone(), m)).collect();
+    Ok(crate::observe::observe_drift(state, &meta.name, &refs))
+}
+
+/// Each drift journaled is a Warning Event: a change made by hand to an
+/// object the operator manages is put back.
+async fn drift_events(
+    rt: &mut super::runtime::ClusterRuntime,
+    recorded: &[logbook_journal::Envelope],
+) {
+    for envelope in recorded {
+        if let Event::DriftObserved {
+            object, by, fields, ..
+        } = &envelope.body
+        {
+            let note = format!(
+                "{object} was changed by {by} ({}): the operator puts back what its spec says; change the ValkeyCluster instead, or unbind the cluster (kubectl annotate statefulset {} {}-)",
+                fields.join(", "),
+                statefulset_name(&rt.meta.name),
+                labels::OWNED_BY,
+            );
+            rt.publish_event(Kind::Warning, "Drift", "Revert", note)
+                .await;
+        }
+    }
+}
+
 /// A change of the cluster's binding is its user's to see, where they
 /// look: an Event when it is unbound and when it is bound again.
 async fn binding_events(
@@ -594,6 +705,15 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
     rt.act().await?;
+    // Drift: what someone else changed in the objects the operator made,
+    // read after acting so that no decision waits on these reads; what is
+    // journaled is acted on at once (the objects applied again).
+    let drift = observe_owned_drift(&client, &meta, &rt.state).await?;
+    if !drift.is_empty() {
+        let recorded = rt.record_now(drift, None).await?;
+        drift_events(&mut rt, &recorded).await;
+        rt.act().await?;
+    }
     rt.flush_due().await?;
     rt.publish_status(obj.status.as_ref()).await?;
     ctx.defaults.settle(&meta.uid, rt.defaults_rolling());

@@ -331,10 +331,17 @@ pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
 /// `kubectl <args>` in `namespace`, with the real kubectl, as a user
 /// would; its standard output. Panics with its error when it fails.
 pub fn kubectl(env: &Env, namespace: &str, args: &[&str]) -> String {
+    kubectl_with(env, namespace, args, &[])
+}
+
+/// [`kubectl`] with `vars` in its environment (`KUBE_EDITOR` for a
+/// `kubectl edit` that a script makes).
+pub fn kubectl_with(env: &Env, namespace: &str, args: &[&str], vars: &[(&str, &str)]) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kubectl = root.join(".tools/bin/kubectl");
     assert!(kubectl.exists(), "kubectl not found: run `make setup`");
     let out = std::process::Command::new(kubectl)
+        .envs(vars.iter().copied())
         .arg("--kubeconfig")
         .arg(env.write_kubeconfig())
         .args(["--namespace", namespace])

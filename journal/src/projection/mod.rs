@@ -141,6 +141,26 @@ pub struct ClusterState {
     /// journal without it keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding: Option<BindingView>,
+    /// Changes made by someone else to the objects the operator made
+    /// (`DriftObserved`), by object: the last journaled, and whether the
+    /// objects were applied again since. Not serialized while empty, so a
+    /// snapshot of a journal without it keeps its digest.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub drift: BTreeMap<String, DriftView>,
+}
+
+/// A change made by someone else to an object of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DriftView {
+    /// Its field manager.
+    pub by: String,
+    /// Its `managedFields` time.
+    pub at: String,
+    /// The fields it set.
+    pub fields: Vec<String>,
+    /// The objects were applied again since (`ApplyResources` succeeded).
+    pub reverted: bool,
 }
 
 /// The cluster's binding to the operator: the ownership annotation on its

@@ -147,6 +147,9 @@ impl ClusterState {
                     binding.mark_due = false;
                     binding.rebound = false;
                 }
+                for drift in self.drift.values_mut() {
+                    drift.reverted = true;
+                }
             }
             Intent::ReleaseObjects => {
                 if let Some(binding) = self.binding.as_mut() {

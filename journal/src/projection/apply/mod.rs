@@ -126,7 +126,8 @@ impl ClusterState {
             | Event::SwitchoverRequestObserved { .. }
             | Event::FailoverRequestObserved { .. }
             | Event::ContainerFailureObserved { .. }
-            | Event::BindingObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::BindingObserved { .. }
+            | Event::DriftObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

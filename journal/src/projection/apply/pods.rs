@@ -182,6 +182,29 @@ impl ClusterState {
                     update_revision: update_revision.clone(),
                 });
             }
+            Event::DriftObserved {
+                object,
+                by,
+                at: when,
+                fields,
+            } => {
+                self.observed();
+                self.drift.insert(
+                    object.clone(),
+                    crate::projection::DriftView {
+                        by: by.clone(),
+                        at: when.clone(),
+                        fields: fields.clone(),
+                        reverted: false,
+                    },
+                );
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("{object} changed by {by}: {}", fields.join(", ")),
+                );
+            }
             Event::BindingObserved { annotated, by } => {
                 self.observed();
                 let mut binding = self.binding.take().unwrap_or_default();

@@ -82,6 +82,7 @@ fn reason_fields(code: &ReasonCode) -> String {
             format!("completed at {completed}, {newer} newer backups kept")
         }
         ReasonCode::Unbound { by: Some(by) } => format!("annotation removed by {by}"),
+        ReasonCode::Drift { objects } => format!("changed by hand: {}", objects.join(", ")),
         ReasonCode::BackupRequested
         | ReasonCode::Unbound { by: None }
         | ReasonCode::ObjectsUnmarked
