@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// Errors of the command line. Each says what was asked and what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The command line asks for something it does not say enough about.
+    #[error("{0}")]
+    Usage(String),
     /// The CRDs could not be rendered as YAML.
     #[error("cannot render the CustomResourceDefinitions: {0}")]
     RenderCrds(String),

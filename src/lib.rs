@@ -40,3 +40,4 @@ pub mod tls;
 pub mod ui;
 pub mod ui_cli;
 pub mod valkey;
+pub mod webhook;

@@ -74,6 +74,29 @@ pub struct OperatorArgs {
     /// host name).
     #[arg(long)]
     pub instance: Option<String>,
+    /// Serve the validating webhook over the objects the operator makes
+    /// here (HTTPS), e.g. `0.0.0.0:9443` (default: not served;
+    /// docs/operator.md, "The validating webhook").
+    #[arg(long)]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+    /// The names the webhook's certificate covers, comma-separated: its
+    /// Service's `<name>.<namespace>.svc`, or the address of a `url`
+    /// client configuration.
+    #[arg(long, value_delimiter = ',')]
+    pub webhook_names: Vec<String>,
+    /// The Secret, in the operator's namespace, holding the webhook's CA
+    /// and certificate (made by the operator when absent).
+    #[arg(long, default_value = "logbook-webhook-tls")]
+    pub webhook_secret: String,
+    /// The ValidatingWebhookConfiguration whose `caBundle` the operator
+    /// fills with its CA (empty: left alone, e.g. for cert-manager's CA
+    /// injector).
+    #[arg(long, default_value = "")]
+    pub webhook_configuration: String,
+    /// The operator's identity, whose changes the webhook lets through
+    /// (default: `system:serviceaccount:$POD_NAMESPACE:$SERVICE_ACCOUNT`).
+    #[arg(long)]
+    pub webhook_operator_user: Option<String>,
 }
 
 /// This process's identity.
@@ -122,6 +145,34 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
         config.metrics_addr = args.metrics_addr;
         config.ui_addr = args.ui_addr;
         config.ui_auth = args.ui_auth;
+        if let Some(addr) = args.webhook_addr {
+            let operator_user = args
+                .webhook_operator_user
+                .clone()
+                .or_else(|| {
+                    let sa = std::env::var("SERVICE_ACCOUNT").ok()?;
+                    Some(format!("system:serviceaccount:{lease_namespace}:{sa}"))
+                })
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "--webhook-addr needs --webhook-operator-user (or $SERVICE_ACCOUNT): the identity whose changes the webhook lets through".to_owned(),
+                    )
+                })?;
+            if args.webhook_names.is_empty() {
+                return Err(Error::Usage(
+                    "--webhook-addr needs --webhook-names: the names its certificate covers".to_owned(),
+                ));
+            }
+            config.webhook = Some(crate::webhook::WebhookConfig {
+                addr,
+                namespace: lease_namespace.clone(),
+                secret: args.webhook_secret.clone(),
+                names: args.webhook_names.clone(),
+                configuration: (!args.webhook_configuration.is_empty())
+                    .then(|| args.webhook_configuration.clone()),
+                operator_user,
+            });
+        }
         let journal = match args.journal {
             JournalBackend::ConfigMap => "ConfigMaps".to_owned(),
             other => format!("{other} at {}", args.journal_dir.display()),

@@ -154,15 +154,41 @@ fn the_default_rendering_is_the_promised_set_of_objects() {
         kinds(&objs),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "Deployment",
             "PodDisruptionBudget",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
+            "Service",
             "ServiceAccount",
+            "ValidatingWebhookConfiguration",
             "ValkeyOperatorDefaults",
         ]
+    );
+    // The validating webhook: asked about the operator's objects only,
+    // through its Service, for changes and deletions.
+    let webhook = find(&objs, "ValidatingWebhookConfiguration");
+    let hook = &webhook["webhooks"][0];
+    assert_eq!(
+        hook["objectSelector"]["matchLabels"]["app.kubernetes.io/managed-by"],
+        "logbook"
+    );
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+    let deploy = find(&objs, "Deployment");
+    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        args.iter().any(|a| a
+            .as_str()
+            .is_some_and(|a| a.starts_with("--webhook-configuration="))),
+        "{args:?}"
     );
     // The operator's defaults: the built-in values, written down.
     let defaults = find(&objs, "ValkeyOperatorDefaults");
@@ -569,9 +595,11 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
     // them (ports moved to free ones) and serves its health endpoint.
     let health = free_port();
     let metrics = free_port();
+    let webhook = free_port();
     let objs = objects(&template(&[
         &format!("health.port={health}"),
         &format!("metrics.port={metrics}"),
+        &format!("webhook.port={webhook}"),
     ]));
     let deploy = find(&objs, "Deployment");
     let args: Vec<String> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]

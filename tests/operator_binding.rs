@@ -438,3 +438,173 @@ async fn a_hand_edit_of_an_owned_object_is_put_back_and_journaled_as_drift() {
     assert!((1..=2).contains(&reverts), "{reverts} reverts");
     env.finish().await;
 }
+
+/// `POST /validate` of `review` to the webhook at `addr` over TLS, trusting
+/// `ca_pem` for `name`; the answer's `response`.
+async fn ask_webhook(
+    addr: std::net::SocketAddr,
+    name: &str,
+    ca_pem: &str,
+    review: &serde_json::Value,
+) -> serde_json::Value {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let mut tls = connector.connect(server, tcp).await.unwrap();
+    let body = review.to_string();
+    let request = format!(
+        "POST /validate HTTP/1.1\r\nHost: {name}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply).await;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    json["response"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
+    let mut env = Env::start_without_operator("webhook").await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let configuration = "logbook-default-owned-objects";
+    // The chart's configuration, calling the operator by address (it runs
+    // beside the API server here), refusing while it does not answer.
+    let hook: k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": configuration},
+            "webhooks": [{
+                "name": "owned-objects.valkey.logbook.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "objectSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "logbook"}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["UPDATE", "DELETE"], "resources": ["statefulsets"],
+                    "scope": "Namespaced"}],
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate")},
+            }],
+        }))
+        .unwrap();
+    let hooks: kube::Api<
+        k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    > = kube::Api::all(env.client.clone());
+    hooks
+        .create(&kube::api::PostParams::default(), &hook)
+        .await
+        .unwrap();
+    env.webhook = Some(logbook::webhook::WebhookConfig {
+        addr,
+        namespace: NS.to_owned(),
+        secret: "logbook-webhook-tls".to_owned(),
+        names: vec!["127.0.0.1".to_owned()],
+        configuration: Some(configuration.to_owned()),
+        operator_user: operator_user(NS),
+    });
+    env.start_operator();
+    env.apply_yaml(&replication_yaml("demo", 2)).await;
+    env.wait_ready("demo", 2, Duration::from_secs(60)).await;
+
+    // The operator's CA is what the configuration trusts.
+    let secret: kube::Api<Secret> = env.api();
+    let ca = secret
+        .get("logbook-webhook-tls")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["ca.crt"]
+        .0
+        .clone();
+    let bundle = hooks.get(configuration).await.unwrap().webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .unwrap()
+        .0;
+    assert_eq!(bundle, ca);
+    let ca = String::from_utf8(ca).unwrap();
+
+    // Asked directly, over TLS, as the API server asks.
+    let sets: kube::Api<StatefulSet> = env.api();
+    let old = serde_json::to_value(sets.get("demo").await.unwrap()).unwrap();
+    let mut new = old.clone();
+    new["spec"]["updateStrategy"]["type"] = serde_json::json!("RollingUpdate");
+    let review = |user: &str| {
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "operation": "UPDATE", "name": "demo", "namespace": NS,
+                "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
+                "userInfo": {"username": user, "groups": ["system:masters"]},
+                "oldObject": old, "object": new}})
+    };
+    let refused = ask_webhook(addr, "127.0.0.1", &ca, &review("admin")).await;
+    assert_eq!(refused["allowed"], false, "{refused}");
+    assert!(
+        refused["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.updateStrategy"),
+        "{refused}"
+    );
+    let operator = ask_webhook(addr, "127.0.0.1", &ca, &review(&operator_user(NS))).await;
+    assert_eq!(operator["allowed"], true, "{operator}");
+
+    if on_kubernetes() {
+        // The real API server calls it: a `kubectl edit` by the admin is
+        // refused, saying why, and nothing changes.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new(root.join(".tools/bin/kubectl"))
+            .env("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")
+            .arg("--kubeconfig")
+            .arg(env.write_kubeconfig())
+            .args(["--namespace", NS, "edit", "statefulset", "demo"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the edit went through");
+        assert!(stderr.contains("denied the request"), "{stderr}");
+        assert!(stderr.contains("managed by Logbook"), "{stderr}");
+        let sts = sets.get("demo").await.unwrap();
+        assert_eq!(
+            sts.spec.unwrap().update_strategy.unwrap().type_.as_deref(),
+            Some("OnDelete")
+        );
+        // The unbinding goes through; then the StatefulSet is the user's.
+        kubectl(
+            &env,
+            NS,
+            &["annotate", "statefulset", "demo", &format!("{OWNED_BY}-")],
+        );
+        env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
+            v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
+        })
+        .await;
+        kubectl_with(
+            &env,
+            NS,
+            &["edit", "statefulset", "demo"],
+            &[("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")],
+        );
+    }
+    env.finish().await;
+}

@@ -106,6 +106,9 @@ pub struct OperatorConfig {
     /// Who may read the UI: readers checked by the API server (the
     /// default, for a Deployment), or anyone who reaches `ui_addr`.
     pub ui_auth: crate::ui::UiAuth,
+    /// The validating webhook over the objects the operator makes
+    /// (`src/webhook/`), if it serves one.
+    pub webhook: Option<crate::webhook::WebhookConfig>,
 }
 
 impl OperatorConfig {
@@ -129,6 +132,7 @@ impl OperatorConfig {
             metrics_addr: None,
             ui_addr: None,
             ui_auth: crate::ui::UiAuth::default(),
+            webhook: None,
         }
     }
 }
@@ -491,6 +495,11 @@ pub async fn run(
                 tracing::warn!(%err, "the web UI stopped");
             }
         }));
+    }
+    // The validating webhook: served by every instance (its Service
+    // reaches any of them), refusing hand changes to the objects made.
+    if let Some(webhook) = config.webhook.clone() {
+        servers.push(crate::webhook::start(client.clone(), webhook));
     }
     let (valkey_users, all_secrets, valkey_backups) = match &config.namespace {
         Some(ns) => (

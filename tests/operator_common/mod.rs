@@ -181,7 +181,10 @@ impl Operator {
         instance: String,
         logs: Logs,
         prefixed: bool,
-        ui_addr: Option<std::net::SocketAddr>,
+        (ui_addr, webhook): (
+            Option<std::net::SocketAddr>,
+            Option<logbook::webhook::WebhookConfig>,
+        ),
     ) -> Self {
         let own = Logs::default();
         let writer = LogWriter {
@@ -233,6 +236,7 @@ impl Operator {
                     // As the chart's `ui.enabled` serves it: each reader
                     // checked by the API server.
                     config.ui_addr = ui_addr;
+                    config.webhook = webhook;
                     let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
                     let run = logbook::operator::run(client, config, async move {
                         let _ = graceful_rx.await;
@@ -457,6 +461,8 @@ pub struct Env {
     pub logs: Logs,
     /// Where the next operator start serves the web UI, if anywhere.
     pub ui_addr: Option<std::net::SocketAddr>,
+    /// The validating webhook the next operator start serves, if any.
+    pub webhook: Option<logbook::webhook::WebhookConfig>,
     /// The chart's ServiceAccount's token, which every operator uses.
     pub(crate) operator_token: String,
     name: String,
@@ -582,6 +588,7 @@ impl Env {
             journal: JournalBackend::Sled,
             logs: Logs::default(),
             ui_addr: None,
+            webhook: None,
             operator_token,
             name: name.to_owned(),
             _dir: dir,
@@ -640,7 +647,7 @@ impl Env {
             instance.to_owned(),
             self.logs.clone(),
             prefixed,
-            self.ui_addr,
+            (self.ui_addr, self.webhook.clone()),
         );
         self.operators.insert(instance.to_owned(), operator);
     }

@@ -49,6 +49,9 @@ pub fn render(namespace: &str) -> String {
         // system:auth-delegator), which a test of the UI needs.
         .args(["--set", "ui.enabled=true"])
         .args(["--show-only", "templates/ui.yaml"])
+        // The validating webhook's permissions (its configuration a test
+        // makes itself, calling the operator by address).
+        .args(["--show-only", "templates/webhook.yaml"])
         .env(
             "HELM_CACHE_HOME",
             std::env::temp_dir().join("logbook-helm-cache"),
@@ -118,8 +121,9 @@ pub async fn install(client: &kube::Client, namespace: &str) {
             "ClusterRoleBinding" => {
                 create::<ClusterRoleBinding>(Api::all(client.clone()), json).await;
             }
-            // The UI's Service: no Deployment here to select.
-            "Service" => {}
+            // The UI's and the webhook's Services: no Deployment here to
+            // select; the webhook's configuration is the test's to make.
+            "Service" | "ValidatingWebhookConfiguration" => {}
             other => panic!("the chart's RBAC templates rendered a {other}"),
         }
     }

@@ -48,3 +48,11 @@ app.kubernetes.io/part-of: logbook
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The ValidatingWebhookConfiguration's name: cluster-scoped, so the release's
+namespace is in it.
+*/}}
+{{- define "logbook.webhookConfiguration" -}}
+{{ include "logbook.fullname" . }}-{{ .Release.Namespace }}-owned-objects
+{{- end }}

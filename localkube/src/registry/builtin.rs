@@ -168,6 +168,17 @@ fn rows() -> Vec<Row> {
             NONE,
             false,
         ),
+        // Stored and served (a chart installs one); localkube calls no
+        // admission webhook.
+        row(
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+            NONE,
+            &["api-extensions"],
+            false,
+        ),
         row("batch", "Job", "jobs", true, NONE, ALL, true),
         row("batch", "CronJob", "cronjobs", true, &["cj"], ALL, true),
         row(

@@ -1,0 +1,379 @@
+//! The validating admission webhook the operator serves (HTTPS, `POST
+//! /validate`): the API server asks it before a change to an object the
+//! operator made, and a change by anyone but the operator or Kubernetes'
+//! own components is refused with the reason ([`admission`]).
+//!
+//! Its certificate is the operator's own: a CA and a serving certificate
+//! for the names the API server calls it by, kept in a Secret of the
+//! operator's namespace so that every replica serves the same one (made
+//! once; whichever instance comes first creates it, the others read it).
+//! The operator writes that CA into the `caBundle` of its
+//! ValidatingWebhookConfiguration, so the API server trusts it. These two
+//! writes are the webhook's setup, made at start by every instance like
+//! the Lease's: they concern no Valkey cluster and need no journal. With
+//! cert-manager, the chart has its CA injector fill the `caBundle` instead
+//! and the operator is given the Secret cert-manager writes.
+
+pub mod admission;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::resources::FIELD_MANAGER;
+use crate::tls::issue;
+
+/// How long the webhook's CA is valid.
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How long its serving certificate is valid.
+const LEAF_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
+/// The Secret annotation listing the names the certificate covers: a
+/// Secret made for other names is issued again.
+const NAMES_ANNOTATION: &str = "valkey.logbook.dev/webhook-names";
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Where and how the webhook is served.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The address it listens on (HTTPS).
+    pub addr: SocketAddr,
+    /// The operator's namespace, where its Secret is.
+    pub namespace: String,
+    /// The Secret holding its CA (`ca.crt`, `ca.key`) and serving
+    /// certificate (`tls.crt`, `tls.key`).
+    pub secret: String,
+    /// The names the serving certificate covers (DNS names or IPs): the
+    /// webhook Service's `<name>.<namespace>.svc`, or the address in a
+    /// `url` client config.
+    pub names: Vec<String>,
+    /// The ValidatingWebhookConfiguration whose `caBundle` the operator
+    /// fills with its CA; `None`: someone else does (cert-manager).
+    pub configuration: Option<String>,
+    /// The operator's identity as the API server names it, whose changes
+    /// go through.
+    pub operator_user: String,
+}
+
+/// What went wrong setting the webhook up.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// An API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// The call.
+        what: String,
+        /// The API's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The certificate could not be made or read.
+    #[error("the webhook's certificate: {0}")]
+    Certificate(String),
+    /// The address could not be bound.
+    #[error("cannot serve the webhook on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> WebhookError {
+    let what = what.into();
+    move |source| WebhookError::Kube { what, source }
+}
+
+/// How long a webhook whose setup failed waits before trying again.
+const RETRY: Duration = Duration::from_secs(10);
+
+/// Serves the webhook until the process ends, in a task of its own: its
+/// certificate had (made when absent), then served, then its CA written
+/// into the configuration's `caBundle`. A step that fails (a Secret not
+/// readable yet, a configuration not installed yet, an address in use) is
+/// logged and tried again every [`RETRY`]: the operator goes on managing
+/// its clusters meanwhile (the configuration's `failurePolicy` decides
+/// what the API server does while the webhook cannot answer).
+#[must_use]
+pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (ca_pem, server) = loop {
+            match listen(&client, &config).await {
+                Ok(ready) => break ready,
+                Err(err) => {
+                    tracing::warn!(%err, "the validating webhook cannot start yet; trying again");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        };
+        let serving = tokio::spawn(server);
+        if let Some(name) = &config.configuration {
+            while let Err(err) = inject_ca(&client, name, &ca_pem).await {
+                tracing::warn!(%err, "the webhook's CA is not in its configuration yet; trying again");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        let _ = serving.await;
+    })
+}
+
+/// The webhook's certificate had and its address bound: its CA, and the
+/// server to run.
+async fn listen(
+    client: &Client,
+    config: &WebhookConfig,
+) -> Result<
+    (
+        String,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    WebhookError,
+> {
+    let (ca_pem, cert_pem, key_pem) = ensure_certificate(client, config).await?;
+    let tls = server_config(&cert_pem, &key_pem)?;
+    let tcp = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| WebhookError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+    };
+    let allowed = Arc::new(admission::Allowed {
+        operator: config.operator_user.clone(),
+    });
+    let app = Router::new().route(
+        "/validate",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let allowed = allowed.clone();
+            async move { axum::Json(admission::answer(&body.0, &allowed)) }
+        }),
+    );
+    tracing::info!(addr = %config.addr, names = ?config.names, "serving the validating webhook");
+    Ok((ca_pem, async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::warn!(%err, "the validating webhook stopped");
+        }
+    }))
+}
+
+/// The webhook's CA and serving certificate and key (PEM), from its
+/// Secret, made when it does not exist or covers other names.
+async fn ensure_certificate(
+    client: &Client,
+    config: &WebhookConfig,
+) -> Result<(String, String, String), WebhookError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
+    let names = config.names.join(",");
+    let what = format!("Secret {}/{}", config.namespace, config.secret);
+    let existing = api
+        .get_opt(&config.secret)
+        .await
+        .map_err(kube_err(format!("reading {what}")))?;
+    let field = |s: &Secret, key: &str| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    if let Some(secret) = &existing {
+        let same_names = secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(NAMES_ANNOTATION))
+            == Some(&names);
+        if let (true, Some(ca), Some(cert), Some(key)) = (
+            same_names,
+            field(secret, "ca.crt"),
+            field(secret, "tls.crt"),
+            field(secret, "tls.key"),
+        ) {
+            return Ok((ca, cert, key));
+        }
+    }
+    // Made here: the CA kept when there is one (what the API server
+    // trusts already), a serving certificate for the names.
+    let now = logbook_journal::Timestamp::now();
+    let ca = match existing
+        .as_ref()
+        .and_then(|s| Some((field(s, "ca.crt")?, field(s, "ca.key")?)))
+    {
+        Some((cert_pem, key_pem)) => issue::Ca { cert_pem, key_pem },
+        None => issue::new_ca("webhook", &config.namespace, now, CA_VALIDITY)
+            .map_err(|e| WebhookError::Certificate(e.to_string()))?,
+    };
+    let leaf = issue::issue_leaf(&ca, &config.names, now, LEAF_VALIDITY)
+        .map_err(|e| WebhookError::Certificate(e.to_string()))?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(config.secret.clone()),
+            namespace: Some(config.namespace.clone()),
+            annotations: Some([(NAMES_ANNOTATION.to_owned(), names)].into()),
+            resource_version: existing
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(
+            [
+                ("ca.crt", &ca.cert_pem),
+                ("ca.key", &ca.key_pem),
+                ("tls.crt", &leaf.cert_pem),
+                ("tls.key", &leaf.key_pem),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+        ),
+        ..Secret::default()
+    };
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let written = match existing {
+        None => api.create(&params, &secret).await,
+        Some(_) => api.replace(&config.secret, &params, &secret).await,
+    };
+    match written {
+        Ok(_) => Ok((ca.cert_pem, leaf.cert_pem, leaf.key_pem)),
+        // Another instance wrote it first: its certificate is the one.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let secret = api
+                .get(&config.secret)
+                .await
+                .map_err(kube_err(format!("reading {what}")))?;
+            match (
+                field(&secret, "ca.crt"),
+                field(&secret, "tls.crt"),
+                field(&secret, "tls.key"),
+            ) {
+                (Some(ca), Some(cert), Some(key)) => Ok((ca, cert, key)),
+                _ => Err(WebhookError::Certificate(format!(
+                    "{what} lacks ca.crt, tls.crt or tls.key"
+                ))),
+            }
+        }
+        Err(source) => Err(WebhookError::Kube {
+            what: format!("writing {what}"),
+            source,
+        }),
+    }
+}
+
+/// Writes `ca_pem` as the `caBundle` of every webhook of the
+/// ValidatingWebhookConfiguration `name` (nothing when it holds it
+/// already).
+async fn inject_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), WebhookError> {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let what = format!("ValidatingWebhookConfiguration {name}");
+    for _ in 0..5 {
+        let mut config = api
+            .get(name)
+            .await
+            .map_err(kube_err(format!("reading {what}")))?;
+        let bundle = ByteString(ca_pem.as_bytes().to_vec());
+        let webhooks = config.webhooks.iter_mut().flatten();
+        let mut changed = false;
+        for webhook in webhooks {
+            if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                webhook.client_config.ca_bundle = Some(bundle.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.replace(name, &params, &config).await {
+            Ok(_) => {
+                tracing::info!(
+                    configuration = name,
+                    "the webhook's CA is in its configuration"
+                );
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => {
+                return Err(WebhookError::Kube {
+                    what: format!("writing the caBundle of {what}"),
+                    source,
+                });
+            }
+        }
+    }
+    Err(WebhookError::Certificate(format!(
+        "{what} kept changing while its caBundle was written"
+    )))
+}
+
+/// The TLS server configuration of `cert_pem` and `key_pem`.
+fn server_config(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig, WebhookError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| WebhookError::Certificate(format!("tls.crt: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| WebhookError::Certificate(format!("tls.key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| WebhookError::Certificate(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| WebhookError::Certificate(e.to_string()))
+}
+
+/// TCP connections, each through its TLS handshake (one that fails or
+/// takes longer than [`HANDSHAKE`] is dropped).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (tcp, addr) = match self.tcp.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::debug!(%err, "the webhook cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match tokio::time::timeout(HANDSHAKE, self.acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                Ok(Err(err)) => {
+                    tracing::debug!(%addr, %err, "a webhook client's TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(%addr, "a webhook client's TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
