@@ -24,7 +24,10 @@
 #     election, the kubectl plugin (pod logs through the kubelet API),
 #     the operator's web UI showing each reader only what the real
 #     API server's TokenReview and SubjectAccessReview allow, and
-#     `helm install` of the chart under the real authorizer; and the
+#     `helm install` of the chart under the real authorizer, owned
+#     objects unbound and bound again, drift put back, and the operator's
+#     validating webhook called by the real API server over TLS (an
+#     admin's `kubectl edit` refused); and the
 #     effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
 
@@ -33,7 +36,7 @@ KUBECTL="$ROOT/.tools/bin/kubectl"
 # The end-to-end suites, each test on a control plane of its own, run in
 # two groups beside each other and beside the checks below: they spend
 # their time waiting on processes, not computing.
-suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
+suites_a=(operator_replication operator_journal kubectl_plugin ui_auth operator_binding)
 suites_b=(operator_restart operator_lifecycle leader_election helm_install)
 # Faults at every effect on the real control plane: the short sweeps of a
 # failover by kill and of a cluster's deletion (tests/effect_faults.rs).
