@@ -95,6 +95,19 @@ async fn pod_lives(env: &Env, name: &str) -> BTreeMap<String, (String, i32)> {
         .collect()
 }
 
+/// The user takes cluster `demo` over with kubectl; waits for `Unbound`.
+async fn unbind(env: &Env) {
+    kubectl(
+        env,
+        NS,
+        &["annotate", "statefulset", "demo", &format!("{OWNED_BY}-")],
+    );
+    env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
+        v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
+    })
+    .await;
+}
+
 async fn k8s_event(env: &Env, reason: &str) -> Option<String> {
     let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
     events
@@ -147,15 +160,7 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
     write_keys(&service, &password, "before", 500).await;
 
     // The user takes the cluster over.
-    kubectl(
-        &env,
-        NS,
-        &["annotate", "statefulset", "demo", &format!("{OWNED_BY}-")],
-    );
-    env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
-        v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
-    })
-    .await;
+    unbind(&env).await;
     env.eventually(
         Duration::from_secs(15),
         "the other objects released",
@@ -600,15 +605,7 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
             Some("OnDelete")
         );
         // The unbinding goes through; then the StatefulSet is the user's.
-        kubectl(
-            &env,
-            NS,
-            &["annotate", "statefulset", "demo", &format!("{OWNED_BY}-")],
-        );
-        env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
-            v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
-        })
-        .await;
+        unbind(&env).await;
         kubectl_with(
             &env,
             NS,

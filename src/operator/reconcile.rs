@@ -236,82 +236,59 @@ async fn observe_owned_drift(
 ) -> Result<Vec<Event>, OperatorError> {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-    let ns = meta.namespace.as_str();
-    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
-    let err = |what: &str| {
-        let what = format!("listing the {what} of {ns}/{} for drift", meta.name);
-        move |source| OperatorError::Kube { what, source }
-    };
-    let (sets, services, maps, secrets, pdbs) = (
-        Api::<StatefulSet>::namespaced(client.clone(), ns),
-        Api::<Service>::namespaced(client.clone(), ns),
-        Api::<ConfigMap>::namespaced(client.clone(), ns),
-        Api::<Secret>::namespaced(client.clone(), ns),
-        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
-    );
     let (sets, services, maps, secrets, pdbs) = tokio::join!(
-        sets.list_metadata(&lp),
-        services.list_metadata(&lp),
-        maps.list_metadata(&lp),
-        secrets.list_metadata(&lp),
-        pdbs.list_metadata(&lp),
+        owned_metas::<StatefulSet>(client, meta),
+        owned_metas::<Service>(client, meta),
+        owned_metas::<ConfigMap>(client, meta),
+        owned_metas::<Secret>(client, meta),
+        owned_metas::<PodDisruptionBudget>(client, meta),
     );
-    let metas = |kind: &str, items: Vec<kube::api::ObjectMeta>| {
-        items
-            .into_iter()
-            .filter(|m| {
-                !m.labels
-                    .as_ref()
-                    .is_some_and(|l| l.contains_key(crate::journal_store::layout::JOURNAL_LABEL))
-            })
-            .map(|m| (format!("{kind} {}", m.name.clone().unwrap_or_default()), m))
-            .collect::<Vec<_>>()
-    };
-    let mut objects = metas(
-        "StatefulSet",
-        sets.map_err(err("StatefulSets"))?
-            .items
-            .into_iter()
-            .map(|o| o.metadata)
-            .collect(),
-    );
-    objects.extend(metas(
-        "Service",
-        services
-            .map_err(err("Services"))?
-            .items
-            .into_iter()
-            .map(|o| o.metadata)
-            .collect(),
-    ));
-    objects.extend(metas(
-        "ConfigMap",
-        maps.map_err(err("ConfigMaps"))?
-            .items
-            .into_iter()
-            .map(|o| o.metadata)
-            .collect(),
-    ));
-    objects.extend(metas(
-        "Secret",
-        secrets
-            .map_err(err("Secrets"))?
-            .items
-            .into_iter()
-            .map(|o| o.metadata)
-            .collect(),
-    ));
-    objects.extend(metas(
-        "PodDisruptionBudget",
-        pdbs.map_err(err("PodDisruptionBudgets"))?
-            .items
-            .into_iter()
-            .map(|o| o.metadata)
-            .collect(),
-    ));
+    let mut objects = sets?;
+    objects.extend(services?);
+    objects.extend(maps?);
+    objects.extend(secrets?);
+    objects.extend(pdbs?);
     let refs: Vec<(String, &kube::api::ObjectMeta)> =
         objects.iter().map(|(n, m)| (n.clone(), m)).collect();
     Ok(crate::observe::observe_drift(state, &meta.name, &refs))
+}
+
+/// The metadata of each object of kind `K` labelled with `meta`'s
+/// cluster, as `<Kind> <name>`, but the journal's ConfigMaps.
+async fn owned_metas<K>(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+) -> Result<Vec<(String, kube::api::ObjectMeta)>, OperatorError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
+    let list = Api::<K>::namespaced(client.clone(), &meta.namespace)
+        .list_metadata(&lp)
+        .await
+        .map_err(|source| OperatorError::Kube {
+            what: format!(
+                "listing the {kind}s of {}/{} for drift",
+                meta.namespace, meta.name
+            ),
+            source,
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| o.metadata)
+        .filter(|m| {
+            !m.labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(crate::journal_store::layout::JOURNAL_LABEL))
+        })
+        .map(|m| (format!("{kind} {}", m.name.clone().unwrap_or_default()), m))
+        .collect())
 }
 
 /// Each drift journaled is a Warning Event: a change made by hand to an
