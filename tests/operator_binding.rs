@@ -584,34 +584,33 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
     let operator = ask_webhook(addr, "127.0.0.1", &ca, &review(&operator_user(NS))).await;
     assert_eq!(operator["allowed"], true, "{operator}");
 
-    if on_kubernetes() {
-        // The real API server calls it: a `kubectl edit` by the admin is
-        // refused, saying why, and nothing changes.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = std::process::Command::new(root.join(".tools/bin/kubectl"))
-            .env("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")
-            .arg("--kubeconfig")
-            .arg(env.write_kubeconfig())
-            .args(["--namespace", NS, "edit", "statefulset", "demo"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "the edit went through");
-        assert!(stderr.contains("denied the request"), "{stderr}");
-        assert!(stderr.contains("managed by Logbook"), "{stderr}");
-        let sts = sets.get("demo").await.unwrap();
-        assert_eq!(
-            sts.spec.unwrap().update_strategy.unwrap().type_.as_deref(),
-            Some("OnDelete")
-        );
-        // The unbinding goes through; then the StatefulSet is the user's.
-        unbind(&env).await;
-        kubectl_with(
-            &env,
-            NS,
-            &["edit", "statefulset", "demo"],
-            &[("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")],
-        );
-    }
+    // The API server calls it (the real one, and localkube as it does): a
+    // `kubectl edit` by the admin is refused, saying why, and nothing
+    // changes.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join(".tools/bin/kubectl"))
+        .env("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")
+        .arg("--kubeconfig")
+        .arg(env.write_kubeconfig())
+        .args(["--namespace", NS, "edit", "statefulset", "demo"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the edit went through");
+    assert!(stderr.contains("denied the request"), "{stderr}");
+    assert!(stderr.contains("managed by Logbook"), "{stderr}");
+    let sts = sets.get("demo").await.unwrap();
+    assert_eq!(
+        sts.spec.unwrap().update_strategy.unwrap().type_.as_deref(),
+        Some("OnDelete")
+    );
+    // The unbinding goes through; then the StatefulSet is the user's.
+    unbind(&env).await;
+    kubectl_with(
+        &env,
+        NS,
+        &["edit", "statefulset", "demo"],
+        &[("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")],
+    );
     env.finish().await;
 }

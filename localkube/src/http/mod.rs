@@ -3,6 +3,7 @@
 //! hands it to discovery, OpenAPI or the resource handlers. Every failure
 //! is answered with a `Status`; nothing a client sends can crash it.
 
+mod admission;
 mod discovery;
 pub mod faults;
 mod guard;

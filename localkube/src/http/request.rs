@@ -32,6 +32,14 @@ impl Query {
         self.map.get(k).map(String::as_str)
     }
 
+    /// These parameters with `k` set to `v`.
+    #[must_use]
+    pub fn with(&self, k: &str, v: &str) -> Self {
+        let mut map = self.map.clone();
+        map.insert(k.to_owned(), v.to_owned());
+        Self { map }
+    }
+
     /// A boolean parameter (`true` or `1`).
     pub fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))

@@ -35,8 +35,18 @@ pub(crate) struct Req<'a> {
     pub user: &'a UserInfo,
 }
 
-/// Handles a resource request.
+/// Handles a resource request: the validating webhooks asked first
+/// (`admission.rs`), then the store.
 pub(crate) async fn handle(app: &App, r: &Req<'_>) -> Response<Body> {
+    if let Err(e) = super::admission::check(app, r).await {
+        return request::error(&e);
+    }
+    dispatch_for_admission(app, r)
+}
+
+/// Handles a resource request without asking the webhooks (the dry run
+/// that computes what they are asked about).
+pub(crate) fn dispatch_for_admission(app: &App, r: &Req<'_>) -> Response<Body> {
     match dispatch(app, r) {
         Ok(r) => r,
         Err(e) => request::error(&e),
