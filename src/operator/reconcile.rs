@@ -226,14 +226,13 @@ async fn untrusted_message(meta: &ClusterMeta, ctx: &Context, err: &OperatorErro
     )
 }
 
-/// `DriftObserved` for the objects of the cluster (listed by its
-/// `valkey.logbook.dev/cluster` label, its journal's ConfigMaps left out)
-/// changed by someone else since the operator last wrote them.
-async fn observe_owned_drift(
+/// The metadata of the objects of the cluster (listed by its
+/// `valkey.logbook.dev/cluster` label, its journal's ConfigMaps left out),
+/// each as `<Kind> <name>`.
+async fn owned_objects(
     client: &kube::Client,
     meta: &ClusterMeta,
-    state: &logbook_journal::ClusterState,
-) -> Result<Vec<Event>, OperatorError> {
+) -> Result<Vec<(String, kube::api::ObjectMeta)>, OperatorError> {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     let (sets, services, maps, secrets, pdbs) = tokio::join!(
@@ -248,9 +247,19 @@ async fn observe_owned_drift(
     objects.extend(maps?);
     objects.extend(secrets?);
     objects.extend(pdbs?);
+    Ok(objects)
+}
+
+/// `DriftObserved` for `objects` changed by someone else since the
+/// operator last wrote them.
+fn observe_drift_of(
+    state: &logbook_journal::ClusterState,
+    meta: &ClusterMeta,
+    objects: &[(String, kube::api::ObjectMeta)],
+) -> Vec<Event> {
     let refs: Vec<(String, &kube::api::ObjectMeta)> =
         objects.iter().map(|(n, m)| (n.clone(), m)).collect();
-    Ok(crate::observe::observe_drift(state, &meta.name, &refs))
+    crate::observe::observe_drift(state, &meta.name, &refs)
 }
 
 /// The metadata of each object of kind `K` labelled with `meta`'s
@@ -682,15 +691,6 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     let events = gated(&rt, &reads, events);
     rt.record(events, None).await?;
     rt.act().await?;
-    // Drift: what someone else changed in the objects the operator made,
-    // read after acting so that no decision waits on these reads; what is
-    // journaled is acted on at once (the objects applied again).
-    let drift = observe_owned_drift(&client, &meta, &rt.state).await?;
-    if !drift.is_empty() {
-        let recorded = rt.record_now(drift, None).await?;
-        drift_events(&mut rt, &recorded).await;
-        rt.act().await?;
-    }
     rt.flush_due().await?;
     rt.publish_status(obj.status.as_ref()).await?;
     ctx.defaults.settle(&meta.uid, rt.defaults_rolling());
@@ -738,6 +738,20 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     .flatten()
     .min()
     .map_or(RESYNC, |left| left.min(RESYNC));
+    // Drift: what someone else changed in the objects the operator made,
+    // read last and without the cluster's runtime, so that no decision (a
+    // failover the prober journals meanwhile) waits on these reads; what
+    // is journaled is acted on at once (the objects applied again).
+    drop(rt);
+    let owned = owned_objects(&client, &meta).await?;
+    let mut rt = handle.lock().await;
+    let drift = observe_drift_of(&rt.state, &meta, &owned);
+    if !drift.is_empty() && rt.leading() {
+        let recorded = rt.record_now(drift, None).await?;
+        drift_events(&mut rt, &recorded).await;
+        rt.act().await?;
+    }
+    drop(rt);
     if tls_pending {
         // A node still serves an old certificate: ask it again once the
         // kubelet has had time to update the mounted files.
