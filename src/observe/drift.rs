@@ -70,8 +70,14 @@ pub fn observe_drift(
     objects: &[(String, &ObjectMeta)],
 ) -> Vec<Event> {
     let mut out = Vec::new();
+    // The generated password Secret's value is its user's to change (the
+    // cluster's password rotated): never drift.
+    let password = format!(
+        "Secret {}",
+        logbook_crds::v1alpha1::generated_password_secret(cluster).name
+    );
     for (object, meta) in objects {
-        if !labels::owned_by(meta, cluster) {
+        if !labels::owned_by(meta, cluster) || *object == password {
             continue;
         }
         let entries: Vec<&ManagedFieldsEntry> = meta

@@ -101,7 +101,14 @@ fn judge(request: &Value, allowed: &Allowed) -> Result<(), String> {
         )),
         Some("UPDATE") => {
             let new = at(request, &["object"]);
-            let changed = content_changes(old, new);
+            let mut changed = content_changes(old, new);
+            // The generated password Secret's value is its user's to
+            // change: that is how the cluster's password is rotated.
+            if kind == "Secret"
+                && name == logbook_crds::v1alpha1::generated_password_secret(cluster).name
+            {
+                changed.retain(|f| f != "data" && f != "stringData");
+            }
             if !changed.is_empty() {
                 return Err(format!(
                     "{what}: {user} may not change {}; change the ValkeyCluster's spec instead, or {unbind}",
@@ -329,6 +336,18 @@ mod tests {
             message.contains("label valkey.logbook.dev/cluster"),
             "{message}"
         );
+        // The generated password Secret's value: a rotation.
+        let secret = |password: &str| {
+            json!({"metadata": {"name": "demo-password",
+                "annotations": {"valkey.logbook.dev/cr": "demo"}},
+                "data": {"password": password}, "type": "Opaque"})
+        };
+        let mut rotation = review("UPDATE", "alice", &[], &secret("YQ=="), &secret("Yg=="));
+        rotation["request"]["kind"]["kind"] = json!("Secret");
+        rotation["request"]["name"] = json!("demo-password");
+        assert!(verdict(&rotation).0);
+        rotation["request"]["name"] = json!("demo-connection");
+        assert!(!verdict(&rotation).0);
         // A request that cannot be read is refused.
         let answer = answer(&json!({}), &allowed());
         assert_eq!(answer["response"]["allowed"], false);
