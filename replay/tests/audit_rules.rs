@@ -439,3 +439,38 @@ fn a_primary_nobody_here_decided_is_an_observed_failover() {
         );
     });
 }
+
+#[test]
+fn a_decision_while_unbound_other_than_the_release_is_a_finding() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        j.push(Event::SpecChanged {
+            generation: 1,
+            spec_json: r#"{"topology":"Replication","replicas":3}"#.to_owned(),
+            fingerprint: SpecFingerprint([1; 32]),
+        });
+        j.push(Event::BindingObserved {
+            annotated: true,
+            by: None,
+        });
+        j.push(Event::BindingObserved {
+            annotated: false,
+            by: None,
+        });
+        let (release, id) = j.decide(1, Intent::ReleaseObjects, ReasonCode::Unbound { by: None });
+        j.push(Event::IntentSucceeded {
+            intent_id: id,
+            detail: "done".into(),
+        });
+        let (acted, id) = j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.push(Event::IntentSucceeded {
+            intent_id: id,
+            detail: "done".into(),
+        });
+        let report = j.audit().await;
+        let found = only(&report, Check::ActionWhilePaused);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert_eq!(found[0].0, acted);
+        assert_ne!(found[0].0, release);
+    });
+}

@@ -190,9 +190,21 @@ impl Invariants {
                 }
                 self.takeovers.push(e.seq);
             }
-            Event::Decided { .. } => {
+            Event::Decided { intents } => {
                 self.decisions = self.decisions.saturating_add(1);
                 self.overdue(state, e, "the new leader's next decision");
+                if state.binding.as_ref().is_some_and(|b| b.unbound())
+                    && intents
+                        .iter()
+                        .any(|p| p.intent != logbook_journal::Intent::ReleaseObjects)
+                {
+                    self.findings.push(finding(
+                        Check::ActionWhilePaused,
+                        e,
+                        "a decision other than releasing its objects was recorded while the cluster was unbound"
+                            .to_owned(),
+                    ));
+                }
                 if let Some(Ok(spec)) = state.desired_spec()
                     && spec.paused
                 {
