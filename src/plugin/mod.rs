@@ -139,6 +139,20 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Unbind the cluster to run it by hand: remove the ownership
+    /// annotation valkey.logbook.dev/cr from its StatefulSet. The operator
+    /// releases its other objects and decides nothing until `bind`; pods
+    /// and data stay as they are.
+    Unbind {
+        /// The ValkeyCluster.
+        name: String,
+    },
+    /// Give the cluster back to the operator: put the ownership annotation
+    /// back on its StatefulSet. It takes the cluster over as it now is.
+    Bind {
+        /// The ValkeyCluster.
+        name: String,
+    },
     /// Run a replay verb (verify, timeline, failovers, reshards, state,
     /// audit, export) on the cluster's ConfigMap journal, e.g.
     /// `kubectl valkey replay cache audit`.
@@ -287,6 +301,8 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Pause { name } => requests::set_paused(&kube, &name, true, out).await,
         Command::Resume { name } => requests::set_paused(&kube, &name, false, out).await,
+        Command::Unbind { name } => requests::set_bound(&kube, &name, false, out).await,
+        Command::Bind { name } => requests::set_bound(&kube, &name, true, out).await,
         Command::Replay { name, verb, .. } => {
             let args = replay_args.unwrap_or_default();
             let parsed = replay::parse(&name, &kube.namespace, &verb, &args)?;

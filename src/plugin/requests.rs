@@ -318,3 +318,55 @@ pub async fn set_paused(kube: &Kube, name: &str, paused: bool, out: &mut dyn Wri
     }
     Ok(())
 }
+
+/// Removes (`bound` false) or puts back the ownership annotation on the
+/// cluster's StatefulSet, and says what follows.
+pub async fn set_bound(kube: &Kube, name: &str, bound: bool, out: &mut dyn Write) -> Result<()> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use kube::api::{Patch, PatchParams};
+    // The cluster exists (else: not found, said so).
+    kube.cluster(name).await?;
+    let key = crate::resources::labels::OWNED_BY;
+    let sts_name = crate::resources::statefulset_name(name);
+    let sets = kube.api::<StatefulSet>();
+    let sts = sets
+        .get_opt(&sts_name)
+        .await
+        .map_err(|e| PluginError::from_kube(&kube.call("get", "statefulsets", Some(&sts_name)), e))?
+        .ok_or_else(|| {
+            PluginError::Usage(format!(
+                "valkeycluster/{name} has no StatefulSet {sts_name} to {} yet",
+                if bound { "bind" } else { "unbind" }
+            ))
+        })?;
+    let already = crate::resources::labels::owned_by(&sts.metadata, name) == bound;
+    if !already {
+        let value = bound.then(|| name.to_owned());
+        let patch = json!({ "metadata": { "annotations": { key: value } } });
+        sets.patch(
+            &sts_name,
+            &PatchParams {
+                field_manager: Some("kubectl-valkey".to_owned()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            PluginError::from_kube(&kube.call("patch", "statefulsets", Some(&sts_name)), e)
+        })?;
+    }
+    let already = if already { " (it already was)" } else { "" };
+    if bound {
+        writeln!(
+            out,
+            "valkeycluster/{name} bound{already}.\nThe operator takes it over as it now is: a primary chosen by hand is followed, its objects are marked again, and a change made by hand to a field the operator sets is put back to what the spec says."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "valkeycluster/{name} unbound{already}.\nThe operator removes its annotation from the cluster's other objects and then decides and changes nothing: no failover, roll, scaling or apply. Pods and data stay as they are; it keeps observing and journaling. `kubectl valkey bind {name}` hands it back."
+        )?;
+    }
+    Ok(())
+}
