@@ -606,7 +606,7 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
     );
     // The unbinding goes through (with the kubectl plugin); then the
     // StatefulSet is the user's.
-    let said = kubectl_valkey(&env, &["unbind", "demo"]);
+    let said = kubectl_valkey(&env, &["unbind", "demo"]).await;
     assert!(said.contains("unbound"), "{said}");
     env.wait_status("demo", Duration::from_secs(15), "phase Unbound", |v| {
         v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Unbound)
@@ -619,7 +619,7 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
         &[("KUBE_EDITOR", "sed -i s/OnDelete/RollingUpdate/")],
     );
     // Bound again, the operator's spec is back in force.
-    let said = kubectl_valkey(&env, &["bind", "demo"]);
+    let said = kubectl_valkey(&env, &["bind", "demo"]).await;
     assert!(said.contains("bound"), "{said}");
     env.eventually(Duration::from_secs(30), "bound, the edit put back", || {
         let sets = sets.clone();
@@ -636,38 +636,4 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
     })
     .await;
     env.finish().await;
-}
-
-/// `kubectl valkey <args>` in [`NS`] through the real kubectl, this
-/// build's plugin on its PATH; its standard output.
-fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-valkey"),
-        bin.path().join("kubectl-valkey"),
-    )
-    .unwrap();
-    let mut path = std::ffi::OsString::from(bin.path());
-    if let Some(rest) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(rest);
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(root.join(".tools/bin/kubectl"))
-        .arg("valkey")
-        .args(args)
-        .args(["--namespace", NS])
-        .env("PATH", path)
-        .env("KUBECONFIG", env.write_kubeconfig())
-        .env("HOME", bin.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl valkey {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -103,41 +103,6 @@ async fn config_text(env: &Env, namespace: &str, cluster: &str) -> String {
         .join("\n")
 }
 
-/// `kubectl valkey <args>` through the real kubectl, its output.
-async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-valkey"),
-        bin.path().join("kubectl-valkey"),
-    )
-    .unwrap();
-    let mut path = std::ffi::OsString::from(bin.path());
-    if let Some(rest) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(rest);
-    }
-    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
-    let kubeconfig = env.write_kubeconfig();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(kubectl)
-            .arg("valkey")
-            .args(&args)
-            .env("PATH", path)
-            .env("KUBECONFIG", kubeconfig)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl valkey: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_namespace_plan_and_own_spec_combine_in_order() {
     let env = Env::start("defaults").await;

@@ -361,6 +361,42 @@ pub fn kubectl_with(env: &Env, namespace: &str, args: &[&str], vars: &[(&str, &s
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `kubectl valkey <args>` through the real kubectl, this build's plugin
+/// on its PATH; its output. Panics with its error when it fails.
+pub async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-valkey"),
+        bin.path().join("kubectl-valkey"),
+    )
+    .unwrap();
+    let mut path = std::ffi::OsString::from(bin.path());
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    let kubeconfig = env.write_kubeconfig();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .arg("valkey")
+            .args(&args)
+            .env("PATH", path)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl valkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The operator's image as this build's `logbook`, linked into
 /// `<root>/bin`.
 fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> {
