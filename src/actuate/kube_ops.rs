@@ -199,24 +199,22 @@ pub async fn apply_resources(
         super::backup::publish_restore_plan(client, target).await?;
         resources::restore::add_restore_init(&mut statefulset, meta, spec);
     }
+    // Its claim templates as they are (immutable: one made before the
+    // ownership annotation keeps its own; its claims are annotated below).
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let sts_name = resources::statefulset_name(&meta.name);
+    if let Some(existing) = sets
+        .get_opt(&sts_name)
+        .await
+        .map_err(kube_err(format!("reading StatefulSet {ns}/{sts_name}")))?
+    {
+        resources::keep_claim_templates(&mut statefulset, &existing);
+    }
     // The StatefulSet as applied: a new template bumps its generation
     // ahead of what its controller has observed, so the revision pods
     // must run is not known until the controller computes it. Journaled
     // with the outcome, so that no status between this write and the next
     // observation calls the pods on the old revision current.
-    // Its claim templates as they are (immutable: one made before the
-    // ownership annotation keeps its own; its claims are annotated below).
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    if let Some(existing) = sets
-        .get_opt(&resources::statefulset_name(&meta.name))
-        .await
-        .map_err(kube_err(format!(
-            "reading StatefulSet {ns}/{}",
-            resources::statefulset_name(&meta.name)
-        )))?
-    {
-        resources::keep_claim_templates(&mut statefulset, &existing);
-    }
     let applied = apply(client, ns, &statefulset).await?;
     events.extend(crate::observe::observe_statefulset(
         target.state,

@@ -29,6 +29,7 @@ use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{read_password, read_password_with_meta};
+pub use ownership::owned_metadata;
 pub use reshard::{move_slots, reports_of, settle_slot};
 pub use users::set_finalizer as set_user_finalizer;
 

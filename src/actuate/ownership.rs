@@ -136,19 +136,39 @@ async fn release_each(
     Ok(())
 }
 
-/// Whether `object` is the cluster's and released by [`release`]: it
-/// carries the annotation naming the cluster, and is neither the data
-/// StatefulSet nor a journal ConfigMap.
-fn releasable(kind: &str, object: &kube::api::ObjectMeta, meta: &ClusterMeta) -> bool {
-    labels::owned_by(object, &meta.name)
-        && !(kind == "StatefulSet"
-            && object.name.as_deref() == Some(&crate::resources::statefulset_name(&meta.name)))
-        && !object
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(JOURNAL_LABEL))
+/// The metadata of each object of kind `K` labelled with `meta`'s cluster
+/// (`valkey.logbook.dev/cluster`), its journal's ConfigMaps left out (the
+/// journal stays the operator's): what is released when the cluster is
+/// unbound, and what drift is read from.
+///
+/// # Errors
+/// The API's, when the objects cannot be listed.
+pub async fn owned_metadata<K>(
+    client: &Client,
+    meta: &ClusterMeta,
+) -> Result<Vec<kube::api::ObjectMeta>, kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
+    let list = Api::<K>::namespaced(client.clone(), &meta.namespace)
+        .list_metadata(&lp)
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| o.metadata)
+        .filter(|m| {
+            !m.labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(JOURNAL_LABEL))
+        })
+        .collect())
 }
 
+/// Removes the annotation from every object of kind `K` of the cluster
+/// that carries it, but the data StatefulSet.
 async fn release_kind<K>(
     client: &Client,
     meta: &ClusterMeta,
@@ -160,17 +180,19 @@ where
 {
     let ns = meta.namespace.as_str();
     let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let objects = owned_metadata::<K>(client, meta)
+        .await
+        .map_err(kube_err(format!(
+            "listing the {kind}s of {ns}/{}",
+            meta.name
+        )))?;
+    let data = crate::resources::statefulset_name(&meta.name);
     let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
-    let objects = api.list(&lp).await.map_err(kube_err(format!(
-        "listing the {kind}s of {ns}/{}",
-        meta.name
-    )))?;
     for object in objects {
-        if !releasable(&kind, object.meta(), meta) {
+        let name = object.name.clone().unwrap_or_default();
+        if !labels::owned_by(&object, &meta.name) || (kind == "StatefulSet" && name == data) {
             continue;
         }
-        let name = object.meta().name.clone().unwrap_or_default();
         api.patch(&name, &params(), &Patch::Merge(annotation_patch(None)))
             .await
             .map_err(kube_err(format!("releasing {kind} {ns}/{name}")))?;

@@ -44,30 +44,31 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
 /// annotations were removed (nothing else changes in them, so nothing
 /// rolls).
 fn decide_marking(view: &ClusterView<'_>) -> Vec<Decision> {
-    let drifted: Vec<String> = view
+    let drifted: Vec<(&String, &str)> = view
         .state
         .drift
         .iter()
         .filter(|(_, d)| !d.reverted)
-        .map(|(object, d)| format!("{object} (by {})", d.by))
+        .map(|(object, d)| (object, d.by.as_str()))
         .collect();
     if !drifted.is_empty() {
+        let said: Vec<String> = drifted
+            .iter()
+            .map(|(object, by)| format!("{object} (by {by})"))
+            .collect();
         return vec![Decision::new(
             Intent::ApplyResources {
                 generation: view.generation,
             },
             ReasonCode::Drift {
-                objects: view
-                    .state
-                    .drift
+                objects: drifted
                     .iter()
-                    .filter(|(_, d)| !d.reverted)
-                    .map(|(object, _)| object.clone())
+                    .map(|(object, _)| (*object).clone())
                     .collect(),
             },
             format!(
                 "changed by someone else: {}; the objects of generation {} applied again",
-                drifted.join(", "),
+                said.join(", "),
                 view.generation
             ),
         )];

@@ -67,7 +67,7 @@ fn content_fields(entry: &ManagedFieldsEntry) -> Vec<String> {
 pub fn observe_drift(
     state: &ClusterState,
     cluster: &str,
-    objects: &[(String, &ObjectMeta)],
+    objects: &[(String, ObjectMeta)],
 ) -> Vec<Event> {
     let mut out = Vec::new();
     // The generated password Secret's value is its user's to change (the
@@ -178,7 +178,7 @@ mod tests {
                 serde_json::json!({"f:status": {}}),
             ),
         ]);
-        let objects = vec![("StatefulSet demo".to_owned(), &m)];
+        let objects = vec![("StatefulSet demo".to_owned(), m.clone())];
         let events = observe_drift(&ClusterState::default(), "demo", &objects);
         let [
             Event::DriftObserved {
@@ -215,7 +215,14 @@ mod tests {
             entry("kubectl-edit", 200, None, spec_fields()),
             entry("logbook", 300, None, spec_fields()),
         ]);
-        assert!(observe_drift(&ClusterState::default(), "demo", &[("S a".into(), &m)]).is_empty());
+        assert!(
+            observe_drift(
+                &ClusterState::default(),
+                "demo",
+                &[("S a".into(), m.clone())]
+            )
+            .is_empty()
+        );
         // A label added by hand.
         let m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
@@ -226,20 +233,41 @@ mod tests {
                 serde_json::json!({"f:metadata": {"f:labels": {"f:team": {}}}}),
             ),
         ]);
-        assert!(observe_drift(&ClusterState::default(), "demo", &[("S a".into(), &m)]).is_empty());
+        assert!(
+            observe_drift(
+                &ClusterState::default(),
+                "demo",
+                &[("S a".into(), m.clone())]
+            )
+            .is_empty()
+        );
         // Kubernetes' own components.
         let m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
             entry("endpointslice-controller.k8s.io", 200, None, spec_fields()),
             entry("kube-controller-manager", 200, None, spec_fields()),
         ]);
-        assert!(observe_drift(&ClusterState::default(), "demo", &[("S a".into(), &m)]).is_empty());
+        assert!(
+            observe_drift(
+                &ClusterState::default(),
+                "demo",
+                &[("S a".into(), m.clone())]
+            )
+            .is_empty()
+        );
         // Unbound: released objects are the user's.
         let mut m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
             entry("kubectl-edit", 200, None, spec_fields()),
         ]);
         m.annotations = None;
-        assert!(observe_drift(&ClusterState::default(), "demo", &[("S a".into(), &m)]).is_empty());
+        assert!(
+            observe_drift(
+                &ClusterState::default(),
+                "demo",
+                &[("S a".into(), m.clone())]
+            )
+            .is_empty()
+        );
     }
 }

@@ -250,20 +250,8 @@ async fn owned_objects(
     Ok(objects)
 }
 
-/// `DriftObserved` for `objects` changed by someone else since the
-/// operator last wrote them.
-fn observe_drift_of(
-    state: &logbook_journal::ClusterState,
-    meta: &ClusterMeta,
-    objects: &[(String, kube::api::ObjectMeta)],
-) -> Vec<Event> {
-    let refs: Vec<(String, &kube::api::ObjectMeta)> =
-        objects.iter().map(|(n, m)| (n.clone(), m)).collect();
-    crate::observe::observe_drift(state, &meta.name, &refs)
-}
-
-/// The metadata of each object of kind `K` labelled with `meta`'s
-/// cluster, as `<Kind> <name>`, but the journal's ConfigMaps.
+/// The metadata of each object of kind `K` of `meta`'s cluster
+/// ([`crate::actuate::owned_metadata`]), as `<Kind> <name>`.
 async fn owned_metas<K>(
     client: &kube::Client,
     meta: &ClusterMeta,
@@ -276,9 +264,7 @@ where
     <K as Resource>::DynamicType: Default,
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let lp = ListParams::default().labels(&format!("{}={}", labels::CLUSTER, meta.name));
-    let list = Api::<K>::namespaced(client.clone(), &meta.namespace)
-        .list_metadata(&lp)
+    let metas = crate::actuate::owned_metadata::<K>(client, meta)
         .await
         .map_err(|source| OperatorError::Kube {
             what: format!(
@@ -287,15 +273,8 @@ where
             ),
             source,
         })?;
-    Ok(list
-        .items
+    Ok(metas
         .into_iter()
-        .map(|o| o.metadata)
-        .filter(|m| {
-            !m.labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(crate::journal_store::layout::JOURNAL_LABEL))
-        })
         .map(|m| (format!("{kind} {}", m.name.clone().unwrap_or_default()), m))
         .collect())
 }
@@ -745,7 +724,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     drop(rt);
     let owned = owned_objects(&client, &meta).await?;
     let mut rt = handle.lock().await;
-    let drift = observe_drift_of(&rt.state, &meta, &owned);
+    let drift = crate::observe::observe_drift(&rt.state, &meta.name, &owned);
     if !drift.is_empty() && rt.leading() {
         let recorded = rt.record_now(drift, None).await?;
         drift_events(&mut rt, &recorded).await;
