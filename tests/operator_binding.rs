@@ -271,7 +271,23 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
     let labels = env.role_labels("demo").await;
     assert_eq!(labels[&chosen].as_deref(), Some("primary"), "{labels:?}");
     assert_eq!(pod_lives(&env, "demo").await, lives, "a pod was restarted");
+    // The client Service reaches the user's primary once its endpoints
+    // follow the label (the real control plane's EndpointSlice
+    // controller and proxy take a moment after the status says so).
     let service = env.service_addr("demo").await;
+    env.eventually(
+        Duration::from_secs(20),
+        "the client Service reaching the primary",
+        || {
+            let (service, password) = (service.clone(), password.clone());
+            async move {
+                try_role(&service, &password)
+                    .await
+                    .is_some_and(|(kind, _)| kind == "master")
+            }
+        },
+    )
+    .await;
     assert_eq!(count_missing(&service, &password, "before", 500).await, 0);
     assert_eq!(count_missing(&service, &password, "during", 500).await, 0);
 
