@@ -27,7 +27,9 @@
 #     `helm install` of the chart under the real authorizer, owned
 #     objects unbound and bound again, drift put back, and the operator's
 #     validating webhook called by the real API server over TLS (an
-#     admin's `kubectl edit` refused); and the
+#     admin's `kubectl edit` refused), and its conversion webhook called
+#     by the real API server with the ValkeyCluster CRD serving v1alpha1
+#     and v1beta1, v1beta1 stored; and the
 #     effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
 
@@ -36,7 +38,7 @@ KUBECTL="$ROOT/.tools/bin/kubectl"
 # The end-to-end suites, each test on a control plane of its own, run in
 # two groups beside each other and beside the checks below: they spend
 # their time waiting on processes, not computing.
-suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
+suites_a=(operator_replication operator_journal kubectl_plugin ui_auth conversion_webhook)
 # Suites run here and by the unit tier on localkube too (not in `--list`):
 # where localkube does it its own way (its admission webhooks), both count.
 suites_both=(operator_binding)

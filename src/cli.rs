@@ -42,7 +42,7 @@ pub enum Command {
     /// the operator inside unless `--no-operator`.
     Local(crate::local::LocalArgs),
     /// Run the operator against a Kubernetes cluster.
-    Operator(crate::operator_cli::OperatorArgs),
+    Operator(Box<crate::operator_cli::OperatorArgs>),
     /// Replay a cluster's journal: verify, timeline, failovers, reshards,
     /// state at a point, the determinism audit, exports.
     #[command(subcommand)]
@@ -64,7 +64,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Crds => print_crds(out),
         Command::Journal(cmd) => crate::journal_cli::run(cmd, out),
         Command::Local(args) => crate::local::run(args, out),
-        Command::Operator(args) => crate::operator_cli::run(args, out),
+        Command::Operator(args) => crate::operator_cli::run(*args, out),
         Command::Replay(cmd) => crate::replay_cli::run(cmd, out),
         Command::RestoreFetch(args) => crate::restore_fetch_cli::run(args, out),
         Command::Ui(args) => crate::ui_cli::run(args, out),

@@ -93,6 +93,12 @@ pub struct OperatorArgs {
     /// injector).
     #[arg(long, default_value = "")]
     pub webhook_configuration: String,
+    /// The CustomResourceDefinitions whose conversion webhook's
+    /// `caBundle` the operator fills with its CA, comma-separated (the
+    /// ValkeyCluster CRD once it converts between v1alpha1 and v1beta1;
+    /// default none).
+    #[arg(long, value_delimiter = ',')]
+    pub webhook_conversion_crds: Vec<String>,
     /// The operator's identity, whose changes the webhook lets through
     /// (default: `system:serviceaccount:$POD_NAMESPACE:$SERVICE_ACCOUNT`).
     #[arg(long)]
@@ -170,6 +176,7 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
                 names: args.webhook_names.clone(),
                 configuration: (!args.webhook_configuration.is_empty())
                     .then(|| args.webhook_configuration.clone()),
+                conversion_crds: args.webhook_conversion_crds.clone(),
                 operator_user,
             });
         }

@@ -190,6 +190,24 @@ fn the_default_rendering_is_the_promised_set_of_objects() {
             .is_some_and(|a| a.starts_with("--webhook-configuration="))),
         "{args:?}"
     );
+    // And it keeps the caBundle of the ValkeyCluster CRD's conversion
+    // webhook, allowed to get and update that CRD only.
+    assert!(
+        args.iter()
+            .any(|a| a.as_str()
+                == Some("--webhook-conversion-crds=valkeyclusters.valkey.logbook.dev")),
+        "{args:?}"
+    );
+    let crd_rule = objs
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .flat_map(|o| o["rules"].as_sequence().cloned().unwrap_or_default())
+        .find(|r| r["apiGroups"][0] == "apiextensions.k8s.io")
+        .unwrap();
+    assert_eq!(
+        crd_rule["resourceNames"][0],
+        "valkeyclusters.valkey.logbook.dev"
+    );
     // The operator's defaults: the built-in values, written down.
     let defaults = find(&objs, "ValkeyOperatorDefaults");
     assert_eq!(defaults["metadata"]["name"], "valkey-operator-defaults");

@@ -551,6 +551,7 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
         secret: "logbook-webhook-tls".to_owned(),
         names: vec!["127.0.0.1".to_owned()],
         configuration: Some(configuration.to_owned()),
+        conversion_crds: Vec::new(),
         operator_user: operator_user(NS),
     });
     env.start_operator();

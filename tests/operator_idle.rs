@@ -247,8 +247,10 @@ async fn idle(yaml: &str, settle: u64, seconds: u64, with_user: bool) {
                 .filter(|e| i64::try_from(e.seq).unwrap_or(i64::MAX) > seq)
                 .map(|e| format!("#{} {:?}", e.seq, e.body))
                 .collect();
+            // Why a probe failed (the log's tail may not reach back).
+            let failed_probes = env.logs.grep("probe failed");
             panic!(
-                "API writes while idle after {:?}: {changed:#?}\nevents appended meanwhile: {appended:#?}\n{}",
+                "API writes while idle after {:?}: {changed:#?}\nevents appended meanwhile: {appended:#?}\nprobe failures: {failed_probes:#?}\n{}",
                 start.elapsed(),
                 env.dump("demo").await
             );

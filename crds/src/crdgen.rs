@@ -6,7 +6,8 @@
 //! files; callers decide where the YAML goes.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
+    JSONSchemaPropsOrBool, WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 
@@ -15,6 +16,14 @@ use crate::v1alpha1::{ValkeyBackup, ValkeyCluster, ValkeyOperatorDefaults, Valke
 /// Why the CRDs could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdGenError {
+    /// The versions of a CRD could not be merged into one.
+    #[error("cannot merge the versions of CRD {name}: {detail}")]
+    Merge {
+        /// `metadata.name` of the CRD.
+        name: String,
+        /// kube's reason.
+        detail: String,
+    },
     /// A CRD did not serialize to YAML.
     #[error("cannot render CRD {name} as YAML: {source}")]
     Yaml {
@@ -34,6 +43,36 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ValkeyBackup::crd(),
         ValkeyOperatorDefaults::crd(),
     ]
+}
+
+/// The ValkeyCluster CRD serving `v1alpha1` and `v1beta1`, `v1beta1`
+/// stored, each object converted between them by the conversion webhook
+/// at `client` (the operator's `/convert`; see `crate::conversion`).
+///
+/// # Errors
+///
+/// [`CrdGenError::Merge`] when the versions' CRDs disagree on their
+/// names or scope (not expected of the derived ones).
+pub fn valkeycluster_crd_with_conversion(
+    client: WebhookClientConfig,
+) -> Result<CustomResourceDefinition, CrdGenError> {
+    let alpha = without_spec_defaults(ValkeyCluster::crd());
+    let beta = without_spec_defaults(crate::v1beta1::ValkeyCluster::crd());
+    let name = alpha.metadata.name.clone().unwrap_or_default();
+    let mut crd = kube::core::crd::merge_crds(vec![alpha, beta], "v1beta1").map_err(|e| {
+        CrdGenError::Merge {
+            name,
+            detail: e.to_string(),
+        }
+    })?;
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "Webhook".to_owned(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(client),
+            conversion_review_versions: vec!["v1".to_owned()],
+        }),
+    });
+    Ok(crd)
 }
 
 /// `crd` with no `default` in its spec's schema but `topology`'s.

@@ -9,10 +9,12 @@
 //!
 //! The most used items of the served version are re-exported here.
 
+pub mod conversion;
 pub mod crdgen;
 pub mod layers;
 pub mod quantity;
 pub mod v1alpha1;
+pub mod v1beta1;
 
 pub use crdgen::{CrdGenError, crds, render_crds_yaml};
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};

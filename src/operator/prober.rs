@@ -291,18 +291,24 @@ async fn read_again_when_the_primary_timed_out(
     .await
 }
 
-/// Runs `probe`, and once more at once when it failed with an I/O error
-/// that is neither a refusal (death) nor a timeout (slowness): a
-/// connection dropped mid-reply on a server that then answers is not a
-/// fact about the server worth journaling. An idle cluster's probe once
-/// failed so, appending four events and changing its status for nothing.
+/// Runs `probe`, and once more at once when it failed with anything but
+/// a refusal (death) or a timeout (slowness): a connection dropped
+/// mid-reply, an error or a reply of the wrong shape from a server that
+/// then answers is not a fact about the server worth journaling. An idle
+/// cluster's probe once failed so (an I/O error), and once more (an error
+/// that was not one, on an idle Sentinel cluster's primary in CI),
+/// appending four events and changing its status for nothing. A failure
+/// that lasts fails the second probe too and is journaled as before.
 pub(super) async fn settled<T, F, Fut>(mut probe: F) -> Result<T, ProbeError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ProbeError>>,
 {
     match probe().await {
-        Err(ProbeError::Io { .. }) => probe().await,
+        Err(err) if !err.is_death() && !err.is_slowness() => {
+            tracing::debug!(%err, "probe failed; probing once more");
+            probe().await
+        }
         other => other,
     }
 }
@@ -649,6 +655,31 @@ mod tests {
         })
         .await;
         assert_eq!((got.ok(), calls.get()), (Some(2), 2));
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_is_probed_once_more_and_a_lasting_one_reported() {
+        let rejected = || ProbeError::Rejected {
+            addr: addr(),
+            command: "INFO",
+            message: "ERR something transient".into(),
+        };
+        let calls = Cell::new(0);
+        let got = settled(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n == 1 { Err(rejected()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!((got.ok(), calls.get()), (Some(2), 2));
+        let calls = Cell::new(0);
+        let got: Result<(), ProbeError> = settled(|| {
+            calls.set(calls.get() + 1);
+            async { Err(rejected()) }
+        })
+        .await;
+        assert_eq!(calls.get(), 2);
+        assert!(matches!(got, Err(ProbeError::Rejected { .. })));
     }
 
     #[tokio::test]

@@ -1,20 +1,23 @@
-//! The validating admission webhook the operator serves (HTTPS, `POST
-//! /validate`): the API server asks it before a change to an object the
-//! operator made, and a change by anyone but the operator or Kubernetes'
-//! own components is refused with the reason ([`admission`]).
+//! The webhooks the operator serves over HTTPS: the validating admission
+//! webhook (`POST /validate`): the API server asks it before a change to
+//! an object the operator made, and a change by anyone but the operator or
+//! Kubernetes' own components is refused with the reason ([`admission`]);
+//! and the conversion webhook (`POST /convert`), which turns a
+//! ValkeyCluster of one served version into another ([`conversion`]).
 //!
 //! Its certificate is the operator's own: a CA and a serving certificate
 //! for the names the API server calls it by, kept in a Secret of the
 //! operator's namespace so that every replica serves the same one (made
 //! once; whichever instance comes first creates it, the others read it).
 //! The operator writes that CA into the `caBundle` of its
-//! ValidatingWebhookConfiguration, so the API server trusts it. These two
-//! writes are the webhook's setup, made at start by every instance like
+//! ValidatingWebhookConfiguration and of each CRD it converts, so the API
+//! server trusts it. These writes are the webhook's setup, made at start by every instance like
 //! the Lease's: they concern no Valkey cluster and need no journal. With
 //! cert-manager, the chart has its CA injector fill the `caBundle` instead
 //! and the operator is given the Secret cert-manager writes.
 
 pub mod admission;
+pub mod conversion;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use axum::routing::post;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use rustls_pki_types::pem::PemObject;
@@ -60,6 +64,10 @@ pub struct WebhookConfig {
     /// The ValidatingWebhookConfiguration whose `caBundle` the operator
     /// fills with its CA; `None`: someone else does (cert-manager).
     pub configuration: Option<String>,
+    /// The CustomResourceDefinitions whose conversion webhook's
+    /// `caBundle` the operator fills with its CA (empty: none, or
+    /// cert-manager's CA injector does it).
+    pub conversion_crds: Vec<String>,
     /// The operator's identity as the API server names it, whose changes
     /// go through.
     pub operator_user: String,
@@ -125,6 +133,12 @@ pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<(
                 tokio::time::sleep(RETRY).await;
             }
         }
+        for name in &config.conversion_crds {
+            while let Err(err) = inject_crd_ca(&client, name, &ca_pem).await {
+                tracing::warn!(%err, "the webhook's CA is not in the CRD's conversion yet; trying again");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
         let _ = serving.await;
     })
 }
@@ -156,14 +170,21 @@ async fn listen(
     let allowed = Arc::new(admission::Allowed {
         operator: config.operator_user.clone(),
     });
-    let app = Router::new().route(
-        "/validate",
-        post(move |body: axum::Json<serde_json::Value>| {
-            let allowed = allowed.clone();
-            async move { axum::Json(admission::answer(&body.0, &allowed)) }
-        }),
-    );
-    tracing::info!(addr = %config.addr, names = ?config.names, "serving the validating webhook");
+    let app = Router::new()
+        .route(
+            "/validate",
+            post(move |body: axum::Json<serde_json::Value>| {
+                let allowed = allowed.clone();
+                async move { axum::Json(admission::answer(&body.0, &allowed)) }
+            }),
+        )
+        .route(
+            "/convert",
+            post(|body: axum::Json<serde_json::Value>| async move {
+                axum::Json(conversion::answer(&body.0))
+            }),
+        );
+    tracing::info!(addr = %config.addr, names = ?config.names, "serving the webhooks (/validate, /convert)");
     Ok((ca_pem, async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::warn!(%err, "the validating webhook stopped");
@@ -316,6 +337,60 @@ async fn inject_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), Webh
             Err(source) => {
                 return Err(WebhookError::Kube {
                     what: format!("writing the caBundle of {what}"),
+                    source,
+                });
+            }
+        }
+    }
+    Err(WebhookError::Certificate(format!(
+        "{what} kept changing while its caBundle was written"
+    )))
+}
+
+/// Writes `ca_pem` as the `caBundle` of the conversion webhook of the
+/// CustomResourceDefinition `name` (nothing when it holds it already, or
+/// when the CRD converts no objects by webhook: there is nothing to
+/// trust).
+async fn inject_crd_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), WebhookError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let what = format!("CustomResourceDefinition {name}");
+    let bundle = ByteString(ca_pem.as_bytes().to_vec());
+    for _ in 0..5 {
+        let mut crd = api
+            .get(name)
+            .await
+            .map_err(kube_err(format!("reading {what}")))?;
+        let Some(client_config) = crd
+            .spec
+            .conversion
+            .as_mut()
+            .filter(|c| c.strategy == "Webhook")
+            .and_then(|c| c.webhook.as_mut())
+            .and_then(|w| w.client_config.as_mut())
+        else {
+            tracing::info!(
+                crd = name,
+                "the CRD converts no objects by webhook: no CA to write"
+            );
+            return Ok(());
+        };
+        if client_config.ca_bundle.as_ref() == Some(&bundle) {
+            return Ok(());
+        }
+        client_config.ca_bundle = Some(bundle.clone());
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.replace(name, &params, &crd).await {
+            Ok(_) => {
+                tracing::info!(crd = name, "the webhook's CA is in the CRD's conversion");
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => {
+                return Err(WebhookError::Kube {
+                    what: format!("writing the conversion caBundle of {what}"),
                     source,
                 });
             }

@@ -1,0 +1,208 @@
+//! The conversion webhook (issue 39), called by the real kube-apiserver
+//! over TLS: with the ValkeyCluster CRD serving v1alpha1 and v1beta1,
+//! v1beta1 stored, a cluster written in either version is read in the
+//! other as `crate::conversion` says, the operator (which works at
+//! v1alpha1) reads and publishes its status through it, and the operator's
+//! CA is what the CRD trusts (written by the operator).
+//!
+//! On the real control plane only (`make test`'s Kubernetes tier):
+//! localkube does not call conversion webhooks yet, and says so here
+//! rather than pass.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, WebhookClientConfig,
+};
+use kube::Api;
+use kube::api::PostParams;
+use logbook_crds::ClusterPhase;
+use operator_common::{Env, NS, kubectl, kubectl_apply, on_kubernetes, operator_user};
+use serde_json::{Value, json};
+
+const CRD: &str = "valkeyclusters.valkey.logbook.dev";
+
+fn get_json(env: &Env, resource: &str, name: &str) -> Value {
+    serde_json::from_str(&kubectl(env, NS, &["get", resource, name, "-o", "json"])).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
+    if !on_kubernetes() {
+        eprintln!(
+            "skipped: localkube does not call conversion webhooks; run with LOGBOOK_E2E_CONTROL_PLANE=kubernetes (make test does)"
+        );
+        return;
+    }
+    let mut env = Env::start_without_operator("conversion").await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // The CRD of both versions, calling the operator by address (it runs
+    // beside the API server here), with no caBundle yet: the operator
+    // writes its own CA there.
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let mut crd = logbook_crds::crdgen::valkeycluster_crd_with_conversion(WebhookClientConfig {
+        url: Some(format!("https://127.0.0.1:{port}/convert")),
+        ..WebhookClientConfig::default()
+    })
+    .unwrap();
+    crd.metadata.resource_version = crds.get(CRD).await.unwrap().metadata.resource_version;
+    crds.replace(CRD, &PostParams::default(), &crd)
+        .await
+        .unwrap();
+
+    env.webhook = Some(logbook::webhook::WebhookConfig {
+        addr,
+        namespace: NS.to_owned(),
+        secret: "logbook-webhook-tls".to_owned(),
+        names: vec!["127.0.0.1".to_owned()],
+        configuration: None,
+        conversion_crds: vec![CRD.to_owned()],
+        operator_user: operator_user(NS),
+    });
+    env.start_operator();
+    env.eventually(
+        Duration::from_secs(60),
+        "the operator's CA in the CRD",
+        || {
+            let crds = crds.clone();
+            let secrets: Api<Secret> = env.api();
+            async move {
+                let Ok(Some(secret)) = secrets.get_opt("logbook-webhook-tls").await else {
+                    return false;
+                };
+                let ca = secret.data.unwrap()["ca.crt"].0.clone();
+                let crd = crds.get(CRD).await.unwrap();
+                crd.spec
+                    .conversion
+                    .and_then(|c| c.webhook)
+                    .and_then(|w| w.client_config)
+                    .and_then(|c| c.ca_bundle)
+                    .is_some_and(|b| b.0 == ca)
+            }
+        },
+    )
+    .await;
+
+    // Written at v1alpha1 as users wrote it, paused (it need not run):
+    // stored at v1beta1, read there as v1beta1 says it.
+    kubectl_apply(
+        &env,
+        NS,
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: old
+spec:
+  topology: Cluster
+  image: valkey/valkey:8.0
+  imagePullPolicy: IfNotPresent
+  shards: 3
+  replicasPerShard: 1
+  clusterNodeTimeoutMilliseconds: 2000
+  paused: true
+",
+        "a v1alpha1 cluster",
+    );
+    let beta = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "old");
+    assert_eq!(beta["apiVersion"], "valkey.logbook.dev/v1beta1");
+    assert_eq!(
+        beta["spec"]["image"],
+        json!({"repository": "valkey/valkey", "tag": "8.0", "pullPolicy": "IfNotPresent"})
+    );
+    assert_eq!(
+        beta["spec"]["cluster"],
+        json!({"shards": 3, "replicasPerShard": 1, "nodeTimeoutMilliseconds": 2000})
+    );
+    assert!(beta["spec"].get("shards").is_none(), "{beta}");
+    // And read back at v1alpha1, as it was written.
+    let alpha = get_json(&env, "valkeyclusters.v1alpha1.valkey.logbook.dev", "old");
+    assert_eq!(alpha["spec"]["image"], "valkey/valkey:8.0");
+    assert_eq!(alpha["spec"]["shards"], 3);
+    assert_eq!(alpha["spec"]["clusterNodeTimeoutMilliseconds"], 2000);
+
+    // Written at v1beta1, read at v1alpha1.
+    kubectl_apply(
+        &env,
+        NS,
+        "apiVersion: valkey.logbook.dev/v1beta1
+kind: ValkeyCluster
+metadata:
+  name: new
+spec:
+  topology: Cluster
+  image:
+    repository: valkey/valkey
+    tag: \"9.1\"
+  cluster:
+    shards: 2
+    replicasPerShard: 0
+  paused: true
+",
+        "a v1beta1 cluster",
+    );
+    let alpha = get_json(&env, "valkeyclusters.v1alpha1.valkey.logbook.dev", "new");
+    assert_eq!(alpha["spec"]["image"], "valkey/valkey:9.1");
+    assert_eq!(alpha["spec"]["shards"], 2);
+    assert_eq!(alpha["spec"]["replicasPerShard"], 0);
+    assert!(alpha["spec"].get("cluster").is_none(), "{alpha}");
+
+    // v1beta1's own rules: a tag inside the repository is refused with
+    // the reason (it would not convert back unchanged).
+    let out = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"),
+    )
+    .arg("--kubeconfig")
+    .arg(env.write_kubeconfig())
+    .args(["--namespace", NS, "apply", "-f", "-"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .and_then(|mut child| {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(
+            b"apiVersion: valkey.logbook.dev/v1beta1\nkind: ValkeyCluster\nmetadata:\n  name: tagged\nspec:\n  image:\n    repository: valkey/valkey:9.1\n",
+        )?;
+        child.wait_with_output()
+    })
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a tag inside image.repository was accepted"
+    );
+    assert!(stderr.contains("image.repository names no tag"), "{stderr}");
+
+    // The operator reads both through the webhook (at v1alpha1) and
+    // publishes their status through it.
+    for name in ["old", "new"] {
+        env.wait_status(name, Duration::from_secs(60), "phase Paused", |v| {
+            v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Paused)
+        })
+        .await;
+    }
+    let beta = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "old");
+    assert_eq!(beta["status"]["phase"], "Paused", "{beta}");
+    let crd = crds.get(CRD).await.unwrap();
+    let stored = crd
+        .status
+        .and_then(|s| s.stored_versions)
+        .unwrap_or_default();
+    assert!(stored.contains(&"v1beta1".to_owned()), "{stored:?}");
+    env.finish().await;
+}
