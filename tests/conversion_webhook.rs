@@ -5,9 +5,9 @@
 //! v1alpha1) reads and publishes its status through it, and the operator's
 //! CA is what the CRD trusts (written by the operator).
 //!
-//! On the real control plane only (`make test`'s Kubernetes tier):
-//! localkube does not call conversion webhooks yet, and says so here
-//! rather than pass.
+//! On both tiers: the real API server calls it in `make test`'s
+//! Kubernetes tier, localkube (which calls conversion webhooks as the real
+//! server does, docs/localkube.md) in the unit tier.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,7 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::Api;
 use kube::api::PostParams;
 use logbook_crds::ClusterPhase;
-use operator_common::{Env, NS, kubectl, kubectl_apply, on_kubernetes, operator_user};
+use operator_common::{Env, NS, Stop, kubectl, kubectl_apply, operator_user};
 use serde_json::{Value, json};
 
 const CRD: &str = "valkeyclusters.valkey.logbook.dev";
@@ -38,12 +38,6 @@ fn get_json(env: &Env, resource: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
-    if !on_kubernetes() {
-        eprintln!(
-            "skipped: localkube does not call conversion webhooks; run with LOGBOOK_E2E_CONTROL_PLANE=kubernetes (make test does)"
-        );
-        return;
-    }
     let mut env = Env::start_without_operator("conversion").await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -204,5 +198,35 @@ spec:
         .and_then(|s| s.stored_versions)
         .unwrap_or_default();
     assert!(stored.contains(&"v1beta1".to_owned()), "{stored:?}");
+
+    // With no operator to convert, the stored version still reads; the
+    // other fails saying why, and nothing is written half converted.
+    env.stop_operator(Stop::Graceful).await;
+    let beta = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "old");
+    assert_eq!(beta["spec"]["cluster"]["shards"], 3);
+    let out = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"),
+    )
+    .arg("--kubeconfig")
+    .arg(env.write_kubeconfig())
+    .args([
+        "--namespace",
+        NS,
+        "get",
+        "valkeyclusters.v1alpha1.valkey.logbook.dev",
+        "old",
+        "-o",
+        "json",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "read at v1alpha1 with no webhook");
+    assert!(
+        stderr.contains(
+            "conversion webhook for valkey.logbook.dev/v1beta1, Kind=ValkeyCluster failed"
+        ),
+        "{stderr}"
+    );
     env.finish().await;
 }

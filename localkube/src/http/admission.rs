@@ -225,7 +225,7 @@ pub(crate) async fn check(app: &App, r: &Req<'_>) -> Result<(), ApiError> {
                 .unwrap_or(10),
         );
         let fail_closed = hook.get("failurePolicy").and_then(Value::as_str) != Some("Ignore");
-        match tokio::time::timeout(timeout, call(app, &hook, &review)).await {
+        match tokio::time::timeout(timeout, call(&app.store, &hook, &review)).await {
             Ok(Ok(answer)) => {
                 let response = answer.get("response").cloned().unwrap_or_default();
                 if response.get("uid").and_then(Value::as_str) != Some(uid.as_str()) {
@@ -299,8 +299,14 @@ async fn dry_run(app: &App, r: &Req<'_>) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Sends `review` to `hook` over HTTPS; its answer.
-async fn call(app: &App, hook: &Value, review: &Value) -> Result<Value, String> {
+/// Sends `review` to `hook` (an object holding a `clientConfig`, as a
+/// validating webhook or a CRD's conversion webhook does) over HTTPS; its
+/// answer. A `service` client configuration is resolved in `store`.
+pub(super) async fn call(
+    store: &crate::store::Store,
+    hook: &Value,
+    review: &Value,
+) -> Result<Value, String> {
     let config = hook.get("clientConfig").cloned().unwrap_or_default();
     let (host, port, path, server_name) = match (config.get("url"), config.get("service")) {
         (Some(url), _) => {
@@ -327,8 +333,7 @@ async fn call(app: &App, hook: &Value, review: &Value) -> Result<Value, String> 
                 .get("namespace")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let svc = app
-                .store
+            let svc = store
                 .get("v1", "services", Some(namespace), name)
                 .map_err(|e| format!("service {namespace}/{name}: {e}"))?;
             let ip = svc

@@ -4,6 +4,7 @@
 //! is answered with a `Status`; nothing a client sends can crash it.
 
 mod admission;
+mod conversion;
 mod discovery;
 pub mod faults;
 mod guard;

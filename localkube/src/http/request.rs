@@ -267,6 +267,7 @@ pub fn write_ctx(q: &Query, headers: &HeaderMap, options: Options) -> Result<Wri
         manager,
         field_validation,
         now: crate::names::now(),
+        version: None,
     })
 }
 

@@ -35,9 +35,20 @@ pub(crate) struct Req<'a> {
     pub user: &'a UserInfo,
 }
 
-/// Handles a resource request: the validating webhooks asked first
-/// (`admission.rs`), then the store.
+/// Handles a resource request: a custom resource at a version its
+/// conversion webhook converts from the stored one through
+/// `conversion.rs`, any other as [`handle_stored`] does.
 pub(crate) async fn handle(app: &App, r: &Req<'_>) -> Response<Body> {
+    let t = r.target;
+    match super::conversion::needed(&app.store, &t.group, &t.resource, &t.version) {
+        Some(converter) => super::conversion::handle(app, r, &converter).await,
+        None => handle_stored(app, r).await,
+    }
+}
+
+/// Handles a resource request as its version is stored: the validating
+/// webhooks asked first (`admission.rs`), then the store.
+pub(crate) async fn handle_stored(app: &App, r: &Req<'_>) -> Response<Body> {
     if let Err(e) = super::admission::check(app, r).await {
         return request::error(&e);
     }
@@ -113,7 +124,8 @@ fn dispatch(app: &App, r: &Req<'_>) -> Reply {
             }
             let obj = request::object_body(headers, body)?;
             check_type(&res, &t.version, &obj)?;
-            let ctx = request::write_ctx(q, headers, Options::Create)?;
+            let mut ctx = request::write_ctx(q, headers, Options::Create)?;
+            ctx.version = Some(t.version.clone());
             let out = app.store.create_in(&res, &ns, obj, &ctx)?;
             let r = one(&res, &t.version, &out.object, headers, q, 201)?;
             Ok(request::with_warnings(r, &out.warnings))
@@ -135,7 +147,9 @@ fn dispatch(app: &App, r: &Req<'_>) -> Reply {
         ("PUT", Some(name), None | Some("status") | Some("finalize")) => {
             let obj = request::object_body(headers, body)?;
             check_type(&res, &t.version, &obj)?;
-            let ctx = request::write_ctx(q, headers, Options::Update)?;
+            let mut ctx = request::write_ctx(q, headers, Options::Update)?;
+            // A subresource's write keeps the stored spec: checked as stored.
+            ctx.version = sub.is_none().then(|| t.version.clone());
             let s = if sub == Some("status") {
                 Sub::Status
             } else {
@@ -347,16 +361,37 @@ fn watch(
     let res2 = res.clone();
     let version = t.version.clone();
     let include = q.get("includeObject").map(str::to_owned);
-    let stream = futures::stream::unfold(rx, move |mut rx| {
+    // A version its conversion webhook converts from the stored one: each
+    // event's object converted on its way; a failure ends the watch with
+    // an ERROR event, as the real server ends it.
+    let converter = super::conversion::needed(&app.store, &res.group, &res.plural, &t.version);
+    let stream = futures::stream::unfold((rx, false), move |(mut rx, ended)| {
         let res = res2.clone();
         let version = version.clone();
         let include = include.clone();
+        let converter = converter.clone();
         async move {
+            if ended {
+                return None;
+            }
             let ev = rx.recv().await?;
+            let mut failed = None;
             let object = match ev.etype {
                 "ERROR" | "BOOKMARK" => (*ev.object).clone(),
                 _ => {
-                    let o = render(&ev.object, &res, &version);
+                    let o = match &converter {
+                        None => render(&ev.object, &res, &version),
+                        Some(c) => {
+                            let stored = render(&ev.object, &res, &c.storage);
+                            match c.convert(vec![stored], &version).await {
+                                Ok(mut converted) => converted.pop().unwrap_or_default(),
+                                Err(e) => {
+                                    failed = Some(e.status());
+                                    Value::Null
+                                }
+                            }
+                        }
+                    };
                     match mode {
                         As::Table => {
                             table::table(&res, &[o], include.as_deref(), None, Some(ev.etype))
@@ -366,12 +401,15 @@ fn watch(
                     }
                 }
             };
-            let mut line = serde_json::to_vec(&json!({"type": ev.etype, "object": object}))
-                .unwrap_or_default();
+            let event = match &failed {
+                Some(status) => json!({"type": "ERROR", "object": status}),
+                None => json!({"type": ev.etype, "object": object}),
+            };
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
             line.push(b'\n');
             Some((
                 Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),
-                rx,
+                (rx, failed.is_some()),
             ))
         }
     });
@@ -411,7 +449,8 @@ fn patch(app: &App, r: &Req<'_>, res: &ResourceInfo, ns: &str, name: &str) -> Re
         PatchKind::Apply { .. } => request::yaml_body(body)?,
         _ => request::json_body(body)?,
     };
-    let ctx = request::write_ctx(q, headers, Options::Patch)?;
+    let mut ctx = request::write_ctx(q, headers, Options::Patch)?;
+    ctx.version = t.sub.is_none().then(|| t.version.clone());
     if let PatchKind::Apply { .. } = kind {
         if q.get("fieldManager").is_none_or(str::is_empty) {
             return Err(ApiError::BadRequest(

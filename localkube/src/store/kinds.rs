@@ -278,7 +278,10 @@ pub(crate) fn on_update(
 }
 
 /// Custom resources: prune unknown fields (per `fieldValidation`), apply
-/// defaults, validate. Returns the warnings to send.
+/// defaults, validate, by the schema of the version the request was made
+/// at (`ctx.version`; the stored one for the server's own writes), as the
+/// real server validates a request in its own version. Returns the warnings to
+/// send.
 pub(crate) fn admit_custom(
     res: &ResourceInfo,
     ctx: &WriteCtx,
@@ -288,7 +291,11 @@ pub(crate) fn admit_custom(
     if !res.custom {
         return Ok(Vec::new());
     }
-    let Some(schema) = res.storage().and_then(|v| v.schema.clone()) else {
+    let written_at = ctx.version.as_deref().and_then(|v| res.version(v));
+    let Some(schema) = written_at
+        .or_else(|| res.storage())
+        .and_then(|v| v.schema.clone())
+    else {
         return Ok(Vec::new());
     };
     let unknown = schema.prune(o);

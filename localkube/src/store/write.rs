@@ -58,6 +58,9 @@ pub struct WriteCtx {
     pub field_validation: FieldValidation,
     /// The time of the write (RFC 3339).
     pub now: String,
+    /// The version the request was made at, whose schema validates a
+    /// custom resource (`None`: the stored version's).
+    pub version: Option<String>,
 }
 
 impl WriteCtx {
@@ -68,6 +71,7 @@ impl WriteCtx {
             manager: manager.to_owned(),
             field_validation: FieldValidation::Ignore,
             now: names::now(),
+            version: None,
         }
     }
 }
