@@ -27,7 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::Api;
 use kube::api::PostParams;
 use logbook_crds::ClusterPhase;
-use operator_common::{Env, NS, Stop, kubectl, kubectl_apply, operator_user};
+use operator_common::{Env, NS, Stop, free_port, kubectl, kubectl_apply, local_webhook};
 use serde_json::{Value, json};
 
 const CRD: &str = "valkeyclusters.valkey.logbook.dev";
@@ -39,11 +39,7 @@ fn get_json(env: &Env, resource: &str, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
     let mut env = Env::start_without_operator("conversion").await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let port = free_port();
 
     // The CRD of both versions, calling the operator by address (it runs
     // beside the API server here), with no caBundle yet: the operator
@@ -59,15 +55,7 @@ async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
         .await
         .unwrap();
 
-    env.webhook = Some(logbook::webhook::WebhookConfig {
-        addr,
-        namespace: NS.to_owned(),
-        secret: "logbook-webhook-tls".to_owned(),
-        names: vec!["127.0.0.1".to_owned()],
-        configuration: None,
-        conversion_crds: vec![CRD.to_owned()],
-        operator_user: operator_user(NS),
-    });
+    env.webhook = Some(local_webhook(port, None, &[CRD]));
     env.start_operator();
     env.eventually(
         Duration::from_secs(60),

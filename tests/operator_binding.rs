@@ -513,10 +513,7 @@ async fn ask_webhook(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
     let mut env = Env::start_without_operator("webhook").await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let configuration = "logbook-default-owned-objects";
     // The chart's configuration, calling the operator by address (it runs
@@ -545,15 +542,7 @@ async fn the_webhook_refuses_a_hand_edit_of_an_owned_object() {
         .create(&kube::api::PostParams::default(), &hook)
         .await
         .unwrap();
-    env.webhook = Some(logbook::webhook::WebhookConfig {
-        addr,
-        namespace: NS.to_owned(),
-        secret: "logbook-webhook-tls".to_owned(),
-        names: vec!["127.0.0.1".to_owned()],
-        configuration: Some(configuration.to_owned()),
-        conversion_crds: Vec::new(),
-        operator_user: operator_user(NS),
-    });
+    env.webhook = Some(local_webhook(port, Some(configuration), &[]));
     env.start_operator();
     env.apply_yaml(&replication_yaml("demo", 2)).await;
     env.wait_ready("demo", 2, Duration::from_secs(60)).await;

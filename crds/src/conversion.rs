@@ -166,7 +166,11 @@ fn is_served(version: &str) -> bool {
 }
 
 /// A field that had the wrong type: its path and what it must be.
-type FieldFault = (String, &'static str);
+pub type FieldFault = (String, &'static str);
+
+/// A conversion of a spec from one version to the other
+/// ([`spec_to_v1beta1`], [`spec_to_v1alpha1`]).
+pub type SpecConversion = fn(&Map<String, Value>) -> Result<Map<String, Value>, FieldFault>;
 
 /// A v1alpha1 spec (whole or partial) as v1beta1.
 ///

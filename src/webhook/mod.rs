@@ -302,49 +302,32 @@ async fn ensure_certificate(
 /// ValidatingWebhookConfiguration `name` (nothing when it holds it
 /// already).
 async fn inject_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), WebhookError> {
+    let bundle = ByteString(ca_pem.as_bytes().to_vec());
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let what = format!("ValidatingWebhookConfiguration {name}");
-    for _ in 0..5 {
-        let mut config = api
-            .get(name)
-            .await
-            .map_err(kube_err(format!("reading {what}")))?;
-        let bundle = ByteString(ca_pem.as_bytes().to_vec());
-        let webhooks = config.webhooks.iter_mut().flatten();
-        let mut changed = false;
-        for webhook in webhooks {
-            if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-                webhook.client_config.ca_bundle = Some(bundle.clone());
-                changed = true;
+    let wrote = write_ca(
+        &api,
+        name,
+        &what,
+        |config: &mut ValidatingWebhookConfiguration| {
+            let mut changed = false;
+            for webhook in config.webhooks.iter_mut().flatten() {
+                if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                    webhook.client_config.ca_bundle = Some(bundle.clone());
+                    changed = true;
+                }
             }
-        }
-        if !changed {
-            return Ok(());
-        }
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        match api.replace(name, &params, &config).await {
-            Ok(_) => {
-                tracing::info!(
-                    configuration = name,
-                    "the webhook's CA is in its configuration"
-                );
-                return Ok(());
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(source) => {
-                return Err(WebhookError::Kube {
-                    what: format!("writing the caBundle of {what}"),
-                    source,
-                });
-            }
-        }
+            changed
+        },
+    )
+    .await?;
+    if wrote {
+        tracing::info!(
+            configuration = name,
+            "the webhook's CA is in its configuration"
+        );
     }
-    Err(WebhookError::Certificate(format!(
-        "{what} kept changing while its caBundle was written"
-    )))
+    Ok(())
 }
 
 /// Writes `ca_pem` as the `caBundle` of the conversion webhook of the
@@ -352,45 +335,63 @@ async fn inject_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), Webh
 /// when the CRD converts no objects by webhook: there is nothing to
 /// trust).
 async fn inject_crd_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), WebhookError> {
+    let bundle = ByteString(ca_pem.as_bytes().to_vec());
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let what = format!("CustomResourceDefinition {name}");
-    let bundle = ByteString(ca_pem.as_bytes().to_vec());
-    for _ in 0..5 {
-        let mut crd = api
-            .get(name)
-            .await
-            .map_err(kube_err(format!("reading {what}")))?;
-        let Some(client_config) = crd
+    let wrote = write_ca(&api, name, &what, |crd: &mut CustomResourceDefinition| {
+        let client_config = crd
             .spec
             .conversion
             .as_mut()
             .filter(|c| c.strategy == "Webhook")
             .and_then(|c| c.webhook.as_mut())
-            .and_then(|w| w.client_config.as_mut())
-        else {
-            tracing::info!(
-                crd = name,
-                "the CRD converts no objects by webhook: no CA to write"
-            );
-            return Ok(());
-        };
-        if client_config.ca_bundle.as_ref() == Some(&bundle) {
-            return Ok(());
-        }
-        client_config.ca_bundle = Some(bundle.clone());
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        match api.replace(name, &params, &crd).await {
-            Ok(_) => {
-                tracing::info!(crd = name, "the webhook's CA is in the CRD's conversion");
-                return Ok(());
+            .and_then(|w| w.client_config.as_mut());
+        match client_config {
+            Some(c) if c.ca_bundle.as_ref() != Some(&bundle) => {
+                c.ca_bundle = Some(bundle.clone());
+                true
             }
+            _ => false,
+        }
+    })
+    .await?;
+    if wrote {
+        tracing::info!(crd = name, "the webhook's CA is in the CRD's conversion");
+    }
+    Ok(())
+}
+
+/// Reads the object `name`, lets `set` put the CA in it (`false`: it
+/// holds it already, or has no place for it), and replaces it as the
+/// operator, reading again when another writer came first. Whether it
+/// wrote.
+async fn write_ca<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    mut set: impl FnMut(&mut K) -> bool,
+) -> Result<bool, WebhookError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    for _ in 0..5 {
+        let mut object = api
+            .get(name)
+            .await
+            .map_err(kube_err(format!("reading {what}")))?;
+        if !set(&mut object) {
+            return Ok(false);
+        }
+        match api.replace(name, &params, &object).await {
+            Ok(_) => return Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(source) => {
                 return Err(WebhookError::Kube {
-                    what: format!("writing the conversion caBundle of {what}"),
+                    what: format!("writing the caBundle of {what}"),
                     source,
                 });
             }

@@ -42,3 +42,24 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The operator's webhooks served on 127.0.0.1:`port` (the API server,
+/// real or localkube, calls them by a `url` client configuration), their
+/// CA in the Secret `logbook-webhook-tls` and written into
+/// `configuration` and `conversion_crds`; the operator's identity is the
+/// chart's ServiceAccount in `super::NS`.
+pub fn local_webhook(
+    port: u16,
+    configuration: Option<&str>,
+    conversion_crds: &[&str],
+) -> logbook::webhook::WebhookConfig {
+    logbook::webhook::WebhookConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        namespace: super::NS.to_owned(),
+        secret: "logbook-webhook-tls".to_owned(),
+        names: vec!["127.0.0.1".to_owned()],
+        configuration: configuration.map(str::to_owned),
+        conversion_crds: conversion_crds.iter().map(|c| (*c).to_owned()).collect(),
+        operator_user: super::operator_user(super::NS),
+    }
+}

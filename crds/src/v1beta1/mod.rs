@@ -7,6 +7,10 @@ mod spec;
 
 pub use spec::{ClusterSpec, ImageSpec, ValkeyCluster, ValkeyClusterSpec};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use crate::conversion::{self, ConversionError};
 
 impl ValkeyClusterSpec {
@@ -17,19 +21,7 @@ impl ValkeyClusterSpec {
     /// [`ConversionError`] when the spec does not hold what its schema
     /// admits (a tag without a repository).
     pub fn to_v1alpha1(&self) -> Result<crate::v1alpha1::ValkeyClusterSpec, ConversionError> {
-        let json = serde_json::to_value(self).map_err(|e| wrong("spec", &e))?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(wrong("spec", &"not an object"));
-        };
-        let alpha = conversion::spec_to_v1alpha1(&map).map_err(|(field, expected)| {
-            ConversionError::WrongType {
-                kind: "ValkeyCluster".to_owned(),
-                name: String::new(),
-                field,
-                expected,
-            }
-        })?;
-        serde_json::from_value(serde_json::Value::Object(alpha)).map_err(|e| wrong("spec", &e))
+        convert_spec(self, conversion::spec_to_v1alpha1)
     }
 
     /// v1alpha1's `spec` as this version's.
@@ -41,22 +33,24 @@ impl ValkeyClusterSpec {
     pub fn from_v1alpha1(
         spec: &crate::v1alpha1::ValkeyClusterSpec,
     ) -> Result<Self, ConversionError> {
-        let json = serde_json::to_value(spec).map_err(|e| wrong("spec", &e))?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(wrong("spec", &"not an object"));
-        };
-        let beta = conversion::spec_to_v1beta1(&map).map_err(|(field, expected)| {
-            ConversionError::WrongType {
-                kind: "ValkeyCluster".to_owned(),
-                name: String::new(),
-                field,
-                expected,
-            }
-        })?;
-        serde_json::from_value(serde_json::Value::Object(beta)).map_err(|e| wrong("spec", &e))
+        convert_spec(spec, conversion::spec_to_v1beta1)
     }
 }
 
-fn wrong(field: &str, err: &dyn std::fmt::Display) -> ConversionError {
-    ConversionError::NotAnObject(format!("{field}: {err}"))
+/// `spec` through its JSON, converted by `convert`.
+fn convert_spec<From: Serialize, To: DeserializeOwned>(
+    spec: &From,
+    convert: conversion::SpecConversion,
+) -> Result<To, ConversionError> {
+    let wrong = |err: &dyn std::fmt::Display| ConversionError::NotAnObject(format!("spec: {err}"));
+    let Value::Object(map) = serde_json::to_value(spec).map_err(|e| wrong(&e))? else {
+        return Err(wrong(&"not an object"));
+    };
+    let converted = convert(&map).map_err(|(field, expected)| ConversionError::WrongType {
+        kind: "ValkeyCluster".to_owned(),
+        name: String::new(),
+        field,
+        expected,
+    })?;
+    serde_json::from_value(Value::Object(converted)).map_err(|e| wrong(&e))
 }
