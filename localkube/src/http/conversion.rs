@@ -227,8 +227,11 @@ pub(crate) async fn handle(app: &App, r: &Req<'_>, c: &Converter) -> Response<Bo
     };
     let watching = t.watch_prefix || r.query.flag("watch");
     match r.method.as_str() {
-        // Watches convert in their stream (`resources.rs`).
-        _ if watching => super::resources::handle_stored(app, r).await,
+        // Watches convert in their stream (`resources.rs`); a Scale is
+        // the same object at every version.
+        _ if watching || t.sub.as_deref() == Some("scale") => {
+            super::resources::handle_stored(app, r).await
+        }
         "GET" | "HEAD" | "DELETE" => {
             let at_storage = Req {
                 target: &stored,
