@@ -41,6 +41,24 @@ async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
     let mut env = Env::start_without_operator("conversion").await;
     let port = free_port();
 
+    // A cluster stored at v1alpha1 before the upgrade (the CRD serves
+    // v1alpha1 alone), paused.
+    kubectl_apply(
+        &env,
+        NS,
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: before
+spec:
+  topology: Cluster
+  image: valkey/valkey:9.1
+  shards: 4
+  paused: true
+",
+        "a cluster stored at v1alpha1",
+    );
+
     // The CRD of both versions, calling the operator by address (it runs
     // beside the API server here), with no caBundle yet: the operator
     // writes its own CA there.
@@ -79,6 +97,38 @@ async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
         },
     )
     .await;
+
+    // The cluster stored before the upgrade is served at v1beta1,
+    // converted from the version it was stored at, and still at v1alpha1.
+    let before = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "before");
+    assert_eq!(before["apiVersion"], "valkey.logbook.dev/v1beta1");
+    assert_eq!(
+        before["spec"]["image"],
+        json!({"repository": "valkey/valkey", "tag": "9.1"})
+    );
+    assert_eq!(before["spec"]["cluster"], json!({"shards": 4}));
+    let alpha = get_json(&env, "valkeyclusters.v1alpha1.valkey.logbook.dev", "before");
+    assert_eq!(alpha["spec"]["shards"], 4);
+    let listed: Value = serde_json::from_str(&kubectl(
+        &env,
+        NS,
+        &[
+            "get",
+            "valkeyclusters.v1beta1.valkey.logbook.dev",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["apiVersion"] == "valkey.logbook.dev/v1beta1"
+                && i["spec"].get("shards").is_none()),
+        "{listed}"
+    );
 
     // Written at v1alpha1 as users wrote it, paused (it need not run):
     // stored at v1beta1, read there as v1beta1 says it.

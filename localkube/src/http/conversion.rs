@@ -9,16 +9,20 @@
 //! nothing stored. Strategy `None` keeps localkube's old way (only
 //! `apiVersion` changes).
 //!
-//! How each verb goes, for a request at version V of a resource stored at
-//! S:
+//! Each object keeps the version it was stored at (an object written
+//! before its CRD changed its storage version keeps the old one until it
+//! is written again), and is converted from it whenever it is read at
+//! another. How each verb goes, for a request at version V of a resource
+//! stored at S:
 //! - get, list, delete: asked at S, each object of the answer converted
 //!   to V (one review per answer);
 //! - watch: asked at S, each event's object converted to V on its way
 //!   (one review per event; a failure ends the stream with an `ERROR`
 //!   event, as the real server does);
-//! - create and update (and `/status`): checked first as a dry run at V
-//!   (V's schema prunes, defaults and validates, V's messages), then the
-//!   body converted to S and written there; the answer converted to V;
+//! - create and update (and `/status`): at S as they come; at another V
+//!   checked first as a dry run at V (V's schema prunes, defaults and
+//!   validates, V's messages), then the body converted to S and written
+//!   there; the answer converted to V;
 //! - merge and JSON patches: the stored object converted to V, the patch
 //!   applied there, and the result written as an update at V (as above)
 //!   guarded by the resourceVersion it was read at, read again on a
@@ -71,13 +75,10 @@ pub(crate) fn needed(
     version: &str,
 ) -> Option<Converter> {
     let res = store.resource_info(group, resource)?;
-    if !res.custom {
+    if !res.converts_by_webhook || res.version(version).is_none() {
         return None;
     }
     let storage = res.versions.iter().find(|v| v.storage)?.name.clone();
-    if storage == version || res.version(version).is_none() {
-        return None;
-    }
     let crd = store
         .get(
             "apiextensions.k8s.io/v1",
@@ -100,18 +101,41 @@ pub(crate) fn needed(
 }
 
 impl Converter {
-    /// `objects` as `version`, by the webhook.
+    /// `objects` as `version`: those at another version by the webhook,
+    /// in one review; the others as they are.
     ///
     /// # Errors
     /// 500 naming the webhook's failure.
     pub(crate) async fn convert(
         &self,
-        objects: Vec<Value>,
+        mut objects: Vec<Value>,
         version: &str,
     ) -> Result<Vec<Value>, ApiError> {
-        if objects.is_empty() {
+        let desired = self.res.api_version(version);
+        let stale: Vec<usize> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.get("apiVersion").and_then(Value::as_str) != Some(&desired))
+            .map(|(i, _)| i)
+            .collect();
+        if stale.is_empty() {
             return Ok(objects);
         }
+        let sent: Vec<Value> = stale
+            .iter()
+            .filter_map(|i| objects.get(*i).cloned())
+            .collect();
+        let converted = self.review(sent, &desired).await?;
+        for (i, o) in stale.into_iter().zip(converted) {
+            if let Some(slot) = objects.get_mut(i) {
+                *slot = o;
+            }
+        }
+        Ok(objects)
+    }
+
+    /// One `ConversionReview` of `objects` to `desired` (an `apiVersion`).
+    async fn review(&self, objects: Vec<Value>, desired: &str) -> Result<Vec<Value>, ApiError> {
         let failed = |why: String| {
             ApiError::Internal(format!(
                 "conversion webhook for {}, Kind={} failed: {why}",
@@ -126,7 +150,7 @@ impl Converter {
             "kind": "ConversionReview",
             "request": {
                 "uid": uid,
-                "desiredAPIVersion": self.res.api_version(version),
+                "desiredAPIVersion": desired,
                 "objects": objects,
             },
         });
@@ -240,6 +264,11 @@ pub(crate) async fn handle(app: &App, r: &Req<'_>, c: &Converter) -> Response<Bo
             let answer = super::resources::handle_stored(app, &at_storage).await;
             c.answer_at(answer, &t.version).await
         }
+        // Written at the stored version: nothing to convert on the way in.
+        "POST" | "PUT" if t.version == c.storage => {
+            let answer = super::resources::handle_stored(app, r).await;
+            c.answer_at(answer, &t.version).await
+        }
         "POST" | "PUT" => match request::object_body(r.headers, r.body) {
             Ok(object) => write(app, r, c, &stored, object).await,
             Err(e) => request::error(&e),
@@ -301,7 +330,7 @@ async fn patch(app: &App, r: &Req<'_>, c: &Converter, stored: &Target) -> Respon
             // Strategic merge and server-side apply: refused as at the
             // stored version (the former for every custom resource), or
             // because apply's field ownership is kept at the stored one.
-            if ct.starts_with("application/apply-patch") {
+            if ct.starts_with("application/apply-patch") && t.version != c.storage {
                 return request::error(&ApiError::UnsupportedMediaType(format!(
                     "localkube applies server-side at the stored version only: apply {} at {}, or patch at {}",
                     t.resource, c.storage, t.version

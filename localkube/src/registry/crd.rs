@@ -207,6 +207,8 @@ pub fn resource_of(crd: &Value) -> Result<ResourceInfo, Vec<Cause>> {
         eviction: false,
         name_rule: NameRule::Subdomain,
         custom: true,
+        converts_by_webhook: spec.pointer("/conversion/strategy").and_then(Value::as_str)
+            == Some("Webhook"),
     })
 }
 

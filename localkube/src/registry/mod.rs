@@ -93,6 +93,10 @@ pub struct ResourceInfo {
     pub name_rule: NameRule,
     /// Defined by a CRD.
     pub custom: bool,
+    /// Its CRD converts between versions by webhook: each object is kept
+    /// with the version it was stored at, and converted from it when read
+    /// (`http/conversion.rs`).
+    pub converts_by_webhook: bool,
 }
 
 /// The verbs of every resource here (all are fully writable).

@@ -43,9 +43,13 @@ pub fn split_api_version(av: &str) -> (&str, &str) {
 }
 
 /// The object as served in `version` (no conversion: only `apiVersion`).
+/// A resource whose CRD converts by webhook keeps the version it was
+/// stored at, which its conversion reads (`http/conversion.rs`).
 pub(crate) fn render(o: &Value, res: &ResourceInfo, version: &str) -> Value {
     let mut v = o.clone();
-    if let Value::Object(m) = &mut v {
+    if let Value::Object(m) = &mut v
+        && !res.converts_by_webhook
+    {
         m.insert("apiVersion".into(), json!(res.api_version(version)));
     }
     v
