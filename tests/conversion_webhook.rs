@@ -27,7 +27,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::Api;
 use kube::api::PostParams;
 use logbook_crds::ClusterPhase;
-use operator_common::{Env, NS, Stop, free_port, kubectl, kubectl_apply, local_webhook};
+use operator_common::{
+    Env, NS, Stop, free_port, kubectl, kubectl_apply, kubectl_apply_output, local_webhook,
+};
 use serde_json::{Value, json};
 
 const CRD: &str = "valkeyclusters.valkey.logbook.dev";
@@ -195,24 +197,11 @@ spec:
 
     // v1beta1's own rules: a tag inside the repository is refused with
     // the reason (it would not convert back unchanged).
-    let out = std::process::Command::new(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"),
-    )
-    .arg("--kubeconfig")
-    .arg(env.write_kubeconfig())
-    .args(["--namespace", NS, "apply", "-f", "-"])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .and_then(|mut child| {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(
-            b"apiVersion: valkey.logbook.dev/v1beta1\nkind: ValkeyCluster\nmetadata:\n  name: tagged\nspec:\n  image:\n    repository: valkey/valkey:9.1\n",
-        )?;
-        child.wait_with_output()
-    })
-    .unwrap();
+    let out = kubectl_apply_output(
+        &env,
+        NS,
+        "apiVersion: valkey.logbook.dev/v1beta1\nkind: ValkeyCluster\nmetadata:\n  name: tagged\nspec:\n  image:\n    repository: valkey/valkey:9.1\n",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

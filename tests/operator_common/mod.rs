@@ -305,6 +305,16 @@ pub fn apply_sample_edited(env: &Env, name: &str, edit: impl FnOnce(String) -> S
 /// as a user would (only the fields written are sent); `what` names it
 /// in a failure.
 pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
+    let out = kubectl_apply_output(env, namespace, text);
+    assert!(
+        out.status.success(),
+        "kubectl apply -f {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`kubectl_apply`]'s run, whatever it ends with (a refusal to check).
+pub fn kubectl_apply_output(env: &Env, namespace: &str, text: &str) -> std::process::Output {
     use std::io::Write as _;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kubectl = root.join(".tools/bin/kubectl");
@@ -324,12 +334,7 @@ pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply -f {what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child.wait_with_output().unwrap()
 }
 
 /// `kubectl <args>` in `namespace`, with the real kubectl, as a user
