@@ -210,19 +210,20 @@ mod tests {
 
     #[test]
     fn the_operators_newer_write_metadata_components_and_unmarked_objects_are_not_drift() {
+        let assert_no_drift = |m: &ObjectMeta| {
+            let drift = observe_drift(
+                &ClusterState::default(),
+                "demo",
+                &[("S a".into(), m.clone())],
+            );
+            assert!(drift.is_empty(), "{drift:?}");
+        };
         // The operator wrote after the edit (it put it back).
         let m = meta(vec![
             entry("kubectl-edit", 200, None, spec_fields()),
             entry("logbook", 300, None, spec_fields()),
         ]);
-        assert!(
-            observe_drift(
-                &ClusterState::default(),
-                "demo",
-                &[("S a".into(), m.clone())]
-            )
-            .is_empty()
-        );
+        assert_no_drift(&m);
         // A label added by hand.
         let m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
@@ -233,41 +234,20 @@ mod tests {
                 serde_json::json!({"f:metadata": {"f:labels": {"f:team": {}}}}),
             ),
         ]);
-        assert!(
-            observe_drift(
-                &ClusterState::default(),
-                "demo",
-                &[("S a".into(), m.clone())]
-            )
-            .is_empty()
-        );
+        assert_no_drift(&m);
         // Kubernetes' own components.
         let m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
             entry("endpointslice-controller.k8s.io", 200, None, spec_fields()),
             entry("kube-controller-manager", 200, None, spec_fields()),
         ]);
-        assert!(
-            observe_drift(
-                &ClusterState::default(),
-                "demo",
-                &[("S a".into(), m.clone())]
-            )
-            .is_empty()
-        );
+        assert_no_drift(&m);
         // Unbound: released objects are the user's.
         let mut m = meta(vec![
             entry("logbook", 100, None, spec_fields()),
             entry("kubectl-edit", 200, None, spec_fields()),
         ]);
         m.annotations = None;
-        assert!(
-            observe_drift(
-                &ClusterState::default(),
-                "demo",
-                &[("S a".into(), m.clone())]
-            )
-            .is_empty()
-        );
+        assert_no_drift(&m);
     }
 }

@@ -67,7 +67,8 @@ pub(crate) struct Converter {
 }
 
 /// The converter for a request at `version` of `resource` in `group`, when
-/// its CRD converts by webhook and the version is not the stored one.
+/// its CRD converts by webhook (every version: an object keeps the
+/// version it was stored at).
 pub(crate) fn needed(
     store: &Store,
     group: &str,
@@ -75,23 +76,9 @@ pub(crate) fn needed(
     version: &str,
 ) -> Option<Converter> {
     let res = store.resource_info(group, resource)?;
-    if !res.converts_by_webhook || res.version(version).is_none() {
-        return None;
-    }
+    res.version(version)?;
+    let client = res.conversion_webhook.clone()?;
     let storage = res.versions.iter().find(|v| v.storage)?.name.clone();
-    let crd = store
-        .get(
-            "apiextensions.k8s.io/v1",
-            "customresourcedefinitions",
-            None,
-            &format!("{}.{}", res.plural, res.group),
-        )
-        .ok()?;
-    let conversion = crd.pointer("/spec/conversion")?;
-    if conversion.get("strategy").and_then(Value::as_str) != Some("Webhook") {
-        return None;
-    }
-    let client = conversion.pointer("/webhook/clientConfig")?.clone();
     Some(Converter {
         res,
         storage,

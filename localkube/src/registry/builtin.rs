@@ -238,7 +238,7 @@ pub fn builtins() -> &'static [Arc<ResourceInfo>] {
                     eviction: r.plural == "pods" && r.group.is_empty(),
                     name_rule: r.name_rule,
                     custom: false,
-                    converts_by_webhook: false,
+                    conversion_webhook: None,
                 })
             })
             .collect()

@@ -207,8 +207,11 @@ pub fn resource_of(crd: &Value) -> Result<ResourceInfo, Vec<Cause>> {
         eviction: false,
         name_rule: NameRule::Subdomain,
         custom: true,
-        converts_by_webhook: spec.pointer("/conversion/strategy").and_then(Value::as_str)
-            == Some("Webhook"),
+        conversion_webhook: spec
+            .get("conversion")
+            .filter(|c| c.get("strategy").and_then(Value::as_str) == Some("Webhook"))
+            .and_then(|c| c.pointer("/webhook/clientConfig"))
+            .cloned(),
     })
 }
 

@@ -93,10 +93,11 @@ pub struct ResourceInfo {
     pub name_rule: NameRule,
     /// Defined by a CRD.
     pub custom: bool,
-    /// Its CRD converts between versions by webhook: each object is kept
-    /// with the version it was stored at, and converted from it when read
+    /// The `clientConfig` of its CRD's conversion webhook, when it
+    /// converts between versions by webhook: each object is kept with the
+    /// version it was stored at, and converted from it when read
     /// (`http/conversion.rs`).
-    pub converts_by_webhook: bool,
+    pub conversion_webhook: Option<Value>,
 }
 
 /// The verbs of every resource here (all are fully writable).

@@ -48,7 +48,7 @@ pub fn split_api_version(av: &str) -> (&str, &str) {
 pub(crate) fn render(o: &Value, res: &ResourceInfo, version: &str) -> Value {
     let mut v = o.clone();
     if let Value::Object(m) = &mut v
-        && !res.converts_by_webhook
+        && res.conversion_webhook.is_none()
     {
         m.insert("apiVersion".into(), json!(res.api_version(version)));
     }
