@@ -46,13 +46,17 @@ pub async fn start_operator(
 }
 
 /// Installs (or updates) every CRD of `logbook crds` with server-side apply,
-/// so a restart with `--state-dir` picks up a newer API.
+/// so a restart with `--state-dir` picks up a newer API; the ValkeyCluster
+/// CRD converts between its versions through this process's own
+/// conversion webhook (`crate::webhook::local`), as the chart's operator
+/// serves it in a cluster.
 ///
 /// # Errors
-/// [`Error::Local`] naming the CRD that could not be encoded or stored.
+/// [`Error::Local`] naming the CRD that could not be encoded or stored, or
+/// why the conversion webhook could not start.
 pub fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
     let ctx = logbook_localkube::WriteCtx::internal("logbook-local");
-    for crd in logbook_crds::crds() {
+    for crd in local_crds()? {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let body = serde_json::to_value(&crd)
             .map_err(|e| Error::Local(format!("cannot encode CRD {name}: {e}")))?;
@@ -71,4 +75,20 @@ pub fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
             .map_err(|e| Error::Local(format!("cannot install CRD {name}: {e}")))?;
     }
     Ok(())
+}
+
+/// The CRDs local mode installs: [`logbook_crds::crds`], the ValkeyCluster
+/// CRD converting through this process's own webhook.
+///
+/// # Errors
+/// [`Error::Local`] saying why the conversion webhook could not start.
+pub fn local_crds() -> Result<Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>>{
+    let conversion = crate::webhook::local::local_conversion().map_err(|e| {
+        Error::Local(format!(
+            "the ValkeyCluster CRD's conversion webhook (v1alpha1 to v1beta1) cannot start: {e}"
+        ))
+    })?;
+    Ok(logbook_crds::crdgen::crds_converting_at(
+        conversion.client_config(),
+    ))
 }

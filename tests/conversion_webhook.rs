@@ -1,9 +1,12 @@
-//! The conversion webhook (issue 39), called by the real kube-apiserver
-//! over TLS: with the ValkeyCluster CRD serving v1alpha1 and v1beta1,
-//! v1beta1 stored, a cluster written in either version is read in the
-//! other as `crate::conversion` says, the operator (which works at
-//! v1alpha1) reads and publishes its status through it, and the operator's
-//! CA is what the CRD trusts (written by the operator).
+//! The upgrade to v1beta1 and the conversion webhook (issue 39), called
+//! by the real kube-apiserver over TLS: a cluster stored at v1alpha1
+//! under the CRD of the releases before (v1alpha1 alone) is served at
+//! v1beta1 once the CRD serves both, v1beta1 stored, converted through
+//! the operator's webhook, whose CA the operator writes into the CRD; the
+//! operator migrates it (written again at v1beta1, its generation kept,
+//! v1alpha1 out of `storedVersions`); a cluster written in either version
+//! is read in the other as `logbook_crds::conversion` says; the operator
+//! (which speaks v1beta1, the stored version) publishes their status.
 //!
 //! On both tiers: the real API server calls it in `make test`'s
 //! Kubernetes tier, localkube (which calls conversion webhooks as the real
@@ -25,7 +28,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, WebhookClientConfig,
 };
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use logbook_crds::ClusterPhase;
 use operator_common::{
     Env, NS, Stop, free_port, kubectl, kubectl_apply, kubectl_apply_output, local_webhook,
@@ -38,13 +41,65 @@ fn get_json(env: &Env, resource: &str, name: &str) -> Value {
     serde_json::from_str(&kubectl(env, NS, &["get", resource, name, "-o", "json"])).unwrap()
 }
 
+/// The CRD `CRD` as `crd` says, replacing the one installed: deleted
+/// and made again (the API server refuses to drop a version objects may
+/// be stored at, so a test cannot go back to an older CRD in place), then
+/// waited for until it serves every version it names.
+async fn reinstall_crd(env: &Env, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    crds.delete(CRD, &DeleteParams::default()).await.unwrap();
+    env.eventually(Duration::from_secs(60), "the CRD deleted", || {
+        let crds = crds.clone();
+        async move { matches!(crds.get_opt(CRD).await, Ok(None)) }
+    })
+    .await;
+    crds.create(&PostParams::default(), crd).await.unwrap();
+    for version in &crd.spec.versions {
+        let resource = ApiResource {
+            group: "valkey.logbook.dev".to_owned(),
+            version: version.name.clone(),
+            api_version: format!("valkey.logbook.dev/{}", version.name),
+            kind: "ValkeyCluster".to_owned(),
+            plural: "valkeyclusters".to_owned(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), NS, &resource);
+        env.eventually(
+            Duration::from_secs(60),
+            &format!("valkeyclusters served at {}", version.name),
+            || {
+                let api = api.clone();
+                async move { api.list(&ListParams::default()).await.is_ok() }
+            },
+        )
+        .await;
+    }
+}
+
+/// `storedVersions` of the ValkeyCluster CRD.
+async fn stored_versions(env: &Env) -> Vec<String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    crds.get(CRD)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.stored_versions)
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_api_server_converts_valkeyclusters_through_the_operator() {
     let mut env = Env::start_without_operator("conversion").await;
     let port = free_port();
 
-    // A cluster stored at v1alpha1 before the upgrade (the CRD serves
-    // v1alpha1 alone), paused.
+    // The CRD of the releases before v1beta1: v1alpha1 alone, stored.
+    reinstall_crd(
+        &env,
+        &logbook_crds::crdgen::valkeycluster_crd_v1alpha1_only(),
+    )
+    .await;
+    assert_eq!(stored_versions(&env).await, ["v1alpha1"]);
+
+    // A cluster stored at v1alpha1 before the upgrade, paused.
     kubectl_apply(
         &env,
         NS,
@@ -60,16 +115,18 @@ spec:
 ",
         "a cluster stored at v1alpha1",
     );
+    let generation = get_json(&env, "valkeyclusters.v1alpha1.valkey.logbook.dev", "before")
+        ["metadata"]["generation"]
+        .clone();
 
-    // The CRD of both versions, calling the operator by address (it runs
-    // beside the API server here), with no caBundle yet: the operator
-    // writes its own CA there.
+    // The upgrade: the CRD of both versions, v1beta1 stored, calling the
+    // operator by address (it runs beside the API server here), with no
+    // caBundle yet: the operator writes its own CA there.
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
     let mut crd = logbook_crds::crdgen::valkeycluster_crd_with_conversion(WebhookClientConfig {
         url: Some(format!("https://127.0.0.1:{port}/convert")),
         ..WebhookClientConfig::default()
-    })
-    .unwrap();
+    });
     crd.metadata.resource_version = crds.get(CRD).await.unwrap().metadata.resource_version;
     crds.replace(CRD, &PostParams::default(), &crd)
         .await
@@ -99,6 +156,26 @@ spec:
         },
     )
     .await;
+
+    // The operator migrates what was stored at v1alpha1: each object
+    // written again at v1beta1, then v1alpha1 out of storedVersions. The
+    // object's spec is unchanged, and so is its generation.
+    env.eventually(
+        Duration::from_secs(60),
+        "storedVersions trimmed to v1beta1",
+        || async { stored_versions(&env).await == ["v1beta1"] },
+    )
+    .await;
+    assert!(
+        env.logs
+            .grep("the objects stored at an older version are migrated")
+            .iter()
+            .any(|l| l.contains("written=1")),
+        "{}",
+        env.logs.tail(40).join("\n")
+    );
+    let migrated = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "before");
+    assert_eq!(migrated["metadata"]["generation"], generation, "{migrated}");
 
     // The cluster stored before the upgrade is served at v1beta1,
     // converted from the version it was stored at, and still at v1alpha1.
@@ -209,8 +286,8 @@ spec:
     );
     assert!(stderr.contains("image.repository names no tag"), "{stderr}");
 
-    // The operator reads both through the webhook (at v1alpha1) and
-    // publishes their status through it.
+    // The operator reads both at v1beta1, with no webhook (its own
+    // version, the one stored), and publishes their status.
     for name in ["old", "new"] {
         env.wait_status(name, Duration::from_secs(60), "phase Paused", |v| {
             v.status.as_ref().and_then(|s| s.phase) == Some(ClusterPhase::Paused)
@@ -219,18 +296,16 @@ spec:
     }
     let beta = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "old");
     assert_eq!(beta["status"]["phase"], "Paused", "{beta}");
-    let crd = crds.get(CRD).await.unwrap();
-    let stored = crd
-        .status
-        .and_then(|s| s.stored_versions)
-        .unwrap_or_default();
-    assert!(stored.contains(&"v1beta1".to_owned()), "{stored:?}");
+    assert_eq!(stored_versions(&env).await, ["v1beta1"]);
 
-    // With no operator to convert, the stored version still reads; the
-    // other fails saying why, and nothing is written half converted.
+    // With no operator to convert, the stored version still reads (the
+    // cluster stored at v1alpha1 too: it was migrated); the other fails
+    // saying why, and nothing is written half converted.
     env.stop_operator(Stop::Graceful).await;
     let beta = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "old");
     assert_eq!(beta["spec"]["cluster"]["shards"], 3);
+    let before = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "before");
+    assert_eq!(before["spec"]["cluster"]["shards"], 4);
     let out = std::process::Command::new(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"),
     )

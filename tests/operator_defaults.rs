@@ -38,7 +38,7 @@ fn create_namespace(env: &Env, name: &str) -> impl std::future::Future<Output = 
 
 fn standalone(name: &str, extra: &str) -> String {
     format!(
-        "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n{extra}"
+        "apiVersion: valkey.logbook.dev/v1beta1\nkind: ValkeyCluster\nmetadata:\n  name: {name}\nspec:\n  topology: Standalone\n{extra}"
     )
 }
 

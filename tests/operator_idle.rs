@@ -52,8 +52,8 @@ fn kinds() -> Vec<ApiResource> {
         grouped("coordination.k8s.io", "Lease", "leases"),
         ApiResource {
             group: "valkey.logbook.dev".into(),
-            version: "v1alpha1".into(),
-            api_version: "valkey.logbook.dev/v1alpha1".into(),
+            version: "v1beta1".into(),
+            api_version: "valkey.logbook.dev/v1beta1".into(),
             kind: "ValkeyCluster".into(),
             plural: "valkeyclusters".into(),
         },

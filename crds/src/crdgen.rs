@@ -7,7 +7,7 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
-    JSONSchemaPropsOrBool, WebhookClientConfig, WebhookConversion,
+    JSONSchemaPropsOrBool, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 
@@ -16,14 +16,6 @@ use crate::v1alpha1::{ValkeyBackup, ValkeyCluster, ValkeyOperatorDefaults, Valke
 /// Why the CRDs could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdGenError {
-    /// The versions of a CRD could not be merged into one.
-    #[error("cannot merge the versions of CRD {name}: {detail}")]
-    Merge {
-        /// `metadata.name` of the CRD.
-        name: String,
-        /// kube's reason.
-        detail: String,
-    },
     /// A CRD did not serialize to YAML.
     #[error("cannot render CRD {name} as YAML: {source}")]
     Yaml {
@@ -35,36 +27,63 @@ pub enum CrdGenError {
     },
 }
 
-/// Every CRD of the operator, in a stable order.
+/// The Service of the operator's webhooks in the chart's default
+/// release (`helm install logbook -n logbook-system`): the ValkeyCluster
+/// CRD's conversion webhook as installed, which the operator corrects to
+/// its own Service at start (`--webhook-names`), with its CA. A CRD is
+/// not templated by Helm, so it cannot name the release's own.
+pub const DEFAULT_WEBHOOK_SERVICE: (&str, &str) = ("logbook-system", "logbook-webhook");
+
+/// Every CRD of the operator, in a stable order: the ValkeyCluster CRD
+/// serving `v1alpha1` and `v1beta1`, `v1beta1` stored, converted by the
+/// operator's webhook at [`DEFAULT_WEBHOOK_SERVICE`] until the operator
+/// names its own.
 pub fn crds() -> Vec<CustomResourceDefinition> {
+    let (namespace, name) = DEFAULT_WEBHOOK_SERVICE;
+    crds_converting_at(WebhookClientConfig {
+        service: Some(ServiceReference {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            path: Some("/convert".to_owned()),
+            port: Some(443),
+        }),
+        ..WebhookClientConfig::default()
+    })
+}
+
+/// [`crds`], the ValkeyCluster's conversion webhook at `client` (local
+/// mode's own: `logbook::webhook::local`).
+pub fn crds_converting_at(client: WebhookClientConfig) -> Vec<CustomResourceDefinition> {
     vec![
-        without_spec_defaults(ValkeyCluster::crd()),
+        valkeycluster_crd_with_conversion(client),
         ValkeyUser::crd(),
         ValkeyBackup::crd(),
         ValkeyOperatorDefaults::crd(),
     ]
 }
 
+/// The ValkeyCluster CRD as releases before v1beta1 installed it:
+/// `v1alpha1` alone, stored. For tests of the upgrade from it.
+pub fn valkeycluster_crd_v1alpha1_only() -> CustomResourceDefinition {
+    without_spec_defaults(ValkeyCluster::crd())
+}
+
 /// The ValkeyCluster CRD serving `v1alpha1` and `v1beta1`, `v1beta1`
 /// stored, each object converted between them by the conversion webhook
 /// at `client` (the operator's `/convert`; see `crate::conversion`).
-///
-/// # Errors
-///
-/// [`CrdGenError::Merge`] when the versions' CRDs disagree on their
-/// names or scope (not expected of the derived ones).
-pub fn valkeycluster_crd_with_conversion(
-    client: WebhookClientConfig,
-) -> Result<CustomResourceDefinition, CrdGenError> {
-    let alpha = without_spec_defaults(ValkeyCluster::crd());
+/// The names, scope and printer columns are v1alpha1's, the same in both.
+pub fn valkeycluster_crd_with_conversion(client: WebhookClientConfig) -> CustomResourceDefinition {
+    let mut crd = without_spec_defaults(ValkeyCluster::crd());
     let beta = without_spec_defaults(crate::v1beta1::ValkeyCluster::crd());
-    let name = alpha.metadata.name.clone().unwrap_or_default();
-    let mut crd = kube::core::crd::merge_crds(vec![alpha, beta], "v1beta1").map_err(|e| {
-        CrdGenError::Merge {
-            name,
-            detail: e.to_string(),
-        }
-    })?;
+    for version in &mut crd.spec.versions {
+        version.storage = false;
+    }
+    crd.spec
+        .versions
+        .extend(beta.spec.versions.into_iter().map(|mut v| {
+            v.storage = true;
+            v
+        }));
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: "Webhook".to_owned(),
         webhook: Some(WebhookConversion {
@@ -72,7 +91,7 @@ pub fn valkeycluster_crd_with_conversion(
             conversion_review_versions: vec!["v1".to_owned()],
         }),
     });
-    Ok(crd)
+    crd
 }
 
 /// `crd` with no `default` in its spec's schema but `topology`'s.

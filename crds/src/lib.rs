@@ -11,12 +11,15 @@
 
 pub mod conversion;
 pub mod crdgen;
+pub mod hub;
 pub mod layers;
 pub mod quantity;
 pub mod v1alpha1;
 pub mod v1beta1;
 
 pub use crdgen::{CrdGenError, crds, render_crds_yaml};
+/// The ValkeyCluster the operator works on: v1alpha1's spec, spoken at v1beta1.
+pub use hub::ValkeyCluster;
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
     AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CLUSTER_OWN_FIELDS,
@@ -24,8 +27,8 @@ pub use v1alpha1::{
     FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
     MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
     PodDisruptionBudgetSpec, RestoreSource, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec,
-    Topology, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyCluster,
-    ValkeyClusterSpec, ValkeyClusterStatus, ValkeyOperatorDefaults, ValkeyOperatorDefaultsSpec,
+    Topology, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyClusterSpec,
+    ValkeyClusterStatus, ValkeyOperatorDefaults, ValkeyOperatorDefaultsSpec,
     ValkeyOperatorDefaultsStatus, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus, applicable,
     connection_secret_name, validate, validate_backup, validate_defaults, validate_name,
     validate_name_for_topology, validate_user,

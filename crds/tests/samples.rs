@@ -35,6 +35,9 @@ fn load(name: &str) -> ValkeyCluster {
 #[test]
 fn every_sample_parses_and_validates() {
     for (name, topology) in SAMPLES {
+        // Written at the version stored, as users are shown it.
+        let raw: serde_json::Value = serde_yaml::from_str(&read(name)).unwrap();
+        assert_eq!(raw["apiVersion"], "valkey.logbook.dev/v1beta1", "{name}");
         let vkc = load(name);
         assert_eq!(vkc.metadata.name.as_deref(), Some("demo"), "{name}");
         assert_eq!(vkc.spec.topology, topology, "{name}");

@@ -11,8 +11,13 @@
 
 use serde_json::Value;
 
-/// The root schema of the CRD named `name`.
+/// The root schema of the CRD named `name`, at v1alpha1.
 fn root_schema_of(name: &str) -> Value {
+    root_schema_at(name, "v1alpha1")
+}
+
+/// The root schema of the CRD named `name` at `version`.
+fn root_schema_at(name: &str, version: &str) -> Value {
     let crds = logbook_crds::crds();
     let names: Vec<String> = crds
         .iter()
@@ -33,8 +38,26 @@ fn root_schema_of(name: &str) -> Value {
         .map(|c| serde_json::to_value(c).unwrap())
         .unwrap();
     let versions = crd["spec"]["versions"].as_array().unwrap();
-    assert_eq!(versions.len(), 1);
-    versions[0]["schema"]["openAPIV3Schema"].clone()
+    // The ValkeyCluster is served at v1alpha1 and v1beta1, v1beta1
+    // stored; every other kind at v1alpha1 alone.
+    let expected: &[(&str, bool)] = if name == "valkeyclusters.valkey.logbook.dev" {
+        &[("v1alpha1", false), ("v1beta1", true)]
+    } else {
+        &[("v1alpha1", true)]
+    };
+    let served: Vec<(&str, bool)> = versions
+        .iter()
+        .map(|v| {
+            assert_eq!(v["served"], true, "{name} {}", v["name"]);
+            (v["name"].as_str().unwrap(), v["storage"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(served, expected, "{name}");
+    versions
+        .iter()
+        .find(|v| v["name"] == version)
+        .unwrap_or_else(|| panic!("{name} has no version {version}"))["schema"]["openAPIV3Schema"]
+        .clone()
 }
 
 fn root_schema() -> Value {
@@ -278,6 +301,11 @@ fn check_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
 fn schema_is_structural() {
     let mut problems = Vec::new();
     check_structural(&root_schema(), "", &mut problems);
+    check_structural(
+        &root_schema_at("valkeyclusters.valkey.logbook.dev", "v1beta1"),
+        "v1beta1:",
+        &mut problems,
+    );
     check_structural(
         &root_schema_of("valkeyusers.valkey.logbook.dev"),
         "valkeyusers:",

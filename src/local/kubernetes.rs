@@ -213,7 +213,9 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     let pp = kube::api::PatchParams::apply("logbook-local").force();
-    for crd in logbook_crds::crds() {
+    // The API server runs on this machine: it calls this process's own
+    // conversion webhook, as localkube does.
+    for crd in crate::local_cluster::local_crds()? {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &pp, &kube::api::Patch::Apply(&crd))
             .await

@@ -18,7 +18,7 @@ use logbook_crds::{
     DEFAULTS_NAME, ValkeyCluster, ValkeyOperatorDefaults, ValkeyOperatorDefaultsStatus,
     validate_defaults,
 };
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::OperatorError;
 use super::events::{Kind, Publisher};
@@ -178,10 +178,13 @@ impl DefaultsIndex {
             what: format!("reading the spec of {namespace}/{name} as its user wrote it"),
             source,
         })?;
-        let spec: Map<String, Value> = match raw.data.get("spec") {
-            Some(Value::Object(spec)) => spec.clone(),
-            _ => Map::new(),
-        };
+        // Read at v1beta1 (the hub's version), layered as v1alpha1 says it.
+        let spec = logbook_crds::hub::written_spec(raw.data.get("spec")).map_err(|source| {
+            OperatorError::Conversion {
+                what: format!("the spec of {namespace}/{name} as its user wrote it"),
+                source: Box::new(source),
+            }
+        })?;
         Ok(Some((
             raw.metadata,
             layer_spec(&spec, operator.as_deref(), own.as_deref()),

@@ -94,6 +94,16 @@ pub enum OperatorError {
     /// listed): it is tried again.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// A ValkeyCluster read raw does not convert to the version the
+    /// operator works on (a field of a type its schema does not allow).
+    #[error("{what}: {source}")]
+    Conversion {
+        /// What was being read, with the cluster's name.
+        what: String,
+        /// The conversion's refusal.
+        #[source]
+        source: Box<logbook_crds::conversion::ConversionError>,
+    },
 }
 
 impl OperatorError {
@@ -113,6 +123,7 @@ impl OperatorError {
             Self::Config(_) => "config",
             Self::Deleting { .. } => "deleting",
             Self::NotReady(_) => "not_ready",
+            Self::Conversion { .. } => "conversion",
         }
     }
 }

@@ -195,8 +195,12 @@ impl Kube {
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<ValkeyCluster> {
+        // The patch says the spec as v1alpha1 does; the API is spoken at
+        // the stored version.
+        let patch = logbook_crds::hub::merge_patch_to_stored(patch)
+            .map_err(|e| PluginError::Refused(format!("valkeycluster/{name}: {e}")))?;
         self.api::<ValkeyCluster>()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| match e {
                 kube::Error::Api(status) if status.code == 404 => PluginError::ClusterNotFound {

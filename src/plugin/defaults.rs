@@ -10,7 +10,7 @@ use std::io::Write;
 use kube::api::{Api, ApiResource, DynamicObject};
 use logbook_crds::layers::{Source, combine};
 use logbook_crds::{DEFAULTS_NAME, ValkeyCluster, ValkeyOperatorDefaults};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::connect::Kube;
 use super::error::{PluginError, Result};
@@ -46,10 +46,9 @@ pub async fn run(
         .get(name)
         .await
         .map_err(|e| PluginError::from_kube(&kube.call("get", "valkeyclusters", Some(name)), e))?;
-    let own: Map<String, Value> = match raw.data.get("spec") {
-        Some(Value::Object(spec)) => spec.clone(),
-        _ => Map::new(),
-    };
+    // Read at v1beta1 (the hub's version), layered as v1alpha1 says it.
+    let own = logbook_crds::hub::written_spec(raw.data.get("spec"))
+        .map_err(|e| PluginError::Refused(format!("valkeycluster/{name}: {e}")))?;
     let operator = defaults_in(kube, operator_namespace).await?;
     let namespace = if kube.namespace == operator_namespace {
         None

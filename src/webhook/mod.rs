@@ -18,6 +18,8 @@
 
 pub mod admission;
 pub mod conversion;
+pub mod local;
+pub mod migration;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +30,9 @@ use axum::routing::post;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, ServiceReference,
+};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use rustls_pki_types::pem::PemObject;
@@ -133,9 +137,18 @@ pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<(
                 tokio::time::sleep(RETRY).await;
             }
         }
+        let service = service_of(&config.names);
         for name in &config.conversion_crds {
-            while let Err(err) = inject_crd_ca(&client, name, &ca_pem).await {
+            while let Err(err) = inject_crd_ca(&client, name, &ca_pem, service).await {
                 tracing::warn!(%err, "the webhook's CA is not in the CRD's conversion yet; trying again");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        // Now that the API server can convert through it, the objects
+        // stored at an older version are written again at the stored one.
+        for name in &config.conversion_crds {
+            while let Err(err) = migration::migrate(&client, name).await {
+                tracing::warn!(%err, crd = %name, "the objects stored at an older version are not all migrated yet; trying again");
                 tokio::time::sleep(RETRY).await;
             }
         }
@@ -331,10 +344,17 @@ async fn inject_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), Webh
 }
 
 /// Writes `ca_pem` as the `caBundle` of the conversion webhook of the
-/// CustomResourceDefinition `name` (nothing when it holds it already, or
-/// when the CRD converts no objects by webhook: there is nothing to
-/// trust).
-async fn inject_crd_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), WebhookError> {
+/// CustomResourceDefinition `name`, and points it at this webhook's
+/// Service when it names another or a `url` (the CRD ships naming the
+/// chart's default release, `crdgen::DEFAULT_WEBHOOK_SERVICE`: a CRD is
+/// not templated). Nothing when it holds both already, or when the CRD
+/// converts no objects by webhook: there is nothing to trust.
+async fn inject_crd_ca(
+    client: &Client,
+    name: &str,
+    ca_pem: &str,
+    service: Option<(&str, &str)>,
+) -> Result<(), WebhookError> {
     let bundle = ByteString(ca_pem.as_bytes().to_vec());
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let what = format!("CustomResourceDefinition {name}");
@@ -346,19 +366,53 @@ async fn inject_crd_ca(client: &Client, name: &str, ca_pem: &str) -> Result<(), 
             .filter(|c| c.strategy == "Webhook")
             .and_then(|c| c.webhook.as_mut())
             .and_then(|w| w.client_config.as_mut());
-        match client_config {
-            Some(c) if c.ca_bundle.as_ref() != Some(&bundle) => {
-                c.ca_bundle = Some(bundle.clone());
-                true
+        let Some(c) = client_config else {
+            return false;
+        };
+        let mut changed = false;
+        if let Some((namespace, service_name)) = service {
+            // Served behind that Service: called there (a `url` another
+            // installer left, such as local mode's own, is replaced).
+            let port = c.service.as_ref().and_then(|s| s.port).or(Some(443));
+            let wanted = ServiceReference {
+                namespace: namespace.to_owned(),
+                name: service_name.to_owned(),
+                path: Some("/convert".to_owned()),
+                port,
+            };
+            if c.service.as_ref() != Some(&wanted) || c.url.is_some() {
+                c.service = Some(wanted);
+                c.url = None;
+                changed = true;
             }
-            _ => false,
         }
+        if c.ca_bundle.as_ref() != Some(&bundle) {
+            c.ca_bundle = Some(bundle.clone());
+            changed = true;
+        }
+        changed
     })
     .await?;
     if wrote {
-        tracing::info!(crd = name, "the webhook's CA is in the CRD's conversion");
+        tracing::info!(
+            crd = name,
+            "the webhook's CA and Service are in the CRD's conversion"
+        );
     }
     Ok(())
+}
+
+/// The webhook's Service, `(namespace, name)`, from the first of the
+/// names its certificate covers when that is `<name>.<namespace>.svc`
+/// (what the chart passes); `None` for an address (a `url` client).
+fn service_of(names: &[String]) -> Option<(&str, &str)> {
+    let first = names.first()?;
+    let host = first
+        .strip_suffix(".svc")
+        .or_else(|| first.strip_suffix(".svc.cluster.local"))?;
+    let (name, namespace) = host.split_once('.')?;
+    (!name.is_empty() && !namespace.is_empty() && !namespace.contains('.'))
+        .then_some((namespace, name))
 }
 
 /// Reads the object `name`, lets `set` put the CA in it (`false`: it
@@ -451,5 +505,26 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_of;
+
+    #[test]
+    fn the_service_is_the_first_name_when_it_is_one() {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            service_of(&names(&["logbook-webhook.ops.svc", "10.0.0.1"])),
+            Some(("ops", "logbook-webhook"))
+        );
+        assert_eq!(
+            service_of(&names(&["hook.ns.svc.cluster.local"])),
+            Some(("ns", "hook"))
+        );
+        assert_eq!(service_of(&names(&["127.0.0.1"])), None);
+        assert_eq!(service_of(&names(&["a.b.c.svc"])), None);
+        assert_eq!(service_of(&[]), None);
     }
 }

@@ -813,10 +813,12 @@ impl Env {
             .unwrap_or_else(|e| panic!("creating ValkeyCluster {}: {e}", vkc.name_any()))
     }
 
-    /// Merge-patches a ValkeyCluster.
+    /// Merge-patches a ValkeyCluster; a spec in `patch` is written as
+    /// v1alpha1 says it, and sent as v1beta1 (the version stored).
     pub async fn patch(&self, name: &str, patch: serde_json::Value) -> ValkeyCluster {
+        let stored = logbook_crds::hub::merge_patch_to_stored(&patch).unwrap();
         self.vkcs()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&stored))
             .await
             .unwrap_or_else(|e| panic!("patching ValkeyCluster {name} with {patch}: {e}"))
     }

@@ -202,7 +202,8 @@ impl OperatorCluster {
         let first = seeds.first().cloned().unwrap_or_default();
         let before = owners_of(&nodes.cluster_nodes(&first).await?);
         let want_pods = to.saturating_mul(self.replicas.saturating_add(1));
-        let patch = serde_json::json!({"spec": {"shards": to}});
+        // v1beta1's place of v1alpha1's `spec.shards`.
+        let patch = serde_json::json!({"spec": {"cluster": {"shards": to}}});
 
         let started = Instant::now();
         let patched = self

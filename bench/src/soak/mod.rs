@@ -635,6 +635,8 @@ async fn inject(
 ) -> Result<Option<String>, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let patch = |spec: serde_json::Value| async move {
+        // Written as v1alpha1 says a spec, sent at v1beta1 (the stored version).
+        let spec = logbook_crds::hub::merge_patch_to_stored(&spec).map_err(|e| e.to_string())?;
         vkcs.patch(NAME, &PatchParams::default(), &Patch::Merge(&spec))
             .await
             .map(|_| ())

@@ -288,6 +288,7 @@ async fn dry_run(app: &App, r: &Req<'_>) -> Option<Value> {
         headers: r.headers,
         body: r.body,
         user: r.user,
+        old_converted: r.old_converted,
     };
     let response = super::resources::dispatch_for_admission(app, &dry);
     if !response.status().is_success() {

@@ -121,6 +121,32 @@ impl Converter {
         Ok(objects)
     }
 
+    /// For an update (`PUT` of a named object, not a subresource's), the
+    /// object as stored converted to the stored version, when it is
+    /// stored at an older one: what its `generation` is judged against.
+    /// `None` for anything else, or an object already at the stored
+    /// version (or not found: the write says so).
+    ///
+    /// # Errors
+    /// 500 naming the webhook's failure.
+    async fn old_at_storage(&self, r: &Req<'_>) -> Result<Option<Value>, ApiError> {
+        let t = r.target;
+        let (true, Some(name), None) = (r.method == Method::PUT, t.name.as_deref(), &t.sub) else {
+            return Ok(None);
+        };
+        let desired = self.res.api_version(&self.storage);
+        let Ok(current) = self
+            .store
+            .get(&desired, &t.resource, t.namespace.as_deref(), name)
+        else {
+            return Ok(None);
+        };
+        if current.get("apiVersion").and_then(Value::as_str) == Some(&desired) {
+            return Ok(None);
+        }
+        Ok(self.review(vec![current], &desired).await?.pop())
+    }
+
     /// One `ConversionReview` of `objects` to `desired` (an `apiVersion`).
     async fn review(&self, objects: Vec<Value>, desired: &str) -> Result<Vec<Value>, ApiError> {
         let failed = |why: String| {
@@ -251,9 +277,19 @@ pub(crate) async fn handle(app: &App, r: &Req<'_>, c: &Converter) -> Response<Bo
             let answer = super::resources::handle_stored(app, &at_storage).await;
             c.answer_at(answer, &t.version).await
         }
-        // Written at the stored version: nothing to convert on the way in.
+        // Written at the stored version: nothing to convert on the way in
+        // (an update of an object stored at an older version is judged
+        // against it converted).
         "POST" | "PUT" if t.version == c.storage => {
-            let answer = super::resources::handle_stored(app, r).await;
+            let old = match c.old_at_storage(r).await {
+                Ok(old) => old,
+                Err(e) => return request::error(&e),
+            };
+            let r = Req {
+                old_converted: old.as_ref(),
+                ..*r
+            };
+            let answer = super::resources::handle_stored(app, &r).await;
             c.answer_at(answer, &t.version).await
         }
         "POST" | "PUT" => match request::object_body(r.headers, r.body) {
@@ -292,10 +328,15 @@ async fn write(
         Err(e) => return request::error(&e),
     };
     let body = serde_json::to_vec(&converted).unwrap_or_default();
+    let old = match c.old_at_storage(r).await {
+        Ok(old) => old,
+        Err(e) => return request::error(&e),
+    };
     let at_storage = Req {
         target: stored,
         headers: &headers,
         body: &body,
+        old_converted: old.as_ref(),
         ..*r
     };
     let answer = super::resources::handle_stored(app, &at_storage).await;

@@ -397,6 +397,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
                 headers: &parts.headers,
                 body: &body,
                 user: &user,
+                old_converted: None,
             };
             resources::handle(&app, &req).await
         }

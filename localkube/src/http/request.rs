@@ -268,6 +268,7 @@ pub fn write_ctx(q: &Query, headers: &HeaderMap, options: Options) -> Result<Wri
         field_validation,
         now: crate::names::now(),
         version: None,
+        old_converted: None,
     })
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct Req<'a> {
     pub body: &'a [u8],
     /// Who asks (for the checks a handler runs itself).
     pub user: &'a UserInfo,
+    /// An update of an object stored at another version than the one it
+    /// is written at: the object as stored, converted to that version
+    /// (see `WriteCtx::old_converted`; `conversion.rs` sets it).
+    pub old_converted: Option<&'a Value>,
 }
 
 /// Handles a resource request: a custom resource at a version its
@@ -150,6 +154,7 @@ fn dispatch(app: &App, r: &Req<'_>) -> Reply {
             let mut ctx = request::write_ctx(q, headers, Options::Update)?;
             // A subresource's write keeps the stored spec: checked as stored.
             ctx.version = sub.is_none().then(|| t.version.clone());
+            ctx.old_converted = r.old_converted.cloned();
             let s = if sub == Some("status") {
                 Sub::Status
             } else {

@@ -61,6 +61,12 @@ pub struct WriteCtx {
     /// The version the request was made at, whose schema validates a
     /// custom resource (`None`: the stored version's).
     pub version: Option<String>,
+    /// An update's object as stored, converted to the version it is now
+    /// written at, when it was stored at another (a CRD that changed its
+    /// storage version): what its `generation` is judged against, as the
+    /// real server compares the spec in one version. A rewrite that
+    /// changes only the version stored (a storage migration) keeps it.
+    pub old_converted: Option<Value>,
 }
 
 impl WriteCtx {
@@ -72,6 +78,7 @@ impl WriteCtx {
             field_validation: FieldValidation::Ignore,
             now: names::now(),
             version: None,
+            old_converted: None,
         }
     }
 }
@@ -369,7 +376,13 @@ impl Inner {
         }
         kinds::on_update(self, res, &old, &mut new, ctx)?;
         let warnings = kinds::admit_custom(res, ctx, &mut new, Some(&old))?;
-        if obj::body_without(&new, res.has_status()) != obj::body_without(&old, res.has_status()) {
+        let judged = ctx
+            .old_converted
+            .as_ref()
+            .filter(|c| obj::resource_version(c) == obj::resource_version(&old))
+            .unwrap_or(&old);
+        if obj::body_without(&new, res.has_status()) != obj::body_without(judged, res.has_status())
+        {
             let g = old
                 .get("metadata")
                 .and_then(|m| m.get("generation"))

@@ -78,7 +78,7 @@ impl Target {
     }
 
     pub fn valkey_clusters() -> Self {
-        Self::kind("valkey.logbook.dev", "v1alpha1", "valkeyclusters")
+        Self::kind("valkey.logbook.dev", "v1beta1", "valkeyclusters")
     }
     pub fn valkey_users() -> Self {
         Self::kind("valkey.logbook.dev", "v1alpha1", "valkeyusers")

@@ -223,7 +223,7 @@ mod tests {
             ("apps", "statefulsets", None)
         );
         let p = parse_path(
-            "/apis/valkey.logbook.dev/v1alpha1/namespaces/default/valkeyclusters/demo/status",
+            "/apis/valkey.logbook.dev/v1beta1/namespaces/default/valkeyclusters/demo/status",
         )
         .unwrap();
         assert_eq!(p.subresource.as_deref(), Some("status"));
