@@ -104,7 +104,7 @@ refused() {
 	fi
 	case "$out" in *"$want"*) ok "$what: refused ($want)" ;; *) fail "$what: refused with: $out" ;; esac
 }
-vkc() { printf 'apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata: {name: %s, namespace: default}\nspec: %s\n' "$1" "$2"; }
+vkc() { printf 'apiVersion: valkey.logbook.dev/v1beta1\nkind: ValkeyCluster\nmetadata: {name: %s, namespace: default}\nspec: %s\n' "$1" "$2"; }
 refused "a 53-character name" "at most 52 characters" "$(vkc "$(printf 'a%.0s' $(seq 53))" '{}')"
 refused "a name starting with a digit" "DNS-1035 label" "$(vkc 1cache '{}')"
 refused "a Cluster with replicas" "replicas does not apply to topology Cluster" "$(vkc demo '{topology: Cluster, replicas: 3}')"

@@ -161,6 +161,23 @@ pub fn convert_object(object: &Value, desired: &str) -> Result<Value, Conversion
     Ok(Value::Object(out))
 }
 
+/// A field's path as v1alpha1 names it (`spec.shards`,
+/// `spec.imagePullSecrets[0].name`) as v1beta1 does (`spec.cluster.shards`,
+/// `spec.image.pullSecrets[0].name`): what a user of the stored version is
+/// shown when a spec is refused. Other paths are the same in both.
+pub fn path_to_v1beta1(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("spec.") {
+        for (alpha, group, beta) in GROUPED {
+            if let Some(tail) = rest.strip_prefix(alpha)
+                && (tail.is_empty() || tail.starts_with('.') || tail.starts_with('['))
+            {
+                return format!("spec.{group}.{beta}{tail}");
+            }
+        }
+    }
+    path.to_owned()
+}
+
 fn is_served(version: &str) -> bool {
     matches!(version, "v1alpha1" | "v1beta1")
 }
@@ -347,6 +364,29 @@ pub fn join_image(repository: &str, tag: Option<&str>) -> String {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn paths_are_named_as_v1beta1_names_them() {
+        for (alpha, beta) in [
+            ("spec.shards", "spec.cluster.shards"),
+            ("spec.replicasPerShard", "spec.cluster.replicasPerShard"),
+            (
+                "spec.clusterNodeTimeoutMilliseconds",
+                "spec.cluster.nodeTimeoutMilliseconds",
+            ),
+            ("spec.imagePullPolicy", "spec.image.pullPolicy"),
+            (
+                "spec.imagePullSecrets[1].name",
+                "spec.image.pullSecrets[1].name",
+            ),
+            ("spec.image", "spec.image"),
+            ("spec.shardsX", "spec.shardsX"),
+            ("spec.replicas", "spec.replicas"),
+            ("metadata.name", "metadata.name"),
+        ] {
+            assert_eq!(super::path_to_v1beta1(alpha), beta, "{alpha}");
+        }
+    }
 
     use super::*;
 

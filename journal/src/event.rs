@@ -101,6 +101,26 @@ pub struct SpecProblem {
     pub message: String,
 }
 
+impl SpecProblem {
+    /// Every problem on one line, `"; "`-separated, each path named as
+    /// v1beta1 (the version stored, users' own) names it (the journal
+    /// keeps v1alpha1's, the operator's): what the status and the Events
+    /// say of a refused spec.
+    pub fn describe_at_v1beta1(problems: &[SpecProblem]) -> String {
+        problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    logbook_crds::conversion::path_to_v1beta1(&p.path),
+                    p.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// A fact recorded in the journal.
 // PERSISTED ENUM — append-only: never reorder, rename or remove variants,
 // never change a variant's fields; add new variants at the end only.

@@ -190,7 +190,11 @@ pub fn summary(event: &Event) -> String {
         Event::SpecRejected { generation, errors } => {
             let first = errors
                 .first()
-                .map(|e| format!(": {}: {}", e.path, e.message))
+                .map(|e| {
+                    // Named as the stored version (v1beta1) names it.
+                    let path = logbook_crds::conversion::path_to_v1beta1(&e.path);
+                    format!(": {path}: {}", e.message)
+                })
                 .unwrap_or_default();
             format!(
                 "spec generation {generation} rejected ({} problems){first}",

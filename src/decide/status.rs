@@ -360,11 +360,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             CONDITION_SPEC_VALID,
             false,
             "SpecRejected",
-            errors
-                .iter()
-                .map(|e| format!("{}: {}", e.path, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            logbook_journal::SpecProblem::describe_at_v1beta1(errors),
             at,
             observed_generation,
         ),

@@ -410,11 +410,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         .filter_map(|e| match e {
             Event::SpecRejected { generation, errors } => Some(format!(
                 "spec generation {generation} refused: {}",
-                errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.path, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                logbook_journal::SpecProblem::describe_at_v1beta1(errors)
             )),
             _ => None,
         })

@@ -43,7 +43,7 @@ use super::trial_report::cut;
 pub use super::trial_report::{ChainReport, StepOutcome, StepReport, TrialReport};
 use super::user_trials::{Backups, Users};
 use super::{NAME, NS, spec_of};
-use crate::spec_mutations::{Chain, CrdSchema, Expectation, Mutation, Op, chain, load_crds};
+use crate::spec_mutations::{Chain, CrdSchema, Expectation, Mutation, Op, chain, load_crds_at};
 use crate::{BenchError, harness};
 use logbook::valkey::Password;
 
@@ -174,7 +174,10 @@ async fn trials(
     client: kube::Client,
     config: &TrialConfig,
 ) -> Result<TrialReport, BenchError> {
-    let schemas = load_crds(&config.crds).map_err(|e| harness("the CRDs")(e.to_string()))?;
+    // At v1alpha1, the version the trials write at (`RawObject`): each
+    // step crosses the conversion webhook to the stored v1beta1 and back.
+    let schemas = load_crds_at(&config.crds, Some("v1alpha1"))
+        .map_err(|e| harness("the CRDs")(e.to_string()))?;
     let schema = schemas
         .iter()
         .find(|s| s.kind == "ValkeyCluster")

@@ -51,8 +51,8 @@ pub use mutate::{
     not_generated, pointer_of,
 };
 pub use schema::{
-    CrdSchema, Field, FieldType, Rule, SchemaError, Segment, Verdict, load_crds, parse_crds,
-    validate, violates,
+    CrdSchema, Field, FieldType, Rule, SchemaError, Segment, Verdict, load_crds, load_crds_at,
+    parse_crds, validate, violates,
 };
 
 mod cel;

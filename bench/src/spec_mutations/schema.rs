@@ -132,7 +132,7 @@ pub struct CrdSchema {
     pub kind: String,
     /// `spec.group`: `valkey.logbook.dev`.
     pub group: String,
-    /// The version whose schema this is (the storage one, else the first served).
+    /// The version whose schema this is (the one asked for if served, else the storage one, else the first served).
     pub version: String,
     /// Every field below `spec`, parents before children.
     pub fields: Vec<Field>,
@@ -203,7 +203,7 @@ pub enum SchemaError {
         origin: String,
         /// The CRD's kind.
         kind: String,
-        /// The version chosen (storage, else first served).
+        /// The version chosen (the one asked for if served, else the storage one, else the first served).
         version: String,
         /// What is missing.
         what: &'static str,
@@ -215,11 +215,20 @@ pub enum SchemaError {
 /// # Errors
 /// [`SchemaError`] naming the file and what is wrong with it.
 pub fn load_crds(path: &Path) -> Result<Vec<CrdSchema>, SchemaError> {
+    load_crds_at(path, None)
+}
+
+/// [`load_crds`], each CRD's schema at `version` where it serves it (the
+/// version a client writes at), else at the one it stores.
+///
+/// # Errors
+/// [`SchemaError`] naming the file and what is wrong with it.
+pub fn load_crds_at(path: &Path, version: Option<&str>) -> Result<Vec<CrdSchema>, SchemaError> {
     let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    parse(&text, &path.display().to_string(), version)
 }
 
 /// [`load_crds`] of text already read.
@@ -227,10 +236,10 @@ pub fn load_crds(path: &Path) -> Result<Vec<CrdSchema>, SchemaError> {
 /// # Errors
 /// [`SchemaError`] with `<text>` as the origin.
 pub fn parse_crds(text: &str) -> Result<Vec<CrdSchema>, SchemaError> {
-    parse(text, "<text>")
+    parse(text, "<text>", None)
 }
 
-fn parse(text: &str, origin: &str) -> Result<Vec<CrdSchema>, SchemaError> {
+fn parse(text: &str, origin: &str, version: Option<&str>) -> Result<Vec<CrdSchema>, SchemaError> {
     let not_yaml = |source| SchemaError::NotYaml {
         origin: origin.to_owned(),
         source,
@@ -252,7 +261,9 @@ fn parse(text: &str, origin: &str) -> Result<Vec<CrdSchema>, SchemaError> {
             documents: docs.iter().filter(|d| !d.is_null()).count(),
         });
     }
-    crds.into_iter().map(|crd| one_crd(crd, origin)).collect()
+    crds.into_iter()
+        .map(|crd| one_crd(crd, origin, version))
+        .collect()
 }
 
 /// The string at a JSON pointer.
@@ -260,7 +271,7 @@ fn text_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
-fn one_crd(crd: &Value, origin: &str) -> Result<CrdSchema, SchemaError> {
+fn one_crd(crd: &Value, origin: &str, version: Option<&str>) -> Result<CrdSchema, SchemaError> {
     let origin = origin.to_owned();
     let name = text_at(crd, "/metadata/name").unwrap_or("").to_owned();
     let malformed = |what| {
@@ -280,7 +291,17 @@ fn one_crd(crd: &Value, origin: &str) -> Result<CrdSchema, SchemaError> {
             .iter()
             .find(|v| v.get(f) == Some(&Value::Bool(true)))
     };
-    let chosen = flagged("storage")
+    // The version asked for when it is served (the trials write a
+    // ValkeyCluster at v1alpha1: every step crosses the conversion
+    // webhook to the stored v1beta1 and back), else the one stored.
+    let asked = version.and_then(|want| {
+        versions?
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(want))
+            .filter(|v| v.get("served") == Some(&Value::Bool(true)))
+    });
+    let chosen = asked
+        .or_else(|| flagged("storage"))
         .or_else(|| flagged("served"))
         .ok_or_else(|| malformed("storage or served version in spec.versions"))?;
     let version = text_at(chosen, "/name").unwrap_or("").to_owned();
