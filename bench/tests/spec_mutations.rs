@@ -21,14 +21,16 @@ use std::path::Path;
 use logbook_bench::spec_mutations::{
     ApplyError, Chain, CrdSchema, Expectation, FieldType, Mutation, MutationKind, Op, SchemaError,
     Segment, Verdict, apply, chain, chains, checked_elsewhere_prefixes, example_spec, load_crds,
-    mutations_for, not_generated, parse_crds, validate, violates,
+    load_crds_at, mutations_for, not_generated, parse_crds, validate, violates,
 };
 use serde_json::{Value, json};
 
 const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/valkeycluster.yaml");
 
+/// The CRDs at v1alpha1, as the trials write them (the ValkeyCluster's
+/// stored v1beta1 is converted to and from by its webhook).
 fn crds() -> Vec<CrdSchema> {
-    load_crds(Path::new(CRDS)).unwrap()
+    load_crds_at(Path::new(CRDS), Some("v1alpha1")).unwrap()
 }
 
 fn kind<'a>(all: &'a [CrdSchema], kind: &str) -> &'a CrdSchema {
