@@ -213,9 +213,12 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     let pp = kube::api::PatchParams::apply("logbook-local").force();
-    // The API server runs on this machine: it calls this process's own
-    // conversion webhook, as localkube does.
-    for crd in crate::local_cluster::local_crds()? {
+    // The CRDs as the chart ships them: the ValkeyCluster's conversion at
+    // the chart's webhook Service, as on any cluster (v1beta1 needs none;
+    // v1alpha1 is converted once an operator serving its webhook behind
+    // that Service runs, and `helm install` of the chart later applies
+    // the same CRD without a second client configuration beside it).
+    for crd in logbook_crds::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &pp, &kube::api::Patch::Apply(&crd))
             .await
