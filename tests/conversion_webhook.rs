@@ -166,14 +166,14 @@ spec:
         || async { stored_versions(&env).await == ["v1beta1"] },
     )
     .await;
-    assert!(
+    // Its log says so (written after the trim: waited for).
+    env.eventually(Duration::from_secs(10), "the migration logged", || async {
         env.logs
             .grep("the objects stored at an older version are migrated")
             .iter()
-            .any(|l| l.contains("written=1")),
-        "{}",
-        env.logs.tail(40).join("\n")
-    );
+            .any(|l| l.contains("written=1"))
+    })
+    .await;
     let migrated = get_json(&env, "valkeyclusters.v1beta1.valkey.logbook.dev", "before");
     assert_eq!(migrated["metadata"]["generation"], generation, "{migrated}");
 

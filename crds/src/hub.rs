@@ -199,18 +199,9 @@ impl kube::Resource for ValkeyCluster {
 /// [`ConversionError::WrongType`] naming the field: a `spec` that is not
 /// an object, or a grouped field of the wrong type.
 pub fn written_spec(spec: Option<&Value>) -> Result<Map<String, Value>, ConversionError> {
-    let wrong = |field: String, expected| ConversionError::WrongType {
-        kind: KIND.to_owned(),
-        name: String::new(),
-        field,
-        expected,
-    };
     match spec {
         None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(spec)) => {
-            conversion::spec_to_v1alpha1(spec).map_err(|(f, e)| wrong(f, e))
-        }
-        Some(_) => Err(wrong("spec".to_owned(), "an object")),
+        Some(spec) => partial_spec(spec, conversion::spec_to_v1alpha1),
     }
 }
 
@@ -228,24 +219,28 @@ pub fn merge_patch_to_stored(patch: &Value) -> Result<Value, ConversionError> {
         return Ok(patch.clone());
     };
     let mut out: Map<String, Value> = map.clone();
-    if let Some(spec) = out.get_mut("spec") {
-        let wrong = |field: String, expected| ConversionError::WrongType {
-            kind: KIND.to_owned(),
-            name: String::new(),
-            field,
-            expected,
-        };
-        match spec {
-            Value::Object(partial) => {
-                *spec = Value::Object(
-                    conversion::spec_to_v1beta1(partial).map_err(|(f, e)| wrong(f, e))?,
-                );
-            }
-            Value::Null => {}
-            _ => return Err(wrong("spec".to_owned(), "an object")),
-        }
+    if let Some(spec) = out.get_mut("spec").filter(|s| !s.is_null()) {
+        *spec = Value::Object(partial_spec(spec, conversion::spec_to_v1beta1)?);
     }
     Ok(Value::Object(out))
+}
+
+/// `spec`, a whole or partial spec, converted by `convert`; a field of
+/// the wrong type (`spec` itself not an object) refused naming it.
+fn partial_spec(
+    spec: &Value,
+    convert: conversion::SpecConversion,
+) -> Result<Map<String, Value>, ConversionError> {
+    let wrong = |field: String, expected| ConversionError::WrongType {
+        kind: KIND.to_owned(),
+        name: String::new(),
+        field,
+        expected,
+    };
+    let Value::Object(spec) = spec else {
+        return Err(wrong("spec".to_owned(), "an object"));
+    };
+    convert(spec).map_err(|(f, e)| wrong(f, e))
 }
 
 #[cfg(test)]

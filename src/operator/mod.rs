@@ -616,11 +616,13 @@ pub async fn run(
             leadership_changes,
             defaults_changes,
         ))
-        .owns(sets, managed.clone())
-        .owns(services, managed.clone())
-        .owns(maps, managed.clone())
-        .owns(secrets, managed.clone())
-        .owns(pdbs, managed)
+        // The objects the operator made reconcile their cluster, whichever
+        // served version their owner reference names (`owned_by`).
+        .watches(sets, managed.clone(), owned_by::<StatefulSet>)
+        .watches(services, managed.clone(), owned_by::<Service>)
+        .watches(maps, managed.clone(), owned_by::<ConfigMap>)
+        .watches(secrets, managed.clone(), owned_by::<Secret>)
+        .watches(pdbs, managed, owned_by::<PodDisruptionBudget>)
         .watches(pods, pod_watch, |pod: Pod| {
             let ns = pod.metadata.namespace.clone()?;
             let cluster = pod.metadata.labels.as_ref()?.get(labels::CLUSTER)?.clone();
@@ -704,4 +706,66 @@ pub async fn run(
     }
     tracing::info!("operator stopped");
     Ok(())
+}
+
+/// The ValkeyCluster owning `object`, by its controller's owner reference
+/// of kind ValkeyCluster in Logbook's group, at any version the CRD
+/// serves. kube-runtime's `owns` matches the owner's `apiVersion` exactly:
+/// the objects name their cluster at v1alpha1 (`resources::owner`, kept
+/// so that no object is written again on upgrade; any served version
+/// names the same object), while the operator reads it at v1beta1.
+fn owned_by<K: kube::Resource>(object: K) -> Option<ObjectRef<ValkeyCluster>> {
+    let meta = object.meta();
+    let namespace = meta.namespace.as_deref()?;
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.kind == "ValkeyCluster"
+                && o.api_version.split_once('/').map(|(group, _)| group)
+                    == Some(logbook_crds::conversion::GROUP)
+        })
+        .map(|o| ObjectRef::<ValkeyCluster>::new(&o.name).within(namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::owned_by;
+
+    fn owned(api_version: &str, kind: &str) -> StatefulSet {
+        StatefulSet {
+            metadata: ObjectMeta {
+                name: Some("demo".to_owned()),
+                namespace: Some("shop".to_owned()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    name: "demo".to_owned(),
+                    uid: "u".to_owned(),
+                    ..OwnerReference::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..StatefulSet::default()
+        }
+    }
+
+    #[test]
+    fn an_owned_object_names_its_cluster_at_any_served_version() {
+        for version in ["valkey.logbook.dev/v1alpha1", "valkey.logbook.dev/v1beta1"] {
+            let owner = owned_by(owned(version, "ValkeyCluster")).unwrap();
+            assert_eq!(
+                (owner.name.as_str(), owner.namespace.as_deref()),
+                ("demo", Some("shop")),
+                "{version}"
+            );
+        }
+        assert!(owned_by(owned("apps/v1", "ValkeyCluster")).is_none());
+        assert!(owned_by(owned("valkey.logbook.dev/v1beta1", "ValkeyUser")).is_none());
+    }
 }
