@@ -56,7 +56,12 @@ pub async fn start_operator(
 /// why the conversion webhook could not start.
 pub fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
     let ctx = logbook_localkube::WriteCtx::internal("logbook-local");
-    for crd in local_crds()? {
+    let conversion = crate::webhook::local::local_conversion().map_err(|e| {
+        Error::Local(format!(
+            "the ValkeyCluster CRD's conversion webhook (v1alpha1 to v1beta1) cannot start: {e}"
+        ))
+    })?;
+    for crd in logbook_crds::crdgen::crds_converting_at(conversion.client_config()) {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let body = serde_json::to_value(&crd)
             .map_err(|e| Error::Local(format!("cannot encode CRD {name}: {e}")))?;
@@ -75,20 +80,4 @@ pub fn install_crds(server: &logbook_localkube::RunningServer) -> Result<()> {
             .map_err(|e| Error::Local(format!("cannot install CRD {name}: {e}")))?;
     }
     Ok(())
-}
-
-/// The CRDs local mode installs: [`logbook_crds::crds`], the ValkeyCluster
-/// CRD converting through this process's own webhook.
-///
-/// # Errors
-/// [`Error::Local`] saying why the conversion webhook could not start.
-pub fn local_crds() -> Result<Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>>{
-    let conversion = crate::webhook::local::local_conversion().map_err(|e| {
-        Error::Local(format!(
-            "the ValkeyCluster CRD's conversion webhook (v1alpha1 to v1beta1) cannot start: {e}"
-        ))
-    })?;
-    Ok(logbook_crds::crdgen::crds_converting_at(
-        conversion.client_config(),
-    ))
 }

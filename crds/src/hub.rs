@@ -57,12 +57,7 @@ impl ValkeyCluster {
     }
 
     /// This cluster as its v1alpha1 object's JSON.
-    ///
-    /// # Errors
-    ///
-    /// A spec or status that does not serialize (not expected of the
-    /// typed ones).
-    pub fn to_v1alpha1_value(&self) -> Result<Value, serde_json::Error> {
+    fn to_v1alpha1_value(&self) -> Result<Value, serde_json::Error> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Repr<'a> {

@@ -16,12 +16,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::post;
 use k8s_openapi::ByteString;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig;
 
-use super::{TlsListener, WebhookError, server_config};
+use super::{TlsListener, WebhookError, conversion_router, server_config};
 use crate::tls::issue;
 
 /// How long the local CA and its certificate are valid: longer than any
@@ -102,13 +100,7 @@ fn start() -> Result<LocalConversion, WebhookError> {
                     tcp,
                     acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
                 };
-                let app = Router::new().route(
-                    "/convert",
-                    post(|body: axum::Json<serde_json::Value>| async move {
-                        axum::Json(super::conversion::answer(&body.0))
-                    }),
-                );
-                if let Err(err) = axum::serve(listener, app).await {
+                if let Err(err) = axum::serve(listener, conversion_router()).await {
                     tracing::warn!(%err, "local mode's conversion webhook stopped");
                 }
             });

@@ -143,10 +143,8 @@ pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<(
                 tracing::warn!(%err, "the webhook's CA is not in the CRD's conversion yet; trying again");
                 tokio::time::sleep(RETRY).await;
             }
-        }
-        // Now that the API server can convert through it, the objects
-        // stored at an older version are written again at the stored one.
-        for name in &config.conversion_crds {
+            // Now that the API server can convert through it, the objects
+            // stored at an older version are written again at the stored one.
             while let Err(err) = migration::migrate(&client, name).await {
                 tracing::warn!(%err, crd = %name, "the objects stored at an older version are not all migrated yet; trying again");
                 tokio::time::sleep(RETRY).await;
@@ -183,26 +181,30 @@ async fn listen(
     let allowed = Arc::new(admission::Allowed {
         operator: config.operator_user.clone(),
     });
-    let app = Router::new()
-        .route(
-            "/validate",
-            post(move |body: axum::Json<serde_json::Value>| {
-                let allowed = allowed.clone();
-                async move { axum::Json(admission::answer(&body.0, &allowed)) }
-            }),
-        )
-        .route(
-            "/convert",
-            post(|body: axum::Json<serde_json::Value>| async move {
-                axum::Json(conversion::answer(&body.0))
-            }),
-        );
+    let app = conversion_router().route(
+        "/validate",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let allowed = allowed.clone();
+            async move { axum::Json(admission::answer(&body.0, &allowed)) }
+        }),
+    );
     tracing::info!(addr = %config.addr, names = ?config.names, "serving the webhooks (/validate, /convert)");
     Ok((ca_pem, async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::warn!(%err, "the validating webhook stopped");
         }
     }))
+}
+
+/// The conversion webhook's route, `POST /convert`: the operator's
+/// server and local mode's (`local`) serve the same.
+fn conversion_router() -> Router {
+    Router::new().route(
+        "/convert",
+        post(|body: axum::Json<serde_json::Value>| async move {
+            axum::Json(conversion::answer(&body.0))
+        }),
+    )
 }
 
 /// The webhook's CA and serving certificate and key (PEM), from its
