@@ -30,7 +30,7 @@ pub use cluster::{
 };
 pub use containers::{CANNOT_START, observe_container_failures};
 pub use drift::observe_drift;
-pub use pods::{observe_pods, observe_statefulset, pod_phase};
+pub use pods::{observe_pods, observe_statefulset, observe_terminating, pod_phase};
 pub use replication::{
     LinkEvidence, ProbeObservation, journal_role, link_status, link_status_with, observe_probe,
     observe_replication,

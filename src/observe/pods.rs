@@ -140,6 +140,23 @@ pub fn observe_pods(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
     out
 }
 
+/// `PodTerminating` for each of `pods` being deleted that the journal
+/// knows by the same uid and not yet as terminating: what a pod watch
+/// event says of a deletion, journaled before the reconcile lists the
+/// pods (a subset of what [`observe_pods`] records, which then records
+/// nothing more for it).
+pub fn observe_terminating(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
+    pods.iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_some())
+        .filter_map(|pod| {
+            let name = pod.metadata.name.as_ref()?;
+            let known = state.pods.get(name)?;
+            let same = known.uid.is_some() && known.uid == pod.metadata.uid;
+            (same && !known.terminating).then(|| Event::PodTerminating { pod: name.clone() })
+        })
+        .collect()
+}
+
 /// `StatefulSetObserved` when its replicas or update revision changed; the
 /// revision is `None` while the StatefulSet's controller lags its spec.
 pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> Vec<Event> {
@@ -210,6 +227,52 @@ mod tests {
             ] => Some(update_revision.clone()),
             _ => None,
         }
+    }
+
+    fn deleting(uid: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("demo-0".to_owned()),
+                uid: Some(uid.to_owned()),
+                deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                )),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn a_watched_deletion_is_terminating_only_for_the_pod_the_journal_knows() {
+        let mut state = ClusterState::default();
+        // A pod the journal does not know is left to the pod list.
+        assert!(observe_terminating(&state, &[deleting("u1")]).is_empty());
+        state.pods.insert(
+            "demo-0".to_owned(),
+            PodView {
+                uid: Some("u1".to_owned()),
+                ..PodView::default()
+            },
+        );
+        assert_eq!(
+            observe_terminating(&state, &[deleting("u1")]),
+            vec![Event::PodTerminating {
+                pod: "demo-0".to_owned()
+            }]
+        );
+        // Its replacement, already deleted too, is not the pod known.
+        assert!(observe_terminating(&state, &[deleting("u2")]).is_empty());
+        // Journaled once: neither the watch nor the list says it again.
+        if let Some(view) = state.pods.get_mut("demo-0") {
+            view.terminating = true;
+        }
+        assert!(observe_terminating(&state, &[deleting("u1")]).is_empty());
+        assert!(
+            !observe_pods(&state, &[deleting("u1")])
+                .iter()
+                .any(|e| matches!(e, Event::PodTerminating { .. }))
+        );
     }
 
     #[test]

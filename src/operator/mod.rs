@@ -27,6 +27,7 @@ mod reconcile;
 mod runtime;
 mod sentinel_prober;
 mod span;
+mod terminating;
 mod tls;
 mod users;
 
@@ -164,6 +165,9 @@ pub struct Context {
     /// The ValkeyOperatorDefaults, and the clusters rolling a change of
     /// them.
     defaults: defaults::DefaultsIndex,
+    /// The pods the pod watch saw being deleted, for their cluster's next
+    /// reconcile to journal first.
+    terminating: terminating::Terminating,
 }
 
 impl Context {
@@ -473,6 +477,7 @@ pub async fn run(
         lease_duration: config.lease.lease_duration,
         user_secrets: users::SecretIndex::default(),
         defaults: defaults::DefaultsIndex::new(defaults_stores, operator_namespace),
+        terminating: terminating::Terminating::default(),
     });
     let mut servers: Vec<JoinHandle<()>> = listeners
         .into_iter()
@@ -623,10 +628,14 @@ pub async fn run(
         .watches(maps, managed.clone(), owned_by::<ConfigMap>)
         .watches(secrets, managed.clone(), owned_by::<Secret>)
         .watches(pdbs, managed, owned_by::<PodDisruptionBudget>)
-        .watches(pods, pod_watch, |pod: Pod| {
-            let ns = pod.metadata.namespace.clone()?;
-            let cluster = pod.metadata.labels.as_ref()?.get(labels::CLUSTER)?.clone();
-            Some(ObjectRef::<ValkeyCluster>::new(&cluster).within(&ns))
+        .watches(pods, pod_watch, {
+            let terminating = ctx.terminating.clone();
+            move |pod: Pod| {
+                terminating.seen(&pod);
+                let ns = pod.metadata.namespace.clone()?;
+                let cluster = pod.metadata.labels.as_ref()?.get(labels::CLUSTER)?.clone();
+                Some(ObjectRef::<ValkeyCluster>::new(&cluster).within(&ns))
+            }
         })
         // A ValkeyUser reconciles the cluster it names; a Secret one names
         // (a password set or rotated), the clusters whose users name it.

@@ -370,6 +370,26 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         };
         return Ok(Action::requeue(again));
     }
+    // A pod the watch saw being deleted is journaled terminating first,
+    // and acted on at once: a deleted primary's failover does not wait on
+    // the reads below (docs/benchmarks.md, "Where a deletion's window
+    // goes"). Its freshness is judged by the watch event's version.
+    let deleting = ctx.terminating.take(&meta.namespace, &meta.name);
+    if !deleting.is_empty() {
+        let mut reads = Reads::new();
+        for pod in &deleting {
+            reads.object(freshness::pod(&pod.name_any()), &pod.metadata);
+        }
+        let events = gated(
+            &rt,
+            &reads,
+            crate::observe::observe_terminating(&rt.state, &deleting),
+        );
+        if !events.is_empty() {
+            rt.record(events, None).await?;
+            rt.act().await?;
+        }
+    }
     let client = ctx.deps.client.clone();
     let ns = meta.namespace.as_str();
     // What each read was at: an observation read older than the journal's
@@ -425,9 +445,8 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         }
     }
     rt.sync_policy().await?;
-    // The pods and the StatefulSet, read together: a deleted primary's
-    // failover waits on these reads before its `PodTerminating` is
-    // journaled (docs/benchmarks.md, "Where a deletion's window goes").
+    // The pods and the StatefulSet, read together (a pod's deletion the
+    // watch event did not bring waits on them).
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let selector = ListParams::default().labels(&labels::selector_string(&meta.name));
