@@ -588,6 +588,30 @@ fn the_drift_variants_keep_their_catalog_indexes() {
     assert_eq!(tag(&ReasonCode::Drift { objects: vec![] }), 42);
 }
 
+/// Hibernation's intents are 38 and 39, its reasons 43 and 44, after
+/// every older variant, and round-trip in a decision.
+#[test]
+fn the_hibernation_variants_keep_their_catalog_indexes() {
+    let persist = Intent::PersistForHibernation {
+        primaries: vec!["demo-0".to_owned()],
+        pods: vec!["demo-0".to_owned(), "demo-1".to_owned()],
+    };
+    let wake = Intent::Wake {
+        primary: Some("demo-0".to_owned()),
+        pods: vec!["demo-0".to_owned(), "demo-1".to_owned()],
+    };
+    assert_eq!(tag(&persist), 38);
+    assert_eq!(tag(&wake), 39);
+    assert_eq!(tag(&ReasonCode::Hibernate), 43);
+    assert_eq!(tag(&ReasonCode::Wake), 44);
+    for intent in [persist, wake] {
+        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
+        let (back, _): (Intent, usize) =
+            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+        assert_eq!(back, intent);
+    }
+}
+
 /// The first byte of `value`'s bincode: a variant's index, below 251.
 fn tag<T: serde::Serialize>(value: &T) -> u8 {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

@@ -349,6 +349,28 @@ pub enum Intent {
     /// removed it there: the cluster is unbound, and its objects are no
     /// longer marked as the operator's. Pods, volumes and data stay.
     ReleaseObjects,
+    /// Hibernation (`spec.hibernated`): stop every primary of `primaries`
+    /// taking writes (`CLIENT PAUSE WRITE`), let its replicas catch up,
+    /// then make what every pod of `pods` holds durable as the spec's
+    /// persistence asks (`SAVE`, an append-only rewrite), before its
+    /// StatefulSets go to zero pods. Volumes, Services and Secrets stay.
+    PersistForHibernation {
+        /// The primaries, paused first (a Cluster's shard primaries).
+        primaries: Vec<String>,
+        /// Every data pod to persist, primaries included.
+        pods: Vec<String>,
+    },
+    /// Waking from hibernation: every data pod is back from its volume;
+    /// `primary` (the one it had, booted fenced) takes writes again and
+    /// the others follow it, so that no failover is decided on the way
+    /// up. `None`: the pods' own files say their roles (Standalone, a
+    /// Cluster's `nodes.conf`), and each is only checked to answer.
+    Wake {
+        /// The primary it had when it went to sleep.
+        primary: Option<String>,
+        /// Every data pod.
+        pods: Vec<String>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -377,6 +399,15 @@ impl ClusterFailoverMode {
             Self::Force => "FORCE",
             Self::Takeover => "TAKEOVER",
         }
+    }
+}
+
+/// `pods` joined for a sentence, `no pod` when empty.
+fn list(pods: &[String]) -> String {
+    if pods.is_empty() {
+        "no pod".to_owned()
+    } else {
+        pods.join(", ")
     }
 }
 
@@ -411,6 +442,8 @@ impl Intent {
             Self::SentinelTune { .. } => "SentinelTune",
             Self::ResetReplica { .. } => "ResetReplica",
             Self::ReleaseObjects => "ReleaseObjects",
+            Self::PersistForHibernation { .. } => "PersistForHibernation",
+            Self::Wake { .. } => "Wake",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -578,6 +611,24 @@ impl Intent {
             Self::ReleaseObjects => {
                 "remove the ownership annotation from the cluster's objects (unbound)".to_owned()
             }
+            Self::PersistForHibernation { primaries, pods } => format!(
+                "pause writes on {}, then persist {} before hibernating",
+                list(primaries),
+                list(pods)
+            ),
+            Self::Wake { primary, pods } => match primary {
+                Some(primary) => format!(
+                    "wake: {primary} primary again, {} following it",
+                    list(
+                        &pods
+                            .iter()
+                            .filter(|p| *p != primary)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    )
+                ),
+                None => format!("wake: {} back as they were", list(pods)),
+            },
         }
     }
 }
@@ -617,6 +668,8 @@ impl ReasonCode {
             Self::Unbound { .. } => "Unbound",
             Self::Rebound => "Rebound",
             Self::Drift { .. } => "Drift",
+            Self::Hibernate => "Hibernate",
+            Self::Wake => "Wake",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -667,6 +720,8 @@ impl ReasonCode {
             | Self::Unbound { .. }
             | Self::Rebound
             | Self::Drift { .. }
+            | Self::Hibernate
+            | Self::Wake
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -900,6 +955,12 @@ pub enum ReasonCode {
         /// The objects changed, `<Kind> <name>`.
         objects: Vec<String>,
     },
+    /// `spec.hibernated` is set: the cluster goes to zero pods, its data
+    /// made durable first.
+    Hibernate,
+    /// `spec.hibernated` is unset after a hibernation: the pods are back
+    /// and take their roles as before.
+    Wake,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -195,6 +195,11 @@ pub async fn apply_resources(
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
     let mut statefulset = build_statefulset(meta, spec, &hash);
+    // Asleep (its data made durable first): no pod runs.
+    let asleep = resources::hibernated(spec, target.state);
+    if asleep {
+        resources::scale_to_zero(&mut statefulset);
+    }
     if spec.restore_from.is_some() {
         super::backup::publish_restore_plan(client, target).await?;
         resources::restore::add_restore_init(&mut statefulset, meta, spec);
@@ -256,12 +261,11 @@ pub async fn apply_resources(
         apply(client, ns, &sentinel_config).await?;
         apply(client, ns, &build_sentinel_headless_service(meta, spec)).await?;
         apply(client, ns, &build_sentinel_service(meta, spec)).await?;
-        apply(
-            client,
-            ns,
-            &build_sentinel_statefulset(meta, spec, &sentinel_hash),
-        )
-        .await?;
+        let mut sentinels = build_sentinel_statefulset(meta, spec, &sentinel_hash);
+        if asleep {
+            resources::scale_to_zero(&mut sentinels);
+        }
+        apply(client, ns, &sentinels).await?;
         apply(client, ns, &build_sentinel_pdb(meta, spec)).await?;
     }
     let removed = if removed.is_empty() {
@@ -276,8 +280,12 @@ pub async fn apply_resources(
     };
     Ok(Done {
         detail: format!(
-            "applied the objects of generation {generation} (config hash {hash}, {} pods){removed}{marked}",
-            spec.effective_replicas()
+            "applied the objects of generation {generation} (config hash {hash}, {}){removed}{marked}",
+            if asleep {
+                "0 pods: hibernated".to_owned()
+            } else {
+                format!("{} pods", spec.effective_replicas())
+            }
         ),
         events,
         password,

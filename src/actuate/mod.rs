@@ -10,6 +10,7 @@
 
 mod backup;
 mod cluster;
+mod hibernation;
 mod kube_ops;
 mod ownership;
 mod persistence;
@@ -415,6 +416,12 @@ impl Executor {
                 kube_ops::create_fingerprint_key(&self.client, target).await
             }
             Intent::ReleaseObjects => ownership::release(&self.client, target).await,
+            Intent::PersistForHibernation { primaries, pods } => {
+                hibernation::persist(&self.valkey, target, primaries, pods).await
+            }
+            Intent::Wake { primary, pods } => {
+                hibernation::wake(&self.valkey, target, primary.as_deref(), pods).await
+            }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(
                     "{intent:?} is not carried out by this operator version"

@@ -30,6 +30,7 @@ mod fingerprint_key;
     clippy::panic
 )]
 pub(crate) mod given;
+pub(crate) mod hibernation;
 mod provisioning;
 mod recovery;
 pub(crate) mod replication;
@@ -122,6 +123,11 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     // A restore: nothing is created before the backup is verified whole.
     if view.spec.restore_from.is_some() && view.state.backups.restore.plan.is_none() {
         return Vec::new();
+    }
+    // Hibernating, asleep or waking: nothing else is decided (a primary
+    // stopping is not failed over), unless an operation must end first.
+    if let Some(decisions) = hibernation::decide_hibernation(&view) {
+        return decisions;
     }
     // The certificate first: no pod of a TLS cluster starts without it.
     if let Some(issue) = tls::decide_issue(&view, now) {

@@ -472,8 +472,11 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         || (view.topology() == Topology::Standalone && state.replication.primary.is_some())
         || state.cluster.formed_at.is_some();
     let unbound = state.binding.as_ref().filter(|b| b.unbound());
+    let hibernation = hibernation_phase(&view);
     let phase = if unbound.is_some() {
         ClusterPhase::Unbound
+    } else if let Some((phase, _)) = &hibernation {
+        *phase
     } else if view.spec.paused {
         ClusterPhase::Paused
     } else if full && !progressing {
@@ -515,14 +518,22 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ),
         None => summary,
     };
+    let summary = match &hibernation {
+        Some((_, said)) => format!("{said}; {summary}"),
+        None => summary,
+    };
+    let asleep = hibernation.is_some();
     status.conditions = vec![
         condition(
             CONDITION_READY,
-            full && !view.spec.paused && unbound.is_none(),
+            full && !view.spec.paused && unbound.is_none() && !asleep,
             match phase {
                 ClusterPhase::Ready => "Ready",
                 ClusterPhase::Paused => "Paused",
                 ClusterPhase::Unbound => "Unbound",
+                ClusterPhase::Hibernating => "Hibernating",
+                ClusterPhase::Hibernated => "Hibernated",
+                ClusterPhase::Waking => "Waking",
                 ClusterPhase::Pending
                 | ClusterPhase::Creating
                 | ClusterPhase::Degraded
@@ -553,8 +564,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ),
         condition(
             CONDITION_DEGRADED,
-            ever_ready && !full,
-            if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
+            ever_ready && !full && !asleep,
+            if asleep {
+                "Hibernation"
+            } else if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
                 REASON_QUORUM_LOST
             } else if sentinels
                 .as_ref()
@@ -898,4 +911,43 @@ fn certificate_condition(view: &ClusterView<'_>) -> Option<(bool, &'static str, 
             record.secret, record.source
         ),
     ))
+}
+
+/// The phase of a hibernation, with what the status says of it: `None`
+/// when the cluster is neither hibernating, asleep nor waking.
+fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
+    let state = view.state;
+    match (view.spec.hibernated, state.hibernation.as_ref()) {
+        (false, None) => None,
+        (true, None) => Some((
+            ClusterPhase::Hibernating,
+            match super::hibernation::busy(view) {
+                Some(why) => format!("hibernation waits for {why} to end"),
+                None => "hibernating: its data is being made durable".to_owned(),
+            },
+        )),
+        (true, Some(h)) if state.pods.is_empty() => Some((
+            ClusterPhase::Hibernated,
+            format!(
+                "hibernated since {}: no pod runs; volumes, Services and Secrets are kept; unset spec.hibernated to wake it",
+                h.since
+            ),
+        )),
+        (true, Some(_)) => Some((
+            ClusterPhase::Hibernating,
+            format!(
+                "hibernating: data durable, {} pods still stopping",
+                state.pods.len()
+            ),
+        )),
+        (false, Some(h)) => Some((
+            ClusterPhase::Waking,
+            match h.primaries.as_slice() {
+                [primary] if view.topology() != Topology::Cluster => {
+                    format!("waking: {primary} will be primary again once every pod answers")
+                }
+                _ => "waking: every pod comes back as it was".to_owned(),
+            },
+        )),
+    }
 }

@@ -260,7 +260,7 @@ impl WriteResult {
 }
 
 /// Every phase, for the one-hot gauge: each is exported, 1 for the current.
-pub const PHASES: [ClusterPhase; 8] = [
+pub const PHASES: [ClusterPhase; 11] = [
     ClusterPhase::Pending,
     ClusterPhase::Creating,
     ClusterPhase::Ready,
@@ -269,6 +269,9 @@ pub const PHASES: [ClusterPhase; 8] = [
     ClusterPhase::Failed,
     ClusterPhase::Paused,
     ClusterPhase::Unbound,
+    ClusterPhase::Hibernating,
+    ClusterPhase::Hibernated,
+    ClusterPhase::Waking,
 ];
 
 /// The label value of a phase: its name as `status.phase` shows it.
@@ -282,6 +285,9 @@ pub const fn phase_name(phase: ClusterPhase) -> &'static str {
         ClusterPhase::Failed => "Failed",
         ClusterPhase::Paused => "Paused",
         ClusterPhase::Unbound => "Unbound",
+        ClusterPhase::Hibernating => "Hibernating",
+        ClusterPhase::Hibernated => "Hibernated",
+        ClusterPhase::Waking => "Waking",
     }
 }
 

@@ -228,6 +228,8 @@ impl Tracker {
             | Intent::DeleteOwnedObjects { .. }
             | Intent::CreateFingerprintKey
             | Intent::ReleaseObjects
+            | Intent::PersistForHibernation { .. }
+            | Intent::Wake { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

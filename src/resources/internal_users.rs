@@ -88,7 +88,8 @@ pub fn internal_secret_name(cluster: &str) -> String {
 ///   (`REPLICAOF`, `FAILOVER`, `WAIT`, `CLIENT PAUSE`/`UNPAUSE`), settings
 ///   (`CONFIG GET`/`SET`), the Cluster (`CLUSTER`, and for the classic
 ///   reshard `MIGRATE` with the keys it moves and what the target runs for
-///   it as this user: `SELECT`, `RESTORE-ASKING`, `ASKING`), the ValkeyUsers (`ACL SETUSER`/`DELUSER`/`LIST`/`SAVE`).
+///   it as this user: `SELECT`, `RESTORE-ASKING`, `ASKING`), the ValkeyUsers (`ACL SETUSER`/`DELUSER`/`LIST`/`SAVE`), hibernation's
+///   durability (`SAVE`, `BGREWRITEAOF`).
 /// - Replication: `PSYNC`, `REPLCONF`, `PING`. In a Cluster, atomic slot
 ///   migration authenticates as this user too, and the target runs the
 ///   migrated slots' stream (`SELECT`, every write command) as it: there
@@ -111,7 +112,7 @@ pub fn internal_secret_name(cluster: &str) -> String {
 pub fn data_node_rules(user: &str, topology: Topology) -> &'static str {
     match (user, topology) {
         (OPERATOR_USER, _) => {
-            "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +cluster +migrate +select +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save"
+            "~* &* -@all +ping +info +role +wait +replicaof +failover +config|get +config|set +client|pause +client|unpause +client|setname +cluster +migrate +select +restore +restore-asking +asking +acl|setuser +acl|deluser +acl|list +acl|save +save +bgrewriteaof"
         }
         (REPLICATION_USER, Topology::Cluster) => {
             "~* &* +@all -@admin +psync +replconf +ping +cluster"

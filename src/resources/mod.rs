@@ -114,6 +114,20 @@ pub fn config_map_name(cluster: &str) -> String {
     format!("{cluster}-config")
 }
 
+/// Whether the cluster sleeps: `spec.hibernated` set and its data made
+/// durable (the journal's hibernation), so that its StatefulSets are
+/// applied at zero pods. Until the data is durable they keep their size.
+pub fn hibernated(spec: &ValkeyClusterSpec, state: &logbook_journal::ClusterState) -> bool {
+    spec.hibernated && state.hibernation.is_some()
+}
+
+/// `statefulset` at zero pods.
+pub fn scale_to_zero(statefulset: &mut k8s_openapi::api::apps::v1::StatefulSet) {
+    if let Some(spec) = statefulset.spec.as_mut() {
+        spec.replicas = Some(0);
+    }
+}
+
 /// Name of the ConfigMap telling a booting pod which primary to follow.
 pub fn boot_config_map_name(cluster: &str) -> String {
     format!("{cluster}-boot")

@@ -458,6 +458,41 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
+    /// `SAVE`: writes the RDB file now, synchronously (the server fsyncs
+    /// it before answering). May take as long as the dataset needs:
+    /// `limit` bounds the wait.
+    ///
+    /// # Errors
+    /// The server refused or failed it (its log says why), or did not
+    /// answer.
+    pub async fn save(&self, addr: SocketAddr, limit: Duration) -> Result<(), ProbeError> {
+        let (reply, _) = self
+            .run(addr, &redis::cmd("SAVE"), "SAVE", limit, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
+    /// `BGREWRITEAOF`: starts (or schedules) a rewrite of the append-only
+    /// file from memory; its end is read from `INFO persistence`.
+    ///
+    /// # Errors
+    /// The server refused it, or did not answer.
+    pub async fn bgrewriteaof(&self, addr: SocketAddr) -> Result<(), ProbeError> {
+        let (reply, _) = self
+            .run(
+                addr,
+                &redis::cmd("BGREWRITEAOF"),
+                "BGREWRITEAOF",
+                Duration::ZERO,
+                Resend::Safe,
+            )
+            .await?;
+        match reply {
+            Value::SimpleString(_) | Value::Okay => Ok(()),
+            other => Err(unexpected(addr, "a status", &other)),
+        }
+    }
+
     /// `DEBUG SLEEP seconds`: blocks the server (benchmarks and tests of
     /// slowness; never sent by the operator).
     ///
@@ -935,6 +970,8 @@ fn changes_a_server(name: &str) -> bool {
             | "ACL SETUSER"
             | "ACL DELUSER"
             | "ACL SAVE"
+            | "SAVE"
+            | "BGREWRITEAOF"
             | "DEBUG SLEEP"
             | "MIGRATE"
     ) || name.starts_with("CLUSTER ") && !cluster_read(name)

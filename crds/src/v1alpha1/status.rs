@@ -67,6 +67,13 @@ pub enum ClusterPhase {
     /// `valkey.logbook.dev/cr` from its StatefulSet: the operator observes
     /// and journals only, until the annotation is back.
     Unbound,
+    /// `spec.hibernated` is set: its data being made durable and its pods
+    /// stopping (or waiting for an operation in progress to end first).
+    Hibernating,
+    /// Asleep: no pod runs; volumes, Services and Secrets are kept.
+    Hibernated,
+    /// `spec.hibernated` was unset: its pods are coming back as they were.
+    Waking,
 }
 
 /// Observed state of a ValkeyCluster.

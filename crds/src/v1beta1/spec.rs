@@ -270,6 +270,14 @@ pub struct ValkeyClusterSpec {
     #[serde(default)]
     pub paused: bool,
 
+    /// Hibernate (default `false`): every acknowledged write is made
+    /// durable, then the pods go to zero; volumes, Services and Secrets
+    /// stay, and nothing is written while it sleeps. Unset it to wake the
+    /// cluster as it was: the same primary, a Cluster's node ids and slot
+    /// map. Needs `storage.persistence` other than `None`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hibernated: bool,
+
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
     /// or of the operator's. The cluster's own fields win over the plan's;

@@ -147,6 +147,12 @@ pub struct ClusterState {
     /// snapshot of a journal without it keeps its digest.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub drift: BTreeMap<String, DriftView>,
+    /// Hibernation (`spec.hibernated`): set once its data was made
+    /// durable (`PersistForHibernation` succeeded), cleared once it woke
+    /// (`Wake` succeeded). Not serialized while `None`, so a snapshot of a
+    /// journal without it keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hibernation: Option<HibernationView>,
 }
 
 /// A change made by someone else to an object of the cluster.
@@ -161,6 +167,20 @@ pub struct DriftView {
     pub fields: Vec<String>,
     /// The objects were applied again since (`ApplyResources` succeeded).
     pub reverted: bool,
+}
+
+/// A hibernation under way, asleep, or waking: what it went to sleep as.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HibernationView {
+    /// The primaries paused and persisted (a Cluster's shard primaries).
+    pub primaries: Vec<String>,
+    /// Every data pod persisted.
+    pub pods: Vec<String>,
+    /// Seq of the `PersistForHibernation` decision.
+    pub seq: u64,
+    /// When its data was made durable (the outcome's time).
+    pub since: Timestamp,
 }
 
 /// The cluster's binding to the operator: the ownership annotation on its

@@ -205,6 +205,29 @@ impl Invariants {
                             .to_owned(),
                     ));
                 }
+                // Hibernating (durable), asleep or waking: a primary
+                // stopping or not back yet is never failed over.
+                if state.hibernation.is_some()
+                    && let Some(failover) = intents.iter().find(|p| {
+                        matches!(
+                            p.intent,
+                            logbook_journal::Intent::FenceNode { .. }
+                                | logbook_journal::Intent::PromoteReplica { .. }
+                                | logbook_journal::Intent::Switchover { .. }
+                                | logbook_journal::Intent::ClusterFailover { .. }
+                                | logbook_journal::Intent::SentinelFailover { .. }
+                        )
+                    })
+                {
+                    self.findings.push(finding(
+                        Check::ActionWhilePaused,
+                        e,
+                        format!(
+                            "{} decided while the cluster hibernates or wakes",
+                            failover.intent.describe()
+                        ),
+                    ));
+                }
                 if let Some(Ok(spec)) = state.desired_spec()
                     && spec.paused
                 {

@@ -82,7 +82,8 @@ pub enum Check {
     /// A writer whose epoch was superseded decided or acted.
     StaleEpoch,
     /// A decision was taken while the cluster was paused, or, unbound, one
-    /// other than releasing its objects.
+    /// other than releasing its objects, or a failover while it hibernated
+    /// or woke.
     ActionWhilePaused,
     /// At a quiet point of a formed Valkey Cluster a slot was served by
     /// no primary, or by two at one config epoch.

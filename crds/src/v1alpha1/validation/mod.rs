@@ -306,6 +306,13 @@ fn check_storage(spec: &ValkeyClusterSpec, errors: &mut Errors) {
         Ok(_) => {}
         Err(e) => errors.push("spec.storage.size", FieldErrorKind::Invalid, e.to_string()),
     }
+    if spec.hibernated && spec.storage.persistence == super::storage::Persistence::None {
+        errors.push(
+            "spec.hibernated",
+            FieldErrorKind::Invalid,
+            "hibernation needs storage.persistence Rdb, Aof or RdbAndAof: with None the data lives only in the pods' memory and would not survive them",
+        );
+    }
     // "" is meaningful to Kubernetes (no class, static provisioning only).
     if let Some(class) = spec.storage.storage_class_name.as_deref()
         && !class.is_empty()

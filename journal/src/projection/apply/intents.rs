@@ -58,6 +58,18 @@ impl ClusterState {
                 self.counters.intents_succeeded = self.counters.intents_succeeded.saturating_add(1);
                 if let Some(done) = self.settle(seq, intent_id, "succeeded") {
                     self.record_effect(&done.planned.intent);
+                    match &done.planned.intent {
+                        Intent::PersistForHibernation { primaries, pods } => {
+                            self.hibernation = Some(crate::projection::HibernationView {
+                                primaries: primaries.clone(),
+                                pods: pods.clone(),
+                                seq: done.decided_seq,
+                                since: at,
+                            });
+                        }
+                        Intent::Wake { .. } => self.hibernation = None,
+                        _ => {}
+                    }
                     if let Intent::TakeBackup {
                         object, attempt, ..
                     } = &done.planned.intent
@@ -218,7 +230,11 @@ impl ClusterState {
             // Its outcome carries the node's report after the reset.
             | Intent::ResetReplica { .. }
             // Its outcome carries the key observed (`FingerprintKeyObserved`).
-            | Intent::CreateFingerprintKey => {}
+            | Intent::CreateFingerprintKey
+            // The hibernation's view, set and cleared beside the outcome
+            // (it keeps the decision's seq and the outcome's time).
+            | Intent::PersistForHibernation { .. }
+            | Intent::Wake { .. } => {}
         }
     }
 }

@@ -84,6 +84,8 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::Unbound { by: Some(by) } => format!("annotation removed by {by}"),
         ReasonCode::Drift { objects } => format!("changed by hand: {}", objects.join(", ")),
         ReasonCode::BackupRequested
+        | ReasonCode::Hibernate
+        | ReasonCode::Wake
         | ReasonCode::Unbound { by: None }
         | ReasonCode::ObjectsUnmarked
         | ReasonCode::Rebound

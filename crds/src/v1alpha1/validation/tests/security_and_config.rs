@@ -303,3 +303,35 @@ fn paused_is_always_valid() {
     s.paused = true;
     assert_valid(&s);
 }
+
+#[test]
+fn hibernation_needs_persistence() {
+    for topology in [
+        Topology::Standalone,
+        Topology::Replication,
+        Topology::Sentinel,
+        Topology::Cluster,
+    ] {
+        let mut s = spec(topology);
+        s.hibernated = true;
+        s.storage.persistence = crate::Persistence::Rdb;
+        assert_valid(&s);
+        s.storage.persistence = crate::Persistence::None;
+        assert_only(&s, "spec.hibernated", FieldErrorKind::Invalid);
+    }
+}
+
+#[test]
+fn an_unset_hibernated_is_not_serialized() {
+    // A spec's canonical JSON (its fingerprint) is the same as before the
+    // field existed, so no cluster rolls when the operator is upgraded.
+    let s = spec(Topology::Replication);
+    let json = serde_json::to_value(&s).unwrap();
+    assert!(json.get("hibernated").is_none(), "{json}");
+    let mut h = s.clone();
+    h.hibernated = true;
+    assert_eq!(
+        serde_json::to_value(&h).unwrap().get("hibernated"),
+        Some(&serde_json::Value::Bool(true))
+    );
+}

@@ -1,0 +1,277 @@
+//! Hibernation's effects on the data pods: their data made durable before
+//! they stop (`PersistForHibernation`), their roles given back when they
+//! are back (`Wake`).
+//!
+//! Going to sleep, in order: writes paused on every primary (`CLIENT
+//! PAUSE WRITE`: a write not acknowledged by then is refused or never
+//! answered), the primaries' offsets read and their replicas waited for
+//! until they hold as much, then every pod's data written to its volume
+//! as the spec's persistence says: `SAVE` (the RDB file, fsynced before
+//! the answer) and, with an append-only file, a rewrite of it from memory
+//! waited for. Whatever each server reads at its next start then holds
+//! every write it acknowledged. A failure part-way lifts the pause and
+//! says what was done.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use logbook_journal::{Event, Role};
+
+use super::{ActError, Done, Target};
+use crate::valkey::ValkeyClient;
+
+/// How long the primaries' writes stay paused: the StatefulSets stop the
+/// pods right after; should the operator die first, the servers lift the
+/// pause themselves (and their shutdown persists as their configuration
+/// says).
+pub const HIBERNATE_PAUSE_MS: u64 = 60_000;
+/// How long the replicas may take to hold their primary's offset. One
+/// that does not is not an error: its primary's file holds everything,
+/// and it resyncs from it on waking.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
+/// How long one `SAVE` or append-only rewrite may take.
+const PERSIST_LIMIT: Duration = Duration::from_secs(300);
+/// How often a catch-up or a rewrite is looked at.
+const POLL: Duration = Duration::from_millis(20);
+
+fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
+    move |source| ActError::Valkey { what, source }
+}
+
+/// `PersistForHibernation`: pause, catch up, persist.
+///
+/// # Errors
+/// A pod without an address, a command refused or unanswered, a rewrite
+/// that fails or outlasts [`PERSIST_LIMIT`]: each says what was already
+/// done, and the pause is lifted first.
+pub async fn persist(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    primaries: &[String],
+    pods: &[String],
+) -> Result<Done, ActError> {
+    let mut paused: Vec<SocketAddr> = Vec::new();
+    let mut said: Vec<String> = Vec::new();
+    let result = persist_steps(valkey, target, primaries, pods, &mut paused, &mut said).await;
+    match result {
+        Ok(()) => Ok(Done::said(said.join("; "))),
+        Err(err) => {
+            // The pause is lifted so that the cluster serves as before;
+            // the decision is taken again.
+            let mut lifted = Vec::new();
+            for addr in paused {
+                if valkey.client_unpause(addr).await.is_ok() {
+                    lifted.push(addr.ip().to_string());
+                }
+            }
+            if !lifted.is_empty() {
+                said.push(format!("writes resumed on {}", lifted.join(", ")));
+            }
+            Err(if said.is_empty() {
+                err
+            } else {
+                err.after(&said.join("; "))
+            })
+        }
+    }
+}
+
+async fn persist_steps(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    primaries: &[String],
+    pods: &[String],
+    paused: &mut Vec<SocketAddr>,
+    said: &mut Vec<String>,
+) -> Result<(), ActError> {
+    for primary in primaries {
+        let addr = target.addr(primary)?;
+        valkey
+            .client_pause_writes(addr, HIBERNATE_PAUSE_MS)
+            .await
+            .map_err(valkey_err(format!("pausing writes on {primary}")))?;
+        paused.push(addr);
+        said.push(format!("writes paused on {primary}"));
+    }
+    for primary in primaries {
+        let addr = target.addr(primary)?;
+        said.push(catch_up(valkey, addr, primary).await?);
+    }
+    let (rdb, aof) = (
+        target.spec.storage.persistence.rdb(),
+        target.spec.storage.persistence.aof(),
+    );
+    for pod in pods {
+        let addr = target.addr(pod)?;
+        if aof {
+            rewrite(valkey, addr, pod).await?;
+        }
+        // An RDB file too when the spec keeps one, and always without an
+        // append-only file (a server reads its RDB file then).
+        if rdb || !aof {
+            valkey
+                .save(addr, PERSIST_LIMIT)
+                .await
+                .map_err(valkey_err(format!("SAVE on {pod}")))?;
+        }
+        said.push(format!(
+            "{pod} durable ({})",
+            match (rdb || !aof, aof) {
+                (true, true) => "RDB file saved, append-only file rewritten",
+                (false, true) => "append-only file rewritten",
+                _ => "RDB file saved",
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until every replica connected to the primary at `addr` holds its
+/// offset; says how far each got.
+async fn catch_up(
+    valkey: &ValkeyClient,
+    addr: SocketAddr,
+    primary: &str,
+) -> Result<String, ActError> {
+    let started = Instant::now();
+    loop {
+        let info = valkey
+            .info_replication(addr)
+            .await
+            .map_err(valkey_err(format!("reading {primary}'s offset")))?;
+        let offset = info.master_repl_offset;
+        let behind: Vec<&str> = info
+            .replicas
+            .iter()
+            .filter(|r| r.offset < offset)
+            .map(|r| r.ip.as_str())
+            .collect();
+        if behind.is_empty() {
+            return Ok(format!(
+                "{primary} at offset {offset}, its {} replicas caught up",
+                info.replicas.len()
+            ));
+        }
+        if started.elapsed() > CATCH_UP_LIMIT {
+            return Ok(format!(
+                "{primary} at offset {offset}; replicas at {} still behind after {} s (they resync from it on waking)",
+                behind.join(", "),
+                CATCH_UP_LIMIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Rewrites `pod`'s append-only file from memory and waits for the
+/// rewrite (one already running is waited for first: it may have begun
+/// before the pause).
+async fn rewrite(valkey: &ValkeyClient, addr: SocketAddr, pod: &str) -> Result<(), ActError> {
+    wait_rewrite(valkey, addr, pod).await?;
+    valkey
+        .bgrewriteaof(addr)
+        .await
+        .map_err(valkey_err(format!("BGREWRITEAOF on {pod}")))?;
+    wait_rewrite(valkey, addr, pod).await
+}
+
+async fn wait_rewrite(valkey: &ValkeyClient, addr: SocketAddr, pod: &str) -> Result<(), ActError> {
+    let started = Instant::now();
+    loop {
+        let info = valkey
+            .info_fields(addr, "persistence")
+            .await
+            .map_err(valkey_err(format!("reading {pod}'s append-only rewrite")))?;
+        let field = |k: &str| info.get(k).map(String::as_str).unwrap_or_default();
+        let busy = field("aof_rewrite_in_progress") == "1" || field("aof_rewrite_scheduled") == "1";
+        if !busy {
+            if field("aof_last_bgrewrite_status") == "err" {
+                return Err(ActError::Refused(format!(
+                    "{pod}'s append-only rewrite failed (aof_last_bgrewrite_status: err): its log says why; it is not stopped"
+                )));
+            }
+            return Ok(());
+        }
+        if started.elapsed() > PERSIST_LIMIT {
+            return Err(ActError::NotYet(format!(
+                "{pod}'s append-only rewrite has run {} s: it hibernates once it ends",
+                started.elapsed().as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `Wake`: `primary` (booted fenced, as every pod of a Replication does)
+/// takes writes again and every other pod follows it; without one, each
+/// pod is only asked whether it answers.
+///
+/// # Errors
+/// A pod without an address, or a command refused or unanswered: what
+/// was already done is said.
+pub async fn wake(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    primary: Option<&str>,
+    pods: &[String],
+) -> Result<Done, ActError> {
+    let mut said: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    let Some(primary) = primary else {
+        for pod in pods {
+            let addr = target.addr(pod)?;
+            valkey
+                .ping(addr)
+                .await
+                .map_err(valkey_err(format!("asking {pod} whether it answers")))?;
+        }
+        return Ok(Done::said(format!(
+            "{} answer, as they were",
+            pods.join(", ")
+        )));
+    };
+    let step = async {
+        let addr = target.addr(primary)?;
+        valkey
+            .replicaof(addr, None)
+            .await
+            .map_err(valkey_err(format!("giving {primary} its writes back")))?;
+        let offset = valkey
+            .info_replication(addr)
+            .await
+            .map(|i| i.master_repl_offset)
+            .unwrap_or(0);
+        said.push(format!("{primary} primary again at offset {offset}"));
+        events.push(Event::NodeRoleObserved {
+            pod: primary.to_owned(),
+            role: Role::Primary,
+            primary: None,
+        });
+        let others: BTreeSet<&String> = pods.iter().filter(|p| *p != primary).collect();
+        for pod in others {
+            let at = target.addr(pod)?;
+            valkey
+                .replicaof(at, Some(addr))
+                .await
+                .map_err(valkey_err(format!("pointing {pod} at {primary}")))?;
+            said.push(format!("{pod} follows it"));
+            events.push(Event::NodeRoleObserved {
+                pod: pod.clone(),
+                role: Role::Replica,
+                primary: Some(primary.to_owned()),
+            });
+        }
+        Ok::<(), ActError>(())
+    }
+    .await;
+    match step {
+        Ok(()) => Ok(Done {
+            detail: said.join("; "),
+            events,
+            password: None,
+        }),
+        Err(err) if said.is_empty() => Err(err),
+        Err(err) => Err(err.after(&said.join("; "))),
+    }
+}

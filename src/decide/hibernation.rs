@@ -1,0 +1,154 @@
+//! Hibernation (`spec.hibernated`): asleep with no pod, awake as it was.
+//!
+//! Going to sleep: once no operation is under way (a roll, a reshard, a
+//! backup, a restore, a requested switchover or failover: each ends
+//! first, decided as usual), `PersistForHibernation` pauses writes on the
+//! primaries, lets their replicas catch up and makes every pod's data
+//! durable; only then are the StatefulSets applied at zero pods
+//! (`ApplyResources`: `resources` sizes them by the journal's
+//! hibernation). While the pods stop and while it sleeps nothing else is
+//! decided: a primary stopping is not failed over.
+//!
+//! Waking: the objects are applied at the spec's size, and nothing is
+//! decided until every data pod runs and answers; then `Wake` gives the
+//! primary it had its writes back and points the others at it, so that no
+//! failover is decided on the way up (a Replication's pods all boot
+//! fenced, their roles being the operator's to say).
+
+use logbook_crds::Topology;
+use logbook_journal::{Intent, ReasonCode, Role};
+
+use super::Decision;
+use super::view::ClusterView;
+
+/// What a hibernation decides: `None` when it has nothing to say (the
+/// cluster is awake, or an operation must end first: the topology decides
+/// as usual), `Some` with the decisions (possibly none: it sleeps, or
+/// waits for its pods) when nothing else may be decided.
+pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
+    let state = view.state;
+    match (view.spec.hibernated, state.hibernation.as_ref()) {
+        (false, None) => None,
+        (true, None) => {
+            if busy(view).is_some() {
+                return None;
+            }
+            Some(vec![persist(view)])
+        }
+        (true, Some(_)) => Some(apply_if_sized_otherwise(view, 0).into_iter().collect()),
+        (false, Some(h)) => {
+            if let Some(apply) = apply_if_sized_otherwise(view, view.desired_pods()) {
+                return Some(vec![apply]);
+            }
+            let pods = view.pods();
+            let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
+            let back = pods.len() == wanted && pods.iter().all(|p| p.usable());
+            if !back {
+                return Some(Vec::new());
+            }
+            let primary = match view.topology() {
+                Topology::Replication | Topology::Sentinel => h.primaries.first().cloned(),
+                Topology::Standalone | Topology::Cluster => None,
+            };
+            let detail = match &primary {
+                Some(primary) => format!(
+                    "spec.hibernated unset: every pod is back from its volume; {primary} was primary when it went to sleep"
+                ),
+                None => "spec.hibernated unset: every pod is back from its volume".to_owned(),
+            };
+            Some(vec![Decision::new(
+                Intent::Wake {
+                    primary,
+                    pods: pods.iter().map(|p| p.name.to_owned()).collect(),
+                },
+                ReasonCode::Wake,
+                detail,
+            )])
+        }
+    }
+}
+
+/// The operation under way a hibernation waits for, if any.
+pub(super) fn busy(view: &ClusterView<'_>) -> Option<&'static str> {
+    let state = view.state;
+    if view.roll().is_some() {
+        Some("a roll of its pods")
+    } else if state.reshard.run.is_some() || !state.reshard.migrations.is_empty() {
+        Some("a reshard")
+    } else if state.backups.running().is_some() {
+        Some("a backup")
+    } else if state.backups.restore.pending().is_some() {
+        Some("a restore")
+    } else if state.switchover_request.is_some() {
+        Some("a requested switchover")
+    } else if state.failover_request.is_some() {
+        Some("a requested failover")
+    } else {
+        None
+    }
+}
+
+/// `PersistForHibernation` of every data pod with an address, the
+/// primaries first.
+fn persist(view: &ClusterView<'_>) -> Decision {
+    let pods = view.pods();
+    let primaries: Vec<String> = match view.topology() {
+        Topology::Cluster => pods
+            .iter()
+            .filter(|p| p.usable_as(Role::Primary))
+            .map(|p| p.name.to_owned())
+            .collect(),
+        Topology::Standalone | Topology::Replication | Topology::Sentinel => {
+            view.primary().map(str::to_owned).into_iter().collect()
+        }
+    };
+    let names: Vec<String> = pods
+        .iter()
+        .filter(|p| p.view.ip.is_some() && !p.view.terminating)
+        .map(|p| p.name.to_owned())
+        .collect();
+    let detail = format!(
+        "spec.hibernated set: {} pods made durable before they stop ({:?} persistence)",
+        names.len(),
+        view.spec.storage.persistence
+    );
+    Decision::new(
+        Intent::PersistForHibernation {
+            primaries,
+            pods: names,
+        },
+        ReasonCode::Hibernate,
+        detail,
+    )
+}
+
+/// `ApplyResources` when the data StatefulSet is not at `replicas` (or
+/// the spec's generation is not applied yet).
+fn apply_if_sized_otherwise(view: &ClusterView<'_>, replicas: u32) -> Option<Decision> {
+    let applied = view.state.applied_generation == Some(view.generation);
+    let sized = view
+        .state
+        .statefulset
+        .as_ref()
+        .is_some_and(|sts| sts.replicas == replicas);
+    if applied && sized {
+        return None;
+    }
+    Some(if replicas == 0 {
+        Decision::new(
+            Intent::ApplyResources {
+                generation: view.generation,
+            },
+            ReasonCode::Hibernate,
+            "its data is durable: its StatefulSets go to zero pods",
+        )
+    } else {
+        Decision::new(
+            Intent::ApplyResources {
+                generation: view.generation,
+            },
+            ReasonCode::Wake,
+            format!("its StatefulSet back to {replicas} pods"),
+        )
+    })
+}

@@ -1,0 +1,210 @@
+//! Hibernation (`spec.hibernated`) on real `valkey-server` pods: under a
+//! writer, every acknowledged write made durable, the pods gone with their
+//! volumes kept, nothing written while asleep, and on waking the same
+//! primary with no failover decided and every acknowledged key present.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, ListParams};
+use logbook_crds::v1alpha1::ClusterPhase;
+use logbook_journal::{Event, Intent};
+use operator_common::*;
+
+const BULK: u64 = 2000;
+
+fn phase(vkc: &logbook_crds::ValkeyCluster) -> Option<ClusterPhase> {
+    vkc.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Hibernates `name` (of `pods` data pods) under a writer, checks it
+/// sleeps at no cost, wakes it, and checks what it came back as.
+async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
+    let vkc = env.wait_ready(name, pods, Duration::from_secs(60)).await;
+    let before = primary(&vkc);
+    let stream = env.stream(name).await;
+    let password = env.password(name).await;
+    let service = env.service_addr(name).await;
+    write_keys(&service, &password, "bulk", BULK).await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    // To sleep.
+    let asked = Instant::now();
+    let decided_from = env.journal_head(&stream).await;
+    env.patch(name, serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status(name, Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    eprintln!(
+        "{name}: hibernated {:?} after it was asked",
+        asked.elapsed()
+    );
+    assert!(env.pods(name).await.is_empty(), "pods still run asleep");
+    let sets: Api<StatefulSet> = env.api();
+    let sts = sets.get(name).await.unwrap();
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(0));
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    let claim_names: Vec<String> = claims
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    let kept = (0..pods)
+        .filter(|i| {
+            claim_names
+                .iter()
+                .any(|c| c.ends_with(&format!("-{name}-{i}")))
+        })
+        .count();
+    assert_eq!(kept, pods, "the volumes are kept asleep");
+
+    // Asleep: nothing is written, to the journal or the API.
+    let head = env.journal_head(&stream).await;
+    let vkc_version = env.vkc(name).await.metadata.resource_version;
+    let sts_version = sts.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        env.journal_head(&stream).await,
+        head,
+        "journal appends while asleep"
+    );
+    assert_eq!(
+        env.vkc(name).await.metadata.resource_version,
+        vkc_version,
+        "the ValkeyCluster was written while asleep"
+    );
+    assert_eq!(
+        sets.get(name).await.unwrap().metadata.resource_version,
+        sts_version,
+        "the StatefulSet was written while asleep"
+    );
+
+    // Awake again.
+    let woken = Instant::now();
+    env.patch(name, serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    let vkc = env.wait_ready(name, pods, Duration::from_secs(90)).await;
+    eprintln!("{name}: Ready {:?} after it was woken", woken.elapsed());
+    assert_eq!(primary(&vkc), before, "woke with another primary");
+    env.wait_acked_after(&probe, Instant::now(), "a write after waking")
+        .await;
+    let log = probe.stop().await;
+    let at = env.pod_addr(&before).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &at, &password).await;
+    assert_eq!(count_missing(&at, &password, "bulk", BULK).await, 0);
+    eprintln!("{name}: {acked} acknowledged writes kept, {failed} failed");
+
+    // What was decided from the hibernation on: its own steps, and no
+    // failover.
+    let events = env.journal_events(&stream).await;
+    let decided: Vec<&Intent> = events
+        .iter()
+        .filter(|e| e.seq > decided_from)
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().map(|p| &p.intent)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        decided
+            .iter()
+            .any(|i| matches!(i, Intent::PersistForHibernation { .. })),
+        "no PersistForHibernation decided: {decided:?}"
+    );
+    assert!(
+        decided.iter().any(|i| matches!(i, Intent::Wake { .. })),
+        "no Wake decided: {decided:?}"
+    );
+    let failovers: Vec<&&Intent> = decided
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                Intent::FenceNode { .. }
+                    | Intent::PromoteReplica { .. }
+                    | Intent::Switchover { .. }
+                    | Intent::ClusterFailover { .. }
+                    | Intent::SentinelFailover { .. }
+            )
+        })
+        .collect();
+    assert!(
+        failovers.is_empty(),
+        "failover decided on the way: {failovers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replication_cluster_sleeps_and_wakes_with_its_primary_and_every_write() {
+    let env = Env::start("hibernate-repl").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    sleep_and_wake(&env, "demo", 3).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
+    let env = Env::start("hibernate-standalone").await;
+    env.apply_yaml(&standalone_yaml("solo")).await;
+    sleep_and_wake(&env, "solo", 1).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hibernation_without_persistence_is_refused_in_the_status() {
+    let env = Env::start("hibernate-refused").await;
+    env.apply_yaml(&replication_yaml("demo", 2)).await;
+    env.wait_ready("demo", 2, Duration::from_secs(60)).await;
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"hibernated": true, "storage": {"persistence": "None"}}}),
+    )
+    .await;
+    let vkc = env
+        .wait_status("demo", Duration::from_secs(30), "SpecValid false", |v| {
+            v.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "SpecValid" && c.status == "False")
+            })
+        })
+        .await;
+    let message = vkc
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "SpecValid")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("spec.hibernated") && message.contains("persistence"),
+        "{message}"
+    );
+    // Refused, so the cluster goes on serving as it was.
+    assert_eq!(env.pods("demo").await.len(), 2);
+    env.finish().await;
+}
