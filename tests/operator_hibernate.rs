@@ -29,14 +29,26 @@ fn phase(vkc: &logbook_crds::ValkeyCluster) -> Option<ClusterPhase> {
 
 /// Hibernates `name` (of `pods` data pods) under a writer, checks it
 /// sleeps at no cost, wakes it, and checks what it came back as.
-async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
+async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
     let vkc = env.wait_ready(name, pods, Duration::from_secs(60)).await;
     let before = primary(&vkc);
     let stream = env.stream(name).await;
     let password = env.password(name).await;
     let service = env.service_addr(name).await;
-    write_keys(&service, &password, "bulk", BULK).await;
-    let probe = write_probe(&service, &password, "probe");
+    // With replicas, a write counts as acknowledged once one holds it
+    // (`WAIT 1`); a Standalone pod's answer is its acknowledgement.
+    let replicated = pods > 1;
+    if replicated {
+        write_keys(&service, &password, "bulk", BULK).await;
+    } else {
+        write_keys_unreplicated(&service, &password, "bulk", BULK).await;
+    }
+    let probe = {
+        let mut config = logbook_bench::WriteProbeConfig::fixed(&service, "probe");
+        config.password = Some(logbook::valkey::Password::new(&password));
+        config.wait_replicas = replicated;
+        logbook_bench::WriteProbe::start(config)
+    };
     env.eventually(Duration::from_secs(10), "acknowledged writes", || {
         let n = probe.acked_count();
         async move { n >= 20 }
@@ -45,7 +57,7 @@ async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
 
     // To sleep.
     let asked = Instant::now();
-    let decided_from = env.journal_head(&stream).await;
+    let decided_from = u64::try_from(journal_seq(&vkc)).unwrap();
     env.patch(name, serde_json::json!({"spec": {"hibernated": true}}))
         .await;
     env.wait_status(name, Duration::from_secs(60), "phase Hibernated", |v| {
@@ -78,13 +90,15 @@ async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
         .count();
     assert_eq!(kept, pods, "the volumes are kept asleep");
 
-    // Asleep: nothing is written, to the journal or the API.
-    let head = env.journal_head(&stream).await;
-    let vkc_version = env.vkc(name).await.metadata.resource_version;
+    // Asleep: nothing is written, to the journal (its head is in the
+    // status, published by every reconcile) or the API.
+    let asleep = env.vkc(name).await;
+    let vkc_version = asleep.metadata.resource_version.clone();
+    let head = journal_seq(&asleep);
     let sts_version = sts.metadata.resource_version.clone();
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
-        env.journal_head(&stream).await,
+        journal_seq(&env.vkc(name).await),
         head,
         "journal appends while asleep"
     );
@@ -115,8 +129,46 @@ async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
     eprintln!("{name}: {acked} acknowledged writes kept, {failed} failed");
 
     // What was decided from the hibernation on: its own steps, and no
-    // failover.
+    // failover (the journal read with the operator stopped).
+    env.stop_operator(Stop::Graceful).await;
     let events = env.journal_events(&stream).await;
+    // Each step's outcome says what it did: the pause, the offsets, the
+    // files written; the primary given its writes back.
+    let outcome = |wanted: fn(&Intent) -> bool| -> String {
+        let id = events
+            .iter()
+            .filter(|e| e.seq > decided_from)
+            .find_map(|e| match &e.body {
+                Event::Decided { intents } => intents
+                    .iter()
+                    .find(|p| wanted(&p.intent))
+                    .map(|p| p.intent_id),
+                _ => None,
+            })
+            .expect("decided");
+        events
+            .iter()
+            .find_map(|e| match &e.body {
+                Event::IntentSucceeded { intent_id, detail } if *intent_id == id => {
+                    Some(detail.clone())
+                }
+                _ => None,
+            })
+            .expect("succeeded")
+    };
+    let persisted = outcome(|i| matches!(i, Intent::PersistForHibernation { .. }));
+    eprintln!("{name}: {persisted}");
+    assert!(
+        persisted.contains(&format!("writes paused on {before}"))
+            && persisted.contains("RDB file saved"),
+        "{persisted}"
+    );
+    if replicated {
+        assert!(persisted.contains("replicas caught up"), "{persisted}");
+        let woke = outcome(|i| matches!(i, Intent::Wake { .. }));
+        eprintln!("{name}: {woke}");
+        assert!(woke.contains(&format!("{before} primary again")), "{woke}");
+    }
     let decided: Vec<&Intent> = events
         .iter()
         .filter(|e| e.seq > decided_from)
@@ -155,19 +207,30 @@ async fn sleep_and_wake(env: &Env, name: &str, pods: usize) {
     );
 }
 
+/// `<prefix>:<n> = n` for n in 0..count through `addr`, each answered
+/// (no replica to wait for).
+async fn write_keys_unreplicated(addr: &str, password: &str, prefix: &str, count: u64) {
+    let mut con = connect(addr, password).await;
+    let mut pipe = redis::pipe();
+    for k in 0..count {
+        pipe.cmd("SET").arg(format!("{prefix}:{k}")).arg(k).ignore();
+    }
+    let () = pipe.query_async(&mut con).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replication_cluster_sleeps_and_wakes_with_its_primary_and_every_write() {
-    let env = Env::start("hibernate-repl").await;
+    let mut env = Env::start("hibernate-repl").await;
     env.apply_yaml(&replication_yaml("demo", 3)).await;
-    sleep_and_wake(&env, "demo", 3).await;
+    sleep_and_wake(&mut env, "demo", 3).await;
     env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
-    let env = Env::start("hibernate-standalone").await;
+    let mut env = Env::start("hibernate-standalone").await;
     env.apply_yaml(&standalone_yaml("solo")).await;
-    sleep_and_wake(&env, "solo", 1).await;
+    sleep_and_wake(&mut env, "solo", 1).await;
     env.finish().await;
 }
 

@@ -147,6 +147,9 @@ async fn catch_up(
             .filter(|r| r.offset < offset)
             .map(|r| r.ip.as_str())
             .collect();
+        if info.replicas.is_empty() {
+            return Ok(format!("{primary} at offset {offset}, no replica"));
+        }
         if behind.is_empty() {
             return Ok(format!(
                 "{primary} at offset {offset}, its {} replicas caught up",
