@@ -158,9 +158,13 @@ async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
     };
     let persisted = outcome(|i| matches!(i, Intent::PersistForHibernation { .. }));
     eprintln!("{name}: {persisted}");
+    let files = match vkc.spec.storage.persistence {
+        logbook_crds::Persistence::Aof => "append-only file rewritten",
+        logbook_crds::Persistence::RdbAndAof => "RDB file saved, append-only file rewritten",
+        _ => "RDB file saved",
+    };
     assert!(
-        persisted.contains(&format!("writes paused on {before}"))
-            && persisted.contains("RDB file saved"),
+        persisted.contains(&format!("writes paused on {before}")) && persisted.contains(files),
         "{persisted}"
     );
     if replicated {
@@ -235,6 +239,18 @@ async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standalone_cluster_with_an_append_only_file_sleeps_and_wakes_with_every_write() {
+    let mut env = Env::start("hibernate-aof").await;
+    env.apply_yaml(&standalone_yaml("solo").replace(
+        "  storage:\n    size: 1Gi\n",
+        "  storage:\n    size: 1Gi\n    persistence: Aof\n",
+    ))
+    .await;
+    sleep_and_wake(&mut env, "solo", 1).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hibernation_without_persistence_is_refused_in_the_status() {
     let env = Env::start("hibernate-refused").await;
     env.apply_yaml(&replication_yaml("demo", 2)).await;
@@ -269,5 +285,112 @@ async fn hibernation_without_persistence_is_refused_in_the_status() {
     );
     // Refused, so the cluster goes on serving as it was.
     assert_eq!(env.pods("demo").await.len(), 2);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_cluster_sleeps_and_wakes_with_its_primary_and_every_write() {
+    let mut env = Env::start("hibernate-sentinel").await;
+    env.apply_yaml(&sentinel_yaml("demo")).await;
+    sleep_and_wake(&mut env, "demo", 3).await;
+    env.finish().await;
+}
+
+/// Each pod's node id (`CLUSTER MYID`).
+async fn node_ids(env: &Env, password: &str, pods: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in 0..pods {
+        let pod = format!("shop-{i}");
+        let id = redis_cli(&env.pod_addr(&pod).await, password, &["CLUSTER", "MYID"]);
+        out.push((pod, id.trim().to_owned()));
+    }
+    out
+}
+
+/// The shards as the status shows them: primary, replicas and slots.
+fn shard_map(vkc: &logbook_crds::ValkeyCluster) -> Vec<String> {
+    vkc.status
+        .as_ref()
+        .unwrap()
+        .shards
+        .iter()
+        .map(|s| format!("{:?} {:?} {:?}", s.primary, s.replicas, s.slots))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_valkey_cluster_sleeps_and_wakes_with_its_node_ids_and_slot_map() {
+    const KEYS: u64 = 3000;
+    let mut env = Env::start("hibernate-cluster").await;
+    env.apply_yaml(&cluster_yaml("shop")).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "formed", cluster_ready)
+        .await;
+    let password = env.password("shop").await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    let shards_before = shard_map(&vkc);
+    let ids_before = node_ids(&env, &password, 6).await;
+    load(&seeds(&env, 6).await, &password, KEYS).await;
+    let probe = start_writer(&env, &password).await;
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let decided_from = u64::try_from(journal_seq(&env.vkc("shop").await)).unwrap();
+    env.patch("shop", serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status("shop", Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    assert!(env.pods("shop").await.is_empty());
+    env.patch("shop", serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    let woken = Instant::now();
+    let vkc = env
+        .wait_status(
+            "shop",
+            Duration::from_secs(120),
+            "formed again",
+            cluster_ready,
+        )
+        .await;
+    eprintln!("shop: formed {:?} after it was woken", woken.elapsed());
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    assert_eq!(node_ids(&env, &password, 6).await, ids_before, "node ids");
+    assert_eq!(shard_map(&vkc), shards_before, "shards and slots");
+    let acked_after = probe.acked_count();
+    env.eventually(Duration::from_secs(20), "writes after waking", || {
+        let n = probe.acked_count();
+        async move { n > acked_after + 20 }
+    })
+    .await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
+    env.stop_operator(Stop::Graceful).await;
+    let stream = env.stream("shop").await;
+    let events = env.journal_events(&stream).await;
+    let decided: Vec<Intent> = events
+        .iter()
+        .filter(|e| e.seq > decided_from)
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().map(|p| p.intent.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    eprintln!(
+        "shop: decided {:?}",
+        decided.iter().map(Intent::describe).collect::<Vec<_>>()
+    );
+    assert!(
+        !decided.iter().any(|i| matches!(
+            i,
+            Intent::ClusterFailover { .. }
+                | Intent::FenceNode { .. }
+                | Intent::PromoteReplica { .. }
+        )),
+        "a failover decided: {decided:?}"
+    );
     env.finish().await;
 }

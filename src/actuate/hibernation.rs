@@ -222,17 +222,50 @@ pub async fn wake(
     let mut said: Vec<String> = Vec::new();
     let mut events = Vec::new();
     let Some(primary) = primary else {
+        let cluster = target.spec.topology == logbook_crds::Topology::Cluster;
         for pod in pods {
             let addr = target.addr(pod)?;
-            valkey
-                .ping(addr)
-                .await
-                .map_err(valkey_err(format!("asking {pod} whether it answers")))?;
+            if cluster {
+                // A node that stopped as a shard primary boots holding full
+                // resyncs back (`CLUSTER_BOOT_FENCE_SECONDS`), in case a
+                // replica kept writes it lost; asleep, every replica had
+                // caught up and every file was written, so the normal
+                // delay is set back on every node.
+                valkey
+                    .config_set(
+                        addr,
+                        "repl-diskless-sync-delay",
+                        &crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string(),
+                    )
+                    .await
+                    .map_err(valkey_err(format!(
+                        "setting {pod}'s full-resync delay back to {} s",
+                        crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS
+                    )))
+                    .map_err(|e| match said.is_empty() {
+                        true => e,
+                        false => e.after(&format!(
+                            "full-resync delay set back on {}",
+                            said.join(", ")
+                        )),
+                    })?;
+                said.push(pod.clone());
+            } else {
+                valkey
+                    .ping(addr)
+                    .await
+                    .map_err(valkey_err(format!("asking {pod} whether it answers")))?;
+            }
         }
-        return Ok(Done::said(format!(
-            "{} answer, as they were",
-            pods.join(", ")
-        )));
+        return Ok(Done::said(if cluster {
+            format!(
+                "{} back as they were, their full-resync delay set back to {} s",
+                pods.join(", "),
+                crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS
+            )
+        } else {
+            format!("{} answer, as they were", pods.join(", "))
+        }));
     };
     let step = async {
         let addr = target.addr(primary)?;

@@ -926,7 +926,7 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
                 None => "hibernating: its data is being made durable".to_owned(),
             },
         )),
-        (true, Some(h)) if state.pods.is_empty() => Some((
+        (true, Some(h)) if state.pods.is_empty() && state.sentinel.pods.is_empty() => Some((
             ClusterPhase::Hibernated,
             format!(
                 "hibernated since {}: no pod runs; volumes, Services and Secrets are kept; unset spec.hibernated to wake it",
@@ -937,7 +937,7 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
             ClusterPhase::Hibernating,
             format!(
                 "hibernating: data durable, {} pods still stopping",
-                state.pods.len()
+                state.pods.len() + state.sentinel.pods.len()
             ),
         )),
         (false, Some(h)) => Some((
