@@ -232,7 +232,7 @@ async fn metrics_show_a_failover_and_pass_promtool() {
     );
     // Exactly one phase is set.
     let phases = matching(&s, "logbook_cluster_phase", &["valkeycluster=\"demo\""]);
-    assert_eq!(phases.len(), 8, "{phases:?}");
+    assert_eq!(phases.len(), 11, "{phases:?}");
     assert_eq!(phases.iter().filter(|(_, v)| *v == 1.0).count(), 1);
     // The lag series name the replica pods, never the primary nor an IP.
     for (series, _) in matching(

@@ -220,7 +220,7 @@ fn enums_are_in_the_schema() {
     has_enum("imagePullPolicy", &["Always", "IfNotPresent", "Never"]);
     has_enum("storage.persistence", &["None", "Rdb", "Aof", "RdbAndAof"]);
     let phase = &root_schema()["properties"]["status"]["properties"]["phase"];
-    assert_eq!(phase["enum"].as_array().unwrap().len(), 8);
+    assert_eq!(phase["enum"].as_array().unwrap().len(), 11);
 }
 
 #[test]
