@@ -11,7 +11,7 @@ use std::time::Duration;
 use logbook_journal::{ClusterFailoverMode, Event, PeerHealth, Role, SlotRange};
 use tokio::time::Instant;
 
-use super::{ActError, Done, Target};
+use super::{ActError, Done, Target, valkey_err};
 use crate::observe::{ClusterAnswer, cluster_answer, observe_report};
 use crate::resources::VALKEY_PORT;
 use crate::valkey::ValkeyClient;
@@ -37,10 +37,6 @@ fn failover_poll(elapsed: Duration) -> Duration {
 }
 /// How long a meet may take to be seen by the nodes that met.
 const MEET_WAIT: Duration = Duration::from_secs(5);
-
-pub(super) fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
-    move |source| ActError::Valkey { what, source }
-}
 
 /// Probes `pod`'s node now.
 pub(super) async fn answer(

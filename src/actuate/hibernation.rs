@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use logbook_journal::{Event, Role};
 
-use super::{ActError, Done, Target};
+use super::persistence::{RewriteWait, wait_for_rewrite};
+use super::{ActError, Done, Target, valkey_err};
 use crate::valkey::ValkeyClient;
 
 /// How long the primaries' writes stay paused: the StatefulSets stop the
@@ -30,14 +31,10 @@ pub const HIBERNATE_PAUSE_MS: u64 = 60_000;
 /// that does not is not an error: its primary's file holds everything,
 /// and it resyncs from it on waking.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
-/// How long one `SAVE` or append-only rewrite may take.
+/// How long one `SAVE` may take.
 const PERSIST_LIMIT: Duration = Duration::from_secs(300);
-/// How often a catch-up or a rewrite is looked at.
+/// How often a catch-up is looked at.
 const POLL: Duration = Duration::from_millis(20);
-
-fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
-    move |source| ActError::Valkey { what, source }
-}
 
 /// `PersistForHibernation`: pause, catch up, persist.
 ///
@@ -171,39 +168,17 @@ async fn catch_up(
 /// rewrite (one already running is waited for first: it may have begun
 /// before the pause).
 async fn rewrite(valkey: &ValkeyClient, addr: SocketAddr, pod: &str) -> Result<(), ActError> {
-    wait_rewrite(valkey, addr, pod).await?;
+    let says = RewriteWait {
+        already: "",
+        if_failed: "it is not stopped",
+        if_slow: "it hibernates once it ends",
+    };
+    wait_for_rewrite(valkey, addr, pod, &says).await?;
     valkey
         .bgrewriteaof(addr)
         .await
         .map_err(valkey_err(format!("BGREWRITEAOF on {pod}")))?;
-    wait_rewrite(valkey, addr, pod).await
-}
-
-async fn wait_rewrite(valkey: &ValkeyClient, addr: SocketAddr, pod: &str) -> Result<(), ActError> {
-    let started = Instant::now();
-    loop {
-        let info = valkey
-            .info_fields(addr, "persistence")
-            .await
-            .map_err(valkey_err(format!("reading {pod}'s append-only rewrite")))?;
-        let field = |k: &str| info.get(k).map(String::as_str).unwrap_or_default();
-        let busy = field("aof_rewrite_in_progress") == "1" || field("aof_rewrite_scheduled") == "1";
-        if !busy {
-            if field("aof_last_bgrewrite_status") == "err" {
-                return Err(ActError::Refused(format!(
-                    "{pod}'s append-only rewrite failed (aof_last_bgrewrite_status: err): its log says why; it is not stopped"
-                )));
-            }
-            return Ok(());
-        }
-        if started.elapsed() > PERSIST_LIMIT {
-            return Err(ActError::NotYet(format!(
-                "{pod}'s append-only rewrite has run {} s: it hibernates once it ends",
-                started.elapsed().as_secs()
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    wait_for_rewrite(valkey, addr, pod, &says).await
 }
 
 /// `Wake`: `primary` (booted fenced, as every pod of a Replication does)

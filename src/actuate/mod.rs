@@ -431,6 +431,12 @@ impl Executor {
     }
 }
 
+/// A Valkey command's failure as the intent's error, saying `what` it was
+/// doing.
+pub(super) fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
+    move |source| ActError::Valkey { what, source }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

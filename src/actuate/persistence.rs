@@ -78,7 +78,16 @@ pub async fn carry_over(
             })?;
     }
     if appendonly == "yes" {
-        wait_for_rewrite(valkey, addr, pod, changed).await?;
+        let says = RewriteWait {
+            already: if changed {
+                "appendonly was turned on at runtime; "
+            } else {
+                ""
+            },
+            if_failed: "the pod is not restarted",
+            if_slow: "the pod is restarted once it ends",
+        };
+        wait_for_rewrite(valkey, addr, pod, &says).await?;
     }
     Ok(changed.then(|| {
         format!(
@@ -93,20 +102,29 @@ pub async fn carry_over(
     }))
 }
 
-/// Waits until `pod`'s server has no append-only rewrite running or
-/// scheduled and the last one succeeded.
-async fn wait_for_rewrite(
+/// What a wait for an append-only rewrite says, should it not end well:
+/// what was done before it (said first), and what follows a failed and a
+/// too long rewrite.
+pub(super) struct RewriteWait<'a> {
+    /// Said before each error (empty, or ending with "; ").
+    pub already: &'a str,
+    /// What follows a failed rewrite ("the pod is not restarted").
+    pub if_failed: &'a str,
+    /// What follows one outlasting the limit ("the pod is restarted once
+    /// it ends").
+    pub if_slow: &'a str,
+}
+
+/// Waits until `pod`'s server has its append-only file on, no rewrite of
+/// it running or scheduled, and the last one succeeded.
+pub(super) async fn wait_for_rewrite(
     valkey: &ValkeyClient,
     addr: std::net::SocketAddr,
     pod: &str,
-    changed: bool,
+    says: &RewriteWait<'_>,
 ) -> Result<(), ActError> {
     let started = Instant::now();
-    let already = if changed {
-        "appendonly was turned on at runtime; "
-    } else {
-        ""
-    };
+    let already = says.already;
     loop {
         let info = valkey
             .info_fields(addr, "persistence")
@@ -122,15 +140,17 @@ async fn wait_for_rewrite(
         if !busy {
             if field("aof_last_bgrewrite_status") == "err" {
                 return Err(ActError::Refused(format!(
-                    "{already}{pod}'s append-only rewrite failed (aof_last_bgrewrite_status: err): its log says why; the pod is not restarted"
+                    "{already}{pod}'s append-only rewrite failed (aof_last_bgrewrite_status: err): its log says why; {}",
+                    says.if_failed
                 )));
             }
             return Ok(());
         }
         if started.elapsed() > REWRITE_LIMIT {
             return Err(ActError::NotYet(format!(
-                "{already}{pod}'s append-only rewrite has run {} s: the pod is restarted once it ends",
-                started.elapsed().as_secs()
+                "{already}{pod}'s append-only rewrite has run {} s: {}",
+                started.elapsed().as_secs(),
+                says.if_slow
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

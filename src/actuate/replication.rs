@@ -6,7 +6,7 @@ use std::time::Duration;
 use logbook_journal::{Event, Reachability, Role};
 use tokio::time::Instant;
 
-use super::{ActError, Done, Target};
+use super::{ActError, Done, Target, valkey_err};
 use crate::resources::{FENCE_HOST, valkey_addr};
 use crate::valkey::ValkeyClient;
 
@@ -16,10 +16,6 @@ use crate::valkey::ValkeyClient;
 pub const SWITCHOVER_PAUSE_MS: u64 = 5_000;
 /// How often the target's offset is polled while it catches up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(2);
-
-fn valkey_err(what: String) -> impl FnOnce(crate::valkey::ProbeError) -> ActError {
-    move |source| ActError::Valkey { what, source }
-}
 
 /// `REPLICAOF NO ONE` on `pod`, then its offset as the new primary.
 pub async fn promote(

@@ -22,7 +22,8 @@ use logbook_journal::cluster::{describe_slots, merge_ranges, merge_slots, slot_c
 use logbook_journal::{Event, MigrationSide, SlotRange};
 use tokio::time::Instant;
 
-use super::cluster::{POLL, answer, reported, slots_seen, valkey_err};
+use super::cluster::{POLL, answer, reported, slots_seen};
+use super::valkey_err;
 use super::{ActError, Done, Target};
 use crate::observe::ClusterAnswer;
 use crate::valkey::ValkeyClient;

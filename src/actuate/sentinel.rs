@@ -12,9 +12,9 @@ use std::time::Duration;
 use logbook_journal::{ClusterState, Event, Reachability, SentinelSettings};
 use tokio::time::Instant;
 
-use super::{ActError, Done, Target};
+use super::{ActError, Done, Target, valkey_err};
 use crate::resources::{VALKEY_PORT, sentinel_master_name};
-use crate::valkey::{ProbeError, ValkeyClient};
+use crate::valkey::ValkeyClient;
 
 /// How often a hand-over's progress is polled.
 const POLL: Duration = Duration::from_millis(200);
@@ -24,10 +24,6 @@ const PRIORITY_SEEN_WITHIN: Duration = Duration::from_secs(15);
 /// Sentinel's default `replica-priority`, restored after a preferred
 /// hand-over.
 const DEFAULT_PRIORITY: &str = "100";
-
-fn valkey_err(what: String) -> impl FnOnce(ProbeError) -> ActError {
-    move |source| ActError::Valkey { what, source }
-}
 
 /// The Sentinel address of the Sentinel pod `pod`.
 pub(super) fn sentinel_addr(state: &ClusterState, pod: &str) -> Result<SocketAddr, ActError> {
