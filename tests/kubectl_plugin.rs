@@ -251,6 +251,8 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         "failover",
         "pause",
         "resume",
+        "hibernate",
+        "wake",
         "replay",
         "events",
         "report",
@@ -361,6 +363,23 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
     assert!(ok(&resumed).contains("resumed"));
     assert!(!env.vkc("demo").await.spec.paused);
     env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+
+    // hibernate / wake: spec.hibernated, the cluster asleep, then back
+    // with the same primary.
+    let before = primary(&env.vkc("demo").await);
+    let asleep = kv(&plugin, &kubeconfig, &["hibernate", "demo"]).await;
+    assert!(ok(&asleep).contains("stops every pod"));
+    assert!(env.vkc("demo").await.spec.hibernated);
+    env.wait_status("demo", Duration::from_secs(60), "phase Hibernated", |v| {
+        v.status.as_ref().and_then(|s| s.phase)
+            == Some(logbook_crds::v1alpha1::ClusterPhase::Hibernated)
+    })
+    .await;
+    let woken = kv(&plugin, &kubeconfig, &["wake", "demo"]).await;
+    assert!(ok(&woken).contains("no failover"));
+    assert!(!env.vkc("demo").await.spec.hibernated);
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    assert_eq!(primary(&vkc), before);
 
     // events: the switchover's decision, reason and outcome.
     let events = kv(&plugin, &kubeconfig, &["events", "demo", "--limit", "50"]).await;

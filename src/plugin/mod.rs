@@ -139,6 +139,18 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Set spec.hibernated: every acknowledged write is made durable,
+    /// then no pod runs (volumes, Services and Secrets kept) until `wake`.
+    Hibernate {
+        /// The ValkeyCluster.
+        name: String,
+    },
+    /// Clear spec.hibernated: the pods come back as they were (the same
+    /// primary; a Cluster's node ids and slots).
+    Wake {
+        /// The ValkeyCluster.
+        name: String,
+    },
     /// Unbind the cluster to run it by hand: remove the ownership
     /// annotation valkey.logbook.dev/cr from its StatefulSet. The operator
     /// releases its other objects and decides nothing until `bind`; pods
@@ -301,6 +313,8 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Pause { name } => requests::set_paused(&kube, &name, true, out).await,
         Command::Resume { name } => requests::set_paused(&kube, &name, false, out).await,
+        Command::Hibernate { name } => requests::set_hibernated(&kube, &name, true, out).await,
+        Command::Wake { name } => requests::set_hibernated(&kube, &name, false, out).await,
         Command::Unbind { name } => requests::set_bound(&kube, &name, false, out).await,
         Command::Bind { name } => requests::set_bound(&kube, &name, true, out).await,
         Command::Replay { name, verb, .. } => {

@@ -319,6 +319,34 @@ pub async fn set_paused(kube: &Kube, name: &str, paused: bool, out: &mut dyn Wri
     Ok(())
 }
 
+/// Sets or clears `spec.hibernated`, and says what follows.
+pub async fn set_hibernated(
+    kube: &Kube,
+    name: &str,
+    hibernated: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let cluster = kube.cluster(name).await?;
+    let already = cluster.spec.hibernated == hibernated;
+    if !already {
+        kube.patch_cluster(name, &json!({ "spec": { "hibernated": hibernated } }))
+            .await?;
+    }
+    let already = if already { " (it already was)" } else { "" };
+    if hibernated {
+        writeln!(
+            out,
+            "valkeycluster/{name} set to hibernate{already}.\nOnce any operation under way has ended, the operator pauses writes, lets the replicas catch up and writes every pod's data to its volume, then stops every pod; volumes, Services and Secrets stay. `kubectl valkey status {name}` shows the phase (Hibernating, then Hibernated); `kubectl valkey wake {name}` brings it back."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "valkeycluster/{name} set to wake{already}.\nIts pods start again from their volumes; once every one answers, the primary it had takes writes again (a Cluster's nodes come back with their ids and slots), with no failover. `kubectl valkey status {name}` shows the phase (Waking, then Ready)."
+        )?;
+    }
+    Ok(())
+}
+
 /// Removes (`bound` false) or puts back the ownership annotation on the
 /// cluster's StatefulSet, and says what follows.
 pub async fn set_bound(kube: &Kube, name: &str, bound: bool, out: &mut dyn Write) -> Result<()> {
