@@ -125,6 +125,26 @@ done
 [ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing on the new primary $new"
 ok "the primary's container killed: failover to $new, 0 of 200 acknowledged writes lost"
 
+# Hibernate and wake in containers: every acknowledged write made durable,
+# no pod while asleep (the volumes kept), the same primary after.
+ready demo 120 || fail "the Replication sample is not Ready again after the failover (phase $(phase demo))"
+"$KUBECTL" patch valkeycluster demo --type merge -p '{"spec":{"hibernated":true}}' >/dev/null || fail "kubectl patch demo spec.hibernated=true"
+is_hibernated() { [ "$(phase demo)" = Hibernated ]; }
+until_ok 120 is_hibernated || fail "the Replication sample is not Hibernated (phase $(phase demo))"
+left=$("$KUBECTL" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/name=valkey -o name | wc -l)
+[ "$left" = 0 ] || fail "$left pods of the Replication sample still run while it is Hibernated"
+"$KUBECTL" patch valkeycluster demo --type merge -p '{"spec":{"hibernated":false}}' >/dev/null || fail "kubectl patch demo spec.hibernated=false"
+ready demo 300 || fail "the Replication sample is not Ready after waking (phase $(phase demo))"
+woke=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
+[ "$woke" = "$new" ] || fail "the Replication sample went to sleep with primary $new and woke with $woke"
+woke_ip=$("$KUBECTL" get pod "$woke" -o jsonpath='{.status.podIP}')
+missing=0
+for i in $(seq 1 200); do
+	[ "$(cli "$woke_ip" GET "k$i")" = "v$i" ] || missing=$((missing + 1))
+done
+[ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing after waking"
+ok "hibernated in containers (no pod while asleep) and woken with the same primary $woke, 0 of 200 acknowledged writes lost"
+
 # The Cluster and Sentinel samples, in containers of the same image.
 ready shards 300 || fail "the Cluster sample is not Ready (phase $(phase shards)): $("$KUBECTL" get valkeycluster shards -o jsonpath='{.status.conditions}')"
 shard_ip=$("$KUBECTL" get pods -l app.kubernetes.io/instance=shards,app.kubernetes.io/name=valkey -o jsonpath='{.items[0].status.podIP}')
