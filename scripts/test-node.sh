@@ -118,10 +118,15 @@ until_ok 60 sh -c "p=\$($KUBECTL get valkeycluster demo -o jsonpath='{.status.pr
 	|| fail "no failover after the primary's container was killed"
 new=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
 new_ip=$("$KUBECTL" get pod "$new" -o jsonpath='{.status.podIP}')
-missing=0
-for i in $(seq 1 200); do
-	[ "$(cli "$new_ip" GET "k$i")" = "v$i" ] || missing=$((missing + 1))
-done
+# How many of the 200 acknowledged writes the server at $1 lacks.
+missing_on() {
+	local n=0 i
+	for i in $(seq 1 200); do
+		[ "$(cli "$1" GET "k$i")" = "v$i" ] || n=$((n + 1))
+	done
+	echo "$n"
+}
+missing=$(missing_on "$new_ip")
 [ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing on the new primary $new"
 ok "the primary's container killed: failover to $new, 0 of 200 acknowledged writes lost"
 
@@ -138,10 +143,7 @@ ready demo 300 || fail "the Replication sample is not Ready after waking (phase 
 woke=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
 [ "$woke" = "$new" ] || fail "the Replication sample went to sleep with primary $new and woke with $woke"
 woke_ip=$("$KUBECTL" get pod "$woke" -o jsonpath='{.status.podIP}')
-missing=0
-for i in $(seq 1 200); do
-	[ "$(cli "$woke_ip" GET "k$i")" = "v$i" ] || missing=$((missing + 1))
-done
+missing=$(missing_on "$woke_ip")
 [ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing after waking"
 ok "hibernated in containers (no pod while asleep) and woken with the same primary $woke, 0 of 200 acknowledged writes lost"
 

@@ -134,21 +134,22 @@ fn apply_if_sized_otherwise(view: &ClusterView<'_>, replicas: u32) -> Option<Dec
     if applied && sized {
         return None;
     }
-    Some(if replicas == 0 {
-        Decision::new(
-            Intent::ApplyResources {
-                generation: view.generation,
-            },
+    let (code, detail) = if replicas == 0 {
+        (
             ReasonCode::Hibernate,
-            "its data is durable: its StatefulSets go to zero pods",
+            "its data is durable: its StatefulSets go to zero pods".to_owned(),
         )
     } else {
-        Decision::new(
-            Intent::ApplyResources {
-                generation: view.generation,
-            },
+        (
             ReasonCode::Wake,
             format!("its StatefulSet back to {replicas} pods"),
         )
-    })
+    };
+    Some(Decision::new(
+        Intent::ApplyResources {
+            generation: view.generation,
+        },
+        code,
+        detail,
+    ))
 }
