@@ -27,7 +27,7 @@ pub use v1alpha1::{
     FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
     MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
     PodDisruptionBudgetSpec, RestoreSource, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec,
-    Topology, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyClusterSpec,
+    Topology, UpgradeSpec, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus, ValkeyClusterSpec,
     ValkeyClusterStatus, ValkeyOperatorDefaults, ValkeyOperatorDefaultsSpec,
     ValkeyOperatorDefaultsStatus, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus, applicable,
     connection_secret_name, validate, validate_backup, validate_defaults, validate_name,

@@ -789,6 +789,34 @@ pub enum Event {
         /// paths two levels deep (`spec.updateStrategy`).
         fields: Vec<String>,
     },
+    /// [67] Data pod `pod` (`uid`) runs `image`, whose server says it is
+    /// Valkey (or Redis) `version` (`INFO server`). Read once per pod and
+    /// container: what a version upgrade rolls from and to.
+    ServerVersionObserved {
+        /// Pod name.
+        pod: String,
+        /// `metadata.uid` of the Pod.
+        uid: String,
+        /// The Valkey container's image, as the pod spec names it.
+        image: String,
+        /// `valkey_version` (else `redis_version`) of `INFO server`.
+        version: String,
+    },
+    /// [68] The preflight of `image` for spec generation `generation`
+    /// ended (`PreflightImage`): the image ran once with the generation's
+    /// config, on no data, and answered as `version`; or it was
+    /// `refused` (how its container ended: a directive the version does
+    /// not know, an image that cannot be pulled). Exactly one is set.
+    ImagePreflighted {
+        /// The image run.
+        image: String,
+        /// The spec generation whose config it ran with.
+        generation: i64,
+        /// The version it answered with.
+        version: Option<String>,
+        /// Why it cannot run the cluster.
+        refused: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -882,6 +910,8 @@ impl Event {
             Self::StaleReadIgnored { .. } => "StaleReadIgnored",
             Self::SentinelTimingObserved { .. } => "SentinelTimingObserved",
             Self::ContainerFailureObserved { .. } => "ContainerFailureObserved",
+            Self::ServerVersionObserved { .. } => "ServerVersionObserved",
+            Self::ImagePreflighted { .. } => "ImagePreflighted",
         }
     }
 }

@@ -371,6 +371,22 @@ pub enum Intent {
         /// Every data pod.
         pods: Vec<String>,
     },
+    /// A change of image: run `image` once as the pods of spec generation
+    /// `generation` would run it (its config, its users, its TLS), on no
+    /// data and in no Service, before anything rolls: the Pod
+    /// `<cluster>-preflight` with its own ConfigMap. What it answers is
+    /// journaled as `ImagePreflighted`.
+    PreflightImage {
+        /// The image to run.
+        image: String,
+        /// The spec generation whose config it runs with.
+        generation: i64,
+    },
+    /// The preflight of `image` ended: its Pod and ConfigMap are deleted.
+    RemovePreflight {
+        /// The image it ran.
+        image: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -444,6 +460,8 @@ impl Intent {
             Self::ReleaseObjects => "ReleaseObjects",
             Self::PersistForHibernation { .. } => "PersistForHibernation",
             Self::Wake { .. } => "Wake",
+            Self::PreflightImage { .. } => "PreflightImage",
+            Self::RemovePreflight { .. } => "RemovePreflight",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -629,6 +647,10 @@ impl Intent {
                 ),
                 None => format!("wake: {} back as they were", list(pods)),
             },
+            Self::PreflightImage { image, generation } => format!(
+                "run {image} once with the config of spec generation {generation}, on no data"
+            ),
+            Self::RemovePreflight { image } => format!("delete the preflight pod of {image}"),
         }
     }
 }
@@ -670,6 +692,7 @@ impl ReasonCode {
             Self::Drift { .. } => "Drift",
             Self::Hibernate => "Hibernate",
             Self::Wake => "Wake",
+            Self::Upgrade => "Upgrade",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -722,6 +745,7 @@ impl ReasonCode {
             | Self::Drift { .. }
             | Self::Hibernate
             | Self::Wake
+            | Self::Upgrade
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -961,6 +985,9 @@ pub enum ReasonCode {
     /// `spec.hibernated` is unset after a hibernation: the pods are back
     /// and take their roles as before.
     Wake,
+    /// `image` changed: the new image is tried before anything rolls
+    /// (a preflight), and a change of version rolls behind a canary.
+    Upgrade,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -30,7 +30,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::AclObserved { pod, .. }
         | Event::CertificateServed { pod, .. }
         | Event::RestoreFetchObserved { pod, .. }
-        | Event::ContainerFailureObserved { pod, .. } => Some(pod),
+        | Event::ContainerFailureObserved { pod, .. }
+        | Event::ServerVersionObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -51,7 +52,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::FingerprintKeyObserved { .. }
         | Event::FingerprintsRekeyed { .. }
         | Event::ResourceVersionsObserved { .. }
-        | Event::StaleReadIgnored { .. } => None,
+        | Event::StaleReadIgnored { .. }
+        | Event::ImagePreflighted { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -115,6 +117,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::SentinelEventObserved { .. }
             | Event::SentinelSwitchObserved { .. }
             | Event::ContainerFailureObserved { .. }
+            | Event::ServerVersionObserved { .. }
+            | Event::ImagePreflighted { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
@@ -656,6 +660,26 @@ pub fn summary(event: &Event) -> String {
         Event::ContainerFailureObserved { pod, failure } => match failure {
             Some(f) => format!("{pod}: Valkey fails: {f}"),
             None => format!("{pod}: Valkey no longer fails"),
+        },
+        Event::ServerVersionObserved {
+            pod,
+            image,
+            version,
+            ..
+        } => format!("{pod} runs {image}: version {version}"),
+        Event::ImagePreflighted {
+            image,
+            generation,
+            version,
+            refused,
+        } => match (version, refused) {
+            (Some(v), _) => format!(
+                "preflight of {image} with the config of generation {generation}: runs, version {v}"
+            ),
+            (None, Some(r)) => format!(
+                "preflight of {image} with the config of generation {generation}: refused: {r}"
+            ),
+            (None, None) => format!("preflight of {image}: ended without a word"),
         },
     }
 }

@@ -47,7 +47,7 @@ where
 }
 
 /// Server-side applies `obj` (forcing ownership of the fields it sets).
-async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, ActError>
+pub(super) async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, ActError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     <K as Resource>::DynamicType: Default,
@@ -807,9 +807,12 @@ async fn delete_each(
     ] {
         one::<Service>(client, ns, &service, deleted).await?;
     }
+    // A preflight of a new image that was still running.
+    one::<Pod>(client, ns, &resources::preflight_name(name), deleted).await?;
     for config_map in [
         resources::config_map_name(name),
         resources::boot_config_map_name(name),
+        resources::preflight_name(name),
     ] {
         one::<ConfigMap>(client, ns, &config_map, deleted).await?;
     }

@@ -19,6 +19,7 @@ mod reshard;
 mod secret_errors;
 mod sentinel;
 mod tls;
+mod upgrade;
 mod users;
 
 use std::net::SocketAddr;
@@ -421,6 +422,12 @@ impl Executor {
             }
             Intent::Wake { primary, pods } => {
                 hibernation::wake(&self.valkey, target, primary.as_deref(), pods).await
+            }
+            Intent::PreflightImage { image, generation } => {
+                upgrade::preflight(&self.client, target, image, *generation).await
+            }
+            Intent::RemovePreflight { image } => {
+                upgrade::remove_preflight(&self.client, target, image).await
             }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(

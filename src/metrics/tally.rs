@@ -230,6 +230,8 @@ impl Tracker {
             | Intent::ReleaseObjects
             | Intent::PersistForHibernation { .. }
             | Intent::Wake { .. }
+            | Intent::PreflightImage { .. }
+            | Intent::RemovePreflight { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

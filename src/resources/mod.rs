@@ -26,6 +26,7 @@ pub mod internal_users;
 pub mod labels;
 mod network_policy;
 mod pdb;
+mod preflight;
 pub mod restore;
 mod secrets;
 mod sentinel;
@@ -46,6 +47,7 @@ pub use config::{
 };
 pub use network_policy::{OPERATOR_POD_LABELS, build_network_policy, network_policy_name};
 pub use pdb::build_pdb;
+pub use preflight::{PREFLIGHT_NAME_VALUE, build_preflight, preflight_name};
 pub use secrets::{
     CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY,
     CONNECTION_SENTINEL_HOST_KEY, CONNECTION_SENTINEL_MASTER_NAME_KEY,

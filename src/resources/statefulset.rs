@@ -48,7 +48,7 @@ pub const POD_IP_ENV: &str = "POD_IP";
 /// `start.sh` writes it into the runtime config.
 pub const PASSWORD_ENV: &str = "VALKEY_PASSWORD";
 
-const CONFIG_VOLUME: &str = "config";
+pub(super) const CONFIG_VOLUME: &str = "config";
 const BOOT_VOLUME: &str = "boot";
 const RUN_VOLUME: &str = "run";
 const TLS_VOLUME: &str = "tls";

@@ -29,6 +29,7 @@ mod spec;
 mod status;
 mod storage;
 mod topology;
+mod upgrade;
 mod user;
 pub mod validation;
 
@@ -60,6 +61,7 @@ pub use status::{
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;
+pub use upgrade::{CANARY_SECONDS, CANARY_SECONDS_MAX, UpgradeSpec};
 pub use user::{
     ACL_CATEGORIES, INTERNAL_USER_PREFIX, UserPhase, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus,
     check_command_rule, check_pattern, check_username, validate_user,

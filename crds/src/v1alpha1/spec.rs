@@ -27,6 +27,7 @@ use super::defaults::{self, serde_fns};
 use super::failover::{FailoverSpec, SentinelSpec};
 use super::observability::{JournalSpec, MetricsSpec};
 use super::policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
+use super::upgrade::UpgradeSpec;
 use super::schema::DNS_SUBDOMAIN_PATTERN;
 use super::security::{AuthSpec, TlsSpec};
 use super::status::ValkeyClusterStatus;
@@ -268,6 +269,11 @@ pub struct ValkeyClusterSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hibernated: bool,
 
+    /// How a change of the Valkey version rolls: a preflight of the new
+    /// image, then a canary watched for `upgrade.canarySeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
+
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
     /// or of the operator's. The cluster's own fields win over the plan's;
@@ -313,6 +319,7 @@ impl Default for ValkeyClusterSpec {
             restore_from: None,
             paused: false,
             hibernated: false,
+            upgrade: None,
             plan: None,
         }
     }

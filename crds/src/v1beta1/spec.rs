@@ -24,7 +24,7 @@ use crate::v1alpha1::defaults;
 use crate::v1alpha1::{
     AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, FailoverSpec, ImagePullPolicy, JournalSpec,
     MetricsSpec, NetworkPolicySpec, PodDisruptionBudgetSpec, RestoreSource, SentinelSpec,
-    StorageSpec, TlsSpec, Topology, ValkeyClusterStatus,
+    StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
 };
 
 /// The Valkey server image.
@@ -277,6 +277,11 @@ pub struct ValkeyClusterSpec {
     /// map. Needs `storage.persistence` other than `None`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hibernated: bool,
+
+    /// How a change of the Valkey version rolls: a preflight of the new
+    /// image, then a canary watched for `upgrade.canarySeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
 
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace

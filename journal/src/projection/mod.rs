@@ -153,6 +153,60 @@ pub struct ClusterState {
     /// journal without it keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hibernation: Option<HibernationView>,
+    /// The image and server version each data pod runs
+    /// (`ServerVersionObserved`); a pod recreated or deleted is dropped.
+    /// Not serialized while empty, so a snapshot of a journal without it
+    /// keeps its digest.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, PodVersionView>,
+    /// The last preflight of a new image (`PreflightImage`,
+    /// `ImagePreflighted`, `RemovePreflight`). Not serialized while
+    /// `None`, so a snapshot of a journal without it keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<PreflightView>,
+}
+
+/// What one data pod runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PodVersionView {
+    /// The Pod's `metadata.uid`.
+    pub uid: String,
+    /// Its Valkey container's image.
+    pub image: String,
+    /// The server's version.
+    pub version: String,
+    /// When it was first read (the server answered).
+    pub since: Timestamp,
+    /// How its container failed since then, if it did (the last failure
+    /// journaled; kept once it recovers: a canary that failed once failed).
+    pub failed: Option<String>,
+}
+
+/// A preflight of a new image: run once on no data before anything rolls.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreflightView {
+    /// The image run.
+    pub image: String,
+    /// The spec generation whose config it ran with.
+    pub generation: i64,
+    /// When its Pod was made (`PreflightImage` succeeded).
+    pub started: Timestamp,
+    /// The version it answered with.
+    pub version: Option<String>,
+    /// Why it cannot run the cluster.
+    pub refused: Option<String>,
+    /// Its Pod and ConfigMap were deleted (`RemovePreflight` succeeded).
+    pub removed: bool,
+}
+
+impl PreflightView {
+    /// Whether it ended (answered or refused).
+    #[must_use]
+    pub const fn ended(&self) -> bool {
+        self.version.is_some() || self.refused.is_some()
+    }
 }
 
 /// A change made by someone else to an object of the cluster.

@@ -68,6 +68,21 @@ impl ClusterState {
                             });
                         }
                         Intent::Wake { .. } => self.hibernation = None,
+                        Intent::PreflightImage { image, generation } => {
+                            self.preflight = Some(crate::projection::PreflightView {
+                                image: image.clone(),
+                                generation: *generation,
+                                started: at,
+                                ..crate::projection::PreflightView::default()
+                            });
+                        }
+                        Intent::RemovePreflight { image } => {
+                            if let Some(p) =
+                                self.preflight.as_mut().filter(|p| p.image == *image)
+                            {
+                                p.removed = true;
+                            }
+                        }
                         _ => {}
                     }
                     if let Intent::TakeBackup {
@@ -234,7 +249,10 @@ impl ClusterState {
             // The hibernation's view, set and cleared beside the outcome
             // (it keeps the decision's seq and the outcome's time).
             | Intent::PersistForHibernation { .. }
-            | Intent::Wake { .. } => {}
+            | Intent::Wake { .. }
+            // The preflight's view, set beside the outcome (its time).
+            | Intent::PreflightImage { .. }
+            | Intent::RemovePreflight { .. } => {}
         }
     }
 }

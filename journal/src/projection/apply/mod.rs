@@ -127,7 +127,9 @@ impl ClusterState {
             | Event::FailoverRequestObserved { .. }
             | Event::ContainerFailureObserved { .. }
             | Event::BindingObserved { .. }
-            | Event::DriftObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::DriftObserved { .. }
+            | Event::ServerVersionObserved { .. }
+            | Event::ImagePreflighted { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

@@ -36,6 +36,9 @@ impl ClusterState {
                     *view = PodView::default();
                     self.users.pod_replaced(pod);
                 }
+                if self.versions.get(pod).is_some_and(|v| v.uid != *uid) {
+                    self.versions.remove(pod);
+                }
                 view.uid = Some(uid.clone());
                 view.ip.clone_from(ip);
                 view.phase = Some(*phase);
@@ -51,6 +54,7 @@ impl ClusterState {
                 self.users.pod_replaced(pod);
                 self.tls.forget_pod(pod);
                 self.container_failures.remove(pod);
+                self.versions.remove(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -277,11 +281,67 @@ impl ClusterState {
                     Some(f) => {
                         self.history(seq, at, body, format!("pod {pod}: Valkey fails: {f}"));
                         self.container_failures.insert(pod.clone(), f.clone());
+                        if let Some(v) = self.versions.get_mut(pod) {
+                            v.failed = Some(f.clone());
+                        }
                     }
                     None => {
                         self.history(seq, at, body, format!("pod {pod}: Valkey no longer fails"));
                         self.container_failures.remove(pod);
                     }
+                }
+            }
+            Event::ServerVersionObserved {
+                pod,
+                uid,
+                image,
+                version,
+            } => {
+                self.observed();
+                let changed = self
+                    .versions
+                    .get(pod)
+                    .is_none_or(|v| v.image != *image || v.version != *version);
+                if changed {
+                    self.history(seq, at, body, format!("pod {pod} runs {image} ({version})"));
+                }
+                self.versions.insert(
+                    pod.clone(),
+                    crate::projection::PodVersionView {
+                        uid: uid.clone(),
+                        image: image.clone(),
+                        version: version.clone(),
+                        since: at,
+                        failed: None,
+                    },
+                );
+            }
+            Event::ImagePreflighted {
+                image,
+                generation,
+                version,
+                refused,
+            } => {
+                self.observed();
+                match self
+                    .preflight
+                    .as_mut()
+                    .filter(|p| p.image == *image && p.generation == *generation && !p.ended())
+                {
+                    Some(p) => {
+                        p.version.clone_from(version);
+                        p.refused.clone_from(refused);
+                        let said = match (version, refused) {
+                            (Some(v), _) => format!("preflight of {image}: runs, version {v}"),
+                            (None, Some(r)) => format!("preflight of {image}: refused: {r}"),
+                            (None, None) => format!("preflight of {image}: said nothing"),
+                        };
+                        self.history(seq, at, body, said);
+                    }
+                    None => self.anomaly(
+                        seq,
+                        format!("preflight of {image} (generation {generation}) ended, but none runs"),
+                    ),
                 }
             }
             other => self.misrouted(seq, other, "pods"),

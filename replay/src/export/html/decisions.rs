@@ -86,6 +86,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::BackupRequested
         | ReasonCode::Hibernate
         | ReasonCode::Wake
+        | ReasonCode::Upgrade
         | ReasonCode::Unbound { by: None }
         | ReasonCode::ObjectsUnmarked
         | ReasonCode::Rebound

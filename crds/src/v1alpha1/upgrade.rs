@@ -1,0 +1,34 @@
+//! How a change of the Valkey version rolls: `spec.upgrade`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Default soak of an upgrade's canary, in seconds.
+pub const CANARY_SECONDS: i32 = 60;
+/// Longest soak accepted, in seconds (a day).
+pub const CANARY_SECONDS_MAX: i32 = 86_400;
+
+/// A change of `image` that changes the Valkey version is a planned
+/// operation: the new image is first run once with the new config, on no
+/// data (a preflight: a directive the new version refuses stops it before
+/// anything rolls); then one replica is upgraded and watched for
+/// `canarySeconds`; then the rest, primaries last by switchover. Setting
+/// `image` back rolls back the same way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// Seconds the first pod upgraded (a replica, the canary) must run the
+    /// new version ready and in sync, with no failure, before the next pod
+    /// rolls (default 60, 0..=86400; 0: no soak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = CANARY_SECONDS_MAX))]
+    pub canary_seconds: Option<i32>,
+}
+
+impl UpgradeSpec {
+    /// The canary's soak in seconds, the default filled in.
+    #[must_use]
+    pub fn canary_seconds(&self) -> i32 {
+        self.canary_seconds.unwrap_or(CANARY_SECONDS)
+    }
+}
