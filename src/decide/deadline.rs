@@ -18,7 +18,7 @@ use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Timestamp};
 
 use super::view::ClusterView;
-use super::{backup, cluster, tls};
+use super::{backup, cluster, tls, upgrade};
 
 /// The next deadline after `state.last_at`, if any rule has one.
 ///
@@ -36,6 +36,7 @@ pub fn next_deadline(state: &ClusterState) -> Option<Timestamp> {
     if let Some(view) = ClusterView::new(state).filter(|_| !state.deleted) {
         deadlines.extend(tls::renewal_deadline(&view));
         deadlines.extend(backup::retention_deadline(&view));
+        deadlines.extend(upgrade::canary_deadline(&view));
         if view.topology() == Topology::Cluster {
             deadlines.extend(cluster::quorum::takeover_deadline(&view));
         }

@@ -37,6 +37,7 @@ pub(crate) mod replication;
 mod sentinel;
 pub mod status;
 mod tls;
+pub(crate) mod upgrade;
 pub(crate) mod users;
 
 pub use tls::RELOAD_RETRY_MS;
@@ -128,6 +129,10 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     // stopping is not failed over), unless an operation must end first.
     if let Some(decisions) = hibernation::decide_hibernation(&view) {
         return decisions;
+    }
+    // A new image is tried on no data before anything rolls.
+    if let Some(preflight) = upgrade::decide_preflight(&view) {
+        return vec![preflight];
     }
     // The certificate first: no pod of a TLS cluster starts without it.
     if let Some(issue) = tls::decide_issue(&view, now) {

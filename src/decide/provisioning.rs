@@ -13,6 +13,10 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     if view.state.applied_generation == Some(view.generation) {
         return decide_marking(view);
     }
+    // A new image's objects wait for its preflight.
+    if super::upgrade::held(view).is_some() {
+        return Vec::new();
+    }
     let by_defaults = view
         .state
         .spec_layers

@@ -639,6 +639,24 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             }
         }
     }
+    status.upgrade = upgrade_status(&view);
+    if let Some(upgrade) = &status.upgrade {
+        let reason = match upgrade.phase.as_str() {
+            UPGRADE_REFUSED => Some(REASON_UPGRADE_REFUSED),
+            UPGRADE_CANARY_FAILED => Some(REASON_CANARY_FAILED),
+            _ => None,
+        };
+        for c in &mut status.conditions {
+            if c.type_ == CONDITION_PROGRESSING {
+                // A refused upgrade is not progressing: a person must act.
+                if let Some(reason) = reason {
+                    c.status = "False".to_owned();
+                    c.reason = reason.to_owned();
+                }
+                c.message = format!("{}; {}", upgrade.message, c.message);
+            }
+        }
+    }
     status.backup = backup_status(state);
     status.tls = tls_status(&view);
     status.defaults = defaults_status(state, progressing);
@@ -690,6 +708,88 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         }
     }
     status
+}
+
+/// The Progressing reason while an image cannot run this cluster (its
+/// preflight refused it; the shell also raises a Warning Event).
+pub const REASON_UPGRADE_REFUSED: &str = "UpgradeRefused";
+/// The Progressing reason while the canary of an upgrade failed.
+pub const REASON_CANARY_FAILED: &str = "CanaryFailed";
+/// `status.upgrade` phases.
+pub const UPGRADE_PREFLIGHT: &str = "Preflight";
+/// See [`UPGRADE_PREFLIGHT`].
+pub const UPGRADE_REFUSED: &str = "Refused";
+/// See [`UPGRADE_PREFLIGHT`].
+pub const UPGRADE_CANARY: &str = "Canary";
+/// See [`UPGRADE_PREFLIGHT`].
+pub const UPGRADE_CANARY_FAILED: &str = "CanaryFailed";
+/// See [`UPGRADE_PREFLIGHT`].
+pub const UPGRADE_ROLLING: &str = "Rolling";
+
+/// `status.upgrade`: a change of image under way, absent when every pod
+/// known runs the spec's image.
+fn upgrade_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::UpgradeStatus> {
+    use super::upgrade;
+    let image = &view.spec.image;
+    let mut from: Vec<String> = view
+        .state
+        .versions
+        .values()
+        .filter(|v| v.image != *image)
+        .map(|v| format!("{} ({})", v.image, v.version))
+        .collect();
+    from.sort();
+    from.dedup();
+    if from.is_empty() {
+        return None;
+    }
+    let version = upgrade::target_version(view).map(str::to_owned);
+    let refused = view
+        .state
+        .preflight
+        .as_ref()
+        .filter(|p| p.image == *image && p.generation == view.generation)
+        .is_some_and(|p| p.refused.is_some());
+    let (phase, canary, message) = match upgrade::held(view) {
+        Some(why) => (
+            if refused { UPGRADE_REFUSED } else { UPGRADE_PREFLIGHT },
+            None,
+            why,
+        ),
+        None => {
+            let hold = view
+                .roll()
+                .and_then(|r| upgrade::canary_hold(view, &r.pods, &r.outdated));
+            match hold {
+                Some(h) => (
+                    if h.failed {
+                        UPGRADE_CANARY_FAILED
+                    } else {
+                        UPGRADE_CANARY
+                    },
+                    Some(h.pod),
+                    h.why,
+                ),
+                None => (
+                    UPGRADE_ROLLING,
+                    None,
+                    format!(
+                        "{image} rolls out, replicas first, primaries last by switchover; {} pods still run {}",
+                        view.state.versions.values().filter(|v| v.image != *image).count(),
+                        from.join(", ")
+                    ),
+                ),
+            }
+        }
+    };
+    Some(logbook_crds::v1alpha1::UpgradeStatus {
+        image: image.clone(),
+        version,
+        from,
+        phase: phase.to_owned(),
+        canary,
+        message,
+    })
 }
 
 /// `status.restore` phase: the backup is being read and verified.

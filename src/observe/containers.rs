@@ -32,7 +32,7 @@ pub const CANNOT_START: [&str; 6] = [
 
 /// What a pod's Valkey container shows.
 #[derive(Debug, PartialEq, Eq)]
-enum Seen {
+pub(super) enum Seen {
     /// It fails, so.
     Failing(String),
     /// It does not fail.
@@ -62,7 +62,7 @@ pub fn observe_container_failures(state: &ClusterState, pods: &[Pod]) -> Vec<Eve
 /// its container was stopped (killed, exit code 137 or 143, under the
 /// same last lines): not a failure of its own, so what the journal says
 /// stands until the pod is gone.
-fn valkey_container(pod: &Pod) -> Seen {
+pub(super) fn valkey_container(pod: &Pod) -> Seen {
     if pod.metadata.deletion_timestamp.is_some() {
         return Seen::Unchanged;
     }

@@ -23,6 +23,7 @@ mod spec;
 mod termination;
 pub mod tls;
 pub mod users;
+pub mod versions;
 
 pub use binding::observe_binding;
 pub use cluster::{

@@ -29,6 +29,7 @@ mod sentinel_prober;
 mod span;
 mod terminating;
 mod tls;
+mod upgrade;
 mod users;
 
 use std::collections::{BTreeMap, HashMap};

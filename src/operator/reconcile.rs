@@ -25,7 +25,7 @@ use super::events::Kind;
 use super::runtime::FENCED_PAUSE;
 use super::{Context, FINALIZER};
 use crate::actuate::{Target, read_password_with_meta};
-use crate::decide::status::REASON_CONTAINER_FAILING;
+use crate::decide::status::{REASON_CONTAINER_FAILING, REASON_UPGRADE_REFUSED};
 use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
@@ -536,6 +536,32 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
                 .await;
             }
             _ => {}
+        }
+    }
+    // What each pod runs (read once per pod and image), and what the
+    // preflight of a new image shows while it runs; a refusal is the
+    // user's to see.
+    let mut upgrade =
+        super::upgrade::read_versions(rt.probe_client(), &rt.state, &listed.items).await;
+    upgrade.extend(
+        super::upgrade::observe_preflight(&client, &meta, rt.probe_client(), &rt.state).await?,
+    );
+    if !upgrade.is_empty() {
+        for envelope in rt.record_now(upgrade, None).await? {
+            if let Event::ImagePreflighted {
+                image,
+                refused: Some(refused),
+                ..
+            } = &envelope.body
+            {
+                rt.publish_event(
+                    Kind::Warning,
+                    REASON_UPGRADE_REFUSED,
+                    "Preflight",
+                    format!("image {image} cannot run this cluster; nothing rolled: {refused}"),
+                )
+                .await;
+            }
         }
     }
     // The internal Secret: the internal users' passwords (the operator

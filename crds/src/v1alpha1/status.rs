@@ -129,6 +129,34 @@ pub struct ValkeyClusterStatus {
     /// spec in force; absent when none reaches the cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defaults: Option<ClusterDefaultsStatus>,
+    /// A change of image under way: its preflight, its canary, the roll;
+    /// absent when every pod runs the spec's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+}
+
+/// A change of image under way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UpgradeStatus {
+    /// The image the spec asks for.
+    pub image: String,
+    /// Its version, once known (from its preflight, or a pod running it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What the other pods run, `image (version)` each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// `Preflight` (the new image runs once on no data), `Refused` (it
+    /// cannot run this cluster: nothing rolled), `Canary` (the first pod
+    /// upgraded is watched), `CanaryFailed` (it failed: set `image` back
+    /// to roll it back), `Rolling` (the rest, primaries last).
+    pub phase: String,
+    /// The canary pod, once one runs the new image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+    /// Where it stands, in a sentence.
+    pub message: String,
 }
 
 /// The defaults layers of a cluster's spec.

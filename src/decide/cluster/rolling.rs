@@ -82,6 +82,10 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
     if !whole || !in_sync {
         return Vec::new();
     }
+    // A change of version goes on past its canary once it passed.
+    if crate::decide::upgrade::canary_hold(view, &pods, &outdated).is_some() {
+        return Vec::new();
+    }
     if let Some(replica) = outdated.iter().rev().find(|p| !is_primary(p.name)) {
         return roll(
             replica.name,

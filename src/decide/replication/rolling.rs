@@ -91,6 +91,10 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
     if let Some(down) = roll_down_outdated(view, &pods, &outdated, &revision) {
         return down;
     }
+    // A change of version goes on past its canary once it passed.
+    if crate::decide::upgrade::canary_hold(view, &pods, &outdated).is_some() {
+        return Vec::new();
+    }
     if view.topology() == Topology::Standalone {
         return outdated.first().map_or_else(Vec::new, |p| {
             roll(p.name, format!("{} runs an outdated revision", p.name))

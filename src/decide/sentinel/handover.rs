@@ -278,7 +278,7 @@ fn switchover(view: &ClusterView<'_>, request: &str) -> Vec<Decision> {
 /// The primary runs an outdated revision and every replica is current:
 /// Sentinel hands it over, then it is a replica and rolls.
 fn roll_primary(view: &ClusterView<'_>) -> Vec<Decision> {
-    let Some(Roll { outdated, .. }) = view.roll() else {
+    let Some(Roll { outdated, pods, .. }) = view.roll() else {
         return Vec::new();
     };
     let Some(primary) = view.healthy_primary() else {
@@ -286,6 +286,9 @@ fn roll_primary(view: &ClusterView<'_>) -> Vec<Decision> {
     };
     let only_primary = outdated.iter().all(|p| p.name == primary.name);
     if outdated.is_empty() || !only_primary || !whole(view) {
+        return Vec::new();
+    }
+    if crate::decide::upgrade::canary_hold(view, &pods, &outdated).is_some() {
         return Vec::new();
     }
     ask_sentinel(
@@ -345,6 +348,9 @@ pub fn decide_rolling_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
         return down;
     }
     if !whole(view) || !quiet(view) {
+        return Vec::new();
+    }
+    if crate::decide::upgrade::canary_hold(view, &pods, &outdated).is_some() {
         return Vec::new();
     }
     let Some(replica) = outdated
