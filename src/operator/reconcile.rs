@@ -39,6 +39,8 @@ use crate::resources::{ClusterMeta, labels, statefulset_name};
 /// at least this often, which `replay audit`'s `missed-decision` check
 /// counts on.
 pub(super) const RESYNC: Duration = Duration::from_secs(300);
+/// How often a cluster whose new image's preflight runs looks at it.
+const PREFLIGHT_POLL: Duration = Duration::from_millis(500);
 /// How long after a deadline the reconcile that journals it runs (the
 /// wall clock must have passed it).
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
@@ -753,6 +755,13 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         // A change of the defaults waiting for its turn asks again soon:
         // the clusters it waits on finishing wake nothing here.
         rt.defaults_waiting.as_ref().map(|_| DEFAULTS_TURN_POLL),
+        // A preflight's pod is no data pod: no watch event wakes the
+        // cluster when its server answers or its container ends.
+        rt.state
+            .preflight
+            .as_ref()
+            .filter(|p| !p.ended() && !p.removed)
+            .map(|_| PREFLIGHT_POLL),
     ]
     .into_iter()
     .flatten()

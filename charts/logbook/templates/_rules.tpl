@@ -55,10 +55,13 @@
   resources: ["valkeyclusters/finalizers"]
   verbs: ["update"]
 # Pods: watched for phase, readiness and addresses; patch moves the role
-# label after a failover; delete rolls a pod onto a new revision.
+# label after a failover; delete rolls a pod onto a new revision. The one
+# pod the operator makes itself is a new image's preflight
+# (`<cluster>-preflight`, applied: create), read back (get) until its
+# server answers, then deleted.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Objects the operator owns, server-side applied (apply authorizes as create
 # when the object is new, as patch after) and watched so a change made by
 # someone else is put back; deleted with the cluster before the finalizer is
