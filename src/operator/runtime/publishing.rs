@@ -97,6 +97,22 @@ impl ClusterRuntime {
             if status.reshard.is_none() {
                 fields.insert("reshard".to_owned(), serde_json::Value::Null);
             }
+            // An upgrade that ended goes; one under way names each of its
+            // fields, so that a canary that passed is no longer shown.
+            match fields.get_mut("upgrade").and_then(|u| u.as_object_mut()) {
+                Some(upgrade) => {
+                    for (key, gone) in [
+                        ("version", serde_json::Value::Null),
+                        ("canary", serde_json::Value::Null),
+                        ("from", serde_json::json!([])),
+                    ] {
+                        upgrade.entry(key).or_insert(gone);
+                    }
+                }
+                None => {
+                    fields.insert("upgrade".to_owned(), serde_json::Value::Null);
+                }
+            }
             match fields.get_mut("defaults").and_then(|d| d.as_object_mut()) {
                 // Each of its fields named, so one that went is removed.
                 Some(defaults) => {
