@@ -80,7 +80,10 @@ fn check_upgrade_journal(events: &[Envelope], from: u64) {
     let decided = decided_after(events, from);
     eprintln!(
         "decided: {:#?}",
-        decided.iter().map(|(_, i)| i.describe()).collect::<Vec<_>>()
+        decided
+            .iter()
+            .map(|(_, i)| i.describe())
+            .collect::<Vec<_>>()
     );
     assert!(
         decided
@@ -203,7 +206,8 @@ async fn a_replication_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_
 async fn a_valkey_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_writer() {
     const KEYS: u64 = 3000;
     let mut env = Env::start("upgrade-cluster").await;
-    env.apply_yaml(&with_image(&cluster_yaml("shop"), OLD)).await;
+    env.apply_yaml(&with_image(&cluster_yaml("shop"), OLD))
+        .await;
     env.wait_status("shop", Duration::from_secs(120), "formed", cluster_ready)
         .await;
     let password = env.password("shop").await;
@@ -267,20 +271,25 @@ async fn a_config_the_new_version_refuses_stops_the_upgrade_before_anything_roll
         "{}",
         upgrade.message
     );
-    let progressing = vkc
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Progressing")
-        .unwrap();
-    assert_eq!(
-        (progressing.status.as_str(), progressing.reason.as_str()),
-        ("False", "UpgradeRefused")
-    );
+    // Refused as a spec the operator cannot honour: SpecValid false, not
+    // progressing, and a Warning Event.
+    for kind in ["SpecValid", "Progressing"] {
+        let c = vkc
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "UpgradeRefused"),
+            "{kind}"
+        );
+    }
     let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
-    env.eventually(Duration::from_secs(10), "a Warning UpgradeRefused", || {
+    env.eventually(Duration::from_secs(10), "a Warning SpecRejected", || {
         let events = events.clone();
         async move {
             events
@@ -289,7 +298,10 @@ async fn a_config_the_new_version_refuses_stops_the_upgrade_before_anything_roll
                 .unwrap()
                 .items
                 .iter()
-                .any(|e| e.reason.as_deref() == Some("UpgradeRefused"))
+                .any(|e| {
+                    e.reason.as_deref() == Some("SpecRejected")
+                        && e.note.as_deref().is_some_and(|n| n.contains("preflight"))
+                })
         }
     })
     .await;
@@ -345,7 +357,11 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
     eprintln!("demo: {upgrade:?}");
     let canary = upgrade.canary.clone().unwrap();
     assert_ne!(canary, primary_before, "the canary is a replica");
-    assert!(upgrade.message.contains("set image back"), "{}", upgrade.message);
+    assert!(
+        upgrade.message.contains("set image back"),
+        "{}",
+        upgrade.message
+    );
     // Held: the others still run 9.1 a while later.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let held = versions(&env, "demo", &password).await;
@@ -362,7 +378,10 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
             is_ready(v, 3) && v.status.as_ref().is_some_and(|s| s.upgrade.is_none())
         })
         .await;
-    eprintln!("demo: rolled back {:?} after the upgrade was asked", asked.elapsed());
+    eprintln!(
+        "demo: rolled back {:?} after the upgrade was asked",
+        asked.elapsed()
+    );
     let now = versions(&env, "demo", &password).await;
     assert!(now.iter().all(|(_, v)| v == "9.1.2"), "{now:?}");
     assert_eq!(primary(&vkc), primary_before, "the primary never moved");

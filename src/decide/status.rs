@@ -647,6 +647,13 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             _ => None,
         };
         for c in &mut status.conditions {
+            // An image that cannot run the cluster is a spec the operator
+            // cannot honour: refused, and nothing of it applied.
+            if c.type_ == CONDITION_SPEC_VALID && upgrade.phase == UPGRADE_REFUSED {
+                c.status = "False".to_owned();
+                c.reason = REASON_UPGRADE_REFUSED.to_owned();
+                c.message.clone_from(&upgrade.message);
+            }
             if c.type_ == CONDITION_PROGRESSING {
                 // A refused upgrade is not progressing: a person must act.
                 if let Some(reason) = reason {
@@ -752,7 +759,11 @@ fn upgrade_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Upgr
         .is_some_and(|p| p.refused.is_some());
     let (phase, canary, message) = match upgrade::held(view) {
         Some(why) => (
-            if refused { UPGRADE_REFUSED } else { UPGRADE_PREFLIGHT },
+            if refused {
+                UPGRADE_REFUSED
+            } else {
+                UPGRADE_PREFLIGHT
+            },
             None,
             why,
         ),
@@ -775,7 +786,11 @@ fn upgrade_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Upgr
                     None,
                     format!(
                         "{image} rolls out, replicas first, primaries last by switchover; {} pods still run {}",
-                        view.state.versions.values().filter(|v| v.image != *image).count(),
+                        view.state
+                            .versions
+                            .values()
+                            .filter(|v| v.image != *image)
+                            .count(),
                         from.join(", ")
                     ),
                 ),

@@ -45,7 +45,9 @@ fn needs_preflight(view: &ClusterView<'_>) -> bool {
 
 /// The preflight of the spec's image for the spec's generation, if one
 /// was made.
-fn this_preflight<'a>(view: &ClusterView<'a>) -> Option<&'a logbook_journal::projection::PreflightView> {
+fn this_preflight<'a>(
+    view: &ClusterView<'a>,
+) -> Option<&'a logbook_journal::projection::PreflightView> {
     view.state
         .preflight
         .as_ref()

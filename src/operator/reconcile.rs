@@ -556,11 +556,14 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
                 ..
             } = &envelope.body
             {
+                // The spec is refused, as one that fails validation is.
                 rt.publish_event(
                     Kind::Warning,
-                    REASON_UPGRADE_REFUSED,
+                    "SpecRejected",
                     "Preflight",
-                    format!("image {image} cannot run this cluster; nothing rolled: {refused}"),
+                    format!(
+                        "image {image} failed its preflight ({REASON_UPGRADE_REFUSED}); nothing rolled: {refused}"
+                    ),
                 )
                 .await;
             }

@@ -15,7 +15,11 @@ use crate::valkey::ValkeyClient;
 /// `ServerVersionObserved` for each answering pod of `pods` whose version
 /// the journal lacks. A pod that does not answer now is read at a later
 /// reconcile.
-pub async fn read_versions(valkey: &ValkeyClient, state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
+pub async fn read_versions(
+    valkey: &ValkeyClient,
+    state: &ClusterState,
+    pods: &[Pod],
+) -> Vec<Event> {
     let mut out = Vec::new();
     for pod in versions_to_read(state, pods) {
         match valkey.server_version(pod.addr).await {
@@ -45,7 +49,11 @@ pub async fn observe_preflight(
     valkey: &ValkeyClient,
     state: &ClusterState,
 ) -> Result<Option<Event>, OperatorError> {
-    let Some(preflight) = state.preflight.as_ref().filter(|p| !p.ended() && !p.removed) else {
+    let Some(preflight) = state
+        .preflight
+        .as_ref()
+        .filter(|p| !p.ended() && !p.removed)
+    else {
         return Ok(None);
     };
     let ns = meta.namespace.as_str();
@@ -70,7 +78,9 @@ pub async fn observe_preflight(
         PreflightSeen::Starting => None,
         PreflightSeen::Gone => ended(
             None,
-            Some(format!("the preflight Pod {name} was deleted before its server answered")),
+            Some(format!(
+                "the preflight Pod {name} was deleted before its server answered"
+            )),
         ),
         PreflightSeen::Failed(failure) => ended(None, Some(failure)),
         PreflightSeen::Listening(addr) => match valkey.server_version(addr).await {

@@ -109,7 +109,10 @@ mod tests {
         );
         let spec_ = pod.spec.unwrap();
         assert_eq!(spec_.restart_policy.as_deref(), Some("Never"));
-        assert_eq!(spec_.containers[0].image.as_deref(), Some("valkey/valkey:8.0"));
+        assert_eq!(
+            spec_.containers[0].image.as_deref(),
+            Some("valkey/valkey:8.0")
+        );
         let volumes = spec_.volumes.unwrap();
         let data: Vec<_> = volumes.iter().filter(|v| v.name == DATA_VOLUME).collect();
         assert_eq!(data.len(), 1);

@@ -27,12 +27,12 @@ use super::defaults::{self, serde_fns};
 use super::failover::{FailoverSpec, SentinelSpec};
 use super::observability::{JournalSpec, MetricsSpec};
 use super::policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
-use super::upgrade::UpgradeSpec;
 use super::schema::DNS_SUBDOMAIN_PATTERN;
 use super::security::{AuthSpec, TlsSpec};
 use super::status::ValkeyClusterStatus;
 use super::storage::StorageSpec;
 use super::topology::Topology;
+use super::upgrade::UpgradeSpec;
 
 /// When the kubelet pulls the Valkey image.
 #[derive(

@@ -77,9 +77,7 @@ impl ClusterState {
                             });
                         }
                         Intent::RemovePreflight { image } => {
-                            if let Some(p) =
-                                self.preflight.as_mut().filter(|p| p.image == *image)
-                            {
+                            if let Some(p) = self.preflight.as_mut().filter(|p| p.image == *image) {
                                 p.removed = true;
                             }
                         }

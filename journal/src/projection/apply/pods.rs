@@ -340,7 +340,9 @@ impl ClusterState {
                     }
                     None => self.anomaly(
                         seq,
-                        format!("preflight of {image} (generation {generation}) ended, but none runs"),
+                        format!(
+                            "preflight of {image} (generation {generation}) ended, but none runs"
+                        ),
                     ),
                 }
             }
