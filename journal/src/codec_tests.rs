@@ -620,3 +620,54 @@ fn tag<T: serde::Serialize>(value: &T) -> u8 {
         .copied()
         .unwrap()
 }
+
+/// The upgrade's intents are 40 and 41, its reason 45, its events 67
+/// and 68, after every older variant, and round-trip.
+#[test]
+fn the_upgrade_variants_keep_their_catalog_indexes() {
+    let preflight = Intent::PreflightImage {
+        image: "valkey/valkey:9.1".to_owned(),
+        generation: 2,
+    };
+    let remove = Intent::RemovePreflight {
+        image: "valkey/valkey:9.1".to_owned(),
+    };
+    assert_eq!(tag(&preflight), 40);
+    assert_eq!(tag(&remove), 41);
+    assert_eq!(tag(&ReasonCode::Upgrade), 45);
+    for intent in [preflight, remove] {
+        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
+        let (back, _): (Intent, usize) =
+            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+        assert_eq!(back, intent);
+    }
+    for (body, index) in [
+        (
+            Event::ServerVersionObserved {
+                pod: "demo-2".to_owned(),
+                uid: "u".to_owned(),
+                image: "valkey/valkey:9.1".to_owned(),
+                version: "9.1.2".to_owned(),
+            },
+            67,
+        ),
+        (
+            Event::ImagePreflighted {
+                image: "valkey/valkey:8.0".to_owned(),
+                generation: 3,
+                version: None,
+                refused: Some("Bad directive".to_owned()),
+            },
+            68,
+        ),
+    ] {
+        let env = envelope(1, body);
+        let encoded = encode_event(&env).unwrap();
+        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+        assert_eq!(decoded.body, env.body);
+        assert_eq!(
+            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
+            Some(index)
+        );
+    }
+}

@@ -647,6 +647,7 @@ fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
 
 mod hibernation;
 mod requested_failover;
+mod upgrade;
 
 #[test]
 fn a_replica_down_on_an_outdated_revision_is_rolled_without_waiting_for_it() {
