@@ -393,3 +393,72 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
     assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_set_back_to_8_0_after_it_wrote_9_1_files_comes_back_with_every_write() {
+    let env = Env::start("upgrade-back").await;
+    // A soak long enough to set the image back while the canary runs.
+    env.apply_yaml(&with_image(&replication_yaml("demo", 3), OLD).replace(
+        &format!("canarySeconds: {CANARY_SECONDS}"),
+        "canarySeconds: 600",
+    ))
+    .await;
+    env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", 2000).await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let asked = Instant::now();
+    env.patch("demo", serde_json::json!({"spec": {"image": NEW}}))
+        .await;
+    let vkc_canary = env
+        .wait_status("demo", Duration::from_secs(60), "the canary", |v| {
+            upgrade_phase(v).as_deref() == Some("Canary")
+                && v.status
+                    .as_ref()
+                    .and_then(|s| s.upgrade.as_ref())
+                    .is_some_and(|u| u.message.contains("watched"))
+        })
+        .await;
+    let canary = vkc_canary.status.unwrap().upgrade.unwrap().canary.unwrap();
+    // Its files now in 9.1's format, which 8.0 cannot read.
+    redis_cli(&env.pod_addr(&canary).await, &password, &["SAVE"]);
+    env.patch("demo", serde_json::json!({"spec": {"image": OLD}}))
+        .await;
+    let vkc = env
+        .wait_status("demo", Duration::from_secs(90), "set back", |v| {
+            is_ready(v, 3) && v.status.as_ref().is_some_and(|s| s.upgrade.is_none())
+        })
+        .await;
+    eprintln!(
+        "demo: back on 8.0 {:?} after the upgrade was asked",
+        asked.elapsed()
+    );
+    let now = versions(&env, "demo", &password).await;
+    assert!(now.iter().all(|(_, v)| v == "8.0.1"), "{now:?}");
+    let failing = vkc
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .any(|c| c.reason == "ContainerFailing");
+    assert!(!failing, "{:?}", vkc.status);
+    env.wait_acked_after(&probe, Instant::now(), "a write after going back")
+        .await;
+    let log = probe.stop().await;
+    let at = env.pod_addr(&primary(&vkc)).await;
+    check_no_acked_write_lost(&log, asked, &at, &password).await;
+    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    // And the canary holds them too, resynchronised from its primary.
+    assert_eq!(
+        count_missing(&env.pod_addr(&canary).await, &password, "bulk", 2000).await,
+        0
+    );
+    env.finish().await;
+}

@@ -9,7 +9,8 @@
 //! never a boot default"), read from the boot ConfigMap at start.
 //!
 //! The script is POSIX `sh` using builtins only (`printf`, `read`, `case`,
-//! `command -v`, redirections), so it runs the same in the image, under localkube's
+//! `command -v`, redirections; `mv` and `rm` only to set aside files a
+//! downgraded server cannot read), so it runs the same in the image, under localkube's
 //! process kubelet and in tests. Its paths and port default to the pod's
 //! and may be overridden by environment variables for tests:
 //! `VALKEY_CONF_DIR` (`/etc/valkey`), `VALKEY_BOOT_DIR` (`/etc/valkey-boot`)
@@ -166,6 +167,49 @@ fn internal_users_fn(topology: Topology) -> String {
     out
 }
 
+/// `newer_files_aside`: on a server that cannot read them (Valkey 9
+/// writes its RDB files as `VALKEY080`, which 8.x and Redis refuse at
+/// start), the data files are set aside (`<name>.newer-format`, never
+/// deleted), so that a replica going back to an older version takes a
+/// full copy from its primary instead of failing at start. Called only
+/// where the pod follows a primary: one that would serve its own files
+/// keeps them (and fails, saying why).
+const NEWER_FILES_ASIDE: &str = r#"
+newer_files_aside() {
+    data=${VALKEY_DATA_DIR:-/data}
+    version=$(valkey-server --version 2>/dev/null || redis-server --version 2>/dev/null || true)
+    case $version in
+    'Valkey server v='9.* | 'Valkey server v='[1-9][0-9].*) return 0 ;;
+    esac
+    if [ -f "$data/dump.rdb" ]; then
+        magic=
+        IFS= read -r magic <"$data/dump.rdb" || true
+        case $magic in
+        VALKEY*)
+            mv "$data/dump.rdb" "$data/dump.rdb.newer-format"
+            printf 'start.sh: dump.rdb is in a newer format than %s reads: set aside as dump.rdb.newer-format; a full copy comes from the primary
+' "$version" >&2
+            ;;
+        esac
+    fi
+    for base in "$data"/appendonlydir/*.base.rdb; do
+        [ -f "$base" ] || continue
+        magic=
+        IFS= read -r magic <"$base" || true
+        case $magic in
+        VALKEY*)
+            rm -rf "$data/appendonlydir.newer-format"
+            mv "$data/appendonlydir" "$data/appendonlydir.newer-format"
+            printf 'start.sh: appendonlydir is in a newer format than %s reads: set aside as appendonlydir.newer-format
+' "$version" >&2
+            break
+            ;;
+        esac
+    done
+    return 0
+}
+"#;
+
 /// Standalone boots as a primary: there is no one else to follow.
 const BOOT_PRIMARY: &str = r#"
 # Standalone: the only pod is the primary.
@@ -197,6 +241,8 @@ if [ -r "${VALKEY_DATA_DIR:-/data}/nodes.conf" ]; then
 fi
 if [ -n "$booted_primary" ]; then
     printf 'repl-diskless-sync-delay {BOOT_FENCE}\n' >>"$run_conf"
+else
+    newer_files_aside
 fi
 "#;
 
@@ -227,7 +273,11 @@ pub fn render_start_script(topology: Topology) -> String {
         Topology::Replication | Topology::Sentinel => boot_replica(),
     };
     let users = internal_users_fn(topology);
-    format!("{PRELUDE_HEAD}{QUOTE_FN}{users}{PRELUDE_TAIL}{role}{EXEC}")
+    let aside = match topology {
+        Topology::Standalone => "",
+        Topology::Cluster | Topology::Replication | Topology::Sentinel => NEWER_FILES_ASIDE,
+    };
+    format!("{PRELUDE_HEAD}{QUOTE_FN}{users}{aside}{PRELUDE_TAIL}{role}{EXEC}")
 }
 
 /// The role section of every topology but Standalone.
@@ -245,6 +295,7 @@ case $primary in
 esac
 if [ -n "$primary" ] && [ "$primary" != "${{POD_IP:-}}" ]; then
     printf 'replicaof %s {VALKEY_PORT}\n' "$primary" >>"$run_conf"
+    newer_files_aside
 else
     # The fence (see FENCE_HOST): read-only and never a sync source. It
     # serves no reads either until it is linked to a primary: a primary
@@ -259,6 +310,7 @@ fi
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -348,9 +400,34 @@ mod tests {
 
     #[test]
     fn the_script_uses_no_external_command_but_the_server() {
-        let s = render_start_script(Topology::Replication);
-        for cmd in ["cat ", "cp ", "sed ", "mv ", "chmod ", "echo "] {
-            assert!(!s.contains(cmd), "uses {cmd:?}");
+        // Save `mv` and `rm`, in every image with a shell (coreutils or
+        // busybox), where older files are set aside after a downgrade.
+        for t in [
+            Topology::Replication,
+            Topology::Cluster,
+            Topology::Standalone,
+        ] {
+            let s = render_start_script(t).replace(NEWER_FILES_ASIDE, "");
+            for cmd in ["cat ", "cp ", "sed ", "mv ", "rm ", "chmod ", "echo "] {
+                assert!(!s.contains(cmd), "uses {cmd:?}");
+            }
         }
+        for cmd in ["cat ", "cp ", "sed ", "chmod ", "echo "] {
+            assert!(!NEWER_FILES_ASIDE.contains(cmd), "uses {cmd:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_pod_that_follows_a_primary_sets_newer_files_aside() {
+        let r = render_start_script(Topology::Replication);
+        let follows = r
+            .find("printf 'replicaof %s 6379\\n' \"$primary\"")
+            .unwrap();
+        let fenced = r.find("printf 'replicaof 192.0.2.1").unwrap();
+        let aside = r.rfind("    newer_files_aside\n").unwrap();
+        assert!(follows < aside && aside < fenced, "{r}");
+        let c = render_start_script(Topology::Cluster);
+        assert!(c.contains("else\n    newer_files_aside\nfi"), "{c}");
+        assert!(!render_start_script(Topology::Standalone).contains("newer_files_aside"));
     }
 }
