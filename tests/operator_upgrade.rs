@@ -3,8 +3,9 @@
 //! canary watched for `upgrade.canarySeconds`, then the rest, primaries
 //! last by hand-over, under a writer that loses no acknowledged write; a
 //! config the new version refuses stops it before anything rolls; a
-//! canary that fails holds the roll, and setting the image back rolls it
-//! back.
+//! canary that fails (a downgrade its primary cannot copy its data to)
+//! holds the roll, and setting the image back rolls it back; a canary
+//! set back after it wrote the new version's files comes back.
 
 #![allow(
     clippy::unwrap_used,
@@ -333,11 +334,17 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
     write_keys(&service, &password, "bulk", 2000).await;
-    // Every pod's data on its volume, in 9.1's RDB format (VALKEY080),
-    // which 8.0 cannot read.
-    for pod in env.pods("demo").await {
-        redis_cli(&env.pod_addr(&pod.name_any()).await, &password, &["SAVE"]);
-    }
+    // A hash field with a TTL (9.x): 8.0 cannot hold it, so the 9.1
+    // primary cannot send an 8.0 replica a full copy ("Can't store key
+    // in RDB version 11"): the canary never gets in sync.
+    let hsetex = redis_cli(
+        &env.pod_addr(&primary(&vkc)).await,
+        &password,
+        &[
+            "HSETEX", "session", "EX", "100000", "FIELDS", "1", "token", "t",
+        ],
+    );
+    assert_eq!(hsetex.trim(), "1", "{hsetex}");
     let probe = write_probe(&service, &password, "probe");
     env.eventually(Duration::from_secs(10), "acknowledged writes", || {
         let n = probe.acked_count();

@@ -25,7 +25,7 @@ pub use v1alpha1::{
     AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CLUSTER_OWN_FIELDS,
     CertSource, ClusterDefaultsStatus, ClusterPhase, DEFAULTS_NAME, FailoverSpec, FieldError,
     FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
-    MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence,
+    MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence, Placement,
     PodDisruptionBudgetSpec, RestoreSource, SecretKeyRef, SentinelSpec, StorageSpec, TlsSpec,
     Topology, UpgradeSpec, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus,
     ValkeyClusterSpec, ValkeyClusterStatus, ValkeyOperatorDefaults, ValkeyOperatorDefaultsSpec,

@@ -693,6 +693,7 @@ impl ReasonCode {
             Self::Hibernate => "Hibernate",
             Self::Wake => "Wake",
             Self::Upgrade => "Upgrade",
+            Self::FailBack { .. } => "FailBack",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -746,6 +747,7 @@ impl ReasonCode {
             | Self::Hibernate
             | Self::Wake
             | Self::Upgrade
+            | Self::FailBack { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -988,6 +990,12 @@ pub enum ReasonCode {
     /// `image` changed: the new image is tried before anything rolls
     /// (a preflight), and a change of version rolls behind a canary.
     Upgrade,
+    /// `placement: Preferred`: the primary role moves back to `pod`, its
+    /// preferred pod, back and in sync since the last failover.
+    FailBack {
+        /// The preferred pod.
+        pod: String,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

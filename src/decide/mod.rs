@@ -31,6 +31,7 @@ mod fingerprint_key;
 )]
 pub(crate) mod given;
 pub(crate) mod hibernation;
+mod placement;
 mod provisioning;
 mod recovery;
 pub(crate) mod replication;

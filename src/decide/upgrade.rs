@@ -36,6 +36,12 @@ fn canary_micros(view: &ClusterView<'_>) -> i64 {
     i64::from(seconds.max(0)).saturating_mul(1_000_000)
 }
 
+/// How long a canary may answer without being in sync before it counts
+/// as failed: twice its soak, at least 30 s.
+fn sync_limit_micros(view: &ClusterView<'_>) -> i64 {
+    canary_micros(view).saturating_mul(2).max(30_000_000)
+}
+
 /// Whether the spec's image needs a preflight: pods are known to run
 /// images, and none runs this one.
 fn needs_preflight(view: &ClusterView<'_>) -> bool {
@@ -214,6 +220,27 @@ pub(crate) fn canary_hold(
             until: None,
         });
     };
+    // In sync with its primary: a Replication's, a Cluster shard's.
+    let in_sync = canary.view.role == Some(logbook_journal::Role::Primary)
+        || canary.view.link == Some(logbook_journal::LinkStatus::Up);
+    if !in_sync {
+        let limit = Timestamp(since.0.saturating_add(sync_limit_micros(view)));
+        let failed = view.state.last_at >= limit;
+        return Some(CanaryHold {
+            why: if failed {
+                format!(
+                    "canary {name} failed on {} ({to}): not in sync with its primary {} s after it answered (can its primary send it a full copy? a key may use what {to} cannot hold); set image back to roll it back",
+                    view.spec.image,
+                    sync_limit_micros(view) / 1_000_000
+                )
+            } else {
+                format!("canary {name} answers on {to}, not yet in sync with its primary")
+            },
+            pod: name,
+            failed,
+            until: (!failed).then_some(limit),
+        });
+    }
     let until = Timestamp(since.0.saturating_add(canary_micros(view)));
     (view.state.last_at < until).then(|| CanaryHold {
         why: format!(

@@ -61,7 +61,9 @@ pub use status::{
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;
-pub use upgrade::{CANARY_SECONDS, CANARY_SECONDS_MAX, UpgradeSpec};
+pub use upgrade::{
+    CANARY_SECONDS, CANARY_SECONDS_MAX, FAIL_BACK_AFTER_SECONDS, Placement, UpgradeSpec,
+};
 pub use user::{
     ACL_CATEGORIES, INTERNAL_USER_PREFIX, UserPhase, ValkeyUser, ValkeyUserSpec, ValkeyUserStatus,
     check_command_rule, check_pattern, check_username, validate_user,

@@ -32,7 +32,7 @@ use super::security::{AuthSpec, TlsSpec};
 use super::status::ValkeyClusterStatus;
 use super::storage::StorageSpec;
 use super::topology::Topology;
-use super::upgrade::UpgradeSpec;
+use super::upgrade::{Placement, UpgradeSpec};
 
 /// When the kubelet pulls the Valkey image.
 #[derive(
@@ -274,6 +274,13 @@ pub struct ValkeyClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeSpec>,
 
+    /// Where primaries are kept: `Any` (default: where the last failover
+    /// left them) or `Preferred` (moved back to their preferred pods by a
+    /// switchover once those are back and in sync; Replication and
+    /// Cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
     /// or of the operator's. The cluster's own fields win over the plan's;
@@ -320,6 +327,7 @@ impl Default for ValkeyClusterSpec {
             paused: false,
             hibernated: false,
             upgrade: None,
+            placement: None,
             plan: None,
         }
     }

@@ -32,3 +32,23 @@ impl UpgradeSpec {
         self.canary_seconds.unwrap_or(CANARY_SECONDS)
     }
 }
+
+/// Where primaries are kept (`spec.placement`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Placement {
+    /// Wherever the last failover left them (the default).
+    #[default]
+    Any,
+    /// On their preferred pods: a Replication's first pod (`<name>-0`), a
+    /// Cluster shard's first (ordinals below `shards`, which the default
+    /// anti-affinity spreads over nodes). After a failover, once the
+    /// preferred pod is back, ready and in sync for
+    /// [`FAIL_BACK_AFTER_SECONDS`], the primary role moves back to it by a
+    /// switchover (a Cluster's coordinated failover), journaled with the
+    /// reason `FailBack`.
+    Preferred,
+}
+
+/// How long a preferred pod must have been back, and the last failover
+/// past, before the primary role moves back to it.
+pub const FAIL_BACK_AFTER_SECONDS: i64 = 30;

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::v1alpha1::defaults;
 use crate::v1alpha1::{
     AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, FailoverSpec, ImagePullPolicy, JournalSpec,
-    MetricsSpec, NetworkPolicySpec, PodDisruptionBudgetSpec, RestoreSource, SentinelSpec,
-    StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
+    MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, RestoreSource,
+    SentinelSpec, StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
 };
 
 /// The Valkey server image.
@@ -282,6 +282,13 @@ pub struct ValkeyClusterSpec {
     /// image, then a canary watched for `upgrade.canarySeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeSpec>,
+
+    /// Where primaries are kept: `Any` (default: where the last failover
+    /// left them) or `Preferred` (moved back to their preferred pods by a
+    /// switchover once those are back and in sync; Replication and
+    /// Cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace

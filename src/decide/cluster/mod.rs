@@ -65,7 +65,7 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Valkey Cluster needs next.
 pub fn decide_cluster(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 8] = [
+    let steps: [&Step<'_>; 9] = [
         &|v| failover::decide_failover(v, now, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &membership::decide_membership,
@@ -74,6 +74,7 @@ pub fn decide_cluster(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -
         &resharding::decide_resharding,
         &labels::decide_labels,
         &rolling::decide_rolling,
+        &crate::decide::placement::decide_cluster_fail_back,
     ];
     first_wanted(view, &steps)
 }

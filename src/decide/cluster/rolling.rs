@@ -59,7 +59,18 @@ pub fn decide_rolling(view: &ClusterView<'_>) -> Vec<Decision> {
     // down is such a replica and every slot still has its primary: it
     // serves nothing, and waiting for the cluster to be whole would wait
     // for it for ever (as on Replication and Sentinel).
-    let down: Vec<_> = pods.iter().filter(|p| !p.view.ready).collect();
+    // An outdated replica that cannot follow its primary (a downgrade
+    // whose full copy the primary cannot send, set back since) is down as
+    // far as the roll goes.
+    let down: Vec<_> = pods
+        .iter()
+        .filter(|p| {
+            !p.view.ready
+                || (outdated.iter().any(|o| o.name == p.name)
+                    && p.view.role == Some(Role::Replica)
+                    && p.view.link != Some(LinkStatus::Up))
+        })
+        .collect();
     let all_there = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas;
     if all_there && !down.is_empty() {
         let rollable = down

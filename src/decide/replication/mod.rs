@@ -50,7 +50,7 @@ pub use switchover::AUTO as SWITCHOVER_AUTO;
 
 /// What a Standalone or Replication cluster needs next.
 pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 7] = [
+    let steps: [&Step<'_>; 8] = [
         &|v| failover::decide_failover(v, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &requested_failover::decide_requested_failover,
@@ -58,6 +58,7 @@ pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decisi
         &roles::decide_roles,
         &switchover::decide_switchover,
         &rolling::decide_rolling,
+        &super::placement::decide_replication_fail_back,
     ];
     first_wanted(view, &steps)
 }

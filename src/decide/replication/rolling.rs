@@ -25,14 +25,23 @@ pub(crate) fn roll_down_outdated(
     outdated: &[PodState<'_>],
     revision: &str,
 ) -> Option<Vec<Decision>> {
+    let primary = view.healthy_primary();
+    // An outdated replica that cannot follow the primary (a downgrade
+    // whose full copy the primary cannot send, set back since) is down as
+    // far as the roll goes: it holds no redundancy to keep.
+    let out_of_sync = |p: &PodState<'_>| {
+        outdated.iter().any(|o| o.name == p.name)
+            && primary
+                .as_ref()
+                .is_some_and(|pr| pr.name != p.name && !p.in_sync_with(pr.name))
+    };
     let down: Vec<&PodState<'_>> = pods
         .iter()
-        .filter(|p| !(p.view.ready && p.usable()))
+        .filter(|p| !(p.view.ready && p.usable()) || out_of_sync(p))
         .collect();
     if down.is_empty() {
         return None;
     }
-    let primary = view.healthy_primary();
     let standalone = view.topology() == Topology::Standalone;
     let only_outdated_replicas = down.iter().all(|d| {
         outdated.iter().any(|o| o.name == d.name)

@@ -81,6 +81,7 @@ pub fn validate(
     metadata::check_labels(&spec.labels, &mut errors);
     metadata::check_annotations(&spec.annotations, &mut errors);
     check_storage(spec, &mut errors);
+    check_placement(spec, &mut errors);
     check_auth(spec, &mut errors);
     check_tls(spec, &mut errors);
     config::check_config(&spec.config, &mut errors);
@@ -293,6 +294,20 @@ fn check_optional_subdomain(path: &str, value: Option<&str>, errors: &mut Errors
     {
         errors.push(path, FieldErrorKind::Invalid, format!("name {e}"));
     }
+}
+
+fn check_placement(spec: &ValkeyClusterSpec, errors: &mut Errors) {
+    if spec.placement != Some(super::Placement::Preferred) {
+        return;
+    }
+    let why = match spec.topology {
+        Topology::Standalone => "a Standalone cluster has one pod: there is nothing to place",
+        Topology::Sentinel => {
+            "Sentinel chooses the primary it fails over to: placement Preferred is not supported for Sentinel (yet); use Any"
+        }
+        Topology::Replication | Topology::Cluster => return,
+    };
+    errors.push("spec.placement", FieldErrorKind::Invalid, why);
 }
 
 fn check_storage(spec: &ValkeyClusterSpec, errors: &mut Errors) {

@@ -83,6 +83,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         }
         ReasonCode::Unbound { by: Some(by) } => format!("annotation removed by {by}"),
         ReasonCode::Drift { objects } => format!("changed by hand: {}", objects.join(", ")),
+        ReasonCode::FailBack { pod } => format!("back to preferred pod {pod}"),
         ReasonCode::BackupRequested
         | ReasonCode::Hibernate
         | ReasonCode::Wake

@@ -1,0 +1,187 @@
+//! Placement (`spec.placement: Preferred`): after a failover, the primary
+//! role moves back to its preferred pod once that pod is back — ready,
+//! answering, in sync — and both the last failover and its return are at
+//! least [`FAIL_BACK_AFTER_SECONDS`] old (a pod that keeps failing is not
+//! handed the role back every time it answers). A Replication's preferred
+//! pod is its first (`<name>-0`, where bootstrap puts the primary); a
+//! Cluster shard's is the pod of the lowest ordinal among its members
+//! below `shards` (where slots are first assigned, and which the default
+//! anti-affinity spreads over nodes, so that primaries sit on distinct
+//! nodes again). Moves are planned hand-overs — a switchover, a
+//! coordinated `CLUSTER FAILOVER` — one at a time, with the reason
+//! `FailBack`, only while nothing else is under way.
+
+use logbook_crds::v1alpha1::FAIL_BACK_AFTER_SECONDS;
+use logbook_crds::{Placement, Topology};
+use logbook_journal::{ClusterFailoverMode, Intent, LinkStatus, ReasonCode, Role, Timestamp};
+
+use super::Decision;
+use super::view::{ClusterView, PodState, ordinal};
+
+/// The hold-down, in microseconds.
+const HOLD_US: i64 = FAIL_BACK_AFTER_SECONDS * 1_000_000;
+
+fn preferred(view: &ClusterView<'_>) -> bool {
+    view.spec.placement == Some(Placement::Preferred)
+}
+
+/// Nothing else under way that a hand-over would disturb.
+fn quiet(view: &ClusterView<'_>) -> bool {
+    let s = view.state;
+    view.roll().is_none()
+        && s.switchover_request.is_none()
+        && s.failover_request.is_none()
+        && s.hibernation.is_none()
+        && s.backups.running().is_none()
+        && s.reshard.run.is_none()
+        && s.reshard.migrations.is_empty()
+        && view.state.applied_generation == Some(view.generation)
+}
+
+/// When `pod` may take the role back: the hold-down after the last
+/// failover and after its current process first answered.
+fn ready_at(view: &ClusterView<'_>, pod: &str) -> Option<Timestamp> {
+    let back = view.state.versions.get(pod).map(|v| v.since)?;
+    let failed_over = view.state.last_failover.as_ref().map_or(back, |f| f.at);
+    Some(Timestamp(back.0.max(failed_over.0).saturating_add(HOLD_US)))
+}
+
+/// Whether `pod`'s Kubernetes node is known not ready.
+fn node_down(view: &ClusterView<'_>, pod: &PodState<'_>) -> bool {
+    pod.view
+        .node
+        .as_ref()
+        .and_then(|n| view.state.kube_nodes.get(n))
+        .is_some_and(|ready| !ready)
+}
+
+/// A Replication's fail-back: `Some((preferred pod, primary))` when the
+/// role should move back now, or the moment it may (`Err`).
+fn replication_target<'a>(
+    view: &ClusterView<'a>,
+) -> Option<Result<(PodState<'a>, PodState<'a>), Timestamp>> {
+    let primary = view.healthy_primary()?;
+    let want = view.pods().into_iter().find(|p| ordinal(p.name) == 0)?;
+    if want.name == primary.name
+        || !want.view.ready
+        || !want.in_sync_with(primary.name)
+        || node_down(view, &want)
+        || view.pods().iter().any(|p| !p.view.ready)
+    {
+        return None;
+    }
+    let at = ready_at(view, want.name)?;
+    Some(if view.state.last_at < at {
+        Err(at)
+    } else {
+        Ok((want, primary))
+    })
+}
+
+/// Replication: the switchover back to `<name>-0`.
+pub(super) fn decide_replication_fail_back(view: &ClusterView<'_>) -> Vec<Decision> {
+    if !preferred(view) || view.topology() != Topology::Replication || !quiet(view) {
+        return Vec::new();
+    }
+    let Some(Ok((want, primary))) = replication_target(view) else {
+        return Vec::new();
+    };
+    let code = ReasonCode::FailBack {
+        pod: want.name.to_owned(),
+    };
+    let detail = format!(
+        "placement Preferred: {} is back and in sync (the last failover {} s ago or more); the primary role moves back from {}",
+        want.name, FAIL_BACK_AFTER_SECONDS, primary.name
+    );
+    let mut out = vec![Decision::new(
+        Intent::Switchover {
+            from: primary.name.to_owned(),
+            to: want.name.to_owned(),
+        },
+        code.clone(),
+        detail.clone(),
+    )];
+    out.extend(super::replication::after_new_primary(
+        view, want.name, &code, &detail,
+    ));
+    out
+}
+
+/// A Cluster's next fail-back: the shard whose primary is not its
+/// preferred pod, and that pod, a replica of it, back and in sync.
+fn cluster_target<'a>(view: &ClusterView<'a>) -> Option<Result<(String, PodState<'a>), Timestamp>> {
+    let shards = view.state.cluster.shards();
+    let wanted = u32::try_from(view.spec.effective_shards()).unwrap_or(0);
+    let mut earliest: Option<Timestamp> = None;
+    for shard in &shards {
+        if ordinal(shard.primary) < wanted {
+            continue;
+        }
+        let Some(want) = shard
+            .replicas
+            .iter()
+            .filter(|r| ordinal(r) < wanted)
+            .filter_map(|r| view.pod(r))
+            .min_by_key(|p| ordinal(p.name))
+        else {
+            continue;
+        };
+        let in_sync = want.view.ready
+            && want.usable_as(Role::Replica)
+            && want.view.link == Some(LinkStatus::Up)
+            && !node_down(view, &want);
+        if !in_sync {
+            continue;
+        }
+        let Some(at) = ready_at(view, want.name) else {
+            continue;
+        };
+        if view.state.last_at < at {
+            earliest = Some(earliest.map_or(at, |e| Timestamp(e.0.min(at.0))));
+            continue;
+        }
+        return Some(Ok((shard.primary.to_owned(), want)));
+    }
+    earliest.map(Err)
+}
+
+/// Cluster: a coordinated failover of one shard back to its preferred pod.
+pub(super) fn decide_cluster_fail_back(view: &ClusterView<'_>) -> Vec<Decision> {
+    if !preferred(view) || view.topology() != Topology::Cluster || !quiet(view) {
+        return Vec::new();
+    }
+    let whole = view.pods().iter().all(|p| p.view.ready && p.usable())
+        && view.state.cluster.unassigned() == 0;
+    if !whole {
+        return Vec::new();
+    }
+    let Some(Ok((primary, want))) = cluster_target(view) else {
+        return Vec::new();
+    };
+    vec![Decision::new(
+        Intent::ClusterFailover {
+            pod: want.name.to_owned(),
+            from: Some(primary.clone()),
+            mode: ClusterFailoverMode::Coordinated,
+        },
+        ReasonCode::FailBack {
+            pod: want.name.to_owned(),
+        },
+        format!(
+            "placement Preferred: {} is back and in sync as a replica of {primary}; its shard moves back to it by a coordinated failover",
+            want.name
+        ),
+    )]
+}
+
+/// When a fail-back waiting for its hold-down may be decided.
+pub(super) fn fail_back_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
+    if !preferred(view) {
+        return None;
+    }
+    match view.topology() {
+        Topology::Replication => replication_target(view)?.err(),
+        Topology::Cluster => cluster_target(view)?.err(),
+        Topology::Standalone | Topology::Sentinel => None,
+    }
+}
