@@ -635,6 +635,12 @@ fn the_upgrade_variants_keep_their_catalog_indexes() {
     assert_eq!(tag(&preflight), 40);
     assert_eq!(tag(&remove), 41);
     assert_eq!(tag(&ReasonCode::Upgrade), 45);
+    assert_eq!(
+        tag(&ReasonCode::FailBack {
+            pod: "demo-0".to_owned()
+        }),
+        46
+    );
     for intent in [preflight, remove] {
         let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
         let (back, _): (Intent, usize) =

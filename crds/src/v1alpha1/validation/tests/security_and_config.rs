@@ -335,3 +335,23 @@ fn an_unset_hibernated_is_not_serialized() {
         Some(&serde_json::Value::Bool(true))
     );
 }
+
+#[test]
+fn placement_preferred_is_for_replication_and_cluster() {
+    for (topology, ok) in [
+        (Topology::Standalone, false),
+        (Topology::Replication, true),
+        (Topology::Sentinel, false),
+        (Topology::Cluster, true),
+    ] {
+        let mut s = spec(topology);
+        s.placement = Some(crate::Placement::Preferred);
+        if ok {
+            assert_valid(&s);
+        } else {
+            assert_only(&s, "spec.placement", FieldErrorKind::Invalid);
+        }
+        s.placement = Some(crate::Placement::Any);
+        assert_valid(&s);
+    }
+}

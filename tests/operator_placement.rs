@@ -1,0 +1,157 @@
+//! `placement: Preferred` on real servers: after a primary's pod is
+//! deleted and failed over, the primary role goes back to its preferred
+//! pod by a planned hand-over once that pod is back and in sync and the
+//! hold-down has passed, journaled with the reason `FailBack`, under a
+//! writer that loses no acknowledged write.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::time::{Duration, Instant};
+
+use logbook_journal::{Envelope, Event, Intent, ReasonCode};
+use operator_common::*;
+
+/// The fail-back decisions of the journal, with the pod each moves to.
+fn fail_backs(events: &[Envelope]) -> Vec<(Intent, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => {
+                Some(intents.iter().filter_map(|p| match &p.reason.code {
+                    ReasonCode::FailBack { pod }
+                        if matches!(
+                            p.intent,
+                            Intent::Switchover { .. } | Intent::ClusterFailover { .. }
+                        ) =>
+                    {
+                        Some((p.intent.clone(), pod.clone()))
+                    }
+                    _ => None,
+                }))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replication_primary_goes_back_to_its_preferred_pod_after_a_failover() {
+    let mut env = Env::start("placement-repl").await;
+    env.apply_yaml(
+        &replication_yaml("demo", 3)
+            .replace("  storage:\n", "  placement: Preferred\n  storage:\n"),
+    )
+    .await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    assert_eq!(primary(&vkc), "demo-0");
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", 2000).await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let asked = Instant::now();
+    env.delete_pod("demo-0").await;
+    env.wait_status("demo", Duration::from_secs(30), "failed over", |v| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.primary.as_deref())
+            .is_some_and(|p| p != "demo-0")
+    })
+    .await;
+    let vkc = env
+        .wait_status("demo", Duration::from_secs(120), "back on demo-0", |v| {
+            is_ready(v, 3) && primary(v) == "demo-0"
+        })
+        .await;
+    eprintln!(
+        "demo: back on demo-0 {:?} after its pod was deleted",
+        asked.elapsed()
+    );
+    env.wait_acked_after(&probe, Instant::now(), "a write after the fail-back")
+        .await;
+    let log = probe.stop().await;
+    let at = env.pod_addr(&primary(&vkc)).await;
+    check_no_acked_write_lost(&log, asked, &at, &password).await;
+    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let back = fail_backs(&env.journal_events(&stream).await);
+    eprintln!("demo: {back:?}");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(
+        matches!(&back[0].0, Intent::Switchover { to, .. } if to == "demo-0"),
+        "{back:?}"
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_shard_goes_back_to_its_preferred_pod_after_a_failover() {
+    const KEYS: u64 = 3000;
+    let mut env = Env::start("placement-cluster").await;
+    env.apply_yaml(
+        &cluster_yaml("shop").replace("  storage:\n", "  placement: Preferred\n  storage:\n"),
+    )
+    .await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "formed", cluster_ready)
+        .await;
+    let primaries_before = primaries(&vkc);
+    assert!(
+        primaries_before.contains(&"shop-0".to_owned()),
+        "{primaries_before:?}"
+    );
+    let password = env.password("shop").await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    load(&seeds(&env, 6).await, &password, KEYS).await;
+    let probe = start_writer(&env, &password).await;
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let asked = Instant::now();
+    env.delete_pod("shop-0").await;
+    env.wait_status("shop", Duration::from_secs(60), "failed over", |v| {
+        !primaries(v).contains(&"shop-0".to_owned()) && primaries(v).len() == 3
+    })
+    .await;
+    env.wait_status("shop", Duration::from_secs(150), "back on shop-0", |v| {
+        cluster_ready(v) && {
+            let mut now = primaries(v);
+            now.sort();
+            let mut before = primaries_before.clone();
+            before.sort();
+            now == before
+        }
+    })
+    .await;
+    eprintln!(
+        "shop: the primaries back where they were {:?} after shop-0 was deleted",
+        asked.elapsed()
+    );
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
+    let stream = env.stream("shop").await;
+    env.stop_operator(Stop::Graceful).await;
+    let back = fail_backs(&env.journal_events(&stream).await);
+    eprintln!("shop: {back:?}");
+    assert!(
+        back.iter().any(|(i, pod)| pod == "shop-0"
+            && matches!(i, Intent::ClusterFailover { pod, .. } if pod == "shop-0")),
+        "{back:?}"
+    );
+    env.finish().await;
+}
