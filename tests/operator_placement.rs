@@ -54,13 +54,7 @@ async fn a_replication_primary_goes_back_to_its_preferred_pod_after_a_failover()
     assert_eq!(primary(&vkc), "demo-0");
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
-    write_keys(&service, &password, "bulk", 2000).await;
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = bulk_then_writer(&env, &service, &password, 2000).await;
     let asked = Instant::now();
     env.delete_pod("demo-0").await;
     env.wait_status("demo", Duration::from_secs(30), "failed over", |v| {
@@ -79,12 +73,17 @@ async fn a_replication_primary_goes_back_to_its_preferred_pod_after_a_failover()
         "demo: back on demo-0 {:?} after its pod was deleted",
         asked.elapsed()
     );
-    env.wait_acked_after(&probe, Instant::now(), "a write after the fail-back")
-        .await;
-    let log = probe.stop().await;
     let at = env.pod_addr(&primary(&vkc)).await;
-    check_no_acked_write_lost(&log, asked, &at, &password).await;
-    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    stop_writer_and_check(
+        &env,
+        probe,
+        "a write after the fail-back",
+        asked,
+        &at,
+        &password,
+        2000,
+    )
+    .await;
     let stream = env.stream("demo").await;
     env.stop_operator(Stop::Graceful).await;
     let back = fail_backs(&env.journal_events(&stream).await);

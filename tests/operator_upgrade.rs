@@ -167,13 +167,7 @@ async fn a_replication_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_
             .iter()
             .all(|(_, v)| v == "8.0.1")
     );
-    write_keys(&service, &password, "bulk", 2000).await;
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = bulk_then_writer(&env, &service, &password, 2000).await;
     let from = u64::try_from(journal_seq(&vkc)).unwrap();
     let asked = Instant::now();
     env.patch("demo", serde_json::json!({"spec": {"image": NEW}}))
@@ -190,12 +184,17 @@ async fn a_replication_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_
     eprintln!("demo: upgraded {:?} after it was asked", asked.elapsed());
     let now = versions(&env, "demo", &password).await;
     assert!(now.iter().all(|(_, v)| v == "9.1.2"), "{now:?}");
-    env.wait_acked_after(&probe, Instant::now(), "a write after the upgrade")
-        .await;
-    let log = probe.stop().await;
     let at = env.pod_addr(&primary(&vkc)).await;
-    let (acked, failed) = check_no_acked_write_lost(&log, asked, &at, &password).await;
-    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    let (acked, failed) = stop_writer_and_check(
+        &env,
+        probe,
+        "a write after the upgrade",
+        asked,
+        &at,
+        &password,
+        2000,
+    )
+    .await;
     eprintln!("demo: {acked} acknowledged writes kept, {failed} failed");
     let stream = env.stream("demo").await;
     env.stop_operator(Stop::Graceful).await;
@@ -333,7 +332,6 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
-    write_keys(&service, &password, "bulk", 2000).await;
     // A hash field with a TTL (9.x): 8.0 cannot hold it, so the 9.1
     // primary cannot send an 8.0 replica a full copy ("Can't store key
     // in RDB version 11"): the canary never gets in sync.
@@ -345,12 +343,7 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
         ],
     );
     assert_eq!(hsetex.trim(), "1", "{hsetex}");
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = bulk_then_writer(&env, &service, &password, 2000).await;
     let asked = Instant::now();
     let primary_before = primary(&vkc);
     env.patch("demo", serde_json::json!({"spec": {"image": OLD}}))
@@ -392,12 +385,17 @@ async fn a_canary_that_fails_holds_the_roll_and_the_image_set_back_rolls_it_back
     let now = versions(&env, "demo", &password).await;
     assert!(now.iter().all(|(_, v)| v == "9.1.2"), "{now:?}");
     assert_eq!(primary(&vkc), primary_before, "the primary never moved");
-    env.wait_acked_after(&probe, Instant::now(), "a write after the rollback")
-        .await;
-    let log = probe.stop().await;
     let at = env.pod_addr(&primary_before).await;
-    check_no_acked_write_lost(&log, asked, &at, &password).await;
-    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    stop_writer_and_check(
+        &env,
+        probe,
+        "a write after the rollback",
+        asked,
+        &at,
+        &password,
+        2000,
+    )
+    .await;
     env.finish().await;
 }
 
@@ -413,13 +411,7 @@ async fn a_canary_set_back_to_8_0_after_it_wrote_9_1_files_comes_back_with_every
     env.wait_ready("demo", 3, Duration::from_secs(60)).await;
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
-    write_keys(&service, &password, "bulk", 2000).await;
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = bulk_then_writer(&env, &service, &password, 2000).await;
     let asked = Instant::now();
     env.patch("demo", serde_json::json!({"spec": {"image": NEW}}))
         .await;
@@ -456,12 +448,17 @@ async fn a_canary_set_back_to_8_0_after_it_wrote_9_1_files_comes_back_with_every
         .iter()
         .any(|c| c.reason == "ContainerFailing");
     assert!(!failing, "{:?}", vkc.status);
-    env.wait_acked_after(&probe, Instant::now(), "a write after going back")
-        .await;
-    let log = probe.stop().await;
     let at = env.pod_addr(&primary(&vkc)).await;
-    check_no_acked_write_lost(&log, asked, &at, &password).await;
-    assert_eq!(count_missing(&at, &password, "bulk", 2000).await, 0);
+    stop_writer_and_check(
+        &env,
+        probe,
+        "a write after going back",
+        asked,
+        &at,
+        &password,
+        2000,
+    )
+    .await;
     // And the canary holds them too, resynchronised from its primary.
     assert_eq!(
         count_missing(&env.pod_addr(&canary).await, &password, "bulk", 2000).await,

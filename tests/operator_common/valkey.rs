@@ -290,3 +290,41 @@ pub fn standalone_yaml(name: &str) -> String {
 pub fn logbook_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_logbook"))
 }
+
+/// `bulk` keys `bulk:<n>` written through `service`, then a write probe
+/// started on it and 20 of its writes acknowledged.
+pub async fn bulk_then_writer(
+    env: &Env,
+    service: &str,
+    password: &str,
+    bulk: u64,
+) -> logbook_bench::WriteProbe {
+    write_keys(service, password, "bulk", bulk).await;
+    let probe = write_probe(service, password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    probe
+}
+
+/// Once `probe` has a write acknowledged after `what`, stops it: every
+/// write it acknowledged since `from` and every one of the `bulk` keys
+/// is on `at`. Returns (acked, failed).
+pub async fn stop_writer_and_check(
+    env: &Env,
+    probe: logbook_bench::WriteProbe,
+    what: &str,
+    from: std::time::Instant,
+    at: &str,
+    password: &str,
+    bulk: u64,
+) -> (usize, usize) {
+    env.wait_acked_after(&probe, std::time::Instant::now(), what)
+        .await;
+    let log = probe.stop().await;
+    let counts = check_no_acked_write_lost(&log, from, at, password).await;
+    assert_eq!(count_missing(at, password, "bulk", bulk).await, 0);
+    counts
+}
