@@ -25,16 +25,13 @@ fn preferred(view: &ClusterView<'_>) -> bool {
     view.spec.placement == Some(Placement::Preferred)
 }
 
-/// Nothing else under way that a hand-over would disturb.
+/// Nothing else under way that a hand-over would disturb: no operation
+/// a hibernation would wait for either (a roll, a reshard, a backup or
+/// restore, a requested switchover or failover), no hibernation, and the
+/// spec's objects applied.
 fn quiet(view: &ClusterView<'_>) -> bool {
-    let s = view.state;
-    view.roll().is_none()
-        && s.switchover_request.is_none()
-        && s.failover_request.is_none()
-        && s.hibernation.is_none()
-        && s.backups.running().is_none()
-        && s.reshard.run.is_none()
-        && s.reshard.migrations.is_empty()
+    super::hibernation::busy(view).is_none()
+        && view.state.hibernation.is_none()
         && view.state.applied_generation == Some(view.generation)
 }
 

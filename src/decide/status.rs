@@ -738,34 +738,20 @@ pub const UPGRADE_ROLLING: &str = "Rolling";
 fn upgrade_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::UpgradeStatus> {
     use super::upgrade;
     let image = &view.spec.image;
-    let mut from: Vec<String> = view
-        .state
-        .versions
-        .values()
-        .filter(|v| v.image != *image)
-        .map(|v| format!("{} ({})", v.image, v.version))
-        .collect();
-    from.sort();
-    from.dedup();
+    let from = upgrade::others(view);
     if from.is_empty() {
         return None;
     }
     let version = upgrade::target_version(view).map(str::to_owned);
-    let refused = view
-        .state
-        .preflight
-        .as_ref()
-        .filter(|p| p.image == *image && p.generation == view.generation)
-        .is_some_and(|p| p.refused.is_some());
     let (phase, canary, message) = match upgrade::held(view) {
-        Some(why) => (
-            if refused {
+        Some(held) => (
+            if held.refused {
                 UPGRADE_REFUSED
             } else {
                 UPGRADE_PREFLIGHT
             },
             None,
-            why,
+            held.why,
         ),
         None => {
             let hold = view

@@ -21,6 +21,7 @@
 //! Pure, as all of `decide`; time is the journal's.
 
 use logbook_crds::v1alpha1::CANARY_SECONDS;
+use logbook_journal::projection::PreflightView;
 use logbook_journal::{Intent, ReasonCode, Timestamp};
 
 use super::Decision;
@@ -51,34 +52,45 @@ fn needs_preflight(view: &ClusterView<'_>) -> bool {
 
 /// The preflight of the spec's image for the spec's generation, if one
 /// was made.
-fn this_preflight<'a>(
-    view: &ClusterView<'a>,
-) -> Option<&'a logbook_journal::projection::PreflightView> {
+fn this_preflight<'a>(view: &ClusterView<'a>) -> Option<&'a PreflightView> {
     view.state
         .preflight
         .as_ref()
         .filter(|p| p.image == view.spec.image && p.generation == view.generation)
 }
 
+/// Why the objects of the spec's generation are not applied yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The preflight refused the image (else it runs, or is to run).
+    pub refused: bool,
+    /// Why, in a sentence.
+    pub why: String,
+}
+
 /// Why the objects of the spec's generation are not applied yet: its
 /// image's preflight runs, or refused it. `None`: they may be.
-pub(crate) fn held(view: &ClusterView<'_>) -> Option<String> {
+pub(crate) fn held(view: &ClusterView<'_>) -> Option<Held> {
     if !needs_preflight(view) {
         return None;
     }
     let image = &view.spec.image;
     match this_preflight(view) {
         Some(p) if p.version.is_some() => None,
-        Some(p) => Some(match &p.refused {
-            Some(refused) => format!(
+        Some(PreflightView {
+            refused: Some(refused),
+            ..
+        }) => Some(Held {
+            refused: true,
+            why: format!(
                 "image {image} failed its preflight with the config of generation {}: {refused}; nothing rolled",
                 view.generation
             ),
-            None => format!("image {image} runs its preflight (on no data) before anything rolls"),
         }),
-        None => Some(format!(
-            "image {image} runs its preflight (on no data) before anything rolls"
-        )),
+        _ => Some(Held {
+            refused: false,
+            why: format!("image {image} runs its preflight (on no data) before anything rolls"),
+        }),
     }
 }
 
@@ -109,7 +121,8 @@ pub(super) fn decide_preflight(view: &ClusterView<'_>) -> Option<Decision> {
     if !needs_preflight(view) || this_preflight(view).is_some() {
         return None;
     }
-    let from = running(view).join(", ");
+    // No pod runs the spec's image (`needs_preflight`): every image known.
+    let from = others(view).join(", ");
     Some(Decision::new(
         Intent::PreflightImage {
             image: view.spec.image.clone(),
@@ -123,12 +136,14 @@ pub(super) fn decide_preflight(view: &ClusterView<'_>) -> Option<Decision> {
     ))
 }
 
-/// `image (version)` of each distinct image the pods are known to run.
-fn running(view: &ClusterView<'_>) -> Vec<String> {
+/// `image (version)` of each distinct image the pods are known to run
+/// other than the spec's, sorted.
+pub(crate) fn others(view: &ClusterView<'_>) -> Vec<String> {
     let mut out: Vec<String> = view
         .state
         .versions
         .values()
+        .filter(|v| v.image != view.spec.image)
         .map(|v| format!("{} ({})", v.image, v.version))
         .collect();
     out.sort();
