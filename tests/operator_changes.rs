@@ -57,11 +57,7 @@ async fn switchover_on_request_auto_and_named_loses_no_acknowledged_write() {
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
     let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(&env, &probe).await;
 
     let asked = Instant::now();
     let second = switch_to(&env, "demo", "auto").await;
@@ -146,11 +142,7 @@ async fn scaling_3_to_5_to_2_never_removes_the_primary_and_keeps_the_data() {
 
     // Down to 2, with a client writing throughout.
     let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(&env, &probe).await;
     let monitor = PodMonitor::start(&env, "demo", 2);
     let asked = Instant::now();
     env.patch("demo", serde_json::json!({"spec": {"replicas": 2}}))

@@ -49,11 +49,7 @@ async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
         config.wait_replicas = replicated;
         logbook_bench::WriteProbe::start(config)
     };
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(env, &probe).await;
 
     // To sleep.
     let asked = Instant::now();
@@ -329,13 +325,7 @@ async fn a_valkey_cluster_sleeps_and_wakes_with_its_node_ids_and_slot_map() {
     eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
     let shards_before = shard_map(&vkc);
     let ids_before = node_ids(&env, &password, 6).await;
-    load(&seeds(&env, 6).await, &password, KEYS).await;
-    let probe = start_writer(&env, &password).await;
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
     let decided_from = u64::try_from(journal_seq(&env.vkc("shop").await)).unwrap();
     env.patch("shop", serde_json::json!({"spec": {"hibernated": true}}))
         .await;

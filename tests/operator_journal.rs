@@ -328,11 +328,7 @@ async fn scaled_to_zero_while_the_primary_dies_a_fresh_instance_takes_the_journa
     let service = env.service_addr("demo").await;
     write_keys(&service, &password, "bulk", BULK).await;
     let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(&env, &probe).await;
 
     // Scaled to zero: no operator at all while the primary dies.
     env.stop_operator(Stop::Graceful).await;
@@ -508,11 +504,7 @@ async fn two_operators_only_the_lease_holder_acts_and_a_stolen_lease_forks_nothi
     // The primary dies; the Lease is taken from op-a the moment it has
     // decided the failover, while its intents run.
     let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(&env, &probe).await;
     let roles = RoleWatch::start(&env, "demo", &password);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let since = now_micros();

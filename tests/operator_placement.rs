@@ -114,13 +114,7 @@ async fn a_cluster_shard_goes_back_to_its_preferred_pod_after_a_failover() {
     );
     let password = env.password("shop").await;
     eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
-    load(&seeds(&env, 6).await, &password, KEYS).await;
-    let probe = start_writer(&env, &password).await;
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
     let asked = Instant::now();
     env.delete_pod("shop-0").await;
     env.wait_status("shop", Duration::from_secs(60), "failed over", |v| {

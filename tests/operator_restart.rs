@@ -33,11 +33,7 @@ async fn restart_case(how: Stop) {
     let service = env.service_addr("demo").await;
     write_keys(&service, &password, "bulk", BULK).await;
     let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    first_acks(&env, &probe).await;
 
     let fault = Instant::now();
     match how {

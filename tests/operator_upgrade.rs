@@ -212,13 +212,7 @@ async fn a_valkey_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_write
         .await;
     let password = env.password("shop").await;
     eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
-    load(&seeds(&env, 6).await, &password, KEYS).await;
-    let probe = start_writer(&env, &password).await;
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
     let from = u64::try_from(journal_seq(&env.vkc("shop").await)).unwrap();
     let asked = Instant::now();
     env.patch("shop", serde_json::json!({"spec": {"image": NEW}}))

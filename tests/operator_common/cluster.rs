@@ -436,6 +436,19 @@ pub async fn start_writer(env: &Env, password: &str) -> logbook_bench::WriteProb
     logbook_bench::cluster_writer::start_cluster_probe(config)
 }
 
+/// `keys` keys loaded into the 6-pod cluster, then a writer started on it
+/// and its first acknowledged writes waited for.
+pub async fn loaded_under_writer(
+    env: &Env,
+    password: &str,
+    keys: u64,
+) -> logbook_bench::WriteProbe {
+    load(&seeds(env, 6).await, password, keys).await;
+    let probe = start_writer(env, password).await;
+    first_acks(env, &probe).await;
+    probe
+}
+
 /// Every one of the `keys` loaded keys and every acknowledged write, read
 /// through the slots' owners.
 pub async fn assert_every_key(env: &Env, pods: usize, password: &str, keys: u64, acked: &[u64]) {

@@ -301,12 +301,17 @@ pub async fn bulk_then_writer(
 ) -> logbook_bench::WriteProbe {
     write_keys(service, password, "bulk", bulk).await;
     let probe = write_probe(service, password, "probe");
+    first_acks(env, &probe).await;
+    probe
+}
+
+/// Waits (10 s at most) for `probe`'s first 20 acknowledged writes.
+pub async fn first_acks(env: &Env, probe: &logbook_bench::WriteProbe) {
     env.eventually(Duration::from_secs(10), "acknowledged writes", || {
         let n = probe.acked_count();
         async move { n >= 20 }
     })
     .await;
-    probe
 }
 
 /// Once `probe` has a write acknowledged after `what`, stops it: every
