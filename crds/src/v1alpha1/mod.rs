@@ -26,6 +26,7 @@ mod policy;
 mod schema;
 mod security;
 mod spec;
+mod standby;
 mod status;
 mod storage;
 mod topology;
@@ -52,6 +53,10 @@ pub use security::{
     AuthSpec, CertSource, IssuerRef, SecretKeyRef, TlsSpec, generated_password_secret,
 };
 pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
+pub use standby::{
+    MAX_LAG_BYTES, ReplicateFrom, SOURCE_METRICS_KEY, SOURCE_REPLICATION_KEY, SourceCluster,
+    SourceEndpoint,
+};
 pub use status::{
     CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
     CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,

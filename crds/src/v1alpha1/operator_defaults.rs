@@ -33,7 +33,13 @@ pub const MAX_CLUSTERS_ROLLING_MAX: i32 = 1000;
 /// Spec fields a defaults layer may not set: a cluster's topology is its
 /// own (and immutable); a restore is asked of one cluster, once; a pause
 /// is one cluster's.
-pub const CLUSTER_OWN_FIELDS: &[&str] = &["topology", "restoreFrom", "paused", "hibernated"];
+pub const CLUSTER_OWN_FIELDS: &[&str] = &[
+    "topology",
+    "restoreFrom",
+    "paused",
+    "hibernated",
+    "replicateFrom",
+];
 
 /// Defaults for ValkeyClusters, and the plans they may select.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -58,7 +64,7 @@ pub const CLUSTER_OWN_FIELDS: &[&str] = &["topology", "restoreFrom", "paused", "
 pub struct ValkeyOperatorDefaultsSpec {
     /// Any part of a ValkeyCluster's spec (`image`, `storage`,
     /// `resources`, `failover`, ...), the defaults of every cluster this
-    /// object reaches. `topology`, `restoreFrom`, `paused` and `hibernated` are each
+    /// object reaches. `topology`, `restoreFrom`, `paused`, `hibernated` and `replicateFrom` are each
     /// cluster's own and may not be set here.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     #[schemars(schema_with = "spec_part_schema")]

@@ -29,6 +29,7 @@ use super::observability::{JournalSpec, MetricsSpec};
 use super::policy::{NetworkPolicySpec, PodDisruptionBudgetSpec};
 use super::schema::DNS_SUBDOMAIN_PATTERN;
 use super::security::{AuthSpec, TlsSpec};
+use super::standby::ReplicateFrom;
 use super::status::ValkeyClusterStatus;
 use super::storage::StorageSpec;
 use super::topology::Topology;
@@ -281,6 +282,13 @@ pub struct ValkeyClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
 
+    /// A standby of another Valkey: the primary replicates from the
+    /// source's (following its failovers), the cluster refuses writes,
+    /// and removing this promotes it. Set only when the cluster is
+    /// created; Standalone and Replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicate_from: Option<ReplicateFrom>,
+
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
     /// or of the operator's. The cluster's own fields win over the plan's;
@@ -328,6 +336,7 @@ impl Default for ValkeyClusterSpec {
             hibernated: false,
             upgrade: None,
             placement: None,
+            replicate_from: None,
             plan: None,
         }
     }

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::v1alpha1::defaults;
 use crate::v1alpha1::{
     AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, FailoverSpec, ImagePullPolicy, JournalSpec,
-    MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, RestoreSource,
-    SentinelSpec, StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
+    MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, ReplicateFrom,
+    RestoreSource, SentinelSpec, StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
 };
 
 /// The Valkey server image.
@@ -289,6 +289,13 @@ pub struct ValkeyClusterSpec {
     /// Cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+
+    /// A standby of another Valkey: the primary replicates from the
+    /// source's (following its failovers), the cluster refuses writes,
+    /// and removing this promotes it. Set only when the cluster is
+    /// created; Standalone and Replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicate_from: Option<ReplicateFrom>,
 
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace

@@ -17,6 +17,7 @@ mod metadata;
 mod names;
 mod resources;
 mod scheduling;
+mod standby;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +83,7 @@ pub fn validate(
     metadata::check_annotations(&spec.annotations, &mut errors);
     check_storage(spec, &mut errors);
     check_placement(spec, &mut errors);
+    standby::check_standby(spec, old, &mut errors);
     check_auth(spec, &mut errors);
     check_tls(spec, &mut errors);
     config::check_config(&spec.config, &mut errors);

@@ -355,3 +355,114 @@ fn placement_preferred_is_for_replication_and_cluster() {
         assert_valid(&s);
     }
 }
+
+fn standby_of(name: &str) -> crate::ReplicateFrom {
+    crate::ReplicateFrom {
+        cluster: Some(crate::SourceCluster {
+            name: name.into(),
+            namespace: Some("prod".into()),
+        }),
+        ..crate::ReplicateFrom::default()
+    }
+}
+
+#[test]
+fn a_standby_is_standalone_or_replication_and_names_one_source() {
+    for (topology, ok) in [
+        (Topology::Standalone, true),
+        (Topology::Replication, true),
+        (Topology::Sentinel, false),
+        (Topology::Cluster, false),
+    ] {
+        let mut s = spec(topology);
+        s.replicate_from = Some(standby_of("shop"));
+        if ok {
+            assert_valid(&s);
+        } else {
+            assert_only(&s, "spec.replicateFrom", FieldErrorKind::NotSupported);
+        }
+    }
+    let mut s = spec(Topology::Replication);
+    s.replicate_from = Some(crate::ReplicateFrom::default());
+    assert_only(&s, "spec.replicateFrom", FieldErrorKind::Required);
+    let endpoint = crate::SourceEndpoint {
+        host: "10.1.2.3".into(),
+        port: Some(6380),
+        credentials_secret: "shop-credentials".into(),
+    };
+    s.replicate_from = Some(crate::ReplicateFrom {
+        endpoint: Some(endpoint.clone()),
+        ..standby_of("shop")
+    });
+    assert_only(&s, "spec.replicateFrom", FieldErrorKind::Invalid);
+    s.replicate_from = Some(crate::ReplicateFrom {
+        endpoint: Some(endpoint.clone()),
+        ..crate::ReplicateFrom::default()
+    });
+    assert_valid(&s);
+    s.replicate_from = Some(crate::ReplicateFrom {
+        endpoint: Some(crate::SourceEndpoint {
+            port: Some(0),
+            ..endpoint.clone()
+        }),
+        ..crate::ReplicateFrom::default()
+    });
+    assert_only(
+        &s,
+        "spec.replicateFrom.endpoint.port",
+        FieldErrorKind::OutOfRange,
+    );
+    s.replicate_from = Some(crate::ReplicateFrom {
+        endpoint: Some(crate::SourceEndpoint {
+            host: "a b".into(),
+            ..endpoint
+        }),
+        ..crate::ReplicateFrom::default()
+    });
+    assert_only(
+        &s,
+        "spec.replicateFrom.endpoint.host",
+        FieldErrorKind::Invalid,
+    );
+    s.replicate_from = Some(standby_of("shop"));
+    s.tls.enabled = true;
+    assert_only(&s, "spec.replicateFrom", FieldErrorKind::NotSupported);
+}
+
+#[test]
+fn a_standby_is_made_at_creation_keeps_its_source_and_is_promoted_by_removing_it() {
+    let running = spec(Topology::Replication);
+    let mut standby = spec(Topology::Replication);
+    standby.replicate_from = Some(standby_of("shop"));
+    // A running cluster cannot become one.
+    assert_only_with_old(
+        &standby,
+        Some(&running),
+        "spec.replicateFrom",
+        FieldErrorKind::Forbidden,
+    );
+    // Another source is refused; another lag bound is not.
+    let mut other = standby.clone();
+    other.replicate_from = Some(standby_of("cart"));
+    assert_only_with_old(
+        &other,
+        Some(&standby),
+        "spec.replicateFrom",
+        FieldErrorKind::Immutable,
+    );
+    let mut bound = standby.clone();
+    if let Some(from) = bound.replicate_from.as_mut() {
+        from.max_lag_bytes = Some(4096);
+    }
+    assert!(validate(&bound, Some(&standby)).is_ok());
+    // Removing it is the promotion.
+    assert!(validate(&running, Some(&standby)).is_ok());
+    // It neither hibernates nor is placed while it follows.
+    let mut asleep = standby.clone();
+    asleep.storage.persistence = crate::Persistence::Rdb;
+    asleep.hibernated = true;
+    assert_only(&asleep, "spec.hibernated", FieldErrorKind::Forbidden);
+    let mut placed = standby;
+    placed.placement = Some(crate::Placement::Preferred);
+    assert_only(&placed, "spec.placement", FieldErrorKind::Forbidden);
+}
