@@ -677,3 +677,79 @@ fn the_upgrade_variants_keep_their_catalog_indexes() {
         );
     }
 }
+
+/// The standby's intents are 42 and 43, its reasons 47 and 48, its
+/// events 69 to 71, after every older variant, and round-trip.
+#[test]
+fn the_standby_variants_keep_their_catalog_indexes() {
+    let follow = Intent::FollowSource {
+        pod: "dr-0".to_owned(),
+        host: "10.96.0.7".to_owned(),
+        port: 6379,
+        secret: "prod/shop-internal".to_owned(),
+    };
+    let promote = Intent::PromoteStandby {
+        pod: "dr-0".to_owned(),
+        host: "10.96.0.7".to_owned(),
+        port: 6379,
+        secret: "prod/shop-internal".to_owned(),
+    };
+    assert_eq!(tag(&follow), 42);
+    assert_eq!(tag(&promote), 43);
+    assert_eq!(
+        tag(&ReasonCode::Standby {
+            source: "prod/shop".to_owned()
+        }),
+        47
+    );
+    assert_eq!(tag(&ReasonCode::Promotion { lag: Some(12) }), 48);
+    for intent in [follow, promote] {
+        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
+        let (back, _): (Intent, usize) =
+            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+        assert_eq!(back, intent);
+    }
+    for (body, index) in [
+        (
+            Event::SourceFollowed {
+                pod: "dr-0".to_owned(),
+                host: "10.96.0.7".to_owned(),
+                port: 6379,
+            },
+            69,
+        ),
+        (
+            Event::StandbyObserved {
+                host: Some("10.96.0.7".to_owned()),
+                port: 6379,
+                secret: "prod/shop-internal".to_owned(),
+                offset: Some(100),
+                source_offset: Some(2_000_000),
+                source_replid: None,
+                lag: Some(1_999_900),
+                behind: true,
+                error: None,
+            },
+            70,
+        ),
+        (
+            Event::StandbyPromoted {
+                pod: "dr-0".to_owned(),
+                offset: 5,
+                source_before: Some(5),
+                source_after: None,
+                error: Some("refused".to_owned()),
+            },
+            71,
+        ),
+    ] {
+        let env = envelope(1, body);
+        let encoded = encode_event(&env).unwrap();
+        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+        assert_eq!(decoded.body, env.body);
+        assert_eq!(
+            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
+            Some(index)
+        );
+    }
+}

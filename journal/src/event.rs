@@ -817,6 +817,57 @@ pub enum Event {
         /// Why it cannot run the cluster.
         refused: Option<String>,
     },
+    /// [69] The standby's pod `pod` follows its source at `host`:`port`
+    /// (`FollowSource` succeeded): the standby's believed primary.
+    SourceFollowed {
+        /// The standby's pod.
+        pod: String,
+        /// The source's address.
+        host: String,
+        /// The source's port.
+        port: u16,
+    },
+    /// [70] A standby's source as the operator read it, journaled when
+    /// its address, its history, whether it answered, or whether the
+    /// standby is behind (`lag` past `spec.replicateFrom.maxLagBytes`)
+    /// changed: never for a lag that moves within its side of the bound.
+    StandbyObserved {
+        /// The source's address (its client Service's), `None` when it
+        /// could not be resolved.
+        host: Option<String>,
+        /// The source's port.
+        port: u16,
+        /// `namespace/name` of the Secret holding the source's passwords.
+        secret: String,
+        /// The standby's primary's offset in the source's stream.
+        offset: Option<u64>,
+        /// The source's offset (`master_repl_offset`), when it answered.
+        source_offset: Option<u64>,
+        /// The source's replication id: a new one is a failover there.
+        source_replid: Option<ReplId>,
+        /// Bytes behind the source, when both offsets are on one history.
+        lag: Option<u64>,
+        /// Whether `lag` is past the bound.
+        behind: bool,
+        /// Why the source or its Secret could not be read.
+        error: Option<String>,
+    },
+    /// [71] The standby was promoted (`PromoteStandby`): `pod` stopped
+    /// following its source at `offset`. The source's offset read just
+    /// before and just after bound how far behind it was; `None` when the
+    /// source did not answer (`error` says why).
+    StandbyPromoted {
+        /// The pod promoted.
+        pod: String,
+        /// Its offset when it stopped following.
+        offset: u64,
+        /// The source's offset just before.
+        source_before: Option<u64>,
+        /// The source's offset just after.
+        source_after: Option<u64>,
+        /// Why the source's offset is unknown.
+        error: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -912,6 +963,9 @@ impl Event {
             Self::ContainerFailureObserved { .. } => "ContainerFailureObserved",
             Self::ServerVersionObserved { .. } => "ServerVersionObserved",
             Self::ImagePreflighted { .. } => "ImagePreflighted",
+            Self::SourceFollowed { .. } => "SourceFollowed",
+            Self::StandbyObserved { .. } => "StandbyObserved",
+            Self::StandbyPromoted { .. } => "StandbyPromoted",
         }
     }
 }

@@ -387,6 +387,35 @@ pub enum Intent {
         /// The image it ran.
         image: String,
     },
+    /// A standby (`spec.replicateFrom`): `pod` replicates from the
+    /// source at `host`:`port` (its client Service, so it follows the
+    /// source's failovers): `REPLICAOF host port`. From then on it is the
+    /// standby's believed primary, which its other pods follow and which
+    /// refuses writes. Journaled as `SourceFollowed`.
+    FollowSource {
+        /// The standby's pod.
+        pod: String,
+        /// The source's address.
+        host: String,
+        /// The source's port.
+        port: u16,
+        /// `namespace/name` of the Secret holding the source's passwords.
+        secret: String,
+    },
+    /// `spec.replicateFrom` removed: `pod`, which follows the source,
+    /// stops following (`REPLICAOF NO ONE`) and takes writes. The source's
+    /// offset is read just before and just after, so the outcome
+    /// (`StandbyPromoted`) says how far behind the source it was.
+    PromoteStandby {
+        /// The standby's pod that follows the source.
+        pod: String,
+        /// The source's address.
+        host: String,
+        /// The source's port.
+        port: u16,
+        /// `namespace/name` of the Secret holding the source's passwords.
+        secret: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -462,6 +491,8 @@ impl Intent {
             Self::Wake { .. } => "Wake",
             Self::PreflightImage { .. } => "PreflightImage",
             Self::RemovePreflight { .. } => "RemovePreflight",
+            Self::FollowSource { .. } => "FollowSource",
+            Self::PromoteStandby { .. } => "PromoteStandby",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -651,6 +682,12 @@ impl Intent {
                 "run {image} once with the config of spec generation {generation}, on no data"
             ),
             Self::RemovePreflight { image } => format!("delete the preflight pod of {image}"),
+            Self::FollowSource {
+                pod, host, port, ..
+            } => format!("{pod} follows the source at {host}:{port}"),
+            Self::PromoteStandby { pod, .. } => {
+                format!("promote the standby: {pod} stops following its source")
+            }
         }
     }
 }
@@ -694,6 +731,8 @@ impl ReasonCode {
             Self::Wake => "Wake",
             Self::Upgrade => "Upgrade",
             Self::FailBack { .. } => "FailBack",
+            Self::Standby { .. } => "Standby",
+            Self::Promotion { .. } => "Promotion",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -748,6 +787,8 @@ impl ReasonCode {
             | Self::Wake
             | Self::Upgrade
             | Self::FailBack { .. }
+            | Self::Standby { .. }
+            | Self::Promotion { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -995,6 +1036,18 @@ pub enum ReasonCode {
     FailBack {
         /// The preferred pod.
         pod: String,
+    },
+    /// `spec.replicateFrom`: the standby's believed primary follows its
+    /// source (first, or again after it stopped or was replaced).
+    Standby {
+        /// The source, `namespace/name` or `host:port`.
+        source: String,
+    },
+    /// `spec.replicateFrom` was removed: the standby is promoted.
+    Promotion {
+        /// Bytes behind the source at its last observation (`None`:
+        /// unknown, the source's offset could not be read).
+        lag: Option<u64>,
     },
 }
 

@@ -164,6 +164,11 @@ pub struct ClusterState {
     /// `None`, so a snapshot of a journal without it keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preflight: Option<PreflightView>,
+    /// A standby's source and its leader, once observed (`StandbyObserved`,
+    /// `SourceFollowed`, `StandbyPromoted`). Not serialized while `None`,
+    /// so a snapshot of a journal without it keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<replication::StandbyView>,
 }
 
 /// What one data pod runs.

@@ -250,7 +250,10 @@ impl ClusterState {
             | Intent::Wake { .. }
             // The preflight's view, set beside the outcome (its time).
             | Intent::PreflightImage { .. }
-            | Intent::RemovePreflight { .. } => {}
+            | Intent::RemovePreflight { .. }
+            // Their outcomes carry `SourceFollowed` and `StandbyPromoted`.
+            | Intent::FollowSource { .. }
+            | Intent::PromoteStandby { .. } => {}
         }
     }
 }

@@ -129,7 +129,10 @@ impl ClusterState {
             | Event::BindingObserved { .. }
             | Event::DriftObserved { .. }
             | Event::ServerVersionObserved { .. }
-            | Event::ImagePreflighted { .. } => self.fold_pods(seq, at, body),
+            | Event::ImagePreflighted { .. }
+            | Event::SourceFollowed { .. }
+            | Event::StandbyObserved { .. }
+            | Event::StandbyPromoted { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

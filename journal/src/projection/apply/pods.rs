@@ -93,7 +93,11 @@ impl ClusterState {
                 };
                 // A Valkey Cluster has a primary per shard: the one
                 // believed primary is a replication cluster's.
-                if !self.is_valkey_cluster() {
+                // Nor does a standby's leader stop being its believed
+                // primary by following the source, as it must.
+                let follows_source = *role == Role::Replica
+                    && primary.as_deref() == Some(crate::projection::replication::STANDBY_SOURCE);
+                if !self.is_valkey_cluster() && !follows_source {
                     self.track_primary(seq, at, body, pod, *role);
                 }
             }
@@ -345,6 +349,120 @@ impl ClusterState {
                         ),
                     ),
                 }
+            }
+            Event::SourceFollowed { pod, host, port } => {
+                let view = self.pod_for_observation(seq, pod, at);
+                view.role = Some(Role::Replica);
+                view.replicates = Some(crate::projection::replication::STANDBY_SOURCE.to_owned());
+                if self.replication.primary.as_deref() != Some(pod.as_str()) {
+                    self.replication.primary = Some(pod.clone());
+                    self.replication.primary_replid = None;
+                }
+                self.standby.get_or_insert_with(Default::default).leader =
+                    Some((pod.clone(), host.clone(), *port));
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("{pod} follows the source at {host}:{port}"),
+                );
+            }
+            Event::StandbyObserved {
+                host,
+                port,
+                secret,
+                offset,
+                source_offset,
+                source_replid,
+                lag,
+                behind,
+                error,
+            } => {
+                self.observed();
+                let standby = self.standby.get_or_insert_with(Default::default);
+                let mut said = Vec::new();
+                if standby.observed.is_some() && standby.behind != *behind {
+                    said.push(match lag {
+                        Some(lag) if *behind => {
+                            format!("standby {lag} bytes behind its source, past its bound")
+                        }
+                        Some(lag) => format!("standby back within its bound ({lag} bytes behind)"),
+                        None => "standby's lag unknown".to_owned(),
+                    });
+                }
+                if standby.source_replid.is_some()
+                    && source_replid.is_some()
+                    && standby.source_replid != *source_replid
+                {
+                    said.push("the source has a new history (a failover there)".to_owned());
+                }
+                if standby.error != *error {
+                    said.push(match error {
+                        Some(e) => format!("standby's source unreadable: {e}"),
+                        None => "standby's source answers again".to_owned(),
+                    });
+                }
+                let address = host.clone().map(|h| (h, *port));
+                if standby.address.is_some() && standby.address != address {
+                    said.push(format!(
+                        "standby's source now at {}",
+                        address
+                            .as_ref()
+                            .map_or_else(|| "no address".to_owned(), |(h, p)| format!("{h}:{p}"))
+                    ));
+                }
+                standby.address = address;
+                secret.clone_into(&mut standby.secret);
+                standby.offset = *offset;
+                standby.source_offset = *source_offset;
+                standby.source_replid = *source_replid;
+                standby.lag = *lag;
+                standby.behind = *behind;
+                standby.error.clone_from(error);
+                standby.observed = Some(at);
+                for line in said {
+                    self.history(seq, at, body, line);
+                }
+            }
+            Event::StandbyPromoted {
+                pod,
+                offset,
+                source_before,
+                source_after,
+                error,
+            } => {
+                let standby = self.standby.get_or_insert_with(Default::default);
+                standby.leader = None;
+                standby.promoted = Some(crate::projection::replication::StandbyPromotionView {
+                    pod: pod.clone(),
+                    offset: *offset,
+                    source_before: *source_before,
+                    source_after: *source_after,
+                    error: error.clone(),
+                    at,
+                });
+                let behind = match (source_before, source_after) {
+                    (Some(b), Some(a)) => format!(
+                        "{}..{} bytes behind its source",
+                        b.saturating_sub(*offset),
+                        a.saturating_sub(*offset)
+                    ),
+                    (Some(b), None) => format!(
+                        "at least {} bytes behind its source",
+                        b.saturating_sub(*offset)
+                    ),
+                    (None, Some(a)) => format!(
+                        "at most {} bytes behind its source",
+                        a.saturating_sub(*offset)
+                    ),
+                    (None, None) => "how far behind its source unknown".to_owned(),
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("standby promoted: {pod} at offset {offset}, {behind}"),
+                );
             }
             other => self.misrouted(seq, other, "pods"),
         }
