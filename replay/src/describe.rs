@@ -31,7 +31,9 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::CertificateServed { pod, .. }
         | Event::RestoreFetchObserved { pod, .. }
         | Event::ContainerFailureObserved { pod, .. }
-        | Event::ServerVersionObserved { pod, .. } => Some(pod),
+        | Event::ServerVersionObserved { pod, .. }
+        | Event::SourceFollowed { pod, .. }
+        | Event::StandbyPromoted { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -53,7 +55,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::FingerprintsRekeyed { .. }
         | Event::ResourceVersionsObserved { .. }
         | Event::StaleReadIgnored { .. }
-        | Event::ImagePreflighted { .. } => None,
+        | Event::ImagePreflighted { .. }
+        | Event::StandbyObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -119,6 +122,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::ContainerFailureObserved { .. }
             | Event::ServerVersionObserved { .. }
             | Event::ImagePreflighted { .. }
+            | Event::StandbyObserved { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
@@ -681,6 +685,65 @@ pub fn summary(event: &Event) -> String {
             ),
             (None, None) => format!("preflight of {image}: ended without a word"),
         },
+        Event::SourceFollowed { pod, host, port } => {
+            format!("{pod} follows the standby's source at {host}:{port}")
+        }
+        Event::StandbyObserved {
+            host,
+            port,
+            offset,
+            source_offset,
+            lag,
+            behind,
+            error,
+            ..
+        } => {
+            let at = host
+                .as_ref()
+                .map_or_else(|| "(no address)".to_owned(), |h| format!("{h}:{port}"));
+            let offsets = format!(
+                "standby at offset {}, source at {}",
+                offset.map_or_else(|| "?".to_owned(), |o| o.to_string()),
+                source_offset.map_or_else(|| "?".to_owned(), |o| o.to_string())
+            );
+            let lag = match (lag, behind) {
+                (Some(l), true) => format!("{l} bytes behind, past its bound"),
+                (Some(l), false) => format!("{l} bytes behind, within its bound"),
+                (None, _) => "lag unknown".to_owned(),
+            };
+            match error {
+                Some(e) => format!("standby's source {at}: {e}; {offsets}; {lag}"),
+                None => format!("standby's source {at}: {offsets}; {lag}"),
+            }
+        }
+        Event::StandbyPromoted {
+            pod,
+            offset,
+            source_before,
+            source_after,
+            error,
+        } => {
+            let behind = match (source_before, source_after) {
+                (Some(b), Some(a)) => format!(
+                    "between {} and {} bytes behind the source (its offset {b} before, {a} after)",
+                    b.saturating_sub(*offset),
+                    a.saturating_sub(*offset)
+                ),
+                (Some(b), None) => format!(
+                    "at least {} bytes behind the source (its offset {b} before; none after)",
+                    b.saturating_sub(*offset)
+                ),
+                (None, Some(a)) => format!(
+                    "at most {} bytes behind the source (its offset {a} after)",
+                    a.saturating_sub(*offset)
+                ),
+                (None, None) => "how far behind the source is unknown".to_owned(),
+            };
+            let why = error
+                .as_ref()
+                .map_or_else(String::new, |e| format!(" ({e})"));
+            format!("standby promoted: {pod} stopped following at offset {offset}, {behind}{why}")
+        }
     }
 }
 

@@ -382,8 +382,17 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<b
             Some(p) => p,
             None => {
                 missing = true;
-                generate_password()
-                    .map_err(|e| ActError::NotYet(format!("cannot generate a password: {e}")))?
+                match (&target.spec.replicate_from, user.name) {
+                    // A standby's replicas and its leader's link to the
+                    // source authenticate alike: its replication password
+                    // is the source's.
+                    (Some(from), resources::internal_users::REPLICATION_USER) => {
+                        source_replication_password(client, ns, from).await?
+                    }
+                    _ => generate_password().map_err(|e| {
+                        ActError::NotYet(format!("cannot generate a password: {e}"))
+                    })?,
+                }
             }
         };
         passwords.insert(user.key.to_owned(), password);
@@ -416,6 +425,30 @@ async fn ensure_internal_secret(client: &Client, target: Target<'_>) -> Result<b
         apply(client, ns, &secret).await?;
     }
     Ok(missing)
+}
+
+/// The source's replication password, for a standby's internal Secret.
+async fn source_replication_password(
+    client: &Client,
+    ns: &str,
+    from: &logbook_crds::ReplicateFrom,
+) -> Result<String, ActError> {
+    use logbook_crds::v1alpha1::SOURCE_REPLICATION_KEY;
+    let secret = super::standby::source_secret(ns, from);
+    let password = super::standby::source_password(client, &secret, SOURCE_REPLICATION_KEY)
+        .await?
+        .ok_or_else(|| {
+            ActError::NotYet(format!(
+                "the source's Secret {secret} has no key {SOURCE_REPLICATION_KEY} (the source's replication password)"
+            ))
+        })?;
+    let password = password.expose().to_owned();
+    if !password.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ActError::Refused(format!(
+            "the source's replication password (Secret {secret}, key {SOURCE_REPLICATION_KEY}) must be letters and digits, as Logbook generates it"
+        )));
+    }
+    Ok(password)
 }
 
 /// `FingerprintKeyObserved` (there) for a journal that does not say so

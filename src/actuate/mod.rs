@@ -18,6 +18,7 @@ mod replication;
 mod reshard;
 mod secret_errors;
 mod sentinel;
+pub mod standby;
 mod tls;
 mod upgrade;
 mod users;
@@ -428,6 +429,21 @@ impl Executor {
             }
             Intent::RemovePreflight { image } => {
                 upgrade::remove_preflight(&self.client, target, image).await
+            }
+            Intent::FollowSource {
+                pod, host, port, ..
+            } => standby::follow(&self.valkey, target, pod, host, *port).await,
+            Intent::PromoteStandby {
+                pod,
+                host,
+                port,
+                secret,
+            } => {
+                let source = standby::SourceAddress {
+                    host: host.clone(),
+                    port: *port,
+                };
+                standby::promote(&self.client, &self.valkey, target, pod, &source, secret).await
             }
             Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
                 Err(ActError::Refused(format!(

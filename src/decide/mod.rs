@@ -36,6 +36,7 @@ mod provisioning;
 mod recovery;
 pub(crate) mod replication;
 mod sentinel;
+mod standby;
 pub mod status;
 mod tls;
 pub(crate) mod upgrade;

@@ -664,6 +664,19 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             }
         }
     }
+    status.standby = standby_status(&view);
+    if let Some(standby) = status
+        .standby
+        .as_ref()
+        .filter(|s| s.phase != STANDBY_PROMOTED)
+    {
+        // Where people look first: this cluster takes no write.
+        for c in &mut status.conditions {
+            if c.type_ == CONDITION_READY {
+                c.message = format!("{}; {}", standby.message, c.message);
+            }
+        }
+    }
     status.backup = backup_status(state);
     status.tls = tls_status(&view);
     status.defaults = defaults_status(state, progressing);
@@ -1051,4 +1064,120 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
             },
         )),
     }
+}
+
+/// `status.standby` phases.
+pub const STANDBY_WAITING: &str = "Waiting";
+/// The standby follows its source within its lag bound.
+pub const STANDBY_FOLLOWING: &str = "Following";
+/// The standby is past its lag bound.
+pub const STANDBY_BEHIND: &str = "Behind";
+/// The source cannot be read.
+pub const STANDBY_SOURCE_UNREADABLE: &str = "SourceUnreadable";
+/// The standby was promoted.
+pub const STANDBY_PROMOTED: &str = "Promoted";
+
+/// `status.standby`: a standby's source and lag, or its promotion; absent
+/// for a cluster that never was one.
+fn standby_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::StandbyStatus> {
+    let known = view.state.standby.as_ref();
+    let from = view.spec.replicate_from.as_ref();
+    if from.is_none() && known.is_none_or(|k| k.promoted.is_none() && k.leader.is_none()) {
+        return None;
+    }
+    let own_ns = known
+        .and_then(|k| k.secret.split_once('/'))
+        .map_or("", |(ns, _)| ns);
+    let source = match (from, known) {
+        (Some(f), _) => f.describe(own_ns),
+        (None, Some(k)) => k
+            .leader
+            .as_ref()
+            .map(|(_, h, p)| format!("{h}:{p}"))
+            .or_else(|| k.address.as_ref().map(|(h, p)| format!("{h}:{p}")))
+            .unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    let int = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+    let mut out = logbook_crds::v1alpha1::StandbyStatus {
+        source: source.clone(),
+        leader: known
+            .and_then(|k| k.leader.as_ref())
+            .map(|(p, _, _)| p.clone()),
+        lag_bytes: int(known.and_then(|k| k.lag)),
+        source_offset: int(known.and_then(|k| k.source_offset)),
+        offset: int(known.and_then(|k| k.offset)),
+        observed_at: known.and_then(|k| k.observed).map(kube_time),
+        ..Default::default()
+    };
+    if let Some(p) = known.and_then(|k| k.promoted.as_ref()) {
+        out.phase = STANDBY_PROMOTED.to_owned();
+        out.leader = None;
+        let behind = match (p.source_before, p.source_after) {
+            (Some(b), Some(a)) => format!(
+                "between {} and {} bytes behind the source",
+                b.saturating_sub(p.offset),
+                a.saturating_sub(p.offset)
+            ),
+            (Some(b), None) => format!(
+                "at least {} bytes behind the source",
+                b.saturating_sub(p.offset)
+            ),
+            (None, Some(a)) => format!(
+                "at most {} bytes behind the source",
+                a.saturating_sub(p.offset)
+            ),
+            (None, None) => format!(
+                "how far behind the source is unknown ({})",
+                p.error.as_deref().unwrap_or("the source did not answer")
+            ),
+        };
+        out.message = format!(
+            "promoted: {} took writes at offset {}, {behind}",
+            p.pod, p.offset
+        );
+        return Some(out);
+    }
+    let following = view
+        .primary()
+        .and_then(|p| view.pod(p))
+        .is_some_and(|p| super::view::leads_standby(&p));
+    let (phase, message) = match known {
+        _ if from.is_none() => (
+            STANDBY_FOLLOWING,
+            format!("replicateFrom removed: the standby of {source} is being promoted"),
+        ),
+        Some(k) if k.error.is_some() => (
+            STANDBY_SOURCE_UNREADABLE,
+            format!(
+                "standby of {source}, read-only; its source cannot be read: {}",
+                k.error.as_deref().unwrap_or_default()
+            ),
+        ),
+        Some(k) if k.behind => (
+            STANDBY_BEHIND,
+            format!(
+                "standby of {source}, read-only; {} bytes behind, past its bound",
+                k.lag.unwrap_or_default()
+            ),
+        ),
+        Some(k) if following && k.leader.is_some() => (
+            STANDBY_FOLLOWING,
+            match k.lag {
+                Some(lag) => format!(
+                    "standby of {source}, read-only; {lag} bytes behind when last journaled"
+                ),
+                None => format!(
+                    "standby of {source}, read-only; lag unknown (its history differs from the source's until it has synced)"
+                ),
+            },
+        ),
+        _ => (
+            STANDBY_WAITING,
+            format!("standby of {source}, read-only; waiting for its primary to follow the source"),
+        ),
+    };
+    out.phase = phase.to_owned();
+    out.message = message;
+    Some(out)
 }

@@ -150,11 +150,12 @@ impl<'a> ClusterView<'a> {
         self.state.replication.primary.as_deref()
     }
 
-    /// The believed primary, if it is usable and reports itself primary.
+    /// The believed primary, if it is usable and reports itself primary
+    /// (a standby's leader: follows the source).
     pub fn healthy_primary(&self) -> Option<PodState<'a>> {
         self.primary()
             .and_then(|p| self.pod(p))
-            .filter(|p| p.usable_as(Role::Primary))
+            .filter(|p| p.usable_as(Role::Primary) || leads_standby(p))
     }
 
     /// Data pods the spec asks for.
@@ -206,6 +207,13 @@ impl<'a> ClusterView<'a> {
         });
         ranked.into_iter().map(|(c, _)| c).collect()
     }
+}
+
+/// Whether `p` is a standby's leader: usable and following the source.
+pub fn leads_standby(p: &PodState<'_>) -> bool {
+    p.usable_as(Role::Replica)
+        && p.view.replicates.as_deref()
+            == Some(logbook_journal::projection::replication::STANDBY_SOURCE)
 }
 
 /// The best eligible candidate of a ranking, if any.

@@ -166,6 +166,16 @@ impl ClusterMetrics {
     /// The status the operator publishes (or would: it is unchanged),
     /// rendered from `state`, and for a Valkey Cluster its shards as
     /// `state` shows them and its reshard as the status says.
+    /// A standby's last read: `None` when the cluster is none (or no
+    /// longer one); else its lag (`None`: unknown) and whether it is
+    /// behind its bound or its source unreadable.
+    pub fn standby(&self, read: Option<(Option<u64>, bool)>) {
+        match read {
+            Some((lag, behind)) => self.metrics.set_standby(&self.cluster, true, lag, behind),
+            None => self.metrics.set_standby(&self.cluster, false, None, false),
+        }
+    }
+
     pub fn status(&self, state: &ClusterState, status: &ValkeyClusterStatus) {
         let ready = status
             .condition(CONDITION_READY)

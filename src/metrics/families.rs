@@ -67,6 +67,8 @@ pub(super) struct Families {
     pub(super) backup_last_success: Family<ClusterLabels, Gauge>,
     pub(super) backup_last_bytes: Family<ClusterLabels, Gauge>,
     pub(super) backup_max_interval: Family<ClusterLabels, Gauge>,
+    pub(super) standby_lag: Family<ClusterLabels, Gauge>,
+    pub(super) standby_behind: Family<ClusterLabels, Gauge>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -107,6 +109,8 @@ impl Families {
             backup_last_success: Family::default(),
             backup_last_bytes: Family::default(),
             backup_max_interval: Family::default(),
+            standby_lag: Family::default(),
+            standby_behind: Family::default(),
             reshard_migrations_running: Family::default(),
             reshard_given_up: Family::default(),
             slot_moves: Family::default(),
@@ -263,6 +267,16 @@ impl Families {
             "logbook_backup_schedule_interval_seconds",
             "The longest gap between two fires of the cluster's backup schedule (the next few), for the LogbookBackupTooOld alert",
             f.backup_max_interval.clone(),
+        );
+        r.register(
+            "logbook_standby_lag_bytes",
+            "A standby (spec.replicateFrom): bytes of the source's replication stream its primary has not yet, as of the operator's last read of both (absent while unknown)",
+            f.standby_lag.clone(),
+        );
+        r.register(
+            "logbook_standby_behind",
+            "A standby: 1 while its lag is past spec.replicateFrom.maxLagBytes, or the source cannot be read",
+            f.standby_behind.clone(),
         );
         r.register(
             "logbook_reshard_slots_remaining",

@@ -381,6 +381,38 @@ impl Metrics {
         }
     }
 
+    /// A standby's lag as last read (`lag` `None`: unknown, and the
+    /// series is removed) and whether it is behind; `standby` false: not
+    /// (or no longer) a standby, and both series are removed.
+    pub fn set_standby(
+        &self,
+        cluster: &ClusterLabels,
+        standby: bool,
+        lag: Option<u64>,
+        behind: bool,
+    ) {
+        let f = self.families();
+        if !standby {
+            f.standby_lag.remove(cluster);
+            f.standby_behind.remove(cluster);
+            return;
+        }
+        self.remember(cluster, None);
+        match lag {
+            Some(lag) => {
+                f.standby_lag
+                    .get_or_create(cluster)
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+            None => {
+                f.standby_lag.remove(cluster);
+            }
+        }
+        f.standby_behind
+            .get_or_create(cluster)
+            .set(i64::from(behind));
+    }
+
     /// Where a Valkey Cluster's reshard stands, as its published status
     /// says (`None`: another topology, which exports none of these
     /// series). The slot move counters exist from 0 for a Valkey Cluster,
@@ -543,6 +575,8 @@ impl Metrics {
             &f.backup_last_success,
             &f.backup_last_bytes,
             &f.backup_max_interval,
+            &f.standby_lag,
+            &f.standby_behind,
             &f.journal_appends,
             &f.journal_bytes,
             &f.journal_head_seq,

@@ -232,6 +232,10 @@ impl Tracker {
             | Intent::Wake { .. }
             | Intent::PreflightImage { .. }
             | Intent::RemovePreflight { .. }
+            // A standby's leader is no primary; its promotion ends the
+            // standby, no failover.
+            | Intent::FollowSource { .. }
+            | Intent::PromoteStandby { .. }
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

@@ -20,6 +20,7 @@ mod reshard;
 mod restore;
 pub mod sentinel;
 mod spec;
+pub mod standby;
 mod termination;
 pub mod tls;
 pub mod users;

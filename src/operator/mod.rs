@@ -27,6 +27,7 @@ mod reconcile;
 mod runtime;
 mod sentinel_prober;
 mod span;
+mod standby;
 mod terminating;
 mod tls;
 mod upgrade;

@@ -446,12 +446,27 @@ async fn round(
         return Ok(());
     }
     guard.observe_probes(&answers(&results));
-    let ip_to_pod: BTreeMap<String, String> = guard
+    let mut ip_to_pod: BTreeMap<String, String> = guard
         .state
         .pods
         .iter()
         .filter_map(|(name, v)| v.ip.clone().map(|ip| (ip, name.clone())))
         .collect();
+    // A standby's source is no pod: a replica of its address follows it.
+    // (Its address now, and the one its leader was pointed at.)
+    if let Some(standby) = guard.state.standby.as_ref() {
+        let hosts = standby
+            .address
+            .iter()
+            .map(|(h, _)| h)
+            .chain(standby.leader.iter().map(|(_, h, _)| h));
+        for host in hosts {
+            ip_to_pod.insert(
+                host.clone(),
+                logbook_journal::projection::replication::STANDBY_SOURCE.to_owned(),
+            );
+        }
+    }
     let primary = guard.state.replication.primary.clone();
     let primary_failed = results
         .iter()

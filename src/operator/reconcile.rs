@@ -304,6 +304,61 @@ async fn drift_events(
     }
 }
 
+/// A standby's source unreadable, or the standby past its lag bound, is
+/// its user's to see: a Warning Event; a Normal one when it is over.
+async fn standby_events(
+    rt: &mut super::runtime::ClusterRuntime,
+    recorded: &[logbook_journal::Envelope],
+) {
+    for envelope in recorded {
+        let Event::StandbyObserved {
+            host,
+            port,
+            lag,
+            behind,
+            error,
+            ..
+        } = &envelope.body
+        else {
+            continue;
+        };
+        let at = host.as_ref().map_or_else(
+            || "its source".to_owned(),
+            |h| format!("its source {h}:{port}"),
+        );
+        match (error, behind, lag) {
+            (Some(e), _, _) => {
+                rt.publish_event(
+                    Kind::Warning,
+                    "StandbySourceUnreadable",
+                    "Observe",
+                    format!("the standby cannot read {at}: {e}"),
+                )
+                .await;
+            }
+            (None, true, Some(lag)) => {
+                rt.publish_event(
+                    Kind::Warning,
+                    "StandbyBehind",
+                    "Observe",
+                    format!("the standby is {lag} bytes behind {at}, past spec.replicateFrom.maxLagBytes"),
+                )
+                .await;
+            }
+            (None, false, Some(lag)) => {
+                rt.publish_event(
+                    Kind::Normal,
+                    "StandbyFollowing",
+                    "Observe",
+                    format!("the standby follows {at}, {lag} bytes behind"),
+                )
+                .await;
+            }
+            (None, _, None) => {}
+        }
+    }
+}
+
 /// A change of the cluster's binding is its user's to see, where they
 /// look: an Event when it is unbound and when it is bound again.
 async fn binding_events(
@@ -765,6 +820,8 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .as_ref()
             .filter(|p| !p.ended() && !p.removed)
             .map(|_| PREFLIGHT_POLL),
+        // A standby's source: nothing of it wakes the cluster.
+        super::standby::watched(&rt.state).then_some(super::standby::STANDBY_POLL),
     ]
     .into_iter()
     .flatten()
@@ -783,7 +840,32 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         drift_events(&mut rt, &recorded).await;
         rt.act().await?;
     }
+    // A standby's source and lag, read without the runtime too (a source
+    // that does not answer holds nothing up).
+    let standby = (rt.leading() && super::standby::watched(&rt.state))
+        .then(|| (rt.probe_client().clone(), rt.state.clone()));
+    if standby.is_none() {
+        rt.standby_metrics(None);
+    }
     drop(rt);
+    if let Some((valkey, state)) = standby
+        && let Some((read, bound)) =
+            super::standby::read_standby(&client, &meta, &valkey, &state).await
+    {
+        let mut rt = handle.lock().await;
+        let lag = crate::observe::standby::lag_of(&read);
+        rt.standby_metrics(Some((
+            lag,
+            read.source.is_err() || lag.is_some_and(|l| l > bound),
+        )));
+        let seen = crate::observe::standby::observe_standby(&rt.state, &read, bound);
+        if let Some(event) = seen.filter(|_| rt.leading()) {
+            let recorded = rt.record_now(vec![event], None).await?;
+            standby_events(&mut rt, &recorded).await;
+            rt.act().await?;
+            rt.publish_status(None).await?;
+        }
+    }
     if tls_pending {
         // A node still serves an old certificate: ask it again once the
         // kubelet has had time to update the mounted files.

@@ -151,6 +151,13 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Promote a standby: remove spec.replicateFrom. Its primary stops
+    /// following the source and takes writes; the operator journals how
+    /// far behind the source it was (`kubectl valkey status` shows it).
+    Promote {
+        /// The ValkeyCluster.
+        name: String,
+    },
     /// Unbind the cluster to run it by hand: remove the ownership
     /// annotation valkey.logbook.dev/cr from its StatefulSet. The operator
     /// releases its other objects and decides nothing until `bind`; pods
@@ -315,6 +322,7 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Resume { name } => requests::set_paused(&kube, &name, false, out).await,
         Command::Hibernate { name } => requests::set_hibernated(&kube, &name, true, out).await,
         Command::Wake { name } => requests::set_hibernated(&kube, &name, false, out).await,
+        Command::Promote { name } => requests::promote(&kube, &name, out).await,
         Command::Unbind { name } => requests::set_bound(&kube, &name, false, out).await,
         Command::Bind { name } => requests::set_bound(&kube, &name, true, out).await,
         Command::Replay { name, verb, .. } => {

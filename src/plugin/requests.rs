@@ -347,6 +347,33 @@ pub async fn set_hibernated(
     Ok(())
 }
 
+/// Removes `spec.replicateFrom` of a standby, and says what follows; a
+/// cluster that is no standby is left alone, said so.
+pub async fn promote(kube: &Kube, name: &str, out: &mut dyn Write) -> Result<()> {
+    let cluster = kube.cluster(name).await?;
+    let Some(from) = cluster.spec.replicate_from.as_ref() else {
+        let was = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.standby.as_ref())
+            .is_some_and(|s| s.phase == "Promoted");
+        return Err(PluginError::Usage(if was {
+            format!("valkeycluster/{name} was already promoted")
+        } else {
+            format!("valkeycluster/{name} is no standby: its spec has no replicateFrom")
+        }));
+    };
+    let ns = cluster.metadata.namespace.as_deref().unwrap_or_default();
+    let source = from.describe(ns);
+    kube.patch_cluster(name, &json!({ "spec": { "replicateFrom": null } }))
+        .await?;
+    writeln!(
+        out,
+        "valkeycluster/{name} set to be promoted (it followed {source}).\nIts primary stops following the source and takes writes; its replicas keep following it. The operator reads the source's offset just before and after, and journals how far behind it was: `kubectl valkey status {name}` shows it (status.standby, phase Promoted). A promoted cluster cannot become a standby again."
+    )?;
+    Ok(())
+}
+
 /// Removes (`bound` false) or puts back the ownership annotation on the
 /// cluster's StatefulSet, and says what follows.
 pub async fn set_bound(kube: &Kube, name: &str, bound: bool, out: &mut dyn Write) -> Result<()> {

@@ -553,6 +553,27 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
+    /// `REPLICAOF host port` to a server outside the cluster (a standby's
+    /// source), named by a host name or an address. Idempotent as
+    /// [`Self::replicaof`].
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn replicaof_host(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        port: u16,
+    ) -> Result<(), ProbeError> {
+        let mut cmd = redis::cmd("REPLICAOF");
+        cmd.arg(host).arg(port);
+        let (reply, _) = self
+            .run(addr, &cmd, "REPLICAOF", Duration::ZERO, Resend::Safe)
+            .await?;
+        expect_ok(addr, reply)
+    }
+
     /// `FAILOVER TO host port TIMEOUT ms` on the primary at `addr`.
     ///
     /// The server answers as soon as the failover has started; the roles

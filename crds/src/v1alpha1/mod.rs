@@ -62,7 +62,7 @@ pub use status::{
     CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
     CONDITION_TYPES, ClusterBackupStatus, ClusterDefaultsStatus, ClusterPhase, ClusterTlsStatus,
     EndpointsStatus, FailoverRecord, FieldSource, JournalStatus, ReshardStatus, RestoreStatus,
-    SentinelStatus, ShardStatus, SlotRange, UpgradeStatus, ValkeyClusterStatus,
+    SentinelStatus, ShardStatus, SlotRange, StandbyStatus, UpgradeStatus, ValkeyClusterStatus,
 };
 pub use storage::{Persistence, StorageSpec};
 pub use topology::Topology;

@@ -133,6 +133,38 @@ pub struct ValkeyClusterStatus {
     /// absent when every pod runs the spec's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+    /// A standby (`spec.replicateFrom`): its source, how far behind it
+    /// is, and its promotion once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyStatus>,
+}
+
+/// A standby: its source and lag, or its promotion.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StandbyStatus {
+    /// The source, `namespace/name` or `host:port`.
+    pub source: String,
+    /// `Waiting` (its address or its leader not known yet), `Following`
+    /// (within its lag bound), `Behind` (past it), `SourceUnreadable` (the
+    /// source or its Secret cannot be read: the lag is unknown),
+    /// `Promoted`.
+    pub phase: String,
+    /// The pod that follows the source (the standby's primary), while one
+    /// does.
+    pub leader: Option<String>,
+    /// Bytes behind the source at the last journaled observation.
+    pub lag_bytes: Option<i64>,
+    /// The source's offset then.
+    pub source_offset: Option<i64>,
+    /// The standby's offset then.
+    pub offset: Option<i64>,
+    /// When it was last journaled (a change of phase, of the source's
+    /// history or address); the live lag is the metric
+    /// `logbook_standby_lag_bytes`.
+    pub observed_at: Option<Time>,
+    /// Where it stands, in a sentence.
+    pub message: String,
 }
 
 /// A change of image under way.

@@ -50,8 +50,9 @@ pub use switchover::AUTO as SWITCHOVER_AUTO;
 
 /// What a Standalone or Replication cluster needs next.
 pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 8] = [
+    let steps: [&Step<'_>; 9] = [
         &|v| failover::decide_failover(v, policy),
+        &super::standby::decide_standby,
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &requested_failover::decide_requested_failover,
         &bootstrap::decide_bootstrap,
@@ -60,5 +61,5 @@ pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decisi
         &rolling::decide_rolling,
         &super::placement::decide_replication_fail_back,
     ];
-    first_wanted(view, &steps)
+    super::standby::for_standby(view, first_wanted(view, &steps))
 }

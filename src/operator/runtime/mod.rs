@@ -613,6 +613,11 @@ impl ClusterRuntime {
         &self.probe_client
     }
 
+    /// Exports a standby's last read (`None`: not a standby).
+    pub fn standby_metrics(&self, read: Option<(Option<u64>, bool)>) {
+        self.metrics.standby(read);
+    }
+
     /// Replaces the clients' password when it changed (they keep the old
     /// one to fall back on while the nodes are rotated). The operator
     /// authenticates as its own user first: `default` is its fallback for

@@ -97,6 +97,11 @@ impl ClusterRuntime {
             if status.reshard.is_none() {
                 fields.insert("reshard".to_owned(), serde_json::Value::Null);
             }
+            // A standby's status names every field (none is skipped), so
+            // one that went is replaced.
+            if status.standby.is_none() {
+                fields.insert("standby".to_owned(), serde_json::Value::Null);
+            }
             // An upgrade that ended goes; one under way names each of its
             // fields, so that a canary that passed is no longer shown.
             match fields.get_mut("upgrade").and_then(|u| u.as_object_mut()) {

@@ -139,9 +139,11 @@ impl ClusterState {
                 let cluster = self.is_valkey_cluster();
                 // `from` names the primary replaced; the believed primary may
                 // already be gone from the projection (it came back fenced).
+                // A standby's leader promoted in place replaces nobody.
                 if !cluster
                     && self.replication.primary.is_some()
                     && from.as_deref() != self.replication.primary.as_deref()
+                    && self.replication.primary.as_deref() != Some(pod.as_str())
                 {
                     self.anomaly(seq, format!("promotion of {pod} replaces {from:?} but the believed primary was {:?}", self.replication.primary));
                 }

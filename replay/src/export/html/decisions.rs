@@ -84,6 +84,11 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::Unbound { by: Some(by) } => format!("annotation removed by {by}"),
         ReasonCode::Drift { objects } => format!("changed by hand: {}", objects.join(", ")),
         ReasonCode::FailBack { pod } => format!("back to preferred pod {pod}"),
+        ReasonCode::Standby { source } => format!("standby of {source}"),
+        ReasonCode::Promotion { lag: Some(lag) } => {
+            format!("promoted, {lag} bytes behind at the last observation")
+        }
+        ReasonCode::Promotion { lag: None } => "promoted; lag unknown".to_owned(),
         ReasonCode::BackupRequested
         | ReasonCode::Hibernate
         | ReasonCode::Wake
