@@ -1,0 +1,485 @@
+//! A standby (`spec.replicateFrom`) on real servers: a Replication in one
+//! local Kubernetes follows a Replication in another (two localkube
+//! instances, each with its own operator, the standby reaching the
+//! source's client Service), through a failover of the source, under a
+//! writer on the source; it refuses writes; once promoted, every write
+//! the source acknowledged at or before the offset the standby stopped at
+//! (and still holds itself) is on it, and it takes writes. The other
+//! test: the same operator, a ValkeyCluster source in another namespace,
+//! promoted with `kubectl valkey promote`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use logbook_journal::{Event, Intent};
+use operator_common::*;
+
+/// What the writer saw: each write the source acknowledged (to its
+/// primary and one replica at least), with the source's offset just after
+/// the acknowledgement (at or past the write's end in its stream).
+type Acked = Arc<Mutex<Vec<(u64, u64)>>>;
+
+/// Writes `w:<n>` through `service` until `stop`, recording each
+/// acknowledged write with the offset read just after it.
+fn start_writer(
+    service: String,
+    password: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Acked, tokio::task::JoinHandle<u64>) {
+    let acked: Acked = Arc::default();
+    let log = acked.clone();
+    let task = tokio::spawn(async move {
+        let mut n = 0u64;
+        let mut con = None;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if con.is_none() {
+                con = try_connect(&service, &password).await;
+                if con.is_none() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+            let Some(c) = con.as_mut() else { continue };
+            n += 1;
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(format!("w:{n}"))
+                .arg(n)
+                .query_async(c)
+                .await;
+            let waited: redis::RedisResult<i64> =
+                redis::cmd("WAIT").arg(1).arg(1000).query_async(c).await;
+            let info: redis::RedisResult<String> =
+                redis::cmd("INFO").arg("replication").query_async(c).await;
+            match (set, waited, info) {
+                (Ok(()), Ok(w), Ok(info)) if w >= 1 => {
+                    if let Some(offset) = field(&info, "master_repl_offset") {
+                        log.lock().unwrap().push((n, offset));
+                    }
+                }
+                (Ok(()), Ok(_), Ok(_)) => {}
+                _ => con = None,
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        n
+    });
+    (acked, task)
+}
+
+async fn try_connect(addr: &str, password: &str) -> Option<redis::aio::MultiplexedConnection> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let client = logbook_bench::client(host, port.parse().ok()?).ok()?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .ok()?;
+    let ok: redis::RedisResult<()> = redis::cmd("AUTH").arg(password).query_async(&mut con).await;
+    ok.ok().map(|()| con)
+}
+
+fn field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A standby of `source` (its `replicateFrom`, as YAML lines under it).
+fn standby_yaml(name: &str, replicas: i32, from: &str) -> String {
+    replication_yaml(name, replicas).replace(
+        "  storage:\n",
+        &format!("  replicateFrom:\n{from}  storage:\n"),
+    )
+}
+
+/// The `StandbyPromoted` of `env`'s cluster `name`: (pod, offset).
+async fn promoted(env: &Env, stream: &logbook_journal::StreamId) -> (String, u64, Vec<Intent>) {
+    let events = env.journal_events(stream).await;
+    let follows: Vec<Intent> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(
+                intents
+                    .iter()
+                    .filter(|p| {
+                        matches!(
+                            p.intent,
+                            Intent::FollowSource { .. }
+                                | Intent::PromoteStandby { .. }
+                                | Intent::PromoteReplica { .. }
+                        )
+                    })
+                    .map(|p| p.intent.clone()),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let found = events.iter().find_map(|e| match &e.body {
+        Event::StandbyPromoted {
+            pod,
+            offset,
+            source_before,
+            source_after,
+            error,
+        } => {
+            eprintln!(
+                "StandbyPromoted: {pod} at {offset}, source {source_before:?}..{source_after:?} {error:?}"
+            );
+            Some((pod.clone(), *offset))
+        }
+        _ => None,
+    });
+    let (pod, offset) = found.unwrap_or_else(|| panic!("no StandbyPromoted; decided: {follows:?}"));
+    (pod, offset, follows)
+}
+
+/// Every write the source acknowledged at or before `offset` and still
+/// holds is on `standby`; returns how many that is.
+async fn check_through(
+    acked: &[(u64, u64)],
+    offset: u64,
+    source: &str,
+    source_password: &str,
+    standby: &str,
+    standby_password: &str,
+) -> usize {
+    let before: Vec<u64> = acked
+        .iter()
+        .filter(|(_, o)| *o <= offset)
+        .map(|(n, _)| *n)
+        .collect();
+    let lost_by_source = logbook_bench::missing_keys(
+        source,
+        Some(&logbook::valkey::Password::new(source_password)),
+        "w",
+        &before,
+    )
+    .await
+    .unwrap();
+    let kept: Vec<u64> = before
+        .iter()
+        .copied()
+        .filter(|n| !lost_by_source.contains(n))
+        .collect();
+    let missing = logbook_bench::missing_keys(
+        standby,
+        Some(&logbook::valkey::Password::new(standby_password)),
+        "w",
+        &kept,
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "{} writes acknowledged at or before offset {offset} ({} of them lost by the source itself); {} missing on the standby",
+        before.len(),
+        lost_by_source.len(),
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} of {} writes acknowledged by the source before the standby's offset {offset} are not on it: {:?}",
+        missing.len(),
+        kept.len(),
+        &missing[..missing.len().min(20)]
+    );
+    kept.len()
+}
+
+/// `key` on `addr` (a read on a replica or a primary).
+async fn has_key(addr: &str, password: &str, key: &str) -> bool {
+    let Some(mut con) = try_connect(addr, password).await else {
+        return false;
+    };
+    let got: redis::RedisResult<Option<String>> =
+        redis::cmd("GET").arg(key).query_async(&mut con).await;
+    matches!(got, Ok(Some(_)))
+}
+
+fn standby_phase(vkc: &logbook_crds::ValkeyCluster) -> String {
+    vkc.status
+        .as_ref()
+        .and_then(|s| s.standby.as_ref())
+        .map(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// A write through `addr` is refused as READONLY.
+async fn refuses_writes(addr: &str, password: &str) {
+    let mut con = connect(addr, password).await;
+    let wrote: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("x")
+        .arg(1)
+        .query_async(&mut con)
+        .await;
+    let err = wrote.expect_err("the standby took a write");
+    assert!(err.to_string().contains("READONLY"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_in_another_kubernetes_follows_its_source_through_a_failover_and_is_promoted() {
+    let mut source = Env::start("standby-source").await;
+    source.apply_yaml(&replication_yaml("shop", 3)).await;
+    let vkc = source.wait_ready("shop", 3, Duration::from_secs(60)).await;
+    let old_primary = primary(&vkc);
+    let source_password = source.password("shop").await;
+    let service = source.service_addr("shop").await;
+    let internal = source
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get("shop-internal")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+
+    let mut dr = Env::start("standby-dr").await;
+    // The source's passwords, copied as a person would across clusters.
+    let credentials: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "shop-credentials"},
+            "data": {
+                "replication": internal["replication"].clone(),
+                "metrics": internal["metrics"].clone(),
+            },
+        }))
+        .unwrap();
+    dr.api::<k8s_openapi::api::core::v1::Secret>()
+        .create(&Default::default(), &credentials)
+        .await
+        .unwrap();
+    let (host, port) = service.rsplit_once(':').unwrap();
+    dr.apply_yaml(&standby_yaml(
+        "dr",
+        2,
+        &format!("    endpoint:\n      host: \"{host}\"\n      port: {port}\n      credentialsSecret: shop-credentials\n"),
+    ))
+    .await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (acked, writer) = start_writer(service.clone(), source_password.clone(), stop.clone());
+    let vkc = dr
+        .wait_status("dr", Duration::from_secs(90), "following its source", |v| {
+            is_ready(v, 2) && standby_phase(v) == "Following"
+        })
+        .await;
+    let dr_password = dr.password("dr").await;
+    let dr_service = dr.service_addr("dr").await;
+    eprintln!(
+        "dr: {:?}",
+        vkc.status.as_ref().and_then(|s| s.standby.clone())
+    );
+    // It has the source's writes, and refuses its own.
+    let first = acked.lock().unwrap().last().map(|(n, _)| *n).unwrap();
+    dr.eventually(
+        Duration::from_secs(20),
+        "the standby has the source's writes",
+        || {
+            let (addr, pw) = (dr_service.clone(), dr_password.clone());
+            async move { has_key(&addr, &pw, &format!("w:{first}")).await }
+        },
+    )
+    .await;
+    refuses_writes(&dr_service, &dr_password).await;
+
+    // The source fails over; the standby follows its new primary.
+    source.delete_pod(&old_primary).await;
+    let vkc = source
+        .wait_primary_moved("shop", &old_primary, Duration::from_secs(30))
+        .await;
+    eprintln!("shop: primary now {}", primary(&vkc));
+    let moved = Instant::now();
+    let at_move = acked.lock().unwrap().last().map_or(0, |(n, _)| *n);
+    source
+        .eventually(
+            Duration::from_secs(30),
+            "writes acknowledged after the failover",
+            || {
+                let last = acked.lock().unwrap().last().map_or(0, |(n, _)| *n);
+                async move { last > at_move + 20 }
+            },
+        )
+        .await;
+    let after = acked.lock().unwrap().last().map_or(0, |(n, _)| *n);
+    dr.eventually(
+        Duration::from_secs(60),
+        "the standby has a write made after the source's failover",
+        || {
+            let (addr, pw) = (dr_service.clone(), dr_password.clone());
+            async move { has_key(&addr, &pw, &format!("w:{after}")).await }
+        },
+    )
+    .await;
+    eprintln!(
+        "dr: follows the new primary {:?} after the failover",
+        moved.elapsed()
+    );
+
+    // Promoted under the writer.
+    let stream = dr.stream("dr").await;
+    dr.patch("dr", serde_json::json!({"spec": {"replicateFrom": null}}))
+        .await;
+    let vkc = dr
+        .wait_status("dr", Duration::from_secs(60), "promoted", |v| {
+            standby_phase(v) == "Promoted"
+        })
+        .await;
+    eprintln!(
+        "dr: {:?}",
+        vkc.status.as_ref().and_then(|s| s.standby.clone())
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    dr.stop_operator(Stop::Graceful).await;
+    let (pod, offset, decided) = promoted(&dr, &stream).await;
+    eprintln!("dr decided: {decided:?}");
+    assert!(
+        !decided
+            .iter()
+            .any(|i| matches!(i, Intent::PromoteReplica { .. })),
+        "a standby pod was made primary before the promotion: {decided:?}"
+    );
+    let promoted_addr = dr.pod_addr(&pod).await;
+    let source_now = source.service_addr("shop").await;
+    let acked = acked.lock().unwrap().clone();
+    let kept = check_through(
+        &acked,
+        offset,
+        &source_now,
+        &source_password,
+        &promoted_addr,
+        &dr_password,
+    )
+    .await;
+    assert!(kept > 50, "only {kept} writes before the promotion");
+    // It takes writes now.
+    write_keys(&promoted_addr, &dr_password, "after", 10).await;
+    source.stop_operator(Stop::Graceful).await;
+    dr.finish().await;
+    source.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin() {
+    let env = Env::start("standby-ns").await;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(env.client.clone());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "prod"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let prod: kube::Api<logbook_crds::ValkeyCluster> =
+        kube::Api::namespaced(env.client.clone(), "prod");
+    prod.create(
+        &Default::default(),
+        &serde_yaml::from_str(&replication_yaml("shop", 2)).unwrap(),
+    )
+    .await
+    .unwrap();
+    // The standby (in the test's namespace) may be made before its
+    // source is ready: it waits, said so in its status.
+    env.apply_yaml(&standby_yaml(
+        "dr",
+        2,
+        "    cluster:\n      name: shop\n      namespace: prod\n",
+    ))
+    .await;
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(env.client.clone(), "prod");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(env.client.clone(), "prod");
+    let mut source = String::new();
+    env.eventually(Duration::from_secs(90), "the source's Service", || {
+        let services = services.clone();
+        async move { services.get_opt("shop").await.ok().flatten().is_some() }
+    })
+    .await;
+    let ip = services
+        .get("shop")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap();
+    source.push_str(&format!("{ip}:{PORT}"));
+    let source_password = String::from_utf8(
+        secrets.get("shop-password").await.unwrap().data.unwrap()["password"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    env.eventually(Duration::from_secs(60), "the source takes writes", || {
+        let (addr, pw) = (source.clone(), source_password.clone());
+        async move {
+            match try_connect(&addr, &pw).await {
+                Some(mut c) => redis::cmd("SET")
+                    .arg("seed")
+                    .arg(1)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .is_ok(),
+                None => false,
+            }
+        }
+    })
+    .await;
+    write_keys(&source, &source_password, "bulk", 2000).await;
+    let vkc = env
+        .wait_status("dr", Duration::from_secs(90), "following its source", |v| {
+            is_ready(v, 2) && standby_phase(v) == "Following"
+        })
+        .await;
+    let standby = vkc.status.as_ref().and_then(|s| s.standby.clone()).unwrap();
+    assert_eq!(standby.source, "prod/shop");
+    assert_eq!(standby.leader.as_deref(), Some("dr-0"));
+    let dr_password = env.password("dr").await;
+    let dr_service = env.service_addr("dr").await;
+    env.eventually(
+        Duration::from_secs(30),
+        "the standby has the source's keys",
+        || {
+            let (addr, pw) = (dr_service.clone(), dr_password.clone());
+            async move { count_missing_quiet(&addr, &pw).await == 0 }
+        },
+    )
+    .await;
+    refuses_writes(&dr_service, &dr_password).await;
+    let said = kubectl_valkey(&env, &["promote", "dr"]).await;
+    assert!(said.contains("set to be promoted"), "{said}");
+    env.wait_status("dr", Duration::from_secs(60), "promoted", |v| {
+        standby_phase(v) == "Promoted"
+    })
+    .await;
+    write_keys(&dr_service, &dr_password, "after", 100).await;
+    assert_eq!(
+        count_missing(&dr_service, &dr_password, "bulk", 2000).await,
+        0
+    );
+    env.finish().await;
+}
+
+/// How many of `bulk:0..2000` `addr` lacks, 2000 when it cannot be read.
+async fn count_missing_quiet(addr: &str, password: &str) -> usize {
+    let keys: Vec<u64> = (0..2000).collect();
+    logbook_bench::missing_keys(
+        addr,
+        Some(&logbook::valkey::Password::new(password)),
+        "bulk",
+        &keys,
+    )
+    .await
+    .map_or(2000, |m| m.len())
+}
