@@ -69,9 +69,11 @@
 # names (never logged); the generated one is applied; all are watched, so
 # that a ValkeyUser's password set or rotated is applied at once. StatefulSets: get reads the
 # current revision when a cluster's pods are observed.
+# Services: get reads a standby's source (a ValkeyCluster's client Service, whose ClusterIP
+# the standby replicates from).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
