@@ -1,7 +1,8 @@
 //! A standby's source as read now, to `StandbyObserved`: journaled only
 //! when something a decision or a person reads changed (its address, its
-//! history, whether it answered, whether the standby is past its bound),
-//! never for a lag that moves within its side of the bound.
+//! history, whether it answered, whether the standby is past its bound,
+//! whether its lag is known), never for a lag that moves within its side
+//! of the bound.
 
 use logbook_journal::{ClusterState, Event, ReplId};
 
@@ -45,6 +46,7 @@ pub fn observe_standby(state: &ClusterState, read: &SourceRead, bound: u64) -> O
             && k.address == read.host.clone().map(|h| (h, read.port))
             && k.secret == read.secret
             && k.behind == behind
+            && k.lag.is_some() == lag.is_some()
             && k.error == error
             && (source_replid.is_none() || k.source_replid == source_replid)
     });

@@ -648,6 +648,7 @@ fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
 mod hibernation;
 mod placement;
 mod requested_failover;
+mod standby;
 mod upgrade;
 
 #[test]
