@@ -460,6 +460,15 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
     )
     .await;
     refuses_writes(&dr_service, &dr_password).await;
+    // Idle, a standby costs no status write (its source is read every
+    // 2 s; nothing it reads changes).
+    let before = env.vkc("dr").await.metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        env.vkc("dr").await.metadata.resource_version,
+        before,
+        "an idle standby's ValkeyCluster was written"
+    );
     let said = kubectl_valkey(&env, &["promote", "dr"]).await;
     assert!(said.contains("set to be promoted"), "{said}");
     env.wait_status("dr", Duration::from_secs(60), "promoted", |v| {

@@ -723,22 +723,11 @@ pub fn summary(event: &Event) -> String {
             source_after,
             error,
         } => {
-            let behind = match (source_before, source_after) {
-                (Some(b), Some(a)) => format!(
-                    "between {} and {} bytes behind the source (its offset {b} before, {a} after)",
-                    b.saturating_sub(*offset),
-                    a.saturating_sub(*offset)
-                ),
-                (Some(b), None) => format!(
-                    "at least {} bytes behind the source (its offset {b} before; none after)",
-                    b.saturating_sub(*offset)
-                ),
-                (None, Some(a)) => format!(
-                    "at most {} bytes behind the source (its offset {a} after)",
-                    a.saturating_sub(*offset)
-                ),
-                (None, None) => "how far behind the source is unknown".to_owned(),
-            };
+            let behind = logbook_journal::projection::replication::promotion_lag(
+                *offset,
+                *source_before,
+                *source_after,
+            );
             let why = error
                 .as_ref()
                 .map_or_else(String::new, |e| format!(" ({e})"));

@@ -1113,25 +1113,14 @@ fn standby_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Stan
     if let Some(p) = known.and_then(|k| k.promoted.as_ref()) {
         out.phase = STANDBY_PROMOTED.to_owned();
         out.leader = None;
-        let behind = match (p.source_before, p.source_after) {
-            (Some(b), Some(a)) => format!(
-                "between {} and {} bytes behind the source",
-                b.saturating_sub(p.offset),
-                a.saturating_sub(p.offset)
-            ),
-            (Some(b), None) => format!(
-                "at least {} bytes behind the source",
-                b.saturating_sub(p.offset)
-            ),
-            (None, Some(a)) => format!(
-                "at most {} bytes behind the source",
-                a.saturating_sub(p.offset)
-            ),
-            (None, None) => format!(
-                "how far behind the source is unknown ({})",
-                p.error.as_deref().unwrap_or("the source did not answer")
-            ),
-        };
+        let mut behind = logbook_journal::projection::replication::promotion_lag(
+            p.offset,
+            p.source_before,
+            p.source_after,
+        );
+        if let Some(e) = p.error.as_deref().filter(|_| p.source_before.is_none()) {
+            behind.push_str(&format!(" ({e})"));
+        }
         out.message = format!(
             "promoted: {} took writes at offset {}, {behind}",
             p.pod, p.offset

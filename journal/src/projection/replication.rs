@@ -71,3 +71,27 @@ pub struct StandbyPromotionView {
     /// When.
     pub at: Timestamp,
 }
+
+/// How far behind its source a standby was when promoted at `offset`,
+/// the source at `before` just before and `after` just after (on the same
+/// history), for people: the one sentence the projection's history, the
+/// replay and the status say.
+#[must_use]
+pub fn promotion_lag(offset: u64, before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!(
+            "between {} and {} bytes behind the source (its offset {b} before, {a} after)",
+            b.saturating_sub(offset),
+            a.saturating_sub(offset)
+        ),
+        (Some(b), None) => format!(
+            "at least {} bytes behind the source (its offset {b} before; none after)",
+            b.saturating_sub(offset)
+        ),
+        (None, Some(a)) => format!(
+            "at most {} bytes behind the source (its offset {a} after)",
+            a.saturating_sub(offset)
+        ),
+        (None, None) => "how far behind the source is unknown".to_owned(),
+    }
+}

@@ -443,22 +443,11 @@ impl ClusterState {
                     error: error.clone(),
                     at,
                 });
-                let behind = match (source_before, source_after) {
-                    (Some(b), Some(a)) => format!(
-                        "{}..{} bytes behind its source",
-                        b.saturating_sub(*offset),
-                        a.saturating_sub(*offset)
-                    ),
-                    (Some(b), None) => format!(
-                        "at least {} bytes behind its source",
-                        b.saturating_sub(*offset)
-                    ),
-                    (None, Some(a)) => format!(
-                        "at most {} bytes behind its source",
-                        a.saturating_sub(*offset)
-                    ),
-                    (None, None) => "how far behind its source unknown".to_owned(),
-                };
+                let behind = crate::projection::replication::promotion_lag(
+                    *offset,
+                    *source_before,
+                    *source_after,
+                );
                 self.history(
                     seq,
                     at,
