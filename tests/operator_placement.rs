@@ -148,3 +148,75 @@ async fn a_cluster_shard_goes_back_to_its_preferred_pod_after_a_failover() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_valkey_rebalance_moves_a_cluster_shard_back_at_once() {
+    const KEYS: u64 = 3000;
+    let mut env = Env::start("rebalance-cluster").await;
+    // placement Any: the failover's result stays until a rebalance.
+    env.apply_yaml(&cluster_yaml("shop")).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "formed", cluster_ready)
+        .await;
+    let mut before = primaries(&vkc);
+    before.sort();
+    let password = env.password("shop").await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
+    env.delete_pod("shop-0").await;
+    env.wait_status("shop", Duration::from_secs(60), "failed over", |v| {
+        !primaries(v).contains(&"shop-0".to_owned()) && primaries(v).len() == 3
+    })
+    .await;
+    env.wait_status("shop", Duration::from_secs(60), "shop-0 back", |v| {
+        cluster_ready(v)
+    })
+    .await;
+    let said = kubectl_valkey(&env, &["rebalance", "shop"]).await;
+    assert!(said.contains("rebalance requested"), "{said}");
+    let asked = Instant::now();
+    env.wait_status(
+        "shop",
+        Duration::from_secs(60),
+        "primaries back, request served",
+        |v| {
+            let mut now = primaries(v);
+            now.sort();
+            let served = !v
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("valkey.logbook.dev/rebalance-requested"));
+            cluster_ready(v) && now == before && served
+        },
+    )
+    .await;
+    eprintln!(
+        "shop: rebalanced {:?} after kubectl valkey rebalance",
+        asked.elapsed()
+    );
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
+    let stream = env.stream("shop").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let moves: Vec<&Intent> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().filter_map(|p| {
+                matches!(p.reason.code, ReasonCode::Rebalance { .. }).then_some(&p.intent)
+            })),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    eprintln!("shop: {moves:?}");
+    assert!(
+        moves
+            .iter()
+            .any(|i| matches!(i, Intent::ClusterFailover { pod, .. } if pod == "shop-0")),
+        "{moves:?}"
+    );
+    assert!(fail_backs(&events).is_empty(), "placement Any failed back");
+    env.finish().await;
+}

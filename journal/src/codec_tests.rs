@@ -753,3 +753,25 @@ fn the_standby_variants_keep_their_catalog_indexes() {
         );
     }
 }
+
+/// The rebalance's intent is 44, its reason 49, its event 72.
+#[test]
+fn the_rebalance_variants_keep_their_catalog_indexes() {
+    assert_eq!(tag(&Intent::ClearRebalanceRequest), 44);
+    assert_eq!(
+        tag(&ReasonCode::Rebalance {
+            pod: "demo-0".to_owned()
+        }),
+        49
+    );
+    let env = envelope(
+        1,
+        Event::RebalanceRequestObserved {
+            request: Some("2026-11-28T12:00:00Z".to_owned()),
+        },
+    );
+    let encoded = encode_event(&env).unwrap();
+    let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
+    assert_eq!(decoded.body, env.body);
+    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(72));
+}

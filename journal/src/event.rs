@@ -868,6 +868,14 @@ pub enum Event {
         /// Why the source's offset is unknown.
         error: Option<String>,
     },
+    /// [72] The rebalance request annotation
+    /// (`valkey.logbook.dev/rebalance-requested`, `kubectl valkey
+    /// rebalance`) as now observed: its value (a time or any nonce), or
+    /// `None` once it is gone.
+    RebalanceRequestObserved {
+        /// The annotation's value, or `None`.
+        request: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -966,6 +974,7 @@ impl Event {
             Self::SourceFollowed { .. } => "SourceFollowed",
             Self::StandbyObserved { .. } => "StandbyObserved",
             Self::StandbyPromoted { .. } => "StandbyPromoted",
+            Self::RebalanceRequestObserved { .. } => "RebalanceRequestObserved",
         }
     }
 }

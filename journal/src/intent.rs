@@ -416,6 +416,10 @@ pub enum Intent {
         /// `namespace/name` of the Secret holding the source's passwords.
         secret: String,
     },
+    /// Remove the rebalance request annotation once every primary that
+    /// could move back to its preferred pod has (the reason says which
+    /// could not, and why).
+    ClearRebalanceRequest,
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -493,6 +497,7 @@ impl Intent {
             Self::RemovePreflight { .. } => "RemovePreflight",
             Self::FollowSource { .. } => "FollowSource",
             Self::PromoteStandby { .. } => "PromoteStandby",
+            Self::ClearRebalanceRequest => "ClearRebalanceRequest",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -688,6 +693,7 @@ impl Intent {
             Self::PromoteStandby { pod, .. } => {
                 format!("promote the standby: {pod} stops following its source")
             }
+            Self::ClearRebalanceRequest => "clear the rebalance request".to_owned(),
         }
     }
 }
@@ -733,6 +739,7 @@ impl ReasonCode {
             Self::FailBack { .. } => "FailBack",
             Self::Standby { .. } => "Standby",
             Self::Promotion { .. } => "Promotion",
+            Self::Rebalance { .. } => "Rebalance",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -789,6 +796,7 @@ impl ReasonCode {
             | Self::FailBack { .. }
             | Self::Standby { .. }
             | Self::Promotion { .. }
+            | Self::Rebalance { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1048,6 +1056,13 @@ pub enum ReasonCode {
         /// Bytes behind the source at its last observation (`None`:
         /// unknown, the source's offset could not be read).
         lag: Option<u64>,
+    },
+    /// A rebalance was requested (`kubectl valkey rebalance`): the primary
+    /// role moves back to `pod`, its preferred pod, now (no hold-down,
+    /// whatever `spec.placement`).
+    Rebalance {
+        /// The preferred pod.
+        pod: String,
     },
 }
 

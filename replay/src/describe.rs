@@ -56,7 +56,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ResourceVersionsObserved { .. }
         | Event::StaleReadIgnored { .. }
         | Event::ImagePreflighted { .. }
-        | Event::StandbyObserved { .. } => None,
+        | Event::StandbyObserved { .. }
+        | Event::RebalanceRequestObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -123,6 +124,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::ServerVersionObserved { .. }
             | Event::ImagePreflighted { .. }
             | Event::StandbyObserved { .. }
+            | Event::RebalanceRequestObserved { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
@@ -684,6 +686,10 @@ pub fn summary(event: &Event) -> String {
                 "preflight of {image} with the config of generation {generation}: refused: {r}"
             ),
             (None, None) => format!("preflight of {image}: ended without a word"),
+        },
+        Event::RebalanceRequestObserved { request } => match request {
+            Some(r) => format!("rebalance requested ({r})"),
+            None => "rebalance request cleared".to_owned(),
         },
         Event::SourceFollowed { pod, host, port } => {
             format!("{pod} follows the standby's source at {host}:{port}")

@@ -713,6 +713,21 @@ pub async fn clear_failover_request(client: &Client, target: Target<'_>) -> Resu
     .await
 }
 
+/// Removes the rebalance request annotation.
+pub async fn clear_rebalance_request(
+    client: &Client,
+    target: Target<'_>,
+) -> Result<Done, ActError> {
+    clear_request(
+        client,
+        target,
+        labels::REBALANCE_REQUESTED,
+        "rebalance",
+        Event::RebalanceRequestObserved { request: None },
+    )
+    .await
+}
+
 /// Removes the request annotation `key` (a served or refused `what`
 /// request) with a merge patch, and journals `cleared`: the request as
 /// observed from now on.

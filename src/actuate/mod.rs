@@ -341,6 +341,9 @@ impl Executor {
             Intent::ClearFailoverRequest => {
                 kube_ops::clear_failover_request(&self.client, target).await
             }
+            Intent::ClearRebalanceRequest => {
+                kube_ops::clear_rebalance_request(&self.client, target).await
+            }
             Intent::MoveSlots {
                 from,
                 from_node,

@@ -10,6 +10,13 @@
 //! nodes again). Moves are planned hand-overs — a switchover, a
 //! coordinated `CLUSTER FAILOVER` — one at a time, with the reason
 //! `FailBack`, only while nothing else is under way.
+//!
+//! A rebalance request (`kubectl valkey rebalance`, the annotation
+//! `valkey.logbook.dev/rebalance-requested`) asks for the same moves now,
+//! whatever the placement policy and with no hold-down, with the reason
+//! `Rebalance`; once no primary can move back (all are on their preferred
+//! pods, or those that are not cannot take the role now: the reason says
+//! which, and why), `ClearRebalanceRequest` removes it.
 
 use logbook_crds::v1alpha1::FAIL_BACK_AFTER_SECONDS;
 use logbook_crds::{Placement, Topology};
@@ -23,6 +30,50 @@ const HOLD_US: i64 = FAIL_BACK_AFTER_SECONDS * 1_000_000;
 
 fn preferred(view: &ClusterView<'_>) -> bool {
     view.spec.placement == Some(Placement::Preferred)
+}
+
+/// Whether a rebalance is requested.
+fn requested(view: &ClusterView<'_>) -> bool {
+    view.state.rebalance_request.is_some()
+}
+
+/// The reason of a move back to `pod`: a rebalance requested, or the
+/// placement policy.
+fn move_code(view: &ClusterView<'_>, pod: &str) -> ReasonCode {
+    if requested(view) {
+        ReasonCode::Rebalance {
+            pod: pod.to_owned(),
+        }
+    } else {
+        ReasonCode::FailBack {
+            pod: pod.to_owned(),
+        }
+    }
+}
+
+/// The rebalance request served as far as it can be: removed, saying why
+/// nothing more moves.
+fn clear(why: String) -> Vec<Decision> {
+    vec![Decision::new(
+        Intent::ClearRebalanceRequest,
+        ReasonCode::Requested,
+        format!("rebalance: {why}"),
+    )]
+}
+
+/// Topologies whose primary the operator does not place: a rebalance
+/// request is removed, saying so.
+pub(super) fn decide_unplaced_rebalance(view: &ClusterView<'_>) -> Vec<Decision> {
+    if !requested(view) {
+        return Vec::new();
+    }
+    match view.topology() {
+        Topology::Standalone => clear("a Standalone cluster has one pod: nothing to move".to_owned()),
+        Topology::Sentinel => clear(
+            "Sentinel chooses where the primary goes: ask for a switchover (kubectl valkey switchover) instead".to_owned(),
+        ),
+        Topology::Replication | Topology::Cluster => Vec::new(),
+    }
 }
 
 /// Nothing else under way that a hand-over would disturb: no operation
@@ -56,6 +107,7 @@ fn node_down(view: &ClusterView<'_>, pod: &PodState<'_>) -> bool {
 /// role should move back now, or the moment it may (`Err`).
 fn replication_target<'a>(
     view: &ClusterView<'a>,
+    hold: bool,
 ) -> Option<Result<(PodState<'a>, PodState<'a>), Timestamp>> {
     let primary = view.healthy_primary()?;
     let want = view.pods().into_iter().find(|p| ordinal(p.name) == 0)?;
@@ -67,6 +119,9 @@ fn replication_target<'a>(
     {
         return None;
     }
+    if !hold {
+        return Some(Ok((want, primary)));
+    }
     let at = ready_at(view, want.name)?;
     Some(if view.state.last_at < at {
         Err(at)
@@ -75,21 +130,64 @@ fn replication_target<'a>(
     })
 }
 
+/// Why a Replication's primary cannot move back to `<name>-0` now.
+fn replication_stays(view: &ClusterView<'_>) -> String {
+    let Some(primary) = view.healthy_primary() else {
+        return "no healthy primary to move".to_owned();
+    };
+    let Some(want) = view.pods().into_iter().find(|p| ordinal(p.name) == 0) else {
+        return "no pod of ordinal 0".to_owned();
+    };
+    if want.name == primary.name {
+        return format!("the primary is on its preferred pod {}", want.name);
+    }
+    let not_ready: Vec<&str> = view
+        .pods()
+        .iter()
+        .filter(|p| !p.view.ready)
+        .map(|p| p.name)
+        .collect();
+    if !not_ready.is_empty() {
+        return format!(
+            "{} cannot take the role now: {} not ready; ask again once it is",
+            want.name,
+            not_ready.join(", ")
+        );
+    }
+    format!(
+        "{} cannot take the role now (not in sync with {}, or its node not ready); ask again once it is",
+        want.name, primary.name
+    )
+}
+
 /// Replication: the switchover back to `<name>-0`.
 pub(super) fn decide_replication_fail_back(view: &ClusterView<'_>) -> Vec<Decision> {
-    if !preferred(view) || view.topology() != Topology::Replication || !quiet(view) {
+    if view.topology() != Topology::Replication {
+        return decide_unplaced_rebalance(view);
+    }
+    let asked = requested(view);
+    if !(preferred(view) || asked) || !quiet(view) {
         return Vec::new();
     }
-    let Some(Ok((want, primary))) = replication_target(view) else {
-        return Vec::new();
+    let Some(Ok((want, primary))) = replication_target(view, !asked) else {
+        return if asked {
+            clear(replication_stays(view))
+        } else {
+            Vec::new()
+        };
     };
-    let code = ReasonCode::FailBack {
-        pod: want.name.to_owned(),
+    let code = move_code(view, want.name);
+    let detail = if asked {
+        format!(
+            "rebalance requested: {} is in sync; the primary role moves back to it from {}",
+            want.name, primary.name
+        )
+    } else {
+        format!(
+            "placement Preferred: {} is back and in sync (the last failover {} s ago or more); the primary role moves back from {}",
+            want.name, FAIL_BACK_AFTER_SECONDS, primary.name
+        )
     };
-    let detail = format!(
-        "placement Preferred: {} is back and in sync (the last failover {} s ago or more); the primary role moves back from {}",
-        want.name, FAIL_BACK_AFTER_SECONDS, primary.name
-    );
     let mut out = vec![Decision::new(
         Intent::Switchover {
             from: primary.name.to_owned(),
@@ -106,7 +204,10 @@ pub(super) fn decide_replication_fail_back(view: &ClusterView<'_>) -> Vec<Decisi
 
 /// A Cluster's next fail-back: the shard whose primary is not its
 /// preferred pod, and that pod, a replica of it, back and in sync.
-fn cluster_target<'a>(view: &ClusterView<'a>) -> Option<Result<(String, PodState<'a>), Timestamp>> {
+fn cluster_target<'a>(
+    view: &ClusterView<'a>,
+    hold: bool,
+) -> Option<Result<(String, PodState<'a>), Timestamp>> {
     let shards = view.state.cluster.shards();
     let wanted = u32::try_from(view.spec.effective_shards()).unwrap_or(0);
     let mut earliest: Option<Timestamp> = None;
@@ -130,6 +231,9 @@ fn cluster_target<'a>(view: &ClusterView<'a>) -> Option<Result<(String, PodState
         if !in_sync {
             continue;
         }
+        if !hold {
+            return Some(Ok((shard.primary.to_owned(), want)));
+        }
         let Some(at) = ready_at(view, want.name) else {
             continue;
         };
@@ -144,16 +248,30 @@ fn cluster_target<'a>(view: &ClusterView<'a>) -> Option<Result<(String, PodState
 
 /// Cluster: a coordinated failover of one shard back to its preferred pod.
 pub(super) fn decide_cluster_fail_back(view: &ClusterView<'_>) -> Vec<Decision> {
-    if !preferred(view) || view.topology() != Topology::Cluster || !quiet(view) {
+    let asked = requested(view);
+    if !(preferred(view) || asked) || view.topology() != Topology::Cluster || !quiet(view) {
         return Vec::new();
     }
     let whole = view.pods().iter().all(|p| p.view.ready && p.usable())
         && view.state.cluster.unassigned() == 0;
     if !whole {
-        return Vec::new();
+        return if asked {
+            clear("not every pod is ready, or a slot has no owner: ask again once the cluster is whole".to_owned())
+        } else {
+            Vec::new()
+        };
     }
-    let Some(Ok((primary, want))) = cluster_target(view) else {
-        return Vec::new();
+    let Some(Ok((primary, want))) = cluster_target(view, !asked) else {
+        return if asked {
+            clear(cluster_stays(view))
+        } else {
+            Vec::new()
+        };
+    };
+    let why = if asked {
+        "rebalance requested"
+    } else {
+        "placement Preferred"
     };
     vec![Decision::new(
         Intent::ClusterFailover {
@@ -161,14 +279,35 @@ pub(super) fn decide_cluster_fail_back(view: &ClusterView<'_>) -> Vec<Decision> 
             from: Some(primary.clone()),
             mode: ClusterFailoverMode::Coordinated,
         },
-        ReasonCode::FailBack {
-            pod: want.name.to_owned(),
-        },
+        move_code(view, want.name),
         format!(
-            "placement Preferred: {} is back and in sync as a replica of {primary}; its shard moves back to it by a coordinated failover",
+            "{why}: {} is back and in sync as a replica of {primary}; its shard moves back to it by a coordinated failover",
             want.name
         ),
     )]
+}
+
+/// Why no shard of a Cluster moves back now: every primary on its
+/// preferred pod, or those that are not, with no replica of them able to
+/// take the role.
+fn cluster_stays(view: &ClusterView<'_>) -> String {
+    let wanted = u32::try_from(view.spec.effective_shards()).unwrap_or(0);
+    let away: Vec<String> = view
+        .state
+        .cluster
+        .shards()
+        .iter()
+        .filter(|s| ordinal(s.primary) >= wanted)
+        .map(|s| s.primary.to_owned())
+        .collect();
+    if away.is_empty() {
+        "every shard's primary is on its preferred pod".to_owned()
+    } else {
+        format!(
+            "the shards of {} have no preferred replica in sync to move back to; ask again once they have",
+            away.join(", ")
+        )
+    }
 }
 
 /// When a fail-back waiting for its hold-down may be decided.
@@ -177,8 +316,8 @@ pub(super) fn fail_back_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
         return None;
     }
     match view.topology() {
-        Topology::Replication => replication_target(view)?.err(),
-        Topology::Cluster => cluster_target(view)?.err(),
+        Topology::Replication => replication_target(view, true)?.err(),
+        Topology::Cluster => cluster_target(view, true)?.err(),
         Topology::Standalone | Topology::Sentinel => None,
     }
 }

@@ -52,6 +52,9 @@ pub fn already_done(state: &ClusterState, intent: &Intent) -> Option<String> {
         Intent::ClearFailoverRequest if state.failover_request.is_none() => {
             Some("no failover is requested any more".to_owned())
         }
+        Intent::ClearRebalanceRequest if state.rebalance_request.is_none() => {
+            Some("no rebalance is requested any more".to_owned())
+        }
         Intent::MoveSlots {
             to, to_node, slots, ..
         } => {

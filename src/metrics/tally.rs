@@ -215,9 +215,12 @@ impl Tracker {
             }),
             Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
                 (_, ReasonCode::Requested) => FailoverKind::Requested,
-                (ClusterFailoverMode::Coordinated, ReasonCode::PrimaryOutdated) => {
-                    FailoverKind::Planned
-                }
+                (
+                    ClusterFailoverMode::Coordinated,
+                    ReasonCode::PrimaryOutdated
+                    | ReasonCode::FailBack { .. }
+                    | ReasonCode::Rebalance { .. },
+                ) => FailoverKind::Planned,
                 _ => FailoverKind::Automatic,
             }),
             Intent::ApplyResources { .. }
@@ -236,6 +239,7 @@ impl Tracker {
             // standby, no failover.
             | Intent::FollowSource { .. }
             | Intent::PromoteStandby { .. }
+            | Intent::ClearRebalanceRequest
             | Intent::SyncUsers { .. }
             | Intent::ReleaseUser { .. }
             | Intent::IssueCertificate { .. }

@@ -8,7 +8,7 @@ use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
 
-use crate::resources::labels::{FAILOVER_REQUESTED, SWITCHOVER_TO};
+use crate::resources::labels::{FAILOVER_REQUESTED, REBALANCE_REQUESTED, SWITCHOVER_TO};
 
 /// SHA-256 of a spec's canonical JSON.
 pub fn fingerprint(spec_json: &str) -> SpecFingerprint {
@@ -244,6 +244,21 @@ pub fn observe_failover_request(state: &ClusterState, cluster: &ValkeyCluster) -
         return Vec::new();
     }
     vec![Event::FailoverRequestObserved { request }]
+}
+
+/// `RebalanceRequestObserved` when the annotation differs from the
+/// standing request (its presence is the request, whatever its value).
+pub fn observe_rebalance_request(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event> {
+    let request = cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REBALANCE_REQUESTED))
+        .map(|v| v.trim().to_owned());
+    if request == state.rebalance_request {
+        return Vec::new();
+    }
+    vec![Event::RebalanceRequestObserved { request }]
 }
 
 #[cfg(test)]

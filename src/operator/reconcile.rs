@@ -30,7 +30,7 @@ use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
     defaults::observe_layered_spec, observe_binding, observe_failover_request, observe_pods,
-    observe_spec, observe_statefulset, observe_switchover_request,
+    observe_rebalance_request, observe_spec, observe_statefulset, observe_switchover_request,
 };
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
@@ -481,6 +481,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     };
     events.extend(observe_switchover_request(&rt.state, &obj));
     events.extend(observe_failover_request(&rt.state, &obj));
+    events.extend(observe_rebalance_request(&rt.state, &obj));
     let events = gated(&rt, &reads, events);
     let rejected: Vec<String> = events
         .iter()

@@ -151,6 +151,14 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Ask for the primaries to move back to their preferred pods now
+    /// (a Replication's `<name>-0`, a Cluster shard's first pod), by
+    /// planned hand-overs, whatever spec.placement (annotation
+    /// valkey.logbook.dev/rebalance-requested).
+    Rebalance {
+        /// The ValkeyCluster.
+        name: String,
+    },
     /// Promote a standby: remove spec.replicateFrom. Its primary stops
     /// following the source and takes writes; the operator journals how
     /// far behind the source it was (`kubectl valkey status` shows it).
@@ -323,6 +331,7 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Hibernate { name } => requests::set_hibernated(&kube, &name, true, out).await,
         Command::Wake { name } => requests::set_hibernated(&kube, &name, false, out).await,
         Command::Promote { name } => requests::promote(&kube, &name, out).await,
+        Command::Rebalance { name } => requests::rebalance(&kube, &name, out).await,
         Command::Unbind { name } => requests::set_bound(&kube, &name, false, out).await,
         Command::Bind { name } => requests::set_bound(&kube, &name, true, out).await,
         Command::Replay { name, verb, .. } => {

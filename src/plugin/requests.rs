@@ -347,6 +347,48 @@ pub async fn set_hibernated(
     Ok(())
 }
 
+/// Asks for the primaries to move back to their preferred pods now (the
+/// rebalance request annotation), and says what follows.
+pub async fn rebalance(kube: &Kube, name: &str, out: &mut dyn Write) -> Result<()> {
+    let cluster = kube.cluster(name).await?;
+    let preferred = match cluster.spec.topology {
+        Topology::Replication => format!("{name}-0"),
+        Topology::Cluster => "each shard's first pod (ordinals below shards)".to_owned(),
+        Topology::Standalone => {
+            return Err(PluginError::Refused(format!(
+                "valkeycluster {name:?} is Standalone: one pod, nothing to rebalance"
+            )));
+        }
+        Topology::Sentinel => {
+            return Err(PluginError::Refused(format!(
+                "valkeycluster {name:?} is a Sentinel cluster: Sentinel chooses where the primary goes; use `kubectl valkey switchover {name} --to <pod>`"
+            )));
+        }
+    };
+    if let Some(standing) = annotation(&cluster, labels::REBALANCE_REQUESTED) {
+        writeln!(
+            out,
+            "valkeycluster/{name}: a rebalance is already requested ({standing}); not asking twice."
+        )?;
+        return Ok(());
+    }
+    let request = Timestamp::now().to_string();
+    let patch = json!({ "metadata": { "annotations": { labels::REBALANCE_REQUESTED: request } } });
+    kube.patch_cluster(name, &patch).await?;
+    writeln!(
+        out,
+        "valkeycluster/{name}: rebalance requested ({}={request}).\nThe operator moves the primary role back to {preferred} by planned hand-overs, one at a time, each journaled (reason Rebalance) and losing no acknowledged write; then it removes the annotation, saying which could not move and why (`kubectl valkey events {name}`).",
+        labels::REBALANCE_REQUESTED
+    )?;
+    if cluster.spec.paused {
+        writeln!(
+            out,
+            "note: valkeycluster/{name} is paused; the request is served once it is resumed (`kubectl valkey resume {name}`)."
+        )?;
+    }
+    Ok(())
+}
+
 /// Removes `spec.replicateFrom` of a standby, and says what follows; a
 /// cluster that is no standby is left alone, said so.
 pub async fn promote(kube: &Kube, name: &str, out: &mut dyn Write) -> Result<()> {

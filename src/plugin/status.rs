@@ -232,6 +232,16 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
     if let Some(at) = annotations.get(labels::FAILOVER_REQUESTED) {
         writeln!(out, "Requested:     failover ({at}) (not served yet)")?;
     }
+    if let Some(at) = annotations.get(labels::REBALANCE_REQUESTED) {
+        writeln!(out, "Requested:     rebalance ({at}) (not served yet)")?;
+    }
+    if let Some(standby) = &status.standby {
+        writeln!(
+            out,
+            "Standby:       {} ({})",
+            standby.message, standby.phase
+        )?;
+    }
     if !status.conditions.is_empty() {
         writeln!(out, "Conditions:")?;
         let rows: Vec<Vec<String>> = status

@@ -58,6 +58,11 @@ pub const SWITCHOVER_TO: &str = "valkey.logbook.dev/switchover-to";
 /// now, healthy primary or not; its value (an RFC 3339 time, or any nonce)
 /// tells one request from the next. The operator removes it once served.
 pub const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
+/// Annotation on the ValkeyCluster asking for the primaries to move back
+/// to their preferred pods now (`kubectl valkey rebalance`); its value (a
+/// time, or any nonce) tells one request from the next. The operator
+/// removes it once nothing more can move.
+pub const REBALANCE_REQUESTED: &str = "valkey.logbook.dev/rebalance-requested";
 /// Annotation on the ValkeyCluster: `"true"` asks the finalizer to delete the
 /// data PVCs when the cluster is deleted (they are kept otherwise).
 pub const DELETE_PVCS: &str = "valkey.logbook.dev/delete-pvcs-on-delete";

@@ -169,6 +169,10 @@ pub struct ClusterState {
     /// so a snapshot of a journal without it keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standby: Option<replication::StandbyView>,
+    /// The standing rebalance request (`RebalanceRequestObserved`), if
+    /// any. Not serialized while `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance_request: Option<String>,
 }
 
 /// What one data pod runs.

@@ -53,7 +53,7 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 11] = [
+    let steps: [&Step<'_>; 12] = [
         &handover::decide_dead_primary,
         &handover::decide_leaving_primary,
         &handover::decide_fenced_primary,
@@ -77,6 +77,7 @@ pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
         &reset::decide_reset,
         &handover::decide_handover,
         &handover::decide_rolling_replicas,
+        &crate::decide::placement::decide_unplaced_rebalance,
     ];
     first_wanted(view, &steps)
 }

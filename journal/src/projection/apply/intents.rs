@@ -253,7 +253,9 @@ impl ClusterState {
             | Intent::RemovePreflight { .. }
             // Their outcomes carry `SourceFollowed` and `StandbyPromoted`.
             | Intent::FollowSource { .. }
-            | Intent::PromoteStandby { .. } => {}
+            | Intent::PromoteStandby { .. }
+            // Its outcome carries the request as observed after it.
+            | Intent::ClearRebalanceRequest => {}
         }
     }
 }

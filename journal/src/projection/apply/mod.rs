@@ -132,7 +132,8 @@ impl ClusterState {
             | Event::ImagePreflighted { .. }
             | Event::SourceFollowed { .. }
             | Event::StandbyObserved { .. }
-            | Event::StandbyPromoted { .. } => self.fold_pods(seq, at, body),
+            | Event::StandbyPromoted { .. }
+            | Event::RebalanceRequestObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

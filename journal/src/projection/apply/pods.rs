@@ -281,6 +281,16 @@ impl ClusterState {
                     None => self.history(seq, at, body, "failover request cleared".into()),
                 }
             }
+            Event::RebalanceRequestObserved { request } => {
+                self.observed();
+                self.rebalance_request.clone_from(request);
+                match request {
+                    Some(request) => {
+                        self.history(seq, at, body, format!("rebalance requested ({request})"));
+                    }
+                    None => self.history(seq, at, body, "rebalance request cleared".into()),
+                }
+            }
             Event::ContainerFailureObserved { pod, failure } => {
                 self.observed();
                 match failure {

@@ -85,6 +85,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::Drift { objects } => format!("changed by hand: {}", objects.join(", ")),
         ReasonCode::FailBack { pod } => format!("back to preferred pod {pod}"),
         ReasonCode::Standby { source } => format!("standby of {source}"),
+        ReasonCode::Rebalance { pod } => format!("rebalance requested: back to {pod}"),
         ReasonCode::Promotion { lag: Some(lag) } => {
             format!("promoted, {lag} bytes behind at the last observation")
         }

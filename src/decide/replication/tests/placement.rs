@@ -81,3 +81,88 @@ fn no_fail_back_while_the_preferred_pod_is_not_in_sync_or_with_placement_any() {
     g.reach(2, Reachability::Reachable);
     assert!(g.intents().is_empty(), "{:?}", g.intents());
 }
+
+/// `failed_over`, with placement Any (where the failover left it).
+fn failed_over_any() -> Given {
+    let mut g = failed_over();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+    spec.replicas = Some(3);
+    g.spec_at(3, &spec);
+    g.applied(3);
+    g
+}
+
+#[test]
+fn a_rebalance_request_moves_the_primary_back_at_once_whatever_the_placement() {
+    let mut g = failed_over_any();
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    g.event(Event::RebalanceRequestObserved {
+        request: Some("now".into()),
+    });
+    // No hold-down: at once.
+    let decided = g.decide();
+    let first = decided.first().expect("a move back");
+    assert_eq!(
+        first.intent,
+        Intent::Switchover {
+            from: pod(1),
+            to: pod(0)
+        }
+    );
+    assert_eq!(first.reason.code, ReasonCode::Rebalance { pod: pod(0) });
+    // Once demo-0 is primary, the request is served: removed.
+    g.event(Event::ReplicaPromoted {
+        pod: pod(0),
+        from: Some(pod(1)),
+        offset: 100,
+    });
+    g.role(0, Role::Primary, None)
+        .repl(0, LinkStatus::NotReplica, 100, 9)
+        .label(0, Role::Primary);
+    g.role(1, Role::Replica, Some(0))
+        .repl(1, LinkStatus::Up, 100, 9)
+        .label(1, Role::Replica);
+    g.role(2, Role::Replica, Some(0))
+        .repl(2, LinkStatus::Up, 100, 9);
+    g.succeed(Intent::PublishBootConfig {
+        primary: Some(pod(0)),
+        ip: Some("10.0.0.0".into()),
+    });
+    let decided = g.decide();
+    assert_eq!(
+        decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
+        vec![&Intent::ClearRebalanceRequest],
+        "{decided:?}"
+    );
+    assert!(
+        decided[0]
+            .reason
+            .detail
+            .contains("on its preferred pod demo-0"),
+        "{}",
+        decided[0].reason.detail
+    );
+}
+
+#[test]
+fn a_rebalance_that_cannot_move_says_why_and_is_removed() {
+    let mut g = failed_over_any();
+    g.repl(0, LinkStatus::Down, 90, 8);
+    g.event(Event::RebalanceRequestObserved {
+        request: Some("now".into()),
+    });
+    let decided = g.decide();
+    assert_eq!(
+        decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
+        vec![&Intent::ClearRebalanceRequest],
+        "{decided:?}"
+    );
+    assert!(
+        decided[0]
+            .reason
+            .detail
+            .contains("demo-0 cannot take the role now"),
+        "{}",
+        decided[0].reason.detail
+    );
+}
