@@ -667,14 +667,7 @@ fn the_upgrade_variants_keep_their_catalog_indexes() {
             68,
         ),
     ] {
-        let env = envelope(1, body);
-        let encoded = encode_event(&env).unwrap();
-        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
-        assert_eq!(decoded.body, env.body);
-        assert_eq!(
-            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
-            Some(index)
-        );
+        assert_event_index(body, index);
     }
 }
 
@@ -743,14 +736,7 @@ fn the_standby_variants_keep_their_catalog_indexes() {
             71,
         ),
     ] {
-        let env = envelope(1, body);
-        let encoded = encode_event(&env).unwrap();
-        let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
-        assert_eq!(decoded.body, env.body);
-        assert_eq!(
-            encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
-            Some(index)
-        );
+        assert_event_index(body, index);
     }
 }
 
@@ -764,14 +750,22 @@ fn the_rebalance_variants_keep_their_catalog_indexes() {
         }),
         49
     );
-    let env = envelope(
-        1,
+    assert_event_index(
         Event::RebalanceRequestObserved {
             request: Some("2026-11-28T12:00:00Z".to_owned()),
         },
+        72,
     );
+}
+
+/// `body` round-trips, and its frame's variant byte is `index`.
+fn assert_event_index(body: Event, index: u8) {
+    let env = envelope(1, body);
     let encoded = encode_event(&env).unwrap();
     let decoded = decode_event(&encoded.frame, 1, &ChainHash::GENESIS).unwrap();
     assert_eq!(decoded.body, env.body);
-    assert_eq!(encoded.frame.get(FRAME_HEADER_LEN + 29).copied(), Some(72));
+    assert_eq!(
+        encoded.frame.get(FRAME_HEADER_LEN + 29).copied(),
+        Some(index)
+    );
 }
