@@ -218,5 +218,6 @@ async fn kubectl_valkey_rebalance_moves_a_cluster_shard_back_at_once() {
         "{moves:?}"
     );
     assert!(fail_backs(&events).is_empty(), "placement Any failed back");
+    env.assert_audit_clean().await;
     env.finish().await;
 }

@@ -344,6 +344,10 @@ async fn a_standby_in_another_kubernetes_follows_its_source_through_a_failover_a
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.await.unwrap();
     dr.stop_operator(Stop::Graceful).await;
+    // The audit: this build decides the same at every decision point of
+    // the standby's journal, and none made a pod primary before the
+    // promotion.
+    dr.assert_audit_clean().await;
     let (pod, offset, decided) = promoted(&dr, &stream).await;
     eprintln!("dr decided: {decided:?}");
     assert!(
@@ -480,6 +484,9 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
         count_missing(&dr_service, &dr_password, "bulk", 2000).await,
         0
     );
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    env.assert_audit_clean_of("dr").await;
     env.finish().await;
 }
 

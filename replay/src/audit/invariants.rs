@@ -228,6 +228,29 @@ impl Invariants {
                         ),
                     ));
                 }
+                // A standby: none of its pods takes writes before the
+                // spec that removes replicateFrom.
+                if let Some(Ok(spec)) = state.desired_spec()
+                    && let Some(from) = &spec.replicate_from
+                    && let Some(write) = intents.iter().find(|p| {
+                        matches!(
+                            p.intent,
+                            logbook_journal::Intent::PromoteReplica { .. }
+                                | logbook_journal::Intent::Switchover { .. }
+                                | logbook_journal::Intent::PromoteStandby { .. }
+                        )
+                    })
+                {
+                    self.findings.push(finding(
+                        Check::ActionWhilePaused,
+                        e,
+                        format!(
+                            "{} decided while the cluster is a standby of {} (none of its pods takes writes before replicateFrom is removed)",
+                            write.intent.describe(),
+                            from.describe("")
+                        ),
+                    ));
+                }
                 if let Some(Ok(spec)) = state.desired_spec()
                     && spec.paused
                 {

@@ -83,7 +83,8 @@ pub enum Check {
     StaleEpoch,
     /// A decision was taken while the cluster was paused, or, unbound, one
     /// other than releasing its objects, or a failover while it hibernated
-    /// or woke.
+    /// or woke, or one making a pod of a standby primary before its
+    /// promotion.
     ActionWhilePaused,
     /// At a quiet point of a formed Valkey Cluster a slot was served by
     /// no primary, or by two at one config epoch.
