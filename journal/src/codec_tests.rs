@@ -605,10 +605,7 @@ fn the_hibernation_variants_keep_their_catalog_indexes() {
     assert_eq!(tag(&ReasonCode::Hibernate), 43);
     assert_eq!(tag(&ReasonCode::Wake), 44);
     for intent in [persist, wake] {
-        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
-        let (back, _): (Intent, usize) =
-            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
-        assert_eq!(back, intent);
+        assert_intent_round_trips(intent);
     }
 }
 
@@ -642,10 +639,7 @@ fn the_upgrade_variants_keep_their_catalog_indexes() {
         46
     );
     for intent in [preflight, remove] {
-        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
-        let (back, _): (Intent, usize) =
-            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
-        assert_eq!(back, intent);
+        assert_intent_round_trips(intent);
     }
     for (body, index) in [
         (
@@ -697,10 +691,7 @@ fn the_standby_variants_keep_their_catalog_indexes() {
     );
     assert_eq!(tag(&ReasonCode::Promotion { lag: Some(12) }), 48);
     for intent in [follow, promote] {
-        let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
-        let (back, _): (Intent, usize) =
-            bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
-        assert_eq!(back, intent);
+        assert_intent_round_trips(intent);
     }
     for (body, index) in [
         (
@@ -756,6 +747,14 @@ fn the_rebalance_variants_keep_their_catalog_indexes() {
         },
         72,
     );
+}
+
+/// `intent` reads back as itself from its bincode.
+fn assert_intent_round_trips(intent: Intent) {
+    let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();
+    let (back, _): (Intent, usize) =
+        bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+    assert_eq!(back, intent);
 }
 
 /// `body` round-trips, and its frame's variant byte is `index`.

@@ -122,25 +122,41 @@ pub async fn source_password(
         .map(Password::new))
 }
 
+/// The source's metrics password from its Secret `secret`, or why it
+/// cannot be had (read once, for as many reads of the source as needed).
+pub async fn metrics_password(client: &Client, secret: &str) -> Result<Option<Password>, String> {
+    source_password(client, secret, SOURCE_METRICS_KEY)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How long one read of the source may take: a source that is gone (the
+/// reason to promote) must hold nothing up.
+pub const SOURCE_READ_LIMIT: Duration = Duration::from_secs(1);
+
 /// The source's `INFO replication`, read as its metrics user (whose
-/// password `metrics` is), within `limit`.
+/// password `metrics` is, from [`metrics_password`]), within
+/// [`SOURCE_READ_LIMIT`].
 ///
 /// # Errors
 /// Why it could not be read, for people.
 pub async fn read_source(
     address: &SourceAddress,
-    metrics: Option<Password>,
-    limit: Duration,
+    metrics: &Result<Option<Password>, String>,
 ) -> Result<ReplicationInfo, String> {
-    let Some(metrics) = metrics else {
-        return Err(format!(
-            "no metrics password in the source's Secret (key {SOURCE_METRICS_KEY}): its offset cannot be read"
-        ));
+    let metrics = match metrics {
+        Ok(Some(m)) => m.clone(),
+        Ok(None) => {
+            return Err(format!(
+                "no metrics password in the source's Secret (key {SOURCE_METRICS_KEY}): its offset cannot be read"
+            ));
+        }
+        Err(e) => return Err(e.clone()),
     };
     let addr = socket_addr(address).await?;
     let timeouts = Timeouts {
-        connect: limit,
-        command: limit,
+        connect: SOURCE_READ_LIMIT,
+        command: SOURCE_READ_LIMIT,
     };
     let client = ValkeyClient::new(timeouts, None);
     client
@@ -197,10 +213,6 @@ pub async fn follow(
     })
 }
 
-/// How long the promotion waits for each read of the source's offset: a
-/// source that is gone (the reason to promote) must not hold it up.
-const SOURCE_READ_LIMIT: Duration = Duration::from_secs(1);
-
 /// `PromoteStandby`: the source's offset, `REPLICAOF NO ONE` on `pod`, its
 /// offset, the source's offset again. Journals `StandbyPromoted` (how far
 /// behind it was, as far as the reads tell) and `ReplicaPromoted`.
@@ -217,19 +229,8 @@ pub async fn promote(
     secret: &str,
 ) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
-    let metrics = source_password(client, secret, SOURCE_METRICS_KEY)
-        .await
-        .map_err(|e| e.to_string());
-    let read = |metrics: &Result<Option<Password>, String>| {
-        let metrics = metrics.clone();
-        async move {
-            match metrics {
-                Ok(m) => read_source(source, m, SOURCE_READ_LIMIT).await,
-                Err(e) => Err(e),
-            }
-        }
-    };
-    let before = read(&metrics).await;
+    let metrics = metrics_password(client, secret).await;
+    let before = read_source(source, &metrics).await;
     valkey
         .replicaof(addr, None)
         .await
@@ -238,7 +239,7 @@ pub async fn promote(
         Ok(info) => (info.master_repl_offset, Some(info)),
         Err(_) => (0, None),
     };
-    let after = read(&metrics).await;
+    let after = read_source(source, &metrics).await;
     // Offsets of another history say nothing of this one's lag.
     let same = |info: &ReplicationInfo| {
         own.as_ref()

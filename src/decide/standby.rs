@@ -24,18 +24,26 @@ fn source(view: &ClusterView<'_>) -> Option<(String, u16, String)> {
     Some((host, port, standby.secret.clone()))
 }
 
-/// The standby's source for people.
+/// The standby's source for people (`namespace/name` or `host:port`),
+/// while the spec names one. A source named without its namespace is in
+/// the standby's, which is the namespace of the Secret the journal names
+/// then.
+pub(super) fn described_source(view: &ClusterView<'_>) -> Option<String> {
+    let own_ns = view
+        .state
+        .standby
+        .as_ref()
+        .and_then(|s| s.secret.split_once('/'))
+        .map_or("", |(ns, _)| ns);
+    view.spec
+        .replicate_from
+        .as_ref()
+        .map(|f| f.describe(own_ns))
+}
+
+/// The standby's source for people, in a sentence.
 fn source_name(view: &ClusterView<'_>) -> String {
-    view.spec.replicate_from.as_ref().map_or_else(
-        || "its source".to_owned(),
-        |f| {
-            f.describe(&view.state.standby.as_ref().map_or_else(String::new, |s| {
-                s.secret
-                    .split_once('/')
-                    .map_or_else(String::new, |(ns, _)| ns.to_owned())
-            }))
-        },
-    )
+    described_source(view).unwrap_or_else(|| "its source".to_owned())
 }
 
 /// Whether `pod` follows the source at the address it should.

@@ -1085,11 +1085,8 @@ fn standby_status(view: &ClusterView<'_>) -> Option<logbook_crds::v1alpha1::Stan
     if from.is_none() && known.is_none_or(|k| k.promoted.is_none() && k.leader.is_none()) {
         return None;
     }
-    let own_ns = known
-        .and_then(|k| k.secret.split_once('/'))
-        .map_or("", |(ns, _)| ns);
     let source = match (from, known) {
-        (Some(f), _) => f.describe(own_ns),
+        (Some(_), _) => super::standby::described_source(view).unwrap_or_default(),
         (None, Some(k)) => k
             .leader
             .as_ref()

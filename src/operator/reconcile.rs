@@ -822,7 +822,7 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
             .filter(|p| !p.ended() && !p.removed)
             .map(|_| PREFLIGHT_POLL),
         // A standby's source: nothing of it wakes the cluster.
-        super::standby::watched(&rt.state).then_some(super::standby::STANDBY_POLL),
+        super::standby::watched(&rt.state).map(|_| super::standby::STANDBY_POLL),
     ]
     .into_iter()
     .flatten()
@@ -843,16 +843,15 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
     }
     // A standby's source and lag, read without the runtime too (a source
     // that does not answer holds nothing up).
-    let standby = (rt.leading() && super::standby::watched(&rt.state))
-        .then(|| (rt.probe_client().clone(), rt.state.clone()));
+    let standby = super::standby::watched(&rt.state)
+        .filter(|_| rt.leading())
+        .map(|watched| (rt.probe_client().clone(), watched));
     if standby.is_none() {
         rt.standby_metrics(None);
     }
     drop(rt);
-    if let Some((valkey, state)) = standby
-        && let Some((read, bound)) =
-            super::standby::read_standby(&client, &meta, &valkey, &state).await
-    {
+    if let Some((valkey, watched)) = standby {
+        let (read, bound) = super::standby::read_standby(&client, &meta, &valkey, watched).await;
         let mut rt = handle.lock().await;
         let lag = crate::observe::standby::lag_of(&read);
         rt.standby_metrics(Some((

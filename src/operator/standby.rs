@@ -4,13 +4,14 @@
 //! Done without the cluster's runtime held, so that no decision waits on
 //! a slow or unreachable source.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use logbook_crds::v1alpha1::SOURCE_METRICS_KEY;
+use logbook_crds::ReplicateFrom;
 use logbook_journal::ClusterState;
 
 use crate::actuate::standby::{
-    SourceAddress, read_source, resolve_source, source_password, source_secret,
+    SourceAddress, metrics_password, read_source, resolve_source, source_secret,
 };
 use crate::observe::standby::SourceRead;
 use crate::resources::{ClusterMeta, valkey_addr};
@@ -20,37 +21,39 @@ use crate::valkey::ValkeyClient;
 /// the bound, a source's failover seen.
 pub const STANDBY_POLL: Duration = Duration::from_secs(2);
 
-/// How long one read of the source may take.
-const SOURCE_READ_LIMIT: Duration = Duration::from_secs(1);
-
-/// Whether `state`'s cluster is a standby whose source is read.
-pub fn watched(state: &ClusterState) -> bool {
-    state
-        .desired_spec()
-        .and_then(Result::ok)
-        .is_some_and(|s| s.replicate_from.is_some())
+/// What a standby's reads need of the projection: its `replicateFrom`
+/// and its leader's address; `None` when the cluster is no standby.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    from: ReplicateFrom,
+    leader: Option<SocketAddr>,
 }
 
-/// The source and the leader as read now, with the lag bound; `None`
-/// when the cluster is no standby.
-pub async fn read_standby(
-    client: &kube::Client,
-    meta: &ClusterMeta,
-    valkey: &ValkeyClient,
-    state: &ClusterState,
-) -> Option<(SourceRead, u64)> {
-    let spec = state.desired_spec().and_then(Result::ok)?;
-    let from = spec.replicate_from?;
-    let secret = source_secret(&meta.namespace, &from);
-    let address = resolve_source(client, &meta.namespace, &meta.name, &from).await;
-    let leader_addr = state
+/// [`Watched`] of `state`'s cluster, taken while the runtime is held so
+/// that the reads need nothing more of it.
+pub fn watched(state: &ClusterState) -> Option<Watched> {
+    let from = state.desired_spec().and_then(Result::ok)?.replicate_from?;
+    let leader = state
         .replication
         .primary
         .as_ref()
         .and_then(|p| state.pods.get(p))
         .and_then(|p| p.ip.as_deref())
         .and_then(valkey_addr);
-    let leader = match leader_addr {
+    Some(Watched { from, leader })
+}
+
+/// The source and the leader as read now, with the lag bound.
+pub async fn read_standby(
+    client: &kube::Client,
+    meta: &ClusterMeta,
+    valkey: &ValkeyClient,
+    watched: Watched,
+) -> (SourceRead, u64) {
+    let Watched { from, leader } = watched;
+    let secret = source_secret(&meta.namespace, &from);
+    let address = resolve_source(client, &meta.namespace, &meta.name, &from).await;
+    let leader = match leader {
         Some(addr) => valkey
             .info_replication(addr)
             .await
@@ -59,7 +62,9 @@ pub async fn read_standby(
         None => None,
     };
     let source = match &address {
-        Ok(address) => read_offset(client, address, &secret).await,
+        Ok(address) => read_source(address, &metrics_password(client, &secret).await)
+            .await
+            .map(|i| (i.master_repl_offset, i.replid)),
         Err(e) => Err(e.clone()),
     };
     let (host, port) = match address {
@@ -71,7 +76,7 @@ pub async fn read_standby(
                 .map_or(crate::resources::VALKEY_PORT, |e| e.port()),
         ),
     };
-    Some((
+    (
         SourceRead {
             host,
             port,
@@ -80,19 +85,5 @@ pub async fn read_standby(
             source,
         },
         from.lag_bound(),
-    ))
-}
-
-/// The source's offset and replication id.
-async fn read_offset(
-    client: &kube::Client,
-    address: &SourceAddress,
-    secret: &str,
-) -> Result<(u64, String), String> {
-    let metrics = source_password(client, secret, SOURCE_METRICS_KEY)
-        .await
-        .map_err(|e| e.to_string())?;
-    read_source(address, metrics, SOURCE_READ_LIMIT)
-        .await
-        .map(|i| (i.master_repl_offset, i.replid))
+    )
 }

@@ -44,6 +44,17 @@ fn annotation(c: &ValkeyCluster, key: &str) -> Option<String> {
         .cloned()
 }
 
+/// Says that a request to a paused cluster waits for it to be resumed.
+fn note_paused(c: &ValkeyCluster, name: &str, out: &mut dyn Write) -> Result<()> {
+    if c.spec.paused {
+        writeln!(
+            out,
+            "note: valkeycluster/{name} is paused; the request is served once it is resumed (`kubectl valkey resume {name}`)."
+        )?;
+    }
+    Ok(())
+}
+
 /// Refuses topologies where the operator does not move the primary.
 fn replicated(c: &ValkeyCluster, name: &str, what: &str) -> Result<()> {
     match c.spec.topology {
@@ -180,12 +191,7 @@ pub async fn failover(
             )?;
         }
     }
-    if cluster.spec.paused {
-        writeln!(
-            out,
-            "note: valkeycluster/{name} is paused; the request is served once it is resumed (`kubectl valkey resume {name}`)."
-        )?;
-    }
+    note_paused(&cluster, name, out)?;
     if wait.wait {
         wait_for_new_primary(
             kube,
@@ -380,12 +386,7 @@ pub async fn rebalance(kube: &Kube, name: &str, out: &mut dyn Write) -> Result<(
         "valkeycluster/{name}: rebalance requested ({}={request}).\nThe operator moves the primary role back to {preferred} by planned hand-overs, one at a time, each journaled (reason Rebalance) and losing no acknowledged write; then it removes the annotation, saying which could not move and why (`kubectl valkey events {name}`).",
         labels::REBALANCE_REQUESTED
     )?;
-    if cluster.spec.paused {
-        writeln!(
-            out,
-            "note: valkeycluster/{name} is paused; the request is served once it is resumed (`kubectl valkey resume {name}`)."
-        )?;
-    }
+    note_paused(&cluster, name, out)?;
     Ok(())
 }
 
