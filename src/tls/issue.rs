@@ -279,29 +279,45 @@ pub fn issue_leaf(
     })
 }
 
-/// The names a cluster's leaf certificate covers, in this order: the client
-/// Service `<cluster>`, the headless Service `<cluster>-hl` and the Sentinel
-/// Service `<cluster>-sentinel`, each as `<svc>`, `<svc>.<ns>`,
-/// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`; then every pod
-/// through the headless Service (`*.<cluster>-hl.<ns>.svc` and its
-/// `.cluster.local` form), then `localhost` and `127.0.0.1` for clients in
-/// the pod itself (probes, `valkey-cli` in `kubectl exec`).
+/// The names a cluster's leaf certificate covers, in this order: the
+/// Services a client can name (the client Service `<cluster>`, the read
+/// Service `<cluster>-read`, the headless Service `<cluster>-headless`,
+/// the Sentinel Service `<cluster>-sentinel` and the Sentinels' headless
+/// `<cluster>-sentinel-hl`), each as `<svc>`, `<svc>.<ns>`,
+/// `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`; then every data
+/// and Sentinel pod through its headless Service (`*.<svc>.<ns>.svc` and
+/// its `.cluster.local` form), then `localhost` and `127.0.0.1` for
+/// clients in the pod itself (probes, `valkey-cli` in `kubectl exec`).
+/// Every Service name comes from the functions that name the objects
+/// made, so a certificate cannot name a Service that does not exist.
 #[must_use]
 pub fn cluster_names(cluster: &str, namespace: &str) -> Vec<String> {
-    let services = [
-        cluster.to_owned(),
-        format!("{cluster}-hl"),
-        format!("{cluster}-sentinel"),
+    use crate::resources::{
+        client_service_name, headless_service_name, read_service_name,
+        sentinel_headless_service_name, sentinel_service_name,
+    };
+    let headless = [
+        headless_service_name(cluster),
+        sentinel_headless_service_name(cluster),
     ];
-    let mut names = Vec::with_capacity(16);
+    let services = [
+        client_service_name(cluster),
+        read_service_name(cluster),
+        headless[0].clone(),
+        sentinel_service_name(cluster),
+        headless[1].clone(),
+    ];
+    let mut names = Vec::with_capacity(28);
     for svc in &services {
         names.push(svc.clone());
         names.push(format!("{svc}.{namespace}"));
         names.push(format!("{svc}.{namespace}.svc"));
         names.push(format!("{svc}.{namespace}.svc.cluster.local"));
     }
-    names.push(format!("*.{cluster}-hl.{namespace}.svc"));
-    names.push(format!("*.{cluster}-hl.{namespace}.svc.cluster.local"));
+    for svc in &headless {
+        names.push(format!("*.{svc}.{namespace}.svc"));
+        names.push(format!("*.{svc}.{namespace}.svc.cluster.local"));
+    }
     names.push("localhost".to_owned());
     names.push("127.0.0.1".to_owned());
     names
@@ -487,9 +503,11 @@ mod tests {
         let (ca, leaf) = demo();
         for name in [
             "demo.default.svc",
-            "demo-0.demo-hl.default.svc",
-            "demo-2.demo-hl.default.svc.cluster.local",
+            "demo-0.demo-headless.default.svc",
+            "demo-2.demo-headless.default.svc.cluster.local",
+            "demo-read.default.svc",
             "demo-sentinel.default.svc",
+            "demo-sentinel-1.demo-sentinel-hl.default.svc",
             "localhost",
             "127.0.0.1",
         ] {
@@ -498,7 +516,8 @@ mod tests {
         for name in [
             "other.default.svc",
             "demo.other.svc",
-            "a.b.demo-hl.default.svc",
+            "a.b.demo-headless.default.svc",
+            "demo-0.demo-hl.default.svc",
         ] {
             assert!(
                 verify_server(&ca, &leaf, name, t0()).is_err(),
@@ -667,6 +686,107 @@ mod tests {
         );
     }
 
+    /// Every name a client can use for the objects the operator makes, on
+    /// every topology (each Service as `<svc>.<ns>.svc`, each pod through
+    /// its StatefulSet's governing Service), taken from the objects built,
+    /// verifies against the certificate issued for them: a certificate
+    /// naming a Service that does not exist (it once named `<name>-hl`
+    /// while the StatefulSet's Service is `<name>-headless`) fails here.
+    #[test]
+    fn every_name_of_the_objects_made_verifies_with_host_name_checks() {
+        use crate::resources::{self, ClusterMeta};
+        let (ca, leaf) = demo();
+        let meta = ClusterMeta {
+            name: "demo".into(),
+            namespace: "default".into(),
+            uid: "uid".into(),
+        };
+        for topology in [
+            logbook_crds::Topology::Standalone,
+            logbook_crds::Topology::Replication,
+            logbook_crds::Topology::Sentinel,
+            logbook_crds::Topology::Cluster,
+        ] {
+            let mut spec = logbook_crds::ValkeyClusterSpec::with_topology(topology);
+            spec.tls.enabled = true;
+            let mut services = vec![
+                resources::build_client_service(&meta, &spec),
+                resources::build_read_service(&meta, &spec),
+                resources::build_headless_service(&meta, &spec),
+            ];
+            let mut sets = vec![resources::build_statefulset(&meta, &spec, "h")];
+            if topology == logbook_crds::Topology::Sentinel {
+                services.push(resources::build_sentinel_service(&meta, &spec));
+                services.push(resources::build_sentinel_headless_service(&meta, &spec));
+                sets.push(resources::build_sentinel_statefulset(&meta, &spec, "h"));
+            }
+            let mut names: Vec<String> = services
+                .iter()
+                .map(|s| format!("{}.default.svc", s.metadata.name.clone().unwrap()))
+                .collect();
+            for sts in &sets {
+                let governing = sts.spec.as_ref().unwrap().service_name.clone().unwrap();
+                assert!(
+                    services
+                        .iter()
+                        .any(|s| s.metadata.name.as_deref() == Some(governing.as_str())),
+                    "{topology:?}: StatefulSet governed by {governing}, which is not made"
+                );
+                let sts_name = sts.metadata.name.clone().unwrap();
+                names.push(format!("{sts_name}-0.{governing}.default.svc"));
+                names.push(format!(
+                    "{sts_name}-2.{governing}.default.svc.cluster.local"
+                ));
+            }
+            for name in names {
+                verify_server(&ca, &leaf, &name, t0())
+                    .unwrap_or_else(|e| panic!("{topology:?}: {name}: {e}"));
+            }
+        }
+    }
+
+    /// The sample certificate (`config/samples/tls-secret.yaml`) covers
+    /// the names of the sample cluster's Service and pods, checked the
+    /// same way: host names verified against its own CA.
+    #[test]
+    fn the_tls_sample_certificate_covers_its_cluster_and_pods() {
+        use crate::resources::{self, ClusterMeta};
+        let text = include_str!("../../config/samples/tls-secret.yaml");
+        let mut docs = text.split("\n---\n");
+        let secret: serde_yaml::Value = serde_yaml::from_str(docs.next().unwrap()).unwrap();
+        let cluster: logbook_crds::ValkeyCluster =
+            serde_yaml::from_str(docs.next().unwrap()).unwrap();
+        let data = &secret["stringData"];
+        let ca = Ca {
+            cert_pem: data["ca.crt"].as_str().unwrap().to_owned(),
+            key_pem: String::new(),
+        };
+        let leaf = Leaf {
+            cert_pem: data["tls.crt"].as_str().unwrap().to_owned(),
+            key_pem: String::new(),
+            not_after: t0(),
+        };
+        // Within the sample's validity (made 2026-11-28, ten years).
+        let at = Timestamp::parse("2027-06-01T00:00:00Z").unwrap();
+        let name = cluster.metadata.name.clone().unwrap();
+        let meta = ClusterMeta {
+            name: name.clone(),
+            namespace: "default".into(),
+            uid: "uid".into(),
+        };
+        let headless = resources::build_headless_service(&meta, &cluster.spec);
+        let sts = resources::build_statefulset(&meta, &cluster.spec, "h");
+        let governing = sts.spec.unwrap().service_name.unwrap();
+        assert_eq!(headless.metadata.name.as_deref(), Some(governing.as_str()));
+        for host in [
+            verify_name(&name, "default"),
+            format!("{name}-0.{governing}.default.svc"),
+            format!("{name}-0.{governing}.default.svc.cluster.local"),
+        ] {
+            verify_server(&ca, &leaf, &host, at).unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+    }
+
     #[test]
     fn cluster_names_cover_the_services_pods_and_loopback() {
         assert_eq!(
@@ -676,16 +796,26 @@ mod tests {
                 "demo.ns",
                 "demo.ns.svc",
                 "demo.ns.svc.cluster.local",
-                "demo-hl",
-                "demo-hl.ns",
-                "demo-hl.ns.svc",
-                "demo-hl.ns.svc.cluster.local",
+                "demo-read",
+                "demo-read.ns",
+                "demo-read.ns.svc",
+                "demo-read.ns.svc.cluster.local",
+                "demo-headless",
+                "demo-headless.ns",
+                "demo-headless.ns.svc",
+                "demo-headless.ns.svc.cluster.local",
                 "demo-sentinel",
                 "demo-sentinel.ns",
                 "demo-sentinel.ns.svc",
                 "demo-sentinel.ns.svc.cluster.local",
-                "*.demo-hl.ns.svc",
-                "*.demo-hl.ns.svc.cluster.local",
+                "demo-sentinel-hl",
+                "demo-sentinel-hl.ns",
+                "demo-sentinel-hl.ns.svc",
+                "demo-sentinel-hl.ns.svc.cluster.local",
+                "*.demo-headless.ns.svc",
+                "*.demo-headless.ns.svc.cluster.local",
+                "*.demo-sentinel-hl.ns.svc",
+                "*.demo-sentinel-hl.ns.svc.cluster.local",
                 "localhost",
                 "127.0.0.1",
             ]
@@ -742,7 +872,7 @@ mod tests {
         assert!(eku.contains("TLS Web Server Authentication"), "{eku}");
         assert!(eku.contains("TLS Web Client Authentication"), "{eku}");
         let sans = openssl(&["x509", "-in", leaf_arg, "-noout", "-ext", "subjectAltName"]);
-        assert!(sans.contains("DNS:*.demo-hl.default.svc"), "{sans}");
+        assert!(sans.contains("DNS:*.demo-headless.default.svc"), "{sans}");
         assert!(sans.contains("IP Address:127.0.0.1"), "{sans}");
         let ca_ext = openssl(&[
             "x509",

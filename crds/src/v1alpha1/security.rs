@@ -121,7 +121,7 @@ pub struct TlsSpec {
     pub issuer_ref: Option<IssuerRef>,
     /// Existing Secret of type `kubernetes.io/tls` that also holds `ca.crt`.
     /// Its certificate must name `<name>.<namespace>.svc` (the operator
-    /// verifies it by that name) and `*.<name>-hl.<namespace>.svc`.
+    /// verifies it by that name) and `*.<name>-headless.<namespace>.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub secret_name: Option<String>,
