@@ -444,6 +444,49 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
     })
     .await;
     write_keys(&source, &source_password, "bulk", 2000).await;
+    // Without the source's consent nothing of it is read or copied: the
+    // standby says why, and its own namespace holds no password of
+    // prod's (a tenant of this namespace cannot name its way into prod).
+    let refused = env
+        .wait_status(
+            "dr",
+            Duration::from_secs(60),
+            "refused by its source",
+            |v| {
+                v.status
+                    .as_ref()
+                    .and_then(|s| s.standby.as_ref())
+                    .is_some_and(|s| s.message.contains("spec.standbyNamespaces"))
+            },
+        )
+        .await;
+    assert_eq!(standby_phase(&refused), "SourceUnreadable");
+    let prod_replication = secrets.get("shop-internal").await.unwrap().data.unwrap()["replication"]
+        .0
+        .clone();
+    let own_secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(env.client.clone(), NS);
+    for secret in own_secrets.list(&Default::default()).await.unwrap() {
+        for (key, value) in secret.data.unwrap_or_default() {
+            assert_ne!(
+                value.0,
+                prod_replication,
+                "prod's replication password copied into {NS}'s Secret {} (key {key}) without its consent",
+                secret.metadata.name.unwrap_or_default()
+            );
+        }
+    }
+    assert!(
+        !dr_pod_follows(&env, "dr-0").await,
+        "dr-0 follows the source without its consent"
+    );
+    prod.patch(
+        "shop",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"standbyNamespaces": [NS]}})),
+    )
+    .await
+    .unwrap();
     let vkc = env
         .wait_status("dr", Duration::from_secs(90), "following its source", |v| {
             is_ready(v, 2) && standby_phase(v) == "Following"
@@ -488,6 +531,43 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
     env.stop_operator(Stop::Graceful).await;
     env.assert_audit_clean_of("dr").await;
     env.finish().await;
+}
+
+/// Whether `pod` runs, answers, and replicates from anything (its link
+/// up): a standby's pod does so only once it follows its source.
+async fn dr_pod_follows(env: &Env, pod: &str) -> bool {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = env.api();
+    let Some(ip) = pods
+        .get_opt(pod)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.status)
+        .and_then(|s| s.pod_ip)
+    else {
+        return false;
+    };
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = env.api();
+    let Some(password) = secrets
+        .get_opt("dr-password")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.data)
+        .and_then(|d| d.get("password").map(|b| b.0.clone()))
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return false;
+    };
+    let Some(mut c) = try_connect(&format!("{ip}:{PORT}"), &password).await else {
+        return false;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    info.contains("master_link_status:up")
 }
 
 /// How many of `bulk:0..2000` `addr` lacks, 2000 when it cannot be read.

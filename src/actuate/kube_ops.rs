@@ -435,7 +435,7 @@ async fn source_replication_password(
 ) -> Result<String, ActError> {
     use logbook_crds::v1alpha1::SOURCE_REPLICATION_KEY;
     let secret = super::standby::source_secret(ns, from);
-    let password = super::standby::source_password(client, &secret, SOURCE_REPLICATION_KEY)
+    let password = super::standby::source_password(client, ns, &secret, SOURCE_REPLICATION_KEY)
         .await?
         .ok_or_else(|| {
             ActError::NotYet(format!(

@@ -11,8 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::Client;
 use kube::api::Api;
-use logbook_crds::ReplicateFrom;
 use logbook_crds::v1alpha1::{SOURCE_METRICS_KEY, SOURCE_REPLICATION_KEY};
+use logbook_crds::{ReplicateFrom, ValkeyCluster};
 use logbook_journal::Event;
 
 use super::kube_ops::kube_err;
@@ -29,6 +29,9 @@ pub struct SourceAddress {
     pub port: u16,
 }
 
+/// What a ValkeyCluster's internal Secret's name ends with.
+const INTERNAL_SUFFIX: &str = "-internal";
+
 /// `namespace/name` of the Secret holding the source's passwords: a
 /// ValkeyCluster source's `<name>-internal` in its namespace, an
 /// endpoint's credentials Secret in the standby's.
@@ -44,12 +47,50 @@ pub fn source_secret(own_namespace: &str, from: &ReplicateFrom) -> String {
     }
 }
 
-/// The source's address: an endpoint's as given; a ValkeyCluster's client
-/// Service's ClusterIP (which follows its primary through failovers).
+/// Whether ValkeyCluster `namespace/name` lets a standby in
+/// `own_namespace` follow it: always in its own namespace, elsewhere only
+/// when its `spec.standbyNamespaces` names `own_namespace`. The operator
+/// reads another namespace's Service and Secret for a standby only after
+/// this: a tenant naming a cluster it has no rights on gets nothing of it.
 ///
 /// # Errors
-/// A sentence naming what is missing (the Service, its address), or the
-/// API's error.
+/// Why not, for people: no consent, no such cluster, or the API's error.
+pub async fn source_consents(
+    client: &Client,
+    own_namespace: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    if namespace == own_namespace {
+        return Ok(());
+    }
+    let api: Api<ValkeyCluster> = Api::namespaced(client.clone(), namespace);
+    let source = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading ValkeyCluster {namespace}/{name}: {e}"))?
+        .ok_or_else(|| format!("ValkeyCluster {namespace}/{name} does not exist"))?;
+    if source
+        .spec
+        .standby_namespaces
+        .iter()
+        .any(|ns| ns == own_namespace)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "ValkeyCluster {namespace}/{name} does not let namespace {own_namespace} follow it: a standby in another namespace needs the source's consent (its spec.standbyNamespaces naming {own_namespace}); nothing of the source is read or copied until then"
+        ))
+    }
+}
+
+/// The source's address: an endpoint's as given; a ValkeyCluster's client
+/// Service's ClusterIP (which follows its primary through failovers),
+/// once the source consents ([`source_consents`]).
+///
+/// # Errors
+/// A sentence naming what is missing (the consent, the Service, its
+/// address), or the API's error.
 pub async fn resolve_source(
     client: &Client,
     own_namespace: &str,
@@ -62,6 +103,7 @@ pub async fn resolve_source(
             if ns == own_namespace && c.name == own_name {
                 return Err("a cluster cannot be its own standby".to_owned());
             }
+            source_consents(client, own_namespace, ns, &c.name).await?;
             let api: Api<Service> = Api::namespaced(client.clone(), ns);
             let service = api
                 .get_opt(&c.name)
@@ -92,18 +134,34 @@ pub async fn resolve_source(
 }
 
 /// The password under `key` in the Secret `secret` (`namespace/name`):
-/// `None` when the Secret has no such key.
+/// `None` when the Secret has no such key. A Secret of another namespace
+/// than `own_namespace` is read only as the `<name>-internal` of a
+/// ValkeyCluster that consents ([`source_consents`]): this is the one
+/// place a standby reads a Secret, so no path copies one across
+/// namespaces on a tenant's say-so.
 ///
 /// # Errors
-/// The Secret missing, or the API's error.
+/// No consent (not yet: it may be given), the Secret missing, or the
+/// API's error.
 pub async fn source_password(
     client: &Client,
+    own_namespace: &str,
     secret: &str,
     key: &str,
 ) -> Result<Option<Password>, ActError> {
     let (ns, name) = secret
         .split_once('/')
         .ok_or_else(|| ActError::Refused(format!("{secret:?} names no Secret")))?;
+    if ns != own_namespace {
+        let cluster = name.strip_suffix(INTERNAL_SUFFIX).ok_or_else(|| {
+            ActError::Refused(format!(
+                "Secret {secret} is in another namespace and is no ValkeyCluster's {INTERNAL_SUFFIX} Secret: a standby reads no other"
+            ))
+        })?;
+        source_consents(client, own_namespace, ns, cluster)
+            .await
+            .map_err(ActError::NotYet)?;
+    }
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let found = api
         .get_opt(name)
@@ -124,8 +182,12 @@ pub async fn source_password(
 
 /// The source's metrics password from its Secret `secret`, or why it
 /// cannot be had (read once, for as many reads of the source as needed).
-pub async fn metrics_password(client: &Client, secret: &str) -> Result<Option<Password>, String> {
-    source_password(client, secret, SOURCE_METRICS_KEY)
+pub async fn metrics_password(
+    client: &Client,
+    own_namespace: &str,
+    secret: &str,
+) -> Result<Option<Password>, String> {
+    source_password(client, own_namespace, secret, SOURCE_METRICS_KEY)
         .await
         .map_err(|e| e.to_string())
 }
@@ -229,7 +291,7 @@ pub async fn promote(
     secret: &str,
 ) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
-    let metrics = metrics_password(client, secret).await;
+    let metrics = metrics_password(client, &target.meta.namespace, secret).await;
     let before = read_source(source, &metrics).await;
     valkey
         .replicaof(addr, None)

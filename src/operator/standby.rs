@@ -62,9 +62,12 @@ pub async fn read_standby(
         None => None,
     };
     let source = match &address {
-        Ok(address) => read_source(address, &metrics_password(client, &secret).await)
-            .await
-            .map(|i| (i.master_repl_offset, i.replid)),
+        Ok(address) => read_source(
+            address,
+            &metrics_password(client, &meta.namespace, &secret).await,
+        )
+        .await
+        .map(|i| (i.master_repl_offset, i.replid)),
         Err(e) => Err(e.clone()),
     };
     let (host, port) = match address {

@@ -297,6 +297,16 @@ pub struct ValkeyClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicate_from: Option<ReplicateFrom>,
 
+    /// Namespaces whose ValkeyClusters may be standbys of this one
+    /// (`replicateFrom.cluster` naming it): only they are given its
+    /// address and its replication password. A standby in this cluster's
+    /// own namespace needs no entry; one in any other namespace not listed
+    /// is refused. Removing a namespace stops its standbys following; the
+    /// password they were given stays theirs until it is rotated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub standby_namespaces: Vec<String>,
+
     /// A plan (a named preset of spec fields) defined by the
     /// `valkey-operator-defaults` ValkeyOperatorDefaults of this namespace
     /// or of the operator's. The cluster's own fields win over the plan's;

@@ -488,6 +488,16 @@ fn check_secret_names(spec: &ValkeyClusterSpec, errors: &mut Errors) {
 
 fn check_transition(spec: &ValkeyClusterSpec, old: &ValkeyClusterSpec, errors: &mut Errors) {
     backup::check_restore_transition(spec, old, errors);
+    if old.hibernated && spec.image != old.image {
+        errors.push(
+            "spec.image",
+            FieldErrorKind::Forbidden,
+            format!(
+                "the image cannot change while the cluster is hibernated, nor as it wakes: every pod would boot on {} with no preflight and no canary (a version that cannot read the files would set them aside and wake empty); wake it on {} first, then change the image",
+                spec.image, old.image
+            ),
+        );
+    }
     if spec.topology != old.topology {
         errors.push(
             "spec.topology",

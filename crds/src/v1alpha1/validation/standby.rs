@@ -31,6 +31,7 @@ pub(super) fn check_standby(
             _ => {}
         }
     }
+    check_standby_namespaces(&spec.standby_namespaces, errors);
     let Some(from) = &spec.replicate_from else {
         return;
     };
@@ -141,5 +142,27 @@ fn check_source(from: &ReplicateFrom, errors: &mut Errors) {
             FieldErrorKind::OutOfRange,
             format!("maxLagBytes {bytes} must be at least 1"),
         );
+    }
+}
+
+/// `spec.standbyNamespaces`: namespaces by name, each once (`*` or a
+/// pattern would hand the replication password to any tenant).
+fn check_standby_namespaces(namespaces: &[String], errors: &mut Errors) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let path = format!("spec.standbyNamespaces[{i}]");
+        if let Err(e) = check_dns_label(ns) {
+            errors.push(
+                path,
+                FieldErrorKind::Invalid,
+                format!("namespace {e} (name each namespace; there is no wildcard)"),
+            );
+        } else if !seen.insert(ns.as_str()) {
+            errors.push(
+                path,
+                FieldErrorKind::Duplicate,
+                format!("namespace {ns:?} is listed twice"),
+            );
+        }
     }
 }

@@ -322,6 +322,34 @@ fn hibernation_needs_persistence() {
 }
 
 #[test]
+fn the_image_does_not_change_while_hibernated_nor_as_it_wakes() {
+    let mut asleep = spec(Topology::Replication);
+    asleep.hibernated = true;
+    asleep.image = "valkey/valkey:9.1".into();
+    let mut changed = asleep.clone();
+    changed.image = "valkey/valkey:8.0".into();
+    assert_only_with_old(
+        &changed,
+        Some(&asleep),
+        "spec.image",
+        FieldErrorKind::Forbidden,
+    );
+    // Woken with another image in the same change: refused too.
+    changed.hibernated = false;
+    assert_only_with_old(
+        &changed,
+        Some(&asleep),
+        "spec.image",
+        FieldErrorKind::Forbidden,
+    );
+    // Woken on its image, then changed: both accepted.
+    let mut awake = asleep.clone();
+    awake.hibernated = false;
+    assert!(validate(&awake, Some(&asleep)).is_ok());
+    assert!(validate(&changed, Some(&awake)).is_ok());
+}
+
+#[test]
 fn an_unset_hibernated_is_not_serialized() {
     // A spec's canonical JSON (its fingerprint) is the same as before the
     // field existed, so no cluster rolls when the operator is upgraded.
@@ -465,4 +493,15 @@ fn a_standby_is_made_at_creation_keeps_its_source_and_is_promoted_by_removing_it
     let mut placed = standby;
     placed.placement = Some(crate::Placement::Preferred);
     assert_only(&placed, "spec.placement", FieldErrorKind::Forbidden);
+}
+
+#[test]
+fn standby_namespaces_name_each_namespace_once_with_no_wildcard() {
+    let mut s = spec(Topology::Replication);
+    s.standby_namespaces = vec!["dev".into(), "staging".into()];
+    assert_valid(&s);
+    s.standby_namespaces = vec!["*".into()];
+    assert_only(&s, "spec.standbyNamespaces[0]", FieldErrorKind::Invalid);
+    s.standby_namespaces = vec!["dev".into(), "dev".into()];
+    assert_only(&s, "spec.standbyNamespaces[1]", FieldErrorKind::Duplicate);
 }
