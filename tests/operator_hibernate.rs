@@ -225,6 +225,105 @@ async fn a_replication_cluster_sleeps_and_wakes_with_its_primary_and_every_write
     env.finish().await;
 }
 
+/// A volume lost while asleep: the primary's claim deleted, so it comes
+/// back empty. Trusted, it would be made writable and every replica would
+/// copy its emptiness (what happened before `PodDataObserved`); it is not
+/// given writes, a pod that holds everything is, and every key is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_primary_whose_volume_is_lost_asleep_is_not_given_writes_at_wake() {
+    let mut env = Env::start("hibernate-lost").await;
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let before = primary(&vkc);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    // Acknowledged by both replicas (`WAIT 2`).
+    let mut con = connect(&service, &password).await;
+    let mut pipe = redis::pipe();
+    for k in 0..BULK {
+        pipe.cmd("SET").arg(format!("bulk:{k}")).arg(k).ignore();
+    }
+    let () = pipe.query_async(&mut con).await.unwrap();
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(5000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(acked, 2, "the bulk was not acknowledged by both replicas");
+    drop(con);
+    env.patch("demo", serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status("demo", Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    let lost = claims
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .find(|c| c.ends_with(&format!("-{before}")))
+        .expect("the primary's claim");
+    claims.delete(&lost, &Default::default()).await.unwrap();
+    env.eventually(Duration::from_secs(30), "the claim is gone", || {
+        let (claims, lost) = (claims.clone(), lost.clone());
+        async move { claims.get_opt(&lost).await.unwrap().is_none() }
+    })
+    .await;
+    env.patch("demo", serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(120)).await;
+    let after = primary(&vkc);
+    assert_ne!(
+        after, before,
+        "the primary that lost its volume was given writes"
+    );
+    for pod in ["demo-0", "demo-1", "demo-2"] {
+        let at = env.pod_addr(pod).await;
+        env.eventually(
+            Duration::from_secs(60),
+            &format!("{pod} holds every acknowledged key"),
+            || {
+                let (at, password) = (at.clone(), password.clone());
+                async move { count_missing(&at, &password, "bulk", BULK).await == 0 }
+            },
+        )
+        .await;
+    }
+    // The journal says what each pod held, then and now.
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let held = |persisted: bool| {
+        events
+            .iter()
+            .filter_map(|e| match &e.body {
+                Event::PodDataObserved {
+                    pod,
+                    keys,
+                    persisted: p,
+                    ..
+                } if *p == persisted => Some((pod.clone(), *keys)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let then = held(true);
+    assert_eq!(then.len(), 3, "{then:?}");
+    assert!(then.iter().all(|(_, k)| *k >= BULK), "{then:?}");
+    let now = held(false);
+    assert!(
+        now.iter().any(|(p, k)| *p == before && *k == 0),
+        "{before} not journaled as back empty: {now:?}"
+    );
+    env.assert_audit_clean_of("demo").await;
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
     let mut env = Env::start("hibernate-standalone").await;

@@ -749,6 +749,21 @@ fn the_rebalance_variants_keep_their_catalog_indexes() {
     );
 }
 
+/// What a pod held at hibernation and wake is event 73.
+#[test]
+fn pod_data_observed_keeps_its_catalog_index() {
+    assert_event_index(
+        Event::PodDataObserved {
+            pod: "demo-0".to_owned(),
+            replid: ReplId::from_hex("262e2ee9a6f76cedf6b3632d223795e180aa4cb9").unwrap(),
+            offset: 2972,
+            keys: 101,
+            persisted: true,
+        },
+        73,
+    );
+}
+
 /// `intent` reads back as itself from its bincode.
 fn assert_intent_round_trips(intent: Intent) {
     let value = bincode::serde::encode_to_vec(&intent, bincode::config::standard()).unwrap();

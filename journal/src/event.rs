@@ -876,6 +876,24 @@ pub enum Event {
         /// The annotation's value, or `None`.
         request: Option<String>,
     },
+    /// [73] What data pod `pod` holds (`INFO replication`, `INFO
+    /// keyspace`): read when it was made durable to hibernate
+    /// (`persisted`), or back from its volume at wake before any pod is
+    /// given writes. A pod that holds less than what was persisted is
+    /// never made primary.
+    PodDataObserved {
+        /// Pod name.
+        pod: String,
+        /// `master_replid`.
+        replid: ReplId,
+        /// `master_repl_offset`.
+        offset: u64,
+        /// Keys in every database (`INFO keyspace`).
+        keys: u64,
+        /// Read as it was made durable (`PersistForHibernation`), not at
+        /// wake.
+        persisted: bool,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -975,6 +993,7 @@ impl Event {
             Self::StandbyObserved { .. } => "StandbyObserved",
             Self::StandbyPromoted { .. } => "StandbyPromoted",
             Self::RebalanceRequestObserved { .. } => "RebalanceRequestObserved",
+            Self::PodDataObserved { .. } => "PodDataObserved",
         }
     }
 }

@@ -33,7 +33,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ContainerFailureObserved { pod, .. }
         | Event::ServerVersionObserved { pod, .. }
         | Event::SourceFollowed { pod, .. }
-        | Event::StandbyPromoted { pod, .. } => Some(pod),
+        | Event::StandbyPromoted { pod, .. }
+        | Event::PodDataObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -104,6 +105,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::PodReachabilityObserved { .. }
             | Event::NodeRoleObserved { .. }
             | Event::ReplicationObserved { .. }
+            | Event::PodDataObserved { .. }
             | Event::PrimaryUnreachable { .. }
             | Event::RoleLabelObserved { .. }
             | Event::StatefulSetObserved { .. }
@@ -691,6 +693,21 @@ pub fn summary(event: &Event) -> String {
             Some(r) => format!("rebalance requested ({r})"),
             None => "rebalance request cleared".to_owned(),
         },
+        Event::PodDataObserved {
+            pod,
+            replid,
+            offset,
+            keys,
+            persisted,
+        } => format!(
+            "{pod} {}: {keys} keys, history {} at offset {offset}",
+            if *persisted {
+                "made durable to hibernate"
+            } else {
+                "back from its volume"
+            },
+            replid.to_hex().get(..8).unwrap_or_default()
+        ),
         Event::SourceFollowed { pod, host, port } => {
             format!("{pod} follows the standby's source at {host}:{port}")
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use logbook_journal::{Event, Role};
+use logbook_journal::{Event, ReplId, Role};
 
 use super::persistence::{RewriteWait, wait_for_rewrite};
 use super::{ActError, Done, Target, valkey_err};
@@ -52,7 +52,11 @@ pub async fn persist(
     let mut said: Vec<String> = Vec::new();
     let result = persist_steps(valkey, target, primaries, pods, &mut paused, &mut said).await;
     match result {
-        Ok(()) => Ok(Done::said(said.join("; "))),
+        Ok(events) => Ok(Done {
+            detail: said.join("; "),
+            events,
+            password: None,
+        }),
         Err(err) => {
             // The pause is lifted so that the cluster serves as before;
             // the decision is taken again.
@@ -81,7 +85,8 @@ async fn persist_steps(
     pods: &[String],
     paused: &mut Vec<SocketAddr>,
     said: &mut Vec<String>,
-) -> Result<(), ActError> {
+) -> Result<Vec<Event>, ActError> {
+    let mut events = Vec::new();
     for primary in primaries {
         let addr = target.addr(primary)?;
         valkey
@@ -120,8 +125,55 @@ async fn persist_steps(
                 _ => "RDB file saved",
             }
         ));
+        events.push(read_data(valkey, addr, pod, true).await?);
     }
-    Ok(())
+    Ok(events)
+}
+
+/// `PodDataObserved` of `pod`: its history, offset and keys as it answers
+/// now.
+async fn read_data(
+    valkey: &ValkeyClient,
+    addr: SocketAddr,
+    pod: &str,
+    persisted: bool,
+) -> Result<Event, ActError> {
+    let info = valkey
+        .info_replication(addr)
+        .await
+        .map_err(valkey_err(format!("reading {pod}'s offset")))?;
+    let keyspace = valkey
+        .info_fields(addr, "keyspace")
+        .await
+        .map_err(valkey_err(format!("reading {pod}'s keys")))?;
+    let replid = ReplId::from_hex(&info.replid).map_err(|e| {
+        ActError::Refused(format!(
+            "{pod} reports a replication id that is not one ({:?}): {e}",
+            info.replid
+        ))
+    })?;
+    Ok(Event::PodDataObserved {
+        pod: pod.to_owned(),
+        replid,
+        offset: info.master_repl_offset,
+        keys: keyspace_keys(&keyspace),
+        persisted,
+    })
+}
+
+/// The keys of every database of an `INFO keyspace` reply
+/// (`db0:keys=101,expires=1,avg_ttl=0`).
+fn keyspace_keys(fields: &std::collections::BTreeMap<String, String>) -> u64 {
+    fields
+        .iter()
+        .filter(|(name, _)| name.starts_with("db"))
+        .filter_map(|(_, value)| {
+            value
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("keys="))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Waits until every replica connected to the primary at `addr` holds its
@@ -242,6 +294,36 @@ pub async fn wake(
             format!("{} answer, as they were", pods.join(", "))
         }));
     };
+    // What every pod holds back from its volume, journaled before any is
+    // given writes: the decided primary must hold what was persisted.
+    let mut held = Vec::new();
+    for pod in pods {
+        held.push(read_data(valkey, target.addr(pod)?, pod, false).await?);
+    }
+    if let Some(required) = target.state.hibernation_data.required() {
+        let holds = held.iter().find_map(|e| match e {
+            Event::PodDataObserved {
+                pod,
+                replid,
+                offset,
+                keys,
+                ..
+            } if pod == primary => Some(logbook_journal::projection::PodData {
+                replid: *replid,
+                offset: *offset,
+                keys: *keys,
+            }),
+            _ => None,
+        });
+        if let Some(now) = holds.filter(|now| !now.holds(required)) {
+            return Err(ActError::NotYet(format!(
+                "{primary} is back holding {} keys at offset {}, less than was made durable before it slept ({} keys at offset {}): its volume was lost or replaced; it is not given writes (nothing changed)",
+                now.keys, now.offset, required.keys, required.offset
+            ))
+            .with_facts(held));
+        }
+    }
+    events.append(&mut held);
     let step = async {
         let addr = target.addr(primary)?;
         valkey
@@ -282,7 +364,9 @@ pub async fn wake(
             events,
             password: None,
         }),
-        Err(err) if said.is_empty() => Err(err),
-        Err(err) => Err(err.after(&said.join("; "))),
+        // What was read and every role already changed is journaled with
+        // the failure: the next decision starts from it.
+        Err(err) if said.is_empty() => Err(err.with_facts(events)),
+        Err(err) => Err(err.after(&said.join("; ")).with_facts(events)),
     }
 }

@@ -90,6 +90,19 @@ impl Given {
         })
     }
 
+    /// Decides `intent`, then journals `facts` and its success, as an
+    /// executor reports an outcome that carries facts.
+    pub fn succeed_with(&mut self, intent: Intent, facts: Vec<Event>) -> &mut Self {
+        let id = self.decided(intent);
+        for fact in facts {
+            self.event(fact);
+        }
+        self.event(Event::IntentSucceeded {
+            intent_id: id,
+            detail: String::new(),
+        })
+    }
+
     /// `intent` decided (reason `Requested`); its id.
     fn decided(&mut self, intent: Intent) -> Uuid {
         self.n += 1;

@@ -47,12 +47,22 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
                 return Some(Vec::new());
             }
             let primary = match view.topology() {
-                Topology::Replication | Topology::Sentinel => h.primaries.first().cloned(),
+                Topology::Replication | Topology::Sentinel => match wake_primary(view) {
+                    Ok(primary) => primary,
+                    // No pod holds what was persisted: none is given
+                    // writes (the status says why).
+                    Err(_) => return Some(Vec::new()),
+                },
                 Topology::Standalone | Topology::Cluster => None,
             };
+            let slept = h.primaries.first();
             let detail = match &primary {
-                Some(primary) => format!(
+                Some(primary) if Some(primary) == slept => format!(
                     "spec.hibernated unset: every pod is back from its volume; {primary} was primary when it went to sleep"
+                ),
+                Some(primary) => format!(
+                    "spec.hibernated unset: every pod is back from its volume; {} was primary when it went to sleep but holds less than it made durable; {primary} holds it all",
+                    slept.map_or("no pod", String::as_str)
                 ),
                 None => "spec.hibernated unset: every pod is back from its volume".to_owned(),
             };
@@ -65,6 +75,60 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
                 detail,
             )])
         }
+    }
+}
+
+/// The pod a Replication or Sentinel cluster wakes with as its primary:
+/// the one it slept with, unless what each pod holds back from its volume
+/// is journaled (`PodDataObserved` at wake) and shows it holds less than
+/// was made durable; then the pod that holds it all and the most. `None`
+/// when it slept with no primary.
+///
+/// # Errors
+/// Why no pod may be given writes: none holds what was made durable.
+pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, String> {
+    let state = view.state;
+    let slept = state
+        .hibernation
+        .as_ref()
+        .and_then(|h| h.primaries.first().cloned());
+    let data = &state.hibernation_data;
+    let Some(required) = data.required() else {
+        return Ok(slept);
+    };
+    let pods = view.pods();
+    if pods.iter().any(|p| !data.woken.contains_key(p.name)) {
+        // Not read yet: `Wake` reads every pod before it changes
+        // anything, and refuses a primary that holds less.
+        return Ok(slept);
+    }
+    let holding = |pod: &str| {
+        data.woken
+            .get(pod)
+            .filter(|now| now.holds(required))
+            .copied()
+    };
+    if let Some(slept) = slept.as_deref().filter(|p| holding(p).is_some()) {
+        return Ok(Some(slept.to_owned()));
+    }
+    let best = pods
+        .iter()
+        .filter_map(|p| holding(p.name).map(|d| ((d.offset, d.keys), p.name)))
+        .max();
+    match best {
+        Some((_, pod)) => Ok(Some(pod.to_owned())),
+        None => Err(format!(
+            "no pod holds what was made durable before it slept ({} keys at offset {}): {}; no pod is given writes (its volumes were lost or replaced: restore a backup into a new cluster, or delete this one to accept the loss)",
+            required.keys,
+            required.offset,
+            pods.iter()
+                .filter_map(|p| data
+                    .woken
+                    .get(p.name)
+                    .map(|d| format!("{} holds {} keys at offset {}", p.name, d.keys, d.offset)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -104,7 +168,7 @@ fn persist(view: &ClusterView<'_>) -> Decision {
     };
     let names: Vec<String> = pods
         .iter()
-        .filter(|p| p.view.ip.is_some() && !p.view.terminating)
+        .filter(|p| p.usable())
         .map(|p| p.name.to_owned())
         .collect();
     let detail = format!(

@@ -1056,8 +1056,15 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
         )),
         (false, Some(h)) => Some((
             ClusterPhase::Waking,
-            match h.primaries.as_slice() {
-                [primary] if view.topology() != Topology::Cluster => {
+            match (
+                super::hibernation::wake_primary(view),
+                h.primaries.as_slice(),
+            ) {
+                (Err(why), _) => format!("waking held: {why}"),
+                (Ok(Some(primary)), [slept]) if primary != *slept => format!(
+                    "waking: {slept} holds less than it made durable; {primary} will be primary once every pod answers"
+                ),
+                (_, [primary]) if view.topology() != Topology::Cluster => {
                     format!("waking: {primary} will be primary again once every pod answers")
                 }
                 _ => "waking: every pod comes back as it was".to_owned(),

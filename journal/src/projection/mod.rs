@@ -173,6 +173,11 @@ pub struct ClusterState {
     /// any. Not serialized while `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebalance_request: Option<String>,
+    /// What each data pod held when made durable to hibernate, and what
+    /// it holds back from its volume at wake (`PodDataObserved`);
+    /// cleared once it woke. Not serialized while empty.
+    #[serde(skip_serializing_if = "HibernationData::is_empty")]
+    pub hibernation_data: HibernationData,
 }
 
 /// What one data pod runs.
@@ -244,6 +249,59 @@ pub struct HibernationView {
     pub seq: u64,
     /// When its data was made durable (the outcome's time).
     pub since: Timestamp,
+}
+
+/// What the pods of a hibernation held, as `PodDataObserved` said.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HibernationData {
+    /// Read as each pod was made durable.
+    pub persisted: BTreeMap<String, PodData>,
+    /// Read as each pod came back from its volume, before any was given
+    /// writes.
+    pub woken: BTreeMap<String, PodData>,
+}
+
+impl HibernationData {
+    /// Nothing known.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.persisted.is_empty() && self.woken.is_empty()
+    }
+
+    /// What the most any pod persisted was: the offset and keys a pod
+    /// must hold to be made primary at wake. `None` when nothing was
+    /// journaled as persisted (a hibernation older than this check).
+    #[must_use]
+    pub fn required(&self) -> Option<&PodData> {
+        self.persisted.values().max_by_key(|d| (d.offset, d.keys))
+    }
+}
+
+/// What one pod holds: its replication history and offset, and its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodData {
+    /// `master_replid`.
+    pub replid: ReplId,
+    /// `master_repl_offset`.
+    pub offset: u64,
+    /// Keys in every database.
+    pub keys: u64,
+}
+
+impl PodData {
+    /// Whether a pod holding this holds at least `required`: on the same
+    /// history, at least its offset; on another (a server that loads an
+    /// append-only file starts a new history at offset 0), at least as
+    /// many keys. A lost volume holds a new history and no key.
+    #[must_use]
+    pub fn holds(&self, required: &PodData) -> bool {
+        if self.replid == required.replid {
+            self.offset >= required.offset
+        } else {
+            self.keys >= required.keys
+        }
+    }
 }
 
 /// The cluster's binding to the operator: the ownership annotation on its

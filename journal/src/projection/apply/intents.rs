@@ -43,6 +43,11 @@ impl ClusterState {
                             started_seq: seq,
                         });
                     }
+                    if matches!(planned.intent, Intent::PersistForHibernation { .. }) {
+                        // What an earlier hibernation persisted says
+                        // nothing of this one.
+                        self.hibernation_data = crate::projection::HibernationData::default();
+                    }
                     self.counters.intents_decided = self.counters.intents_decided.saturating_add(1);
                     let entry = InFlightIntent {
                         decided_seq: seq,
@@ -67,7 +72,10 @@ impl ClusterState {
                                 since: at,
                             });
                         }
-                        Intent::Wake { .. } => self.hibernation = None,
+                        Intent::Wake { .. } => {
+                            self.hibernation = None;
+                            self.hibernation_data = crate::projection::HibernationData::default();
+                        }
                         Intent::PreflightImage { image, generation } => {
                             self.preflight = Some(crate::projection::PreflightView {
                                 image: image.clone(),

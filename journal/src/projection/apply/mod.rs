@@ -133,7 +133,8 @@ impl ClusterState {
             | Event::SourceFollowed { .. }
             | Event::StandbyObserved { .. }
             | Event::StandbyPromoted { .. }
-            | Event::RebalanceRequestObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::RebalanceRequestObserved { .. }
+            | Event::PodDataObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

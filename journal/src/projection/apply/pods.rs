@@ -55,6 +55,7 @@ impl ClusterState {
                 self.tls.forget_pod(pod);
                 self.container_failures.remove(pod);
                 self.versions.remove(pod);
+                self.hibernation_data.woken.remove(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -280,6 +281,32 @@ impl ClusterState {
                     }
                     None => self.history(seq, at, body, "failover request cleared".into()),
                 }
+            }
+            Event::PodDataObserved {
+                pod,
+                replid,
+                offset,
+                keys,
+                persisted,
+            } => {
+                self.observed();
+                let data = crate::projection::PodData {
+                    replid: *replid,
+                    offset: *offset,
+                    keys: *keys,
+                };
+                let (map, when) = if *persisted {
+                    (&mut self.hibernation_data.persisted, "made durable")
+                } else {
+                    (&mut self.hibernation_data.woken, "back from its volume")
+                };
+                map.insert(pod.clone(), data);
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("pod {pod} {when}: {keys} keys, offset {offset}"),
+                );
             }
             Event::RebalanceRequestObserved { request } => {
                 self.observed();

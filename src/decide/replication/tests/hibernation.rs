@@ -117,3 +117,112 @@ fn a_roll_under_way_ends_before_it_sleeps() {
         ready.message
     );
 }
+
+fn data(i: u32, replid: u8, offset: u64, keys: u64, persisted: bool) -> Event {
+    Event::PodDataObserved {
+        pod: pod(i),
+        replid: logbook_journal::ReplId([replid; 20]),
+        offset,
+        keys,
+        persisted,
+    }
+}
+
+/// Asleep with `demo-0` its primary and 1000 keys at offset 5000 on every
+/// pod; every pod back and answering, fenced.
+fn woken_given() -> Given {
+    let mut g = Given::converged(3);
+    g.spec_at(2, &spec(true));
+    g.succeed_with(
+        Intent::PersistForHibernation {
+            primaries: vec![pod(0)],
+            pods: all(),
+        },
+        (0..3).map(|i| data(i, 0xaa, 5000, 1000, true)).collect(),
+    );
+    g.applied(2);
+    for i in 0..3 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    g.spec_at(3, &spec(false));
+    g.applied(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r1".into()),
+    });
+    g.pod(0, "r1").pod(1, "r1").pod(2, "r1").all_fenced(3);
+    g
+}
+
+#[test]
+fn a_primary_whose_volume_was_lost_asleep_is_not_given_writes_at_wake() {
+    let mut g = woken_given();
+    // Nothing read yet: the primary it slept with (Wake reads every pod
+    // before it changes anything, and refuses one that holds less).
+    let first = Intent::Wake {
+        primary: Some(pod(0)),
+        pods: all(),
+    };
+    assert_eq!(g.intents(), vec![first.clone()]);
+    // Its outcome: demo-0 back with a new history and no key.
+    g.event(data(0, 0x01, 0, 0, false));
+    g.event(data(1, 0xaa, 5000, 1000, false));
+    g.event(data(2, 0xaa, 4000, 990, false));
+    g.decide_and_fail(first, "demo-0 holds less", true);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::Wake {
+            primary: Some(pod(1)),
+            pods: all(),
+        }]
+    );
+    let status = g.status();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains("demo-1 will be primary"),
+        "{}",
+        ready.message
+    );
+}
+
+#[test]
+fn no_pod_is_given_writes_when_none_holds_what_was_made_durable() {
+    let mut g = woken_given();
+    for i in 0..3 {
+        g.event(data(i, 0x01 + u8::try_from(i).unwrap(), 0, 0, false));
+    }
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    let status = g.status();
+    assert_eq!(status.phase, Some(ClusterPhase::Waking));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains("no pod holds what was made durable"),
+        "{}",
+        ready.message
+    );
+}
+
+#[test]
+fn after_an_append_only_restart_keys_say_what_a_pod_holds() {
+    // A server that loads an append-only file starts a new history at
+    // offset 0: its keys are compared instead.
+    let mut g = woken_given();
+    g.event(data(0, 0x01, 0, 1000, false));
+    g.event(data(1, 0x02, 0, 1000, false));
+    g.event(data(2, 0x03, 0, 0, false));
+    assert_eq!(
+        g.intents(),
+        vec![Intent::Wake {
+            primary: Some(pod(0)),
+            pods: all(),
+        }]
+    );
+}
