@@ -96,10 +96,14 @@ fn start() -> Result<LocalConversion, WebhookError> {
                         return;
                     }
                 };
-                let listener = TlsListener {
-                    tcp,
-                    acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-                };
+                let listener =
+                    match TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(Arc::new(tls))) {
+                        Ok(listener) => listener,
+                        Err(err) => {
+                            tracing::warn!(%err, "local mode's conversion webhook cannot listen");
+                            return;
+                        }
+                    };
                 if let Err(err) = axum::serve(listener, conversion_router()).await {
                     tracing::warn!(%err, "local mode's conversion webhook stopped");
                 }
@@ -110,4 +114,76 @@ fn start() -> Result<LocalConversion, WebhookError> {
         url: format!("https://{bound}/convert"),
         ca_pem: ca.cert_pem,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::local_conversion;
+
+    /// A client that connects and never speaks holds up no other: the
+    /// handshake runs beside the others (it once ran inside `accept()`,
+    /// and one idle connection stalled every admission and conversion
+    /// call for the handshake's 10 s).
+    #[tokio::test]
+    async fn an_idle_connection_holds_up_no_conversion() {
+        let server = local_conversion().unwrap();
+        let addr: std::net::SocketAddr = server
+            .url
+            .trim_start_matches("https://")
+            .trim_end_matches("/convert")
+            .parse()
+            .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                rustls_pki_types::CertificateDer::from_pem_slice(server.ca_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        // Well inside the handshake limit the idle ones hold.
+        let answered = tokio::time::timeout(Duration::from_secs(5), async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            let body = "{}";
+            tls.write_all(
+                format!(
+                    "POST /convert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut reply = String::new();
+            tls.read_to_string(&mut reply).await.unwrap();
+            reply
+        })
+        .await
+        .expect("the conversion webhook did not answer while idle connections were open");
+        assert!(reply_is_http(&answered), "{answered}");
+        drop(idle);
+    }
+
+    fn reply_is_http(reply: &str) -> bool {
+        reply.starts_with("HTTP/1.1 ")
+    }
 }

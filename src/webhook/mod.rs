@@ -174,10 +174,12 @@ async fn listen(
             addr: config.addr,
             source,
         })?;
-    let listener = TlsListener {
-        tcp,
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-    };
+    let listener = TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(Arc::new(tls))).map_err(
+        |source| WebhookError::Bind {
+            addr: config.addr,
+            source,
+        },
+    )?;
     let allowed = Arc::new(admission::Allowed {
         operator: config.operator_user.clone(),
     });
@@ -475,10 +477,70 @@ fn server_config(cert_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig, 
 }
 
 /// TCP connections, each through its TLS handshake (one that fails or
-/// takes longer than [`HANDSHAKE`] is dropped).
+/// takes longer than [`HANDSHAKE`] is dropped). Each handshake runs in a
+/// task of its own, at most [`MAX_HANDSHAKES`] at once: a client that
+/// connects and says nothing holds up no other (the API server's
+/// admission and conversion calls would otherwise wait behind it for
+/// [`HANDSHAKE`], and every write to a ValkeyCluster with them).
 struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    addr: SocketAddr,
+}
+
+/// How many TLS handshakes may be under way at once; a connection past
+/// that waits for one to end (each ends within [`HANDSHAKE`]).
+const MAX_HANDSHAKES: usize = 64;
+
+impl TlsListener {
+    /// Accepts on `tcp` from now on, in a task of the current runtime that
+    /// ends when the listener is dropped.
+    fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<Self> {
+        let addr = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let accepted = tokio::select! {
+                    () = tx.closed() => return,
+                    accepted = tcp.accept() => accepted,
+                };
+                let (tcp, addr) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::debug!(%err, "the webhook cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            // The listener gone: the connection is dropped.
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%addr, %err, "a webhook client's TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%addr, "a webhook client's TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { ready, addr })
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -486,27 +548,15 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (tcp, addr) = match self.tcp.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::debug!(%err, "the webhook cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            match tokio::time::timeout(HANDSHAKE, self.acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(err)) => {
-                    tracing::debug!(%addr, %err, "a webhook client's TLS handshake failed")
-                }
-                Err(_) => tracing::debug!(%addr, "a webhook client's TLS handshake timed out"),
-            }
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task ends only with the listener; never here.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.addr)
     }
 }
 
