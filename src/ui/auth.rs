@@ -278,8 +278,42 @@ fn wants_page(path: &str) -> bool {
 }
 
 /// The guard in front of every route when the UI checks its readers.
+/// Whether a `Host` header names `localhost` or an address (an IP
+/// literal, with or without a port): names no DNS answer can move.
+pub(super) fn local_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 pub(super) async fn guard(State(ui): State<Arc<Ui>>, mut req: Request, next: Next) -> Response {
     let Some(reviews) = &ui.reviews else {
+        // Served with the user's own credentials, or to the machine's
+        // user only: a page of another site whose name the attacker
+        // points at 127.0.0.1 (DNS rebinding) would read as that user.
+        // Its requests name that site in `Host`; only `localhost` and an
+        // address (which no DNS answer changes) are served.
+        let host = req
+            .headers()
+            .get(axum::http::header::HOST)
+            .map(|h| h.to_str().unwrap_or("\u{fffd}"));
+        if let Some(host) = host.filter(|h| !local_host(h)) {
+            return UiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "this UI is served as localhost or by address only, not as {host:?} (a page of another site pointing its name here)"
+                ),
+            )
+            .into_response();
+        }
         return next.run(req).await;
     };
     let path = req.uri().path().to_owned();
@@ -434,6 +468,74 @@ token of your kubeconfig.</p>
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_localhost_and_addresses_are_local_hosts() {
+        for ok in [
+            "localhost",
+            "localhost:8900",
+            "LOCALHOST:8900",
+            "127.0.0.1",
+            "127.0.0.1:8900",
+            "10.1.2.3:80",
+            "[::1]:8900",
+            "[::1]",
+        ] {
+            assert!(local_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8900",
+            "localhost.evil.example:8900",
+            "127.0.0.1.nip.io:8900",
+            "[evil]:8900",
+            "",
+        ] {
+            assert!(!local_host(bad), "{bad}");
+        }
+    }
+
+    /// The UI served to the machine's user (`logbook ui`, local mode)
+    /// refuses a request naming another site in `Host` (DNS rebinding),
+    /// and serves one naming `localhost` or an address.
+    #[tokio::test]
+    async fn a_rebound_name_is_refused_where_the_ui_trusts_its_reader() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ui = Arc::new(Ui {
+            client: kube::Client::try_from(kube::Config::new(
+                "http://127.0.0.1:1".parse().unwrap(),
+            ))
+            .unwrap(),
+            journals: crate::ui::Journals::Local(
+                logbook_journal::SledStore::open(dir.path(), logbook_journal::Durability::Flush)
+                    .unwrap(),
+            ),
+            namespace: None,
+            reviews: None,
+        });
+        let ask = |host: &'static str| {
+            let app = crate::ui::api::router(ui.clone());
+            async move {
+                app.oneshot(
+                    Request::builder()
+                        .uri("/assets/ui.css")
+                        .header(header::HOST, host)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+                .status()
+            }
+        };
+        assert_eq!(
+            ask("evil.example:8900").await,
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        assert_eq!(ask("127.0.0.1:8900").await, StatusCode::OK);
+        assert_eq!(ask("localhost:8900").await, StatusCode::OK);
+    }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
