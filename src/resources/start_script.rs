@@ -169,12 +169,24 @@ fn internal_users_fn(topology: Topology) -> String {
 
 /// `newer_files_aside`: on a server that cannot read them (Valkey 9
 /// writes its RDB files as `VALKEY080`, which 8.x and Redis refuse at
-/// start), the data files are set aside (`<name>.newer-format`, never
-/// deleted), so that a replica going back to an older version takes a
+/// start), the data files are set aside (`<name>.newer-format`, then
+/// `.newer-format.1`, `.2`… when an earlier rollback set some aside:
+/// never deleted nor overwritten), so that a replica going back to an older version takes a
 /// full copy from its primary instead of failing at start. Called only
 /// where the pod follows a primary: one that would serve its own files
 /// keeps them (and fails, saying why).
 const NEWER_FILES_ASIDE: &str = r#"
+set_aside() {
+    aside="$1.newer-format"
+    n=1
+    while [ -e "$aside" ]; do
+        aside="$1.newer-format.$n"
+        n=$((n + 1))
+    done
+    mv "$1" "$aside"
+    printf '%s' "${aside##*/}"
+}
+
 newer_files_aside() {
     data=${VALKEY_DATA_DIR:-/data}
     version=$(valkey-server --version 2>/dev/null || redis-server --version 2>/dev/null || true)
@@ -186,9 +198,9 @@ newer_files_aside() {
         IFS= read -r magic <"$data/dump.rdb" || true
         case $magic in
         VALKEY*)
-            mv "$data/dump.rdb" "$data/dump.rdb.newer-format"
-            printf 'start.sh: dump.rdb is in a newer format than %s reads: set aside as dump.rdb.newer-format; a full copy comes from the primary
-' "$version" >&2
+            aside=$(set_aside "$data/dump.rdb")
+            printf 'start.sh: dump.rdb is in a newer format than %s reads: set aside as %s; a full copy comes from the primary
+' "$version" "$aside" >&2
             ;;
         esac
     fi
@@ -198,10 +210,9 @@ newer_files_aside() {
         IFS= read -r magic <"$base" || true
         case $magic in
         VALKEY*)
-            rm -rf "$data/appendonlydir.newer-format"
-            mv "$data/appendonlydir" "$data/appendonlydir.newer-format"
-            printf 'start.sh: appendonlydir is in a newer format than %s reads: set aside as appendonlydir.newer-format
-' "$version" >&2
+            aside=$(set_aside "$data/appendonlydir")
+            printf 'start.sh: appendonlydir is in a newer format than %s reads: set aside as %s
+' "$version" "$aside" >&2
             break
             ;;
         esac
@@ -429,5 +440,50 @@ mod tests {
         let c = render_start_script(Topology::Cluster);
         assert!(c.contains("else\n    newer_files_aside\nfi"), "{c}");
         assert!(!render_start_script(Topology::Standalone).contains("newer_files_aside"));
+    }
+
+    /// A second rollback keeps what the first set aside: nothing is
+    /// overwritten nor deleted (the first once was).
+    #[test]
+    fn a_second_rollback_keeps_what_the_first_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(data.join("appendonlydir")).unwrap();
+        let fake = bin.join("valkey-server");
+        std::fs::write(&fake, "#!/bin/sh\necho 'Valkey server v=8.0.1 sha=0'\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let script = format!("{NEWER_FILES_ASIDE}\nnewer_files_aside\n");
+        for round in ["first", "second"] {
+            std::fs::write(data.join("dump.rdb"), format!("VALKEY080{round}")).unwrap();
+            std::fs::create_dir_all(data.join("appendonlydir")).unwrap();
+            std::fs::write(
+                data.join("appendonlydir/appendonly.aof.1.base.rdb"),
+                format!("VALKEY080{round}"),
+            )
+            .unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env("VALKEY_DATA_DIR", &data)
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+        let read = |p: &str| std::fs::read_to_string(data.join(p)).unwrap();
+        assert_eq!(read("dump.rdb.newer-format"), "VALKEY080first");
+        assert_eq!(read("dump.rdb.newer-format.1"), "VALKEY080second");
+        assert_eq!(
+            read("appendonlydir.newer-format/appendonly.aof.1.base.rdb"),
+            "VALKEY080first"
+        );
+        assert_eq!(
+            read("appendonlydir.newer-format.1/appendonly.aof.1.base.rdb"),
+            "VALKEY080second"
+        );
+        assert!(!data.join("dump.rdb").exists());
     }
 }
