@@ -429,8 +429,53 @@ async fn a_hand_edit_of_an_owned_object_is_put_back_and_journaled_as_drift() {
         }
     })
     .await;
+    // A key added to the selector (the Service then selects no pod): the
+    // selector is put back whole, as the operator wrote it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kubectl(
+        &env,
+        NS,
+        &[
+            "patch",
+            "service",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"selector":{"x":"y"}}}"#,
+        ],
+    );
+    env.eventually(
+        Duration::from_secs(20),
+        "the Service's added selector key removed",
+        || {
+            let services = services.clone();
+            async move {
+                let svc = services.get("demo").await.unwrap();
+                svc.spec.and_then(|s| s.selector).is_some_and(|s| {
+                    !s.contains_key("x") && s.contains_key("valkey.logbook.dev/role")
+                })
+            }
+        },
+    )
+    .await;
+    // `kubectl scale` (the `/scale` subresource): the count put back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kubectl(&env, NS, &["scale", "statefulset", "demo", "--replicas=3"]);
+    env.eventually(
+        Duration::from_secs(20),
+        "the StatefulSet's count put back",
+        || {
+            let sets = sets.clone();
+            async move {
+                let sts = sets.get("demo").await.unwrap();
+                sts.spec.and_then(|s| s.replicas) == Some(2)
+            }
+        },
+    )
+    .await;
     let note = k8s_event(&env, "Drift").await.expect("no Drift Event");
-    assert!(note.contains("kubectl-"), "{note}");
+    assert!(note.contains("kubectl"), "{note}");
     // Nothing more once put back.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -453,7 +498,11 @@ async fn a_hand_edit_of_an_owned_object_is_put_back_and_journaled_as_drift() {
         "{drifts:?}"
     );
     assert!(
-        drifts.len() <= 2,
+        drifts.contains(&("StatefulSet demo".to_owned(), "kubectl".to_owned())),
+        "the scale was not journaled as drift: {drifts:?}"
+    );
+    assert!(
+        drifts.len() <= 4,
         "drift journaled more than once: {drifts:?}"
     );
     let reverts = events
@@ -466,7 +515,7 @@ async fn a_hand_edit_of_an_owned_object_is_put_back_and_journaled_as_drift() {
             _ => false,
         })
         .count();
-    assert_eq!(reverts, 2, "one revert per edit");
+    assert_eq!(reverts, 4, "one revert per edit");
     env.finish().await;
 }
 

@@ -22,6 +22,14 @@ pub enum ListType {
 pub trait ListTypes: Send + Sync {
     /// The list type at `path`; [`ListType::Atomic`] when unknown.
     fn list_type(&self, path: &[&str]) -> ListType;
+
+    /// Whether the map at `path` is atomic (`+mapType=atomic`, such as a
+    /// Service's `spec.selector`): replaced and owned as a whole, so an
+    /// applier that sets it takes back keys another manager added. Maps
+    /// are granular unless said so.
+    fn map_atomic(&self, _path: &[&str]) -> bool {
+        false
+    }
 }
 
 /// Every list atomic: custom resources without list markers.

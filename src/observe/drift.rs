@@ -84,7 +84,13 @@ pub fn observe_drift(
             .managed_fields
             .iter()
             .flatten()
-            .filter(|m| m.subresource.as_deref().is_none_or(str::is_empty))
+            // The object itself and its `/scale` (`kubectl scale` sets the
+            // replicas there); never its status.
+            .filter(|m| {
+                m.subresource
+                    .as_deref()
+                    .is_none_or(|s| s.is_empty() || s == "scale")
+            })
             .collect();
         let ours = entries
             .iter()
@@ -249,5 +255,33 @@ mod tests {
         ]);
         m.annotations = None;
         assert_no_drift(&m);
+    }
+
+    /// `kubectl scale` writes through the `/scale` subresource: the
+    /// replicas it set are drift (once overlooked: the count stayed).
+    #[test]
+    fn a_scale_through_the_subresource_is_drift() {
+        let m = meta(vec![
+            entry("logbook", 100, None, spec_fields()),
+            entry(
+                "kubectl",
+                200,
+                Some("scale"),
+                serde_json::json!({"f:spec": {"f:replicas": {}}}),
+            ),
+        ]);
+        let events = observe_drift(
+            &ClusterState::default(),
+            "demo",
+            &[("StatefulSet demo".into(), m)],
+        );
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::DriftObserved { by, fields, .. }]
+                    if by == "kubectl" && fields == &vec!["spec.replicas".to_owned()]
+            ),
+            "{events:?}"
+        );
     }
 }

@@ -11,6 +11,8 @@ use crate::listtype::{ListType, ListTypes};
 enum Lt {
     Set,
     Map(&'static [&'static str]),
+    /// Not a list: a map marked `+mapType=atomic`.
+    AtomicMap,
 }
 
 type Table = &'static [(&'static [&'static str], Lt)];
@@ -49,6 +51,7 @@ const POD_SPEC: Table = &[
     ),
     (&["schedulingGates"], NAME),
     (&["resourceClaims"], NAME),
+    (&["nodeSelector"], Lt::AtomicMap),
 ];
 
 const POD_STATUS: Table = &[
@@ -118,8 +121,12 @@ impl ListTypes for Kind {
         match self.find(path) {
             Some(Lt::Set) => ListType::Set,
             Some(Lt::Map(keys)) => ListType::Map(keys.iter().map(|k| (*k).to_owned()).collect()),
-            None => ListType::Atomic,
+            Some(Lt::AtomicMap) | None => ListType::Atomic,
         }
+    }
+
+    fn map_atomic(&self, path: &[&str]) -> bool {
+        matches!(self.find(path), Some(Lt::AtomicMap))
     }
 }
 
@@ -161,6 +168,7 @@ static SERVICE: Kind = Kind {
     pod_specs: NONE,
     own: &[
         (&["spec", "ports"], Lt::Map(&["port", "protocol"])),
+        (&["spec", "selector"], Lt::AtomicMap),
         (&["status", "conditions"], TYPE),
     ],
 };
@@ -190,10 +198,14 @@ impl ListTypes for PodKind {
                     ListType::Map(keys.iter().map(|k| (*k).to_owned()).collect())
                 }
                 Some(Lt::Set) => ListType::Set,
-                None => ListType::Atomic,
+                Some(Lt::AtomicMap) | None => ListType::Atomic,
             },
             _ => POD.list_type(path),
         }
+    }
+
+    fn map_atomic(&self, path: &[&str]) -> bool {
+        POD.map_atomic(path)
     }
 }
 

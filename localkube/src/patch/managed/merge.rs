@@ -32,6 +32,7 @@ impl Walker<'_> {
 
     fn merge_value(&mut self, live: Option<&Value>, config: &Value) -> Result<Value, String> {
         match (live, config) {
+            (Some(Value::Object(_)), Value::Object(_)) if self.map_atomic() => Ok(config.clone()),
             (Some(Value::Object(l)), Value::Object(c)) => self.merge_maps(l, c).map(Value::Object),
             (Some(Value::Array(l)), Value::Array(c)) => {
                 let lt = self.list_type();

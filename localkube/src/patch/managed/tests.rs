@@ -390,3 +390,57 @@ fn fieldset_json_roundtrip() {
         PathElement::Field("labels".into())
     ]));
 }
+
+/// A Service's `spec.selector` is an atomic map (`+mapType=atomic`): a
+/// key another manager added is taken back by a forced apply of the
+/// selector, as on the real server, while a granular map (labels) keeps
+/// the other manager's key.
+#[test]
+fn a_forced_apply_takes_an_atomic_map_back_whole() {
+    let lists = builtin_list_types("", "Service").unwrap();
+    let svc = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "demo", "namespace": "ns", "labels": {"app": "valkey"}},
+        "spec": {"selector": {"app": "valkey", "role": "primary"}}});
+    let writer = |manager: &'static str, now: &'static str| Writer {
+        manager,
+        api_version: "v1",
+        now,
+        subresource: None,
+    };
+    let live = apply(None, &svc, &writer("op", "t1"), false, lists).unwrap();
+    assert_eq!(
+        entry(&live, "op", "Apply").unwrap()["fieldsV1"]["f:spec"],
+        json!({"f:selector": {}})
+    );
+    let mut edited = live.clone();
+    edited["spec"]["selector"]["x"] = json!("y");
+    edited["metadata"]["labels"]["team"] = json!("a");
+    record_update(
+        Some(&live),
+        &mut edited,
+        &writer("kubectl-patch", "t2"),
+        lists,
+    );
+    let upd = entry(&edited, "kubectl-patch", "Update").unwrap();
+    assert_eq!(upd["fieldsV1"]["f:spec"], json!({"f:selector": {}}));
+    let err = conflicts(apply(
+        Some(&edited),
+        &svc,
+        &writer("op", "t3"),
+        false,
+        lists,
+    ));
+    assert_eq!(
+        err,
+        vec![FieldConflict {
+            manager: "kubectl-patch".into(),
+            field: ".spec.selector".into()
+        }]
+    );
+    let out = apply(Some(&edited), &svc, &writer("op", "t3"), true, lists).unwrap();
+    assert_eq!(
+        out["spec"]["selector"],
+        json!({"app": "valkey", "role": "primary"})
+    );
+    assert_eq!(out["metadata"]["labels"]["team"], "a");
+}

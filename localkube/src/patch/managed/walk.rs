@@ -83,6 +83,12 @@ impl<'a> Walker<'a> {
         self.lists.list_type(&path)
     }
 
+    /// Whether the map here is atomic (replaced and owned whole).
+    pub(crate) fn map_atomic(&self) -> bool {
+        let path: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        self.lists.map_atomic(&path)
+    }
+
     pub(crate) fn push(&mut self, name: &str) {
         self.names.push(name.to_owned());
     }
@@ -152,7 +158,9 @@ impl<'a> Walker<'a> {
         out: &mut FieldSet,
     ) -> Result<(), String> {
         match v {
-            Value::Object(c) if !c.is_empty() => self.object_set(c, prefix, out),
+            Value::Object(c) if !c.is_empty() && !self.map_atomic() => {
+                self.object_set(c, prefix, out)
+            }
             Value::Array(items) => {
                 let lt = self.list_type();
                 if lt == ListType::Atomic {
@@ -233,7 +241,7 @@ impl<'a> Walker<'a> {
         };
         let descended = match (lhs, rhs) {
             (Some(Value::Object(_)) | None, Some(Value::Object(_)) | None)
-                if !(empty(lhs) && empty(rhs)) =>
+                if !(self.map_atomic() || (empty(lhs) && empty(rhs))) =>
             {
                 self.compare_maps(
                     lhs.and_then(Value::as_object),
