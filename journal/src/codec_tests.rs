@@ -762,6 +762,14 @@ fn pod_data_observed_keeps_its_catalog_index() {
         },
         73,
     );
+    assert_event_index(
+        Event::ContainerRestartObserved {
+            pod: "demo-0".to_owned(),
+            uid: "uid-0".to_owned(),
+            restarts: 3,
+        },
+        74,
+    );
 }
 
 /// `intent` reads back as itself from its bincode.

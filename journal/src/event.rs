@@ -894,6 +894,18 @@ pub enum Event {
         /// wake.
         persisted: bool,
     },
+    /// [74] Data pod `pod` (`uid`)'s Valkey container was restarted in
+    /// place by the kubelet: its restart count is now `restarts`. A pod
+    /// whose server keeps crashing keeps its uid and image; this is how
+    /// the journal knows its process is new.
+    ContainerRestartObserved {
+        /// Pod name.
+        pod: String,
+        /// The Pod's `metadata.uid`.
+        uid: String,
+        /// The container's `restartCount`.
+        restarts: u32,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -994,6 +1006,7 @@ impl Event {
             Self::StandbyPromoted { .. } => "StandbyPromoted",
             Self::RebalanceRequestObserved { .. } => "RebalanceRequestObserved",
             Self::PodDataObserved { .. } => "PodDataObserved",
+            Self::ContainerRestartObserved { .. } => "ContainerRestartObserved",
         }
     }
 }

@@ -34,7 +34,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ServerVersionObserved { pod, .. }
         | Event::SourceFollowed { pod, .. }
         | Event::StandbyPromoted { pod, .. }
-        | Event::PodDataObserved { pod, .. } => Some(pod),
+        | Event::PodDataObserved { pod, .. }
+        | Event::ContainerRestartObserved { pod, .. } => Some(pod),
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
@@ -106,6 +107,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::NodeRoleObserved { .. }
             | Event::ReplicationObserved { .. }
             | Event::PodDataObserved { .. }
+            | Event::ContainerRestartObserved { .. }
             | Event::PrimaryUnreachable { .. }
             | Event::RoleLabelObserved { .. }
             | Event::StatefulSetObserved { .. }
@@ -693,6 +695,9 @@ pub fn summary(event: &Event) -> String {
             Some(r) => format!("rebalance requested ({r})"),
             None => "rebalance request cleared".to_owned(),
         },
+        Event::ContainerRestartObserved { pod, restarts, .. } => {
+            format!("{pod}: Valkey restarted in place by the kubelet ({restarts} restarts)")
+        }
         Event::PodDataObserved {
             pod,
             replid,

@@ -87,9 +87,11 @@ fn quiet(view: &ClusterView<'_>) -> bool {
 }
 
 /// When `pod` may take the role back: the hold-down after the last
-/// failover and after its current process first answered.
+/// failover and after its current process began (its server first
+/// answered, or its container was last restarted in place: a preferred
+/// pod that crash-loops is not handed the role each time it answers).
 fn ready_at(view: &ClusterView<'_>, pod: &str) -> Option<Timestamp> {
-    let back = view.state.versions.get(pod).map(|v| v.since)?;
+    let back = view.state.process_since(pod)?;
     let failed_over = view.state.last_failover.as_ref().map_or(back, |f| f.at);
     Some(Timestamp(back.0.max(failed_over.0).saturating_add(HOLD_US)))
 }

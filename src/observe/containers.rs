@@ -58,6 +58,37 @@ pub fn observe_container_failures(state: &ClusterState, pods: &[Pod]) -> Vec<Eve
     )
 }
 
+/// `ContainerRestartObserved` for each data pod of `pods` whose Valkey
+/// container's restart count rose past what the journal holds for that
+/// pod (that uid): none for a pod that never restarted.
+pub fn observe_container_restarts(state: &ClusterState, pods: &[Pod]) -> Vec<Event> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let uid = p.metadata.uid.clone()?;
+            let restarts = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == CONTAINER_NAME)
+                .map(|c| u32::try_from(c.restart_count).unwrap_or(0))?;
+            let known = state
+                .container_restarts
+                .get(&name)
+                .filter(|r| r.uid == uid)
+                .map_or(0, |r| r.restarts);
+            (restarts > known).then_some(Event::ContainerRestartObserved {
+                pod: name,
+                uid,
+                restarts,
+            })
+        })
+        .collect()
+}
+
 /// What `pod`'s Valkey container shows. A pod being deleted shows how
 /// its container was stopped (killed, exit code 137 or 143, under the
 /// same last lines): not a failure of its own, so what the journal says
@@ -245,5 +276,45 @@ mod tests {
                 vec![]
             );
         }
+    }
+
+    /// A restart in place is journaled once per rise of the count, for the
+    /// pod's own uid; a pod that never restarted journals nothing.
+    #[test]
+    fn restarts_in_place_are_journaled_when_the_count_rises() {
+        let with = |uid: &str, restarts: i32| {
+            let mut p = pod(ContainerState::default(), None, true);
+            p.metadata.uid = Some(uid.to_owned());
+            if let Some(c) = p
+                .status
+                .as_mut()
+                .and_then(|s| s.container_statuses.as_mut())
+                .and_then(|c| c.first_mut())
+            {
+                c.restart_count = restarts;
+            }
+            p
+        };
+        let mut g = crate::decide::given::Given::new();
+        assert!(observe_container_restarts(&g.state, &[with("u1", 0)]).is_empty());
+        let first = observe_container_restarts(&g.state, &[with("u1", 2)]);
+        assert_eq!(
+            first,
+            vec![Event::ContainerRestartObserved {
+                pod: "demo-2".to_owned(),
+                uid: "u1".to_owned(),
+                restarts: 2,
+            }]
+        );
+        for e in first {
+            g.event(e);
+        }
+        assert!(observe_container_restarts(&g.state, &[with("u1", 2)]).is_empty());
+        assert_eq!(
+            observe_container_restarts(&g.state, &[with("u1", 3)]).len(),
+            1
+        );
+        // A new pod of the same name starts counting again.
+        assert!(observe_container_restarts(&g.state, &[with("u2", 0)]).is_empty());
     }
 }

@@ -124,7 +124,8 @@ fn objects_of(event: &Event) -> Vec<(String, Option<&'static str>)> {
         | Event::PodDeleted { pod: p }
         | Event::RoleLabelObserved { pod: p, .. }
         | Event::RestoreFetchObserved { pod: p, .. }
-        | Event::ContainerFailureObserved { pod: p, .. } => vec![(pod(p), Some(PODS))],
+        | Event::ContainerFailureObserved { pod: p, .. }
+        | Event::ContainerRestartObserved { pod: p, .. } => vec![(pod(p), Some(PODS))],
         Event::SentinelPodObserved { pod: p, .. } | Event::SentinelPodDeleted { pod: p } => {
             vec![(pod(p), Some(SENTINEL_PODS))]
         }

@@ -30,7 +30,7 @@ pub use binding::observe_binding;
 pub use cluster::{
     ClusterAnswer, ClusterObservation, cluster_answer, observe_cluster_probe, observe_report,
 };
-pub use containers::{CANNOT_START, observe_container_failures};
+pub use containers::{CANNOT_START, observe_container_failures, observe_container_restarts};
 pub use drift::observe_drift;
 pub use pods::{observe_pods, observe_statefulset, observe_terminating, pod_phase};
 pub use replication::{

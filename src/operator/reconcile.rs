@@ -562,6 +562,11 @@ async fn apply(obj: Arc<ValkeyCluster>, ctx: Arc<Context>) -> Result<Action, Ope
         &reads,
         crate::observe::observe_container_failures(&rt.state, &listed.items),
     ));
+    failures.extend(gated(
+        &rt,
+        &reads,
+        crate::observe::observe_container_restarts(&rt.state, &listed.items),
+    ));
     let recorded = if failures.is_empty() {
         Vec::new()
     } else {

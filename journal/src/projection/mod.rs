@@ -178,6 +178,11 @@ pub struct ClusterState {
     /// cleared once it woke. Not serialized while empty.
     #[serde(skip_serializing_if = "HibernationData::is_empty")]
     pub hibernation_data: HibernationData,
+    /// Each data pod's last in-place restart of its Valkey container
+    /// (`ContainerRestartObserved`), until the pod is deleted. Not
+    /// serialized while empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub container_restarts: BTreeMap<String, ContainerRestartView>,
 }
 
 /// What one data pod runs.
@@ -249,6 +254,34 @@ pub struct HibernationView {
     pub seq: u64,
     /// When its data was made durable (the outcome's time).
     pub since: Timestamp,
+}
+
+/// A data pod's Valkey container restarted in place.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerRestartView {
+    /// The Pod's uid (a new Pod starts counting again).
+    pub uid: String,
+    /// Its container's restart count.
+    pub restarts: u32,
+    /// When the restart was journaled.
+    pub at: Timestamp,
+}
+
+impl ClusterState {
+    /// When `pod`'s current Valkey process began, as far as the journal
+    /// knows: its last in-place restart, or when its server first
+    /// answered on this pod and image.
+    #[must_use]
+    pub fn process_since(&self, pod: &str) -> Option<Timestamp> {
+        let version = self.versions.get(pod)?;
+        let restarted = self
+            .container_restarts
+            .get(pod)
+            .filter(|r| r.uid == version.uid)
+            .map(|r| r.at);
+        Some(restarted.map_or(version.since, |r| Timestamp(r.0.max(version.since.0))))
+    }
 }
 
 /// What the pods of a hibernation held, as `PodDataObserved` said.

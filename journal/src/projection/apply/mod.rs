@@ -134,7 +134,8 @@ impl ClusterState {
             | Event::StandbyObserved { .. }
             | Event::StandbyPromoted { .. }
             | Event::RebalanceRequestObserved { .. }
-            | Event::PodDataObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::PodDataObserved { .. }
+            | Event::ContainerRestartObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

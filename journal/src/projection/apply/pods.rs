@@ -56,6 +56,7 @@ impl ClusterState {
                 self.container_failures.remove(pod);
                 self.versions.remove(pod);
                 self.hibernation_data.woken.remove(pod);
+                self.container_restarts.remove(pod);
                 if self.pods.remove(pod).is_none() {
                     self.anomaly(seq, format!("pod {pod} deleted but never observed"));
                 }
@@ -306,6 +307,23 @@ impl ClusterState {
                     at,
                     body,
                     format!("pod {pod} {when}: {keys} keys, offset {offset}"),
+                );
+            }
+            Event::ContainerRestartObserved { pod, uid, restarts } => {
+                self.observed();
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("pod {pod}: Valkey restarted in place ({restarts} restarts)"),
+                );
+                self.container_restarts.insert(
+                    pod.clone(),
+                    crate::projection::ContainerRestartView {
+                        uid: uid.clone(),
+                        restarts: *restarts,
+                        at,
+                    },
                 );
             }
             Event::RebalanceRequestObserved { request } => {

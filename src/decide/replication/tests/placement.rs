@@ -64,6 +64,36 @@ fn the_primary_role_goes_back_to_the_preferred_pod_after_the_hold_down() {
     assert_eq!(first.reason.code, ReasonCode::FailBack { pod: pod(0) });
 }
 
+/// A preferred pod whose server crashed and was restarted in place (same
+/// pod, same image: no new version read) holds the role back for the
+/// hold-down from that restart, not from when it first answered.
+#[test]
+fn an_in_place_restart_of_the_preferred_pod_starts_its_hold_down_again() {
+    let mut g = failed_over();
+    g.every_ms(25_000);
+    g.reach(2, Reachability::Reachable);
+    g.event(Event::ContainerRestartObserved {
+        pod: pod(0),
+        uid: "uid-0-r1".into(),
+        restarts: 1,
+    });
+    let deadline = crate::decide::next_deadline(&g.state).expect("the hold-down's end");
+    // Past the hold-down from its first answer, within the one from its
+    // restart: it stays a replica.
+    g.every_ms(10_000);
+    g.reach(2, Reachability::Reachable);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    g.every_ms(25_000);
+    g.event(Event::DeadlinePassed { deadline });
+    assert_eq!(
+        g.intents().first(),
+        Some(&Intent::Switchover {
+            from: pod(1),
+            to: pod(0)
+        })
+    );
+}
+
 #[test]
 fn no_fail_back_while_the_preferred_pod_is_not_in_sync_or_with_placement_any() {
     let mut g = failed_over();
