@@ -132,6 +132,35 @@ pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, Str
     }
 }
 
+/// The data pods a wake still waits for, each with what holds it (not
+/// created yet, its phase, how its Valkey container fails), for the
+/// status: a pod that cannot come back is said, not waited on silently.
+pub(super) fn not_back(view: &ClusterView<'_>) -> Vec<String> {
+    let wanted = view.desired_pods();
+    let pods = view.pods();
+    let mut out: Vec<String> = pods
+        .iter()
+        .filter(|p| !p.usable())
+        .map(|p| {
+            let why = view
+                .state
+                .container_failures
+                .get(p.name)
+                .map(|f| format!("Valkey fails: {f}"))
+                .or_else(|| p.view.phase.map(|ph| format!("{ph:?}")))
+                .unwrap_or_else(|| "not answering".to_owned());
+            format!("{} ({why})", p.name)
+        })
+        .collect();
+    let missing = usize::try_from(wanted)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(pods.len());
+    if missing > 0 {
+        out.push(format!("{missing} pod(s) not created or not scheduled yet"));
+    }
+    out
+}
+
 /// The operation under way a hibernation waits for, if any.
 pub(super) fn busy(view: &ClusterView<'_>) -> Option<&'static str> {
     let state = view.state;

@@ -127,6 +127,15 @@ pub fn decide(state: &ClusterState, now: Timestamp, policy: &Policy) -> Vec<Deci
     if view.spec.restore_from.is_some() && view.state.backups.restore.plan.is_none() {
         return Vec::new();
     }
+    // Waking: a certificate that fell due (or expired) while the cluster
+    // slept is issued before any pod starts, so that every pod boots
+    // serving one that its peers and the operator accept.
+    if !view.spec.hibernated
+        && view.state.hibernation.is_some()
+        && let Some(issue) = tls::decide_issue(&view, now)
+    {
+        return vec![issue];
+    }
     // Hibernating, asleep or waking: nothing else is decided (a primary
     // stopping is not failed over), unless an operation must end first.
     if let Some(decisions) = hibernation::decide_hibernation(&view) {

@@ -1060,6 +1060,10 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
                 super::hibernation::wake_primary(view),
                 h.primaries.as_slice(),
             ) {
+                _ if !super::hibernation::not_back(view).is_empty() => format!(
+                    "waking: every pod must answer before any is given writes; not back yet: {}",
+                    super::hibernation::not_back(view).join(", ")
+                ),
                 (Err(why), _) => format!("waking held: {why}"),
                 (Ok(Some(primary)), [slept]) if primary != *slept => format!(
                     "waking: {slept} holds less than it made durable; {primary} will be primary once every pod answers"

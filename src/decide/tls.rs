@@ -200,6 +200,43 @@ mod tests {
         );
     }
 
+    /// A TLS cluster asleep past its certificate's validity wakes: the
+    /// certificate is issued first, before its pods are brought back
+    /// (they would boot serving one nobody accepts, and never be usable).
+    #[test]
+    fn a_certificate_that_expired_asleep_is_issued_before_the_pods_come_back() {
+        let mut g = tls_pods();
+        let not_after = Timestamp(g.state.last_at.0 + 90 * DAY_US);
+        g.event(record(Some("aa"), Some(not_after)));
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Replication);
+        spec.replicas = Some(2);
+        spec.tls.enabled = true;
+        spec.hibernated = true;
+        g.spec_at(2, &spec);
+        g.succeed(Intent::PersistForHibernation {
+            primaries: vec!["demo-0".into()],
+            pods: vec!["demo-0".into(), "demo-1".into()],
+        });
+        g.applied(2);
+        for i in 0..2 {
+            g.event(Event::PodDeleted {
+                pod: format!("demo-{i}"),
+            });
+        }
+        // Asleep for 100 days, then woken.
+        spec.hibernated = false;
+        g.spec_at(3, &spec);
+        let later = Timestamp(not_after.0 + 10 * DAY_US);
+        let decided = crate::decide::decide(&g.state, later, &g.policy);
+        assert_eq!(
+            decided.first().map(|d| &d.intent),
+            Some(&Intent::IssueCertificate {
+                secret: "demo-tls".into()
+            }),
+            "{decided:?}"
+        );
+    }
+
     #[test]
     fn the_status_says_which_certificate_and_when_it_expires_while_tls_is_on() {
         let status = |g: &Given| g.status().tls;
