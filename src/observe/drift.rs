@@ -97,21 +97,32 @@ pub fn observe_drift(
             .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
             .filter_map(|m| m.time.as_ref().map(|t| t.0))
             .max();
+        // The API server records a write through `/scale` among the
+        // object's entries with no time (its scale handler takes each
+        // manager's time from the object's own entries, where a new
+        // manager has none). Such an entry owns `spec.replicas` now,
+        // which the operator's last apply would have taken back: it is
+        // newer than that apply, and is told apart by the object's
+        // resourceVersion instead of a time.
+        let untimed_scale =
+            |m: &ManagedFieldsEntry| m.time.is_none() && m.subresource.as_deref() == Some("scale");
         let newest = entries
             .iter()
             .filter(|m| !m.manager.as_deref().is_none_or(ours_or_components))
-            .filter(|m| m.time.as_ref().map(|t| t.0) >= ours)
+            .filter(|m| untimed_scale(m) || m.time.as_ref().map(|t| t.0) >= ours)
             .filter(|m| !content_fields(m).is_empty())
-            .max_by_key(|m| m.time.as_ref().map(|t| t.0));
+            .max_by_key(|m| (untimed_scale(m), m.time.as_ref().map(|t| t.0)));
         let Some(entry) = newest else {
             continue;
         };
         let by = entry.manager.clone().unwrap_or_default();
-        let at = entry
-            .time
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default();
+        let at = match &entry.time {
+            Some(t) => t.0.to_string(),
+            None => format!(
+                "resourceVersion {}",
+                meta.resource_version.as_deref().unwrap_or("?")
+            ),
+        };
         if state
             .drift
             .get(object)
@@ -255,6 +266,34 @@ mod tests {
         ]);
         m.annotations = None;
         assert_no_drift(&m);
+    }
+
+    /// The real API server records a `kubectl scale` without a time (its
+    /// scale handler): still drift, journaled once per resourceVersion.
+    #[test]
+    fn an_untimed_scale_entry_is_drift() {
+        let mut scale = entry(
+            "kubectl",
+            0,
+            Some("scale"),
+            serde_json::json!({"f:spec": {"f:replicas": {}}}),
+        );
+        scale.time = None;
+        let mut m = meta(vec![entry("logbook", 100, None, spec_fields()), scale]);
+        m.resource_version = Some("42".into());
+        let events = observe_drift(
+            &ClusterState::default(),
+            "demo",
+            &[("StatefulSet demo".into(), m)],
+        );
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::DriftObserved { by, at, .. }]
+                    if by == "kubectl" && at == "resourceVersion 42"
+            ),
+            "{events:?}"
+        );
     }
 
     /// `kubectl scale` writes through the `/scale` subresource: the
