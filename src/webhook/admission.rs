@@ -21,14 +21,17 @@ pub struct Allowed {
 
 impl Allowed {
     /// Whether `user` (with `groups`) is the operator or a Kubernetes
-    /// component: the controllers and garbage collector (service accounts
-    /// of `kube-system`, `system:kube-controller-manager`), the scheduler,
+    /// component: the controllers and garbage collector (their service
+    /// accounts of `kube-system`, [`CONTROLLERS`], and
+    /// `system:kube-controller-manager`), the scheduler,
     /// the API server itself and the kubelets (`system:nodes`). Not
     /// `system:masters`: a cluster admin's `kubectl edit` is what the
     /// webhook is for.
     fn privileged(&self, user: &str, groups: &[&str]) -> bool {
         user == self.operator
-            || user.starts_with("system:serviceaccount:kube-system:")
+            || user
+                .strip_prefix("system:serviceaccount:kube-system:")
+                .is_some_and(|sa| CONTROLLERS.contains(&sa))
             || matches!(
                 user,
                 "system:kube-controller-manager" | "system:kube-scheduler" | "system:apiserver"
@@ -36,6 +39,25 @@ impl Allowed {
             || groups.contains(&"system:nodes")
     }
 }
+
+/// The ServiceAccounts of `kube-system` that kube-controller-manager's
+/// controllers run as (`--use-service-account-credentials`) and that
+/// write the kinds the webhook watches: the garbage collector and the
+/// namespace controller delete them with their owner or namespace, and
+/// the workload and endpoint controllers update them. Any other account
+/// of `kube-system` (an agent a vendor installs there) is judged as any
+/// user is.
+const CONTROLLERS: &[&str] = &[
+    "generic-garbage-collector",
+    "namespace-controller",
+    "statefulset-controller",
+    "disruption-controller",
+    "endpoint-controller",
+    "endpointslice-controller",
+    "endpointslicemirroring-controller",
+    "service-controller",
+    "resourcequota-controller",
+];
 
 /// The answer to one `AdmissionReview` (`review`, as the API server sent
 /// it): an `AdmissionReview` with the request's uid, allowed or refused
@@ -300,6 +322,18 @@ mod tests {
                 "{user}"
             );
         }
+        // Another account of kube-system (an agent installed there) is
+        // judged as anyone is: it once went through as a controller.
+        assert!(
+            !verdict(&review(
+                "UPDATE",
+                "system:serviceaccount:kube-system:vendor-agent",
+                &[],
+                &old,
+                &new
+            ))
+            .0
+        );
         // A label of the user's own.
         let mut labelled = sts("OnDelete", true);
         labelled["metadata"]["labels"]["team"] = json!("b");
