@@ -41,7 +41,7 @@ KUBECTL="$ROOT/.tools/bin/kubectl"
 suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
 # Suites run here and by the unit tier on localkube too (not in `--list`):
 # where localkube does it its own way (its admission webhooks), both count.
-suites_both=(operator_binding conversion_webhook)
+suites_both=(operator_binding conversion_webhook tenant)
 suites_b=(operator_restart operator_lifecycle leader_election helm_install)
 # Faults at every effect on the real control plane: the short sweeps of a
 # failover by kill and of a cluster's deletion (tests/effect_faults.rs).

@@ -486,7 +486,7 @@ pub struct Env {
     pub(crate) server: Option<Backend>,
     /// How an operator reaches the API server (address, CA), before its
     /// credentials.
-    conn: kube::Config,
+    pub(crate) conn: kube::Config,
     /// A client of the local API server.
     pub client: kube::Client,
     faults: PodFaults,
