@@ -27,6 +27,18 @@ fn phase(vkc: &logbook_crds::ValkeyCluster) -> Option<ClusterPhase> {
     vkc.status.as_ref().and_then(|s| s.phase)
 }
 
+/// The names of the test namespace's claims.
+async fn claim_names(env: &Env) -> Vec<String> {
+    env.api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect()
+}
+
 /// Hibernates `name` (of `pods` data pods) under a writer, checks it
 /// sleeps at no cost, wakes it, and checks what it came back as.
 async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
@@ -68,15 +80,7 @@ async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
     let sets: Api<StatefulSet> = env.api();
     let sts = sets.get(name).await.unwrap();
     assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(0));
-    let claims: Api<PersistentVolumeClaim> = env.api();
-    let claim_names: Vec<String> = claims
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|c| c.metadata.name)
-        .collect();
+    let claim_names = claim_names(env).await;
     let kept = (0..pods)
         .filter(|i| {
             claim_names
@@ -259,13 +263,9 @@ async fn a_primary_whose_volume_is_lost_asleep_is_not_given_writes_at_wake() {
     })
     .await;
     let claims: Api<PersistentVolumeClaim> = env.api();
-    let lost = claims
-        .list(&ListParams::default())
+    let lost = claim_names(&env)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter_map(|c| c.metadata.name)
         .find(|c| c.ends_with(&format!("-{before}")))
         .expect("the primary's claim");
     claims.delete(&lost, &Default::default()).await.unwrap();
