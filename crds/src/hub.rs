@@ -215,7 +215,18 @@ pub fn merge_patch_to_stored(patch: &Value) -> Result<Value, ConversionError> {
     };
     let mut out: Map<String, Value> = map.clone();
     if let Some(spec) = out.get_mut("spec").filter(|s| !s.is_null()) {
-        *spec = Value::Object(partial_spec(spec, conversion::spec_to_v1beta1)?);
+        // An image named without a tag names no tag: the stored one must
+        // go (`tag: null`), or the merge would keep it and run
+        // `<new repository>:<old tag>` under the new name.
+        let untagged = spec
+            .get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|reference| conversion::split_image(reference).1.is_none());
+        let mut converted = partial_spec(spec, conversion::spec_to_v1beta1)?;
+        if untagged && let Some(Value::Object(image)) = converted.get_mut("image") {
+            image.insert("tag".to_owned(), Value::Null);
+        }
+        *spec = Value::Object(converted);
     }
     Ok(Value::Object(out))
 }
@@ -299,5 +310,42 @@ mod tests {
         );
         let err = merge_patch_to_stored(&json!({"spec": 3})).unwrap_err();
         assert!(err.to_string().contains("spec must be an object"), "{err}");
+    }
+
+    /// An untagged image set by a merge patch removes the stored tag: it
+    /// once kept it (`myrepo/valkey` ran as `myrepo/valkey:9.1`).
+    #[test]
+    fn a_merge_patch_to_an_untagged_image_removes_the_stored_tag() {
+        let stored = json!({"spec": {"image": {"repository": "valkey/valkey", "tag": "9.1"}}});
+        let patch = merge_patch_to_stored(&json!({"spec": {"image": "myrepo/valkey"}})).unwrap();
+        assert_eq!(
+            patch,
+            json!({"spec": {"image": {"repository": "myrepo/valkey", "tag": null}}})
+        );
+        // RFC 7386, as the API server merges it.
+        fn merge(target: &mut Value, patch: &Value) {
+            let Value::Object(patch) = patch else {
+                *target = patch.clone();
+                return;
+            };
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Value::Object(map) = target {
+                for (key, value) in patch {
+                    if value.is_null() {
+                        map.remove(key);
+                    } else {
+                        merge(map.entry(key.clone()).or_insert(Value::Null), value);
+                    }
+                }
+            }
+        }
+        let mut merged = stored;
+        merge(&mut merged, &patch);
+        assert_eq!(
+            merged,
+            json!({"spec": {"image": {"repository": "myrepo/valkey"}}})
+        );
     }
 }
