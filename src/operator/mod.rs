@@ -504,9 +504,14 @@ pub async fn run(
         }));
     }
     // The validating webhook: served by every instance (its Service
-    // reaches any of them), refusing hand changes to the objects made.
+    // reaches any of them), refusing hand changes to the objects made;
+    // the storage migration it enables is the leader's.
     if let Some(webhook) = config.webhook.clone() {
-        servers.push(crate::webhook::start(client.clone(), webhook));
+        servers.push(crate::webhook::start(
+            client.clone(),
+            webhook,
+            leadership.clone(),
+        ));
     }
     let (valkey_users, all_secrets, valkey_backups) = match &config.namespace {
         Some(ns) => (

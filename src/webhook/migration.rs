@@ -19,7 +19,9 @@
 //! served with nothing lost).
 //!
 //! Like the webhook's CA, this is the API's setup: it concerns no Valkey
-//! cluster, changes nothing of any, and is not journaled.
+//! cluster, changes nothing of any, and is not journaled. Only the
+//! instance that holds the Lease runs it (`webhook::start` waits for the
+//! leadership): an instance that does not lead writes nothing.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};

@@ -119,7 +119,11 @@ const RETRY: Duration = Duration::from_secs(10);
 /// its clusters meanwhile (the configuration's `failurePolicy` decides
 /// what the API server does while the webhook cannot answer).
 #[must_use]
-pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<()> {
+pub fn start(
+    client: Client,
+    config: WebhookConfig,
+    mut leadership: tokio::sync::watch::Receiver<crate::leader::Leadership>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (ca_pem, server) = loop {
             match listen(&client, &config).await {
@@ -144,7 +148,13 @@ pub fn start(client: Client, config: WebhookConfig) -> tokio::task::JoinHandle<(
                 tokio::time::sleep(RETRY).await;
             }
             // Now that the API server can convert through it, the objects
-            // stored at an older version are written again at the stored one.
+            // stored at an older version are written again at the stored
+            // one: by the leader only, as every write to the objects is
+            // (every instance serves the webhook).
+            if leadership.wait_for(|l| l.epoch().is_some()).await.is_err() {
+                // The elector is gone: the operator is stopping.
+                break;
+            }
             while let Err(err) = migration::migrate(&client, name).await {
                 tracing::warn!(%err, crd = %name, "the objects stored at an older version are not all migrated yet; trying again");
                 tokio::time::sleep(RETRY).await;
