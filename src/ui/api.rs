@@ -62,6 +62,12 @@ pub struct UiError {
 }
 
 impl UiError {
+    /// The status it answers with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -98,24 +104,39 @@ impl IntoResponse for UiError {
 
 type Answer<T> = Result<Json<T>, UiError>;
 
+/// How many replays may run at once in this process: each folds a whole
+/// journal on a thread of its own, and any reader may ask for one.
+pub const MAX_REPLAYS: usize = 2;
+static REPLAYS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_REPLAYS);
+
 /// Runs `work` (a replay over a journal: its scan holds a visitor that is
 /// not `Send`) on a blocking thread of the runtime, driven there to its
-/// end.
+/// end; refused (429) while [`MAX_REPLAYS`] run already, so that readers
+/// cannot pile whole-journal replays onto the operator.
 async fn replayed<T, F, Fut>(work: F) -> Result<T, UiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<T, UiError>>,
 {
+    let Ok(slot) = REPLAYS.try_acquire() else {
+        return Err(UiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{MAX_REPLAYS} replays already run here: try again when one ends"),
+        ));
+    };
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work()))
-        .await
-        .map_err(|e| {
-            UiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the replay failed: {e}"),
-            )
-        })?
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        handle.block_on(work())
+    })
+    .await
+    .map_err(|e| {
+        UiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the replay failed: {e}"),
+        )
+    })?
 }
 
 /// One ValkeyCluster as the list and the cluster page show it: its spec's
@@ -687,4 +708,39 @@ async fn report(
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], out).into_response())
+}
+
+#[cfg(test)]
+mod replay_limit_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Past [`MAX_REPLAYS`] at once, a replay is refused at once (429),
+    /// not queued; once one ends, the next runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replays_past_the_limit_are_refused_until_one_ends() {
+        let mut running = Vec::new();
+        let mut ends = Vec::new();
+        for _ in 0..MAX_REPLAYS {
+            let (end, ended) = tokio::sync::oneshot::channel::<()>();
+            let (started, start) = tokio::sync::oneshot::channel::<()>();
+            ends.push(end);
+            running.push(tokio::spawn(replayed(move || async move {
+                let _ = started.send(());
+                let _ = ended.await;
+                Ok(())
+            })));
+            start.await.unwrap();
+        }
+        let refused = replayed(|| async { Ok(()) }).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        for end in ends {
+            end.send(()).unwrap();
+        }
+        for r in running {
+            r.await.unwrap().unwrap();
+        }
+        replayed(|| async { Ok(()) }).await.unwrap();
+    }
 }

@@ -67,7 +67,14 @@ pub struct Reviews {
     client: kube::Client,
     tokens: Mutex<Tokens>,
     decisions: Mutex<Decisions>,
+    /// The second now counted, and the TokenReviews asked in it.
+    asked: Mutex<(Instant, u32)>,
 }
+
+/// How many TokenReviews of tokens the cache does not hold may be asked
+/// in one second: past that, a request with yet another unknown token is
+/// refused (429) instead of costing the API server a review each.
+const REVIEWS_PER_SECOND: u32 = 20;
 
 /// A cache's map: a panic elsewhere while it was held leaves nothing
 /// half-written in it (each insert is one call).
@@ -102,7 +109,21 @@ impl Reviews {
             client,
             tokens: Mutex::new(HashMap::new()),
             decisions: Mutex::new(HashMap::new()),
+            asked: Mutex::new((Instant::now(), 0)),
         }
+    }
+
+    /// Whether one more TokenReview may be asked this second.
+    fn may_ask(&self) -> bool {
+        let mut asked = locked(&self.asked);
+        if asked.0.elapsed() >= Duration::from_secs(1) {
+            *asked = (Instant::now(), 0);
+        }
+        if asked.1 >= REVIEWS_PER_SECOND {
+            return false;
+        }
+        asked.1 += 1;
+        true
     }
 
     /// Who `token` belongs to; `None` when the API server does not know it.
@@ -114,6 +135,12 @@ impl Reviews {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(known) = fresh(&self.tokens, &key, TOKEN_TTL) {
             return Ok(known);
+        }
+        if !self.may_ask() {
+            return Err(UiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many unknown tokens this second: try again",
+            ));
         }
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -294,6 +321,23 @@ pub(super) fn local_host(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
+/// Whether a request comes from this UI's own pages: no `Origin` (not a
+/// browser's cross-site request), or one naming the `Host` asked, and no
+/// `Sec-Fetch-Site: cross-site`.
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if value("sec-fetch-site") == Some("cross-site") {
+        return false;
+    }
+    let Some(origin) = value("origin") else {
+        return true;
+    };
+    let host = value("host").unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest.eq_ignore_ascii_case(host))
+}
+
 pub(super) async fn guard(State(ui): State<Arc<Ui>>, mut req: Request, next: Next) -> Response {
     let Some(reviews) = &ui.reviews else {
         // Served with the user's own credentials, or to the machine's
@@ -381,10 +425,24 @@ pub struct LoginForm {
 }
 
 /// Checks the token, then keeps it in the cookie.
-pub(super) async fn login(State(ui): State<Arc<Ui>>, Form(form): Form<LoginForm>) -> Response {
+pub(super) async fn login(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let Some(reviews) = &ui.reviews else {
         return Redirect::to("/").into_response();
     };
+    // A sign-in posted by another site's page (login CSRF: the reader
+    // then reads as whoever the attacker signed in as) is refused: a
+    // browser names the page's origin in `Origin` on every POST.
+    if !same_origin(&headers) {
+        return UiError::new(
+            StatusCode::FORBIDDEN,
+            "a sign-in posted from another site is refused: open /login here and sign in",
+        )
+        .into_response();
+    }
     let token = form.token.trim();
     match reviews.who(token).await {
         Ok(Some(_)) => {}
@@ -468,6 +526,50 @@ token of your kubeconfig.</p>
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Unknown tokens cost at most [`REVIEWS_PER_SECOND`] TokenReviews a
+    /// second: the next is refused without asking the API server.
+    #[tokio::test]
+    async fn unknown_tokens_past_the_rate_are_refused_without_a_review() {
+        let reviews = Reviews::new(
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap(),
+        );
+        for _ in 0..REVIEWS_PER_SECOND {
+            assert!(reviews.may_ask());
+        }
+        assert!(!reviews.may_ask());
+        let refused = reviews.who("yet-another-token").await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn a_sign_in_from_another_site_is_not_same_origin() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            same_origin(&h)
+        };
+        assert!(with(&[("host", "ui.example:8900")]));
+        assert!(with(&[
+            ("host", "ui.example:8900"),
+            ("origin", "https://ui.example:8900")
+        ]));
+        assert!(!with(&[
+            ("host", "ui.example:8900"),
+            ("origin", "https://evil.example")
+        ]));
+        assert!(!with(&[("host", "ui.example:8900"), ("origin", "null")]));
+        assert!(!with(&[
+            ("host", "ui.example:8900"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+    }
 
     #[test]
     fn only_localhost_and_addresses_are_local_hosts() {
