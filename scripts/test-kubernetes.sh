@@ -80,8 +80,16 @@ server=$("$KUBECTL" version -o json | python3 -c 'import json,sys; print(json.lo
 case "$server" in v1.*) ok "kube-apiserver $server" ;; *) fail "server version: $server" ;; esac
 
 "$KUBECTL" apply -f "$ROOT/crds/valkeycluster.yaml" >/dev/null
+# kubectl wait fails at once (".status.conditions accessor error: <nil>")
+# on a CRD whose status the API server has not written yet: asked again.
 for crd in valkeyclusters valkeyusers valkeybackups; do
-	"$KUBECTL" wait --for condition=Established --timeout 60s "crd/$crd.valkey.logbook.dev" >/dev/null
+	for attempt in $(seq 1 20); do
+		if "$KUBECTL" wait --for condition=Established --timeout 60s "crd/$crd.valkey.logbook.dev" >/dev/null 2>"$DIR/wait.err"; then
+			break
+		fi
+		[ "$attempt" -lt 20 ] || fail "crd/$crd.valkey.logbook.dev not Established: $(cat "$DIR/wait.err")"
+		sleep 0.5
+	done
 done
 ok "the CRDs are accepted and Established (CEL rules compiled by the API server)"
 
