@@ -464,18 +464,13 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
     let prod_replication = secrets.get("shop-internal").await.unwrap().data.unwrap()["replication"]
         .0
         .clone();
-    let own_secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(env.client.clone(), NS);
-    for secret in own_secrets.list(&Default::default()).await.unwrap() {
-        for (key, value) in secret.data.unwrap_or_default() {
-            assert_ne!(
-                value.0,
-                prod_replication,
-                "prod's replication password copied into {NS}'s Secret {} (key {key}) without its consent",
-                secret.metadata.name.unwrap_or_default()
-            );
-        }
-    }
+    assert_no_secret_holds(
+        &env.client,
+        NS,
+        &prod_replication,
+        "prod's replication password, copied without its consent,",
+    )
+    .await;
     assert!(
         !dr_pod_follows(&env, "dr-0").await,
         "dr-0 follows the source without its consent"

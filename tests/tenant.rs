@@ -231,20 +231,13 @@ async fn a_tenant_of_one_namespace_reaches_nothing_outside_it() {
     .await;
     // Given time to do harm, none is done.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for secret in Api::<Secret>::namespaced(env.client.clone(), DEV)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-    {
-        for (key, value) in secret.data.unwrap_or_default() {
-            assert_ne!(
-                value.0,
-                prod_replication,
-                "prod's replication password in dev's Secret {} (key {key})",
-                secret.metadata.name.unwrap_or_default()
-            );
-        }
-    }
+    assert_no_secret_holds(
+        &env.client,
+        DEV,
+        &prod_replication,
+        "prod's replication password",
+    )
+    .await;
     let mut con = connect(&prod_primary_addr, &prod_password).await;
     let info: String = redis::cmd("INFO")
         .arg("replication")

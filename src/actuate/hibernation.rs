@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use logbook_journal::projection::PodData;
 use logbook_journal::{Event, ReplId, Role};
 
 use super::persistence::{RewriteWait, wait_for_rewrite};
@@ -125,19 +126,21 @@ async fn persist_steps(
                 _ => "RDB file saved",
             }
         ));
-        events.push(read_data(valkey, addr, pod, true).await?);
+        events.push(data_observed(
+            pod,
+            read_data(valkey, addr, pod).await?,
+            true,
+        ));
     }
     Ok(events)
 }
 
-/// `PodDataObserved` of `pod`: its history, offset and keys as it answers
-/// now.
+/// What `pod` holds as it answers now: its history, offset and keys.
 async fn read_data(
     valkey: &ValkeyClient,
     addr: SocketAddr,
     pod: &str,
-    persisted: bool,
-) -> Result<Event, ActError> {
+) -> Result<PodData, ActError> {
     let info = valkey
         .info_replication(addr)
         .await
@@ -152,13 +155,22 @@ async fn read_data(
             info.replid
         ))
     })?;
-    Ok(Event::PodDataObserved {
-        pod: pod.to_owned(),
+    Ok(PodData {
         replid,
         offset: info.master_repl_offset,
         keys: keyspace_keys(&keyspace),
-        persisted,
     })
+}
+
+/// `PodDataObserved` of `pod` holding `data`.
+fn data_observed(pod: &str, data: PodData, persisted: bool) -> Event {
+    Event::PodDataObserved {
+        pod: pod.to_owned(),
+        replid: data.replid,
+        offset: data.offset,
+        keys: data.keys,
+        persisted,
+    }
 }
 
 /// The keys of every database of an `INFO keyspace` reply
@@ -297,31 +309,22 @@ pub async fn wake(
     // What every pod holds back from its volume, journaled before any is
     // given writes: the decided primary must hold what was persisted.
     let mut held = Vec::new();
+    let mut primary_holds = None;
     for pod in pods {
-        held.push(read_data(valkey, target.addr(pod)?, pod, false).await?);
-    }
-    if let Some(required) = target.state.hibernation_data.required() {
-        let holds = held.iter().find_map(|e| match e {
-            Event::PodDataObserved {
-                pod,
-                replid,
-                offset,
-                keys,
-                ..
-            } if pod == primary => Some(logbook_journal::projection::PodData {
-                replid: *replid,
-                offset: *offset,
-                keys: *keys,
-            }),
-            _ => None,
-        });
-        if let Some(now) = holds.filter(|now| !now.holds(required)) {
-            return Err(ActError::NotYet(format!(
-                "{primary} is back holding {} keys at offset {}, less than was made durable before it slept ({} keys at offset {}): its volume was lost or replaced; it is not given writes (nothing changed)",
-                now.keys, now.offset, required.keys, required.offset
-            ))
-            .with_facts(held));
+        let data = read_data(valkey, target.addr(pod)?, pod).await?;
+        if pod == primary {
+            primary_holds = Some(data);
         }
+        held.push(data_observed(pod, data, false));
+    }
+    if let (Some(required), Some(now)) = (target.state.hibernation_data.required(), primary_holds)
+        && !now.holds(required)
+    {
+        return Err(ActError::NotYet(format!(
+            "{primary} is back holding {} keys at offset {}, less than was made durable before it slept ({} keys at offset {}): its volume was lost or replaced; it is not given writes (nothing changed)",
+            now.keys, now.offset, required.keys, required.offset
+        ))
+        .with_facts(held));
     }
     events.append(&mut held);
     let step = async {

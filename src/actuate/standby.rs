@@ -17,7 +17,9 @@ use logbook_journal::Event;
 
 use super::kube_ops::kube_err;
 use super::{ActError, Done, Target, valkey_err};
-use crate::resources::internal_users::{METRICS_USER, internal_secret_name};
+use crate::resources::internal_users::{
+    METRICS_USER, internal_secret_cluster, internal_secret_name,
+};
 use crate::valkey::{Password, ReplicationInfo, Timeouts, ValkeyClient};
 
 /// Where a standby's source is, as resolved now.
@@ -28,9 +30,6 @@ pub struct SourceAddress {
     /// Its port.
     pub port: u16,
 }
-
-/// What a ValkeyCluster's internal Secret's name ends with.
-const INTERNAL_SUFFIX: &str = "-internal";
 
 /// `namespace/name` of the Secret holding the source's passwords: a
 /// ValkeyCluster source's `<name>-internal` in its namespace, an
@@ -153,9 +152,9 @@ pub async fn source_password(
         .split_once('/')
         .ok_or_else(|| ActError::Refused(format!("{secret:?} names no Secret")))?;
     if ns != own_namespace {
-        let cluster = name.strip_suffix(INTERNAL_SUFFIX).ok_or_else(|| {
+        let cluster = internal_secret_cluster(name).ok_or_else(|| {
             ActError::Refused(format!(
-                "Secret {secret} is in another namespace and is no ValkeyCluster's {INTERNAL_SUFFIX} Secret: a standby reads no other"
+                "Secret {secret} is in another namespace and is no ValkeyCluster's <name>-internal Secret: a standby reads no other"
             ))
         })?;
         source_consents(client, own_namespace, ns, cluster)

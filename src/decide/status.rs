@@ -1057,18 +1057,19 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
         (false, Some(h)) => Some((
             ClusterPhase::Waking,
             match (
+                super::hibernation::not_back(view),
                 super::hibernation::wake_primary(view),
                 h.primaries.as_slice(),
             ) {
-                _ if !super::hibernation::not_back(view).is_empty() => format!(
+                (waiting, _, _) if !waiting.is_empty() => format!(
                     "waking: every pod must answer before any is given writes; not back yet: {}",
-                    super::hibernation::not_back(view).join(", ")
+                    waiting.join(", ")
                 ),
-                (Err(why), _) => format!("waking held: {why}"),
-                (Ok(Some(primary)), [slept]) if primary != *slept => format!(
+                (_, Err(why), _) => format!("waking held: {why}"),
+                (_, Ok(Some(primary)), [slept]) if primary != *slept => format!(
                     "waking: {slept} holds less than it made durable; {primary} will be primary once every pod answers"
                 ),
-                (_, [primary]) if view.topology() != Topology::Cluster => {
+                (_, _, [primary]) if view.topology() != Topology::Cluster => {
                     format!("waking: {primary} will be primary again once every pod answers")
                 }
                 _ => "waking: every pod comes back as it was".to_owned(),

@@ -76,9 +76,17 @@ pub fn internal_user(name: &str) -> Option<InternalUser> {
     INTERNAL_USERS.iter().copied().find(|u| u.name == name)
 }
 
+/// What a cluster's internal Secret's name ends with.
+pub const INTERNAL_SECRET_SUFFIX: &str = "-internal";
+
 /// `<cluster>-internal`.
 pub fn internal_secret_name(cluster: &str) -> String {
-    format!("{cluster}-internal")
+    format!("{cluster}{INTERNAL_SECRET_SUFFIX}")
+}
+
+/// The cluster whose internal Secret `secret` is, if it is one.
+pub fn internal_secret_cluster(secret: &str) -> Option<&str> {
+    secret.strip_suffix(INTERNAL_SECRET_SUFFIX)
 }
 
 /// What each internal user may do on a data node of `topology`, after its

@@ -217,3 +217,25 @@ pub async fn viewer(client: &kube::Client, namespace: &str, name: &str, readable
         .unwrap();
     service_account_token(client, namespace, name).await
 }
+
+/// Fails naming the Secret and key when any Secret of `namespace` holds
+/// `value` (a password of another namespace, say, which `what` names).
+pub async fn assert_no_secret_holds(
+    client: &kube::Client,
+    namespace: &str,
+    value: &[u8],
+    what: &str,
+) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), namespace);
+    for secret in secrets.list(&Default::default()).await.unwrap() {
+        for (key, held) in secret.data.unwrap_or_default() {
+            assert_ne!(
+                held.0,
+                value,
+                "{what} in {namespace}'s Secret {} (key {key})",
+                secret.metadata.name.clone().unwrap_or_default()
+            );
+        }
+    }
+}
