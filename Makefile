@@ -27,10 +27,17 @@ setup:
 ## start in the background during setup). Every cargo command under it runs
 ## with clippy's driver (as lint-build), so none of them builds again; the
 ## suites the real control plane's tier runs are not also run on localkube.
+## Each step prints how long it took (CI's budget is 40 minutes).
+TEST_STEPS = setup fmt-check lint-build chart test-images unit kubernetes test-node
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
 test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
-test: setup fmt-check lint-build chart test-images unit kubernetes test-node
+test:
+	@total=$$(date +%s); took=""; for step in $(TEST_STEPS); do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$step || { echo "make test: $$step failed after $$(( $$(date +%s) - start )) s (before it:$$took)"; exit 1; }; \
+		took="$$took $$step $$(( $$(date +%s) - start )) s,"; \
+	done; echo "make test: passed in $$(( $$(date +%s) - total )) s:$$took"
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
