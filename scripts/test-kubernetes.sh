@@ -29,7 +29,8 @@
 #     validating webhook called by the real API server over TLS (an
 #     admin's `kubectl edit` refused), and its conversion webhook called
 #     by the real API server with the ValkeyCluster CRD serving v1alpha1
-#     and v1beta1, v1beta1 stored; and the
+#     and v1beta1, v1beta1 stored; `logbook local --kubernetes` serving
+#     a v1alpha1 manifest (tests/local_cluster.rs); and the
 #     effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
 
@@ -41,7 +42,7 @@ KUBECTL="$ROOT/.tools/bin/kubectl"
 suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
 # Suites run here and by the unit tier on localkube too (not in `--list`):
 # where localkube does it its own way (its admission webhooks), both count.
-suites_both=(operator_binding conversion_webhook tenant)
+suites_both=(operator_binding conversion_webhook tenant local_cluster)
 suites_b=(operator_restart operator_lifecycle leader_election helm_install)
 # Faults at every effect on the real control plane: the short sweeps of a
 # failover by kill and of a cluster's deletion (tests/effect_faults.rs).

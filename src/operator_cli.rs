@@ -74,9 +74,11 @@ pub struct OperatorArgs {
     /// host name).
     #[arg(long)]
     pub instance: Option<String>,
-    /// Serve the validating webhook over the objects the operator makes
-    /// here (HTTPS), e.g. `0.0.0.0:9443` (default: not served;
-    /// docs/operator.md, "The validating webhook").
+    /// Serve the webhooks here (HTTPS), e.g. `0.0.0.0:9443`: the CRDs'
+    /// conversion (`/convert`) and the validating webhook over the objects
+    /// the operator makes (`/validate`, asked when a configuration names
+    /// it) (default: not served; docs/operator.md, "The validating
+    /// webhook"). With `--namespace`, stored objects are not migrated.
     #[arg(long)]
     pub webhook_addr: Option<std::net::SocketAddr>,
     /// The names the webhook's certificate covers, comma-separated: its
@@ -177,6 +179,7 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
                 configuration: (!args.webhook_configuration.is_empty())
                     .then(|| args.webhook_configuration.clone()),
                 conversion_crds: args.webhook_conversion_crds.clone(),
+                migrate: args.namespace.is_none(),
                 operator_user,
             });
         }

@@ -358,11 +358,34 @@ fn rbac_has_no_wildcard_and_a_namespace_scope_has_nothing_cluster_wide() {
         }
     }
     let scoped = objects(&template(&["watchNamespace=shop"]));
-    assert!(
-        !kinds(&scoped).iter().any(|k| k.starts_with("Cluster")),
-        "watchNamespace renders no cluster-wide RBAC: {:?}",
+    // One cluster-wide right: get and update of the ValkeyCluster CRD
+    // (its conversion webhook's caBundle and Service), bound to the
+    // operator alone, named with the release's namespace.
+    let cluster_wide: Vec<&Value> = scoped
+        .iter()
+        .filter(|o| o["kind"].as_str().is_some_and(|k| k.starts_with("Cluster")))
+        .collect();
+    assert_eq!(
+        cluster_wide.len(),
+        2,
+        "watchNamespace renders the conversion's ClusterRole and its binding alone: {:?}",
         kinds(&scoped)
     );
+    let conversion = find(&scoped, "ClusterRole");
+    assert_eq!(
+        conversion["metadata"]["name"].as_str(),
+        Some(format!("{RELEASE}-logbook-{RELEASE_NS}-webhook").as_str())
+    );
+    let rules = conversion["rules"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0]["apiGroups"][0], "apiextensions.k8s.io");
+    assert_eq!(rules[0]["resources"][0], "customresourcedefinitions");
+    assert_eq!(
+        rules[0]["resourceNames"].as_sequence().unwrap(),
+        &[Value::from("valkeyclusters.valkey.logbook.dev")]
+    );
+    let binding = find(&scoped, "ClusterRoleBinding");
+    assert_eq!(binding["subjects"].as_sequence().unwrap().len(), 1);
     let role = scoped
         .iter()
         .find(|o| o["kind"] == "Role" && o["metadata"]["namespace"] == "shop")
@@ -373,6 +396,75 @@ fn rbac_has_no_wildcard_and_a_namespace_scope_has_nothing_cluster_wide() {
         .as_sequence()
         .unwrap();
     assert!(args.contains(&Value::from("--namespace=shop")), "{args:?}");
+    conversion_is_served(&scoped);
+    assert!(!kinds(&scoped).contains(&"ValidatingWebhookConfiguration".to_owned()));
+}
+
+/// The conversion webhook is served whatever the values: the Service, the
+/// port and the flags naming the CRD, the validating webhook's
+/// configuration only where it is enabled.
+#[track_caller]
+fn conversion_is_served(objs: &[Value]) {
+    let webhook = format!("{RELEASE}-logbook-webhook");
+    let service = objs
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"].as_str() == Some(&webhook))
+        .expect("the webhook's Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
+    let deploy = find(objs, "Deployment");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].as_sequence().unwrap();
+    for wanted in [
+        "--webhook-conversion-crds=valkeyclusters.valkey.logbook.dev".to_owned(),
+        format!("--webhook-names={webhook}.{RELEASE_NS}.svc"),
+    ] {
+        assert!(
+            args.contains(&Value::from(wanted.as_str())),
+            "{wanted}: {args:?}"
+        );
+    }
+    assert!(
+        container["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "webhook"),
+        "{container:?}"
+    );
+    let validating = kinds(objs).contains(&"ValidatingWebhookConfiguration".to_owned());
+    assert_eq!(
+        validating,
+        args.iter().any(|a| a
+            .as_str()
+            .is_some_and(|a| a.starts_with("--webhook-configuration="))),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn every_install_serves_the_crds_conversion() {
+    for sets in [
+        &[][..],
+        &["webhook.enabled=false"][..],
+        &["watchNamespace=shop"][..],
+        &["watchNamespace=shop", "webhook.enabled=false"][..],
+    ] {
+        let objs = objects(&template(sets));
+        conversion_is_served(&objs);
+    }
+    let disabled = objects(&template(&["webhook.enabled=false"]));
+    assert!(!kinds(&disabled).contains(&"ValidatingWebhookConfiguration".to_owned()));
+    let rules: Vec<Value> = disabled
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .flat_map(|o| o["rules"].as_sequence().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r["apiGroups"][0] == "admissionregistration.k8s.io"),
+        "no right over a configuration it does not have: {rules:?}"
+    );
 }
 
 #[test]

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use logbook_crds::ValkeyCluster;
 use logbook_localkube::{Config, LocalImage, LocalKube, WorkloadsConfig};
 
@@ -534,6 +536,51 @@ async fn with_watch_namespace_it_serves_that_namespace_alone_under_a_role() {
         })
     })
     .await;
+    // Every stored object is read at every version: the CRD converts by
+    // webhook, and a namespace-scoped install serves that webhook too
+    // (without it, an object written at v1alpha1 cannot be stored or read).
+    let version = |v: &str| ApiResource {
+        group: "valkey.logbook.dev".to_owned(),
+        version: v.to_owned(),
+        api_version: format!("valkey.logbook.dev/{v}"),
+        kind: "ValkeyCluster".to_owned(),
+        plural: "valkeyclusters".to_owned(),
+    };
+    let alpha: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "shop", &version("v1alpha1"));
+    let beta: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "shop", &version("v1beta1"));
+    let legacy: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "valkey.logbook.dev/v1alpha1",
+        "kind": "ValkeyCluster",
+        "metadata": {"name": "legacy"},
+        "spec": {"topology": "Standalone", "imagePullPolicy": "IfNotPresent", "storage": {"size": "1Gi"}},
+    }))
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match alpha.create(&PostParams::default(), &legacy).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "a v1alpha1 ValkeyCluster is still refused after 60 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let at_beta = beta.get("legacy").await.unwrap();
+    assert_eq!(
+        at_beta.data["spec"]["image"]["pullPolicy"], "IfNotPresent",
+        "{:?}",
+        at_beta.data
+    );
+    let at_alpha = alpha.get("legacy").await.unwrap();
+    assert_eq!(at_alpha.data["spec"]["imagePullPolicy"], "IfNotPresent");
+    assert!(beta.list(&ListParams::default()).await.unwrap().items.len() >= 2);
+    alpha
+        .delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
     // The other namespace is none of its business: untouched, and never
     // asked for (a Role grants nothing there, so a try would be a 403).
     let other = elsewhere.get("other").await.unwrap();

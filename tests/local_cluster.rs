@@ -1,7 +1,9 @@
 //! `logbook local` end to end, as a newcomer uses it: start it, `kubectl
 //! apply` a 3-replica StatefulSet running `valkey/valkey:9.1`, get three
 //! reachable Valkey servers, inject a fault, stop it with Ctrl-C, and find
-//! no process left behind.
+//! no process left behind. And a ValkeyCluster written at v1alpha1 is
+//! served by every local mode (`--api-only`; `--kubernetes` on the real
+//! control plane's tier).
 
 #![allow(
     clippy::unwrap_used,
@@ -62,10 +64,16 @@ struct Local {
 
 impl Local {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `logbook local` with `args` besides its kubeconfig and state.
+    fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
             .args(["local", "--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(args)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .stdout(Stdio::piped())
@@ -81,7 +89,7 @@ impl Local {
                 break;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                started.elapsed() < Duration::from_secs(120),
                 "logbook local did not start"
             );
         }
@@ -479,4 +487,57 @@ spec:
         left.is_empty(),
         "processes left behind after Ctrl-C: {left:?}"
     );
+}
+
+/// A manifest written at v1alpha1 is stored and read at both versions in
+/// every local mode: the CRDs are installed converting through the
+/// process's own webhook, whichever operator (none here) runs beside.
+/// `--api-only` on localkube; `--kubernetes` (the real kube-apiserver) on
+/// the real control plane's tier.
+#[test]
+fn a_v1alpha1_manifest_is_served_by_every_local_mode() {
+    let kubernetes = std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes");
+    let mode: &[&str] = if kubernetes {
+        &["--kubernetes", "--no-operator"]
+    } else {
+        &["--api-only"]
+    };
+    let mut local = Local::start_with(mode);
+    let manifest = "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: legacy
+  namespace: default
+spec:
+  topology: Replication
+  replicas: 2
+  image: valkey/valkey:9.1
+  imagePullPolicy: IfNotPresent
+  storage:
+    size: 1Gi
+";
+    local.ok(&["apply", "-f", "-"], Some(manifest));
+    let beta = local.ok(
+        &[
+            "get",
+            "valkeyclusters.v1beta1.valkey.logbook.dev",
+            "legacy",
+            "-o",
+            "jsonpath={.spec.image.repository} {.spec.image.tag} {.spec.image.pullPolicy}",
+        ],
+        None,
+    );
+    assert_eq!(beta, "valkey/valkey 9.1 IfNotPresent", "{mode:?}");
+    let alpha = local.ok(
+        &[
+            "get",
+            "valkeyclusters.v1alpha1.valkey.logbook.dev",
+            "legacy",
+            "-o",
+            "jsonpath={.spec.image} {.spec.imagePullPolicy}",
+        ],
+        None,
+    );
+    assert_eq!(alpha, "valkey/valkey:9.1 IfNotPresent", "{mode:?}");
+    local.stop();
 }

@@ -210,15 +210,45 @@ pub(super) async fn terminate(child: &mut tokio::process::Child, grace: Duration
 /// # Errors
 /// [`Error::Local`] naming the CRD refused or not established in 60 s.
 pub async fn install_crds(client: &kube::Client) -> Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    let pp = kube::api::PatchParams::apply("logbook-local").force();
     // The CRDs as the chart ships them: the ValkeyCluster's conversion at
     // the chart's webhook Service, as on any cluster (v1beta1 needs none;
     // v1alpha1 is converted once an operator serving its webhook behind
     // that Service runs, and `helm install` of the chart later applies
     // the same CRD without a second client configuration beside it).
-    for crd in logbook_crds::crds() {
+    apply_crds(client, logbook_crds::crds()).await
+}
+
+/// Installs the CRDs converting through this process's own conversion
+/// webhook (`crate::webhook::local`), which the real API server, on this
+/// machine, reaches at `127.0.0.1`: what `logbook local --kubernetes`
+/// does once the control plane is up, so that v1alpha1 manifests work
+/// whichever operator runs beside it (its own, or `logbook operator`
+/// started by hand, neither serving a webhook). An operator of the chart
+/// installed later points the conversion at its own Service.
+///
+/// # Errors
+/// As [`install_crds`], or why the conversion webhook could not start.
+pub async fn install_crds_converting_locally(client: &kube::Client) -> Result<()> {
+    let conversion = crate::webhook::local::local_conversion().map_err(|e| {
+        Error::Local(format!(
+            "the ValkeyCluster CRD's conversion webhook (v1alpha1 to v1beta1) cannot start: {e}"
+        ))
+    })?;
+    apply_crds(
+        client,
+        logbook_crds::crdgen::crds_converting_at(conversion.client_config()),
+    )
+    .await
+}
+
+async fn apply_crds(
+    client: &kube::Client,
+    crds: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
+) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let pp = kube::api::PatchParams::apply("logbook-local").force();
+    for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &pp, &kube::api::Patch::Apply(&crd))
             .await
@@ -464,6 +494,19 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn Write) -> Result
             return Err(e);
         }
     };
+    let admin = match cluster.client("admin").await {
+        Ok(admin) => admin,
+        Err(e) => {
+            faults.abort();
+            cluster.shutdown().await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = install_crds_converting_locally(&admin).await {
+        faults.abort();
+        cluster.shutdown().await;
+        return Err(e);
+    }
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
     let version = super::api_version(cluster.client("admin").await).await;
     writeln!(

@@ -2,7 +2,7 @@
 //! machine — the API server, the workload controllers, the Service proxy
 //! and the process kubelet running real `valkey-server` pods — installs
 //! the project's CRDs and writes a kubeconfig for it. `--api-only` runs the
-//! API server alone.
+//! API server alone (with the CRDs).
 //!
 //! `fault` is its child: `logbook local fault` acts on a running one.
 //!
@@ -40,7 +40,8 @@ pub struct LocalArgs {
     /// Act on a running `logbook local` instead of starting one.
     #[command(subcommand)]
     pub command: Option<LocalCommand>,
-    /// Run only the API server (no kubelet, no controllers, no operator).
+    /// Run only the API server, the CRDs installed (no kubelet, no
+    /// controllers, no operator).
     #[arg(long, conflicts_with = "kubernetes")]
     pub api_only: bool,
     /// Run the real Kubernetes control plane (etcd, kube-apiserver,
@@ -290,9 +291,9 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     let server = logbook_localkube::LocalKube::start(config)
         .await
         .map_err(|e| Error::Local(format!("cannot start localkube: {e}")))?;
-    if !args.api_only {
-        install_crds(&server)?;
-    }
+    // The CRDs in every mode, the API server alone included: its clients
+    // apply manifests at either version, converted by this process.
+    install_crds(&server)?;
     create_parent(&args.kubeconfig)?;
     server
         .write_kubeconfig(&args.kubeconfig)

@@ -72,6 +72,10 @@ pub struct WebhookConfig {
     /// `caBundle` the operator fills with its CA (empty: none, or
     /// cert-manager's CA injector does it).
     pub conversion_crds: Vec<String>,
+    /// Whether the objects of those CRDs stored at an older version are
+    /// written again at the stored one ([`migration`]): a cluster-wide
+    /// operator only (a namespace-scoped one cannot list the others).
+    pub migrate: bool,
     /// The operator's identity as the API server names it, whose changes
     /// go through.
     pub operator_user: String,
@@ -129,7 +133,7 @@ pub fn start(
             match listen(&client, &config).await {
                 Ok(ready) => break ready,
                 Err(err) => {
-                    tracing::warn!(%err, "the validating webhook cannot start yet; trying again");
+                    tracing::warn!(%err, "the webhooks cannot start yet; trying again");
                     tokio::time::sleep(RETRY).await;
                 }
             }
@@ -151,6 +155,9 @@ pub fn start(
             // stored at an older version are written again at the stored
             // one: by the leader only, as every write to the objects is
             // (every instance serves the webhook).
+            if !config.migrate {
+                continue;
+            }
             if leadership.wait_for(|l| l.epoch().is_some()).await.is_err() {
                 // The elector is gone: the operator is stopping.
                 break;

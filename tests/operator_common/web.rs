@@ -60,6 +60,7 @@ pub fn local_webhook(
         names: vec!["127.0.0.1".to_owned()],
         configuration: configuration.map(str::to_owned),
         conversion_crds: conversion_crds.iter().map(|c| (*c).to_owned()).collect(),
+        migrate: true,
         operator_user: super::operator_user(super::NS),
     }
 }

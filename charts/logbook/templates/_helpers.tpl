@@ -56,3 +56,12 @@ namespace is in it.
 {{- define "logbook.webhookConfiguration" -}}
 {{ include "logbook.fullname" . }}-{{ .Release.Namespace }}-owned-objects
 {{- end }}
+
+{{/*
+Whether the validating webhook is configured: "true" or empty. Not with
+watchNamespace (its configuration is cluster-wide, and so is the right to
+keep its caBundle). The conversion webhook is served by every install.
+*/}}
+{{- define "logbook.validating" -}}
+{{- if and .Values.webhook.enabled (not .Values.watchNamespace) }}true{{ end }}
+{{- end }}
