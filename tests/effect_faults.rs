@@ -91,8 +91,8 @@ enum Extent {
     /// effect of the intent with the most under `kill` (the action that
     /// leaves the most to a successor).
     Short,
-    /// Every effect of one intent, failed and killed after.
-    Of(&'static str),
+    /// Every effect of the intents named, failed and killed after.
+    Of(&'static [&'static str]),
 }
 
 /// One plan run, for the report.
@@ -148,7 +148,7 @@ fn never_faulted(learned: Option<&Learned>, extent: Extent, runs: &[PlanRun]) ->
     learned
         .keys()
         .filter(|intent| match extent {
-            Extent::Of(only) => intent.as_str() == only,
+            Extent::Of(only) => only.contains(&intent.as_str()),
             Extent::Full | Extent::Short => true,
         })
         .filter(|intent| !faulted.contains(intent.as_str()))
@@ -174,11 +174,13 @@ fn plans(learned: &Learned, extent: Extent) -> Vec<Plan> {
                 }
             }
         }
-        Extent::Of(intent) => {
-            let effects = learned.get(intent).map_or(0, Vec::len);
-            for nth in 1..=effects {
-                for action in [Action::Fail, Action::Kill] {
-                    plans.push(plan(intent, nth, action));
+        Extent::Of(intents) => {
+            for intent in intents {
+                let effects = learned.get(*intent).map_or(0, Vec::len);
+                for nth in 1..=effects {
+                    for action in [Action::Fail, Action::Kill] {
+                        plans.push(plan(intent, nth, action));
+                    }
                 }
             }
         }
@@ -527,7 +529,7 @@ async fn effect_sweep_config_roll() {
     sweep(
         Topology::Replication,
         Scenario::Roll,
-        Extent::Of("Switchover"),
+        Extent::Of(&["Switchover"]),
     )
     .await;
 }
@@ -560,6 +562,18 @@ async fn effect_sweep_certificate_renewal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effect_sweep_backup() {
     sweep(Topology::Replication, Scenario::Backup, Extent::Short).await;
+}
+
+/// Hibernation and waking: every effect of making the data durable and
+/// of giving the roles back, failed and killed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_hibernate_and_wake() {
+    sweep(
+        Topology::Replication,
+        Scenario::Hibernate,
+        Extent::Of(&["PersistForHibernation", "Wake"]),
+    )
+    .await;
 }
 
 // The full sweeps: every effect of every workload under every action
@@ -597,4 +611,7 @@ full! {
     full_effect_sweep_replication_tls_bootstrap: Replication CreateTls;
     full_effect_sweep_replication_certificate_renewal: Replication Renew;
     full_effect_sweep_cluster_certificate_renewal: Cluster Renew;
+    full_effect_sweep_replication_hibernation: Replication Hibernate;
+    full_effect_sweep_sentinel_hibernation: Sentinel Hibernate;
+    full_effect_sweep_cluster_hibernation: Cluster Hibernate;
 }

@@ -256,10 +256,17 @@ pub(crate) fn canary_hold(
             until: (!failed).then_some(limit),
         });
     }
-    let until = Timestamp(since.0.saturating_add(canary_micros(view)));
+    // The soak counts from when it came in sync, not from its first
+    // answer: a canary that took its whole soak to copy its primary's
+    // data has not been watched serving at all.
+    let in_sync_since = versions
+        .get(canary.name)
+        .and_then(|v| v.in_sync_since)
+        .unwrap_or(since);
+    let until = Timestamp(in_sync_since.0.saturating_add(canary_micros(view)));
     (view.state.last_at < until).then(|| CanaryHold {
         why: format!(
-            "canary {name} runs {to}: watched for {} s before the next pod rolls",
+            "canary {name} runs {to}: watched for {} s in sync before the next pod rolls",
             canary_micros(view) / 1_000_000
         ),
         pod: name,

@@ -19,6 +19,9 @@
 //! In-process tests build an [`Effects`] with [`Effects::armed`] and hand
 //! it to the clients they build. Unarmed (always, in production) the gate
 //! is one `Option` check per effect, and no layer is added to the client.
+//! A release build (the image's) is never armed from the environment:
+//! the variables are ignored with a warning
+//! ([`crate::operator::FAULTS_ARMABLE`]).
 //!
 //! What is not an effect on the cluster is classified, not counted: the
 //! journal's own writes, the Lease, Events and status (publications of
@@ -218,6 +221,12 @@ impl Effects {
                 let plan = std::env::var_os(FAULT_PLAN).map(PathBuf::from);
                 let log = std::env::var_os(EFFECT_LOG).map(PathBuf::from);
                 if plan.is_none() && log.is_none() {
+                    return Effects::default();
+                }
+                if !crate::operator::FAULTS_ARMABLE {
+                    tracing::warn!(
+                        "{FAULT_PLAN} and {EFFECT_LOG} are ignored: faults are injected by test builds only"
+                    );
                     return Effects::default();
                 }
                 let plan = plan.map(|path| match read_plan(&path) {

@@ -14,7 +14,8 @@
 //! crossing every commit that leads up to it (those are another sweep's).
 //!
 //! Unset (always, in production) it does nothing and costs one atomic
-//! load per commit.
+//! load per commit. A release build (the image's) ignores it, with a
+//! warning: [`FAULTS_ARMABLE`].
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,12 +32,23 @@ pub const CRASH_COUNT_FROM: &str = "LOGBOOK_CRASH_COUNT_FROM";
 /// Commits counted since the first decision (0 before it).
 static COUNTED: AtomicU64 = AtomicU64::new(0);
 
+/// Whether faults can be armed from the environment (crash points, the
+/// effect gate's plan and log): in test builds (debug assertions on)
+/// only. An operator built for release, as the image's is, cannot be made
+/// to abort or to log its effects by a variable in its Deployment.
+pub const FAULTS_ARMABLE: bool = cfg!(debug_assertions);
+
 fn target() -> Option<u64> {
     static TARGET: OnceLock<Option<u64>> = OnceLock::new();
     *TARGET.get_or_init(|| {
-        std::env::var(CRASH_AT_COMMIT)
+        let target = std::env::var(CRASH_AT_COMMIT)
             .ok()
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.trim().parse().ok());
+        if target.is_some() && !FAULTS_ARMABLE {
+            tracing::warn!("{CRASH_AT_COMMIT} is ignored: faults are injected by test builds only");
+            return None;
+        }
+        target
     })
 }
 

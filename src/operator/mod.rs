@@ -52,7 +52,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 pub use backups::write_manifest;
-pub use crash::{CRASH_AT_COMMIT, CRASH_COUNT_FROM};
+pub use crash::{CRASH_AT_COMMIT, CRASH_COUNT_FROM, FAULTS_ARMABLE};
 pub use error::OperatorError;
 pub use journal::{JournalError, MAX_STAGED_BYTES, MAX_STAGED_EVENTS};
 pub use prober::probe_timeouts;

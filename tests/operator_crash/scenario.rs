@@ -80,6 +80,11 @@ pub enum Scenario {
     /// third of its life): a new one issued, and every node made to
     /// serve it without a restart.
     Renew,
+    /// `spec.hibernated` set (the data made durable, every pod gone),
+    /// then, once the status says Hibernated, unset: the pods back, each
+    /// one's data checked against what was persisted, the primary given
+    /// writes again.
+    Hibernate,
 }
 
 impl Scenario {
@@ -96,6 +101,7 @@ impl Scenario {
             Self::Backup => "backup",
             Self::CreateTls => "create-tls",
             Self::Renew => "renew",
+            Self::Hibernate => "hibernate",
         }
     }
 
@@ -322,6 +328,11 @@ impl Sweep {
                     .unwrap();
                 self.change = "certificate due".to_owned();
             }
+            Scenario::Hibernate => {
+                env.patch(NAME, serde_json::json!({"spec": {"hibernated": true}}))
+                    .await;
+                self.change = "hibernated, then woken".to_owned();
+            }
         }
         self.journal.seq()
     }
@@ -339,6 +350,23 @@ impl Sweep {
         let Ok(Some(vkc)) = self.env.vkcs().get_opt(&self.name).await else {
             return false;
         };
+        if self.scenario == Scenario::Hibernate && vkc.spec.hibernated {
+            // Asleep: woken (by the test, as a user would) once the status
+            // says so of the current generation, with no pod left.
+            let asleep = vkc.status.as_ref().is_some_and(|s| {
+                s.phase == Some(logbook_crds::ClusterPhase::Hibernated)
+                    && s.observed_generation == vkc.metadata.generation
+            });
+            if asleep && self.env.pods(&self.name).await.is_empty() {
+                self.env
+                    .patch(
+                        &self.name,
+                        serde_json::json!({"spec": {"hibernated": false}}),
+                    )
+                    .await;
+            }
+            return false;
+        }
         if !self.topology.ready(&vkc) || journal_seq(&vkc) < i64::try_from(min_seq).unwrap() {
             return false;
         }
@@ -528,7 +556,8 @@ impl Sweep {
             | Scenario::Scale
             | Scenario::Users
             | Scenario::Backup
-            | Scenario::Renew => {}
+            | Scenario::Renew
+            | Scenario::Hibernate => {}
         }
     }
 

@@ -200,6 +200,20 @@ pub struct PodVersionView {
     /// How its container failed since then, if it did (the last failure
     /// journaled; kept once it recovers: a canary that failed once failed).
     pub failed: Option<String>,
+    /// Since when it has been in sync on this version: a primary, or a
+    /// replica whose link is up; `None` while it is not (syncing, link
+    /// down). A canary's soak counts from here. Not serialized while
+    /// `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_sync_since: Option<Timestamp>,
+}
+
+impl PodVersionView {
+    /// Whether a pod whose observed role and link are these is in sync.
+    #[must_use]
+    pub fn in_sync(role: Option<Role>, link: Option<LinkStatus>) -> bool {
+        role == Some(Role::Primary) || link == Some(LinkStatus::Up)
+    }
 }
 
 /// A preflight of a new image: run once on no data before anything rolls.

@@ -93,6 +93,8 @@ impl ClusterState {
                     Role::Replica => primary.clone(),
                     Role::Primary | Role::Sentinel => None,
                 };
+                let in_sync = crate::projection::PodVersionView::in_sync(view.role, view.link);
+                self.mark_in_sync(pod, in_sync, at);
                 // A Valkey Cluster has a primary per shard: the one
                 // believed primary is a replication cluster's.
                 // Nor does a standby's leader stop being its believed
@@ -114,6 +116,8 @@ impl ClusterState {
                 view.link = Some(*link);
                 view.offset = Some(*offset);
                 view.replid = Some(*replid);
+                let in_sync = crate::projection::PodVersionView::in_sync(view.role, view.link);
+                self.mark_in_sync(pod, in_sync, at);
                 if self.replication.primary.as_deref() == Some(pod.as_str()) {
                     self.replication.primary_replid = Some(*replid);
                 }
@@ -366,6 +370,13 @@ impl ClusterState {
                 if changed {
                     self.history(seq, at, body, format!("pod {pod} runs {image} ({version})"));
                 }
+                // In sync from the first answer when the pod is seen in
+                // sync already (its role and link are not journaled again
+                // while they stay the same); else from when it is.
+                let in_sync = self
+                    .pods
+                    .get(pod)
+                    .is_some_and(|v| crate::projection::PodVersionView::in_sync(v.role, v.link));
                 self.versions.insert(
                     pod.clone(),
                     crate::projection::PodVersionView {
@@ -374,6 +385,7 @@ impl ClusterState {
                         version: version.clone(),
                         since: at,
                         failed: None,
+                        in_sync_since: in_sync.then_some(at),
                     },
                 );
             }
@@ -516,6 +528,18 @@ impl ClusterState {
 
     /// Follows the believed primary from role observations; two primaries
     /// at once is recorded, never resolved here (that is a decision).
+    /// Keeps when `pod` came in sync on its version: from `at` when it
+    /// is and was not, cleared when it is not.
+    fn mark_in_sync(&mut self, pod: &str, in_sync: bool, at: Timestamp) {
+        if let Some(version) = self.versions.get_mut(pod) {
+            if !in_sync {
+                version.in_sync_since = None;
+            } else if version.in_sync_since.is_none() {
+                version.in_sync_since = Some(at);
+            }
+        }
+    }
+
     fn track_primary(&mut self, seq: u64, at: Timestamp, body: &Event, pod: &str, role: Role) {
         if self.sentinel.enabled {
             self.track_sentinel_primary(seq, pod, role);

@@ -3,7 +3,7 @@
 //! and a canary that holds the roll for its soak, or for good once it
 //! failed.
 
-use logbook_journal::{Event, Intent, LinkStatus, Reachability, Role};
+use logbook_journal::{Event, Intent, LinkStatus, Reachability, Role, Timestamp};
 
 use super::*;
 
@@ -113,6 +113,12 @@ fn a_refused_preflight_applies_nothing_and_refuses_the_spec() {
 /// Upgraded up to the roll: the preflight passed, generation 2 applied,
 /// the StatefulSet at revision r2, and the canary `demo-2` rolled.
 fn canary_rolled() -> Given {
+    canary_rolled_with(LinkStatus::Up)
+}
+
+/// [`canary_rolled`], the canary's link to its primary `link` when it
+/// first answers.
+fn canary_rolled_with(link: LinkStatus) -> Given {
     let mut g = asked_to_upgrade();
     g.succeed(Intent::PreflightImage {
         image: NEW.into(),
@@ -144,10 +150,51 @@ fn canary_rolled() -> Given {
     g.pod(2, "r2")
         .reach(2, Reachability::Reachable)
         .role(2, Role::Replica, Some(0))
-        .repl(2, LinkStatus::Up, 100, 7)
+        .repl(2, link, 100, 7)
         .label(2, Role::Replica);
     runs(&mut g, 2, "r2", NEW, "9.1.2");
     g
+}
+
+#[test]
+fn the_canary_soaks_from_when_it_is_in_sync_not_from_its_first_answer() {
+    // It answers while it copies its primary's data, 20 s of its 30 s
+    // soak; the soak counts from when its link is up.
+    let mut g = canary_rolled_with(LinkStatus::Syncing);
+    let answered = g.state.versions[&pod(2)].since;
+    assert_eq!(g.state.versions[&pod(2)].in_sync_since, None);
+    g.every_ms(20_000);
+    g.repl(2, LinkStatus::Up, 200, 7);
+    let in_sync = g.state.versions[&pod(2)].in_sync_since.expect("in sync");
+    assert_eq!(in_sync.0 - answered.0, 20_000_000);
+    let deadline = crate::decide::next_deadline(&g.state).expect("a deadline");
+    assert_eq!(deadline.0 - in_sync.0, 30_000_000);
+    // 31 s after its first answer, 11 s in sync: still watched.
+    g.every_ms(11_000);
+    g.event(Event::DeadlinePassed { deadline: answered });
+    assert!(g.intents().is_empty(), "rolled on early: {:?}", g.intents());
+    let hold = g.status().upgrade.unwrap();
+    assert_eq!(hold.phase, "Canary");
+    // Its link drops: the soak starts again once it is back.
+    g.every_ms(5_000);
+    g.repl(2, LinkStatus::Down, 200, 7);
+    assert_eq!(g.state.versions[&pod(2)].in_sync_since, None);
+    g.repl(2, LinkStatus::Up, 300, 7);
+    let again = g.state.versions[&pod(2)].in_sync_since.unwrap();
+    g.every_ms(29_000);
+    g.event(Event::DeadlinePassed { deadline: in_sync });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    g.every_ms(2_000);
+    g.event(Event::DeadlinePassed {
+        deadline: Timestamp(again.0 + 30_000_000),
+    });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::RollPod {
+            pod: pod(1),
+            revision: "r2".into()
+        }]
+    );
 }
 
 #[test]
