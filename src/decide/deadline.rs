@@ -18,7 +18,7 @@ use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Timestamp};
 
 use super::view::ClusterView;
-use super::{backup, cluster, placement, tls, upgrade};
+use super::{backup, cluster, hibernation, placement, tls, upgrade};
 
 /// The next deadline after `state.last_at`, if any rule has one.
 ///
@@ -38,6 +38,7 @@ pub fn next_deadline(state: &ClusterState) -> Option<Timestamp> {
         deadlines.extend(backup::retention_deadline(&view));
         deadlines.extend(upgrade::canary_deadline(&view));
         deadlines.extend(placement::fail_back_deadline(&view));
+        deadlines.extend(hibernation::wake_deadline(&view));
         if view.topology() == Topology::Cluster {
             deadlines.extend(cluster::quorum::takeover_deadline(&view));
         }

@@ -44,7 +44,7 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
             let wanted = usize::try_from(view.desired_pods()).unwrap_or(usize::MAX);
             let back = pods.len() == wanted && pods.iter().all(|p| p.usable());
             if !back {
-                return Some(Vec::new());
+                return Some(partial_wake(view).into_iter().collect());
             }
             let primary = match view.topology() {
                 Topology::Replication | Topology::Sentinel => match wake_primary(view) {
@@ -78,6 +78,62 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
     }
 }
 
+/// How long a wake waits for every data pod before it wakes with those
+/// back: a pod that cannot come back (unschedulable, crash-looping, its
+/// node gone) must not hold the whole cluster without writes.
+pub(crate) const WAKE_WAIT_MICROS: i64 = 120_000_000;
+
+/// When a wake that waits on pods stops waiting for all of them: the
+/// spec's asking to wake (the data made durable, if it never said so)
+/// plus [`WAKE_WAIT_MICROS`]. `None` when not waking.
+pub(super) fn wake_deadline(view: &ClusterView<'_>) -> Option<logbook_journal::Timestamp> {
+    if view.spec.hibernated {
+        return None;
+    }
+    let h = view.state.hibernation.as_ref()?;
+    let from = h.waking_since.unwrap_or(h.since);
+    Some(logbook_journal::Timestamp(
+        from.0.saturating_add(WAKE_WAIT_MICROS),
+    ))
+}
+
+/// A Replication or Sentinel cluster past its [`wake_deadline`] with some
+/// pods still not back: `Wake` with those back, when the primary it slept
+/// with is among them (its data is checked by `Wake` as always); the
+/// others join as replicas when they come, as any pod does. A Cluster or
+/// Standalone waits for all (a shard's slots live on its own pods), and
+/// so does a cluster whose slept primary is among those missing: the
+/// status says what holds it.
+fn partial_wake(view: &ClusterView<'_>) -> Option<Decision> {
+    if !matches!(view.topology(), Topology::Replication | Topology::Sentinel) {
+        return None;
+    }
+    let deadline = wake_deadline(view)?;
+    if view.state.last_at < deadline {
+        return None;
+    }
+    let pods = view.pods();
+    let back: Vec<&str> = pods.iter().filter(|p| p.usable()).map(|p| p.name).collect();
+    // The primary among those back: the one it slept with, or one that
+    // holds all it made durable (never a pod that is not back).
+    let primary = wake_primary_among(view, &back)
+        .ok()
+        .flatten()
+        .filter(|p| back.contains(&p.as_str()))?;
+    let missing = not_back(view).join("; ");
+    Some(Decision::new(
+        Intent::Wake {
+            primary: Some(primary.clone()),
+            pods: back.iter().map(|p| (*p).to_owned()).collect(),
+        },
+        ReasonCode::Wake,
+        format!(
+            "spec.hibernated unset {} s ago and not every pod is back ({missing}): waking with those back, {primary} primary; the others join when they come",
+            WAKE_WAIT_MICROS / 1_000_000
+        ),
+    ))
+}
+
 /// The pod a Replication or Sentinel cluster wakes with as its primary:
 /// the one it slept with, unless what each pod holds back from its volume
 /// is journaled (`PodDataObserved` at wake) and shows it holds less than
@@ -87,6 +143,14 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
 /// # Errors
 /// Why no pod may be given writes: none holds what was made durable.
 pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, String> {
+    let pods = view.pods();
+    let names: Vec<&str> = pods.iter().map(|p| p.name).collect();
+    wake_primary_among(view, &names)
+}
+
+/// [`wake_primary`] among `pods` alone (those back, for a wake that
+/// stopped waiting for the rest).
+fn wake_primary_among(view: &ClusterView<'_>, pods: &[&str]) -> Result<Option<String>, String> {
     let state = view.state;
     let slept = state
         .hibernation
@@ -96,8 +160,7 @@ pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, Str
     let Some(required) = data.required() else {
         return Ok(slept);
     };
-    let pods = view.pods();
-    if pods.iter().any(|p| !data.woken.contains_key(p.name)) {
+    if pods.iter().any(|p| !data.woken.contains_key(*p)) {
         // Not read yet: `Wake` reads every pod before it changes
         // anything, and refuses a primary that holds less.
         return Ok(slept);
@@ -113,7 +176,7 @@ pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, Str
     }
     let best = pods
         .iter()
-        .filter_map(|p| holding(p.name).map(|d| ((d.offset, d.keys), p.name)))
+        .filter_map(|p| holding(p).map(|d| ((d.offset, d.keys), *p)))
         .max();
     match best {
         Some((_, pod)) => Ok(Some(pod.to_owned())),
@@ -124,8 +187,8 @@ pub(super) fn wake_primary(view: &ClusterView<'_>) -> Result<Option<String>, Str
             pods.iter()
                 .filter_map(|p| data
                     .woken
-                    .get(p.name)
-                    .map(|d| format!("{} holds {} keys at offset {}", p.name, d.keys, d.offset)))
+                    .get(*p)
+                    .map(|d| format!("{p} holds {} keys at offset {}", d.keys, d.offset)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
@@ -155,8 +218,22 @@ pub(super) fn not_back(view: &ClusterView<'_>) -> Vec<String> {
     let missing = usize::try_from(wanted)
         .unwrap_or(usize::MAX)
         .saturating_sub(pods.len());
-    if missing > 0 {
-        out.push(format!("{missing} pod(s) not created or not scheduled yet"));
+    // One StatefulSet's pods (not a Cluster's, one set per shard) are
+    // named by ordinal: the missing ones are named.
+    let prefix = pods
+        .first()
+        .filter(|_| view.topology() != Topology::Cluster)
+        .and_then(|p| p.name.rsplit_once('-'))
+        .map(|(prefix, _)| prefix);
+    match prefix {
+        Some(prefix) if missing > 0 => out.extend(
+            (0..wanted)
+                .map(|i| format!("{prefix}-{i}"))
+                .filter(|name| !pods.iter().any(|p| p.name == name))
+                .map(|name| format!("{name} (not created or not scheduled yet)")),
+        ),
+        _ if missing > 0 => out.push(format!("{missing} pod(s) not created or not scheduled yet")),
+        _ => {}
     }
     out
 }

@@ -1061,10 +1061,26 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
                 super::hibernation::wake_primary(view),
                 h.primaries.as_slice(),
             ) {
-                (waiting, _, _) if !waiting.is_empty() => format!(
-                    "waking: every pod must answer before any is given writes; not back yet: {}",
-                    waiting.join(", ")
-                ),
+                (waiting, _, _) if !waiting.is_empty() => {
+                    let partial =
+                        matches!(view.topology(), Topology::Replication | Topology::Sentinel);
+                    match super::hibernation::wake_deadline(view) {
+                        Some(deadline) if partial && view.state.last_at < deadline => format!(
+                            "waking: not back yet: {}; it wakes with the pods back (its primary among them) {} s after it was asked to, if these are not back by then",
+                            waiting.join(", "),
+                            super::hibernation::WAKE_WAIT_MICROS / 1_000_000
+                        ),
+                        _ if partial => format!(
+                            "waking held: not back: {}; the primary it slept with (or a pod holding all it made durable) must be among the pods back before any is given writes",
+                            waiting.join(", ")
+                        ),
+                        _ => format!(
+                            "waking: every pod must answer before any is given writes (a {:?} keeps its data on each); not back yet: {}",
+                            view.topology(),
+                            waiting.join(", ")
+                        ),
+                    }
+                }
                 (_, Err(why), _) => format!("waking held: {why}"),
                 (_, Ok(Some(primary)), [slept]) if primary != *slept => format!(
                     "waking: {slept} holds less than it made durable; {primary} will be primary once every pod answers"

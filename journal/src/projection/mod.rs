@@ -268,6 +268,12 @@ pub struct HibernationView {
     pub seq: u64,
     /// When its data was made durable (the outcome's time).
     pub since: Timestamp,
+    /// When the spec asked it to wake (`spec.hibernated` unset: the first
+    /// `SpecChanged` saying so since it slept); `None` while asleep. A
+    /// wake that waits on pods counts its deadline from here. Not
+    /// serialized while `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waking_since: Option<Timestamp>,
 }
 
 /// A data pod's Valkey container restarted in place.

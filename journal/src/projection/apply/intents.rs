@@ -70,6 +70,7 @@ impl ClusterState {
                                 pods: pods.clone(),
                                 seq: done.decided_seq,
                                 since: at,
+                                waking_since: None,
                             });
                         }
                         Intent::Wake { .. } => {

@@ -59,6 +59,14 @@ impl ClusterState {
                 if let Ok(spec) = serde_json::from_str::<logbook_crds::ValkeyClusterSpec>(spec_json)
                 {
                     self.sentinel.enabled = spec.topology.uses_sentinel();
+                    // Asked to wake (or back to sleep before it woke).
+                    if let Some(hibernation) = self.hibernation.as_mut() {
+                        if spec.hibernated {
+                            hibernation.waking_since = None;
+                        } else if hibernation.waking_since.is_none() {
+                            hibernation.waking_since = Some(at);
+                        }
+                    }
                     // The schedule's first fire is after it was set.
                     match spec.backup.schedule {
                         Some(schedule) => {

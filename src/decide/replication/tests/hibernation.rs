@@ -3,7 +3,7 @@
 //! they come back; then the primary it had, with no failover.
 
 use logbook_crds::v1alpha1::ClusterPhase;
-use logbook_journal::{Event, Intent, Reachability, Role};
+use logbook_journal::{Event, Intent, Reachability, Role, Timestamp};
 
 use super::*;
 
@@ -213,5 +213,99 @@ fn after_an_append_only_restart_keys_say_what_a_pod_holds() {
             primary: Some(pod(0)),
             pods: all(),
         }]
+    );
+}
+
+/// Slept (demo-0 primary) and asked to wake: the StatefulSet back at 3,
+/// demo-0 and demo-1 answering, fenced; demo-2 never comes back.
+fn waking_without_demo_2() -> Given {
+    let mut g = Given::converged(3);
+    g.spec_at(2, &spec(true));
+    g.succeed(Intent::PersistForHibernation {
+        primaries: vec![pod(0)],
+        pods: all(),
+    });
+    g.applied(2);
+    for i in 0..3 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    g.spec_at(3, &spec(false));
+    g.applied(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r1".into()),
+    });
+    g.pod(0, "r1").pod(1, "r1");
+    g.reach(0, Reachability::Reachable)
+        .role(0, Role::Replica, None)
+        .reach(1, Reachability::Reachable)
+        .role(1, Role::Replica, None);
+    g
+}
+
+#[test]
+fn a_pod_that_never_comes_back_holds_the_wake_only_until_its_deadline() {
+    let mut g = waking_without_demo_2();
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    let status = g.status();
+    assert_eq!(status.phase, Some(ClusterPhase::Waking));
+    let deadline = crate::decide::next_deadline(&g.state).expect("the wake's deadline");
+    let asked = g.state.hibernation.as_ref().unwrap().waking_since.unwrap();
+    assert_eq!(
+        deadline.0 - asked.0,
+        crate::decide::hibernation::WAKE_WAIT_MICROS
+    );
+    let ready = ready_message(&status);
+    assert!(ready.contains("demo-2"), "{ready}");
+    // Just before it: still waiting.
+    g.event(Event::DeadlinePassed {
+        deadline: Timestamp(deadline.0 - 1_000_000),
+    });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // Past it: awake with the pods back, the primary it slept with.
+    g.every_ms(120_000);
+    g.event(Event::DeadlinePassed { deadline });
+    let wake = Intent::Wake {
+        primary: Some(pod(0)),
+        pods: vec![pod(0), pod(1)],
+    };
+    assert_eq!(g.intents(), vec![wake.clone()]);
+    g.succeed(wake);
+    assert!(g.state.hibernation.is_none());
+    assert_eq!(crate::decide::next_deadline(&g.state), None);
+}
+
+#[test]
+fn a_wake_past_its_deadline_never_gives_writes_to_a_pod_not_back() {
+    // demo-0, the primary it slept with, is the pod that does not come
+    // back: nothing is given writes (its data is not known to be anywhere
+    // else), and the status says what holds it.
+    let mut g = Given::converged(3);
+    g.spec_at(2, &spec(true));
+    g.succeed(Intent::PersistForHibernation {
+        primaries: vec![pod(0)],
+        pods: all(),
+    });
+    g.applied(2);
+    for i in 0..3 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    g.spec_at(3, &spec(false));
+    g.applied(3);
+    g.pod(1, "r1").pod(2, "r1");
+    g.reach(1, Reachability::Reachable)
+        .role(1, Role::Replica, None)
+        .reach(2, Reachability::Reachable)
+        .role(2, Role::Replica, None);
+    let deadline = crate::decide::next_deadline(&g.state).unwrap();
+    g.every_ms(200_000);
+    g.event(Event::DeadlinePassed { deadline });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    let ready = ready_message(&g.status());
+    assert!(ready.contains("waking held"), "{ready}");
+    assert_eq!(
+        crate::decide::next_deadline(&g.state),
+        None,
+        "nothing more to wait for"
     );
 }
