@@ -181,6 +181,7 @@ pub fn run(args: OperatorArgs, out: &mut dyn Write) -> Result<()> {
                 conversion_crds: args.webhook_conversion_crds.clone(),
                 migrate: args.namespace.is_none(),
                 operator_user,
+                renew_every: crate::webhook::RENEW_EVERY,
             });
         }
         let journal = match args.journal {

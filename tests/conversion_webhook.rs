@@ -28,7 +28,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, WebhookClientConfig,
 };
 use kube::Api;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use logbook_crds::ClusterPhase;
 use operator_common::{
     Env, NS, Stop, free_port, kubectl, kubectl_apply, kubectl_apply_output, local_webhook,
@@ -286,6 +288,46 @@ spec:
     );
     assert!(stderr.contains("image.repository names no tag"), "{stderr}");
 
+    // The webhook's certificate falls due (its Secret's expiry moved
+    // within the last third of its life, as time would): issued again
+    // under the same CA and served by the running operator, with no
+    // restart; the API server, trusting that CA, keeps converting.
+    let secrets: Api<Secret> = env.api();
+    let served_before = served_fingerprint(port)
+        .await
+        .expect("a certificate served");
+    let due = chrono::Utc::now() + chrono::Duration::days(1);
+    secrets
+        .patch(
+            "logbook-webhook-tls",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                logbook::tls::NOT_AFTER_ANNOTATION: due.to_rfc3339()
+            }}})),
+        )
+        .await
+        .unwrap();
+    env.eventually(
+        Duration::from_secs(30),
+        "the renewed certificate served",
+        || {
+            let secrets = secrets.clone();
+            let before = served_before.clone();
+            async move {
+                let secret = secrets.get("logbook-webhook-tls").await.unwrap();
+                let data = secret.data.unwrap_or_default();
+                let stored = data
+                    .get("tls.crt")
+                    .and_then(|b| logbook::valkey::pem_fingerprint(&String::from_utf8_lossy(&b.0)));
+                let served = served_fingerprint(port).await;
+                served.is_some() && served != Some(before) && served == stored
+            }
+        },
+    )
+    .await;
+    let alpha = get_json(&env, "valkeyclusters.v1alpha1.valkey.logbook.dev", "old");
+    assert_eq!(alpha["spec"]["shards"], 3);
+
     // The operator reads both at v1beta1, with no webhook (its own
     // version, the one stored), and publishes their status.
     for name in ["old", "new"] {
@@ -331,4 +373,25 @@ spec:
         "{stderr}"
     );
     env.finish().await;
+}
+
+/// The fingerprint of the certificate served on 127.0.0.1:`port`
+/// (`openssl s_client`); none when nothing answers a handshake.
+async fn served_fingerprint(port: u16) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("timeout")
+            .args(["5", "openssl", "s_client", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let begin = "-----BEGIN CERTIFICATE-----";
+        let end = "-----END CERTIFICATE-----";
+        let start = text.find(begin)?;
+        let stop = text[start..].find(end)? + start + end.len();
+        logbook::valkey::pem_fingerprint(&text[start..stop])
+    })
+    .await
+    .unwrap()
 }

@@ -43,8 +43,13 @@ use crate::tls::issue;
 
 /// How long the webhook's CA is valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// How long its serving certificate is valid.
-const LEAF_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
+/// How long its serving certificate is valid: issued again once less
+/// than a third of that remains ([`issue::needs_renewal`]), by whichever
+/// instance sees it first; every instance then serves the new one.
+const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How often every instance looks whether the certificate fell due, and
+/// serves what its Secret holds.
+pub const RENEW_EVERY: Duration = Duration::from_secs(3600);
 /// The Secret annotation listing the names the certificate covers: a
 /// Secret made for other names is issued again.
 const NAMES_ANNOTATION: &str = "valkey.logbook.dev/webhook-names";
@@ -79,6 +84,8 @@ pub struct WebhookConfig {
     /// The operator's identity as the API server names it, whose changes
     /// go through.
     pub operator_user: String,
+    /// How often the certificate is looked at ([`RENEW_EVERY`]).
+    pub renew_every: Duration,
 }
 
 /// What went wrong setting the webhook up.
@@ -129,7 +136,7 @@ pub fn start(
     mut leadership: tokio::sync::watch::Receiver<crate::leader::Leadership>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let (ca_pem, server) = loop {
+        let (ca_pem, served, server) = loop {
             match listen(&client, &config).await {
                 Ok(ready) => break ready,
                 Err(err) => {
@@ -139,6 +146,7 @@ pub fn start(
             }
         };
         let serving = tokio::spawn(server);
+        let renewing = tokio::spawn(renew(client.clone(), config.clone(), served));
         if let Some(name) = &config.configuration {
             while let Err(err) = inject_ca(&client, name, &ca_pem).await {
                 tracing::warn!(%err, "the webhook's CA is not in its configuration yet; trying again");
@@ -168,7 +176,119 @@ pub fn start(
             }
         }
         let _ = serving.await;
+        renewing.abort();
     })
+}
+
+/// Every `renew_every`: the certificate issued again once it falls due
+/// (by this instance, or read as another wrote it), and served from then
+/// on without a restart; a new CA (the Secret's lost) written where the
+/// API server reads it.
+async fn renew(client: Client, config: WebhookConfig, served: Arc<Served>) {
+    let mut serving = served.cert_pem();
+    loop {
+        tokio::time::sleep(config.renew_every).await;
+        let (ca_pem, cert_pem, key_pem) = match ensure_certificate(&client, &config).await {
+            Ok(had) => had,
+            Err(err) => {
+                tracing::warn!(%err, "the webhook's certificate cannot be looked at; trying again");
+                continue;
+            }
+        };
+        if cert_pem == serving {
+            continue;
+        }
+        if let Err(err) = served.replace(&cert_pem, &key_pem) {
+            tracing::warn!(%err, "the webhook's new certificate cannot be served; trying again");
+            continue;
+        }
+        tracing::info!(names = ?config.names, "the webhook serves its renewed certificate");
+        if served.ca_pem() != ca_pem {
+            if let Some(name) = &config.configuration
+                && let Err(err) = inject_ca(&client, name, &ca_pem).await
+            {
+                tracing::warn!(%err, "the webhook's new CA is not in its configuration yet");
+            }
+            let service = service_of(&config.names);
+            for name in &config.conversion_crds {
+                if let Err(err) = inject_crd_ca(&client, name, &ca_pem, service).await {
+                    tracing::warn!(%err, "the webhook's new CA is not in the CRD's conversion yet");
+                }
+            }
+            served.set_ca(&ca_pem);
+        }
+        serving = cert_pem;
+    }
+}
+
+/// The certificate the webhook serves, replaced when it is renewed (each
+/// handshake takes the one in force).
+#[derive(Debug)]
+struct Served {
+    key: std::sync::RwLock<(Arc<rustls::sign::CertifiedKey>, String, String)>,
+}
+
+impl Served {
+    fn new(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Self, WebhookError> {
+        Ok(Self {
+            key: std::sync::RwLock::new((
+                certified_key(cert_pem, key_pem)?,
+                cert_pem.to_owned(),
+                ca_pem.to_owned(),
+            )),
+        })
+    }
+
+    fn cert_pem(&self) -> String {
+        self.key.read().map(|k| k.1.clone()).unwrap_or_default()
+    }
+
+    fn ca_pem(&self) -> String {
+        self.key.read().map(|k| k.2.clone()).unwrap_or_default()
+    }
+
+    fn set_ca(&self, ca_pem: &str) {
+        if let Ok(mut k) = self.key.write() {
+            ca_pem.clone_into(&mut k.2);
+        }
+    }
+
+    fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<(), WebhookError> {
+        let key = certified_key(cert_pem, key_pem)?;
+        let mut held = self
+            .key
+            .write()
+            .map_err(|_| WebhookError::Certificate("its lock was poisoned".to_owned()))?;
+        held.0 = key;
+        cert_pem.clone_into(&mut held.1);
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Served {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.key.read().ok().map(|k| k.0.clone())
+    }
+}
+
+/// `cert_pem` and `key_pem` as rustls serves them.
+fn certified_key(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::sign::CertifiedKey>, WebhookError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| WebhookError::Certificate(format!("tls.crt: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| WebhookError::Certificate(format!("tls.key: {e}")))?;
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| WebhookError::Certificate(format!("tls.key: {e}")))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(certs, signing)))
 }
 
 /// The webhook's certificate had and its address bound: its CA, and the
@@ -179,12 +299,19 @@ async fn listen(
 ) -> Result<
     (
         String,
+        Arc<Served>,
         impl std::future::Future<Output = ()> + Send + 'static,
     ),
     WebhookError,
 > {
     let (ca_pem, cert_pem, key_pem) = ensure_certificate(client, config).await?;
-    let tls = server_config(&cert_pem, &key_pem)?;
+    let served = Arc::new(Served::new(&ca_pem, &cert_pem, &key_pem)?);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| WebhookError::Certificate(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(served.clone());
     let tcp = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| WebhookError::Bind {
@@ -208,7 +335,7 @@ async fn listen(
         }),
     );
     tracing::info!(addr = %config.addr, names = ?config.names, "serving the webhooks (/validate, /convert)");
-    Ok((ca_pem, async move {
+    Ok((ca_pem, served, async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::warn!(%err, "the validating webhook stopped");
         }
@@ -245,15 +372,24 @@ async fn ensure_certificate(
             .and_then(|d| d.get(key))
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
     };
+    let now = logbook_journal::Timestamp::now();
     if let Some(secret) = &existing {
-        let same_names = secret
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(NAMES_ANNOTATION))
-            == Some(&names);
+        let annotation = |key: &str| {
+            secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+        };
+        let same_names = annotation(NAMES_ANNOTATION) == Some(&names);
+        // Due once a third of its life remains; one whose expiry is not
+        // written (made by a release before renewal) is issued again.
+        let current = annotation(crate::tls::NOT_AFTER_ANNOTATION)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| logbook_journal::Timestamp::from(t.with_timezone(&chrono::Utc)))
+            .is_some_and(|not_after| !issue::needs_renewal(not_after, now, LEAF_VALIDITY));
         if let (true, Some(ca), Some(cert), Some(key)) = (
-            same_names,
+            same_names && current,
             field(secret, "ca.crt"),
             field(secret, "tls.crt"),
             field(secret, "tls.key"),
@@ -263,7 +399,6 @@ async fn ensure_certificate(
     }
     // Made here: the CA kept when there is one (what the API server
     // trusts already), a serving certificate for the names.
-    let now = logbook_journal::Timestamp::now();
     let ca = match existing
         .as_ref()
         .and_then(|s| Some((field(s, "ca.crt")?, field(s, "ca.key")?)))
@@ -278,7 +413,16 @@ async fn ensure_certificate(
         metadata: ObjectMeta {
             name: Some(config.secret.clone()),
             namespace: Some(config.namespace.clone()),
-            annotations: Some([(NAMES_ANNOTATION.to_owned(), names)].into()),
+            annotations: Some(
+                [
+                    (NAMES_ANNOTATION.to_owned(), names),
+                    (
+                        crate::tls::NOT_AFTER_ANNOTATION.to_owned(),
+                        leaf.not_after.to_string(),
+                    ),
+                ]
+                .into(),
+            ),
             resource_version: existing
                 .as_ref()
                 .and_then(|s| s.metadata.resource_version.clone()),

@@ -62,5 +62,7 @@ pub fn local_webhook(
         conversion_crds: conversion_crds.iter().map(|c| (*c).to_owned()).collect(),
         migrate: true,
         operator_user: super::operator_user(super::NS),
+        // Looked at every second: a test makes it fall due.
+        renew_every: std::time::Duration::from_secs(1),
     }
 }
