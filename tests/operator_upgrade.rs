@@ -231,10 +231,28 @@ async fn a_valkey_cluster_upgrades_from_8_0_to_9_1_behind_a_canary_under_a_write
         async move { n > acked_after + 20 }
     })
     .await;
+    let log = probe.snapshot();
+    let slowest = log
+        .attempts
+        .iter()
+        .filter(|a| a.started >= asked)
+        .map(|a| a.ended.saturating_duration_since(a.started))
+        .max();
+    eprintln!("shop: the slowest write during the upgrade took {slowest:?}");
     stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
     let stream = env.stream("shop").await;
     env.stop_operator(Stop::Graceful).await;
-    check_upgrade_journal(&env.journal_events(&stream).await, from);
+    let events = env.journal_events(&stream).await;
+    check_upgrade_journal(&events, from);
+    // Each shard handed over once: a coordinated failover that does not
+    // complete leaves its primary's writes paused for Valkey's manual
+    // failover timeout (5 s) before it is tried again.
+    let handovers: Vec<String> = decided_after(&events, from)
+        .iter()
+        .filter(|(_, i)| matches!(i, Intent::ClusterFailover { .. }))
+        .map(|(_, i)| i.describe())
+        .collect();
+    assert_eq!(handovers.len(), 3, "{handovers:#?}");
     env.finish().await;
 }
 

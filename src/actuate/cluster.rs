@@ -342,8 +342,11 @@ pub async fn failover(
     mode: ClusterFailoverMode,
 ) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
-    expect_node(valkey, target, pod, addr).await?;
+    let node_id = expect_node(valkey, target, pod, addr).await?;
     let before = answer(valkey, target, pod).await?;
+    if mode == ClusterFailoverMode::Coordinated && !before.report.serves_slots() {
+        coordinated_failover_ready(valkey, target, pod, addr, &node_id, from).await?;
+    }
     let started = Instant::now();
     let mut unknown = None;
     if !before.report.serves_slots() {
@@ -431,6 +434,109 @@ pub async fn failover(
         }
         tokio::time::sleep(failover_poll(started.elapsed())).await;
     }
+}
+
+/// Before a coordinated failover to the replica in `pod` (node
+/// `node_id`, at `addr`) of the primary in `from`: whether every node the
+/// manual failover needs sees the replica as it must, so that it completes
+/// at once. Once sent, the primary pauses its writes until the replica
+/// reaches its offset and wins its election, or until Valkey's manual
+/// failover timeout (5 s) gives up; a replica just restarted (a roll) may
+/// not be ready for either: its primary's bus link to it not up yet (the
+/// primary sends it its offset over that link), a primary that votes not
+/// knowing it yet as that primary's replica or not linked to it (the vote
+/// travels over that link), or its current epoch behind a voter's (a vote
+/// asked at an older epoch, or at one the voter already voted in, is
+/// refused). Nothing is sent until each holds: `NotYet` with what does
+/// not, and the decision is tried again (nothing was paused).
+async fn coordinated_failover_ready(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    addr: SocketAddr,
+    node_id: &str,
+    from: Option<&str>,
+) -> Result<(), ActError> {
+    let not_yet = |why: String| {
+        ActError::NotYet(format!(
+            "{pod} is not ready for a coordinated failover yet (nothing sent, no write paused): {why}"
+        ))
+    };
+    let own = valkey
+        .cluster_nodes(addr)
+        .await
+        .map_err(valkey_err(format!("reading the cluster nodes {pod} knows")))?;
+    let primary_id = from
+        .and_then(|f| target.state.cluster.node_id(f))
+        .map(str::to_owned)
+        .or_else(|| {
+            own.iter()
+                .find(|l| l.myself)
+                .and_then(|l| l.primary_id.clone())
+        });
+    let Some(primary_id) = primary_id else {
+        return Err(not_yet("it follows no primary".to_owned()));
+    };
+    match own.iter().find(|l| l.id == primary_id) {
+        Some(l) if l.connected && !l.suspected && !l.failed => {}
+        _ => {
+            return Err(not_yet(format!(
+                "its bus link to its primary ({}) is not up",
+                short_id(&primary_id)
+            )));
+        }
+    }
+    let epoch = valkey
+        .cluster_info(addr)
+        .await
+        .map_err(valkey_err(format!("reading the cluster state of {pod}")))?
+        .current_epoch;
+    // The voters: the primaries serving slots, as the replica sees them.
+    let voters: Vec<&str> = own
+        .iter()
+        .filter(|l| l.primary && !l.slots.is_empty() && !l.myself)
+        .filter_map(|l| target.state.cluster.pod_of(&l.id))
+        .collect();
+    for voter in voters {
+        let voter_addr = target.addr(voter)?;
+        let lines = valkey
+            .cluster_nodes(voter_addr)
+            .await
+            .map_err(valkey_err(format!(
+                "reading the cluster nodes {voter} knows"
+            )))?;
+        let seen = lines.iter().find(|l| l.id == node_id);
+        let ok = seen.is_some_and(|l| {
+            l.replica
+                && !l.handshake
+                && !l.suspected
+                && !l.failed
+                && l.connected
+                && l.primary_id.as_deref() == Some(primary_id.as_str())
+        });
+        if !ok {
+            return Err(not_yet(format!(
+                "{voter} does not see it yet as a connected replica of {}",
+                short_id(&primary_id)
+            )));
+        }
+        let theirs = valkey
+            .cluster_info(voter_addr)
+            .await
+            .map_err(valkey_err(format!("reading the cluster state of {voter}")))?
+            .current_epoch;
+        if theirs > epoch {
+            return Err(not_yet(format!(
+                "its current epoch {epoch} is behind {voter}'s {theirs}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The first 8 hex digits of a node id, for messages.
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
 }
 
 /// How long a replica about to take over may take to learn, by gossip,
