@@ -328,8 +328,12 @@ async fn a_standby_in_another_kubernetes_follows_its_source_through_a_failover_a
         moved.elapsed()
     );
 
-    // Promoted under the writer.
+    // Promoted under the writer, while the source fails over once more
+    // (its primary's pod deleted just before): the standby takes what it
+    // has, and whatever the source does after, never follows it again.
     let stream = dr.stream("dr").await;
+    let second = primary(&source.vkc("shop").await);
+    source.delete_pod(&second).await;
     dr.patch("dr", serde_json::json!({"spec": {"replicateFrom": null}}))
         .await;
     let vkc = dr
@@ -337,6 +341,36 @@ async fn a_standby_in_another_kubernetes_follows_its_source_through_a_failover_a
             standby_phase(v) == "Promoted"
         })
         .await;
+    let source_vkc = source
+        .wait_primary_moved("shop", &second, Duration::from_secs(30))
+        .await;
+    eprintln!(
+        "shop: failed over again to {} during the promotion",
+        primary(&source_vkc)
+    );
+    // The source back with a new primary and taking writes: for 10 s the
+    // promoted standby follows nothing (its primary replicates from no
+    // one, its replicas from it alone).
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(10) {
+        let dr_vkc = dr.vkc("dr").await;
+        let dr_primary = primary(&dr_vkc);
+        let primary_addr = dr.pod_addr(&dr_primary).await;
+        let (kind, _) = role(&primary_addr, &dr_password).await;
+        assert_eq!(
+            kind, "master",
+            "the promoted standby's {dr_primary} follows again"
+        );
+        for pod in ["dr-0", "dr-1"].into_iter().filter(|p| *p != dr_primary) {
+            let (kind, follows) = role(&dr.pod_addr(pod).await, &dr_password).await;
+            let own = primary_addr.rsplit_once(':').map(|(ip, _)| ip);
+            assert!(
+                kind == "master" || follows.as_deref() == own,
+                "{pod} of the promoted standby follows {follows:?}, not {dr_primary}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     eprintln!(
         "dr: {:?}",
         vkc.status.as_ref().and_then(|s| s.standby.clone())
@@ -355,6 +389,16 @@ async fn a_standby_in_another_kubernetes_follows_its_source_through_a_failover_a
             .iter()
             .any(|i| matches!(i, Intent::PromoteReplica { .. })),
         "a standby pod was made primary before the promotion: {decided:?}"
+    );
+    // Nothing followed the source after the promotion.
+    let after_promotion: Vec<&Intent> = decided
+        .iter()
+        .skip_while(|i| !matches!(i, Intent::PromoteStandby { .. }))
+        .filter(|i| matches!(i, Intent::FollowSource { .. }))
+        .collect();
+    assert!(
+        after_promotion.is_empty(),
+        "followed the source after its promotion: {after_promotion:?}"
     );
     let promoted_addr = dr.pod_addr(&pod).await;
     let source_now = source.service_addr("shop").await;
