@@ -34,6 +34,7 @@ use kube::api::{
 use logbook_crds::ClusterPhase;
 use operator_common::{
     Env, NS, Stop, free_port, kubectl, kubectl_apply, kubectl_apply_output, local_webhook,
+    served_certificate,
 };
 use serde_json::{Value, json};
 
@@ -375,23 +376,9 @@ spec:
     env.finish().await;
 }
 
-/// The fingerprint of the certificate served on 127.0.0.1:`port`
-/// (`openssl s_client`); none when nothing answers a handshake.
+/// The fingerprint of the certificate served on 127.0.0.1:`port`.
 async fn served_fingerprint(port: u16) -> Option<String> {
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new("timeout")
-            .args(["5", "openssl", "s_client", "-connect"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let begin = "-----BEGIN CERTIFICATE-----";
-        let end = "-----END CERTIFICATE-----";
-        let start = text.find(begin)?;
-        let stop = text[start..].find(end)? + start + end.len();
-        logbook::valkey::pem_fingerprint(&text[start..stop])
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || served_certificate(&format!("127.0.0.1:{port}")))
+        .await
+        .unwrap()
 }

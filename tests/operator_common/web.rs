@@ -66,3 +66,20 @@ pub fn local_webhook(
         renew_every: std::time::Duration::from_secs(1),
     }
 }
+
+/// The fingerprint of the certificate `addr` serves (`openssl s_client`;
+/// none when it does not answer a handshake).
+pub fn served_certificate(addr: &str) -> Option<String> {
+    // (`timeout`: a frozen server accepts the connection and says nothing.)
+    let out = std::process::Command::new("timeout")
+        .args(["5", "openssl", "s_client", "-connect", addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let start = text.find(begin)?;
+    let stop = text[start..].find(end)? + start + end.len();
+    logbook::valkey::pem_fingerprint(&text[start..stop])
+}

@@ -143,23 +143,6 @@ pub async fn secret_certificate(env: &Env, name: &str) -> String {
     logbook::valkey::pem_fingerprint(&pem).unwrap_or_default()
 }
 
-/// The fingerprint of the certificate `addr` serves (`openssl s_client`;
-/// none when it does not answer a handshake).
-pub fn served_certificate(addr: &str) -> Option<String> {
-    // (`timeout`: a frozen server accepts the connection and says nothing.)
-    let out = std::process::Command::new("timeout")
-        .args(["5", "openssl", "s_client", "-connect", addr])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let begin = "-----BEGIN CERTIFICATE-----";
-    let end = "-----END CERTIFICATE-----";
-    let start = text.find(begin)?;
-    let stop = text[start..].find(end)? + start + end.len();
-    logbook::valkey::pem_fingerprint(&text[start..stop])
-}
-
 pub fn restarts(pod: &Pod) -> i32 {
     pod.status
         .as_ref()

@@ -219,6 +219,12 @@ fn after_an_append_only_restart_keys_say_what_a_pod_holds() {
 /// Slept (demo-0 primary) and asked to wake: the StatefulSet back at 3,
 /// demo-0 and demo-1 answering, fenced; demo-2 never comes back.
 fn waking_without_demo_2() -> Given {
+    waking_with(&[0, 1])
+}
+
+/// Slept (demo-0 primary) and asked to wake, the StatefulSet back at 3:
+/// the pods `back` answering, fenced; the others never come back.
+fn waking_with(back: &[u32]) -> Given {
     let mut g = Given::converged(3);
     g.spec_at(2, &spec(true));
     g.succeed(Intent::PersistForHibernation {
@@ -235,11 +241,11 @@ fn waking_without_demo_2() -> Given {
         replicas: 3,
         update_revision: Some("r1".into()),
     });
-    g.pod(0, "r1").pod(1, "r1");
-    g.reach(0, Reachability::Reachable)
-        .role(0, Role::Replica, None)
-        .reach(1, Reachability::Reachable)
-        .role(1, Role::Replica, None);
+    for &i in back {
+        g.pod(i, "r1");
+        g.reach(i, Reachability::Reachable)
+            .role(i, Role::Replica, None);
+    }
     g
 }
 
@@ -280,23 +286,7 @@ fn a_wake_past_its_deadline_never_gives_writes_to_a_pod_not_back() {
     // demo-0, the primary it slept with, is the pod that does not come
     // back: nothing is given writes (its data is not known to be anywhere
     // else), and the status says what holds it.
-    let mut g = Given::converged(3);
-    g.spec_at(2, &spec(true));
-    g.succeed(Intent::PersistForHibernation {
-        primaries: vec![pod(0)],
-        pods: all(),
-    });
-    g.applied(2);
-    for i in 0..3 {
-        g.event(Event::PodDeleted { pod: pod(i) });
-    }
-    g.spec_at(3, &spec(false));
-    g.applied(3);
-    g.pod(1, "r1").pod(2, "r1");
-    g.reach(1, Reachability::Reachable)
-        .role(1, Role::Replica, None)
-        .reach(2, Reachability::Reachable)
-        .role(2, Role::Replica, None);
+    let mut g = waking_with(&[1, 2]);
     let deadline = crate::decide::next_deadline(&g.state).unwrap();
     g.every_ms(200_000);
     g.event(Event::DeadlinePassed { deadline });
