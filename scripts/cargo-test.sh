@@ -48,7 +48,13 @@ trap 'rm -f "$log" "$crash_log" "$b_log"' EXIT
 status=0
 cargo test --workspace --all-targets --locked --no-run 2>&1 | tee -a "$log" || status=1
 if [ "$status" -eq 0 ]; then
-	cargo test --workspace --locked --no-fail-fast --test operator_crash >"$crash_log" 2>&1 &
+	began=$SECONDS
+	{
+		lane=0
+		cargo test --workspace --locked --no-fail-fast --test operator_crash || lane=1
+		echo "lane took $((SECONDS - began)) s"
+		exit "$lane"
+	} >"$crash_log" 2>&1 &
 	crash=$!
 	{
 		lane=0
@@ -57,10 +63,12 @@ if [ "$status" -eq 0 ]; then
 		if [ "${#lane_b_args[@]}" -gt 0 ]; then
 			cargo test --workspace --locked --no-fail-fast "${lane_b_args[@]}" || lane=1
 		fi
+		echo "lane took $((SECONDS - began)) s"
 		exit "$lane"
 	} >"$b_log" 2>&1 &
 	lane_b=$!
 	cargo test --workspace --lib --bins --examples --benches "${named[@]}" --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
+	echo "---- the main lane took $((SECONDS - began)) s"
 	wait "$lane_b" || status=1
 	echo "---- tests/effect_faults.rs, tests/soak.rs, ${LANE_B_SUITES[*]} (run beside the others) ----"
 	tee -a "$log" <"$b_log"

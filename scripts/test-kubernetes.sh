@@ -62,17 +62,24 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 KUBECONFIG=$(bash "$ROOT/scripts/controlplane.sh" up "$DIR")
 export KUBECONFIG
 run_group() {
-	local group=$1
+	local group=$1 began=$SECONDS code=0
 	shift
 	local args=()
 	for t in "$@"; do args+=(--test "$t"); done
-	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast "${args[@]}" >"$DIR/e2e-$group.log" 2>&1
+	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast "${args[@]}" >"$DIR/e2e-$group.log" 2>&1 || code=$?
+	echo "group $group took $((SECONDS - began)) s" >"$DIR/took-$group"
+	return "$code"
 }
 run_group a "${suites_a[@]}" "${suites_both[@]}" &
 pids[a]=$!
 run_group b "${suites_b[@]}" &
 pids[b]=$!
-LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast --test effect_faults -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 &
+{
+	began=$SECONDS code=0
+	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast --test effect_faults -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 || code=$?
+	echo "group c took $((SECONDS - began)) s" >"$DIR/took-c"
+	exit "$code"
+} &
 pids[c]=$!
 ok() { printf 'ok   %s\n' "$*"; }
 fail() { printf 'FAIL %s\n' "$*"; exit 1; }
@@ -151,6 +158,7 @@ for group in a b c; do
 	if ! wait "${pids[$group]}"; then status=1; fi
 done
 passed=$(cat "$DIR"/e2e-*.log | awk '/^test result:/ {p += $4} END {print p}')
+cat "$DIR"/took-* 2>/dev/null | paste -sd ';' | sed 's/^/end to end: /' || true
 if [ "$status" -eq 0 ]; then
 	ok "end to end on the real control plane: ${suites_a[*]} ${suites_both[*]} ${suites_b[*]} effect_faults (${effect_sweeps[*]}) ($passed passed)"
 else
