@@ -132,16 +132,9 @@ fn data(i: u32, replid: u8, offset: u64, keys: u64, persisted: bool) -> Event {
 
 /// Asleep with `demo-0` its primary and 1000 keys at offset 5000 on every
 /// pod; every pod back and answering, fenced.
-fn woken_given() -> Given {
-    let mut g = Given::converged(3);
-    g.spec_at(2, &spec(true));
-    g.succeed_with(
-        Intent::PersistForHibernation {
-            primaries: vec![pod(0)],
-            pods: all(),
-        },
-        (0..3).map(|i| data(i, 0xaa, 5000, 1000, true)).collect(),
-    );
+/// Made durable (generation 2), its pods gone, then asked to wake
+/// (generation 3): the StatefulSet back at 3 pods, none answering yet.
+fn asleep_then_asked_to_wake(g: &mut Given) {
     g.applied(2);
     for i in 0..3 {
         g.event(Event::PodDeleted { pod: pod(i) });
@@ -152,6 +145,19 @@ fn woken_given() -> Given {
         replicas: 3,
         update_revision: Some("r1".into()),
     });
+}
+
+fn woken_given() -> Given {
+    let mut g = Given::converged(3);
+    g.spec_at(2, &spec(true));
+    g.succeed_with(
+        Intent::PersistForHibernation {
+            primaries: vec![pod(0)],
+            pods: all(),
+        },
+        (0..3).map(|i| data(i, 0xaa, 5000, 1000, true)).collect(),
+    );
+    asleep_then_asked_to_wake(&mut g);
     g.pod(0, "r1").pod(1, "r1").pod(2, "r1").all_fenced(3);
     g
 }
@@ -231,16 +237,7 @@ fn waking_with(back: &[u32]) -> Given {
         primaries: vec![pod(0)],
         pods: all(),
     });
-    g.applied(2);
-    for i in 0..3 {
-        g.event(Event::PodDeleted { pod: pod(i) });
-    }
-    g.spec_at(3, &spec(false));
-    g.applied(3);
-    g.event(Event::StatefulSetObserved {
-        replicas: 3,
-        update_revision: Some("r1".into()),
-    });
+    asleep_then_asked_to_wake(&mut g);
     for &i in back {
         g.pod(i, "r1");
         g.reach(i, Reachability::Reachable)
