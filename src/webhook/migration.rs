@@ -34,6 +34,9 @@ use crate::resources::FIELD_MANAGER;
 /// What a migration did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Migrated {
+    /// The objects listed: each written again, or found deleted or
+    /// changed (and so stored at the stored version) meanwhile.
+    pub listed: usize,
     /// The objects written again at the stored version.
     pub written: usize,
     /// The versions taken out of `storedVersions`.
@@ -92,6 +95,7 @@ pub async fn migrate(client: &Client, name: &str) -> Result<Migrated, WebhookErr
         ..PatchParams::default()
     };
     let mut written = 0;
+    let count = listed.items.len();
     for object in listed.items {
         let object_name = object.name_any();
         let api: Api<DynamicObject> = match object.namespace() {
@@ -128,6 +132,10 @@ pub async fn migrate(client: &Client, name: &str) -> Result<Migrated, WebhookErr
             "trimming the storedVersions of CustomResourceDefinition {name} to {}",
             storage.name
         )))?;
-    tracing::info!(crd = name, written, dropped = ?dropped, "the objects stored at an older version are migrated");
-    Ok(Migrated { written, dropped })
+    tracing::info!(crd = name, listed = count, written, dropped = ?dropped, "the objects stored at an older version are migrated");
+    Ok(Migrated {
+        listed: count,
+        written,
+        dropped,
+    })
 }
