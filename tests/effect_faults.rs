@@ -93,6 +93,10 @@ enum Extent {
     Short,
     /// Every effect of the intents named, failed and killed after.
     Of(&'static [&'static str]),
+    /// The first effect of each intent named, failed and killed after:
+    /// the short sweep of a slow workload (a point of which takes half a
+    /// minute or more).
+    First(&'static [&'static str]),
 }
 
 /// One plan run, for the report.
@@ -148,7 +152,7 @@ fn never_faulted(learned: Option<&Learned>, extent: Extent, runs: &[PlanRun]) ->
     learned
         .keys()
         .filter(|intent| match extent {
-            Extent::Of(only) => only.contains(&intent.as_str()),
+            Extent::Of(only) | Extent::First(only) => only.contains(&intent.as_str()),
             Extent::Full | Extent::Short => true,
         })
         .filter(|intent| !faulted.contains(intent.as_str()))
@@ -180,6 +184,15 @@ fn plans(learned: &Learned, extent: Extent) -> Vec<Plan> {
                 for nth in 1..=effects {
                     for action in [Action::Fail, Action::Kill] {
                         plans.push(plan(intent, nth, action));
+                    }
+                }
+            }
+        }
+        Extent::First(intents) => {
+            for intent in intents {
+                if learned.contains_key(*intent) {
+                    for action in [Action::Fail, Action::Kill] {
+                        plans.push(plan(intent, 1, action));
                     }
                 }
             }
@@ -576,6 +589,78 @@ async fn effect_sweep_hibernate_and_wake() {
     .await;
 }
 
+/// A change of image: its preflight, and the roll (with its
+/// switchover) behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_image_change() {
+    sweep(
+        Topology::Replication,
+        Scenario::Upgrade,
+        Extent::First(&["PreflightImage", "RemovePreflight", "RollPod", "Switchover"]),
+    )
+    .await;
+}
+
+/// A canary that fails, and the image set back: the preflight, the
+/// canary's roll and its roll back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_canary_rollback() {
+    sweep(
+        Topology::Replication,
+        Scenario::CanaryRollback,
+        Extent::First(&["PreflightImage", "RollPod"]),
+    )
+    .await;
+}
+
+/// Unbinding and rebinding: every effect of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_unbind_and_rebind() {
+    sweep(
+        Topology::Replication,
+        Scenario::Unbind,
+        Extent::First(&["ReleaseObjects", "ApplyResources"]),
+    )
+    .await;
+}
+
+/// A change of the operator's defaults: the cluster's spec judged
+/// anew, and the roll behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_defaults_roll() {
+    sweep(
+        Topology::Replication,
+        Scenario::DefaultsRoll,
+        Extent::First(&["ApplyResources", "RollPod", "Switchover"]),
+    )
+    .await;
+}
+
+/// A switchover asked, then a rebalance back to the preferred pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_rebalance() {
+    sweep(
+        Topology::Replication,
+        Scenario::Rebalance,
+        Extent::First(&["Switchover", "RepointReplica"]),
+    )
+    .await;
+}
+
+/// The hand-back of a fail-back (`placement: Preferred`): every effect
+/// of its switchover, failed and killed after (the failover before it
+/// is the failover sweeps'). A point waits out the 30 s hold-down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a full sweep: make sweep-effects"]
+async fn full_effect_sweep_replication_fail_back() {
+    sweep(
+        Topology::Replication,
+        Scenario::FailBack,
+        Extent::Of(&["Switchover"]),
+    )
+    .await;
+}
+
 // The full sweeps: every effect of every workload under every action
 // (`make sweep-effects`).
 
@@ -614,4 +699,11 @@ full! {
     full_effect_sweep_replication_hibernation: Replication Hibernate;
     full_effect_sweep_sentinel_hibernation: Sentinel Hibernate;
     full_effect_sweep_cluster_hibernation: Cluster Hibernate;
+    full_effect_sweep_replication_image_change: Replication Upgrade;
+    full_effect_sweep_cluster_image_change: Cluster Upgrade;
+    full_effect_sweep_replication_canary_rollback: Replication CanaryRollback;
+    full_effect_sweep_replication_unbind: Replication Unbind;
+    full_effect_sweep_cluster_unbind: Cluster Unbind;
+    full_effect_sweep_replication_rebalance: Replication Rebalance;
+    full_effect_sweep_replication_defaults_roll: Replication DefaultsRoll;
 }

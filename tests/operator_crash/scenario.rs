@@ -85,6 +85,35 @@ pub enum Scenario {
     /// one's data checked against what was persisted, the primary given
     /// writes again.
     Hibernate,
+    /// `spec.image` changed between two tags of one version
+    /// (`valkey/valkey:9.1` and `valkey/valkey:9.1.2`), each way at
+    /// alternate points: the new image's preflight, then every pod rolled,
+    /// the primary after a switchover (no canary: the version is the
+    /// same).
+    Upgrade,
+    /// On a 9.1 cluster holding a key 8.0 cannot store, `spec.image` set
+    /// to 8.0: the preflight passes, the canary (a replica rolled to 8.0)
+    /// cannot get in sync and fails, the roll is held; then (as its user
+    /// would, once the status says so) the image is set back, and the
+    /// canary is rolled back to 9.1.
+    CanaryRollback,
+    /// The ownership annotation removed from the StatefulSet (the cluster
+    /// unbound: the other objects' annotations removed), then, once the
+    /// status says Unbound, put back: the cluster rebound as it is.
+    Unbind,
+    /// A switchover asked to a replica (`switchover-to`), then, once it is
+    /// served, a rebalance asked (`rebalance-requested`): the primary role
+    /// moved back to the first pod, the request removed.
+    Rebalance,
+    /// The operator's defaults (`ValkeyOperatorDefaults`) given another
+    /// `maxmemory-policy` at each point: the cluster's spec changes with
+    /// them, judged and journaled once, and every pod rolls, the primary
+    /// after a switchover.
+    DefaultsRoll,
+    /// With `placement: Preferred`, a primary's pod deleted: the failover,
+    /// then, once the new pod is back and the hold-down has passed, the
+    /// primary role handed back to it by a switchover (reason `FailBack`).
+    FailBack,
 }
 
 impl Scenario {
@@ -102,6 +131,12 @@ impl Scenario {
             Self::CreateTls => "create-tls",
             Self::Renew => "renew",
             Self::Hibernate => "hibernate",
+            Self::Upgrade => "upgrade",
+            Self::CanaryRollback => "rollback",
+            Self::Unbind => "unbind",
+            Self::Rebalance => "rebalance",
+            Self::DefaultsRoll => "defaults",
+            Self::FailBack => "failback",
         }
     }
 
@@ -120,9 +155,26 @@ impl Scenario {
 /// runs Debian's build for it; the default image's server has no TLS).
 pub const TLS_IMAGE: &str = "valkey/valkey:8.0";
 
+/// The images of [`Scenario::Upgrade`]: one version (localkube runs
+/// the same server for both), two tags.
+pub const UPGRADE_IMAGES: [&str; 2] = ["valkey/valkey:9.1", "valkey/valkey:9.1.2"];
+/// The image [`Scenario::CanaryRollback`] sets, and cannot roll to.
+pub const ROLLBACK_IMAGE: &str = "valkey/valkey:8.0";
+
 /// The spec of a new cluster `name` for `scenario`.
 pub fn spec_yaml(topology: Topology, scenario: Scenario, name: &str) -> String {
     let mut yaml = topology.yaml(name);
+    if scenario == Scenario::FailBack {
+        yaml.push_str("  placement: Preferred\n");
+    }
+    if matches!(scenario, Scenario::Upgrade | Scenario::CanaryRollback) {
+        // A soak of 1 s: the canary of a version change is judged on
+        // being in sync, which the rollback's never gets.
+        yaml.push_str(&format!(
+            "  image: {}\n  upgrade:\n    canarySeconds: 1\n",
+            UPGRADE_IMAGES[0]
+        ));
+    }
     if scenario.tls() {
         yaml.push_str(&format!(
             "  image: {TLS_IMAGE}\n  tls:\n    enabled: true\n"
@@ -141,6 +193,64 @@ pub async fn secret_certificate(env: &Env, name: &str) -> String {
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
         .unwrap_or_default();
     logbook::valkey::pem_fingerprint(&pem).unwrap_or_default()
+}
+
+/// The image a cluster's spec names.
+pub fn image_of(vkc: &logbook_crds::ValkeyCluster) -> String {
+    vkc.spec.image.clone()
+}
+
+/// Sets annotation `key` of ValkeyCluster [`NAME`] to `value`.
+pub async fn annotate(env: &Env, key: &str, value: &str) {
+    env.vkcs()
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {key: value}}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// The operator's defaults: `maxmemory-policy` set to `policy` for every
+/// cluster (server-side applied, as `kubectl apply --server-side` would).
+pub async fn put_operator_defaults(env: &Env, policy: &str) {
+    let defaults: logbook_crds::ValkeyOperatorDefaults = serde_yaml::from_str(&format!(
+        "apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyOperatorDefaults
+metadata:
+  name: valkey-operator-defaults
+spec:
+  template:
+    config:
+      maxmemory-policy: {policy}
+"
+    ))
+    .unwrap();
+    let mut params = PatchParams::apply("logbook-sweep");
+    params.force = true;
+    env.api::<logbook_crds::ValkeyOperatorDefaults>()
+        .patch(
+            "valkey-operator-defaults",
+            &params,
+            &Patch::Apply(&defaults),
+        )
+        .await
+        .unwrap();
+}
+
+/// Puts the ownership annotation back on StatefulSet `name`.
+pub async fn annotate_statefulset(env: &Env, name: &str) {
+    env.api::<StatefulSet>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                logbook::resources::labels::OWNED_BY: name
+            }}})),
+        )
+        .await
+        .unwrap();
 }
 
 pub fn restarts(pod: &Pod) -> i32 {
@@ -316,6 +426,55 @@ impl Sweep {
                     .await;
                 self.change = "hibernated, then woken".to_owned();
             }
+            Scenario::Upgrade => {
+                self.old_revision = Some(update_revision(env, NAME).await);
+                let from = image_of(&env.vkc(NAME).await);
+                let to = if from == UPGRADE_IMAGES[0] {
+                    UPGRADE_IMAGES[1]
+                } else {
+                    UPGRADE_IMAGES[0]
+                };
+                env.patch(NAME, serde_json::json!({"spec": {"image": to}}))
+                    .await;
+                self.change = format!("{from} → {to}");
+            }
+            Scenario::CanaryRollback => {
+                env.patch(NAME, serde_json::json!({"spec": {"image": ROLLBACK_IMAGE}}))
+                    .await;
+                self.change = format!("{ROLLBACK_IMAGE}, its canary failed, set back");
+            }
+            Scenario::Unbind => {
+                env.api::<StatefulSet>()
+                    .patch(
+                        NAME,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                            logbook::resources::labels::OWNED_BY: null
+                        }}})),
+                    )
+                    .await
+                    .unwrap();
+                self.change = "unbound, then rebound".to_owned();
+            }
+            Scenario::FailBack => {
+                let mut primaries = self.topology.agree(env, NAME).await.unwrap_or_default();
+                primaries.sort();
+                self.pods_before = primaries;
+                let old = self.topology.victim(&env.vkc(NAME).await, n);
+                env.delete_pod(&old).await;
+                self.change = format!("{old} deleted, then given its role back");
+            }
+            Scenario::DefaultsRoll => {
+                self.old_revision = Some(update_revision(env, NAME).await);
+                let policy = POLICIES[usize::try_from(n).unwrap() % POLICIES.len()];
+                put_operator_defaults(env, policy).await;
+                self.change = format!("defaults: maxmemory-policy {policy}");
+            }
+            Scenario::Rebalance => {
+                let to = format!("{NAME}-{}", 1 + n % 2);
+                annotate(env, logbook::resources::labels::SWITCHOVER_TO, &to).await;
+                self.change = format!("switched over to {to}, then rebalanced");
+            }
         }
         self.journal.seq()
     }
@@ -350,6 +509,58 @@ impl Sweep {
             }
             return false;
         }
+        if self.scenario == Scenario::CanaryRollback && image_of(&vkc) == ROLLBACK_IMAGE {
+            // The canary failed: the image set back, as its user would.
+            let failed = vkc.status.as_ref().is_some_and(|s| {
+                s.upgrade
+                    .as_ref()
+                    .is_some_and(|u| u.phase == "CanaryFailed")
+            });
+            if failed {
+                self.env
+                    .patch(
+                        &self.name,
+                        serde_json::json!({"spec": {"image": UPGRADE_IMAGES[0]}}),
+                    )
+                    .await;
+            }
+            return false;
+        }
+        if self.scenario == Scenario::Unbind {
+            let unbound = vkc.status.as_ref().and_then(|s| s.phase)
+                == Some(logbook_crds::ClusterPhase::Unbound);
+            let sts = self.env.api::<StatefulSet>().get(&self.name).await.unwrap();
+            let bound = logbook::resources::labels::owned_by(&sts.metadata, &self.name);
+            if unbound && !bound {
+                // Taken over: given back, as its user would.
+                annotate_statefulset(&self.env, &self.name).await;
+                return false;
+            }
+            if !bound {
+                return false;
+            }
+        }
+        if self.scenario == Scenario::Rebalance {
+            let annotations = vkc.metadata.annotations.clone().unwrap_or_default();
+            let switching = annotations.contains_key(logbook::resources::labels::SWITCHOVER_TO);
+            let rebalancing =
+                annotations.contains_key(logbook::resources::labels::REBALANCE_REQUESTED);
+            let first = format!("{}-0", self.name);
+            let primary = vkc.status.as_ref().and_then(|s| s.primary.clone());
+            if !switching && !rebalancing && primary.as_ref().is_some_and(|p| *p != first) {
+                // Served: moved back, as its user would ask.
+                annotate(
+                    &self.env,
+                    logbook::resources::labels::REBALANCE_REQUESTED,
+                    "sweep",
+                )
+                .await;
+                return false;
+            }
+            if switching || rebalancing || primary.as_ref() != Some(&first) {
+                return false;
+            }
+        }
         if !self.topology.ready(&vkc) || journal_seq(&vkc) < i64::try_from(min_seq).unwrap() {
             return false;
         }
@@ -368,13 +579,41 @@ impl Sweep {
         if self.scenario == Scenario::Renew {
             return self.renewed().await;
         }
-        if self.scenario != Scenario::Roll {
+        if self.scenario == Scenario::FailBack {
+            // Every primary back on the pod it was on before the trigger
+            // (each its preferred one: the sweep starts from bootstrap).
+            let Ok(mut primaries) = self.topology.agree(&self.env, &self.name).await else {
+                return false;
+            };
+            primaries.sort();
+            return primaries == self.pods_before;
+        }
+        if self.scenario == Scenario::CanaryRollback {
+            return vkc.status.as_ref().is_some_and(|s| s.upgrade.is_none())
+                && self.on_one_revision().await;
+        }
+        if !matches!(
+            self.scenario,
+            Scenario::Roll | Scenario::Upgrade | Scenario::DefaultsRoll
+        ) {
             return true;
         }
         let revision = update_revision(&self.env, &self.name).await;
         let pods = self.env.pods(&self.name).await;
         Some(&revision) != self.old_revision.as_ref()
             && pods.len() == self.topology.pods()
+            && pods.iter().all(|p| {
+                p.labels().get("controller-revision-hash") == Some(&revision)
+                    && p.metadata.deletion_timestamp.is_none()
+            })
+    }
+
+    /// Whether every pod of the cluster runs the StatefulSet's update
+    /// revision, none of them leaving.
+    async fn on_one_revision(&self) -> bool {
+        let revision = update_revision(&self.env, &self.name).await;
+        let pods = self.env.pods(&self.name).await;
+        pods.len() == self.topology.pods()
             && pods.iter().all(|p| {
                 p.labels().get("controller-revision-hash") == Some(&revision)
                     && p.metadata.deletion_timestamp.is_none()
@@ -540,7 +779,13 @@ impl Sweep {
             | Scenario::Users
             | Scenario::Backup
             | Scenario::Renew
-            | Scenario::Hibernate => {}
+            | Scenario::Hibernate
+            | Scenario::Upgrade
+            | Scenario::CanaryRollback
+            | Scenario::Unbind
+            | Scenario::Rebalance
+            | Scenario::DefaultsRoll
+            | Scenario::FailBack => {}
         }
     }
 

@@ -136,6 +136,22 @@ impl Sweep {
                 let password = env.password(NAME).await;
                 load(&pod_addrs(&env, NAME).await, &password, KEYS).await;
             }
+            if scenario == Scenario::CanaryRollback {
+                // A hash field with a TTL (9.x): 8.0 cannot store it, so
+                // a 9.1 primary cannot give an 8.0 replica a full copy
+                // ("Can't store key in RDB version 11"): every canary of
+                // 8.0 fails.
+                let password = env.password(NAME).await;
+                let vkc = env.vkc(NAME).await;
+                let reply = redis_cli(
+                    &env.pod_addr(&primary(&vkc)).await,
+                    &password,
+                    &[
+                        "HSETEX", "session", "EX", "100000", "FIELDS", "1", "token", "t",
+                    ],
+                );
+                assert_eq!(reply.trim(), "1", "{reply}");
+            }
             // A deleted cluster takes no writes.
             let probe = if scenario == Scenario::DeleteCluster {
                 None
