@@ -324,6 +324,128 @@ async fn a_primary_whose_volume_is_lost_asleep_is_not_given_writes_at_wake() {
     env.finish().await;
 }
 
+/// A replica whose volume went bad asleep (every file garbage: its
+/// server exits at load, and the pod crash-loops) holds the wake only for
+/// `spec.wakeTimeoutSeconds`: the status names it meanwhile, then the
+/// cluster wakes with the other two, its primary the one it slept with,
+/// every acknowledged write there and writes taken again; the pod joins
+/// once its volume is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_cannot_come_back_holds_the_wake_only_until_its_deadline() {
+    let mut env = Env::start("hibernate-stuck").await;
+    let yaml = format!("{}  wakeTimeoutSeconds: 10\n", replication_yaml("demo", 3));
+    env.apply_yaml(&yaml).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    let before = primary(&vkc);
+    let stuck = ["demo-0", "demo-1", "demo-2"]
+        .into_iter()
+        .rfind(|p| *p != before)
+        .unwrap();
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", BULK).await;
+    let probe = {
+        let mut config = logbook_bench::WriteProbeConfig::fixed(&service, "probe");
+        config.password = Some(logbook::valkey::Password::new(&password));
+        config.wait_replicas = true;
+        logbook_bench::WriteProbe::start(config)
+    };
+    first_acks(&env, &probe).await;
+    let asked = Instant::now();
+    env.patch("demo", serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status("demo", Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    let claim = format!("data-{stuck}");
+    env.faults().corrupt_pvc_data(NS, &claim).await.unwrap();
+
+    let woken = Instant::now();
+    env.patch("demo", serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    // Waiting, and saying for whom.
+    let waiting = env
+        .wait_status(
+            "demo",
+            Duration::from_secs(30),
+            "waking, the stuck pod named",
+            |v| {
+                phase(v) == Some(ClusterPhase::Waking)
+                    && v.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.message.contains(stuck))
+                    })
+            },
+        )
+        .await;
+    assert!(
+        woken.elapsed() < Duration::from_secs(10),
+        "named only after the deadline"
+    );
+    eprintln!(
+        "demo: {}",
+        waiting
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .message
+    );
+    // Past the deadline: awake with the two back, writes taken.
+    env.wait_acked_after(&probe, Instant::now(), "a write after the partial wake")
+        .await;
+    let took = woken.elapsed();
+    eprintln!("demo: writes again {took:?} after it was woken");
+    assert!(
+        took >= Duration::from_secs(10),
+        "woke before its deadline: {took:?}"
+    );
+    let vkc = env.vkc("demo").await;
+    assert_eq!(primary(&vkc), before, "woke with another primary");
+    // The stuck pod joins once its volume is cleared (its claim's files
+    // gone: it comes back empty and copies the primary).
+    env.faults().wipe_pvc_data(NS, &claim).await.unwrap();
+    env.wait_ready("demo", 3, Duration::from_secs(120)).await;
+    let log = probe.stop().await;
+    let at = env.pod_addr(&before).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &at, &password).await;
+    for pod in ["demo-0", "demo-1", "demo-2"] {
+        let at = env.pod_addr(pod).await;
+        env.eventually(
+            Duration::from_secs(60),
+            &format!("{pod} holds every acknowledged key"),
+            || {
+                let (at, password) = (at.clone(), password.clone());
+                async move { count_missing(&at, &password, "bulk", BULK).await == 0 }
+            },
+        )
+        .await;
+    }
+    eprintln!("demo: {acked} acknowledged writes kept, {failed} failed");
+    // The journal says why it woke without it.
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let partial = events.iter().find_map(|e| match &e.body {
+        Event::Decided { intents } => intents.iter().find_map(|p| match &p.intent {
+            Intent::Wake { pods, .. } if pods.len() == 2 => Some(p.reason.detail.clone()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let detail = partial.expect("no Wake with the two pods back journaled");
+    assert!(
+        detail.contains(stuck) && detail.contains("10 s"),
+        "{detail}"
+    );
+    env.assert_audit_clean_of("demo").await;
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
     let mut env = Env::start("hibernate-standalone").await;

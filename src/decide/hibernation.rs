@@ -79,13 +79,16 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
 }
 
 /// How long a wake waits for every data pod before it wakes with those
-/// back: a pod that cannot come back (unschedulable, crash-looping, its
-/// node gone) must not hold the whole cluster without writes.
-pub(crate) const WAKE_WAIT_MICROS: i64 = 120_000_000;
+/// back (`spec.wakeTimeoutSeconds`), in microseconds: a pod that cannot
+/// come back (unschedulable, crash-looping, its node gone) must not hold
+/// the whole cluster without writes.
+pub(crate) fn wake_wait_micros(view: &ClusterView<'_>) -> i64 {
+    i64::from(view.spec.wake_timeout_seconds().max(0)).saturating_mul(1_000_000)
+}
 
 /// When a wake that waits on pods stops waiting for all of them: the
 /// spec's asking to wake (the data made durable, if it never said so)
-/// plus [`WAKE_WAIT_MICROS`]. `None` when not waking.
+/// plus [`wake_wait_micros`]. `None` when not waking.
 pub(super) fn wake_deadline(view: &ClusterView<'_>) -> Option<logbook_journal::Timestamp> {
     if view.spec.hibernated {
         return None;
@@ -93,7 +96,7 @@ pub(super) fn wake_deadline(view: &ClusterView<'_>) -> Option<logbook_journal::T
     let h = view.state.hibernation.as_ref()?;
     let from = h.waking_since.unwrap_or(h.since);
     Some(logbook_journal::Timestamp(
-        from.0.saturating_add(WAKE_WAIT_MICROS),
+        from.0.saturating_add(wake_wait_micros(view)),
     ))
 }
 
@@ -129,7 +132,7 @@ fn partial_wake(view: &ClusterView<'_>) -> Option<Decision> {
         ReasonCode::Wake,
         format!(
             "spec.hibernated unset {} s ago and not every pod is back ({missing}): waking with those back, {primary} primary; the others join when they come",
-            WAKE_WAIT_MICROS / 1_000_000
+            wake_wait_micros(view) / 1_000_000
         ),
     ))
 }

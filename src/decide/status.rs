@@ -1068,7 +1068,7 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
                         Some(deadline) if partial && view.state.last_at < deadline => format!(
                             "waking: not back yet: {}; it wakes with the pods back (its primary among them) {} s after it was asked to, if these are not back by then",
                             waiting.join(", "),
-                            super::hibernation::WAKE_WAIT_MICROS / 1_000_000
+                            super::hibernation::wake_wait_micros(view) / 1_000_000
                         ),
                         _ if partial => format!(
                             "waking held: not back: {}; the primary it slept with (or a pod holding all it made durable) must be among the pods back before any is given writes",

@@ -530,6 +530,23 @@ impl ContainerFaults {
             "wiped {removed} entries of claim {namespace}/{claim}"
         ))
     }
+
+    /// Writes garbage over every file of a claim's directory.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when it cannot be read or a file written.
+    pub fn corrupt_pvc(&self, namespace: &str, claim: &str) -> Result<String> {
+        let dir = logbook_localkube::kubelet::pvc_dir(&self.file.volumes, namespace, claim);
+        let written = logbook_localkube::kubelet::corrupt_files(&dir).map_err(|e| {
+            Error::Local(format!(
+                "claim {namespace}/{claim} ({}): {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(format!(
+            "corrupted {written} files of claim {namespace}/{claim}"
+        ))
+    }
 }
 
 /// Runs `logbook local --kubernetes --node containers` until Ctrl-C.

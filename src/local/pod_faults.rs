@@ -116,4 +116,23 @@ impl PodFaults {
             Self::Containers(f, _) => f.wipe_pvc(ns, claim).map(drop).map_err(|e| e.to_string()),
         }
     }
+
+    /// Writes garbage over every file of claim `ns/claim`'s data: its
+    /// server can no longer load it.
+    ///
+    /// # Errors
+    /// When the claim's directory cannot be read or a file written.
+    pub async fn corrupt_pvc_data(&self, ns: &str, claim: &str) -> Result<(), String> {
+        match self {
+            Self::Local(f) => f
+                .corrupt_pvc_data(ns, claim)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Self::Containers(f, _) => f
+                .corrupt_pvc(ns, claim)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }

@@ -52,7 +52,10 @@ pub use schema::{DNS_SUBDOMAIN_PATTERN, QUANTITY_PATTERN, SECRET_KEY_PATTERN};
 pub use security::{
     AuthSpec, CertSource, IssuerRef, SecretKeyRef, TlsSpec, generated_password_secret,
 };
-pub use spec::{ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, connection_secret_name};
+pub use spec::{
+    ImagePullPolicy, ValkeyCluster, ValkeyClusterSpec, WAKE_TIMEOUT_SECONDS,
+    WAKE_TIMEOUT_SECONDS_MAX, WAKE_TIMEOUT_SECONDS_MIN, connection_secret_name,
+};
 pub use standby::{
     MAX_LAG_BYTES, ReplicateFrom, SOURCE_METRICS_KEY, SOURCE_REPLICATION_KEY, SourceCluster,
     SourceEndpoint,

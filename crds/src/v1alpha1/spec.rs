@@ -35,6 +35,13 @@ use super::storage::StorageSpec;
 use super::topology::Topology;
 use super::upgrade::{Placement, UpgradeSpec};
 
+/// How long a wake waits for every data pod by default, in seconds.
+pub const WAKE_TIMEOUT_SECONDS: i32 = 120;
+/// The shortest wait a spec may ask for, in seconds.
+pub const WAKE_TIMEOUT_SECONDS_MIN: i32 = 10;
+/// The longest, in seconds (a day).
+pub const WAKE_TIMEOUT_SECONDS_MAX: i32 = 86_400;
+
 /// When the kubelet pulls the Valkey image.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -110,6 +117,9 @@ impl ImagePullPolicy {
     .field_path(".replicas"))]
 #[x_kube(validation = Rule::new("has(self.restoreFrom) == has(oldSelf.restoreFrom)")
     .message("restoreFrom is read when the cluster is created: it cannot be added or removed later"))]
+#[x_kube(validation = Rule::new("self.topology in ['Replication', 'Sentinel'] || !has(self.wakeTimeoutSeconds)")
+    .message("wakeTimeoutSeconds applies only to topologies Replication and Sentinel: a Cluster or Standalone wakes once every pod is back, each holding its own data")
+    .field_path(".wakeTimeoutSeconds"))]
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
     .message("sentinel applies only to topology Sentinel")
     .field_path(".sentinel"))]
@@ -270,6 +280,16 @@ pub struct ValkeyClusterSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hibernated: bool,
 
+    /// Seconds a wake waits for every data pod to come back (default
+    /// 120, 10..=86400). Past it, a Replication or Sentinel cluster wakes
+    /// with the pods that are back when one of them holds every write made
+    /// durable at sleep (the rest join as replicas when they come); until
+    /// then, and for a Cluster or Standalone always, the status names each
+    /// pod still away and what holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = WAKE_TIMEOUT_SECONDS_MIN, max = WAKE_TIMEOUT_SECONDS_MAX))]
+    pub wake_timeout_seconds: Option<i32>,
+
     /// How a change of the Valkey version rolls: a preflight of the new
     /// image, then a canary watched for `upgrade.canarySeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,6 +364,7 @@ impl Default for ValkeyClusterSpec {
             restore_from: None,
             paused: false,
             hibernated: false,
+            wake_timeout_seconds: None,
             upgrade: None,
             placement: None,
             replicate_from: None,
@@ -354,6 +375,13 @@ impl Default for ValkeyClusterSpec {
 }
 
 impl ValkeyClusterSpec {
+    /// How long a wake waits for every data pod, in seconds, the default
+    /// filled in.
+    #[must_use]
+    pub fn wake_timeout_seconds(&self) -> i32 {
+        self.wake_timeout_seconds.unwrap_or(WAKE_TIMEOUT_SECONDS)
+    }
+
     /// A default spec of the given topology.
     pub fn with_topology(topology: Topology) -> Self {
         Self {

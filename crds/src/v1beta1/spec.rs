@@ -25,6 +25,7 @@ use crate::v1alpha1::{
     AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, FailoverSpec, ImagePullPolicy, JournalSpec,
     MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, ReplicateFrom,
     RestoreSource, SentinelSpec, StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
+    WAKE_TIMEOUT_SECONDS_MAX, WAKE_TIMEOUT_SECONDS_MIN,
 };
 
 /// The Valkey server image.
@@ -138,6 +139,9 @@ pub struct ClusterSpec {
     .field_path(".replicas"))]
 #[x_kube(validation = Rule::new("has(self.restoreFrom) == has(oldSelf.restoreFrom)")
     .message("restoreFrom is read when the cluster is created: it cannot be added or removed later"))]
+#[x_kube(validation = Rule::new("self.topology in ['Replication', 'Sentinel'] || !has(self.wakeTimeoutSeconds)")
+    .message("wakeTimeoutSeconds applies only to topologies Replication and Sentinel: a Cluster or Standalone wakes once every pod is back, each holding its own data")
+    .field_path(".wakeTimeoutSeconds"))]
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
     .message("sentinel applies only to topology Sentinel")
     .field_path(".sentinel"))]
@@ -277,6 +281,16 @@ pub struct ValkeyClusterSpec {
     /// map. Needs `storage.persistence` other than `None`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hibernated: bool,
+
+    /// Seconds a wake waits for every data pod to come back (default
+    /// 120, 10..=86400). Past it, a Replication or Sentinel cluster wakes
+    /// with the pods that are back when one of them holds every write made
+    /// durable at sleep (the rest join as replicas when they come); until
+    /// then, and for a Cluster or Standalone always, the status names each
+    /// pod still away and what holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = WAKE_TIMEOUT_SECONDS_MIN, max = WAKE_TIMEOUT_SECONDS_MAX))]
+    pub wake_timeout_seconds: Option<i32>,
 
     /// How a change of the Valkey version rolls: a preflight of the new
     /// image, then a canary watched for `upgrade.canarySeconds`.

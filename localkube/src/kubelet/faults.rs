@@ -215,6 +215,25 @@ impl Faults {
         Ok(())
     }
 
+    /// Writes garbage over every file of the PVC's data directory (see
+    /// [`volumes::corrupt_files`]). Returns how many files.
+    ///
+    /// # Errors
+    /// No data directory for that claim, or a file not written.
+    pub async fn corrupt_pvc_data(&self, ns: &str, pvc: &str) -> Result<usize, FaultError> {
+        let dir = volumes::pvc_dir(&self.shared.config.state_dir, ns, pvc);
+        if !dir.is_dir() {
+            return Err(FaultError::UnknownPvc {
+                namespace: ns.to_owned(),
+                pvc: pvc.to_owned(),
+            });
+        }
+        volumes::corrupt_files(&dir).map_err(|e| FaultError::Failed {
+            subject: format!("persistentvolumeclaim {ns}/{pvc}"),
+            message: e.to_string(),
+        })
+    }
+
     /// Drops all traffic to and from the pod's address.
     ///
     /// # Errors

@@ -30,7 +30,8 @@
 //! [`kill_leftovers`] find survivors of a crashed run.
 //!
 //! Must not: write the pod's spec (except binding `spec.nodeName`), or
-//! touch PVC data except through [`Faults::wipe_pvc_data`].
+//! touch PVC data except through [`Faults::wipe_pvc_data`] and
+//! [`Faults::corrupt_pvc_data`].
 
 mod container;
 mod env;
@@ -64,7 +65,7 @@ pub use faults::{FaultError, Faults};
 pub use images::{ImageRule, ImageTable};
 pub use procs::{kill_leftovers, leftover_processes};
 pub use server::KubeletTls;
-pub use volumes::pvc_dir;
+pub use volumes::{corrupt_files, pvc_dir};
 
 /// The node every pod runs on.
 pub const NODE_NAME: &str = "localkube-node";

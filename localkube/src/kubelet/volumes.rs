@@ -18,6 +18,30 @@ pub fn pvc_dir(state: &Path, ns: &str, claim: &str) -> PathBuf {
     state.join("pvc").join(ns).join(claim)
 }
 
+/// What [`corrupt_files`] writes over every file of a claim: no server
+/// reads it as its data.
+pub const CORRUPT: &[u8] = b"localkube: this file was corrupted on purpose\n";
+
+/// Writes [`CORRUPT`] over every regular file under `dir` (a disk whose
+/// blocks went bad, for a test: its server cannot load what it held).
+/// Returns how many files were written over.
+///
+/// # Errors
+/// `dir` or a directory under it cannot be read, or a file written.
+pub fn corrupt_files(dir: &Path) -> std::io::Result<usize> {
+    let mut written = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            written += corrupt_files(&path)?;
+        } else if path.is_file() {
+            std::fs::write(&path, CORRUPT)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
 /// The file naming the uid of the claim whose data `pvc_dir` holds
 /// (beside the data, not in it: the container sees only its data).
 fn owner_file(state: &Path, ns: &str, claim: &str) -> PathBuf {

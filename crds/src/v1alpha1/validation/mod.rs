@@ -83,6 +83,7 @@ pub fn validate(
     metadata::check_annotations(&spec.annotations, &mut errors);
     check_storage(spec, &mut errors);
     check_placement(spec, &mut errors);
+    check_wake(spec, &mut errors);
     standby::check_standby(spec, old, &mut errors);
     check_auth(spec, &mut errors);
     check_tls(spec, &mut errors);
@@ -310,6 +311,30 @@ fn check_placement(spec: &ValkeyClusterSpec, errors: &mut Errors) {
         Topology::Replication | Topology::Cluster => return,
     };
     errors.push("spec.placement", FieldErrorKind::Invalid, why);
+}
+
+fn check_wake(spec: &ValkeyClusterSpec, errors: &mut Errors) {
+    let Some(seconds) = spec.wake_timeout_seconds else {
+        return;
+    };
+    if matches!(spec.topology, Topology::Replication | Topology::Sentinel) {
+        errors.range(
+            "spec.wakeTimeoutSeconds",
+            seconds,
+            super::WAKE_TIMEOUT_SECONDS_MIN,
+            super::WAKE_TIMEOUT_SECONDS_MAX,
+            "wakeTimeoutSeconds",
+        );
+    } else {
+        errors.push(
+            "spec.wakeTimeoutSeconds",
+            FieldErrorKind::Forbidden,
+            format!(
+                "wakeTimeoutSeconds applies only to topologies Replication and Sentinel: a {:?} wakes once every pod is back, each holding its own data",
+                spec.topology
+            ),
+        );
+    }
 }
 
 fn check_storage(spec: &ValkeyClusterSpec, errors: &mut Errors) {

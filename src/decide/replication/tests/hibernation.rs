@@ -247,6 +247,38 @@ fn waking_with(back: &[u32]) -> Given {
 }
 
 #[test]
+fn the_wake_waits_as_long_as_the_spec_says() {
+    let mut g = Given::converged(3);
+    g.spec_at(2, &spec(true));
+    g.succeed(Intent::PersistForHibernation {
+        primaries: vec![pod(0)],
+        pods: all(),
+    });
+    g.applied(2);
+    for i in 0..3 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    let mut woken = spec(false);
+    woken.wake_timeout_seconds = Some(30);
+    g.spec_at(3, &woken);
+    let deadline = crate::decide::next_deadline(&g.state).expect("the wake's deadline");
+    let asked = g.state.hibernation.as_ref().unwrap().waking_since.unwrap();
+    assert_eq!(deadline.0 - asked.0, 30_000_000);
+    g.applied(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 3,
+        update_revision: Some("r1".into()),
+    });
+    for i in [0, 1] {
+        g.pod(i, "r1");
+        g.reach(i, Reachability::Reachable)
+            .role(i, Role::Replica, None);
+    }
+    let ready = ready_message(&g.status());
+    assert!(ready.contains("30 s after it was asked"), "{ready}");
+}
+
+#[test]
 fn a_pod_that_never_comes_back_holds_the_wake_only_until_its_deadline() {
     let mut g = waking_without_demo_2();
     assert!(g.intents().is_empty(), "{:?}", g.intents());
@@ -254,10 +286,8 @@ fn a_pod_that_never_comes_back_holds_the_wake_only_until_its_deadline() {
     assert_eq!(status.phase, Some(ClusterPhase::Waking));
     let deadline = crate::decide::next_deadline(&g.state).expect("the wake's deadline");
     let asked = g.state.hibernation.as_ref().unwrap().waking_since.unwrap();
-    assert_eq!(
-        deadline.0 - asked.0,
-        crate::decide::hibernation::WAKE_WAIT_MICROS
-    );
+    // The default: 120 s.
+    assert_eq!(deadline.0 - asked.0, 120_000_000);
     let ready = ready_message(&status);
     assert!(ready.contains("demo-2"), "{ready}");
     // Just before it: still waiting.

@@ -628,3 +628,21 @@ fn scaling_is_allowed() {
     new.replicas_per_shard = Some(2);
     assert_eq!(errors(&new, Some(&old)), vec![]);
 }
+
+#[test]
+fn wake_timeout_applies_to_replication_and_sentinel_in_range() {
+    for topology in [Topology::Replication, Topology::Sentinel] {
+        let mut s = spec(topology);
+        s.wake_timeout_seconds = Some(30);
+        assert_valid(&s);
+        s.wake_timeout_seconds = Some(5);
+        assert_only(&s, "spec.wakeTimeoutSeconds", FieldErrorKind::OutOfRange);
+        s.wake_timeout_seconds = Some(86_401);
+        assert_only(&s, "spec.wakeTimeoutSeconds", FieldErrorKind::OutOfRange);
+    }
+    for topology in [Topology::Standalone, Topology::Cluster] {
+        let mut s = spec(topology);
+        s.wake_timeout_seconds = Some(30);
+        assert_only(&s, "spec.wakeTimeoutSeconds", FieldErrorKind::Forbidden);
+    }
+}
