@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean sweep-effects
+.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean sweep-effects sweep-crashes
 
 all: build
 
@@ -74,6 +74,13 @@ unit:
 ## localkube of its own.
 sweep-effects:
 	$(CARGO) test --locked --test effect_faults -- --ignored --test-threads=1 --nocapture
+
+## sweep-crashes: the long crash sweeps of tests/operator_crash.rs: the
+## operator aborted at every journal commit point of the newer workloads
+## (hibernation, image change, canary rollback, unbind, rebalance,
+## defaults roll, fail-back), a fresh instance taking over each time.
+sweep-crashes:
+	$(CARGO) test --locked --test operator_crash -- --ignored --test-threads=1 --nocapture
 
 ## crds: regenerate crds/valkeycluster.yaml and the Helm chart's copy from the Rust types.
 crds:

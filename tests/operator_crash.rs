@@ -536,3 +536,26 @@ async fn every_commit_point_of_a_valkey_cluster_failover_by_kill() {
 async fn every_commit_point_of_a_valkey_cluster_reshard() {
     sweep(Topology::Cluster, Scenario::Reshard).await;
 }
+
+// The workloads of issue 55, crashed at every commit point: run by `make
+// sweep-crashes` (each point waits for its workload, a canary rollback's
+// 30 s and more; together about an hour).
+macro_rules! crash_sweeps {
+    ($($name:ident: $topology:ident $scenario:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[ignore = "a long crash sweep: make sweep-crashes"]
+        async fn $name() {
+            sweep(Topology::$topology, Scenario::$scenario).await;
+        }
+    )*};
+}
+
+crash_sweeps! {
+    every_commit_point_of_a_hibernation: Replication Hibernate;
+    every_commit_point_of_an_image_change: Replication Upgrade;
+    every_commit_point_of_a_canary_rollback: Replication CanaryRollback;
+    every_commit_point_of_an_unbind_and_rebind: Replication Unbind;
+    every_commit_point_of_a_rebalance: Replication Rebalance;
+    every_commit_point_of_a_defaults_roll: Replication DefaultsRoll;
+    every_commit_point_of_a_fail_back: Replication FailBack;
+}
