@@ -596,19 +596,20 @@ async fn effect_sweep_image_change() {
     sweep(
         Topology::Replication,
         Scenario::Upgrade,
-        Extent::First(&["PreflightImage", "RemovePreflight", "RollPod", "Switchover"]),
+        Extent::First(&["PreflightImage", "RollPod", "Switchover"]),
     )
     .await;
 }
 
-/// A canary that fails, and the image set back: the preflight, the
-/// canary's roll and its roll back.
+/// A canary that fails, and the image set back: the canary's roll and
+/// its roll back (the preflight is the image change's sweep's; a point
+/// here waits 30 s for the canary to fail).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effect_sweep_canary_rollback() {
     sweep(
         Topology::Replication,
         Scenario::CanaryRollback,
-        Extent::First(&["PreflightImage", "RollPod"]),
+        Extent::First(&["RollPod"]),
     )
     .await;
 }
