@@ -129,6 +129,7 @@ refused "a 53-character name" "at most 52 characters" "$(vkc "$(printf 'a%.0s' $
 refused "a name starting with a digit" "DNS-1035 label" "$(vkc 1cache '{}')"
 refused "a Cluster with replicas" "replicas does not apply to topology Cluster" "$(vkc demo '{topology: Cluster, replicas: 3}')"
 refused "an even Sentinel count" "sentinel.replicas must be odd" "$(vkc demo '{topology: Sentinel, sentinel: {replicas: 2}}')"
+refused "a Cluster with wakeTimeoutSeconds" "wakeTimeoutSeconds applies only to topologies Replication and Sentinel" "$(vkc demo '{topology: Cluster, wakeTimeoutSeconds: 30}')"
 printf '%s\n' "$(vkc "$(printf 'a%.0s' $(seq 52))" '{}')" | "$KUBECTL" apply --dry-run=server -f - >/dev/null || fail "a 52-character name refused"
 ok "a 52-character name is accepted"
 
