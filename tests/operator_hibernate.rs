@@ -454,6 +454,107 @@ async fn a_standalone_cluster_sleeps_and_wakes_with_every_write() {
     env.finish().await;
 }
 
+/// A Standalone's volume lost while asleep: its pod comes back empty.
+/// Its one pod boots writable (it has no one to follow), but the client
+/// Service reaches it only once it is labelled primary, which `Wake`
+/// comes first to: its data is read, found short of what it made
+/// durable, and it is not labelled. The status says so (`Degraded`,
+/// reason `DataLost`), as does a Warning Event, and no write through the
+/// Service lands on the empty server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standalone_whose_volume_is_lost_asleep_takes_no_client_at_wake() {
+    let env = Env::start("hibernate-standalone-lost").await;
+    env.apply_yaml(&standalone_yaml("solo")).await;
+    env.wait_ready("solo", 1, Duration::from_secs(60)).await;
+    let password = env.password("solo").await;
+    let service = env.service_addr("solo").await;
+    write_keys_unreplicated(&service, &password, "bulk", BULK).await;
+    env.patch("solo", serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status("solo", Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    claims
+        .delete("data-solo-0", &Default::default())
+        .await
+        .unwrap();
+    env.eventually(Duration::from_secs(30), "the claim is gone", || {
+        let claims = claims.clone();
+        async move { claims.get_opt("data-solo-0").await.unwrap().is_none() }
+    })
+    .await;
+    env.patch("solo", serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    let vkc = env
+        .wait_status("solo", Duration::from_secs(90), "Degraded: DataLost", |v| {
+            v.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "DataLost")
+            })
+        })
+        .await;
+    let status = vkc.status.unwrap();
+    assert_eq!(status.phase, Some(ClusterPhase::Waking));
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert!(
+        degraded
+            .message
+            .contains("no pod holds what was made durable"),
+        "{}",
+        degraded.message
+    );
+    eprintln!("solo: {}", degraded.message);
+    env.eventually(
+        Duration::from_secs(20),
+        "a DataLost Warning Event",
+        || async {
+            let events: Api<k8s_openapi::api::events::v1::Event> = env.api();
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("DataLost") && e.type_.as_deref() == Some("Warning")
+                })
+        },
+    )
+    .await;
+    // The pod runs and answers, empty, and is not behind the Service:
+    // not labelled primary, a while later still.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pod = env
+        .pods("solo")
+        .await
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some("solo-0"))
+        .expect("solo-0 runs");
+    assert_ne!(
+        pod.metadata
+            .labels
+            .unwrap_or_default()
+            .get("valkey.logbook.dev/role")
+            .map(String::as_str),
+        Some("primary"),
+        "the empty pod was put behind the client Service"
+    );
+    let at = env.pod_addr("solo-0").await;
+    assert_eq!(
+        count_missing(&at, &password, "bulk", BULK).await,
+        usize::try_from(BULK).unwrap(),
+        "the pod was expected back empty"
+    );
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standalone_cluster_with_an_append_only_file_sleeps_and_wakes_with_every_write() {
     let mut env = Env::start("hibernate-aof").await;

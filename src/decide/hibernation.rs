@@ -47,13 +47,20 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
                 return Some(partial_wake(view).into_iter().collect());
             }
             let primary = match view.topology() {
-                Topology::Replication | Topology::Sentinel => match wake_primary(view) {
-                    Ok(primary) => primary,
-                    // No pod holds what was persisted: none is given
-                    // writes (the status says why).
-                    Err(_) => return Some(Vec::new()),
-                },
-                Topology::Standalone | Topology::Cluster => None,
+                // A Standalone's one pod boots writable (it has no one to
+                // follow), but no client reaches it through the Services
+                // until it is labelled primary, which nothing decides
+                // before `Wake`: it too is checked for what it made
+                // durable first.
+                Topology::Replication | Topology::Sentinel | Topology::Standalone => {
+                    match wake_primary(view) {
+                        Ok(primary) => primary,
+                        // No pod holds what was persisted: none is given
+                        // writes (the status says why).
+                        Err(_) => return Some(Vec::new()),
+                    }
+                }
+                Topology::Cluster => None,
             };
             let slept = h.primaries.first();
             let detail = match &primary {
@@ -163,9 +170,9 @@ fn wake_primary_among(view: &ClusterView<'_>, pods: &[&str]) -> Result<Option<St
     let Some(required) = data.required() else {
         return Ok(slept);
     };
-    if pods.iter().any(|p| !data.woken.contains_key(*p)) {
-        // Not read yet: `Wake` reads every pod before it changes
-        // anything, and refuses a primary that holds less.
+    if pods.is_empty() || pods.iter().any(|p| !data.woken.contains_key(*p)) {
+        // None back, or not read yet: `Wake` reads every pod before it
+        // changes anything, and refuses a primary that holds less.
         return Ok(slept);
     }
     let holding = |pod: &str| {

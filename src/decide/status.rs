@@ -212,6 +212,12 @@ const FAILURES_SHOWN: usize = 3;
 /// person must act on (the shell also raises it as a Warning Event).
 pub const REASON_QUORUM_LOST: &str = "QuorumLost";
 
+/// The Degraded reason of a cluster waking with no pod that holds what
+/// it made durable before it slept (its volumes lost or replaced): none
+/// is given writes, a failure a person must act on (the shell also
+/// raises it as a Warning Event).
+pub const REASON_DATA_LOST: &str = "DataLost";
+
 fn cluster_health(view: &ClusterView<'_>) -> ClusterHealth {
     let cluster = &view.state.cluster;
     let shards = cluster.shards();
@@ -523,6 +529,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         None => summary,
     };
     let asleep = hibernation.is_some();
+    // Waking, with no pod holding what was made durable.
+    let data_lost = (asleep && !view.spec.hibernated)
+        .then(|| super::hibernation::wake_primary(&view).err())
+        .flatten();
     status.conditions = vec![
         condition(
             CONDITION_READY,
@@ -564,8 +574,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ),
         condition(
             CONDITION_DEGRADED,
-            ever_ready && !full && !asleep,
-            if asleep {
+            (ever_ready && !full && !asleep) || data_lost.is_some(),
+            if data_lost.is_some() {
+                REASON_DATA_LOST
+            } else if asleep {
                 "Hibernation"
             } else if cluster.as_ref().is_some_and(|h| h.quorum_lost.is_some()) {
                 REASON_QUORUM_LOST
@@ -586,7 +598,13 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             } else {
                 "FullRedundancy"
             },
-            summary,
+            // The loss said first: it is what a person must act on.
+            match &data_lost {
+                Some(why) if !summary.contains(why.as_str()) => {
+                    format!("waking held: {why}; {summary}")
+                }
+                _ => summary,
+            },
             at,
             observed_generation,
         ),

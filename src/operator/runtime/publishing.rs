@@ -71,10 +71,13 @@ impl ClusterRuntime {
             self.last_status = Some(status);
             return Ok(());
         }
-        let previous_degraded_by_quorum =
-            previous.is_some_and(|p| degraded_by(p, REASON_QUORUM_LOST).is_some());
-        let previous_reshard_failing =
-            previous.is_some_and(|p| degraded_by(p, REASON_RESHARD_FAILING).is_some());
+        // The Degraded reasons already raised, each raised once as an
+        // Event.
+        let raised_before: Vec<&str> = RAISED
+            .iter()
+            .filter(|(reason, _)| previous.is_some_and(|p| degraded_by(p, reason).is_some()))
+            .map(|(reason, _)| *reason)
+            .collect();
         // The status is rendered from the projection, which has folded the
         // observations staged for the next group commit: it must not name
         // a journal seq, or report a fact, that a crash now would lose and
@@ -144,19 +147,15 @@ impl ClusterRuntime {
             .await
         {
             Ok(_) => {
-                let raised = degraded_by(&status, REASON_QUORUM_LOST)
-                    .filter(|_| !previous_degraded_by_quorum);
-                if let Some(note) = raised {
-                    // A failure a person must act on: an Event too, once
-                    // per time it arises, not only a condition.
-                    self.publish_event(Kind::Warning, REASON_QUORUM_LOST, "Failover", note)
-                        .await;
-                }
-                let failing = degraded_by(&status, REASON_RESHARD_FAILING)
-                    .filter(|_| !previous_reshard_failing);
-                if let Some(note) = failing {
-                    self.publish_event(Kind::Warning, REASON_RESHARD_FAILING, "Reshard", note)
-                        .await;
+                for (reason, action) in RAISED {
+                    let raised =
+                        degraded_by(&status, reason).filter(|_| !raised_before.contains(&reason));
+                    if let Some(note) = raised {
+                        // A failure a person must act on: an Event too,
+                        // once per time it arises, not only a condition.
+                        self.publish_event(Kind::Warning, reason, action, note)
+                            .await;
+                    }
                 }
                 self.last_status = Some(status);
                 Ok(())
@@ -169,6 +168,14 @@ impl ClusterRuntime {
         }
     }
 }
+
+/// The Degraded reasons a person must act on, each raised as a Warning
+/// Event (with its action) when it arises.
+const RAISED: [(&str, &str); 3] = [
+    (REASON_QUORUM_LOST, "Failover"),
+    (REASON_RESHARD_FAILING, "Reshard"),
+    (REASON_DATA_LOST, "Wake"),
+];
 
 /// The message of the status' Degraded condition when it holds for
 /// `reason`.

@@ -203,6 +203,17 @@ fn no_pod_is_given_writes_when_none_holds_what_was_made_durable() {
         ready.contains("no pod holds what was made durable"),
         "{ready}"
     );
+    // A failure a person must act on: Degraded, reason DataLost (the
+    // shell raises it as a Warning Event too).
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "DataLost")
+    );
 }
 
 #[test]
@@ -325,4 +336,106 @@ fn a_wake_past_its_deadline_never_gives_writes_to_a_pod_not_back() {
         None,
         "nothing more to wait for"
     );
+}
+
+/// A Standalone asleep with 1000 keys at offset 5000, asked to wake, its
+/// pod back (a Standalone boots as a primary: it has no one to follow).
+fn standalone_woken() -> Given {
+    let mut standalone = ValkeyClusterSpec::with_topology(Topology::Standalone);
+    standalone.replicas = Some(1);
+    let mut g = Given::new();
+    g.spec(&standalone);
+    g.applied(1);
+    g.event(Event::StatefulSetObserved {
+        replicas: 1,
+        update_revision: Some("r1".into()),
+    });
+    g.pod(0, "r1");
+    g.reach(0, Reachability::Reachable)
+        .role(0, Role::Primary, None)
+        .label(0, Role::Primary);
+    standalone.hibernated = true;
+    g.spec_at(2, &standalone);
+    g.succeed_with(
+        Intent::PersistForHibernation {
+            primaries: vec![pod(0)],
+            pods: vec![pod(0)],
+        },
+        vec![data(0, 0xaa, 5000, 1000, true)],
+    );
+    g.applied(2);
+    g.event(Event::PodDeleted { pod: pod(0) });
+    standalone.hibernated = false;
+    g.spec_at(3, &standalone);
+    g.applied(3);
+    g.event(Event::StatefulSetObserved {
+        replicas: 1,
+        update_revision: Some("r1".into()),
+    });
+    g.pod(0, "r1");
+    g.reach(0, Reachability::Reachable)
+        .role(0, Role::Primary, None);
+    g
+}
+
+#[test]
+fn a_standalone_whose_volume_was_lost_asleep_is_not_given_clients_at_wake() {
+    let mut g = standalone_woken();
+    // Its data is read before it is labelled primary (which puts it
+    // behind the client Service).
+    let wake = Intent::Wake {
+        primary: Some(pod(0)),
+        pods: vec![pod(0)],
+    };
+    assert_eq!(g.intents(), vec![wake.clone()]);
+    // Back with a new history and no key: refused, and nothing else is
+    // decided (no role label).
+    g.event(data(0, 0x01, 0, 0, false));
+    g.decide_and_fail(wake, "demo-0 holds less", true);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    let status = g.status();
+    assert_eq!(status.phase, Some(ClusterPhase::Waking));
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    assert_eq!(degraded.reason, "DataLost");
+    assert!(
+        degraded
+            .message
+            .contains("no pod holds what was made durable"),
+        "{}",
+        degraded.message
+    );
+}
+
+#[test]
+fn a_standalone_that_holds_its_data_wakes_as_it_was() {
+    let mut g = standalone_woken();
+    let wake = Intent::Wake {
+        primary: Some(pod(0)),
+        pods: vec![pod(0)],
+    };
+    assert_eq!(g.intents(), vec![wake.clone()]);
+    g.event(data(0, 0xaa, 5000, 1000, false));
+    g.succeed(wake);
+    let status = g.status();
+    assert_ne!(status.phase, Some(ClusterPhase::Waking));
+}
+
+#[test]
+fn no_data_is_said_lost_before_any_pod_is_back() {
+    let mut g = woken_given();
+    for i in 0..3 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    let status = g.status();
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_ne!(degraded.reason, "DataLost", "{}", degraded.message);
 }
