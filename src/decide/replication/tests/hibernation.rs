@@ -14,6 +14,17 @@ fn spec(hibernated: bool) -> ValkeyClusterSpec {
     spec
 }
 
+/// The status's Degraded condition.
+fn degraded(
+    status: &logbook_crds::v1alpha1::ValkeyClusterStatus,
+) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("a Degraded condition")
+}
+
 /// The message of the status's Ready condition.
 fn ready_message(status: &logbook_crds::v1alpha1::ValkeyClusterStatus) -> String {
     status
@@ -205,11 +216,7 @@ fn no_pod_is_given_writes_when_none_holds_what_was_made_durable() {
     );
     // A failure a person must act on: Degraded, reason DataLost (the
     // shell raises it as a Warning Event too).
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let degraded = degraded(&status);
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str()),
         ("True", "DataLost")
@@ -395,11 +402,7 @@ fn a_standalone_whose_volume_was_lost_asleep_is_not_given_clients_at_wake() {
     assert!(g.intents().is_empty(), "{:?}", g.intents());
     let status = g.status();
     assert_eq!(status.phase, Some(ClusterPhase::Waking));
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let degraded = degraded(&status);
     assert_eq!(degraded.status, "True");
     assert_eq!(degraded.reason, "DataLost");
     assert!(
@@ -432,10 +435,6 @@ fn no_data_is_said_lost_before_any_pod_is_back() {
         g.event(Event::PodDeleted { pod: pod(i) });
     }
     let status = g.status();
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let degraded = degraded(&status);
     assert_ne!(degraded.reason, "DataLost", "{}", degraded.message);
 }
