@@ -369,6 +369,47 @@ fn intents_left_at_a_takeover_must_settle_before_the_next_decision() {
     });
 }
 
+/// A takeover whose instance died (or lost the lead) before it resolved
+/// what it found in flight hands it to the next takeover: only a decision
+/// made while it is unresolved is a finding.
+#[test]
+fn a_takeover_that_dies_before_resolving_hands_its_intents_to_the_next() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        let (_, left) = j.decide(
+            1,
+            Intent::RollPod {
+                pod: "p-1".into(),
+                revision: "r2".into(),
+            },
+            ReasonCode::RevisionOutdated,
+        );
+        for (epoch, instance) in [(2, "b"), (3, "c")] {
+            j.push_at(
+                epoch,
+                Event::OperatorStarted {
+                    version: "t".into(),
+                    instance: instance.into(),
+                    epoch,
+                    gap_ms: Some(3000),
+                },
+            );
+        }
+        j.push_at(
+            3,
+            Event::IntentAbandoned {
+                intent_id: left,
+                reason: "found without an outcome".into(),
+            },
+        );
+        let report = j.audit().await;
+        assert!(
+            only(&report, Check::IntentWithoutOutcome).is_empty(),
+            "{report:#?}"
+        );
+    });
+}
+
 #[test]
 fn a_damaged_event_is_a_chain_finding_and_what_precedes_it_is_audited() {
     futures::executor::block_on(async {

@@ -117,7 +117,7 @@ impl ImagePullPolicy {
     .field_path(".replicas"))]
 #[x_kube(validation = Rule::new("has(self.restoreFrom) == has(oldSelf.restoreFrom)")
     .message("restoreFrom is read when the cluster is created: it cannot be added or removed later"))]
-#[x_kube(validation = Rule::new("self.topology in ['Replication', 'Sentinel'] || !has(self.wakeTimeoutSeconds)")
+#[x_kube(validation = Rule::new("self.topology == 'Replication' || self.topology == 'Sentinel' || !has(self.wakeTimeoutSeconds)")
     .message("wakeTimeoutSeconds applies only to topologies Replication and Sentinel: a Cluster or Standalone wakes once every pod is back, each holding its own data")
     .field_path(".wakeTimeoutSeconds"))]
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")

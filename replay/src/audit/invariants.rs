@@ -176,8 +176,11 @@ impl Invariants {
         match &e.body {
             Event::OperatorStarted { epoch, .. } => {
                 self.max_epoch = self.max_epoch.max(*epoch);
-                // What a previous takeover left unresolved is now overdue.
-                self.overdue(state, e, "the next takeover");
+                // What a previous takeover left unresolved passes to this
+                // one: with no decision between them, its instance died or
+                // lost the lead before it could resolve anything (a crash
+                // right after its `OperatorStarted`). It is overdue only
+                // at a decision made while it is unresolved.
                 for (id, f) in &state.in_flight {
                     self.found.insert(
                         *id,
