@@ -195,11 +195,6 @@ pub async fn secret_certificate(env: &Env, name: &str) -> String {
     logbook::valkey::pem_fingerprint(&pem).unwrap_or_default()
 }
 
-/// The image a cluster's spec names.
-pub fn image_of(vkc: &logbook_crds::ValkeyCluster) -> String {
-    vkc.spec.image.clone()
-}
-
 /// Sets annotation `key` of ValkeyCluster [`NAME`] to `value`.
 pub async fn annotate(env: &Env, key: &str, value: &str) {
     env.vkcs()
@@ -428,7 +423,7 @@ impl Sweep {
             }
             Scenario::Upgrade => {
                 self.old_revision = Some(update_revision(env, NAME).await);
-                let from = image_of(&env.vkc(NAME).await);
+                let from = env.vkc(NAME).await.spec.image;
                 let to = if from == UPGRADE_IMAGES[0] {
                     UPGRADE_IMAGES[1]
                 } else {
@@ -509,7 +504,7 @@ impl Sweep {
             }
             return false;
         }
-        if self.scenario == Scenario::CanaryRollback && image_of(&vkc) == ROLLBACK_IMAGE {
+        if self.scenario == Scenario::CanaryRollback && vkc.spec.image == ROLLBACK_IMAGE {
             // The canary failed: the image set back, as its user would.
             let failed = vkc.status.as_ref().is_some_and(|s| {
                 s.upgrade
@@ -590,7 +585,9 @@ impl Sweep {
         }
         if self.scenario == Scenario::CanaryRollback {
             return vkc.status.as_ref().is_some_and(|s| s.upgrade.is_none())
-                && self.on_one_revision().await;
+                && self
+                    .all_pods_on(&update_revision(&self.env, &self.name).await)
+                    .await;
         }
         if !matches!(
             self.scenario,
@@ -599,23 +596,19 @@ impl Sweep {
             return true;
         }
         let revision = update_revision(&self.env, &self.name).await;
-        let pods = self.env.pods(&self.name).await;
-        Some(&revision) != self.old_revision.as_ref()
-            && pods.len() == self.topology.pods()
-            && pods.iter().all(|p| {
-                p.labels().get("controller-revision-hash") == Some(&revision)
-                    && p.metadata.deletion_timestamp.is_none()
-            })
+        Some(&revision) != self.old_revision.as_ref() && self.all_pods_on(&revision).await
     }
 
-    /// Whether every pod of the cluster runs the StatefulSet's update
-    /// revision, none of them leaving.
-    async fn on_one_revision(&self) -> bool {
-        let revision = update_revision(&self.env, &self.name).await;
+    /// Whether every pod of the cluster runs `revision`, none of them
+    /// leaving.
+    async fn all_pods_on(&self, revision: &str) -> bool {
         let pods = self.env.pods(&self.name).await;
         pods.len() == self.topology.pods()
             && pods.iter().all(|p| {
-                p.labels().get("controller-revision-hash") == Some(&revision)
+                p.labels()
+                    .get("controller-revision-hash")
+                    .map(String::as_str)
+                    == Some(revision)
                     && p.metadata.deletion_timestamp.is_none()
             })
     }
