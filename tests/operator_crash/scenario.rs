@@ -234,14 +234,16 @@ spec:
         .unwrap();
 }
 
-/// Puts the ownership annotation back on StatefulSet `name`.
-pub async fn annotate_statefulset(env: &Env, name: &str) {
+/// Sets the ownership annotation of StatefulSet `name` to `name` (bound)
+/// or, with `bound` false, removes it (unbound), as its user would.
+pub async fn set_owned_by(env: &Env, name: &str, bound: bool) {
+    let value = bound.then_some(name);
     env.api::<StatefulSet>()
         .patch(
             name,
             &PatchParams::default(),
             &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
-                logbook::resources::labels::OWNED_BY: name
+                logbook::resources::labels::OWNED_BY: value
             }}})),
         )
         .await
@@ -439,16 +441,7 @@ impl Sweep {
                 self.change = format!("{ROLLBACK_IMAGE}, its canary failed, set back");
             }
             Scenario::Unbind => {
-                env.api::<StatefulSet>()
-                    .patch(
-                        NAME,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
-                            logbook::resources::labels::OWNED_BY: null
-                        }}})),
-                    )
-                    .await
-                    .unwrap();
+                set_owned_by(env, NAME, false).await;
                 self.change = "unbound, then rebound".to_owned();
             }
             Scenario::FailBack => {
@@ -528,7 +521,7 @@ impl Sweep {
             let bound = logbook::resources::labels::owned_by(&sts.metadata, &self.name);
             if unbound && !bound {
                 // Taken over: given back, as its user would.
-                annotate_statefulset(&self.env, &self.name).await;
+                set_owned_by(&self.env, &self.name, true).await;
                 return false;
             }
             if !bound {
