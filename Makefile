@@ -78,7 +78,7 @@ sweep-effects:
 ## sweep-crashes: the long crash sweeps of tests/operator_crash.rs: the
 ## operator aborted at every journal commit point of the newer workloads
 ## (hibernation, image change, canary rollback, unbind, rebalance,
-## defaults roll, fail-back), a fresh instance taking over each time.
+## defaults roll, fail-back, a standby), a fresh instance taking over each time.
 sweep-crashes:
 	$(CARGO) test --locked --test operator_crash -- --ignored --test-threads=1 --nocapture
 

@@ -263,11 +263,7 @@ impl Sweep {
     ) -> (PlanRun, Vec<Record>, OperatorProcess) {
         let prefix = format!("{}{}", self.topology.prefix(), self.scenario.prefix());
         leader.stop(&self.env, &self.name, true).await;
-        if self.scenario.creates() {
-            self.journal = self
-                .env
-                .cm_journal_tail(&logbook_journal::StreamId::operator());
-        }
+        self.journal_for_takeover().await;
         self.journal.catch_up().await;
         let armed_name = format!("{prefix}-fx-{i}");
         let (mut armed, armed_log) = self.effect_instance(&armed_name, plan);
@@ -648,6 +644,18 @@ async fn effect_sweep_rebalance() {
     .await;
 }
 
+/// A standby made to follow the sweep's cluster, then promoted: the
+/// first effect of each, failed and killed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_standby_follow_and_promote() {
+    sweep(
+        Topology::Replication,
+        Scenario::Standby,
+        Extent::First(&["FollowSource", "PromoteStandby"]),
+    )
+    .await;
+}
+
 /// The hand-back of a fail-back (`placement: Preferred`): every effect
 /// of its switchover, failed and killed after (the failover before it
 /// is the failover sweeps'). A point waits out the 30 s hold-down.
@@ -707,4 +715,5 @@ full! {
     full_effect_sweep_cluster_unbind: Cluster Unbind;
     full_effect_sweep_replication_rebalance: Replication Rebalance;
     full_effect_sweep_replication_defaults_roll: Replication DefaultsRoll;
+    full_effect_sweep_replication_standby: Replication Standby;
 }

@@ -61,7 +61,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use logbook::operator::{CRASH_AT_COMMIT, describe_intent, intent_name};
-use logbook_journal::{Envelope, Event, StreamId};
+use logbook_journal::{Envelope, Event};
 use operator_common::*;
 use sweep::*;
 use topology::{ClaimMonitor, Topology};
@@ -114,9 +114,7 @@ impl Sweep {
         // The leader releases the Lease on SIGTERM: the armed instance
         // takes over at its first try.
         leader.stop(&self.env, &self.name, false).await;
-        if self.scenario.creates() {
-            self.journal = self.env.cm_journal_tail(&StreamId::operator());
-        }
+        self.journal_for_takeover().await;
         self.journal.catch_up().await;
         let armed_name = format!("{prefix}-armed-{n}");
         let mut armed = self.operator(&armed_name, Some(n));
@@ -561,4 +559,5 @@ crash_sweeps! {
     every_commit_point_of_a_rebalance: Replication Rebalance;
     every_commit_point_of_a_defaults_roll: Replication DefaultsRoll;
     every_commit_point_of_a_fail_back: Replication FailBack;
+    every_commit_point_of_a_standby_follow_and_promote: Replication Standby;
 }

@@ -15,6 +15,8 @@ use logbook_crds::{
     BackupPhase, UserPhase, ValkeyBackup, ValkeyBackupSpec, ValkeyUser, ValkeyUserSpec,
 };
 
+use logbook::valkey::Password;
+
 use super::cluster::spec_shards;
 use super::operator_common::*;
 use super::s3_server::S3Server;
@@ -114,6 +116,12 @@ pub enum Scenario {
     /// then, once the new pod is back and the hold-down has passed, the
     /// primary role handed back to it by a switchover (reason `FailBack`).
     FailBack,
+    /// A standby of the sweep's cluster (`replicateFrom`, 2 pods, one per
+    /// point, deleted after it) created; once it follows (every write
+    /// the source acknowledged by then is on its leader), promoted
+    /// (`replicateFrom` removed): its leader takes writes, its other pod
+    /// follows it, and every write it was seen to hold is still there.
+    Standby,
 }
 
 impl Scenario {
@@ -137,7 +145,14 @@ impl Scenario {
             Self::Rebalance => "rebalance",
             Self::DefaultsRoll => "defaults",
             Self::FailBack => "failback",
+            Self::Standby => "standby",
         }
+    }
+
+    /// Whether each point has a cluster of its own, which the armed
+    /// instance's takeover cannot show in (it does not exist yet).
+    pub fn new_cluster_each_point(self) -> bool {
+        matches!(self, Self::Create | Self::CreateTls | Self::Standby)
     }
 
     /// Whether each point creates a new cluster.
@@ -160,6 +175,22 @@ pub const TLS_IMAGE: &str = "valkey/valkey:8.0";
 pub const UPGRADE_IMAGES: [&str; 2] = ["valkey/valkey:9.1", "valkey/valkey:9.1.2"];
 /// The image [`Scenario::CanaryRollback`] sets, and cannot roll to.
 pub const ROLLBACK_IMAGE: &str = "valkey/valkey:8.0";
+
+/// The spec of [`Scenario::Standby`]'s standby `name` of [`NAME`].
+pub fn standby_yaml(name: &str) -> String {
+    replication_yaml(name, 2).replace(
+        "  storage:\n",
+        &format!("  replicateFrom:\n    cluster:\n      name: {NAME}\n  storage:\n"),
+    )
+}
+
+/// The phase of a standby's status (`Following`, `Promoted` ..).
+pub fn standby_phase(vkc: &logbook_crds::ValkeyCluster) -> Option<String> {
+    vkc.status
+        .as_ref()
+        .and_then(|s| s.standby.as_ref())
+        .map(|s| s.phase.clone())
+}
 
 /// The spec of a new cluster `name` for `scenario`.
 pub fn spec_yaml(topology: Topology, scenario: Scenario, name: &str) -> String {
@@ -458,6 +489,14 @@ impl Sweep {
                 put_operator_defaults(env, policy).await;
                 self.change = format!("defaults: maxmemory-policy {policy}");
             }
+            Scenario::Standby => {
+                self.name = format!("standby-{n}");
+                self.standby_held.lock().unwrap().clear();
+                env.apply_yaml(&standby_yaml(&self.name)).await;
+                self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
+                self.change = "followed, then promoted".to_owned();
+                return 0;
+            }
             Scenario::Rebalance => {
                 let to = format!("{NAME}-{}", 1 + n % 2);
                 annotate(env, logbook::resources::labels::SWITCHOVER_TO, &to).await;
@@ -525,6 +564,27 @@ impl Sweep {
                 return false;
             }
             if !bound {
+                return false;
+            }
+        }
+        if self.scenario == Scenario::Standby {
+            if vkc.spec.replicate_from.is_some() {
+                if self.topology.ready(&vkc)
+                    && standby_phase(&vkc).as_deref() == Some("Following")
+                    && self.standby_holds().await
+                {
+                    // Following, with what the source acknowledged:
+                    // promoted, as its user would.
+                    self.env
+                        .patch(
+                            &self.name,
+                            serde_json::json!({"spec": {"replicateFrom": null}}),
+                        )
+                        .await;
+                }
+                return false;
+            }
+            if standby_phase(&vkc).as_deref() != Some("Promoted") {
                 return false;
             }
         }
@@ -717,7 +777,7 @@ impl Sweep {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
-            Scenario::Create | Scenario::CreateTls => {
+            Scenario::Create | Scenario::CreateTls | Scenario::Standby => {
                 let name = self.name.clone();
                 env.vkcs()
                     .delete(&name, &DeleteParams::default())
@@ -773,6 +833,39 @@ impl Sweep {
             | Scenario::DefaultsRoll
             | Scenario::FailBack => {}
         }
+    }
+
+    /// Whether every write the probe saw acknowledged by the source is on
+    /// the standby's leader; if so, they are kept in
+    /// [`Sweep::standby_held`], for the promoted standby to be checked
+    /// against.
+    async fn standby_holds(&self) -> bool {
+        let (Some(probe), Ok(Some(vkc))) = (&self.probe, self.env.vkcs().get_opt(&self.name).await)
+        else {
+            return false;
+        };
+        let Some(leader) = vkc
+            .status
+            .as_ref()
+            .and_then(|s| s.standby.as_ref())
+            .and_then(|s| s.leader.clone())
+        else {
+            return false;
+        };
+        let log = probe.snapshot();
+        let acked = log.acked_keys();
+        let password = Password::new(self.env.password(&self.name).await);
+        let addr = self.env.pod_addr(&leader).await;
+        let Ok(missing) =
+            logbook_bench::missing_keys(&addr, Some(&password), &log.prefix, &acked).await
+        else {
+            return false;
+        };
+        if !missing.is_empty() {
+            return false;
+        }
+        *self.standby_held.lock().unwrap() = acked;
+        true
     }
 
     /// Whether the certificate that fell due is replaced: the Secret holds

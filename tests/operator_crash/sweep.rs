@@ -90,6 +90,9 @@ pub struct Sweep {
     /// While the sweep runs, the harness speaks TLS to the pods (for the
     /// scenarios with `spec.tls`).
     pub tls: Vec<logbook_bench::TlsHosts>,
+    /// The probe's acknowledged writes the point's standby was seen to
+    /// hold before it was promoted (`Standby`).
+    pub standby_held: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Sweep {
@@ -191,6 +194,7 @@ impl Sweep {
             backup: None,
             old_certificate: None,
             tls,
+            standby_held: std::sync::Mutex::default(),
         };
         if scenario.creates() {
             // Leading (so that it stops cleanly at the first point: its
@@ -253,6 +257,18 @@ impl Sweep {
                 "MoveSlots",
             ),
             _ => OperatorProcess::start(env, kubeconfig, workdir, instance, crash_at),
+        }
+    }
+
+    /// Points [`Sweep::journal`] where the next instance's takeover
+    /// shows: the operator's own stream when each point creates a cluster
+    /// and there is none other, the sweep's cluster's for a standby's
+    /// points (its source), the point's cluster's otherwise.
+    pub async fn journal_for_takeover(&mut self) {
+        if self.scenario.creates() {
+            self.journal = self.env.cm_journal_tail(&StreamId::operator());
+        } else if self.scenario.new_cluster_each_point() {
+            self.journal = self.env.cm_journal_tail(&self.env.stream(NAME).await);
         }
     }
 
@@ -355,13 +371,22 @@ impl Sweep {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        if self.scenario == Scenario::Standby {
+            self.check_promoted(&primaries).await;
+        }
         if let Some(probe) = &self.probe {
-            // Writes go on on the primaries; none acknowledged is missing.
+            // Writes go on on the primaries; none acknowledged is missing
+            // (a standby's are the source's, the sweep's cluster).
             let now = Instant::now();
             env.wait_acked_after(probe, now, "an acknowledged write after converging")
                 .await;
             let log = probe.snapshot();
-            let (missing, read_on) = self.topology.missing(env, &self.name, &log).await;
+            let written = if self.scenario == Scenario::Standby {
+                NAME
+            } else {
+                &self.name
+            };
+            let (missing, read_on) = self.topology.missing(env, written, &log).await;
             assert!(
                 missing.is_empty(),
                 "{} of {} acknowledged writes lost on {read_on}: {:?}\n{}",
@@ -402,6 +427,37 @@ impl Sweep {
             .find(|c| c.check == Check::MoveIssuedTwice.name())
             .map_or(0, |c| c.examined);
         (primaries, moves)
+    }
+
+    /// Checks a promoted standby: every write of the source it held before
+    /// its promotion is on its primary, which takes a write of its own.
+    async fn check_promoted(&self, primaries: &[String]) {
+        let env = &self.env;
+        let held = self.standby_held.lock().unwrap().clone();
+        assert!(!held.is_empty(), "the standby was promoted before it held a write");
+        let [primary] = primaries else {
+            panic!("the promoted standby has primaries {primaries:?}");
+        };
+        let password = env.password(&self.name).await;
+        let addr = env.pod_addr(primary).await;
+        let missing = logbook_bench::missing_keys(
+            &addr,
+            Some(&Password::new(password.clone())),
+            "probe",
+            &held,
+        )
+        .await
+        .unwrap();
+        assert!(
+            missing.is_empty(),
+            "{} of the {} writes the standby held before its promotion are not on {primary}: {:?}\n{}",
+            missing.len(),
+            held.len(),
+            &missing[..missing.len().min(20)],
+            self.dump().await
+        );
+        let reply = redis_cli(&addr, &password, &["SET", "promoted", "yes"]);
+        assert_eq!(reply.trim(), "OK", "the promoted {primary} refused a write: {reply}");
     }
 
     /// Fails when two slot migration jobs were started for one move since
