@@ -385,3 +385,242 @@ async fn served_fingerprint(port: u16) -> Option<String> {
         .await
         .unwrap()
 }
+
+/// `ValkeyCluster` at `version` (`v1alpha1`, `v1beta1`), as an untyped
+/// object: read as the API server serves it at that version.
+fn clusters_at(env: &Env, namespace: &str, version: &str) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: "valkey.logbook.dev".to_owned(),
+        version: version.to_owned(),
+        api_version: format!("valkey.logbook.dev/{version}"),
+        kind: "ValkeyCluster".to_owned(),
+        plural: "valkeyclusters".to_owned(),
+    };
+    Api::namespaced_with(env.client.clone(), namespace, &resource)
+}
+
+/// The CRD `CRD` replaced by `change` of the one installed.
+async fn change_crd(env: &Env, change: impl FnOnce(&mut CustomResourceDefinition)) {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let mut crd = crds.get(CRD).await.unwrap();
+    crd.status = None;
+    change(&mut crd);
+    crds.replace(CRD, &PostParams::default(), &crd)
+        .await
+        .unwrap();
+}
+
+/// The objects of the storage migration test: (namespace, name).
+const MIGRATED: [(&str, &str); 3] = [(NS, "a"), (NS, "b"), ("other", "c")];
+/// One more, created at v1beta1 (so never stored at v1alpha1): while the
+/// conversion is cut, reading it at v1alpha1 fails, which shows the API
+/// server has taken the cut.
+const PROBE: &str = "probe";
+
+/// Which of [`MIGRATED`] are stored at another version than the CRD's
+/// storage version: the conversion pointed at an address where nothing
+/// answers, each object read at the storage version (which needs no
+/// conversion only if stored there), and the conversion put back.
+async fn stored_elsewhere(env: &Env) -> Vec<String> {
+    let saved = Api::<CustomResourceDefinition>::all(env.client.clone())
+        .get(CRD)
+        .await
+        .unwrap()
+        .spec
+        .conversion;
+    let dead = format!("https://127.0.0.1:{}/convert", free_port());
+    change_crd(env, |crd| {
+        let client = crd
+            .spec
+            .conversion
+            .as_mut()
+            .and_then(|c| c.webhook.as_mut())
+            .and_then(|w| w.client_config.as_mut())
+            .unwrap();
+        client.url = Some(dead);
+    })
+    .await;
+    let alpha = clusters_at(env, NS, "v1alpha1");
+    env.eventually(Duration::from_secs(30), "the conversion cut", || {
+        let alpha = alpha.clone();
+        async move { alpha.get(PROBE).await.is_err() }
+    })
+    .await;
+    let mut elsewhere = Vec::new();
+    for (ns, name) in MIGRATED {
+        if clusters_at(env, ns, "v1beta1").get(name).await.is_err() {
+            elsewhere.push(format!("{ns}/{name}"));
+        }
+    }
+    change_crd(env, |crd| crd.spec.conversion = saved).await;
+    env.eventually(Duration::from_secs(30), "the conversion back", || {
+        let alpha = alpha.clone();
+        async move { alpha.get(PROBE).await.is_ok() }
+    })
+    .await;
+    elsewhere
+}
+
+/// Every object of [`MIGRATED`] stored at v1alpha1 again, as before an
+/// upgrade: the CRD made to store v1alpha1, each object written again
+/// (a patch naming its `resourceVersion`, as the migration writes), and
+/// v1beta1 stored again, with v1alpha1 left in `storedVersions`.
+async fn store_at_v1alpha1(env: &Env) {
+    let store = |version: &'static str| {
+        move |crd: &mut CustomResourceDefinition| {
+            for v in &mut crd.spec.versions {
+                v.storage = v.name == version;
+            }
+        }
+    };
+    change_crd(env, store("v1alpha1")).await;
+    for (ns, name) in MIGRATED {
+        let api = clusters_at(env, ns, "v1alpha1");
+        let object = api.get(name).await.unwrap();
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": object.metadata.resource_version}})),
+        )
+        .await
+        .unwrap();
+    }
+    change_crd(env, store("v1beta1")).await;
+}
+
+/// The storage migration cut short before each of its writes (as a
+/// write that fails, a reply lost, the leadership lost or the process
+/// killed leave it: it keeps no state of its own), then run again: a
+/// run cut short never takes v1alpha1 out of `storedVersions`, the next
+/// run finishes the work, and every object ends stored at v1beta1 with
+/// its spec and generation unchanged. Whether an object is stored at
+/// v1alpha1 is seen as the API server shows it: read at v1beta1 with no
+/// webhook to convert, it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_migration_cut_short_at_any_write_is_finished_by_the_next() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let env = Env::start_without_operator("migration-cut").await;
+    let port = free_port();
+    reinstall_crd(
+        &env,
+        &logbook_crds::crdgen::valkeycluster_crd_v1alpha1_only(),
+    )
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    for (ns, name) in MIGRATED {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "valkey.logbook.dev/v1alpha1",
+            "kind": "ValkeyCluster",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"topology": "Replication", "replicas": 2, "paused": true},
+        }))
+        .unwrap();
+        clusters_at(&env, ns, "v1alpha1")
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    // The CRD of both versions, converting through a webhook this test
+    // serves (no operator runs: nothing else writes the objects); the
+    // migration is the test's to run.
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let mut crd = logbook_crds::crdgen::valkeycluster_crd_with_conversion(WebhookClientConfig {
+        url: Some(format!("https://127.0.0.1:{port}/convert")),
+        ..WebhookClientConfig::default()
+    });
+    crd.metadata.resource_version = crds.get(CRD).await.unwrap().metadata.resource_version;
+    crds.replace(CRD, &PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let mut config = local_webhook(port, None, &[CRD]);
+    config.migrate = false;
+    let (_leading, leadership) = tokio::sync::watch::channel(logbook::leader::Leadership::default());
+    let webhook = logbook::webhook::start(env.client.clone(), config, leadership);
+    let probe: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "valkey.logbook.dev/v1beta1",
+        "kind": "ValkeyCluster",
+        "metadata": {"name": PROBE},
+        "spec": {"topology": "Standalone", "paused": true},
+    }))
+    .unwrap();
+    clusters_at(&env, NS, "v1beta1")
+        .create(&PostParams::default(), &probe)
+        .await
+        .unwrap();
+    let alpha = clusters_at(&env, NS, "v1alpha1");
+    env.eventually(Duration::from_secs(60), "the webhook converting", || {
+        let alpha = alpha.clone();
+        async move { alpha.get(PROBE).await.is_ok() }
+    })
+    .await;
+    let before: Vec<Value> = {
+        let mut specs = Vec::new();
+        for (ns, name) in MIGRATED {
+            let object = clusters_at(&env, ns, "v1beta1").get(name).await.unwrap();
+            specs.push(json!([object.metadata.generation, object.data["spec"]]));
+        }
+        specs
+    };
+    // The oracle can fail: every object is stored at v1alpha1 now.
+    assert_eq!(stored_elsewhere(&env).await.len(), MIGRATED.len());
+
+    // Its writes: one per object listed (the probe's included), then the
+    // trim of storedVersions.
+    let writes = MIGRATED.len() + 2;
+    for cut in 1..=writes {
+        if cut > 1 {
+            store_at_v1alpha1(&env).await;
+        }
+        assert!(stored_versions(&env).await.contains(&"v1alpha1".to_owned()));
+        let asked = AtomicUsize::new(0);
+        let leading = || asked.fetch_add(1, Ordering::SeqCst) + 1 < cut;
+        let err = logbook::webhook::migration::migrate(&env.client, CRD, leading)
+            .await
+            .expect_err("a migration cut short said it was done");
+        assert!(
+            matches!(err, logbook::webhook::WebhookError::NotLeading { .. }),
+            "cut before write {cut}: {err}"
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), cut, "writes asked about");
+        let versions = stored_versions(&env).await;
+        let left = stored_elsewhere(&env).await;
+        eprintln!("cut before write {cut} ({err}): storedVersions {versions:?}, at v1alpha1 still {left:?}");
+        assert!(
+            versions.contains(&"v1alpha1".to_owned()),
+            "cut before write {cut}: v1alpha1 dropped from storedVersions, {left:?} still stored there"
+        );
+        let done = logbook::webhook::migration::migrate(&env.client, CRD, || true)
+            .await
+            .unwrap();
+        assert_eq!(done.listed, MIGRATED.len() + 1, "{done:?}");
+        assert_eq!(done.dropped, ["v1alpha1"], "{done:?}");
+        assert_eq!(stored_versions(&env).await, ["v1beta1"]);
+        let left = stored_elsewhere(&env).await;
+        assert!(left.is_empty(), "after the run that finished: {left:?} stored at v1alpha1");
+        for ((ns, name), was) in MIGRATED.iter().zip(&before) {
+            let object = clusters_at(&env, ns, "v1beta1").get(name).await.unwrap();
+            let now = json!([object.metadata.generation, object.data["spec"]]);
+            assert_eq!(&now, was, "{ns}/{name} changed by its migration");
+        }
+    }
+    // Once done, a run has nothing to do and writes nothing.
+    let asked = AtomicUsize::new(0);
+    let again = logbook::webhook::migration::migrate(&env.client, CRD, || {
+        asked.fetch_add(1, Ordering::SeqCst);
+        true
+    })
+    .await
+    .unwrap();
+    assert_eq!(again, logbook::webhook::migration::Migrated::default());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    webhook.abort();
+    env.finish().await;
+}

@@ -21,7 +21,12 @@
 //! Like the webhook's CA, this is the API's setup: it concerns no Valkey
 //! cluster, changes nothing of any, and is not journaled. Only the
 //! instance that holds the Lease runs it (`webhook::start` waits for the
-//! leadership): an instance that does not lead writes nothing.
+//! leadership), and it asks before each write whether it still leads in
+//! the term it began in: an instance that does not lead writes nothing.
+//! Cut short anywhere (a write failed, its reply lost, the leadership
+//! lost, the process killed), it has left no state of its own: the next
+//! run lists again and writes what is left; `storedVersions` is trimmed
+//! only by a run that wrote every object it listed.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
@@ -51,8 +56,22 @@ pub struct Migrated {
 ///
 /// [`WebhookError::Kube`] naming the call that failed (the CRD not
 /// readable, an object not listable or not written, `storedVersions`
-/// changed under the trim): the caller tries again.
-pub async fn migrate(client: &Client, name: &str) -> Result<Migrated, WebhookError> {
+/// changed under the trim); [`WebhookError::NotLeading`] when `leading`
+/// says no before a write: the caller tries again once it leads.
+pub async fn migrate(
+    client: &Client,
+    name: &str,
+    leading: impl Fn() -> bool,
+) -> Result<Migrated, WebhookError> {
+    let lead = |what: &str| {
+        if leading() {
+            Ok(())
+        } else {
+            Err(WebhookError::NotLeading {
+                what: what.to_owned(),
+            })
+        }
+    };
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
         .get(name)
@@ -109,6 +128,7 @@ pub async fn migrate(client: &Client, name: &str) -> Result<Migrated, WebhookErr
             storage.name
         );
         let again = json!({"metadata": {"resourceVersion": object.resource_version()}});
+        lead(&what)?;
         match api
             .patch(&object_name, &params, &Patch::Merge(&again))
             .await
@@ -126,12 +146,14 @@ pub async fn migrate(client: &Client, name: &str) -> Result<Migrated, WebhookErr
         "metadata": {"resourceVersion": crd.resource_version()},
         "status": {"storedVersions": [storage.name]},
     });
+    let what = format!(
+        "trimming the storedVersions of CustomResourceDefinition {name} to {}",
+        storage.name
+    );
+    lead(&what)?;
     crds.patch_status(name, &params, &Patch::Merge(&trim))
         .await
-        .map_err(kube_err(format!(
-            "trimming the storedVersions of CustomResourceDefinition {name} to {}",
-            storage.name
-        )))?;
+        .map_err(kube_err(what))?;
     tracing::info!(crd = name, listed = count, written, dropped = ?dropped, "the objects stored at an older version are migrated");
     Ok(Migrated {
         listed: count,

@@ -100,6 +100,13 @@ pub enum WebhookError {
         #[source]
         source: kube::Error,
     },
+    /// This instance no longer leads (in the term it began in): the
+    /// write was not sent.
+    #[error("this instance no longer leads: not {what}")]
+    NotLeading {
+        /// The write not sent.
+        what: String,
+    },
     /// The certificate could not be made or read.
     #[error("the webhook's certificate: {0}")]
     Certificate(String),
@@ -166,13 +173,20 @@ pub fn start(
             if !config.migrate {
                 continue;
             }
-            if leadership.wait_for(|l| l.epoch().is_some()).await.is_err() {
-                // The elector is gone: the operator is stopping.
-                break;
-            }
-            while let Err(err) = migration::migrate(&client, name).await {
-                tracing::warn!(%err, crd = %name, "the objects stored at an older version are not all migrated yet; trying again");
-                tokio::time::sleep(RETRY).await;
+            loop {
+                let epoch = match leadership.wait_for(|l| l.epoch().is_some()).await {
+                    Ok(now) => now.epoch(),
+                    // The elector is gone: the operator is stopping.
+                    Err(_) => break,
+                };
+                let leading = || leadership.borrow().epoch() == epoch;
+                match migration::migrate(&client, name, leading).await {
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, crd = %name, "the objects stored at an older version are not all migrated yet; trying again");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
             }
         }
         let _ = serving.await;
