@@ -480,7 +480,9 @@ async fn store_at_v1alpha1(env: &Env) {
         api.patch(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"resourceVersion": object.metadata.resource_version}})),
+            &Patch::Merge(
+                json!({"metadata": {"resourceVersion": object.metadata.resource_version}}),
+            ),
         )
         .await
         .unwrap();
@@ -542,7 +544,8 @@ async fn a_storage_migration_cut_short_at_any_write_is_finished_by_the_next() {
         .unwrap();
     let mut config = local_webhook(port, None, &[CRD]);
     config.migrate = false;
-    let (_leading, leadership) = tokio::sync::watch::channel(logbook::leader::Leadership::default());
+    let (_leading, leadership) =
+        tokio::sync::watch::channel(logbook::leader::Leadership::default());
     let webhook = logbook::webhook::start(env.client.clone(), config, leadership);
     let probe: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "valkey.logbook.dev/v1beta1",
@@ -592,7 +595,9 @@ async fn a_storage_migration_cut_short_at_any_write_is_finished_by_the_next() {
         assert_eq!(asked.load(Ordering::SeqCst), cut, "writes asked about");
         let versions = stored_versions(&env).await;
         let left = stored_elsewhere(&env).await;
-        eprintln!("cut before write {cut} ({err}): storedVersions {versions:?}, at v1alpha1 still {left:?}");
+        eprintln!(
+            "cut before write {cut} ({err}): storedVersions {versions:?}, at v1alpha1 still {left:?}"
+        );
         assert!(
             versions.contains(&"v1alpha1".to_owned()),
             "cut before write {cut}: v1alpha1 dropped from storedVersions, {left:?} still stored there"
@@ -604,7 +609,10 @@ async fn a_storage_migration_cut_short_at_any_write_is_finished_by_the_next() {
         assert_eq!(done.dropped, ["v1alpha1"], "{done:?}");
         assert_eq!(stored_versions(&env).await, ["v1beta1"]);
         let left = stored_elsewhere(&env).await;
-        assert!(left.is_empty(), "after the run that finished: {left:?} stored at v1alpha1");
+        assert!(
+            left.is_empty(),
+            "after the run that finished: {left:?} stored at v1alpha1"
+        );
         for ((ns, name), was) in MIGRATED.iter().zip(&before) {
             let object = clusters_at(&env, ns, "v1beta1").get(name).await.unwrap();
             let now = json!([object.metadata.generation, object.data["spec"]]);

@@ -434,7 +434,10 @@ impl Sweep {
     async fn check_promoted(&self, primaries: &[String]) {
         let env = &self.env;
         let held = self.standby_held.lock().unwrap().clone();
-        assert!(!held.is_empty(), "the standby was promoted before it held a write");
+        assert!(
+            !held.is_empty(),
+            "the standby was promoted before it held a write"
+        );
         let [primary] = primaries else {
             panic!("the promoted standby has primaries {primaries:?}");
         };
@@ -457,7 +460,11 @@ impl Sweep {
             self.dump().await
         );
         let reply = redis_cli(&addr, &password, &["SET", "promoted", "yes"]);
-        assert_eq!(reply.trim(), "OK", "the promoted {primary} refused a write: {reply}");
+        assert_eq!(
+            reply.trim(),
+            "OK",
+            "the promoted {primary} refused a write: {reply}"
+        );
     }
 
     /// Fails when two slot migration jobs were started for one move since
