@@ -364,6 +364,9 @@ impl Sweep {
                 resolved.push(format!("{what} -> {how}"));
             }
         }
+        if self.scenario == Scenario::Standby {
+            self.check_promotion_lag(&records).await;
+        }
         self.after_point(&primaries).await;
         let effects = records.iter().filter(|r| r.class == Class::Effect).count();
         let run = PlanRun {
@@ -379,6 +382,51 @@ impl Sweep {
             converged,
         };
         (run, records, leader)
+    }
+}
+
+impl Sweep {
+    /// A standby's promotion journals how far behind its source it
+    /// stopped from reads of the source's offset around it; the read
+    /// before it bounds the lag from below only if the pod still followed
+    /// then. When an earlier attempt (cut short after its `REPLICAOF NO
+    /// ONE` went out: its reply lost, or the instance killed) had stopped
+    /// the pod already, the journaled promotion must not claim that
+    /// bound.
+    async fn check_promotion_lag(&mut self, records: &[Record]) {
+        let sent: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.class == Class::Effect && r.intent.as_deref() == Some("PromoteStandby"))
+            .filter(|r| !matches!(r.injected, Some(Action::Fail | Action::KillBefore)))
+            .collect();
+        self.journal.catch_up().await;
+        let promoted: Vec<(Option<u64>, Option<String>)> = self
+            .journal
+            .after(0)
+            .iter()
+            .filter_map(|e| match &e.body {
+                Event::StandbyPromoted {
+                    source_before,
+                    error,
+                    ..
+                } => Some((*source_before, error.clone())),
+                _ => None,
+            })
+            .collect();
+        let [(before, error)] = promoted.as_slice() else {
+            panic!(
+                "one StandbyPromoted journaled, not {promoted:?}\n{}",
+                self.dump().await
+            );
+        };
+        if sent.len() > 1 {
+            assert!(
+                before.is_none(),
+                "the promotion was sent {} times, and the last attempt still claims the source's offset {before:?} before it as a lower bound ({error:?})\n{}",
+                sent.len(),
+                self.dump().await
+            );
+        }
     }
 }
 

@@ -278,6 +278,12 @@ pub async fn follow(
 /// offset, the source's offset again. Journals `StandbyPromoted` (how far
 /// behind it was, as far as the reads tell) and `ReplicaPromoted`.
 ///
+/// The first read bounds the lag from below only if `pod` still followed
+/// the source when it was made: a pod an earlier attempt already stopped
+/// (one cut short after its `REPLICAOF NO ONE`) stopped at an offset of
+/// the source that is behind it now, so that read is left out and only
+/// the bound from above is journaled, with why.
+///
 /// # Errors
 /// The pod without an address, or `REPLICAOF NO ONE` failing (nothing
 /// changed then).
@@ -291,7 +297,17 @@ pub async fn promote(
 ) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
     let metrics = metrics_password(client, &target.meta.namespace, secret).await;
-    let before = read_source(source, &metrics).await;
+    let following = valkey
+        .info_replication(addr)
+        .await
+        .is_ok_and(|info| info.primary.is_some());
+    let before = if following {
+        read_source(source, &metrics).await
+    } else {
+        Err(format!(
+            "{pod} was not seen following the source before this attempt (an earlier one may have stopped it): where it stopped is known from above only"
+        ))
+    };
     valkey
         .replicaof(addr, None)
         .await
