@@ -705,3 +705,89 @@ async fn a_valkey_cluster_sleeps_and_wakes_with_its_node_ids_and_slot_map() {
     );
     env.finish().await;
 }
+
+/// A shard's primary whose claim is deleted while the Valkey Cluster
+/// sleeps comes back empty, a node with no id or slots of its own: it
+/// must not be given its shard's slots (its replica, which holds what
+/// was made durable, would then copy the empty node and lose it all).
+/// Woken, the cluster forms again with every loaded key and every
+/// acknowledged write, the emptied pod back as a node of the cluster,
+/// and the audit clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_node_whose_volume_is_lost_asleep_loses_no_key_at_wake() {
+    const KEYS: u64 = 3000;
+    let mut env = Env::start("hibernate-cluster-lost").await;
+    env.apply_yaml(&cluster_yaml("shop")).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "formed", cluster_ready)
+        .await;
+    let password = env.password("shop").await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(60)).await;
+    let lost_pod = vkc.status.as_ref().unwrap().shards[0]
+        .primary
+        .clone()
+        .expect("shard 0's primary");
+    let ids_before = node_ids(&env, &password, 6).await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
+    env.patch("shop", serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status("shop", Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    let lost = claim_names(&env)
+        .await
+        .into_iter()
+        .find(|c| c.ends_with(&format!("-{lost_pod}")))
+        .expect("the primary's claim");
+    claims.delete(&lost, &Default::default()).await.unwrap();
+    env.eventually(Duration::from_secs(30), "the claim is gone", || {
+        let (claims, lost) = (claims.clone(), lost.clone());
+        async move { claims.get_opt(&lost).await.unwrap().is_none() }
+    })
+    .await;
+    env.patch("shop", serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
+    let woken = Instant::now();
+    env.wait_status(
+        "shop",
+        Duration::from_secs(180),
+        "formed again",
+        cluster_ready,
+    )
+    .await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(120)).await;
+    eprintln!(
+        "shop: formed and clean {:?} after it was woken",
+        woken.elapsed()
+    );
+    let ids_after = node_ids(&env, &password, 6).await;
+    eprintln!("node ids before {ids_before:?}, after {ids_after:?}");
+    let acked_after = probe.acked_count();
+    env.eventually(Duration::from_secs(30), "writes after waking", || {
+        let n = probe.acked_count();
+        async move { n > acked_after + 20 }
+    })
+    .await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
+    // The journal says why: the lost node's replica took its slots over.
+    let stream = env.stream("shop").await;
+    env.stop_operator(Stop::Graceful).await;
+    let taken_over = env
+        .journal_events(&stream)
+        .await
+        .iter()
+        .any(|e| match &e.body {
+            Event::Decided { intents } => intents.iter().any(|p| {
+                matches!(&p.intent, Intent::ClusterFailover { from, mode, .. }
+                if from.as_deref() == Some(lost_pod.as_str())
+                    && *mode == logbook_journal::ClusterFailoverMode::Takeover)
+                    && p.reason.detail.contains("came back as another node")
+            }),
+            _ => false,
+        });
+    assert!(taken_over, "no takeover of {lost_pod}'s slots journaled");
+    env.assert_audit_clean_of("shop").await;
+    env.finish().await;
+}

@@ -449,11 +449,13 @@ fn sync_delay(server: &Server, password: &str) -> String {
 #[test]
 fn a_cluster_node_that_stopped_as_a_primary_serving_slots_boots_holding_full_resyncs_back() {
     let pod = Pod::new(&ValkeyClusterSpec::with_topology(Topology::Cluster), None);
-    // A new node, and one that stopped holding no slot: the normal delay.
+    // A node with no nodes.conf (new, or its volume lost, where a replica
+    // of the node it replaces may follow its address) holds full resyncs
+    // back; one that stopped holding no slot has the normal delay.
     let server = Server::start(&pod, Some("pw"));
     assert_eq!(
         sync_delay(&server, "pw"),
-        logbook::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string()
+        logbook::resources::CLUSTER_BOOT_FENCE_SECONDS.to_string()
     );
     drop(server);
     let server = Server::start(&pod, Some("pw"));

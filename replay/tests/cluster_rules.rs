@@ -427,7 +427,9 @@ fn a_forced_failover_for_slowness_or_a_takeover_without_quorum_lost_is_a_finding
             "{report:#?}"
         );
         assert!(
-            found[1].1.contains("TAKEOVER needs QuorumLost"),
+            found[1]
+                .1
+                .contains("only that, or QuorumLost, justifies a takeover"),
             "{}",
             found[1].1
         );
@@ -488,6 +490,24 @@ fn a_takeover_the_spec_did_not_allow_or_with_a_quorum_left_is_a_finding() {
             "{}",
             found[0].1
         );
+    });
+}
+
+#[test]
+fn a_takeover_of_a_primary_back_as_another_node_is_justified() {
+    futures::executor::block_on(async {
+        let mut j = Journal::formed();
+        // c-0 lost its volume: back as node e, holding nothing; its
+        // replica c-2 still follows node a.
+        j.set("c-0", 'e', None, Vec::new(), 0);
+        j.report("c-0");
+        j.failover("c-2", "c-0", ClusterFailoverMode::Takeover, died(true));
+        let report = j.audit().await;
+        assert!(
+            only(&report, Check::UnjustifiedFailover).is_empty(),
+            "{report:#?}"
+        );
+        assert!(only(&report, Check::WipedNodePromoted).is_empty());
     });
 }
 

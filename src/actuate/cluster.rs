@@ -163,10 +163,26 @@ pub async fn assign_slots(
                 logbook_journal::cluster::describe_slots(&missing)
             )))?;
     }
+    // A new node boots holding full resyncs back (`start.sh`: it might
+    // stand where a lost node stood); slots of a cluster being formed are
+    // its own, and its replica's first sync need not wait.
+    let delay = crate::resources::CLUSTER_FULL_SYNC_DELAY_SECONDS.to_string();
+    let lifted = valkey
+        .config_set(addr, "repl-diskless-sync-delay", &delay)
+        .await
+        .map_err(valkey_err(format!(
+            "setting {pod}'s full-resync delay to {delay} s"
+        )));
     let after = answer(valkey, target, pod).await?;
+    if let Err(err) = lifted {
+        // The slots are its own already: journaled with the failure.
+        return Err(err
+            .after(&format!("{pod} was given its slots"))
+            .with_facts(reported(target, pod, &after).into_iter().collect()));
+    }
     Ok(Done {
         detail: format!(
-            "{pod} serves slots {}",
+            "{pod} serves slots {}, its full-resync delay {delay} s",
             logbook_journal::cluster::describe_slots(&after.report.slots)
         ),
         events: reported(target, pod, &after).into_iter().collect(),

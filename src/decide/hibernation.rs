@@ -73,16 +73,54 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
                 ),
                 None => "spec.hibernated unset: every pod is back from its volume".to_owned(),
             };
+            let unknown = without_role(view);
+            let detail = if unknown.is_empty() {
+                detail
+            } else {
+                format!(
+                    "{detail}; {} came back with no role (no slot, no primary: its volume lost asleep) and keeps holding full resyncs back, since a replica of the node it replaces may still follow its address",
+                    unknown.join(", ")
+                )
+            };
             Some(vec![Decision::new(
                 Intent::Wake {
                     primary,
-                    pods: pods.iter().map(|p| p.name.to_owned()).collect(),
+                    pods: pods
+                        .iter()
+                        .map(|p| p.name)
+                        .filter(|p| !unknown.contains(p))
+                        .map(str::to_owned)
+                        .collect(),
                 },
                 ReasonCode::Wake,
                 detail,
             )])
         }
     }
+}
+
+/// The pods of a Valkey Cluster that are back with no role as far as
+/// their nodes say (no slot, no primary), or that have not said yet: a
+/// node whose volume was lost asleep comes back as a new one, holding full
+/// resyncs back (`start.sh`), at the address a replica of the node it
+/// replaces may still follow. `Wake` sets the normal delay back on the
+/// others only: this one keeps its fence (harmless once it is made a
+/// replica; a promotion by the operator sets the normal delay).
+/// Empty for the other topologies.
+fn without_role<'a>(view: &ClusterView<'a>) -> Vec<&'a str> {
+    if view.topology() != Topology::Cluster {
+        return Vec::new();
+    }
+    view.pods()
+        .iter()
+        .filter(|p| {
+            view.state
+                .cluster
+                .report(p.name)
+                .is_none_or(|r| r.slots.is_empty() && r.primary_id.is_none())
+        })
+        .map(|p| p.name)
+        .collect()
 }
 
 /// How long a wake waits for every data pod before it wakes with those

@@ -242,17 +242,24 @@ esac
 # it persisted or nothing, while its replica may hold writes it lost: it
 # holds full resyncs back (its replicas keep their data) until the operator
 # has handed the shard to that replica, or let it go on (see config.rs).
+# So does a node with no nodes.conf at all: new, or back on a volume that
+# was lost, at the address a replica of the lost node still follows; it is
+# lifted once the node is given the slots of a cluster being formed, or
+# promoted by the operator.
 booted_primary=
+fresh=1
 if [ -r "${VALKEY_DATA_DIR:-/data}/nodes.conf" ]; then
+    fresh=
     while read -r _id _addr flags _primary _ping _pong _epoch _link slots; do
         case ",$flags," in
         *,myself,*master,* | *,master,*myself,*) [ -z "$slots" ] || booted_primary=1 ;;
         esac
     done <"${VALKEY_DATA_DIR:-/data}/nodes.conf"
 fi
-if [ -n "$booted_primary" ]; then
+if [ -n "$booted_primary$fresh" ]; then
     printf 'repl-diskless-sync-delay {BOOT_FENCE}\n' >>"$run_conf"
-else
+fi
+if [ -z "$booted_primary" ]; then
     newer_files_aside
 fi
 "#;
@@ -438,7 +445,10 @@ mod tests {
         let aside = r.rfind("    newer_files_aside\n").unwrap();
         assert!(follows < aside && aside < fenced, "{r}");
         let c = render_start_script(Topology::Cluster);
-        assert!(c.contains("else\n    newer_files_aside\nfi"), "{c}");
+        assert!(
+            c.contains("if [ -z \"$booted_primary\" ]; then\n    newer_files_aside\nfi"),
+            "{c}"
+        );
         assert!(!render_start_script(Topology::Standalone).contains("newer_files_aside"));
     }
 

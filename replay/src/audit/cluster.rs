@@ -20,7 +20,9 @@
 //!   resyncing (a primary restarted in place); a TAKEOVER needs
 //!   `QuorumLost`, a spec in force that allows it
 //!   (`failover.takeoverOnQuorumLoss`) and a majority of the shard
-//!   primaries journaled silent.
+//!   primaries journaled silent, or `PrimaryFailed` with `death: true`
+//!   and the shard's primary node journaled replaced (its pod back as
+//!   another node: the node is gone for good).
 //! - a wiped node promoted: the target of a FORCE or TAKEOVER failover
 //!   must have reported following the shard's primary; a node that never
 //!   did (an empty node, or a pod back with a new node id after its data
@@ -181,6 +183,21 @@ impl ClusterInvariants {
                         e,
                         format!(
                             "CLUSTER FAILOVER {word} of {from_text}'s shard to {pod} (intent {}) with no earlier journaled sign of {from_text}'s death (deleted, terminated, refused, no address, or back as another node)",
+                            p.intent_id
+                        ),
+                    ));
+                }
+            }
+            (ClusterFailoverMode::Takeover, ReasonCode::PrimaryFailed { death: true, .. }) => {
+                // Only a primary node gone for good: its pod back as
+                // another node (its volume lost), so that no side of a
+                // partition can serve its slots on.
+                if shard_node.and_then(|id| self.facts.replaced(id)).is_none() {
+                    self.findings.push(finding(
+                        Check::UnjustifiedFailover,
+                        e,
+                        format!(
+                            "CLUSTER FAILOVER TAKEOVER of {from_text}'s shard to {pod} (intent {}) for a dead primary, but the journal does not show its node replaced (its pod back as another node): only that, or QuorumLost, justifies a takeover",
                             p.intent_id
                         ),
                     ));

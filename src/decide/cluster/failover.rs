@@ -2,10 +2,13 @@
 //! authority; the operator only starts it early, on its best replica,
 //! when the primary is known dead rather than slow:
 //!
-//! - its pod is gone, failed, or came back as another node (its volume
-//!   was lost), or its process refused two probes in a row: `CLUSTER
-//!   FAILOVER FORCE` (no hand-shake with a dead primary; still elected by
-//!   a majority of primaries);
+//! - its pod is gone or failed, or its process refused two probes in a
+//!   row: `CLUSTER FAILOVER FORCE` (no hand-shake with a dead primary;
+//!   still elected by a majority of primaries);
+//! - its pod came back as another node (its volume was lost): `CLUSTER
+//!   FAILOVER TAKEOVER` (the node is gone for good, so no side of a
+//!   partition can serve on; and its replica, restarted while it was
+//!   gone, may refuse to stand in an election at all);
 //! - its pod is being deleted but still answers: a coordinated `CLUSTER
 //!   FAILOVER` (the primary holds writes until the replica caught up, so
 //!   no acknowledged write is lost).
@@ -47,6 +50,12 @@ enum Verdict {
     Alive,
     /// Known dead: force the failover.
     Dead { failures: u32 },
+    /// Its pod came back as another node (its volume lost): the node is
+    /// gone for good and nothing serves its slots, while its replica may
+    /// never stand in Valkey's election (restarted with its primary gone,
+    /// it counts its data as too old) and waits for a full resync from
+    /// the emptied node at its primary's address. Take over, no election.
+    Retired,
     /// Frozen or hung past the span, its replicas hearing nothing: force
     /// the failover.
     Unreachable { failures: u32 },
@@ -58,7 +67,7 @@ fn judge(view: &ClusterView<'_>, shard: &Shard<'_>, policy: &Policy) -> (Verdict
     let name = shard.primary;
     if shard.retired {
         return (
-            Verdict::Dead { failures: 0 },
+            Verdict::Retired,
             format!(
                 "{name} came back as another node: primary node {} lost its data",
                 short(shard.node_id)
@@ -241,6 +250,10 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) 
                 continue;
             }
             Verdict::Dead { failures } => (ClusterFailoverMode::Force, failures, true),
+            // Not gated on Valkey's election either: a replica may flag the
+            // lost node `fail` and still never stand (its data too old), and
+            // the boot fence of the node now at that address runs out.
+            Verdict::Retired => (ClusterFailoverMode::Takeover, 0, true),
             Verdict::Unreachable { failures } => (ClusterFailoverMode::Force, failures, false),
             Verdict::Leaving => (ClusterFailoverMode::Coordinated, 0, true),
         };

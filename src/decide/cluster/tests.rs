@@ -411,7 +411,7 @@ fn a_replica_that_lost_its_volume_is_forgotten_met_and_attached_again() {
 }
 
 #[test]
-fn a_primary_that_lost_its_volume_is_failed_over_before_anything_else() {
+fn a_primary_that_lost_its_volume_is_taken_over_before_anything_else() {
     let mut g = Given::formed();
     g.report(
         &Node {
@@ -435,7 +435,40 @@ fn a_primary_that_lost_its_volume_is_failed_over_before_anything_else() {
         vec![Intent::ClusterFailover {
             pod: pod(4),
             from: Some(pod(1)),
-            mode: ClusterFailoverMode::Force
+            mode: ClusterFailoverMode::Takeover
+        }]
+    );
+    // Its replica flagging the lost node `fail` changes nothing: it may
+    // never stand in Valkey's election (a replica back from a restart with
+    // its primary gone counts its data too old), while the node at its
+    // primary's address holds its full resync back only so long.
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..6)
+        .map(|i| {
+            let health = if i == 1 {
+                PeerHealth::Failed
+            } else {
+                PeerHealth::Ok
+            };
+            (i, 0, health)
+        })
+        .collect();
+    g.report(
+        &Node {
+            i: 4,
+            g: 0,
+            primary_of: Some((1, 0)),
+            slots: Vec::new(),
+            epoch: 5,
+        },
+        &everyone,
+        &[],
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::ClusterFailover {
+            pod: pod(4),
+            from: Some(pod(1)),
+            mode: ClusterFailoverMode::Takeover
         }]
     );
 }
