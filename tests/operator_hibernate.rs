@@ -395,9 +395,23 @@ async fn a_replica_that_cannot_come_back_holds_the_wake_only_until_its_deadline(
             .unwrap()
             .message
     );
-    // Past the deadline: awake with the two back, writes taken.
-    env.wait_acked_after(&probe, Instant::now(), "a write after the partial wake")
-        .await;
+    // Past the deadline: awake with the two back, writes taken. (Waited
+    // for longer than `wait_acked_after`'s 10 s: the wait starts before
+    // the 10 s deadline, which must pass first.)
+    let waited_from = Instant::now();
+    env.eventually(
+        Duration::from_secs(30),
+        "a write after the partial wake",
+        || {
+            let ok = probe
+                .snapshot()
+                .attempts
+                .iter()
+                .any(|a| a.acked && a.started > waited_from);
+            async move { ok }
+        },
+    )
+    .await;
     let took = woken.elapsed();
     eprintln!("demo: writes again {took:?} after it was woken");
     assert!(
