@@ -78,7 +78,12 @@ run_group a "${suites_a[@]}" "${suites_both_a[@]}" &
 pids[a]=$!
 run_group b "${suites_b[@]}" "${suites_both_b[@]}" &
 pids[b]=$!
+# The effect sweeps start once group a is done: beside both other groups,
+# on two cores, the 3 s Lease of operator_journal's instances lapsed
+# under load (a lead regained mid-test, twice in a row here at 97547f0)
+# and a sweep's plan missed its effect; each passes with one group beside.
 {
+	while [ ! -e "$DIR/took-a" ]; do sleep 2; done
 	began=$SECONDS code=0
 	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --locked --workspace --no-fail-fast --test effect_faults -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 || code=$?
 	echo "group c took $((SECONDS - began)) s" >"$DIR/took-c"
