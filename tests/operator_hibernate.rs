@@ -256,26 +256,7 @@ async fn a_primary_whose_volume_is_lost_asleep_is_not_given_writes_at_wake() {
         .unwrap();
     assert_eq!(acked, 2, "the bulk was not acknowledged by both replicas");
     drop(con);
-    env.patch("demo", serde_json::json!({"spec": {"hibernated": true}}))
-        .await;
-    env.wait_status("demo", Duration::from_secs(60), "phase Hibernated", |v| {
-        phase(v) == Some(ClusterPhase::Hibernated)
-    })
-    .await;
-    let claims: Api<PersistentVolumeClaim> = env.api();
-    let lost = claim_names(&env)
-        .await
-        .into_iter()
-        .find(|c| c.ends_with(&format!("-{before}")))
-        .expect("the primary's claim");
-    claims.delete(&lost, &Default::default()).await.unwrap();
-    env.eventually(Duration::from_secs(30), "the claim is gone", || {
-        let (claims, lost) = (claims.clone(), lost.clone());
-        async move { claims.get_opt(&lost).await.unwrap().is_none() }
-    })
-    .await;
-    env.patch("demo", serde_json::json!({"spec": {"hibernated": false}}))
-        .await;
+    lose_claim_asleep(&env, "demo", &before).await;
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(120)).await;
     let after = primary(&vkc);
     assert_ne!(
@@ -322,6 +303,31 @@ async fn a_primary_whose_volume_is_lost_asleep_is_not_given_writes_at_wake() {
     );
     env.assert_audit_clean_of("demo").await;
     env.finish().await;
+}
+
+/// Cluster `name` hibernated, `pod`'s claim deleted while it sleeps (its
+/// volume lost), then asked to wake.
+async fn lose_claim_asleep(env: &Env, name: &str, pod: &str) {
+    env.patch(name, serde_json::json!({"spec": {"hibernated": true}}))
+        .await;
+    env.wait_status(name, Duration::from_secs(60), "phase Hibernated", |v| {
+        phase(v) == Some(ClusterPhase::Hibernated)
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    let lost = claim_names(env)
+        .await
+        .into_iter()
+        .find(|c| c.ends_with(&format!("-{pod}")))
+        .expect("the primary's claim");
+    claims.delete(&lost, &Default::default()).await.unwrap();
+    env.eventually(Duration::from_secs(30), "the claim is gone", || {
+        let (claims, lost) = (claims.clone(), lost.clone());
+        async move { claims.get_opt(&lost).await.unwrap().is_none() }
+    })
+    .await;
+    env.patch(name, serde_json::json!({"spec": {"hibernated": false}}))
+        .await;
 }
 
 /// A replica whose volume went bad asleep (every file garbage: its
@@ -743,26 +749,7 @@ async fn a_cluster_node_whose_volume_is_lost_asleep_loses_no_key_at_wake() {
         .expect("shard 0's primary");
     let ids_before = node_ids(&env, &password, 6).await;
     let probe = loaded_under_writer(&env, &password, KEYS).await;
-    env.patch("shop", serde_json::json!({"spec": {"hibernated": true}}))
-        .await;
-    env.wait_status("shop", Duration::from_secs(60), "phase Hibernated", |v| {
-        phase(v) == Some(ClusterPhase::Hibernated)
-    })
-    .await;
-    let claims: Api<PersistentVolumeClaim> = env.api();
-    let lost = claim_names(&env)
-        .await
-        .into_iter()
-        .find(|c| c.ends_with(&format!("-{lost_pod}")))
-        .expect("the primary's claim");
-    claims.delete(&lost, &Default::default()).await.unwrap();
-    env.eventually(Duration::from_secs(30), "the claim is gone", || {
-        let (claims, lost) = (claims.clone(), lost.clone());
-        async move { claims.get_opt(&lost).await.unwrap().is_none() }
-    })
-    .await;
-    env.patch("shop", serde_json::json!({"spec": {"hibernated": false}}))
-        .await;
+    lose_claim_asleep(&env, "shop", &lost_pod).await;
     let woken = Instant::now();
     env.wait_status(
         "shop",
