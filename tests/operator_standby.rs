@@ -95,14 +95,6 @@ fn field(info: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A standby of `source` (its `replicateFrom`, as YAML lines under it).
-fn standby_yaml(name: &str, replicas: i32, from: &str) -> String {
-    replication_yaml(name, replicas).replace(
-        "  storage:\n",
-        &format!("  replicateFrom:\n{from}  storage:\n"),
-    )
-}
-
 /// The `StandbyPromoted` of `env`'s cluster `name`: (pod, offset).
 async fn promoted(env: &Env, stream: &logbook_journal::StreamId) -> (String, u64, Vec<Intent>) {
     let events = env.journal_events(stream).await;
@@ -205,14 +197,6 @@ async fn has_key(addr: &str, password: &str, key: &str) -> bool {
     let got: redis::RedisResult<Option<String>> =
         redis::cmd("GET").arg(key).query_async(&mut con).await;
     matches!(got, Ok(Some(_)))
-}
-
-fn standby_phase(vkc: &logbook_crds::ValkeyCluster) -> String {
-    vkc.status
-        .as_ref()
-        .and_then(|s| s.standby.as_ref())
-        .map(|s| s.phase.clone())
-        .unwrap_or_default()
 }
 
 /// A write through `addr` is refused as READONLY.

@@ -255,6 +255,24 @@ spec:
     )
 }
 
+/// A standby of `source` (its `replicateFrom`, as YAML lines under it).
+pub fn standby_yaml(name: &str, replicas: i32, from: &str) -> String {
+    replication_yaml(name, replicas).replace(
+        "  storage:\n",
+        &format!("  replicateFrom:\n{from}  storage:\n"),
+    )
+}
+
+/// The phase of a standby's status (`Following`, `Promoted` ..), empty
+/// when it has none.
+pub fn standby_phase(vkc: &logbook_crds::ValkeyCluster) -> String {
+    vkc.status
+        .as_ref()
+        .and_then(|s| s.standby.as_ref())
+        .map(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
 /// A Sentinel cluster `name`: 3 data pods watched by 3 Sentinels, which
 /// judge a primary down after 3 s.
 pub fn sentinel_yaml(name: &str) -> String {

@@ -176,22 +176,6 @@ pub const UPGRADE_IMAGES: [&str; 2] = ["valkey/valkey:9.1", "valkey/valkey:9.1.2
 /// The image [`Scenario::CanaryRollback`] sets, and cannot roll to.
 pub const ROLLBACK_IMAGE: &str = "valkey/valkey:8.0";
 
-/// The spec of [`Scenario::Standby`]'s standby `name` of [`NAME`].
-pub fn standby_yaml(name: &str) -> String {
-    replication_yaml(name, 2).replace(
-        "  storage:\n",
-        &format!("  replicateFrom:\n    cluster:\n      name: {NAME}\n  storage:\n"),
-    )
-}
-
-/// The phase of a standby's status (`Following`, `Promoted` ..).
-pub fn standby_phase(vkc: &logbook_crds::ValkeyCluster) -> Option<String> {
-    vkc.status
-        .as_ref()
-        .and_then(|s| s.standby.as_ref())
-        .map(|s| s.phase.clone())
-}
-
 /// The spec of a new cluster `name` for `scenario`.
 pub fn spec_yaml(topology: Topology, scenario: Scenario, name: &str) -> String {
     let mut yaml = topology.yaml(name);
@@ -492,7 +476,12 @@ impl Sweep {
             Scenario::Standby => {
                 self.name = format!("standby-{n}");
                 self.standby_held.lock().unwrap().clear();
-                env.apply_yaml(&standby_yaml(&self.name)).await;
+                env.apply_yaml(&standby_yaml(
+                    &self.name,
+                    2,
+                    &format!("    cluster:\n      name: {NAME}\n"),
+                ))
+                .await;
                 self.journal = env.cm_journal_tail(&env.stream(&self.name).await);
                 self.change = "followed, then promoted".to_owned();
                 return 0;
@@ -570,7 +559,7 @@ impl Sweep {
         if self.scenario == Scenario::Standby {
             if vkc.spec.replicate_from.is_some() {
                 if self.topology.ready(&vkc)
-                    && standby_phase(&vkc).as_deref() == Some("Following")
+                    && standby_phase(&vkc) == "Following"
                     && self.standby_holds().await
                 {
                     // Following, with what the source acknowledged:
@@ -584,7 +573,7 @@ impl Sweep {
                 }
                 return false;
             }
-            if standby_phase(&vkc).as_deref() != Some("Promoted") {
+            if standby_phase(&vkc) != "Promoted" {
                 return false;
             }
         }
