@@ -704,6 +704,19 @@ async fn effect_sweep_standby_follow_and_promote() {
     .await;
 }
 
+/// The hand-back of a fail-back (`placement: Preferred`): the first
+/// effect of its switchover, failed and killed after. A point waits out
+/// the 30 s hold-down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_sweep_fail_back() {
+    sweep(
+        Topology::Replication,
+        Scenario::FailBack,
+        Extent::First(&["Switchover"]),
+    )
+    .await;
+}
+
 /// The hand-back of a fail-back (`placement: Preferred`): every effect
 /// of its switchover, failed and killed after (the failover before it
 /// is the failover sweeps'). A point waits out the 30 s hold-down.
