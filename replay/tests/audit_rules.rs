@@ -515,3 +515,91 @@ fn a_decision_while_unbound_other_than_the_release_is_a_finding() {
         assert_ne!(found[0].0, release);
     });
 }
+
+/// A Sentinel's report: it monitors `primary`, failing it over in
+/// `failover` (a state such as `reconf_slaves`) or not.
+fn sentinel_sees(j: &mut Journal, sentinel: &str, primary: &str, failover: Option<&str>) {
+    j.push(Event::SentinelObserved {
+        pod: sentinel.to_owned(),
+        reachability: Reachability::Reachable,
+        report: Some(logbook_journal::SentinelReport {
+            myid: format!("id-{sentinel}"),
+            monitoring: Some(logbook_journal::SentinelMonitorReport {
+                primary_ip: "10.0.0.1".to_owned(),
+                primary_port: 6379,
+                primary_pod: Some(primary.to_owned()),
+                config_epoch: 1,
+                flags: Vec::new(),
+                failover_state: failover.map(str::to_owned),
+                settings: logbook_journal::SentinelSettings {
+                    quorum: 2,
+                    down_after_ms: 5000,
+                    failover_timeout_ms: 10_000,
+                    parallel_syncs: 1,
+                },
+                replicas: Vec::new(),
+                sentinels: Vec::new(),
+            }),
+        }),
+    });
+}
+
+/// Two primaries while a Sentinel fails the old one over (it promoted a
+/// replica and has yet to make the old primary follow it, as when the
+/// old one's writes were paused): the Sentinels' to settle, and the
+/// operator leaves it to them by design. Decisions taken meanwhile do
+/// not count; once no Sentinel fails over, the next decision must end
+/// it, as anywhere.
+#[test]
+fn two_primaries_while_a_sentinel_fails_over_are_the_sentinels_to_settle() {
+    futures::executor::block_on(async {
+        let mut j = Journal::new();
+        j.push(Event::SpecChanged {
+            generation: 2,
+            spec_json: r#"{"topology":"Sentinel","replicas":3}"#.to_owned(),
+            fingerprint: SpecFingerprint([2; 32]),
+        });
+        j.push(Event::SentinelPodObserved {
+            pod: "p-sentinel-0".to_owned(),
+            uid: "s0".to_owned(),
+            ip: Some("10.0.1.1".to_owned()),
+            phase: PodPhase::Running,
+            ready: true,
+        });
+        sentinel_sees(&mut j, "p-sentinel-0", "p-0", Some("reconf_slaves"));
+        j.role("p-2", Role::Primary, None);
+        j.role("p-1", Role::Replica, Some("p-2"));
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        sentinel_sees(&mut j, "p-sentinel-0", "p-2", None);
+        j.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        j.role("p-0", Role::Replica, Some("p-2"));
+        let report = j.audit().await;
+        assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
+
+        // The same, but two decisions after the failover ended leave it.
+        let mut late = Journal::new();
+        late.push(Event::SpecChanged {
+            generation: 2,
+            spec_json: r#"{"topology":"Sentinel","replicas":3}"#.to_owned(),
+            fingerprint: SpecFingerprint([2; 32]),
+        });
+        late.push(Event::SentinelPodObserved {
+            pod: "p-sentinel-0".to_owned(),
+            uid: "s0".to_owned(),
+            ip: Some("10.0.1.1".to_owned()),
+            phase: PodPhase::Running,
+            ready: true,
+        });
+        sentinel_sees(&mut late, "p-sentinel-0", "p-0", Some("reconf_slaves"));
+        let second = late.role("p-2", Role::Primary, None);
+        late.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        sentinel_sees(&mut late, "p-sentinel-0", "p-2", None);
+        late.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        late.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);
+        let report = late.audit().await;
+        let found = only(&report, Check::TwoPrimaries);
+        assert_eq!(found.len(), 1, "{report:#?}");
+        assert_eq!(found[0].0, second);
+    });
+}

@@ -33,6 +33,14 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
             if busy(view).is_some() {
                 return None;
             }
+            // The Sentinels lose their state asleep and their replacements
+            // boot monitoring what the boot config names: it names the
+            // primary that goes to sleep first.
+            if view.topology() != Topology::Cluster
+                && let Some(publish) = super::replication::roles::stale_boot_config(view)
+            {
+                return Some(vec![publish]);
+            }
             Some(vec![persist(view)])
         }
         (true, Some(_)) => Some(apply_if_sized_otherwise(view, 0).into_iter().collect()),
@@ -301,6 +309,17 @@ pub(super) fn busy(view: &ClusterView<'_>) -> Option<&'static str> {
         Some("a requested switchover")
     } else if state.failover_request.is_some() {
         Some("a requested failover")
+    } else if state.sentinel.failing_over() {
+        Some("a Sentinel failover")
+    } else if view.topology() != Topology::Cluster
+        && view
+            .pods()
+            .iter()
+            .filter(|p| p.view.role == Some(Role::Primary))
+            .count()
+            > 1
+    {
+        Some("a change of primary (more than one pod reports itself primary)")
     } else {
         None
     }

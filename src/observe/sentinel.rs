@@ -261,7 +261,7 @@ pub fn sentinels_primary(state: &ClusterState) -> Option<(String, String, u64, V
 
 /// `SentinelSwitchObserved` when the Sentinels name another primary than
 /// the journal believes, at a newer epoch than the believed primary's (or
-/// none of them names the believed one any more).
+/// none of them names the believed one any more), never at config epoch 0.
 ///
 /// A switch is recorded once at least one Sentinel has switched its own
 /// configuration (`+switch-master`); the others follow through gossip.
@@ -275,7 +275,11 @@ pub fn observe_sentinel_switch(state: &ClusterState) -> Option<Event> {
     }
     let believed = state.replication.primary.as_deref()?;
     let (to, to_ip, epoch, reported_by) = sentinels_primary(state)?;
-    if to == believed {
+    // At config epoch 0 no Sentinel failed anything over: they name what
+    // they were configured with (a boot config older than the last
+    // switch, read by Sentinels that lost their state), which
+    // `decide_monitoring` points at the believed primary.
+    if to == believed || epoch == 0 {
         return None;
     }
     // A newer epoch than the believed primary's; or, when the Sentinels

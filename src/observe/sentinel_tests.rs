@@ -111,6 +111,20 @@ fn a_switch_nobody_watched_is_marked_after_the_fact() {
     assert!(switch.voters.is_empty());
 }
 
+/// Sentinels that name another pod at config epoch 0 failed nothing
+/// over: they name what they were configured with (a boot config older
+/// than the last switch, read by Sentinels that lost their state, as at
+/// a wake). Taking that for a switch made a replica the believed primary
+/// and no pod took writes again.
+#[test]
+fn sentinels_at_config_epoch_zero_switch_nothing() {
+    let mut s = state([("demo-1", "10.0.0.2", 0); 3]);
+    assert_eq!(observe_sentinel_switch(&s), None);
+    // Not even once the believed primary was reached by a switch.
+    s.sentinel.primary_epoch = 3;
+    assert_eq!(observe_sentinel_switch(&s), None);
+}
+
 #[test]
 fn an_older_epoch_or_an_unreachable_sentinel_switches_nothing() {
     let mut s = state([

@@ -84,6 +84,21 @@ pub struct SwitchView {
 }
 
 impl SentinelPart {
+    /// Whether an answering Sentinel is failing the primary over (it
+    /// reports a failover state): until it ends, two pods may report
+    /// themselves primary (the promoted replica, and the old primary not
+    /// yet made to follow it), which is the Sentinels' to settle.
+    #[must_use]
+    pub fn failing_over(&self) -> bool {
+        self.pods.values().any(|v| {
+            v.reachability == Some(Reachability::Reachable)
+                && v.report
+                    .as_ref()
+                    .and_then(|r| r.monitoring.as_ref())
+                    .is_some_and(|m| m.failover_state.is_some())
+        })
+    }
+
     /// The Sentinel pod whose report carries `run_id`.
     #[must_use]
     pub fn pod_of_run_id(&self, run_id: &str) -> Option<&str> {

@@ -333,6 +333,10 @@ impl Invariants {
             }
         } else if two
             && matches!(e.body, Event::Decided { .. })
+            // Two primaries while a Sentinel fails over are the
+            // Sentinels' to settle, and the operator leaves them to it
+            // (`decide/sentinel`): its decisions meanwhile do not count.
+            && !state.sentinel.failing_over()
             && let Some((found, decisions)) = self.pending_two.take()
         {
             if decisions >= 1 {

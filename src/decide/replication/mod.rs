@@ -21,7 +21,7 @@
 mod bootstrap;
 mod failover;
 mod requested_failover;
-mod roles;
+pub(super) mod roles;
 pub(crate) mod rolling;
 mod scaling;
 mod switchover;

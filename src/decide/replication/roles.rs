@@ -81,6 +81,27 @@ pub fn after_new_primary(
     out
 }
 
+/// `PublishBootConfig` when the boot config does not name the healthy
+/// primary (and its address): the pods boot as replicas of it, and a
+/// Sentinel that lost its state monitors it.
+pub fn stale_boot_config(view: &ClusterView<'_>) -> Option<Decision> {
+    if view.topology() == Topology::Standalone {
+        return None;
+    }
+    let primary = view.healthy_primary()?;
+    let want = (Some(primary.name.to_owned()), primary.view.ip.clone());
+    (view.state.replication.boot_primary.as_ref() != Some(&want)).then(|| {
+        Decision::new(
+            Intent::PublishBootConfig {
+                primary: want.0,
+                ip: want.1,
+            },
+            ReasonCode::BootConfigStale,
+            format!("pods must boot as replicas of {}", primary.name),
+        )
+    })
+}
+
 /// Keeps labels, boot config and replicas in line with a healthy primary.
 pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.healthy_primary() else {
@@ -114,17 +135,7 @@ pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
         ));
     }
     if view.topology() != Topology::Standalone {
-        let want = (Some(primary.name.to_owned()), primary.view.ip.clone());
-        if view.state.replication.boot_primary.as_ref() != Some(&want) {
-            out.push(Decision::new(
-                Intent::PublishBootConfig {
-                    primary: want.0,
-                    ip: want.1,
-                },
-                ReasonCode::BootConfigStale,
-                format!("pods must boot as replicas of {}", primary.name),
-            ));
-        }
+        out.extend(stale_boot_config(view));
         for pod in view.pods() {
             if pod.name == primary.name || !pod.usable() {
                 continue;

@@ -6,7 +6,9 @@
 //! believed primary; one whose settings differ from the spec's gets them.
 //! A Sentinel that names another live pod is left alone: Sentinels settle
 //! that among themselves by epoch, and re-pointing it could undo a
-//! failover the operator has not seen yet.
+//! failover the operator has not seen yet. Except one that names, as it
+//! was configured, a pod that is a replica and sees it down (see
+//! `booted_naming_a_replica`): no epoch ever moves it.
 //!
 //! Every answering Sentinel asks the data nodes for `INFO` every
 //! [`SENTINEL_INFO_PERIOD_MS`] rather than its default 10 s: it sees the
@@ -14,7 +16,7 @@
 //! promotion comes half a second sooner on average (the constant says
 //! why). A Sentinel that did not report its period is left alone.
 
-use logbook_journal::{Intent, ReasonCode, SENTINEL_INFO_PERIOD_MS};
+use logbook_journal::{Intent, ReasonCode, Role, SENTINEL_INFO_PERIOD_MS};
 
 use super::view::{answering, answering_sentinels, quiet, quorum_reachable, wanted_settings};
 use crate::decide::Decision;
@@ -36,6 +38,22 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
     let mut out = Vec::new();
     for (sentinel, monitoring) in answering_sentinels(view) {
         match monitoring {
+            Some(m) if booted_naming_a_replica(view, m, primary.name) => {
+                let named = m.primary_pod.as_deref().unwrap_or("?");
+                out.push(Decision::new(
+                    Intent::SentinelMonitor {
+                        sentinel: sentinel.to_owned(),
+                        primary: primary.name.to_owned(),
+                        ip: ip.clone(),
+                        settings,
+                    },
+                    ReasonCode::SentinelNotMonitoring,
+                    format!(
+                        "{sentinel} names {named}, a replica, as it was configured (config epoch 0: it failed nothing over) and sees it down; the primary is {} ({ip})",
+                        primary.name
+                    ),
+                ));
+            }
             Some(m) if m.primary_pod.is_some() => {
                 if m.settings != settings && quiet(view) {
                     out.push(Decision::new(
@@ -83,6 +101,32 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
         }
     }
     out
+}
+
+/// Whether a Sentinel names, as it was configured, a pod that is a
+/// replica, and sees it down: at config epoch 0 it failed nothing over
+/// (its boot config was older than the last switch, and it lost its
+/// state, as at a wake), it is not trying to fail over now, and the pod
+/// it names is not `primary` but reports itself a replica. It cannot
+/// fail that pod over (the pod has no replica to give it) and no
+/// Sentinel gossip moves it at epoch 0: left alone, no pod takes writes
+/// through it. Re-pointing it undoes no failover; a Sentinel that did
+/// fail over tells it its newer epoch, which wins.
+fn booted_naming_a_replica(
+    view: &ClusterView<'_>,
+    m: &logbook_journal::SentinelMonitorReport,
+    primary: &str,
+) -> bool {
+    let Some(named) = m.primary_pod.as_deref() else {
+        return false;
+    };
+    named != primary
+        && m.config_epoch == 0
+        && m.failover_state.is_none()
+        && m.flags.iter().any(|f| f == "s_down")
+        && view
+            .pod(named)
+            .is_some_and(|p| p.view.role == Some(Role::Replica))
 }
 
 /// `SentinelTune` for each answering Sentinel that reports another `INFO`

@@ -507,3 +507,139 @@ fn a_hand_over_waits_until_every_sentinel_found_the_replicas() {
     });
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
+
+/// Sentinels that came back from their boot config naming `demo-0`, a
+/// pod the operator had made a replica of `demo-1` (a wake after the
+/// Sentinels switched the primary while the boot config still named the
+/// old one): at config epoch 0 they made no failover, they see their
+/// "primary" down and cannot fail it over (it has no replica to give
+/// them). Each is pointed at the real primary, even while it sees its
+/// own down: left alone, no pod would ever take writes through them.
+#[test]
+fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
+    let mut g = Given::monitored();
+    g.event(Event::SentinelSwitchObserved {
+        switch: SentinelSwitch {
+            from: Some("demo-0".into()),
+            to: "demo-1".into(),
+            to_ip: ip(1),
+            epoch: 1,
+            leader: None,
+            voters: Vec::new(),
+            candidates: Vec::new(),
+            reported_by: vec![sentinel(0)],
+            after_the_fact: true,
+        },
+    });
+    g.role(1, Role::Primary, None)
+        .role(0, Role::Replica, Some(1))
+        .role(2, Role::Replica, Some(1));
+    g.repl(0, LinkStatus::Up, 100, 2).repl(2, LinkStatus::Up, 100, 2);
+    g.succeed(Intent::PublishBootConfig {
+        primary: Some("demo-1".into()),
+        ip: Some(ip(1)),
+    });
+    for i in 0..3 {
+        g.label(i, if i == 1 { Role::Primary } else { Role::Replica });
+    }
+    let mut booted = report(Some(0), 0);
+    if let Some(m) = booted.monitoring.as_mut() {
+        m.flags = vec!["master".into(), "s_down".into(), "o_down".into()];
+        m.replicas.clear();
+    }
+    for s in 0..3 {
+        g.sentinel_reports(s, booted.clone());
+    }
+    let want: Vec<Intent> = (0..3)
+        .map(|s| Intent::SentinelMonitor {
+            sentinel: sentinel(s),
+            primary: "demo-1".into(),
+            ip: ip(1),
+            settings: SETTINGS,
+        })
+        .collect();
+    assert_eq!(g.intents(), want);
+    // One in a failover attempt is left to it until the attempt ends.
+    let mut trying = booted.clone();
+    if let Some(m) = trying.monitoring.as_mut() {
+        m.failover_state = Some("select_slave".into());
+    }
+    g.sentinel_reports(2, trying);
+    assert_eq!(g.intents(), want[..2].to_vec());
+    // One that failed over (config epoch 1) is the Sentinels' to settle.
+    g.sentinel_reports(2, report(Some(0), 1));
+    assert_eq!(g.intents(), want[..2].to_vec());
+}
+
+/// A hibernation asked right after the Sentinels switched the primary,
+/// before the boot config followed: the boot config is published first,
+/// so that the Sentinels, which lose their state asleep, come back
+/// naming the primary that went to sleep (their replacement boots from
+/// it).
+#[test]
+fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
+    let mut g = Given::monitored();
+    g.event(Event::SentinelSwitchObserved {
+        switch: SentinelSwitch {
+            from: Some("demo-0".into()),
+            to: "demo-1".into(),
+            to_ip: ip(1),
+            epoch: 1,
+            leader: None,
+            voters: Vec::new(),
+            candidates: Vec::new(),
+            reported_by: vec![sentinel(0)],
+            after_the_fact: true,
+        },
+    });
+    // Mid-failover: demo-1 promoted, demo-0 not yet made its replica, a
+    // Sentinel still reconfiguring. Nothing persists (the old primary,
+    // still labelled primary, would take writes once its pause ends).
+    g.role(1, Role::Primary, None).role(2, Role::Replica, Some(1));
+    g.role(0, Role::Primary, None);
+    let mut reconf = report(Some(1), 1);
+    if let Some(m) = reconf.monitoring.as_mut() {
+        m.failover_state = Some("reconf_slaves".into());
+    }
+    g.sentinel_reports(0, reconf);
+    for s in 1..3 {
+        g.sentinel_reports(s, report(Some(1), 1));
+    }
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+    spec.replicas = Some(3);
+    spec.hibernated = true;
+    g.spec_at(2, &spec);
+    let persists = |g: &Given| {
+        g.intents()
+            .iter()
+            .any(|i| matches!(i, Intent::PersistForHibernation { .. }))
+    };
+    let waits_for = |g: &Given, what: &str| {
+        g.status()
+            .conditions
+            .iter()
+            .any(|c| c.message.contains(&format!("hibernation waits for {what}")))
+    };
+    assert!(!persists(&g), "{:?}", g.intents());
+    assert!(waits_for(&g, "a Sentinel failover"), "{:?}", g.status());
+    g.applied(2);
+    g.sentinel_reports(0, report(Some(1), 1));
+    assert!(!persists(&g), "{:?}", g.intents());
+    assert!(waits_for(&g, "a change of primary"), "{:?}", g.status());
+    // Settled: the old primary follows the new one; the boot config
+    // names it, then the data is made durable.
+    g.role(0, Role::Replica, Some(1));
+    let publish = Intent::PublishBootConfig {
+        primary: Some("demo-1".into()),
+        ip: Some(ip(1)),
+    };
+    assert_eq!(g.intents(), vec![publish.clone()]);
+    g.succeed(publish);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::PersistForHibernation {
+            primaries: vec!["demo-1".into()],
+            pods: (0..3).map(|i| format!("demo-{i}")).collect(),
+        }]
+    );
+}
