@@ -534,7 +534,8 @@ fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
     g.role(1, Role::Primary, None)
         .role(0, Role::Replica, Some(1))
         .role(2, Role::Replica, Some(1));
-    g.repl(0, LinkStatus::Up, 100, 2).repl(2, LinkStatus::Up, 100, 2);
+    g.repl(0, LinkStatus::Up, 100, 2)
+        .repl(2, LinkStatus::Up, 100, 2);
     g.succeed(Intent::PublishBootConfig {
         primary: Some("demo-1".into()),
         ip: Some(ip(1)),
@@ -595,7 +596,8 @@ fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
     // Mid-failover: demo-1 promoted, demo-0 not yet made its replica, a
     // Sentinel still reconfiguring. Nothing persists (the old primary,
     // still labelled primary, would take writes once its pause ends).
-    g.role(1, Role::Primary, None).role(2, Role::Replica, Some(1));
+    g.role(1, Role::Primary, None)
+        .role(2, Role::Replica, Some(1));
     g.role(0, Role::Primary, None);
     let mut reconf = report(Some(1), 1);
     if let Some(m) = reconf.monitoring.as_mut() {
