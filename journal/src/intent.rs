@@ -907,7 +907,10 @@ pub enum ReasonCode {
     /// what it had persisted, or empty): before the replica resyncs from
     /// it and loses those writes, the replica with the most of them takes
     /// over (`FORCE`: the restarted primary must not hand over what it no
-    /// longer has).
+    /// longer has). Replication: the believed primary, promoted from a
+    /// pod that still reports itself primary further along (a switchover
+    /// cut short before the old primary followed it, whose pause expired),
+    /// gives the role back to it.
     PrimaryBehindReplica {
         /// The primary's offset now (on its new history, or on the old one
         /// when it restored it from a snapshot).

@@ -101,11 +101,59 @@ fn corroborated(view: &ClusterView<'_>, primary: &str) -> bool {
         && replicas.iter().all(|p| p.view.link != Some(LinkStatus::Up))
 }
 
+/// A promotion whose old primary took writes since: the believed
+/// primary was promoted from it (the last failover), but the old one
+/// still reports itself primary, further along than the promoted one,
+/// which no replica follows. So a switchover cut short between its
+/// promotion and the old primary following the promoted pod (the
+/// operator killed there): the pause holding the old primary's writes
+/// expired, and it took writes again through the Services that still
+/// select it, acknowledged by the replicas that still follow it.
+/// Repointing it at the promoted pod would discard them; the role goes
+/// back to it instead (fence the promoted pod, which took none of them,
+/// and make the old one the primary again, which it still is). Topology
+/// Replication only: Sentinel settles its own.
+fn old_primary_ahead(view: &ClusterView<'_>, primary: &str) -> Option<Vec<Decision>> {
+    if view.topology() != logbook_crds::Topology::Replication {
+        return None;
+    }
+    let last = view.state.last_failover.as_ref()?;
+    let old = last.from.as_deref()?;
+    if last.to != primary || old == primary {
+        return None;
+    }
+    let promoted = view.pod(primary).filter(|p| p.usable_as(Role::Primary))?;
+    let before = view.pod(old).filter(|p| p.usable_as(Role::Primary))?;
+    let followed = view.pods().iter().any(|p| {
+        p.view.role == Some(Role::Replica)
+            && p.view.replicates.as_deref() == Some(primary)
+            && p.view.link == Some(LinkStatus::Up)
+    });
+    let (Some(at), Some(ahead)) = (promoted.view.offset, before.view.offset) else {
+        return None;
+    };
+    if followed || ahead <= at {
+        return None;
+    }
+    let candidates = view.rank_candidates(Some(primary), false);
+    let code = ReasonCode::PrimaryBehindReplica {
+        primary_offset: at,
+        candidates: candidates.clone(),
+    };
+    let detail = format!(
+        "{primary} was promoted from {old}, but {old} still reports itself primary at offset {ahead}, ahead of {primary} at {at}, which no replica follows: {old} took writes after the promotion (the switchover was cut short before it followed {primary}); {old} keeps the role rather than lose them"
+    );
+    Some(replace_primary(view, primary, old, &code, &detail))
+}
+
 /// Fails over from a dead or corroborated-unreachable primary.
 pub fn decide_failover(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
     let Some(primary) = view.primary() else {
         return Vec::new();
     };
+    if let Some(undo) = old_primary_ahead(view, primary) {
+        return undo;
+    }
     if !view.spec.failover.automatic || !view.topology().uses_replicas() {
         return Vec::new();
     }

@@ -136,8 +136,20 @@ pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
     }
     if view.topology() != Topology::Standalone {
         out.extend(stale_boot_config(view));
+        // The pod the last failover replaced, its role not known since:
+        // it may still be a primary holding writes the promoted pod
+        // lacks (`failover::old_primary_ahead`); it is repointed once
+        // seen again.
+        let replaced = view
+            .state
+            .last_failover
+            .as_ref()
+            .and_then(|f| f.from.as_deref());
         for pod in view.pods() {
-            if pod.name == primary.name || !pod.usable() {
+            if pod.name == primary.name
+                || !pod.usable()
+                || (pod.view.role.is_none() && Some(pod.name) == replaced)
+            {
                 continue;
             }
             let follows = pod.view.role == Some(Role::Replica)

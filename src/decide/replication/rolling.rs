@@ -6,7 +6,7 @@
 //! once, never the primary without a completed switchover.
 
 use logbook_crds::Topology;
-use logbook_journal::{Intent, ReasonCode};
+use logbook_journal::{Intent, Reachability, ReasonCode};
 
 use super::roles::after_new_primary;
 use crate::decide::Decision;
@@ -17,8 +17,9 @@ use crate::decide::view::{ClusterView, PodState, Roll, best, describe};
 /// when every pod down is such a pod and none is the primary (deleting
 /// it takes nothing further down, and waiting for it to come back on the
 /// revision it fails on would wait for ever), else `Some` of nothing (the
-/// roll waits). `None` when no pod is down. Shared by the Replication and
-/// Sentinel rolls.
+/// roll waits: a pod only slow to answer, or a canary not passed yet).
+/// `None` when no pod is down. Shared by the Replication and Sentinel
+/// rolls.
 pub(crate) fn roll_down_outdated(
     view: &ClusterView<'_>,
     pods: &[PodState<'_>],
@@ -41,6 +42,18 @@ pub(crate) fn roll_down_outdated(
         .collect();
     if down.is_empty() {
         return None;
+    }
+    // A pod still ready whose last probe only timed out may be slow (a
+    // loaded node), not down: deleting it could delete an in-sync copy.
+    // And no pod is put on an image under trial before its canary
+    // passed: one down on the old image waits for it too (a failed
+    // canary holds the roll until the image is set back, and then the
+    // canary is the pod outdated and down).
+    let unsure = down.iter().any(|p| {
+        p.view.ready && p.view.reachability == Some(Reachability::TimedOut) && !out_of_sync(p)
+    });
+    if unsure || crate::decide::upgrade::canary_hold(view, pods, outdated).is_some() {
+        return Some(Vec::new());
     }
     let standalone = view.topology() == Topology::Standalone;
     let only_outdated_replicas = down.iter().all(|d| {

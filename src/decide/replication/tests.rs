@@ -649,6 +649,7 @@ mod hibernation;
 mod placement;
 mod requested_failover;
 mod standby;
+mod switchover_cut;
 mod upgrade;
 
 #[test]

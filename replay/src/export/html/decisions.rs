@@ -39,7 +39,7 @@ fn reason_fields(code: &ReasonCode) -> String {
             ..
         } => format!("{primaries_lost} of {shards} shard primaries lost"),
         ReasonCode::PrimaryBehindReplica { primary_offset, .. } => {
-            format!("the primary restarted behind its replicas, at offset {primary_offset}")
+            format!("the primary is behind another that holds more, at offset {primary_offset}")
         }
         ReasonCode::Reshard {
             generation,

@@ -251,3 +251,37 @@ fn a_canary_that_failed_holds_the_roll_until_the_image_is_set_back() {
         upgrade.message
     );
 }
+
+/// While the canary soaks, an outdated replica whose probe timed out
+/// once (a loaded node), still ready and in sync, is not "down on an
+/// outdated revision": rolling it deleted an in-sync copy and put it on
+/// the image under trial (found by the canary rollback's full effect
+/// sweep: a downgrade's second replica rolled 28 s into the soak, and
+/// neither replica could copy the primary again). One really down waits
+/// for the canary too: the image under trial is not spread before it
+/// passed.
+#[test]
+fn no_pod_rolls_past_a_canary_that_has_not_passed() {
+    let mut g = canary_rolled_with(LinkStatus::Syncing);
+    g.every_ms(10_000);
+    g.reach(1, Reachability::TimedOut);
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    g.reach(1, Reachability::Refused);
+    g.event(Event::PodObserved {
+        pod: pod(1),
+        uid: "uid-1-r1".into(),
+        ip: Some("10.0.0.1".into()),
+        phase: logbook_journal::PodPhase::Running,
+        ready: false,
+        node: None,
+        revision: Some("r1".into()),
+    });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    // The canary failed (never in sync): still nothing rolls on.
+    g.every_ms(60_000);
+    g.event(Event::DeadlinePassed {
+        deadline: g.state.last_at,
+    });
+    assert!(g.intents().is_empty(), "{:?}", g.intents());
+    assert_eq!(g.status().upgrade.unwrap().phase, "CanaryFailed");
+}
