@@ -544,6 +544,24 @@ fn sentinel_sees(j: &mut Journal, sentinel: &str, primary: &str, failover: Optio
     });
 }
 
+/// [`Journal::new`] turned topology Sentinel, with one Sentinel pod.
+fn sentinel_journal() -> Journal {
+    let mut j = Journal::new();
+    j.push(Event::SpecChanged {
+        generation: 2,
+        spec_json: r#"{"topology":"Sentinel","replicas":3}"#.to_owned(),
+        fingerprint: SpecFingerprint([2; 32]),
+    });
+    j.push(Event::SentinelPodObserved {
+        pod: "p-sentinel-0".to_owned(),
+        uid: "s0".to_owned(),
+        ip: Some("10.0.1.1".to_owned()),
+        phase: PodPhase::Running,
+        ready: true,
+    });
+    j
+}
+
 /// Two primaries while a Sentinel fails the old one over (it promoted a
 /// replica and has yet to make the old primary follow it, as when the
 /// old one's writes were paused): the Sentinels' to settle, and the
@@ -553,19 +571,7 @@ fn sentinel_sees(j: &mut Journal, sentinel: &str, primary: &str, failover: Optio
 #[test]
 fn two_primaries_while_a_sentinel_fails_over_are_the_sentinels_to_settle() {
     futures::executor::block_on(async {
-        let mut j = Journal::new();
-        j.push(Event::SpecChanged {
-            generation: 2,
-            spec_json: r#"{"topology":"Sentinel","replicas":3}"#.to_owned(),
-            fingerprint: SpecFingerprint([2; 32]),
-        });
-        j.push(Event::SentinelPodObserved {
-            pod: "p-sentinel-0".to_owned(),
-            uid: "s0".to_owned(),
-            ip: Some("10.0.1.1".to_owned()),
-            phase: PodPhase::Running,
-            ready: true,
-        });
+        let mut j = sentinel_journal();
         sentinel_sees(&mut j, "p-sentinel-0", "p-0", Some("reconf_slaves"));
         j.role("p-2", Role::Primary, None);
         j.role("p-1", Role::Replica, Some("p-2"));
@@ -578,19 +584,7 @@ fn two_primaries_while_a_sentinel_fails_over_are_the_sentinels_to_settle() {
         assert!(only(&report, Check::TwoPrimaries).is_empty(), "{report:#?}");
 
         // The same, but two decisions after the failover ended leave it.
-        let mut late = Journal::new();
-        late.push(Event::SpecChanged {
-            generation: 2,
-            spec_json: r#"{"topology":"Sentinel","replicas":3}"#.to_owned(),
-            fingerprint: SpecFingerprint([2; 32]),
-        });
-        late.push(Event::SentinelPodObserved {
-            pod: "p-sentinel-0".to_owned(),
-            uid: "s0".to_owned(),
-            ip: Some("10.0.1.1".to_owned()),
-            phase: PodPhase::Running,
-            ready: true,
-        });
+        let mut late = sentinel_journal();
         sentinel_sees(&mut late, "p-sentinel-0", "p-0", Some("reconf_slaves"));
         let second = late.role("p-2", Role::Primary, None);
         late.decide(1, Intent::UpdateStatus, ReasonCode::StatusStale);

@@ -37,23 +37,11 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
             .all(|(_, m)| m.is_none_or(|m| m.failover_state.is_none()));
     let mut out = Vec::new();
     for (sentinel, monitoring) in answering_sentinels(view) {
-        match monitoring {
-            Some(m) if booted_naming_a_replica(view, m, primary.name) => {
-                let named = m.primary_pod.as_deref().unwrap_or("?");
-                out.push(Decision::new(
-                    Intent::SentinelMonitor {
-                        sentinel: sentinel.to_owned(),
-                        primary: primary.name.to_owned(),
-                        ip: ip.clone(),
-                        settings,
-                    },
-                    ReasonCode::SentinelNotMonitoring,
-                    format!(
-                        "{sentinel} names {named}, a replica, as it was configured (config epoch 0: it failed nothing over) and sees it down; the primary is {} ({ip})",
-                        primary.name
-                    ),
-                ));
-            }
+        let now = match monitoring {
+            Some(m) if booted_naming_a_replica(view, m, primary.name) => format!(
+                "names {}, a replica, as it was configured (config epoch 0: it failed nothing over) and sees it down",
+                m.primary_pod.as_deref().unwrap_or("?")
+            ),
             Some(m) if m.primary_pod.is_some() => {
                 if m.settings != settings && quiet(view) {
                     out.push(Decision::new(
@@ -75,30 +63,27 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
                         ),
                     ));
                 }
+                continue;
             }
-            other => {
-                let now = match other {
-                    // A Sentinel naming an address that no pod has may be
-                    // one that missed a switch, or one in the middle of a
-                    // failover away from a deleted pod: it is re-pointed
-                    // only while no Sentinel fails over and a quorum of
-                    // the others names the believed primary.
-                    Some(m) if m.busy() || !settled => continue,
-                    Some(m) => format!("monitors {}, which no pod has", m.primary_ip),
-                    None => "monitors no primary".to_owned(),
-                };
-                out.push(Decision::new(
-                    Intent::SentinelMonitor {
-                        sentinel: sentinel.to_owned(),
-                        primary: primary.name.to_owned(),
-                        ip: ip.clone(),
-                        settings,
-                    },
-                    ReasonCode::SentinelNotMonitoring,
-                    format!("{sentinel} {now}; the primary is {} ({ip})", primary.name),
-                ));
-            }
-        }
+            // A Sentinel naming an address that no pod has may be one that
+            // missed a switch, or one in the middle of a failover away
+            // from a deleted pod: it is re-pointed only while no Sentinel
+            // fails over and a quorum of the others names the believed
+            // primary.
+            Some(m) if m.busy() || !settled => continue,
+            Some(m) => format!("monitors {}, which no pod has", m.primary_ip),
+            None => "monitors no primary".to_owned(),
+        };
+        out.push(Decision::new(
+            Intent::SentinelMonitor {
+                sentinel: sentinel.to_owned(),
+                primary: primary.name.to_owned(),
+                ip: ip.clone(),
+                settings,
+            },
+            ReasonCode::SentinelNotMonitoring,
+            format!("{sentinel} {now}; the primary is {} ({ip})", primary.name),
+        ));
     }
     out
 }

@@ -508,16 +508,9 @@ fn a_hand_over_waits_until_every_sentinel_found_the_replicas() {
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
 
-/// Sentinels that came back from their boot config naming `demo-0`, a
-/// pod the operator had made a replica of `demo-1` (a wake after the
-/// Sentinels switched the primary while the boot config still named the
-/// old one): at config epoch 0 they made no failover, they see their
-/// "primary" down and cannot fail it over (it has no replica to give
-/// them). Each is pointed at the real primary, even while it sees its
-/// own down: left alone, no pod would ever take writes through them.
-#[test]
-fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
-    let mut g = Given::monitored();
+/// The Sentinels switched the primary from `demo-0` to `demo-1` at
+/// epoch 1, found after the fact.
+fn switched_to_demo_1(g: &mut Given) {
     g.event(Event::SentinelSwitchObserved {
         switch: SentinelSwitch {
             from: Some("demo-0".into()),
@@ -531,6 +524,19 @@ fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
             after_the_fact: true,
         },
     });
+}
+
+/// Sentinels that came back from their boot config naming `demo-0`, a
+/// pod the operator had made a replica of `demo-1` (a wake after the
+/// Sentinels switched the primary while the boot config still named the
+/// old one): at config epoch 0 they made no failover, they see their
+/// "primary" down and cannot fail it over (it has no replica to give
+/// them). Each is pointed at the real primary, even while it sees its
+/// own down: left alone, no pod would ever take writes through them.
+#[test]
+fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
+    let mut g = Given::monitored();
+    switched_to_demo_1(&mut g);
     g.role(1, Role::Primary, None)
         .role(0, Role::Replica, Some(1))
         .role(2, Role::Replica, Some(1));
@@ -580,19 +586,7 @@ fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
 #[test]
 fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
     let mut g = Given::monitored();
-    g.event(Event::SentinelSwitchObserved {
-        switch: SentinelSwitch {
-            from: Some("demo-0".into()),
-            to: "demo-1".into(),
-            to_ip: ip(1),
-            epoch: 1,
-            leader: None,
-            voters: Vec::new(),
-            candidates: Vec::new(),
-            reported_by: vec![sentinel(0)],
-            after_the_fact: true,
-        },
-    });
+    switched_to_demo_1(&mut g);
     // Mid-failover: demo-1 promoted, demo-0 not yet made its replica, a
     // Sentinel still reconfiguring. Nothing persists (the old primary,
     // still labelled primary, would take writes once its pause ends).
