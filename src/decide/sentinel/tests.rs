@@ -162,19 +162,7 @@ fn the_operator_never_promotes_when_the_primary_dies() {
 #[test]
 fn roles_follow_sentinels_switch_once_they_are_quiet() {
     let mut g = Given::monitored();
-    g.event(Event::SentinelSwitchObserved {
-        switch: SentinelSwitch {
-            from: Some("demo-0".into()),
-            to: "demo-2".into(),
-            to_ip: ip(2),
-            epoch: 1,
-            leader: None,
-            voters: Vec::new(),
-            candidates: Vec::new(),
-            reported_by: vec![sentinel(0)],
-            after_the_fact: true,
-        },
-    });
+    switched_to(&mut g, 2);
     // demo-2 answers as primary; the Sentinels still disagree: nothing.
     g.role(2, Role::Primary, None);
     g.sentinel_reports(0, report(Some(2), 1));
@@ -508,14 +496,14 @@ fn a_hand_over_waits_until_every_sentinel_found_the_replicas() {
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
 
-/// The Sentinels switched the primary from `demo-0` to `demo-1` at
+/// The Sentinels switched the primary from `demo-0` to `demo-{to}` at
 /// epoch 1, found after the fact.
-fn switched_to_demo_1(g: &mut Given) {
+fn switched_to(g: &mut Given, to: u32) {
     g.event(Event::SentinelSwitchObserved {
         switch: SentinelSwitch {
             from: Some("demo-0".into()),
-            to: "demo-1".into(),
-            to_ip: ip(1),
+            to: format!("demo-{to}"),
+            to_ip: ip(to),
             epoch: 1,
             leader: None,
             voters: Vec::new(),
@@ -536,7 +524,7 @@ fn switched_to_demo_1(g: &mut Given) {
 #[test]
 fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
     let mut g = Given::monitored();
-    switched_to_demo_1(&mut g);
+    switched_to(&mut g, 1);
     g.role(1, Role::Primary, None)
         .role(0, Role::Replica, Some(1))
         .role(2, Role::Replica, Some(1));
@@ -586,7 +574,7 @@ fn sentinels_that_booted_naming_a_replica_are_pointed_at_the_primary() {
 #[test]
 fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
     let mut g = Given::monitored();
-    switched_to_demo_1(&mut g);
+    switched_to(&mut g, 1);
     // Mid-failover: demo-1 promoted, demo-0 not yet made its replica, a
     // Sentinel still reconfiguring. Nothing persists (the old primary,
     // still labelled primary, would take writes once its pause ends).
