@@ -45,14 +45,15 @@ pub(super) use bootstrap::decide_bootstrap;
 pub use failover::{
     DEATH_CONFIRMATIONS, MIN_UNREACHABLE_MS, PROBE_CONNECT_TIMEOUT_MS, process_dead,
 };
-pub(super) use roles::{after_new_primary, decide_roles};
+pub(super) use roles::{after_new_primary, decide_roles, decide_second_primary};
 pub use switchover::AUTO as SWITCHOVER_AUTO;
 
 /// What a Standalone or Replication cluster needs next.
 pub fn decide_replication(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 9] = [
+    let steps: [&Step<'_>; 10] = [
         &|v| failover::decide_failover(v, policy),
         &super::standby::decide_standby,
+        &roles::decide_second_primary,
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &requested_failover::decide_requested_failover,
         &bootstrap::decide_bootstrap,

@@ -102,6 +102,24 @@ pub fn stale_boot_config(view: &ClusterView<'_>) -> Option<Decision> {
     })
 }
 
+/// [`decide_roles`], when a pod other than the healthy primary reports
+/// itself primary: two pods serving as primary are ended before anything
+/// else is decided (a spec applied, a scale), not after it.
+pub fn decide_second_primary(view: &ClusterView<'_>) -> Vec<Decision> {
+    let Some(primary) = view.healthy_primary() else {
+        return Vec::new();
+    };
+    let second = view
+        .pods()
+        .iter()
+        .any(|p| p.name != primary.name && p.usable_as(Role::Primary));
+    if second {
+        decide_roles(view)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Keeps labels, boot config and replicas in line with a healthy primary.
 pub fn decide_roles(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.healthy_primary() else {

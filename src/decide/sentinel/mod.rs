@@ -47,16 +47,23 @@ mod tests;
 use logbook_journal::{Policy, Timestamp};
 
 use super::provisioning::decide_provisioning;
-use super::replication::{decide_bootstrap, decide_roles};
+use super::replication::{decide_bootstrap, decide_roles, decide_second_primary};
 use super::view::ClusterView;
 use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 12] = [
+    let steps: [&Step<'_>; 13] = [
         &handover::decide_dead_primary,
         &handover::decide_leaving_primary,
         &handover::decide_fenced_primary,
+        &|v| {
+            if view::quiet(v) {
+                decide_second_primary(v)
+            } else {
+                Vec::new()
+            }
+        },
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
         &|v| {
             if view::anyone_monitors(v) {

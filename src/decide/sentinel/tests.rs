@@ -627,3 +627,39 @@ fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
         }]
     );
 }
+
+/// A spec change observed together with a switch whose old primary still
+/// reports itself primary (its writes were paused when the Sentinels
+/// failed it over): the old primary follows the new one before the spec
+/// is applied. Two pods serving as primary come before anything else
+/// (the audit counts every decision taken meanwhile; found by the
+/// Sentinel hibernation's full effect sweep, plan 120).
+#[test]
+fn a_second_primary_is_repointed_before_a_spec_is_applied() {
+    let mut g = Given::monitored();
+    switched_to(&mut g, 2);
+    g.role(2, Role::Primary, None)
+        .role(1, Role::Replica, Some(2));
+    g.role(0, Role::Primary, None);
+    for s in 0..3 {
+        g.sentinel_reports(s, report(Some(2), 1));
+    }
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+    spec.replicas = Some(3);
+    spec.hibernated = true;
+    g.spec_at(2, &spec);
+    let intents = g.intents();
+    assert!(
+        intents.contains(&Intent::RepointReplica {
+            pod: "demo-0".into(),
+            to: "demo-2".into(),
+        }),
+        "{intents:?}"
+    );
+    assert!(
+        !intents
+            .iter()
+            .any(|i| matches!(i, Intent::ApplyResources { .. })),
+        "{intents:?}"
+    );
+}
