@@ -157,6 +157,9 @@ async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
     };
     let persisted = outcome(|i| matches!(i, Intent::PersistForHibernation { .. }));
     eprintln!("{name}: {persisted}");
+    if vkc.spec.topology == logbook_crds::Topology::Sentinel {
+        sentinels_held_then_released(&events, decided_from);
+    }
     let files = match vkc.spec.storage.persistence {
         logbook_crds::Persistence::Aof => "append-only file rewritten",
         logbook_crds::Persistence::RdbAndAof => "RDB file saved, append-only file rewritten",
@@ -207,6 +210,60 @@ async fn sleep_and_wake(env: &mut Env, name: &str, pods: usize) {
     assert!(
         failovers.is_empty(),
         "failover decided on the way: {failovers:?}"
+    );
+}
+
+/// A Sentinel cluster's hibernation: before the primary's writes were
+/// paused, every Sentinel was given a down-after longer than the pause
+/// can last (a Sentinel takes a paused primary for down), and each
+/// Sentinel the wake brought back monitors with the spec's again.
+fn sentinels_held_then_released(events: &[logbook_journal::Envelope], from: u64) {
+    let held = logbook_journal::HIBERNATE_DOWN_AFTER_MS;
+    let after: Vec<&logbook_journal::Envelope> = events.iter().filter(|e| e.seq > from).collect();
+    let persist_at = after
+        .iter()
+        .find(|e| match &e.body {
+            Event::Decided { intents } => intents
+                .iter()
+                .any(|p| matches!(p.intent, Intent::PersistForHibernation { .. })),
+            _ => false,
+        })
+        .map(|e| e.seq)
+        .expect("persist decided");
+    let holding: std::collections::BTreeSet<&str> = after
+        .iter()
+        .filter(|e| e.seq < persist_at)
+        .filter_map(|e| match &e.body {
+            Event::SentinelObserved {
+                pod,
+                report: Some(r),
+                ..
+            } if r
+                .monitoring
+                .as_ref()
+                .is_some_and(|m| m.settings.down_after_ms == held) =>
+            {
+                Some(pod.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(holding.len(), 3, "Sentinels holding before the pause: {holding:?}");
+    let mut last = std::collections::BTreeMap::new();
+    for e in &after {
+        if let Event::SentinelObserved {
+            pod,
+            report: Some(r),
+            ..
+        } = &e.body
+            && let Some(m) = &r.monitoring
+        {
+            last.insert(pod.as_str(), m.settings.down_after_ms);
+        }
+    }
+    assert!(
+        last.len() == 3 && last.values().all(|ms| *ms != held),
+        "the Sentinels' down-after after the wake: {last:?}"
     );
 }
 

@@ -51,7 +51,7 @@ pub use intent::{
 pub use policy::Policy;
 pub use projection::ClusterState;
 pub use sentinel::{
-    SENTINEL_INFO_PERIOD_MS, SentinelKnown, SentinelMonitorReport, SentinelReport,
+    HIBERNATE_DOWN_AFTER_MS, HIBERNATE_PAUSE_MS, SENTINEL_INFO_PERIOD_MS, SentinelKnown, SentinelMonitorReport, SentinelReport,
     SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 pub use store::memory::MemoryStore;

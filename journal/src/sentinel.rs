@@ -100,6 +100,21 @@ pub struct SentinelReport {
 /// not help: the failover's own one-second period takes over.
 pub const SENTINEL_INFO_PERIOD_MS: u64 = 1_000;
 
+/// How long a hibernation pauses the primaries' writes at most (`CLIENT
+/// PAUSE WRITE`), in milliseconds: the StatefulSets stop the pods right
+/// after the data is durable; should the operator die first, the servers
+/// lift the pause themselves.
+pub const HIBERNATE_PAUSE_MS: u64 = 60_000;
+
+/// The down-after every Sentinel is given before a hibernation pauses the
+/// primary's writes, in milliseconds: longer than the pause can last. A
+/// Sentinel takes a paused primary for down (its `PUBLISH` to the hello
+/// channel waits for the pause to end, and its `PING` behind it on the
+/// same link), and would otherwise fail it over while its data is being
+/// made durable; once the pause is lifted, the old primary would take
+/// writes its replacement never sees.
+pub const HIBERNATE_DOWN_AFTER_MS: u64 = HIBERNATE_PAUSE_MS + 30_000;
+
 /// A data pod as it stood when Sentinel switched primaries, as the
 /// operator last saw it: the candidates Sentinel chose among.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

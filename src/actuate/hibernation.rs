@@ -17,17 +17,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use logbook_journal::projection::PodData;
-use logbook_journal::{Event, ReplId, Role};
+use logbook_journal::{Event, HIBERNATE_PAUSE_MS, ReplId, Role};
 
 use super::persistence::{RewriteWait, wait_for_rewrite};
 use super::{ActError, Done, Target, valkey_err};
 use crate::valkey::ValkeyClient;
 
-/// How long the primaries' writes stay paused: the StatefulSets stop the
-/// pods right after; should the operator die first, the servers lift the
-/// pause themselves (and their shutdown persists as their configuration
-/// says).
-pub const HIBERNATE_PAUSE_MS: u64 = 60_000;
 /// How long the replicas may take to hold their primary's offset. One
 /// that does not is not an error: its primary's file holds everything,
 /// and it resyncs from it on waking.

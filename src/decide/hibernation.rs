@@ -41,6 +41,11 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
             {
                 return Some(vec![publish]);
             }
+            if view.topology() == Topology::Sentinel
+                && let Some(hold) = super::sentinel::hold_failovers(view)
+            {
+                return Some(hold);
+            }
             Some(vec![persist(view)])
         }
         (true, Some(_)) => Some(apply_if_sized_otherwise(view, 0).into_iter().collect()),

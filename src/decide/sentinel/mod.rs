@@ -45,6 +45,7 @@ pub mod view;
 mod tests;
 
 use logbook_journal::{Policy, Timestamp};
+pub use monitoring::{hold_failovers, unheld};
 
 use super::provisioning::decide_provisioning;
 use super::replication::{decide_bootstrap, decide_roles, decide_second_primary};

@@ -16,9 +16,11 @@
 //! promotion comes half a second sooner on average (the constant says
 //! why). A Sentinel that did not report its period is left alone.
 
-use logbook_journal::{Intent, ReasonCode, Role, SENTINEL_INFO_PERIOD_MS};
+use logbook_journal::{HIBERNATE_DOWN_AFTER_MS, Intent, ReasonCode, Role, SENTINEL_INFO_PERIOD_MS};
 
-use super::view::{answering, answering_sentinels, quiet, quorum_reachable, wanted_settings};
+use super::view::{
+    answering, answering_sentinels, quiet, quorum_reachable, wanted_sentinels, wanted_settings,
+};
 use crate::decide::Decision;
 use crate::decide::view::ClusterView;
 
@@ -43,7 +45,9 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
                 m.primary_pod.as_deref().unwrap_or("?")
             ),
             Some(m) if m.primary_pod.is_some() => {
-                if m.settings != settings && quiet(view) {
+                // Asked to hibernate, the Sentinels hold their failovers
+                // (`hold_failovers`) until they stop or the ask is undone.
+                if m.settings != settings && quiet(view) && !view.spec.hibernated {
                     out.push(Decision::new(
                         Intent::SentinelConfigure {
                             sentinel: sentinel.to_owned(),
@@ -141,4 +145,84 @@ pub fn decide_info_period(view: &ClusterView<'_>) -> Vec<Decision> {
             })
         })
         .collect()
+}
+
+/// Before a hibernation pauses the primary's writes, every answering
+/// Sentinel that monitors it with a down-after shorter than
+/// [`HIBERNATE_DOWN_AFTER_MS`] is given that one (`SentinelConfigure`,
+/// the reason `Hibernate`): a Sentinel takes a paused primary for down
+/// and, with a quorum, would fail it over while its data is made
+/// durable. `None` once the Sentinels that could still see it down are
+/// fewer than the quorum (the persist may start); `Some` with the
+/// decisions otherwise, none while those that could are not answering
+/// (the status says which, [`unheld`]).
+pub fn hold_failovers(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
+    let (configure, missing) = unheld(view);
+    if missing.is_empty() {
+        return None;
+    }
+    Some(
+        configure
+            .into_iter()
+            .map(|(sentinel, from)| {
+                let settings = logbook_journal::SentinelSettings {
+                    down_after_ms: HIBERNATE_DOWN_AFTER_MS,
+                    ..wanted_settings(view)
+                };
+                let detail = format!(
+                    "{sentinel} holds its failovers while writes are paused for hibernation: down-after {from} ms raised to {HIBERNATE_DOWN_AFTER_MS} ms (longer than the pause can last), so that it does not take the paused primary for down"
+                );
+                Decision::new(
+                    Intent::SentinelConfigure { sentinel, settings },
+                    ReasonCode::Hibernate,
+                    detail,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The Sentinels that could fail a paused primary over, when they reach
+/// the quorum: those to give [`HIBERNATE_DOWN_AFTER_MS`] (answering and
+/// monitoring a pod, with their down-after), and a line for each of them
+/// all (both empty otherwise). One that monitors nothing fails nothing
+/// over; one that does not answer may.
+pub fn unheld(view: &ClusterView<'_>) -> (Vec<(String, u64)>, Vec<String>) {
+    let answering = answering_sentinels(view);
+    let held = answering
+        .iter()
+        .filter(|(_, m)| m.is_none_or(|m| m.settings.down_after_ms >= HIBERNATE_DOWN_AFTER_MS))
+        .count();
+    let quorum = wanted_settings(view).quorum;
+    let unheld = wanted_sentinels(view).saturating_sub(u32::try_from(held).unwrap_or(u32::MAX));
+    if unheld < quorum {
+        return (Vec::new(), Vec::new());
+    }
+    let configure: Vec<(String, u64)> = answering
+        .iter()
+        .filter_map(|(name, m)| {
+            let m = m.filter(|m| m.primary_pod.is_some())?;
+            (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
+                .then(|| ((*name).to_owned(), m.settings.down_after_ms))
+        })
+        .collect();
+    let mut missing: Vec<String> = configure
+        .iter()
+        .map(|(name, ms)| format!("{name} fails a primary over after {ms} ms down"))
+        .collect();
+    missing.extend(
+        answering
+            .iter()
+            .filter_map(|(name, m)| {
+                let m = m.filter(|m| m.primary_pod.is_none())?;
+                (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
+                    .then(|| format!("{name} monitors {}, which no pod has", m.primary_ip))
+            }),
+    );
+    let silent = wanted_sentinels(view)
+        .saturating_sub(u32::try_from(answering.len()).unwrap_or(u32::MAX));
+    if silent > 0 {
+        missing.push(format!("{silent} Sentinel(s) not answering"));
+    }
+    (configure, missing)
 }

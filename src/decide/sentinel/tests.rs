@@ -619,6 +619,7 @@ fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
     };
     assert_eq!(g.intents(), vec![publish.clone()]);
     g.succeed(publish);
+    hold_failovers(&mut g, Some(1));
     assert_eq!(
         g.intents(),
         vec![Intent::PersistForHibernation {
@@ -662,4 +663,108 @@ fn a_second_primary_is_repointed_before_a_spec_is_applied() {
             .any(|i| matches!(i, Intent::ApplyResources { .. })),
         "{intents:?}"
     );
+}
+
+/// The settings every Sentinel is given before a hibernation pauses the
+/// primary's writes.
+const HELD: SentinelSettings = SentinelSettings {
+    down_after_ms: logbook_journal::HIBERNATE_DOWN_AFTER_MS,
+    ..SETTINGS
+};
+
+/// Expects the Sentinels to be given [`HELD`], then has each report them
+/// (monitoring `demo-<primary>`).
+fn hold_failovers(g: &mut Given, primary: Option<u32>) {
+    let want: Vec<Intent> = (0..3)
+        .map(|s| Intent::SentinelConfigure {
+            sentinel: sentinel(s),
+            settings: HELD,
+        })
+        .collect();
+    assert_eq!(g.intents(), want);
+    for s in 0..3 {
+        g.succeed(want[s as usize].clone());
+        let mut held = report(primary, 1);
+        if let Some(m) = held.monitoring.as_mut() {
+            m.settings = HELD;
+        }
+        g.sentinel_reports(s, held);
+    }
+}
+
+/// A Sentinel takes a primary whose writes are paused for down (its
+/// `PUBLISH` to the hello channel waits, and its `PING` behind it): before
+/// a hibernation pauses them, every Sentinel is given a down-after longer
+/// than the pause can last, and the persist starts only once too few
+/// Sentinels could still fail the primary over to make a quorum. Until
+/// then the status says which; once the hibernation is undone, the
+/// spec's settings come back. (Found by the Sentinel hibernation's full
+/// effect sweep, plan 121: a 5.4 s pause, a failover by the Sentinels,
+/// and writes to the old primary, still labelled primary, once the
+/// failed persist lifted its pause: 82 acknowledged writes lost.)
+#[test]
+fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
+    let mut g = Given::monitored();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+    spec.replicas = Some(3);
+    spec.hibernated = true;
+    g.spec_at(2, &spec);
+    g.applied(2);
+    let persist = Intent::PersistForHibernation {
+        primaries: vec!["demo-0".into()],
+        pods: (0..3).map(|i| format!("demo-{i}")).collect(),
+    };
+    let want: Vec<Intent> = (0..3)
+        .map(|s| Intent::SentinelConfigure {
+            sentinel: sentinel(s),
+            settings: HELD,
+        })
+        .collect();
+    assert_eq!(g.intents(), want);
+    let waits = |g: &Given| {
+        g.status()
+            .conditions
+            .iter()
+            .any(|c| c.message.contains("hibernation waits for the Sentinels to hold their failovers"))
+    };
+    assert!(waits(&g), "{:?}", g.status());
+    // One holds: the two others still make a quorum of 2.
+    let mut held = report(Some(0), 0);
+    if let Some(m) = held.monitoring.as_mut() {
+        m.settings = HELD;
+    }
+    g.sentinel_reports(0, held.clone());
+    assert_eq!(g.intents(), want[1..].to_vec());
+    // Two hold: the third alone cannot see the primary down for a quorum.
+    g.sentinel_reports(1, held.clone());
+    assert_eq!(g.intents(), vec![persist.clone()]);
+    assert!(!waits(&g), "{:?}", g.status());
+    // A Sentinel that does not answer may still fail it over: with one
+    // holding, the persist waits, and the status says why.
+    g.event(Event::SentinelObserved {
+        pod: sentinel(1),
+        reachability: Reachability::TimedOut,
+        report: None,
+    });
+    assert_eq!(g.intents(), vec![want[2].clone()]);
+    assert!(
+        g.status()
+            .conditions
+            .iter()
+            .any(|c| c.message.contains("1 Sentinel(s) not answering")),
+        "{:?}",
+        g.status()
+    );
+    g.sentinel_reports(1, held.clone());
+    // Asked to wake before it slept: the spec's settings come back.
+    spec.hibernated = false;
+    g.spec_at(3, &spec);
+    g.applied(3);
+    let back: Vec<Intent> = (0..2)
+        .map(|s| Intent::SentinelConfigure {
+            sentinel: sentinel(s),
+            settings: SETTINGS,
+        })
+        .collect();
+    assert_eq!(g.intents(), back);
 }
