@@ -2,7 +2,9 @@
 //!
 //! Going to sleep: once no operation is under way (a roll, a reshard, a
 //! backup, a restore, a requested switchover or failover: each ends
-//! first, decided as usual), `PersistForHibernation` pauses writes on the
+//! first, decided as usual), and, with Sentinels, once too few of them
+//! could take the paused primary for down to fail it over
+//! (`sentinel::hold_failovers`), `PersistForHibernation` pauses writes on the
 //! primaries, lets their replicas catch up and makes every pod's data
 //! durable; only then are the StatefulSets applied at zero pods
 //! (`ApplyResources`: `resources` sizes them by the journal's
