@@ -672,23 +672,33 @@ const HELD: SentinelSettings = SentinelSettings {
     ..SETTINGS
 };
 
+/// `SentinelConfigure` with `settings` for Sentinels `sentinels`.
+fn configure(sentinels: std::ops::Range<u32>, settings: SentinelSettings) -> Vec<Intent> {
+    sentinels
+        .map(|s| Intent::SentinelConfigure {
+            sentinel: sentinel(s),
+            settings,
+        })
+        .collect()
+}
+
+/// A Sentinel's report naming `demo-<primary>` at `epoch`, with [`HELD`].
+fn held_report(primary: Option<u32>, epoch: u64) -> SentinelReport {
+    let mut held = report(primary, epoch);
+    if let Some(m) = held.monitoring.as_mut() {
+        m.settings = HELD;
+    }
+    held
+}
+
 /// Expects the Sentinels to be given [`HELD`], then has each report them
 /// (monitoring `demo-<primary>`).
 fn hold_failovers(g: &mut Given, primary: Option<u32>) {
-    let want: Vec<Intent> = (0..3)
-        .map(|s| Intent::SentinelConfigure {
-            sentinel: sentinel(s),
-            settings: HELD,
-        })
-        .collect();
+    let want = configure(0..3, HELD);
     assert_eq!(g.intents(), want);
-    for s in 0..3 {
-        g.succeed(want[s as usize].clone());
-        let mut held = report(primary, 1);
-        if let Some(m) = held.monitoring.as_mut() {
-            m.settings = HELD;
-        }
-        g.sentinel_reports(s, held);
+    for (s, intent) in (0..3).zip(want) {
+        g.succeed(intent);
+        g.sentinel_reports(s, held_report(primary, 1));
     }
 }
 
@@ -714,12 +724,7 @@ fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
         primaries: vec!["demo-0".into()],
         pods: (0..3).map(|i| format!("demo-{i}")).collect(),
     };
-    let want: Vec<Intent> = (0..3)
-        .map(|s| Intent::SentinelConfigure {
-            sentinel: sentinel(s),
-            settings: HELD,
-        })
-        .collect();
+    let want = configure(0..3, HELD);
     assert_eq!(g.intents(), want);
     let waits = |g: &Given| {
         g.status()
@@ -729,10 +734,7 @@ fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
     };
     assert!(waits(&g), "{:?}", g.status());
     // One holds: the two others still make a quorum of 2.
-    let mut held = report(Some(0), 0);
-    if let Some(m) = held.monitoring.as_mut() {
-        m.settings = HELD;
-    }
+    let held = held_report(Some(0), 0);
     g.sentinel_reports(0, held.clone());
     assert_eq!(g.intents(), want[1..].to_vec());
     // Two hold: the third alone cannot see the primary down for a quorum.
@@ -755,16 +757,10 @@ fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
         "{:?}",
         g.status()
     );
-    g.sentinel_reports(1, held.clone());
+    g.sentinel_reports(1, held);
     // Asked to wake before it slept: the spec's settings come back.
     spec.hibernated = false;
     g.spec_at(3, &spec);
     g.applied(3);
-    let back: Vec<Intent> = (0..2)
-        .map(|s| Intent::SentinelConfigure {
-            sentinel: sentinel(s),
-            settings: SETTINGS,
-        })
-        .collect();
-    assert_eq!(g.intents(), back);
+    assert_eq!(g.intents(), configure(0..2, SETTINGS));
 }
