@@ -248,7 +248,11 @@ fn sentinels_held_then_released(events: &[logbook_journal::Envelope], from: u64)
             _ => None,
         })
         .collect();
-    assert_eq!(holding.len(), 3, "Sentinels holding before the pause: {holding:?}");
+    assert_eq!(
+        holding.len(),
+        3,
+        "Sentinels holding before the pause: {holding:?}"
+    );
     let mut last = std::collections::BTreeMap::new();
     for e in &after {
         if let Event::SentinelObserved {

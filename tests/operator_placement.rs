@@ -130,11 +130,13 @@ async fn a_replication_primary_goes_back_to_its_preferred_pod_after_a_failover()
     // after a bootstrap onto demo-1, is not the one under test).
     let failover = events
         .iter()
-        .position(|e| match &e.body {
+        .position(|e| {
+            match &e.body {
             Event::Decided { intents } => intents.iter().any(|p| {
                 matches!(&p.intent, Intent::PromoteReplica { from: Some(f), .. } if f == "demo-0")
             }),
             _ => false,
+        }
         })
         .expect("the failover of demo-0 is journaled");
     let events = &events[failover..];

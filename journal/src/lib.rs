@@ -51,8 +51,8 @@ pub use intent::{
 pub use policy::Policy;
 pub use projection::ClusterState;
 pub use sentinel::{
-    HIBERNATE_DOWN_AFTER_MS, HIBERNATE_PAUSE_MS, SENTINEL_INFO_PERIOD_MS, SentinelKnown, SentinelMonitorReport, SentinelReport,
-    SentinelSettings, SentinelSwitch, SwitchCandidate,
+    HIBERNATE_DOWN_AFTER_MS, HIBERNATE_PAUSE_MS, SENTINEL_INFO_PERIOD_MS, SentinelKnown,
+    SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 pub use store::memory::MemoryStore;
 pub use store::sled::{Durability, SledStore};

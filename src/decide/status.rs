@@ -1056,10 +1056,12 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
             match super::hibernation::busy(view) {
                 Some(why) => format!("hibernation waits for {why} to end"),
                 None => match super::sentinel::unheld(view).1 {
-                    missing if view.topology() == Topology::Sentinel && !missing.is_empty() => format!(
-                        "hibernation waits for the Sentinels to hold their failovers while writes are paused: {}",
-                        missing.join("; ")
-                    ),
+                    missing if view.topology() == Topology::Sentinel && !missing.is_empty() => {
+                        format!(
+                            "hibernation waits for the Sentinels to hold their failovers while writes are paused: {}",
+                            missing.join("; ")
+                        )
+                    }
                     _ => "hibernating: its data is being made durable".to_owned(),
                 },
             },

@@ -210,17 +210,13 @@ pub fn unheld(view: &ClusterView<'_>) -> (Vec<(String, u64)>, Vec<String>) {
         .iter()
         .map(|(name, ms)| format!("{name} fails a primary over after {ms} ms down"))
         .collect();
-    missing.extend(
-        answering
-            .iter()
-            .filter_map(|(name, m)| {
-                let m = m.filter(|m| m.primary_pod.is_none())?;
-                (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
-                    .then(|| format!("{name} monitors {}, which no pod has", m.primary_ip))
-            }),
-    );
-    let silent = wanted_sentinels(view)
-        .saturating_sub(u32::try_from(answering.len()).unwrap_or(u32::MAX));
+    missing.extend(answering.iter().filter_map(|(name, m)| {
+        let m = m.filter(|m| m.primary_pod.is_none())?;
+        (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
+            .then(|| format!("{name} monitors {}, which no pod has", m.primary_ip))
+    }));
+    let silent =
+        wanted_sentinels(view).saturating_sub(u32::try_from(answering.len()).unwrap_or(u32::MAX));
     if silent > 0 {
         missing.push(format!("{silent} Sentinel(s) not answering"));
     }

@@ -727,10 +727,10 @@ fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
     let want = configure(0..3, HELD);
     assert_eq!(g.intents(), want);
     let waits = |g: &Given| {
-        g.status()
-            .conditions
-            .iter()
-            .any(|c| c.message.contains("hibernation waits for the Sentinels to hold their failovers"))
+        g.status().conditions.iter().any(|c| {
+            c.message
+                .contains("hibernation waits for the Sentinels to hold their failovers")
+        })
     };
     assert!(waits(&g), "{:?}", g.status());
     // One holds: the two others still make a quorum of 2.
