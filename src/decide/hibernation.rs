@@ -43,9 +43,7 @@ pub(super) fn decide_hibernation(view: &ClusterView<'_>) -> Option<Vec<Decision>
             {
                 return Some(vec![publish]);
             }
-            if view.topology() == Topology::Sentinel
-                && let Some(hold) = super::sentinel::hold_failovers(view)
-            {
+            if let Some(hold) = super::sentinel::hold_failovers(view) {
                 return Some(hold);
             }
             Some(vec![persist(view)])

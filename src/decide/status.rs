@@ -1055,15 +1055,17 @@ fn hibernation_phase(view: &ClusterView<'_>) -> Option<(ClusterPhase, String)> {
             ClusterPhase::Hibernating,
             match super::hibernation::busy(view) {
                 Some(why) => format!("hibernation waits for {why} to end"),
-                None => match super::sentinel::unheld(view).1 {
-                    missing if view.topology() == Topology::Sentinel && !missing.is_empty() => {
+                None => {
+                    let missing = super::sentinel::unheld(view).1;
+                    if missing.is_empty() {
+                        "hibernating: its data is being made durable".to_owned()
+                    } else {
                         format!(
                             "hibernation waits for the Sentinels to hold their failovers while writes are paused: {}",
                             missing.join("; ")
                         )
                     }
-                    _ => "hibernating: its data is being made durable".to_owned(),
-                },
+                }
             },
         )),
         (true, Some(h)) if state.pods.is_empty() && state.sentinel.pods.is_empty() => Some((

@@ -16,7 +16,11 @@
 //! promotion comes half a second sooner on average (the constant says
 //! why). A Sentinel that did not report its period is left alone.
 
-use logbook_journal::{HIBERNATE_DOWN_AFTER_MS, Intent, ReasonCode, Role, SENTINEL_INFO_PERIOD_MS};
+use logbook_crds::Topology;
+use logbook_journal::{
+    HIBERNATE_DOWN_AFTER_MS, Intent, ReasonCode, Role, SENTINEL_INFO_PERIOD_MS,
+    SentinelMonitorReport, SentinelSettings,
+};
 
 use super::view::{
     answering, answering_sentinels, quiet, quorum_reachable, wanted_sentinels, wanted_settings,
@@ -161,14 +165,14 @@ pub fn hold_failovers(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
     if missing.is_empty() {
         return None;
     }
+    let settings = SentinelSettings {
+        down_after_ms: HIBERNATE_DOWN_AFTER_MS,
+        ..wanted_settings(view)
+    };
     Some(
         configure
             .into_iter()
             .map(|(sentinel, from)| {
-                let settings = logbook_journal::SentinelSettings {
-                    down_after_ms: HIBERNATE_DOWN_AFTER_MS,
-                    ..wanted_settings(view)
-                };
                 let detail = format!(
                     "{sentinel} holds its failovers while writes are paused for hibernation: down-after {from} ms raised to {HIBERNATE_DOWN_AFTER_MS} ms (longer than the pause can last), so that it does not take the paused primary for down"
                 );
@@ -185,36 +189,42 @@ pub fn hold_failovers(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
 /// The Sentinels that could fail a paused primary over, when they reach
 /// the quorum: those to give [`HIBERNATE_DOWN_AFTER_MS`] (answering and
 /// monitoring a pod, with their down-after), and a line for each of them
-/// all (both empty otherwise). One that monitors nothing fails nothing
-/// over; one that does not answer may.
+/// all (both empty otherwise, and for any topology but Sentinel). One
+/// that monitors nothing fails nothing over; one that does not answer may.
 pub fn unheld(view: &ClusterView<'_>) -> (Vec<(String, u64)>, Vec<String>) {
+    if view.topology() != Topology::Sentinel {
+        return (Vec::new(), Vec::new());
+    }
     let answering = answering_sentinels(view);
-    let held = answering
+    let short: Vec<(&str, &SentinelMonitorReport)> = answering
         .iter()
-        .filter(|(_, m)| m.is_none_or(|m| m.settings.down_after_ms >= HIBERNATE_DOWN_AFTER_MS))
-        .count();
+        .filter_map(|(name, m)| {
+            Some((
+                *name,
+                m.filter(|m| m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)?,
+            ))
+        })
+        .collect();
+    let held = answering.len().saturating_sub(short.len());
     let quorum = wanted_settings(view).quorum;
     let unheld = wanted_sentinels(view).saturating_sub(u32::try_from(held).unwrap_or(u32::MAX));
     if unheld < quorum {
         return (Vec::new(), Vec::new());
     }
-    let configure: Vec<(String, u64)> = answering
-        .iter()
-        .filter_map(|(name, m)| {
-            let m = m.filter(|m| m.primary_pod.is_some())?;
-            (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
-                .then(|| ((*name).to_owned(), m.settings.down_after_ms))
-        })
-        .collect();
-    let mut missing: Vec<String> = configure
-        .iter()
-        .map(|(name, ms)| format!("{name} fails a primary over after {ms} ms down"))
-        .collect();
-    missing.extend(answering.iter().filter_map(|(name, m)| {
-        let m = m.filter(|m| m.primary_pod.is_none())?;
-        (m.settings.down_after_ms < HIBERNATE_DOWN_AFTER_MS)
-            .then(|| format!("{name} monitors {}, which no pod has", m.primary_ip))
-    }));
+    let mut configure = Vec::new();
+    let mut missing = Vec::new();
+    for (name, m) in short {
+        let ms = m.settings.down_after_ms;
+        if m.primary_pod.is_some() {
+            configure.push((name.to_owned(), ms));
+            missing.push(format!("{name} fails a primary over after {ms} ms down"));
+        } else {
+            missing.push(format!(
+                "{name} monitors {}, which no pod has",
+                m.primary_ip
+            ));
+        }
+    }
     let silent =
         wanted_sentinels(view).saturating_sub(u32::try_from(answering.len()).unwrap_or(u32::MAX));
     if silent > 0 {
