@@ -56,7 +56,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use logbook::effects::{Action, Class, Plan, Record, read_log};
-use logbook_journal::Event;
+use logbook_journal::{Event, Intent};
 use operator_common::*;
 use sweep::*;
 use topology::{ClaimMonitor, Topology};
@@ -317,6 +317,17 @@ impl Sweep {
                     .cm_journal_state(self.journal.stream())
                     .await
                     .in_flight;
+                // A switchover's pause outlives the instance that set
+                // it: the fresh instance starts once it has expired, as a
+                // replacement that waits out a Lease (15 s) does, and
+                // finds the old primary taking writes again.
+                if in_flight
+                    .values()
+                    .any(|f| matches!(f.planned.intent, Intent::Switchover { .. }))
+                {
+                    let pause = logbook::actuate::SWITCHOVER_PAUSE_MS;
+                    tokio::time::sleep(Duration::from_millis(pause + 1_000)).await;
+                }
                 let fresh_name = format!("{prefix}-fx-{i}-fresh");
                 let (fresh, fresh_log) = self.effect_instance(&fresh_name, None);
                 let (takeover_seq, _, _) = self.wait_takeover(&fresh_name, crash_seq).await;

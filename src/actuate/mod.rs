@@ -33,6 +33,7 @@ use crate::valkey::{Password, ProbeError, ValkeyClient};
 
 pub use kube_ops::{read_password, read_password_with_meta};
 pub use ownership::owned_metadata;
+pub use replication::SWITCHOVER_PAUSE_MS;
 pub use reshard::{move_slots, reports_of, settle_slot};
 pub use users::set_finalizer as set_user_finalizer;
 

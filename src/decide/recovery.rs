@@ -17,8 +17,13 @@ pub fn already_done(state: &ClusterState, intent: &Intent) -> Option<String> {
         Intent::PromoteReplica { pod, .. } if role(pod) == Some(Role::Primary) => {
             Some(format!("{pod} is observed as primary"))
         }
-        Intent::Switchover { to, .. } if role(to) == Some(Role::Primary) => {
-            Some(format!("{to} is observed as primary"))
+        // Done once the old primary serves no more: promoted but not yet
+        // following, it takes writes again when its pause expires, and
+        // those the promoted pod never has.
+        Intent::Switchover { from, to }
+            if role(to) == Some(Role::Primary) && role(from) != Some(Role::Primary) =>
+        {
+            Some(format!("{to} is observed as primary, {from} no longer"))
         }
         Intent::RepointReplica { pod, to } => state
             .pods
@@ -189,6 +194,24 @@ mod tests {
         assert_eq!(state.replication.primary.as_deref(), Some("demo-0"));
         // Believed now: nothing more to journal.
         assert_eq!(promotion_found_done(&state, &switchover), None);
+    }
+
+    /// The switchover promoted demo-0 and died before demo-1 followed
+    /// it: demo-1's pause expires and it takes writes again, with the
+    /// Service's label. Found done, demo-1 would be repointed at demo-0
+    /// and its writes since discarded; abandoned, demo-0 follows demo-1
+    /// again.
+    #[test]
+    fn a_switchover_cut_before_the_old_primary_followed_is_not_done() {
+        let mut state = after_a_lost_switchover();
+        if let Some(old) = state.pods.get_mut("demo-1") {
+            old.role = Some(Role::Primary);
+        }
+        let switchover = Intent::Switchover {
+            from: "demo-1".to_owned(),
+            to: "demo-0".to_owned(),
+        };
+        assert_eq!(already_done(&state, &switchover), None);
     }
 
     #[test]
