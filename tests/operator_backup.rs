@@ -812,7 +812,15 @@ async fn a_backup_cut_by_an_operator_crash_or_by_its_source_dying_is_failed_and_
         Event::BackupFailed { object, reason, .. } if object == "first" => Some(reason.clone()),
         _ => None,
     });
-    assert!(reason.unwrap().contains("interrupted"));
+    // Said by the next instance ("interrupted"), or by the crashed one:
+    // this crash drops the operator's runtime in-process, and a backup
+    // task still running then sees its own client closed under it and
+    // journals that to the local journal (a killed process could not).
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("interrupted") || reason.contains("worker closed"),
+        "{reason}"
+    );
     env.verify_journal().await;
     env.assert_audit_clean_of("demo").await;
     env.finish().await;

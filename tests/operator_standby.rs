@@ -531,13 +531,30 @@ async fn a_standby_of_a_cluster_in_another_namespace_is_promoted_with_the_plugin
     .await;
     refuses_writes(&dr_service, &dr_password).await;
     // Idle, a standby costs no status write (its source is read every
-    // 2 s; nothing it reads changes).
-    let before = env.vkc("dr").await.metadata.resource_version;
+    // 2 s; nothing it reads changes): once settled, for its status may
+    // still say a replica finished copying.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut settled = env.vkc("dr").await;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the standby's ValkeyCluster never stopped being written: {:?}",
+            settled.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = env.vkc("dr").await;
+        if now.metadata.resource_version != settled.metadata.resource_version {
+            quiet_since = Instant::now();
+        }
+        settled = now;
+    }
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = env.vkc("dr").await;
     assert_eq!(
-        env.vkc("dr").await.metadata.resource_version,
-        before,
-        "an idle standby's ValkeyCluster was written"
+        after.metadata.resource_version, settled.metadata.resource_version,
+        "an idle standby's ValkeyCluster was written: its status was {:?}, is {:?}",
+        settled.status, after.status
     );
     let said = kubectl_valkey(&env, &["promote", "dr"]).await;
     assert!(said.contains("set to be promoted"), "{said}");
