@@ -27,8 +27,8 @@ use logbook_journal::{ClusterState, Event, Intent, Role};
 use logbook_localkube::instance::Instance;
 use logbook_localkube::{Config, LocalKube, RunningServer};
 
-mod actuate_partial_common;
-mod valkey_server;
+use crate::actuate_partial_common;
+use crate::valkey_server;
 use actuate_partial_common::{self as common, NS, fail, plain_client};
 use valkey_server::Server;
 

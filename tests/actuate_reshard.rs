@@ -32,7 +32,7 @@ use logbook_journal::projection::cluster::ClusterNode;
 use logbook_journal::{ClusterState, Event, MigrationPhase, MigrationSide, SlotRange};
 use logbook_localkube::instance::Instance;
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::{Server, eventually, redis_server_binary};
 
 fn r(start: u16, end: u16) -> SlotRange {

@@ -29,8 +29,8 @@ use logbook_journal::{
 use logbook_localkube::instance::Instance;
 use logbook_localkube::{Config, LocalKube};
 
-mod actuate_partial_common;
-mod valkey_server;
+use crate::actuate_partial_common;
+use crate::valkey_server;
 use actuate_partial_common as common;
 use valkey_server::{Server, eventually};
 

@@ -16,7 +16,7 @@
     clippy::indexing_slicing
 )]
 
-mod s3_server;
+use crate::s3_server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,10 +26,10 @@ use logbook::valkey::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::Server;
 
-mod s3_server;
+use crate::s3_server;
 use s3_server::{S3Server, credentials};
 
 const BUCKET: &str = "backups";

@@ -19,7 +19,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

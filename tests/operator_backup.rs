@@ -14,8 +14,8 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
-mod s3_server;
+use crate::operator_common;
+use crate::s3_server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

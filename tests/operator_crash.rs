@@ -45,16 +45,12 @@
     clippy::indexing_slicing
 )]
 
-#[path = "operator_crash/cluster.rs"]
-mod cluster;
-mod operator_common;
-mod s3_server;
-#[path = "operator_crash/scenario.rs"]
-mod scenario;
-#[path = "operator_crash/sweep.rs"]
-mod sweep;
-#[path = "operator_crash/topology.rs"]
-mod topology;
+use crate::cluster;
+use crate::operator_common;
+use crate::s3_server;
+use crate::scenario;
+use crate::sweep;
+use crate::topology;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;

@@ -13,7 +13,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

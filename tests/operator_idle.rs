@@ -10,7 +10,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

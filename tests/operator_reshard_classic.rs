@@ -16,7 +16,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::time::{Duration, Instant};
 

@@ -22,7 +22,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -40,7 +40,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;

@@ -38,20 +38,16 @@
 
 #[path = "stale_state/bench.rs"]
 mod bench;
-#[path = "operator_crash/cluster.rs"]
-mod cluster;
+use crate::cluster;
 #[path = "stale_state/lagging_proxy/mod.rs"]
 mod lagging_proxy;
-mod operator_common;
+use crate::operator_common;
 #[path = "stale_state/owned.rs"]
 mod owned;
-mod s3_server;
-#[path = "operator_crash/scenario.rs"]
-mod scenario;
-#[path = "operator_crash/sweep.rs"]
-mod sweep;
-#[path = "operator_crash/topology.rs"]
-mod topology;
+use crate::s3_server;
+use crate::scenario;
+use crate::sweep;
+use crate::topology;
 #[path = "stale_state/users.rs"]
 mod users;
 #[path = "stale_state/workloads.rs"]

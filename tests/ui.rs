@@ -14,7 +14,7 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
+use crate::operator_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use logbook::valkey::{Password, Phase, ProbeError, Role, RoleReply, Timeouts, ValkeyClient};
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::{Server, eventually};
 
 fn client() -> ValkeyClient {

@@ -18,7 +18,7 @@ use logbook::valkey::{ClusterNodeLine, ProbeError, Role, ShardNodeHealth, Timeou
 use logbook_journal::cluster::even_split;
 use logbook_journal::{ClusterFailoverMode, SlotRange};
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::{Server, eventually};
 
 fn client() -> ValkeyClient {

@@ -21,7 +21,7 @@ use logbook::valkey::{Password, ProbeError, SetSlot, Timeouts, ValkeyClient};
 use logbook_journal::cluster::even_split;
 use logbook_journal::{MigrationPhase, MigrationSide, SlotMigrationJob, SlotPeer, SlotRange};
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::{Server, eventually, redis_server_binary};
 
 fn r(start: u16, end: u16) -> SlotRange {

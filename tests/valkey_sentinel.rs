@@ -22,7 +22,7 @@ use logbook::valkey::{
     Timeouts, ValkeyClient, parse_sentinel_event, parse_switch_master, subscribe_sentinel_events,
 };
 
-mod valkey_server;
+use crate::valkey_server;
 use valkey_server::Server;
 
 const PASSWORD: &str = "s3nt1nel-test-pass";

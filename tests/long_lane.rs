@@ -1,0 +1,29 @@
+//! The long lane of `make test` (scripts/cargo-test.sh): the short effect
+//! sweeps (one test at a time), the short soak, and the longest end-to-end
+//! suites, one test binary.
+//!
+//! Each module is a suite: `cargo test --test long_lane -- <suite>::` runs one.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod operator_common;
+mod s3_server;
+#[path = "operator_crash/cluster.rs"]
+mod cluster;
+#[path = "operator_crash/scenario.rs"]
+mod scenario;
+#[path = "operator_crash/sweep.rs"]
+mod sweep;
+#[path = "operator_crash/topology.rs"]
+mod topology;
+
+mod effect_faults;
+mod soak;
+mod operator_cluster;
+mod operator_reshard_classic;
+mod spec_trials;
