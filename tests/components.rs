@@ -12,9 +12,9 @@
     clippy::indexing_slicing
 )]
 
+mod actuate_partial_common;
 mod s3_server;
 mod valkey_server;
-mod actuate_partial_common;
 
 mod actuate_partial;
 mod actuate_partial_secrets;

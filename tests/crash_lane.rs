@@ -11,10 +11,10 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
-mod s3_server;
 #[path = "operator_crash/cluster.rs"]
 mod cluster;
+mod operator_common;
+mod s3_server;
 #[path = "operator_crash/scenario.rs"]
 mod scenario;
 #[path = "operator_crash/sweep.rs"]
@@ -22,7 +22,7 @@ mod sweep;
 #[path = "operator_crash/topology.rs"]
 mod topology;
 
-mod operator_crash;
-mod operator_backup;
 mod helm_chart;
+mod operator_backup;
+mod operator_crash;
 mod stale_state;

@@ -39,10 +39,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::cluster;
 use crate::operator_common;
-use crate::s3_server;
-use crate::scenario;
 use crate::sweep;
 use crate::topology;
 

@@ -11,10 +11,10 @@
     clippy::indexing_slicing
 )]
 
-mod operator_common;
-mod s3_server;
 #[path = "operator_crash/cluster.rs"]
 mod cluster;
+mod operator_common;
+mod s3_server;
 #[path = "operator_crash/scenario.rs"]
 mod scenario;
 #[path = "operator_crash/sweep.rs"]
@@ -23,7 +23,7 @@ mod sweep;
 mod topology;
 
 mod effect_faults;
-mod soak;
 mod operator_cluster;
 mod operator_reshard_classic;
+mod soak;
 mod spec_trials;

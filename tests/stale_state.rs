@@ -38,14 +38,12 @@
 
 #[path = "stale_state/bench.rs"]
 mod bench;
-use crate::cluster;
 #[path = "stale_state/lagging_proxy/mod.rs"]
 mod lagging_proxy;
 use crate::operator_common;
 #[path = "stale_state/owned.rs"]
 mod owned;
 use crate::s3_server;
-use crate::scenario;
 use crate::sweep;
 use crate::topology;
 #[path = "stale_state/users.rs"]

@@ -23,7 +23,7 @@ impl Drop for Reproduce {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "plan {} failed; reproduce: {KINDS_ENV}={} LOGBOOK_VALKEY_SERVER=<valkey-server> cargo test --test stale_state -- --nocapture",
+                "plan {} failed; reproduce: {KINDS_ENV}={} LOGBOOK_VALKEY_SERVER=<valkey-server> cargo test --test crash_lane -- --nocapture stale_state::",
                 self.plan, self.kind
             );
         }
