@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use logbook::journal_store::JournalBackend;
-use logbook_journal::{Envelope, Event, Intent};
+use logbook_journal::{Envelope, Event, FailoverKind, Intent};
 use operator_common::*;
 
 const NAME: &str = "demo";
@@ -140,6 +140,23 @@ fn switches(events: &[Envelope], after: u64) -> Vec<logbook_journal::SentinelSwi
             _ => None,
         })
         .collect()
+}
+
+/// The failovers `logbook_failovers_total` counts for the journal
+/// `events`, by kind, once it is checked that `logbook replay failovers`
+/// counts the same.
+fn assert_counted_alike(events: &[Envelope]) -> Vec<FailoverKind> {
+    assert_eq!(events.first().map(|e| e.seq), Some(1), "the whole journal");
+    let base = logbook_journal::ClusterState::default();
+    let mut metrics = logbook::metrics::counted_failovers(&base, events);
+    let mut replay = logbook_replay::failovers::Failovers::of_events(&base, events).counted();
+    metrics.sort();
+    replay.sort();
+    assert_eq!(
+        metrics, replay,
+        "the metrics and replay count the failovers differently"
+    );
+    metrics
 }
 
 /// The operator never promotes in topology Sentinel, but for the first
@@ -273,6 +290,12 @@ async fn fail_primary(env: &Env, password: &str, sentinels: &str, fault_kind: Fa
         matches!(&e.body, Event::Decided { intents }
             if intents.iter().any(|p| matches!(p.intent, Intent::SentinelFailover { .. })))
     });
+    // The metrics and the replay count it alike: the Sentinels' own as
+    // `sentinel`, one asked of them as the operator's.
+    let counted = assert_counted_alike(&events);
+    if !asked {
+        assert!(counted.contains(&FailoverKind::Sentinel), "{counted:?}");
+    }
     let majority = SENTINELS / 2 + 1;
     if fault_kind == Fault::FreezeThenKill {
         assert!(!asked, "a frozen primary is the Sentinels' to judge");
@@ -532,6 +555,8 @@ async fn a_switch_sentinel_made_while_the_operator_was_down_is_journaled_on_its_
     );
     assert_eq!(found[0].from.as_deref(), Some(old.as_str()));
     assert_eq!(found[0].to, new);
+    let counted = assert_counted_alike(&events);
+    assert_eq!(counted, [FailoverKind::Sentinel]);
     assert_never_promoted(&events);
     audit_clean(&env).await;
     env.finish().await;
@@ -592,6 +617,16 @@ async fn a_switchover_and_a_config_roll_go_through_sentinel_without_losing_a_wri
         .count();
     assert!(asked >= 2, "a switchover and a roll ask Sentinel: {asked}");
     assert!(switches(&events, 0).len() >= 2);
+    // Each hand-over asked of Sentinel counts once, as the operator's (the
+    // roll's as planned), not again as the Sentinels' own when their
+    // switch is journaled.
+    let counted = assert_counted_alike(&events);
+    assert!(
+        counted.len() >= 2
+            && counted.contains(&FailoverKind::Planned)
+            && !counted.contains(&FailoverKind::Sentinel),
+        "{counted:?}"
+    );
     assert_never_promoted(&events);
     audit_clean(&env).await;
     env.finish().await;

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod conformance;
 pub mod envelope;
 pub mod event;
+pub mod failover;
 pub mod ids;
 pub mod intent;
 pub mod policy;
@@ -44,6 +45,7 @@ pub use cluster::{
 };
 pub use envelope::Envelope;
 pub use event::{CertificateRecord, Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
+pub use failover::FailoverKind;
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
 pub use intent::{
     Candidate, ClusterFailoverMode, Intent, PlannedIntent, Reason, ReasonCode, SlotRange,

@@ -23,27 +23,9 @@ use crate::error::Result;
 use crate::shard_failovers::ShardFailovers;
 use crate::source::{Flow, Raw, Start, Visit};
 
-/// How a failover came about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// The operator judged the primary failed and promoted a replica.
-    Automatic,
-    /// A switchover the operator carried out (requested, or for a roll or
-    /// a scale-in).
-    Planned,
-    /// A new primary the operator did not decide (Valkey's own failover,
-    /// Sentinel, or a person), seen in the pods' roles.
-    Observed,
-    /// A failover a person asked the operator for (the failover request
-    /// annotation): a promotion like an automatic one, of a primary that
-    /// may have been healthy, without a switchover's wait for an in-sync
-    /// replica — so, unlike `planned`, writes may be lost (see the bound).
-    Requested,
-    /// Topology Sentinel: the Sentinels judged the primary down, elected a
-    /// leader and switched the primary (`SentinelSwitchObserved`).
-    Sentinel,
-}
+/// How a failover came about: the journal's one classification, which
+/// the operator's metrics use too (`logbook_failovers_total{kind}`).
+pub use logbook_journal::FailoverKind as Kind;
 
 /// What the journal holds of a switch the Sentinels made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -216,6 +198,44 @@ impl Failovers {
         Self::default()
     }
 
+    /// The failovers of `events`, folded from `base` (a journal already
+    /// read, as the tests and the metrics' agreement check hold it).
+    #[must_use]
+    pub fn of_events(base: &ClusterState, events: &[Envelope]) -> Self {
+        let mut failovers = Self::new();
+        failovers.begin(base);
+        for e in events {
+            failovers.fold(e);
+        }
+        failovers
+    }
+
+    /// The kind of every change of primary that happened, in journal
+    /// order of the records: the decided ones that completed, and every
+    /// one nobody here decided (the Sentinels', Valkey's election, a
+    /// person's). What `logbook_failovers_total` counts for the same
+    /// journal, by kind.
+    #[must_use]
+    pub fn counted(&self) -> Vec<Kind> {
+        let replication = self.records.iter().filter(|r| {
+            matches!(r.kind, Kind::Observed | Kind::Sentinel) || r.outcome == Outcome::Completed
+        });
+        let shards = self.shards.records.iter().filter(|r| {
+            r.decided_by == crate::shard_failovers::DecidedBy::Valkey
+                || r.outcome == Some(Outcome::Completed)
+        });
+        replication
+            .map(|r| r.kind)
+            .chain(shards.map(|r| r.cause))
+            .collect()
+    }
+
+    fn begin(&mut self, base: &ClusterState) {
+        self.state = base.clone();
+        self.last_primary = self.state.replication.primary.clone();
+        self.shards.start(&self.state);
+    }
+
     fn healthy(&mut self, pod: &str, e: &Envelope, what: String) {
         let h = self.health.entry(pod.to_owned()).or_default();
         h.last_healthy = Some(mark(e, what));
@@ -364,36 +384,22 @@ impl Failovers {
 
     fn on_decided(&mut self, e: &Envelope, intents: &[logbook_journal::PlannedIntent]) {
         for p in intents {
-            let (kind, old, new) = match &p.intent {
-                Intent::PromoteReplica { pod, from } => {
-                    // The first primary of a new cluster is no failover.
-                    let old = from.clone().or_else(|| self.last_primary.clone());
-                    if old.is_none() || old.as_deref() == Some(pod.as_str()) {
-                        continue;
-                    }
-                    // Only a requested failover promotes for `Requested`
-                    // (a switchover is its own intent).
-                    let kind = match p.reason.code {
-                        logbook_journal::ReasonCode::Requested => Kind::Requested,
-                        _ => Kind::Automatic,
-                    };
-                    (kind, old, pod.clone())
-                }
-                Intent::Switchover { from, to } => (Kind::Planned, Some(from.clone()), to.clone()),
+            let Some(kind) = logbook_journal::failover::decided(p, self.last_primary.as_deref())
+            else {
+                continue;
+            };
+            let (old, new) = match &p.intent {
+                Intent::PromoteReplica { pod, from } => (
+                    from.clone().or_else(|| self.last_primary.clone()),
+                    pod.clone(),
+                ),
+                Intent::Switchover { from, to } => (Some(from.clone()), to.clone()),
                 // The Sentinels choose; the record learns whom at the switch.
-                Intent::SentinelFailover { from, to } => {
-                    let kind = match p.reason.code {
-                        logbook_journal::ReasonCode::Requested => Kind::Requested,
-                        logbook_journal::ReasonCode::PrimaryRestartedFenced
-                        | logbook_journal::ReasonCode::PrimaryFailed { .. } => Kind::Automatic,
-                        _ => Kind::Planned,
-                    };
-                    (
-                        kind,
-                        Some(from.clone()),
-                        to.clone().unwrap_or_else(|| SENTINEL_CHOICE.to_owned()),
-                    )
-                }
+                Intent::SentinelFailover { from, to } => (
+                    Some(from.clone()),
+                    to.clone().unwrap_or_else(|| SENTINEL_CHOICE.to_owned()),
+                ),
+                // A Valkey Cluster's shards: `shard_failovers`.
                 _ => continue,
             };
             if let Some(index) = self.carried_on(kind, old.as_deref(), &new, p, e) {
@@ -638,13 +644,18 @@ fn mark(e: &Envelope, what: String) -> Mark {
 
 impl Visit for Failovers {
     fn start(&mut self, start: &Start) -> Result<()> {
-        self.state = start.base.clone();
-        self.last_primary = self.state.replication.primary.clone();
-        self.shards.start(&self.state);
+        self.begin(&start.base);
         Ok(())
     }
 
     fn event(&mut self, e: &Envelope, _raw: Raw<'_>) -> Result<Flow> {
+        self.fold(e);
+        Ok(Flow::Continue)
+    }
+}
+
+impl Failovers {
+    fn fold(&mut self, e: &Envelope) {
         let cluster = !self.state.cluster.pods.is_empty()
             || matches!(e.body, Event::ClusterNodeObserved { .. });
         if cluster {
@@ -653,7 +664,7 @@ impl Visit for Failovers {
             self.shards.before(&self.state, e);
             self.state.apply(e);
             self.shards.after(&self.state, e);
-            return Ok(Flow::Continue);
+            return;
         }
         match &e.body {
             Event::OperatorStarted { .. } => {
@@ -689,7 +700,6 @@ impl Visit for Failovers {
         if let Some(primary) = &self.state.replication.primary {
             self.last_primary = Some(primary.clone());
         }
-        Ok(Flow::Continue)
     }
 }
 

@@ -196,42 +196,9 @@ impl MoveOutcome {
     }
 }
 
-/// How a failover came about (the kinds of `logbook replay failovers`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailoverKind {
-    /// The operator judged the primary failed and promoted a replica.
-    Automatic,
-    /// A switchover the operator carried out (requested, or for a roll or
-    /// a scale-in).
-    Planned,
-    /// A new primary the operator did not decide (Sentinel, Valkey, a
-    /// person), seen in the pods' roles.
-    Observed,
-    /// A failover a person asked for (the failover request annotation):
-    /// a promotion like an automatic one, of a primary that may have been
-    /// healthy.
-    Requested,
-}
-
-impl FailoverKind {
-    /// Every kind, for removing a cluster's series.
-    pub const ALL: [Self; 4] = [
-        Self::Automatic,
-        Self::Planned,
-        Self::Observed,
-        Self::Requested,
-    ];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Planned => "planned",
-            Self::Observed => "observed",
-            Self::Requested => "requested",
-        }
-    }
-}
+/// How a failover came about: the journal's one classification, which
+/// `logbook replay failovers` uses too.
+pub use logbook_journal::FailoverKind;
 
 /// How a write of a journal ConfigMap ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

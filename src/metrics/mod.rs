@@ -42,7 +42,7 @@ pub use labels::{
 };
 pub use probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
 pub use shards::{ClusterSummary, ReplicaSummary, ShardSummary, summarize_cluster};
-pub use tally::{Note, Tracker};
+pub use tally::{Note, Tracker, counted_failovers};
 
 use families::Families;
 use labels::{
@@ -704,6 +704,8 @@ impl<M, C: MetricConstructor<M>> Remove<ClusterLabels> for Family<ClusterLabels,
     }
 }
 
+#[cfg(test)]
+mod agreement_tests;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]

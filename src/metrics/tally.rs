@@ -5,19 +5,18 @@
 //! `ClusterState::apply` does) and returns the [`Note`]s it adds:
 //! a decision per planned intent, an outcome per settled intent, and a
 //! failover when a promotion or switchover succeeds, or when a pod the
-//! operator did not promote becomes the primary. Failover kinds and their
-//! starts follow `logbook replay failovers`, so the metrics and the replay
-//! of the same journal agree:
+//! operator did not promote becomes the primary. The kind of a decided
+//! failover is [`logbook_journal::failover::decided`], the classification
+//! `logbook replay failovers` calls too, so the metrics and the replay of
+//! the same journal agree (a test folds the golden journals through both):
 //!
-//! - **automatic**: a `PromoteReplica` that replaces a known primary (the
-//!   first primary of a new cluster is no failover), timed from its
-//!   `Decided` event to its `IntentSucceeded`;
-//! - **planned**: a `Switchover`, timed the same way;
-//! - **requested**: a `PromoteReplica` decided for `Requested` (a person's
-//!   failover request), timed the same way;
+//! - **automatic**, **planned**, **requested**: a decided failover, timed
+//!   from its `Decided` event (an automatic one from the first journaled
+//!   sign of the old primary's failure) to its `IntentSucceeded`;
 //! - **observed**: a new primary nobody here decided, timed from the first
 //!   journaled sign of the old primary's failure to the event that showed
-//!   the new primary (untimed when no failure was journaled).
+//!   the new primary (untimed when no failure was journaled);
+//! - **sentinel**: the same, for a switch the Sentinels made by themselves.
 //!
 //! A Valkey Cluster has a primary per shard and no believed primary in
 //! the projection: a `ClusterFailover` the operator carried out counts as
@@ -40,8 +39,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use logbook_journal::{
-    ClusterFailoverMode, ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability,
-    ReasonCode, Role, Timestamp,
+    ClusterState, Envelope, Event, Intent, PlannedIntent, Reachability, Role, Timestamp,
 };
 use uuid::Uuid;
 
@@ -111,6 +109,23 @@ pub struct Tracker {
     /// is not journaled yet (it is, by the next probe round): that switch
     /// was counted at the ask's outcome.
     sentinel_asked: bool,
+}
+
+/// The kind of every failover the metrics count for `events`, folded from
+/// `base`, in the order they are counted: what `logbook_failovers_total`
+/// adds for that journal. `logbook replay failovers` counts the same
+/// (`Failovers::counted`); the tests hold the two to it.
+pub fn counted_failovers(base: &ClusterState, events: &[Envelope]) -> Vec<FailoverKind> {
+    let mut state = base.clone();
+    let mut tracker = Tracker::new(&state);
+    events
+        .iter()
+        .flat_map(|e| tracker.fold(&mut state, e))
+        .filter_map(|note| match note {
+            Note::Failover { kind, .. } => Some(kind),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Seconds from `from` to `to`, never negative (clocks of two writers).
@@ -188,85 +203,16 @@ impl Tracker {
                     .unwrap_or(decided_at),
                 _ => self.failing_since.unwrap_or(decided_at),
             },
-            FailoverKind::Planned | FailoverKind::Requested | FailoverKind::Observed => decided_at,
+            FailoverKind::Planned
+            | FailoverKind::Requested
+            | FailoverKind::Observed
+            | FailoverKind::Sentinel => decided_at,
         }
     }
 
     /// The failover `p` would be, if any.
     fn classify(&self, p: &PlannedIntent) -> Option<FailoverKind> {
-        match &p.intent {
-            Intent::PromoteReplica { pod, from } => {
-                let old = from.as_ref().or(self.last_primary.as_ref())?;
-                // Only a requested failover promotes for `Requested` (a
-                // switchover is its own intent).
-                let kind = match p.reason.code {
-                    ReasonCode::Requested => FailoverKind::Requested,
-                    _ => FailoverKind::Automatic,
-                };
-                (old != pod).then_some(kind)
-            }
-            Intent::Switchover { .. } => Some(FailoverKind::Planned),
-            Intent::SentinelFailover { .. } => Some(match p.reason.code {
-                ReasonCode::Requested => FailoverKind::Requested,
-                ReasonCode::PrimaryRestartedFenced | ReasonCode::PrimaryFailed { .. } => {
-                    FailoverKind::Automatic
-                }
-                _ => FailoverKind::Planned,
-            }),
-            Intent::ClusterFailover { mode, .. } => Some(match (mode, &p.reason.code) {
-                (_, ReasonCode::Requested) => FailoverKind::Requested,
-                (
-                    ClusterFailoverMode::Coordinated,
-                    ReasonCode::PrimaryOutdated
-                    | ReasonCode::FailBack { .. }
-                    | ReasonCode::Rebalance { .. },
-                ) => FailoverKind::Planned,
-                _ => FailoverKind::Automatic,
-            }),
-            Intent::ApplyResources { .. }
-            | Intent::TakeBackup { .. }
-            | Intent::CreateScheduledBackup { .. }
-            | Intent::DeleteBackup { .. }
-            | Intent::FinishRestore { .. }
-            | Intent::DeleteOwnedObjects { .. }
-            | Intent::CreateFingerprintKey
-            | Intent::ReleaseObjects
-            | Intent::PersistForHibernation { .. }
-            | Intent::Wake { .. }
-            | Intent::PreflightImage { .. }
-            | Intent::RemovePreflight { .. }
-            // A standby's leader is no primary; its promotion ends the
-            // standby, no failover.
-            | Intent::FollowSource { .. }
-            | Intent::PromoteStandby { .. }
-            | Intent::ClearRebalanceRequest
-            | Intent::SyncUsers { .. }
-            | Intent::ReleaseUser { .. }
-            | Intent::IssueCertificate { .. }
-            | Intent::ReloadCertificate { .. }
-            | Intent::RepointReplica { .. }
-            | Intent::RollPod { .. }
-            | Intent::FenceNode { .. }
-            | Intent::AddNode { .. }
-            | Intent::ForgetNode { .. }
-            | Intent::ResetReplica { .. }
-            | Intent::MigrateSlots { .. }
-            | Intent::UpdateStatus
-            | Intent::SetRoleLabels { .. }
-            | Intent::PublishBootConfig { .. }
-            | Intent::ClearSwitchoverRequest
-            | Intent::ClearFailoverRequest
-            | Intent::AssignSlots { .. }
-            | Intent::ReplicateShard { .. }
-            | Intent::SetShardRoleLabels { .. }
-            | Intent::MeetNode { .. }
-            | Intent::MoveSlots { .. }
-            | Intent::SettleSlot { .. }
-            | Intent::SentinelMonitor { .. }
-            | Intent::SentinelConfigure { .. }
-            | Intent::SentinelTune { .. }
-            | Intent::SentinelReset { .. } => None,
-        }
+        logbook_journal::failover::decided(p, self.last_primary.as_deref())
     }
 
     /// Folds `e` into `state` and returns what it adds to the metrics.
@@ -366,8 +312,14 @@ impl Tracker {
             && self.last_primary.as_ref() != Some(new)
         {
             if self.last_primary.is_some() && !decided_here {
+                // A switch the Sentinels made by themselves is theirs.
+                let kind = if matches!(e.body, Event::SentinelSwitchObserved { .. }) {
+                    FailoverKind::Sentinel
+                } else {
+                    FailoverKind::Observed
+                };
                 notes.push(Note::Failover {
-                    kind: FailoverKind::Observed,
+                    kind,
                     seconds: self.failing_since.map(|since| seconds_between(since, e.at)),
                 });
             }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use logbook_journal::{ChainHash, Reason};
+use logbook_journal::{ChainHash, Reason, ReasonCode};
 
 use super::*;
 

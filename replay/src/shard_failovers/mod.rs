@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use logbook_journal::cluster::{describe_slots, merge_slots, slot_count};
 use logbook_journal::{
-    ClusterFailoverMode, ClusterState, Envelope, Event, Intent, LinkStatus, PlannedIntent,
-    ReasonCode, SlotRange, Timestamp,
+    ClusterFailoverMode, ClusterState, Envelope, Event, FailoverKind, Intent, LinkStatus,
+    PlannedIntent, ReasonCode, SlotRange, Timestamp,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -107,6 +107,10 @@ pub struct ShardFailover {
     pub new_primary: NodeRef,
     /// Operator or Valkey.
     pub decided_by: DecidedBy,
+    /// Automatic, planned or requested (the operator's decision, by the
+    /// classification the metrics use too), or observed (Valkey's
+    /// election).
+    pub cause: FailoverKind,
     /// Coordinated, force, takeover or election.
     pub mode: Mode,
     /// The operator's decision (absent for Valkey's election).
@@ -365,6 +369,7 @@ impl ShardFailovers {
         );
         self.records.push(ShardFailover {
             decided_by: DecidedBy::Operator,
+            cause: logbook_journal::failover::decided(p, None).unwrap_or(FailoverKind::Automatic),
             mode: (*mode).into(),
             decided: Some(DecisionInfo {
                 seq: e.seq,
@@ -415,6 +420,7 @@ impl ShardFailovers {
             },
             new_primary: new,
             decided_by: DecidedBy::Valkey,
+            cause: FailoverKind::Observed,
             mode: Mode::Election,
             decided: None,
             redecided: None,

@@ -90,7 +90,8 @@ pub fn write_text(out: &mut dyn Write, records: &[ShardFailover]) -> std::io::Re
         match &r.decided {
             Some(d) => writeln!(
                 out,
-                "  decided by:         the operator, {} (#{} at {}) {}: {}",
+                "  decided by:         the operator, {} {} (#{} at {}) {}: {}",
+                r.cause.as_str(),
                 mode(r.mode),
                 d.seq,
                 d.at,
