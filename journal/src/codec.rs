@@ -5,20 +5,19 @@
 //! ```
 //! `len` is the number of bytes after the 9-byte header (`|payload|`);
 //! `crc32c` covers `version ‖ payload`. An event payload is
-//! `bincode(core) ‖ hash[32]`; a snapshot payload (format 13 on) is
+//! `bincode(core) ‖ hash[32]`; a snapshot payload is
 //! `seq u64 LE ‖ hash[32] ‖ digest[32] ‖ JSON(state)`, where `digest` is
 //! the SHA-256 of the JSON bytes that follow it: the state with named
 //! fields, so that a field added to the projection reads as its default
-//! from an older snapshot, with no copy of the older layout. Formats up to
-//! 12 were `bincode((seq, hash, state))`, positional, read through copies
-//! of their layouts (`projection/upcast.rs`). bincode 2 runs with
+//! from an older snapshot, with no copy of the older layout. bincode 2
+//! runs with
 //! `config::standard()` (little-endian, varint integers) plus a decode
 //! limit, which changes no byte of the encoding but stops a corrupt length
 //! from requesting a huge allocation. `docs/journal-format.md` spells the
 //! encoding out for other readers.
 //!
-//! Old format versions are upcast here on read; writers always write the
-//! current version.
+//! Old event format versions are upcast here on read; writers always
+//! write the current version.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -39,16 +38,13 @@ pub const OLDEST_EVENT_FORMAT_VERSION: u8 = 1;
 /// Variant index of `Event::OperatorStarted`, the one event whose shape
 /// changed between versions 1 and 2.
 const OPERATOR_STARTED_VARIANT: u32 = 16;
-/// Format version written in every snapshot frame. Version 4 added the
-/// projection's `failover_request`, 5 its Cluster part, 6 the Cluster
-/// part's `history_resets`, 7 moved the single primary, its history and
-/// the boot primary into a Replication part; older snapshots are rebuilt
-/// from the journal. Version 13 holds the state in JSON with its digest
-/// (see the module's documentation).
+/// Format version written in every snapshot frame: the one snapshot
+/// format, JSON with named fields and a digest. Snapshots of the
+/// positional formats of builds before the first release (6 to 12) are
+/// refused as [`CodecError::UnsupportedVersion`]; the projection is then
+/// folded again from the journal's events.
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 13;
-/// The last snapshot format whose state is positional bincode.
-pub const LAST_BINCODE_SNAPSHOT_FORMAT: u8 = 12;
-/// Bytes of a format-13 snapshot payload before its JSON: seq (8), chain
+/// Bytes of a snapshot payload before its JSON: seq (8), chain
 /// hash (32), state digest (32).
 const SNAPSHOT_HEAD_LEN: usize = 8 + HASH_LEN + HASH_LEN;
 /// Bytes before the payload: len (4) + crc32c (4) + version (1).
@@ -66,12 +62,6 @@ const EVENT_CONFIG: bincode::config::Configuration<
     bincode::config::Varint,
     bincode::config::Limit<MAX_EVENT_PAYLOAD>,
 > = bincode::config::standard().with_limit::<MAX_EVENT_PAYLOAD>();
-
-const SNAPSHOT_CONFIG: bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_SNAPSHOT_PAYLOAD>,
-> = bincode::config::standard().with_limit::<MAX_SNAPSHOT_PAYLOAD>();
 
 /// Why bytes could not be turned into (or from) an event or snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -503,24 +493,6 @@ pub fn encode_snapshot<S: Serialize>(
     Ok((EncodedSnapshot { seq, hash, frame }, digest))
 }
 
-/// As [`encode_snapshot`], in the positional bincode of format `version`
-/// (at most [`LAST_BINCODE_SNAPSHOT_FORMAT`]; tests of reading older
-/// formats write them with this).
-#[cfg(test)]
-pub(crate) fn encode_snapshot_of<S: Serialize>(
-    seq: u64,
-    hash: ChainHash,
-    state: &S,
-    version: u8,
-) -> Result<EncodedSnapshot, CodecError> {
-    let mut frame = Vec::with_capacity(4096);
-    frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
-    bincode::serde::encode_into_std_write((seq, hash, state), &mut frame, SNAPSHOT_CONFIG)
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    seal_frame(&mut frame, version, MAX_SNAPSHOT_PAYLOAD)?;
-    Ok(EncodedSnapshot { seq, hash, frame })
-}
-
 /// Decodes a snapshot frame of the current format into `(seq, hash,
 /// digest, state)`, checking the digest against the bytes.
 ///
@@ -554,32 +526,6 @@ pub fn decode_snapshot<S: DeserializeOwned>(
 /// Any [`CodecError`] of the frame itself.
 pub fn snapshot_version(frame: &[u8]) -> Result<u8, CodecError> {
     Ok(parse_exact(frame, MAX_SNAPSHOT_PAYLOAD)?.version)
-}
-
-/// Decodes a snapshot frame of format `version` (an older one, read
-/// through a type laid out as that format was) into `(seq, hash, state)`.
-///
-/// # Errors
-/// Any [`CodecError`]; [`CodecError::UnsupportedVersion`] when the frame
-/// is of another format.
-pub fn decode_snapshot_of<S: DeserializeOwned>(
-    frame: &[u8],
-    version: u8,
-) -> Result<(u64, ChainHash, S), CodecError> {
-    let view = parse_exact(frame, MAX_SNAPSHOT_PAYLOAD)?;
-    if view.version != version {
-        return Err(CodecError::UnsupportedVersion(view.version));
-    }
-    let (decoded, used): ((u64, ChainHash, S), usize) =
-        bincode::serde::decode_from_slice(view.payload, SNAPSHOT_CONFIG)
-            .map_err(|e| CodecError::Undecodable(e.to_string()))?;
-    if used != view.payload.len() {
-        return Err(CodecError::Undecodable(format!(
-            "{} trailing bytes in snapshot payload",
-            view.payload.len().saturating_sub(used)
-        )));
-    }
-    Ok(decoded)
 }
 
 #[cfg(test)]

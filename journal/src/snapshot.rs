@@ -6,7 +6,7 @@
 
 use crate::codec::{self, CodecError, StateDigest};
 use crate::ids::{ChainHash, StreamId};
-use crate::projection::{ClusterState, upcast};
+use crate::projection::ClusterState;
 use crate::store::{EncodedSnapshot, JournalStore, StoreError};
 
 /// A decoded snapshot.
@@ -18,9 +18,8 @@ pub struct Snapshot {
     pub hash: ChainHash,
     /// The projection.
     pub state: ClusterState,
-    /// The digest of the state as stored (formats 13 on; none for an
-    /// older snapshot, which carried none).
-    pub digest: Option<StateDigest>,
+    /// The digest of the state as stored.
+    pub digest: StateDigest,
 }
 
 /// Why a snapshot could not be saved or loaded.
@@ -69,50 +68,8 @@ pub fn encode(state: &ClusterState) -> Result<(EncodedSnapshot, StateDigest), Co
 /// [`CodecError`] for a corrupt frame; [`CodecError::HashMismatch`] when
 /// the frame and the record disagree.
 pub fn decode(stored: &EncodedSnapshot) -> Result<Snapshot, CodecError> {
-    let mut digest = None;
-    let (seq, hash, state): (u64, ChainHash, ClusterState) =
-        match codec::snapshot_version(&stored.frame)? {
-            upcast::V6 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV6) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V6)?;
-                (seq, hash, old.into())
-            }
-            upcast::V7 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV7) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V7)?;
-                (seq, hash, old.into())
-            }
-            upcast::V8 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV8) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V8)?;
-                (seq, hash, old.into())
-            }
-            upcast::V9 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV9) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V9)?;
-                (seq, hash, old.into())
-            }
-            upcast::V10 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV10) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V10)?;
-                (seq, hash, old.into())
-            }
-            upcast::V11 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV11) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V11)?;
-                (seq, hash, old.into())
-            }
-            upcast::V12 => {
-                let (seq, hash, old): (u64, ChainHash, upcast::ClusterStateV12) =
-                    codec::decode_snapshot_of(&stored.frame, upcast::V12)?;
-                (seq, hash, old.into())
-            }
-            _ => {
-                let (seq, hash, stored_digest, state) = codec::decode_snapshot(&stored.frame)?;
-                digest = Some(stored_digest);
-                (seq, hash, state)
-            }
-        };
+    let (seq, hash, digest, state): (u64, ChainHash, StateDigest, ClusterState) =
+        codec::decode_snapshot(&stored.frame)?;
     if seq != stored.seq {
         return Err(CodecError::SeqMismatch {
             expected: stored.seq,

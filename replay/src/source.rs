@@ -277,7 +277,7 @@ async fn store_start<S: JournalStore>(
             match snapshot {
                 Some(s) if s.seq.saturating_add(1) >= first => {
                     start.from_snapshot = Some(s.seq);
-                    start.snapshot_digest = s.digest;
+                    start.snapshot_digest = Some(s.digest);
                     start.base = s.state;
                     Ok(start)
                 }

@@ -6,10 +6,10 @@
 //! goes on. The projection holds facts only — no decisions, no policy
 //! logic; `decide` reads it.
 //!
-//! The state is also the snapshot payload, so it is serde-encoded through
-//! `codec`: changing a field here changes the snapshot format (bump
-//! `SNAPSHOT_FORMAT_VERSION`; old snapshots can always be rebuilt from the
-//! journal).
+//! The state is also the snapshot payload, JSON with named fields through
+//! `codec`: a field added here reads as its default from an older
+//! snapshot (`#[serde(default)]`), so only a rename or a change of meaning
+//! needs a new `SNAPSHOT_FORMAT_VERSION` and an upcast.
 
 mod apply;
 pub mod backups;
@@ -20,7 +20,6 @@ pub mod reshard;
 pub mod sentinel;
 pub mod sources;
 pub mod tls;
-pub mod upcast;
 pub mod users;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -93,19 +92,15 @@ pub struct ClusterState {
     /// failing.
     pub reshard: reshard::ReshardPart,
     /// Sentinel: the Sentinel pods, their reports, the votes and leaders
-    /// seen, the switches they made. (Last, so format 8 reads as
-    /// everything before it.)
+    /// seen, the switches they made.
     pub sentinel: sentinel::SentinelPart,
     /// ACL users: the ValkeyUsers, what each node holds and was given.
-    /// (Format 9 ended before it.)
     pub users: users::UsersPart,
     /// TLS: the certificate, what each node serves, the reloads asked.
-    /// (Last, so format 10 reads as everything before it.)
     pub tls: tls::TlsPart,
     /// Backups: the ValkeyBackups, their attempts, the schedule.
     pub backups: backups::BackupsPart,
-    /// The deletion of the ValkeyCluster, once requested. (Format 13 on:
-    /// a part added since reads as its default from an older snapshot.)
+    /// The deletion of the ValkeyCluster, once requested.
     pub deletion: DeletionView,
     /// The cluster's fingerprint key, as last read (an older snapshot
     /// reads as never read).
@@ -118,9 +113,8 @@ pub struct ClusterState {
     pub sources: sources::SourcesPart,
     /// Each Sentinel pod's `INFO` period in milliseconds, as last
     /// journaled (`SentinelTimingObserved`); a pod deleted or recreated
-    /// is dropped. Here rather than in the Sentinel part, whose layout
-    /// the positional snapshot formats fix; not serialized while empty,
-    /// so a snapshot of a journal without it keeps its digest.
+    /// is dropped. Not serialized while empty, so a snapshot of a journal
+    /// without it keeps its digest.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sentinel_info_periods: BTreeMap<String, u64>,
     /// Data pods whose Valkey container fails, with how
