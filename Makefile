@@ -28,7 +28,7 @@ setup:
 ## with clippy's driver (as lint-build), so none of them builds again; the
 ## suites the real control plane's tier runs are not also run on localkube.
 ## Each step prints how long it took (CI's budget is 40 minutes).
-TEST_STEPS = setup fmt-check lint-build chart test-images unit kubernetes test-node
+TEST_STEPS = setup fmt-check core lint-build chart test-images unit kubernetes test-node
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
 test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
@@ -44,6 +44,17 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy $(CARGO_TEST_FLAGS) -- -D warnings
+
+## core: the decision core (core/) checked and linted alone, with its own
+## features: it builds without tokio, a Kubernetes client, redis, an HTTP
+## stack or an object store (named here if one comes in), and its
+## clippy.toml refuses the clock and hash-ordered collections.
+CORE_FORBIDDEN = tokio|hyper|kube-client|kube-runtime|redis|reqwest|object_store
+.PHONY: core
+core:
+	@if $(CARGO) tree -p logbook-core -e normal --locked --prefix none | grep -E '^($(CORE_FORBIDDEN)) '; then \
+		echo "core: logbook-core depends on the crates above (forbidden: $(CORE_FORBIDDEN))"; exit 1; fi
+	$(CARGO) clippy -p logbook-core --all-targets --locked -- -D warnings
 
 ## lint-build: `make clippy` and the test build in one compile: the
 ## workspace's crates built by clippy-driver, as `cargo clippy` runs it

@@ -16,7 +16,8 @@ pub mod actuate;
 pub mod backup;
 pub mod cli;
 pub mod cli_error;
-pub mod decide;
+/// The decisions, in their own crate (core/): no I/O, no clock.
+pub use logbook_core::decide;
 pub mod effects;
 mod journal_cli;
 mod journal_source;

@@ -393,7 +393,7 @@ async fn scaled_to_zero_while_the_primary_dies_a_fresh_instance_takes_the_journa
     );
     if record.reason.is_none() {
         eprintln!(
-            "NOTE: status.lastFailover.reason is not set (the journal says {reason:?}): src/decide/status.rs renders reason: None"
+            "NOTE: status.lastFailover.reason is not set (the journal says {reason:?}): core/src/decide/status.rs renders reason: None"
         );
     }
 

@@ -323,7 +323,7 @@ async fn a_failover_shows_live_in_the_browser_with_its_reason() {
     env.apply_yaml(&replication_yaml("demo", 3)).await;
     // The first primary is the lowest ordinal of the pods running when
     // the operator chose: usually demo-0, but a demo-0 still starting
-    // under load does not hold the choice up (src/decide/replication/bootstrap.rs).
+    // under load does not hold the choice up (core/src/decide/replication/bootstrap.rs).
     let first = primary(&env.wait_ready("demo", 3, Duration::from_secs(60)).await);
     let ui = UiServer::start(&kubeconfig, None);
     let mut browser = Browser::start().await;

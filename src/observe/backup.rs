@@ -2,6 +2,7 @@
 //! the records that differ from the projection's ([`observe_backups`]),
 //! and the schedule's clock ([`backup_due`]).
 
+pub use logbook_core::schedule::next_fire;
 use logbook_crds::v1alpha1::{SCHEDULED_LABEL, next_fire_ms};
 use logbook_crds::{ValkeyBackup, ValkeyClusterSpec, validate_backup};
 use logbook_journal::{BackupRecord, ClusterState, Event, Timestamp};
@@ -67,18 +68,6 @@ pub fn observe_backups(state: &ClusterState, records: &[BackupRecord]) -> Vec<Ev
         }
     }
     events
-}
-
-/// The schedule's next fire time after what was last handled, in Unix
-/// milliseconds (`None`: no schedule).
-pub fn next_fire(state: &ClusterState) -> Option<i64> {
-    let (schedule, since) = state.backups.schedule.as_ref()?;
-    let after = state
-        .backups
-        .last_due
-        .as_ref()
-        .map_or(*since, |(at, _)| (*at).max(*since));
-    next_fire_ms(schedule, after.as_micros() / 1000)
 }
 
 /// `BackupDue` when the clock `now` has passed the schedule's next fire

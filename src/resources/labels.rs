@@ -12,6 +12,8 @@
 //! matched Sentinels would put them behind the data Services and PDB and
 //! make the operator count them as Valkey pods.
 
+pub use logbook_core::names::OWNED_BY;
+
 use std::collections::BTreeMap;
 
 use logbook_crds::ValkeyClusterSpec;
@@ -47,11 +49,6 @@ pub const ROLE_REPLICA: &str = "replica";
 /// Pod template annotation: hash of `valkey.conf` and `start.sh`, so a pod
 /// running an older configuration is told apart from a current one.
 pub const CONFIG_HASH: &str = "valkey.logbook.dev/config-hash";
-/// Annotation on every object the operator makes for a cluster, naming
-/// the ValkeyCluster (beside its controller owner reference). Removed from
-/// the data StatefulSet by its user, it unbinds the cluster: the operator
-/// removes it from the other objects and manages nothing until it is back.
-pub const OWNED_BY: &str = "valkey.logbook.dev/cr";
 /// Annotation on the ValkeyCluster asking for a switchover to the named pod.
 pub const SWITCHOVER_TO: &str = "valkey.logbook.dev/switchover-to";
 /// Annotation on the ValkeyCluster asking for an operator-driven failover

@@ -35,6 +35,9 @@ mod services;
 mod start_script;
 mod statefulset;
 
+pub use logbook_core::names::{
+    SENTINEL_PORT, sentinel_master_name, sentinel_service_name, statefulset_name,
+};
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -78,9 +81,6 @@ pub const FIELD_MANAGER: &str = "logbook";
 /// The port Valkey serves clients and replication on, in every pod.
 pub const VALKEY_PORT: u16 = 6379;
 
-/// The port every Sentinel listens on (Sentinel's own default).
-pub const SENTINEL_PORT: u16 = 26379;
-
 /// The Valkey address of a pod (or of the fence host) at `ip`; `None` when
 /// `ip` is not an IP address.
 pub fn valkey_addr(ip: &str) -> Option<std::net::SocketAddr> {
@@ -100,11 +100,6 @@ pub fn sentinel_addr(ip: &str) -> Option<std::net::SocketAddr> {
 const OWNER_API_VERSION: &str = "valkey.logbook.dev/v1alpha1";
 /// Kind of the owner in owner references.
 const OWNER_KIND: &str = "ValkeyCluster";
-
-/// Name of the StatefulSet of the data pods: the cluster's name.
-pub fn statefulset_name(cluster: &str) -> String {
-    cluster.to_owned()
-}
 
 /// Name of data pod `ordinal` (the StatefulSet's naming).
 pub fn pod_name(cluster: &str, ordinal: i32) -> String {
@@ -167,12 +162,6 @@ pub fn sentinel_pod_name(cluster: &str, ordinal: i32) -> String {
     format!("{}-{ordinal}", sentinel_statefulset_name(cluster))
 }
 
-/// Name of the Sentinel client Service (ClusterIP, every ready Sentinel),
-/// for Sentinel-aware clients: `<cluster>-sentinel`.
-pub fn sentinel_service_name(cluster: &str) -> String {
-    format!("{cluster}-sentinel")
-}
-
 /// Name of the headless Service governing the Sentinel StatefulSet, which
 /// gives each Sentinel pod a stable DNS name: `<cluster>-sentinel-hl`
 /// (short, so it stays a 63-character DNS label for a 43-character name).
@@ -189,12 +178,6 @@ pub fn sentinel_config_map_name(cluster: &str) -> String {
 /// Name of the PodDisruptionBudget over the Sentinel pods: `<cluster>-sentinel`.
 pub fn sentinel_pdb_name(cluster: &str) -> String {
     format!("{cluster}-sentinel")
-}
-
-/// The name the Sentinels monitor the primary under, which clients ask
-/// Sentinel for (`SENTINEL GET-PRIMARY-ADDR-BY-NAME`): the cluster's name.
-pub fn sentinel_master_name(cluster: &str) -> String {
-    cluster.to_owned()
 }
 
 /// Identity of the ValkeyCluster that owns the built objects.

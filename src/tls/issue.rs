@@ -12,6 +12,7 @@
 //! key say which key and what is wrong with it, and drop the parser's own
 //! error, whose text can quote the input.
 
+pub use logbook_core::certificates::{LEAF_VALIDITY, needs_renewal};
 use std::fmt;
 use std::time::Duration;
 
@@ -26,10 +27,6 @@ use rustls_pki_types::pem::PemObject;
 /// How long a CA is valid: 10 years. Rotating a CA means re-trusting it in
 /// every client, so it is made to outlive the clusters it serves.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
-
-/// How long a leaf certificate is valid: 90 days, renewed after 60 (see
-/// [`needs_renewal`]).
-pub const LEAF_VALIDITY: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// How far `notBefore` is set in the past, so that a peer whose clock lags
 /// ours accepts a certificate issued a moment ago.
@@ -350,18 +347,6 @@ pub fn fingerprint(pem: &str) -> Result<String, TlsError> {
 #[must_use]
 pub fn short_fingerprint(fp: &str) -> &str {
     fp.get(..16).unwrap_or(fp)
-}
-
-/// Whether a certificate valid until `not_after`, issued for `validity`,
-/// should be replaced at `now`: once less than a third of `validity`
-/// remains (exactly a third is not yet due), and always once expired. For
-/// [`LEAF_VALIDITY`] that is 60 days after issue, leaving 30 days to retry.
-#[must_use]
-pub fn needs_renewal(not_after: Timestamp, now: Timestamp, validity: Duration) -> bool {
-    // i128: neither the difference of two i64 nor 3× it can overflow.
-    let remaining = i128::from(not_after.as_micros()) - i128::from(now.as_micros());
-    let validity = i128::try_from(validity.as_micros()).unwrap_or(i128::MAX);
-    remaining <= 0 || remaining.saturating_mul(3) < validity
 }
 
 /// Reads the CA back into a signer, checking that key and certificate

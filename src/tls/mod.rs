@@ -10,6 +10,7 @@
 
 pub mod issue;
 
+pub use logbook_core::certificates::{SOURCE_CERT_MANAGER, SOURCE_INTERNAL, SOURCE_SECRET};
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -21,13 +22,6 @@ use serde_json::json;
 
 use crate::resources::ClusterMeta;
 use crate::valkey::{Password, TlsSettings, pem_fingerprint};
-
-/// [`CertificateRecord::source`] of a Secret the user keeps.
-pub const SOURCE_SECRET: &str = "secret";
-/// [`CertificateRecord::source`] of a cert-manager Certificate.
-pub const SOURCE_CERT_MANAGER: &str = "cert-manager";
-/// [`CertificateRecord::source`] of the operator's own CA.
-pub const SOURCE_INTERNAL: &str = "internal";
 
 /// Annotation on a certificate Secret the operator's CA wrote: when the
 /// certificate expires (RFC 3339), read back to renew it in time.

@@ -95,11 +95,11 @@ pub fn sentinel_health(view: &ClusterView<'_>, name: &str, namespace: &str) -> S
     }
     SentinelHealth {
         status: SentinelStatus {
-            master_name: crate::resources::sentinel_master_name(name),
+            master_name: crate::names::sentinel_master_name(name),
             service: format!(
                 "{}.{namespace}.svc:{}",
-                crate::resources::sentinel_service_name(name),
-                crate::resources::SENTINEL_PORT
+                crate::names::sentinel_service_name(name),
+                crate::names::SENTINEL_PORT
             ),
             replicas: i32::try_from(wanted).unwrap_or(i32::MAX),
             answering: count(sentinels.len()),

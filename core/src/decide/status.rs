@@ -518,9 +518,9 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
             b.by.as_ref()
                 .map_or_else(String::new, |by| format!(" by {by}")),
             b.since,
-            crate::resources::labels::OWNED_BY,
+            crate::names::OWNED_BY,
             ctx.name,
-            crate::resources::statefulset_name(ctx.name),
+            crate::names::statefulset_name(ctx.name),
         ),
         None => summary,
     };

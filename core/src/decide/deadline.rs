@@ -30,7 +30,7 @@ pub fn next_deadline(state: &ClusterState) -> Option<Timestamp> {
     let mut deadlines: Vec<Timestamp> = Vec::new();
     // Rotation windows close and the schedule fires whatever the spec.
     deadlines.extend(state.users.rotations.values().map(|r| r.until));
-    if let Some(ms) = crate::observe::backup::next_fire(state) {
+    if let Some(ms) = crate::schedule::next_fire(state) {
         deadlines.push(Timestamp(ms.saturating_mul(1000)));
     }
     if let Some(view) = ClusterView::new(state).filter(|_| !state.deleted) {
@@ -53,8 +53,8 @@ mod tests {
     use logbook_journal::{CertificateRecord, Event, Reachability, Timestamp};
 
     use super::*;
+    use crate::certificates::SOURCE_INTERNAL;
     use crate::decide::given::Given;
-    use crate::tls::SOURCE_INTERNAL;
 
     const DAY_US: i64 = 86_400_000_000;
 

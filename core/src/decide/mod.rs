@@ -22,14 +22,18 @@ mod cluster;
 mod deadline;
 mod deletion;
 mod fingerprint_key;
-#[cfg(test)]
+/// A cluster's journal built event by event, for the tests of the
+/// decisions and of the observations beside them (the `testkit` feature).
+#[cfg(any(test, feature = "testkit"))]
 #[allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    clippy::new_without_default,
+    missing_docs
 )]
-pub(crate) mod given;
+pub mod given;
 pub(crate) mod hibernation;
 mod placement;
 mod provisioning;
@@ -40,7 +44,7 @@ mod standby;
 pub mod status;
 mod tls;
 pub(crate) mod upgrade;
-pub(crate) mod users;
+pub mod users;
 
 pub use tls::RELOAD_RETRY_MS;
 mod view;

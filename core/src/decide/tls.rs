@@ -18,8 +18,8 @@ use logbook_journal::{Intent, Reachability, ReasonCode, Timestamp};
 
 use super::Decision;
 use super::view::ClusterView;
-use crate::tls::SOURCE_INTERNAL;
-use crate::tls::issue::{LEAF_VALIDITY, needs_renewal};
+use crate::certificates::SOURCE_INTERNAL;
+use crate::certificates::{LEAF_VALIDITY, needs_renewal};
 
 /// How long a node asked to reload is given before it is asked again.
 pub const RELOAD_RETRY_MS: i64 = 15_000;
@@ -274,7 +274,7 @@ mod tests {
                 fingerprint: None,
                 ca_fingerprint: None,
                 not_after: None,
-                source: crate::tls::SOURCE_SECRET.into(),
+                source: crate::certificates::SOURCE_SECRET.into(),
                 problem: Some("Secret mine does not exist".into()),
             },
         });
