@@ -805,6 +805,11 @@ fn a_snapshot_of_a_pre_release_format_is_refused_by_its_version() {
         crate::snapshot::decode(&snapshot),
         Err(CodecError::UnsupportedVersion(12))
     ));
-    seal_frame(&mut snapshot.frame, SNAPSHOT_FORMAT_VERSION, MAX_SNAPSHOT_PAYLOAD).unwrap();
+    seal_frame(
+        &mut snapshot.frame,
+        SNAPSHOT_FORMAT_VERSION,
+        MAX_SNAPSHOT_PAYLOAD,
+    )
+    .unwrap();
     assert_eq!(crate::snapshot::decode(&snapshot).unwrap().state, state);
 }
