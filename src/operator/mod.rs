@@ -11,6 +11,7 @@
 //! cluster's span (`namespace`, `name`, `seq`), so every log line about the
 //! cluster names it and the journal seq it concerns.
 
+mod apply;
 mod backups;
 mod cluster_prober;
 mod crash;
