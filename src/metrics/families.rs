@@ -120,204 +120,229 @@ impl Families {
         };
         let mut r = Registry::default();
         // Counters are registered without `_total`: the encoder adds it.
-        r.register(
-            "logbook_reconciles",
-            "ValkeyCluster reconciles, by result (ok or error)",
-            f.reconciles.clone(),
-        );
-        r.register(
-            "logbook_reconcile_duration_seconds",
-            "Time one reconcile of a ValkeyCluster took",
-            f.reconcile_duration.clone(),
-        );
-        r.register(
-            "logbook_decisions",
-            "Intents decided (journaled in Decided events), by intent and reason code",
-            f.decisions.clone(),
-        );
-        r.register(
-            "logbook_intent_outcomes",
-            "Intents settled, by intent and outcome (succeeded, failed, abandoned)",
-            f.intent_outcomes.clone(),
-        );
-        r.register(
-            "logbook_failovers",
-            "Changes of primary, by kind (automatic, planned, observed)",
-            f.failovers.clone(),
-        );
-        r.register(
-            "logbook_failover_duration_seconds",
-            "Failover time: decision to promotion confirmed (automatic, planned), first failure journaled to new primary observed (observed)",
-            f.failover_duration.clone(),
-        );
-        r.register(
-            "logbook_primary_unhealthy_seconds",
-            "Seconds since the primary last answered a probe as primary (0 while it does); in a Valkey Cluster, since every slot was owned and every shard's primary answered",
-            f.primary_unhealthy.clone(),
-        );
-        r.register(
-            "logbook_replication_lag_bytes",
-            "Primary replication offset (in a Valkey Cluster, its shard's primary's) minus the replica's, per replica pod, as of the last probe round",
-            f.replication_lag.clone(),
-        );
-        r.register(
-            "logbook_journal_appends",
-            "Events committed to the cluster's journal",
-            f.journal_appends.clone(),
-        );
-        r.register(
-            "logbook_journal_appended_bytes",
-            "Frame bytes committed to the cluster's journal",
-            f.journal_bytes.clone(),
-        );
-        r.register(
-            "logbook_journal_head_seq",
-            "Seq of the last event committed to the cluster's journal",
-            f.journal_head_seq.clone(),
-        );
-        r.register(
-            "logbook_configmap_writes",
-            "Writes of journal ConfigMaps, by result (ok, conflict: a 409 on the resourceVersion precondition, error)",
-            f.configmap_writes.clone(),
-        );
-        r.register(
-            "logbook_journal_healthy",
-            "1 while the cluster's journal can be trusted, 0 when it is damaged and the operator does not act",
-            f.journal_healthy.clone(),
-        );
-        r.register(
-            "logbook_cluster_ready",
-            "1 while the cluster's Ready condition is True",
-            f.cluster_ready.clone(),
-        );
-        r.register(
-            "logbook_cluster_phase",
-            "1 for the cluster's current phase, 0 for every other",
-            f.cluster_phase.clone(),
-        );
-        // Valkey Cluster only: a Replication cluster has none of these.
-        r.register(
-            "logbook_cluster_formed",
-            "Valkey Cluster: 1 once all 16384 slots have had an owner (formed), 0 while forming",
-            f.cluster_formed.clone(),
-        );
-        r.register(
-            "logbook_cluster_slots_owned",
-            "Valkey Cluster: slots (of 16384) owned by a primary, as last observed",
-            f.cluster_slots_owned.clone(),
-        );
-        r.register(
-            "logbook_cluster_state_ok",
-            "Valkey Cluster: 1 while every answering node last reported cluster_state:ok",
-            f.cluster_state_ok.clone(),
-        );
-        r.register(
-            "logbook_cluster_shards_desired",
-            "Valkey Cluster: shards the spec asks for (spec.shards)",
-            f.cluster_shards_desired.clone(),
-        );
-        r.register(
-            "logbook_shard_slots",
-            "Valkey Cluster: slots the shard owns; a shard is named by its first slot",
-            f.shard_slots.clone(),
-        );
-        r.register(
-            "logbook_shard_served",
-            "Valkey Cluster: 1 while the shard's primary answers probes, 0 when it does not or its node is gone",
-            f.shard_served.clone(),
-        );
-        r.register(
-            "logbook_shard_replicas",
-            "Valkey Cluster: replicas attached to the shard's primary",
-            f.shard_replicas.clone(),
-        );
-        r.register(
-            "logbook_shard_replicas_in_sync",
-            "Valkey Cluster: replicas of the shard answering probes with their replication link up",
-            f.shard_replicas_in_sync.clone(),
-        );
-        r.register(
-            "logbook_sentinels_answering",
-            "Sentinel: Sentinels answering the operator's probe (status.sentinel.answering)",
-            f.sentinels_answering.clone(),
-        );
-        r.register(
-            "logbook_sentinels_agreeing",
-            "Sentinel: answering Sentinels that name the believed primary (status.sentinel.agreeing)",
-            f.sentinels_agreeing.clone(),
-        );
-        r.register(
-            "logbook_sentinel_quorum_reachable",
-            "Sentinel: 1 while enough Sentinels agree on the primary to fail it over (the quorum, and a majority to elect a leader); 0 blocks planned hand-overs and rolls (condition SentinelQuorum)",
-            f.sentinel_quorum_reachable.clone(),
-        );
-        // Backups: only for a cluster that has completed one or has a
-        // schedule.
-        r.register(
-            "logbook_backup_last_success_timestamp_seconds",
-            "Unix time the cluster's latest backup completed (every shard and its manifest in the bucket)",
-            f.backup_last_success.clone(),
-        );
-        r.register(
-            "logbook_backup_last_bytes",
-            "Bytes of the cluster's latest completed backup (its shards' RDBs)",
-            f.backup_last_bytes.clone(),
-        );
-        r.register(
-            "logbook_backup_schedule_interval_seconds",
-            "The longest gap between two fires of the cluster's backup schedule (the next few), for the LogbookBackupTooOld alert",
-            f.backup_max_interval.clone(),
-        );
-        r.register(
-            "logbook_standby_lag_bytes",
-            "A standby (spec.replicateFrom): bytes of the source's replication stream its primary has not yet, as of the operator's last read of both (absent while unknown)",
-            f.standby_lag.clone(),
-        );
-        r.register(
-            "logbook_standby_behind",
-            "A standby: 1 while its lag is past spec.replicateFrom.maxLagBytes, or the source cannot be read",
-            f.standby_behind.clone(),
-        );
-        r.register(
-            "logbook_reshard_slots_remaining",
-            "Valkey Cluster: slots still to move before the slots are where spec.shards wants them (status.reshard.slotsRemaining; 0 when balanced, or while the cluster is not settled enough to plan)",
-            f.reshard_slots_remaining.clone(),
-        );
-        r.register(
-            "logbook_reshard_migrations_running",
-            "Valkey Cluster: atomic slot migration jobs seen under way (status.reshard.migrationsRunning)",
-            f.reshard_migrations_running.clone(),
-        );
-        r.register(
-            "logbook_reshard_given_up",
-            "Valkey Cluster: 1 while a slot move failed with the same error as often as the operator allows and is no longer tried under this spec generation (status.reshard.phase Failing); any new generation tries again",
-            f.reshard_given_up.clone(),
-        );
-        r.register(
-            "logbook_slot_moves",
-            "Valkey Cluster: slot moves (MoveSlots) ended, by outcome (succeeded, failed, ambiguous: the job failed after its source unpaused and slot ownership decided)",
-            f.slot_moves.clone(),
-        );
-        r.register(
-            "logbook_leader",
-            "1 while this instance holds the leader-election Lease",
-            f.leader.clone(),
-        );
-        r.register(
-            "logbook_leader_transitions",
-            "Changes of this instance's leadership (acquired, lost, or a new term)",
-            f.leader_transitions.clone(),
-        );
-        r.register(
-            "logbook_build_info",
-            "The operator's version (always 1)",
-            f.build_info.clone(),
-        );
+        f.register_decisions(&mut r);
+        f.register_journal(&mut r);
+        f.register_clusters(&mut r);
+        f.register_sentinel_backup_standby(&mut r);
+        f.register_reshard_and_leadership(&mut r);
         f.build_info
             .get_or_create(&VersionLabels {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
         (f, r)
+    }
+
+    /// Reconciles, decisions, intents, failovers and the replicas.
+    fn register_decisions(&self, r: &mut Registry) {
+        r.register(
+            "logbook_reconciles",
+            "ValkeyCluster reconciles, by result (ok or error)",
+            self.reconciles.clone(),
+        );
+        r.register(
+            "logbook_reconcile_duration_seconds",
+            "Time one reconcile of a ValkeyCluster took",
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            "logbook_decisions",
+            "Intents decided (journaled in Decided events), by intent and reason code",
+            self.decisions.clone(),
+        );
+        r.register(
+            "logbook_intent_outcomes",
+            "Intents settled, by intent and outcome (succeeded, failed, abandoned)",
+            self.intent_outcomes.clone(),
+        );
+        r.register(
+            "logbook_failovers",
+            "Changes of primary, by kind (automatic, planned, observed)",
+            self.failovers.clone(),
+        );
+        r.register(
+            "logbook_failover_duration_seconds",
+            "Failover time: decision to promotion confirmed (automatic, planned), first failure journaled to new primary observed (observed)",
+            self.failover_duration.clone(),
+        );
+        r.register(
+            "logbook_primary_unhealthy_seconds",
+            "Seconds since the primary last answered a probe as primary (0 while it does); in a Valkey Cluster, since every slot was owned and every shard's primary answered",
+            self.primary_unhealthy.clone(),
+        );
+        r.register(
+            "logbook_replication_lag_bytes",
+            "Primary replication offset (in a Valkey Cluster, its shard's primary's) minus the replica's, per replica pod, as of the last probe round",
+            self.replication_lag.clone(),
+        );
+    }
+
+    /// The journal: appends, bytes, head, ConfigMap writes, health.
+    fn register_journal(&self, r: &mut Registry) {
+        r.register(
+            "logbook_journal_appends",
+            "Events committed to the cluster's journal",
+            self.journal_appends.clone(),
+        );
+        r.register(
+            "logbook_journal_appended_bytes",
+            "Frame bytes committed to the cluster's journal",
+            self.journal_bytes.clone(),
+        );
+        r.register(
+            "logbook_journal_head_seq",
+            "Seq of the last event committed to the cluster's journal",
+            self.journal_head_seq.clone(),
+        );
+        r.register(
+            "logbook_configmap_writes",
+            "Writes of journal ConfigMaps, by result (ok, conflict: a 409 on the resourceVersion precondition, error)",
+            self.configmap_writes.clone(),
+        );
+        r.register(
+            "logbook_journal_healthy",
+            "1 while the cluster's journal can be trusted, 0 when it is damaged and the operator does not act",
+            self.journal_healthy.clone(),
+        );
+    }
+
+    /// Phases and readiness, and a Valkey Cluster's formation and shards.
+    fn register_clusters(&self, r: &mut Registry) {
+        r.register(
+            "logbook_cluster_ready",
+            "1 while the cluster's Ready condition is True",
+            self.cluster_ready.clone(),
+        );
+        r.register(
+            "logbook_cluster_phase",
+            "1 for the cluster's current phase, 0 for every other",
+            self.cluster_phase.clone(),
+        );
+        // Valkey Cluster only: a Replication cluster has none of these.
+        r.register(
+            "logbook_cluster_formed",
+            "Valkey Cluster: 1 once all 16384 slots have had an owner (formed), 0 while forming",
+            self.cluster_formed.clone(),
+        );
+        r.register(
+            "logbook_cluster_slots_owned",
+            "Valkey Cluster: slots (of 16384) owned by a primary, as last observed",
+            self.cluster_slots_owned.clone(),
+        );
+        r.register(
+            "logbook_cluster_state_ok",
+            "Valkey Cluster: 1 while every answering node last reported cluster_state:ok",
+            self.cluster_state_ok.clone(),
+        );
+        r.register(
+            "logbook_cluster_shards_desired",
+            "Valkey Cluster: shards the spec asks for (spec.shards)",
+            self.cluster_shards_desired.clone(),
+        );
+        r.register(
+            "logbook_shard_slots",
+            "Valkey Cluster: slots the shard owns; a shard is named by its first slot",
+            self.shard_slots.clone(),
+        );
+        r.register(
+            "logbook_shard_served",
+            "Valkey Cluster: 1 while the shard's primary answers probes, 0 when it does not or its node is gone",
+            self.shard_served.clone(),
+        );
+        r.register(
+            "logbook_shard_replicas",
+            "Valkey Cluster: replicas attached to the shard's primary",
+            self.shard_replicas.clone(),
+        );
+        r.register(
+            "logbook_shard_replicas_in_sync",
+            "Valkey Cluster: replicas of the shard answering probes with their replication link up",
+            self.shard_replicas_in_sync.clone(),
+        );
+    }
+
+    /// Sentinel, backups and a standby.
+    fn register_sentinel_backup_standby(&self, r: &mut Registry) {
+        r.register(
+            "logbook_sentinels_answering",
+            "Sentinel: Sentinels answering the operator's probe (status.sentinel.answering)",
+            self.sentinels_answering.clone(),
+        );
+        r.register(
+            "logbook_sentinels_agreeing",
+            "Sentinel: answering Sentinels that name the believed primary (status.sentinel.agreeing)",
+            self.sentinels_agreeing.clone(),
+        );
+        r.register(
+            "logbook_sentinel_quorum_reachable",
+            "Sentinel: 1 while enough Sentinels agree on the primary to fail it over (the quorum, and a majority to elect a leader); 0 blocks planned hand-overs and rolls (condition SentinelQuorum)",
+            self.sentinel_quorum_reachable.clone(),
+        );
+        // Backups: only for a cluster that has completed one or has a
+        // schedule.
+        r.register(
+            "logbook_backup_last_success_timestamp_seconds",
+            "Unix time the cluster's latest backup completed (every shard and its manifest in the bucket)",
+            self.backup_last_success.clone(),
+        );
+        r.register(
+            "logbook_backup_last_bytes",
+            "Bytes of the cluster's latest completed backup (its shards' RDBs)",
+            self.backup_last_bytes.clone(),
+        );
+        r.register(
+            "logbook_backup_schedule_interval_seconds",
+            "The longest gap between two fires of the cluster's backup schedule (the next few), for the LogbookBackupTooOld alert",
+            self.backup_max_interval.clone(),
+        );
+        r.register(
+            "logbook_standby_lag_bytes",
+            "A standby (spec.replicateFrom): bytes of the source's replication stream its primary has not yet, as of the operator's last read of both (absent while unknown)",
+            self.standby_lag.clone(),
+        );
+        r.register(
+            "logbook_standby_behind",
+            "A standby: 1 while its lag is past spec.replicateFrom.maxLagBytes, or the source cannot be read",
+            self.standby_behind.clone(),
+        );
+    }
+
+    /// A Valkey Cluster's reshard and slot moves, leadership and the build.
+    fn register_reshard_and_leadership(&self, r: &mut Registry) {
+        r.register(
+            "logbook_reshard_slots_remaining",
+            "Valkey Cluster: slots still to move before the slots are where spec.shards wants them (status.reshard.slotsRemaining; 0 when balanced, or while the cluster is not settled enough to plan)",
+            self.reshard_slots_remaining.clone(),
+        );
+        r.register(
+            "logbook_reshard_migrations_running",
+            "Valkey Cluster: atomic slot migration jobs seen under way (status.reshard.migrationsRunning)",
+            self.reshard_migrations_running.clone(),
+        );
+        r.register(
+            "logbook_reshard_given_up",
+            "Valkey Cluster: 1 while a slot move failed with the same error as often as the operator allows and is no longer tried under this spec generation (status.reshard.phase Failing); any new generation tries again",
+            self.reshard_given_up.clone(),
+        );
+        r.register(
+            "logbook_slot_moves",
+            "Valkey Cluster: slot moves (MoveSlots) ended, by outcome (succeeded, failed, ambiguous: the job failed after its source unpaused and slot ownership decided)",
+            self.slot_moves.clone(),
+        );
+        r.register(
+            "logbook_leader",
+            "1 while this instance holds the leader-election Lease",
+            self.leader.clone(),
+        );
+        r.register(
+            "logbook_leader_transitions",
+            "Changes of this instance's leadership (acquired, lost, or a new term)",
+            self.leader_transitions.clone(),
+        );
+        r.register(
+            "logbook_build_info",
+            "The operator's version (always 1)",
+            self.build_info.clone(),
+        );
     }
 }
