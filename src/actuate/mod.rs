@@ -268,42 +268,6 @@ impl Executor {
             Intent::RepointReplica { pod, to } => {
                 replication::repoint(&self.valkey, target, pod, to).await
             }
-            Intent::FenceNode { pod } => {
-                // Out of the Service first, then the process, then fresh
-                // offsets of everyone else for the promotion that follows.
-                // A pod being deleted is out of the Service's ready
-                // endpoints already, and the fence is what keeps writes
-                // off it: its label moves with the promotion's, one API
-                // write less before it.
-                let leaving = target.state.pods.get(pod).is_some_and(|p| p.terminating);
-                let mut done = if leaving {
-                    Done::said(format!(
-                        "{pod} is being deleted: its label moves after the promotion"
-                    ))
-                } else {
-                    kube_ops::label_pod(&self.client, target, pod, false).await?
-                };
-                let fenced = replication::fence(&self.valkey, target, pod).await;
-                done.detail = format!("{}; {}", done.detail, fenced.detail);
-                done.events.extend(fenced.events);
-                done.events
-                    .extend(replication::offsets_of_others(&self.valkey, target, pod).await);
-                Ok(done)
-            }
-            Intent::RollPod { pod, revision } => {
-                // Its data first, in the form the new revision reads.
-                let carried = persistence::carry_over(&self.valkey, target, pod).await?;
-                let deleted = kube_ops::delete_pod(&self.client, target, pod, revision).await;
-                let mut done = match (deleted, &carried) {
-                    (Ok(done), _) => done,
-                    (Err(e), Some(carried)) => return Err(e.after(carried)),
-                    (Err(e), None) => return Err(e),
-                };
-                if let Some(carried) = carried {
-                    done.detail = format!("{carried}; {}", done.detail);
-                }
-                Ok(done)
-            }
             Intent::SetRoleLabels { primary } => {
                 let primaries: Vec<String> = primary.iter().cloned().collect();
                 kube_ops::set_role_labels(&self.client, target, &primaries).await
@@ -311,6 +275,118 @@ impl Executor {
             Intent::SetShardRoleLabels { primaries } => {
                 kube_ops::set_role_labels(&self.client, target, primaries).await
             }
+            Intent::PublishBootConfig { primary, ip } => {
+                kube_ops::publish_boot(&self.client, target, primary.as_deref(), ip.as_deref())
+                    .await
+            }
+            Intent::Switchover { from, to } => {
+                replication::switchover(&self.valkey, &self.client, target, from, to).await
+            }
+            Intent::ClearSwitchoverRequest => {
+                kube_ops::clear_switchover(&self.client, target).await
+            }
+            Intent::ClearFailoverRequest => {
+                kube_ops::clear_failover_request(&self.client, target).await
+            }
+            Intent::ClearRebalanceRequest => {
+                kube_ops::clear_rebalance_request(&self.client, target).await
+            }
+            Intent::SyncUsers { pod, apply, remove } => {
+                users::sync(&self.valkey, &self.client, target, pod, apply, remove).await
+            }
+            Intent::ReleaseUser { object } => users::release(&self.client, target, object).await,
+            Intent::IssueCertificate { secret } => {
+                tls::issue_certificate(&self.client, target, secret).await
+            }
+            Intent::ReloadCertificate { pods, fingerprint } => {
+                tls::reload(&self.valkey, target, pods, fingerprint).await
+            }
+            Intent::DeleteOwnedObjects { delete_pvcs } => {
+                kube_ops::delete_owned(&self.client, target, *delete_pvcs).await
+            }
+            Intent::CreateFingerprintKey => {
+                kube_ops::create_fingerprint_key(&self.client, target).await
+            }
+            Intent::ReleaseObjects => ownership::release(&self.client, target).await,
+            Intent::FenceNode { pod } => self.fence_node(target, pod).await,
+            Intent::RollPod { pod, revision } => self.roll_pod(target, pod, revision).await,
+            Intent::MeetNode { .. }
+            | Intent::AssignSlots { .. }
+            | Intent::ReplicateShard { .. }
+            | Intent::ClusterFailover { .. }
+            | Intent::ForgetNode { .. }
+            | Intent::ResetReplica { .. }
+            | Intent::MoveSlots { .. }
+            | Intent::SettleSlot { .. } => self.execute_cluster(intent, target).await,
+            Intent::SentinelMonitor { .. }
+            | Intent::SentinelConfigure { .. }
+            | Intent::SentinelTune { .. }
+            | Intent::SentinelReset { .. }
+            | Intent::SentinelFailover { .. } => self.execute_sentinel(intent, target).await,
+            Intent::TakeBackup { .. }
+            | Intent::CreateScheduledBackup { .. }
+            | Intent::DeleteBackup { .. }
+            | Intent::FinishRestore { .. }
+            | Intent::PersistForHibernation { .. }
+            | Intent::Wake { .. }
+            | Intent::PreflightImage { .. }
+            | Intent::RemovePreflight { .. }
+            | Intent::FollowSource { .. }
+            | Intent::PromoteStandby { .. } => self.execute_data(intent, target).await,
+            Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
+                Err(ActError::Refused(format!(
+                    "{intent:?} is not carried out by this operator version"
+                )))
+            }
+        }
+    }
+
+    /// Out of the Service first, then the process, then fresh offsets of
+    /// everyone else for the promotion that follows. A pod being deleted
+    /// is out of the Service's ready endpoints already, and the fence is
+    /// what keeps writes off it: its label moves with the promotion's,
+    /// one API write less before it.
+    async fn fence_node(&self, target: Target<'_>, pod: &str) -> Result<Done, ActError> {
+        let leaving = target.state.pods.get(pod).is_some_and(|p| p.terminating);
+        let mut done = if leaving {
+            Done::said(format!(
+                "{pod} is being deleted: its label moves after the promotion"
+            ))
+        } else {
+            kube_ops::label_pod(&self.client, target, pod, false).await?
+        };
+        let fenced = replication::fence(&self.valkey, target, pod).await;
+        done.detail = format!("{}; {}", done.detail, fenced.detail);
+        done.events.extend(fenced.events);
+        done.events
+            .extend(replication::offsets_of_others(&self.valkey, target, pod).await);
+        Ok(done)
+    }
+
+    /// A pod rolled: its data first, in the form the new revision reads,
+    /// then the pod deleted.
+    async fn roll_pod(
+        &self,
+        target: Target<'_>,
+        pod: &str,
+        revision: &str,
+    ) -> Result<Done, ActError> {
+        let carried = persistence::carry_over(&self.valkey, target, pod).await?;
+        let deleted = kube_ops::delete_pod(&self.client, target, pod, revision).await;
+        let mut done = match (deleted, &carried) {
+            (Ok(done), _) => done,
+            (Err(e), Some(carried)) => return Err(e.after(carried)),
+            (Err(e), None) => return Err(e),
+        };
+        if let Some(carried) = carried {
+            done.detail = format!("{carried}; {}", done.detail);
+        }
+        Ok(done)
+    }
+
+    /// A Valkey Cluster's intents: formation, failovers, nodes, slots.
+    async fn execute_cluster(&self, intent: &Intent, target: Target<'_>) -> Result<Done, ActError> {
+        match intent {
             Intent::MeetNode { pod, from } => cluster::meet(&self.valkey, target, pod, from).await,
             Intent::AssignSlots { pod, slots } => {
                 cluster::assign_slots(&self.valkey, target, pod, slots).await
@@ -328,22 +404,6 @@ impl Executor {
             }
             Intent::ResetReplica { pod, node_id } => {
                 cluster::reset_replica(&self.valkey, target, pod, node_id).await
-            }
-            Intent::PublishBootConfig { primary, ip } => {
-                kube_ops::publish_boot(&self.client, target, primary.as_deref(), ip.as_deref())
-                    .await
-            }
-            Intent::Switchover { from, to } => {
-                replication::switchover(&self.valkey, &self.client, target, from, to).await
-            }
-            Intent::ClearSwitchoverRequest => {
-                kube_ops::clear_switchover(&self.client, target).await
-            }
-            Intent::ClearFailoverRequest => {
-                kube_ops::clear_failover_request(&self.client, target).await
-            }
-            Intent::ClearRebalanceRequest => {
-                kube_ops::clear_rebalance_request(&self.client, target).await
             }
             Intent::MoveSlots {
                 from,
@@ -372,6 +432,20 @@ impl Executor {
                 )
                 .await
             }
+            _ => Err(ActError::Refused(format!(
+                "{} is no Valkey Cluster intent",
+                intent.name()
+            ))),
+        }
+    }
+
+    /// The Sentinels' intents.
+    async fn execute_sentinel(
+        &self,
+        intent: &Intent,
+        target: Target<'_>,
+    ) -> Result<Done, ActError> {
+        match intent {
             Intent::SentinelMonitor {
                 sentinel,
                 primary,
@@ -391,16 +465,17 @@ impl Executor {
             Intent::SentinelFailover { from, to } => {
                 sentinel::failover(&self.valkey, target, from, to.as_deref()).await
             }
-            Intent::SyncUsers { pod, apply, remove } => {
-                users::sync(&self.valkey, &self.client, target, pod, apply, remove).await
-            }
-            Intent::ReleaseUser { object } => users::release(&self.client, target, object).await,
-            Intent::IssueCertificate { secret } => {
-                tls::issue_certificate(&self.client, target, secret).await
-            }
-            Intent::ReloadCertificate { pods, fingerprint } => {
-                tls::reload(&self.valkey, target, pods, fingerprint).await
-            }
+            _ => Err(ActError::Refused(format!(
+                "{} is no Sentinel intent",
+                intent.name()
+            ))),
+        }
+    }
+
+    /// Intents about the data as a whole: backups and restores,
+    /// hibernation, an image's preflight, a standby.
+    async fn execute_data(&self, intent: &Intent, target: Target<'_>) -> Result<Done, ActError> {
+        match intent {
             Intent::TakeBackup {
                 object,
                 attempt,
@@ -415,13 +490,6 @@ impl Executor {
             Intent::FinishRestore { shards } => {
                 backup::finish_restore(&self.client, target, *shards).await
             }
-            Intent::DeleteOwnedObjects { delete_pvcs } => {
-                kube_ops::delete_owned(&self.client, target, *delete_pvcs).await
-            }
-            Intent::CreateFingerprintKey => {
-                kube_ops::create_fingerprint_key(&self.client, target).await
-            }
-            Intent::ReleaseObjects => ownership::release(&self.client, target).await,
             Intent::PersistForHibernation { primaries, pods } => {
                 hibernation::persist(&self.valkey, target, primaries, pods).await
             }
@@ -449,11 +517,10 @@ impl Executor {
                 };
                 standby::promote(&self.client, &self.valkey, target, pod, &source, secret).await
             }
-            Intent::UpdateStatus | Intent::AddNode { .. } | Intent::MigrateSlots { .. } => {
-                Err(ActError::Refused(format!(
-                    "{intent:?} is not carried out by this operator version"
-                )))
-            }
+            _ => Err(ActError::Refused(format!(
+                "{} is no backup, hibernation, preflight or standby intent",
+                intent.name()
+            ))),
         }
     }
 }
