@@ -446,15 +446,48 @@ async fn round(
         return Ok(());
     }
     guard.observe_probes(&answers(&results));
-    let mut ip_to_pod: BTreeMap<String, String> = guard
-        .state
+    let ip_to_pod = ip_to_pod(&guard.state);
+    let primary = guard.state.replication.primary.clone();
+    let primary_failed = results
+        .iter()
+        .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));
+    let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
+    let cap = failure_cap(&guard);
+    let events = observe_round(
+        &guard.state,
+        &results,
+        &stalled,
+        &ip_to_pod,
+        cap,
+        want_offsets,
+        primary_failed,
+    );
+    guard.record(events, None).await?;
+    // Confirm a refusal of the primary at once: one more probe.
+    if let Some(primary) = primary {
+        confirm_refusal(&mut guard, &client, &pods, &primary, &ip_to_pod, cap).await?;
+    }
+    // A pod answering for the first time: what it holds of the ACL users.
+    let acls =
+        super::users::read_new_node_acls(&client, &guard.state, guard.fingerprint_key()).await;
+    guard.record(acls, None).await?;
+    guard.mark_probed();
+    guard.act().await?;
+    guard.flush_due().await?;
+    guard.publish_status(None).await?;
+    Ok(())
+}
+
+/// Each pod's name by its address, and a standby's source (no pod: a
+/// replica of its address follows it), by its address now and the one
+/// its leader was pointed at.
+fn ip_to_pod(state: &logbook_journal::ClusterState) -> BTreeMap<String, String> {
+    let mut ip_to_pod: BTreeMap<String, String> = state
         .pods
         .iter()
         .filter_map(|(name, v)| v.ip.clone().map(|ip| (ip, name.clone())))
         .collect();
-    // A standby's source is no pod: a replica of its address follows it.
-    // (Its address now, and the one its leader was pointed at.)
-    if let Some(standby) = guard.state.standby.as_ref() {
+    if let Some(standby) = state.standby.as_ref() {
         let hosts = standby
             .address
             .iter()
@@ -467,17 +500,25 @@ async fn round(
             );
         }
     }
-    let primary = guard.state.replication.primary.clone();
-    let primary_failed = results
-        .iter()
-        .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));
-    let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
-    let cap = failure_cap(&guard);
+    ip_to_pod
+}
+
+/// What one round of probes adds to the journal, pod by pod.
+fn observe_round(
+    state: &logbook_journal::ClusterState,
+    results: &[(String, Option<Outcome>)],
+    stalled: &BTreeMap<String, bool>,
+    ip_to_pod: &BTreeMap<String, String>,
+    cap: u32,
+    want_offsets: bool,
+    primary_failed: bool,
+) -> Vec<Event> {
+    let primary = state.replication.primary.clone();
     let mut per_pod: Vec<(bool, Vec<Event>)> = Vec::new();
-    let awaiting_switch = awaiting_sentinel_switch(&guard.state);
-    for (name, outcome) in &results {
+    let awaiting_switch = awaiting_sentinel_switch(state);
+    for (name, outcome) in results {
         // Only pods still known (one may have been deleted meanwhile).
-        if guard.state.pods.contains_key(name) {
+        if state.pods.contains_key(name) {
             let primary_now = matches!(
                 outcome,
                 Some(Ok(p)) if crate::observe::journal_role(p.info.role) == logbook_journal::Role::Primary
@@ -492,12 +533,7 @@ async fn round(
             // from it? (The corroboration a timeout needs: see
             // `decide/replication/failover.rs`.)
             let follows_failing = primary_failed
-                && guard
-                    .state
-                    .pods
-                    .get(name)
-                    .and_then(|v| v.replicates.as_ref())
-                    == primary.as_ref();
+                && state.pods.get(name).and_then(|v| v.replicates.as_ref()) == primary.as_ref();
             let evidence = LinkEvidence {
                 primary_failing: follows_failing,
                 stalled: stalled.get(name.as_str()).copied().unwrap_or(false),
@@ -505,10 +541,10 @@ async fn round(
             per_pod.push((
                 primary_now,
                 observe_probe(
-                    &guard.state,
+                    state,
                     name,
                     &observation(outcome),
-                    &ip_to_pod,
+                    ip_to_pod,
                     cap,
                     want_offsets,
                     evidence,
@@ -522,44 +558,45 @@ async fn round(
     // primaries at once, which neither was.
     per_pod.sort_by_key(|(primary_now, _)| *primary_now);
     let events: Vec<Event> = per_pod.into_iter().flat_map(|(_, e)| e).collect();
-    guard.record(events, None).await?;
-    // Confirm a refusal of the primary at once: one more probe.
-    if let Some(primary) = primary {
-        let refused = guard.state.pods.get(&primary).is_some_and(|v| {
-            matches!(
-                v.reachability,
-                Some(Reachability::Refused | Reachability::NoAddress)
-            ) && v.consecutive_failures < crate::decide::DEATH_CONFIRMATIONS
-        });
-        if refused {
-            let addr = pods
-                .iter()
-                .find(|(n, _)| *n == primary)
-                .and_then(|(_, a)| *a);
-            let outcome = match addr {
-                Some(addr) => Some(settled(|| client.probe(addr)).await),
-                None => None,
-            };
-            let events = observe_probe(
-                &guard.state,
-                &primary,
-                &observation(&outcome),
-                &ip_to_pod,
-                cap,
-                true,
-                LinkEvidence::default(),
-            );
-            guard.record(events, None).await?;
-        }
+    events
+}
+
+/// A primary that refused is probed once more at once, so that its death
+/// is confirmed without waiting for the next round.
+async fn confirm_refusal(
+    guard: &mut ClusterRuntime,
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+    primary: &str,
+    ip_to_pod: &BTreeMap<String, String>,
+    cap: u32,
+) -> Result<(), super::OperatorError> {
+    let refused = guard.state.pods.get(primary).is_some_and(|v| {
+        matches!(
+            v.reachability,
+            Some(Reachability::Refused | Reachability::NoAddress)
+        ) && v.consecutive_failures < crate::decide::DEATH_CONFIRMATIONS
+    });
+    if refused {
+        let addr = pods
+            .iter()
+            .find(|(n, _)| n == primary)
+            .and_then(|(_, a)| *a);
+        let outcome = match addr {
+            Some(addr) => Some(settled(|| client.probe(addr)).await),
+            None => None,
+        };
+        let events = observe_probe(
+            &guard.state,
+            primary,
+            &observation(&outcome),
+            ip_to_pod,
+            cap,
+            true,
+            LinkEvidence::default(),
+        );
+        guard.record(events, None).await?;
     }
-    // A pod answering for the first time: what it holds of the ACL users.
-    let acls =
-        super::users::read_new_node_acls(&client, &guard.state, guard.fingerprint_key()).await;
-    guard.record(acls, None).await?;
-    guard.mark_probed();
-    guard.act().await?;
-    guard.flush_due().await?;
-    guard.publish_status(None).await?;
     Ok(())
 }
 
