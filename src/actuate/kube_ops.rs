@@ -143,28 +143,7 @@ pub async fn apply_resources(
     let meta = target.meta;
     let spec = target.spec;
     let ns = meta.namespace.as_str();
-    let password = match read_password(client, target).await {
-        // A generated password's Secret is the operator's: applied again
-        // with what it holds, so that it carries the spec's labels and
-        // annotations as they are now, as every other object does.
-        Ok(Some(pw)) if spec.auth.password_secret.is_none() => {
-            if let Some(secret) = build_password_secret(meta, spec, pw.expose()) {
-                apply(client, ns, &secret).await?;
-            }
-            Some(pw)
-        }
-        Ok(pw) => pw,
-        Err(ActError::NotYet(why)) if spec.auth.password_secret.is_none() => {
-            tracing::debug!(cluster = %meta.name, %why, "generating the password Secret");
-            let generated = generate_password()
-                .map_err(|e| ActError::NotYet(format!("cannot generate a password: {e}")))?;
-            if let Some(secret) = build_password_secret(meta, spec, &generated) {
-                apply(client, ns, &secret).await?;
-            }
-            Some(Password::new(generated))
-        }
-        Err(err) => return Err(err),
-    };
+    let password = ensure_password(client, target).await?;
     // TLS: cert-manager is asked for the certificate; the CA goes in the
     // connection Secret once the certificate Secret holds it.
     if let Some(logbook_crds::CertSource::CertManager(issuer)) = spec.tls.source() {
@@ -231,42 +210,11 @@ pub async fn apply_resources(
         Some(&applied),
     ));
     let marked = super::ownership::mark_claims(client, meta).await?;
-    // The PodDisruptionBudget; removed when the spec no longer asks for
-    // one (a stale one would go on blocking evictions and node drains).
-    match build_pdb(meta, spec) {
-        Some(pdb) => {
-            apply(client, ns, &pdb).await?;
-        }
-        None => {
-            delete_named::<PodDisruptionBudget>(client, ns, &resources::pdb_name(&meta.name))
-                .await?;
-        }
-    }
-    // The NetworkPolicy, admitting the operator from its own namespace (a
-    // client's default namespace is the one it runs in); removed when the
-    // spec no longer asks for one.
-    match resources::build_network_policy(meta, spec, client.default_namespace()) {
-        Some(policy) => {
-            apply(client, ns, &policy).await?;
-        }
-        None => {
-            delete_named::<NetworkPolicy>(client, ns, &resources::network_policy_name(&meta.name))
-                .await?;
-        }
-    }
+    apply_pdb_and_network_policy(client, meta, spec).await?;
     // The Sentinels after the data objects: they monitor the data pods,
     // and read the boot ConfigMap the data pods also boot from.
     if spec.topology.uses_sentinel() {
-        let (sentinel_config, sentinel_hash) = build_sentinel_config_map(meta, spec);
-        apply(client, ns, &sentinel_config).await?;
-        apply(client, ns, &build_sentinel_headless_service(meta, spec)).await?;
-        apply(client, ns, &build_sentinel_service(meta, spec)).await?;
-        let mut sentinels = build_sentinel_statefulset(meta, spec, &sentinel_hash);
-        if asleep {
-            resources::scale_to_zero(&mut sentinels);
-        }
-        apply(client, ns, &sentinels).await?;
-        apply(client, ns, &build_sentinel_pdb(meta, spec)).await?;
+        apply_sentinels(client, meta, spec, asleep).await?;
     }
     let removed = if removed.is_empty() {
         String::new()
@@ -290,6 +238,96 @@ pub async fn apply_resources(
         events,
         password,
     })
+}
+
+/// The cluster's password: the Secret the spec names, or the operator's
+/// generated one (made once, then applied again with what it holds, so
+/// that it carries the spec's labels and annotations as they are now).
+async fn ensure_password(
+    client: &Client,
+    target: Target<'_>,
+) -> Result<Option<Password>, ActError> {
+    let meta = target.meta;
+    let spec = target.spec;
+    let ns = meta.namespace.as_str();
+    Ok(match read_password(client, target).await {
+        // A generated password's Secret is the operator's: applied again
+        // with what it holds, so that it carries the spec's labels and
+        // annotations as they are now, as every other object does.
+        Ok(Some(pw)) if spec.auth.password_secret.is_none() => {
+            if let Some(secret) = build_password_secret(meta, spec, pw.expose()) {
+                apply(client, ns, &secret).await?;
+            }
+            Some(pw)
+        }
+        Ok(pw) => pw,
+        Err(ActError::NotYet(why)) if spec.auth.password_secret.is_none() => {
+            tracing::debug!(cluster = %meta.name, %why, "generating the password Secret");
+            let generated = generate_password()
+                .map_err(|e| ActError::NotYet(format!("cannot generate a password: {e}")))?;
+            if let Some(secret) = build_password_secret(meta, spec, &generated) {
+                apply(client, ns, &secret).await?;
+            }
+            Some(Password::new(generated))
+        }
+        Err(err) => return Err(err),
+    })
+}
+
+/// The PodDisruptionBudget and the NetworkPolicy, each removed when the
+/// spec no longer asks for it.
+async fn apply_pdb_and_network_policy(
+    client: &Client,
+    meta: &resources::ClusterMeta,
+    spec: &logbook_crds::ValkeyClusterSpec,
+) -> Result<(), ActError> {
+    let ns = meta.namespace.as_str();
+    // The PodDisruptionBudget; removed when the spec no longer asks for
+    // one (a stale one would go on blocking evictions and node drains).
+    match build_pdb(meta, spec) {
+        Some(pdb) => {
+            apply(client, ns, &pdb).await?;
+        }
+        None => {
+            delete_named::<PodDisruptionBudget>(client, ns, &resources::pdb_name(&meta.name))
+                .await?;
+        }
+    }
+    // The NetworkPolicy, admitting the operator from its own namespace (a
+    // client's default namespace is the one it runs in); removed when the
+    // spec no longer asks for one.
+    match resources::build_network_policy(meta, spec, client.default_namespace()) {
+        Some(policy) => {
+            apply(client, ns, &policy).await?;
+        }
+        None => {
+            delete_named::<NetworkPolicy>(client, ns, &resources::network_policy_name(&meta.name))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The Sentinels' ConfigMap, Services, StatefulSet (no pod while the
+/// cluster is asleep) and PodDisruptionBudget.
+async fn apply_sentinels(
+    client: &Client,
+    meta: &resources::ClusterMeta,
+    spec: &logbook_crds::ValkeyClusterSpec,
+    asleep: bool,
+) -> Result<(), ActError> {
+    let ns = meta.namespace.as_str();
+    let (sentinel_config, sentinel_hash) = build_sentinel_config_map(meta, spec);
+    apply(client, ns, &sentinel_config).await?;
+    apply(client, ns, &build_sentinel_headless_service(meta, spec)).await?;
+    apply(client, ns, &build_sentinel_service(meta, spec)).await?;
+    let mut sentinels = build_sentinel_statefulset(meta, spec, &sentinel_hash);
+    if asleep {
+        resources::scale_to_zero(&mut sentinels);
+    }
+    apply(client, ns, &sentinels).await?;
+    apply(client, ns, &build_sentinel_pdb(meta, spec)).await?;
+    Ok(())
 }
 
 /// Deletes the cluster's connection Secrets but `current`: the ones this
