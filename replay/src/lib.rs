@@ -27,6 +27,7 @@ pub mod reshards;
 pub mod shard_failovers;
 pub mod source;
 pub mod state_at;
+pub mod this_build;
 pub mod timeline;
 pub mod verify;
 
