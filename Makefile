@@ -84,14 +84,14 @@ unit:
 ## after it (`make test` runs the short ones). One at a time: each has a
 ## localkube of its own.
 sweep-effects:
-	$(CARGO) test -p logbook --locked --test long_lane -- --ignored --test-threads=1 --nocapture effect_faults::
+	$(CARGO) test --workspace --locked --test long_lane -- --ignored --test-threads=1 --nocapture effect_faults::
 
 ## sweep-crashes: the long crash sweeps of tests/operator_crash.rs: the
 ## operator aborted at every journal commit point of the newer workloads
 ## (hibernation, image change, canary rollback, unbind, rebalance,
 ## defaults roll, fail-back, a standby), a fresh instance taking over each time.
 sweep-crashes:
-	$(CARGO) test -p logbook --locked --test crash_lane -- --ignored --test-threads=1 --nocapture operator_crash::
+	$(CARGO) test --workspace --locked --test crash_lane -- --ignored --test-threads=1 --nocapture operator_crash::
 
 ## crds: regenerate crds/valkeycluster.yaml and the Helm chart's copy from the Rust types.
 crds:
@@ -164,7 +164,7 @@ bench-restart:
 ## (replay/tests/golden/<scenario>.frames and .json); run on purpose, not in CI.
 .PHONY: golden
 golden:
-	$(CARGO) test -p logbook --locked --test main_lane -- --ignored --nocapture replay_golden_record::
+	$(CARGO) test --workspace --locked --test main_lane -- --ignored --nocapture replay_golden_record::
 
 ## bench-replay: the replay tool on a 1,000,000-event journal: audit, verify
 ## beside sha256sum of the same bytes, export to JSONL (docs/benchmarks.md).
@@ -215,7 +215,7 @@ NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_t
 test-node-suites:
 	bash scripts/node.sh build
 	IMAGE_PROFILE=dev bash scripts/images.sh
-	LOGBOOK_E2E_NODE=containers $(CARGO) test -p logbook --locked --no-fail-fast --test main_lane --test long_lane --test crash_lane -- $(foreach t,$(NODE_SUITES),$(t)::)
+	LOGBOOK_E2E_NODE=containers $(CARGO) test --workspace --locked --no-fail-fast --test main_lane --test long_lane --test crash_lane -- $(foreach t,$(NODE_SUITES),$(t)::)
 	$(CARGO) run --locked -p logbook-bench -- soak --topology all --seed 20261126 --duration-seconds 60 --interval-seconds 6 --control-plane containers --operator-binary target/debug/logbook
 
 ## node: the real node's binaries (docs/node.md): kubelet and kube-proxy in

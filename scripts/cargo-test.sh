@@ -52,22 +52,22 @@ if [ "$status" -eq 0 ]; then
 	began=$SECONDS
 	{
 		lane=0
-		cargo test -p logbook --locked --no-fail-fast --test crash_lane -- "${skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test crash_lane -- "${skips[@]}" || lane=1
 		echo "lane took $((SECONDS - began)) s"
 		exit "$lane"
 	} >"$crash_log" 2>&1 &
 	crash=$!
 	{
 		lane=0
-		cargo test -p logbook --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" || lane=1
-		cargo test -p logbook --locked --no-fail-fast --test long_lane -- soak:: || lane=1
-		cargo test -p logbook --locked --no-fail-fast --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- soak:: || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}" || lane=1
 		echo "lane took $((SECONDS - began)) s"
 		exit "$lane"
 	} >"$b_log" 2>&1 &
 	lane_b=$!
 	cargo test --workspace --lib --bins --examples --benches "${named[@]}" --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
-	cargo test -p logbook --locked --no-fail-fast --test main_lane --test components -- "${skips[@]}" 2>&1 | tee -a "$log" || status=1
+	cargo test --workspace --locked --no-fail-fast --test main_lane --test components -- "${skips[@]}" 2>&1 | tee -a "$log" || status=1
 	echo "---- the main lane took $((SECONDS - began)) s"
 	wait "$lane_b" || status=1
 	echo "---- long_lane: tests/effect_faults.rs, tests/soak.rs, the longest suites (run beside the others) ----"

@@ -72,7 +72,7 @@ run_group() {
 	for t in "$@"; do filters+=("$t::"); done
 	# Each suite is a module of one of the logbook package's test
 	# binaries (Cargo.toml): the suites are test-name prefixes.
-	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test -p logbook --locked --no-fail-fast --test main_lane --test components -- "${filters[@]}" >"$DIR/e2e-$group.log" 2>&1 || code=$?
+	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --workspace --locked --no-fail-fast --test main_lane --test components -- "${filters[@]}" >"$DIR/e2e-$group.log" 2>&1 || code=$?
 	echo "group $group took $((SECONDS - began)) s" >"$DIR/took-$group"
 	return "$code"
 }
@@ -87,7 +87,7 @@ pids[b]=$!
 {
 	while [ ! -e "$DIR/took-a" ]; do sleep 2; done
 	began=$SECONDS code=0
-	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test -p logbook --locked --no-fail-fast --test long_lane -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 || code=$?
+	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 "${effect_sweeps[@]}" >"$DIR/e2e-c.log" 2>&1 || code=$?
 	echo "group c took $((SECONDS - began)) s" >"$DIR/took-c"
 	exit "$code"
 } &
@@ -160,7 +160,7 @@ else
 	fail "a watch from resourceVersion $rv: HTTP $code, $(head -c 300 "$DIR/watch.json")"
 fi
 
-LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test -p logbook --locked --test components -- --test-threads 2 configmap_store:: >"$DIR/configmap_store.log" 2>&1 \
+LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --workspace --locked --test components -- --test-threads 2 configmap_store:: >"$DIR/configmap_store.log" 2>&1 \
 	|| fail "the ConfigMap store on the real API server: $(grep -E 'panicked|assert|left|right' "$DIR/configmap_store.log" | head -n 8)"
 ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"
 
