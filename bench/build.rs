@@ -21,6 +21,7 @@ fn main() {
         "../.git/index",
         "../.git/refs/heads",
         "../src",
+        "../core/src",
         "../journal/src",
         "../replay/src",
         "../crds/src",
@@ -31,8 +32,17 @@ fn main() {
     }
     let commit = match git(&["rev-parse", "--short", "HEAD"]) {
         Some(head) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // Without optional locks: a plain `git status` refreshes and
+            // rewrites the index, which this script watches, so the next
+            // cargo command would run it (and rebuild the bench and what
+            // links it) again.
+            let dirty = git(&[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty { format!("{head}-dirty") } else { head }
         }
         None => "unknown".to_owned(),

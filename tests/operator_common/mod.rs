@@ -77,6 +77,34 @@ const LOG_LINES: usize = 4000;
 /// The Valkey port of every pod and Service.
 pub const PORT: u16 = 6379;
 
+/// The log filter of the operators the tests start.
+fn log_filter() -> String {
+    std::env::var("LOGBOOK_TEST_LOG")
+        .ok()
+        .filter(|f| !f.is_empty() && f != "1")
+        .unwrap_or_else(|| "info,logbook=debug,kube=warn".to_owned())
+}
+
+/// A global default subscriber with the operators' filter that drops what
+/// it is given. tracing caches, per callsite, whether any registered
+/// subscriber wants it; a line first reached on a thread with no
+/// subscriber of its own (a test calling the library directly, as the
+/// storage migration's tests do) while another test's operator
+/// registers its subscriber can be cached as wanted by nobody, and that
+/// operator's captured log then misses it for the rest of the process.
+/// With this one always registered and interested, no line the operators
+/// log is ever cached so.
+fn quiet_global_subscriber() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let quiet = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter()))
+            .with_writer(std::io::sink)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(quiet);
+    });
+}
+
 /// The operator's captured log lines (a ring buffer).
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<VecDeque<String>>>);
@@ -198,10 +226,7 @@ impl Operator {
             .name(format!("operator-{instance}"))
             .stack_size(logbook::operator::THREAD_STACK_BYTES)
             .spawn(move || {
-                let filter = std::env::var("LOGBOOK_TEST_LOG")
-                    .ok()
-                    .filter(|f| !f.is_empty() && f != "1")
-                    .unwrap_or_else(|| "info,logbook=debug,kube=warn".to_owned());
+                let filter = log_filter();
                 let subscriber = tracing_subscriber::fmt()
                     .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                     .with_ansi(false)
@@ -533,6 +558,7 @@ impl Env {
 
     /// Like [`Env::start`], without starting the operator.
     pub async fn start_without_operator(name: &str) -> Env {
+        quiet_global_subscriber();
         let dir = tempfile::Builder::new()
             .prefix("logbook-e2e-")
             .tempdir()
