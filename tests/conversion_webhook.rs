@@ -554,10 +554,25 @@ async fn a_storage_migration_cut_short_at_any_write_is_finished_by_the_next() {
         "spec": {"topology": "Standalone", "paused": true},
     }))
     .unwrap();
-    clusters_at(&env, NS, "v1beta1")
-        .create(&PostParams::default(), &probe)
-        .await
-        .unwrap();
+    // The real API server serves a version an update added some time
+    // after the update returns, answering 404 until then.
+    let beta = clusters_at(&env, NS, "v1beta1");
+    env.eventually(
+        Duration::from_secs(60),
+        "the probe created at v1beta1",
+        || {
+            let (beta, probe) = (beta.clone(), probe.clone());
+            async move {
+                match beta.create(&PostParams::default(), &probe).await {
+                    Ok(_) => true,
+                    Err(kube::Error::Api(e)) if e.code == 409 => true,
+                    Err(kube::Error::Api(e)) if e.code == 404 => false,
+                    Err(e) => panic!("creating the probe: {e}"),
+                }
+            }
+        },
+    )
+    .await;
     let alpha = clusters_at(&env, NS, "v1alpha1");
     env.eventually(Duration::from_secs(60), "the webhook converting", || {
         let alpha = alpha.clone();
