@@ -48,12 +48,15 @@ clippy:
 ## core: the decision core (core/) checked and linted alone, with its own
 ## features: it builds without tokio, a Kubernetes client, redis, an HTTP
 ## stack or an object store (named here if one comes in), and its
-## clippy.toml refuses the clock and hash-ordered collections.
+## clippy.toml refuses the clock and hash-ordered collections. The
+## operator (operator/) links neither the tools nor localkube.
 CORE_FORBIDDEN = tokio|hyper|kube-client|kube-runtime|redis|reqwest|object_store
 .PHONY: core
 core:
 	@if $(CARGO) tree -p logbook-core -e normal --locked --prefix none | grep -E '^($(CORE_FORBIDDEN)) '; then \
 		echo "core: logbook-core depends on the crates above (forbidden: $(CORE_FORBIDDEN))"; exit 1; fi
+	@if $(CARGO) tree -p logbook-operator -e normal --locked --prefix none | grep -E '^logbook(-localkube)? '; then \
+		echo "core: the operator depends on the tools or on localkube (above)"; exit 1; fi
 	$(CARGO) clippy -p logbook-core --all-targets --locked -- -D warnings
 
 ## lint-build: `make clippy` and the test build in one compile: the

@@ -21,6 +21,7 @@ fn main() {
         "../.git/index",
         "../.git/refs/heads",
         "../src",
+        "../operator/src",
         "../core/src",
         "../journal/src",
         "../replay/src",

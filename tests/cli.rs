@@ -118,30 +118,3 @@ fn operator_refuses_a_missing_kubeconfig_naming_it() {
         "nothing is created before the client works"
     );
 }
-
-/// `logbook-operator`, the image's entrypoint, takes the chart's arguments
-/// (`operator --journal=configmap ...`) as `logbook` does, with or without
-/// the leading `operator`, and refuses what it does not know by name.
-#[test]
-fn the_operator_binary_takes_the_charts_arguments() {
-    let bin = env!("CARGO_BIN_EXE_logbook-operator");
-    for args in [
-        vec!["operator", "--journal=configmap", "--help"],
-        vec!["--journal=configmap", "--help"],
-    ] {
-        let out = std::process::Command::new(bin)
-            .args(&args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{args:?}: {text}");
-        assert!(text.contains("--lease-namespace"), "{args:?}: {text}");
-    }
-    let out = std::process::Command::new(bin)
-        .args(["operator", "--jurnal=configmap"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("--jurnal"), "{err}");
-}

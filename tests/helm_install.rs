@@ -136,10 +136,8 @@ impl Local {
         let binary = dir.path().join("bin/logbook");
         std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_logbook"), &binary).unwrap();
-        let images = vec![LocalImage {
-            pattern: "ghcr.io/logbook-dev/logbook:*".to_owned(),
-            binary: binary.clone(),
-        }];
+        let images =
+            vec![logbook::local::operator_image(&binary, &dir.path().join("bin")).unwrap()];
         if std::env::var("LOGBOOK_E2E_CONTROL_PLANE").as_deref() == Ok("kubernetes") {
             return Self::on_kubernetes(dir, images).await;
         }

@@ -105,7 +105,7 @@ spec:
         .into_iter()
         .filter(|c| c.get("user").map(String::as_str) == Some("default"))
         .filter(|c| c.get("cmd").map(String::as_str) != Some("client|list"))
-        // The operator's death watch (src/operator/death_watch.rs) holds
+        // The operator's death watch (operator/src/operator/death_watch.rs) holds
         // an idle connection that never authenticates and never sends a
         // command: listed under `default`, it can run nothing.
         .filter(|c| {

@@ -264,20 +264,21 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
             (None, Some(tmp)) => tmp.path().to_path_buf(),
             (None, None) => return Err(Error::Local("no directory for pod data".to_owned())),
         };
+        // The operator's image (a restore's init container) is this
+        // executable.
+        let binary = std::env::current_exe()
+            .map_err(|e| Error::Local(format!("cannot find this executable: {e}")))?;
+        let image = operator_image(&binary, &state_dir.join("operator-image")).map_err(|e| {
+            Error::Local(format!(
+                "cannot link {} as the operator's image: {e}",
+                binary.display()
+            ))
+        })?;
         Some(logbook_localkube::WorkloadsConfig {
             state_dir,
             kubelet: true,
             proxy: true,
-            // The operator's image (a restore's init container) is this
-            // executable.
-            local_images: std::env::current_exe()
-                .ok()
-                .map(|binary| logbook_localkube::LocalImage {
-                    pattern: format!("{}:*", crate::resources::restore::DEFAULT_IMAGE_REPOSITORY),
-                    binary,
-                })
-                .into_iter()
-                .collect(),
+            local_images: vec![image],
         })
     };
     let config = logbook_localkube::Config {
@@ -317,4 +318,25 @@ async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
     server.shutdown().await;
     writeln!(out, "stopped")?;
     Ok(())
+}
+
+/// The operator's image run here as `binary`, a `logbook`: linked into
+/// `dir` as `logbook-operator`, the name of the image's one executable,
+/// whose command lines (`operator ...`, `restore-fetch ...`) `logbook`
+/// takes as well.
+pub fn operator_image(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+) -> std::io::Result<logbook_localkube::LocalImage> {
+    std::fs::create_dir_all(dir)?;
+    let link = dir.join("logbook-operator");
+    match std::fs::remove_file(&link) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(binary, &link)?;
+    Ok(logbook_localkube::LocalImage {
+        pattern: format!("{}:*", crate::resources::restore::DEFAULT_IMAGE_REPOSITORY),
+        binary: link,
+    })
 }

@@ -428,19 +428,10 @@ pub async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
 }
 
 /// The operator's image as this build's `logbook`, linked into
-/// `<root>/bin`.
+/// `<root>/bin` as `logbook-operator`.
 fn operator_image(root: &std::path::Path) -> Vec<logbook_localkube::LocalImage> {
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let link = bin.join("logbook");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_logbook"), &link).unwrap();
-    vec![logbook_localkube::LocalImage {
-        pattern: format!(
-            "{}:*",
-            logbook::resources::restore::DEFAULT_IMAGE_REPOSITORY
-        ),
-        binary: link,
-    }]
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_logbook"));
+    vec![logbook::local::operator_image(binary, &root.join("bin")).unwrap()]
 }
 
 pub fn on_kubernetes() -> bool {

@@ -3,7 +3,7 @@
 //! bucket, each shard's object with its size and SHA-256) and the bucket's
 //! credentials while the restore is under way.
 //!
-//! The init container runs the operator's image (`logbook restore-fetch`):
+//! The init container runs the operator's image (`logbook-operator restore-fetch`):
 //! in the pod of ordinal `n` it downloads shard `n`'s RDB into the data
 //! volume, verifying it as it goes, before Valkey starts and loads it. It
 //! does nothing when the plan is gone (the restore completed: the operator
@@ -75,7 +75,7 @@ pub fn add_restore_init(sts: &mut StatefulSet, meta: &ClusterMeta, spec: &Valkey
         image: Some(operator_image()),
         command: Some(
             [
-                "logbook",
+                "logbook-operator",
                 "restore-fetch",
                 "--plan-dir",
                 RESTORE_DIR,
@@ -143,7 +143,7 @@ pub fn restore_security_context(
     sc
 }
 
-/// What `logbook restore-fetch` reads: the bucket, and by pod ordinal the
+/// What `logbook-operator restore-fetch` reads: the bucket, and by pod ordinal the
 /// object to load with its size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreFetchPlan {

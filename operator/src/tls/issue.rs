@@ -736,7 +736,7 @@ mod tests {
     #[test]
     fn the_tls_sample_certificate_covers_its_cluster_and_pods() {
         use crate::resources::{self, ClusterMeta};
-        let text = include_str!("../../config/samples/tls-secret.yaml");
+        let text = include_str!("../../../config/samples/tls-secret.yaml");
         let mut docs = text.split("\n---\n");
         let secret: serde_yaml::Value = serde_yaml::from_str(docs.next().unwrap()).unwrap();
         let cluster: logbook_crds::ValkeyCluster =

@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert!(
             lines[0].ends_with(
-                "INFO logbook::logging::tests: taking the journal over epoch=2 name=demo namespace=default seq=3"
+                "INFO logbook_operator::logging::tests: taking the journal over epoch=2 name=demo namespace=default seq=3"
             ),
             "{}",
             lines[0]

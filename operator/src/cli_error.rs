@@ -33,7 +33,7 @@ pub enum Error {
     /// kubeconfig could not be written.
     #[error("{0}")]
     Local(String),
-    /// `logbook restore-fetch` could not load the pod's shard: the plan,
+    /// `logbook-operator restore-fetch` could not load the pod's shard: the plan,
     /// the bucket or the object (what and why, never a credential).
     #[error("restore: {0}")]
     RestoreFetch(String),

@@ -11,7 +11,7 @@ use logbook_replay::source::{Flow, Input, Raw, Start, Visit};
 
 use super::counted_failovers;
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/replay/tests/golden");
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../replay/tests/golden");
 
 /// A journal as read: the state before its first event, and its events.
 #[derive(Default)]

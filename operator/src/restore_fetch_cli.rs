@@ -1,4 +1,4 @@
-//! `logbook restore-fetch`: the init container of a cluster created from
+//! `logbook-operator restore-fetch`: the init container of a cluster created from
 //! a backup (`spec.restoreFrom`). In the pod of ordinal `n` it downloads
 //! shard `n`'s RDB from the bucket into the data volume, checking its size,
 //! SHA-256 and RDB checksum as it streams, so that Valkey loads it when it
@@ -20,7 +20,7 @@ use crate::backup::store::{BackupStore, S3Credentials, S3Target};
 use crate::cli_error::{Error, Result};
 use crate::resources::restore::{PLAN_KEY, RestoreFetchPlan};
 
-/// `logbook restore-fetch` options.
+/// `logbook-operator restore-fetch` options.
 #[derive(Debug, Args)]
 pub struct RestoreFetchArgs {
     /// Where the restore Secret is mounted (plan and credentials).

@@ -20,8 +20,8 @@
 mod cluster;
 mod exposition;
 mod families;
-#[cfg(test)]
-pub(crate) mod fixture;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fixture;
 mod labels;
 mod probe;
 mod shards;
