@@ -50,7 +50,7 @@ clippy:
 ## stack or an object store (named here if one comes in), and its
 ## clippy.toml refuses the clock and hash-ordered collections. The
 ## operator (operator/) links neither the tools nor localkube.
-CORE_FORBIDDEN = tokio|hyper|kube-client|kube-runtime|redis|reqwest|object_store
+CORE_FORBIDDEN = tokio|hyper|kube-client|kube-runtime|redis|reqwest|object_store|sled
 .PHONY: core
 core:
 	@if $(CARGO) tree -p logbook-core -e normal --locked --prefix none | grep -E '^($(CORE_FORBIDDEN)) '; then \
@@ -102,7 +102,7 @@ crds:
 
 ## bench: the journal and localkube benchmarks (figures go in docs/benchmarks.md).
 bench:
-	$(CARGO) run --release --locked -p logbook-journal --bin journal-bench -- --events 1000000
+	$(CARGO) run --release --locked -p logbook-journal --features sled --bin journal-bench -- --events 1000000
 	$(CARGO) run --release --locked -p logbook-localkube --example api-bench -- --objects 5000
 	$(CARGO) run --release --locked -p logbook-localkube --example workload-bench
 

@@ -8,6 +8,7 @@
 use super::*;
 use crate::ready::now_or_never;
 use crate::store::memory::MemoryStore;
+#[cfg(feature = "sled")]
 use crate::store::sled::{Durability, SledStore};
 
 struct MemoryHarness(MemoryStore);
@@ -46,9 +47,11 @@ impl Harness for MemoryHarness {
     }
 }
 
+#[cfg(feature = "sled")]
 /// A sled store in a temp dir, opened with the given durability.
 struct SledHarness(tempfile::TempDir, Durability);
 
+#[cfg(feature = "sled")]
 impl Harness for SledHarness {
     type Store = SledStore;
     async fn open(&mut self) -> Result<SledStore, String> {
@@ -94,6 +97,7 @@ fn memory_store_conforms() {
     assert_eq!(result, Ok(()));
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn sled_store_conforms() {
     let result = now_or_never(run_all(|| {
@@ -103,6 +107,7 @@ fn sled_store_conforms() {
     assert_eq!(result, Ok(()));
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn durable_sled_store_conforms_on_the_core_cases() {
     let mut h = SledHarness(tempfile::tempdir().unwrap(), Durability::Flush);

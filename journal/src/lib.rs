@@ -57,6 +57,7 @@ pub use sentinel::{
     SentinelMonitorReport, SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 pub use store::memory::MemoryStore;
+#[cfg(feature = "sled")]
 pub use store::sled::{Durability, SledStore};
 pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};
 pub use time::Timestamp;

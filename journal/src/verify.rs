@@ -501,6 +501,7 @@ mod tests {
 
         /// The same in sled, where frames share records (12 events appended
         /// in batches of 5, so damage lands inside multi-frame records).
+        #[cfg(feature = "sled")]
         #[test]
         fn stored_frame_corruption_is_always_detected_in_sled(damage in damage_strategy()) {
             let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod memory;
+#[cfg(feature = "sled")]
 pub mod sled;
 
 use std::future::Future;
