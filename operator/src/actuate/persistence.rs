@@ -8,9 +8,8 @@
 //! append-only file took over, or an append-only file left from before
 //! the RDB took over. A node with no replica to copy its data from (a
 //! Standalone pod, a Cluster shard without replicas) would serve that old
-//! data, and acknowledged writes would be lost (the spec trials found it
-//! so on Standalone: a list lost 85 acknowledged values, then had them
-//! back and lost others when the persistence went back).
+//! data, and acknowledged writes would be lost (and others when the
+//! persistence went back).
 //!
 //! So before the pod is deleted, its running server is given the new
 //! `save` and `appendonly` settings: turning `appendonly` on writes the

@@ -271,9 +271,8 @@ async fn hand_over(
     // `from` follows `to` before anything else: while it is a primary
     // its replicas acknowledge writes `to` will never have, so it stays
     // paused until it follows (the caller does not release it otherwise).
-    // (The labels came first once; the effect sweep failed the first
-    // label patch, the writes were released on the old primary beside
-    // the new one, and 146 acknowledged writes were lost.)
+    // Were the role labels patched first, a failed patch would release
+    // the writes on the old primary beside the new one.
     // Once more at once if it fails (a connection reset): `REPLICAOF` is
     // idempotent, and two primaries must not outlast the pause. If it
     // still fails, `to` goes back to following `from` (it has everything

@@ -120,10 +120,9 @@ pub async fn configure(
     // The password too, in the same command: a `SENTINEL MONITOR` whose
     // reply was lost leaves a Sentinel monitoring with no password for the
     // data nodes (no probe can show it), and its settings are what is
-    // decided next. (Found by the effect sweep of a Sentinel cluster's
-    // bootstrap: the Sentinel saw the primary down, disconnected, for
-    // good; and again when the password was a command of its own after
-    // the settings, whose reply was lost.)
+    // decided next: such a Sentinel sees the primary down for good. The
+    // same holds for a password sent as a command of its own after the
+    // settings.
     valkey
         .sentinel_set_auth_and(addr, &name, &pairs(settings))
         .await
@@ -298,8 +297,7 @@ pub async fn failover(
 /// promote (the first of them). A Sentinel just reset relearns the
 /// replicas only from the primary's INFO, which a dead primary never
 /// gives: asked first, it would answer NOGOODSLAVE until the others
-/// failed over on their own (found by the failover bench: 8.6 s instead
-/// of 0.8).
+/// failed over on their own, seconds later.
 fn sentinel_to_ask(state: &logbook_journal::ClusterState, from_ip: &str) -> Option<String> {
     state
         .sentinel

@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn a_new_user_name_is_refused_and_the_name_in_force_kept() {
         // Renaming would leave the old ACL user, with its password, on
-        // every node: the trials found it so.
+        // every node.
         let read = password_in(Some(&secret("password", "p")), "ns", "n", "password");
         let mut user = app();
         user.spec.username = Some("renamed".into());

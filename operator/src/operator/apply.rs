@@ -559,8 +559,8 @@ fn next_resync(rt: &ClusterRuntime) -> Duration {
     // retention age, a rotation window), so that it is journaled when it
     // comes, and the end of a back-off after a failure, so that the
     // decision is taken again then: an idle cluster has no other traffic
-    // to wake it. (Found by the effect sweep: a new cluster whose first
-    // effect failed waited for the resync, minutes, before trying again.)
+    // to wake it, and a failed first effect must not wait minutes for the
+    // resync before it is tried again.
     [
         rt.until_next_deadline()
             .map(|left| left.saturating_add(DEADLINE_MARGIN)),

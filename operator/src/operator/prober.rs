@@ -294,11 +294,10 @@ async fn read_again_when_the_primary_timed_out(
 /// Runs `probe`, and once more at once when it failed with anything but
 /// a refusal (death) or a timeout (slowness): a connection dropped
 /// mid-reply, an error or a reply of the wrong shape from a server that
-/// then answers is not a fact about the server worth journaling. An idle
-/// cluster's probe once failed so (an I/O error), and once more (an error
-/// that was not one, on an idle Sentinel cluster's primary in CI),
-/// appending four events and changing its status for nothing. A failure
-/// that lasts fails the second probe too and is journaled as before.
+/// then answers is not a fact about the server worth journaling: it would
+/// append events to an idle cluster's journal and change its status for
+/// nothing. A failure that lasts fails the second probe too and is
+/// journaled as before.
 pub(super) async fn settled<T, F, Fut>(mut probe: F) -> Result<T, ProbeError>
 where
     F: FnMut() -> Fut,

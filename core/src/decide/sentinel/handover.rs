@@ -336,8 +336,8 @@ pub fn decide_rolling_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     };
     // A replica crash-looping on an outdated revision is rolled at once,
     // as on Replication: waiting for the cluster to be whole would wait
-    // for it for ever (the spec trials found a Sentinel cluster stuck so
-    // after an image the data could not load was set back).
+    // for it for ever (after an image the data could not load is set
+    // back, say).
     let all_there = u32::try_from(pods.len()).unwrap_or(u32::MAX) == replicas;
     if all_there
         && quiet(view)

@@ -633,8 +633,7 @@ fn a_hibernation_publishes_the_boot_primary_before_it_persists() {
 /// reports itself primary (its writes were paused when the Sentinels
 /// failed it over): the old primary follows the new one before the spec
 /// is applied. Two pods serving as primary come before anything else
-/// (the audit counts every decision taken meanwhile; found by the
-/// Sentinel hibernation's full effect sweep, plan 120).
+/// (the audit counts every decision taken meanwhile).
 #[test]
 fn a_second_primary_is_repointed_before_a_spec_is_applied() {
     let mut g = Given::monitored();
@@ -708,10 +707,10 @@ fn hold_failovers(g: &mut Given, primary: Option<u32>) {
 /// than the pause can last, and the persist starts only once too few
 /// Sentinels could still fail the primary over to make a quorum. Until
 /// then the status says which; once the hibernation is undone, the
-/// spec's settings come back. (Found by the Sentinel hibernation's full
-/// effect sweep, plan 121: a 5.4 s pause, a failover by the Sentinels,
-/// and writes to the old primary, still labelled primary, once the
-/// failed persist lifted its pause: 82 acknowledged writes lost.)
+/// spec's settings come back. Otherwise a pause longer than the
+/// down-after lets the Sentinels fail the primary over, and the old
+/// primary, still labelled primary, takes writes once a failed persist
+/// lifts its pause.
 #[test]
 fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
     let mut g = Given::monitored();

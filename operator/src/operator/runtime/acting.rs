@@ -195,9 +195,8 @@ impl ClusterRuntime {
         // completes a round and the cluster would wait forever), or the
         // cluster is deleted: its pods are not probed any more (the
         // prober stops with the cluster), and all that is left to decide
-        // is the deletion, which reads no pod. (Found by the effect sweep:
-        // an instance killed before the first delete of
-        // `DeleteOwnedObjects` left a successor waiting forever.)
+        // is the deletion, which reads no pod: a successor taking over a
+        // deletion cut short must not wait for a probe round.
         let fresh = self.probed || self.state.pods.is_empty() || self.state.deleted;
         if self.resolve_pending {
             if !fresh {

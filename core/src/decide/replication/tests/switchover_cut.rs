@@ -5,9 +5,7 @@
 //! it, acknowledged by the replicas that still follow it. The next
 //! instance finds the switchover done (the promoted pod reports itself
 //! primary); repointing the old primary at the promoted pod would then
-//! discard those writes (found by the rebalance's full effect sweep: 42
-//! acknowledged writes lost, `{"intent":"Switchover","nth":9,
-//! "action":"kill-before"}`).
+//! discard those acknowledged writes.
 
 use logbook_journal::{Event, Intent, LinkStatus, ReasonCode, Role};
 

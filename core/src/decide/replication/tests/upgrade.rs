@@ -255,9 +255,8 @@ fn a_canary_that_failed_holds_the_roll_until_the_image_is_set_back() {
 /// While the canary soaks, an outdated replica whose probe timed out
 /// once (a loaded node), still ready and in sync, is not "down on an
 /// outdated revision": rolling it deleted an in-sync copy and put it on
-/// the image under trial (found by the canary rollback's full effect
-/// sweep: a downgrade's second replica rolled 28 s into the soak, and
-/// neither replica could copy the primary again). One really down waits
+/// the image under trial, from which it might not copy the primary again
+/// (a downgrade). One really down waits
 /// for the canary too: the image under trial is not spread before it
 /// passed.
 #[test]
