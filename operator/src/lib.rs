@@ -14,6 +14,7 @@
 pub mod actuate;
 pub mod backup;
 pub mod cli_error;
+pub mod credentials;
 /// The decisions, in their own crate (core/): no I/O, no clock.
 pub use logbook_core::decide;
 pub mod effects;

@@ -21,7 +21,7 @@
 //! is one `Option` check per effect, and no layer is added to the client.
 //! A release build (the image's) is never armed from the environment:
 //! the variables are ignored with a warning
-//! ([`crate::operator::FAULTS_ARMABLE`]).
+//! ([`FAULTS_ARMABLE`]).
 //!
 //! What is not an effect on the cluster is classified, not counted: the
 //! journal's own writes, the Lease, Events and status (publications of
@@ -39,6 +39,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use kube_layer::{EffectLayer, client_with};
+
+/// Whether faults can be armed from the environment (crash points, the
+/// effect gate's plan and log): in test builds (debug assertions on)
+/// only. An operator built for release, as the image's is, cannot be made
+/// to abort or to log its effects by a variable in its Deployment.
+pub const FAULTS_ARMABLE: bool = cfg!(debug_assertions);
 
 /// The environment variable naming the plan file.
 pub const FAULT_PLAN: &str = "LOGBOOK_FAULT_PLAN";
@@ -223,7 +229,7 @@ impl Effects {
                 if plan.is_none() && log.is_none() {
                     return Effects::default();
                 }
-                if !crate::operator::FAULTS_ARMABLE {
+                if !FAULTS_ARMABLE {
                     tracing::warn!(
                         "{FAULT_PLAN} and {EFFECT_LOG} are ignored: faults are injected by test builds only"
                     );

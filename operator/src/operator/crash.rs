@@ -32,11 +32,7 @@ pub const CRASH_COUNT_FROM: &str = "LOGBOOK_CRASH_COUNT_FROM";
 /// Commits counted since the first decision (0 before it).
 static COUNTED: AtomicU64 = AtomicU64::new(0);
 
-/// Whether faults can be armed from the environment (crash points, the
-/// effect gate's plan and log): in test builds (debug assertions on)
-/// only. An operator built for release, as the image's is, cannot be made
-/// to abort or to log its effects by a variable in its Deployment.
-pub const FAULTS_ARMABLE: bool = cfg!(debug_assertions);
+pub use crate::effects::FAULTS_ARMABLE;
 
 fn target() -> Option<u64> {
     static TARGET: OnceLock<Option<u64>> = OnceLock::new();

@@ -24,14 +24,14 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector
 use logbook_crds::{Topology, ValkeyClusterSpec};
 
 use super::ClusterMeta;
-use crate::valkey::FingerprintKey;
+use crate::credentials::FingerprintKey;
 
 /// The operator's admin user.
 pub const OPERATOR_USER: &str = "logbook-operator";
 /// The replication user (`masteruser`).
 pub const REPLICATION_USER: &str = "logbook-replication";
 /// The Sentinels' user.
-pub const SENTINEL_USER: &str = "logbook-sentinel";
+pub use crate::credentials::SENTINEL_USER;
 /// The metrics exporter's user.
 pub const METRICS_USER: &str = "logbook-metrics";
 
@@ -150,7 +150,7 @@ pub fn sentinel_node_rules(user: &str) -> Option<&'static str> {
 
 /// The key of the internal Secret that holds the cluster's fingerprint
 /// key: the HMAC key of the password fingerprints and `ACL LIST` digests
-/// the journal, statuses and exports show (`crate::valkey::FingerprintKey`).
+/// the journal, statuses and exports show (`crate::credentials::FingerprintKey`).
 /// Generated once, with the passwords; never rotated by the operator.
 pub const FINGERPRINT_KEY: &str = "fingerprint-key";
 
@@ -179,7 +179,7 @@ pub fn build_internal_secret(
 }
 
 /// The fingerprint key in the internal Secret `secret`, when it has a
-/// usable one (none below [`crate::valkey::FINGERPRINT_KEY_LEN`] bytes).
+/// usable one (none below [`crate::credentials::FINGERPRINT_KEY_LEN`] bytes).
 pub fn fingerprint_key_in(secret: Option<&Secret>) -> Option<FingerprintKey> {
     let bytes = secret?.data.as_ref()?.get(FINGERPRINT_KEY)?;
     FingerprintKey::from_bytes(&bytes.0).ok()
@@ -236,7 +236,7 @@ mod tests {
         use super::super::test_support::meta;
         let spec = ValkeyClusterSpec::default();
         let passwords = BTreeMap::from([("operator".to_owned(), "pw".to_owned())]);
-        let key = [9u8; crate::valkey::FINGERPRINT_KEY_LEN];
+        let key = [9u8; crate::credentials::FINGERPRINT_KEY_LEN];
         let secret = build_internal_secret(&meta(), &spec, &passwords, &key);
         let data = secret.data.clone().unwrap_or_default();
         assert_eq!(
@@ -248,10 +248,10 @@ mod tests {
             Some(&b"pw"[..])
         );
         let read = fingerprint_key_in(Some(&secret))
-            .map(|k| k.password(&crate::valkey::Password::new("x")));
+            .map(|k| k.password(&crate::credentials::Password::new("x")));
         let want = FingerprintKey::from_bytes(&key)
             .ok()
-            .map(|k| k.password(&crate::valkey::Password::new("x")));
+            .map(|k| k.password(&crate::credentials::Password::new("x")));
         assert!(read.is_some());
         assert_eq!(read, want);
         let short = build_internal_secret(&meta(), &spec, &passwords, &key[..16]);

@@ -22,9 +22,9 @@ use tokio::time::timeout;
 
 use super::error::{Phase, ProbeError};
 use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
-use super::password::Password;
 use super::socket::tls_stream;
 use super::tls::{Connector, TlsSettings, TlsSetupError};
+use crate::credentials::Password;
 use crate::effects::{Class, Effects};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].

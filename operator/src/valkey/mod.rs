@@ -14,27 +14,25 @@ mod client;
 mod cluster;
 mod crc64;
 mod error;
-mod fingerprint;
 mod held;
 mod parse;
 mod parse_cluster;
 mod parse_sentinel;
-mod password;
 mod rdb_stream;
 mod reshard;
 mod sentinel;
 mod socket;
 mod tls;
 
+pub use crate::credentials::{
+    FINGERPRINT_KEY_LEN, FingerprintKey, FingerprintKeyError, Password, is_unkeyed, unkeyed_digest,
+    unkeyed_password_fingerprint,
+};
 pub use acl::{acl_user_lines, acl_users};
 pub use client::{Probe, Timeouts, ValkeyClient};
 pub use cluster::ClusterProbe;
 pub use crc64::{Crc64, crc64};
 pub use error::{Phase, ProbeError};
-pub use fingerprint::{
-    FINGERPRINT_KEY_LEN, FingerprintKey, FingerprintKeyError, is_unkeyed, unkeyed_digest,
-    unkeyed_password_fingerprint,
-};
 pub use held::Held;
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
@@ -51,7 +49,6 @@ pub use parse_sentinel::{
     parse_sentinel_event, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
     parse_switch_master, parse_vote_for_leader,
 };
-pub use password::Password;
 pub use rdb_stream::{
     FullResync, RDB_IDLE_TIMEOUT, RdbAuth, RdbCheck, RdbCheckError, RdbCrc, RdbFraming, RdbReport,
     RdbSnapshot, RdbStream, open_rdb_stream, open_rdb_stream_with_idle,

@@ -32,8 +32,8 @@ use super::parse_sentinel::{
     parse_sentinel_debug, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
     redact,
 };
-use super::password::Password;
 use super::tls::Connector;
+use crate::credentials::Password;
 
 /// The channel Sentinels discover each other on, every 2 s per instance:
 /// noise to the operator.
@@ -428,10 +428,7 @@ impl ValkeyClient {
         // cluster's password never touches the Sentinels' links.
         let mut pairs: Vec<(&str, String)> = match self.sentinel_auth().await {
             Some(secret) => vec![
-                (
-                    "auth-user",
-                    crate::resources::internal_users::SENTINEL_USER.to_owned(),
-                ),
+                ("auth-user", crate::credentials::SENTINEL_USER.to_owned()),
                 ("auth-pass", secret.expose().to_owned()),
             ],
             None => vec![(

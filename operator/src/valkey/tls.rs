@@ -19,7 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use sha2::{Digest, Sha256};
 
-use super::password::Password;
+use crate::credentials::Password;
 
 /// What the operator's client trusts and presents.
 #[derive(Clone, PartialEq, Eq)]
