@@ -13,7 +13,7 @@
 #   - a Secret name of 69 characters, one part of 64, is accepted
 #     (localkube refused it);
 #   - a watch from a compacted resourceVersion gets 410 Gone;
-#   - the ConfigMap journal store's conformance suite (tests/configmap_store.rs,
+#   - the ConfigMap journal store's conformance suite (journal-k8s/tests/configmap_store.rs,
 #     through LOGBOOK_TEST_KUBECONFIG);
 #   - the end-to-end suites that say what a user runs on Kubernetes, each
 #     test on its own control plane with localkube's kubelet and proxy as
@@ -160,7 +160,7 @@ else
 	fail "a watch from resourceVersion $rv: HTTP $code, $(head -c 300 "$DIR/watch.json")"
 fi
 
-LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --workspace --locked --test components -- --test-threads 2 configmap_store:: >"$DIR/configmap_store.log" 2>&1 \
+LOGBOOK_TEST_KUBECONFIG="$KUBECONFIG" cargo test --workspace --locked --test configmap_store -- --test-threads 2 >"$DIR/configmap_store.log" 2>&1 \
 	|| fail "the ConfigMap store on the real API server: $(grep -E 'panicked|assert|left|right' "$DIR/configmap_store.log" | head -n 8)"
 ok "the ConfigMap journal store conforms on the real API server ($(grep -o '[0-9]* passed' "$DIR/configmap_store.log" | tail -n 1))"
 

@@ -23,7 +23,6 @@ mod actuate_sentinel;
 mod backup_manifest_fence;
 mod backup_transfer;
 mod cli;
-mod configmap_store;
 mod controller_on_localkube;
 mod docs_catalog;
 mod helm_install;

@@ -15,8 +15,8 @@ use logbook_journal::{
     EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, SledStore, StoreError, StreamId,
 };
 
-use super::ConfigMapStore;
 use crate::metrics::ConfigMapWrites;
+use logbook_journal_k8s::ConfigMapStore;
 
 /// Result of store operations.
 type Result<T, E = StoreError> = std::result::Result<T, E>;

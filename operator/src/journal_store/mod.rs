@@ -1,13 +1,8 @@
-//! The journal in the cluster: a `JournalStore` over ConfigMaps.
-//!
-//! Owns the object layout (`layout`) and the API calls and write order
-//! (`store`). It must not decode events or decide anything: it stores
-//! frames the journal crate encoded. The layout is documented in
-//! `docs/journal-format.md` ("ConfigMap layout").
+//! The journal backend the operator was started with (`any`): ConfigMaps
+//! (the `logbook-journal-k8s` crate, re-exported here), a local sled
+//! directory, or both.
 
 mod any;
-pub mod layout;
-mod store;
 
 pub use any::{AnyStore, JournalBackend};
-pub use store::{ConfigMapStore, PinnedStream};
+pub use logbook_journal_k8s::{ConfigMapStore, PinnedStream, layout};

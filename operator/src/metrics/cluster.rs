@@ -40,9 +40,10 @@ impl ConfigMapWrites {
     pub fn new(metrics: Metrics, cluster: ClusterLabels) -> Self {
         Self { metrics, cluster }
     }
+}
 
-    /// One write ended with `result`.
-    pub fn record(&self, result: WriteResult) {
+impl logbook_journal_k8s::WriteCounter for ConfigMapWrites {
+    fn record(&self, result: WriteResult) {
         self.metrics.observe_configmap_write(&self.cluster, result);
     }
 }

@@ -200,31 +200,8 @@ impl MoveOutcome {
 /// `logbook replay failovers` uses too.
 pub use logbook_journal::FailoverKind;
 
-/// How a write of a journal ConfigMap ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WriteResult {
-    /// Written.
-    Ok,
-    /// `409 Conflict`: the object moved since it was read (the
-    /// `resourceVersion` precondition failed), or a create found it taken.
-    Conflict,
-    /// Any other failure.
-    Error,
-}
-
-impl WriteResult {
-    /// Every result, for removing a cluster's series.
-    pub const ALL: [Self; 3] = [Self::Ok, Self::Conflict, Self::Error];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Conflict => "conflict",
-            Self::Error => "error",
-        }
-    }
-}
+/// How a write of a journal ConfigMap ended (the store's own type).
+pub use logbook_journal_k8s::WriteResult;
 
 /// Every phase, for the one-hot gauge: each is exported, 1 for the current.
 pub const PHASES: [ClusterPhase; 11] = [

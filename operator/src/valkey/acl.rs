@@ -229,10 +229,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got["app"], key.acl_line(&lines[0]));
         assert_eq!(got["app"].len(), 16);
-        assert_ne!(
-            got["app"],
-            super::super::fingerprint::unkeyed_digest(&lines[0])
-        );
+        assert_ne!(got["app"], crate::credentials::unkeyed_digest(&lines[0]));
         assert_eq!(acl_user_lines(&lines, &["app"])["app"], lines[0]);
         // Another password hash, another digest.
         let changed = vec![lines[0].replace("#abc", "#abd")];

@@ -28,9 +28,9 @@ use logbook_journal::{
     ChainHash, EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError, StreamId,
 };
 
-use crate::metrics::{ConfigMapWrites, WriteResult};
+use crate::{WriteCounter, WriteResult};
 
-use super::layout::{
+use crate::layout::{
     self, HeadRecord, KIND_HEAD, KIND_SEGMENT, KIND_SNAPSHOT, OBJECT_LABEL, SNAPSHOT_FRAME_KEY,
     SegmentRange,
 };
@@ -57,7 +57,7 @@ pub struct ConfigMapStore {
     extra_annotations: BTreeMap<String, String>,
     seal_bytes: usize,
     /// Counts every write (the operator's stores; tools' go uncounted).
-    writes: Option<ConfigMapWrites>,
+    writes: Option<Arc<dyn WriteCounter>>,
 }
 
 impl std::fmt::Debug for ConfigMapStore {
@@ -94,8 +94,8 @@ impl ConfigMapStore {
     /// Counts every write of this store's ConfigMaps in `writes`
     /// (`logbook_configmap_writes_total`).
     #[must_use]
-    pub fn with_writes(mut self, writes: ConfigMapWrites) -> Self {
-        self.writes = Some(writes);
+    pub fn with_writes(mut self, writes: impl WriteCounter + 'static) -> Self {
+        self.writes = Some(Arc::new(writes));
         self
     }
 

@@ -18,11 +18,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, ListParams, PostParams};
-use logbook::journal_store::ConfigMapStore;
-use logbook::journal_store::layout;
 use logbook_journal::conformance::{Harness, run_all, sample_new_event};
 use logbook_journal::writer::encode_batch;
 use logbook_journal::{Head, JournalStore, StoreError, StreamId, StreamWriter};
+use logbook_journal_k8s::ConfigMapStore;
+use logbook_journal_k8s::layout;
 use logbook_localkube::{Config, LocalKube, RunningServer};
 
 static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
