@@ -6,7 +6,10 @@
 //! operator runs these decisions and carries their intents out, and
 //! `logbook replay` runs the same ones again over a journal.
 
+pub mod backup_target;
 pub mod certificates;
+pub mod credentials;
 pub mod decide;
 pub mod names;
+pub mod resources;
 pub mod schedule;

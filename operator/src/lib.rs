@@ -27,8 +27,10 @@ pub mod observe;
 pub mod operator;
 pub mod operator_cli;
 pub mod replay_decider;
-pub mod resources;
+pub use logbook_core::resources;
 pub mod restore_fetch_cli;
+#[cfg(test)]
+mod sentinel_run_tests;
 pub mod signals;
 pub mod tls;
 pub mod ui;

@@ -19,9 +19,10 @@ use serde_json::json;
 
 use super::kube_ops::kube_err;
 use super::{ActError, Done, Target};
+use crate::credentials::fingerprint_key_in;
 use crate::observe::fingerprints::{NodeAcl, observe_acls};
 use crate::observe::users::{USER_FINALIZER, password_in, watched_usernames};
-use crate::resources::internal_users::{fingerprint_key_in, internal_secret_name};
+use crate::resources::internal_users::internal_secret_name;
 use crate::valkey::{FingerprintKey, ValkeyClient, acl_users};
 
 /// Applies `apply` and deletes `remove` on `pod`, saves the ACL file,

@@ -37,42 +37,7 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// 16 MiB of an upload is held in memory.
 const PARTS_IN_FLIGHT: usize = 1;
 
-/// Where backups go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Target {
-    /// The bucket's name.
-    pub bucket: String,
-    /// Its region (`us-east-1` for most S3-compatible servers).
-    pub region: String,
-    /// The endpoint of an S3-compatible server (`http://minio:9000`);
-    /// `None` for AWS.
-    pub endpoint: Option<String>,
-    /// Path-style requests (`endpoint/bucket/key`), which most
-    /// S3-compatible servers want; virtual-hosted style
-    /// (`bucket.endpoint/key`) otherwise.
-    pub path_style: bool,
-}
-
-/// The keys that sign requests.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    /// The access key id (not a secret: it names the key).
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
-    /// The session token of temporary credentials.
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"***")
-            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
+pub use logbook_core::backup_target::{S3Credentials, S3Target};
 
 /// One object's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]

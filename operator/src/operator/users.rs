@@ -535,9 +535,7 @@ pub async fn read_internal(
     client: &kube::Client,
     meta: &ClusterMeta,
 ) -> Result<Internal, OperatorError> {
-    use crate::resources::internal_users::{
-        INTERNAL_USERS, fingerprint_key_in, internal_secret_name,
-    };
+    use crate::resources::internal_users::{INTERNAL_USERS, internal_secret_name};
     let ns = meta.namespace.as_str();
     let name = internal_secret_name(&meta.name);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -548,7 +546,7 @@ pub async fn read_internal(
             what: format!("reading Secret {ns}/{name}"),
             source,
         })?;
-    let fingerprint_key = fingerprint_key_in(secret.as_ref());
+    let fingerprint_key = crate::credentials::fingerprint_key_in(secret.as_ref());
     let resource_version = secret
         .as_ref()
         .and_then(|s| s.metadata.resource_version.clone());

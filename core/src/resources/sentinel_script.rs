@@ -311,10 +311,6 @@ exec redis-server "$run_conf" --sentinel
 "#;
 
 #[cfg(test)]
-#[path = "sentinel_run_tests.rs"]
-mod run_tests;
-
-#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::super::test_support::meta;

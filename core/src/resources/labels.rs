@@ -12,7 +12,7 @@
 //! matched Sentinels would put them behind the data Services and PDB and
 //! make the operator count them as Valkey pods.
 
-pub use logbook_core::names::OWNED_BY;
+pub use crate::names::OWNED_BY;
 
 use std::collections::BTreeMap;
 

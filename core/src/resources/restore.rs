@@ -23,7 +23,7 @@ use logbook_journal::RestorePlan;
 
 use super::ClusterMeta;
 use super::statefulset::{DATA_VOLUME, field_env, mount};
-use crate::backup::store::{S3Credentials, S3Target};
+use crate::backup_target::{S3Credentials, S3Target};
 
 /// Suffix of the restore Secret's name.
 pub const RESTORE_SECRET_SUFFIX: &str = "-restore";

@@ -1,10 +1,15 @@
-//! The Valkey password as a type that cannot be printed by accident.
+//! Credentials as the object builders need them: the Valkey password as
+//! a type that cannot be printed by accident, and the Sentinels' user.
 //!
 //! It comes from the cluster's Secret and must never reach a log line, an
 //! error message or the journal: `Debug` and `Display` print `***`, there is
 //! no serde impl, and only the client reads the secret, to send `AUTH`.
 
 use std::fmt;
+
+/// The Sentinels' own ACL user on the data nodes (the Sentinels
+/// authenticate as it, and the Valkey client sets it on them).
+pub const SENTINEL_USER: &str = "logbook-sentinel";
 
 /// A Valkey password. Formatting it prints `***`.
 #[derive(Clone, PartialEq, Eq)]

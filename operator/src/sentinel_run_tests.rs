@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use logbook_crds::{SentinelSpec, Topology, ValkeyClusterSpec};
 
-use super::super::{ClusterMeta, build_sentinel_config_map, sentinel_myid};
+use crate::resources::{ClusterMeta, build_sentinel_config_map, sentinel_myid};
 
 /// Needs quoting in a config file and in a shell: a space, a double
 /// quote, a backslash, `$(...)` and a single quote.

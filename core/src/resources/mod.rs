@@ -35,7 +35,7 @@ mod services;
 mod start_script;
 mod statefulset;
 
-pub use logbook_core::names::{
+pub use crate::names::{
     SENTINEL_PORT, sentinel_master_name, sentinel_service_name, statefulset_name,
 };
 use std::collections::BTreeMap;
@@ -219,7 +219,7 @@ impl ClusterMeta {
     /// Metadata of an owned object named `name`: namespace, common labels,
     /// the spec's annotations, the ownership annotation
     /// ([`labels::OWNED_BY`]) and the owner reference.
-    pub(crate) fn object_meta(&self, name: String, spec: &ValkeyClusterSpec) -> ObjectMeta {
+    pub fn object_meta(&self, name: String, spec: &ValkeyClusterSpec) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
             namespace: Some(self.namespace.clone()),

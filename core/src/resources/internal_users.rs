@@ -24,7 +24,6 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector
 use logbook_crds::{Topology, ValkeyClusterSpec};
 
 use super::ClusterMeta;
-use crate::credentials::FingerprintKey;
 
 /// The operator's admin user.
 pub const OPERATOR_USER: &str = "logbook-operator";
@@ -178,11 +177,11 @@ pub fn build_internal_secret(
     }
 }
 
-/// The fingerprint key in the internal Secret `secret`, when it has a
-/// usable one (none below [`crate::credentials::FINGERPRINT_KEY_LEN`] bytes).
-pub fn fingerprint_key_in(secret: Option<&Secret>) -> Option<FingerprintKey> {
-    let bytes = secret?.data.as_ref()?.get(FINGERPRINT_KEY)?;
-    FingerprintKey::from_bytes(&bytes.0).ok()
+/// The bytes of the fingerprint key in the internal Secret `secret`, when
+/// it has one (the operator's `credentials::fingerprint_key_in` makes it
+/// a key, refusing one that is too short).
+pub fn fingerprint_key_bytes_in(secret: Option<&Secret>) -> Option<&[u8]> {
+    Some(secret?.data.as_ref()?.get(FINGERPRINT_KEY)?.0.as_slice())
 }
 
 /// The environment variables of `users` from the internal Secret.
@@ -232,30 +231,19 @@ mod tests {
     }
 
     #[test]
-    fn the_internal_secret_carries_the_fingerprint_key_and_a_short_one_is_not_used() {
+    fn the_internal_secret_carries_the_fingerprint_key() {
         use super::super::test_support::meta;
         let spec = ValkeyClusterSpec::default();
         let passwords = BTreeMap::from([("operator".to_owned(), "pw".to_owned())]);
-        let key = [9u8; crate::credentials::FINGERPRINT_KEY_LEN];
+        let key = [9u8; 32];
         let secret = build_internal_secret(&meta(), &spec, &passwords, &key);
         let data = secret.data.clone().unwrap_or_default();
-        assert_eq!(
-            data.get(FINGERPRINT_KEY).map(|b| b.0.as_slice()),
-            Some(&key[..])
-        );
         assert_eq!(
             data.get("operator").map(|b| b.0.as_slice()),
             Some(&b"pw"[..])
         );
-        let read = fingerprint_key_in(Some(&secret))
-            .map(|k| k.password(&crate::credentials::Password::new("x")));
-        let want = FingerprintKey::from_bytes(&key)
-            .ok()
-            .map(|k| k.password(&crate::credentials::Password::new("x")));
-        assert!(read.is_some());
-        assert_eq!(read, want);
-        let short = build_internal_secret(&meta(), &spec, &passwords, &key[..16]);
-        assert!(fingerprint_key_in(Some(&short)).is_none());
-        assert!(fingerprint_key_in(None).is_none());
+        assert_eq!(fingerprint_key_bytes_in(Some(&secret)), Some(&key[..]));
+        assert_eq!(fingerprint_key_bytes_in(None), None);
+        assert_eq!(fingerprint_key_bytes_in(Some(&Secret::default())), None);
     }
 }
