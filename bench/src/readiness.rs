@@ -33,7 +33,8 @@ pub(crate) async fn replicas_online(
         )
         .await;
         if let Ok(reply) = role
-            && let Ok(RoleReply::Primary { replicas, .. }) = parse_role(&reply)
+            && let Ok(RoleReply::Primary { replicas, .. }) =
+                parse_role(&logbook::valkey::reply(reply))
             && replicas.len() >= count
         {
             return Ok(());

@@ -126,5 +126,7 @@ pub(crate) async fn role_of(
     let reply: Value = query_once(addr, password, &redis::cmd("ROLE"), "ROLE", limit)
         .await
         .ok()?;
-    parse_role(&reply).ok().map(|role| role.role())
+    parse_role(&logbook::valkey::reply(reply))
+        .ok()
+        .map(|role| role.role())
 }

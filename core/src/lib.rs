@@ -11,5 +11,6 @@ pub mod certificates;
 pub mod credentials;
 pub mod decide;
 pub mod names;
+pub mod replies;
 pub mod resources;
 pub mod schedule;

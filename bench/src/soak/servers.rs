@@ -209,7 +209,7 @@ pub(super) async fn view(
     let reply: redis::Value = query_once(addr, Some(password), &redis::cmd("ROLE"), "ROLE", limit)
         .await
         .ok()?;
-    let (primary, follows) = match parse_role(&reply).ok()? {
+    let (primary, follows) = match parse_role(&logbook::valkey::reply(reply)).ok()? {
         RoleReply::Primary { .. } => (true, None),
         RoleReply::Replica { host, state, .. } => (false, (state == "connected").then_some(host)),
     };

@@ -21,11 +21,11 @@ use tokio::sync::Mutex;
 use tokio::time::timeout;
 
 use super::error::{Phase, ProbeError};
-use super::parse::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
 use super::socket::tls_stream;
 use super::tls::{Connector, TlsSettings, TlsSetupError};
 use crate::credentials::Password;
 use crate::effects::{Class, Effects};
+use logbook_core::replies::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,7 +353,8 @@ impl ValkeyClient {
                 Resend::Safe,
             )
             .await?;
-        let role = parse_role(&reply).map_err(|source| ProbeError::Malformed { addr, source })?;
+        let role = parse_role(&super::reply(reply))
+            .map_err(|source| ProbeError::Malformed { addr, source })?;
         let info = self.info_replication(addr).await?;
         Ok(Probe {
             info,

@@ -15,11 +15,11 @@ use redis::Value;
 
 use super::client::{Request, Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
 use super::error::ProbeError;
-use super::parse::{ParseError, ReplicationInfo, parse_info_replication};
-use super::parse_cluster::{
+use logbook_core::replies::{
     ClusterInfo, ClusterNodeLine, ClusterShard, parse_cluster_info, parse_cluster_nodes,
     parse_cluster_shards, parse_slot_migrations,
 };
+use logbook_core::replies::{ParseError, ReplicationInfo, parse_info_replication};
 
 /// One probe of a cluster node, all taken in the same round trip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +171,8 @@ impl ValkeyClient {
         let reply = self
             .reply(addr, &cluster("SHARDS"), "CLUSTER SHARDS", Resend::Safe)
             .await?;
-        parse_cluster_shards(&reply).map_err(|source| ProbeError::Malformed { addr, source })
+        parse_cluster_shards(&super::reply(reply))
+            .map_err(|source| ProbeError::Malformed { addr, source })
     }
 
     /// `CLUSTER MYID`: the node id of the server at `addr` (40 lowercase
@@ -406,7 +407,7 @@ pub(super) fn slot_migrations(
     reply: redis::RedisResult<Value>,
 ) -> Result<Option<Vec<SlotMigrationJob>>, ProbeError> {
     match reply {
-        Ok(reply) => parse_slot_migrations(&reply)
+        Ok(reply) => parse_slot_migrations(&super::reply(reply))
             .map(Some)
             .map_err(|source| ProbeError::Malformed { addr, source }),
         Err(err) if unknown_subcommand(&err) => Ok(None),

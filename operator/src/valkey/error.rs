@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::parse::ParseError;
+use logbook_core::replies::ParseError;
 
 /// Which stage of a call timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

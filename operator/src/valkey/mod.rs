@@ -15,12 +15,11 @@ mod cluster;
 mod crc64;
 mod error;
 mod held;
-mod parse;
-mod parse_cluster;
-mod parse_sentinel;
 mod rdb_stream;
+mod reply;
 mod reshard;
 mod sentinel;
+mod sentinel_refusal;
 mod socket;
 mod tls;
 
@@ -34,25 +33,22 @@ pub use cluster::ClusterProbe;
 pub use crc64::{Crc64, crc64};
 pub use error::{Phase, ProbeError};
 pub use held::Held;
-pub use parse::{
-    ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
-    parse_info_replication, parse_role,
-};
-pub use parse_cluster::{
-    ClusterInfo, ClusterNodeLine, ClusterShard, ShardNode, ShardNodeHealth, SlotMigration,
-    parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
-    parse_slot_migrations,
-};
-pub use parse_sentinel::{
-    InstanceDetails, SentinelEvent, SentinelNotice, SentinelPeer, SentinelPrimary, SentinelRefusal,
-    SentinelReplica, SwitchMaster, VoteForLeader, parse_instance_details, parse_new_epoch,
-    parse_sentinel_event, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
-    parse_switch_master, parse_vote_for_leader,
+pub use logbook_core::replies::{
+    ClusterInfo, ClusterNodeLine, ClusterShard, ConnectedReplica, InstanceDetails, ParseError,
+    PrimaryLink, ReplicationInfo, Reply, Role, RoleReplica, RoleReply, SentinelEvent,
+    SentinelNotice, SentinelPeer, SentinelPrimary, SentinelReplica, ShardNode, ShardNodeHealth,
+    SlotMigration, SwitchMaster, VoteForLeader, parse_cluster_info, parse_cluster_node_line,
+    parse_cluster_nodes, parse_cluster_shards, parse_info_replication, parse_instance_details,
+    parse_new_epoch, parse_role, parse_sentinel_event, parse_sentinel_master,
+    parse_sentinel_replicas, parse_sentinel_sentinels, parse_slot_migrations, parse_switch_master,
+    parse_vote_for_leader,
 };
 pub use rdb_stream::{
     FullResync, RDB_IDLE_TIMEOUT, RdbAuth, RdbCheck, RdbCheckError, RdbCrc, RdbFraming, RdbReport,
     RdbSnapshot, RdbStream, open_rdb_stream, open_rdb_stream_with_idle,
 };
+pub use reply::reply;
 pub use reshard::SetSlot;
 pub use sentinel::{SentinelEvents, SentinelProbe, subscribe_sentinel_events};
+pub use sentinel_refusal::SentinelRefusal;
 pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};

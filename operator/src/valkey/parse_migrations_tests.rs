@@ -10,7 +10,8 @@
     clippy::indexing_slicing
 )]
 
-use logbook_journal::{MigrationPhase, MigrationSide};
+use logbook_core::replies::{ParseError, parse_slot_migrations};
+use logbook_journal::{MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange};
 
 use super::*;
 
@@ -27,8 +28,8 @@ const RESP2_FINISHED: &[u8] = b"*2\r\n*24\r\n$4\r\nname\r\n$40\r\nbdde7923e1c4d5
 /// earlier.
 const RESP3_RUNNING: &[u8] = b"*2\r\n%12\r\n$4\r\nname\r\n$40\r\n6bd7c6e8af59f42c5094bc8586ddedddf9b4776d\r\n$9\r\noperation\r\n$6\r\nEXPORT\r\n$11\r\nslot_ranges\r\n$19\r\n3300-3300 1000-1000\r\n$11\r\ntarget_node\r\n$40\r\nc78df111ca6709fdf1c4c8576774e8ba311b19bb\r\n$11\r\nsource_node\r\n$40\r\n35bd672141b51fada20058960eb58ba1a8eefbae\r\n$11\r\ncreate_time\r\n:1795450443\r\n$16\r\nlast_update_time\r\n:1795450443\r\n$13\r\nlast_ack_time\r\n:1795450443\r\n$5\r\nstate\r\n$12\r\nsnapshotting\r\n$7\r\nmessage\r\n$0\r\n\r\n$8\r\ncow_size\r\n:0\r\n$19\r\nremaining_repl_size\r\n:16392\r\n%12\r\n$4\r\nname\r\n$40\r\nb931c1131c8e045236e71815e52f6ac9eeee0c62\r\n$9\r\noperation\r\n$6\r\nIMPORT\r\n$11\r\nslot_ranges\r\n$9\r\n3300-3300\r\n$11\r\ntarget_node\r\n$40\r\n35bd672141b51fada20058960eb58ba1a8eefbae\r\n$11\r\nsource_node\r\n$40\r\nc78df111ca6709fdf1c4c8576774e8ba311b19bb\r\n$11\r\ncreate_time\r\n:1795450393\r\n$16\r\nlast_update_time\r\n:1795450393\r\n$13\r\nlast_ack_time\r\n:1795450393\r\n$5\r\nstate\r\n$7\r\nsuccess\r\n$7\r\nmessage\r\n$0\r\n\r\n$8\r\ncow_size\r\n:0\r\n$19\r\nremaining_repl_size\r\n:0\r\n";
 
-fn reply(bytes: &[u8]) -> Value {
-    redis::parse_redis_value(bytes).unwrap()
+fn parsed(bytes: &[u8]) -> Reply {
+    reply(redis::parse_redis_value(bytes).unwrap())
 }
 
 fn range(start: u16, end: u16) -> SlotRange {
@@ -37,7 +38,7 @@ fn range(start: u16, end: u16) -> SlotRange {
 
 #[test]
 fn finished_exports_from_resp2() {
-    let jobs = parse_slot_migrations(&reply(RESP2_FINISHED)).unwrap();
+    let jobs = parse_slot_migrations(&parsed(RESP2_FINISHED)).unwrap();
     assert_eq!(jobs.len(), 2);
     let ambiguous = &jobs[0];
     assert_eq!(
@@ -62,8 +63,8 @@ fn finished_exports_from_resp2() {
 
 #[test]
 fn a_running_export_and_an_import_from_resp3() {
-    let value = reply(RESP3_RUNNING);
-    assert!(matches!(&value, Value::Array(jobs) if matches!(jobs[0], Value::Map(_))));
+    let value = parsed(RESP3_RUNNING);
+    assert!(matches!(&value, Reply::Array(jobs) if matches!(jobs[0], Reply::Map(_))));
     let jobs = parse_slot_migrations(&value).unwrap();
     let export = &jobs[0];
     assert_eq!(export.side, MigrationSide::Export);
@@ -91,39 +92,39 @@ fn a_running_export_and_an_import_from_resp3() {
 #[test]
 fn an_empty_list_and_unknown_fields() {
     assert_eq!(
-        parse_slot_migrations(&Value::Array(Vec::new())).unwrap(),
+        parse_slot_migrations(&Reply::Array(Vec::new())).unwrap(),
         Vec::new()
     );
     // A field a later server adds is ignored; numbers may come as text.
-    let Value::Array(mut jobs) = reply(RESP2_FINISHED) else {
+    let Reply::Array(mut jobs) = parsed(RESP2_FINISHED) else {
         panic!()
     };
-    let Value::Array(fields) = &mut jobs[0] else {
+    let Reply::Array(fields) = &mut jobs[0] else {
         panic!()
     };
-    fields.push(Value::BulkString(b"shard_id".to_vec()));
-    fields.push(Value::Int(7));
+    fields.push(Reply::BulkString(b"shard_id".to_vec()));
+    fields.push(Reply::Int(7));
     for (i, f) in fields.clone().iter().enumerate() {
-        if f == &Value::BulkString(b"remaining_repl_size".to_vec()) {
-            fields[i + 1] = Value::BulkString(b"42".to_vec());
+        if f == &Reply::BulkString(b"remaining_repl_size".to_vec()) {
+            fields[i + 1] = Reply::BulkString(b"42".to_vec());
         }
     }
-    let parsed = parse_slot_migrations(&Value::Array(jobs)).unwrap();
+    let parsed = parse_slot_migrations(&Reply::Array(jobs)).unwrap();
     assert_eq!(parsed[0].remaining_repl_size, 42);
 }
 
 /// The RESP2 reply with the value of `field` in its first job replaced,
 /// or the field removed when `value` is `None`.
-fn edited(field: &str, value: Option<Value>) -> Value {
-    let Value::Array(mut jobs) = reply(RESP2_FINISHED) else {
+fn edited(field: &str, value: Option<Reply>) -> Reply {
+    let Reply::Array(mut jobs) = parsed(RESP2_FINISHED) else {
         panic!()
     };
-    let Value::Array(fields) = &jobs[0] else {
+    let Reply::Array(fields) = &jobs[0] else {
         panic!()
     };
     let mut out = Vec::new();
     for pair in fields.chunks(2) {
-        if pair[0] == Value::BulkString(field.as_bytes().to_vec()) {
+        if pair[0] == Reply::BulkString(field.as_bytes().to_vec()) {
             if let Some(v) = &value {
                 out.push(pair[0].clone());
                 out.push(v.clone());
@@ -132,8 +133,8 @@ fn edited(field: &str, value: Option<Value>) -> Value {
             out.extend(pair.iter().cloned());
         }
     }
-    jobs[0] = Value::Array(out);
-    Value::Array(jobs)
+    jobs[0] = Reply::Array(out);
+    Reply::Array(jobs)
 }
 
 #[test]
@@ -175,7 +176,7 @@ fn a_missing_field_is_an_error_naming_it() {
 
 #[test]
 fn a_malformed_field_is_an_error_naming_it() {
-    let text = |s: &str| Some(Value::BulkString(s.as_bytes().to_vec()));
+    let text = |s: &str| Some(Reply::BulkString(s.as_bytes().to_vec()));
     for (field, value) in [
         ("name", text("job-1")),
         ("operation", text("MOVE")),
@@ -184,9 +185,9 @@ fn a_malformed_field_is_an_error_naming_it() {
         ("slot_ranges", text("0-16384")),
         ("slot_ranges", text("0-99,200-299")),
         ("source_node", text("nobody")),
-        ("target_node", Some(Value::Nil)),
+        ("target_node", Some(Reply::Nil)),
         ("state", text("")),
-        ("remaining_repl_size", Some(Value::Int(-1))),
+        ("remaining_repl_size", Some(Reply::Int(-1))),
     ] {
         assert!(
             matches!(
@@ -197,8 +198,8 @@ fn a_malformed_field_is_an_error_naming_it() {
         );
     }
     for shape in [
-        Value::BulkString(b"nope".to_vec()),
-        Value::Array(vec![Value::Int(1)]),
+        Reply::BulkString(b"nope".to_vec()),
+        Reply::Array(vec![Reply::Int(1)]),
     ] {
         assert!(
             matches!(
@@ -231,7 +232,7 @@ fn states_map_to_phases() {
     ] {
         let jobs = parse_slot_migrations(&edited(
             "state",
-            Some(Value::BulkString(state.as_bytes().to_vec())),
+            Some(Reply::BulkString(state.as_bytes().to_vec())),
         ))
         .unwrap();
         assert_eq!(jobs[0].phase, phase);

@@ -26,12 +26,13 @@ use tokio::time::timeout;
 
 use super::client::{Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
 use super::error::{Phase, ProbeError};
-use super::parse::ParseError;
-use super::parse_sentinel::{
-    SentinelEvent, SentinelPeer, SentinelPrimary, SentinelRefusal, SentinelReplica,
-    parse_sentinel_debug, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
-    redact,
+use logbook_core::replies::ParseError;
+use logbook_core::replies::{
+    SentinelEvent, SentinelPeer, SentinelPrimary, SentinelReplica, parse_sentinel_debug,
+    parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
 };
+
+use super::sentinel_refusal::{SentinelRefusal, redact};
 use super::tls::Connector;
 use crate::credentials::Password;
 
@@ -142,7 +143,7 @@ impl ValkeyClient {
             .sentinel_call(addr, cmd, "SENTINEL MASTER", Resend::Safe)
             .await?
         {
-            Ok(reply) => parse_sentinel_master(&reply)
+            Ok(reply) => parse_sentinel_master(&super::reply(reply))
                 .map(Some)
                 .map_err(malformed(addr)),
             Err(err) if is_unknown_master(addr, &err) => Ok(None),
@@ -167,7 +168,7 @@ impl ValkeyClient {
         let reply = self
             .sentinel_reply(addr, cmd, "SENTINEL REPLICAS", Resend::Safe)
             .await?;
-        parse_sentinel_replicas(&reply).map_err(malformed(addr))
+        parse_sentinel_replicas(&super::reply(reply)).map_err(malformed(addr))
     }
 
     /// `SENTINEL SENTINELS name`: the other Sentinels monitoring the name.
@@ -186,7 +187,7 @@ impl ValkeyClient {
         let reply = self
             .sentinel_reply(addr, cmd, "SENTINEL SENTINELS", Resend::Safe)
             .await?;
-        parse_sentinel_sentinels(&reply).map_err(malformed(addr))
+        parse_sentinel_sentinels(&super::reply(reply)).map_err(malformed(addr))
     }
 
     /// `SENTINEL MYID`: the Sentinel's id (40 lowercase hex digits), the
@@ -253,24 +254,23 @@ impl ValkeyClient {
         Ok(SentinelProbe {
             myid: sentinel_id(addr, myid)?,
             primary: primary
-                .map(|reply| parse_sentinel_master(&reply))
+                .map(|reply| parse_sentinel_master(&super::reply(reply)))
                 .transpose()
                 .map_err(malformed(addr))?,
             replicas: replicas
-                .map(|reply| parse_sentinel_replicas(&reply))
+                .map(|reply| parse_sentinel_replicas(&super::reply(reply)))
                 .transpose()
                 .map_err(malformed(addr))?
                 .unwrap_or_default(),
             sentinels: sentinels
-                .map(|reply| parse_sentinel_sentinels(&reply))
+                .map(|reply| parse_sentinel_sentinels(&super::reply(reply)))
                 .transpose()
                 .map_err(malformed(addr))?
                 .unwrap_or_default(),
             // Refused (a Sentinel older than Redis 7): unknown.
             info_period_ms: match debug.extract_error() {
-                Ok(reply) => {
-                    parse_sentinel_debug(&reply, "info-period").map_err(malformed(addr))?
-                }
+                Ok(reply) => parse_sentinel_debug(&super::reply(reply), "info-period")
+                    .map_err(malformed(addr))?,
                 Err(_) => None,
             },
             latency,

@@ -69,8 +69,8 @@ master_replid2:0000000000000000000000000000000000000000\r\n\
 master_repl_offset:0\r\n\
 second_repl_offset:-1\r\n";
 
-fn bulk(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
+fn bulk(s: &str) -> Reply {
+    Reply::BulkString(s.as_bytes().to_vec())
 }
 
 #[test]
@@ -175,10 +175,10 @@ fn unknown_lines_are_ignored() {
 
 #[test]
 fn role_of_a_primary() {
-    let reply = Value::Array(vec![
+    let reply = Reply::Array(vec![
         bulk("master"),
-        Value::Int(69),
-        Value::Array(vec![Value::Array(vec![
+        Reply::Int(69),
+        Reply::Array(vec![Reply::Array(vec![
             bulk("127.0.0.1"),
             bulk("17002"),
             bulk("69"),
@@ -201,12 +201,12 @@ fn role_of_a_primary() {
 
 #[test]
 fn role_of_a_replica_before_and_after_sync() {
-    let connected = Value::Array(vec![
+    let connected = Reply::Array(vec![
         bulk("slave"),
         bulk("127.0.0.1"),
-        Value::Int(17001),
+        Reply::Int(17001),
         bulk("connected"),
-        Value::Int(69),
+        Reply::Int(69),
     ]);
     assert_eq!(
         parse_role(&connected).unwrap(),
@@ -217,12 +217,12 @@ fn role_of_a_replica_before_and_after_sync() {
             offset: Some(69)
         }
     );
-    let connecting = Value::Array(vec![
+    let connecting = Reply::Array(vec![
         bulk("slave"),
         bulk("127.0.0.1"),
-        Value::Int(17009),
+        Reply::Int(17009),
         bulk("connect"),
-        Value::Int(-1),
+        Reply::Int(-1),
     ]);
     let RoleReply::Replica { offset, .. } = parse_role(&connecting).unwrap() else {
         panic!("not a replica");
@@ -232,10 +232,10 @@ fn role_of_a_replica_before_and_after_sync() {
 
 #[test]
 fn role_replies_of_other_shapes_are_errors() {
-    let sentinel = Value::Array(vec![bulk("sentinel"), Value::Array(vec![])]);
+    let sentinel = Reply::Array(vec![bulk("sentinel"), Reply::Array(vec![])]);
     assert!(parse_role(&sentinel).is_err());
-    assert!(parse_role(&Value::Okay).is_err());
-    let short = Value::Array(vec![bulk("slave"), bulk("h")]);
+    assert!(parse_role(&Reply::Okay).is_err());
+    let short = Reply::Array(vec![bulk("slave"), bulk("h")]);
     assert_eq!(
         parse_role(&short),
         Err(ParseError::Missing {

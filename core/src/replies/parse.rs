@@ -8,9 +8,9 @@
 //! never a silent default, because a wrong offset would pick the wrong
 //! replica to promote.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use redis::Value;
+use super::Reply;
 
 /// A failure to understand a reply, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,7 +143,7 @@ impl RoleReply {
 /// [`ParseError`] when `role`, `master_replid`, `master_repl_offset` or, on a
 /// replica, the link fields are missing or malformed.
 pub fn parse_info_replication(text: &str) -> Result<ReplicationInfo, ParseError> {
-    let mut fields = HashMap::new();
+    let mut fields = BTreeMap::new();
     let mut replicas = Vec::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -210,7 +210,7 @@ fn is_replica_line(key: &str) -> bool {
 }
 
 fn parse_replica_line(key: &str, value: &str) -> Result<ConnectedReplica, ParseError> {
-    let pairs: HashMap<&str, &str> = value
+    let pairs: BTreeMap<&str, &str> = value
         .split(',')
         .filter_map(|pair| pair.split_once('='))
         .collect();
@@ -239,7 +239,7 @@ fn parse_replica_line(key: &str, value: &str) -> Result<ConnectedReplica, ParseE
 
 /// The `key:value` lines of one INFO section, looked up by any of the names
 /// a field has had (Valkey may rename `master_*` to `primary_*`).
-struct Fields<'a>(HashMap<&'a str, &'a str>);
+struct Fields<'a>(BTreeMap<&'a str, &'a str>);
 
 impl<'a> Fields<'a> {
     fn required(&self, names: &[&'a str]) -> Result<(&'a str, &'a str), ParseError> {
@@ -291,7 +291,7 @@ fn malformed(field: &str, value: &str) -> ParseError {
 ///
 /// [`ParseError`] when the reply is not an array of the documented shape, or
 /// names a role this client does not handle (`sentinel`).
-pub fn parse_role(reply: &Value) -> Result<RoleReply, ParseError> {
+pub fn parse_role(reply: &Reply) -> Result<RoleReply, ParseError> {
     let items = as_array(reply, "role")?;
     let mut items = items.iter();
     let role = text(items.next(), "role")?;
@@ -333,20 +333,20 @@ pub fn parse_role(reply: &Value) -> Result<RoleReply, ParseError> {
     }
 }
 
-fn as_array<'v>(value: &'v Value, field: &str) -> Result<&'v [Value], ParseError> {
+fn as_array<'v>(value: &'v Reply, field: &str) -> Result<&'v [Reply], ParseError> {
     match value {
-        Value::Array(items) => Ok(items),
+        Reply::Array(items) => Ok(items),
         other => Err(malformed(field, &format!("{other:?}"))),
     }
 }
 
 /// RESP2 servers send numbers inside the replica list as bulk strings, so
 /// both shapes are accepted wherever a number is expected.
-fn text(value: Option<&Value>, field: &str) -> Result<String, ParseError> {
+fn text(value: Option<&Reply>, field: &str) -> Result<String, ParseError> {
     match value {
-        Some(Value::BulkString(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-        Some(Value::SimpleString(s)) => Ok(s.clone()),
-        Some(Value::Int(n)) => Ok(n.to_string()),
+        Some(Reply::BulkString(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+        Some(Reply::SimpleString(s)) => Ok(s.clone()),
+        Some(Reply::Int(n)) => Ok(n.to_string()),
         Some(other) => Err(malformed(field, &format!("{other:?}"))),
         None => Err(ParseError::Missing {
             field: field.to_owned(),
@@ -354,17 +354,17 @@ fn text(value: Option<&Value>, field: &str) -> Result<String, ParseError> {
     }
 }
 
-fn integer(value: Option<&Value>, field: &str) -> Result<i64, ParseError> {
+fn integer(value: Option<&Reply>, field: &str) -> Result<i64, ParseError> {
     let s = text(value, field)?;
     s.parse().map_err(|_| malformed(field, &s))
 }
 
-fn non_negative(value: Option<&Value>, field: &str) -> Result<u64, ParseError> {
+fn non_negative(value: Option<&Reply>, field: &str) -> Result<u64, ParseError> {
     let s = text(value, field)?;
     s.parse().map_err(|_| malformed(field, &s))
 }
 
-fn port(value: Option<&Value>, field: &str) -> Result<u16, ParseError> {
+fn port(value: Option<&Reply>, field: &str) -> Result<u16, ParseError> {
     let s = text(value, field)?;
     s.parse().map_err(|_| malformed(field, &s))
 }

@@ -18,9 +18,8 @@
 //! sooner, never the truth of the topology, so one that does not parse is
 //! dropped rather than failing the subscription.
 
-use redis::Value;
+use super::Reply;
 
-use super::error::ProbeError;
 use super::parse::ParseError;
 
 /// A monitored primary as one Sentinel sees it (`SENTINEL MASTER <name>`).
@@ -181,7 +180,7 @@ pub enum SentinelNotice {
 /// [`ParseError`] when the reply is not a field/value list or a field this
 /// type holds (except `runid` and `failover-state`) is missing or
 /// malformed.
-pub fn parse_sentinel_master(reply: &Value) -> Result<SentinelPrimary, ParseError> {
+pub fn parse_sentinel_master(reply: &Reply) -> Result<SentinelPrimary, ParseError> {
     let f = Fields::of("master", reply)?;
     let run_id = f.get(&["runid"]).filter(|id| !id.is_empty());
     Ok(SentinelPrimary {
@@ -209,7 +208,7 @@ pub fn parse_sentinel_master(reply: &Value) -> Result<SentinelPrimary, ParseErro
 /// # Errors
 ///
 /// [`ParseError`] naming the element and field at fault (`[1].port`).
-pub fn parse_sentinel_replicas(reply: &Value) -> Result<Vec<SentinelReplica>, ParseError> {
+pub fn parse_sentinel_replicas(reply: &Reply) -> Result<Vec<SentinelReplica>, ParseError> {
     elements("replicas", reply)?
         .iter()
         .enumerate()
@@ -222,7 +221,7 @@ pub fn parse_sentinel_replicas(reply: &Value) -> Result<Vec<SentinelReplica>, Pa
 /// # Errors
 ///
 /// [`ParseError`] naming the element and field at fault (`[0].runid`).
-pub fn parse_sentinel_sentinels(reply: &Value) -> Result<Vec<SentinelPeer>, ParseError> {
+pub fn parse_sentinel_sentinels(reply: &Reply) -> Result<Vec<SentinelPeer>, ParseError> {
     elements("sentinels", reply)?
         .iter()
         .enumerate()
@@ -238,7 +237,7 @@ pub fn parse_sentinel_sentinels(reply: &Value) -> Result<Vec<SentinelPeer>, Pars
         .collect()
 }
 
-fn parse_replica(context: &str, element: &Value) -> Result<SentinelReplica, ParseError> {
+fn parse_replica(context: &str, element: &Reply) -> Result<SentinelReplica, ParseError> {
     let f = Fields::of(context, element)?;
     let (status_field, status) =
         f.required_named(&["master-link-status", "primary-link-status"])?;
@@ -339,80 +338,6 @@ pub fn parse_sentinel_event(event: &SentinelEvent) -> Option<SentinelNotice> {
     }
 }
 
-/// The refusals of a Sentinel a caller acts on, read from a
-/// [`ProbeError::Rejected`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SentinelRefusal {
-    /// `ERR No such master with that name`: the Sentinel does not monitor
-    /// the name (not yet, or no more).
-    UnknownMaster,
-    /// `INPROG Failover already in progress`.
-    FailoverInProgress,
-    /// `NOGOODSLAVE No suitable replica to promote`: no replica is
-    /// connected, recent and of non-zero priority.
-    NoGoodReplica,
-    /// `NOQUORUM ...`: too few Sentinels reachable for the quorum or for a
-    /// majority.
-    NoQuorum,
-}
-
-impl SentinelRefusal {
-    /// Which refusal `err` is; `None` for any other error. Codes and text
-    /// are compared case-insensitively.
-    pub fn of(err: &ProbeError) -> Option<SentinelRefusal> {
-        let ProbeError::Rejected { message, .. } = err else {
-            return None;
-        };
-        let lower = message.to_ascii_lowercase();
-        // `trim_matches` also reads the redis crate's rendering
-        // (`"INPROG": ...`) should a Rejected come from elsewhere.
-        let code = lower
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .trim_matches(|c| c == '"' || c == ':');
-        match code {
-            "inprog" => Some(SentinelRefusal::FailoverInProgress),
-            "nogoodslave" | "nogoodreplica" => Some(SentinelRefusal::NoGoodReplica),
-            "noquorum" => Some(SentinelRefusal::NoQuorum),
-            _ if lower.contains("no such master") || lower.contains("no such primary") => {
-                Some(SentinelRefusal::UnknownMaster)
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Keys of `SENTINEL SET` whose values are secrets.
-const SECRET_KEYS: &[&str] = &["auth-pass"];
-
-/// Replaces every value of `settings` in a refusal's text by `***`: quoted
-/// ones as the server echoes them, and secrets wherever they appear.
-pub(super) fn redact(err: ProbeError, settings: &[(&str, String)]) -> ProbeError {
-    let ProbeError::Rejected {
-        addr,
-        command,
-        mut message,
-    } = err
-    else {
-        return err;
-    };
-    for (key, value) in settings {
-        if value.is_empty() {
-            continue;
-        }
-        message = message.replace(&format!("'{value}'"), "'***'");
-        if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
-            message = message.replace(value.as_str(), "***");
-        }
-    }
-    ProbeError::Rejected {
-        addr,
-        command,
-        message,
-    }
-}
-
 fn flags(text: &str) -> Vec<String> {
     text.split(',')
         .filter(|flag| !flag.is_empty())
@@ -428,7 +353,7 @@ fn flags(text: &str) -> Vec<String> {
 ///
 /// [`ParseError`] when the reply is not a field/value list or the value
 /// is not a number.
-pub fn parse_sentinel_debug(reply: &Value, parameter: &str) -> Result<Option<u64>, ParseError> {
+pub fn parse_sentinel_debug(reply: &Reply, parameter: &str) -> Result<Option<u64>, ParseError> {
     // The server names them in capitals (`INFO-PERIOD`) and sets them in
     // any case.
     let fields = Fields::of("debug", reply)?;
@@ -440,9 +365,9 @@ pub fn parse_sentinel_debug(reply: &Value, parameter: &str) -> Result<Option<u64
         .transpose()
 }
 
-fn elements<'v>(what: &str, reply: &'v Value) -> Result<&'v [Value], ParseError> {
+fn elements<'v>(what: &str, reply: &'v Reply) -> Result<&'v [Reply], ParseError> {
     match reply {
-        Value::Array(items) | Value::Set(items) => Ok(items),
+        Reply::Array(items) | Reply::Set(items) => Ok(items),
         other => Err(ParseError::Malformed {
             field: what.to_owned(),
             value: format!("{other:?}"),
@@ -459,12 +384,12 @@ struct Fields {
 
 impl Fields {
     /// The pairs of a RESP2 flat array or a RESP3 map.
-    fn of(context: &str, value: &Value) -> Result<Fields, ParseError> {
+    fn of(context: &str, value: &Reply) -> Result<Fields, ParseError> {
         let shape_error = || ParseError::Malformed {
             field: context.to_owned(),
             value: format!("{value:?}"),
         };
-        let pairs = value.as_map_iter().ok_or_else(shape_error)?;
+        let pairs = value.pairs().ok_or_else(shape_error)?;
         let mut entries = Vec::new();
         for (key, value) in pairs {
             let key = scalar(context, key)?;
@@ -537,17 +462,17 @@ impl Fields {
 
 /// A string or an integer as text (RESP3 servers may send numbers as
 /// integers where RESP2 sends bulk strings).
-fn scalar(field: &str, value: &Value) -> Result<String, ParseError> {
+fn scalar(field: &str, value: &Reply) -> Result<String, ParseError> {
     match value {
-        Value::BulkString(bytes) => {
+        Reply::BulkString(bytes) => {
             String::from_utf8(bytes.clone()).map_err(|_| ParseError::Malformed {
                 field: field.to_owned(),
                 value: String::from_utf8_lossy(bytes).into_owned(),
             })
         }
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::VerbatimString { text, .. } => Ok(text.clone()),
-        Value::Int(n) => Ok(n.to_string()),
+        Reply::SimpleString(s) => Ok(s.clone()),
+        Reply::VerbatimString { text, .. } => Ok(text.clone()),
+        Reply::Int(n) => Ok(n.to_string()),
         other => Err(ParseError::Malformed {
             field: field.to_owned(),
             value: format!("{other:?}"),

@@ -363,13 +363,13 @@ fn cluster_info_missing_or_malformed_fields_are_errors() {
     ));
 }
 
-fn bulk(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
+fn bulk(s: &str) -> Reply {
+    Reply::BulkString(s.as_bytes().to_vec())
 }
 
 /// A RESP2 map: a flat key/value array.
-fn flat(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Array(pairs.into_iter().flat_map(|(k, v)| [bulk(k), v]).collect())
+fn flat(pairs: Vec<(&str, Reply)>) -> Reply {
+    Reply::Array(pairs.into_iter().flat_map(|(k, v)| [bulk(k), v]).collect())
 }
 
 fn shard_node(
@@ -378,26 +378,26 @@ fn shard_node(
     role: &str,
     offset: i64,
     health: &str,
-) -> Vec<(&'static str, Value)> {
+) -> Vec<(&'static str, Reply)> {
     vec![
         ("id", bulk(id)),
-        ("port", Value::Int(port)),
+        ("port", Reply::Int(port)),
         ("ip", bulk("127.0.0.1")),
         ("endpoint", bulk("127.0.0.1")),
         ("role", bulk(role)),
-        ("replication-offset", Value::Int(offset)),
+        ("replication-offset", Reply::Int(offset)),
         ("health", bulk(health)),
     ]
 }
 
 /// `CLUSTER SHARDS` on A after C failed, as RESP2 sends it.
-fn shards_on_a() -> Value {
-    Value::Array(vec![
+fn shards_on_a() -> Reply {
+    Reply::Array(vec![
         flat(vec![
-            ("slots", Value::Array(vec![Value::Int(0), Value::Int(5460)])),
+            ("slots", Reply::Array(vec![Reply::Int(0), Reply::Int(5460)])),
             (
                 "nodes",
-                Value::Array(vec![
+                Reply::Array(vec![
                     flat(shard_node(A, 21001, "master", 14, "online")),
                     flat(shard_node(D, 21004, "replica", 14, "online")),
                 ]),
@@ -407,11 +407,11 @@ fn shards_on_a() -> Value {
         flat(vec![
             (
                 "slots",
-                Value::Array(vec![Value::Int(10923), Value::Int(16383)]),
+                Reply::Array(vec![Reply::Int(10923), Reply::Int(16383)]),
             ),
             (
                 "nodes",
-                Value::Array(vec![flat(shard_node(C, 21003, "master", 0, "fail"))]),
+                Reply::Array(vec![flat(shard_node(C, 21003, "master", 0, "fail"))]),
             ),
             ("id", bulk("e5f6d853e50ec1974262a421c3d5c05061bca72a")),
         ]),
@@ -466,12 +466,12 @@ fn cluster_shards_from_resp3_and_unusual_nodes() {
     node.push(("endpoint", bulk("?")));
     node.push(("hostname", bulk("valkey-1")));
     node.push(("availability-zone", bulk("zone-b")));
-    let map = |pairs: Vec<(&str, Value)>| {
-        Value::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
+    let map = |pairs: Vec<(&str, Reply)>| {
+        Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
     };
-    let reply = Value::Array(vec![map(vec![
-        ("slots", Value::Array(vec![])),
-        ("nodes", Value::Array(vec![map(node)])),
+    let reply = Reply::Array(vec![map(vec![
+        ("slots", Reply::Array(vec![])),
+        ("nodes", Reply::Array(vec![map(node)])),
     ])]);
     let shards = parse_cluster_shards(&reply).unwrap();
     assert_eq!(shards[0].id, None);
@@ -484,20 +484,20 @@ fn cluster_shards_from_resp3_and_unusual_nodes() {
 }
 
 /// A `CLUSTER SHARDS` node as key/value pairs, edited by a test.
-type NodeFields = Vec<(&'static str, Value)>;
+type NodeFields = Vec<(&'static str, Reply)>;
 
 #[test]
 fn malformed_shards_are_errors_naming_the_path() {
     let with = |edit: &dyn Fn(&mut NodeFields)| {
         let mut node = shard_node(A, 21001, "master", 14, "online");
         edit(&mut node);
-        Value::Array(vec![flat(vec![
-            ("slots", Value::Array(vec![Value::Int(0), Value::Int(5460)])),
-            ("nodes", Value::Array(vec![flat(node)])),
+        Reply::Array(vec![flat(vec![
+            ("slots", Reply::Array(vec![Reply::Int(0), Reply::Int(5460)])),
+            ("nodes", Reply::Array(vec![flat(node)])),
         ])])
     };
-    let set = |key: &'static str, value: Value| {
-        move |node: &mut Vec<(&'static str, Value)>| {
+    let set = |key: &'static str, value: Reply| {
+        move |node: &mut Vec<(&'static str, Reply)>| {
             for (k, v) in node.iter_mut() {
                 if *k == key {
                     *v = value.clone();
@@ -513,16 +513,16 @@ fn malformed_shards_are_errors_naming_the_path() {
         (with(&set("role", bulk("boss"))), "shards[0].nodes[0].role"),
         (with(&set("id", bulk("short"))), "shards[0].nodes[0].id"),
         (
-            with(&set("port", Value::Int(70_000))),
+            with(&set("port", Reply::Int(70_000))),
             "shards[0].nodes[0].port",
         ),
         (
-            with(&set("replication-offset", Value::Int(-1))),
+            with(&set("replication-offset", Reply::Int(-1))),
             "shards[0].nodes[0].replication-offset",
         ),
-        (with(&set("ip", Value::Nil)), "shards[0].nodes[0].ip"),
+        (with(&set("ip", Reply::Nil)), "shards[0].nodes[0].ip"),
         (bulk("nope"), "shards"),
-        (Value::Array(vec![bulk("x")]), "shards[0]"),
+        (Reply::Array(vec![bulk("x")]), "shards[0]"),
     ] {
         match parse_cluster_shards(&reply) {
             Err(ParseError::Malformed { field: f, .. }) => assert_eq!(f, field),
@@ -531,15 +531,15 @@ fn malformed_shards_are_errors_naming_the_path() {
     }
     for (reply, field) in [
         (
-            with(&|n: &mut Vec<(&'static str, Value)>| n.retain(|(k, _)| *k != "health")),
+            with(&|n: &mut Vec<(&'static str, Reply)>| n.retain(|(k, _)| *k != "health")),
             "shards[0].nodes[0].health",
         ),
         (
-            with(&|n: &mut Vec<(&'static str, Value)>| n.retain(|(k, _)| *k != "port")),
+            with(&|n: &mut Vec<(&'static str, Reply)>| n.retain(|(k, _)| *k != "port")),
             "shards[0].nodes[0].port",
         ),
         (
-            Value::Array(vec![flat(vec![("nodes", Value::Array(vec![]))])]),
+            Reply::Array(vec![flat(vec![("nodes", Reply::Array(vec![]))])]),
             "shards[0].slots",
         ),
     ] {
@@ -551,14 +551,14 @@ fn malformed_shards_are_errors_naming_the_path() {
         );
     }
     for slots in [
-        vec![Value::Int(0)],
-        vec![Value::Int(9), Value::Int(3)],
-        vec![Value::Int(0), Value::Int(16_384)],
-        vec![Value::Int(0), bulk("x")],
+        vec![Reply::Int(0)],
+        vec![Reply::Int(9), Reply::Int(3)],
+        vec![Reply::Int(0), Reply::Int(16_384)],
+        vec![Reply::Int(0), bulk("x")],
     ] {
-        let reply = Value::Array(vec![flat(vec![
-            ("slots", Value::Array(slots.clone())),
-            ("nodes", Value::Array(vec![])),
+        let reply = Reply::Array(vec![flat(vec![
+            ("slots", Reply::Array(slots.clone())),
+            ("nodes", Reply::Array(vec![])),
         ])]);
         assert!(
             matches!(

@@ -10,11 +10,11 @@
 //! malformed is an error naming it, never a silent default, because a slot
 //! read wrong would be assigned twice or not at all.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
+use super::Reply;
 use logbook_journal::cluster::SLOTS;
 use logbook_journal::{MigrationPhase, MigrationSide, SlotMigrationJob, SlotRange};
-use redis::Value;
 
 use super::parse::{ParseError, Role};
 
@@ -381,7 +381,7 @@ pub fn parse_cluster_nodes(text: &str) -> Result<Vec<ClusterNodeLine>, ParseErro
 /// [`ParseError`] when `cluster_state`, a slot count, `cluster_known_nodes`,
 /// `cluster_size` or an epoch is missing or malformed.
 pub fn parse_cluster_info(text: &str) -> Result<ClusterInfo, ParseError> {
-    let fields: HashMap<&str, &str> = text
+    let fields: BTreeMap<&str, &str> = text
         .lines()
         .filter_map(|line| line.trim_end_matches('\r').split_once(':'))
         .collect();
@@ -414,8 +414,8 @@ pub fn parse_cluster_info(text: &str) -> Result<ClusterInfo, ParseError> {
 ///
 /// [`ParseError`] naming the path of the field at fault, e.g.
 /// `shards[1].nodes[0].health`.
-pub fn parse_cluster_shards(reply: &Value) -> Result<Vec<ClusterShard>, ParseError> {
-    let Value::Array(shards) = reply else {
+pub fn parse_cluster_shards(reply: &Reply) -> Result<Vec<ClusterShard>, ParseError> {
+    let Reply::Array(shards) = reply else {
         return Err(malformed("shards", &format!("{reply:?}")));
     };
     shards
@@ -425,7 +425,7 @@ pub fn parse_cluster_shards(reply: &Value) -> Result<Vec<ClusterShard>, ParseErr
         .collect()
 }
 
-fn parse_shard(path: &str, value: &Value) -> Result<ClusterShard, ParseError> {
+fn parse_shard(path: &str, value: &Reply) -> Result<ClusterShard, ParseError> {
     let mut id = None;
     let mut slots = None;
     let mut nodes = None;
@@ -435,7 +435,7 @@ fn parse_shard(path: &str, value: &Value) -> Result<ClusterShard, ParseError> {
             "slots" => slots = Some(parse_shard_slots(&format!("{path}.slots"), value)?),
             "nodes" => {
                 let field = format!("{path}.nodes");
-                let Value::Array(items) = value else {
+                let Reply::Array(items) = value else {
                     return Err(malformed(&field, &format!("{value:?}")));
                 };
                 nodes = Some(
@@ -456,8 +456,8 @@ fn parse_shard(path: &str, value: &Value) -> Result<ClusterShard, ParseError> {
     })
 }
 
-fn parse_shard_slots(field: &str, value: &Value) -> Result<Vec<SlotRange>, ParseError> {
-    let Value::Array(items) = value else {
+fn parse_shard_slots(field: &str, value: &Reply) -> Result<Vec<SlotRange>, ParseError> {
+    let Reply::Array(items) = value else {
         return Err(malformed(field, &format!("{value:?}")));
     };
     let mut bounds = items.iter();
@@ -473,8 +473,8 @@ fn parse_shard_slots(field: &str, value: &Value) -> Result<Vec<SlotRange>, Parse
     Ok(ranges)
 }
 
-fn parse_shard_node(path: &str, value: &Value) -> Result<ShardNode, ParseError> {
-    let fields: HashMap<String, &Value> = map_entries(path, value)?.into_iter().collect();
+fn parse_shard_node(path: &str, value: &Reply) -> Result<ShardNode, ParseError> {
+    let fields: BTreeMap<String, &Reply> = map_entries(path, value)?.into_iter().collect();
     let field = |key: &str| format!("{path}.{key}");
     let get = |key: &str| fields.get(key).copied();
     let text = |key: &str| match get(key) {
@@ -528,8 +528,8 @@ fn parse_shard_node(path: &str, value: &Value) -> Result<ShardNode, ParseError> 
 ///
 /// [`ParseError`] naming the path of the field at fault, e.g.
 /// `migrations[1].slot_ranges`.
-pub fn parse_slot_migrations(reply: &Value) -> Result<Vec<SlotMigrationJob>, ParseError> {
-    let Value::Array(jobs) = reply else {
+pub fn parse_slot_migrations(reply: &Reply) -> Result<Vec<SlotMigrationJob>, ParseError> {
+    let Reply::Array(jobs) = reply else {
         return Err(malformed("migrations", &format!("{reply:?}")));
     };
     jobs.iter()
@@ -538,8 +538,8 @@ pub fn parse_slot_migrations(reply: &Value) -> Result<Vec<SlotMigrationJob>, Par
         .collect()
 }
 
-fn parse_slot_migration(path: &str, value: &Value) -> Result<SlotMigrationJob, ParseError> {
-    let fields: HashMap<String, &Value> = map_entries(path, value)?.into_iter().collect();
+fn parse_slot_migration(path: &str, value: &Reply) -> Result<SlotMigrationJob, ParseError> {
+    let fields: BTreeMap<String, &Reply> = map_entries(path, value)?.into_iter().collect();
     let field = |key: &str| format!("{path}.{key}");
     let required = |key: &str| match fields.get(key) {
         Some(value) => string(path, key, value),
@@ -591,27 +591,28 @@ fn parse_slot_ranges(field: &str, text: &str) -> Result<Vec<SlotRange>, ParseErr
 }
 
 /// The key/value pairs of a map, whichever protocol version sent it.
-fn map_entries<'v>(path: &str, value: &'v Value) -> Result<Vec<(String, &'v Value)>, ParseError> {
+fn map_entries<'v>(path: &str, value: &'v Reply) -> Result<Vec<(String, &'v Reply)>, ParseError> {
     value
-        .as_map_iter()
+        .pairs()
         .ok_or_else(|| malformed(path, &format!("{value:?}")))?
+        .into_iter()
         .map(|(key, value)| Ok((scalar(path, key)?, value)))
         .collect()
 }
 
-fn string(path: &str, key: &str, value: &Value) -> Result<String, ParseError> {
+fn string(path: &str, key: &str, value: &Reply) -> Result<String, ParseError> {
     scalar(&format!("{path}.{key}"), value)
 }
 
 /// A string or an integer as text: RESP2 servers may send numbers as bulk
 /// strings, so both shapes are accepted wherever a number is expected.
-fn scalar(field: &str, value: &Value) -> Result<String, ParseError> {
+fn scalar(field: &str, value: &Reply) -> Result<String, ParseError> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+        Reply::BulkString(bytes) => String::from_utf8(bytes.clone())
             .map_err(|_| malformed(field, &String::from_utf8_lossy(bytes))),
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::VerbatimString { text, .. } => Ok(text.clone()),
-        Value::Int(n) => Ok(n.to_string()),
+        Reply::SimpleString(s) => Ok(s.clone()),
+        Reply::VerbatimString { text, .. } => Ok(text.clone()),
+        Reply::Int(n) => Ok(n.to_string()),
         other => Err(malformed(field, &format!("{other:?}"))),
     }
 }
@@ -619,7 +620,3 @@ fn scalar(field: &str, value: &Value) -> Result<String, ParseError> {
 #[cfg(test)]
 #[path = "parse_cluster_tests.rs"]
 mod tests;
-
-#[cfg(test)]
-#[path = "parse_migrations_tests.rs"]
-mod migration_tests;

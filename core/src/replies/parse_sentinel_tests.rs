@@ -13,24 +13,24 @@
 use super::*;
 
 /// A RESP2 flat array of bulk strings, as every field/value list arrives.
-fn flat(words: &[&str]) -> Value {
-    Value::Array(
+fn flat(words: &[&str]) -> Reply {
+    Reply::Array(
         words
             .iter()
-            .map(|w| Value::BulkString(w.as_bytes().to_vec()))
+            .map(|w| Reply::BulkString(w.as_bytes().to_vec()))
             .collect(),
     )
 }
 
 /// The same pairs as a RESP3 map.
-fn map(words: &[&str]) -> Value {
-    Value::Map(
+fn map(words: &[&str]) -> Reply {
+    Reply::Map(
         words
             .chunks(2)
             .map(|pair| {
                 (
-                    Value::BulkString(pair[0].as_bytes().to_vec()),
-                    Value::BulkString(pair[1].as_bytes().to_vec()),
+                    Reply::BulkString(pair[0].as_bytes().to_vec()),
+                    Reply::BulkString(pair[1].as_bytes().to_vec()),
                 )
             })
             .collect(),
@@ -137,8 +137,8 @@ fn resp3_map_reads_the_same() {
         parse_sentinel_master(&flat(MASTER)).unwrap()
     );
     assert_eq!(
-        parse_sentinel_replicas(&Value::Array(vec![map(REPLICA)])).unwrap(),
-        parse_sentinel_replicas(&Value::Array(vec![flat(REPLICA)])).unwrap()
+        parse_sentinel_replicas(&Reply::Array(vec![map(REPLICA)])).unwrap(),
+        parse_sentinel_replicas(&Reply::Array(vec![flat(REPLICA)])).unwrap()
     );
 }
 
@@ -189,12 +189,12 @@ fn a_missing_or_malformed_field_is_named() {
     );
     // An odd-length list is not a field/value list.
     assert!(parse_sentinel_master(&flat(&MASTER[1..])).is_err());
-    assert!(parse_sentinel_master(&Value::Nil).is_err());
+    assert!(parse_sentinel_master(&Reply::Nil).is_err());
 }
 
 #[test]
 fn replicas_in_the_servers_order() {
-    let reply = Value::Array(vec![flat(REPLICA), flat(REPLICA_NOT_YET_CONVERTED)]);
+    let reply = Reply::Array(vec![flat(REPLICA), flat(REPLICA_NOT_YET_CONVERTED)]);
     let replicas = parse_sentinel_replicas(&reply).unwrap();
     assert_eq!(
         replicas[0],
@@ -213,7 +213,7 @@ fn replicas_in_the_servers_order() {
     assert_eq!(replicas[1].master_host, None);
     assert!(!replicas[1].master_link_ok);
     assert!(
-        parse_sentinel_replicas(&Value::Array(vec![]))
+        parse_sentinel_replicas(&Reply::Array(vec![]))
             .unwrap()
             .is_empty()
     );
@@ -227,7 +227,7 @@ fn a_replica_error_names_its_element() {
         .position(|w| *w == "master-link-status")
         .unwrap();
     words[status + 1] = "maybe";
-    let reply = Value::Array(vec![flat(REPLICA), flat(&words)]);
+    let reply = Reply::Array(vec![flat(REPLICA), flat(&words)]);
     assert_eq!(
         parse_sentinel_replicas(&reply),
         Err(ParseError::Malformed {
@@ -246,13 +246,13 @@ fn replica_priority_under_its_new_name() {
             other => other,
         })
         .collect();
-    let replicas = parse_sentinel_replicas(&Value::Array(vec![flat(&words)])).unwrap();
+    let replicas = parse_sentinel_replicas(&Reply::Array(vec![flat(&words)])).unwrap();
     assert_eq!(replicas[0].replica_priority, Some(100));
 }
 
 #[test]
 fn peers() {
-    let peers = parse_sentinel_sentinels(&Value::Array(vec![flat(PEER)])).unwrap();
+    let peers = parse_sentinel_sentinels(&Reply::Array(vec![flat(PEER)])).unwrap();
     assert_eq!(
         peers,
         [SentinelPeer {
@@ -387,25 +387,25 @@ impl Junk {
             .join(glue)
     }
 
-    fn value(&mut self, depth: u32) -> Value {
+    fn value(&mut self, depth: u32) -> Reply {
         match self.next() % 7 {
-            0 => Value::Nil,
-            1 => Value::Int(self.next() as i64),
-            2 => Value::BulkString(self.word().into_bytes()),
-            3 => Value::BulkString(vec![0xff, 0xfe]),
+            0 => Reply::Nil,
+            1 => Reply::Int(self.next() as i64),
+            2 => Reply::BulkString(self.word().into_bytes()),
+            3 => Reply::BulkString(vec![0xff, 0xfe]),
             4 if depth < 3 => {
                 let n = self.next() as usize % 6;
-                Value::Array((0..n).map(|_| self.value(depth + 1)).collect())
+                Reply::Array((0..n).map(|_| self.value(depth + 1)).collect())
             }
             5 if depth < 3 => {
                 let n = self.next() as usize % 4;
-                Value::Map(
+                Reply::Map(
                     (0..n)
                         .map(|_| (self.value(depth + 1), self.value(depth + 1)))
                         .collect(),
                 )
             }
-            _ => Value::SimpleString(self.word()),
+            _ => Reply::SimpleString(self.word()),
         }
     }
 }
@@ -440,79 +440,8 @@ fn junk_never_panics() {
         words[i] = junk.word();
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let _ = parse_sentinel_master(&flat(&refs));
-        let _ = parse_sentinel_replicas(&Value::Array(vec![flat(&refs)]));
+        let _ = parse_sentinel_replicas(&Reply::Array(vec![flat(&refs)]));
     }
-}
-
-fn addr() -> std::net::SocketAddr {
-    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 26379))
-}
-
-fn rejected(message: &str) -> ProbeError {
-    ProbeError::Rejected {
-        addr: addr(),
-        command: "SENTINEL FAILOVER",
-        message: message.to_owned(),
-    }
-}
-
-#[test]
-fn refusals_are_told_apart() {
-    let cases = [
-        (
-            "INPROG Failover already in progress",
-            Some(SentinelRefusal::FailoverInProgress),
-        ),
-        (
-            "NOGOODSLAVE No suitable replica to promote",
-            Some(SentinelRefusal::NoGoodReplica),
-        ),
-        (
-            "NOQUORUM 2 usable Sentinels. Not enough",
-            Some(SentinelRefusal::NoQuorum),
-        ),
-        (
-            "ERR No such master with that name",
-            Some(SentinelRefusal::UnknownMaster),
-        ),
-        (
-            "ResponseError: No such master with that name",
-            Some(SentinelRefusal::UnknownMaster),
-        ),
-        (
-            "\"INPROG\": Failover already in progress",
-            Some(SentinelRefusal::FailoverInProgress),
-        ),
-        ("ERR Duplicate master name.", None),
-        ("", None),
-    ];
-    for (message, expected) in cases {
-        assert_eq!(
-            SentinelRefusal::of(&rejected(message)),
-            expected,
-            "{message}"
-        );
-    }
-    assert_eq!(
-        SentinelRefusal::of(&ProbeError::Refused { addr: addr() }),
-        None
-    );
-}
-
-#[test]
-fn set_refusals_never_show_values() {
-    let settings = [
-        ("quorum", "0".to_owned()),
-        ("auth-pass", "hunter2".to_owned()),
-    ];
-    let err = redact(
-        rejected("ERR Invalid argument '0' for SENTINEL SET 'quorum' hunter2"),
-        &settings,
-    );
-    let text = err.to_string();
-    assert!(!text.contains("'0'"), "{text}");
-    assert!(!text.contains("hunter2"), "{text}");
-    assert!(text.contains("'quorum'"), "{text}");
 }
 
 /// `SENTINEL DEBUG` names its parameters in capitals, as a flat array

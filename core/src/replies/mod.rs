@@ -1,0 +1,111 @@
+//! Valkey's replies as the operator reads them, and the parsers that turn
+//! them into what the observers fold: `INFO replication` and `ROLE`,
+//! `CLUSTER NODES`, `CLUSTER INFO`, `CLUSTER SHARDS` and
+//! `CLUSTER GETSLOTMIGRATIONS`, and the Sentinels' `SENTINEL MASTER`,
+//! `REPLICAS`, `SENTINELS`, `DEBUG` and their published events.
+//!
+//! Pure: a [`Reply`] is a RESP2 or RESP3 value as data. The operator's
+//! client converts the redis crate's values into it (the parsers need no
+//! client), and the tests build replies by hand.
+
+mod parse;
+mod parse_cluster;
+mod parse_sentinel;
+
+pub use parse::{
+    ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,
+    parse_info_replication, parse_role,
+};
+pub use parse_cluster::{
+    ClusterInfo, ClusterNodeLine, ClusterShard, ShardNode, ShardNodeHealth, SlotMigration,
+    parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
+    parse_slot_migrations,
+};
+pub use parse_sentinel::{
+    InstanceDetails, SentinelEvent, SentinelNotice, SentinelPeer, SentinelPrimary, SentinelReplica,
+    SwitchMaster, VoteForLeader, parse_instance_details, parse_new_epoch, parse_sentinel_debug,
+    parse_sentinel_event, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
+    parse_switch_master, parse_vote_for_leader,
+};
+
+/// One reply of a Valkey server or Sentinel, in RESP2 or RESP3.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Reply {
+    /// A null (`$-1`, `*-1` or RESP3's `_`).
+    #[default]
+    Nil,
+    /// An integer.
+    Int(i64),
+    /// A bulk string's bytes.
+    BulkString(Vec<u8>),
+    /// An array (a RESP3 push's data too).
+    Array(Vec<Reply>),
+    /// A simple string other than `OK`.
+    SimpleString(String),
+    /// The simple string `OK`.
+    Okay,
+    /// A RESP3 map, its pairs in the server's order.
+    Map(Vec<(Reply, Reply)>),
+    /// A RESP3 set.
+    Set(Vec<Reply>),
+    /// A RESP3 double.
+    Double(f64),
+    /// A RESP3 boolean.
+    Boolean(bool),
+    /// A RESP3 verbatim string: its format (`txt`, `mkd`) and its text.
+    VerbatimString {
+        /// The three-letter format.
+        format: String,
+        /// The text.
+        text: String,
+    },
+    /// A RESP3 big number, as the server wrote its digits.
+    BigNumber(String),
+    /// An error reply inside a value (a RESP3 array may carry one).
+    ServerError(String),
+    /// A kind of reply the client knows and this type does not, as the
+    /// client renders it; every parser refuses it.
+    Other(String),
+}
+
+impl Reply {
+    /// The key/value pairs of a RESP3 map, or of a RESP2 array of even
+    /// length read as one (`field value field value ...`); `None` for any
+    /// other reply.
+    pub fn pairs(&self) -> Option<Vec<(&Reply, &Reply)>> {
+        match self {
+            Reply::Array(items) if items.len() % 2 == 0 => Some(
+                items
+                    .chunks_exact(2)
+                    .filter_map(|pair| match pair {
+                        [key, value] => Some((key, value)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Reply::Map(pairs) => Some(pairs.iter().map(|(key, value)| (key, value)).collect()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Reply {
+        Reply::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn pairs_read_a_flat_array_and_a_map_alike() {
+        let flat = Reply::Array(vec![bulk("a"), Reply::Int(1), bulk("b"), Reply::Int(2)]);
+        let map = Reply::Map(vec![(bulk("a"), Reply::Int(1)), (bulk("b"), Reply::Int(2))]);
+        let (a, b) = (bulk("a"), bulk("b"));
+        let want = vec![(&a, &Reply::Int(1)), (&b, &Reply::Int(2))];
+        assert_eq!(flat.pairs(), Some(want.clone()));
+        assert_eq!(map.pairs(), Some(want));
+        assert_eq!(Reply::Array(vec![bulk("a")]).pairs(), None);
+        assert_eq!(Reply::Int(1).pairs(), None);
+    }
+}
