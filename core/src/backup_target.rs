@@ -1,6 +1,9 @@
 //! Where a cluster's backups go and the keys that sign the requests, as
 //! the restore's init container and the operator's object store both
-//! take them.
+//! take them, and a destination as the journal records it.
+
+use logbook_crds::BackupDestination;
+use logbook_journal::BackupTarget;
 
 /// Where backups go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,5 +39,24 @@ impl std::fmt::Debug for S3Credentials {
             .field("secret_access_key", &"***")
             .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .finish()
+    }
+}
+
+/// The journal's record of `destination` for backup `backup` of cluster
+/// `cluster` in `namespace`.
+pub fn target_of(
+    destination: &BackupDestination,
+    namespace: &str,
+    cluster: &str,
+    backup: &str,
+) -> BackupTarget {
+    BackupTarget {
+        bucket: destination.bucket.clone(),
+        region: destination.effective_region().to_owned(),
+        endpoint: destination.endpoint.clone(),
+        path_style: destination.force_path_style,
+        secret: destination.credentials_secret.clone(),
+        dir: destination.backup_dir(namespace, cluster, backup),
+        cluster_dir: destination.cluster_dir(namespace, cluster),
     }
 }

@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod credentials;
 pub mod decide;
 pub mod names;
+pub mod observe;
 pub mod replies;
 pub mod resources;
 pub mod schedule;

@@ -4,13 +4,22 @@
 //! `CLUSTER GETSLOTMIGRATIONS`, and the Sentinels' `SENTINEL MASTER`,
 //! `REPLICAS`, `SENTINELS`, `DEBUG` and their published events.
 //!
+//! Beside them, what a probe read ([`Probe`], [`ClusterProbe`],
+//! [`SentinelProbe`]) and why a call failed ([`ProbeError`], classified
+//! into death, slowness and refusals), which the observers fold too.
+//!
 //! Pure: a [`Reply`] is a RESP2 or RESP3 value as data. The operator's
 //! client converts the redis crate's values into it (the parsers need no
 //! client), and the tests build replies by hand.
 
+mod error;
 mod parse;
 mod parse_cluster;
 mod parse_sentinel;
+mod probes;
+
+pub use error::{Phase, ProbeError};
+pub use probes::{ClusterProbe, Probe, SentinelProbe};
 
 pub use parse::{
     ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica, RoleReply,

@@ -8,7 +8,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use logbook_crds::v1alpha1::{
-    ACCESS_KEY_ID_KEY, BackupDestination, ENDPOINT_KEY, SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY,
+    ACCESS_KEY_ID_KEY, ENDPOINT_KEY, SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY,
 };
 use logbook_journal::BackupTarget;
 
@@ -67,24 +67,7 @@ impl CredentialsError {
     }
 }
 
-/// The journal's record of `destination` for backup `backup` of cluster
-/// `cluster` in `namespace`.
-pub fn target_of(
-    destination: &BackupDestination,
-    namespace: &str,
-    cluster: &str,
-    backup: &str,
-) -> BackupTarget {
-    BackupTarget {
-        bucket: destination.bucket.clone(),
-        region: destination.effective_region().to_owned(),
-        endpoint: destination.endpoint.clone(),
-        path_style: destination.force_path_style,
-        secret: destination.credentials_secret.clone(),
-        dir: destination.backup_dir(namespace, cluster, backup),
-        cluster_dir: destination.cluster_dir(namespace, cluster),
-    }
-}
+pub use logbook_core::backup_target::target_of;
 
 /// Reads `target`'s Secret in `namespace`: the S3 target (the endpoint
 /// from the spec, else the Secret's `endpoint`; path style as the spec

@@ -20,12 +20,12 @@ use redis::{
 use tokio::sync::Mutex;
 use tokio::time::timeout;
 
-use super::error::{Phase, ProbeError};
 use super::socket::tls_stream;
 use super::tls::{Connector, TlsSettings, TlsSetupError};
 use crate::credentials::Password;
 use crate::effects::{Class, Effects};
-use logbook_core::replies::{ReplicationInfo, RoleReply, parse_info_replication, parse_role};
+use logbook_core::replies::{Phase, ProbeError};
+use logbook_core::replies::{Probe, ReplicationInfo, parse_info_replication, parse_role};
 
 /// How long each step may take before it counts as [`ProbeError::TimedOut`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,17 +44,6 @@ impl Default for Timeouts {
             command: Duration::from_secs(2),
         }
     }
-}
-
-/// One probe of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// `INFO replication`.
-    pub info: ReplicationInfo,
-    /// `ROLE`, taken just before `INFO`.
-    pub role: RoleReply,
-    /// Round trip of `ROLE` alone (connection set-up excluded).
-    pub latency: Duration,
 }
 
 /// The data-plane client shared by observers and executors. Cloning is

@@ -14,28 +14,12 @@ use logbook_journal::{ClusterFailoverMode, SlotMigrationJob, SlotRange};
 use redis::Value;
 
 use super::client::{Request, Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
-use super::error::ProbeError;
+use logbook_core::replies::ProbeError;
 use logbook_core::replies::{
     ClusterInfo, ClusterNodeLine, ClusterShard, parse_cluster_info, parse_cluster_nodes,
     parse_cluster_shards, parse_slot_migrations,
 };
-use logbook_core::replies::{ParseError, ReplicationInfo, parse_info_replication};
-
-/// One probe of a cluster node, all taken in the same round trip.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterProbe {
-    /// `CLUSTER NODES`.
-    pub nodes: Vec<ClusterNodeLine>,
-    /// `CLUSTER INFO`.
-    pub info: ClusterInfo,
-    /// `INFO replication`.
-    pub replication: ReplicationInfo,
-    /// `CLUSTER GETSLOTMIGRATIONS`: the atomic slot migration jobs the
-    /// node lists, running and finished (until its process restarts, at
-    /// most `cluster-slot-migration-log-max-len`); `None` when the server
-    /// has no atomic slot migration (Redis, Valkey before 9.0).
-    pub migrations: Option<Vec<SlotMigrationJob>>,
-}
+use logbook_core::replies::{ClusterProbe, ParseError, parse_info_replication};
 
 pub(super) fn cluster(sub: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("CLUSTER");

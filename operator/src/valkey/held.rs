@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::error::ProbeError;
 use super::socket::{Duplex, connect_within};
 use super::tls::Connector;
+use logbook_core::replies::ProbeError;
 
 /// An open connection to a server (plain or TLS, as its probes).
 pub struct Held {

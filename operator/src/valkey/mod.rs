@@ -13,7 +13,6 @@ mod acl;
 mod client;
 mod cluster;
 mod crc64;
-mod error;
 mod held;
 mod rdb_stream;
 mod reply;
@@ -28,20 +27,18 @@ pub use crate::credentials::{
     unkeyed_password_fingerprint,
 };
 pub use acl::{acl_user_lines, acl_users};
-pub use client::{Probe, Timeouts, ValkeyClient};
-pub use cluster::ClusterProbe;
+pub use client::{Timeouts, ValkeyClient};
 pub use crc64::{Crc64, crc64};
-pub use error::{Phase, ProbeError};
 pub use held::Held;
 pub use logbook_core::replies::{
-    ClusterInfo, ClusterNodeLine, ClusterShard, ConnectedReplica, InstanceDetails, ParseError,
-    PrimaryLink, ReplicationInfo, Reply, Role, RoleReplica, RoleReply, SentinelEvent,
-    SentinelNotice, SentinelPeer, SentinelPrimary, SentinelReplica, ShardNode, ShardNodeHealth,
-    SlotMigration, SwitchMaster, VoteForLeader, parse_cluster_info, parse_cluster_node_line,
-    parse_cluster_nodes, parse_cluster_shards, parse_info_replication, parse_instance_details,
-    parse_new_epoch, parse_role, parse_sentinel_event, parse_sentinel_master,
-    parse_sentinel_replicas, parse_sentinel_sentinels, parse_slot_migrations, parse_switch_master,
-    parse_vote_for_leader,
+    ClusterInfo, ClusterNodeLine, ClusterProbe, ClusterShard, ConnectedReplica, InstanceDetails,
+    ParseError, Phase, PrimaryLink, Probe, ProbeError, ReplicationInfo, Reply, Role, RoleReplica,
+    RoleReply, SentinelEvent, SentinelNotice, SentinelPeer, SentinelPrimary, SentinelProbe,
+    SentinelReplica, ShardNode, ShardNodeHealth, SlotMigration, SwitchMaster, VoteForLeader,
+    parse_cluster_info, parse_cluster_node_line, parse_cluster_nodes, parse_cluster_shards,
+    parse_info_replication, parse_instance_details, parse_new_epoch, parse_role,
+    parse_sentinel_event, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
+    parse_slot_migrations, parse_switch_master, parse_vote_for_leader,
 };
 pub use rdb_stream::{
     FullResync, RDB_IDLE_TIMEOUT, RdbAuth, RdbCheck, RdbCheckError, RdbCrc, RdbFraming, RdbReport,
@@ -49,6 +46,6 @@ pub use rdb_stream::{
 };
 pub use reply::reply;
 pub use reshard::SetSlot;
-pub use sentinel::{SentinelEvents, SentinelProbe, subscribe_sentinel_events};
+pub use sentinel::{SentinelEvents, subscribe_sentinel_events};
 pub use sentinel_refusal::SentinelRefusal;
 pub use tls::{TlsSettings, TlsSetupError, certificate_fingerprint, pem_fingerprint};

@@ -34,10 +34,10 @@ use tokio::time::timeout;
 
 use super::client::Timeouts;
 use super::crc64::Crc64;
-use super::error::{Phase, ProbeError};
 use super::socket::{Duplex, connect_within};
 use super::tls::{Connector, TlsSettings};
 use crate::credentials::Password;
+use logbook_core::replies::{Phase, ProbeError};
 
 /// How long the stream may stay silent (no payload byte and no keepalive)
 /// before it counts as stalled. Generous: a large fork takes time to

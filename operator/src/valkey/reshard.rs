@@ -18,7 +18,7 @@ use redis::Value;
 
 use super::client::{Resend, ValkeyClient, unexpected};
 use super::cluster::{cluster, slot_migrations};
-use super::error::ProbeError;
+use logbook_core::replies::ProbeError;
 
 /// What `CLUSTER SETSLOT slot ...` sets on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

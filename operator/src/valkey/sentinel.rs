@@ -25,11 +25,11 @@ use redis::{
 use tokio::time::timeout;
 
 use super::client::{Resend, ValkeyClient, classify, expect_ok, text_reply, unexpected};
-use super::error::{Phase, ProbeError};
 use logbook_core::replies::ParseError;
+use logbook_core::replies::{Phase, ProbeError};
 use logbook_core::replies::{
-    SentinelEvent, SentinelPeer, SentinelPrimary, SentinelReplica, parse_sentinel_debug,
-    parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
+    SentinelEvent, SentinelPeer, SentinelPrimary, SentinelProbe, SentinelReplica,
+    parse_sentinel_debug, parse_sentinel_master, parse_sentinel_replicas, parse_sentinel_sentinels,
 };
 
 use super::sentinel_refusal::{SentinelRefusal, redact};
@@ -39,27 +39,6 @@ use crate::credentials::Password;
 /// The channel Sentinels discover each other on, every 2 s per instance:
 /// noise to the operator.
 const HELLO_CHANNEL: &str = "__sentinel__:hello";
-
-/// One probe of a Sentinel about one monitored name, in one round trip.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentinelProbe {
-    /// `SENTINEL MYID`.
-    pub myid: String,
-    /// `SENTINEL MASTER`; `None` when the Sentinel does not monitor the
-    /// name.
-    pub primary: Option<SentinelPrimary>,
-    /// `SENTINEL REPLICAS` (empty when the name is unknown).
-    pub replicas: Vec<SentinelReplica>,
-    /// `SENTINEL SENTINELS`: the other Sentinels (empty when the name is
-    /// unknown).
-    pub sentinels: Vec<SentinelPeer>,
-    /// `info-period` of `SENTINEL DEBUG`, in milliseconds; `None` when
-    /// the Sentinel refused the command (one older than Redis 7) or left
-    /// it out.
-    pub info_period_ms: Option<u64>,
-    /// Round trip of the five commands together.
-    pub latency: Duration,
-}
 
 fn sentinel(sub: &str) -> Cmd {
     let mut cmd = redis::cmd("SENTINEL");

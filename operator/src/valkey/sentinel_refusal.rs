@@ -1,7 +1,7 @@
 //! The refusals of a Sentinel the operator acts on, read from a rejected
 //! command, and the redaction of `SENTINEL SET`'s values in them.
 
-use super::error::ProbeError;
+use logbook_core::replies::ProbeError;
 
 /// The refusals of a Sentinel a caller acts on, read from a
 /// [`ProbeError::Rejected`].

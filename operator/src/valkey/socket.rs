@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
 
-use super::error::{Phase, ProbeError};
 use super::tls::{Connector, certificate_fingerprint};
+use logbook_core::replies::{Phase, ProbeError};
 
 /// Anything a raw connection runs over: TCP or TLS.
 pub(super) trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use logbook_core::replies::ParseError;
+use super::ParseError;
 
 /// Which stage of a call timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl std::fmt::Display for Phase {
 /// Why a call to one Valkey server failed.
 ///
 /// Every message names the server's address and never the password: the
-/// password is only ever sent, never formatted (see [`super::Password`]).
+/// password is only ever sent, never formatted (the client holds it as `credentials::Password`).
 ///
 /// Classes: [`Refused`](Self::Refused) is death (act at once, after one
 /// confirming probe); [`TimedOut`](Self::TimedOut) is slowness (act only when

@@ -7,7 +7,7 @@ use logbook_journal::{ClusterNodeReport, Event, LinkStatus, ReplId, Role, SlotRa
 
 use super::{ClusterAnswer, observe_history_reset};
 use crate::decide::given::Given;
-use crate::valkey::ReplicationInfo;
+use crate::replies::ReplicationInfo;
 
 /// demo-1 runs primary node `1…` (slots 0-8191), demo-4 runs node `4…`
 /// replicating it; both on history 7 up to 5000.
@@ -71,7 +71,7 @@ fn answer_after(replid: u8, replid2: u8, offset: u64) -> ClusterAnswer {
             }],
         ),
         replication: ReplicationInfo {
-            role: crate::valkey::Role::Primary,
+            role: crate::replies::Role::Primary,
             replid: ReplId([replid; 20]).to_hex(),
             replid2: ReplId([replid2; 20]).to_hex(),
             master_repl_offset: offset,

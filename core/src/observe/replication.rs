@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, ReplId, Role};
 
-use crate::valkey::{Probe, ProbeError, ReplicationInfo};
+use crate::replies::{Probe, ProbeError, ReplicationInfo};
 
 /// `master_last_io_seconds_ago` from which an `up` link counts as silent:
 /// two replication pings missed (the rendered config pings every second).
@@ -44,10 +44,10 @@ fn reachability(obs: &ProbeObservation<'_>) -> Reachability {
 }
 
 /// The journal's name for a server's role.
-pub const fn journal_role(role: crate::valkey::Role) -> Role {
+pub const fn journal_role(role: crate::replies::Role) -> Role {
     match role {
-        crate::valkey::Role::Primary => Role::Primary,
-        crate::valkey::Role::Replica => Role::Replica,
+        crate::replies::Role::Primary => Role::Primary,
+        crate::replies::Role::Replica => Role::Replica,
     }
 }
 
@@ -210,7 +210,7 @@ mod link_tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::valkey::{PrimaryLink, Role as ServerRole};
+    use crate::replies::{PrimaryLink, Role as ServerRole};
 
     fn replica(last_io_seconds_ago: Option<u64>) -> ReplicationInfo {
         ReplicationInfo {

@@ -16,7 +16,7 @@ use logbook_journal::{
 };
 
 use super::pods::{PodBasics, pod_basics};
-use crate::valkey::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
+use crate::replies::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
 
 /// The flags worth journaling (the others, like `master` or `slave`, say
 /// nothing a report does not).

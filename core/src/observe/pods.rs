@@ -196,7 +196,7 @@ pub fn observe_statefulset(state: &ClusterState, sts: Option<&StatefulSet>) -> V
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
-    use kube::api::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
 

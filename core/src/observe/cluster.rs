@@ -14,7 +14,7 @@ use logbook_journal::{
 use super::replication::{
     failure_reachability, observe_reachability, observe_replication, observe_role,
 };
-use crate::valkey::{ClusterProbe, ProbeError, ReplicationInfo};
+use crate::replies::{ClusterProbe, ProbeError, ReplicationInfo};
 
 /// What one probe of a cluster node got.
 #[derive(Debug, Clone)]
@@ -232,7 +232,7 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
             end: u16::try_from(u32::from(r.end).min(SLOTS - 1)).unwrap_or(r.end),
         })
         .collect();
-    let peers_of = |marks: &[crate::valkey::SlotMigration]| {
+    let peers_of = |marks: &[crate::replies::SlotMigration]| {
         let mut out: Vec<SlotPeer> = marks
             .iter()
             .map(|m| SlotPeer {

@@ -2,12 +2,12 @@
 //! the records that differ from the projection's ([`observe_backups`]),
 //! and the schedule's clock ([`backup_due`]).
 
-pub use logbook_core::schedule::next_fire;
+pub use crate::schedule::next_fire;
 use logbook_crds::v1alpha1::{SCHEDULED_LABEL, next_fire_ms};
 use logbook_crds::{ValkeyBackup, ValkeyClusterSpec, validate_backup};
 use logbook_journal::{BackupRecord, ClusterState, Event, Timestamp};
 
-use crate::backup::credentials::target_of;
+use crate::backup_target::target_of;
 
 /// The record of `backup`, a ValkeyBackup of the cluster `cluster` in
 /// `namespace` whose spec is `spec`: its destination (its own, else the

@@ -104,7 +104,7 @@ mod tests {
         Container, ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition,
         PodSpec, PodStatus,
     };
-    use kube::api::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use logbook_journal::Event;
 
     use super::*;
