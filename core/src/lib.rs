@@ -10,6 +10,7 @@ pub mod backup_target;
 pub mod certificates;
 pub mod credentials;
 pub mod decide;
+pub mod metrics;
 pub mod names;
 pub mod observe;
 pub mod replies;

@@ -147,54 +147,8 @@ pub struct VersionLabels {
     pub version: &'static str,
 }
 
-/// How an intent ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// `IntentSucceeded`.
-    Succeeded,
-    /// `IntentFailed`.
-    Failed,
-    /// `IntentAbandoned`.
-    Abandoned,
-}
-
-impl Outcome {
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// How a Valkey Cluster slot move (`MoveSlots`) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MoveOutcome {
-    /// `IntentSucceeded`, its job (if one was observed) not ambiguous.
-    Succeeded,
-    /// `IntentFailed`, its job (if one was observed) not ambiguous.
-    Failed,
-    /// Its atomic slot migration job failed after the source unpaused
-    /// ("migration may have succeeded with lost writes"): slot ownership
-    /// decided the outcome, and writes may have been lost.
-    Ambiguous,
-}
-
-impl MoveOutcome {
-    /// Every outcome, for starting and removing a cluster's series.
-    pub const ALL: [Self; 3] = [Self::Succeeded, Self::Failed, Self::Ambiguous];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Ambiguous => "ambiguous",
-        }
-    }
-}
+/// How an intent and a slot move ended (the core's folds count them).
+pub use logbook_core::metrics::{MoveOutcome, Outcome};
 
 /// How a failover came about: the journal's one classification, which
 /// `logbook replay failovers` uses too.

@@ -24,8 +24,6 @@ mod families;
 pub mod fixture;
 mod labels;
 mod probe;
-mod shards;
-mod tally;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,9 +38,12 @@ pub use exposition::{Format, to_prometheus_text};
 pub use labels::{
     ClusterLabels, FailoverKind, MoveOutcome, Outcome, PHASES, WriteResult, phase_name,
 };
+pub use logbook_core::metrics::{
+    ClusterSummary, Note, ReplicaSummary, ShardSummary, Tracker, counted_failovers,
+    summarize_cluster,
+};
+use logbook_core::metrics::{shards, tally};
 pub use probe::{Answer, PrimaryHealth, primary_answered, replication_lag};
-pub use shards::{ClusterSummary, ReplicaSummary, ShardSummary, summarize_cluster};
-pub use tally::{Note, Tracker, counted_failovers};
 
 use families::Families;
 use labels::{

@@ -43,7 +43,9 @@ use logbook_journal::{
 };
 use uuid::Uuid;
 
-use super::labels::{FailoverKind, MoveOutcome, Outcome};
+use logbook_journal::FailoverKind;
+
+use super::{MoveOutcome, Outcome};
 
 /// What one event adds to the metrics.
 #[derive(Debug, Clone, PartialEq)]
