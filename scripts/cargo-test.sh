@@ -11,10 +11,12 @@
 # (Cargo.toml's [[test]] targets), so a lane is a binary and a suite is
 # a test-name prefix (`operator_backup::`):
 #   - crash_lane: the crash sweeps of tests/operator_crash.rs, backups,
-#     the chart's checks and the stale-state sweeps;
-#   - long_lane: the short effect sweeps of tests/effect_faults.rs (one
-#     test at a time), the short soak of tests/soak.rs (every topology
-#     under seeded faults), then the longest end-to-end suites;
+#     the chart's checks and the stale-state sweeps, then the effect
+#     sweeps named in BESIDE_CRASHES (one at a time), so that the two
+#     lanes end at about the same time;
+#   - long_lane: the other short effect sweeps of tests/effect_faults.rs
+#     (one test at a time), the short soak of tests/soak.rs (every
+#     topology under seeded faults), then the longest end-to-end suites;
 #   - the main lane: every other package's tests, then main_lane (the
 #     operator's other end-to-end suites) and components.
 #
@@ -24,6 +26,12 @@
 # localkube as well; `make unit` alone runs everything.
 set -uo pipefail
 LANES=(main_lane components long_lane crash_lane)
+# Effect sweeps run in the crash lane, after its own tests: that lane
+# otherwise ends minutes before the long one.
+BESIDE_CRASHES=(effect_sweep_rebalance effect_sweep_standby_follow_and_promote
+	effect_sweep_fail_back effect_sweep_unbind_and_rebind)
+beside_crashes_skips=()
+for s in "${BESIDE_CRASHES[@]}"; do beside_crashes_skips+=(--skip "$s"); done
 skips=()
 sweep_skips=()
 if [ "${LOGBOOK_UNIT_LEAVE_TO_KUBERNETES:-0}" = 1 ]; then
@@ -53,13 +61,14 @@ if [ "$status" -eq 0 ]; then
 	{
 		lane=0
 		cargo test --workspace --locked --no-fail-fast --test crash_lane -- "${skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 "${BESIDE_CRASHES[@]/#/effect_faults::}" "${sweep_skips[@]}" || lane=1
 		echo "lane took $((SECONDS - began)) s"
 		exit "$lane"
 	} >"$crash_log" 2>&1 &
 	crash=$!
 	{
 		lane=0
-		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" "${beside_crashes_skips[@]}" || lane=1
 		cargo test --workspace --locked --no-fail-fast --test long_lane -- soak:: || lane=1
 		cargo test --workspace --locked --no-fail-fast --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}" || lane=1
 		echo "lane took $((SECONDS - began)) s"
@@ -73,7 +82,7 @@ if [ "$status" -eq 0 ]; then
 	echo "---- long_lane: tests/effect_faults.rs, tests/soak.rs, the longest suites (run beside the others) ----"
 	tee -a "$log" <"$b_log"
 	wait "$crash" || status=1
-	echo "---- crash_lane: tests/operator_crash.rs, backups, the chart, stale state (run beside the others) ----"
+	echo "---- crash_lane: tests/operator_crash.rs, backups, the chart, stale state, four effect sweeps (run beside the others) ----"
 	tee -a "$log" <"$crash_log"
 fi
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=1
