@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -154,9 +156,40 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 		stop()
 		return err
 	}
-	if err := start("etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client", etcdURL, "--listen-peer", peerURL); err != nil {
-		return fail(err)
+	// etcd's ports were free when picked and are bound only once its
+	// process has started: another process on the machine may take one
+	// in between, and etcd then exits. Such a start is tried again on
+	// new ports, with a fresh data directory.
+	for attempt := 1; ; attempt++ {
+		if err := os.RemoveAll(filepath.Join(dir, "etcd")); err != nil {
+			return fail(err)
+		}
+		if err := start("etcd", "etcd", "--data-dir", filepath.Join(dir, "etcd"),
+			"--listen-client", etcdURL, "--listen-peer", peerURL); err != nil {
+			return fail(err)
+		}
+		err := waitEtcd(filepath.Join(dir, "etcd.log"), exited)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !errors.Is(err, errExited) {
+			return fail(fmt.Errorf("etcd did not start: %v (see %s)", err, filepath.Join(dir, "etcd.log")))
+		}
+		children = children[:len(children)-1]
+		failed := filepath.Join(dir, fmt.Sprintf("etcd-attempt-%d.log", attempt))
+		if err := os.Rename(filepath.Join(dir, "etcd.log"), failed); err != nil {
+			return fail(err)
+		}
+		for i := 0; i < 2; i++ {
+			if ports[i], err = freePort("127.0.0.1"); err != nil {
+				return fail(fmt.Errorf("no free port on 127.0.0.1: %v", err))
+			}
+		}
+		etcdURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		peerURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
+			return fail(err)
+		}
 	}
 	if err := start("apiserver", "apiserver",
 		"--etcd-servers", etcdURL,
@@ -216,6 +249,30 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 		return nil
 	case name := <-exited:
 		return fail(fmt.Errorf("%s exited (see %s)", name, filepath.Join(dir, name+".log")))
+	}
+}
+
+var errExited = errors.New("exited")
+
+// waitEtcd waits until etcd's log says it is ready: errExited when it
+// exits first, an error after a minute.
+func waitEtcd(log string, exited chan string) error {
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case name := <-exited:
+			if name == "etcd" {
+				return errExited
+			}
+			exited <- name
+			return fmt.Errorf("%s exited", name)
+		case <-deadline:
+			return fmt.Errorf("not ready in a minute")
+		case <-time.After(100 * time.Millisecond):
+		}
+		if text, err := os.ReadFile(log); err == nil && strings.Contains(string(text), "controlplane etcd: ready on") {
+			return nil
+		}
 	}
 }
 
