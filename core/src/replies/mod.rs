@@ -12,6 +12,8 @@
 //! client converts the redis crate's values into it (the parsers need no
 //! client), and the tests build replies by hand.
 
+use std::fmt;
+
 mod error;
 mod parse;
 mod parse_cluster;
@@ -38,7 +40,7 @@ pub use parse_sentinel::{
 };
 
 /// One reply of a Valkey server or Sentinel, in RESP2 or RESP3.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub enum Reply {
     /// A null (`$-1`, `*-1` or RESP3's `_`).
     #[default]
@@ -75,6 +77,34 @@ pub enum Reply {
     /// A kind of reply the client knows and this type does not, as the
     /// client renders it; every parser refuses it.
     Other(String),
+}
+
+/// Replies as an error names them: a string as its text, bytes that are
+/// not UTF-8 as bytes, a collection with its elements.
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Nil => f.write_str("nil"),
+            Reply::Int(n) => write!(f, "int({n})"),
+            Reply::BulkString(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => write!(f, "bulk-string({text:?})"),
+                Err(_) => write!(f, "binary-data({bytes:?})"),
+            },
+            Reply::Array(items) => write!(f, "array({items:?})"),
+            Reply::SimpleString(text) => write!(f, "simple-string({text:?})"),
+            Reply::Okay => f.write_str("ok"),
+            Reply::Map(pairs) => write!(f, "map({pairs:?})"),
+            Reply::Set(items) => write!(f, "set({items:?})"),
+            Reply::Double(x) => write!(f, "double({x:?})"),
+            Reply::Boolean(b) => write!(f, "boolean({b})"),
+            Reply::VerbatimString { format, text } => {
+                write!(f, "verbatim-string({format:?}, {text:?})")
+            }
+            Reply::BigNumber(digits) => write!(f, "big-number({digits})"),
+            Reply::ServerError(text) => write!(f, "error({text:?})"),
+            Reply::Other(text) => write!(f, "other({text})"),
+        }
+    }
 }
 
 impl Reply {
@@ -116,5 +146,18 @@ mod tests {
         assert_eq!(map.pairs(), Some(want));
         assert_eq!(Reply::Array(vec![bulk("a")]).pairs(), None);
         assert_eq!(Reply::Int(1).pairs(), None);
+    }
+
+    #[test]
+    fn a_reply_in_an_error_reads_as_text() {
+        let reply = Reply::Array(vec![
+            bulk("role"),
+            Reply::Int(3),
+            Reply::BulkString(vec![0xff]),
+        ]);
+        assert_eq!(
+            format!("{reply:?}"),
+            r#"array([bulk-string("role"), int(3), binary-data([255])])"#
+        );
     }
 }
