@@ -97,25 +97,14 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 	if err != nil {
 		return err
 	}
-	var ports [3]int
-	for i := range ports {
-		at := "127.0.0.1"
-		if i == 2 {
-			at = address
-		}
-		if ports[i], err = freePort(at); err != nil {
-			return fmt.Errorf("no free port on %s: %v", at, err)
-		}
+	apiPort, err := freePort(address)
+	if err != nil {
+		return fmt.Errorf("no free port on %s: %v", address, err)
 	}
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	server := fmt.Sprintf("https://%s", net.JoinHostPort(address, fmt.Sprint(ports[2])))
+	server := fmt.Sprintf("https://%s", net.JoinHostPort(address, fmt.Sprint(apiPort)))
 	pki := filepath.Join(dir, "pki")
 	if err := writeCerts(pki, server, node, serviceIP, address, nodeIP); err != nil {
 		return fmt.Errorf("certificates: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
-		return err
 	}
 	var children []child
 	exited := make(chan string, 4)
@@ -160,7 +149,15 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 	// process has started: another process on the machine may take one
 	// in between, and etcd then exits. Such a start is tried again on
 	// new ports, with a fresh data directory.
+	var etcdURL string
 	for attempt := 1; ; attempt++ {
+		var peerURL string
+		if etcdURL, peerURL, err = etcdURLs(); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
+			return fail(err)
+		}
 		if err := os.RemoveAll(filepath.Join(dir, "etcd")); err != nil {
 			return fail(err)
 		}
@@ -180,20 +177,10 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 		if err := os.Rename(filepath.Join(dir, "etcd.log"), failed); err != nil {
 			return fail(err)
 		}
-		for i := 0; i < 2; i++ {
-			if ports[i], err = freePort("127.0.0.1"); err != nil {
-				return fail(fmt.Errorf("no free port on 127.0.0.1: %v", err))
-			}
-		}
-		etcdURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-		peerURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-		if err := os.WriteFile(filepath.Join(dir, "etcd.url"), []byte(etcdURL+"\n"), 0o644); err != nil {
-			return fail(err)
-		}
 	}
 	if err := start("apiserver", "apiserver",
 		"--etcd-servers", etcdURL,
-		"--bind-address", address, "--secure-port", fmt.Sprint(ports[2]),
+		"--bind-address", address, "--secure-port", fmt.Sprint(apiPort),
 		"--advertise-address", address,
 		"--tls-cert-file", filepath.Join(pki, "apiserver.crt"),
 		"--tls-private-key-file", filepath.Join(pki, "apiserver.key"),
@@ -250,6 +237,18 @@ func up(dir, serviceCIDR, node, address, nodeIP string) error {
 	case name := <-exited:
 		return fail(fmt.Errorf("%s exited (see %s)", name, filepath.Join(dir, name+".log")))
 	}
+}
+
+// etcdURLs are etcd's client and peer URLs on two ports of loopback
+// that were free when picked.
+func etcdURLs() (client, peer string, err error) {
+	var ports [2]int
+	for i := range ports {
+		if ports[i], err = freePort("127.0.0.1"); err != nil {
+			return "", "", fmt.Errorf("no free port on 127.0.0.1: %v", err)
+		}
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1]), nil
 }
 
 var errExited = errors.New("exited")
