@@ -111,19 +111,35 @@ impl Reply {
     /// The key/value pairs of a RESP3 map, or of a RESP2 array of even
     /// length read as one (`field value field value ...`); `None` for any
     /// other reply.
-    pub fn pairs(&self) -> Option<Vec<(&Reply, &Reply)>> {
+    pub fn pairs(&self) -> Option<Pairs<'_>> {
         match self {
-            Reply::Array(items) if items.len() % 2 == 0 => Some(
-                items
-                    .chunks_exact(2)
-                    .filter_map(|pair| match pair {
-                        [key, value] => Some((key, value)),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Reply::Map(pairs) => Some(pairs.iter().map(|(key, value)| (key, value)).collect()),
+            Reply::Array(items) if items.len() % 2 == 0 => Some(Pairs::Flat(items.chunks_exact(2))),
+            Reply::Map(pairs) => Some(Pairs::Map(pairs.iter())),
             _ => None,
+        }
+    }
+}
+
+/// The pairs of a reply read as a map ([`Reply::pairs`]), in the
+/// server's order.
+#[derive(Debug, Clone)]
+pub enum Pairs<'a> {
+    /// A RESP2 array, two elements at a time.
+    Flat(std::slice::ChunksExact<'a, Reply>),
+    /// A RESP3 map.
+    Map(std::slice::Iter<'a, (Reply, Reply)>),
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a Reply, &'a Reply);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Pairs::Flat(chunks) => match chunks.next()? {
+                [key, value] => Some((key, value)),
+                _ => None,
+            },
+            Pairs::Map(pairs) => pairs.next().map(|(key, value)| (key, value)),
         }
     }
 }
@@ -136,16 +152,20 @@ mod tests {
         Reply::BulkString(text.as_bytes().to_vec())
     }
 
+    fn collected(reply: &Reply) -> Option<Vec<(&Reply, &Reply)>> {
+        reply.pairs().map(Iterator::collect)
+    }
+
     #[test]
     fn pairs_read_a_flat_array_and_a_map_alike() {
         let flat = Reply::Array(vec![bulk("a"), Reply::Int(1), bulk("b"), Reply::Int(2)]);
         let map = Reply::Map(vec![(bulk("a"), Reply::Int(1)), (bulk("b"), Reply::Int(2))]);
         let (a, b) = (bulk("a"), bulk("b"));
         let want = vec![(&a, &Reply::Int(1)), (&b, &Reply::Int(2))];
-        assert_eq!(flat.pairs(), Some(want.clone()));
-        assert_eq!(map.pairs(), Some(want));
-        assert_eq!(Reply::Array(vec![bulk("a")]).pairs(), None);
-        assert_eq!(Reply::Int(1).pairs(), None);
+        assert_eq!(collected(&flat), Some(want.clone()));
+        assert_eq!(collected(&map), Some(want));
+        assert_eq!(collected(&Reply::Array(vec![bulk("a")])), None);
+        assert_eq!(collected(&Reply::Int(1)), None);
     }
 
     #[test]

@@ -595,7 +595,6 @@ fn map_entries<'v>(path: &str, value: &'v Reply) -> Result<Vec<(String, &'v Repl
     value
         .pairs()
         .ok_or_else(|| malformed(path, &format!("{value:?}")))?
-        .into_iter()
         .map(|(key, value)| Ok((scalar(path, key)?, value)))
         .collect()
 }
