@@ -80,7 +80,7 @@ mod writer;
 use std::time::Duration;
 
 pub use conn::{TlsHosts, client, speak_tls_to, speaks_tls, split_addr};
-pub use failover_to::run_failover_to_reference;
+pub use failover_to::{Switch, run_failover_to_reference, run_switchover_reference};
 pub use operator::{OperatorBench, Scenario};
 pub use process::valkey_server_binary;
 pub use readback::missing_keys;
@@ -196,6 +196,10 @@ pub enum Fault {
     /// SIGSTOP: the process is frozen (sockets stay open, nothing answers);
     /// it gets SIGCONT once the writer succeeded on the new primary.
     Freeze,
+    /// No fault: a planned switchover, `SENTINEL FAILOVER <name>
+    /// COORDINATED` asked of one Sentinel (the old primary pauses writes
+    /// until the chosen replica caught up), as the operator asks it.
+    Planned,
 }
 
 impl Fault {
@@ -204,6 +208,7 @@ impl Fault {
         match self {
             Fault::Kill => "kill",
             Fault::Freeze => "freeze",
+            Fault::Planned => "switchover",
         }
     }
 }

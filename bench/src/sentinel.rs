@@ -1,5 +1,6 @@
 //! The Sentinel reference: how long writes stop, and how many acknowledged
-//! writes are lost, when Valkey Sentinel handles the loss of a primary.
+//! writes are lost, when Valkey Sentinel handles the loss of a primary, or
+//! a planned switchover asked of it (`SENTINEL FAILOVER ... COORDINATED`).
 //!
 //! Each run starts a fresh set of processes: a primary, two replicas and
 //! three Sentinels (quorum 2, `failover-timeout` 10000, `parallel-syncs`
@@ -223,6 +224,23 @@ async fn sentinel_run(
     match fault {
         Fault::Kill => setup.primary.kill()?,
         Fault::Freeze => setup.primary.signal("STOP")?,
+        Fault::Planned => {
+            let mut failover = redis::cmd("SENTINEL");
+            failover.arg("FAILOVER").arg(MASTER).arg("COORDINATED");
+            let sentinel = setup
+                .sentinel_addrs()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            query_once::<()>(
+                &sentinel,
+                None,
+                &failover,
+                "SENTINEL FAILOVER",
+                Duration::from_secs(2),
+            )
+            .await?;
+        }
     }
     let limit = Duration::from_millis(down_after_ms).saturating_add(Duration::from_secs(30));
     let first = success_after(&probe, fault_at, &old_primary, limit, || {

@@ -14,8 +14,8 @@ use crate::operator::BenchNode;
 use crate::operator_cluster::{ClusterScenario, OperatorClusterBench, SHARDS};
 use crate::record::Record;
 use crate::{
-    ClusterRun, Fault, OperatorBench, Row, RunResult, Scenario, render_cluster_table, render_table,
-    run_failover_to_reference, run_sentinel_reference,
+    ClusterRun, Fault, OperatorBench, Row, RunResult, Scenario, Switch, render_cluster_table,
+    render_table, run_failover_to_reference, run_sentinel_reference, run_switchover_reference,
 };
 
 /// `logbook-bench failover` options.
@@ -210,6 +210,13 @@ pub(super) async fn failover(
     Ok(())
 }
 
+/// The reference row of a switchover made by hand (the operator's steps,
+/// none of its deciding): the operator's switchover is compared with it.
+const BY_HAND: &str = "reference: switchover by hand (pause, catch up, REPLICAOF NO ONE, repoint)";
+/// The reference row of a planned switchover made by Sentinel alone: the
+/// Sentinel topology's switchover is compared with it.
+const SENTINEL_PLANNED: &str = "sentinel: planned switchover (SENTINEL FAILOVER COORDINATED)";
+
 /// The failover rows' figures: each row's p50, p99 and max, its lost
 /// writes, and its failovers (false ones, where none may happen); each
 /// operator row's p50 compared with the reference it is measured beside.
@@ -222,7 +229,8 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
     let sentinel_kill = find("sentinel: primary kill (down-after 1000 ms)");
     let sentinel_kill_5000 = find("sentinel: primary kill (down-after 5000 ms)");
     let sentinel_freeze = find("sentinel: primary freeze (down-after 1000 ms)");
-    let bare = find("bare FAILOVER TO");
+    let by_hand = find(BY_HAND);
+    let sentinel_planned = find(SENTINEL_PLANNED);
     // A Cluster row's reference: Valkey alone's row of the same measure
     // (the first write accepted, or acknowledged).
     let cluster_alone = |name: &str| {
@@ -247,8 +255,10 @@ fn failover_figures(rows: &[Row], rec: &mut Record) {
             cluster_alone(name)
         } else if name.starts_with("topology Sentinel:") && !name.contains("switchover") {
             sentinel_kill_5000.clone()
-        } else if name.contains("switchover") {
-            bare.clone()
+        } else if name.starts_with("topology Sentinel:") {
+            sentinel_planned.clone()
+        } else if name.starts_with("operator:") && name.contains("switchover") {
+            by_hand.clone()
         } else if name.contains("frozen") {
             sentinel_freeze.clone()
         } else if name.starts_with("operator: primary") {
@@ -535,6 +545,7 @@ async fn failover_replication(
             (Fault::Kill, 1000),
             (Fault::Kill, 5000),
             (Fault::Freeze, 1000),
+            (Fault::Planned, crate::operator::SENTINEL_DOWN_AFTER_MS),
         ] {
             writeln!(
                 out,
@@ -545,13 +556,15 @@ async fn failover_replication(
             let results = run_sentinel_reference(fault, down_after, n)
                 .await
                 .map_err(bench_err)?;
-            rows.push(Row::from_results(
+            let name = if fault == Fault::Planned {
+                SENTINEL_PLANNED.to_owned()
+            } else {
                 format!(
                     "sentinel: primary {} (down-after {down_after} ms)",
                     fault.name()
-                ),
-                &results,
-            ));
+                )
+            };
+            rows.push(Row::from_results(name, &results));
         }
         writeln!(out, "reference: bare FAILOVER TO x{n} ...")?;
         let results = run_failover_to_reference(n).await.map_err(bench_err)?;
@@ -559,6 +572,11 @@ async fn failover_replication(
             "reference: bare FAILOVER TO (planned)",
             &results,
         ));
+        writeln!(out, "reference: switchover by hand x{n} ...")?;
+        let results = run_switchover_reference(Switch::ByHand, n)
+            .await
+            .map_err(bench_err)?;
+        rows.push(Row::from_results(BY_HAND, &results));
     }
     failover_figures(&rows, rec);
     writeln!(out)?;

@@ -537,6 +537,12 @@ impl ValkeyClient {
             Some(primary) => cmd.arg(primary.ip().to_string()).arg(primary.port()),
             None => cmd.arg("NO").arg("ONE"),
         };
+        // The bench's slowed build (Cargo feature `plant-slow-promotion`):
+        // every promotion 20 ms late, which `make bench-check` must name.
+        #[cfg(feature = "plant-slow-promotion")]
+        if primary.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let (reply, _) = self
             .run(addr, &cmd, "REPLICAOF", Duration::ZERO, Resend::Safe)
             .await?;
