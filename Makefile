@@ -148,7 +148,7 @@ bench-failover-cluster:
 ## (20 ms before each promotion) and must fail (docs/benchmarks.md).
 BENCH_CHECK_RUNS = failover --topology replication --runs 5 --slow-runs 3 --reference-runs 5
 BENCH_CHECK_COMMANDS = --command failover --command reshard --command backup
-BENCH_BASELINE_RUNS ?= 5
+BENCH_BASELINE_RUNS ?= 4
 BENCH_RESULTS ?= bench-results
 BENCH_FEATURES ?=
 .PHONY: bench-check bench-baseline bench-check-runs bench-check-slowed

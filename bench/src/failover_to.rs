@@ -117,6 +117,7 @@ async fn switchover(
         format!("bench:failover-to:{run}"),
     );
     config.wait_replicas = true;
+    config.interval = crate::FAILOVER_PROBE_INTERVAL;
     let probe = WriteProbe::start(config);
     probe_acked(&probe, WARM_UP_ACKED, Duration::from_secs(10)).await?;
 

@@ -213,6 +213,13 @@ impl Fault {
     }
 }
 
+/// How often the failover bench's probes write (operator rows and
+/// references alike). A switchover's window is two or three of the
+/// default 10 ms ticks, so its median of five flipped between 20 and
+/// 30 ms from run to run (+50 %) with nothing changed; at 1 ms the window
+/// measures the switchover, not the probe's ticks.
+pub const FAILOVER_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The measurements of one run of a reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunResult {

@@ -407,6 +407,7 @@ impl OperatorBench {
         };
         config.password = self.password.clone();
         config.wait_replicas = true;
+        config.interval = crate::FAILOVER_PROBE_INTERVAL;
         let probe = WriteProbe::start(config);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let faults = &self.faults;

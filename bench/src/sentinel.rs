@@ -217,6 +217,7 @@ async fn sentinel_run(
         format!("bench:sentinel:{}:{down_after_ms}:{run}", fault.name()),
     );
     config.wait_replicas = true;
+    config.interval = crate::FAILOVER_PROBE_INTERVAL;
     let probe = WriteProbe::start(config);
     probe_acked(&probe, WARM_UP_ACKED, Duration::from_secs(10)).await?;
 
