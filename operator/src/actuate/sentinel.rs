@@ -207,9 +207,6 @@ pub async fn failover(
     // between its probe and now) makes stale; asked anyway, it would fail
     // the new primary over too. So the Sentinel is asked first whom it
     // names, and a switch found is journaled (its fresh report) instead.
-    // (Found by CI: a restarted operator, whose first probe round saw the
-    // old primary's restart before the Sentinels' switch, moved the
-    // primary a second time.)
     match valkey.sentinel_master(addr, &name).await {
         Ok(Some(m)) if m.ip == from_ip && m.failover_state.is_none() => {}
         Ok(now) => {

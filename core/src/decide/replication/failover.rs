@@ -165,8 +165,7 @@ pub fn decide_failover(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision>
                 // No pod could succeed it (a Standalone, rolled): the
                 // fence would protect no successor's history and leave
                 // the pod, back from its restart, fenced with no primary
-                // at all. Its restart is its own. (Found by the effect
-                // sweep of a Standalone's config roll.)
+                // at all. Its restart is its own.
                 return Vec::new();
             }
             return vec![Decision::new(
