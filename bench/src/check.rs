@@ -63,9 +63,6 @@ impl Compared {
     }
 }
 
-/// A figure that got worse than its baseline (see [`Compared::worse`]).
-pub type Regression = Compared;
-
 impl fmt::Display for Compared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = if self.ratio {

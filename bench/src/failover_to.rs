@@ -138,7 +138,7 @@ async fn switchover(
             query::<()>(&mut admin, &failover, &old_primary, "FAILOVER", limit).await?;
         }
         Switch::ByHand => {
-            by_hand(&mut admin, &old_primary, &mut replica, to.port()).await?;
+            by_hand(&mut admin, &old_primary, &mut replica, to).await?;
         }
     }
     let first = success_after(
@@ -168,15 +168,15 @@ async fn switchover(
 }
 
 /// The operator's switchover steps, sent by hand from `old` (the primary,
-/// connected as `admin`) to its replica (`replica`, at `new_port`).
+/// connected as `admin`) to its replica `to` (connected as `replica`).
 async fn by_hand(
     admin: &mut MultiplexedConnection,
     old: &str,
     replica: &mut MultiplexedConnection,
-    new_port: u16,
+    to: &ValkeyProcess,
 ) -> Result<(), BenchError> {
     let limit = Duration::from_secs(2);
-    let new = format!("127.0.0.1:{new_port}");
+    let new = to.addr();
     let mut pause = redis::cmd("CLIENT");
     pause.arg("PAUSE").arg(FAILOVER_TIMEOUT_MS).arg("WRITE");
     query::<()>(admin, &pause, old, "CLIENT PAUSE", limit).await?;
@@ -207,7 +207,7 @@ async fn by_hand(
     promote.arg("NO").arg("ONE");
     query::<()>(replica, &promote, &new, "REPLICAOF", limit).await?;
     let mut follow = redis::cmd("REPLICAOF");
-    follow.arg("127.0.0.1").arg(new_port);
+    follow.arg("127.0.0.1").arg(to.port());
     query::<()>(admin, &follow, old, "REPLICAOF", limit).await?;
     let mut unpause = redis::cmd("CLIENT");
     unpause.arg("UNPAUSE");

@@ -228,13 +228,9 @@ async fn sentinel_run(
         Fault::Planned => {
             let mut failover = redis::cmd("SENTINEL");
             failover.arg("FAILOVER").arg(MASTER).arg("COORDINATED");
-            let sentinel = setup
-                .sentinel_addrs()
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            let sentinel = setup.sentinels.first().map(ValkeyProcess::addr);
             query_once::<()>(
-                &sentinel,
+                sentinel.as_deref().unwrap_or_default(),
                 None,
                 &failover,
                 "SENTINEL FAILOVER",

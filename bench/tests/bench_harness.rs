@@ -16,8 +16,8 @@
 use std::time::{Duration, Instant};
 
 use logbook_bench::{
-    Fault, Target, WriteProbe, WriteProbeConfig, missing_keys, run_failover_to_reference,
-    run_sentinel_reference,
+    Fault, Switch, Target, WriteProbe, WriteProbeConfig, missing_keys, run_failover_to_reference,
+    run_sentinel_reference, run_switchover_reference,
 };
 
 // The operator's tests' helper, shared rather than copied.
@@ -168,6 +168,25 @@ async fn a_failover_to_switchover_loses_no_acknowledged_write() {
     assert_eq!(results.len(), 2);
     for run in results {
         eprintln!("FAILOVER TO: {run:?}");
+        assert!(run.window > Duration::ZERO);
+        assert!(run.acked >= 50);
+        assert_eq!(run.lost_acked, 0);
+        assert_eq!(run.failovers, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_by_hand_loses_no_acknowledged_write() {
+    let results = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_switchover_reference(Switch::ByHand, 2),
+    )
+    .await
+    .expect("the runs to finish within 60 s")
+    .unwrap();
+    assert_eq!(results.len(), 2);
+    for run in results {
+        eprintln!("by hand: {run:?}");
         assert!(run.window > Duration::ZERO);
         assert!(run.acked >= 50);
         assert_eq!(run.lost_acked, 0);
