@@ -635,13 +635,18 @@ pub async fn forget(
             events.extend(reported(target, pod, &seen));
             continue;
         }
-        let addr = target.addr(pod)?;
+        // Cut short here, the intent fails with what the members asked
+        // before said of themselves: they no longer list the node.
+        let addr = target.addr(pod).map_err(|e| e.with_facts(events.clone()))?;
         valkey
             .cluster_forget(addr, node_id)
             .await
-            .map_err(valkey_err(format!("{pod} forgetting node {node_id}")))?;
+            .map_err(valkey_err(format!("{pod} forgetting node {node_id}")))
+            .map_err(|e| e.with_facts(events.clone()))?;
         forgot.push(pod.clone());
-        let after = answer(valkey, target, pod).await?;
+        let after = answer(valkey, target, pod)
+            .await
+            .map_err(|e| e.with_facts(events.clone()))?;
         events.extend(reported(target, pod, &after));
     }
     let mut detail = format!(

@@ -25,15 +25,17 @@ pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
     decide_meet(&members, joining)
 }
 
-/// `ForgetNode` for every node id some member still lists that must go:
-/// retired nodes and nodes of removed pods (once they own no slot: a
-/// shard primary is failed over first), and ids that belong to no pod of
-/// this cluster (only once every pod's node is known, so a node the
-/// journal has not met yet is never taken for a stranger).
+/// `ForgetNode` for every node id that must go: retired nodes and nodes
+/// of removed pods (once they own no slot: a shard primary is failed over
+/// first), whether or not a member still lists them (a forget cut short
+/// leaves a node no member lists that the journal still holds, and only a
+/// `ForgetNode` that succeeds drops it there), and ids some member lists
+/// that belong to no pod of this cluster (only once every pod's node is
+/// known, so a node the journal has not met yet is never taken for a
+/// stranger).
 fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision> {
     let cluster = &view.state.cluster;
     let owners: BTreeSet<&str> = cluster.slot_owners().into_iter().flatten().collect();
-    let listed = |id: &str| members.iter().any(|m| m.report.peer(id).is_some());
     // Valkey refuses to forget a node's own primary ("Can't forget my
     // master"): such a node is forgotten once its replicas follow
     // another, never asked again and again meanwhile.
@@ -69,7 +71,7 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
         }
     }
     for (id, pod, why) in gone {
-        if owners.contains(id) || !listed(id) || followed(id) {
+        if owners.contains(id) || followed(id) {
             continue;
         }
         out.push(Decision::new(

@@ -860,3 +860,55 @@ fn fewer_replicas_that_remove_only_replicas_shrink_at_once() {
     g.spec_at(2, &spec);
     assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
 }
+
+#[test]
+fn a_removed_pods_node_no_member_lists_is_still_forgotten_in_the_journal() {
+    // Scaled in to no replica: a forget cut short (one member's process
+    // gone mid-intent) left demo-3's node forgotten by every member but
+    // still held by the journal, which would name demo-3 as a replica in
+    // the status for ever. A `ForgetNode` is decided for it all the same
+    // (it succeeds with no member to ask and drops the node).
+    let mut g = Given::formed();
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.shards = Some(3);
+    spec.replicas_per_shard = Some(0);
+    g.spec_at(2, &spec);
+    g.applied(2);
+    for i in 3..6 {
+        g.event(Event::PodDeleted { pod: pod(i) });
+    }
+    let members: Vec<_> = (0..3).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let split = even_split(3);
+    for i in [0_u32, 1, 2] {
+        g.report(
+            &Node {
+                i,
+                g: 0,
+                primary_of: None,
+                slots: vec![split[i as usize]],
+                epoch: u64::from(i) + 1,
+            },
+            &members,
+            &[],
+        );
+    }
+    let forgets: Vec<Intent> = g
+        .intents()
+        .into_iter()
+        .filter(|i| matches!(i, Intent::ForgetNode { .. }))
+        .collect();
+    assert_eq!(
+        forgets,
+        (3..6)
+            .map(|i| Intent::ForgetNode {
+                pod: pod(i),
+                node_id: node(i, 0)
+            })
+            .collect::<Vec<_>>()
+    );
+    for forget in forgets {
+        g.succeed(forget);
+    }
+    assert!(g.status().shards.iter().all(|s| s.replicas.is_empty()));
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
