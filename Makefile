@@ -22,14 +22,15 @@ setup:
 ## test: setup, then fmt check, clippy with -D warnings and the test build
 ## in one pass (lint-build), the images (debug binaries: IMAGE_PROFILE=dev)
 ## that tests/images.rs reads, and every test (unit, integration and doc
-## tests), closing with a one-line total, beside it the tier on the real
-## Kubernetes control plane, then the tier on the real node (their builds
-## start in the background during setup; `tiers`, scripts/test-tiers.sh).
+## tests), closing with a one-line total; beside it the core checked alone
+## (`make core`), the tier on the real Kubernetes control plane, then the
+## tier on the real node (their builds start in the background during
+## setup; `tiers`, scripts/test-tiers.sh).
 ## Every cargo command under it runs with clippy's driver (as lint-build),
 ## so none of them builds again; the suites the real control plane's tier
 ## runs are not also run on localkube. Each step prints how long it took
 ## (CI's budget is 40 minutes).
-TEST_STEPS = setup fmt-check lint-build core chart test-images tiers
+TEST_STEPS = setup fmt-check lint-build chart test-images tiers
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
 test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
