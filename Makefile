@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy chart unit tiers crds bench bench-failover demo clean sweep-effects sweep-crashes
+.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean sweep-effects sweep-crashes
 
 all: build
 
@@ -22,15 +22,13 @@ setup:
 ## test: setup, then fmt check, clippy with -D warnings and the test build
 ## in one pass (lint-build), the images (debug binaries: IMAGE_PROFILE=dev)
 ## that tests/images.rs reads, and every test (unit, integration and doc
-## tests), closing with a one-line total; beside it the core checked alone
-## (`make core`), the tier on the real Kubernetes control plane, then the
-## tier on the real node (their builds start in the background during
-## setup; `tiers`, scripts/test-tiers.sh).
-## Every cargo command under it runs with clippy's driver (as lint-build),
-## so none of them builds again; the suites the real control plane's tier
-## runs are not also run on localkube. Each step prints how long it took
-## (CI's budget is 40 minutes).
-TEST_STEPS = setup fmt-check lint-build chart test-images tiers
+## tests), closing with a one-line total; then the tier on the real
+## Kubernetes control plane, and the tier on the real node (their builds
+## start in the background during setup). Every cargo command under it runs
+## with clippy's driver (as lint-build), so none of them builds again; the
+## suites the real control plane's tier runs are not also run on localkube.
+## Each step prints how long it took (CI's budget is 40 minutes).
+TEST_STEPS = setup fmt-check core lint-build chart test-images unit kubernetes test-node
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
 test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
@@ -82,11 +80,6 @@ chart:
 
 unit:
 	bash scripts/cargo-test.sh
-
-## tiers: the unit tier beside the real control plane's, then the node's
-## (scripts/test-tiers.sh; `make test`'s last step).
-tiers:
-	MAKE="$(MAKE)" bash scripts/test-tiers.sh
 
 ## sweep-effects: the full effect-fault sweeps of tests/effect_faults.rs:
 ## every effect of every workload on every topology, failed before it is

@@ -15,11 +15,10 @@
 #     sweeps named in BESIDE_CRASHES (one at a time), so that the two
 #     lanes end at about the same time;
 #   - long_lane: the other short effect sweeps of tests/effect_faults.rs
-#     (one test at a time), then the longest end-to-end suites;
+#     (one test at a time), the short soak of tests/soak.rs (every
+#     topology under seeded faults), then the longest end-to-end suites;
 #   - the main lane: every other package's tests, then main_lane (the
-#     operator's other end-to-end suites) and components, then the short
-#     soak of tests/soak.rs (every topology under seeded faults), so that
-#     it too ends about when the others do.
+#     operator's other end-to-end suites) and components.
 #
 # LOGBOOK_UNIT_LEAVE_TO_KUBERNETES=1 (`make test` sets it): the suites and
 # effect sweeps that the tier on the real control plane runs
@@ -70,6 +69,7 @@ if [ "$status" -eq 0 ]; then
 	{
 		lane=0
 		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" "${beside_crashes_skips[@]}" || lane=1
+		cargo test --workspace --locked --no-fail-fast --test long_lane -- soak:: || lane=1
 		cargo test --workspace --locked --no-fail-fast --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}" || lane=1
 		echo "lane took $((SECONDS - began)) s"
 		exit "$lane"
@@ -77,10 +77,9 @@ if [ "$status" -eq 0 ]; then
 	lane_b=$!
 	cargo test --workspace --lib --bins --examples --benches "${named[@]}" --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
 	cargo test --workspace --locked --no-fail-fast --test main_lane --test components -- "${skips[@]}" 2>&1 | tee -a "$log" || status=1
-	cargo test --workspace --locked --no-fail-fast --test long_lane -- soak:: 2>&1 | tee -a "$log" || status=1
 	echo "---- the main lane took $((SECONDS - began)) s"
 	wait "$lane_b" || status=1
-	echo "---- long_lane: tests/effect_faults.rs, the longest suites (run beside the others) ----"
+	echo "---- long_lane: tests/effect_faults.rs, tests/soak.rs, the longest suites (run beside the others) ----"
 	tee -a "$log" <"$b_log"
 	wait "$crash" || status=1
 	echo "---- crash_lane: tests/operator_crash.rs, backups, the chart, stale state, four effect sweeps (run beside the others) ----"
