@@ -851,13 +851,18 @@ fn fewer_replicas_wait_for_the_moved_replica_then_shrink_the_statefulset() {
     assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
 }
 
-#[test]
-fn fewer_replicas_that_remove_only_replicas_shrink_at_once() {
-    let mut g = Given::formed();
+/// The spec of `Given::formed()` scaled in to no replica.
+fn three_shards_without_replicas() -> ValkeyClusterSpec {
     let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
     spec.shards = Some(3);
     spec.replicas_per_shard = Some(0);
-    g.spec_at(2, &spec);
+    spec
+}
+
+#[test]
+fn fewer_replicas_that_remove_only_replicas_shrink_at_once() {
+    let mut g = Given::formed();
+    g.spec_at(2, &three_shards_without_replicas());
     assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
 }
 
@@ -869,10 +874,7 @@ fn a_removed_pods_node_no_member_lists_is_still_forgotten_in_the_journal() {
     // the status for ever. A `ForgetNode` is decided for it all the same
     // (it succeeds with no member to ask and drops the node).
     let mut g = Given::formed();
-    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
-    spec.shards = Some(3);
-    spec.replicas_per_shard = Some(0);
-    g.spec_at(2, &spec);
+    g.spec_at(2, &three_shards_without_replicas());
     g.applied(2);
     for i in 3..6 {
         g.event(Event::PodDeleted { pod: pod(i) });
