@@ -16,8 +16,8 @@
 use std::time::{Duration, Instant};
 
 use logbook_bench::{
-    Fault, Switch, Target, WriteProbe, WriteProbeConfig, missing_keys, run_failover_to_reference,
-    run_sentinel_reference, run_switchover_reference,
+    BenchError, Fault, RunResult, Switch, Target, WriteProbe, WriteProbeConfig, missing_keys,
+    run_failover_to_reference, run_sentinel_reference, run_switchover_reference,
 };
 
 // The operator's tests' helper, shared rather than copied.
@@ -159,15 +159,19 @@ async fn a_sentinel_failover_after_a_kill_loses_no_acknowledged_write() {
     assert!(run.failovers >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failover_to_switchover_loses_no_acknowledged_write() {
-    let results = tokio::time::timeout(Duration::from_secs(60), run_failover_to_reference(2))
+/// Two runs of a switchover under the writer, each one failover with no
+/// acknowledged write lost.
+async fn two_clean_switchovers(
+    runs: impl std::future::Future<Output = Result<Vec<RunResult>, BenchError>>,
+    label: &str,
+) {
+    let results = tokio::time::timeout(Duration::from_secs(60), runs)
         .await
         .expect("the runs to finish within 60 s")
         .unwrap();
     assert_eq!(results.len(), 2);
     for run in results {
-        eprintln!("FAILOVER TO: {run:?}");
+        eprintln!("{label}: {run:?}");
         assert!(run.window > Duration::ZERO);
         assert!(run.acked >= 50);
         assert_eq!(run.lost_acked, 0);
@@ -176,22 +180,13 @@ async fn a_failover_to_switchover_loses_no_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_to_switchover_loses_no_acknowledged_write() {
+    two_clean_switchovers(run_failover_to_reference(2), "FAILOVER TO").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_by_hand_loses_no_acknowledged_write() {
-    let results = tokio::time::timeout(
-        Duration::from_secs(60),
-        run_switchover_reference(Switch::ByHand, 2),
-    )
-    .await
-    .expect("the runs to finish within 60 s")
-    .unwrap();
-    assert_eq!(results.len(), 2);
-    for run in results {
-        eprintln!("by hand: {run:?}");
-        assert!(run.window > Duration::ZERO);
-        assert!(run.acked >= 50);
-        assert_eq!(run.lost_acked, 0);
-        assert_eq!(run.failovers, 1);
-    }
+    two_clean_switchovers(run_switchover_reference(Switch::ByHand, 2), "by hand").await;
 }
 
 /// The quick table: `cargo test -p logbook-bench --test bench_harness -- --ignored

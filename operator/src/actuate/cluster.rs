@@ -637,16 +637,10 @@ pub async fn forget(
         }
         // Cut short here, the intent fails with what the members asked
         // before said of themselves: they no longer list the node.
-        let addr = target.addr(pod).map_err(|e| e.with_facts(events.clone()))?;
-        valkey
-            .cluster_forget(addr, node_id)
+        let after = forget_on(valkey, target, pod, node_id)
             .await
-            .map_err(valkey_err(format!("{pod} forgetting node {node_id}")))
-            .map_err(|e| e.with_facts(events.clone()))?;
+            .map_err(|e| e.with_facts(std::mem::take(&mut events)))?;
         forgot.push(pod.clone());
-        let after = answer(valkey, target, pod)
-            .await
-            .map_err(|e| e.with_facts(events.clone()))?;
         events.extend(reported(target, pod, &after));
     }
     let mut detail = format!(
@@ -665,6 +659,22 @@ pub async fn forget(
         events,
         password: None,
     })
+}
+
+/// `CLUSTER FORGET node_id` sent to `pod`, and what `pod` then says of
+/// itself.
+async fn forget_on(
+    valkey: &ValkeyClient,
+    target: Target<'_>,
+    pod: &str,
+    node_id: &str,
+) -> Result<ClusterAnswer, ActError> {
+    let addr = target.addr(pod)?;
+    valkey
+        .cluster_forget(addr, node_id)
+        .await
+        .map_err(valkey_err(format!("{pod} forgetting node {node_id}")))?;
+    answer(valkey, target, pod).await
 }
 
 /// `CLUSTER RESET SOFT` on the replica in `pod`, once it is checked to

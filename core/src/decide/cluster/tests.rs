@@ -33,6 +33,18 @@ struct Node {
     epoch: u64,
 }
 
+/// Primary `i` of the formed three-shard cluster (`Given::formed`): its
+/// third of the slots, at config epoch `i + 1`.
+fn formed_primary(i: u32) -> Node {
+    Node {
+        i,
+        g: 0,
+        primary_of: None,
+        slots: vec![even_split(3)[i as usize]],
+        epoch: u64::from(i) + 1,
+    }
+}
+
 impl Given {
     /// A Cluster of `shards` × (1 + `replicas`) pods, objects applied,
     /// every pod running and answering, no report yet.
@@ -113,16 +125,9 @@ impl Given {
         let mut g = Given::cluster(3, 1);
         let everyone: Vec<(u32, u32, PeerHealth)> =
             (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
-        let split = even_split(3);
         for i in 0..6 {
             let n = if i < 3 {
-                Node {
-                    i,
-                    g: 0,
-                    primary_of: None,
-                    slots: vec![split[i as usize]],
-                    epoch: u64::from(i) + 1,
-                }
+                formed_primary(i)
             } else {
                 Node {
                     i,
@@ -342,19 +347,8 @@ fn a_replica_that_lost_its_volume_is_forgotten_met_and_attached_again() {
         .iter()
         .map(|i| (*i, 0, PeerHealth::Ok))
         .collect();
-    let split = even_split(3);
     for i in [0_u32, 1, 2] {
-        g.report(
-            &Node {
-                i,
-                g: 0,
-                primary_of: None,
-                slots: vec![split[i as usize]],
-                epoch: u64::from(i) + 1,
-            },
-            &others,
-            &[],
-        );
+        g.report(&formed_primary(i), &others, &[]);
     }
     for i in [4_u32, 5] {
         g.report(
@@ -378,17 +372,7 @@ fn a_replica_that_lost_its_volume_is_forgotten_met_and_attached_again() {
     );
     let mut with_new = others.clone();
     with_new.push((3, 1, PeerHealth::Ok));
-    g.report(
-        &Node {
-            i: 0,
-            g: 0,
-            primary_of: None,
-            slots: vec![split[0]],
-            epoch: 1,
-        },
-        &with_new,
-        &[],
-    );
+    g.report(&formed_primary(0), &with_new, &[]);
     g.report(
         &Node {
             i: 3,
@@ -478,19 +462,8 @@ fn pods_at_new_addresses_are_met_again_by_those_that_knew_the_old() {
     let mut g = Given::formed();
     let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
     // Every other node still has demo-2 at its old address.
-    let split = even_split(3);
     for i in [0_u32, 1] {
-        g.report(
-            &Node {
-                i,
-                g: 0,
-                primary_of: None,
-                slots: vec![split[i as usize]],
-                epoch: u64::from(i) + 1,
-            },
-            &everyone,
-            &[2],
-        );
+        g.report(&formed_primary(i), &everyone, &[2]);
     }
     assert_eq!(
         g.intents(),
@@ -880,19 +853,8 @@ fn a_removed_pods_node_no_member_lists_is_still_forgotten_in_the_journal() {
         g.event(Event::PodDeleted { pod: pod(i) });
     }
     let members: Vec<_> = (0..3).map(|i| (i, 0, PeerHealth::Ok)).collect();
-    let split = even_split(3);
     for i in [0_u32, 1, 2] {
-        g.report(
-            &Node {
-                i,
-                g: 0,
-                primary_of: None,
-                slots: vec![split[i as usize]],
-                epoch: u64::from(i) + 1,
-            },
-            &members,
-            &[],
-        );
+        g.report(&formed_primary(i), &members, &[]);
     }
     let forgets: Vec<Intent> = g
         .intents()
