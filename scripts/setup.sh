@@ -20,7 +20,13 @@ need_cmd cargo "install a Rust toolchain (rustup) first"
 # The real Kubernetes control plane for the tests on it: built from its Go
 # modules in the background (niced) from the start, while the packages
 # below install and the Rust steps run; the tests on it wait for it.
-bash "$(dirname "$0")/controlplane.sh" prebuild
+# As root the node's build follows it (below) and trims Go's cache after
+# both.
+if [ "$(id -u)" = 0 ]; then
+	LOGBOOK_NODE_BUILD_FOLLOWS=1 bash "$(dirname "$0")/controlplane.sh" prebuild
+else
+	bash "$(dirname "$0")/controlplane.sh" prebuild
+fi
 
 # rustfmt and clippy are rustup components; add them when absent.
 for component in rustfmt clippy; do
