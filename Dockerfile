@@ -12,7 +12,7 @@ COPY . .
 # is the image's one executable; a restore's init container runs its
 # `restore-fetch` subcommand. The tools (`logbook`, `kubectl-valkey`) are
 # installed on people's machines, not here.
-RUN cargo build --profile operator --locked -p logbook-operator --bin logbook-operator \
+RUN cargo build --profile operator --locked -p logbook-operator --bin logbook-operator --features jemalloc \
  && install -D -m 0755 target/operator/logbook-operator /out/logbook-operator
 
 # glibc, CA certificates, /tmp, and user 65532 (nonroot); no shell.

@@ -49,7 +49,8 @@ clippy:
 ## features: it builds without tokio, a Kubernetes client, redis, an HTTP
 ## stack or an object store (named here if one comes in), and its
 ## clippy.toml refuses the clock and hash-ordered collections. The
-## operator (operator/) links neither the tools nor localkube.
+## operator (operator/) links neither the tools nor localkube. The core's
+## tests are linted with the rest in lint-build (the same clippy.toml).
 CORE_FORBIDDEN = tokio|hyper|kube-client|kube-runtime|redis|reqwest|object_store|sled
 .PHONY: core
 core:
@@ -57,7 +58,7 @@ core:
 		echo "core: logbook-core depends on the crates above (forbidden: $(CORE_FORBIDDEN))"; exit 1; fi
 	@if $(CARGO) tree -p logbook-operator -e normal --locked --prefix none | grep -E '^logbook(-localkube)? '; then \
 		echo "core: the operator depends on the tools or on localkube (above)"; exit 1; fi
-	$(CARGO) clippy -p logbook-core --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p logbook-core --locked -- -D warnings
 
 ## lint-build: `make clippy` and the test build in one compile: the
 ## workspace's crates built by clippy-driver, as `cargo clippy` runs it

@@ -168,7 +168,7 @@ operator() {
 	case "${IMAGE_PROFILE:-operator}" in
 	operator)
 		say "building the operator's binary as the Dockerfile does"
-		(cd "$ROOT" && cargo build --profile operator --locked -p logbook-operator --bin logbook-operator) >&2
+		(cd "$ROOT" && cargo build --profile operator --locked -p logbook-operator --bin logbook-operator --features jemalloc) >&2
 		op="$ROOT/target/operator"
 		;;
 	dev)

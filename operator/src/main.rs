@@ -13,7 +13,9 @@ use clap::Parser;
 
 /// jemalloc gives memory freed after the start-up peak back to the system
 /// (its pages decay after about ten seconds); glibc's allocator keeps
-/// most of it (docs/benchmarks.md, "Operator memory while idle").
+/// most of it (docs/benchmarks.md, "Operator memory while idle"). The
+/// image's build turns it on (the `jemalloc` feature).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
