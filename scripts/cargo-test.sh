@@ -4,40 +4,32 @@
 # Every test binary runs even after one fails (--no-fail-fast), so one
 # red run names every failure. Exits non-zero when any cargo run failed.
 #
-# Three lanes after one build, each a sequence of cargo runs, because
-# nearly all of the tier's time is waiting on processes (operators
-# crashing and starting again, failovers settling), not computing. The
-# logbook package's tests are four binaries, each suite a module of one
-# (Cargo.toml's [[test]] targets), so a lane is a binary and a suite is
-# a test-name prefix (`operator_backup::`):
-#   - crash_lane: the crash sweeps of tests/operator_crash.rs, backups,
-#     the chart's checks and the stale-state sweeps, then the effect
-#     sweeps named in BESIDE_CRASHES (one at a time), so that the two
-#     lanes end at about the same time;
-#   - long_lane: the other short effect sweeps of tests/effect_faults.rs
-#     (one test at a time), the short soak of tests/soak.rs (every
-#     topology under seeded faults), then the longest end-to-end suites;
-#   - the main lane: every other package's tests, then main_lane (the
-#     operator's other end-to-end suites) and components.
+# After one build, the tests run as jobs taken from one queue by three
+# workers, because nearly all of the tier's time is waiting on processes
+# (operators crashing and starting again, failovers settling), not
+# computing. A job is one cargo run: the logbook package's end-to-end
+# tests are four binaries (Cargo.toml's [[test]] targets: main_lane,
+# components, long_lane, crash_lane), each suite a module of one, so a
+# job is a binary and a test-name filter (`operator_crash::`). The queue
+# is longest first (the durations `make test` printed, docs/architecture.md
+# "How `make test` runs"), and each effect sweep of tests/effect_faults.rs
+# is a job of its own, so the workers end at about the same time. Each
+# job's output is printed whole, in queue order, after all have run, with
+# how long the job took.
 #
 # LOGBOOK_UNIT_LEAVE_TO_KUBERNETES=1 (`make test` sets it): the suites and
 # effect sweeps that the tier on the real control plane runs
 # (scripts/test-kubernetes.sh --list) are left to it, not run here on
 # localkube as well; `make unit` alone runs everything.
 set -uo pipefail
+WORKERS=${LOGBOOK_TEST_WORKERS:-3}
 LANES=(main_lane components long_lane crash_lane)
-# Effect sweeps run in the crash lane, after its own tests: that lane
-# otherwise ends minutes before the long one.
-BESIDE_CRASHES=(effect_sweep_rebalance effect_sweep_standby_follow_and_promote
-	effect_sweep_fail_back effect_sweep_unbind_and_rebind)
-beside_crashes_skips=()
-for s in "${BESIDE_CRASHES[@]}"; do beside_crashes_skips+=(--skip "$s"); done
 skips=()
-sweep_skips=()
+left_sweeps=()
 if [ "${LOGBOOK_UNIT_LEAVE_TO_KUBERNETES:-0}" = 1 ]; then
 	{ read -r suites; read -r sweeps; } < <(bash "$(dirname "$0")/test-kubernetes.sh" --list)
 	for s in $suites; do skips+=(--skip "$s::"); done
-	for s in $sweeps; do sweep_skips+=(--skip "$s"); done
+	for s in $sweeps; do left_sweeps+=("effect_faults::$s"); done
 	echo "left to the real control plane's tier: $suites; $sweeps"
 fi
 # Every other package's test targets, by name (cargo cannot exclude a
@@ -50,40 +42,70 @@ for p in json.load(sys.stdin)["packages"]:
         if "test" in t["kind"] and t["name"] not in leave:
             print("--test=" + t["name"])
 ')
-log=$(mktemp)
-crash_log=$(mktemp)
-b_log=$(mktemp)
-trap 'rm -f "$log" "$crash_log" "$b_log"' EXIT
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+log="$dir/all.log"
 status=0
 cargo test --workspace --all-targets --locked --no-run 2>&1 | tee -a "$log" || status=1
 if [ "$status" -eq 0 ]; then
+	# The tests of tests/effect_faults.rs make test runs here, one job
+	# each: those not ignored (the full sweeps are) nor left to the real
+	# control plane's tier.
+	list() { cargo test --workspace --locked --test long_lane -- --list "$@" effect_faults:: 2>/dev/null | sed -n 's/: test$//p' | sort; }
+	mapfile -t sweeps < <(comm -23 <(list) <(list --ignored) | grep -vxF -f <(printf '%s\n' "${left_sweeps[@]}" "-") || true)
+	if [ "${#sweeps[@]}" -eq 0 ]; then
+		echo "cargo-test: no test of effect_faults:: found in the long_lane binary"
+		status=1
+	fi
+	queue="$dir/queue"
+	: >"$queue"
+	job() {
+		local name=$1
+		shift
+		printf '%s\t%s\n' "$name" "$(printf '%q ' "$@")" >>"$queue"
+	}
+	# Longest first (see the header).
+	job crash-sweeps --test crash_lane -- operator_crash:: "${skips[@]}"
+	job main-lane --test main_lane -- "${skips[@]}"
+	job backups-chart-stale-state --test crash_lane -- --skip operator_crash:: "${skips[@]}"
+	job soak --test long_lane -- soak::
+	job other-packages --lib --bins --examples --benches "${named[@]}"
+	job long-suites --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}"
+	job components --test components -- "${skips[@]}"
+	for s in "${sweeps[@]}"; do job "${s#effect_faults::}" --test long_lane -- --exact "$s"; done
+	echo 0 >"$queue.next"
+	worker() {
+		local n line name args start rc
+		while true; do
+			n=$(flock "$queue.next" sh -c 'n=$(cat "$1"); echo $((n + 1)) >"$1"; echo "$n"' _ "$queue.next")
+			line=$(sed -n "$((n + 1))p" "$queue")
+			[ -n "$line" ] || return 0
+			name=${line%%$'\t'*}
+			args=${line#*$'\t'}
+			start=$SECONDS
+			eval "cargo test --workspace --locked --no-fail-fast $args" >"$dir/job-$n.log" 2>&1
+			rc=$?
+			echo "$((SECONDS - start))" >"$dir/job-$n.took"
+			echo "$rc" >"$dir/job-$n.rc"
+			echo "cargo-test: $name took $((SECONDS - start)) s$([ "$rc" -eq 0 ] || echo ", FAILED")"
+		done
+	}
 	began=$SECONDS
-	{
-		lane=0
-		cargo test --workspace --locked --no-fail-fast --test crash_lane -- "${skips[@]}" || lane=1
-		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 "${BESIDE_CRASHES[@]/#/effect_faults::}" "${sweep_skips[@]}" || lane=1
-		echo "lane took $((SECONDS - began)) s"
-		exit "$lane"
-	} >"$crash_log" 2>&1 &
-	crash=$!
-	{
-		lane=0
-		cargo test --workspace --locked --no-fail-fast --test long_lane -- --test-threads=1 effect_faults:: "${sweep_skips[@]}" "${beside_crashes_skips[@]}" || lane=1
-		cargo test --workspace --locked --no-fail-fast --test long_lane -- soak:: || lane=1
-		cargo test --workspace --locked --no-fail-fast --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}" || lane=1
-		echo "lane took $((SECONDS - began)) s"
-		exit "$lane"
-	} >"$b_log" 2>&1 &
-	lane_b=$!
-	cargo test --workspace --lib --bins --examples --benches "${named[@]}" --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
-	cargo test --workspace --locked --no-fail-fast --test main_lane --test components -- "${skips[@]}" 2>&1 | tee -a "$log" || status=1
-	echo "---- the main lane took $((SECONDS - began)) s"
-	wait "$lane_b" || status=1
-	echo "---- long_lane: tests/effect_faults.rs, tests/soak.rs, the longest suites (run beside the others) ----"
-	tee -a "$log" <"$b_log"
-	wait "$crash" || status=1
-	echo "---- crash_lane: tests/operator_crash.rs, backups, the chart, stale state, four effect sweeps (run beside the others) ----"
-	tee -a "$log" <"$crash_log"
+	echo "cargo-test: $(wc -l <"$queue") jobs on $WORKERS workers"
+	pids=()
+	for _ in $(seq "$WORKERS"); do
+		worker &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	echo "cargo-test: the jobs took $((SECONDS - began)) s"
+	n=0
+	while IFS=$'\t' read -r name _; do
+		echo "---- job $name: $(cat "$dir/job-$n.took" 2>/dev/null || echo '?') s ----"
+		tee -a "$log" <"$dir/job-$n.log"
+		[ "$(cat "$dir/job-$n.rc" 2>/dev/null)" = 0 ] || { status=1; echo "---- job $name FAILED ----"; }
+		n=$((n + 1))
+	done <"$queue"
 fi
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=1
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
