@@ -69,7 +69,10 @@ pub struct ConnectedReplica {
     pub state: String,
     /// Offset the replica acknowledged.
     pub offset: u64,
-    /// Seconds since the replica's last acknowledgement.
+    /// Seconds since the replica's last acknowledgement. The server
+    /// prints `time(NULL)` (the kernel's coarse clock) less the time it
+    /// stamped the ACK with (from its precise one), which is `-1` for a
+    /// moment after a second begins: a negative lag is read as 0.
     pub lag: u64,
 }
 
@@ -233,7 +236,13 @@ fn parse_replica_line(key: &str, value: &str) -> Result<ConnectedReplica, ParseE
             .map_err(|_| malformed(&format!("{key}.port"), port))?,
         state: get("state")?.to_owned(),
         offset: num("offset")?,
-        lag: num("lag")?,
+        lag: {
+            let value = get("lag")?;
+            let lag: i64 = value
+                .parse()
+                .map_err(|_| malformed(&format!("{key}.lag"), value))?;
+            u64::try_from(lag).unwrap_or(0)
+        },
     })
 }
 

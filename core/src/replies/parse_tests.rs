@@ -150,6 +150,15 @@ fn malformed_numbers_name_the_field() {
 }
 
 #[test]
+fn a_replica_lag_of_minus_one_is_read_as_zero() {
+    // Seen from valkey-server 9.1 under load: the primary's coarse clock
+    // one second behind the time it stamped the replica's last ACK with.
+    let text = PRIMARY.replace("lag=1", "lag=-1");
+    let info = parse_info_replication(&text).unwrap();
+    assert_eq!(info.replicas.first().map(|r| r.lag), Some(0));
+}
+
+#[test]
 fn missing_and_odd_fields_are_errors() {
     let text = PRIMARY.replace("master_repl_offset:69\r\n", "");
     assert_eq!(
