@@ -222,28 +222,24 @@ fn parse_replica_line(key: &str, value: &str) -> Result<ConnectedReplica, ParseE
             field: format!("{key}.{name}"),
         })
     };
-    let num = |name: &str| -> Result<u64, ParseError> {
-        let value = get(name)?;
-        value
-            .parse()
-            .map_err(|_| malformed(&format!("{key}.{name}"), value))
-    };
-    let port = get("port")?;
     Ok(ConnectedReplica {
         ip: get("ip")?.to_owned(),
-        port: port
-            .parse()
-            .map_err(|_| malformed(&format!("{key}.port"), port))?,
+        port: replica_number(key, "port", get("port")?)?,
         state: get("state")?.to_owned(),
-        offset: num("offset")?,
-        lag: {
-            let value = get("lag")?;
-            let lag: i64 = value
-                .parse()
-                .map_err(|_| malformed(&format!("{key}.lag"), value))?;
-            u64::try_from(lag).unwrap_or(0)
-        },
+        offset: replica_number(key, "offset", get("offset")?)?,
+        lag: u64::try_from(replica_number::<i64>(key, "lag", get("lag")?)?).unwrap_or(0),
     })
+}
+
+/// The field `name` of the replica line `key`, read as a number.
+fn replica_number<T: std::str::FromStr>(
+    key: &str,
+    name: &str,
+    value: &str,
+) -> Result<T, ParseError> {
+    value
+        .parse()
+        .map_err(|_| malformed(&format!("{key}.{name}"), value))
 }
 
 /// The `key:value` lines of one INFO section, looked up by any of the names
