@@ -10,10 +10,11 @@
 # computing. A job is one cargo run: the logbook package's end-to-end
 # tests are four binaries (Cargo.toml's [[test]] targets: main_lane,
 # components, long_lane, crash_lane), each suite a module of one, so a
-# job is a binary and a test-name filter (`operator_crash::`). The queue
-# is longest first (the durations `make test` printed, docs/architecture.md
-# "How `make test` runs"), and each effect sweep of tests/effect_faults.rs
-# is a job of its own, so the workers end at about the same time. Each
+# job is a binary and a test-name filter (`operator_crash::`). The seven
+# groups come first, longest first (the durations `make test` printed,
+# docs/architecture.md "How `make test` runs"), then each effect sweep of
+# tests/effect_faults.rs as a job of its own (most of them shorter than
+# any group), so the workers end at about the same time. Each
 # job's output is printed whole, in queue order, after all have run, with
 # how long the job took.
 #
@@ -52,7 +53,7 @@ if [ "$status" -eq 0 ]; then
 	# each: those not ignored (the full sweeps are) nor left to the real
 	# control plane's tier.
 	list() { cargo test --workspace --locked --test long_lane -- --list "$@" effect_faults:: 2>/dev/null | sed -n 's/: test$//p' | sort; }
-	mapfile -t sweeps < <(comm -23 <(list) <(list --ignored) | grep -vxF -f <(printf '%s\n' "${left_sweeps[@]}" "-") || true)
+	mapfile -t sweeps < <(comm -23 <(list) <(list --ignored) | grep -vxF -f <(printf '%s\n' "${left_sweeps[@]}") || true)
 	if [ "${#sweeps[@]}" -eq 0 ]; then
 		echo "cargo-test: no test of effect_faults:: found in the long_lane binary"
 		status=1
@@ -64,7 +65,7 @@ if [ "$status" -eq 0 ]; then
 		shift
 		printf '%s\t%s\n' "$name" "$(printf '%q ' "$@")" >>"$queue"
 	}
-	# Longest first (see the header).
+	# The groups longest first, then the sweeps (see the header).
 	job crash-sweeps --test crash_lane -- operator_crash:: "${skips[@]}"
 	job main-lane --test main_lane -- "${skips[@]}"
 	job backups-chart-stale-state --test crash_lane -- --skip operator_crash:: "${skips[@]}"
@@ -75,7 +76,7 @@ if [ "$status" -eq 0 ]; then
 	for s in "${sweeps[@]}"; do job "${s#effect_faults::}" --test long_lane -- --exact "$s"; done
 	echo 0 >"$queue.next"
 	worker() {
-		local n line name args start rc
+		local n line name args start rc took
 		while true; do
 			n=$(flock "$queue.next" sh -c 'n=$(cat "$1"); echo $((n + 1)) >"$1"; echo "$n"' _ "$queue.next")
 			line=$(sed -n "$((n + 1))p" "$queue")
@@ -85,9 +86,10 @@ if [ "$status" -eq 0 ]; then
 			start=$SECONDS
 			eval "cargo test --workspace --locked --no-fail-fast $args" >"$dir/job-$n.log" 2>&1
 			rc=$?
-			echo "$((SECONDS - start))" >"$dir/job-$n.took"
+			took=$((SECONDS - start))
+			echo "$took" >"$dir/job-$n.took"
 			echo "$rc" >"$dir/job-$n.rc"
-			echo "cargo-test: $name took $((SECONDS - start)) s$([ "$rc" -eq 0 ] || echo ", FAILED")"
+			echo "cargo-test: $name took $took s$([ "$rc" -eq 0 ] || echo ", FAILED")"
 		done
 	}
 	began=$SECONDS

@@ -22,11 +22,9 @@ need_cmd cargo "install a Rust toolchain (rustup) first"
 # below install and the Rust steps run; the tests on it wait for it.
 # As root the node's build follows it (below) and trims Go's cache after
 # both.
-if [ "$(id -u)" = 0 ]; then
-	LOGBOOK_NODE_BUILD_FOLLOWS=1 bash "$(dirname "$0")/controlplane.sh" prebuild
-else
-	bash "$(dirname "$0")/controlplane.sh" prebuild
-fi
+node_build_follows=0
+[ "$(id -u)" = 0 ] && node_build_follows=1
+LOGBOOK_NODE_BUILD_FOLLOWS=$node_build_follows bash "$(dirname "$0")/controlplane.sh" prebuild
 
 # rustfmt and clippy are rustup components; add them when absent.
 for component in rustfmt clippy; do
