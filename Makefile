@@ -8,7 +8,7 @@ CARGO_TEST_FLAGS ?= --workspace --all-targets --locked
 # with e.g. `PROPTEST_RNG_SEED=$$RANDOM make unit`.
 export PROPTEST_RNG_SEED ?= 20261122
 
-.PHONY: all build setup test fmt-check clippy chart unit crds bench bench-failover demo clean sweep-effects sweep-crashes
+.PHONY: all build setup test fmt-check clippy chart unit crds field-table bench bench-failover demo clean sweep-effects sweep-crashes
 
 all: build
 
@@ -100,6 +100,12 @@ sweep-crashes:
 ## crds: regenerate crds/valkeycluster.yaml and the Helm chart's copy from the Rust types.
 crds:
 	LOGBOOK_UPDATE_CRDS=1 $(CARGO) test -p logbook-crds --test crd_drift --locked
+
+## field-table: regenerate docs/field-table.md from the chart's CRDs and
+## docs/field-oracles.yaml (what proves each spec field took effect), and
+## check that every field has its row (docs/crd-reference.md, "Field oracles").
+field-table:
+	LOGBOOK_UPDATE_FIELD_TABLE=1 $(CARGO) test --locked --test components -- docs_catalog::field_table
 
 ## bench: the journal and localkube benchmarks (figures go in docs/benchmarks.md).
 bench:
@@ -206,7 +212,7 @@ test-kubernetes:
 
 ## images: Logbook's images as OCI archives in .tools/images, built here with
 ## no registry or container engine: the operator (the Dockerfile's runtime
-## stage), Valkey 9.1 and 8.0, Redis 7.0 and pause (scripts/images.sh,
+## stage), Valkey 9.1 and 8.0, Redis 7.0, redis_exporter and pause (scripts/images.sh,
 ## docs/node.md). IMAGE_PROFILE=dev takes the debug binaries (CI does).
 .PHONY: images node test-images test-node
 images:

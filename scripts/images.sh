@@ -11,6 +11,11 @@
 #   docker.io/valkey/valkey:8.0            Debian's valkey 8.0.1 (TLS)
 #   docker.io/library/redis:7.0            Debian's redis 7.0
 #   registry.k8s.io/pause:3.10.2           pause.c of k8s.io/kubernetes v1.36.3
+#   docker.io/oliver006/redis_exporter:v1.45.0
+#                                          Debian's prometheus-redis-exporter
+#                                          1.45.0 as /redis_exporter, the
+#                                          upstream image's layout, user
+#                                          59000, on the Debian base
 #
 # The data images stand on one Debian bookworm base (debootstrap
 # --variant=minbase, as the official images stand on bookworm-slim). Each
@@ -20,6 +25,7 @@
 #
 #   scripts/images.sh [IMAGE...]   all, or only those named (operator,
 #                                  valkey-9.1, valkey-8.0, redis-7.0, pause,
+#                                  redis-exporter,
 #                                  or base: the Debian base alone)
 #
 # IMAGE_PROFILE=operator (the default) builds the operator's binary as the
@@ -156,6 +162,21 @@ pause() {
 		--user 65535:65535 --out "$OUT/pause.oci.tar"
 }
 
+# oliver006/redis_exporter laid out as upstream's (/redis_exporter, user
+# 59000): Debian's build of the same release, so that the node runs what
+# localkube runs for the image. Debian's links glibc (upstream's is
+# static), so it stands on the Debian base.
+redis_exporter() {
+	base
+	local l="$WORK/redis-exporter" bin=/usr/bin/prometheus-redis-exporter
+	[ -x "$bin" ] || die "no $bin: run make setup (Debian's prometheus-redis-exporter)"
+	"$bin" --version 2>&1 | grep -q 'Exporter 1\.45\.' || die "$bin is not redis_exporter 1.45"
+	layer "$l"
+	install -m 0755 "$bin" "$l/redis_exporter"
+	oci --name docker.io/oliver006/redis_exporter:v1.45.0 --layer "$WORK/debian-base" --layer "$l" \
+		--entrypoint '["/redis_exporter"]' --user 59000:59000 --out "$OUT/redis-exporter.oci.tar"
+}
+
 # The Dockerfile's runtime stage. distroless/cc-debian12:nonroot is glibc,
 # libgcc, CA certificates, /etc/passwd with nonroot (65532), /tmp and no
 # shell; here it is assembled from the same Debian bookworm packages'
@@ -221,7 +242,7 @@ operator() {
 need python3 "apt-get install -y python3"
 mkdir -p "$OUT"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pause valkey-9.1 valkey-8.0 redis-7.0 operator)
+[ ${#targets[@]} -gt 0 ] || targets=(pause valkey-9.1 valkey-8.0 redis-7.0 redis-exporter operator)
 for t in "${targets[@]}"; do
 	case "$t" in
 	base) base ;;
@@ -229,7 +250,8 @@ for t in "${targets[@]}"; do
 	valkey-9.1) valkey_9_1 ;;
 	valkey-8.0) valkey_8_0 ;;
 	redis-7.0) redis_7_0 ;;
+	redis-exporter) redis_exporter ;;
 	operator) operator ;;
-	*) die "unknown image $t (operator, valkey-9.1, valkey-8.0, redis-7.0, pause, base)" ;;
+	*) die "unknown image $t (operator, valkey-9.1, valkey-8.0, redis-7.0, redis-exporter, pause, base)" ;;
 	esac
 done

@@ -90,8 +90,12 @@ say "moto $(python3 -c 'import moto; print(moto.__version__)') (S3 server)"
 # libraries, but check them by name); iptables for the
 # kubelet's "unreachable pod" fault; chromium (headless) for the replay HTML
 # report's test, which renders the page and checks the screenshot; prometheus
-# for promtool (checks a scrape of /metrics and the chart's alert rules). The
-# Debian redis-server and prometheus services are not used.
+# for promtool (checks a scrape of /metrics and the chart's alert rules) and
+# the Prometheus server the metrics suite scrapes with;
+# prometheus-redis-exporter for the exporter sidecar (`spec.metrics`: the
+# image oliver006/redis_exporter runs it on localkube, and `make images`
+# builds that image from it). The Debian redis-server, prometheus and
+# exporter services are not used.
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -113,6 +117,7 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
 	say "installing Debian packages: ${missing[*]}"
@@ -122,7 +127,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# never use that address, but nothing here needs it running either.
 	if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
 	if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
-	for svc in prometheus prometheus-node-exporter; do
+	for svc in prometheus prometheus-node-exporter prometheus-redis-exporter; do
 		if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 		if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 	done

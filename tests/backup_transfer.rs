@@ -855,3 +855,109 @@ async fn a_redis_7_0_server_without_replconf_version_is_backed_up() {
     assert!(matches!(backup.crc, RdbCrc::Verified(_)));
     restore_strings(&store, key, &backup, &expected).await;
 }
+
+/// A destination's `endpoint`, `region` and `forcePathStyle`, from a
+/// ValkeyBackup's own `destination` and else from its cluster's
+/// `backup.destination`, as the operator resolves them (`backup_record`,
+/// then `resolve` with the destination's Secret on an API server): the
+/// spec's endpoint wins over the Secret's (where nothing listens here),
+/// requests are signed for the spec's region, and the object lands in
+/// the bucket on that endpoint under `<prefix>/<ns>/<cluster>/<backup>/`.
+/// Path style off addresses the bucket by host name, which the endpoint's
+/// address cannot serve: nothing lands in the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destinations_endpoint_region_and_path_style_decide_where_the_objects_go() {
+    use k8s_openapi::api::core::v1::Secret;
+    use logbook::backup::credentials::resolve;
+    use logbook_core::observe::backup::backup_record;
+    use logbook_crds::{BackupDestination, ValkeyBackup, ValkeyBackupSpec, ValkeyClusterSpec};
+    use logbook_localkube::{Config, LocalKube};
+
+    let (s3, bucket) = bucket();
+    let api_server = LocalKube::start(Config::default()).await.unwrap();
+    let client =
+        kube::Client::try_from(kube::Config::new(api_server.url().parse().unwrap())).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "s3"},
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": credentials().access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials().secret_access_key,
+            "endpoint": format!("http://127.0.0.1:{dead}"),
+        },
+    }))
+    .unwrap();
+    kube::Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    let destination = |path_style: Option<bool>| -> BackupDestination {
+        serde_json::from_value(serde_json::json!({
+            "bucket": BUCKET,
+            "prefix": "p",
+            "region": "eu-west-1",
+            "endpoint": s3.endpoint(),
+            "forcePathStyle": path_style,
+            "credentialsSecret": "s3",
+        }))
+        .unwrap()
+    };
+    let mut cluster = ValkeyClusterSpec::default();
+    cluster.backup.destination = Some(destination(Some(true)));
+    for (name, own, spec) in [
+        ("own", Some(destination(Some(true))), None),
+        ("clusters", None, Some(&cluster)),
+        ("by-endpoint", Some(destination(None)), None),
+    ] {
+        let backup = ValkeyBackup::new(
+            name,
+            ValkeyBackupSpec {
+                cluster: "demo".to_owned(),
+                destination: own,
+            },
+        );
+        let target = backup_record(&backup, "default", "demo", spec)
+            .target
+            .unwrap();
+        let (resolved, keys) = resolve(&client, "default", &target).await.unwrap();
+        assert_eq!(resolved.endpoint, Some(s3.endpoint()), "{name}");
+        assert_eq!(resolved.region, "eu-west-1", "{name}");
+        assert!(resolved.path_style, "{name}");
+        let store = BackupStore::new(&resolved, &keys).unwrap();
+        let key = format!("{}shard-0.rdb", target.dir);
+        assert_eq!(key, format!("p/default/demo/{name}/shard-0.rdb"));
+        store
+            .put_bytes(&key, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(bucket.head(&key).await.unwrap().is_some(), "{name}");
+    }
+    // forcePathStyle: false.
+    let backup = ValkeyBackup::new(
+        "hosted",
+        ValkeyBackupSpec {
+            cluster: "demo".to_owned(),
+            destination: Some(destination(Some(false))),
+        },
+    );
+    let target = backup_record(&backup, "default", "demo", None)
+        .target
+        .unwrap();
+    let (resolved, keys) = resolve(&client, "default", &target).await.unwrap();
+    assert!(!resolved.path_style);
+    let store = BackupStore::new(&resolved, &keys).unwrap();
+    let key = format!("{}shard-0.rdb", target.dir);
+    assert!(
+        store
+            .put_bytes(&key, Bytes::from_static(b"x"))
+            .await
+            .is_err(),
+        "a virtual-hosted request reached the bucket at {}",
+        s3.endpoint()
+    );
+    assert_eq!(bucket.head(&key).await.unwrap(), None);
+}

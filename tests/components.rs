@@ -34,6 +34,7 @@ mod leader_election;
 mod local_cluster;
 mod operator_outage;
 mod replay_golden;
+mod spec_objects;
 mod start_script;
 mod valkey_client;
 mod valkey_cluster_client;

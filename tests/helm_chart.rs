@@ -157,6 +157,7 @@ fn the_default_rendering_is_the_promised_set_of_objects() {
             "ClusterRole",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
+            "ConfigMap",
             "Deployment",
             "PodDisruptionBudget",
             "Role",

@@ -341,3 +341,17 @@ fn the_pause_image_is_static_and_runs_as_65535() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("pause.c v3.10.2"), "{out}");
 }
+
+#[test]
+fn the_exporter_image_runs_redis_exporter_as_59000_from_its_entrypoint() {
+    let image = Image::open("redis-exporter.oci.tar");
+    assert_eq!(image.name(), "docker.io/oliver006/redis_exporter:v1.45.0");
+    assert_eq!(image.user(), (59000, 59000));
+    assert_eq!(
+        image.config["config"]["Entrypoint"],
+        json!(["/redis_exporter"])
+    );
+    let (code, out) = run_in(&image, &["/redis_exporter", "--version"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Redis Metrics Exporter 1.45."), "{out}");
+}

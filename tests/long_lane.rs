@@ -24,6 +24,7 @@ mod topology;
 
 mod effect_faults;
 mod operator_cluster;
+mod operator_exporter;
 mod operator_reshard_classic;
 mod soak;
 mod spec_trials;

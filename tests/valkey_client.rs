@@ -318,3 +318,130 @@ async fn a_held_connection_stays_open_while_the_server_lives_and_closes_when_it_
         "{again:?}"
     );
 }
+
+/// A ValkeyUser's spec as the operator reads it (`user_record`) and sends
+/// it (`ACL SETUSER name reset >password <rules>`), held by a real server:
+/// the ACL user is `username` (not the object's name), `readKeys` are
+/// readable only, `writeKeys` writable only, `channels` the only ones it
+/// may publish to, and `enabled: false` refuses its logins.
+#[tokio::test]
+async fn a_valkey_users_spec_is_the_acl_user_the_server_holds() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use logbook::observe::fingerprints::Fingerprints;
+    use logbook::observe::users::{password_in, user_record};
+    use logbook::valkey::{FINGERPRINT_KEY_LEN, FingerprintKey};
+    use logbook_crds::{ValkeyUser, ValkeyUserSpec};
+
+    const PASSWORD: &str = "r3ports-pw";
+    let server = Server::start(&[]);
+    let mut spec: ValkeyUserSpec = serde_json::from_value(serde_json::json!({
+        "cluster": "demo",
+        "username": "reports",
+        "passwordSecret": {"name": "reports-password", "key": "password"},
+        "commands": ["+@all"],
+        "readKeys": ["shared:*"],
+        "writeKeys": ["log:*"],
+        "channels": ["news:*"],
+    }))
+    .unwrap();
+    let secret = Secret {
+        data: Some(std::collections::BTreeMap::from([(
+            "password".to_owned(),
+            ByteString(PASSWORD.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    let read = password_in(Some(&secret), "ns", "reports-password", "password");
+    let key = FingerprintKey::from_bytes(&[7; FINGERPRINT_KEY_LEN]).unwrap();
+    let apply = |spec: &ValkeyUserSpec| {
+        let user = ValkeyUser::new("reports-user", spec.clone());
+        let record =
+            user_record(&user, None, Some(&read), &mut Fingerprints::new(Some(&key))).unwrap();
+        assert_eq!(record.problem, None);
+        record
+    };
+    let record = apply(&spec);
+    assert_eq!(record.username, "reports");
+    client()
+        .acl_setuser(
+            server.addr,
+            &record.username,
+            &Password::new(PASSWORD),
+            &record.rules,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut admin = raw(server.addr).await;
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(users.contains(&"reports".to_owned()), "{users:?}");
+    assert!(!users.contains(&"reports-user".to_owned()), "{users:?}");
+
+    let as_user = format!("redis://reports:{PASSWORD}@{}", server.addr);
+    let mut con = redis::Client::open(as_user.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // readKeys: read, not written.
+    assert_eq!(run(&mut con, &["GET", "shared:1"]).await, Ok(()));
+    assert_noperm(run(&mut con, &["SET", "shared:1", "v"]).await);
+    // writeKeys: written, not read.
+    assert_eq!(run(&mut con, &["SET", "log:1", "v"]).await, Ok(()));
+    assert_noperm(run(&mut con, &["GET", "log:1"]).await);
+    // No other key.
+    assert_noperm(run(&mut con, &["GET", "other:1"]).await);
+    // channels: only those.
+    assert_eq!(run(&mut con, &["PUBLISH", "news:today", "m"]).await, Ok(()));
+    assert_noperm(run(&mut con, &["PUBLISH", "other", "m"]).await);
+    drop(con);
+
+    // enabled: false — its logins refused, the user kept.
+    spec.enabled = false;
+    let record = apply(&spec);
+    client()
+        .acl_setuser(
+            server.addr,
+            &record.username,
+            &Password::new(PASSWORD),
+            &record.rules,
+            false,
+        )
+        .await
+        .unwrap();
+    let refused = redis::Client::open(as_user.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        redis::ErrorKind::AuthenticationFailed,
+        "{refused}"
+    );
+}
+
+/// `args` sent on `con`: `Ok` or the server's refusal.
+async fn run(con: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> Result<(), String> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async::<redis::Value>(con)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{} {e}", e.code().unwrap_or("?")))
+}
+
+fn assert_noperm(reply: Result<(), String>) {
+    assert!(
+        reply.as_ref().is_err_and(|e| e.contains("NOPERM")),
+        "{reply:?}"
+    );
+}

@@ -162,8 +162,23 @@ async fn discovery_shapes() {
         "{head}"
     );
     assert_eq!(status(&body)["kind"], "APIGroupDiscoveryList");
-    let (code, _, _) = common::raw(a, "GET", "/openapi/v2", &[], b"").await;
-    assert_eq!(code, 404);
+    // An empty Swagger document: kubectl validates against v3, and reads
+    // v2 only for a kind the server does not serve.
+    let (code, _, body) = common::raw(a, "GET", "/openapi/v2", &[], b"").await;
+    let v2 = status(&body);
+    assert_eq!((code, v2["swagger"].as_str()), (200, Some("2.0")));
+    assert_eq!(v2["definitions"], serde_json::json!({}));
+    let protobuf = [(
+        "Accept",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    )];
+    let (code, head, body) = common::raw(a, "GET", "/openapi/v2", &protobuf, b"").await;
+    assert_eq!((code, body.as_str()), (200, "\n\u{3}2.0"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+        "{head}"
+    );
     let (code, _, body) = common::raw(a, "GET", "/openapi/v3", &[], b"").await;
     assert_eq!((code, status(&body)["paths"].is_object()), (200, true));
 

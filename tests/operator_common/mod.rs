@@ -1170,6 +1170,23 @@ impl Env {
                         || k.as_str() == "controller-revision-hash")
                     .collect::<BTreeMap<_, _>>(),
             ));
+            // A container that is not ready: how it last ended.
+            for c in pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| !c.ready)
+            {
+                let last = c
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| format!("exit {} {:?}", t.exit_code, t.message))
+                    .unwrap_or_default();
+                out.push_str(&format!("  container {} not ready: {last}\n", c.name));
+            }
         }
         let events: Api<k8s_openapi::api::events::v1::Event> = self.api();
         if let Ok(list) = events.list(&ListParams::default()).await {

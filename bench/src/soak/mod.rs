@@ -29,6 +29,7 @@
 //! again, and keeps the work directory: the journal, the operator's log,
 //! every pod's log and the list of faults injected.
 
+mod field_oracles;
 pub mod history;
 pub mod invariants;
 mod journal_checks;

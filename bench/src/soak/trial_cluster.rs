@@ -3,6 +3,7 @@
 //! what the oracles read back (whether a step was refused or converged,
 //! the pods' revisions, the Events).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::Api;
@@ -285,6 +286,61 @@ impl Cluster {
                     })
                     || (!c.ready && ended_badly(last))
             })
+    }
+
+    /// `CONFIG GET` of each of `parameters` on every data pod (Sentinels
+    /// left out): pod → directive → value, as the default user with the
+    /// cluster's generated password. `Err` when the servers cannot be
+    /// asked at all (no password Secret: a step that brought its own); a
+    /// pod that does not answer reports nothing, which the oracle says.
+    pub(super) async fn settings_on_servers(
+        &self,
+        parameters: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+        use k8s_openapi::api::core::v1::{Pod, Secret};
+        use logbook::resources::labels;
+        let secret = Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
+            .get_opt(&format!("{NAME}-password"))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no generated password Secret")?;
+        let password = secret
+            .data
+            .and_then(|d| d.get("password").cloned())
+            .and_then(|b| String::from_utf8(b.0).ok())
+            .map(logbook::valkey::Password::new)
+            .ok_or("the password Secret has no password")?;
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
+            .list(&kube::api::ListParams::default().labels(&labels::selector_string(NAME)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut observed = BTreeMap::new();
+        for pod in pods.items {
+            let (Some(name), Some(ip)) =
+                (pod.metadata.name.clone(), pod.status.and_then(|s| s.pod_ip))
+            else {
+                continue;
+            };
+            let addr = format!("{ip}:{}", logbook::resources::VALKEY_PORT);
+            let mut settings = BTreeMap::new();
+            for p in parameters {
+                let reply: Result<Vec<String>, _> = crate::conn::query_once(
+                    &addr,
+                    Some(&password),
+                    redis::cmd("CONFIG").arg("GET").arg(p),
+                    "CONFIG GET",
+                    Duration::from_secs(2),
+                )
+                .await;
+                if let Ok(reply) = reply
+                    && let [key, value] = reply.as_slice()
+                {
+                    settings.insert(key.clone(), value.clone());
+                }
+            }
+            observed.insert(name, settings);
+        }
+        Ok(observed)
     }
 
     /// How many Events of `reason` the cluster has had.

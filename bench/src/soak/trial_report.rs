@@ -34,6 +34,10 @@ pub struct StepReport {
     pub outcome: StepOutcome,
     /// Each oracle that failed, in words.
     pub findings: Vec<String>,
+    /// Whether the step was judged on the servers themselves (a setting
+    /// read back with `CONFIG GET`, or the ACL users on every node), not
+    /// only in the status and the objects.
+    pub on_servers: bool,
 }
 
 /// One chain.
@@ -150,7 +154,9 @@ impl TrialReport {
                 self.chains.iter().filter(|c| c.kind() == kind).collect();
             let steps = chains.iter().flat_map(|c| &c.steps);
             let mut counts = [0_usize; 5];
+            let mut on_servers = 0_usize;
             for step in steps {
+                on_servers += usize::from(step.on_servers);
                 let i = match step.outcome {
                     StepOutcome::RefusedByApi(_) => 0,
                     StepOutcome::RefusedByOperator(_) => 1,
@@ -172,7 +178,7 @@ impl TrialReport {
             };
             let [api, operator, converged, failing, stuck] = counts;
             out.push_str(&format!(
-                "{kind}: {} chains, {} steps: {api} refused by the API server, {operator} by the operator, {converged} converged, {failing} the pods could not run, {stuck} stuck; reverts restored {}; fresh clusters agreed {}\n",
+                "{kind}: {} chains, {} steps: {api} refused by the API server, {operator} by the operator, {converged} converged ({on_servers} judged on the servers), {failing} the pods could not run, {stuck} stuck; reverts restored {}; fresh clusters agreed {}\n",
                 chains.len(),
                 api + operator + converged + failing + stuck,
                 of(|c| c.reverted),

@@ -587,6 +587,7 @@ async fn run_step(
     config: &TrialConfig,
 ) -> StepReport {
     let mut findings = Vec::new();
+    let mut on_servers = false;
     let rejections = cluster.warnings(SPEC_REJECTED).await;
     let failures = cluster.warnings(CONTAINER_FAILING).await;
     let mut unchanged = false;
@@ -619,6 +620,18 @@ async fn run_step(
             }
         }
         StepOutcome::Converged(_) => {
+            // On the servers themselves: the setting every data node
+            // reports (a step that brought its own password is not
+            // judged there).
+            let expected = super::field_oracles::expected(m);
+            if !expected.is_empty() {
+                let parameters: Vec<String> =
+                    expected.iter().map(|e| e.parameter.clone()).collect();
+                if let Ok(observed) = cluster.settings_on_servers(&parameters).await {
+                    on_servers = !observed.is_empty();
+                    findings.extend(super::field_oracles::judge(&m.path, &expected, &observed));
+                }
+            }
             let needles = reflected_values(m);
             if !needles.is_empty()
                 && let Ok(now) = cluster.state().await
@@ -652,6 +665,7 @@ async fn run_step(
         mutation: m.to_string(),
         outcome,
         findings,
+        on_servers,
     }
 }
 

@@ -297,6 +297,7 @@ impl Users {
         timeout: Duration,
     ) -> StepReport {
         let mut findings = Vec::new();
+        let mut on_servers = false;
         let outcome = match send(&self.object, m, attempted, &mut findings).await {
             Err(outcome) => outcome,
             Ok((_, generation)) => self.settle(generation, timeout).await,
@@ -315,7 +316,10 @@ impl Users {
                 }
             }
             StepOutcome::Converged(_) => match (self.typed.get(USER).await, self.acls().await) {
-                (Ok(user), Ok(acls)) => findings.extend(unreflected(&user, &acls)),
+                (Ok(user), Ok(acls)) => {
+                    on_servers = true;
+                    findings.extend(unreflected(&user, &acls));
+                }
                 (Err(e), _) => findings.push(format!("the user after converging: {e}")),
                 (_, Err(e)) => findings.push(format!("the ACLs after converging: {e}")),
             },
@@ -328,6 +332,7 @@ impl Users {
             mutation: m.to_string(),
             outcome,
             findings,
+            on_servers,
         }
     }
 }
@@ -442,6 +447,7 @@ impl Backups {
                 mutation: m.to_string(),
                 outcome,
                 findings,
+                on_servers: false,
             });
         }
         report

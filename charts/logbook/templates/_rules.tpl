@@ -98,6 +98,15 @@
 - apiGroups: ["cert-manager.io"]
   resources: ["certificates"]
   verbs: ["create", "patch"]
+# Prometheus Operator ServiceMonitors (spec.metrics.serviceMonitor): applied
+# on the cluster's metrics Service; deleted when the spec no longer asks for
+# one (every apply of a cluster's objects asks, and where the kind is not
+# served the API server answers 404, which is that nothing is there);
+# patched by name to remove the ownership annotation when the cluster is
+# unbound. Without the kind, a spec asking for one is refused in its status.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors"]
+  verbs: ["create", "patch", "delete"]
 # ConfigMaps: each cluster's configuration (applied) and its journal
 # (created, replaced with optimistic concurrency, read, and old segments
 # deleted after a snapshot).

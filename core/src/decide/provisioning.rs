@@ -17,6 +17,16 @@ pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     if super::upgrade::held(view).is_some() {
         return Vec::new();
     }
+    // Refused for this generation (the status says why): not tried again
+    // until the spec changes, so a refused spec costs no append.
+    if view
+        .state
+        .apply_refused
+        .as_ref()
+        .is_some_and(|(g, _)| *g == view.generation)
+    {
+        return Vec::new();
+    }
     let by_defaults = view
         .state
         .spec_layers
@@ -104,4 +114,65 @@ fn decide_marking(view: &ClusterView<'_>) -> Vec<Decision> {
         code,
         detail,
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use logbook_crds::{ClusterPhase, ValkeyClusterSpec};
+    use logbook_journal::Intent;
+
+    use crate::decide::given::Given;
+
+    #[test]
+    fn a_refused_apply_is_not_tried_again_until_the_spec_changes_and_the_status_says_why() {
+        let mut g = Given::new();
+        let spec = ValkeyClusterSpec::default();
+        g.spec(&spec);
+        assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 1 }]);
+        g.decide_and_fail(
+            Intent::ApplyResources { generation: 1 },
+            "spec.metrics.serviceMonitor asks for a ServiceMonitor, but the API server does not serve it",
+            false,
+        );
+        // Refused: nothing more is decided for it, so nothing is appended.
+        assert!(
+            !g.intents()
+                .contains(&Intent::ApplyResources { generation: 1 })
+        );
+        let status = g.status();
+        assert_eq!(status.phase, Some(ClusterPhase::Failed));
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ApplyRefused")
+        );
+        assert!(
+            ready.message.contains("ServiceMonitor"),
+            "{}",
+            ready.message
+        );
+        // A retryable failure is tried again.
+        let mut g = Given::new();
+        g.spec(&spec);
+        g.decide_and_fail(
+            Intent::ApplyResources { generation: 1 },
+            "the API server timed out",
+            true,
+        );
+        assert!(
+            g.intents()
+                .contains(&Intent::ApplyResources { generation: 1 })
+        );
+        // A new generation is applied.
+        let mut g = Given::new();
+        g.spec(&spec);
+        g.decide_and_fail(Intent::ApplyResources { generation: 1 }, "refused", false);
+        g.spec_at(2, &spec);
+        assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 2 }]);
+    }
 }

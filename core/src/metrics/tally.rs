@@ -70,6 +70,12 @@ pub enum Note {
         /// How.
         outcome: MoveOutcome,
     },
+    /// A backup attempt ended (`logbook_backups_total`): `failed` for a
+    /// `BackupFailed` (each attempt, retried or not), else `completed`.
+    Backup {
+        /// Whether it failed.
+        failed: bool,
+    },
     /// The primary changed hands (`logbook_failovers_total`, and the
     /// duration histogram when `seconds` is known).
     Failover {
@@ -263,6 +269,8 @@ impl Tracker {
                 self.ambiguous.remove(intent_id);
                 self.open.remove(intent_id);
             }
+            Event::BackupCompleted { .. } => notes.push(Note::Backup { failed: false }),
+            Event::BackupFailed { .. } => notes.push(Note::Backup { failed: true }),
             Event::SlotMigrationObserved { job, .. } if job.ambiguous() => {
                 for (id, f) in &state.in_flight {
                     if let Intent::MoveSlots {

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use logbook_journal::{ClusterState, Event};
 
 use super::termination::{bounded, describe, per_pod_failures};
-use crate::resources::CONTAINER_NAME;
+use crate::resources::{CONTAINER_NAME, EXPORTER_CONTAINER_NAME};
 
 /// How many of the last lines a container said are journaled: Valkey
 /// says what it refused on the line before the last (`>>> 'directive
@@ -89,20 +89,32 @@ pub fn observe_container_restarts(state: &ClusterState, pods: &[Pod]) -> Vec<Eve
         .collect()
 }
 
-/// What `pod`'s Valkey container shows. A pod being deleted shows how
-/// its container was stopped (killed, exit code 137 or 143, under the
-/// same last lines): not a failure of its own, so what the journal says
-/// stands until the pod is gone.
+/// What `pod`'s Valkey container shows, or, while that one does not
+/// fail, its exporter sidecar (`spec.metrics`), named: a sidecar that
+/// cannot start keeps the pod unready, and the status must say why. A
+/// pod being deleted shows how its container was stopped (killed, exit
+/// code 137 or 143, under the same last lines): not a failure of its own,
+/// so what the journal says stands until the pod is gone.
 pub(super) fn valkey_container(pod: &Pod) -> Seen {
     if pod.metadata.deletion_timestamp.is_some() {
         return Seen::Unchanged;
     }
-    let status = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|all| all.iter().find(|c| c.name == CONTAINER_NAME));
-    status.map_or(Seen::Clear, seen)
+    let container = |name: &str| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|all| all.iter().find(|c| c.name == name))
+            .map_or(Seen::Clear, seen)
+    };
+    match container(CONTAINER_NAME) {
+        Seen::Clear => match container(EXPORTER_CONTAINER_NAME) {
+            Seen::Failing(f) => Seen::Failing(bounded(&format!(
+                "container {EXPORTER_CONTAINER_NAME}: {f}"
+            ))),
+            other => other,
+        },
+        other => other,
+    }
 }
 
 fn seen(status: &ContainerStatus) -> Seen {
@@ -206,6 +218,43 @@ mod tests {
             pod: "demo-2".to_owned(),
             failure: failure.map(str::to_owned),
         }]
+    }
+
+    #[test]
+    fn a_failing_exporter_beside_a_healthy_server_is_said_by_name() {
+        let mut with_sidecar = pod(running(), None, true);
+        let statuses = with_sidecar
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+            .unwrap();
+        statuses.push(ContainerStatus {
+            name: EXPORTER_CONTAINER_NAME.to_owned(),
+            state: Some(waiting("CrashLoopBackOff", None)),
+            last_state: Some(ended(1)),
+            ..ContainerStatus::default()
+        });
+        let events = observe_container_failures(&ClusterState::default(), &[with_sidecar]);
+        assert_eq!(
+            events,
+            failing(Some(&format!("container metrics: {FAILURE}")))
+        );
+        // The server's own failure comes first.
+        let mut both = pod(ended(1), None, false);
+        both.status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+            .unwrap()
+            .push(ContainerStatus {
+                name: EXPORTER_CONTAINER_NAME.to_owned(),
+                state: Some(running()),
+                ready: true,
+                ..ContainerStatus::default()
+            });
+        assert_eq!(
+            observe_container_failures(&ClusterState::default(), &[both]),
+            failing(Some(FAILURE))
+        );
     }
 
     #[test]

@@ -146,4 +146,28 @@ mod tests {
             Some("refused")
         );
     }
+
+    /// `replicateFrom.maxLagBytes` is the bound the operator reads each
+    /// source against (`lag_bound`): one byte past it is journaled as
+    /// behind (the status's `Behind`); unset, the bound is 1 MiB.
+    #[test]
+    fn the_specs_max_lag_bytes_is_the_bound_past_which_the_standby_is_behind() {
+        let g = Given::new();
+        let behind = |from: &logbook_crds::v1alpha1::ReplicateFrom, lag: u64| {
+            let read = read(100, Ok((100 + lag, R1)));
+            let seen = observe_standby(&g.state, &read, from.lag_bound());
+            assert!(seen.is_some(), "a first read is always journaled");
+            matches!(seen, Some(Event::StandbyObserved { behind: true, .. }))
+        };
+        let mut from = logbook_crds::v1alpha1::ReplicateFrom {
+            max_lag_bytes: Some(4096),
+            ..Default::default()
+        };
+        assert!(!behind(&from, 4096));
+        assert!(behind(&from, 4097));
+        from.max_lag_bytes = None;
+        assert!(!behind(&from, 4097));
+        assert!(!behind(&from, 1_048_576));
+        assert!(behind(&from, 1_048_577));
+    }
 }

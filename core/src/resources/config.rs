@@ -326,6 +326,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_node_runs_the_specs_node_timeout_and_no_other_topology_is_a_cluster() {
+        let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+        spec.cluster_node_timeout_milliseconds = Some(2000);
+        let conf = render_valkey_conf(&spec);
+        assert!(conf.contains("\ncluster-enabled yes\n"), "{conf}");
+        assert!(conf.contains("\ncluster-node-timeout 2000\n"), "{conf}");
+        assert_eq!(conf.matches("cluster-node-timeout").count(), 1, "{conf}");
+        // Unset: the default, 5 s.
+        spec.cluster_node_timeout_milliseconds = None;
+        let conf = render_valkey_conf(&spec);
+        assert!(conf.contains("\ncluster-node-timeout 5000\n"), "{conf}");
+        for topology in [
+            Topology::Standalone,
+            Topology::Replication,
+            Topology::Sentinel,
+        ] {
+            let conf = render_valkey_conf(&ValkeyClusterSpec::with_topology(topology));
+            assert!(!conf.contains("cluster-"), "{topology}: {conf}");
+        }
+    }
+
+    #[test]
     fn persistence_sets_save_and_appendonly() {
         let conf = |p| {
             let mut s = ValkeyClusterSpec::default();

@@ -8,7 +8,7 @@
 //! | `logbook-operator` | the operator's admin connection | data nodes, Sentinels |
 //! | `logbook-replication` | replicas to their primary (`masteruser`), slot migration | data nodes |
 //! | `logbook-sentinel` | Sentinels to the data nodes (`auth-user`) and to each other (`sentinel-user`) | data nodes, Sentinels |
-//! | `logbook-metrics` | a metrics exporter (read-only server facts) | data nodes |
+//! | `logbook-metrics` | the metrics exporter (read-only server facts) | data nodes, Sentinels (with `spec.metrics`) |
 //!
 //! Their passwords are generated once into the Secret `<name>-internal`
 //! (one key per user; beside them the cluster's fingerprint key,
@@ -143,6 +143,11 @@ pub fn sentinel_node_rules(user: &str) -> Option<&'static str> {
         SENTINEL_USER => Some(
             "&* -@all +ping +info +role +sentinel +subscribe +psubscribe +publish +client|setname +client|kill",
         ),
+        // What redis_exporter reads of a Sentinel (found with a real 9.1
+        // Sentinel and the exporter: `ACL LOG` named `sentinel|ckquorum`).
+        METRICS_USER => Some(
+            "-@all +ping +info +role +sentinel|masters +sentinel|master +sentinel|sentinels +sentinel|slaves +sentinel|replicas +sentinel|ckquorum",
+        ),
         _ => None,
     }
 }
@@ -227,7 +232,11 @@ mod tests {
             "{metrics}"
         );
         assert!(data_node_rules(REPLICATION_USER, Topology::Cluster).contains("+cluster"));
-        assert!(sentinel_node_rules(METRICS_USER).is_none());
+        let sentinel_metrics = sentinel_node_rules(METRICS_USER).unwrap();
+        assert!(
+            !sentinel_metrics.contains("+sentinel ") && !sentinel_metrics.contains('&'),
+            "{sentinel_metrics}"
+        );
     }
 
     #[test]

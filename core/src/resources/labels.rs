@@ -33,6 +33,9 @@ pub const MANAGED_BY_VALUE: &str = "logbook";
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 /// The value of [`COMPONENT`] on the Sentinel objects.
 pub const COMPONENT_SENTINEL: &str = "sentinel";
+/// The value of [`COMPONENT`] on the metrics Service (`<name>-metrics`),
+/// which a ServiceMonitor selects it by.
+pub const COMPONENT_METRICS: &str = "metrics";
 /// The value of [`NAME`] on the Sentinel objects: not [`NAME_VALUE`], so
 /// the data [`selector`] never matches a Sentinel pod.
 pub const SENTINEL_NAME_VALUE: &str = "valkey-sentinel";

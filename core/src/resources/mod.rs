@@ -22,6 +22,7 @@
 //! else, and no ConfigMap or pod template ever contains one.
 
 mod config;
+mod exporter;
 pub mod internal_users;
 pub mod labels;
 mod network_policy;
@@ -47,6 +48,10 @@ pub use config::{
     CLUSTER_BOOT_FENCE_SECONDS, CLUSTER_FULL_SYNC_DELAY_SECONDS, CONF_KEY, PRIMARY_HOST_KEY,
     SAVE_SCHEDULE, START_SCRIPT_KEY, TLS_DIR, build_boot_config_map, build_config_map, config_hash,
     maxmemory_bytes, render_valkey_conf, tls_file_lines,
+};
+pub use exporter::{
+    EXPORTER_CONTAINER_NAME, EXPORTER_PORT, EXPORTER_PORT_NAME, build_metrics_service,
+    metrics_service_name,
 };
 pub use network_policy::{OPERATOR_POD_LABELS, build_network_policy, network_policy_name};
 pub use pdb::build_pdb;

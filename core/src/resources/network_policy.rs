@@ -5,7 +5,8 @@
 //! cluster bus, Sentinel's hellos and checks); the operator's pods, from
 //! the operator's namespace, on the Valkey and Sentinel ports; and the
 //! spec's `allowFrom` peers on the Valkey and Sentinel ports (clients find
-//! the primary through Sentinel). Nothing else reaches the pods, wherever
+//! the primary through Sentinel) and, with `spec.metrics`, the exporters'
+//! port 9121 (the Prometheus that scrapes them is one of the peers). Nothing else reaches the pods, wherever
 //! the network plugin enforces NetworkPolicies.
 
 use std::collections::BTreeMap;
@@ -46,6 +47,10 @@ pub fn build_network_policy(
         let mut ports = vec![port(VALKEY_PORT)];
         if spec.topology.uses_sentinel() {
             ports.push(port(SENTINEL_PORT));
+        }
+        if spec.metrics.enabled {
+            // The exporters, for the Prometheus among the peers.
+            ports.push(port(super::EXPORTER_PORT));
         }
         ports
     };
@@ -175,6 +180,52 @@ mod tests {
             ingress[2].ports.as_ref().unwrap().len(),
             1,
             "no Sentinel port"
+        );
+        // The exporters' port, with them, for the Prometheus among the peers.
+        spec.metrics.enabled = true;
+        let ingress = build_network_policy(&meta(), &spec, "ops")
+            .unwrap()
+            .spec
+            .unwrap()
+            .ingress
+            .unwrap();
+        let ports: Vec<_> = ingress[2]
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port.clone().unwrap())
+            .collect();
+        assert_eq!(ports, [IntOrString::Int(6379), IntOrString::Int(9121)]);
+    }
+
+    /// `allowFrom` is networking/v1's `NetworkPolicyPeer`, passed through:
+    /// every field of every peer reaches the policy's third rule as written.
+    #[test]
+    fn the_allowed_peers_reach_the_policy_whole() {
+        let peers = serde_json::json!([
+            {"podSelector": {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "api"]}]
+            }},
+            {"namespaceSelector": {
+                "matchLabels": {"team": "shop"},
+                "matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}]
+            }},
+            {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.0.0/16"]}}
+        ]);
+        let mut spec = ValkeyClusterSpec::default();
+        spec.network_policy.enabled = true;
+        spec.network_policy.allow_from = serde_json::from_value(peers.clone()).unwrap();
+        let ingress = build_network_policy(&meta(), &spec, "ops")
+            .unwrap()
+            .spec
+            .unwrap()
+            .ingress
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(ingress[2].from.as_ref().unwrap()).unwrap(),
+            peers
         );
     }
 }

@@ -94,7 +94,11 @@ pub fn build_sentinel_config_map(
         ),
         (
             SENTINEL_START_SCRIPT_KEY.to_owned(),
-            render_sentinel_start_script(&master, sentinel.effective_quorum()),
+            render_sentinel_start_script(
+                &master,
+                sentinel.effective_quorum(),
+                spec.metrics.enabled,
+            ),
         ),
     ]);
     for ordinal in 0..SENTINEL_REPLICAS_MAX {
@@ -134,7 +138,13 @@ pub fn build_sentinel_statefulset(
     let mut template_annotations = spec.annotations.clone();
     template_annotations.insert(labels::CONFIG_HASH.to_owned(), config_hash.to_owned());
     let pod = PodSpec {
-        containers: vec![container(meta, spec)],
+        containers: std::iter::once(container(meta, spec))
+            .chain(super::exporter::exporter_container(
+                meta,
+                spec,
+                SENTINEL_PORT,
+            ))
+            .collect(),
         volumes: Some(
             vec![
                 config_map_volume(CONFIG_VOLUME, sentinel_config_map_name(&meta.name), false),
@@ -201,13 +211,15 @@ fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
         field_env(POD_NAME_ENV, "metadata.name"),
     ];
     env.extend(password_env(meta, spec));
-    env.extend(super::internal_users::internal_env(
-        meta,
-        &[
-            super::internal_users::OPERATOR_USER,
-            super::internal_users::SENTINEL_USER,
-        ],
-    ));
+    let mut users = vec![
+        super::internal_users::OPERATOR_USER,
+        super::internal_users::SENTINEL_USER,
+    ];
+    if spec.metrics.enabled {
+        // The exporter beside it reads the Sentinel as this user.
+        users.push(super::internal_users::METRICS_USER);
+    }
+    env.extend(super::internal_users::internal_env(meta, &users));
     Container {
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([

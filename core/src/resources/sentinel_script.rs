@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use logbook_crds::{SentinelSpec, TlsSpec};
 use sha2::{Digest, Sha256};
 
-use super::internal_users::{INTERNAL_USERS, sentinel_node_rules};
+use super::internal_users::{INTERNAL_USERS, METRICS_USER, sentinel_node_rules};
 use super::start_script::QUOTE_FN;
 use super::{ClusterMeta, SENTINEL_PORT, VALKEY_PORT, sentinel_pod_name};
 
@@ -132,7 +132,7 @@ pub fn sentinel_myid(meta: &ClusterMeta, ordinal: i32) -> String {
 /// the runtime config (mode 0600): `requirepass` (clients and other
 /// Sentinels authenticate to this one), `sentinel sentinel-pass` (this one
 /// to the others) and `sentinel auth-pass` (this one to the data pods).
-pub fn render_sentinel_start_script(master: &str, quorum: i32) -> String {
+pub fn render_sentinel_start_script(master: &str, quorum: i32, metrics: bool) -> String {
     // A Kubernetes object name holds no quote, so single quotes make the
     // name one shell word whatever it is.
     let vars = format!(
@@ -145,16 +145,21 @@ pub fn render_sentinel_start_script(master: &str, quorum: i32) -> String {
     );
     format!(
         "{HEAD}{vars}\n{QUOTE_FN}{}{BODY}{EXEC}",
-        sentinel_users_fn()
+        sentinel_users_fn(metrics)
     )
 }
 
 /// `sentinel_users`, the shell function printing the internal users of a
 /// Sentinel (`user <name> on ><password> <rules>`), each only when its
-/// password is in the environment and a generated one.
-fn sentinel_users_fn() -> String {
+/// password is in the environment and a generated one. The metrics user
+/// only with the exporter (`metrics`): a script unchanged by it leaves the
+/// Sentinels of a cluster without metrics where they are.
+fn sentinel_users_fn(metrics: bool) -> String {
     let mut out = String::from("\nsentinel_users() {\n");
     for user in INTERNAL_USERS {
+        if user.name == METRICS_USER && !metrics {
+            continue;
+        }
         let Some(rules) = sentinel_node_rules(user.name) else {
             continue;
         };
@@ -386,7 +391,7 @@ mod tests {
 
     #[test]
     fn script_declares_the_master_then_its_password_then_its_settings() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("set -eu"));
         assert!(s.contains("\nmaster='cache'\nquorum=2\n"), "{s}");
@@ -407,21 +412,21 @@ mod tests {
 
     #[test]
     fn script_keeps_a_restarted_sentinels_state() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         assert!(s.contains(r#"if monitors "$run_conf"; then"#), "{s}");
         assert!(s.contains(r#""sentinel monitor $master "*) return 0 ;;"#));
     }
 
     #[test]
     fn script_monitors_only_an_address() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         assert!(s.contains("*[!0-9A-Fa-f.:]*) primary= ;;"), "{s}");
         assert!(s.contains("sentinel announce-ip %s"));
     }
 
     #[test]
     fn the_password_comes_from_the_environment_only() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         assert!(s.contains("${VALKEY_PASSWORD:-}"));
         assert!(s.contains("requirepass %s"));
         assert!(s.contains("sentinel sentinel-pass %s"));
@@ -432,7 +437,7 @@ mod tests {
 
     #[test]
     fn script_execs_whichever_sentinel_the_image_has() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         let order = [
             r#"exec valkey-sentinel "$run_conf""#,
             r#"exec valkey-server "$run_conf" --sentinel"#,
@@ -446,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_script_uses_no_external_command_but_the_server() {
-        let s = render_sentinel_start_script("cache", 2);
+        let s = render_sentinel_start_script("cache", 2, false);
         for cmd in [
             "cat ", "cp ", "sed ", "mv ", "chmod ", "echo ", "grep ", "sleep ",
         ] {

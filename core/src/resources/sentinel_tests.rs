@@ -53,7 +53,7 @@ fn config_map_holds_the_files_and_its_hash_follows_them() {
     );
     assert_eq!(
         d[SENTINEL_START_SCRIPT_KEY],
-        render_sentinel_start_script("cache", 2)
+        render_sentinel_start_script("cache", 2, false)
     );
     for ordinal in 0..9 {
         assert_eq!(

@@ -109,7 +109,9 @@ pub fn build_statefulset(
     }
     volumes.extend(tls_volume(meta, spec));
     let pod = PodSpec {
-        containers: vec![container(meta, spec)],
+        containers: std::iter::once(container(meta, spec))
+            .chain(super::exporter::exporter_container(meta, spec, VALKEY_PORT))
+            .collect(),
         volumes: Some(volumes),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         affinity: Some(

@@ -1,7 +1,10 @@
 //! Tests of the StatefulSet builder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, PodSpec, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, NodeAffinity, PodSecurityContext, PodSpec,
+    ResourceRequirements, SecurityContext, Toleration, TopologySpreadConstraint,
+};
 use logbook_crds::{SecretKeyRef, Topology};
 
 use super::super::test_support::meta;
@@ -338,4 +341,184 @@ fn data_pods_get_no_service_link_variables() {
     // start.sh reads as its port.
     let sts = build(&ValkeyClusterSpec::default());
     assert_eq!(pod(&sts).enable_service_links, Some(false));
+}
+
+/// A spec as a user writes it.
+fn spec_from(yaml: &str) -> ValkeyClusterSpec {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// The value at `pointer` of `yaml`'s JSON, read back as a `T`: what the
+/// pod must carry when the spec says `yaml`.
+fn part<T: k8s_openapi::serde::de::DeserializeOwned>(yaml: &str, pointer: &str) -> T {
+    let value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    serde_json::from_value(value.pointer(pointer).unwrap().clone()).unwrap()
+}
+
+#[test]
+fn the_pod_pulls_the_specs_image_with_its_policy_and_secrets() {
+    let yaml = "image: registry.example/valkey:9.1.2
+imagePullPolicy: Always
+imagePullSecrets:
+  - name: regcred
+  - name: mirror
+";
+    let sts = build(&spec_from(yaml));
+    let c = valkey(&sts);
+    assert_eq!(c.image.as_deref(), Some("registry.example/valkey:9.1.2"));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+    let secrets: Vec<LocalObjectReference> = part(yaml, "/imagePullSecrets");
+    assert_eq!(pod(&sts).image_pull_secrets.as_ref(), Some(&secrets));
+    // Unset: Kubernetes' own default, and no secrets.
+    let plain = build(&ValkeyClusterSpec::default());
+    assert_eq!(valkey(&plain).image_pull_policy, None);
+    assert_eq!(pod(&plain).image_pull_secrets, None);
+}
+
+/// The Kubernetes types the spec passes through reach the pod whole:
+/// every field of each, not only the ones the operator knows of.
+#[test]
+fn kubernetes_types_reach_the_valkey_pod_whole() {
+    let yaml = r#"
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {key: disk, operator: In, values: [ssd, nvme]}
+          matchFields:
+            - {key: metadata.name, operator: NotIn, values: [node-9]}
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 30
+        preference:
+          matchExpressions: [{key: zone, operator: Exists}]
+  podAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 10
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector: {matchLabels: {app: web}}
+          namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [shop]}]}
+          namespaces: [web]
+          matchLabelKeys: [pod-template-hash]
+  podAntiAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: topology.kubernetes.io/zone
+        labelSelector: {matchLabels: {valkey.logbook.dev/cluster: cache}}
+        mismatchLabelKeys: [tenant]
+tolerations:
+  - {key: dedicated, operator: Equal, value: cache, effect: NoExecute, tolerationSeconds: 300}
+  - {operator: Exists, effect: NoSchedule}
+topologySpreadConstraints:
+  - maxSkew: 2
+    minDomains: 3
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector:
+      matchLabels: {valkey.logbook.dev/cluster: cache}
+      matchExpressions: [{key: tier, operator: NotIn, values: [batch]}]
+    matchLabelKeys: [controller-revision-hash]
+    nodeAffinityPolicy: Honor
+    nodeTaintsPolicy: Ignore
+podSecurityContext:
+  runAsUser: 999
+  runAsGroup: 999
+  runAsNonRoot: true
+  fsGroup: 999
+  fsGroupChangePolicy: OnRootMismatch
+  supplementalGroups: [4000]
+  supplementalGroupsPolicy: Strict
+  seccompProfile: {type: RuntimeDefault}
+  appArmorProfile: {type: Localhost, localhostProfile: valkey}
+  seLinuxOptions: {level: "s0:c123,c456", role: r, type: t, user: u}
+  seLinuxChangePolicy: MountOption
+  sysctls: [{name: net.core.somaxconn, value: "1024"}]
+  windowsOptions: {gmsaCredentialSpecName: spec, gmsaCredentialSpec: cred, runAsUserName: valkey, hostProcess: false}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  privileged: false
+  procMount: Default
+  runAsUser: 999
+  runAsGroup: 999
+  runAsNonRoot: true
+  capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+  seccompProfile: {type: Localhost, localhostProfile: profiles/valkey.json}
+  appArmorProfile: {type: RuntimeDefault}
+  seLinuxOptions: {level: s0, role: r, type: t, user: u}
+  windowsOptions: {gmsaCredentialSpecName: spec, gmsaCredentialSpec: cred, runAsUserName: valkey, hostProcess: false}
+resources:
+  requests: {cpu: 250m, memory: 1Gi}
+  limits: {memory: 2Gi, hugepages-2Mi: 64Mi}
+  claims: [{name: gpu, request: first}]
+"#;
+    let sts = build(&spec_from(yaml));
+    let p = pod(&sts);
+    let affinity: Affinity = part(yaml, "/affinity");
+    assert_eq!(p.affinity.as_ref(), Some(&affinity));
+    let tolerations: Vec<Toleration> = part(yaml, "/tolerations");
+    assert_eq!(p.tolerations.as_ref(), Some(&tolerations));
+    let spread: Vec<TopologySpreadConstraint> = part(yaml, "/topologySpreadConstraints");
+    assert_eq!(p.topology_spread_constraints.as_ref(), Some(&spread));
+    let pod_context: PodSecurityContext = part(yaml, "/podSecurityContext");
+    assert_eq!(p.security_context.as_ref(), Some(&pod_context));
+    let context: SecurityContext = part(yaml, "/securityContext");
+    assert_eq!(valkey(&sts).security_context.as_ref(), Some(&context));
+    let resources: ResourceRequirements = part(yaml, "/resources");
+    assert_eq!(valkey(&sts).resources.as_ref(), Some(&resources));
+    // Each deserialized whole: no field of the YAML was lost on the way
+    // (a field the type does not know would be dropped, and the
+    // comparison above would pass without it).
+    let value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    for (pointer, typed) in [
+        ("/affinity", serde_json::to_value(&affinity).unwrap()),
+        ("/tolerations", serde_json::to_value(&tolerations).unwrap()),
+        (
+            "/topologySpreadConstraints",
+            serde_json::to_value(&spread).unwrap(),
+        ),
+        (
+            "/podSecurityContext",
+            serde_json::to_value(&pod_context).unwrap(),
+        ),
+        ("/securityContext", serde_json::to_value(&context).unwrap()),
+        ("/resources", serde_json::to_value(&resources).unwrap()),
+    ] {
+        assert_eq!(value.pointer(pointer), Some(&typed), "{pointer}");
+    }
+}
+
+#[test]
+fn the_claim_asks_for_the_specs_size_and_class() {
+    let sts = build(&spec_from(
+        "storage: {size: 5Gi, storageClassName: fast-ssd, persistence: Aof}\n",
+    ));
+    let claims = sts_spec(&sts).volume_claim_templates.as_ref().unwrap();
+    let claim = claims[0].spec.as_ref().unwrap();
+    assert_eq!(
+        claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "5Gi"
+    );
+    assert_eq!(claim.storage_class_name.as_deref(), Some("fast-ssd"));
+    // Unset: the cluster's default class.
+    let plain = build(&ValkeyClusterSpec::default());
+    let claims = sts_spec(&plain).volume_claim_templates.as_ref().unwrap();
+    assert_eq!(claims[0].spec.as_ref().unwrap().storage_class_name, None);
+}
+
+#[test]
+fn the_specs_labels_are_on_the_statefulset_its_pods_and_its_config() {
+    let spec = spec_from("labels: {team: payments, tier: gold}\n");
+    let sts = build(&spec);
+    let (cm, _) = build_config_map(&meta(), &spec);
+    let template = sts_spec(&sts).template.metadata.as_ref().unwrap();
+    for (what, labels) in [
+        ("the StatefulSet", sts.metadata.labels.as_ref()),
+        ("its pods", template.labels.as_ref()),
+        ("the ConfigMap", cm.metadata.labels.as_ref()),
+    ] {
+        let labels = labels.unwrap();
+        assert_eq!(labels["team"], "payments", "{what}");
+        assert_eq!(labels["tier"], "gold", "{what}");
+    }
 }

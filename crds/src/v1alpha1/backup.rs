@@ -205,7 +205,8 @@ pub struct RestoreSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub path: Option<String>,
-    /// The bucket `path` is in (its `prefix` is not used).
+    /// The bucket `path` is in. Its `prefix` is refused: `path` names the
+    /// whole directory, prefix included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<BackupDestination>,
 }

@@ -9,6 +9,12 @@
 /// Image used when `spec.image` is not set.
 pub const IMAGE: &str = "valkey/valkey:9.1";
 
+/// The metrics exporter's image when `spec.metrics.image` is not set:
+/// oliver006's `redis_exporter`, the exporter every Redis and Valkey chart
+/// runs, at the version Debian ships (`prometheus-redis-exporter`), which
+/// is what `make images` builds it from and what localkube runs for it.
+pub const EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.45.0";
+
 /// Data pods for Standalone (always exactly one).
 pub const STANDALONE_REPLICAS: i32 = 1;
 /// Data pods (primary plus replicas) for Replication and Sentinel when unset.

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::defaults;
 
 /// A Prometheus exporter sidecar and, optionally, a ServiceMonitor for it.
+///
+/// `enabled` runs `redis_exporter` beside every data node and Sentinel,
+/// as the internal `logbook-metrics` user (server facts only), over TLS
+/// when the cluster uses it, on port 9121 (`metrics`), behind the
+/// headless Service `<name>-metrics`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.serviceMonitor) && self.serviceMonitor) || (has(self.enabled) && self.enabled)").message("metrics.serviceMonitor requires metrics.enabled").field_path(".serviceMonitor"))]
@@ -21,6 +26,19 @@ pub struct MetricsSpec {
     /// requires `enabled`).
     #[serde(default)]
     pub service_monitor: bool,
+    /// The exporter's image (default `oliver006/redis_exporter:v1.45.0`):
+    /// any `redis_exporter` release from 1.45 on; its entrypoint runs the
+    /// exporter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+}
+
+impl MetricsSpec {
+    /// The exporter's image: `image`, else [`defaults::EXPORTER_IMAGE`].
+    pub fn effective_image(&self) -> &str {
+        self.image.as_deref().unwrap_or(defaults::EXPORTER_IMAGE)
+    }
 }
 
 /// The per-cluster journal the operator keeps in the cluster's namespace.

@@ -80,6 +80,12 @@ pub struct ClusterState {
     pub switchover_request: Option<String>,
     /// Spec generation whose objects were last applied successfully.
     pub applied_generation: Option<i64>,
+    /// A spec generation whose objects the operator refused to apply
+    /// (`ApplyResources` failed, not retryable: a kind the spec asks for
+    /// that the API server does not serve, say), and why: the spec is not
+    /// applied again until a new generation (the status says so). Cleared
+    /// when an `ApplyResources` succeeds.
+    pub apply_refused: Option<(i64, String)>,
     /// The most recent promotion.
     pub last_failover: Option<FailoverView>,
     /// The standing failover request, if any.

@@ -381,6 +381,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Route::Apis if get => discovery::apis(&app, accept),
         Route::Group(g) if get => discovery::group(&app, &g),
         Route::ResourceList(g, v) if get => discovery::resource_list(&app, &g, &v),
+        Route::OpenApiV2 if get => openapi::v2(&parts.headers),
         Route::OpenApiV3 if get => openapi::index(&app),
         Route::OpenApiV3Gv(g, v) if get => openapi::document(&app, &g, &v),
         Route::Resource(t) if token::serves(&t) => {
@@ -404,7 +405,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         Route::Fault(action) if parts.method == Method::POST => {
             faults::handle(&app, &action, &body).await
         }
-        Route::OpenApiV2 | Route::NotFound => request::error(&ApiError::UnknownResource),
+        Route::NotFound => request::error(&ApiError::UnknownResource),
         _ => request::error(&ApiError::MethodNotAllowed),
     }
 }

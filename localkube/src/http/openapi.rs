@@ -3,6 +3,7 @@
 //! full schemas; built-in group-versions carry their paths and operations
 //! only — enough for kubectl to see that the server validates fields and
 //! supports dry run, which it checks before every `apply` and `create`.
+//! `/openapi/v2`: a document with no paths and no definitions ([`v2`]).
 
 use axum::body::Body;
 use axum::http::Response;
@@ -101,4 +102,43 @@ pub fn document(app: &App, group: &str, version: &str) -> Response<Body> {
         Some(doc) => request::json(200, &doc),
         None => request::error(&ApiError::UnknownResource),
     }
+}
+
+/// `/openapi/v2`'s media type in protobuf, as the real server names it
+/// (kubectl asks for `...spec.v2@v1.0+protobuf`, which is no valid media
+/// type to answer with).
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`: a Swagger 2.0 document with no paths and no
+/// definitions, in protobuf (gnostic's `Document` holding only `swagger:
+/// "2.0"`, field 1) when asked so, as kubectl asks, else in JSON.
+///
+/// kubectl validates an object against `/openapi/v3` when the index
+/// names its group-version, and reads v2 only for a kind the server does
+/// not serve (a CRD not installed: cert-manager's `Certificate`, say).
+/// Finding no schema for it there, it goes on as against a real server:
+/// that object is refused as unknown ("ensure CRDs are installed first")
+/// and the rest of the file is applied. A 404 here made it refuse the
+/// whole file ("error validating data: the server could not find the
+/// requested resource"), `--validate=false` or not aside.
+pub fn v2(headers: &axum::http::HeaderMap) -> Response<Body> {
+    let protobuf = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("protobuf"));
+    if !protobuf {
+        return request::json(
+            200,
+            &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.35.0"},
+                "paths": {}, "definitions": {}}),
+        );
+    }
+    // Field 1 (swagger), wire type 2 (length-delimited): "2.0".
+    let body: &'static [u8] = &[0x0a, 0x03, b'2', b'.', b'0'];
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(V2_PROTOBUF),
+    );
+    r
 }

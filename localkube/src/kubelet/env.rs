@@ -211,7 +211,7 @@ fn key_ref(src: &EnvSource<'_>, r: &Value, secret: bool) -> Result<Option<String
 }
 
 /// Expands `$(VAR)` from earlier variables; `$$(VAR)` stays literal.
-fn expand(v: &str, known: &[(String, String)]) -> String {
+pub(crate) fn expand(v: &str, known: &[(String, String)]) -> String {
     let mut out = String::new();
     let mut rest = v;
     while let Some(i) = rest.find('$') {

@@ -63,6 +63,13 @@ impl Default for ImageTable {
                 .to_vec(),
             ..rule(p, "redis-server")
         };
+        // The exporter's image has the exporter and none of the servers.
+        let exporter = |p: &str| ImageRule {
+            lacks: ["valkey-server", "valkey-sentinel", "valkey-cli"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..rule(p, "redis_exporter")
+        };
         // Valkey 8.0 with TLS (Debian's build; `make setup` links it):
         // `valkey-sentinel` is the same binary, in Sentinel mode by argv[0].
         let valkey_8_0 = |p: &str| ImageRule {
@@ -84,6 +91,7 @@ impl Default for ImageTable {
             ("redis-server", "redis-server"),
             ("redis-sentinel", "redis-server"),
             ("redis-benchmark", "redis-benchmark"),
+            ("redis_exporter", "prometheus-redis-exporter"),
             ("sh", "sh"),
             ("bash", "bash"),
             ("sleep", "sleep"),
@@ -104,6 +112,12 @@ impl Default for ImageTable {
                 redis("redis:*"),
                 redis("docker.io/library/redis:*"),
                 rule("busybox*", "sh"),
+                // oliver006's redis_exporter (its entrypoint): Debian's
+                // build, `prometheus-redis-exporter`, which `make setup`
+                // installs.
+                exporter("oliver006/redis_exporter:*"),
+                exporter("docker.io/oliver006/redis_exporter:*"),
+                exporter("quay.io/oliver006/redis_exporter:*"),
             ],
             commands,
         }

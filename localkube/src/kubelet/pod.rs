@@ -155,14 +155,6 @@ impl PodRun {
                 .to_owned();
             let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
             let image_bin = images::image_bin_dir(table, bin, image);
-            let argv = images::resolve_argv(
-                table,
-                bin,
-                image,
-                &strings(c.get("command")),
-                &strings(c.get("args")),
-            )
-            .map_err(|m| ("ErrImagePull".to_owned(), m))?;
             let mut envs = env::build(
                 &EnvSource {
                     refs,
@@ -173,6 +165,17 @@ impl PodRun {
                 c,
             )
             .map_err(|m| ("CreateContainerConfigError".to_owned(), m))?;
+            // `$(VAR)` in the command and its arguments, from the
+            // container's environment, as the kubelet expands them.
+            let expanded = |field: &str| -> Vec<String> {
+                strings(c.get(field))
+                    .iter()
+                    .map(|a| env::expand(a, &envs))
+                    .collect()
+            };
+            let argv =
+                images::resolve_argv(table, bin, image, &expanded("command"), &expanded("args"))
+                    .map_err(|m| ("ErrImagePull".to_owned(), m))?;
             // An image that lacks commands must not find them on the bin
             // path (see `images`).
             let bin_path = images::sees_bin_path(table, image)

@@ -149,6 +149,9 @@ pub async fn apply_resources(
     if let Some(logbook_crds::CertSource::CertManager(issuer)) = spec.tls.source() {
         request_certificate(client, target, &issuer).await?;
     }
+    // Before any pod changes: a ServiceMonitor the API server cannot
+    // serve refuses the spec with nothing rolled.
+    super::service_monitor::reconcile_service_monitor(client, meta, spec).await?;
     let ca = read_ca_pem(client, target).await?;
     let connection = build_connection_secret(
         meta,
@@ -172,6 +175,15 @@ pub async fn apply_resources(
     apply(client, ns, &build_client_service(meta, spec)).await?;
     if spec.topology != Topology::Standalone {
         apply(client, ns, &build_read_service(meta, spec)).await?;
+    }
+    match resources::build_metrics_service(meta, spec) {
+        Some(service) => {
+            apply(client, ns, &service).await?;
+        }
+        None => {
+            delete_named::<Service>(client, ns, &resources::metrics_service_name(&meta.name))
+                .await?;
+        }
     }
     let mut statefulset = build_statefulset(meta, spec, &hash);
     // Asleep (its data made durable first): no pod runs.
@@ -890,6 +902,7 @@ async fn delete_each(
         resources::client_service_name(name),
         resources::read_service_name(name),
         resources::headless_service_name(name),
+        resources::metrics_service_name(name),
     ] {
         one::<Service>(client, ns, &service, deleted).await?;
     }

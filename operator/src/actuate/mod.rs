@@ -18,6 +18,7 @@ mod replication;
 mod reshard;
 mod secret_errors;
 mod sentinel;
+pub mod service_monitor;
 pub mod standby;
 mod tls;
 mod upgrade;

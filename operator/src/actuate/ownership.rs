@@ -133,6 +133,14 @@ async fn release_each(
         );
         release_named(&api, "Certificate", &meta.name, meta, released).await?;
     }
+    if target.spec.metrics.enabled && target.spec.metrics.service_monitor {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &meta.namespace,
+            &super::service_monitor::service_monitor_resource(),
+        );
+        release_named(&api, "ServiceMonitor", &meta.name, meta, released).await?;
+    }
     Ok(())
 }
 

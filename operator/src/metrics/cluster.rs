@@ -201,6 +201,13 @@ impl ClusterMetrics {
             .as_ref()
             .and_then(|(schedule, since)| schedule_interval(schedule, *since));
         self.metrics.set_backup(&self.cluster, last, interval);
+        let not_after = status
+            .tls
+            .as_ref()
+            .and_then(|t| t.not_after.as_ref())
+            .map(|t| t.0.as_second());
+        self.metrics
+            .set_certificate_expiry(&self.cluster, not_after);
     }
 }
 

@@ -67,6 +67,8 @@ pub(super) struct Families {
     pub(super) backup_last_success: Family<ClusterLabels, Gauge>,
     pub(super) backup_last_bytes: Family<ClusterLabels, Gauge>,
     pub(super) backup_max_interval: Family<ClusterLabels, Gauge>,
+    pub(super) backups: Family<MoveLabels, Counter>,
+    pub(super) certificate_expiry: Family<ClusterLabels, Gauge>,
     pub(super) standby_lag: Family<ClusterLabels, Gauge>,
     pub(super) standby_behind: Family<ClusterLabels, Gauge>,
     pub(super) leader: Gauge,
@@ -109,6 +111,8 @@ impl Families {
             backup_last_success: Family::default(),
             backup_last_bytes: Family::default(),
             backup_max_interval: Family::default(),
+            backups: Family::default(),
+            certificate_expiry: Family::default(),
             standby_lag: Family::default(),
             standby_behind: Family::default(),
             reshard_migrations_running: Family::default(),
@@ -294,6 +298,16 @@ impl Families {
             "logbook_backup_schedule_interval_seconds",
             "The longest gap between two fires of the cluster's backup schedule (the next few), for the LogbookBackupTooOld alert",
             self.backup_max_interval.clone(),
+        );
+        r.register(
+            "logbook_backups",
+            "Backup attempts ended, by outcome (completed, failed: each failed attempt, retried or not), counted from the journal's BackupCompleted and BackupFailed events; both exist from 0 once the cluster's status is known",
+            self.backups.clone(),
+        );
+        r.register(
+            "logbook_certificate_expiry_timestamp_seconds",
+            "TLS: Unix time the cluster's certificate expires (status.tls.notAfter); absent without TLS or before the certificate is read",
+            self.certificate_expiry.clone(),
         );
         r.register(
             "logbook_standby_lag_bytes",

@@ -218,6 +218,14 @@ impl Metrics {
                 };
                 f.slot_moves.get_or_create(&labels).inc();
             }
+            Note::Backup { failed } => {
+                let labels = MoveLabels {
+                    namespace,
+                    valkeycluster: name,
+                    outcome: backup_outcome(failed),
+                };
+                f.backups.get_or_create(&labels).inc();
+            }
             Note::Failover { kind, seconds } => {
                 let labels = FailoverLabels {
                     namespace,
@@ -469,6 +477,8 @@ impl Metrics {
 
     /// The cluster's backup gauges: when its latest backup completed and
     /// its size, and the schedule's interval; each removed when unknown.
+    /// The backup counters exist from 0 (a rule's `increase()` sees the
+    /// first failure).
     pub fn set_backup(
         &self,
         cluster: &ClusterLabels,
@@ -476,6 +486,14 @@ impl Metrics {
         interval_seconds: Option<i64>,
     ) {
         let f = self.families();
+        self.remember(cluster, None);
+        for failed in [false, true] {
+            drop(f.backups.get_or_create(&MoveLabels {
+                namespace: cluster.namespace.clone(),
+                valkeycluster: cluster.valkeycluster.clone(),
+                outcome: backup_outcome(failed),
+            }));
+        }
         match last {
             Some((at, bytes)) => {
                 self.remember(cluster, None);
@@ -501,6 +519,21 @@ impl Metrics {
     }
 
     /// Removes `cluster`'s Valkey Cluster series (its topology changed).
+    /// When the cluster's certificate expires (Unix seconds), or `None`
+    /// (no TLS, or not read yet): the series removed.
+    pub fn set_certificate_expiry(&self, cluster: &ClusterLabels, not_after: Option<i64>) {
+        let f = self.families();
+        match not_after {
+            Some(at) => {
+                self.remember(cluster, None);
+                f.certificate_expiry.get_or_create(cluster).set(at);
+            }
+            None => {
+                f.certificate_expiry.remove(cluster);
+            }
+        }
+    }
+
     fn forget_cluster_shards(&self, cluster: &ClusterLabels) {
         let f = self.families();
         let mut clusters = self.clusters();
@@ -576,6 +609,7 @@ impl Metrics {
             &f.backup_last_success,
             &f.backup_last_bytes,
             &f.backup_max_interval,
+            &f.certificate_expiry,
             &f.standby_lag,
             &f.standby_behind,
             &f.journal_appends,
@@ -594,6 +628,13 @@ impl Metrics {
             };
             f.failovers.remove(&labels);
             f.failover_duration.remove(&labels);
+        }
+        for failed in [false, true] {
+            f.backups.remove(&MoveLabels {
+                namespace: namespace.clone(),
+                valkeycluster: name.clone(),
+                outcome: backup_outcome(failed),
+            });
         }
         for result in WriteResult::ALL {
             f.configmap_writes.remove(&WriteLabels {
@@ -713,3 +754,8 @@ mod cluster_tests;
 mod reshard_tests;
 #[cfg(test)]
 mod tests;
+
+/// The `outcome` label of `logbook_backups_total`.
+fn backup_outcome(failed: bool) -> &'static str {
+    if failed { "failed" } else { "completed" }
+}

@@ -18,7 +18,8 @@ use futures::future::try_join_all;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use logbook_crds::v1alpha1::BackupShardStatus;
 use logbook_crds::{
-    BackupPhase, RestoreSource, ValkeyBackup, ValkeyBackupStatus, ValkeyClusterSpec,
+    BackupDestination, BackupPhase, RestoreSource, ValkeyBackup, ValkeyBackupStatus,
+    ValkeyClusterSpec,
 };
 use logbook_journal::projection::backups::{BackupOutcome, BackupRun};
 use logbook_journal::{
@@ -656,19 +657,28 @@ async fn restore_target(v: &Verify) -> Result<BackupTarget, (String, bool)> {
                 cluster_dir: String::new(),
             })
         }
-        (None, Some(path), Some(d)) => Ok(BackupTarget {
-            bucket: d.bucket.clone(),
-            region: d.effective_region().to_owned(),
-            endpoint: d.endpoint.clone(),
-            path_style: d.force_path_style,
-            secret: d.credentials_secret.clone(),
-            dir: format!("{}/", path.trim_matches('/')),
-            cluster_dir: String::new(),
-        }),
+        (None, Some(path), Some(d)) => Ok(restore_path_target(path, d)),
         _ => Err((
             "restoreFrom needs a backup, or a path and a destination".to_owned(),
             false,
         )),
+    }
+}
+
+/// The S3 target of `restoreFrom.path` in `restoreFrom.destination` `d`:
+/// its bucket, region, endpoint, addressing and Secret, and the backup's
+/// directory (`path`, which holds the whole key prefix: `d.prefix` is
+/// refused by validation, never added). Nothing to delete under, so no
+/// cluster directory.
+pub(crate) fn restore_path_target(path: &str, d: &BackupDestination) -> BackupTarget {
+    BackupTarget {
+        bucket: d.bucket.clone(),
+        region: d.effective_region().to_owned(),
+        endpoint: d.endpoint.clone(),
+        path_style: d.force_path_style,
+        secret: d.credentials_secret.clone(),
+        dir: format!("{}/", path.trim_matches('/')),
+        cluster_dir: String::new(),
     }
 }
 
@@ -750,3 +760,7 @@ async fn plan_restore(v: &Verify, source: &str) -> Result<RestorePlan, (String, 
         shards: restored,
     })
 }
+
+#[cfg(test)]
+#[path = "backups_tests.rs"]
+mod tests;

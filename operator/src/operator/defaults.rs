@@ -319,3 +319,63 @@ pub async fn publish_defaults_status(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::{reflector, watcher};
+    use logbook_crds::ValkeyOperatorDefaultsSpec;
+
+    use super::*;
+
+    const OPERATOR_NAMESPACE: &str = "logbook-system";
+
+    /// An index over defaults objects, each in its namespace with its
+    /// `maxClustersRolling`.
+    fn index(objects: &[(&str, Option<i32>)]) -> DefaultsIndex {
+        let (store, mut writer) = reflector::store();
+        for (namespace, max) in objects {
+            let mut d = ValkeyOperatorDefaults::new(
+                DEFAULTS_NAME,
+                ValkeyOperatorDefaultsSpec {
+                    max_clusters_rolling: *max,
+                    ..ValkeyOperatorDefaultsSpec::default()
+                },
+            );
+            d.metadata.namespace = Some((*namespace).to_owned());
+            writer.apply_watcher_event(&watcher::Event::Apply(d));
+        }
+        DefaultsIndex::new(vec![store], OPERATOR_NAMESPACE.to_owned())
+    }
+
+    #[test]
+    fn max_clusters_rolling_is_how_many_clusters_roll_a_change_of_defaults_at_once() {
+        let two = index(&[(OPERATOR_NAMESPACE, Some(2))]);
+        assert!(two.admit("a"));
+        assert!(two.admit("b"));
+        assert!(!two.admit("c"), "a third cluster waits while two roll");
+        // A cluster rolling already does not wait for itself.
+        assert!(two.admit("a"));
+        // One done, the one waiting takes its turn, and the next waits.
+        two.settle("a", false);
+        assert!(two.admit("c"));
+        assert!(!two.admit("a"));
+
+        let one = index(&[(OPERATOR_NAMESPACE, Some(1))]);
+        assert!(one.admit("a"));
+        assert!(!one.admit("b"), "a second cluster waits while one rolls");
+        one.settle("a", false);
+        assert!(one.admit("b"));
+
+        // Unset, or set in a namespace's object (read from the operator's
+        // only): one at a time.
+        for objects in [
+            vec![(OPERATOR_NAMESPACE, None)],
+            vec![("shop", Some(2))],
+            vec![(OPERATOR_NAMESPACE, None), ("shop", Some(2))],
+        ] {
+            let unset = index(&objects);
+            assert!(unset.admit("a"), "{objects:?}");
+            assert!(!unset.admit("b"), "{objects:?}");
+        }
+    }
+}

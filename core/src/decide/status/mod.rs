@@ -60,6 +60,10 @@ fn condition(
 /// fails (`ContainerFailureObserved`): a failure a person must act on
 /// (the shell also raises it as a Warning Event).
 pub const REASON_CONTAINER_FAILING: &str = "ContainerFailing";
+/// `Ready` reason while the objects of the spec in force were refused
+/// (`ApplyResources` failed for good, e.g. a ServiceMonitor asked for
+/// where the API server does not serve the kind).
+pub const REASON_APPLY_REFUSED: &str = "ApplyRefused";
 
 /// How many failing containers the conditions name (each Event names
 /// its own).
@@ -133,6 +137,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ));
     }
     note_container_failures(&mut status, state);
+    note_apply_refused(&mut status, state, generation);
     note_upgrade(&mut status, &view);
     note_standby(&mut status, &view);
     status.backup = backup_status(state);
@@ -528,6 +533,31 @@ fn note_container_failures(status: &mut ValkeyClusterStatus, state: &ClusterStat
             c.message = format!("{}; {failing}", c.message);
         } else if c.type_ == CONDITION_DEGRADED && c.status == "True" {
             c.message = format!("{}; {failing}", c.message);
+        }
+    }
+}
+
+/// The objects of the observed generation refused (`ApplyResources`
+/// failed for good): `Failed`, and `Ready` says why and what to do.
+fn note_apply_refused(
+    status: &mut ValkeyClusterStatus,
+    state: &ClusterState,
+    generation: Option<i64>,
+) {
+    let Some((refused, why)) = state.apply_refused.as_ref() else {
+        return;
+    };
+    if generation != Some(*refused) {
+        return;
+    }
+    status.phase = Some(ClusterPhase::Failed);
+    for c in &mut status.conditions {
+        if c.type_ == CONDITION_READY {
+            c.status = "False".to_owned();
+            c.reason = REASON_APPLY_REFUSED.to_owned();
+            c.message = format!(
+                "the objects of generation {refused} were not applied: {why} (tried again when the spec changes)"
+            );
         }
     }
 }

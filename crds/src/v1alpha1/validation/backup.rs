@@ -10,8 +10,13 @@ use super::{FieldError, FieldErrorKind};
 use crate::v1alpha1::backup::{BackupDestination, ValkeyBackupSpec, parse_schedule};
 use crate::v1alpha1::spec::ValkeyClusterSpec;
 
-/// `spec.backup` and `spec.restoreFrom`.
-pub(super) fn check_backup(spec: &ValkeyClusterSpec, errors: &mut Errors) {
+/// `spec.backup` and `spec.restoreFrom`; `old` is the spec in force, if
+/// any.
+pub(super) fn check_backup(
+    spec: &ValkeyClusterSpec,
+    old: Option<&ValkeyClusterSpec>,
+    errors: &mut Errors,
+) {
     let backup = &spec.backup;
     if let Some(d) = &backup.destination {
         check_destination("spec.backup.destination", d, errors);
@@ -73,7 +78,22 @@ pub(super) fn check_backup(spec: &ValkeyClusterSpec, errors: &mut Errors) {
                 );
             }
             match &restore.destination {
-                Some(d) => check_destination("spec.restoreFrom.destination", d, errors),
+                Some(d) => {
+                    check_destination("spec.restoreFrom.destination", d, errors);
+                    // A prefix would be accepted and ignored: refused when
+                    // the restore is asked for. One in force (accepted
+                    // before this rule) is left alone: restoreFrom can no
+                    // longer change, so refusing it would refuse every later
+                    // change of the cluster, and its restore is done.
+                    let in_force = old.is_some_and(|o| o.restore_from == spec.restore_from);
+                    if d.prefix.is_some() && !in_force {
+                        errors.push(
+                            "spec.restoreFrom.destination.prefix",
+                            FieldErrorKind::Forbidden,
+                            "restoreFrom.destination.prefix is not used by a restore: the backup is found by restoreFrom.path alone, which already includes the prefix (e.g. \"<prefix>/<namespace>/<cluster>/<backup>\"); remove prefix and give the whole directory in path",
+                        );
+                    }
+                }
                 None => errors.push(
                     "spec.restoreFrom.destination",
                     FieldErrorKind::Required,

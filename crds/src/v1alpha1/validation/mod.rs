@@ -90,7 +90,7 @@ pub fn validate(
     config::check_config(&spec.config, &mut errors);
     check_policies(spec, &mut errors);
     check_secret_names(spec, &mut errors);
-    backup::check_backup(spec, &mut errors);
+    backup::check_backup(spec, old, &mut errors);
     errors.range(
         "spec.journal.maxEvents",
         spec.journal.max_events,

@@ -116,6 +116,11 @@ impl ClusterState {
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
                 let settled = self.settle(seq, intent_id, "failed");
+                if let (Some(Intent::ApplyResources { generation }), false) =
+                    (settled.as_ref().map(|s| &s.planned.intent), *retryable)
+                {
+                    self.apply_refused = Some((*generation, error.clone()));
+                }
                 if let (Some(Intent::SyncUsers { pod, .. }), false) =
                     (settled.as_ref().map(|s| &s.planned.intent), *retryable)
                 {
@@ -177,6 +182,7 @@ impl ClusterState {
         match intent {
             Intent::ApplyResources { generation } => {
                 self.applied_generation = Some(*generation);
+                self.apply_refused = None;
                 if let Some(binding) = self.binding.as_mut() {
                     binding.mark_due = false;
                     binding.rebound = false;

@@ -171,14 +171,7 @@ impl ClusterRuntime {
         if let Err(err) = self.stage(vec![recorded], None, false) {
             tracing::warn!(seq = self.state.last_seq, %err, "cannot journal a snapshot");
         }
-        // Keep `max_events` events; everything older is covered by the
-        // snapshot just stored.
-        let before = seq.saturating_add(1).min(
-            self.state
-                .last_seq
-                .saturating_sub(self.max_events)
-                .saturating_add(1),
-        );
+        let before = compact_before(seq, self.state.last_seq, self.max_events);
         if before > 1 {
             match self
                 .journal
@@ -200,5 +193,54 @@ impl ClusterRuntime {
                 }
             }
         }
+    }
+}
+
+/// How many events `journal.maxEvents` keeps. Validation refuses a number
+/// below its range; were one accepted anyway, zero still keeps the last
+/// event and a negative number keeps them all, never fewer.
+pub(super) fn events_kept(max_events: i64) -> u64 {
+    u64::try_from(max_events).unwrap_or(u64::MAX).max(1)
+}
+
+/// The first seq compaction keeps, the stream ending at `last_seq` with a
+/// durable snapshot at `snapshot_seq`: the newest `kept` events, and never
+/// an event the snapshot does not cover. Nothing is compacted when it is 1.
+pub(super) fn compact_before(snapshot_seq: u64, last_seq: u64, kept: u64) -> u64 {
+    snapshot_seq
+        .saturating_add(1)
+        .min(last_seq.saturating_sub(kept).saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{compact_before, events_kept};
+    use logbook_crds::ValkeyClusterSpec;
+
+    /// `journal.maxEvents` is the number of events compaction keeps: after
+    /// a snapshot at 5000 (and its `SnapshotRecorded` at 5001) the stream
+    /// keeps exactly that many, the oldest compacted.
+    #[test]
+    fn journal_max_events_is_the_number_of_events_compaction_keeps() {
+        let mut spec = ValkeyClusterSpec::default();
+        for max_events in [1_000, 2_000, 4_500] {
+            spec.journal.max_events = max_events;
+            let before = compact_before(5_000, 5_001, events_kept(spec.journal.max_events));
+            assert_eq!(5_001 - before + 1, u64::try_from(max_events).unwrap_or(0));
+        }
+        // More than the stream holds (the default, 100000): nothing goes.
+        let kept = events_kept(ValkeyClusterSpec::default().journal.max_events);
+        assert_eq!(compact_before(5_000, 5_001, kept), 1);
+        // Never past the snapshot: the events after it are kept whatever
+        // the bound.
+        spec.journal.max_events = 1_000;
+        assert_eq!(
+            compact_before(3_000, 5_001, events_kept(spec.journal.max_events)),
+            3_001
+        );
+        // A bound below one (never accepted): zero keeps the last event, a
+        // negative number everything.
+        assert_eq!(compact_before(5_000, 5_001, events_kept(0)), 5_001);
+        assert_eq!(compact_before(5_000, 5_001, events_kept(-5)), 1);
     }
 }

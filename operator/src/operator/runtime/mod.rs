@@ -408,7 +408,7 @@ impl ClusterRuntime {
         retain: bool,
         max_events: i64,
     ) -> Result<(), OperatorError> {
-        self.max_events = u64::try_from(max_events).unwrap_or(u64::MAX).max(1);
+        self.max_events = journaling::events_kept(max_events);
         if retain != self.retain {
             let store = factory
                 .store_for(&self.meta, retain)?
@@ -780,15 +780,10 @@ impl ClusterRuntime {
         }
     }
 
-    /// The policy this cluster runs under: the operator's flags with the
-    /// spec's probe settings.
+    /// The policy this cluster runs under: [`policy_of`] its spec and
+    /// the operator's flags.
     fn policy_for(&self, spec: &ValkeyClusterSpec) -> Policy {
-        Policy {
-            probe_interval_ms: u64::try_from(spec.failover.probe_interval_milliseconds)
-                .unwrap_or(500),
-            failure_threshold: u32::try_from(spec.failover.failure_threshold).unwrap_or(3),
-            features: self.features.clone(),
-        }
+        policy_of(spec, &self.features)
     }
 
     /// Journals the policy when it differs from the one in force.
@@ -805,6 +800,20 @@ impl ClusterRuntime {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The policy a cluster of `spec` runs under, with the operator's feature
+/// flags `features`: `failover.probeIntervalMilliseconds` and
+/// `failover.failureThreshold` become the probe interval and the count of
+/// failed probes the decider and the prober use. A negative value (refused
+/// by validation, so never accepted) falls back to the built-in default
+/// rather than wrapping around.
+pub(crate) fn policy_of(spec: &ValkeyClusterSpec, features: &BTreeMap<String, bool>) -> Policy {
+    Policy {
+        probe_interval_ms: u64::try_from(spec.failover.probe_interval_milliseconds).unwrap_or(500),
+        failure_threshold: u32::try_from(spec.failover.failure_threshold).unwrap_or(3),
+        features: features.clone(),
     }
 }
 
@@ -835,5 +844,35 @@ mod tests {
         let standing = Duration::from_millis(u64::try_from(STANDING_MS).unwrap());
         assert!(standing >= 2 * super::super::reconcile::RESYNC);
         assert!(standing >= super::super::reconcile::RESYNC + MAX_BACKOFF);
+    }
+
+    /// The spec's probe settings are the policy the operator journals
+    /// (`PolicyRecorded`) and runs under, value for value, with the
+    /// operator's flags beside them.
+    #[test]
+    fn the_failover_probe_settings_become_the_policy() {
+        let mut spec = ValkeyClusterSpec::default();
+        spec.failover.probe_interval_milliseconds = 250;
+        spec.failover.failure_threshold = 7;
+        let features = BTreeMap::from([("example".to_owned(), true)]);
+        let policy = policy_of(&spec, &features);
+        assert_eq!(policy.probe_interval_ms, 250);
+        assert_eq!(policy.failure_threshold, 7);
+        assert_eq!(policy.features, features);
+        // Another value is another policy: a changed spec is journaled.
+        spec.failover.probe_interval_milliseconds = 60_000;
+        spec.failover.failure_threshold = 1;
+        let changed = policy_of(&spec, &features);
+        assert_eq!(
+            (changed.probe_interval_ms, changed.failure_threshold),
+            (60_000, 1)
+        );
+        assert_ne!(changed, policy);
+        // The defaults, unset in the spec.
+        let default = policy_of(&ValkeyClusterSpec::default(), &BTreeMap::new());
+        assert_eq!(
+            (default.probe_interval_ms, default.failure_threshold),
+            (500, 3)
+        );
     }
 }

@@ -20,6 +20,7 @@ use crate::v1alpha1::{
     IssuerRef, Persistence, SecretKeyRef, SentinelSpec, Topology, ValkeyClusterSpec,
 };
 
+mod restore;
 mod security_and_config;
 
 fn spec(topology: Topology) -> ValkeyClusterSpec {
