@@ -297,6 +297,33 @@ impl Cluster {
         &self,
         parameters: &[String],
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+        let (password, addrs) = self.servers().await?;
+        let mut observed = BTreeMap::new();
+        for (pod, addr) in addrs {
+            let mut settings = BTreeMap::new();
+            for p in parameters {
+                let reply: Result<Vec<String>, _> = crate::conn::query_once(
+                    &addr,
+                    Some(&password),
+                    redis::cmd("CONFIG").arg("GET").arg(p),
+                    "CONFIG GET",
+                    Duration::from_secs(2),
+                )
+                .await;
+                if let Ok(reply) = reply
+                    && let [key, value] = reply.as_slice()
+                {
+                    settings.insert(key.clone(), value.clone());
+                }
+            }
+            observed.insert(pod, settings);
+        }
+        Ok(observed)
+    }
+
+    /// The cluster's generated password and its data pods' addresses
+    /// (pod → `ip:6379`; Sentinels left out).
+    async fn servers(&self) -> Result<(logbook::valkey::Password, Vec<(String, String)>), String> {
         use k8s_openapi::api::core::v1::{Pod, Secret};
         use logbook::resources::labels;
         let secret = Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
@@ -314,33 +341,42 @@ impl Cluster {
             .list(&kube::api::ListParams::default().labels(&labels::selector_string(NAME)))
             .await
             .map_err(|e| e.to_string())?;
-        let mut observed = BTreeMap::new();
-        for pod in pods.items {
-            let (Some(name), Some(ip)) =
-                (pod.metadata.name.clone(), pod.status.and_then(|s| s.pod_ip))
-            else {
-                continue;
-            };
-            let addr = format!("{ip}:{}", logbook::resources::VALKEY_PORT);
-            let mut settings = BTreeMap::new();
-            for p in parameters {
-                let reply: Result<Vec<String>, _> = crate::conn::query_once(
-                    &addr,
-                    Some(&password),
-                    redis::cmd("CONFIG").arg("GET").arg(p),
-                    "CONFIG GET",
-                    Duration::from_secs(2),
-                )
-                .await;
-                if let Ok(reply) = reply
-                    && let [key, value] = reply.as_slice()
-                {
-                    settings.insert(key.clone(), value.clone());
-                }
+        let addrs = pods
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let ip = p.status?.pod_ip?;
+                Some((
+                    p.metadata.name?,
+                    format!("{ip}:{}", logbook::resources::VALKEY_PORT),
+                ))
+            })
+            .collect();
+        Ok((password, addrs))
+    }
+
+    /// The role each data pod answers with (`ROLE`'s first element:
+    /// `master`, `slave`), as [`Self::settings_on_servers`] asks them.
+    pub(super) async fn roles_on_servers(&self) -> Result<BTreeMap<String, String>, String> {
+        let (password, addrs) = self.servers().await?;
+        let mut roles = BTreeMap::new();
+        for (pod, addr) in addrs {
+            let reply: Result<redis::Value, _> = crate::conn::query_once(
+                &addr,
+                Some(&password),
+                &redis::cmd("ROLE"),
+                "ROLE",
+                Duration::from_secs(2),
+            )
+            .await;
+            if let Ok(redis::Value::Array(items)) = reply
+                && let Some(redis::Value::BulkString(role)) = items.first()
+            {
+                roles.insert(pod, String::from_utf8_lossy(role).into_owned());
             }
-            observed.insert(name, settings);
         }
-        Ok(observed)
+        Ok(roles)
     }
 
     /// How many Events of `reason` the cluster has had.

@@ -623,7 +623,7 @@ async fn run_step(
             // On the servers themselves: the setting every data node
             // reports (a step that brought its own password is not
             // judged there).
-            let expected = super::field_oracles::expected(m);
+            let expected = super::field_oracles::expected(m, attempted);
             if !expected.is_empty() {
                 let parameters: Vec<String> =
                     expected.iter().map(|e| e.parameter.clone()).collect();
@@ -631,6 +631,12 @@ async fn run_step(
                     on_servers = !observed.is_empty();
                     findings.extend(super::field_oracles::judge(&m.path, &expected, &observed));
                 }
+            }
+            if let Some(roles) = super::field_oracles::expected_roles(m, attempted)
+                && let Ok(seen) = cluster.roles_on_servers().await
+            {
+                on_servers = true;
+                findings.extend(super::field_oracles::judge_roles(roles, &seen));
             }
             let needles = reflected_values(m);
             if !needles.is_empty()
