@@ -56,12 +56,8 @@ pub(super) fn expected(m: &Mutation, attempted: &Value) -> Vec<Expected> {
         return vec![setting(&directive, as_reported(value))];
     }
     if m.path == "/storage/persistence" {
-        let (rdb, aof) = match value.as_str() {
-            "None" => (false, false),
-            "Rdb" => (true, false),
-            "Aof" => (false, true),
-            "RdbAndAof" => (true, true),
-            _ => return Vec::new(),
+        let Some((rdb, aof)) = persistence_parts(value) else {
+            return Vec::new();
         };
         return vec![
             setting(
@@ -76,6 +72,18 @@ pub(super) fn expected(m: &Mutation, attempted: &Value) -> Vec<Expected> {
         ];
     }
     Vec::new()
+}
+
+/// A `storage.persistence` as Valkey says it: (RDB snapshots on a
+/// schedule, the append-only file); `None` for a value it is not.
+pub(super) fn persistence_parts(persistence: &str) -> Option<(bool, bool)> {
+    match persistence {
+        "None" => Some((false, false)),
+        "Rdb" => Some((true, false)),
+        "Aof" => Some((false, true)),
+        "RdbAndAof" => Some((true, true)),
+        _ => None,
+    }
 }
 
 /// What a converged `replicas` of a Replication cluster must show on the

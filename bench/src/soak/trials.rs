@@ -784,12 +784,8 @@ fn reflected_values(m: &Mutation) -> Vec<String> {
     {
         // Valkey's own words: RDB snapshots on a schedule or `save ""`,
         // the append-only file on or off.
-        let (rdb, aof) = match p.as_str() {
-            "None" => (false, false),
-            "Rdb" => (true, false),
-            "Aof" => (false, true),
-            "RdbAndAof" => (true, true),
-            _ => return Vec::new(),
+        let Some((rdb, aof)) = super::field_oracles::persistence_parts(p) else {
+            return Vec::new();
         };
         return vec![
             if rdb { "save 3600" } else { "save \"\"" }.to_owned(),

@@ -22,8 +22,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Probe, ResourceRequirements, Service, ServicePort,
-    ServiceSpec, TCPSocketAction,
+    Container, EnvVar, ResourceRequirements, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -31,7 +30,7 @@ use logbook_crds::ValkeyClusterSpec;
 
 use super::internal_users::{METRICS_USER, internal_env};
 use super::labels::{CLUSTER, COMPONENT, COMPONENT_METRICS, INSTANCE};
-use super::statefulset::{field_env, tls_mount};
+use super::statefulset::{field_env, tcp_served, tls_mount};
 use super::{ClusterMeta, POD_IP_ENV, TLS_DIR};
 
 /// The exporter container's name.
@@ -92,34 +91,12 @@ pub fn exporter_container(
                 e
             }),
     );
-    let tcp = || TCPSocketAction {
-        port: IntOrString::Int(i32::from(EXPORTER_PORT)),
-        host: None,
-    };
     Some(Container {
         name: EXPORTER_CONTAINER_NAME.to_owned(),
         image: Some(spec.metrics.effective_image().to_owned()),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
         args: Some(args),
         env: Some(env),
-        ports: Some(vec![ContainerPort {
-            name: Some(EXPORTER_PORT_NAME.to_owned()),
-            container_port: i32::from(EXPORTER_PORT),
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            period_seconds: Some(5),
-            ..Probe::default()
-        }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(tcp()),
-            initial_delay_seconds: Some(10),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_owned(), Quantity("10m".to_owned())),
@@ -133,9 +110,7 @@ pub fn exporter_container(
         }),
         volume_mounts: tls.then(|| vec![tls_mount()]),
         security_context: spec.security_context.clone(),
-        // Why it failed, in its status (the tail of its log).
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
+        ..tcp_served(EXPORTER_PORT_NAME, EXPORTER_PORT, 5)
     })
 }
 

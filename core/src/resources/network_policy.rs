@@ -126,6 +126,15 @@ mod tests {
     use super::super::test_support::meta;
     use super::*;
 
+    /// The ports a rule admits.
+    fn ports_of(rule: &NetworkPolicyIngressRule) -> Vec<IntOrString> {
+        rule.ports
+            .iter()
+            .flatten()
+            .map(|p| p.port.clone().unwrap())
+            .collect()
+    }
+
     #[test]
     fn only_own_pods_the_operator_and_the_allowed_peers_get_in() {
         let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
@@ -151,14 +160,10 @@ mod tests {
                 .unwrap()["kubernetes.io/metadata.name"],
             "ops"
         );
-        let ports: Vec<_> = ingress[1]
-            .ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.port.clone().unwrap())
-            .collect();
-        assert_eq!(ports, [IntOrString::Int(6379), IntOrString::Int(26379)]);
+        assert_eq!(
+            ports_of(&ingress[1]),
+            [IntOrString::Int(6379), IntOrString::Int(26379)]
+        );
 
         spec.network_policy.allow_from = vec![NetworkPolicyPeer {
             pod_selector: Some(LabelSelector {
@@ -189,14 +194,10 @@ mod tests {
             .unwrap()
             .ingress
             .unwrap();
-        let ports: Vec<_> = ingress[2]
-            .ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.port.clone().unwrap())
-            .collect();
-        assert_eq!(ports, [IntOrString::Int(6379), IntOrString::Int(9121)]);
+        assert_eq!(
+            ports_of(&ingress[2]),
+            [IntOrString::Int(6379), IntOrString::Int(9121)]
+        );
     }
 
     /// `allowFrom` is networking/v1's `NetworkPolicyPeer`, passed through:

@@ -242,25 +242,36 @@ pub(super) struct ScriptContainer<'a> {
 /// security context applies to each (a restricted namespace needs it on
 /// every container).
 pub(super) fn script_container(spec: &ValkeyClusterSpec, c: ScriptContainer<'_>) -> Container {
-    let tcp = || TCPSocketAction {
-        port: IntOrString::Int(i32::from(c.port)),
-        host: None,
-    };
     Container {
         name: c.name.to_owned(),
         image: Some(spec.image.clone()),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
         command: Some(vec!["sh".to_owned(), format!("{}/start.sh", c.config_dir)]),
         env: Some(c.env),
+        security_context: spec.security_context.clone(),
+        ..tcp_served(c.port_name, c.port, c.readiness_period_seconds)
+    }
+}
+
+/// A container serving TCP on `port` (named `port_name`): ready within two
+/// readiness periods of listening, alive unless it stopped listening for a
+/// minute; when it fails it says why in its status (the tail of its log),
+/// which the operator journals and puts in the cluster's.
+pub(super) fn tcp_served(port_name: &str, port: u16, readiness_period_seconds: i32) -> Container {
+    let tcp = || TCPSocketAction {
+        port: IntOrString::Int(i32::from(port)),
+        host: None,
+    };
+    Container {
         ports: Some(vec![ContainerPort {
-            name: Some(c.port_name.to_owned()),
-            container_port: i32::from(c.port),
+            name: Some(port_name.to_owned()),
+            container_port: i32::from(port),
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
         readiness_probe: Some(Probe {
             tcp_socket: Some(tcp()),
-            period_seconds: Some(c.readiness_period_seconds),
+            period_seconds: Some(readiness_period_seconds),
             failure_threshold: Some(2),
             ..Probe::default()
         }),
@@ -271,9 +282,6 @@ pub(super) fn script_container(spec: &ValkeyClusterSpec, c: ScriptContainer<'_>)
             failure_threshold: Some(6),
             ..Probe::default()
         }),
-        security_context: spec.security_context.clone(),
-        // A container that fails says why in its status (the tail of its
-        // log), which the operator journals and puts in the cluster's.
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }

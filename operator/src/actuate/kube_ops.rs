@@ -559,23 +559,44 @@ async fn request_certificate(
     let Some(secret) = target.spec.tls.certificate_secret(&meta.name) else {
         return Ok(());
     };
-    let resource = crate::tls::certificate_resource();
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let object = crate::tls::build_certificate(meta, target.spec, issuer, &secret);
+    apply_optional_kind(
+        client,
+        ns,
+        &crate::tls::certificate_resource(),
+        &object,
+        "spec.tls.issuerRef asks cert-manager for the certificate, but the API server does not know cert-manager's Certificate kind (cert-manager.io/v1): install cert-manager, or use tls.secretName or the operator's own CA (neither set)",
+    )
+    .await
+}
+
+/// Server-side applies `object`, of a kind another project defines
+/// (`resource`: cert-manager's, the Prometheus Operator's), which the API
+/// server may not serve: where it does not, the spec that asks for it is
+/// refused with `missing` (what to do).
+pub(super) async fn apply_optional_kind(
+    client: &Client,
+    ns: &str,
+    resource: &kube::api::ApiResource,
+    object: &kube::api::DynamicObject,
+    missing: &str,
+) -> Result<(), ActError> {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
     match api
         .patch(
-            &meta.name,
+            &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
+            &Patch::Apply(object),
         )
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(ActError::Refused(
-            "spec.tls.issuerRef asks cert-manager for the certificate, but the API server does not know cert-manager's Certificate kind (cert-manager.io/v1): install cert-manager, or use tls.secretName or the operator's own CA (neither set)".to_owned(),
-        )),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            Err(ActError::Refused(missing.to_owned()))
+        }
         Err(source) => Err(ActError::Kube {
-            what: format!("applying Certificate {ns}/{}", meta.name),
+            what: format!("applying {} {ns}/{name}", resource.kind),
             source,
         }),
     }

@@ -4,14 +4,12 @@
 //! do (a field asked for is never accepted and ignored).
 
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use logbook_crds::ValkeyClusterSpec;
 use serde_json::json;
 
 use super::ActError;
-use crate::resources::{ClusterMeta, EXPORTER_PORT_NAME, FIELD_MANAGER, labels};
+use crate::resources::{ClusterMeta, EXPORTER_PORT_NAME, labels};
 
 /// `monitoring.coreos.com/v1` `ServiceMonitor`.
 pub fn service_monitor_resource() -> ApiResource {
@@ -75,24 +73,14 @@ pub async fn reconcile_service_monitor(
             }),
         };
     }
-    let object = build_service_monitor(meta, spec);
-    match api
-        .patch(
-            &meta.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(ActError::Refused(
-            "spec.metrics.serviceMonitor asks for a ServiceMonitor, but the API server does not serve monitoring.coreos.com/v1 ServiceMonitor: install the Prometheus Operator's CRDs, or set metrics.serviceMonitor to false and scrape the exporters through the Service <name>-metrics (port metrics)".to_owned(),
-        )),
-        Err(source) => Err(ActError::Kube {
-            what: format!("applying ServiceMonitor {ns}/{}", meta.name),
-            source,
-        }),
-    }
+    super::kube_ops::apply_optional_kind(
+        client,
+        ns,
+        &service_monitor_resource(),
+        &build_service_monitor(meta, spec),
+        "spec.metrics.serviceMonitor asks for a ServiceMonitor, but the API server does not serve monitoring.coreos.com/v1 ServiceMonitor: install the Prometheus Operator's CRDs, or set metrics.serviceMonitor to false and scrape the exporters through the Service <name>-metrics (port metrics)",
+    )
+    .await
 }
 
 #[cfg(test)]
