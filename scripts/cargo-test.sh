@@ -71,6 +71,9 @@ if [ "$status" -eq 0 ]; then
 	job backups-chart-stale-state --test crash_lane -- --skip operator_crash:: "${skips[@]}"
 	job soak --test long_lane -- soak::
 	job other-packages --lib --bins --examples --benches "${named[@]}"
+	# Every other suite of the long lane, `samples::` among them (each
+	# file of config/samples/ applied and waited for: under a minute when
+	# every sample reaches its state).
 	job long-suites --test long_lane -- --skip effect_faults:: --skip soak:: "${skips[@]}"
 	job components --test components -- "${skips[@]}"
 	for s in "${sweeps[@]}"; do job "${s#effect_faults::}" --test long_lane -- --exact "$s"; done

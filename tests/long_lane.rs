@@ -1,6 +1,7 @@
 //! The long lane of `make test` (scripts/cargo-test.sh): the short effect
-//! sweeps (one test at a time), the short soak, and the longest end-to-end
-//! suites, one test binary.
+//! sweeps (one test at a time), the short soak, the longest end-to-end
+//! suites, and every sample of config/samples/ applied and waited for
+//! (`samples`), one test binary.
 //!
 //! Each module is a suite: `cargo test --test long_lane -- <suite>::` runs one.
 #![allow(
@@ -26,5 +27,6 @@ mod effect_faults;
 mod operator_cluster;
 mod operator_exporter;
 mod operator_reshard_classic;
+mod samples;
 mod soak;
 mod spec_trials;

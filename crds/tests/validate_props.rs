@@ -103,7 +103,7 @@ prop_compose! {
         s.config = config;
         s.labels = labels;
         s.annotations = annotations;
-        s.metrics = MetricsSpec { enabled: metrics, service_monitor: monitor };
+        s.metrics = MetricsSpec { enabled: metrics, service_monitor: monitor, image: None };
         s.pod_disruption_budget.max_unavailable = max_unavailable;
         s.journal.max_events = max_events;
         s.connection_secret = connection;

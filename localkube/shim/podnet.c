@@ -11,18 +11,28 @@
  *   is itself), and an unbound AF_INET TCP socket is bound to the pod
  *   address first so peers see the pod address as the source, not
  *   127.0.0.1 (the kernel's choice on loopback).
+ * - getaddrinfo() of a Service's name (under .svc or .svc.cluster.local)
+ *   answers the Service's ClusterIP from the hosts file the kubelet keeps
+ *   in its state dir ($LOCALKUBE_KUBELET/hosts, kubelet/dns.rs), read at
+ *   each lookup: the stand-in for cluster DNS. Every other name goes to
+ *   the host's resolver.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo *,
+                              struct addrinfo **);
 
 static int pod_addr(struct in_addr *out) {
     const char *s = getenv("LOCALKUBE_POD_IP");
@@ -93,4 +103,59 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
         return real_connect()(fd, (const struct sockaddr *)&dst, sizeof dst);
     }
     return real_connect()(fd, addr, len);
+}
+
+static getaddrinfo_fn real_getaddrinfo(void) {
+    static getaddrinfo_fn f;
+    if (f == NULL) f = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    return f;
+}
+
+/* Whether the first n bytes of name end with suffix (case-insensitive). */
+static int ends_with(const char *name, size_t n, const char *suffix) {
+    size_t k = strlen(suffix);
+    return n > k && strncasecmp(name + n - k, suffix, k) == 0;
+}
+
+/* The address the kubelet's hosts file gives the Service name `name` (an
+ * absolute name's trailing dot ignored), copied into ip; 0 when the name
+ * is no Service's or the file is not there. */
+static int service_addr(const char *name, char *ip, size_t len) {
+    const char *dir = getenv("LOCALKUBE_KUBELET");
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '.') n--;
+    if (dir == NULL || !(ends_with(name, n, ".svc") || ends_with(name, n, ".svc.cluster.local")))
+        return 0;
+    char path[4096];
+    int w = snprintf(path, sizeof path, "%s/hosts", dir);
+    if (w < 0 || (size_t)w >= sizeof path) return 0;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char *save = NULL;
+        char *addr = strtok_r(line, " \t\n", &save);
+        if (addr == NULL) continue;
+        for (char *h = strtok_r(NULL, " \t\n", &save); h != NULL;
+             h = strtok_r(NULL, " \t\n", &save)) {
+            if (strlen(h) == n && strncasecmp(h, name, n) == 0) {
+                if (strlen(addr) < len) {
+                    memcpy(ip, addr, strlen(addr) + 1);
+                    found = 1;
+                }
+                break;
+            }
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res) {
+    char ip[INET6_ADDRSTRLEN];
+    if (node != NULL && service_addr(node, ip, sizeof ip))
+        return real_getaddrinfo()(ip, service, hints, res);
+    return real_getaddrinfo()(node, service, hints, res);
 }

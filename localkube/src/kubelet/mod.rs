@@ -17,6 +17,11 @@
 //! to the pod address first, so a Valkey replica is seen by its primary at
 //! its pod IP (the issue allows "an equivalent" of a namespace; this is it).
 //!
+//! # Service names
+//! No cluster DNS answers here: the kubelet keeps a hosts file of the
+//! Services' names and ClusterIPs, which the same shim answers a pod's
+//! lookups of `*.svc` and `*.svc.cluster.local` from ([`dns`]).
+//!
 //! # Mounts
 //! Each container runs in its own mount namespace (`unshare --mount`), in
 //! which every volumeMount is bind-mounted at its mountPath, so the pod
@@ -34,6 +39,7 @@
 //! [`Faults::corrupt_pvc_data`].
 
 mod container;
+mod dns;
 mod env;
 mod faults;
 mod images;
@@ -293,6 +299,7 @@ impl Kubelet {
             return Err(e);
         }
         tasks.push(tokio::spawn(node::heartbeat(shared.clone())));
+        tasks.push(tokio::spawn(dns::keep_hosts_file(shared.clone())));
         tasks.push(tokio::spawn(worker::run(shared.clone())));
         Ok(KubeletHandle {
             shared,

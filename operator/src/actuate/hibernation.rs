@@ -285,8 +285,11 @@ pub async fn wake(
                     })?;
                 said.push(pod.clone());
             } else {
+                // INFO, not PING: a pod of a cluster that slept before it
+                // ever had a primary boots fenced, and a fenced replica
+                // answers PING with MASTERDOWN; INFO it answers.
                 valkey
-                    .ping(addr)
+                    .info_replication(addr)
                     .await
                     .map_err(valkey_err(format!("asking {pod} whether it answers")))?;
             }
