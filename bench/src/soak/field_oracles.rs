@@ -170,7 +170,7 @@ pub(super) fn judge(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::spec_mutations::{Expectation, MutationKind};
 

@@ -108,12 +108,11 @@ mod tests {
         // The other Services of the cluster do not match.
         let headless = crate::resources::build_headless_service(&meta, &spec);
         assert!(
-            headless
+            !headless
                 .metadata
                 .labels
                 .unwrap()
-                .get(labels::COMPONENT)
-                .is_none()
+                .contains_key(labels::COMPONENT)
         );
         assert_eq!(
             sm.data["spec"]["namespaceSelector"]["matchNames"][0],
