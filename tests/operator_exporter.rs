@@ -529,19 +529,10 @@ async fn exporters_are_scraped_by_prometheus_and_the_alerts_and_dashboard_follow
         },
     )
     .await;
-    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
-    let said = events
-        .list(&ListParams::default())
+    let said = warning_notes(&env.api())
         .await
-        .unwrap()
-        .items
-        .into_iter()
-        .any(|e| {
-            e.type_.as_deref() == Some("Warning")
-                && e.note
-                    .as_deref()
-                    .is_some_and(|n| n.contains("ServiceMonitor"))
-        });
+        .iter()
+        .any(|n| n.contains("ServiceMonitor"));
     assert!(said, "no Warning Event names the ServiceMonitor");
     let after: Vec<String> = env
         .pods(TLS)

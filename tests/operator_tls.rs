@@ -32,7 +32,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use logbook::journal_store::JournalBackend;
 use logbook_journal::{Event, Intent};
 use operator_common::*;
@@ -138,15 +138,7 @@ async fn process_ids(
 }
 
 async fn warnings(env: &Env) -> Vec<String> {
-    env.api::<KubeEvent>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .filter_map(|e| e.note)
-        .collect()
+    warning_notes(&env.api::<KubeEvent>()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

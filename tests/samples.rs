@@ -437,15 +437,7 @@ impl<'a> Space<'a> {
 
     /// The notes of this namespace's Warning Events.
     pub async fn warnings(&self) -> Vec<String> {
-        self.api::<k8s_openapi::api::events::v1::Event>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .filter_map(|e| e.note)
-            .collect()
+        warning_notes(&self.api::<k8s_openapi::api::events::v1::Event>()).await
     }
 
     /// For failure messages: cluster `name`'s status, this namespace's

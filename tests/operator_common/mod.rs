@@ -49,6 +49,19 @@ mod web;
 
 #[allow(unused_imports)]
 pub use cluster::*;
+
+/// The notes of the Warning Events `events` lists (a namespace's).
+pub async fn warning_notes(events: &Api<k8s_openapi::api::events::v1::Event>) -> Vec<String> {
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.note)
+        .collect()
+}
 #[allow(unused_imports)]
 pub use configmaps::*;
 #[allow(unused_imports)]

@@ -68,17 +68,7 @@ async fn replication_user_backup_restore(s: &Space<'_>) {
     let other = cli(&primary_addr, Some("app"), pw, &["SET", "other:1", "v"]).await;
     assert!(other.contains("NOPERM"), "app wrote outside app:*: {other}");
 
-    let out = s
-        .run
-        .apply_edited(Some(&s.ns), "backup.yaml", |text| {
-            text.replace(SAMPLE_ENDPOINT, &s.run.s3_endpoint)
-        })
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_with_bucket(s, "backup.yaml").await;
     let backup = wait_backup(s, "demo-now", "demo").await;
     assert_eq!(
         backup.location,
@@ -365,17 +355,7 @@ async fn tls_cert_manager(s: &Space<'_>) {
 /// backup-schedule.yaml: `orders` Ready, its next backup at the coming
 /// 03:00 UTC; a ValkeyBackup naming only the cluster goes to its bucket.
 async fn backup_schedule(s: &Space<'_>) {
-    let out = s
-        .run
-        .apply_edited(Some(&s.ns), "backup-schedule.yaml", |text| {
-            text.replace(SAMPLE_ENDPOINT, &s.run.s3_endpoint)
-        })
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_with_bucket(s, "backup-schedule.yaml").await;
     let orders = s
         .wait_cluster(
             "orders",
@@ -589,4 +569,19 @@ fn certificate_condition(vkc: &ValkeyCluster) -> Option<(bool, String)> {
         .iter()
         .find(|c| c.type_ == "CertificateReady")
         .map(|c| (c.status == "True", c.message.clone()))
+}
+
+/// Applies sample `name`, its bucket's endpoint made the test's S3 server.
+async fn apply_with_bucket(s: &Space<'_>, name: &str) {
+    let out = s
+        .run
+        .apply_edited(Some(&s.ns), name, |text| {
+            text.replace(SAMPLE_ENDPOINT, &s.run.s3_endpoint)
+        })
+        .await;
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
