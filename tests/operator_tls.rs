@@ -646,16 +646,6 @@ spec:
     env.finish().await;
 }
 
-/// The `CertificateReady` condition: (status True?, message).
-fn certificate_condition(vkc: &logbook_crds::ValkeyCluster) -> Option<(bool, String)> {
-    vkc.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "CertificateReady")
-        .map(|c| (c.status == "True", c.message.clone()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_over_tls_fails_over_a_killed_primary() {
     let mut env = Env::start_without_operator("tls-sentinel").await;

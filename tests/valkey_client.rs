@@ -334,6 +334,13 @@ async fn a_valkey_users_spec_is_the_acl_user_the_server_holds() {
     use logbook_crds::{ValkeyUser, ValkeyUserSpec};
 
     const PASSWORD: &str = "r3ports-pw";
+    /// The user set on the server as the operator sets it.
+    async fn set_on(addr: std::net::SocketAddr, username: &str, rules: &[String]) {
+        client()
+            .acl_setuser(addr, username, &Password::new(PASSWORD), rules, false)
+            .await
+            .unwrap();
+    }
     let server = Server::start(&[]);
     let mut spec: ValkeyUserSpec = serde_json::from_value(serde_json::json!({
         "cluster": "demo",
@@ -363,16 +370,7 @@ async fn a_valkey_users_spec_is_the_acl_user_the_server_holds() {
     };
     let record = apply(&spec);
     assert_eq!(record.username, "reports");
-    client()
-        .acl_setuser(
-            server.addr,
-            &record.username,
-            &Password::new(PASSWORD),
-            &record.rules,
-            false,
-        )
-        .await
-        .unwrap();
+    set_on(server.addr, &record.username, &record.rules).await;
     let mut admin = raw(server.addr).await;
     let users: Vec<String> = redis::cmd("ACL")
         .arg("USERS")
@@ -404,16 +402,7 @@ async fn a_valkey_users_spec_is_the_acl_user_the_server_holds() {
     // enabled: false — its logins refused, the user kept.
     spec.enabled = false;
     let record = apply(&spec);
-    client()
-        .acl_setuser(
-            server.addr,
-            &record.username,
-            &Password::new(PASSWORD),
-            &record.rules,
-            false,
-        )
-        .await
-        .unwrap();
+    set_on(server.addr, &record.username, &record.rules).await;
     let refused = redis::Client::open(as_user.as_str())
         .unwrap()
         .get_multiplexed_async_connection()

@@ -50,6 +50,16 @@ mod web;
 #[allow(unused_imports)]
 pub use cluster::*;
 
+/// The `CertificateReady` condition: (status True?, message).
+pub fn certificate_condition(vkc: &ValkeyCluster) -> Option<(bool, String)> {
+    vkc.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CertificateReady")
+        .map(|c| (c.status == "True", c.message.clone()))
+}
+
 /// The notes of the Warning Events `events` lists (a namespace's).
 pub async fn warning_notes(events: &Api<k8s_openapi::api::events::v1::Event>) -> Vec<String> {
     events

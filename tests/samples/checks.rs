@@ -561,16 +561,6 @@ fn next_scheduled(vkc: &ValkeyCluster) -> Option<String> {
     serde_json::to_value(at).ok()?.as_str().map(str::to_owned)
 }
 
-/// The `CertificateReady` condition: (status True?, message).
-fn certificate_condition(vkc: &ValkeyCluster) -> Option<(bool, String)> {
-    vkc.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "CertificateReady")
-        .map(|c| (c.status == "True", c.message.clone()))
-}
-
 /// Applies sample `name`, its bucket's endpoint made the test's S3 server.
 async fn apply_with_bucket(s: &Space<'_>, name: &str) {
     let out = s

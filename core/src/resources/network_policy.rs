@@ -126,6 +126,16 @@ mod tests {
     use super::super::test_support::meta;
     use super::*;
 
+    /// The ingress rules of `spec`'s policy (the operator in `ops`).
+    fn ingress_of(spec: &ValkeyClusterSpec) -> Vec<NetworkPolicyIngressRule> {
+        build_network_policy(&meta(), spec, "ops")
+            .unwrap()
+            .spec
+            .unwrap()
+            .ingress
+            .unwrap()
+    }
+
     /// The ports a rule admits.
     fn ports_of(rule: &NetworkPolicyIngressRule) -> Vec<IntOrString> {
         rule.ports
@@ -173,12 +183,7 @@ mod tests {
             ..NetworkPolicyPeer::default()
         }];
         spec.topology = Topology::Replication;
-        let ingress = build_network_policy(&meta(), &spec, "ops")
-            .unwrap()
-            .spec
-            .unwrap()
-            .ingress
-            .unwrap();
+        let ingress = ingress_of(&spec);
         assert_eq!(ingress.len(), 3);
         assert_eq!(ingress[2].from.as_ref().unwrap().len(), 1);
         assert_eq!(
@@ -188,12 +193,7 @@ mod tests {
         );
         // The exporters' port, with them, for the Prometheus among the peers.
         spec.metrics.enabled = true;
-        let ingress = build_network_policy(&meta(), &spec, "ops")
-            .unwrap()
-            .spec
-            .unwrap()
-            .ingress
-            .unwrap();
+        let ingress = ingress_of(&spec);
         assert_eq!(
             ports_of(&ingress[2]),
             [IntOrString::Int(6379), IntOrString::Int(9121)]
@@ -218,12 +218,7 @@ mod tests {
         let mut spec = ValkeyClusterSpec::default();
         spec.network_policy.enabled = true;
         spec.network_policy.allow_from = serde_json::from_value(peers.clone()).unwrap();
-        let ingress = build_network_policy(&meta(), &spec, "ops")
-            .unwrap()
-            .spec
-            .unwrap()
-            .ingress
-            .unwrap();
+        let ingress = ingress_of(&spec);
         assert_eq!(
             serde_json::to_value(ingress[2].from.as_ref().unwrap()).unwrap(),
             peers
