@@ -68,8 +68,52 @@ until_ok 60 sh -c "\"$KUBECTL\" get node $node -o jsonpath='{.status.conditions[
 runtime=$("$KUBECTL" get node "$node" -o jsonpath='{.status.nodeInfo.containerRuntimeVersion} {.status.nodeInfo.kubeletVersion}')
 ok "node $node Ready: $runtime"
 
-"$HELM" install logbook "$ROOT/charts/logbook" --namespace "$NS" --create-namespace \
-	--set leaderElection.leaseSeconds=15 --set ui.enabled=true >/dev/null || fail "helm install"
+# The README's quickstart, run as written (between its quickstart
+# markers) by a newcomer's shell in the checkout: `make images` (packing
+# the debug binaries: IMAGE_PROFILE=dev, as `make test-images` did), the
+# archive imported into the node's containerd with `ctr` (the node's
+# socket is not containerd's default one: CONTAINERD_ADDRESS), `helm
+# install` of the chart as it is, the quickstart cluster and its user, and
+# the application that reads REDIS_URL from the user's Secret.
+quickstart=$(awk '/<!-- quickstart:begin -->/ { on = 1; next } /<!-- quickstart:end -->/ { on = 0 } on && !/^```/' "$ROOT/README.md")
+[ -n "$quickstart" ] || fail "no quickstart between the markers of README.md"
+(cd "$ROOT" && PATH="$ROOT/.tools/bin:$ROOT/.tools/bin/node:$PATH" IMAGE_PROFILE=dev \
+	CONTAINERD_ADDRESS=/run/containerd-node/containerd.sock bash -euo pipefail -c "$quickstart") >"$DIR/quickstart.log" 2>&1 \
+	|| { tail -n 40 "$DIR/quickstart.log"; "$KUBECTL" get valkeycluster,valkeyuser,pods -o wide || true; fail "the README's quickstart failed"; }
+grep -q 'wrote app:greeting: hello from quickstart-app' "$DIR/quickstart.log" && grep -q 'NOPERM' "$DIR/quickstart.log" \
+	|| { cat "$DIR/quickstart.log"; fail "the quickstart's application did not write as its user and stay within app:*"; }
+ok "the README's quickstart as written: the chart installed, quickstart Ready, the application wrote as quickstart-app and was refused outside app:*"
+
+# `helm upgrade` of the operator restarts no Valkey pod: the quickstart's
+# pods keep their UIDs and restart counts while the operator's pods are
+# replaced (the values change rolls its Deployment).
+valkey_pods() { "$KUBECTL" get pods -l app.kubernetes.io/instance=quickstart,app.kubernetes.io/name=valkey \
+	-o jsonpath='{range .items[*]}{.metadata.name}/{.metadata.uid}/{.status.containerStatuses[0].restartCount} {end}'; }
+before=$(valkey_pods)
+op_before=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.uid}')
+"$HELM" upgrade logbook "$ROOT/charts/logbook" --namespace "$NS" \
+	--set leaderElection.leaseSeconds=15 --set ui.enabled=true >/dev/null || fail "helm upgrade"
+until_ok 240 "$KUBECTL" -n "$NS" rollout status deployment/logbook --timeout=5s \
+	|| fail "the operator's Deployment did not roll out after helm upgrade"
+op_after=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.uid}')
+for uid in $op_before; do
+	case " $op_after " in *" $uid "*) fail "operator pod $uid was not replaced by helm upgrade" ;; esac
+done
+new_leader() {
+	local holder
+	holder=$("$KUBECTL" -n "$NS" get lease logbook-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)
+	[ -n "$holder" ] && "$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o name | grep -q "/$holder\$"
+}
+until_ok 90 new_leader || fail "no new operator pod took the Lease after helm upgrade"
+# Long enough for the new leader to have read the journal and acted, if
+# it were going to.
+sleep 10
+after=$(valkey_pods)
+[ "$before" = "$after" ] || fail "helm upgrade changed the Valkey pods: before $before, after $after"
+[ "$("$KUBECTL" get valkeycluster quickstart -o jsonpath='{.status.phase}')" = Ready ] || fail "quickstart not Ready after helm upgrade"
+ok "helm upgrade replaced the operator's pods and restarted no Valkey pod ($(echo $after | wc -w) pods kept)"
+"$KUBECTL" delete -f "$ROOT/config/samples/quickstart-app.yaml" -f "$ROOT/config/samples/quickstart.yaml" --wait=false >/dev/null \
+	|| fail "kubectl delete the quickstart"
 until_ok 240 "$KUBECTL" -n "$NS" rollout status deployment/logbook --timeout=5s \
 	|| fail "the operator's Deployment did not become available"
 pods=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.name}')

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 mod field_table;
+mod readme;
 
 fn read(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);

@@ -91,10 +91,13 @@ pub enum Group {
     Hibernation,
     /// The `default` user's password from one's own Secret.
     Password,
+    /// The README's quickstart: a cluster, a user with its connection
+    /// Secret, and the application that reads `REDIS_URL` from it.
+    Quickstart,
 }
 
 impl Group {
-    const ALL: [Group; 13] = [
+    const ALL: [Group; 14] = [
         Group::Replication,
         Group::Standby,
         Group::Cluster,
@@ -108,6 +111,7 @@ impl Group {
         Group::Placement,
         Group::Hibernation,
         Group::Password,
+        Group::Quickstart,
     ];
 
     /// The files of `config/samples/` it applies, in order.
@@ -131,6 +135,7 @@ impl Group {
             Group::Placement => &["placement.yaml"],
             Group::Hibernation => &["hibernation.yaml"],
             Group::Password => &["password.yaml"],
+            Group::Quickstart => &["quickstart.yaml", "quickstart-app.yaml"],
         }
     }
 

@@ -147,7 +147,7 @@ fn rows() -> Vec<Row> {
 
 /// The served versions of every CRD of the chart, each with its spec's
 /// leaves in the schema's order.
-fn served() -> BTreeMap<(String, String), Vec<String>> {
+pub(super) fn served() -> BTreeMap<(String, String), Vec<String>> {
     let dir = root().join(CRDS_DIR);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

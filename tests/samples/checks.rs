@@ -39,6 +39,7 @@ pub async fn check(run: &Run<'_>, group: Group) {
         Group::Placement => placement(s).await,
         Group::Hibernation => hibernation(s).await,
         Group::Password => password(s).await,
+        Group::Quickstart => quickstart(s).await,
     }
 }
 
@@ -276,6 +277,60 @@ async fn standalone_app(s: &Space<'_>) {
         let got = cli(&addr, Some("checkout"), pw, refused).await;
         assert!(got.contains("NOPERM"), "checkout ran {refused:?}: {got}");
     }
+}
+
+/// quickstart.yaml and quickstart-app.yaml, as the README runs them:
+/// `quickstart` Ready with 3 pods, `quickstart-app` on 3/3 nodes with its
+/// connection Secret, and the application pod done, having written and
+/// read back `app:greeting` through `REDIS_URL` and been refused a key
+/// outside `app:`.
+async fn quickstart(s: &Space<'_>) {
+    s.apply("quickstart.yaml").await;
+    s.wait_ready("quickstart", 3).await;
+    wait_user(s, "quickstart-app", "quickstart", 3).await;
+    s.apply("quickstart-app.yaml").await;
+    let logs = s
+        .until(
+            "quickstart",
+            "the quickstart-app pod to finish",
+            || async move {
+                let out = s
+                    .run
+                    .kubectl(
+                        Some(&s.ns),
+                        &[
+                            "get",
+                            "pod",
+                            "quickstart-app",
+                            "-o",
+                            "jsonpath={.status.phase}",
+                        ],
+                        None,
+                    )
+                    .await;
+                let phase = String::from_utf8_lossy(&out.stdout).into_owned();
+                let logs = s
+                    .run
+                    .kubectl(Some(&s.ns), &["logs", "quickstart-app"], None)
+                    .await;
+                let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+                match phase.as_str() {
+                    "Succeeded" => Ok(logs),
+                    _ => Err(format!("phase {phase:?}, logs {logs:?}")),
+                }
+            },
+        )
+        .await;
+    assert!(
+        logs.contains("as quickstart-app")
+            && logs.contains("wrote app:greeting: hello from quickstart-app"),
+        "{logs}"
+    );
+    assert!(logs.contains("app:visits is now 1"), "{logs}");
+    assert!(
+        logs.contains("NOPERM"),
+        "the app wrote outside app:*: {logs}"
+    );
 }
 
 /// tls.yaml: Ready with 3 pods, `rediss://` in the connection Secret.
