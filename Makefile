@@ -28,7 +28,7 @@ setup:
 ## with clippy's driver (as lint-build), so none of them builds again; the
 ## suites the real control plane's tier runs are not also run on localkube.
 ## Each step prints how long it took (CI's budget is 40 minutes).
-TEST_STEPS = setup fmt-check core lint-build chart test-images unit kubernetes test-node
+TEST_STEPS = setup fmt-check core lint-build chart test-images release-check unit kubernetes test-node
 test: export RUSTC_WORKSPACE_WRAPPER = $(CLIPPY_WRAPPER)
 test: export CLIPPY_ARGS = $(CLIPPY_DENY)
 test: export LOGBOOK_UNIT_LEAVE_TO_KUBERNETES = 1
@@ -220,6 +220,16 @@ images:
 
 test-images:
 	IMAGE_PROFILE=dev bash scripts/images.sh
+
+## release-check: what can be checked here of the release pipeline
+## (.github/workflows/release.yml): actionlint of the workflows, the chart
+## packaged as the release packages it, the image's name, entrypoint and
+## user against `make images`' archive, and the krew manifest
+## (plugins/valkey.yaml). About a second; part of `make test`, after
+## test-images (scripts/release-check.sh).
+.PHONY: release-check
+release-check:
+	bash scripts/release-check.sh
 
 ## test-node: helm install, a Replication sample and a failover on the real
 ## node (scripts/test-node.sh; part of `make test`).

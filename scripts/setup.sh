@@ -118,6 +118,8 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
+# shellcheck: actionlint checks the workflows' scripts with it (make release-check).
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_cmd apt-get "install ${missing[*]} by hand on a non-Debian machine"
 	say "installing Debian packages: ${missing[*]}"
@@ -178,6 +180,16 @@ if [ "$(id -u)" = 0 ]; then
 		nohup nice -n 19 bash "$(dirname "$0")/node.sh" build >"$TOOLS/node-build.log" 2>&1 </dev/null &
 		say "building the real node in the background, after the control plane (log: .tools/node-build.log)"
 	fi
+fi
+
+# actionlint, for `make release-check` (the release workflow's lint),
+# from its Go module: one binary in .tools/bin, built in about a minute.
+ACTIONLINT_VERSION=v1.7.12
+actionlint_version=$("$TOOLS/bin/actionlint" -version 2>/dev/null || true)
+if [ "${actionlint_version%%$'\n'*}" != "$ACTIONLINT_VERSION" ]; then
+	need_cmd go "install Go (https://go.dev/dl/), needed for actionlint and the control plane"
+	say "building actionlint $ACTIONLINT_VERSION from its Go module"
+	GOBIN="$TOOLS/bin" GOFLAGS=-trimpath go install -ldflags='-s -w' "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi
 
 # Fetch every crate once, so the test steps below never race on the network.
