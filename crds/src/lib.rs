@@ -14,6 +14,7 @@ pub mod crdgen;
 pub mod hub;
 pub mod layers;
 pub mod quantity;
+pub mod reference;
 pub mod v1alpha1;
 pub mod v1beta1;
 
