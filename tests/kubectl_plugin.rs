@@ -11,6 +11,12 @@
 //! stdin; an unknown cluster; an unreachable API server; a 403 from a
 //! localkube enforcing RBAC, for a ServiceAccount that may read but not
 //! patch ValkeyClusters, reached with `--kubeconfig` and `--context`.
+//! `status` shows versions, backups, the certificate, users and what the
+//! operator is doing; `backup` refused without a destination, then taken
+//! to moto's S3 server and waited for; `logs` of the pods, and of a
+//! stand-in operator pod filtered to the cluster's lines; `cli` refused
+//! with the API server's word on localkube (which serves no exec), run
+//! for real on the containers node.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,6 +26,7 @@
 )]
 
 use crate::operator_common;
+use crate::s3_server::S3Server;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,7 +34,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use logbook::journal_store::JournalBackend;
@@ -63,6 +70,9 @@ impl Plugin {
         )
         .unwrap();
         let mut path = OsString::from(bin.path());
+        // `kubectl valkey cli` runs `kubectl exec`: the same kubectl.
+        path.push(":");
+        path.push(kubectl().parent().unwrap());
         if let Some(rest) = std::env::var_os("PATH") {
             path.push(":");
             path.push(rest);
@@ -196,6 +206,17 @@ fn two_contexts(dir: &Path, dead: &str, rbac: &str, token: &str) -> PathBuf {
     path
 }
 
+/// What the stand-in operator logs: a line about no cluster, two about
+/// `default/demo` (JSON and text, as `operator/src/logging.rs` writes
+/// them), one about another cluster of the same name elsewhere and one
+/// about `default/demo2`.
+const OPERATOR_SAYS: &str = r#"echo operator says hello
+echo '{"timestamp":"2026-11-30T17:00:00Z","level":"INFO","target":"logbook","message":"json about demo","namespace":"default","name":"demo","seq":7}'
+echo '{"timestamp":"2026-11-30T17:00:01Z","level":"INFO","target":"logbook","message":"json about prod demo","namespace":"prod","name":"demo"}'
+echo '2026-11-30T17:00:02Z  INFO logbook::operator: text about demo name=demo namespace=default seq=8'
+echo '2026-11-30T17:00:03Z  INFO logbook::operator: text about demo2 name=demo2 namespace=default'
+sleep 3600"#;
+
 /// A stand-in operator pod in `logbook-system`, for `report`'s logs.
 async fn operator_pod(env: &Env) {
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
@@ -213,7 +234,7 @@ async fn operator_pod(env: &Env) {
         "spec": {"containers": [{
             "name": "operator",
             "image": "valkey/valkey:9.1",
-            "command": ["sh", "-c", "echo operator says hello; sleep 3600"]
+            "command": ["sh", "-c", OPERATOR_SAYS]
         }]}
     }))
     .unwrap();
@@ -247,6 +268,9 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
     let help = kv(&plugin, &kubeconfig, &["--help"]).await;
     for word in [
         "status",
+        "backup",
+        "logs",
+        "cli",
         "switchover",
         "failover",
         "pause",
@@ -312,6 +336,83 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
             "no offset in {line}"
         );
     }
+
+    // status: what else the published status holds, "none" where nothing.
+    assert!(ok(&table).starts_with("NAME "), "{}", table.stdout);
+    assert!(ok(&table).lines().next().unwrap().contains("VERSION"));
+    let image = env.vkc("demo").await.spec.image;
+    let tag = image.rsplit(':').next().unwrap();
+    assert!(line.contains(tag), "{line:?} lacks the image's tag {tag}");
+    for needed in [
+        "Version:",
+        "Doing now:",
+        "Backups:       none completed",
+        "no destination: set spec.backup.destination",
+        "Certificate:   none (TLS off)",
+        "Users:         none",
+    ] {
+        assert!(text.contains(needed), "status lacks {needed:?}:\n{text}");
+    }
+
+    // logs: each pod's last lines, prefixed with its name.
+    let logs = kv(&plugin, &kubeconfig, &["logs", "demo", "--tail", "5"]).await;
+    let text = ok(&logs);
+    for i in 0..3 {
+        let pod = format!("[demo-{i}] ");
+        let lines = text.lines().filter(|l| l.starts_with(&pod)).count();
+        assert!((1..=5).contains(&lines), "{lines} lines of {pod}in\n{text}");
+    }
+    assert!(text.lines().all(|l| l.starts_with("[demo-")), "{text}");
+    let none = kv(&plugin, &kubeconfig, &["logs", "nope"]).await;
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("valkeycluster \"nope\" not found"),
+        "{}",
+        none.stderr
+    );
+
+    // cli: the pod must be one of the cluster's; exec itself is the API
+    // server's to serve (localkube refuses it, a real node runs it).
+    let bad = kv(
+        &plugin,
+        &kubeconfig,
+        &["cli", "demo", "--pod", "demo-9", "--", "PING"],
+    )
+    .await;
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("\"demo-9\" is not a data pod of valkeycluster \"demo\""),
+        "{}",
+        bad.stderr
+    );
+    let set = kv(
+        &plugin,
+        &kubeconfig,
+        &["cli", "demo", "--", "SET", "cli-key", "from-cli"],
+    )
+    .await;
+    if on_containers() {
+        assert!(ok(&set).contains("OK"), "{}", set.stdout);
+        let got = kv(
+            &plugin,
+            &kubeconfig,
+            &["cli", "demo", "--pod", &replicas[0], "--", "GET", "cli-key"],
+        )
+        .await;
+        assert!(ok(&got).contains("from-cli"), "{}", got.stdout);
+    } else if !on_kubernetes() {
+        assert_eq!(set.code, 1, "{}", set.stderr);
+        assert!(
+            set.stderr
+                .contains(&format!("refused exec into pod {first}"))
+                && set.stderr.contains("pods/exec"),
+            "{}",
+            set.stderr
+        );
+    }
+    // Nothing of the password on the plugin's or kubectl's output.
+    assert!(!set.stderr.contains(&password) && !set.stdout.contains(&password));
 
     // switchover: refusals first, then a real one, waited for.
     let bad = kv(
@@ -448,8 +549,136 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         failovers.stdout
     );
 
+    // backup: refused without a destination, then taken to moto's S3.
+    let refused = kv(&plugin, &kubeconfig, &["backup", "demo"]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("has no backup destination: set spec.backup.destination"),
+        "{}",
+        refused.stderr
+    );
+    let missing = kv(&plugin, &kubeconfig, &["backup", "nope", "--wait"]).await;
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    let s3 = S3Server::start_at(env.host_for_pods(), None, &[]);
+    s3.create_bucket("plugin-backups");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "backup-s3"},
+        "stringData": {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "endpoint": s3.endpoint()}
+    }))
+    .unwrap();
+    env.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    env.patch(
+        "demo",
+        json!({"spec": {"backup": {"destination": {"bucket": "plugin-backups", "prefix": "logbook", "credentialsSecret": "backup-s3"}}}}),
+    )
+    .await;
+    let taken = kv(
+        &plugin,
+        &kubeconfig,
+        &["backup", "demo", "--wait", "--timeout", "120s"],
+    )
+    .await;
+    let text = ok(&taken);
+    let backup = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("valkeybackup/"))
+        .unwrap()
+        .to_owned();
+    assert!(backup.starts_with("demo-"), "{text}");
+    assert!(
+        text.contains(&format!("valkeybackup/{backup} completed in ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "at s3://plugin-backups/logbook/{NS}/demo/{backup}/"
+        )),
+        "{text}"
+    );
+    env.wait_status(
+        "demo",
+        Duration::from_secs(30),
+        "status.backup.lastCompleted",
+        |v| {
+            v.status
+                .as_ref()
+                .and_then(|s| s.backup.as_ref())
+                .and_then(|b| b.last_completed.as_deref())
+                == Some(backup.as_str())
+        },
+    )
+    .await;
+    let detail = kv(&plugin, &kubeconfig, &["status", "demo"]).await;
+    let text = ok(&detail);
+    assert!(
+        text.contains(&format!("Backups:       last completed {backup}, ")),
+        "{text}"
+    );
+    assert!(text.contains("no schedule"), "{text}");
+    // The last failover and why, from the decision that made it.
+    assert!(
+        text.contains("why: [Requested] failover requested"),
+        "{text}"
+    );
+    let version = redis_cli(
+        &env.service_addr("demo").await,
+        &password,
+        &["INFO", "server"],
+    );
+    let version = version
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("valkey_version:"))
+        .unwrap()
+        .to_owned();
+    let line = text.lines().find(|l| l.starts_with("Version:")).unwrap();
+    assert!(
+        line.contains(&format!("{version} ({image}) on every pod observed (3)")),
+        "{line} lacks {version} ({image})"
+    );
+
     // report: a tarball with every part, the operator's logs, no secret.
     operator_pod(&env).await;
+    // logs --operator: the operator's lines about this cluster only.
+    let op = kv(&plugin, &kubeconfig, &["logs", "demo", "--operator"]).await;
+    let lines: Vec<&str> = ok(&op).lines().collect();
+    assert_eq!(lines.len(), 2, "{}", op.stdout);
+    assert!(lines[0].starts_with("[logbook-operator-0] {") && lines[0].contains("json about demo"));
+    assert!(
+        lines[1].contains("text about demo name=demo"),
+        "{}",
+        lines[1]
+    );
+    let op = kv(
+        &plugin,
+        &kubeconfig,
+        &["logs", "demo", "--operator", "--tail", "1"],
+    )
+    .await;
+    assert_eq!(ok(&op).lines().count(), 1, "{}", op.stdout);
+    assert!(op.stdout.contains("text about demo"), "{}", op.stdout);
+    let elsewhere = kv(
+        &plugin,
+        &kubeconfig,
+        &[
+            "logs",
+            "demo",
+            "--operator",
+            "--operator-namespace",
+            "nowhere",
+        ],
+    )
+    .await;
+    assert_eq!(elsewhere.code, 1, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stderr.contains("--operator-namespace"),
+        "{}",
+        elsewhere.stderr
+    );
     let bundle = tmp.path().join("bundle.tar.gz");
     let made = kv(
         &plugin,

@@ -38,6 +38,8 @@ mod operator_upgrade;
 mod operator_users;
 mod replay_golden_record;
 mod replay_live;
+// `kubectl valkey backup` (kubectl_plugin) backs up to moto's S3.
+mod s3_server;
 mod tenant;
 mod ui;
 mod ui_auth;

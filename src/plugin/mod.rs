@@ -12,17 +12,21 @@
 //!   codes; `journal`: the journal read with the replay crate;
 //! - one file per command family: `status` (with `shards` for a Valkey
 //!   Cluster), `requests`, `events`, `replay`, `report` (with `tar` for
-//!   its archive); `format` for tables.
+//!   its archive), `backup`, `logs`, `cli` (valkey-cli through
+//!   `kubectl exec`); `format` for tables.
 //!
 //! It never prints a secret: it reads no Secret data, and the journal and
 //! the published status hold none.
 
+mod backup;
+mod cli;
 mod connect;
 mod defaults;
 mod error;
 mod events;
 mod format;
 mod journal;
+mod logs;
 mod replay;
 mod report;
 mod requests;
@@ -99,6 +103,55 @@ pub enum Command {
     Status {
         /// The ValkeyCluster.
         name: Option<String>,
+    },
+    /// Take a backup now: create a ValkeyBackup of the cluster to its
+    /// spec.backup.destination, print its name; with --wait, wait for it
+    /// and print its size, duration and location.
+    Backup {
+        /// The ValkeyCluster.
+        name: String,
+        /// Wait until the backup completes or fails.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits: `90s`, `10m`, or seconds.
+        #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "wait")]
+        timeout: Duration,
+    },
+    /// The log lines of the cluster's pods, each prefixed with its pod;
+    /// with --operator, the operator's own lines about this cluster.
+    Logs {
+        /// The ValkeyCluster.
+        name: String,
+        /// The operator's lines about this cluster, from its pods
+        /// (labelled app.kubernetes.io/name=logbook).
+        #[arg(long)]
+        operator: bool,
+        /// The namespace the operator runs in.
+        #[arg(long, default_value = "logbook-system", value_name = "NAMESPACE")]
+        operator_namespace: String,
+        /// Only lines newer than this: `90s`, `10m`, `1h`.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        since: Option<Duration>,
+        /// Only the last N lines of each pod (with --operator: of the
+        /// lines about this cluster).
+        #[arg(long, value_name = "N")]
+        tail: Option<i64>,
+        /// Keep printing new lines as they come.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// valkey-cli on the primary (or --pod) through `kubectl exec`, with
+    /// the credentials the pod holds (never on a command line);
+    /// interactive without ARGS, e.g. `kubectl valkey cli cache -- GET k`.
+    Cli {
+        /// The ValkeyCluster.
+        name: String,
+        /// The data pod (default: the primary).
+        #[arg(long, value_name = "POD")]
+        pod: Option<String>,
+        /// valkey-cli's arguments, after `--`.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Ask for a planned switchover: the primary role moves to an in-sync
     /// replica with no acknowledged write lost (annotation
@@ -308,6 +361,31 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
     let kube = Kube::connect(&flags).await?;
     match cli.command {
         Command::Status { name } => status::run(&kube, name.as_deref(), out).await,
+        Command::Backup {
+            name,
+            wait,
+            timeout,
+        } => backup::run(&kube, &name, wait.then_some(timeout), out).await,
+        Command::Logs {
+            name,
+            operator,
+            operator_namespace,
+            since,
+            tail,
+            follow,
+        } => {
+            let args = logs::LogsArgs {
+                operator,
+                operator_namespace,
+                since,
+                tail,
+                follow,
+            };
+            logs::run(&kube, &name, &args, out).await
+        }
+        Command::Cli { name, pod, args } => {
+            cli::run(&kube, &flags, &name, &cli::CliArgs { pod, args }, out).await
+        }
         Command::Defaults {
             name,
             operator_namespace,

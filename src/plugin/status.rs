@@ -9,12 +9,14 @@
 use std::io::Write;
 
 use k8s_openapi::api::core::v1::Pod;
-use logbook_crds::{Topology, ValkeyCluster};
+use kube::api::ListParams;
+use logbook_crds::v1alpha1::{FailoverRecord, UpgradeStatus};
+use logbook_crds::{BackupPhase, Topology, ValkeyBackup, ValkeyCluster, ValkeyUser};
 use logbook_journal::projection::PodView;
 use logbook_journal::{ClusterState, LinkStatus, Reachability, Role, Timestamp};
 
 use super::connect::Kube;
-use super::error::Result;
+use super::error::{PluginError, Result};
 use super::format::{age, from_kube, or_dash, table};
 use super::journal::{self, JournalView};
 use super::shards;
@@ -57,6 +59,7 @@ pub fn write_list(out: &mut dyn Write, clusters: &[ValkeyCluster], now: Timestam
                 c.metadata.name.clone().unwrap_or_default(),
                 c.spec.topology.to_string(),
                 phase(c),
+                list_version(c),
                 format!(
                     "{}/{}",
                     status.ready_replicas.unwrap_or(0),
@@ -84,6 +87,7 @@ pub fn write_list(out: &mut dyn Write, clusters: &[ValkeyCluster], now: Timestam
             "NAME",
             "TOPOLOGY",
             "PHASE",
+            "VERSION",
             "READY",
             "PRIMARY",
             "LAST FAILOVER",
@@ -107,7 +111,7 @@ fn phase(c: &ValkeyCluster) -> String {
     }
 }
 
-fn failover_line(f: &logbook_crds::v1alpha1::FailoverRecord, now: Timestamp) -> String {
+fn failover_line(f: &FailoverRecord, now: Timestamp) -> String {
     let when =
         f.at.as_ref()
             .map(|t| format!(" ({} ago)", age(from_kube(t), now)))
@@ -137,7 +141,12 @@ pub async fn write_detail(
     let cluster = kube.cluster(name).await?;
     let pods = kube.data_pods(name).await?;
     let journal = journal::read(kube, &cluster).await;
-    write_header(out, kube, &cluster, now)?;
+    let more = More {
+        journal: journal.as_ref().ok(),
+        users: users_of(kube, name).await,
+        backups: backups_of(kube, name).await,
+    };
+    write_header(out, kube, &cluster, &more, now)?;
     let cluster_topology = cluster.spec.topology == Topology::Cluster;
     match &journal {
         Ok(view) => write_journal_part(out, view, &pods, now)?,
@@ -153,7 +162,13 @@ pub async fn write_detail(
     Ok(())
 }
 
-fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timestamp) -> Result<()> {
+fn write_header(
+    out: &mut dyn Write,
+    kube: &Kube,
+    c: &ValkeyCluster,
+    more: &More<'_>,
+    now: Timestamp,
+) -> Result<()> {
     let status = c.status.clone().unwrap_or_default();
     writeln!(
         out,
@@ -177,6 +192,10 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
             "no"
         }
     )?;
+    writeln!(out, "Version:       {}", version_line(c, more.journal))?;
+    if let Some(u) = &status.upgrade {
+        writeln!(out, "Upgrade:       {}", upgrade_line(u))?;
+    }
     if c.spec.topology == Topology::Cluster {
         writeln!(out, "Shards:        {}", shards::header_line(c))?;
         for (n, line) in shards::reshard_lines(c).iter().enumerate() {
@@ -214,8 +233,11 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
         status.last_failover.as_ref().map_or_else(
             || "none".to_owned(),
             |f| format!(
-                "{}{}",
+                "{}{}{}",
                 failover_line(f, now),
+                failover_reason(f, more.journal)
+                    .map(|r| format!(", why: {r}"))
+                    .unwrap_or_default(),
                 f.seq
                     .map(|s| format!(", journal seq {s}"))
                     .unwrap_or_default()
@@ -242,6 +264,23 @@ fn write_header(out: &mut dyn Write, kube: &Kube, c: &ValkeyCluster, now: Timest
             standby.message, standby.phase
         )?;
     }
+    if let Some(restore) = &status.restore {
+        writeln!(
+            out,
+            "Restore:       {} from {}{}",
+            restore.phase,
+            restore.source,
+            restore
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )?;
+    }
+    write_doing(out, c, more.journal, now)?;
+    write_backups(out, c, &more.backups, now)?;
+    writeln!(out, "Certificate:   {}", certificate_line(c, now))?;
+    write_users(out, &more.users)?;
     if !status.conditions.is_empty() {
         writeln!(out, "Conditions:")?;
         let rows: Vec<Vec<String>> = status
@@ -440,4 +479,408 @@ fn write_kube_pods(out: &mut dyn Write, pods: &[Pod]) -> Result<()> {
         .collect();
     table(out, &["  POD", "ROLE LABEL", "KUBERNETES"], &rows)?;
     Ok(())
+}
+
+/// What `status <name>` shows besides the cluster's own object: its
+/// journal, its ValkeyUsers and its ValkeyBackups (each as an error
+/// message when it cannot be read: the rest is still worth showing).
+struct More<'a> {
+    journal: Option<&'a JournalView>,
+    users: std::result::Result<Vec<ValkeyUser>, String>,
+    backups: std::result::Result<Vec<ValkeyBackup>, String>,
+}
+
+/// The ValkeyUsers of cluster `name`, by name.
+async fn users_of(kube: &Kube, name: &str) -> std::result::Result<Vec<ValkeyUser>, String> {
+    let mut users: Vec<ValkeyUser> = kube
+        .api::<ValkeyUser>()
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| {
+            PluginError::from_kube(
+                &kube.call("list", "valkeyusers.valkey.logbook.dev", None),
+                e,
+            )
+            .to_string()
+        })?
+        .items
+        .into_iter()
+        .filter(|u| u.spec.cluster == name)
+        .collect();
+    users.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    Ok(users)
+}
+
+/// The ValkeyBackups of cluster `name`, oldest first.
+async fn backups_of(kube: &Kube, name: &str) -> std::result::Result<Vec<ValkeyBackup>, String> {
+    let mut backups: Vec<ValkeyBackup> = kube
+        .api::<ValkeyBackup>()
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| {
+            PluginError::from_kube(&kube.call("list", super::backup::BACKUPS, None), e).to_string()
+        })?
+        .items
+        .into_iter()
+        .filter(|b| b.spec.cluster == name)
+        .collect();
+    backups.sort_by(|a, b| {
+        (&a.metadata.creation_timestamp, &a.metadata.name)
+            .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
+    });
+    Ok(backups)
+}
+
+/// The tag of `image` (`valkey/valkey:9.1` → `9.1`), `@digest` for one
+/// named by digest, `latest` for none.
+#[must_use]
+pub fn image_tag(image: &str) -> String {
+    if let Some((_, digest)) = image.split_once('@') {
+        return format!("@{}", digest.chars().take(19).collect::<String>());
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.to_owned(),
+        _ => "latest".to_owned(),
+    }
+}
+
+/// The list's VERSION: the spec's image tag, and the one being rolled to.
+fn list_version(c: &ValkeyCluster) -> String {
+    let tag = image_tag(&c.spec.image);
+    match c.status.as_ref().and_then(|s| s.upgrade.as_ref()) {
+        Some(u) => format!("{tag} ({})", u.phase.to_lowercase()),
+        None => tag,
+    }
+}
+
+/// The server versions the pods run, from the journal (`INFO server` as
+/// the operator read it), with the spec's image.
+fn version_line(c: &ValkeyCluster, journal: Option<&JournalView>) -> String {
+    let Some(view) = journal else {
+        return format!(
+            "image {} (the servers' versions are read from the journal, which cannot be read)",
+            c.spec.image
+        );
+    };
+    let mut by_version: std::collections::BTreeMap<(String, String), Vec<String>> =
+        std::collections::BTreeMap::new();
+    for (pod, v) in &view.state.versions {
+        by_version
+            .entry((v.version.clone(), v.image.clone()))
+            .or_default()
+            .push(pod.clone());
+    }
+    versions_text(&c.spec.image, &by_version)
+}
+
+/// `9.1.0 (valkey/valkey:9.1) on every pod observed (3)`, or each
+/// version with its pods.
+fn versions_text(
+    image: &str,
+    by_version: &std::collections::BTreeMap<(String, String), Vec<String>>,
+) -> String {
+    match by_version.len() {
+        0 => format!("image {image} (no server version observed yet)"),
+        1 => by_version
+            .iter()
+            .map(|((version, image), pods)| {
+                format!("{version} ({image}) on every pod observed ({})", pods.len())
+            })
+            .collect(),
+        _ => {
+            let parts: Vec<String> = by_version
+                .iter()
+                .map(|((version, image), pods)| {
+                    format!("{version} ({image}) on {}", pods.join(", "))
+                })
+                .collect();
+            format!("MIXED: {}", parts.join("; "))
+        }
+    }
+}
+
+fn upgrade_line(u: &UpgradeStatus) -> String {
+    let mut text = format!(
+        "{} to {}{}",
+        u.phase,
+        u.image,
+        u.version
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default()
+    );
+    if !u.from.is_empty() {
+        text.push_str(&format!(" from {}", u.from.join(", ")));
+    }
+    if let Some(canary) = &u.canary {
+        text.push_str(&format!(", canary {canary}"));
+    }
+    if !u.message.is_empty() {
+        text.push_str(&format!(": {}", u.message));
+    }
+    text
+}
+
+/// What the operator is doing now: the intents decided and not finished
+/// (from the journal), and the Progressing condition when it is True.
+fn write_doing(
+    out: &mut dyn Write,
+    c: &ValkeyCluster,
+    journal: Option<&JournalView>,
+    now: Timestamp,
+) -> Result<()> {
+    let mut lines = Vec::new();
+    match journal {
+        Some(view) => {
+            let mut in_flight: Vec<_> = view.state.in_flight.values().collect();
+            in_flight.sort_by_key(|i| i.decided_seq);
+            for i in in_flight {
+                lines.push(format!(
+                    "{} [{}] {} (decided at #{}, {} ago)",
+                    i.planned.intent.describe(),
+                    i.planned.reason.code.name(),
+                    i.planned.reason.detail,
+                    i.decided_seq,
+                    age(i.decided_at, now)
+                ));
+            }
+        }
+        None => lines.push("intents in flight not known (the journal cannot be read)".to_owned()),
+    }
+    let status = c.status.clone().unwrap_or_default();
+    if let Some(p) = status
+        .condition(logbook_crds::v1alpha1::CONDITION_PROGRESSING)
+        .filter(|p| p.status == "True")
+    {
+        lines.push(format!("Progressing: {} {}", p.reason, p.message));
+    }
+    if let Some(d) = &status.defaults {
+        if d.rolling {
+            lines.push("a change of the defaults is rolling".to_owned());
+        }
+        if let Some(w) = &d.waiting {
+            lines.push(format!("a change of the defaults waits: {w}"));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("nothing (no intent in flight)".to_owned());
+    }
+    for (n, line) in lines.iter().enumerate() {
+        let label = if n == 0 { "Doing now:" } else { "" };
+        writeln!(out, "{label:<15}{line}")?;
+    }
+    Ok(())
+}
+
+/// The last backup, the latest one when it did not complete, one
+/// running, and the schedule.
+fn write_backups(
+    out: &mut dyn Write,
+    c: &ValkeyCluster,
+    backups: &std::result::Result<Vec<ValkeyBackup>, String>,
+    now: Timestamp,
+) -> Result<()> {
+    let published = c
+        .status
+        .as_ref()
+        .and_then(|s| s.backup.clone())
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    let destination = c.spec.backup.destination.as_ref();
+    match &published.last_completed {
+        Some(last) => lines.push(format!(
+            "last completed {last}{}{}",
+            published
+                .last_bytes
+                .map(|b| format!(", {}", super::backup::size(b)))
+                .unwrap_or_default(),
+            published
+                .last_completed_at
+                .as_ref()
+                .map(|t| format!(", {} ago", age(from_kube(t), now)))
+                .unwrap_or_default()
+        )),
+        None => lines.push("none completed".to_owned()),
+    }
+    match backups {
+        Ok(all) => {
+            if let Some(latest) = all.last() {
+                let name = latest.metadata.name.clone().unwrap_or_default();
+                let st = latest.status.clone().unwrap_or_default();
+                let completed = st.phase == Some(BackupPhase::Completed);
+                if !(completed && published.last_completed.as_deref() == Some(name.as_str())) {
+                    lines.push(format!(
+                        "latest {name}: {}{}{}",
+                        st.phase
+                            .map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}")),
+                        latest
+                            .metadata
+                            .creation_timestamp
+                            .as_ref()
+                            .map(|t| format!(" (asked {} ago)", age(from_kube(t), now)))
+                            .unwrap_or_default(),
+                        st.message
+                            .as_deref()
+                            .filter(|_| !completed)
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Err(e) => lines.push(format!("ValkeyBackups not readable: {e}")),
+    }
+    if let Some(running) = published
+        .running
+        .as_ref()
+        .filter(|r| published.last_completed.as_ref() != Some(*r))
+    {
+        lines.push(format!("running now: {running}"));
+    }
+    match (&c.spec.backup.schedule, &published.next_scheduled_at) {
+        (Some(schedule), Some(next)) => lines.push(format!(
+            "schedule {schedule:?} (UTC), next at {} (in {})",
+            next.0,
+            age(now, from_kube(next))
+        )),
+        (Some(schedule), None) => lines.push(format!("schedule {schedule:?} (UTC)")),
+        (None, _) => lines.push("no schedule".to_owned()),
+    }
+    if destination.is_none() {
+        lines.push("no destination: set spec.backup.destination to take backups".to_owned());
+    }
+    for (n, line) in lines.iter().enumerate() {
+        let label = if n == 0 { "Backups:" } else { "" };
+        writeln!(out, "{label:<15}{line}")?;
+    }
+    Ok(())
+}
+
+/// The TLS certificate as the operator last read it (never its content).
+fn certificate_line(c: &ValkeyCluster, now: Timestamp) -> String {
+    if !c.spec.tls.enabled {
+        return "none (TLS off)".to_owned();
+    }
+    let Some(tls) = c.status.as_ref().and_then(|s| s.tls.clone()) else {
+        return "TLS on; the certificate not read by the operator yet".to_owned();
+    };
+    let expiry = match &tls.not_after {
+        Some(t) if from_kube(t).0 <= now.0 => {
+            format!("EXPIRED at {} ({} ago)", t.0, age(from_kube(t), now))
+        }
+        Some(t) => format!("expires {} (in {})", t.0, age(now, from_kube(t))),
+        None => "expiry not known (not issued by the operator)".to_owned(),
+    };
+    let mut text = format!("Secret {}, issuer {}, {expiry}", tls.secret, tls.issuer);
+    if let Some(problem) = &tls.problem {
+        text.push_str(&format!("; PROBLEM: {problem}"));
+    }
+    text
+}
+
+/// The cluster's ValkeyUsers: phase, nodes holding them, what is wrong.
+fn write_users(
+    out: &mut dyn Write,
+    users: &std::result::Result<Vec<ValkeyUser>, String>,
+) -> Result<()> {
+    match users {
+        Err(e) => writeln!(out, "Users:         not readable: {e}")?,
+        Ok(users) if users.is_empty() => writeln!(out, "Users:         none")?,
+        Ok(users) => {
+            writeln!(out, "Users:")?;
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let name = u.metadata.name.clone().unwrap_or_default();
+                    let st = u.status.clone().unwrap_or_default();
+                    vec![
+                        format!("  {name}"),
+                        st.username
+                            .unwrap_or_else(|| u.spec.effective_username(&name).to_owned()),
+                        st.phase
+                            .map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}")),
+                        or_dash(st.nodes),
+                        if u.spec.enabled { "yes" } else { "no" }.to_owned(),
+                        or_dash(st.message),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &["  NAME", "USER", "PHASE", "NODES", "ENABLED", "MESSAGE"],
+                &rows,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Why the last failover happened: the status's reason, else the reason
+/// of the decision that promoted (the last one before the promotion's
+/// seq ordering a promotion), from the journal.
+fn failover_reason(f: &FailoverRecord, journal: Option<&JournalView>) -> Option<String> {
+    if let Some(reason) = &f.reason {
+        return Some(reason.clone());
+    }
+    let seq = u64::try_from(f.seq?).ok()?;
+    let decision = journal?.decisions.iter().rev().find(|d| {
+        d.seq < seq
+            && d.intents.iter().any(|i| {
+                matches!(
+                    i.name,
+                    "PromoteReplica"
+                        | "Switchover"
+                        | "ClusterFailover"
+                        | "SentinelFailover"
+                        | "PromoteStandby"
+                )
+            })
+    })?;
+    let intent = decision.intents.first()?;
+    Some(format!(
+        "[{}] {} (decided at #{})",
+        intent.code, intent.detail, decision.seq
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_tags_read_from_the_image() {
+        assert_eq!(image_tag("valkey/valkey:9.1"), "9.1");
+        assert_eq!(image_tag("registry:5000/valkey/valkey:8.0.1"), "8.0.1");
+        assert_eq!(image_tag("registry:5000/valkey/valkey"), "latest");
+        assert_eq!(
+            image_tag("valkey/valkey@sha256:0123456789abcdef0123456789"),
+            "@sha256:0123456789ab"
+        );
+    }
+
+    #[test]
+    fn versions_say_one_or_name_each_with_its_pods() {
+        let mut by = std::collections::BTreeMap::new();
+        assert_eq!(
+            versions_text("valkey/valkey:9.1", &by),
+            "image valkey/valkey:9.1 (no server version observed yet)"
+        );
+        by.insert(
+            ("9.1.2".to_owned(), "valkey/valkey:9.1".to_owned()),
+            vec!["c-0".to_owned(), "c-1".to_owned()],
+        );
+        assert_eq!(
+            versions_text("valkey/valkey:9.1", &by),
+            "9.1.2 (valkey/valkey:9.1) on every pod observed (2)"
+        );
+        by.insert(
+            ("8.1.1".to_owned(), "valkey/valkey:8.1".to_owned()),
+            vec!["c-2".to_owned()],
+        );
+        assert_eq!(
+            versions_text("valkey/valkey:9.1", &by),
+            "MIXED: 8.1.1 (valkey/valkey:8.1) on c-2; 9.1.2 (valkey/valkey:9.1) on c-0, c-1"
+        );
+    }
 }
