@@ -191,6 +191,26 @@ missing=$(missing_on "$woke_ip")
 [ "$missing" = 0 ] || fail "$missing of 200 acknowledged writes missing after waking"
 ok "hibernated in containers (no pod while asleep) and woken with the same primary $woke, 0 of 200 acknowledged writes lost"
 
+# --- kubectl valkey cli and logs (src/plugin/cli.rs, logs.rs) ---
+# `cli` runs valkey-cli in the primary's container through `kubectl exec`
+# (which the real kubelet serves), the password handed over inside the
+# pod (REDISCLI_AUTH from its environment, on no command line); a replica
+# reads the key back. `logs` reads each data pod's last lines.
+PLUGIN="$ROOT/target/debug/kubectl-valkey"
+[ -x "$PLUGIN" ] || (cd "$ROOT" && cargo build --locked --bin kubectl-valkey)
+plugin() { KUBECTL="$KUBECTL" "$PLUGIN" "$@"; }
+set_answer=$(plugin cli demo -- SET plugin-cli-key from-the-plugin 2>&1) || fail "kubectl valkey cli demo -- SET: $set_answer"
+[ "$set_answer" = OK ] || fail "kubectl valkey cli demo -- SET answered: $set_answer"
+replica=$("$KUBECTL" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/name=valkey -o name \
+	| sed 's|pod/||' | grep -v "^$woke\$" | head -n 1)
+read_back() { [ "$(plugin cli demo --pod "$replica" -- GET plugin-cli-key 2>/dev/null)" = from-the-plugin ]; }
+until_ok 20 read_back || fail "kubectl valkey cli demo --pod $replica -- GET did not read the key back"
+logs=$(PATH="$ROOT/target/debug:$PATH" "$KUBECTL" valkey logs demo --tail 5) || fail "kubectl valkey logs demo --tail 5"
+for p in $("$KUBECTL" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/name=valkey -o name | sed 's|pod/||'); do
+	echo "$logs" | grep -q "^\[$p\] " || fail "kubectl valkey logs demo --tail 5 shows no line of $p: $logs"
+done
+ok "kubectl valkey cli: SET on the primary $woke through kubectl exec, read back on $replica; kubectl valkey logs shows every pod"
+
 # The Cluster and Sentinel samples, in containers of the same image.
 ready shards 300 || fail "the Cluster sample is not Ready (phase $(phase shards)): $("$KUBECTL" get valkeycluster shards -o jsonpath='{.status.conditions}')"
 shard_ip=$("$KUBECTL" get pods -l app.kubernetes.io/instance=shards,app.kubernetes.io/name=valkey -o jsonpath='{.items[0].status.podIP}')
