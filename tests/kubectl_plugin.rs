@@ -363,6 +363,17 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         assert!((1..=5).contains(&lines), "{lines} lines of {pod}in\n{text}");
     }
     assert!(text.lines().all(|l| l.starts_with("[demo-")), "{text}");
+    // -f streams every pod at once; localkube's log ends where it is
+    // (it follows nothing), so the stream ends too.
+    if !on_kubernetes() {
+        let followed = kv(&plugin, &kubeconfig, &["logs", "demo", "-f", "--tail", "2"]).await;
+        let text = ok(&followed);
+        for i in 0..3 {
+            let pod = format!("[demo-{i}] ");
+            let lines = text.lines().filter(|l| l.starts_with(&pod)).count();
+            assert!((1..=2).contains(&lines), "{lines} lines of {pod}in\n{text}");
+        }
+    }
     let none = kv(&plugin, &kubeconfig, &["logs", "nope"]).await;
     assert_eq!(none.code, 1, "{}", none.stderr);
     assert!(

@@ -307,7 +307,7 @@ pub fn exec_failure(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
 
     fn plain() -> Connection {
@@ -401,6 +401,36 @@ mod tests {
         let script = argv.iter().find(|a| a.contains("REDISCLI_AUTH")).unwrap();
         assert!(script.contains("$VALKEY_PASSWORD"));
         assert_eq!(argv.iter().filter(|a| a.contains("PASSWORD")).count(), 1);
+    }
+
+    #[test]
+    fn the_arguments_after_the_double_dash_are_valkey_clis() {
+        use clap::Parser;
+        let cli = super::super::Cli::try_parse_from([
+            "kubectl-valkey",
+            "cli",
+            "cache",
+            "-n",
+            "prod",
+            "--pod",
+            "cache-2",
+            "--",
+            "SET",
+            "-n",
+            "--pod",
+        ])
+        .unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        let super::super::Command::Cli { name, pod, args } = cli.command else {
+            panic!("not cli")
+        };
+        assert_eq!(name, "cache");
+        assert_eq!(pod.as_deref(), Some("cache-2"));
+        assert_eq!(args, ["SET", "-n", "--pod"]);
+        // Without `--`, a stray word is refused, not taken for valkey-cli.
+        assert!(
+            super::super::Cli::try_parse_from(["kubectl-valkey", "cli", "cache", "GET"]).is_err()
+        );
     }
 
     #[test]
