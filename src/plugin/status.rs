@@ -846,7 +846,123 @@ fn failover_reason(f: &FailoverRecord, journal: Option<&JournalView>) -> Option<
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use logbook_crds::ValkeyClusterSpec;
+    use logbook_crds::v1alpha1::{ClusterBackupStatus, ClusterTlsStatus};
+
+    fn at(text: &str) -> Time {
+        Time(text.parse().unwrap())
+    }
+
+    fn now() -> Timestamp {
+        from_kube(&at("2026-11-30T12:00:00Z"))
+    }
+
+    fn replication() -> ValkeyCluster {
+        ValkeyCluster::new(
+            "cache",
+            ValkeyClusterSpec::with_topology(Topology::Replication),
+        )
+    }
+
+    #[test]
+    fn the_certificate_says_its_expiry_or_that_tls_is_off() {
+        let mut c = replication();
+        assert_eq!(certificate_line(&c, now()), "none (TLS off)");
+        c.spec.tls.enabled = true;
+        assert!(certificate_line(&c, now()).contains("not read by the operator yet"));
+        c.status = Some(logbook_crds::ValkeyClusterStatus {
+            tls: Some(ClusterTlsStatus {
+                secret: "cache-tls".to_owned(),
+                issuer: "internal".to_owned(),
+                not_after: Some(at("2026-12-30T12:00:00Z")),
+                problem: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            certificate_line(&c, now()),
+            "Secret cache-tls, issuer internal, expires 2026-12-30T12:00:00Z (in 30d)"
+        );
+        if let Some(tls) = c.status.as_mut().and_then(|s| s.tls.as_mut()) {
+            tls.not_after = Some(at("2026-11-29T12:00:00Z"));
+            tls.problem = Some("node cache-1 serves another certificate".to_owned());
+        }
+        let line = certificate_line(&c, now());
+        assert!(
+            line.contains("EXPIRED at 2026-11-29T12:00:00Z (24h ago)"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; PROBLEM: node cache-1 serves another certificate"),
+            "{line}"
+        );
+    }
+
+    fn backup(name: &str, created: &str, phase: BackupPhase, message: &str) -> ValkeyBackup {
+        let mut b = ValkeyBackup::new(
+            name,
+            logbook_crds::ValkeyBackupSpec {
+                cluster: "cache".to_owned(),
+                destination: None,
+            },
+        );
+        b.metadata.creation_timestamp = Some(at(created));
+        b.status = Some(logbook_crds::ValkeyBackupStatus {
+            phase: Some(phase),
+            message: Some(message.to_owned()),
+            ..Default::default()
+        });
+        b
+    }
+
+    #[test]
+    fn backups_say_the_last_completed_a_failed_latest_and_the_schedule() {
+        let mut c = replication();
+        let mut out = Vec::new();
+        write_backups(&mut out, &c, &Ok(Vec::new()), now()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Backups:       none completed\n               no schedule\n               no destination: set spec.backup.destination to take backups\n"
+        );
+        c.spec.backup.destination = serde_json::from_value(serde_json::json!({
+            "bucket": "backups", "credentialsSecret": "s3"
+        }))
+        .unwrap();
+        c.spec.backup.schedule = Some("0 3 * * *".to_owned());
+        c.status = Some(logbook_crds::ValkeyClusterStatus {
+            backup: Some(ClusterBackupStatus {
+                last_completed: Some("cache-1".to_owned()),
+                last_completed_at: Some(at("2026-11-30T03:00:05Z")),
+                last_bytes: Some(4096),
+                running: None,
+                next_scheduled_at: Some(at("2026-12-01T03:00:00Z")),
+            }),
+            ..Default::default()
+        });
+        let backups = vec![
+            backup(
+                "cache-1",
+                "2026-11-30T03:00:00Z",
+                BackupPhase::Completed,
+                "complete",
+            ),
+            backup(
+                "cache-2",
+                "2026-11-30T11:00:00Z",
+                BackupPhase::Failed,
+                "the bucket refused",
+            ),
+        ];
+        let mut out = Vec::new();
+        write_backups(&mut out, &c, &Ok(backups), now()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Backups:       last completed cache-1, 4.0 KiB, 8h ago\n               latest cache-2: Failed (asked 60m ago): the bucket refused\n               schedule \"0 3 * * *\" (UTC), next at 2026-12-01T03:00:00Z (in 15h)\n"
+        );
+    }
 
     #[test]
     fn image_tags_read_from_the_image() {
