@@ -749,6 +749,30 @@ fn the_rebalance_variants_keep_their_catalog_indexes() {
     );
 }
 
+/// The restart's intent is 45, its reason 50, its event 75.
+#[test]
+fn the_restart_variants_keep_their_catalog_indexes() {
+    assert_eq!(
+        tag(&Intent::RestartPods {
+            requested: "2026-11-30T12:00:00Z".to_owned(),
+            generation: 3,
+        }),
+        45
+    );
+    assert_eq!(
+        tag(&ReasonCode::RestartRequested {
+            requested: "2026-11-30T12:00:00Z".to_owned()
+        }),
+        50
+    );
+    assert_event_index(
+        Event::RestartRequestObserved {
+            request: Some("2026-11-30T12:00:00Z".to_owned()),
+        },
+        75,
+    );
+}
+
 /// What a pod held at hibernation and wake is event 73.
 #[test]
 fn pod_data_observed_keeps_its_catalog_index() {

@@ -906,6 +906,15 @@ pub enum Event {
         /// The container's `restartCount`.
         restarts: u32,
     },
+    /// [75] The restart request annotation
+    /// (`valkey.logbook.dev/restart-requested`, `kubectl valkey restart`)
+    /// as now observed: its value (a time or any nonce), or `None` once it
+    /// is gone. A value no restart was carried out for yet asks for every
+    /// pod to be restarted once; the same value again asks for nothing.
+    RestartRequestObserved {
+        /// The annotation's value, or `None`.
+        request: Option<String>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -1007,6 +1016,7 @@ impl Event {
             Self::RebalanceRequestObserved { .. } => "RebalanceRequestObserved",
             Self::PodDataObserved { .. } => "PodDataObserved",
             Self::ContainerRestartObserved { .. } => "ContainerRestartObserved",
+            Self::RestartRequestObserved { .. } => "RestartRequestObserved",
         }
     }
 }

@@ -420,6 +420,17 @@ pub enum Intent {
     /// could move back to its preferred pod has (the reason says which
     /// could not, and why).
     ClearRebalanceRequest,
+    /// A restart was requested (`kubectl valkey restart`): the objects of
+    /// `generation` are applied with `requested` stamped on every pod
+    /// template (annotation `valkey.logbook.dev/restarted-at`), which
+    /// gives the StatefulSets a new revision; the usual roll then replaces
+    /// every pod once (replicas first, the primary after a switchover).
+    RestartPods {
+        /// The request's value, stamped on the pod templates.
+        requested: String,
+        /// The spec generation whose objects are applied.
+        generation: i64,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -498,6 +509,7 @@ impl Intent {
             Self::FollowSource { .. } => "FollowSource",
             Self::PromoteStandby { .. } => "PromoteStandby",
             Self::ClearRebalanceRequest => "ClearRebalanceRequest",
+            Self::RestartPods { .. } => "RestartPods",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -694,6 +706,9 @@ impl Intent {
                 format!("promote the standby: {pod} stops following its source")
             }
             Self::ClearRebalanceRequest => "clear the rebalance request".to_owned(),
+            Self::RestartPods { requested, .. } => {
+                format!("restart every pod (requested {requested})")
+            }
         }
     }
 }
@@ -740,6 +755,7 @@ impl ReasonCode {
             Self::Standby { .. } => "Standby",
             Self::Promotion { .. } => "Promotion",
             Self::Rebalance { .. } => "Rebalance",
+            Self::RestartRequested { .. } => "RestartRequested",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -797,6 +813,7 @@ impl ReasonCode {
             | Self::Standby { .. }
             | Self::Promotion { .. }
             | Self::Rebalance { .. }
+            | Self::RestartRequested { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1066,6 +1083,13 @@ pub enum ReasonCode {
     Rebalance {
         /// The preferred pod.
         pod: String,
+    },
+    /// A restart was requested (`kubectl valkey restart`, the annotation
+    /// `valkey.logbook.dev/restart-requested`) with the value `requested`:
+    /// every pod is restarted once, by the usual roll.
+    RestartRequested {
+        /// The request's value.
+        requested: String,
     },
 }
 

@@ -59,7 +59,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::StaleReadIgnored { .. }
         | Event::ImagePreflighted { .. }
         | Event::StandbyObserved { .. }
-        | Event::RebalanceRequestObserved { .. } => None,
+        | Event::RebalanceRequestObserved { .. }
+        | Event::RestartRequestObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -129,6 +130,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::ImagePreflighted { .. }
             | Event::StandbyObserved { .. }
             | Event::RebalanceRequestObserved { .. }
+            | Event::RestartRequestObserved { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
             | Event::AclObserved { .. }
@@ -694,6 +696,10 @@ pub fn summary(event: &Event) -> String {
         Event::RebalanceRequestObserved { request } => match request {
             Some(r) => format!("rebalance requested ({r})"),
             None => "rebalance request cleared".to_owned(),
+        },
+        Event::RestartRequestObserved { request } => match request {
+            Some(r) => format!("restart requested ({r})"),
+            None => "restart request annotation removed".to_owned(),
         },
         Event::ContainerRestartObserved { pod, restarts, .. } => {
             format!("{pod}: Valkey restarted in place by the kubelet ({restarts} restarts)")

@@ -38,6 +38,7 @@ pub(crate) mod hibernation;
 mod placement;
 mod provisioning;
 mod recovery;
+mod restart;
 pub(crate) mod replication;
 mod sentinel;
 mod standby;

@@ -1,7 +1,8 @@
 //! Provisioning: the Kubernetes objects of the accepted spec generation
 //! are applied once per generation (the projection records the generation
 //! applied when `ApplyResources` succeeds), so a converged cluster sends
-//! nothing.
+//! nothing; then a restart asked for and not carried out yet
+//! ([`restart`](super::restart)).
 
 use logbook_journal::{Intent, ReasonCode};
 
@@ -11,7 +12,11 @@ use super::view::ClusterView;
 /// Applies the objects of a generation not applied yet.
 pub fn decide_provisioning(view: &ClusterView<'_>) -> Vec<Decision> {
     if view.state.applied_generation == Some(view.generation) {
-        return decide_marking(view);
+        let marking = decide_marking(view);
+        if !marking.is_empty() {
+            return marking;
+        }
+        return super::restart::decide_restart(view);
     }
     // A new image's objects wait for its preflight.
     if super::upgrade::held(view).is_some() {

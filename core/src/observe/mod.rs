@@ -41,6 +41,6 @@ pub use replication::{
 pub use reshard::{observe_migrations, observe_slot_states};
 pub use restore::{observe_restore_fetch, restore_fetch_failure};
 pub use spec::{
-    fingerprint, observe_failover_request, observe_rebalance_request, observe_spec,
-    observe_switchover_request,
+    fingerprint, observe_failover_request, observe_rebalance_request, observe_restart_request,
+    observe_spec, observe_switchover_request,
 };

@@ -8,7 +8,9 @@ use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
 use sha2::{Digest, Sha256};
 
-use crate::resources::labels::{FAILOVER_REQUESTED, REBALANCE_REQUESTED, SWITCHOVER_TO};
+use crate::resources::labels::{
+    FAILOVER_REQUESTED, REBALANCE_REQUESTED, RESTART_REQUESTED, SWITCHOVER_TO,
+};
 
 /// SHA-256 of a spec's canonical JSON.
 pub fn fingerprint(spec_json: &str) -> SpecFingerprint {
@@ -259,6 +261,23 @@ pub fn observe_rebalance_request(state: &ClusterState, cluster: &ValkeyCluster) 
         return Vec::new();
     }
     vec![Event::RebalanceRequestObserved { request }]
+}
+
+/// `RestartRequestObserved` when the annotation differs from the standing
+/// request (its value tells one request from the next; an empty value is
+/// no request).
+pub fn observe_restart_request(state: &ClusterState, cluster: &ValkeyCluster) -> Vec<Event> {
+    let request = cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESTART_REQUESTED))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    if request == state.restart_request {
+        return Vec::new();
+    }
+    vec![Event::RestartRequestObserved { request }]
 }
 
 #[cfg(test)]

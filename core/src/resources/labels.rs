@@ -63,6 +63,15 @@ pub const FAILOVER_REQUESTED: &str = "valkey.logbook.dev/failover-requested";
 /// time, or any nonce) tells one request from the next. The operator
 /// removes it once nothing more can move.
 pub const REBALANCE_REQUESTED: &str = "valkey.logbook.dev/rebalance-requested";
+/// Annotation on the ValkeyCluster asking for every pod to be restarted
+/// once (`kubectl valkey restart`); its value (an RFC 3339 time, or any
+/// nonce) tells one request from the next. It stays: the same value again
+/// asks for nothing.
+pub const RESTART_REQUESTED: &str = "valkey.logbook.dev/restart-requested";
+/// Pod template annotation: the last restart request carried out (the
+/// value of [`RESTART_REQUESTED`]). A new value is a new template
+/// revision, so the usual roll replaces every pod once.
+pub const RESTARTED_AT: &str = "valkey.logbook.dev/restarted-at";
 /// Annotation on the ValkeyCluster: `"true"` asks the finalizer to delete the
 /// data PVCs when the cluster is deleted (they are kept otherwise).
 pub const DELETE_PVCS: &str = "valkey.logbook.dev/delete-pvcs-on-delete";

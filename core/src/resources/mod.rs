@@ -130,6 +130,26 @@ pub fn scale_to_zero(statefulset: &mut k8s_openapi::api::apps::v1::StatefulSet) 
     }
 }
 
+/// `statefulset`'s pod template stamped with the last restart carried out
+/// ([`labels::RESTARTED_AT`]), when there was one: every apply keeps it,
+/// so that only a new request changes the template's revision.
+pub fn stamp_restart(
+    statefulset: &mut k8s_openapi::api::apps::v1::StatefulSet,
+    restarted_at: Option<&str>,
+) {
+    let Some(at) = restarted_at else {
+        return;
+    };
+    if let Some(spec) = statefulset.spec.as_mut() {
+        spec.template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(labels::RESTARTED_AT.to_owned(), at.to_owned());
+    }
+}
+
 /// Name of the ConfigMap telling a booting pod which primary to follow.
 pub fn boot_config_map_name(cluster: &str) -> String {
     format!("{cluster}-boot")

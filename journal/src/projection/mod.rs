@@ -173,6 +173,15 @@ pub struct ClusterState {
     /// any. Not serialized while `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebalance_request: Option<String>,
+    /// The standing restart request (`RestartRequestObserved`), if any.
+    /// Not serialized while `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_request: Option<String>,
+    /// The last restart carried out: the request stamped on the pod
+    /// templates (`RestartPods` succeeded), which every later apply keeps
+    /// stamped. Not serialized while `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
     /// What each data pod held when made durable to hibernate, and what
     /// it holds back from its volume at wake (`PodDataObserved`);
     /// cleared once it woke. Not serialized while empty.

@@ -135,11 +135,17 @@ pub async fn read_password_with_meta(
 
 /// Applies every object of the spec: password Secret (generated once),
 /// connection Secret, ConfigMap, Services, StatefulSet, PDB.
+///
+/// `restart` is the restart request a `RestartPods` stamps on the pod
+/// templates; `None` keeps the last one carried out (the projection's
+/// `restarted_at`), so that no other apply changes their revision.
 pub async fn apply_resources(
     client: &Client,
     target: Target<'_>,
     generation: i64,
+    restart: Option<&str>,
 ) -> Result<Done, ActError> {
+    let restarted_at = restart.or(target.state.restarted_at.as_deref());
     let meta = target.meta;
     let spec = target.spec;
     let ns = meta.namespace.as_str();
@@ -186,6 +192,7 @@ pub async fn apply_resources(
         }
     }
     let mut statefulset = build_statefulset(meta, spec, &hash);
+    resources::stamp_restart(&mut statefulset, restarted_at);
     // Asleep (its data made durable first): no pod runs.
     let asleep = resources::hibernated(spec, target.state);
     if asleep {
@@ -226,7 +233,7 @@ pub async fn apply_resources(
     // The Sentinels after the data objects: they monitor the data pods,
     // and read the boot ConfigMap the data pods also boot from.
     if spec.topology.uses_sentinel() {
-        apply_sentinels(client, meta, spec, asleep).await?;
+        apply_sentinels(client, meta, spec, asleep, restarted_at).await?;
     }
     let removed = if removed.is_empty() {
         String::new()
@@ -238,9 +245,15 @@ pub async fn apply_resources(
     } else {
         format!("; annotated the claims {}", marked.join(", "))
     };
+    let stamped = restart.map_or_else(String::new, |at| {
+        format!(
+            "; pod templates stamped {}={at}: every pod rolls once",
+            labels::RESTARTED_AT
+        )
+    });
     Ok(Done {
         detail: format!(
-            "applied the objects of generation {generation} (config hash {hash}, {}){removed}{marked}",
+            "applied the objects of generation {generation} (config hash {hash}, {}){removed}{marked}{stamped}",
             if asleep {
                 "0 pods: hibernated".to_owned()
             } else {
@@ -327,6 +340,7 @@ async fn apply_sentinels(
     meta: &resources::ClusterMeta,
     spec: &logbook_crds::ValkeyClusterSpec,
     asleep: bool,
+    restarted_at: Option<&str>,
 ) -> Result<(), ActError> {
     let ns = meta.namespace.as_str();
     let (sentinel_config, sentinel_hash) = build_sentinel_config_map(meta, spec);
@@ -334,6 +348,7 @@ async fn apply_sentinels(
     apply(client, ns, &build_sentinel_headless_service(meta, spec)).await?;
     apply(client, ns, &build_sentinel_service(meta, spec)).await?;
     let mut sentinels = build_sentinel_statefulset(meta, spec, &sentinel_hash);
+    resources::stamp_restart(&mut sentinels, restarted_at);
     if asleep {
         resources::scale_to_zero(&mut sentinels);
     }

@@ -261,7 +261,14 @@ impl Executor {
     pub async fn execute(&self, intent: &Intent, target: Target<'_>) -> Result<Done, ActError> {
         match intent {
             Intent::ApplyResources { generation } => {
-                kube_ops::apply_resources(&self.client, target, *generation).await
+                kube_ops::apply_resources(&self.client, target, *generation, None).await
+            }
+            Intent::RestartPods {
+                requested,
+                generation,
+            } => {
+                kube_ops::apply_resources(&self.client, target, *generation, Some(requested))
+                    .await
             }
             Intent::PromoteReplica { pod, from } => {
                 replication::promote(&self.valkey, target, pod, from.as_deref()).await

@@ -31,7 +31,8 @@ use crate::metrics::ClusterLabels;
 use crate::observe::freshness::{self, Reads};
 use crate::observe::{
     defaults::observe_layered_spec, observe_binding, observe_failover_request, observe_pods,
-    observe_rebalance_request, observe_spec, observe_statefulset, observe_switchover_request,
+    observe_rebalance_request, observe_restart_request, observe_spec, observe_statefulset,
+    observe_switchover_request,
 };
 use crate::resources::{ClusterMeta, labels, statefulset_name};
 
@@ -173,6 +174,19 @@ async fn observe_spec_and_requests(
     events.extend(observe_switchover_request(&rt.state, obj));
     events.extend(observe_failover_request(&rt.state, obj));
     events.extend(observe_rebalance_request(&rt.state, obj));
+    events.extend(observe_restart_request(&rt.state, obj));
+    // A restart asked of a cluster that acts on nothing now waits: said
+    // where its user looks, once, as the request is journaled.
+    let restart_waits = events.iter().find_map(|e| match e {
+        Event::RestartRequestObserved {
+            request: Some(request),
+        } if obj.spec.paused || obj.spec.hibernated => Some(format!(
+            "restart requested ({request}) waits: the cluster is {}; it is carried out once the cluster is {}",
+            if obj.spec.paused { "paused" } else { "hibernated" },
+            if obj.spec.paused { "resumed" } else { "woken" },
+        )),
+        _ => None,
+    });
     let events = gated(rt, reads, events);
     let rejected: Vec<String> = events
         .iter()
@@ -190,6 +204,10 @@ async fn observe_spec_and_requests(
         // only in the status.
         for note in rejected {
             rt.publish_event(Kind::Warning, "SpecRejected", "Validate", note)
+                .await;
+        }
+        if let Some(note) = restart_waits {
+            rt.publish_event(Kind::Normal, "RestartDeferred", "Restart", note)
                 .await;
         }
     }

@@ -113,7 +113,10 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
     publish_parts(&mut status, &view, &judged, ctx);
     let phase = judged.phase(&view);
     status.phase = Some(phase);
-    let summary = judged.summary(state, ctx);
+    let mut summary = judged.summary(state, ctx);
+    if let Some(waits) = crate::decide::restart::deferred(&view) {
+        summary = format!("{summary}; {waits}");
+    }
     status.conditions = judged.conditions(&view, phase, summary, at, generation);
     status.conditions.extend([spec_valid, journal]);
     if let Some((ok, reason, message)) = certificate_condition(&view) {

@@ -116,8 +116,13 @@ impl ClusterState {
             } => {
                 self.counters.intents_failed = self.counters.intents_failed.saturating_add(1);
                 let settled = self.settle(seq, intent_id, "failed");
-                if let (Some(Intent::ApplyResources { generation }), false) =
-                    (settled.as_ref().map(|s| &s.planned.intent), *retryable)
+                if let (
+                    Some(
+                        Intent::ApplyResources { generation }
+                        | Intent::RestartPods { generation, .. },
+                    ),
+                    false,
+                ) = (settled.as_ref().map(|s| &s.planned.intent), *retryable)
                 {
                     self.apply_refused = Some((*generation, error.clone()));
                 }
@@ -180,6 +185,15 @@ impl ClusterState {
     /// objects applied, the boot primary published.
     fn record_effect(&mut self, intent: &Intent) {
         match intent {
+            Intent::RestartPods {
+                requested,
+                generation,
+            } => {
+                self.restarted_at = Some(requested.clone());
+                self.record_effect(&Intent::ApplyResources {
+                    generation: *generation,
+                });
+            }
             Intent::ApplyResources { generation } => {
                 self.applied_generation = Some(*generation);
                 self.apply_refused = None;

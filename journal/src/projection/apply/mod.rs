@@ -135,7 +135,8 @@ impl ClusterState {
             | Event::StandbyPromoted { .. }
             | Event::RebalanceRequestObserved { .. }
             | Event::PodDataObserved { .. }
-            | Event::ContainerRestartObserved { .. } => self.fold_pods(seq, at, body),
+            | Event::ContainerRestartObserved { .. }
+            | Event::RestartRequestObserved { .. } => self.fold_pods(seq, at, body),
             Event::ClusterNodeObserved { .. }
             | Event::PrimaryHistoryReset { .. }
             | Event::SlotMigrationObserved { .. }

@@ -340,6 +340,16 @@ impl ClusterState {
                     None => self.history(seq, at, body, "rebalance request cleared".into()),
                 }
             }
+            Event::RestartRequestObserved { request } => {
+                self.observed();
+                self.restart_request.clone_from(request);
+                match request {
+                    Some(request) => {
+                        self.history(seq, at, body, format!("restart requested ({request})"));
+                    }
+                    None => self.history(seq, at, body, "restart request removed".into()),
+                }
+            }
             Event::ContainerFailureObserved { pod, failure } => {
                 self.observed();
                 match failure {

@@ -86,6 +86,9 @@ fn reason_fields(code: &ReasonCode) -> String {
         ReasonCode::FailBack { pod } => format!("back to preferred pod {pod}"),
         ReasonCode::Standby { source } => format!("standby of {source}"),
         ReasonCode::Rebalance { pod } => format!("rebalance requested: back to {pod}"),
+        ReasonCode::RestartRequested { requested } => {
+            format!("restart requested ({requested}): every pod rolled once")
+        }
         ReasonCode::Promotion { lag: Some(lag) } => {
             format!("promoted, {lag} bytes behind at the last observation")
         }
