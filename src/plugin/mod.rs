@@ -16,9 +16,11 @@
 //!   `kubectl exec`); `format` for tables.
 //!
 //! It never prints a secret: it reads no Secret data, and the journal and
-//! the published status hold none.
+//! the published status hold none; `certificate` alone reads one, the
+//! cluster's CA key, to sign with, and writes the new key to a 0600 file.
 
 mod backup;
+mod certificate;
 mod cli;
 mod connect;
 mod defaults;
@@ -30,6 +32,7 @@ mod logs;
 mod replay;
 mod report;
 mod requests;
+mod restart;
 mod shards;
 mod status;
 mod tar;
@@ -104,9 +107,10 @@ pub enum Command {
         /// The ValkeyCluster.
         name: Option<String>,
     },
-    /// Take a backup now: create a ValkeyBackup of the cluster to its
-    /// spec.backup.destination, print its name; with --wait, wait for it
-    /// and print its size, duration and location.
+    /// Take a backup now, to the cluster's spec.backup.destination.
+    ///
+    /// Creates a ValkeyBackup and prints its name; with --wait, waits for
+    /// it and prints its size, duration and location.
     Backup {
         /// The ValkeyCluster.
         name: String,
@@ -117,8 +121,10 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "wait")]
         timeout: Duration,
     },
-    /// The log lines of the cluster's pods, each prefixed with its pod;
-    /// with --operator, the operator's own lines about this cluster.
+    /// The log lines of the cluster's pods, or the operator's about it.
+    ///
+    /// Each line prefixed with its pod; with --operator, the operator's
+    /// own lines carrying this cluster's namespace and name.
     Logs {
         /// The ValkeyCluster.
         name: String,
@@ -134,14 +140,15 @@ pub enum Command {
         since: Option<Duration>,
         /// Only the last N lines of each pod (with --operator: of the
         /// lines about this cluster).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
         tail: Option<i64>,
         /// Keep printing new lines as they come.
         #[arg(long, short = 'f')]
         follow: bool,
     },
-    /// valkey-cli on the primary (or --pod) through `kubectl exec`, with
-    /// the credentials the pod holds (never on a command line);
+    /// valkey-cli on the primary (or --pod), through `kubectl exec`.
+    ///
+    /// With the credentials the pod holds (never on a command line);
     /// interactive without ARGS, e.g. `kubectl valkey cli cache -- GET k`.
     Cli {
         /// The ValkeyCluster.
@@ -180,6 +187,41 @@ pub enum Command {
         /// Waiting.
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Restart every pod once, as the operator rolls any change.
+    ///
+    /// Replicas first, the primary last after a hand-over to an in-sync
+    /// replica (a Cluster shard by shard), never two at once; journaled
+    /// (annotation valkey.logbook.dev/restart-requested). The same
+    /// request again does nothing.
+    Restart {
+        /// The ValkeyCluster.
+        name: String,
+        /// Wait until every pod restarted and the cluster is Ready.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits: `5m`, `90s`, or seconds.
+        #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "wait")]
+        timeout: Duration,
+    },
+    /// Write a mutual-TLS client certificate and key for a ValkeyUser.
+    ///
+    /// Signed by the cluster's own CA (the operator's, Secret
+    /// <name>-tls-ca), CN = the ACL user; the cluster needs spec.tls
+    /// enabled with clientAuth. The user still signs in with AUTH.
+    Certificate {
+        /// The ValkeyCluster.
+        name: String,
+        /// The ValkeyUser (its object name) whose ACL user it is for.
+        #[arg(long, value_name = "VALKEYUSER")]
+        user: String,
+        /// Where to write `<user>.crt`, `<user>.key` (mode 0600) and
+        /// `ca.crt`; existing files are never overwritten.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = certificate::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
     },
     /// Set spec.paused: the operator observes and journals, and changes
     /// nothing (not even a failover) until resumed.
@@ -403,6 +445,27 @@ pub async fn run(mut cli: Cli, out: &mut dyn Write) -> Result<()> {
                 timeout: wait.timeout,
             };
             requests::failover(&kube, &name, yes, wait, out).await
+        }
+        Command::Restart {
+            name,
+            wait,
+            timeout,
+        } => {
+            let wait = requests::Wait { wait, timeout };
+            restart::run(&kube, &name, wait, out).await
+        }
+        Command::Certificate {
+            name,
+            user,
+            out_dir,
+            days,
+        } => {
+            let args = certificate::CertificateArgs {
+                user,
+                out_dir,
+                days,
+            };
+            certificate::run(&kube, &name, &args, out).await
         }
         Command::Pause { name } => requests::set_paused(&kube, &name, true, out).await,
         Command::Resume { name } => requests::set_paused(&kube, &name, false, out).await,

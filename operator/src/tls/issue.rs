@@ -276,6 +276,54 @@ pub fn issue_leaf(
     })
 }
 
+/// Issues a client certificate signed by `ca` for the ACL user `user`
+/// (mutual TLS, `kubectl valkey certificate`): subject `CN=<user>` and
+/// no subject alternative name, extended key usage `clientAuth` only (it
+/// cannot serve), key usage `digitalSignature`; a fresh ECDSA P-256 key.
+/// Valid from `now` less [`CLOCK_SKEW`] until `now + validity`.
+///
+/// # Errors
+/// As [`issue_leaf`]; [`TlsError::NoNames`] for an empty user.
+pub fn issue_client(
+    ca: &Ca,
+    user: &str,
+    now: Timestamp,
+    validity: Duration,
+) -> Result<Leaf, TlsError> {
+    const WHAT: &str = "client certificate";
+    if user.is_empty() {
+        return Err(TlsError::NoNames);
+    }
+    let issuer = read_ca(ca)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, user);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = x509_time(earlier(now, CLOCK_SKEW), "notBefore", WHAT)?;
+    let not_after = whole_seconds(later(now, validity));
+    params.not_after = x509_time(not_after, "notAfter", WHAT)?;
+    let key =
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| TlsError::Crypto {
+            step: "generate the client key",
+            source,
+        })?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|source| TlsError::Crypto {
+            step: "sign the client certificate",
+            source,
+        })?;
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    })
+}
+
 /// The names a cluster's leaf certificate covers, in this order: the
 /// Services a client can name (the client Service `<cluster>`, the read
 /// Service `<cluster>-read`, the headless Service `<cluster>-headless`,
@@ -509,6 +557,38 @@ mod tests {
                 "{name} must not verify"
             );
         }
+    }
+
+    #[test]
+    fn a_client_certificate_names_its_user_chains_to_its_ca_only_and_cannot_serve() {
+        let ca = new_ca("demo", "default", t0(), CA_VALIDITY).unwrap();
+        let client = issue_client(&ca, "app", t0(), Duration::from_secs(86_400)).unwrap();
+        verify_client(&ca, &client, t0()).unwrap();
+        // Expired a day later; never valid under another CA.
+        assert!(verify_client(&ca, &client, later(t0(), Duration::from_secs(2 * 86_400))).is_err());
+        let other = new_ca("other", "default", t0(), CA_VALIDITY).unwrap();
+        assert!(verify_client(&other, &client, t0()).is_err());
+        // Not a server certificate, for any name.
+        assert!(verify_server(&ca, &client, "app", t0()).is_err());
+        assert!(verify_server(&ca, &client, "demo.default.svc", t0()).is_err());
+        // The subject is the user: OpenSSL reads it so.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.pem");
+        std::fs::write(&path, &client.cert_pem).unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let subject = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            subject.trim_end().ends_with("CN = app") || subject.trim_end().ends_with("CN=app"),
+            "{subject}"
+        );
+        assert!(!client.key_pem.is_empty() && format!("{client:?}").contains("[elided]"));
+        assert!(matches!(
+            issue_client(&ca, "", t0(), LEAF_VALIDITY),
+            Err(TlsError::NoNames)
+        ));
     }
 
     #[test]

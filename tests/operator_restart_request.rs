@@ -1,0 +1,192 @@
+//! A restart on request, end to end on localkube with real
+//! `valkey-server` pods: `kubectl valkey restart demo --wait` on a
+//! Replication cluster under a writer whose writes a replica acknowledges
+//! (`WAIT`). Every pod is replaced exactly once (a new uid), never two down
+//! at once, the primary only after it handed over; no acknowledged write
+//! is lost; the journal holds the decision (`RestartPods`, reason
+//! `RestartRequested`) and the switchover before the primary's roll. The
+//! same request again (the annotation removed and put back with the same
+//! value) replaces nothing and decides nothing.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use crate::operator_common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use logbook::journal_store::JournalBackend;
+use logbook_journal::{Event, Intent, ReasonCode};
+use operator_common::*;
+
+const ANNOTATION: &str = "valkey.logbook.dev/restart-requested";
+
+async fn uids(env: &Env) -> BTreeMap<String, String> {
+    env.pods("demo")
+        .await
+        .iter()
+        .map(|p| (p.name_any(), p.metadata.uid.clone().unwrap()))
+        .collect()
+}
+
+/// Every decision of the journal, in order: (intent, reason).
+fn decisions(events: &[logbook_journal::Envelope]) -> Vec<(Intent, ReasonCode)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents),
+            _ => None,
+        })
+        .flatten()
+        .map(|p| (p.intent.clone(), p.reason.code.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_acknowledged_write() {
+    let mut env = Env::start_without_operator("restart-request").await;
+    // The journal read while the operator runs: ConfigMaps, which any
+    // reader may open beside it.
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let old_primary = primary(&vkc);
+    let before = uids(&env).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let probe = write_probe(&service, &password, "restart");
+    first_acks(&env, &probe).await;
+
+    let monitor = PodMonitor::start(&env, "demo", 3);
+    let asked = Instant::now();
+    let said = kubectl_valkey(&env, &["restart", "demo", "--wait", "--timeout", "90s"]).await;
+    eprintln!("{said}restart took {:?}", asked.elapsed());
+    assert!(said.contains("restart requested"), "{said}");
+    assert!(said.contains("every pod restarted"), "{said}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = monitor.stop();
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(20)).await;
+    let new_primary = primary(&vkc);
+    let log = probe.stop().await;
+
+    // Every pod replaced exactly once, never two down at once, never the
+    // primary while it was primary.
+    let after = uids(&env).await;
+    for (pod, uid) in &before {
+        assert_ne!(after.get(pod), Some(uid), "{pod} was not replaced");
+    }
+    let mut replaced = seen.replaced.clone();
+    replaced.sort();
+    assert_eq!(replaced, ["demo-0", "demo-1", "demo-2"], "{seen:?}");
+    assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+    assert!(
+        seen.deleted_while_primary.is_empty(),
+        "rolled while primary: {seen:?}"
+    );
+    assert_ne!(new_primary, old_primary, "the primary did not hand over");
+    // The old primary was the last replaced.
+    assert_eq!(seen.replaced.last(), Some(&old_primary), "{seen:?}");
+
+    // No acknowledged write lost.
+    let addr = env.pod_addr(&new_primary).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &addr, &password).await;
+    eprintln!("{acked} acknowledged writes kept, {failed} failed");
+
+    // The journal: the request observed, then the decision with its
+    // reason, then the rolls; the switchover away from the old primary
+    // before its own roll.
+    let stream = env.stream("demo").await;
+    let events = env.journal_events(&stream).await;
+    let request = events
+        .iter()
+        .find_map(|e| match &e.body {
+            Event::RestartRequestObserved { request: Some(r) } => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the request journaled");
+    let decided = decisions(&events);
+    let restarts: Vec<&(Intent, ReasonCode)> = decided
+        .iter()
+        .filter(|(i, _)| matches!(i, Intent::RestartPods { .. }))
+        .collect();
+    assert_eq!(restarts.len(), 1, "{decided:?}");
+    assert_eq!(
+        restarts[0].1,
+        ReasonCode::RestartRequested {
+            requested: request.clone()
+        }
+    );
+    let at = |want: &dyn Fn(&Intent) -> bool| decided.iter().position(|(i, _)| want(i));
+    let restart_at = at(&|i| matches!(i, Intent::RestartPods { .. })).unwrap();
+    let handover = at(&|i| matches!(i, Intent::Switchover { from, .. } if *from == old_primary))
+        .expect("a switchover away from the old primary");
+    let primary_rolled =
+        at(&|i| matches!(i, Intent::RollPod { pod, .. } if *pod == old_primary)).unwrap();
+    assert!(
+        restart_at < handover && handover < primary_rolled,
+        "{decided:?}"
+    );
+    let rolls = decided
+        .iter()
+        .skip(restart_at)
+        .filter(|(i, _)| matches!(i, Intent::RollPod { .. }))
+        .count();
+    assert_eq!(rolls, 3, "{decided:?}");
+    assert_eq!(
+        env.journal_state(&stream).await.restarted_at.as_deref(),
+        Some(request.as_str())
+    );
+
+    // The same request again: removed, then back with the same value.
+    // Each journaled as seen, but nothing decided and no pod replaced.
+    let head = events.len();
+    let seen_again = |request: Option<String>| {
+        let (env, stream) = (&env, &stream);
+        async move {
+            env.eventually(
+                Duration::from_secs(10),
+                &format!("RestartRequestObserved {request:?} journaled"),
+                || {
+                    let request = request.clone();
+                    async move {
+                        env.journal_events(stream).await.iter().skip(head).any(|e| {
+                            matches!(&e.body, Event::RestartRequestObserved { request: r } if *r == request)
+                        })
+                    }
+                },
+            )
+            .await;
+        }
+    };
+    env.patch(
+        "demo",
+        serde_json::json!({"metadata": {"annotations": {ANNOTATION: null}}}),
+    )
+    .await;
+    seen_again(None).await;
+    env.patch(
+        "demo",
+        serde_json::json!({"metadata": {"annotations": {ANNOTATION: request}}}),
+    )
+    .await;
+    seen_again(Some(request.clone())).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = env.journal_events(&stream).await;
+    let again: Vec<(Intent, ReasonCode)> = decisions(&later[head..]);
+    assert!(
+        !again.iter().any(|(i, _)| matches!(
+            i,
+            Intent::RestartPods { .. } | Intent::RollPod { .. } | Intent::ApplyResources { .. }
+        )),
+        "the same request decided again: {again:?}"
+    );
+    assert_eq!(uids(&env).await, after, "pods replaced again");
+    env.finish().await;
+}
