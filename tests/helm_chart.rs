@@ -774,3 +774,177 @@ async fn the_rendered_objects_are_accepted_by_the_api_server_and_the_operator() 
     );
     server.shutdown().await;
 }
+
+/// The permissions table of `docs/guide/install.md` (between its
+/// `rbac:begin` and `rbac:end` marks) is exactly the rules the chart
+/// renders for the install the guide shows (release `logbook` in
+/// `logbook-system`), rule by rule and in order: where each applies, the
+/// API group, the resources, the verbs and the object names. A rule added
+/// to `_rules.tpl` or `rbac.yaml` fails here until the guide says it.
+#[test]
+fn the_install_guides_permissions_table_is_the_charts_rules() {
+    let chart = chart();
+    let rendered = ok(
+        &tool("helm"),
+        &[
+            "template",
+            "logbook",
+            chart.to_str().unwrap(),
+            "--namespace",
+            "logbook-system",
+        ],
+    );
+    let objs = objects(&rendered);
+    let cell = |rule: &Value, field: &str, quote: bool| -> String {
+        rule[field]
+            .as_sequence()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        let s = i.as_str().unwrap();
+                        if quote {
+                            format!("`{}`", if s.is_empty() { "\"\"" } else { s })
+                        } else {
+                            s.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut wanted: Vec<Vec<String>> = Vec::new();
+    // The managed namespaces' rules first, then the release namespace's,
+    // then the cluster-wide ones on named objects.
+    for scope in ["managed namespaces", "release namespace", "cluster"] {
+        for o in &objs {
+            let kind = o["kind"].as_str().unwrap();
+            let name = o["metadata"]["name"].as_str().unwrap();
+            let here = match kind {
+                "ClusterRole" if name == "logbook" => "managed namespaces",
+                "ClusterRole" => "cluster",
+                "Role" => "release namespace",
+                _ => continue,
+            };
+            if here != scope {
+                continue;
+            }
+            for rule in o["rules"].as_sequence().unwrap() {
+                wanted.push(vec![
+                    scope.to_owned(),
+                    cell(rule, "apiGroups", true),
+                    cell(rule, "resources", true),
+                    cell(rule, "verbs", false),
+                    cell(rule, "resourceNames", true),
+                ]);
+            }
+        }
+    }
+    let guide = std::fs::read_to_string(root().join("docs/guide/install.md")).unwrap();
+    let table = guide
+        .split("<!-- rbac:begin -->")
+        .nth(1)
+        .and_then(|t| t.split("<!-- rbac:end -->").next())
+        .expect("docs/guide/install.md has a <!-- rbac:begin --> ... <!-- rbac:end --> table");
+    let documented: Vec<Vec<String>> = table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            let inner = l.trim().strip_prefix('|').unwrap_or(l);
+            let inner = inner.strip_suffix('|').unwrap_or(inner);
+            inner.split('|').map(|c| c.trim().to_owned()).collect()
+        })
+        .collect();
+    let show = |rows: &[Vec<String>]| {
+        rows.iter()
+            .map(|r| format!("| {} |", r.join(" | ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        documented == wanted,
+        "docs/guide/install.md's permissions table differs from the chart's rules; it should read:\n{}\n\nit reads:\n{}",
+        show(&wanted),
+        show(&documented)
+    );
+    // A namespace-scoped install grants the same managed rules in its
+    // namespace, by a Role.
+    let scoped = objects(&ok(
+        &tool("helm"),
+        &[
+            "template",
+            "logbook",
+            chart.to_str().unwrap(),
+            "--namespace",
+            "logbook-system",
+            "--set",
+            "watchNamespace=shop",
+        ],
+    ));
+    let role = scoped
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["namespace"] == "shop")
+        .unwrap();
+    let managed = objs
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "logbook")
+        .unwrap();
+    assert_eq!(role["rules"], managed["rules"]);
+}
+
+/// A misspelt value, at any depth, fails `helm lint --strict` (and so
+/// `helm install` and `helm upgrade`) with a message naming it: every
+/// object of `values.schema.json` that lists its properties refuses
+/// others.
+#[test]
+fn a_misspelt_value_fails_helm_lint_naming_it() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    for (set, named) in [
+        ("imag.tag=1", "'imag'"),
+        ("image.tagg=1", "'tagg'"),
+        ("resources.limit.memory=1Gi", "'limit'"),
+        ("securityContext.runAsNonroot=true", "'runAsNonroot'"),
+        ("podSecurityContext.fsgroup=1", "'fsgroup'"),
+        ("metrics.serviceMonitor.intervall=1m", "'intervall'"),
+        ("health.readinessProbe.period=3", "'period'"),
+        (
+            "operatorDefaults.maxClusterRolling=2",
+            "'maxClusterRolling'",
+        ),
+        ("extraEnv[0].name=A,extraEnv[0].valu=b", "'valu'"),
+    ] {
+        let out = run(&tool("helm"), &["lint", "--strict", chart, "--set", set]);
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "--set {set} passed helm lint");
+        assert!(
+            printed.contains(&format!("additional properties {named} not allowed")),
+            "--set {set}: helm lint does not name {named}: {printed}"
+        );
+    }
+}
+
+/// `charts/logbook/README.md`'s values table is what
+/// `scripts/chart-readme.py` makes from `values.yaml` and
+/// `values.schema.json` now; the script also fails when a value has no
+/// schema property or description, or a schema object lets unknown keys in.
+#[test]
+fn the_charts_readme_lists_every_value_as_it_is() {
+    let out = Command::new("python3")
+        .arg(root().join("scripts/chart-readme.py"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
