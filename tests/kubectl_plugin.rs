@@ -560,6 +560,26 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         failovers.stdout
     );
 
+    // A ValkeyUser of demo, for status's Users.
+    let user_secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "app-password"},
+        "stringData": {"password": "app-password-value"}
+    }))
+    .unwrap();
+    env.api::<Secret>()
+        .create(&PostParams::default(), &user_secret)
+        .await
+        .unwrap();
+    let mut user_spec = logbook_crds::ValkeyUserSpec::new("demo", "app-password", "password");
+    user_spec.commands = vec!["+@read".to_owned()];
+    env.api::<logbook_crds::ValkeyUser>()
+        .create(
+            &PostParams::default(),
+            &logbook_crds::ValkeyUser::new("app", user_spec),
+        )
+        .await
+        .unwrap();
+
     // backup: refused without a destination, then taken to moto's S3.
     let refused = kv(&plugin, &kubeconfig, &["backup", "demo"]).await;
     assert_eq!(refused.code, 1, "{}", refused.stderr);
@@ -624,8 +644,30 @@ async fn kubectl_valkey_against_a_live_replication_cluster() {
         },
     )
     .await;
+    let users = env.api::<logbook_crds::ValkeyUser>();
+    env.eventually(Duration::from_secs(30), "ValkeyUser app Ready", || {
+        let users = users.clone();
+        async move {
+            users
+                .get("app")
+                .await
+                .ok()
+                .and_then(|u| u.status)
+                .and_then(|s| s.phase)
+                == Some(logbook_crds::UserPhase::Ready)
+        }
+    })
+    .await;
     let detail = kv(&plugin, &kubeconfig, &["status", "demo"]).await;
     let text = ok(&detail);
+    let user_row = text
+        .lines()
+        .find(|l| l.starts_with("  app "))
+        .unwrap_or_else(|| panic!("no row of ValkeyUser app:\n{text}"));
+    for cell in ["Ready", "3/3", "yes"] {
+        assert!(user_row.contains(cell), "{user_row:?} lacks {cell}");
+    }
+    assert!(!text.contains("app-password-value"), "{text}");
     assert!(
         text.contains(&format!("Backups:       last completed {backup}, ")),
         "{text}"
