@@ -98,11 +98,15 @@ pub struct WaitArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// One cluster at a glance, or one line per cluster of the namespace.
+    ///
     /// Without a name: every ValkeyCluster of the namespace. With one: its
-    /// topology, phase, conditions, each pod's role, replication offset and
-    /// lag as last observed by the operator (from the journal), the last
-    /// failover and the journal head; for a Valkey Cluster, its shards
-    /// (primary, replicas in sync or not, slots) and slots owned of 16384.
+    /// topology, phase, versions, conditions, each pod's role, replication
+    /// offset and lag as last observed by the operator (from the journal),
+    /// the last failover and why, what the operator is doing, backups, the
+    /// certificate's expiry, its ValkeyUsers and the journal head; for a
+    /// Valkey Cluster, its shards (primary, replicas in sync or not, slots)
+    /// and slots owned of 16384.
     Status {
         /// The ValkeyCluster.
         name: Option<String>,
