@@ -317,15 +317,15 @@ fn check_link(page: &Path, target: &str) -> Result<(), String> {
     if !full.exists() {
         return Err(format!("{target}: no {}", resolved.display()));
     }
-    if let Some(anchor) = anchor {
-        if resolved.extension().is_some_and(|e| e == "md") {
-            let text = read(&resolved);
-            if !anchors(&text).contains(anchor) {
-                return Err(format!(
-                    "{target}: {} has no heading #{anchor}",
-                    resolved.display()
-                ));
-            }
+    if let Some(anchor) = anchor
+        && resolved.extension().is_some_and(|e| e == "md")
+    {
+        let text = read(&resolved);
+        if !anchors(&text).contains(anchor) {
+            return Err(format!(
+                "{target}: {} has no heading #{anchor}",
+                resolved.display()
+            ));
         }
     }
     Ok(())
@@ -438,10 +438,10 @@ fn names_an_issue(text: &str) -> Option<String> {
                 rest = &rest[at + marker.len()..];
             }
         }
-        if let Some(at) = line.find("(#") {
-            if line[at + 2..].starts_with(|c: char| c.is_ascii_digit()) {
-                return Some(format!("line {}: {}", n + 1, line.trim()));
-            }
+        if let Some(at) = line.find("(#")
+            && line[at + 2..].starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Some(format!("line {}: {}", n + 1, line.trim()));
         }
     }
     None
