@@ -6,7 +6,9 @@
 //! is lost; the journal holds the decision (`RestartPods`, reason
 //! `RestartRequested`) and the switchover before the primary's roll. The
 //! same request again (the annotation removed and put back with the same
-//! value) replaces nothing and decides nothing.
+//! value) replaces nothing and decides nothing. A Valkey Cluster of 3
+//! shards restarts the same way, shard by shard, each primary after a
+//! coordinated `CLUSTER FAILOVER`, under a cluster-aware writer.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,13 +24,13 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use logbook::journal_store::JournalBackend;
-use logbook_journal::{Event, Intent, ReasonCode};
+use logbook_journal::{ClusterFailoverMode, Event, Intent, ReasonCode};
 use operator_common::*;
 
 const ANNOTATION: &str = "valkey.logbook.dev/restart-requested";
 
-async fn uids(env: &Env) -> BTreeMap<String, String> {
-    env.pods("demo")
+async fn uids(env: &Env, cluster: &str) -> BTreeMap<String, String> {
+    env.pods(cluster)
         .await
         .iter()
         .map(|p| (p.name_any(), p.metadata.uid.clone().unwrap()))
@@ -58,7 +60,7 @@ async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_ackn
     env.apply_yaml(&replication_yaml("demo", 3)).await;
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(40)).await;
     let old_primary = primary(&vkc);
-    let before = uids(&env).await;
+    let before = uids(&env, "demo").await;
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
     let probe = write_probe(&service, &password, "restart");
@@ -78,7 +80,7 @@ async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_ackn
 
     // Every pod replaced exactly once, never two down at once, never the
     // primary while it was primary.
-    let after = uids(&env).await;
+    let after = uids(&env, "demo").await;
     for (pod, uid) in &before {
         assert_ne!(after.get(pod), Some(uid), "{pod} was not replaced");
     }
@@ -187,6 +189,71 @@ async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_ackn
         )),
         "the same request decided again: {again:?}"
     );
-    assert_eq!(uids(&env).await, after, "pods replaced again");
+    assert_eq!(uids(&env, "demo").await, after, "pods replaced again");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_requested_restart_rolls_a_valkey_cluster_keeping_every_acknowledged_write() {
+    const KEYS: u64 = 2_000;
+    let mut env = Env::start_without_operator("restart-request-cluster").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&cluster_yaml("shop")).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(90), "formed", cluster_ready)
+        .await;
+    let old_primaries = primaries(&vkc);
+    let before = uids(&env, "shop").await;
+    let password = env.password("shop").await;
+    let probe = loaded_under_writer(&env, &password, KEYS).await;
+
+    let monitor = PodMonitor::start(&env, "shop", 6);
+    let asked = Instant::now();
+    let said = kubectl_valkey(&env, &["restart", "shop", "--wait", "--timeout", "120s"]).await;
+    eprintln!("{said}restart took {:?}", asked.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = monitor.stop();
+    env.wait_status("shop", Duration::from_secs(30), "ready", cluster_ready)
+        .await;
+    stop_and_check_writes(&env, probe, 6, &password, KEYS).await;
+
+    let after = uids(&env, "shop").await;
+    for (pod, uid) in &before {
+        assert_ne!(after.get(pod), Some(uid), "{pod} was not replaced");
+    }
+    let mut replaced = seen.replaced.clone();
+    replaced.sort();
+    assert_eq!(
+        replaced,
+        ["shop-0", "shop-1", "shop-2", "shop-3", "shop-4", "shop-5"],
+        "{seen:?}"
+    );
+    assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+    assert!(
+        seen.deleted_while_primary.is_empty(),
+        "rolled while primary: {seen:?}"
+    );
+
+    // Each old primary handed its shard over by a coordinated failover
+    // before its own roll, after the one RestartPods.
+    let stream = env.stream("shop").await;
+    let decided = decisions(&env.journal_events(&stream).await);
+    let restart_at = decided
+        .iter()
+        .position(|(i, _)| matches!(i, Intent::RestartPods { .. }))
+        .expect("RestartPods decided");
+    for old in &old_primaries {
+        let handover = decided.iter().position(|(i, _)| {
+            matches!(i, Intent::ClusterFailover { from: Some(f), mode: ClusterFailoverMode::Coordinated, .. } if f == old)
+        });
+        let rolled = decided
+            .iter()
+            .position(|(i, _)| matches!(i, Intent::RollPod { pod, .. } if pod == old));
+        match (handover, rolled) {
+            (Some(h), Some(r)) => assert!(restart_at < h && h < r, "{old}: {decided:?}"),
+            _ => panic!("{old}: no coordinated failover before its roll: {decided:?}"),
+        }
+    }
     env.finish().await;
 }
