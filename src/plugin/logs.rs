@@ -26,8 +26,9 @@ use crate::resources::CONTAINER_NAME;
 pub struct LogsArgs {
     /// The operator's lines about the cluster instead of its pods'.
     pub operator: bool,
-    /// Where the operator runs.
-    pub operator_namespace: String,
+    /// Where the operator runs (default: `logbook-system`, else any
+    /// namespace where pods carry the operator's label).
+    pub operator_namespace: Option<String>,
     /// Only lines newer than this.
     pub since: Option<Duration>,
     /// Only the last lines (of each pod; with `--operator`, of the lines
@@ -53,7 +54,18 @@ struct Source {
 pub async fn run(kube: &Kube, name: &str, args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     kube.cluster(name).await?;
     let sources = if args.operator {
-        operator_pods(kube, &args.operator_namespace).await?
+        match &args.operator_namespace {
+            Some(ns) => operator_pods(kube, Some(ns)).await?,
+            None => match operator_pods(kube, Some(DEFAULT_OPERATOR_NAMESPACE)).await {
+                Ok(found) => found,
+                // Installed elsewhere: wherever its label is, if the
+                // user may list pods across namespaces.
+                Err(first) => match operator_pods(kube, None).await {
+                    Ok(found) => found,
+                    Err(_) => return Err(first),
+                },
+            },
+        }
     } else {
         let pods = kube.data_pods(name).await?;
         if pods.is_empty() {
@@ -114,9 +126,17 @@ fn container_of(pod: &Pod) -> Option<String> {
         .cloned()
 }
 
-/// The operator's pods, by their Helm chart label.
-async fn operator_pods(kube: &Kube, namespace: &str) -> Result<Vec<Source>> {
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), namespace);
+/// Where the Helm chart's instructions install the operator.
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "logbook-system";
+
+/// The operator's pods, by their Helm chart label, in `namespace` (`None`:
+/// in every namespace).
+async fn operator_pods(kube: &Kube, namespace: Option<&str>) -> Result<Vec<Source>> {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(kube.client.clone(), ns),
+        None => Api::all(kube.client.clone()),
+    };
+    let shown = namespace.unwrap_or("(all)");
     let pods = api
         .list(&ListParams::default().labels(OPERATOR_SELECTOR))
         .await
@@ -125,7 +145,7 @@ async fn operator_pods(kube: &Kube, namespace: &str) -> Result<Vec<Source>> {
                 &super::error::Call {
                     verb: "list",
                     resource: "pods",
-                    namespace,
+                    namespace: shown,
                     name: None,
                     url: &kube.url,
                 },
@@ -135,18 +155,26 @@ async fn operator_pods(kube: &Kube, namespace: &str) -> Result<Vec<Source>> {
         .items;
     if pods.is_empty() {
         return Err(PluginError::Refused(format!(
-            "no operator pod (labelled {OPERATOR_SELECTOR}) in namespace {namespace:?}: give the operator's namespace with --operator-namespace"
+            "no operator pod (labelled {OPERATOR_SELECTOR}) in {}: give the operator's namespace with --operator-namespace",
+            namespace.map_or_else(
+                || "any namespace".to_owned(),
+                |ns| format!("namespace {ns:?}")
+            )
         )));
     }
     let mut sources: Vec<Source> = pods
         .iter()
         .map(|p| Source {
-            namespace: namespace.to_owned(),
+            namespace: p
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| shown.to_owned()),
             pod: p.metadata.name.clone().unwrap_or_default(),
             container: None,
         })
         .collect();
-    sources.sort_by(|a, b| a.pod.cmp(&b.pod));
+    sources.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     Ok(sources)
 }
 

@@ -136,9 +136,10 @@ pub enum Command {
         /// (labelled app.kubernetes.io/name=logbook).
         #[arg(long)]
         operator: bool,
-        /// The namespace the operator runs in.
-        #[arg(long, default_value = "logbook-system", value_name = "NAMESPACE")]
-        operator_namespace: String,
+        /// The namespace the operator runs in (default: logbook-system,
+        /// else wherever pods carry its label).
+        #[arg(long, value_name = "NAMESPACE")]
+        operator_namespace: Option<String>,
         /// Only lines newer than this: `90s`, `10m`, `1h`.
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         since: Option<Duration>,
