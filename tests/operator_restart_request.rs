@@ -22,8 +22,11 @@ use crate::operator_common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use logbook::journal_store::JournalBackend;
+use logbook_crds::ValkeyCluster;
 use logbook_journal::{ClusterFailoverMode, Event, Intent, ReasonCode};
 use operator_common::*;
 
@@ -35,6 +38,50 @@ async fn uids(env: &Env, cluster: &str) -> BTreeMap<String, String> {
         .iter()
         .map(|p| (p.name_any(), p.metadata.uid.clone().unwrap()))
         .collect()
+}
+
+/// `kubectl valkey <args>` through the real kubectl: (exit code, stdout,
+/// stderr), failing or not.
+async fn plugin(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-valkey"),
+        bin.path().join("kubectl-valkey"),
+    )
+    .unwrap();
+    let mut path = std::ffi::OsString::from(bin.path());
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    let kubeconfig = env.write_kubeconfig();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .arg("valkey")
+            .args(&args)
+            .env("PATH", path)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The message of the cluster's `Ready` condition.
+fn ready_message(vkc: &ValkeyCluster) -> String {
+    vkc.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
 }
 
 /// Every decision of the journal, in order: (intent, reason).
@@ -190,6 +237,58 @@ async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_ackn
         "the same request decided again: {again:?}"
     );
     assert_eq!(uids(&env, "demo").await, after, "pods replaced again");
+
+    // Paused: `--wait` is refused with nothing written; without it the
+    // request waits, says so in the status and an Event, and is carried
+    // out once resumed.
+    kubectl_valkey(&env, &["pause", "demo"]).await;
+    let (code, _, err) = plugin(&env, &["restart", "demo", "--wait"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is paused"), "{err}");
+    assert_eq!(
+        env.vkc("demo").await.annotations().get(ANNOTATION),
+        Some(&request),
+        "written although refused"
+    );
+    let said = kubectl_valkey(&env, &["restart", "demo"]).await;
+    assert!(said.contains("waits until it is resumed"), "{said}");
+    env.wait_status(
+        "demo",
+        Duration::from_secs(10),
+        "the restart said to wait",
+        |v| ready_message(v).contains("waits: the cluster is paused"),
+    )
+    .await;
+    let events: Api<KubeEvent> = env.api();
+    env.eventually(Duration::from_secs(10), "a RestartDeferred Event", || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("RestartDeferred"))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(uids(&env, "demo").await, after, "restarted while paused");
+    kubectl_valkey(&env, &["resume", "demo"]).await;
+    env.eventually(
+        Duration::from_secs(60),
+        "every pod restarted after resume",
+        || {
+            let (env, after) = (&env, &after);
+            async move {
+                let now = uids(env, "demo").await;
+                now.len() == 3 && now.iter().all(|(pod, uid)| after.get(pod) != Some(uid))
+            }
+        },
+    )
+    .await;
+    env.wait_ready("demo", 3, Duration::from_secs(30)).await;
     env.finish().await;
 }
 
