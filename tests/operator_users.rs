@@ -1023,3 +1023,276 @@ async fn fingerprints_are_keyed_with_the_clusters_own_key_and_an_earlier_journal
     }
     env.finish().await;
 }
+
+/// Text of key `key` of Secret `name`, if both exist.
+async fn secret_text(env: &Env, name: &str, key: &str) -> Option<String> {
+    let api: kube::Api<Secret> = env.api();
+    let secret = api.get_opt(name).await.unwrap()?;
+    let value = secret.data?.remove(key)?;
+    Some(String::from_utf8(value.0).unwrap())
+}
+
+/// A connection to the URL in `url` as a client library takes it, the
+/// host (the client Service's DNS name, which only the cluster's DNS
+/// resolves) swapped for the Service's address.
+async fn connect_url(env: &Env, url: &str, host: &str) -> redis::aio::MultiplexedConnection {
+    let reachable = url.replace(&format!("{host}:6379"), &env.service_addr(NAME).await);
+    assert_ne!(reachable, url, "{host} in the URL");
+    let client = redis::Client::open(reachable.as_str()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// `cmd` on `con`: the reply as text, or the server's error.
+async fn run(con: &mut redis::aio::MultiplexedConnection, cmd: &[&str]) -> Result<String, String> {
+    let mut c = redis::cmd(cmd[0]);
+    for arg in &cmd[1..] {
+        c.arg(*arg);
+    }
+    c.query_async::<String>(con)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Every API write since `mark` but the Leases' renewals.
+fn writes_since(env: &Env, mark: u64) -> Vec<String> {
+    env.api_requests()
+        .since(mark)
+        .into_iter()
+        .filter(|r| r.method != "GET" && !r.uri.contains("/leases/"))
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_connects_as_its_user_with_the_connection_secret_the_operator_keeps() {
+    let mut env = Env::start_without_operator("users-connection").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml()).await;
+    env.wait_ready(NAME, 3, Duration::from_secs(90)).await;
+    // A password a URL must encode.
+    let first = "first:p@ss/w%rd";
+    put_secret(&env, "app-password", first).await;
+    let mut spec = app_spec();
+    spec.rotation_window_seconds = 6;
+    spec.connection_secret = Some("app-valkey".into());
+    create_user(&env, "app", spec).await;
+    wait_user(&env, "app", "Ready on 3/3 nodes", |s| {
+        s.phase == Some(UserPhase::Ready) && s.nodes.as_deref() == Some("3/3")
+    })
+    .await;
+    env.eventually(Duration::from_secs(20), "the connection Secret", || async {
+        secret_text(&env, "app-valkey", "password").await.as_deref() == Some(first)
+    })
+    .await;
+    let host = secret_text(&env, "app-valkey", "host").await.unwrap();
+    assert_eq!(host, format!("{NAME}.default.svc.cluster.local"));
+    assert_eq!(
+        secret_text(&env, "app-valkey", "username").await.unwrap(),
+        "app"
+    );
+    assert_eq!(
+        secret_text(&env, "app-valkey", "port").await.unwrap(),
+        "6379"
+    );
+    let url = secret_text(&env, "app-valkey", "REDIS_URL").await.unwrap();
+    assert_eq!(
+        url,
+        format!("redis://app:first%3Ap%40ss%2Fw%25rd@{host}:6379")
+    );
+    let secrets: kube::Api<Secret> = env.api();
+    let written = secrets.get("app-valkey").await.unwrap();
+    let owner = &written.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("ValkeyUser", "app")
+    );
+
+    // A real client with REDIS_URL: what the user may, and no more.
+    let mut con = connect_url(&env, &url, &host).await;
+    assert_eq!(run(&mut con, &["SET", "app:1", "v"]).await.unwrap(), "OK");
+    for refused in [
+        &["SET", "other:1", "v"][..],
+        &["FLUSHALL"],
+        &["CONFIG", "GET", "maxmemory"],
+    ] {
+        let err = run(&mut con, refused).await.unwrap_err();
+        assert!(err.to_uppercase().contains("NOPERM"), "{refused:?}: {err}");
+    }
+
+    // Converged: nothing journaled, nothing written.
+    let stream = env.stream(NAME).await;
+    let head = env.journal_head(&stream).await;
+    let mark = env.api_requests().total();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        env.journal_head(&stream).await,
+        head,
+        "journal appends while idle"
+    );
+    let writes = writes_since(&env, mark);
+    assert!(writes.is_empty(), "API writes while idle: {writes:#?}");
+
+    // A new password: the Secret follows once every node takes it, and
+    // the new URL works.
+    let second = "second-password";
+    put_secret(&env, "app-password", second).await;
+    env.eventually(
+        Duration::from_secs(30),
+        "the new password in the Secret",
+        || async { secret_text(&env, "app-valkey", "password").await.as_deref() == Some(second) },
+    )
+    .await;
+    let url = secret_text(&env, "app-valkey", "REDIS_URL").await.unwrap();
+    assert_eq!(url, format!("redis://app:{second}@{host}:6379"));
+    let mut con = connect_url(&env, &url, &host).await;
+    assert_eq!(run(&mut con, &["SET", "app:2", "v"]).await.unwrap(), "OK");
+
+    // A connectionSecret naming a Secret the operator does not own, or the
+    // cluster's own: refused in the status and an Event, left untouched.
+    let foreign = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("taken".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "mine".to_owned(),
+            ByteString(b"keep".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let before = secrets.get("taken").await.unwrap();
+    put_secret(&env, "intruder-password", "intruder-pw").await;
+    let mut spec = ValkeyUserSpec::new(NAME, "intruder-password", "password");
+    spec.commands = vec!["+ping".into()];
+    spec.connection_secret = Some("taken".into());
+    create_user(&env, "intruder", spec).await;
+    let status = wait_user(&env, "intruder", "Failed", |s| {
+        s.phase == Some(UserPhase::Failed)
+    })
+    .await;
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("Secret default/taken exists and was not written by the operator"),
+        "{message}"
+    );
+    assert!(!message.contains("intruder-pw"), "{message}");
+    let mut spec = ValkeyUserSpec::new(NAME, "intruder-password", "password");
+    spec.username = Some("grabber".into());
+    spec.connection_secret = Some(format!("{NAME}-connection"));
+    create_user(&env, "grabber", spec).await;
+    let status = wait_user(&env, "grabber", "Failed", |s| {
+        s.phase == Some(UserPhase::Failed)
+    })
+    .await;
+    assert!(
+        status.message.as_deref().unwrap().contains("own Secrets"),
+        "{status:?}"
+    );
+    let kube_events: kube::Api<KubeEvent> = env.api();
+    env.eventually(Duration::from_secs(10), "a Warning Event", || {
+        let api = kube_events.clone();
+        async move {
+            api.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("UserNotApplied")
+                        && e.note.as_deref().is_some_and(|m| {
+                            m.contains("intruder") && m.contains("not written by the operator")
+                        })
+                })
+        }
+    })
+    .await;
+    let after = secrets.get("taken").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.data, before.data);
+    let cluster_secret = secret_text(&env, &format!("{NAME}-connection"), "REDIS_URL")
+        .await
+        .unwrap();
+    assert!(!cluster_secret.contains("grabber"), "{cluster_secret}");
+
+    // The ValkeyUser deleted: its Secret goes with it.
+    let users: kube::Api<ValkeyUser> = env.api();
+    users.delete("app", &DeleteParams::default()).await.unwrap();
+    env.eventually(
+        Duration::from_secs(30),
+        "the connection Secret gone",
+        || async {
+            secrets.get_opt("app-valkey").await.unwrap().is_none()
+                && user(&env, "app").await.is_none()
+        },
+    )
+    .await;
+    assert!(secrets.get_opt("taken").await.unwrap().is_some());
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_users_connection_secret_says_rediss_and_carries_the_ca() {
+    let mut env = Env::start_without_operator("users-connection-tls").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    // config/samples/tls.yaml, as it is: the operator's own CA.
+    apply_sample(&env, "tls.yaml");
+    env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    put_secret(&env, "app-password", "tls-user-password").await;
+    let mut spec = app_spec();
+    spec.connection_secret = Some("app-valkey".into());
+    create_user(&env, "app", spec).await;
+    env.eventually(Duration::from_secs(30), "the connection Secret", || async {
+        secret_text(&env, "app-valkey", "REDIS_URL").await.is_some()
+    })
+    .await;
+    let url = secret_text(&env, "app-valkey", "REDIS_URL").await.unwrap();
+    let host = secret_text(&env, "app-valkey", "host").await.unwrap();
+    assert_eq!(url, format!("rediss://app:tls-user-password@{host}:6379"));
+    assert_eq!(
+        secret_text(&env, "app-valkey", "tls").await.unwrap(),
+        "true"
+    );
+    let ca = secret_text(&env, "app-valkey", "ca.crt").await.unwrap();
+    assert_eq!(
+        Some(&ca),
+        secret_text(&env, &format!("{NAME}-connection"), "ca.crt")
+            .await
+            .as_ref(),
+        "the cluster's CA"
+    );
+    // redis-cli with the URL and the CA: the user's key, and no other.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let reachable = url.replace(&format!("{host}:6379"), &env.service_addr(NAME).await);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(&ca_file)
+            .args(["--no-auth-warning", "-u", &reachable])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    env.eventually(Duration::from_secs(20), "SET app:1 over TLS", || async {
+        cli(&["SET", "app:1", "v"]).trim() == "OK"
+    })
+    .await;
+    let refused = cli(&["SET", "other:1", "v"]);
+    assert!(refused.contains("NOPERM"), "{refused}");
+    env.finish().await;
+}

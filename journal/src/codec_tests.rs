@@ -773,6 +773,28 @@ fn the_restart_variants_keep_their_catalog_indexes() {
     );
 }
 
+/// A ValkeyUser's connection Secret: intent 46, reason 51, event 76.
+#[test]
+fn the_user_connection_variants_keep_their_catalog_indexes() {
+    assert_eq!(
+        tag(&Intent::ApplyUserConnection {
+            object: "app".to_owned()
+        }),
+        46
+    );
+    assert_eq!(tag(&ReasonCode::UserConnectionStale), 51);
+    assert_event_index(
+        Event::UserConnectionObserved {
+            object: "app".to_owned(),
+            connection: Some(crate::users::UserConnection {
+                secret: "app-valkey".to_owned(),
+                state: crate::users::ConnectionState::Refused("not ours".to_owned()),
+            }),
+        },
+        76,
+    );
+}
+
 /// What a pod held at hibernation and wake is event 73.
 #[test]
 fn pod_data_observed_keeps_its_catalog_index() {

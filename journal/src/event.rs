@@ -915,6 +915,15 @@ pub enum Event {
         /// The annotation's value, or `None`.
         request: Option<String>,
     },
+    /// [76] The connection Secret of the ValkeyUser `object` as now read,
+    /// differing from the projection's; `None` once the user asks for
+    /// none (or is being deleted: its Secret goes with it).
+    UserConnectionObserved {
+        /// The ValkeyUser object's name.
+        object: String,
+        /// Its connection Secret and how it stands.
+        connection: Option<crate::users::UserConnection>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -1017,6 +1026,7 @@ impl Event {
             Self::PodDataObserved { .. } => "PodDataObserved",
             Self::ContainerRestartObserved { .. } => "ContainerRestartObserved",
             Self::RestartRequestObserved { .. } => "RestartRequestObserved",
+            Self::UserConnectionObserved { .. } => "UserConnectionObserved",
         }
     }
 }

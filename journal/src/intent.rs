@@ -431,6 +431,14 @@ pub enum Intent {
         /// The spec generation whose objects are applied.
         generation: i64,
     },
+    /// ACL users: write the connection Secret of the ValkeyUser `object`
+    /// (`spec.connectionSecret`, in its namespace, owned by it) with its
+    /// user name and the password every node holds it with, for its
+    /// application.
+    ApplyUserConnection {
+        /// The ValkeyUser object's name.
+        object: String,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -510,6 +518,7 @@ impl Intent {
             Self::PromoteStandby { .. } => "PromoteStandby",
             Self::ClearRebalanceRequest => "ClearRebalanceRequest",
             Self::RestartPods { .. } => "RestartPods",
+            Self::ApplyUserConnection { .. } => "ApplyUserConnection",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -709,6 +718,9 @@ impl Intent {
             Self::RestartPods { requested, .. } => {
                 format!("restart every pod (requested {requested})")
             }
+            Self::ApplyUserConnection { object } => {
+                format!("write the connection Secret of ValkeyUser {object}")
+            }
         }
     }
 }
@@ -756,6 +768,7 @@ impl ReasonCode {
             Self::Promotion { .. } => "Promotion",
             Self::Rebalance { .. } => "Rebalance",
             Self::RestartRequested { .. } => "RestartRequested",
+            Self::UserConnectionStale => "UserConnectionStale",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -814,6 +827,7 @@ impl ReasonCode {
             | Self::Promotion { .. }
             | Self::Rebalance { .. }
             | Self::RestartRequested { .. }
+            | Self::UserConnectionStale
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1091,6 +1105,10 @@ pub enum ReasonCode {
         /// The request's value.
         requested: String,
     },
+    /// A ValkeyUser's connection Secret is missing or does not hold what
+    /// it must (a new password, CA or topology), and every node holds the
+    /// user as its record says.
+    UserConnectionStale,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

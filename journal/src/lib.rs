@@ -62,7 +62,8 @@ pub use store::sled::{Durability, SledStore};
 pub use store::{EncodedEvent, EncodedSnapshot, FrameBatch, Head, JournalStore, StoreError};
 pub use time::Timestamp;
 pub use users::{
-    AclDigest, CLUSTER_PASSWORD, INTERNAL_USER, NodeUsers, Rotation, UserRecord, UserWant,
+    AclDigest, CLUSTER_PASSWORD, ConnectionState, INTERNAL_USER, NodeUsers, Rotation,
+    UserConnection, UserRecord, UserWant,
 };
 pub use verify::{ProblemKind, VerifyProblem, VerifyReport};
 pub use writer::{NewEvent, StreamWriter};

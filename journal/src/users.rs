@@ -97,6 +97,32 @@ pub struct Rotation {
     pub until: crate::time::Timestamp,
 }
 
+/// A ValkeyUser's connection Secret (`spec.connectionSecret`) as last
+/// read: the Secret the operator writes for its application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserConnection {
+    /// The Secret's name, in the ValkeyUser's namespace.
+    pub secret: String,
+    /// How it stands against what it must hold.
+    pub state: ConnectionState,
+}
+
+/// How a ValkeyUser's connection Secret stands, judged when it was read
+/// against the user's password read then, the cluster's TLS and topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectionState {
+    /// It is the operator's and holds what it must.
+    Current,
+    /// Missing, or the operator's but holding something else (a password
+    /// since changed, another CA or topology, a change by hand): written
+    /// once every node holds the user as its record says.
+    Stale,
+    /// Never written: the name is taken by a Secret the operator does not
+    /// own for this user, or is the user's password Secret, or one of the
+    /// cluster's own Secrets. Why, for a person.
+    Refused(String),
+}
+
 /// A digest of one user's `ACL LIST` line on one node (16 hex digits of
 /// an HMAC-SHA-256 keyed with the cluster's fingerprint key; 8 hex digits
 /// of an unkeyed SHA-256 in journals written before the key existed).

@@ -39,6 +39,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         Event::SentinelSwitchObserved { switch } => Some(&switch.to),
         Event::UserObserved { .. }
         | Event::UserForgotten { .. }
+        | Event::UserConnectionObserved { .. }
         | Event::RotationWindowClosed { .. }
         | Event::CertificateObserved { .. }
         | Event::BackupRequested { .. }
@@ -133,6 +134,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::RestartRequestObserved { .. }
             | Event::UserObserved { .. }
             | Event::UserForgotten { .. }
+            | Event::UserConnectionObserved { .. }
             | Event::AclObserved { .. }
             | Event::RotationWindowClosed { .. }
             | Event::CertificateObserved { .. }
@@ -439,6 +441,21 @@ pub fn summary(event: &Event) -> String {
             }
         }
         Event::UserForgotten { object } => format!("ValkeyUser {object} is gone"),
+        Event::UserConnectionObserved { object, connection } => match connection {
+            None => format!("ValkeyUser {object} asks for no connection Secret"),
+            Some(c) => match &c.state {
+                logbook_journal::ConnectionState::Current => {
+                    format!("ValkeyUser {object}'s connection Secret {} is in step", c.secret)
+                }
+                logbook_journal::ConnectionState::Stale => {
+                    format!("ValkeyUser {object}'s connection Secret {} is to be written", c.secret)
+                }
+                logbook_journal::ConnectionState::Refused(why) => format!(
+                    "ValkeyUser {object}'s connection Secret {} refused: {why}",
+                    c.secret
+                ),
+            },
+        },
         Event::RotationWindowClosed { username } => {
             format!("the rotation window of ACL user {username} closed: its old password goes")
         }

@@ -14,7 +14,9 @@
 //! Decided after the topology's own concerns, which come first (a
 //! failover never waits on an ACL), and only on nodes that answer.
 
-use logbook_journal::{CLUSTER_PASSWORD, Intent, Reachability, ReasonCode, UserRecord};
+use logbook_journal::{
+    CLUSTER_PASSWORD, ConnectionState, Intent, Reachability, ReasonCode, UserRecord,
+};
 
 use super::Decision;
 use super::view::ClusterView;
@@ -122,6 +124,7 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
             ));
         }
     }
+    out.extend(decide_connections(view));
     if !out.is_empty() {
         return out;
     }
@@ -147,6 +150,39 @@ pub fn decide_users(view: &ClusterView<'_>) -> Vec<Decision> {
         }
     }
     out
+}
+
+/// One `ApplyUserConnection` per ValkeyUser whose connection Secret is
+/// stale while every data pod holds its user as its record says: an
+/// application is never handed a password the servers would refuse (a
+/// new one waits until every node takes it; until then the Secret keeps
+/// the old one, which the nodes still take during the rotation window).
+fn decide_connections(view: &ClusterView<'_>) -> Vec<Decision> {
+    let users = &view.state.users;
+    let pods: Vec<&String> = view.state.pods.keys().collect();
+    users
+        .connections
+        .iter()
+        .filter(|(_, c)| c.state == ConnectionState::Stale)
+        .filter_map(|(object, c)| {
+            let record = users.records.get(object)?;
+            let ready = record.applicable()
+                && !pods.is_empty()
+                && pods.iter().all(|p| users.holds(p, record));
+            ready.then(|| {
+                Decision::new(
+                    Intent::ApplyUserConnection {
+                        object: object.clone(),
+                    },
+                    ReasonCode::UserConnectionStale,
+                    format!(
+                        "ValkeyUser {object}'s connection Secret {} does not hold what it must, and every node holds user {}",
+                        c.secret, record.username
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Whether `record` is kept on the nodes by this concern: every
@@ -360,6 +396,52 @@ mod tests {
             None
         );
         assert_eq!(syncs(&g).len(), 2);
+    }
+
+    fn connection(state: logbook_journal::ConnectionState) -> Event {
+        Event::UserConnectionObserved {
+            object: "app".into(),
+            connection: Some(logbook_journal::UserConnection {
+                secret: "app-valkey".into(),
+                state,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_connection_secret_is_written_only_once_every_node_holds_the_user() {
+        use logbook_journal::ConnectionState;
+        let mut g = two_pods();
+        let mut r = record(Some("aa11bb22"));
+        r.rotation_window_ms = 60_000;
+        g.event(Event::UserObserved { user: r.clone() });
+        g.event(connection(ConnectionState::Stale));
+        g.event(acl(0, &[])).event(acl(1, &[]));
+        let write = Intent::ApplyUserConnection {
+            object: "app".into(),
+        };
+        assert!(!syncs(&g).contains(&write), "no node holds it yet");
+        g.event(acl(0, &[("app", "d1")]));
+        g.succeed(Intent::SyncUsers {
+            pod: "demo-0".into(),
+            apply: vec!["app".into()],
+            remove: vec![],
+        });
+        assert!(!syncs(&g).contains(&write), "demo-1 would refuse it");
+        synced_both(&mut g, "d1");
+        assert_eq!(syncs(&g), vec![write.clone()]);
+        g.event(connection(ConnectionState::Current));
+        assert!(syncs(&g).is_empty(), "converged: nothing");
+        // A new password: written again only once both nodes take it.
+        r.password = Some("cc33dd44".into());
+        g.event(Event::UserObserved { user: r });
+        g.event(connection(ConnectionState::Stale));
+        assert!(!syncs(&g).contains(&write));
+        synced_both(&mut g, "d2");
+        assert_eq!(syncs(&g), vec![write]);
+        // Refused (a Secret the operator does not own): never written.
+        g.event(connection(ConnectionState::Refused("not ours".into())));
+        assert!(syncs(&g).is_empty());
     }
 
     #[test]

@@ -60,8 +60,9 @@ pub use secrets::{
     CONNECTION_HOST_KEY, CONNECTION_PASSWORD_KEY, CONNECTION_PORT_KEY,
     CONNECTION_SENTINEL_HOST_KEY, CONNECTION_SENTINEL_MASTER_NAME_KEY,
     CONNECTION_SENTINEL_PORT_KEY, CONNECTION_SENTINELS_KEY, CONNECTION_URL_KEY,
-    build_connection_secret, build_password_secret, client_host, connection_url, generate_password,
-    sentinel_host,
+    CONNECTION_USER_LABEL, CONNECTION_USERNAME_KEY, Credentials, build_connection_secret,
+    build_password_secret, build_user_connection_secret, client_host, connection_url,
+    generate_password, sentinel_host,
 };
 pub use sentinel::{
     SENTINEL_CONTAINER_NAME, SENTINEL_PORT_NAME, build_sentinel_config_map,

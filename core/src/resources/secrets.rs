@@ -1,7 +1,8 @@
 //! The cluster's Secrets: the generated password Secret and the connection
-//! Secret applications read (`REDIS_URL`, `host`, `port`, `password`; for
-//! topology Sentinel also where the Sentinels are), and the password
-//! generator.
+//! Secrets applications read (`REDIS_URL`, `host`, `port`, `password`; for
+//! topology Sentinel also where the Sentinels are): the cluster's, for its
+//! `default` user, and a ValkeyUser's (`spec.connectionSecret`), for that
+//! user, built by one function; and the password generator.
 //!
 //! Secrets are written as `data` (bytes), not `stringData`: the API server
 //! folds `stringData` into `data`, so an applied `stringData` never matches
@@ -13,6 +14,7 @@ use std::io::Read as _;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use logbook_crds::ValkeyClusterSpec;
 use logbook_crds::v1alpha1::generated_password_secret;
 
@@ -45,6 +47,10 @@ pub const CONNECTION_SENTINEL_MASTER_NAME_KEY: &str = "sentinelMasterName";
 pub const CONNECTION_SENTINELS_KEY: &str = "sentinels";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
+/// Key of the ACL user name in a ValkeyUser's connection Secret.
+pub const CONNECTION_USERNAME_KEY: &str = "username";
+/// Label of a ValkeyUser's connection Secret: the ValkeyUser's name.
+pub const CONNECTION_USER_LABEL: &str = "valkey.logbook.dev/user";
 /// Key of `"true"` in a TLS cluster's connection Secret.
 pub const CONNECTION_TLS_KEY: &str = "tls";
 /// Key of the CA certificate (PEM) in a TLS cluster's connection Secret:
@@ -124,12 +130,36 @@ pub fn sentinel_host(meta: &ClusterMeta) -> String {
     )
 }
 
-/// `redis://:<password>@<host>:6379` with the password percent-encoded, or
-/// `redis://<host>:6379` without one; `rediss://` with TLS.
-pub fn connection_url(host: &str, password: Option<&str>, tls: bool) -> String {
+/// Who a connection Secret connects as: a user name (none: the
+/// `default` user) and its password.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The ACL user name; `None` for `default`, which needs none.
+    pub username: Option<&'a str>,
+    /// Its password.
+    pub password: &'a str,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// `redis://[<user>]:<password>@<host>:6379` with the user and password
+/// percent-encoded, or `redis://<host>:6379` without credentials;
+/// `rediss://` with TLS.
+pub fn connection_url(host: &str, credentials: Option<Credentials<'_>>, tls: bool) -> String {
     let scheme = if tls { "rediss" } else { "redis" };
-    match password {
-        Some(pw) => format!("{scheme}://:{}@{host}:{VALKEY_PORT}", percent_encode(pw)),
+    match credentials {
+        Some(c) => format!(
+            "{scheme}://{}:{}@{host}:{VALKEY_PORT}",
+            percent_encode(c.username.unwrap_or_default()),
+            percent_encode(c.password)
+        ),
         None => format!("{scheme}://{host}:{VALKEY_PORT}"),
     }
 }
@@ -148,21 +178,80 @@ pub fn build_connection_secret(
     password: Option<&str>,
     ca: Option<&str>,
 ) -> Secret {
-    let password = password.filter(|_| spec.auth.enabled);
+    let credentials = password
+        .filter(|_| spec.auth.enabled)
+        .map(|password| Credentials {
+            username: None,
+            password,
+        });
+    let data = connection_data(meta, spec, credentials, ca);
+    opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
+}
+
+/// A ValkeyUser's connection Secret (`spec.connectionSecret`, named
+/// `name`) for applications connecting as that user: the keys of the
+/// cluster's ([`build_connection_secret`]) with `username` and `password`
+/// whatever the cluster's `spec.auth` (an ACL user always has a password),
+/// and `REDIS_URL` carrying both. Owned by the ValkeyUser (`owner`, so
+/// that it goes with it), labelled with its name
+/// ([`CONNECTION_USER_LABEL`]).
+pub fn build_user_connection_secret(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    name: &str,
+    owner: OwnerReference,
+    credentials: Credentials<'_>,
+    ca: Option<&str>,
+) -> Secret {
+    let mut data = connection_data(meta, spec, Some(credentials), ca);
+    data.insert(
+        CONNECTION_USERNAME_KEY.to_owned(),
+        bytes(credentials.username.unwrap_or("default")),
+    );
+    let labels = BTreeMap::from([
+        (
+            super::labels::MANAGED_BY.to_owned(),
+            super::labels::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (super::labels::CLUSTER.to_owned(), meta.name.clone()),
+        (CONNECTION_USER_LABEL.to_owned(), owner.name.clone()),
+    ]);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(meta.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// The data of a connection Secret connecting as `credentials` (none: no
+/// password).
+fn connection_data(
+    meta: &ClusterMeta,
+    spec: &ValkeyClusterSpec,
+    credentials: Option<Credentials<'_>>,
+    ca: Option<&str>,
+) -> BTreeMap<String, ByteString> {
     let host = client_host(meta);
     let tls = spec.tls.enabled;
     let mut data = BTreeMap::from([
         (
             CONNECTION_URL_KEY.to_owned(),
-            bytes(&connection_url(&host, password, tls)),
+            bytes(&connection_url(&host, credentials, tls)),
         ),
         (
             CONNECTION_PORT_KEY.to_owned(),
             bytes(&VALKEY_PORT.to_string()),
         ),
     ]);
-    if let Some(pw) = password {
-        data.insert(CONNECTION_PASSWORD_KEY.to_owned(), bytes(pw));
+    if let Some(c) = credentials {
+        data.insert(CONNECTION_PASSWORD_KEY.to_owned(), bytes(c.password));
     }
     data.insert(CONNECTION_HOST_KEY.to_owned(), bytes(&host));
     if tls {
@@ -190,7 +279,7 @@ pub fn build_connection_secret(
     if spec.topology.uses_sentinel() {
         data.extend(sentinel_keys(meta, spec));
     }
-    opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
+    data
 }
 
 /// The connection Secret's Sentinel keys.
@@ -382,6 +471,72 @@ mod tests {
         let s = build_connection_secret(&meta(), &spec, Some("pw"), Some("x"));
         assert!(!s.data.as_ref().unwrap().contains_key("ca.crt"));
         assert!(!s.data.as_ref().unwrap().contains_key("tls"));
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "valkey.logbook.dev/v1alpha1".into(),
+            kind: "ValkeyUser".into(),
+            name: "app".into(),
+            uid: "u-1".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    #[test]
+    fn a_user_connection_secret_carries_the_user_and_the_clusters_keys() {
+        let mut spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Sentinel);
+        spec.tls.enabled = true;
+        let user = Credentials {
+            username: Some("app.v2"),
+            password: "p@ss/w",
+        };
+        let s =
+            build_user_connection_secret(&meta(), &spec, "app-valkey", owner(), user, Some("CA"));
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "rediss://app.v2:p%40ss%2Fw@cache.prod.svc.cluster.local:6379"
+        );
+        assert_eq!(text(&s, "username"), "app.v2");
+        assert_eq!(text(&s, "password"), "p@ss/w");
+        assert_eq!(text(&s, "ca.crt"), "CA");
+        assert_eq!(text(&s, "tls"), "true");
+        // The same keys as the cluster's, for the same spec, and username.
+        let cluster = build_connection_secret(&meta(), &spec, Some("x"), Some("CA"));
+        let mut want: Vec<&str> = cluster
+            .data
+            .as_ref()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        want.push("username");
+        want.sort_unstable();
+        let got: Vec<&str> = s
+            .data
+            .as_ref()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(got, want);
+        // Owned by the ValkeyUser alone, in the cluster's namespace.
+        assert_eq!(s.metadata.owner_references.as_ref().unwrap(), &[owner()]);
+        assert_eq!(s.metadata.namespace.as_deref(), Some("prod"));
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()[CONNECTION_USER_LABEL],
+            "app"
+        );
+        // Whatever the cluster's auth: an ACL user always has a password.
+        let mut off = ValkeyClusterSpec::default();
+        off.auth.enabled = false;
+        let s = build_user_connection_secret(&meta(), &off, "app-valkey", owner(), user, None);
+        assert_eq!(
+            text(&s, "REDIS_URL"),
+            "redis://app.v2:p%40ss%2Fw@cache.prod.svc.cluster.local:6379"
+        );
+        assert!(!format!("{user:?}").contains("p@ss"));
     }
 
     #[test]

@@ -125,6 +125,17 @@ pub struct ValkeyUserSpec {
     #[serde(default = "rotation_window_default")]
     #[schemars(range(min = 0, max = 86400))]
     pub rotation_window_seconds: i32,
+    /// A Secret, in this namespace, the operator writes for an application
+    /// to connect as this user: `REDIS_URL`, `username`, `password`,
+    /// `host`, `port`, and as the cluster's topology and TLS ask,
+    /// `clusterNodes`, the Sentinel keys, `tls` and `ca.crt`. Owned by the
+    /// ValkeyUser (deleted with it), written once every node holds the
+    /// user, kept in step with its password. A Secret of that name the
+    /// operator did not write for this user, the password Secret and the
+    /// cluster's own Secrets are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub connection_secret: Option<String>,
 }
 
 /// The default `rotationWindowSeconds`.
@@ -199,6 +210,7 @@ impl ValkeyUserSpec {
             write_keys: Vec::new(),
             channels: Vec::new(),
             rotation_window_seconds: ROTATION_WINDOW_SECONDS,
+            connection_secret: None,
         }
     }
 
@@ -297,6 +309,19 @@ pub fn validate_user(
                 spec.rotation_window_seconds
             ),
         );
+    }
+    if let Some(connection) = &spec.connection_secret {
+        if let Err(why) = super::validation::check_dns_subdomain(connection) {
+            fail("spec.connectionSecret".into(), FieldErrorKind::Invalid, why);
+        } else if *connection == spec.password_secret.name {
+            fail(
+                "spec.connectionSecret".into(),
+                FieldErrorKind::Invalid,
+                format!(
+                    "{connection:?} is the password Secret (spec.passwordSecret.name): name another Secret for the operator to write"
+                ),
+            );
+        }
     }
     if let Some(old) = old {
         if old.cluster != spec.cluster {
@@ -518,6 +543,23 @@ mod tests {
             errs[1].message.contains("known: admin, all"),
             "{}",
             errs[1].message
+        );
+    }
+
+    #[test]
+    fn a_connection_secret_must_be_a_name_and_not_the_password_secret() {
+        let mut s = app();
+        s.connection_secret = Some("app-valkey".into());
+        assert_eq!(validate_user("app", &s, None), Ok(()));
+        for bad in ["Bad_Name", "app-password"] {
+            s.connection_secret = Some(bad.into());
+            let errs = validate_user("app", &s, None).unwrap_err();
+            assert_eq!(errs[0].path, "spec.connectionSecret", "{bad}: {errs:?}");
+        }
+        assert!(
+            validate_user("app", &s, None).unwrap_err()[0]
+                .message
+                .contains("is the password Secret")
         );
     }
 

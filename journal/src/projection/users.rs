@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
-use crate::users::{AclDigest, NodeUsers, Rotation, UserRecord, UserWant};
+use crate::users::{AclDigest, NodeUsers, Rotation, UserConnection, UserRecord, UserWant};
 
 /// What one node was last given for one user: the want it was applied
 /// with, and the digest the node's `ACL LIST` line had right after (`None`
@@ -36,6 +36,9 @@ pub struct UsersPart {
     /// Passwords being replaced, by ACL user name, until their window
     /// closes (`RotationWindowClosed`).
     pub rotations: BTreeMap<String, Rotation>,
+    /// The connection Secrets the ValkeyUsers ask for, by object name, as
+    /// last read (`UserConnectionObserved`).
+    pub connections: BTreeMap<String, UserConnection>,
 }
 
 /// A `SyncUsers` that failed for good.

@@ -36,7 +36,7 @@ pub use kube_ops::{read_password, read_password_with_meta};
 pub use ownership::owned_metadata;
 pub use replication::SWITCHOVER_PAUSE_MS;
 pub use reshard::{move_slots, reports_of, settle_slot};
-pub use users::set_finalizer as set_user_finalizer;
+pub use users::{read_connection_ca, set_finalizer as set_user_finalizer};
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +303,9 @@ impl Executor {
                 users::sync(&self.valkey, &self.client, target, pod, apply, remove).await
             }
             Intent::ReleaseUser { object } => users::release(&self.client, target, object).await,
+            Intent::ApplyUserConnection { object } => {
+                users::apply_connection(&self.client, target, object).await
+            }
             Intent::IssueCertificate { secret } => {
                 tls::issue_certificate(&self.client, target, secret).await
             }

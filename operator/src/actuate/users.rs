@@ -1,5 +1,6 @@
-//! ACL users on the nodes (`SyncUsers`) and the release of a deleted
-//! ValkeyUser's finalizer (`ReleaseUser`).
+//! ACL users on the nodes (`SyncUsers`), a ValkeyUser's connection Secret
+//! for its application (`ApplyUserConnection`), and the release of a
+//! deleted ValkeyUser's finalizer (`ReleaseUser`).
 //!
 //! Each user's password is read from its Secret now and must be the one
 //! decided on (its fingerprint as journaled, keyed with the cluster's
@@ -11,18 +12,20 @@
 use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, Resource};
 use logbook_crds::ValkeyUser;
-use logbook_journal::{CLUSTER_PASSWORD, Event};
+use logbook_journal::{CLUSTER_PASSWORD, ConnectionState, Event, UserConnection};
 use serde_json::json;
 
 use super::kube_ops::kube_err;
+use super::secret_errors::secret_write_err;
 use super::{ActError, Done, Target};
 use crate::credentials::fingerprint_key_in;
 use crate::observe::fingerprints::{NodeAcl, observe_acls};
-use crate::observe::users::{USER_FINALIZER, password_in, watched_usernames};
+use crate::observe::users::{USER_FINALIZER, password_in, watched_usernames, written_for};
 use crate::resources::internal_users::internal_secret_name;
+use crate::resources::{CONNECTION_USER_LABEL, Credentials, build_user_connection_secret};
 use crate::valkey::{FingerprintKey, ValkeyClient, acl_users};
 
 /// Applies `apply` and deletes `remove` on `pod`, saves the ACL file,
@@ -319,8 +322,247 @@ fn every_other_node_holds(
         .all(|p| target.state.users.holds(p, record))
 }
 
-/// Removes the operator's finalizer from ValkeyUser `object`, letting its
-/// deletion complete; a user already gone is fine.
+/// Writes the connection Secret of ValkeyUser `object`
+/// (`spec.connectionSecret`) with its user name and password, and deletes
+/// any other this operator wrote for it (a `connectionSecret` renamed).
+///
+/// The password is read from its Secret now and must be the one every node
+/// was given (its fingerprint as journaled). A Secret of that name not
+/// written for this ValkeyUser is never written: it is created when
+/// absent (a create fails if someone made it meanwhile) and otherwise
+/// replaced only while it is this ValkeyUser's, at the resourceVersion it
+/// was read at. The Secret as written is journaled with the outcome.
+pub async fn apply_connection(
+    client: &kube::Client,
+    target: Target<'_>,
+    object: &str,
+) -> Result<Done, ActError> {
+    let ns = target.meta.namespace.as_str();
+    let users = &target.state.users;
+    let (Some(record), Some(connection)) =
+        (users.records.get(object), users.connections.get(object))
+    else {
+        return Err(ActError::Refused(format!(
+            "ValkeyUser {object} asks for no connection Secret any more"
+        )));
+    };
+    let name = connection.secret.as_str();
+    let own = crate::observe::users::cluster_secret_names(&target.meta.name, target.spec);
+    if own.iter().any(|s| s == name) || connection.state != ConnectionState::Stale {
+        return Err(ActError::Refused(format!(
+            "the connection Secret {ns}/{name} of ValkeyUser {object} is not to be written"
+        )));
+    }
+    let api: Api<ValkeyUser> = Api::namespaced(client.clone(), ns);
+    let user = api
+        .get_opt(object)
+        .await
+        .map_err(kube_err(format!("reading ValkeyUser {ns}/{object}")))?
+        .filter(|u| u.metadata.deletion_timestamp.is_none())
+        .ok_or_else(|| ActError::Refused(format!("ValkeyUser {ns}/{object} is gone")))?;
+    if user.spec.connection_secret.as_deref() != Some(name) {
+        return Err(ActError::NotYet(format!(
+            "ValkeyUser {ns}/{object} names another connection Secret now: read again first"
+        )));
+    }
+    let owner = user
+        .controller_owner_ref(&())
+        .ok_or_else(|| ActError::Refused(format!("ValkeyUser {ns}/{object} has no uid yet")))?;
+    let uid = owner.uid.clone();
+    let password = checked_password(client, target, record).await?;
+    let ca = read_connection_ca(client, target.meta, target.spec)
+        .await
+        .map_err(kube_err(format!(
+            "reading the CA of {ns}/{}",
+            target.meta.name
+        )))?;
+    let credentials = Credentials {
+        username: Some(&record.username),
+        password: password.expose(),
+    };
+    let secret = build_user_connection_secret(
+        target.meta,
+        target.spec,
+        name,
+        owner,
+        credentials,
+        ca.as_deref(),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let what = format!("writing the connection Secret {ns}/{name} of ValkeyUser {object}");
+    let existing = secrets
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    let wrote = match existing {
+        None => secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .map_err(secret_write_err(what))
+            .map(drop),
+        Some(found) if !written_for(&found, &uid) => {
+            return Err(ActError::Refused(format!(
+                "Secret {ns}/{name} was not written by the operator for ValkeyUser {object}: left as it is"
+            )));
+        }
+        Some(found) => secrets
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&replacing(&found, &secret)),
+            )
+            .await
+            .map_err(secret_write_err(what))
+            .map(drop),
+    };
+    wrote?;
+    let pruned = prune_user_connections(&secrets, object, &uid, name).await?;
+    let pruned = if pruned.is_empty() {
+        String::new()
+    } else {
+        format!("; deleted the old {}", pruned.join(", "))
+    };
+    Ok(Done {
+        detail: format!(
+            "the connection Secret {name} of ValkeyUser {object} connects as {}{pruned}",
+            record.username
+        ),
+        events: vec![Event::UserConnectionObserved {
+            object: object.to_owned(),
+            connection: Some(UserConnection {
+                secret: name.to_owned(),
+                state: ConnectionState::Current,
+            }),
+        }],
+        password: None,
+    })
+}
+
+/// A merge patch making `found` hold `secret`'s data and labels, carrying
+/// `found`'s resourceVersion (a compare-and-swap: a Secret changed since
+/// it was read is not overwritten, 409, retried after a new read). A key
+/// `secret` does not hold is removed.
+fn replacing(found: &Secret, secret: &Secret) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    for key in found.data.iter().flat_map(|d| d.keys()) {
+        data.insert(key.clone(), serde_json::Value::Null);
+    }
+    for (key, value) in secret.data.iter().flatten() {
+        data.insert(key.clone(), json!(value));
+    }
+    json!({
+        "metadata": {
+            "resourceVersion": found.metadata.resource_version,
+            "labels": secret.metadata.labels,
+        },
+        "data": data,
+    })
+}
+
+/// The password of `record`, read from its Secret now, which must have
+/// the fingerprint journaled (the one every node was given).
+///
+/// # Errors
+/// [`ActError::NotYet`] when the Secret cannot be used or changed since it
+/// was read; API errors.
+async fn checked_password(
+    client: &kube::Client,
+    target: Target<'_>,
+    record: &logbook_journal::UserRecord,
+) -> Result<crate::valkey::Password, ActError> {
+    let ns = target.meta.namespace.as_str();
+    let key = read_fingerprint_key(client, target).await?;
+    let (name, field) = record
+        .secret
+        .split_once('/')
+        .unwrap_or((&record.secret, ""));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
+    let password = password_in(secret.as_ref(), ns, name, field).map_err(ActError::NotYet)?;
+    let fingerprint = record.password.as_deref().unwrap_or_default();
+    if !key.names(fingerprint, &password) {
+        return Err(ActError::NotYet(format!(
+            "Secret {ns}/{name} changed since it was read for ACL user {}: read again before writing its connection Secret",
+            record.username
+        )));
+    }
+    Ok(password)
+}
+
+/// Deletes the connection Secrets this operator wrote for ValkeyUser
+/// `object` (`uid`) but `current`: each would go on holding its password.
+/// Their names.
+async fn prune_user_connections(
+    secrets: &Api<Secret>,
+    object: &str,
+    uid: &str,
+    current: &str,
+) -> Result<Vec<String>, ActError> {
+    let selector = format!("{CONNECTION_USER_LABEL}={object}");
+    let listed = secrets
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err(format!(
+            "listing the connection Secrets of ValkeyUser {object}"
+        )))?;
+    let mut pruned = Vec::new();
+    for old in listed.items {
+        let name = old.metadata.name.clone().unwrap_or_default();
+        if name == current || !written_for(&old, uid) {
+            continue;
+        }
+        let precondition = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: old.metadata.uid.clone(),
+                resource_version: old.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match secrets.delete(&name, &precondition).await {
+            Ok(_) => pruned.push(name),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(ActError::Kube {
+                    what: format!(
+                        "deleting the old connection Secret {name} of ValkeyUser {object}"
+                    ),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(pruned)
+}
+
+/// The CA certificate (PEM) a TLS cluster's clients verify it with, from
+/// its certificate Secret, if it holds one yet; `None` without TLS.
+///
+/// # Errors
+/// The API's.
+pub async fn read_connection_ca(
+    client: &kube::Client,
+    meta: &crate::resources::ClusterMeta,
+    spec: &logbook_crds::ValkeyClusterSpec,
+) -> Result<Option<String>, kube::Error> {
+    let Some(name) = spec.tls.certificate_secret(&meta.name) else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &meta.namespace);
+    let secret = api.get_opt(&name).await?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(crate::tls::CA_KEY).cloned())
+        .and_then(|b| String::from_utf8(b.0).ok()))
+}
+
+/// Deletes the connection Secrets the operator wrote for ValkeyUser
+/// `object`, then removes the operator's finalizer from it, letting its
+/// deletion complete; a user already gone is fine. (The Secrets are owned
+/// by the ValkeyUser too, so the garbage collector would take them after
+/// it; deleted here first, no Secret holding its password outlives it.)
 pub async fn release(
     client: &kube::Client,
     target: Target<'_>,
@@ -332,11 +574,19 @@ pub async fn release(
     let Some(user) = api.get_opt(object).await.map_err(kube_err(what.clone()))? else {
         return Ok(Done::said(format!("ValkeyUser {object} is already gone")));
     };
+    let uid = user.metadata.uid.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deleted = prune_user_connections(&secrets, object, &uid, "").await?;
     set_finalizer(&api, &user, false)
         .await
         .map_err(kube_err(what))?;
+    let deleted = if deleted.is_empty() {
+        String::new()
+    } else {
+        format!("; deleted its connection Secret {}", deleted.join(", "))
+    };
     Ok(Done::said(format!(
-        "ValkeyUser {object} released: its user is on no node"
+        "ValkeyUser {object} released: its user is on no node{deleted}"
     )))
 }
 

@@ -1,15 +1,19 @@
 //! ACL users: the cluster's `ValkeyUser` objects read into records, their
 //! password Secrets read into fingerprints (keyed: see
-//! [`super::fingerprints`]), and each node's `ACL LIST` into what it
-//! holds; each journaled only when it differs from the projection.
+//! [`super::fingerprints`]), their connection Secrets judged against what
+//! they must hold (never the password itself: only whether it is there),
+//! and each node's `ACL LIST` into what it holds; each journaled only when
+//! it differs from the projection.
 //!
 //! The reading (API calls, Valkey calls) is the reconcile's; what is
 //! recorded from it is decided here, without I/O.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use logbook_crds::{ValkeyUser, validate_user};
-use logbook_journal::{CLUSTER_PASSWORD, ClusterState, Event, UserRecord};
+use logbook_crds::{ValkeyClusterSpec, ValkeyUser, validate_user};
+use logbook_journal::{
+    CLUSTER_PASSWORD, ClusterState, ConnectionState, Event, UserConnection, UserRecord,
+};
 
 use super::fingerprints::Fingerprints;
 use crate::valkey::Password;
@@ -109,6 +113,91 @@ pub fn observe_users(state: &ClusterState, records: &[UserRecord]) -> Vec<Event>
         if !records.iter().any(|r| &r.object == object) {
             events.push(Event::UserForgotten {
                 object: object.clone(),
+            });
+        }
+    }
+    events
+}
+
+/// The names of the cluster's own Secrets (its password's, its connection
+/// Secret, its internal users', its TLS certificate's and CA's): a
+/// ValkeyUser's `connectionSecret` may name none of them, even before the
+/// cluster has made it.
+pub fn cluster_secret_names(cluster: &str, spec: &ValkeyClusterSpec) -> Vec<String> {
+    let mut names = vec![
+        spec.connection_secret_name(cluster),
+        crate::resources::internal_users::internal_secret_name(cluster),
+        logbook_crds::v1alpha1::generated_password_secret(cluster).name,
+        crate::tls::ca_secret_name(cluster),
+    ];
+    names.extend(spec.auth.password_secret.as_ref().map(|s| s.name.clone()));
+    names.extend(spec.tls.certificate_secret(cluster));
+    names
+}
+
+/// Whether `secret` is the operator's for the ValkeyUser whose uid is
+/// `uid`: its controlling owner is that object.
+pub fn written_for(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true) && o.kind == "ValkeyUser")
+}
+
+/// How the connection Secret `name` of ValkeyUser `user` stands: refused
+/// when it is one of `cluster_secrets` or an existing Secret not written
+/// for this user (`existing`, as read now); current when it holds exactly
+/// `built` (what it must hold with the password read now); stale
+/// otherwise, or when there is nothing to compare with (no password).
+pub fn connection_state(
+    user: &ValkeyUser,
+    name: &str,
+    cluster: &str,
+    cluster_secrets: &[String],
+    existing: Option<&Secret>,
+    built: Option<&Secret>,
+) -> ConnectionState {
+    let ns = user.metadata.namespace.as_deref().unwrap_or_default();
+    if cluster_secrets.iter().any(|s| s == name) {
+        return ConnectionState::Refused(format!(
+            "spec.connectionSecret {name:?} is one of ValkeyCluster {ns}/{cluster}'s own Secrets: name another"
+        ));
+    }
+    let uid = user.metadata.uid.as_deref().unwrap_or_default();
+    match existing {
+        Some(secret) if !written_for(secret, uid) => ConnectionState::Refused(format!(
+            "spec.connectionSecret: Secret {ns}/{name} exists and was not written by the operator for this ValkeyUser: it is left as it is; name another Secret, or delete that one"
+        )),
+        Some(secret) if built.is_some_and(|b| b.data == secret.data && b.type_ == secret.type_) => {
+            ConnectionState::Current
+        }
+        _ => ConnectionState::Stale,
+    }
+}
+
+/// `UserConnectionObserved` for each ValkeyUser whose connection Secret
+/// (`connections`: by object, `None` when it asks for none or is being
+/// deleted) differs from the projection's, and for each projected one
+/// whose object is gone.
+pub fn observe_connections(
+    state: &ClusterState,
+    connections: &[(String, Option<UserConnection>)],
+) -> Vec<Event> {
+    let mut events: Vec<Event> = connections
+        .iter()
+        .filter(|(object, c)| state.users.connections.get(object) != c.as_ref())
+        .map(|(object, c)| Event::UserConnectionObserved {
+            object: object.clone(),
+            connection: c.clone(),
+        })
+        .collect();
+    for object in state.users.connections.keys() {
+        if !connections.iter().any(|(o, _)| o == object) {
+            events.push(Event::UserConnectionObserved {
+                object: object.clone(),
+                connection: None,
             });
         }
     }
@@ -298,6 +387,95 @@ mod tests {
         let record =
             user_record(&app(), Some("app"), Some(&read), &mut prints(Some(&key()))).unwrap();
         assert_eq!((record.username.as_str(), record.problem), ("app", None));
+    }
+
+    fn owned_by(uid: &str, data: &str) -> Secret {
+        let mut s = secret("password", data);
+        s.type_ = Some("Opaque".into());
+        s.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "valkey.logbook.dev/v1alpha1".into(),
+                kind: "ValkeyUser".into(),
+                name: "app".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            },
+        ]);
+        s
+    }
+
+    #[test]
+    fn a_connection_secret_not_written_for_the_user_is_refused() {
+        let mut user = app();
+        user.metadata.uid = Some("u-1".into());
+        user.metadata.namespace = Some("ns".into());
+        let own = cluster_secret_names("demo", &ValkeyClusterSpec::default());
+        assert!(own.contains(&"demo-connection".to_owned()), "{own:?}");
+        assert!(own.contains(&"demo-internal".to_owned()), "{own:?}");
+        let judge = |name: &str, existing: Option<&Secret>, built: Option<&Secret>| {
+            connection_state(&user, name, "demo", &own, existing, built)
+        };
+        let built = owned_by("u-1", "new");
+        // One of the cluster's, even before it exists.
+        let refused = |state: ConnectionState, want: &str| {
+            assert!(
+                matches!(&state, ConnectionState::Refused(why) if why.contains(want)),
+                "{state:?}"
+            );
+        };
+        refused(
+            judge("demo-connection", None, Some(&built)),
+            "ValkeyCluster ns/demo's own Secrets",
+        );
+        // Someone else's (no owner, or another ValkeyUser's).
+        for foreign in [secret("password", "x"), owned_by("u-2", "new")] {
+            refused(
+                judge("app-valkey", Some(&foreign), Some(&built)),
+                "not written by the operator",
+            );
+        }
+        assert_eq!(
+            judge("app-valkey", None, Some(&built)),
+            ConnectionState::Stale
+        );
+        let old = owned_by("u-1", "old");
+        assert_eq!(
+            judge("app-valkey", Some(&old), Some(&built)),
+            ConnectionState::Stale
+        );
+        assert_eq!(
+            judge("app-valkey", Some(&old), None),
+            ConnectionState::Stale
+        );
+        assert_eq!(
+            judge("app-valkey", Some(&built), Some(&built)),
+            ConnectionState::Current
+        );
+    }
+
+    #[test]
+    fn connections_are_journaled_on_change_and_forgotten() {
+        let mut state = ClusterState::new();
+        let c = UserConnection {
+            secret: "app-valkey".into(),
+            state: ConnectionState::Current,
+        };
+        let read = vec![("app".to_owned(), Some(c.clone()))];
+        assert_eq!(observe_connections(&state, &read).len(), 1);
+        state.users.connections.insert("app".into(), c);
+        assert!(observe_connections(&state, &read).is_empty(), "converged");
+        assert_eq!(
+            observe_connections(&state, &[]),
+            vec![Event::UserConnectionObserved {
+                object: "app".into(),
+                connection: None
+            }]
+        );
+        assert_eq!(
+            observe_connections(&state, &[("app".to_owned(), None)]).len(),
+            1
+        );
     }
 
     #[test]

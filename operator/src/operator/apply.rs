@@ -471,7 +471,11 @@ async fn observe_credentials_and_users(
     // The ValkeyUsers naming the cluster, with their passwords'
     // fingerprints, and the cluster's own password (kept as last read
     // when it could not be read now).
-    let (users, mut records) = super::users::read_users(
+    let super::users::UsersRead {
+        users,
+        mut records,
+        connections,
+    } = super::users::read_users(
         client,
         meta,
         &ctx.user_secrets,
@@ -506,7 +510,11 @@ async fn observe_credentials_and_users(
     // read now, are renamed first: the same passwords, no rotation.
     let rekeyed = prints.rekeyed(&rt.state);
     rt.record(rekeyed.into_iter().collect(), None).await?;
-    let events = crate::observe::users::observe_users(&rt.state, &records);
+    let mut events = crate::observe::users::observe_users(&rt.state, &records);
+    events.extend(crate::observe::users::observe_connections(
+        &rt.state,
+        &connections,
+    ));
     let events = gated(rt, reads, events);
     rt.record(events, None).await?;
     // What each answering node holds of those users.

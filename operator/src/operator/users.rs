@@ -13,18 +13,24 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use logbook_crds::{UserPhase, ValkeyCluster, ValkeyUser, ValkeyUserStatus, validate_user};
-use logbook_journal::{ClusterState, Event, Reachability, UserRecord};
+use logbook_journal::{
+    ClusterState, ConnectionState, Event, Reachability, UserConnection, UserRecord,
+};
 use serde_json::json;
 
 use super::error::OperatorError;
 use crate::observe::fingerprints::{Fingerprints, NodeAcl, observe_acls};
 use crate::observe::freshness::{self, Reads};
-use crate::observe::users::{password_in, user_record, watched_usernames};
-use crate::resources::{ClusterMeta, valkey_addr};
+use crate::observe::users::{
+    PasswordRead, cluster_secret_names, connection_state, password_in, user_record,
+    watched_usernames,
+};
+use crate::resources::{ClusterMeta, Credentials, build_user_connection_secret, valkey_addr};
 use crate::valkey::{FingerprintKey, Password, ValkeyClient};
 
 /// The Secrets ValkeyUsers name, by namespace and Secret name, to the
@@ -99,18 +105,29 @@ async fn users_of(
     Ok((api, users))
 }
 
+/// The ValkeyUsers naming `meta`'s cluster, as [`read_users`] reads them.
+#[derive(Debug, Default)]
+pub struct UsersRead {
+    /// The objects.
+    pub users: Vec<ValkeyUser>,
+    /// Their records.
+    pub records: Vec<UserRecord>,
+    /// Their connection Secrets, by object (`None`: none asked for).
+    pub connections: Vec<(String, Option<UserConnection>)>,
+}
+
 /// The ValkeyUsers naming `meta`'s cluster, each carrying the finalizer
 /// (added here the first time, one write), and their records with the
 /// passwords read now, fingerprinted by `prints` (a record that needs the
 /// fingerprint key while there is none is `state`'s as journaled, or
-/// left out while there is none); the Secrets they name, and
-/// `own_secrets` (the cluster's own password's and TLS certificate's),
-/// are indexed for the Secret watch. What each was read at goes to
-/// `reads`.
+/// left out while there is none), and their connection Secrets as they
+/// stand; the Secrets they name, and `own_secrets` (the cluster's own
+/// password's and TLS certificate's), are indexed for the Secret watch.
+/// What each was read at goes to `reads`.
 ///
 /// # Errors
-/// [`OperatorError::Kube`] when the users cannot be listed or a finalizer
-/// not added.
+/// [`OperatorError::Kube`] when the users cannot be listed, a finalizer
+/// not added, or a connection Secret not read.
 pub async fn read_users(
     client: &kube::Client,
     meta: &ClusterMeta,
@@ -119,12 +136,14 @@ pub async fn read_users(
     state: &ClusterState,
     prints: &mut Fingerprints<'_>,
     reads: &mut Reads,
-) -> Result<(Vec<ValkeyUser>, Vec<UserRecord>), OperatorError> {
+) -> Result<UsersRead, OperatorError> {
     let ns = meta.namespace.as_str();
     let (api, users) = users_of(client, meta, reads).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut records = Vec::new();
+    let mut connections = Vec::new();
     let mut named = BTreeSet::new();
+    let mut judge = ConnectionJudge::new(client, meta, state);
     for user in &users {
         let object = user.metadata.name.clone().unwrap_or_default();
         let deleting = user.metadata.deletion_timestamp.is_some();
@@ -164,6 +183,25 @@ pub async fn read_users(
             .get(&object)
             .filter(|r| !r.deleting)
             .map(|r| r.username.as_str());
+        // Judged only for a spec that passes (its name is one) and a user
+        // not being deleted (its Secret goes with it); without a spec in
+        // force, kept as journaled.
+        let asked = user
+            .spec
+            .connection_secret
+            .as_deref()
+            .filter(|_| !deleting && validate_user(&object, &user.spec, None).is_ok());
+        if let Some(name) = asked {
+            named.insert(name.to_owned());
+            let stands = match judge
+                .judge(&secrets, user, name, in_force, password.as_ref())
+                .await?
+            {
+                Some(stands) => Some(stands),
+                None => state.users.connections.get(&object).cloned(),
+            };
+            connections.push((object.clone(), stands));
+        }
         let Some(mut record) = user_record(user, in_force, password.as_ref(), prints) else {
             // No key to fingerprint its password with: kept as journaled
             // (a new user waits for the key).
@@ -183,7 +221,97 @@ pub async fn read_users(
     // must reconcile at once.
     named.extend(own_secrets.iter().cloned());
     index.set(ns, &meta.name, &named);
-    Ok((users, records))
+    Ok(UsersRead {
+        users,
+        records,
+        connections,
+    })
+}
+
+/// What a ValkeyUser's connection Secret is judged against: the cluster's
+/// spec in force, its own Secrets' names, its CA (read once, on the first
+/// user that asks for a connection Secret).
+struct ConnectionJudge<'a> {
+    client: &'a kube::Client,
+    meta: &'a ClusterMeta,
+    spec: Option<logbook_crds::ValkeyClusterSpec>,
+    ca: Option<Option<String>>,
+}
+
+impl<'a> ConnectionJudge<'a> {
+    fn new(client: &'a kube::Client, meta: &'a ClusterMeta, state: &ClusterState) -> Self {
+        Self {
+            client,
+            meta,
+            spec: state.desired_spec().and_then(Result::ok),
+            ca: None,
+        }
+    }
+
+    /// How the connection Secret `name` of `user` stands, with its
+    /// password as read now (`None` without a spec in force: not judged).
+    async fn judge(
+        &mut self,
+        secrets: &Api<Secret>,
+        user: &ValkeyUser,
+        name: &str,
+        in_force: Option<&str>,
+        password: Option<&PasswordRead>,
+    ) -> Result<Option<UserConnection>, OperatorError> {
+        let ns = self.meta.namespace.as_str();
+        let Some(spec) = &self.spec else {
+            return Ok(None);
+        };
+        let existing = secrets
+            .get_opt(name)
+            .await
+            .map_err(|source| OperatorError::Kube {
+                what: format!("reading Secret {ns}/{name}"),
+                source,
+            })?;
+        let ca = match &self.ca {
+            Some(ca) => ca.clone(),
+            None => {
+                let ca = crate::actuate::read_connection_ca(self.client, self.meta, spec)
+                    .await
+                    .map_err(|source| OperatorError::Kube {
+                        what: format!("reading the CA of {ns}/{}", self.meta.name),
+                        source,
+                    })?;
+                self.ca = Some(ca.clone());
+                ca
+            }
+        };
+        let object = user.metadata.name.clone().unwrap_or_default();
+        let username = in_force.unwrap_or_else(|| user.spec.effective_username(&object));
+        let built = match (password, user.controller_owner_ref(&())) {
+            (Some(Ok(password)), Some(owner)) => Some(build_user_connection_secret(
+                self.meta,
+                spec,
+                name,
+                owner,
+                Credentials {
+                    username: Some(username),
+                    password: password.expose(),
+                },
+                ca.as_deref(),
+            )),
+            _ => None,
+        };
+        let own = cluster_secret_names(&self.meta.name, spec);
+        let state = connection_state(
+            user,
+            name,
+            &self.meta.name,
+            &own,
+            existing.as_ref(),
+            built.as_ref(),
+        );
+        Ok(Some(UserConnection {
+            secret: name.to_owned(),
+            state,
+        }))
+    }
 }
 
 /// `AclObserved` for each answering data pod whose users differ from the
@@ -295,6 +423,14 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         .filter(|(_, f)| f.error.contains(&format!("ACL user {username} ")))
         .map(|(pod, f)| format!("{pod}: {}", f.error))
         .collect();
+    let refused_connection = state
+        .users
+        .connections
+        .get(&object)
+        .and_then(|c| match &c.state {
+            ConnectionState::Refused(why) => Some(why.clone()),
+            ConnectionState::Current | ConnectionState::Stale => None,
+        });
     let (phase, reason, message) = match record {
         None => (
             UserPhase::Pending,
@@ -313,6 +449,11 @@ pub fn user_status(state: &ClusterState, user: &ValkeyUser) -> ValkeyUserStatus 
         Some(_) if !failures.is_empty() => {
             (UserPhase::Failed, "ServerRefused", failures.join("; "))
         }
+        Some(_) if refused_connection.is_some() => (
+            UserPhase::Failed,
+            "ConnectionSecretRefused",
+            refused_connection.clone().unwrap_or_default(),
+        ),
         Some(_) if holding == pods.len() && !pods.is_empty() => (
             UserPhase::Ready,
             "Applied",

@@ -264,6 +264,9 @@ impl ClusterState {
             | Intent::SetShardRoleLabels { .. }
             | Intent::MeetNode { .. }
             | Intent::ReleaseUser { .. }
+            // Its outcome carries the Secret as written
+            // (`UserConnectionObserved`).
+            | Intent::ApplyUserConnection { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelTune { .. }

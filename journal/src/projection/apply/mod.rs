@@ -155,7 +155,8 @@ impl ClusterState {
             | Event::AclObserved { .. }
             | Event::RotationWindowClosed { .. }
             | Event::FingerprintKeyObserved { .. }
-            | Event::FingerprintsRekeyed { .. } => self.fold_users(seq, at, body),
+            | Event::FingerprintsRekeyed { .. }
+            | Event::UserConnectionObserved { .. } => self.fold_users(seq, at, body),
             Event::BackupRequested { .. }
             | Event::BackupForgotten { .. }
             | Event::BackupStarted { .. }

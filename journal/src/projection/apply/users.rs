@@ -8,6 +8,7 @@
 use crate::event::Event;
 use crate::projection::{ClusterState, FingerprintKeyView};
 use crate::time::Timestamp;
+use crate::users::ConnectionState;
 
 impl ClusterState {
     /// Folds ACL users: the ValkeyUsers read, what each node holds, the
@@ -36,6 +37,7 @@ impl ClusterState {
             }
             Event::UserForgotten { object } => {
                 self.observed();
+                self.users.connections.remove(object);
                 if self.users.records.remove(object).is_none() {
                     self.anomaly(
                         seq,
@@ -95,6 +97,31 @@ impl ClusterState {
                     ),
                 );
                 self.users.rekeyed(passwords, digests);
+            }
+            Event::UserConnectionObserved { object, connection } => {
+                self.observed();
+                let what = match connection {
+                    None => "none asked for".to_owned(),
+                    Some(c) => match &c.state {
+                        ConnectionState::Current => format!("{} holds what it must", c.secret),
+                        ConnectionState::Stale => format!("{} is to be written", c.secret),
+                        ConnectionState::Refused(why) => format!("{} refused: {why}", c.secret),
+                    },
+                };
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("connection Secret of ValkeyUser {object}: {what}"),
+                );
+                match connection {
+                    Some(c) => {
+                        self.users.connections.insert(object.clone(), c.clone());
+                    }
+                    None => {
+                        self.users.connections.remove(object);
+                    }
+                }
             }
             other => self.misrouted(seq, other, "users"),
         }

@@ -118,6 +118,7 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::SentinelSettingsDrift
         | ReasonCode::PrimaryRestartedFenced
         | ReasonCode::UserRemoved
+        | ReasonCode::UserConnectionStale
         | ReasonCode::NodeNotJoined
         | ReasonCode::ShardNeedsReplica => String::new(),
     }
