@@ -209,7 +209,10 @@ logs=$(PATH="$ROOT/target/debug:$PATH" "$KUBECTL" valkey logs demo --tail 5) || 
 for p in $("$KUBECTL" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/name=valkey -o name | sed 's|pod/||'); do
 	echo "$logs" | grep -q "^\[$p\] " || fail "kubectl valkey logs demo --tail 5 shows no line of $p: $logs"
 done
-ok "kubectl valkey cli: SET on the primary $woke through kubectl exec, read back on $replica; kubectl valkey logs shows every pod"
+op_logs=$(plugin logs demo --operator) || fail "kubectl valkey logs demo --operator: $op_logs"
+echo "$op_logs" | grep -q '"name":"demo"' || fail "kubectl valkey logs demo --operator shows no line about demo: $op_logs"
+echo "$op_logs" | grep -v '"name":"demo"' | grep -q . && fail "kubectl valkey logs demo --operator shows lines about something else: $op_logs"
+ok "kubectl valkey cli: SET on the primary $woke through kubectl exec, read back on $replica; kubectl valkey logs shows every pod, and --operator the operator's $(echo "$op_logs" | wc -l) lines about demo"
 
 # The Cluster and Sentinel samples, in containers of the same image.
 ready shards 300 || fail "the Cluster sample is not Ready (phase $(phase shards)): $("$KUBECTL" get valkeycluster shards -o jsonpath='{.status.conditions}')"
