@@ -5,7 +5,9 @@
 //! chart's rules; the leader's pod is deleted and the standby takes over
 //! and carries on; `helm uninstall` leaves the cluster's data and journal.
 //! With `watchNamespace`, the operator serves that namespace alone under a
-//! Role, and leaves a cluster elsewhere untouched.
+//! Role, and leaves a cluster elsewhere untouched. `helm upgrade` to a new
+//! build rolls the operator's pods and no Valkey pod, and the journal
+//! carries on (`docs/guide/upgrades.md`).
 //!
 //! What stands in for a real node: the kubelet runs pods as local
 //! processes, and the operator reads its ServiceAccount's token from a
@@ -226,13 +228,24 @@ impl Local {
 
     /// `helm install` of the chart with `sets`, waiting for the Deployment.
     fn install(&self, sets: &[&str]) -> Output {
+        self.helm_release("install", sets)
+    }
+
+    /// `helm upgrade` of the release to the chart with `sets` (and the
+    /// test's own values again: an upgrade without `--reuse-values` starts
+    /// from the chart's defaults), waiting for the Deployment.
+    fn upgrade(&self, sets: &[&str]) -> Output {
+        self.helm_release("upgrade", sets)
+    }
+
+    fn helm_release(&self, verb: &str, sets: &[&str]) -> Output {
         let chart = root().join("charts/logbook");
         let env_set = format!(
             "extraEnv[0].name=KUBECONFIG,extraEnv[0].value={}",
             self.operator_kubeconfig.display()
         );
         let mut args = vec![
-            "install",
+            verb,
             RELEASE,
             chart.to_str().unwrap(),
             "--namespace",
@@ -584,6 +597,329 @@ async fn with_watch_namespace_it_serves_that_namespace_alone_under_a_role() {
     let other = elsewhere.get("other").await.unwrap();
     assert!(other.status.is_none(), "{:?}", other.status);
     assert!(other.metadata.finalizers.is_none());
+    let denied = local.denials();
+    assert!(denied.is_empty(), "the operator was refused: {denied:#?}");
+    local.server.shutdown().await;
+}
+
+/// What an operator upgrade must leave alone, read from the API server:
+/// each Valkey pod's uid and restarts, each StatefulSet's generation and
+/// template.
+#[derive(Debug, PartialEq)]
+struct Untouched {
+    pods: Vec<(String, String, i32)>,
+    statefulsets: Vec<(String, Option<i64>, serde_json::Value)>,
+}
+
+async fn untouched(client: &kube::Client, ns: &str, cluster: &str) -> Untouched {
+    let selector = format!("valkey.logbook.dev/cluster={cluster}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut listed: Vec<(String, String, i32)> = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|c| c.iter().map(|c| c.restart_count).sum())
+                .unwrap_or_default();
+            (
+                p.metadata.name.unwrap_or_default(),
+                p.metadata.uid.unwrap_or_default(),
+                restarts,
+            )
+        })
+        .collect();
+    listed.sort();
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), ns);
+    let mut statefulsets: Vec<(String, Option<i64>, serde_json::Value)> = sets
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| {
+            (
+                s.metadata.name.unwrap_or_default(),
+                s.metadata.generation,
+                serde_json::to_value(s.spec.map(|s| s.template)).unwrap(),
+            )
+        })
+        .collect();
+    statefulsets.sort_by(|a, b| a.0.cmp(&b.0));
+    Untouched {
+        pods: listed,
+        statefulsets,
+    }
+}
+
+/// `logbook journal verify` (the binary just built) on the ConfigMap
+/// journals of `ns`, as a person runs it; its output.
+fn journal_verify(admin: &Path, ns: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(["journal", "verify", "--namespace", ns, "--kubeconfig"])
+        .arg(admin)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "logbook journal verify --namespace {ns}: {printed}"
+    );
+    printed
+}
+
+/// Runs the `kubectl apply -f - <<'EOF' ... EOF` block of the install's
+/// notes with bash, as a person pastes it, with the real kubectl.
+fn notes_apply(local: &Local, notes: &str) {
+    let start = notes
+        .find("kubectl apply")
+        .unwrap_or_else(|| panic!("no `kubectl apply` in the notes:\n{notes}"));
+    let end = notes[start..]
+        .find("\nEOF\n")
+        .unwrap_or_else(|| panic!("no EOF closing the notes' heredoc:\n{notes}"))
+        + start
+        + "\nEOF\n".len();
+    let block = &notes[start..end];
+    let path = format!(
+        "{}:{}",
+        root().join(".tools/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .env("KUBECONFIG", &local.admin)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the notes' command failed:\n{block}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `helm upgrade` of the operator rolls its own pods one at a time and no
+/// Valkey pod: installed, the notes' Replication cluster Ready with keys
+/// written,
+/// then upgraded to "a new build"; the new pods take the Lease, and every
+/// Valkey pod is the same pod (uid) with the same restart count, every
+/// StatefulSet has the same generation and template, the journal's head
+/// only moved forward and verifies, the cluster is Ready with its keys,
+/// and the new leader acts on a change.
+///
+/// "A new build" here is a new image tag (`0.1.1-upgrade`) and a changed
+/// pod annotation, both of which roll the Deployment, as a release does.
+/// What it cannot show: the kubelet runs every tag of the operator's image
+/// as the one binary just built, so old and new pods run the same code. A
+/// new version that changed what the operator renders into a StatefulSet
+/// (an image default, the config, the restore init container's image)
+/// would roll pods by design; this test shows the upgrade itself, the
+/// hand-over and the journal carried over, rolls nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn helm_upgrade_rolls_the_operator_and_no_valkey_pod() {
+    let local = Local::start().await;
+    let client = local.client.clone();
+    let installed = local.install(&[]);
+    assert!(
+        installed.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    eventually(Duration::from_secs(30), "a leader", || async {
+        holder(&leases).await.is_some()
+    })
+    .await;
+    let old_pods: Vec<String> = pods
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+
+    // The cluster the install's notes tell a person to create, created by
+    // running their `kubectl apply` as printed (a Replication cluster of
+    // three pods named demo), then Ready with keys written to its primary.
+    let notes = String::from_utf8_lossy(&installed.stdout).into_owned();
+    notes_apply(&local, &notes);
+    let vkcs: Api<ValkeyCluster> = Api::namespaced(client.clone(), "default");
+    let ready_with = |v: &ValkeyCluster, n: i32| {
+        v.status.as_ref().is_some_and(|s| {
+            s.phase == Some(logbook_crds::v1alpha1::ClusterPhase::Ready)
+                && s.observed_generation == v.metadata.generation
+                && s.ready_replicas == Some(n)
+        })
+    };
+    eventually(Duration::from_secs(90), "the cluster Ready", || async {
+        vkcs.get("demo").await.is_ok_and(|v| ready_with(&v, 3))
+    })
+    .await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let password = secrets.get("demo-password").await.unwrap().data.unwrap()["password"]
+        .0
+        .clone();
+    let password = String::from_utf8(password).unwrap();
+    let data_pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let primary_addr = || async {
+        let cluster = vkcs.get("demo").await.unwrap();
+        let primary = cluster.status.and_then(|s| s.primary).unwrap();
+        let ip = data_pods
+            .get(&primary)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.pod_ip)
+            .unwrap();
+        format!("redis://:{password}@{ip}:6379")
+    };
+    let mut conn = redis::Client::open(primary_addr().await)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let () = redis::cmd("SET")
+            .arg(format!("upgrade:{i}"))
+            .arg(format!("value {i}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let before = untouched(&client, "default", "demo").await;
+    assert_eq!(before.pods.len(), 3, "{before:?}");
+    assert!(!before.statefulsets.is_empty(), "{before:?}");
+    let head = |v: &ValkeyCluster| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.journal.as_ref())
+            .map(|j| j.seq)
+            .unwrap_or_default()
+    };
+    let head_before = head(&vkcs.get("demo").await.unwrap());
+    assert!(head_before > 0, "the cluster's journal has a head");
+    eprintln!(
+        "before the upgrade: {before:?}, journal head {head_before}, operator pods {old_pods:?}"
+    );
+
+    // The upgrade: a new tag and a changed pod annotation roll the
+    // Deployment, one pod at a time.
+    let upgraded = local.upgrade(&[
+        "image.tag=0.1.1-upgrade",
+        "podAnnotations.logbook\\.dev/build=upgrade",
+    ]);
+    assert!(
+        upgraded.status.success(),
+        "helm upgrade: {}{}",
+        String::from_utf8_lossy(&upgraded.stdout),
+        String::from_utf8_lossy(&upgraded.stderr)
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let new_pods = || async {
+        pods.list(&ListParams::default().labels(SELECTOR))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec.as_ref().is_some_and(|s| {
+                        s.containers[0]
+                            .image
+                            .as_deref()
+                            .is_some_and(|i| i.ends_with(":0.1.1-upgrade"))
+                    })
+            })
+            .filter_map(|p| p.metadata.name)
+            .collect::<Vec<String>>()
+    };
+    eventually(
+        Duration::from_secs(120),
+        "the rollout done: two new pods Ready, the old ones gone, a new pod leading",
+        || async {
+            let rolled = deployments.get(RELEASE).await.ok().is_some_and(|d| {
+                let status = d.status.unwrap_or_default();
+                status.observed_generation == d.metadata.generation
+                    && status.updated_replicas == Some(2)
+                    && status.ready_replicas == Some(2)
+                    && status.replicas == Some(2)
+            });
+            let fresh = new_pods().await;
+            let leader = holder(&leases).await.unwrap_or_default();
+            rolled && fresh.len() == 2 && fresh.contains(&leader)
+        },
+    )
+    .await;
+    let leader = holder(&leases).await.unwrap();
+    assert!(!old_pods.contains(&leader), "{leader} is an old pod");
+    eprintln!("upgraded: {leader} leads, pods {:?}", new_pods().await);
+
+    // The new leader has read every journal and judged the cluster; for a
+    // while after, nothing of the cluster's changes.
+    for _ in 0..20 {
+        let now = untouched(&client, "default", "demo").await;
+        assert_eq!(now, before, "the upgrade touched the cluster's pods");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let cluster = vkcs.get("demo").await.unwrap();
+    assert!(ready_with(&cluster, 3), "{:?}", cluster.status);
+    let head_after = head(&cluster);
+    assert!(
+        head_after >= head_before,
+        "the journal head went back: {head_before} -> {head_after}"
+    );
+    let mut conn = redis::Client::open(primary_addr().await)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let got: Option<String> = redis::cmd("GET")
+            .arg(format!("upgrade:{i}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some(format!("value {i}").as_str()));
+    }
+    let verified = journal_verify(&local.admin, "default");
+    assert!(verified.contains("ok"), "{verified}");
+    journal_verify(&local.admin, NS);
+
+    // The new leader acts, and its decisions are appended to the journal
+    // the old one wrote.
+    vkcs.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(90),
+        "the cluster scaled by the upgraded operator",
+        || async { vkcs.get("demo").await.is_ok_and(|v| ready_with(&v, 2)) },
+    )
+    .await;
+    let head_scaled = head(&vkcs.get("demo").await.unwrap());
+    assert!(
+        head_scaled > head_after,
+        "no decision appended: {head_after} -> {head_scaled}"
+    );
+    journal_verify(&local.admin, "default");
     let denied = local.denials();
     assert!(denied.is_empty(), "the operator was refused: {denied:#?}");
     local.server.shutdown().await;

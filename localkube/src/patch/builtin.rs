@@ -172,6 +172,14 @@ static SERVICE: Kind = Kind {
         (&["status", "conditions"], TYPE),
     ],
 };
+/// `admissionregistration.k8s.io/v1` webhook configurations: `webhooks`
+/// is a map by `name` (`+listType=map +listMapKey=name`), so a caBundle
+/// written by one manager does not own the webhook another applies.
+static WEBHOOK_CONFIGURATION: Kind = Kind {
+    templates: NONE,
+    pod_specs: NONE,
+    own: &[(&["webhooks"], NAME)],
+};
 static SERVICE_ACCOUNT: Kind = Kind {
     templates: NONE,
     pod_specs: NONE,
@@ -234,6 +242,10 @@ pub(super) fn for_kind(group: &str, kind: &str) -> Option<&'static dyn ListTypes
         }
         ("batch", "CronJob") => &CRON_JOB,
         ("policy", "PodDisruptionBudget") => &WITH_CONDITIONS,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => &WEBHOOK_CONFIGURATION,
         _ => return None,
     };
     Some(table)
