@@ -1222,14 +1222,30 @@ async fn an_application_connects_as_its_user_with_the_connection_secret_the_oper
         .unwrap();
     assert!(!cluster_secret.contains("grabber"), "{cluster_secret}");
 
-    // The ValkeyUser deleted: its Secret goes with it.
+    // Renamed: the new one written, the old one (holding the password)
+    // deleted.
     let users: kube::Api<ValkeyUser> = env.api();
+    let rename = serde_json::json!({"spec": {"connectionSecret": "app-valkey-2"}});
+    users
+        .patch("app", &PatchParams::default(), &Patch::Merge(&rename))
+        .await
+        .unwrap();
+    env.eventually(Duration::from_secs(30), "the Secret renamed", || async {
+        secret_text(&env, "app-valkey-2", "password")
+            .await
+            .as_deref()
+            == Some(second)
+            && secrets.get_opt("app-valkey").await.unwrap().is_none()
+    })
+    .await;
+
+    // The ValkeyUser deleted: its Secret goes with it.
     users.delete("app", &DeleteParams::default()).await.unwrap();
     env.eventually(
         Duration::from_secs(30),
         "the connection Secret gone",
         || async {
-            secrets.get_opt("app-valkey").await.unwrap().is_none()
+            secrets.get_opt("app-valkey-2").await.unwrap().is_none()
                 && user(&env, "app").await.is_none()
         },
     )

@@ -194,7 +194,8 @@ pub fn build_connection_secret(
 /// whatever the cluster's `spec.auth` (an ACL user always has a password),
 /// and `REDIS_URL` carrying both. Owned by the ValkeyUser (`owner`, so
 /// that it goes with it), labelled with its name
-/// ([`CONNECTION_USER_LABEL`]).
+/// ([`CONNECTION_USER_LABEL`]) and not with the cluster's: it is none of
+/// the cluster's objects (its drift, its release, its deletion).
 pub fn build_user_connection_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
@@ -213,7 +214,6 @@ pub fn build_user_connection_secret(
             super::labels::MANAGED_BY.to_owned(),
             super::labels::MANAGED_BY_VALUE.to_owned(),
         ),
-        (super::labels::CLUSTER.to_owned(), meta.name.clone()),
         (CONNECTION_USER_LABEL.to_owned(), owner.name.clone()),
     ]);
     Secret {
@@ -528,6 +528,9 @@ mod tests {
             s.metadata.labels.as_ref().unwrap()[CONNECTION_USER_LABEL],
             "app"
         );
+        // None of the cluster's objects: not labelled as one.
+        let labels = s.metadata.labels.as_ref().unwrap();
+        assert!(!labels.contains_key(super::super::labels::CLUSTER));
         // Whatever the cluster's auth: an ACL user always has a password.
         let mut off = ValkeyClusterSpec::default();
         off.auth.enabled = false;
