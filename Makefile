@@ -107,6 +107,13 @@ crds:
 field-table:
 	LOGBOOK_UPDATE_FIELD_TABLE=1 $(CARGO) test --locked --test components -- docs_catalog::field_table
 
+## api-reference: regenerate docs/reference/api.md (every field of every
+## CRD, from the schemas: crds/src/reference.rs) after a change of the API
+## types; the components suite fails while it differs.
+.PHONY: api-reference
+api-reference:
+	LOGBOOK_UPDATE_API_REFERENCE=1 $(CARGO) test --locked --test components -- docs_catalog::api_reference
+
 ## bench: the journal and localkube benchmarks (figures go in docs/benchmarks.md).
 bench:
 	$(CARGO) run --release --locked -p logbook-journal --features sled --bin journal-bench -- --events 1000000

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+mod api_reference;
 mod field_table;
 mod readme;
 

@@ -389,8 +389,28 @@ fn constraints(node: &JSONSchemaProps) -> Vec<String> {
         out.push("no item twice".to_owned());
     }
     if let Some(pattern) = node.pattern.as_ref() {
-        out.push(format!("pattern `{pattern}`"));
+        out.push(format!("pattern {}", html_code(pattern)));
     }
+    out
+}
+
+/// `text` as inline HTML code, every character Markdown or a table could
+/// read escaped: a regular expression holds `](`, `|`, `*`, `\\`, which
+/// a code span would keep but link checkers and table splitters misread.
+fn html_code(text: &str) -> String {
+    let mut out = String::from("<code>");
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '[' | ']' | '*' | '_' | '\\' | '`' | '~' => {
+                let _ = write!(out, "&#{};", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("</code>");
     out
 }
 
@@ -413,7 +433,14 @@ pub fn cell(text: &str) -> String {
         }
         let part = part.replace('|', "\\|");
         if i % 2 == 0 {
-            out.push_str(&part.replace('<', "&lt;").replace('>', "&gt;"));
+            // Markup of our own (`html_code`) stays; any other `<` is text.
+            out.push_str(
+                &part
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace("&lt;code&gt;", "<code>")
+                    .replace("&lt;/code&gt;", "</code>"),
+            );
         } else {
             out.push_str(&part);
         }
@@ -866,6 +893,17 @@ mod tests {
         assert!(
             a.contains("- v1alpha1 `spec.shards` (integer): `spec.cluster.shards` in v1beta1.\n")
         );
+    }
+
+    #[test]
+    fn a_pattern_is_code_no_markdown_reader_misreads() {
+        let code = html_code(r"^[a-z]([-a-z]*)?$|\.x_y<z>&`");
+        assert_eq!(
+            code,
+            "<code>^&#91;a-z&#93;(&#91;-a-z&#93;&#42;)?$&#124;&#92;.x&#95;y&lt;z&gt;&amp;&#96;</code>"
+        );
+        assert!(!code.contains("]("));
+        assert_eq!(cell(&code), code, "a cell keeps it whole");
     }
 
     #[test]
