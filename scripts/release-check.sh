@@ -14,7 +14,9 @@
 #       .tools/images/logbook-operator.oci.tar's config;
 #   (d) the krew manifest (plugins/valkey.yaml) has krew's shape, a
 #       platform for each archive the workflow builds, named as the
-#       workflow names them, and only the placeholders the workflow fills.
+#       workflow names them, and only the placeholders the workflow fills;
+#   (e) the workflow's own scripts run here: its tag check, and its
+#       checksums and krew manifest step on stand-in archives.
 #
 # Tools: .tools/bin/actionlint (`make setup`), .tools/bin/helm, python3
 # with PyYAML. Each failure says what differs; the script exits 1 after
@@ -22,7 +24,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 HELM="${HELM:-$ROOT/.tools/bin/helm}"
 ACTIONLINT="${ACTIONLINT:-$ROOT/.tools/bin/actionlint}"
 WORKFLOW=.github/workflows/release.yml
@@ -39,7 +41,7 @@ python3 -c 'import yaml' 2>/dev/null || { say "python3 has no PyYAML: run make s
 
 # (a)
 if "$ACTIONLINT" -no-color .github/workflows/*.yml; then
-	say "actionlint: $(ls .github/workflows/*.yml | tr '\n' ' ')clean"
+	say "actionlint: the workflows are clean"
 else
 	fail "actionlint found problems in the workflows (above)"
 fi
@@ -177,6 +179,54 @@ for p in problems:
     print(f"release-check: FAILED: {p}")
 sys.exit(1 if problems else 0)
 PY
+
+# (e) The workflow's own scripts, run here as the runner would run them:
+# the tag check (the workspace's tag passes, another fails), and the
+# checksums and krew manifest step on stand-in archives (the manifest
+# filled with their sums, no placeholder left, still a krew Plugin).
+step() { # job, step name: the step's `run`
+	python3 -c 'import sys, yaml
+jobs = yaml.safe_load(open(sys.argv[1]))["jobs"]
+print(next(s["run"] for s in jobs[sys.argv[2]]["steps"] if s.get("name") == sys.argv[3]))' "$WORKFLOW" "$1" "$2"
+}
+tag_check=$(step check "The tag is the workspace's version")
+if ! (cd "$ROOT" && TAG="v$VERSION" GITHUB_OUTPUT="$work/output" bash -euo pipefail -c "$tag_check" >"$work/tag.log" 2>&1); then
+	cat "$work/tag.log"; fail "the workflow's tag check refuses v$VERSION"
+elif ! grep -qx "version=$VERSION" "$work/output"; then
+	fail "the workflow's tag check does not output version=$VERSION"
+elif (cd "$ROOT" && TAG="v$VERSION.1" GITHUB_OUTPUT="$work/output" bash -euo pipefail -c "$tag_check" >"$work/tag.log" 2>&1); then
+	fail "the workflow's tag check accepts v$VERSION.1"
+else
+	say "the workflow's tag check passes v$VERSION and refuses v$VERSION.1"
+fi
+sums=$(step release "Checksums and the krew manifest")
+mkdir -p "$work/run/dist" "$work/run/plugins"
+cp "$MANIFEST" "$work/run/plugins/valkey.yaml"
+for platform in linux_amd64 linux_arm64 darwin_amd64 darwin_arm64; do
+	for bin in kubectl-valkey logbook; do
+		echo "$bin $platform" | gzip -n >"$work/run/dist/${bin}_${platform}.tar.gz"
+	done
+done
+[ -n "${package:-}" ] && cp "$package" "$work/run/dist/"
+if ! (cd "$work/run" && VERSION="$VERSION" bash -euo pipefail -c "$sums" >"$work/sums.log" 2>&1); then
+	cat "$work/sums.log"; fail "the workflow's checksums and krew manifest step failed on stand-in archives"
+elif ! python3 - "$work/run/dist/valkey.yaml" "$work/run/dist/SHA256SUMS" "$VERSION" <<'PY'
+import sys, yaml
+manifest, sums, version = sys.argv[1:]
+plugin = yaml.safe_load(open(manifest))
+table = dict(reversed(line.split()) for line in open(sums))
+assert "{{" not in open(manifest).read(), "placeholders left"
+assert plugin["spec"]["version"] == f"v{version}", plugin["spec"]["version"]
+for p in plugin["spec"]["platforms"]:
+    name = p["uri"].rsplit("/", 1)[1]
+    assert p["sha256"] == table[name], f"{name}: {p['sha256']} is not its sum {table[name]}"
+    assert f"/download/v{version}/" in p["uri"], p["uri"]
+PY
+then
+	fail "the krew manifest the workflow fills is wrong (above)"
+else
+	say "the workflow's release step fills the krew manifest with v$VERSION and each archive's sha256"
+fi
 
 if [ "$failed" -ne 0 ]; then
 	say "failed (above)"
