@@ -8,7 +8,9 @@
 //! same request again (the annotation removed and put back with the same
 //! value) replaces nothing and decides nothing. A Valkey Cluster of 3
 //! shards restarts the same way, shard by shard, each primary after a
-//! coordinated `CLUSTER FAILOVER`, under a cluster-aware writer.
+//! coordinated `CLUSTER FAILOVER`, under a cluster-aware writer; a
+//! Sentinel cluster restarts its data pods the same way (the primary after
+//! a coordinated Sentinel failover) and its Sentinels too.
 
 #![allow(
     clippy::unwrap_used,
@@ -354,5 +356,82 @@ async fn a_requested_restart_rolls_a_valkey_cluster_keeping_every_acknowledged_w
             _ => panic!("{old}: no coordinated failover before its roll: {decided:?}"),
         }
     }
+    env.finish().await;
+}
+
+/// Every Sentinel pod of `cluster`: name → uid.
+async fn sentinel_uids(env: &Env, cluster: &str) -> BTreeMap<String, String> {
+    env.api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&ListParams::default().labels(&format!(
+            "valkey.logbook.dev/cluster={cluster},app.kubernetes.io/component=sentinel"
+        )))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.metadata.uid.clone().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_restart_rolls_a_sentinel_clusters_data_pods_and_sentinels() {
+    let mut env = Env::start_without_operator("restart-request-sentinel").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&sentinel_yaml("demo")).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(90)).await;
+    let old_primary = primary(&vkc);
+    let before = uids(&env, "demo").await;
+    let sentinels_before = sentinel_uids(&env, "demo").await;
+    assert_eq!(sentinels_before.len(), 3);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let probe = write_probe(&service, &password, "restart");
+    first_acks(&env, &probe).await;
+
+    let asked = Instant::now();
+    let (code, said, err) = plugin(&env, &["restart", "demo", "--wait", "--timeout", "120s"]).await;
+    if code != 0 {
+        let sts = kubectl(
+            &env,
+            NS,
+            &["get", "statefulset", "demo-sentinel", "-o", "yaml"],
+        );
+        let pods = kubectl(&env, NS, &["get", "pods", "-o", "wide", "--show-labels"]);
+        panic!("restart: {err}\n{sts}\n{pods}\n{}", env.dump("demo").await);
+    }
+    eprintln!("{said}restart took {:?}", asked.elapsed());
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(30)).await;
+    let new_primary = primary(&vkc);
+    let log = probe.stop().await;
+
+    let after = uids(&env, "demo").await;
+    for (pod, uid) in &before {
+        assert_ne!(after.get(pod), Some(uid), "{pod} was not replaced");
+    }
+    let sentinels_after = sentinel_uids(&env, "demo").await;
+    for (pod, uid) in &sentinels_before {
+        assert_ne!(
+            sentinels_after.get(pod),
+            Some(uid),
+            "{pod} was not restarted"
+        );
+    }
+    assert_ne!(new_primary, old_primary, "the primary did not hand over");
+    let addr = env.pod_addr(&new_primary).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, asked, &addr, &password).await;
+    eprintln!("{acked} acknowledged writes kept, {failed} failed");
+
+    // The primary handed over by a Sentinel failover before its roll.
+    let stream = env.stream("demo").await;
+    let decided = decisions(&env.journal_events(&stream).await);
+    let at = |want: &dyn Fn(&Intent) -> bool| decided.iter().position(|(i, _)| want(i));
+    let restart_at = at(&|i| matches!(i, Intent::RestartPods { .. })).expect("RestartPods");
+    let handover =
+        at(&|i| matches!(i, Intent::SentinelFailover { from, .. } if *from == old_primary))
+            .expect("a Sentinel failover away from the old primary");
+    let rolled = at(&|i| matches!(i, Intent::RollPod { pod, .. } if *pod == old_primary))
+        .expect("the old primary rolled");
+    assert!(restart_at < handover && handover < rolled, "{decided:?}");
     env.finish().await;
 }

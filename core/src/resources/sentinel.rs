@@ -18,7 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
     ServiceSpec,
@@ -182,9 +184,17 @@ pub fn build_sentinel_statefulset(
             service_name: Some(sentinel_headless_service_name(&meta.name)),
             replicas: Some(sentinel.replicas),
             pod_management_policy: Some("Parallel".to_owned()),
+            // Partition 0 said outright: without `rollingUpdate`,
+            // localkube's controller keeps the pods counted current on
+            // their old revision (Kubernetes applies that rule only to the
+            // pods it recreates), and a new template (a restart's
+            // `restarted-at` among them) must reach every Sentinel.
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".to_owned()),
-                rolling_update: None,
+                rolling_update: Some(RollingUpdateStatefulSetStrategy {
+                    partition: Some(0),
+                    max_unavailable: None,
+                }),
             }),
             min_ready_seconds: Some(MIN_READY_SECONDS),
             selector: match_labels(&selector),

@@ -112,6 +112,16 @@ fn statefulset_names_selector_and_owner() {
         s.update_strategy.as_ref().unwrap().type_.as_deref(),
         Some("RollingUpdate")
     );
+    // Every Sentinel rolls on a new template (a restart among them).
+    assert_eq!(
+        s.update_strategy
+            .as_ref()
+            .unwrap()
+            .rolling_update
+            .as_ref()
+            .and_then(|r| r.partition),
+        Some(0)
+    );
     assert!(s.volume_claim_templates.is_none());
     let selector = s.selector.match_labels.as_ref().unwrap();
     assert_eq!(selector, &labels::sentinel_selector("cache"));
