@@ -435,3 +435,80 @@ async fn a_requested_restart_rolls_a_sentinel_clusters_data_pods_and_sentinels()
     assert!(restart_at < handover && handover < rolled, "{decided:?}");
     env.finish().await;
 }
+
+/// The operator dies (`Stop::Crash`) as soon as it decided the restart's
+/// first roll; the one started after it, on the same journal, finishes the
+/// restart from where it was: every pod replaced exactly once, the
+/// restart itself decided once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_cut_by_an_operator_crash_goes_on_from_the_journal() {
+    let mut env = Env::start_without_operator("restart-request-crash").await;
+    env.journal = JournalBackend::ConfigMap;
+    env.start_operator();
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    let before = uids(&env, "demo").await;
+    let stream = env.stream("demo").await;
+    let mut tail = env.cm_journal_tail(&stream);
+    tail.catch_up().await;
+    let seq = tail.seq();
+
+    let monitor = PodMonitor::start(&env, "demo", 3);
+    env.patch(
+        "demo",
+        serde_json::json!({"metadata": {"annotations": {ANNOTATION: "2026-11-30T18:00:00Z"}}}),
+    )
+    .await;
+    let first_roll = tail
+        .wait_for(seq, Duration::from_secs(20), |e| {
+            matches!(&e.body, Event::Decided { intents }
+                if intents.iter().any(|p| matches!(p.intent, Intent::RollPod { .. })))
+        })
+        .await
+        .expect("a roll decided after the restart");
+    env.stop_operator(Stop::Crash).await;
+    eprintln!("crashed after seq {}", first_roll.seq);
+    env.start_operator();
+    let (env_ref, before_ref) = (&env, &before);
+    env.eventually(
+        Duration::from_secs(60),
+        "every pod replaced",
+        || async move {
+            let now = uids(env_ref, "demo").await;
+            now.len() == 3
+                && now
+                    .iter()
+                    .all(|(pod, uid)| before_ref.get(pod) != Some(uid))
+        },
+    )
+    .await;
+    env.wait_ready("demo", 3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = monitor.stop();
+    let mut replaced = seen.replaced.clone();
+    replaced.sort();
+    assert_eq!(replaced, ["demo-0", "demo-1", "demo-2"], "{seen:?}");
+    assert!(seen.max_down <= 1, "pods down at once: {seen:?}");
+    assert!(
+        seen.deleted_while_primary.is_empty(),
+        "rolled while primary: {seen:?}"
+    );
+    let events = env.journal_events(&stream).await;
+    let decided = decisions(&events);
+    let restarts = decided
+        .iter()
+        .filter(|(i, _)| matches!(i, Intent::RestartPods { .. }))
+        .count();
+    assert_eq!(restarts, 1, "{decided:?}");
+    // The second operator (a later leadership epoch) rolled the rest.
+    let later_rolls = events
+        .iter()
+        .filter(|e| e.epoch > first_roll.epoch)
+        .filter(|e| {
+            matches!(&e.body, Event::Decided { intents }
+                if intents.iter().any(|p| matches!(p.intent, Intent::RollPod { .. })))
+        })
+        .count();
+    assert!(later_rolls >= 2, "the restart was not cut: {decided:?}");
+    env.finish().await;
+}
