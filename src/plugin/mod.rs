@@ -13,7 +13,9 @@
 //! - one file per command family: `status` (with `shards` for a Valkey
 //!   Cluster), `requests`, `events`, `replay`, `report` (with `tar` for
 //!   its archive), `backup`, `logs`, `cli` (valkey-cli through
-//!   `kubectl exec`); `format` for tables.
+//!   `kubectl exec`), `restart` (a roll the operator journals),
+//!   `certificate` (a client certificate for mutual TLS); `format` for
+//!   tables.
 //!
 //! It never prints a secret: it reads no Secret data, and the journal and
 //! the published status hold none; `certificate` alone reads one, the
