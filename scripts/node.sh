@@ -286,6 +286,9 @@ authentication:
 authorization:
   mode: Webhook
 clusterDomain: cluster.local
+# \`logbook local\`'s cluster DNS, on the host's end of the link
+# (src/local/cluster_dns.rs): Service names resolve as in a cluster.
+clusterDNS: ["$HOST_IP"]
 resolvConf: "$dir/kubelet/resolv.conf"
 podLogsDir: "$dir/pod-logs"
 # The images are imported, never pulled: never collect them, and do not
@@ -300,8 +303,9 @@ fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 5s
 serializeImagePulls: false
 EOF
-	# No DNS server is reachable here; pods resolve nothing but /etc/hosts
-	# and their search domains (Logbook addresses pods by IP).
+	# No DNS server outside the cluster is reachable here: pods of
+	# dnsPolicy Default resolve nothing but /etc/hosts; ClusterFirst pods
+	# (the default) ask the cluster DNS (clusterDNS above).
 	printf 'nameserver 127.0.0.1\noptions ndots:1\n' >"$dir/kubelet/resolv.conf"
 	cat >"$dir/proxy/config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1

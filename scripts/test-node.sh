@@ -71,14 +71,22 @@ ok "node $node Ready: $runtime"
 # The README's quickstart, run as written (between its quickstart
 # markers) by a newcomer's shell in the checkout: `make images` (packing
 # the debug binaries: IMAGE_PROFILE=dev, as `make test-images` did), the
-# archive imported into the node's containerd with `ctr` (the node's
-# socket is not containerd's default one: CONTAINERD_ADDRESS), `helm
-# install` of the chart as it is, the quickstart cluster and its user, and
-# the application that reads REDIS_URL from the user's Secret.
+# archive imported with `ctr` run on the node (in the node's mount and
+# network namespaces, as a person would run it on each node, against the
+# node's containerd socket: CONTAINERD_ADDRESS), `helm install` of the
+# chart as it is, the quickstart cluster and its user, and the
+# application that reads REDIS_URL from the user's Secret.
 quickstart=$(awk '/<!-- quickstart:begin -->/ { on = 1; next } /<!-- quickstart:end -->/ { on = 0 } on && !/^```/' "$ROOT/README.md")
 [ -n "$quickstart" ] || fail "no quickstart between the markers of README.md"
-(cd "$ROOT" && PATH="$ROOT/.tools/bin:$ROOT/.tools/bin/node:$PATH" IMAGE_PROFILE=dev \
-	CONTAINERD_ADDRESS=/run/containerd-node/containerd.sock bash -euo pipefail -c "$quickstart") >"$DIR/quickstart.log" 2>&1 \
+containerd_pid=$(pgrep -f "containerd --config $DIR/work/node/containerd/config.toml" | head -n 1)
+[ -n "$containerd_pid" ] || fail "no containerd of the node under $DIR/work/node"
+ctr() {
+	CONTAINERD_ADDRESS=/run/containerd-node/containerd.sock \
+		nsenter --mount="/proc/$containerd_pid/ns/mnt" --net="/proc/$containerd_pid/ns/net" --wd="$PWD" -- "$ROOT/.tools/bin/node/ctr" "$@"
+}
+export -f ctr
+export containerd_pid ROOT
+(cd "$ROOT" && PATH="$ROOT/.tools/bin:$PATH" IMAGE_PROFILE=dev bash -euo pipefail -c "$quickstart") >"$DIR/quickstart.log" 2>&1 \
 	|| { tail -n 40 "$DIR/quickstart.log"; "$KUBECTL" get valkeycluster,valkeyuser,pods -o wide || true; fail "the README's quickstart failed"; }
 grep -q 'wrote app:greeting: hello from quickstart-app' "$DIR/quickstart.log" && grep -q 'NOPERM' "$DIR/quickstart.log" \
 	|| { cat "$DIR/quickstart.log"; fail "the quickstart's application did not write as its user and stay within app:*"; }
@@ -146,7 +154,7 @@ is_ready() { [ "$(phase "$1")" = Ready ]; }
 ready() { until_ok "$2" is_ready "$1"; }
 ready demo 300 || fail "the Replication sample is not Ready (phase $(phase demo))"
 primary=$("$KUBECTL" get valkeycluster demo -o jsonpath='{.status.primary}')
-image=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.containerStatuses[0].image}')
+image=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.containerStatuses[?(@.name=="valkey")].image}')
 ok "Replication sample Ready in containers ($image), primary $primary"
 
 ip=$("$KUBECTL" get pod "$primary" -o jsonpath='{.status.podIP}')

@@ -3,7 +3,8 @@
 //! Kubernetes v1.36.3, containerd, runc and the CNI plugins, in network
 //! and mount namespaces of their own) running Logbook's images (`make
 //! images`) in containers; the local-path provisioner gives its claims
-//! volumes. See docs/node.md.
+//! volumes, and a cluster DNS (`cluster_dns`) resolves Service names. See
+//! docs/node.md.
 //!
 //! The faults act on containers as a node's operator would: a container's
 //! processes killed or frozen through its cgroup (the freezer), its
@@ -71,6 +72,8 @@ pub struct LocalContainers {
     control_plane: ControlPlane,
     node: tokio::process::Child,
     provisioner: logbook_localkube::provisioner::Provisioner,
+    /// The cluster DNS the node's pods resolve Service names with.
+    _dns: super::cluster_dns::ClusterDns,
     faults: ContainerFaults,
     /// The host's end of the node's link: what a pod reaches the host at.
     host_ip: Ipv4Addr,
@@ -139,8 +142,20 @@ impl LocalContainers {
             .map_err(|e| Error::Local(format!("the volume provisioner: {e}"))),
             Err(e) => Err(e),
         };
-        let me = match provisioner {
-            Ok(provisioner) => Self {
+        // The cluster DNS the kubelet names to every pod (`clusterDNS`,
+        // scripts/node.sh): on the host's end of the node's link.
+        let dns = match (provisioner, control_plane.client("admin").await) {
+            (Ok(provisioner), Ok(admin)) => {
+                super::cluster_dns::ClusterDns::spawn(admin, (host_ip, 53).into())
+                    .await
+                    .map(|dns| (provisioner, dns))
+                    .map_err(|e| Error::Local(format!("the cluster DNS on {host_ip}:53: {e}")))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let me = match dns {
+            Ok((provisioner, dns)) => Self {
+                _dns: dns,
                 control_plane,
                 node,
                 provisioner,

@@ -10,6 +10,7 @@
 //! the binary touches localkube: the operator's own code never depends on
 //! it.
 
+mod cluster_dns;
 pub mod containers;
 mod fault;
 pub mod kubernetes;

@@ -61,8 +61,9 @@ const EXIT_CODES: &str = "Exit codes:
   4  forbidden (RBAC, 403) or unauthorized (401)
   replay: replay's own codes (0 clean, 1 findings, 2 unreadable journal)";
 
-/// Operate Logbook's ValkeyClusters: status, switchover, failover, pause,
-/// resume, the journal's decisions, replay, and support bundles.
+/// Operate Logbook's ValkeyClusters: see them at a glance, back them up,
+/// restart, switch over, reach their servers and logs, and read what the
+/// operator decided and why from its journal.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-valkey",
@@ -167,6 +168,8 @@ pub enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
+    /// Move the primary role to an in-sync replica, losing no acknowledged write.
+    ///
     /// Ask for a planned switchover: the primary role moves to an in-sync
     /// replica with no acknowledged write lost (annotation
     /// valkey.logbook.dev/switchover-to).
@@ -180,6 +183,8 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Fail over now, even from a healthy primary (asks first).
+    ///
     /// Ask the operator to fail over now, even from a healthy primary:
     /// fence it, promote the replica with the most of its data, repoint the
     /// others (annotation valkey.logbook.dev/failover-requested). Writes not
@@ -230,6 +235,8 @@ pub enum Command {
         #[arg(long, default_value_t = certificate::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
         days: u32,
     },
+    /// Stop the operator changing the cluster; it still observes and journals.
+    ///
     /// Set spec.paused: the operator observes and journals, and changes
     /// nothing (not even a failover) until resumed.
     Pause {
@@ -241,18 +248,24 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Put the cluster to sleep: no pod runs, the data is kept.
+    ///
     /// Set spec.hibernated: every acknowledged write is made durable,
     /// then no pod runs (volumes, Services and Secrets kept) until `wake`.
     Hibernate {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Wake a hibernated cluster, with the same primary.
+    ///
     /// Clear spec.hibernated: the pods come back as they were (the same
     /// primary; a Cluster's node ids and slots).
     Wake {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Move the primaries back to their preferred pods.
+    ///
     /// Ask for the primaries to move back to their preferred pods now
     /// (a Replication's `<name>-0`, a Cluster shard's first pod), by
     /// planned hand-overs, whatever spec.placement (annotation
@@ -261,6 +274,8 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Promote a standby: it stops following its source and takes writes.
+    ///
     /// Promote a standby: remove spec.replicateFrom. Its primary stops
     /// following the source and takes writes; the operator journals how
     /// far behind the source it was (`kubectl valkey status` shows it).
@@ -268,6 +283,8 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Release the cluster to run it by hand.
+    ///
     /// Unbind the cluster to run it by hand: remove the ownership
     /// annotation valkey.logbook.dev/cr from its StatefulSet. The operator
     /// releases its other objects and decides nothing until `bind`; pods
@@ -276,12 +293,16 @@ pub enum Command {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Give an unbound cluster back to the operator.
+    ///
     /// Give the cluster back to the operator: put the ownership annotation
     /// back on its StatefulSet. It takes the cluster over as it now is.
     Bind {
         /// The ValkeyCluster.
         name: String,
     },
+    /// Run a replay verb on the cluster's journal.
+    ///
     /// Run a replay verb (verify, timeline, failovers, reshards, state,
     /// audit, export) on the cluster's ConfigMap journal, e.g.
     /// `kubectl valkey replay cache audit`.
@@ -294,6 +315,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The operator's recent decisions, from the journal.
+    ///
     /// The operator's recent decisions from the journal: each intent, its
     /// reason and its outcome (Kubernetes Events expire; the journal
     /// keeps them).
@@ -304,6 +327,8 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// The cluster's spec as its defaults give it, field by field.
+    ///
     /// The cluster's spec as its defaults give it: each field the
     /// operator's valkey-operator-defaults, its namespace's, its plan or
     /// its own spec set, and which; a plan or defaults that cannot be
@@ -316,6 +341,8 @@ pub enum Command {
         #[arg(long, default_value = "logbook-system", value_name = "NAMESPACE")]
         operator_namespace: String,
     },
+    /// Write a support bundle (never Secret data).
+    ///
     /// Write a support bundle: the cluster, its objects, pod states,
     /// status, decisions, the journal (JSONL) and the operator's last log
     /// lines. Never Secret data.

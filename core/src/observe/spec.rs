@@ -155,7 +155,7 @@ pub fn unsupported(spec: &ValkeyClusterSpec, old: Option<&ValkeyClusterSpec>) ->
         problems.push(SpecProblem {
             path: "spec.shards".to_owned(),
             message: format!(
-                "a running Cluster changes its shards ({was} → {now}) or its replicas per shard ({had} → {has}), one at a time: keep replicasPerShard at {had} while shards change, then change it in a later generation"
+                "a running Cluster changes its shards ({was} → {now}) or its replicas per shard ({had} → {has}), one at a time: keep the replicas per shard at {had} while the shards change, then change them in a later generation"
             ),
         });
     }
