@@ -267,8 +267,7 @@ impl Executor {
                 requested,
                 generation,
             } => {
-                kube_ops::apply_resources(&self.client, target, *generation, Some(requested))
-                    .await
+                kube_ops::apply_resources(&self.client, target, *generation, Some(requested)).await
             }
             Intent::PromoteReplica { pod, from } => {
                 replication::promote(&self.valkey, target, pod, from.as_deref()).await
