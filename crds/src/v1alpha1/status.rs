@@ -84,7 +84,8 @@ pub struct ValkeyClusterStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<ClusterPhase>,
     /// Standard conditions; types are `Ready`, `Progressing`, `Degraded`,
-    /// `SpecValid` and `JournalHealthy`.
+    /// `SpecValid`, `JournalHealthy`, `SentinelQuorum` (topology Sentinel)
+    /// and `CertificateReady` (with TLS).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// `metadata.generation` of the spec this status describes.
