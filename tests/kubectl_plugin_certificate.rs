@@ -27,41 +27,6 @@ use logbook::tls::issue;
 use logbook_journal::Timestamp;
 use operator_common::*;
 
-/// `kubectl valkey <args>` through the real kubectl: (exit code, stdout,
-/// stderr).
-async fn plugin(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-valkey"),
-        bin.path().join("kubectl-valkey"),
-    )
-    .unwrap();
-    let mut path = std::ffi::OsString::from(bin.path());
-    if let Some(rest) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(rest);
-    }
-    let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
-    let kubeconfig = env.write_kubeconfig();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(kubectl)
-            .arg("valkey")
-            .args(&args)
-            .env("PATH", path)
-            .env("KUBECONFIG", kubeconfig)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `redis-cli --tls` to `addr` trusting `ca`, presenting `cert`/`key`,
 /// signed in as `user`; what it printed.
 fn as_user(addr: &str, dir: &Path, files: (&str, &str), user: &str, args: &[&str]) -> String {
@@ -127,7 +92,7 @@ spec:
 
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().to_str().unwrap();
-    let (code, said, err) = plugin(
+    let (code, said, err) = kubectl_valkey_ran(
         &env,
         &[
             "certificate",
@@ -254,12 +219,12 @@ spec:
             "belongs to valkeycluster \"other\"",
         ),
     ] {
-        let (code, said, err) = plugin(&env, &args).await;
+        let (code, said, err) = kubectl_valkey_ran(&env, &args).await;
         assert_eq!(code, 1, "{args:?}: {said}{err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
-    let (code, _, err) = plugin(
+    let (code, _, err) = kubectl_valkey_ran(
         &env,
         &["certificate", "demo", "--user", "app", "--out-dir", out_dir],
     )

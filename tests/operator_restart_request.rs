@@ -42,41 +42,6 @@ async fn uids(env: &Env, cluster: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `kubectl valkey <args>` through the real kubectl: (exit code, stdout,
-/// stderr), failing or not.
-async fn plugin(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-valkey"),
-        bin.path().join("kubectl-valkey"),
-    )
-    .unwrap();
-    let mut path = std::ffi::OsString::from(bin.path());
-    if let Some(rest) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(rest);
-    }
-    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
-    let kubeconfig = env.write_kubeconfig();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(kubectl)
-            .arg("valkey")
-            .args(&args)
-            .env("PATH", path)
-            .env("KUBECONFIG", kubeconfig)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The message of the cluster's `Ready` condition.
 fn ready_message(vkc: &ValkeyCluster) -> String {
     vkc.status
@@ -244,7 +209,7 @@ async fn a_requested_restart_rolls_every_pod_once_primary_last_and_loses_no_ackn
     // request waits, says so in the status and an Event, and is carried
     // out once resumed.
     kubectl_valkey(&env, &["pause", "demo"]).await;
-    let (code, _, err) = plugin(&env, &["restart", "demo", "--wait"]).await;
+    let (code, _, err) = kubectl_valkey_ran(&env, &["restart", "demo", "--wait"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is paused"), "{err}");
     assert_eq!(
@@ -390,7 +355,8 @@ async fn a_requested_restart_rolls_a_sentinel_clusters_data_pods_and_sentinels()
     first_acks(&env, &probe).await;
 
     let asked = Instant::now();
-    let (code, said, err) = plugin(&env, &["restart", "demo", "--wait", "--timeout", "120s"]).await;
+    let (code, said, err) =
+        kubectl_valkey_ran(&env, &["restart", "demo", "--wait", "--timeout", "120s"]).await;
     if code != 0 {
         let sts = kubectl(
             &env,

@@ -415,8 +415,8 @@ pub fn kubectl_with(env: &Env, namespace: &str, args: &[&str], vars: &[(&str, &s
 }
 
 /// `kubectl valkey <args>` through the real kubectl, this build's plugin
-/// on its PATH; its output. Panics with its error when it fails.
-pub async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
+/// on its PATH: (exit code, stdout, stderr), failing or not.
+pub async fn kubectl_valkey_ran(env: &Env, args: &[&str]) -> (i32, String, String) {
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(
         env!("CARGO_BIN_EXE_kubectl-valkey"),
@@ -442,12 +442,19 @@ pub async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl valkey: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kubectl valkey <args>` as [`kubectl_valkey_ran`]; its output. Panics
+/// with its error when it fails.
+pub async fn kubectl_valkey(env: &Env, args: &[&str]) -> String {
+    let (code, stdout, stderr) = kubectl_valkey_ran(env, args).await;
+    assert_eq!(code, 0, "kubectl valkey: {stderr}");
+    stdout
 }
 
 /// The operator's image as this build's `logbook`, linked into

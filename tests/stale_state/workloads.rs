@@ -148,9 +148,23 @@ pub(crate) async fn pod_hold(b: &mut Bench) -> String {
     })
     .await;
     let seen = b.window(before).await;
+    // What an action learned from its own write (the pod it relabelled
+    // answered 404) is the API server's word, not the held view leaking:
+    // it is journaled with the intent's outcome, under the same cause.
+    let outcomes: Vec<_> = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.body,
+                Event::IntentSucceeded { .. } | Event::IntentFailed { .. }
+            )
+        })
+        .filter_map(|e| e.cause)
+        .collect();
     let revealed: Vec<&Envelope> = seen
         .iter()
         .filter(|e| match &e.body {
+            Event::PodDeleted { .. } if e.cause.is_some_and(|c| outcomes.contains(&c)) => false,
             Event::PodTerminating { pod } | Event::PodDeleted { pod } => *pod == victim,
             Event::PodObserved { pod, uid, .. } => *pod == victim && *uid != old_uid,
             _ => false,

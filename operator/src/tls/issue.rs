@@ -86,7 +86,7 @@ pub enum TlsError {
     /// Key generation or signing failed inside the crypto library.
     #[error("could not {step}: {source}")]
     Crypto {
-        /// What was being done: `generate the CA key`, `sign the leaf
+        /// What was being done: `generate the CA key`, `sign the
         /// certificate`…
         step: &'static str,
         /// rcgen's reason (about parameters, never key bytes).
@@ -254,19 +254,31 @@ pub fn issue_leaf(
     // Lets verifiers (OpenSSL's chain building among them) pick the CA by
     // key identifier rather than by subject alone.
     params.use_authority_key_identifier_extension = true;
-    params.not_before = x509_time(earlier(now, CLOCK_SKEW), "notBefore", WHAT)?;
-    let not_after = whole_seconds(later(now, validity));
-    params.not_after = x509_time(not_after, "notAfter", WHAT)?;
+    sign(params, &issuer, now, validity, WHAT)
+}
 
+/// Signs `params` with `issuer` and a fresh ECDSA P-256 key, valid from
+/// `now` less [`CLOCK_SKEW`] until `now + validity` (whole seconds); `what`
+/// names the certificate in errors.
+fn sign(
+    mut params: CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+    now: Timestamp,
+    validity: Duration,
+    what: &'static str,
+) -> Result<Leaf, TlsError> {
+    params.not_before = x509_time(earlier(now, CLOCK_SKEW), "notBefore", what)?;
+    let not_after = whole_seconds(later(now, validity));
+    params.not_after = x509_time(not_after, "notAfter", what)?;
     let key =
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| TlsError::Crypto {
-            step: "generate the leaf key",
+            step: "generate the key",
             source,
         })?;
     let cert = params
-        .signed_by(&key, &issuer)
+        .signed_by(&key, issuer)
         .map_err(|source| TlsError::Crypto {
-            step: "sign the leaf certificate",
+            step: "sign the certificate",
             source,
         })?;
     Ok(Leaf {
@@ -303,25 +315,7 @@ pub fn issue_client(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = x509_time(earlier(now, CLOCK_SKEW), "notBefore", WHAT)?;
-    let not_after = whole_seconds(later(now, validity));
-    params.not_after = x509_time(not_after, "notAfter", WHAT)?;
-    let key =
-        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| TlsError::Crypto {
-            step: "generate the client key",
-            source,
-        })?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|source| TlsError::Crypto {
-            step: "sign the client certificate",
-            source,
-        })?;
-    Ok(Leaf {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        not_after,
-    })
+    sign(params, &issuer, now, validity, WHAT)
 }
 
 /// The names a cluster's leaf certificate covers, in this order: the
