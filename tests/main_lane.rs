@@ -20,6 +20,7 @@ mod kubectl_plugin_certificate;
 mod operator_binding;
 mod operator_changes;
 mod operator_defaults;
+mod operator_disruptions;
 mod operator_failover_request;
 mod operator_hibernate;
 mod operator_idle;

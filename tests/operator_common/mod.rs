@@ -39,6 +39,7 @@ use redis::aio::MultiplexedConnection;
 
 mod cluster;
 mod configmaps;
+mod disruption;
 mod faults;
 mod monitor;
 mod process;
@@ -74,6 +75,8 @@ pub async fn warning_notes(events: &Api<k8s_openapi::api::events::v1::Event>) ->
 }
 #[allow(unused_imports)]
 pub use configmaps::*;
+#[allow(unused_imports)]
+pub use disruption::*;
 #[allow(unused_imports)]
 pub use faults::*;
 #[allow(unused_imports)]

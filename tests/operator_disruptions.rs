@@ -1,0 +1,714 @@
+//! Every way Kubernetes takes a pod away on one node, each a test of a
+//! Replication cluster of 3 whose primary is the victim, under a writer
+//! (`SET` then `WAIT 1 1000` every 10 ms through the client Service, and a
+//! `ROLE` watch of every address the pods ever had): no acknowledged
+//! write lost, never two writable primaries (two `master` answers in two
+//! rounds in a row), the time to the first acknowledged write after it
+//! and the longest time without one, and the journal explains what the
+//! operator saw (the pod terminating, gone or failed) and did (the
+//! promotion of a replica, or a switchover before a roll). The table of
+//! what each measured is in docs/robustness.md, "How a pod is taken
+//! away".
+//!
+//! - the Eviction API (`policy/v1`), the PodDisruptionBudget honoured: a
+//!   second eviction while the first pod is down is refused (429);
+//! - `kubectl delete pod --force --grace-period=0`;
+//! - `kubectl rollout restart statefulset` (the StatefulSet is
+//!   `OnDelete`: the operator rolls the new revision, the primary handed
+//!   over before its pod goes);
+//! - preemption by a pod of a higher PriorityClass (needs the real
+//!   scheduler: `LOGBOOK_E2E_CONTROL_PLANE=kubernetes`; skipped on
+//!   localkube, which schedules nothing);
+//! - the kubelet's eviction of a pod over its ephemeral-storage limit
+//!   (needs the real kubelet: `LOGBOOK_E2E_NODE=containers`);
+//! - the ValkeyCluster deleted with propagation `Foreground` (its PVCs
+//!   kept: recreated, the cluster has every write it acknowledged, those
+//!   acknowledged after the deletion began too) and `Background` with
+//!   `delete-pvcs-on-delete` (no PVC left).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use crate::operator_common;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, PropagationPolicy};
+use logbook_journal::{Envelope, Event, Intent, PodPhase, ReasonCode};
+use operator_common::*;
+
+const BULK: u64 = 2000;
+const NAME: &str = "demo";
+
+/// A Replication cluster of 3, Ready, its primary's name.
+async fn ready(env: &Env, yaml: &str) -> String {
+    env.apply_yaml(yaml).await;
+    primary(&env.wait_ready(NAME, 3, Duration::from_secs(120)).await)
+}
+
+/// Whether `e` says the pod `pod` is leaving or gone: terminating,
+/// deleted, or its phase Failed (a kubelet eviction).
+fn saw_leave(e: &Event, pod: &str) -> bool {
+    match e {
+        Event::PodTerminating { pod: p } | Event::PodDeleted { pod: p } => p == pod,
+        Event::PodObserved { pod: p, phase, .. } => p == pod && *phase == PodPhase::Failed,
+        _ => false,
+    }
+}
+
+/// The journal's explanation of a failover away from `old`: it saw `old`
+/// leave (terminating, deleted or failed), then decided the promotion of
+/// a replica replacing it for `PrimaryFailed`, and journaled the
+/// promotion. Panics naming what is missing. Returns the observation and
+/// the decisions from it to the promotion, as one line.
+fn explain_failover(events: &[Envelope], old: &str) -> String {
+    let promoted = decisions(events)
+        .into_iter()
+        .find(|(_, i, _)| matches!(i, Intent::PromoteReplica { from: Some(f), .. } if f == old))
+        .unwrap_or_else(|| {
+            panic!(
+                "no promotion replacing {old} decided: {:?}",
+                decided_names(events)
+            )
+        });
+    let (at, intent, reason) = &promoted;
+    assert!(
+        matches!(reason, ReasonCode::PrimaryFailed { death: true, .. }),
+        "the promotion replacing {old} was decided for {reason:?}, not its death"
+    );
+    let saw = events[..*at]
+        .iter()
+        .rposition(|e| saw_leave(&e.body, old))
+        .unwrap_or_else(|| {
+            panic!(
+                "the promotion replacing {old} ({intent:?}) follows no observation of it leaving"
+            )
+        });
+    let Intent::PromoteReplica { pod: to, .. } = intent else {
+        unreachable!()
+    };
+    assert!(
+        events[*at..]
+            .iter()
+            .any(|e| matches!(&e.body, Event::ReplicaPromoted { pod, .. } if pod == to)),
+        "the promotion of {to} was decided but never journaled as done"
+    );
+    let seen = match &events[saw].body {
+        Event::PodTerminating { .. } => format!("PodTerminating {old}"),
+        Event::PodDeleted { .. } => format!("PodDeleted {old}"),
+        _ => format!("PodObserved {old} Failed"),
+    };
+    let did = decided_names(&events[saw..=*at]).join(", ");
+    format!("{seen} -> {did} -> ReplicaPromoted {to}")
+}
+
+/// The journal of `NAME` once the operator stopped.
+async fn journal(env: &mut Env) -> Vec<Envelope> {
+    let stream = env.stream(NAME).await;
+    env.stop_operator(Stop::Graceful).await;
+    env.journal_events(&stream).await
+}
+
+/// Waits for the primary to have moved off `old` and the cluster Ready
+/// with 3 pods again; the new primary's `ip:port`.
+async fn settled_off(env: &Env, old: &str, within: Duration) -> (String, String) {
+    env.wait_primary_moved(NAME, old, within).await;
+    let vkc = env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    let new = primary(&vkc);
+    assert_ne!(new, old, "the primary came back to {old}");
+    let addr = env.pod_addr(&new).await;
+    (new, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_eviction_api_on_the_primary_hands_it_over_and_the_budget_refuses_a_second() {
+    let mut env = Env::start("evict").await;
+    let old = ready(&env, &replication_yaml(NAME, 3)).await;
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let uids = pod_uids(&env, NAME).await;
+    let pods: Api<Pod> = env.api();
+    // On the real control plane the disruption controller fills the
+    // budget's status a moment after the pods are Ready: until then an
+    // eviction is refused, rightly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let fault = loop {
+        let asked = Instant::now();
+        match pods.evict(&old, &EvictParams::default()).await {
+            Ok(_) => break asked,
+            Err(kube::Error::Api(s)) if s.code == 429 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("evicting the primary {old}: {e}"),
+        }
+    };
+    // While the primary's pod is down, the budget (maxUnavailable 1)
+    // allows no other eviction.
+    let other = uids.keys().find(|p| **p != old).unwrap().clone();
+    match pods.evict(&other, &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 429 => {
+            eprintln!("evict: a second eviction ({other}) refused: {}", s.message);
+        }
+        got => panic!("a second eviction ({other}) while {old} is down was not refused: {got:?}"),
+    }
+    let (new, at) = settled_off(&env, &old, Duration::from_secs(30)).await;
+    assert_eq!(
+        pod_uids(&env, NAME).await.get(&other),
+        uids.get(&other),
+        "{other} was replaced: the refused eviction took it"
+    );
+    let measured = writer
+        .check(&env, fault, "a write after the eviction", &at)
+        .await;
+    let events = journal(&mut env).await;
+    let why = explain_failover(&events, &old);
+    eprintln!("evict: {old} -> {new}: {measured}\nevict: journal: {why}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_deletion_of_the_primary_fails_over_without_two_primaries() {
+    let mut env = Env::start("force-delete").await;
+    let old = ready(&env, &replication_yaml(NAME, 3)).await;
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let fault = Instant::now();
+    let said = kubectl(
+        &env,
+        NS,
+        &["delete", "pod", &old, "--force", "--grace-period=0"],
+    );
+    assert!(said.contains("force deleted"), "{said}");
+    let (new, at) = settled_off(&env, &old, Duration::from_secs(30)).await;
+    let measured = writer
+        .check(&env, fault, "a write after the forced deletion", &at)
+        .await;
+    let events = journal(&mut env).await;
+    let why = explain_failover(&events, &old);
+    eprintln!("force-delete: {old} -> {new}: {measured}\nforce-delete: journal: {why}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_rollout_restart_replaces_every_pod_the_primary_handed_over_first() {
+    let mut env = Env::start("rollout-restart").await;
+    let old = ready(&env, &replication_yaml(NAME, 3)).await;
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let before = pod_uids(&env, NAME).await;
+    let fault = Instant::now();
+    kubectl(
+        &env,
+        NS,
+        &["rollout", "restart", &format!("statefulset/{NAME}")],
+    );
+    env.eventually(
+        Duration::from_secs(180),
+        "every pod replaced after kubectl rollout restart",
+        || {
+            let (env, before) = (&env, &before);
+            async move {
+                let now = pod_uids(env, NAME).await;
+                now.len() == 3 && now.iter().all(|(p, uid)| before.get(p) != Some(uid))
+            }
+        },
+    )
+    .await;
+    let vkc = env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    let new = primary(&vkc);
+    let at = env.pod_addr(&new).await;
+    let measured = writer
+        .check(&env, fault, "a write after the rollout", &at)
+        .await;
+    let events = journal(&mut env).await;
+    let decided = decisions(&events);
+    let handover = decided
+        .iter()
+        .position(|(_, i, _)| matches!(i, Intent::Switchover { from, .. } if *from == old))
+        .unwrap_or_else(|| {
+            panic!(
+                "no switchover from {old} decided: {:?}",
+                decided_names(&events)
+            )
+        });
+    let roll_old = decided
+        .iter()
+        .position(|(_, i, _)| matches!(i, Intent::RollPod { pod, .. } if *pod == old))
+        .unwrap_or_else(|| panic!("no roll of {old} decided: {:?}", decided_names(&events)));
+    assert!(
+        handover < roll_old,
+        "{old} was rolled before it handed over: {:?}",
+        decided_names(&events)
+    );
+    let rolled: std::collections::BTreeSet<&str> = decided
+        .iter()
+        .filter_map(|(_, i, _)| match i {
+            Intent::RollPod { pod, .. } => Some(pod.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rolled.len(), 3, "rolled {rolled:?}");
+    let failovers: Vec<_> = decided
+        .iter()
+        .filter(|(_, _, r)| matches!(r, ReasonCode::PrimaryFailed { .. }))
+        .collect();
+    assert!(
+        failovers.is_empty(),
+        "a failover during the roll: {failovers:?}"
+    );
+    let restart = decided
+        .iter()
+        .find(|(_, i, _)| matches!(i, Intent::RollPod { .. }))
+        .map(|(_, _, r)| r.name())
+        .unwrap();
+    eprintln!(
+        "rollout-restart: {old} -> {new}: {measured}\nrollout-restart: journal: {} (first roll's reason {restart}), rolled {rolled:?}",
+        decided_names(&events[decided[handover].0..=decided[roll_old].0]).join(", ")
+    );
+    env.finish().await;
+}
+
+/// CPU in millicores from a quantity (`2`, `1500m`, `0.5`).
+fn millicores(q: &str) -> i64 {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().unwrap(),
+        None => (q.parse::<f64>().unwrap() * 1000.0).round() as i64,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn preemption_of_the_primary_by_a_higher_priority_pod_fails_over() {
+    if !on_kubernetes() {
+        eprintln!(
+            "preemption: skipped: localkube has no scheduler (pods are bound by the workload controllers), so nothing preempts; run with LOGBOOK_E2E_CONTROL_PLANE=kubernetes"
+        );
+        return;
+    }
+    const VALKEY_CPU: i64 = 300;
+    let mut env = Env::start("preemption").await;
+    let yaml = replication_yaml(NAME, 3).replace(
+        "  storage:\n",
+        &format!("  resources:\n    requests:\n      cpu: {VALKEY_CPU}m\n      memory: 64Mi\n  storage:\n"),
+    );
+    ready(&env, &yaml).await;
+    // The scheduler evicts the least important pods that make room: of
+    // one priority, the one started last. That pod is made the primary:
+    // recreated (so it starts last), then switched to.
+    let victim = format!("{NAME}-2");
+    env.delete_pod(&victim).await;
+    env.eventually(Duration::from_secs(60), "the victim back", || {
+        let env = &env;
+        let victim = victim.clone();
+        async move {
+            env.pods(NAME).await.iter().any(|p| {
+                p.name_any() == victim
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+        }
+    })
+    .await;
+    env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    if primary(&env.vkc(NAME).await) != victim {
+        request_switchover(&env, NAME, &victim).await;
+        env.wait_status(
+            NAME,
+            Duration::from_secs(60),
+            "switched to the victim",
+            |v| switchover_cleared(v) && is_ready(v, 3) && primary(v) == victim,
+        )
+        .await;
+    }
+    let old = victim.clone();
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let uids = pod_uids(&env, NAME).await;
+
+    // A preemptor that fits only once one Valkey pod is gone.
+    let pods: Api<Pod> = env.api();
+    let vpod = pods.get(&old).await.unwrap();
+    let node = vpod.spec.as_ref().unwrap().node_name.clone().unwrap();
+    let image = vpod.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(env.client.clone());
+    let allocatable = nodes
+        .get(&node)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .allocatable
+        .unwrap()["cpu"]
+        .0
+        .clone();
+    let all: Api<Pod> = Api::all(env.client.clone());
+    let requested: i64 = all
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|p| {
+            !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        })
+        .flat_map(|p| p.spec.as_ref().unwrap().containers.clone())
+        .filter_map(|c| c.resources?.requests?.get("cpu").map(|q| millicores(&q.0)))
+        .sum();
+    let free = millicores(&allocatable) - requested;
+    let want = free + VALKEY_CPU / 2;
+    eprintln!(
+        "preemption: node {node} allocatable {allocatable}, requested {requested}m, free {free}m: the preemptor asks {want}m"
+    );
+    assert!(free >= 0 && want > 0, "the node is already over-committed");
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
+        Api::all(env.client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "disruptions-high"},
+                "value": 1_000_000,
+                "preemptionPolicy": "PreemptLowerPriority",
+                "description": "tests/operator_disruptions.rs: preempts a Valkey pod"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let fault = Instant::now();
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "preemptor"},
+            "spec": {
+                "priorityClassName": "disruptions-high",
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{
+                    "name": "hog",
+                    "image": image,
+                    "command": ["valkey-server", "--port", "7777", "--save", ""],
+                    "resources": {"requests": {"cpu": format!("{want}m"), "memory": "16Mi"}}
+                }]
+            }
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    // The victim's pod is the one preempted: its DisruptionTarget
+    // condition says by whom, while it terminates.
+    let mut reason = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match pods.get_opt(&old).await.unwrap() {
+            Some(p) if p.uid() == uids.get(&old).cloned() => {
+                if let Some(c) = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionTarget"))
+                {
+                    reason = c.reason.clone();
+                }
+            }
+            _ => break,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{old} not preempted within 60 s\n{}",
+            env.dump(NAME).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (pod, uid) in &uids {
+        if *pod != old {
+            assert_eq!(
+                pods.get(pod).await.unwrap().uid().as_ref(),
+                Some(uid),
+                "{pod} was preempted, not the primary {old}"
+            );
+        }
+    }
+    let moved = env
+        .wait_primary_moved(NAME, &old, Duration::from_secs(30))
+        .await;
+    let new = primary(&moved);
+    let at = env.pod_addr(&new).await;
+    // The replacement pod waits for room; writes go on with 2 pods.
+    env.wait_acked_after(
+        &writer.probe,
+        Instant::now(),
+        "a write with the victim pending",
+    )
+    .await;
+    let pending = pods.get(&old).await.unwrap();
+    let waits = pending.status.as_ref().and_then(|s| s.phase.clone());
+    pods.delete("preemptor", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    assert_eq!(
+        primary(&env.vkc(NAME).await),
+        new,
+        "the primary moved again"
+    );
+    let measured = writer
+        .check(&env, fault, "a write after the preemption", &at)
+        .await;
+    let events = journal(&mut env).await;
+    let why = explain_failover(&events, &old);
+    classes
+        .delete("disruptions-high", &DeleteParams::default())
+        .await
+        .unwrap();
+    eprintln!(
+        "preemption: {old} -> {new} (DisruptionTarget {reason:?}; its replacement {waits:?} until the preemptor left): {measured}\npreemption: journal: {why}"
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kubelet_evicting_the_primary_over_its_ephemeral_storage_fails_over() {
+    if !on_containers() {
+        eprintln!(
+            "kubelet eviction: skipped: localkube's kubelet has no eviction manager; run with LOGBOOK_E2E_NODE=containers (the real kubelet)"
+        );
+        return;
+    }
+    let mut env = Env::start("kubelet-eviction").await;
+    // Each pod may use 64 MiB of the node's disk outside its volume (the
+    // run directory, an emptyDir; its writable layer; its logs).
+    let yaml = replication_yaml(NAME, 3).replace(
+        "  storage:\n",
+        "  resources:\n    requests:\n      ephemeral-storage: 16Mi\n    limits:\n      ephemeral-storage: 64Mi\n  storage:\n",
+    );
+    let old = ready(&env, &yaml).await;
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let pods: Api<Pod> = env.api();
+    let uid = pods.get(&old).await.unwrap().uid();
+    // 96 MiB into the primary's emptyDir: over its limit, which the
+    // kubelet's eviction manager finds at its next pass (every 10 s).
+    kubectl(
+        &env,
+        NS,
+        &[
+            "exec",
+            &old,
+            "-c",
+            "valkey",
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/run/valkey/fill",
+            "bs=1M",
+            "count=96",
+        ],
+    );
+    let fault = Instant::now();
+    let mut evicted = None;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while evicted.is_none() {
+        match pods.get_opt(&old).await.unwrap() {
+            Some(p) if p.uid() == uid => {
+                let status = p.status.unwrap_or_default();
+                if status.phase.as_deref() == Some("Failed") {
+                    evicted = Some((status.reason, status.message));
+                }
+            }
+            // Gone or recreated before a poll saw it failed: the
+            // journal still must have seen why.
+            _ => evicted = Some((None, None)),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet did not evict {old} within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (reason, message) = evicted.unwrap();
+    assert!(
+        reason.is_none() || reason.as_deref() == Some("Evicted"),
+        "{old} failed for {reason:?}: {message:?}"
+    );
+    let (new, at) = settled_off(&env, &old, Duration::from_secs(60)).await;
+    let measured = writer
+        .check(&env, fault, "a write after the kubelet's eviction", &at)
+        .await;
+    let events = journal(&mut env).await;
+    let why = explain_failover(&events, &old);
+    eprintln!(
+        "kubelet eviction: {old} -> {new} ({reason:?}: {message:?}): {measured}\nkubelet eviction: journal: {why}"
+    );
+    env.finish().await;
+}
+
+/// The ValkeyCluster deleted under a writer with `policy`; with
+/// `delete_pvcs` its PVCs must go, else they must stay and a cluster
+/// created again on them must hold every write the first acknowledged.
+async fn delete_the_owner(policy: PropagationPolicy, delete_pvcs: bool) {
+    let label = format!("owner-{policy:?}");
+    let mut env = Env::start(&label).await;
+    let mut yaml = replication_yaml(NAME, 3);
+    if delete_pvcs {
+        yaml = yaml.replace(
+            "metadata:\n  name: demo\n",
+            "metadata:\n  name: demo\n  annotations:\n    valkey.logbook.dev/delete-pvcs-on-delete: \"true\"\n",
+        );
+    }
+    ready(&env, &yaml).await;
+    let stream = env.stream(NAME).await;
+    let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let claims: Api<PersistentVolumeClaim> = env.api();
+    let selector = format!("valkey.logbook.dev/cluster={NAME}");
+    let before = claims
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(before, 3, "PVCs before the deletion");
+    let fault = Instant::now();
+    env.vkcs()
+        .delete(
+            NAME,
+            &DeleteParams {
+                propagation_policy: Some(policy.clone()),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    env.eventually(
+        Duration::from_secs(120),
+        "the ValkeyCluster and its pods gone",
+        || {
+            let env = &env;
+            async move {
+                env.vkcs().get_opt(NAME).await.unwrap().is_none() && env.pods(NAME).await.is_empty()
+            }
+        },
+    )
+    .await;
+    let gone = fault.elapsed();
+    let log = writer.stop().await;
+    let acked = log.acked_keys();
+    let after: Vec<_> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && a.started > fault)
+        .collect();
+    let last_ack = after
+        .iter()
+        .map(|a| a.ended)
+        .max()
+        .map(|t| t.duration_since(fault));
+    let left = claims
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items;
+    let kept = if delete_pvcs {
+        env.eventually(Duration::from_secs(60), "the PVCs deleted", || {
+            let claims = claims.clone();
+            let selector = selector.clone();
+            async move {
+                claims
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .all(|c| c.metadata.deletion_timestamp.is_some())
+            }
+        })
+        .await;
+        "none kept (delete-pvcs-on-delete)".to_owned()
+    } else {
+        assert_eq!(
+            left.len(),
+            3,
+            "PVCs after the deletion: {:?}",
+            left.iter().map(ResourceExt::name_any).collect::<Vec<_>>()
+        );
+        assert!(
+            left.iter().all(|c| c.metadata.deletion_timestamp.is_none()),
+            "a PVC is being deleted"
+        );
+        // The same cluster again on the kept claims: every write the
+        // first one acknowledged, before and after its deletion began.
+        ready(&env, &replication_yaml(NAME, 3)).await;
+        let password = env.password(NAME).await;
+        let at = env.pod_addr(&primary(&env.vkc(NAME).await)).await;
+        let missing = logbook_bench::missing_keys(
+            &at,
+            Some(&logbook::valkey::Password::new(&password)),
+            &log.prefix,
+            &acked,
+        )
+        .await
+        .unwrap();
+        assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged writes not on the kept volumes ({} of them acknowledged after the deletion began): {:?}",
+            missing.len(),
+            acked.len(),
+            after.len(),
+            &missing[..missing.len().min(20)]
+        );
+        assert_eq!(count_missing(&at, &password, "bulk", BULK).await, 0);
+        "3 kept, recreated: every acknowledged write there".to_owned()
+    };
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let requested = first_event(&events, |e| matches!(e, Event::DeletionRequested { .. }))
+        .expect("DeletionRequested journaled");
+    assert!(
+        matches!(events[requested].body, Event::DeletionRequested { delete_pvcs: d } if d == delete_pvcs),
+        "{:?}",
+        events[requested].body
+    );
+    let done = events[requested..]
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::OwnedObjectsDeleted { objects, complete } => Some((objects.clone(), *complete)),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        done.last().is_some_and(|(_, complete)| *complete),
+        "the deletion never completed: {done:?}"
+    );
+    let failovers: Vec<_> = decisions(&events[requested..])
+        .into_iter()
+        .filter(|(_, i, _)| matches!(i, Intent::PromoteReplica { .. }))
+        .collect();
+    assert!(
+        failovers.is_empty(),
+        "a promotion decided while the cluster was being deleted: {failovers:?}"
+    );
+    let objects: Vec<String> = done.into_iter().flat_map(|(o, _)| o).collect();
+    eprintln!(
+        "{label}: gone after {gone:?}; {} writes acknowledged, {} after the deletion began (the last {last_ack:?} after), {}; PVCs: {kept}; journal: DeletionRequested {{ delete_pvcs: {delete_pvcs} }} -> OwnedObjectsDeleted {objects:?}",
+        acked.len(),
+        after.len(),
+        log.failed_writes()
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_deleted_in_the_foreground_keeps_its_volumes_and_every_acknowledged_write() {
+    delete_the_owner(PropagationPolicy::Foreground, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_deleted_in_the_background_with_delete_pvcs_leaves_no_volume() {
+    delete_the_owner(PropagationPolicy::Background, true).await;
+}
