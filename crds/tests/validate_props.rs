@@ -92,7 +92,7 @@ prop_compose! {
         s.replicas_per_shard = replicas_per_shard;
         s.cluster_node_timeout_milliseconds = timeout;
         s.sentinel = sentinel;
-        s.failover = FailoverSpec { probe_interval_milliseconds: probe, failure_threshold: threshold, automatic, takeover_on_quorum_loss: false };
+        s.failover = FailoverSpec { probe_interval_milliseconds: probe, failure_threshold: threshold, automatic, takeover_on_quorum_loss: false, fence_isolated_primary_seconds: None };
         s.storage.size = Quantity(size);
         s.storage.storage_class_name = class;
         s.auth.enabled = auth_enabled;

@@ -2,9 +2,10 @@
 //! journaled: the earliest moment after the journal's last at which a rule
 //! that reads time changes its answer — a certificate falling due, a
 //! backup growing past its retention age, a rotation window closing, the
-//! backup schedule firing, a Cluster's quorum takeover. (A primary's
-//! failover span is read from its recorded failures, which only probes
-//! journal: it needs no deadline.)
+//! backup schedule firing, a Cluster's quorum takeover, the fence of an
+//! isolated primary a failover waits for. (A primary's failover span is
+//! read from its recorded failures, which only probes journal: it needs
+//! no deadline.)
 //!
 //! A converged cluster journals nothing, so `now` (the journal's last
 //! moment) stands still while it is idle. The runtime therefore wakes at
@@ -18,7 +19,7 @@ use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Timestamp};
 
 use super::view::ClusterView;
-use super::{backup, cluster, hibernation, placement, tls, upgrade};
+use super::{backup, cluster, fence, hibernation, placement, tls, upgrade};
 
 /// The next deadline after `state.last_at`, if any rule has one.
 ///
@@ -39,6 +40,7 @@ pub fn next_deadline(state: &ClusterState) -> Option<Timestamp> {
         deadlines.extend(upgrade::canary_deadline(&view));
         deadlines.extend(placement::fail_back_deadline(&view));
         deadlines.extend(hibernation::wake_deadline(&view));
+        deadlines.extend(fence::fence_deadline(&view));
         if view.topology() == Topology::Cluster {
             deadlines.extend(cluster::quorum::takeover_deadline(&view));
         }

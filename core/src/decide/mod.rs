@@ -21,6 +21,7 @@ mod binding;
 mod cluster;
 mod deadline;
 mod deletion;
+mod fence;
 mod fingerprint_key;
 /// A cluster's journal built event by event, for the tests of the
 /// decisions and of the observations beside them (the `testkit` feature).

@@ -113,6 +113,7 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
             "cluster-allow-replica-migration no".to_owned(),
         ]);
     }
+    lines.extend(fence_lines(spec));
     let user_sets_maxmemory = spec
         .config
         .keys()
@@ -131,6 +132,25 @@ pub fn render_valkey_conf(spec: &ValkeyClusterSpec) -> String {
     let mut conf = lines.join("\n");
     conf.push('\n');
     conf
+}
+
+/// `spec.failover.fenceIsolatedPrimarySeconds`: a primary that no replica
+/// has acknowledged for that many seconds refuses writes (`NOREPLICAS`),
+/// so one cut off from its replicas stops acknowledging writes its
+/// successor will not have. Rendered for every pod: a replica ignores it
+/// until it is promoted. Validation refuses it with no replica to count.
+/// It reaches running servers as any `valkey.conf` change does: the
+/// config hash changes and the pods roll.
+fn fence_lines(spec: &ValkeyClusterSpec) -> Vec<String> {
+    spec.failover
+        .fence_isolated_primary_seconds
+        .map(|seconds| {
+            vec![
+                "min-replicas-to-write 1".to_owned(),
+                format!("min-replicas-max-lag {seconds}"),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// Where a TLS pod finds its certificate Secret (`tls.crt`, `tls.key`,
@@ -295,6 +315,28 @@ mod tests {
         );
         assert!(!conf.contains("replicaof"), "{conf}");
         assert!(!conf.contains("requirepass") && !conf.contains("masterauth"));
+    }
+
+    #[test]
+    fn a_fence_renders_min_replicas_and_changes_the_hash() {
+        let mut spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Replication);
+        let off = render_valkey_conf(&spec);
+        assert!(!off.contains("min-replicas"), "{off}");
+        spec.failover.fence_isolated_primary_seconds = Some(2);
+        let on = render_valkey_conf(&spec);
+        let lines: Vec<&str> = on.lines().collect();
+        assert!(lines.contains(&"min-replicas-to-write 1"), "{on}");
+        assert!(lines.contains(&"min-replicas-max-lag 2"), "{on}");
+        spec.failover.fence_isolated_primary_seconds = Some(5);
+        let five = render_valkey_conf(&spec);
+        assert!(
+            five.lines().any(|l| l == "min-replicas-max-lag 5"),
+            "{five}"
+        );
+        // A change reaches running servers by the roll a new hash starts.
+        let script = "s";
+        assert_ne!(config_hash(&off, script), config_hash(&on, script));
+        assert_ne!(config_hash(&on, script), config_hash(&five, script));
     }
 
     #[test]

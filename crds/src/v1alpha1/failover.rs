@@ -38,6 +38,55 @@ pub struct FailoverSpec {
     /// status says so, and a person decides.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub takeover_on_quorum_loss: bool,
+    /// Fence a primary cut off from all its replicas after this many
+    /// seconds (1..=60; off when unset): each Valkey server runs
+    /// `min-replicas-to-write 1` and `min-replicas-max-lag` set to it, so
+    /// a primary no replica has acknowledged for longer refuses writes
+    /// (`NOREPLICAS`). Valkey counts whole seconds and checks once a
+    /// second, so the fence falls between this many seconds and this
+    /// many plus 2 after the last acknowledgement reached the primary
+    /// ([`FailoverSpec::fence_worst_case_milliseconds`]); the operator
+    /// promotes no replacement for a primary it lost before that worst
+    /// case has passed. A primary with no replica in sync (its only
+    /// replica restarting, or a two-pod Replication after a failover
+    /// until its old primary is back) refuses writes too. Needs at least
+    /// one replica per primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = FENCE_ISOLATED_PRIMARY_SECONDS_MIN, max = FENCE_ISOLATED_PRIMARY_SECONDS_MAX))]
+    pub fence_isolated_primary_seconds: Option<i32>,
+}
+
+/// Smallest `fenceIsolatedPrimarySeconds`: Valkey's lag is counted in
+/// whole seconds, and `0` would turn the check off.
+pub const FENCE_ISOLATED_PRIMARY_SECONDS_MIN: i32 = 1;
+/// Largest `fenceIsolatedPrimarySeconds`: past a minute the window of
+/// writes lost is no longer "bounded" in any useful sense.
+pub const FENCE_ISOLATED_PRIMARY_SECONDS_MAX: i32 = 60;
+
+/// What Valkey adds to `min-replicas-max-lag` before a primary refuses
+/// writes, in milliseconds, at worst. A replica acknowledges once a second
+/// (`REPLCONF ACK` from its `replicationCron`); the primary stamps each
+/// acknowledgement with its cached whole-second clock (`server.unixtime`,
+/// truncated: up to 1 s early), counts a replica good while
+/// `unixtime - ack_time <= lag`, and recounts only in its own 1 Hz
+/// `replicationCron` (`refreshGoodReplicasCount`, up to 1 s late). So the
+/// fence falls strictly after `lag` seconds and at most `lag + 2` seconds
+/// after the last acknowledgement reached it (checked against
+/// valkey-io/valkey `src/replication.c`, `src/server.c` `processCommand`).
+pub const FENCE_SLACK_MILLISECONDS: i64 = 2_000;
+
+impl FailoverSpec {
+    /// The longest, in milliseconds, a primary keeps acknowledging writes
+    /// after the last replica acknowledgement reached it, when fencing is
+    /// on: `fenceIsolatedPrimarySeconds` plus [`FENCE_SLACK_MILLISECONDS`].
+    /// `None` when fencing is off.
+    pub fn fence_worst_case_milliseconds(&self) -> Option<i64> {
+        self.fence_isolated_primary_seconds.map(|s| {
+            i64::from(s.max(0))
+                .saturating_mul(1_000)
+                .saturating_add(FENCE_SLACK_MILLISECONDS)
+        })
+    }
 }
 
 impl Default for FailoverSpec {
@@ -47,6 +96,7 @@ impl Default for FailoverSpec {
             failure_threshold: defaults::FAILURE_THRESHOLD,
             automatic: true,
             takeover_on_quorum_loss: false,
+            fence_isolated_primary_seconds: None,
         }
     }
 }

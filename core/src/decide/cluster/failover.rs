@@ -21,6 +21,11 @@
 //!   before `cluster-node-timeout`. A restarted primary resets its
 //!   replicas' links and is never taken for a hung one.
 //!
+//! With `fenceIsolatedPrimarySeconds` set, a hung primary's shard is
+//! failed over only once that primary certainly refuses writes
+//! (`decide/fence.rs`); Valkey's own election, after
+//! `cluster-node-timeout`, comes later still (validation sees to it).
+//!
 //! A timeout alone is never death: one a replica still hears through is
 //! left to Valkey's own detection (`cluster-node-timeout`). Once
 //! a replica of the shard flags a dead or hung primary `fail`, Valkey's
@@ -41,7 +46,7 @@ use logbook_journal::{
 use super::quorum::{decide_takeover, quorum};
 use super::short;
 use crate::decide::view::{ClusterView, PodState, best, describe};
-use crate::decide::{DEATH_CONFIRMATIONS, Decision};
+use crate::decide::{DEATH_CONFIRMATIONS, Decision, fence};
 
 /// How a shard's primary is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +265,24 @@ pub fn decide_failover(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) 
         if mode == ClusterFailoverMode::Force && valkey_electing(view, &shard) {
             continue;
         }
+        // A hung primary may be one cut off with clients on its side:
+        // with the fence on, no replica takes its slots before it
+        // certainly refuses writes (`decide/fence.rs`).
+        let fence = if death {
+            None
+        } else {
+            fence::fence_of(view, shard.primary)
+        };
+        if fence.is_some_and(|f| now < f.fenced_by) {
+            continue;
+        }
+        let why = match fence {
+            Some(f) => format!(
+                "{why}; waited for its fence: {}, and the journal is at {now}",
+                f.describe(shard.primary)
+            ),
+            None => why,
+        };
         let candidates = rank(view, &shard);
         let Some(chosen) = best(&candidates) else {
             continue;

@@ -10,6 +10,7 @@ use logbook_journal::{
 use crate::decide::given::Given;
 
 mod failover;
+mod fencing;
 mod reshard;
 
 /// The node id of pod `i`'s node, generation `g` (a new one after its

@@ -7,14 +7,16 @@
 //! `failure_threshold` consecutive failures spanning at least
 //! [`MIN_UNREACHABLE_MS`], AND with no reachable replica of the primary
 //! still hearing from it (at least one down or silent, the others down,
-//! silent or stuck in a sync).
+//! silent or stuck in a sync). With `fenceIsolatedPrimarySeconds` set, an
+//! unreachable primary is replaced only once it certainly refuses writes
+//! (`decide/fence.rs`).
 
 use logbook_journal::projection::PodView;
 use logbook_journal::{Intent, LinkStatus, PodPhase, Policy, Reachability, ReasonCode, Role};
 
 use super::roles::replace_primary;
-use crate::decide::Decision;
 use crate::decide::view::{ClusterView, best, describe};
+use crate::decide::{Decision, fence};
 
 /// Consecutive refusals that prove a process dead: the failed probe and
 /// one confirming probe.
@@ -186,6 +188,17 @@ pub fn decide_failover(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision>
         Verdict::Dead { failures } => (true, failures),
         Verdict::Unreachable { failures } => (false, failures),
     };
+    // A primary that is only unreachable may be serving clients on its
+    // side of a partition: with the fence on, it hands over only once it
+    // certainly refuses writes (`decide/fence.rs`). A dead one takes none.
+    let fence = if death {
+        None
+    } else {
+        fence::fence_of(view, primary)
+    };
+    if fence.is_some_and(|f| view.state.last_at < f.fenced_by) {
+        return Vec::new();
+    }
     let candidates = view.rank_candidates(Some(primary), false);
     let Some(chosen) = best(&candidates) else {
         return Vec::new();
@@ -200,6 +213,14 @@ pub fn decide_failover(view: &ClusterView<'_>, policy: &Policy) -> Vec<Decision>
         format!("primary {primary} is dead")
     } else {
         format!("primary {primary} unreachable for {failures} probes and its replicas lost it")
+    };
+    let how = match fence {
+        Some(f) => format!(
+            "{how}; waited for its fence: {}, and the journal is at {}",
+            f.describe(primary),
+            view.state.last_at
+        ),
+        None => how,
     };
     let detail = format!(
         "{how}; promoting {chosen} (highest offset on its history); candidates: {}",

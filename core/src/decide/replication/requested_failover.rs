@@ -10,7 +10,8 @@
 //! fence records every replica's offset once the primary has stopped
 //! taking writes — and the promotion is chosen on those offsets, as for a
 //! primary being deleted (`failover.rs`). A primary that does not answer
-//! is fenced and replaced in one decision, as an automatic failover does.
+//! is fenced and replaced in one decision, as an automatic failover does
+//! (after its isolated-primary fence, when one is set and it is not dead).
 //!
 //! A request is served once: a promotion journaled after it (this one, or
 //! an automatic failover meanwhile) serves it, and only its clearing is
@@ -22,9 +23,10 @@ use logbook_crds::Topology;
 use logbook_journal::projection::FailoverRequestView;
 use logbook_journal::{Intent, ReasonCode, Role};
 
+use super::failover::process_dead;
 use super::roles::{after_new_primary, replace_primary};
-use crate::decide::Decision;
 use crate::decide::view::{ClusterView, best, describe};
+use crate::decide::{Decision, fence};
 
 /// Serves a standing failover request.
 pub fn decide_requested_failover(view: &ClusterView<'_>) -> Vec<Decision> {
@@ -105,9 +107,24 @@ fn replace(view: &ClusterView<'_>, primary: &str, asked: &str) -> Vec<Decision> 
             ),
         )];
     }
+    // One that does not answer may be serving clients on the far side of
+    // a partition: with the fence on, it is replaced only once it
+    // certainly refuses writes, as by an automatic failover.
+    let dead = view.pod(primary).is_none_or(|p| process_dead(p.view));
+    let fence = if dead {
+        None
+    } else {
+        fence::fence_of(view, primary)
+    };
+    if fence.is_some_and(|f| view.state.last_at < f.fenced_by) {
+        return Vec::new();
+    }
+    let waited = fence.map_or_else(String::new, |f| {
+        format!("; waited for its fence: {}", f.describe(primary))
+    });
     let chosen = chosen.pod.clone();
     let detail = format!(
-        "{asked}: primary {primary} does not answer; promoting {chosen} (highest offset on its history); candidates: {}",
+        "{asked}: primary {primary} does not answer{waited}; promoting {chosen} (highest offset on its history); candidates: {}",
         describe(&candidates)
     );
     let mut out = replace_primary(view, primary, &chosen, &ReasonCode::Requested, &detail);

@@ -645,6 +645,7 @@ fn a_pod_observed_serving_as_primary_is_adopted_never_joined_by_another() {
     );
 }
 
+mod fencing;
 mod hibernation;
 mod placement;
 mod requested_failover;

@@ -51,8 +51,24 @@ pub const OWNED_DIRECTIVE_PREFIXES: &[&str] = &["tls-", "cluster-announce-"];
 /// Directives rendered from `spec.storage.persistence`.
 pub const PERSISTENCE_DIRECTIVES: &[&str] = &["save", "appendonly"];
 
+/// Directives rendered from `spec.failover.fenceIsolatedPrimarySeconds`
+/// (and their pre-7 aliases, which Valkey still reads): set by hand they
+/// would fence a primary the operator does not know is fenced, and so
+/// does not wait for before promoting another.
+pub const FENCE_DIRECTIVES: &[&str] = &[
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
+];
+
 /// Why `directive` (already lower-cased) may not be set, or `None` if it may.
 pub fn owned_directive_reason(directive: &str) -> Option<String> {
+    if FENCE_DIRECTIVES.contains(&directive) {
+        return Some(format!(
+            "directive {directive:?} is managed by the operator from spec.failover.fenceIsolatedPrimarySeconds (min-replicas-to-write 1, min-replicas-max-lag set to it); set that instead"
+        ));
+    }
     if PERSISTENCE_DIRECTIVES.contains(&directive) {
         return Some(format!(
             "directive {directive:?} is managed by the operator from spec.storage.persistence (None, Rdb, Aof, RdbAndAof); set that instead"

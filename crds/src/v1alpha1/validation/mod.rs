@@ -13,6 +13,7 @@ mod backup;
 mod cluster_name;
 mod config;
 mod error;
+mod fencing;
 mod metadata;
 mod names;
 mod resources;
@@ -289,6 +290,7 @@ fn check_failover(spec: &ValkeyClusterSpec, errors: &mut Errors) {
             ),
         );
     }
+    fencing::check_fencing(spec, errors);
 }
 
 fn check_optional_subdomain(path: &str, value: Option<&str>, errors: &mut Errors) {
