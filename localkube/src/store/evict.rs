@@ -25,18 +25,6 @@ fn ready(pod: &Value) -> bool {
             })
 }
 
-/// An int-or-percent scaled against `total` (percent rounded up).
-fn scaled(v: &Value, total: i64) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => match s.strip_suffix('%') {
-            Some(p) => p.trim().parse::<i64>().ok().map(|p| (p * total + 99) / 100),
-            None => s.trim().parse().ok(),
-        },
-        _ => None,
-    }
-}
-
 impl Store {
     /// Evicts pod `name` unless a disruption budget forbids it.
     ///
@@ -90,17 +78,56 @@ impl Store {
                     .map(|(_, v)| v.as_ref())
                     .filter(|p| sel.matches_object(p))
                     .collect();
-                let expected = i64::try_from(matching.len()).unwrap_or(i64::MAX);
-                let healthy =
-                    i64::try_from(matching.iter().filter(|p| ready(p)).count()).unwrap_or(0);
-                let spec = pdb.get("spec");
-                let desired = if let Some(min) = spec.and_then(|s| s.get("minAvailable")) {
-                    scaled(min, expected).unwrap_or(0)
-                } else if let Some(max) = spec.and_then(|s| s.get("maxUnavailable")) {
-                    (expected - scaled(max, expected).unwrap_or(0)).max(0)
-                } else {
-                    0
-                };
+                // The budget as the disruption controller counts it:
+                // pods being deleted left out, and the expected count
+                // from the pods' controllers' scale, so a pod deleted
+                // and not yet recreated still counts as missing.
+                let live: Vec<&Value> = matching
+                    .iter()
+                    .copied()
+                    .filter(|p| !obj::is_deleting(p))
+                    .collect();
+                let mut controllers = std::collections::BTreeMap::new();
+                for p in &live {
+                    let Some(r) = p
+                        .get("metadata")
+                        .and_then(|m| m.get("ownerReferences"))
+                        .and_then(Value::as_array)
+                        .and_then(|rs| {
+                            rs.iter().find(|r| {
+                                r.get("controller").and_then(Value::as_bool) == Some(true)
+                            })
+                        })
+                    else {
+                        continue;
+                    };
+                    let uid = r.get("uid").and_then(Value::as_str).unwrap_or("");
+                    let replicas = match r.get("kind").and_then(Value::as_str) {
+                        Some("StatefulSet") => r
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .and_then(|n| {
+                                inner.objects.get(&(
+                                    "apps".to_owned(),
+                                    "statefulsets".to_owned(),
+                                    ns.to_owned(),
+                                    n.to_owned(),
+                                ))
+                            })
+                            .and_then(|s| s.get("spec")?.get("replicas")?.as_i64())
+                            .unwrap_or(1),
+                        _ => 1,
+                    };
+                    controllers.entry(uid.to_owned()).or_insert(replicas);
+                }
+                let healthy = i64::try_from(live.iter().filter(|p| ready(p)).count()).unwrap_or(0);
+                let desired = crate::controllers::pdb::budget(
+                    pdb.get("spec"),
+                    i64::try_from(live.len()).unwrap_or(i64::MAX),
+                    healthy,
+                    controllers.values().sum::<i64>(),
+                )
+                .desired_healthy;
                 let allowed = if ready(&pod) {
                     healthy > desired
                 } else {
