@@ -22,6 +22,7 @@ mod operator_changes;
 mod operator_defaults;
 mod operator_disruptions;
 mod operator_failover_request;
+mod operator_fencing;
 mod operator_hibernate;
 mod operator_idle;
 mod operator_internal_users;
