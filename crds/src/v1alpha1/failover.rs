@@ -44,10 +44,9 @@ pub struct FailoverSpec {
     /// a primary no replica has acknowledged for longer refuses writes
     /// (`NOREPLICAS`). Valkey counts whole seconds and checks once a
     /// second, so the fence falls between this many seconds and this
-    /// many plus 2 after the last acknowledgement reached the primary
-    /// ([`FailoverSpec::fence_worst_case_milliseconds`]); the operator
-    /// promotes no replacement for a primary it lost before that worst
-    /// case has passed. A primary with no replica in sync (its only
+    /// many plus 2 after the last acknowledgement reached the primary;
+    /// the operator promotes no replacement for a primary it lost before
+    /// that worst case has passed. A primary with no replica in sync (its only
     /// replica restarting, or a two-pod Replication after a failover
     /// until its old primary is back) refuses writes too. Needs at least
     /// one replica per primary.
