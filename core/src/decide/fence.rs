@@ -23,7 +23,7 @@
 //!
 //! [`FailoverSpec::fence_worst_case_milliseconds`]: logbook_crds::FailoverSpec::fence_worst_case_milliseconds
 
-use logbook_journal::{LinkStatus, Reachability, Timestamp};
+use logbook_journal::{LinkStatus, Reachability, Role, Timestamp};
 
 use super::view::ClusterView;
 
@@ -70,21 +70,28 @@ pub fn fence_of(view: &ClusterView<'_>, primary: &str) -> Option<Fence> {
 }
 
 /// The fences a failover may be waiting for: those of primaries failing
-/// their probes with no replica of theirs still up (the other half of a
-/// failover's corroboration).
+/// their probes whose answering replicas all lost them (none up, one down
+/// or silent: a failover's corroboration, in Replication and Cluster
+/// alike). A pod whose replicas still hear it sets none, so a slow
+/// primary journals no `DeadlinePassed` for nothing.
 pub(super) fn fence_deadline(view: &ClusterView<'_>) -> Option<Timestamp> {
     view.spec.failover.fence_isolated_primary_seconds?;
     let pods = view.pods();
+    let lost = |primary: &str| {
+        let replicas: Vec<_> = pods
+            .iter()
+            .filter(|r| r.usable_as(Role::Replica) && r.view.replicates.as_deref() == Some(primary))
+            .collect();
+        replicas
+            .iter()
+            .any(|r| matches!(r.view.link, Some(LinkStatus::Down | LinkStatus::Silent)))
+            && replicas.iter().all(|r| r.view.link != Some(LinkStatus::Up))
+    };
     pods.iter()
         .filter(|p| {
-            p.view.failing_since.is_some() && p.view.reachability != Some(Reachability::Reachable)
-        })
-        .filter(|p| {
-            let mut replicas = pods
-                .iter()
-                .filter(|r| r.view.replicates.as_deref() == Some(p.name))
-                .peekable();
-            replicas.peek().is_some() && replicas.all(|r| r.view.link != Some(LinkStatus::Up))
+            p.view.failing_since.is_some()
+                && p.view.reachability != Some(Reachability::Reachable)
+                && lost(p.name)
         })
         .filter_map(|p| fence_of(view, p.name).map(|f| f.fenced_by))
         .min()

@@ -114,3 +114,19 @@ fn a_dead_primary_takes_no_write_and_waits_for_no_fence() {
         g.intents()
     );
 }
+
+#[test]
+fn a_slow_primary_its_replicas_still_hear_sets_no_fence_deadline() {
+    let mut g = fenced(2);
+    g.reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::TimedOut)
+        .reach(0, Reachability::TimedOut);
+    assert_eq!(next_deadline(&g.state), None, "both replicas are up");
+    g.repl(1, LinkStatus::Silent, 100, 7);
+    assert_eq!(next_deadline(&g.state), None, "demo-2 still hears it");
+    g.repl(2, LinkStatus::Silent, 100, 7);
+    assert_eq!(
+        next_deadline(&g.state),
+        Some(Timestamp(g.state.last_at.0 + 4_000_000))
+    );
+}
