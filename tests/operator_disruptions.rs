@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, PropagationPolicy};
-use logbook_journal::{Envelope, Event, Intent, PodPhase, ReasonCode};
+use logbook_journal::{Envelope, Event, Intent, PodPhase, Reachability, ReasonCode};
 use operator_common::*;
 
 const BULK: u64 = 2000;
@@ -52,13 +52,34 @@ async fn ready(env: &Env, yaml: &str) -> String {
     primary(&env.wait_ready(NAME, 3, Duration::from_secs(120)).await)
 }
 
-/// Whether `e` says the pod `pod` is leaving or gone: terminating,
-/// deleted, or its phase Failed (a kubelet eviction).
-fn saw_leave(e: &Event, pod: &str) -> bool {
+/// What `e` says of the pod `pod` of uid `uid` leaving or gone, if it
+/// says so: terminating, deleted, replaced by a pod of another uid (a
+/// forced deletion's pod can be recreated before a watch sees it go),
+/// failed (a kubelet eviction), or its port refusing or without an
+/// address.
+fn saw_leave(e: &Event, pod: &str, uid: &str) -> Option<String> {
     match e {
-        Event::PodTerminating { pod: p } | Event::PodDeleted { pod: p } => p == pod,
-        Event::PodObserved { pod: p, phase, .. } => p == pod && *phase == PodPhase::Failed,
-        _ => false,
+        Event::PodTerminating { pod: p } if p == pod => Some(format!("PodTerminating {pod}")),
+        Event::PodDeleted { pod: p } if p == pod => Some(format!("PodDeleted {pod}")),
+        Event::PodObserved {
+            pod: p,
+            uid: u,
+            phase,
+            ..
+        } if p == pod => {
+            if u != uid {
+                Some(format!("PodObserved {pod} recreated ({phase:?})"))
+            } else if *phase == PodPhase::Failed {
+                Some(format!("PodObserved {pod} Failed"))
+            } else {
+                None
+            }
+        }
+        Event::PodReachabilityObserved {
+            pod: p,
+            reachability: r @ (Reachability::Refused | Reachability::NoAddress),
+        } if p == pod => Some(format!("PodReachabilityObserved {pod} {r:?}")),
+        _ => None,
     }
 }
 
@@ -67,7 +88,7 @@ fn saw_leave(e: &Event, pod: &str) -> bool {
 /// a replica replacing it for `PrimaryFailed`, and journaled the
 /// promotion. Panics naming what is missing. Returns the observation and
 /// the decisions from it to the promotion, as one line.
-fn explain_failover(events: &[Envelope], old: &str) -> String {
+fn explain_failover(events: &[Envelope], old: &str, uid: &str) -> String {
     let promoted = decisions(events)
         .into_iter()
         .find(|(_, i, _)| matches!(i, Intent::PromoteReplica { from: Some(f), .. } if f == old))
@@ -82,14 +103,33 @@ fn explain_failover(events: &[Envelope], old: &str) -> String {
         matches!(reason, ReasonCode::PrimaryFailed { death: true, .. }),
         "the promotion replacing {old} was decided for {reason:?}, not its death"
     );
-    let saw = events[..*at]
+    // From the last sight of the pod whole (its uid, Running and Ready).
+    let whole = events[..*at]
         .iter()
-        .rposition(|e| saw_leave(&e.body, old))
-        .unwrap_or_else(|| {
-            panic!(
-                "the promotion replacing {old} ({intent:?}) follows no observation of it leaving"
-            )
-        });
+        .rposition(|e| {
+            matches!(&e.body, Event::PodObserved { pod, uid: u, ready: true, .. }
+                if pod == old && u == uid)
+        })
+        .unwrap_or(0);
+    let seen: Vec<(usize, String)> = events[whole..*at]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| saw_leave(&e.body, old, uid).map(|s| (whole + i, s)))
+        .collect();
+    let Some((saw, _)) = seen.first().cloned() else {
+        let about: Vec<String> = events[whole..*at]
+            .iter()
+            .rev()
+            .take(40)
+            .map(|e| format!("{:?}", e.body))
+            .collect();
+        panic!(
+            "the promotion replacing {old} ({intent:?}) follows no observation of it leaving; the events before it, newest first:\n{}",
+            about.join("\n")
+        )
+    };
+    let mut seen: Vec<String> = seen.into_iter().map(|(_, s)| s).collect();
+    seen.dedup();
     let Intent::PromoteReplica { pod: to, .. } = intent else {
         unreachable!()
     };
@@ -99,13 +139,8 @@ fn explain_failover(events: &[Envelope], old: &str) -> String {
             .any(|e| matches!(&e.body, Event::ReplicaPromoted { pod, .. } if pod == to)),
         "the promotion of {to} was decided but never journaled as done"
     );
-    let seen = match &events[saw].body {
-        Event::PodTerminating { .. } => format!("PodTerminating {old}"),
-        Event::PodDeleted { .. } => format!("PodDeleted {old}"),
-        _ => format!("PodObserved {old} Failed"),
-    };
     let did = decided_names(&events[saw..=*at]).join(", ");
-    format!("{seen} -> {did} -> ReplicaPromoted {to}")
+    format!("{} -> {did} -> ReplicaPromoted {to}", seen.join(", "))
 }
 
 /// The journal of `NAME` once the operator stopped.
@@ -196,7 +231,7 @@ async fn the_eviction_api_on_the_primary_hands_it_over_and_the_budget_refuses_a_
         .check(&env, fault, "a write after the eviction", &at)
         .await;
     let events = journal(&mut env).await;
-    let why = explain_failover(&events, &old);
+    let why = explain_failover(&events, &old, &uids[&old]);
     eprintln!("evict: {old} -> {new}: {measured}\nevict: journal: {why}");
     env.finish().await;
 }
@@ -206,6 +241,7 @@ async fn a_forced_deletion_of_the_primary_fails_over_without_two_primaries() {
     let mut env = Env::start("force-delete").await;
     let old = ready(&env, &replication_yaml(NAME, 3)).await;
     let writer = UnderWriter::start(&env, NAME, BULK).await;
+    let uid = pod_uids(&env, NAME).await[&old].clone();
     let fault = Instant::now();
     let said = kubectl(
         &env,
@@ -218,7 +254,7 @@ async fn a_forced_deletion_of_the_primary_fails_over_without_two_primaries() {
         .check(&env, fault, "a write after the forced deletion", &at)
         .await;
     let events = journal(&mut env).await;
-    let why = explain_failover(&events, &old);
+    let why = explain_failover(&events, &old, &uid);
     eprintln!("force-delete: {old} -> {new}: {measured}\nforce-delete: journal: {why}");
     env.finish().await;
 }
@@ -493,7 +529,7 @@ async fn preemption_of_the_primary_by_a_higher_priority_pod_fails_over() {
         .check(&env, fault, "a write after the preemption", &at)
         .await;
     let events = journal(&mut env).await;
-    let why = explain_failover(&events, &old);
+    let why = explain_failover(&events, &old, &uids[&old]);
     classes
         .delete("disruptions-high", &DeleteParams::default())
         .await
@@ -572,7 +608,7 @@ async fn the_kubelet_evicting_the_primary_over_its_ephemeral_storage_fails_over(
         .check(&env, fault, "a write after the kubelet's eviction", &at)
         .await;
     let events = journal(&mut env).await;
-    let why = explain_failover(&events, &old);
+    let why = explain_failover(&events, &old, uid.as_deref().unwrap());
     eprintln!(
         "kubelet eviction: {old} -> {new} ({reason:?}: {message:?}): {measured}\nkubelet eviction: journal: {why}"
     );
@@ -604,6 +640,8 @@ async fn delete_the_owner(policy: PropagationPolicy, delete_pvcs: bool) {
         .items
         .len();
     assert_eq!(before, 3, "PVCs before the deletion");
+    // A second of writes before it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let fault = Instant::now();
     env.vkcs()
         .delete(
