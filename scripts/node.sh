@@ -44,7 +44,7 @@ say() { printf 'node: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 source_hash() {
-	(cd "$ROOT" && cat node/go.mod node/go.sum controlplane/go.mod controlplane/go.sum controlplane/*.go) | sha256sum | cut -d' ' -f1
+	(cd "$ROOT" && cat node/go.mod node/go.sum node/*.go controlplane/go.mod controlplane/go.sum controlplane/*.go) | sha256sum | awk '{ print $1 }'
 }
 
 build() {
@@ -54,7 +54,8 @@ build() {
 	flock 9
 	local want started=$SECONDS
 	want=$(source_hash)
-	if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -x "$NODEBIN/containerd" ] && [ -x "$NODEBIN/cni/bridge" ]; then
+	if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -x "$NODEBIN/containerd" ] && [ -x "$NODEBIN/cni/bridge" ] \
+		&& [ -x "$NODEBIN/kube-network-policies" ]; then
 		say "built"
 		return
 	fi
@@ -70,6 +71,10 @@ build() {
 		github.com/containernetworking/plugins/plugins/main/loopback \
 		github.com/containernetworking/plugins/plugins/ipam/host-local \
 		github.com/containernetworking/plugins/plugins/meta/portmap) || die "go build of the CNI plugins failed (above)"
+	# The NetworkPolicy engine: sigs.k8s.io/kube-network-policies' controller
+	# (node/networkpolicies.go).
+	(cd "$ROOT/node" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" \
+		-o "$NODEBIN/kube-network-policies" .) || die "go build of kube-network-policies failed (above)"
 	echo "$want" >"$STAMP"
 	say "built in $((SECONDS - started)) s"
 	# A one-off build (CI) has no use for the compiled packages after.
@@ -396,6 +401,14 @@ inside() {
 		--node-ip "$NODE_IP" --root-dir "$DIR/kubelet/root" --v=1 >"$DIR/kubelet.log" 2>&1 &
 	pids+=($!)
 	"$TOOLS/bin/controlplane" proxy --config "$DIR/proxy/config.yaml" --v=1 >"$DIR/kube-proxy.log" 2>&1 &
+	pids+=($!)
+	# The NetworkPolicy engine (kube-network-policies; docs/node.md), signed
+	# in as kube-proxy; a node holding the admin kubeconfig binds it its
+	# read-only ClusterRole first.
+	local admin=""
+	[ -f "$pki/admin.kubeconfig" ] && admin="$pki/admin.kubeconfig"
+	"$NODEBIN/kube-network-policies" --kubeconfig "$pki/proxy.kubeconfig" ${admin:+--bind-with "$admin"} \
+		--hostname-override "$NODE_NAME" --pod-cidr "$POD_CIDR" >"$DIR/network-policies.log" 2>&1 &
 	pids+=($!)
 	wait_for "the kubelet's health" 300 curl -fsS http://127.0.0.1:10248/healthz
 	echo ready
