@@ -28,6 +28,30 @@
 #   scripts/node.sh down N                 whatever of node N is left
 #   scripts/node.sh cgroup N               the node's cgroup root (for faults)
 #
+# Several nodes of one cluster (P, the first, is the one whose host end
+# the API server listens on):
+#   scripts/node.sh certs N PKI OUT        node N's own kubelet certificates
+#                                          and kubeconfig, signed by PKI's CA,
+#                                          into OUT (with the CA and
+#                                          kube-proxy's kubeconfig)
+#   scripts/node.sh fabric P N...          the link between the nodes: a
+#                                          bridge in the namespace
+#                                          logbook-fabric-P, node k (its
+#                                          place) on it at 198.18.P.(128+k)/27,
+#                                          and routes to each other's pods
+#   scripts/node.sh fabric-down P          that bridge and its namespace
+#   scripts/node.sh cut N / heal N         node N partitioned: every packet
+#                                          in or out of its links dropped
+#                                          (its pods keep running and reach
+#                                          each other), and back
+#   scripts/node.sh stop N                 node N dies: every process in its
+#                                          cgroups killed (kubelet,
+#                                          containerd, shims, containers);
+#                                          its network and files stay
+#
+# `up` reads LOGBOOK_NODE_ZONE (the node's topology.kubernetes.io/zone
+# label) and LOGBOOK_NODE_DNS (the cluster DNS; default the host's end).
+#
 # Addresses of node N: the host's end of the veth 198.18.N.253 (the API
 # server listens there), the node's 198.18.N.254 (its InternalIP), pods in
 # 198.18.N.0/25 on the bridge, Services in 198.19.N.0/24.
@@ -161,6 +185,144 @@ down_cgroups() {
 	done
 }
 
+# Node N's own identity in a cluster whose certificates are in PKI: a
+# kubelet serving certificate at its InternalIP and a client certificate
+# as system:node:<name> (the Node authorizer and NodeRestriction let each
+# kubelet write only its own Node and pods), signed by the CA with
+# openssl; the CA and kube-proxy's kubeconfig copied beside them.
+certs() {
+	names "$1"
+	local pki="$2" out="$3" server t which ext
+	command -v openssl >/dev/null 2>&1 || die "missing 'openssl' (apt-get install -y openssl)"
+	[ -f "$pki/ca.key" ] && [ -f "$pki/node.kubeconfig" ] || die "no CA or node kubeconfig in $pki"
+	server=$(awk '$1 == "server:" { print $2; exit }' "$pki/node.kubeconfig")
+	[ -n "$server" ] || die "no server in $pki/node.kubeconfig"
+	mkdir -p "$out"
+	chmod 700 "$out"
+	out=$(cd "$out" && pwd)
+	# kube-proxy's kubeconfig carries its certificate: the same on every node.
+	cp "$pki/ca.crt" "$pki/proxy.kubeconfig" "$out/"
+	t=$(mktemp -d)
+	printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1,IP:%s\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' \
+		"$NODE_NAME" "$NODE_IP" >"$t/serve.ext"
+	printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' >"$t/client.ext"
+	for which in kubelet node; do
+		ext=serve
+		[ "$which" = node ] && ext=client
+		openssl ecparam -name prime256v1 -genkey -noout -out "$out/$which.key" 2>/dev/null
+		openssl req -new -key "$out/$which.key" -subj "/O=system:nodes/CN=system:node:$NODE_NAME" -out "$t/$which.csr" 2>/dev/null
+		openssl x509 -req -in "$t/$which.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+			-CAserial "$t/ca.srl" -days 365 -extfile "$t/$ext.ext" -out "$out/$which.crt" 2>/dev/null \
+			|| die "openssl could not sign the $which certificate of $NODE_NAME"
+		chmod 600 "$out/$which.key"
+	done
+	rm -rf "$t"
+	cat >"$out/node.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $server
+    certificate-authority: $out/ca.crt
+users:
+- name: node
+  user:
+    client-certificate: $out/node.crt
+    client-key: $out/node.key
+contexts:
+- name: local
+  context: { cluster: local, user: node }
+current-context: local
+EOF
+	chmod 600 "$out/node.kubeconfig"
+}
+
+# The link between the nodes of cluster P: a bridge in a namespace of its
+# own (cutting any node, P included, leaves the others linked), each
+# node's `fab0` on it, and in each node a route to every other node's
+# pods. The host is not on it and forwards nothing: it reaches each node's
+# pods over that node's own link, as before.
+fabric() {
+	local p="$1" ns n m k km
+	shift
+	[[ "$p" =~ ^[0-9]+$ ]] || die "fabric: cluster index '$p' is not a number"
+	[ "$#" -le 30 ] || die "fabric: at most 30 nodes"
+	ns="logbook-fabric-$p"
+	fabric_down "$p"
+	ip netns add "$ns"
+	ip -n "$ns" link add br0 type bridge
+	ip -n "$ns" link set br0 up
+	k=0
+	for n in "$@"; do
+		k=$((k + 1))
+		names "$n"
+		ip netns list | grep -qw "$NETNS" || die "fabric: no network namespace $NETNS (scripts/node.sh net $n first)"
+		ip -n "$NETNS" link del fab0 2>/dev/null || true
+		ip -n "$ns" link add "fb$n" type veth peer name fab0 netns "$NETNS"
+		ip -n "$ns" link set "fb$n" master br0 up
+		# /27: the link's own prefix must not cover the host's end
+		# (198.18.P.253), which each node reaches through the host.
+		ip -n "$NETNS" addr add "198.18.$p.$((128 + k))/27" dev fab0
+		ip -n "$NETNS" link set fab0 up
+	done
+	k=0
+	for n in "$@"; do
+		k=$((k + 1))
+		km=0
+		for m in "$@"; do
+			km=$((km + 1))
+			[ "$m" = "$n" ] && continue
+			ip -n "logbook-node-$n" route replace "198.18.$m.0/25" via "198.18.$p.$((128 + km))" dev fab0
+		done
+	done
+}
+
+fabric_down() {
+	ip netns del "logbook-fabric-$1" 2>/dev/null || true
+}
+
+# iptables in node N's network namespace (where kube-proxy's rules are).
+node_iptables() {
+	nsenter --net="/run/netns/$NETNS" iptables -w "$@"
+}
+
+# Node N cut off: a chain first in INPUT, OUTPUT and FORWARD of its
+# namespace drops whatever crosses its links (to the host, to the other
+# nodes), silently, as a partition does. Its pods keep running and reach
+# each other on its bridge; nothing else reaches them.
+cut() {
+	names "$1"
+	command -v iptables >/dev/null 2>&1 || die "missing 'iptables' (make setup installs it)"
+	node_iptables -N LOGBOOK-CUT 2>/dev/null || node_iptables -F LOGBOOK-CUT
+	local dev chain
+	for dev in "$NODE_IF" fab0; do
+		node_iptables -A LOGBOOK-CUT -i "$dev" -j DROP
+		node_iptables -A LOGBOOK-CUT -o "$dev" -j DROP
+	done
+	for chain in INPUT OUTPUT FORWARD; do
+		node_iptables -C "$chain" -j LOGBOOK-CUT 2>/dev/null || node_iptables -I "$chain" 1 -j LOGBOOK-CUT
+	done
+}
+
+heal() {
+	names "$1"
+	local chain
+	for chain in INPUT OUTPUT FORWARD; do
+		while node_iptables -D "$chain" -j LOGBOOK-CUT 2>/dev/null; do :; done
+	done
+	node_iptables -F LOGBOOK-CUT 2>/dev/null || true
+	node_iptables -X LOGBOOK-CUT 2>/dev/null || true
+}
+
+# Node N dies: everything in its cgroups killed (the kubelet, kube-proxy,
+# containerd, the shims, every container), its network and files left as
+# a dead machine leaves them.
+stop() {
+	names "$1"
+	down_cgroups
+}
+
 down() {
 	names "$1"
 	down_cgroups
@@ -250,7 +412,7 @@ EOF
       "bridge": "cni0",
       "isGateway": true,
       "isDefaultGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -293,7 +455,7 @@ authorization:
 clusterDomain: cluster.local
 # \`logbook local\`'s cluster DNS, on the host's end of the link
 # (src/local/cluster_dns.rs): Service names resolve as in a cluster.
-clusterDNS: ["$HOST_IP"]
+clusterDNS: ["${LOGBOOK_NODE_DNS:-$HOST_IP}"]
 resolvConf: "$dir/kubelet/resolv.conf"
 podLogsDir: "$dir/pod-logs"
 # The images are imported, never pulled: never collect them, and do not
@@ -398,7 +560,9 @@ inside() {
 	done
 	"$TOOLS/bin/controlplane" kubelet --config "$DIR/kubelet/config.yaml" \
 		--kubeconfig "$pki/node.kubeconfig" --hostname-override "$NODE_NAME" \
-		--node-ip "$NODE_IP" --root-dir "$DIR/kubelet/root" --v=1 >"$DIR/kubelet.log" 2>&1 &
+		--node-ip "$NODE_IP" --root-dir "$DIR/kubelet/root" \
+		${LOGBOOK_NODE_ZONE:+--node-labels=topology.kubernetes.io/zone=$LOGBOOK_NODE_ZONE} \
+		--v=1 >"$DIR/kubelet.log" 2>&1 &
 	pids+=($!)
 	"$TOOLS/bin/controlplane" proxy --config "$DIR/proxy/config.yaml" --v=1 >"$DIR/kube-proxy.log" 2>&1 &
 	pids+=($!)
@@ -443,5 +607,11 @@ up) up "$2" "$3" "$4" ;;
 inside) inside "$2" "$3" "$4" ;;
 down) down "$2" ;;
 cgroup) names "$2"; cgroup_root ;;
-*) die "usage: scripts/node.sh build | net N | up N DIR PKI | down N | cgroup N" ;;
+certs) certs "$2" "$3" "$4" ;;
+fabric) shift; fabric "$@" ;;
+fabric-down) fabric_down "$2" ;;
+cut) cut "$2" ;;
+heal) heal "$2" ;;
+stop) stop "$2" ;;
+*) die "usage: scripts/node.sh build | net N | up N DIR PKI | down N | cgroup N | certs N PKI OUT | fabric P N... | fabric-down P | cut N | heal N | stop N" ;;
 esac

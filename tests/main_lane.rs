@@ -30,6 +30,7 @@ mod operator_journal;
 mod operator_lifecycle;
 mod operator_logs;
 mod operator_metrics;
+mod operator_nodes;
 mod operator_placement;
 mod operator_replication;
 mod operator_reshard;

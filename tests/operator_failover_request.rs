@@ -42,33 +42,6 @@ async fn logbook(args: Vec<String>) -> (Result<(), logbook::cli::Error>, String)
     .unwrap()
 }
 
-/// Samples every pod's `ROLE` until stopped; returns the moments two pods
-/// answered `master` at once.
-fn sample_roles(
-    addrs: Vec<String>,
-    password: String,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let mut doubles = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            let mut masters = Vec::new();
-            for addr in &addrs {
-                if let Some((kind, _)) = try_role(addr, &password).await
-                    && kind == "master"
-                {
-                    masters.push(addr.clone());
-                }
-            }
-            if masters.len() > 1 {
-                doubles.push(masters.join(" and "));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        doubles
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requested_failover_moves_a_healthy_primary_and_clears_the_request() {
     let mut env = Env::start_without_operator("failover-request").await;

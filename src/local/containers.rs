@@ -11,6 +11,13 @@
 //! network cut with iptables in its own network namespace, a claim's
 //! directory emptied. The node's index, directory and cgroup go in
 //! `<kubeconfig>.node`, where `logbook local fault` finds them.
+//!
+//! With several nodes (`--nodes N`), each is a node of its own (its own
+//! index, network namespace, containerd, kubelet and kube-proxy, its own
+//! certificates as `system:node:<name>`), labelled with a zone, linked to
+//! the others by a bridge of their own (`scripts/node.sh fabric`); volumes
+//! wait for the scheduler and are pinned to the chosen node's zone. A
+//! node can be cut off (its links dropped) or killed whole.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -52,12 +59,43 @@ async fn node_sh(args: &[&str]) -> Result<String> {
 /// What `logbook local fault` needs of a running node.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NodeFile {
-    /// The node's index (its addresses are 198.18.<index>.x).
+    /// The node's index (its addresses are 198.18.<index>.x); with
+    /// several nodes, the first's.
     pub index: u8,
     /// Its cgroup path, the same in every v1 hierarchy.
     pub cgroup: String,
     /// Where claims' directories are.
     pub volumes: PathBuf,
+    /// Every node, the first included (empty in a file of one node
+    /// written before there could be several).
+    #[serde(default)]
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One node of a containers cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeEntry {
+    /// Its index (addresses 198.18.<index>.x).
+    pub index: u8,
+    /// Its Node's name, `logbook-node-<index>`.
+    pub name: String,
+    /// Its `topology.kubernetes.io/zone`, if labelled.
+    pub zone: Option<String>,
+    /// Its cgroup path, the same in every v1 hierarchy.
+    pub cgroup: String,
+}
+
+/// The zone of the `k`th node (from 0) of `count`: `zone-a`, `zone-b`,
+/// `zone-c`, then round again; `None` for a single node.
+pub fn zone_of(k: usize, count: usize) -> Option<String> {
+    const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+    (count > 1).then(|| {
+        ZONES
+            .get(k % ZONES.len())
+            .copied()
+            .unwrap_or("zone-a")
+            .to_owned()
+    })
 }
 
 /// Where `logbook local fault` finds a containers node's [`NodeFile`].
@@ -67,116 +105,158 @@ pub fn node_file(kubeconfig: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The real control plane and the real node, the CRDs installed.
+/// The real control plane and the real nodes, the CRDs installed.
 pub struct LocalContainers {
     control_plane: ControlPlane,
-    node: tokio::process::Child,
+    /// Each node's `scripts/node.sh up`, in the order of the node file.
+    nodes: Vec<tokio::process::Child>,
     provisioner: logbook_localkube::provisioner::Provisioner,
     /// The cluster DNS the node's pods resolve Service names with.
     _dns: super::cluster_dns::ClusterDns,
     faults: ContainerFaults,
     /// The host's end of the node's link: what a pod reaches the host at.
     host_ip: Ipv4Addr,
-    /// Takes the node down if it is dropped without [`Self::shutdown`].
-    /// Declared before the index's lock: fields drop in order, and the
-    /// index must stay held until the node is down.
+    /// Takes the nodes down if dropped without [`Self::shutdown`].
+    /// Declared before the indexes' locks: fields drop in order, and the
+    /// indexes must stay held until the nodes are down.
     guard: NodeGuard,
-    /// Holds the index (a lock file) for as long as the node runs.
-    _instance: logbook_localkube::instance::Instance,
+    /// Hold the indexes (lock files) for as long as the nodes run.
+    _instances: Vec<logbook_localkube::instance::Instance>,
 }
 
 impl LocalContainers {
-    /// Starts them under `work` (`controlplane/`, `node/`, `volumes/`).
+    /// Starts them under `work` (`controlplane/`, `node/`, `volumes/`):
+    /// one node.
     ///
     /// # Errors
-    /// [`Error::Local`] naming what did not start (the node's logs are in
-    /// `work/node`); nothing is left running.
+    /// As [`Self::start_nodes`].
     pub async fn start(work: &Path) -> Result<Self> {
-        let instance = logbook_localkube::instance::Instance::acquire(
-            &logbook_localkube::instance::Instance::default_lock_dir(),
-        )
-        .map_err(|e| Error::Local(format!("no node index: {e}")))?;
-        let index = instance.number();
-        let n = index.to_string();
-        let host_ip: Ipv4Addr = node_sh(&["net", &n])
-            .await?
-            .parse()
-            .map_err(|e| Error::Local(format!("scripts/node.sh net {n}: not an address: {e}")))?;
+        Self::start_nodes(work, 1).await
+    }
+
+    /// Starts the control plane and `count` nodes under `work`
+    /// (`controlplane/`, `node/` for the first, `node-<index>/` for the
+    /// others, `volumes/`). With several, each node is labelled with a
+    /// zone ([`zone_of`]) and volumes are pinned to a zone.
+    ///
+    /// # Errors
+    /// [`Error::Local`] naming what did not start (each node's logs are in
+    /// its directory); nothing is left running.
+    pub async fn start_nodes(work: &Path, count: usize) -> Result<Self> {
+        if !(1..=8).contains(&count) {
+            return Err(Error::Local(format!(
+                "{count} nodes: from 1 to 8 can run on one machine"
+            )));
+        }
+        let lock_dir = logbook_localkube::instance::Instance::default_lock_dir();
+        let mut instances = Vec::with_capacity(count);
+        for _ in 0..count {
+            instances.push(
+                logbook_localkube::instance::Instance::acquire(&lock_dir)
+                    .map_err(|e| Error::Local(format!("no node index: {e}")))?,
+            );
+        }
+        let indexes: Vec<u8> = instances.iter().map(|i| i.number()).collect();
+        let mut guard = NodeGuard {
+            indexes: indexes.clone(),
+            armed: true,
+        };
+        let mut host_ips = Vec::with_capacity(count);
+        for i in &indexes {
+            let n = i.to_string();
+            let ip: Ipv4Addr = node_sh(&["net", &n]).await?.parse().map_err(|e| {
+                Error::Local(format!("scripts/node.sh net {n}: not an address: {e}"))
+            })?;
+            host_ips.push(ip);
+        }
+        let (Some(&index), Some(&host_ip)) = (indexes.first(), host_ips.first()) else {
+            return Err(Error::Local("no node".to_owned()));
+        };
+        if count > 1 {
+            let mut args = vec!["fabric".to_owned(), index.to_string()];
+            args.extend(indexes.iter().map(u8::to_string));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            node_sh(&args).await?;
+        }
         let node_name = format!("logbook-node-{index}");
         let node_ip = Ipv4Addr::new(198, 18, index, 254);
-        let control_plane = match ControlPlane::start_for(
+        let control_plane = ControlPlane::start_for(
             &work.join("controlplane"),
             &format!("198.19.{index}.0/24"),
             Some(host_ip),
             &node_name,
             Some(node_ip),
         )
-        .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = node_sh(&["down", &n]).await;
-                return Err(e);
-            }
-        };
-        let node_dir = work.join("node");
-        let started = Self::start_node(&n, &node_dir, &control_plane.pki).await;
-        let node = match started {
-            Ok(child) => child,
+        .await?;
+        let started = Self::start_all(work, &indexes, &control_plane, host_ip).await;
+        let (nodes, entries) = match started {
+            Ok(started) => started,
             Err(e) => {
                 control_plane.stop().await;
-                let _ = node_sh(&["down", &n]).await;
                 return Err(e);
             }
         };
-        let cgroup = node_sh(&["cgroup", &n]).await.unwrap_or_default();
         let volumes = work.join("volumes");
-        let admin = control_plane.client("admin").await;
-        let provisioner = match admin {
-            Ok(admin) => logbook_localkube::provisioner::Provisioner::spawn(
-                logbook_localkube::node_api::NodeApi::Remote(admin),
+        let placement = if count > 1 {
+            logbook_localkube::provisioner::VolumePlacement::SelectedNodeZone
+        } else {
+            logbook_localkube::provisioner::VolumePlacement::Node(node_name.clone())
+        };
+        let services = async {
+            let admin = control_plane.client("admin").await?;
+            let provisioner = logbook_localkube::provisioner::Provisioner::spawn_with(
+                logbook_localkube::node_api::NodeApi::Remote(admin.clone()),
                 volumes.clone(),
-                node_name.clone(),
+                placement,
             )
             .await
-            .map_err(|e| Error::Local(format!("the volume provisioner: {e}"))),
-            Err(e) => Err(e),
-        };
-        // The cluster DNS the kubelet names to every pod (`clusterDNS`,
-        // scripts/node.sh): on the host's end of the node's link.
-        let dns = match (provisioner, control_plane.client("admin").await) {
-            (Ok(provisioner), Ok(admin)) => {
-                super::cluster_dns::ClusterDns::spawn(admin, (host_ip, 53).into())
-                    .await
-                    .map(|dns| (provisioner, dns))
-                    .map_err(|e| Error::Local(format!("the cluster DNS on {host_ip}:53: {e}")))
+            .map_err(|e| Error::Local(format!("the volume provisioner: {e}")))?;
+            // The cluster DNS every kubelet names to its pods (`clusterDNS`,
+            // scripts/node.sh): on the host's end of the first node's link.
+            match super::cluster_dns::ClusterDns::spawn(admin, (host_ip, 53).into()).await {
+                Ok(dns) => Ok((provisioner, dns)),
+                Err(e) => {
+                    provisioner.shutdown().await;
+                    Err(Error::Local(format!(
+                        "the cluster DNS on {host_ip}:53: {e}"
+                    )))
+                }
             }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        let me = match dns {
-            Ok((provisioner, dns)) => Self {
-                _dns: dns,
-                control_plane,
-                node,
-                provisioner,
-                host_ip,
-                guard: NodeGuard { index, armed: true },
-                _instance: instance,
-                faults: ContainerFaults {
-                    file: NodeFile {
-                        index,
-                        cgroup,
-                        volumes,
-                    },
-                },
-            },
+        }
+        .await;
+        let (provisioner, dns) = match services {
+            Ok(s) => s,
             Err(e) => {
-                let mut node = node;
-                let _ = node.kill().await;
+                let mut nodes = nodes;
+                for node in &mut nodes {
+                    let _ = node.kill().await;
+                }
+                down_all(&indexes).await;
+                guard.armed = false;
                 control_plane.stop().await;
-                let _ = node_sh(&["down", &n]).await;
                 return Err(e);
             }
+        };
+        let cgroup = entries
+            .first()
+            .map(|e| e.cgroup.clone())
+            .unwrap_or_default();
+        let me = Self {
+            _dns: dns,
+            control_plane,
+            nodes,
+            provisioner,
+            host_ip,
+            guard,
+            _instances: instances,
+            faults: ContainerFaults {
+                file: NodeFile {
+                    index,
+                    cgroup,
+                    volumes,
+                    nodes: entries,
+                },
+            },
         };
         let crds = match me.client("admin").await {
             Ok(c) => install_crds(&c).await,
@@ -189,7 +269,74 @@ impl LocalContainers {
         Ok(me)
     }
 
-    async fn start_node(n: &str, dir: &Path, pki: &Path) -> Result<tokio::process::Child> {
+    /// Starts every node of `indexes` (the first with the control plane's
+    /// own certificates, the others with their own), all at once: each
+    /// imports the images before its kubelet starts.
+    async fn start_all(
+        work: &Path,
+        indexes: &[u8],
+        control_plane: &ControlPlane,
+        dns: Ipv4Addr,
+    ) -> Result<(Vec<tokio::process::Child>, Vec<NodeEntry>)> {
+        let count = indexes.len();
+        let mut plans = Vec::with_capacity(count);
+        for (k, i) in indexes.iter().enumerate() {
+            let n = i.to_string();
+            let (dir, pki) = if k == 0 {
+                (work.join("node"), control_plane.pki.clone())
+            } else {
+                let dir = work.join(format!("node-{i}"));
+                let pki = dir.join("pki");
+                node_sh(&[
+                    "certs",
+                    &n,
+                    &control_plane.pki.to_string_lossy(),
+                    &pki.to_string_lossy(),
+                ])
+                .await?;
+                (dir, pki)
+            };
+            plans.push((n, dir, pki, zone_of(k, count)));
+        }
+        let started = futures::future::join_all(
+            plans
+                .iter()
+                .map(|(n, dir, pki, zone)| Self::start_node(n, dir, pki, zone.as_deref(), dns)),
+        )
+        .await;
+        let mut children = Vec::with_capacity(count);
+        let mut failed = None;
+        for r in started {
+            match r {
+                Ok(child) => children.push(child),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            for child in &mut children {
+                let _ = child.kill().await;
+            }
+            return Err(e);
+        }
+        let mut entries = Vec::with_capacity(count);
+        for (n, _, _, zone) in plans {
+            entries.push(NodeEntry {
+                cgroup: node_sh(&["cgroup", &n]).await.unwrap_or_default(),
+                name: format!("logbook-node-{n}"),
+                index: n.parse().unwrap_or_default(),
+                zone,
+            });
+        }
+        Ok((children, entries))
+    }
+
+    async fn start_node(
+        n: &str,
+        dir: &Path,
+        pki: &Path,
+        zone: Option<&str>,
+        dns: Ipv4Addr,
+    ) -> Result<tokio::process::Child> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
         let log_path = dir.join("up.log");
@@ -201,6 +348,8 @@ impl LocalContainers {
             .arg(n)
             .arg(dir)
             .arg(pki)
+            .env("LOGBOOK_NODE_DNS", dns.to_string())
+            .envs(zone.map(|z| ("LOGBOOK_NODE_ZONE", z)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -274,18 +423,37 @@ impl LocalContainers {
         self.host_ip
     }
 
-    /// The node's name.
+    /// The (first) node's name.
     pub fn node_name(&self) -> String {
         format!("logbook-node-{}", self.faults.file.index)
     }
 
-    /// Stops the node (its containers with it), then the control plane.
+    /// Every node, the first included.
+    pub fn nodes(&self) -> &[NodeEntry] {
+        &self.faults.file.nodes
+    }
+
+    /// Stops the nodes (their containers with them), then the control plane.
     pub async fn shutdown(mut self) {
         self.provisioner.shutdown().await;
-        super::kubernetes::terminate(&mut self.node, Duration::from_secs(20)).await;
-        let _ = node_sh(&["down", &self.faults.file.index.to_string()]).await;
+        for node in &mut self.nodes {
+            super::kubernetes::terminate(node, Duration::from_secs(20)).await;
+        }
+        down_all(&self.guard.indexes).await;
         self.guard.armed = false;
         self.control_plane.stop().await;
+    }
+}
+
+/// Takes every node of `indexes` down, then their fabric.
+async fn down_all(indexes: &[u8]) {
+    for i in indexes {
+        let _ = node_sh(&["down", &i.to_string()]).await;
+    }
+    if indexes.len() > 1
+        && let Some(first) = indexes.first()
+    {
+        let _ = node_sh(&["fabric-down", &first.to_string()]).await;
     }
 }
 
@@ -294,18 +462,29 @@ impl LocalContainers {
 /// otherwise leave its containers, containerd and the shims running, as
 /// they live in the node's own cgroups, not under this process.
 struct NodeGuard {
-    index: u8,
+    indexes: Vec<u8>,
     armed: bool,
 }
 
 impl Drop for NodeGuard {
     fn drop(&mut self) {
-        if self.armed {
+        if !self.armed {
+            return;
+        }
+        let run = |args: &[&str]| {
             let _ = std::process::Command::new("bash")
                 .arg(script())
-                .args(["down", &self.index.to_string()])
+                .args(args)
                 .stdin(Stdio::null())
                 .output();
+        };
+        for i in &self.indexes {
+            run(&["down", &i.to_string()]);
+        }
+        if self.indexes.len() > 1
+            && let Some(first) = self.indexes.first()
+        {
+            run(&["fabric-down", &first.to_string()]);
         }
     }
 }
@@ -345,8 +524,16 @@ impl ContainerFaults {
             .get(pod)
             .await
             .map_err(|e| Error::Local(format!("pod {namespace}/{pod}: {e}")))?;
-        // The cgroupfs driver names a pod's cgroup `pod<uid>`.
+        // The cgroupfs driver names a pod's cgroup `pod<uid>`, under the
+        // cgroup root of the node it runs on.
         let uid = p.metadata.uid.clone().unwrap_or_default();
+        let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let node_cgroup = self
+            .file
+            .nodes
+            .iter()
+            .find(|n| Some(&n.name) == on.as_ref())
+            .map_or(self.file.cgroup.as_str(), |n| n.cgroup.as_str());
         let ids: Vec<String> = p
             .status
             .and_then(|s| s.container_statuses)
@@ -362,7 +549,7 @@ impl ContainerFaults {
                 container.map(|c| format!(" {c}")).unwrap_or_default()
             )));
         }
-        let kubepods = format!("{}/kubepods", self.file.cgroup);
+        let kubepods = format!("{node_cgroup}/kubepods");
         let base = Path::new(HIERARCHIES).join("pids");
         let mut found = Vec::new();
         for qos in ["", "/burstable", "/besteffort"] {
@@ -518,6 +705,51 @@ impl ContainerFaults {
         ))
     }
 
+    /// The node named `name`.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when no node of this cluster has that name.
+    pub fn node(&self, name: &str) -> Result<&NodeEntry> {
+        self.file
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.file.nodes.iter().map(|n| n.name.as_str()).collect();
+                Error::Local(format!(
+                    "no node {name} in this cluster (its nodes: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Cuts the node `name` off (`cut`) or heals it: every packet across
+    /// its links to the host and the other nodes dropped, silently, while
+    /// its kubelet, containers and pods go on running and reach each other.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when there is no such node or iptables fails.
+    pub async fn partition_node(&self, name: &str, cut: bool) -> Result<String> {
+        let n = self.node(name)?.index.to_string();
+        node_sh(&[if cut { "cut" } else { "heal" }, &n]).await?;
+        Ok(format!(
+            "{} node {name}",
+            if cut { "partitioned" } else { "healed" }
+        ))
+    }
+
+    /// Kills the node `name`: every process in its cgroups (the kubelet,
+    /// kube-proxy, containerd, the shims, every container), as a machine
+    /// that loses power. Its network and files stay; it does not return.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when there is no such node.
+    pub async fn stop_node(&self, name: &str) -> Result<String> {
+        let n = self.node(name)?.index.to_string();
+        node_sh(&["stop", &n]).await?;
+        Ok(format!("stopped node {name}"))
+    }
+
     /// Empties a claim's directory.
     ///
     /// # Errors
@@ -577,7 +809,7 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn std::io::Write) 
         work.display()
     )?;
     out.flush()?;
-    let cluster = LocalContainers::start(&work).await?;
+    let cluster = LocalContainers::start_nodes(&work, usize::from(args.nodes)).await?;
     let published = super::create_parent(&args.kubeconfig).and_then(|()| {
         std::fs::copy(cluster.admin_kubeconfig(), &args.kubeconfig).map_err(|e| {
             Error::Local(format!("cannot write {}: {e}", args.kubeconfig.display()))
@@ -594,10 +826,19 @@ pub(crate) async fn serve(args: super::LocalArgs, out: &mut dyn std::io::Write) 
     }
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
     let version = super::api_version(cluster.client("admin").await).await;
+    let nodes: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|n| match &n.zone {
+            Some(zone) => format!("{} ({zone})", n.name),
+            None => n.name.clone(),
+        })
+        .collect();
     writeln!(
         out,
-        "Kubernetes {version} with the real node {} (Logbook's images in containers)",
-        cluster.node_name()
+        "Kubernetes {version} with the real node{} {} (Logbook's images in containers)",
+        if nodes.len() > 1 { "s" } else { "" },
+        nodes.join(", ")
     )?;
     let operator = match super::operator_beside(&args, &kubeconfig, out).await {
         Ok(o) => o,

@@ -63,6 +63,23 @@ pub enum FaultAction {
         /// The claim.
         pvc: String,
     },
+    /// Cut a node off (containers nodes): every packet across its links
+    /// dropped; its pods keep running and reach each other.
+    PartitionNode {
+        /// The Node's name.
+        node: String,
+    },
+    /// Undo `partition-node`.
+    HealNode {
+        /// The Node's name.
+        node: String,
+    },
+    /// Kill a node whole (containers nodes): its kubelet, containerd and
+    /// every container, as a machine losing power.
+    StopNode {
+        /// The Node's name.
+        node: String,
+    },
 }
 
 impl FaultAction {
@@ -84,6 +101,9 @@ impl FaultAction {
                 "wipe-pvc",
                 serde_json::json!({"namespace": namespace, "pvc": pvc}),
             ),
+            Self::PartitionNode { node } => ("partition-node", serde_json::json!({"node": node})),
+            Self::HealNode { node } => ("heal-node", serde_json::json!({"node": node})),
+            Self::StopNode { node } => ("stop-node", serde_json::json!({"node": node})),
         }
     }
 }
@@ -154,6 +174,9 @@ async fn on_containers(args: &FaultArgs, node: &std::path::Path) -> Result<Strin
         FaultAction::Partition { pod } => faults.partition(&client, ns, pod, true).await,
         FaultAction::Heal { pod } => faults.partition(&client, ns, pod, false).await,
         FaultAction::WipePvc { pvc } => faults.wipe_pvc(ns, pvc),
+        FaultAction::PartitionNode { node } => faults.partition_node(node, true).await,
+        FaultAction::HealNode { node } => faults.partition_node(node, false).await,
+        FaultAction::StopNode { node } => faults.stop_node(node).await,
     }
 }
 

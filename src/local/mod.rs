@@ -57,6 +57,12 @@ pub struct LocalArgs {
     /// images: `make node images` first, as root; docs/node.md).
     #[arg(long, value_enum, default_value_t = NodeKind::Process, requires = "kubernetes")]
     pub node: NodeKind,
+    /// How many real nodes with `--node containers` (1 to 8; default 1):
+    /// each its own kubelet, kube-proxy and containerd, labelled with a
+    /// zone (`zone-a`, `zone-b`, `zone-c`, round again), linked by a pod
+    /// network of their own (docs/node.md says what each costs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub nodes: u8,
     /// Run the local cluster without the operator (start `logbook
     /// operator --kubeconfig .logbook/kubeconfig` beside it).
     #[arg(long)]
@@ -240,6 +246,12 @@ async fn run_until_stopped(
 }
 
 async fn serve(args: LocalArgs, out: &mut dyn Write) -> Result<()> {
+    if args.nodes > 1 && !(args.kubernetes && args.node == NodeKind::Containers) {
+        return Err(Error::Local(format!(
+            "--nodes {}: several nodes need the real node (--kubernetes --node containers); localkube's node is one",
+            args.nodes
+        )));
+    }
     if args.kubernetes && args.node == NodeKind::Containers {
         return containers::serve(args, out).await;
     }

@@ -42,6 +42,7 @@ mod configmaps;
 mod disruption;
 mod faults;
 mod monitor;
+mod nodes;
 mod process;
 mod rbac;
 mod retry;
@@ -81,6 +82,8 @@ pub use disruption::*;
 pub use faults::*;
 #[allow(unused_imports)]
 pub use monitor::*;
+#[allow(unused_imports)]
+pub use nodes::*;
 #[allow(unused_imports)]
 pub use process::*;
 #[allow(unused_imports)]
@@ -582,6 +585,16 @@ impl Env {
 
     /// Like [`Env::start`], without starting the operator.
     pub async fn start_without_operator(name: &str) -> Env {
+        Self::start_without_operator_on(name, 1).await
+    }
+
+    /// Like [`Env::start_without_operator`], with `nodes` real nodes
+    /// (several only on containers: `LOGBOOK_E2E_NODE=containers`).
+    pub async fn start_without_operator_on(name: &str, nodes: usize) -> Env {
+        assert!(
+            nodes == 1 || on_containers(),
+            "{nodes} nodes need the real node (LOGBOOK_E2E_NODE=containers)"
+        );
         quiet_global_subscriber();
         let dir = tempfile::Builder::new()
             .prefix("logbook-e2e-")
@@ -597,7 +610,7 @@ impl Env {
             // The operator's image on the real node is the one `make
             // images` built and the node imported, not this build's binary.
             let (k, client, admin_kubeconfig, faults, state_dir) = if on_containers() {
-                let c = logbook::local::containers::LocalContainers::start(&root)
+                let c = logbook::local::containers::LocalContainers::start_nodes(&root, nodes)
                     .await
                     .unwrap_or_else(|e| {
                         panic!("the real control plane and node did not start: {e}")

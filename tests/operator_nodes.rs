@@ -1,0 +1,260 @@
+//! Several real nodes in zones (`LOGBOOK_E2E_NODE=containers`, three
+//! kubelets with containerd each, the real scheduler): a Replication
+//! cluster's pods placed on three nodes in three zones, then the primary's
+//! node drained (the PDB honoured, the primary handed over before its pod
+//! goes) and the primary's node partitioned (its pods running, nothing
+//! reaching them), each under a writer through the client Service that
+//! waits for a replica's acknowledgement (`WAIT 1`): no acknowledged
+//! write lost, never two primaries answering at once where the host can
+//! see them, and the journal saying what the operator saw and did.
+//!
+//! Ignored by default: they need the real nodes. `make test-node` runs
+//! them with `LOGBOOK_E2E_NODE=containers ... -- --ignored operator_nodes::`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use crate::operator_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use logbook_journal::{Envelope, Event, Intent};
+use operator_common::*;
+
+const NODES: usize = 3;
+const BULK: u64 = 2_000;
+/// Containers start slower than localkube's processes.
+const READY: Duration = Duration::from_secs(240);
+
+/// A cluster on three nodes, Ready, with each pod on a node and in a zone
+/// of its own as the real scheduler placed it; returns the placement.
+async fn ready_on_three_nodes(env: &Env) -> BTreeMap<String, (String, Option<String>)> {
+    env.apply_yaml(&replication_yaml("demo", 3)).await;
+    let started = Instant::now();
+    env.wait_ready("demo", 3, READY).await;
+    eprintln!("Ready on {NODES} nodes after {:?}", started.elapsed());
+    let mut placed = BTreeMap::new();
+    for pod in env.pods("demo").await {
+        let node = env.node_of(&pod.name_any()).await;
+        let zone = env.zone_of(&node).await;
+        placed.insert(pod.name_any(), (node, zone));
+    }
+    let nodes: BTreeSet<&String> = placed.values().map(|(n, _)| n).collect();
+    let zones: BTreeSet<&Option<String>> = placed.values().map(|(_, z)| z).collect();
+    assert_eq!(nodes.len(), 3, "two pods share a node: {placed:?}");
+    assert_eq!(zones.len(), 3, "two pods share a zone: {placed:?}");
+    assert!(zones.iter().all(|z| z.is_some()), "{placed:?}");
+    placed
+}
+
+/// Every pod's address.
+async fn pod_addrs(env: &Env) -> Vec<String> {
+    let mut addrs = Vec::new();
+    for pod in env.pods("demo").await {
+        addrs.push(env.pod_addr(&pod.name_any()).await);
+    }
+    addrs
+}
+
+/// The journal's decisions that moved the primary away from `old`.
+fn moves_from(events: &[Envelope], old: &str) -> Vec<(Intent, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().filter_map(|p| match &p.intent {
+                Intent::PromoteReplica { from: Some(f), .. }
+                | Intent::Switchover { from: f, .. }
+                    if f == old =>
+                {
+                    Some((p.intent.clone(), p.reason.code.name().to_owned()))
+                }
+                _ => None,
+            })),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+async fn draining_the_primarys_node_hands_the_primary_over_first() {
+    let env = Env::start_on_nodes("drain", NODES).await;
+    let placed = ready_on_three_nodes(&env).await;
+    let vkc = env.vkc("demo").await;
+    let old = primary(&vkc);
+    let node = placed[&old].0.clone();
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", BULK).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_roles(pod_addrs(&env).await, password.clone(), stop.clone());
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    // `kubectl drain` evicts through the Eviction API: the PDB allows one
+    // pod down; the primary's pod holds its shutdown (preStop) until the
+    // operator has handed the primary over.
+    let fault = Instant::now();
+    let (ok, out) = env
+        .kubectl_async(&[
+            "drain",
+            &node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=240s",
+        ])
+        .await;
+    assert!(ok, "kubectl drain {node}: {out}");
+    let drained = fault.elapsed();
+    let moved = env
+        .wait_primary_moved("demo", &old, Duration::from_secs(60))
+        .await;
+    let new = primary(&moved);
+    let new_addr = env.pod_addr(&new).await;
+    env.wait_acked_after(&probe, fault, "a write acknowledged after the drain began")
+        .await;
+    assert_ne!(
+        placed[&new].0, node,
+        "the new primary is on the drained node"
+    );
+    // The evicted pod cannot come back while its node is cordoned: its
+    // volume is in that node's zone, and the other nodes hold a pod of
+    // the cluster each. Uncordoned, it returns as a replica.
+    let (ok, out) = env.kubectl_async(&["uncordon", &node]).await;
+    assert!(ok, "kubectl uncordon {node}: {out}");
+    let vkc = env.wait_ready("demo", 3, READY).await;
+    assert_eq!(primary(&vkc), new, "the primary moved again");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = probe.stop().await;
+    stop.store(true, Ordering::Relaxed);
+    let doubles = sampler.await.unwrap();
+    assert!(doubles.is_empty(), "two primaries at once: {doubles:?}");
+
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
+    let pause = log.pause_around(fault, &new_addr);
+    eprintln!(
+        "drain of {node}: {acked} acknowledged writes kept, {failed} failed; drain took {drained:?}; \
+         writes paused {pause:?} (last acknowledged write before the drain to the first on {new})"
+    );
+    assert_eq!(count_missing(&new_addr, &password, "bulk", BULK).await, 0);
+
+    let events = env.journal_events(&env.stream("demo").await).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.body, Event::PodTerminating { pod } if *pod == old)),
+        "the journal does not show {old} terminating"
+    );
+    let moves = moves_from(&events, &old);
+    assert!(
+        moves
+            .iter()
+            .any(|(i, _)| matches!(i, Intent::Switchover { to, .. } if *to == new)),
+        "the primary was not handed over by a switchover: {moves:?}"
+    );
+    let failovers = replay_live(&env, "demo", &["failovers"]).await;
+    assert!(failovers.contains(&old), "{failovers}");
+    eprintln!("{failovers}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
+    let env = Env::start_on_nodes("partition", NODES).await;
+    let placed = ready_on_three_nodes(&env).await;
+    let mut old = primary(&env.vkc("demo").await);
+    // The host reaches Services through the first node (scripts/node.sh):
+    // cut a node other than that one, so the writer's path stays.
+    let first = env.nodes()[0].name.clone();
+    if placed[&old].0 == first {
+        env.patch(
+            "demo",
+            serde_json::json!({"metadata": {"annotations": {
+                "valkey.logbook.dev/failover-requested": "move-off-the-first-node"}}}),
+        )
+        .await;
+        let vkc = env
+            .wait_primary_moved("demo", &old, Duration::from_secs(60))
+            .await;
+        old = primary(&vkc);
+        env.wait_ready("demo", 3, READY).await;
+    }
+    let node = placed[&old].0.clone();
+    assert_ne!(node, first);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    write_keys(&service, &password, "bulk", BULK).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_roles(pod_addrs(&env).await, password.clone(), stop.clone());
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    let fault = Instant::now();
+    env.partition_node(&node, true).await;
+    let moved = env
+        .wait_primary_moved("demo", &old, Duration::from_secs(60))
+        .await;
+    let new = primary(&moved);
+    let new_addr = env.pod_addr(&new).await;
+    let moved_after = fault.elapsed();
+    env.wait_acked_after(&probe, fault, "a write acknowledged after the partition")
+        .await;
+    // Stay cut a while, as a real partition does, then heal.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    env.partition_node(&node, false).await;
+    let healed = Instant::now();
+    let vkc = env.wait_ready("demo", 3, READY).await;
+    assert_eq!(primary(&vkc), new, "the primary moved again");
+    let rejoined = healed.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = probe.stop().await;
+    stop.store(true, Ordering::Relaxed);
+    let doubles = sampler.await.unwrap();
+
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
+    let pause = log.pause_around(fault, &new_addr);
+    eprintln!(
+        "partition of {node}: {old} -> {new} published after {moved_after:?}; {acked} acknowledged \
+         writes kept, {failed} failed; writes paused {pause:?}; Ready again {rejoined:?} after the heal; \
+         samples with two masters: {doubles:?}"
+    );
+    assert_eq!(count_missing(&new_addr, &password, "bulk", BULK).await, 0);
+    // Back, the old primary follows the new one.
+    let old_addr = env.pod_addr(&old).await;
+    let new_ip = new_addr.rsplit_once(':').unwrap().0.to_owned();
+    let (kind, follows) = role(&old_addr, &password).await;
+    assert_eq!(
+        (kind.as_str(), follows.as_deref()),
+        ("slave", Some(new_ip.as_str()))
+    );
+    let events = env.journal_events(&env.stream("demo").await).await;
+    let moves = moves_from(&events, &old);
+    assert!(
+        moves
+            .iter()
+            .any(|(i, _)| matches!(i, Intent::PromoteReplica { pod, .. } if *pod == new)),
+        "no promotion of {new} from {old} journaled: {moves:?}"
+    );
+    let failovers = replay_live(&env, "demo", &["failovers"]).await;
+    assert!(failovers.contains(&old), "{failovers}");
+    eprintln!("{failovers}");
+    env.finish().await;
+}
