@@ -360,23 +360,42 @@ async fn preemption_of_the_primary_by_a_higher_priority_pod_fails_over() {
         &format!("  resources:\n    requests:\n      cpu: {VALKEY_CPU}m\n      memory: 64Mi\n  storage:\n"),
     );
     ready(&env, &yaml).await;
-    // The scheduler evicts the least important pods that make room: of
-    // one priority, the one started last. That pod is made the primary:
-    // recreated (so it starts last), then switched to.
-    let victim = format!("{NAME}-2");
-    env.delete_pod(&victim).await;
-    env.eventually(Duration::from_secs(60), "the victim back", || {
-        let env = &env;
-        let victim = victim.clone();
-        async move {
-            env.pods(NAME).await.iter().any(|p| {
-                p.name_any() == victim
-                    && p.metadata.deletion_timestamp.is_none()
-                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-            })
-        }
-    })
-    .await;
+    // Which pod the scheduler takes: it sorts the candidates most
+    // important first (of one priority, the one started first), counts
+    // them against the budget in that order (maxUnavailable 1: the first
+    // fits, the others would violate it), puts back the violating ones
+    // first, and takes what it could not put back: the pod started
+    // first. So the others are recreated (started later, each a second
+    // apart at least: start times have whole seconds) and the one left
+    // is made the primary.
+    let victim = format!("{NAME}-0");
+    for other in [format!("{NAME}-1"), format!("{NAME}-2")] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let uid = pod_uids(&env, NAME).await[&other].clone();
+        env.delete_pod(&other).await;
+        env.eventually(
+            Duration::from_secs(60),
+            "the pod recreated and Ready",
+            || {
+                let env = &env;
+                let (other, uid) = (other.clone(), uid.clone());
+                async move {
+                    env.pods(NAME).await.iter().any(|p| {
+                        p.name_any() == other
+                            && p.uid().as_deref() != Some(uid.as_str())
+                            && p.status
+                                .as_ref()
+                                .and_then(|s| s.conditions.as_ref())
+                                .is_some_and(|cs| {
+                                    cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                                })
+                    })
+                }
+            },
+        )
+        .await;
+        env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
+    }
     env.wait_ready(NAME, 3, Duration::from_secs(120)).await;
     if primary(&env.vkc(NAME).await) != victim {
         request_switchover(&env, NAME, &victim).await;
