@@ -257,6 +257,25 @@ async fn first_write_elsewhere(
     }
 }
 
+/// `CONFIG GET key` on `addr`; `None` when the server does not answer.
+async fn config_get(addr: &str, password: &str, key: &str) -> Option<String> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let client = logbook_bench::client(host, port.parse().ok()?).ok()?;
+    let mut con = client.get_multiplexed_async_connection().await.ok()?;
+    let _: () = redis::cmd("AUTH")
+        .arg(password)
+        .query_async(&mut con)
+        .await
+        .ok()?;
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .ok()?;
+    got.get(1).cloned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_primary_refuses_writes_before_another_is_promoted() {
     assert!(
@@ -399,6 +418,51 @@ async fn an_isolated_primary_refuses_writes_before_another_is_promoted() {
             w.key
         );
     }
+
+    // A change of the field reaches the running servers (the config
+    // hash changes; the pods roll).
+    let changed = Instant::now();
+    env.patch(
+        "demo",
+        serde_json::json!({"spec": {"failover": {"fenceIsolatedPrimarySeconds": 3}}}),
+    )
+    .await;
+    env.eventually(
+        Duration::from_secs(120),
+        "min-replicas-max-lag 3 on every server",
+        || {
+            let env = &env;
+            let password = password.clone();
+            async move {
+                for pod in env.pods("demo").await {
+                    let name = kube::ResourceExt::name_any(&pod);
+                    let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
+                        return false;
+                    };
+                    let addr = format!("{ip}:{PORT}");
+                    let Ok(out) = tokio::time::timeout(
+                        Duration::from_secs(3),
+                        config_get(&addr, &password, "min-replicas-max-lag"),
+                    )
+                    .await
+                    else {
+                        return false;
+                    };
+                    if out.as_deref() != Some("3") {
+                        eprintln!("{name}: min-replicas-max-lag {out:?}");
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    eprintln!(
+        "fenceIsolatedPrimarySeconds 2 -> 3 on every server after {:?}",
+        changed.elapsed()
+    );
 
     // The journal: the promotion was decided after the fence.
     let stream = env.stream("demo").await;
