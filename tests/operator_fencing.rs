@@ -278,10 +278,12 @@ async fn config_get(addr: &str, password: &str, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_primary_refuses_writes_before_another_is_promoted() {
-    assert!(
-        !on_containers(),
-        "operator_fencing cuts pod addresses on the host: localkube's kubelet only"
-    );
+    if on_containers() {
+        eprintln!(
+            "fencing: skipped: the cut is host iptables rules on localkube's pod addresses; the real node's pods have their own network namespaces"
+        );
+        return;
+    }
     let env = Env::start("fencing").await;
     env.apply_yaml(&yaml()).await;
     let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
