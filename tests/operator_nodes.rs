@@ -34,10 +34,14 @@ const BULK: u64 = 2_000;
 /// Containers start slower than localkube's processes.
 const READY: Duration = Duration::from_secs(240);
 
+/// The fence the partition test runs with, in seconds
+/// (`spec.failover.fenceIsolatedPrimarySeconds`).
+const FENCE_SECONDS: f64 = 2.0;
+
 /// A cluster on three nodes, Ready, with each pod on a node and in a zone
 /// of its own as the real scheduler placed it; returns the placement.
-async fn ready_on_three_nodes(env: &Env) -> BTreeMap<String, (String, Option<String>)> {
-    env.apply_yaml(&replication_yaml("demo", 3)).await;
+async fn ready_on_three_nodes(env: &Env, yaml: &str) -> BTreeMap<String, (String, Option<String>)> {
+    env.apply_yaml(yaml).await;
     let started = Instant::now();
     env.wait_ready("demo", 3, READY).await;
     eprintln!("Ready on {NODES} nodes after {:?}", started.elapsed());
@@ -87,8 +91,8 @@ fn moves_from(events: &[Envelope], old: &str) -> Vec<(Intent, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
 async fn draining_the_primarys_node_hands_the_primary_over_first() {
-    let env = Env::start_on_nodes("drain", NODES).await;
-    let placed = ready_on_three_nodes(&env).await;
+    let mut env = Env::start_on_nodes("drain", NODES).await;
+    let placed = ready_on_three_nodes(&env, &replication_yaml("demo", 3)).await;
     let vkc = env.vkc("demo").await;
     let old = primary(&vkc);
     let node = placed[&old].0.clone();
@@ -144,28 +148,44 @@ async fn draining_the_primarys_node_hands_the_primary_over_first() {
     assert!(doubles.is_empty(), "two primaries at once: {doubles:?}");
 
     let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
-    let pause = log.pause_around(fault, &new_addr);
+    let pause = log.longest_gap_from(fault);
     eprintln!(
         "drain of {node}: {acked} acknowledged writes kept, {failed} failed; drain took {drained:?}; \
-         writes paused {pause:?} (last acknowledged write before the drain to the first on {new})"
+         longest time without a successful write {pause:?}"
     );
     assert_eq!(count_missing(&new_addr, &password, "bulk", BULK).await, 0);
 
-    let events = env.journal_events(&env.stream("demo").await).await;
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
     assert!(
         events
             .iter()
             .any(|e| matches!(&e.body, Event::PodTerminating { pod } if *pod == old)),
         "the journal does not show {old} terminating"
     );
-    let moves = moves_from(&events, &old);
-    assert!(
-        moves
-            .iter()
-            .any(|(i, _)| matches!(i, Intent::Switchover { to, .. } if *to == new)),
-        "the primary was not handed over by a switchover: {moves:?}"
+    // Handed over, not failed over blind: the leaving primary fenced
+    // (it takes no write the new one would not have), then the replica
+    // with the freshest offset after the fence promoted.
+    let decided: Vec<Intent> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().map(|p| p.intent.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let fenced = decided
+        .iter()
+        .position(|i| matches!(i, Intent::FenceNode { pod } if *pod == old));
+    let promoted = decided.iter().position(
+        |i| matches!(i, Intent::PromoteReplica { pod, from: Some(f) } if *pod == new && *f == old),
     );
-    let failovers = replay_live(&env, "demo", &["failovers"]).await;
+    assert!(
+        matches!((fenced, promoted), (Some(f), Some(p)) if f < p),
+        "{old} was not fenced before {new} was promoted: {decided:?}"
+    );
+    let failovers = env.replay_dir("demo", &["failovers"]).await.unwrap();
     assert!(failovers.contains(&old), "{failovers}");
     eprintln!("{failovers}");
     env.finish().await;
@@ -174,8 +194,12 @@ async fn draining_the_primarys_node_hands_the_primary_over_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
 async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
-    let env = Env::start_on_nodes("partition", NODES).await;
-    let placed = ready_on_three_nodes(&env).await;
+    let mut env = Env::start_on_nodes("partition", NODES).await;
+    let fenced = replication_yaml("demo", 3).replace(
+        "    failureThreshold: 3\n",
+        &format!("    failureThreshold: 3\n    fenceIsolatedPrimarySeconds: {FENCE_SECONDS}\n"),
+    );
+    let placed = ready_on_three_nodes(&env, &fenced).await;
     let mut old = primary(&env.vkc("demo").await);
     // The host reaches Services through the first node (scripts/node.sh):
     // cut a node other than that one, so the writer's path stays.
@@ -193,10 +217,24 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
         old = primary(&vkc);
         env.wait_ready("demo", 3, READY).await;
     }
-    let node = placed[&old].0.clone();
-    assert_ne!(node, first);
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
+    // The client Service follows the role labels a moment after the status.
+    env.eventually(
+        Duration::from_secs(20),
+        "the Service to reach the primary",
+        || {
+            let (service, password) = (service.clone(), password.clone());
+            async move {
+                try_role(&service, &password)
+                    .await
+                    .is_some_and(|(k, _)| k == "master")
+            }
+        },
+    )
+    .await;
+    let node = placed[&old].0.clone();
+    assert_ne!(node, first);
     write_keys(&service, &password, "bulk", BULK).await;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_roles(pod_addrs(&env).await, password.clone(), stop.clone());
@@ -207,7 +245,19 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
     })
     .await;
 
+    // A client on the primary's side of the cut: a pod on its node that
+    // writes to it directly, logging each reply with the time.
+    let old_ip = env
+        .pod_addr(&old)
+        .await
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_owned();
+    start_side_client(&env, &node, &old_ip, &password).await;
+
     let fault = Instant::now();
+    let cut_at = unix_now();
     env.partition_node(&node, true).await;
     let moved = env
         .wait_primary_moved("demo", &old, Duration::from_secs(60))
@@ -230,7 +280,53 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
     let doubles = sampler.await.unwrap();
 
     let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
-    let pause = log.pause_around(fault, &new_addr);
+    // The client on the wrong side: what the isolated primary took after
+    // the cut (lost: its successor never had it) and when it began to
+    // refuse, against the fence.
+    let side = side_client_log(&env).await;
+    let after_cut: Vec<&(f64, u64, String)> = side.iter().filter(|(t, _, _)| *t > cut_at).collect();
+    let last_ok = after_cut
+        .iter()
+        .filter(|(_, _, r)| r == "OK")
+        .map(|(t, _, _)| *t)
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    let first_refused = after_cut
+        .iter()
+        .find(|(_, _, r)| r.contains("NOREPLICAS"))
+        .map(|(t, _, _)| *t);
+    let taken_after_cut: Vec<u64> = after_cut
+        .iter()
+        .filter(|(_, _, r)| r == "OK")
+        .map(|(_, i, _)| *i)
+        .collect();
+    let promoted_at = env
+        .vkc("demo")
+        .await
+        .status
+        .and_then(|s| s.last_failover)
+        .and_then(|f| f.at)
+        .map(|at| at.0.as_millisecond() as f64 / 1000.0);
+    eprintln!(
+        "client on {node}'s side: {} writes taken by the isolated primary after the cut, the last {:?} s \
+         after it; NOREPLICAS from {:?} s; the new primary promoted at {:?} s",
+        taken_after_cut.len(),
+        last_ok.map(|t| t - cut_at),
+        first_refused.map(|t| t - cut_at),
+        promoted_at.map(|t| t - cut_at),
+    );
+    let first_refused = first_refused.expect("the isolated primary never refused a write");
+    assert!(
+        first_refused - cut_at <= FENCE_SECONDS + 2.5,
+        "the isolated primary was fenced {:.2} s after the cut (fence {FENCE_SECONDS} s + 2 s slack)",
+        first_refused - cut_at
+    );
+    if let Some(promoted_at) = promoted_at {
+        assert!(
+            first_refused < promoted_at,
+            "the new primary was promoted ({promoted_at}) before the old one was fenced ({first_refused})"
+        );
+    }
+    let pause = log.longest_gap_from(fault);
     eprintln!(
         "partition of {node}: {old} -> {new} published after {moved_after:?}; {acked} acknowledged \
          writes kept, {failed} failed; writes paused {pause:?}; Ready again {rejoined:?} after the heal; \
@@ -245,7 +341,9 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
         (kind.as_str(), follows.as_deref()),
         ("slave", Some(new_ip.as_str()))
     );
-    let events = env.journal_events(&env.stream("demo").await).await;
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
     let moves = moves_from(&events, &old);
     assert!(
         moves
@@ -253,8 +351,70 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
             .any(|(i, _)| matches!(i, Intent::PromoteReplica { pod, .. } if *pod == new)),
         "no promotion of {new} from {old} journaled: {moves:?}"
     );
-    let failovers = replay_live(&env, "demo", &["failovers"]).await;
+    let failovers = env.replay_dir("demo", &["failovers"]).await.unwrap();
     assert!(failovers.contains(&old), "{failovers}");
     eprintln!("{failovers}");
     env.finish().await;
+}
+
+/// Seconds since the epoch, as the side client's `date +%s.%N` prints.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A pod on `node` writing `side:<i>` to `ip` every 10 ms, each reply
+/// logged as `<time> <i> <reply>`.
+async fn start_side_client(env: &Env, node: &str, ip: &str, password: &str) {
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "side-client"},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "client",
+                "image": "docker.io/valkey/valkey:9.1",
+                "imagePullPolicy": "Never",
+                "env": [{"name": "VALKEYCLI_AUTH", "value": password}, {"name": "REDISCLI_AUTH", "value": password}],
+                "command": ["sh", "-c", format!(
+                    "i=0; while true; do r=$(valkey-cli -h {ip} -t 1 SET side:$i $i 2>&1 | head -n 1); \
+                     echo \"$(date +%s.%N) $i $r\"; i=$((i+1)); sleep 0.01; done"
+                )],
+            }],
+        },
+    });
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod).unwrap();
+    env.api::<k8s_openapi::api::core::v1::Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .unwrap();
+    env.eventually(
+        Duration::from_secs(60),
+        "the side client's first write",
+        || async { side_client_log(env).await.iter().any(|(_, _, r)| r == "OK") },
+    )
+    .await;
+}
+
+/// The side client's log: (time, i, reply).
+async fn side_client_log(env: &Env) -> Vec<(f64, u64, String)> {
+    let text = env
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .logs("side-client", &Default::default())
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ' ');
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next().unwrap_or_default().trim().to_owned(),
+            ))
+        })
+        .collect()
 }
