@@ -224,9 +224,12 @@ ok "kubectl valkey cli: SET on the primary $woke through kubectl exec, read back
 
 # The Cluster and Sentinel samples, in containers of the same image.
 ready shards 300 || fail "the Cluster sample is not Ready (phase $(phase shards)): $("$KUBECTL" get valkeycluster shards -o jsonpath='{.status.conditions}')"
-shard_ip=$("$KUBECTL" get pods -l app.kubernetes.io/instance=shards,app.kubernetes.io/name=valkey -o jsonpath='{.items[0].status.podIP}')
+shard_pod=$("$KUBECTL" get pods -l app.kubernetes.io/instance=shards,app.kubernetes.io/name=valkey -o jsonpath='{.items[0].metadata.name}')
 shard_password=$("$KUBECTL" get secret shards-password -o jsonpath='{.data.password}' 2>/dev/null | base64 -d || true)
-masters=$(REDISCLI_AUTH="$shard_password" redis-cli --no-auth-warning -h "$shard_ip" CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_size://p')
+# Through kubectl exec: the sample's NetworkPolicy (enforced by the node's
+# kube-network-policies) admits the operator's pods and namespace apps,
+# not this host.
+masters=$("$KUBECTL" exec "$shard_pod" -c valkey -- valkey-cli --no-auth-warning -a "$shard_password" CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_size://p')
 [ "$masters" = 3 ] || fail "the Cluster sample is Ready but CLUSTER INFO says cluster_size ${masters:-?}"
 ok "Cluster sample Ready in containers: 3 shards, each a primary and a replica"
 ready watched 300 || fail "the Sentinel sample is not Ready (phase $(phase watched)): $("$KUBECTL" get valkeycluster watched -o jsonpath='{.status.conditions}')"
