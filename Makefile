@@ -248,10 +248,11 @@ test-node:
 ## docs/node.md): Replication failovers by kill and deletion, Sentinel,
 ## Cluster (bootstrap, failovers, volumes lost), TLS with a renewal, users
 ## and password rotation, backups and restores, reshards (atomic and the
-## classic pipeline of Redis 7); then the short soak of every topology on
+## classic pipeline of Redis 7), NetworkPolicy enforced on every topology;
+## then the short soak of every topology on
 ## the node. Not in `make test` (about 30 minutes here on two cores);
 ## `make test-node` is its tier there.
-NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users operator_backup operator_reshard operator_reshard_classic
+NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users operator_backup operator_reshard operator_reshard_classic operator_network_policy
 .PHONY: test-node-suites
 test-node-suites:
 	bash scripts/node.sh build
