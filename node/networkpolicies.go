@@ -1,6 +1,6 @@
 // kube-network-policies for the real node (docs/node.md): the NetworkPolicy
 // engine of kind (sigs.k8s.io/kube-network-policies), its controller run as
-// its cmd/main.go runs it, with two differences the node needs:
+// its cmd/main.go runs it, with three differences the node needs:
 //
 //   - its credentials: upstream reads a pod's service-account token
 //     (rest.InClusterConfig); the node's daemons sign in with client
@@ -30,7 +30,8 @@
 //     (the kubelet's probes). The controller decides each one exactly as
 //     upstream does; a pod no policy selects is let through.
 //
-//     kube-network-policies --pki DIR --hostname-override NODE --pod-cidr CIDR [--metrics-bind-address ADDR]
+//	kube-network-policies --kubeconfig FILE [--bind-with ADMIN_KUBECONFIG] \
+//	    --hostname-override NODE --pod-cidr CIDR [--metrics-bind-address ADDR]
 package main
 
 import (
