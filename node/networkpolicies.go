@@ -30,6 +30,8 @@
 //     (the kubelet's probes). The controller decides each one exactly as
 //     upstream does; a pod no policy selects is let through.
 //
+// Usage:
+//
 //	kube-network-policies --kubeconfig FILE [--bind-with ADMIN_KUBECONFIG] \
 //	    --hostname-override NODE --pod-cidr CIDR [--metrics-bind-address ADDR]
 package main
