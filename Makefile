@@ -239,9 +239,12 @@ release-check:
 	bash scripts/release-check.sh
 
 ## test-node: helm install, a Replication sample and a failover on the real
-## node (scripts/test-node.sh; part of `make test`).
+## node (scripts/test-node.sh), then three real nodes in three zones: the
+## primary's node drained, and partitioned with a client on its side
+## (tests/operator_nodes.rs; part of `make test`).
 test-node:
 	bash scripts/test-node.sh
+	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --test main_lane -- --ignored --test-threads 1 operator_nodes::
 
 ## test-node-suites: the end-to-end suites on the real node, each test on
 ## a control plane and a node of its own (LOGBOOK_E2E_NODE=containers;

@@ -418,3 +418,44 @@ async fn side_client_log(env: &Env) -> Vec<(f64, u64, String)> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+async fn a_clusters_shards_are_spread_by_the_real_scheduler() {
+    let env = Env::start_on_nodes("spread", NODES).await;
+    env.apply_yaml(&cluster_yaml("demo")).await;
+    let vkc = env
+        .wait_status(
+            "demo",
+            READY,
+            "3 shards of a primary and a replica",
+            cluster_ready,
+        )
+        .await;
+    let mut node_of = BTreeMap::new();
+    for pod in env.pods("demo").await {
+        let node = env.node_of(&pod.name_any()).await;
+        node_of.insert(pod.name_any(), node);
+    }
+    let shards = &vkc.status.as_ref().unwrap().shards;
+    let mut primaries_on = BTreeSet::new();
+    for shard in shards {
+        let primary = shard.primary.clone().unwrap();
+        let on = &node_of[&primary];
+        primaries_on.insert(on.clone());
+        for replica in &shard.replicas {
+            assert_ne!(
+                &node_of[replica], on,
+                "shard {}: the replica {replica} is beside its primary {primary}: {node_of:?}",
+                shard.index
+            );
+        }
+    }
+    eprintln!("placement: {node_of:?}; primaries on {primaries_on:?}");
+    assert_eq!(
+        primaries_on.len(),
+        3,
+        "two shard primaries on one node: losing it would cost two shards: {node_of:?}"
+    );
+    env.finish().await;
+}

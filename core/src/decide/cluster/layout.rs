@@ -46,16 +46,68 @@ pub struct ShardSeat<'a> {
     pub replicas: u32,
 }
 
-/// The shard `pod` should replicate: the one with the fewest replicas,
-/// then the fewest members on `pod`'s Kubernetes node, then the lowest
-/// primary ordinal. Counts the seat taken, so several pods placed in a
-/// row spread out.
-pub fn seat_replica<'a>(
+/// The shards `pods` should replicate, in order (`None` where there is
+/// no seat): each picked as [`seat_index`] picks, then pairs of picks
+/// swapped while that seats fewer replicas on a node their shard already
+/// has a member on. The greedy row alone can leave its last pod only the
+/// seat beside its own primary (three shards on three nodes: the last
+/// shard without a replica is the one on the last pod's node), which
+/// losing that node would cost the whole shard. A swap keeps every
+/// shard's count; ties keep the greedy pick, so a replay decides the same.
+pub fn seat_replicas<'a>(
     seats: &mut [ShardSeat<'a>],
-    pod: &PodState<'a>,
-) -> Option<(&'a str, &'a str)> {
+    pods: &[&PodState<'a>],
+) -> Vec<Option<usize>> {
+    let before: Vec<Vec<&'a str>> = seats.iter().map(|s| s.kube_nodes.clone()).collect();
+    let mut picks: Vec<Option<usize>> = pods.iter().map(|p| seat_index(seats, p)).collect();
+    let beside = |pod: usize, seat: usize| -> usize {
+        let node = pods.get(pod).map_or("", |p| kube_node(p));
+        before
+            .get(seat)
+            .map_or(0, |nodes| nodes.iter().filter(|n| **n == node).count())
+    };
+    // Each swap lowers the total, which is finite: this ends.
+    let mut improved = true;
+    while improved {
+        improved = false;
+        for a in 0..picks.len() {
+            for b in (a + 1)..picks.len() {
+                let (Some(Some(sa)), Some(Some(sb))) =
+                    (picks.get(a).copied(), picks.get(b).copied())
+                else {
+                    continue;
+                };
+                if beside(a, sb) + beside(b, sa) < beside(a, sa) + beside(b, sb) {
+                    if let Some(x) = picks.get_mut(a) {
+                        *x = Some(sb);
+                    }
+                    if let Some(x) = picks.get_mut(b) {
+                        *x = Some(sa);
+                    }
+                    improved = true;
+                }
+            }
+        }
+    }
+    // The seats' members as they end up.
+    for seat in seats.iter_mut().zip(before) {
+        seat.0.kube_nodes = seat.1;
+    }
+    for (pod, pick) in pods.iter().zip(&picks) {
+        if let Some(seat) = pick.and_then(|i| seats.get_mut(i)) {
+            seat.kube_nodes.push(kube_node(pod));
+        }
+    }
+    picks
+}
+
+/// The seat `pod` should take: the one with the fewest replicas, then the
+/// fewest members on `pod`'s Kubernetes node, then the lowest primary
+/// ordinal. Counts the seat taken, so several pods placed in a row spread
+/// out.
+fn seat_index<'a>(seats: &mut [ShardSeat<'a>], pod: &PodState<'a>) -> Option<usize> {
     let node = kube_node(pod);
-    let seat = seats.iter_mut().min_by_key(|s| {
+    let (i, seat) = seats.iter_mut().enumerate().min_by_key(|(_, s)| {
         (
             s.replicas,
             s.kube_nodes.iter().filter(|n| **n == node).count(),
@@ -64,7 +116,7 @@ pub fn seat_replica<'a>(
     })?;
     seat.replicas = seat.replicas.saturating_add(1);
     seat.kube_nodes.push(node);
-    Some((seat.primary, seat.node_id))
+    Some(i)
 }
 
 /// The Kubernetes node of `pod`, for seats.

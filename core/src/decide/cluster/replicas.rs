@@ -7,7 +7,7 @@
 
 use logbook_journal::{Intent, ReasonCode};
 
-use super::layout::{ShardSeat, node_of, seat_replica};
+use super::layout::{ShardSeat, node_of, seat_replicas};
 use super::{desired_replicas, members, short};
 use crate::decide::Decision;
 use crate::decide::view::ClusterView;
@@ -88,6 +88,7 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
     let seat_ids: Vec<&str> = seats.iter().map(|s| s.node_id).collect();
     let want = desired_replicas(view);
     let mut out = Vec::new();
+    let mut seated = Vec::new();
     for m in &members {
         let empty = m.report.is_primary() && m.report.slots.is_empty();
         let orphan = m.report.primary_id.as_deref().is_some_and(|p| {
@@ -102,9 +103,15 @@ pub fn decide_replicas(view: &ClusterView<'_>) -> Vec<Decision> {
         if !(empty || orphan) || picked.contains(&m.name()) || leaving {
             continue;
         }
-        let Some((primary, node_id)) = seat_replica(&mut seats, &m.pod) else {
+        seated.push(m);
+    }
+    let pods: Vec<_> = seated.iter().map(|m| &m.pod).collect();
+    let picks = seat_replicas(&mut seats, &pods);
+    for (m, pick) in seated.into_iter().zip(picks) {
+        let Some(seat) = pick.and_then(|i| seats.get(i)) else {
             continue;
         };
+        let (primary, node_id) = (seat.primary, seat.node_id);
         out.push(Decision::new(
             Intent::ReplicateShard {
                 pod: m.name().to_owned(),

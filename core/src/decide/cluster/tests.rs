@@ -263,6 +263,57 @@ fn empty_nodes_become_replicas_of_the_shards_with_fewest() {
 }
 
 #[test]
+fn no_replica_is_seated_beside_its_primary_when_another_seat_is_free() {
+    // As the real scheduler placed them on three nodes: each node holds a
+    // primary and one empty pod. Seated greedily in ordinal order, demo-5
+    // would be left only the shard of demo-2, on its own node.
+    let mut g = Given::cluster(3, 1);
+    for (i, on) in [
+        (0, "n17"),
+        (1, "n18"),
+        (2, "n16"),
+        (3, "n18"),
+        (4, "n17"),
+        (5, "n16"),
+    ] {
+        g.event(Event::PodObserved {
+            pod: pod(i),
+            uid: format!("uid-{i}-r1"),
+            ip: Some(format!("10.0.0.{i}")),
+            phase: PodPhase::Running,
+            ready: true,
+            node: Some(on.into()),
+            revision: Some("r1".into()),
+        });
+    }
+    let everyone: Vec<_> = (0..6).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let split = even_split(3);
+    for i in 0..6 {
+        let mut n = lone(i);
+        if i < 3 {
+            n.slots = vec![split[i as usize]];
+        }
+        g.report(&n, &everyone, &[]);
+    }
+    let on = |i: u32| ["n17", "n18", "n16", "n18", "n17", "n16"][i as usize];
+    let mut followed = Vec::new();
+    for intent in g.intents() {
+        let Intent::ReplicateShard {
+            pod: p, primary, ..
+        } = intent
+        else {
+            continue;
+        };
+        let num = |name: &str| -> u32 { name.trim_start_matches("demo-").parse().unwrap() };
+        let (r, q) = (num(&p), num(&primary));
+        assert_ne!(on(r), on(q), "{p} replicates {primary} on its own node");
+        followed.push(q);
+    }
+    followed.sort_unstable();
+    assert_eq!(followed, vec![0, 1, 2], "each shard gets one replica");
+}
+
+#[test]
 fn a_replica_too_many_in_one_shard_moves_to_a_shard_without_one() {
     // demo-5 followed demo-2 and now follows demo-1 (seated there while
     // demo-4 was cut off, which came back): demo-1's shard has two in
