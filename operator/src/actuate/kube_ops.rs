@@ -956,6 +956,9 @@ async fn delete_each(
     for secret in [
         logbook_crds::connection_secret_name(name),
         logbook_crds::v1alpha1::generated_password_secret(name).name,
+        // The internal users' passwords: left to the garbage collector,
+        // a foreground deletion of the cluster waited on it for good.
+        resources::internal_users::internal_secret_name(name),
     ] {
         one::<Secret>(client, ns, &secret, deleted).await?;
     }
