@@ -672,17 +672,63 @@ async fn delete_the_owner(policy: PropagationPolicy, delete_pvcs: bool) {
         )
         .await
         .unwrap();
-    env.eventually(
-        Duration::from_secs(120),
-        "the ValkeyCluster and its pods gone",
-        || {
-            let env = &env;
-            async move {
-                env.vkcs().get_opt(NAME).await.unwrap().is_none() && env.pods(NAME).await.is_empty()
-            }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let vkc = env.vkcs().get_opt(NAME).await.unwrap();
+        let pods = env.pods(NAME).await;
+        if vkc.is_none() && pods.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let claims: Api<PersistentVolumeClaim> = env.api();
+            let owned = |m: &kube::api::ObjectMeta| {
+                format!(
+                    "{} finalizers {:?} deleting {} owners {:?}",
+                    m.name.clone().unwrap_or_default(),
+                    m.finalizers,
+                    m.deletion_timestamp.is_some(),
+                    m.owner_references
+                        .iter()
+                        .flatten()
+                        .map(|o| format!(
+                            "{} {} block {:?}",
+                            o.kind, o.name, o.block_owner_deletion
+                        ))
+                        .collect::<Vec<_>>()
+                )
+            };
+            let left: Vec<String> = vkc
+                .iter()
+                .map(|v| owned(&v.metadata))
+                .chain(pods.iter().map(|p| owned(&p.metadata)))
+                .chain(
+                    claims
+                        .list(&ListParams::default())
+                        .await
+                        .unwrap()
+                        .items
+                        .iter()
+                        .map(|c| owned(&c.metadata)),
+                )
+                .collect();
+            let (_, everything, _) = kubectl_ran(
+                &env,
+                &[
+                    "get",
+                    "all,configmaps,secrets,poddisruptionbudgets,endpointslices,controllerrevisions,leases,serviceaccounts,roles,rolebindings,networkpolicies",
+                    "-o",
+                    "custom-columns=KIND:.kind,NAME:.metadata.name,OWNERS:.metadata.ownerReferences[*].name,DELETING:.metadata.deletionTimestamp,FINALIZERS:.metadata.finalizers",
+                ],
+                "",
+            );
+            panic!(
+                "{policy:?}: the ValkeyCluster or its pods still there 90 s after the deletion:\n{}\n{everything}\n--- operator log ---\n{}",
+                left.join("\n"),
+                env.logs.tail(30).join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let gone = fault.elapsed();
     let log = writer.stop().await;
     let acked = log.acked_keys();
