@@ -252,10 +252,11 @@ test-node:
 ## Cluster (bootstrap, failovers, volumes lost), TLS with a renewal, users
 ## and password rotation, backups and restores, reshards (atomic and the
 ## classic pipeline of Redis 7), NetworkPolicy enforced on every topology;
+## each way a pod is taken away (the kubelet's eviction runs only here);
 ## then the short soak of every topology on
 ## the node. Not in `make test` (about 30 minutes here on two cores);
 ## `make test-node` is its tier there.
-NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users operator_backup operator_reshard operator_reshard_classic operator_network_policy
+NODE_SUITES = operator_replication operator_sentinel operator_cluster operator_tls operator_users operator_backup operator_reshard operator_reshard_classic operator_network_policy operator_disruptions
 .PHONY: test-node-suites
 test-node-suites:
 	bash scripts/node.sh build
