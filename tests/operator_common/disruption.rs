@@ -46,7 +46,8 @@ impl RoleHistory {
     }
 }
 
-/// Asks `ROLE` of every address the cluster's pods ever had, every 50 ms.
+/// Asks `ROLE` of every address the cluster's pods ever had, every 50 ms
+/// (each answer awaited 300 ms at most).
 pub struct RoleWatch {
     history: Arc<Mutex<RoleHistory>>,
     task: tokio::task::JoinHandle<()>,
@@ -81,7 +82,16 @@ impl RoleWatch {
                 let answers = futures::future::join_all(asked.iter().map(|(addr, pod)| {
                     let password = password.clone();
                     async move {
-                        let role = try_role(addr, &password).await.map(|r| r.0);
+                        // 300 ms at most: a gone address must not slow
+                        // the rounds (two rounds in a row is the rule).
+                        let role = tokio::time::timeout(
+                            Duration::from_millis(300),
+                            try_role(addr, &password),
+                        )
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| r.0);
                         (format!("{pod}@{addr}"), role)
                     }
                 }))
@@ -213,6 +223,8 @@ impl UnderWriter {
     pub async fn check(self, env: &Env, fault: Instant, what: &str, at: &str) -> Measured {
         env.wait_acked_after(&self.probe, Instant::now(), what)
             .await;
+        // Two more seconds of writes on the settled cluster.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let log = self.probe.stop().await;
         let roles = self.roles.stop();
         let doubles = roles.two_primaries_in_a_row();
