@@ -459,3 +459,197 @@ async fn a_clusters_shards_are_spread_by_the_real_scheduler() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
+async fn a_dead_primarys_node_is_failed_over_and_a_person_replaces_its_pod() {
+    let mut env = Env::start_on_nodes("dead-node", NODES).await;
+    // Pods leave an unreachable node after 5 s rather than the default
+    // 300 s, as a user may ask with the spec's tolerations.
+    let yaml = replication_yaml("demo", 3).replace(
+        "  storage:\n",
+        "  tolerations:\n  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 5}\n  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 5}\n  storage:\n",
+    );
+    let placed = ready_on_three_nodes(&env, &yaml).await;
+    let mut old = primary(&env.vkc("demo").await);
+    let first = env.nodes()[0].name.clone();
+    if placed[&old].0 == first {
+        env.patch(
+            "demo",
+            serde_json::json!({"metadata": {"annotations": {
+                "valkey.logbook.dev/failover-requested": "move-off-the-first-node"}}}),
+        )
+        .await;
+        old = primary(
+            &env.wait_primary_moved("demo", &old, Duration::from_secs(60))
+                .await,
+        );
+        env.wait_ready("demo", 3, READY).await;
+    }
+    let node = placed[&old].0.clone();
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    env.eventually(
+        Duration::from_secs(20),
+        "the Service to reach the primary",
+        || {
+            let (service, password) = (service.clone(), password.clone());
+            async move {
+                try_role(&service, &password)
+                    .await
+                    .is_some_and(|(k, _)| k == "master")
+            }
+        },
+    )
+    .await;
+    write_keys(&service, &password, "bulk", BULK).await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+
+    let fault = Instant::now();
+    env.stop_node(&node).await;
+    let moved = env
+        .wait_primary_moved("demo", &old, Duration::from_secs(60))
+        .await;
+    let new = primary(&moved);
+    let new_addr = env.pod_addr(&new).await;
+    eprintln!(
+        "{old} on the dead {node}: {new} promoted after {:?}",
+        fault.elapsed()
+    );
+    env.wait_acked_after(&probe, fault, "a write acknowledged after the node died")
+        .await;
+    // Kubernetes cannot replace the pod by itself: evicted from the
+    // unreachable node, it stays Terminating, as no kubelet confirms.
+    env.eventually(
+        Duration::from_secs(120),
+        "the dead node's pod Terminating",
+        || async {
+            env.api::<k8s_openapi::api::core::v1::Pod>()
+                .get(&old)
+                .await
+                .is_ok_and(|p| p.metadata.deletion_timestamp.is_some())
+        },
+    )
+    .await;
+    // The status says which pod, on which node, and what a person does;
+    // a Warning Event says it too.
+    let vkc = env
+        .wait_status(
+            "demo",
+            Duration::from_secs(60),
+            "Degraded: PodNotExiting",
+            |v| {
+                v.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Degraded"
+                            && c.reason == "PodNotExiting"
+                            && c.message.contains(&format!("kubectl taint nodes {node}"))
+                    })
+                })
+            },
+        )
+        .await;
+    let status = vkc.status.clone().unwrap();
+    eprintln!(
+        "while {node} is dead: phase {:?}, conditions {:?}",
+        status.phase,
+        status
+            .conditions
+            .iter()
+            .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+            .collect::<Vec<_>>()
+    );
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.api();
+    env.eventually(
+        Duration::from_secs(30),
+        "a PodNotExiting Warning Event",
+        || async {
+            events.list(&Default::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("PodNotExiting")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(primary(&vkc), new);
+    // What a person does (docs/guide/operations.md, "A node that does
+    // not come back"): declares the node out of service, so Kubernetes
+    // deletes its pods; the volume was in the dead node's zone, so its
+    // claim goes too, and the pod starts elsewhere, empty, and is
+    // re-seeded from the primary.
+    let (ok, out) = env
+        .kubectl_async(&[
+            "taint",
+            "nodes",
+            &node,
+            "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute",
+        ])
+        .await;
+    assert!(ok, "kubectl taint: {out}");
+    let claim = format!("data-{old}");
+    let (ok, out) = env
+        .kubectl_async(&["delete", "pvc", &claim, "--wait=false"])
+        .await;
+    assert!(ok, "kubectl delete pvc {claim}: {out}");
+    let replaced = Instant::now();
+    env.eventually(
+        Duration::from_secs(120),
+        "the dead node's pod gone",
+        || async {
+            env.api::<k8s_openapi::api::core::v1::Pod>()
+                .get(&old)
+                .await
+                .is_ok_and(|p| p.spec.and_then(|s| s.node_name).as_deref() != Some(node.as_str()))
+        },
+    )
+    .await;
+    // A recreated pod may be placed before its old claim is gone: delete
+    // it once so that its claim is made anew.
+    let pending = env
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .get(&old)
+        .await
+        .is_ok_and(|p| p.status.and_then(|s| s.phase).as_deref() == Some("Pending"));
+    if pending {
+        env.delete_pod(&old).await;
+    }
+    let vkc = env.wait_ready("demo", 3, READY).await;
+    eprintln!(
+        "{old} replaced and in sync {:?} after the person acted",
+        replaced.elapsed()
+    );
+    assert_eq!(primary(&vkc), new, "the primary moved again");
+    let log = probe.stop().await;
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &new_addr, &password).await;
+    eprintln!(
+        "dead {node}: {acked} acknowledged writes kept, {failed} failed; longest time without a \
+         successful write {:?}",
+        log.longest_gap_from(fault)
+    );
+    let old_addr = env.pod_addr(&old).await;
+    assert_ne!(env.node_of(&old).await, node);
+    assert_eq!(
+        count_missing(&old_addr, &password, "bulk", BULK).await,
+        0,
+        "{old} not re-seeded"
+    );
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let moves = moves_from(&events, &old);
+    assert!(
+        moves
+            .iter()
+            .any(|(i, _)| matches!(i, Intent::PromoteReplica { pod, .. } if *pod == new)),
+        "no promotion of {new} from {old} journaled: {moves:?}"
+    );
+    eprintln!("{}", env.replay_dir("demo", &["failovers"]).await.unwrap());
+    env.finish().await;
+}

@@ -1,7 +1,9 @@
 //! Given events, when `decide` runs, then exactly these intents.
 
 use logbook_crds::{Topology, ValkeyClusterSpec};
-use logbook_journal::{Event, Intent, LinkStatus, Reachability, ReasonCode, Role, SpecFingerprint};
+use logbook_journal::{
+    Event, Intent, LinkStatus, PodPhase, Reachability, ReasonCode, Role, SpecFingerprint,
+};
 use uuid::Uuid;
 
 use crate::decide::Decision;
@@ -823,4 +825,47 @@ fn a_cluster_bound_again_adopts_the_primary_its_user_chose() {
     g.applied(1);
     g.label(1, Role::Primary).label(0, Role::Replica);
     assert!(g.intents().is_empty(), "{:?}", g.intents());
+}
+
+#[test]
+fn a_pod_being_deleted_that_stopped_answering_is_said_with_what_to_do() {
+    let mut g = Given::converged(3);
+    let degraded = |g: &Given| {
+        g.status()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Degraded")
+            .unwrap()
+    };
+    // Its node died: the pod is evicted, never confirmed gone.
+    g.event(Event::PodObserved {
+        pod: pod(2),
+        uid: "uid-2-r1".into(),
+        ip: Some("10.0.0.2".into()),
+        phase: PodPhase::Running,
+        ready: false,
+        node: Some("node-b".into()),
+        revision: Some("r1".into()),
+    });
+    assert_eq!(degraded(&g).reason, "ReducedRedundancy");
+    g.event(Event::PodTerminating { pod: pod(2) });
+    g.reach(2, Reachability::TimedOut);
+    let d = degraded(&g);
+    assert_eq!(d.status, "True");
+    assert_eq!(d.reason, "PodNotExiting");
+    assert!(
+        d.message.contains("demo-2 is being deleted"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.contains(
+            "kubectl taint nodes node-b node.kubernetes.io/out-of-service=nodeshutdown:NoExecute"
+        ),
+        "{}",
+        d.message
+    );
+    // Gone (a person declared the node, or it came back): said no more.
+    g.event(Event::PodDeleted { pod: pod(2) });
+    assert_ne!(degraded(&g).reason, "PodNotExiting");
 }

@@ -73,6 +73,15 @@ const FAILURES_SHOWN: usize = 3;
 /// person must act on (the shell also raises it as a Warning Event).
 pub const REASON_QUORUM_LOST: &str = "QuorumLost";
 
+/// The Degraded reason while a pod being deleted has stopped answering
+/// and is not gone: its node is down or cut off, and Kubernetes replaces
+/// it only once that node's kubelet confirms it stopped, or a person
+/// declares the node out of service. A failure a person must act on
+/// (the shell also raises it as a Warning Event). Logbook never
+/// force-deletes it: a node cut off looks the same from the API, and its
+/// pod may still run.
+pub const REASON_POD_NOT_EXITING: &str = "PodNotExiting";
+
 /// The Degraded reason of a cluster waking with no pod that holds what
 /// it made durable before it slept (its volumes lost or replaced): none
 /// is given writes, a failure a person must act on (the shell also
@@ -140,6 +149,7 @@ pub fn render_status(state: &ClusterState, ctx: &StatusContext<'_>) -> ValkeyClu
         ));
     }
     note_container_failures(&mut status, state);
+    note_pods_not_exiting(&mut status, state);
     note_apply_refused(&mut status, state, generation);
     note_upgrade(&mut status, &view);
     note_standby(&mut status, &view);
@@ -536,6 +546,58 @@ fn note_container_failures(status: &mut ValkeyClusterStatus, state: &ClusterStat
             c.message = format!("{}; {failing}", c.message);
         } else if c.type_ == CONDITION_DEGRADED && c.status == "True" {
             c.message = format!("{}; {failing}", c.message);
+        }
+    }
+}
+
+/// Pods being deleted that have stopped answering, with their nodes:
+/// (pod, node, answering no more since).
+fn pods_not_exiting(state: &ClusterState) -> Vec<(&str, &str, Option<Timestamp>)> {
+    state
+        .pods
+        .iter()
+        .filter(|(_, v)| {
+            v.terminating
+                && !matches!(
+                    v.reachability,
+                    Some(logbook_journal::Reachability::Reachable) | None
+                )
+        })
+        .map(|(pod, v)| {
+            (
+                pod.as_str(),
+                v.node.as_deref().unwrap_or("unknown"),
+                v.failing_since,
+            )
+        })
+        .collect()
+}
+
+/// A pod being deleted that no longer answers: while the cluster is down
+/// a pod for it (`ReducedRedundancy`), `Degraded` says which, on what
+/// node, and what a person does if that node is gone.
+fn note_pods_not_exiting(status: &mut ValkeyClusterStatus, state: &ClusterState) {
+    let stuck = pods_not_exiting(state);
+    if stuck.is_empty() {
+        return;
+    }
+    let what = stuck
+        .iter()
+        .map(|(pod, node, since)| {
+            let since = since.map(|t| format!(" since {t}")).unwrap_or_default();
+            format!(
+                "{pod} is being deleted but has not answered{since} and is not gone: its node {node} \
+                 may be down or cut off. Kubernetes replaces it once that node's kubelet confirms it \
+                 stopped; if {node} is gone for good, declare it: kubectl taint nodes {node} \
+                 node.kubernetes.io/out-of-service=nodeshutdown:NoExecute"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    for c in &mut status.conditions {
+        if c.type_ == CONDITION_DEGRADED && c.status == "True" && c.reason == "ReducedRedundancy" {
+            c.reason = REASON_POD_NOT_EXITING.to_owned();
+            c.message = format!("{}; {what}", c.message);
         }
     }
 }

@@ -38,7 +38,8 @@ use super::journal::ClusterJournal;
 use super::span::ClusterSpan;
 use crate::actuate::{ActError, Done, Executor, Target};
 use crate::decide::status::{
-    REASON_DATA_LOST, REASON_QUORUM_LOST, REASON_RESHARD_FAILING, StatusContext, render_status,
+    REASON_DATA_LOST, REASON_POD_NOT_EXITING, REASON_QUORUM_LOST, REASON_RESHARD_FAILING,
+    StatusContext, render_status,
 };
 use crate::decide::{already_done, decide, promotion_found_done};
 use crate::journal_store::{AnyStore, ConfigMapStore, JournalBackend};

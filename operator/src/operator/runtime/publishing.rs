@@ -171,10 +171,11 @@ impl ClusterRuntime {
 
 /// The Degraded reasons a person must act on, each raised as a Warning
 /// Event (with its action) when it arises.
-const RAISED: [(&str, &str); 3] = [
+const RAISED: [(&str, &str); 4] = [
     (REASON_QUORUM_LOST, "Failover"),
     (REASON_RESHARD_FAILING, "Reshard"),
     (REASON_DATA_LOST, "Wake"),
+    (REASON_POD_NOT_EXITING, "Replace"),
 ];
 
 /// The message of the status' Degraded condition when it holds for
