@@ -622,6 +622,42 @@ async fn the_kubelet_evicting_the_primary_over_its_ephemeral_storage_fails_over(
         reason.is_none() || reason.as_deref() == Some("Evicted"),
         "{old} failed for {reason:?}: {message:?}"
     );
+    // The kubelet's own word that it evicted the pod (the StatefulSet's
+    // controller may have replaced the failed pod before a poll saw it).
+    let events: Api<k8s_openapi::api::core::v1::Event> = env.api();
+    let mut said = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while said.is_none() {
+        said = events
+            .list(
+                &ListParams::default().fields(&format!("involvedObject.name={old},reason=Evicted")),
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.involved_object.uid == uid)
+            .map(|e| {
+                format!(
+                    "{} ({}): {}",
+                    e.reason.unwrap_or_default(),
+                    e.source.and_then(|s| s.component).unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                )
+            });
+        assert!(
+            Instant::now() < deadline,
+            "no Evicted event for {old}: it was not the kubelet's eviction"
+        );
+        if said.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let said = said.unwrap();
+    assert!(
+        said.contains("ephemeral"),
+        "evicted for another reason: {said}"
+    );
     let (new, at) = settled_off(&env, &old, Duration::from_secs(60)).await;
     let measured = writer
         .check(&env, fault, "a write after the kubelet's eviction", &at)
@@ -629,7 +665,7 @@ async fn the_kubelet_evicting_the_primary_over_its_ephemeral_storage_fails_over(
     let events = journal(&mut env).await;
     let why = explain_failover(&events, &old, uid.as_deref().unwrap());
     eprintln!(
-        "kubelet eviction: {old} -> {new} ({reason:?}: {message:?}): {measured}\nkubelet eviction: journal: {why}"
+        "kubelet eviction: {old} -> {new} (phase Failed seen: {reason:?}; {said}): {measured}\nkubelet eviction: journal: {why}"
     );
     env.finish().await;
 }
