@@ -653,3 +653,107 @@ async fn a_dead_primarys_node_is_failed_over_and_a_person_replaces_its_pod() {
     eprintln!("{}", env.replay_dir("demo", &["failovers"]).await.unwrap());
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
+async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
+    let env = Env::start_on_nodes("zone-lost", NODES).await;
+    env.apply_yaml(&cluster_yaml("shop")).await;
+    let vkc = env
+        .wait_status(
+            "shop",
+            READY,
+            "3 shards of a primary and a replica",
+            cluster_ready,
+        )
+        .await;
+    let password = env.password("shop").await;
+    let mut seeds = Vec::new();
+    for i in 0..6 {
+        seeds.push(env.pod_addr(&format!("shop-{i}")).await);
+    }
+    let mut config = logbook_bench::cluster_writer::ClusterProbeConfig::new(seeds.clone(), "w");
+    config.password = Some(logbook::valkey::Password::new(password.clone()));
+    let probe = logbook_bench::cluster_writer::start_cluster_probe(config);
+    env.eventually(Duration::from_secs(20), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 50 }
+    })
+    .await;
+    // A zone other than the first node's (the host's way to Services):
+    // each zone is one node here, holding one shard's primary and another
+    // shard's replica.
+    let first = env.nodes()[0].name.clone();
+    let mut lost = None;
+    for shard in &vkc.status.as_ref().unwrap().shards {
+        let on = env.node_of(shard.primary.as_ref().unwrap()).await;
+        if on != first {
+            lost = Some(on);
+            break;
+        }
+    }
+    let lost = lost.expect("a shard primary off the first node");
+    let zone = env.zone_of(&lost).await;
+    let fault = Instant::now();
+    env.partition_node(&lost, true).await;
+    // Every shard has a primary again, none in the lost zone.
+    let mut primaries_on = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let vkc = env.vkc("shop").await;
+        primaries_on.clear();
+        for shard in &vkc.status.as_ref().unwrap().shards {
+            if let Some(p) = &shard.primary {
+                primaries_on.push(env.node_of(p).await);
+            }
+        }
+        if primaries_on.len() == 3 && !primaries_on.contains(&lost) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after losing {zone:?} the primaries are on {primaries_on:?}\n{}",
+            env.dump("shop").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let served = fault.elapsed();
+    env.eventually(
+        Duration::from_secs(30),
+        "writes taken (SET answered OK) after the loss: acknowledged by a replica only in the shard that kept both its members",
+        || {
+            let after = probe
+                .snapshot()
+                .attempts
+                .iter()
+                .filter(|a| a.succeeded() && a.started > fault + served)
+                .count();
+            async move { after >= 10 }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.partition_node(&lost, false).await;
+    env.wait_status("shop", READY, "Ready again after the heal", cluster_ready)
+        .await;
+    eventually_clean(&env, &password, 6, Duration::from_secs(90)).await;
+    let log = probe.stop().await;
+    let acked = log.acked_keys();
+    let pw = logbook::valkey::Password::new(password.clone());
+    let mut now = Vec::new();
+    for i in 0..6 {
+        now.push(env.pod_addr(&format!("shop-{i}")).await);
+    }
+    let missing = logbook_bench::cluster_client::missing_in_cluster(&now, Some(&pw), "w", &acked)
+        .await
+        .unwrap();
+    eprintln!(
+        "zone {zone:?} ({lost}) lost: every shard served again after {served:?}; {} acknowledged \
+         writes, {} missing; longest time without a successful write {:?}",
+        acked.len(),
+        missing.len(),
+        log.longest_gap_from(fault)
+    );
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    env.finish().await;
+}
