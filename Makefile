@@ -241,10 +241,12 @@ release-check:
 ## test-node: helm install, a Replication sample and a failover on the real
 ## node (scripts/test-node.sh), then three real nodes in three zones: the
 ## primary's node drained, and partitioned with a client on its side
-## (tests/operator_nodes.rs; part of `make test`).
+## (tests/operator_nodes.rs; part of `make test`; the rest of that suite is
+## in test-node-suites).
+NODES_SHORT = operator_nodes::draining_the_primarys_node operator_nodes::a_partitioned_primarys_node
 test-node:
 	bash scripts/test-node.sh
-	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --test main_lane -- --ignored --test-threads 1 operator_nodes::
+	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --test main_lane -- --ignored --test-threads 1 $(NODES_SHORT)
 
 ## test-node-suites: the end-to-end suites on the real node, each test on
 ## a control plane and a node of its own (LOGBOOK_E2E_NODE=containers;
@@ -262,6 +264,7 @@ test-node-suites:
 	bash scripts/node.sh build
 	IMAGE_PROFILE=dev bash scripts/images.sh
 	LOGBOOK_E2E_NODE=containers $(CARGO) test --workspace --locked --no-fail-fast --test main_lane --test long_lane --test crash_lane -- $(foreach t,$(NODE_SUITES),$(t)::)
+	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --test main_lane -- --ignored --test-threads 1 operator_nodes::
 	$(CARGO) run --locked -p logbook-bench -- soak --topology all --seed 20261126 --duration-seconds 60 --interval-seconds 6 --control-plane containers --operator-binary target/debug/logbook
 
 ## node: the real node's binaries (docs/node.md): kubelet and kube-proxy in

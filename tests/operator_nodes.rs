@@ -8,8 +8,13 @@
 //! write lost, never two primaries answering at once where the host can
 //! see them, and the journal saying what the operator saw and did.
 //!
-//! Ignored by default: they need the real nodes. `make test-node` runs
-//! them with `LOGBOOK_E2E_NODE=containers ... -- --ignored operator_nodes::`.
+//! Also: the primary's node killed whole (the pod left `Terminating`,
+//! said in the status, replaced once a person declares the node gone), a
+//! Cluster's zone cut off, and a Cluster placed by the real scheduler.
+//!
+//! Ignored by default: they need the real nodes. `make test-node` runs the
+//! drain and the partition (`LOGBOOK_E2E_NODE=containers ... -- --ignored
+//! ...`), `make test-node-suites` all of them.
 
 #![allow(
     clippy::unwrap_used,
@@ -89,7 +94,7 @@ fn moves_from(events: &[Envelope], old: &str) -> Vec<(Intent, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn draining_the_primarys_node_hands_the_primary_over_first() {
     let mut env = Env::start_on_nodes("drain", NODES).await;
     let placed = ready_on_three_nodes(&env, &replication_yaml("demo", 3)).await;
@@ -192,7 +197,7 @@ async fn draining_the_primarys_node_hands_the_primary_over_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
     let mut env = Env::start_on_nodes("partition", NODES).await;
     let fenced = replication_yaml("demo", 3).replace(
@@ -420,7 +425,7 @@ async fn side_client_log(env: &Env) -> Vec<(f64, u64, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn a_clusters_shards_are_spread_by_the_real_scheduler() {
     let env = Env::start_on_nodes("spread", NODES).await;
     env.apply_yaml(&cluster_yaml("demo")).await;
