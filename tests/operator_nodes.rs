@@ -10,7 +10,8 @@
 //!
 //! Also: the primary's node killed whole (the pod left `Terminating`,
 //! said in the status, replaced once a person declares the node gone), a
-//! Cluster's zone cut off, and a Cluster placed by the real scheduler.
+//! Cluster's zone cut off, a Cluster placed by the real scheduler, and
+//! `placement: Preferred` taking the primary back once its node returns.
 //!
 //! Ignored by default: they need the real nodes. `make test-node` runs the
 //! drain and the partition (`LOGBOOK_E2E_NODE=containers ... -- --ignored
@@ -760,5 +761,68 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
         log.longest_gap_from(fault)
     );
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
+async fn placement_preferred_takes_the_primary_back_when_its_node_returns() {
+    let env = Env::start_on_nodes("fail-back", NODES).await;
+    let yaml =
+        replication_yaml("demo", 3).replace("  storage:\n", "  placement: Preferred\n  storage:\n");
+    let placed = ready_on_three_nodes(&env, &yaml).await;
+    let preferred = "demo-0".to_owned();
+    let vkc = env.vkc("demo").await;
+    assert_eq!(primary(&vkc), preferred, "bootstrap onto the preferred pod");
+    let node = placed[&preferred].0.clone();
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let probe = write_probe(&service, &password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    let fault = Instant::now();
+    let (ok, out) = env
+        .kubectl_async(&[
+            "drain",
+            &node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=240s",
+        ])
+        .await;
+    assert!(ok, "kubectl drain {node}: {out}");
+    let moved = env
+        .wait_primary_moved("demo", &preferred, Duration::from_secs(60))
+        .await;
+    eprintln!(
+        "{preferred} drained off {node}: {} primary",
+        primary(&moved)
+    );
+    let (ok, out) = env.kubectl_async(&["uncordon", &node]).await;
+    assert!(ok, "kubectl uncordon {node}: {out}");
+    let returned = Instant::now();
+    // Back on its node and in sync past the hold-down, the preferred pod
+    // takes the primary back by a planned hand-over.
+    let vkc = env
+        .wait_status(
+            "demo",
+            Duration::from_secs(180),
+            "the primary back on demo-0",
+            |v| v.status.as_ref().and_then(|s| s.primary.as_deref()) == Some("demo-0"),
+        )
+        .await;
+    eprintln!(
+        "{preferred} primary again {:?} after its node was uncordoned",
+        returned.elapsed()
+    );
+    assert_eq!(env.node_of(&preferred).await, node);
+    env.wait_ready("demo", 3, READY).await;
+    let log = probe.stop().await;
+    let at = env.pod_addr(&primary(&vkc)).await;
+    let (acked, failed) = check_no_acked_write_lost(&log, fault, &at, &password).await;
+    eprintln!("fail-back: {acked} acknowledged writes kept, {failed} failed");
     env.finish().await;
 }
