@@ -65,6 +65,75 @@ async fn ready_on_three_nodes(env: &Env, yaml: &str) -> BTreeMap<String, (String
     placed
 }
 
+/// A writer through `service` (`SET` then `WAIT 1`), once it has
+/// acknowledged writes.
+async fn writing(env: &Env, service: &str, password: &str) -> logbook_bench::WriteProbe {
+    let probe = write_probe(service, password, "probe");
+    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
+        let n = probe.acked_count();
+        async move { n >= 20 }
+    })
+    .await;
+    probe
+}
+
+/// `kubectl drain` of `node`, as a person runs it.
+async fn drain(env: &Env, node: &str) {
+    let (ok, out) = env
+        .kubectl_async(&[
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=240s",
+        ])
+        .await;
+    assert!(ok, "kubectl drain {node}: {out}");
+}
+
+/// The primary on a node other than the first (the host reaches Services
+/// through the first node, scripts/node.sh: a test cuts or kills another
+/// so that its writer's path stays), moved there by a requested failover
+/// if need be; with the password and the client Service once it reaches
+/// that primary (it follows the role labels a moment after the status).
+async fn primary_off_the_first_node(
+    env: &Env,
+    placed: &BTreeMap<String, (String, Option<String>)>,
+) -> (String, String, String) {
+    let mut old = primary(&env.vkc("demo").await);
+    let first = env.nodes()[0].name.clone();
+    if placed[&old].0 == first {
+        env.patch(
+            "demo",
+            serde_json::json!({"metadata": {"annotations": {
+                "valkey.logbook.dev/failover-requested": "move-off-the-first-node"}}}),
+        )
+        .await;
+        let vkc = env
+            .wait_primary_moved("demo", &old, Duration::from_secs(60))
+            .await;
+        old = primary(&vkc);
+        env.wait_ready("demo", 3, READY).await;
+    }
+    assert_ne!(placed[&old].0, first);
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    env.eventually(
+        Duration::from_secs(20),
+        "the Service to reach the primary",
+        || {
+            let (service, password) = (service.clone(), password.clone());
+            async move {
+                try_role(&service, &password)
+                    .await
+                    .is_some_and(|(k, _)| k == "master")
+            }
+        },
+    )
+    .await;
+    (old, password, service)
+}
+
 /// Every pod's address.
 async fn pod_addrs(env: &Env) -> Vec<String> {
     let mut addrs = Vec::new();
@@ -107,27 +176,13 @@ async fn draining_the_primarys_node_hands_the_primary_over_first() {
     write_keys(&service, &password, "bulk", BULK).await;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_roles(pod_addrs(&env).await, password.clone(), stop.clone());
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = writing(&env, &service, &password).await;
 
     // `kubectl drain` evicts through the Eviction API: the PDB allows one
     // pod down; the primary's pod holds its shutdown (preStop) until the
     // operator has handed the primary over.
     let fault = Instant::now();
-    let (ok, out) = env
-        .kubectl_async(&[
-            "drain",
-            &node,
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--timeout=240s",
-        ])
-        .await;
-    assert!(ok, "kubectl drain {node}: {out}");
+    drain(&env, &node).await;
     let drained = fault.elapsed();
     let moved = env
         .wait_primary_moved("demo", &old, Duration::from_secs(60))
@@ -206,50 +261,12 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
         &format!("    failureThreshold: 3\n    fenceIsolatedPrimarySeconds: {FENCE_SECONDS}\n"),
     );
     let placed = ready_on_three_nodes(&env, &fenced).await;
-    let mut old = primary(&env.vkc("demo").await);
-    // The host reaches Services through the first node (scripts/node.sh):
-    // cut a node other than that one, so the writer's path stays.
-    let first = env.nodes()[0].name.clone();
-    if placed[&old].0 == first {
-        env.patch(
-            "demo",
-            serde_json::json!({"metadata": {"annotations": {
-                "valkey.logbook.dev/failover-requested": "move-off-the-first-node"}}}),
-        )
-        .await;
-        let vkc = env
-            .wait_primary_moved("demo", &old, Duration::from_secs(60))
-            .await;
-        old = primary(&vkc);
-        env.wait_ready("demo", 3, READY).await;
-    }
-    let password = env.password("demo").await;
-    let service = env.service_addr("demo").await;
-    // The client Service follows the role labels a moment after the status.
-    env.eventually(
-        Duration::from_secs(20),
-        "the Service to reach the primary",
-        || {
-            let (service, password) = (service.clone(), password.clone());
-            async move {
-                try_role(&service, &password)
-                    .await
-                    .is_some_and(|(k, _)| k == "master")
-            }
-        },
-    )
-    .await;
+    let (old, password, service) = primary_off_the_first_node(&env, &placed).await;
     let node = placed[&old].0.clone();
-    assert_ne!(node, first);
     write_keys(&service, &password, "bulk", BULK).await;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_roles(pod_addrs(&env).await, password.clone(), stop.clone());
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = writing(&env, &service, &password).await;
 
     // A client on the primary's side of the cut: a pod on its node that
     // writes to it directly, logging each reply with the time.
@@ -477,44 +494,10 @@ async fn a_dead_primarys_node_is_failed_over_and_a_person_replaces_its_pod() {
         "  tolerations:\n  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 5}\n  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 5}\n  storage:\n",
     );
     let placed = ready_on_three_nodes(&env, &yaml).await;
-    let mut old = primary(&env.vkc("demo").await);
-    let first = env.nodes()[0].name.clone();
-    if placed[&old].0 == first {
-        env.patch(
-            "demo",
-            serde_json::json!({"metadata": {"annotations": {
-                "valkey.logbook.dev/failover-requested": "move-off-the-first-node"}}}),
-        )
-        .await;
-        old = primary(
-            &env.wait_primary_moved("demo", &old, Duration::from_secs(60))
-                .await,
-        );
-        env.wait_ready("demo", 3, READY).await;
-    }
+    let (old, password, service) = primary_off_the_first_node(&env, &placed).await;
     let node = placed[&old].0.clone();
-    let password = env.password("demo").await;
-    let service = env.service_addr("demo").await;
-    env.eventually(
-        Duration::from_secs(20),
-        "the Service to reach the primary",
-        || {
-            let (service, password) = (service.clone(), password.clone());
-            async move {
-                try_role(&service, &password)
-                    .await
-                    .is_some_and(|(k, _)| k == "master")
-            }
-        },
-    )
-    .await;
     write_keys(&service, &password, "bulk", BULK).await;
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = writing(&env, &service, &password).await;
 
     let fault = Instant::now();
     env.stop_node(&node).await;
@@ -777,23 +760,9 @@ async fn placement_preferred_takes_the_primary_back_when_its_node_returns() {
     let node = placed[&preferred].0.clone();
     let password = env.password("demo").await;
     let service = env.service_addr("demo").await;
-    let probe = write_probe(&service, &password, "probe");
-    env.eventually(Duration::from_secs(10), "acknowledged writes", || {
-        let n = probe.acked_count();
-        async move { n >= 20 }
-    })
-    .await;
+    let probe = writing(&env, &service, &password).await;
     let fault = Instant::now();
-    let (ok, out) = env
-        .kubectl_async(&[
-            "drain",
-            &node,
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--timeout=240s",
-        ])
-        .await;
-    assert!(ok, "kubectl drain {node}: {out}");
+    drain(&env, &node).await;
     let moved = env
         .wait_primary_moved("demo", &preferred, Duration::from_secs(60))
         .await;
