@@ -113,6 +113,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # debootstrap lays the Debian base of the Valkey and Redis images
 # (scripts/images.sh); gcc and libc6-dev compile the pause image.
 command -v runc >/dev/null 2>&1 || missing+=(runc)
+# openssl signs the certificates of the nodes after the first
+# (scripts/node.sh certs, `--nodes N`).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
