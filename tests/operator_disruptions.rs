@@ -89,7 +89,7 @@ fn saw_leave(e: &Event, pod: &str, uid: &str) -> Option<String> {
 /// promotion. Panics naming what is missing. Returns the observation and
 /// the decisions from it to the promotion, as one line.
 fn explain_failover(events: &[Envelope], old: &str, uid: &str) -> String {
-    let promoted = decisions(events)
+    let promoted = journal_decisions(events)
         .into_iter()
         .find(|(_, i, _)| matches!(i, Intent::PromoteReplica { from: Some(f), .. } if f == old))
         .unwrap_or_else(|| {
@@ -290,7 +290,7 @@ async fn kubectl_rollout_restart_replaces_every_pod_the_primary_handed_over_firs
         .check(&env, fault, "a write after the rollout", &at)
         .await;
     let events = journal(&mut env).await;
-    let decided = decisions(&events);
+    let decided = journal_decisions(&events);
     let handover = decided
         .iter()
         .position(|(_, i, _)| matches!(i, Intent::Switchover { from, .. } if *from == old))
@@ -854,7 +854,7 @@ async fn delete_the_owner(policy: PropagationPolicy, delete_pvcs: bool) {
         done.last().is_some_and(|(_, complete)| *complete),
         "the deletion never completed: {done:?}"
     );
-    let failovers: Vec<_> = decisions(&events[requested..])
+    let failovers: Vec<_> = journal_decisions(&events[requested..])
         .into_iter()
         .filter(|(_, i, _)| matches!(i, Intent::PromoteReplica { .. }))
         .collect();

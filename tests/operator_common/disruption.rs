@@ -312,7 +312,7 @@ pub fn kubectl_ran(env: &Env, args: &[&str], stdin: &str) -> (i32, String, Strin
 }
 
 /// The journal's decisions as (index of the envelope, intent, reason).
-pub fn decisions(
+pub fn journal_decisions(
     events: &[logbook_journal::Envelope],
 ) -> Vec<(usize, logbook_journal::Intent, logbook_journal::ReasonCode)> {
     events
