@@ -646,7 +646,7 @@ async fn a_dead_primarys_node_is_failed_over_and_a_person_replaces_its_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
-    let env = Env::start_on_nodes("zone-lost", NODES).await;
+    let mut env = Env::start_on_nodes("zone-lost", NODES).await;
     env.apply_yaml(&cluster_yaml("shop")).await;
     let vkc = env
         .wait_status(
@@ -675,13 +675,14 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
     let first = env.nodes()[0].name.clone();
     let mut lost = None;
     for shard in &vkc.status.as_ref().unwrap().shards {
-        let on = env.node_of(shard.primary.as_ref().unwrap()).await;
+        let p = shard.primary.clone().unwrap();
+        let on = env.node_of(&p).await;
         if on != first {
-            lost = Some(on);
+            lost = Some((on, p));
             break;
         }
     }
-    let lost = lost.expect("a shard primary off the first node");
+    let (lost, lost_primary) = lost.expect("a shard primary off the first node");
     let zone = env.zone_of(&lost).await;
     let fault = Instant::now();
     env.partition_node(&lost, true).await;
@@ -744,13 +745,34 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
         log.longest_gap_from(fault)
     );
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    // The journal explains it: the lost primary's shard failed over to
+    // its replica by the operator.
+    let stream = env.stream("shop").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let over: Vec<&Intent> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Event::Decided { intents } => Some(intents.iter().map(|p| &p.intent)),
+            _ => None,
+        })
+        .flatten()
+        .filter(
+            |i| matches!(i, Intent::ClusterFailover { from: Some(f), .. } if *f == lost_primary),
+        )
+        .collect();
+    assert!(
+        !over.is_empty(),
+        "no ClusterFailover of {lost_primary}'s shard journaled"
+    );
+    eprintln!("journaled: {over:?}");
     env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn placement_preferred_takes_the_primary_back_when_its_node_returns() {
-    let env = Env::start_on_nodes("fail-back", NODES).await;
+    let mut env = Env::start_on_nodes("fail-back", NODES).await;
     let yaml =
         replication_yaml("demo", 3).replace("  storage:\n", "  placement: Preferred\n  storage:\n");
     let placed = ready_on_three_nodes(&env, &yaml).await;
@@ -793,5 +815,17 @@ async fn placement_preferred_takes_the_primary_back_when_its_node_returns() {
     let at = env.pod_addr(&primary(&vkc)).await;
     let (acked, failed) = check_no_acked_write_lost(&log, fault, &at, &password).await;
     eprintln!("fail-back: {acked} acknowledged writes kept, {failed} failed");
+    // Journaled as a planned hand-over for the reason `FailBack`.
+    let stream = env.stream("demo").await;
+    env.stop_operator(Stop::Graceful).await;
+    let events = env.journal_events(&stream).await;
+    let back = events.iter().any(|e| match &e.body {
+        Event::Decided { intents } => intents.iter().any(|p| {
+            matches!(&p.intent, Intent::Switchover { to, .. } if *to == preferred)
+                && matches!(&p.reason.code, logbook_journal::ReasonCode::FailBack { pod } if *pod == preferred)
+        }),
+        _ => false,
+    });
+    assert!(back, "no FailBack switchover to {preferred} journaled");
     env.finish().await;
 }
