@@ -472,3 +472,62 @@ async fn cluster_under_a_network_policy() {
     blocked(&env, &[seed], &password, "after the failover");
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_under_a_network_policy() {
+    if skipped("Standalone") {
+        return;
+    }
+    let env = Env::start("netpol-standalone").await;
+    let yaml = "apiVersion: valkey.logbook.dev/v1alpha1\nkind: ValkeyCluster\nmetadata:\n  name: demo\nspec:\n  topology: Standalone\n  storage:\n    size: 1Gi\n";
+    let started = Instant::now();
+    env.apply_yaml(&with_policy(&env, yaml)).await;
+    env.wait_ready("demo", 1, Duration::from_secs(180)).await;
+    eprintln!(
+        "Standalone Ready under the policy after {:?}",
+        started.elapsed()
+    );
+    policy_applied(&env, "demo").await;
+    start_clients(&env).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let took = writes(
+        &env,
+        INSIDE,
+        &service,
+        &password,
+        false,
+        "k1",
+        Duration::from_secs(30),
+    )
+    .await;
+    eprintln!("the allowed client wrote through {service} ({took:?})");
+    let pod = env.pod_addr("demo-0").await;
+    blocked(
+        &env,
+        &[service.clone(), pod],
+        &password,
+        "before the restart",
+    );
+    // The pod replaced (its new address under the same policy): the
+    // operator reaches it again, the allowed client writes, the outside
+    // pod is still kept out.
+    env.delete_pod("demo-0").await;
+    let vkc = env.wait_ready("demo", 1, Duration::from_secs(120)).await;
+    let took = writes(
+        &env,
+        INSIDE,
+        &service,
+        &password,
+        false,
+        "k2",
+        Duration::from_secs(60),
+    )
+    .await;
+    eprintln!(
+        "after the pod was replaced the allowed client wrote again ({took:?}); primary {}",
+        primary(&vkc)
+    );
+    blocked(&env, &[service], &password, "after the restart");
+    env.finish().await;
+}
