@@ -331,12 +331,31 @@ pub(crate) async fn start_containers(
     ),
     BenchError,
 > {
+    start_nodes(prefix, 1).await
+}
+
+/// As [`start_containers`], with `count` real nodes in zones
+/// (`logbook local --nodes`).
+///
+/// # Errors
+/// As [`start_containers`].
+pub(crate) async fn start_nodes(
+    prefix: &str,
+    count: usize,
+) -> Result<
+    (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        logbook::local::containers::LocalContainers,
+    ),
+    BenchError,
+> {
     let dir = work_dir(prefix)?;
     let root = std::fs::canonicalize(dir.path()).map_err(|source| BenchError::Io {
         what: "the work directory".into(),
         source,
     })?;
-    let node = logbook::local::containers::LocalContainers::start(&root)
+    let node = logbook::local::containers::LocalContainers::start_nodes(&root, count)
         .await
         .map_err(|e| harness("the real control plane and node")(e.to_string()))?;
     Ok((dir, root, node))

@@ -34,7 +34,14 @@ pub enum Scenario {
     SlowCommand,
     /// `valkey.logbook.dev/switchover-to: auto`.
     Switchover,
+    /// The primary's node partitioned (its links dropped; its pods run
+    /// on), on three real nodes ([`BenchNode::Nodes`]), the cluster with
+    /// `fenceIsolatedPrimarySeconds` [`FENCE_SECONDS`].
+    PartitionNode,
 }
+
+/// The fence of the clusters on [`BenchNode::Nodes`].
+pub const FENCE_SECONDS: u32 = 2;
 
 impl Scenario {
     /// Name for tables.
@@ -46,6 +53,7 @@ impl Scenario {
             Scenario::DebugSleep => "operator: DEBUG SLEEP 1 on primary",
             Scenario::SlowCommand => "operator: a 1 s SORT on the primary",
             Scenario::Switchover => "operator: planned switchover",
+            Scenario::PartitionNode => "operator: primary's node partitioned (fence 2 s)",
         }
     }
 }
@@ -90,6 +98,9 @@ pub enum BenchNode {
     /// The real control plane and node (kubelet, containerd, runc; `make
     /// controlplane node images`): pods are containers of `make images`.
     Containers,
+    /// Three real nodes in three zones (`logbook local --nodes 3`): the
+    /// rows that need several nodes ([`Scenario::PartitionNode`]).
+    Nodes,
 }
 
 impl BenchNode {
@@ -98,6 +109,7 @@ impl BenchNode {
         match self {
             BenchNode::Process => "operator:",
             BenchNode::Containers => "operator, containers:",
+            BenchNode::Nodes => "operator, 3 nodes:",
         }
     }
 }
@@ -110,7 +122,9 @@ enum Backend {
 
 /// The real control plane and node in a new work directory, the operator
 /// beside them on the host (sled journal) and a client.
-async fn start_containers() -> Result<
+async fn start_containers(
+    count: usize,
+) -> Result<
     (
         Backend,
         logbook::local_cluster::OperatorTask,
@@ -119,7 +133,7 @@ async fn start_containers() -> Result<
     ),
     BenchError,
 > {
-    let (dir, root, node) = super::start_containers("logbook-bench-node-").await?;
+    let (dir, root, node) = super::start_nodes("logbook-bench-node-", count).await?;
     let kubeconfig = node.admin_kubeconfig().to_path_buf();
     let started = async {
         let operator = logbook::local_cluster::start_operator(
@@ -203,7 +217,8 @@ impl OperatorBench {
                 let (server, operator, client, dir) = start_local().await?;
                 (Backend::Local(server), operator, client, dir)
             }
-            BenchNode::Containers => start_containers().await?,
+            BenchNode::Containers => start_containers(1).await?,
+            BenchNode::Nodes => start_containers(3).await?,
         };
         let faults = match &server {
             Backend::Local(s) => logbook::local::pod_faults::PodFaults::Local(
@@ -235,7 +250,8 @@ impl OperatorBench {
             Backend::Local(_) => "local",
             Backend::Containers(_) => "yes",
         };
-        let spec = if self.sentinel {
+        let several = matches!(&self.server, Backend::Containers(c) if c.nodes().len() > 1);
+        let mut spec = if self.sentinel {
             serde_json::json!({
                 "topology": "Sentinel",
                 "replicas": 3,
@@ -258,6 +274,12 @@ impl OperatorBench {
                 "config": {"enable-debug-command": debug}
             })
         };
+        if several && let Some(spec) = spec.as_object_mut() {
+            spec.insert(
+                "failover".to_owned(),
+                serde_json::json!({"fenceIsolatedPrimarySeconds": FENCE_SECONDS}),
+            );
+        }
         let vkc: ValkeyCluster = serde_json::from_value(serde_json::json!({
             "apiVersion": "valkey.logbook.dev/v1alpha1",
             "kind": "ValkeyCluster",
@@ -391,6 +413,11 @@ impl OperatorBench {
     /// # Errors
     /// Harness failures (the cluster not recovering in 60 s included).
     pub async fn run(&self, scenario: Scenario, run: usize) -> Result<RunResult, BenchError> {
+        let cut = if scenario == Scenario::PartitionNode {
+            Some(self.primary_off_the_first_node().await?)
+        } else {
+            None
+        };
         let (primary, primary_ip) = self.primary().await?;
         let before = self.failovers().await?;
         let prefix = format!("{scenario:?}-{run}");
@@ -447,6 +474,15 @@ impl OperatorBench {
                     slow.1.push(took);
                 }
             }
+            Scenario::PartitionNode => {
+                let (Backend::Containers(c), Some(node)) = (&self.server, &cut) else {
+                    return Err(harness("partition")("needs several real nodes".into()));
+                };
+                c.faults()
+                    .partition_node(node, true)
+                    .await
+                    .map_err(|e| harness("partition")(e.to_string()))?;
+            }
             Scenario::Switchover => {
                 let patch = serde_json::json!({"metadata": {"annotations": {"valkey.logbook.dev/switchover-to": "auto"}}});
                 Api::<ValkeyCluster>::namespaced(self.client.clone(), NS)
@@ -484,6 +520,12 @@ impl OperatorBench {
         if scenario == Scenario::Freeze {
             faults.thaw(NS, &primary).await.map_err(harness("thaw"))?;
         }
+        if let (Backend::Containers(c), Some(node)) = (&self.server, &cut) {
+            c.faults()
+                .partition_node(node, false)
+                .await
+                .map_err(|e| harness("heal")(e.to_string()))?;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = probe.stop().await;
         if self.trace {
@@ -502,8 +544,10 @@ impl OperatorBench {
                 .delete(&primary, &DeleteParams::default())
                 .await;
         }
-        // ... and the cluster converges again before anything is read back.
-        self.wait_ready(Duration::from_secs(60)).await?;
+        // ... and the cluster converges again before anything is read back
+        // (a healed node's pod rejoins as a replica).
+        self.wait_ready(Duration::from_secs(if cut.is_some() { 180 } else { 60 }))
+            .await?;
         let (_, new_ip) = self.primary().await?;
         let acked = log.acked_keys();
         let missing = missing_keys(
@@ -520,6 +564,62 @@ impl OperatorBench {
             acked: acked.len(),
             failovers: usize::from(after != before),
         })
+    }
+
+    /// The node of the primary, moved off the first node first if it is
+    /// there (the host reaches Services through the first node: cutting it
+    /// would cut the writer too), by a switchover to a pod elsewhere.
+    async fn primary_off_the_first_node(&self) -> Result<String, BenchError> {
+        let Backend::Containers(c) = &self.server else {
+            return Err(harness("partition")("needs several real nodes".into()));
+        };
+        let first = c
+            .nodes()
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        let pods = Api::<Pod>::namespaced(self.client.clone(), NS);
+        let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let (primary, _) = self.primary().await?;
+        let on = pods
+            .get(&primary)
+            .await
+            .map_err(|e| harness("the primary pod")(e.to_string()))?;
+        if node_of(&on).is_some_and(|n| n != first) {
+            return node_of(&on).ok_or_else(|| harness("the primary's node")("none".into()));
+        }
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&format!(
+                "app.kubernetes.io/name=valkey,valkey.logbook.dev/cluster={NAME}"
+            )))
+            .await
+            .map_err(|e| harness("the pods")(e.to_string()))?;
+        let target = listed
+            .items
+            .iter()
+            .find(|p| node_of(p).is_some_and(|n| n != first))
+            .and_then(|p| p.metadata.name.clone())
+            .ok_or_else(|| harness("partition")("no pod off the first node".into()))?;
+        let patch = serde_json::json!({"metadata": {"annotations": {"valkey.logbook.dev/switchover-to": target}}});
+        Api::<ValkeyCluster>::namespaced(self.client.clone(), NS)
+            .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| harness("requesting a switchover")(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.primary().await.map(|(p, _)| p).ok().as_deref() != Some(target.as_str()) {
+            if Instant::now() > deadline {
+                return Err(harness("moving the primary off the first node")(target));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_ready(Duration::from_secs(60)).await?;
+        // The Service follows the role labels a moment after the status.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let moved = pods
+            .get(&target)
+            .await
+            .map_err(|e| harness("the new primary pod")(e.to_string()))?;
+        node_of(&moved).ok_or_else(|| harness("the primary's node")("none".into()))
     }
 
     /// From the ValkeyCluster's creation to its first Ready (every pod

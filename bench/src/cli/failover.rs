@@ -86,6 +86,8 @@ pub enum Only {
     SlowCommand,
     /// A planned switchover.
     Switchover,
+    /// The primary's node partitioned (three real nodes: `--node nodes`).
+    Partitioned,
 }
 
 impl FailoverArgs {
@@ -104,6 +106,7 @@ impl From<Scenario> for Only {
             Scenario::DebugSleep => Only::DebugSleep,
             Scenario::SlowCommand => Only::SlowCommand,
             Scenario::Switchover => Only::Switchover,
+            Scenario::PartitionNode => Only::Partitioned,
         }
     }
 }
@@ -476,13 +479,23 @@ async fn failover_replication(
         (Scenario::DebugSleep, args.slow_runs),
         (Scenario::SlowCommand, args.slow_runs),
         (Scenario::Switchover, args.runs),
+        (Scenario::PartitionNode, args.slow_runs),
     ]
     .into_iter()
     .filter(|(s, _)| args.runs(Only::from(*s)))
     .collect();
     for node in &args.node {
-        if plan.is_empty() || args.topology == Topologies::Sentinel {
+        // A partition needs several nodes; several nodes run only it.
+        let plan: Vec<_> = plan
+            .iter()
+            .copied()
+            .filter(|(s, _)| (*s == Scenario::PartitionNode) == (*node == BenchNode::Nodes))
+            .collect();
+        if args.topology == Topologies::Sentinel {
             break;
+        }
+        if plan.is_empty() {
+            continue;
         }
         writeln!(
             out,
@@ -490,6 +503,7 @@ async fn failover_replication(
             match node {
                 BenchNode::Process => "localkube",
                 BenchNode::Containers => "the real control plane and node",
+                BenchNode::Nodes => "the real control plane and three nodes in three zones",
             }
         )?;
         out.flush()?;
@@ -507,7 +521,7 @@ async fn failover_replication(
             |n: BenchNode| format!("{} a new 3-pod Replication cluster to Ready", n.label());
         match node {
             BenchNode::Process => rec.figure(ready(*node), ready_ms, "ms"),
-            BenchNode::Containers => {
+            BenchNode::Containers | BenchNode::Nodes => {
                 rec.compared(ready(*node), ready_ms, "ms", ready(BenchNode::Process))
             }
         }
