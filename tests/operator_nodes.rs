@@ -277,7 +277,7 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
         .unwrap()
         .0
         .to_owned();
-    start_side_client(&env, &node, &old_ip, &password).await;
+    start_side_client(&env, &node, &old_ip, &password, "side").await;
 
     let fault = Instant::now();
     let cut_at = unix_now();
@@ -306,22 +306,7 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
     // The client on the wrong side: what the isolated primary took after
     // the cut (lost: its successor never had it) and when it began to
     // refuse, against the fence.
-    let side = side_client_log(&env).await;
-    let after_cut: Vec<&(f64, u64, String)> = side.iter().filter(|(t, _, _)| *t > cut_at).collect();
-    let last_ok = after_cut
-        .iter()
-        .filter(|(_, _, r)| r == "OK")
-        .map(|(t, _, _)| *t)
-        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
-    let first_refused = after_cut
-        .iter()
-        .find(|(_, _, r)| r.contains("NOREPLICAS"))
-        .map(|(t, _, _)| *t);
-    let taken_after_cut: Vec<u64> = after_cut
-        .iter()
-        .filter(|(_, _, r)| r == "OK")
-        .map(|(_, i, _)| *i)
-        .collect();
+    let (taken_after_cut, last_ok, first_refused) = side_after(&env, cut_at).await;
     let promoted_at = env
         .vkc("demo")
         .await
@@ -332,7 +317,7 @@ async fn a_partitioned_primarys_node_is_failed_over_and_rejoins_as_a_replica() {
     eprintln!(
         "client on {node}'s side: {} writes taken by the isolated primary after the cut, the last {:?} s \
          after it; NOREPLICAS from {:?} s; the new primary promoted at {:?} s",
-        taken_after_cut.len(),
+        taken_after_cut,
         last_ok.map(|t| t - cut_at),
         first_refused.map(|t| t - cut_at),
         promoted_at.map(|t| t - cut_at),
@@ -390,7 +375,7 @@ fn unix_now() -> f64 {
 
 /// A pod on `node` writing `side:<i>` to `ip` every 10 ms, each reply
 /// logged as `<time> <i> <reply>`.
-async fn start_side_client(env: &Env, node: &str, ip: &str, password: &str) {
+async fn start_side_client(env: &Env, node: &str, ip: &str, password: &str, key: &str) {
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "side-client"},
@@ -404,7 +389,7 @@ async fn start_side_client(env: &Env, node: &str, ip: &str, password: &str) {
                 "imagePullPolicy": "Never",
                 "env": [{"name": "VALKEYCLI_AUTH", "value": password}, {"name": "REDISCLI_AUTH", "value": password}],
                 "command": ["sh", "-c", format!(
-                    "i=0; while true; do r=$(valkey-cli -h {ip} -t 1 SET side:$i $i 2>&1 | head -n 1); \
+                    "i=0; while true; do r=$(valkey-cli -h {ip} -t 1 SET {key}:$i $i 2>&1 | head -n 1); \
                      echo \"$(date +%s.%N) $i $r\"; i=$((i+1)); sleep 0.01; done"
                 )],
             }],
@@ -421,6 +406,27 @@ async fn start_side_client(env: &Env, node: &str, ip: &str, password: &str) {
         || async { side_client_log(env).await.iter().any(|(_, _, r)| r == "OK") },
     )
     .await;
+}
+
+/// What the side client saw after `cut_at`: how many writes the isolated
+/// primary took, the time of the last, and of its first refusal.
+async fn side_after(env: &Env, cut_at: f64) -> (usize, Option<f64>, Option<f64>) {
+    let side = side_client_log(env).await;
+    let after: Vec<&(f64, u64, String)> = side.iter().filter(|(t, _, _)| *t > cut_at).collect();
+    let taken: Vec<f64> = after
+        .iter()
+        .filter(|(_, _, r)| r == "OK")
+        .map(|(t, _, _)| *t)
+        .collect();
+    let first_refused = after
+        .iter()
+        .find(|(_, _, r)| r.contains("NOREPLICAS"))
+        .map(|(t, _, _)| *t);
+    (
+        taken.len(),
+        taken.into_iter().reduce(f64::max),
+        first_refused,
+    )
 }
 
 /// The side client's log: (time, i, reply).
@@ -647,7 +653,11 @@ async fn a_dead_primarys_node_is_failed_over_and_a_person_replaces_its_pod() {
 #[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node-suites)"]
 async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
     let mut env = Env::start_on_nodes("zone-lost", NODES).await;
-    env.apply_yaml(&cluster_yaml("shop")).await;
+    env.apply_yaml(&cluster_yaml("shop").replace(
+        "  storage:\n",
+        &format!("  failover:\n    fenceIsolatedPrimarySeconds: {FENCE_SECONDS}\n  storage:\n"),
+    ))
+    .await;
     let vkc = env
         .wait_status(
             "shop",
@@ -684,7 +694,14 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
     }
     let (lost, lost_primary) = lost.expect("a shard primary off the first node");
     let zone = env.zone_of(&lost).await;
+    // A client beside the lost primary, in its zone, writing keys of its
+    // slots to it directly.
+    let lost_addr = env.pod_addr(&lost_primary).await;
+    let tag = tag_served_by(&lost_addr, &password);
+    let lost_ip = lost_addr.rsplit_once(':').unwrap().0.to_owned();
+    start_side_client(&env, &lost, &lost_ip, &password, &format!("side:{{{tag}}}")).await;
     let fault = Instant::now();
+    let cut_at = unix_now();
     env.partition_node(&lost, true).await;
     // Every shard has a primary again, none in the lost zone.
     let mut primaries_on = Vec::new();
@@ -708,6 +725,7 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let served = fault.elapsed();
+    let served_at = unix_now();
     env.eventually(
         Duration::from_secs(30),
         "writes taken (SET answered OK) after the loss: acknowledged by a replica only in the shard that kept both its members",
@@ -745,6 +763,19 @@ async fn a_zone_lost_whole_leaves_every_shard_a_primary() {
         log.longest_gap_from(fault)
     );
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    let (taken, last_ok, first_refused) = side_after(&env, cut_at).await;
+    eprintln!(
+        "client beside {lost_primary} in {zone:?}: {taken} writes taken after the cut, the last \
+         {:?} s after it; NOREPLICAS from {:?} s; every shard served outside the zone at {:.2} s",
+        last_ok.map(|t| t - cut_at),
+        first_refused.map(|t| t - cut_at),
+        served_at - cut_at
+    );
+    let first_refused = first_refused.expect("the isolated shard primary never refused a write");
+    assert!(
+        first_refused < served_at,
+        "the shard was served elsewhere ({served_at}) before its isolated primary was fenced ({first_refused})"
+    );
     // The journal explains it: the lost primary's shard failed over to
     // its replica by the operator.
     let stream = env.stream("shop").await;
@@ -828,4 +859,28 @@ async fn placement_preferred_takes_the_primary_back_when_its_node_returns() {
     });
     assert!(back, "no FailBack switchover to {preferred} journaled");
     env.finish().await;
+}
+
+/// A hash tag whose slot the Cluster node at `addr` serves (its own line
+/// of `CLUSTER NODES`).
+fn tag_served_by(addr: &str, password: &str) -> u32 {
+    let nodes = redis_cli(addr, password, &["cluster", "nodes"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap_or_else(|| panic!("no myself line in {nodes}"));
+    let ranges: Vec<(u16, u16)> = mine
+        .split_whitespace()
+        .skip(8)
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => r.parse().ok().map(|a| (a, a)),
+        })
+        .collect();
+    (0..100_000)
+        .find(|t| {
+            let slot = logbook_bench::slots::key_slot(format!("{{{t}}}").as_bytes());
+            ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+        })
+        .unwrap_or_else(|| panic!("no tag in {ranges:?}"))
 }
