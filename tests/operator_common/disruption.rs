@@ -285,25 +285,7 @@ impl UnderWriter {
 /// refusal to check (kube-rs's client retries a 429 until it passes; the
 /// real kubectl does not when the API server names no `Retry-After`).
 pub fn kubectl_ran(env: &Env, args: &[&str], stdin: &str) -> (i32, String, String) {
-    use std::io::Write as _;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(root.join(".tools/bin/kubectl"))
-        .arg("--kubeconfig")
-        .arg(env.write_kubeconfig())
-        .args(["--namespace", NS])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::kubectl_fed(env, NS, args, stdin);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

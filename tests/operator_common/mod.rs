@@ -369,6 +369,12 @@ pub fn kubectl_apply(env: &Env, namespace: &str, text: &str, what: &str) {
 
 /// [`kubectl_apply`]'s run, whatever it ends with (a refusal to check).
 pub fn kubectl_apply_output(env: &Env, namespace: &str, text: &str) -> std::process::Output {
+    kubectl_fed(env, namespace, &["apply", "-f", "-"], text)
+}
+
+/// `kubectl <args>` in `namespace` with the real kubectl, `stdin` as its
+/// input; its run, whatever it ends with.
+pub fn kubectl_fed(env: &Env, namespace: &str, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write as _;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kubectl = root.join(".tools/bin/kubectl");
@@ -376,7 +382,8 @@ pub fn kubectl_apply_output(env: &Env, namespace: &str, text: &str) -> std::proc
     let mut child = std::process::Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(env.write_kubeconfig())
-        .args(["--namespace", namespace, "apply", "-f", "-"])
+        .args(["--namespace", namespace])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -386,7 +393,7 @@ pub fn kubectl_apply_output(env: &Env, namespace: &str, text: &str) -> std::proc
         .stdin
         .take()
         .unwrap()
-        .write_all(text.as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
 }
