@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod manifest;
 pub mod piece_workers;
 pub mod run;
+pub mod segment;
 pub mod store;
 pub mod transfer;
 mod writeback;
