@@ -158,8 +158,41 @@ pub struct RestoreFetchPlan {
     /// Whether the server keeps an append-only file (the RDB then becomes
     /// its base, which is what Valkey loads with `appendonly yes`).
     pub aof: bool,
-    /// By pod ordinal: object key, size, SHA-256.
+    /// By pod ordinal: object key, size, SHA-256. For a point-in-time
+    /// restore, the key is the chain's base RDB.
     pub shards: BTreeMap<u32, (String, u64, String)>,
+    /// By pod ordinal, for a point-in-time restore: the archive's
+    /// segments to replay over that ordinal's base (`shards`). Empty for a
+    /// restore of a backup (and in every plan written before it existed).
+    pub point_in_time: BTreeMap<u32, PointInTimeFetch>,
+}
+
+/// One pod's part of a point-in-time restore: which of its chain's
+/// segments to replay over the base, up to which time, and the digest of
+/// the index entries the operator verified (the init container refuses an
+/// index that changed since).
+///
+/// Plan lines (optional; a plan without them is a restore of a backup):
+///
+/// ```text
+/// pitr <ordinal> <until_ms> <segments> <end> <digest> <chain_dir>
+/// pitr-slots <ordinal> <start>-<end> ...
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointInTimeFetch {
+    /// The chain's directory in the bucket (ending in `/`).
+    pub chain_dir: String,
+    /// Commands received at or before this (ms since the epoch) are
+    /// replayed, none after.
+    pub until_ms: i64,
+    /// How many of the index's first entries are needed.
+    pub segments: u64,
+    /// The offset after the last needed segment.
+    pub end: u64,
+    /// Hex SHA-256 over those entries (`backup::pitr::index_digest`).
+    pub digest: String,
+    /// The shard's slots at `until_ms` (Cluster), as `[start, end]` pairs.
+    pub slots: Vec<[u16; 2]>,
 }
 
 impl RestoreFetchPlan {
@@ -174,6 +207,17 @@ impl RestoreFetchPlan {
         }
         for (ordinal, (key, bytes, sha)) in &self.shards {
             out.push_str(&format!("shard {ordinal} {bytes} {sha} {key}\n"));
+        }
+        for (ordinal, p) in &self.point_in_time {
+            out.push_str(&format!(
+                "pitr {ordinal} {} {} {} {} {}\n",
+                p.until_ms, p.segments, p.end, p.digest, p.chain_dir
+            ));
+            if !p.slots.is_empty() {
+                let ranges: Vec<String> =
+                    p.slots.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+                out.push_str(&format!("pitr-slots {ordinal} {}\n", ranges.join(" ")));
+            }
         }
         out
     }
@@ -190,6 +234,7 @@ impl RestoreFetchPlan {
             path_style: false,
             aof: false,
             shards: BTreeMap::new(),
+            point_in_time: BTreeMap::new(),
         };
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -212,11 +257,63 @@ impl RestoreFetchPlan {
                     let key = parts.next().ok_or_else(bad)?.to_owned();
                     plan.shards.insert(ordinal, (key, bytes, sha));
                 }
+                "pitr" => {
+                    let mut parts = rest.splitn(6, ' ');
+                    let mut num = || parts.next().and_then(|p| p.parse::<i64>().ok());
+                    let ordinal = num().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
+                    let until_ms = num().ok_or_else(bad)?;
+                    let segments = num().and_then(|n| u64::try_from(n).ok());
+                    let segments = segments.ok_or_else(bad)?;
+                    let end = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                    let digest = parts.next().ok_or_else(bad)?.to_owned();
+                    let chain_dir = parts.next().ok_or_else(bad)?.to_owned();
+                    let slots = plan
+                        .point_in_time
+                        .remove(&ordinal)
+                        .map(|p| p.slots)
+                        .unwrap_or_default();
+                    plan.point_in_time.insert(
+                        ordinal,
+                        PointInTimeFetch {
+                            chain_dir,
+                            until_ms,
+                            segments,
+                            end,
+                            digest,
+                            slots,
+                        },
+                    );
+                }
+                "pitr-slots" => {
+                    let mut parts = rest.split(' ');
+                    let ordinal: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                    let mut slots = Vec::new();
+                    for range in parts {
+                        let (a, b) = range.split_once('-').ok_or_else(bad)?;
+                        slots.push([a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?]);
+                    }
+                    let entry = plan.point_in_time.get_mut(&ordinal).ok_or_else(|| {
+                        format!(
+                            "plan line {}: slots for ordinal {ordinal} before its pitr line",
+                            n.saturating_add(1)
+                        )
+                    })?;
+                    entry.slots = slots;
+                }
                 _ => return Err(bad()),
             }
         }
         if plan.bucket.is_empty() {
             return Err("the plan names no bucket".to_owned());
+        }
+        if let Some(ordinal) = plan
+            .point_in_time
+            .keys()
+            .find(|o| !plan.shards.contains_key(o))
+        {
+            return Err(format!(
+                "the plan replays an archive for ordinal {ordinal} but names no base for it (no shard line)"
+            ));
         }
         Ok(plan)
     }
@@ -242,6 +339,7 @@ pub fn build_restore_secret(
             .iter()
             .map(|s| (s.shard, (s.key.clone(), s.bytes, s.sha256.clone())))
             .collect(),
+        point_in_time: BTreeMap::new(),
     };
     let mut data = BTreeMap::from([
         (PLAN_KEY.to_owned(), ByteString(fetch.render().into_bytes())),
@@ -285,8 +383,67 @@ mod tests {
                 (0, ("p/ns/c/x/shard-0.rdb".into(), 12, "ab".repeat(32))),
                 (2, ("p/ns/c/x/shard-2.rdb".into(), 7, "cd".repeat(32))),
             ]),
+            point_in_time: BTreeMap::new(),
         };
         assert_eq!(RestoreFetchPlan::parse(&plan.render()).unwrap(), plan);
+    }
+
+    #[test]
+    fn a_point_in_time_plan_reads_back_as_written() {
+        let mut plan = RestoreFetchPlan {
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            path_style: false,
+            aof: true,
+            shards: BTreeMap::from([
+                (0, ("p/_archive/c0/base.rdb".into(), 12, "ab".repeat(32))),
+                (1, ("p/_archive/c1/base.rdb".into(), 9, "ef".repeat(32))),
+            ]),
+            point_in_time: BTreeMap::new(),
+        };
+        plan.point_in_time.insert(
+            0,
+            PointInTimeFetch {
+                chain_dir: "p/_archive/c0/".into(),
+                until_ms: 1_700_000_000_123,
+                segments: 3,
+                end: 4096,
+                digest: "12".repeat(32),
+                slots: vec![[0, 100], [200, 8191]],
+            },
+        );
+        plan.point_in_time.insert(
+            1,
+            PointInTimeFetch {
+                chain_dir: "p/_archive/c1/".into(),
+                until_ms: 1_700_000_000_123,
+                segments: 0,
+                end: 7,
+                digest: "34".repeat(32),
+                slots: Vec::new(),
+            },
+        );
+        let text = plan.render();
+        assert!(text.contains("pitr-slots 0 0-100 200-8191\n"), "{text}");
+        assert_eq!(RestoreFetchPlan::parse(&text).unwrap(), plan);
+    }
+
+    #[test]
+    fn a_plan_written_before_point_in_time_still_reads() {
+        let old = "bucket b\nregion r\npath-style false\naof false\nshard 0 12 ab k/shard-0.rdb\n";
+        let plan = RestoreFetchPlan::parse(old).unwrap();
+        assert!(plan.point_in_time.is_empty());
+        assert_eq!(plan.shards.len(), 1);
+    }
+
+    #[test]
+    fn a_point_in_time_line_without_its_base_is_refused() {
+        let err = RestoreFetchPlan::parse("bucket b\npitr 1 5 1 9 ab c/\n").unwrap_err();
+        assert!(err.contains("ordinal 1"), "{err}");
+        let err = RestoreFetchPlan::parse("bucket b\nshard 0 1 ab k\npitr 0 x 1 9 ab c/\n")
+            .unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
     }
 
     #[test]
