@@ -24,8 +24,8 @@ pub use hub::ValkeyCluster;
 pub use quantity::{ParsedQuantity, QuantityError, parse_quantity};
 pub use v1alpha1::{
     AuthSpec, BackupDestination, BackupPhase, BackupRetention, BackupSpec, CLUSTER_OWN_FIELDS,
-    CertSource, ClusterDefaultsStatus, ClusterPhase, DEFAULTS_NAME, FailoverSpec, FieldError,
-    FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
+    CertSource, ClusterDefaultsStatus, ClusterPhase, ContinuousArchive, DEFAULTS_NAME,
+    FailoverSpec, FieldError, FieldErrorKind, FieldSource, ImagePullPolicy, IssuerRef, JournalSpec,
     MAX_SENTINEL_CLUSTER_NAME, MetricsSpec, NetworkPolicySpec, Persistence, Placement,
     PodDisruptionBudgetSpec, ReplicateFrom, RestoreSource, SecretKeyRef, SentinelSpec,
     SourceCluster, SourceEndpoint, StorageSpec, TlsSpec, Topology, UpgradeSpec, UserPhase,

@@ -127,3 +127,60 @@ pub struct RestorePlan {
     /// The shards, in order.
     pub shards: Vec<RestoreShard>,
 }
+
+/// A chain of the continuous archive as it began: one shard's
+/// replication history from a full resynchronisation on (its base RDB),
+/// continued across failovers while every reconnection is partial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveChain {
+    /// Its name (its directory under the archive).
+    pub chain: String,
+    /// The archive's directory in the bucket (`<cluster dir>_archive/`).
+    pub dir: String,
+    /// The pod the full resynchronisation came from.
+    pub source: String,
+    /// The shard's primary then.
+    pub primary: String,
+    /// `+FULLRESYNC <replid> <offset>`.
+    pub replid: String,
+    /// See `replid`.
+    pub offset: u64,
+    /// When the base was taken.
+    pub base_at: Timestamp,
+    /// The base RDB's size.
+    pub base_bytes: u64,
+    /// The shard's slots then (Cluster).
+    pub slots: Vec<SlotRange>,
+}
+
+/// One shard of a point-in-time restore: the chain it replays, how far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointInTimeShard {
+    /// The shard (the pod of this ordinal loads it).
+    pub shard: u32,
+    /// The chain's directory in the bucket.
+    pub chain_dir: String,
+    /// Segments replayed (the first ones of the chain's index).
+    pub segments: u64,
+    /// The offset after the last segment's last byte.
+    pub end: u64,
+    /// SHA-256 over the index entries used: the init container refuses an
+    /// index changed since the verification.
+    pub digest: String,
+    /// The shard's slots at the time (Cluster), as the archive recorded
+    /// them.
+    pub slots: Vec<SlotRange>,
+}
+
+/// A point-in-time restore, verified: every shard's chain covers the time
+/// and is whole up to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointInTimePlan {
+    /// The time restored to.
+    pub until: Timestamp,
+    /// Each shard's chain.
+    pub shards: Vec<PointInTimeShard>,
+    /// Where the restore cannot be exact (a slot moving between shards at
+    /// the time), for people.
+    pub notes: Vec<String>,
+}

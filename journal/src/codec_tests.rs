@@ -859,3 +859,91 @@ fn a_snapshot_of_a_pre_release_format_is_refused_by_its_version() {
     .unwrap();
     assert_eq!(crate::snapshot::decode(&snapshot).unwrap().state, state);
 }
+
+/// The continuous archive and point-in-time restore: events 77 to 82,
+/// intents 47 to 50, reasons 52 to 55.
+#[test]
+fn the_archive_variants_keep_their_catalog_indexes() {
+    let target = crate::backup::BackupTarget {
+        bucket: "b".to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: None,
+        path_style: None,
+        secret: "s3".to_owned(),
+        dir: "ns/shop/_archive/".to_owned(),
+        cluster_dir: "ns/shop/".to_owned(),
+    };
+    assert_eq!(
+        tag(&Intent::Archive {
+            target: target.clone()
+        }),
+        47
+    );
+    assert_eq!(tag(&Intent::StopArchive), 48);
+    assert_eq!(
+        tag(&Intent::DeleteArchiveChain {
+            chain: "c".to_owned(),
+            dir: "d/".to_owned()
+        }),
+        49
+    );
+    assert_eq!(
+        tag(&Intent::DropForeignSlots {
+            pod: "shop-0".to_owned(),
+            slots: vec![]
+        }),
+        50
+    );
+    assert_eq!(tag(&ReasonCode::ArchiveRequested), 52);
+    assert_eq!(tag(&ReasonCode::ArchiveNotRequested), 53);
+    assert_eq!(
+        tag(&ReasonCode::ArchiveExpired {
+            ended: Timestamp::EPOCH
+        }),
+        54
+    );
+    assert_eq!(tag(&ReasonCode::ForeignSlotsClaimed), 55);
+    let chain = crate::backup::ArchiveChain {
+        chain: "c".to_owned(),
+        dir: "ns/shop/_archive/".to_owned(),
+        source: "shop-1".to_owned(),
+        primary: "shop-0".to_owned(),
+        replid: "r".to_owned(),
+        offset: 1,
+        base_at: Timestamp::EPOCH,
+        base_bytes: 9,
+        slots: vec![],
+    };
+    assert_event_index(Event::ArchiveChainStarted { chain }, 77);
+    assert_event_index(
+        Event::ArchiveFollowed {
+            chain: "c".to_owned(),
+            source: "shop-2".to_owned(),
+            primary: "shop-1".to_owned(),
+            replid: "r2".to_owned(),
+            offset: 5,
+        },
+        78,
+    );
+    assert_event_index(
+        Event::ArchiveChainEnded {
+            chain: "c".to_owned(),
+            end: 9,
+            reason: "why".to_owned(),
+        },
+        79,
+    );
+    assert_event_index(
+        Event::ArchiveChainDeleted {
+            chain: "c".to_owned(),
+            objects: 3,
+        },
+        80,
+    );
+    assert_event_index(
+        Event::ArchiveTargetObserved {
+            target: Some(target),
+        },
+        82,
+    );
+}

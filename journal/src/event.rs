@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backup::{BackupRecord, BackupSource, BackupTarget, RestorePlan, ShardUpload};
+use crate::backup::{
+    ArchiveChain, BackupRecord, BackupSource, BackupTarget, PointInTimePlan, RestorePlan,
+    ShardUpload,
+};
 use crate::cluster::{ClusterNodeReport, SlotMigrationJob, SlotPeer};
 use crate::ids::{ChainHash, ReplId, SpecFingerprint};
 use crate::intent::PlannedIntent;
@@ -924,6 +927,64 @@ pub enum Event {
         /// Its connection Secret and how it stands.
         connection: Option<crate::users::UserConnection>,
     },
+    /// [77] Archive: a chain began (`Archive`): the base RDB of a full
+    /// resynchronisation from `chain.source` is in the bucket, and the
+    /// stream after it follows.
+    ArchiveChainStarted {
+        /// The chain.
+        chain: ArchiveChain,
+    },
+    /// [78] Archive: chain `chain` continues from `source` (a partial
+    /// resynchronisation at `offset`, accepted under `replid`): the
+    /// stream followed its shard to another pod or across a failover.
+    ArchiveFollowed {
+        /// The chain.
+        chain: String,
+        /// The pod streamed from now.
+        source: String,
+        /// The shard's primary now.
+        primary: String,
+        /// The replication id the source answered with.
+        replid: String,
+        /// The offset the stream continues at.
+        offset: u64,
+    },
+    /// [79] Archive: chain `chain` ended at `end` (the offset after its
+    /// last archived byte): its position was lost, the archive was turned
+    /// off, or the buffer could not be uploaded.
+    ArchiveChainEnded {
+        /// The chain.
+        chain: String,
+        /// The offset after its last archived byte.
+        end: u64,
+        /// Why.
+        reason: String,
+    },
+    /// [80] Archive: retention deleted chain `chain`: `objects` objects
+    /// under its directory.
+    ArchiveChainDeleted {
+        /// The chain.
+        chain: String,
+        /// Objects deleted.
+        objects: u64,
+    },
+    /// [81] Restore: the archive `restoreFrom` names covers its
+    /// `pointInTime` and every chain is whole up to it; `plan` is each
+    /// shard's base, `point` the stream replayed after it.
+    RestoreToTimeVerified {
+        /// The bases.
+        plan: RestorePlan,
+        /// The streams.
+        point: PointInTimePlan,
+    },
+    /// [82] Archive: where the continuous archive goes, as the spec now
+    /// says (`spec.backup.continuous` with its destination, resolved to
+    /// `<prefix>/<namespace>/<name>/_archive/`); `None` once it asks for
+    /// none. Journaled when it differs from the projection's.
+    ArchiveTargetObserved {
+        /// The bucket and the archive's directory (`dir`).
+        target: Option<BackupTarget>,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -1027,6 +1088,12 @@ impl Event {
             Self::ContainerRestartObserved { .. } => "ContainerRestartObserved",
             Self::RestartRequestObserved { .. } => "RestartRequestObserved",
             Self::UserConnectionObserved { .. } => "UserConnectionObserved",
+            Self::ArchiveChainStarted { .. } => "ArchiveChainStarted",
+            Self::ArchiveFollowed { .. } => "ArchiveFollowed",
+            Self::ArchiveChainEnded { .. } => "ArchiveChainEnded",
+            Self::ArchiveChainDeleted { .. } => "ArchiveChainDeleted",
+            Self::RestoreToTimeVerified { .. } => "RestoreToTimeVerified",
+            Self::ArchiveTargetObserved { .. } => "ArchiveTargetObserved",
         }
     }
 }

@@ -439,6 +439,35 @@ pub enum Intent {
         /// The ValkeyUser object's name.
         object: String,
     },
+    /// Archive: keep every shard's write stream archived under `dir`
+    /// (`spec.backup.continuous`): the cluster's archive task follows
+    /// each shard as a replica of one of its replicas and ships the
+    /// stream in segments (`ArchiveChainStarted`, `ArchiveFollowed`,
+    /// `ArchiveChainEnded`).
+    Archive {
+        /// The bucket and the archive's directory (`dir`).
+        target: crate::backup::BackupTarget,
+    },
+    /// Archive: stop archiving (the field was removed); the chains end.
+    StopArchive,
+    /// Archive retention: delete chain `chain`, every object under `dir`
+    /// (that chain's directory and nothing else).
+    DeleteArchiveChain {
+        /// The chain.
+        chain: String,
+        /// Its directory, ending in `/`.
+        dir: String,
+    },
+    /// Point-in-time restore of a Cluster: delete the keys of `slots`
+    /// on `pod` and give the slots up. The pod loaded a shard's stream
+    /// up to the time, and claimed every slot it holds keys of; these
+    /// belonged to another shard at that time.
+    DropForeignSlots {
+        /// The pod.
+        pod: String,
+        /// The slots.
+        slots: Vec<SlotRange>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -519,6 +548,10 @@ impl Intent {
             Self::ClearRebalanceRequest => "ClearRebalanceRequest",
             Self::RestartPods { .. } => "RestartPods",
             Self::ApplyUserConnection { .. } => "ApplyUserConnection",
+            Self::Archive { .. } => "Archive",
+            Self::StopArchive => "StopArchive",
+            Self::DeleteArchiveChain { .. } => "DeleteArchiveChain",
+            Self::DropForeignSlots { .. } => "DropForeignSlots",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -721,6 +754,18 @@ impl Intent {
             Self::ApplyUserConnection { object } => {
                 format!("write the connection Secret of ValkeyUser {object}")
             }
+            Self::Archive { target } => format!(
+                "archive every shard's write stream to s3://{}/{}",
+                target.bucket, target.dir
+            ),
+            Self::StopArchive => "stop archiving the write stream".to_owned(),
+            Self::DeleteArchiveChain { chain, dir } => {
+                format!("delete archive chain {chain} (the objects under {dir})")
+            }
+            Self::DropForeignSlots { pod, slots } => format!(
+                "delete the keys of {} on {pod} and give the slots up (another shard owned them at the time restored to)",
+                crate::cluster::describe_slots(slots)
+            ),
         }
     }
 }
@@ -769,6 +814,10 @@ impl ReasonCode {
             Self::Rebalance { .. } => "Rebalance",
             Self::RestartRequested { .. } => "RestartRequested",
             Self::UserConnectionStale => "UserConnectionStale",
+            Self::ArchiveRequested => "ArchiveRequested",
+            Self::ArchiveNotRequested => "ArchiveNotRequested",
+            Self::ArchiveExpired { .. } => "ArchiveExpired",
+            Self::ForeignSlotsClaimed => "ForeignSlotsClaimed",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -828,6 +877,10 @@ impl ReasonCode {
             | Self::Rebalance { .. }
             | Self::RestartRequested { .. }
             | Self::UserConnectionStale
+            | Self::ArchiveRequested
+            | Self::ArchiveNotRequested
+            | Self::ArchiveExpired { .. }
+            | Self::ForeignSlotsClaimed
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1109,6 +1162,19 @@ pub enum ReasonCode {
     /// it must (a new password, CA or topology), and every node holds the
     /// user as its record says.
     UserConnectionStale,
+    /// Archive: `spec.backup.continuous` asks for it and it is not on (or
+    /// goes to another place).
+    ArchiveRequested,
+    /// Archive: `spec.backup.continuous` was removed.
+    ArchiveNotRequested,
+    /// Archive retention: the chain ended before the oldest moment kept.
+    ArchiveExpired {
+        /// When it ended.
+        ended: Timestamp,
+    },
+    /// Point-in-time restore: a pod claims slots another shard owned at
+    /// the time restored to.
+    ForeignSlotsClaimed,
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -36,8 +36,8 @@ pub mod verify;
 pub mod writer;
 
 pub use backup::{
-    BackupRecord, BackupSource, BackupTarget, MAX_BACKUP_ATTEMPTS, RestorePlan, RestoreShard,
-    ShardUpload,
+    ArchiveChain, BackupRecord, BackupSource, BackupTarget, MAX_BACKUP_ATTEMPTS, PointInTimePlan,
+    PointInTimeShard, RestorePlan, RestoreShard, ShardUpload,
 };
 pub use cluster::{
     ClusterNodeReport, ClusterPeer, MigrationPhase, MigrationSide, PeerHealth, SlotMigrationJob,

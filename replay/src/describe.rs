@@ -61,7 +61,13 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ImagePreflighted { .. }
         | Event::StandbyObserved { .. }
         | Event::RebalanceRequestObserved { .. }
-        | Event::RestartRequestObserved { .. } => None,
+        | Event::RestartRequestObserved { .. }
+        | Event::ArchiveChainStarted { .. }
+        | Event::ArchiveFollowed { .. }
+        | Event::ArchiveChainEnded { .. }
+        | Event::ArchiveChainDeleted { .. }
+        | Event::RestoreToTimeVerified { .. }
+        | Event::ArchiveTargetObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -143,6 +149,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::BackupForgotten { .. }
             | Event::BackupDue { .. }
             | Event::RestoreVerified { .. }
+            | Event::RestoreToTimeVerified { .. }
+            | Event::ArchiveTargetObserved { .. }
             | Event::RestoreRefused { .. }
             | Event::ResourceVersionsObserved { .. }
             | Event::StaleReadIgnored { .. }
@@ -607,6 +615,67 @@ pub fn summary(event: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
+        Event::RestoreToTimeVerified { plan, point } => format!(
+            "restore of {} to {} verified before anything was created: {} {} shard(s), each a base and its archived stream up to then: {}{}",
+            plan.source,
+            point.until,
+            point.shards.len(),
+            plan.topology,
+            point
+                .shards
+                .iter()
+                .map(|s| format!(
+                    "shard {} from {} ({} segment(s), to offset {})",
+                    s.shard, s.chain_dir, s.segments, s.end
+                ))
+                .collect::<Vec<_>>()
+                .join("; "),
+            if point.notes.is_empty() {
+                String::new()
+            } else {
+                format!("; not exact: {}", point.notes.join("; "))
+            }
+        ),
+        Event::ArchiveTargetObserved { target } => match target {
+            Some(t) => format!(
+                "the spec asks for the continuous archive, into s3://{}/{}",
+                t.bucket, t.dir
+            ),
+            None => "the spec asks for no continuous archive".to_owned(),
+        },
+        Event::ArchiveChainStarted { chain } => format!(
+            "archive chain {} began: base RDB of {} bytes from {} (primary {}) at {}:{}, taken {}; the stream from there is archived{}",
+            chain.chain,
+            chain.base_bytes,
+            chain.source,
+            chain.primary,
+            chain.replid,
+            chain.offset,
+            chain.base_at,
+            if chain.slots.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (slots {})",
+                    logbook_journal::cluster::describe_slots(&chain.slots)
+                )
+            }
+        ),
+        Event::ArchiveFollowed {
+            chain,
+            source,
+            primary,
+            replid,
+            offset,
+        } => format!(
+            "archive chain {chain} continues without a gap from {source} (primary {primary}), accepted at {replid}:{offset}"
+        ),
+        Event::ArchiveChainEnded { chain, end, reason } => format!(
+            "archive chain {chain} ended at offset {end}: {reason}; it restores to any time it covered, no later"
+        ),
+        Event::ArchiveChainDeleted { chain, objects } => {
+            format!("retention deleted archive chain {chain}: {objects} objects")
+        }
         Event::RestoreRefused {
             source,
             reason,

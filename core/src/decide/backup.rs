@@ -14,8 +14,11 @@ use logbook_journal::{
 use super::view::ClusterView;
 use super::{Decision, PodState};
 
-/// The decisions about backups, at most one.
+/// The decisions about backups and the archive, at most one.
 pub fn decide_backups(view: &ClusterView<'_>, now: Timestamp) -> Vec<Decision> {
+    if let Some(archive) = super::archive::decide_archive(view, now) {
+        return vec![archive];
+    }
     let part = &view.state.backups;
     if let Some((at, object)) = &part.last_due
         && part.last_created.as_ref() != Some(object)
@@ -106,7 +109,7 @@ fn max_age_ms(view: &ClusterView<'_>) -> Option<i64> {
 
 /// The completed scheduled backups retention judges (not deleted yet),
 /// newest first: each with when it completed and its last run.
-fn completed_scheduled<'v>(
+pub(super) fn completed_scheduled<'v>(
     view: &ClusterView<'v>,
 ) -> Vec<(&'v BackupRecord, Timestamp, &'v BackupRun)> {
     let part = &view.state.backups;

@@ -16,6 +16,7 @@
 //! - [`cluster`]: Valkey Cluster, whose primaries Valkey elects.
 //! - [`sentinel`]: Replication whose primary Valkey Sentinel moves.
 
+mod archive;
 mod backup;
 mod binding;
 mod cluster;

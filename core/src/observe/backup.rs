@@ -70,6 +70,33 @@ pub fn observe_backups(state: &ClusterState, records: &[BackupRecord]) -> Vec<Ev
     events
 }
 
+/// Where the continuous archive of cluster `cluster` in `namespace` goes
+/// as `spec` asks (`spec.backup.continuous` on, with a destination):
+/// `<prefix>/<namespace>/<cluster>/_archive/` of that bucket.
+pub fn archive_target(
+    spec: Option<&ValkeyClusterSpec>,
+    namespace: &str,
+    cluster: &str,
+) -> Option<logbook_journal::BackupTarget> {
+    let spec = spec.filter(|s| s.backup.continuous_enabled())?;
+    let destination = spec.backup.destination.as_ref()?;
+    Some(target_of(destination, namespace, cluster, ARCHIVE_NAME))
+}
+
+/// The archive's directory name under a cluster's: `_` is in no
+/// Kubernetes name, so no backup's directory can be it.
+pub const ARCHIVE_NAME: &str = "_archive";
+
+/// `ArchiveTargetObserved` when where the archive goes (`wanted`, from
+/// [`archive_target`]) differs from the projection's.
+pub fn observe_archive_target(
+    state: &ClusterState,
+    wanted: Option<logbook_journal::BackupTarget>,
+) -> Option<Event> {
+    (state.backups.archive.wanted != wanted)
+        .then_some(Event::ArchiveTargetObserved { target: wanted })
+}
+
 /// `BackupDue` when the clock `now` has passed the schedule's next fire
 /// time: the latest fire time passed (runs missed while no operator ran
 /// make one backup, not one each), and the backup it makes, named

@@ -170,9 +170,33 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 9, max = 256))]
     pub schedule: Option<String>,
-    /// Retention of the scheduled backups.
+    /// Retention of the scheduled backups (and of the continuous
+    /// archive: a chain that ended before the oldest backup kept is
+    /// deleted with it).
     #[serde(default, skip_serializing_if = "is_default_retention")]
     pub retention: BackupRetention,
+    /// Archive every shard's write stream continuously, for restores to
+    /// a point in time (`restoreFrom.pointInTime`). Needs `destination`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<ContinuousArchive>,
+}
+
+/// The continuous archive: each shard's replication stream, read by the
+/// operator as a replica of one of the shard's replicas (of the primary
+/// when it has none) and shipped to `destination` in segments, close
+/// behind the primary, after a base RDB. See `docs/backups.md`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinuousArchive {
+    /// Whether the archive runs.
+    pub enabled: bool,
+}
+
+impl BackupSpec {
+    /// Whether the continuous archive is asked for.
+    pub fn continuous_enabled(&self) -> bool {
+        self.continuous.as_ref().is_some_and(|c| c.enabled)
+    }
 }
 
 fn is_default_retention(r: &BackupRetention) -> bool {
@@ -189,12 +213,16 @@ impl BackupSpec {
 /// Where a new cluster's data comes from: a ValkeyBackup of this
 /// namespace, or a backup directory in a bucket. Read only when the
 /// cluster is created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.backup) != has(self.path)")
-    .message("restoreFrom needs exactly one of backup (a ValkeyBackup) or path with destination (a backup directory in a bucket)"))]
+#[x_kube(validation = Rule::new("(has(self.backup) ? 1 : 0) + (has(self.path) ? 1 : 0) + (has(self.cluster) ? 1 : 0) == 1")
+    .message("restoreFrom needs exactly one of backup (a ValkeyBackup), path with destination (a directory in a bucket) or cluster (a ValkeyCluster's archive, with pointInTime)"))]
 #[x_kube(validation = Rule::new("!has(self.path) || has(self.destination)")
     .message("restoreFrom.path needs restoreFrom.destination"))]
+#[x_kube(validation = Rule::new("!has(self.pointInTime) || !has(self.backup)")
+    .message("restoreFrom.pointInTime restores from an archive: name it by cluster or path, not backup"))]
+#[x_kube(validation = Rule::new("!has(self.cluster) || has(self.pointInTime)")
+    .message("restoreFrom.cluster needs restoreFrom.pointInTime"))]
 pub struct RestoreSource {
     /// Name of a completed ValkeyBackup in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,6 +237,33 @@ pub struct RestoreSource {
     /// whole directory, prefix included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<BackupDestination>,
+    /// A ValkeyCluster of this namespace whose continuous archive to
+    /// restore from (with `pointInTime`); its `backup.destination` is
+    /// read. The cluster need not exist any more when `path` and
+    /// `destination` name its directory instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub cluster: Option<String>,
+    /// Restore the dataset as it was at this moment (RFC 3339, e.g.
+    /// `2026-11-30T12:00:00Z`): each shard's base, then its archived write
+    /// stream up to it. With `cluster`, or with `path` naming a cluster's
+    /// directory (`<prefix>/<namespace>/<cluster>`). Needs
+    /// `storage.persistence` with the append-only file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 20, max = 40))]
+    pub point_in_time: Option<String>,
+}
+
+/// `restoreFrom.pointInTime` in Unix milliseconds.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn parse_point_in_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            format!("pointInTime {text:?} is not an RFC 3339 time (e.g. 2026-11-30T12:00:00Z): {e}")
+        })
 }
 
 /// Desired state of a ValkeyBackup: one backup, now, of the named

@@ -36,9 +36,9 @@ pub mod validation;
 
 pub use backup::{
     ACCESS_KEY_ID_KEY, BackupDestination, BackupPhase, BackupRetention, BackupShardStatus,
-    BackupSpec, DEFAULT_REGION, ENDPOINT_KEY, KEEP_LAST, RestoreSource, SCHEDULED_LABEL,
-    SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY, ValkeyBackup, ValkeyBackupSpec, ValkeyBackupStatus,
-    next_fire_ms, parse_schedule,
+    BackupSpec, ContinuousArchive, DEFAULT_REGION, ENDPOINT_KEY, KEEP_LAST, RestoreSource,
+    SCHEDULED_LABEL, SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY, ValkeyBackup, ValkeyBackupSpec,
+    ValkeyBackupStatus, next_fire_ms, parse_point_in_time, parse_schedule,
 };
 pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{BackupRecord, BackupSource, BackupTarget, RestorePlan, ShardUpload};
+use crate::backup::{
+    ArchiveChain, BackupRecord, BackupSource, BackupTarget, PointInTimePlan, RestorePlan,
+    ShardUpload,
+};
 use crate::time::Timestamp;
 
 /// How an attempt ended.
@@ -76,6 +79,65 @@ pub struct BackupsPart {
     /// Backups deleted by retention (their records may linger until the
     /// object's deletion is seen).
     pub deleted: BTreeMap<String, Timestamp>,
+    /// The continuous archive.
+    pub archive: ArchivePart,
+}
+
+/// The continuous archive of a cluster's write stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArchivePart {
+    /// Where the spec asks it to go (`ArchiveTargetObserved`).
+    pub wanted: Option<BackupTarget>,
+    /// Where it goes, while it is on (`Archive` succeeded; `StopArchive`
+    /// clears it).
+    pub target: Option<BackupTarget>,
+    /// Every chain journaled and not deleted, by name.
+    pub chains: BTreeMap<String, ChainView>,
+}
+
+/// One chain as the journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainView {
+    /// How it began.
+    pub start: ArchiveChain,
+    /// Where it was last followed from: the source pod, the shard's
+    /// primary, the replication id, the offset, and when.
+    pub followed: Option<(String, String, String, u64, Timestamp)>,
+    /// How it ended: when, the offset after its last byte, why.
+    pub ended: Option<(Timestamp, u64, String)>,
+}
+
+impl ChainView {
+    /// The pod it streams from now (the last followed, else its first).
+    #[must_use]
+    pub fn source(&self) -> &str {
+        self.followed
+            .as_ref()
+            .map_or(self.start.source.as_str(), |f| f.0.as_str())
+    }
+
+    /// The shard's primary as last journaled.
+    #[must_use]
+    pub fn primary(&self) -> &str {
+        self.followed
+            .as_ref()
+            .map_or(self.start.primary.as_str(), |f| f.1.as_str())
+    }
+}
+
+impl ArchivePart {
+    /// Chains not ended.
+    pub fn live(&self) -> impl Iterator<Item = (&String, &ChainView)> {
+        self.chains.iter().filter(|(_, c)| c.ended.is_none())
+    }
+
+    /// The oldest moment a restore can go back to: the earliest base of a
+    /// chain still kept.
+    #[must_use]
+    pub fn oldest_restorable(&self) -> Option<Timestamp> {
+        self.chains.values().map(|c| c.start.base_at).min()
+    }
 }
 
 impl BackupsPart {
@@ -126,6 +188,8 @@ pub struct RestoreState {
     /// By data pod, how its `restore` init container last failed, while
     /// it shows a failure (`RestoreFetchObserved`).
     pub fetch_failures: BTreeMap<String, String>,
+    /// A point-in-time restore's streams (`RestoreToTimeVerified`).
+    pub point: Option<PointInTimePlan>,
 }
 
 impl RestoreState {

@@ -8,6 +8,7 @@
 //! decides: an intent that no longer makes sense fails with the reason and
 //! `decide` looks again.
 
+mod archive;
 mod backup;
 mod cluster;
 mod hibernation;
@@ -328,6 +329,18 @@ impl Executor {
             | Intent::ResetReplica { .. }
             | Intent::MoveSlots { .. }
             | Intent::SettleSlot { .. } => self.execute_cluster(intent, target).await,
+            Intent::Archive { target: archive } => {
+                archive::start(&self.client, target, archive).await
+            }
+            Intent::StopArchive => Ok(Done::said(
+                "the archive is off: its task ends the chains".to_owned(),
+            )),
+            Intent::DeleteArchiveChain { chain, dir } => {
+                archive::delete_chain(&self.client, target, chain, dir).await
+            }
+            Intent::DropForeignSlots { pod, slots } => {
+                archive::drop_foreign_slots(&self.valkey, target, pod, slots).await
+            }
             Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelTune { .. }

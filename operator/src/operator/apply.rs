@@ -535,7 +535,12 @@ async fn observe_backups(
     let spec_now = rt.state.desired_spec().and_then(Result::ok);
     let (backups, backup_records) =
         super::backups::read_backups(client, meta, spec_now.as_ref(), reads).await?;
-    let events = crate::observe::backup::observe_backups(&rt.state, &backup_records);
+    let mut events = crate::observe::backup::observe_backups(&rt.state, &backup_records);
+    let archive =
+        crate::observe::backup::archive_target(spec_now.as_ref(), &meta.namespace, &meta.name);
+    events.extend(crate::observe::backup::observe_archive_target(
+        &rt.state, archive,
+    ));
     let events = gated(rt, reads, events);
     rt.record(events, None).await?;
     Ok(backups)

@@ -359,6 +359,48 @@ impl ValkeyClient {
         }
     }
 
+    /// `CLUSTER DELSLOTSRANGE`: the server at `addr` gives up `ranges`
+    /// (it no longer claims them; its keys in them are not touched).
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Rejected`] when a slot is not assigned; any other
+    /// [`ProbeError`].
+    pub async fn cluster_delslotsrange(
+        &self,
+        addr: SocketAddr,
+        ranges: &[SlotRange],
+    ) -> Result<(), ProbeError> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = cluster("DELSLOTSRANGE");
+        for r in ranges {
+            cmd.arg(r.start).arg(r.end);
+        }
+        self.ok(addr, &cmd, "CLUSTER DELSLOTSRANGE", Resend::Safe)
+            .await
+    }
+
+    /// `UNLINK key ...` on the server at `addr`: how many existed.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn unlink(&self, addr: SocketAddr, keys: &[Vec<u8>]) -> Result<u64, ProbeError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("UNLINK");
+        for k in keys {
+            cmd.arg(k.as_slice());
+        }
+        match self.reply(addr, &cmd, "UNLINK", Resend::Safe).await? {
+            Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            other => Err(unexpected(addr, "an integer", &other)),
+        }
+    }
+
     /// `CLUSTER SET-CONFIG-EPOCH epoch` on a fresh node: gives each new
     /// primary a distinct config epoch before the nodes meet, instead of
     /// waiting for the servers' own collision resolution.

@@ -16,6 +16,11 @@ use crate::decide::view::ClusterView;
 
 /// Forgets what must go, else meets what must come.
 pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
+    if let Some(first) = super::slots::decide_foreign_slots(view) {
+        // A point-in-time restore's pods give up what is not theirs
+        // before any of them meets another.
+        return first;
+    }
     let members = members(view);
     let forget = decide_forget(view, &members);
     if !forget.is_empty() {

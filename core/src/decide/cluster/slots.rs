@@ -85,6 +85,62 @@ pub fn decide_slots(view: &ClusterView<'_>) -> Vec<Decision> {
     out
 }
 
+/// Before the pods of a point-in-time restore meet: each restored
+/// shard's pod claims every slot it loaded keys of (as a node does with
+/// data no cluster assigned), and the stream up to the time may hold keys
+/// of slots another shard owned then (moved away after the chain's base,
+/// or being imported at the time). `DropForeignSlots` for each such pod;
+/// `Some(empty)` (wait, no meeting yet) while a restored shard's pod has
+/// not reported; `None` once every pod claims only its own.
+pub fn decide_foreign_slots(view: &ClusterView<'_>) -> Option<Vec<Decision>> {
+    let restore = &view.state.backups.restore;
+    let plan = restore.pending()?;
+    restore.point.as_ref()?;
+    let cluster = &view.state.cluster;
+    if cluster.formed_at.is_some() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut waiting = false;
+    for shard in &plan.shards {
+        let Some(pod) = view.pods().into_iter().find(|p| p.ordinal() == shard.shard) else {
+            waiting = true;
+            continue;
+        };
+        let Some(report) = cluster.report(pod.name).filter(|_| pod.usable()) else {
+            waiting = true;
+            continue;
+        };
+        let own = |slot: u16| shard.slots.iter().any(|r| r.start <= slot && slot <= r.end);
+        let foreign: Vec<u16> = report
+            .slots
+            .iter()
+            .flat_map(|r| r.start..=r.end)
+            .filter(|s| !own(*s))
+            .collect();
+        if foreign.is_empty() {
+            continue;
+        }
+        let slots = logbook_journal::cluster::merge_slots(foreign);
+        out.push(Decision::new(
+            Intent::DropForeignSlots {
+                pod: pod.name.to_owned(),
+                slots: slots.clone(),
+            },
+            ReasonCode::ForeignSlotsClaimed,
+            format!(
+                "restoring {}: {} claims {} ({} slots) it holds keys of, which shard {} did not own at the time restored to",
+                plan.source,
+                pod.name,
+                logbook_journal::cluster::describe_slots(&slots),
+                slot_count(&slots),
+                shard.shard
+            ),
+        ));
+    }
+    (!out.is_empty() || waiting).then_some(out)
+}
+
 /// Forming a restored cluster: each shard's slots, as the backup's
 /// manifest lists them, go to the pod of the shard's ordinal, which loaded
 /// its RDB (and already claimed the slots it holds keys of, as a node

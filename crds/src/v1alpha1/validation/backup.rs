@@ -51,14 +51,38 @@ pub(super) fn check_backup(
             "retention.maxAgeHours",
         );
     }
+    if backup.continuous_enabled() && backup.destination.is_none() {
+        errors.push(
+            "spec.backup.destination",
+            FieldErrorKind::Required,
+            "backup.continuous needs backup.destination: the bucket the archive goes to",
+        );
+    }
     let Some(restore) = &spec.restore_from else {
         return;
     };
+    check_point_in_time(spec, restore, errors);
+    if let Some(cluster) = &restore.cluster {
+        if restore.backup.is_some() || restore.path.is_some() {
+            errors.push(
+                "spec.restoreFrom",
+                FieldErrorKind::Invalid,
+                "restoreFrom needs exactly one of backup (a ValkeyBackup), path with destination (a directory in a bucket) or cluster (a ValkeyCluster's archive, with pointInTime)",
+            );
+        } else if let Err(e) = check_dns_label(cluster) {
+            errors.push(
+                "spec.restoreFrom.cluster",
+                FieldErrorKind::Invalid,
+                format!("ValkeyCluster name {e}"),
+            );
+        }
+        return;
+    }
     match (&restore.backup, &restore.path) {
         (Some(_), Some(_)) | (None, None) => errors.push(
             "spec.restoreFrom",
             FieldErrorKind::Invalid,
-            "restoreFrom needs exactly one of backup (a ValkeyBackup) or path with destination (a backup directory in a bucket)",
+            "restoreFrom needs exactly one of backup (a ValkeyBackup), path with destination (a directory in a bucket) or cluster (a ValkeyCluster's archive, with pointInTime)",
         ),
         (Some(name), None) => {
             if let Err(e) = check_dns_subdomain(name) {
@@ -101,6 +125,45 @@ pub(super) fn check_backup(
                 ),
             }
         }
+    }
+}
+
+/// `restoreFrom.pointInTime`: a time, from an archive (not a backup),
+/// into a cluster that loads the append-only file.
+fn check_point_in_time(
+    spec: &ValkeyClusterSpec,
+    restore: &crate::v1alpha1::backup::RestoreSource,
+    errors: &mut Errors,
+) {
+    let Some(time) = &restore.point_in_time else {
+        if restore.cluster.is_some() {
+            errors.push(
+                "spec.restoreFrom.pointInTime",
+                FieldErrorKind::Required,
+                "restoreFrom.cluster needs restoreFrom.pointInTime: the moment to restore to",
+            );
+        }
+        return;
+    };
+    if let Err(e) = crate::v1alpha1::backup::parse_point_in_time(time) {
+        errors.push("spec.restoreFrom.pointInTime", FieldErrorKind::Invalid, e);
+    }
+    if restore.backup.is_some() {
+        errors.push(
+            "spec.restoreFrom.pointInTime",
+            FieldErrorKind::Invalid,
+            "restoreFrom.pointInTime restores from an archive: name it by cluster or path (the cluster's directory), not backup",
+        );
+    }
+    if !spec.storage.persistence.aof() {
+        errors.push(
+            "spec.storage.persistence",
+            FieldErrorKind::Invalid,
+            format!(
+                "restoreFrom.pointInTime needs the append-only file (persistence Aof or RdbAndAof, not {:?}): the archived writes after the base are loaded as its increment",
+                spec.storage.persistence
+            ),
+        );
     }
 }
 
@@ -255,6 +318,7 @@ mod tests {
                 backup: Some("demo-now".into()),
                 path: Some("a/b".into()),
                 destination: None,
+                ..RestoreSource::default()
             }),
             ..ValkeyClusterSpec::default()
         };
@@ -263,6 +327,7 @@ mod tests {
             backup: None,
             path: Some("a/b".into()),
             destination: None,
+            ..RestoreSource::default()
         });
         assert_eq!(paths(&spec), ["spec.restoreFrom.destination"]);
         let old = ValkeyClusterSpec::default();
@@ -270,6 +335,7 @@ mod tests {
             backup: Some("demo-now".into()),
             path: None,
             destination: None,
+            ..RestoreSource::default()
         });
         let errors = validate(&spec, Some(&old)).unwrap_err();
         assert_eq!(errors[0].path, "spec.restoreFrom");

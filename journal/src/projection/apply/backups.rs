@@ -180,6 +180,107 @@ impl ClusterState {
                 self.backups.restore.plan = Some(plan.clone());
                 self.backups.restore.refused = None;
             }
+            Event::RestoreToTimeVerified { plan, point } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "restore of {} to {} verified: {} shards, each a base and its archived stream up to then",
+                        plan.source,
+                        point.until,
+                        point.shards.len(),
+                    ),
+                );
+                self.backups.restore.plan = Some(plan.clone());
+                self.backups.restore.point = Some(point.clone());
+                self.backups.restore.refused = None;
+            }
+            Event::ArchiveTargetObserved { target } => {
+                self.observed();
+                let note = match target {
+                    Some(t) => format!(
+                        "the spec asks for the continuous archive, into s3://{}/{}",
+                        t.bucket, t.dir
+                    ),
+                    None => "the spec asks for no continuous archive".to_owned(),
+                };
+                self.history(seq, at, body, note);
+                self.backups.archive.wanted = target.clone();
+            }
+            Event::ArchiveChainStarted { chain } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "archive chain {} began: the base from {} (primary {}) at {}:{}, {} bytes",
+                        chain.chain,
+                        chain.source,
+                        chain.primary,
+                        chain.replid,
+                        chain.offset,
+                        chain.base_bytes
+                    ),
+                );
+                self.backups.archive.chains.insert(
+                    chain.chain.clone(),
+                    crate::projection::backups::ChainView {
+                        start: chain.clone(),
+                        followed: None,
+                        ended: None,
+                    },
+                );
+            }
+            Event::ArchiveFollowed {
+                chain,
+                source,
+                primary,
+                replid,
+                offset,
+            } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!(
+                        "archive chain {chain} continues from {source} (primary {primary}) at {replid}:{offset}"
+                    ),
+                );
+                match self.backups.archive.chains.get_mut(chain) {
+                    Some(c) => {
+                        c.followed = Some((
+                            source.clone(),
+                            primary.clone(),
+                            replid.clone(),
+                            *offset,
+                            at,
+                        ));
+                    }
+                    None => self.anomaly(seq, format!("ArchiveFollowed for unknown chain {chain}")),
+                }
+            }
+            Event::ArchiveChainEnded { chain, end, reason } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("archive chain {chain} ended at offset {end}: {reason}"),
+                );
+                match self.backups.archive.chains.get_mut(chain) {
+                    Some(c) => c.ended = Some((at, *end, reason.clone())),
+                    None => self.anomaly(seq, format!("ArchiveChainEnded for unknown chain {chain}")),
+                }
+            }
+            Event::ArchiveChainDeleted { chain, objects } => {
+                self.history(
+                    seq,
+                    at,
+                    body,
+                    format!("retention deleted archive chain {chain} ({objects} objects)"),
+                );
+                self.backups.archive.chains.remove(chain);
+            }
             Event::RestoreRefused {
                 source,
                 reason,

@@ -217,6 +217,12 @@ impl ClusterState {
             Intent::CreateScheduledBackup { object } => {
                 self.backups.last_created = Some(object.clone());
             }
+            Intent::Archive { target } => {
+                self.backups.archive.target = Some(target.clone());
+            }
+            Intent::StopArchive => {
+                self.backups.archive.target = None;
+            }
             Intent::ForgetNode { pod, node_id } => {
                 // Forgotten by every member: its claims no longer count.
                 self.cluster.nodes.remove(node_id);
@@ -267,6 +273,10 @@ impl ClusterState {
             // Its outcome carries the Secret as written
             // (`UserConnectionObserved`).
             | Intent::ApplyUserConnection { .. }
+            // Its fact is `ArchiveChainDeleted`; the node's slots are
+            // observed.
+            | Intent::DeleteArchiveChain { .. }
+            | Intent::DropForeignSlots { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelTune { .. }

@@ -168,7 +168,13 @@ impl ClusterState {
             | Event::RestoreVerified { .. }
             | Event::RestoreRefused { .. }
             | Event::RestoreFetchObserved { .. }
-            | Event::RestoreCompleted { .. } => self.fold_backups(seq, at, body),
+            | Event::RestoreCompleted { .. }
+            | Event::RestoreToTimeVerified { .. }
+            | Event::ArchiveChainStarted { .. }
+            | Event::ArchiveFollowed { .. }
+            | Event::ArchiveChainEnded { .. }
+            | Event::ArchiveChainDeleted { .. }
+            | Event::ArchiveTargetObserved { .. } => self.fold_backups(seq, at, body),
             Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::OwnedObjectsDeleted { .. } => self.fold_deletion(seq, at, body),

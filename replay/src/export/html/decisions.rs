@@ -120,7 +120,11 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::UserRemoved
         | ReasonCode::UserConnectionStale
         | ReasonCode::NodeNotJoined
-        | ReasonCode::ShardNeedsReplica => String::new(),
+        | ReasonCode::ShardNeedsReplica
+        | ReasonCode::ArchiveRequested
+        | ReasonCode::ArchiveNotRequested
+        | ReasonCode::ForeignSlotsClaimed => String::new(),
+        ReasonCode::ArchiveExpired { ended } => format!("ended {ended}"),
     }
 }
 
