@@ -33,6 +33,7 @@ mod lead_regained;
 mod leader_election;
 mod local_cluster;
 mod operator_outage;
+mod pitr_restore;
 mod replay_golden;
 mod spec_objects;
 mod start_script;

@@ -5,6 +5,13 @@
 //! starts. With `appendonly yes` the RDB also becomes the append-only
 //! file's base (Valkey then loads the AOF, not `dump.rdb`).
 //!
+//! A point-in-time restore (the plan has a `pitr` part for this pod)
+//! loads the shard's archive chain instead: its base RDB and every
+//! archived command received by the time asked for, written as Valkey's
+//! multi-part append-only file (base, increment, manifest), which needs
+//! `appendonly yes`. It is built in a staging directory and renamed into
+//! place whole, so a pod killed part-way starts again from nothing.
+//!
 //! It does nothing (and succeeds) when there is no plan (the restore
 //! completed and the operator removed it), when the plan has no shard for
 //! this pod, or when the volume already holds data: a pod that restarts
@@ -16,9 +23,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::backup::pitr::{self, Replayed};
 use crate::backup::store::{BackupStore, S3Credentials, S3Target};
 use crate::cli_error::{Error, Result};
-use crate::resources::restore::{PLAN_KEY, RestoreFetchPlan};
+use crate::resources::restore::{PLAN_KEY, PointInTimeFetch, RestoreFetchPlan};
 
 /// `logbook-operator restore-fetch` options.
 #[derive(Debug, Args)]
@@ -41,6 +49,11 @@ const DATA_FILES: [&str; 3] = ["dump.rdb", "appendonlydir", "nodes.conf"];
 const AOF_DIR: &str = "appendonlydir";
 const AOF_BASE: &str = "appendonly.aof.1.base.rdb";
 const AOF_MANIFEST: &str = "appendonly.aof.manifest";
+const AOF_INCR: &str = "appendonly.aof.1.incr.aof";
+/// Where a point-in-time restore builds its append-only file before
+/// renaming it into place (not one of [`DATA_FILES`]: a leftover from a
+/// killed attempt is removed and rebuilt).
+const STAGING_DIR: &str = ".restore-staging";
 
 /// Runs `logbook restore-fetch`.
 ///
@@ -72,6 +85,14 @@ pub fn run(args: RestoreFetchArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{}: the plan loads no shard into this pod", pod)?;
         return Ok(());
     };
+    let point_in_time = plan.point_in_time.get(&ordinal);
+    if point_in_time.is_some() && !plan.aof {
+        return Err(fail(format!(
+            "{pod}: a point-in-time restore replays archived commands into the append-only \
+             file, which this cluster does not keep: set storage.persistence to use \
+             appendonly yes"
+        )));
+    }
     if let Some(present) = DATA_FILES
         .iter()
         .map(|f| args.data_dir.join(f))
@@ -108,6 +129,34 @@ pub fn run(args: RestoreFetchArgs, out: &mut dyn Write) -> Result<()> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    if let Some(pitr) = point_in_time {
+        let (verified, replayed) = runtime.block_on(async {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let store = BackupStore::new(&target, &credentials).map_err(|e| fail(e.to_string()))?;
+            fetch_point_in_time(&store, &args.data_dir, key, *bytes, sha, pitr).await
+        })?;
+        let cut = &replayed.cut;
+        writeln!(
+            out,
+            "{pod}: loaded shard {ordinal} as of {}: base s3://{}/{key} ({} bytes, SHA-256 {}, \
+             RDB version {}), then {} segment(s) of {}: {} command(s) taken up to offset {}{}, \
+             {} record(s) received later left out",
+            pitr::time(pitr.until_ms),
+            plan.bucket,
+            verified.bytes,
+            verified.sha256,
+            verified.rdb_version,
+            replayed.segments,
+            pitr.chain_dir,
+            cut.commands,
+            cut.end,
+            cut.last_ms
+                .map(|ms| format!(" (last received {})", pitr::time(ms)))
+                .unwrap_or_default(),
+            cut.left_out,
+        )?;
+        return Ok(());
+    }
     let dump = args.data_dir.join("dump.rdb");
     let verified = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -145,4 +194,71 @@ fn make_aof_base(data: &Path, dump: &Path) -> std::result::Result<(), String> {
     let manifest = dir.join(AOF_MANIFEST);
     std::fs::write(&manifest, format!("file {AOF_BASE} seq 1 type b\n"))
         .map_err(|e| format!("writing {}: {e}", manifest.display()))
+}
+
+/// Builds the append-only file of a point-in-time restore in a staging
+/// directory (the base fetched and checked, the increment replayed from
+/// the archive, the manifest naming both) and renames it into `data`.
+async fn fetch_point_in_time(
+    store: &BackupStore,
+    data: &Path,
+    key: &str,
+    bytes: u64,
+    sha: &str,
+    fetch: &PointInTimeFetch,
+) -> Result<(crate::backup::NodeVerified, Replayed)> {
+    let fail = |m: String| Error::RestoreFetch(m);
+    let staging = data.join(STAGING_DIR);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| {
+            fail(format!(
+                "removing {} left by an earlier attempt: {e}",
+                staging.display()
+            ))
+        })?;
+    }
+    let dir = staging.join(AOF_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+    let verified = crate::backup::fetch_to_file(store, key, bytes, sha, &dir.join(AOF_BASE))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let replayed = pitr::replay_until(store, fetch)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    write_synced(&dir.join(AOF_INCR), &replayed.aof).map_err(fail)?;
+    write_synced(
+        &dir.join(AOF_MANIFEST),
+        format!("file {AOF_BASE} seq 1 type b\nfile {AOF_INCR} seq 1 type i\n").as_bytes(),
+    )
+    .map_err(fail)?;
+    sync_dir(&dir);
+    let target = data.join(AOF_DIR);
+    std::fs::rename(&dir, &target).map_err(|e| {
+        fail(format!(
+            "renaming {} to {}: {e}",
+            dir.display(),
+            target.display()
+        ))
+    })?;
+    sync_dir(data);
+    // Only the empty staging directory is left: its removal may fail
+    // harmlessly (the next attempt finds the data and keeps it).
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok((verified, replayed))
+}
+
+/// Writes `bytes` to `path` and syncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut file =
+        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Syncs a directory so the names in it are durable (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }

@@ -214,8 +214,7 @@ impl RestoreFetchPlan {
                 p.until_ms, p.segments, p.end, p.digest, p.chain_dir
             ));
             if !p.slots.is_empty() {
-                let ranges: Vec<String> =
-                    p.slots.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+                let ranges: Vec<String> = p.slots.iter().map(|[a, b]| format!("{a}-{b}")).collect();
                 out.push_str(&format!("pitr-slots {ordinal} {}\n", ranges.join(" ")));
             }
         }
@@ -441,8 +440,8 @@ mod tests {
     fn a_point_in_time_line_without_its_base_is_refused() {
         let err = RestoreFetchPlan::parse("bucket b\npitr 1 5 1 9 ab c/\n").unwrap_err();
         assert!(err.contains("ordinal 1"), "{err}");
-        let err = RestoreFetchPlan::parse("bucket b\nshard 0 1 ab k\npitr 0 x 1 9 ab c/\n")
-            .unwrap_err();
+        let err =
+            RestoreFetchPlan::parse("bucket b\nshard 0 1 ab k\npitr 0 x 1 9 ab c/\n").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
     }
 

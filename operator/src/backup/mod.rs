@@ -8,6 +8,7 @@
 pub mod credentials;
 pub mod manifest;
 pub mod piece_workers;
+pub mod pitr;
 pub mod run;
 pub mod segment;
 pub mod store;
