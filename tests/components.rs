@@ -20,6 +20,7 @@ mod actuate_partial;
 mod actuate_partial_secrets;
 mod actuate_reshard;
 mod actuate_sentinel;
+mod archive_follow;
 mod backup_manifest_fence;
 mod backup_transfer;
 mod cli;

@@ -3,8 +3,10 @@
 //! workers that check and write beside a download, `piece_workers`, and
 //! the writer's early writeback, `writeback`); a destination's Secret
 //! (`credentials`), one shard of an attempt (`run`) and the manifest that
-//! proves a backup whole (`manifest`).
+//! proves a backup whole (`manifest`); the continuous archive's format
+//! (`segment`) and its writer (`archiver`).
 
+pub mod archiver;
 pub mod credentials;
 pub mod manifest;
 pub mod piece_workers;

@@ -2,7 +2,8 @@
 //! `CLUSTER NODES`, `CLUSTER GETSLOTMIGRATIONS`) for the observers and
 //! admin commands (`REPLICAOF`, `FAILOVER`, `WAIT`, `CONFIG SET`, the
 //! cluster's `MEET` to `MIGRATESLOTS`, the ACL commands) for the executors.
-//! It also streams RDB snapshots out of a server for backups (`rdb_stream`).
+//! It also streams RDB snapshots out of a server for backups (`rdb_stream`)
+//! and follows a replication stream for the archive (`repl_follow`).
 //!
 //! It owns connections, timeouts, authentication and the classification of
 //! failures into death, slowness and refusals. It must not decide anything,
@@ -15,6 +16,7 @@ mod cluster;
 mod crc64;
 mod held;
 mod rdb_stream;
+mod repl_follow;
 mod reply;
 mod reshard;
 mod sentinel;
@@ -43,6 +45,10 @@ pub use logbook_core::replies::{
 pub use rdb_stream::{
     FullResync, RDB_IDLE_TIMEOUT, RdbAuth, RdbCheck, RdbCheckError, RdbCrc, RdbFraming, RdbReport,
     RdbSnapshot, RdbStream, open_rdb_stream, open_rdb_stream_with_idle,
+};
+pub use repl_follow::{
+    ARCHIVER_ADDRESS, FOLLOW_IDLE_TIMEOUT, FullPayload, Opened, ReplPosition, ReplStream,
+    open_follower, wall_ms,
 };
 pub use reply::reply;
 pub use reshard::SetSlot;

@@ -45,7 +45,7 @@ use logbook_core::replies::{Phase, ProbeError};
 pub const RDB_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The length of the diskless transfer's end mark (`RDB_EOF_MARK_SIZE`).
-const EOF_MARK_LEN: usize = 40;
+pub(super) const EOF_MARK_LEN: usize = 40;
 
 /// The longest protocol line accepted before the payload (the longest real
 /// one, `+FULLRESYNC <40> <offset>`, is under 80 bytes).
@@ -57,7 +57,7 @@ const MAX_LINE: usize = 4096;
 const ANY_VERSION: &[u8] = b"255.255.255";
 
 /// How much one read asks of the socket.
-const READ_SIZE: usize = 64 * 1024;
+pub(super) const READ_SIZE: usize = 64 * 1024;
 
 /// Who to authenticate as: `AUTH user password`, or `AUTH password` (the
 /// `default` user) when the user is `None`. `None` sends no `AUTH`.
@@ -152,20 +152,7 @@ pub async fn open_rdb_stream_with_idle(
     idle: Duration,
 ) -> Result<RdbStream, ProbeError> {
     let mut conn = Conn::open(addr, tls, timeouts.connect).await?;
-    if let Some((user, password)) = auth {
-        let mut args: Vec<&[u8]> = vec![b"AUTH"];
-        if let Some(user) = user {
-            args.push(user.as_bytes());
-        }
-        args.push(password.expose().as_bytes());
-        if let Err(text) = conn.call(&args, "AUTH", timeouts.command).await? {
-            // Only the code: nothing of the AUTH exchange is formatted.
-            return Err(ProbeError::AuthFailed {
-                addr,
-                code: first_word(&text),
-            });
-        }
-    }
+    authenticate(&mut conn, auth, timeouts.command).await?;
     // Without rdb-only (servers before 7.0) the server would go on with the
     // command stream after the RDB; we close after it all the same.
     match conn
@@ -317,21 +304,21 @@ impl RdbStream {
 
 /// The connection during and after the handshake: the socket and what
 /// has been read from it but not consumed.
-struct Conn {
-    addr: SocketAddr,
-    io: Box<dyn Duplex>,
-    buf: BytesMut,
+pub(super) struct Conn {
+    pub(super) addr: SocketAddr,
+    pub(super) io: Box<dyn Duplex>,
+    pub(super) buf: BytesMut,
 }
 
 /// What one read brought.
-enum Fill {
+pub(super) enum Fill {
     Data,
     Closed,
     Idle,
 }
 
 impl Conn {
-    async fn open(
+    pub(super) async fn open(
         addr: SocketAddr,
         tls: Option<&TlsSettings>,
         limit: Duration,
@@ -353,7 +340,7 @@ impl Conn {
 
     /// Sends one command. `name` is what errors call it: never its
     /// arguments, which may hold the password.
-    async fn send(&mut self, args: &[&[u8]], name: &str) -> Result<(), ProbeError> {
+    pub(super) async fn send(&mut self, args: &[&[u8]], name: &str) -> Result<(), ProbeError> {
         let addr = self.addr;
         let io_error = |err: std::io::Error| ProbeError::Io {
             addr,
@@ -368,7 +355,7 @@ impl Conn {
 
     /// Sends one command and reads its one-line reply: `Ok` for `+...`,
     /// the error's text for `-...`.
-    async fn call(
+    pub(super) async fn call(
         &mut self,
         args: &[&[u8]],
         name: &'static str,
@@ -402,7 +389,11 @@ impl Conn {
 
     /// The next non-empty line (without its line ending); bare newlines,
     /// the server's keepalives, are skipped. Each read may wait `idle`.
-    async fn line(&mut self, idle: Duration, waiting: &str) -> Result<Vec<u8>, ProbeError> {
+    pub(super) async fn line(
+        &mut self,
+        idle: Duration,
+        waiting: &str,
+    ) -> Result<Vec<u8>, ProbeError> {
         loop {
             while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
                 let raw = self.buf.split_to(end.saturating_add(1));
@@ -440,7 +431,7 @@ impl Conn {
     }
 
     /// Reads what the socket has, waiting at most `idle`.
-    async fn fill(&mut self, idle: Duration) -> Result<Fill, ProbeError> {
+    pub(super) async fn fill(&mut self, idle: Duration) -> Result<Fill, ProbeError> {
         self.buf.reserve(READ_SIZE);
         match timeout(idle, self.io.read_buf(&mut self.buf)).await {
             Err(_) => Ok(Fill::Idle),
@@ -454,8 +445,35 @@ impl Conn {
     }
 }
 
+/// Sends `AUTH` when `auth` asks for it.
+///
+/// # Errors
+/// [`ProbeError::AuthFailed`] with the server's code only: nothing of the
+/// `AUTH` exchange is formatted.
+pub(super) async fn authenticate(
+    conn: &mut Conn,
+    auth: RdbAuth<'_>,
+    limit: Duration,
+) -> Result<(), ProbeError> {
+    let Some((user, password)) = auth else {
+        return Ok(());
+    };
+    let mut args: Vec<&[u8]> = vec![b"AUTH"];
+    if let Some(user) = user {
+        args.push(user.as_bytes());
+    }
+    args.push(password.expose().as_bytes());
+    match conn.call(&args, "AUTH", limit).await? {
+        Ok(()) => Ok(()),
+        Err(text) => Err(ProbeError::AuthFailed {
+            addr: conn.addr,
+            code: first_word(&text),
+        }),
+    }
+}
+
 /// A command in RESP, as a client sends it.
-fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+pub(super) fn encode_command(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
@@ -467,7 +485,7 @@ fn encode_command(args: &[&[u8]]) -> Vec<u8> {
 
 /// One line of the server's answer to `PSYNC` / `SYNC`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SyncLine {
+pub(super) enum SyncLine {
     /// `+FULLRESYNC <replid> <offset>`.
     FullResync(FullResync),
     /// `$<len>`.
@@ -482,7 +500,7 @@ enum SyncLine {
 }
 
 impl SyncLine {
-    fn unexpected(self, addr: SocketAddr, expected: &str) -> ProbeError {
+    pub(super) fn unexpected(self, addr: SocketAddr, expected: &str) -> ProbeError {
         let got = match self {
             SyncLine::FullResync(r) => format!("+FULLRESYNC {} {}", r.replid, r.offset),
             SyncLine::Length(len) => format!("${len}"),
@@ -497,7 +515,7 @@ impl SyncLine {
     }
 }
 
-fn parse_sync_line(line: &[u8]) -> SyncLine {
+pub(super) fn parse_sync_line(line: &[u8]) -> SyncLine {
     let other = || SyncLine::Other(show(line));
     if let Some(rest) = line.strip_prefix(b"+FULLRESYNC ") {
         let text = String::from_utf8_lossy(rest);
@@ -542,7 +560,7 @@ fn falls_back_to_sync(text: &str) -> bool {
 
 /// A server's error reply as [`ProbeError`]: a permission refusal is an
 /// authentication failure, anything else a rejection of `command`.
-fn refusal(addr: SocketAddr, command: &'static str, text: String) -> ProbeError {
+pub(super) fn refusal(addr: SocketAddr, command: &'static str, text: String) -> ProbeError {
     let code = first_word(&text);
     if matches!(code.as_str(), "NOAUTH" | "NOPERM" | "WRONGPASS") {
         ProbeError::AuthFailed { addr, code }
@@ -555,12 +573,12 @@ fn refusal(addr: SocketAddr, command: &'static str, text: String) -> ProbeError 
     }
 }
 
-fn first_word(text: &str) -> String {
+pub(super) fn first_word(text: &str) -> String {
     text.split_whitespace().next().unwrap_or("ERR").to_owned()
 }
 
 /// A protocol line for an error message: printable, bounded.
-fn show(line: &[u8]) -> String {
+pub(super) fn show(line: &[u8]) -> String {
     let shown: String = line
         .iter()
         .take(80)
@@ -574,13 +592,13 @@ fn show(line: &[u8]) -> String {
     }
 }
 
-fn len_u64(len: usize) -> u64 {
+pub(super) fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
 }
 
 /// Where the payload ends: after a count of bytes, or before the mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Payload {
+pub(super) enum Payload {
     Length { remaining: u64 },
     Mark { mark: [u8; EOF_MARK_LEN] },
     Done,
@@ -588,17 +606,17 @@ enum Payload {
 
 /// What [`Payload::take`] found.
 #[derive(Debug, PartialEq, Eq)]
-struct Taken {
+pub(super) struct Taken {
     /// RDB bytes, when any can be handed out.
-    bytes: Option<Bytes>,
+    pub(super) bytes: Option<Bytes>,
     /// The payload ended with these bytes.
-    done: bool,
+    pub(super) done: bool,
 }
 
 impl Payload {
     /// Takes the RDB bytes that `buf` holds, leaving what may still be the
     /// end mark (its last 40 bytes) and anything after the payload.
-    fn take(&mut self, buf: &mut BytesMut) -> Taken {
+    pub(super) fn take(&mut self, buf: &mut BytesMut) -> Taken {
         match self {
             Payload::Done => Taken {
                 bytes: None,
