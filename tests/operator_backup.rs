@@ -31,8 +31,8 @@ use logbook_journal::Event;
 use operator_common::*;
 use s3_server::S3Server;
 
-const BUCKET: &str = "logbook-backups";
-const SECRET: &str = "backup-s3";
+pub(crate) const BUCKET: &str = "logbook-backups";
+pub(crate) const SECRET: &str = "backup-s3";
 
 async fn put_s3_secret(env: &Env, s3: &S3Server) {
     put_s3_secret_with(env, s3, "test", "test").await;
@@ -72,7 +72,7 @@ async fn put_s3_secret_with(env: &Env, s3: &S3Server, key_id: &str, secret_key: 
 
 /// moto's S3 server with the bucket, localkube and the operator, and the
 /// Secret `backup-s3` naming the server.
-async fn with_s3(name: &str) -> (S3Server, Env) {
+pub(crate) async fn with_s3(name: &str) -> (S3Server, Env) {
     let env = Env::start(name).await;
     let s3 = S3Server::start_at(env.host_for_pods(), None, &[]);
     s3.create_bucket(BUCKET);
@@ -80,7 +80,7 @@ async fn with_s3(name: &str) -> (S3Server, Env) {
     (s3, env)
 }
 
-fn cluster_yaml(name: &str, extra: &str) -> String {
+pub(crate) fn cluster_yaml(name: &str, extra: &str) -> String {
     backed_up_yaml(
         name,
         "topology: Replication
@@ -93,7 +93,7 @@ fn cluster_yaml(name: &str, extra: &str) -> String {
 
 /// A ValkeyCluster of `shape` (its spec's lines before `storage`) backed
 /// up to the test's bucket, with `extra` after.
-fn backed_up_yaml(name: &str, shape: &str, extra: &str) -> String {
+pub(crate) fn backed_up_yaml(name: &str, shape: &str, extra: &str) -> String {
     format!(
         r#"
 apiVersion: valkey.logbook.dev/v1alpha1
@@ -190,12 +190,12 @@ async fn dbsize(addr: &str, password: &str) -> i64 {
     redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
 }
 
-fn store_for(s3: &S3Server) -> BackupStore {
+pub(crate) fn store_for(s3: &S3Server) -> BackupStore {
     let _ = rustls::crypto::ring::default_provider().install_default();
     BackupStore::new(&s3.target(BUCKET), &s3_server::credentials()).unwrap()
 }
 
-async fn backup_events(env: &Env, cluster: &str) -> Vec<Event> {
+pub(crate) async fn backup_events(env: &Env, cluster: &str) -> Vec<Event> {
     let stream = env.stream(cluster).await;
     env.journal_events(&stream)
         .await
@@ -497,7 +497,7 @@ spec:
 }
 
 /// The addresses of pods `<name>-0` .. `<name>-<pods - 1>`.
-async fn seeds_of(env: &Env, name: &str, pods: usize) -> Vec<String> {
+pub(crate) async fn seeds_of(env: &Env, name: &str, pods: usize) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..pods {
         out.push(env.pod_addr(&format!("{name}-{i}")).await);
@@ -506,7 +506,7 @@ async fn seeds_of(env: &Env, name: &str, pods: usize) -> Vec<String> {
 }
 
 /// Ready on `pods` pods with `shards` shards covering every slot.
-fn shards_ready(vkc: &logbook_crds::ValkeyCluster, pods: usize, shards: usize) -> bool {
+pub(crate) fn shards_ready(vkc: &logbook_crds::ValkeyCluster, pods: usize, shards: usize) -> bool {
     is_ready(vkc, pods)
         && vkc.status.as_ref().is_some_and(|s| {
             s.shards.len() == shards

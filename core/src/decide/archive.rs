@@ -7,7 +7,7 @@
 //! what it did (`ArchiveChainStarted`, `ArchiveFollowed`,
 //! `ArchiveChainEnded`).
 
-use logbook_journal::{Intent, ReasonCode, Timestamp};
+use logbook_journal::{BackupSource, ClusterState, Intent, ReasonCode, Timestamp};
 
 use super::Decision;
 use super::backup::completed_scheduled;
@@ -63,6 +63,15 @@ pub fn decide_archive(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision
             "archive chain {name} ended at {ended}, before {horizon}, the oldest moment retention keeps"
         ),
     ))
+}
+
+/// Where each shard's stream is read from now: a replica in sync with
+/// the shard's primary (the primary counts it in none of its
+/// `min-replicas-to-write` or `WAIT`), else the primary; `None` while a
+/// shard has no usable node (the followers keep what they follow).
+pub fn archive_sources(state: &ClusterState) -> Option<Vec<BackupSource>> {
+    let view = ClusterView::new(state)?;
+    super::backup::sources(&view)
 }
 
 /// The oldest moment retention keeps restorable: the completion of the

@@ -163,7 +163,7 @@ fn retention(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> {
 
 /// One source per shard, `None` while a shard has no usable node (or, in
 /// a Cluster, a slot has no owner).
-fn sources(view: &ClusterView<'_>) -> Option<Vec<BackupSource>> {
+pub(super) fn sources(view: &ClusterView<'_>) -> Option<Vec<BackupSource>> {
     match view.topology() {
         Topology::Standalone | Topology::Replication | Topology::Sentinel => {
             let primary = view.healthy_primary()?;

@@ -55,6 +55,7 @@ mod view;
 use logbook_crds::Topology;
 use logbook_journal::{ClusterState, Intent, Policy, Reason, ReasonCode, Timestamp};
 
+pub use archive::archive_sources;
 pub use cluster::quorum::takeover_span_ms;
 pub use deadline::next_deadline;
 pub use recovery::{already_done, promotion_found_done};

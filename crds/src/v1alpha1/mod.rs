@@ -61,7 +61,7 @@ pub use standby::{
     SourceEndpoint,
 };
 pub use status::{
-    CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
+    ArchiveStatus, CONDITION_CERTIFICATE_READY, CONDITION_DEGRADED, CONDITION_JOURNAL_HEALTHY,
     CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SENTINEL_QUORUM, CONDITION_SPEC_VALID,
     CONDITION_TYPES, ClusterBackupStatus, ClusterDefaultsStatus, ClusterPhase, ClusterTlsStatus,
     EndpointsStatus, FailoverRecord, FieldSource, JournalStatus, ReshardStatus, RestoreStatus,

@@ -258,6 +258,31 @@ pub struct ClusterBackupStatus {
     /// When the schedule fires next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_scheduled_at: Option<Time>,
+    /// The continuous archive (`spec.backup.continuous`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveStatus>,
+}
+
+/// The continuous archive of the write stream, as the journal tells it.
+/// How far behind the primaries it runs is a metric
+/// (`logbook_archive_lag_seconds`), not a status field: the status is
+/// written only when the journal changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ArchiveStatus {
+    /// `s3://<bucket>/<directory>/`, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Chains being written now (one per shard when all is well).
+    pub live_chains: i32,
+    /// Chains kept in all (live and ended).
+    pub chains: i32,
+    /// The oldest moment a restore can go back to (the earliest base kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_restorable_time: Option<Time>,
+    /// The last chain that ended and why, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_break: Option<String>,
 }
 
 /// Where a restore stands.

@@ -62,6 +62,12 @@ pub struct ClusterMetrics {
 }
 
 impl ClusterMetrics {
+    /// How far the archive's bucket is behind the stream (`None`: off or
+    /// not known yet).
+    pub fn archive_lag(&self, seconds: Option<f64>) {
+        self.metrics.set_archive_lag(&self.cluster, seconds);
+    }
+
     /// The recording of cluster `namespace/name`; [`ClusterMetrics::discard`]
     /// starts it on the cluster's loaded projection.
     pub fn new(metrics: Metrics, namespace: &str, name: &str) -> Self {
@@ -201,6 +207,20 @@ impl ClusterMetrics {
             .as_ref()
             .and_then(|(schedule, since)| schedule_interval(schedule, *since));
         self.metrics.set_backup(&self.cluster, last, interval);
+        let archive = &state.backups.archive;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.set_archive(
+            &self.cluster,
+            (archive.target.is_some() || !archive.chains.is_empty()).then(|| {
+                (
+                    archive
+                        .oldest_restorable()
+                        .map(|at| at.as_micros() / 1_000_000),
+                    count(archive.live().count()),
+                    count(archive.chains.len() - archive.live().count()),
+                )
+            }),
+        );
         let not_after = status
             .tls
             .as_ref()

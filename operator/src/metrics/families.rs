@@ -71,6 +71,10 @@ pub(super) struct Families {
     pub(super) certificate_expiry: Family<ClusterLabels, Gauge>,
     pub(super) standby_lag: Family<ClusterLabels, Gauge>,
     pub(super) standby_behind: Family<ClusterLabels, Gauge>,
+    pub(super) archive_lag: Family<ClusterLabels, Seconds>,
+    pub(super) archive_oldest: Family<ClusterLabels, Gauge>,
+    pub(super) archive_live_chains: Family<ClusterLabels, Gauge>,
+    pub(super) archive_chain_breaks: Family<ClusterLabels, Gauge>,
     pub(super) leader: Gauge,
     pub(super) leader_transitions: Counter,
     pub(super) build_info: Family<VersionLabels, Gauge>,
@@ -115,6 +119,10 @@ impl Families {
             certificate_expiry: Family::default(),
             standby_lag: Family::default(),
             standby_behind: Family::default(),
+            archive_lag: Family::default(),
+            archive_oldest: Family::default(),
+            archive_live_chains: Family::default(),
+            archive_chain_breaks: Family::default(),
             reshard_migrations_running: Family::default(),
             reshard_given_up: Family::default(),
             slot_moves: Family::default(),
@@ -313,6 +321,26 @@ impl Families {
             "logbook_standby_lag_bytes",
             "A standby (spec.replicateFrom): bytes of the source's replication stream its primary has not yet, as of the operator's last read of both (absent while unknown)",
             self.standby_lag.clone(),
+        );
+        r.register(
+            "logbook_archive_lag_seconds",
+            "The continuous archive: how far the bucket is behind the write stream, the largest over the shards (now minus the receive time of the last uploaded command); absent while the archive is off or nothing was uploaded yet",
+            self.archive_lag.clone(),
+        );
+        r.register(
+            "logbook_archive_oldest_restorable_timestamp_seconds",
+            "The continuous archive: the oldest moment a point-in-time restore can go back to (the earliest base kept)",
+            self.archive_oldest.clone(),
+        );
+        r.register(
+            "logbook_archive_live_chains",
+            "The continuous archive: chains being written now (one per shard when all is well)",
+            self.archive_live_chains.clone(),
+        );
+        r.register(
+            "logbook_archive_chain_breaks",
+            "The continuous archive: chains kept that ended (a position lost, a shard gone, the archive off); a rise means a moment the archive cannot restore across",
+            self.archive_chain_breaks.clone(),
         );
         r.register(
             "logbook_standby_behind",

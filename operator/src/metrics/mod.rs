@@ -422,6 +422,49 @@ impl Metrics {
             .set(i64::from(behind));
     }
 
+    /// The continuous archive as the projection tells it: the oldest
+    /// restorable moment (Unix seconds), chains live and ended; all
+    /// removed while there is none.
+    pub fn set_archive(&self, cluster: &ClusterLabels, archive: Option<(Option<i64>, i64, i64)>) {
+        let f = self.families();
+        match archive {
+            Some((oldest, live, ended)) => {
+                self.remember(cluster, None);
+                match oldest {
+                    Some(at) => {
+                        f.archive_oldest.get_or_create(cluster).set(at);
+                    }
+                    None => {
+                        f.archive_oldest.remove(cluster);
+                    }
+                }
+                f.archive_live_chains.get_or_create(cluster).set(live);
+                f.archive_chain_breaks.get_or_create(cluster).set(ended);
+            }
+            None => {
+                f.archive_oldest.remove(cluster);
+                f.archive_live_chains.remove(cluster);
+                f.archive_chain_breaks.remove(cluster);
+                f.archive_lag.remove(cluster);
+            }
+        }
+    }
+
+    /// How far the archive's bucket is behind the stream, in seconds
+    /// (`None` removes it).
+    pub fn set_archive_lag(&self, cluster: &ClusterLabels, seconds: Option<f64>) {
+        let f = self.families();
+        match seconds {
+            Some(s) => {
+                self.remember(cluster, None);
+                f.archive_lag.get_or_create(cluster).set(s);
+            }
+            None => {
+                f.archive_lag.remove(cluster);
+            }
+        }
+    }
+
     /// Where a Valkey Cluster's reshard stands, as its published status
     /// says (`None`: another topology, which exports none of these
     /// series). The slot move counters exist from 0 for a Valkey Cluster,
@@ -612,6 +655,10 @@ impl Metrics {
             &f.certificate_expiry,
             &f.standby_lag,
             &f.standby_behind,
+            &f.archive_oldest,
+            &f.archive_lag,
+            &f.archive_live_chains,
+            &f.archive_chain_breaks,
             &f.journal_appends,
             &f.journal_bytes,
             &f.journal_head_seq,

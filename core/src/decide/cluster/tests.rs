@@ -928,3 +928,116 @@ fn a_removed_pods_node_no_member_lists_is_still_forgotten_in_the_journal() {
     assert!(g.status().shards.iter().all(|s| s.replicas.is_empty()));
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
+
+/// A 2-shard cluster restored to a moment: shard 0 owned 0-8191 then,
+/// shard 1 8192-16383 (slots 8000-8191 had moved to shard 0 after shard
+/// 1's base), each pod loaded its shard.
+fn restored_to_a_moment() -> Given {
+    let mut g = Given::cluster(2, 0);
+    let target = logbook_journal::BackupTarget {
+        bucket: "b".into(),
+        region: "us-east-1".into(),
+        endpoint: None,
+        path_style: None,
+        secret: "s3".into(),
+        dir: "ns/shop/_archive/".into(),
+        cluster_dir: String::new(),
+    };
+    let range = |start, end| SlotRange { start, end };
+    let shard = |i: u32, slots: Vec<SlotRange>| logbook_journal::RestoreShard {
+        shard: i,
+        key: format!("ns/shop/_archive/c{i}/base.rdb"),
+        bytes: 10,
+        sha256: "x".into(),
+        slots,
+    };
+    let stream = |i: u32, slots: Vec<SlotRange>| logbook_journal::PointInTimeShard {
+        shard: i,
+        chain_dir: format!("ns/shop/_archive/c{i}/"),
+        segments: 3,
+        end: 99,
+        digest: "d".into(),
+        slots,
+    };
+    g.event(Event::RestoreToTimeVerified {
+        plan: logbook_journal::RestorePlan {
+            source: "the archive of ValkeyCluster shop at 12:00".into(),
+            target,
+            topology: "Cluster".into(),
+            server_version: None,
+            journal_seq: 0,
+            shards: vec![
+                shard(0, vec![range(0, 8191)]),
+                shard(1, vec![range(8192, 16383)]),
+            ],
+        },
+        point: logbook_journal::PointInTimePlan {
+            until: logbook_journal::Timestamp::EPOCH,
+            shards: vec![
+                stream(0, vec![range(0, 8191)]),
+                stream(1, vec![range(8192, 16383)]),
+            ],
+            notes: vec![],
+        },
+    });
+    g
+}
+
+#[test]
+fn a_pod_restored_to_a_moment_gives_up_slots_it_did_not_own_then_before_meeting() {
+    let mut g = restored_to_a_moment();
+    // Shard 1's base still held keys of 8000-8191 (moved away later);
+    // pod 1 claimed them when it loaded. Pod 0 has not reported yet:
+    // nobody meets anybody.
+    let mut one = lone(1);
+    one.slots = vec![
+        SlotRange {
+            start: 8000,
+            end: 8191,
+        },
+        SlotRange {
+            start: 8192,
+            end: 16000,
+        },
+    ];
+    g.report(&one, &[], &[]);
+    assert_eq!(
+        g.intents(),
+        vec![Intent::DropForeignSlots {
+            pod: pod(1),
+            slots: vec![SlotRange {
+                start: 8000,
+                end: 8191
+            }],
+        }]
+    );
+    let mut zero = lone(0);
+    zero.slots = vec![SlotRange {
+        start: 0,
+        end: 8191,
+    }];
+    g.report(&zero, &[], &[]);
+    one.slots = vec![SlotRange {
+        start: 8192,
+        end: 16000,
+    }];
+    g.report(&one, &[], &[]);
+    // Each claims only its own: now they meet.
+    let intents = g.intents();
+    assert!(
+        intents.iter().all(|i| matches!(i, Intent::MeetNode { .. })) && !intents.is_empty(),
+        "{intents:?}"
+    );
+}
+
+#[test]
+fn a_restore_to_a_moment_waits_for_every_restored_pod_before_meeting() {
+    let mut g = restored_to_a_moment();
+    let mut zero = lone(0);
+    zero.slots = vec![SlotRange {
+        start: 0,
+        end: 8191,
+    }];
+    g.report(&zero, &[], &[]);
+    assert_eq!(g.intents(), vec![], "pod 1 has not reported");
+}

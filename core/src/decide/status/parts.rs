@@ -106,7 +106,8 @@ pub(super) fn backup_status(
             .map_or(*since, |(at, _)| (*at).max(*since));
         logbook_crds::v1alpha1::next_fire_ms(schedule, after.as_micros() / 1000)
     });
-    if last.is_none() && running.is_none() && next.is_none() {
+    let archive = archive_status(&part.archive);
+    if last.is_none() && running.is_none() && next.is_none() && archive.is_none() {
         return None;
     }
     Some(logbook_crds::v1alpha1::ClusterBackupStatus {
@@ -115,6 +116,33 @@ pub(super) fn backup_status(
         last_bytes: last.and_then(|(_, _, b)| i64::try_from(b).ok()),
         running,
         next_scheduled_at: next.map(|ms| kube_time(Timestamp::EPOCH.plus_millis(ms))),
+        archive,
+    })
+}
+
+/// `status.backup.archive`: while it runs or keeps chains.
+fn archive_status(
+    archive: &logbook_journal::projection::backups::ArchivePart,
+) -> Option<logbook_crds::v1alpha1::ArchiveStatus> {
+    if archive.target.is_none() && archive.chains.is_empty() {
+        return None;
+    }
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let last_break = archive
+        .chains
+        .iter()
+        .filter_map(|(name, c)| c.ended.as_ref().map(|e| (e.0, name, &e.2)))
+        .max_by_key(|(at, name, _)| (*at, (*name).clone()))
+        .map(|(at, name, why)| format!("chain {name} ended at {at}: {why}"));
+    Some(logbook_crds::v1alpha1::ArchiveStatus {
+        location: archive
+            .target
+            .as_ref()
+            .map(|t| format!("s3://{}/{}", t.bucket, t.dir)),
+        live_chains: count(archive.live().count()),
+        chains: count(archive.chains.len()),
+        oldest_restorable_time: archive.oldest_restorable().map(kube_time),
+        last_break,
     })
 }
 
@@ -242,6 +270,23 @@ pub(super) fn fetch_failures(r: &logbook_journal::projection::backups::RestoreSt
 
 /// How `restoreFrom` is named in the status and the journal.
 pub fn restore_source_name(from: &logbook_crds::RestoreSource) -> String {
+    let at = from
+        .point_in_time
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    if let Some(cluster) = &from.cluster {
+        return format!("the archive of ValkeyCluster {cluster}{at}");
+    }
+    if !at.is_empty()
+        && let Some(p) = &from.path
+    {
+        return format!(
+            "the archive in s3://{}/{}{at}",
+            from.destination.as_ref().map_or("?", |d| d.bucket.as_str()),
+            p.trim_matches('/')
+        );
+    }
     match (&from.backup, &from.path) {
         (Some(b), _) => format!("ValkeyBackup {b}"),
         (None, Some(p)) => format!(

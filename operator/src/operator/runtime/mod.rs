@@ -661,9 +661,15 @@ impl ClusterRuntime {
         self.fingerprint_key.as_ref()
     }
 
-    /// What a backup stream needs to reach this cluster's nodes: the
-    /// identity to authenticate as (the replication user, else the
-    /// cluster's password), the TLS settings, the API client.
+    /// How far the archive's bucket is behind the stream, for the
+    /// metrics.
+    pub fn set_archive_lag(&self, seconds: Option<f64>) {
+        self.metrics.archive_lag(seconds);
+    }
+
+    /// What a backup or archive stream needs to reach this cluster's
+    /// nodes: the identity to authenticate as (the replication user, else
+    /// the cluster's password), the TLS settings, the API client.
     pub fn backup_access(&self) -> crate::backup::NodeAccess {
         use crate::resources::internal_users::REPLICATION_USER;
         let identity = match self.internal.get(REPLICATION_USER) {
