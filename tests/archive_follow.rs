@@ -314,7 +314,7 @@ async fn the_writes_of_a_primary_are_archived_from_its_replica_in_order() {
     let (writer, reports, notes) = running.stop().await;
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].started.len(), 1);
-    assert!(matches!(&notes[0], FollowNote::Started(s) if s == &read.start));
+    assert!(matches!(&notes[0], FollowNote::Started(s) if **s == read.start));
     assert!(notes.iter().any(|n| matches!(n, FollowNote::Lag(Some(_)))));
     assert!(read.has_base);
     assert!(read.end.is_none());

@@ -157,6 +157,16 @@ struct Building {
     source: SourceInfo,
 }
 
+impl Building {
+    /// It has held a data command for [`SEGMENT_HOLD_MS`], or pings only
+    /// for [`SEGMENT_IDLE_MS`]. (Its size is checked as records come.)
+    fn due(&self, now_ms: i64) -> bool {
+        self.first_data_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= SEGMENT_HOLD_MS)
+            || now_ms.saturating_sub(self.opened_ms) >= SEGMENT_IDLE_MS
+    }
+}
+
 /// A closed segment waiting for its upload.
 #[derive(Debug)]
 struct Sealed {
@@ -512,12 +522,7 @@ impl ChainWriter {
     /// outgrew [`MAX_BUFFERED`]; [`ArchiveError::Store`] for a failure
     /// retrying cannot fix (the chain should end).
     pub async fn flush(&mut self, now_ms: i64) -> Result<(), ArchiveError> {
-        let due = self.building.as_ref().is_some_and(|b| {
-            b.first_data_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= SEGMENT_HOLD_MS)
-                || now_ms.saturating_sub(b.opened_ms) >= SEGMENT_IDLE_MS
-        });
-        if due {
+        if self.building.as_ref().is_some_and(|b| b.due(now_ms)) {
             self.seal();
         }
         self.upload_sealed().await
@@ -688,7 +693,7 @@ pub struct FollowTarget<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowNote {
     /// A chain began (its `chain.json` is written).
-    Started(ChainStart),
+    Started(Box<ChainStart>),
     /// The chain's position was accepted by a source (`+CONTINUE`).
     Continued {
         /// The chain.
@@ -811,7 +816,7 @@ pub async fn follow(
             .await;
             match started {
                 Ok(w) => {
-                    let _ = notes.send(FollowNote::Started(w.start.clone()));
+                    let _ = notes.send(FollowNote::Started(Box::new(w.start.clone())));
                     report.started.push(w.chain.clone());
                     *writer = Some(w);
                 }
@@ -890,3 +895,7 @@ async fn pump(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "archiver_tests.rs"]
+mod tests;
