@@ -15,8 +15,8 @@ use bytes::Bytes;
 use logbook::backup::BackupStore;
 use logbook::backup::pitr::{PitrPlan, plan_point_in_time};
 use logbook::backup::segment::{
-    ChainStart, IndexPage, Record, SegmentEntry, encode_segment, index_name, segment_name,
-    sha256_hex,
+    ChainEnd, ChainStart, IndexPage, Record, SegmentEntry, encode_segment, index_name,
+    segment_name, sha256_hex,
 };
 use logbook::resources::restore::{PLAN_KEY, RestoreFetchPlan};
 use logbook::restore_fetch_cli::{RestoreFetchArgs, run};
@@ -88,26 +88,45 @@ async fn archive() -> Archive {
             .await
             .unwrap();
     }
+    let (chain_dir, entries) = add_chain(&store, source.addr, CHAIN, "Replication", &[]).await;
+    Archive {
+        _s3: s3,
+        s3_target: target,
+        store,
+        chain_dir,
+        entries,
+        _source: source,
+    }
+}
+
+/// Adds chain `chain` to the bucket: `source`'s base, then the segments
+/// of [`segments_plan`] (listing `slots`), indexed on two pages
+/// (segments 0-1, then 2). Its directory and index entries.
+async fn add_chain(
+    store: &BackupStore,
+    source: std::net::SocketAddr,
+    chain: &str,
+    topology: &str,
+    slots: &[[u16; 2]],
+) -> (String, Vec<SegmentEntry>) {
     let timeouts = Timeouts {
         connect: Duration::from_secs(2),
         command: Duration::from_secs(5),
     };
-    let mut stream = open_rdb_stream(source.addr, None, None, timeouts)
-        .await
-        .unwrap();
+    let mut stream = open_rdb_stream(source, None, None, timeouts).await.unwrap();
     let resync = stream.snapshot().resync.clone().unwrap();
     let mut base = Vec::new();
     while let Some(chunk) = stream.next_chunk().await.unwrap() {
         base.extend_from_slice(&chunk);
     }
-    let chain_dir = format!("{ARCHIVE}{CHAIN}/");
+    let chain_dir = format!("{ARCHIVE}{chain}/");
     let start = ChainStart {
         format: 1,
-        chain: CHAIN.to_owned(),
+        chain: chain.to_owned(),
         namespace: "ns".to_owned(),
         cluster: "c".to_owned(),
         uid: "uid".to_owned(),
-        topology: "Replication".to_owned(),
+        topology: topology.to_owned(),
         source: "c-0".to_owned(),
         primary: "c-0".to_owned(),
         replid: resync.replid.clone(),
@@ -116,11 +135,11 @@ async fn archive() -> Archive {
         base_bytes: base.len() as u64,
         base_sha256: sha256_hex(&base),
         rdb_version: 80,
-        slots: Vec::new(),
+        slots: slots.to_vec(),
     };
-    put(&store, &format!("{chain_dir}base.rdb"), base).await;
+    put(store, &format!("{chain_dir}base.rdb"), base).await;
     put(
-        &store,
+        store,
         &format!("{chain_dir}chain.json"),
         serde_json::to_vec(&start).unwrap(),
     )
@@ -153,21 +172,32 @@ async fn archive() -> Archive {
             sha256: sha256_hex(&bytes),
             replid: resync.replid.clone(),
             source: "c-0".to_owned(),
-            slots: Vec::new(),
+            slots: slots.to_vec(),
         };
-        put(&store, &format!("{chain_dir}{}", entry.name), bytes).await;
+        put(store, &format!("{chain_dir}{}", entry.name), bytes).await;
         entries.push(entry);
     }
-    let archive = Archive {
-        _s3: s3,
-        s3_target: target,
-        store,
-        chain_dir,
-        entries,
-        _source: source,
-    };
-    archive.write_index(&archive.entries).await;
-    archive
+    write_index(store, chain, &chain_dir, &entries).await;
+    (chain_dir, entries)
+}
+
+/// Writes `entries` as index pages 0 (the first two) and 1 (the rest).
+async fn write_index(store: &BackupStore, chain: &str, chain_dir: &str, entries: &[SegmentEntry]) {
+    let (first, rest) = entries.split_at(2);
+    for (page, segments) in [(0, first), (1, rest)] {
+        let page = IndexPage {
+            format: 1,
+            chain: chain.to_owned(),
+            page,
+            segments: segments.to_vec(),
+        };
+        put(
+            store,
+            &format!("{chain_dir}{}", index_name(page.page)),
+            serde_json::to_vec(&page).unwrap(),
+        )
+        .await;
+    }
 }
 
 async fn put(store: &BackupStore, key: &str, bytes: Vec<u8>) {
@@ -175,23 +205,8 @@ async fn put(store: &BackupStore, key: &str, bytes: Vec<u8>) {
 }
 
 impl Archive {
-    /// Writes `entries` as index pages 0 (the first two) and 1 (the rest).
     async fn write_index(&self, entries: &[SegmentEntry]) {
-        let (first, rest) = entries.split_at(2);
-        for (page, segments) in [(0, first), (1, rest)] {
-            let page = IndexPage {
-                format: 1,
-                chain: CHAIN.to_owned(),
-                page,
-                segments: segments.to_vec(),
-            };
-            put(
-                &self.store,
-                &format!("{}{}", self.chain_dir, index_name(page.page)),
-                serde_json::to_vec(&page).unwrap(),
-            )
-            .await;
-        }
+        write_index(&self.store, CHAIN, &self.chain_dir, entries).await;
     }
 
     fn segment_key(&self, i: usize) -> String {
@@ -284,6 +299,10 @@ async fn a_restore_to_a_time_loads_the_base_and_exactly_the_writes_received_by_t
     assert_eq!(shard.segments, 2);
     assert_eq!(shard.end, a.entries[1].end);
     let data = tempfile::tempdir().unwrap();
+    // What a pod killed mid-fetch left behind is rebuilt from nothing.
+    let staging = data.path().join(".restore-staging/appendonlydir");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("appendonly.aof.1.incr.aof"), "half a command").unwrap();
     let out = a.fetch(&plan, true, data.path()).unwrap();
     assert!(out.contains("4 command(s) taken"), "{out}");
     assert!(out.contains("2 record(s) received later left out"), "{out}");
@@ -405,4 +424,62 @@ async fn an_index_changed_after_planning_is_refused_by_the_fetch() {
         .to_string();
     assert!(err.contains("gap before segment"), "{err}");
     assert!(err.contains(&a.entries[1].name), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_restores_one_chain_per_shard_holding_every_slot_once() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = BackupStore::new(&s3.target(BUCKET), &credentials()).unwrap();
+    let source = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let a = "0000000001000-aaaaaaaa";
+    let b = "0000000001000-bbbbbbbb";
+    add_chain(&store, source.addr, b, "Cluster", &[[8192, 16000]]).await;
+    add_chain(&store, source.addr, a, "Cluster", &[[0, 8191]]).await;
+    // Slots 16001-16383 are held by no chain: refused, naming them.
+    let err = plan_point_in_time(&store, ARCHIVE, BASE_AT + 300)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no chain holds slots 16001-16383"), "{err}");
+    assert!(err.contains(&format!("{a} holds 0-8191")), "{err}");
+    // That shard's chain ended (its position lost) and restarted later
+    // with every slot it has now: the fresher chain is taken for it.
+    let ended = ChainEnd {
+        chain: b.to_owned(),
+        end: 0,
+        at_ms: BASE_AT + 700,
+        reason: "position lost".to_owned(),
+    };
+    put(
+        &store,
+        &format!("{ARCHIVE}{b}/end.json"),
+        serde_json::to_vec(&ended).unwrap(),
+    )
+    .await;
+    let b2 = "0000000001100-cccccccc";
+    let (dir, _) = add_chain(&store, source.addr, b2, "Cluster", &[[8192, 16383]]).await;
+    let mut start: ChainStart =
+        serde_json::from_slice(&store.get_bytes(&format!("{dir}chain.json")).await.unwrap())
+            .unwrap();
+    start.base_at_ms = BASE_AT + 100;
+    put(
+        &store,
+        &format!("{dir}chain.json"),
+        serde_json::to_vec(&start).unwrap(),
+    )
+    .await;
+    let plan = plan_point_in_time(&store, ARCHIVE, BASE_AT + 300)
+        .await
+        .unwrap();
+    assert_eq!(plan.topology, "Cluster");
+    let chosen: Vec<(&str, Vec<[u16; 2]>)> = plan
+        .shards
+        .iter()
+        .map(|s| (s.chain.as_str(), s.slots.clone()))
+        .collect();
+    assert_eq!(
+        chosen,
+        vec![(a, vec![[0, 8191]]), (b2, vec![[8192, 16383]])]
+    );
 }

@@ -579,6 +579,12 @@ fn runs(counts: &[u8], pick: impl Fn(u8) -> bool) -> Vec<[u16; 2]> {
     out
 }
 
+/// Whether two sets of slot ranges share a slot.
+fn overlap(a: &[[u16; 2]], b: &[[u16; 2]]) -> bool {
+    a.iter()
+        .any(|[a0, a1]| b.iter().any(|[b0, b1]| a0 <= b1 && b0 <= a1))
+}
+
 /// Checks that `chosen` hold every slot exactly once at `until_ms`.
 fn check_slots(chosen: &[(&Chain, Vec<[u16; 2]>)], until_ms: i64) -> Result<(), PitrRefusal> {
     let mut counts = vec![0u8; SLOTS];
@@ -653,9 +659,12 @@ pub async fn plan_point_in_time(
     if topology == "Cluster" {
         for chain in covering {
             let slots = chain.slots_at(until_ms);
-            // A shard whose chain restarted: the same slots, the later
-            // (fresher) chain already taken.
-            if !chosen.iter().any(|(_, s)| *s == slots) {
+            // A shard whose chain ended and restarted: its history goes
+            // on in the fresher chain, already taken, that holds its
+            // slots now. Two chains that both go on holding a slot are
+            // refused below.
+            let superseded = chain.end.is_some() && chosen.iter().any(|(_, s)| overlap(s, &slots));
+            if !superseded {
                 chosen.push((chain, slots));
             }
         }
