@@ -25,4 +25,5 @@ mod topology;
 mod helm_chart;
 mod operator_backup;
 mod operator_crash;
+mod operator_pitr;
 mod stale_state;

@@ -750,11 +750,51 @@ fn write_backups(
     if destination.is_none() {
         lines.push("no destination: set spec.backup.destination to take backups".to_owned());
     }
+    if let Some(line) = archive_line(c, published.archive.as_ref(), now) {
+        lines.push(line);
+    }
     for (n, line) in lines.iter().enumerate() {
         let label = if n == 0 { "Backups:" } else { "" };
         writeln!(out, "{label:<15}{line}")?;
     }
     Ok(())
+}
+
+/// The continuous archive: on or off, its chains, how far back a restore
+/// can go, the last break.
+fn archive_line(
+    c: &ValkeyCluster,
+    archive: Option<&logbook_crds::v1alpha1::ArchiveStatus>,
+    now: Timestamp,
+) -> Option<String> {
+    let asked = c.spec.backup.continuous_enabled();
+    let Some(a) = archive else {
+        return asked.then(|| "archive: asked for, not started yet".to_owned());
+    };
+    let since = a
+        .oldest_restorable_time
+        .as_ref()
+        .map(|t| {
+            format!(
+                ", restorable since {} ({} ago)",
+                t.0,
+                age(from_kube(t), now)
+            )
+        })
+        .unwrap_or_default();
+    let state = match &a.location {
+        Some(location) => format!(
+            "archive: on into {location}, {} live chain(s)",
+            a.live_chains
+        ),
+        None => "archive: off".to_owned(),
+    };
+    let broke = a
+        .last_break
+        .as_deref()
+        .map(|b| format!("; last break: {b}"))
+        .unwrap_or_default();
+    Some(format!("{state}, {} kept{since}{broke}", a.chains))
 }
 
 /// The TLS certificate as the operator last read it (never its content).
@@ -939,6 +979,7 @@ mod tests {
                 last_bytes: Some(4096),
                 running: None,
                 next_scheduled_at: Some(at("2026-12-01T03:00:00Z")),
+                archive: None,
             }),
             ..Default::default()
         });

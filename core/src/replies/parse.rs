@@ -139,6 +139,11 @@ impl RoleReply {
     }
 }
 
+/// The address the operator's archive follower announces
+/// (`REPLCONF ip-address`): a connection a server lists as a replica with
+/// it is the archive's, not a replica's.
+pub const ARCHIVER_ADDRESS: &str = "logbook-archive";
+
 /// Parses the text of `INFO replication`.
 ///
 /// # Errors
@@ -157,7 +162,12 @@ pub fn parse_info_replication(text: &str) -> Result<ReplicationInfo, ParseError>
             continue;
         };
         if is_replica_line(key) {
-            replicas.push(parse_replica_line(key, value)?);
+            let replica = parse_replica_line(key, value)?;
+            // The operator's own archive follower is no replica: nothing
+            // may count it as one (it holds no data a failover can use).
+            if replica.ip != ARCHIVER_ADDRESS {
+                replicas.push(replica);
+            }
         } else {
             fields.insert(key, value);
         }
@@ -307,7 +317,7 @@ pub fn parse_role(reply: &Reply) -> Result<RoleReply, ParseError> {
                 None => &[][..],
                 Some(value) => as_array(value, "role.replicas")?,
             };
-            let replicas = listed
+            let replicas: Vec<RoleReplica> = listed
                 .iter()
                 .map(|entry| {
                     let fields = as_array(entry, "role.replicas")?;
@@ -318,7 +328,10 @@ pub fn parse_role(reply: &Reply) -> Result<RoleReply, ParseError> {
                         offset: non_negative(fields.next(), "role.replica.offset")?,
                     })
                 })
-                .collect::<Result<_, ParseError>>()?;
+                .collect::<Result<Vec<_>, ParseError>>()?
+                .into_iter()
+                .filter(|r| r.ip != ARCHIVER_ADDRESS)
+                .collect();
             Ok(RoleReply::Primary { offset, replicas })
         }
         "slave" | "replica" => {

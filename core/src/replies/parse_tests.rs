@@ -252,3 +252,11 @@ fn role_replies_of_other_shapes_are_errors() {
         })
     );
 }
+
+#[test]
+fn the_archive_follower_is_no_replica() {
+    let text = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=10.0.0.2,port=6379,state=online,offset=90,lag=0\r\nslave1:ip=logbook-archive,port=0,state=online,offset=90,lag=0\r\nmaster_failover_state:no-failover\r\nmaster_replid:0123456789012345678901234567890123456789\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:90\r\n";
+    let info = parse_info_replication(text).unwrap();
+    assert_eq!(info.replicas.len(), 1);
+    assert_eq!(info.replicas[0].ip, "10.0.0.2");
+}

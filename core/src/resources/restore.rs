@@ -324,9 +324,11 @@ pub fn build_restore_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
     plan: &RestorePlan,
+    point: Option<&logbook_journal::PointInTimePlan>,
     s3: &S3Target,
     credentials: &S3Credentials,
 ) -> Secret {
+    let until_ms = point.map_or(0, |p| p.until.as_micros() / 1000);
     let fetch = RestoreFetchPlan {
         bucket: s3.bucket.clone(),
         region: s3.region.clone(),
@@ -338,7 +340,26 @@ pub fn build_restore_secret(
             .iter()
             .map(|s| (s.shard, (s.key.clone(), s.bytes, s.sha256.clone())))
             .collect(),
-        point_in_time: BTreeMap::new(),
+        point_in_time: point
+            .map(|p| {
+                p.shards
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.shard,
+                            PointInTimeFetch {
+                                chain_dir: s.chain_dir.clone(),
+                                until_ms,
+                                segments: s.segments,
+                                end: s.end,
+                                digest: s.digest.clone(),
+                                slots: s.slots.iter().map(|r| [r.start, r.end]).collect(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut data = BTreeMap::from([
         (PLAN_KEY.to_owned(), ByteString(fetch.render().into_bytes())),

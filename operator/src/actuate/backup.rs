@@ -192,6 +192,7 @@ pub(super) async fn publish_restore_plan(
         target.meta,
         target.spec,
         plan,
+        target.state.backups.restore.point.as_ref(),
         &s3,
         &creds,
     );

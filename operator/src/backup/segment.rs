@@ -428,7 +428,8 @@ pub struct Cut {
 
 /// Appends to `aof` every command of `records` received at or before
 /// `until_ms`, as an append-only file increment: the stream's own
-/// replication-only commands (`PING`, `REPLCONF`) are left out, and a
+/// replication-only commands (`PING`, `REPLCONF`, `CLUSTER SYNCSLOTS`)
+/// are left out, and a
 /// transaction the cut would split (`MULTI` without its `EXEC`) is left
 /// out whole. `cut` carries the state across calls (one per segment, in
 /// order); [`finish_aof`] drops an unfinished transaction at the end.
@@ -446,7 +447,10 @@ pub fn aof_until(records: &[Record], until_ms: i64, cut: &mut AofCut, aof: &mut 
         cut.cut.end = r.end();
         cut.cut.last_ms = Some(r.received_ms);
         match name.as_str() {
-            "ping" | "replconf" => {}
+            // The stream's own: keepalives, acknowledgements, and the
+            // framing of an atomic slot migration (`CLUSTER SYNCSLOTS`
+            // around the imported keys, which come as ordinary writes).
+            "ping" | "replconf" | "cluster" => {}
             "multi" => {
                 cut.open = Some((aof.len(), r.offset, before_ms));
                 aof.extend_from_slice(&r.bytes);

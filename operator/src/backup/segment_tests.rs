@@ -103,6 +103,7 @@ fn the_cut_keeps_what_was_received_by_then_and_no_half_transaction() {
             (11, cmd(&["SET", "a", "1"])),
             (12, cmd(&["PING"])),
             (13, cmd(&["REPLCONF", "GETACK", "*"])),
+            (13, cmd(&["CLUSTER", "SYNCSLOTS", "ACK"])),
             (20, cmd(&["MULTI"])),
             (20, cmd(&["SET", "b", "2"])),
             (21, cmd(&["EXEC"])),
@@ -112,8 +113,8 @@ fn the_cut_keeps_what_was_received_by_then_and_no_half_transaction() {
     let run = |until: i64| {
         let mut cut = AofCut::default();
         let mut aof = Vec::new();
-        aof_until(&records[..4], until, &mut cut, &mut aof);
-        aof_until(&records[4..], until, &mut cut, &mut aof);
+        aof_until(&records[..5], until, &mut cut, &mut aof);
+        aof_until(&records[5..], until, &mut cut, &mut aof);
         (finish_aof(cut, &mut aof), aof)
     };
     let (cut, aof) = run(15);
@@ -123,7 +124,7 @@ fn the_cut_keeps_what_was_received_by_then_and_no_half_transaction() {
     );
     assert_eq!(
         (cut.commands, cut.end, cut.last_ms, cut.left_out),
-        (2, records[4].offset, Some(13), 4)
+        (2, records[5].offset, Some(13), 4)
     );
     // The cut inside the transaction (its EXEC came later) leaves it all out.
     let (cut, aof) = run(20);
@@ -131,12 +132,12 @@ fn the_cut_keeps_what_was_received_by_then_and_no_half_transaction() {
         aof,
         [cmd(&["SELECT", "0"]), cmd(&["SET", "a", "1"])].concat()
     );
-    assert_eq!((cut.end, cut.last_ms), (records[4].offset, Some(13)));
+    assert_eq!((cut.end, cut.last_ms), (records[5].offset, Some(13)));
     let (cut, aof) = run(25);
     assert!(aof.ends_with(&cmd(&["EXEC"])));
     assert_eq!(cut.commands, 3);
     let (cut, _) = run(30);
-    assert_eq!((cut.end, cut.left_out), (records[7].end(), 0));
+    assert_eq!((cut.end, cut.left_out), (records[8].end(), 0));
 }
 
 #[test]

@@ -559,8 +559,17 @@ pub async fn write_manifest(
 async fn verify_restore(rt: &Arc<Mutex<ClusterRuntime>>, v: Verify) {
     let source = crate::decide::status::restore_source_name(&v.from);
     tracing::info!(%source, "verifying the backup to restore");
-    let event = match plan_restore(&v, &source).await {
-        Ok(plan) => Event::RestoreVerified { plan },
+    let planned = if v.from.point_in_time.is_some() {
+        plan_point_in_time(&v, &source)
+            .await
+            .map(|(plan, point)| Event::RestoreToTimeVerified { plan, point })
+    } else {
+        plan_restore(&v, &source)
+            .await
+            .map(|plan| Event::RestoreVerified { plan })
+    };
+    let event = match planned {
+        Ok(event) => event,
         Err((reason, retry)) => Event::RestoreRefused {
             source: source.clone(),
             reason,
@@ -759,6 +768,147 @@ async fn plan_restore(v: &Verify, source: &str) -> Result<RestorePlan, (String, 
         journal_seq: manifest.journal_seq,
         shards: restored,
     })
+}
+
+/// The archive `restoreFrom` names: a ValkeyCluster of this namespace
+/// (its `backup.destination`, its directory's `_archive/`), or a cluster's
+/// directory given by `path` in `destination`.
+async fn archive_target(v: &Verify) -> Result<BackupTarget, (String, bool)> {
+    let ns = v.meta.namespace.as_str();
+    match (&v.from.cluster, &v.from.path, &v.from.destination) {
+        (Some(name), _, _) => {
+            let api: Api<logbook_crds::ValkeyCluster> = Api::namespaced(v.client.clone(), ns);
+            let source = api
+                .get_opt(name)
+                .await
+                .map_err(|e| (format!("reading ValkeyCluster {ns}/{name}: {e}"), true))?
+                .ok_or_else(|| {
+                    (
+                        format!(
+                            "ValkeyCluster {ns}/{name} does not exist: once a cluster is gone, name its archive by path (<prefix>/{ns}/{name}) and destination"
+                        ),
+                        false,
+                    )
+                })?;
+            let destination = source.spec.backup.destination.clone().ok_or_else(|| {
+                (
+                    format!(
+                        "ValkeyCluster {ns}/{name} names no backup.destination: it has no archive"
+                    ),
+                    false,
+                )
+            })?;
+            Ok(logbook_core::backup_target::target_of(
+                &destination,
+                ns,
+                name,
+                crate::observe::backup::ARCHIVE_NAME,
+            ))
+        }
+        (None, Some(path), Some(d)) => {
+            let mut target = restore_path_target(path, d);
+            target.dir = crate::backup::segment::archive_dir(&target.dir);
+            Ok(target)
+        }
+        _ => Err((
+            "restoreFrom.pointInTime needs cluster, or path and destination".to_owned(),
+            false,
+        )),
+    }
+}
+
+/// Verifies that the archive covers `restoreFrom.pointInTime` for a
+/// cluster of this spec's topology and shards, and that every object the
+/// restore needs is whole, before anything exists.
+async fn plan_point_in_time(
+    v: &Verify,
+    source: &str,
+) -> Result<(RestorePlan, logbook_journal::PointInTimePlan), (String, bool)> {
+    use crate::backup::pitr::PitrRefusal;
+    let time = v.from.point_in_time.as_deref().unwrap_or_default();
+    let until_ms = logbook_crds::v1alpha1::parse_point_in_time(time).map_err(|e| (e, false))?;
+    let target = archive_target(v).await?;
+    let (s3, creds) = credentials::resolve(&v.client, &v.meta.namespace, &target)
+        .await
+        .map_err(|e| (e.to_string(), e.is_retryable()))?;
+    let store = BackupStore::new(&s3, &creds).map_err(|e| (e.to_string(), false))?;
+    let planned = crate::backup::pitr::plan_point_in_time(&store, &target.dir, until_ms)
+        .await
+        .map_err(|e| {
+            // A time the archive has not reached yet is read again (a
+            // quiet cluster's archive closes a segment a minute); the
+            // bucket failing may pass; anything else needs a person.
+            let retry = matches!(
+                e,
+                PitrRefusal::Store { .. } | PitrRefusal::OutsideCoverage { .. }
+            );
+            (e.to_string(), retry)
+        })?;
+    let backed_cluster = planned.topology == "Cluster";
+    if backed_cluster != v.spec.topology.is_cluster() {
+        return Err((
+            format!(
+                "the archive is of a {} cluster; a {} cluster cannot load it",
+                planned.topology, v.spec.topology
+            ),
+            false,
+        ));
+    }
+    let shards = planned.shards.len();
+    let wanted = usize::try_from(v.spec.effective_shards()).unwrap_or(0);
+    if backed_cluster && wanted < shards {
+        return Err((
+            format!(
+                "the archive had {shards} shards at {time} and the spec asks for {wanted}: restore into at least {shards} shards (then scale in)"
+            ),
+            false,
+        ));
+    }
+    let slots = |pairs: &[[u16; 2]]| {
+        pairs
+            .iter()
+            .map(|[start, end]| logbook_journal::intent::SlotRange {
+                start: *start,
+                end: *end,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut bases = Vec::new();
+    let mut streams = Vec::new();
+    for (i, shard) in planned.shards.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        bases.push(RestoreShard {
+            shard: index,
+            key: shard.base_key.clone(),
+            bytes: shard.base_bytes,
+            sha256: shard.base_sha256.clone(),
+            slots: slots(&shard.slots),
+        });
+        streams.push(logbook_journal::PointInTimeShard {
+            shard: index,
+            chain_dir: shard.chain_dir.clone(),
+            segments: shard.segments,
+            end: shard.end,
+            digest: shard.digest.clone(),
+            slots: slots(&shard.slots),
+        });
+    }
+    let until = Timestamp::EPOCH.plus_millis(until_ms);
+    Ok((
+        RestorePlan {
+            source: source.to_owned(),
+            target,
+            topology: planned.topology,
+            server_version: None,
+            journal_seq: 0,
+            shards: bases,
+        },
+        logbook_journal::PointInTimePlan {
+            until,
+            shards: streams,
+            notes: Vec::new(),
+        },
+    ))
 }
 
 #[cfg(test)]

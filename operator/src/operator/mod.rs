@@ -12,6 +12,7 @@
 //! cluster names it and the journal seq it concerns.
 
 mod apply;
+mod archive;
 mod backups;
 mod cluster_prober;
 mod crash;
@@ -149,6 +150,8 @@ struct ClusterHandle {
     prober: JoinHandle<()>,
     /// The cluster's backup task (`backups::run`).
     backups: JoinHandle<()>,
+    /// The cluster's archive task (`archive::run`).
+    archive: JoinHandle<()>,
     log: ClusterSpan,
 }
 
@@ -205,12 +208,14 @@ impl Context {
         let runtime = Arc::new(Mutex::new(runtime));
         let prober = tokio::spawn(prober::run(runtime.clone(), log.clone()));
         let backups = tokio::spawn(backups::run(runtime.clone(), log.clone()));
+        let archive = tokio::spawn(archive::run(runtime.clone(), log.clone()));
         clusters.insert(
             meta.uid.clone(),
             ClusterHandle {
                 runtime: runtime.clone(),
                 prober,
                 backups,
+                archive,
                 log,
             },
         );
@@ -222,6 +227,7 @@ impl Context {
         if let Some(handle) = self.clusters.lock().await.remove(&meta.uid) {
             handle.prober.abort();
             handle.backups.abort();
+            handle.archive.abort();
         }
         self.deps
             .metrics
@@ -235,6 +241,7 @@ impl Context {
         for handle in &handles {
             handle.prober.abort();
             handle.backups.abort();
+            handle.archive.abort();
         }
         for handle in handles {
             let mut rt = handle.runtime.lock().await;

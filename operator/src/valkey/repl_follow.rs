@@ -47,8 +47,10 @@ use logbook_core::replies::ProbeError;
 /// sets 1 s), so several missed pings mean the link is gone.
 pub const FOLLOW_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the follower announces as its address (see the module's comment).
-pub const ARCHIVER_ADDRESS: &str = "logbook-archive";
+/// What the follower announces as its address (see the module's comment);
+/// the parsers of `INFO replication` and `ROLE` leave it out of a
+/// server's replicas.
+pub use logbook_core::replies::ARCHIVER_ADDRESS;
 
 /// How often the follower acknowledges its offset.
 const ACK_EVERY: Duration = Duration::from_secs(1);

@@ -1,0 +1,309 @@
+//! Point-in-time restore end to end on localkube with real `valkey-server`
+//! pods and a real S3 server (moto's): the continuous archive follows a
+//! Replication cluster across a failover under a writer that records
+//! each write's times, and a new cluster restored to a moment after the
+//! failover holds every write acknowledged before it and none sent after
+//! it. A deleted or corrupted segment makes the restore refuse, naming
+//! it, with nothing created.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use logbook_journal::Event;
+
+use crate::operator_backup::{BUCKET, SECRET, cluster_yaml, store_for, with_s3};
+use crate::operator_common::*;
+
+/// The archive on, into the test's bucket.
+const CONTINUOUS: &str = "    continuous:\n      enabled: true\n";
+
+/// A wall-clock moment and the `Instant` it was read beside, so that the
+/// writer's `Instant`s compare with the archive's wall-clock times.
+struct Clock {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl Clock {
+    fn now() -> Self {
+        Clock {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// The wall-clock time of `at`, in ms since the epoch.
+    fn wall_ms(&self, at: Instant) -> i64 {
+        let base = self
+            .wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        match at.checked_duration_since(self.instant) {
+            Some(d) => base + d.as_millis() as i64,
+            None => base - self.instant.duration_since(at).as_millis() as i64,
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The archive's and restores' events of `cluster`'s journal.
+async fn archive_events(env: &Env, cluster: &str) -> Vec<Event> {
+    let stream = env.stream(cluster).await;
+    env.journal_events(&stream)
+        .await
+        .into_iter()
+        .map(|e| e.body)
+        .filter(|e| e.kind().starts_with("Archive") || e.kind().starts_with("Restore"))
+        .collect()
+}
+
+async fn live_chains(env: &Env, name: &str, chains: i32) {
+    env.wait_status(
+        name,
+        Duration::from_secs(90),
+        &format!("{chains} live archive chain(s)"),
+        |v| {
+            v.status
+                .as_ref()
+                .and_then(|s| s.backup.as_ref())
+                .and_then(|b| b.archive.as_ref())
+                .is_some_and(|a| a.live_chains == chains)
+        },
+    )
+    .await;
+}
+
+fn restored_yaml(name: &str, source: &str, at_ms: i64) -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Replication
+  replicas: 2
+  failover:
+    probeIntervalMilliseconds: 200
+  storage:
+    size: 1Gi
+    persistence: Aof
+  restoreFrom:
+    cluster: {source}
+    pointInTime: "{}"
+"#,
+        rfc3339(at_ms)
+    )
+}
+
+/// Waits for `name`'s restore to reach `phase`.
+async fn restore_phase(env: &Env, name: &str, phase: &str, timeout: Duration) -> String {
+    let vkc = env
+        .wait_status(name, timeout, &format!("restore {phase}"), |v| {
+            v.status
+                .as_ref()
+                .and_then(|s| s.restore.as_ref())
+                .is_some_and(|r| r.phase == phase)
+        })
+        .await;
+    vkc.status
+        .and_then(|s| s.restore)
+        .and_then(|r| r.message)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replication_cluster_is_restored_to_a_moment_after_a_failover() {
+    let (s3, env) = with_s3("pitr-replication").await;
+    env.apply_yaml(&cluster_yaml("demo", CONTINUOUS)).await;
+    let vkc = env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    live_chains(&env, "demo", 1).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let clock = Clock::now();
+    let probe = write_probe(&service, &password, "w");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A failover inside the archived range.
+    let old = primary(&vkc);
+    env.delete_pod(&old).await;
+    env.wait_status("demo", Duration::from_secs(60), "a new primary", |v| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.primary.as_deref())
+            .is_some_and(|p| p != old)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_ms = now_ms();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = probe.stop().await;
+
+    env.apply_yaml(&restored_yaml("demo-then", "demo", at_ms))
+        .await;
+    let message = restore_phase(&env, "demo-then", "Completed", Duration::from_secs(150)).await;
+    eprintln!("restore: {message}");
+    let restored = env
+        .wait_ready("demo-then", 2, Duration::from_secs(60))
+        .await;
+    let restored_password = env.password("demo-then").await;
+    let addr = env.pod_addr(&primary(&restored)).await;
+    let pw = logbook::valkey::Password::new(restored_password);
+
+    // Acknowledged before the moment: there. Sent after it: not.
+    let acked_before: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && clock.wall_ms(a.ended) <= at_ms)
+        .map(|a| a.key)
+        .collect();
+    let sent_after: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| clock.wall_ms(a.started) > at_ms)
+        .map(|a| a.key)
+        .collect();
+    assert!(
+        acked_before.len() > 100,
+        "{} writes acknowledged",
+        acked_before.len()
+    );
+    assert!(!sent_after.is_empty());
+    let missing = logbook_bench::missing_keys(&addr, Some(&pw), &log.prefix, &acked_before)
+        .await
+        .unwrap();
+    // The archive's lag, as this run saw it: how long before the moment
+    // the latest acknowledged write it lacks was acknowledged.
+    let lag_ms = log
+        .attempts
+        .iter()
+        .filter(|a| missing.contains(&a.key))
+        .map(|a| at_ms - clock.wall_ms(a.ended))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "restored to {}: {} of {} writes acknowledged before it missing (lag bound seen: {lag_ms} ms)",
+        rfc3339(at_ms),
+        missing.len(),
+        acked_before.len()
+    );
+    assert!(
+        lag_ms <= 1_000,
+        "writes acknowledged more than a second before the moment are missing: {missing:?}"
+    );
+    let absent = logbook_bench::missing_keys(&addr, Some(&pw), &log.prefix, &sent_after)
+        .await
+        .unwrap();
+    assert_eq!(
+        absent.len(),
+        sent_after.len(),
+        "writes sent after the moment are in the restored cluster"
+    );
+
+    // The journal: one chain, followed across the failover, never broken.
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let source = archive_events(&env, "demo").await;
+    let kinds: Vec<&str> = source.iter().map(Event::kind).collect();
+    eprintln!("demo: {kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "ArchiveChainStarted")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"ArchiveChainEnded"), "{kinds:?}");
+    let restored_kinds: Vec<&str> = archive_events(&env, "demo-then")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter(|k| k.starts_with("Restore"))
+        .collect();
+    assert_eq!(
+        restored_kinds,
+        ["RestoreToTimeVerified", "RestoreCompleted"]
+    );
+    env.verify_journal().await;
+    drop(s3);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_or_corrupt_segment_refuses_the_restore_naming_it() {
+    let (s3, env) = with_s3("pitr-refused").await;
+    env.apply_yaml(&cluster_yaml("demo", CONTINUOUS)).await;
+    env.wait_ready("demo", 3, Duration::from_secs(60)).await;
+    live_chains(&env, "demo", 1).await;
+    let password = env.password("demo").await;
+    let service = env.service_addr("demo").await;
+    let probe = write_probe(&service, &password, "w");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let at_ms = now_ms();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(probe.stop().await);
+
+    // Three segments at least: delete the second.
+    let store = store_for(&s3);
+    let archive = "logbook/default/demo/_archive/";
+    let segments: Vec<String> = store
+        .list(archive)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with(".seg"))
+        .collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let deleted = segments[1].clone();
+    let body = store.get_bytes(&deleted).await.unwrap();
+    store.delete(&deleted).await.unwrap();
+    env.apply_yaml(&restored_yaml("gap", "demo", at_ms)).await;
+    let message = restore_phase(&env, "gap", "Refused", Duration::from_secs(60)).await;
+    let name = deleted.rsplit('/').next().unwrap();
+    assert!(
+        message.contains(name) && message.contains("missing"),
+        "the refusal does not name {name} as missing: {message}"
+    );
+    // Nothing was created.
+    assert!(env.pods("gap").await.is_empty());
+
+    // Put it back damaged: refused for its checksum.
+    let mut bad = body.to_vec();
+    let last = bad.len() - 3;
+    bad[last] ^= 0x20;
+    store.put_bytes(&deleted, Bytes::from(bad)).await.unwrap();
+    env.apply_yaml(&restored_yaml("damaged", "demo", at_ms))
+        .await;
+    let message = restore_phase(&env, "damaged", "Refused", Duration::from_secs(60)).await;
+    assert!(
+        message.contains(name) && message.contains("SHA-256"),
+        "the refusal does not name {name}'s checksum: {message}"
+    );
+    assert!(env.pods("damaged").await.is_empty());
+    let _ = (BUCKET, SECRET);
+    env.finish().await;
+}
