@@ -307,3 +307,233 @@ async fn a_missing_or_corrupt_segment_refuses_the_restore_naming_it() {
     let _ = (BUCKET, SECRET);
     env.finish().await;
 }
+
+/// A restored Cluster of `shards` primaries, no replicas, from `source`'s
+/// archive at `at_ms`.
+fn restored_cluster_yaml(name: &str, shards: u32, source: &str, at_ms: i64) -> String {
+    format!(
+        r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: {name}
+spec:
+  topology: Cluster
+  shards: {shards}
+  replicasPerShard: 0
+  clusterNodeTimeoutMilliseconds: 5000
+  storage:
+    size: 1Gi
+    persistence: Aof
+  restoreFrom:
+    cluster: {source}
+    pointInTime: "{}"
+"#,
+        rfc3339(at_ms)
+    )
+}
+
+fn slot_total(slots: &[logbook_crds::v1alpha1::SlotRange]) -> i64 {
+    slots
+        .iter()
+        .map(|r| i64::from(r.end) - i64::from(r.start) + 1)
+        .sum()
+}
+
+/// Every shard of `v` holds its even share again (5461 or 5462 slots).
+fn balanced(v: &logbook_crds::ValkeyCluster) -> bool {
+    v.status.as_ref().is_some_and(|s| {
+        s.shards.len() == 3
+            && s.shards
+                .iter()
+                .all(|sh| (5461..=5462).contains(&slot_total(&sh.slots)))
+    })
+}
+
+async fn redis_conn(addr: &str, password: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://:{password}@{addr}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_shard_cluster_is_restored_to_a_moment_after_a_reshard_and_a_failover() {
+    let (s3, env) = with_s3("pitr-cluster").await;
+    let yaml = format!(
+        "{}  backup:\n    destination:\n      bucket: {BUCKET}\n      credentialsSecret: {SECRET}\n{CONTINUOUS}",
+        crate::operator_common::cluster_yaml("shop")
+    );
+    env.apply_yaml(&yaml).await;
+    let vkc = env
+        .wait_status("shop", Duration::from_secs(120), "3 shards ready", |v| {
+            crate::operator_common::cluster_ready(v)
+        })
+        .await;
+    live_chains(&env, "shop", 3).await;
+    let password = env.password("shop").await;
+    let clock = Clock::now();
+    let writer = crate::operator_common::start_writer(&env, &password).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A reshard by hand: 200 of shard 0's slots to shard 1 (atomic slot
+    // migration); the operator then moves them back to the even split.
+    let shards = vkc.status.as_ref().unwrap().shards.clone();
+    let from = env.pod_addr(shards[0].primary.as_deref().unwrap()).await;
+    let to = env.pod_addr(shards[1].primary.as_deref().unwrap()).await;
+    let to_id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut redis_conn(&to, &password).await)
+        .await
+        .unwrap();
+    let start = shards[0].slots[0].start;
+    let () = redis::cmd("CLUSTER")
+        .arg("MIGRATESLOTS")
+        .arg("SLOTSRANGE")
+        .arg(start)
+        .arg(start + 199)
+        .arg("NODE")
+        .arg(&to_id)
+        .query_async(&mut redis_conn(&from, &password).await)
+        .await
+        .unwrap();
+    // The job as the source lists it: done, the target owning the slots
+    // (the operator may move them back at once, before a status shows it).
+    let client = logbook::valkey::ValkeyClient::new(
+        logbook::valkey::Timeouts::default(),
+        Some(logbook::valkey::Password::new(password.clone())),
+    );
+    let source: std::net::SocketAddr = from.parse().unwrap();
+    let moved = Instant::now();
+    loop {
+        let jobs = client
+            .cluster_getslotmigrations(source)
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        if jobs.iter().any(|j| {
+            j.phase == logbook_journal::MigrationPhase::Succeeded
+                && j.slots.iter().any(|r| i32::from(r.start) == start)
+        }) {
+            break;
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(60),
+            "the hand-made migration did not succeed: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.wait_status(
+        "shop",
+        Duration::from_secs(120),
+        "the even split again",
+        balanced,
+    )
+    .await;
+
+    // A failover: shard 2's primary is deleted; its replica takes over.
+    let lost = shards[2].primary.clone().unwrap();
+    env.delete_pod(&lost).await;
+    env.wait_status(
+        "shop",
+        Duration::from_secs(90),
+        "shard 2 served by another",
+        |v| {
+            crate::operator_common::cluster_ready(v)
+                && v.status.as_ref().is_some_and(|s| {
+                    s.shards
+                        .iter()
+                        .all(|sh| sh.primary.as_deref() != Some(lost.as_str()))
+                })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_ms = now_ms();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = writer.stop().await;
+
+    env.apply_yaml(&restored_cluster_yaml("three", 3, "shop", at_ms))
+        .await;
+    env.apply_yaml(&restored_cluster_yaml("five", 5, "shop", at_ms))
+        .await;
+    let acked_before: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && clock.wall_ms(a.ended) <= at_ms)
+        .map(|a| a.key)
+        .collect();
+    let sent_after: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| clock.wall_ms(a.started) > at_ms)
+        .map(|a| a.key)
+        .collect();
+    assert!(
+        acked_before.len() > 100,
+        "{} acknowledged",
+        acked_before.len()
+    );
+    assert!(!sent_after.is_empty());
+    for (name, n) in [("three", 3_usize), ("five", 5)] {
+        let message = restore_phase(&env, name, "Completed", Duration::from_secs(240)).await;
+        eprintln!("{name}: {message}");
+        env.wait_status(name, Duration::from_secs(180), "every shard ready", |v| {
+            crate::operator_backup::shards_ready(v, n, n)
+        })
+        .await;
+        let pw = logbook::valkey::Password::new(env.password(name).await);
+        let seeds = crate::operator_backup::seeds_of(&env, name, n).await;
+        let missing = logbook_bench::cluster_client::missing_in_cluster(
+            &seeds,
+            Some(&pw),
+            "w",
+            &acked_before,
+        )
+        .await
+        .unwrap();
+        let lag_ms = log
+            .attempts
+            .iter()
+            .filter(|a| missing.contains(&a.key))
+            .map(|a| at_ms - clock.wall_ms(a.ended))
+            .max()
+            .unwrap_or(0);
+        eprintln!(
+            "{name} ({n} shards) restored to {}: {} of {} acknowledged before it missing (lag bound seen: {lag_ms} ms)",
+            rfc3339(at_ms),
+            missing.len(),
+            acked_before.len()
+        );
+        assert!(lag_ms <= 1_000, "{name}: {missing:?}");
+        let absent =
+            logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", &sent_after)
+                .await
+                .unwrap();
+        assert_eq!(
+            absent.len(),
+            sent_after.len(),
+            "{name}: writes sent after the moment are in the restored cluster"
+        );
+    }
+    let mut env = env;
+    env.stop_operator(Stop::Graceful).await;
+    let kinds: Vec<&str> = archive_events(&env, "shop")
+        .await
+        .iter()
+        .map(Event::kind)
+        .collect::<Vec<_>>();
+    eprintln!("shop: {kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "ArchiveChainStarted")
+            .count(),
+        3,
+        "{kinds:?}"
+    );
+    env.verify_journal().await;
+    drop(s3);
+    env.finish().await;
+}

@@ -171,6 +171,10 @@ pub enum PitrRefusal {
         until: String,
         /// Each chain's covered range.
         covered: String,
+        /// The time is after every chain's coverage, and a chain is still
+        /// being written: the archive may reach it (read again later). A
+        /// time before the oldest base never will be.
+        may_come: bool,
     },
     /// The chains covering the time do not hold every slot exactly once.
     #[error(
@@ -649,9 +653,13 @@ pub async fn plan_point_in_time(
     covering.sort_by(|a, b| (b.start.base_at_ms, &b.name).cmp(&(a.start.base_at_ms, &a.name)));
     let Some(first) = covering.first() else {
         let covered: Vec<String> = chains.iter().map(Chain::coverage).collect();
+        let may_come = chains
+            .iter()
+            .any(|c| c.end.is_none() && c.start.base_at_ms <= until_ms);
         return Err(PitrRefusal::OutsideCoverage {
             until: time(until_ms),
             covered: covered.join("; "),
+            may_come,
         });
     };
     let topology = first.start.topology.clone();

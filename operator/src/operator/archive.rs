@@ -461,6 +461,18 @@ async fn follow_shard(
             }
             continue;
         };
+        if current.source != current.primary && is_primary(&access, &current).await {
+            // The replica it was to read from was promoted: reading from it
+            // now would make the archive a replica of a primary, counted in
+            // its `min-replicas-to-write` and `WAIT`. The next assignment
+            // names one of its replicas.
+            tokio::select! {
+                _ = assignment.changed() => {}
+                _ = end.changed() => {}
+                () = tokio::time::sleep(RETRY) => {}
+            }
+            continue;
+        }
         if let Some(w) = &writer {
             catch_up(&access, &current, w.position().offset).await;
         }
@@ -550,6 +562,15 @@ async fn catch_up(access: &NodeAccess, current: &Assignment, next: u64) {
             Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Whether the assigned source answers as a primary.
+async fn is_primary(access: &NodeAccess, current: &Assignment) -> bool {
+    access
+        .valkey
+        .info_replication(current.addr)
+        .await
+        .is_ok_and(|info| info.role == logbook_core::replies::Role::Primary)
 }
 
 /// Turns what [`follow`] reported into journal notes.

@@ -840,7 +840,7 @@ async fn plan_point_in_time(
             // bucket failing may pass; anything else needs a person.
             let retry = matches!(
                 e,
-                PitrRefusal::Store { .. } | PitrRefusal::OutsideCoverage { .. }
+                PitrRefusal::Store { .. } | PitrRefusal::OutsideCoverage { may_come: true, .. }
             );
             (e.to_string(), retry)
         })?;
