@@ -273,6 +273,18 @@ fn keys(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("k:{i}")).collect()
 }
 
+/// Waits until the archive holds `n` chains. A chain's `chain.json` is
+/// written once its base RDB is in: writes from then on are in its
+/// stream, writes before it may be in the base instead (a test that
+/// writes while the follower still waits for `+FULLRESYNC` cannot know
+/// which keys its segments will hold).
+async fn chains_started(store: &BackupStore, n: usize) {
+    eventually("the chain's base in the archive", || async {
+        chains(store).await.len() == n
+    })
+    .await;
+}
+
 /// Waits until the archive's only chain (or the last) holds `want`.
 async fn archived(store: &BackupStore, want: &[String]) -> ChainRead {
     eventually("the writes in the archive", || async {
@@ -299,6 +311,7 @@ async fn the_writes_of_a_primary_are_archived_from_its_replica_in_order() {
             .contains(&format!("ip={ARCHIVER_ADDRESS}"))
     })
     .await;
+    chains_started(&store, 1).await;
     write(p.addr, 0..200).await;
     // Acknowledged as a replica (its ACKs reach the source).
     eventually("the follower online and acknowledging", || async {
@@ -343,6 +356,7 @@ async fn a_failover_continues_the_same_chain() {
     let (_s3, store) = bucket();
     let (p, r) = pair(&[]).await;
     let running = run(&store, r.addr, None);
+    chains_started(&store, 1).await;
     write(p.addr, 0..50).await;
     archived(&store, &keys(0..50)).await;
     command(r.addr, &["REPLICAOF", "NO", "ONE"]).await;
@@ -389,16 +403,14 @@ async fn a_lost_position_ends_the_chain_and_starts_another() {
     let (_s3, store) = bucket();
     let (p, r) = pair(&["--repl-backlog-size", "16384"]).await;
     let running = run(&store, r.addr, None);
+    chains_started(&store, 1).await;
     write(p.addr, 0..20).await;
     archived(&store, &keys(0..20)).await;
     let (writer, _, _) = running.stop().await;
     // Far more than the backlog holds while nobody follows.
     write(p.addr, 20..2000).await;
     let running = run(&store, r.addr, writer);
-    eventually("a second chain", || async {
-        chains(&store).await.len() == 2
-    })
-    .await;
+    chains_started(&store, 2).await;
     write(p.addr, 2000..2010).await;
     archived(&store, &keys(2000..2010)).await;
     let (_writer, reports, notes) = running.stop().await;
@@ -422,6 +434,7 @@ async fn a_new_writer_resumes_the_chain_another_left() {
     let (_s3, store) = bucket();
     let (p, r) = pair(&[]).await;
     let running = run(&store, r.addr, None);
+    chains_started(&store, 1).await;
     write(p.addr, 0..30).await;
     archived(&store, &keys(0..30)).await;
     let (writer, _, _) = running.stop().await;
