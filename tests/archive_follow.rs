@@ -13,7 +13,7 @@
 )]
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logbook::backup::BackupStore;
 use logbook::backup::archiver::{
@@ -118,7 +118,7 @@ async fn write(addr: SocketAddr, range: std::ops::Range<usize>) {
     }
 }
 
-fn target(addr: SocketAddr, pod: &str) -> FollowTarget<'static> {
+fn target(addr: SocketAddr, pod: &str, idle: Duration) -> FollowTarget<'static> {
     FollowTarget {
         addr,
         auth: None,
@@ -127,7 +127,7 @@ fn target(addr: SocketAddr, pod: &str) -> FollowTarget<'static> {
             connect: Duration::from_secs(2),
             command: Duration::from_secs(5),
         },
-        idle: Duration::from_secs(5),
+        idle,
         source: SourceInfo {
             pod: pod.to_owned(),
             primary: "p".to_owned(),
@@ -148,12 +148,22 @@ struct Running {
 }
 
 fn run(store: &BackupStore, addr: SocketAddr, writer: Option<ChainWriter>) -> Running {
+    run_idle(store, addr, writer, Duration::from_secs(5))
+}
+
+/// As [`run`], with the stream allowed to stay silent for `idle`.
+fn run_idle(
+    store: &BackupStore,
+    addr: SocketAddr,
+    writer: Option<ChainWriter>,
+    idle: Duration,
+) -> Running {
     let (stop, stopped) = watch::channel(false);
     let store = store.clone();
     let task = tokio::spawn(async move {
         let mut writer = writer;
         let mut reports = Vec::new();
-        let target = target(addr, "r");
+        let target = target(addr, "r", idle);
         let (notes_tx, mut notes_rx) = mpsc::unbounded_channel();
         loop {
             let stop = async {
@@ -452,4 +462,25 @@ async fn a_new_writer_resumes_the_chain_another_left() {
     assert!(matches!(&notes[0], FollowNote::Continued { offset, .. } if *offset == left.offset));
     assert_eq!(chains(&store).await.len(), 1);
     assert!(read.end.is_none());
+}
+
+/// A source that pings its replicas a minute apart: a write still reaches
+/// the bucket about `SEGMENT_HOLD_MS` after it arrived, not with the next
+/// record (which would be the next ping, after this test's end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_quiet_source_is_archived_without_waiting_for_a_ping() {
+    let (_s3, store) = bucket();
+    let (p, r) = pair(&["--repl-ping-replica-period", "60"]).await;
+    let running = run_idle(&store, r.addr, None, Duration::from_secs(90));
+    chains_started(&store, 1).await;
+    let written = Instant::now();
+    write(p.addr, 0..1).await;
+    archived(&store, &keys(0..1)).await;
+    let took = written.elapsed();
+    let (_writer, reports, _) = running.stop().await;
+    assert_eq!(reports.len(), 1, "one connection throughout: {reports:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the write reached the bucket {took:?} after it was made"
+    );
 }

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -713,6 +713,11 @@ pub enum FollowNote {
 /// How often [`FollowNote::Lag`] is sent.
 const LAG_EVERY_MS: i64 = 1_000;
 
+/// How often a quiet stream's segment is looked at: one due while no
+/// record arrives (the source pings only every `repl-ping-replica-period`)
+/// closes at most this late, and a failed upload is retried as often.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
 /// How one [`follow`] ended.
 #[derive(Debug)]
 pub enum FollowEnd {
@@ -861,10 +866,17 @@ async fn pump(
     let mut stop = std::pin::pin!(stop);
     let mut lag_sent_ms = i64::MIN;
     loop {
+        // Without a deadline a segment due now would wait for the next
+        // record: up to a ping period with a quiet source. A deadline, not
+        // a timer branch here: cancelling `next_records` could drop
+        // records it took or cut an ACK in half.
+        let until = Instant::now()
+            .checked_add(FLUSH_EVERY)
+            .unwrap_or_else(Instant::now);
         let next = tokio::select! {
             biased;
             () = &mut stop => None,
-            next = stream.next_records() => Some(next),
+            next = stream.next_records(until) => Some(next),
         };
         match next {
             None => {
@@ -879,8 +891,9 @@ async fn pump(
                 return FollowEnd::SourceLost(err);
             }
             Some(Ok(records)) => {
-                let pushed = writer.push(records, source, wall_ms());
-                if let Err(err) = pushed {
+                if !records.is_empty()
+                    && let Err(err) = writer.push(records, source, wall_ms())
+                {
                     return FollowEnd::ArchiveFailed(err);
                 }
                 let now_ms = wall_ms();

@@ -323,15 +323,18 @@ impl ReplStream {
         }
     }
 
-    /// The next whole commands, at least one, with their offsets and the
-    /// wall-clock time their last bytes arrived. Sends `REPLCONF ACK`
-    /// every second meanwhile and answers `REPLCONF GETACK`.
+    /// The next whole commands with their offsets and the wall-clock time
+    /// their last bytes arrived: at least one, or none when nothing whole
+    /// arrived by `until` (so that the caller can act on time while the
+    /// source is quiet; it pings only every `repl-ping-replica-period`).
+    /// Sends `REPLCONF ACK` every second meanwhile and answers `REPLCONF
+    /// GETACK`.
     ///
     /// # Errors
     /// [`ProbeError::Io`] when the connection closes or drops, or nothing
     /// (not even the source's `PING`) arrives for the idle timeout;
     /// [`ProbeError::Protocol`] for bytes that are not commands.
-    pub async fn next_records(&mut self) -> Result<Vec<Record>, ProbeError> {
+    pub async fn next_records(&mut self, until: Instant) -> Result<Vec<Record>, ProbeError> {
         loop {
             let records = self.take_records(wall_ms())?;
             if !records.is_empty() {
@@ -341,7 +344,11 @@ impl ReplStream {
             if self.last_ack.elapsed() >= ACK_EVERY {
                 self.ack(self.offset).await?;
             }
-            let wait = ACK_EVERY.saturating_sub(self.last_ack.elapsed());
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            let wait = ACK_EVERY.saturating_sub(self.last_ack.elapsed()).min(left);
             let step = format!("following the stream at offset {}", self.offset);
             match self.conn.fill(wait.max(Duration::from_millis(10))).await? {
                 Fill::Data => self.last_data = Instant::now(),
