@@ -196,12 +196,18 @@ pub(crate) fn store_for(s3: &S3Server) -> BackupStore {
 }
 
 pub(crate) async fn backup_events(env: &Env, cluster: &str) -> Vec<Event> {
+    events_of_kinds(env, cluster, &["Backup", "Restore"]).await
+}
+
+/// The events of `cluster`'s journal whose kind starts with one of
+/// `prefixes`.
+pub(crate) async fn events_of_kinds(env: &Env, cluster: &str, prefixes: &[&str]) -> Vec<Event> {
     let stream = env.stream(cluster).await;
     env.journal_events(&stream)
         .await
         .into_iter()
         .map(|e| e.body)
-        .filter(|e| e.kind().starts_with("Backup") || e.kind().starts_with("Restore"))
+        .filter(|e| prefixes.iter().any(|p| e.kind().starts_with(p)))
         .collect()
 }
 

@@ -53,6 +53,41 @@ impl Clock {
     }
 }
 
+/// The writes acknowledged at or before `at_ms`, and those sent after it.
+fn split_at(log: &logbook_bench::WriteLog, clock: &Clock, at_ms: i64) -> (Vec<u64>, Vec<u64>) {
+    let acked_before: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.acked && clock.wall_ms(a.ended) <= at_ms)
+        .map(|a| a.key)
+        .collect();
+    let sent_after: Vec<u64> = log
+        .attempts
+        .iter()
+        .filter(|a| clock.wall_ms(a.started) > at_ms)
+        .map(|a| a.key)
+        .collect();
+    assert!(
+        acked_before.len() > 100,
+        "{} writes acknowledged before the moment",
+        acked_before.len()
+    );
+    assert!(!sent_after.is_empty(), "no write sent after the moment");
+    (acked_before, sent_after)
+}
+
+/// The archive's lag as a run saw it: how long before the moment the
+/// latest acknowledged write a restore lacks was acknowledged (0: none
+/// lacked).
+fn lag_seen(log: &logbook_bench::WriteLog, clock: &Clock, at_ms: i64, missing: &[u64]) -> i64 {
+    log.attempts
+        .iter()
+        .filter(|a| missing.contains(&a.key))
+        .map(|a| at_ms - clock.wall_ms(a.ended))
+        .max()
+        .unwrap_or(0)
+}
+
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()
@@ -68,13 +103,7 @@ fn now_ms() -> i64 {
 
 /// The archive's and restores' events of `cluster`'s journal.
 async fn archive_events(env: &Env, cluster: &str) -> Vec<Event> {
-    let stream = env.stream(cluster).await;
-    env.journal_events(&stream)
-        .await
-        .into_iter()
-        .map(|e| e.body)
-        .filter(|e| e.kind().starts_with("Archive") || e.kind().starts_with("Restore"))
-        .collect()
+    crate::operator_backup::events_of_kinds(env, cluster, &["Archive", "Restore"]).await
 }
 
 async fn live_chains(env: &Env, name: &str, chains: i32) {
@@ -171,36 +200,13 @@ async fn a_replication_cluster_is_restored_to_a_moment_after_a_failover() {
     let pw = logbook::valkey::Password::new(restored_password);
 
     // Acknowledged before the moment: there. Sent after it: not.
-    let acked_before: Vec<u64> = log
-        .attempts
-        .iter()
-        .filter(|a| a.acked && clock.wall_ms(a.ended) <= at_ms)
-        .map(|a| a.key)
-        .collect();
-    let sent_after: Vec<u64> = log
-        .attempts
-        .iter()
-        .filter(|a| clock.wall_ms(a.started) > at_ms)
-        .map(|a| a.key)
-        .collect();
-    assert!(
-        acked_before.len() > 100,
-        "{} writes acknowledged",
-        acked_before.len()
-    );
-    assert!(!sent_after.is_empty());
+    let (acked_before, sent_after) = split_at(&log, &clock, at_ms);
     let missing = logbook_bench::missing_keys(&addr, Some(&pw), &log.prefix, &acked_before)
         .await
         .unwrap();
     // The archive's lag, as this run saw it: how long before the moment
     // the latest acknowledged write it lacks was acknowledged.
-    let lag_ms = log
-        .attempts
-        .iter()
-        .filter(|a| missing.contains(&a.key))
-        .map(|a| at_ms - clock.wall_ms(a.ended))
-        .max()
-        .unwrap_or(0);
+    let lag_ms = lag_seen(&log, &clock, at_ms, &missing);
     eprintln!(
         "restored to {}: {} of {} writes acknowledged before it missing (lag bound seen: {lag_ms} ms)",
         rfc3339(at_ms),
@@ -453,31 +459,44 @@ async fn a_three_shard_cluster_is_restored_to_a_moment_after_a_reshard_and_a_fai
     let at_ms = now_ms();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = writer.stop().await;
+    let archive = env
+        .vkc("shop")
+        .await
+        .status
+        .and_then(|s| s.backup)
+        .and_then(|b| b.archive);
+    eprintln!("shop's archive at the moment: {archive:?}");
 
     env.apply_yaml(&restored_cluster_yaml("three", 3, "shop", at_ms))
         .await;
     env.apply_yaml(&restored_cluster_yaml("five", 5, "shop", at_ms))
         .await;
-    let acked_before: Vec<u64> = log
-        .attempts
-        .iter()
-        .filter(|a| a.acked && clock.wall_ms(a.ended) <= at_ms)
-        .map(|a| a.key)
-        .collect();
-    let sent_after: Vec<u64> = log
-        .attempts
-        .iter()
-        .filter(|a| clock.wall_ms(a.started) > at_ms)
-        .map(|a| a.key)
-        .collect();
-    assert!(
-        acked_before.len() > 100,
-        "{} acknowledged",
-        acked_before.len()
-    );
-    assert!(!sent_after.is_empty());
+    let (acked_before, sent_after) = split_at(&log, &clock, at_ms);
     for (name, n) in [("three", 3_usize), ("five", 5)] {
-        let message = restore_phase(&env, name, "Completed", Duration::from_secs(240)).await;
+        // A refusal ends the wait at once, with what the source's archive
+        // said then (which chain ended, and why).
+        let done = env
+            .wait_status(
+                name,
+                Duration::from_secs(240),
+                "restore Completed or Refused",
+                |v| {
+                    v.status
+                        .as_ref()
+                        .and_then(|s| s.restore.as_ref())
+                        .is_some_and(|r| r.phase == "Completed" || r.phase == "Refused")
+                },
+            )
+            .await;
+        let restore = done.status.and_then(|s| s.restore).unwrap();
+        if restore.phase == "Refused" {
+            let archive = env.vkc("shop").await.status.and_then(|s| s.backup);
+            panic!(
+                "{name}: refused: {:?}; shop's archive: {archive:?}",
+                restore.message
+            );
+        }
+        let message = restore_phase(&env, name, "Completed", Duration::from_secs(10)).await;
         eprintln!("{name}: {message}");
         env.wait_status(name, Duration::from_secs(180), "every shard ready", |v| {
             crate::operator_backup::shards_ready(v, n, n)
@@ -493,13 +512,7 @@ async fn a_three_shard_cluster_is_restored_to_a_moment_after_a_reshard_and_a_fai
         )
         .await
         .unwrap();
-        let lag_ms = log
-            .attempts
-            .iter()
-            .filter(|a| missing.contains(&a.key))
-            .map(|a| at_ms - clock.wall_ms(a.ended))
-            .max()
-            .unwrap_or(0);
+        let lag_ms = lag_seen(&log, &clock, at_ms, &missing);
         eprintln!(
             "{name} ({n} shards) restored to {}: {} of {} acknowledged before it missing (lag bound seen: {lag_ms} ms)",
             rfc3339(at_ms),

@@ -6,6 +6,7 @@
 
 use logbook_journal::{BackupTarget, Event, SlotRange};
 
+use super::backup::credentials_error;
 use super::cluster::{answer, reported};
 use super::{ActError, Done, Target, valkey_err};
 use crate::backup::credentials;
@@ -14,14 +15,6 @@ use crate::valkey::ValkeyClient;
 
 /// Keys asked for per `CLUSTER GETKEYSINSLOT` while a slot is emptied.
 const KEYS_PER_ROUND: u32 = 1000;
-
-fn credentials_error(err: credentials::CredentialsError) -> ActError {
-    if err.is_retryable() {
-        ActError::NotYet(err.to_string())
-    } else {
-        ActError::Refused(err.to_string())
-    }
-}
 
 /// `Archive`: the destination's Secret must be usable; the archive task
 /// then follows every shard into `archive.dir`.
@@ -53,7 +46,12 @@ pub(super) async fn delete_chain(
         .get(chain)
         .ok_or_else(|| ActError::Refused(format!("archive chain {chain} is not known")))?;
     let own = format!("{}{chain}/", view.start.dir);
-    if dir != own || !view.start.dir.ends_with(crate::backup::segment::ARCHIVE_DIR) {
+    if dir != own
+        || !view
+            .start
+            .dir
+            .ends_with(crate::backup::segment::ARCHIVE_DIR)
+    {
         return Err(ActError::Refused(format!(
             "archive chain {chain}'s directory {dir} is not {own}: refusing to delete it"
         )));
@@ -116,14 +114,11 @@ pub(super) async fn drop_foreign_slots(
                 if keys.is_empty() {
                     break;
                 }
-                deleted = deleted.saturating_add(
-                    valkey
-                        .unlink(addr, &keys)
-                        .await
-                        .map_err(valkey_err(format!(
-                            "deleting {pod}'s keys in slot {slot} ({deleted} deleted before)"
-                        )))?,
-                );
+                deleted = deleted.saturating_add(valkey.unlink(addr, &keys).await.map_err(
+                    valkey_err(format!(
+                        "deleting {pod}'s keys in slot {slot} ({deleted} deleted before)"
+                    )),
+                )?);
             }
         }
     }
@@ -132,7 +127,13 @@ pub(super) async fn drop_foreign_slots(
         slots
             .iter()
             .flat_map(|r| r.start..=r.end)
-            .filter(|s| before.report.slots.iter().any(|o| o.start <= *s && *s <= o.end))
+            .filter(|s| {
+                before
+                    .report
+                    .slots
+                    .iter()
+                    .any(|o| o.start <= *s && *s <= o.end)
+            })
             .collect(),
     );
     valkey

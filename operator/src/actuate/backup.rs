@@ -16,7 +16,7 @@ use crate::resources::labels;
 
 /// A destination's Secret that cannot be read now (retried) or cannot be
 /// used (refused).
-fn credentials_error(err: credentials::CredentialsError) -> ActError {
+pub(super) fn credentials_error(err: credentials::CredentialsError) -> ActError {
     if err.is_retryable() {
         ActError::NotYet(err.to_string())
     } else {

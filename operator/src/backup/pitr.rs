@@ -663,6 +663,26 @@ pub async fn plan_point_in_time(
         });
     };
     let topology = first.start.topology.clone();
+    // A live chain that began by then and has not reached the time yet (a
+    // shard whose follower reconnects after a failover, a segment not
+    // closed yet): its shard is not covered, but will be. Read again.
+    let behind: Vec<String> = chains
+        .iter()
+        .filter(|c| {
+            c.end.is_none()
+                && c.start.base_at_ms <= until_ms
+                && c.covered_until() < until_ms
+                && !covering.iter().any(|k| k.name == c.name)
+        })
+        .map(Chain::coverage)
+        .collect();
+    if topology == "Cluster" && !behind.is_empty() {
+        return Err(PitrRefusal::OutsideCoverage {
+            until: time(until_ms),
+            covered: format!("not yet, by {}", behind.join("; ")),
+            may_come: true,
+        });
+    }
     let mut chosen: Vec<(&Chain, Vec<[u16; 2]>)> = Vec::new();
     if topology == "Cluster" {
         for chain in covering {

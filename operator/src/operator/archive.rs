@@ -49,6 +49,9 @@ struct Assignment {
     source: String,
     primary: String,
     addr: SocketAddr,
+    /// The primary's address, to fall back on when the source cannot
+    /// continue the chain.
+    primary_addr: Option<SocketAddr>,
     slots: Vec<[u16; 2]>,
 }
 
@@ -194,6 +197,7 @@ fn wanted(guard: &ClusterRuntime) -> Option<Wanted> {
                 Some((
                     Assignment {
                         addr: addr(&s.pod)?,
+                        primary_addr: addr(&s.primary),
                         source: s.pod.clone(),
                         primary: s.primary.clone(),
                         slots: pairs(&s.slots),
@@ -473,8 +477,21 @@ async fn follow_shard(
             }
             continue;
         }
+        let mut current = current;
         if let Some(w) = &writer {
-            catch_up(&access, &current, w.position().offset).await;
+            let at = w.position().offset;
+            if !catch_up(&access, current.addr, at).await
+                && let Some(primary) = current.primary_addr.filter(|p| *p != current.addr)
+                && serves(&access, primary, at).await
+            {
+                // The replica cannot continue the chain (its backlog begins
+                // after the chain's position: it was itself resynchronised
+                // from scratch): the primary can, and the chain is worth
+                // more than keeping out of its replica count for a while.
+                tracing::info!(source = %current.source, primary = %current.primary, "the archive continues from the primary: the replica's backlog does not reach its position");
+                current.addr = primary;
+                current.source.clone_from(&current.primary);
+            }
         }
         let auth = identity
             .as_ref()
@@ -548,20 +565,34 @@ async fn follow_shard(
 /// position before asking it to continue anyway.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
-/// Waits (up to [`CATCH_UP`]) until the source has every byte the chain
-/// holds: a replica a moment behind the node the chain was read from
-/// would answer the continuation with a full resynchronisation, and the
-/// chain would end for nothing. A source that never gets there (it lacks
-/// writes the archive holds: they were lost in a failover) is asked
-/// anyway, and its answer ends the chain, saying so.
-async fn catch_up(access: &NodeAccess, current: &Assignment, next: u64) {
+/// Waits (up to [`CATCH_UP`]) until the server at `addr` can continue a
+/// chain at `at` (the bytes it holds): it has every byte of it (a replica a
+/// moment behind would answer with a full resynchronisation, and the chain
+/// would end for nothing) and its backlog still reaches back to it.
+/// `false` when it never got there: it lacks writes the archive holds
+/// (they were lost in a failover), or its backlog begins later.
+async fn catch_up(access: &NodeAccess, addr: SocketAddr, at: u64) -> bool {
     let deadline = tokio::time::Instant::now() + CATCH_UP;
     while tokio::time::Instant::now() < deadline {
-        match access.valkey.info_replication(current.addr).await {
-            Ok(info) if info.master_repl_offset.saturating_add(1) >= next => return,
-            Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        if serves(access, addr, at).await {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    false
+}
+
+/// Whether the server at `addr` can continue a chain that holds `at`
+/// bytes: `PSYNC` at `at + 1` is partial when the server's offset has
+/// reached `at` and its backlog's first byte is not after `at + 1`.
+async fn serves(access: &NodeAccess, addr: SocketAddr, at: u64) -> bool {
+    let Ok(fields) = access.valkey.info_fields(addr, "replication").await else {
+        return false;
+    };
+    let number = |k: &str| fields.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let offset = number("master_repl_offset").or_else(|| number("primary_repl_offset"));
+    let first = number("repl_backlog_first_byte_offset");
+    offset.is_some_and(|o| o >= at) && first.is_none_or(|f| f <= at.saturating_add(1))
 }
 
 /// Whether the assigned source answers as a primary.
