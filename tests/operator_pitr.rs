@@ -21,6 +21,12 @@ use logbook_journal::Event;
 use crate::operator_backup::{BUCKET, SECRET, cluster_yaml, store_for, with_s3};
 use crate::operator_common::*;
 
+/// The most writes at risk the archive may have at a moment, as time
+/// (docs/backups.md): a follower reconnecting after its source failed
+/// over reads the writes made meanwhile late, and a write is as old as
+/// when the archive received it.
+const MAX_LAG_MS: i64 = 5_000;
+
 /// The archive on, into the test's bucket.
 const CONTINUOUS: &str = "    continuous:\n      enabled: true\n";
 
@@ -214,8 +220,8 @@ async fn a_replication_cluster_is_restored_to_a_moment_after_a_failover() {
         acked_before.len()
     );
     assert!(
-        lag_ms <= 1_000,
-        "writes acknowledged more than a second before the moment are missing: {missing:?}"
+        lag_ms <= MAX_LAG_MS,
+        "writes acknowledged more than {MAX_LAG_MS} ms before the moment are missing: {missing:?}"
     );
     let absent = logbook_bench::missing_keys(&addr, Some(&pw), &log.prefix, &sent_after)
         .await
@@ -519,7 +525,7 @@ async fn a_three_shard_cluster_is_restored_to_a_moment_after_a_reshard_and_a_fai
             missing.len(),
             acked_before.len()
         );
-        assert!(lag_ms <= 1_000, "{name}: {missing:?}");
+        assert!(lag_ms <= MAX_LAG_MS, "{name}: {missing:?}");
         let absent =
             logbook_bench::cluster_client::missing_in_cluster(&seeds, Some(&pw), "w", &sent_after)
                 .await

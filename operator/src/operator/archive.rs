@@ -42,6 +42,10 @@ use crate::valkey::{FOLLOW_IDLE_TIMEOUT, Timeouts};
 const TICK: Duration = Duration::from_secs(1);
 /// How long a follower waits before connecting again after a failure.
 const RETRY: Duration = Duration::from_secs(2);
+/// How long a follower whose source was lost or promoted waits for the
+/// next assignment before it looks again: while it is away, the writes
+/// it will read are stamped late (the archive's lag).
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// Where one shard's stream is read from, as the projection says now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,7 +477,7 @@ async fn follow_shard(
             tokio::select! {
                 _ = assignment.changed() => {}
                 _ = end.changed() => {}
-                () = tokio::time::sleep(RETRY) => {}
+                () = tokio::time::sleep(RECHECK) => {}
             }
             continue;
         }
@@ -548,7 +552,12 @@ async fn follow_shard(
             FollowEnd::Stopped => {}
             FollowEnd::SourceLost(err) => {
                 tracing::info!(source = %current.source, %err, "the archive's source was lost; reconnecting");
-                tokio::time::sleep(RETRY).await;
+                // Every moment away is lag: the writes made meanwhile are
+                // stamped when they arrive.
+                tokio::select! {
+                    _ = assignment.changed() => {}
+                    () = tokio::time::sleep(RECHECK) => {}
+                }
             }
             FollowEnd::ArchiveFailed(err) => {
                 tracing::warn!(source = %current.source, %err, "the archive chain failed; a new one begins");
