@@ -24,9 +24,8 @@ pub use error::{Phase, ProbeError};
 pub use probes::{ClusterProbe, Probe, SentinelProbe};
 
 pub use parse::{
-    ARCHIVER_ADDRESS, ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role, RoleReplica,
-    RoleReply,
-    parse_info_replication, parse_role,
+    ARCHIVER_ADDRESS, ConnectedReplica, ParseError, PrimaryLink, ReplicationInfo, Role,
+    RoleReplica, RoleReply, parse_info_replication, parse_role,
 };
 pub use parse_cluster::{
     ClusterInfo, ClusterNodeLine, ClusterShard, ShardNode, ShardNodeHealth, SlotMigration,
