@@ -111,6 +111,9 @@ pub enum BenchCommand {
     /// Backup and restore throughput beside copying the same RDB bytes to
     /// and from the bucket directly (moto's S3 server).
     Backup(BackupArgs),
+    /// The continuous archive's cost to the primary's writes (following
+    /// the replica, or the primary), its lag, and its uploads.
+    Archive(crate::archive::ArchiveArgs),
     /// A seeded fault-injection soak of each topology with invariants
     /// checked throughout (docs/robustness.md); exits non-zero when one
     /// broke, printing the seed and the command that reproduces it.
@@ -380,6 +383,9 @@ pub fn run(cmd: BenchCommand, results: &Path, out: &mut dyn Write) -> Result<()>
         BenchCommand::Replay(args) => runtime.block_on(replay(args, out, &mut rec)),
         BenchCommand::Reshard(args) => runtime.block_on(reshard(args, out, &mut rec)),
         BenchCommand::Backup(args) => runtime.block_on(backup(args, out, &mut rec)),
+        BenchCommand::Archive(args) => runtime
+            .block_on(crate::archive::run_cli(&args, out, &mut rec))
+            .map_err(|e| Error::Harness(e.to_string())),
         BenchCommand::Soak(args) => runtime.block_on(soak(args, out)),
         BenchCommand::SpecTrials(args) => runtime.block_on(spec_trials(args, out)),
         BenchCommand::Check(_) | BenchCommand::History(_) => Ok(()),
@@ -404,6 +410,7 @@ impl BenchCommand {
             BenchCommand::Scale(_) => "scale",
             BenchCommand::Reshard(_) => "reshard",
             BenchCommand::Backup(_) => "backup",
+            BenchCommand::Archive(_) => "archive",
             BenchCommand::Soak(_) => "soak",
             BenchCommand::SpecTrials(_) => "spec-trials",
             BenchCommand::Check(_) => "check",
@@ -422,6 +429,7 @@ impl BenchCommand {
             BenchCommand::Scale(a) => format!("{a:?}"),
             BenchCommand::Reshard(a) => format!("{a:?}"),
             BenchCommand::Backup(a) => format!("{a:?}"),
+            BenchCommand::Archive(a) => format!("{a:?}"),
             BenchCommand::Soak(a) => format!("{a:?}"),
             BenchCommand::SpecTrials(a) => format!("{a:?}"),
             BenchCommand::Check(a) => format!("{a:?}"),

@@ -44,6 +44,7 @@
 //!   run. Both references write with `WAIT`, so an acknowledged write is on
 //!   at least two servers.
 
+pub mod archive;
 pub mod backup;
 pub mod check;
 pub mod churn;
