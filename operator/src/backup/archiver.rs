@@ -140,8 +140,8 @@ pub struct SourceInfo {
 /// How far the bucket is behind the stream, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveLag {
-    /// Now minus the receive time of the last uploaded record (ms);
-    /// `None` before any segment was uploaded.
+    /// The age (ms) of the oldest write received and not in the bucket
+    /// yet: 0 when every write received is uploaded.
     pub behind_ms: Option<i64>,
     /// Record bytes received but not yet uploaded.
     pub buffered_bytes: usize,
@@ -188,7 +188,6 @@ pub struct ChainWriter {
     page: usize,
     page_entries: Vec<SegmentEntry>,
     index_dirty: bool,
-    last_uploaded_ms: Option<i64>,
     last_failure: Option<String>,
     /// The chain's `chain.json`.
     start: ChainStart,
@@ -358,16 +357,14 @@ impl ChainWriter {
             }
             last = (n, page.segments);
         }
-        let mut writer = ChainWriter::at(
+        Ok(ChainWriter::at(
             store.clone(),
             chain_dir.to_owned(),
             start,
             position,
             last.0,
             last.1,
-        );
-        writer.last_uploaded_ms = writer.page_entries.last().map(|e| e.last_ms);
-        Ok(writer)
+        ))
     }
 
     fn at(
@@ -389,7 +386,6 @@ impl ChainWriter {
             page,
             page_entries,
             index_dirty: false,
-            last_uploaded_ms: None,
             last_failure: None,
             start,
         }
@@ -430,8 +426,17 @@ impl ChainWriter {
 
     /// How far the bucket is behind.
     pub fn lag(&self, now_ms: i64) -> ArchiveLag {
+        // What is at risk: the oldest command received and not in the
+        // bucket yet (a closed segment waiting for its upload, else the
+        // first write of the one being filled). A quiet stream's pings
+        // wait a minute in their segment and risk nothing.
+        let oldest = self
+            .sealed
+            .front()
+            .map(|s| s.entry.first_ms)
+            .or_else(|| self.building.as_ref().and_then(|b| b.first_data_ms));
         ArchiveLag {
-            behind_ms: self.last_uploaded_ms.map(|t| now_ms.saturating_sub(t)),
+            behind_ms: Some(oldest.map_or(0, |t| now_ms.saturating_sub(t).max(0))),
             buffered_bytes: self.buffered(),
         }
     }
@@ -571,7 +576,6 @@ impl ChainWriter {
                 self.page = self.page.saturating_add(1);
                 self.page_entries.clear();
             }
-            self.last_uploaded_ms = Some(done.entry.last_ms);
             self.page_entries.push(done.entry);
             self.index_dirty = true;
         }

@@ -119,7 +119,25 @@ fn a_sealed_segment_is_its_records_and_its_entry_says_so() {
     assert_eq!(sealed.entry.records, 2);
     assert_eq!(sealed.entry.name, segment_name(100));
     assert_eq!(w.lag(10).buffered_bytes, sealed.body.len());
-    assert_eq!(w.lag(10).behind_ms, None);
+    // Its first command, received at 5, is at risk until it is uploaded.
+    assert_eq!(w.lag(10).behind_ms, Some(5));
+}
+
+#[test]
+fn a_quiet_streams_pings_put_nothing_at_risk() {
+    let mut w = writer();
+    let at = w.position().offset;
+    w.push(records(at, 1_000, &[cmd(&["PING"])]), &source(), 1_000)
+        .unwrap();
+    assert_eq!(w.lag(50_000).behind_ms, Some(0));
+    let at = w.position().offset;
+    w.push(
+        records(at, 2_000, &[cmd(&["SET", "k", "v"])]),
+        &source(),
+        2_000,
+    )
+    .unwrap();
+    assert_eq!(w.lag(2_500).behind_ms, Some(500));
 }
 
 #[test]

@@ -324,7 +324,7 @@ impl Families {
         );
         r.register(
             "logbook_archive_lag_seconds",
-            "The continuous archive: how far the bucket is behind the write stream, the largest over the shards (now minus the receive time of the last uploaded command); absent while the archive is off or nothing was uploaded yet",
+            "The continuous archive: the age of the oldest write received and not in the bucket yet, the largest over the shards (0 when every write received is uploaded); absent while the archive is off",
             self.archive_lag.clone(),
         );
         r.register(
