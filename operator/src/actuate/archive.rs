@@ -6,11 +6,10 @@
 
 use logbook_journal::{BackupTarget, Event, SlotRange};
 
-use super::backup::credentials_error;
+use super::backup::{credentials_error, delete_under};
 use super::cluster::{answer, reported};
 use super::{ActError, Done, Target, valkey_err};
 use crate::backup::credentials;
-use crate::backup::store::BackupStore;
 use crate::valkey::ValkeyClient;
 
 /// Keys asked for per `CLUSTER GETKEYSINSLOT` while a slot is emptied.
@@ -65,24 +64,7 @@ pub(super) async fn delete_chain(
                 "archive chain {chain}: no destination is known to delete it from"
             ))
         })?;
-    let (s3, creds) = credentials::resolve(client, &target.meta.namespace, &place)
-        .await
-        .map_err(credentials_error)?;
-    let store = BackupStore::new(&s3, &creds).map_err(|e| ActError::Refused(e.to_string()))?;
-    let listed = store
-        .list(dir)
-        .await
-        .map_err(|e| ActError::NotYet(e.to_string()))?;
-    let total = listed.len();
-    let mut deleted = 0u64;
-    for info in listed.iter().filter(|i| i.key.starts_with(dir)) {
-        store.delete(&info.key).await.map_err(|e| {
-            ActError::NotYet(format!(
-                "{e} (deleted {deleted} of the {total} objects of chain {chain} so far; the rest are deleted when retried)"
-            ))
-        })?;
-        deleted = deleted.saturating_add(1);
-    }
+    let deleted = delete_under(client, target, &place, dir, &format!("chain {chain}")).await?;
     Ok(Done {
         detail: format!("deleted archive chain {chain}: {deleted} objects under {dir}"),
         events: vec![Event::ArchiveChainDeleted {

@@ -146,25 +146,8 @@ pub(super) async fn delete(
             "backup {object}'s directory {dir} is not {own}: refusing to delete it"
         )));
     }
-    let (s3, creds) = credentials::resolve(client, &target.meta.namespace, &record)
-        .await
-        .map_err(credentials_error)?;
-    let store = BackupStore::new(&s3, &creds).map_err(|e| ActError::Refused(e.to_string()))?;
-    let listed = store
-        .list(dir)
-        .await
-        .map_err(|e| ActError::NotYet(e.to_string()))?;
-    let mut deleted = 0u32;
-    for info in &listed {
-        if !info.key.starts_with(dir) {
-            continue;
-        }
-        store
-            .delete(&info.key)
-            .await
-            .map_err(|e| ActError::NotYet(e.to_string()))?;
-        deleted = deleted.saturating_add(1);
-    }
+    let deleted = delete_under(client, target, &record, dir, &format!("backup {object}")).await?;
+    let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
     delete_named::<ValkeyBackup>(client, &target.meta.namespace, object).await?;
     Ok(Done {
         detail: format!("deleted backup {object}: {deleted} objects under {dir}"),
@@ -174,6 +157,37 @@ pub(super) async fn delete(
         }],
         password: None,
     })
+}
+
+/// Deletes every object under `dir` (checked by the caller to be the one
+/// directory it may delete) in `place`'s bucket: how many. A failure part
+/// way says how many of how many were deleted (the rest go when retried).
+pub(super) async fn delete_under(
+    client: &kube::Client,
+    target: Target<'_>,
+    place: &logbook_journal::BackupTarget,
+    dir: &str,
+    what: &str,
+) -> Result<u64, ActError> {
+    let (s3, creds) = credentials::resolve(client, &target.meta.namespace, place)
+        .await
+        .map_err(credentials_error)?;
+    let store = BackupStore::new(&s3, &creds).map_err(|e| ActError::Refused(e.to_string()))?;
+    let listed = store
+        .list(dir)
+        .await
+        .map_err(|e| ActError::NotYet(e.to_string()))?;
+    let total = listed.len();
+    let mut deleted = 0u64;
+    for info in listed.iter().filter(|i| i.key.starts_with(dir)) {
+        store.delete(&info.key).await.map_err(|e| {
+            ActError::NotYet(format!(
+                "{e} (deleted {deleted} of the {total} objects of {what} so far; the rest are deleted when retried)"
+            ))
+        })?;
+        deleted = deleted.saturating_add(1);
+    }
+    Ok(deleted)
 }
 
 /// Applies the restore Secret (the plan and the bucket's credentials)

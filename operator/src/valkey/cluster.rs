@@ -228,15 +228,32 @@ impl ValkeyClient {
         addr: SocketAddr,
         ranges: &[SlotRange],
     ) -> Result<(), ProbeError> {
+        self.slots_range(
+            addr,
+            ("ADDSLOTSRANGE", "CLUSTER ADDSLOTSRANGE"),
+            ranges,
+            Resend::Never,
+        )
+        .await
+    }
+
+    /// `CLUSTER <sub> start end ...` for `ranges` (`sub` and the name its
+    /// errors give); nothing when empty.
+    async fn slots_range(
+        &self,
+        addr: SocketAddr,
+        (sub, name): (&str, &'static str),
+        ranges: &[SlotRange],
+        resend: Resend,
+    ) -> Result<(), ProbeError> {
         if ranges.is_empty() {
             return Ok(());
         }
-        let mut cmd = cluster("ADDSLOTSRANGE");
+        let mut cmd = cluster(sub);
         for r in ranges {
             cmd.arg(r.start).arg(r.end);
         }
-        self.ok(addr, &cmd, "CLUSTER ADDSLOTSRANGE", Resend::Never)
-            .await
+        self.ok(addr, &cmd, name, resend).await
     }
 
     /// `CLUSTER REPLICATE node_id`: the server at `addr` becomes a replica
@@ -371,15 +388,13 @@ impl ValkeyClient {
         addr: SocketAddr,
         ranges: &[SlotRange],
     ) -> Result<(), ProbeError> {
-        if ranges.is_empty() {
-            return Ok(());
-        }
-        let mut cmd = cluster("DELSLOTSRANGE");
-        for r in ranges {
-            cmd.arg(r.start).arg(r.end);
-        }
-        self.ok(addr, &cmd, "CLUSTER DELSLOTSRANGE", Resend::Safe)
-            .await
+        self.slots_range(
+            addr,
+            ("DELSLOTSRANGE", "CLUSTER DELSLOTSRANGE"),
+            ranges,
+            Resend::Safe,
+        )
+        .await
     }
 
     /// `UNLINK key ...` on the server at `addr`: how many existed.
