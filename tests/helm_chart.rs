@@ -551,7 +551,7 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
             dir.path().join("rules.yaml").to_str().unwrap(),
         ],
     );
-    assert!(checked.contains("SUCCESS: 13 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 15 rules found"), "{checked}");
     let tested = ok(
         &promtool,
         &[
