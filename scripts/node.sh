@@ -40,6 +40,27 @@
 #                                          place) on it at 198.18.P.(128+k)/27,
 #                                          and routes to each other's pods
 #   scripts/node.sh fabric-down P          that bridge and its namespace
+#                                          (and the outside clients on it)
+#   scripts/node.sh outside P NAME [LB [N]]
+#                                          a machine outside the cluster: the
+#                                          network namespace
+#                                          logbook-outside-P-NAME on the
+#                                          fabric of P (made, of node P
+#                                          alone, if there is none), at
+#                                          198.18.P.(159-s) for its slot s
+#                                          (1, 2, ... from the top of the
+#                                          link), routed to the fabric's link
+#                                          and to each node's InternalIP
+#                                          through that node's place on it,
+#                                          and to nothing else: no pod, no
+#                                          Service, not the host; with LB (a
+#                                          CIDR), that block through node N's
+#                                          place (default P), as MetalLB's L2
+#                                          mode delivers load-balancer
+#                                          addresses. Prints `netns NAME`,
+#                                          `address A`, then a line
+#                                          `node NAME FABRIC INTERNAL` each
+#   scripts/node.sh outside-down P NAME    that namespace (its link with it)
 #   scripts/node.sh cut N / heal N         node N partitioned: every packet
 #                                          in or out of its links dropped
 #                                          (its pods keep running and reach
@@ -279,7 +300,78 @@ fabric() {
 }
 
 fabric_down() {
+	local ns
+	for ns in /run/netns/logbook-outside-"$1"-*; do
+		[ -e "$ns" ] && { ip netns del "${ns#/run/netns/}" 2>/dev/null || true; }
+	done
 	ip netns del "logbook-fabric-$1" 2>/dev/null || true
+}
+
+# The fabric address of node N (its `fab0`), empty if it has none.
+fabric_address() {
+	ip -n "logbook-node-$1" -4 -o addr show dev fab0 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }'
+}
+
+# A machine outside cluster P's pod network, as a client beyond the
+# cluster is: on the nodes' link (the fabric) and nowhere else. It reaches
+# what the nodes expose there (a NodePort on any node's address, a
+# load-balancer address routed to a node), and nothing a cluster keeps
+# inside: no route to the pods, the Services or the host, so a packet to
+# them fails at once as unreachable. The nodes report 198.18.N.254 (the
+# node's end of its link to the host) as their InternalIP, which is not on
+# the fabric: each gets a route of its own through that node's fabric
+# address, where the node accepts it as its own.
+outside() {
+	local p="$1" name="$2" lb="${3:-}" via="${4:-$1}" fab ns port n s addr count=0 gw
+	[[ "$p" =~ ^[0-9]+$ ]] || die "outside: cluster index '$p' is not a number"
+	[[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,31}$ ]] || die "outside: name '$name': lower-case letters, digits and dashes, at most 32"
+	[ -z "$lb" ] || [[ "$lb" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || die "outside: load-balancer block '$lb' is not an IPv4 CIDR"
+	fab="logbook-fabric-$p"
+	ns="logbook-outside-$p-$name"
+	if [ ! -e "/run/netns/$fab" ]; then
+		# One node has no fabric of its own: make it, of that node alone.
+		[ -e "/run/netns/logbook-node-$p" ] || die "outside: no node $p (scripts/node.sh net $p first)"
+		fabric "$p" "$p"
+	fi
+	outside_down "$p" "$name"
+	local nodes=()
+	for port in $(ip -n "$fab" -o link show master br0 | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+		case "$port" in fb*) nodes+=("${port#fb}") ;; esac
+	done
+	count=${#nodes[@]}
+	[ "$count" -ge 1 ] || die "outside: no node on the fabric $fab"
+	# The top of the link down; nodes take it from the bottom (128+k).
+	for s in $(seq 1 30); do
+		ip -n "$fab" link show "ob$s" >/dev/null 2>&1 || break
+	done
+	! ip -n "$fab" link show "ob$s" >/dev/null 2>&1 || die "outside: every slot on the fabric of $p is taken"
+	addr=$((159 - s))
+	[ "$addr" -gt $((128 + count)) ] || die "outside: no address left on the fabric of $p ($count nodes, $((s - 1)) outside clients)"
+	ip netns add "$ns"
+	ip -n "$fab" link add "ob$s" type veth peer name eth0 netns "$ns"
+	ip -n "$fab" link set "ob$s" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "198.18.$p.$addr/27" dev eth0
+	ip -n "$ns" link set eth0 up
+	echo "netns $ns"
+	echo "address 198.18.$p.$addr"
+	for n in "${nodes[@]}"; do
+		gw=$(fabric_address "$n")
+		[ -n "$gw" ] || { outside_down "$p" "$name"; die "outside: node $n has no fabric address"; }
+		ip -n "$ns" route add "198.18.$n.254/32" via "$gw" dev eth0
+		echo "node logbook-node-$n $gw 198.18.$n.254"
+	done
+	if [ -n "$lb" ]; then
+		gw=$(fabric_address "$via")
+		[ -n "$gw" ] || { outside_down "$p" "$name"; die "outside: node $via is not on the fabric of $p"; }
+		ip -n "$ns" route add "$lb" via "$gw" dev eth0 || { outside_down "$p" "$name"; die "outside: cannot route $lb via $gw"; }
+	fi
+}
+
+# The outside client's namespace; its link goes with it.
+outside_down() {
+	[[ "$2" =~ ^[a-z0-9][a-z0-9-]{0,31}$ ]] || die "outside-down: name '$2': lower-case letters, digits and dashes"
+	ip netns del "logbook-outside-$1-$2" 2>/dev/null || true
 }
 
 # iptables in node N's network namespace (where kube-proxy's rules are).
@@ -327,6 +419,9 @@ down() {
 	names "$1"
 	down_cgroups
 	down_net
+	# The fabric named after it (one an outside client made for a single
+	# node; of several, the first's, which goes with them).
+	fabric_down "$1"
 }
 
 # The kubelet's kernel tunables (k8s.io/component-helpers
@@ -610,8 +705,10 @@ cgroup) names "$2"; cgroup_root ;;
 certs) certs "$2" "$3" "$4" ;;
 fabric) shift; fabric "$@" ;;
 fabric-down) fabric_down "$2" ;;
+outside) outside "$2" "$3" "${4:-}" "${5:-}" ;;
+outside-down) outside_down "$2" "$3" ;;
 cut) cut "$2" ;;
 heal) heal "$2" ;;
 stop) stop "$2" ;;
-*) die "usage: scripts/node.sh build | net N | up N DIR PKI | down N | cgroup N | certs N PKI OUT | fabric P N... | fabric-down P | cut N | heal N | stop N" ;;
+*) die "usage: scripts/node.sh build | net N | up N DIR PKI | down N | cgroup N | certs N PKI OUT | fabric P N... | fabric-down P | outside P NAME [LB [N]] | outside-down P NAME | cut N | heal N | stop N" ;;
 esac
