@@ -894,6 +894,21 @@ fn the_archive_variants_keep_their_catalog_indexes() {
         }),
         50
     );
+    assert_eq!(
+        tag(&Intent::Announce {
+            pod: "shop-0".to_owned(),
+            pod_ip: "10.0.0.1".to_owned(),
+            endpoint: None
+        }),
+        51
+    );
+    assert_eq!(
+        tag(&ReasonCode::AnnouncedAddressStale {
+            announced: "a".to_owned(),
+            wanted: "b".to_owned()
+        }),
+        56
+    );
     assert_eq!(tag(&ReasonCode::ArchiveRequested), 52);
     assert_eq!(tag(&ReasonCode::ArchiveNotRequested), 53);
     assert_eq!(
@@ -945,5 +960,28 @@ fn the_archive_variants_keep_their_catalog_indexes() {
             target: Some(target),
         },
         82,
+    );
+    assert_event_index(
+        Event::ExternalEndpointsObserved {
+            enabled: true,
+            pods: std::collections::BTreeMap::from([(
+                "shop-0".to_owned(),
+                crate::ExternalEndpoint {
+                    host: "192.0.2.1".to_owned(),
+                    port: 30001,
+                    bus_port: Some(30002),
+                },
+            )]),
+            primary: None,
+            waiting: std::collections::BTreeMap::new(),
+        },
+        83,
+    );
+    assert_event_index(
+        Event::AnnouncedAddressObserved {
+            pod: "shop-0".to_owned(),
+            announced: "192.0.2.1:30001@30002".to_owned(),
+        },
+        84,
     );
 }

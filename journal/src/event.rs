@@ -985,6 +985,33 @@ pub enum Event {
         /// The bucket and the archive's directory (`dir`).
         target: Option<BackupTarget>,
     },
+    /// [83] External access (`spec.externalAccess`): where a client
+    /// outside Kubernetes reaches each data pod (its node's address and
+    /// node port, or its load balancer's address) and the primary's
+    /// Service, and what has no address yet. Journaled when it differs
+    /// from the projection's; all empty and `enabled: false` once the
+    /// spec asks for none.
+    ExternalEndpointsObserved {
+        /// Whether the spec asks for external access.
+        enabled: bool,
+        /// Each data pod's endpoint, by pod.
+        pods: BTreeMap<String, crate::external::ExternalEndpoint>,
+        /// `<name>-external` (Replication, Standalone), once its address
+        /// is known.
+        primary: Option<crate::external::ExternalEndpoint>,
+        /// Each pod or Service with no address yet, and why.
+        waiting: BTreeMap<String, String>,
+    },
+    /// [84] Cluster: the address `pod`'s node announces, as its own
+    /// `CLUSTER NODES` line shows it to the operator (`ip:port@cport`):
+    /// what a client is sent to by `MOVED`. Journaled when it changes,
+    /// while external access is on or was.
+    AnnouncedAddressObserved {
+        /// Pod name.
+        pod: String,
+        /// `ip:port@cport`.
+        announced: String,
+    },
 }
 
 /// A TLS cluster's certificate Secret, as the operator last read it.
@@ -1094,6 +1121,8 @@ impl Event {
             Self::ArchiveChainDeleted { .. } => "ArchiveChainDeleted",
             Self::RestoreToTimeVerified { .. } => "RestoreToTimeVerified",
             Self::ArchiveTargetObserved { .. } => "ArchiveTargetObserved",
+            Self::ExternalEndpointsObserved { .. } => "ExternalEndpointsObserved",
+            Self::AnnouncedAddressObserved { .. } => "AnnouncedAddressObserved",
         }
     }
 }

@@ -468,6 +468,19 @@ pub enum Intent {
         /// The slots.
         slots: Vec<SlotRange>,
     },
+    /// Cluster: make the node in `pod` announce `endpoint` (`CONFIG SET`
+    /// of `cluster-announce-*`, no restart), or its own pod address when
+    /// `None`; the node's `CLUSTER NODES` line then shows it. `pod_ip` is
+    /// its pod address when decided (what it announces to its peers when
+    /// only clients are told the endpoint).
+    Announce {
+        /// The pod.
+        pod: String,
+        /// Its pod address.
+        pod_ip: String,
+        /// Where clients outside reach it; `None` for none.
+        endpoint: Option<crate::external::ExternalEndpoint>,
+    },
 }
 
 /// How a Cluster failover is run (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
@@ -552,6 +565,7 @@ impl Intent {
             Self::StopArchive => "StopArchive",
             Self::DeleteArchiveChain { .. } => "DeleteArchiveChain",
             Self::DropForeignSlots { .. } => "DropForeignSlots",
+            Self::Announce { .. } => "Announce",
             Self::SentinelReset { .. } => "SentinelReset",
             Self::SentinelFailover { .. } => "SentinelFailover",
             Self::SyncUsers { .. } => "SyncUsers",
@@ -766,6 +780,16 @@ impl Intent {
                 "delete the keys of {} on {pod} and give the slots up (another shard owned them at the time restored to)",
                 crate::cluster::describe_slots(slots)
             ),
+            Self::Announce {
+                pod,
+                endpoint: Some(e),
+                ..
+            } => format!("make {pod} announce {} to clients", e.describe()),
+            Self::Announce {
+                pod,
+                pod_ip,
+                endpoint: None,
+            } => format!("make {pod} announce its pod address {pod_ip}"),
         }
     }
 }
@@ -818,6 +842,7 @@ impl ReasonCode {
             Self::ArchiveNotRequested => "ArchiveNotRequested",
             Self::ArchiveExpired { .. } => "ArchiveExpired",
             Self::ForeignSlotsClaimed => "ForeignSlotsClaimed",
+            Self::AnnouncedAddressStale { .. } => "AnnouncedAddressStale",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -881,6 +906,7 @@ impl ReasonCode {
             | Self::ArchiveNotRequested
             | Self::ArchiveExpired { .. }
             | Self::ForeignSlotsClaimed
+            | Self::AnnouncedAddressStale { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1175,6 +1201,15 @@ pub enum ReasonCode {
     /// Point-in-time restore: a pod claims slots another shard owned at
     /// the time restored to.
     ForeignSlotsClaimed,
+    /// External access: a node announces `announced`, while clients
+    /// outside reach it at `wanted` (its own pod address when external
+    /// access is off).
+    AnnouncedAddressStale {
+        /// What its `CLUSTER NODES` line shows (`ip:port@cport`).
+        announced: String,
+        /// What it should show.
+        wanted: String,
+    },
 }
 
 /// A pod considered for promotion, with the facts that ranked it.

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod conformance;
 pub mod envelope;
 pub mod event;
+pub mod external;
 pub mod failover;
 pub mod ids;
 pub mod intent;
@@ -45,6 +46,7 @@ pub use cluster::{
 };
 pub use envelope::Envelope;
 pub use event::{CertificateRecord, Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
+pub use external::{ExternalEndpoint, ExternalPart};
 pub use failover::FailoverKind;
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
 pub use intent::{

@@ -2,7 +2,7 @@
 //! generation) and the switchover and failover request annotations.
 
 use logbook_crds::{
-    Persistence, Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_topology,
+    Persistence, Topology, ValkeyCluster, ValkeyClusterSpec, validate, validate_name_for_spec,
 };
 use logbook_journal::projection::SpecStatus;
 use logbook_journal::{ClusterState, Event, SpecFingerprint, SpecProblem};
@@ -61,7 +61,7 @@ pub(super) fn judge(
     spec: &ValkeyClusterSpec,
     old: Option<&ValkeyClusterSpec>,
 ) -> Result<String, Vec<SpecProblem>> {
-    validate_name_for_topology(name, spec.topology)
+    validate_name_for_spec(name, spec)
         .map_err(|e| vec![e])
         .and_then(|()| validate(spec, old))
         .map_err(|errors| {

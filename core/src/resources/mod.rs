@@ -23,6 +23,7 @@
 
 mod config;
 mod exporter;
+pub mod external;
 pub mod internal_users;
 pub mod labels;
 mod network_policy;
@@ -53,6 +54,7 @@ pub use exporter::{
     EXPORTER_CONTAINER_NAME, EXPORTER_PORT, EXPORTER_PORT_NAME, build_metrics_service,
     metrics_service_name,
 };
+pub use external::build_external_services;
 pub use network_policy::{OPERATOR_POD_LABELS, build_network_policy, network_policy_name};
 pub use pdb::build_pdb;
 pub use preflight::{PREFLIGHT_NAME_VALUE, build_preflight, preflight_name};

@@ -19,6 +19,7 @@
 
 mod backup;
 pub mod defaults;
+mod external;
 mod failover;
 mod observability;
 mod operator_defaults;
@@ -40,6 +41,7 @@ pub use backup::{
     SCHEDULED_LABEL, SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY, ValkeyBackup, ValkeyBackupSpec,
     ValkeyBackupStatus, next_fire_ms, parse_point_in_time, parse_schedule,
 };
+pub use external::{ExternalAccessSpec, ExternalAccessType};
 pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};
 pub use operator_defaults::{
@@ -78,5 +80,5 @@ pub use user::{
 };
 pub use validation::{
     FieldError, FieldErrorKind, MAX_CLUSTER_NAME, MAX_SENTINEL_CLUSTER_NAME, validate,
-    validate_backup, validate_name, validate_name_for_topology,
+    validate_backup, validate_name, validate_name_for_spec, validate_name_for_topology,
 };

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::v1alpha1::defaults;
 use crate::v1alpha1::{
-    AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, FailoverSpec, ImagePullPolicy, JournalSpec,
-    MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, ReplicateFrom,
+    AuthSpec, BackupSpec, DNS_SUBDOMAIN_PATTERN, ExternalAccessSpec, FailoverSpec, ImagePullPolicy,
+    JournalSpec, MetricsSpec, NetworkPolicySpec, Placement, PodDisruptionBudgetSpec, ReplicateFrom,
     RestoreSource, SentinelSpec, StorageSpec, TlsSpec, Topology, UpgradeSpec, ValkeyClusterStatus,
     WAKE_TIMEOUT_SECONDS_MAX, WAKE_TIMEOUT_SECONDS_MIN,
 };
@@ -113,6 +113,9 @@ pub struct ClusterSpec {
     validation = Rule::new("!has(self.spec.topology) || self.spec.topology != 'Sentinel' || self.metadata.name.size() <= 43").message(
         "metadata.name must be at most 43 characters for topology Sentinel: the Sentinel StatefulSet <name>-sentinel labels each pod controller-revision-hash=<name>-sentinel-<hash of up to 10 characters>, and a label value is at most 63 characters"
     ),
+    validation = Rule::new("!has(self.spec.externalAccess) || !has(self.spec.externalAccess.enabled) || !self.spec.externalAccess.enabled || self.metadata.name.size() <= 48").message(
+        "metadata.name must be at most 48 characters with externalAccess enabled: each pod's Service is named <pod>-external, and a Service name is at most 63 characters"
+    ),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
         "metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter and ending with a letter or digit): the cluster's Services are named after it"
     ),
@@ -145,6 +148,12 @@ pub struct ClusterSpec {
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
     .message("sentinel applies only to topology Sentinel")
     .field_path(".sentinel"))]
+#[x_kube(validation = Rule::new("self.topology != 'Sentinel' || !has(self.externalAccess) || !has(self.externalAccess.enabled) || !self.externalAccess.enabled")
+    .message("externalAccess is not available for topology Sentinel yet: Sentinel answers clients with pod addresses (use topology Replication, whose primary is reached through <name>-external, or Cluster)")
+    .field_path(".externalAccess"))]
+#[x_kube(validation = Rule::new("!has(self.externalAccess) || self.externalAccess.type == 'LoadBalancer' || (!has(self.externalAccess.loadBalancerClass) && !has(self.externalAccess.loadBalancerSourceRanges))")
+    .message("externalAccess.loadBalancerClass and loadBalancerSourceRanges apply only to type LoadBalancer")
+    .field_path(".externalAccess"))]
 pub struct ValkeyClusterSpec {
     /// Standalone, Replication (default), Sentinel or Cluster. Immutable.
     #[serde(default)]
@@ -249,6 +258,13 @@ pub struct ValkeyClusterSpec {
     /// The NetworkPolicy admitting clients.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+
+    /// Access from outside the Kubernetes cluster: a Service per data pod
+    /// of type `NodePort` or `LoadBalancer`, the addresses each node
+    /// announces, and the external endpoints in the connection Secret.
+    /// Off by default; not available for topology Sentinel yet.
+    #[serde(default, skip_serializing_if = "ExternalAccessSpec::is_empty")]
+    pub external_access: ExternalAccessSpec,
 
     /// Name of the Secret the operator keeps with `REDIS_URL`, `host`,
     /// `port` and `password` for applications (default `<name>-connection`).

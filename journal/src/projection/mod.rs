@@ -192,6 +192,10 @@ pub struct ClusterState {
     /// serialized while empty.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub container_restarts: BTreeMap<String, ContainerRestartView>,
+    /// External access (`ExternalEndpointsObserved`). Not serialized
+    /// while empty.
+    #[serde(skip_serializing_if = "crate::external::ExternalPart::is_empty")]
+    pub external: crate::external::ExternalPart,
 }
 
 /// What one data pod runs.

@@ -61,10 +61,15 @@ pub(super) fn check_labels(labels: &BTreeMap<String, String>, errors: &mut Error
     }
 }
 
-/// `spec.annotations`: valid key syntax, no reserved keys.
-pub(super) fn check_annotations(annotations: &BTreeMap<String, String>, errors: &mut Errors) {
+/// Annotations at `field` (`spec.annotations`): valid key syntax, no
+/// reserved keys.
+pub(super) fn check_annotations(
+    field: &str,
+    annotations: &BTreeMap<String, String>,
+    errors: &mut Errors,
+) {
     for key in annotations.keys() {
-        let path = format!("spec.annotations[{key:?}]");
+        let path = format!("{field}[{key:?}]");
         if let Err(e) = check_qualified_name(key) {
             errors.push(
                 path,

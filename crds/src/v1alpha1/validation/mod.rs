@@ -13,6 +13,7 @@ mod backup;
 mod cluster_name;
 mod config;
 mod error;
+mod external;
 mod fencing;
 mod metadata;
 mod names;
@@ -30,6 +31,7 @@ pub use config::{
     OWNED_DIRECTIVE_PREFIXES, OWNED_DIRECTIVES, PERSISTENCE_DIRECTIVES, owned_directive_reason,
 };
 pub use error::{FieldError, FieldErrorKind, describe};
+pub use external::{MAX_EXTERNAL_CLUSTER_NAME, validate_name_for_spec};
 pub use metadata::{OPERATOR_KEY_PREFIX, RESERVED_ANNOTATION_KEYS, RESERVED_LABEL_KEYS};
 pub use names::{
     check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name, check_secret_key,
@@ -81,7 +83,8 @@ pub fn validate(
         );
     }
     metadata::check_labels(&spec.labels, &mut errors);
-    metadata::check_annotations(&spec.annotations, &mut errors);
+    metadata::check_annotations("spec.annotations", &spec.annotations, &mut errors);
+    external::check_external(spec, &mut errors);
     check_storage(spec, &mut errors);
     check_placement(spec, &mut errors);
     check_wake(spec, &mut errors);

@@ -277,6 +277,8 @@ impl ClusterState {
             // observed.
             | Intent::DeleteArchiveChain { .. }
             | Intent::DropForeignSlots { .. }
+            // The node's line is observed after it.
+            | Intent::Announce { .. }
             | Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelTune { .. }

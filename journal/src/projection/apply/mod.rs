@@ -14,6 +14,7 @@
 mod backups;
 mod cluster;
 mod deletion;
+mod external;
 mod intents;
 mod operator;
 mod pods;
@@ -175,6 +176,9 @@ impl ClusterState {
             | Event::ArchiveChainEnded { .. }
             | Event::ArchiveChainDeleted { .. }
             | Event::ArchiveTargetObserved { .. } => self.fold_backups(seq, at, body),
+            Event::ExternalEndpointsObserved { .. } | Event::AnnouncedAddressObserved { .. } => {
+                self.fold_external(seq, at, body);
+            }
             Event::ClusterDeleted
             | Event::DeletionRequested { .. }
             | Event::OwnedObjectsDeleted { .. } => self.fold_deletion(seq, at, body),

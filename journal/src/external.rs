@@ -1,0 +1,88 @@
+//! Access from outside Kubernetes (`spec.externalAccess`): where a client
+//! outside reaches each data pod, as the operator observed it
+//! (`ExternalEndpointsObserved`), and what each Cluster node announces,
+//! as its own `CLUSTER NODES` line shows it (`AnnouncedAddressObserved`).
+//!
+//! PERSISTED TYPES — append-only: never reorder, rename or remove fields
+//! or variants; add new optional fields only.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a client outside Kubernetes reaches one data pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExternalEndpoint {
+    /// The address: a node's (`NodePort`) or a load balancer's IP.
+    pub host: String,
+    /// The client port there (the node port, or the Valkey port).
+    pub port: u16,
+    /// `NodePort` in a Cluster: the bus's node port. The node then
+    /// announces `host`, `port` and this to its peers too (Valkey
+    /// announces one port per node, which replication also uses).
+    /// `None`: only clients are told `host` (`cluster-announce-client-ipv4`);
+    /// the bus and replication stay on the pod network.
+    pub bus_port: Option<u16>,
+}
+
+impl ExternalEndpoint {
+    /// `host:port`, or `host:port@bus` when the bus is announced too.
+    pub fn describe(&self) -> String {
+        match self.bus_port {
+            Some(bus) => format!("{}:{}@{bus}", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
+    /// `host:port` (IPv6 in brackets), as a client dials it.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What the projection knows of external access.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExternalPart {
+    /// Whether the spec asks for it (as last observed).
+    pub enabled: bool,
+    /// Each data pod's endpoint, once known.
+    pub pods: BTreeMap<String, ExternalEndpoint>,
+    /// The primary's Service (`<name>-external`; not for a Cluster),
+    /// once its address is known.
+    pub primary: Option<ExternalEndpoint>,
+    /// Each pod (or `<name>-external`) with no address yet, and why.
+    pub waiting: BTreeMap<String, String>,
+    /// What each Cluster node announces, as its own line shows it
+    /// (`AnnouncedAddressObserved`): `ip:port@cport`.
+    pub announced: BTreeMap<String, String>,
+}
+
+impl ExternalPart {
+    /// Whether nothing is known (skipped when serialized).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The endpoint `pod` should announce: its own when external access
+    /// is on and its address is known, else none (the pod's own address).
+    pub fn wanted(&self, pod: &str) -> Option<&ExternalEndpoint> {
+        if !self.enabled {
+            return None;
+        }
+        self.pods.get(pod)
+    }
+
+    /// The address `pod`'s node announces (its line's `ip`), when
+    /// observed.
+    pub fn announced_ip(&self, pod: &str) -> Option<&str> {
+        let line = self.announced.get(pod)?;
+        let addr = line.split('@').next().unwrap_or(line);
+        addr.rsplit_once(':')
+            .map(|(ip, _)| ip.trim_start_matches('[').trim_end_matches(']'))
+    }
+}
