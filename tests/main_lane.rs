@@ -17,6 +17,7 @@ mod cluster_surface;
 mod conversion_webhook;
 mod kubectl_plugin;
 mod kubectl_plugin_certificate;
+mod node_outside;
 mod operator_binding;
 mod operator_changes;
 mod operator_defaults;

@@ -29,6 +29,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::kubernetes::{ControlPlane, install_crds};
 use crate::cli_error::{Error, Result};
 
+mod outside;
+pub use outside::{OutsideClient, OutsideNode};
+
 /// `scripts/node.sh`: `$LOGBOOK_NODE_SCRIPT`, else the project's.
 fn script() -> PathBuf {
     std::env::var_os("LOGBOOK_NODE_SCRIPT").map_or_else(
@@ -431,6 +434,35 @@ impl LocalContainers {
     /// Every node, the first included.
     pub fn nodes(&self) -> &[NodeEntry] {
         &self.faults.file.nodes
+    }
+
+    /// A client outside the cluster, `name` (lower-case letters, digits,
+    /// dashes): a network namespace on the nodes' link that reaches each
+    /// node (its fabric address and its `InternalIP`) and nothing else, as
+    /// a machine beyond the cluster does (see [`OutsideClient`]). With one
+    /// node, its link is made for it.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when `scripts/node.sh outside` fails.
+    pub async fn outside(&self, name: &str) -> Result<OutsideClient> {
+        OutsideClient::create(self.faults.file.index, name, None).await
+    }
+
+    /// Like [`Self::outside`], with the load-balancer addresses of `block`
+    /// (a CIDR) routed through the node `via`, whose kube-proxy takes
+    /// them in for a Service's `status.loadBalancer.ingress`, as MetalLB's
+    /// L2 mode delivers them.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when there is no node `via` or the script fails.
+    pub async fn outside_with_load_balancer(
+        &self,
+        name: &str,
+        block: &str,
+        via: &str,
+    ) -> Result<OutsideClient> {
+        let via = self.faults.node(via)?.index;
+        OutsideClient::create(self.faults.file.index, name, Some((block, via))).await
     }
 
     /// Stops the nodes (their containers with them), then the control plane.
