@@ -5,8 +5,11 @@
 //! for a number `n` in [`FIRST`]..=[`LAST`] for as long as it lives; the lock
 //! is released by the kernel when the process exits, even on a crash, so a
 //! stale file never blocks a later run. Instance `n` owns the loopback
-//! block `127.n.0.0/16`: pod addresses `127.n.1.1`–`127.n.199.254` and
-//! ClusterIPs `127.n.200.1`–`127.n.255.254`. The first numbers are skipped
+//! block `127.n.0.0/16`: pod addresses `127.n.1.1`–`127.n.199.254`,
+//! ClusterIPs `127.n.200.1`–`127.n.253.254`, load-balancer addresses
+//! `127.n.254.1`–`127.n.254.253` and the node's own address
+//! `127.n.255.254` (where NodePorts listen; not `127.0.0.1`, which every
+//! instance shares). The first numbers are skipped
 //! because `127.0.0.1`, `127.0.1.1` (Debian's hostname entry) and
 //! `127.0.0.53` (a stub resolver) are in use on ordinary machines.
 
@@ -24,7 +27,43 @@ pub const LAST: u8 = 250;
 /// How many pod addresses an instance has.
 pub const POD_ADDRESSES: u32 = 199 * 254;
 /// How many ClusterIPs an instance has.
-pub const SERVICE_ADDRESSES: u32 = 56 * 254;
+pub const SERVICE_ADDRESSES: u32 = 54 * 254;
+
+/// An inclusive range of IPv4 addresses (an instance's load-balancer
+/// addresses), handed to whatever assigns from it as a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressBlock {
+    first: u32,
+    last: u32,
+}
+
+impl AddressBlock {
+    /// `first`..=`last`; None when `last` comes before `first`.
+    pub fn new(first: Ipv4Addr, last: Ipv4Addr) -> Option<Self> {
+        let (first, last) = (u32::from(first), u32::from(last));
+        (first <= last).then_some(Self { first, last })
+    }
+
+    /// Whether `ip` is in the block.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (self.first..=self.last).contains(&u32::from(ip))
+    }
+
+    /// Its addresses, lowest first.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+        (self.first..=self.last).map(Ipv4Addr::from)
+    }
+
+    /// Its first address.
+    pub fn first(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.first)
+    }
+
+    /// Its last address.
+    pub fn last(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.last)
+    }
+}
 
 /// Why no instance number could be had.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +90,10 @@ pub enum InstanceError {
 pub enum Network {
     /// `127.n.0.0/16` (localkube; see the module docs).
     Loopback,
-    /// Pods in `198.18.n.0/24`, ClusterIPs in `198.19.n.0/24`, both added
-    /// to `lo` while the node runs ([`Instance::add_addresses`]): a real
+    /// Pods in `198.18.n.0/24` (`.254` is the API server's), ClusterIPs
+    /// in `198.19.n.0/25`, load-balancer addresses `198.19.n.129`–`.253`
+    /// and the node's address `198.19.n.254`, all added to `lo` while the
+    /// node runs ([`Instance::add_addresses`]): a real
     /// API server refuses loopback addresses in EndpointSlices
     /// (`ValidateEndpointIP`), so a node of a real control plane takes its
     /// addresses from the benchmarking block (RFC 2544), which no real
@@ -217,10 +258,43 @@ impl Instance {
 
     /// Whether `ip` is one of its ClusterIPs.
     pub fn owns_service_ip(&self, ip: Ipv4Addr) -> bool {
-        let [a, b, c, _] = ip.octets();
+        let [a, b, c, d] = ip.octets();
         match self.network {
-            Network::Loopback => a == 127 && b == self.number && c >= 200,
-            Network::Benchmark => a == 198 && b == 19 && c == self.number,
+            Network::Loopback => a == 127 && b == self.number && (200..=253).contains(&c),
+            Network::Benchmark => a == 198 && b == 19 && c == self.number && d < 128,
+        }
+    }
+
+    /// The node's address: where NodePort Services listen, the Node's
+    /// InternalIP (ExternalIP beside a kubelet API on `127.0.0.1`) and
+    /// pods' `status.hostIP`. Neither a pod's address, a ClusterIP nor a
+    /// load-balancer address: `127.n.255.254` ([`Network::Loopback`]),
+    /// `198.19.n.254` ([`Network::Benchmark`]; `198.18.n.254` is the API
+    /// server's).
+    pub fn node_ip(&self) -> Ipv4Addr {
+        match self.network {
+            Network::Loopback => Ipv4Addr::new(127, self.number, 255, 254),
+            Network::Benchmark => Ipv4Addr::new(198, 19, self.number, 254),
+        }
+    }
+
+    /// The addresses `type: LoadBalancer` Services get:
+    /// `127.n.254.1`–`127.n.254.253` ([`Network::Loopback`]),
+    /// `198.19.n.129`–`198.19.n.253` ([`Network::Benchmark`]).
+    pub fn load_balancer_block(&self) -> AddressBlock {
+        let (first, last) = match self.network {
+            Network::Loopback => (
+                Ipv4Addr::new(127, self.number, 254, 1),
+                Ipv4Addr::new(127, self.number, 254, 253),
+            ),
+            Network::Benchmark => (
+                Ipv4Addr::new(198, 19, self.number, 129),
+                Ipv4Addr::new(198, 19, self.number, 253),
+            ),
+        };
+        AddressBlock {
+            first: u32::from(first),
+            last: u32::from(last),
         }
     }
 
@@ -235,11 +309,13 @@ impl Instance {
 
     /// The ClusterIP range to give a real API server whose node this
     /// instance is (`--service-cluster-ip-range`): the first 8 × 256
-    /// addresses of the instance's ClusterIP block.
+    /// addresses of the instance's ClusterIP block ([`Network::Loopback`]),
+    /// the lower half of `198.19.n.0/24` ([`Network::Benchmark`]; the upper
+    /// half holds the load-balancer and node addresses).
     pub fn service_cidr(&self) -> String {
         match self.network {
             Network::Loopback => format!("127.{}.200.0/21", self.number),
-            Network::Benchmark => format!("198.19.{}.0/24", self.number),
+            Network::Benchmark => format!("198.19.{}.0/25", self.number),
         }
     }
 
@@ -292,9 +368,48 @@ mod tests {
         assert_eq!(i.service_ip(0), Some(Ipv4Addr::new(127, n, 200, 1)));
         assert_eq!(
             i.service_ip(SERVICE_ADDRESSES - 1),
-            Some(Ipv4Addr::new(127, n, 255, 254))
+            Some(Ipv4Addr::new(127, n, 253, 254))
         );
         assert!(i.owns_pod_ip(Ipv4Addr::new(127, n, 3, 9)));
         assert!(!i.owns_pod_ip(Ipv4Addr::new(127, n, 200, 9)));
+    }
+
+    #[test]
+    fn the_node_and_load_balancer_addresses_are_nobody_elses() {
+        let dir = tempfile::tempdir().unwrap();
+        let loopback = Instance::acquire(dir.path()).unwrap();
+        let bench = Instance::acquire(dir.path())
+            .unwrap()
+            .with_network(Network::Benchmark);
+        for i in [&loopback, &bench] {
+            let node = i.node_ip();
+            let lb = i.load_balancer_block();
+            assert_ne!(node, Ipv4Addr::LOCALHOST);
+            assert!(!i.owns_pod_ip(node) && !i.owns_service_ip(node) && !lb.contains(node));
+            assert!(Some(node) != i.api_address());
+            for ip in lb.addresses() {
+                assert!(!i.owns_pod_ip(ip) && !i.owns_service_ip(ip), "{ip}");
+                assert!(Some(ip) != i.api_address());
+            }
+            assert!(
+                i.host_prefixes()
+                    .iter()
+                    .any(|p| node.to_string().starts_with(p))
+            );
+        }
+        assert_eq!(lb_count(&loopback), 253);
+        assert_eq!(lb_count(&bench), 125);
+        // The real API server's range holds only ClusterIPs.
+        assert_eq!(
+            bench.service_cidr(),
+            format!("198.19.{}.0/25", bench.number())
+        );
+        let n = loopback.number();
+        assert!(loopback.owns_service_ip(Ipv4Addr::new(127, n, 253, 254)));
+        assert!(!loopback.owns_service_ip(Ipv4Addr::new(127, n, 254, 1)));
+    }
+
+    fn lb_count(i: &Instance) -> usize {
+        i.load_balancer_block().addresses().count()
     }
 }

@@ -85,7 +85,7 @@ impl RemoteNode {
                 }
             };
         let provisioner = match Provisioner::spawn(
-            NodeApi::Remote(config.provisioner),
+            NodeApi::Remote(config.provisioner.clone()),
             kubelet.state_dir(),
             config.node_name.clone(),
         )
@@ -98,10 +98,15 @@ impl RemoteNode {
                 return Err(RemoteNodeError::Provisioner(e));
             }
         };
-        let owned = instance.clone();
-        let proxy = Proxy::spawn_on(
+        // No cloud controller manager runs there: the load-balancer
+        // addresses are assigned with the provisioner's client (it may
+        // write Service status; kube-proxy's may not).
+        let proxy = Proxy::spawn_with(
             NodeApi::Remote(config.proxy),
-            Arc::new(move |ip| crate::proxy::owns_service_ip(&owned, ip)),
+            crate::proxy::ProxyConfig::for_instance(
+                &instance,
+                Some(NodeApi::Remote(config.provisioner)),
+            ),
         );
         Ok(Self {
             kubelet,

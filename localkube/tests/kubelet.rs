@@ -35,7 +35,12 @@ async fn a_valkey_pod_serves_on_its_address_and_every_fault_bites() {
     let p = h.wait_pod("v0", 10, "Ready", ready).await;
     assert_eq!(p["spec"]["nodeName"], "localkube-node");
     assert_eq!(p["status"]["phase"], "Running");
-    assert_eq!(p["status"]["hostIP"], "127.0.0.1");
+    // The node's own address, not the 127.0.0.1 every instance shares.
+    assert_ne!(p["status"]["hostIP"], "127.0.0.1");
+    assert_eq!(
+        p["status"]["hostIP"],
+        node["status"]["addresses"][0]["address"]
+    );
     let ip = pod_ip(&p);
     assert_eq!(valkey(ip, "PING", SHORT).await.as_deref(), Some("+PONG"));
 

@@ -17,6 +17,8 @@ pub(crate) struct EnvSource<'a> {
     pub pod: &'a Value,
     pub pod_ip: &'a str,
     pub node_name: &'a str,
+    /// The node's address (`status.hostIP`).
+    pub host_ip: &'a str,
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
@@ -163,7 +165,7 @@ fn field_ref(src: &EnvSource<'_>, path: &str) -> Result<String, String> {
         "metadata.namespace" => s(pod, "/metadata/namespace").unwrap_or_default().to_owned(),
         "metadata.uid" => s(pod, "/metadata/uid").unwrap_or_default().to_owned(),
         "status.podIP" => src.pod_ip.to_owned(),
-        "status.hostIP" => "127.0.0.1".to_owned(),
+        "status.hostIP" | "status.hostIPs" => src.host_ip.to_owned(),
         "spec.nodeName" => src.node_name.to_owned(),
         "spec.serviceAccountName" => s(pod, "/spec/serviceAccountName")
             .unwrap_or("default")

@@ -291,7 +291,9 @@ impl Kubelet {
             port = p;
             tasks.push(task);
         }
-        if let Err(e) = node::register(&shared.api, &shared.config, port).await {
+        if let Err(e) =
+            node::register(&shared.api, &shared.config, shared.instance.node_ip(), port).await
+        {
             let _ = stop_tx.send(true);
             for t in tasks {
                 let _ = t.await;

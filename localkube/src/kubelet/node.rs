@@ -4,6 +4,7 @@
 //! every 10 s, as the real kubelet does it (the Node itself is not
 //! rewritten for a heartbeat).
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,27 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
-fn desired_status(previous: Option<&Value>, node: &str, port: u16) -> Value {
+/// The Node's addresses: its own address ([`crate::instance::Instance::node_ip`])
+/// as InternalIP; but when the kubelet API is served (`port` ≠ 0, a real
+/// control plane, which reaches it at the InternalIP with a certificate
+/// for `127.0.0.1`) InternalIP stays `127.0.0.1` and the node's address is
+/// the ExternalIP, as a cloud node's address for outside clients is.
+fn addresses(node: &str, node_ip: Ipv4Addr, port: u16) -> Value {
+    if port == 0 {
+        json!([
+            {"type": "InternalIP", "address": node_ip.to_string()},
+            {"type": "Hostname", "address": node},
+        ])
+    } else {
+        json!([
+            {"type": "InternalIP", "address": "127.0.0.1"},
+            {"type": "ExternalIP", "address": node_ip.to_string()},
+            {"type": "Hostname", "address": node},
+        ])
+    }
+}
+
+fn desired_status(previous: Option<&Value>, node: &str, node_ip: Ipv4Addr, port: u16) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem = format!("{}Ki", memory_bytes() / 1024);
     let capacity =
@@ -52,10 +73,7 @@ fn desired_status(previous: Option<&Value>, node: &str, port: u16) -> Value {
             "message": "localkube process kubelet is posting ready status",
             "lastHeartbeatTime": heartbeat, "lastTransitionTime": since,
         }],
-        "addresses": [
-            {"type": "InternalIP", "address": "127.0.0.1"},
-            {"type": "Hostname", "address": node},
-        ],
+        "addresses": addresses(node, node_ip, port),
         "capacity": capacity,
         "allocatable": capacity,
         "nodeInfo": {
@@ -67,11 +85,12 @@ fn desired_status(previous: Option<&Value>, node: &str, port: u16) -> Value {
     })
 }
 
-/// Creates or updates the Node (its kubelet API on `port`, 0 for none);
-/// writes nothing when it already matches.
+/// Creates or updates the Node (its address `node_ip`, its kubelet API on
+/// `port`, 0 for none); writes nothing when it already matches.
 pub(crate) async fn register(
     api: &NodeApi,
     config: &KubeletConfig,
+    node_ip: Ipv4Addr,
     port: u16,
 ) -> Result<(), KubeletError> {
     let err = |source| KubeletError::Node {
@@ -101,7 +120,7 @@ pub(crate) async fn register(
         }
         Err(e) => return Err(err(e)),
     };
-    let want = desired_status(node.get("status"), &config.node_name, port);
+    let want = desired_status(node.get("status"), &config.node_name, node_ip, port);
     if node.get("status") != Some(&want) {
         let mut n = node.clone();
         if let Some(o) = n.as_object_mut() {

@@ -95,6 +95,7 @@ impl PodRun {
                 &self.written
             },
             ip: Some(self.ip),
+            host_ip: self.shared.instance.node_ip(),
             init: &init,
             main: &main,
             initialized: *self.initialized.lock(),
@@ -144,6 +145,7 @@ impl PodRun {
         let table = &cfg.images;
         let bin = &self.shared.bin_dir;
         let ip = self.ip.to_string();
+        let host_ip = self.shared.instance.node_ip().to_string();
         let build_one = |c: &Value,
                          status: &Arc<Mutex<CStatus>>,
                          restart: Restart|
@@ -161,6 +163,7 @@ impl PodRun {
                     pod: &self.pod,
                     pod_ip: &ip,
                     node_name: &cfg.node_name,
+                    host_ip: &host_ip,
                 },
                 c,
             )

@@ -127,6 +127,8 @@ impl CStatus {
 pub(crate) struct PodView<'a> {
     pub previous: &'a Value,
     pub ip: Option<std::net::Ipv4Addr>,
+    /// The node's address (`status.hostIP`).
+    pub host_ip: std::net::Ipv4Addr,
     pub init: &'a [CStatus],
     pub main: &'a [CStatus],
     pub initialized: bool,
@@ -196,8 +198,8 @@ pub(crate) fn pod_status(v: &PodView<'_>) -> Value {
         .unwrap_or_else(|| json!(v.now));
     let mut s = json!({
         "phase": phase,
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": v.host_ip.to_string(),
+        "hostIPs": [{"ip": v.host_ip.to_string()}],
         "startTime": start,
         "qosClass": v.previous.get("qosClass").cloned().unwrap_or_else(|| json!("BestEffort")),
         "conditions": [
@@ -249,6 +251,7 @@ mod tests {
         let s = pod_status(&PodView {
             previous: &prev,
             ip: None,
+            host_ip: std::net::Ipv4Addr::new(127, 16, 255, 254),
             init: &[],
             main: &main,
             initialized: true,

@@ -1,6 +1,10 @@
 //! Which addresses the proxy listens on and where each forwards: read off
 //! the Services and their Endpoints (ready addresses only), matching an
-//! endpoint port to a Service port by name, as kube-proxy does.
+//! endpoint port to a Service port by name, as kube-proxy does. A Service
+//! port is reached at `clusterIP:port`, for `type: NodePort` and
+//! `type: LoadBalancer` also at `<node address>:nodePort`, and for a
+//! LoadBalancer whose ingress address is in this node's block at
+//! `ingressIP:port`.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -9,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::instance::AddressBlock;
 use crate::node_api::NodeApi;
 use crate::obj;
 
@@ -51,13 +56,24 @@ impl Backends {
     }
 }
 
-/// (ClusterIP, port) → ready endpoints, for every TCP port of every
-/// Service whose ClusterIP `owned` accepts, from the Services and their
-/// EndpointSlices (as kube-proxy reads them). None when the API could not
-/// be read: the listeners keep what they had.
+/// Where Services are reached on this node.
+pub struct Frontends<'a> {
+    /// Which ClusterIPs are this node's to serve.
+    pub owned: &'a (dyn Fn(Ipv4Addr) -> bool + Send + Sync),
+    /// The node's address, where node ports listen (None: no node ports).
+    pub node_ip: Option<Ipv4Addr>,
+    /// The load-balancer addresses served here (None: none).
+    pub load_balancer: Option<AddressBlock>,
+}
+
+/// Listening address → ready endpoints, for every TCP port of every
+/// Service whose ClusterIP `at.owned` accepts (and its node port and
+/// load-balancer address, see the module docs), from the Services and
+/// their EndpointSlices (as kube-proxy reads them). None when the API
+/// could not be read: the listeners keep what they had.
 pub async fn desired(
     api: &NodeApi,
-    owned: &(dyn Fn(Ipv4Addr) -> bool + Send + Sync),
+    at: &Frontends<'_>,
 ) -> Option<BTreeMap<SocketAddr, Vec<SocketAddr>>> {
     let services = api.list("v1", "services", None, None).await.ok()?;
     let slices = api
@@ -87,13 +103,20 @@ pub async fn desired(
             .get("clusterIP")
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Ipv4Addr>().ok())
-            .filter(|ip| owned(*ip))
+            .filter(|ip| (at.owned)(*ip))
         else {
             continue;
         };
         if obj::is_deleting(svc) {
             continue;
         }
+        let node_ip = at
+            .node_ip
+            .filter(|_| matches!(service_type(spec), "NodePort" | "LoadBalancer"));
+        let ingress = at
+            .load_balancer
+            .map(|block| super::load_balancer::ingress_in(svc, &block))
+            .unwrap_or_default();
         let mine = by_service
             .get(&(obj::namespace(svc), obj::name(svc)))
             .map(Vec::as_slice)
@@ -115,10 +138,28 @@ pub async fn desired(
                 continue;
             };
             let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-            out.insert(SocketAddr::from((ip, port)), ready_for(mine, name));
+            let ready = ready_for(mine, name);
+            let node_port = p
+                .get("nodePort")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n != 0);
+            if let (Some(node), Some(np)) = (node_ip, node_port) {
+                out.insert(SocketAddr::from((node, np)), ready.clone());
+            }
+            for lb in &ingress {
+                out.insert(SocketAddr::from((*lb, port)), ready.clone());
+            }
+            out.insert(SocketAddr::from((ip, port)), ready);
         }
     }
     Some(out)
+}
+
+fn service_type(spec: &Value) -> &str {
+    spec.get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
 }
 
 /// The label naming an EndpointSlice's Service.

@@ -1,6 +1,7 @@
 //! What particular kinds do on write, as the real server's strategies and
 //! admission do: defaults (Services' cluster IPs, Pods', StatefulSets';
 //! Deployments' and ReplicaSets' with their validation in [`super::apps`]),
+//! Services' node ports (in [`super::node_ports`]),
 //! Secrets' `stringData`, Namespaces' finalizer and phase, CRDs' checks,
 //! status and registration, and custom resources' schema admission.
 
@@ -50,6 +51,17 @@ fn defaults(res: &ResourceInfo, o: &mut Value) {
             if let Some(spec) = map_of(o, "spec") {
                 default(spec, "type", json!("ClusterIP"));
                 default(spec, "sessionAffinity", json!("None"));
+                let kind = spec
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+                    default(spec, "externalTrafficPolicy", json!("Cluster"));
+                }
+                if kind == "LoadBalancer" {
+                    default(spec, "allocateLoadBalancerNodePorts", json!(true));
+                }
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                         default(p, "protocol", json!("TCP"));
@@ -142,6 +154,28 @@ fn allocate_instance_ip(number: u8, used: &HashSet<String>) -> String {
         .unwrap_or_else(|| ip(crate::instance::SERVICE_ADDRESSES.saturating_sub(1)))
 }
 
+/// The node ports every Service but `namespace/name` holds.
+fn node_ports_taken(inner: &Inner, namespace: &str, name: &str) -> HashSet<u16> {
+    inner
+        .objects
+        .iter()
+        .filter(|(k, _)| k.0.is_empty() && k.1 == "services" && (k.2 != namespace || k.3 != name))
+        .flat_map(|(_, s)| super::node_ports::held(s).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Checks, keeps and allocates `svc`'s node ports (422 naming the field).
+fn admit_node_ports(inner: &Inner, svc: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let name = obj::name(svc).to_owned();
+    let taken = node_ports_taken(inner, obj::namespace(svc), &name);
+    super::node_ports::admit(svc, old, &taken).map_err(|causes| ApiError::Invalid {
+        kind: "Service".into(),
+        group: String::new(),
+        name,
+        causes,
+    })
+}
+
 /// Kind-specific work before a create is stored.
 pub(crate) fn on_create(
     inner: &mut Inner,
@@ -170,6 +204,7 @@ pub(crate) fn on_create(
                 }
                 default(spec, "internalTrafficPolicy", json!("Cluster"));
             }
+            admit_node_ports(inner, o, None)?;
             obj::set_field(o, "status", Some(json!({"loadBalancer": {}})));
         }
         ("", "secrets") => merge_string_data(o),
@@ -219,7 +254,6 @@ pub(crate) fn on_update(
     new: &mut Value,
     ctx: &WriteCtx,
 ) -> Result<(), ApiError> {
-    let _ = inner;
     defaults(res, new);
     match (res.group.as_str(), res.plural.as_str()) {
         ("", "services") => {
@@ -254,6 +288,7 @@ pub(crate) fn on_update(
                     }
                 }
             }
+            admit_node_ports(inner, new, Some(old))?;
         }
         ("", "secrets") => merge_string_data(new),
         ("", "namespaces") => {

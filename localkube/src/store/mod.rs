@@ -11,6 +11,7 @@ mod evict;
 mod gc;
 mod kinds;
 mod list;
+mod node_ports;
 mod persist;
 mod scale;
 mod write;
