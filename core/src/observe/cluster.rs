@@ -31,6 +31,9 @@ pub struct ClusterAnswer {
     /// migrating (`[slot->-id]`, with the target) and importing
     /// (`[slot-<-id]`, with the source), each sorted.
     pub slot_states: (Vec<SlotPeer>, Vec<SlotPeer>),
+    /// What the node announces, as its own line shows it to the operator
+    /// (`ip:port@cport`); `None` while it knows no address of its own.
+    pub announced: Option<String>,
 }
 
 /// One probe of one cluster pod, as the prober saw it.
@@ -104,6 +107,9 @@ pub fn observe_cluster_probe(
         want_offsets,
         evidence,
     ));
+    if let Some(announced) = &answer.announced {
+        out.extend(super::external::observe_announced(state, pod, announced));
+    }
     out
 }
 
@@ -260,6 +266,10 @@ pub fn cluster_answer(probe: &ClusterProbe) -> Option<ClusterAnswer> {
         replication: probe.replication.clone(),
         migrations: probe.migrations.clone(),
         slot_states: (peers_of(&me.migrating), peers_of(&me.importing)),
+        announced: me
+            .ip
+            .as_deref()
+            .map(|ip| format!("{ip}:{}@{}", me.port, me.cport)),
     })
 }
 

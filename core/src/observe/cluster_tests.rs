@@ -80,6 +80,7 @@ fn answer_after(replid: u8, replid2: u8, offset: u64) -> ClusterAnswer {
         },
         migrations: None,
         slot_states: (Vec::new(), Vec::new()),
+        announced: Some("10.0.0.1:6379@16379".to_owned()),
     }
 }
 

@@ -15,6 +15,7 @@ mod cluster;
 mod containers;
 pub mod defaults;
 mod drift;
+pub mod external;
 pub mod freshness;
 mod pods;
 mod replication;

@@ -27,7 +27,7 @@ pub fn decide_membership(view: &ClusterView<'_>) -> Vec<Decision> {
         return forget;
     }
     let joining = !super::resharding::picked_primaries(view).is_empty();
-    decide_meet(&members, joining)
+    decide_meet(view, &members, joining)
 }
 
 /// `ForgetNode` for every node id that must go: retired nodes and nodes
@@ -97,10 +97,20 @@ fn decide_forget(view: &ClusterView<'_>, members: &[Member<'_>]) -> Vec<Decision
     if !all_known {
         return out;
     }
+    // Pod addresses, what the nodes announce and where clients outside
+    // reach them: a peer at any of them may be one of ours.
+    let external = &view.state.external;
     let ours: BTreeSet<&str> = view
         .pods()
         .iter()
         .filter_map(|p| p.view.ip.as_deref())
+        .chain(
+            external
+                .announced
+                .keys()
+                .filter_map(|p| external.announced_ip(p)),
+        )
+        .chain(external.pods.values().map(|e| e.host.as_str()))
         .collect();
     let mut strangers: BTreeSet<(&str, Option<&str>)> = BTreeSet::new();
     for m in members {
@@ -169,7 +179,7 @@ fn island<'a>(members: &[Member<'a>], anchor: &Member<'a>) -> BTreeSet<&'a str> 
 /// only between primaries that know each other, and a node learns a
 /// slot's new owner from the owner alone (so one that has not met the
 /// new primary yet disagrees on the slot map after the moves).
-fn decide_meet(members: &[Member<'_>], joining: bool) -> Vec<Decision> {
+fn decide_meet(view: &ClusterView<'_>, members: &[Member<'_>], joining: bool) -> Vec<Decision> {
     let anchor = members
         .iter()
         .find(|m| m.report.serves_slots())
@@ -184,10 +194,12 @@ fn decide_meet(members: &[Member<'_>], joining: bool) -> Vec<Decision> {
             continue;
         };
         let others = members.iter().filter(|o| o.node_id() != m.node_id());
+        let listed_at = super::announce::listed_at(view, m);
         let mut stale: Vec<&str> = Vec::new();
         for o in others {
             if let Some(peer) = o.report.peer(m.node_id())
-                && (peer.ip.as_deref() != Some(ip) || peer.health == PeerHealth::NoAddress)
+                && (peer.ip.as_deref().is_none_or(|at| !listed_at.contains(&at))
+                    || peer.health == PeerHealth::NoAddress)
             {
                 stale.push(o.name());
             }

@@ -19,23 +19,27 @@
 //!    spec generation; fewer pods only once the shards leaving are
 //!    drained and the pods that stay hold every shard, each with the
 //!    replicas it needs, in sync.
-//! 3. [`membership`]: node ids no pod runs any more, or that never
+//! 3. [`announce`]: a node announcing other than where clients reach it
+//!    (outside Kubernetes with external access on, else its pod address)
+//!    is told, without a restart.
+//! 4. [`membership`]: node ids no pod runs any more, or that never
 //!    belonged here, are forgotten on every member; pods not in the
 //!    cluster, or known at a stale address, are met.
-//! 4. [`slots`]: a cluster never formed gets its 16384 slots, split
+//! 5. [`slots`]: a cluster never formed gets its 16384 slots, split
 //!    evenly over primaries spread across Kubernetes nodes.
-//! 5. [`replicas`]: nodes holding no slot and following nobody (or
+//! 6. [`replicas`]: nodes holding no slot and following nobody (or
 //!    following a primary left without slots) become replicas of the shard
 //!    that needs one most; the empty primaries [`resharding`] picked as
 //!    new shards are seats, not replicas.
-//! 6. [`resharding`]: slots follow `shards` — a migration under way is
+//! 7. [`resharding`]: slots follow `shards` — a migration under way is
 //!    waited for, a half-moved slot ([`settling`]) is settled, then each
 //!    source sends each target what it owes it, one job per pair, all
 //!    sources at once.
-//! 7. [`labels`]: the `role` labels follow the shard primaries.
-//! 8. [`rolling`]: outdated pods, replicas first, each primary after a
+//! 8. [`labels`]: the `role` labels follow the shard primaries.
+//! 9. [`rolling`]: outdated pods, replicas first, each primary after a
 //!    coordinated failover to an in-sync replica.
 
+mod announce;
 mod failover;
 mod labels;
 mod layout;
@@ -65,9 +69,10 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Valkey Cluster needs next.
 pub fn decide_cluster(view: &ClusterView<'_>, now: Timestamp, policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 9] = [
+    let steps: [&Step<'_>; 10] = [
         &|v| failover::decide_failover(v, now, policy),
         &|v| scaling::decide_scaling(v).unwrap_or_else(|| decide_provisioning(v)),
+        &announce::decide_announce,
         &membership::decide_membership,
         &slots::decide_slots,
         &replicas::decide_replicas,

@@ -9,6 +9,7 @@ use logbook_journal::{
 
 use crate::decide::given::Given;
 
+mod external;
 mod failover;
 mod fencing;
 mod reshard;

@@ -1,0 +1,80 @@
+//! Announcing: each node tells clients (`MOVED`, `ASK`, `CLUSTER SHARDS`)
+//! the address a client outside Kubernetes reaches it by while external
+//! access is on (`spec.externalAccess`), and its pod address otherwise.
+//!
+//! A node's own `CLUSTER NODES` line shows what it announces
+//! (`AnnouncedAddressObserved`); a node whose line differs from what it
+//! should say is told (`Announce`: `CONFIG SET`, no restart). Only nodes
+//! whose line was ever journaled are considered, so a cluster that never
+//! had external access decides nothing here.
+
+use logbook_journal::{ExternalEndpoint, Intent, ReasonCode};
+
+use super::{Member, members};
+use crate::decide::Decision;
+use crate::decide::view::ClusterView;
+use crate::resources::VALKEY_PORT;
+use crate::resources::external::BUS_PORT;
+
+/// `Announce` for every member announcing other than it should.
+pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
+    let external = &view.state.external;
+    let mut out = Vec::new();
+    for m in members(view) {
+        let Some(pod_ip) = m.ip() else {
+            continue;
+        };
+        let Some(announced) = external.announced.get(m.name()) else {
+            continue;
+        };
+        let endpoint = external.wanted(m.name());
+        let wanted = line(pod_ip, endpoint);
+        if *announced == wanted {
+            continue;
+        }
+        let why = match endpoint {
+            Some(e) => format!(
+                "{} announces {announced}; clients outside reach it at {}",
+                m.name(),
+                e.address()
+            ),
+            None => format!(
+                "{} announces {announced}, not its pod address {pod_ip}",
+                m.name()
+            ),
+        };
+        out.push(Decision::new(
+            Intent::Announce {
+                pod: m.name().to_owned(),
+                pod_ip: pod_ip.to_owned(),
+                endpoint: endpoint.cloned(),
+            },
+            ReasonCode::AnnouncedAddressStale {
+                announced: announced.clone(),
+                wanted,
+            },
+            why,
+        ));
+    }
+    out
+}
+
+/// The line a node should show the operator: `ip:port@cport`.
+pub fn line(pod_ip: &str, endpoint: Option<&ExternalEndpoint>) -> String {
+    match endpoint {
+        Some(e) => format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap_or(BUS_PORT)),
+        None => format!("{pod_ip}:{VALKEY_PORT}@{BUS_PORT}"),
+    }
+}
+
+/// The addresses `m`'s peers may list it at without being stale: its pod
+/// address, what it announces, and where clients outside reach it (its
+/// peers learn a new announcement by gossip, a second or so after it).
+pub fn listed_at<'a>(view: &ClusterView<'a>, m: &Member<'a>) -> Vec<&'a str> {
+    let external = &view.state.external;
+    m.ip()
+        .into_iter()
+        .chain(external.announced_ip(m.name()))
+        .chain(external.pods.get(m.name()).map(|e| e.host.as_str()))
+        .collect()
+}
