@@ -116,7 +116,7 @@ impl BenchNode {
 
 /// What an operator bench's cluster runs on.
 enum Backend {
-    Local(logbook_localkube::RunningServer),
+    Local(Box<logbook_localkube::RunningServer>),
     Containers(Box<logbook::local::containers::LocalContainers>),
 }
 
@@ -215,7 +215,7 @@ impl OperatorBench {
         let (server, operator, client, dir) = match node {
             BenchNode::Process => {
                 let (server, operator, client, dir) = start_local().await?;
-                (Backend::Local(server), operator, client, dir)
+                (Backend::Local(Box::new(server)), operator, client, dir)
             }
             BenchNode::Containers => start_containers(1).await?,
             BenchNode::Nodes => start_containers(3).await?,
@@ -644,7 +644,7 @@ impl OperatorBench {
             let _ = task.await;
         }
         match self.server {
-            Backend::Local(server) => server.shutdown().await,
+            Backend::Local(server) => (*server).shutdown().await,
             Backend::Containers(node) => (*node).shutdown().await,
         }
         if self.trace {

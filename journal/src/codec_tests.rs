@@ -909,6 +909,10 @@ fn the_archive_variants_keep_their_catalog_indexes() {
         }),
         56
     );
+    assert_eq!(
+        tag(&ReasonCode::ExternalEndpointsChanged { hosts: vec![] }),
+        57
+    );
     assert_eq!(tag(&ReasonCode::ArchiveRequested), 52);
     assert_eq!(tag(&ReasonCode::ArchiveNotRequested), 53);
     assert_eq!(

@@ -60,6 +60,13 @@ pub struct ExternalPart {
     /// What each Cluster node announces, as its own line shows it
     /// (`AnnouncedAddressObserved`): `ip:port@cport`.
     pub announced: BTreeMap<String, String>,
+    /// The endpoints changed since the cluster's objects were last
+    /// applied (the connection Secret and a cert-manager Certificate
+    /// carry them): they are applied again.
+    pub unpublished: bool,
+    /// The external hosts changed since the operator's CA last issued the
+    /// certificate (which names them): it is issued again.
+    pub uncertified: bool,
 }
 
 impl ExternalPart {
@@ -75,6 +82,20 @@ impl ExternalPart {
             return None;
         }
         self.pods.get(pod)
+    }
+
+    /// Every external host, sorted and once each: what the certificate
+    /// names besides the cluster's own names.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .pods
+            .values()
+            .chain(self.primary.iter())
+            .map(|e| e.host.clone())
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
     }
 
     /// The address `pod`'s node announces (its line's `ip`), when

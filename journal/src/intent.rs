@@ -843,6 +843,7 @@ impl ReasonCode {
             Self::ArchiveExpired { .. } => "ArchiveExpired",
             Self::ForeignSlotsClaimed => "ForeignSlotsClaimed",
             Self::AnnouncedAddressStale { .. } => "AnnouncedAddressStale",
+            Self::ExternalEndpointsChanged { .. } => "ExternalEndpointsChanged",
             Self::SentinelStaleEntries { .. } => "SentinelStaleEntries",
             Self::PrimaryRestartedFenced => "PrimaryRestartedFenced",
             Self::UsersOutOfSync { .. } => "UsersOutOfSync",
@@ -907,6 +908,7 @@ impl ReasonCode {
             | Self::ArchiveExpired { .. }
             | Self::ForeignSlotsClaimed
             | Self::AnnouncedAddressStale { .. }
+            | Self::ExternalEndpointsChanged { .. }
             | Self::SentinelStaleEntries { .. }
             | Self::PrimaryRestartedFenced
             | Self::UsersOutOfSync { .. }
@@ -1209,6 +1211,13 @@ pub enum ReasonCode {
         announced: String,
         /// What it should show.
         wanted: String,
+    },
+    /// External access: where clients outside reach the cluster changed
+    /// since the connection Secret (and a Certificate) or the certificate
+    /// of the operator's CA named it; `hosts` is every external host now.
+    ExternalEndpointsChanged {
+        /// Every external host.
+        hosts: Vec<String>,
     },
 }
 

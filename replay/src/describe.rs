@@ -18,6 +18,7 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ReplicaPromoted { pod, .. }
         | Event::RoleLabelObserved { pod, .. }
         | Event::PodTerminating { pod }
+        | Event::AnnouncedAddressObserved { pod, .. }
         | Event::ClusterNodeObserved { pod, .. }
         | Event::PrimaryHistoryReset { pod, .. }
         | Event::SlotMigrationObserved { pod, .. }
@@ -67,7 +68,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ArchiveChainEnded { .. }
         | Event::ArchiveChainDeleted { .. }
         | Event::RestoreToTimeVerified { .. }
-        | Event::ArchiveTargetObserved { .. } => None,
+        | Event::ArchiveTargetObserved { .. }
+        | Event::ExternalEndpointsObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -151,6 +153,8 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::RestoreVerified { .. }
             | Event::RestoreToTimeVerified { .. }
             | Event::ArchiveTargetObserved { .. }
+            | Event::ExternalEndpointsObserved { .. }
+            | Event::AnnouncedAddressObserved { .. }
             | Event::RestoreRefused { .. }
             | Event::ResourceVersionsObserved { .. }
             | Event::StaleReadIgnored { .. }
@@ -636,6 +640,28 @@ pub fn summary(event: &Event) -> String {
                 format!("; not exact: {}", point.notes.join("; "))
             }
         ),
+        Event::ExternalEndpointsObserved {
+            enabled: false, ..
+        } => "the spec asks for no external access".to_owned(),
+        Event::ExternalEndpointsObserved {
+            pods,
+            primary,
+            waiting,
+            ..
+        } => {
+            let mut parts: Vec<String> = pods
+                .iter()
+                .map(|(pod, e)| format!("{pod} at {}", e.describe()))
+                .collect();
+            if let Some(p) = primary {
+                parts.push(format!("the primary's Service at {}", p.describe()));
+            }
+            parts.extend(waiting.iter().map(|(what, why)| format!("{what} waits: {why}")));
+            format!("clients outside reach {}", parts.join(", "))
+        }
+        Event::AnnouncedAddressObserved { pod, announced } => {
+            format!("{pod}'s node announces {announced}")
+        }
         Event::ArchiveTargetObserved { target } => match target {
             Some(t) => format!(
                 "the spec asks for the continuous archive, into s3://{}/{}",

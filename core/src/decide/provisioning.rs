@@ -92,6 +92,20 @@ fn decide_marking(view: &ClusterView<'_>) -> Vec<Decision> {
             ),
         )];
     }
+    let external = &view.state.external;
+    if external.unpublished {
+        let hosts = external.hosts();
+        return vec![Decision::new(
+            Intent::ApplyResources {
+                generation: view.generation,
+            },
+            ReasonCode::ExternalEndpointsChanged { hosts },
+            format!(
+                "where clients outside reach the cluster changed: the objects of generation {} applied again, the connection Secret with the new endpoints",
+                view.generation
+            ),
+        )];
+    }
     let Some(binding) = view.state.binding.as_ref().filter(|b| b.mark_due) else {
         return Vec::new();
     };

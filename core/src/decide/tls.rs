@@ -39,6 +39,28 @@ pub fn decide_issue(view: &ClusterView<'_>, now: Timestamp) -> Option<Decision> 
         .as_ref()
         .filter(|c| c.source == SOURCE_INTERNAL);
     let secret = current?.secret.clone();
+    let external = &view.state.external;
+    if external.uncertified
+        && current.is_some_and(|c| c.fingerprint.is_some() && c.problem.is_none())
+    {
+        let hosts = external.hosts();
+        return Some(Decision::new(
+            Intent::IssueCertificate {
+                secret: secret.clone(),
+            },
+            ReasonCode::ExternalEndpointsChanged {
+                hosts: hosts.clone(),
+            },
+            format!(
+                "clients outside reach the cluster at {}: the certificate in Secret {secret} is issued again naming them",
+                if hosts.is_empty() {
+                    "no address now".to_owned()
+                } else {
+                    hosts.join(", ")
+                }
+            ),
+        ));
+    }
     let not_after = match current {
         None => return None,
         Some(c) if c.fingerprint.is_none() || c.problem.is_some() => None,

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use logbook_crds::ValkeyClusterSpec;
 use logbook_crds::v1alpha1::generated_password_secret;
+use logbook_journal::{ExternalEndpoint, ExternalPart};
 
 use super::{
     ClusterMeta, SENTINEL_PORT, VALKEY_PORT, client_service_name, sentinel_headless_service_name,
@@ -45,6 +46,15 @@ pub const CONNECTION_SENTINEL_MASTER_NAME_KEY: &str = "sentinelMasterName";
 /// comma-separated, for clients that want each Sentinel's address rather
 /// than one Service in front of them all.
 pub const CONNECTION_SENTINELS_KEY: &str = "sentinels";
+/// External access: key of the URL clients outside Kubernetes use.
+pub const CONNECTION_EXTERNAL_URL_KEY: &str = "externalUrl";
+/// External access: key of the address clients outside use.
+pub const CONNECTION_EXTERNAL_HOST_KEY: &str = "externalHost";
+/// External access: key of the port clients outside use.
+pub const CONNECTION_EXTERNAL_PORT_KEY: &str = "externalPort";
+/// External access: key of every pod's external `host:port`,
+/// comma-separated.
+pub const CONNECTION_EXTERNAL_NODES_KEY: &str = "externalNodes";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
 /// Key of the ACL user name in a ValkeyUser's connection Secret.
@@ -153,14 +163,19 @@ impl std::fmt::Debug for Credentials<'_> {
 /// percent-encoded, or `redis://<host>:6379` without credentials;
 /// `rediss://` with TLS.
 pub fn connection_url(host: &str, credentials: Option<Credentials<'_>>, tls: bool) -> String {
+    url_at(&format!("{host}:{VALKEY_PORT}"), credentials, tls)
+}
+
+/// [`connection_url`] at `address` (`host:port`).
+fn url_at(address: &str, credentials: Option<Credentials<'_>>, tls: bool) -> String {
     let scheme = if tls { "rediss" } else { "redis" };
     match credentials {
         Some(c) => format!(
-            "{scheme}://{}:{}@{host}:{VALKEY_PORT}",
+            "{scheme}://{}:{}@{address}",
             percent_encode(c.username.unwrap_or_default()),
             percent_encode(c.password)
         ),
-        None => format!("{scheme}://{host}:{VALKEY_PORT}"),
+        None => format!("{scheme}://{address}"),
     }
 }
 
@@ -172,11 +187,18 @@ pub fn connection_url(host: &str, credentials: Option<Credentials<'_>>, tls: boo
 /// `sentinels`, while `REDIS_URL` and `host` still name the client Service
 /// (the primary), for clients that are not Sentinel-aware. A TLS cluster's
 /// says `rediss://`, adds `tls: "true"` and, once known, the CA (`ca.crt`).
+///
+/// With external access on, where clients outside Kubernetes reach the
+/// cluster (`external`, as observed), once known: `externalUrl`,
+/// `externalHost` and `externalPort` (the primary's Service; for a
+/// Cluster, its first pod as a seed) and `externalNodes` (every pod,
+/// `host:port`, comma-separated).
 pub fn build_connection_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
     password: Option<&str>,
     ca: Option<&str>,
+    external: &ExternalPart,
 ) -> Secret {
     let credentials = password
         .filter(|_| spec.auth.enabled)
@@ -184,8 +206,46 @@ pub fn build_connection_secret(
             username: None,
             password,
         });
-    let data = connection_data(meta, spec, credentials, ca);
+    let mut data = connection_data(meta, spec, credentials, ca);
+    data.extend(external_keys(spec, external, credentials));
     opaque_secret(meta, spec, spec.connection_secret_name(&meta.name), data)
+}
+
+/// The connection Secret's external keys (none while external access is
+/// off or no address is known).
+fn external_keys(
+    spec: &ValkeyClusterSpec,
+    external: &ExternalPart,
+    credentials: Option<Credentials<'_>>,
+) -> BTreeMap<String, ByteString> {
+    if !spec.external_access.enabled || !external.enabled {
+        return BTreeMap::new();
+    }
+    let Some(entry) = external
+        .primary
+        .as_ref()
+        .or_else(|| external.pods.values().next())
+    else {
+        return BTreeMap::new();
+    };
+    let url = url_at(&entry.address(), credentials, spec.tls.enabled);
+    let nodes: Vec<String> = external
+        .pods
+        .values()
+        .map(ExternalEndpoint::address)
+        .collect();
+    BTreeMap::from([
+        (CONNECTION_EXTERNAL_URL_KEY.to_owned(), bytes(&url)),
+        (CONNECTION_EXTERNAL_HOST_KEY.to_owned(), bytes(&entry.host)),
+        (
+            CONNECTION_EXTERNAL_PORT_KEY.to_owned(),
+            bytes(&entry.port.to_string()),
+        ),
+        (
+            CONNECTION_EXTERNAL_NODES_KEY.to_owned(),
+            bytes(&nodes.join(",")),
+        ),
+    ])
 }
 
 /// A ValkeyUser's connection Secret (`spec.connectionSecret`, named
@@ -390,7 +450,13 @@ mod tests {
     #[test]
     fn connection_secret_encodes_the_password_in_the_url() {
         let spec = ValkeyClusterSpec::default();
-        let s = build_connection_secret(&meta(), &spec, Some("p@ss:w/rd %"), None);
+        let s = build_connection_secret(
+            &meta(),
+            &spec,
+            Some("p@ss:w/rd %"),
+            None,
+            &ExternalPart::default(),
+        );
         assert_eq!(s.metadata.name.as_deref(), Some("cache-connection"));
         assert_eq!(
             text(&s, "REDIS_URL"),
@@ -404,7 +470,7 @@ mod tests {
     #[test]
     fn a_sentinel_connection_secret_says_where_the_sentinels_are() {
         let spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Sentinel);
-        let s = build_connection_secret(&meta(), &spec, Some("pw"), None);
+        let s = build_connection_secret(&meta(), &spec, Some("pw"), None, &ExternalPart::default());
         assert_eq!(
             text(&s, CONNECTION_SENTINEL_HOST_KEY),
             "cache-sentinel.prod.svc.cluster.local"
@@ -430,7 +496,7 @@ mod tests {
             replicas: 5,
             ..logbook_crds::SentinelSpec::default()
         });
-        let s = build_connection_secret(&meta(), &five, None, None);
+        let s = build_connection_secret(&meta(), &five, None, None, &ExternalPart::default());
         assert_eq!(text(&s, CONNECTION_SENTINELS_KEY).split(',').count(), 5);
     }
 
@@ -442,7 +508,7 @@ mod tests {
             logbook_crds::Topology::Cluster,
         ] {
             let spec = ValkeyClusterSpec::with_topology(topology);
-            let s = build_connection_secret(&meta(), &spec, None, None);
+            let s = build_connection_secret(&meta(), &spec, None, None, &ExternalPart::default());
             let data = s.data.as_ref().unwrap();
             for key in [
                 CONNECTION_SENTINEL_HOST_KEY,
@@ -459,7 +525,13 @@ mod tests {
     fn a_tls_connection_secret_says_rediss_and_carries_the_ca() {
         let mut spec = ValkeyClusterSpec::default();
         spec.tls.enabled = true;
-        let s = build_connection_secret(&meta(), &spec, Some("pw"), Some("-----BEGIN CERT"));
+        let s = build_connection_secret(
+            &meta(),
+            &spec,
+            Some("pw"),
+            Some("-----BEGIN CERT"),
+            &ExternalPart::default(),
+        );
         assert_eq!(
             text(&s, "REDIS_URL"),
             "rediss://:pw@cache.prod.svc.cluster.local:6379"
@@ -468,7 +540,13 @@ mod tests {
         assert_eq!(text(&s, "ca.crt"), "-----BEGIN CERT");
         // Without TLS the CA is not written even when given.
         spec.tls.enabled = false;
-        let s = build_connection_secret(&meta(), &spec, Some("pw"), Some("x"));
+        let s = build_connection_secret(
+            &meta(),
+            &spec,
+            Some("pw"),
+            Some("x"),
+            &ExternalPart::default(),
+        );
         assert!(!s.data.as_ref().unwrap().contains_key("ca.crt"));
         assert!(!s.data.as_ref().unwrap().contains_key("tls"));
     }
@@ -503,7 +581,13 @@ mod tests {
         assert_eq!(text(&s, "ca.crt"), "CA");
         assert_eq!(text(&s, "tls"), "true");
         // The same keys as the cluster's, for the same spec, and username.
-        let cluster = build_connection_secret(&meta(), &spec, Some("x"), Some("CA"));
+        let cluster = build_connection_secret(
+            &meta(),
+            &spec,
+            Some("x"),
+            Some("CA"),
+            &ExternalPart::default(),
+        );
         let mut want: Vec<&str> = cluster
             .data
             .as_ref()
@@ -547,7 +631,13 @@ mod tests {
         let mut spec = ValkeyClusterSpec::default();
         spec.auth.enabled = false;
         spec.connection_secret = Some("app-valkey".into());
-        let s = build_connection_secret(&meta(), &spec, Some("ignored"), None);
+        let s = build_connection_secret(
+            &meta(),
+            &spec,
+            Some("ignored"),
+            None,
+            &ExternalPart::default(),
+        );
         assert_eq!(s.metadata.name.as_deref(), Some("app-valkey"));
         assert_eq!(
             text(&s, "REDIS_URL"),
@@ -559,5 +649,55 @@ mod tests {
             !json.contains("aWdub3JlZA"),
             "base64 of the password leaked"
         );
+    }
+
+    #[test]
+    fn external_endpoints_are_added_once_known() {
+        let mut spec = ValkeyClusterSpec::with_topology(logbook_crds::Topology::Cluster);
+        spec.shards = Some(3);
+        let mut external = ExternalPart {
+            enabled: true,
+            ..ExternalPart::default()
+        };
+        for (pod, port) in [("cache-0", 30001), ("cache-1", 30002)] {
+            external.pods.insert(
+                pod.to_owned(),
+                ExternalEndpoint {
+                    host: "192.0.2.1".into(),
+                    port,
+                    bus_port: Some(port + 100),
+                },
+            );
+        }
+        // Off in the spec: nothing, whatever was observed.
+        let s = build_connection_secret(&meta(), &spec, Some("p@ss"), None, &external);
+        assert!(!s.data.as_ref().unwrap().contains_key("externalUrl"));
+        spec.external_access.enabled = true;
+        spec.tls.enabled = true;
+        let s = build_connection_secret(&meta(), &spec, Some("p@ss"), None, &external);
+        assert_eq!(text(&s, "externalUrl"), "rediss://:p%40ss@192.0.2.1:30001");
+        assert_eq!(text(&s, "externalHost"), "192.0.2.1");
+        assert_eq!(text(&s, "externalPort"), "30001");
+        assert_eq!(text(&s, "externalNodes"), "192.0.2.1:30001,192.0.2.1:30002");
+        // A primary's Service, when there is one, is the one to use.
+        external.primary = Some(ExternalEndpoint {
+            host: "192.0.2.9".into(),
+            port: 30009,
+            bus_port: None,
+        });
+        let s = build_connection_secret(&meta(), &spec, None, None, &external);
+        assert_eq!(text(&s, "externalUrl"), "rediss://192.0.2.9:30009");
+        // Nothing known yet: no keys.
+        let s = build_connection_secret(
+            &meta(),
+            &spec,
+            None,
+            None,
+            &ExternalPart {
+                enabled: true,
+                ..ExternalPart::default()
+            },
+        );
+        assert!(!s.data.as_ref().unwrap().contains_key("externalHost"));
     }
 }

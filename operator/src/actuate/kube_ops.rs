@@ -164,6 +164,7 @@ pub async fn apply_resources(
         spec,
         password.as_ref().map(Password::expose),
         ca.as_deref(),
+        &target.state.external,
     );
     apply(client, ns, &connection).await?;
     let removed = prune_connection_secrets(
@@ -182,6 +183,7 @@ pub async fn apply_resources(
     if spec.topology != Topology::Standalone {
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
+    apply_external_services(client, meta, spec).await?;
     match resources::build_metrics_service(meta, spec) {
         Some(service) => {
             apply(client, ns, &service).await?;
@@ -263,6 +265,58 @@ pub async fn apply_resources(
         events,
         password,
     })
+}
+
+/// The addresses clients outside reach the cluster at, while the spec
+/// asks for external access (what its certificate must also name).
+pub(super) fn external_hosts(target: Target<'_>) -> Vec<String> {
+    if target.spec.external_access.enabled {
+        target.state.external.hosts()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The external Services the spec asks for (`spec.externalAccess`), one
+/// per pod it keeps and the primary's; every other external Service of
+/// the cluster is deleted (fewer pods, another topology, access off).
+async fn apply_external_services(
+    client: &Client,
+    meta: &resources::ClusterMeta,
+    spec: &logbook_crds::ValkeyClusterSpec,
+) -> Result<(), ActError> {
+    let ns = meta.namespace.as_str();
+    let pods: Vec<String> = (0..spec.effective_replicas())
+        .map(|i| resources::pod_name(&meta.name, i))
+        .collect();
+    let wanted = resources::build_external_services(meta, spec, &pods);
+    for service in &wanted {
+        apply(client, ns, service).await?;
+    }
+    let api: Api<Service> = Api::namespaced(client.clone(), ns);
+    let selector = format!(
+        "{},{}={}",
+        labels::selector_string(&meta.name),
+        labels::COMPONENT,
+        resources::external::COMPONENT_EXTERNAL
+    );
+    let listed = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err(format!(
+            "listing the external Services of {ns}/{}",
+            meta.name
+        )))?;
+    for existing in listed.items {
+        let name = existing.metadata.name.unwrap_or_default();
+        let kept = wanted
+            .iter()
+            .any(|w| w.metadata.name.as_deref() == Some(name.as_str()));
+        if !kept && resources::external::is_external_service(&meta.name, &name) {
+            delete_named::<Service>(client, ns, &name).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The cluster's password: the Secret the spec names, or the operator's
@@ -410,6 +464,7 @@ pub(super) async fn apply_connection_secret(
         target.spec,
         Some(password.expose()),
         ca.as_deref(),
+        &target.state.external,
     );
     apply(client, &target.meta.namespace, &secret)
         .await
@@ -574,7 +629,8 @@ async fn request_certificate(
     let Some(secret) = target.spec.tls.certificate_secret(&meta.name) else {
         return Ok(());
     };
-    let object = crate::tls::build_certificate(meta, target.spec, issuer, &secret);
+    let external = external_hosts(target);
+    let object = crate::tls::build_certificate(meta, target.spec, issuer, &secret, &external);
     apply_optional_kind(
         client,
         ns,

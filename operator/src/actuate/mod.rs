@@ -11,6 +11,7 @@
 mod archive;
 mod backup;
 mod cluster;
+mod external;
 mod hibernation;
 mod kube_ops;
 mod ownership;
@@ -341,6 +342,11 @@ impl Executor {
             Intent::DropForeignSlots { pod, slots } => {
                 archive::drop_foreign_slots(&self.valkey, target, pod, slots).await
             }
+            Intent::Announce {
+                pod,
+                pod_ip,
+                endpoint,
+            } => external::announce(&self.valkey, target, pod, pod_ip, endpoint.as_ref()).await,
             Intent::SentinelMonitor { .. }
             | Intent::SentinelConfigure { .. }
             | Intent::SentinelTune { .. }

@@ -82,7 +82,7 @@ pub async fn issue_certificate(
             fingerprint,
         });
     }
-    let names = issue::cluster_names(&meta.name, ns);
+    let names = issue::certificate_names(&meta.name, ns, &super::kube_ops::external_hosts(target));
     let leaf = issue::issue_leaf(&ca, &names, now, issue::LEAF_VALIDITY).map_err(|e| {
         ActError::Refused(format!(
             "cannot issue with the CA in Secret {ns}/{ca_name}: {e}"

@@ -81,6 +81,7 @@ pub(super) async fn apply(
     let mut reads = Reads::new();
     observe_spec_and_requests(&mut rt, &ctx, &obj, &meta, &mut reads).await?;
     let listed = observe_pods_and_sets(&mut rt, &client, &meta, &mut reads).await?;
+    super::external::observe(&mut rt, &client, &meta, &listed).await?;
     observe_versions(&mut rt, &client, &meta, &listed).await?;
     let (users, tls_pending) =
         observe_credentials_and_users(&mut rt, &ctx, &meta, &mut reads).await?;

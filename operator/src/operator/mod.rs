@@ -20,6 +20,7 @@ mod death_watch;
 mod defaults;
 mod error;
 mod events;
+mod external;
 mod health;
 mod http;
 mod journal;

@@ -362,6 +362,20 @@ pub fn cluster_names(cluster: &str, namespace: &str) -> Vec<String> {
     names
 }
 
+/// [`cluster_names`], then each of `external` (the addresses clients
+/// outside Kubernetes reach the cluster at, `spec.externalAccess`) not
+/// among them: a client outside verifies the name it dialled.
+#[must_use]
+pub fn certificate_names(cluster: &str, namespace: &str, external: &[String]) -> Vec<String> {
+    let mut names = cluster_names(cluster, namespace);
+    for host in external {
+        if !names.contains(host) {
+            names.push(host.clone());
+        }
+    }
+    names
+}
+
 /// The name the operator's own client verifies a cluster's certificate
 /// against: `<cluster>.<ns>.svc`. A certificate the user brings instead of
 /// the internal CA's must cover it (as a DNS SAN), or the operator cannot

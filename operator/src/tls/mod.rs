@@ -231,25 +231,26 @@ pub fn certificate_resource() -> ApiResource {
 }
 
 /// The cert-manager `Certificate` for the cluster: its Secret, the names
-/// every client and peer verifies, usable by servers and (mutual TLS,
+/// every client and peer verifies (with the `external` hosts clients
+/// outside Kubernetes dial), usable by servers and (mutual TLS,
 /// replication) clients, renewed by cert-manager a third before expiry.
 pub fn build_certificate(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
     issuer: &IssuerRef,
     secret: &str,
+    external: &[String],
 ) -> DynamicObject {
+    let names = issue::certificate_names(&meta.name, &meta.namespace, external);
+    let is_ip = |n: &String| n.parse::<std::net::IpAddr>().is_ok();
     let mut object = DynamicObject::new(&meta.name, &certificate_resource())
         .within(&meta.namespace)
         .data(json!({
             "spec": {
                 "secretName": secret,
                 "commonName": issue::verify_name(&meta.name, &meta.namespace),
-                "dnsNames": issue::cluster_names(&meta.name, &meta.namespace)
-                    .into_iter()
-                    .filter(|n| n.parse::<std::net::IpAddr>().is_err())
-                    .collect::<Vec<_>>(),
-                "ipAddresses": ["127.0.0.1"],
+                "dnsNames": names.iter().filter(|n| !is_ip(n)).collect::<Vec<_>>(),
+                "ipAddresses": names.iter().filter(|n| is_ip(n)).collect::<Vec<_>>(),
                 "duration": "2160h",
                 "renewBefore": "720h",
                 "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },

@@ -42,13 +42,22 @@ impl ClusterState {
             "external access off".to_owned()
         };
         self.history(seq, at, body, summary);
-        let announced = std::mem::take(&mut self.external.announced);
-        self.external = ExternalPart {
+        let before = std::mem::take(&mut self.external);
+        let mut now = ExternalPart {
             enabled: *enabled,
             pods: pods.clone(),
             primary: primary.clone(),
             waiting: waiting.clone(),
-            announced,
+            announced: before.announced.clone(),
+            unpublished: before.unpublished,
+            uncertified: before.uncertified,
         };
+        if now.pods != before.pods || now.primary != before.primary {
+            now.unpublished = true;
+        }
+        if now.hosts() != before.hosts() {
+            now.uncertified = true;
+        }
+        self.external = now;
     }
 }

@@ -197,6 +197,7 @@ impl ClusterState {
             Intent::ApplyResources { generation } => {
                 self.applied_generation = Some(*generation);
                 self.apply_refused = None;
+                self.external.unpublished = false;
                 if let Some(binding) = self.binding.as_mut() {
                     binding.mark_due = false;
                     binding.rebound = false;
@@ -243,11 +244,12 @@ impl ClusterState {
                     run.moved = run.moved.saturating_add(crate::cluster::slot_count(slots));
                 }
             }
+            // It named every external host known.
+            Intent::IssueCertificate { .. } => self.external.uncertified = false,
             Intent::PromoteReplica { .. }
             // The reloads are recorded with their time by the caller; a
             // new certificate is seen in the Secret.
             | Intent::ReloadCertificate { .. }
-            | Intent::IssueCertificate { .. }
             // Their facts are journaled as their own events.
             | Intent::TakeBackup { .. }
             | Intent::DeleteBackup { .. }

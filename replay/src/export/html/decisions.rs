@@ -125,6 +125,10 @@ fn reason_fields(code: &ReasonCode) -> String {
         | ReasonCode::ArchiveNotRequested
         | ReasonCode::ForeignSlotsClaimed => String::new(),
         ReasonCode::ArchiveExpired { ended } => format!("ended {ended}"),
+        ReasonCode::ExternalEndpointsChanged { hosts } => hosts.join(", "),
+        ReasonCode::AnnouncedAddressStale { announced, wanted } => {
+            format!("announces {announced}, should {wanted}")
+        }
     }
 }
 
