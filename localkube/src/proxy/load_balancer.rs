@@ -120,13 +120,9 @@ pub fn plan(services: &[Value], block: &AddressBlock) -> Vec<Assignment> {
             continue;
         }
         if let Some(ip) = requested(svc) {
+            // Held by another: this one stays pending until it is let go.
             if used.insert(ip) {
                 *slot = Some(ip);
-            } else {
-                tracing::warn!(
-                    service = %format!("{}/{}", obj::namespace(svc), obj::name(svc)),
-                    %ip, "localkube load balancer: the requested address is taken"
-                );
             }
         }
     }

@@ -99,10 +99,11 @@ pub(crate) fn admit(
                 .and_then(Value::as_str)
                 .unwrap_or("TCP")
                 .to_owned();
+            let requested = node_port(p);
             let Some(o) = p.as_object_mut() else { continue };
-            let n = match node_port(&Value::Object(o.clone())) {
+            let n = match requested {
                 Some(n) => {
-                    if let Err(c) = check(n, taken, &mine, &field) {
+                    if let Err(c) = check(n, taken, &field) {
                         causes.push(c);
                         continue;
                     }
@@ -147,8 +148,8 @@ pub(crate) fn admit(
     }
 }
 
-/// A requested node port: in the range and free.
-fn check(n: i64, taken: &HashSet<u16>, mine: &HashSet<u16>, field: &str) -> Result<(), Cause> {
+/// A requested node port: in the range and not another Service's.
+fn check(n: i64, taken: &HashSet<u16>, field: &str) -> Result<(), Cause> {
     let in_range = u16::try_from(n).ok().filter(|p| RANGE.contains(p));
     match in_range {
         None => Err(cause(
@@ -160,7 +161,7 @@ fn check(n: i64, taken: &HashSet<u16>, mine: &HashSet<u16>, field: &str) -> Resu
             ),
             field,
         )),
-        Some(p) if taken.contains(&p) && !mine.contains(&p) => Err(cause(
+        Some(p) if taken.contains(&p) => Err(cause(
             "FieldValueInvalid",
             format!("Invalid value: {n}: provided port is already allocated"),
             field,
@@ -245,7 +246,7 @@ fn health_check_port(
     }
     let n = match wanted {
         Some(n) => {
-            if let Err(c) = check(n, taken, &HashSet::new(), field) {
+            if let Err(c) = check(n, taken, field) {
                 causes.push(c);
                 return;
             }
