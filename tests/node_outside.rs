@@ -4,8 +4,10 @@
 //! Through it, a plain `type: NodePort` Service in front of a Valkey pod
 //! answers `PING` on every node's address (the `InternalIP` its Node
 //! reports, and its place on the link), while the pod's own address and
-//! the Service's ClusterIP, which answer the host, do not answer it: what
-//! `spec.externalAccess` (issue 61) is to be proved with.
+//! the Service's ClusterIP, which answer inside the cluster, do not
+//! answer it; a LoadBalancer Service's address, routed by a second client
+//! through a node, answers that client. What `spec.externalAccess` (issue
+//! 61) is to be proved with.
 //!
 //! Ignored by default: they need the real nodes. `make test-node` runs
 //! them (`LOGBOOK_E2E_NODE=containers ... -- --ignored node_outside::`).
@@ -55,6 +57,21 @@ spec:
   selector: { app: outside-target }
   ports: [{ port: 6379, targetPort: 6379 }]
 ";
+/// A LoadBalancer Service in front of the same pod; its address is set
+/// in its status by the test, as a load-balancer implementation does.
+const LB_YAML: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: outside-lb
+spec:
+  type: LoadBalancer
+  selector: { app: outside-target }
+  ports: [{ port: 6379, targetPort: 6379 }]
+";
+/// The load-balancer block routed to a node, and the Service's address in
+/// it (TEST-NET-2, used by nothing here).
+const LB_BLOCK: &str = "198.51.100.0/24";
+const LB_IP: &str = "198.51.100.10";
 /// Containers start slower than processes.
 const READY: Duration = Duration::from_secs(180);
 /// How long a packet that goes nowhere is given: an unreachable address
@@ -91,8 +108,13 @@ async fn ping_outside(outside: &OutsideClient, host: &str, port: u16) -> String 
     ping(outside.command(valkey_cli()), host, port).await
 }
 
-async fn ping_from_host(host: &str, port: u16) -> String {
-    ping(tokio::process::Command::new(valkey_cli()), host, port).await
+/// From inside the cluster: in node `node`'s network namespace (its name
+/// is the Node's), where kube-proxy's rules are. Not from the host, whose
+/// own addresses could shadow a pod's or a ClusterIP's.
+async fn ping_on_node(node: &str, host: &str, port: u16) -> String {
+    let mut cmd = tokio::process::Command::new("ip");
+    cmd.args(["netns", "exec", node]).arg(valkey_cli());
+    ping(cmd, host, port).await
 }
 
 /// The target Ready; its pod IP, ClusterIP and nodePort.
@@ -175,17 +197,25 @@ async fn nodeport_answers_outside_only(count: usize) {
     }
 
     let (pod_ip, cluster_ip, node_port) = target_ready(&env).await;
-    // The pod and the Service answer the host: what fails from outside
-    // fails for the network's sake.
-    assert_eq!(ping_from_host(&pod_ip, 6379).await, "PONG");
-    assert_eq!(ping_from_host(&cluster_ip, 6379).await, "PONG");
+    eprintln!("the pod {pod_ip} is on {}", env.node_of(TARGET).await);
+    // The pod and the Service answer inside the cluster: what fails from
+    // outside fails for the network's sake. kube-proxy writes a Service's
+    // rules within a second or so of its endpoint turning Ready (until
+    // then it rejects).
+    let inside = containers(&env).nodes()[0].name.clone();
+    for addr in [&pod_ip, &cluster_ip] {
+        env.eventually(
+            Duration::from_secs(30),
+            &format!("PONG from {addr}:6379 on {inside}"),
+            || async { ping_on_node(&inside, addr, 6379).await == "PONG" },
+        )
+        .await;
+    }
 
     let started = Instant::now();
     for node in outside.nodes() {
         for addr in [node.internal_ip, node.fabric] {
             let addr = addr.to_string();
-            // kube-proxy writes the NodePort's rules within a second or
-            // so of the endpoint turning Ready.
             env.eventually(
                 Duration::from_secs(30),
                 &format!("PONG from {addr}:{node_port}"),
@@ -201,6 +231,8 @@ async fn nodeport_answers_outside_only(count: usize) {
         "the NodePort {node_port} answered outside on every node's addresses after {:?}",
         started.elapsed()
     );
+
+    load_balancer_answers_outside(&env).await;
 
     for (what, addr, port) in [
         ("the pod", &pod_ip, 6379),
@@ -235,6 +267,38 @@ async fn nodeport_answers_outside_only(count: usize) {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
+
+/// A LoadBalancer Service's address, routed by a second outside client
+/// to the last node (on two, possibly not the pod's), answers that client
+/// through the node's kube-proxy; then the client is dropped.
+async fn load_balancer_answers_outside(env: &Env) {
+    kubectl_apply(env, NS, LB_YAML, "the LoadBalancer Service");
+    let status = serde_json::json!({
+        "status": { "loadBalancer": { "ingress": [{ "ip": LB_IP, "ipMode": "VIP" }] } }
+    });
+    env.api::<Service>()
+        .patch_status(
+            "outside-lb",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+    let via = containers(env).nodes().last().unwrap().name.clone();
+    let client = containers(env)
+        .outside_with_load_balancer("lb", LB_BLOCK, &via)
+        .await
+        .unwrap();
+    env.eventually(
+        Duration::from_secs(30),
+        &format!("PONG from {LB_IP}:6379 routed through {via}"),
+        || async { ping_outside(&client, LB_IP, 6379).await == "PONG" },
+    )
+    .await;
+    let gone = Path::new("/run/netns").join(client.netns());
+    drop(client);
+    assert!(!gone.exists(), "{gone:?} left behind after a drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
