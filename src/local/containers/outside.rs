@@ -182,6 +182,7 @@ fn parse_outside(text: &str) -> std::result::Result<(String, Ipv4Addr, Vec<Outsi
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
