@@ -17,7 +17,9 @@
 //! certificates as `system:node:<name>`), labelled with a zone, linked to
 //! the others by a bridge of their own (`scripts/node.sh fabric`); volumes
 //! wait for the scheduler and are pinned to the chosen node's zone. A
-//! node can be cut off (its links dropped) or killed whole.
+//! node can be cut off (its links dropped) or killed whole. A client
+//! outside the cluster ([`LocalContainers::outside`]) is a namespace on
+//! the nodes' link that reaches the nodes and nothing else.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
