@@ -84,6 +84,16 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
 fi
 say "moto $(python3 -c 'import moto; print(moto.__version__)') (S3 server)"
 
+# redis-py (PyPI): the cluster-aware client outside Kubernetes of the
+# external-access tests (tests/clients/outside.py).
+if ! python3 -c 'import redis.cluster' >/dev/null 2>&1; then
+	need_cmd python3 "install python3 (Debian: apt-get install -y python3 python3-pip)"
+	say "installing redis (redis-py, the outside client of the external-access tests) from PyPI"
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'redis>=5,<9' \
+		|| python3 -m pip install --quiet --break-system-packages 'redis>=5,<9'
+fi
+say "redis-py $(python3 -c 'import redis; print(redis.__version__)')"
+
 # Debian packages: redis-server (7.0, with TLS) and redis-tools (redis-cli,
 # redis-benchmark) for TLS tests and client tooling; curl, liblzf1 and
 # libjemalloc2 for valkey-server 8.0 below (redis-server pulls the two

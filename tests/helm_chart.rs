@@ -155,6 +155,8 @@ fn the_default_rendering_is_the_promised_set_of_objects() {
         [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",

@@ -26,6 +26,7 @@ mod topology;
 mod effect_faults;
 mod operator_cluster;
 mod operator_exporter;
+mod operator_external;
 mod operator_network_policy;
 mod operator_reshard_classic;
 mod samples;

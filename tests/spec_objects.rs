@@ -55,7 +55,8 @@ fn the_issuer_ref_is_the_certificates_issuer() {
         };
         let secret = spec.tls.certificate_secret("cache").unwrap();
         assert_eq!(secret, "cache-tls");
-        let certificate = logbook::tls::build_certificate(&meta("cache"), &spec, &issuer, &secret);
+        let certificate =
+            logbook::tls::build_certificate(&meta("cache"), &spec, &issuer, &secret, &[]);
         assert_eq!(certificate.data["spec"]["issuerRef"], want);
         assert_eq!(certificate.data["spec"]["secretName"], "cache-tls");
     }

@@ -3,11 +3,13 @@
 //! external access (nothing is read while it never did), and journaled
 //! when where clients outside reach the pods changed.
 //!
-//! A node the operator may not read (its role has no `get` on nodes, as
-//! in a namespace-only install that left it out) counts by its pods'
-//! `status.hostIP`, which is the node's internal address.
+//! A node the operator may not read (its role has no `get` on nodes: the
+//! chart grants it only when every namespace is watched) counts by its
+//! pods' `status.hostIP`, the node's internal address; after the first
+//! refusal no node is asked for again.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Pod, Service};
 use kube::api::{Api, ListParams};
@@ -56,6 +58,10 @@ pub(super) async fn observe(
     Ok(())
 }
 
+/// Set once reading a node was refused (403): nodes are known by their
+/// pods' `hostIP` from then on.
+static NODES_FORBIDDEN: AtomicBool = AtomicBool::new(false);
+
 /// The nodes the cluster's pods run on, by name; one that cannot be read
 /// is its pods' `hostIP`.
 async fn read_nodes(
@@ -71,12 +77,21 @@ async fn read_nodes(
         .filter_map(|v| v.node.as_deref())
         .collect();
     for name in names {
+        if NODES_FORBIDDEN.load(Ordering::Relaxed) {
+            out.extend(from_host_ip(name, pods).map(|n| (name.to_owned(), n)));
+            continue;
+        }
         match api.get_opt(name).await {
             Ok(Some(node)) => {
                 out.insert(name.to_owned(), node);
             }
             Ok(None) => {}
             Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::info!(
+                    node = name,
+                    "may not read nodes: external addresses are the pods' hostIP (the node's internal address)"
+                );
+                NODES_FORBIDDEN.store(true, Ordering::Relaxed);
                 if let Some(node) = from_host_ip(name, pods) {
                     out.insert(name.to_owned(), node);
                 }
