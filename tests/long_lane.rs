@@ -27,6 +27,7 @@ mod effect_faults;
 mod operator_cluster;
 mod operator_exporter;
 mod operator_external;
+mod operator_external_lb;
 mod operator_network_policy;
 mod operator_reshard_classic;
 mod samples;

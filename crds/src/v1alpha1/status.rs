@@ -6,6 +6,8 @@
 //! older or newer operator can read what another wrote.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -413,6 +415,18 @@ pub struct EndpointsStatus {
     /// Service (`host:port`) spreading reads over all data pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read: Option<String>,
+    /// External access: where a client outside Kubernetes reaches the
+    /// primary (`<name>-external`, `host:port`; not for a Cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_primary: Option<String>,
+    /// External access: where a client outside reaches each data pod
+    /// (`host:port`, by pod), as each node announces it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub external: BTreeMap<String, String>,
+    /// External access: each pod or Service with no external address
+    /// yet, and why.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_waiting: BTreeMap<String, String>,
 }
 
 /// Head of the cluster's journal.

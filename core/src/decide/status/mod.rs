@@ -339,6 +339,7 @@ fn publish_parts(
             primary: Some(format!("{host}:6379")),
             read: (view.topology() != Topology::Standalone)
                 .then(|| format!("{}-read.{}.svc:6379", ctx.name, ctx.namespace)),
+            ..EndpointsStatus::default()
         });
     }
     if let Some(health) = &judged.cluster {
@@ -347,10 +348,24 @@ fn publish_parts(
         status.endpoints = Some(EndpointsStatus {
             primary: Some(format!("{}.{}.svc:6379", ctx.name, ctx.namespace)),
             read: None,
+            ..EndpointsStatus::default()
         });
     }
     if let Some(health) = &judged.sentinels {
         status.sentinel = Some(health.status.clone());
+    }
+    let external = &view.state.external;
+    if view.spec.external_access.enabled
+        && external.enabled
+        && let Some(endpoints) = status.endpoints.as_mut()
+    {
+        endpoints.external_primary = external.primary.as_ref().map(|e| e.address());
+        endpoints.external = external
+            .pods
+            .iter()
+            .map(|(pod, e)| (pod.clone(), e.address()))
+            .collect();
+        endpoints.external_waiting.clone_from(&external.waiting);
     }
 }
 
