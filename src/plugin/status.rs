@@ -280,6 +280,9 @@ fn write_header(
     write_doing(out, c, more.journal, now)?;
     write_backups(out, c, &more.backups, now)?;
     writeln!(out, "Certificate:   {}", certificate_line(c, now))?;
+    if let Some(line) = external_line(c) {
+        writeln!(out, "External:      {line}")?;
+    }
     write_users(out, &more.users)?;
     if !status.conditions.is_empty() {
         writeln!(out, "Conditions:")?;
@@ -798,6 +801,39 @@ fn archive_line(
 }
 
 /// The TLS certificate as the operator last read it (never its content).
+/// External access (`spec.externalAccess`): where clients outside reach
+/// the cluster, and what has no address yet; `None` while it is off.
+fn external_line(c: &ValkeyCluster) -> Option<String> {
+    let ext = &c.spec.external_access;
+    if !ext.enabled {
+        return None;
+    }
+    let endpoints = c
+        .status
+        .as_ref()
+        .and_then(|s| s.endpoints.clone())
+        .unwrap_or_default();
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(primary) = &endpoints.external_primary {
+        parts.push(format!("primary at {primary}"));
+    }
+    if !endpoints.external.is_empty() {
+        let pods: Vec<String> = endpoints
+            .external
+            .iter()
+            .map(|(pod, at)| format!("{pod} {at}"))
+            .collect();
+        parts.push(pods.join(", "));
+    }
+    for (what, why) in &endpoints.external_waiting {
+        parts.push(format!("{what} waits: {why}"));
+    }
+    if parts.is_empty() {
+        parts.push("no address observed yet".to_owned());
+    }
+    Some(format!("{} ({})", ext.r#type.as_str(), parts.join("; ")))
+}
+
 fn certificate_line(c: &ValkeyCluster, now: Timestamp) -> String {
     if !c.spec.tls.enabled {
         return "none (TLS off)".to_owned();
@@ -938,6 +974,34 @@ mod tests {
         assert!(
             line.ends_with("; PROBLEM: node cache-1 serves another certificate"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn the_external_line_names_each_address_and_what_waits() {
+        let mut c = replication();
+        assert_eq!(external_line(&c), None);
+        c.spec.external_access.enabled = true;
+        assert_eq!(
+            external_line(&c).unwrap(),
+            "NodePort (no address observed yet)"
+        );
+        c.status = Some(logbook_crds::ValkeyClusterStatus {
+            endpoints: Some(logbook_crds::v1alpha1::EndpointsStatus {
+                external_primary: Some("192.0.2.1:30009".to_owned()),
+                external: [("cache-0".to_owned(), "192.0.2.1:30001".to_owned())].into(),
+                external_waiting: [(
+                    "cache-1".to_owned(),
+                    "not scheduled on a node yet".to_owned(),
+                )]
+                .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            external_line(&c).unwrap(),
+            "NodePort (primary at 192.0.2.1:30009; cache-0 192.0.2.1:30001; cache-1 waits: not scheduled on a node yet)"
         );
     }
 
