@@ -183,6 +183,41 @@ spec:
     idle(yaml, 12, 30, false).await;
 }
 
+/// External access (`spec.externalAccess`): reading the Services and the
+/// nodes every reconcile, and each node's announced address every probe,
+/// journals and writes nothing while nothing changes (a Cluster of 3
+/// shards without replicas, 3 pods, by node ports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cluster_exposed_by_node_ports_writes_nothing() {
+    let yaml = r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Cluster
+  shards: 3
+  replicasPerShard: 0
+  storage:
+    size: 1Gi
+  externalAccess:
+    enabled: true
+    type: NodePort
+"#;
+    idle(yaml, 8, 30, false).await;
+}
+
+/// `demo` Ready on 3 pods (a Cluster has no single primary whose role
+/// label `wait_ready` checks).
+async fn ready(env: &Env, limit: Duration) -> logbook_crds::ValkeyCluster {
+    if env.vkc("demo").await.spec.topology == logbook_crds::Topology::Cluster {
+        env.wait_status("demo", limit, "Ready on 3 pods", |v| is_ready(v, 3))
+            .await
+    } else {
+        env.wait_ready("demo", 3, limit).await
+    }
+}
+
 /// Applies `yaml` (a 3-pod cluster `demo`) and, `with_user`, the ACL user
 /// of `config/samples/user.yaml` (its status and its ACL reads must cost
 /// nothing either), waits until nothing is written for `settle` seconds,
@@ -190,7 +225,7 @@ spec:
 async fn idle(yaml: &str, settle: u64, seconds: u64, with_user: bool) {
     let mut env = Env::start("idle").await;
     env.apply_yaml(yaml).await;
-    env.wait_ready("demo", 3, Duration::from_secs(40)).await;
+    ready(&env, Duration::from_secs(40)).await;
     if with_user {
         create_user_sample(&env).await;
         let users: Api<logbook_crds::ValkeyUser> = env.api();
@@ -224,7 +259,7 @@ async fn idle(yaml: &str, settle: u64, seconds: u64, with_user: bool) {
         }
         settled = now;
     }
-    let vkc = env.wait_ready("demo", 3, Duration::from_secs(5)).await;
+    let vkc = ready(&env, Duration::from_secs(5)).await;
     let seq = journal_seq(&vkc);
     let (rv, before) = objects(&env).await;
     let lines = env.logs.tail(usize::MAX).len();
