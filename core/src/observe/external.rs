@@ -18,6 +18,9 @@ use logbook_journal::{ClusterState, Event, ExternalEndpoint};
 use crate::resources::PORT_NAME;
 use crate::resources::external::{BUS_PORT_NAME, pod_service_name, primary_service_name};
 
+/// What [`Endpoints::unusable`] entries say.
+const NO_IP: &str = "no IP";
+
 /// Where clients outside reach the cluster, as the API shows it now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoints {
@@ -27,6 +30,9 @@ pub struct Endpoints {
     pub primary: Option<ExternalEndpoint>,
     /// What has no address yet, and why.
     pub waiting: BTreeMap<String, String>,
+    /// Of `waiting`, what will not get a usable address without a change
+    /// by a person (a load balancer that gives a host name alone).
+    pub unusable: std::collections::BTreeSet<String>,
 }
 
 /// The endpoints of cluster `cluster` by `spec`, from its external
@@ -68,6 +74,9 @@ pub fn external_endpoints(
                 out.pods.insert(pod.clone(), endpoint);
             }
             Err(why) => {
+                if why.contains(NO_IP) {
+                    out.unusable.insert(pod.clone());
+                }
                 out.waiting.insert(pod.clone(), why);
             }
         }
@@ -98,6 +107,9 @@ pub fn external_endpoints(
         match found {
             Ok(endpoint) => out.primary = Some(endpoint),
             Err(why) => {
+                if why.contains(NO_IP) {
+                    out.unusable.insert(name.clone());
+                }
                 out.waiting.insert(name, why);
             }
         }
@@ -194,7 +206,7 @@ fn by_load_balancer(service: &Service) -> Result<ExternalEndpoint, String> {
         (Some(ip), _) if !ip.is_empty() => ip.clone(),
         (_, Some(host)) if !host.is_empty() => {
             return Err(format!(
-                "the load balancer of Service {name} gave a host name ({host}) and no IP: a Cluster node announces an IP to clients, so this load balancer cannot be used yet"
+                "the load balancer of Service {name} gave a host name ({host}) and {NO_IP}: a Cluster node announces an IP to clients, so this load balancer cannot be used yet (choose an implementation or class that gives an IP)"
             ));
         }
         _ => {
@@ -364,6 +376,10 @@ mod tests {
         });
         let e = external_endpoints(&spec, "cache", &state, &services, &BTreeMap::new());
         assert!(e.waiting["cache-1"].contains("lb.example.com"), "{e:?}");
+        assert!(
+            e.unusable.contains("cache-1") && !e.unusable.contains("cache-0"),
+            "{e:?}"
+        );
     }
 
     #[test]

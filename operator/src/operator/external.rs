@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Pod, Service};
 use kube::api::{Api, ListParams};
 
 use super::error::OperatorError;
+use super::events::Kind;
 use super::runtime::ClusterRuntime;
 use crate::observe::external::{Endpoints, external_endpoints, observe_external};
 use crate::resources::external::COMPONENT_EXTERNAL;
@@ -53,8 +54,29 @@ pub(super) async fn observe(
             external_endpoints(&spec, &meta.name, &rt.state, &listed.items, &nodes)
         }
     };
+    let unusable: Vec<String> = now
+        .unusable
+        .iter()
+        .map(|what| {
+            format!(
+                "{what}: {}",
+                now.waiting.get(what).map_or("", String::as_str)
+            )
+        })
+        .collect();
     let event = observe_external(&rt.state, wanted, now);
-    rt.record(event.into_iter().collect(), None).await?;
+    let recorded = rt.record(event.into_iter().collect(), None).await?;
+    // Said where a person looks, once per change journaled: this needs
+    // their action.
+    if !recorded.is_empty() && !unusable.is_empty() {
+        rt.publish_event(
+            Kind::Warning,
+            "ExternalAddressUnusable",
+            "Observe",
+            format!("no usable external address: {}", unusable.join("; ")),
+        )
+        .await;
+    }
     Ok(())
 }
 
