@@ -31,6 +31,16 @@ pub const COMPONENT_EXTERNAL: &str = "external";
 /// StatefulSet controller's pod-name label, which the selector uses).
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 
+/// The label selector (`k=v,...`) of every external Service of
+/// `cluster`, for list calls.
+pub fn selector_string(cluster: &str) -> String {
+    format!(
+        "{},{}={COMPONENT_EXTERNAL}",
+        labels::selector_string(cluster),
+        COMPONENT
+    )
+}
+
 /// `<pod>-external`.
 pub fn pod_service_name(pod: &str) -> String {
     format!("{pod}-external")

@@ -294,12 +294,7 @@ async fn apply_external_services(
         apply(client, ns, service).await?;
     }
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
-    let selector = format!(
-        "{},{}={}",
-        labels::selector_string(&meta.name),
-        labels::COMPONENT,
-        resources::external::COMPONENT_EXTERNAL
-    );
+    let selector = resources::external::selector_string(&meta.name);
     let listed = api
         .list(&kube::api::ListParams::default().labels(&selector))
         .await

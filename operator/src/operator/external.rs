@@ -18,8 +18,8 @@ use super::error::OperatorError;
 use super::events::Kind;
 use super::runtime::ClusterRuntime;
 use crate::observe::external::{Endpoints, external_endpoints, observe_external};
-use crate::resources::external::COMPONENT_EXTERNAL;
-use crate::resources::{ClusterMeta, labels};
+use crate::resources::ClusterMeta;
+use crate::resources::external;
 
 /// Journals the external endpoints when they changed.
 pub(super) async fn observe(
@@ -38,11 +38,7 @@ pub(super) async fn observe(
         Some(spec) => {
             let ns = meta.namespace.as_str();
             let services: Api<Service> = Api::namespaced(client.clone(), ns);
-            let selector = format!(
-                "{},{}={COMPONENT_EXTERNAL}",
-                labels::selector_string(&meta.name),
-                labels::COMPONENT
-            );
+            let selector = external::selector_string(&meta.name);
             let listed = services
                 .list(&ListParams::default().labels(&selector))
                 .await

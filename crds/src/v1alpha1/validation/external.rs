@@ -101,14 +101,7 @@ mod tests {
         }
     }
 
-    fn paths(spec: &ValkeyClusterSpec) -> Vec<String> {
-        validate(spec, None)
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.path)
-            .collect()
-    }
+    use crate::v1alpha1::validation::error_paths as paths;
 
     #[test]
     fn every_topology_but_sentinel_may_be_exposed() {

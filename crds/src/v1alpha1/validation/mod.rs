@@ -112,6 +112,18 @@ pub fn validate(
     }
 }
 
+/// The paths of every error `validate` gives `spec` on creation (none
+/// when it passes), for tests.
+#[cfg(test)]
+pub(crate) fn error_paths(spec: &ValkeyClusterSpec) -> Vec<String> {
+    validate(spec, None)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
+}
+
 fn check_image(spec: &ValkeyClusterSpec, errors: &mut Errors) {
     if spec.image.is_empty() {
         errors.push(
