@@ -22,6 +22,7 @@ mod operator_binding;
 mod operator_changes;
 mod operator_defaults;
 mod operator_disruptions;
+mod operator_external_nodes;
 mod operator_failover_request;
 mod operator_fencing;
 mod operator_hibernate;

@@ -9,7 +9,7 @@
 //! reach a pod), so a `MOVED` or a slot map naming a pod address is seen
 //! as a refused dial, not silently reached. On localkube every pod runs in
 //! the host's network namespace; the real node tier puts the client in a
-//! network namespace of its own (`operator_nodes`).
+//! network namespace of its own (`operator_external_nodes`).
 //!
 //! Every announced address is checked against the Services' node ports
 //! and the node's address, and the connection Secret's external keys.
@@ -23,142 +23,15 @@
 
 use crate::operator_common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use logbook_journal::Event;
+// `operator_external_lb` takes the client from here.
+pub use operator_common::external::OutsideClient;
+use operator_common::external::{node_hosts, poll, secret_key, wait_announced};
 use operator_common::*;
-
-/// What the outside client printed.
-#[derive(Debug, serde::Deserialize)]
-pub struct ClientReport {
-    pub sent: u64,
-    pub acked: u64,
-    pub missing: Vec<u64>,
-    pub errors: u64,
-    pub last_error: String,
-    pub dialed: Vec<String>,
-    pub refused: Vec<String>,
-}
-
-/// A running outside client.
-pub struct OutsideClient {
-    child: tokio::process::Child,
-    stop: PathBuf,
-    progress: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl OutsideClient {
-    /// Starts `tests/clients/outside.py` in `mode` from `seeds`, allowed
-    /// to dial `allow` only; TLS with `ca` (PEM) when given. `wrap` runs
-    /// it inside something (`ip netns exec <ns>`), empty for none.
-    pub fn start(
-        wrap: &[String],
-        mode: &str,
-        seeds: &[String],
-        allow: &[String],
-        password: &str,
-        ca: Option<&str>,
-        extra: &[&str],
-    ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stop = dir.path().join("stop");
-        let progress = dir.path().join("progress");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/outside.py");
-        let mut argv: Vec<String> = wrap.to_vec();
-        argv.extend(["python3".to_owned(), script.display().to_string()]);
-        argv.extend(["--mode".to_owned(), mode.to_owned()]);
-        for s in seeds {
-            argv.extend(["--seed".to_owned(), s.clone()]);
-        }
-        for a in allow {
-            argv.extend(["--allow".to_owned(), a.clone()]);
-        }
-        if let Some(ca) = ca {
-            let path = dir.path().join("ca.crt");
-            std::fs::write(&path, ca).unwrap();
-            argv.extend(["--ca".to_owned(), path.display().to_string()]);
-        }
-        argv.extend(["--stop".to_owned(), stop.display().to_string()]);
-        argv.extend(["--progress".to_owned(), progress.display().to_string()]);
-        argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        let child = tokio::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("VALKEY_PASSWORD", password)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the outside client {argv:?}: {e}"));
-        Self {
-            child,
-            stop,
-            progress,
-            _dir: dir,
-        }
-    }
-
-    /// Writes acknowledged so far.
-    pub fn acked(&self) -> u64 {
-        std::fs::read_to_string(&self.progress)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Waits until `n` more writes are acknowledged than now; past a
-    /// minute, stops the client and fails with what it saw.
-    pub async fn wait_more(&mut self, n: u64, what: &str) {
-        let from = self.acked();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.acked() < from + n {
-            if tokio::time::Instant::now() > deadline
-                || self.child.try_wait().ok().flatten().is_some()
-            {
-                std::fs::write(&self.stop, b"").unwrap();
-                let out = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-                    .await
-                    .ok();
-                let mut stdout = String::new();
-                let mut stderr = String::new();
-                if let Some(o) = self.child.stdout.as_mut() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = o.read_to_string(&mut stdout).await;
-                }
-                if let Some(e) = self.child.stderr.as_mut() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = e.read_to_string(&mut stderr).await;
-                }
-                panic!(
-                    "timed out waiting for {what} ({} acknowledged, {from} before; exit {out:?}): {stdout}\n{stderr}",
-                    self.acked()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Stops writing, reads every acknowledged key back, and reports.
-    pub async fn finish(self) -> ClientReport {
-        std::fs::write(&self.stop, b"").unwrap();
-        let out = tokio::time::timeout(Duration::from_secs(120), self.child.wait_with_output())
-            .await
-            .expect("the outside client did not finish reading back")
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "outside client failed: {stderr}\n{stdout}"
-        );
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("outside client printed {stdout:?} ({e}); stderr {stderr}"))
-    }
-}
 
 fn exposed_cluster_yaml(tls: bool) -> String {
     let mut y = cluster_yaml("shop");
@@ -171,144 +44,6 @@ fn exposed_cluster_yaml(tls: bool) -> String {
     y
 }
 
-/// The address of the node each pod runs on, and each pod's external
-/// Service's node ports (client, bus).
-async fn expected_endpoints(env: &Env) -> BTreeMap<String, (String, u16, Option<u16>)> {
-    let nodes: Api<Node> = Api::all(env.client.clone());
-    let services: Api<Service> = env.api();
-    let mut out = BTreeMap::new();
-    for pod in env.pods("shop").await {
-        let name = pod.metadata.name.clone().unwrap();
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
-            continue;
-        };
-        let node = nodes.get(&node).await.unwrap();
-        let addresses = node.status.unwrap().addresses.unwrap();
-        let host = ["ExternalIP", "InternalIP"]
-            .iter()
-            .find_map(|t| addresses.iter().find(|a| a.type_ == *t))
-            .unwrap()
-            .address
-            .clone();
-        let Some(svc) = services.get_opt(&format!("{name}-external")).await.unwrap() else {
-            continue;
-        };
-        let ports = svc.spec.unwrap().ports.unwrap();
-        let port = |n: &str| {
-            ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(n))
-                .and_then(|p| p.node_port)
-                .map(|p| u16::try_from(p).unwrap())
-        };
-        out.insert(name, (host, port("valkey").unwrap(), port("bus")));
-    }
-    out
-}
-
-/// The connection Secret's string `key`.
-async fn secret_key(env: &Env, key: &str) -> Option<String> {
-    let secrets: Api<Secret> = env.api();
-    let s = secrets.get_opt("shop-connection").await.ok()??;
-    s.data?
-        .get(key)
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-}
-
-/// `CLUSTER SHARDS` asked at `seed` (an external address), as
-/// `ip:port` of every node it names (the TLS port with TLS).
-fn announced(seed: &str, password: &str, tls: bool) -> Vec<String> {
-    let (host, port) = seed.rsplit_once(':').unwrap();
-    let mut cmd = std::process::Command::new("redis-cli");
-    cmd.args(["-h", host, "-p", port, "--no-auth-warning", "-a", password]);
-    if tls {
-        cmd.args(["--tls", "--insecure"]);
-    }
-    let out = cmd.args(["cluster", "shards"]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut found = Vec::new();
-    let want = if tls { "tls-port" } else { "port" };
-    // Each node is a flat list of field, value pairs inside the shard's
-    // "nodes" list; redis-cli prints one per line.
-    let mut i = 0;
-    while i + 1 < lines.len() {
-        if lines[i] == "ip" {
-            let ip = lines[i + 1];
-            // `port` comes before `ip` in Valkey's reply, `tls-port`
-            // after: the node's fields lie within a few lines of it.
-            let near = i.saturating_sub(6)..lines.len().min(i + 12);
-            if let Some(j) = near.into_iter().find(|j| lines[*j] == want) {
-                found.push(format!("{ip}:{}", lines.get(j + 1).unwrap_or(&"?")));
-            }
-        }
-        i += 1;
-    }
-    found.sort();
-    found
-}
-
-/// Waits until every pod has an external endpoint in the connection
-/// Secret and `CLUSTER SHARDS`, asked from outside, names exactly those.
-async fn wait_announced(env: &Env, password: &str, tls: bool, pods: usize) -> Vec<String> {
-    poll(
-        Duration::from_secs(90),
-        "every node announcing its external address",
-        || async {
-            let expected = expected_endpoints(env).await;
-            let nodes = secret_key(env, "externalNodes").await?;
-            let mut listed: Vec<String> = nodes.split(',').map(str::to_owned).collect();
-            listed.sort();
-            let mut want: Vec<String> = expected
-                .values()
-                .map(|(h, p, _)| format!("{h}:{p}"))
-                .collect();
-            want.sort();
-            if expected.len() != pods || listed != want {
-                eprintln!("secret lists {listed:?}, the Services say {want:?}");
-                return None;
-            }
-            let shown = announced(&listed[0], password, tls);
-            if shown != want {
-                eprintln!("CLUSTER SHARDS names {shown:?}, want {want:?}");
-                return None;
-            }
-            Some(listed)
-        },
-    )
-    .await
-}
-
-/// `check` until it gives something, every half second up to `limit`.
-async fn poll<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn node_hosts(env: &Env) -> Vec<String> {
-    let mut hosts: Vec<String> = expected_endpoints(env)
-        .await
-        .into_values()
-        .map(|(h, _, _)| h)
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}
-
 /// A shard primary deleted (the operator hands it over), then `shards`
 /// 3 → 4, under the outside client; nothing acknowledged is lost and the
 /// client never dials anything but a node.
@@ -319,7 +54,7 @@ async fn through_failover_and_reshard(env: &mut Env, tls: bool) {
     })
     .await;
     let password = env.password("shop").await;
-    let seeds = wait_announced(env, &password, tls, 6).await;
+    let seeds = wait_announced(env, &[], &password, tls, 6).await;
     let allow = node_hosts(env).await;
     let ca = if tls {
         Some(
@@ -363,7 +98,7 @@ async fn through_failover_and_reshard(env: &mut Env, tls: bool) {
         |v| balanced(v, 3) && !primaries(v).contains(&primary),
     )
     .await;
-    wait_announced(env, &password, tls, 6).await;
+    wait_announced(env, &[], &password, tls, 6).await;
     client
         .wait_more(100, "writes acknowledged after the failover")
         .await;
@@ -383,7 +118,7 @@ async fn through_failover_and_reshard(env: &mut Env, tls: bool) {
     } else {
         reshard_to(env, &password, 4, Duration::from_secs(180)).await;
     }
-    wait_announced(env, &password, tls, 8).await;
+    wait_announced(env, &[], &password, tls, 8).await;
     client
         .wait_more(100, "writes acknowledged after the reshard")
         .await;

@@ -40,6 +40,7 @@ use redis::aio::MultiplexedConnection;
 mod cluster;
 mod configmaps;
 mod disruption;
+pub mod external;
 mod faults;
 mod monitor;
 mod nodes;
