@@ -94,10 +94,12 @@ pub enum Group {
     /// The README's quickstart: a cluster, a user with its connection
     /// Secret, and the application that reads `REDIS_URL` from it.
     Quickstart,
+    /// A Cluster reachable from outside by node ports.
+    External,
 }
 
 impl Group {
-    const ALL: [Group; 14] = [
+    const ALL: [Group; 15] = [
         Group::Replication,
         Group::Standby,
         Group::Cluster,
@@ -112,6 +114,7 @@ impl Group {
         Group::Hibernation,
         Group::Password,
         Group::Quickstart,
+        Group::External,
     ];
 
     /// The files of `config/samples/` it applies, in order.
@@ -136,6 +139,7 @@ impl Group {
             Group::Hibernation => &["hibernation.yaml"],
             Group::Password => &["password.yaml"],
             Group::Quickstart => &["quickstart.yaml", "quickstart-app.yaml"],
+            Group::External => &["external-access.yaml"],
         }
     }
 

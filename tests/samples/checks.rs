@@ -40,6 +40,7 @@ pub async fn check(run: &Run<'_>, group: Group) {
         Group::Hibernation => hibernation(s).await,
         Group::Password => password(s).await,
         Group::Quickstart => quickstart(s).await,
+        Group::External => external(s).await,
     }
 }
 
@@ -143,6 +144,50 @@ async fn cluster(s: &Space<'_>) {
         "3 shards of a primary and a replica, every slot served, Ready",
         cluster_ready,
     )
+    .await;
+}
+
+/// external-access.yaml: Ready and formed, every pod's external address
+/// in `shop-connection`'s `externalNodes`, and `CLUSTER SHARDS` asked at
+/// one of them naming exactly those.
+async fn external(s: &Space<'_>) {
+    s.apply("external-access.yaml").await;
+    s.wait_cluster(
+        "shop",
+        "3 shards of a primary and a replica, every slot served, Ready",
+        cluster_ready,
+    )
+    .await;
+    let password = s.password("shop").await;
+    s.until("shop", "every node announcing its external address", || {
+        let password = password.clone();
+        async move {
+            let nodes = s
+                .secret_text("shop-connection", "externalNodes")
+                .await
+                .ok_or("no externalNodes in shop-connection")?;
+            let mut listed: Vec<String> = nodes.split(',').map(str::to_owned).collect();
+            listed.sort();
+            if listed.len() != 6 {
+                return Err(format!("externalNodes lists {listed:?}"));
+            }
+            let shards = redis_cli(&listed[0], &password, &["cluster", "shards"]);
+            let lines: Vec<&str> = shards.lines().collect();
+            let mut named: Vec<String> = lines
+                .windows(4)
+                .filter(|w| w[0] == "port" && w[2] == "ip")
+                .map(|w| format!("{}:{}", w[3], w[1]))
+                .collect();
+            named.sort();
+            if named == listed {
+                Ok(())
+            } else {
+                Err(format!(
+                    "CLUSTER SHARDS names {named:?}, externalNodes {listed:?}"
+                ))
+            }
+        }
+    })
     .await;
 }
 

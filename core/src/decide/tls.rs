@@ -191,6 +191,36 @@ mod tests {
     }
 
     #[test]
+    fn new_external_addresses_issue_the_certificate_again_once() {
+        let mut g = tls_pods();
+        let now = g.state.last_at;
+        g.event(record(Some("aa"), Some(Timestamp(now.0 + 90 * DAY_US))));
+        assert!(decide_issue(&view(&g), now).is_none());
+        g.event(Event::ExternalEndpointsObserved {
+            enabled: true,
+            pods: std::collections::BTreeMap::from([(
+                "demo-0".to_owned(),
+                logbook_journal::ExternalEndpoint {
+                    host: "192.0.2.1".into(),
+                    port: 30001,
+                    bus_port: None,
+                },
+            )]),
+            primary: None,
+            waiting: std::collections::BTreeMap::new(),
+        });
+        let d = decide_issue(&view(&g), now).unwrap();
+        assert_eq!(
+            d.reason.code,
+            ReasonCode::ExternalEndpointsChanged {
+                hosts: vec!["192.0.2.1".into()]
+            }
+        );
+        g.succeed(d.intent);
+        assert!(decide_issue(&view(&g), now).is_none());
+    }
+
+    #[test]
     fn the_operators_ca_issues_when_the_secret_holds_none_and_renews_in_the_last_third() {
         let mut g = tls_pods();
         // Not read yet: nothing.

@@ -16,8 +16,9 @@ fn node_port(i: u32) -> ExternalEndpoint {
     }
 }
 
-/// The formed cluster with external access on by node ports, every node
-/// announcing its pod address.
+/// The formed cluster with external access on by node ports, the objects
+/// applied again for them (the connection Secret), every node announcing
+/// its pod address.
 fn exposed() -> Given {
     let mut g = Given::formed();
     g.event(Event::ExternalEndpointsObserved {
@@ -26,6 +27,9 @@ fn exposed() -> Given {
         primary: None,
         waiting: BTreeMap::new(),
     });
+    // New endpoints: the connection Secret is written again first.
+    assert_eq!(g.intents(), vec![Intent::ApplyResources { generation: 1 }]);
+    g.succeed(Intent::ApplyResources { generation: 1 });
     for i in 0..6 {
         g.event(Event::AnnouncedAddressObserved {
             pod: pod(i),
@@ -98,6 +102,7 @@ fn turned_off_every_node_announces_its_pod_address_again() {
         primary: None,
         waiting: BTreeMap::new(),
     });
+    g.succeed(Intent::ApplyResources { generation: 1 });
     assert_eq!(
         g.intents(),
         vec![Intent::Announce {
