@@ -244,8 +244,10 @@ release-check:
 ## (tests/operator_nodes.rs; part of `make test`; the rest of that suite is
 ## in test-node-suites); and a client outside the cluster reaching a
 ## NodePort and a load-balancer address on one node and on two, and no pod
-## or ClusterIP (tests/node_outside.rs, about 30 s each).
-NODES_SHORT = operator_nodes::draining_the_primarys_node operator_nodes::a_partitioned_primarys_node node_outside::
+## or ClusterIP (tests/node_outside.rs, about 30 s each); a Cluster by
+## node ports (spec.externalAccess) written to from there through a shard
+## failover and a reshard (tests/operator_external_nodes.rs, about 90 s).
+NODES_SHORT = operator_nodes::draining_the_primarys_node operator_nodes::a_partitioned_primarys_node node_outside:: operator_external_nodes::
 test-node:
 	bash scripts/test-node.sh
 	LOGBOOK_E2E_NODE=containers $(CARGO) test --locked --test main_lane -- --ignored --test-threads 1 $(NODES_SHORT)
