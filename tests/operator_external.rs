@@ -119,6 +119,20 @@ async fn through_failover_and_reshard(env: &mut Env, tls: bool) {
         reshard_to(env, &password, 4, Duration::from_secs(180)).await;
     }
     wait_announced(env, &[], &password, tls, 8).await;
+    // The status names all 8, and nothing left waiting (a merge patch
+    // keeps a map's keys unless they are named null).
+    env.wait_status(
+        "shop",
+        Duration::from_secs(30),
+        "8 external endpoints, none waiting",
+        |v| {
+            v.status
+                .as_ref()
+                .and_then(|s| s.endpoints.as_ref())
+                .is_some_and(|e| e.external.len() == 8 && e.external_waiting.is_empty())
+        },
+    )
+    .await;
     client
         .wait_more(100, "writes acknowledged after the reshard")
         .await;

@@ -137,6 +137,52 @@ impl ClusterRuntime {
                 }
             }
         }
+        // The external endpoints are maps: a merge patch merges them key
+        // by key, so a pod that no longer waits, or is gone, is named null.
+        let before: Vec<&logbook_crds::v1alpha1::EndpointsStatus> =
+            [current, self.last_status.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.endpoints.as_ref())
+                .collect();
+        if let Some(endpoints) = body
+            .as_object_mut()
+            .and_then(|f| f.get_mut("endpoints"))
+            .and_then(|e| e.as_object_mut())
+        {
+            for key in ["external", "externalWaiting"] {
+                let gone: Vec<String> = before
+                    .iter()
+                    .flat_map(|e| {
+                        if key == "external" {
+                            e.external.keys()
+                        } else {
+                            e.external_waiting.keys()
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                if gone.is_empty() {
+                    continue;
+                }
+                let map = endpoints
+                    .entry(key)
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(map) = map.as_object_mut() {
+                    for k in gone {
+                        map.entry(k).or_insert(serde_json::Value::Null);
+                    }
+                }
+            }
+            if status
+                .endpoints
+                .as_ref()
+                .is_some_and(|e| e.external_primary.is_none())
+                && before.iter().any(|e| e.external_primary.is_some())
+            {
+                endpoints.insert("externalPrimary".to_owned(), serde_json::Value::Null);
+            }
+        }
         let patch = serde_json::json!({ "status": body });
         match api
             .patch_status(
