@@ -295,6 +295,11 @@ fabric() {
 			km=$((km + 1))
 			[ "$m" = "$n" ] && continue
 			ip -n "logbook-node-$n" route replace "198.18.$m.0/25" via "198.18.$p.$((128 + km))" dev fab0
+			# Its address (InternalIP, the node's end of its link to
+			# the host) too: a cluster's nodes reach each other, and a
+			# pod reaches another node's node ports there (a Valkey
+			# Cluster exposed by node ports gossips through them).
+			ip -n "logbook-node-$n" route replace "198.18.$m.254/32" via "198.18.$p.$((128 + km))" dev fab0
 		done
 	done
 }

@@ -47,40 +47,6 @@ fn containers(env: &Env) -> &LocalContainers {
     }
 }
 
-/// Each node routed to every other node's InternalIP over the nodes'
-/// link, through that node's address there (as the outside client is).
-/// A cluster's nodes reach each other's addresses, and NodePort access
-/// counts on it: a Cluster node announces its node's address and node
-/// ports, and its peers (bus, replication) dial those from their pods.
-/// `scripts/node.sh fabric` routes each node to the others' pods only, so
-/// without this a pod reaches the node ports of its own node and of no
-/// other (seen: `CLUSTER MEET` through them stalls, "nodes not yet
-/// agreeing", replicas not in sync).
-async fn route_nodes_to_each_other(outside: &logbook::local::containers::OutsideClient) {
-    for from in outside.nodes() {
-        for to in outside.nodes() {
-            if from.name == to.name {
-                continue;
-            }
-            let out = tokio::process::Command::new("ip")
-                .args(["-n", &from.name, "route", "replace"])
-                .arg(format!("{}/32", to.internal_ip))
-                .args(["via", &to.fabric.to_string(), "dev", "fab0"])
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "routing {} to {}'s {}: {}",
-                from.name,
-                to.name,
-                to.internal_ip,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
 /// Every pod's own address: none may be announced.
 async fn pod_ips(env: &Env) -> Vec<String> {
     env.api::<Pod>()
@@ -233,7 +199,6 @@ async fn a_cluster_by_node_ports_serves_a_client_outside_the_nodes_through_a_fai
     let wrap: Vec<String> = ["ip", "netns", "exec", outside.netns()]
         .map(str::to_owned)
         .to_vec();
-    route_nodes_to_each_other(&outside).await;
     let reachable: Vec<String> = outside
         .node_addresses()
         .iter()
