@@ -27,6 +27,8 @@ const POD_IP: &str = "127.0.0.1";
 /// The pod's directories, laid out as the StatefulSet mounts them.
 struct Pod {
     dir: tempfile::TempDir,
+    /// More environment for the script (`HOSTNAME`, `HOST_IP`).
+    env: Vec<(String, String)>,
 }
 
 impl Pod {
@@ -40,7 +42,10 @@ impl Pod {
         let (cm, _hash) = build_config_map(&meta, spec);
         let data = cm.data.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let pod = Pod { dir };
+        let pod = Pod {
+            dir,
+            env: Vec::new(),
+        };
         for d in ["etc/boot", "run", "data"] {
             std::fs::create_dir_all(pod.path(d)).unwrap();
         }
@@ -74,6 +79,9 @@ impl Pod {
             .stderr(Stdio::null());
         if let Some(pw) = password {
             cmd.env("VALKEY_PASSWORD", pw);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
         }
         cmd
     }
@@ -328,6 +336,58 @@ fn start_script_fences_follows_and_hides_the_password() {
     // The ConfigMap's copy never holds it.
     let conf = std::fs::read_to_string(pod.path("etc/valkey.conf")).unwrap();
     assert!(!conf.contains("requirepass"));
+}
+
+/// A Cluster exposed by node ports boots announcing what the operator
+/// last told it (the boot ConfigMap's `announce-<pod>`), its node's
+/// address standing for `host`; a value that is not an address or a
+/// port, or a key it does not own, is left out.
+#[test]
+fn an_exposed_cluster_node_boots_announcing_its_node_address_and_ports() {
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Cluster);
+    spec.external_access.enabled = true;
+    let mut pod = Pod::new(&spec, None);
+    pod.env = vec![
+        ("POD_NAME".into(), "cache-0".into()),
+        ("HOST_IP".into(), "192.0.2.1".into()),
+    ];
+    std::fs::write(
+        pod.path("etc/boot/announce-cache-0"),
+        "cluster-announce-ip host\ncluster-announce-port 30001\ncluster-announce-bus-port 30002\nrequirepass nope\ncluster-announce-port 1;rm\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pod.path("etc/boot/announce-cache-1"),
+        "cluster-announce-ip 10.9.9.9\n",
+    )
+    .unwrap();
+    let server = Server::start(&pod, None);
+    let mut c = server.connect();
+    let get = |c: &mut Conn, key: &str| match c.cmd(&["CONFIG", "GET", key]) {
+        Reply::Array(items) => match items.get(1) {
+            Some(Reply::Bulk(Some(v))) => v.clone(),
+            other => panic!("{key}: {other:?}"),
+        },
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(get(&mut c, "cluster-announce-ip"), "192.0.2.1");
+    assert_eq!(get(&mut c, "cluster-announce-port"), "30001");
+    assert_eq!(get(&mut c, "cluster-announce-bus-port"), "30002");
+    let conf = pod.runtime_conf();
+    assert!(
+        !conf.contains("requirepass nope") && !conf.contains("rm"),
+        "{conf}"
+    );
+    // Without external access the script reads no such file.
+    let (cm, _) = build_config_map(
+        &ClusterMeta {
+            name: "cache".into(),
+            namespace: "test".into(),
+            uid: "uid".into(),
+        },
+        &ValkeyClusterSpec::with_topology(Topology::Cluster),
+    );
+    assert!(!cm.data.unwrap()[START_SCRIPT_KEY].contains("$boot_dir/announce-"));
 }
 
 #[test]

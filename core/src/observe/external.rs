@@ -54,10 +54,10 @@ pub fn external_endpoints(
         .filter_map(|s| s.metadata.name.as_deref().map(|n| (n, s)))
         .collect();
     let bus = spec.topology == Topology::Cluster && kind == ExternalAccessType::NodePort;
+    // A pod being deleted keeps its Service and its node until it is
+    // gone: its endpoint stays, rather than the Secret and the boot
+    // ConfigMap being written twice for a restart.
     for (pod, view) in &state.pods {
-        if view.terminating {
-            continue;
-        }
         let name = pod_service_name(pod);
         let found = match by_name.get(name.as_str()) {
             None => Err(format!("Service {name} is not made yet")),

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use logbook_crds::{ValkeyClusterSpec, parse_quantity};
 use sha2::{Digest, Sha256};
 
-use super::start_script::render_start_script;
+use super::start_script::render_start_script_for;
 use super::{ClusterMeta, VALKEY_PORT, boot_config_map_name, config_map_name};
 
 /// Key of `valkey.conf` in the config ConfigMap.
@@ -215,7 +215,7 @@ pub(super) fn hash_parts(parts: &[&str]) -> String {
 /// config hash.
 pub fn build_config_map(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> (ConfigMap, String) {
     let conf = render_valkey_conf(spec);
-    let script = render_start_script(spec.topology);
+    let script = render_start_script_for(spec);
     let hash = config_hash(&conf, &script);
     let cm = ConfigMap {
         metadata: meta.object_meta(config_map_name(&meta.name), spec),
@@ -417,7 +417,10 @@ mod tests {
         assert_eq!(cm.metadata.owner_references.as_ref().unwrap().len(), 1);
         let data = cm.data.as_ref().unwrap();
         assert_eq!(data[CONF_KEY], render_valkey_conf(&spec));
-        assert_eq!(data[START_SCRIPT_KEY], render_start_script(spec.topology));
+        assert_eq!(
+            data[START_SCRIPT_KEY],
+            super::super::start_script::render_start_script(spec.topology)
+        );
         assert_eq!(hash.len(), 16);
         assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(build_config_map(&meta(), &spec).1, hash, "deterministic");

@@ -39,8 +39,8 @@ use super::sentinel_script::{
     render_sentinel_start_script, sentinel_myid,
 };
 use super::statefulset::{
-    BOOT_DIR, POD_IP_ENV, ScriptContainer, config_map_volume, default_affinity, default_spread,
-    empty_dir, field_env, match_labels, mount, password_env, script_container,
+    BOOT_DIR, POD_IP_ENV, POD_NAME_ENV, ScriptContainer, config_map_volume, default_affinity,
+    default_spread, empty_dir, field_env, match_labels, mount, password_env, script_container,
 };
 use super::{
     ClusterMeta, SENTINEL_PORT, boot_config_map_name, labels, non_empty, sentinel_config_map_name,
@@ -53,9 +53,6 @@ pub const SENTINEL_CONTAINER_NAME: &str = "sentinel";
 /// Name of the Sentinel port on the container and the Services.
 pub const SENTINEL_PORT_NAME: &str = "sentinel";
 
-/// Environment variable holding the pod's name, whose ordinal picks the
-/// Sentinel's stable id.
-const POD_NAME_ENV: &str = "POD_NAME";
 const CONFIG_VOLUME: &str = "sentinel-config";
 const BOOT_VOLUME: &str = "boot";
 const RUN_VOLUME: &str = "run";

@@ -298,6 +298,47 @@ pub fn render_start_script(topology: Topology) -> String {
     format!("{PRELUDE_HEAD}{QUOTE_FN}{users}{aside}{PRELUDE_TAIL}{role}{EXEC}")
 }
 
+/// Cluster with external access: what the node announced when the
+/// operator last told it (`<boot>/announce-<pod>`, written by the operator
+/// into the boot ConfigMap), so that a restarted node tells clients where
+/// they reach it from its first answer, not after the operator has seen
+/// it again; `host` stands for the node's address (`HOST_IP`), which is
+/// where a pod is reached by node port whichever node it came back on.
+/// Only `cluster-announce-*` keys with plain values are taken; later
+/// lines of `valkey.conf` win over earlier ones.
+const EXTERNAL_ANNOUNCE: &str = r#"
+announce="$boot_dir/announce-${POD_NAME:-${HOSTNAME:-}}"
+if [ -r "$announce" ]; then
+    while read -r key value; do
+        [ "$value" = host ] && value=${HOST_IP:-}
+        case $key in
+        cluster-announce-ip | cluster-announce-port | cluster-announce-tls-port | \
+            cluster-announce-bus-port | cluster-announce-client-ipv4 | cluster-announce-client-ipv6)
+            case $value in
+            '' | *[!0-9A-Fa-f.:]*) ;;
+            *) printf '%s %s\n' "$key" "$value" >>"$run_conf" ;;
+            esac
+            ;;
+        esac
+    done <"$announce"
+fi
+"#;
+
+/// [`render_start_script`] for `spec`: a Cluster with external access
+/// also reads what it announces from the boot ConfigMap
+/// ([`EXTERNAL_ANNOUNCE`]). Without external access the script is the
+/// topology's own, so that its config hash is unchanged.
+pub fn render_start_script_for(spec: &logbook_crds::ValkeyClusterSpec) -> String {
+    let script = render_start_script(spec.topology);
+    if spec.topology != Topology::Cluster || !spec.external_access.enabled {
+        return script;
+    }
+    match script.rfind(EXEC) {
+        Some(at) => format!("{}{EXTERNAL_ANNOUNCE}{}", &script[..at], &script[at..]),
+        None => script,
+    }
+}
+
 /// The role section of every topology but Standalone.
 fn boot_replica() -> String {
     format!(

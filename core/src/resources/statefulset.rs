@@ -47,6 +47,12 @@ pub const POD_IP_ENV: &str = "POD_IP";
 /// Environment variable holding the password, from the password Secret;
 /// `start.sh` writes it into the runtime config.
 pub const PASSWORD_ENV: &str = "VALKEY_PASSWORD";
+/// The environment variable holding the node's address (external access
+/// of a Cluster: see the start script).
+pub const HOST_IP_ENV: &str = "HOST_IP";
+/// The environment variable holding the pod's name (external access of a
+/// Cluster: the start script's announce file is named after it).
+pub const POD_NAME_ENV: &str = "POD_NAME";
 
 pub(super) const CONFIG_VOLUME: &str = "config";
 const BOOT_VOLUME: &str = "boot";
@@ -173,6 +179,11 @@ pub fn build_statefulset(
 /// Secret through the environment, TCP probes on the Valkey port.
 fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
     let mut env = vec![field_env(POD_IP_ENV, "status.podIP")];
+    // A Cluster node reached by node port announces its node's address.
+    if spec.topology == logbook_crds::Topology::Cluster && spec.external_access.enabled {
+        env.push(field_env(HOST_IP_ENV, "status.hostIP"));
+        env.push(field_env(POD_NAME_ENV, "metadata.name"));
+    }
     env.extend(password_env(meta, spec));
     env.extend(super::internal_users::internal_env(
         meta,

@@ -111,8 +111,11 @@ pub async fn meet(
     for f in from {
         loop {
             let seen = answer(valkey, target, f).await?;
+            // At its pod address, or where it announces (external access).
+            let listed_at = target.state.external.listed_at(pod);
             let known = seen.report.peer(&node_id).is_some_and(|p| {
-                p.ip.as_deref() == Some(ip.as_str())
+                p.ip.as_deref()
+                    .is_some_and(|at| at == ip || listed_at.contains(&at))
                     && !matches!(p.health, PeerHealth::Handshake | PeerHealth::NoAddress)
             });
             if known {

@@ -178,12 +178,27 @@ pub async fn apply_resources(
     let mut events: Vec<Event> = fingerprint_key_there(target).into_iter().collect();
     let (config, hash) = build_config_map(meta, spec);
     apply(client, ns, &config).await?;
+
     apply(client, ns, &build_headless_service(meta, spec)).await?;
     apply(client, ns, &build_client_service(meta, spec)).await?;
     if spec.topology != Topology::Standalone {
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
-    apply_external_services(client, meta, spec).await?;
+    let external = apply_external_services(client, meta, spec).await?;
+    // A Cluster exposed outside: what each node announces at boot.
+    if let Some(keys) = resources::external::cluster_boot_announcements(
+        spec,
+        &meta.name,
+        &external,
+        !target.state.external.is_empty(),
+    ) {
+        let boot = ConfigMap {
+            metadata: meta.object_meta(resources::boot_config_map_name(&meta.name), spec),
+            data: Some(keys),
+            ..ConfigMap::default()
+        };
+        apply(client, ns, &boot).await?;
+    }
     match resources::build_metrics_service(meta, spec) {
         Some(service) => {
             apply(client, ns, &service).await?;
@@ -284,14 +299,15 @@ async fn apply_external_services(
     client: &Client,
     meta: &resources::ClusterMeta,
     spec: &logbook_crds::ValkeyClusterSpec,
-) -> Result<(), ActError> {
+) -> Result<Vec<Service>, ActError> {
     let ns = meta.namespace.as_str();
     let pods: Vec<String> = (0..spec.effective_replicas())
         .map(|i| resources::pod_name(&meta.name, i))
         .collect();
     let wanted = resources::build_external_services(meta, spec, &pods);
+    let mut applied = Vec::with_capacity(wanted.len());
     for service in &wanted {
-        apply(client, ns, service).await?;
+        applied.push(apply(client, ns, service).await?);
     }
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     let selector = resources::external::selector_string(&meta.name);
@@ -311,7 +327,7 @@ async fn apply_external_services(
             delete_named::<Service>(client, ns, &name).await?;
         }
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// The cluster's password: the Secret the spec names, or the operator's

@@ -27,7 +27,14 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
         let Some(announced) = external.announced.get(m.name()) else {
             continue;
         };
+        // On, a node whose address is not known yet is left as it is: it
+        // booted announcing what the boot ConfigMap says, which the
+        // observation will confirm or correct.
+        let on = external.enabled;
         let endpoint = external.wanted(m.name());
+        if on && endpoint.is_none() {
+            continue;
+        }
         let wanted = line(pod_ip, endpoint);
         if *announced == wanted {
             continue;
@@ -71,10 +78,8 @@ pub fn line(pod_ip: &str, endpoint: Option<&ExternalEndpoint>) -> String {
 /// address, what it announces, and where clients outside reach it (its
 /// peers learn a new announcement by gossip, a second or so after it).
 pub fn listed_at<'a>(view: &ClusterView<'a>, m: &Member<'a>) -> Vec<&'a str> {
-    let external = &view.state.external;
     m.ip()
         .into_iter()
-        .chain(external.announced_ip(m.name()))
-        .chain(external.pods.get(m.name()).map(|e| e.host.as_str()))
+        .chain(view.state.external.listed_at(m.name()))
         .collect()
 }

@@ -114,6 +114,46 @@ fn turned_off_every_node_announces_its_pod_address_again() {
 }
 
 #[test]
+fn a_node_whose_address_is_not_known_yet_is_left_as_it_booted() {
+    let mut g = exposed();
+    // demo-5's endpoint goes unknown (its Service is made again, say):
+    // it is not told to announce its pod address meanwhile.
+    let mut pods: BTreeMap<String, ExternalEndpoint> =
+        (0..5).map(|i| (pod(i), node_port(i))).collect();
+    g.event(Event::ExternalEndpointsObserved {
+        enabled: true,
+        pods: pods.clone(),
+        primary: None,
+        waiting: BTreeMap::from([(pod(5), "Service demo-5-external is not made yet".into())]),
+    });
+    g.succeed(Intent::ApplyResources { generation: 1 });
+    for i in 0..6 {
+        let e = node_port(i);
+        g.event(Event::AnnouncedAddressObserved {
+            pod: pod(i),
+            announced: format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap()),
+        });
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    pods.insert(pod(5), node_port(9));
+    g.event(Event::ExternalEndpointsObserved {
+        enabled: true,
+        pods,
+        primary: None,
+        waiting: BTreeMap::new(),
+    });
+    g.succeed(Intent::ApplyResources { generation: 1 });
+    assert_eq!(
+        g.intents(),
+        vec![Intent::Announce {
+            pod: pod(5),
+            pod_ip: "10.0.0.5".into(),
+            endpoint: Some(node_port(9)),
+        }]
+    );
+}
+
+#[test]
 fn a_cluster_never_exposed_decides_nothing_about_addresses() {
     let g = Given::formed();
     assert!(g.state.external.is_empty());
