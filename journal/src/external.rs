@@ -98,6 +98,17 @@ impl ExternalPart {
         hosts
     }
 
+    /// The addresses, besides its pod's, at which `pod`'s node may be
+    /// listed by its peers: what it announces and where clients outside
+    /// reach it (its peers learn a new announcement by gossip, a second or
+    /// so after it).
+    pub fn listed_at(&self, pod: &str) -> Vec<&str> {
+        self.announced_ip(pod)
+            .into_iter()
+            .chain(self.pods.get(pod).map(|e| e.host.as_str()))
+            .collect()
+    }
+
     /// The address `pod`'s node announces (its line's `ip`), when
     /// observed.
     pub fn announced_ip(&self, pod: &str) -> Option<&str> {
