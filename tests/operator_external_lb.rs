@@ -149,7 +149,6 @@ async fn a_cluster_by_load_balancers_tells_clients_their_addresses_and_keeps_its
         .await;
     let report = client.finish().await;
     eprintln!("outside client: {report:?}");
-    assert!(report.missing.is_empty(), "{report:?}");
-    assert!(report.refused.is_empty(), "{report:?}");
+    crate::operator_common::external::assert_outside_only(&report, &allow, 100);
     env.finish().await;
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use logbook::local::containers::LocalContainers;
 use operator_common::external::{
-    ClientReport, OutsideClient, expected_endpoints, node_hosts, secret_key, wait_announced,
+    OutsideClient, assert_outside_only, expected_endpoints, node_hosts, secret_key, wait_announced,
 };
 use operator_common::*;
 
@@ -168,25 +168,6 @@ async fn diagnose(env: &Env, outside: &logbook::local::containers::OutsideClient
             eprintln!("--- {pod}'s {kind} {host}:{port}: {}", lines.join("; "));
         }
     }
-}
-
-fn assert_outside_only(report: &ClientReport, allow: &[String], least: u64) {
-    assert!(report.acked >= least, "{report:?}");
-    assert!(
-        report.missing.is_empty(),
-        "acknowledged writes lost: {report:?}"
-    );
-    assert!(
-        report.refused.is_empty(),
-        "the client was sent to an address outside cannot reach: {report:?}"
-    );
-    assert!(
-        report
-            .dialed
-            .iter()
-            .all(|d| allow.iter().any(|h| d.starts_with(&format!("{h}:")))),
-        "dialled something but a node: {report:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

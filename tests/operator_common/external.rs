@@ -292,3 +292,24 @@ pub async fn node_hosts(env: &Env) -> Vec<String> {
     hosts.dedup();
     hosts
 }
+
+/// The outside client's report: at least `least` writes acknowledged,
+/// none lost, nothing dialled but `allow`'s hosts (none refused).
+pub fn assert_outside_only(report: &ClientReport, allow: &[String], least: u64) {
+    assert!(report.acked >= least, "{report:?}");
+    assert!(
+        report.missing.is_empty(),
+        "acknowledged writes lost: {report:?}"
+    );
+    assert!(
+        report.refused.is_empty(),
+        "the client was sent to an address outside cannot reach: {report:?}"
+    );
+    assert!(
+        report
+            .dialed
+            .iter()
+            .all(|d| allow.iter().any(|h| d.starts_with(&format!("{h}:")))),
+        "dialled something but a node: {report:?}"
+    );
+}
