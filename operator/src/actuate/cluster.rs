@@ -99,12 +99,26 @@ pub async fn meet(
     let addr = target.addr(pod)?;
     let node_id = expect_node(valkey, target, pod, addr).await?;
     let ip = addr.ip().to_string();
+    // A node reached by node ports announces them to its peers too: met
+    // there, its peers list it where clients outside reach it from the
+    // first, rather than at its pod address until its first ping (a
+    // `MOVED` in between would send a client outside to the pod).
+    let at = target
+        .state
+        .external
+        .pods
+        .get(pod)
+        .filter(|e| target.spec.external_access.enabled && e.bus_port.is_some());
+    let (meet_ip, port, cport) = match at {
+        Some(e) => (e.host.clone(), e.port, e.bus_port),
+        None => (ip.clone(), VALKEY_PORT, None),
+    };
     for f in from {
         let f_addr = target.addr(f)?;
         valkey
-            .cluster_meet(f_addr, &ip, VALKEY_PORT)
+            .cluster_meet_bus(f_addr, &meet_ip, port, cport)
             .await
-            .map_err(valkey_err(format!("{f} meeting {pod} at {ip}")))?;
+            .map_err(valkey_err(format!("{f} meeting {pod} at {meet_ip}:{port}")))?;
     }
     let deadline = Instant::now() + MEET_WAIT;
     let mut events = Vec::new();

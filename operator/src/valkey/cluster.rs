@@ -204,8 +204,28 @@ impl ValkeyClient {
         ip: &str,
         port: u16,
     ) -> Result<(), ProbeError> {
+        self.cluster_meet_bus(addr, ip, port, None).await
+    }
+
+    /// [`Self::cluster_meet`] with the bus at `cport` when given (`CLUSTER
+    /// MEET ip port cport`: a node announcing another bus port than
+    /// `port + 10000`, as one reached by node ports does).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::cluster_meet`].
+    pub async fn cluster_meet_bus(
+        &self,
+        addr: SocketAddr,
+        ip: &str,
+        port: u16,
+        cport: Option<u16>,
+    ) -> Result<(), ProbeError> {
         let mut cmd = cluster("MEET");
         cmd.arg(ip).arg(port);
+        if let Some(cport) = cport {
+            cmd.arg(cport);
+        }
         self.ok(addr, &cmd, "CLUSTER MEET", Resend::Safe).await
     }
 
