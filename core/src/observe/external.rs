@@ -16,7 +16,9 @@ use logbook_crds::{ExternalAccessType, Topology, ValkeyClusterSpec};
 use logbook_journal::{ClusterState, Event, ExternalEndpoint};
 
 use crate::resources::PORT_NAME;
-use crate::resources::external::{BUS_PORT_NAME, pod_service_name, primary_service_name};
+use crate::resources::external::{
+    BUS_PORT_NAME, first_ingress, node_port, pod_service_name, primary_service_name,
+};
 
 /// What [`Endpoints::unusable`] entries say.
 const NO_IP: &str = "no IP";
@@ -69,16 +71,8 @@ pub fn external_endpoints(
                 ExternalAccessType::LoadBalancer => by_load_balancer(service),
             },
         };
-        match found {
-            Ok(endpoint) => {
-                out.pods.insert(pod.clone(), endpoint);
-            }
-            Err(why) => {
-                if why.contains(NO_IP) {
-                    out.unusable.insert(pod.clone());
-                }
-                out.waiting.insert(pod.clone(), why);
-            }
+        if let Some(endpoint) = out.found(pod, found) {
+            out.pods.insert(pod.clone(), endpoint);
         }
     }
     if spec.topology != Topology::Cluster {
@@ -104,17 +98,31 @@ pub fn external_endpoints(
                 ExternalAccessType::LoadBalancer => by_load_balancer(service),
             },
         };
+        out.primary = out.found(&name, found);
+    }
+    out
+}
+
+impl Endpoints {
+    /// The endpoint of `what` (a pod, or the primary's Service), or why it
+    /// has none: said in [`Endpoints::waiting`] (and
+    /// [`Endpoints::unusable`] when a person must act).
+    fn found(
+        &mut self,
+        what: &str,
+        found: Result<ExternalEndpoint, String>,
+    ) -> Option<ExternalEndpoint> {
         match found {
-            Ok(endpoint) => out.primary = Some(endpoint),
+            Ok(endpoint) => Some(endpoint),
             Err(why) => {
                 if why.contains(NO_IP) {
-                    out.unusable.insert(name.clone());
+                    self.unusable.insert(what.to_owned());
                 }
-                out.waiting.insert(name, why);
+                self.waiting.insert(what.to_owned(), why);
+                None
             }
         }
     }
-    out
 }
 
 /// `ExternalEndpointsObserved` when `now` differs from the projection's.
@@ -154,13 +162,7 @@ fn by_node_port(
 ) -> Result<ExternalEndpoint, String> {
     let name = service.metadata.name.as_deref().unwrap_or_default();
     let node_port = |port: &str| {
-        service
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_ref())
-            .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(port)))
-            .and_then(|p| p.node_port)
-            .and_then(|p| u16::try_from(p).ok())
+        node_port(service, port)
             .ok_or_else(|| format!("Service {name} has no node port for {port} yet"))
     };
     let port = node_port(PORT_NAME)?;
@@ -195,12 +197,7 @@ pub fn node_address(node: &Node) -> Option<String> {
 
 fn by_load_balancer(service: &Service) -> Result<ExternalEndpoint, String> {
     let name = service.metadata.name.as_deref().unwrap_or_default();
-    let ingress = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .and_then(|i| i.first())
+    let ingress = first_ingress(service)
         .ok_or_else(|| format!("the load balancer of Service {name} has no address yet"))?;
     let host = match (&ingress.ip, &ingress.hostname) {
         (Some(ip), _) if !ip.is_empty() => ip.clone(),

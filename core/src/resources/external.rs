@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service, ServicePort, ServiceSpec};
 use logbook_crds::{ExternalAccessType, Topology, ValkeyClusterSpec};
 
 use super::labels::{self, COMPONENT, ROLE, ROLE_PRIMARY};
@@ -39,6 +39,28 @@ pub fn selector_string(cluster: &str) -> String {
         labels::selector_string(cluster),
         COMPONENT
     )
+}
+
+/// The node port the API server gave `service`'s port `port` (by name).
+pub fn node_port(service: &Service, port: &str) -> Option<u16> {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(port)))
+        .and_then(|p| p.node_port)
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+/// The first address a load balancer implementation wrote in `service`'s
+/// status, if any.
+pub fn first_ingress(service: &Service) -> Option<&LoadBalancerIngress> {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .and_then(|i| i.first())
 }
 
 /// The boot ConfigMap's key holding what `pod` announces at boot.
@@ -102,21 +124,12 @@ pub fn cluster_boot_announcements(
         if !is_external_service(cluster, name) || name == primary_service_name(cluster) {
             continue;
         }
-        let ports = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_deref())
-            .unwrap_or_default();
-        let node_port = |port: &str| {
-            ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(port))
-                .and_then(|p| p.node_port)
-                .and_then(|p| u16::try_from(p).ok())
-        };
         let endpoint = match spec.external_access.r#type {
             ExternalAccessType::NodePort => {
-                match (node_port(PORT_NAME), node_port(BUS_PORT_NAME)) {
+                match (
+                    node_port(service, PORT_NAME),
+                    node_port(service, BUS_PORT_NAME),
+                ) {
                     (Some(port), Some(bus)) => Some(logbook_journal::ExternalEndpoint {
                         host: "host".to_owned(),
                         port,
@@ -125,12 +138,7 @@ pub fn cluster_boot_announcements(
                     _ => None,
                 }
             }
-            ExternalAccessType::LoadBalancer => service
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .and_then(|i| i.first())
+            ExternalAccessType::LoadBalancer => first_ingress(service)
                 .and_then(|i| i.ip.clone())
                 .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
                 .map(|host| logbook_journal::ExternalEndpoint {
