@@ -39,6 +39,17 @@ fn exposed() -> Given {
     g
 }
 
+/// Every node's line shows its node's address and node ports.
+fn announce_node_ports(g: &mut Given) {
+    for i in 0..6 {
+        let e = node_port(i);
+        g.event(Event::AnnouncedAddressObserved {
+            pod: pod(i),
+            announced: format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap()),
+        });
+    }
+}
+
 #[test]
 fn each_node_is_told_where_clients_outside_reach_it() {
     let g = exposed();
@@ -66,13 +77,7 @@ fn each_node_is_told_where_clients_outside_reach_it() {
 #[test]
 fn once_announced_and_listed_there_nothing_is_decided() {
     let mut g = exposed();
-    for i in 0..6 {
-        let e = node_port(i);
-        g.event(Event::AnnouncedAddressObserved {
-            pod: pod(i),
-            announced: format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap()),
-        });
-    }
+    announce_node_ports(&mut g);
     assert_eq!(g.intents(), Vec::<Intent>::new());
     // Peers listing demo-2 at an address that is none of its own are
     // stale.
@@ -127,13 +132,7 @@ fn a_node_whose_address_is_not_known_yet_is_left_as_it_booted() {
         waiting: BTreeMap::from([(pod(5), "Service demo-5-external is not made yet".into())]),
     });
     g.succeed(Intent::ApplyResources { generation: 1 });
-    for i in 0..6 {
-        let e = node_port(i);
-        g.event(Event::AnnouncedAddressObserved {
-            pod: pod(i),
-            announced: format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap()),
-        });
-    }
+    announce_node_ports(&mut g);
     assert_eq!(g.intents(), Vec::<Intent>::new());
     pods.insert(pod(5), node_port(9));
     g.event(Event::ExternalEndpointsObserved {
