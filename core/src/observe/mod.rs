@@ -9,6 +9,7 @@
 //! are the operator's (`logbook_operator::observe::{fingerprints,
 //! users}`).
 
+pub mod addresses;
 pub mod backup;
 mod binding;
 mod cluster;

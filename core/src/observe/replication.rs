@@ -98,13 +98,14 @@ pub fn link_status_with(info: &ReplicationInfo, evidence: LinkEvidence) -> LinkS
 }
 
 /// Events for one probe of `pod`. `ip_to_pod` resolves a replica's
-/// primary address to a pod name; `cap` bounds how many consecutive
+/// primary address (host and port: by node port pods share a host) to a
+/// pod name; `cap` bounds how many consecutive
 /// failures are recorded.
 pub fn observe_probe(
     state: &ClusterState,
     pod: &str,
     obs: &ProbeObservation<'_>,
-    ip_to_pod: &BTreeMap<String, String>,
+    ip_to_pod: &BTreeMap<(String, u16), String>,
     cap: u32,
     want_offsets: bool,
     evidence: LinkEvidence,
@@ -119,7 +120,7 @@ pub fn observe_probe(
     let primary = info
         .primary
         .as_ref()
-        .and_then(|link| ip_to_pod.get(&link.host).cloned());
+        .and_then(|link| ip_to_pod.get(&(link.host.clone(), link.port)).cloned());
     out.extend(observe_role(state, pod, journal_role(info.role), primary));
     out.extend(observe_replication(
         state,

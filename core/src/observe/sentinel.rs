@@ -15,6 +15,7 @@ use logbook_journal::{
     SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 
+use super::addresses::pod_at;
 use super::pods::{PodBasics, pod_basics};
 use crate::replies::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
 
@@ -108,25 +109,21 @@ fn notable(flags: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Data pods by IP, then Sentinel pods by IP.
-fn addresses(state: &ClusterState) -> (BTreeMap<&str, &str>, BTreeMap<&str, &str>) {
-    let data = state
-        .pods
-        .iter()
-        .filter_map(|(name, v)| v.ip.as_deref().map(|ip| (ip, name.as_str())))
-        .collect();
-    let sentinels = state
+/// Sentinel pods by IP.
+fn sentinel_addresses(state: &ClusterState) -> BTreeMap<&str, &str> {
+    state
         .sentinel
         .pods
         .iter()
         .filter_map(|(name, v)| v.ip.as_deref().map(|ip| (ip, name.as_str())))
-        .collect();
-    (data, sentinels)
+        .collect()
 }
 
 /// The report a Sentinel's answers make, its addresses resolved to pods.
 pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelReport {
-    let (data, sentinels) = addresses(state);
+    let sentinels = sentinel_addresses(state);
+    // Data pods by host and port: by node port, pods share a host.
+    let data = |ip: &str, port: u16| pod_at(state, ip, port).map(str::to_owned);
     let monitoring = probe.primary.as_ref().map(|p| {
         let mut replicas: Vec<SentinelKnown> = probe
             .replicas
@@ -134,7 +131,7 @@ pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelR
             .map(|r: &SentinelReplica| SentinelKnown {
                 ip: r.ip.clone(),
                 port: r.port,
-                pod: data.get(r.ip.as_str()).map(|p| (*p).to_owned()),
+                pod: data(&r.ip, r.port),
                 run_id: None,
                 flags: notable(&r.flags),
             })
@@ -155,7 +152,7 @@ pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelR
         SentinelMonitorReport {
             primary_ip: p.ip.clone(),
             primary_port: p.port,
-            primary_pod: data.get(p.ip.as_str()).map(|p| (*p).to_owned()),
+            primary_pod: data(&p.ip, p.port),
             config_epoch: p.config_epoch,
             flags: notable(&p.flags),
             failover_state: p.failover_state.clone(),

@@ -68,92 +68,6 @@ pub fn announce_key(pod: &str) -> String {
     format!("announce-{pod}")
 }
 
-/// What a Cluster node reached at `endpoint` announces when it boots
-/// (`valkey.conf` lines the start script takes): by node port its node's
-/// address (`host`, the node's `HOST_IP` at boot) and the node ports; by
-/// load balancer its address, to clients only. `tls`: the TLS port is the
-/// one announced.
-pub fn boot_announce_lines(endpoint: &logbook_journal::ExternalEndpoint, tls: bool) -> String {
-    match endpoint.bus_port {
-        Some(bus) => format!(
-            "cluster-announce-ip host\n{} {}\ncluster-announce-bus-port {bus}\n",
-            if tls {
-                "cluster-announce-tls-port"
-            } else {
-                "cluster-announce-port"
-            },
-            endpoint.port
-        ),
-        None if endpoint.host.contains(':') => {
-            format!("cluster-announce-client-ipv6 {}\n", endpoint.host)
-        }
-        None => format!("cluster-announce-client-ipv4 {}\n", endpoint.host),
-    }
-}
-
-/// The boot ConfigMap's announce keys of a Cluster, from its external
-/// Services as the API server gave them back (`applied`: node ports
-/// allocated, a load balancer's address once it has one): one per pod
-/// while external access is on, none once it is off (`was_exposed`: the
-/// projection knows of external access). `None` for other topologies
-/// (their boot ConfigMap is the primary's, written by
-/// `PublishBootConfig`) and for a Cluster never exposed. Taken from the
-/// Services rather than from where the pods were last seen, so that a pod
-/// away for a moment (deleted, recreated) keeps its line.
-pub fn cluster_boot_announcements(
-    spec: &ValkeyClusterSpec,
-    cluster: &str,
-    applied: &[Service],
-    was_exposed: bool,
-) -> Option<BTreeMap<String, String>> {
-    if spec.topology != Topology::Cluster || (!spec.external_access.enabled && !was_exposed) {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    if !spec.external_access.enabled {
-        return Some(out);
-    }
-    let tls = spec.tls.enabled;
-    for service in applied {
-        let Some(name) = service.metadata.name.as_deref() else {
-            continue;
-        };
-        let Some(pod) = name.strip_suffix("-external") else {
-            continue;
-        };
-        if !is_external_service(cluster, name) || name == primary_service_name(cluster) {
-            continue;
-        }
-        let endpoint = match spec.external_access.r#type {
-            ExternalAccessType::NodePort => {
-                match (
-                    node_port(service, PORT_NAME),
-                    node_port(service, BUS_PORT_NAME),
-                ) {
-                    (Some(port), Some(bus)) => Some(logbook_journal::ExternalEndpoint {
-                        host: "host".to_owned(),
-                        port,
-                        bus_port: Some(bus),
-                    }),
-                    _ => None,
-                }
-            }
-            ExternalAccessType::LoadBalancer => first_ingress(service)
-                .and_then(|i| i.ip.clone())
-                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-                .map(|host| logbook_journal::ExternalEndpoint {
-                    host,
-                    port: VALKEY_PORT,
-                    bus_port: None,
-                }),
-        };
-        if let Some(e) = endpoint {
-            out.insert(announce_key(pod), boot_announce_lines(&e, tls));
-        }
-    }
-    Some(out)
-}
-
 /// `<pod>-external`.
 pub fn pod_service_name(pod: &str) -> String {
     format!("{pod}-external")
@@ -276,13 +190,13 @@ fn service(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::super::test_support::meta;
     use super::*;
     use logbook_crds::ExternalAccessSpec;
 
-    fn exposed(topology: Topology, r#type: ExternalAccessType) -> ValkeyClusterSpec {
+    pub(crate) fn exposed(topology: Topology, r#type: ExternalAccessType) -> ValkeyClusterSpec {
         ValkeyClusterSpec {
             topology,
             external_access: ExternalAccessSpec {
@@ -296,7 +210,7 @@ mod tests {
         }
     }
 
-    fn pods() -> Vec<String> {
+    pub(crate) fn pods() -> Vec<String> {
         vec!["cache-0".into(), "cache-1".into()]
     }
 
@@ -381,63 +295,6 @@ mod tests {
         assert_eq!(spec.selector.as_ref().unwrap()[ROLE], "primary");
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
         assert_eq!(spec.ports.as_ref().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_booting_node_announces_what_its_service_says() {
-        let mut spec = exposed(Topology::Cluster, ExternalAccessType::NodePort);
-        let mut services = build_external_services(&meta(), &spec, &pods());
-        // As the API server gives them back: node ports allocated.
-        let mut next = 30_001;
-        for s in &mut services {
-            for p in s.spec.as_mut().unwrap().ports.as_mut().unwrap() {
-                p.node_port = Some(next);
-                next += 1;
-            }
-        }
-        let keys = cluster_boot_announcements(&spec, "cache", &services, true).unwrap();
-        assert_eq!(
-            keys["announce-cache-0"],
-            "cluster-announce-ip host\ncluster-announce-port 30001\ncluster-announce-bus-port 30002\n"
-        );
-        spec.tls.enabled = true;
-        assert!(
-            cluster_boot_announcements(&spec, "cache", &services, true).unwrap()["announce-cache-1"]
-                .contains("cluster-announce-tls-port 30003")
-        );
-        // By load balancer: its address once it has one, to clients only.
-        let lb = exposed(Topology::Cluster, ExternalAccessType::LoadBalancer);
-        let mut services = build_external_services(&meta(), &lb, &pods());
-        services[0].status = Some(k8s_openapi::api::core::v1::ServiceStatus {
-            load_balancer: Some(k8s_openapi::api::core::v1::LoadBalancerStatus {
-                ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress {
-                    ip: Some("198.51.100.7".into()),
-                    ..Default::default()
-                }]),
-            }),
-            ..Default::default()
-        });
-        let keys = cluster_boot_announcements(&lb, "cache", &services, true).unwrap();
-        assert_eq!(
-            keys,
-            BTreeMap::from([(
-                "announce-cache-0".to_owned(),
-                "cluster-announce-client-ipv4 198.51.100.7\n".to_owned()
-            )])
-        );
-        // Turned off: the keys go; never exposed, or not a Cluster: the
-        // boot ConfigMap is not the announcements'.
-        spec.external_access.enabled = false;
-        assert_eq!(
-            cluster_boot_announcements(&spec, "cache", &[], true),
-            Some(BTreeMap::new())
-        );
-        assert_eq!(cluster_boot_announcements(&spec, "cache", &[], false), None);
-        let repl = exposed(Topology::Replication, ExternalAccessType::NodePort);
-        assert_eq!(
-            cluster_boot_announcements(&repl, "cache", &services, true),
-            None
-        );
     }
 
     #[test]

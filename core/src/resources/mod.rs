@@ -21,6 +21,7 @@
 //! into Secret `data`; no builder formats, logs or returns them anywhere
 //! else, and no ConfigMap or pod template ever contains one.
 
+pub mod announce;
 mod config;
 mod exporter;
 pub mod external;

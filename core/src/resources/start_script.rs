@@ -298,14 +298,16 @@ pub fn render_start_script(topology: Topology) -> String {
     format!("{PRELUDE_HEAD}{QUOTE_FN}{users}{aside}{PRELUDE_TAIL}{role}{EXEC}")
 }
 
-/// Cluster with external access: what the node announced when the
-/// operator last told it (`<boot>/announce-<pod>`, written by the operator
-/// into the boot ConfigMap), so that a restarted node tells clients where
-/// they reach it from its first answer, not after the operator has seen
-/// it again; `host` stands for the node's address (`HOST_IP`), which is
+/// A Cluster or a Sentinel cluster with external access: what the node
+/// announced when the operator last told it (`<boot>/announce-<pod>`,
+/// written by the operator into the boot ConfigMap), so that a restarted
+/// node tells clients (or its primary, and so the Sentinels) where it is
+/// reached from its first answer, not after the operator has seen it
+/// again; `host` stands for the node's address (`HOST_IP`), which is
 /// where a pod is reached by node port whichever node it came back on.
-/// Only `cluster-announce-*` keys with plain values are taken; later
-/// lines of `valkey.conf` win over earlier ones.
+/// Only `cluster-announce-*` and `replica-announce-ip`/`-port` keys with
+/// plain values are taken; later lines of `valkey.conf` win over earlier
+/// ones.
 const EXTERNAL_ANNOUNCE: &str = r#"
 announce="$boot_dir/announce-${POD_NAME:-${HOSTNAME:-}}"
 if [ -r "$announce" ]; then
@@ -313,7 +315,8 @@ if [ -r "$announce" ]; then
         [ "$value" = host ] && value=${HOST_IP:-}
         case $key in
         cluster-announce-ip | cluster-announce-port | cluster-announce-tls-port | \
-            cluster-announce-bus-port | cluster-announce-client-ipv4 | cluster-announce-client-ipv6)
+            cluster-announce-bus-port | cluster-announce-client-ipv4 | cluster-announce-client-ipv6 | \
+            replica-announce-ip | replica-announce-port)
             case $value in
             '' | *[!0-9A-Fa-f.:]*) ;;
             *) printf '%s %s\n' "$key" "$value" >>"$run_conf" ;;
@@ -324,13 +327,14 @@ if [ -r "$announce" ]; then
 fi
 "#;
 
-/// [`render_start_script`] for `spec`: a Cluster with external access
-/// also reads what it announces from the boot ConfigMap
-/// ([`EXTERNAL_ANNOUNCE`]). Without external access the script is the
-/// topology's own, so that its config hash is unchanged.
+/// [`render_start_script`] for `spec`: a node that announces its
+/// external endpoint (a Cluster's, a Sentinel cluster's) also reads what
+/// it announces from the boot ConfigMap ([`EXTERNAL_ANNOUNCE`]). Without
+/// external access the script is the topology's own, so that its config
+/// hash is unchanged.
 pub fn render_start_script_for(spec: &logbook_crds::ValkeyClusterSpec) -> String {
     let script = render_start_script(spec.topology);
-    if spec.topology != Topology::Cluster || !spec.external_access.enabled {
+    if !super::announce::announces(spec.topology) || !spec.external_access.enabled {
         return script;
     }
     match script.rfind(EXEC) {

@@ -179,8 +179,8 @@ pub fn build_statefulset(
 /// Secret through the environment, TCP probes on the Valkey port.
 fn container(meta: &ClusterMeta, spec: &ValkeyClusterSpec) -> Container {
     let mut env = vec![field_env(POD_IP_ENV, "status.podIP")];
-    // A Cluster node reached by node port announces its node's address.
-    if spec.topology == logbook_crds::Topology::Cluster && spec.external_access.enabled {
+    // A node reached by node port announces its node's address.
+    if super::announce::announces(spec.topology) && spec.external_access.enabled {
         env.push(field_env(HOST_IP_ENV, "status.hostIP"));
         env.push(field_env(POD_NAME_ENV, "metadata.name"));
     }

@@ -127,9 +127,6 @@ impl ImagePullPolicy {
 #[x_kube(validation = Rule::new("self.topology == 'Sentinel' || !has(self.sentinel)")
     .message("sentinel applies only to topology Sentinel")
     .field_path(".sentinel"))]
-#[x_kube(validation = Rule::new("self.topology != 'Sentinel' || !has(self.externalAccess) || !has(self.externalAccess.enabled) || !self.externalAccess.enabled")
-    .message("externalAccess is not available for topology Sentinel yet: Sentinel answers clients with pod addresses (use topology Replication, whose primary is reached through <name>-external, or Cluster)")
-    .field_path(".externalAccess"))]
 #[x_kube(validation = Rule::new("!has(self.externalAccess) || (has(self.externalAccess.type) && self.externalAccess.type == 'LoadBalancer') || (!has(self.externalAccess.loadBalancerClass) && !has(self.externalAccess.loadBalancerSourceRanges))")
     .message("externalAccess.loadBalancerClass and loadBalancerSourceRanges apply only to type LoadBalancer")
     .field_path(".externalAccess"))]

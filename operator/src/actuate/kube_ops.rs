@@ -46,8 +46,21 @@ where
     apply(client, ns, obj).await.map(drop)
 }
 
+/// The field manager of the boot ConfigMap's announce keys.
+const ANNOUNCE_FIELD_MANAGER: &str = "logbook-operator-announce";
+
 /// Server-side applies `obj` (forcing ownership of the fields it sets).
 pub(super) async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, ActError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    apply_as(client, ns, obj, FIELD_MANAGER).await
+}
+
+/// [`apply`] as the field manager `manager`: the fields it owns are those
+/// it sent last, whatever another manager owns in the same object.
+async fn apply_as<K>(client: &Client, ns: &str, obj: &K, manager: &str) -> Result<K, ActError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     <K as Resource>::DynamicType: Default,
@@ -59,7 +72,7 @@ where
     let sent = api
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(obj),
         )
         .await;
@@ -185,8 +198,10 @@ pub async fn apply_resources(
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
     let external = apply_external_services(client, meta, spec).await?;
-    // A Cluster exposed outside: what each node announces at boot.
-    if let Some(keys) = resources::external::cluster_boot_announcements(
+    // Exposed outside: what each node announces at boot, in the boot
+    // ConfigMap under a field manager of its own, beside the primary a
+    // Sentinel cluster's pods boot following (`PublishBootConfig`).
+    if let Some(keys) = resources::announce::boot_announcements(
         spec,
         &meta.name,
         &external,
@@ -197,7 +212,7 @@ pub async fn apply_resources(
             data: Some(keys),
             ..ConfigMap::default()
         };
-        apply(client, ns, &boot).await?;
+        apply_as(client, ns, &boot, ANNOUNCE_FIELD_MANAGER).await?;
     }
     match resources::build_metrics_service(meta, spec) {
         Some(service) => {

@@ -34,6 +34,7 @@ use logbook_journal::{ClusterState, Event, Intent};
 use crate::resources::{ClusterMeta, valkey_addr};
 use crate::valkey::{Password, ProbeError, ValkeyClient};
 
+pub use external::replica_announcement;
 pub use kube_ops::{read_password, read_password_with_meta};
 pub use ownership::owned_metadata;
 pub use replication::SWITCHOVER_PAUSE_MS;

@@ -56,13 +56,17 @@ pub async fn repoint(
     to: &str,
 ) -> Result<Done, ActError> {
     let addr = target.addr(pod)?;
-    let primary = target.addr(to)?;
+    // Where its peers dial it: its external endpoint in a Sentinel cluster
+    // exposed outside, which the Sentinels would otherwise "fix" it to.
+    let primary = crate::observe::addresses::peer_address(target.state, to)
+        .and_then(|(host, port)| Some(SocketAddr::new(host.parse().ok()?, port)))
+        .ok_or_else(|| ActError::Refused(format!("primary {to} has no known address")))?;
     valkey
         .replicaof(addr, Some(primary))
         .await
         .map_err(valkey_err(format!("pointing {pod} at {to}")))?;
     Ok(Done {
-        detail: format!("{pod} follows {to} ({})", primary.ip()),
+        detail: format!("{pod} follows {to} ({primary})"),
         events: vec![Event::NodeRoleObserved {
             pod: pod.to_owned(),
             role: Role::Replica,

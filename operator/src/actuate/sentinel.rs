@@ -13,7 +13,8 @@ use logbook_journal::{ClusterState, Event, Reachability, SentinelSettings};
 use tokio::time::Instant;
 
 use super::{ActError, Done, Target, valkey_err};
-use crate::resources::{VALKEY_PORT, sentinel_master_name};
+use crate::observe::addresses::{parse_monitor_target, peer_address};
+use crate::resources::sentinel_master_name;
 use crate::valkey::ValkeyClient;
 
 /// How often a hand-over's progress is polled.
@@ -72,11 +73,16 @@ pub async fn monitor(
 ) -> Result<Done, ActError> {
     let addr = sentinel_addr(target.state, sentinel)?;
     let name = sentinel_master_name(&target.meta.name);
+    // An IP (on the Valkey port), or `host:port` for an external endpoint.
+    let (host, port) = parse_monitor_target(ip)
+        .ok_or_else(|| ActError::Refused(format!("{ip} is no address to monitor")))?;
     let current = valkey
         .sentinel_master(addr, &name)
         .await
         .map_err(valkey_err(format!("reading what {sentinel} monitors")))?;
-    let monitored = current.as_ref().is_some_and(|m| m.ip == ip);
+    let monitored = current
+        .as_ref()
+        .is_some_and(|m| m.ip == host && m.port == port);
     if current.is_some() && !monitored {
         valkey
             .sentinel_remove(addr, &name)
@@ -85,7 +91,7 @@ pub async fn monitor(
     }
     if !monitored {
         valkey
-            .sentinel_monitor(addr, &name, ip, VALKEY_PORT, settings.quorum)
+            .sentinel_monitor(addr, &name, &host, port, settings.quorum)
             .await
             .map_err(valkey_err(format!("making {sentinel} monitor {primary}")))?;
     }
@@ -192,13 +198,10 @@ pub async fn failover(
     to: Option<&str>,
 ) -> Result<Done, ActError> {
     let name = sentinel_master_name(&target.meta.name);
-    let from_ip = target
-        .state
-        .pods
-        .get(from)
-        .and_then(|p| p.ip.clone())
+    // Where the Sentinels know it: its external endpoint when exposed.
+    let (from_ip, from_port) = peer_address(target.state, from)
         .ok_or_else(|| ActError::Refused(format!("primary {from} has no known address")))?;
-    let asked = sentinel_to_ask(target.state, &from_ip)
+    let asked = sentinel_to_ask(target.state, from)
         .ok_or_else(|| ActError::NotYet(format!("no answering Sentinel names {from} primary")))?;
     let addr = sentinel_addr(target.state, &asked)?;
     // `SENTINEL FAILOVER` names no primary: it fails over whichever the
@@ -208,7 +211,7 @@ pub async fn failover(
     // the new primary over too. So the Sentinel is asked first whom it
     // names, and a switch found is journaled (its fresh report) instead.
     match valkey.sentinel_master(addr, &name).await {
-        Ok(Some(m)) if m.ip == from_ip && m.failover_state.is_none() => {}
+        Ok(Some(m)) if m.ip == from_ip && m.port == from_port && m.failover_state.is_none() => {}
         Ok(now) => {
             let names = now.map_or_else(
                 || "monitors no primary".to_owned(),
@@ -256,7 +259,7 @@ pub async fn failover(
     let deadline = started + Duration::from_millis(timeout);
     let new_ip = loop {
         match valkey.sentinel_master(addr, &name).await {
-            Ok(Some(m)) if m.ip != from_ip => break m.ip,
+            Ok(Some(m)) if m.ip != from_ip || m.port != from_port => break m.ip,
             Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
             Ok(_) | Err(_) => {
                 return Err(ActError::NotYet(format!(
@@ -289,13 +292,13 @@ pub async fn failover(
     })
 }
 
-/// The answering Sentinel to ask to fail over the primary at `from_ip`:
-/// of those that name it, one that knows the most replicas it could
+/// The answering Sentinel to ask to fail over the primary `from`: of
+/// those that name it, one that knows the most replicas it could
 /// promote (the first of them). A Sentinel just reset relearns the
 /// replicas only from the primary's INFO, which a dead primary never
 /// gives: asked first, it would answer NOGOODSLAVE until the others
 /// failed over on their own, seconds later.
-fn sentinel_to_ask(state: &logbook_journal::ClusterState, from_ip: &str) -> Option<String> {
+fn sentinel_to_ask(state: &logbook_journal::ClusterState, from: &str) -> Option<String> {
     state
         .sentinel
         .pods
@@ -303,7 +306,7 @@ fn sentinel_to_ask(state: &logbook_journal::ClusterState, from_ip: &str) -> Opti
         .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
         .filter_map(|(pod, v)| {
             let m = v.report.as_ref()?.monitoring.as_ref()?;
-            (m.primary_ip == from_ip).then(|| (pod, promotable(m)))
+            (m.primary_pod.as_deref() == Some(from)).then(|| (pod, promotable(m)))
         })
         // `min_by_key` keeps the first of equals, `max_by_key` the last.
         .min_by_key(|(_, known)| std::cmp::Reverse(*known))
@@ -335,7 +338,9 @@ async fn prefer(
     to: &str,
 ) -> Result<(), ActError> {
     let to_addr = target.addr(to)?;
-    let to_ip = to_addr.ip().to_string();
+    // Where the Sentinels know it: its external endpoint when exposed.
+    let (to_ip, to_port) = peer_address(target.state, to)
+        .ok_or_else(|| ActError::Refused(format!("replica {to} has no known address")))?;
     valkey
         .config_set(to_addr, "replica-priority", "1")
         .await
@@ -349,7 +354,7 @@ async fn prefer(
                 "reading the replicas Sentinel knows for {to}"
             )))?
             .iter()
-            .any(|r| r.ip == to_ip && r.replica_priority == Some(1));
+            .any(|r| r.ip == to_ip && r.port == to_port && r.replica_priority == Some(1));
         if seen {
             return Ok(());
         }
@@ -395,9 +400,9 @@ mod tests {
                 report: Some(SentinelReport {
                     myid: name.to_owned(),
                     monitoring: Some(SentinelMonitorReport {
-                        primary_ip: names.to_owned(),
+                        primary_ip: format!("ip-{names}"),
                         primary_port: 6379,
-                        primary_pod: None,
+                        primary_pod: Some(names.to_owned()),
                         config_epoch: 0,
                         flags: Vec::new(),
                         failover_state: None,
@@ -422,37 +427,37 @@ mod tests {
     #[test]
     fn the_sentinel_asked_knows_the_most_replicas_it_could_promote() {
         let mut state = ClusterState::default();
-        sentinel(&mut state, "s-0", "10.0.0.0", Vec::new());
+        sentinel(&mut state, "s-0", "demo-0", Vec::new());
         sentinel(
             &mut state,
             "s-1",
-            "10.0.0.0",
+            "demo-0",
             vec![known("demo-1", &[]), known("demo-2", &["s_down"])],
         );
         sentinel(
             &mut state,
             "s-2",
-            "10.0.0.0",
+            "demo-0",
             vec![known("demo-1", &[]), known("demo-2", &[])],
         );
         sentinel(
             &mut state,
             "s-3",
-            "10.0.0.9",
+            "demo-9",
             vec![
                 known("demo-1", &[]),
                 known("demo-2", &[]),
                 known("demo-3", &[]),
             ],
         );
-        assert_eq!(sentinel_to_ask(&state, "10.0.0.0").as_deref(), Some("s-2"));
+        assert_eq!(sentinel_to_ask(&state, "demo-0").as_deref(), Some("s-2"));
         sentinel(
             &mut state,
             "s-1",
-            "10.0.0.0",
+            "demo-0",
             vec![known("demo-1", &[]), known("demo-2", &[])],
         );
-        assert_eq!(sentinel_to_ask(&state, "10.0.0.0").as_deref(), Some("s-1"));
-        assert_eq!(sentinel_to_ask(&state, "10.0.0.5"), None);
+        assert_eq!(sentinel_to_ask(&state, "demo-0").as_deref(), Some("s-1"));
+        assert_eq!(sentinel_to_ask(&state, "demo-5"), None);
     }
 }

@@ -429,6 +429,7 @@ async fn round(
         .into_iter()
         .map(|(pod, outcome, _)| (pod, outcome))
         .collect();
+    let announced = read_announcements(rt, &client, &pods, &results).await;
     for (pod, outcome) in &results {
         if let Some(Err(err)) = outcome {
             // Never the password: errors name the address and the code.
@@ -452,7 +453,7 @@ async fn round(
         .any(|(name, r)| Some(name) == primary.as_ref() && !matches!(r, Some(Ok(_))));
     let want_offsets = coarse || primary_failed || guard.state.switchover_request.is_some();
     let cap = failure_cap(&guard);
-    let events = observe_round(
+    let mut events = observe_round(
         &guard.state,
         &results,
         &stalled,
@@ -461,6 +462,9 @@ async fn round(
         want_offsets,
         primary_failed,
     );
+    events.extend(announced.iter().filter_map(|(pod, shown)| {
+        crate::observe::external::observe_announced(&guard.state, pod, shown)
+    }));
     guard.record(events, None).await?;
     // Confirm a refusal of the primary at once: one more probe.
     if let Some(primary) = primary {
@@ -477,24 +481,57 @@ async fn round(
     Ok(())
 }
 
-/// Each pod's name by its address, and a standby's source (no pod: a
+/// What each answering data pod of a Sentinel cluster announces to its
+/// primary (`replica-announce-*`), read while external access is on or
+/// was (see [`crate::observe::addresses`]); nothing otherwise. A pod that
+/// does not answer this read is left out: its probe says why.
+async fn read_announcements(
+    rt: &Arc<Mutex<ClusterRuntime>>,
+    client: &ValkeyClient,
+    pods: &[(String, Option<SocketAddr>)],
+    results: &[(String, Option<Outcome>)],
+) -> Vec<(String, String)> {
+    let wanted = {
+        let guard = rt.lock().await;
+        let state = &guard.state;
+        state.sentinel.enabled && (state.external.enabled || !state.external.announced.is_empty())
+    };
+    if !wanted {
+        return Vec::new();
+    }
+    let answered = pods.iter().filter_map(|(pod, addr)| {
+        let ok = results
+            .iter()
+            .any(|(p, r)| p == pod && matches!(r, Some(Ok(_))));
+        Some((pod, (*addr)?)).filter(|_| ok)
+    });
+    join_all(answered.map(|(pod, addr)| async move {
+        crate::actuate::replica_announcement(client, addr, pod)
+            .await
+            .ok()
+            .map(|shown| (pod.clone(), shown))
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Each pod's name by its address (its own, and its external endpoint:
+/// see [`crate::observe::addresses`]), and a standby's source (no pod: a
 /// replica of its address follows it), by its address now and the one
 /// its leader was pointed at.
-fn ip_to_pod(state: &logbook_journal::ClusterState) -> BTreeMap<String, String> {
-    let mut ip_to_pod: BTreeMap<String, String> = state
-        .pods
-        .iter()
-        .filter_map(|(name, v)| v.ip.clone().map(|ip| (ip, name.clone())))
-        .collect();
+fn ip_to_pod(state: &logbook_journal::ClusterState) -> BTreeMap<(String, u16), String> {
+    let mut ip_to_pod = crate::observe::addresses::pods_by_address(state);
     if let Some(standby) = state.standby.as_ref() {
         let hosts = standby
             .address
             .iter()
-            .map(|(h, _)| h)
-            .chain(standby.leader.iter().map(|(_, h, _)| h));
-        for host in hosts {
+            .cloned()
+            .chain(standby.leader.iter().map(|(_, h, p)| (h.clone(), *p)));
+        for at in hosts {
             ip_to_pod.insert(
-                host.clone(),
+                at,
                 logbook_journal::projection::replication::STANDBY_SOURCE.to_owned(),
             );
         }
@@ -507,7 +544,7 @@ fn observe_round(
     state: &logbook_journal::ClusterState,
     results: &[(String, Option<Outcome>)],
     stalled: &BTreeMap<String, bool>,
-    ip_to_pod: &BTreeMap<String, String>,
+    ip_to_pod: &BTreeMap<(String, u16), String>,
     cap: u32,
     want_offsets: bool,
     primary_failed: bool,
@@ -567,7 +604,7 @@ async fn confirm_refusal(
     client: &ValkeyClient,
     pods: &[(String, Option<SocketAddr>)],
     primary: &str,
-    ip_to_pod: &BTreeMap<String, String>,
+    ip_to_pod: &BTreeMap<(String, u16), String>,
     cap: u32,
 ) -> Result<(), super::OperatorError> {
     let refused = guard.state.pods.get(primary).is_some_and(|v| {

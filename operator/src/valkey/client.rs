@@ -667,6 +667,59 @@ impl ValkeyClient {
         expect_ok(addr, reply)
     }
 
+    /// `CONFIG GET <pattern>`: every matching setting with its value.
+    /// Not for secrets.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn config_get_matching(
+        &self,
+        addr: SocketAddr,
+        pattern: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ProbeError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(pattern);
+        let (reply, _) = self
+            .run(addr, &cmd, "CONFIG GET", Duration::ZERO, Resend::Safe)
+            .await?;
+        let text = |v: &Value| match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        match &reply {
+            Value::Array(items) => Ok(items
+                .chunks(2)
+                .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
+                .collect()),
+            Value::Map(pairs) => Ok(pairs
+                .iter()
+                .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                .collect()),
+            other => Err(unexpected(addr, "keys and their values", other)),
+        }
+    }
+
+    /// `CLIENT KILL TYPE master` on a replica: it drops its link to its
+    /// primary and connects again at once (a partial resynchronisation),
+    /// telling it what it announces afresh. How many links were closed.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProbeError`].
+    pub async fn reconnect_to_primary(&self, addr: SocketAddr) -> Result<i64, ProbeError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("KILL").arg("TYPE").arg("master");
+        let (reply, _) = self
+            .run(addr, &cmd, "CLIENT KILL", Duration::ZERO, Resend::Safe)
+            .await?;
+        match reply {
+            Value::Int(n) => Ok(n),
+            other => Err(unexpected(addr, "a count", &other)),
+        }
+    }
+
     /// Sends one command and returns its reply and round trip.
     ///
     /// A reused connection may have died since its last use (the server

@@ -21,13 +21,18 @@
 //! 3. [`monitoring`]: every Sentinel monitors the believed primary with
 //!    the spec's settings (a restarted or replaced Sentinel is
 //!    re-pointed), and asks for `INFO` every second.
-//! 4. the Replication roles (labels, boot config, replicas following the
+//! 4. [`announce`]: exposed outside Kubernetes, each data pod announces
+//!    its external endpoint to its primary.
+//! 5. the Replication roles (labels, boot config, replicas following the
 //!    primary), only while the Sentinels are [`quiet`](view::quiet).
-//! 5. [`reset`]: stale replicas and Sentinels in a Sentinel's tables.
-//! 6. [`handover`]: a requested switchover or failover, and the roll of
+//! 6. [`reset`]: stale replicas and Sentinels in a Sentinel's tables.
+//! 7. [`announce`] again: Sentinels naming the primary at another address
+//!    than it is dialled at are moved to it.
+//! 8. [`handover`]: a requested switchover or failover, and the roll of
 //!    an outdated primary, through `SENTINEL FAILOVER`.
-//! 7. [`handover`] again for the replicas of an outdated revision.
+//! 9. [`handover`] again for the replicas of an outdated revision.
 
+mod announce;
 mod handover;
 pub mod health;
 mod monitoring;
@@ -54,7 +59,7 @@ use super::{Decision, Step, first_wanted};
 
 /// What a Sentinel cluster needs next.
 pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy) -> Vec<Decision> {
-    let steps: [&Step<'_>; 13] = [
+    let steps: [&Step<'_>; 15] = [
         &handover::decide_dead_primary,
         &handover::decide_leaving_primary,
         &handover::decide_fenced_primary,
@@ -75,6 +80,7 @@ pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
         },
         &monitoring::decide_monitoring,
         &monitoring::decide_info_period,
+        &announce::decide_announce,
         &|v| {
             if view::quiet(v) {
                 decide_roles(v)
@@ -83,6 +89,7 @@ pub fn decide_sentinel(view: &ClusterView<'_>, _now: Timestamp, _policy: &Policy
             }
         },
         &reset::decide_reset,
+        &announce::decide_readdress,
         &handover::decide_handover,
         &handover::decide_rolling_replicas,
         &crate::decide::placement::decide_unplaced_rebalance,

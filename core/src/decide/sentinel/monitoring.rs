@@ -33,7 +33,9 @@ pub fn decide_monitoring(view: &ClusterView<'_>) -> Vec<Decision> {
     let Some(primary) = view.healthy_primary() else {
         return Vec::new();
     };
-    let Some(ip) = primary.view.ip.clone() else {
+    // Where its peers and the Sentinels dial it (its external endpoint
+    // in a cluster exposed outside: see `observe::addresses`).
+    let Some(ip) = crate::observe::addresses::monitor_target(view.state, primary.name) else {
         return Vec::new();
     };
     let settings = wanted_settings(view);

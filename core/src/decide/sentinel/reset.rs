@@ -9,18 +9,41 @@
 //! before the next is reset (the order Sentinel's documentation asks
 //! for); never while a failover runs.
 
-use logbook_journal::{Intent, ReasonCode, SentinelMonitorReport};
+use logbook_journal::{Intent, ReasonCode, SentinelKnown, SentinelMonitorReport};
 
 use super::view::{answering_sentinels, quiet, wanted_sentinels};
 use crate::decide::Decision;
 use crate::decide::view::ClusterView;
+use crate::observe::addresses::observed_replica_announcement;
 
-/// The addresses in `m` that no current pod has.
-fn stale(m: &SentinelMonitorReport) -> Vec<String> {
+/// The addresses in `m` that no current pod has, and the replicas it
+/// lists at another address than their pod announces (one exposed
+/// outside Kubernetes, or no longer: see `decide/sentinel/announce.rs`).
+fn stale(view: &ClusterView<'_>, m: &SentinelMonitorReport) -> Vec<String> {
+    let moved = |k: &SentinelKnown| {
+        let Some(pod) = k.pod.as_deref() else {
+            return false;
+        };
+        let Some(announced) = view.state.external.announced.get(pod) else {
+            return false;
+        };
+        let at = observed_replica_announcement(&k.ip, k.port);
+        if announced.is_empty() {
+            let own = view.state.pods.get(pod).and_then(|v| v.ip.as_deref());
+            own.is_some_and(|ip| at != observed_replica_announcement(ip, 0))
+        } else {
+            at != *announced
+        }
+    };
     m.replicas
         .iter()
-        .chain(m.sentinels.iter())
-        .filter(|k| k.pod.is_none())
+        .filter(|k| moved(k))
+        .chain(
+            m.replicas
+                .iter()
+                .chain(m.sentinels.iter())
+                .filter(|k| k.pod.is_none()),
+        )
         .map(|k| format!("{}:{}", k.ip, k.port))
         .collect()
 }
@@ -34,7 +57,7 @@ pub fn decide_reset(view: &ClusterView<'_>) -> Vec<Decision> {
     let others = wanted_sentinels(view).saturating_sub(1) as usize;
     for (sentinel, monitoring) in &sentinels {
         let Some(m) = monitoring else { continue };
-        let gone = stale(m);
+        let gone = stale(view, m);
         if gone.is_empty() {
             continue;
         }

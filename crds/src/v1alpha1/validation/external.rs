@@ -6,7 +6,6 @@ use super::error::{Errors, FieldError, FieldErrorKind};
 use super::metadata;
 use crate::v1alpha1::external::ExternalAccessType;
 use crate::v1alpha1::spec::ValkeyClusterSpec;
-use crate::v1alpha1::topology::Topology;
 
 /// The longest cluster name with external access on: each pod's Service
 /// is `<name>-<ordinal>-external`, at most 63 characters, with room for
@@ -35,13 +34,6 @@ pub fn validate_name_for_spec(name: &str, spec: &ValkeyClusterSpec) -> Result<()
 
 pub(super) fn check_external(spec: &ValkeyClusterSpec, errors: &mut Errors) {
     let ext = &spec.external_access;
-    if ext.enabled && spec.topology == Topology::Sentinel {
-        errors.push(
-            "spec.externalAccess",
-            FieldErrorKind::Forbidden,
-            "externalAccess is not available for topology Sentinel yet: Sentinel answers clients with pod addresses (use topology Replication, whose primary is reached through <name>-external, or Cluster)",
-        );
-    }
     if ext.r#type != ExternalAccessType::LoadBalancer
         && (ext.load_balancer_class.is_some() || !ext.load_balancer_source_ranges.is_empty())
     {
@@ -83,6 +75,7 @@ fn check_cidr(cidr: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::v1alpha1::external::ExternalAccessSpec;
+    use crate::v1alpha1::topology::Topology;
     use crate::v1alpha1::validation::validate;
 
     fn spec(topology: Topology, ext: ExternalAccessSpec) -> ValkeyClusterSpec {
@@ -104,8 +97,12 @@ mod tests {
     use crate::v1alpha1::validation::error_paths as paths;
 
     #[test]
-    fn every_topology_but_sentinel_may_be_exposed() {
-        for t in [Topology::Standalone, Topology::Replication] {
+    fn every_topology_may_be_exposed() {
+        for t in [
+            Topology::Standalone,
+            Topology::Replication,
+            Topology::Sentinel,
+        ] {
             let mut s = spec(t, on(ExternalAccessType::NodePort));
             if t == Topology::Standalone {
                 s.replicas = Some(1);
@@ -117,22 +114,6 @@ mod tests {
             ..spec(Topology::Cluster, on(ExternalAccessType::LoadBalancer))
         };
         assert!(paths(&cluster).is_empty(), "{:?}", validate(&cluster, None));
-        let sentinel = spec(Topology::Sentinel, on(ExternalAccessType::NodePort));
-        let err = validate(&sentinel, None).unwrap_err();
-        assert!(
-            err.iter()
-                .any(|e| e.path == "spec.externalAccess" && e.message.contains("Sentinel")),
-            "{err:?}"
-        );
-        // Off, a Sentinel spec may still carry the settings.
-        let off = spec(
-            Topology::Sentinel,
-            ExternalAccessSpec {
-                enabled: false,
-                ..on(ExternalAccessType::NodePort)
-            },
-        );
-        assert!(!paths(&off).contains(&"spec.externalAccess".to_owned()));
     }
 
     #[test]
