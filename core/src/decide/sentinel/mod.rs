@@ -48,6 +48,15 @@ pub mod view;
     clippy::panic
 )]
 mod tests;
+#[cfg(test)]
+#[path = "announce_tests.rs"]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod announce_tests;
 
 use logbook_journal::{Policy, Timestamp};
 pub use monitoring::{hold_failovers, unheld};
