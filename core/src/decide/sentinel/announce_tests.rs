@@ -289,6 +289,24 @@ fn a_pod_whose_endpoint_is_not_known_yet_announces_nothing() {
     assert_eq!(g.intents(), Vec::<Intent>::new());
 }
 
+/// The same while it still announces an endpoint of before (its Service
+/// was recreated): it is left as it booted until its new one is known,
+/// not told to announce its pod address meanwhile.
+#[test]
+fn a_pod_whose_new_endpoint_is_not_known_yet_keeps_its_old_one() {
+    let mut g = sentinel_cluster();
+    external(&mut g, true, &[0, 2]);
+    announces(&mut g, 0, &at(0));
+    announces(&mut g, 1, &format!("{NODE}:31111"));
+    announces(&mut g, 2, &at(2));
+    // (The Sentinels have not found demo-1 again yet.)
+    all_report(&mut g, &names_demo_0(NODE, port(0), 1, vec![outside(2)]));
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+    // Its endpoint known: it is told.
+    external(&mut g, true, &[0, 1, 2]);
+    assert_eq!(g.intents(), vec![announce(1, Some(endpoint(1)))]);
+}
+
 /// While a Sentinel fails over, announcements are left as they are.
 #[test]
 fn nothing_is_announced_while_a_sentinel_fails_over() {
@@ -318,11 +336,7 @@ fn external_access_off_makes_every_pod_announce_its_pod_address() {
     let decided = g.decide();
     assert_eq!(
         decided.iter().map(|d| &d.intent).collect::<Vec<_>>(),
-        vec![
-            &announce(0, None),
-            &announce(1, None),
-            &announce(2, None)
-        ]
+        vec![&announce(0, None), &announce(1, None), &announce(2, None)]
     );
     assert_eq!(
         decided[1].reason.code,
@@ -348,11 +362,7 @@ fn external_access_turned_off_moves_the_cluster_back_to_the_pod_network() {
     external(&mut g, false, &[]);
     // What the observer makes of the Sentinels' unchanged answers now.
     for s in 0..3 {
-        let probe = sentinel_probe(
-            (NODE, port(0)),
-            1,
-            &[(NODE, port(1)), (NODE, port(2))],
-        );
+        let probe = sentinel_probe((NODE, port(0)), 1, &[(NODE, port(1)), (NODE, port(2))]);
         let report = sentinel_report(&g.state, &probe);
         reports(&mut g, s, report);
     }
@@ -436,6 +446,27 @@ fn sentinels_that_failed_over_are_readdressed_by_a_failover() {
     );
 }
 
+/// The primary's own announcement is not waited for: Sentinel promotes
+/// a replica, named where the replica announces itself.
+#[test]
+fn a_failover_to_readdress_waits_for_the_replicas_only() {
+    let mut g = sentinel_cluster();
+    external(&mut g, true, &[0, 1, 2]);
+    announces(&mut g, 1, &at(1));
+    announces(&mut g, 2, &at(2));
+    all_report(
+        &mut g,
+        &names_demo_0(&ip(0), 6379, 2, vec![outside(1), outside(2)]),
+    );
+    assert_eq!(
+        g.intents(),
+        vec![Intent::SentinelFailover {
+            from: pod(0),
+            to: None,
+        }]
+    );
+}
+
 #[test]
 fn no_failover_to_readdress_before_every_replica_announces() {
     let mut g = sentinel_cluster();
@@ -512,6 +543,83 @@ fn external_access_off_resets_the_endpoint_entries() {
     );
 }
 
+/// A monitored cluster exposed, step by step as the executors would
+/// report each outcome: every pod announces its endpoint, each Sentinel
+/// forgets the pod addresses it listed the replicas at, one at a time,
+/// then is pointed at the primary's endpoint, one at a time; then
+/// nothing.
+#[test]
+fn exposing_a_monitored_cluster_converges_one_step_at_a_time() {
+    let mut g = sentinel_cluster();
+    all_report(
+        &mut g,
+        &names_demo_0(&ip(0), 6379, 0, vec![inside(1), inside(2)]),
+    );
+    for i in 0..3 {
+        announces(&mut g, i, "");
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new(), "not exposed: nothing");
+    external(&mut g, true, &[0, 1, 2]);
+    assert_eq!(
+        g.intents(),
+        (0..3)
+            .map(|i| announce(i, Some(endpoint(i))))
+            .collect::<Vec<_>>()
+    );
+    for i in 0..3 {
+        let intent = announce(i, Some(endpoint(i)));
+        g.succeed_with(
+            intent,
+            vec![Event::AnnouncedAddressObserved {
+                pod: pod(i),
+                announced: at(i),
+            }],
+        );
+    }
+    // The primary lists its replicas at their endpoints now: the
+    // Sentinels add them beside the pod-address entries.
+    let both = names_demo_0(
+        &ip(0),
+        6379,
+        0,
+        vec![inside(1), inside(2), outside(1), outside(2)],
+    );
+    all_report(&mut g, &both);
+    for s in 0..3 {
+        assert_eq!(
+            g.intents(),
+            vec![Intent::SentinelReset {
+                sentinel: sentinel(s)
+            }],
+            "reset {s}"
+        );
+        g.succeed(Intent::SentinelReset {
+            sentinel: sentinel(s),
+        });
+        reports(
+            &mut g,
+            s,
+            names_demo_0(&ip(0), 6379, 0, vec![outside(1), outside(2)]),
+        );
+    }
+    for s in 0..3 {
+        let monitor = Intent::SentinelMonitor {
+            sentinel: sentinel(s),
+            primary: pod(0),
+            ip: at(0),
+            settings: SETTINGS,
+        };
+        assert_eq!(g.intents(), vec![monitor.clone()], "monitor {s}");
+        g.succeed(monitor);
+        reports(
+            &mut g,
+            s,
+            names_demo_0(NODE, port(0), 0, vec![outside(1), outside(2)]),
+        );
+    }
+    assert_eq!(g.intents(), Vec::<Intent>::new());
+}
+
 // Observers: what servers report, resolved to pods by host and port.
 
 /// A Sentinel's answers naming the primary at `primary` and the replicas
@@ -566,7 +674,12 @@ fn a_sentinel_report_tells_pods_on_one_node_apart_by_port() {
     let probe = sentinel_probe(
         (NODE, port(0)),
         1,
-        &[(NODE, port(2)), (NODE, port(1)), (&ip(1), 6379), (NODE, 6379)],
+        &[
+            (NODE, port(2)),
+            (NODE, port(1)),
+            (&ip(1), 6379),
+            (NODE, 6379),
+        ],
     );
     let report = sentinel_report(&g.state, &probe);
     let m = report.monitoring.unwrap();
