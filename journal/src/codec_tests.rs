@@ -988,4 +988,14 @@ fn the_archive_variants_keep_their_catalog_indexes() {
         },
         84,
     );
+    assert_event_index(
+        Event::ExternalSentinelsObserved {
+            sentinels: vec![crate::external::ExternalEndpoint {
+                host: "192.0.2.1".to_owned(),
+                port: 30_010,
+                bus_port: None,
+            }],
+        },
+        85,
+    );
 }

@@ -1009,8 +1009,18 @@ pub enum Event {
     AnnouncedAddressObserved {
         /// Pod name.
         pod: String,
-        /// `ip:port@cport`.
+        /// `ip:port@cport`; for a Sentinel cluster's data pod, what it
+        /// announces to its primary (`replica-announce-ip`/`-port`):
+        /// `host:port`, or empty for none.
         announced: String,
+    },
+    /// [85] Sentinel: where clients outside Kubernetes reach the
+    /// Sentinels (`<name>-sentinel-external`): by node port at each node
+    /// running a data pod, by load balancer at its address. Journaled
+    /// when it differs from the projection's; empty once none is known.
+    ExternalSentinelsObserved {
+        /// Each address, sorted.
+        sentinels: Vec<crate::external::ExternalEndpoint>,
     },
 }
 
@@ -1123,6 +1133,7 @@ impl Event {
             Self::ArchiveTargetObserved { .. } => "ArchiveTargetObserved",
             Self::ExternalEndpointsObserved { .. } => "ExternalEndpointsObserved",
             Self::AnnouncedAddressObserved { .. } => "AnnouncedAddressObserved",
+            Self::ExternalSentinelsObserved { .. } => "ExternalSentinelsObserved",
         }
     }
 }

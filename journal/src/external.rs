@@ -1,7 +1,9 @@
 //! Access from outside Kubernetes (`spec.externalAccess`): where a client
 //! outside reaches each data pod, as the operator observed it
 //! (`ExternalEndpointsObserved`), and what each Cluster node announces,
-//! as its own `CLUSTER NODES` line shows it (`AnnouncedAddressObserved`).
+//! as its own `CLUSTER NODES` line shows it (`AnnouncedAddressObserved`),
+//! and where clients outside reach a Sentinel cluster's Sentinels
+//! (`ExternalSentinelsObserved`).
 //!
 //! PERSISTED TYPES — append-only: never reorder, rename or remove fields
 //! or variants; add new optional fields only.
@@ -58,7 +60,9 @@ pub struct ExternalPart {
     /// Each pod (or `<name>-external`) with no address yet, and why.
     pub waiting: BTreeMap<String, String>,
     /// What each Cluster node announces, as its own line shows it
-    /// (`AnnouncedAddressObserved`): `ip:port@cport`.
+    /// (`AnnouncedAddressObserved`): `ip:port@cport`; what each data pod
+    /// of a Sentinel cluster announces to its primary: `host:port`, or
+    /// empty.
     pub announced: BTreeMap<String, String>,
     /// The endpoints changed since the cluster's objects were last
     /// applied (the connection Secret and a cert-manager Certificate
@@ -67,6 +71,9 @@ pub struct ExternalPart {
     /// The external hosts changed since the operator's CA last issued the
     /// certificate (which names them): it is issued again.
     pub uncertified: bool,
+    /// Sentinel: where clients outside reach the Sentinels
+    /// (`ExternalSentinelsObserved`).
+    pub sentinels: Vec<ExternalEndpoint>,
 }
 
 impl ExternalPart {

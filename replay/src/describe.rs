@@ -69,7 +69,8 @@ pub fn pod_of(event: &Event) -> Option<&str> {
         | Event::ArchiveChainDeleted { .. }
         | Event::RestoreToTimeVerified { .. }
         | Event::ArchiveTargetObserved { .. }
-        | Event::ExternalEndpointsObserved { .. } => None,
+        | Event::ExternalEndpointsObserved { .. }
+        | Event::ExternalSentinelsObserved { .. } => None,
         Event::SpecChanged { .. }
         | Event::SpecLayersObserved { .. }
         | Event::BindingObserved { .. }
@@ -155,6 +156,7 @@ pub const fn is_observation(event: &Event) -> bool {
             | Event::ArchiveTargetObserved { .. }
             | Event::ExternalEndpointsObserved { .. }
             | Event::AnnouncedAddressObserved { .. }
+            | Event::ExternalSentinelsObserved { .. }
             | Event::RestoreRefused { .. }
             | Event::ResourceVersionsObserved { .. }
             | Event::StaleReadIgnored { .. }
@@ -659,8 +661,18 @@ pub fn summary(event: &Event) -> String {
             parts.extend(waiting.iter().map(|(what, why)| format!("{what} waits: {why}")));
             format!("clients outside reach {}", parts.join(", "))
         }
+        Event::AnnouncedAddressObserved { pod, announced } if announced.is_empty() => {
+            format!("{pod} announces no address (its own)")
+        }
         Event::AnnouncedAddressObserved { pod, announced } => {
-            format!("{pod}'s node announces {announced}")
+            format!("{pod} announces {announced}")
+        }
+        Event::ExternalSentinelsObserved { sentinels } if sentinels.is_empty() => {
+            "no external address of the Sentinels is known".to_owned()
+        }
+        Event::ExternalSentinelsObserved { sentinels } => {
+            let at: Vec<String> = sentinels.iter().map(|e| e.address()).collect();
+            format!("clients outside reach the Sentinels at {}", at.join(", "))
         }
         Event::ArchiveTargetObserved { target } => match target {
             Some(t) => format!(

@@ -98,10 +98,15 @@ pub fn observed_replica_announcement(ip: &str, port: u16) -> String {
 }
 
 /// Every address a data pod may be reported at, with the pod: its own on
-/// the Valkey port, and its external endpoint whenever one was observed
-/// (a server may still name the one it announced before a change).
+/// the Valkey port, its external endpoint, and what it was last seen
+/// announcing (a server may still name an endpoint that changed or went).
 pub fn pods_by_address(state: &ClusterState) -> BTreeMap<(String, u16), String> {
     let mut out: BTreeMap<(String, u16), String> = BTreeMap::new();
+    for (name, line) in &state.external.announced {
+        if let Some(at) = announced_at(line) {
+            out.insert(at, name.clone());
+        }
+    }
     for (name, e) in &state.external.pods {
         out.insert((e.host.clone(), e.port), name.clone());
     }
@@ -124,12 +129,33 @@ pub fn pod_at<'a>(state: &'a ClusterState, host: &str, port: u16) -> Option<&'a 
     {
         return Some(name.as_str());
     }
+    let at = |h: &str, p: u16| h == host && p == port;
     state
         .external
         .pods
         .iter()
-        .find(|(_, e)| e.host == host && e.port == port)
+        .find(|(_, e)| at(&e.host, e.port))
         .map(|(name, _)| name.as_str())
+        .or_else(|| {
+            state
+                .external
+                .announced
+                .iter()
+                .find(|(_, line)| announced_at(line).is_some_and(|(h, p)| at(&h, p)))
+                .map(|(name, _)| name.as_str())
+        })
+}
+
+/// The host and port of an announcement as journaled (`host:port`,
+/// `[v6]:port`, or a Cluster node's `ip:port@cport`); `None` for none.
+fn announced_at(line: &str) -> Option<(String, u16)> {
+    let addr = line.split('@').next()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), port.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -192,6 +218,28 @@ mod tests {
         assert_eq!(pod_at(&s, "192.0.2.9", 30002), Some("c-1"));
         assert_eq!(pod_at(&s, "192.0.2.9", 6379), None);
         assert_eq!(pod_at(&s, "10.0.0.2", 6379), Some("c-1"));
+        // An endpoint that went still names its pod while the pod is
+        // seen announcing it.
+        let mut gone = s.clone();
+        gone.external.pods.clear();
+        gone.external
+            .announced
+            .insert("c-1".to_owned(), "192.0.2.9:30002".to_owned());
+        assert_eq!(pod_at(&gone, "192.0.2.9", 30002), Some("c-1"));
+        assert_eq!(pod_at(&gone, "192.0.2.9", 30001), None);
+        assert_eq!(
+            pods_by_address(&gone)[&("192.0.2.9".to_owned(), 30002)],
+            "c-1"
+        );
+        assert_eq!(
+            announced_at("[2001:db8::1]:30001"),
+            Some(("2001:db8::1".to_owned(), 30001))
+        );
+        assert_eq!(
+            announced_at("10.0.0.1:6379@16379"),
+            Some(("10.0.0.1".to_owned(), 6379))
+        );
+        assert_eq!(announced_at(""), None);
         let all = pods_by_address(&s);
         assert_eq!(all.len(), 4);
         assert_eq!(all[&("192.0.2.9".to_owned(), 30001)], "c-0");

@@ -15,10 +15,11 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use logbook_crds::{ExternalAccessType, Topology, ValkeyClusterSpec};
 use logbook_journal::{ClusterState, Event, ExternalEndpoint};
 
-use crate::resources::PORT_NAME;
 use crate::resources::external::{
     BUS_PORT_NAME, first_ingress, node_port, pod_service_name, primary_service_name,
+    sentinel_service_name,
 };
+use crate::resources::{PORT_NAME, SENTINEL_PORT_NAME};
 
 /// What [`Endpoints::unusable`] entries say.
 const NO_IP: &str = "no IP";
@@ -30,6 +31,9 @@ pub struct Endpoints {
     pub pods: BTreeMap<String, ExternalEndpoint>,
     /// `<name>-external`'s.
     pub primary: Option<ExternalEndpoint>,
+    /// `<name>-sentinel-external`'s (topology Sentinel): by node port one
+    /// per node running a data pod, sorted.
+    pub sentinels: Vec<ExternalEndpoint>,
     /// What has no address yet, and why.
     pub waiting: BTreeMap<String, String>,
     /// Of `waiting`, what will not get a usable address without a change
@@ -100,6 +104,42 @@ pub fn external_endpoints(
         };
         out.primary = out.found(&name, found);
     }
+    if spec.topology == Topology::Sentinel {
+        let name = sentinel_service_name(cluster);
+        let found = match by_name.get(name.as_str()) {
+            None => Err(format!("Service {name} is not made yet")),
+            // Any node's address serves (the Service balances across
+            // nodes): every node running a data pod, so that a client
+            // given them all still finds one when a node is gone.
+            Some(service) => match kind {
+                ExternalAccessType::NodePort => {
+                    let hosts: std::collections::BTreeSet<&str> = state
+                        .pods
+                        .values()
+                        .filter_map(|v| v.node.as_deref())
+                        .collect();
+                    let found: Vec<ExternalEndpoint> = hosts
+                        .iter()
+                        .filter_map(|node| {
+                            at_node_port(service, node, nodes, SENTINEL_PORT_NAME, false).ok()
+                        })
+                        .collect();
+                    if found.is_empty() {
+                        Err("no node running a pod has a known address yet".to_owned())
+                    } else {
+                        Ok(found)
+                    }
+                }
+                ExternalAccessType::LoadBalancer => {
+                    at_load_balancer(service, SENTINEL_PORT_NAME).map(|e| vec![e])
+                }
+            },
+        };
+        let mut found = out.found(&name, found).unwrap_or_default();
+        found.sort();
+        found.dedup();
+        out.sentinels = found;
+    }
     out
 }
 
@@ -107,11 +147,7 @@ impl Endpoints {
     /// The endpoint of `what` (a pod, or the primary's Service), or why it
     /// has none: said in [`Endpoints::waiting`] (and
     /// [`Endpoints::unusable`] when a person must act).
-    fn found(
-        &mut self,
-        what: &str,
-        found: Result<ExternalEndpoint, String>,
-    ) -> Option<ExternalEndpoint> {
+    fn found<T>(&mut self, what: &str, found: Result<T, String>) -> Option<T> {
         match found {
             Ok(endpoint) => Some(endpoint),
             Err(why) => {
@@ -125,19 +161,29 @@ impl Endpoints {
     }
 }
 
-/// `ExternalEndpointsObserved` when `now` differs from the projection's.
-pub fn observe_external(state: &ClusterState, enabled: bool, now: Endpoints) -> Option<Event> {
+/// `ExternalEndpointsObserved` and `ExternalSentinelsObserved`, each
+/// when `now` differs from the projection's.
+pub fn observe_external(state: &ClusterState, enabled: bool, now: Endpoints) -> Vec<Event> {
     let known = &state.external;
+    let mut out = Vec::new();
+    if known.sentinels != now.sentinels {
+        out.push(Event::ExternalSentinelsObserved {
+            sentinels: now.sentinels,
+        });
+    }
     let same = known.enabled == enabled
         && known.pods == now.pods
         && known.primary == now.primary
         && known.waiting == now.waiting;
-    (!same).then_some(Event::ExternalEndpointsObserved {
-        enabled,
-        pods: now.pods,
-        primary: now.primary,
-        waiting: now.waiting,
-    })
+    if !same {
+        out.push(Event::ExternalEndpointsObserved {
+            enabled,
+            pods: now.pods,
+            primary: now.primary,
+            waiting: now.waiting,
+        });
+    }
+    out
 }
 
 /// `AnnouncedAddressObserved` when `pod`'s node announces `announced`
@@ -160,12 +206,24 @@ fn by_node_port(
     nodes: &BTreeMap<String, Node>,
     bus: bool,
 ) -> Result<ExternalEndpoint, String> {
+    at_node_port(service, node, nodes, PORT_NAME, bus)
+}
+
+/// `service`'s node port of its port `port_name` at `node`'s address
+/// (with the bus's when `bus`).
+fn at_node_port(
+    service: &Service,
+    node: &str,
+    nodes: &BTreeMap<String, Node>,
+    port_name: &str,
+    bus: bool,
+) -> Result<ExternalEndpoint, String> {
     let name = service.metadata.name.as_deref().unwrap_or_default();
     let node_port = |port: &str| {
         node_port(service, port)
             .ok_or_else(|| format!("Service {name} has no node port for {port} yet"))
     };
-    let port = node_port(PORT_NAME)?;
+    let port = node_port(port_name)?;
     let bus_port = if bus {
         Some(node_port(BUS_PORT_NAME)?)
     } else {
@@ -196,6 +254,11 @@ pub fn node_address(node: &Node) -> Option<String> {
 }
 
 fn by_load_balancer(service: &Service) -> Result<ExternalEndpoint, String> {
+    at_load_balancer(service, PORT_NAME)
+}
+
+/// `service`'s load balancer's IP with its port `port_name`.
+fn at_load_balancer(service: &Service, port_name: &str) -> Result<ExternalEndpoint, String> {
     let name = service.metadata.name.as_deref().unwrap_or_default();
     let ingress = first_ingress(service)
         .ok_or_else(|| format!("the load balancer of Service {name} has no address yet"))?;
@@ -216,9 +279,9 @@ fn by_load_balancer(service: &Service) -> Result<ExternalEndpoint, String> {
         .spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(PORT_NAME)))
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(port_name)))
         .and_then(|p| u16::try_from(p.port).ok())
-        .ok_or_else(|| format!("Service {name} has no {PORT_NAME} port"))?;
+        .ok_or_else(|| format!("Service {name} has no {port_name} port"))?;
     Ok(ExternalEndpoint {
         host,
         port,
@@ -331,6 +394,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sentinel_clusters_sentinels_are_at_every_node_running_a_pod() {
+        let spec = spec(Topology::Sentinel, ExternalAccessType::NodePort);
+        let pods = vec![
+            "cache-0".to_owned(),
+            "cache-1".to_owned(),
+            "cache-2".to_owned(),
+        ];
+        // Ports from 30000: three pods, then the Sentinels' (30003).
+        let services = allocated(build_external_services(&meta(), &spec, &pods));
+        let state = state(&[
+            ("cache-0", Some("a")),
+            ("cache-1", Some("b")),
+            ("cache-2", Some("a")),
+        ]);
+        let nodes = BTreeMap::from([
+            node("a", &[("InternalIP", "10.0.0.1")]),
+            node("b", &[("InternalIP", "10.0.0.2")]),
+        ]);
+        let e = external_endpoints(&spec, "cache", &state, &services, &nodes);
+        let at: Vec<String> = e.sentinels.iter().map(ExternalEndpoint::address).collect();
+        assert_eq!(at, ["10.0.0.1:30003", "10.0.0.2:30003"]);
+        assert_eq!(e.pods["cache-2"].address(), "10.0.0.1:30002");
+        // Not made yet: said, as for any other Service.
+        let without: Vec<Service> = services
+            .into_iter()
+            .filter(|s| s.metadata.name.as_deref() != Some("cache-sentinel-external"))
+            .collect();
+        let e = external_endpoints(&spec, "cache", &state, &without, &nodes);
+        assert!(e.sentinels.is_empty());
+        assert!(
+            e.waiting["cache-sentinel-external"].contains("not made yet"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn replication_by_node_port_has_no_bus_and_a_primary_endpoint() {
         let spec = spec(Topology::Replication, ExternalAccessType::NodePort);
         let pods = vec!["cache-0".to_owned()];
@@ -383,10 +482,7 @@ mod tests {
     fn journaled_only_when_it_changes() {
         let mut g = crate::decide::given::Given::new();
         g.state = state(&[("cache-0", Some("a"))]);
-        assert_eq!(
-            observe_external(&g.state, false, Endpoints::default()),
-            None
-        );
+        assert_eq!(observe_external(&g.state, false, Endpoints::default()), []);
         let mut now = Endpoints::default();
         now.pods.insert(
             "cache-0".into(),
@@ -396,9 +492,30 @@ mod tests {
                 bus_port: None,
             },
         );
-        let event = observe_external(&g.state, true, now.clone()).unwrap();
-        g.event(event);
-        assert_eq!(observe_external(&g.state, true, now), None);
+        let events = observe_external(&g.state, true, now.clone());
+        assert_eq!(events.len(), 1, "{events:?}");
+        for e in events {
+            g.event(e);
+        }
+        assert!(observe_external(&g.state, true, now.clone()).is_empty());
+        // The Sentinels' addresses: their own event, and the Secret is
+        // written again.
+        g.state.external.unpublished = false;
+        now.sentinels = vec![ExternalEndpoint {
+            host: "10.0.0.1".into(),
+            port: 30010,
+            bus_port: None,
+        }];
+        let events = observe_external(&g.state, true, now.clone());
+        assert!(
+            matches!(events.as_slice(), [Event::ExternalSentinelsObserved { sentinels }] if sentinels.len() == 1),
+            "{events:?}"
+        );
+        for e in events {
+            g.event(e);
+        }
+        assert!(g.state.external.unpublished);
+        assert!(observe_external(&g.state, true, now).is_empty());
         // The announced address is journaled once it matters.
         let seen = observe_announced(&g.state, "cache-0", "10.0.0.1:30000@30001").unwrap();
         g.event(seen);

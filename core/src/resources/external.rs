@@ -1,7 +1,8 @@
 //! The Services of external access (`spec.externalAccess`): one per data
-//! pod, `<pod>-external`, of type `NodePort` or `LoadBalancer`, and for
-//! every topology but Cluster `<name>-external`, which selects the pod
-//! labelled primary (and so follows a failover).
+//! pod, `<pod>-external`, of type `NodePort` or `LoadBalancer`, for every
+//! topology but Cluster `<name>-external`, which selects the pod
+//! labelled primary (and so follows a failover), and for topology
+//! Sentinel `<name>-sentinel-external`, which selects the Sentinels.
 //!
 //! A pod's own Service publishes it ready or not: in a Cluster exposed by
 //! node ports the nodes reach each other's bus through them, and a node
@@ -18,7 +19,7 @@ use logbook_crds::{ExternalAccessType, Topology, ValkeyClusterSpec};
 
 use super::labels::{self, COMPONENT, ROLE, ROLE_PRIMARY};
 use super::statefulset::PORT_NAME;
-use super::{ClusterMeta, VALKEY_PORT};
+use super::{ClusterMeta, SENTINEL_PORT, SENTINEL_PORT_NAME, VALKEY_PORT};
 
 /// The cluster bus port of every Valkey Cluster node (the client port
 /// plus 10000, Valkey's default).
@@ -78,10 +79,16 @@ pub fn primary_service_name(cluster: &str) -> String {
     format!("{cluster}-external")
 }
 
-/// Whether `name` is one of `cluster`'s external Services (the primary's
-/// or a pod's).
+/// `<name>-sentinel-external`, the Sentinels' (topology Sentinel only).
+pub fn sentinel_service_name(cluster: &str) -> String {
+    format!("{cluster}-sentinel-external")
+}
+
+/// Whether `name` is one of `cluster`'s external Services (the primary's,
+/// the Sentinels' or a pod's).
 pub fn is_external_service(cluster: &str, name: &str) -> bool {
     name == primary_service_name(cluster)
+        || name == sentinel_service_name(cluster)
         || name
             .strip_suffix("-external")
             .and_then(|pod| pod.strip_prefix(&format!("{}-", super::statefulset_name(cluster))))
@@ -126,6 +133,21 @@ pub fn build_external_services(
             )
         })
         .collect();
+    // Sentinel clients ask any Sentinel: one Service balances across
+    // them, reached at any node's address.
+    if spec.topology == Topology::Sentinel {
+        out.push(service(
+            meta,
+            spec,
+            sentinel_service_name(&meta.name),
+            labels::sentinel_selector(&meta.name),
+            vec![port(SENTINEL_PORT_NAME, SENTINEL_PORT)],
+            ServiceSpec {
+                external_traffic_policy: Some("Cluster".to_owned()),
+                ..ServiceSpec::default()
+            },
+        ));
+    }
     if !cluster {
         let mut selector = labels::selector(&meta.name);
         selector.insert(ROLE.to_owned(), ROLE_PRIMARY.to_owned());
@@ -295,6 +317,35 @@ pub(crate) mod tests {
         assert_eq!(spec.selector.as_ref().unwrap()[ROLE], "primary");
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
         assert_eq!(spec.ports.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_sentinel_cluster_also_exposes_its_sentinels() {
+        let s = build_external_services(
+            &meta(),
+            &exposed(Topology::Sentinel, ExternalAccessType::NodePort),
+            &pods(),
+        );
+        assert_eq!(
+            names(&s),
+            [
+                "cache-0-external",
+                "cache-1-external",
+                "cache-sentinel-external",
+                "cache-external"
+            ]
+        );
+        let spec = s[2].spec.as_ref().unwrap();
+        assert_eq!(
+            spec.selector.as_ref().unwrap(),
+            &labels::sentinel_selector("cache")
+        );
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
+        let ports = spec.ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].port, 26379);
+        assert_eq!(ports[0].name.as_deref(), Some("sentinel"));
+        assert!(is_external_service("cache", "cache-sentinel-external"));
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub const CONNECTION_EXTERNAL_PORT_KEY: &str = "externalPort";
 /// External access: key of every pod's external `host:port`,
 /// comma-separated.
 pub const CONNECTION_EXTERNAL_NODES_KEY: &str = "externalNodes";
+/// External access, topology Sentinel: key of where clients outside reach
+/// the Sentinels, `host:port` comma-separated (ask any of them for the
+/// primary named by `sentinelMasterName`).
+pub const CONNECTION_EXTERNAL_SENTINELS_KEY: &str = "externalSentinels";
 /// Key of the password in the connection Secret (present only with auth).
 pub const CONNECTION_PASSWORD_KEY: &str = "password";
 /// Key of the ACL user name in a ValkeyUser's connection Secret.
@@ -191,8 +195,9 @@ fn url_at(address: &str, credentials: Option<Credentials<'_>>, tls: bool) -> Str
 /// With external access on, where clients outside Kubernetes reach the
 /// cluster (`external`, as observed), once known: `externalUrl`,
 /// `externalHost` and `externalPort` (the primary's Service; for a
-/// Cluster, its first pod as a seed) and `externalNodes` (every pod,
-/// `host:port`, comma-separated).
+/// Cluster, its first pod as a seed), `externalNodes` (every pod,
+/// `host:port`, comma-separated) and for topology Sentinel
+/// `externalSentinels` (where the Sentinels are reached, likewise).
 pub fn build_connection_secret(
     meta: &ClusterMeta,
     spec: &ValkeyClusterSpec,
@@ -234,6 +239,17 @@ fn external_keys(
         .values()
         .map(ExternalEndpoint::address)
         .collect();
+    let sentinels: Vec<String> = external
+        .sentinels
+        .iter()
+        .map(ExternalEndpoint::address)
+        .collect();
+    let sentinels = (spec.topology.uses_sentinel() && !sentinels.is_empty()).then(|| {
+        (
+            CONNECTION_EXTERNAL_SENTINELS_KEY.to_owned(),
+            bytes(&sentinels.join(",")),
+        )
+    });
     BTreeMap::from([
         (CONNECTION_EXTERNAL_URL_KEY.to_owned(), bytes(&url)),
         (CONNECTION_EXTERNAL_HOST_KEY.to_owned(), bytes(&entry.host)),
@@ -246,6 +262,9 @@ fn external_keys(
             bytes(&nodes.join(",")),
         ),
     ])
+    .into_iter()
+    .chain(sentinels)
+    .collect()
 }
 
 /// A ValkeyUser's connection Secret (`spec.connectionSecret`, named
@@ -699,5 +718,26 @@ mod tests {
             },
         );
         assert!(!s.data.as_ref().unwrap().contains_key("externalHost"));
+        // Only a Sentinel cluster names its Sentinels.
+        external.sentinels = vec![
+            ExternalEndpoint {
+                host: "192.0.2.1".into(),
+                port: 30010,
+                bus_port: None,
+            },
+            ExternalEndpoint {
+                host: "2001:db8::2".into(),
+                port: 30010,
+                bus_port: None,
+            },
+        ];
+        let s = build_connection_secret(&meta(), &spec, None, None, &external);
+        assert!(!s.data.as_ref().unwrap().contains_key("externalSentinels"));
+        spec.topology = logbook_crds::Topology::Sentinel;
+        let s = build_connection_secret(&meta(), &spec, None, None, &external);
+        assert_eq!(
+            text(&s, "externalSentinels"),
+            "192.0.2.1:30010,[2001:db8::2]:30010"
+        );
     }
 }

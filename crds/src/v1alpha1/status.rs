@@ -427,6 +427,10 @@ pub struct EndpointsStatus {
     /// yet, and why.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub external_waiting: BTreeMap<String, String>,
+    /// External access, topology Sentinel: where a client outside
+    /// reaches the Sentinels (`<name>-sentinel-external`, `host:port`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_sentinels: Vec<String>,
 }
 
 /// Head of the cluster's journal.

@@ -60,8 +60,8 @@ pub(super) async fn observe(
             )
         })
         .collect();
-    let event = observe_external(&rt.state, wanted, now);
-    let recorded = rt.record(event.into_iter().collect(), None).await?;
+    let events = observe_external(&rt.state, wanted, now);
+    let recorded = rt.record(events, None).await?;
     // Said where a person looks, once per change journaled: this needs
     // their action.
     if !recorded.is_empty() && !unusable.is_empty() {

@@ -41,14 +41,6 @@ mod scaling;
 pub mod view;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-mod tests;
-#[cfg(test)]
 #[path = "announce_tests.rs"]
 #[allow(
     clippy::unwrap_used,
@@ -57,6 +49,14 @@ mod tests;
     clippy::panic
 )]
 mod announce_tests;
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;
 
 use logbook_journal::{Policy, Timestamp};
 pub use monitoring::{hold_failovers, unheld};

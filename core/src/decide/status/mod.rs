@@ -366,6 +366,7 @@ fn publish_parts(
             .map(|(pod, e)| (pod.clone(), e.address()))
             .collect();
         endpoints.external_waiting.clone_from(&external.waiting);
+        endpoints.external_sentinels = external.sentinels.iter().map(|e| e.address()).collect();
     }
 }
 

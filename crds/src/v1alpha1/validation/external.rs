@@ -32,6 +32,25 @@ pub fn validate_name_for_spec(name: &str, spec: &ValkeyClusterSpec) -> Result<()
     Ok(())
 }
 
+/// A Sentinel cluster exposed outside may not be closed in place: its
+/// Sentinels know the primary and the replicas only at their external
+/// endpoints, which closing removes, and moving them back to pod
+/// addresses takes a failover that the operator does not run yet.
+pub(super) fn check_external_transition(
+    spec: &ValkeyClusterSpec,
+    old: &ValkeyClusterSpec,
+    errors: &mut Errors,
+) {
+    if spec.topology.uses_sentinel() && old.external_access.enabled && !spec.external_access.enabled
+    {
+        errors.push(
+            "spec.externalAccess.enabled",
+            FieldErrorKind::Forbidden,
+            "externalAccess cannot be turned off on a Sentinel cluster yet: its Sentinels know the primary and the replicas only at their external endpoints, which turning it off removes; to close it, restrict it (loadBalancerSourceRanges, spec.networkPolicy) or recreate the cluster",
+        );
+    }
+}
+
 pub(super) fn check_external(spec: &ValkeyClusterSpec, errors: &mut Errors) {
     let ext = &spec.external_access;
     if ext.r#type != ExternalAccessType::LoadBalancer
@@ -95,6 +114,32 @@ mod tests {
     }
 
     use crate::v1alpha1::validation::error_paths as paths;
+
+    #[test]
+    fn a_sentinel_cluster_exposed_stays_exposed() {
+        let exposed = spec(Topology::Sentinel, on(ExternalAccessType::NodePort));
+        let closed = spec(
+            Topology::Sentinel,
+            ExternalAccessSpec {
+                enabled: false,
+                ..on(ExternalAccessType::NodePort)
+            },
+        );
+        let err = validate(&closed, Some(&exposed)).unwrap_err();
+        assert!(
+            err.iter()
+                .any(|e| e.path == "spec.externalAccess.enabled" && e.message.contains("Sentinel")),
+            "{err:?}"
+        );
+        // Opening it, or changing how, is allowed.
+        assert!(validate(&exposed, Some(&closed)).is_ok());
+        let lb = spec(Topology::Sentinel, on(ExternalAccessType::LoadBalancer));
+        assert!(validate(&lb, Some(&exposed)).is_ok());
+        // Other topologies may close it.
+        let repl = spec(Topology::Replication, on(ExternalAccessType::NodePort));
+        let repl_closed = spec(Topology::Replication, ExternalAccessSpec::default());
+        assert!(validate(&repl_closed, Some(&repl)).is_ok());
+    }
 
     #[test]
     fn every_topology_may_be_exposed() {

@@ -540,6 +540,7 @@ fn check_transition(spec: &ValkeyClusterSpec, old: &ValkeyClusterSpec, errors: &
             ),
         );
     }
+    external::check_external_transition(spec, old, errors);
     if spec.topology != old.topology {
         errors.push(
             "spec.topology",

@@ -2,15 +2,31 @@
 //! each data pod.
 
 use crate::event::Event;
-use crate::external::ExternalPart;
+use crate::external::{ExternalEndpoint, ExternalPart};
 use crate::projection::ClusterState;
 use crate::time::Timestamp;
 
 impl ClusterState {
-    /// Folds `AnnouncedAddressObserved` (kept by pod), and
+    /// Folds `ExternalSentinelsObserved` (the connection Secret carries
+    /// them), `AnnouncedAddressObserved` (kept by pod), and
     /// `ExternalEndpointsObserved`: the endpoints replace the last
     /// ones (notable: clients and announcements follow them).
     pub(super) fn fold_external(&mut self, seq: u64, at: Timestamp, body: &Event) {
+        if let Event::ExternalSentinelsObserved { sentinels } = body {
+            self.observed();
+            let summary = if sentinels.is_empty() {
+                "no external address of the Sentinels".to_owned()
+            } else {
+                let at: Vec<String> = sentinels.iter().map(ExternalEndpoint::address).collect();
+                format!("clients outside reach the Sentinels at {}", at.join(", "))
+            };
+            self.history(seq, at, body, summary);
+            if self.external.sentinels != *sentinels {
+                self.external.sentinels.clone_from(sentinels);
+                self.external.unpublished = true;
+            }
+            return;
+        }
         if let Event::AnnouncedAddressObserved { pod, announced } = body {
             self.observed();
             self.external
@@ -49,6 +65,7 @@ impl ClusterState {
             primary: primary.clone(),
             waiting: waiting.clone(),
             announced: before.announced.clone(),
+            sentinels: before.sentinels.clone(),
             unpublished: before.unpublished,
             uncertified: before.uncertified,
         };

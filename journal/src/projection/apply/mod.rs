@@ -176,7 +176,9 @@ impl ClusterState {
             | Event::ArchiveChainEnded { .. }
             | Event::ArchiveChainDeleted { .. }
             | Event::ArchiveTargetObserved { .. } => self.fold_backups(seq, at, body),
-            Event::ExternalEndpointsObserved { .. } | Event::AnnouncedAddressObserved { .. } => {
+            Event::ExternalEndpointsObserved { .. }
+            | Event::AnnouncedAddressObserved { .. }
+            | Event::ExternalSentinelsObserved { .. } => {
                 self.fold_external(seq, at, body);
             }
             Event::ClusterDeleted

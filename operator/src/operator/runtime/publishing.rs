@@ -137,51 +137,12 @@ impl ClusterRuntime {
                 }
             }
         }
-        // The external endpoints are maps: a merge patch merges them key
-        // by key, so a pod that no longer waits, or is gone, is named null.
-        let before: Vec<&logbook_crds::v1alpha1::EndpointsStatus> =
-            [current, self.last_status.as_ref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.endpoints.as_ref())
-                .collect();
-        if let Some(endpoints) = body
-            .as_object_mut()
-            .and_then(|f| f.get_mut("endpoints"))
-            .and_then(|e| e.as_object_mut())
-        {
-            for key in ["external", "externalWaiting"] {
-                let gone: Vec<String> = before
-                    .iter()
-                    .flat_map(|e| {
-                        if key == "external" {
-                            e.external.keys()
-                        } else {
-                            e.external_waiting.keys()
-                        }
-                    })
-                    .cloned()
-                    .collect();
-                if gone.is_empty() {
-                    continue;
-                }
-                let map = endpoints
-                    .entry(key)
-                    .or_insert_with(|| serde_json::json!({}));
-                if let Some(map) = map.as_object_mut() {
-                    for k in gone {
-                        map.entry(k).or_insert(serde_json::Value::Null);
-                    }
-                }
-            }
-            if status
-                .endpoints
-                .as_ref()
-                .is_some_and(|e| e.external_primary.is_none())
-                && before.iter().any(|e| e.external_primary.is_some())
-            {
-                endpoints.insert("externalPrimary".to_owned(), serde_json::Value::Null);
-            }
+        // A merge patch keeps what it does not name: every key the status
+        // last written (or read) had and this one lacks, at any depth
+        // (a pod no longer waiting for its external address, an endpoint
+        // gone), is named null.
+        for old in [current, self.last_status.as_ref()].into_iter().flatten() {
+            null_what_went(&mut body, &serde_json::json!(old));
         }
         let patch = serde_json::json!({ "status": body });
         match api
@@ -232,4 +193,64 @@ fn degraded_by(status: &ValkeyClusterStatus, reason: &str) -> Option<String> {
         .iter()
         .find(|c| c.type_ == CONDITION_DEGRADED && c.status == "True" && c.reason == reason)
         .map(|c| c.message.clone())
+}
+
+/// Names null, in `new`, every key `old` has that `new` lacks, and so on
+/// down every object both have: a merge patch keeps what it does not
+/// name. Arrays are replaced whole by a merge patch, and left as they are.
+fn null_what_went(new: &mut serde_json::Value, old: &serde_json::Value) {
+    let (Some(new), Some(old)) = (new.as_object_mut(), old.as_object()) else {
+        return;
+    };
+    for (key, was) in old {
+        match new.get_mut(key) {
+            None => {
+                new.insert(key.clone(), serde_json::Value::Null);
+            }
+            Some(now) => null_what_went(now, was),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn every_key_that_went_is_named_null_at_any_depth() {
+        let old = json!({
+            "phase": "Ready",
+            "reshard": {"from": 3},
+            "endpoints": {
+                "primary": "a:6379",
+                "externalPrimary": "192.0.2.1:30001",
+                "external": {"c-0": "192.0.2.1:30002", "c-1": "192.0.2.1:30003"},
+                "externalSentinels": ["192.0.2.1:30010"],
+            },
+            "conditions": [{"type": "Ready"}],
+        });
+        let mut new = json!({
+            "phase": "Ready",
+            "endpoints": {
+                "primary": "a:6379",
+                "external": {"c-0": "192.0.2.1:30002"},
+            },
+            "conditions": [],
+        });
+        super::null_what_went(&mut new, &old);
+        assert_eq!(
+            new,
+            json!({
+                "phase": "Ready",
+                "reshard": null,
+                "endpoints": {
+                    "primary": "a:6379",
+                    "externalPrimary": null,
+                    "external": {"c-0": "192.0.2.1:30002", "c-1": null},
+                    "externalSentinels": null,
+                },
+                "conditions": [],
+            })
+        );
+    }
 }
