@@ -258,7 +258,8 @@ pub struct ValkeyClusterSpec {
     /// Access from outside the Kubernetes cluster: a Service per data pod
     /// of type `NodePort` or `LoadBalancer`, the addresses each node
     /// announces, and the external endpoints in the connection Secret.
-    /// Off by default; not available for topology Sentinel yet.
+    /// Off by default. A Sentinel cluster exposed stays exposed (turning
+    /// it off in place is refused).
     #[serde(default, skip_serializing_if = "ExternalAccessSpec::is_empty")]
     pub external_access: ExternalAccessSpec,
 
