@@ -390,6 +390,51 @@ fn an_exposed_cluster_node_boots_announcing_its_node_address_and_ports() {
     assert!(!cm.data.unwrap()[START_SCRIPT_KEY].contains("$boot_dir/announce-"));
 }
 
+/// A Sentinel cluster's data pod exposed by node ports boots announcing
+/// its node's address and node port to its primary (what Sentinel names
+/// it by), and still follows the primary the boot ConfigMap names.
+#[test]
+fn an_exposed_sentinel_data_pod_boots_announcing_its_endpoint_to_its_primary() {
+    let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+    spec.external_access.enabled = true;
+    let mut pod = Pod::new(&spec, Some("192.0.2.7"));
+    pod.env = vec![
+        ("POD_NAME".into(), "cache-1".into()),
+        ("HOST_IP".into(), "192.0.2.1".into()),
+    ];
+    std::fs::write(
+        pod.path("etc/boot/announce-cache-1"),
+        "replica-announce-ip host
+replica-announce-port 30002
+cluster-announce-ip 10.9.9.9;x
+",
+    )
+    .unwrap();
+    let server = Server::start(&pod, None);
+    let mut c = server.connect();
+    let get = |c: &mut Conn, key: &str| match c.cmd(&["CONFIG", "GET", key]) {
+        Reply::Array(items) => match items.get(1) {
+            Some(Reply::Bulk(Some(v))) => v.clone(),
+            other => panic!("{key}: {other:?}"),
+        },
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(get(&mut c, "replica-announce-ip"), "192.0.2.1");
+    assert_eq!(get(&mut c, "replica-announce-port"), "30002");
+    assert!(pod.runtime_conf().contains("replicaof 192.0.2.7 6379"));
+    assert!(!pod.runtime_conf().contains("10.9.9.9"));
+    // Not exposed: the script reads no such file.
+    let (cm, _) = build_config_map(
+        &ClusterMeta {
+            name: "cache".into(),
+            namespace: "test".into(),
+            uid: "uid".into(),
+        },
+        &ValkeyClusterSpec::with_topology(Topology::Sentinel),
+    );
+    assert!(!cm.data.unwrap()[START_SCRIPT_KEY].contains("$boot_dir/announce-"));
+}
+
 #[test]
 fn without_valkey_server_the_script_runs_redis_server() {
     // No valkey-server on PATH, as in a Redis image: /usr/bin's
