@@ -127,6 +127,9 @@ def main():
 
         reader = single
     else:
+        # The Sentinels ask for the cluster's password too (`requirepass`
+        # in their runtime config, core/src/resources/sentinel_script.rs)
+        # and speak TLS when the data pods do: the same arguments.
         sentinel = Sentinel(seeds, sentinel_kwargs=dict(common), **common)
         primary = sentinel.master_for(args.master)
 
