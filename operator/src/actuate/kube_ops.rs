@@ -46,9 +46,6 @@ where
     apply(client, ns, obj).await.map(drop)
 }
 
-/// The field manager of the boot ConfigMap's announce keys.
-const ANNOUNCE_FIELD_MANAGER: &str = "logbook-operator-announce";
-
 /// Server-side applies `obj` (forcing ownership of the fields it sets).
 pub(super) async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K, ActError>
 where
@@ -60,7 +57,12 @@ where
 
 /// [`apply`] as the field manager `manager`: the fields it owns are those
 /// it sent last, whatever another manager owns in the same object.
-async fn apply_as<K>(client: &Client, ns: &str, obj: &K, manager: &str) -> Result<K, ActError>
+pub(super) async fn apply_as<K>(
+    client: &Client,
+    ns: &str,
+    obj: &K,
+    manager: &str,
+) -> Result<K, ActError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
     <K as Resource>::DynamicType: Default,
@@ -197,23 +199,7 @@ pub async fn apply_resources(
     if spec.topology != Topology::Standalone {
         apply(client, ns, &build_read_service(meta, spec)).await?;
     }
-    let external = apply_external_services(client, meta, spec).await?;
-    // Exposed outside: what each node announces at boot, in the boot
-    // ConfigMap under a field manager of its own, beside the primary a
-    // Sentinel cluster's pods boot following (`PublishBootConfig`).
-    if let Some(keys) = resources::announce::boot_announcements(
-        spec,
-        &meta.name,
-        &external,
-        !target.state.external.is_empty(),
-    ) {
-        let boot = ConfigMap {
-            metadata: meta.object_meta(resources::boot_config_map_name(&meta.name), spec),
-            data: Some(keys),
-            ..ConfigMap::default()
-        };
-        apply_as(client, ns, &boot, ANNOUNCE_FIELD_MANAGER).await?;
-    }
+    super::external_objects::apply_objects(client, target).await?;
     match resources::build_metrics_service(meta, spec) {
         Some(service) => {
             apply(client, ns, &service).await?;
@@ -305,44 +291,6 @@ pub(super) fn external_hosts(target: Target<'_>) -> Vec<String> {
     } else {
         Vec::new()
     }
-}
-
-/// The external Services the spec asks for (`spec.externalAccess`), one
-/// per pod it keeps and the primary's; every other external Service of
-/// the cluster is deleted (fewer pods, another topology, access off).
-async fn apply_external_services(
-    client: &Client,
-    meta: &resources::ClusterMeta,
-    spec: &logbook_crds::ValkeyClusterSpec,
-) -> Result<Vec<Service>, ActError> {
-    let ns = meta.namespace.as_str();
-    let pods: Vec<String> = (0..spec.effective_replicas())
-        .map(|i| resources::pod_name(&meta.name, i))
-        .collect();
-    let wanted = resources::build_external_services(meta, spec, &pods);
-    let mut applied = Vec::with_capacity(wanted.len());
-    for service in &wanted {
-        applied.push(apply(client, ns, service).await?);
-    }
-    let api: Api<Service> = Api::namespaced(client.clone(), ns);
-    let selector = resources::external::selector_string(&meta.name);
-    let listed = api
-        .list(&kube::api::ListParams::default().labels(&selector))
-        .await
-        .map_err(kube_err(format!(
-            "listing the external Services of {ns}/{}",
-            meta.name
-        )))?;
-    for existing in listed.items {
-        let name = existing.metadata.name.unwrap_or_default();
-        let kept = wanted
-            .iter()
-            .any(|w| w.metadata.name.as_deref() == Some(name.as_str()));
-        if !kept && resources::external::is_external_service(&meta.name, &name) {
-            delete_named::<Service>(client, ns, &name).await?;
-        }
-    }
-    Ok(applied)
 }
 
 /// The cluster's password: the Secret the spec names, or the operator's

@@ -12,6 +12,7 @@ mod archive;
 mod backup;
 mod cluster;
 mod external;
+mod external_objects;
 mod hibernation;
 mod kube_ops;
 mod ownership;
