@@ -32,7 +32,8 @@ use logbook_journal::Event;
 // `operator_external_lb` takes the client from here.
 pub use operator_common::external::OutsideClient;
 use operator_common::external::{
-    assert_outside_only, expected_endpoints, node_hosts, poll, secret_key, wait_announced,
+    assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll, secret_key,
+    wait_announced, wait_sentinel_names_external,
 };
 use operator_common::*;
 
@@ -289,125 +290,6 @@ spec:
     env.finish().await;
 }
 
-/// `host` of `host:port` (brackets of an IPv6 host dropped).
-fn host_of(addr: &str) -> String {
-    let (host, _) = addr.rsplit_once(':').unwrap();
-    host.trim_matches(|c| c == '[' || c == ']').to_owned()
-}
-
-/// The comma-separated list of `key` in the connection Secret, once it
-/// names something.
-async fn listed(env: &Env, key: &str) -> Option<Vec<String>> {
-    let text = secret_key(env, key).await?;
-    let mut out: Vec<String> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    (!out.is_empty()).then_some(out)
-}
-
-/// What a Sentinel, asked at `sentinel` (an external address), names for
-/// `master`: the primary (`SENTINEL get-master-addr-by-name`, `None` for
-/// no answer) and every replica (`SENTINEL replicas`), as `ip:port`, and
-/// its raw answers (for a failure's message).
-fn sentinel_names(
-    sentinel: &str,
-    password: &str,
-    master: &str,
-) -> (Option<String>, Vec<String>, String) {
-    let primary_text = redis_cli(
-        sentinel,
-        password,
-        &["SENTINEL", "get-master-addr-by-name", master],
-    );
-    let primary = match primary_text.lines().collect::<Vec<_>>()[..] {
-        [ip, port] if port.parse::<u16>().is_ok() => Some(format!("{ip}:{port}")),
-        _ => None,
-    };
-    let replicas_text = redis_cli(sentinel, password, &["SENTINEL", "replicas", master]);
-    // Each replica is a flat list of field, value pairs; redis-cli
-    // prints one per line, `port` after `ip`.
-    let lines: Vec<&str> = replicas_text.lines().collect();
-    let mut replicas = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if *line != "ip" {
-            continue;
-        }
-        let ip = lines.get(i + 1).copied().unwrap_or("?");
-        let port = lines[i..]
-            .iter()
-            .position(|l| *l == "port")
-            .and_then(|j| lines.get(i + j + 1))
-            .copied()
-            .unwrap_or("?");
-        replicas.push(format!("{ip}:{port}"));
-    }
-    replicas.sort();
-    (
-        primary,
-        replicas,
-        format!("get-master-addr-by-name: {primary_text:?}; replicas: {replicas_text:?}"),
-    )
-}
-
-/// Waits until the Sentinel at `sentinel` names `primary` (a data pod) at
-/// its external endpoint, and every other data pod as a replica at its
-/// external endpoint, every address one of `nodes` (`externalNodes`) and
-/// none a pod's own address. Returns the primary's endpoint.
-async fn wait_sentinel_names_external(
-    env: &Env,
-    sentinel: &str,
-    password: &str,
-    master: &str,
-    primary: &str,
-    nodes: &[String],
-) -> String {
-    let limit = Duration::from_secs(90);
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let endpoints = expected_endpoints(env).await;
-        let at = |pod: &str| endpoints.get(pod).map(|(h, p, _)| format!("{h}:{p}"));
-        let pod_ips: Vec<String> = env
-            .pods("shop")
-            .await
-            .iter()
-            .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-            .map(|ip| format!("{ip}:6379"))
-            .collect();
-        let want_primary = at(primary);
-        let mut want_replicas: Vec<String> = endpoints
-            .keys()
-            .filter(|pod| pod.as_str() != primary)
-            .filter_map(|pod| at(pod))
-            .collect();
-        want_replicas.sort();
-        let (named, replicas, raw) = sentinel_names(sentinel, password, master);
-        let all: Vec<&String> = named.iter().chain(replicas.iter()).collect();
-        let external_only = all
-            .iter()
-            .all(|a| nodes.contains(a) && !pod_ips.contains(a));
-        if let Some(named) = named.as_ref().filter(|n| {
-            want_primary.as_ref() == Some(*n) && replicas == want_replicas && external_only
-        }) {
-            return named.clone();
-        }
-        eprintln!(
-            "Sentinel {sentinel} names primary {named:?} and replicas {replicas:?}; \
-             want {primary} at {want_primary:?}, replicas {want_replicas:?}, \
-             all in externalNodes {nodes:?}, none a pod address {pod_ips:?}"
-        );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the Sentinel at {sentinel} still names other than the external endpoints \
-             after {limit:?}: {raw}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 /// A Sentinel cluster: the client asks the Sentinels, through their
 /// external Service, for the primary and follows it through a failover;
 /// every address a Sentinel names is a data pod's external endpoint.
@@ -470,7 +352,8 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
 
     let old = primary(&env.vkc("shop").await);
     let named =
-        wait_sentinel_names_external(&env, &sentinels[0], &password, &master, &old, &nodes).await;
+        wait_sentinel_names_external(&env, &[], &sentinels[0], &password, &master, &old, &nodes)
+            .await;
     eprintln!("Sentinel names {old} at {named}");
 
     eprintln!("deleting primary {old}");
@@ -483,7 +366,8 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
         .wait_more(100, "writes acknowledged after the failover")
         .await;
     let named =
-        wait_sentinel_names_external(&env, &sentinels[0], &password, &master, &new, &nodes).await;
+        wait_sentinel_names_external(&env, &[], &sentinels[0], &password, &master, &new, &nodes)
+            .await;
     eprintln!("Sentinel names the new primary {new} at {named}");
 
     let report = client.finish().await;

@@ -15,6 +15,12 @@
 //! write and dialling nothing but the nodes. On localkube the same is
 //! `operator_external`.
 //!
+//! A Sentinel cluster exposed the same way: the data pods announce their
+//! node's address and node port to the Sentinels, which name only those
+//! (asked from the namespace), and redis-py's `Sentinel` there, given the
+//! Sentinels' node ports (`externalSentinels`), follows the primary
+//! through its deletion.
+//!
 //! Ignored by default: it needs the real nodes. `make test-node` runs it
 //! (`LOGBOOK_E2E_NODE=containers ... -- --ignored operator_external_nodes::`).
 
@@ -32,7 +38,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use logbook::local::containers::LocalContainers;
 use operator_common::external::{
-    OutsideClient, assert_outside_only, expected_endpoints, node_hosts, secret_key, wait_announced,
+    OutsideClient, assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll,
+    secret_key, wait_announced, wait_sentinel_names_external,
 };
 use operator_common::*;
 
@@ -256,6 +263,151 @@ async fn a_cluster_by_node_ports_serves_a_client_outside_the_nodes_through_a_fai
     let report = client.finish().await;
     eprintln!("outside client: {report:?}");
     assert_outside_only(&report, &allow, 300);
+
+    outside.shutdown().await.unwrap();
+    env.finish().await;
+}
+
+/// A Sentinel cluster by node ports: a client in the outside namespace
+/// finds the primary through the Sentinels' node ports and follows it
+/// through the primary's deletion; every address a Sentinel names (asked
+/// from that namespace) is a data pod's node address and node port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs several real nodes: LOGBOOK_E2E_NODE=containers (make test-node)"]
+async fn a_sentinel_cluster_by_node_ports_serves_a_client_outside_the_nodes_through_a_failover() {
+    let started = Instant::now();
+    let env = Env::start_on_nodes("external-sentinel-nodes", NODES).await;
+    let outside = containers(&env).outside("client").await.unwrap();
+    let wrap: Vec<String> = ["ip", "netns", "exec", outside.netns()]
+        .map(str::to_owned)
+        .to_vec();
+    let reachable: Vec<String> = outside
+        .node_addresses()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+
+    let mut yaml = sentinel_yaml("shop");
+    yaml.push_str("  externalAccess:\n    enabled: true\n    type: NodePort\n");
+    env.apply_yaml(&yaml).await;
+    env.wait_ready("shop", 3, READY).await;
+    eprintln!("ready on {NODES} nodes after {:?}", started.elapsed());
+    for pod in env
+        .api::<Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let name = pod.metadata.name.clone().unwrap();
+        eprintln!("{name} on {}", env.node_of(&name).await);
+    }
+    let password = env.password("shop").await;
+    let (sentinels, master) = poll(
+        Duration::from_secs(120),
+        "externalSentinels and sentinelMasterName in the connection Secret",
+        || async {
+            listed(&env, "externalSentinels")
+                .await
+                .zip(secret_key(&env, "sentinelMasterName").await)
+        },
+    )
+    .await;
+    // Every data pod listed at its node's address and its Service's node
+    // port.
+    let nodes = poll(
+        Duration::from_secs(120),
+        "externalNodes naming every data pod's endpoint",
+        || async {
+            let listed = listed(&env, "externalNodes").await?;
+            let mut want: Vec<String> = expected_endpoints(&env)
+                .await
+                .values()
+                .map(|(h, p, _)| format!("{h}:{p}"))
+                .collect();
+            want.sort();
+            if want.len() == 3 && listed == want {
+                Some(listed)
+            } else {
+                eprintln!("externalNodes {listed:?}, the Services say {want:?}");
+                None
+            }
+        },
+    )
+    .await;
+    let mut allow = node_hosts(&env).await;
+    allow.extend(sentinels.iter().map(|s| host_of(s)));
+    allow.sort();
+    allow.dedup();
+    assert!(
+        allow.iter().all(|h| reachable.contains(h)),
+        "Sentinels {sentinels:?} and data pods {nodes:?} on hosts {allow:?}, \
+         the outside reaches {reachable:?}"
+    );
+    let own = pod_ips(&env).await;
+    assert!(
+        sentinels
+            .iter()
+            .chain(&nodes)
+            .all(|a| !own.contains(&host_of(a))),
+        "a pod address in the connection Secret: Sentinels {sentinels:?}, nodes {nodes:?} \
+         (pods {own:?})"
+    );
+    eprintln!("Sentinels {sentinels:?} (master {master:?}), nodes {nodes:?}, allow {allow:?}");
+
+    let mut client = OutsideClient::start(
+        &wrap,
+        "sentinel",
+        &sentinels,
+        &allow,
+        &password,
+        None,
+        &["--master", &master],
+    );
+    client
+        .wait_more(100, "writes acknowledged from outside")
+        .await;
+    eprintln!(
+        "{} writes acknowledged from outside after {:?}",
+        client.acked(),
+        started.elapsed()
+    );
+
+    let old = primary(&env.vkc("shop").await);
+    let named =
+        wait_sentinel_names_external(&env, &wrap, &sentinels[0], &password, &master, &old, &nodes)
+            .await;
+    eprintln!("Sentinel names {old} at {named}");
+
+    eprintln!("deleting primary {old} on {}", env.node_of(&old).await);
+    let deleted = Instant::now();
+    env.delete_pod(&old).await;
+    let vkc = env.wait_primary_moved("shop", &old, READY).await;
+    let new = primary(&vkc);
+    eprintln!(
+        "primary moved to {new} on {} {:?} after the deletion",
+        env.node_of(&new).await,
+        deleted.elapsed()
+    );
+    client
+        .wait_more(100, "writes acknowledged after the failover")
+        .await;
+    eprintln!(
+        "{} writes acknowledged, 100 more {:?} after the deletion",
+        client.acked(),
+        deleted.elapsed()
+    );
+    let named =
+        wait_sentinel_names_external(&env, &wrap, &sentinels[0], &password, &master, &new, &nodes)
+            .await;
+    eprintln!(
+        "Sentinel names the new primary {new} at {named} {:?} after the deletion",
+        deleted.elapsed()
+    );
+
+    let report = client.finish().await;
+    eprintln!("outside client: {report:?}; {:?} in all", started.elapsed());
+    assert_outside_only(&report, &allow, 200);
 
     outside.shutdown().await.unwrap();
     env.finish().await;

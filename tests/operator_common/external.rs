@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use kube::api::Api;
 
 use super::Env;
@@ -312,4 +312,150 @@ pub fn assert_outside_only(report: &ClientReport, allow: &[String], least: u64) 
             .all(|d| allow.iter().any(|h| d.starts_with(&format!("{h}:")))),
         "dialled something but a node: {report:?}"
     );
+}
+
+/// `host` of `host:port` (brackets of an IPv6 host dropped).
+pub fn host_of(addr: &str) -> String {
+    let (host, _) = addr.rsplit_once(':').unwrap();
+    host.trim_matches(|c| c == '[' || c == ']').to_owned()
+}
+
+/// The comma-separated list of `key` in the connection Secret, sorted,
+/// once it names something.
+pub async fn listed(env: &Env, key: &str) -> Option<Vec<String>> {
+    let text = secret_key(env, key).await?;
+    let mut out: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    (!out.is_empty()).then_some(out)
+}
+
+/// `redis-cli` run in `wrap` against `addr` (stdout and stderr
+/// together), given 10 s.
+pub fn redis_cli_in(wrap: &[String], addr: &str, password: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let mut argv: Vec<String> = wrap.to_vec();
+    argv.extend(["timeout", "10", "redis-cli"].map(str::to_owned));
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?} redis-cli: {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// What a Sentinel, asked at `sentinel` (an external address) by
+/// `redis-cli` run in `wrap`, names for `master`: the primary (`SENTINEL
+/// get-master-addr-by-name`, `None` for no answer) and every replica
+/// (`SENTINEL replicas`), as `ip:port`, and its raw answers (for a
+/// failure's message).
+pub fn sentinel_names(
+    wrap: &[String],
+    sentinel: &str,
+    password: &str,
+    master: &str,
+) -> (Option<String>, Vec<String>, String) {
+    let primary_text = redis_cli_in(
+        wrap,
+        sentinel,
+        password,
+        &["SENTINEL", "get-master-addr-by-name", master],
+    );
+    let primary = match primary_text.lines().collect::<Vec<_>>()[..] {
+        [ip, port] if port.parse::<u16>().is_ok() => Some(format!("{ip}:{port}")),
+        _ => None,
+    };
+    let replicas_text = redis_cli_in(wrap, sentinel, password, &["SENTINEL", "replicas", master]);
+    // Each replica is a flat list of field, value pairs; redis-cli
+    // prints one per line, `port` after `ip`.
+    let lines: Vec<&str> = replicas_text.lines().collect();
+    let mut replicas = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if *line != "ip" {
+            continue;
+        }
+        let ip = lines.get(i + 1).copied().unwrap_or("?");
+        let port = lines[i..]
+            .iter()
+            .position(|l| *l == "port")
+            .and_then(|j| lines.get(i + j + 1))
+            .copied()
+            .unwrap_or("?");
+        replicas.push(format!("{ip}:{port}"));
+    }
+    replicas.sort();
+    (
+        primary,
+        replicas,
+        format!("get-master-addr-by-name: {primary_text:?}; replicas: {replicas_text:?}"),
+    )
+}
+
+/// Waits (up to 3 minutes: containers restart slowly) until the Sentinel at `sentinel`, asked from
+/// `wrap`, names `primary` (a data pod) at its external endpoint, and
+/// every other data pod as a replica at its external endpoint, every
+/// address one of `nodes` (`externalNodes`) and none a pod's own address.
+/// Returns the primary's endpoint.
+pub async fn wait_sentinel_names_external(
+    env: &Env,
+    wrap: &[String],
+    sentinel: &str,
+    password: &str,
+    master: &str,
+    primary: &str,
+    nodes: &[String],
+) -> String {
+    let limit = Duration::from_secs(180);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let endpoints = expected_endpoints(env).await;
+        let at = |pod: &str| endpoints.get(pod).map(|(h, p, _)| format!("{h}:{p}"));
+        let pods: Api<Pod> = env.api();
+        let pod_ips: Vec<String> = pods
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+            .map(|ip| format!("{ip}:6379"))
+            .collect();
+        let want_primary = at(primary);
+        let mut want_replicas: Vec<String> = endpoints
+            .keys()
+            .filter(|pod| pod.as_str() != primary)
+            .filter_map(|pod| at(pod))
+            .collect();
+        want_replicas.sort();
+        let (named, replicas, raw) = sentinel_names(wrap, sentinel, password, master);
+        let all: Vec<&String> = named.iter().chain(replicas.iter()).collect();
+        let external_only = all
+            .iter()
+            .all(|a| nodes.contains(a) && !pod_ips.contains(a));
+        if let Some(named) = named.as_ref().filter(|n| {
+            want_primary.as_ref() == Some(*n) && replicas == want_replicas && external_only
+        }) {
+            return named.clone();
+        }
+        eprintln!(
+            "Sentinel {sentinel} names primary {named:?} and replicas {replicas:?}; \
+             want {primary} at {want_primary:?}, replicas {want_replicas:?}, \
+             all in externalNodes {nodes:?}, none a pod address {pod_ips:?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Sentinel at {sentinel} still names other than the external endpoints \
+             after {limit:?}: {raw}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
