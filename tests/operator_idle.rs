@@ -207,6 +207,29 @@ spec:
     idle(yaml, 8, 30, false).await;
 }
 
+/// A Sentinel cluster exposed by node ports: the data pods' announcements
+/// read every probe, the Sentinels' reports naming external endpoints,
+/// and the Sentinels' Service journal and write nothing while nothing
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_sentinel_cluster_exposed_by_node_ports_writes_nothing() {
+    let yaml = r#"
+apiVersion: valkey.logbook.dev/v1alpha1
+kind: ValkeyCluster
+metadata:
+  name: demo
+spec:
+  topology: Sentinel
+  replicas: 3
+  storage:
+    size: 1Gi
+  externalAccess:
+    enabled: true
+    type: NodePort
+"#;
+    idle(yaml, 12, 30, false).await;
+}
+
 /// `demo` Ready on 3 pods (a Cluster has no single primary whose role
 /// label `wait_ready` checks).
 async fn ready(env: &Env, limit: Duration) -> logbook_crds::ValkeyCluster {
