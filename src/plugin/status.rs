@@ -817,6 +817,12 @@ fn external_line(c: &ValkeyCluster) -> Option<String> {
     if let Some(primary) = &endpoints.external_primary {
         parts.push(format!("primary at {primary}"));
     }
+    if !endpoints.external_sentinels.is_empty() {
+        parts.push(format!(
+            "Sentinels at {}",
+            endpoints.external_sentinels.join(", ")
+        ));
+    }
     if !endpoints.external.is_empty() {
         let pods: Vec<String> = endpoints
             .external
@@ -1002,6 +1008,14 @@ mod tests {
         assert_eq!(
             external_line(&c).unwrap(),
             "NodePort (primary at 192.0.2.1:30009; cache-0 192.0.2.1:30001; cache-1 waits: not scheduled on a node yet)"
+        );
+        if let Some(e) = c.status.as_mut().and_then(|s| s.endpoints.as_mut()) {
+            e.external_sentinels = vec!["192.0.2.1:30010".to_owned(), "192.0.2.2:30010".to_owned()];
+            e.external_waiting.clear();
+        }
+        assert_eq!(
+            external_line(&c).unwrap(),
+            "NodePort (primary at 192.0.2.1:30009; Sentinels at 192.0.2.1:30010, 192.0.2.2:30010; cache-0 192.0.2.1:30001)"
         );
     }
 
