@@ -139,7 +139,7 @@ impl Group {
             Group::Hibernation => &["hibernation.yaml"],
             Group::Password => &["password.yaml"],
             Group::Quickstart => &["quickstart.yaml", "quickstart-app.yaml"],
-            Group::External => &["external-access.yaml"],
+            Group::External => &["external-access.yaml", "external-access-sentinel.yaml"],
         }
     }
 

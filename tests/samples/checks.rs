@@ -40,7 +40,10 @@ pub async fn check(run: &Run<'_>, group: Group) {
         Group::Hibernation => hibernation(s).await,
         Group::Password => password(s).await,
         Group::Quickstart => quickstart(s).await,
-        Group::External => external(s).await,
+        Group::External => {
+            external(s).await;
+            external_sentinel(s).await;
+        }
     }
 }
 
@@ -193,6 +196,47 @@ async fn external(s: &Space<'_>) {
 
 /// sentinel.yaml: Ready with 3 pods, the Sentinels' keys in the
 /// connection Secret it names.
+/// external-access-sentinel.yaml: `orders` Ready, and a Sentinel asked
+/// at an address of `externalSentinels` names the primary at an entry of
+/// `externalNodes`.
+async fn external_sentinel(s: &Space<'_>) {
+    s.apply("external-access-sentinel.yaml").await;
+    s.wait_ready("orders", 3).await;
+    let password = s.password("orders").await;
+    s.until(
+        "orders",
+        "a Sentinel outside naming the primary at its external address",
+        || {
+            let password = password.clone();
+            async move {
+                let text = |key: &'static str| async move {
+                    s.secret_text("orders-connection", key)
+                        .await
+                        .ok_or(format!("no {key} in orders-connection"))
+                };
+                let sentinels = text("externalSentinels").await?;
+                let nodes = text("externalNodes").await?;
+                let master = text("sentinelMasterName").await?;
+                let first = sentinels.split(',').next().unwrap_or_default();
+                let named = redis_cli(
+                    first,
+                    &password,
+                    &["sentinel", "get-master-addr-by-name", &master],
+                );
+                let at = named.lines().collect::<Vec<_>>().join(":");
+                if nodes.split(',').any(|n| n == at) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the Sentinel at {first} names {at:?}; externalNodes {nodes}"
+                    ))
+                }
+            }
+        },
+    )
+    .await;
+}
+
 async fn sentinel(s: &Space<'_>) {
     s.apply("sentinel.yaml").await;
     s.wait_ready("demo", 3).await;
