@@ -98,6 +98,7 @@ impl ExternalPart {
             .pods
             .values()
             .chain(self.primary.iter())
+            .chain(self.sentinels.iter())
             .map(|e| e.host.clone())
             .collect();
         hosts.sort();

@@ -22,8 +22,12 @@ impl ClusterState {
             };
             self.history(seq, at, body, summary);
             if self.external.sentinels != *sentinels {
+                let hosts = self.external.hosts();
                 self.external.sentinels.clone_from(sentinels);
                 self.external.unpublished = true;
+                if self.external.hosts() != hosts {
+                    self.external.uncertified = true;
+                }
             }
             return;
         }
