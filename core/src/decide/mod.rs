@@ -22,6 +22,7 @@ mod binding;
 mod cluster;
 mod deadline;
 mod deletion;
+mod external;
 mod fence;
 mod fingerprint_key;
 /// A cluster's journal built event by event, for the tests of the

@@ -8,35 +8,27 @@
 //! whose line was ever journaled are considered, so a cluster that never
 //! had external access decides nothing here.
 
-use logbook_journal::{ExternalEndpoint, Intent, ReasonCode};
+use logbook_journal::ExternalEndpoint;
 
 use super::{Member, members};
 use crate::decide::Decision;
+use crate::decide::external::{announce, judged};
 use crate::decide::view::ClusterView;
 use crate::resources::VALKEY_PORT;
 use crate::resources::external::BUS_PORT;
 
 /// `Announce` for every member announcing other than it should.
 pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
-    let external = &view.state.external;
     let mut out = Vec::new();
     for m in members(view) {
         let Some(pod_ip) = m.ip() else {
             continue;
         };
-        let Some(announced) = external.announced.get(m.name()) else {
+        let Some((announced, endpoint)) = judged(&view.state.external, m.name()) else {
             continue;
         };
-        // On, a node whose address is not known yet is left as it is: it
-        // booted announcing what the boot ConfigMap says, which the
-        // observation will confirm or correct.
-        let on = external.enabled;
-        let endpoint = external.wanted(m.name());
-        if on && endpoint.is_none() {
-            continue;
-        }
         let wanted = line(pod_ip, endpoint);
-        if *announced == wanted {
+        if announced == wanted {
             continue;
         }
         let why = match endpoint {
@@ -50,18 +42,7 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
                 m.name()
             ),
         };
-        out.push(Decision::new(
-            Intent::Announce {
-                pod: m.name().to_owned(),
-                pod_ip: pod_ip.to_owned(),
-                endpoint: endpoint.cloned(),
-            },
-            ReasonCode::AnnouncedAddressStale {
-                announced: announced.clone(),
-                wanted,
-            },
-            why,
-        ));
+        out.push(announce(m.name(), pod_ip, endpoint, announced, wanted, why));
     }
     out
 }

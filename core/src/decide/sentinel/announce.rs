@@ -26,6 +26,7 @@ use logbook_journal::{Intent, ReasonCode, SentinelMonitorReport};
 use super::handover::ask_sentinel;
 use super::view::{answering_sentinels, quiet, wanted_settings};
 use crate::decide::Decision;
+use crate::decide::external::{announce, judged};
 use crate::decide::view::ClusterView;
 use crate::observe::addresses::{
     monitor_target, parse_monitor_target, peer_address, wanted_replica_announcement,
@@ -36,27 +37,22 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
     if !quiet(view) {
         return Vec::new();
     }
-    let external = &view.state.external;
     let mut out = Vec::new();
     for (pod, v) in &view.state.pods {
         let Some(pod_ip) = v.ip.as_deref() else {
             continue;
         };
-        let Some(announced) = external.announced.get(pod) else {
+        let Some((announced, endpoint)) = judged(&view.state.external, pod) else {
             continue;
         };
-        let endpoint = external.wanted(pod);
-        if external.enabled && endpoint.is_none() {
-            continue;
-        }
         let wanted = wanted_replica_announcement(view.state, pod);
-        if *announced == wanted {
+        if announced == wanted {
             continue;
         }
         let shown = if announced.is_empty() {
             "no address"
         } else {
-            announced.as_str()
+            announced
         };
         let why = match endpoint {
             Some(e) => format!(
@@ -65,18 +61,7 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
             ),
             None => format!("{pod} announces {shown}; external access is off"),
         };
-        out.push(Decision::new(
-            Intent::Announce {
-                pod: pod.clone(),
-                pod_ip: pod_ip.to_owned(),
-                endpoint: endpoint.cloned(),
-            },
-            ReasonCode::AnnouncedAddressStale {
-                announced: announced.clone(),
-                wanted,
-            },
-            why,
-        ));
+        out.push(announce(pod, pod_ip, endpoint, announced, wanted, why));
     }
     out
 }
