@@ -3,7 +3,8 @@
 //! through a shard failover and a reshard; the same over TLS with
 //! host-name verification; a Replication cluster through its primary's
 //! external Service; a Sentinel cluster through its Sentinels' external
-//! Service, Sentinel naming the data pods' external endpoints.
+//! Service, Sentinel naming the data pods' external endpoints, and the
+//! same over TLS, every address verified against the certificate.
 //!
 //! "Outside": the client (`tests/clients/outside.py`) refuses every
 //! address but the nodes' (as a machine outside the pod network cannot
@@ -32,8 +33,8 @@ use logbook_journal::Event;
 // `operator_external_lb` takes the client from here.
 pub use operator_common::external::OutsideClient;
 use operator_common::external::{
-    assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll, secret_key,
-    wait_announced, wait_sentinel_names_external,
+    SentinelAt, assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll,
+    secret_key, verifies_host, wait_announced, wait_sentinel_names_at,
 };
 use operator_common::*;
 
@@ -290,24 +291,34 @@ spec:
     env.finish().await;
 }
 
+fn exposed_sentinel_yaml(tls: bool) -> String {
+    let mut y = sentinel_yaml("shop");
+    y.push_str("  externalAccess:\n    enabled: true\n    type: NodePort\n");
+    if tls {
+        // As for the Cluster: the server with TLS is Debian's 8.0.1.
+        y.push_str("  image: valkey/valkey:8.0\n  tls:\n    enabled: true\n");
+    }
+    y
+}
+
 /// A Sentinel cluster: the client asks the Sentinels, through their
 /// external Service, for the primary and follows it through a failover;
-/// every address a Sentinel names is a data pod's external endpoint.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
-    let env = Env::start("external-sentinel").await;
-    let mut yaml = sentinel_yaml("shop");
-    yaml.push_str("  externalAccess:\n    enabled: true\n    type: NodePort\n");
-    env.apply_yaml(&yaml).await;
+/// every address a Sentinel names is a data pod's external endpoint. With
+/// `tls`, every Sentinel and data endpoint verifies against the
+/// operator's CA with the node address in its certificate, and the client
+/// verifies the host it dials on every connection (to the Sentinels and
+/// to the primary they name).
+async fn sentinel_through_failover(env: &Env, tls: bool) {
+    env.apply_yaml(&exposed_sentinel_yaml(tls)).await;
     env.wait_ready("shop", 3, Duration::from_secs(180)).await;
     let password = env.password("shop").await;
     let (sentinels, master) = poll(
         Duration::from_secs(120),
         "externalSentinels and sentinelMasterName in the connection Secret",
         || async {
-            listed(&env, "externalSentinels")
+            listed(env, "externalSentinels")
                 .await
-                .zip(secret_key(&env, "sentinelMasterName").await)
+                .zip(secret_key(env, "sentinelMasterName").await)
         },
     )
     .await;
@@ -316,8 +327,8 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
         Duration::from_secs(120),
         "externalNodes naming every data pod's endpoint",
         || async {
-            let listed = listed(&env, "externalNodes").await?;
-            let mut want: Vec<String> = expected_endpoints(&env)
+            let listed = listed(env, "externalNodes").await?;
+            let mut want: Vec<String> = expected_endpoints(env)
                 .await
                 .values()
                 .map(|(h, p, _)| format!("{h}:{p}"))
@@ -337,13 +348,54 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
     hosts.dedup();
     eprintln!("Sentinels {sentinels:?} (master {master:?}), nodes {nodes:?}, hosts {hosts:?}");
 
+    let dir = tempfile::tempdir().unwrap();
+    let ca = if tls {
+        let pem = secret_key(env, "ca.crt")
+            .await
+            .expect("the CA in the connection Secret");
+        let path = dir.path().join("ca.crt");
+        std::fs::write(&path, &pem).unwrap();
+        // Every external address, the Sentinels' and the data pods',
+        // verifies with the host dialled in the certificate (the
+        // certificate is reissued once the node ports are known: waited
+        // for).
+        poll(
+            Duration::from_secs(120),
+            "every external address verifying its host in the certificate",
+            || async {
+                let failed: Vec<String> = sentinels
+                    .iter()
+                    .chain(&nodes)
+                    .filter_map(|a| verifies_host(&[], a, &path).err())
+                    .collect();
+                if failed.is_empty() {
+                    Some(())
+                } else {
+                    eprintln!("not verified: {failed:#?}");
+                    None
+                }
+            },
+        )
+        .await;
+        Some((pem, path))
+    } else {
+        None
+    };
+    let ca_path = ca.as_ref().map(|(_, p)| p.as_path());
+    let at = SentinelAt {
+        wrap: &[],
+        addr: &sentinels[0],
+        password: &password,
+        ca: ca_path,
+    };
+
     let mut client = OutsideClient::start(
         &[],
         "sentinel",
         &sentinels,
         &hosts,
         &password,
-        None,
+        ca.as_ref().map(|(pem, _)| pem.as_str()),
         &["--master", &master],
     );
     client
@@ -351,9 +403,7 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
         .await;
 
     let old = primary(&env.vkc("shop").await);
-    let named =
-        wait_sentinel_names_external(&env, &[], &sentinels[0], &password, &master, &old, &nodes)
-            .await;
+    let named = wait_sentinel_names_at(env, &at, &master, &old, &nodes).await;
     eprintln!("Sentinel names {old} at {named}");
 
     eprintln!("deleting primary {old}");
@@ -365,13 +415,33 @@ async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
     client
         .wait_more(100, "writes acknowledged after the failover")
         .await;
-    let named =
-        wait_sentinel_names_external(&env, &[], &sentinels[0], &password, &master, &new, &nodes)
-            .await;
+    let named = wait_sentinel_names_at(env, &at, &master, &new, &nodes).await;
     eprintln!("Sentinel names the new primary {new} at {named}");
+    if let Some(path) = ca_path {
+        // The pod that came back serves a certificate naming its node
+        // address too.
+        for a in sentinels.iter().chain(&nodes) {
+            if let Err(e) = verifies_host(&[], a, path) {
+                panic!("after the failover: {e}");
+            }
+        }
+    }
 
     let report = client.finish().await;
     eprintln!("outside client: {report:?}");
-    assert_outside_only(&report, &hosts, 100);
+    assert_outside_only(&report, &hosts, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_client_outside_follows_the_primary_through_a_failover() {
+    let env = Env::start("external-sentinel").await;
+    sentinel_through_failover(&env, false).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sentinel_client_outside_over_tls_verifies_every_address() {
+    let env = Env::start("external-sentinel-tls").await;
+    sentinel_through_failover(&env, true).await;
     env.finish().await;
 }

@@ -337,12 +337,28 @@ pub async fn listed(env: &Env, key: &str) -> Option<Vec<String>> {
 /// `redis-cli` run in `wrap` against `addr` (stdout and stderr
 /// together), given 10 s.
 pub fn redis_cli_in(wrap: &[String], addr: &str, password: &str, args: &[&str]) -> String {
+    redis_cli_over(wrap, addr, password, None, args)
+}
+
+/// `redis-cli` run in `wrap` against `addr`, over TLS trusting the CA at
+/// `ca` (a PEM file) when given (stdout and stderr together), given 10 s.
+pub fn redis_cli_over(
+    wrap: &[String],
+    addr: &str,
+    password: &str,
+    ca: Option<&Path>,
+    args: &[&str],
+) -> String {
     let (host, port) = addr.rsplit_once(':').unwrap();
     let mut argv: Vec<String> = wrap.to_vec();
     argv.extend(["timeout", "10", "redis-cli"].map(str::to_owned));
-    let out = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password])
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .args(["-h", host, "-p", port, "--no-auth-warning", "-a", password]);
+    if let Some(ca) = ca {
+        cmd.arg("--tls").arg("--cacert").arg(ca);
+    }
+    let out = cmd
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("running {argv:?} redis-cli: {e}"));
@@ -351,6 +367,55 @@ pub fn redis_cli_in(wrap: &[String], addr: &str, password: &str, args: &[&str]) 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A Sentinel asked from outside: its external address, run in `wrap`,
+/// over TLS trusting the CA at `ca` (a PEM file) when given.
+pub struct SentinelAt<'a> {
+    pub wrap: &'a [String],
+    pub addr: &'a str,
+    pub password: &'a str,
+    pub ca: Option<&'a Path>,
+}
+
+/// Whether a TLS handshake from `wrap` with `addr` verifies against the
+/// CA at `ca` with the host dialled (an IP address or a name) in the
+/// certificate; `Err` carries what `openssl s_client` said.
+pub fn verifies_host(wrap: &[String], addr: &str, ca: &Path) -> Result<(), String> {
+    let host = host_of(addr);
+    let check = if host.parse::<std::net::IpAddr>().is_ok() {
+        "-verify_ip"
+    } else {
+        "-verify_hostname"
+    };
+    let mut argv: Vec<String> = wrap.to_vec();
+    argv.extend(["timeout", "10", "openssl", "s_client"].map(str::to_owned));
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .args([
+            "-connect",
+            addr,
+            "-verify_return_error",
+            "-brief",
+            "-CAfile",
+        ])
+        .arg(ca)
+        .args([check, host.as_str()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?} openssl s_client: {e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.contains("Verification: OK") {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl s_client -connect {addr} {check} {host}: {said}"
+        ))
+    }
 }
 
 /// What a Sentinel, asked at `sentinel` (an external address) by
@@ -364,17 +429,27 @@ pub fn sentinel_names(
     password: &str,
     master: &str,
 ) -> (Option<String>, Vec<String>, String) {
-    let primary_text = redis_cli_in(
+    let at = SentinelAt {
         wrap,
-        sentinel,
+        addr: sentinel,
         password,
-        &["SENTINEL", "get-master-addr-by-name", master],
-    );
+        ca: None,
+    };
+    sentinel_names_at(&at, master)
+}
+
+/// `sentinel_names` asked of the Sentinel `at` (over TLS with its CA).
+pub fn sentinel_names_at(
+    at: &SentinelAt<'_>,
+    master: &str,
+) -> (Option<String>, Vec<String>, String) {
+    let ask = |args: &[&str]| redis_cli_over(at.wrap, at.addr, at.password, at.ca, args);
+    let primary_text = ask(&["SENTINEL", "get-master-addr-by-name", master]);
     let primary = match primary_text.lines().collect::<Vec<_>>()[..] {
         [ip, port] if port.parse::<u16>().is_ok() => Some(format!("{ip}:{port}")),
         _ => None,
     };
-    let replicas_text = redis_cli_in(wrap, sentinel, password, &["SENTINEL", "replicas", master]);
+    let replicas_text = ask(&["SENTINEL", "replicas", master]);
     // Each replica is a flat list of field, value pairs; redis-cli
     // prints one per line, `port` after `ip`.
     let lines: Vec<&str> = replicas_text.lines().collect();
@@ -414,6 +489,25 @@ pub async fn wait_sentinel_names_external(
     primary: &str,
     nodes: &[String],
 ) -> String {
+    let at = SentinelAt {
+        wrap,
+        addr: sentinel,
+        password,
+        ca: None,
+    };
+    wait_sentinel_names_at(env, &at, master, primary, nodes).await
+}
+
+/// `wait_sentinel_names_external` asking the Sentinel `at` (over TLS with
+/// its CA).
+pub async fn wait_sentinel_names_at(
+    env: &Env,
+    sentinel_at: &SentinelAt<'_>,
+    master: &str,
+    primary: &str,
+    nodes: &[String],
+) -> String {
+    let sentinel = sentinel_at.addr;
     let limit = Duration::from_secs(180);
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -436,7 +530,7 @@ pub async fn wait_sentinel_names_external(
             .filter_map(|pod| at(pod))
             .collect();
         want_replicas.sort();
-        let (named, replicas, raw) = sentinel_names(wrap, sentinel, password, master);
+        let (named, replicas, raw) = sentinel_names_at(sentinel_at, master);
         let all: Vec<&String> = named.iter().chain(replicas.iter()).collect();
         let external_only = all
             .iter()
