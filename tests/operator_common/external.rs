@@ -413,9 +413,32 @@ pub fn verifies_host(wrap: &[String], addr: &str, ca: &Path) -> Result<(), Strin
         Ok(())
     } else {
         Err(format!(
-            "openssl s_client -connect {addr} {check} {host}: {said}"
+            "openssl s_client -connect {addr} {check} {host}: {said}; it serves {}",
+            served_certificate(wrap, addr)
         ))
     }
+}
+
+/// The names, validity and fingerprint of the certificate served at
+/// `addr` (asked from `wrap`), for a failure's message.
+pub fn served_certificate(wrap: &[String], addr: &str) -> String {
+    let script = format!(
+        "openssl s_client -connect {addr} </dev/null 2>/dev/null \
+         | openssl x509 -noout -ext subjectAltName -startdate -fingerprint -sha256"
+    );
+    let mut argv: Vec<String> = wrap.to_vec();
+    argv.extend(["timeout", "10", "sh", "-c"].map(str::to_owned));
+    argv.push(script);
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .replace('\n', " ")
 }
 
 /// What a Sentinel, asked at `sentinel` (an external address) by
