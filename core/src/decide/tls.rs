@@ -128,7 +128,7 @@ pub fn decide_reload(view: &ClusterView<'_>) -> Option<Decision> {
         }
     }
     if served.is_empty() {
-        return None;
+        return decide_sentinel_restart(view, wanted);
     }
     let pods: Vec<String> = served.keys().cloned().collect();
     let detail = format!(
@@ -143,6 +143,50 @@ pub fn decide_reload(view: &ClusterView<'_>) -> Option<Decision> {
         },
         ReasonCode::CertificateChanged { served },
         detail,
+    ))
+}
+
+/// A Sentinel cannot reload its certificate (it has no `CONFIG`): one
+/// that serves another than the Secret's is restarted, its pod deleted
+/// (`ReloadCertificate` of that pod), so that it starts on the files as
+/// they are. One at a time, and only while every Sentinel the spec asks
+/// for answers and none is being restarted already: a quorum stays.
+fn decide_sentinel_restart(view: &ClusterView<'_>, wanted: &str) -> Option<Decision> {
+    let tls = &view.state.tls;
+    let sentinels = &view.state.sentinel.pods;
+    let answering = sentinels
+        .values()
+        .filter(|v| super::sentinel::view::answering(v))
+        .count();
+    let wanted_count = usize::try_from(super::sentinel::view::wanted_sentinels(view)).ok()?;
+    if wanted_count == 0 || answering < wanted_count {
+        return None;
+    }
+    if sentinels
+        .keys()
+        .any(|s| tls.reload_pending(s, wanted).is_some())
+    {
+        return None;
+    }
+    let (sentinel, serves) = sentinels
+        .iter()
+        .filter(|(_, v)| super::sentinel::view::answering(v))
+        .find_map(|(name, _)| {
+            let serves = tls.serves(name)?;
+            (serves != wanted).then_some((name, serves))
+        })?;
+    Some(Decision::new(
+        Intent::ReloadCertificate {
+            pods: vec![sentinel.clone()],
+            fingerprint: wanted.to_owned(),
+        },
+        ReasonCode::CertificateChanged {
+            served: BTreeMap::from([(sentinel.clone(), Some(serves.to_owned()))]),
+        },
+        format!(
+            "Sentinel {sentinel} serves another certificate than {} in the Secret, and a Sentinel cannot reload one: restart it",
+            wanted.get(..16).unwrap_or(wanted)
+        ),
     ))
 }
 

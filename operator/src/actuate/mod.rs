@@ -313,7 +313,7 @@ impl Executor {
                 tls::issue_certificate(&self.client, target, secret).await
             }
             Intent::ReloadCertificate { pods, fingerprint } => {
-                tls::reload(&self.valkey, target, pods, fingerprint).await
+                tls::reload(&self.valkey, &self.client, target, pods, fingerprint).await
             }
             Intent::DeleteOwnedObjects { delete_pvcs } => {
                 kube_ops::delete_owned(&self.client, target, *delete_pvcs).await

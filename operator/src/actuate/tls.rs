@@ -1,6 +1,6 @@
 //! TLS certificates: the operator's CA issues the cluster's certificate
 //! (`IssueCertificate`), and nodes load renewed files without a restart
-//! (`ReloadCertificate`).
+//! (`ReloadCertificate`); a Sentinel, which cannot, is restarted.
 //!
 //! A reload sets the certificate, key and CA file settings to the same
 //! paths with one `CONFIG SET`: the server reads files named by these
@@ -139,10 +139,16 @@ pub async fn issue_certificate(
 /// reads back which certificate each serves.
 pub async fn reload(
     valkey: &ValkeyClient,
+    client: &kube::Client,
     target: Target<'_>,
     pods: &[String],
     fingerprint: &str,
 ) -> Result<Done, ActError> {
+    if let [pod] = pods
+        && target.state.sentinel.pods.contains_key(pod)
+    {
+        return restart_sentinel(client, target, pod).await;
+    }
     let lines = tls_file_lines();
     let pairs: Vec<(&str, &str)> = lines
         .iter()
@@ -203,4 +209,43 @@ pub async fn reload(
         events,
         password: None,
     })
+}
+
+/// A Sentinel has no `CONFIG` to reload its files with: its pod is
+/// deleted (on the uid the decision saw), and the StatefulSet starts it
+/// again on the certificate as the Secret holds it. It starts monitoring
+/// nothing and is pointed at the primary again, as any replaced Sentinel.
+async fn restart_sentinel(
+    client: &kube::Client,
+    target: Target<'_>,
+    pod: &str,
+) -> Result<Done, ActError> {
+    let api: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(client.clone(), &target.meta.namespace);
+    let uid = target
+        .state
+        .sentinel
+        .pods
+        .get(pod)
+        .and_then(|p| p.uid.clone());
+    let params = kube::api::DeleteParams {
+        preconditions: uid.map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    };
+    match api.delete(pod, &params).await {
+        Ok(_) => Ok(Done::said(format!(
+            "deleted Sentinel pod {pod} to restart it on the certificate in the Secret (a Sentinel cannot reload one)"
+        ))),
+        // Gone already, or another pod by now: nothing of this decision's
+        // is left to restart.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Done::said(format!(
+            "Sentinel pod {pod} is gone or replaced already"
+        ))),
+        Err(err) => Err(kube_err(format!(
+            "deleting Sentinel pod {pod} to restart it"
+        ))(err)),
+    }
 }

@@ -117,6 +117,25 @@ pub async fn observe(
             served.push((pod.clone(), fingerprint));
         }
     }
+    // The Sentinels too: one that serves another certificate is
+    // restarted (it cannot reload one).
+    for (pod, view) in &rt.state.sentinel.pods {
+        if view.reachability != Some(Reachability::Reachable) {
+            continue;
+        }
+        let Some(addr) = view.ip.as_deref().and_then(crate::resources::sentinel_addr) else {
+            continue;
+        };
+        let client = rt.probe_client();
+        let mut seen = client.served_certificate(addr).await.ok().flatten();
+        if seen.is_some() && seen != wanted {
+            client.forget(addr).await;
+            seen = client.served_certificate(addr).await.ok().flatten();
+        }
+        if let Some(fingerprint) = seen {
+            served.push((pod.clone(), fingerprint));
+        }
+    }
     let pending = served
         .iter()
         .any(|(_, fingerprint)| wanted.as_ref() != Some(fingerprint));

@@ -763,3 +763,68 @@ fn a_hibernation_holds_sentinel_failovers_before_it_pauses_writes() {
     g.applied(3);
     assert_eq!(g.intents(), configure(0..2, SETTINGS));
 }
+
+/// A Sentinel cannot reload its certificate: one serving another than
+/// the Secret's is restarted, one at a time, only while every Sentinel
+/// answers, and not again before it is seen serving.
+#[test]
+fn a_sentinel_serving_an_old_certificate_is_restarted_one_at_a_time() {
+    use crate::decide::tls::decide_reload;
+    use logbook_journal::CertificateRecord;
+    let mut g = Given::monitored();
+    let mut spec = g.state.desired_spec().unwrap().unwrap();
+    spec.tls.enabled = true;
+    g.spec(&spec);
+    g.event(Event::CertificateObserved {
+        certificate: CertificateRecord {
+            secret: "demo-tls".into(),
+            fingerprint: Some("new".into()),
+            ca_fingerprint: Some("ca".into()),
+            not_after: None,
+            source: crate::certificates::SOURCE_INTERNAL.into(),
+            problem: None,
+        },
+    });
+    for pod in ["demo-0", "demo-1", "demo-2"] {
+        g.event(Event::CertificateServed {
+            pod: pod.into(),
+            fingerprint: "new".into(),
+        });
+    }
+    for s in 0..3 {
+        g.event(Event::CertificateServed {
+            pod: sentinel(s),
+            fingerprint: if s == 0 { "new" } else { "old" }.into(),
+        });
+    }
+    fn view(g: &Given) -> crate::decide::view::ClusterView<'_> {
+        crate::decide::view::ClusterView::new(&g.state).unwrap()
+    }
+    let restart = Intent::ReloadCertificate {
+        pods: vec![sentinel(1)],
+        fingerprint: "new".into(),
+    };
+    assert_eq!(decide_reload(&view(&g)).unwrap().intent, restart);
+    // Asked: not again, and not the next one, until it is seen again.
+    g.succeed(restart.clone());
+    assert!(decide_reload(&view(&g)).is_none());
+    g.event(Event::CertificateServed {
+        pod: sentinel(1),
+        fingerprint: "new".into(),
+    });
+    let next = decide_reload(&view(&g)).unwrap();
+    assert_eq!(
+        next.intent,
+        Intent::ReloadCertificate {
+            pods: vec![sentinel(2)],
+            fingerprint: "new".into(),
+        }
+    );
+    // A Sentinel not answering: nobody is restarted (a quorum stays).
+    g.event(Event::SentinelObserved {
+        pod: sentinel(0),
+        reachability: Reachability::Refused,
+        report: None,
+    });
+    assert!(decide_reload(&view(&g)).is_none());
+}
