@@ -98,14 +98,30 @@ pub async fn observe(
     // so nothing new is opened while nothing changes; a fresh one when
     // that shows another certificate than the Secret's.
     let wanted = rt.state.tls.wanted().map(str::to_owned);
+    // The data pods and the Sentinels (one that serves another
+    // certificate is restarted: it cannot reload one).
+    let answering: Vec<(String, std::net::SocketAddr)> = rt
+        .state
+        .pods
+        .iter()
+        .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
+        .filter_map(|(pod, v)| Some((pod.clone(), v.ip.as_deref().and_then(valkey_addr)?)))
+        .chain(
+            rt.state
+                .sentinel
+                .pods
+                .iter()
+                .filter(|(_, v)| v.reachability == Some(Reachability::Reachable))
+                .filter_map(|(pod, v)| {
+                    Some((
+                        pod.clone(),
+                        v.ip.as_deref().and_then(crate::resources::sentinel_addr)?,
+                    ))
+                }),
+        )
+        .collect();
     let mut served = Vec::new();
-    for (pod, view) in &rt.state.pods {
-        if view.reachability != Some(Reachability::Reachable) {
-            continue;
-        }
-        let Some(addr) = view.ip.as_deref().and_then(valkey_addr) else {
-            continue;
-        };
+    for (pod, addr) in answering {
         let client = rt.probe_client();
         let mut seen = client.served_certificate(addr).await.ok().flatten();
         if seen.is_some() && seen != wanted {
@@ -114,26 +130,7 @@ pub async fn observe(
             seen = client.served_certificate(addr).await.ok().flatten();
         }
         if let Some(fingerprint) = seen {
-            served.push((pod.clone(), fingerprint));
-        }
-    }
-    // The Sentinels too: one that serves another certificate is
-    // restarted (it cannot reload one).
-    for (pod, view) in &rt.state.sentinel.pods {
-        if view.reachability != Some(Reachability::Reachable) {
-            continue;
-        }
-        let Some(addr) = view.ip.as_deref().and_then(crate::resources::sentinel_addr) else {
-            continue;
-        };
-        let client = rt.probe_client();
-        let mut seen = client.served_certificate(addr).await.ok().flatten();
-        if seen.is_some() && seen != wanted {
-            client.forget(addr).await;
-            seen = client.served_certificate(addr).await.ok().flatten();
-        }
-        if let Some(fingerprint) = seen {
-            served.push((pod.clone(), fingerprint));
+            served.push((pod, fingerprint));
         }
     }
     let pending = served

@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use logbook_crds::{Topology, ValkeyClusterSpec};
 use logbook_journal::{
-    Event, ExternalEndpoint, Intent, LinkStatus, PodPhase, Reachability, ReasonCode, Role,
-    SentinelKnown, SentinelMonitorReport, SentinelReport, SentinelSettings,
+    Event, ExternalEndpoint, Intent, Reachability, ReasonCode, Role, SentinelKnown,
+    SentinelMonitorReport, SentinelReport, SentinelSettings,
 };
 
 use crate::decide::given::Given;
@@ -104,46 +103,6 @@ fn names_demo_0(host: &str, port: u16, epoch: u64, replicas: Vec<SentinelKnown>)
     }
 }
 
-/// Three data pods, `demo-0` the primary with the others in sync, and
-/// three Sentinel pods that have not answered yet (as `tests.rs`).
-fn sentinel_cluster() -> Given {
-    let mut g = Given::new();
-    let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
-    spec.replicas = Some(3);
-    g.spec(&spec);
-    g.applied(1);
-    g.event(Event::StatefulSetObserved {
-        replicas: 3,
-        update_revision: Some("r1".into()),
-    });
-    for i in 0..3 {
-        g.pod(i, "r1");
-        g.reach(i, Reachability::Reachable);
-    }
-    g.role(0, Role::Primary, None);
-    for i in 1..3 {
-        g.role(i, Role::Replica, Some(0));
-        g.repl(i, LinkStatus::Up, 100, 1);
-    }
-    g.succeed(Intent::PublishBootConfig {
-        primary: Some(pod(0)),
-        ip: Some(ip(0)),
-    });
-    for i in 0..3 {
-        g.label(i, if i == 0 { Role::Primary } else { Role::Replica });
-    }
-    for s in 0..3 {
-        g.event(Event::SentinelPodObserved {
-            pod: sentinel(s),
-            uid: format!("s{s}"),
-            ip: Some(format!("10.0.1.{s}")),
-            phase: PodPhase::Running,
-            ready: true,
-        });
-    }
-    g
-}
-
 fn reports(g: &mut Given, s: u32, report: SentinelReport) {
     g.event(Event::SentinelObserved {
         pod: sentinel(s),
@@ -185,7 +144,7 @@ fn announces(g: &mut Given, i: u32, announced: &str) {
 /// Exposed and converged: every pod announces its endpoint, and every
 /// Sentinel names `demo-0` and lists the replicas there.
 fn converged() -> Given {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     for i in 0..3 {
         announces(&mut g, i, &at(i));
@@ -261,7 +220,7 @@ fn a_pod_announcing_another_endpoint_is_told_its_own() {
 /// whose pods' announcements were never read decides nothing here.
 #[test]
 fn a_pod_never_seen_announcing_is_left_alone() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     for i in [0, 2] {
         announces(&mut g, i, &at(i));
@@ -277,7 +236,7 @@ fn a_pod_never_seen_announcing_is_left_alone() {
 /// announcing no address (it is dialled at its pod address meanwhile).
 #[test]
 fn a_pod_whose_endpoint_is_not_known_yet_announces_nothing() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 2]);
     announces(&mut g, 0, &at(0));
     announces(&mut g, 1, "");
@@ -294,7 +253,7 @@ fn a_pod_whose_endpoint_is_not_known_yet_announces_nothing() {
 /// not told to announce its pod address meanwhile.
 #[test]
 fn a_pod_whose_new_endpoint_is_not_known_yet_keeps_its_old_one() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 2]);
     announces(&mut g, 0, &at(0));
     announces(&mut g, 1, &format!("{NODE}:31111"));
@@ -381,7 +340,7 @@ fn external_access_turned_off_moves_the_cluster_back_to_the_pod_network() {
 /// endpoint, one at a time.
 #[test]
 fn sentinels_that_never_failed_over_are_readdressed_one_at_a_time() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     all_report(
         &mut g,
@@ -420,7 +379,7 @@ fn sentinels_that_never_failed_over_are_readdressed_one_at_a_time() {
 /// once every replica announces where it is reached.
 #[test]
 fn sentinels_that_failed_over_are_readdressed_by_a_failover() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     for i in 0..3 {
         announces(&mut g, i, &at(i));
@@ -450,7 +409,7 @@ fn sentinels_that_failed_over_are_readdressed_by_a_failover() {
 /// a replica, named where the replica announces itself.
 #[test]
 fn a_failover_to_readdress_waits_for_the_replicas_only() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     announces(&mut g, 1, &at(1));
     announces(&mut g, 2, &at(2));
@@ -469,7 +428,7 @@ fn a_failover_to_readdress_waits_for_the_replicas_only() {
 
 #[test]
 fn no_failover_to_readdress_before_every_replica_announces() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     external(&mut g, true, &[0, 1, 2]);
     announces(&mut g, 0, &at(0));
     announces(&mut g, 1, &at(1));
@@ -550,7 +509,7 @@ fn external_access_off_resets_the_endpoint_entries() {
 /// nothing.
 #[test]
 fn exposing_a_monitored_cluster_converges_one_step_at_a_time() {
-    let mut g = sentinel_cluster();
+    let mut g = Given::sentinel_cluster();
     all_report(
         &mut g,
         &names_demo_0(&ip(0), 6379, 0, vec![inside(1), inside(2)]),

@@ -62,7 +62,7 @@ fn report(primary: Option<u32>, epoch: u64) -> SentinelReport {
 impl Given {
     /// Three data pods, `demo-0` the primary with the others in sync, and
     /// three Sentinel pods that have not answered yet.
-    fn sentinel_cluster() -> Self {
+    pub(super) fn sentinel_cluster() -> Self {
         let mut g = Given::new();
         let mut spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
         spec.replicas = Some(3);
