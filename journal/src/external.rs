@@ -120,9 +120,15 @@ impl ExternalPart {
     /// The address `pod`'s node announces (its line's `ip`), when
     /// observed.
     pub fn announced_ip(&self, pod: &str) -> Option<&str> {
-        let line = self.announced.get(pod)?;
-        let addr = line.split('@').next().unwrap_or(line);
-        addr.rsplit_once(':')
-            .map(|(ip, _)| ip.trim_start_matches('[').trim_end_matches(']'))
+        split_announced(self.announced.get(pod)?).map(|(ip, _)| ip)
     }
+}
+
+/// The host and port of an announcement as journaled (`host:port`,
+/// `[v6]:port`, or a Cluster node's `ip:port@cport`), the port as
+/// written; `None` when it names no address.
+pub fn split_announced(line: &str) -> Option<(&str, &str)> {
+    let addr = line.split('@').next().unwrap_or(line);
+    addr.rsplit_once(':')
+        .map(|(ip, port)| (ip.trim_start_matches('[').trim_end_matches(']'), port))
 }

@@ -46,7 +46,7 @@ pub use cluster::{
 };
 pub use envelope::Envelope;
 pub use event::{CertificateRecord, Event, LinkStatus, PodPhase, Reachability, Role, SpecProblem};
-pub use external::{ExternalEndpoint, ExternalPart};
+pub use external::{ExternalEndpoint, ExternalPart, split_announced};
 pub use failover::FailoverKind;
 pub use ids::{ChainHash, ReplId, SpecFingerprint, StreamId};
 pub use intent::{

@@ -119,39 +119,10 @@ pub fn pods_by_address(state: &ClusterState) -> BTreeMap<(String, u16), String> 
     out
 }
 
-/// The pod at `host:port`, if any ([`pods_by_address`] for one lookup).
-pub fn pod_at<'a>(state: &'a ClusterState, host: &str, port: u16) -> Option<&'a str> {
-    if port == VALKEY_PORT
-        && let Some((name, _)) = state
-            .pods
-            .iter()
-            .find(|(_, v)| v.ip.as_deref() == Some(host))
-    {
-        return Some(name.as_str());
-    }
-    let at = |h: &str, p: u16| h == host && p == port;
-    state
-        .external
-        .pods
-        .iter()
-        .find(|(_, e)| at(&e.host, e.port))
-        .map(|(name, _)| name.as_str())
-        .or_else(|| {
-            state
-                .external
-                .announced
-                .iter()
-                .find(|(_, line)| announced_at(line).is_some_and(|(h, p)| at(&h, p)))
-                .map(|(name, _)| name.as_str())
-        })
-}
-
-/// The host and port of an announcement as journaled (`host:port`,
-/// `[v6]:port`, or a Cluster node's `ip:port@cport`); `None` for none.
+/// The host and port of an announcement as journaled; `None` for none
+/// (an empty announcement, or no port).
 fn announced_at(line: &str) -> Option<(String, u16)> {
-    let addr = line.split('@').next()?;
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = logbook_journal::split_announced(line)?;
     if host.is_empty() {
         return None;
     }
@@ -165,6 +136,13 @@ mod tests {
     use logbook_journal::projection::PodView;
 
     use super::*;
+
+    /// The pod [`pods_by_address`] resolves `host:port` to.
+    fn pod_at(state: &ClusterState, host: &str, port: u16) -> Option<String> {
+        pods_by_address(state)
+            .get(&(host.to_owned(), port))
+            .cloned()
+    }
 
     fn state(sentinel: bool, external: bool) -> ClusterState {
         let mut s = ClusterState::default();
@@ -214,10 +192,10 @@ mod tests {
             Some(("192.0.2.9".to_owned(), 30002))
         );
         // Two pods on one node: told apart by port.
-        assert_eq!(pod_at(&s, "192.0.2.9", 30001), Some("c-0"));
-        assert_eq!(pod_at(&s, "192.0.2.9", 30002), Some("c-1"));
-        assert_eq!(pod_at(&s, "192.0.2.9", 6379), None);
-        assert_eq!(pod_at(&s, "10.0.0.2", 6379), Some("c-1"));
+        assert_eq!(pod_at(&s, "192.0.2.9", 30001).as_deref(), Some("c-0"));
+        assert_eq!(pod_at(&s, "192.0.2.9", 30002).as_deref(), Some("c-1"));
+        assert_eq!(pod_at(&s, "192.0.2.9", 6379).as_deref(), None);
+        assert_eq!(pod_at(&s, "10.0.0.2", 6379).as_deref(), Some("c-1"));
         // An endpoint that went still names its pod while the pod is
         // seen announcing it.
         let mut gone = s.clone();
@@ -225,8 +203,8 @@ mod tests {
         gone.external
             .announced
             .insert("c-1".to_owned(), "192.0.2.9:30002".to_owned());
-        assert_eq!(pod_at(&gone, "192.0.2.9", 30002), Some("c-1"));
-        assert_eq!(pod_at(&gone, "192.0.2.9", 30001), None);
+        assert_eq!(pod_at(&gone, "192.0.2.9", 30002).as_deref(), Some("c-1"));
+        assert_eq!(pod_at(&gone, "192.0.2.9", 30001).as_deref(), None);
         assert_eq!(
             pods_by_address(&gone)[&("192.0.2.9".to_owned(), 30002)],
             "c-1"

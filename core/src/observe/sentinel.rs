@@ -15,7 +15,7 @@ use logbook_journal::{
     SentinelReport, SentinelSettings, SentinelSwitch, SwitchCandidate,
 };
 
-use super::addresses::pod_at;
+use super::addresses::pods_by_address;
 use super::pods::{PodBasics, pod_basics};
 use crate::replies::{ProbeError, SentinelPeer, SentinelProbe, SentinelReplica};
 
@@ -123,7 +123,8 @@ fn sentinel_addresses(state: &ClusterState) -> BTreeMap<&str, &str> {
 pub fn sentinel_report(state: &ClusterState, probe: &SentinelProbe) -> SentinelReport {
     let sentinels = sentinel_addresses(state);
     // Data pods by host and port: by node port, pods share a host.
-    let data = |ip: &str, port: u16| pod_at(state, ip, port).map(str::to_owned);
+    let by_address = pods_by_address(state);
+    let data = |ip: &str, port: u16| by_address.get(&(ip.to_owned(), port)).cloned();
     let monitoring = probe.primary.as_ref().map(|p| {
         let mut replicas: Vec<SentinelKnown> = probe
             .replicas
