@@ -769,16 +769,8 @@ pub async fn delete_pod(
     pod: &str,
     revision: &str,
 ) -> Result<Done, ActError> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &target.meta.namespace);
     let uid = target.state.pods.get(pod).and_then(|p| p.uid.clone());
-    let params = DeleteParams {
-        preconditions: uid.map(|uid| Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(pod, &params).await {
+    match delete_pod_with_uid(client, &target.meta.namespace, pod, uid).await {
         // The pod is on its way out: forget it until it is observed again,
         // so no decision counts it as ready meanwhile.
         // A read of the pod from before the deletion is stale from here on.
@@ -787,11 +779,7 @@ pub async fn delete_pod(
             events: std::iter::once(Event::PodDeleted {
                 pod: pod.to_owned(),
             })
-            .chain(
-                deleted
-                    .left()
-                    .and_then(|p| freshness::written(freshness::pod(pod), &p.metadata)),
-            )
+            .chain(deleted.and_then(|p| freshness::written(freshness::pod(pod), &p.metadata)))
             .collect(),
             password: None,
         }),
@@ -803,6 +791,26 @@ pub async fn delete_pod(
             source,
         }),
     }
+}
+
+/// Deletes pod `pod` of `ns`, on the condition that it is still the pod
+/// of `uid` (the one a decision saw); any pod of that name when `None`.
+/// The pod as it is being deleted, when the API server returns it.
+pub(super) async fn delete_pod_with_uid(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+    uid: Option<String>,
+) -> Result<Option<Pod>, kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    api.delete(pod, &params).await.map(|deleted| deleted.left())
 }
 
 /// Removes the switchover request annotation.

@@ -220,22 +220,13 @@ async fn restart_sentinel(
     target: Target<'_>,
     pod: &str,
 ) -> Result<Done, ActError> {
-    let api: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(client.clone(), &target.meta.namespace);
     let uid = target
         .state
         .sentinel
         .pods
         .get(pod)
         .and_then(|p| p.uid.clone());
-    let params = kube::api::DeleteParams {
-        preconditions: uid.map(|uid| kube::api::Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..kube::api::DeleteParams::default()
-    };
-    match api.delete(pod, &params).await {
+    match super::kube_ops::delete_pod_with_uid(client, &target.meta.namespace, pod, uid).await {
         Ok(_) => Ok(Done::said(format!(
             "deleted Sentinel pod {pod} to restart it on the certificate in the Secret (a Sentinel cannot reload one)"
         ))),

@@ -129,21 +129,7 @@ impl ValkeyClient {
         addr: SocketAddr,
         key: &str,
     ) -> Result<Option<String>, ProbeError> {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("GET").arg(key);
-        let (reply, _) = self
-            .run(addr, &cmd, "CONFIG GET", Duration::ZERO, Resend::Safe)
-            .await?;
-        let text = |v: &redis::Value| match v {
-            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-            redis::Value::SimpleString(s) => Some(s.clone()),
-            _ => None,
-        };
-        match &reply {
-            redis::Value::Array(items) => Ok(items.get(1).and_then(text)),
-            redis::Value::Map(pairs) => Ok(pairs.first().and_then(|(_, v)| text(v))),
-            other => Err(unexpected(addr, "a key and its value", other)),
-        }
+        Ok(self.config_get_matching(addr, key).await?.remove(key))
     }
 
     /// `ACL LIST`: every user's line (`user <name> on #<hash> ~* …`).
