@@ -79,6 +79,13 @@ pub fn external_endpoints(
             out.pods.insert(pod.clone(), endpoint);
         }
     }
+    // The nodes running a data pod, in order: a Service that balances
+    // across nodes is reached at any of them.
+    let running: std::collections::BTreeSet<&str> = state
+        .pods
+        .values()
+        .filter_map(|v| v.node.as_deref())
+        .collect();
     if spec.topology != Topology::Cluster {
         let name = primary_service_name(cluster);
         let found = match by_name.get(name.as_str()) {
@@ -87,18 +94,10 @@ pub fn external_endpoints(
                 // Any node's address serves (the Service balances across
                 // nodes); the first node running a pod of the cluster,
                 // so that it stays while the pods stay.
-                ExternalAccessType::NodePort => {
-                    let mut hosts: Vec<&str> = state
-                        .pods
-                        .values()
-                        .filter_map(|v| v.node.as_deref())
-                        .collect();
-                    hosts.sort_unstable();
-                    match hosts.first() {
-                        None => Err("no pod is scheduled on a node yet".to_owned()),
-                        Some(node) => by_node_port(service, node, nodes, false),
-                    }
-                }
+                ExternalAccessType::NodePort => match running.first() {
+                    None => Err("no pod is scheduled on a node yet".to_owned()),
+                    Some(node) => by_node_port(service, node, nodes, false),
+                },
                 ExternalAccessType::LoadBalancer => by_load_balancer(service),
             },
         };
@@ -113,12 +112,7 @@ pub fn external_endpoints(
             // given them all still finds one when a node is gone.
             Some(service) => match kind {
                 ExternalAccessType::NodePort => {
-                    let hosts: std::collections::BTreeSet<&str> = state
-                        .pods
-                        .values()
-                        .filter_map(|v| v.node.as_deref())
-                        .collect();
-                    let found: Vec<ExternalEndpoint> = hosts
+                    let found: Vec<ExternalEndpoint> = running
                         .iter()
                         .filter_map(|node| {
                             at_node_port(service, node, nodes, SENTINEL_PORT_NAME, false).ok()
