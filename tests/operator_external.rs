@@ -33,8 +33,8 @@ use logbook_journal::Event;
 // `operator_external_lb` takes the client from here.
 pub use operator_common::external::OutsideClient;
 use operator_common::external::{
-    SentinelAt, assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll,
-    secret_key, verifies_host, wait_announced, wait_sentinel_names_at,
+    SentinelAt, assert_outside_only, host_of, node_hosts, poll, secret_key,
+    sentinel_cluster_addresses, verifies_host, wait_announced, wait_sentinel_names_at,
 };
 use operator_common::*;
 
@@ -312,37 +312,7 @@ async fn sentinel_through_failover(env: &Env, tls: bool) {
     env.apply_yaml(&exposed_sentinel_yaml(tls)).await;
     env.wait_ready("shop", 3, Duration::from_secs(180)).await;
     let password = env.password("shop").await;
-    let (sentinels, master) = poll(
-        Duration::from_secs(120),
-        "externalSentinels and sentinelMasterName in the connection Secret",
-        || async {
-            listed(env, "externalSentinels")
-                .await
-                .zip(secret_key(env, "sentinelMasterName").await)
-        },
-    )
-    .await;
-    // Every data pod listed at its Service's node port.
-    let nodes = poll(
-        Duration::from_secs(120),
-        "externalNodes naming every data pod's endpoint",
-        || async {
-            let listed = listed(env, "externalNodes").await?;
-            let mut want: Vec<String> = expected_endpoints(env)
-                .await
-                .values()
-                .map(|(h, p, _)| format!("{h}:{p}"))
-                .collect();
-            want.sort();
-            if want.len() == 3 && listed == want {
-                Some(listed)
-            } else {
-                eprintln!("externalNodes {listed:?}, the Services say {want:?}");
-                None
-            }
-        },
-    )
-    .await;
+    let (sentinels, master, nodes) = sentinel_cluster_addresses(env, 3).await;
     let mut hosts: Vec<String> = sentinels.iter().chain(&nodes).map(|a| host_of(a)).collect();
     hosts.sort();
     hosts.dedup();

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use logbook::local::containers::LocalContainers;
 use operator_common::external::{
-    OutsideClient, assert_outside_only, expected_endpoints, host_of, listed, node_hosts, poll,
-    secret_key, wait_announced, wait_sentinel_names_external,
+    OutsideClient, assert_outside_only, expected_endpoints, host_of, node_hosts, secret_key,
+    sentinel_cluster_addresses, wait_announced, wait_sentinel_names_external,
 };
 use operator_common::*;
 
@@ -303,38 +303,7 @@ async fn a_sentinel_cluster_by_node_ports_serves_a_client_outside_the_nodes_thro
         eprintln!("{name} on {}", env.node_of(&name).await);
     }
     let password = env.password("shop").await;
-    let (sentinels, master) = poll(
-        Duration::from_secs(120),
-        "externalSentinels and sentinelMasterName in the connection Secret",
-        || async {
-            listed(&env, "externalSentinels")
-                .await
-                .zip(secret_key(&env, "sentinelMasterName").await)
-        },
-    )
-    .await;
-    // Every data pod listed at its node's address and its Service's node
-    // port.
-    let nodes = poll(
-        Duration::from_secs(120),
-        "externalNodes naming every data pod's endpoint",
-        || async {
-            let listed = listed(&env, "externalNodes").await?;
-            let mut want: Vec<String> = expected_endpoints(&env)
-                .await
-                .values()
-                .map(|(h, p, _)| format!("{h}:{p}"))
-                .collect();
-            want.sort();
-            if want.len() == 3 && listed == want {
-                Some(listed)
-            } else {
-                eprintln!("externalNodes {listed:?}, the Services say {want:?}");
-                None
-            }
-        },
-    )
-    .await;
+    let (sentinels, master, nodes) = sentinel_cluster_addresses(&env, 3).await;
     let mut allow = node_hosts(&env).await;
     allow.extend(sentinels.iter().map(|s| host_of(s)));
     allow.sort();

@@ -314,6 +314,49 @@ pub fn assert_outside_only(report: &ClientReport, allow: &[String], least: u64) 
     );
 }
 
+/// An exposed Sentinel cluster's addresses from its connection Secret,
+/// once every one is known: the Sentinels' (`externalSentinels`), the
+/// name they know the primary by, and every data pod's (`externalNodes`,
+/// sorted), each checked against its Service's node port.
+pub async fn sentinel_cluster_addresses(
+    env: &Env,
+    pods: usize,
+) -> (Vec<String>, String, Vec<String>) {
+    let (sentinels, master) = poll(
+        Duration::from_secs(120),
+        "externalSentinels and sentinelMasterName in the connection Secret",
+        || async {
+            listed(env, "externalSentinels")
+                .await
+                .zip(secret_key(env, "sentinelMasterName").await)
+        },
+    )
+    .await;
+    // Every data pod listed at its node's address and its Service's node
+    // port.
+    let nodes = poll(
+        Duration::from_secs(120),
+        "externalNodes naming every data pod's endpoint",
+        || async {
+            let listed = listed(env, "externalNodes").await?;
+            let mut want: Vec<String> = expected_endpoints(env)
+                .await
+                .values()
+                .map(|(h, p, _)| format!("{h}:{p}"))
+                .collect();
+            want.sort();
+            if want.len() == pods && listed == want {
+                Some(listed)
+            } else {
+                eprintln!("externalNodes {listed:?}, the Services say {want:?}");
+                None
+            }
+        },
+    )
+    .await;
+    (sentinels, master, nodes)
+}
+
 /// `host` of `host:port` (brackets of an IPv6 host dropped).
 pub fn host_of(addr: &str) -> String {
     let (host, _) = addr.rsplit_once(':').unwrap();
