@@ -42,16 +42,25 @@ pub(super) async fn announce(
         let after = answer(valkey, target, pod).await?;
         (after.announced.unwrap_or_default(), false)
     } else {
+        // Set: what it announces now, journaled should the rest fail.
+        let set = endpoint
+            .map(|e| crate::observe::addresses::observed_replica_announcement(&e.host, e.port))
+            .unwrap_or_default();
+        let facts = || {
+            observe_announced(target.state, pod, &set)
+                .into_iter()
+                .collect()
+        };
         let replica = target.state.pods.get(pod).and_then(|p| p.role) == Some(Role::Replica);
         let reconnected = replica
-            && valkey
-                .reconnect_to_primary(addr)
-                .await
-                .map_err(valkey_err(format!(
-                    "reconnecting {pod} to its primary to tell it"
-                )))?
-                > 0;
-        (replica_announcement(valkey, addr, pod).await?, reconnected)
+            && valkey.reconnect_to_primary(addr).await.map_err(|err| {
+                valkey_err(format!("reconnecting {pod} to its primary to tell it"))(err)
+                    .with_facts(facts())
+            })? > 0;
+        let shown = replica_announcement(valkey, addr, pod)
+            .await
+            .map_err(|err| err.with_facts(facts()))?;
+        (shown, reconnected)
     };
     let told = if reconnected {
         " (reconnected to its primary to tell it)"
