@@ -145,9 +145,26 @@ impl Pod {
     /// `sh start.sh` with the overrides; the Sentinel on `port`, or on a
     /// free one when `None`. (A kept config keeps its port: a restart is
     /// given the one it had.)
+    ///
+    /// A Sentinel that exits before listening lost its port to another
+    /// process; the next attempt takes another port. The script keeps a
+    /// config once it monitors a primary, so unless the call started from
+    /// such a config (a restart), the one an attempt wrote is removed
+    /// first, or every retry would reuse the port that was lost.
     fn start(&self, data_port: u16, port: Option<u16>) -> Proc {
-        for _ in 0..3 {
+        let conf = self.path("run/sentinel.conf");
+        let written_here = !std::fs::read_to_string(&conf)
+            .unwrap_or_default()
+            .contains("sentinel monitor ");
+        let mut logs = String::new();
+        for attempt in 0..3 {
+            if written_here {
+                let _ = std::fs::remove_file(&conf);
+            }
             let port = port.unwrap_or_else(free_port);
+            let log = self.path(&format!("run/start-{attempt}.log"));
+            let out = std::fs::File::create(&log).unwrap();
+            let err = out.try_clone().unwrap();
             let child = Command::new("sh")
                 .arg(self.path("etc/sentinel/start.sh"))
                 .current_dir(self.path("cwd"))
@@ -165,16 +182,18 @@ impl Pod {
                 .env("VALKEY_PORT", data_port.to_string())
                 .env("VALKEY_PASSWORD", PASSWORD)
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(out)
+                .stderr(err)
                 .spawn()
                 .unwrap();
             if let Some(p) = await_listening(Proc { child, port }, "sentinel") {
                 return p;
             }
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            logs.push_str(&format!("--- attempt {attempt}, port {port}:\n{said}"));
         }
         panic!(
-            "the Sentinel did not start on any of 3 ports:\n{}",
+            "the Sentinel did not start on any of 3 ports:\n{}\n{logs}",
             self.runtime_conf()
         );
     }
