@@ -103,10 +103,16 @@ op_before=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o js
 	--set leaderElection.leaseSeconds=15 --set ui.enabled=true >/dev/null || fail "helm upgrade"
 until_ok 240 "$KUBECTL" -n "$NS" rollout status deployment/logbook --timeout=5s \
 	|| fail "the operator's Deployment did not roll out after helm upgrade"
-op_after=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.uid}')
-for uid in $op_before; do
-	case " $op_after " in *" $uid "*) fail "operator pod $uid was not replaced by helm upgrade" ;; esac
-done
+# A rolled-out Deployment may still list its old pods while they
+# terminate: they must be gone, not merely outnumbered.
+old_op_pods_gone() {
+	local after
+	after=$("$KUBECTL" -n "$NS" get pods -l app.kubernetes.io/name=logbook -o jsonpath='{.items[*].metadata.uid}') || return 1
+	for uid in $op_before; do
+		case " $after " in *" $uid "*) return 1 ;; esac
+	done
+}
+until_ok 60 old_op_pods_gone || fail "operator pods $op_before were not all replaced by helm upgrade"
 new_leader() {
 	local holder
 	holder=$("$KUBECTL" -n "$NS" get lease logbook-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)
