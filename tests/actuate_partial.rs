@@ -335,3 +335,72 @@ async fn labelling_a_pod_that_is_gone_journals_that_it_is_gone() {
     assert_eq!(labels["demo-0"], "replica");
     assert_eq!(labels["demo-1"], "primary");
 }
+
+fn announce_outside() -> Intent {
+    Intent::Announce {
+        pod: "demo-1".to_owned(),
+        pod_ip: String::new(),
+        endpoint: Some(logbook_journal::ExternalEndpoint {
+            host: "192.0.2.10".to_owned(),
+            port: 31_000,
+            bus_port: None,
+        }),
+    }
+}
+
+fn announced(facts: &[Event]) -> Option<&str> {
+    facts.iter().find_map(|e| match e {
+        Event::AnnouncedAddressObserved { pod, announced } if pod == "demo-1" => {
+            Some(announced.as_str())
+        }
+        _ => None,
+    })
+}
+
+/// The effects of `Announce` on a replica of an exposed Sentinel cluster:
+/// `CONFIG SET replica-announce-*` (1), then `CLIENT KILL TYPE master`
+/// (2), which makes its primary learn it. A failure at 2 comes after the
+/// settings took: the failure carries what the replica announces now, as
+/// the server shows it. A failure at 1 set nothing and says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announce_that_fails_after_its_settings_journals_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for nth in [1, 2] {
+        let mut fixture = Fixture::start().await;
+        fixture.spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
+        fixture.state.external.enabled = true;
+        let mut intent = announce_outside();
+        if let Intent::Announce { pod_ip, .. } = &mut intent {
+            *pod_ip = fixture.servers[1].addr.ip().to_string();
+        }
+        let log = dir.path().join(format!("announce-{nth}.jsonl"));
+        let (outcome, fired) = fixture.execute(&intent, fail("Announce", nth), &log).await;
+        assert!(fired, "effect {nth} of an Announce was never reached");
+        let what: Vec<String> = effects::read_log(&log)
+            .into_iter()
+            .map(|r| r.what)
+            .collect();
+        assert!(
+            what.iter().any(|w| w.starts_with("CLIENT KILL")) == (nth == 2),
+            "the replica's reconnection is an effect: {what:?}"
+        );
+        let mut err = outcome.expect_err("an injected failure must fail the Announce");
+        let facts = err.take_facts();
+        let admin = ValkeyClient::new(Timeouts::default(), None);
+        let shown = admin
+            .config_get_matching(fixture.servers[1].addr, "replica-announce-ip")
+            .await
+            .unwrap();
+        if nth == 1 {
+            assert_eq!(announced(&facts), None, "{facts:?}");
+            assert_eq!(shown["replica-announce-ip"], "");
+        } else {
+            assert_eq!(
+                announced(&facts),
+                Some("192.0.2.10:31000"),
+                "effect 2 failed after the settings took, and the failure does not say so: {facts:?}"
+            );
+            assert_eq!(shown["replica-announce-ip"], "192.0.2.10");
+        }
+    }
+}
