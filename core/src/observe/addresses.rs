@@ -16,9 +16,11 @@
 
 use std::collections::BTreeMap;
 
-use logbook_journal::ClusterState;
+use logbook_crds::Topology;
+use logbook_journal::{ClusterState, ExternalEndpoint};
 
 use crate::resources::VALKEY_PORT;
+use crate::resources::external::BUS_PORT;
 
 /// Whether the data pods of this cluster are dialled at their external
 /// endpoints (a Sentinel cluster with external access on).
@@ -95,6 +97,32 @@ pub fn observed_replica_announcement(ip: &str, port: u16) -> String {
         bus_port: None,
     }
     .address()
+}
+
+/// The line a Cluster node shows in its own `CLUSTER NODES` entry once
+/// it announces `endpoint`, or its pod address `pod_ip` when `None`:
+/// `ip:port@cport`, as the journal writes it.
+pub fn cluster_announcement(pod_ip: &str, endpoint: Option<&ExternalEndpoint>) -> String {
+    match endpoint {
+        Some(e) => format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap_or(BUS_PORT)),
+        None => format!("{pod_ip}:{VALKEY_PORT}@{BUS_PORT}"),
+    }
+}
+
+/// What a data node of `topology` announces, as the journal writes it,
+/// once told `endpoint` (or its pod address `pod_ip` when `None`):
+/// journaled as what an `Announce` changed when its read-back fails.
+pub fn announcement_once_set(
+    topology: Topology,
+    pod_ip: &str,
+    endpoint: Option<&ExternalEndpoint>,
+) -> String {
+    match topology {
+        Topology::Cluster => cluster_announcement(pod_ip, endpoint),
+        _ => endpoint
+            .map(|e| observed_replica_announcement(&e.host, e.port))
+            .unwrap_or_default(),
+    }
 }
 
 /// Every address a data pod may be reported at, with the pod: its own on

@@ -16,6 +16,7 @@ use logbook_journal::{ExternalEndpoint, Role};
 
 use super::cluster::answer;
 use super::{ActError, Done, Target, valkey_err};
+use crate::observe::addresses::announcement_once_set;
 use crate::observe::external::observe_announced;
 use crate::resources::announce::announce_settings;
 use crate::valkey::ValkeyClient;
@@ -38,19 +39,20 @@ pub(super) async fn announce(
         .config_set_all(addr, &pairs)
         .await
         .map_err(valkey_err(format!("setting what {pod} announces")))?;
+    // What it announces now, journaled should the rest fail: the
+    // settings took, whatever follows.
+    let set = announcement_once_set(topology, pod_ip, endpoint);
+    let facts = || {
+        observe_announced(target.state, pod, &set)
+            .into_iter()
+            .collect()
+    };
     let (shown, reconnected) = if topology == Topology::Cluster {
-        let after = answer(valkey, target, pod).await?;
+        let after = answer(valkey, target, pod)
+            .await
+            .map_err(|err| err.with_facts(facts()))?;
         (after.announced.unwrap_or_default(), false)
     } else {
-        // Set: what it announces now, journaled should the rest fail.
-        let set = endpoint
-            .map(|e| crate::observe::addresses::observed_replica_announcement(&e.host, e.port))
-            .unwrap_or_default();
-        let facts = || {
-            observe_announced(target.state, pod, &set)
-                .into_iter()
-                .collect()
-        };
         let replica = target.state.pods.get(pod).and_then(|p| p.role) == Some(Role::Replica);
         let reconnected = replica
             && valkey.reconnect_to_primary(addr).await.map_err(|err| {

@@ -8,14 +8,11 @@
 //! whose line was ever journaled are considered, so a cluster that never
 //! had external access decides nothing here.
 
-use logbook_journal::ExternalEndpoint;
-
 use super::{Member, members};
 use crate::decide::Decision;
 use crate::decide::external::{announce, judged};
 use crate::decide::view::ClusterView;
-use crate::resources::VALKEY_PORT;
-use crate::resources::external::BUS_PORT;
+use crate::observe::addresses::cluster_announcement;
 
 /// `Announce` for every member announcing other than it should.
 pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
@@ -27,7 +24,7 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
         let Some((announced, endpoint)) = judged(&view.state.external, m.name()) else {
             continue;
         };
-        let wanted = line(pod_ip, endpoint);
+        let wanted = cluster_announcement(pod_ip, endpoint);
         if announced == wanted {
             continue;
         }
@@ -45,14 +42,6 @@ pub fn decide_announce(view: &ClusterView<'_>) -> Vec<Decision> {
         out.push(announce(m.name(), pod_ip, endpoint, announced, wanted, why));
     }
     out
-}
-
-/// The line a node should show the operator: `ip:port@cport`.
-pub fn line(pod_ip: &str, endpoint: Option<&ExternalEndpoint>) -> String {
-    match endpoint {
-        Some(e) => format!("{}:{}@{}", e.host, e.port, e.bus_port.unwrap_or(BUS_PORT)),
-        None => format!("{pod_ip}:{VALKEY_PORT}@{BUS_PORT}"),
-    }
 }
 
 /// The addresses `m`'s peers may list it at without being stale: its pod
