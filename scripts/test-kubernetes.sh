@@ -30,8 +30,11 @@
 #     admin's `kubectl edit` refused), and its conversion webhook called
 #     by the real API server with the ValkeyCluster CRD serving v1alpha1
 #     and v1beta1, v1beta1 stored; `logbook local --kubernetes` serving
-#     a v1alpha1 manifest (tests/local_cluster.rs); and the
-#     effect-fault sweeps of a failover by kill and of a deletion.
+#     a v1alpha1 manifest (tests/local_cluster.rs); clients outside the
+#     pod network through node ports the real API server allocated, a
+#     Cluster through a failover and a reshard, Replication and Sentinel
+#     through a failover, plain and over TLS (tests/operator_external.rs);
+#     and the effect-fault sweeps of a failover by kill and of a deletion.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,7 +50,9 @@ suites_a=(operator_replication operator_journal kubectl_plugin ui_auth)
 suites_both_a=(operator_binding conversion_webhook)
 suites_both_b=(tenant local_cluster)
 suites_both=("${suites_both_a[@]}" "${suites_both_b[@]}")
-suites_b=(operator_restart operator_lifecycle leader_election helm_install)
+# (operator_external, five tests and 150 s, in the second group: it ends
+# before the effect sweeps, which wait for the first)
+suites_b=(operator_restart operator_lifecycle leader_election helm_install operator_external)
 # Faults at every effect on the real control plane: the short sweeps of a
 # failover by kill and of a cluster's deletion (tests/effect_faults.rs).
 effect_sweeps=(effect_sweep_failover_by_kill effect_sweep_cluster_deletion)
@@ -72,7 +77,7 @@ run_group() {
 	for t in "$@"; do filters+=("$t::"); done
 	# Each suite is a module of one of the logbook package's test
 	# binaries (Cargo.toml): the suites are test-name prefixes.
-	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --workspace --locked --no-fail-fast --test main_lane --test components -- "${filters[@]}" >"$DIR/e2e-$group.log" 2>&1 || code=$?
+	LOGBOOK_E2E_CONTROL_PLANE=kubernetes cargo test --workspace --locked --no-fail-fast --test main_lane --test components --test long_lane -- "${filters[@]}" >"$DIR/e2e-$group.log" 2>&1 || code=$?
 	echo "group $group took $((SECONDS - began)) s" >"$DIR/took-$group"
 	return "$code"
 }
