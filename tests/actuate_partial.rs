@@ -336,10 +336,11 @@ async fn labelling_a_pod_that_is_gone_journals_that_it_is_gone() {
     assert_eq!(labels["demo-1"], "primary");
 }
 
-fn announce_outside() -> Intent {
+/// `Announce` telling demo-1, at `pod_ip`, to announce a node port.
+fn announce_outside(pod_ip: String) -> Intent {
     Intent::Announce {
         pod: "demo-1".to_owned(),
-        pod_ip: String::new(),
+        pod_ip,
         endpoint: Some(logbook_journal::ExternalEndpoint {
             host: "192.0.2.10".to_owned(),
             port: 31_000,
@@ -369,10 +370,7 @@ async fn an_announce_that_fails_after_its_settings_journals_them() {
         let mut fixture = Fixture::start().await;
         fixture.spec = ValkeyClusterSpec::with_topology(Topology::Sentinel);
         fixture.state.external.enabled = true;
-        let mut intent = announce_outside();
-        if let Intent::Announce { pod_ip, .. } = &mut intent {
-            *pod_ip = fixture.servers[1].addr.ip().to_string();
-        }
+        let intent = announce_outside(fixture.servers[1].addr.ip().to_string());
         let log = dir.path().join(format!("announce-{nth}.jsonl"));
         let (outcome, fired) = fixture.execute(&intent, fail("Announce", nth), &log).await;
         assert!(fired, "effect {nth} of an Announce was never reached");

@@ -1035,8 +1035,8 @@ fn changes_a_server(name: &str) -> bool {
     let read = matches!(
         name,
         "ACL LIST" | "CONFIG GET" | "INFO" | "PING" | "ROLE" | "WAIT"
-    ) || name.starts_with("CLUSTER ") && cluster_read(name)
-        || name.starts_with("SENTINEL") && sentinel_read(name);
+    ) || cluster_read(name)
+        || sentinel_read(name);
     !read
 }
 
