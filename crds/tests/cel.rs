@@ -277,3 +277,24 @@ fn a_sentinel_cluster_name_leaves_room_for_the_sentinel_statefulset() {
     }
     assert!(name_failures(&"a".repeat(52), json!({})).is_empty());
 }
+
+#[test]
+fn external_settings_only_with_their_type() {
+    let lb = json!({"enabled": true, "type": "LoadBalancer",
+                    "loadBalancerClass": "example.com/lb"});
+    passes(json!({"externalAccess": lb}), None);
+    let by_node_ports = json!({"enabled": true, "nodePorts": {"primary": 31000}});
+    passes(json!({"externalAccess": by_node_ports}), None);
+    fails_with(
+        json!({"externalAccess": {"enabled": true, "type": "LoadBalancer",
+                                  "nodePorts": {"primary": 31000}}}),
+        None,
+        "externalAccess.nodePorts applies only to type NodePort",
+    );
+    fails_with(
+        json!({"externalAccess": {"enabled": true, "type": "NodePort",
+                                  "loadBalancerClass": "example.com/lb"}}),
+        None,
+        "apply only to type LoadBalancer",
+    );
+}

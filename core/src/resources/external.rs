@@ -108,16 +108,21 @@ pub fn build_external_services(
         return Vec::new();
     };
     let cluster = spec.topology == Topology::Cluster;
+    // Chosen node ports (validated: by node ports only, each for a
+    // Service made here); the API server allocates the others.
+    let chosen = &spec.external_access.node_ports;
     let mut out: Vec<Service> = pods
         .iter()
-        .map(|pod| {
+        .enumerate()
+        .map(|(i, pod)| {
             let mut selector = labels::selector(&meta.name);
             selector.insert(POD_NAME_LABEL.to_owned(), pod.clone());
-            let mut ports = vec![port(PORT_NAME, VALKEY_PORT)];
+            let mine = chosen.pods.get(i).copied().unwrap_or_default();
+            let mut ports = vec![port(PORT_NAME, VALKEY_PORT, mine.client)];
             // Valkey announces one port per node, for its peers too: by
             // node ports, the bus must be reachable where it is announced.
             if cluster && kind == ExternalAccessType::NodePort {
-                ports.push(port(BUS_PORT_NAME, BUS_PORT));
+                ports.push(port(BUS_PORT_NAME, BUS_PORT, mine.bus));
             }
             service(
                 meta,
@@ -141,7 +146,7 @@ pub fn build_external_services(
             spec,
             sentinel_service_name(&meta.name),
             labels::sentinel_selector(&meta.name),
-            vec![port(SENTINEL_PORT_NAME, SENTINEL_PORT)],
+            vec![port(SENTINEL_PORT_NAME, SENTINEL_PORT, chosen.sentinel)],
             ServiceSpec {
                 external_traffic_policy: Some("Cluster".to_owned()),
                 ..ServiceSpec::default()
@@ -156,7 +161,7 @@ pub fn build_external_services(
             spec,
             primary_service_name(&meta.name),
             selector,
-            vec![port(PORT_NAME, VALKEY_PORT)],
+            vec![port(PORT_NAME, VALKEY_PORT, chosen.primary)],
             ServiceSpec {
                 external_traffic_policy: Some("Cluster".to_owned()),
                 ..ServiceSpec::default()
@@ -166,10 +171,13 @@ pub fn build_external_services(
     out
 }
 
-fn port(name: &str, number: u16) -> ServicePort {
+/// A Service port, its node port chosen or (`None`) left to the API
+/// server.
+fn port(name: &str, number: u16, node_port: Option<i32>) -> ServicePort {
     ServicePort {
         name: Some(name.to_owned()),
         port: i32::from(number),
+        node_port,
         protocol: Some("TCP".to_owned()),
         ..ServicePort::default()
     }
@@ -216,7 +224,7 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::super::test_support::meta;
     use super::*;
-    use logbook_crds::ExternalAccessSpec;
+    use logbook_crds::{ExternalAccessSpec, ExternalNodePorts, PodNodePorts};
 
     pub(crate) fn exposed(topology: Topology, r#type: ExternalAccessType) -> ValkeyClusterSpec {
         ValkeyClusterSpec {
@@ -227,6 +235,7 @@ pub(crate) mod tests {
                 annotations: BTreeMap::from([("example.com/lb".into(), "internal".into())]),
                 load_balancer_class: Some("example.com/class".into()),
                 load_balancer_source_ranges: vec!["203.0.113.0/24".into()],
+                node_ports: ExternalNodePorts::default(),
             },
             ..ValkeyClusterSpec::default()
         }
@@ -279,6 +288,57 @@ pub(crate) mod tests {
         assert_eq!(
             meta.annotations.as_ref().unwrap()["example.com/lb"],
             "internal"
+        );
+    }
+
+    fn node_ports(s: &Service) -> Vec<(&str, Option<i32>)> {
+        s.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.as_deref().unwrap(), p.node_port))
+            .collect()
+    }
+
+    #[test]
+    fn chosen_node_ports_go_on_their_services_and_the_rest_are_left_open() {
+        let mut spec = exposed(Topology::Cluster, ExternalAccessType::NodePort);
+        spec.external_access.node_ports.pods = vec![PodNodePorts {
+            client: Some(31000),
+            bus: Some(31001),
+        }];
+        let s = build_external_services(&meta(), &spec, &pods());
+        assert_eq!(
+            node_ports(&s[0]),
+            [("valkey", Some(31000)), ("bus", Some(31001))]
+        );
+        assert_eq!(node_ports(&s[1]), [("valkey", None), ("bus", None)]);
+        let mut spec = exposed(Topology::Sentinel, ExternalAccessType::NodePort);
+        spec.external_access.node_ports = ExternalNodePorts {
+            pods: vec![
+                PodNodePorts::default(),
+                PodNodePorts {
+                    client: Some(31002),
+                    bus: None,
+                },
+            ],
+            primary: Some(31003),
+            sentinel: Some(31004),
+        };
+        let s = build_external_services(&meta(), &spec, &pods());
+        let by_name: BTreeMap<&str, Vec<(&str, Option<i32>)>> = s
+            .iter()
+            .map(|s| (s.metadata.name.as_deref().unwrap(), node_ports(s)))
+            .collect();
+        assert_eq!(by_name["cache-0-external"], [("valkey", None)]);
+        assert_eq!(by_name["cache-1-external"], [("valkey", Some(31002))]);
+        assert_eq!(by_name["cache-external"], [("valkey", Some(31003))]);
+        assert_eq!(
+            by_name["cache-sentinel-external"],
+            [("sentinel", Some(31004))]
         );
     }
 

@@ -82,6 +82,112 @@ pub struct ExternalAccessSpec {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub load_balancer_source_ranges: Vec<String>,
+    /// `NodePort` only: the node ports to take, for firewalls and clients
+    /// that must know them in advance; the API server allocates every
+    /// port not named. Each must be free and in the API server's node
+    /// port range (30000-32767 unless it was configured otherwise), and
+    /// none may be named twice.
+    #[serde(skip_serializing_if = "ExternalNodePorts::is_empty")]
+    pub node_ports: ExternalNodePorts,
+}
+
+/// The node ports chosen for the external Services
+/// (`spec.externalAccess.nodePorts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExternalNodePorts {
+    /// By pod ordinal: entry `i` is for `<name>-<i>-external`, the
+    /// Service of data pod `<name>-<i>`. At most one entry per data pod:
+    /// before scaling in, remove the entries of the pods that go.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2768))]
+    pub pods: Vec<PodNodePorts>,
+    /// `<name>-external`, the primary's Service (every topology but
+    /// Cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub primary: Option<i32>,
+    /// `<name>-sentinel-external`, the Sentinels' Service (topology
+    /// Sentinel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub sentinel: Option<i32>,
+}
+
+/// The node ports of one data pod's Service; either may be left to the
+/// API server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodNodePorts {
+    /// The client port's (Valkey's 6379 inside).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub client: Option<i32>,
+    /// The cluster bus's (16379 inside): topology Cluster only, where the
+    /// nodes meet each other through their node ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub bus: Option<i32>,
+}
+
+impl ExternalNodePorts {
+    /// Whether no port is chosen.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Every chosen port with the Service it is for (`pods[i]`,
+    /// `primary`, `sentinel`) and its field under `nodePorts`, in the
+    /// order they are written.
+    pub fn chosen(&self) -> Vec<ChosenNodePort> {
+        let mut out = Vec::new();
+        for (i, p) in self.pods.iter().enumerate() {
+            for (port, which) in [(p.client, "client"), (p.bus, "bus")] {
+                if let Some(port) = port {
+                    out.push(ChosenNodePort {
+                        service: NodePortService::Pod(i),
+                        field: format!("pods[{i}].{which}"),
+                        port,
+                    });
+                }
+            }
+        }
+        for (port, service, field) in [
+            (self.primary, NodePortService::Primary, "primary"),
+            (self.sentinel, NodePortService::Sentinel, "sentinel"),
+        ] {
+            if let Some(port) = port {
+                out.push(ChosenNodePort {
+                    service,
+                    field: field.to_owned(),
+                    port,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Which external Service a chosen node port is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodePortService {
+    /// The data pod of this ordinal's.
+    Pod(usize),
+    /// The primary's (`<name>-external`).
+    Primary,
+    /// The Sentinels' (`<name>-sentinel-external`).
+    Sentinel,
+}
+
+/// One chosen node port: [`ExternalNodePorts::chosen`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChosenNodePort {
+    /// The Service it is for.
+    pub service: NodePortService,
+    /// Its field under `spec.externalAccess.nodePorts` (`pods[0].bus`).
+    pub field: String,
+    /// The port.
+    pub port: i32,
 }
 
 impl ExternalAccessSpec {

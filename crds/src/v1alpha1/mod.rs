@@ -41,7 +41,10 @@ pub use backup::{
     SCHEDULED_LABEL, SECRET_ACCESS_KEY_KEY, SESSION_TOKEN_KEY, ValkeyBackup, ValkeyBackupSpec,
     ValkeyBackupStatus, next_fire_ms, parse_point_in_time, parse_schedule,
 };
-pub use external::{ExternalAccessSpec, ExternalAccessType};
+pub use external::{
+    ChosenNodePort, ExternalAccessSpec, ExternalAccessType, ExternalNodePorts, NodePortService,
+    PodNodePorts,
+};
 pub use failover::{FailoverSpec, SentinelSpec, majority};
 pub use observability::{JournalSpec, MetricsSpec};
 pub use operator_defaults::{

@@ -130,6 +130,9 @@ impl ImagePullPolicy {
 #[x_kube(validation = Rule::new("!has(self.externalAccess) || (has(self.externalAccess.type) && self.externalAccess.type == 'LoadBalancer') || (!has(self.externalAccess.loadBalancerClass) && !has(self.externalAccess.loadBalancerSourceRanges))")
     .message("externalAccess.loadBalancerClass and loadBalancerSourceRanges apply only to type LoadBalancer")
     .field_path(".externalAccess"))]
+#[x_kube(validation = Rule::new("!has(self.externalAccess) || !has(self.externalAccess.nodePorts) || !has(self.externalAccess.type) || self.externalAccess.type == 'NodePort'")
+    .message("externalAccess.nodePorts applies only to type NodePort")
+    .field_path(".externalAccess"))]
 pub struct ValkeyClusterSpec {
     /// Standalone, Replication (default), Sentinel or Cluster. Immutable.
     #[serde(default)]
