@@ -113,6 +113,12 @@ async fn the_cluster_client_routes_by_slot_and_follows_moved() {
     let from = map.owner(key_slot(key.as_bytes())).unwrap().to_string();
     let to = primaries.iter().find(|p| **p != from).unwrap().clone();
     let to_id: String = cmd(&to, &["CLUSTER", "MYID"]).await;
+    let from_id: String = cmd(&from, &["CLUSTER", "MYID"]).await;
+    // Importing first, as a migration does: taking the slot then bumps
+    // the target's config epoch, so that gossip the old owner sent before
+    // it was told cannot win the slot back (each would then send the
+    // client to the other).
+    let _: Value = cmd(&to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).await;
     let mut setslot_order = vec![to.clone(), from.clone()];
     // Replicas refuse SETSLOT; they learn the owner from their primaries.
     setslot_order.extend(
