@@ -274,14 +274,8 @@ async fn the_same_over_tls_verifying_the_node_address_in_the_certificate() {
 
 /// The node port `service`'s port `port` has.
 async fn node_port_of(env: &Env, service: &str, port: &str) -> Option<i32> {
-    env.api::<Service>()
-        .get(service)
-        .await
-        .unwrap()
-        .spec
-        .and_then(|s| s.ports)
-        .and_then(|ports| ports.into_iter().find(|p| p.name.as_deref() == Some(port)))
-        .and_then(|p| p.node_port)
+    let service = env.api::<Service>().get(service).await.unwrap();
+    logbook_core::resources::external::node_port(&service, port).map(i32::from)
 }
 
 /// The node ports the Replication test chooses: the primary's Service's,

@@ -165,14 +165,7 @@ pub async fn expected_endpoints(env: &Env) -> BTreeMap<String, (String, u16, Opt
         let Some(svc) = services.get_opt(&format!("{name}-external")).await.unwrap() else {
             continue;
         };
-        let ports = svc.spec.unwrap().ports.unwrap();
-        let port = |n: &str| {
-            ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(n))
-                .and_then(|p| p.node_port)
-                .map(|p| u16::try_from(p).unwrap())
-        };
+        let port = |n: &str| logbook_core::resources::external::node_port(&svc, n);
         out.insert(name, (host, port("valkey").unwrap(), port("bus")));
     }
     out

@@ -142,10 +142,11 @@ impl ExternalNodePorts {
     pub fn chosen(&self) -> Vec<ChosenNodePort> {
         let mut out = Vec::new();
         for (i, p) in self.pods.iter().enumerate() {
-            for (port, which) in [(p.client, "client"), (p.bus, "bus")] {
+            for (port, bus, which) in [(p.client, false, "client"), (p.bus, true, "bus")] {
                 if let Some(port) = port {
                     out.push(ChosenNodePort {
                         service: NodePortService::Pod(i),
+                        bus,
                         field: format!("pods[{i}].{which}"),
                         port,
                     });
@@ -159,6 +160,7 @@ impl ExternalNodePorts {
             if let Some(port) = port {
                 out.push(ChosenNodePort {
                     service,
+                    bus: false,
                     field: field.to_owned(),
                     port,
                 });
@@ -184,6 +186,8 @@ pub enum NodePortService {
 pub struct ChosenNodePort {
     /// The Service it is for.
     pub service: NodePortService,
+    /// Whether it is a pod's cluster bus port (else a client port).
+    pub bus: bool,
     /// Its field under `spec.externalAccess.nodePorts` (`pods[0].bus`).
     pub field: String,
     /// The port.

@@ -128,8 +128,7 @@ fn check_node_ports(spec: &ValkeyClusterSpec, errors: &mut Errors) {
     for c in &chosen {
         let at = format!("{AT}.{}", c.field);
         let misplaced = match c.service {
-            NodePortService::Pod(_) if c.field.ends_with(".bus") => (spec.topology
-                != Topology::Cluster)
+            NodePortService::Pod(_) if c.bus => (spec.topology != Topology::Cluster)
                 .then_some("a bus port applies only to topology Cluster"),
             NodePortService::Pod(_) => None,
             NodePortService::Primary => (spec.topology == Topology::Cluster).then_some(
