@@ -4,7 +4,7 @@
 //! probed once more at once (death is confirmed, not waited for), then
 //! the runtime decides and acts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,12 +169,20 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// primary's sync delay is over). Changes only, against `state`: a pod
 /// already known failing (each probe of it is journaled again, up to a
 /// cap), a link already known down, or a new replica's first sync
-/// (never up yet: it holds nothing to lose) are not news.
-pub(super) fn alarm(state: &ClusterState, events: &[Event]) -> Option<String> {
+/// (never up yet: it holds nothing to lose) are not news. A timeout is
+/// news only when the pod also timed out the round before (it is in
+/// `slow_before`): a busy node misses one deadline, a frozen one every
+/// deadline, and a refused connection is death at once.
+pub(super) fn alarm(
+    state: &ClusterState,
+    events: &[Event],
+    slow_before: &BTreeSet<String>,
+) -> Option<String> {
     let view = |pod: &str| state.pods.get(pod);
     events.iter().find_map(|e| match e {
         Event::PodReachabilityObserved { pod, reachability }
             if *reachability != Reachability::Reachable
+                && (*reachability != Reachability::TimedOut || slow_before.contains(pod))
                 && view(pod).is_some_and(|v| v.reachability != Some(*reachability)) =>
         {
             Some(format!("{pod} does not answer ({reachability:?})"))
@@ -195,6 +203,20 @@ pub(super) fn alarm(state: &ClusterState, events: &[Event]) -> Option<String> {
     })
 }
 
+/// The pods a round's events show timing out.
+fn timed_out(events: &[Event]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PodReachabilityObserved {
+                pod,
+                reachability: Reachability::TimedOut,
+            } => Some(pod.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Probes every pod every [`WATCH_EVERY`] until a round shows something
 /// [`alarm`] names (against `state`, the journal before the moves), and
 /// returns it. Never returns otherwise: run beside the moves.
@@ -204,15 +226,15 @@ pub(super) async fn watch_for_alarm(
     state: &ClusterState,
     cap: u32,
 ) -> String {
+    let mut slow = BTreeSet::new();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let results = probe_pods(client, pods).await;
-        if let Some(why) = alarm(
-            state,
-            &round_events(state, &results, cap, false, &BTreeMap::new()),
-        ) {
+        let events = round_events(state, &results, cap, false, &BTreeMap::new());
+        if let Some(why) = alarm(state, &events, &slow) {
             return why;
         }
+        slow = timed_out(&events);
     }
 }
 
@@ -315,6 +337,8 @@ pub async fn round(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use logbook_journal::projection::PodView;
     use logbook_journal::{ClusterState, Event, LinkStatus, Reachability, ReplId, Role};
 
@@ -358,23 +382,41 @@ mod tests {
     #[test]
     fn changes_that_must_be_acted_on_at_once_are_alarms_and_what_is_known_is_not() {
         let s = state();
-        assert!(alarm(&s, &[]).is_none());
-        let why = alarm(&s, &[reach("p-0", Reachability::Refused)]).unwrap();
+        let none = BTreeSet::new();
+        assert!(alarm(&s, &[], &none).is_none());
+        let why = alarm(&s, &[reach("p-0", Reachability::Refused)], &none).unwrap();
         assert!(why.contains("p-0 does not answer"), "{why}");
         // Known failing: journaled again, but not news.
-        assert!(alarm(&s, &[reach("p-1", Reachability::Refused)]).is_none());
-        assert!(alarm(&s, &[reach("p-1", Reachability::Reachable)]).is_none());
-        assert!(alarm(&s, &[link("p-1", LinkStatus::Down)]).is_none());
-        let why = alarm(&s, &[link("p-2", LinkStatus::Syncing)]).unwrap();
+        assert!(alarm(&s, &[reach("p-1", Reachability::Refused)], &none).is_none());
+        assert!(alarm(&s, &[reach("p-1", Reachability::Reachable)], &none).is_none());
+        assert!(alarm(&s, &[link("p-1", LinkStatus::Down)], &none).is_none());
+        let why = alarm(&s, &[link("p-2", LinkStatus::Syncing)], &none).unwrap();
         assert!(why.contains("p-2's link"), "{why}");
         // A new replica's first sync: never up, nothing to lose.
-        assert!(alarm(&s, &[link("p-1", LinkStatus::Syncing)]).is_none());
-        assert!(alarm(&s, &[link("p-2", LinkStatus::Up)]).is_none());
+        assert!(alarm(&s, &[link("p-1", LinkStatus::Syncing)], &none).is_none());
+        assert!(alarm(&s, &[link("p-2", LinkStatus::Up)], &none).is_none());
         let role = Event::NodeRoleObserved {
             pod: "p-2".to_owned(),
             role: Role::Primary,
             primary: None,
         };
-        assert!(alarm(&s, &[role]).is_some());
+        assert!(alarm(&s, &[role], &none).is_some());
+    }
+
+    #[test]
+    fn a_timeout_is_an_alarm_only_when_the_round_before_timed_out_too() {
+        let s = state();
+        let timeout = [reach("p-0", Reachability::TimedOut)];
+        assert!(alarm(&s, &timeout, &BTreeSet::new()).is_none());
+        assert!(
+            alarm(&s, &timeout, &BTreeSet::from(["p-2".to_owned()])).is_none(),
+            "another pod's slowness does not confirm p-0's"
+        );
+        let slow = super::timed_out(&timeout);
+        assert_eq!(slow, BTreeSet::from(["p-0".to_owned()]));
+        let why = alarm(&s, &timeout, &slow).unwrap();
+        assert!(why.contains("p-0 does not answer (TimedOut)"), "{why}");
+        // A refused connection needs no second round.
+        assert!(alarm(&s, &[reach("p-0", Reachability::Refused)], &BTreeSet::new()).is_some());
     }
 }

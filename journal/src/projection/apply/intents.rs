@@ -8,8 +8,9 @@
 
 use uuid::Uuid;
 
+use crate::cluster::slot_count;
 use crate::event::Event;
-use crate::intent::Intent;
+use crate::intent::{Intent, SlotRange};
 use crate::projection::{ClusterState, InFlightIntent, reshard};
 use crate::time::Timestamp;
 
@@ -132,7 +133,10 @@ impl ClusterState {
                     self.users.sync_failed(pod, error);
                 }
                 if let Some(Intent::MoveSlots {
-                    from_node, to_node, ..
+                    from_node,
+                    to_node,
+                    slots,
+                    ..
                 }) = settled.as_ref().map(|s| &s.planned.intent)
                 {
                     // A move that handed back while its job is still
@@ -142,7 +146,15 @@ impl ClusterState {
                         .migrations
                         .values()
                         .any(|m| m.job.source == *from_node && m.job.target == *to_node);
-                    if !running {
+                    if self.moved_any(from_node, to_node, slots) {
+                        // It carried slots before it stopped (the ends'
+                        // reports, folded before the outcome, say so):
+                        // progress, so the failures before it are no
+                        // streak any more.
+                        self.reshard
+                            .failures
+                            .remove(&reshard::move_key(from_node, to_node));
+                    } else if !running {
                         self.reshard.move_failed(from_node, to_node, error, at);
                     }
                 }
@@ -166,6 +178,34 @@ impl ClusterState {
             }
             other => self.misrouted(seq, other, "intents"),
         }
+    }
+
+    /// Whether the ends' last reports show some of `slots`, all the source
+    /// `from_node`'s when the move was decided, given away by it or taken
+    /// by the target `to_node`.
+    fn moved_any(&self, from_node: &str, to_node: &str, slots: &[SlotRange]) -> bool {
+        let claims = |node: &str| {
+            self.cluster
+                .nodes
+                .get(node)
+                .map(|n| n.report.slots.as_slice())
+        };
+        let overlap = |claimed: &[SlotRange]| -> u32 {
+            let mut n = 0u32;
+            for a in slots {
+                for b in claimed {
+                    let (start, end) = (a.start.max(b.start), a.end.min(b.end));
+                    if start <= end {
+                        n = n.saturating_add(u32::from(end - start) + 1);
+                    }
+                }
+            }
+            n
+        };
+        let taken = claims(to_node).is_some_and(|c| overlap(c) > 0);
+        let given = claims(from_node)
+            .is_some_and(|c| overlap(&crate::cluster::merge_ranges(c)) < slot_count(slots));
+        taken || given
     }
 
     /// Takes intent `intent_id` out of flight as `outcome` (succeeded,

@@ -426,6 +426,112 @@ fn a_move_that_hands_back_while_its_job_runs_is_not_a_failure_and_is_never_given
     assert_eq!(g.state.reshard.failures.len(), 1);
 }
 
+/// `ranges` without the slots of `gone`.
+fn without(ranges: &[SlotRange], gone: SlotRange) -> Vec<SlotRange> {
+    let mut out = Vec::new();
+    for r in ranges {
+        if gone.end < r.start || gone.start > r.end {
+            out.push(*r);
+            continue;
+        }
+        if r.start < gone.start {
+            out.push(SlotRange {
+                start: r.start,
+                end: gone.start - 1,
+            });
+        }
+        if r.end > gone.end {
+            out.push(SlotRange {
+                start: gone.end + 1,
+                end: r.end,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn a_classic_move_that_hands_back_after_carrying_slots_is_progress_not_a_failure() {
+    let mut g = laid_out(4, &three_bare(), 4, 0);
+    let everyone: Vec<(u32, u32, PeerHealth)> = (0..4).map(|i| (i, 0, PeerHealth::Ok)).collect();
+    let mut source = vec![even_split(3)[0]];
+    let mut taken: Vec<SlotRange> = Vec::new();
+    let handback = "moved 10 slots (4096-4105) of 1366 slots (4096-5461) from demo-0 to demo-3 by the classic pipeline, then stopped so the operator can act on: demo-3 does not answer (TimedOut); the rest is decided again";
+    for n in 0..super::super::resharding::MAX_SAME_FAILURES + 2 {
+        let planned = g.decide();
+        let p = planned
+            .iter()
+            .find(|p| matches!(&p.intent, Intent::MoveSlots { from, .. } if *from == pod(0)))
+            .unwrap_or_else(|| panic!("try {n}: no move from demo-0 in {planned:?}"));
+        let Intent::MoveSlots { slots, .. } = &p.intent else {
+            unreachable!()
+        };
+        let (id, first) = (uuid::Uuid::from_u128(9_300 + u128::from(n)), slots[0].start);
+        g.event(Event::Decided {
+            intents: vec![logbook_journal::PlannedIntent {
+                intent_id: id,
+                intent: p.intent.clone(),
+                reason: p.reason.clone(),
+            }],
+        });
+        // Ten slots carried, then the hand-back: the ends' reports come
+        // before the outcome.
+        let carried = SlotRange {
+            start: first,
+            end: first + 9,
+        };
+        source = without(&source, carried);
+        taken.push(carried);
+        let epoch = 10 + u64::from(n);
+        g.report(
+            &Node {
+                i: 0,
+                g: 0,
+                primary_of: None,
+                slots: source.clone(),
+                epoch: 1,
+            },
+            &everyone,
+            &[],
+        );
+        g.report(
+            &Node {
+                i: 3,
+                g: 0,
+                primary_of: None,
+                slots: taken.clone(),
+                epoch,
+            },
+            &everyone,
+            &[],
+        );
+        g.event(Event::IntentFailed {
+            intent_id: id,
+            error: handback.to_owned(),
+            retryable: true,
+        });
+        assert!(
+            g.state.reshard.failures.is_empty(),
+            "try {n}: {:?}",
+            g.state.reshard.failures
+        );
+    }
+    // Never given up: the source still gives.
+    assert!(
+        g.decide()
+            .iter()
+            .any(|p| matches!(&p.intent, Intent::MoveSlots { from, .. } if *from == pod(0)))
+    );
+    // A hand-back that carried nothing is a failure like any other.
+    first_fails(&mut g, 9_400, handback);
+    assert_eq!(
+        g.state.reshard.failures.len(),
+        1,
+        "{:?}",
+        g.state.reshard.failures
+    );
+}
+
 #[test]
 fn a_drained_primary_takes_the_seat_a_removed_replica_leaves() {
     // 4 × 1 → 3 × 1: demo-3's shard was drained; demo-2's only replica,
