@@ -243,6 +243,22 @@ pub fn merge_ranges(ranges: &[SlotRange]) -> Vec<SlotRange> {
     out
 }
 
+/// Whether every slot of `wanted` is in `owned`.
+#[must_use]
+pub fn covers(owned: &[SlotRange], wanted: &[SlotRange]) -> bool {
+    let owned = merge_ranges(owned);
+    wanted
+        .iter()
+        .all(|w| owned.iter().any(|o| o.start <= w.start && w.end <= o.end))
+}
+
+/// Whether `a` and `b` share a slot.
+#[must_use]
+pub fn overlaps(a: &[SlotRange], b: &[SlotRange]) -> bool {
+    a.iter()
+        .any(|x| b.iter().any(|y| x.start <= y.end && y.start <= x.end))
+}
+
 /// A slot a node marks as half-moved, with the node at the other end
 /// (`CLUSTER NODES`: `[slot->-id]` migrating to it, `[slot-<-id]`
 /// importing from it).
@@ -330,6 +346,20 @@ pub fn even_split(shards: u32) -> Vec<SlotRange> {
 mod tests {
     #![allow(clippy::indexing_slicing)]
     use super::*;
+
+    fn r(start: u16, end: u16) -> SlotRange {
+        SlotRange { start, end }
+    }
+
+    #[test]
+    fn coverage_and_overlap() {
+        let owned = [r(0, 99), r(100, 199), r(500, 500)];
+        assert!(covers(&owned, &[r(50, 150), r(500, 500)]));
+        assert!(!covers(&owned, &[r(150, 250)]));
+        assert!(covers(&owned, &[]));
+        assert!(overlaps(&[r(0, 10)], &[r(10, 20)]));
+        assert!(!overlaps(&[r(0, 10)], &[r(11, 20)]));
+    }
 
     #[test]
     fn an_even_split_covers_every_slot_once() {

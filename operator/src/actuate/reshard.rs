@@ -18,7 +18,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use logbook_journal::cluster::{describe_slots, merge_ranges, merge_slots, slot_count};
+use logbook_journal::cluster::{
+    covers, describe_slots, merge_ranges, merge_slots, overlaps, slot_count,
+};
 use logbook_journal::{Event, MigrationSide, SlotRange};
 use tokio::time::Instant;
 
@@ -57,14 +59,6 @@ async fn expect_running(
     Ok(())
 }
 
-/// Whether every slot of `wanted` is in `owned`.
-fn covers(owned: &[SlotRange], wanted: &[SlotRange]) -> bool {
-    let owned = merge_ranges(owned);
-    wanted
-        .iter()
-        .all(|w| owned.iter().any(|o| o.start <= w.start && w.end <= o.end))
-}
-
 /// The slots of `wanted` not in `owned`.
 pub(super) fn missing(owned: &[SlotRange], wanted: &[SlotRange]) -> Vec<SlotRange> {
     let slots = wanted
@@ -73,11 +67,6 @@ pub(super) fn missing(owned: &[SlotRange], wanted: &[SlotRange]) -> Vec<SlotRang
         .filter(|&s| !owned.iter().any(|o| o.start <= s && s <= o.end))
         .collect();
     merge_slots(slots)
-}
-
-fn overlaps(a: &[SlotRange], b: &[SlotRange]) -> bool {
-    a.iter()
-        .any(|x| b.iter().any(|y| x.start <= y.end && y.start <= x.end))
 }
 
 /// `N slots (ranges)`.
@@ -364,17 +353,12 @@ mod tests {
     }
 
     #[test]
-    fn coverage_and_what_is_missing() {
+    fn what_is_missing() {
         let owned = [r(0, 99), r(100, 199), r(500, 500)];
-        assert!(covers(&owned, &[r(50, 150), r(500, 500)]));
-        assert!(!covers(&owned, &[r(150, 250)]));
-        assert!(covers(&owned, &[]));
         assert_eq!(
             missing(&owned, &[r(150, 250), r(499, 501)]),
             vec![r(200, 250), r(499, 499), r(501, 501)]
         );
         assert!(missing(&owned, &[r(0, 10)]).is_empty());
-        assert!(overlaps(&[r(0, 10)], &[r(10, 20)]));
-        assert!(!overlaps(&[r(0, 10)], &[r(11, 20)]));
     }
 }

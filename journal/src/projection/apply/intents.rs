@@ -8,7 +8,7 @@
 
 use uuid::Uuid;
 
-use crate::cluster::slot_count;
+use crate::cluster::{covers, overlaps};
 use crate::event::Event;
 use crate::intent::{Intent, SlotRange};
 use crate::projection::{ClusterState, InFlightIntent, reshard};
@@ -190,22 +190,8 @@ impl ClusterState {
                 .get(node)
                 .map(|n| n.report.slots.as_slice())
         };
-        let overlap = |claimed: &[SlotRange]| -> u32 {
-            let mut n = 0u32;
-            for a in slots {
-                for b in claimed {
-                    let (start, end) = (a.start.max(b.start), a.end.min(b.end));
-                    if start <= end {
-                        n = n.saturating_add(u32::from(end - start) + 1);
-                    }
-                }
-            }
-            n
-        };
-        let taken = claims(to_node).is_some_and(|c| overlap(c) > 0);
-        let given = claims(from_node)
-            .is_some_and(|c| overlap(&crate::cluster::merge_ranges(c)) < slot_count(slots));
-        taken || given
+        claims(to_node).is_some_and(|c| overlaps(c, slots))
+            || claims(from_node).is_some_and(|c| !covers(c, slots))
     }
 
     /// Takes intent `intent_id` out of flight as `outcome` (succeeded,
