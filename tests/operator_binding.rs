@@ -341,7 +341,7 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
     // The objects are released, and nothing else is decided. A release is
     // decided again only after one that did not succeed (on a loaded
     // machine an API call may fail): each outcome is shown.
-    let releases: Vec<(uuid::Uuid, Option<String>)> = events[unbound_at..rebound_at]
+    let releases: Vec<(uuid::Uuid, Option<&Event>)> = events[unbound_at..rebound_at]
         .iter()
         .filter_map(|e| match &e.body {
             Event::Decided { intents } => Some(intents.iter().map(|p| p.intent_id)),
@@ -349,21 +349,16 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
         })
         .flatten()
         .map(|id| {
-            let outcome = events.iter().find_map(|e| match &e.body {
-                Event::IntentSucceeded { intent_id, detail } if *intent_id == id => {
-                    Some(format!("succeeded: {detail}"))
-                }
-                Event::IntentFailed {
-                    intent_id, error, ..
-                } if *intent_id == id => Some(format!("failed: {error}")),
-                Event::IntentAbandoned { intent_id, reason } if *intent_id == id => {
-                    Some(format!("abandoned: {reason}"))
-                }
-                _ => None,
+            let outcome = events.iter().map(|e| &e.body).find(|b| match b {
+                Event::IntentSucceeded { intent_id, .. }
+                | Event::IntentFailed { intent_id, .. }
+                | Event::IntentAbandoned { intent_id, .. } => *intent_id == id,
+                _ => false,
             });
             (id, outcome)
         })
         .collect();
+    let succeeded = |o: &Option<&Event>| matches!(o, Some(Event::IntentSucceeded { .. }));
     eprintln!("releases while unbound: {releases:?}");
     assert!(
         !while_unbound.is_empty()
@@ -372,12 +367,7 @@ async fn unbinding_and_rebinding_keep_every_pod_and_adopt_the_users_primary() {
                 (Intent::ReleaseObjects, ReasonCode::Unbound { .. })
             ))
             && releases.split_last().is_some_and(|(last, before)| {
-                last.1
-                    .as_deref()
-                    .is_some_and(|o| o.starts_with("succeeded"))
-                    && before
-                        .iter()
-                        .all(|(_, o)| !o.as_deref().is_some_and(|o| o.starts_with("succeeded")))
+                succeeded(&last.1) && !before.iter().any(|(_, o)| succeeded(o))
             }),
         "decided while unbound: {while_unbound:?}, with the outcomes {releases:?}"
     );
